@@ -1,0 +1,58 @@
+/**
+ * One error type with stable codes; the HTTP status of each code is defined
+ * here once so the server maps and the client interprets them the same way.
+ */
+export const errorStatus = {
+  invalid_request: 400,
+  unauthorized: 401,
+  run_not_found: 404,
+  route_not_found: 404,
+  handler_not_found: 404,
+  run_already_terminal: 409,
+  run_not_terminal: 409,
+  run_not_queued: 409,
+  idempotency_conflict: 409,
+  payload_too_large: 413,
+  unavailable: 503,
+  internal: 500,
+} as const;
+
+export type ErrorCode = keyof typeof errorStatus;
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: unknown };
+}
+
+export class RuntrailError extends Error {
+  readonly code: ErrorCode;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message: string, details?: unknown) {
+    super(message);
+    this.name = 'RuntrailError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get status(): number {
+    return errorStatus[this.code];
+  }
+
+  toBody(): ErrorBody {
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        ...(this.details === undefined ? {} : { details: this.details }),
+      },
+    };
+  }
+
+  static isCode(err: unknown, code: ErrorCode): err is RuntrailError {
+    return err instanceof RuntrailError && err.code === code;
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && value in errorStatus;
+}

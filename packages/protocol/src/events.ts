@@ -1,0 +1,118 @@
+import { z } from 'zod';
+
+/**
+ * Event vocabulary. Every event a producer may send is listed here with the
+ * schema of its `data`; the reducer switches over exactly these types, and the
+ * compiler checks that it handles each one.
+ */
+
+export const RunErrorKind = z.enum([
+  'error',
+  'timeout',
+  'orphaned',
+  'stalled',
+  'cancelled',
+  'interrupted',
+]);
+export type RunErrorKind = z.infer<typeof RunErrorKind>;
+
+export const RunError = z.object({
+  kind: RunErrorKind,
+  message: z.string().max(8192),
+});
+export type RunError = z.infer<typeof RunError>;
+
+const name = z.string().min(1).max(200);
+const callId = z.string().min(1).max(200);
+const finite = z.number().refine(Number.isFinite, 'must be a finite number');
+
+export const PhaseStatus = z.enum(['started', 'completed', 'failed']);
+export const LogLevel = z.enum(['debug', 'info', 'warn', 'error']);
+export type LogLevel = z.infer<typeof LogLevel>;
+
+/** `data` schema of each known event type. */
+export const eventDataSchemas = {
+  'run.started': z.object({}).passthrough(),
+  phase: z.object({
+    name,
+    status: PhaseStatus,
+    timeoutMs: z.number().int().positive().optional(),
+  }),
+  'call.started': z.object({ callId, label: z.string().max(500) }),
+  'call.succeeded': z.object({ callId, durationMs: z.number().nonnegative().optional() }),
+  'call.failed': z.object({
+    callId,
+    error: z.string().max(8192),
+    willRetry: z.boolean(),
+  }),
+  'call.retried': z.object({ callId, attempt: z.number().int().positive() }),
+  progress: z.object({
+    done: z.number().nonnegative().refine(Number.isFinite, 'must be a finite number'),
+    total: z.number().nonnegative().refine(Number.isFinite, 'must be a finite number').optional(),
+    message: z.string().max(500).optional(),
+  }),
+  metric: z.object({ name, value: finite, step: z.number().optional() }),
+  counter: z.object({ name, delta: finite }),
+  meta: z.record(z.string(), z.unknown()),
+  log: z.object({ level: LogLevel, message: z.string().max(16384) }),
+  artifact: z.object({
+    name,
+    uri: z.string().max(2048).optional(),
+    contentType: z.string().max(200).optional(),
+    size: z.number().int().nonnegative().optional(),
+  }),
+  'run.cancel_requested': z.object({ reason: z.string().max(500).optional() }),
+  'run.stalled': z.object({
+    stallTimeoutMs: z.number().int().positive(),
+    lastProgressAt: z.number().nullable(),
+  }),
+  'run.succeeded': z.object({ output: z.unknown().optional() }),
+  'run.failed': z.object({ error: RunError, output: z.unknown().optional() }),
+  'run.cancelled': z.object({ reason: z.string().max(500).optional() }),
+} as const;
+
+export type KnownEventType = keyof typeof eventDataSchemas;
+export const knownEventTypes = Object.keys(eventDataSchemas) as KnownEventType[];
+
+export const TERMINAL_TYPES = ['run.succeeded', 'run.failed', 'run.cancelled'] as const;
+export type TerminalType = (typeof TERMINAL_TYPES)[number];
+export function isTerminalType(type: string): type is TerminalType {
+  return (TERMINAL_TYPES as readonly string[]).includes(type);
+}
+
+/** Producer extension events: stored and streamed, ignored by the reducer. */
+export function isExtensionType(type: string): boolean {
+  return type.startsWith('x.') && type.length > 2;
+}
+
+export type EventData<T extends KnownEventType> = z.infer<(typeof eventDataSchemas)[T]>;
+
+/** What a producer sends. `id` makes a retried append idempotent. */
+export const EventInput = z.object({
+  type: z
+    .string()
+    .min(1)
+    .max(100)
+    .refine((t) => t in eventDataSchemas || isExtensionType(t), {
+      message: `unknown event type; use one of ${knownEventTypes.join(', ')} or an extension type starting with "x."`,
+    }),
+  data: z.unknown().optional(),
+  ts: z.number().int().nonnegative().optional(),
+  id: z.string().min(1).max(128).optional(),
+});
+export type EventInput = z.infer<typeof EventInput>;
+
+/** An event as the store holds it: the log entry every reader sees. */
+export interface RunEvent {
+  runId: string;
+  seq: number;
+  type: string;
+  ts: number;
+  data: unknown;
+  id?: string | undefined;
+}
+
+/** A known event with its data typed by its type tag; the reducer works on these. */
+export type TypedEvent = {
+  [T in KnownEventType]: { type: T; seq: number; ts: number; data: EventData<T> };
+}[KnownEventType];

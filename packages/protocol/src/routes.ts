@@ -1,0 +1,128 @@
+import type { z } from 'zod';
+import {
+  AppendEventsBody,
+  CancelRunBody,
+  CreateRunBody,
+  FinishRunBody,
+  HeartbeatBody,
+  ListRunsQuery,
+  ReadEventsQuery,
+} from './run.js';
+import { StreamRunQuery } from './stream.js';
+
+/**
+ * Every HTTP route of runtrail, defined once. The server registers exactly
+ * these (and validates with the schemas given here); the client SDK builds
+ * every URL from this table with `buildPath`, and a contract test checks
+ * that each path the SDK can build is served (field note 2).
+ */
+export interface RouteDef {
+  method: 'GET' | 'POST' | 'DELETE';
+  path: string;
+  summary: string;
+  body?: z.ZodType;
+  query?: z.ZodType;
+}
+
+export const API_PREFIX = '/api/v1';
+
+export const routes = {
+  health: { method: 'GET', path: '/healthz', summary: 'Liveness: 200 while the server can reach its store' },
+  metrics: { method: 'GET', path: '/metrics', summary: 'Prometheus metrics' },
+  createRun: {
+    method: 'POST',
+    path: `${API_PREFIX}/runs`,
+    summary: 'Create a run (honours Idempotency-Key); 201 with the run',
+    body: CreateRunBody,
+  },
+  listRuns: {
+    method: 'GET',
+    path: `${API_PREFIX}/runs`,
+    summary: 'List runs, newest first: {runs, nextCursor}',
+    query: ListRunsQuery,
+  },
+  getRun: { method: 'GET', path: `${API_PREFIX}/runs/:id`, summary: 'A run with its snapshot, seq and observer count' },
+  deleteRun: { method: 'DELETE', path: `${API_PREFIX}/runs/:id`, summary: 'Delete an ended run with its events' },
+  appendEvents: {
+    method: 'POST',
+    path: `${API_PREFIX}/runs/:id/events`,
+    summary: 'Append a batch of events: {seq, seqs}',
+    body: AppendEventsBody,
+  },
+  readEvents: {
+    method: 'GET',
+    path: `${API_PREFIX}/runs/:id/events`,
+    summary: 'Read events after a seq: {events, seq, status}',
+    query: ReadEventsQuery,
+  },
+  finishRun: {
+    method: 'POST',
+    path: `${API_PREFIX}/runs/:id/finish`,
+    summary: 'Write the one terminal event; 409 with the existing end if already ended',
+    body: FinishRunBody,
+  },
+  heartbeat: {
+    method: 'POST',
+    path: `${API_PREFIX}/runs/:id/heartbeat`,
+    summary: "Renew the owner's lease; says whether a cancel was requested",
+    body: HeartbeatBody,
+  },
+  cancelRun: {
+    method: 'POST',
+    path: `${API_PREFIX}/runs/:id/cancel`,
+    summary: 'Ask the owner to stop; the run ends cancelled',
+    body: CancelRunBody,
+  },
+  retryRun: {
+    method: 'POST',
+    path: `${API_PREFIX}/runs/:id/retry`,
+    summary: 'Create a new run with the same input, linked by retryOf',
+  },
+  streamRun: {
+    method: 'GET',
+    path: `${API_PREFIX}/runs/:id/stream`,
+    summary: 'Server-Sent Events of one run (id: seq; honours Last-Event-ID and ?after=)',
+    query: StreamRunQuery,
+  },
+  stream: {
+    method: 'GET',
+    path: `${API_PREFIX}/stream`,
+    summary: 'WebSocket: many subscriptions over one connection',
+  },
+  listHandlers: {
+    method: 'GET',
+    path: `${API_PREFIX}/handlers`,
+    summary: 'Names of the handlers this node can execute',
+  },
+} as const satisfies Record<string, RouteDef>;
+
+export type RouteName = keyof typeof routes;
+
+type ParamNames<P extends string> = P extends `${string}:${infer Name}/${infer Rest}`
+  ? Name | ParamNames<`/${Rest}`>
+  : P extends `${string}:${infer Name}`
+    ? Name
+    : never;
+
+export type RouteParams<R extends RouteName> = {
+  [K in ParamNames<(typeof routes)[R]['path']>]: string;
+};
+
+/** The path of a route with its params filled in and an optional query string. */
+export function buildPath<R extends RouteName>(
+  name: R,
+  params: RouteParams<R>,
+  query?: Record<string, string | number | boolean | undefined>,
+): string {
+  const template: string = routes[name].path;
+  const path = template.replace(/:([A-Za-z]+)/g, (_, key: string) => {
+    const value = (params as Record<string, string>)[key];
+    if (value === undefined) throw new Error(`buildPath(${name}): missing param ${key}`);
+    return encodeURIComponent(value);
+  });
+  if (!query) return path;
+  const search = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) search.set(k, String(v));
+  const qs = search.toString();
+  return qs ? `${path}?${qs}` : path;
+}

@@ -1,0 +1,148 @@
+import { z } from 'zod';
+import { EventInput, RunError, RunErrorKind } from './events.js';
+import type { Snapshot } from './snapshot.js';
+
+export const RunStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
+export type RunStatus = z.infer<typeof RunStatus>;
+export const TERMINAL_STATUSES: readonly RunStatus[] = ['succeeded', 'failed', 'cancelled'];
+export function isTerminalStatus(status: RunStatus): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
+
+export const OwnerKind = z.enum(['executor', 'producer']);
+export const Owner = z.object({
+  kind: OwnerKind,
+  node: z.string().min(1).max(200),
+  id: z.string().min(1).max(200),
+});
+export type Owner = z.infer<typeof Owner>;
+
+/** A run as every API returns it. Times are epoch milliseconds. */
+export interface Run {
+  id: string;
+  name: string;
+  parentId: string | null;
+  status: RunStatus;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  input: unknown;
+  labels: Record<string, string>;
+  error: RunError | null;
+  output: unknown;
+  /** seq of the run's last event (0 before the first). */
+  seq: number;
+  snapshot: Snapshot;
+  /** Whether a worker of the server executes it (a registered handler). */
+  execute: boolean;
+  owner: Owner | null;
+  leaseTtlMs: number;
+  leaseExpiresAt: number | null;
+  heartbeatAt: number | null;
+  cancelRequestedAt: number | null;
+  timeoutMs: number | null;
+  stallTimeoutMs: number | null;
+  failOnStall: boolean;
+  retryOf: string | null;
+  attempt: number;
+}
+
+/** `GET /runs/:id` also says how many watchers follow the run on the node that answered. */
+export interface RunWithObservers extends Run {
+  observers: number;
+}
+
+const labels = z
+  .record(z.string().min(1).max(100), z.string().max(500))
+  .refine((l) => Object.keys(l).length <= 50, 'at most 50 labels');
+
+export const DEFAULT_LEASE_TTL_MS = 30_000;
+
+export const CreateRunBody = z.object({
+  name: z.string().min(1).max(200),
+  input: z.unknown().optional(),
+  labels: labels.optional(),
+  parentId: z.string().min(1).max(100).optional(),
+  /** Queue it for a registered handler of this name instead of producing it yourself. */
+  execute: z.boolean().optional(),
+  owner: Owner.optional(),
+  leaseTtlMs: z.number().int().min(1000).max(24 * 3600_000).optional(),
+  timeoutMs: z.number().int().positive().optional(),
+  stallTimeoutMs: z.number().int().positive().optional(),
+  failOnStall: z.boolean().optional(),
+});
+export type CreateRunBody = z.infer<typeof CreateRunBody>;
+
+export const MAX_LIST_LIMIT = 200;
+export const ListRunsQuery = z.object({
+  status: RunStatus.optional(),
+  name: z.string().min(1).max(200).optional(),
+  parentId: z.string().min(1).max(100).optional(),
+  /** `key=value`; several comma-separated pairs must all match. */
+  label: z.string().max(1000).optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).optional(),
+  cursor: z.string().min(1).max(200).optional(),
+});
+export type ListRunsQuery = z.infer<typeof ListRunsQuery>;
+
+export interface ListRunsResponse {
+  runs: Run[];
+  nextCursor: string | null;
+}
+
+export const MAX_EVENTS_PER_BATCH = 5000;
+export const AppendEventsBody = z.object({
+  events: z.array(EventInput).min(1).max(MAX_EVENTS_PER_BATCH),
+  /** Renew the lease as this owner (an append is also a heartbeat). */
+  owner: Owner.optional(),
+});
+export type AppendEventsBody = z.infer<typeof AppendEventsBody>;
+export interface AppendEventsResponse {
+  seq: number;
+  /** seq of each event of the batch, in order (the original seq for a duplicate id). */
+  seqs: number[];
+  cancelRequested: boolean;
+}
+
+export const MAX_READ_LIMIT = 5000;
+export const ReadEventsQuery = z.object({
+  after: z.coerce.number().int().min(0).optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_READ_LIMIT).optional(),
+});
+export type ReadEventsQuery = z.infer<typeof ReadEventsQuery>;
+
+export interface ReadEventsResponse {
+  events: import('./events.js').RunEvent[];
+  /** The run's current last seq, so a reader knows whether more is waiting. */
+  seq: number;
+  status: RunStatus;
+}
+
+export const FinishRunBody = z
+  .object({
+    status: z.enum(['succeeded', 'failed', 'cancelled']),
+    error: z
+      .object({ kind: RunErrorKind.optional(), message: z.string().min(1).max(8192) })
+      .optional(),
+    output: z.unknown().optional(),
+    /** Idempotency id of the terminal event: a retried finish with the same id succeeds. */
+    id: z.string().min(1).max(128).optional(),
+  })
+  .refine((b) => b.status !== 'failed' || b.error !== undefined, {
+    message: 'a failed run needs an error {kind?, message}',
+    path: ['error'],
+  });
+export type FinishRunBody = z.infer<typeof FinishRunBody>;
+
+export const HeartbeatBody = z.object({ owner: Owner.optional() });
+export type HeartbeatBody = z.infer<typeof HeartbeatBody>;
+export interface HeartbeatResponse {
+  leaseExpiresAt: number | null;
+  cancelRequested: boolean;
+  status: RunStatus;
+}
+
+export const CancelRunBody = z.object({ reason: z.string().max(500).optional() });
+export type CancelRunBody = z.infer<typeof CancelRunBody>;
+
+export { RunError };

@@ -1,0 +1,121 @@
+import type { LogLevel, RunError } from './events.js';
+
+/** Bounds that keep a snapshot small however long the run is. */
+export const SNAPSHOT_LIMITS = {
+  logs: 100,
+  artifacts: 500,
+  metricPoints: 120,
+  phases: 200,
+} as const;
+
+export interface CallInFlight {
+  callId: string;
+  label: string;
+  startedAt: number;
+  attempt: number;
+}
+
+export interface PhaseRecord {
+  name: string;
+  status: 'started' | 'completed' | 'failed';
+  startedAt: number;
+  endedAt: number | null;
+  durationMs: number | null;
+  timeoutMs: number | null;
+}
+
+export interface MetricSummary {
+  last: number;
+  min: number;
+  max: number;
+  count: number;
+  step: number | null;
+  ts: number;
+  /** The latest points as [step (or seq when the producer gave none), value]. */
+  recent: Array<[number, number]>;
+}
+
+export interface LogLine {
+  seq: number;
+  ts: number;
+  level: LogLevel;
+  message: string;
+}
+
+export interface ArtifactRecord {
+  seq: number;
+  ts: number;
+  name: string;
+  uri: string | null;
+  contentType: string | null;
+  size: number | null;
+}
+
+export interface LastError {
+  message: string;
+  callId: string | null;
+  seq: number;
+  ts: number;
+}
+
+export type TerminalStatus = 'succeeded' | 'failed' | 'cancelled';
+
+export interface TerminalInfo {
+  status: TerminalStatus;
+  at: number;
+  seq: number;
+  error: RunError | null;
+  output: unknown;
+}
+
+export interface Snapshot {
+  /** seq of the last event folded in. */
+  seq: number;
+  counters: { ok: number; failed: number; retries: number; named: Record<string, number> };
+  /** In-flight calls by callId. */
+  current: Record<string, CallInFlight>;
+  /** Name of the phase that is running now, if any. */
+  phase: string | null;
+  phases: PhaseRecord[];
+  progress: {
+    done: number;
+    total: number | null;
+    percent: number | null;
+    message: string | null;
+    updatedAt: number;
+  } | null;
+  metrics: Record<string, MetricSummary>;
+  meta: Record<string, unknown>;
+  logs: LogLine[];
+  lastError: LastError | null;
+  artifacts: ArtifactRecord[];
+  stalled: { at: number; stallTimeoutMs: number; lastProgressAt: number | null } | null;
+  cancelRequested: boolean;
+  startedAt: number | null;
+  lastEventAt: number | null;
+  /** ts of the last event that shows the run moving (see PROGRESS_TYPES). */
+  lastProgressAt: number | null;
+  terminal: TerminalInfo | null;
+}
+
+export function initialSnapshot(): Snapshot {
+  return {
+    seq: 0,
+    counters: { ok: 0, failed: 0, retries: 0, named: {} },
+    current: {},
+    phase: null,
+    phases: [],
+    progress: null,
+    metrics: {},
+    meta: {},
+    logs: [],
+    lastError: null,
+    artifacts: [],
+    stalled: null,
+    cancelRequested: false,
+    startedAt: null,
+    lastEventAt: null,
+    lastProgressAt: null,
+    terminal: null,
+  };
+}

@@ -1,0 +1,57 @@
+import type { z } from 'zod';
+import { RuntrailError } from './errors.js';
+import { EventInput, eventDataSchemas, type KnownEventType } from './events.js';
+
+export interface FieldIssue {
+  path: string;
+  message: string;
+}
+
+function pathOf(prefix: string, path: ReadonlyArray<PropertyKey>): string {
+  let out = prefix;
+  for (const part of path) {
+    out += typeof part === 'number' ? `[${part}]` : out ? `.${String(part)}` : String(part);
+  }
+  return out || '(root)';
+}
+
+/** Parse with a schema or throw invalid_request naming every bad field. */
+export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, where: string): z.infer<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  throw invalidRequest(
+    where,
+    result.error.issues.map((i) => ({ path: pathOf('', i.path), message: i.message })),
+  );
+}
+
+export function invalidRequest(where: string, issues: FieldIssue[]): RuntrailError {
+  const first = issues[0];
+  const summary = first ? `${first.path}: ${first.message}` : 'invalid';
+  const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
+  return new RuntrailError('invalid_request', `invalid ${where}: ${summary}${more}`, { issues });
+}
+
+/**
+ * Check each event's `data` against the schema of its type. The envelope
+ * (`type`, `id`, `ts`) is checked by `EventInput`; this second step names the
+ * exact field inside `data` that is wrong, e.g. `events[3].data.done`.
+ */
+export function validateEventData(events: EventInput[], prefix = 'events'): FieldIssue[] {
+  const issues: FieldIssue[] = [];
+  events.forEach((event, index) => {
+    const schema = eventDataSchemas[event.type as KnownEventType];
+    if (!schema) return;
+    const result = schema.safeParse(event.data ?? {});
+    if (!result.success) {
+      for (const i of result.error.issues) {
+        issues.push({ path: pathOf(`${prefix}[${index}].data`, i.path), message: i.message });
+      }
+    } else {
+      event.data = result.data;
+    }
+  });
+  return issues;
+}
+
+export { EventInput };

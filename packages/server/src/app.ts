@@ -1,0 +1,46 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { uuidv7 } from 'uuidv7';
+import { routes } from '@runtrail/protocol';
+import type { RunStore } from '@runtrail/store';
+import type { ServerConfig } from './config.js';
+import { Hub } from './hub.js';
+import { installErrorHandler } from './http/errors.js';
+import { registerRunRoutes } from './http/runs-routes.js';
+import { RunService } from './runs/run-service.js';
+
+export interface AppDeps {
+  config: ServerConfig;
+  store: RunStore;
+  /** Injected so tests can drive leases and timeouts without sleeping. */
+  now?: () => number;
+  newId?: () => string;
+}
+
+export interface App {
+  http: FastifyInstance;
+  runs: RunService;
+  hub: Hub;
+  config: ServerConfig;
+}
+
+/** Assemble the HTTP app around a store. Does not listen; see startServer. */
+export async function buildApp(deps: AppDeps): Promise<App> {
+  const { config } = deps;
+  const http = Fastify({
+    bodyLimit: config.bodyLimitBytes,
+    logger: { level: config.logLevel, base: { node: config.node } },
+    disableRequestLogging: true,
+  });
+  const hub = new Hub();
+  const runs = new RunService({
+    store: deps.store,
+    hub,
+    now: deps.now ?? Date.now,
+    newId: deps.newId ?? uuidv7,
+    leaseTtlMs: config.leaseTtlMs,
+  });
+  installErrorHandler(http);
+  http.get(routes.health.path, async () => ({ ok: true, node: config.node, store: deps.store.kind }));
+  registerRunRoutes(http, runs);
+  return { http, runs, hub, config };
+}

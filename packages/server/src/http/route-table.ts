@@ -1,0 +1,44 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parseOrThrow, routes, type RouteName } from '@runtrail/protocol';
+
+export interface ParsedRequest<B, Q> {
+  params: Record<string, string>;
+  body: B;
+  query: Q;
+  request: FastifyRequest;
+  reply: FastifyReply;
+}
+
+type Schema<R extends RouteName, K extends 'body' | 'query'> = (typeof routes)[R] extends { [P in K]: infer S }
+  ? S extends { _output: infer O }
+    ? O
+    : unknown
+  : undefined;
+
+/**
+ * Register a handler for a route of the shared table. The method, path and
+ * validation all come from the table; nothing here restates them.
+ */
+export function serve<R extends RouteName>(
+  app: FastifyInstance,
+  name: R,
+  handler: (req: ParsedRequest<Schema<R, 'body'>, Schema<R, 'query'>>) => Promise<unknown>,
+): void {
+  const route = routes[name];
+  app.route({
+    method: route.method,
+    url: route.path,
+    handler: async (request, reply) => {
+      const def = route as { body?: import('zod').ZodType; query?: import('zod').ZodType };
+      const body = def.body ? parseOrThrow(def.body, request.body ?? {}, 'request body') : undefined;
+      const query = def.query ? parseOrThrow(def.query, request.query ?? {}, 'query') : undefined;
+      return handler({
+        params: request.params as Record<string, string>,
+        body: body as Schema<R, 'body'>,
+        query: query as Schema<R, 'query'>,
+        request,
+        reply,
+      });
+    },
+  });
+}

@@ -1,0 +1,50 @@
+import type { Run, RunEvent } from '@runtrail/protocol';
+
+export type RunChange = 'created' | 'updated' | 'deleted';
+
+export interface EventListener {
+  (events: RunEvent[], run: Run): void;
+}
+export interface RunListener {
+  (change: RunChange, run: Run): void;
+}
+
+/**
+ * In-process fan-out of COMMITTED events. Nothing reaches the hub before the
+ * store has made it durable, so a listener that misses something (it was
+ * not subscribed yet, or fell behind) can always read it back from the store
+ * by seq. The hub is therefore allowed to be best-effort; the log is not.
+ */
+export class Hub {
+  private readonly byRun = new Map<string, Set<EventListener>>();
+  private readonly runListeners = new Set<RunListener>();
+
+  subscribe(runId: string, listener: EventListener): () => void {
+    let set = this.byRun.get(runId);
+    if (!set) this.byRun.set(runId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set!.delete(listener);
+      if (set!.size === 0 && this.byRun.get(runId) === set) this.byRun.delete(runId);
+    };
+  }
+
+  subscribeRuns(listener: RunListener): () => void {
+    this.runListeners.add(listener);
+    return () => this.runListeners.delete(listener);
+  }
+
+  observers(runId: string): number {
+    return this.byRun.get(runId)?.size ?? 0;
+  }
+
+  publishEvents(run: Run, events: RunEvent[]): void {
+    if (events.length === 0) return;
+    const set = this.byRun.get(run.id);
+    if (set) for (const listener of [...set]) listener(events, run);
+  }
+
+  publishRun(change: RunChange, run: Run): void {
+    for (const listener of [...this.runListeners]) listener(change, run);
+  }
+}

@@ -1,0 +1,190 @@
+import {
+  DEFAULT_LEASE_TTL_MS,
+  RuntrailError,
+  invalidRequest,
+  isTerminalStatus,
+  validateEventData,
+  type AppendEventsBody,
+  type AppendEventsResponse,
+  type CreateRunBody,
+  type EventInput,
+  type FinishRunBody,
+  type HeartbeatResponse,
+  type ListRunsQuery,
+  type ListRunsResponse,
+  type Owner,
+  type ReadEventsResponse,
+  type Run,
+  type RunWithObservers,
+} from '@runtrail/protocol';
+import type { AppendResult, RunStore } from '@runtrail/store';
+import type { Hub } from '../hub.js';
+
+export interface Clock {
+  now(): number;
+}
+
+export interface RunServiceOptions {
+  store: RunStore;
+  hub: Hub;
+  now: () => number;
+  newId: () => string;
+  leaseTtlMs?: number;
+}
+
+/**
+ * Every change to runs goes through here: validate, write to the store (one
+ * transaction), THEN publish to the hub. Transports, the executor and the
+ * reaper all use this one path, so nothing is ever seen before it is durable.
+ */
+export class RunService {
+  readonly store: RunStore;
+  readonly hub: Hub;
+  readonly now: () => number;
+  private readonly newId: () => string;
+  private readonly leaseTtlMs: number;
+
+  constructor(options: RunServiceOptions) {
+    this.store = options.store;
+    this.hub = options.hub;
+    this.now = options.now;
+    this.newId = options.newId;
+    this.leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
+  }
+
+  async create(body: CreateRunBody, extra: { idempotencyKey?: string; retryOf?: string; attempt?: number } = {}): Promise<{ run: Run; created: boolean }> {
+    const result = await this.store.createRun({
+      id: this.newId(),
+      now: this.now(),
+      name: body.name,
+      input: body.input,
+      labels: body.labels,
+      parentId: body.parentId,
+      execute: body.execute,
+      owner: body.owner,
+      leaseTtlMs: body.leaseTtlMs ?? this.leaseTtlMs,
+      timeoutMs: body.timeoutMs,
+      stallTimeoutMs: body.stallTimeoutMs,
+      failOnStall: body.failOnStall,
+      idempotencyKey: extra.idempotencyKey,
+      retryOf: extra.retryOf,
+      attempt: extra.attempt,
+    });
+    if (result.created) this.hub.publishRun('created', result.run);
+    return result;
+  }
+
+  async get(id: string): Promise<RunWithObservers> {
+    const run = await this.store.getRun(id);
+    if (!run) throw new RuntrailError('run_not_found', `run ${id} does not exist`, { runId: id });
+    return { ...run, observers: this.hub.observers(id) };
+  }
+
+  list(query: ListRunsQuery): Promise<ListRunsResponse> {
+    return this.store.listRuns(query);
+  }
+
+  async readEvents(id: string, after: number, limit: number): Promise<ReadEventsResponse> {
+    const events = await this.store.readEvents(id, after, limit);
+    const run = await this.store.getRun(id);
+    if (!run) throw new RuntrailError('run_not_found', `run ${id} does not exist`, { runId: id });
+    return { events, seq: run.seq, status: run.status };
+  }
+
+  /** Append validated producer events. Terminal events go through `finish`. */
+  async append(id: string, body: AppendEventsBody): Promise<AppendEventsResponse> {
+    const issues = validateEventData(body.events);
+    if (issues.length > 0) throw invalidRequest('events', issues);
+    const result = await this.appendEvents(id, body.events, body.owner);
+    return { seq: result.seq, seqs: result.seqs, cancelRequested: result.run.cancelRequestedAt !== null };
+  }
+
+  /** The one write path to the log (already-validated events). */
+  async appendEvents(id: string, events: EventInput[], owner?: Owner): Promise<AppendResult> {
+    const result = await this.store.append(id, events, { now: this.now(), owner });
+    if (result.appended.length > 0) {
+      this.hub.publishEvents(result.run, result.appended);
+      this.hub.publishRun('updated', result.run);
+    }
+    return result;
+  }
+
+  async finish(id: string, body: FinishRunBody): Promise<Run> {
+    const event: EventInput =
+      body.status === 'succeeded'
+        ? { type: 'run.succeeded', data: body.output === undefined ? {} : { output: body.output } }
+        : body.status === 'failed'
+          ? {
+              type: 'run.failed',
+              data: {
+                error: { kind: body.error?.kind ?? 'error', message: body.error?.message ?? 'failed' },
+                ...(body.output === undefined ? {} : { output: body.output }),
+              },
+            }
+          : { type: 'run.cancelled', data: body.error ? { reason: body.error.message } : {} };
+    if (body.id !== undefined) event.id = body.id;
+    return (await this.appendEvents(id, [event])).run;
+  }
+
+  /** End a run with a reason the server decided (reaper, executor); a run that already ended is left as it is. */
+  async endIfRunning(id: string, status: 'failed' | 'cancelled', error: { kind: NonNullable<Run['error']>['kind']; message: string }): Promise<Run | null> {
+    try {
+      return await this.finish(id, { status, error });
+    } catch (err) {
+      // Losing the race to another finisher is the expected outcome here:
+      // the run has exactly one end and it is already written.
+      if (RuntrailError.isCode(err, 'run_already_terminal')) return null;
+      throw err;
+    }
+  }
+
+  async heartbeat(id: string, owner?: Owner): Promise<HeartbeatResponse> {
+    const run = await this.store.heartbeat(id, { now: this.now(), owner });
+    return { leaseExpiresAt: run.leaseExpiresAt, cancelRequested: run.cancelRequestedAt !== null, status: run.status };
+  }
+
+  /**
+   * Ask a run to stop. A queued run has no owner to ask, so it ends at once;
+   * a running one records the request as an event, which its owner sees on
+   * its next heartbeat or append (or at once, in-process).
+   */
+  async cancel(id: string, reason?: string): Promise<Run> {
+    const run = await this.get(id);
+    if (isTerminalStatus(run.status)) {
+      throw new RuntrailError('run_already_terminal', `run ${id} already ended ${run.status}`, {
+        status: run.status,
+        terminal: run.snapshot.terminal,
+      });
+    }
+    if (run.status === 'queued') {
+      return this.finish(id, { status: 'cancelled', error: { kind: 'cancelled', message: reason ?? 'cancelled before it started' } });
+    }
+    if (run.cancelRequestedAt !== null) return run;
+    return (await this.appendEvents(id, [{ type: 'run.cancel_requested', data: reason ? { reason } : {} }])).run;
+  }
+
+  async retry(id: string): Promise<Run> {
+    const prev = await this.get(id);
+    const { run } = await this.create(
+      {
+        name: prev.name,
+        input: prev.input ?? undefined,
+        labels: prev.labels,
+        parentId: prev.parentId ?? undefined,
+        execute: prev.execute,
+        leaseTtlMs: prev.leaseTtlMs,
+        timeoutMs: prev.timeoutMs ?? undefined,
+        stallTimeoutMs: prev.stallTimeoutMs ?? undefined,
+        failOnStall: prev.failOnStall,
+      },
+      { retryOf: prev.id, attempt: prev.attempt + 1 },
+    );
+    return run;
+  }
+
+  async delete(id: string): Promise<void> {
+    const run = await this.get(id);
+    await this.store.deleteRun(id);
+    this.hub.publishRun('deleted', run);
+  }
+}

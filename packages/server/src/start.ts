@@ -1,0 +1,30 @@
+import { openStore, type RunStore } from '@runtrail/store';
+import { buildApp, type App } from './app.js';
+import { loadConfig, type ServerConfigInput } from './config.js';
+
+export interface RunningServer extends App {
+  url: string;
+  store: RunStore;
+  close(): Promise<void>;
+}
+
+/** Open the configured store, build the app, listen. */
+export async function startServer(options: ServerConfigInput & { store?: RunStore } = {}): Promise<RunningServer> {
+  const { store: given, ...rest } = options;
+  const config = loadConfig(rest);
+  const store = given ?? openStore({ dataDir: config.dataDir });
+  const app = await buildApp({ config, store });
+  const address = await app.http.listen({ host: config.host, port: config.port });
+  app.http.log.info({ config: { ...config }, store: store.kind }, `runtrail listening on ${address}`);
+  let closed: Promise<void> | null = null;
+  return {
+    ...app,
+    url: address,
+    store,
+    close: () =>
+      (closed ??= (async () => {
+        await app.http.close();
+        await store.close();
+      })()),
+  };
+}

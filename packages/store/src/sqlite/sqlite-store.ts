@@ -1,0 +1,486 @@
+import Database from 'better-sqlite3';
+import {
+  RuntrailError,
+  MAX_LIST_LIMIT,
+  applyEvent,
+  initialSnapshot,
+  isTerminalStatus,
+  isTerminalType,
+  type EventInput,
+  type ListRunsQuery,
+  type ListRunsResponse,
+  type Owner,
+  type Run,
+  type RunError,
+  type RunEvent,
+  type RunStatus,
+  type Snapshot,
+} from '@runtrail/protocol';
+import type { AppendOptions, AppendResult, DueRuns, NewRunRecord, RunStore } from '../store.js';
+import { migrations } from './migrations.js';
+
+export interface SqliteStoreOptions {
+  filename: string;
+  /** How many run snapshots to keep parsed in memory (they are also on disk). */
+  snapshotCacheSize?: number;
+}
+
+interface RunRow {
+  id: string;
+  name: string;
+  parent_id: string | null;
+  status: RunStatus;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  input: string | null;
+  labels: string;
+  error: string | null;
+  output: string | null;
+  seq: number;
+  snapshot?: string;
+  execute: number;
+  owner: string | null;
+  lease_ttl_ms: number;
+  lease_expires_at: number | null;
+  heartbeat_at: number | null;
+  cancel_requested_at: number | null;
+  timeout_ms: number | null;
+  stall_timeout_ms: number | null;
+  fail_on_stall: number;
+  last_progress_at: number | null;
+  stalled_at: number | null;
+  retry_of: string | null;
+  attempt: number;
+}
+
+interface EventRow {
+  run_id: string;
+  seq: number;
+  type: string;
+  ts: number;
+  data: string | null;
+  event_id: string | null;
+}
+
+const RUN_COLUMNS_NO_SNAPSHOT = `id, name, parent_id, status, created_at, started_at, finished_at, input, labels,
+  error, output, seq, execute, owner, lease_ttl_ms, lease_expires_at, heartbeat_at, cancel_requested_at,
+  timeout_ms, stall_timeout_ms, fail_on_stall, last_progress_at, stalled_at, retry_of, attempt`;
+
+const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
+const parse = <T>(text: string | null | undefined, fallback: T): T =>
+  text === null || text === undefined ? fallback : (JSON.parse(text) as T);
+
+/**
+ * The embedded store: one SQLite file in WAL mode, written through
+ * better-sqlite3's synchronous API. Every write is one `db.transaction`, so
+ * SQLite's single writer gives the per-run seq its order for free.
+ */
+export class SqliteRunStore implements RunStore {
+  readonly kind = 'sqlite';
+  private readonly db: Database.Database;
+  private readonly snapshots = new Map<string, { seq: number; snapshot: Snapshot }>();
+  private readonly cacheSize: number;
+  private readonly stmt;
+  private readonly appendTx;
+
+  constructor(options: SqliteStoreOptions) {
+    this.cacheSize = options.snapshotCacheSize ?? 1000;
+    this.db = new Database(options.filename);
+    this.db.pragma('journal_mode = WAL');
+    // NORMAL in WAL mode: a commit survives a process crash (SIGKILL); only an
+    // OS crash or power loss can drop the last transactions.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+    this.migrate();
+    const db = this.db;
+    this.stmt = {
+      insertRun: db.prepare(`INSERT INTO runs (id, name, parent_id, status, created_at, started_at, input, labels,
+        snapshot, execute, owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at, heartbeat_at, timeout_ms,
+        stall_timeout_ms, fail_on_stall, retry_of, attempt, idempotency_key)
+        VALUES (@id, @name, @parent_id, @status, @created_at, @started_at, @input, @labels, @snapshot, @execute,
+        @owner, @owner_node, @owner_kind, @lease_ttl_ms, @lease_expires_at, @heartbeat_at, @timeout_ms,
+        @stall_timeout_ms, @fail_on_stall, @retry_of, @attempt, @idempotency_key)`),
+      runById: db.prepare(`SELECT * FROM runs WHERE id = ?`),
+      runHeadById: db.prepare(`SELECT ${RUN_COLUMNS_NO_SNAPSHOT} FROM runs WHERE id = ?`),
+      snapshotById: db.prepare(`SELECT snapshot FROM runs WHERE id = ?`).pluck(),
+      runByIdempotencyKey: db.prepare(`SELECT * FROM runs WHERE idempotency_key = ?`),
+      insertEvent: db.prepare(
+        `INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      seqByEventId: db.prepare(`SELECT seq FROM events WHERE run_id = ? AND event_id = ?`).pluck(),
+      readEvents: db.prepare(
+        `SELECT run_id, seq, type, ts, data, event_id FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+      ),
+      updateAfterAppend: db.prepare(`UPDATE runs SET seq = @seq, snapshot = @snapshot, status = @status,
+        started_at = @started_at, finished_at = @finished_at, error = @error, output = @output,
+        lease_expires_at = @lease_expires_at, heartbeat_at = @heartbeat_at, owner = @owner,
+        owner_node = @owner_node, owner_kind = @owner_kind, cancel_requested_at = @cancel_requested_at,
+        last_progress_at = @last_progress_at, stalled_at = @stalled_at WHERE id = @id`),
+      heartbeat: db.prepare(`UPDATE runs SET lease_expires_at = @now + lease_ttl_ms, heartbeat_at = @now,
+        owner = COALESCE(@owner, owner), owner_node = COALESCE(@owner_node, owner_node),
+        owner_kind = COALESCE(@owner_kind, owner_kind) WHERE id = @id AND status = 'running'`),
+      deleteEvents: db.prepare(`DELETE FROM events WHERE run_id = ?`),
+      deleteRun: db.prepare(`DELETE FROM runs WHERE id = ?`),
+      claimable: db.prepare(`SELECT id FROM runs WHERE status = 'queued' AND execute = 1
+        AND name IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?`).pluck(),
+      claim: db.prepare(`UPDATE runs SET status = 'running', started_at = @now, owner = @owner,
+        owner_node = @owner_node, owner_kind = @owner_kind, lease_expires_at = @now + lease_ttl_ms,
+        heartbeat_at = @now WHERE id = @id AND status = 'queued'`),
+      expired: db.prepare(`SELECT * FROM runs WHERE status = 'running' AND lease_expires_at < ? ORDER BY id LIMIT ?`),
+      overdue: db.prepare(`SELECT * FROM runs WHERE status = 'running' AND timeout_ms IS NOT NULL
+        AND started_at + timeout_ms < ? ORDER BY id LIMIT ?`),
+      stalled: db.prepare(`SELECT * FROM runs WHERE status = 'running' AND stall_timeout_ms IS NOT NULL
+        AND stalled_at IS NULL AND COALESCE(last_progress_at, started_at) + stall_timeout_ms < ? ORDER BY id LIMIT ?`),
+      ownedBy: db.prepare(`SELECT * FROM runs WHERE owner_node = ? AND owner_kind = ?
+        AND status IN ('queued','running') ORDER BY id`),
+    };
+    this.appendTx = this.db.transaction((runId: string, events: EventInput[], options: AppendOptions) =>
+      this.appendInTx(runId, events, options),
+    );
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > migrations.length) {
+      throw new Error(
+        `this runtrail is older than its data file (schema version ${version}, known ${migrations.length}); upgrade runtrail`,
+      );
+    }
+    for (let v = version; v < migrations.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(migrations[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  async createRun(record: NewRunRecord): Promise<{ run: Run; created: boolean }> {
+    return this.db.transaction(() => {
+      if (record.idempotencyKey !== undefined) {
+        const existing = this.stmt.runByIdempotencyKey.get(record.idempotencyKey) as RunRow | undefined;
+        if (existing) {
+          if (existing.name !== record.name) {
+            throw new RuntrailError(
+              'idempotency_conflict',
+              `Idempotency-Key ${record.idempotencyKey} was used for a run named "${existing.name}", not "${record.name}"`,
+            );
+          }
+          return { run: this.toRun(existing), created: false };
+        }
+      }
+      if (record.parentId !== undefined && !this.stmt.runHeadById.get(record.parentId)) {
+        throw new RuntrailError('run_not_found', `parent run ${record.parentId} does not exist`, {
+          parentId: record.parentId,
+        });
+      }
+      const execute = record.execute === true;
+      const owner = execute ? null : (record.owner ?? null);
+      const row = {
+        id: record.id,
+        name: record.name,
+        parent_id: record.parentId ?? null,
+        status: execute ? 'queued' : 'running',
+        created_at: record.now,
+        started_at: execute ? null : record.now,
+        input: json(record.input),
+        labels: JSON.stringify(record.labels ?? {}),
+        snapshot: JSON.stringify(initialSnapshot()),
+        execute: execute ? 1 : 0,
+        owner: json(owner ?? undefined),
+        owner_node: owner?.node ?? null,
+        owner_kind: owner?.kind ?? null,
+        lease_ttl_ms: record.leaseTtlMs,
+        lease_expires_at: execute ? null : record.now + record.leaseTtlMs,
+        heartbeat_at: execute ? null : record.now,
+        timeout_ms: record.timeoutMs ?? null,
+        stall_timeout_ms: record.stallTimeoutMs ?? null,
+        fail_on_stall: record.failOnStall ? 1 : 0,
+        retry_of: record.retryOf ?? null,
+        attempt: record.attempt ?? 1,
+        idempotency_key: record.idempotencyKey ?? null,
+      };
+      this.stmt.insertRun.run(row);
+      return { run: this.toRun(this.stmt.runById.get(record.id) as RunRow), created: true };
+    })();
+  }
+
+  async getRun(id: string): Promise<Run | null> {
+    const row = this.stmt.runById.get(id) as RunRow | undefined;
+    return row ? this.toRun(row) : null;
+  }
+
+  async listRuns(query: ListRunsQuery): Promise<ListRunsResponse> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.status) (where.push('status = ?'), params.push(query.status));
+    if (query.name) (where.push('name = ?'), params.push(query.name));
+    if (query.parentId) (where.push('parent_id = ?'), params.push(query.parentId));
+    if (query.cursor) (where.push('id < ?'), params.push(query.cursor));
+    for (const [key, value] of parseLabelFilter(query.label)) {
+      where.push(`json_extract(labels, ?) = ?`);
+      params.push(`$."${key.replace(/"/g, '""')}"`, value);
+    }
+    const limit = Math.min(query.limit ?? 50, MAX_LIST_LIMIT);
+    // ids are UUIDv7: ordering by id is ordering by creation time.
+    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    const rows = this.db.prepare(sql).all(...params, limit + 1) as RunRow[];
+    const page = rows.slice(0, limit);
+    return {
+      runs: page.map((r) => this.toRun(r)),
+      nextCursor: rows.length > limit ? page[page.length - 1]!.id : null,
+    };
+  }
+
+  async deleteRun(id: string): Promise<void> {
+    this.db.transaction(() => {
+      const row = this.requireHead(id);
+      if (!isTerminalStatus(row.status)) {
+        throw new RuntrailError(
+          'run_not_terminal',
+          `run ${id} is ${row.status}; cancel it and wait for it to end before deleting it`,
+          { status: row.status },
+        );
+      }
+      this.stmt.deleteEvents.run(id);
+      this.stmt.deleteRun.run(id);
+      this.snapshots.delete(id);
+    })();
+  }
+
+  async append(runId: string, events: EventInput[], options: AppendOptions): Promise<AppendResult> {
+    try {
+      return this.appendTx(runId, events, options);
+    } catch (err) {
+      // The transaction rolled back; the cached snapshot may be ahead of disk.
+      this.snapshots.delete(runId);
+      throw err;
+    }
+  }
+
+  private appendInTx(runId: string, events: EventInput[], options: AppendOptions): AppendResult {
+    const row = this.requireHead(runId);
+    const seqs: number[] = [];
+    const appended: RunEvent[] = [];
+    const seenInBatch = new Map<string, number>();
+    let seq = row.seq;
+    let snapshot = this.loadSnapshot(runId, row.seq);
+    let status = row.status;
+    let finishedAt = row.finished_at;
+    let error = row.error;
+    let output = row.output;
+    let cancelRequestedAt = row.cancel_requested_at;
+    let startedAt = row.started_at;
+
+    for (const event of events) {
+      if (event.id !== undefined) {
+        const known = seenInBatch.get(event.id) ?? (this.stmt.seqByEventId.get(runId, event.id) as number | undefined);
+        if (known !== undefined) {
+          seqs.push(known);
+          continue;
+        }
+      }
+      if (isTerminalStatus(status)) throw terminalConflict(runId, status, snapshot);
+      seq += 1;
+      const ts = event.ts ?? options.now;
+      const terminal = isTerminalType(event.type);
+      const data = event.data === undefined ? {} : event.data;
+      this.stmt.insertEvent.run(runId, seq, event.type, ts, JSON.stringify(data), event.id ?? null, terminal ? 1 : 0);
+      const stored: RunEvent = { runId, seq, type: event.type, ts, data };
+      if (event.id !== undefined) {
+        stored.id = event.id;
+        seenInBatch.set(event.id, seq);
+      }
+      appended.push(stored);
+      seqs.push(seq);
+      snapshot = applyEvent(snapshot, stored);
+      if (event.type === 'run.started' && startedAt === null) startedAt = ts;
+      if (event.type === 'run.cancel_requested' && cancelRequestedAt === null) cancelRequestedAt = ts;
+      if (terminal) {
+        const end = snapshot.terminal!;
+        status = end.status;
+        finishedAt = ts;
+        error = json(end.error ?? undefined);
+        output = json(end.output ?? undefined);
+      }
+    }
+
+    if (appended.length > 0 || options.owner) {
+      const live = status === 'running';
+      const owner = options.owner;
+      this.stmt.updateAfterAppend.run({
+        id: runId,
+        seq,
+        snapshot: JSON.stringify(snapshot),
+        status,
+        started_at: startedAt,
+        finished_at: finishedAt,
+        error,
+        output,
+        // Any append renews the lease of a live run; an ended run holds none.
+        lease_expires_at: live ? options.now + row.lease_ttl_ms : null,
+        heartbeat_at: live ? options.now : row.heartbeat_at,
+        owner: owner ? JSON.stringify(owner) : row.owner,
+        owner_node: owner ? owner.node : ownerField(row.owner, 'node'),
+        owner_kind: owner ? owner.kind : ownerField(row.owner, 'kind'),
+        cancel_requested_at: cancelRequestedAt,
+        last_progress_at: snapshot.lastProgressAt,
+        stalled_at: snapshot.stalled?.at ?? null,
+      });
+      this.remember(runId, seq, snapshot);
+    }
+    const run = this.toRun({ ...row, seq, status, started_at: startedAt, finished_at: finishedAt, error, output }, snapshot);
+    if (appended.length > 0) {
+      run.cancelRequestedAt = cancelRequestedAt;
+      if (status === 'running') {
+        run.leaseExpiresAt = options.now + row.lease_ttl_ms;
+        run.heartbeatAt = options.now;
+      } else {
+        run.leaseExpiresAt = null;
+      }
+    }
+    return { seq, seqs, appended, run };
+  }
+
+  async readEvents(runId: string, after: number, limit: number): Promise<RunEvent[]> {
+    const rows = this.stmt.readEvents.all(runId, after, limit) as EventRow[];
+    if (rows.length === 0) this.requireHead(runId);
+    return rows.map(toEvent);
+  }
+
+  async heartbeat(runId: string, options: { now: number; owner?: Owner | undefined }): Promise<Run> {
+    const owner = options.owner;
+    this.stmt.heartbeat.run({
+      id: runId,
+      now: options.now,
+      owner: owner ? JSON.stringify(owner) : null,
+      owner_node: owner?.node ?? null,
+      owner_kind: owner?.kind ?? null,
+    });
+    const row = this.stmt.runById.get(runId) as RunRow | undefined;
+    if (!row) throw notFound(runId);
+    return this.toRun(row);
+  }
+
+  async claimQueued(options: { owner: Owner; names: string[]; limit: number; now: number }): Promise<Run[]> {
+    if (options.names.length === 0 || options.limit <= 0) return [];
+    return this.db.transaction(() => {
+      const ids = this.stmt.claimable.all(JSON.stringify(options.names), options.limit) as string[];
+      const claimed: Run[] = [];
+      for (const id of ids) {
+        const changes = this.stmt.claim.run({
+          id,
+          now: options.now,
+          owner: JSON.stringify(options.owner),
+          owner_node: options.owner.node,
+          owner_kind: options.owner.kind,
+        }).changes;
+        if (changes === 1) claimed.push(this.toRun(this.stmt.runById.get(id) as RunRow));
+      }
+      return claimed;
+    })();
+  }
+
+  async findDue(now: number, limit: number): Promise<DueRuns> {
+    const rows = (stmt: Database.Statement) => (stmt.all(now, limit) as RunRow[]).map((r) => this.toRun(r));
+    return { expired: rows(this.stmt.expired), overdue: rows(this.stmt.overdue), stalled: rows(this.stmt.stalled) };
+  }
+
+  async findOwnedBy(node: string, kind: Owner['kind']): Promise<Run[]> {
+    return (this.stmt.ownedBy.all(node, kind) as RunRow[]).map((r) => this.toRun(r));
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  private requireHead(runId: string): RunRow {
+    const row = this.stmt.runHeadById.get(runId) as RunRow | undefined;
+    if (!row) throw notFound(runId);
+    return row;
+  }
+
+  private loadSnapshot(runId: string, seq: number): Snapshot {
+    const cached = this.snapshots.get(runId);
+    if (cached && cached.seq === seq) return cached.snapshot;
+    return parse<Snapshot>(this.stmt.snapshotById.get(runId) as string, initialSnapshot());
+  }
+
+  private remember(runId: string, seq: number, snapshot: Snapshot): void {
+    this.snapshots.delete(runId);
+    this.snapshots.set(runId, { seq, snapshot });
+    if (this.snapshots.size > this.cacheSize) {
+      const oldest = this.snapshots.keys().next().value;
+      if (oldest !== undefined) this.snapshots.delete(oldest);
+    }
+  }
+
+  private toRun(row: RunRow, snapshot?: Snapshot): Run {
+    return {
+      id: row.id,
+      name: row.name,
+      parentId: row.parent_id,
+      status: row.status,
+      createdAt: row.created_at,
+      startedAt: row.started_at,
+      finishedAt: row.finished_at,
+      input: parse(row.input, null),
+      labels: parse(row.labels, {}),
+      error: parse<RunError | null>(row.error, null),
+      output: parse(row.output, null),
+      seq: row.seq,
+      snapshot: snapshot ?? (row.snapshot !== undefined ? parse(row.snapshot, initialSnapshot()) : this.loadSnapshot(row.id, row.seq)),
+      execute: row.execute === 1,
+      owner: parse<Owner | null>(row.owner, null),
+      leaseTtlMs: row.lease_ttl_ms,
+      leaseExpiresAt: row.lease_expires_at,
+      heartbeatAt: row.heartbeat_at,
+      cancelRequestedAt: row.cancel_requested_at,
+      timeoutMs: row.timeout_ms,
+      stallTimeoutMs: row.stall_timeout_ms,
+      failOnStall: row.fail_on_stall === 1,
+      retryOf: row.retry_of,
+      attempt: row.attempt,
+    };
+  }
+}
+
+function toEvent(row: EventRow): RunEvent {
+  const event: RunEvent = { runId: row.run_id, seq: row.seq, type: row.type, ts: row.ts, data: parse(row.data, {}) };
+  if (row.event_id !== null) event.id = row.event_id;
+  return event;
+}
+
+function ownerField(ownerJson: string | null, field: 'node' | 'kind'): string | null {
+  const owner = parse<Owner | null>(ownerJson, null);
+  return owner ? owner[field] : null;
+}
+
+function notFound(runId: string): RuntrailError {
+  return new RuntrailError('run_not_found', `run ${runId} does not exist`, { runId });
+}
+
+export function terminalConflict(runId: string, status: RunStatus, snapshot: Snapshot): RuntrailError {
+  const end = snapshot.terminal;
+  const why = end?.error ? ` (${end.error.kind}: ${end.error.message})` : '';
+  return new RuntrailError(
+    'run_already_terminal',
+    `run ${runId} already ended ${status}${why}; its log is closed`,
+    { status, terminal: end },
+  );
+}
+
+/** `key=value,key2=value2` → pairs; a pair without `=` is a client error. */
+export function parseLabelFilter(label: string | undefined): Array<[string, string]> {
+  if (!label) return [];
+  return label.split(',').map((pair) => {
+    const at = pair.indexOf('=');
+    if (at <= 0) {
+      throw new RuntrailError('invalid_request', `label filter "${pair}" must be key=value`, {
+        issues: [{ path: 'label', message: 'must be key=value[,key=value]' }],
+      });
+    }
+    return [pair.slice(0, at), pair.slice(at + 1)] as [string, string];
+  });
+}

@@ -1,0 +1,90 @@
+import type {
+  EventInput,
+  ListRunsQuery,
+  ListRunsResponse,
+  Owner,
+  Run,
+  RunEvent,
+  RunError,
+  RunStatus,
+} from '@runtrail/protocol';
+
+/**
+ * The one persistence interface of runtrail. Adapters (SQLite now, others
+ * later) implement it and must pass `runStoreConformance`.
+ *
+ * Invariants every adapter keeps:
+ * - seq is 1, 2, 3 … per run, contiguous, assigned inside the append
+ *   transaction; an event id seen before maps to its original seq.
+ * - the run row (seq, snapshot, status, lease) changes in the SAME
+ *   transaction as the events, so a reader never sees one without the other.
+ * - at most one terminal event per run, enforced by the database.
+ * - a failed call changes nothing.
+ */
+export interface RunStore {
+  readonly kind: string;
+
+  createRun(record: NewRunRecord): Promise<{ run: Run; created: boolean }>;
+  getRun(id: string): Promise<Run | null>;
+  listRuns(query: ListRunsQuery): Promise<ListRunsResponse>;
+  deleteRun(id: string): Promise<void>;
+
+  append(runId: string, events: EventInput[], options: AppendOptions): Promise<AppendResult>;
+  readEvents(runId: string, after: number, limit: number): Promise<RunEvent[]>;
+
+  heartbeat(runId: string, options: { now: number; owner?: Owner | undefined }): Promise<Run>;
+  /** Atomically move up to `limit` queued runs of these handler names to running under `owner`. */
+  claimQueued(options: { owner: Owner; names: string[]; limit: number; now: number }): Promise<Run[]>;
+  /** Running runs that need the reaper's attention at `now`. */
+  findDue(now: number, limit: number): Promise<DueRuns>;
+  /** Non-terminal runs held by an owner on `node` (for recovery after a restart). */
+  findOwnedBy(node: string, kind: Owner['kind']): Promise<Run[]>;
+
+  close(): Promise<void>;
+}
+
+export interface NewRunRecord {
+  id: string;
+  name: string;
+  now: number;
+  input?: unknown;
+  labels?: Record<string, string> | undefined;
+  parentId?: string | undefined;
+  execute?: boolean | undefined;
+  owner?: Owner | undefined;
+  leaseTtlMs: number;
+  timeoutMs?: number | undefined;
+  stallTimeoutMs?: number | undefined;
+  failOnStall?: boolean | undefined;
+  retryOf?: string | undefined;
+  attempt?: number | undefined;
+  idempotencyKey?: string | undefined;
+}
+
+export interface AppendOptions {
+  /** Server time; events without `ts` get it, and the lease is renewed from it. */
+  now: number;
+  /** Renew the lease as this owner (an append is a heartbeat). */
+  owner?: Owner | undefined;
+}
+
+export interface AppendResult {
+  /** The run's last seq after the append. */
+  seq: number;
+  /** seq of each input event, in input order (the original seq for a duplicate id). */
+  seqs: number[];
+  /** Only the events this call stored (duplicates excluded), in seq order. */
+  appended: RunEvent[];
+  run: Run;
+}
+
+export interface DueRuns {
+  /** Running runs whose lease lapsed. */
+  expired: Run[];
+  /** Running runs past their total timeout. */
+  overdue: Run[];
+  /** Running runs with no progress for stallTimeoutMs and no stall recorded yet. */
+  stalled: Run[];
+}
+
+export type { Run, RunError, RunStatus };

@@ -1,0 +1,27 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const src = (p: string) => fileURLToPath(new URL(`./packages/${p}`, import.meta.url));
+
+/**
+ * Tests import the packages' TypeScript sources directly (no build needed for
+ * in-process tests); tests that spawn the `runtrail` binary use the build,
+ * which `npm test` makes first.
+ */
+export default defineConfig({
+  resolve: {
+    alias: [
+      { find: /^@runtrail\/client\/node$/, replacement: src('client/src/node/index.ts') },
+      { find: /^@runtrail\/client\/react$/, replacement: src('client/src/react/index.ts') },
+      { find: /^@runtrail\/(protocol|store|client|server)$/, replacement: src('$1/src/index.ts') },
+    ],
+  },
+  test: {
+    include: ['packages/*/src/**/*.test.{ts,tsx}', 'packages/*/test/**/*.test.{ts,tsx}'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Tests start real servers, child processes and a browser; two cores.
+    maxWorkers: 2,
+    reporters: ['default'],
+  },
+});
