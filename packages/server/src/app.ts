@@ -6,6 +6,7 @@ import type { ServerConfig } from './config.js';
 import { Hub } from './hub.js';
 import { installErrorHandler } from './http/errors.js';
 import { registerRunRoutes } from './http/runs-routes.js';
+import { registerStatic } from './http/static.js';
 import { RunService } from './runs/run-service.js';
 
 export interface AppDeps {
@@ -42,5 +43,6 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   installErrorHandler(http);
   http.get(routes.health.path, async () => ({ ok: true, node: config.node, store: deps.store.kind }));
   registerRunRoutes(http, runs);
+  await registerStatic(http, config.webDir);
   return { http, runs, hub, config };
 }

@@ -1,0 +1,86 @@
+import {
+  RuntrailError,
+  buildPath,
+  isErrorCode,
+  routes,
+  type ErrorBody,
+  type RouteName,
+  type RouteParams,
+} from '@runtrail/protocol';
+
+export interface HttpApiOptions {
+  /** Base URL of a runtrail server, e.g. http://127.0.0.1:4310 */
+  url: string;
+  /** Per-request timeout; a request that takes longer fails (and producers retry it). */
+  requestTimeoutMs?: number;
+  headers?: Record<string, string>;
+  fetch?: typeof fetch;
+}
+
+export interface RequestOptions<R extends RouteName> {
+  params?: RouteParams<R>;
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/**
+ * Typed calls to the routes of the shared table. Every URL is built by
+ * `buildPath` from that table, never spelled out here (field note 2).
+ */
+export class HttpApi {
+  readonly baseUrl: string;
+  private readonly timeoutMs: number;
+  private readonly headers: Record<string, string>;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(options: HttpApiOptions) {
+    this.baseUrl = options.url.replace(/\/+$/, '');
+    this.timeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.headers = options.headers ?? {};
+    this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+
+  url<R extends RouteName>(name: R, params: RouteParams<R>, query?: RequestOptions<R>['query']): string {
+    return this.baseUrl + buildPath(name, params, query);
+  }
+
+  async request<T>(name: RouteName, options: RequestOptions<RouteName> = {}): Promise<T> {
+    const route = routes[name];
+    const url = this.url(name, (options.params ?? {}) as never, options.query);
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    const hasBody = options.body !== undefined;
+    const response = await this.fetchImpl(url, {
+      method: route.method,
+      headers: {
+        ...this.headers,
+        ...(hasBody ? { 'content-type': 'application/json' } : {}),
+        ...options.headers,
+      },
+      body: hasBody ? JSON.stringify(options.body) : null,
+      signal,
+    });
+    if (response.status === 204) return undefined as T;
+    const text = await response.text();
+    const payload = text.length > 0 ? (JSON.parse(text) as unknown) : undefined;
+    if (!response.ok) throw errorFromResponse(response.status, payload, `${route.method} ${url}`);
+    return payload as T;
+  }
+}
+
+export function errorFromResponse(status: number, payload: unknown, what: string): RuntrailError {
+  const body = payload as Partial<ErrorBody> | undefined;
+  const code = body?.error?.code;
+  if (isErrorCode(code)) return new RuntrailError(code, body!.error!.message, body!.error!.details);
+  if (status >= 500) return new RuntrailError('unavailable', `${what} answered ${status}`);
+  return new RuntrailError('invalid_request', `${what} answered ${status}`);
+}
+
+/** Worth retrying: the server was unreachable, overloaded, or failed on its side. */
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof RuntrailError) return err.code === 'unavailable' || err.code === 'internal';
+  // fetch rejects with TypeError on network failure and with TimeoutError/AbortError on our timeout.
+  return err instanceof TypeError || (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError'));
+}

@@ -1,0 +1,297 @@
+import {
+  RuntrailError,
+  eventDataSchemas,
+  invalidRequest,
+  isTerminalStatus,
+  validateEventData,
+  type EventInput,
+  type FinishRunBody,
+  type KnownEventType,
+  type EventData,
+  type LogLevel,
+  type Owner,
+  type Run,
+  type RunErrorKind,
+} from '@runtrail/protocol';
+import { backoffDelay, delay } from '../backoff.js';
+import { isRetryable } from '../http-api.js';
+import type { ProducerTransport } from './transport.js';
+
+export interface RunHandleOptions {
+  runId: string;
+  name: string;
+  transport: ProducerTransport;
+  owner: Owner;
+  leaseTtlMs: number;
+  /** Send a batch this long after its first event (default 20 ms). */
+  flushIntervalMs?: number;
+  /** Send at once when this many events wait (default 500). */
+  maxBatch?: number;
+  /** Events that may wait unsent before `event()` refuses more (default 100,000). */
+  maxQueued?: number;
+  /** How long to keep retrying one batch through an outage (default 5 min). */
+  retryForMs?: number;
+  /** Start heartbeating (default true). */
+  heartbeat?: boolean;
+}
+
+export interface CallOptions {
+  /** Extra attempts after the first failure (default 0). */
+  retries?: number;
+  callId?: string;
+  /** Delay before a retry, by attempt number (default: backoff with jitter, 200 ms base). */
+  retryDelayMs?: (attempt: number) => number;
+}
+
+let handleCounter = 0;
+
+/**
+ * A producer's handle on one run. Every method queues an event; the handle
+ * sends them in order, in batches, and retries a failed batch with the same
+ * event ids, so a retry can never store an event twice. `flush()` resolves
+ * once everything queued before it is stored.
+ */
+export class RunHandle {
+  readonly id: string;
+  readonly name: string;
+  /** Aborted when someone asks the run to cancel, or when the run ended without us. */
+  readonly signal: AbortSignal;
+
+  private readonly transport: ProducerTransport;
+  private readonly owner: Owner;
+  private readonly flushIntervalMs: number;
+  private readonly maxBatch: number;
+  private readonly maxQueued: number;
+  private readonly retryForMs: number;
+  private readonly idPrefix: string;
+  private readonly abort = new AbortController();
+  private readonly stopped = new AbortController();
+  private queue: EventInput[] = [];
+  private nextEventNo = 0;
+  private callNo = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
+  private sending: Promise<void> = Promise.resolve();
+  private failure: Error | null = null;
+  private ended: Run | null = null;
+
+  constructor(options: RunHandleOptions) {
+    this.id = options.runId;
+    this.name = options.name;
+    this.transport = options.transport;
+    this.owner = options.owner;
+    this.flushIntervalMs = options.flushIntervalMs ?? 20;
+    this.maxBatch = options.maxBatch ?? 500;
+    this.maxQueued = options.maxQueued ?? 100_000;
+    this.retryForMs = options.retryForMs ?? 5 * 60_000;
+    this.idPrefix = `${options.owner.id}.${(handleCounter++).toString(36)}`;
+    this.signal = this.abort.signal;
+    if (options.heartbeat !== false) {
+      const every = Math.max(250, Math.floor(options.leaseTtlMs / 3));
+      this.heartbeatTimer = setInterval(() => void this.beat(), every);
+      this.heartbeatTimer.unref?.();
+    }
+  }
+
+  /** Queue any event; known types are checked here so bad data fails at the call site. */
+  event<T extends KnownEventType>(type: T, data: EventData<T>): void;
+  event(type: `x.${string}`, data?: unknown): void;
+  event(type: string, data?: unknown): void {
+    if (this.failure) throw this.failure;
+    if (this.ended) {
+      throw new RuntrailError('run_already_terminal', `run ${this.id} already ended ${this.ended.status}`);
+    }
+    if (this.queue.length >= this.maxQueued) {
+      throw new RuntrailError(
+        'unavailable',
+        `${this.queue.length} events of run ${this.id} are waiting to be sent; the server is not keeping up or unreachable (await run.flush())`,
+      );
+    }
+    const event: EventInput = { type, data: data ?? {}, ts: Date.now(), id: `${this.idPrefix}.${this.nextEventNo++}` };
+    if (type in eventDataSchemas) {
+      const issues = validateEventData([event], type);
+      if (issues.length > 0) throw invalidRequest(`${type} event`, issues);
+    } else if (!type.startsWith('x.')) {
+      throw invalidRequest('event', [{ path: 'type', message: `unknown event type ${type}` }]);
+    }
+    this.queue.push(event);
+    if (this.queue.length >= this.maxBatch) this.kick();
+    else if (this.timer === null) {
+      this.timer = setTimeout(() => this.kick(), this.flushIntervalMs);
+    }
+  }
+
+  phase(name: string, options: { timeoutMs?: number } = {}): void {
+    this.event('phase', { name, status: 'started', ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) });
+  }
+
+  phaseEnd(name: string, status: 'completed' | 'failed' = 'completed'): void {
+    this.event('phase', { name, status });
+  }
+
+  /** Run `fn` as a phase: started, then completed or failed with its outcome. */
+  async withPhase<T>(name: string, fn: () => Promise<T>, options: { timeoutMs?: number } = {}): Promise<T> {
+    this.phase(name, options);
+    try {
+      const result = await fn();
+      this.phaseEnd(name, 'completed');
+      return result;
+    } catch (err) {
+      this.phaseEnd(name, 'failed');
+      throw err;
+    }
+  }
+
+  /**
+   * Run one unit of work (an LLM call, a document) and record it: started,
+   * then succeeded, or failed and retried up to `retries` times. This is the
+   * stats tracker: counters live in the run's log, not in a local object.
+   */
+  async call<T>(label: string, fn: (attempt: number) => Promise<T>, options: CallOptions = {}): Promise<T> {
+    const callId = options.callId ?? `c${++this.callNo}`;
+    const retries = options.retries ?? 0;
+    const started = Date.now();
+    this.event('call.started', { callId, label });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await fn(attempt);
+        this.event('call.succeeded', { callId, durationMs: Date.now() - started });
+        return result;
+      } catch (err) {
+        const willRetry = attempt <= retries && !this.signal.aborted;
+        this.event('call.failed', { callId, error: describe(err), willRetry });
+        if (!willRetry) throw err;
+        await delay(options.retryDelayMs?.(attempt) ?? backoffDelay(attempt, { initialMs: 200, maxMs: 10_000 }), this.signal);
+        this.event('call.retried', { callId, attempt: attempt + 1 });
+      }
+    }
+  }
+
+  progress(done: number, total?: number, message?: string): void {
+    this.event('progress', { done, ...(total === undefined ? {} : { total }), ...(message === undefined ? {} : { message }) });
+  }
+
+  metric(name: string, value: number, step?: number): void {
+    this.event('metric', { name, value, ...(step === undefined ? {} : { step }) });
+  }
+
+  count(name: string, delta = 1): void {
+    this.event('counter', { name, delta });
+  }
+
+  log(message: string, level: LogLevel = 'info'): void {
+    this.event('log', { level, message });
+  }
+
+  meta(values: Record<string, unknown>): void {
+    this.event('meta', values);
+  }
+
+  artifact(artifact: EventData<'artifact'>): void {
+    this.event('artifact', artifact);
+  }
+
+  /** Resolve once every event queued so far is stored; reject if a batch could not be. */
+  async flush(): Promise<void> {
+    this.kick();
+    await this.sending;
+    if (this.failure) throw this.failure;
+  }
+
+  succeed(output?: unknown): Promise<Run> {
+    return this.finish({ status: 'succeeded', ...(output === undefined ? {} : { output }) });
+  }
+
+  fail(error: unknown, kind: RunErrorKind = 'error'): Promise<Run> {
+    return this.finish({ status: 'failed', error: { kind, message: describe(error) } });
+  }
+
+  cancelled(reason?: string): Promise<Run> {
+    return this.finish({ status: 'cancelled', ...(reason ? { error: { kind: 'cancelled', message: reason } } : {}) });
+  }
+
+  /**
+   * Write the run's one terminal event after everything queued. The finish
+   * carries an id, so retrying it after a lost response is answered with the
+   * run rather than a conflict.
+   */
+  async finish(body: Omit<FinishRunBody, 'id'>): Promise<Run> {
+    await this.flush();
+    const run = await this.withRetries(() => this.transport.finish(this.id, { ...body, id: `${this.idPrefix}.finish` }));
+    this.ended = run;
+    this.close();
+    return run;
+  }
+
+  /** Stop heartbeating and drop timers (the run itself is not ended). */
+  close(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.stopped.abort();
+  }
+
+  private kick(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.queue.length === 0) return;
+    // One batch in flight at a time keeps the server's seq order equal to ours.
+    this.sending = this.sending.then(() => this.sendQueued());
+  }
+
+  private async sendQueued(): Promise<void> {
+    while (this.queue.length > 0 && !this.failure) {
+      const batch = this.queue.slice(0, this.maxBatch);
+      try {
+        const response = await this.withRetries(() => this.transport.append(this.id, batch, this.owner));
+        this.queue.splice(0, batch.length);
+        if (response.cancelRequested) this.abortWith('cancel requested');
+      } catch (err) {
+        this.failure = err instanceof Error ? err : new Error(String(err));
+        if (RuntrailError.isCode(err, 'run_already_terminal')) this.abortWith('run ended');
+      }
+    }
+  }
+
+  private async withRetries<T>(send: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.retryForMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await send();
+      } catch (err) {
+        if (!isRetryable(err) || Date.now() >= deadline) throw err;
+        await delay(backoffDelay(attempt, { initialMs: 50, maxMs: 2_000 }));
+      }
+    }
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      const response = await this.transport.heartbeat(this.id, this.owner);
+      if (response.cancelRequested) this.abortWith('cancel requested');
+      if (isTerminalStatus(response.status)) {
+        this.abortWith(`run ended ${response.status}`);
+        this.close();
+      }
+    } catch (err) {
+      // A missed heartbeat is not fatal: the lease outlives several of them
+      // and the next append or beat renews it. Appends report real failures.
+      if (!isRetryable(err)) this.failure ??= err instanceof Error ? err : new Error(String(err));
+    }
+  }
+
+  private abortWith(reason: string): void {
+    if (this.abort.signal.aborted) return;
+    const error = new Error(`run ${this.id}: ${reason}`);
+    error.name = 'AbortError';
+    this.abort.abort(error);
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  return typeof err === 'string' ? err : JSON.stringify(err);
+}

@@ -1,0 +1,93 @@
+import {
+  DEFAULT_LEASE_TTL_MS,
+  type CreateRunBody,
+  type ListRunsQuery,
+  type ListRunsResponse,
+  type Owner,
+  type ReadEventsResponse,
+  type Run,
+  type RunWithObservers,
+} from '@runtrail/protocol';
+import { HttpApi, type HttpApiOptions } from './http-api.js';
+import { RunHandle, type RunHandleOptions } from './producer/run-handle.js';
+import { HttpProducerTransport } from './producer/transport.js';
+
+export type RuntrailClientOptions = HttpApiOptions & {
+  /** Producer batching/retry settings for handles this client creates. */
+  producer?: Pick<RunHandleOptions, 'flushIntervalMs' | 'maxBatch' | 'maxQueued' | 'retryForMs'>;
+};
+
+/** The REST face of a runtrail server, and the factory of producer handles. */
+export class RuntrailClient {
+  readonly api: HttpApi;
+  private readonly producerOptions: RuntrailClientOptions['producer'];
+
+  constructor(options: RuntrailClientOptions) {
+    this.api = new HttpApi(options);
+    this.producerOptions = options.producer;
+  }
+
+  /**
+   * Create a run that THIS process produces, and return its handle. The
+   * server mints the id; the handle carries it everywhere (field note 3).
+   */
+  async createRun(body: Omit<CreateRunBody, 'execute' | 'owner'>, options: { idempotencyKey?: string } = {}): Promise<RunHandle> {
+    const owner: Owner = { kind: 'producer', node: nodeName(), id: randomId() };
+    const run = await this.api.request<Run>('createRun', {
+      body: { ...body, owner },
+      headers: options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : {},
+    });
+    return new RunHandle({
+      runId: run.id,
+      name: run.name,
+      transport: new HttpProducerTransport(this.api),
+      owner,
+      leaseTtlMs: run.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
+      ...this.producerOptions,
+    });
+  }
+
+  /** Queue a run for a handler registered on the server (`rt.define`). */
+  startRun(body: Omit<CreateRunBody, 'execute' | 'owner'>): Promise<Run> {
+    return this.api.request<Run>('createRun', { body: { ...body, execute: true } });
+  }
+
+  getRun(id: string): Promise<RunWithObservers> {
+    return this.api.request('getRun', { params: { id } });
+  }
+
+  listRuns(query: ListRunsQuery = {}): Promise<ListRunsResponse> {
+    return this.api.request('listRuns', { query: query as Record<string, string | number | undefined> });
+  }
+
+  readEvents(id: string, after = 0, limit?: number): Promise<ReadEventsResponse> {
+    return this.api.request('readEvents', { params: { id }, query: { after, limit } });
+  }
+
+  cancelRun(id: string, reason?: string): Promise<Run> {
+    return this.api.request('cancelRun', { params: { id }, body: reason ? { reason } : {} });
+  }
+
+  retryRun(id: string): Promise<Run> {
+    return this.api.request('retryRun', { params: { id }, body: {} });
+  }
+
+  deleteRun(id: string): Promise<void> {
+    return this.api.request('deleteRun', { params: { id } });
+  }
+
+  async listHandlers(): Promise<string[]> {
+    const response = await this.api.request<{ handlers: string[] }>('listHandlers');
+    return response.handlers;
+  }
+}
+
+function randomId(): string {
+  return globalThis.crypto.randomUUID();
+}
+
+/** Names the producing process in the run's owner, so an orphaned run says whose it was. */
+function nodeName(): string {
+  const proc = (globalThis as { process?: { pid?: number } }).process;
+  return proc?.pid !== undefined ? `pid-${proc.pid}` : 'browser';
+}
