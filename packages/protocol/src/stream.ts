@@ -8,13 +8,52 @@ import type { Run, RunStatus } from './run.js';
  * the watcher SDK. A subscriber always says where it is (`after` = the last
  * seq it has); the server sends everything after it, backlog then live, in
  * seq order, with no gap and no duplicate (field note 1).
+ *
+ * WebSocket (`routes.stream`, one connection, many subscriptions), JSON text
+ * frames both ways:
+ * - client `{"op":"subscribe","runId":ID,"after":N}` -> server
+ *   `{"type":"subscribed",runId,after,seq,status}` (seq/status: the run's head
+ *   when the subscription started), then zero or more
+ *   `{"type":"events",runId,events:[...]}` frames whose events are exactly
+ *   seq N+1, N+2, ... (each frame holds consecutive events; frames follow each
+ *   other without gap or overlap), backlog first and then live. After the
+ *   frame holding the run's terminal event the server sends
+ *   `{"type":"end",runId,status,seq}` and the subscription is complete.
+ *   A run that does not exist: `{"type":"error",runId,code:"run_not_found",...}`
+ *   and no subscription. Subscribing again to the same runId replaces the
+ *   previous subscription.
+ * - client `{"op":"unsubscribe","runId":ID}`: no more frames for that run.
+ * - client `{"op":"subscribeRuns","filter":{name?,parentId?,status?}}` ->
+ *   server `{"type":"subscribedRuns"}`, then `{"type":"run",change,run}` for
+ *   every run created, updated or deleted that matches `name`/`parentId`
+ *   (status is NOT filtered by the server, so a list can drop a run whose
+ *   status left the filter; the client applies `status`). Updates of one run
+ *   may be coalesced to its latest state. A later `subscribedRuns` (sent
+ *   again after the connection was too far behind) means: refetch the list.
+ * - client `{"op":"unsubscribeRuns"}`.
+ * - a client message the server cannot parse: `{"type":"error",code:"invalid_request"}`.
+ * Keepalive: the server sends WebSocket pings every `streamPingIntervalMs`
+ * and terminates a connection that did not answer the previous one.
+ * Backpressure: when the bytes queued for a connection exceed the server's
+ * `sendBufferBytes`, the server stops sending live events to it; once they
+ * are flushed it continues from the store at the next seq. Nothing is lost.
+ *
+ * Server-Sent Events (`routes.streamRun`, one run): `GET` with `?after=N` or
+ * a `Last-Event-ID: N` header (the header wins, so a browser EventSource
+ * resumes where it was). Unknown run: 404 with a JSON error before any
+ * stream. Otherwise `text/event-stream` starting with a `retry:` hint, then
+ * one `event: run-event` per event with `id: <seq>` and `data: <RunEvent JSON>`,
+ * comment lines (`: ping`) as keepalive, and after the terminal event
+ * `event: end` with `data: {"runId","status","seq"}`, after which the server
+ * closes the response. An EventSource client must call `close()` on `end`,
+ * or it will reconnect (and be told `end` again).
  */
 
 export const StreamRunQuery = z.object({
   after: z.coerce.number().int().min(0).optional(),
 });
 
-const RunsFilter = z.object({
+export const RunsFilter = z.object({
   status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']).optional(),
   name: z.string().min(1).max(200).optional(),
   parentId: z.string().min(1).max(100).optional(),
@@ -41,8 +80,16 @@ export type ServerMessage =
   | { type: 'events'; runId: string; events: RunEvent[] }
   /** The run's terminal event has been sent; the subscription is complete. */
   | { type: 'end'; runId: string; status: RunStatus; seq: number }
+  | { type: 'subscribedRuns' }
   | { type: 'run'; change: 'created' | 'updated' | 'deleted'; run: Run }
   | { type: 'error'; runId?: string; code: ErrorCode; message: string };
 
 /** SSE event names (the `event:` field); `data:` is JSON. */
 export const SSE_EVENTS = { event: 'run-event', end: 'end', error: 'error' } as const;
+
+/** What an `end` message carries (WS `end` frame without `type`, SSE `end` data). */
+export interface StreamEnd {
+  runId: string;
+  status: RunStatus;
+  seq: number;
+}

@@ -25,6 +25,8 @@ export const ServerConfig = z.object({
   shutdownGraceMs: z.coerce.number().int().min(0).default(10_000),
   /** Bytes a WebSocket or SSE connection may have queued before it is switched to catch-up reads. */
   sendBufferBytes: z.coerce.number().int().min(16 * 1024).default(1024 * 1024),
+  /** WebSocket ping / SSE keepalive interval; a WebSocket that misses one pong is terminated. */
+  streamPingIntervalMs: z.coerce.number().int().min(50).default(15_000),
   /** Directory of the built dashboard to serve at /, if any. */
   webDir: z.string().optional(),
 });
@@ -43,6 +45,7 @@ const ENV_KEYS: Record<keyof ServerConfig, string> = {
   concurrency: 'RUNTRAIL_CONCURRENCY',
   shutdownGraceMs: 'RUNTRAIL_SHUTDOWN_GRACE_MS',
   sendBufferBytes: 'RUNTRAIL_SEND_BUFFER_BYTES',
+  streamPingIntervalMs: 'RUNTRAIL_STREAM_PING_INTERVAL_MS',
   webDir: 'RUNTRAIL_WEB_DIR',
 };
 
