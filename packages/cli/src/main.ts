@@ -1,1 +1,29 @@
-export {};
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { RuntrailError } from '@runtrail/protocol';
+import { registerDemo } from './commands/demo.js';
+import { registerRuns } from './commands/runs.js';
+import { registerServe } from './commands/serve.js';
+
+const program = new Command('runtrail')
+  .description('live progress of long-running runs, from a durable event log')
+  .option('--server <url>', 'runtrail server for client commands (env RUNTRAIL_URL, default http://127.0.0.1:4310)')
+  .showHelpAfterError();
+
+registerServe(program);
+registerDemo(program);
+registerRuns(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof RuntrailError) {
+    process.stderr.write(`runtrail: ${err.code}: ${err.message}\n`);
+    process.exit(2);
+  }
+  const cause = (err as { cause?: { code?: string } }).cause;
+  if (err instanceof TypeError && cause?.code === 'ECONNREFUSED') {
+    process.stderr.write(`runtrail: no server answers there (${cause.code}); start one with 'runtrail serve' or pass --server\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`runtrail: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

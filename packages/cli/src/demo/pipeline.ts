@@ -1,0 +1,89 @@
+import { delay, type RunHandle } from '@runtrail/client';
+
+/** Input of the demo pipeline; every field has a default so `{}` works. */
+export interface DemoInput {
+  docs?: number;
+  models?: string[];
+  concurrency?: number;
+  /** Chance that one simulated LLM call fails (each is retried up to twice). */
+  failureRate?: number;
+  /** Mean latency of one simulated call, in ms. */
+  latencyMs?: number;
+}
+
+export interface DemoContext {
+  run: RunHandle;
+  signal: AbortSignal;
+  input: DemoInput;
+}
+
+/**
+ * A realistic simulated evaluation pipeline: generate a test set, then
+ * evaluate every document with every model through many concurrent
+ * LLM-style calls that are slow, sometimes fail and get retried.
+ */
+export async function demoPipeline({ run, signal, input }: DemoContext): Promise<{ accuracy: number; calls: number }> {
+  const docs = clamp(input.docs ?? 120, 1, 100_000);
+  const models = input.models?.length ? input.models : ['gpt-4o', 'claude-sonnet'];
+  const concurrency = clamp(input.concurrency ?? 6, 1, 256);
+  const failureRate = Math.min(0.9, Math.max(0, input.failureRate ?? 0.1));
+  const latencyMs = clamp(input.latencyMs ?? 350, 1, 60_000);
+  run.meta({ docs, models, concurrency, failureRate });
+
+  const documents = await run.withPhase('generate', async () => {
+    const out: string[] = [];
+    for (let i = 0; i < docs; i++) {
+      out.push(`doc_${String(i + 1).padStart(3, '0')}`);
+      if (i % 20 === 19 || i === docs - 1) {
+        await delay(latencyMs / 4, signal);
+        run.progress(i + 1, docs, `generated ${i + 1} of ${docs} documents`);
+      }
+    }
+    run.log(`generated ${docs} documents`);
+    return out;
+  }, { timeoutMs: 60_000 });
+
+  const jobs = documents.flatMap((doc) => models.map((model) => ({ doc, model })));
+  let done = 0;
+  let correct = 0;
+  await run.withPhase('evaluate', async () => {
+    run.progress(0, jobs.length, 'evaluating');
+    let next = 0;
+    const worker = async () => {
+      while (next < jobs.length) {
+        signal.throwIfAborted();
+        const job = jobs[next++]!;
+        const started = Date.now();
+        try {
+          const score = await run.call(
+            `Evaluating ${job.doc} with ${job.model}`,
+            async () => {
+              await delay(latencyMs * (0.3 + Math.random() * 1.4), signal);
+              if (Math.random() < failureRate) throw new Error(`${job.model}: 429 rate limited`);
+              return Math.random();
+            },
+            { retries: 2, retryDelayMs: () => latencyMs / 2 },
+          );
+          if (score > 0.25) correct++;
+          run.metric('latency_ms', Date.now() - started, done);
+          run.count('tokens', 200 + Math.floor(Math.random() * 800));
+        } catch (err) {
+          if (signal.aborted) throw err;
+          run.log(`${job.doc} with ${job.model} failed after retries: ${(err as Error).message}`, 'warn');
+        }
+        done++;
+        run.progress(done, jobs.length);
+        if (done % 10 === 0) run.metric('accuracy', correct / done, done);
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  });
+  const accuracy = done > 0 ? correct / done : 0;
+  run.metric('accuracy', accuracy, done);
+  run.log(`accuracy ${(accuracy * 100).toFixed(1)}% over ${done} calls`);
+  return { accuracy, calls: done };
+}
+
+function clamp(value: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, Math.floor(value)));
+}
