@@ -1,0 +1,171 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RuntrailError, foldEvents, type RunEvent } from '@runtrail/protocol';
+import { startServer, type RunningServer } from '@runtrail/server';
+import { RuntrailClient } from '../runtrail-client.js';
+import { tempDir, waitUntil } from '../../../../test-support/index.js';
+
+/**
+ * The producer SDK against a real server on loopback with a real SQLite
+ * file. Faults are injected where they happen in production: in the
+ * network, between a request the server committed and the response.
+ */
+
+let dir: ReturnType<typeof tempDir>;
+let server: RunningServer;
+
+beforeEach(async () => {
+  dir = tempDir();
+  server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent' });
+});
+
+afterEach(async () => {
+  await server.close();
+  dir.remove();
+});
+
+async function allEvents(client: RuntrailClient, runId: string): Promise<RunEvent[]> {
+  const out: RunEvent[] = [];
+  for (;;) {
+    const page = await client.readEvents(runId, out.length ? out[out.length - 1]!.seq : 0);
+    out.push(...page.events);
+    if (page.events.length === 0 || out[out.length - 1]!.seq >= page.seq) return out;
+  }
+}
+
+/** A fetch that performs the real request, then loses the response for the first `n` matching calls. */
+function losingResponses(n: number, match: (url: string) => boolean) {
+  let lost = 0;
+  let requests = 0;
+  const impl: typeof fetch = async (input, init) => {
+    const url = String(input);
+    if (match(url)) requests++;
+    const response = await fetch(input, init);
+    if (match(url) && lost < n) {
+      lost++;
+      await response.arrayBuffer();
+      throw new TypeError('fetch failed (response lost in the network)');
+    }
+    return response;
+  };
+  return { impl, lost: () => lost, requests: () => requests };
+}
+
+describe('producer SDK', () => {
+  it('stores 2,000 events in the order they were queued, in far fewer requests than events', async () => {
+    const counting = losingResponses(0, (url) => url.endsWith('/events'));
+    const client = new RuntrailClient({ url: server.url, fetch: counting.impl });
+    const run = await client.createRun({ name: 'batched' });
+    for (let i = 1; i <= 2000; i++) run.progress(i, 2000);
+    await run.flush();
+    const events = await allEvents(client, run.id);
+    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 2000 }, (_, i) => i + 1));
+    expect(events.map((e) => (e.data as { done: number }).done)).toEqual(Array.from({ length: 2000 }, (_, i) => i + 1));
+    expect(counting.requests()).toBeLessThanOrEqual(20);
+    run.close();
+  });
+
+  it('retries a batch whose response was lost with the same ids, so every event is stored exactly once', async () => {
+    const lossy = losingResponses(3, (url) => url.endsWith('/events'));
+    const client = new RuntrailClient({ url: server.url, fetch: lossy.impl });
+    const run = await client.createRun({ name: 'lossy' });
+    for (let round = 0; round < 5; round++) {
+      for (let i = 0; i < 300; i++) run.count('items');
+      await run.flush();
+    }
+    expect(lossy.lost()).toBe(3);
+    const events = await allEvents(client, run.id);
+    expect(events).toHaveLength(1500);
+    expect(new Set(events.map((e) => e.id)).size).toBe(1500);
+    const stored = await client.getRun(run.id);
+    expect(stored.snapshot.counters.named.items).toBe(1500);
+    expect(stored.snapshot).toEqual(foldEvents(events));
+    run.close();
+  });
+
+  it('keeps every event through a server restart and stores none twice', async () => {
+    const { port } = new URL(server.url);
+    const client = new RuntrailClient({ url: server.url, requestTimeoutMs: 1000 });
+    const run = await client.createRun({ name: 'outage' });
+    for (let i = 1; i <= 100; i++) run.progress(i);
+    await run.flush();
+    await server.close();
+    // Queued while nobody listens: the handle must hold and retry them.
+    for (let i = 101; i <= 200; i++) run.progress(i);
+    const flushed = run.flush();
+    server = await startServer({ port: Number(port), dataDir: dir.path, logLevel: 'silent' });
+    await flushed;
+    const events = await allEvents(client, run.id);
+    expect(events.map((e) => (e.data as { done: number }).done)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    await run.succeed();
+  });
+
+  it('records calls: retried failures count as retries, the last error clears on success', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'calls' });
+    let attempts = 0;
+    const value = await run.call(
+      'Evaluating doc_1 with gpt-4',
+      async () => {
+        attempts++;
+        if (attempts < 3) throw new Error('429 rate limited');
+        return 42;
+      },
+      { retries: 2, retryDelayMs: () => 1 },
+    );
+    expect(value).toBe(42);
+    await run.flush();
+    let snapshot = (await client.getRun(run.id)).snapshot;
+    expect(snapshot.counters).toMatchObject({ ok: 1, failed: 0, retries: 2 });
+    expect(snapshot.lastError).toBeNull();
+    expect(snapshot.current).toEqual({});
+
+    await expect(
+      run.call('Evaluating doc_2 with gpt-4', async () => Promise.reject(new Error('boom')), { retries: 1, retryDelayMs: () => 1 }),
+    ).rejects.toThrow('boom');
+    await run.flush();
+    snapshot = (await client.getRun(run.id)).snapshot;
+    expect(snapshot.counters).toMatchObject({ ok: 1, failed: 1, retries: 3 });
+    expect(snapshot.lastError?.message).toBe('boom');
+    await run.succeed();
+  });
+
+  it('rejects bad data at the call site, naming the field, and sends nothing', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'bad-data' });
+    expect(() => run.progress(-1, 10)).toThrow(/data\.done/);
+    expect(() => run.metric('loss', Number.NaN)).toThrow(/data\.value/);
+    expect(() => run.event('no.such.type' as 'x.y', {})).toThrow(/unknown event type/);
+    await run.flush();
+    expect((await client.getRun(run.id)).seq).toBe(0);
+    run.close();
+  });
+
+  it('answers a retried finish whose response was lost with the run, and a second finisher with a conflict', async () => {
+    const lossy = losingResponses(1, (url) => url.endsWith('/finish'));
+    const client = new RuntrailClient({ url: server.url, fetch: lossy.impl });
+    const run = await client.createRun({ name: 'finish' });
+    run.progress(1, 1);
+    const ended = await run.succeed({ answer: 42 });
+    expect(lossy.lost()).toBe(1);
+    expect(ended.status).toBe('succeeded');
+    expect(ended.output).toEqual({ answer: 42 });
+    const events = await allEvents(client, run.id);
+    expect(events.filter((e) => e.type === 'run.succeeded')).toHaveLength(1);
+
+    const err = await client.api
+      .request('finishRun', { params: { id: run.id }, body: { status: 'failed', error: { message: 'late' } } })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RuntrailError);
+    expect((err as RuntrailError).code).toBe('run_already_terminal');
+    expect((err as RuntrailError).message).toContain('succeeded');
+  });
+
+  it('aborts the handle signal when someone cancels the run', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'cancel-me', leaseTtlMs: 1000 });
+    await client.cancelRun(run.id, 'user pressed cancel');
+    await waitUntil(() => run.signal.aborted, { timeoutMs: 5000, what: 'the handle to see the cancel request' });
+    const ended = await run.cancelled('stopping as asked');
+    expect(ended.status).toBe('cancelled');
+  });
+});
