@@ -54,5 +54,5 @@ export class RuntrailError extends Error {
 }
 
 export function isErrorCode(value: unknown): value is ErrorCode {
-  return typeof value === 'string' && value in errorStatus;
+  return typeof value === 'string' && Object.hasOwn(errorStatus, value);
 }

@@ -74,6 +74,11 @@ export const eventDataSchemas = {
 export type KnownEventType = keyof typeof eventDataSchemas;
 export const knownEventTypes = Object.keys(eventDataSchemas) as KnownEventType[];
 
+/** Own keys only: `type in eventDataSchemas` would accept "toString" or "constructor". */
+export function isKnownEventType(type: string): type is KnownEventType {
+  return Object.hasOwn(eventDataSchemas, type);
+}
+
 export const TERMINAL_TYPES = ['run.succeeded', 'run.failed', 'run.cancelled'] as const;
 export type TerminalType = (typeof TERMINAL_TYPES)[number];
 export function isTerminalType(type: string): type is TerminalType {
@@ -93,7 +98,7 @@ export const EventInput = z.object({
     .string()
     .min(1)
     .max(100)
-    .refine((t) => t in eventDataSchemas || isExtensionType(t), {
+    .refine((t) => isKnownEventType(t) || isExtensionType(t), {
       message: `unknown event type; use one of ${knownEventTypes.join(', ')} or an extension type starting with "x."`,
     }),
   data: z.unknown().optional(),

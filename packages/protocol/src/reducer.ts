@@ -1,6 +1,6 @@
 import {
-  eventDataSchemas,
   type RunError,
+  isKnownEventType,
   isTerminalType,
   type KnownEventType,
   type TypedEvent,
@@ -42,7 +42,7 @@ export function applyEvent(state: Snapshot, event: ReducibleEvent): Snapshot {
   // A run's log ends at its terminal event; anything after is not part of it.
   if (state.terminal !== null || event.seq <= state.seq) return state;
   const base: Snapshot = { ...state, seq: event.seq, lastEventAt: event.ts };
-  if (!(event.type in eventDataSchemas)) return base;
+  if (!isKnownEventType(event.type)) return base;
   const e = event as TypedEvent;
   const next = reduceKnown(base, e);
   if (PROGRESS_TYPES.has(e.type)) {

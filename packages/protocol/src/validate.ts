@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { RuntrailError } from './errors.js';
-import { EventInput, eventDataSchemas, type KnownEventType } from './events.js';
+import { EventInput, eventDataSchemas, isKnownEventType } from './events.js';
 
 export interface FieldIssue {
   path: string;
@@ -40,8 +40,8 @@ export function invalidRequest(where: string, issues: FieldIssue[]): RuntrailErr
 export function validateEventData(events: EventInput[], prefix = 'events'): FieldIssue[] {
   const issues: FieldIssue[] = [];
   events.forEach((event, index) => {
-    const schema = eventDataSchemas[event.type as KnownEventType];
-    if (!schema) return;
+    if (!isKnownEventType(event.type)) return;
+    const schema = eventDataSchemas[event.type];
     const result = schema.safeParse(event.data ?? {});
     if (!result.success) {
       for (const i of result.error.issues) {
