@@ -272,12 +272,14 @@ function reducePhase(
   };
   if (index >= 0) phases[index] = closed;
   else phases.push(closed);
-  const phase = s.phase === data.name ? null : s.phase;
+  const kept = phases.length > SNAPSHOT_LIMITS.phases ? phases.slice(-SNAPSHOT_LIMITS.phases) : phases;
   const failed = data.status === 'failed';
   return {
     ...s,
-    phase,
-    phases: phases.length > SNAPSHOT_LIMITS.phases ? phases.slice(-SNAPSHOT_LIMITS.phases) : phases,
+    // The running phase is the latest one still open: when a nested phase (or
+    // a second run of the same name) ends, the one around it is still running.
+    phase: kept.findLast((p) => p.status === 'started')?.name ?? null,
+    phases: kept,
     lastError: failed
       ? { message: `phase ${data.name} failed`, callId: null, seq: s.seq, ts }
       : s.lastError,
