@@ -8,6 +8,7 @@ import { installErrorHandler } from './http/errors.js';
 import { registerRunRoutes } from './http/runs-routes.js';
 import { registerStatic } from './http/static.js';
 import { RunService } from './runs/run-service.js';
+import { StreamServer } from './stream/index.js';
 
 export interface AppDeps {
   config: ServerConfig;
@@ -21,6 +22,8 @@ export interface App {
   http: FastifyInstance;
   runs: RunService;
   hub: Hub;
+  /** Live transports (WebSocket, SSE) and their buffered-bytes gauge. */
+  stream: StreamServer;
   config: ServerConfig;
 }
 
@@ -44,6 +47,13 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   installErrorHandler(http);
   http.get(routes.health.path, async () => ({ ok: true, node: config.node, store: deps.store.kind }));
   registerRunRoutes(http, runs);
+  const stream = new StreamServer(http, {
+    store: deps.store,
+    hub,
+    sendBufferBytes: config.sendBufferBytes,
+    pingIntervalMs: config.streamPingIntervalMs,
+    log: http.log,
+  });
   await registerStatic(http, config.webDir);
-  return { http, runs, hub, config };
+  return { http, runs, hub, stream, config };
 }

@@ -1,0 +1,63 @@
+/**
+ * The write side of one streaming connection (a WebSocket or an SSE
+ * response), with its send buffer bounded by bytes.
+ *
+ * Subscriptions never queue events of their own: they write while the
+ * connection is under its bound and otherwise wait for `whenDrained`, then
+ * read what they missed from the store. So a connection holds at most
+ * `limitBytes` plus one frame, however slow its reader is (field note 9).
+ */
+export abstract class Outlet {
+  /** Largest number of queued bytes seen right after a write (the gauge tests and /metrics read). */
+  peakQueuedBytes = 0;
+  private drainWaiters: Array<() => void> = [];
+  private closedFlag = false;
+
+  constructor(readonly limitBytes: number) {}
+
+  /** Bytes written but not yet handed to the kernel. */
+  abstract queuedBytes(): number;
+  protected abstract write(data: string, onFlushed: (err?: Error | null) => void): void;
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  /** Over its bound: subscriptions must stop writing until `whenDrained` calls back. */
+  get blocked(): boolean {
+    return this.queuedBytes() > this.limitBytes;
+  }
+
+  send(data: string): void {
+    if (this.closedFlag) return;
+    this.write(data, (err) => {
+      // A failed write means the peer is gone; the transport's close handler
+      // ends the subscriptions, so there is nothing to resume here.
+      if (err || this.drainWaiters.length === 0 || this.blocked) return;
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const waiter of waiters) waiter();
+    });
+    const queued = this.queuedBytes();
+    if (queued > this.peakQueuedBytes) this.peakQueuedBytes = queued;
+  }
+
+  /**
+   * Call `fn` once the queued bytes are back under the bound. Writes are
+   * flushed in order, so the flush callback of the write that crossed the
+   * bound (or of a later one) always comes; no timer is needed.
+   */
+  whenDrained(fn: () => void): void {
+    if (this.closedFlag) return;
+    if (!this.blocked) {
+      queueMicrotask(fn);
+      return;
+    }
+    this.drainWaiters.push(fn);
+  }
+
+  markClosed(): void {
+    this.closedFlag = true;
+    this.drainWaiters = [];
+  }
+}

@@ -1,0 +1,187 @@
+import {
+  RuntrailError,
+  isTerminalType,
+  type RunEvent,
+  type RunStatus,
+  type StreamEnd,
+} from '@runtrail/protocol';
+import type { RunStore } from '@runtrail/store';
+import type { Hub } from '../hub.js';
+import type { Outlet } from './outlet.js';
+
+/** Events read from the store per catch-up query. */
+export const CATCH_UP_PAGE = 1000;
+
+/** How a transport frames what a subscription delivers. */
+export interface SubscriptionSink {
+  outlet: Outlet;
+  /**
+   * Consecutive events, in seq order; the sink frames them (several per
+   * frame) and stops when the outlet is over its bound. Returns how many of
+   * them it sent (a prefix).
+   */
+  events(events: RunEvent[]): number;
+  /** Sent once, right after the frame with the terminal event. */
+  end(end: StreamEnd): void;
+  /** The subscription cannot go on (e.g. the store failed); it is already closed. */
+  fail(err: RuntrailError): void;
+}
+
+export interface RunSubscriptionDeps {
+  store: RunStore;
+  hub: Hub;
+  runId: string;
+  after: number;
+  sink: SubscriptionSink;
+  onError?: (err: unknown) => void;
+}
+
+const TERMINAL_STATUS: Record<string, RunStatus> = {
+  'run.succeeded': 'succeeded',
+  'run.failed': 'failed',
+  'run.cancelled': 'cancelled',
+};
+
+/**
+ * One subscriber's position in one run's log: delivers every event with
+ * seq > after exactly once, in order, then ends after the terminal event.
+ *
+ * The store is the source; the hub is only a fast path. The hub listener is
+ * attached BEFORE the first store read, and a hub batch is used only when it
+ * starts exactly at lastSent + 1 while nothing else is in flight; anything
+ * else (a gap, a read in progress, a full send buffer) makes the subscription
+ * read from the store at lastSent. Every event is committed before it is
+ * published, so an event committed during a read is either in that read or
+ * published to the already-attached listener afterwards: the subscribe race
+ * of field note 1 cannot happen, and there is no timing to tune.
+ */
+export class RunSubscription {
+  readonly runId: string;
+  private lastSent: number;
+  private readonly deps: RunSubscriptionDeps;
+  private unsubscribeHub: (() => void) | null = null;
+  private pumping = false;
+  /** The head moved while a store read was in flight: read again before resting. */
+  private again = false;
+  private waitingForDrain = false;
+  private done = false;
+
+  constructor(deps: RunSubscriptionDeps) {
+    this.deps = deps;
+    this.runId = deps.runId;
+    this.lastSent = deps.after;
+  }
+
+  /** The last seq delivered to the transport. */
+  get position(): number {
+    return this.lastSent;
+  }
+
+  get closed(): boolean {
+    return this.done;
+  }
+
+  /** Attach to the hub, then send the backlog. The caller checked that the run exists. */
+  start(): void {
+    if (this.done) return;
+    this.unsubscribeHub = this.deps.hub.subscribe(this.runId, this.onHub);
+    void this.pump();
+  }
+
+  close(): void {
+    if (this.done) return;
+    this.done = true;
+    this.unsubscribeHub?.();
+    this.unsubscribeHub = null;
+  }
+
+  private readonly onHub = (events: RunEvent[]): void => {
+    if (this.done) return;
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    const last = events[events.length - 1]!.seq;
+    if (last <= this.lastSent) return;
+    if (events[0]!.seq > this.lastSent + 1 || this.deps.sink.outlet.blocked) {
+      void this.pump();
+      return;
+    }
+    const fresh = events[0]!.seq === this.lastSent + 1 ? events : events.filter((e) => e.seq > this.lastSent);
+    if (!this.deliver(fresh)) void this.pump();
+  };
+
+  /**
+   * Send consecutive events while the connection is under its bound.
+   * Returns false when it stopped early (the rest is re-read from the store).
+   */
+  private deliver(events: RunEvent[]): boolean {
+    const { sink } = this.deps;
+    let start = 0;
+    while (start < events.length) {
+      if (this.done) return true;
+      if (sink.outlet.blocked) return false;
+      let end = Math.min(events.length, start + CATCH_UP_PAGE);
+      const terminalAt = events.slice(start, end).findIndex((e) => isTerminalType(e.type));
+      if (terminalAt >= 0) end = start + terminalAt + 1;
+      const chunk = start === 0 && end === events.length ? events : events.slice(start, end);
+      const sent = sink.events(chunk);
+      if (sent === 0) return false;
+      const last = chunk[sent - 1]!;
+      this.lastSent = last.seq;
+      if (sent < chunk.length) return false;
+      if (terminalAt >= 0) {
+        this.close();
+        sink.end({ runId: this.runId, status: TERMINAL_STATUS[last.type]!, seq: last.seq });
+        return true;
+      }
+      start = end;
+    }
+    return true;
+  }
+
+  /** Read from the store at lastSent until caught up (or blocked, or ended). */
+  private async pump(): Promise<void> {
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      for (;;) {
+        this.again = false;
+        if (this.done) return;
+        if (this.deps.sink.outlet.blocked) {
+          this.waitForDrain();
+          return;
+        }
+        const page = await this.deps.store.readEvents(this.runId, this.lastSent, CATCH_UP_PAGE);
+        if (this.done) return;
+        const fresh = page.length > 0 && page[0]!.seq <= this.lastSent ? page.filter((e) => e.seq > this.lastSent) : page;
+        // Stopped by a full buffer: go round to wait for the drain.
+        if (fresh.length > 0 && !this.deliver(fresh)) continue;
+        // A short page means we reached the head as of that read; anything
+        // committed later is published to our listener, which sets `again`
+        // while we are still here or takes the fast path once we are not.
+        if (page.length < CATCH_UP_PAGE && !this.again) return;
+      }
+    } catch (err) {
+      this.close();
+      this.deps.onError?.(err);
+      this.deps.sink.fail(
+        err instanceof RuntrailError ? err : new RuntrailError('internal', `reading run ${this.runId} failed; see the server log`),
+      );
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private waitForDrain(): void {
+    if (this.waitingForDrain) return;
+    this.waitingForDrain = true;
+    this.deps.sink.outlet.whenDrained(() => {
+      this.waitingForDrain = false;
+      void this.pump();
+    });
+  }
+}

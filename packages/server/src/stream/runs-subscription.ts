@@ -1,0 +1,82 @@
+import type { Run, RunsFilter, ServerMessage } from '@runtrail/protocol';
+import type { Hub, RunChange } from '../hub.js';
+import type { Outlet } from './outlet.js';
+
+/** Distinct runs held while a connection is blocked; past it the client is told to refetch. */
+export const MAX_PENDING_RUN_CHANGES = 10_000;
+
+/**
+ * A live runs list on one connection. Changes of the same run are coalesced
+ * to the latest (a list shows only the latest state, so nothing is lost);
+ * they are flushed once per turn of the event loop and only while the
+ * connection is under its bound. If too many distinct runs change while the
+ * client is not reading, the pending changes are dropped and the client gets
+ * `subscribedRuns` again, which means "refetch the list" (bounded memory,
+ * no silent loss).
+ */
+export class RunsSubscription {
+  private pending = new Map<string, { change: RunChange; run: Run }>();
+  private overflowed = false;
+  private scheduled = false;
+  private closed = false;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly hub: Hub,
+    private readonly filter: RunsFilter,
+    private readonly outlet: Outlet,
+    private readonly sendJson: (message: ServerMessage) => void,
+  ) {
+    this.unsubscribe = hub.subscribeRuns(this.onChange);
+    sendJson({ type: 'subscribedRuns' });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.unsubscribe();
+    this.pending.clear();
+  }
+
+  private readonly onChange = (change: RunChange, run: Run): void => {
+    if (this.closed) return;
+    // Only immutable fields are filtered here; status is the client's to
+    // apply, so a run that leaves a status filter can leave the list.
+    if (this.filter.name !== undefined && run.name !== this.filter.name) return;
+    if (this.filter.parentId !== undefined && run.parentId !== this.filter.parentId) return;
+    if (this.overflowed) return;
+    const previous = this.pending.get(run.id);
+    const merged: RunChange = change === 'deleted' ? 'deleted' : previous?.change === 'created' ? 'created' : change;
+    this.pending.set(run.id, { change: merged, run });
+    if (this.pending.size > MAX_PENDING_RUN_CHANGES) {
+      this.pending.clear();
+      this.overflowed = true;
+    }
+    this.schedule();
+  };
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.flush);
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    if (this.closed) return;
+    if (this.outlet.blocked) {
+      this.scheduled = true;
+      this.outlet.whenDrained(this.flush);
+      return;
+    }
+    if (this.overflowed) {
+      this.overflowed = false;
+      this.sendJson({ type: 'subscribedRuns' });
+    }
+    for (const [id, { change, run }] of this.pending) {
+      this.pending.delete(id);
+      this.sendJson({ type: 'run', change, run });
+      if (this.outlet.blocked) break;
+    }
+    if (this.pending.size > 0) this.schedule();
+  };
+}

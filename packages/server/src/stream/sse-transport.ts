@@ -1,0 +1,121 @@
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { RuntrailError, SSE_EVENTS, type ErrorCode } from '@runtrail/protocol';
+import { sendFrames, sseEventChunks } from './frames.js';
+import { Outlet } from './outlet.js';
+import { RunSubscription } from './run-subscription.js';
+import type { StreamConnection, StreamDeps } from './types.js';
+
+/** Reconnect delay a browser EventSource is told to use after a drop. */
+export const SSE_RETRY_MS = 1000;
+
+class SseOutlet extends Outlet {
+  constructor(
+    private readonly res: ServerResponse,
+    limitBytes: number,
+  ) {
+    super(limitBytes);
+  }
+
+  queuedBytes(): number {
+    // Includes the socket's queue (ServerResponse adds it in writableLength).
+    return this.res.writableLength;
+  }
+
+  protected write(data: string, onFlushed: (err?: Error | null) => void): void {
+    this.res.write(data, onFlushed);
+  }
+}
+
+/**
+ * `after` of an SSE request: the Last-Event-ID header (what a browser sends
+ * when it reconnects by itself) wins over `?after=`, so a resumed
+ * EventSource continues where it was and not where its URL started.
+ */
+export function sseAfter(lastEventId: string | string[] | undefined, queryAfter: number | undefined): number {
+  if (lastEventId === undefined || lastEventId === '') return queryAfter ?? 0;
+  const value = Array.isArray(lastEventId) ? lastEventId[lastEventId.length - 1]! : lastEventId;
+  if (!/^\d{1,15}$/.test(value.trim())) {
+    throw new RuntrailError('invalid_request', `Last-Event-ID must be a seq (a non-negative integer), got ${JSON.stringify(value)}`);
+  }
+  return Number(value.trim());
+}
+
+/** One SSE response streaming one run. */
+export class SseConnection implements StreamConnection {
+  readonly kind = 'sse' as const;
+  readonly outlet: SseOutlet;
+  private readonly sub: RunSubscription;
+
+  constructor(
+    private readonly res: ServerResponse,
+    runId: string,
+    after: number,
+    deps: StreamDeps,
+    private readonly onClosed: (conn: SseConnection) => void,
+  ) {
+    this.outlet = new SseOutlet(res, deps.sendBufferBytes);
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      // Reverse proxies (nginx) would otherwise buffer the stream.
+      'x-accel-buffering': 'no',
+    });
+    this.outlet.send(`retry: ${SSE_RETRY_MS}\n\n`);
+    this.sub = new RunSubscription({
+      store: deps.store,
+      hub: deps.hub,
+      runId,
+      after,
+      onError: (err) => deps.log.error({ err, runId }, 'sse subscription failed'),
+      sink: {
+        outlet: this.outlet,
+        events: (events) => sendFrames(this.outlet, sseEventChunks(events, SSE_EVENTS.event)),
+        end: (end) => {
+          this.outlet.send(`event: ${SSE_EVENTS.end}\ndata: ${JSON.stringify(end)}\n\n`);
+          this.finish();
+        },
+        fail: (err) => {
+          this.sendError(err.code, err.message);
+          this.finish();
+        },
+      },
+    });
+    res.on('close', () => this.cleanup());
+    this.sub.start();
+  }
+
+  get subscriptions(): number {
+    return this.sub.closed ? 0 : 1;
+  }
+
+  tick(): void {
+    // A comment line keeps proxies from timing the stream out; a dead peer
+    // shows up as a failed write and a 'close'.
+    if (!this.outlet.blocked) this.outlet.send(': ping\n\n');
+  }
+
+  disconnect(mode: 'close' | 'reset'): void {
+    const socket = this.res.socket as Socket | null;
+    if (mode === 'reset' && socket) socket.resetAndDestroy();
+    else this.res.end();
+    this.cleanup();
+  }
+
+  private sendError(code: ErrorCode, message: string): void {
+    this.outlet.send(`event: ${SSE_EVENTS.error}\ndata: ${JSON.stringify({ code, message })}\n\n`);
+  }
+
+  private finish(): void {
+    this.res.end();
+    this.cleanup();
+  }
+
+  private cleanup(): void {
+    if (this.outlet.closed) return;
+    this.outlet.markClosed();
+    this.sub.close();
+    this.onClosed(this);
+  }
+}

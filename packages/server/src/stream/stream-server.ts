@@ -1,0 +1,94 @@
+import type { FastifyInstance } from 'fastify';
+import { RuntrailError } from '@runtrail/protocol';
+import { serve } from '../http/route-table.js';
+import { SseConnection, sseAfter } from './sse-transport.js';
+import type { StreamConnection, StreamDeps } from './types.js';
+import { WsConnection, createWsServer } from './ws-transport.js';
+
+export interface StreamStats {
+  connections: { ws: number; sse: number };
+  /** Bytes queued right now over all stream connections. */
+  queuedBytes: number;
+  /** The most bytes any one connection has had queued since start (bounded by sendBufferBytes + one frame). */
+  peakQueuedBytes: number;
+  /** Connections over their bound right now (reading from the store when they drain). */
+  blockedConnections: number;
+}
+
+/**
+ * The live transports of a node: WebSocket at routes.stream, SSE at
+ * routes.streamRun, one keepalive timer for both, and a gauge of the bytes
+ * they hold.
+ */
+export class StreamServer {
+  private readonly conns = new Set<StreamConnection>();
+  private peakOfClosed = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly http: FastifyInstance,
+    private readonly deps: StreamDeps,
+  ) {
+    const { wss, onUpgrade } = createWsServer(deps, (ws, socket) => {
+      this.add(new WsConnection(ws, socket, deps, (c) => this.remove(c)));
+    });
+    http.server.on('upgrade', onUpgrade);
+
+    // A plain GET of the WebSocket route is a client mistake worth a clear answer (and keeps the route table honest).
+    serve(http, 'stream', async () => {
+      throw new RuntrailError('invalid_request', 'this route is a WebSocket: connect with an Upgrade: websocket request');
+    });
+
+    serve(http, 'streamRun', async ({ params, query, request, reply }) => {
+      const runId = params.id!;
+      const after = sseAfter(request.headers['last-event-id'], query.after);
+      const run = await deps.store.getRun(runId);
+      if (!run) throw new RuntrailError('run_not_found', `run ${runId} does not exist; create it first, then subscribe`, { runId });
+      reply.hijack();
+      this.add(new SseConnection(reply.raw, runId, after, deps, (c) => this.remove(c)));
+    });
+
+    this.timer = setInterval(() => {
+      for (const conn of this.conns) conn.tick();
+    }, deps.pingIntervalMs);
+    this.timer.unref();
+
+    // Open streams would keep http.close() waiting for ever; end them first.
+    http.addHook('preClose', async () => {
+      clearInterval(this.timer);
+      this.disconnectAll('close');
+      wss.close();
+    });
+  }
+
+  stats(): StreamStats {
+    let ws = 0;
+    let sse = 0;
+    let queuedBytes = 0;
+    let peak = this.peakOfClosed;
+    let blocked = 0;
+    for (const conn of this.conns) {
+      if (conn.kind === 'ws') ws++;
+      else sse++;
+      queuedBytes += conn.outlet.queuedBytes();
+      peak = Math.max(peak, conn.outlet.peakQueuedBytes);
+      if (conn.outlet.blocked) blocked++;
+    }
+    return { connections: { ws, sse }, queuedBytes, peakQueuedBytes: peak, blockedConnections: blocked };
+  }
+
+  /** End every stream connection from the server side: a clean close, or a TCP reset. */
+  disconnectAll(mode: 'close' | 'reset'): number {
+    const all = [...this.conns];
+    for (const conn of all) conn.disconnect(mode);
+    return all.length;
+  }
+
+  private add(conn: StreamConnection): void {
+    this.conns.add(conn);
+  }
+
+  private remove(conn: StreamConnection): void {
+    if (this.conns.delete(conn)) this.peakOfClosed = Math.max(this.peakOfClosed, conn.outlet.peakQueuedBytes);
+  }
+}

@@ -1,0 +1,202 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { ClientMessage, RuntrailError, routes, type ServerMessage } from '@runtrail/protocol';
+import { sendFrames, wsEventFrames } from './frames.js';
+import { Outlet } from './outlet.js';
+import { RunSubscription } from './run-subscription.js';
+import { RunsSubscription } from './runs-subscription.js';
+import type { StreamConnection, StreamDeps } from './types.js';
+
+/** Subscriptions one WebSocket may hold at once. */
+export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 1000;
+/** Largest client message accepted (subscribe messages are tiny). */
+const MAX_CLIENT_MESSAGE_BYTES = 64 * 1024;
+
+class WsOutlet extends Outlet {
+  constructor(
+    private readonly ws: WebSocket,
+    limitBytes: number,
+  ) {
+    super(limitBytes);
+  }
+
+  queuedBytes(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  protected write(data: string, onFlushed: (err?: Error | null) => void): void {
+    this.ws.send(data, onFlushed);
+  }
+}
+
+/** One WebSocket connection with its subscriptions (see the protocol in @runtrail/protocol stream.ts). */
+export class WsConnection implements StreamConnection {
+  readonly kind = 'ws' as const;
+  readonly outlet: WsOutlet;
+  private alive = true;
+  private readonly subs = new Map<string, RunSubscription>();
+  private runsSub: RunsSubscription | null = null;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly socket: Duplex,
+    private readonly deps: StreamDeps,
+    private readonly onClosed: (conn: WsConnection) => void,
+  ) {
+    this.outlet = new WsOutlet(ws, deps.sendBufferBytes);
+    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('pong', () => {
+      this.alive = true;
+    });
+    ws.on('error', (err) => deps.log.debug({ err }, 'websocket error'));
+    ws.on('close', () => this.cleanup());
+  }
+
+  get subscriptions(): number {
+    return this.subs.size + (this.runsSub ? 1 : 0);
+  }
+
+  /** Keepalive tick: a peer that did not answer the previous ping is dead. */
+  tick(): void {
+    if (!this.alive) {
+      this.deps.log.info({ subscriptions: [...this.subs.keys()] }, 'websocket peer missed a ping; terminating');
+      this.ws.terminate();
+      return;
+    }
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  disconnect(mode: 'close' | 'reset'): void {
+    if (mode === 'reset' && 'resetAndDestroy' in this.socket) {
+      (this.socket as import('node:net').Socket).resetAndDestroy();
+      this.cleanup();
+    } else this.ws.close(1001, 'server going away');
+  }
+
+  private cleanup(): void {
+    if (this.outlet.closed) return;
+    this.outlet.markClosed();
+    for (const sub of this.subs.values()) sub.close();
+    this.subs.clear();
+    this.runsSub?.close();
+    this.runsSub = null;
+    this.onClosed(this);
+  }
+
+  private send(message: ServerMessage): void {
+    this.outlet.send(JSON.stringify(message));
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    this.alive = true;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString());
+    } catch (err) {
+      this.send({ type: 'error', code: 'invalid_request', message: `send JSON text frames: ${(err as Error).message}` });
+      return;
+    }
+    const result = ClientMessage.safeParse(parsed);
+    if (!result.success) {
+      this.send({
+        type: 'error',
+        code: 'invalid_request',
+        message: `not a client message of the stream protocol: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      });
+      return;
+    }
+    const msg = result.data;
+    switch (msg.op) {
+      case 'subscribe':
+        void this.subscribe(msg.runId, msg.after);
+        return;
+      case 'unsubscribe':
+        this.subs.get(msg.runId)?.close();
+        this.subs.delete(msg.runId);
+        return;
+      case 'subscribeRuns':
+        this.runsSub?.close();
+        this.runsSub = new RunsSubscription(this.deps.hub, msg.filter, this.outlet, (m) => this.send(m));
+        return;
+      case 'unsubscribeRuns':
+        this.runsSub?.close();
+        this.runsSub = null;
+        return;
+      default: {
+        const never: never = msg;
+        throw new Error(`unhandled client message ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  private async subscribe(runId: string, after: number): Promise<void> {
+    this.subs.get(runId)?.close();
+    this.subs.delete(runId);
+    if (this.subs.size >= MAX_SUBSCRIPTIONS_PER_CONNECTION) {
+      this.send({
+        type: 'error',
+        runId,
+        code: 'invalid_request',
+        message: `at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions per connection; unsubscribe or open another connection`,
+      });
+      return;
+    }
+    const sub = new RunSubscription({
+      store: this.deps.store,
+      hub: this.deps.hub,
+      runId,
+      after,
+      onError: (err) => this.deps.log.error({ err, runId }, 'stream subscription failed'),
+      sink: {
+        outlet: this.outlet,
+        events: (events) => sendFrames(this.outlet, wsEventFrames(runId, events)),
+        end: (end) => {
+          if (this.subs.get(runId) === sub) this.subs.delete(runId);
+          this.send({ type: 'end', ...end });
+        },
+        fail: (err) => {
+          if (this.subs.get(runId) === sub) this.subs.delete(runId);
+          this.send({ type: 'error', runId, code: err.code, message: err.message });
+        },
+      },
+    });
+    this.subs.set(runId, sub);
+    let run;
+    try {
+      run = await this.deps.store.getRun(runId);
+    } catch (err) {
+      this.deps.log.error({ err, runId }, 'stream subscribe: reading the run failed');
+      run = undefined;
+    }
+    // Unsubscribed, replaced or disconnected while we looked the run up.
+    if (sub.closed || this.subs.get(runId) !== sub) return;
+    if (!run) {
+      sub.close();
+      this.subs.delete(runId);
+      const err =
+        run === null
+          ? new RuntrailError('run_not_found', `run ${runId} does not exist; create it first, then subscribe`)
+          : new RuntrailError('internal', `could not read run ${runId}; see the server log`);
+      this.send({ type: 'error', runId, code: err.code, message: err.message });
+      return;
+    }
+    this.send({ type: 'subscribed', runId, after, seq: run.seq, status: run.status });
+    sub.start();
+  }
+}
+
+/** Accept WebSocket upgrades at the stream route on the Fastify server; other upgrade paths get 404. */
+export function createWsServer(deps: StreamDeps, onConnection: (ws: WebSocket, socket: Duplex) => void) {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_MESSAGE_BYTES, perMessageDeflate: false });
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const path = (request.url ?? '').split('?')[0];
+    if (path !== routes.stream.path) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => onConnection(ws, socket));
+  };
+  return { wss, onUpgrade };
+}
