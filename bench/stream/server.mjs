@@ -1,0 +1,146 @@
+// The server process of one system under test: `node server.mjs <system>`.
+// runtrail: the real server (startServer, SQLite in a temp dir).
+// ws: the hand-built pattern: receive events over HTTP, broadcast each one to
+//     whoever is connected right now; no log, no seq-based resume.
+// socketio: the same broadcaster on Socket.IO 4.8 rooms with
+//     connectionStateRecovery, which replays what a socket missed while it
+//     was disconnected for less than maxDisconnectionDuration.
+// All three take the producer's appends on the same route and body
+// (POST /api/v1/runs/:id/events {events:[...]}) so the producer is identical.
+import { createServer } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO_DIR, serveRpc } from './lib.mjs';
+
+const system = process.argv[2];
+const recoveryMs = Number(process.argv[3] ?? 10_000);
+
+let closeServer = async () => {};
+
+async function readJson(req) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+/**
+ * The HTTP side both broadcasters share: create a run (a name, nothing
+ * stored) and append a batch, handing each event to `broadcast` in order with
+ * a per-run counter as its seq, as a hand-built backend would.
+ */
+function broadcasterHttp(broadcast) {
+  const seqs = new Map();
+  return createServer(async (req, res) => {
+    try {
+      const url = new URL(req.url, 'http://x');
+      if (req.method === 'POST' && url.pathname === '/api/v1/runs') {
+        await readJson(req);
+        const id = `run-${seqs.size + 1}`;
+        seqs.set(id, 0);
+        res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ id, seq: 0 }));
+        return;
+      }
+      const m = /^\/api\/v1\/runs\/([^/]+)\/events$/.exec(url.pathname);
+      if (req.method === 'POST' && m) {
+        const runId = decodeURIComponent(m[1]);
+        const body = await readJson(req);
+        let seq = seqs.get(runId) ?? 0;
+        for (const event of body.events) {
+          seq += 1;
+          broadcast(runId, { runId, seq, type: event.type, ts: event.ts ?? Date.now(), data: event.data, id: event.id });
+        }
+        seqs.set(runId, seq);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ seq }));
+        return;
+      }
+      res.writeHead(404).end();
+    } catch (err) {
+      res.writeHead(500).end(String(err));
+    }
+  });
+}
+
+function listen(server) {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${server.address().port}`));
+  });
+}
+
+async function startRuntrail() {
+  const { startServer } = await import(join(REPO_DIR, 'packages/server/dist/index.js'));
+  const dataDir = mkdtempSync(join(tmpdir(), 'runtrail-bench-'));
+  const server = await startServer({ host: '127.0.0.1', port: 0, dataDir, logLevel: 'silent' });
+  closeServer = async () => {
+    await server.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  return server.url;
+}
+
+async function startWs() {
+  const { WebSocketServer } = await import('ws');
+  const clients = new Set();
+  const http = broadcasterHttp((runId, event) => {
+    const frame = JSON.stringify({ type: 'event', runId, event });
+    for (const ws of clients) if (ws.readyState === 1) ws.send(frame);
+  });
+  const wss = new WebSocketServer({ server: http, path: '/ws' });
+  wss.on('connection', (ws) => {
+    clients.add(ws);
+    ws.on('close', () => clients.delete(ws));
+    ws.on('error', () => clients.delete(ws));
+    // Tells the client it is registered: events from here on reach it.
+    ws.send('{"type":"hello"}');
+  });
+  const url = await listen(http);
+  closeServer = async () => {
+    for (const ws of clients) ws.terminate();
+    wss.close();
+    await new Promise((r) => http.close(r));
+  };
+  return url;
+}
+
+async function startSocketIo() {
+  const { Server } = await import('socket.io');
+  let io = null;
+  const http = broadcasterHttp((runId, event) => io.to(runId).emit('event', event));
+  io = new Server(http, {
+    serveClient: false,
+    connectionStateRecovery: { maxDisconnectionDuration: recoveryMs, skipMiddlewares: true },
+  });
+  io.on('connection', (socket) => {
+    socket.on('join', (runId, ack) => {
+      void socket.join(runId);
+      ack({ ok: true });
+    });
+  });
+  const url = await listen(http);
+  closeServer = async () => {
+    io.disconnectSockets(true);
+    await new Promise((r) => io.close(() => r()));
+  };
+  return url;
+}
+
+const starters = { runtrail: startRuntrail, ws: startWs, socketio: startSocketIo };
+if (!starters[system]) throw new Error(`unknown system ${system}`);
+const url = await starters[system]();
+
+serveRpc({
+  url: () => url,
+  /** Resident memory after a full collection (the process runs with --expose-gc). */
+  memory: async () => {
+    for (let i = 0; i < 3; i++) {
+      global.gc();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const m = process.memoryUsage();
+    return { rss: m.rss, heapUsed: m.heapUsed, external: m.external };
+  },
+  close: async () => {
+    await closeServer();
+  },
+});
