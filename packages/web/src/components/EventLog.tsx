@@ -1,0 +1,105 @@
+import { useVirtualizer } from '@tanstack/react-virtual';
+import { useEffect, useMemo, useRef, useState } from 'react';
+import type { RunEvent } from '@runtrail/protocol';
+
+const ROW_HEIGHT = 24;
+
+/** One line of the log: the data without the noise of its JSON braces where it is a single message. */
+function summary(event: RunEvent): string {
+  const data = event.data as Record<string, unknown> | null | undefined;
+  if (data && typeof data === 'object') {
+    if (typeof data.label === 'string') return data.label;
+    if (typeof data.message === 'string' && Object.keys(data).length <= 2) return data.message;
+  }
+  return data === undefined ? '' : JSON.stringify(data);
+}
+
+/**
+ * The run's whole event log, virtualised so a run with 100 000 events
+ * renders only the rows in view. It follows the tail until the reader
+ * scrolls up, and picks it up again when they scroll back to the bottom.
+ */
+export function EventLog({ events }: { events: RunEvent[] }) {
+  const [type, setType] = useState('');
+  const [text, setText] = useState('');
+  const [follow, setFollow] = useState(true);
+  const scroller = useRef<HTMLDivElement>(null);
+
+  const types = useMemo(() => [...new Set(events.map((e) => e.type))].sort(), [events]);
+  const shown = useMemo(() => {
+    const needle = text.trim().toLowerCase();
+    return events.filter(
+      (e) =>
+        (type === '' || e.type === type) &&
+        (needle === '' || e.type.includes(needle) || JSON.stringify(e.data ?? '').toLowerCase().includes(needle)),
+    );
+  }, [events, type, text]);
+
+  const rows = useVirtualizer({
+    count: shown.length,
+    getScrollElement: () => scroller.current,
+    estimateSize: () => ROW_HEIGHT,
+    overscan: 12,
+  });
+
+  useEffect(() => {
+    if (follow && shown.length > 0) rows.scrollToIndex(shown.length - 1, { align: 'end' });
+  }, [follow, shown.length, rows]);
+
+  const onScroll = () => {
+    const el = scroller.current;
+    if (!el) return;
+    const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < ROW_HEIGHT * 2;
+    if (atBottom !== follow) setFollow(atBottom);
+  };
+
+  return (
+    <section className="panel event-log" aria-labelledby="events-title">
+      <header className="panel-head">
+        <h2 id="events-title">
+          Events <span className="muted">({shown.length === events.length ? events.length : `${shown.length} of ${events.length}`})</span>
+        </h2>
+        <div className="filters">
+          <select aria-label="filter events by type" value={type} onChange={(e) => setType(e.target.value)}>
+            <option value="">all types</option>
+            {types.map((t) => (
+              <option key={t} value={t}>
+                {t}
+              </option>
+            ))}
+          </select>
+          <input
+            type="search"
+            aria-label="filter events by text"
+            placeholder="filter text"
+            value={text}
+            onChange={(e) => setText(e.target.value)}
+          />
+          <label className="check">
+            <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.target.checked)} aria-label="follow the newest events" />
+            follow
+          </label>
+        </div>
+      </header>
+      <div ref={scroller} className="log-scroll" onScroll={onScroll} role="log" aria-label="event log" tabIndex={0}>
+        <div style={{ height: rows.getTotalSize(), position: 'relative' }}>
+          {rows.getVirtualItems().map((row) => {
+            const e = shown[row.index]!;
+            return (
+              <div
+                key={e.seq}
+                className={`log-row type-${e.type.replace(/[^a-z]/g, '-')}`}
+                style={{ position: 'absolute', top: 0, left: 0, right: 0, height: row.size, transform: `translateY(${row.start}px)` }}
+              >
+                <span className="log-seq">{e.seq}</span>
+                <span className="log-time">{new Date(e.ts).toLocaleTimeString(undefined, { hour12: false })}</span>
+                <span className="log-type">{e.type}</span>
+                <span className="log-data">{summary(e)}</span>
+              </div>
+            );
+          })}
+        </div>
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,99 @@
+import { useEffect, useId, useState, type FormEvent } from 'react';
+import { client, messageOf } from '../client.js';
+
+const DEFAULT_INPUT = '{\n  "docs": 40\n}';
+
+function parseInput(text: string): { ok: true; value: unknown } | { ok: false; error: string } {
+  if (text.trim() === '') return { ok: true, value: undefined };
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch (err) {
+    return { ok: false, error: messageOf(err) };
+  }
+}
+
+/** Start any handler the server has registered, with a JSON input checked as it is typed. */
+export function StartRunForm({ onStarted, onClose }: { onStarted: (runId: string) => void; onClose: () => void }) {
+  const [handlers, setHandlers] = useState<string[] | null>(null);
+  const [handler, setHandler] = useState('');
+  const [input, setInput] = useState(DEFAULT_INPUT);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const inputHelp = useId();
+
+  useEffect(() => {
+    let live = true;
+    client.listHandlers().then(
+      (names) => {
+        if (!live) return;
+        setHandlers(names);
+        setHandler((current) => current || (names.includes('demo-pipeline') ? 'demo-pipeline' : (names[0] ?? '')));
+      },
+      (err: unknown) => live && setError(`could not list handlers: ${messageOf(err)}`),
+    );
+    return () => {
+      live = false;
+    };
+  }, []);
+
+  const parsed = parseInput(input);
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    if (!parsed.ok || handler === '') return;
+    setBusy(true);
+    setError(null);
+    client
+      .startRun({ name: handler, input: parsed.value })
+      .then((run) => onStarted(run.id))
+      .catch((err: unknown) => setError(messageOf(err)))
+      .finally(() => setBusy(false));
+  };
+
+  return (
+    <form className="panel start-run" onSubmit={submit} aria-label="start a run">
+      <header className="panel-head">
+        <h2>Start a run</h2>
+        <button type="button" className="link" onClick={onClose} aria-label="close start a run">
+          ✕
+        </button>
+      </header>
+      <label>
+        Handler
+        <select aria-label="handler" value={handler} onChange={(e) => setHandler(e.target.value)} disabled={!handlers}>
+          {handlers === null && <option value="">loading…</option>}
+          {handlers?.length === 0 && <option value="">no handlers registered on this server</option>}
+          {handlers?.map((name) => (
+            <option key={name} value={name}>
+              {name}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Input (JSON)
+        <textarea
+          aria-label="run input as JSON"
+          aria-invalid={!parsed.ok}
+          aria-describedby={inputHelp}
+          rows={6}
+          spellCheck={false}
+          value={input}
+          onChange={(e) => setInput(e.target.value)}
+        />
+      </label>
+      <p id={inputHelp} className={parsed.ok ? 'muted' : 'invalid'} role={parsed.ok ? undefined : 'alert'}>
+        {parsed.ok ? 'Passed to the handler as its input; leave empty for none.' : `Not valid JSON: ${parsed.error}`}
+      </p>
+      {error && (
+        <p className="invalid" role="alert">
+          {error}
+        </p>
+      )}
+      <div className="actions">
+        <button type="submit" className="primary" disabled={busy || !parsed.ok || handler === ''}>
+          {busy ? 'Starting…' : 'Start'}
+        </button>
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,403 @@
+import { useEffect, useRef, useState } from 'react';
+import { useRun } from '@runtrail/client/react';
+import { isTerminalStatus, type LastError, type Run, type Snapshot } from '@runtrail/protocol';
+import { client, messageOf } from '../client.js';
+import { ChildRuns } from '../components/ChildRuns.js';
+import { ConfirmButton } from '../components/ConfirmButton.js';
+import { ConnectionIndicator } from '../components/ConnectionIndicator.js';
+import { EventLog } from '../components/EventLog.js';
+import { MetricChart } from '../components/MetricChart.js';
+import { ProgressBar } from '../components/ProgressBar.js';
+import { StatusBadge } from '../components/StatusBadge.js';
+import { errorKindText, estimateEta, formatDuration, formatNumber, formatTime } from '../format.js';
+import { Link, navigate } from '../router.js';
+import { useNow } from '../use-now.js';
+
+const OBSERVERS_REFRESH_MS = 5000;
+
+export function RunPage({ id }: { id: string }) {
+  const { run, snapshot, events, connection, error } = useRun(id);
+  const live = run !== null && !isTerminalStatus(run.status);
+  const now = useNow(live);
+  const observers = useObservers(id, live);
+  const [actionError, setActionError] = useState<string | null>(null);
+
+  if (!run) {
+    return (
+      <main className="page">
+        <p>
+          <Link href="/">← All runs</Link>
+        </p>
+        {error ? (
+          <p className="invalid" role="alert">
+            {messageOf(error)}
+          </p>
+        ) : (
+          <p className="muted">Loading run {id}…</p>
+        )}
+      </main>
+    );
+  }
+
+  const act = (what: string, action: () => Promise<void>) => async () => {
+    setActionError(null);
+    try {
+      await action();
+    } catch (err) {
+      setActionError(`${what} failed: ${messageOf(err)}`);
+    }
+  };
+  const terminal = isTerminalStatus(run.status);
+  const s = snapshot ?? run.snapshot;
+
+  return (
+    <main className="page run-page">
+      <p className="crumbs">
+        <Link href="/">← All runs</Link>
+      </p>
+      <header className="run-head panel">
+        <div className="run-title">
+          <h1>{run.name}</h1>
+          <StatusBadge status={run.status} />
+          <ConnectionIndicator state={connection} observers={observers ?? (run as { observers?: number }).observers ?? null} />
+        </div>
+        <dl className="timings">
+          <div>
+            <dt>Run id</dt>
+            <dd className="mono">{run.id}</dd>
+          </div>
+          <div>
+            <dt>Created</dt>
+            <dd>{formatTime(run.createdAt)}</dd>
+          </div>
+          <div>
+            <dt>Started</dt>
+            <dd>{formatTime(run.startedAt)}</dd>
+          </div>
+          <div>
+            <dt>Finished</dt>
+            <dd>{formatTime(run.finishedAt)}</dd>
+          </div>
+          <div>
+            <dt>Duration</dt>
+            <dd data-testid="duration">
+              {formatDuration(run.startedAt === null ? null : (run.finishedAt ?? now) - run.startedAt)}
+            </dd>
+          </div>
+          {run.attempt > 1 && (
+            <div>
+              <dt>Attempt</dt>
+              <dd>{run.attempt}</dd>
+            </div>
+          )}
+          {run.retryOf && (
+            <div>
+              <dt>Retry of</dt>
+              <dd>
+                <Link href={`/runs/${run.retryOf}`}>earlier run</Link>
+              </dd>
+            </div>
+          )}
+          {run.parentId && (
+            <div>
+              <dt>Parent</dt>
+              <dd>
+                <Link href={`/runs/${run.parentId}`}>parent run</Link>
+              </dd>
+            </div>
+          )}
+        </dl>
+        <RunErrorBox run={run} />
+        {s.cancelRequested && !terminal && <p className="note">Cancel requested; waiting for the run to stop.</p>}
+        {s.stalled && (
+          <p className="note warn" role="status">
+            Stalled: no progress for {formatDuration(s.stalled.stallTimeoutMs)}
+            {s.stalled.lastProgressAt !== null && ` (last progress at ${formatTime(s.stalled.lastProgressAt)})`}.
+          </p>
+        )}
+        <div className="actions">
+          <ConfirmButton
+            label="Cancel run"
+            question="Cancel this run?"
+            confirmLabel="Yes, cancel it"
+            danger
+            disabled={terminal || s.cancelRequested}
+            onConfirm={act('Cancel', async () => {
+              await client.cancelRun(run.id, 'cancelled from the dashboard');
+            })}
+          />
+          <button
+            type="button"
+            disabled={!terminal}
+            onClick={() => {
+              void act('Retry', async () => {
+                const next = await client.retryRun(run.id);
+                navigate(`/runs/${next.id}`);
+              })();
+            }}
+          >
+            Retry
+          </button>
+          <ConfirmButton
+            label="Delete run"
+            question="Delete this run and all its events?"
+            confirmLabel="Yes, delete it"
+            danger
+            disabled={!terminal}
+            onConfirm={act('Delete', async () => {
+              await client.deleteRun(run.id);
+              navigate('/');
+            })}
+          />
+        </div>
+        {actionError && (
+          <p className="invalid" role="alert">
+            {actionError}
+          </p>
+        )}
+      </header>
+
+      <div className="grid">
+        <Counters snapshot={s} />
+        <ProgressPanel snapshot={s} startedAt={run.startedAt} />
+      </div>
+      <div className="grid">
+        <InFlight snapshot={s} now={now} />
+        <LastErrorPanel lastError={s.lastError} />
+      </div>
+      <Phases snapshot={s} now={now} />
+      <Metrics snapshot={s} />
+      <ChildRuns parentId={run.id} />
+      <Artifacts snapshot={s} />
+      <EventLog events={events} />
+    </main>
+  );
+}
+
+/**
+ * The observer count is a property of the server's view, not of the event
+ * log, so the page re-reads it from GET /runs/:id while the run is live.
+ */
+function useObservers(id: string, live: boolean): number | null {
+  const [observers, setObservers] = useState<number | null>(null);
+  useEffect(() => {
+    let stopped = false;
+    const read = () =>
+      client.getRun(id).then(
+        (run) => !stopped && setObservers(run.observers),
+        // The connection indicator already tells the reader that the server is
+        // unreachable; a stale count is harmless until the next read.
+        () => undefined,
+      );
+    void read();
+    if (!live) return () => void (stopped = true);
+    const timer = setInterval(read, OBSERVERS_REFRESH_MS);
+    return () => {
+      stopped = true;
+      clearInterval(timer);
+    };
+  }, [id, live]);
+  return observers;
+}
+
+function RunErrorBox({ run }: { run: Run }) {
+  if (!run.error) return null;
+  return (
+    <div className="run-error" role="alert" data-testid="run-error">
+      <strong data-testid="error-kind">{run.error.kind}</strong>: {errorKindText(run.error.kind)}
+      <div className="mono">{run.error.message}</div>
+    </div>
+  );
+}
+
+function Counters({ snapshot }: { snapshot: Snapshot }) {
+  const { ok, failed, retries, named } = snapshot.counters;
+  return (
+    <section className="panel" aria-labelledby="counters-title">
+      <h2 id="counters-title">Calls</h2>
+      <div className="counters">
+        <div className="counter ok">
+          <span className="value" data-testid="counter-ok" aria-label={`${ok} succeeded`}>
+            {ok}
+          </span>
+          <span className="name">OK</span>
+        </div>
+        <div className="counter failed">
+          <span className="value" data-testid="counter-failed" aria-label={`${failed} failed`}>
+            {failed}
+          </span>
+          <span className="name">Failed</span>
+        </div>
+        <div className="counter retries">
+          <span className="value" data-testid="counter-retries" aria-label={`${retries} retries`}>
+            {retries}
+          </span>
+          <span className="name">Retries</span>
+        </div>
+      </div>
+      {Object.keys(named).length > 0 && (
+        <dl className="named-counters">
+          {Object.entries(named).map(([name, value]) => (
+            <div key={name}>
+              <dt>{name}</dt>
+              <dd>{formatNumber(value)}</dd>
+            </div>
+          ))}
+        </dl>
+      )}
+    </section>
+  );
+}
+
+function ProgressPanel({ snapshot, startedAt }: { snapshot: Snapshot; startedAt: number | null }) {
+  const p = snapshot.progress;
+  const eta = snapshot.terminal ? null : estimateEta(p, startedAt);
+  return (
+    <section className="panel" aria-labelledby="progress-title">
+      <h2 id="progress-title">Progress</h2>
+      {p ? (
+        <>
+          <ProgressBar percent={p.percent} label="run progress" />
+          <p>
+            <span data-testid="progress-done">{formatNumber(p.done)}</span>
+            {p.total !== null && ` of ${formatNumber(p.total)}`}
+            {p.percent !== null && ` (${p.percent.toFixed(1)}%)`}
+            {eta !== null && <span data-testid="eta"> · about {formatDuration(eta)} left</span>}
+          </p>
+          {p.message && <p className="muted">{p.message}</p>}
+        </>
+      ) : (
+        <p className="muted">No progress reported yet.</p>
+      )}
+      {snapshot.phase && (
+        <p>
+          Phase: <strong>{snapshot.phase}</strong>
+        </p>
+      )}
+    </section>
+  );
+}
+
+function InFlight({ snapshot, now }: { snapshot: Snapshot; now: number }) {
+  const calls = Object.values(snapshot.current).sort((a, b) => a.startedAt - b.startedAt);
+  return (
+    <section className="panel" aria-labelledby="inflight-title">
+      <h2 id="inflight-title">In flight ({calls.length})</h2>
+      {calls.length === 0 ? (
+        <p className="muted">No calls running.</p>
+      ) : (
+        <ul className="inflight" data-testid="in-flight">
+          {calls.map((c) => (
+            <li key={c.callId}>
+              <span className="spinner" aria-hidden="true" />
+              <span className="call-label">{c.label}</span>
+              {c.attempt > 1 && <span className="attempt">attempt {c.attempt}</span>}
+              <span className="muted">{formatDuration(Math.max(0, now - c.startedAt))}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
+/**
+ * The last error, and, once a later success cleared it, that it did: a
+ * reader who saw it a moment ago should not wonder where it went (field
+ * note 8: a cleared error must not stay on screen as if it were current).
+ */
+function LastErrorPanel({ lastError }: { lastError: LastError | null }) {
+  const seen = useRef<LastError | null>(null);
+  const [cleared, setCleared] = useState<LastError | null>(null);
+  useEffect(() => {
+    if (lastError) {
+      seen.current = lastError;
+      setCleared(null);
+    } else if (seen.current) {
+      setCleared(seen.current);
+      seen.current = null;
+    }
+  }, [lastError]);
+  return (
+    <section className="panel" aria-labelledby="lasterror-title">
+      <h2 id="lasterror-title">Last error</h2>
+      {lastError ? (
+        <p className="invalid" data-testid="last-error">
+          {lastError.message}
+          <span className="muted"> · {formatTime(lastError.ts)}</span>
+        </p>
+      ) : cleared ? (
+        <p className="cleared" data-testid="last-error-cleared">
+          Cleared by a later success: <s>{cleared.message}</s>
+        </p>
+      ) : (
+        <p className="muted">None.</p>
+      )}
+    </section>
+  );
+}
+
+function Phases({ snapshot, now }: { snapshot: Snapshot; now: number }) {
+  if (snapshot.phases.length === 0) return null;
+  return (
+    <section className="panel" aria-labelledby="phases-title">
+      <h2 id="phases-title">Phases</h2>
+      <ol className="phases">
+        {snapshot.phases.map((p, i) => {
+          const duration = p.durationMs ?? now - p.startedAt;
+          const over = p.timeoutMs !== null && duration > p.timeoutMs;
+          return (
+            <li key={`${p.name}-${i}`} className={`phase phase-${p.status}`}>
+              <span className="phase-name">{p.name}</span>
+              <span className={`badge badge-phase-${p.status}`}>{p.status === 'started' ? 'running' : p.status}</span>
+              <span className="muted">from {formatTime(p.startedAt)}</span>
+              <span>{formatDuration(duration)}</span>
+              {p.timeoutMs !== null && (
+                <span className={over ? 'invalid' : 'muted'}>timeout {formatDuration(p.timeoutMs)}</span>
+              )}
+            </li>
+          );
+        })}
+      </ol>
+    </section>
+  );
+}
+
+function Metrics({ snapshot }: { snapshot: Snapshot }) {
+  const names = Object.keys(snapshot.metrics).sort();
+  if (names.length === 0) return null;
+  return (
+    <section className="panel" aria-labelledby="metrics-title">
+      <h2 id="metrics-title">Metrics</h2>
+      <div className="metrics">
+        {names.map((name) => (
+          <MetricChart key={name} name={name} metric={snapshot.metrics[name]!} />
+        ))}
+      </div>
+    </section>
+  );
+}
+
+function Artifacts({ snapshot }: { snapshot: Snapshot }) {
+  if (snapshot.artifacts.length === 0) return null;
+  return (
+    <section className="panel" aria-labelledby="artifacts-title">
+      <h2 id="artifacts-title">Artifacts ({snapshot.artifacts.length})</h2>
+      <ul className="artifacts">
+        {snapshot.artifacts.map((a) => (
+          <li key={a.seq}>
+            {a.uri ? (
+              <a href={a.uri} target="_blank" rel="noreferrer">
+                {a.name}
+              </a>
+            ) : (
+              a.name
+            )}
+            {a.contentType && <span className="muted"> · {a.contentType}</span>}
+            {a.size !== null && <span className="muted"> · {formatNumber(a.size)} bytes</span>}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}

@@ -1,0 +1,129 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+/**
+ * What the dashboard's end-to-end tests share: the real `runtrail` binary in
+ * a child process, Debian's Chromium driven by playwright-core, and a
+ * deadline-bound `waitFor` instead of sleeps.
+ */
+
+export const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
+const cliMain = `${repoRoot}packages/cli/dist/main.js`;
+const webIndex = `${repoRoot}packages/web/dist/index.html`;
+export const screenshotsDir = `${repoRoot}docs/screenshots`;
+
+/** Screenshots for the README are rewritten only on request, so a test run does not dirty the tree. */
+export const writeScreenshots = process.env.RUNTRAIL_SCREENSHOTS === '1';
+
+export function assertBuilt(): void {
+  for (const [file, what] of [
+    [cliMain, 'the CLI'],
+    [webIndex, 'the dashboard'],
+  ] as const) {
+    if (!existsSync(file)) {
+      throw new Error(`${what} is not built (${file} missing); run \`npm run build\` (npm test does it first)`);
+    }
+  }
+}
+
+export async function waitFor<T>(
+  what: string,
+  check: () => T | Promise<T>,
+  { timeoutMs = 15_000, intervalMs = 50 }: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== null && value !== undefined && value !== false) return value as NonNullable<T>;
+      last = value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last instanceof Error ? last.message : String(last)})`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+export interface ServerProcess {
+  url: string;
+  port: number;
+  child: ChildProcess;
+  /** stdout and stderr so far, for failure messages. */
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+/** `runtrail serve` on 127.0.0.1; resolves once it says where it listens. */
+export async function spawnServer(options: { dataDir: string; node: string; port?: number }): Promise<ServerProcess> {
+  const child = spawn(
+    process.execPath,
+    [
+      cliMain,
+      'serve',
+      '--port',
+      String(options.port ?? 0),
+      '--data-dir',
+      options.dataDir,
+      '--node',
+      options.node,
+      '--log-level',
+      'warn',
+    ],
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUNTRAIL_LOG_LEVEL: 'warn' } },
+  );
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const url = await waitFor(
+    'the server to listen',
+    () => {
+      if (gone) throw new Error(`runtrail serve exited early:\n${out}`);
+      return /runtrail serving on (http:\/\/\S+)/.exec(out)?.[1];
+    },
+    { timeoutMs: 20_000 },
+  );
+  return { url, port: Number(new URL(url).port), child, output: () => out, exited };
+}
+
+export async function stopServer(server: ServerProcess | null, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (!server || server.child.exitCode !== null || server.child.signalCode !== null) return;
+  server.child.kill(signal);
+  await server.exited;
+}
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+}
+
+/** Everything the page logged as an error or threw; the dashboard must leave this empty. */
+export function collectConsoleErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(message.text());
+  });
+  page.on('pageerror', (err) => errors.push(`uncaught: ${err.message}`));
+  return errors;
+}
+
+export async function counters(page: Page): Promise<{ ok: number; failed: number; retries: number }> {
+  const read = async (name: string) => Number(await page.getByTestId(`counter-${name}`).textContent());
+  return { ok: await read('ok'), failed: await read('failed'), retries: await read('retries') };
+}
+
+export async function screenshot(page: Page, name: string): Promise<void> {
+  if (!writeScreenshots) return;
+  mkdirSync(screenshotsDir, { recursive: true });
+  await page.screenshot({ path: `${screenshotsDir}/${name}.png`, fullPage: false });
+}
