@@ -41,13 +41,14 @@ export interface ReducibleEvent {
 export function applyEvent(state: Snapshot, event: ReducibleEvent): Snapshot {
   // A run's log ends at its terminal event; anything after is not part of it.
   if (state.terminal !== null || event.seq <= state.seq) return state;
-  const base: Snapshot = { ...state, seq: event.seq, lastEventAt: event.ts };
-  if (!isKnownEventType(event.type)) return base;
+  if (!isKnownEventType(event.type)) return { ...state, seq: event.seq, lastEventAt: event.ts };
   const e = event as TypedEvent;
-  const next = reduceKnown(base, e);
+  // One copy per event: the rules return only the fields they change. This
+  // fold runs inside every append transaction, so its cost is the store's.
+  const next: Snapshot = { ...state, ...reduceKnown(state, e), seq: e.seq, lastEventAt: e.ts };
   if (PROGRESS_TYPES.has(e.type)) {
     next.lastProgressAt = e.ts;
-    if (next.stalled !== null) next.stalled = null;
+    next.stalled = null;
   }
   return next;
 }
@@ -61,18 +62,18 @@ export function foldEvents(
   return state;
 }
 
-function reduceKnown(s: Snapshot, e: TypedEvent): Snapshot {
+/** The fields of the snapshot that event `e` changes. */
+function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
   switch (e.type) {
     case 'run.started':
-      return { ...s, startedAt: s.startedAt ?? e.ts };
+      return { startedAt: s.startedAt ?? e.ts };
 
     case 'phase':
-      return reducePhase(s, e.data, e.ts);
+      return reducePhase(s, e.data, e.ts, e.seq);
 
     case 'call.started': {
       const prev = s.current[e.data.callId];
       return {
-        ...s,
         current: {
           ...s.current,
           [e.data.callId]: {
@@ -89,7 +90,6 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Snapshot {
       // Any success clears the last error: an error that was retried away or
       // followed by successes must not stay on screen (field note 8).
       return {
-        ...s,
         counters: { ...s.counters, ok: s.counters.ok + 1 },
         current: without(s.current, e.data.callId),
         lastError: null,
@@ -97,9 +97,8 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Snapshot {
 
     case 'call.failed': {
       const lastError = { message: e.data.error, callId: e.data.callId, seq: e.seq, ts: e.ts };
-      if (e.data.willRetry) return { ...s, lastError };
+      if (e.data.willRetry) return { lastError };
       return {
-        ...s,
         counters: { ...s.counters, failed: s.counters.failed + 1 },
         current: without(s.current, e.data.callId),
         lastError,
@@ -109,7 +108,6 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Snapshot {
     case 'call.retried': {
       const prev = s.current[e.data.callId];
       return {
-        ...s,
         counters: { ...s.counters, retries: s.counters.retries + 1 },
         current: prev
           ? { ...s.current, [e.data.callId]: { ...prev, attempt: e.data.attempt } }
@@ -121,7 +119,6 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Snapshot {
       const total = e.data.total ?? s.progress?.total ?? null;
       const done = e.data.done;
       return {
-        ...s,
         progress: {
           done,
           total,
@@ -139,7 +136,6 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Snapshot {
       const point: [number, number] = [step ?? e.seq, value];
       const recent = prev ? appendBounded(prev.recent, point, SNAPSHOT_LIMITS.metricPoints) : [point];
       return {
-        ...s,
         metrics: {
           ...s.metrics,
           [name]: {
@@ -158,7 +154,6 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Snapshot {
     case 'counter': {
       const { name, delta } = e.data;
       return {
-        ...s,
         counters: {
           ...s.counters,
           named: { ...s.counters.named, [name]: (s.counters.named[name] ?? 0) + delta },
@@ -167,11 +162,10 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Snapshot {
     }
 
     case 'meta':
-      return { ...s, meta: { ...s.meta, ...e.data } };
+      return { meta: { ...s.meta, ...e.data } };
 
     case 'log':
       return {
-        ...s,
         logs: appendBounded(
           s.logs,
           { seq: e.seq, ts: e.ts, level: e.data.level, message: e.data.message },
@@ -181,7 +175,6 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Snapshot {
 
     case 'artifact':
       return {
-        ...s,
         artifacts: appendBounded(
           s.artifacts,
           {
@@ -197,11 +190,10 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Snapshot {
       };
 
     case 'run.cancel_requested':
-      return { ...s, cancelRequested: true };
+      return { cancelRequested: true };
 
     case 'run.stalled':
       return {
-        ...s,
         stalled: {
           at: e.ts,
           stallTimeoutMs: e.data.stallTimeoutMs,
@@ -237,7 +229,8 @@ function reducePhase(
   s: Snapshot,
   data: { name: string; status: 'started' | 'completed' | 'failed'; timeoutMs?: number | undefined },
   ts: number,
-): Snapshot {
+  seq: number,
+): Partial<Snapshot> {
   if (data.status === 'started') {
     const record: PhaseRecord = {
       name: data.name,
@@ -247,7 +240,7 @@ function reducePhase(
       durationMs: null,
       timeoutMs: data.timeoutMs ?? null,
     };
-    return { ...s, phase: data.name, phases: appendBounded(s.phases, record, SNAPSHOT_LIMITS.phases) };
+    return { phase: data.name, phases: appendBounded(s.phases, record, SNAPSHOT_LIMITS.phases) };
   }
   // Close the most recent open phase of that name; a phase that ends without
   // having been started is recorded as an instant one rather than dropped.
@@ -275,13 +268,12 @@ function reducePhase(
   const kept = phases.length > SNAPSHOT_LIMITS.phases ? phases.slice(-SNAPSHOT_LIMITS.phases) : phases;
   const failed = data.status === 'failed';
   return {
-    ...s,
     // The running phase is the latest one still open: when a nested phase (or
     // a second run of the same name) ends, the one around it is still running.
     phase: kept.findLast((p) => p.status === 'started')?.name ?? null,
     phases: kept,
     lastError: failed
-      ? { message: `phase ${data.name} failed`, callId: null, seq: s.seq, ts }
+      ? { message: `phase ${data.name} failed`, callId: null, seq, ts }
       : s.lastError,
   };
 }
@@ -293,7 +285,7 @@ function terminal(
   status: 'succeeded' | 'failed' | 'cancelled',
   error: RunError | null,
   output: unknown,
-): Snapshot {
+): Partial<Snapshot> {
   // Nothing is in flight once the run has ended, and a closed run has no
   // running phase; keeping them would show spinners on a finished run.
   const phases = s.phases.map((p) =>
@@ -302,7 +294,6 @@ function terminal(
       : p,
   );
   return {
-    ...s,
     current: {},
     phase: null,
     phases,
