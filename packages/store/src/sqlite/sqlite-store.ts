@@ -54,14 +54,6 @@ interface RunRow {
   attempt: number;
 }
 
-interface PendingAppend {
-  runId: string;
-  events: EventInput[];
-  options: AppendOptions;
-  resolve(result: AppendResult): void;
-  reject(err: unknown): void;
-}
-
 interface EventRow {
   run_id: string;
   seq: number;
@@ -83,6 +75,12 @@ const parse = <T>(text: string | null | undefined, fallback: T): T =>
  * The embedded store: one SQLite file in WAL mode, written through
  * better-sqlite3's synchronous API. Every write is one `db.transaction`, so
  * SQLite's single writer gives the per-run seq its order for free.
+ *
+ * Writes that read before they write run as IMMEDIATE transactions: a
+ * deferred one holds a read snapshot, and when another connection (another
+ * process on the same file) commits first, SQLite cannot upgrade it to a
+ * writer and fails at once with SQLITE_BUSY instead of waiting (busy_timeout
+ * does not apply). IMMEDIATE takes the write lock first, waiting its turn.
  */
 export class SqliteRunStore implements RunStore {
   readonly kind = 'sqlite';
@@ -91,16 +89,16 @@ export class SqliteRunStore implements RunStore {
   private readonly cacheSize: number;
   private readonly stmt;
   private readonly appendTx;
-  private pendingAppends: PendingAppend[] = [];
 
   constructor(options: SqliteStoreOptions) {
     this.cacheSize = options.snapshotCacheSize ?? 1000;
     this.db = new Database(options.filename);
+    // First, so that switching a new file to WAL waits for another opener.
+    this.db.pragma('busy_timeout = 5000');
     this.db.pragma('journal_mode = WAL');
     // NORMAL in WAL mode: a commit survives a process crash (SIGKILL); only an
     // OS crash or power loss can drop the last transactions.
     this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     this.migrate();
     const db = this.db;
@@ -151,18 +149,20 @@ export class SqliteRunStore implements RunStore {
   }
 
   private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version > migrations.length) {
-      throw new Error(
-        `this runtrail is older than its data file (schema version ${version}, known ${migrations.length}); upgrade runtrail`,
-      );
-    }
-    for (let v = version; v < migrations.length; v++) {
-      this.db.transaction(() => {
+    // Read the version under the write lock: two processes opening a new file
+    // at once must not both apply the same migration.
+    this.db.transaction(() => {
+      const version = this.db.pragma('user_version', { simple: true }) as number;
+      if (version > migrations.length) {
+        throw new Error(
+          `this runtrail is older than its data file (schema version ${version}, known ${migrations.length}); upgrade runtrail`,
+        );
+      }
+      for (let v = version; v < migrations.length; v++) {
         this.db.exec(migrations[v]!);
         this.db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
+      }
+    }).immediate();
   }
 
   async createRun(record: NewRunRecord): Promise<{ run: Run; created: boolean }> {
@@ -212,7 +212,7 @@ export class SqliteRunStore implements RunStore {
       };
       this.stmt.insertRun.run(row);
       return { run: this.toRun(this.stmt.runById.get(record.id) as RunRow), created: true };
-    })();
+    }).immediate();
   }
 
   async getRun(id: string): Promise<Run | null> {
@@ -255,53 +255,18 @@ export class SqliteRunStore implements RunStore {
       this.stmt.deleteEvents.run(id);
       this.stmt.deleteRun.run(id);
       this.snapshots.delete(id);
-    })();
+    }).immediate();
   }
 
-  /**
-   * Appends that arrive in the same event-loop turn share one commit (group
-   * commit): each runs in its own savepoint, so one that fails rolls back
-   * alone, and none is answered before the commit that makes it durable.
-   * A commit costs far more than an insert, so many small concurrent appends
-   * (one event per HTTP request) go several times faster this way.
-   */
-  append(runId: string, events: EventInput[], options: AppendOptions): Promise<AppendResult> {
-    return new Promise((resolve, reject) => {
-      this.pendingAppends.push({ runId, events, options, resolve, reject });
-      if (this.pendingAppends.length === 1) setImmediate(() => this.commitPendingAppends());
-    });
-  }
-
-  private commitPendingAppends(): void {
-    const batch = this.pendingAppends;
-    this.pendingAppends = [];
-    const outcomes: Array<{ ok: AppendResult } | { err: unknown }> = [];
+  async append(runId: string, events: EventInput[], options: AppendOptions): Promise<AppendResult> {
     try {
-      this.db.transaction(() => {
-        for (const item of batch) {
-          try {
-            outcomes.push({ ok: this.appendTx(item.runId, item.events, item.options) });
-          } catch (err) {
-            // Its savepoint rolled back; the cached snapshot may be ahead of disk.
-            this.snapshots.delete(item.runId);
-            outcomes.push({ err });
-          }
-        }
-      })();
+      return this.appendTx.immediate(runId, events, options);
     } catch (err) {
-      for (const item of batch) {
-        this.snapshots.delete(item.runId);
-        item.reject(err);
-      }
-      return;
+      // The transaction rolled back; the cached snapshot may be ahead of disk.
+      this.snapshots.delete(runId);
+      throw err;
     }
-    batch.forEach((item, i) => {
-      const outcome = outcomes[i]!;
-      if ('ok' in outcome) item.resolve(outcome.ok);
-      else item.reject(outcome.err);
-    });
   }
-
 
   private appendInTx(runId: string, events: EventInput[], options: AppendOptions): AppendResult {
     const row = this.requireHead(runId);
@@ -423,7 +388,7 @@ export class SqliteRunStore implements RunStore {
         if (changes === 1) claimed.push(this.toRun(this.stmt.runById.get(id) as RunRow));
       }
       return claimed;
-    })();
+    }).immediate();
   }
 
   async findDue(now: number, limit: number): Promise<DueRuns> {
