@@ -1,0 +1,791 @@
+import { Worker } from 'node:worker_threads';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { uuidv7 } from 'uuidv7';
+import {
+  RuntrailError,
+  foldEvents,
+  initialSnapshot,
+  type EventInput,
+  type Owner,
+  type Run,
+  type RunEvent,
+} from '@runtrail/protocol';
+import type { NewRunRecord, RunStore } from './store.js';
+
+/**
+ * The contract every RunStore adapter must keep, as vitest suites. An adapter's
+ * test file calls `runStoreConformance('name', open)`; nothing here knows
+ * which database is underneath.
+ */
+
+export interface OpenedStore {
+  store: RunStore;
+  /**
+   * Where the data lives (a data dir, a database URL + schema…). Passing it
+   * back to `open` opens the SAME data again: after a close, or as a second,
+   * independent connection.
+   */
+  location: string;
+  /** Close the store; when `open` created the data (no location given), remove it too. */
+  cleanup(): Promise<void>;
+}
+
+export type OpenStore = (location?: string) => Promise<OpenedStore>;
+
+export interface ConformanceOptions {
+  /**
+   * How a worker thread opens its own store on `location`: it imports
+   * `moduleUrl` and calls `exportName(argument(location))`. Given this, the
+   * concurrent-producer test runs its producers in real threads with their own
+   * connections; without it they share this thread (still separate stores).
+   */
+  worker?: { moduleUrl: string; exportName: string; argument: (location: string) => unknown };
+}
+
+const T0 = 1_700_000_000_000;
+const producerOwner: Owner = { kind: 'producer', node: 'node-a', id: 'sdk-1' };
+
+export function runStoreConformance(adapterName: string, open: OpenStore, options: ConformanceOptions = {}): void {
+  describe(`RunStore conformance: ${adapterName}`, () => {
+    let opened: OpenedStore;
+    let store: RunStore;
+    const extra: OpenedStore[] = [];
+
+    beforeEach(async () => {
+      opened = await open();
+      store = opened.store;
+    });
+    afterEach(async () => {
+      for (const o of extra.splice(0)) await o.cleanup();
+      await opened.cleanup();
+    });
+
+    const record = (over: Partial<NewRunRecord> = {}): NewRunRecord => ({
+      id: uuidv7(),
+      name: 'eval',
+      now: T0,
+      leaseTtlMs: 30_000,
+      ...over,
+    });
+    const create = async (over: Partial<NewRunRecord> = {}): Promise<Run> => (await store.createRun(record(over))).run;
+    const readAll = async (runId: string, s: RunStore = store): Promise<RunEvent[]> => {
+      const all: RunEvent[] = [];
+      for (;;) {
+        const page = await s.readEvents(runId, all.at(-1)?.seq ?? 0, 1000);
+        if (page.length === 0) return all;
+        all.push(...page);
+      }
+    };
+    const expectError = async (promise: Promise<unknown>, code: string): Promise<RuntrailError> => {
+      const err = await promise.then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err, `expected ${code}`).toBeInstanceOf(RuntrailError);
+      expect((err as RuntrailError).code).toBe(code);
+      return err as RuntrailError;
+    };
+    /** The whole visible state of a run: what must not change when a write is refused. */
+    const stateOf = async (runId: string) => ({ run: await store.getRun(runId), events: await readAll(runId) });
+
+    describe('runs', () => {
+      it('creates a producer run that is running, leased, with an empty log and snapshot', async () => {
+        const id = uuidv7();
+        const { run, created } = await store.createRun(
+          record({ id, name: 'nightly-eval', input: { docs: 3 }, labels: { team: 'ml' }, owner: producerOwner, timeoutMs: 60_000 }),
+        );
+        expect(created).toBe(true);
+        expect(run).toMatchObject({
+          id,
+          name: 'nightly-eval',
+          parentId: null,
+          status: 'running',
+          createdAt: T0,
+          startedAt: T0,
+          finishedAt: null,
+          input: { docs: 3 },
+          labels: { team: 'ml' },
+          error: null,
+          output: null,
+          seq: 0,
+          execute: false,
+          owner: producerOwner,
+          leaseTtlMs: 30_000,
+          leaseExpiresAt: T0 + 30_000,
+          heartbeatAt: T0,
+          cancelRequestedAt: null,
+          timeoutMs: 60_000,
+          attempt: 1,
+          retryOf: null,
+        });
+        expect(run.snapshot).toEqual(initialSnapshot());
+        expect(await store.getRun(id)).toEqual(run);
+      });
+
+      it('creates an execute run queued, with no owner and no lease until claimed', async () => {
+        const run = await create({ execute: true, owner: producerOwner });
+        expect(run).toMatchObject({ status: 'queued', execute: true, owner: null, startedAt: null, leaseExpiresAt: null });
+      });
+
+      it('returns null for a run that does not exist', async () => {
+        expect(await store.getRun(uuidv7())).toBeNull();
+      });
+
+      it('returns the same run for the same idempotency key, and creates nothing more', async () => {
+        const first = await store.createRun(record({ idempotencyKey: 'key-1' }));
+        const again = await store.createRun(record({ idempotencyKey: 'key-1', now: T0 + 5000 }));
+        expect(first.created).toBe(true);
+        expect(again.created).toBe(false);
+        expect(again.run).toEqual(first.run);
+        expect((await store.listRuns({})).runs.map((r) => r.id)).toEqual([first.run.id]);
+      });
+
+      it('refuses an idempotency key reused for a run of another name', async () => {
+        await store.createRun(record({ idempotencyKey: 'key-2', name: 'a' }));
+        await expectError(store.createRun(record({ idempotencyKey: 'key-2', name: 'b' })), 'idempotency_conflict');
+        expect((await store.listRuns({})).runs).toHaveLength(1);
+      });
+
+      it('refuses a parent that does not exist and creates nothing', async () => {
+        const err = await expectError(store.createRun(record({ parentId: 'no-such-run' })), 'run_not_found');
+        expect(err.message).toMatch(/no-such-run/);
+        expect((await store.listRuns({})).runs).toEqual([]);
+      });
+
+      it('lists runs newest first, filtered by status, name, parentId and labels', async () => {
+        const parent = await create({ name: 'pipeline', labels: { team: 'ml', env: 'prod' } });
+        const a = await create({ name: 'stage', parentId: parent.id, labels: { team: 'ml', env: 'dev' } });
+        const b = await create({ name: 'stage', parentId: parent.id, labels: { team: 'web' } });
+        const queued = await create({ name: 'job', execute: true });
+        await store.append(a.id, [{ type: 'run.succeeded', data: {} }], { now: T0 });
+
+        const ids = async (q: Parameters<RunStore['listRuns']>[0]) => (await store.listRuns(q)).runs.map((r) => r.id);
+        expect(await ids({})).toEqual([queued.id, b.id, a.id, parent.id]);
+        expect(await ids({ status: 'running' })).toEqual([b.id, parent.id]);
+        expect(await ids({ status: 'succeeded' })).toEqual([a.id]);
+        expect(await ids({ status: 'queued' })).toEqual([queued.id]);
+        expect(await ids({ name: 'stage' })).toEqual([b.id, a.id]);
+        expect(await ids({ parentId: parent.id })).toEqual([b.id, a.id]);
+        expect(await ids({ label: 'team=ml' })).toEqual([a.id, parent.id]);
+        expect(await ids({ label: 'team=ml,env=prod' })).toEqual([parent.id]);
+        expect(await ids({ label: 'team=ml', name: 'stage', status: 'succeeded' })).toEqual([a.id]);
+        expect(await ids({ label: 'team=nobody' })).toEqual([]);
+        await expectError(store.listRuns({ label: 'team' }), 'invalid_request');
+      });
+
+      it('pages through runs with a cursor, with no overlap and no gap', async () => {
+        const created: string[] = [];
+        for (let i = 0; i < 7; i++) created.push((await create({ name: `r${i}` })).id);
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        let pages = 0;
+        do {
+          const page = await store.listRuns({ limit: 3, ...(cursor ? { cursor } : {}) });
+          seen.push(...page.runs.map((r) => r.id));
+          cursor = page.nextCursor ?? undefined;
+          pages++;
+          expect(pages).toBeLessThanOrEqual(3);
+        } while (cursor);
+        expect(pages).toBe(3);
+        expect(seen).toEqual(created.slice().reverse());
+        // A page that ends exactly at the last run says there is no next page.
+        expect((await store.listRuns({ limit: 7 })).nextCursor).toBeNull();
+      });
+
+      it('pages stay correct when runs are created between page reads', async () => {
+        for (let i = 0; i < 4; i++) await create();
+        const first = await store.listRuns({ limit: 2 });
+        const newer = await create();
+        const rest = await store.listRuns({ limit: 10, cursor: first.nextCursor! });
+        const ids = [...first.runs, ...rest.runs].map((r) => r.id);
+        expect(new Set(ids).size).toBe(4);
+        expect(ids).not.toContain(newer.id);
+      });
+    });
+
+    describe('append and read', () => {
+      it('assigns contiguous seq from 1 and returns each seq and the stored events', async () => {
+        const run = await create();
+        const first = await store.append(
+          run.id,
+          [
+            { type: 'run.started' },
+            { type: 'progress', data: { done: 1, total: 10 }, ts: T0 + 5 },
+          ],
+          { now: T0 + 10 },
+        );
+        expect(first.seq).toBe(2);
+        expect(first.seqs).toEqual([1, 2]);
+        expect(first.appended).toEqual([
+          { runId: run.id, seq: 1, type: 'run.started', ts: T0 + 10, data: {} },
+          { runId: run.id, seq: 2, type: 'progress', ts: T0 + 5, data: { done: 1, total: 10 } },
+        ]);
+        const second = await store.append(run.id, [{ type: 'log', data: { level: 'info', message: 'hi' }, id: 'e-3' }], { now: T0 + 20 });
+        expect(second.seqs).toEqual([3]);
+        expect(second.appended[0]).toMatchObject({ seq: 3, id: 'e-3' });
+        expect(second.run.seq).toBe(3);
+        expect(second.run.snapshot.progress).toMatchObject({ done: 1, total: 10 });
+        expect(await readAll(run.id)).toEqual([...first.appended, ...second.appended]);
+      });
+
+      it('reads events after a seq, at most limit of them', async () => {
+        const run = await create();
+        const events: EventInput[] = Array.from({ length: 10 }, (_, i) => ({ type: 'counter', data: { name: 'n', delta: i } }));
+        await store.append(run.id, events, { now: T0 });
+        expect((await store.readEvents(run.id, 3, 2)).map((e) => e.seq)).toEqual([4, 5]);
+        expect((await store.readEvents(run.id, 0, 100)).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        expect(await store.readEvents(run.id, 10, 100)).toEqual([]);
+        expect(await store.readEvents(run.id, 50, 100)).toEqual([]);
+        expect(await store.readEvents((await create()).id, 0, 100)).toEqual([]);
+      });
+
+      it('keeps extension events and their data untouched', async () => {
+        const run = await create();
+        const data = { nested: { list: [1, 'two', null], flag: false }, unicode: 'héllo ✓' };
+        await store.append(run.id, [{ type: 'x.gpu.sample', data }], { now: T0 });
+        const [event] = await store.readEvents(run.id, 0, 10);
+        expect(event).toMatchObject({ type: 'x.gpu.sample', data });
+      });
+
+      it('refuses to read or append to a run that does not exist, and writes nothing', async () => {
+        const other = await create();
+        const before = await stateOf(other.id);
+        const missing = uuidv7();
+        await expectError(store.readEvents(missing, 0, 10), 'run_not_found');
+        const err = await expectError(store.append(missing, [{ type: 'run.started' }], { now: T0 }), 'run_not_found');
+        expect(err.message).toContain(missing);
+        expect(await store.getRun(missing)).toBeNull();
+        expect(await stateOf(other.id)).toEqual(before);
+      });
+
+      it('stores an event id once across batches and returns its original seq', async () => {
+        const run = await create();
+        await store.append(run.id, [{ type: 'log', data: { level: 'info', message: 'a' } }], { now: T0 });
+        const batch: EventInput[] = [
+          { type: 'counter', data: { name: 'n', delta: 1 }, id: 'b-1' },
+          { type: 'counter', data: { name: 'n', delta: 1 }, id: 'b-2' },
+        ];
+        const first = await store.append(run.id, batch, { now: T0 });
+        const retried = await store.append(run.id, batch, { now: T0 + 1000 });
+        expect(first.seqs).toEqual([2, 3]);
+        expect(retried.seqs).toEqual([2, 3]);
+        expect(retried.seq).toBe(3);
+        expect(retried.appended).toEqual([]);
+        const mixed = await store.append(
+          run.id,
+          [batch[1]!, { type: 'counter', data: { name: 'n', delta: 1 }, id: 'b-3' }],
+          { now: T0 },
+        );
+        expect(mixed.seqs).toEqual([3, 4]);
+        expect(mixed.appended.map((e) => e.id)).toEqual(['b-3']);
+        const events = await readAll(run.id);
+        expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+        expect((await store.getRun(run.id))!.snapshot.counters.named.n).toBe(3);
+      });
+
+      it('stores an event id repeated inside one batch once', async () => {
+        const run = await create();
+        const e: EventInput = { type: 'counter', data: { name: 'n', delta: 1 }, id: 'same' };
+        const result = await store.append(run.id, [e, { type: 'log', data: { level: 'info', message: 'x' } }, e], { now: T0 });
+        expect(result.seqs).toEqual([1, 2, 1]);
+        expect(result.appended).toHaveLength(2);
+        expect((await readAll(run.id)).map((x) => x.id ?? null)).toEqual(['same', null]);
+        expect((await store.getRun(run.id))!.snapshot.counters.named.n).toBe(1);
+      });
+
+      it('lets two runs use the same event id independently', async () => {
+        const a = await create();
+        const b = await create();
+        const e: EventInput = { type: 'log', data: { level: 'info', message: 'x' }, id: 'shared' };
+        expect((await store.append(a.id, [e], { now: T0 })).seqs).toEqual([1]);
+        expect((await store.append(b.id, [e], { now: T0 })).seqs).toEqual([1]);
+      });
+
+      it('keeps seq contiguous across many interleaved appends to several runs', async () => {
+        const runs = [await create(), await create(), await create()];
+        for (let i = 0; i < 60; i++) {
+          const run = runs[i % 3]!;
+          await store.append(run.id, [{ type: 'counter', data: { name: 'n', delta: 1 } }, { type: 'x.tick' }], { now: T0 + i });
+        }
+        for (const run of runs) {
+          expect((await readAll(run.id)).map((e) => e.seq)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+        }
+      });
+    });
+
+    describe('terminal events', () => {
+      it('ends the run with status, finishedAt, error and output from the terminal event', async () => {
+        const run = await create({ owner: producerOwner });
+        const result = await store.append(
+          run.id,
+          [{ type: 'run.failed', data: { error: { kind: 'timeout', message: 'took too long' }, output: { partial: 3 } } }],
+          { now: T0 + 500 },
+        );
+        const stored = await store.getRun(run.id);
+        expect(stored).toMatchObject({
+          status: 'failed',
+          finishedAt: T0 + 500,
+          error: { kind: 'timeout', message: 'took too long' },
+          output: { partial: 3 },
+          leaseExpiresAt: null,
+          seq: 1,
+        });
+        expect(result.run).toEqual(stored);
+      });
+
+      it('writes exactly one terminal event; a second finish is refused with the existing end in details', async () => {
+        const run = await create();
+        await store.append(run.id, [{ type: 'run.succeeded', data: { output: { score: 1 } } }], { now: T0 + 100 });
+        const before = await stateOf(run.id);
+        const err = await expectError(
+          store.append(run.id, [{ type: 'run.failed', data: { error: { kind: 'error', message: 'late' } } }], { now: T0 + 200 }),
+          'run_already_terminal',
+        );
+        expect(err.details).toMatchObject({
+          status: 'succeeded',
+          terminal: { status: 'succeeded', at: T0 + 100, seq: 1, output: { score: 1 } },
+        });
+        expect(await stateOf(run.id)).toEqual(before);
+      });
+
+      it('accepts a retried finish with the same event id and returns the original seq', async () => {
+        const run = await create();
+        const finish: EventInput = { type: 'run.succeeded', data: {}, id: 'finish-1' };
+        const first = await store.append(run.id, [finish], { now: T0 });
+        const retried = await store.append(run.id, [finish], { now: T0 + 1 });
+        expect(retried.seqs).toEqual(first.seqs);
+        expect(retried.appended).toEqual([]);
+        expect((await readAll(run.id)).filter((e) => e.type === 'run.succeeded')).toHaveLength(1);
+      });
+
+      it('refuses appends after the terminal event and writes nothing', async () => {
+        const run = await create();
+        await store.append(run.id, [{ type: 'run.cancelled', data: { reason: 'user' } }], { now: T0 });
+        const before = await stateOf(run.id);
+        await expectError(store.append(run.id, [{ type: 'log', data: { level: 'info', message: 'late' } }], { now: T0 + 1 }), 'run_already_terminal');
+        await expectError(store.append(run.id, [{ type: 'x.late' }], { now: T0 + 1 }), 'run_already_terminal');
+        expect(await stateOf(run.id)).toEqual(before);
+      });
+
+      it('writes nothing of a batch that fails midway', async () => {
+        const run = await create();
+        await store.append(run.id, [{ type: 'progress', data: { done: 1, total: 4 }, id: 'p-1' }], { now: T0 });
+        const before = await stateOf(run.id);
+
+        // Two terminal events in one batch: the second is refused, so the first must not stay either.
+        await expectError(
+          store.append(
+            run.id,
+            [
+              { type: 'progress', data: { done: 2, total: 4 } },
+              { type: 'run.succeeded', data: {} },
+              { type: 'run.failed', data: { error: { kind: 'error', message: 'x' } } },
+            ],
+            { now: T0 + 10 },
+          ),
+          'run_already_terminal',
+        );
+        expect(await stateOf(run.id)).toEqual(before);
+
+        // Events after a terminal event in the same batch.
+        await expectError(
+          store.append(run.id, [{ type: 'run.succeeded', data: {} }, { type: 'log', data: { level: 'info', message: 'after' } }], { now: T0 + 10 }),
+          'run_already_terminal',
+        );
+        expect(await stateOf(run.id)).toEqual(before);
+
+        // The failed batches did not poison what the store remembers: the next append continues at seq 2.
+        const next = await store.append(run.id, [{ type: 'progress', data: { done: 3, total: 4 } }], { now: T0 + 20 });
+        expect(next.seqs).toEqual([2]);
+        expect(next.run.snapshot.progress).toMatchObject({ done: 3 });
+        expect(next.run.snapshot.terminal).toBeNull();
+
+        // On an ended run, a batch of an already-stored id plus a new event is refused as a whole.
+        await store.append(run.id, [{ type: 'run.succeeded', data: {} }], { now: T0 + 30 });
+        const ended = await stateOf(run.id);
+        await expectError(
+          store.append(run.id, [{ type: 'progress', data: { done: 1, total: 4 }, id: 'p-1' }, { type: 'run.succeeded', data: {} }], { now: T0 + 40 }),
+          'run_already_terminal',
+        );
+        expect(await stateOf(run.id)).toEqual(ended);
+      });
+    });
+
+    describe('snapshot', () => {
+      it('persists the snapshot that equals the fold of the stored events, after every append', async () => {
+        const run = await create();
+        const batches: EventInput[][] = [
+          [{ type: 'run.started' }, { type: 'phase', data: { name: 'generate', status: 'started' } }],
+          [
+            { type: 'call.started', data: { callId: 'c1', label: 'Generating doc_1' } },
+            { type: 'call.failed', data: { callId: 'c1', error: '429', willRetry: true } },
+            { type: 'call.retried', data: { callId: 'c1', attempt: 2 } },
+          ],
+          [{ type: 'call.succeeded', data: { callId: 'c1' } }, { type: 'metric', data: { name: 'latency', value: 12.5 } }],
+          [{ type: 'meta', data: { model: 'gpt-4' } }, { type: 'x.custom', data: { a: 1 } }, { type: 'log', data: { level: 'warn', message: 'slow' } }],
+          [{ type: 'progress', data: { done: 4, total: 8, message: 'half' } }, { type: 'counter', data: { name: 'tokens', delta: 99 } }],
+          [{ type: 'artifact', data: { name: 'out.json', size: 10 } }, { type: 'run.cancel_requested', data: {} }],
+          [{ type: 'run.succeeded', data: { output: { ok: true } } }],
+        ];
+        let now = T0;
+        for (const batch of batches) {
+          now += 100;
+          await store.append(run.id, batch, { now });
+          const stored = (await store.getRun(run.id))!;
+          const fold = foldEvents(await readAll(run.id));
+          expect(stored.snapshot).toEqual(fold);
+          expect(stored.seq).toBe(fold.seq);
+        }
+        const final = (await store.getRun(run.id))!;
+        expect(final.snapshot).toMatchObject({ counters: { ok: 1, retries: 1, named: { tokens: 99 } }, terminal: { status: 'succeeded' } });
+      });
+
+      it('records a cancel request on the run', async () => {
+        const run = await create();
+        const result = await store.append(run.id, [{ type: 'run.cancel_requested', data: { reason: 'stop' } }], { now: T0 + 42 });
+        expect(result.run.cancelRequestedAt).toBe(T0 + 42);
+        expect((await store.getRun(run.id))!.cancelRequestedAt).toBe(T0 + 42);
+        expect((await store.getRun(run.id))!.snapshot.cancelRequested).toBe(true);
+      });
+    });
+
+    describe('leases and ownership', () => {
+      it('renews the lease on heartbeat and on append', async () => {
+        const run = await create({ leaseTtlMs: 10_000 });
+        const hb = await store.heartbeat(run.id, { now: T0 + 4000 });
+        expect(hb).toMatchObject({ leaseExpiresAt: T0 + 14_000, heartbeatAt: T0 + 4000 });
+        expect((await store.getRun(run.id))!.leaseExpiresAt).toBe(T0 + 14_000);
+        const appended = await store.append(run.id, [{ type: 'x.tick' }], { now: T0 + 6000 });
+        expect(appended.run.leaseExpiresAt).toBe(T0 + 16_000);
+        expect((await store.getRun(run.id))!).toMatchObject({ leaseExpiresAt: T0 + 16_000, heartbeatAt: T0 + 6000 });
+      });
+
+      it('takes the owner given on heartbeat or append', async () => {
+        const run = await create();
+        await store.heartbeat(run.id, { now: T0 + 1, owner: producerOwner });
+        expect((await store.getRun(run.id))!.owner).toEqual(producerOwner);
+        const other: Owner = { kind: 'producer', node: 'node-b', id: 'sdk-2' };
+        await store.append(run.id, [{ type: 'x.tick' }], { now: T0 + 2, owner: other });
+        expect((await store.getRun(run.id))!.owner).toEqual(other);
+        expect((await store.findOwnedBy('node-b', 'producer')).map((r) => r.id)).toEqual([run.id]);
+        expect(await store.findOwnedBy('node-a', 'producer')).toEqual([]);
+      });
+
+      it('gives an ended run no lease, even on heartbeat', async () => {
+        const run = await create();
+        await store.append(run.id, [{ type: 'run.succeeded', data: {} }], { now: T0 + 1 });
+        const hb = await store.heartbeat(run.id, { now: T0 + 2 });
+        expect(hb).toMatchObject({ status: 'succeeded', leaseExpiresAt: null });
+      });
+
+      it('refuses a heartbeat for a run that does not exist', async () => {
+        await expectError(store.heartbeat(uuidv7(), { now: T0 }), 'run_not_found');
+      });
+
+      it('claims each queued execute run once, even when claimers race', async () => {
+        const jobs = [];
+        for (let i = 0; i < 6; i++) jobs.push(await create({ name: 'job', execute: true, leaseTtlMs: 5000 }));
+        const otherName = await create({ name: 'other', execute: true });
+        const producerRun = await create({ name: 'job' });
+        const second = await open(opened.location);
+        extra.push(second);
+        const owners: Owner[] = [1, 2, 3, 4].map((n) => ({ kind: 'executor', node: `node-${n}`, id: `w${n}` }));
+        const claims = await Promise.all(
+          owners.map((owner, i) => (i % 2 ? second.store : store).claimQueued({ owner, names: ['job'], limit: 2, now: T0 + 100 })),
+        );
+        const claimed = claims.flat();
+        expect(claimed.map((r) => r.id).sort()).toEqual(jobs.map((r) => r.id).sort());
+        for (const [i, runs] of claims.entries()) {
+          for (const r of runs) {
+            expect(r).toMatchObject({ status: 'running', owner: owners[i], startedAt: T0 + 100, leaseExpiresAt: T0 + 5100, heartbeatAt: T0 + 100 });
+          }
+        }
+        expect(await store.claimQueued({ owner: owners[0]!, names: ['job'], limit: 10, now: T0 + 200 })).toEqual([]);
+        expect((await store.getRun(otherName.id))!.status).toBe('queued');
+        expect((await store.getRun(producerRun.id))!.owner).toBeNull();
+        expect(await store.claimQueued({ owner: owners[0]!, names: [], limit: 10, now: T0 })).toEqual([]);
+        expect((await store.findOwnedBy('node-1', 'executor')).map((r) => r.id).sort()).toEqual(claims[0]!.map((r) => r.id).sort());
+      });
+
+      it('finds running runs whose lease lapsed, that are past their timeout, or that made no progress', async () => {
+        const leased = await create({ name: 'leased', leaseTtlMs: 1000 });
+        const timed = await create({ name: 'timed', leaseTtlMs: 3_600_000, timeoutMs: 5000 });
+        const stalling = await create({ name: 'stalling', leaseTtlMs: 3_600_000, stallTimeoutMs: 2000 });
+        const ids = async (now: number) => {
+          const due = await store.findDue(now, 100);
+          return { expired: due.expired.map((r) => r.name), overdue: due.overdue.map((r) => r.name), stalled: due.stalled.map((r) => r.name) };
+        };
+        expect(await ids(T0 + 500)).toEqual({ expired: [], overdue: [], stalled: [] });
+        expect(await ids(T0 + 2500)).toEqual({ expired: ['leased'], overdue: [], stalled: ['stalling'] });
+        expect(await ids(T0 + 6000)).toEqual({ expired: ['leased'], overdue: ['timed'], stalled: ['stalling'] });
+
+        // Progress moves the stall deadline; a recorded stall is not reported again.
+        await store.append(stalling.id, [{ type: 'progress', data: { done: 1 }, ts: T0 + 5000 }], { now: T0 + 5000 });
+        expect((await ids(T0 + 6000)).stalled).toEqual([]);
+        expect((await ids(T0 + 7500)).stalled).toEqual(['stalling']);
+        await store.append(stalling.id, [{ type: 'run.stalled', data: { stallTimeoutMs: 2000, lastProgressAt: T0 + 5000 } }], { now: T0 + 7500 });
+        expect((await ids(T0 + 9000)).stalled).toEqual([]);
+        // Progress after a stall clears it, so a new silence is a new stall.
+        await store.append(stalling.id, [{ type: 'progress', data: { done: 2 }, ts: T0 + 9000 }], { now: T0 + 9000 });
+        expect((await ids(T0 + 12_000)).stalled).toEqual(['stalling']);
+
+        // A heartbeat renews the lease; ended runs are never due.
+        await store.heartbeat(leased.id, { now: T0 + 6000 });
+        expect((await ids(T0 + 6500)).expired).toEqual([]);
+        for (const r of [leased, timed, stalling]) await store.append(r.id, [{ type: 'run.succeeded', data: {} }], { now: T0 + 13_000 });
+        expect(await ids(T0 + 1e9)).toEqual({ expired: [], overdue: [], stalled: [] });
+        expect((await store.findDue(T0 + 1e9, 100)).expired).toEqual([]);
+      });
+
+      it('finds the unfinished runs an owner node holds, by kind', async () => {
+        const a = await create({ owner: producerOwner });
+        const ended = await create({ owner: producerOwner });
+        await create({ owner: { kind: 'producer', node: 'node-b', id: 'x' } });
+        await store.append(ended.id, [{ type: 'run.succeeded', data: {} }], { now: T0 });
+        expect((await store.findOwnedBy('node-a', 'producer')).map((r) => r.id)).toEqual([a.id]);
+        expect(await store.findOwnedBy('node-a', 'executor')).toEqual([]);
+        expect(await store.findOwnedBy('node-z', 'producer')).toEqual([]);
+      });
+    });
+
+    describe('delete', () => {
+      it('refuses to delete a running run and keeps it', async () => {
+        const run = await create();
+        await store.append(run.id, [{ type: 'x.tick' }], { now: T0 });
+        const before = await stateOf(run.id);
+        await expectError(store.deleteRun(run.id), 'run_not_terminal');
+        expect(await stateOf(run.id)).toEqual(before);
+      });
+
+      it('deletes an ended run with its events', async () => {
+        const run = await create();
+        const keep = await create();
+        await store.append(keep.id, [{ type: 'x.keep' }], { now: T0 });
+        await store.append(run.id, [{ type: 'x.tick' }, { type: 'run.succeeded', data: {} }], { now: T0 });
+        await store.deleteRun(run.id);
+        expect(await store.getRun(run.id)).toBeNull();
+        await expectError(store.readEvents(run.id, 0, 10), 'run_not_found');
+        expect((await store.listRuns({})).runs.map((r) => r.id)).toEqual([keep.id]);
+        expect(await readAll(keep.id)).toHaveLength(1);
+        await expectError(store.deleteRun(run.id), 'run_not_found');
+      });
+    });
+
+    describe('durability', () => {
+      it('keeps runs, events and snapshots across close and reopen, and continues the seq', async () => {
+        const run = await create({ labels: { a: 'b' } });
+        await store.append(run.id, [{ type: 'progress', data: { done: 1, total: 2 }, id: 'p1' }, { type: 'counter', data: { name: 'n', delta: 5 } }], { now: T0 });
+        const before = await stateOf(run.id);
+        await store.close();
+
+        const again = await open(opened.location);
+        extra.push(again);
+        expect(await again.store.getRun(run.id)).toEqual(before.run);
+        expect(await readAll(run.id, again.store)).toEqual(before.events);
+        const next = await again.store.append(run.id, [{ type: 'progress', data: { done: 2 }, id: 'p1' }, { type: 'progress', data: { done: 2 } }], { now: T0 + 1 });
+        expect(next.seqs).toEqual([1, 3]);
+        expect(next.run.snapshot).toEqual(foldEvents(await readAll(run.id, again.store)));
+        expect(next.run.snapshot.progress).toMatchObject({ done: 2, total: 2, percent: 100 });
+      });
+
+      it('shows a second connection every append of the first, with its snapshot', async () => {
+        const second = await open(opened.location);
+        extra.push(second);
+        const run = await create();
+        for (let i = 1; i <= 5; i++) {
+          // Alternate writers: each must see the other's appends (no stale cached snapshot).
+          const writer = i % 2 ? store : second.store;
+          const result = await writer.append(run.id, [{ type: 'counter', data: { name: 'n', delta: 1 } }], { now: T0 + i });
+          expect(result.seqs).toEqual([i]);
+          expect(result.run.snapshot.counters.named.n).toBe(i);
+        }
+        expect((await second.store.getRun(run.id))!.snapshot).toEqual(foldEvents(await readAll(run.id)));
+      });
+    });
+
+    describe('concurrent producers (issue 4: 10,000 events, 4 producers, one run)', () => {
+      it('gives seq exactly 1..10,000 with no gap or duplicate, and a snapshot equal to the fold', async () => {
+        const run = await create({ leaseTtlMs: 3_600_000 });
+        const producers = 4;
+        const perProducer = 2500;
+        const results = await runProducers(opened.location, run.id, producers, perProducer, options.worker, open, extra);
+
+        const events = await readAll(run.id);
+        expect(events).toHaveLength(producers * perProducer);
+        expect(events.map((e) => e.seq)).toEqual(Array.from({ length: producers * perProducer }, (_, i) => i + 1));
+        const ids = events.map((e) => e.id);
+        expect(new Set(ids).size).toBe(ids.length);
+        // Each producer's events are in the order it sent them, at the seqs it was told.
+        for (const [p, seqs] of results.entries()) {
+          const mine = events.filter((e) => e.id!.startsWith(`p${p}-`));
+          expect(mine.map((e) => e.id)).toEqual(Array.from({ length: perProducer }, (_, i) => `p${p}-${i}`));
+          expect(mine.map((e) => e.seq)).toEqual(seqs);
+        }
+        const stored = (await store.getRun(run.id))!;
+        expect(stored.seq).toBe(producers * perProducer);
+        expect(stored.snapshot).toEqual(foldEvents(events));
+        expect(stored.snapshot.counters.named.events).toBe(producers * perProducer);
+        expect(stored.snapshot.counters.ok).toBe(producers * perProducer / 5);
+      });
+
+      it('stores a retried batch once: same ids, same seqs, no duplicates', async () => {
+        const run = await create();
+        const batch = producerEvents(0, 0, 200);
+        const first = await store.append(run.id, batch, { now: T0 });
+        // The producer never saw the answer and sends the batch again, then again on another connection.
+        const retried = await store.append(run.id, batch, { now: T0 + 1 });
+        const second = await open(opened.location);
+        extra.push(second);
+        const again = await second.store.append(run.id, batch, { now: T0 + 2 });
+        expect(retried.seqs).toEqual(first.seqs);
+        expect(again.seqs).toEqual(first.seqs);
+        const events = await readAll(run.id);
+        expect(events).toHaveLength(200);
+        expect((await store.getRun(run.id))!.snapshot).toEqual(foldEvents(events));
+      });
+    });
+  });
+}
+
+/**
+ * Events producer `p` sends, numbered from `from`: calls that start and
+ * succeed, progress, metrics and a counter, each with the id `p{p}-{i}`. Written
+ * without closures over this module because worker threads run its source.
+ */
+export function producerEvents(p: number, from: number, count: number): EventInput[] {
+  const events: EventInput[] = [];
+  for (let i = from; i < from + count; i++) {
+    const id = `p${p}-${i}`;
+    const callId = `p${p}-call-${Math.floor(i / 5)}`;
+    const kind = i % 5;
+    if (kind === 0) events.push({ id, type: 'call.started', data: { callId, label: `producer ${p} call ${i}` } });
+    else if (kind === 1) events.push({ id, type: 'progress', data: { done: i, total: 2500 } });
+    else if (kind === 2) events.push({ id, type: 'metric', data: { name: `m${p}`, value: i, step: i } });
+    else if (kind === 3) events.push({ id, type: 'counter', data: { name: 'events', delta: 5 } });
+    else events.push({ id, type: 'call.succeeded', data: { callId } });
+  }
+  return events;
+}
+
+/** Batch sizes cycle so producers interleave at many different points. */
+const BATCH_SIZES = [1, 7, 25, 50, 3, 100, 13];
+
+/**
+ * Run `producers` concurrent producers, each appending `perProducer` events
+ * (ids p{n}-{i}) in batches through its OWN store on `location`, and retrying
+ * one batch. Returns, per producer, the seq of each of its events.
+ */
+async function runProducers(
+  location: string,
+  runId: string,
+  producers: number,
+  perProducer: number,
+  worker: ConformanceOptions['worker'],
+  open: OpenStore,
+  extra: OpenedStore[],
+): Promise<number[][]> {
+  if (worker) return runWorkerProducers(location, runId, producers, perProducer, worker);
+  const stores = await Promise.all(Array.from({ length: producers }, () => open(location)));
+  extra.push(...stores);
+  return Promise.all(stores.map((s, p) => produce(s.store, runId, p, perProducer)));
+}
+
+async function produce(store: RunStore, runId: string, p: number, perProducer: number): Promise<number[]> {
+  const seqs: number[] = [];
+  let i = 0;
+  let b = p;
+  while (i < perProducer) {
+    const size = Math.min(BATCH_SIZES[b++ % BATCH_SIZES.length]!, perProducer - i);
+    const batch = producerEvents(p, i, size);
+    const result = await store.append(runId, batch, { now: Date.now() });
+    if (b === p + 3) {
+      const retried = await store.append(runId, batch, { now: Date.now() });
+      if (retried.seqs.join() !== result.seqs.join()) throw new Error(`producer ${p}: retried batch got new seqs`);
+    }
+    seqs.push(...result.seqs);
+    i += size;
+  }
+  return seqs;
+}
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+(async () => {
+  const { moduleUrl, exportName, argument, runId, p, perProducer, batchSizes } = workerData;
+  const mod = await import(moduleUrl);
+  const store = await mod[exportName](argument);
+  const go = new Promise((resolve) => parentPort.once('message', resolve));
+  parentPort.postMessage({ ready: true });
+  await go;
+  const eventsFor = (from, count) => ${producerEventsSource()};
+  const seqs = [];
+  let i = 0;
+  let b = p;
+  try {
+    while (i < perProducer) {
+      const size = Math.min(batchSizes[b++ % batchSizes.length], perProducer - i);
+      const batch = eventsFor(i, size);
+      const result = await store.append(runId, batch, { now: Date.now() });
+      if (b === p + 3) {
+        const retried = await store.append(runId, batch, { now: Date.now() });
+        if (retried.seqs.join() !== result.seqs.join()) throw new Error('retried batch got new seqs');
+      }
+      seqs.push(...result.seqs);
+      i += size;
+    }
+  } finally {
+    await store.close();
+  }
+  parentPort.postMessage({ seqs });
+})().catch((err) => parentPort.postMessage({ error: String(err && err.stack || err) }));
+`;
+
+function producerEventsSource(): string {
+  // The worker cannot import this TypeScript file; it gets the same generator as source.
+  return `(${producerEvents.toString()})(p, from, count)`;
+}
+
+async function runWorkerProducers(
+  location: string,
+  runId: string,
+  producers: number,
+  perProducer: number,
+  spec: NonNullable<ConformanceOptions['worker']>,
+): Promise<number[][]> {
+  const workers = Array.from(
+    { length: producers },
+    (_, p) =>
+      new Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: {
+          moduleUrl: spec.moduleUrl,
+          exportName: spec.exportName,
+          argument: spec.argument(location),
+          runId,
+          p,
+          perProducer,
+          batchSizes: BATCH_SIZES,
+        },
+      }),
+  );
+  const message = (w: Worker) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+      w.once('exit', (code) => reject(new Error(`producer worker exited with ${code} before answering`)));
+    });
+  try {
+    // Start together so the producers really contend for the run.
+    const ready = await Promise.all(workers.map(message));
+    for (const r of ready) if (r.error) throw new Error(`producer failed to open: ${String(r.error)}`);
+    const done = workers.map(message);
+    for (const w of workers) w.postMessage('go');
+    const results = await Promise.all(done);
+    return results.map((r, p) => {
+      if (r.error) throw new Error(`producer ${p} failed: ${String(r.error)}`);
+      return r.seqs as number[];
+    });
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}

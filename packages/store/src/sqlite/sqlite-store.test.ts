@@ -1,0 +1,137 @@
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runStoreConformance } from '../conformance.js';
+import { openStore } from '../open.js';
+import { migrations } from './migrations.js';
+import { SqliteRunStore } from './sqlite-store.js';
+
+const tempDirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'runtrail-sqlite-'));
+  tempDirs.push(dir);
+  return dir;
+}
+afterEach(() => {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * The concurrent-producer test opens the store in worker threads, which load
+ * the BUILT package (they cannot run TypeScript). A build older than the
+ * sources would test old code, so say so instead of passing on stale code.
+ */
+const built = fileURLToPath(new URL('../../dist/index.js', import.meta.url));
+const builtStore = fileURLToPath(new URL('../../dist/sqlite/sqlite-store.js', import.meta.url));
+const source = fileURLToPath(new URL('./sqlite-store.ts', import.meta.url));
+function requireFreshBuild(): void {
+  if (!existsSync(builtStore) || statSync(builtStore).mtimeMs < statSync(source).mtimeMs) {
+    throw new Error('packages/store/dist is missing or older than its sources; run `npx tsc -b` (npm test does) first');
+  }
+}
+
+runStoreConformance(
+  'sqlite',
+  async (location) => {
+    const dataDir = location ?? mkdtempSync(join(tmpdir(), 'runtrail-conformance-'));
+    const store = openStore({ dataDir });
+    return {
+      store,
+      location: dataDir,
+      cleanup: async () => {
+        await store.close();
+        if (location === undefined) rmSync(dataDir, { recursive: true, force: true });
+      },
+    };
+  },
+  {
+    worker: {
+      get moduleUrl() {
+        requireFreshBuild();
+        return new URL(`file://${built}`).href;
+      },
+      exportName: 'openStore',
+      argument: (dataDir) => ({ dataDir }),
+    },
+  },
+);
+
+describe('SqliteRunStore specifics', () => {
+  it('runs the file in WAL mode', async () => {
+    const filename = join(tempDir(), 'runtrail.db');
+    const store = new SqliteRunStore({ filename });
+    await store.close();
+    const db = new Database(filename, { readonly: true });
+    try {
+      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    } finally {
+      db.close();
+    }
+  });
+
+  it('records the applied migrations in user_version and does not re-run them on reopen', async () => {
+    const filename = join(tempDir(), 'runtrail.db');
+    const first = new SqliteRunStore({ filename });
+    const { run } = await first.createRun({ id: 'r1', name: 'kept', now: 1, leaseTtlMs: 1000 });
+    await first.close();
+    const db = new Database(filename, { readonly: true });
+    try {
+      expect(db.pragma('user_version', { simple: true })).toBe(migrations.length);
+    } finally {
+      db.close();
+    }
+    const second = new SqliteRunStore({ filename });
+    try {
+      expect(await second.getRun('r1')).toEqual(run);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('refuses to open a file written by a newer runtrail, saying to upgrade, and leaves it untouched', () => {
+    const filename = join(tempDir(), 'runtrail.db');
+    const db = new Database(filename);
+    db.pragma(`user_version = ${migrations.length + 1}`);
+    db.close();
+    expect(() => new SqliteRunStore({ filename })).toThrow(
+      new RegExp(`schema version ${migrations.length + 1}, known ${migrations.length}.*upgrade runtrail`),
+    );
+    const after = new Database(filename, { readonly: true });
+    try {
+      expect(after.pragma('user_version', { simple: true })).toBe(migrations.length + 1);
+      expect(after.prepare(`SELECT count(*) FROM sqlite_master WHERE name = 'runs'`).pluck().get()).toBe(0);
+    } finally {
+      after.close();
+    }
+  });
+
+  it('migrates a new file once when several stores open it at the same time', async () => {
+    requireFreshBuild();
+    const dataDir = tempDir();
+    const { Worker } = await import('node:worker_threads');
+    const source = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      import(workerData.url)
+        .then(async (m) => { const s = m.openStore({ dataDir: workerData.dataDir }); await s.close(); parentPort.postMessage('ok'); })
+        .catch((e) => parentPort.postMessage(String(e && e.stack || e)));`;
+    const answers = await Promise.all(
+      Array.from({ length: 4 }, () => {
+        const w = new Worker(source, { eval: true, workerData: { url: new URL(`file://${built}`).href, dataDir } });
+        return new Promise<unknown>((resolve, reject) => {
+          w.once('message', (m) => void w.terminate().then(() => resolve(m)));
+          w.once('error', reject);
+        });
+      }),
+    );
+    expect(answers).toEqual(['ok', 'ok', 'ok', 'ok']);
+    const store = openStore({ dataDir });
+    try {
+      expect((await store.listRuns({})).runs).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+});
