@@ -54,6 +54,14 @@ interface RunRow {
   attempt: number;
 }
 
+interface PendingAppend {
+  runId: string;
+  events: EventInput[];
+  options: AppendOptions;
+  resolve(result: AppendResult): void;
+  reject(err: unknown): void;
+}
+
 interface EventRow {
   run_id: string;
   seq: number;
@@ -89,6 +97,7 @@ export class SqliteRunStore implements RunStore {
   private readonly cacheSize: number;
   private readonly stmt;
   private readonly appendTx;
+  private pendingAppends: PendingAppend[] = [];
 
   constructor(options: SqliteStoreOptions) {
     this.cacheSize = options.snapshotCacheSize ?? 1000;
@@ -258,15 +267,50 @@ export class SqliteRunStore implements RunStore {
     }).immediate();
   }
 
-  async append(runId: string, events: EventInput[], options: AppendOptions): Promise<AppendResult> {
-    try {
-      return this.appendTx.immediate(runId, events, options);
-    } catch (err) {
-      // The transaction rolled back; the cached snapshot may be ahead of disk.
-      this.snapshots.delete(runId);
-      throw err;
-    }
+  /**
+   * Appends that arrive in the same event-loop turn share one commit (group
+   * commit): each runs in its own savepoint, so one that fails rolls back
+   * alone, and none is answered before the commit that makes it durable.
+   * A commit costs far more than an insert, so many small concurrent appends
+   * (one event per HTTP request) go several times faster this way.
+   */
+  append(runId: string, events: EventInput[], options: AppendOptions): Promise<AppendResult> {
+    return new Promise((resolve, reject) => {
+      this.pendingAppends.push({ runId, events, options, resolve, reject });
+      if (this.pendingAppends.length === 1) setImmediate(() => this.commitPendingAppends());
+    });
   }
+
+  private commitPendingAppends(): void {
+    const batch = this.pendingAppends;
+    this.pendingAppends = [];
+    const outcomes: Array<{ ok: AppendResult } | { err: unknown }> = [];
+    try {
+      this.db.transaction(() => {
+        for (const item of batch) {
+          try {
+            outcomes.push({ ok: this.appendTx(item.runId, item.events, item.options) });
+          } catch (err) {
+            // Its savepoint rolled back; the cached snapshot may be ahead of disk.
+            this.snapshots.delete(item.runId);
+            outcomes.push({ err });
+          }
+        }
+      }).immediate();
+    } catch (err) {
+      for (const item of batch) {
+        this.snapshots.delete(item.runId);
+        item.reject(err);
+      }
+      return;
+    }
+    batch.forEach((item, i) => {
+      const outcome = outcomes[i]!;
+      if ('ok' in outcome) item.resolve(outcome.ok);
+      else item.reject(outcome.err);
+    });
+  }
+
 
   private appendInTx(runId: string, events: EventInput[], options: AppendOptions): AppendResult {
     const row = this.requireHead(runId);
