@@ -19,7 +19,7 @@ function summary(event: RunEvent): string {
  * renders only the rows in view. It follows the tail until the reader
  * scrolls up, and picks it up again when they scroll back to the bottom.
  */
-export function EventLog({ events }: { events: RunEvent[] }) {
+export function EventLog({ events }: { events: readonly RunEvent[] }) {
   const [type, setType] = useState('');
   const [text, setText] = useState('');
   const [follow, setFollow] = useState(true);

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'react';
 import { useRun } from '@runtrail/client/react';
-import { isTerminalStatus, type LastError, type Run, type Snapshot } from '@runtrail/protocol';
+import { isTerminalStatus, type LastError, type RunError, type Snapshot } from '@runtrail/protocol';
 import { client, messageOf } from '../client.js';
 import { ChildRuns } from '../components/ChildRuns.js';
 import { ConfirmButton } from '../components/ConfirmButton.js';
@@ -17,7 +17,7 @@ const OBSERVERS_REFRESH_MS = 5000;
 
 export function RunPage({ id }: { id: string }) {
   const { run, snapshot, events, connection, error } = useRun(id);
-  const live = run !== null && !isTerminalStatus(run.status);
+  const live = run !== null && !isTerminalStatus(run.status) && !snapshot?.terminal;
   const now = useNow(live);
   const observers = useObservers(id, live);
   const [actionError, setActionError] = useState<string | null>(null);
@@ -47,8 +47,13 @@ export function RunPage({ id }: { id: string }) {
       setActionError(`${what} failed: ${messageOf(err)}`);
     }
   };
-  const terminal = isTerminalStatus(run.status);
   const s = snapshot ?? run.snapshot;
+  // The snapshot's terminal entry arrives with the stream, before the run's
+  // own fields are re-read; it is the same terminal event, so show it at once.
+  const status = s.terminal?.status ?? run.status;
+  const runError = run.error ?? s.terminal?.error ?? null;
+  const finishedAt = run.finishedAt ?? s.terminal?.at ?? null;
+  const terminal = isTerminalStatus(status);
 
   return (
     <main className="page run-page">
@@ -58,7 +63,7 @@ export function RunPage({ id }: { id: string }) {
       <header className="run-head panel">
         <div className="run-title">
           <h1>{run.name}</h1>
-          <StatusBadge status={run.status} />
+          <StatusBadge status={status} />
           <ConnectionIndicator state={connection} observers={observers ?? (run as { observers?: number }).observers ?? null} />
         </div>
         <dl className="timings">
@@ -76,12 +81,12 @@ export function RunPage({ id }: { id: string }) {
           </div>
           <div>
             <dt>Finished</dt>
-            <dd>{formatTime(run.finishedAt)}</dd>
+            <dd>{formatTime(finishedAt)}</dd>
           </div>
           <div>
             <dt>Duration</dt>
             <dd data-testid="duration">
-              {formatDuration(run.startedAt === null ? null : (run.finishedAt ?? now) - run.startedAt)}
+              {formatDuration(run.startedAt === null ? null : (finishedAt ?? now) - run.startedAt)}
             </dd>
           </div>
           {run.attempt > 1 && (
@@ -107,7 +112,7 @@ export function RunPage({ id }: { id: string }) {
             </div>
           )}
         </dl>
-        <RunErrorBox run={run} />
+        <RunErrorBox error={runError} />
         {s.cancelRequested && !terminal && <p className="note">Cancel requested; waiting for the run to stop.</p>}
         {s.stalled && (
           <p className="note warn" role="status">
@@ -200,12 +205,12 @@ function useObservers(id: string, live: boolean): number | null {
   return observers;
 }
 
-function RunErrorBox({ run }: { run: Run }) {
-  if (!run.error) return null;
+function RunErrorBox({ error }: { error: RunError | null }) {
+  if (!error) return null;
   return (
     <div className="run-error" role="alert" data-testid="run-error">
-      <strong data-testid="error-kind">{run.error.kind}</strong>: {errorKindText(run.error.kind)}
-      <div className="mono">{run.error.message}</div>
+      <strong data-testid="error-kind">{error.kind}</strong>: {errorKindText(error.kind)}
+      <div className="mono">{error.message}</div>
     </div>
   );
 }
