@@ -66,6 +66,12 @@ export interface AppendOptions {
   now: number;
   /** Renew the lease as this owner (an append is a heartbeat). */
   owner?: Owner | undefined;
+  /**
+   * Whether the append renews the lease (default true). Events the server
+   * writes itself (run.stalled, run.cancel_requested) pass false: they say
+   * nothing about the owner being alive, and must not keep an orphan running.
+   */
+  renewLease?: boolean | undefined;
 }
 
 export interface AppendResult {
@@ -85,6 +91,8 @@ export interface DueRuns {
   overdue: Run[];
   /** Running runs with no progress for stallTimeoutMs and no stall recorded yet. */
   stalled: Run[];
+  /** Running runs with an open phase older than that phase's timeoutMs. */
+  phaseOverdue: Run[];
 }
 
 export type { Run, RunError, RunStatus };

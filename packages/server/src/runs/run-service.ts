@@ -99,9 +99,13 @@ export class RunService {
     return { seq: result.seq, seqs: result.seqs, cancelRequested: result.run.cancelRequestedAt !== null };
   }
 
-  /** The one write path to the log (already-validated events). */
-  async appendEvents(id: string, events: EventInput[], owner?: Owner): Promise<AppendResult> {
-    const result = await this.store.append(id, events, { now: this.now(), owner });
+  /**
+   * The one write path to the log (already-validated events). Events the
+   * server writes on its own behalf pass `renewLease: false` so they never
+   * keep a run alive whose owner has gone silent.
+   */
+  async appendEvents(id: string, events: EventInput[], owner?: Owner, options: { renewLease?: boolean } = {}): Promise<AppendResult> {
+    const result = await this.store.append(id, events, { now: this.now(), owner, renewLease: options.renewLease });
     if (result.appended.length > 0) {
       this.hub.publishEvents(result.run, result.appended);
       this.hub.publishRun('updated', result.run);
@@ -160,7 +164,8 @@ export class RunService {
       return this.finish(id, { status: 'cancelled', error: { kind: 'cancelled', message: reason ?? 'cancelled before it started' } });
     }
     if (run.cancelRequestedAt !== null) return run;
-    return (await this.appendEvents(id, [{ type: 'run.cancel_requested', data: reason ? { reason } : {} }])).run;
+    const request: EventInput = { type: 'run.cancel_requested', data: reason ? { reason } : {} };
+    return (await this.appendEvents(id, [request], undefined, { renewLease: false })).run;
   }
 
   async retry(id: string): Promise<Run> {

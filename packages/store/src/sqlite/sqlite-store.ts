@@ -123,7 +123,8 @@ export class SqliteRunStore implements RunStore {
       snapshotById: db.prepare(`SELECT snapshot FROM runs WHERE id = ?`).pluck(),
       runByIdempotencyKey: db.prepare(`SELECT * FROM runs WHERE idempotency_key = ?`),
       insertEvent: db.prepare(
-        `INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (run_id, event_id) WHERE event_id IS NOT NULL DO NOTHING`,
       ),
       seqByEventId: db.prepare(`SELECT seq FROM events WHERE run_id = ? AND event_id = ?`).pluck(),
       readEvents: db.prepare(
@@ -149,6 +150,12 @@ export class SqliteRunStore implements RunStore {
         AND started_at + timeout_ms < ? ORDER BY id LIMIT ?`),
       stalled: db.prepare(`SELECT * FROM runs WHERE status = 'running' AND stall_timeout_ms IS NOT NULL
         AND stalled_at IS NULL AND COALESCE(last_progress_at, started_at) + stall_timeout_ms < ? ORDER BY id LIMIT ?`),
+      // Phases live in the snapshot; only running runs are scanned, and few run at once.
+      phaseOverdue: db.prepare(`SELECT * FROM runs WHERE status = 'running' AND EXISTS (
+        SELECT 1 FROM json_each(runs.snapshot, '$.phases') p
+        WHERE json_extract(p.value, '$.status') = 'started' AND json_extract(p.value, '$.timeoutMs') IS NOT NULL
+          AND json_extract(p.value, '$.startedAt') + json_extract(p.value, '$.timeoutMs') < ?1)
+        ORDER BY id LIMIT ?2`),
       ownedBy: db.prepare(`SELECT * FROM runs WHERE owner_node = ? AND owner_kind = ?
         AND status IN ('queued','running') ORDER BY id`),
     };
@@ -328,18 +335,28 @@ export class SqliteRunStore implements RunStore {
 
     for (const event of events) {
       if (event.id !== undefined) {
-        const known = seenInBatch.get(event.id) ?? (this.stmt.seqByEventId.get(runId, event.id) as number | undefined);
+        // An ended run takes no new events, but a retried one (a finish whose
+        // answer was lost) still gets its original seq back.
+        const known =
+          seenInBatch.get(event.id) ??
+          (isTerminalStatus(status) ? (this.stmt.seqByEventId.get(runId, event.id) as number | undefined) : undefined);
         if (known !== undefined) {
           seqs.push(known);
           continue;
         }
       }
       if (isTerminalStatus(status)) throw terminalConflict(runId, status, snapshot);
-      seq += 1;
       const ts = event.ts ?? options.now;
       const terminal = isTerminalType(event.type);
       const data = event.data === undefined ? {} : event.data;
-      this.stmt.insertEvent.run(runId, seq, event.type, ts, JSON.stringify(data), event.id ?? null, terminal ? 1 : 0);
+      // Insert first and look up only on conflict: a producer sends an id
+      // with every event, and duplicates are the rare retry.
+      const inserted = this.stmt.insertEvent.run(runId, seq + 1, event.type, ts, JSON.stringify(data), event.id ?? null, terminal ? 1 : 0);
+      if (inserted.changes === 0) {
+        seqs.push(this.stmt.seqByEventId.get(runId, event.id) as number);
+        continue;
+      }
+      seq += 1;
       const stored: RunEvent = { runId, seq, type: event.type, ts, data };
       if (event.id !== undefined) {
         stored.id = event.id;
@@ -361,6 +378,7 @@ export class SqliteRunStore implements RunStore {
 
     if (appended.length > 0 || options.owner) {
       const live = status === 'running';
+      const renew = live && options.renewLease !== false;
       const owner = options.owner;
       this.stmt.updateAfterAppend.run({
         id: runId,
@@ -372,8 +390,8 @@ export class SqliteRunStore implements RunStore {
         error,
         output,
         // Any append renews the lease of a live run; an ended run holds none.
-        lease_expires_at: live ? options.now + row.lease_ttl_ms : null,
-        heartbeat_at: live ? options.now : row.heartbeat_at,
+        lease_expires_at: renew ? options.now + row.lease_ttl_ms : live ? row.lease_expires_at : null,
+        heartbeat_at: renew ? options.now : row.heartbeat_at,
         owner: owner ? JSON.stringify(owner) : row.owner,
         owner_node: owner ? owner.node : ownerField(row.owner, 'node'),
         owner_kind: owner ? owner.kind : ownerField(row.owner, 'kind'),
@@ -387,8 +405,10 @@ export class SqliteRunStore implements RunStore {
     if (appended.length > 0) {
       run.cancelRequestedAt = cancelRequestedAt;
       if (status === 'running') {
-        run.leaseExpiresAt = options.now + row.lease_ttl_ms;
-        run.heartbeatAt = options.now;
+        if (options.renewLease !== false) {
+          run.leaseExpiresAt = options.now + row.lease_ttl_ms;
+          run.heartbeatAt = options.now;
+        }
       } else {
         run.leaseExpiresAt = null;
       }
@@ -437,7 +457,12 @@ export class SqliteRunStore implements RunStore {
 
   async findDue(now: number, limit: number): Promise<DueRuns> {
     const rows = (stmt: Database.Statement) => (stmt.all(now, limit) as RunRow[]).map((r) => this.toRun(r));
-    return { expired: rows(this.stmt.expired), overdue: rows(this.stmt.overdue), stalled: rows(this.stmt.stalled) };
+    return {
+      expired: rows(this.stmt.expired),
+      overdue: rows(this.stmt.overdue),
+      stalled: rows(this.stmt.stalled),
+      phaseOverdue: rows(this.stmt.phaseOverdue),
+    };
   }
 
   async findOwnedBy(node: string, kind: Owner['kind']): Promise<Run[]> {
