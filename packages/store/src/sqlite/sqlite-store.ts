@@ -150,6 +150,12 @@ export class SqliteRunStore implements RunStore {
         AND started_at + timeout_ms < ? ORDER BY id LIMIT ?`),
       stalled: db.prepare(`SELECT * FROM runs WHERE status = 'running' AND stall_timeout_ms IS NOT NULL
         AND stalled_at IS NULL AND COALESCE(last_progress_at, started_at) + stall_timeout_ms < ? ORDER BY id LIMIT ?`),
+      // Phases live in the snapshot; only running runs are scanned, and few run at once.
+      phaseOverdue: db.prepare(`SELECT * FROM runs WHERE status = 'running' AND EXISTS (
+        SELECT 1 FROM json_each(runs.snapshot, '$.phases') p
+        WHERE json_extract(p.value, '$.status') = 'started' AND json_extract(p.value, '$.timeoutMs') IS NOT NULL
+          AND json_extract(p.value, '$.startedAt') + json_extract(p.value, '$.timeoutMs') < ?1)
+        ORDER BY id LIMIT ?2`),
       ownedBy: db.prepare(`SELECT * FROM runs WHERE owner_node = ? AND owner_kind = ?
         AND status IN ('queued','running') ORDER BY id`),
     };
@@ -372,6 +378,7 @@ export class SqliteRunStore implements RunStore {
 
     if (appended.length > 0 || options.owner) {
       const live = status === 'running';
+      const renew = live && options.renewLease !== false;
       const owner = options.owner;
       this.stmt.updateAfterAppend.run({
         id: runId,
@@ -383,8 +390,8 @@ export class SqliteRunStore implements RunStore {
         error,
         output,
         // Any append renews the lease of a live run; an ended run holds none.
-        lease_expires_at: live ? options.now + row.lease_ttl_ms : null,
-        heartbeat_at: live ? options.now : row.heartbeat_at,
+        lease_expires_at: renew ? options.now + row.lease_ttl_ms : live ? row.lease_expires_at : null,
+        heartbeat_at: renew ? options.now : row.heartbeat_at,
         owner: owner ? JSON.stringify(owner) : row.owner,
         owner_node: owner ? owner.node : ownerField(row.owner, 'node'),
         owner_kind: owner ? owner.kind : ownerField(row.owner, 'kind'),
@@ -398,8 +405,10 @@ export class SqliteRunStore implements RunStore {
     if (appended.length > 0) {
       run.cancelRequestedAt = cancelRequestedAt;
       if (status === 'running') {
-        run.leaseExpiresAt = options.now + row.lease_ttl_ms;
-        run.heartbeatAt = options.now;
+        if (options.renewLease !== false) {
+          run.leaseExpiresAt = options.now + row.lease_ttl_ms;
+          run.heartbeatAt = options.now;
+        }
       } else {
         run.leaseExpiresAt = null;
       }
@@ -448,7 +457,12 @@ export class SqliteRunStore implements RunStore {
 
   async findDue(now: number, limit: number): Promise<DueRuns> {
     const rows = (stmt: Database.Statement) => (stmt.all(now, limit) as RunRow[]).map((r) => this.toRun(r));
-    return { expired: rows(this.stmt.expired), overdue: rows(this.stmt.overdue), stalled: rows(this.stmt.stalled) };
+    return {
+      expired: rows(this.stmt.expired),
+      overdue: rows(this.stmt.overdue),
+      stalled: rows(this.stmt.stalled),
+      phaseOverdue: rows(this.stmt.phaseOverdue),
+    };
   }
 
   async findOwnedBy(node: string, kind: Owner['kind']): Promise<Run[]> {
