@@ -4,3 +4,4 @@ export { HttpProducerTransport, type ProducerTransport } from './producer/transp
 export { HttpApi, isRetryable, errorFromResponse, type HttpApiOptions } from './http-api.js';
 export { backoffDelay, delay } from './backoff.js';
 export { RuntrailError } from '@runtrail/protocol';
+export { RunWatch, RunsWatch, watchRun, watchRuns, type RunWatchState, type RunsWatchState, type WatchRunOptions, type WatchRunsOptions, type ConnectionState, type TransportName, type WebSocketConstructor } from './watch/index.js';

@@ -1,0 +1,75 @@
+import { useMemo, useSyncExternalStore } from 'react';
+import type { Run, RunEvent, RunsFilter, Snapshot } from '@runtrail/protocol';
+import type { RuntrailError } from '@runtrail/protocol';
+import type { ConnectionState } from '../watch/types.js';
+import { useRuntrailConfig } from './context.js';
+import { IDLE_RUNS_STATE, IDLE_RUN_STATE, createRunSource, createRunsSource, type ExternalStore } from './sources.js';
+
+export interface UseRunResult {
+  run: Run | null;
+  snapshot: Snapshot;
+  /** The latest events (bounded by `maxEvents`), in seq order. */
+  events: readonly RunEvent[];
+  connection: ConnectionState;
+  error: RuntrailError | null;
+}
+
+export interface UseRunOptions {
+  /** Events kept for display. Default 5,000. */
+  maxEvents?: number;
+  /** Skip the history: start from the run's persisted snapshot (events then start empty). */
+  fromSnapshot?: boolean;
+}
+
+const idleStore = <S>(state: S): ExternalStore<S> => ({ subscribe: () => () => undefined, getSnapshot: () => state });
+
+/**
+ * The live state of one run. A thin useSyncExternalStore binding over
+ * watchRun: same reducer as the server, resumes after drops, ends at the
+ * run's terminal event. `id` null/undefined renders the idle state.
+ */
+export function useRun(id: string | null | undefined, options: UseRunOptions = {}): UseRunResult {
+  const config = useRuntrailConfig();
+  const { maxEvents, fromSnapshot } = options;
+  const store = useMemo(
+    () =>
+      id
+        ? createRunSource(id, {
+            ...config,
+            ...(maxEvents !== undefined ? { maxEvents } : {}),
+            ...(fromSnapshot !== undefined ? { fromSnapshot } : {}),
+          })
+        : idleStore(IDLE_RUN_STATE),
+    [id, config, maxEvents, fromSnapshot],
+  );
+  const state = useSyncExternalStore(store.subscribe, store.getSnapshot, () => IDLE_RUN_STATE);
+  return { run: state.run, snapshot: state.snapshot, events: state.events, connection: state.connection, error: state.error };
+}
+
+export interface UseRunsResult {
+  runs: readonly Run[];
+  connection: ConnectionState;
+  error: RuntrailError | null;
+}
+
+/** A live runs list (newest first), filtered by status/name/parentId. */
+export function useRuns(filter: RunsFilter = {}, options: { limit?: number } = {}): UseRunsResult {
+  const config = useRuntrailConfig();
+  const { status, name, parentId } = filter;
+  const { limit } = options;
+  const store = useMemo(
+    () =>
+      createRunsSource({
+        ...config,
+        filter: {
+          ...(status !== undefined ? { status } : {}),
+          ...(name !== undefined ? { name } : {}),
+          ...(parentId !== undefined ? { parentId } : {}),
+        },
+        ...(limit !== undefined ? { limit } : {}),
+      }),
+    [config, status, name, parentId, limit],
+  );
+  const state = useSyncExternalStore(store.subscribe, store.getSnapshot, () => IDLE_RUNS_STATE);
+  return { runs: state.runs, connection: state.connection, error: state.error };
+}

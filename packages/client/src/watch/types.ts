@@ -1,0 +1,53 @@
+import type { BackoffOptions } from '../backoff.js';
+
+/** How a watcher is connected right now. */
+export type ConnectionState = 'connecting' | 'live' | 'reconnecting' | 'polling' | 'ended';
+
+export type TransportName = 'ws' | 'sse' | 'poll';
+
+/**
+ * The part of the WebSocket API the watcher uses: the browser's
+ * `WebSocket` and the `ws` package's class both fit. (Handlers take `any`
+ * because the two declare different event classes.)
+ */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  /* eslint-disable @typescript-eslint/no-explicit-any */
+  onopen: ((event: any) => void) | null;
+  onmessage: ((event: any) => void) | null;
+  onclose: ((event: any) => void) | null;
+  onerror: ((event: any) => void) | null;
+  /* eslint-enable @typescript-eslint/no-explicit-any */
+}
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export interface WatchConnectionOptions {
+  /** Base URL of the runtrail server, e.g. http://127.0.0.1:4310 */
+  url: string;
+  /**
+   * WebSocket class. Defaults to `globalThis.WebSocket` (browsers, Node 22+);
+   * in Node 20 pass `WebSocket` from the `ws` package. `null` = never use
+   * WebSocket. Without one the watcher uses SSE (over fetch), then polling.
+   */
+  WebSocket?: WebSocketConstructor | null;
+  fetch?: typeof fetch;
+  headers?: Record<string, string>;
+  /** Transports to try, best first. Default ['ws', 'sse', 'poll']. */
+  transports?: TransportName[];
+  /** Reconnect delays: exponential with full jitter. Default 250 ms doubling up to 10 s. */
+  backoff?: BackoffOptions;
+  /** Polling interval when polling is the transport in use. Default 1000 ms. */
+  pollIntervalMs?: number;
+  /**
+   * A transport that failed to connect twice in a row is skipped for this
+   * long, then tried again (so a watcher that fell back to polling comes
+   * back to WebSocket). Default 30 s.
+   */
+  transportRetryMs?: number;
+  /** Per-HTTP-request timeout. Default 10 s. */
+  requestTimeoutMs?: number;
+  /** Randomness of the jitter (tests may fix it). */
+  random?: () => number;
+}
