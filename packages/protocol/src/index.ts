@@ -6,3 +6,4 @@ export * from './run.js';
 export * from './routes.js';
 export * from './stream.js';
 export * from './validate.js';
+export { renderApiReference } from './api-reference.js';
