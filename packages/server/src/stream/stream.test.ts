@@ -1,0 +1,366 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { EventSource } from 'eventsource';
+import { afterEach, describe, expect, test } from 'vitest';
+import type { RunEvent, RunWithObservers } from '@runtrail/protocol';
+import { SseParser } from '../../../client/src/watch/sse-parser.js';
+import { TARGET_FRAME_BYTES } from './frames.js';
+import { RawWsClient, isExactRange, progressEvents, startTestServer, waitFor, wsUrl } from './stream.test-kit.js';
+
+type TestServer = Awaited<ReturnType<typeof startTestServer>>;
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+async function server(options: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
+  const s = await startTestServer(options);
+  cleanups.push(() => s.cleanup());
+  return s;
+}
+
+async function wsClient(s: TestServer): Promise<RawWsClient> {
+  const c = new RawWsClient(wsUrl(s));
+  cleanups.push(() => c.close());
+  await c.opened();
+  return c;
+}
+
+/** A raw SSE reader over fetch that records events and the end. */
+function sseClient(url: string, headers: Record<string, string> = {}) {
+  const controller = new AbortController();
+  const state = { events: [] as RunEvent[], ended: null as null | { status: string; seq: number }, status: 0, closed: false, body: '' };
+  const done = (async () => {
+    const res = await fetch(url, { headers, signal: controller.signal });
+    state.status = res.status;
+    if (!res.ok) {
+      state.body = await res.text();
+      return;
+    }
+    const parser = new SseParser();
+    const decoder = new TextDecoder();
+    for await (const chunk of res.body!) {
+      for (const r of parser.push(decoder.decode(chunk as Uint8Array, { stream: true }))) {
+        if (r.event === 'run-event') state.events.push(JSON.parse(r.data) as RunEvent);
+        else if (r.event === 'end') state.ended = JSON.parse(r.data) as { status: string; seq: number };
+      }
+    }
+    state.closed = true;
+  })().catch((err: unknown) => {
+    if (!controller.signal.aborted) throw err;
+  });
+  cleanups.push(() => controller.abort());
+  return { state, done, abort: () => controller.abort() };
+}
+
+function sseUrl(s: TestServer, runId: string, after?: number): string {
+  return `${s.url}/api/v1/runs/${runId}/stream${after === undefined ? '' : `?after=${after}`}`;
+}
+
+async function getRun(s: TestServer, id: string): Promise<RunWithObservers> {
+  return (await (await fetch(`${s.url}/api/v1/runs/${id}`)).json()) as RunWithObservers;
+}
+
+describe('late joiner', () => {
+  test('a WebSocket subscriber with after=0 gets exactly seq 1..5000 from the backlog, then the live ones', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'late' });
+    await s.runs.appendEvents(run.id, progressEvents(5000));
+    const c = await wsClient(s);
+    c.send({ op: 'subscribe', runId: run.id, after: 0 });
+    await waitFor(() => c.seqs(run.id).length >= 5000, { what: 'backlog' });
+    expect(c.messages[0]).toMatchObject({ type: 'subscribed', runId: run.id, after: 0, seq: 5000, status: 'running' });
+    // Backlog is batched: far fewer frames than events.
+    expect(c.messages.filter((m) => m.type === 'events').length).toBeLessThan(100);
+    await s.runs.appendEvents(run.id, progressEvents(7, 5000));
+    await waitFor(() => c.seqs(run.id).length >= 5007, { what: 'live events' });
+    expect(isExactRange(c.seqs(run.id), 0, 5007)).toBe(true);
+  });
+
+  test('an SSE subscriber with after=0 gets exactly seq 1..5000 with id: seq, then the live ones', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'late' });
+    await s.runs.appendEvents(run.id, progressEvents(5000));
+    const sse = sseClient(sseUrl(s, run.id, 0));
+    await waitFor(() => sse.state.events.length >= 5000, { what: 'backlog' });
+    await s.runs.appendEvents(run.id, progressEvents(3, 5000));
+    await waitFor(() => sse.state.events.length >= 5003, { what: 'live events' });
+    expect(isExactRange(sse.state.events.map((e) => e.seq), 0, 5003)).toBe(true);
+  });
+
+  test('after=N on WS and Last-Event-ID on SSE start right after N', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'resume' });
+    await s.runs.appendEvents(run.id, progressEvents(50));
+    const c = await wsClient(s);
+    c.send({ op: 'subscribe', runId: run.id, after: 42 });
+    // Last-Event-ID wins over ?after= (what a browser sends when it reconnects by itself).
+    const sse = sseClient(sseUrl(s, run.id, 3), { 'last-event-id': '45' });
+    await waitFor(() => c.seqs(run.id).length >= 8 && sse.state.events.length >= 5);
+    expect(c.seqs(run.id)).toEqual([43, 44, 45, 46, 47, 48, 49, 50]);
+    expect(sse.state.events.map((e) => e.seq)).toEqual([46, 47, 48, 49, 50]);
+  });
+});
+
+describe('subscribing to a run that does not exist', () => {
+  test('on WebSocket it is an error message for that subscription, and the connection stays usable', async () => {
+    const s = await server();
+    const c = await wsClient(s);
+    c.send({ op: 'subscribe', runId: 'no-such-run', after: 0 });
+    await waitFor(() => c.messages.length > 0);
+    expect(c.messages[0]).toMatchObject({ type: 'error', runId: 'no-such-run', code: 'run_not_found' });
+    const { run } = await s.runs.create({ name: 'later' });
+    await s.runs.appendEvents(run.id, progressEvents(1));
+    c.send({ op: 'subscribe', runId: run.id, after: 0 });
+    await waitFor(() => c.seqs(run.id).length === 1);
+  });
+
+  test('on SSE it is a 404 JSON error before any stream', async () => {
+    const s = await server();
+    const res = await fetch(sseUrl(s, 'no-such-run'));
+    expect(res.status).toBe(404);
+    expect(res.headers.get('content-type')).toContain('application/json');
+    expect(await res.json()).toMatchObject({ error: { code: 'run_not_found' } });
+  });
+
+  test('a message that is not part of the protocol gets an invalid_request error', async () => {
+    const s = await server();
+    const c = await wsClient(s);
+    c.ws.send('{"op":"subscribe"}');
+    c.ws.send('not json');
+    await waitFor(() => c.messages.length >= 2);
+    expect(c.messages.map((m) => m.type === 'error' && m.code)).toEqual(['invalid_request', 'invalid_request']);
+  });
+});
+
+describe('subscribe right after create while a producer appends at full speed', () => {
+  test('every event arrives exactly once, on WS and on SSE, over many iterations', async () => {
+    const s = await server();
+    const c = await wsClient(s);
+    for (let iteration = 0; iteration < 40; iteration++) {
+      const { run } = await s.runs.create({ name: `race-${iteration}` });
+      let appended = 0;
+      const total = 600;
+      // The producer does not wait for anyone; batches of varying size interleave with the subscribe.
+      const producer = (async () => {
+        while (appended < total) {
+          const n = Math.min(total - appended, 1 + ((appended * 7 + iteration) % 40));
+          await s.runs.appendEvents(run.id, progressEvents(n, appended));
+          appended += n;
+        }
+        await s.runs.finish(run.id, { status: 'succeeded' });
+      })();
+      c.send({ op: 'subscribe', runId: run.id, after: 0 });
+      const sse = sseClient(sseUrl(s, run.id, 0));
+      await producer;
+      await waitFor(() => c.ended.has(run.id) && sse.state.ended !== null, { what: `end of iteration ${iteration}` });
+      expect(isExactRange(c.seqs(run.id), 0, total + 1)).toBe(true);
+      expect(isExactRange(sse.state.events.map((e) => e.seq), 0, total + 1)).toBe(true);
+    }
+  });
+
+  test('appends over HTTP racing a WS subscribe are each delivered once', async () => {
+    const s = await server();
+    const c = await wsClient(s);
+    for (let iteration = 0; iteration < 10; iteration++) {
+      const created = await fetch(`${s.url}/api/v1/runs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'http-race' }),
+      });
+      const run = (await created.json()) as { id: string };
+      const producer = (async () => {
+        for (let i = 0; i < 30; i++) {
+          const res = await fetch(`${s.url}/api/v1/runs/${run.id}/events`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ events: progressEvents(5, i * 5) }),
+          });
+          expect(res.status).toBe(200);
+        }
+      })();
+      c.send({ op: 'subscribe', runId: run.id, after: 0 });
+      await producer;
+      await waitFor(() => c.seqs(run.id).length >= 150);
+      expect(isExactRange(c.seqs(run.id), 0, 150)).toBe(true);
+    }
+  });
+});
+
+describe('terminal', () => {
+  test('after finish every WS and SSE watcher gets the terminal event then end; a late one replays the whole run and ends', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'ends' });
+    await s.runs.appendEvents(run.id, progressEvents(20));
+    const c = await wsClient(s);
+    c.send({ op: 'subscribe', runId: run.id, after: 0 });
+    const sse = sseClient(sseUrl(s, run.id, 0));
+    await waitFor(() => c.seqs(run.id).length === 20 && sse.state.events.length === 20);
+    await s.runs.finish(run.id, { status: 'failed', error: { message: 'boom' } });
+    await waitFor(() => c.ended.has(run.id) && sse.state.closed, { what: 'end on both' });
+    expect(c.messages.at(-1)).toEqual({ type: 'end', runId: run.id, status: 'failed', seq: 21 });
+    expect(c.events.get(run.id)!.at(-1)!.type).toBe('run.failed');
+    expect(sse.state.ended).toEqual({ runId: run.id, status: 'failed', seq: 21 });
+
+    const late = await wsClient(s);
+    late.send({ op: 'subscribe', runId: run.id, after: 0 });
+    const lateSse = sseClient(sseUrl(s, run.id));
+    await waitFor(() => late.ended.has(run.id) && lateSse.state.closed, { what: 'late end' });
+    expect(isExactRange(late.seqs(run.id), 0, 21)).toBe(true);
+    expect(isExactRange(lateSse.state.events.map((e) => e.seq), 0, 21)).toBe(true);
+    // Completed subscriptions no longer count as observers.
+    await waitFor(async () => (await getRun(s, run.id)).observers === 0, { what: 'observers back to 0' });
+  });
+});
+
+describe('observers', () => {
+  test('GET /runs/:id counts WS and SSE subscriptions on this node, and forgets them when they leave', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'watched' });
+    expect((await getRun(s, run.id)).observers).toBe(0);
+    const a = await wsClient(s);
+    a.send({ op: 'subscribe', runId: run.id, after: 0 });
+    const sse = sseClient(sseUrl(s, run.id));
+    await waitFor(async () => (await getRun(s, run.id)).observers === 2, { what: '2 observers' });
+    a.send({ op: 'unsubscribe', runId: run.id });
+    await waitFor(async () => (await getRun(s, run.id)).observers === 1, { what: '1 observer' });
+    sse.abort();
+    await waitFor(async () => (await getRun(s, run.id)).observers === 0, { what: '0 observers' });
+  });
+});
+
+describe('runs list subscription', () => {
+  test('streams created, updated and deleted runs matching the filter', async () => {
+    const s = await server();
+    const c = await wsClient(s);
+    c.send({ op: 'subscribeRuns', filter: { name: 'listed' } });
+    await waitFor(() => c.messages.some((m) => m.type === 'subscribedRuns'));
+    const { run } = await s.runs.create({ name: 'listed' });
+    await s.runs.create({ name: 'other' });
+    await s.runs.appendEvents(run.id, progressEvents(3));
+    await s.runs.finish(run.id, { status: 'succeeded' });
+    await s.runs.delete(run.id);
+    await waitFor(() => c.messages.some((m) => m.type === 'run' && m.change === 'deleted'));
+    const changes = c.messages.filter((m) => m.type === 'run');
+    expect(changes.every((m) => m.type === 'run' && m.run.name === 'listed')).toBe(true);
+    expect(changes[0]).toMatchObject({ change: 'created' });
+    expect(changes.at(-1)).toMatchObject({ change: 'deleted', run: { id: run.id } });
+  });
+});
+
+describe('keepalive', () => {
+  test('a peer that stops answering pings is terminated and stops counting as an observer', async () => {
+    const s = await server({ streamPingIntervalMs: 100 });
+    const { run } = await s.runs.create({ name: 'dead-peer' });
+    const c = await wsClient(s);
+    c.send({ op: 'subscribe', runId: run.id, after: 0 });
+    await waitFor(async () => (await getRun(s, run.id)).observers === 1);
+    // A live peer answers pings: it survives several intervals.
+    const alive = await wsClient(s);
+    c.ws.pause();
+    await waitFor(() => s.stream.stats().connections.ws === 1, { what: 'dead peer terminated' });
+    expect((await getRun(s, run.id)).observers).toBe(0);
+    expect(alive.ws.readyState).toBe(alive.ws.OPEN);
+  });
+});
+
+describe('server-side drop', () => {
+  test('the eventsource package resumes with Last-Event-ID after the server drops it, with every seq once', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'es' });
+    await s.runs.appendEvents(run.id, progressEvents(100));
+    const seen: number[] = [];
+    let ended = false;
+    let opens = 0;
+    const es = new EventSource(sseUrl(s, run.id, 0));
+    cleanups.push(() => es.close());
+    es.addEventListener('open', () => opens++);
+    es.addEventListener('run-event', (e) => seen.push(Number((e as MessageEvent).lastEventId)));
+    es.addEventListener('end', () => {
+      ended = true;
+      es.close();
+    });
+    await waitFor(() => seen.length >= 100);
+    expect(s.stream.disconnectAll('close')).toBe(1);
+    await s.runs.appendEvents(run.id, progressEvents(50, 100));
+    await waitFor(() => opens >= 2 && seen.length >= 150, { what: 'EventSource reconnected and caught up' });
+    expect(s.stream.disconnectAll('reset')).toBe(1);
+    await s.runs.appendEvents(run.id, progressEvents(50, 150));
+    await s.runs.finish(run.id, { status: 'succeeded' });
+    await waitFor(() => ended, { what: 'end after the second drop' });
+    expect(opens).toBeGreaterThanOrEqual(3);
+    expect(isExactRange(seen, 0, 201)).toBe(true);
+  });
+});
+
+describe('slow consumer', () => {
+  test('a reader that stops reading while 200,000 events flow keeps the server buffer bounded, others keep their latency, and it catches up with no gap', async () => {
+    const sendBufferBytes = 256 * 1024;
+    const s = await server({ sendBufferBytes });
+    const { run } = await s.runs.create({ name: 'firehose' });
+    const slow = await wsClient(s);
+    slow.send({ op: 'subscribe', runId: run.id, after: 0 });
+    await waitFor(() => slow.messages.length > 0);
+
+    // The fast watcher only tracks its position, so the test's own memory stays flat.
+    const fast = new (await import('ws')).default(wsUrl(s));
+    cleanups.push(() => fast.terminate());
+    let fastSeq = 0;
+    let fastOrdered = true;
+    fast.on('message', (data) => {
+      const msg = JSON.parse(data.toString()) as { type: string; events?: RunEvent[] };
+      for (const e of msg.events ?? []) {
+        if (e.seq !== fastSeq + 1) fastOrdered = false;
+        fastSeq = e.seq;
+      }
+    });
+    await new Promise((r) => fast.once('open', r));
+    fast.send(JSON.stringify({ op: 'subscribe', runId: run.id, after: 0 }));
+
+    slow.ws.pause();
+    const message = 'x'.repeat(400);
+    const batch = 2000;
+    const total = 200_000;
+    const latencies: number[] = [];
+    // Retained memory, not garbage: collect before each reading.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const retained = () => {
+      gc();
+      const m = process.memoryUsage();
+      return m.heapUsed + m.external;
+    };
+    const before = retained();
+    let peakRetained = 0;
+    for (let done = 0; done < total; done += batch) {
+      const events = Array.from({ length: batch }, (_, i) => ({ type: 'log' as const, data: { level: 'info' as const, message: `${done + i} ${message}` } }));
+      const t0 = performance.now();
+      await s.runs.appendEvents(run.id, events);
+      await waitFor(() => fastSeq >= done + batch, { what: `fast watcher at ${done + batch}` });
+      latencies.push(performance.now() - t0);
+      if ((done / batch) % 10 === 9) peakRetained = Math.max(peakRetained, retained());
+      const stats = s.stream.stats();
+      // The server holds no more than the bound plus one frame for anyone.
+      expect(stats.peakQueuedBytes).toBeLessThanOrEqual(sendBufferBytes + 2 * TARGET_FRAME_BYTES);
+    }
+    const stats = s.stream.stats();
+    expect(stats.blockedConnections).toBe(1);
+    expect(fastOrdered).toBe(true);
+    latencies.sort((a, b) => a - b);
+    const p50 = latencies[Math.floor(latencies.length / 2)]!;
+    const p99 = latencies[Math.floor(latencies.length * 0.99)]!;
+    const heapGrowthMiB = (peakRetained - before) / 2 ** 20;
+    console.log(
+      `slow consumer: ${total} events of ~450 B (${Math.round((total * 450) / 2 ** 20)} MiB) while one reader paused; ` +
+        `server peak queued bytes/connection ${stats.peakQueuedBytes} (bound ${sendBufferBytes}); ` +
+        `fast watcher batch latency p50 ${p50.toFixed(1)} ms p99 ${p99.toFixed(1)} ms; retained heap+external growth ${heapGrowthMiB.toFixed(1)} MiB`,
+    );
+    // ~86 MiB flowed past the paused reader; holding it for them would show here.
+    expect(heapGrowthMiB).toBeLessThan(24);
+    expect(p99).toBeLessThan(1000);
+
+    slow.ws.resume();
+    await waitFor(() => slow.seqs(run.id).length >= total, { timeoutMs: 30_000, what: 'slow reader caught up' });
+    expect(isExactRange(slow.seqs(run.id), 0, total)).toBe(true);
+  });
+});
