@@ -18,6 +18,7 @@ export interface RunListener {
 export class Hub {
   private readonly byRun = new Map<string, Set<EventListener>>();
   private readonly runListeners = new Set<RunListener>();
+  private readonly allListeners = new Set<EventListener>();
 
   subscribe(runId: string, listener: EventListener): () => void {
     let set = this.byRun.get(runId);
@@ -34,12 +35,19 @@ export class Hub {
     return () => this.runListeners.delete(listener);
   }
 
+  /** Every committed event of every run (metrics, not delivery). */
+  subscribeAll(listener: EventListener): () => void {
+    this.allListeners.add(listener);
+    return () => this.allListeners.delete(listener);
+  }
+
   observers(runId: string): number {
     return this.byRun.get(runId)?.size ?? 0;
   }
 
   publishEvents(run: Run, events: RunEvent[]): void {
     if (events.length === 0) return;
+    for (const listener of this.allListeners) listener(events, run);
     const set = this.byRun.get(run.id);
     if (set) for (const listener of [...set]) listener(events, run);
   }
