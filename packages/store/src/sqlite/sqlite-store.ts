@@ -402,7 +402,9 @@ export class SqliteRunStore implements RunStore {
       this.remember(runId, seq, snapshot);
     }
     const run = this.toRun({ ...row, seq, status, started_at: startedAt, finished_at: finishedAt, error, output }, snapshot);
-    if (appended.length > 0) {
+    // Watchers are pushed this run: it must be what was just written, owner included.
+    if (appended.length > 0 || options.owner) {
+      if (options.owner) run.owner = options.owner;
       run.cancelRequestedAt = cancelRequestedAt;
       if (status === 'running') {
         if (options.renewLease !== false) {
