@@ -440,6 +440,25 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect(final.snapshot).toMatchObject({ counters: { ok: 1, retries: 1, named: { tokens: 99 } }, terminal: { status: 'succeeded' } });
       });
 
+      it('returns from append the same run a reader gets afterwards', async () => {
+        // Watchers are pushed the run an append returns; it must not differ from a fresh read.
+        const run = await create({ leaseTtlMs: 10_000 });
+        const other: Owner = { kind: 'producer', node: 'node-b', id: 'sdk-2' };
+        const steps: Array<[EventInput[], Owner | undefined]> = [
+          [[{ type: 'run.started', id: 's' }], undefined],
+          [[{ type: 'progress', data: { done: 1 } }], producerOwner],
+          [[{ type: 'run.started', id: 's' }], other],
+          [[{ type: 'run.cancel_requested', data: {} }], undefined],
+          [[{ type: 'run.cancelled', data: {} }], undefined],
+        ];
+        let now = T0;
+        for (const [events, owner] of steps) {
+          now += 1000;
+          const result = await store.append(run.id, events, { now, owner });
+          expect(result.run, JSON.stringify(events)).toEqual(await store.getRun(run.id));
+        }
+      });
+
       it('records a cancel request on the run', async () => {
         const run = await create();
         const result = await store.append(run.id, [{ type: 'run.cancel_requested', data: { reason: 'stop' } }], { now: T0 + 42 });
