@@ -7,6 +7,8 @@
 //   node bench/stream/run.mjs --quick     # small sizes, for development
 //   options: --systems runtrail,ws,socketio  --only a,b,c,d,e,f  --runs 3
 //            --cpu-prof (profile the runtrail server; .cpuprofile files in bench/stream/profiles)
+//            --set a.observers=300,a.durationMs=3000 (override sizes)  --obs-procs 2
+//            --runtrail-dist /path/to/packages/server/dist (measure another server build)
 //            --no-write (do not overwrite results.md)
 import { cpus, totalmem } from 'node:os';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -24,7 +26,7 @@ const quick = flag('quick');
 const P = quick
   ? {
       runs: 1,
-      a: { observers: 100, rate: 500, durationMs: 2_000, warmupMs: 500, obsProcs: 1 },
+      a: { observers: 100, rate: 500, durationMs: 2_000, warmupMs: 500, obsProcs: 1, drainMs: 10_000 },
       b: { observers: 10, durationMs: 1_500 },
       c: { events: 10_000 },
       d: { observers: 500 },
@@ -33,7 +35,9 @@ const P = quick
     }
   : {
       runs: 3,
-      a: { observers: 1_000, rate: 500, durationMs: 8_000, warmupMs: 1_000, obsProcs: 1 },
+      // A broadcaster that cannot keep up gets drainMs after the producer stops; what has not arrived by
+      // then is reported as not drained (it is late, not lost), and its latency is a lower bound.
+      a: { observers: 1_000, rate: 500, durationMs: 6_000, warmupMs: 1_000, obsProcs: 1, drainMs: 20_000 },
       b: { observers: 10, durationMs: 5_000 },
       c: { events: 100_000 },
       d: { observers: 5_000 },
@@ -41,12 +45,21 @@ const P = quick
       f: { before: 10_000, rate: 500, liveMs: 3_000 },
     };
 P.runs = Number(opt('runs', P.runs));
+// --set a.observers=300,e.longGapMs=5000: override single sizes (development, profiling).
+for (const pair of (opt('set', '') || '').split(',').filter(Boolean)) {
+  const [path, value] = pair.split('=');
+  const [w, key] = path.split('.');
+  if (!P[w] || !(key in P[w])) throw new Error(`--set: unknown size ${path}`);
+  P[w][key] = Number(value);
+}
 P.a.obsProcs = Number(opt('obs-procs', P.a.obsProcs));
-const SYSTEMS = opt('systems', 'runtrail,ws,socketio').split(',');
+const SYSTEMS = opt('systems', 'runtrail,ws,wsbatch,socketio').split(',');
 const ONLY = new Set(opt('only', 'a,b,c,d,e,f').split(','));
 const CPU_PROF = flag('cpu-prof');
 const PROFILE_DIR = join(BENCH_DIR, 'profiles');
-const LABEL = { runtrail: 'runtrail', ws: 'plain ws', socketio: 'Socket.IO 4.8' };
+const LABEL = { runtrail: 'runtrail', ws: 'plain ws', wsbatch: 'plain ws, frame/batch', socketio: 'Socket.IO 4.8' };
+/** Workloads each system runs; the batched broadcaster only matters where framing does (a, b). */
+const RUNS_WORKLOAD = (system, w) => system !== 'wsbatch' || w === 'a' || w === 'b';
 const HARD_LIMIT_MS = 10 * 60_000;
 
 const startedAt = Date.now();
@@ -65,7 +78,8 @@ async function withSystem(system, { obsProcs = 1, tag }, fn) {
     mkdirSync(PROFILE_DIR, { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=runtrail-${tag}-${Date.now()}.cpuprofile`);
   }
-  const server = startChild('server.mjs', { args: [system, String(P.e.recoveryMs)], nodeArgs });
+  const env = opt('runtrail-dist') ? { BENCH_RUNTRAIL_DIST: opt('runtrail-dist') } : {};
+  const server = startChild('server.mjs', { args: [system, String(P.e.recoveryMs)], nodeArgs, env });
   const children = [server];
   try {
     const url = await server.call('url', {}, 30_000);
@@ -90,7 +104,7 @@ function split(total, parts) {
 
 async function workloadA(system, rep) {
   const { observers: n, rate, durationMs, warmupMs, obsProcs } = P.a;
-  return withSystem(system, { obsProcs, tag: `a${rep}` }, async ({ producer, observers, url }) => {
+  return withSystem(system, { obsProcs, tag: `a${rep}` }, async ({ server, producer, observers, url }) => {
     const { runId } = await producer.call('createRun');
     const total = Math.round((rate * durationMs) / 1000);
     const counts = split(n, observers.length);
@@ -102,8 +116,12 @@ async function workloadA(system, rep) {
         }),
       ),
     );
+    const procs = [server, producer, ...observers];
+    const cpu0 = await Promise.all(procs.map((p) => p.call('cpu')));
     const r = await producer.call('rate', { rate, durationMs }, durationMs + 120_000);
-    const sums = await Promise.all(observers.map((o) => o.call('settle', { firstI: r.firstI, lastI: r.lastI, timeoutMs: 30_000 }, 60_000)));
+    const sums = await Promise.all(observers.map((o) => o.call('settle', { firstI: r.firstI, lastI: r.lastI, timeoutMs: P.a.drainMs }, P.a.drainMs + 30_000)));
+    const cpu1 = await Promise.all(procs.map((p) => p.call('cpu')));
+    const cpuS = cpu1.map((c, k) => (c.user + c.system - cpu0[k].user - cpu0[k].system) / 1e6);
     const hist = Histogram.merge(sums.map((s) => s.hist));
     const received = sums.reduce((s, x) => s + x.received, 0);
     const lastRecvUs = Math.max(...sums.map((s) => s.lastRecvUs));
@@ -116,6 +134,8 @@ async function workloadA(system, rep) {
       producedPerS: (r.lastI - r.firstI + 1) / ((r.endUs - r.startUs) / 1e6),
       deliveredPerObsPerS: received / n / windowS,
       deliveredPerS: received / windowS,
+      // CPU share of one core while producing and draining: server, producer, observer process(es).
+      cpuPct: cpuS.map((c) => Math.round((100 * c) / windowS)),
       lost: sums.reduce((s, x) => s + x.lost, 0),
       dup: sums.reduce((s, x) => s + x.dup, 0),
       settled: sums.every((s) => s.settled),
@@ -243,7 +263,7 @@ for (let rep = 1; rep <= P.runs; rep++) {
   if (ONLY.has('a')) for (const s of SYSTEMS) plan.push(['a', s, rep]);
 }
 for (let rep = 1; rep <= P.runs; rep++) if (ONLY.has('b')) for (const s of SYSTEMS) plan.push(['b', s, rep]);
-for (const w of ['c', 'd', 'e', 'f']) if (ONLY.has(w)) for (const s of SYSTEMS) plan.push([w, s, 1]);
+for (const w of ['c', 'd', 'e', 'f']) if (ONLY.has(w)) for (const s of SYSTEMS) if (RUNS_WORKLOAD(s, w)) plan.push([w, s, 1]);
 
 const fns = { a: workloadA, b: workloadB, c: workloadC, d: workloadD, e: workloadE, f: workloadF };
 for (const [w, system, rep] of plan) {
@@ -268,15 +288,25 @@ const med = (list, key) => median(list.filter((r) => !r.failed).map((r) => r[key
 const sum = (list, key) => list.filter((r) => !r.failed).reduce((s, r) => s + r[key], 0);
 const ld = (lost, dup) => (Number.isFinite(lost) ? `${fmtInt(lost)} / ${fmtInt(dup)}` : 'n/a');
 const get = (s, w) => results[s][w] ?? {};
+const ran = (s, w) => RUNS_WORKLOAD(s, w) && results[s][w] !== undefined;
+const cell = (s, w, f) => (!ran(s, w) ? '-' : get(s, w).failed ? 'failed' : f(get(s, w)));
+const undrained = (list) => list.some((r) => !r.failed && !r.settled);
 
 const rows = [];
 const row = (label, target, f) => rows.push([label, ...SYSTEMS.map((s) => f(s)), target]);
 if (ONLY.has('a')) {
   row(`(a) latency p50, ms (${P.a.observers} obs, ${P.a.rate} ev/s)`, '', (s) => fmt(med(results[s].a, 'p50'), 2));
-  row('(a) latency p99, ms', '< 25 and <= 1.2x plain ws', (s) => fmt(med(results[s].a, 'p99'), 2));
+  row('(a) latency p99, ms', '< 25 and <= 1.2x plain ws', (s) => `${undrained(results[s].a) ? '>= ' : ''}${fmt(med(results[s].a, 'p99'), 2)}`);
   row('(a) delivered ev/s per observer (all observers)', `${P.a.rate}`, (s) =>
     `${fmtInt(med(results[s].a, 'deliveredPerObsPerS'))} (${fmtInt(med(results[s].a, 'deliveredPerS'))})`);
-  row(`(a) lost / dup (all ${P.runs} runs)`, '0 / 0', (s) => ld(sum(results[s].a, 'lost'), sum(results[s].a, 'dup')));
+  row('(a) CPU % of a core: server / producer / observers', '', (s) => {
+    const ok = results[s].a.filter((r) => !r.failed);
+    return ok.length ? ok[0].cpuPct.map((_, k) => fmt(median(ok.map((r) => r.cpuPct[k])), 0)).join(' / ') : 'n/a';
+  });
+  row(`(a) lost / dup (all ${P.runs} runs)`, '0 / 0', (s) =>
+    undrained(results[s].a)
+      ? `${fmtInt(sum(results[s].a, 'lost'))} not drained ${P.a.drainMs / 1000} s after / ${fmtInt(sum(results[s].a, 'dup'))}`
+      : ld(sum(results[s].a, 'lost'), sum(results[s].a, 'dup')));
 }
 if (ONLY.has('b')) {
   row(`(b) max accepted ev/s (${P.b.observers} obs)`, '', (s) => fmtInt(med(results[s].b, 'acceptedPerS')));
@@ -285,19 +315,19 @@ if (ONLY.has('b')) {
 }
 if (ONLY.has('c')) {
   row(`(c) late joiner: catch-up of ${fmtInt(P.c.events)} events, s`, '< 1', (s) =>
-    get(s, 'c').failed ? 'failed' : get(s, 'c').catchUpS == null ? 'never (no replay)' : fmt(get(s, 'c').catchUpS, 3));
-  row('(c) lost / dup', '0 / 0', (s) => ld(get(s, 'c').lost, get(s, 'c').dup));
+    cell(s, 'c', (c) => (c.catchUpS == null ? 'never (no replay)' : fmt(c.catchUpS, 3))));
+  row('(c) lost / dup', '0 / 0', (s) => cell(s, 'c', (c) => ld(c.lost, c.dup)));
 }
 if (ONLY.has('d')) {
-  row(`(d) server RSS per idle observer, KiB (${fmtInt(P.d.observers)} obs)`, '< 20', (s) => fmt(get(s, 'd').perObserverKiB, 1));
+  row(`(d) server RSS per idle observer, KiB (${fmtInt(P.d.observers)} obs)`, '< 20', (s) => cell(s, 'd', (d) => fmt(d.perObserverKiB, 1)));
 }
 if (ONLY.has('e')) {
-  row(`(e) drop ${P.e.shortGapMs / 1000} s: lost / dup`, '0 / 0', (s) => ld(get(s, 'e').short?.lost, get(s, 'e').short?.dup));
+  row(`(e) drop ${P.e.shortGapMs / 1000} s: lost / dup`, '0 / 0', (s) => cell(s, 'e', (e) => ld(e.short.lost, e.short.dup)));
   row(`(e) drop ${P.e.longGapMs / 1000} s (> ${P.e.recoveryMs / 1000} s Socket.IO window): lost / dup`, '0 / 0', (s) =>
-    ld(get(s, 'e').long?.lost, get(s, 'e').long?.dup));
+    cell(s, 'e', (e) => ld(e.long.lost, e.long.dup)));
 }
 if (ONLY.has('f')) {
-  row(`(f) joins after ${fmtInt(P.f.before)} events: lost / dup`, '0 / 0', (s) => ld(get(s, 'f').lost, get(s, 'f').dup));
+  row(`(f) joins after ${fmtInt(P.f.before)} events: lost / dup`, '0 / 0', (s) => cell(s, 'f', (f) => ld(f.lost, f.dup)));
 }
 
 const header = ['workload', ...SYSTEMS.map((s) => LABEL[s]), 'target'];
@@ -324,9 +354,9 @@ if (SYSTEMS.includes('runtrail')) {
   if (ONLY.has('a')) {
     const p99 = med(rt.a, 'p99');
     checks.push([`(a) p99 < 25 ms (${fmt(p99, 2)} ms)`, p99 < 25]);
-    if (SYSTEMS.includes('ws')) {
-      const wsP99 = med(results.ws.a, 'p99');
-      checks.push([`(a) p99 <= 1.2x plain ws p99 (${fmt(p99, 2)} vs ${fmt(1.2 * wsP99, 2)} ms)`, p99 <= 1.2 * wsP99]);
+    for (const base of ['ws', 'wsbatch'].filter((b) => SYSTEMS.includes(b))) {
+      const baseP99 = med(results[base].a, 'p99');
+      checks.push([`(a) p99 <= 1.2x ${LABEL[base]} p99 (${fmt(p99, 2)} vs ${fmt(1.2 * baseP99, 2)} ms)`, p99 <= 1.2 * baseP99]);
     }
   }
   if (ONLY.has('c')) checks.push([`(c) catch-up of ${fmtInt(P.c.events)} events < 1 s (${fmt(rt.c.catchUpS, 3)} s)`, rt.c.catchUpS != null && rt.c.catchUpS < 1]);

@@ -2,6 +2,7 @@
 // runtrail: the real server (startServer, SQLite in a temp dir).
 // ws: the hand-built pattern: receive events over HTTP, broadcast each one to
 //     whoever is connected right now; no log, no seq-based resume.
+// wsbatch: the same, one frame per appended batch (runtrail's framing).
 // socketio: the same broadcaster on Socket.IO 4.8 rooms with
 //     connectionStateRecovery, which replays what a socket missed while it
 //     was disconnected for less than maxDisconnectionDuration.
@@ -25,9 +26,9 @@ async function readJson(req) {
 }
 
 /**
- * The HTTP side both broadcasters share: create a run (a name, nothing
- * stored) and append a batch, handing each event to `broadcast` in order with
- * a per-run counter as its seq, as a hand-built backend would.
+ * The HTTP side the broadcasters share: create a run (a name, nothing
+ * stored) and append a batch, handing the batch to `broadcast` with a per-run
+ * counter as each event's seq, as a hand-built backend would.
  */
 function broadcasterHttp(broadcast) {
   const seqs = new Map();
@@ -46,11 +47,16 @@ function broadcasterHttp(broadcast) {
         const runId = decodeURIComponent(m[1]);
         const body = await readJson(req);
         let seq = seqs.get(runId) ?? 0;
-        for (const event of body.events) {
-          seq += 1;
-          broadcast(runId, { runId, seq, type: event.type, ts: event.ts ?? Date.now(), data: event.data, id: event.id });
-        }
+        const events = body.events.map((event) => ({
+          runId,
+          seq: ++seq,
+          type: event.type,
+          ts: event.ts ?? Date.now(),
+          data: event.data,
+          id: event.id,
+        }));
         seqs.set(runId, seq);
+        broadcast(runId, events);
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ seq }));
         return;
       }
@@ -69,7 +75,9 @@ function listen(server) {
 }
 
 async function startRuntrail() {
-  const { startServer } = await import(join(REPO_DIR, 'packages/server/dist/index.js'));
+  // --runtrail-dist (run.mjs) points at another build, to measure a proposed server change side by side.
+  const dist = process.env.BENCH_RUNTRAIL_DIST || join(REPO_DIR, 'packages/server/dist');
+  const { startServer } = await import(join(dist, 'index.js'));
   const dataDir = mkdtempSync(join(tmpdir(), 'runtrail-bench-'));
   const server = await startServer({ host: '127.0.0.1', port: 0, dataDir, logLevel: 'silent' });
   closeServer = async () => {
@@ -79,12 +87,19 @@ async function startRuntrail() {
   return server.url;
 }
 
-async function startWs() {
+/**
+ * perBatch=false: one frame per event, the pattern of the issue.
+ * perBatch=true: one frame per appended batch, in runtrail's frame format:
+ * the same fan-out work as runtrail minus the log, to see what durability costs.
+ */
+async function startWs(perBatch) {
   const { WebSocketServer } = await import('ws');
   const clients = new Set();
-  const http = broadcasterHttp((runId, event) => {
-    const frame = JSON.stringify({ type: 'event', runId, event });
-    for (const ws of clients) if (ws.readyState === 1) ws.send(frame);
+  const http = broadcasterHttp((runId, events) => {
+    const frames = perBatch
+      ? [JSON.stringify({ type: 'events', runId, events })]
+      : events.map((event) => JSON.stringify({ type: 'event', runId, event }));
+    for (const frame of frames) for (const ws of clients) if (ws.readyState === 1) ws.send(frame);
   });
   const wss = new WebSocketServer({ server: http, path: '/ws' });
   wss.on('connection', (ws) => {
@@ -106,7 +121,9 @@ async function startWs() {
 async function startSocketIo() {
   const { Server } = await import('socket.io');
   let io = null;
-  const http = broadcasterHttp((runId, event) => io.to(runId).emit('event', event));
+  const http = broadcasterHttp((runId, events) => {
+    for (const event of events) io.to(runId).emit('event', event);
+  });
   io = new Server(http, {
     serveClient: false,
     connectionStateRecovery: { maxDisconnectionDuration: recoveryMs, skipMiddlewares: true },
@@ -125,7 +142,12 @@ async function startSocketIo() {
   return url;
 }
 
-const starters = { runtrail: startRuntrail, ws: startWs, socketio: startSocketIo };
+const starters = {
+  runtrail: startRuntrail,
+  ws: () => startWs(false),
+  wsbatch: () => startWs(true),
+  socketio: startSocketIo,
+};
 if (!starters[system]) throw new Error(`unknown system ${system}`);
 const url = await starters[system]();
 
