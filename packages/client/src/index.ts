@@ -3,5 +3,6 @@ export { RunHandle, type RunHandleOptions, type CallOptions } from './producer/r
 export { HttpProducerTransport, type ProducerTransport } from './producer/transport.js';
 export { HttpApi, isRetryable, errorFromResponse, type HttpApiOptions } from './http-api.js';
 export { backoffDelay, delay } from './backoff.js';
+export { waitFor, WaitForTimeoutError, type WaitForOptions, type Ready } from './wait-for.js';
 export { RuntrailError } from '@runtrail/protocol';
 export { RunWatch, RunsWatch, watchRun, watchRuns, type RunWatchState, type RunsWatchState, type WatchRunOptions, type WatchRunsOptions, type ConnectionState, type TransportName, type WebSocketConstructor } from './watch/index.js';

@@ -1,12 +1,16 @@
+import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { uuidv7 } from 'uuidv7';
 import { routes } from '@runtrail/protocol';
 import type { RunStore } from '@runtrail/store';
 import type { ServerConfig } from './config.js';
+import { Executor, registerExecutorRoutes } from './executor/index.js';
 import { Hub } from './hub.js';
 import { installErrorHandler } from './http/errors.js';
+import { registerMetrics } from './http/metrics.js';
 import { registerRunRoutes } from './http/runs-routes.js';
 import { registerStatic } from './http/static.js';
+import { Reaper } from './leases/reaper.js';
 import { RunService } from './runs/run-service.js';
 import { StreamServer } from './stream/index.js';
 
@@ -25,6 +29,12 @@ export interface App {
   /** Live transports (WebSocket, SSE) and their buffered-bytes gauge. */
   stream: StreamServer;
   config: ServerConfig;
+  /** Runs registered handlers; started by startServer. */
+  executor: Executor;
+  /** Ends runs whose owner is gone or whose limits passed; started by startServer. */
+  reaper: Reaper;
+  /** Register the handler of runs named `name`: `app.define('eval', async (ctx) => …)`. */
+  define: Executor['define'];
 }
 
 /** Assemble the HTTP app around a store. Does not listen; see startServer. */
@@ -46,7 +56,20 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   installErrorHandler(http);
   http.get(routes.health.path, async () => ({ ok: true, node: config.node, store: deps.store.kind }));
-  registerRunRoutes(http, runs);
+  // One id per process: runs held under another id on this node belong to a dead incarnation.
+  const incarnation = (deps.newId ?? uuidv7)();
+  const executor = new Executor({
+    runs,
+    node: config.node,
+    incarnation,
+    concurrency: config.concurrency,
+    shutdownGraceMs: config.shutdownGraceMs,
+    log: http.log,
+    logDir: join(config.dataDir, 'logs'),
+  });
+  const reaper = new Reaper({ runs, node: config.node, incarnation, intervalMs: config.reaperIntervalMs, log: http.log });
+  registerRunRoutes(http, runs, { requireHandler: (name) => executor.requireHandler(name) });
+  registerExecutorRoutes(http, executor);
   const stream = new StreamServer(http, {
     store: deps.store,
     hub,
@@ -54,6 +77,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     pingIntervalMs: config.streamPingIntervalMs,
     log: http.log,
   });
+  registerMetrics(http, { hub, stream });
   await registerStatic(http, config.webDir);
-  return { http, runs, hub, stream, config };
+  return { http, runs, hub, stream, config, executor, reaper, define: executor.define.bind(executor) };
 }

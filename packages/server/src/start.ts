@@ -14,7 +14,11 @@ export async function startServer(options: ServerConfigInput & { store?: RunStor
   const config = loadConfig(rest);
   const store = given ?? openStore({ dataDir: config.dataDir });
   const app = await buildApp({ config, store });
+  // Before anyone can read a run: end what a previous incarnation of this
+  // node was executing, so nobody sees a dead run as running.
+  await app.reaper.start();
   const address = await app.http.listen({ host: config.host, port: config.port });
+  app.executor.start();
   app.http.log.info({ config: { ...config }, store: store.kind }, `runtrail listening on ${address}`);
   let closed: Promise<void> | null = null;
   return {
@@ -23,6 +27,9 @@ export async function startServer(options: ServerConfigInput & { store?: RunStor
     store,
     close: () =>
       (closed ??= (async () => {
+        // Handlers get their grace period while watchers can still see them end.
+        await app.executor.shutdown();
+        await app.reaper.stop();
         await app.http.close();
         await store.close();
       })()),

@@ -3,8 +3,14 @@ import { MAX_READ_LIMIT, RuntrailError } from '@runtrail/protocol';
 import type { RunService } from '../runs/run-service.js';
 import { serve } from './route-table.js';
 
-export function registerRunRoutes(app: FastifyInstance, runs: RunService): void {
+export interface RunRoutesOptions {
+  /** Throws handler_not_found unless this node can execute runs of that name. */
+  requireHandler?: (name: string) => void;
+}
+
+export function registerRunRoutes(app: FastifyInstance, runs: RunService, options: RunRoutesOptions = {}): void {
   serve(app, 'createRun', async ({ body, request, reply }) => {
+    if (body.execute) options.requireHandler?.(body.name);
     const key = request.headers['idempotency-key'];
     if (Array.isArray(key)) throw new RuntrailError('invalid_request', 'send one Idempotency-Key header');
     if (key !== undefined && (key.length === 0 || key.length > 200)) {

@@ -154,8 +154,8 @@ export class SqliteRunStore implements RunStore {
       phaseOverdue: db.prepare(`SELECT * FROM runs WHERE status = 'running' AND EXISTS (
         SELECT 1 FROM json_each(runs.snapshot, '$.phases') p
         WHERE json_extract(p.value, '$.status') = 'started' AND json_extract(p.value, '$.timeoutMs') IS NOT NULL
-          AND json_extract(p.value, '$.startedAt') + json_extract(p.value, '$.timeoutMs') < ?1)
-        ORDER BY id LIMIT ?2`),
+          AND json_extract(p.value, '$.startedAt') + json_extract(p.value, '$.timeoutMs') < ?)
+        ORDER BY id LIMIT ?`),
       ownedBy: db.prepare(`SELECT * FROM runs WHERE owner_node = ? AND owner_kind = ?
         AND status IN ('queued','running') ORDER BY id`),
     };

@@ -1,0 +1,13 @@
+export {
+  runProcess,
+  spawnProcess,
+  ProcessStartError,
+  handleSink,
+  type ProcessSink,
+  type RunProcessOptions,
+  type ProcessResult,
+  type ProcessEndReason,
+  type RunningProcess,
+} from './run-process.js';
+export { LINE_PREFIX, parseLine, LineSplitter, type ParsedLine } from './protocol-line.js';
+export { groupAlive, signalGroup } from './process-group.js';

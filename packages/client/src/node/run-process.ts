@@ -1,0 +1,397 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { dirname } from 'node:path';
+import type { LogLevel } from '@runtrail/protocol';
+import { groupAlive, signalGroup } from './process-group.js';
+import { LINE_PREFIX, LineSplitter, parseLine } from './protocol-line.js';
+
+/** Where a subprocess's output goes: a RunHandle fits (ctx in a handler, or `runtrail exec`). */
+export interface ProcessSink {
+  event(type: string, data?: unknown): void;
+  log(message: string, level?: LogLevel): void;
+}
+
+export interface RunProcessOptions {
+  sink?: ProcessSink;
+  cwd?: string;
+  /** Added to this process's environment (a key set to undefined is removed). */
+  env?: Record<string, string | undefined>;
+  /** Total time allowed, from spawn. */
+  timeoutMs?: number;
+  /** Longest time allowed without a byte of output on stdout or stderr. */
+  idleTimeoutMs?: number;
+  /** After SIGTERM, how long the group has to exit before SIGKILL (default 5 s). */
+  killGraceMs?: number;
+  /** Aborting stops the process the same way a timeout does. */
+  signal?: AbortSignal;
+  /** Output lines sent as `log` events per second; the rest are counted and reported (default 100). */
+  maxLogLinesPerSecond?: number;
+  /** Longer lines are cut into pieces of this many characters (default 8192). */
+  maxLineLength?: number;
+  /** Also write every output line here, unthrottled (the per-run log). */
+  logFile?: string;
+  /** Cap of the log file (default 64 MiB); output beyond it is only counted. */
+  maxLogFileBytes?: number;
+  /** Copy the output to this process's stdout/stderr as well. */
+  echo?: boolean;
+  /** Record `meta.exec` (command, pid, then exit code/signal/reason) on the sink (default true). */
+  recordMeta?: boolean;
+}
+
+export type ProcessEndReason = 'exit' | 'timeout' | 'idle_timeout' | 'aborted';
+
+export interface ProcessResult {
+  command: string;
+  pid: number;
+  /** null when a signal ended it. */
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  /** 'exit': it ended on its own; otherwise the limit or abort that stopped it. */
+  reason: ProcessEndReason;
+  /** One sentence saying how it ended and why, for the run's error or log. */
+  message: string;
+  /** The strongest signal runtrail had to send the group, if any. */
+  killedWith: 'SIGTERM' | 'SIGKILL' | null;
+  durationMs: number;
+  lines: number;
+  droppedLines: number;
+  badLines: number;
+  events: number;
+  /** The first error the sink threw (e.g. the run ended); output after it was not forwarded. */
+  sinkError: Error | null;
+}
+
+export class ProcessStartError extends Error {
+  readonly code: string | undefined;
+  constructor(command: string, cause: NodeJS.ErrnoException) {
+    super(`could not start ${command}: ${cause.message}`);
+    this.name = 'ProcessStartError';
+    this.code = cause.code;
+  }
+}
+
+export interface RunningProcess {
+  /** Also the process group id: the child leads its own group. */
+  readonly pid: number | undefined;
+  readonly result: Promise<ProcessResult>;
+  /** Stop it as if aborted: SIGTERM to the group, SIGKILL after the grace period. */
+  stop(message?: string): void;
+}
+
+const POLL_MS = 25;
+/** After the group is dead, how long a pipe may stay open (held by a process that left the group). */
+const STREAM_CLOSE_GRACE_MS = 1_000;
+
+/** Run a command to its end; see spawnProcess. */
+export function runProcess(command: string, args: string[], options: RunProcessOptions = {}): Promise<ProcessResult> {
+  return spawnProcess(command, args, options).result;
+}
+
+/**
+ * Spawn a command as the leader of its own process group and follow it:
+ * output lines become `log` events (rate-bounded, so a chatty child cannot
+ * flood the run) and `::runtrail::` lines become events; a total timeout, an
+ * idle timeout or an abort sends SIGTERM to the WHOLE group, then SIGKILL
+ * after a grace period. The result resolves only once no live process of
+ * the group is left, so nothing the command started outlives it.
+ */
+export function spawnProcess(command: string, args: string[], options: RunProcessOptions = {}): RunningProcess {
+  const commandLine = [command, ...args].map(quote).join(' ');
+  const sink = options.sink;
+  const killGraceMs = options.killGraceMs ?? 5_000;
+  const maxPerSecond = options.maxLogLinesPerSecond ?? 100;
+  const recordMeta = options.recordMeta !== false;
+  const started = Date.now();
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const [key, value] of Object.entries(options.env ?? {})) {
+    if (value === undefined) delete env[key];
+    else env[key] = value;
+  }
+
+  const child: ChildProcess = spawn(command, args, {
+    cwd: options.cwd,
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+
+  let stopped: { reason: Exclude<ProcessEndReason, 'exit'>; message: string } | null = null;
+  let killedWith: ProcessResult['killedWith'] = null;
+  let killTimer: ReturnType<typeof setTimeout> | null = null;
+  let idleTimer: ReturnType<typeof setTimeout> | null = null;
+  let totalTimer: ReturnType<typeof setTimeout> | null = null;
+  let sinkError: Error | null = null;
+  let lines = 0;
+  let droppedLines = 0;
+  let badLines = 0;
+  let events = 0;
+  let windowStart = Date.now();
+  let windowCount = 0;
+  let droppedInWindow = 0;
+
+  const forward = (send: (s: ProcessSink) => void) => {
+    if (!sink || sinkError) return;
+    try {
+      send(sink);
+    } catch (err) {
+      // The run refused an event (it ended, or its queue is full): stop
+      // forwarding rather than fail once per line; the result reports it.
+      sinkError = err instanceof Error ? err : new Error(String(err));
+    }
+  };
+
+  const reportDropped = () => {
+    if (droppedInWindow === 0) return;
+    const n = droppedInWindow;
+    droppedInWindow = 0;
+    forward((s) =>
+      s.log(`${n} output line(s) not sent as events (limit ${maxPerSecond}/s)${options.logFile ? `; all are in ${options.logFile}` : ''}`, 'warn'),
+    );
+  };
+
+  const logBounded = (message: string, level: LogLevel) => {
+    const now = Date.now();
+    if (now - windowStart >= 1_000) {
+      reportDropped();
+      windowStart = now;
+      windowCount = 0;
+    }
+    if (windowCount >= maxPerSecond) {
+      droppedLines++;
+      droppedInWindow++;
+      return;
+    }
+    windowCount++;
+    forward((s) => s.log(message, level));
+  };
+
+  const logFile = openLogFile(options.logFile, options.maxLogFileBytes ?? 64 * 1024 * 1024, (err) =>
+    forward((s) => s.log(`could not write the output log ${options.logFile}: ${err.message}`, 'warn')),
+  );
+
+  const onLine = (stream: 'stdout' | 'stderr') => (line: string) => {
+    lines++;
+    logFile?.write(stream === 'stderr' ? `[stderr] ${line}\n` : `${line}\n`);
+    const parsed = parseLine(line);
+    if (parsed.kind === 'event') {
+      events++;
+      forward((s) => s.event(parsed.type, parsed.data));
+    } else if (parsed.kind === 'invalid') {
+      badLines++;
+      logBounded(`ignored a ${LINE_PREFIX} line (${parsed.reason}): ${clip(line, 300)}`, 'warn');
+    } else if (line.trim().length > 0) {
+      logBounded(line, stream === 'stderr' ? 'warn' : 'info');
+    }
+  };
+
+  const stop = (reason: Exclude<ProcessEndReason, 'exit'>, message: string) => {
+    if (stopped || child.pid === undefined) return;
+    stopped = { reason, message };
+    clearTimers();
+    if (signalGroup(child.pid, 'SIGTERM')) killedWith = 'SIGTERM';
+    killTimer = setTimeout(() => {
+      if (child.pid !== undefined && groupAlive(child.pid) && signalGroup(child.pid, 'SIGKILL')) killedWith = 'SIGKILL';
+    }, killGraceMs);
+  };
+
+  const armIdle = () => {
+    if (!options.idleTimeoutMs || stopped) return;
+    if (idleTimer) clearTimeout(idleTimer);
+    const ms = options.idleTimeoutMs;
+    idleTimer = setTimeout(() => stop('idle_timeout', `printed nothing for ${ms} ms (idle timeout)`), ms);
+  };
+
+  const clearTimers = () => {
+    if (idleTimer) clearTimeout(idleTimer);
+    if (totalTimer) clearTimeout(totalTimer);
+    idleTimer = totalTimer = null;
+  };
+
+  const result = new Promise<ProcessResult>((resolve, reject) => {
+    let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+    let openStreams = 2;
+    let streamsClosed: () => void = () => undefined;
+    const allClosed = new Promise<void>((r) => (streamsClosed = r));
+
+    for (const [name, stream] of [['stdout', child.stdout!], ['stderr', child.stderr!]] as const) {
+      const splitter = new LineSplitter(onLine(name), options.maxLineLength ?? 8192);
+      stream.on('data', (chunk: Buffer) => {
+        armIdle();
+        if (options.echo) (name === 'stdout' ? process.stdout : process.stderr).write(chunk);
+        splitter.push(chunk);
+      });
+      stream.on('close', () => {
+        splitter.end();
+        if (--openStreams === 0) streamsClosed();
+      });
+    }
+
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      // 'error' without a pid: the command could not be started at all.
+      if (child.pid === undefined) {
+        clearTimers();
+        void logFile?.close();
+        reject(new ProcessStartError(command, err));
+      } else {
+        forward((s) => s.log(`${commandLine}: ${err.message}`, 'warn'));
+      }
+    });
+
+    child.once('spawn', () => {
+      if (recordMeta) forward((s) => s.event('meta', { exec: { command: commandLine, pid: child.pid } }));
+      armIdle();
+      if (options.timeoutMs) {
+        const ms = options.timeoutMs;
+        totalTimer = setTimeout(() => stop('timeout', `ran longer than its timeout of ${ms} ms`), ms);
+      }
+      if (options.signal) {
+        const signal = options.signal;
+        const onAbort = () => stop('aborted', `stopped: ${reasonText(signal.reason)}`);
+        if (signal.aborted) onAbort();
+        else signal.addEventListener('abort', onAbort, { once: true });
+        void allClosed.then(() => signal.removeEventListener('abort', onAbort));
+      }
+    });
+
+    child.once('exit', (code, signal) => {
+      if (child.pid === undefined) return;
+      exit = { code, signal };
+      void settle();
+    });
+
+    const settle = async () => {
+      const pid = child.pid!;
+      // The leader is gone; anything it left in its group is part of this
+      // command too and must not outlive it.
+      if (groupAlive(pid)) {
+        if (!stopped) {
+          signalGroup(pid, 'SIGTERM');
+          killedWith = 'SIGTERM';
+          killTimer = setTimeout(() => {
+            if (groupAlive(pid) && signalGroup(pid, 'SIGKILL')) killedWith = 'SIGKILL';
+          }, killGraceMs);
+        }
+        await until(() => !groupAlive(pid), killGraceMs + 2_000);
+      }
+      clearTimers();
+      if (killTimer) clearTimeout(killTimer);
+      const closedInTime = await Promise.race([allClosed.then(() => true), sleep(STREAM_CLOSE_GRACE_MS).then(() => false)]);
+      if (!closedInTime) {
+        // A process that left the group still holds the pipes; its output is not ours to wait for.
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+      }
+      reportDropped();
+      const { code, signal } = exit!;
+      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      const message = stopped
+        ? `${commandLine} ${stopped.message}; its process group got SIGTERM${killedWith === 'SIGKILL' ? `, then SIGKILL after ${killGraceMs} ms` : ''} and it ${how}`
+        : `${commandLine} ${how}`;
+      const outcome: ProcessResult = {
+        command: commandLine,
+        pid,
+        exitCode: code,
+        signal,
+        reason: stopped?.reason ?? 'exit',
+        message,
+        killedWith,
+        durationMs: Date.now() - started,
+        lines,
+        droppedLines,
+        badLines,
+        events,
+        sinkError,
+      };
+      if (recordMeta) {
+        forward((s) =>
+          s.event('meta', {
+            exec: { command: commandLine, pid, exitCode: code, signal, reason: outcome.reason, killedWith, durationMs: outcome.durationMs },
+          }),
+        );
+      }
+      forward((s) => s.log(message, outcome.reason === 'exit' && code === 0 ? 'info' : 'warn'));
+      await logFile?.close();
+      resolve(outcome);
+    };
+  });
+
+  return {
+    get pid() {
+      return child.pid;
+    },
+    result,
+    stop: (message = 'stopped') => stop('aborted', message),
+  };
+}
+
+interface BoundedLogFile {
+  write(text: string): void;
+  close(): Promise<void>;
+}
+
+function openLogFile(path: string | undefined, maxBytes: number, onError: (err: Error) => void): BoundedLogFile | null {
+  if (!path) return null;
+  let stream: WriteStream | null = null;
+  let written = 0;
+  let full = false;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    stream = createWriteStream(path, { flags: 'a' });
+  } catch (err) {
+    onError(err as Error);
+    return null;
+  }
+  stream.on('error', (err) => {
+    onError(err);
+    stream = null;
+  });
+  return {
+    write(text) {
+      if (!stream || full) return;
+      written += Buffer.byteLength(text);
+      if (written > maxBytes) {
+        full = true;
+        stream.write(`[runtrail: output log truncated at ${maxBytes} bytes]\n`);
+        return;
+      }
+      stream.write(text);
+    },
+    close() {
+      const s = stream;
+      stream = null;
+      return s ? new Promise<void>((r) => s.end(r)) : Promise.resolve();
+    },
+  };
+}
+
+async function until(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() >= deadline) return false;
+    await sleep(POLL_MS);
+  }
+  return true;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function reasonText(reason: unknown): string {
+  if (reason instanceof Error) return reason.message;
+  return typeof reason === 'string' ? reason : 'aborted';
+}
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…`;
+}
+
+function quote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A RunHandle (or anything with its `event`/`log`) as the sink of a subprocess. */
+export function handleSink(handle: { event(type: never, data: never): void; log(message: string, level?: LogLevel): void }): ProcessSink {
+  const send = handle.event.bind(handle) as unknown as (type: string, data?: unknown) => void;
+  return { event: (type, data) => send(type, data), log: (message, level) => handle.log(message, level) };
+}

@@ -1,0 +1,164 @@
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { RunHandle, waitFor, type ProducerTransport, type Ready, type WaitForOptions } from '@runtrail/client';
+import { handleSink, runProcess, type ProcessResult } from '@runtrail/client/node';
+import type { Owner, Run, RunErrorKind } from '@runtrail/protocol';
+import type { RunService } from '../runs/run-service.js';
+
+export interface ExecOptions {
+  /** Total time allowed for the subprocess. */
+  timeoutMs?: number;
+  /** Longest time allowed without output. */
+  idleTimeoutMs?: number;
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  /** After SIGTERM, how long the group has before SIGKILL (default: the executor's). */
+  killGraceMs?: number;
+  /** Reject when the command exits non-zero or is killed by a signal (default true). */
+  reject?: boolean;
+}
+
+/** A subprocess that did not end well; `kind` is the run error kind it maps to. */
+export class ExecError extends Error {
+  readonly kind: RunErrorKind;
+  readonly result: ProcessResult;
+  constructor(kind: RunErrorKind, result: ProcessResult) {
+    super(result.message);
+    this.name = 'ExecError';
+    this.kind = kind;
+    this.result = result;
+  }
+}
+
+export interface ContextDeps {
+  run: Run;
+  handle: RunHandle;
+  signal: AbortSignal;
+  runs: RunService;
+  transport: ProducerTransport;
+  owner: Owner;
+  /** Folder of per-run output logs (one file per run, written by ctx.exec). */
+  logDir: string | null;
+  killGraceMs: number;
+  /** Child runs this context opened; the executor ends the ones left open. */
+  children: Set<RunHandle>;
+}
+
+/**
+ * What a handler gets: the producer SDK's methods on its run (the same
+ * RunHandle external producers use), plus the executor's extras. `signal`
+ * aborts on cancel, timeout and node shutdown; everything here that waits
+ * honours it.
+ */
+export class RunContext<Input = unknown> {
+  readonly id: string;
+  readonly name: string;
+  readonly input: Input;
+  /** The run as it was claimed (attempt, retryOf, labels, limits). */
+  readonly run: Run;
+  readonly signal: AbortSignal;
+  /** The underlying producer handle, for APIs that want one. */
+  readonly handle: RunHandle;
+
+  readonly event: RunHandle['event'];
+  readonly phase: RunHandle['phase'];
+  readonly phaseEnd: RunHandle['phaseEnd'];
+  readonly withPhase: RunHandle['withPhase'];
+  readonly call: RunHandle['call'];
+  readonly progress: RunHandle['progress'];
+  readonly metric: RunHandle['metric'];
+  readonly count: RunHandle['count'];
+  readonly log: RunHandle['log'];
+  readonly meta: RunHandle['meta'];
+  readonly artifact: RunHandle['artifact'];
+  readonly flush: RunHandle['flush'];
+
+  private readonly deps: ContextDeps;
+  private logFile: string | null = null;
+
+  constructor(deps: ContextDeps) {
+    const h = deps.handle;
+    this.deps = deps;
+    this.id = deps.run.id;
+    this.name = deps.run.name;
+    this.input = deps.run.input as Input;
+    this.run = deps.run;
+    this.signal = deps.signal;
+    this.handle = h;
+    this.event = h.event.bind(h);
+    this.phase = h.phase.bind(h);
+    this.phaseEnd = h.phaseEnd.bind(h);
+    this.withPhase = h.withPhase.bind(h);
+    this.call = h.call.bind(h);
+    this.progress = h.progress.bind(h);
+    this.metric = h.metric.bind(h);
+    this.count = h.count.bind(h);
+    this.log = h.log.bind(h);
+    this.meta = h.meta.bind(h);
+    this.artifact = h.artifact.bind(h);
+    this.flush = h.flush.bind(h);
+  }
+
+  /**
+   * Open a child run of this one (its parentId is this run). The handler
+   * produces it through the returned handle and ends it; a child still open
+   * when the handler returns is ended with it.
+   */
+  async child(name: string, options: { input?: unknown; labels?: Record<string, string> } = {}): Promise<RunHandle> {
+    const { runs, owner, transport } = this.deps;
+    const { run } = await runs.create({
+      name,
+      ...(options.input === undefined ? {} : { input: options.input }),
+      ...(options.labels ? { labels: options.labels } : {}),
+      parentId: this.id,
+      owner,
+      leaseTtlMs: this.run.leaseTtlMs,
+    });
+    const handle = new RunHandle({ runId: run.id, name: run.name, transport, owner, leaseTtlMs: run.leaseTtlMs });
+    this.deps.children.add(handle);
+    return handle;
+  }
+
+  /**
+   * Poll an external job until `check` returns a value (not undefined, null
+   * or false). Each poll that is not ready yet counts on the run (counter
+   * `polls: <label>`), so a long wait shows as movement, not as a stall.
+   */
+  waitFor<T>(check: (attempt: number) => T | Promise<T>, options: Omit<WaitForOptions, 'signal' | 'onPoll'> = {}): Promise<Ready<T>> {
+    const label = (options.label ?? 'external job').slice(0, 150);
+    return waitFor(check, { ...options, label, signal: this.signal, onPoll: () => this.count(`polls: ${label}`) });
+  }
+
+  /**
+   * Run a subprocess in its own process group: its output becomes log
+   * events and the run's output log, its `::runtrail::` lines become events,
+   * and a timeout, idle timeout or this run's signal stops the whole group.
+   * Rejects with an ExecError (kind 'timeout' or 'error') unless it exits 0.
+   */
+  async exec(command: string, args: string[] = [], options: ExecOptions = {}): Promise<ProcessResult> {
+    const logFile = this.openLogFile();
+    const result = await runProcess(command, args, {
+      sink: handleSink(this.handle),
+      signal: this.signal,
+      killGraceMs: options.killGraceMs ?? this.deps.killGraceMs,
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
+      ...(options.env ? { env: options.env } : {}),
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      ...(logFile ? { logFile } : {}),
+    });
+    if (result.reason === 'timeout' || result.reason === 'idle_timeout') throw new ExecError('timeout', result);
+    // Stopped by our own signal: surface the signal's reason (cancel,
+    // timeout, shutdown) so the run ends with that, not with "exit 143".
+    if (result.reason === 'aborted') throw this.signal.aborted ? this.signal.reason : new ExecError('cancelled', result);
+    if (options.reject !== false && (result.exitCode !== 0 || result.signal !== null)) throw new ExecError('error', result);
+    return result;
+  }
+
+  private openLogFile(): string | null {
+    if (this.logFile || !this.deps.logDir) return this.logFile;
+    this.logFile = join(this.deps.logDir, `${this.id}.log`);
+    this.artifact({ name: 'output.log', uri: pathToFileURL(this.logFile).href, contentType: 'text/plain' });
+    return this.logFile;
+  }
+}

@@ -1,0 +1,321 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { RunHandle } from '@runtrail/client';
+import { RunErrorKind, RuntrailError, isTerminalType, type Owner, type Run } from '@runtrail/protocol';
+import type { RunService } from '../runs/run-service.js';
+import { RunContext } from './context.js';
+import { InProcessTransport } from './in-process-transport.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a handler declares its own input type
+export type Handler<Input = any, Output = unknown> = (ctx: RunContext<Input>) => Output | Promise<Output>;
+
+export type StopKind = 'cancelled' | 'timeout' | 'interrupted' | 'ended';
+
+/** Why a handler's `ctx.signal` aborted; also the reason its run ends with. */
+export class RunStop extends Error {
+  constructor(
+    readonly kind: StopKind,
+    message: string,
+  ) {
+    super(message);
+    // The name fetch, timers and child processes use for an abort, so code
+    // that checks `err.name === 'AbortError'` treats it as one.
+    this.name = 'AbortError';
+  }
+}
+
+export interface ExecutorOptions {
+  runs: RunService;
+  node: string;
+  /** Owner id of this process's executor; the reaper uses it to tell leftovers of a dead process. */
+  incarnation: string;
+  concurrency: number;
+  shutdownGraceMs: number;
+  log: FastifyBaseLogger;
+  /** Folder of per-run output logs written by ctx.exec (null: none). */
+  logDir?: string | null;
+  /** How often to look for queued runs created elsewhere (another node, or before start-up). */
+  claimIntervalMs?: number;
+  /** SIGTERM-to-SIGKILL grace of ctx.exec subprocesses. */
+  killGraceMs?: number;
+}
+
+interface Active {
+  run: Run;
+  handle: RunHandle;
+  stop(kind: StopKind, message: string): void;
+  done: Promise<void>;
+}
+
+/**
+ * Runs registered handlers: a pool of `concurrency` slots claims queued runs
+ * whose name has a handler, runs each under this node's executor owner with
+ * a RunHandle over the in-process transport (so it heartbeats like any
+ * producer), and writes the one end the outcome calls for.
+ */
+export class Executor {
+  readonly owner: Owner;
+  private readonly runs: RunService;
+  private readonly handlers = new Map<string, Handler>();
+  private readonly active = new Map<string, Active>();
+  private readonly transport: InProcessTransport;
+  private readonly options: ExecutorOptions;
+  private readonly log: FastifyBaseLogger;
+  private started = false;
+  private stopping: Promise<void> | null = null;
+  private claiming: Promise<void> | null = null;
+  private claimAgain = false;
+  private pollTimer: ReturnType<typeof setInterval> | null = null;
+  private unsubscribe: (() => void) | null = null;
+
+  constructor(options: ExecutorOptions) {
+    this.options = options;
+    this.runs = options.runs;
+    this.log = options.log;
+    this.owner = { kind: 'executor', node: options.node, id: options.incarnation };
+    this.transport = new InProcessTransport(options.runs);
+  }
+
+  /** Register the handler of runs named `name` (`POST /runs {name, execute: true}`). */
+  define<Input = unknown, Output = unknown>(name: string, handler: Handler<Input, Output>): void {
+    if (name.length === 0 || name.length > 200) throw new Error('a handler name is 1 to 200 characters');
+    if (this.handlers.has(name)) throw new Error(`a handler named "${name}" is already defined on this node`);
+    this.handlers.set(name, handler as Handler);
+    this.wake();
+  }
+
+  names(): string[] {
+    return [...this.handlers.keys()].sort();
+  }
+
+  /** Throw handler_not_found unless this node can execute runs named `name`. */
+  requireHandler(name: string): void {
+    if (this.handlers.has(name)) return;
+    const known = this.names();
+    throw new RuntrailError(
+      'handler_not_found',
+      `no handler named "${name}" on node ${this.options.node}; ${known.length ? `known handlers: ${known.join(', ')}` : 'no handlers are defined'} (register one with define(name, handler))`,
+      { name, handlers: known },
+    );
+  }
+
+  /** Runs being executed now. */
+  get running(): number {
+    return this.active.size;
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.unsubscribe = this.runs.hub.subscribeRuns((change, run) => {
+      if (change === 'created' && run.status === 'queued' && this.handlers.has(run.name)) this.wake();
+    });
+    this.pollTimer = setInterval(() => this.wake(), this.options.claimIntervalMs ?? 1_000);
+    this.pollTimer.unref?.();
+    this.wake();
+  }
+
+  /**
+   * Stop claiming, ask every running handler to stop (`ctx.signal`), wait up
+   * to shutdownGraceMs, then end what is still running as failed with kind
+   * 'interrupted'. Nothing this node executes is left `running`.
+   */
+  shutdown(): Promise<void> {
+    this.stopping ??= this.drain();
+    return this.stopping;
+  }
+
+  private async drain(): Promise<void> {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.unsubscribe?.();
+    await this.claiming;
+    const pending = [...this.active.values()];
+    if (pending.length === 0) return;
+    const grace = this.options.shutdownGraceMs;
+    this.log.info({ runs: pending.map((a) => a.run.id), graceMs: grace }, 'executor stopping: asking handlers to stop');
+    for (const a of pending) a.stop('interrupted', `node ${this.options.node} is shutting down`);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const inTime = await Promise.race([
+      Promise.allSettled(pending.map((a) => a.done)).then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), grace))),
+    ]);
+    clearTimeout(timer);
+    if (inTime) return;
+    for (const a of this.active.values()) {
+      a.handle.close();
+      const message = `node ${this.options.node} shut down and the handler did not stop within the grace period of ${grace} ms`;
+      if (await this.runs.endIfRunning(a.run.id, 'failed', { kind: 'interrupted', message })) {
+        this.log.warn({ runId: a.run.id }, message);
+      }
+    }
+  }
+
+  /** Claim as many queued runs as there are free slots; coalesces concurrent wake-ups. */
+  private wake(): void {
+    if (!this.started || this.stopping) return;
+    if (this.claiming) {
+      this.claimAgain = true;
+      return;
+    }
+    this.claiming = this.claimOnce()
+      .catch((err: unknown) => {
+        // A failed claim (store busy) is retried by the next wake-up or poll.
+        this.log.error({ err }, 'executor could not claim runs');
+      })
+      .finally(() => {
+        this.claiming = null;
+        if (this.claimAgain) {
+          this.claimAgain = false;
+          this.wake();
+        }
+      });
+  }
+
+  private async claimOnce(): Promise<void> {
+    const free = this.options.concurrency - this.active.size;
+    if (free <= 0 || this.handlers.size === 0) return;
+    const claimed = await this.runs.store.claimQueued({
+      owner: this.owner,
+      names: [...this.handlers.keys()],
+      limit: free,
+      now: this.runs.now(),
+    });
+    for (const run of claimed) {
+      this.runs.hub.publishRun('updated', run);
+      this.launch(run);
+    }
+  }
+
+  private launch(run: Run): void {
+    const handler = this.handlers.get(run.name)!;
+    const controller = new AbortController();
+    const handle = new RunHandle({
+      runId: run.id,
+      name: run.name,
+      transport: this.transport,
+      owner: this.owner,
+      leaseTtlMs: run.leaseTtlMs,
+    });
+    let stopped: RunStop | null = null;
+    let finishing = false;
+    const stop = (kind: StopKind, message: string) => {
+      if (stopped || finishing) return;
+      stopped = new RunStop(kind, message);
+      this.log.info({ runId: run.id, kind }, `stopping handler: ${message}`);
+      controller.abort(stopped);
+    };
+
+    // In-process, a cancel is seen the moment it is committed, not at the next heartbeat.
+    const unsubscribe = this.runs.hub.subscribe(run.id, (events, fresh) => {
+      for (const e of events) {
+        if (e.type === 'run.cancel_requested') {
+          stop('cancelled', (e.data as { reason?: string }).reason ?? 'cancel requested');
+        } else if (isTerminalType(e.type)) {
+          const why = fresh.error ? ` (${fresh.error.kind}: ${fresh.error.message})` : '';
+          stop('ended', `run ended ${fresh.status}${why}`);
+        }
+      }
+    });
+    // The handle notices cancels and foreign ends on its own heartbeats too
+    // (e.g. written by another node); translate that into our reasons.
+    handle.signal.addEventListener('abort', () => {
+      void this.runs.store.getRun(run.id).then(
+        (fresh) => {
+          if (fresh && fresh.status !== 'running' && fresh.status !== 'queued') stop('ended', `run ended ${fresh.status}`);
+          else stop('cancelled', 'cancel requested');
+        },
+        (err: unknown) => stop('cancelled', `cancel requested (${(err as Error).message})`),
+      );
+    });
+
+    let timeoutTimer: ReturnType<typeof setTimeout> | null = null;
+    if (run.timeoutMs !== null && run.startedAt !== null) {
+      const ms = run.timeoutMs;
+      timeoutTimer = setTimeout(
+        () => stop('timeout', `run exceeded its total timeout of ${ms} ms`),
+        Math.max(0, run.startedAt + ms - this.runs.now()),
+      );
+    }
+
+    const children = new Set<RunHandle>();
+    const ctx = new RunContext({
+      run,
+      handle,
+      signal: controller.signal,
+      runs: this.runs,
+      transport: this.transport,
+      owner: this.owner,
+      logDir: this.options.logDir ?? null,
+      killGraceMs: this.options.killGraceMs ?? 5_000,
+      children,
+    });
+
+    const done = (async () => {
+      let outcome: { ok: true; output: unknown } | { ok: false; error: unknown };
+      try {
+        const fresh = await this.runs.store.getRun(run.id);
+        if (fresh?.cancelRequestedAt != null) stop('cancelled', 'cancel requested');
+        handle.event('run.started', { node: this.options.node, attempt: run.attempt });
+        outcome = { ok: true, output: await handler(ctx) };
+      } catch (error) {
+        outcome = { ok: false, error };
+      }
+      finishing = true;
+      if (timeoutTimer) clearTimeout(timeoutTimer);
+      try {
+        await this.end(run, handle, stopped, outcome);
+      } finally {
+        unsubscribe();
+        handle.close();
+        await this.closeChildren(run, children);
+        this.active.delete(run.id);
+        this.wake();
+      }
+    })();
+    this.active.set(run.id, { run, handle, stop, done });
+  }
+
+  /** Write the one end the outcome calls for; losing to an end written elsewhere is fine. */
+  private async end(
+    run: Run,
+    handle: RunHandle,
+    stopped: RunStop | null,
+    outcome: { ok: true; output: unknown } | { ok: false; error: unknown },
+  ): Promise<void> {
+    try {
+      if (stopped) {
+        if (stopped.kind === 'cancelled') await handle.cancelled(stopped.message);
+        else if (stopped.kind !== 'ended') await handle.fail(stopped.message, stopped.kind);
+      } else if (outcome.ok) {
+        await handle.succeed(outcome.output);
+      } else {
+        await handle.fail(outcome.error, errorKind(outcome.error));
+      }
+    } catch (err) {
+      // Someone else (the handler itself, a cancel of a queued run, the
+      // reaper) wrote the run's one end first; it stands.
+      if (RuntrailError.isCode(err, 'run_already_terminal')) return;
+      this.log.error({ err, runId: run.id }, 'could not record the end of a run');
+      await this.runs.endIfRunning(run.id, 'failed', {
+        kind: 'error',
+        message: `the executor could not record the run's end: ${(err as Error).message}`,
+      });
+    }
+  }
+
+  private async closeChildren(parent: Run, children: Set<RunHandle>): Promise<void> {
+    for (const child of children) {
+      child.close();
+      const ended = await this.runs.endIfRunning(child.id, 'failed', {
+        kind: 'orphaned',
+        message: `its parent run ${parent.id} ended before it did`,
+      });
+      if (ended) this.log.warn({ runId: child.id, parentId: parent.id }, 'ended a child run its handler left open');
+    }
+  }
+}
+
+function errorKind(err: unknown): RunErrorKind {
+  const kind = (err as { kind?: unknown } | null)?.kind;
+  const parsed = RunErrorKind.safeParse(kind);
+  return parsed.success ? parsed.data : 'error';
+}

@@ -1,0 +1,205 @@
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteRunStore } from '@runtrail/store';
+import type { Owner, Run } from '@runtrail/protocol';
+import { buildApp, type App } from '../app.js';
+import { loadConfig } from '../config.js';
+import { Reaper } from './reaper.js';
+import { tempDir } from './lease.test-kit.js';
+
+/**
+ * The reaper's decisions, driven by an injected clock: no timers, no sleeps.
+ * (The same reaper against real processes and real time is in restart.test.ts.)
+ */
+
+const producer: Owner = { kind: 'producer', node: 'laptop', id: 'proc-1' };
+const executorOf = (node: string, id: string): Owner => ({ kind: 'executor', node, id });
+
+let dir: ReturnType<typeof tempDir>;
+let app: App;
+let store: SqliteRunStore;
+let clock: number;
+
+async function makeApp(node = 'node-a'): Promise<App> {
+  const config = loadConfig({ dataDir: dir.path, logLevel: 'silent', node, reaperIntervalMs: 50 }, {});
+  return buildApp({ config, store, now: () => clock });
+}
+
+function reaperFor(a: App, incarnation = 'me', node = 'node-a'): Reaper {
+  return new Reaper({ runs: a.runs, node, incarnation, intervalMs: 50, log: a.http.log });
+}
+
+async function eventsOf(id: string) {
+  return store.readEvents(id, 0, 1000);
+}
+
+beforeEach(async () => {
+  dir = tempDir();
+  store = new SqliteRunStore({ filename: join(dir.path, 'runtrail.db') });
+  clock = 1_700_000_000_000;
+  app = await makeApp();
+});
+
+afterEach(async () => {
+  await app.http.close();
+  await store.close();
+  dir.remove();
+});
+
+async function producerRun(extra: Partial<Parameters<App['runs']['create']>[0]> = {}): Promise<Run> {
+  return (await app.runs.create({ name: 'job', owner: producer, leaseTtlMs: 1000, ...extra })).run;
+}
+
+describe('reaper', () => {
+  it('ends a run whose lease lapsed as failed/orphaned, naming the owner and its last heartbeat', async () => {
+    const run = await producerRun();
+    const reaper = reaperFor(app);
+    await reaper.start();
+    await reaper.stop();
+    clock += 600;
+    await app.runs.heartbeat(run.id, producer);
+    const lastBeat = clock;
+    clock += 1000; // exactly at expiry: still the owner's
+    expect((await reaper.sweep()).orphaned).toEqual([]);
+    clock += 1;
+    expect((await reaper.sweep()).orphaned).toEqual([run.id]);
+    const ended = (await store.getRun(run.id))!;
+    expect(ended.status).toBe('failed');
+    expect(ended.error?.kind).toBe('orphaned');
+    expect(ended.error?.message).toContain('producer proc-1 on laptop');
+    expect(ended.error?.message).toContain(new Date(lastBeat).toISOString());
+  });
+
+  it('keeps a run alive for as long as its owner heartbeats or appends', async () => {
+    const run = await producerRun();
+    const reaper = reaperFor(app);
+    await reaper.start();
+    await reaper.stop();
+    for (let i = 0; i < 10; i++) {
+      clock += 900;
+      if (i % 2 === 0) await app.runs.heartbeat(run.id, producer);
+      else await app.runs.append(run.id, { events: [{ type: 'log', data: { level: 'info', message: `tick ${i}` } }] });
+      await reaper.sweep();
+    }
+    expect((await store.getRun(run.id))!.status).toBe('running');
+  });
+
+  it('a cancel request does not keep an abandoned run alive, and the run ends cancelled when its owner is gone', async () => {
+    const run = await producerRun();
+    const reaper = reaperFor(app);
+    await reaper.start();
+    await reaper.stop();
+    clock += 900;
+    await app.runs.cancel(run.id, 'user pressed stop');
+    clock += 101;
+    await reaper.sweep();
+    const ended = (await store.getRun(run.id))!;
+    expect(ended.status).toBe('cancelled');
+    expect(ended.error?.message).toMatch(/cancel requested at .*stopped heartbeating/);
+  });
+
+  it('fails a run past its total timeout with kind timeout', async () => {
+    const run = await producerRun({ leaseTtlMs: 60_000, timeoutMs: 5_000 });
+    const reaper = reaperFor(app);
+    clock += 5_001;
+    await app.runs.heartbeat(run.id, producer);
+    expect((await reaper.sweep()).timedOut).toEqual([run.id]);
+    const ended = (await store.getRun(run.id))!;
+    expect(ended.error).toEqual({ kind: 'timeout', message: expect.stringContaining('total timeout of 5000 ms') });
+  });
+
+  it('fails a run whose open phase overran its timeoutMs, naming the phase', async () => {
+    const run = await producerRun({ leaseTtlMs: 60_000 });
+    const reaper = reaperFor(app);
+    await app.runs.append(run.id, { events: [{ type: 'phase', data: { name: 'fetch', status: 'started', timeoutMs: 2_000 } }] });
+    clock += 1_500;
+    await app.runs.append(run.id, { events: [{ type: 'progress', data: { done: 1 } }] });
+    expect((await reaper.sweep()).timedOut).toEqual([]);
+    clock += 501;
+    expect((await reaper.sweep()).timedOut).toEqual([run.id]);
+    expect((await store.getRun(run.id))!.error?.message).toContain('phase "fetch" exceeded its timeout of 2000 ms');
+  });
+
+  it('a phase that completed in time is not a timeout', async () => {
+    const run = await producerRun({ leaseTtlMs: 60_000 });
+    await app.runs.append(run.id, { events: [{ type: 'phase', data: { name: 'fetch', status: 'started', timeoutMs: 2_000 } }] });
+    clock += 1_000;
+    await app.runs.append(run.id, { events: [{ type: 'phase', data: { name: 'fetch', status: 'completed' } }] });
+    clock += 5_000;
+    await app.runs.heartbeat(run.id, producer);
+    expect((await reaperFor(app).sweep()).timedOut).toEqual([]);
+  });
+
+  it('records a stall as a run.stalled event shown in the snapshot, once, and clears it on the next progress', async () => {
+    const run = await producerRun({ leaseTtlMs: 60_000, stallTimeoutMs: 3_000 });
+    const reaper = reaperFor(app);
+    await app.runs.append(run.id, { events: [{ type: 'progress', data: { done: 1, total: 10 } }] });
+    const progressAt = clock;
+    clock += 2_000;
+    // Heartbeats and logs are not progress: they do not hold a stall off.
+    await app.runs.heartbeat(run.id, producer);
+    await app.runs.append(run.id, { events: [{ type: 'log', data: { level: 'info', message: 'still here' } }] });
+    clock += 1_001;
+    expect((await reaper.sweep()).stalled).toEqual([run.id]);
+    expect((await reaper.sweep()).stalled).toEqual([]);
+    const stalled = (await store.getRun(run.id))!;
+    expect(stalled.status).toBe('running');
+    expect(stalled.snapshot.stalled).toEqual({ at: clock, stallTimeoutMs: 3_000, lastProgressAt: progressAt });
+    expect((await eventsOf(run.id)).filter((e) => e.type === 'run.stalled')).toHaveLength(1);
+    await app.runs.append(run.id, { events: [{ type: 'progress', data: { done: 2 } }] });
+    expect((await store.getRun(run.id))!.snapshot.stalled).toBeNull();
+  });
+
+  it('fails a stalled run with kind stalled when the run asks for it', async () => {
+    const run = await producerRun({ leaseTtlMs: 60_000, stallTimeoutMs: 3_000, failOnStall: true });
+    clock += 3_001;
+    await app.runs.heartbeat(run.id, producer);
+    await reaperFor(app).sweep();
+    const ended = (await store.getRun(run.id))!;
+    expect(ended.status).toBe('failed');
+    expect(ended.error?.kind).toBe('stalled');
+    expect((await eventsOf(run.id)).map((e) => e.type)).toEqual(['run.stalled', 'run.failed']);
+  });
+
+  it('at start-up ends at once the runs a previous incarnation of this node was executing, and leaves producer runs alone', async () => {
+    const mine = (await app.runs.create({ name: 'h', execute: true, leaseTtlMs: 60_000 })).run;
+    await store.claimQueued({ owner: executorOf('node-a', 'old-process'), names: ['h'], limit: 1, now: clock });
+    const otherNode = (await app.runs.create({ name: 'h2', execute: true, leaseTtlMs: 60_000 })).run;
+    await store.claimQueued({ owner: executorOf('node-b', 'x'), names: ['h2'], limit: 1, now: clock });
+    const external = await producerRun({ leaseTtlMs: 60_000 });
+    clock += 10;
+    const recovered = await reaperFor(app, 'new-process').recoverOwnRuns();
+    expect(recovered).toEqual([mine.id]);
+    const ended = (await store.getRun(mine.id))!;
+    expect(ended.error?.kind).toBe('orphaned');
+    expect(ended.error?.message).toContain('node node-a restarted');
+    expect(ended.error?.message).toContain('old-process');
+    expect((await store.getRun(otherNode.id))!.status).toBe('running');
+    expect((await store.getRun(external.id))!.status).toBe('running');
+  });
+
+  it('gives producers a full lease after this node starts before calling them gone', async () => {
+    const run = await producerRun();
+    clock += 5_000; // the server was down; the producer could not heartbeat
+    const reaper = reaperFor(app);
+    await reaper.start();
+    await reaper.stop();
+    expect((await store.getRun(run.id))!.status).toBe('running');
+    clock += 1_001;
+    await reaper.sweep();
+    expect((await store.getRun(run.id))!.error?.kind).toBe('orphaned');
+  });
+
+  it('several reapers sweeping at once write one terminal event per run', async () => {
+    const runs: Run[] = [];
+    for (let i = 0; i < 20; i++) runs.push(await producerRun({ stallTimeoutMs: 500, failOnStall: i % 2 === 0 }));
+    clock += 1_001;
+    const reapers = Array.from({ length: 4 }, (_, i) => reaperFor(app, `r${i}`));
+    await Promise.all(reapers.map((r) => r.sweep()));
+    for (const run of runs) {
+      const events = await eventsOf(run.id);
+      expect(events.filter((e) => ['run.failed', 'run.succeeded', 'run.cancelled'].includes(e.type))).toHaveLength(1);
+      expect(events.filter((e) => e.type === 'run.stalled').length).toBeLessThanOrEqual(1);
+    }
+  });
+});

@@ -1,0 +1,193 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { RuntrailError, type Owner, type Run } from '@runtrail/protocol';
+import type { RunService } from '../runs/run-service.js';
+
+export interface ReaperOptions {
+  runs: RunService;
+  /** This node's name (config.node). */
+  node: string;
+  /**
+   * The owner id this node's executor uses in THIS process. A run held on
+   * this node under any other id belongs to a previous incarnation that
+   * died, so nobody will ever finish it.
+   */
+  incarnation: string;
+  intervalMs: number;
+  log: FastifyBaseLogger;
+  /** Runs of each kind handled per sweep; the next sweep takes the rest. */
+  batchSize?: number;
+}
+
+export interface SweepReport {
+  orphaned: string[];
+  timedOut: string[];
+  stalled: string[];
+}
+
+/**
+ * The server's guarantee that no run stays `running` without a live owner
+ * (field notes 5, 6, 7). Every node runs one. Each decision ends with an
+ * append through RunService, and the store accepts one terminal event per
+ * run, so several reapers (several nodes, or a reaper racing the owner's own
+ * finish) can never end a run twice; the losers are told and move on.
+ */
+export class Reaper {
+  private readonly runs: RunService;
+  private readonly node: string;
+  private readonly incarnation: string;
+  private readonly intervalMs: number;
+  private readonly log: FastifyBaseLogger;
+  private readonly batchSize: number;
+  private startedAt: number | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private current: Promise<unknown> | null = null;
+  private stopped = false;
+
+  constructor(options: ReaperOptions) {
+    this.runs = options.runs;
+    this.node = options.node;
+    this.incarnation = options.incarnation;
+    this.intervalMs = options.intervalMs;
+    this.log = options.log;
+    this.batchSize = options.batchSize ?? 200;
+  }
+
+  /** Recover this node's dead runs, sweep once, then keep sweeping every interval. */
+  async start(): Promise<void> {
+    this.startedAt = this.runs.now();
+    this.stopped = false;
+    await this.recoverOwnRuns();
+    await this.tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.current;
+  }
+
+  /**
+   * End at once the runs this node's executor held in a previous
+   * incarnation: their handlers died with that process, so waiting for the
+   * lease would only show a dead run as running for another TTL. Producer
+   * runs are left alone: their producers are separate processes that retry
+   * through our restart and keep their leases alive.
+   */
+  async recoverOwnRuns(): Promise<string[]> {
+    const held = await this.runs.store.findOwnedBy(this.node, 'executor');
+    const ended: string[] = [];
+    for (const run of held) {
+      if (run.status !== 'running' || run.owner?.id === this.incarnation) continue;
+      const message =
+        `node ${this.node} restarted while its executor was running this run ` +
+        `(previous incarnation ${run.owner?.id ?? 'unknown'}, last heartbeat ${at(run.heartbeatAt)})`;
+      if (await this.end(run.id, 'failed', 'orphaned', message)) ended.push(run.id);
+    }
+    if (ended.length > 0) this.log.warn({ runs: ended }, `ended ${ended.length} run(s) of a previous incarnation as orphaned`);
+    return ended;
+  }
+
+  /** One pass over everything due now. Exposed so tests and callers can force a sweep. */
+  async sweep(): Promise<SweepReport> {
+    const now = this.runs.now();
+    const due = await this.runs.store.findDue(now, this.batchSize);
+    const report: SweepReport = { orphaned: [], timedOut: [], stalled: [] };
+
+    for (const run of due.expired) {
+      const fresh = await this.runs.store.getRun(run.id);
+      // The owner may have renewed between the query and now; its word wins.
+      if (!fresh || fresh.status !== 'running' || fresh.leaseExpiresAt === null || fresh.leaseExpiresAt >= now) continue;
+      // Nobody could heartbeat to this node while it was down: give every
+      // run one full lease after start-up before calling its owner gone.
+      if (!this.isOwnExecutor(fresh.owner) && this.startedAt !== null && now < this.startedAt + fresh.leaseTtlMs) continue;
+      const silence = `${describeOwner(fresh.owner)} stopped heartbeating: last heartbeat ${at(fresh.heartbeatAt)}, lease of ${fresh.leaseTtlMs} ms lapsed ${at(fresh.leaseExpiresAt)}`;
+      const ended =
+        fresh.cancelRequestedAt !== null
+          ? await this.end(fresh.id, 'cancelled', 'cancelled', `cancel requested ${at(fresh.cancelRequestedAt)}; ${silence}`)
+          : await this.end(fresh.id, 'failed', 'orphaned', silence);
+      if (ended) report.orphaned.push(fresh.id);
+    }
+
+    for (const run of due.overdue) {
+      const message = `run exceeded its total timeout of ${run.timeoutMs} ms (started ${at(run.startedAt)})`;
+      if (await this.end(run.id, 'failed', 'timeout', message)) report.timedOut.push(run.id);
+    }
+
+    for (const run of due.phaseOverdue) {
+      const phase = run.snapshot.phases.find(
+        (p) => p.status === 'started' && p.timeoutMs !== null && p.startedAt + p.timeoutMs < now,
+      );
+      if (!phase) continue;
+      const message = `phase "${phase.name}" exceeded its timeout of ${phase.timeoutMs} ms (started ${at(phase.startedAt)})`;
+      if (await this.end(run.id, 'failed', 'timeout', message)) report.timedOut.push(run.id);
+    }
+
+    for (const run of due.stalled) {
+      if (await this.markStalled(run)) report.stalled.push(run.id);
+    }
+
+    const total = report.orphaned.length + report.timedOut.length + report.stalled.length;
+    if (total > 0) this.log.info({ ...report }, 'reaper sweep');
+    return report;
+  }
+
+  private async markStalled(run: Run): Promise<boolean> {
+    const lastProgressAt = run.snapshot.lastProgressAt ?? run.startedAt;
+    const stallTimeoutMs = run.stallTimeoutMs!;
+    try {
+      // The id makes two reapers that see the same stall write it once.
+      await this.runs.appendEvents(
+        run.id,
+        [{ type: 'run.stalled', id: `reaper.stalled.${lastProgressAt ?? 0}`, data: { stallTimeoutMs, lastProgressAt } }],
+        undefined,
+        { renewLease: false },
+      );
+    } catch (err) {
+      // The run ended between the query and this append: nothing is stalled.
+      if (RuntrailError.isCode(err, 'run_already_terminal')) return false;
+      throw err;
+    }
+    if (run.failOnStall) {
+      await this.end(run.id, 'failed', 'stalled', `no progress for ${stallTimeoutMs} ms (last progress ${at(lastProgressAt)})`);
+    }
+    return true;
+  }
+
+  private async end(
+    id: string,
+    status: 'failed' | 'cancelled',
+    kind: 'orphaned' | 'timeout' | 'stalled' | 'cancelled',
+    message: string,
+  ): Promise<boolean> {
+    const run = await this.runs.endIfRunning(id, status, { kind, message });
+    if (run) this.log.warn({ runId: id, status, kind }, message);
+    return run !== null;
+  }
+
+  private isOwnExecutor(owner: Owner | null): boolean {
+    return owner !== null && owner.kind === 'executor' && owner.node === this.node;
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    const pass = this.sweep().catch((err: unknown) => {
+      // A failed sweep (store busy, disk full) must not stop the reaper: the
+      // next interval tries again, and the error is on record.
+      this.log.error({ err }, 'reaper sweep failed');
+    });
+    this.current = pass;
+    await pass;
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.tick(), this.intervalMs);
+    this.timer.unref?.();
+  }
+}
+
+function at(ms: number | null): string {
+  return ms === null ? 'never' : `at ${new Date(ms).toISOString()}`;
+}
+
+function describeOwner(owner: Owner | null): string {
+  return owner ? `owner ${owner.kind} ${owner.id} on ${owner.node}` : 'its owner (none recorded)';
+}
