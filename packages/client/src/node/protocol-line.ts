@@ -40,7 +40,7 @@ export function parseLine(line: string): ParsedLine {
   const event = { type: envelope.data.type, data: envelope.data.data ?? {} };
   const issues = validateEventData([event], 'event');
   if (issues.length > 0) {
-    return { kind: 'invalid', reason: issues.map((i) => `${i.path}: ${i.message}`).join('; ') };
+    return { kind: 'invalid', reason: issues.map((i) => `${i.path.replace(/^event\[0\]\./, '')}: ${i.message}`).join('; ') };
   }
   return { kind: 'event', type: event.type, data: event.data };
 }

@@ -1,0 +1,168 @@
+import { readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { LogLevel } from '@runtrail/protocol';
+import { groupAlive } from './process-group.js';
+import { ProcessStartError, runProcess, spawnProcess, type ProcessSink } from './run-process.js';
+
+/** Real child processes and signals; every wait is for a condition, with a deadline. */
+
+class Collect implements ProcessSink {
+  events: Array<{ type: string; data: unknown }> = [];
+  logs: Array<{ message: string; level: LogLevel }> = [];
+  event(type: string, data?: unknown): void {
+    this.events.push({ type, data });
+  }
+  log(message: string, level: LogLevel = 'info'): void {
+    this.logs.push({ message, level });
+  }
+  of(type: string) {
+    return this.events.filter((e) => e.type === type).map((e) => e.data);
+  }
+}
+
+function groupGone(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+async function waitUntil(probe: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!probe()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'runtrail-proc-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('runProcess', () => {
+  it('turns stdout/stderr lines into log events and ::runtrail:: lines into events, and records the exit code', async () => {
+    const sink = new Collect();
+    const script = [
+      'echo hello',
+      'echo oops >&2',
+      `echo '::runtrail:: {"type":"counter","data":{"name":"docs","delta":2}}'`,
+      `echo '::runtrail:: {"type":"progress","data":{"done":3,"total":10,"message":"three"}}'`,
+      `echo '::runtrail:: {"type":"x.custom","data":{"any":"thing"}}'`,
+      'exit 3',
+    ].join('\n');
+    const result = await runProcess('sh', ['-c', script], { sink });
+    expect(result).toMatchObject({ exitCode: 3, signal: null, reason: 'exit', events: 3, badLines: 0 });
+    expect(sink.logs.slice(0, 2)).toEqual([
+      { message: 'hello', level: 'info' },
+      { message: 'oops', level: 'warn' },
+    ]);
+    expect(sink.of('counter')).toEqual([{ name: 'docs', delta: 2 }]);
+    expect(sink.of('progress')).toEqual([{ done: 3, total: 10, message: 'three' }]);
+    expect(sink.of('x.custom')).toEqual([{ any: 'thing' }]);
+    const exec = sink.of('meta').at(-1) as { exec: Record<string, unknown> };
+    expect(exec.exec).toMatchObject({ exitCode: 3, signal: null, reason: 'exit', pid: result.pid });
+    expect(sink.logs.at(-1)?.message).toContain('exited with code 3');
+  });
+
+  it('a bad ::runtrail:: line becomes a warn log naming what is wrong, and the process goes on', async () => {
+    const sink = new Collect();
+    const script = [
+      `echo '::runtrail:: not json'`,
+      `echo '::runtrail:: {"type":"no.such.type"}'`,
+      `echo '::runtrail:: {"type":"progress","data":{"done":-1}}'`,
+      `echo '::runtrail:: {"type":"run.succeeded","data":{}}'`,
+      `echo '::runtrail:: [1,2]'`,
+      `echo '::runtrail:: {"type":"counter","data":{"name":"ok","delta":1}}'`,
+    ].join('\n');
+    const result = await runProcess('sh', ['-c', script], { sink });
+    expect(result).toMatchObject({ exitCode: 0, badLines: 5, events: 1 });
+    const warnings = sink.logs.filter((l) => l.level === 'warn').map((l) => l.message);
+    expect(warnings).toHaveLength(5);
+    expect(warnings[0]).toMatch(/not JSON/);
+    expect(warnings[1]).toMatch(/unknown event type/);
+    expect(warnings[2]).toMatch(/\(data\.done: /);
+    expect(warnings[3]).toMatch(/run\.succeeded cannot be sent from a subprocess/);
+    expect(sink.of('counter')).toEqual([{ name: 'ok', delta: 1 }]);
+  });
+
+  it('bounds a flood of output: lines over the rate are counted and reported, and all are in the output log', async () => {
+    const sink = new Collect();
+    const logFile = join(dir, 'flood.log');
+    const result = await runProcess('seq', ['1', '5000'], { sink, maxLogLinesPerSecond: 100, logFile });
+    expect(result.lines).toBe(5000);
+    const lineLogs = sink.logs.filter((l) => /^\d+$/.test(l.message));
+    expect(lineLogs.length).toBe(5000 - result.droppedLines);
+    expect(lineLogs.length).toBeLessThanOrEqual(200);
+    const notices = sink.logs.filter((l) => l.message.includes('not sent as events'));
+    const reported = notices.reduce((n, l) => n + Number(/^(\d+)/.exec(l.message)![1]), 0);
+    expect(reported).toBe(result.droppedLines);
+    expect(notices[0]!.message).toContain(logFile);
+    expect(readFileSync(logFile, 'utf8').trim().split('\n')).toHaveLength(5000);
+  });
+
+  it('an idle child is killed with its grandchildren, even those that ignore SIGTERM, and the reason is recorded', async () => {
+    const sink = new Collect();
+    let pgid = 0;
+    const script = `(trap '' TERM; sleep 60) & echo "::runtrail:: {\\"type\\":\\"meta\\",\\"data\\":{\\"grandchild\\":$!}}"; sleep 60`;
+    const started = Date.now();
+    const running = spawnProcess('sh', ['-c', script], { sink, idleTimeoutMs: 400, killGraceMs: 300 });
+    pgid = running.pid!;
+    const result = await running.result;
+    expect(result.reason).toBe('idle_timeout');
+    expect(result.killedWith).toBe('SIGKILL');
+    expect(result.message).toMatch(/printed nothing for 400 ms \(idle timeout\); its process group got SIGTERM, then SIGKILL after 300 ms/);
+    expect(Date.now() - started).toBeLessThan(400 + 300 + 3_000);
+    // Resolved only once no live process of the group is left …
+    expect(groupAlive(pgid)).toBe(false);
+    const grandchild = (sink.of('meta').find((m) => (m as { grandchild?: number }).grandchild) as { grandchild: number }).grandchild;
+    expect(grandchild).toBeGreaterThan(0);
+    // … and the kernel agrees once the zombies are reaped.
+    await waitUntil(() => groupGone(pgid), 10_000, `process group ${pgid} to disappear`);
+  });
+
+  it('a total timeout stops a process that keeps printing', async () => {
+    const sink = new Collect();
+    const result = await runProcess('sh', ['-c', 'while true; do echo tick; sleep 0.05; done'], {
+      sink,
+      timeoutMs: 500,
+      idleTimeoutMs: 5_000,
+      killGraceMs: 1_000,
+    });
+    expect(result.reason).toBe('timeout');
+    expect(result.signal).toBe('SIGTERM');
+    expect(result.message).toContain('ran longer than its timeout of 500 ms');
+    expect(groupAlive(result.pid)).toBe(false);
+  });
+
+  it('an abort stops the whole group at once', async () => {
+    const controller = new AbortController();
+    const running = spawnProcess('sh', ['-c', 'sleep 60 & sleep 60'], { signal: controller.signal, killGraceMs: 2_000 });
+    await waitUntil(() => running.pid !== undefined, 2_000, 'spawn');
+    controller.abort(new Error('user cancelled'));
+    const result = await running.result;
+    expect(result.reason).toBe('aborted');
+    expect(result.message).toContain('stopped: user cancelled');
+    expect(result.killedWith).toBe('SIGTERM');
+    expect(groupAlive(result.pid)).toBe(false);
+  });
+
+  it('records the signal that killed a process', async () => {
+    const result = await runProcess('sh', ['-c', 'kill -KILL $$']);
+    expect(result).toMatchObject({ exitCode: null, signal: 'SIGKILL', reason: 'exit' });
+    expect(result.message).toContain('was killed by SIGKILL');
+  });
+
+  it('kills what a command left running in its group when it exits', async () => {
+    const result = await runProcess('sh', ['-c', 'sleep 60 > /dev/null 2>&1 & echo started'], { killGraceMs: 2_000 });
+    expect(result.exitCode).toBe(0);
+    expect(groupAlive(result.pid)).toBe(false);
+  });
+
+  it('rejects with ProcessStartError when the command does not exist', async () => {
+    await expect(runProcess('/no/such/command-xyz', [])).rejects.toBeInstanceOf(ProcessStartError);
+  });
+});
