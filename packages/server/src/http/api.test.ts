@@ -69,7 +69,8 @@ async function readAllEvents(id: string): Promise<RunEvent[]> {
 async function visibleState(id: string) {
   const run = await request('GET', url('getRun', { id }));
   const events = await request('GET', url('readEvents', { id }));
-  return { run, events: events.body };
+  expect([run.status, events.status]).toEqual([200, 200]);
+  return { run: run.body, events: events.body };
 }
 
 function expectError(res: Reply, status: number, code: string, field?: string): void {
