@@ -1,0 +1,245 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RuntrailClient } from '@runtrail/client';
+import { groupAlive } from '@runtrail/client/node';
+import { RuntrailError, type Run, type RunEvent } from '@runtrail/protocol';
+import { startServer, type RunningServer } from '../start.js';
+import { tempDir, waitUntil } from '../leases/lease.test-kit.js';
+
+/** The executor against a real server on a real port, real subprocesses and signals. */
+
+let dir: ReturnType<typeof tempDir>;
+let server: RunningServer;
+let client: RuntrailClient;
+
+beforeEach(async () => {
+  dir = tempDir('runtrail-exec-');
+  server = await startServer({
+    port: 0,
+    dataDir: dir.path,
+    logLevel: 'silent',
+    node: 'exec-node',
+    concurrency: 2,
+    reaperIntervalMs: 100,
+    shutdownGraceMs: 500,
+  });
+  client = new RuntrailClient({ url: server.url });
+});
+
+afterEach(async () => {
+  await server.close();
+  dir.remove();
+});
+
+async function ended(id: string, timeoutMs = 10_000): Promise<Run> {
+  return waitUntil(
+    async () => {
+      const run = await client.getRun(id);
+      return run.status === 'succeeded' || run.status === 'failed' || run.status === 'cancelled' ? run : null;
+    },
+    { timeoutMs, what: `run ${id} to end` },
+  );
+}
+
+async function events(id: string): Promise<RunEvent[]> {
+  return (await client.readEvents(id, 0, 5000)).events;
+}
+
+function groupGone(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/** Resolves when the returned `open()` is called; lets a test hold handlers inside their work. */
+function gate(): { wait: Promise<void>; open(): void } {
+  let open!: () => void;
+  const wait = new Promise<void>((r) => (open = r));
+  return { wait, open };
+}
+
+describe('executor', () => {
+  it('runs the handler of a run created with execute: true, records its events and output, and ends it succeeded', async () => {
+    server.define<{ n: number }>('double', async (ctx) => {
+      ctx.progress(1, 2, 'halfway');
+      ctx.count('items', 2);
+      await ctx.call('compute', async () => ctx.input.n * 2);
+      return { doubled: ctx.input.n * 2 };
+    });
+    const queued = await client.startRun({ name: 'double', input: { n: 21 } });
+    expect(queued.status).toBe('queued');
+    const run = await ended(queued.id);
+    expect(run.status).toBe('succeeded');
+    expect(run.output).toEqual({ doubled: 42 });
+    expect(run.owner).toMatchObject({ kind: 'executor', node: 'exec-node' });
+    expect(run.snapshot.counters).toMatchObject({ ok: 1, named: { items: 2 } });
+    expect((await events(run.id)).map((e) => e.type)).toEqual([
+      'run.started',
+      'progress',
+      'counter',
+      'call.started',
+      'call.succeeded',
+      'run.succeeded',
+    ]);
+  });
+
+  it('answers 404 handler_not_found naming the known handlers, and lists them', async () => {
+    server.define('a', async () => undefined);
+    server.define('b', async () => undefined);
+    const err = await client.startRun({ name: 'nope' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RuntrailError);
+    expect((err as RuntrailError).code).toBe('handler_not_found');
+    expect((err as RuntrailError).message).toContain('known handlers: a, b');
+    expect(await client.listHandlers()).toEqual(['a', 'b']);
+    expect((await client.listRuns({})).runs).toHaveLength(0);
+  });
+
+  it('fails the run with the error a handler throws', async () => {
+    server.define('boom', async () => {
+      throw new Error('model endpoint returned 500');
+    });
+    const run = await ended((await client.startRun({ name: 'boom' })).id);
+    expect(run.status).toBe('failed');
+    expect(run.error).toEqual({ kind: 'error', message: 'model endpoint returned 500' });
+  });
+
+  it('runs at most `concurrency` handlers at once; the others wait queued and run after', async () => {
+    const release = gate();
+    let inside = 0;
+    let most = 0;
+    server.define('held', async () => {
+      most = Math.max(most, ++inside);
+      await release.wait;
+      inside--;
+    });
+    const ids = await Promise.all([1, 2, 3, 4].map(async () => (await client.startRun({ name: 'held' })).id));
+    await waitUntil(async () => (await client.listRuns({ status: 'running' })).runs.length === 2, { what: '2 running' });
+    expect((await client.listRuns({ status: 'queued' })).runs).toHaveLength(2);
+    release.open();
+    for (const id of ids) expect((await ended(id)).status).toBe('succeeded');
+    expect(most).toBe(2);
+  });
+
+  it('a cancel reaches the handler at once through ctx.signal and the run ends cancelled with the reason', async () => {
+    const inside = gate();
+    server.define('waits', async (ctx) => {
+      inside.open();
+      await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }));
+    });
+    const { id } = await client.startRun({ name: 'waits', leaseTtlMs: 30_000 });
+    await inside.wait;
+    const t0 = Date.now();
+    await client.cancelRun(id, 'no longer needed');
+    const run = await ended(id);
+    // Far below the heartbeat interval (10 s here): seen in-process, not on the next beat.
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    expect(run.status).toBe('cancelled');
+    expect(run.error?.message).toBe('no longer needed');
+  });
+
+  it('a cancelled run stops its handler and its subprocess (which ignores SIGTERM) within the grace period', async () => {
+    let pgid = 0;
+    server.define('shell', async (ctx) => {
+      await ctx.exec('sh', ['-c', `trap '' TERM; echo ready; sleep 60 & wait`], { killGraceMs: 500 });
+    });
+    const { id } = await client.startRun({ name: 'shell' });
+    await waitUntil(async () => (await events(id)).some((e) => e.type === 'log' && (e.data as { message: string }).message === 'ready'), {
+      what: 'the subprocess to start',
+    });
+    const meta = (await client.getRun(id)).snapshot.meta as { exec: { pid: number } };
+    pgid = meta.exec.pid;
+    expect(groupAlive(pgid)).toBe(true);
+    const t0 = Date.now();
+    await client.cancelRun(id, 'stop the shell');
+    const run = await ended(id);
+    expect(run.status).toBe('cancelled');
+    expect(Date.now() - t0).toBeLessThan(500 + 1_500);
+    expect(groupAlive(pgid)).toBe(false);
+    await waitUntil(() => groupGone(pgid), { timeoutMs: 10_000, what: `group ${pgid} to disappear` });
+    const exec = (run.snapshot.meta as { exec: Record<string, unknown> }).exec;
+    expect(exec).toMatchObject({ reason: 'aborted', killedWith: 'SIGKILL', signal: 'SIGKILL' });
+  });
+
+  it('a subprocess that prints nothing for idleTimeoutMs is killed with its grandchildren and the run fails timeout with the reason', async () => {
+    server.define('quiet', async (ctx) => {
+      const script = `(trap '' TERM; sleep 60) & echo "::runtrail:: {\\"type\\":\\"meta\\",\\"data\\":{\\"grandchild\\":$!}}"; sleep 60`;
+      await ctx.exec('sh', ['-c', script], { idleTimeoutMs: 400, killGraceMs: 300 });
+    });
+    const run = await ended((await client.startRun({ name: 'quiet' })).id);
+    expect(run.status).toBe('failed');
+    expect(run.error?.kind).toBe('timeout');
+    expect(run.error?.message).toMatch(/printed nothing for 400 ms \(idle timeout\); its process group got SIGTERM, then SIGKILL after 300 ms/);
+    const meta = run.snapshot.meta as { exec: { pid: number }; grandchild: number };
+    expect(meta.grandchild).toBeGreaterThan(0);
+    expect(groupAlive(meta.exec.pid)).toBe(false);
+    await waitUntil(() => groupGone(meta.exec.pid), { timeoutMs: 10_000, what: 'the group to disappear' });
+    const log = run.snapshot.artifacts.find((a) => a.name === 'output.log');
+    expect(log?.uri).toMatch(/^file:.*\.log$/);
+  });
+
+  it("enforces a run's total timeoutMs on the handler: ctx.signal aborts and the run fails timeout", async () => {
+    server.define('slow', async (ctx) => {
+      await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }));
+    });
+    const run = await ended((await client.startRun({ name: 'slow', timeoutMs: 300 })).id);
+    expect(run.status).toBe('failed');
+    expect(run.error?.kind).toBe('timeout');
+    expect(run.error?.message).toContain('total timeout of 300 ms');
+  });
+
+  it('ctx.child opens a linked child run; a child left open ends when its parent ends', async () => {
+    server.define('parent', async (ctx) => {
+      const done = await ctx.child('step-1');
+      done.progress(1, 1);
+      await done.succeed({ ok: true });
+      const left = await ctx.child('step-2');
+      left.log('started and forgotten');
+      await left.flush();
+      return 'parent done';
+    });
+    const parent = await ended((await client.startRun({ name: 'parent' })).id);
+    expect(parent.status).toBe('succeeded');
+    const children = (await client.listRuns({ parentId: parent.id })).runs;
+    const byName = Object.fromEntries(children.map((c) => [c.name, c]));
+    expect(byName['step-1']).toMatchObject({ status: 'succeeded', parentId: parent.id, output: { ok: true } });
+    expect(byName['step-2']).toMatchObject({ status: 'failed', error: { kind: 'orphaned' } });
+    expect(byName['step-2']!.error!.message).toContain(`parent run ${parent.id}`);
+  });
+
+  it('ctx.waitFor polls an external job, each poll visible on the run, and returns its result', async () => {
+    let polls = 0;
+    server.define('await-job', async (ctx) =>
+      ctx.waitFor(() => (++polls < 3 ? null : { image: 'out.png' }), { intervalMs: 10, timeoutMs: 5_000, label: 'render' }),
+    );
+    const run = await ended((await client.startRun({ name: 'await-job' })).id);
+    expect(run.output).toEqual({ image: 'out.png' });
+    expect(run.snapshot.counters.named['polls: render']).toBe(2);
+  });
+
+  it('graceful shutdown asks handlers to stop, ends the ones that do not as interrupted, and leaves nothing running', async () => {
+    const started = gate();
+    let count = 0;
+    server.define('cooperative', async (ctx) => {
+      if (++count === 2) started.open();
+      await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }));
+    });
+    server.define('stubborn', async () => {
+      if (++count === 2) started.open();
+      await new Promise(() => undefined);
+    });
+    const a = await client.startRun({ name: 'cooperative' });
+    const b = await client.startRun({ name: 'stubborn' });
+    await started.wait;
+    const t0 = Date.now();
+    await server.executor.shutdown();
+    expect(Date.now() - t0).toBeLessThan(500 + 1_000);
+    const ra = await client.getRun(a.id);
+    const rb = await client.getRun(b.id);
+    expect(ra.error).toEqual({ kind: 'interrupted', message: 'node exec-node is shutting down' });
+    expect(rb.error?.kind).toBe('interrupted');
+    expect(rb.error?.message).toContain('did not stop within the grace period of 500 ms');
+    expect((await client.listRuns({ status: 'running' })).runs).toHaveLength(0);
+  });
+});
