@@ -4,6 +4,7 @@ import { RuntrailError } from '@runtrail/protocol';
 import { registerDemo } from './commands/demo.js';
 import { registerRuns } from './commands/runs.js';
 import { registerServe } from './commands/serve.js';
+import { registerTail } from './commands/tail.js';
 
 const program = new Command('runtrail')
   .description('live progress of long-running runs, from a durable event log')
@@ -13,6 +14,7 @@ const program = new Command('runtrail')
 registerServe(program);
 registerDemo(program);
 registerRuns(program);
+registerTail(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof RuntrailError) {

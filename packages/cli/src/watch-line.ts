@@ -1,0 +1,56 @@
+import WebSocket from 'ws';
+import { watchRun, type RunWatchState, type WebSocketConstructor } from '@runtrail/client';
+
+/**
+ * Follow a run in the terminal until it ends: one status line redrawn in
+ * place on a TTY (a line per change otherwise), then the final state.
+ */
+export async function followRun(url: string, runId: string, options: { onEvent?: (line: string) => void } = {}): Promise<RunWatchState> {
+  const watch = watchRun(runId, { url, WebSocket: WebSocket as unknown as WebSocketConstructor });
+  const tty = process.stdout.isTTY === true;
+  let lastLine = '';
+  let printedSeq = 0;
+  const draw = () => {
+    const state = watch.getState();
+    if (options.onEvent) {
+      for (const event of state.events) {
+        if (event.seq > printedSeq) options.onEvent(`${event.seq} ${event.type} ${JSON.stringify(event.data)}`);
+      }
+      printedSeq = state.seq;
+      return;
+    }
+    const line = statusLine(state);
+    // A log file gets a line per phase, status or 10% step, not per event.
+    const key = tty ? line : coarseKey(state);
+    if (key === lastLine) return;
+    lastLine = key;
+    process.stdout.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
+  };
+  const unsubscribe = watch.subscribe(draw);
+  const final = await watch.done;
+  unsubscribe();
+  draw();
+  if (tty && !options.onEvent) process.stdout.write('\n');
+  watch.close();
+  if (final.error && final.connection === 'ended' && !final.snapshot.terminal) throw final.error;
+  return final;
+}
+
+const BAR_WIDTH = 24;
+
+function coarseKey(state: RunWatchState): string {
+  const s = state.snapshot;
+  return `${s.terminal?.status ?? state.run?.status}|${s.phase}|${Math.floor((s.progress?.percent ?? 0) / 10)}|${state.connection}`;
+}
+
+export function statusLine(state: RunWatchState): string {
+  const s = state.snapshot;
+  const percent = s.progress?.percent ?? null;
+  const filled = percent === null ? 0 : Math.round((percent / 100) * BAR_WIDTH);
+  const bar = percent === null ? ' '.repeat(BAR_WIDTH) : '#'.repeat(filled) + '.'.repeat(BAR_WIDTH - filled);
+  const pct = percent === null ? '  -' : `${percent.toFixed(0).padStart(3)}%`;
+  const status = s.terminal?.status ?? state.run?.status ?? state.connection;
+  const phase = s.phase ? ` ${s.phase}` : '';
+  const c = s.counters;
+  return `[${bar}] ${pct} ${status}${phase}  ok ${c.ok}  failed ${c.failed}  retries ${c.retries}  in flight ${Object.keys(s.current).length}  (${state.connection})`;
+}
