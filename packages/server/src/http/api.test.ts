@@ -236,6 +236,76 @@ describe('HTTP API: routes', () => {
   });
 });
 
+describe('HTTP API: exactly one end per run (field note 7)', () => {
+  it('lets exactly one of several concurrent finishers win; the others get 409 with the winning end', async () => {
+    for (let round = 0; round < 20; round++) {
+      const run = await createRun({ name: 'finish-race' });
+      const answers = await Promise.all([
+        request('POST', url('finishRun', { id: run.id }), { status: 'succeeded', output: { by: 'a' } }),
+        request('POST', url('finishRun', { id: run.id }), { status: 'failed', error: { message: 'b gave up' } }),
+        request('POST', url('finishRun', { id: run.id }), { status: 'cancelled' }),
+        request('POST', url('appendEvents', { id: run.id }), { events: [{ type: 'log', data: { level: 'info', message: 'racing' } }] }),
+      ]);
+      const finishes = answers.slice(0, 3);
+      const winners = finishes.filter((r) => r.status === 200);
+      expect(winners, `round ${round}`).toHaveLength(1);
+      const end = winners[0]!.body.snapshot.terminal;
+      for (const loser of finishes.filter((r) => r.status !== 200)) {
+        expectError(loser, 409, 'run_already_terminal');
+        expect(loser.body.error.details.terminal).toEqual(end);
+      }
+      const events = await readAllEvents(run.id);
+      expect(events.filter((e) => e.type.startsWith('run.'))).toHaveLength(1);
+      expect(events.at(-1)!.type).toMatch(/^run\./);
+      // The log line got in before the end, or was refused after it: never after the end.
+      expect([200, 409]).toContain(answers[3]!.status);
+      expect(events).toHaveLength(answers[3]!.status === 200 ? 2 : 1);
+    }
+  });
+});
+
+describe('HTTP API: a restarted server serves the same numbers (field note 4)', () => {
+  it('reads back the run, its events and its snapshot after the server restarts on the same data dir', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'runtrail-api-restart-'));
+    try {
+      const first = await startServer({ port: 0, dataDir: dir, logLevel: 'silent' });
+      const base = first.url;
+      const post = (path: string, body: unknown) =>
+        fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json());
+      const run = (await post(url('createRun', {}), { name: 'survivor' })) as Run;
+      await post(url('appendEvents', { id: run.id }), {
+        events: [
+          { type: 'call.started', data: { callId: 'c', label: 'L' } },
+          { type: 'call.succeeded', data: { callId: 'c' } },
+          { type: 'progress', data: { done: 7, total: 10 } },
+        ],
+      });
+      const before = await (await fetch(base + url('getRun', { id: run.id }))).json();
+      const beforeEvents = await (await fetch(base + url('readEvents', { id: run.id }))).json();
+      await first.close();
+
+      const second = await startServer({ port: 0, dataDir: dir, logLevel: 'silent' });
+      try {
+        const after = await (await fetch(second.url + url('getRun', { id: run.id }))).json();
+        const afterEvents = await (await fetch(second.url + url('readEvents', { id: run.id }))).json();
+        expect(after.snapshot).toEqual(before.snapshot);
+        expect(after.snapshot).toMatchObject({ counters: { ok: 1 }, progress: { percent: 70 } });
+        expect(afterEvents).toEqual(beforeEvents);
+        const next = await fetch(second.url + url('appendEvents', { id: run.id }), {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ events: [{ type: 'progress', data: { done: 10 } }] }),
+        });
+        expect(await next.json()).toMatchObject({ seq: 4, seqs: [4] });
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('HTTP API: 10,000 events from 4 concurrent clients into one run', () => {
   it('gives seq exactly 1..10,000 with no gap or duplicate, and a snapshot equal to the fold', async () => {
     const run = await createRun({ name: 'http-concurrency' });
