@@ -21,9 +21,11 @@ program.parseAsync(process.argv).catch((err: unknown) => {
     process.stderr.write(`runtrail: ${err.code}: ${err.message}\n`);
     process.exit(2);
   }
-  const cause = (err as { cause?: { code?: string } }).cause;
-  if (err instanceof TypeError && cause?.code === 'ECONNREFUSED') {
-    process.stderr.write(`runtrail: no server answers there (${cause.code}); start one with 'runtrail serve' or pass --server\n`);
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  if (err instanceof TypeError && cause) {
+    // fetch reports an unreachable server as TypeError("fetch failed") with the reason in `cause`.
+    const reason = cause.code ?? cause.message ?? 'unreachable';
+    process.stderr.write(`runtrail: no server answers there (${reason}); start one with 'runtrail serve' or pass --server\n`);
     process.exit(2);
   }
   process.stderr.write(`runtrail: ${(err as Error).stack ?? String(err)}\n`);
