@@ -627,7 +627,14 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         const run = await create({ leaseTtlMs: 3_600_000 });
         const producers = 4;
         const perProducer = 2500;
-        const results = await runProducers(opened.location, run.id, producers, perProducer, options.worker, open, extra);
+        const results = await runConcurrently(
+          opened.location,
+          produceTask,
+          Array.from({ length: producers }, (_, p) => ({ runId: run.id, p, perProducer, batchSizes: BATCH_SIZES })),
+          options.worker,
+          open,
+          extra,
+        );
 
         const events = await readAll(run.id);
         expect(events).toHaveLength(producers * perProducer);
@@ -647,9 +654,28 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect(stored.snapshot.counters.ok).toBe(producers * perProducer / 5);
       });
 
+      it('hands each queued run to exactly one of 4 concurrent claimers', async () => {
+        const queued: string[] = [];
+        for (let i = 0; i < 60; i++) queued.push((await create({ name: i % 2 ? 'job-a' : 'job-b', execute: true })).id);
+        const owners: Owner[] = [0, 1, 2, 3].map((n) => ({ kind: 'executor', node: `claimer-${n}`, id: `w${n}` }));
+        const claimed = await runConcurrently(
+          opened.location,
+          claimTask,
+          owners.map((owner) => ({ owner, names: ['job-a', 'job-b'], now: T0 + 1 })),
+          options.worker,
+          open,
+          extra,
+        );
+        expect(claimed.flat().sort()).toEqual(queued.slice().sort());
+        for (const [i, ids] of claimed.entries()) {
+          for (const id of ids) expect((await store.getRun(id))!.owner).toEqual(owners[i]);
+        }
+        expect((await store.listRuns({ status: 'queued' })).runs).toEqual([]);
+      });
+
       it('stores a retried batch once: same ids, same seqs, no duplicates', async () => {
         const run = await create();
-        const batch = producerEvents(0, 0, 200);
+        const batch: EventInput[] = Array.from({ length: 200 }, (_, i) => ({ id: `b-${i}`, type: 'counter', data: { name: 'n', delta: 1 } }));
         const first = await store.append(run.id, batch, { now: T0 });
         // The producer never saw the answer and sends the batch again, then again on another connection.
         const retried = await store.append(run.id, batch, { now: T0 + 1 });
@@ -667,59 +693,48 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
 }
 
 /**
- * Events producer `p` sends, numbered from `from`: calls that start and
- * succeed, progress, metrics and a counter, each with the id `p{p}-{i}`. Written
- * without closures over this module because worker threads run its source.
+ * Work that runs concurrently against one store location, each copy through
+ * its OWN store: in worker threads when the adapter says how to open one
+ * there, else in this thread. Tasks are shipped to workers as source text, so
+ * they must use nothing from this module's scope (only their arguments).
  */
-export function producerEvents(p: number, from: number, count: number): EventInput[] {
-  const events: EventInput[] = [];
-  for (let i = from; i < from + count; i++) {
-    const id = `p${p}-${i}`;
-    const callId = `p${p}-call-${Math.floor(i / 5)}`;
-    const kind = i % 5;
-    if (kind === 0) events.push({ id, type: 'call.started', data: { callId, label: `producer ${p} call ${i}` } });
-    else if (kind === 1) events.push({ id, type: 'progress', data: { done: i, total: 2500 } });
-    else if (kind === 2) events.push({ id, type: 'metric', data: { name: `m${p}`, value: i, step: i } });
-    else if (kind === 3) events.push({ id, type: 'counter', data: { name: 'events', delta: 5 } });
-    else events.push({ id, type: 'call.succeeded', data: { callId } });
-  }
-  return events;
-}
-
-/** Batch sizes cycle so producers interleave at many different points. */
-const BATCH_SIZES = [1, 7, 25, 50, 3, 100, 13];
+type Task<A, R> = (store: RunStore, args: A) => Promise<R>;
 
 /**
- * Run `producers` concurrent producers, each appending `perProducer` events
- * (ids p{n}-{i}) in batches through its OWN store on `location`, and retrying
- * one batch. Returns, per producer, the seq of each of its events.
+ * A producer: appends `perProducer` events with ids p{p}-{i} (calls that start
+ * and succeed, progress, metrics, a counter) in batches of varying size, and
+ * sends one batch twice as a producer does when it lost the answer. Returns
+ * the seq of each of its events.
  */
-async function runProducers(
-  location: string,
-  runId: string,
-  producers: number,
-  perProducer: number,
-  worker: ConformanceOptions['worker'],
-  open: OpenStore,
-  extra: OpenedStore[],
-): Promise<number[][]> {
-  if (worker) return runWorkerProducers(location, runId, producers, perProducer, worker);
-  const stores = await Promise.all(Array.from({ length: producers }, () => open(location)));
-  extra.push(...stores);
-  return Promise.all(stores.map((s, p) => produce(s.store, runId, p, perProducer)));
-}
-
-async function produce(store: RunStore, runId: string, p: number, perProducer: number): Promise<number[]> {
+async function produceTask(
+  store: RunStore,
+  args: { runId: string; p: number; perProducer: number; batchSizes: number[] },
+): Promise<number[]> {
+  const { runId, p, perProducer, batchSizes } = args;
+  const eventsFor = (from: number, count: number) => {
+    const events: Array<{ id: string; type: string; data: unknown }> = [];
+    for (let i = from; i < from + count; i++) {
+      const id = `p${p}-${i}`;
+      const callId = `p${p}-call-${Math.floor(i / 5)}`;
+      const kind = i % 5;
+      if (kind === 0) events.push({ id, type: 'call.started', data: { callId, label: `producer ${p} call ${i}` } });
+      else if (kind === 1) events.push({ id, type: 'progress', data: { done: i, total: perProducer } });
+      else if (kind === 2) events.push({ id, type: 'metric', data: { name: `m${p}`, value: i, step: i } });
+      else if (kind === 3) events.push({ id, type: 'counter', data: { name: 'events', delta: 5 } });
+      else events.push({ id, type: 'call.succeeded', data: { callId } });
+    }
+    return events;
+  };
   const seqs: number[] = [];
   let i = 0;
   let b = p;
   while (i < perProducer) {
-    const size = Math.min(BATCH_SIZES[b++ % BATCH_SIZES.length]!, perProducer - i);
-    const batch = producerEvents(p, i, size);
+    const size = Math.min(batchSizes[b++ % batchSizes.length]!, perProducer - i);
+    const batch = eventsFor(i, size);
     const result = await store.append(runId, batch, { now: Date.now() });
     if (b === p + 3) {
       const retried = await store.append(runId, batch, { now: Date.now() });
-      if (retried.seqs.join() !== result.seqs.join()) throw new Error(`producer ${p}: retried batch got new seqs`);
+      if (retried.seqs.join() !== result.seqs.join()) throw new Error(`producer ${p}: a retried batch got new seqs`);
     }
     seqs.push(...result.seqs);
     i += size;
@@ -727,84 +742,81 @@ async function produce(store: RunStore, runId: string, p: number, perProducer: n
   return seqs;
 }
 
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-(async () => {
-  const { moduleUrl, exportName, argument, runId, p, perProducer, batchSizes } = workerData;
-  const mod = await import(moduleUrl);
-  const store = await mod[exportName](argument);
-  const go = new Promise((resolve) => parentPort.once('message', resolve));
-  parentPort.postMessage({ ready: true });
-  await go;
-  const eventsFor = (from, count) => ${producerEventsSource()};
-  const seqs = [];
-  let i = 0;
-  let b = p;
-  try {
-    while (i < perProducer) {
-      const size = Math.min(batchSizes[b++ % batchSizes.length], perProducer - i);
-      const batch = eventsFor(i, size);
-      const result = await store.append(runId, batch, { now: Date.now() });
-      if (b === p + 3) {
-        const retried = await store.append(runId, batch, { now: Date.now() });
-        if (retried.seqs.join() !== result.seqs.join()) throw new Error('retried batch got new seqs');
-      }
-      seqs.push(...result.seqs);
-      i += size;
-    }
-  } finally {
-    await store.close();
+/** A claimer: claims one queued run at a time until none is left; returns the ids it got. */
+async function claimTask(store: RunStore, args: { owner: Owner; names: string[]; now: number }): Promise<string[]> {
+  const ids: string[] = [];
+  for (;;) {
+    const got = await store.claimQueued({ owner: args.owner, names: args.names, limit: 1, now: args.now });
+    if (got.length === 0) return ids;
+    ids.push(...got.map((r) => r.id));
   }
-  parentPort.postMessage({ seqs });
-})().catch((err) => parentPort.postMessage({ error: String(err && err.stack || err) }));
-`;
-
-function producerEventsSource(): string {
-  // The worker cannot import this TypeScript file; it gets the same generator as source.
-  return `(${producerEvents.toString()})(p, from, count)`;
 }
 
-async function runWorkerProducers(
+/** Batch sizes cycle so producers interleave at many different points. */
+const BATCH_SIZES = [1, 7, 25, 50, 3, 100, 13];
+
+async function runConcurrently<A, R>(
   location: string,
-  runId: string,
-  producers: number,
-  perProducer: number,
-  spec: NonNullable<ConformanceOptions['worker']>,
-): Promise<number[][]> {
-  const workers = Array.from(
-    { length: producers },
-    (_, p) =>
+  task: Task<A, R>,
+  argsPerCopy: A[],
+  worker: ConformanceOptions['worker'],
+  open: OpenStore,
+  extra: OpenedStore[],
+): Promise<R[]> {
+  if (!worker) {
+    const stores = await Promise.all(argsPerCopy.map(() => open(location)));
+    extra.push(...stores);
+    return Promise.all(stores.map((s, i) => task(s.store, argsPerCopy[i]!)));
+  }
+  const workers = argsPerCopy.map(
+    (args) =>
       new Worker(WORKER_SOURCE, {
         eval: true,
         workerData: {
-          moduleUrl: spec.moduleUrl,
-          exportName: spec.exportName,
-          argument: spec.argument(location),
-          runId,
-          p,
-          perProducer,
-          batchSizes: BATCH_SIZES,
+          moduleUrl: worker.moduleUrl,
+          exportName: worker.exportName,
+          argument: worker.argument(location),
+          task: task.toString(),
+          args,
         },
       }),
   );
   const message = (w: Worker) =>
-    new Promise<Record<string, unknown>>((resolve, reject) => {
+    new Promise<{ ready?: true; result?: R; error?: string }>((resolve, reject) => {
       w.once('message', resolve);
       w.once('error', reject);
-      w.once('exit', (code) => reject(new Error(`producer worker exited with ${code} before answering`)));
+      w.once('exit', (code) => reject(new Error(`worker exited with ${code} before answering`)));
     });
   try {
-    // Start together so the producers really contend for the run.
     const ready = await Promise.all(workers.map(message));
-    for (const r of ready) if (r.error) throw new Error(`producer failed to open: ${String(r.error)}`);
+    for (const r of ready) if (r.error) throw new Error(`worker failed to open its store: ${r.error}`);
+    // Start together so the copies really contend.
     const done = workers.map(message);
     for (const w of workers) w.postMessage('go');
-    const results = await Promise.all(done);
-    return results.map((r, p) => {
-      if (r.error) throw new Error(`producer ${p} failed: ${String(r.error)}`);
-      return r.seqs as number[];
+    return (await Promise.all(done)).map((r, i) => {
+      if (r.error !== undefined) throw new Error(`worker ${i} failed: ${r.error}`);
+      return r.result as R;
     });
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }
 }
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+(async () => {
+  const mod = await import(workerData.moduleUrl);
+  const store = await mod[workerData.exportName](workerData.argument);
+  const task = (0, eval)('(' + workerData.task + ')');
+  const go = new Promise((resolve) => parentPort.once('message', resolve));
+  parentPort.postMessage({ ready: true });
+  await go;
+  let result;
+  try {
+    result = await task(store, workerData.args);
+  } finally {
+    await store.close();
+  }
+  parentPort.postMessage({ result });
+})().catch((err) => parentPort.postMessage({ error: String((err && err.stack) || err) }));
+`;
