@@ -53,13 +53,13 @@ export async function freePort(): Promise<number> {
 
 export interface SpawnedNode {
   child: ChildProcess;
-  /** The first JSON line the process printed. */
+  /** The JSON line with `ready: true` the process printed. */
   hello: Record<string, unknown>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stderr(): string;
 }
 
-/** Spawn a Node fixture and wait for the JSON line it prints once it is ready. */
+/** Spawn a Node fixture and wait for the JSON line with `ready: true` it prints once it is ready. */
 export async function spawnFixture(script: string, env: Record<string, string>, timeoutMs = 15_000): Promise<SpawnedNode> {
   const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
@@ -70,9 +70,18 @@ export async function spawnFixture(script: string, env: Record<string, string>, 
   const lines = createInterface({ input: child.stdout! });
   const hello = await new Promise<Record<string, unknown>>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${script} printed nothing in ${timeoutMs} ms; stderr: ${err}`)), timeoutMs);
-    lines.once('line', (line) => {
+    // The server's own log lines share stdout; the fixture marks its line with `ready`.
+    lines.on('line', (line) => {
+      let parsed: Record<string, unknown>;
+      try {
+        parsed = JSON.parse(line) as Record<string, unknown>;
+      } catch (err) {
+        void err; // not JSON: ordinary output, not the ready line
+        return;
+      }
+      if (parsed.ready !== true) return;
       clearTimeout(timer);
-      resolve(JSON.parse(line) as Record<string, unknown>);
+      resolve(parsed);
     });
     void exited.then(({ code, signal }) => {
       clearTimeout(timer);

@@ -1,0 +1,195 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { RuntrailClient, type RunHandle } from '@runtrail/client';
+import { isTerminalType, type Run, type RunEvent } from '@runtrail/protocol';
+import { SqliteRunStore } from '@runtrail/store';
+import { startServer, type RunningServer } from '../start.js';
+import { freePort, kill9, repoRoot, serverFixture, spawnFixture, tempDir, waitUntil, type SpawnedNode } from './lease.test-kit.js';
+
+/**
+ * Field note 5 with real processes: servers and producers killed with
+ * SIGKILL, restarted on the same data. The fixtures run the build, so
+ * `tsc -b` must have run (npm test does it first).
+ */
+
+const REAPER_INTERVAL_MS = 200;
+
+beforeAll(() => {
+  for (const built of ['packages/server/dist/index.js', 'packages/client/dist/index.js']) {
+    if (!existsSync(join(repoRoot, built))) throw new Error(`${built} is missing: build first (flock /tmp/build.lock npx tsc -b)`);
+  }
+});
+
+let dir: ReturnType<typeof tempDir>;
+const spawned: SpawnedNode[] = [];
+beforeEach(() => {
+  dir = tempDir('runtrail-restart-');
+});
+afterEach(async () => {
+  for (const node of spawned.splice(0)) if (node.child.exitCode === null && node.child.signalCode === null) await kill9(node);
+  dir.remove();
+});
+
+function serverEnv(port: number, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    RUNTRAIL_PORT: String(port),
+    RUNTRAIL_HOST: '127.0.0.1',
+    RUNTRAIL_DATA_DIR: dir.path,
+    RUNTRAIL_NODE: 'node-k',
+    RUNTRAIL_REAPER_INTERVAL_MS: String(REAPER_INTERVAL_MS),
+    RUNTRAIL_LOG_LEVEL: 'warn',
+    RUNTRAIL_CONCURRENCY: '4',
+    ...extra,
+  };
+}
+
+async function startFixtureServer(port: number, extra: Record<string, string> = {}): Promise<SpawnedNode> {
+  const node = await spawnFixture(serverFixture('serve-with-handlers.mjs'), serverEnv(port, extra));
+  spawned.push(node);
+  return node;
+}
+
+async function allEvents(client: RuntrailClient, id: string): Promise<RunEvent[]> {
+  return (await client.readEvents(id, 0, 5000)).events;
+}
+
+describe('server restart', () => {
+  it('a server killed with SIGKILL while executing runs: restarted on the same data, it ends them orphaned within 1 s of start-up, with every acknowledged event kept', async () => {
+    const port = await freePort();
+    const first = await startFixtureServer(port, { RUNTRAIL_LEASE_TTL_MS: '30000' });
+    const client = new RuntrailClient({ url: first.hello.url as string });
+    const ids = await Promise.all([1, 2, 3].map(async () => (await client.startRun({ name: 'slow' })).id));
+    await waitUntil(async () => (await Promise.all(ids.map((id) => client.getRun(id)))).every((r) => r.seq >= 20), {
+      what: 'the handlers to report progress',
+    });
+    const acknowledged = new Map<string, RunEvent[]>();
+    for (const id of ids) acknowledged.set(id, await allEvents(client, id));
+
+    await kill9(first);
+    const second = await startFixtureServer(port, { RUNTRAIL_LEASE_TTL_MS: '30000' });
+    const startedAt = second.hello.startedAt as number;
+
+    for (const id of ids) {
+      const run = await client.getRun(id);
+      expect(run.status).toBe('failed');
+      expect(run.error?.kind).toBe('orphaned');
+      expect(run.error?.message).toContain('node node-k restarted while its executor was running this run');
+      // Ended by the start-up recovery, not by the 30 s lease.
+      expect(run.finishedAt! - startedAt).toBeLessThan(1_000);
+      const after = await allEvents(client, id);
+      const before = acknowledged.get(id)!;
+      expect(after.slice(0, before.length)).toEqual(before);
+      const terminal = after.filter((e) => isTerminalType(e.type));
+      expect(terminal).toHaveLength(1);
+      expect(after.at(-1)!.type).toBe('run.failed');
+    }
+
+    // The restarted node executes new runs as usual.
+    const fresh = await client.startRun({ name: 'slow' });
+    await waitUntil(async () => (await client.getRun(fresh.id)).seq >= 3, { what: 'the new incarnation to run a handler' });
+    await client.cancelRun(fresh.id);
+    await waitUntil(async () => (await client.getRun(fresh.id)).status === 'cancelled', { what: 'cancel' });
+  });
+
+  it("an external producer's run survives a server restart with no lost and no duplicate events, and ends succeeded", async () => {
+    const port = await freePort();
+    let server = await startFixtureServer(port);
+    const url = server.hello.url as string;
+    const rt = new RuntrailClient({ url, requestTimeoutMs: 2_000 });
+    const run: RunHandle = await rt.createRun({ name: 'survivor', leaseTtlMs: 1500 });
+
+    let emitted = 0;
+    let producing = true;
+    const producer = (async () => {
+      while (producing) {
+        run.event('x.tick', { n: emitted++ });
+        run.count('ticks');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+
+    await waitUntil(async () => (await rt.getRun(run.id)).seq >= 40, { what: 'events before the kill' });
+    await kill9(server);
+    // Keep producing through the outage: these wait in the handle's queue.
+    const atKill = emitted;
+    await waitUntil(() => emitted >= atKill + 30, { what: 'events during the outage' });
+    server = await startFixtureServer(port);
+    const atRestart = emitted;
+    await waitUntil(async () => (await rt.getRun(run.id)).seq >= 2 * (atRestart + 10), {
+      timeoutMs: 20_000,
+      what: 'the producer to catch up after the restart',
+    });
+    producing = false;
+    await producer;
+    const ended = await run.succeed({ ticks: emitted });
+
+    expect(ended.status).toBe('succeeded');
+    const events = await allEvents(rt, run.id);
+    const ticks = events.filter((e) => e.type === 'x.tick').map((e) => (e.data as { n: number }).n);
+    expect(ticks).toEqual(Array.from({ length: emitted }, (_, i) => i));
+    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: events.length }, (_, i) => i + 1));
+    expect((await rt.getRun(run.id)).snapshot.counters.named.ticks).toBe(emitted);
+  });
+
+  it('SIGTERM stops a server gracefully: its handlers are asked to stop, and what does not stop in time ends interrupted', async () => {
+    const port = await freePort();
+    const server = await startFixtureServer(port, { RUNTRAIL_SHUTDOWN_GRACE_MS: '500' });
+    const client = new RuntrailClient({ url: server.hello.url as string });
+    const slow = await client.startRun({ name: 'slow' });
+    const stubborn = await client.startRun({ name: 'stubborn' });
+    await waitUntil(async () => (await client.getRun(slow.id)).seq >= 3 && (await client.getRun(stubborn.id)).status === 'running', {
+      what: 'both handlers to run',
+    });
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toEqual({ code: 0, signal: null });
+
+    const store = new SqliteRunStore({ filename: join(dir.path, 'runtrail.db') });
+    try {
+      const a = (await store.getRun(slow.id))!;
+      const b = (await store.getRun(stubborn.id))!;
+      expect(a.error).toEqual({ kind: 'interrupted', message: 'node node-k is shutting down' });
+      expect(b.error?.kind).toBe('interrupted');
+      expect(b.error?.message).toContain('did not stop within the grace period of 500 ms');
+      expect((await store.listRuns({ status: 'running' })).runs).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('producer leases', () => {
+  let server: RunningServer;
+  beforeEach(async () => {
+    server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent', node: 'lease-node', reaperIntervalMs: REAPER_INTERVAL_MS });
+  });
+  afterEach(() => server.close());
+
+  it('a producer that is killed has its run ended orphaned within TTL + reaper interval, naming the producer', async () => {
+    const ttl = 1000;
+    const producer = await spawnFixture(serverFixture('producer.mjs'), { RUNTRAIL_URL: server.url, LEASE_TTL_MS: String(ttl) });
+    spawned.push(producer);
+    const runId = producer.hello.runId as string;
+    const client = new RuntrailClient({ url: server.url });
+    // Well past one TTL of appends: the lease is being renewed, not coasting on its first grant.
+    await waitUntil(async () => (await client.getRun(runId)).snapshot.counters.named.ticks! >= 60, { what: 'the producer to tick' });
+    expect((await client.getRun(runId)).status).toBe('running');
+
+    const killedAt = Date.now();
+    await kill9(producer);
+    const run: Run = await waitUntil(
+      async () => {
+        const r = await client.getRun(runId);
+        return r.status !== 'running' ? r : null;
+      },
+      { timeoutMs: 10_000, what: 'the run to be reaped' },
+    );
+    expect(run.status).toBe('failed');
+    expect(run.error?.kind).toBe('orphaned');
+    expect(run.error?.message).toContain(`producer`);
+    expect(run.error?.message).toContain(`on pid-${producer.hello.pid as number}`);
+    expect(run.error?.message).toMatch(/last heartbeat at \d{4}-\d\d-\d\dT/);
+    // Scheduling slack on a loaded 2-core runner, on top of the guarantee.
+    expect(run.finishedAt! - killedAt).toBeLessThanOrEqual(ttl + REAPER_INTERVAL_MS + 400);
+  });
+});
