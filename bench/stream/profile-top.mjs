@@ -1,9 +1,10 @@
 // Summarize a V8 .cpuprofile (from `run.mjs --cpu-prof`): the functions with
 // the most self time and the most inclusive time, with file:line.
-//   node bench/stream/profile-top.mjs bench/stream/profiles/<file>.cpuprofile [rows]
+//   node bench/stream/profile-top.mjs bench/stream/profiles/<file>.cpuprofile [rows] [under]
+// With `under` (a function name), only samples with that function on the stack count.
 import { readFileSync } from 'node:fs';
 
-const [file, rowsArg] = process.argv.slice(2);
+const [file, rowsArg, under] = process.argv.slice(2);
 if (!file) throw new Error('usage: profile-top.mjs <file.cpuprofile> [rows]');
 const rows = Number(rowsArg ?? 25);
 const profile = JSON.parse(readFileSync(file, 'utf8'));
@@ -12,10 +13,16 @@ const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const parent = new Map();
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
 
+const hasOnStack = (id) => {
+  for (let cur = id; cur !== undefined; cur = parent.get(cur)) if (byId.get(cur).callFrame.functionName === under) return true;
+  return false;
+};
+
 // Self time per node from the sample timeline.
 const self = new Map();
 for (let k = 0; k < profile.samples.length; k++) {
   const dt = profile.timeDeltas[k + 1] ?? 0;
+  if (under && !hasOnStack(profile.samples[k])) continue;
   self.set(profile.samples[k], (self.get(profile.samples[k]) ?? 0) + dt);
 }
 const total = [...self.values()].reduce((a, b) => a + b, 0);

@@ -37,8 +37,8 @@ const P = quick
       runs: 3,
       // A broadcaster that cannot keep up gets drainMs after the producer stops; what has not arrived by
       // then is reported as not drained (it is late, not lost), and its latency is a lower bound.
-      a: { observers: 1_000, rate: 500, durationMs: 6_000, warmupMs: 1_000, obsProcs: 1, drainMs: 20_000 },
-      b: { observers: 10, durationMs: 5_000 },
+      a: { observers: 1_000, rate: 500, durationMs: 6_000, warmupMs: 1_000, obsProcs: 1, drainMs: 15_000 },
+      b: { observers: 10, durationMs: 4_000 },
       c: { events: 100_000 },
       d: { observers: 5_000 },
       e: { rate: 200, shortGapMs: 2_000, recoveryMs: 10_000, longGapMs: 12_000 },
@@ -147,16 +147,21 @@ async function workloadA(system, rep) {
 
 async function workloadB(system, rep) {
   const { observers: n, durationMs } = P.b;
-  return withSystem(system, { tag: `b${rep}` }, async ({ producer, observers: [obs], url }) => {
+  return withSystem(system, { tag: `b${rep}` }, async ({ server, producer, observers: [obs], url }) => {
     const { runId } = await producer.call('createRun');
     await obs.call('connect', { system, url, runId, count: n, maxI: 1 << 20 });
+    const procs = [server, producer, obs];
+    const cpu0 = await Promise.all(procs.map((p) => p.call('cpu')));
     const r = await producer.call('burst', { durationMs }, durationMs + 120_000);
     const s = await obs.call('settle', { firstI: r.firstI, lastI: r.lastI, timeoutMs: 60_000 }, 90_000);
+    const cpu1 = await Promise.all(procs.map((p) => p.call('cpu')));
+    const windowS = (s.lastRecvUs - r.startUs) / 1e6;
     const produced = r.lastI - r.firstI + 1;
     return {
       produced,
       acceptedPerS: produced / ((r.endUs - r.startUs) / 1e6),
-      deliveredPerObsPerS: s.received / n / ((s.lastRecvUs - r.startUs) / 1e6),
+      deliveredPerObsPerS: s.received / n / windowS,
+      cpuPct: cpu1.map((c, k) => Math.round((100 * (c.user + c.system - cpu0[k].user - cpu0[k].system)) / 1e6 / windowS)),
       lost: s.lost,
       dup: s.dup,
       settled: s.settled,
@@ -290,6 +295,10 @@ const ld = (lost, dup) => (Number.isFinite(lost) ? `${fmtInt(lost)} / ${fmtInt(d
 const get = (s, w) => results[s][w] ?? {};
 const ran = (s, w) => RUNS_WORKLOAD(s, w) && results[s][w] !== undefined;
 const cell = (s, w, f) => (!ran(s, w) ? '-' : get(s, w).failed ? 'failed' : f(get(s, w)));
+const cpuCell = (list) => {
+  const ok = list.filter((r) => !r.failed);
+  return ok.length ? ok[0].cpuPct.map((_, k) => fmt(median(ok.map((r) => r.cpuPct[k])), 0)).join(' / ') : 'n/a';
+};
 const undrained = (list) => list.some((r) => !r.failed && !r.settled);
 
 const rows = [];
@@ -299,10 +308,7 @@ if (ONLY.has('a')) {
   row('(a) latency p99, ms', '< 25 and <= 1.2x plain ws', (s) => `${undrained(results[s].a) ? '>= ' : ''}${fmt(med(results[s].a, 'p99'), 2)}`);
   row('(a) delivered ev/s per observer (all observers)', `${P.a.rate}`, (s) =>
     `${fmtInt(med(results[s].a, 'deliveredPerObsPerS'))} (${fmtInt(med(results[s].a, 'deliveredPerS'))})`);
-  row('(a) CPU % of a core: server / producer / observers', '', (s) => {
-    const ok = results[s].a.filter((r) => !r.failed);
-    return ok.length ? ok[0].cpuPct.map((_, k) => fmt(median(ok.map((r) => r.cpuPct[k])), 0)).join(' / ') : 'n/a';
-  });
+  row('(a) CPU % of a core: server / producer / observers', '', (s) => cpuCell(results[s].a));
   row(`(a) lost / dup (all ${P.runs} runs)`, '0 / 0', (s) =>
     undrained(results[s].a)
       ? `${fmtInt(sum(results[s].a, 'lost'))} not drained ${P.a.drainMs / 1000} s after / ${fmtInt(sum(results[s].a, 'dup'))}`
@@ -311,6 +317,7 @@ if (ONLY.has('a')) {
 if (ONLY.has('b')) {
   row(`(b) max accepted ev/s (${P.b.observers} obs)`, '', (s) => fmtInt(med(results[s].b, 'acceptedPerS')));
   row('(b) delivered ev/s per observer', '', (s) => fmtInt(med(results[s].b, 'deliveredPerObsPerS')));
+  row('(b) CPU % of a core: server / producer / observers', '', (s) => cpuCell(results[s].b));
   row(`(b) lost / dup (all ${P.runs} runs)`, '0 / 0', (s) => ld(sum(results[s].b, 'lost'), sum(results[s].b, 'dup')));
 }
 if (ONLY.has('c')) {
@@ -320,6 +327,7 @@ if (ONLY.has('c')) {
 }
 if (ONLY.has('d')) {
   row(`(d) server RSS per idle observer, KiB (${fmtInt(P.d.observers)} obs)`, '< 20', (s) => cell(s, 'd', (d) => fmt(d.perObserverKiB, 1)));
+  row('(d) of which JS heap, KiB', '', (s) => cell(s, 'd', (d) => fmt(d.heapPerObserverKiB, 1)));
 }
 if (ONLY.has('e')) {
   row(`(e) drop ${P.e.shortGapMs / 1000} s: lost / dup`, '0 / 0', (s) => cell(s, 'e', (e) => ld(e.short.lost, e.short.dup)));
@@ -393,7 +401,11 @@ ${checkText}
   Each event carries its number \`i\` and the time its batch was sent (CLOCK_MONOTONIC, shared by all
   processes); latency = observer receive time - that send time, so it covers HTTP append, server, fan-out
   and the observer's socket, not the producer's 20 ms batching. The first ${P.a.warmupMs} ms of (a) are not counted.
+- plain ws, frame/batch: the plain ws broadcaster sending one frame per appended batch in runtrail's frame
+  format: runtrail's fan-out work without the log, so the p99 comparison shows what durability costs.
 - Lost/duplicate = events of the producer's sequence an observer never got / got twice, summed over observers.
+- CPU % = CPU time of each process over the workload's window, in % of one core. The machine has
+  ${cpus().length} cores for all processes, so it shows which process limited a system.
 - (a) ${P.a.observers} observers of one run, ${P.a.rate} events/s for ${P.a.durationMs / 1000} s. Delivered ev/s =
   events received / (last receive - first send), per observer and over all observers.
 - (b) ${P.b.observers} observers, the producer sends full 500-event batches back to back for ${P.b.durationMs / 1000} s.
