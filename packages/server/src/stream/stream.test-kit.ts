@@ -83,3 +83,83 @@ export function isExactRange(seqs: number[], from: number, to: number): boolean 
 export function progressEvents(n: number, start = 0): Array<{ type: 'progress'; data: { done: number } }> {
   return Array.from({ length: n }, (_, i) => ({ type: 'progress' as const, data: { done: start + i + 1 } }));
 }
+
+/**
+ * A TCP proxy in front of a server: the "network" a watcher goes through.
+ * `cut()` kills every connection with a reset and refuses new ones until
+ * `allow()`, which is how tests make an outage of a chosen length.
+ */
+export class TcpProxy {
+  refused = 0;
+  accepted = 0;
+  private readonly server: import('node:net').Server;
+  private readonly pairs = new Set<[import('node:net').Socket, import('node:net').Socket]>();
+  private open = true;
+
+  private constructor(server: import('node:net').Server) {
+    this.server = server;
+  }
+
+  static async start(targetUrl: string): Promise<TcpProxy> {
+    const net = await import('node:net');
+    const target = new URL(targetUrl);
+    const server = net.createServer();
+    const proxy = new TcpProxy(server);
+    server.on('connection', (client) => {
+      if (!proxy.open) {
+        proxy.refused++;
+        client.resetAndDestroy();
+        return;
+      }
+      proxy.accepted++;
+      const upstream = net.connect(Number(target.port), target.hostname);
+      const pair: [import('node:net').Socket, import('node:net').Socket] = [client, upstream];
+      proxy.pairs.add(pair);
+      const drop = () => {
+        proxy.pairs.delete(pair);
+        client.destroy();
+        upstream.destroy();
+      };
+      // Either side failing ends the pair; the error itself is the test's subject, not a failure.
+      client.on('error', drop).on('close', drop);
+      upstream.on('error', drop).on('close', drop);
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return proxy;
+  }
+
+  get url(): string {
+    const address = this.server.address() as import('node:net').AddressInfo;
+    return `http://127.0.0.1:${address.port}`;
+  }
+
+  get connections(): number {
+    return this.pairs.size;
+  }
+
+  /** Reset every connection through the proxy and refuse new ones. */
+  cut(): void {
+    this.open = false;
+    for (const [client, upstream] of this.pairs) {
+      client.resetAndDestroy();
+      upstream.resetAndDestroy();
+    }
+    this.pairs.clear();
+  }
+
+  /** Refuse new connections, leave the current ones alone. */
+  block(): void {
+    this.open = false;
+  }
+
+  allow(): void {
+    this.open = true;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}

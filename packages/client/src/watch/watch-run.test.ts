@@ -1,0 +1,319 @@
+import WebSocket from 'ws';
+import { afterEach, describe, expect, test } from 'vitest';
+import type { RunWithObservers } from '@runtrail/protocol';
+import {
+  TcpProxy,
+  isExactRange,
+  progressEvents,
+  startTestServer,
+  waitFor,
+} from '../../../server/src/stream/stream.test-kit.js';
+import { RunWatch, watchRun, type WatchRunOptions } from './watch-run.js';
+import type { WebSocketConstructor } from './types.js';
+
+type TestServer = Awaited<ReturnType<typeof startTestServer>>;
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+async function server(options: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
+  const s = await startTestServer(options);
+  cleanups.push(() => s.cleanup());
+  return s;
+}
+
+async function proxyFor(s: TestServer): Promise<TcpProxy> {
+  const p = await TcpProxy.start(s.url);
+  cleanups.push(() => p.close());
+  return p;
+}
+
+/** Node 20 has no global WebSocket: the SDK takes the `ws` class. */
+const WS = WebSocket as unknown as WebSocketConstructor;
+
+function watch(id: string, options: WatchRunOptions): RunWatch {
+  const w = watchRun(id, { WebSocket: WS, backoff: { initialMs: 50, maxMs: 500 }, maxEvents: 1_000_000, ...options });
+  cleanups.push(() => w.close());
+  return w;
+}
+
+function seqsOf(w: RunWatch): number[] {
+  return w.getState().events.map((e) => e.seq);
+}
+
+async function serverRun(s: TestServer, id: string): Promise<RunWithObservers> {
+  return s.runs.get(id);
+}
+
+/** A producer appending `batch` events every `everyMs` (a steady, realistic rate) until stopped. */
+function producer(s: TestServer, runId: string, batch = 20, everyMs = 5) {
+  let stop = false;
+  let appended = 0;
+  const done = (async () => {
+    while (!stop) {
+      await s.runs.appendEvents(runId, progressEvents(batch, appended));
+      appended += batch;
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  const handle = {
+    get appended() {
+      return appended;
+    },
+    async stop() {
+      stop = true;
+      await done;
+    },
+  };
+  // Stopped before the server closes, even when the test failed half way.
+  cleanups.push(() => handle.stop());
+  return handle;
+}
+
+describe('late joiner through the SDK', () => {
+  for (const [name, options] of [
+    ['WebSocket', {}],
+    ['SSE (no WebSocket available)', { WebSocket: null }],
+    ['polling', { transports: ['poll'], pollIntervalMs: 20 }],
+  ] as Array<[string, Partial<WatchRunOptions>]>) {
+    test(`over ${name}: gets exactly 1..5000, then live events, and the server's snapshot`, async () => {
+      const s = await server();
+      const { run } = await s.runs.create({ name: 'late' });
+      await s.runs.appendEvents(run.id, progressEvents(5000));
+      const w = watch(run.id, { url: s.url, ...options });
+      await waitFor(() => w.getState().seq === 5000, { what: 'backlog' });
+      await s.runs.appendEvents(run.id, progressEvents(10, 5000));
+      await waitFor(() => w.getState().seq === 5010, { what: 'live' });
+      expect(isExactRange(seqsOf(w), 0, 5010)).toBe(true);
+      expect(w.getState().snapshot).toEqual((await serverRun(s, run.id)).snapshot);
+      expect(w.getState().connection).toBe(options.transports ? 'polling' : 'live');
+      expect(w.getState().transport).toBe(options.transports ? 'poll' : options.WebSocket === null ? 'sse' : 'ws');
+    });
+  }
+
+  test('the async iterator yields every event once, in order, and finishes at the end', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'iter' });
+    await s.runs.appendEvents(run.id, progressEvents(300));
+    const w = watch(run.id, { url: s.url });
+    const seen: number[] = [];
+    const reading = (async () => {
+      for await (const e of w) seen.push(e.seq);
+    })();
+    await s.runs.appendEvents(run.id, progressEvents(200, 300));
+    await s.runs.finish(run.id, { status: 'succeeded' });
+    await reading;
+    expect(isExactRange(seen, 0, 501)).toBe(true);
+  });
+});
+
+describe('a run that does not exist', () => {
+  test('watching it ends with run_not_found, never silence', async () => {
+    const s = await server();
+    const w = watch('no-such-run', { url: s.url });
+    const final = await w.done;
+    expect(final.connection).toBe('ended');
+    expect(final.error?.code).toBe('run_not_found');
+  });
+});
+
+describe('reconnect', () => {
+  async function outage(kind: 'server-close' | 'tcp-kill', outageMs: number, transport: Partial<WatchRunOptions>) {
+    const s = await server();
+    const proxy = await proxyFor(s);
+    const { run } = await s.runs.create({ name: `outage-${kind}` });
+    const states = new Set<string>();
+    const w = watch(run.id, { url: proxy.url, backoff: { initialMs: 50, maxMs: 1000 }, ...transport });
+    w.subscribe(() => states.add(w.getState().connection));
+    const p = producer(s, run.id);
+    await waitFor(() => w.getState().seq > 200, { what: 'watcher live mid-stream' });
+
+    const refusedBefore = proxy.refused;
+    if (kind === 'server-close') {
+      // The server ends the stream cleanly; then the network goes away too
+      // (else the watcher would come straight back over a pooled HTTP connection).
+      proxy.block();
+      expect(s.stream.disconnectAll('close')).toBeGreaterThan(0);
+      await waitFor(() => w.getState().connection !== 'live', { what: 'watcher saw the close' });
+      proxy.cut();
+    } else proxy.cut();
+    const cutAt = Date.now();
+    const seqAtCut = w.getState().seq;
+    // The outage lasts until the watcher has tried to come back at least once and outageMs passed.
+    await waitFor(() => proxy.refused > refusedBefore && Date.now() - cutAt >= outageMs, {
+      timeoutMs: outageMs + 10_000,
+      what: 'outage',
+    });
+    expect(w.getState().connection).not.toBe('live');
+    proxy.allow();
+    // Back and moving while the producer still appends; then the producer stops and the run ends.
+    await waitFor(() => w.getState().seq > seqAtCut + 100, { timeoutMs: 20_000, what: 'watcher back and moving' });
+    await p.stop();
+    await s.runs.finish(run.id, { status: 'succeeded', output: { total: p.appended } });
+    const final = await w.done;
+    const expected = await serverRun(s, run.id);
+    expect(final.connection).toBe('ended');
+    expect(isExactRange(seqsOf(w), 0, expected.seq)).toBe(true);
+    expect(final.snapshot).toEqual(expected.snapshot);
+    expect(final.run?.status).toBe('succeeded');
+    expect(states.has('reconnecting')).toBe(true);
+    return { appendedDuringOutage: expected.seq - seqAtCut };
+  }
+
+  test('after a server-side close and a 2 s outage, over WebSocket: every seq once, same snapshot', async () => {
+    await outage('server-close', 2000, {});
+  });
+
+  test('after a killed TCP connection and a 2 s outage, over WebSocket: every seq once, same snapshot', async () => {
+    await outage('tcp-kill', 2000, {});
+  });
+
+  test('after a killed TCP connection and a 2 s outage, over SSE: every seq once, same snapshot', async () => {
+    await outage('tcp-kill', 2000, { WebSocket: null });
+  });
+
+  test('after a server-side close and a 30 s outage (falling back while down): every seq once, same snapshot', async () => {
+    const { appendedDuringOutage } = await outage('server-close', 30_000, { backoff: { initialMs: 100, maxMs: 2000 }, transportRetryMs: 1000 });
+    expect(appendedDuringOutage).toBeGreaterThan(1000);
+  }, 90_000);
+});
+
+describe('transport fallback', () => {
+  test('WebSocket unavailable -> SSE; SSE refused by a proxy -> polling; the watcher still ends complete', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'fallback' });
+    await s.runs.appendEvents(run.id, progressEvents(50));
+    // A network in between that refuses WebSocket upgrades and event streams (some corporate proxies do).
+    const refusing: typeof fetch = (input, init) => {
+      const url = String(input);
+      if (url.includes('/stream')) return Promise.resolve(new Response('blocked by proxy', { status: 502 }));
+      return fetch(input, init);
+    };
+    class RefusedWebSocket extends (WebSocket as unknown as new (url: string) => WebSocket) {
+      constructor(url: string) {
+        super(url.replace('/api/v1/stream', '/nowhere'));
+      }
+    }
+    const seenTransports = new Set<string>();
+    const w = watch(run.id, {
+      url: s.url,
+      WebSocket: RefusedWebSocket as unknown as WebSocketConstructor,
+      fetch: refusing,
+      pollIntervalMs: 20,
+    });
+    w.subscribe(() => seenTransports.add(`${w.getState().transport}:${w.getState().connection}`));
+    await waitFor(() => w.getState().connection === 'polling' && w.getState().seq === 50, { what: 'polling' });
+    expect([...seenTransports].some((t) => t.startsWith('ws:'))).toBe(true);
+    expect([...seenTransports].some((t) => t.startsWith('sse:'))).toBe(true);
+    await s.runs.finish(run.id, { status: 'succeeded' });
+    const final = await w.done;
+    expect(isExactRange(seqsOf(w), 0, 51)).toBe(true);
+    expect(final.snapshot).toEqual((await serverRun(s, run.id)).snapshot);
+  });
+
+  test('a watcher that fell back to polling comes back to WebSocket when it works again', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'comeback' });
+    let refuse = true;
+    class FlakyWebSocket extends (WebSocket as unknown as new (url: string) => WebSocket) {
+      constructor(url: string) {
+        super(refuse ? url.replace('/api/v1/stream', '/nowhere') : url);
+      }
+    }
+    const w = watch(run.id, {
+      url: s.url,
+      WebSocket: FlakyWebSocket as unknown as WebSocketConstructor,
+      transports: ['ws', 'poll'],
+      transportRetryMs: 300,
+      pollIntervalMs: 20,
+    });
+    await waitFor(() => w.getState().connection === 'polling', { what: 'polling' });
+    refuse = false;
+    await waitFor(() => w.getState().transport === 'ws' && w.getState().connection === 'live', { what: 'back on ws' });
+    await s.runs.appendEvents(run.id, progressEvents(5));
+    await waitFor(() => w.getState().seq === 5);
+  });
+});
+
+describe('gaps and duplicates', () => {
+  test('a lost frame is detected as a gap and refetched; replayed frames are dropped', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'lossy' });
+    let frames = 0;
+    // A lossy, repeating network element: drops the 3rd events frame, repeats the 5th.
+    class LossyWebSocket extends (WebSocket as unknown as new (url: string) => WebSocket) {
+      set onmessage(handler: ((e: { data: unknown }) => void) | null) {
+        super.onmessage = handler
+          ? (e: { data: unknown }) => {
+              if (String(e.data).startsWith('{"type":"events"')) {
+                frames++;
+                if (frames === 3) return;
+                if (frames === 5) handler(e);
+              }
+              handler(e);
+            }
+          : null;
+      }
+      get onmessage() {
+        return super.onmessage;
+      }
+    }
+    const w = watch(run.id, { url: s.url, WebSocket: LossyWebSocket as unknown as WebSocketConstructor });
+    await waitFor(() => w.getState().connection === 'live');
+    for (let i = 0; i < 10; i++) await s.runs.appendEvents(run.id, progressEvents(10, i * 10));
+    await waitFor(() => w.getState().seq === 100, { what: 'all 100' });
+    expect(frames).toBeGreaterThanOrEqual(5);
+    expect(isExactRange(seqsOf(w), 0, 100)).toBe(true);
+    expect(w.getState().snapshot).toEqual((await serverRun(s, run.id)).snapshot);
+  });
+});
+
+describe('terminal through the SDK', () => {
+  test('after finish the watcher ends with the terminal snapshot; one that connects after the end gets the full run and ends', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'fin' });
+    const live = watch(run.id, { url: s.url });
+    const liveSse = watch(run.id, { url: s.url, WebSocket: null });
+    await waitFor(() => live.getState().connection === 'live' && liveSse.getState().connection === 'live');
+    await s.runs.appendEvents(run.id, [
+      { type: 'phase', data: { name: 'load', status: 'started' } },
+      { type: 'call.started', data: { callId: 'c1', label: 'x' } },
+      { type: 'call.failed', data: { callId: 'c1', error: 'nope', willRetry: false } },
+      { type: 'progress', data: { done: 3, total: 10 } },
+    ]);
+    await s.runs.finish(run.id, { status: 'failed', error: { message: 'gave up' }, output: { partial: true } });
+    const expected = await serverRun(s, run.id);
+    for (const w of [live, liveSse, watch(run.id, { url: s.url }), watch(run.id, { url: s.url, transports: ['poll'] })]) {
+      const final = await w.done;
+      expect(final.connection).toBe('ended');
+      expect(final.error).toBeNull();
+      expect(final.snapshot).toEqual(expected.snapshot);
+      expect(final.snapshot.terminal?.status).toBe('failed');
+      expect(final.run).toMatchObject({ status: 'failed', finishedAt: expected.finishedAt, error: expected.error });
+      expect(isExactRange(seqsOf(w), 0, 5)).toBe(true);
+    }
+  });
+
+  test('fromSnapshot starts at the persisted snapshot without replaying history', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'snap' });
+    await s.runs.appendEvents(run.id, progressEvents(1000));
+    const w = watch(run.id, { url: s.url, fromSnapshot: true });
+    await waitFor(() => w.getState().connection === 'live');
+    expect(w.getState().events).toHaveLength(0);
+    await s.runs.appendEvents(run.id, progressEvents(2, 1000));
+    await waitFor(() => w.getState().seq === 1002);
+    expect(seqsOf(w)).toEqual([1001, 1002]);
+    expect(w.getState().snapshot).toEqual((await serverRun(s, run.id)).snapshot);
+  });
+
+  test('state.events keeps only the latest maxEvents', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'bounded' });
+    await s.runs.appendEvents(run.id, progressEvents(3000));
+    const w = watch(run.id, { url: s.url, maxEvents: 100 });
+    await waitFor(() => w.getState().seq === 3000);
+    expect(seqsOf(w)).toEqual(Array.from({ length: 100 }, (_, i) => 2901 + i));
+  });
+});
