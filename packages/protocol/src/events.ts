@@ -22,6 +22,31 @@ export const RunError = z.object({
 });
 export type RunError = z.infer<typeof RunError>;
 
+/**
+ * Deepest nesting accepted in free-form JSON (run input, event data, output).
+ * The body limit bounds size, not depth: a few KB of `[[[[…` would overflow
+ * the stack of JSON.stringify inside the store's transaction and turn bad
+ * input into a 500.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/** Whether `value` nests at most `max` objects/arrays deep; iterative so that it cannot overflow itself. */
+export function withinJsonDepth(value: unknown, max = MAX_JSON_DEPTH): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > max) return false;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return true;
+}
+
+/** Any JSON value, nested at most MAX_JSON_DEPTH deep. */
+export const JsonValue = z.unknown().refine((v) => withinJsonDepth(v), {
+  message: `nests deeper than ${MAX_JSON_DEPTH} levels`,
+});
+
 const name = z.string().min(1).max(200);
 const callId = z.string().min(1).max(200);
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
@@ -101,7 +126,7 @@ export const EventInput = z.object({
     .refine((t) => isKnownEventType(t) || isExtensionType(t), {
       message: `unknown event type; use one of ${knownEventTypes.join(', ')} or an extension type starting with "x."`,
     }),
-  data: z.unknown().optional(),
+  data: JsonValue.optional(),
   ts: z.number().int().nonnegative().optional(),
   id: z.string().min(1).max(128).optional(),
 });

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { EventInput } from './events.js';
+import { EventInput, MAX_JSON_DEPTH, withinJsonDepth } from './events.js';
 import { RuntrailError, errorStatus, isErrorCode } from './errors.js';
 import { PROGRESS_TYPES, applyEvent, foldEvents, type ReducibleEvent } from './reducer.js';
 import { buildPath, routes } from './routes.js';
+import { CreateRunBody, FinishRunBody } from './run.js';
 import { SNAPSHOT_LIMITS, initialSnapshot, type Snapshot } from './snapshot.js';
 import { validateEventData } from './validate.js';
 
@@ -630,6 +631,27 @@ describe('protocol: validateEventData', () => {
       expect(EventInput.safeParse({ type }).success, type).toBe(false);
     }
     expect(EventInput.safeParse({ type: 'x.gpu' }).success).toBe(true);
+  });
+});
+
+describe('protocol: free-form JSON depth', () => {
+  const nested = (depth: number): unknown => JSON.parse('['.repeat(depth) + ']'.repeat(depth));
+
+  it('accepts JSON nested up to MAX_JSON_DEPTH and refuses deeper, without overflowing on very deep input', () => {
+    expect(withinJsonDepth(nested(MAX_JSON_DEPTH))).toBe(true);
+    expect(withinJsonDepth(nested(MAX_JSON_DEPTH + 1))).toBe(false);
+    expect(withinJsonDepth({ a: { b: [1, 'x', null] } }, 3)).toBe(true);
+    expect(withinJsonDepth({ a: { b: [{}] } }, 3)).toBe(false);
+    expect(withinJsonDepth(nested(100_000))).toBe(false);
+    expect(withinJsonDepth('scalar')).toBe(true);
+  });
+
+  it('names the too-deep field of run input, event data and finish output', () => {
+    const deep = nested(MAX_JSON_DEPTH + 1);
+    expect(CreateRunBody.safeParse({ name: 'n', input: deep }).error?.issues[0]?.path).toEqual(['input']);
+    expect(EventInput.safeParse({ type: 'x.a', data: deep }).error?.issues[0]?.path).toEqual(['data']);
+    expect(FinishRunBody.safeParse({ status: 'succeeded', output: deep }).error?.issues[0]?.path).toEqual(['output']);
+    expect(CreateRunBody.safeParse({ name: 'n', input: nested(10) }).success).toBe(true);
   });
 });
 

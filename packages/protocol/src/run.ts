@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { EventInput, RunError, RunErrorKind } from './events.js';
+import { EventInput, JsonValue, RunError, RunErrorKind } from './events.js';
 import type { Snapshot } from './snapshot.js';
 
 export const RunStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
@@ -60,7 +60,7 @@ export const DEFAULT_LEASE_TTL_MS = 30_000;
 
 export const CreateRunBody = z.object({
   name: z.string().min(1).max(200),
-  input: z.unknown().optional(),
+  input: JsonValue.optional(),
   labels: labels.optional(),
   parentId: z.string().min(1).max(100).optional(),
   /** Queue it for a registered handler of this name instead of producing it yourself. */
@@ -124,7 +124,7 @@ export const FinishRunBody = z
     error: z
       .object({ kind: RunErrorKind.optional(), message: z.string().min(1).max(8192) })
       .optional(),
-    output: z.unknown().optional(),
+    output: JsonValue.optional(),
     /** Idempotency id of the terminal event: a retried finish with the same id succeeds. */
     id: z.string().min(1).max(128).optional(),
   })

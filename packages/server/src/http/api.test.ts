@@ -451,6 +451,16 @@ describe('HTTP API: bad input changes nothing and says exactly what is wrong', (
     await unchanged();
   });
 
+  it('400 naming the field whose JSON nests too deep (not a 500 from the store)', async () => {
+    const deep = '['.repeat(5000) + ']'.repeat(5000);
+    const send = (path: string, json: string) => request('POST', path, json, { 'content-type': 'application/json' });
+    expectError(await send(url('createRun', {}), `{"name":"deep","input":${deep}}`), 400, 'invalid_request', 'input');
+    expectError(await send(url('appendEvents', { id: run.id }), `{"events":[{"type":"x.deep","data":${deep}}]}`), 400, 'invalid_request', 'events[0].data');
+    expectError(await send(url('finishRun', { id: run.id }), `{"status":"succeeded","output":${deep}}`), 400, 'invalid_request', 'output');
+    expect((await request('GET', url('listRuns', {}, { name: 'deep' }))).body.runs).toEqual([]);
+    await unchanged();
+  });
+
   it('400 for a body that is not JSON, or not sent as JSON', async () => {
     const path = url('appendEvents', { id: run.id });
     const notJson = await request('POST', path, '{"events": [', { 'content-type': 'application/json' });
