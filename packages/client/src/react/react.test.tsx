@@ -1,0 +1,78 @@
+import { renderToString } from 'react-dom/server';
+import WebSocket from 'ws';
+import { afterEach, expect, test } from 'vitest';
+import { progressEvents, startTestServer, waitFor } from '../../../server/src/stream/stream.test-kit.js';
+import type { WebSocketConstructor } from '../watch/types.js';
+import { RuntrailProvider, createRunSource, createRunsSource, useRun, useRuns } from './index.js';
+
+/**
+ * The hooks are thin useSyncExternalStore bindings over these sources, so
+ * the sources carry the behaviour: they connect only while subscribed,
+ * hand out a stable snapshot between changes, and close when the last
+ * subscriber leaves. (No DOM renderer is installed; rendering is checked on
+ * the server renderer.)
+ */
+
+const WS = WebSocket as unknown as WebSocketConstructor;
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+test('a run source connects on first subscribe, updates its snapshot, and disconnects when the last subscriber leaves', async () => {
+  const s = await startTestServer();
+  cleanups.push(() => s.cleanup());
+  const { run } = await s.runs.create({ name: 'hooked' });
+  const source = createRunSource(run.id, { url: s.url, WebSocket: WS });
+  const idle = source.getSnapshot();
+  expect(idle.connection).toBe('connecting');
+  // Rendering alone (getSnapshot) opens nothing.
+  expect((await s.runs.get(run.id)).observers).toBe(0);
+
+  let notified = 0;
+  const off1 = source.subscribe(() => notified++);
+  const off2 = source.subscribe(() => undefined);
+  await waitFor(() => source.getSnapshot().connection === 'live');
+  expect((await s.runs.get(run.id)).observers).toBe(1);
+  // Stable between changes: React would loop otherwise.
+  expect(source.getSnapshot()).toBe(source.getSnapshot());
+
+  await s.runs.appendEvents(run.id, progressEvents(3));
+  await waitFor(() => source.getSnapshot().seq === 3);
+  expect(source.getSnapshot().snapshot).toEqual((await s.runs.get(run.id)).snapshot);
+  expect(source.getSnapshot().events.map((e) => e.seq)).toEqual([1, 2, 3]);
+  expect(notified).toBeGreaterThan(0);
+
+  off1();
+  expect((await s.runs.get(run.id)).observers).toBe(1);
+  off2();
+  await waitFor(async () => (await s.runs.get(run.id)).observers === 0, { what: 'socket closed after the last subscriber' });
+});
+
+test('a runs source lists runs live', async () => {
+  const s = await startTestServer();
+  cleanups.push(() => s.cleanup());
+  const source = createRunsSource({ url: s.url, WebSocket: WS });
+  const off = source.subscribe(() => undefined);
+  cleanups.push(off);
+  await waitFor(() => source.getSnapshot().connection === 'live');
+  const { run } = await s.runs.create({ name: 'new' });
+  await waitFor(() => source.getSnapshot().runs.some((r) => r.id === run.id));
+});
+
+test('useRun and useRuns render their idle state on the server and need a provider', () => {
+  function RunView() {
+    const { run, snapshot, events, connection, error } = useRun('some-id');
+    const { runs } = useRuns({ status: 'running' });
+    return (
+      <p>{`${connection}|${run === null ? 'no-run' : run.id}|${snapshot.seq}|${events.length}|${error === null ? 'ok' : error.code}|${runs.length}`}</p>
+    );
+  }
+  const html = renderToString(
+    <RuntrailProvider url="http://127.0.0.1:1">
+      <RunView />
+    </RuntrailProvider>,
+  );
+  expect(html).toContain('connecting|no-run|0|0|ok|0');
+  expect(() => renderToString(<RunView />)).toThrow(/RuntrailProvider/);
+});
