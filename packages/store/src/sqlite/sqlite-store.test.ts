@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,16 +20,24 @@ afterEach(() => {
 });
 
 /**
- * The concurrent-producer test opens the store in worker threads, which load
- * the BUILT package (they cannot run TypeScript). A build older than the
- * sources would test old code, so say so instead of passing on stale code.
+ * The concurrency tests open the store in worker threads, which load the
+ * BUILT packages (they cannot run TypeScript). A build older than its sources
+ * would test old code (an old store, or an old reducer whose fold differs from
+ * the one this thread runs), so say so instead of testing stale code.
  */
 const built = fileURLToPath(new URL('../../dist/index.js', import.meta.url));
-const builtStore = fileURLToPath(new URL('../../dist/sqlite/sqlite-store.js', import.meta.url));
-const source = fileURLToPath(new URL('./sqlite-store.ts', import.meta.url));
 function requireFreshBuild(): void {
-  if (!existsSync(builtStore) || statSync(builtStore).mtimeMs < statSync(source).mtimeMs) {
-    throw new Error('packages/store/dist is missing or older than its sources; run `npx tsc -b` (npm test does) first');
+  for (const pkg of ['protocol', 'store']) {
+    const root = fileURLToPath(new URL(`../../../${pkg}/`, import.meta.url));
+    // The same test tsc -b makes: its build info must be newer than every source.
+    const info = join(root, 'tsconfig.tsbuildinfo');
+    const builtAt = existsSync(info) && existsSync(join(root, 'dist', 'index.js')) ? statSync(info).mtimeMs : 0;
+    for (const file of readdirSync(join(root, 'src'), { recursive: true }) as string[]) {
+      if (!file.endsWith('.ts') || file.endsWith('.test.ts') || file === 'conformance.ts') continue;
+      if (statSync(join(root, 'src', file)).mtimeMs > builtAt) {
+        throw new Error(`packages/${pkg} was not built since src/${file} changed; run \`npx tsc -b\` (npm test does) first`);
+      }
+    }
   }
 }
 
