@@ -244,8 +244,10 @@ export class SqliteRunStore implements RunStore {
     if (query.parentId) (where.push('parent_id = ?'), params.push(query.parentId));
     if (query.cursor) (where.push('id < ?'), params.push(query.cursor));
     for (const [key, value] of parseLabelFilter(query.label)) {
-      where.push(`json_extract(labels, ?) = ?`);
-      params.push(`$."${key.replace(/"/g, '""')}"`, value);
+      // Matched with json_each rather than a JSON path: a path cannot quote every
+      // key (one with a `"` silently matched nothing).
+      where.push(`EXISTS (SELECT 1 FROM json_each(labels) WHERE key = ? AND value = ?)`);
+      params.push(key, value);
     }
     const limit = Math.min(query.limit ?? 50, MAX_LIST_LIMIT);
     // ids are UUIDv7: ordering by id is ordering by creation time.
