@@ -173,6 +173,17 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         await expectError(store.listRuns({ label: 'team' }), 'invalid_request');
       });
 
+      it('filters by labels whose keys or values hold quotes, dots, brackets or spaces', async () => {
+        const keys = ['we"ird', 'a.b', 'x[0]', 'sp ace', '$', "qu'ote", 'ü'];
+        const ids: string[] = [];
+        for (const key of keys) ids.push((await create({ labels: { [key]: `v "${key}"` } })).id);
+        for (const [i, key] of keys.entries()) {
+          const found = await store.listRuns({ label: `${key}=v "${key}"` });
+          expect(found.runs.map((r) => r.id), key).toEqual([ids[i]]);
+        }
+        expect((await store.listRuns({ label: 'a.b=v' })).runs).toEqual([]);
+      });
+
       it('pages through runs with a cursor, with no overlap and no gap', async () => {
         const created: string[] = [];
         for (let i = 0; i < 7; i++) created.push((await create({ name: `r${i}` })).id);
