@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildPath, foldEvents, type RouteName, type RouteParams, type Run, type RunEvent } from '@runtrail/protocol';
+import { buildPath, foldEvents, routes, type RouteName, type RouteParams, type Run, type RunEvent } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '../start.js';
 
 /**
@@ -233,6 +233,23 @@ describe('HTTP API: routes', () => {
     expect(retried.status).toBe(200);
     expect(retried.body).toMatchObject({ status: 'failed', seq: 1 });
     expect((await readAllEvents(run.id)).map((e) => e.type)).toEqual(['run.failed']);
+  });
+});
+
+describe('HTTP API: the route table is the server (field note 2)', () => {
+  it('serves every route of the shared table at the method and path the SDK builds', async () => {
+    const run = await createRun({ name: 'contract' });
+    for (const name of Object.keys(routes) as RouteName[]) {
+      const def = routes[name];
+      const res = await fetch(server.url + buildPath(name, { id: run.id } as never), {
+        method: def.method,
+        ...(def.method === 'POST' ? { headers: { 'content-type': 'application/json' }, body: '{}' } : {}),
+        // Streams stay open; the status line is all this test needs.
+        signal: AbortSignal.timeout(5000),
+      });
+      const body = res.headers.get('content-type')?.includes('json') ? await res.json() : (await res.body?.cancel(), null);
+      expect(body?.error?.code, `${name}: ${def.method} ${def.path}`).not.toBe('route_not_found');
+    }
   });
 });
 
