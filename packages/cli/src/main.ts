@@ -5,6 +5,10 @@ import { registerDemo } from './commands/demo.js';
 import { registerRuns } from './commands/runs.js';
 import { registerServe } from './commands/serve.js';
 import { registerTail } from './commands/tail.js';
+import { registerExec } from './commands/exec.js';
+import { registerCancel } from './commands/cancel.js';
+import { registerRetry } from './commands/retry.js';
+import { registerDelete } from './commands/delete.js';
 
 const program = new Command('runtrail')
   .description('live progress of long-running runs, from a durable event log')
@@ -15,6 +19,10 @@ registerServe(program);
 registerDemo(program);
 registerRuns(program);
 registerTail(program);
+registerExec(program);
+registerCancel(program);
+registerRetry(program);
+registerDelete(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof RuntrailError) {

@@ -275,7 +275,12 @@ export function spawnProcess(command: string, args: string[], options: RunProces
       }
       clearTimers();
       if (killTimer) clearTimeout(killTimer);
-      const closedInTime = await Promise.race([allClosed.then(() => true), sleep(STREAM_CLOSE_GRACE_MS).then(() => false)]);
+      let graceTimer: ReturnType<typeof setTimeout> | undefined;
+      const closedInTime = await Promise.race([
+        allClosed.then(() => true),
+        new Promise<false>((r) => (graceTimer = setTimeout(() => r(false), STREAM_CLOSE_GRACE_MS))),
+      ]);
+      clearTimeout(graceTimer);
       if (!closedInTime) {
         // A process that left the group still holds the pipes; its output is not ours to wait for.
         child.stdout?.destroy();

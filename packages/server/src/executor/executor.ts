@@ -1,3 +1,5 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import { RunHandle } from '@runtrail/client';
 import { RunErrorKind, RuntrailError, isTerminalType, type Owner, type Run } from '@runtrail/protocol';
@@ -108,6 +110,12 @@ export class Executor {
     this.started = true;
     this.unsubscribe = this.runs.hub.subscribeRuns((change, run) => {
       if (change === 'created' && run.status === 'queued' && this.handlers.has(run.name)) this.wake();
+      // A deleted run takes its output log with it.
+      if (change === 'deleted' && this.options.logDir) {
+        rm(join(this.options.logDir, `${run.id}.log`), { force: true }).catch((err: unknown) =>
+          this.log.warn({ err, runId: run.id }, 'could not remove the output log of a deleted run'),
+        );
+      }
     });
     this.pollTimer = setInterval(() => this.wake(), this.options.claimIntervalMs ?? 1_000);
     this.pollTimer.unref?.();

@@ -1,0 +1,157 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RuntrailClient } from '@runtrail/client';
+import type { Run } from '@runtrail/protocol';
+import { startServer, type RunningServer } from '@runtrail/server';
+import { SqliteRunStore } from '@runtrail/store';
+import { tempDir, waitUntil } from '../../../../test-support/index.js';
+
+/**
+ * `runtrail exec | cancel | retry | delete` as a user runs them: the built
+ * binary in a real process, a real Python script, real signals.
+ */
+const BIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+const PIPELINE = fileURLToPath(new URL('../../test/fixtures/pipeline.py', import.meta.url));
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runtrail(args: string[], env: Record<string, string> = {}): { done: Promise<Result>; stderr(): string } {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, RUNTRAIL_URL: '', RUNTRAIL_DATA_DIR: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d));
+  child.stderr.on('data', (d: Buffer) => (stderr += d));
+  const done = once(child, 'exit').then(([code]) => ({ code: code as number | null, stdout, stderr }));
+  return { done, stderr: () => stderr };
+}
+
+const runIdOf = (stderr: string) => /runtrail: run (\S+) on /.exec(stderr)?.[1];
+
+let dir: ReturnType<typeof tempDir>;
+let server: RunningServer;
+let client: RuntrailClient;
+
+beforeAll(async () => {
+  dir = tempDir('runtrail-cli-exec-');
+  server = await startServer({ port: 0, dataDir: join(dir.path, 'server'), logLevel: 'silent', reaperIntervalMs: 200 });
+  client = new RuntrailClient({ url: server.url });
+});
+
+afterAll(async () => {
+  await server.close();
+  dir.remove();
+});
+
+describe('runtrail exec', () => {
+  it("`runtrail exec -- python3 script.py` makes a run with the script's counters, calls, metrics and progress, and exits 0", async () => {
+    const { done } = runtrail(['exec', '--server', server.url, '--name', 'py-pipeline', '--', 'python3', PIPELINE, '--docs', '6']);
+    const result = await done;
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('processed doc 6');
+    const id = runIdOf(result.stderr)!;
+    const run = await client.getRun(id);
+    expect(run.status).toBe('succeeded');
+    expect(run.name).toBe('py-pipeline');
+    expect(run.snapshot.counters).toEqual({ ok: 4, failed: 2, retries: 0, named: { docs_ok: 4, tokens: 600 } });
+    expect(run.snapshot.metrics.accuracy).toMatchObject({ last: 1, count: 6, step: 6 });
+    expect(run.snapshot.progress).toMatchObject({ done: 6, total: 6, percent: 100 });
+    expect(run.snapshot.phases).toEqual([expect.objectContaining({ name: 'evaluate', status: 'completed' })]);
+    const messages = run.snapshot.logs.map((l) => `${l.level} ${l.message}`);
+    expect(messages).toContain('info processed doc 1');
+    expect(messages).toContain('warn pipeline finished');
+    expect(messages.some((m) => m.startsWith('warn ignored a ::runtrail:: line (not JSON'))).toBe(true);
+    expect(run.snapshot.meta.exec).toMatchObject({ exitCode: 0, signal: null, reason: 'exit' });
+    expect(result.stderr).toContain(`run ${id} succeeded; calls ok=4 failed=2, docs_ok=4, tokens=600`);
+  });
+
+  it("exits with the command's exit code and fails the run with it", async () => {
+    const result = await runtrail(['exec', '--server', server.url, '--', 'python3', PIPELINE, '--docs', '2', '--exit', '3']).done;
+    expect(result.code).toBe(3);
+    const run = await client.getRun(runIdOf(result.stderr)!);
+    expect(run.status).toBe('failed');
+    expect(run.error?.kind).toBe('error');
+    expect(run.error?.message).toMatch(/pipeline\.py --docs 2 --exit 3 exited with code 3$/);
+  });
+
+  it('an idle command is stopped with its whole group, exits 124, and its run fails timeout', async () => {
+    const result = await runtrail([
+      'exec',
+      '--server',
+      server.url,
+      '--idle-timeout',
+      '300',
+      '--kill-grace',
+      '300',
+      '--',
+      'sh',
+      '-c',
+      'echo working; sleep 30',
+    ]).done;
+    expect(result.code).toBe(124);
+    const run = await client.getRun(runIdOf(result.stderr)!);
+    expect(run.error?.kind).toBe('timeout');
+    expect(run.error?.message).toContain('printed nothing for 300 ms (idle timeout)');
+  });
+
+  it('without --server, runs on an embedded server in the configured data dir', async () => {
+    const dataDir = join(dir.path, 'embedded');
+    const result = await runtrail(['exec', '--quiet', '--', 'python3', PIPELINE, '--docs', '3'], { RUNTRAIL_DATA_DIR: dataDir }).done;
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe('');
+    const store = new SqliteRunStore({ filename: join(dataDir, 'runtrail.db') });
+    try {
+      const run = (await store.getRun(runIdOf(result.stderr)!))!;
+      expect(run.status).toBe('succeeded');
+      expect(run.snapshot.counters.named).toEqual({ docs_ok: 2, tokens: 300 });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('`runtrail cancel` stops a running exec: its command is killed and the run ends cancelled', async () => {
+    const exec = runtrail(['exec', '--server', server.url, '--lease-ttl', '1500', '--kill-grace', '500', '--', 'sh', '-c', 'echo started; sleep 30']);
+    const id = await waitUntil(() => runIdOf(exec.stderr()), { what: 'exec to create its run' });
+    await waitUntil(async () => (await client.getRun(id)).snapshot.logs.some((l) => l.message === 'started'), { what: 'the command to start' });
+    const cancel = await runtrail(['cancel', id, '--server', server.url, '--reason', 'wrong input']).done;
+    expect(cancel.code).toBe(0);
+    expect(cancel.stdout).toContain(`cancel requested for run ${id}`);
+    const result = await exec.done;
+    expect(result.code).toBe(128 + 15);
+    const run = await client.getRun(id);
+    expect(run.status).toBe('cancelled');
+  });
+});
+
+describe('runtrail retry / delete', () => {
+  it('retry makes a linked attempt 2; delete refuses a running run and removes an ended one', async () => {
+    const first = await client.createRun({ name: 'flaky', input: { doc: 7 } });
+    await first.fail(new Error('boom'));
+
+    const retried = await runtrail(['retry', first.id, '--server', server.url, '--json']).done;
+    expect(retried.code).toBe(0);
+    const second = JSON.parse(retried.stdout) as Run;
+    expect(second).toMatchObject({ name: 'flaky', input: { doc: 7 }, retryOf: first.id, attempt: 2 });
+
+    const running = await client.createRun({ name: 'busy' });
+    const refused = await runtrail(['delete', running.id, '--server', server.url]).done;
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('run_not_terminal');
+    expect((await client.getRun(running.id)).status).toBe('running');
+    await running.succeed();
+
+    const deleted = await runtrail(['delete', first.id, '--server', server.url]).done;
+    expect(deleted.code).toBe(0);
+    expect(deleted.stdout).toBe(`deleted run ${first.id}\n`);
+    await expect(client.getRun(first.id)).rejects.toMatchObject({ code: 'run_not_found' });
+  });
+});

@@ -1,0 +1,173 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { constants } from 'node:os';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import type { Command } from 'commander';
+import { RuntrailClient, type RunHandle } from '@runtrail/client';
+import { ProcessStartError, handleSink, runProcess, type ProcessResult } from '@runtrail/client/node';
+import { RuntrailError, type Run } from '@runtrail/protocol';
+import type { RunningServer, ServerConfigInput } from '@runtrail/server';
+
+interface ExecFlags {
+  name?: string;
+  timeout?: string;
+  idleTimeout?: string;
+  killGrace?: string;
+  leaseTtl?: string;
+  label?: string[];
+  dataDir?: string;
+  quiet?: boolean;
+}
+
+/** Exit code of a command stopped by a time limit, as GNU timeout(1) uses. */
+const EXIT_TIMEOUT = 124;
+const EXIT_NOT_FOUND = 127;
+
+export function registerExec(program: Command): void {
+  program
+    .command('exec')
+    .description(
+      'run a command as a run: its output becomes log events, its "::runtrail:: {json}" lines become events, and runtrail exits with its exit code',
+    )
+    .usage('[options] -- <command> [args...]')
+    .argument('<command>', 'the command to run')
+    .argument('[args...]', 'its arguments (put -- before the command so its options are not read as ours)')
+    .option('--name <name>', 'run name (default: the command name)')
+    .option('--timeout <ms>', 'stop the command (SIGTERM to its process group, then SIGKILL) after this long')
+    .option('--idle-timeout <ms>', 'stop it after this long without any output')
+    .option('--kill-grace <ms>', 'time between SIGTERM and SIGKILL', '5000')
+    .option('--lease-ttl <ms>', "the run's lease: if this process dies, the run ends orphaned this long after", '30000')
+    .option('--label <k=v>', 'a label of the run (repeatable)', collect, [])
+    .option('--data-dir <dir>', 'without --server: keep runs in this data dir (env RUNTRAIL_DATA_DIR; default: a temporary one)')
+    .option('--quiet', "do not copy the command's output to this terminal")
+    .action(async (command: string, args: string[], flags: ExecFlags, cmd: Command) => {
+      process.exitCode = await execCommand(command, args, flags, cmd);
+    });
+}
+
+async function execCommand(command: string, args: string[], flags: ExecFlags, cmd: Command): Promise<number> {
+  const explicit = cmd.optsWithGlobals<{ server?: string }>().server || process.env.RUNTRAIL_URL || undefined;
+  const embedded = explicit ? null : await startEmbedded(flags.dataDir);
+  const url = explicit ?? embedded!.server.url;
+  const say = (line: string) => process.stderr.write(`runtrail: ${line}\n`);
+  try {
+    const client = new RuntrailClient({ url });
+    const run = await client.createRun({
+      name: flags.name ?? basename(command),
+      input: { command, args, cwd: process.cwd() },
+      labels: parseLabels(flags.label ?? []),
+      leaseTtlMs: positive(flags.leaseTtl, '--lease-ttl') ?? 30_000,
+    });
+    say(`run ${run.id} on ${url}${embedded?.temporary ? ' (embedded, temporary data dir)' : ''}`);
+
+    // Ctrl-C reaches only our process group (the command has its own): pass it on as a stop.
+    const interrupted = new AbortController();
+    const onSignal = (signal: NodeJS.Signals) => interrupted.abort(new Error(`runtrail exec got ${signal}`));
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      const result = await runProcess(command, args, {
+        sink: handleSink(run),
+        signal: AbortSignal.any([interrupted.signal, run.signal]),
+        echo: !flags.quiet,
+        killGraceMs: positive(flags.killGrace, '--kill-grace') ?? 5_000,
+        ...optional('timeoutMs', positive(flags.timeout, '--timeout')),
+        ...optional('idleTimeoutMs', positive(flags.idleTimeout, '--idle-timeout')),
+      });
+      const ended = await end(run, result);
+      say(ended ? `run ${run.id} ${describe(ended)}` : `run ${run.id} was already ended on the server`);
+      return exitCodeOf(result);
+    } catch (err) {
+      if (!(err instanceof ProcessStartError)) throw err;
+      await endQuietly(run, () => run.fail(err.message, 'error'));
+      say(err.message);
+      return EXIT_NOT_FOUND;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      run.close();
+    }
+  } finally {
+    await embedded?.close();
+  }
+}
+
+/** Write the run's one end from how the command ended; null if the server already ended it. */
+async function end(run: RunHandle, result: ProcessResult): Promise<Run | null> {
+  if (result.reason === 'timeout' || result.reason === 'idle_timeout') return endQuietly(run, () => run.fail(result.message, 'timeout'));
+  if (result.reason === 'aborted') return endQuietly(run, () => run.cancelled(result.message));
+  if (result.exitCode === 0) return endQuietly(run, () => run.succeed({ exitCode: 0 }));
+  return endQuietly(run, () => run.fail(result.message, 'error'));
+}
+
+async function endQuietly(run: RunHandle, finish: () => Promise<Run>): Promise<Run | null> {
+  try {
+    return await finish();
+  } catch (err) {
+    // The run already has its one end (cancelled while queued, reaped): that end stands.
+    if (RuntrailError.isCode(err, 'run_already_terminal')) return null;
+    throw err;
+  }
+}
+
+function exitCodeOf(result: ProcessResult): number {
+  if (result.reason === 'timeout' || result.reason === 'idle_timeout') return EXIT_TIMEOUT;
+  if (result.signal) return 128 + (constants.signals[result.signal] ?? 0);
+  return result.exitCode ?? 1;
+}
+
+function describe(run: Run): string {
+  const s = run.snapshot;
+  const counters = Object.entries(s.counters.named).map(([k, v]) => `${k}=${v}`);
+  const calls = s.counters.ok + s.counters.failed > 0 ? [`calls ok=${s.counters.ok} failed=${s.counters.failed}`] : [];
+  const extra = [...calls, ...counters].join(', ');
+  return `${run.status}${run.error ? ` (${run.error.kind}: ${run.error.message})` : ''}${extra ? `; ${extra}` : ''}`;
+}
+
+async function startEmbedded(dataDir: string | undefined): Promise<{ server: RunningServer; temporary: boolean; close(): Promise<void> }> {
+  const configured = dataDir || process.env.RUNTRAIL_DATA_DIR || undefined;
+  const dir = configured ?? mkdtempSync(join(tmpdir(), 'runtrail-exec-'));
+  const options: ServerConfigInput = {
+    dataDir: dir,
+    port: 0,
+    host: '127.0.0.1',
+    // The command's output goes to this terminal; server logs would be mixed into it.
+    ...(process.env.RUNTRAIL_LOG_LEVEL ? {} : { logLevel: 'silent' as const }),
+  };
+  // Loaded only when needed: with --server, exec is a pure client and starts faster.
+  const { startServer } = await import('@runtrail/server');
+  const server = await startServer(options);
+  return {
+    server,
+    temporary: configured === undefined,
+    close: async () => {
+      await server.close();
+      if (configured === undefined) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function positive(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new RuntrailError('invalid_request', `${flag} must be a positive number of milliseconds, not "${value}"`);
+  return n;
+}
+
+function optional<K extends string>(key: K, value: number | undefined): { [P in K]?: number } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: number };
+}
+
+function parseLabels(pairs: string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new RuntrailError('invalid_request', `--label ${pair} must be key=value`);
+    labels[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return labels;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
