@@ -17,7 +17,7 @@ export abstract class Outlet {
 
   /** Bytes written but not yet handed to the kernel. */
   abstract queuedBytes(): number;
-  protected abstract write(data: string, onFlushed: (err?: Error | null) => void): void;
+  protected abstract write(data: string | Buffer, onFlushed: (err?: Error | null) => void): void;
 
   get closed(): boolean {
     return this.closedFlag;
@@ -28,7 +28,7 @@ export abstract class Outlet {
     return this.queuedBytes() > this.limitBytes;
   }
 
-  send(data: string): void {
+  send(data: string | Buffer): void {
     if (this.closedFlag) return;
     this.write(data, (err) => {
       // A failed write means the peer is gone; the transport's close handler

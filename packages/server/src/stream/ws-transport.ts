@@ -25,8 +25,9 @@ class WsOutlet extends Outlet {
     return this.ws.bufferedAmount;
   }
 
-  protected write(data: string, onFlushed: (err?: Error | null) => void): void {
-    this.ws.send(data, onFlushed);
+  protected write(data: string | Buffer, onFlushed: (err?: Error | null) => void): void {
+    // Buffers are shared frames of UTF-8 JSON: text frames, not binary.
+    this.ws.send(data, { binary: false }, onFlushed);
   }
 }
 
