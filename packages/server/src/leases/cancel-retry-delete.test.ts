@@ -1,0 +1,117 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RuntrailClient } from '@runtrail/client';
+import type { HeartbeatResponse, Run } from '@runtrail/protocol';
+import { startServer, type RunningServer } from '../start.js';
+import { tempDir, waitUntil } from './lease.test-kit.js';
+
+/** Heartbeats, cancel, retry and delete over real HTTP. */
+
+let dir: ReturnType<typeof tempDir>;
+let server: RunningServer;
+let client: RuntrailClient;
+
+beforeEach(async () => {
+  dir = tempDir('runtrail-crd-');
+  server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent', node: 'crd', reaperIntervalMs: 100 });
+  client = new RuntrailClient({ url: server.url });
+});
+afterEach(async () => {
+  await server.close();
+  dir.remove();
+});
+
+async function heartbeat(id: string): Promise<HeartbeatResponse> {
+  return client.api.request<HeartbeatResponse>('heartbeat', { params: { id }, body: {} });
+}
+
+describe('heartbeat and cancel', () => {
+  it('a heartbeat renews the lease and tells the owner when a cancel was requested', async () => {
+    const run = await client.createRun({ name: 'beats', leaseTtlMs: 30_000 });
+    run.close();
+    const first = await heartbeat(run.id);
+    expect(first).toMatchObject({ status: 'running', cancelRequested: false });
+    expect(first.leaseExpiresAt).toBeGreaterThan(Date.now() + 25_000);
+    await client.cancelRun(run.id, 'enough');
+    expect(await heartbeat(run.id)).toMatchObject({ status: 'running', cancelRequested: true });
+    expect((await client.getRun(run.id)).snapshot.cancelRequested).toBe(true);
+  });
+
+  it("an external producer sees a cancel at its next heartbeat through run.signal and ends the run cancelled", async () => {
+    const run = await client.createRun({ name: 'producer', leaseTtlMs: 1500 });
+    const sawCancel = new Promise<unknown>((resolve) => run.signal.addEventListener('abort', () => resolve(run.signal.reason), { once: true }));
+    await client.cancelRun(run.id, 'user pressed stop');
+    const reason = await sawCancel;
+    expect(String((reason as Error).message)).toContain('cancel requested');
+    const ended = await run.cancelled('stopped on request');
+    expect(ended.status).toBe('cancelled');
+  });
+
+  it('a queued run is cancelled at once; cancelling an ended run is 409 naming its end', async () => {
+    server.define('never-claimed', async () => undefined);
+    await server.executor.shutdown(); // nobody claims: the run stays queued
+    const queued = await client.startRun({ name: 'never-claimed' });
+    const cancelled = await client.cancelRun(queued.id, 'not needed');
+    expect(cancelled.status).toBe('cancelled');
+    const again = await client.cancelRun(queued.id).catch((e: unknown) => e);
+    expect(again).toMatchObject({ code: 'run_already_terminal' });
+    expect((again as Error).message).toContain('already ended cancelled');
+  });
+
+  it('a cancel whose owner is gone is carried out by the reaper when the lease lapses', async () => {
+    const run = await client.createRun({ name: 'abandoned', leaseTtlMs: 1000 });
+    run.close(); // the producer stops heartbeating without ending the run
+    await client.cancelRun(run.id, 'cleanup');
+    const ended: Run = await waitUntil(
+      async () => {
+        const r = await client.getRun(run.id);
+        return r.status !== 'running' ? r : null;
+      },
+      { what: 'the reaper to end the abandoned run' },
+    );
+    expect(ended.status).toBe('cancelled');
+    expect(ended.error?.message).toContain('cancel requested');
+  });
+});
+
+describe('retry and delete', () => {
+  it('retry creates a new run with the same input linked by retryOf and attempt, and an executed one runs again', async () => {
+    let calls = 0;
+    server.define('flaky', async (ctx) => {
+      if (++calls === 1) throw new Error('transient');
+      return { attempt: ctx.run.attempt, input: ctx.input };
+    });
+    const first = await client.startRun({ name: 'flaky', input: { doc: 3 } });
+    await waitUntil(async () => (await client.getRun(first.id)).status === 'failed', { what: 'the first attempt to fail' });
+    const second = await client.retryRun(first.id);
+    expect(second).toMatchObject({ retryOf: first.id, attempt: 2, input: { doc: 3 }, execute: true });
+    const done = await waitUntil(async () => {
+      const r = await client.getRun(second.id);
+      return r.status === 'succeeded' ? r : null;
+    });
+    expect(done.output).toEqual({ attempt: 2, input: { doc: 3 } });
+  });
+
+  it('delete removes an ended run with its events and its output log, and refuses a running one', async () => {
+    server.define('prints', async (ctx) => {
+      await ctx.exec('sh', ['-c', 'echo hello']);
+    });
+    const { id } = await client.startRun({ name: 'prints' });
+    const run = await waitUntil(async () => {
+      const r = await client.getRun(id);
+      return r.status === 'succeeded' ? r : null;
+    });
+    const logFile = fileURLToPath(run.snapshot.artifacts.find((a) => a.name === 'output.log')!.uri!);
+    expect(existsSync(logFile)).toBe(true);
+
+    const running = await client.createRun({ name: 'busy' });
+    await expect(client.deleteRun(running.id)).rejects.toMatchObject({ code: 'run_not_terminal' });
+    await running.succeed();
+
+    await client.deleteRun(id);
+    await expect(client.getRun(id)).rejects.toMatchObject({ code: 'run_not_found' });
+    await expect(client.readEvents(id)).rejects.toMatchObject({ code: 'run_not_found' });
+    await waitUntil(() => !existsSync(logFile), { what: 'the output log to be removed' });
+  });
+});
