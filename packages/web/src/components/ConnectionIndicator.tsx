@@ -1,6 +1,4 @@
-import type { useRun } from '@runtrail/client/react';
-
-export type ConnectionState = ReturnType<typeof useRun>['connection'];
+import type { ConnectionState } from '@runtrail/client/react';
 
 const TEXT: Record<ConnectionState, string> = {
   connecting: 'connecting…',

@@ -3,6 +3,17 @@ import { client, messageOf } from '../client.js';
 
 const DEFAULT_INPUT = '{\n  "docs": 40\n}';
 
+/** `key=value` pairs separated by commas, as the runs filter takes them. */
+function parseLabels(text: string): { ok: true; value: Record<string, string> } | { ok: false; error: string } {
+  const value: Record<string, string> = {};
+  for (const pair of text.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) return { ok: false, error: `"${pair}" is not key=value` };
+    value[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+  }
+  return { ok: true, value };
+}
+
 function parseInput(text: string): { ok: true; value: unknown } | { ok: false; error: string } {
   if (text.trim() === '') return { ok: true, value: undefined };
   try {
@@ -17,6 +28,7 @@ export function StartRunForm({ onStarted, onClose }: { onStarted: (runId: string
   const [handlers, setHandlers] = useState<string[] | null>(null);
   const [handler, setHandler] = useState('');
   const [input, setInput] = useState(DEFAULT_INPUT);
+  const [labelsText, setLabelsText] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const inputHelp = useId();
@@ -37,13 +49,14 @@ export function StartRunForm({ onStarted, onClose }: { onStarted: (runId: string
   }, []);
 
   const parsed = parseInput(input);
+  const labels = parseLabels(labelsText);
   const submit = (e: FormEvent) => {
     e.preventDefault();
-    if (!parsed.ok || handler === '') return;
+    if (!parsed.ok || !labels.ok || handler === '') return;
     setBusy(true);
     setError(null);
     client
-      .startRun({ name: handler, input: parsed.value })
+      .startRun({ name: handler, input: parsed.value, labels: labels.value })
       .then((run) => onStarted(run.id))
       .catch((err: unknown) => setError(messageOf(err)))
       .finally(() => setBusy(false));
@@ -84,13 +97,28 @@ export function StartRunForm({ onStarted, onClose }: { onStarted: (runId: string
       <p id={inputHelp} className={parsed.ok ? 'muted' : 'invalid'} role={parsed.ok ? undefined : 'alert'}>
         {parsed.ok ? 'Passed to the handler as its input; leave empty for none.' : `Not valid JSON: ${parsed.error}`}
       </p>
+      <label>
+        Labels
+        <input
+          aria-label="run labels (key=value, comma separated)"
+          aria-invalid={!labels.ok}
+          placeholder="key=value, key2=value2"
+          value={labelsText}
+          onChange={(e) => setLabelsText(e.target.value)}
+        />
+      </label>
+      {!labels.ok && (
+        <p className="invalid" role="alert">
+          {labels.error}
+        </p>
+      )}
       {error && (
         <p className="invalid" role="alert">
           {error}
         </p>
       )}
       <div className="actions">
-        <button type="submit" className="primary" disabled={busy || !parsed.ok || handler === ''}>
+        <button type="submit" className="primary" disabled={busy || !parsed.ok || !labels.ok || handler === ''}>
           {busy ? 'Starting…' : 'Start'}
         </button>
       </div>

@@ -17,7 +17,7 @@ const OBSERVERS_REFRESH_MS = 5000;
 
 export function RunPage({ id }: { id: string }) {
   const { run, snapshot, events, connection, error } = useRun(id);
-  const live = run !== null && !isTerminalStatus(run.status) && !snapshot?.terminal;
+  const live = run !== null && !isTerminalStatus(run.status) && !snapshot.terminal;
   const now = useNow(live);
   const observers = useObservers(id, live);
   const [actionError, setActionError] = useState<string | null>(null);
@@ -47,7 +47,10 @@ export function RunPage({ id }: { id: string }) {
       setActionError(`${what} failed: ${messageOf(err)}`);
     }
   };
-  const s = snapshot ?? run.snapshot;
+  // While the watcher replays the log after a (re)load, its snapshot is behind
+  // the one the server persisted; show whichever is further along, so a
+  // reload never shows lower numbers than before it (field note 4).
+  const s = snapshot.seq >= run.seq ? snapshot : run.snapshot;
   // The snapshot's terminal entry arrives with the stream, before the run's
   // own fields are re-read; it is the same terminal event, so show it at once.
   const status = s.terminal?.status ?? run.status;

@@ -1,5 +1,4 @@
 import { useState, type FormEvent } from 'react';
-import { useRuns } from '@runtrail/client/react';
 import { RunStatus, type Run } from '@runtrail/protocol';
 import { messageOf } from '../client.js';
 import { ConnectionIndicator } from '../components/ConnectionIndicator.js';
@@ -9,8 +8,7 @@ import { StatusBadge } from '../components/StatusBadge.js';
 import { formatDuration, formatTime } from '../format.js';
 import { Link, navigate } from '../router.js';
 import { useNow } from '../use-now.js';
-
-const PAGE_SIZE = 25;
+import { useRunsPage } from '../use-runs-page.js';
 
 interface Filter {
   status: RunStatus | '';
@@ -27,13 +25,22 @@ export function RunsPage() {
   const [starting, setStarting] = useState(false);
   const cursor = cursors[cursors.length - 1];
 
-  const { runs, nextCursor, connection, error } = useRuns({
-    ...(filter.status ? { status: filter.status } : {}),
-    ...(filter.name ? { name: filter.name } : {}),
-    ...(filter.label ? { label: filter.label } : {}),
-    ...(cursor ? { cursor } : {}),
-    limit: PAGE_SIZE,
-  });
+  const { runs, connection, error, hasOlder, olderCursor } = useRunsPage(
+    {
+      ...(filter.status ? { status: filter.status } : {}),
+      ...(filter.name ? { name: filter.name } : {}),
+      ...(filter.label ? { label: filter.label } : {}),
+    },
+    cursor,
+  );
+  const [pageError, setPageError] = useState<string | null>(null);
+  const older = () => {
+    setPageError(null);
+    olderCursor().then(
+      (next) => next && setCursors((c) => [...c, next]),
+      (err: unknown) => setPageError(`could not read older runs: ${messageOf(err)}`),
+    );
+  };
   const anyRunning = runs.some((r) => r.status === 'running');
   const now = useNow(anyRunning);
 
@@ -95,9 +102,9 @@ export function RunsPage() {
         </button>
       </form>
 
-      {error && (
+      {(error || pageError) && (
         <p className="invalid" role="alert">
-          {messageOf(error)}
+          {pageError ?? messageOf(error)}
         </p>
       )}
 
@@ -137,8 +144,8 @@ export function RunsPage() {
         <span className="muted">page {cursors.length}</span>
         <button
           type="button"
-          disabled={!nextCursor}
-          onClick={() => nextCursor && setCursors((c) => [...c, nextCursor])}
+          disabled={!hasOlder}
+          onClick={older}
           aria-label="older runs"
         >
           Older →

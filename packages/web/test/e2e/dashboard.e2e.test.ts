@@ -8,10 +8,12 @@ import {
   collectConsoleErrors,
   counters,
   launchChromium,
+  progressPercent,
   screenshot,
   spawnServer,
   stopServer,
   waitFor,
+  writeScreenshots,
   type ServerProcess,
 } from './harness.js';
 
@@ -22,7 +24,7 @@ interface ApiRun {
 }
 
 /** Start the demo pipeline from the Runs page and land on its run page; returns the run id. */
-async function startDemoRun(page: Page, input: object): Promise<string> {
+async function startDemoRun(page: Page, input: object, labels: string): Promise<string> {
   await page.getByRole('button', { name: 'Start run' }).click();
   const handler = page.getByLabel('handler', { exact: true });
   await waitFor('the demo handler to be offered', async () =>
@@ -34,6 +36,7 @@ async function startDemoRun(page: Page, input: object): Promise<string> {
   await expect(page.getByRole('button', { name: 'Start', exact: true }).isDisabled()).resolves.toBe(true);
   await page.getByText('Not valid JSON').waitFor();
   await editor.fill(JSON.stringify(input));
+  await page.getByLabel('run labels (key=value, comma separated)').fill(labels);
   await page.getByRole('button', { name: 'Start', exact: true }).click();
   const id = await waitFor('the run page to open', () => /\/runs\/([^/]+)$/.exec(new URL(page.url()).pathname)?.[1]);
   await page.getByRole('heading', { name: 'demo-pipeline' }).waitFor();
@@ -71,7 +74,7 @@ describe('the dashboard in a real browser', () => {
     await page.getByText('No runs yet').waitFor();
 
     // Run 1: watch it move, reload mid-run, see it end with the server's numbers.
-    const first = await startDemoRun(page, { docs: 60, latencyMs: 120, concurrency: 6, failureRate: 0.15 });
+    const first = await startDemoRun(page, { docs: 100, latencyMs: 150, concurrency: 6, failureRate: 0.15 }, 'suite=smoke, model=mixed');
     await waitFor('the OK counter to rise', async () => (await counters(page)).ok > 0);
     const label = await waitFor('an in-flight call label', async () => {
       const text = await page.getByTestId('in-flight').locator('.call-label').first().textContent({ timeout: 200 });
@@ -79,7 +82,10 @@ describe('the dashboard in a real browser', () => {
     });
     expect(label).toMatch(/^Evaluating doc_\d+ with /);
     await page.getByTestId('metric-latency_ms').waitFor();
-    await screenshot(page, 'run');
+    await page.getByTestId('metric-accuracy').waitFor();
+    // A third of the way in, a reload has hundreds of events to replay.
+    await waitFor('the run to be a third done', async () => (await progressPercent(page)) >= 30);
+    await screenshot(page, 'run', { fullPage: true });
 
     expect(await status(page)).toBe('running');
     const beforeReload = await counters(page);
@@ -98,12 +104,12 @@ describe('the dashboard in a real browser', () => {
       failed: ended.snapshot.counters.failed,
       retries: ended.snapshot.counters.retries,
     });
-    expect(ended.snapshot.counters.ok + ended.snapshot.counters.failed).toBe(120);
+    expect(ended.snapshot.counters.ok + ended.snapshot.counters.failed).toBe(200);
     await page.getByTestId('in-flight').waitFor({ state: 'detached' });
 
     // Run 2: long; the runs table follows it live, then it is cancelled from its page.
     await page.getByRole('link', { name: '← All runs' }).click();
-    const second = await startDemoRun(page, { docs: 5000, latencyMs: 200, concurrency: 4 });
+    const second = await startDemoRun(page, { docs: 200, latencyMs: 300, concurrency: 4 }, 'suite=nightly');
     await page.getByRole('link', { name: '← All runs' }).click();
     const row = page.locator(`tr[data-run-id="${second}"]`);
     await row.waitFor();
@@ -111,7 +117,20 @@ describe('the dashboard in a real browser', () => {
     const seen = await waitFor('run 2 to show OK calls in the table', async () => ((await okInTable()) > 0 ? okInTable() : null));
     await waitFor('the table to update without a reload', async () => (await okInTable()) > seen);
     expect(await page.locator(`tr[data-run-id="${first}"]`).getByTestId('status').textContent()).toBe('succeeded');
-    await screenshot(page, 'runs');
+    if (writeScreenshots) {
+      const bar = row.getByLabel('progress of demo-pipeline');
+      await waitFor('run 2 to be under way', async () => Number(await bar.getAttribute('value')) >= 10);
+    }
+    await screenshot(page, 'runs', { height: 420 });
+
+    await page.getByLabel('filter by labels (key=value, comma separated)').fill('suite=smoke');
+    await page.getByRole('button', { name: 'Filter', exact: true }).click();
+    await waitFor('only the smoke run to be listed', async () => {
+      const ids = await page.locator('tbody tr[data-run-id]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-run-id')));
+      return ids.length === 1 && ids[0] === first;
+    });
+    await page.getByRole('button', { name: 'Clear', exact: true }).click();
+    await row.waitFor();
 
     await row.getByRole('link', { name: 'demo-pipeline' }).click();
     await page.getByRole('button', { name: 'Cancel run' }).click();

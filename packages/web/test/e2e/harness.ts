@@ -122,8 +122,17 @@ export async function counters(page: Page): Promise<{ ok: number; failed: number
   return { ok: await read('ok'), failed: await read('failed'), retries: await read('retries') };
 }
 
-export async function screenshot(page: Page, name: string): Promise<void> {
+/** Save what the page shows for the README (only when asked, see writeScreenshots). */
+export async function screenshot(page: Page, name: string, options: { fullPage?: boolean; height?: number } = {}): Promise<void> {
   if (!writeScreenshots) return;
   mkdirSync(screenshotsDir, { recursive: true });
-  await page.screenshot({ path: `${screenshotsDir}/${name}.png`, fullPage: false });
+  const viewport = page.viewportSize();
+  if (options.height !== undefined && viewport) await page.setViewportSize({ ...viewport, height: options.height });
+  await page.screenshot({ path: `${screenshotsDir}/${name}.png`, fullPage: options.fullPage ?? false });
+  if (options.height !== undefined && viewport) await page.setViewportSize(viewport);
+}
+
+/** The run page's progress in percent, from the bar's value. */
+export async function progressPercent(page: Page): Promise<number> {
+  return Number(await page.getByLabel('run progress').getAttribute('value', { timeout: 1000 }));
 }

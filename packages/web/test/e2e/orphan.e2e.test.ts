@@ -45,7 +45,7 @@ describe('the dashboard when its server dies', () => {
       (await handler.locator('option').allTextContents()).includes('demo-pipeline'),
     );
     await handler.selectOption('demo-pipeline');
-    await page.getByLabel('run input as JSON').fill(JSON.stringify({ docs: 5000, latencyMs: 200 }));
+    await page.getByLabel('run input as JSON').fill(JSON.stringify({ docs: 200, latencyMs: 300 }));
     await page.getByRole('button', { name: 'Start', exact: true }).click();
     await waitFor('the run page to open', () => new URL(page.url()).pathname.startsWith('/runs/'));
     await waitFor('the run to be executing', async () => (await counters(page)).ok > 0);

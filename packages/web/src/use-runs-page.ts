@@ -1,0 +1,104 @@
+import { useEffect, useState } from 'react';
+import { useRuns, type ConnectionState } from '@runtrail/client/react';
+import type { ListRunsQuery, Run, RunStatus } from '@runtrail/protocol';
+import { client } from './client.js';
+
+export const PAGE_SIZE = 25;
+const POLL_MS = 2000;
+const MAX_POLL_BACKOFF_MS = 10_000;
+
+export interface RunsFilterInput {
+  status?: RunStatus;
+  name?: string;
+  /** `key=value`, comma-separated pairs that must all match. */
+  label?: string;
+}
+
+export interface RunsPage {
+  runs: readonly Run[];
+  connection: ConnectionState;
+  error: Error | null;
+  /** Whether older runs may exist past this page. */
+  hasOlder: boolean;
+  /** The cursor of the page after this one (asks the server when the page is the live one). */
+  olderCursor(): Promise<string | null>;
+}
+
+/**
+ * One page of the runs table. The newest page without a label filter is the
+ * SDK's live list (`useRuns`: pushed changes); the live subscription has no
+ * label filter or cursor, so a label-filtered or older page is the same
+ * list API re-read every POLL_MS, and says so ('polling').
+ */
+export function useRunsPage(filter: RunsFilterInput, cursor: string | undefined): RunsPage {
+  const { status, name, label } = filter;
+  const paged = label !== undefined || cursor !== undefined;
+  const live = useRuns({ ...(status ? { status } : {}), ...(name ? { name } : {}) }, { limit: PAGE_SIZE });
+  const query: ListRunsQuery = {
+    ...(status ? { status } : {}),
+    ...(name ? { name } : {}),
+    ...(label ? { label } : {}),
+    ...(cursor ? { cursor } : {}),
+    limit: PAGE_SIZE,
+  };
+  const polled = usePolledList(paged ? query : null);
+
+  if (!paged) {
+    return {
+      runs: live.runs,
+      connection: live.connection,
+      error: live.error,
+      hasOlder: live.runs.length >= PAGE_SIZE,
+      olderCursor: async () => (await client.listRuns(query)).nextCursor,
+    };
+  }
+  return {
+    runs: polled.runs,
+    connection: polled.connection,
+    error: polled.error,
+    hasOlder: polled.nextCursor !== null,
+    olderCursor: async () => polled.nextCursor,
+  };
+}
+
+interface PolledList {
+  runs: readonly Run[];
+  nextCursor: string | null;
+  connection: ConnectionState;
+  error: Error | null;
+}
+
+const IDLE: PolledList = { runs: [], nextCursor: null, connection: 'connecting', error: null };
+
+function usePolledList(query: ListRunsQuery | null): PolledList {
+  const [state, setState] = useState<PolledList>(IDLE);
+  const key = query === null ? null : JSON.stringify(query);
+  useEffect(() => {
+    setState(IDLE);
+    if (key === null) return;
+    const q = JSON.parse(key) as ListRunsQuery;
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let failures = 0;
+    const read = () => {
+      client.listRuns(q).then(
+        (res) => {
+          failures = 0;
+          if (!stopped) setState({ runs: res.runs, nextCursor: res.nextCursor, connection: 'polling', error: null });
+        },
+        (err: unknown) => {
+          failures++;
+          if (!stopped) setState((s) => ({ ...s, connection: 'reconnecting', error: err instanceof Error ? err : new Error(String(err)) }));
+        },
+      ).finally(() => {
+        if (!stopped) timer = setTimeout(read, Math.min(MAX_POLL_BACKOFF_MS, POLL_MS * 2 ** failures));
+      });
+    };
+    read();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }, [key]);
+  return key === null ? IDLE : state;
+}
