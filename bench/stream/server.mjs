@@ -9,6 +9,7 @@
 // All three take the producer's appends on the same route and body
 // (POST /api/v1/runs/:id/events {events:[...]}) so the producer is identical.
 import { createServer } from 'node:http';
+import v8 from 'node:v8';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -160,7 +161,9 @@ serveRpc({
       await new Promise((r) => setTimeout(r, 50));
     }
     const m = process.memoryUsage();
-    return { rss: m.rss, heapUsed: m.heapUsed, external: m.external };
+    // Space sizes tell a per-connection cost from a one-off growth of V8's young generation.
+    const spaces = Object.fromEntries(v8.getHeapSpaceStatistics().map((sp) => [sp.space_name, sp.space_size]));
+    return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, spaces };
   },
   close: async () => {
     await closeServer();
