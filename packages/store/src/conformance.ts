@@ -684,6 +684,24 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect((await store.listRuns({ status: 'queued' })).runs).toEqual([]);
       });
 
+      it('creates one run per idempotency key when 4 creators race with the same keys', async () => {
+        const keys = Array.from({ length: 30 }, (_, i) => `race-${i}`);
+        const results = await runConcurrently(
+          opened.location,
+          createTask,
+          [0, 1, 2, 3].map(() => ({ ids: keys.map(() => uuidv7()), keys, now: T0 })),
+          options.worker,
+          open,
+          extra,
+        );
+        for (const [k] of keys.entries()) {
+          const answers = results.map((r) => r[k]!);
+          expect(new Set(answers.map(([id]) => id)).size, keys[k]).toBe(1);
+          expect(answers.filter(([, created]) => created), keys[k]).toHaveLength(1);
+        }
+        expect((await store.listRuns({ limit: 200 })).runs).toHaveLength(keys.length);
+      });
+
       it('stores a retried batch once: same ids, same seqs, no duplicates', async () => {
         const run = await create();
         const batch: EventInput[] = Array.from({ length: 200 }, (_, i) => ({ id: `b-${i}`, type: 'counter', data: { name: 'n', delta: 1 } }));
@@ -751,6 +769,16 @@ async function produceTask(
     i += size;
   }
   return seqs;
+}
+
+/** A creator: creates runs with the given idempotency keys; returns [id, created] per key. */
+async function createTask(store: RunStore, args: { ids: string[]; keys: string[]; now: number }): Promise<Array<[string, boolean]>> {
+  const out: Array<[string, boolean]> = [];
+  for (const [i, key] of args.keys.entries()) {
+    const { run, created } = await store.createRun({ id: args.ids[i]!, name: 'idem', now: args.now, leaseTtlMs: 30_000, idempotencyKey: key });
+    out.push([run.id, created]);
+  }
+  return out;
 }
 
 /** A claimer: claims one queued run at a time until none is left; returns the ids it got. */

@@ -125,6 +125,17 @@ describe('HTTP API: routes', () => {
     expectError(other, 409, 'idempotency_conflict');
   });
 
+  it('POST /runs sent 10 times at once with one Idempotency-Key creates one run', async () => {
+    const key = `burst-${Date.now()}`;
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () => request<Run>('POST', url('createRun', {}), { name: 'burst' }, { 'idempotency-key': key })),
+    );
+    expect(answers.filter((a) => a.status === 201)).toHaveLength(1);
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(9);
+    expect(new Set(answers.map((a) => a.body.id)).size).toBe(1);
+    expect((await request('GET', url('listRuns', {}, { name: 'burst' }))).body.runs).toHaveLength(1);
+  });
+
   it('GET /runs lists newest first with filters, and pages with a cursor without overlap or gap', async () => {
     const parent = await createRun({ name: 'pipeline-list' });
     const children: Run[] = [];
