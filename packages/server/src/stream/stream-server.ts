@@ -44,8 +44,11 @@ export class StreamServer {
       const after = sseAfter(request.headers['last-event-id'], query.after);
       const run = await deps.store.getRun(runId);
       if (!run) throw new RuntrailError('run_not_found', `run ${runId} does not exist; create it first, then subscribe`, { runId });
+      // Fastify answers HEAD with the GET handler; a HEAD must not open a stream that never ends.
+      if (request.method === 'HEAD') return reply.header('content-type', 'text/event-stream; charset=utf-8').send();
       reply.hijack();
       this.add(new SseConnection(reply.raw, runId, after, deps, (c) => this.remove(c)));
+      return undefined;
     });
 
     this.timer = setInterval(() => {

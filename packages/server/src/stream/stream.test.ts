@@ -364,3 +364,56 @@ describe('slow consumer', () => {
     expect(isExactRange(slow.seqs(run.id), 0, total)).toBe(true);
   });
 });
+
+describe('SSE slow consumer', () => {
+  test('an SSE reader that stops reading keeps the server buffer bounded and catches up with no gap', async () => {
+    const sendBufferBytes = 64 * 1024;
+    const s = await server({ sendBufferBytes });
+    const { run } = await s.runs.create({ name: 'sse-firehose' });
+    const http = await import('node:http');
+    const seqs: number[] = [];
+    const parser = new SseParser();
+    let response: import('node:http').IncomingMessage | null = null;
+    const request = http.get(sseUrl(s, run.id, 0), (res) => {
+      response = res;
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        for (const r of parser.push(chunk)) if (r.event === 'run-event') seqs.push(Number(r.id));
+      });
+    });
+    cleanups.push(() => request.destroy());
+    await waitFor(() => response !== null && s.stream.stats().connections.sse === 1);
+    response!.pause();
+    const total = 40_000;
+    for (let done = 0; done < total; done += 2000) {
+      await s.runs.appendEvents(
+        run.id,
+        Array.from({ length: 2000 }, (_, i) => ({ type: 'log' as const, data: { level: 'info' as const, message: `${done + i} ${'y'.repeat(300)}` } })),
+      );
+    }
+    await waitFor(() => s.stream.stats().blockedConnections === 1, { what: 'the SSE connection hit its bound' });
+    expect(s.stream.stats().peakQueuedBytes).toBeLessThanOrEqual(sendBufferBytes + 2 * TARGET_FRAME_BYTES);
+    expect(seqs.length).toBeLessThan(total);
+    response!.resume();
+    await waitFor(() => seqs.length >= total, { timeoutMs: 20_000, what: 'SSE reader caught up' });
+    expect(isExactRange(seqs, 0, total)).toBe(true);
+  });
+});
+
+describe('shutdown', () => {
+  test('closing the server ends open WebSocket and SSE streams at once instead of waiting for them', async () => {
+    const s = await startTestServer();
+    const { run } = await s.runs.create({ name: 'open-streams' });
+    const c = new RawWsClient(wsUrl(s));
+    await c.opened();
+    c.send({ op: 'subscribe', runId: run.id, after: 0 });
+    const sse = sseClient(sseUrl(s, run.id));
+    await waitFor(() => s.stream.stats().connections.ws === 1 && s.stream.stats().connections.sse === 1);
+    const closed = new Promise<number>((resolve) => c.ws.once('close', (code) => resolve(code)));
+    const t0 = Date.now();
+    await s.cleanup();
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(await closed).toBe(1001);
+    await waitFor(() => sse.state.closed, { what: 'SSE stream ended' });
+  });
+});
