@@ -1,5 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +10,8 @@ import {
   screenshot,
   spawnServer,
   stopServer,
-  waitFor,
+  tempDir,
+  waitUntil,
   writeScreenshots,
   type ServerProcess,
 } from './harness.js';
@@ -27,64 +26,84 @@ interface ApiRun {
 async function startDemoRun(page: Page, input: object, labels: string): Promise<string> {
   await page.getByRole('button', { name: 'Start run' }).click();
   const handler = page.getByLabel('handler', { exact: true });
-  await waitFor('the demo handler to be offered', async () =>
-    (await handler.locator('option').allTextContents()).includes('demo-pipeline'),
-  );
+  await waitUntil(async () => (await handler.locator('option').allTextContents()).includes('demo-pipeline'), {
+    what: 'the demo handler to be offered',
+  });
   await handler.selectOption('demo-pipeline');
   const editor = page.getByLabel('run input as JSON');
   await editor.fill('{"docs": ');
-  await expect(page.getByRole('button', { name: 'Start', exact: true }).isDisabled()).resolves.toBe(true);
   await page.getByText('Not valid JSON').waitFor();
+  expect(await page.getByRole('button', { name: 'Start', exact: true }).isDisabled()).toBe(true);
   await editor.fill(JSON.stringify(input));
   await page.getByLabel('run labels (key=value, comma separated)').fill(labels);
   await page.getByRole('button', { name: 'Start', exact: true }).click();
-  const id = await waitFor('the run page to open', () => /\/runs\/([^/]+)$/.exec(new URL(page.url()).pathname)?.[1]);
+  const id = await waitUntil(() => /^\/runs\/([^/]+)$/.exec(new URL(page.url()).pathname)?.[1], {
+    what: 'the run page to open',
+  });
   await page.getByRole('heading', { name: 'demo-pipeline' }).waitFor();
   return id;
 }
 
-async function status(page: Page): Promise<string | null> {
+function status(page: Page): Promise<string | null> {
   return page.locator('.run-head').getByTestId('status').textContent();
 }
 
+async function cancelFromPage(page: Page): Promise<void> {
+  await page.getByRole('button', { name: 'Cancel run' }).click();
+  await page.getByRole('button', { name: 'Yes, cancel it' }).click();
+  await waitUntil(async () => (await status(page)) === 'cancelled', { what: 'the run to end cancelled', timeoutMs: 20_000 });
+}
+
+/**
+ * One server and one page for the whole story, as a user would live it:
+ * the tests run in order and share the runs they start.
+ */
 describe('the dashboard in a real browser', () => {
-  let dir: string;
+  const dir = tempDir('runtrail-web-e2e-');
   let server: ServerProcess | null = null;
   let browser: Browser;
+  let page: Page;
+  let errors: string[];
+  const runs: { first?: string; second?: string } = {};
+
+  const api = async (id: string): Promise<{ status: number; body: ApiRun }> => {
+    const res = await fetch(`${server!.url}/api/v1/runs/${id}`);
+    return { status: res.status, body: (await res.json()) as ApiRun };
+  };
 
   beforeAll(async () => {
     assertBuilt();
-    dir = mkdtempSync(join(tmpdir(), 'runtrail-web-e2e-'));
-    server = await spawnServer({ dataDir: join(dir, 'data'), node: 'e2e-dashboard' });
+    server = await spawnServer({ dataDir: join(dir.path, 'data'), node: 'e2e-dashboard' });
     browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    errors = collectConsoleErrors(page);
   });
 
   afterAll(async () => {
     await browser?.close();
     await stopServer(server);
-    rmSync(dir, { recursive: true, force: true });
+    dir.remove();
   });
 
-  it('starts a demo run, shows it live across a reload, ends with the server’s counters, and cancels another', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    const errors = collectConsoleErrors(page);
-    const api = async (id: string) => (await (await fetch(`${server!.url}/api/v1/runs/${id}`)).json()) as ApiRun;
-
+  it('starts a demo run from the UI, shows it live across a reload, and ends with the server’s counters', async () => {
     await page.goto(`${server!.url}/`);
     await page.getByText('No runs yet').waitFor();
 
-    // Run 1: watch it move, reload mid-run, see it end with the server's numbers.
     const first = await startDemoRun(page, { docs: 100, latencyMs: 150, concurrency: 6, failureRate: 0.15 }, 'suite=smoke, model=mixed');
-    await waitFor('the OK counter to rise', async () => (await counters(page)).ok > 0);
-    const label = await waitFor('an in-flight call label', async () => {
-      const text = await page.getByTestId('in-flight').locator('.call-label').first().textContent({ timeout: 200 });
-      return text && /^Evaluating doc_\d+ with \S+/.test(text) ? text : null;
-    });
+    runs.first = first;
+    await waitUntil(async () => (await counters(page)).ok > 0, { what: 'the OK counter to rise' });
+    const label = await waitUntil(
+      async () => {
+        const text = await page.getByTestId('in-flight').locator('.call-label').first().textContent({ timeout: 200 });
+        return text && /^Evaluating doc_\d+ with \S+/.test(text) ? text : null;
+      },
+      { what: 'an in-flight call label' },
+    );
     expect(label).toMatch(/^Evaluating doc_\d+ with /);
     await page.getByTestId('metric-latency_ms').waitFor();
     await page.getByTestId('metric-accuracy').waitFor();
     // A third of the way in, a reload has hundreds of events to replay.
-    await waitFor('the run to be a third done', async () => (await progressPercent(page)) >= 30);
+    await waitUntil(async () => (await progressPercent(page)) >= 30, { what: 'the run to be a third done' });
     await screenshot(page, 'run', { fullPage: true });
 
     expect(await status(page)).toBe('running');
@@ -96,8 +115,8 @@ describe('the dashboard in a real browser', () => {
     expect(afterReload.failed).toBeGreaterThanOrEqual(beforeReload.failed);
     expect(afterReload.retries).toBeGreaterThanOrEqual(beforeReload.retries);
 
-    await waitFor('run 1 to succeed', async () => (await status(page)) === 'succeeded', { timeoutMs: 60_000 });
-    const ended = await api(first);
+    await waitUntil(async () => (await status(page)) === 'succeeded', { what: 'run 1 to succeed', timeoutMs: 60_000 });
+    const ended = (await api(first)).body;
     expect(ended.status).toBe('succeeded');
     expect(await counters(page)).toEqual({
       ok: ended.snapshot.counters.ok,
@@ -106,46 +125,114 @@ describe('the dashboard in a real browser', () => {
     });
     expect(ended.snapshot.counters.ok + ended.snapshot.counters.failed).toBe(200);
     await page.getByTestId('in-flight').waitFor({ state: 'detached' });
+  });
 
-    // Run 2: long; the runs table follows it live, then it is cancelled from its page.
+  it('filters the event log by type and by text', async () => {
+    const rowsText = (selector: string) => page.locator(`.log-row ${selector}`).allTextContents();
+    await page.getByLabel('filter events by type').selectOption('phase');
+    await waitUntil(async () => {
+      const types = await rowsText('.log-type');
+      return types.length > 0 && types.every((t) => t === 'phase');
+    }, { what: 'only phase events to be listed' });
+    await page.getByLabel('filter events by type').selectOption('');
+    await page.getByLabel('filter events by text').fill('doc_042');
+    await waitUntil(async () => {
+      const lines = await rowsText('.log-data');
+      return lines.length > 0 && lines.every((l) => l.includes('doc_042'));
+    }, { what: 'only events about doc_042 to be listed' });
+    await page.getByLabel('filter events by text').fill('');
+  });
+
+  it('follows a second run live in the runs table, filters by label, shows its child runs, and cancels it', async () => {
     await page.getByRole('link', { name: '← All runs' }).click();
     const second = await startDemoRun(page, { docs: 200, latencyMs: 300, concurrency: 4 }, 'suite=nightly');
+    runs.second = second;
     await page.getByRole('link', { name: '← All runs' }).click();
     const row = page.locator(`tr[data-run-id="${second}"]`);
     await row.waitFor();
     const okInTable = async () => Number(await row.locator('.counters-cell .ok').textContent());
-    const seen = await waitFor('run 2 to show OK calls in the table', async () => ((await okInTable()) > 0 ? okInTable() : null));
-    await waitFor('the table to update without a reload', async () => (await okInTable()) > seen);
-    expect(await page.locator(`tr[data-run-id="${first}"]`).getByTestId('status').textContent()).toBe('succeeded');
+    const seen = await waitUntil(async () => ((await okInTable()) > 0 ? okInTable() : null), {
+      what: 'run 2 to show OK calls in the table',
+    });
+    await waitUntil(async () => (await okInTable()) > seen, { what: 'the table to update without a reload' });
+    expect(await page.locator(`tr[data-run-id="${runs.first}"]`).getByTestId('status').textContent()).toBe('succeeded');
     if (writeScreenshots) {
       const bar = row.getByLabel('progress of demo-pipeline');
-      await waitFor('run 2 to be under way', async () => Number(await bar.getAttribute('value')) >= 10);
+      await waitUntil(async () => Number(await bar.getAttribute('value')) >= 10, { what: 'run 2 to be under way' });
     }
     await screenshot(page, 'runs', { height: 420 });
 
     await page.getByLabel('filter by labels (key=value, comma separated)').fill('suite=smoke');
     await page.getByRole('button', { name: 'Filter', exact: true }).click();
-    await waitFor('only the smoke run to be listed', async () => {
+    await waitUntil(async () => {
       const ids = await page.locator('tbody tr[data-run-id]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-run-id')));
-      return ids.length === 1 && ids[0] === first;
-    });
+      return ids.length === 1 && ids[0] === runs.first;
+    }, { what: 'only the smoke run to be listed' });
     await page.getByRole('button', { name: 'Clear', exact: true }).click();
     await row.waitFor();
 
     await row.getByRole('link', { name: 'demo-pipeline' }).click();
-    await page.getByRole('button', { name: 'Cancel run' }).click();
-    await page.getByRole('button', { name: 'Yes, cancel it' }).click();
-    await waitFor('run 2 to end cancelled', async () => (await status(page)) === 'cancelled', { timeoutMs: 20_000 });
-    expect((await api(second)).status).toBe('cancelled');
+    const child = (await (
+      await fetch(`${server!.url}/api/v1/runs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'experiment-1', parentId: second }),
+      })
+    ).json()) as ApiRun;
+    const childItem = page.locator('.children li').filter({ hasText: 'experiment-1' });
+    await childItem.waitFor();
+    const finished = await fetch(`${server!.url}/api/v1/runs/${child.id}/finish`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ status: 'succeeded' }),
+    });
+    expect(finished.ok).toBe(true);
+    await waitUntil(async () => (await childItem.getByTestId('status').textContent()) === 'succeeded', {
+      what: 'the child run to show its end live',
+    });
+
+    await cancelFromPage(page);
+    expect((await api(second)).body.status).toBe('cancelled');
     expect(await page.getByTestId('error-kind').textContent()).toBe('cancelled');
+  });
 
-    // The same page on a phone: nothing may overflow sideways.
+  it('retries a cancelled run as a new linked run, and deletes an ended run after asking', async () => {
+    await page.getByRole('button', { name: 'Retry' }).click();
+    const retry = await waitUntil(
+      () => {
+        const id = /^\/runs\/([^/]+)$/.exec(new URL(page.url()).pathname)?.[1];
+        return id && id !== runs.second ? id : null;
+      },
+      { what: 'the retry’s page to open' },
+    );
+    await page.getByRole('link', { name: 'earlier run' }).waitFor();
+    await cancelFromPage(page);
+
+    await page.getByRole('link', { name: '← All runs' }).click();
+    await page.locator(`tr[data-run-id="${runs.first}"]`).getByRole('link', { name: 'demo-pipeline' }).click();
+    await page.getByRole('button', { name: 'Delete run' }).click();
+    await page.getByRole('button', { name: 'Keep it' }).click();
+    expect((await api(runs.first!)).status).toBe(200);
+    await page.getByRole('button', { name: 'Delete run' }).click();
+    await page.getByRole('button', { name: 'Yes, delete it' }).click();
+    await waitUntil(() => new URL(page.url()).pathname === '/', { what: 'the runs page after the delete' });
+    await page.locator(`tr[data-run-id="${retry}"]`).waitFor();
+    expect(await page.locator(`tr[data-run-id="${runs.first}"]`).count()).toBe(0);
+    expect((await api(runs.first!)).status).toBe(404);
+  });
+
+  it('fits a phone screen without sideways scrolling', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
-    await page.getByTestId('counter-ok').waitFor();
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    expect(overflow).toBeLessThanOrEqual(0);
+    for (const path of ['/', `/runs/${runs.second}`]) {
+      await page.goto(`${server!.url}${path}`);
+      await page.locator('main').waitFor();
+      await page.locator('.runs-table, .run-head').first().waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow, path).toBeLessThanOrEqual(0);
+    }
+  });
 
+  it('logged no console errors through all of the above', () => {
     expect(errors).toEqual([]);
-    await page.close();
   });
 });

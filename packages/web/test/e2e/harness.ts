@@ -2,11 +2,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { waitUntil } from '../../../../test-support/index.js';
+
+export { tempDir, waitUntil } from '../../../../test-support/index.js';
 
 /**
  * What the dashboard's end-to-end tests share: the real `runtrail` binary in
- * a child process, Debian's Chromium driven by playwright-core, and a
- * deadline-bound `waitFor` instead of sleeps.
+ * a child process and Debian's Chromium driven by playwright-core; waits
+ * are conditions with deadlines (`waitUntil`), never sleeps.
  */
 
 export const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -25,28 +28,6 @@ export function assertBuilt(): void {
     if (!existsSync(file)) {
       throw new Error(`${what} is not built (${file} missing); run \`npm run build\` (npm test does it first)`);
     }
-  }
-}
-
-export async function waitFor<T>(
-  what: string,
-  check: () => T | Promise<T>,
-  { timeoutMs = 15_000, intervalMs = 50 }: { timeoutMs?: number; intervalMs?: number } = {},
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== null && value !== undefined && value !== false) return value as NonNullable<T>;
-      last = value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last instanceof Error ? last.message : String(last)})`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
 
@@ -83,13 +64,12 @@ export async function spawnServer(options: { dataDir: string; node: string; port
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let gone = false;
   void exited.then(() => (gone = true));
-  const url = await waitFor(
-    'the server to listen',
+  const url = await waitUntil(
     () => {
       if (gone) throw new Error(`runtrail serve exited early:\n${out}`);
       return /runtrail serving on (http:\/\/\S+)/.exec(out)?.[1];
     },
-    { timeoutMs: 20_000 },
+    { what: 'the server to listen', timeoutMs: 20_000 },
   );
   return { url, port: Number(new URL(url).port), child, output: () => out, exited };
 }
