@@ -735,7 +735,7 @@ type Task<A, R> = (store: RunStore, args: A) => Promise<R>;
  * sends one batch twice as a producer does when it lost the answer. Returns
  * the seq of each of its events.
  */
-async function produceTask(
+export async function produceTask(
   store: RunStore,
   args: { runId: string; p: number; perProducer: number; batchSizes: number[] },
 ): Promise<number[]> {
@@ -792,7 +792,7 @@ async function claimTask(store: RunStore, args: { owner: Owner; names: string[];
 }
 
 /** Batch sizes cycle so producers interleave at many different points. */
-const BATCH_SIZES = [1, 7, 25, 50, 3, 100, 13];
+export const BATCH_SIZES = [1, 7, 25, 50, 3, 100, 13];
 
 async function runConcurrently<A, R>(
   location: string,

@@ -1,10 +1,13 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runStoreConformance } from '../conformance.js';
+import { foldEvents, type RunEvent } from '@runtrail/protocol';
+import { BATCH_SIZES, produceTask, runStoreConformance } from '../conformance.js';
 import { openStore } from '../open.js';
 import { migrations } from './migrations.js';
 import { SqliteRunStore } from './sqlite-store.js';
@@ -138,6 +141,79 @@ describe('SqliteRunStore specifics', () => {
     const store = openStore({ dataDir });
     try {
       expect((await store.listRuns({})).runs).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('SqliteRunStore across processes', () => {
+  it('4 producer processes on one file append 10,000 events into one run: seq 1..10,000, snapshot == fold', async () => {
+    requireFreshBuild();
+    const dataDir = tempDir();
+    const store = openStore({ dataDir });
+    try {
+      const { run } = await store.createRun({ id: 'shared-run', name: 'multi-process', now: Date.now(), leaseTtlMs: 3_600_000 });
+      const perProducer = 2500;
+      // Each child opens its own SqliteRunStore on the file, says "ready", waits for "go" so all
+      // four contend from the start, runs the same producer as the conformance suite, prints its seqs.
+      const source = `
+        import { createInterface } from 'node:readline';
+        const { openStore } = await import(process.env.STORE_URL);
+        const store = openStore({ dataDir: process.env.DATA_DIR });
+        const lines = createInterface({ input: process.stdin });
+        const go = new Promise((resolve) => lines.once('line', resolve));
+        process.stdout.write('ready\\n');
+        await go;
+        const task = ${produceTask.toString()};
+        const seqs = await task(store, JSON.parse(process.env.ARGS));
+        await store.close();
+        process.stdout.write(JSON.stringify(seqs) + '\\n');
+        lines.close();
+      `;
+      const children = [0, 1, 2, 3].map((p) => {
+        const child = spawn(process.execPath, ['--input-type=module', '-e', source], {
+          env: {
+            ...process.env,
+            STORE_URL: new URL(`file://${built}`).href,
+            DATA_DIR: dataDir,
+            ARGS: JSON.stringify({ runId: run.id, p, perProducer, batchSizes: BATCH_SIZES }),
+          },
+          stdio: ['pipe', 'pipe', 'pipe'],
+        });
+        let stderr = '';
+        child.stderr.on('data', (d) => (stderr += d));
+        const lines = createInterface({ input: child.stdout });
+        const next = () =>
+          new Promise<string>((resolve, reject) => {
+            lines.once('line', resolve);
+            child.once('exit', (code) => reject(new Error(`producer ${p} exited ${code}: ${stderr}`)));
+          });
+        return { child, next };
+      });
+      try {
+        expect(await Promise.all(children.map((c) => c.next()))).toEqual(['ready', 'ready', 'ready', 'ready']);
+        const done = children.map((c) => c.next());
+        for (const c of children) c.child.stdin.write('go\n');
+        const perChild = (await Promise.all(done)).map((line) => JSON.parse(line) as number[]);
+
+        const events: RunEvent[] = [];
+        for (;;) {
+          const page = await store.readEvents(run.id, events.at(-1)?.seq ?? 0, 5000);
+          if (page.length === 0) break;
+          events.push(...page);
+        }
+        expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 4 * perProducer }, (_, i) => i + 1));
+        expect(new Set(events.map((e) => e.id)).size).toBe(4 * perProducer);
+        for (const [p, seqs] of perChild.entries()) {
+          expect(events.filter((e) => e.id!.startsWith(`p${p}-`)).map((e) => e.seq)).toEqual(seqs);
+        }
+        const stored = (await store.getRun(run.id))!;
+        expect(stored.seq).toBe(4 * perProducer);
+        expect(stored.snapshot).toEqual(foldEvents(events));
+      } finally {
+        for (const c of children) if (c.child.exitCode === null) c.child.kill('SIGKILL');
+      }
     } finally {
       await store.close();
     }
