@@ -10,6 +10,7 @@
 //            --set a.observers=300,a.durationMs=3000 (override sizes)  --obs-procs 2
 //            --runtrail-dist /path/to/packages/server/dist (measure another server build)
 //            --no-write (do not overwrite results.md)
+import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -368,6 +369,14 @@ const table = [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}
 const cpuModel = (readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? cpus()[0]?.model ?? 'unknown';
 const machine = `${cpus().length} CPUs (${cpuModel}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Node ${process.version}, ${process.platform} ${process.arch}`;
 const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+const commit = (() => {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: BENCH_DIR, encoding: 'utf8' }).trim();
+  } catch (err) {
+    return `unknown (${err.message.split('\n')[0]})`;
+  }
+})();
+const runtrailBuild = opt('runtrail-dist') ? `${opt('runtrail-dist')} (built from commit ${commit})` : `packages/server/dist at commit ${commit}`;
 
 // Targets for runtrail, checked against the numbers above.
 const checks = [];
@@ -400,7 +409,7 @@ if (!flag('no-write')) {
   const md = `# Live delivery benchmark: runtrail vs plain ws vs Socket.IO
 
 ${date}${quick ? ' (**--quick sizes, not the real measurement**)' : ''}, ${machine}.
-Produced by \`node bench/stream/run.mjs\` (${((Date.now() - startedAt) / 60_000).toFixed(1)} min).
+Produced by \`node bench/stream/run.mjs\` (${((Date.now() - startedAt) / 60_000).toFixed(1)} min); runtrail: ${runtrailBuild}.
 Latency and throughput are medians of ${P.runs} run(s); every other workload ran once.
 
 ${table}
