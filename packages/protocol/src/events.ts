@@ -86,14 +86,14 @@ export const eventDataSchemas = {
     contentType: z.string().max(200).optional(),
     size: z.number().int().nonnegative().optional(),
   }),
-  'run.cancel_requested': z.object({ reason: z.string().max(500).optional() }),
+  'run.cancel_requested': z.object({ reason: z.string().max(8192).optional() }),
   'run.stalled': z.object({
     stallTimeoutMs: z.number().int().positive(),
     lastProgressAt: z.number().nullable(),
   }),
   'run.succeeded': z.object({ output: z.unknown().optional() }),
   'run.failed': z.object({ error: RunError, output: z.unknown().optional() }),
-  'run.cancelled': z.object({ reason: z.string().max(500).optional() }),
+  'run.cancelled': z.object({ reason: z.string().max(8192).optional() }),
 } as const;
 
 export type KnownEventType = keyof typeof eventDataSchemas;

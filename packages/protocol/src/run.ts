@@ -142,7 +142,7 @@ export interface HeartbeatResponse {
   status: RunStatus;
 }
 
-export const CancelRunBody = z.object({ reason: z.string().max(500).optional() });
+export const CancelRunBody = z.object({ reason: z.string().max(8192).optional() });
 export type CancelRunBody = z.infer<typeof CancelRunBody>;
 
 export { RunError };

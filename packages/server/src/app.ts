@@ -1,12 +1,12 @@
 import { join } from 'node:path';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
 import { uuidv7 } from 'uuidv7';
 import { routes } from '@runtrail/protocol';
 import type { RunStore } from '@runtrail/store';
 import type { ServerConfig } from './config.js';
 import { Executor, registerExecutorRoutes } from './executor/index.js';
 import { Hub } from './hub.js';
-import { installErrorHandler } from './http/errors.js';
+import { installErrorHandler, toRuntrailError } from './http/errors.js';
 import { registerMetrics } from './http/metrics.js';
 import { registerRunRoutes } from './http/runs-routes.js';
 import { registerStatic } from './http/static.js';
@@ -45,6 +45,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     logger: { level: config.logLevel, base: { node: config.node } },
     // One log line per request would drown the lines that matter at thousands of appends/s.
     logController: new LogController({ disableRequestLogging: true }),
+    // Errors Fastify raises before routing (a malformed URL) get our error body too.
+    frameworkErrors: (err, _request, reply) => {
+      const mapped = toRuntrailError(err);
+      void (reply as FastifyReply).status(mapped.status).send(mapped.toBody());
+    },
   });
   const hub = new Hub();
   const runs = new RunService({

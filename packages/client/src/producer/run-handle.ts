@@ -1,6 +1,6 @@
 import {
   RuntrailError,
-  eventDataSchemas,
+  isKnownEventType,
   invalidRequest,
   isTerminalStatus,
   validateEventData,
@@ -108,7 +108,7 @@ export class RunHandle {
       );
     }
     const event: EventInput = { type, data: data ?? {}, ts: Date.now(), id: `${this.idPrefix}.${this.nextEventNo++}` };
-    if (type in eventDataSchemas) {
+    if (isKnownEventType(type)) {
       const issues = validateEventData([event], type);
       if (issues.length > 0) throw invalidRequest(`${type} event`, issues);
     } else if (!type.startsWith('x.')) {

@@ -539,6 +539,12 @@ describe('HTTP API: bad input changes nothing and says exactly what is wrong', (
     await unchanged();
   });
 
+  it('answers a malformed URL with 400 invalid_request in the API error body', async () => {
+    const res = await request('GET', '/api/v1/runs/%E0%A4%A');
+    expectError(res, 400, 'invalid_request');
+    await unchanged();
+  });
+
   it('refuses to delete a running run, 409, and keeps it', async () => {
     expectError(await request('DELETE', url('deleteRun', { id: run.id })), 409, 'run_not_terminal');
     await unchanged();
