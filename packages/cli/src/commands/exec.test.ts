@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -113,6 +114,11 @@ describe('runtrail exec', () => {
       const run = (await store.getRun(runIdOf(result.stderr)!))!;
       expect(run.status).toBe('succeeded');
       expect(run.snapshot.counters.named).toEqual({ docs_ok: 2, tokens: 300 });
+      // The whole output, protocol lines included, is kept in the data dir.
+      const log = readFileSync(join(dataDir, 'logs', `${run.id}.log`), 'utf8');
+      expect(log).toContain('processed doc 3\n');
+      expect(log).toContain('[stderr] pipeline finished\n');
+      expect(run.snapshot.artifacts.map((a) => a.name)).toEqual(['output.log']);
     } finally {
       await store.close();
     }

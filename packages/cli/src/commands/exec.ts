@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { constants } from 'node:os';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { RuntrailClient, type RunHandle } from '@runtrail/client';
 import { ProcessStartError, handleSink, runProcess, type ProcessResult } from '@runtrail/client/node';
@@ -16,6 +17,7 @@ interface ExecFlags {
   leaseTtl?: string;
   label?: string[];
   dataDir?: string;
+  logFile?: string;
   quiet?: boolean;
 }
 
@@ -39,6 +41,7 @@ export function registerExec(program: Command): void {
     .option('--lease-ttl <ms>', "the run's lease: if this process dies, the run ends orphaned this long after", '30000')
     .option('--label <k=v>', 'a label of the run (repeatable)', collect, [])
     .option('--data-dir <dir>', 'without --server: keep runs in this data dir (env RUNTRAIL_DATA_DIR; default: a temporary one)')
+    .option('--log-file <path>', "also write the command's whole output here, unthrottled (default with an embedded server and a data dir: <data-dir>/logs/<run id>.log)")
     .option('--quiet', "do not copy the command's output to this terminal")
     .action(async (command: string, args: string[], flags: ExecFlags, cmd: Command) => {
       process.exitCode = await execCommand(command, args, flags, cmd);
@@ -59,6 +62,12 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       leaseTtlMs: positive(flags.leaseTtl, '--lease-ttl') ?? 30_000,
     });
     say(`run ${run.id} on ${url}${embedded?.temporary ? ' (embedded, temporary data dir)' : ''}`);
+    const logFile = flags.logFile
+      ? resolve(flags.logFile)
+      : embedded && !embedded.temporary
+        ? join(embedded.server.config.dataDir, 'logs', `${run.id}.log`)
+        : undefined;
+    if (logFile) run.artifact({ name: 'output.log', uri: pathToFileURL(logFile).href, contentType: 'text/plain' });
 
     // Ctrl-C reaches only our process group (the command has its own): pass it on as a stop.
     const interrupted = new AbortController();
@@ -70,6 +79,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
         sink: handleSink(run),
         signal: AbortSignal.any([interrupted.signal, run.signal]),
         echo: !flags.quiet,
+        ...(logFile ? { logFile } : {}),
         killGraceMs: positive(flags.killGrace, '--kill-grace') ?? 5_000,
         ...optional('timeoutMs', positive(flags.timeout, '--timeout')),
         ...optional('idleTimeoutMs', positive(flags.idleTimeout, '--idle-timeout')),

@@ -158,6 +158,34 @@ describe('server restart', () => {
   });
 });
 
+describe('several reapers', () => {
+  it('two server processes reaping one database end each abandoned run once', async () => {
+    const [a, b] = await Promise.all([
+      startFixtureServer(await freePort(), { RUNTRAIL_NODE: 'node-a' }),
+      startFixtureServer(await freePort(), { RUNTRAIL_NODE: 'node-b' }),
+    ]);
+    const clients = [a, b].map((s) => new RuntrailClient({ url: s.hello.url as string }));
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const run = await clients[i % 2]!.createRun({ name: `abandoned-${i}`, leaseTtlMs: 1000 });
+      run.close(); // never heartbeats again
+      ids.push(run.id);
+    }
+    for (const id of ids) {
+      const run = await waitUntil(
+        async () => {
+          const r = await clients[0]!.getRun(id);
+          return r.status !== 'running' ? r : null;
+        },
+        { what: `run ${id} to be reaped` },
+      );
+      expect(run.error?.kind).toBe('orphaned');
+      const events = await allEvents(clients[1]!, id);
+      expect(events.filter((e) => isTerminalType(e.type))).toHaveLength(1);
+    }
+  });
+});
+
 describe('producer leases', () => {
   let server: RunningServer;
   beforeEach(async () => {
