@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from 'react';
 import { useRun } from '@runtrail/client/react';
 import { isTerminalStatus, type LastError, type RunError, type Snapshot } from '@runtrail/protocol';
 import { client, messageOf } from '../client.js';
+import { Artifacts } from '../components/Artifacts.js';
 import { ChildRuns } from '../components/ChildRuns.js';
 import { ConfirmButton } from '../components/ConfirmButton.js';
 import { ConnectionIndicator } from '../components/ConnectionIndicator.js';
@@ -176,7 +177,7 @@ export function RunPage({ id }: { id: string }) {
       <Phases snapshot={s} now={now} />
       <Metrics snapshot={s} />
       <ChildRuns parentId={run.id} />
-      <Artifacts snapshot={s} />
+      <Artifacts artifacts={s.artifacts} />
       <EventLog events={events} />
     </main>
   );
@@ -382,30 +383,6 @@ function Metrics({ snapshot }: { snapshot: Snapshot }) {
           <MetricChart key={name} name={name} metric={snapshot.metrics[name]!} />
         ))}
       </div>
-    </section>
-  );
-}
-
-function Artifacts({ snapshot }: { snapshot: Snapshot }) {
-  if (snapshot.artifacts.length === 0) return null;
-  return (
-    <section className="panel" aria-labelledby="artifacts-title">
-      <h2 id="artifacts-title">Artifacts ({snapshot.artifacts.length})</h2>
-      <ul className="artifacts">
-        {snapshot.artifacts.map((a) => (
-          <li key={a.seq}>
-            {a.uri ? (
-              <a href={a.uri} target="_blank" rel="noreferrer">
-                {a.name}
-              </a>
-            ) : (
-              a.name
-            )}
-            {a.contentType && <span className="muted"> · {a.contentType}</span>}
-            {a.size !== null && <span className="muted"> · {formatNumber(a.size)} bytes</span>}
-          </li>
-        ))}
-      </ul>
     </section>
   );
 }

@@ -221,6 +221,44 @@ describe('the dashboard in a real browser', () => {
     expect((await api(runs.first!)).status).toBe(404);
   });
 
+  it('lists a run’s artifacts and previews JSON, text and images, linking only to safe URIs', async () => {
+    const post = async (path: string, body: unknown) => {
+      const res = await fetch(`${server!.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      expect(res.ok, path).toBe(true);
+      return res.json() as Promise<{ id: string }>;
+    };
+    const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"><rect width="20" height="20" fill="red"/></svg>';
+    const run = await post('/api/v1/runs', { name: 'report' });
+    await post(`/api/v1/runs/${run.id}/events`, {
+      events: [
+        { type: 'artifact', data: { name: 'summary.json', uri: `data:application/json,${encodeURIComponent('{"accuracy":0.91}')}`, contentType: 'application/json' } },
+        { type: 'artifact', data: { name: 'notes.txt', uri: `data:text/plain,${encodeURIComponent('all good')}`, contentType: 'text/plain' } },
+        { type: 'artifact', data: { name: 'chart.svg', uri: `data:image/svg+xml,${encodeURIComponent(svg)}`, contentType: 'image/svg+xml' } },
+        { type: 'artifact', data: { name: 'sneaky', uri: 'javascript:alert(1)', contentType: 'text/plain' } },
+      ],
+    });
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    await page.getByRole('heading', { name: /Artifacts \(4\)/ }).waitFor();
+
+    await page.getByRole('button', { name: 'preview summary.json' }).click();
+    const json = await page.getByLabel('contents of summary.json').textContent();
+    expect(JSON.parse(json!)).toEqual({ accuracy: 0.91 });
+    expect(json).toContain('\n  "accuracy"');
+    await page.getByRole('button', { name: 'preview notes.txt' }).click();
+    expect(await page.getByLabel('contents of notes.txt').textContent()).toBe('all good');
+    await page.getByRole('button', { name: 'preview chart.svg' }).click();
+    const image = page.getByRole('img', { name: 'chart.svg' });
+    await waitUntil(() => image.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth === 20), {
+      what: 'the image preview to load',
+    });
+    expect(await page.getByRole('link', { name: 'sneaky' }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'preview sneaky' }).count()).toBe(0);
+  });
+
   it('fits a phone screen without sideways scrolling', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     for (const path of ['/', `/runs/${runs.second}`]) {
