@@ -84,8 +84,15 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
         ...optional('timeoutMs', positive(flags.timeout, '--timeout')),
         ...optional('idleTimeoutMs', positive(flags.idleTimeout, '--idle-timeout')),
       });
-      const ended = await end(run, result);
-      say(ended ? `run ${run.id} ${describe(ended)}` : `run ${run.id} was already ended on the server`);
+      if (result.sinkError) say(`some of the command's output was not recorded: ${result.sinkError.message}`);
+      try {
+        const ended = await end(run, result);
+        say(ended ? `run ${run.id} ${describe(ended)}` : `run ${run.id} was already ended on the server`);
+      } catch (err) {
+        // The command ran; its exit code is what scripts calling us depend
+        // on, whether or not the server could be told how it ended.
+        say(`could not record the end of run ${run.id}: ${(err as Error).message}`);
+      }
       return exitCodeOf(result);
     } catch (err) {
       if (!(err instanceof ProcessStartError)) throw err;

@@ -162,6 +162,22 @@ describe('runProcess', () => {
     expect(groupAlive(result.pid)).toBe(false);
   });
 
+  it('a sink that refuses events (a full queue) does not crash the runner; what was lost is reported once', async () => {
+    let calls = 0;
+    const logs: string[] = [];
+    const sink: ProcessSink = {
+      event: () => undefined,
+      log: (message) => {
+        if (++calls === 1) throw new Error('queue full');
+        logs.push(message);
+      },
+    };
+    const result = await runProcess('sh', ['-c', 'echo a; echo b'], { sink, recordMeta: false });
+    expect(result.exitCode).toBe(0);
+    expect(result.sinkError?.message).toBe('queue full');
+    expect(logs).toEqual([`some output of sh -c 'echo a; echo b' was not recorded: queue full`]);
+  });
+
   it('rejects with ProcessStartError when the command does not exist', async () => {
     await expect(runProcess('/no/such/command-xyz', [])).rejects.toBeInstanceOf(ProcessStartError);
   });

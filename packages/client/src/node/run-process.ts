@@ -315,6 +315,15 @@ export function spawnProcess(command: string, args: string[], options: RunProces
         );
       }
       forward((s) => s.log(message, outcome.reason === 'exit' && code === 0 ? 'info' : 'warn'));
+      if (sinkError && sink) {
+        try {
+          // A full queue may have drained by now: say once that output is missing.
+          sink.log(`some output of ${commandLine} was not recorded: ${(sinkError as Error).message}`, 'warn');
+        } catch (err) {
+          // Still refused (the run ended): the result's sinkError tells the caller.
+          void err;
+        }
+      }
       await logFile?.close();
       resolve(outcome);
     };
