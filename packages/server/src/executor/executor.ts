@@ -7,8 +7,8 @@ import type { RunService } from '../runs/run-service.js';
 import { RunContext } from './context.js';
 import { InProcessTransport } from './in-process-transport.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a handler declares its own input type
-export type Handler<Input = any, Output = unknown> = (ctx: RunContext<Input>) => Output | Promise<Output>;
+/** The work behind a run name: gets the run's context, returns its output (or throws to fail it). */
+export type Handler<Input = unknown, Output = unknown> = (ctx: RunContext<Input>) => Output | Promise<Output>;
 
 export type StopKind = 'cancelled' | 'timeout' | 'interrupted' | 'ended';
 
@@ -261,7 +261,7 @@ export class Executor {
       let outcome: { ok: true; output: unknown } | { ok: false; error: unknown };
       try {
         const fresh = await this.runs.store.getRun(run.id);
-        if (fresh?.cancelRequestedAt != null) stop('cancelled', 'cancel requested');
+        if (fresh && fresh.cancelRequestedAt !== null) stop('cancelled', 'cancel requested');
         handle.event('run.started', { node: this.options.node, attempt: run.attempt });
         outcome = { ok: true, output: await handler(ctx) };
       } catch (error) {
