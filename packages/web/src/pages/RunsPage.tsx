@@ -109,7 +109,7 @@ export function RunsPage() {
       )}
 
       <div className="table-wrap">
-        <table className="runs-table">
+        <table className="runs-table" aria-label="runs, newest first">
           <thead>
             <tr>
               <th scope="col">Name</th>
