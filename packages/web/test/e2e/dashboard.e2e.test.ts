@@ -143,7 +143,7 @@ describe('the dashboard in a real browser', () => {
     await page.getByLabel('filter events by text').fill('');
   });
 
-  it('follows a second run live in the runs table, filters by label, shows its child runs, and cancels it', async () => {
+  it('follows a second run and a new one live in the runs table, filters by label, shows child runs, and cancels it', async () => {
     await page.getByRole('link', { name: '← All runs' }).click();
     const second = await startDemoRun(page, { docs: 200, latencyMs: 300, concurrency: 4 }, 'suite=nightly');
     runs.second = second;
@@ -161,6 +161,15 @@ describe('the dashboard in a real browser', () => {
       await waitUntil(async () => Number(await bar.getAttribute('value')) >= 10, { what: 'run 2 to be under way' });
     }
     await screenshot(page, 'runs', { height: 420 });
+
+    const external = await fetch(`${server!.url}/api/v1/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'started-elsewhere' }),
+    });
+    const { id: externalId } = (await external.json()) as ApiRun;
+    await page.locator(`tr[data-run-id="${externalId}"]`).waitFor();
+    expect(await page.locator('tbody tr[data-run-id]').first().getAttribute('data-run-id')).toBe(externalId);
 
     await page.getByLabel('filter by labels (key=value, comma separated)').fill('suite=smoke');
     await page.getByRole('button', { name: 'Filter', exact: true }).click();
