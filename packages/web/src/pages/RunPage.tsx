@@ -68,7 +68,7 @@ export function RunPage({ id }: { id: string }) {
         <div className="run-title">
           <h1>{run.name}</h1>
           <StatusBadge status={status} />
-          <ConnectionIndicator state={connection} observers={observers ?? (run as { observers?: number }).observers ?? null} />
+          <ConnectionIndicator state={connection} observers={observers} />
         </div>
         <dl className="timings">
           <div>

@@ -228,6 +228,13 @@ describe('the dashboard in a real browser', () => {
     await page.locator(`tr[data-run-id="${retry}"]`).waitFor();
     expect(await page.locator(`tr[data-run-id="${runs.first}"]`).count()).toBe(0);
     expect((await api(runs.first!)).status).toBe(404);
+
+    // A link to the deleted run says what is wrong instead of spinning (field note 2). The
+    // browser logs the 404 responses as console errors, so this uses a page of its own.
+    const stale = await browser.newPage();
+    await stale.goto(`${server!.url}/runs/${runs.first}`);
+    await stale.getByRole('alert').filter({ hasText: /not found|does not exist/i }).waitFor();
+    await stale.close();
   });
 
   it('lists a run’s artifacts and previews JSON, text and images, linking only to safe URIs', async () => {
