@@ -46,7 +46,12 @@ export function RunsPage() {
 
   const apply = (e: FormEvent) => {
     e.preventDefault();
-    setFilter(draft);
+    const label = draft.label
+      .split(',')
+      .filter((pair) => pair.trim() !== '')
+      .map((pair) => pair.split('=').map((part) => part.trim()).join('='))
+      .join(',');
+    setFilter({ ...draft, name: draft.name.trim(), label });
     setCursors([undefined]);
   };
   const clear = () => {

@@ -275,6 +275,35 @@ describe('the dashboard in a real browser', () => {
     expect(await page.getByRole('button', { name: 'preview sneaky' }).count()).toBe(0);
   });
 
+  it('pages through older runs, newest first', async () => {
+    const created: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const res = await fetch(`${server!.url}/api/v1/runs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: `bulk-${i}`, labels: { batch: 'paging' } }),
+      });
+      created.push(((await res.json()) as ApiRun).id);
+    }
+    const newestFirst = created.reverse();
+    const shownIds = () => page.locator('tbody tr[data-run-id]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-run-id')));
+    const same = async (expected: string[]) => JSON.stringify(await shownIds()) === JSON.stringify(expected);
+    await page.goto(`${server!.url}/`);
+    // The live first page hands over to the paged list...
+    await waitUntil(() => same(newestFirst.slice(0, 25)), { what: 'the newest 25 runs on page 1' });
+    await page.getByRole('button', { name: 'older runs' }).click();
+    await waitUntil(async () => (await shownIds())[0] === newestFirst[25], { what: 'page 2 to start after page 1' });
+    await page.getByRole('button', { name: 'newer runs' }).click();
+    await waitUntil(() => same(newestFirst.slice(0, 25)), { what: 'page 1 again' });
+    // ...and a label-filtered list pages too, with loosely typed labels.
+    await page.getByLabel('filter by labels (key=value, comma separated)').fill(' batch = paging ');
+    await page.getByRole('button', { name: 'Filter', exact: true }).click();
+    await waitUntil(() => same(newestFirst.slice(0, 25)), { what: 'page 1 of the batch' });
+    await page.getByRole('button', { name: 'older runs' }).click();
+    await waitUntil(() => same(newestFirst.slice(25)), { what: 'the 5 oldest of the batch on page 2' });
+    expect(await page.getByRole('button', { name: 'older runs' }).isDisabled()).toBe(true);
+  });
+
   it('fits a phone screen without sideways scrolling', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     for (const path of ['/', `/runs/${runs.second}`]) {
