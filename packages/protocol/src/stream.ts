@@ -31,6 +31,9 @@ import type { Run, RunStatus } from './run.js';
  *   may be coalesced to its latest state. A later `subscribedRuns` (sent
  *   again after the connection was too far behind) means: refetch the list.
  * - client `{"op":"unsubscribeRuns"}`.
+ * - client `{"op":"ping"}` -> server `{"type":"pong"}`: lets a client that
+ *   cannot see WebSocket pings (browsers) notice a connection that silently
+ *   died, and reconnect.
  * - a client message the server cannot parse: `{"type":"error",code:"invalid_request"}`.
  * Keepalive: the server sends WebSocket pings every `streamPingIntervalMs`
  * and terminates a connection that did not answer the previous one.
@@ -70,6 +73,7 @@ export const ClientMessage = z.discriminatedUnion('op', [
   z.object({ op: z.literal('unsubscribe'), runId: z.string().min(1).max(100) }),
   z.object({ op: z.literal('subscribeRuns'), filter: RunsFilter.default({}) }),
   z.object({ op: z.literal('unsubscribeRuns') }),
+  z.object({ op: z.literal('ping') }),
 ]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 
@@ -81,6 +85,7 @@ export type ServerMessage =
   /** The run's terminal event has been sent; the subscription is complete. */
   | { type: 'end'; runId: string; status: RunStatus; seq: number }
   | { type: 'subscribedRuns' }
+  | { type: 'pong' }
   | { type: 'run'; change: 'created' | 'updated' | 'deleted'; run: Run }
   | { type: 'error'; runId?: string; code: ErrorCode; message: string };
 

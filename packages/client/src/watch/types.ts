@@ -46,6 +46,12 @@ export interface WatchConnectionOptions {
    * back to WebSocket). Default 30 s.
    */
   transportRetryMs?: number;
+  /**
+   * A stream that delivers nothing (not even keepalives) for this long is
+   * taken for dead and reconnected. Default 45 s (the server keeps streams
+   * talking every 15 s by default).
+   */
+  idleTimeoutMs?: number;
   /** Per-HTTP-request timeout. Default 10 s. */
   requestTimeoutMs?: number;
   /** Randomness of the jitter (tests may fix it). */

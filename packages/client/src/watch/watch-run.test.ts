@@ -179,6 +179,29 @@ describe('reconnect', () => {
   }, 90_000);
 });
 
+describe('a connection that dies silently', () => {
+  for (const [name, options] of [
+    ['WebSocket', {}],
+    ['SSE', { WebSocket: null }],
+  ] as Array<[string, Partial<WatchRunOptions>]>) {
+    test(`over ${name}: the watcher notices the silence, reconnects and misses nothing`, async () => {
+      const s = await server({ streamPingIntervalMs: 100 });
+      const proxy = await proxyFor(s);
+      const { run } = await s.runs.create({ name: 'black-hole' });
+      const w = watch(run.id, { url: proxy.url, idleTimeoutMs: 600, ...options });
+      await waitFor(() => w.getState().connection === 'live');
+      await s.runs.appendEvents(run.id, progressEvents(10));
+      await waitFor(() => w.getState().seq === 10);
+      const acceptedBefore = proxy.accepted;
+      proxy.freeze();
+      await s.runs.appendEvents(run.id, progressEvents(10, 10));
+      await waitFor(() => w.getState().seq === 20, { what: 'caught up over a new connection' });
+      expect(proxy.accepted).toBeGreaterThan(acceptedBefore);
+      expect(isExactRange(seqsOf(w), 0, 20)).toBe(true);
+    });
+  }
+});
+
 describe('transport fallback', () => {
   test('WebSocket unavailable -> SSE; SSE refused by a proxy -> polling; the watcher still ends complete', async () => {
     const s = await server();

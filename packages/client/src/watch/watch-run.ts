@@ -15,6 +15,7 @@ import {
 } from '@runtrail/protocol';
 import { backoffDelay, delay } from '../backoff.js';
 import { HttpApi, errorFromResponse, isRetryable } from '../http-api.js';
+import { idleWatchdog } from './idle-watchdog.js';
 import { SseParser } from './sse-parser.js';
 import type { ConnectionState, TransportName, WatchConnectionOptions, WebSocketConstructor, WebSocketLike } from './types.js';
 
@@ -235,9 +236,18 @@ export class RunWatch implements AsyncIterable<RunEvent> {
       }
       let opened = false;
       let settled = false;
+      const idleMs = this.options.idleTimeoutMs ?? 45_000;
+      const watchdog = idleWatchdog(
+        idleMs,
+        () => {
+          if (ws.readyState === 1) ws.send('{"op":"ping"}');
+        },
+        () => finish({ opened, error: new RuntrailError('unavailable', `nothing received for ${idleMs} ms; reconnecting`) }),
+      );
       const finish = (result: SessionResult): void => {
         if (settled) return;
         settled = true;
+        watchdog.stop();
         this.aborter.signal.removeEventListener('abort', onAbort);
         ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
         if (ws.readyState <= 1) ws.close();
@@ -251,6 +261,7 @@ export class RunWatch implements AsyncIterable<RunEvent> {
       };
       ws.onclose = () => finish({ opened });
       ws.onmessage = (event: { data: unknown }) => {
+        watchdog.touch();
         let msg: ServerMessage;
         try {
           msg = JSON.parse(String(event.data)) as ServerMessage;
@@ -286,6 +297,16 @@ export class RunWatch implements AsyncIterable<RunEvent> {
     const local = new AbortController();
     const signal = AbortSignal.any([this.aborter.signal, local.signal]);
     let opened = false;
+    let failure: unknown;
+    const fail = (error: unknown): void => {
+      failure = error;
+      local.abort();
+    };
+    const idleMs = this.options.idleTimeoutMs ?? 45_000;
+    // From the request on: a pooled connection that died silently would
+    // otherwise hang before the headers. Once streaming, SSE has no
+    // client->server channel; the server's keepalive comments are what we wait for.
+    const watchdog = idleWatchdog(idleMs, () => undefined, () => fail(new RuntrailError('unavailable', `nothing received for ${idleMs} ms; reconnecting`)));
     try {
       const response = await fetchImpl(url, {
         headers: { ...this.options.headers, accept: 'text/event-stream' },
@@ -305,13 +326,9 @@ export class RunWatch implements AsyncIterable<RunEvent> {
       const parser = new SseParser();
       const decoder = new TextDecoder();
       const reader = response.body.getReader();
-      let failure: unknown;
-      const fail = (error: unknown): void => {
-        failure = error;
-        local.abort();
-      };
       for (;;) {
         const { value, done } = await reader.read();
+        watchdog.touch();
         if (done || failure !== undefined) break;
         let events: RunEvent[] = [];
         for (const record of parser.push(decoder.decode(value, { stream: true }))) {
@@ -332,8 +349,9 @@ export class RunWatch implements AsyncIterable<RunEvent> {
       }
       return failure === undefined ? { opened } : { opened, error: failure };
     } catch (error) {
-      return { opened, error };
+      return { opened, error: failure ?? error };
     } finally {
+      watchdog.stop();
       local.abort();
     }
   }

@@ -1,6 +1,7 @@
 import { RuntrailError, type ListRunsResponse, type Run, type RunsFilter, type ServerMessage } from '@runtrail/protocol';
 import { backoffDelay, delay } from '../backoff.js';
 import { HttpApi, isRetryable } from '../http-api.js';
+import { idleWatchdog } from './idle-watchdog.js';
 import type { ConnectionState, WatchConnectionOptions, WebSocketConstructor, WebSocketLike } from './types.js';
 
 export interface WatchRunsOptions extends WatchConnectionOptions {
@@ -107,9 +108,18 @@ export class RunsWatch {
       let settled = false;
       /** Changes that arrive while the list is being (re)read; null when none is being read. */
       let pending: Change[] | null = null;
+      const idleMs = this.options.idleTimeoutMs ?? 45_000;
+      const watchdog = idleWatchdog(
+        idleMs,
+        () => {
+          if (ws.readyState === 1) ws.send('{"op":"ping"}');
+        },
+        () => finish(new RuntrailError('unavailable', `nothing received for ${idleMs} ms; reconnecting`)),
+      );
       const finish = (error?: unknown): void => {
         if (settled) return;
         settled = true;
+        watchdog.stop();
         this.aborter.signal.removeEventListener('abort', onAbort);
         ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
         if (ws.readyState <= 1) ws.close();
@@ -126,6 +136,7 @@ export class RunsWatch {
       };
       ws.onclose = () => finish();
       ws.onmessage = (event: { data: unknown }) => {
+        watchdog.touch();
         let msg: ServerMessage;
         try {
           msg = JSON.parse(String(event.data)) as ServerMessage;

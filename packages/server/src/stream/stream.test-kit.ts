@@ -94,6 +94,7 @@ export class TcpProxy {
   accepted = 0;
   private readonly server: import('node:net').Server;
   private readonly pairs = new Set<[import('node:net').Socket, import('node:net').Socket]>();
+  private readonly frozen = new Set<[import('node:net').Socket, import('node:net').Socket]>();
   private open = true;
 
   private constructor(server: import('node:net').Server) {
@@ -149,6 +150,22 @@ export class TcpProxy {
     this.pairs.clear();
   }
 
+  /**
+   * Stop forwarding on every current connection without closing it (a NAT
+   * that forgot the flow, a sleeping laptop): nobody sees a close or a
+   * reset. New connections still work.
+   */
+  freeze(): void {
+    for (const [client, upstream] of this.pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+      this.frozen.add([client, upstream]);
+    }
+    this.pairs.clear();
+  }
+
   /** Refuse new connections, leave the current ones alone. */
   block(): void {
     this.open = false;
@@ -160,6 +177,10 @@ export class TcpProxy {
 
   async close(): Promise<void> {
     this.cut();
+    for (const [client, upstream] of this.frozen) {
+      client.destroy();
+      upstream.destroy();
+    }
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }

@@ -125,6 +125,9 @@ export class WsConnection implements StreamConnection {
         this.runsSub?.close();
         this.runsSub = null;
         return;
+      case 'ping':
+        this.send({ type: 'pong' });
+        return;
       default: {
         const never: never = msg;
         throw new Error(`unhandled client message ${JSON.stringify(never)}`);
