@@ -17,6 +17,7 @@ import { backoffDelay, delay } from '../backoff.js';
 import { HttpApi, errorFromResponse, isRetryable } from '../http-api.js';
 import { idleWatchdog } from './idle-watchdog.js';
 import { SseParser } from './sse-parser.js';
+import { toWebSocketUrl } from './ws-url.js';
 import type { ConnectionState, TransportName, WatchConnectionOptions, WebSocketConstructor, WebSocketLike } from './types.js';
 
 export interface WatchRunOptions extends WatchConnectionOptions {
@@ -226,7 +227,7 @@ export class RunWatch implements AsyncIterable<RunEvent> {
 
   private wsSession(): Promise<SessionResult> {
     return new Promise((resolve) => {
-      const url = this.api.url('stream', {}).replace(/^http/, 'ws');
+      const url = toWebSocketUrl(this.api.url('stream', {}));
       let ws: WebSocketLike;
       try {
         ws = new this.WS!(url);

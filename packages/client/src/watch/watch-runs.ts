@@ -2,6 +2,7 @@ import { RuntrailError, type ListRunsResponse, type Run, type RunsFilter, type S
 import { backoffDelay, delay } from '../backoff.js';
 import { HttpApi, isRetryable } from '../http-api.js';
 import { idleWatchdog } from './idle-watchdog.js';
+import { toWebSocketUrl } from './ws-url.js';
 import type { ConnectionState, WatchConnectionOptions, WebSocketConstructor, WebSocketLike } from './types.js';
 
 export interface WatchRunsOptions extends WatchConnectionOptions {
@@ -96,7 +97,7 @@ export class RunsWatch {
 
   private wsSession(): Promise<{ opened: boolean; error?: unknown }> {
     return new Promise((resolve) => {
-      const url = this.api.url('stream', {}).replace(/^http/, 'ws');
+      const url = toWebSocketUrl(this.api.url('stream', {}));
       let ws: WebSocketLike;
       try {
         ws = new this.WS!(url);
