@@ -30,6 +30,7 @@ import type { Run, RunStatus } from './run.js';
  *   status left the filter; the client applies `status`). Updates of one run
  *   may be coalesced to its latest state. A later `subscribedRuns` (sent
  *   again after the connection was too far behind) means: refetch the list.
+ *   (`{"op":"subscribe","runs":{filter}}` is accepted as the same thing.)
  * - client `{"op":"unsubscribeRuns"}`.
  * - client `{"op":"ping"}` -> server `{"type":"pong"}`: lets a client that
  *   cannot see WebSocket pings (browsers) notice a connection that silently
@@ -76,6 +77,14 @@ export const ClientMessage = z.discriminatedUnion('op', [
   z.object({ op: z.literal('ping') }),
 ]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
+
+/** Parse a client message, accepting `{"op":"subscribe","runs":{...}}` as `subscribeRuns`. */
+export function parseClientMessage(value: unknown): ReturnType<typeof ClientMessage.safeParse> {
+  if (typeof value === 'object' && value !== null && (value as { op?: unknown }).op === 'subscribe' && 'runs' in value) {
+    return ClientMessage.safeParse({ op: 'subscribeRuns', filter: (value as { runs: unknown }).runs ?? {} });
+  }
+  return ClientMessage.safeParse(value);
+}
 
 /** Messages the server sends over WebSocket. */
 export type ServerMessage =

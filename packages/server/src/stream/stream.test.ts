@@ -233,7 +233,8 @@ describe('runs list subscription', () => {
   test('streams created, updated and deleted runs matching the filter', async () => {
     const s = await server();
     const c = await wsClient(s);
-    c.send({ op: 'subscribeRuns', filter: { name: 'listed' } });
+    // The spelling of subscribeRuns.
+    c.send({ op: 'subscribe', runs: { name: 'listed' } });
     await waitFor(() => c.messages.some((m) => m.type === 'subscribedRuns'));
     const { run } = await s.runs.create({ name: 'listed' });
     await s.runs.create({ name: 'other' });

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { ClientMessage, RuntrailError, routes, type ServerMessage } from '@runtrail/protocol';
+import { RuntrailError, parseClientMessage, routes, type ServerMessage } from '@runtrail/protocol';
 import { sendFrames, wsEventFrames } from './frames.js';
 import { Outlet } from './outlet.js';
 import { RunSubscription } from './run-subscription.js';
@@ -99,7 +99,7 @@ export class WsConnection implements StreamConnection {
       this.send({ type: 'error', code: 'invalid_request', message: `send JSON text frames: ${(err as Error).message}` });
       return;
     }
-    const result = ClientMessage.safeParse(parsed);
+    const result = parseClientMessage(parsed);
     if (!result.success) {
       this.send({
         type: 'error',
