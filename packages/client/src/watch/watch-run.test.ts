@@ -331,6 +331,21 @@ describe('terminal through the SDK', () => {
     expect(w.getState().snapshot).toEqual((await serverRun(s, run.id)).snapshot);
   });
 
+  test('a watcher that starts at or after the end (fromSnapshot, after=N) ends at once with the terminal state', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'ended-early' });
+    await s.runs.appendEvents(run.id, progressEvents(10));
+    await s.runs.finish(run.id, { status: 'succeeded' });
+    const expected = await serverRun(s, run.id);
+    for (const options of [{ fromSnapshot: true }, { after: 11 }, { after: 11, transports: ['poll'] as const }, { after: 11, WebSocket: null }]) {
+      const final = await watch(run.id, { url: s.url, ...options, transports: options.transports ? [...options.transports] : undefined }).done;
+      expect(final.connection).toBe('ended');
+      expect(final.error).toBeNull();
+      expect(final.run?.status).toBe('succeeded');
+      if (options.fromSnapshot) expect(final.snapshot).toEqual(expected.snapshot);
+    }
+  });
+
   test('state.events keeps only the latest maxEvents', async () => {
     const s = await server();
     const { run } = await s.runs.create({ name: 'bounded' });

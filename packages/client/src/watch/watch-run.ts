@@ -7,7 +7,9 @@ import {
   isTerminalType,
   type ReadEventsResponse,
   type Run,
+  isTerminalStatus,
   type RunEvent,
+  type RunStatus,
   type RunWithObservers,
   type ServerMessage,
   type Snapshot,
@@ -64,7 +66,7 @@ interface SessionResult {
   error?: unknown;
 }
 
-const TERMINAL_STATUS = { 'run.succeeded': 'succeeded', 'run.failed': 'failed', 'run.cancelled': 'cancelled' } as const;
+const TERMINAL_STATUS: Record<string, RunStatus> = { 'run.succeeded': 'succeeded', 'run.failed': 'failed', 'run.cancelled': 'cancelled' };
 
 /**
  * A live, resumable view of one run. It reads the log by seq over the best
@@ -199,6 +201,8 @@ export class RunWatch implements AsyncIterable<RunEvent> {
         if (this.options.fromSnapshot && run.seq > this.state.seq) {
           this.update({ run, snapshot: run.snapshot, seq: run.seq });
         } else this.update({ run: this.withLive(run) });
+        // Starting at or past the end: nothing will ever arrive, so end now.
+        if (isTerminalStatus(run.status) && this.state.seq >= run.seq) void this.onTerminal(run.status);
         return;
       } catch (err) {
         if (!isRetryable(err) || this.aborter.signal.aborted) throw err;
@@ -368,6 +372,7 @@ export class RunWatch implements AsyncIterable<RunEvent> {
           this.update({ connection: 'polling', error: null });
         }
         await this.ingest(page.events);
+        if (!this.finished && isTerminalStatus(page.status) && this.state.seq >= page.seq) void this.onTerminal(page.status);
         if (this.finished) break;
         if (page.events.length === MAX_READ_LIMIT) continue;
         // Give a better transport another chance once its pause is over.
@@ -403,6 +408,7 @@ export class RunWatch implements AsyncIterable<RunEvent> {
       .then(async () => {
         if (this.finished) return;
         if (this.state.seq < end.seq) await this.fillGap(end.seq);
+        void this.onTerminal(end.status);
       })
       .catch((err: unknown) => {
         if (!this.aborter.signal.aborted) onError(err);
@@ -454,7 +460,7 @@ export class RunWatch implements AsyncIterable<RunEvent> {
     const seq = taken[taken.length - 1]!.seq;
     this.update({ snapshot, events: merged, seq, run: this.state.run ? this.withLive({ ...this.state.run, seq, snapshot }) : null });
     for (const it of this.iterators) it.push(taken);
-    if (terminalAt >= 0) void this.onTerminal(taken[taken.length - 1]!);
+    if (terminalAt >= 0) void this.onTerminal(TERMINAL_STATUS[taken[taken.length - 1]!.type]!);
   }
 
   private withLive(run: Run): Run {
@@ -463,13 +469,18 @@ export class RunWatch implements AsyncIterable<RunEvent> {
     return terminal ? { ...merged, status: terminal.status } : merged;
   }
 
-  /** The end: refresh the run's final fields (finishedAt, output, error) once, then stop. */
-  private async onTerminal(event: RunEvent): Promise<void> {
+  /**
+   * The end: refresh the run's final fields (finishedAt, output, error) once,
+   * then stop. Reached by applying the terminal event, or, for a watcher that
+   * started at or after it (after=N, fromSnapshot), by the server saying so.
+   */
+  private async onTerminal(status: RunStatus): Promise<void> {
+    if (this.finished) return;
     this.finished = true;
     let run = this.state.run;
     try {
       const fresh = await this.api.request<RunWithObservers>('getRun', { params: { id: this.runId } });
-      run = { ...fresh, status: TERMINAL_STATUS[event.type as keyof typeof TERMINAL_STATUS] };
+      run = { ...fresh, status };
     } catch (err) {
       // The snapshot already holds the terminal state; only the run's
       // metadata stays as it was. Say so rather than hide it.
