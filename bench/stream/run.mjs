@@ -329,6 +329,9 @@ if (ONLY.has('a')) {
   row('(a) latency p99, ms', '< 25 and <= 1.2x plain ws', (s) => `${undrained(results[s].a) ? '>= ' : ''}${fmt(med(results[s].a, 'p99'), 2)}`);
   row('(a) delivered ev/s per observer (all observers)', `${P.a.rate}`, (s) =>
     `${fmtInt(med(results[s].a, 'deliveredPerObsPerS'))} (${fmtInt(med(results[s].a, 'deliveredPerS'))})`);
+  // A server slower than the rate makes the producer's batches wait (one in flight); latency counts from
+  // a batch's send, so this row is where that shows.
+  row('(a) rate the producer achieved, ev/s', `${P.a.rate}`, (s) => fmtInt(med(results[s].a, 'producedPerS')));
   row('(a) CPU % of a core: server / producer / observers', '', (s) => cpuCell(results[s].a));
   row(`(a) lost / dup (all ${P.runs} runs)`, '0 / 0', (s) =>
     undrained(results[s].a)
@@ -432,6 +435,8 @@ ${checkText}
   Each event carries its number \`i\` and the time its batch was sent (CLOCK_MONOTONIC, shared by all
   processes); latency = observer receive time - that send time, so it covers HTTP append, server, fan-out
   and the observer's socket, not the producer's 20 ms batching. The first ${P.a.warmupMs} ms of (a) are not counted.
+  A server that accepts appends slower than the rate holds the producer's next batch back; that shows as
+  a producer rate under ${P.a.rate} ev/s, not as latency.
 - plain ws, frame/batch: the plain ws broadcaster sending one frame per appended batch in runtrail's frame
   format: runtrail's fan-out work without the log, so the p99 comparison shows what durability costs.
 - Lost/duplicate = events of the producer's sequence an observer never got / got twice, summed over observers.
