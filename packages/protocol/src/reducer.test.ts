@@ -388,6 +388,42 @@ describe('reducer: meta, logs, artifacts', () => {
   });
 });
 
+describe('reducer: bounded snapshot', () => {
+  const many = (n: number, make: (i: number) => [string, unknown]) => Array.from({ length: n }, (_, i) => make(i));
+
+  it('tracks at most SNAPSHOT_LIMITS.names metrics, named counters and meta keys, and keeps updating those it has', () => {
+    const n = SNAPSHOT_LIMITS.names;
+    const s = fold(
+      ...many(n + 5, (i) => ['metric', { name: `m${i}`, value: i }]),
+      ...many(n + 5, (i) => ['counter', { name: `c${i}`, delta: 1 }]),
+      ['meta', Object.fromEntries(many(n + 5, (i) => [`k${i}`, i]))],
+      ['metric', { name: 'm0', value: 99 }],
+      ['counter', { name: 'c0', delta: 2 }],
+      ['meta', { k0: 'updated', extra: true }],
+    );
+    expect(Object.keys(s.metrics)).toHaveLength(n);
+    expect(s.metrics[`m${n}`]).toBeUndefined();
+    expect(s.metrics.m0!.last).toBe(99);
+    expect(Object.keys(s.counters.named)).toHaveLength(n);
+    expect(s.counters.named.c0).toBe(3);
+    expect(Object.keys(s.meta)).toHaveLength(n);
+    expect(s.meta.k0).toBe('updated');
+    expect(s.meta.extra).toBeUndefined();
+  });
+
+  it('lists at most SNAPSHOT_LIMITS.inFlight calls in flight but still counts every success', () => {
+    const n = SNAPSHOT_LIMITS.inFlight;
+    const s = fold(
+      ...many(n + 10, (i) => ['call.started', { callId: `c${i}`, label: `call ${i}` }]),
+      ...many(n + 10, (i) => ['call.succeeded', { callId: `c${i}` }]),
+    );
+    expect(s.counters.ok).toBe(n + 10);
+    expect(s.current).toEqual({});
+    const open = fold(...many(n + 10, (i) => ['call.started', { callId: `c${i}`, label: `call ${i}` }]));
+    expect(Object.keys(open.current)).toHaveLength(n);
+  });
+});
+
 describe('reducer: stall', () => {
   const stalled: [string, unknown, number] = ['run.stalled', { stallTimeoutMs: 5000, lastProgressAt: 1000 }, 7000];
 

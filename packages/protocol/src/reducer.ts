@@ -73,6 +73,7 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
 
     case 'call.started': {
       const prev = s.current[e.data.callId];
+      if (!hasRoom(s.current, e.data.callId, SNAPSHOT_LIMITS.inFlight)) return {};
       return {
         current: {
           ...s.current,
@@ -133,6 +134,7 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
       const { name, value } = e.data;
       const step = e.data.step ?? null;
       const prev = s.metrics[name];
+      if (!hasRoom(s.metrics, name, SNAPSHOT_LIMITS.names)) return {};
       const point: [number, number] = [step ?? e.seq, value];
       const recent = prev ? appendBounded(prev.recent, point, SNAPSHOT_LIMITS.metricPoints) : [point];
       return {
@@ -153,6 +155,7 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
 
     case 'counter': {
       const { name, delta } = e.data;
+      if (!hasRoom(s.counters.named, name, SNAPSHOT_LIMITS.names)) return {};
       return {
         counters: {
           ...s.counters,
@@ -161,8 +164,13 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
       };
     }
 
-    case 'meta':
-      return { meta: { ...s.meta, ...e.data } };
+    case 'meta': {
+      const meta = { ...s.meta };
+      for (const [key, value] of Object.entries(e.data)) {
+        if (hasRoom(meta, key, SNAPSHOT_LIMITS.names)) meta[key] = value;
+      }
+      return { meta };
+    }
 
     case 'log':
       return {
@@ -300,6 +308,11 @@ function terminal(
     stalled: null,
     terminal: { status, at: ts, seq, error, output: output ?? null },
   };
+}
+
+/** A record may take `key` if it has it already or holds fewer than `limit` keys. */
+function hasRoom(record: Record<string, unknown>, key: string, limit: number): boolean {
+  return Object.hasOwn(record, key) || Object.keys(record).length < limit;
 }
 
 function without<T>(record: Record<string, T>, key: string): Record<string, T> {

@@ -1,11 +1,19 @@
 import type { LogLevel, RunError } from './events.js';
 
-/** Bounds that keep a snapshot small however long the run is. */
+/**
+ * Bounds that keep a snapshot small however long the run is. Past a bound
+ * the snapshot keeps what it has (or the latest entries, for lists); every
+ * event is still in the log.
+ */
 export const SNAPSHOT_LIMITS = {
   logs: 100,
   artifacts: 500,
   metricPoints: 120,
   phases: 200,
+  /** Distinct metric names, named counters and meta keys tracked. */
+  names: 200,
+  /** In-flight calls listed in `current`. */
+  inFlight: 1000,
 } as const;
 
 export interface CallInFlight {
