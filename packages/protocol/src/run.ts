@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RuntrailError } from './errors.js';
 import { EventInput, JsonValue, RunError, RunErrorKind } from './events.js';
 import type { Snapshot } from './snapshot.js';
 
@@ -72,6 +73,27 @@ export const CreateRunBody = z.object({
   failOnStall: z.boolean().optional(),
 });
 export type CreateRunBody = z.infer<typeof CreateRunBody>;
+
+/**
+ * `key=value,key2=value2` -> pairs that must all match a run's labels. Used
+ * by the runs list query and the live runs subscription alike.
+ */
+export function parseLabelFilter(label: string | undefined): Array<[string, string]> {
+  if (!label) return [];
+  return label.split(',').map((pair) => {
+    const at = pair.indexOf('=');
+    if (at <= 0) {
+      throw new RuntrailError('invalid_request', `label filter "${pair}" must be key=value`, {
+        issues: [{ path: 'label', message: 'must be key=value[,key=value]' }],
+      });
+    }
+    return [pair.slice(0, at), pair.slice(at + 1)] as [string, string];
+  });
+}
+
+export function matchesLabels(labels: Record<string, string>, pairs: Array<[string, string]>): boolean {
+  return pairs.every(([key, value]) => Object.hasOwn(labels, key) && labels[key] === value);
+}
 
 export const MAX_LIST_LIMIT = 200;
 export const ListRunsQuery = z.object({

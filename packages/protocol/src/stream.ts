@@ -61,6 +61,8 @@ export const RunsFilter = z.object({
   status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']).optional(),
   name: z.string().min(1).max(200).optional(),
   parentId: z.string().min(1).max(100).optional(),
+  /** `key=value[,key=value]`: every pair must match the run's labels. */
+  label: z.string().max(1000).optional(),
 });
 export type RunsFilter = z.infer<typeof RunsFilter>;
 

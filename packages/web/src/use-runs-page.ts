@@ -25,15 +25,18 @@ export interface RunsPage {
 }
 
 /**
- * One page of the runs table. The newest page without a label filter is the
- * SDK's live list (`useRuns`: pushed changes); the live subscription has no
- * label filter or cursor, so a label-filtered or older page is the same
- * list API re-read every POLL_MS, and says so ('polling').
+ * One page of the runs table. The newest page is the SDK's live list
+ * (`useRuns`: pushed changes, with every filter); the live subscription has
+ * no cursor, so an older page is the same list API re-read every POLL_MS,
+ * and says so ('polling').
  */
 export function useRunsPage(filter: RunsFilterInput, cursor: string | undefined): RunsPage {
   const { status, name, label } = filter;
-  const paged = label !== undefined || cursor !== undefined;
-  const live = useRuns({ ...(status ? { status } : {}), ...(name ? { name } : {}) }, { limit: PAGE_SIZE });
+  const paged = cursor !== undefined;
+  const live = useRuns(
+    { ...(status ? { status } : {}), ...(name ? { name } : {}), ...(label ? { label } : {}) },
+    { limit: PAGE_SIZE },
+  );
   const query: ListRunsQuery = {
     ...(status ? { status } : {}),
     ...(name ? { name } : {}),

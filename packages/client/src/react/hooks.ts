@@ -52,10 +52,10 @@ export interface UseRunsResult {
   error: RuntrailError | null;
 }
 
-/** A live runs list (newest first), filtered by status/name/parentId. */
+/** A live runs list (newest first), filtered by status/name/parentId/label (`k=v[,k=v]`). */
 export function useRuns(filter: RunsFilter = {}, options: { limit?: number } = {}): UseRunsResult {
   const config = useRuntrailConfig();
-  const { status, name, parentId } = filter;
+  const { status, name, parentId, label } = filter;
   const { limit } = options;
   const store = useMemo(
     () =>
@@ -65,10 +65,11 @@ export function useRuns(filter: RunsFilter = {}, options: { limit?: number } = {
           ...(status !== undefined ? { status } : {}),
           ...(name !== undefined ? { name } : {}),
           ...(parentId !== undefined ? { parentId } : {}),
+          ...(label !== undefined ? { label } : {}),
         },
         ...(limit !== undefined ? { limit } : {}),
       }),
-    [config, status, name, parentId, limit],
+    [config, status, name, parentId, label, limit],
   );
   const state = useSyncExternalStore(store.subscribe, store.getSnapshot, () => IDLE_RUNS_STATE);
   return { runs: state.runs, connection: state.connection, error: state.error };

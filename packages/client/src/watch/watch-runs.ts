@@ -129,8 +129,8 @@ export class RunsWatch {
       const onAbort = (): void => finish();
       this.aborter.signal.addEventListener('abort', onAbort, { once: true });
       ws.onopen = () => {
-        const { status, name, parentId } = this.options.filter ?? {};
-        ws.send(JSON.stringify({ op: 'subscribeRuns', filter: { status, name, parentId } }));
+        const { status, name, parentId, label } = this.options.filter ?? {};
+        ws.send(JSON.stringify({ op: 'subscribeRuns', filter: { status, name, parentId, label } }));
       };
       ws.onerror = () => {
         // The close event that follows carries the outcome.
@@ -186,9 +186,9 @@ export class RunsWatch {
   }
 
   private async fetchList(): Promise<Run[]> {
-    const { status, name, parentId } = this.options.filter ?? {};
+    const { status, name, parentId, label } = this.options.filter ?? {};
     const res = await this.api.request<ListRunsResponse>('listRuns', {
-      query: { status, name, parentId, limit: Math.min(this.options.limit ?? 100, 200) },
+      query: { status, name, parentId, label, limit: Math.min(this.options.limit ?? 100, 200) },
       signal: this.aborter.signal,
     });
     return res.runs;

@@ -1,4 +1,4 @@
-import type { Run, RunsFilter, ServerMessage } from '@runtrail/protocol';
+import { matchesLabels, type Run, type RunsFilter, type ServerMessage } from '@runtrail/protocol';
 import type { Hub, RunChange } from '../hub.js';
 import type { Outlet } from './outlet.js';
 
@@ -24,6 +24,8 @@ export class RunsSubscription {
   constructor(
     private readonly hub: Hub,
     private readonly filter: RunsFilter,
+    /** The filter's `label`, parsed (labels never change, so they filter here). */
+    private readonly labels: Array<[string, string]>,
     private readonly outlet: Outlet,
     private readonly sendJson: (message: ServerMessage) => void,
   ) {
@@ -43,6 +45,7 @@ export class RunsSubscription {
     // apply, so a run that leaves a status filter can leave the list.
     if (this.filter.name !== undefined && run.name !== this.filter.name) return;
     if (this.filter.parentId !== undefined && run.parentId !== this.filter.parentId) return;
+    if (!matchesLabels(run.labels, this.labels)) return;
     if (this.overflowed) return;
     const previous = this.pending.get(run.id);
     const merged: RunChange = change === 'deleted' ? 'deleted' : previous?.change === 'created' ? 'created' : change;

@@ -247,6 +247,23 @@ describe('runs list subscription', () => {
     expect(changes[0]).toMatchObject({ change: 'created' });
     expect(changes.at(-1)).toMatchObject({ change: 'deleted', run: { id: run.id } });
   });
+
+  test('filters by labels, and refuses a malformed label filter with an error naming it', async () => {
+    const s = await server();
+    const c = await wsClient(s);
+    c.send({ op: 'subscribeRuns', filter: { label: 'team=search,tier=gold' } });
+    await waitFor(() => c.messages.some((m) => m.type === 'subscribedRuns'));
+    await s.runs.create({ name: 'a', labels: { team: 'search' } });
+    const { run: match } = await s.runs.create({ name: 'b', labels: { team: 'search', tier: 'gold', extra: 'x' } });
+    await s.runs.create({ name: 'c', labels: { team: 'ads', tier: 'gold' } });
+    await s.runs.finish(match.id, { status: 'succeeded' });
+    await waitFor(() => c.messages.some((m) => m.type === 'run' && m.run.status === 'succeeded'));
+    const ids = new Set(c.messages.filter((m) => m.type === 'run').map((m) => (m.type === 'run' ? m.run.id : '')));
+    expect([...ids]).toEqual([match.id]);
+
+    c.send({ op: 'subscribeRuns', filter: { label: 'no-equals-sign' } });
+    await waitFor(() => c.messages.some((m) => m.type === 'error' && m.message.includes('"no-equals-sign" must be key=value')));
+  });
 });
 
 describe('keepalive', () => {

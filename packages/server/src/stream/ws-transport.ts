@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { RuntrailError, parseClientMessage, routes, type ServerMessage } from '@runtrail/protocol';
+import { RuntrailError, parseClientMessage, parseLabelFilter, routes, type ServerMessage } from '@runtrail/protocol';
 import { sendFrames, wsEventFrames } from './frames.js';
 import { Outlet } from './outlet.js';
 import { RunSubscription } from './run-subscription.js';
@@ -117,10 +117,18 @@ export class WsConnection implements StreamConnection {
         this.subs.get(msg.runId)?.close();
         this.subs.delete(msg.runId);
         return;
-      case 'subscribeRuns':
+      case 'subscribeRuns': {
+        let labels: Array<[string, string]>;
+        try {
+          labels = parseLabelFilter(msg.filter.label);
+        } catch (err) {
+          this.send({ type: 'error', code: 'invalid_request', message: (err as Error).message });
+          return;
+        }
         this.runsSub?.close();
-        this.runsSub = new RunsSubscription(this.deps.hub, msg.filter, this.outlet, (m) => this.send(m));
+        this.runsSub = new RunsSubscription(this.deps.hub, msg.filter, labels, this.outlet, (m) => this.send(m));
         return;
+      }
       case 'unsubscribeRuns':
         this.runsSub?.close();
         this.runsSub = null;

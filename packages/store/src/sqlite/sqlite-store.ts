@@ -6,6 +6,7 @@ import {
   initialSnapshot,
   isTerminalStatus,
   isTerminalType,
+  parseLabelFilter,
   type EventInput,
   type ListRunsQuery,
   type ListRunsResponse,
@@ -551,18 +552,4 @@ export function terminalConflict(runId: string, status: RunStatus, snapshot: Sna
     `run ${runId} already ended ${status}${why}; its log is closed`,
     { status, terminal: end },
   );
-}
-
-/** `key=value,key2=value2` → pairs; a pair without `=` is a client error. */
-export function parseLabelFilter(label: string | undefined): Array<[string, string]> {
-  if (!label) return [];
-  return label.split(',').map((pair) => {
-    const at = pair.indexOf('=');
-    if (at <= 0) {
-      throw new RuntrailError('invalid_request', `label filter "${pair}" must be key=value`, {
-        issues: [{ path: 'label', message: 'must be key=value[,key=value]' }],
-      });
-    }
-    return [pair.slice(0, at), pair.slice(at + 1)] as [string, string];
-  });
 }
