@@ -38,7 +38,9 @@ const P = quick
       runs: 3,
       // A broadcaster that cannot keep up gets drainMs after the producer stops; what has not arrived by
       // then is reported as not drained (it is late, not lost), and its latency is a lower bound.
-      a: { observers: 1_000, rate: 500, durationMs: 6_000, warmupMs: 1_000, obsProcs: 1, drainMs: 15_000 },
+      // Two observer processes: with 1,000 sockets in one process the observers' own event loop
+      // (near 100% of a core) set the p99 for every system, hiding the server's latency.
+      a: { observers: 1_000, rate: 500, durationMs: 6_000, warmupMs: 1_000, obsProcs: 2, drainMs: 15_000 },
       b: { observers: 10, durationMs: 4_000 },
       c: { events: 100_000 },
       d: { observers: 5_000 },
