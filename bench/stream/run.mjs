@@ -334,7 +334,7 @@ if (ONLY.has('a')) {
   // A server slower than the rate makes the producer's batches wait (one in flight); latency counts from
   // a batch's send, so this row is where that shows.
   row('(a) rate the producer achieved, ev/s', `${P.a.rate}`, (s) => fmtInt(med(results[s].a, 'producedPerS')));
-  row('(a) CPU % of a core: server / producer / observers', '', (s) => cpuCell(results[s].a));
+  row('(a) CPU % of a core: server / producer / each observer process', '', (s) => cpuCell(results[s].a));
   row(`(a) lost / dup (all ${P.runs} runs)`, '0 / 0', (s) =>
     undrained(results[s].a)
       ? `${fmtInt(sum(results[s].a, 'lost'))} not drained ${P.a.drainMs / 1000} s after / ${fmtInt(sum(results[s].a, 'dup'))}`
@@ -343,7 +343,7 @@ if (ONLY.has('a')) {
 if (ONLY.has('b')) {
   row(`(b) max accepted ev/s (${P.b.observers} obs)`, '', (s) => fmtInt(med(results[s].b, 'acceptedPerS')));
   row('(b) delivered ev/s per observer', '', (s) => fmtInt(med(results[s].b, 'deliveredPerObsPerS')));
-  row('(b) CPU % of a core: server / producer / observers', '', (s) => cpuCell(results[s].b));
+  row('(b) CPU % of a core: server / producer / each observer process', '', (s) => cpuCell(results[s].b));
   row(`(b) lost / dup (all ${P.runs} runs)`, '0 / 0', (s) => ld(sum(results[s].b, 'lost'), sum(results[s].b, 'dup')));
 }
 if (ONLY.has('c')) {
