@@ -22,6 +22,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Tests start real servers, child processes and a browser; two cores.
     maxWorkers: 2,
-    reporters: ['default'],
+    // The JSON report lets CI print a plain "N passed, N failed" line.
+    reporters: ['default', 'json'],
+    outputFile: { json: 'node_modules/.cache/runtrail/test-results.json' },
   },
 });
