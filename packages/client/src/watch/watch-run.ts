@@ -16,7 +16,8 @@ import {
   type StreamEnd,
 } from '@runtrail/protocol';
 import { backoffDelay, delay } from '../backoff.js';
-import { HttpApi, errorFromResponse, isRetryable } from '../http-api.js';
+import { resolveWebSocket, watcherApi } from './connection.js';
+import { errorFromResponse, isRetryable, type HttpApi } from '../http-api.js';
 import { idleWatchdog } from './idle-watchdog.js';
 import { SseParser } from './sse-parser.js';
 import { toWebSocketUrl } from './ws-url.js';
@@ -100,16 +101,8 @@ export class RunWatch implements AsyncIterable<RunEvent> {
   constructor(runId: string, options: WatchRunOptions) {
     this.runId = runId;
     this.options = options;
-    this.api = new HttpApi({
-      url: options.url,
-      ...(options.fetch ? { fetch: options.fetch } : {}),
-      ...(options.headers ? { headers: options.headers } : {}),
-      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
-    });
-    this.WS =
-      options.WebSocket !== undefined
-        ? options.WebSocket
-        : ((globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? null);
+    this.api = watcherApi(options);
+    this.WS = resolveWebSocket(options);
     const after = options.after ?? 0;
     this.state = {
       run: null,

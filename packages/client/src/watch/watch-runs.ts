@@ -1,6 +1,7 @@
 import { RuntrailError, type ListRunsResponse, type Run, type RunsFilter, type ServerMessage } from '@runtrail/protocol';
 import { backoffDelay, delay } from '../backoff.js';
-import { HttpApi, isRetryable } from '../http-api.js';
+import { resolveWebSocket, watcherApi } from './connection.js';
+import { isRetryable, type HttpApi } from '../http-api.js';
 import { idleWatchdog } from './idle-watchdog.js';
 import { toWebSocketUrl } from './ws-url.js';
 import type { ConnectionState, WatchConnectionOptions, WebSocketConstructor, WebSocketLike } from './types.js';
@@ -38,16 +39,8 @@ export class RunsWatch {
   private wsSkipUntil = 0;
 
   constructor(private readonly options: WatchRunsOptions) {
-    this.api = new HttpApi({
-      url: options.url,
-      ...(options.fetch ? { fetch: options.fetch } : {}),
-      ...(options.headers ? { headers: options.headers } : {}),
-      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
-    });
-    this.WS =
-      options.WebSocket !== undefined
-        ? options.WebSocket
-        : ((globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? null);
+    this.api = watcherApi(options);
+    this.WS = resolveWebSocket(options);
   }
 
   start(): this {

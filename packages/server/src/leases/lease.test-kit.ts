@@ -1,7 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -11,33 +9,7 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
 export const serverFixture = (name: string) => join(repoRoot, 'packages/server/test/fixtures', name);
 
-export function tempDir(prefix = 'runtrail-lease-'): { path: string; remove(): void } {
-  const path = mkdtempSync(join(tmpdir(), prefix));
-  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
-}
-
-/** Poll `probe` until it returns something other than undefined/null/false, or fail at the deadline. */
-export async function waitUntil<T>(
-  probe: () => T | Promise<T>,
-  options: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
-): Promise<Exclude<T, undefined | null | false>> {
-  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== null && value !== false) return value as Exclude<T, undefined | null | false>;
-    } catch (err) {
-      // A probe may fail while the thing it probes is coming up (a server
-      // restarting); keep the error for the timeout message.
-      last = err;
-    }
-    if (Date.now() >= deadline) {
-      throw new Error(`timed out waiting for ${options.what ?? 'a condition'}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, options.intervalMs ?? 20));
-  }
-}
+export { tempDir, waitUntil } from '../../../../test-support/index.js';
 
 /** A free TCP port on 127.0.0.1 (so a restarted server can come back on the same URL). */
 export async function freePort(): Promise<number> {

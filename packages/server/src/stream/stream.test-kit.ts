@@ -5,16 +5,12 @@ import WebSocket from 'ws';
 import type { RunEvent, ServerMessage } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '../start.js';
 import type { ServerConfigInput } from '../config.js';
+import { waitUntil } from '../../../../test-support/index.js';
 
 /** Helpers shared by the stream tests (real server on loopback, real sockets). */
 
 export async function waitFor(cond: () => boolean | Promise<boolean>, options: { timeoutMs?: number; what?: string } = {}): Promise<void> {
-  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${options.what ?? 'condition'}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await waitUntil(cond, { intervalMs: 5, ...options });
 }
 
 export async function startTestServer(options: ServerConfigInput = {}): Promise<RunningServer & { cleanup(): Promise<void> }> {
