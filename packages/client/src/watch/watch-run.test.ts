@@ -1,27 +1,19 @@
 import WebSocket from 'ws';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import type { RunWithObservers } from '@runtrail/protocol';
 import {
   TcpProxy,
   isExactRange,
   progressEvents,
   startTestServer,
+  testScope,
   waitFor,
 } from '../../../server/src/stream/stream.test-kit.js';
 import { RunWatch, watchRun, type WatchRunOptions } from './watch-run.js';
 import type { WebSocketConstructor } from './types.js';
 
 type TestServer = Awaited<ReturnType<typeof startTestServer>>;
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-async function server(options: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
-  const s = await startTestServer(options);
-  cleanups.push(() => s.cleanup());
-  return s;
-}
+const { cleanups, server } = testScope();
 
 async function proxyFor(s: TestServer): Promise<TcpProxy> {
   const p = await TcpProxy.start(s.url);

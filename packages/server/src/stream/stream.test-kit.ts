@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
+import { afterEach } from 'vitest';
 import type { RunEvent, ServerMessage } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '../start.js';
 import type { ServerConfigInput } from '../config.js';
@@ -11,6 +12,23 @@ import { waitUntil } from '../../../../test-support/index.js';
 
 export async function waitFor(cond: () => boolean | Promise<boolean>, options: { timeoutMs?: number; what?: string } = {}): Promise<void> {
   await waitUntil(cond, { intervalMs: 5, ...options });
+}
+
+/**
+ * Servers and other resources a test file starts, released after each test
+ * in reverse order: `const { cleanups, server } = testScope();`.
+ */
+export function testScope() {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    while (cleanups.length > 0) await cleanups.pop()!();
+  });
+  const server = async (options: ServerConfigInput = {}) => {
+    const s = await startTestServer(options);
+    cleanups.push(() => s.cleanup());
+    return s;
+  };
+  return { cleanups, server };
 }
 
 export async function startTestServer(options: ServerConfigInput = {}): Promise<RunningServer & { cleanup(): Promise<void> }> {

@@ -1,23 +1,14 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { EventSource } from 'eventsource';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import type { RunEvent, RunWithObservers } from '@runtrail/protocol';
 import { SseParser } from '../../../client/src/watch/sse-parser.js';
 import { TARGET_FRAME_BYTES } from './frames.js';
-import { RawWsClient, isExactRange, progressEvents, startTestServer, waitFor, wsUrl } from './stream.test-kit.js';
+import { RawWsClient, isExactRange, progressEvents, startTestServer, testScope, waitFor, wsUrl } from './stream.test-kit.js';
 
 type TestServer = Awaited<ReturnType<typeof startTestServer>>;
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-async function server(options: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
-  const s = await startTestServer(options);
-  cleanups.push(() => s.cleanup());
-  return s;
-}
+const { cleanups, server } = testScope();
 
 async function wsClient(s: TestServer): Promise<RawWsClient> {
   const c = new RawWsClient(wsUrl(s));
