@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { RuntrailError } from '@runtrail/protocol';
 import { registerDemo } from './commands/demo.js';
@@ -9,13 +9,18 @@ import { registerExec } from './commands/exec.js';
 import { registerCancel } from './commands/cancel.js';
 import { registerRetry } from './commands/retry.js';
 import { registerDelete } from './commands/delete.js';
+import { registerConfig } from './commands/config.js';
+
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command('runtrail')
   .description('live progress of long-running runs, from a durable event log')
+  .version(version, '-V, --version', 'print the runtrail version')
   .option('--server <url>', 'runtrail server for client commands (env RUNTRAIL_URL, default http://127.0.0.1:4310)')
   .showHelpAfterError();
 
 registerServe(program);
+registerConfig(program);
 registerDemo(program);
 registerRuns(program);
 registerTail(program);

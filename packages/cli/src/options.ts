@@ -1,4 +1,5 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { configKeys, settings, type ConfigSources, type ServerConfigInput } from '@runtrail/server';
 
 /** The server a client command talks to: --server, else RUNTRAIL_URL, else the local default. */
 export function serverUrl(cmd: Command): string {
@@ -6,33 +7,43 @@ export function serverUrl(cmd: Command): string {
   return opts.server ?? process.env.RUNTRAIL_URL ?? 'http://127.0.0.1:4310';
 }
 
-/** Options shared by the commands that start a server. */
+function defaultText(key: (typeof configKeys)[number]): string {
+  const parsed = settings[key].schema.safeParse(undefined);
+  if (!parsed.success || parsed.data === undefined) return '';
+  const shown = Array.isArray(parsed.data) ? parsed.data.join(',') || '(none)' : String(parsed.data);
+  return `, default ${shown}`;
+}
+
+/**
+ * One flag per configuration key, derived from the server's settings table,
+ * so `serve`, `demo` and `config` take every key and never drift from it.
+ */
 export function addServeOptions(cmd: Command): Command {
-  return cmd
-    .option('--host <host>', 'address to listen on (env RUNTRAIL_HOST)')
-    .option('--port <port>', 'port to listen on; 0 picks a free one (env RUNTRAIL_PORT)')
-    .option('--data-dir <dir>', 'folder of the embedded SQLite store (env RUNTRAIL_DATA_DIR)')
-    .option('--node <name>', 'name of this node in run owners (env RUNTRAIL_NODE)')
-    .option('--concurrency <n>', 'runs the executor works on at once (env RUNTRAIL_CONCURRENCY)')
-    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env RUNTRAIL_LOG_LEVEL)');
+  cmd.option('--config <file>', 'settings file (JSON; env RUNTRAIL_CONFIG, default ./runtrail.json if present)');
+  for (const key of configKeys) {
+    const s = settings[key];
+    const help = `${s.description} (env ${s.env}${defaultText(key)})`;
+    if (s.kind === 'switch') {
+      cmd.addOption(new Option(`--${s.flag}`, help));
+      cmd.addOption(new Option(`--no-${s.flag}`, `turn ${s.flag} off`).hideHelp());
+    } else {
+      cmd.addOption(new Option(`--${s.flag} <${s.kind === 'list' ? 'a,b' : 'value'}>`, help));
+    }
+  }
+  return cmd;
 }
 
 export interface ServeFlags {
-  host?: string;
-  port?: string;
-  dataDir?: string;
-  node?: string;
-  concurrency?: string;
-  logLevel?: string;
+  config?: string;
+  [flag: string]: unknown;
 }
 
-export function serveOptions(flags: ServeFlags): Record<string, string | undefined> {
-  return {
-    host: flags.host,
-    port: flags.port,
-    dataDir: flags.dataDir,
-    node: flags.node,
-    concurrency: flags.concurrency,
-    logLevel: flags.logLevel,
-  };
+/** The options and sources a serving command passes to startServer. */
+export function serveOptions(flags: ServeFlags): ServerConfigInput & { sources: ConfigSources } {
+  const options: Record<string, unknown> = {};
+  for (const key of configKeys) {
+    const attribute = new Option(`--${settings[key].flag}`).attributeName();
+    if (flags[attribute] !== undefined) options[key] = flags[attribute];
+  }
+  return { ...(options as ServerConfigInput), sources: { file: flags.config, explicit: 'flag' } };
 }

@@ -1,51 +1,29 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
-import { tempDir, waitUntil } from '../../../test-support/index.js';
+import { tempDir } from '../../../test-support/index.js';
+import { runtrail as run, serve, type ServeProcess } from './harness.js';
+
+const runtrail = (args: string[], env: Record<string, string> = {}, cwd?: string) => run(args, { env, cwd });
 
 /**
  * The `runtrail` binary as a user runs it: built JS in real processes
  * against a server that is itself a `runtrail serve` process.
  */
-const BIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-async function runtrail(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d));
-  child.stderr.on('data', (d: Buffer) => (stderr += d));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, stdout, stderr };
-}
-
 let dir: ReturnType<typeof tempDir>;
-let server: ChildProcess;
+let server: ServeProcess;
 let url: string;
 
 beforeAll(async () => {
   dir = tempDir();
-  server = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', dir.path, '--log-level', 'warn'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  server.stdout!.on('data', (d: Buffer) => (out += d));
-  url = await waitUntil(() => /serving on (http:\/\/\S+)/.exec(out)?.[1], { timeoutMs: 15_000, what: 'runtrail serve to print its URL' });
+  server = await serve(['--port', '0', '--data-dir', dir.path, '--log-level', 'warn']);
+  url = server.url;
 });
 
 afterAll(async () => {
-  server.kill('SIGTERM');
-  const [code] = (await once(server, 'exit')) as [number | null];
-  expect(code).toBe(0);
+  expect(await server.stop()).toBe(0);
   dir.remove();
 });
 
@@ -104,5 +82,42 @@ describe('runtrail CLI', () => {
     const down = await runtrail(['runs', 'ls', '--server', `http://127.0.0.1:${port}`]);
     expect(down.code).toBe(2);
     expect(down.stderr).toContain('no server answers there (ECONNREFUSED)');
+  });
+});
+
+describe('runtrail config', () => {
+  it('prints the effective configuration with flags > RUNTRAIL_* env > runtrail.json > defaults, naming each source', async () => {
+    const cwd = tempDir('runtrail-config-cli-');
+    try {
+      writeFileSync(join(cwd.path, 'runtrail.json'), JSON.stringify({ port: 1111, leaseTtlMs: 5000, concurrency: 2 }));
+      const result = await runtrail(
+        ['config', '--port', '3333', '--reaper-interval-ms', '500', '--json'],
+        { RUNTRAIL_PORT: '2222', RUNTRAIL_LEASE_TTL_MS: '6000' },
+        cwd.path,
+      );
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      const { config, origins, file } = JSON.parse(result.stdout);
+      expect(file).toBe(join(cwd.path, 'runtrail.json'));
+      expect([config.port, origins.port]).toEqual([3333, '--port']);
+      expect([config.reaperIntervalMs, origins.reaperIntervalMs]).toEqual([500, '--reaper-interval-ms']);
+      expect([config.leaseTtlMs, origins.leaseTtlMs]).toEqual([6000, 'RUNTRAIL_LEASE_TTL_MS']);
+      expect([config.concurrency, origins.concurrency]).toEqual([2, file]);
+      expect([config.host, origins.host]).toEqual(['127.0.0.1', 'default']);
+
+      const table = await runtrail(['config', '--config', 'runtrail.json'], {}, cwd.path);
+      expect(table.stdout).toMatch(/^leaseTtlMs\s+5000\s+\S*runtrail\.json$/m);
+    } finally {
+      cwd.remove();
+    }
+  });
+
+  it('refuses an invalid value with one line naming the key and where it came from (exit 2), for config and serve alike', async () => {
+    for (const command of ['config', 'serve']) {
+      const result = await runtrail([command, '--lease-ttl-ms', 'soon', '--port', '0']);
+      expect(result.code).toBe(2);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).toMatch(/invalid configuration: leaseTtlMs \(--lease-ttl-ms = "soon"\)/);
+    }
   });
 });

@@ -7,6 +7,7 @@ import type { ServerConfig } from './config.js';
 import { Executor, registerExecutorRoutes } from './executor/index.js';
 import { Hub } from './hub.js';
 import { installErrorHandler, toRuntrailError } from './http/errors.js';
+import { createLogger, logRunIds, logRunLifecycle } from './logger.js';
 import { registerMetrics } from './http/metrics.js';
 import { registerRunRoutes } from './http/runs-routes.js';
 import { registerStatic } from './http/static.js';
@@ -40,9 +41,13 @@ export interface App {
 /** Assemble the HTTP app around a store. Does not listen; see startServer. */
 export async function buildApp(deps: AppDeps): Promise<App> {
   const { config } = deps;
+  const newId = deps.newId ?? uuidv7;
   const http = Fastify({
     bodyLimit: config.bodyLimitBytes,
-    logger: { level: config.logLevel, base: { node: config.node } },
+    loggerInstance: createLogger(config),
+    // A caller's X-Request-Id is kept, so its logs and ours join up; otherwise we mint one.
+    requestIdHeader: 'x-request-id',
+    genReqId: () => newId(),
     // One log line per request would drown the lines that matter at thousands of appends/s.
     logController: new LogController({ disableRequestLogging: true }),
     // Errors Fastify raises before routing (a malformed URL) get our error body too.
@@ -56,13 +61,14 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     store: deps.store,
     hub,
     now: deps.now ?? Date.now,
-    newId: deps.newId ?? uuidv7,
+    newId,
     leaseTtlMs: config.leaseTtlMs,
   });
   installErrorHandler(http);
+  logRunIds(http);
   http.get(routes.health.path, async () => ({ ok: true, node: config.node, store: deps.store.kind }));
   // One id per process: runs held under another id on this node belong to a dead incarnation.
-  const incarnation = (deps.newId ?? uuidv7)();
+  const incarnation = newId();
   const executor = new Executor({
     runs,
     node: config.node,
@@ -83,6 +89,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     log: http.log,
   });
   registerMetrics(http, { hub, stream });
+  logRunLifecycle(http.log, hub);
   await registerStatic(http, config.webDir);
   return { http, runs, hub, stream, config, executor, reaper, define: executor.define.bind(executor) };
 }

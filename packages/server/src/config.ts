@@ -1,63 +1,246 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { z } from 'zod';
-import { parseOrThrow } from '@runtrail/protocol';
+import { RuntrailError } from '@runtrail/protocol';
+
+/**
+ * One declaration per configuration key: its schema (with the default), a
+ * description, and how it is spelled elsewhere. The `serve` flags, the
+ * RUNTRAIL_* environment variables, the config file, `runtrail config` and
+ * the README table are all derived from `settings`, so adding a key here is
+ * the whole job and the spellings can never drift apart.
+ */
+export interface Setting<S extends z.ZodType = z.ZodType> {
+  schema: S;
+  description: string;
+  /** Environment variable; derived from the key (`leaseTtlMs` → RUNTRAIL_LEASE_TTL_MS) unless given. */
+  env: string;
+  /** CLI flag without dashes; derived from the key (`leaseTtlMs` → lease-ttl-ms) unless given. */
+  flag: string;
+  /** `switch`: a flag without a value (`--insecure`); `list`: comma-separated in flags and env, an array in the file. */
+  kind: 'value' | 'switch' | 'list';
+  /** Masked in `runtrail config` and in the start-up log line. */
+  secret: boolean;
+}
+
+interface SettingOptions {
+  env?: string;
+  flag?: string;
+  secret?: boolean;
+}
+
+const words = (key: string) => key.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase().split(' ');
+
+function setting<S extends z.ZodType>(
+  kind: Setting['kind'],
+  schema: S,
+  description: string,
+  options: SettingOptions,
+): Omit<Setting<S>, 'env' | 'flag'> & SettingOptions {
+  return { schema, description, kind, secret: options.secret ?? false, env: options.env, flag: options.flag };
+}
+
+/** A key given as one value: a string, a number (strings from flags and env are coerced), an enum. */
+export const value = <S extends z.ZodType>(schema: S, description: string, options: SettingOptions = {}) =>
+  setting('value', schema, description, options);
+
+/** An on/off key: `--flag` (or `--no-flag`), env `true|false|1|0`, a JSON boolean in the file. */
+export const toggle = (fallback: boolean, description: string, options: SettingOptions = {}) =>
+  setting(
+    'switch',
+    z
+      .union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')])
+      .default(fallback),
+    description,
+    options,
+  );
+
+/** A list of strings: `a,b,c` in flags and env, an array in the file. */
+export const list = (fallback: string[], description: string, options: SettingOptions = {}) =>
+  setting(
+    'list',
+    z
+      .union([
+        z.array(z.string().min(1)),
+        z.string().transform((s) => s.split(',').map((part) => part.trim()).filter(Boolean)),
+      ])
+      .default(fallback),
+    description,
+    options,
+  );
+
+/** A whole number in [min, max]; strings from flags and env are coerced. */
+export const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+const declared = {
+  host: value(z.string().min(1).default('127.0.0.1'), 'address to listen on'),
+  port: value(int(0, 65535).default(4310), 'port to listen on; 0 picks a free one'),
+  dataDir: value(z.string().min(1).default('./.runtrail'), 'folder of the SQLite file runtrail.db and per-run subprocess logs'),
+  node: value(
+    z.string().min(1).default(hostname()),
+    "this node's name in run owners; a restarted node with the same name recovers its runs",
+  ),
+  bodyLimitBytes: value(int(1024).default(8 * 1024 * 1024), 'larger request bodies get 413'),
+  logLevel: value(
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    'fatal|error|warn|info|debug|trace|silent',
+  ),
+  logFormat: value(
+    z.enum(['auto', 'json', 'pretty']).default('auto'),
+    'auto: human lines when stdout is a terminal, JSON lines otherwise; json; pretty',
+  ),
+  leaseTtlMs: value(int(1000).default(30_000), 'lease given to a run whose creator does not ask for another'),
+  reaperIntervalMs: value(int(50).default(2_000), 'how often the reaper looks for lapsed leases, stalls and timeouts'),
+  concurrency: value(int(0).default(4), 'runs the executor works on at once'),
+  shutdownGraceMs: value(int(0).default(10_000), 'how long a stopping node waits for its handlers before ending their runs'),
+  sendBufferBytes: value(
+    int(16 * 1024).default(1024 * 1024),
+    'bytes a WebSocket or SSE connection may have queued before it is switched to catch-up reads',
+  ),
+  streamPingIntervalMs: value(
+    int(50).default(15_000),
+    'WebSocket ping / SSE keepalive interval; a WebSocket that misses one pong is terminated',
+  ),
+  webDir: value(z.string().min(1).optional(), 'folder of the built dashboard served at / (default: the one shipped with the server)'),
+};
+
+type Declared = typeof declared;
+
+export const settings = Object.fromEntries(
+  Object.entries(declared).map(([key, s]) => [
+    key,
+    {
+      ...s,
+      env: s.env ?? `RUNTRAIL_${words(key).join('_').toUpperCase()}`,
+      flag: s.flag ?? words(key).join('-'),
+    },
+  ]),
+) as { [K in keyof Declared]: Setting<Declared[K]['schema']> };
+
+export type ConfigKey = keyof typeof settings;
+export const configKeys = Object.keys(settings) as ConfigKey[];
 
 /**
  * The server's whole configuration, parsed and validated once:
- * explicit options (CLI flags) > RUNTRAIL_* environment > defaults.
+ * explicit options (CLI flags) > RUNTRAIL_* environment > config file > defaults.
  * Nothing else in the server reads process.env.
  */
-export const ServerConfig = z.object({
-  host: z.string().min(1).default('127.0.0.1'),
-  port: z.coerce.number().int().min(0).max(65535).default(4310),
-  dataDir: z.string().min(1).default('./.runtrail'),
-  /** Name of this node in run owners; a restarted server with the same name recovers its runs. */
-  node: z.string().min(1).default(hostname()),
-  bodyLimitBytes: z.coerce.number().int().min(1024).default(8 * 1024 * 1024),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** Lease given to a run when its creator does not ask for another. */
-  leaseTtlMs: z.coerce.number().int().min(1000).default(30_000),
-  /** How often the reaper looks for lapsed leases, stalls and timeouts. */
-  reaperIntervalMs: z.coerce.number().int().min(50).default(2_000),
-  /** Runs the executor works on at once. */
-  concurrency: z.coerce.number().int().min(0).default(4),
-  /** How long a stopping node waits for its handlers before ending their runs. */
-  shutdownGraceMs: z.coerce.number().int().min(0).default(10_000),
-  /** Bytes a WebSocket or SSE connection may have queued before it is switched to catch-up reads. */
-  sendBufferBytes: z.coerce.number().int().min(16 * 1024).default(1024 * 1024),
-  /** WebSocket ping / SSE keepalive interval; a WebSocket that misses one pong is terminated. */
-  streamPingIntervalMs: z.coerce.number().int().min(50).default(15_000),
-  /** Directory of the built dashboard to serve at /, if any. */
-  webDir: z.string().optional(),
-});
+export const ServerConfig = z.strictObject(
+  Object.fromEntries(configKeys.map((key) => [key, settings[key].schema])) as {
+    [K in ConfigKey]: Declared[K]['schema'];
+  },
+);
 export type ServerConfig = z.infer<typeof ServerConfig>;
 export type ServerConfigInput = z.input<typeof ServerConfig>;
 
-const ENV_KEYS: Record<keyof ServerConfig, string> = {
-  host: 'RUNTRAIL_HOST',
-  port: 'RUNTRAIL_PORT',
-  dataDir: 'RUNTRAIL_DATA_DIR',
-  node: 'RUNTRAIL_NODE',
-  bodyLimitBytes: 'RUNTRAIL_BODY_LIMIT_BYTES',
-  logLevel: 'RUNTRAIL_LOG_LEVEL',
-  leaseTtlMs: 'RUNTRAIL_LEASE_TTL_MS',
-  reaperIntervalMs: 'RUNTRAIL_REAPER_INTERVAL_MS',
-  concurrency: 'RUNTRAIL_CONCURRENCY',
-  shutdownGraceMs: 'RUNTRAIL_SHUTDOWN_GRACE_MS',
-  sendBufferBytes: 'RUNTRAIL_SEND_BUFFER_BYTES',
-  streamPingIntervalMs: 'RUNTRAIL_STREAM_PING_INTERVAL_MS',
-  webDir: 'RUNTRAIL_WEB_DIR',
-};
+/** Where a value came from, as a user would spell it: `--port`, `RUNTRAIL_PORT`, `runtrail.json`, `default`. */
+export type ConfigOrigin = string;
 
+export interface ResolvedConfig {
+  config: ServerConfig;
+  origins: Record<ConfigKey, ConfigOrigin>;
+  /** The config file read, if any. */
+  file?: string;
+}
+
+export interface ConfigSources {
+  env?: Record<string, string | undefined>;
+  /** A config file to read (`--config`); missing is an error. */
+  file?: string;
+  /** Where `runtrail.json` is looked for when no file is given (default: the working dir). */
+  cwd?: string;
+  /** How explicit options are named in origins and errors: `flag` (the CLI) or `option` (startServer). */
+  explicit?: 'flag' | 'option';
+}
+
+export const CONFIG_FILE_NAME = 'runtrail.json';
+
+const configError = (message: string, details?: Record<string, unknown>) =>
+  new RuntrailError('invalid_request', `invalid configuration: ${message}`, details);
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw configError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw configError(`${path} is not JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw configError(`${path} must hold one JSON object of settings`);
+  }
+  for (const key of Object.keys(parsed)) {
+    if (!Object.hasOwn(settings, key)) {
+      throw configError(`${path}: unknown key "${key}" (known: ${configKeys.join(', ')})`);
+    }
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** Merge the sources key by key, remembering where each value came from, then validate. */
+export function resolveConfig(options: ServerConfigInput = {}, sources: ConfigSources = {}): ResolvedConfig {
+  const env = sources.env ?? process.env;
+  const givenFile = sources.file ?? env.RUNTRAIL_CONFIG;
+  const fallbackFile = resolve(sources.cwd ?? process.cwd(), CONFIG_FILE_NAME);
+  const file = givenFile ? resolve(sources.cwd ?? process.cwd(), givenFile) : existsSync(fallbackFile) ? fallbackFile : undefined;
+  const fromFile = file ? readConfigFile(file) : {};
+  const explicit = options as Record<string, unknown>;
+  const merged: Record<string, unknown> = {};
+  const origins = {} as Record<ConfigKey, ConfigOrigin>;
+  for (const key of Object.keys(explicit)) {
+    if (!Object.hasOwn(settings, key)) throw configError(`unknown option "${key}" (known: ${configKeys.join(', ')})`);
+  }
+  for (const key of configKeys) {
+    const s = settings[key];
+    const fromEnv = env[s.env];
+    if (explicit[key] !== undefined) {
+      merged[key] = explicit[key];
+      origins[key] = sources.explicit === 'flag' ? `--${s.flag}` : 'option';
+    } else if (fromEnv !== undefined && fromEnv !== '') {
+      merged[key] = fromEnv;
+      origins[key] = s.env;
+    } else if (fromFile[key] !== undefined) {
+      merged[key] = fromFile[key];
+      origins[key] = file ?? CONFIG_FILE_NAME;
+    } else {
+      origins[key] = 'default';
+    }
+  }
+  const result = ServerConfig.safeParse(merged);
+  if (!result.success) {
+    const issues = result.error.issues.map((issue) => {
+      const key = String(issue.path[0]) as ConfigKey;
+      const origin = origins[key] ?? 'default';
+      const shown = settings[key]?.secret ? '***' : JSON.stringify(merged[key]);
+      return { key, origin, message: `${key} (${origin} = ${shown}): ${issue.message}` };
+    });
+    const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
+    throw configError(`${issues[0]!.message}${more}`, { issues });
+  }
+  return { config: result.data, origins, file };
+}
+
+/** The configuration from explicit options, the environment, the config file and defaults. */
 export function loadConfig(
   options: ServerConfigInput = {},
   env: Record<string, string | undefined> = process.env,
+  sources: Omit<ConfigSources, 'env'> = {},
 ): ServerConfig {
-  const merged: Record<string, unknown> = {};
-  for (const [key, envKey] of Object.entries(ENV_KEYS)) {
-    const fromEnv = env[envKey];
-    if (fromEnv !== undefined && fromEnv !== '') merged[key] = fromEnv;
+  return resolveConfig(options, { ...sources, env }).config;
+}
+
+/** The configuration as it may be printed or logged: secrets masked. */
+export function describeConfig(config: ServerConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of configKeys) {
+    const v = config[key];
+    out[key] = settings[key].secret && v !== undefined && v !== '' ? '***' : v;
   }
-  for (const [key, value] of Object.entries(options)) if (value !== undefined) merged[key] = value;
-  return parseOrThrow(ServerConfig, merged, 'configuration');
+  return out;
 }

@@ -1,6 +1,6 @@
 import { openStore, type RunStore } from '@runtrail/store';
 import { buildApp, type App } from './app.js';
-import { loadConfig, type ServerConfigInput } from './config.js';
+import { describeConfig, resolveConfig, type ConfigSources, type ServerConfigInput } from './config.js';
 
 export interface RunningServer extends App {
   url: string;
@@ -8,10 +8,17 @@ export interface RunningServer extends App {
   close(): Promise<void>;
 }
 
+export interface StartOptions extends ServerConfigInput {
+  /** A store to use instead of opening the SQLite store in dataDir. */
+  store?: RunStore;
+  /** Where the settings not given here come from (environment, config file). */
+  sources?: ConfigSources;
+}
+
 /** Open the configured store, build the app, listen. */
-export async function startServer(options: ServerConfigInput & { store?: RunStore } = {}): Promise<RunningServer> {
-  const { store: given, ...rest } = options;
-  const config = loadConfig(rest);
+export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
+  const { store: given, sources, ...rest } = options;
+  const config = resolveConfig(rest, sources).config;
   const store = given ?? openStore({ dataDir: config.dataDir });
   const app = await buildApp({ config, store });
   // Before anyone can read a run: end what a previous incarnation of this
@@ -19,7 +26,7 @@ export async function startServer(options: ServerConfigInput & { store?: RunStor
   await app.reaper.start();
   const address = await app.http.listen({ host: config.host, port: config.port });
   app.executor.start();
-  app.http.log.info({ config: { ...config }, store: store.kind }, `runtrail listening on ${address}`);
+  app.http.log.info({ config: describeConfig(config), store: store.kind }, `runtrail listening on ${address}`);
   let closed: Promise<void> | null = null;
   return {
     ...app,

@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
-import { startServer, type RunningServer, type ServerConfigInput } from '@runtrail/server';
+import { startServer, type RunningServer } from '@runtrail/server';
 import { defineDemoHandler } from '../demo/handler.js';
 import { addServeOptions, serveOptions, type ServeFlags } from '../options.js';
 
 export function registerServe(program: Command): void {
   addServeOptions(program.command('serve').description('serve the API, the live streams and the dashboard'))
     .action(async (flags: ServeFlags) => {
-      const server = await startServer(serveOptions(flags) as ServerConfigInput);
+      const server = await startServer(serveOptions(flags));
       defineDemoHandler(server);
       stopOnSignals(server);
       process.stdout.write(`runtrail serving on ${server.url} (data in ${server.config.dataDir})\n`);

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { tempDir } from '../../../test-support/index.js';
+import { runtrail, serve } from './harness.js';
+
+const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
+  fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+
+describe('the runtrail command', () => {
+  it('--version prints the version of the CLI package', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    const result = await runtrail(['--version']);
+    expect(result.code).toBe(0);
+    expect(result.stdout.trim()).toBe(version);
+  });
+
+  it('refuses a Node.js older than the engines field with one line, before loading anything', async () => {
+    const result = await runtrail(['--help'], {
+      nodeArgs: ['--import', 'data:text/javascript,Object.defineProperty(process.versions,"node",{value:"20.18.1"})'],
+    });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe('runtrail: Node.js 20.18.1 is not supported; runtrail needs Node.js >=20.19\n');
+  });
+});
+
+describe('runtrail serve logs', () => {
+  it('writes JSON lines when not on a terminal, with the request id and the runId on lines about a run', async () => {
+    const dir = tempDir();
+    const server = await serve(['--port', '0', '--data-dir', dir.path]);
+    try {
+      const created = await post(`${server.url}/api/v1/runs`, { name: 'logged' }, { 'x-request-id': 'req-from-caller' });
+      expect(created.headers.get('x-request-id')).toBe('req-from-caller');
+      const run = (await created.json()) as { id: string };
+      const finished = await post(`${server.url}/api/v1/runs/${run.id}/finish`, { status: 'succeeded' });
+      expect(finished.headers.get('x-request-id')).toMatch(/\S{8,}/);
+      expect(await server.stop()).toBe(0);
+      const lines = server
+        .stdout()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.find((l) => String(l.msg).startsWith('runtrail listening on'))?.level).toBe(30);
+      const about = lines.filter((l) => l.runId === run.id).map((l) => l.msg);
+      expect(about).toEqual(['run created', 'run ended succeeded']);
+    } finally {
+      await server.stop();
+      dir.remove();
+    }
+  });
+
+  it('writes human lines with --log-format pretty (what a terminal gets by default)', async () => {
+    const dir = tempDir();
+    const server = await serve(['--port', '0', '--data-dir', dir.path, '--log-format', 'pretty']);
+    try {
+      expect(await server.stop()).toBe(0);
+      expect(server.stdout()).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO.*: runtrail listening on http/m);
+      expect(server.stdout()).not.toMatch(/^\{"level"/m);
+    } finally {
+      dir.remove();
+    }
+  });
+});

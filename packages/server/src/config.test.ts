@@ -1,0 +1,86 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RuntrailError } from '@runtrail/protocol';
+import { configKeys, resolveConfig, settings, ServerConfig } from './config.js';
+import { tempDir } from '../../../test-support/index.js';
+
+let dir: ReturnType<typeof tempDir>;
+beforeEach(() => {
+  dir = tempDir('runtrail-config-');
+});
+afterEach(() => dir.remove());
+
+const errorOf = (fn: () => unknown): RuntrailError => {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof RuntrailError) return err;
+    throw err;
+  }
+  throw new Error('expected an error');
+};
+
+describe('configuration', () => {
+  it('takes each key from flags, else RUNTRAIL_* env, else the config file, else the default, and says where from', () => {
+    writeFileSync(
+      join(dir.path, 'runtrail.json'),
+      JSON.stringify({ port: 1111, leaseTtlMs: 5000, reaperIntervalMs: 700, concurrency: 2 }),
+    );
+    const env = { RUNTRAIL_PORT: '2222', RUNTRAIL_LEASE_TTL_MS: '6000', RUNTRAIL_URL: 'ignored: a client setting' };
+    const { config, origins, file } = resolveConfig({ port: 3333 }, { env, cwd: dir.path, explicit: 'flag' });
+    expect(file).toBe(join(dir.path, 'runtrail.json'));
+    expect(config.port).toBe(3333);
+    expect(origins.port).toBe('--port');
+    expect(config.leaseTtlMs).toBe(6000);
+    expect(origins.leaseTtlMs).toBe('RUNTRAIL_LEASE_TTL_MS');
+    expect(config.reaperIntervalMs).toBe(700);
+    expect(origins.reaperIntervalMs).toBe(file);
+    expect(config.host).toBe('127.0.0.1');
+    expect(origins.host).toBe('default');
+  });
+
+  it('reads the file named by --config (or RUNTRAIL_CONFIG) instead of ./runtrail.json', () => {
+    writeFileSync(join(dir.path, 'runtrail.json'), JSON.stringify({ port: 1 }));
+    writeFileSync(join(dir.path, 'other.json'), JSON.stringify({ port: 2 }));
+    expect(resolveConfig({}, { env: {}, cwd: dir.path, file: 'other.json' }).config.port).toBe(2);
+    expect(resolveConfig({}, { env: { RUNTRAIL_CONFIG: 'other.json' }, cwd: dir.path }).config.port).toBe(2);
+    expect(errorOf(() => resolveConfig({}, { env: {}, cwd: dir.path, file: 'missing.json' })).message).toContain(
+      'cannot read',
+    );
+  });
+
+  it('refuses an invalid value naming the key, where it came from and what is wrong', () => {
+    const fromEnv = errorOf(() => resolveConfig({}, { env: { RUNTRAIL_REAPER_INTERVAL_MS: 'soon' }, cwd: dir.path }));
+    expect(fromEnv.message).toMatch(/^invalid configuration: reaperIntervalMs \(RUNTRAIL_REAPER_INTERVAL_MS = "soon"\): /);
+    const fromFlag = errorOf(() => resolveConfig({ port: 70000 }, { env: {}, cwd: dir.path, explicit: 'flag' }));
+    expect(fromFlag.message).toMatch(/port \(--port = 70000\): .*65535/);
+    writeFileSync(join(dir.path, 'runtrail.json'), JSON.stringify({ logLevel: 'loud' }));
+    expect(errorOf(() => resolveConfig({}, { env: {}, cwd: dir.path })).message).toMatch(/logLevel \(.*runtrail\.json = "loud"\)/);
+    writeFileSync(join(dir.path, 'runtrail.json'), JSON.stringify({ leaseTTL: 5 }));
+    expect(errorOf(() => resolveConfig({}, { env: {}, cwd: dir.path })).message).toContain('unknown key "leaseTTL"');
+    writeFileSync(join(dir.path, 'runtrail.json'), '{port: 1}');
+    expect(errorOf(() => resolveConfig({}, { env: {}, cwd: dir.path })).message).toContain('is not JSON');
+  });
+
+  it('declares every key once: env, flag and description derived from the one table, all distinct', () => {
+    expect(configKeys).toEqual(Object.keys(ServerConfig.shape));
+    const envs = configKeys.map((k) => settings[k].env);
+    const flags = configKeys.map((k) => settings[k].flag);
+    expect(new Set(envs).size).toBe(configKeys.length);
+    expect(new Set(flags).size).toBe(configKeys.length);
+    expect(settings.leaseTtlMs.env).toBe('RUNTRAIL_LEASE_TTL_MS');
+    expect(settings.leaseTtlMs.flag).toBe('lease-ttl-ms');
+    for (const key of configKeys) expect(settings[key].description.length).toBeGreaterThan(5);
+  });
+});
+
+describe('the README configuration table', () => {
+  it('lists every key with its flag and environment variable', () => {
+    const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    for (const key of configKeys) {
+      const { flag, env } = settings[key];
+      expect(readme, `README configuration row for ${key}`).toContain(`| \`${key}\` (\`--${flag}\`, \`${env}\`) |`);
+    }
+  });
+});
