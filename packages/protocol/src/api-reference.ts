@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { errorStatus, type ErrorCode } from './errors.js';
-import { knownEventTypes, eventDataSchemas } from './events.js';
+import { extraFieldsOf, knownEventTypes, eventDataSchemas } from './events.js';
 import { routes, type RouteDef } from './routes.js';
 
 /**
@@ -31,12 +31,20 @@ export function renderApiReference(): string {
     if (route.query) out.push('Query:', '', ...fieldTable(route.query), '');
     if (route.body) out.push('Body:', '', ...fieldTable(route.body), '');
   }
-  out.push('', '## Event types', '', 'Producers append `{type, data, id?, ts?}`. `data` of each known type:', '');
-  out.push('| type | data |', '|---|---|');
+  out.push(
+    '',
+    '## Event types',
+    '',
+    'Producers append `{type, data, id?, ts?}`. `data` of each known type, and what happens to a field of `data` the type does not define:',
+    '**kept** (stored and streamed exactly as sent; the reducer ignores it) or **refused** (the whole batch gets 400 `invalid_request` naming the field,',
+    'e.g. `events[0].data.totl`, and nothing is stored). No field is ever dropped silently.',
+    '',
+  );
+  out.push('| type | data | unknown fields |', '|---|---|---|');
   for (const type of knownEventTypes) {
-    out.push(`| \`${type}\` | ${inline(eventDataSchemas[type])} |`);
+    out.push(`| \`${type}\` | ${inline(eventDataSchemas[type])} | ${extraFieldsOf(type)} |`);
   }
-  out.push('| `x.*` | anything: stored and streamed, ignored by the reducer |');
+  out.push('| `x.*` | anything: stored and streamed, ignored by the reducer | kept |');
   out.push('', '## Error codes', '', '| code | HTTP status |', '|---|---|');
   for (const [code, status] of Object.entries(errorStatus) as Array<[ErrorCode, number]>) {
     out.push(`| \`${code}\` | ${status} |`);

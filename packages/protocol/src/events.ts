@@ -16,7 +16,7 @@ export const RunErrorKind = z.enum([
 ]);
 export type RunErrorKind = z.infer<typeof RunErrorKind>;
 
-export const RunError = z.object({
+export const RunError = z.strictObject({
   kind: RunErrorKind,
   message: z.string().max(8192),
 });
@@ -55,46 +55,74 @@ export const PhaseStatus = z.enum(['started', 'completed', 'failed']);
 export const LogLevel = z.enum(['debug', 'info', 'warn', 'error']);
 export type LogLevel = z.infer<typeof LogLevel>;
 
-/** `data` schema of each known event type. */
+/**
+ * `data` schema of each known event type. Every type says what happens to a
+ * field it does not list, never silently dropping it (a 200 that loses data
+ * is the bug runtrail exists to prevent):
+ * - `z.looseObject`: extra fields are stored and streamed exactly as sent
+ *   (descriptive events a producer naturally annotates: a call's tokens, an
+ *   artifact's metadata, a log line's logger);
+ * - `z.strictObject`: extra fields are refused with 400 naming the field
+ *   (events whose fields drive the snapshot, where an unknown key is most
+ *   likely a typo that would lose a value, e.g. `{done, totl}`, and the
+ *   run's own lifecycle events, whose free-form part is `output`).
+ * A test fails if a type uses a plain `z.object`, which would strip.
+ */
 export const eventDataSchemas = {
-  'run.started': z.object({}).passthrough(),
-  phase: z.object({
+  'run.started': z.looseObject({}),
+  phase: z.strictObject({
     name,
     status: PhaseStatus,
     timeoutMs: z.number().int().positive().optional(),
   }),
-  'call.started': z.object({ callId, label: z.string().max(500) }),
-  'call.succeeded': z.object({ callId, durationMs: z.number().nonnegative().optional() }),
-  'call.failed': z.object({
+  'call.started': z.looseObject({ callId, label: z.string().max(500) }),
+  'call.succeeded': z.looseObject({ callId, durationMs: z.number().nonnegative().optional() }),
+  'call.failed': z.looseObject({
     callId,
     error: z.string().max(8192),
     willRetry: z.boolean(),
   }),
-  'call.retried': z.object({ callId, attempt: z.number().int().positive() }),
-  progress: z.object({
+  'call.retried': z.looseObject({ callId, attempt: z.number().int().positive() }),
+  progress: z.strictObject({
     done: z.number().nonnegative().refine(Number.isFinite, 'must be a finite number'),
     total: z.number().nonnegative().refine(Number.isFinite, 'must be a finite number').optional(),
     message: z.string().max(500).optional(),
   }),
-  metric: z.object({ name, value: finite, step: z.number().optional() }),
-  counter: z.object({ name, delta: finite }),
+  metric: z.strictObject({ name, value: finite, step: z.number().optional() }),
+  counter: z.strictObject({ name, delta: finite }),
   meta: z.record(z.string(), z.unknown()),
-  log: z.object({ level: LogLevel, message: z.string().max(16384) }),
-  artifact: z.object({
+  log: z.looseObject({ level: LogLevel, message: z.string().max(16384) }),
+  artifact: z.looseObject({
     name,
     uri: z.string().max(2048).optional(),
     contentType: z.string().max(200).optional(),
     size: z.number().int().nonnegative().optional(),
   }),
-  'run.cancel_requested': z.object({ reason: z.string().max(8192).optional() }),
-  'run.stalled': z.object({
+  'run.cancel_requested': z.strictObject({ reason: z.string().max(8192).optional() }),
+  'run.stalled': z.strictObject({
     stallTimeoutMs: z.number().int().positive(),
     lastProgressAt: z.number().nullable(),
   }),
-  'run.succeeded': z.object({ output: z.unknown().optional() }),
-  'run.failed': z.object({ error: RunError, output: z.unknown().optional() }),
-  'run.cancelled': z.object({ reason: z.string().max(8192).optional() }),
+  'run.succeeded': z.strictObject({ output: z.unknown().optional() }),
+  'run.failed': z.strictObject({ error: RunError, output: z.unknown().optional() }),
+  'run.cancelled': z.strictObject({ reason: z.string().max(8192).optional() }),
 } as const;
+
+export type ExtraFields = 'kept' | 'refused';
+
+/**
+ * What the schema of `type` does with a field it does not list, read from
+ * the schema itself so the API reference cannot drift from it. Throws for a
+ * schema that would strip extra fields silently.
+ */
+export function extraFieldsOf(type: KnownEventType): ExtraFields {
+  const def = eventDataSchemas[type].def as { type: string; catchall?: { def: { type: string } } };
+  if (def.type === 'record') return 'kept';
+  const catchall = def.catchall?.def.type;
+  if (catchall === 'never') return 'refused';
+  if (catchall === 'unknown') return 'kept';
+  throw new Error(`event type ${type}: its data schema would drop unknown fields silently; use z.looseObject or z.strictObject`);
+}
 
 export type KnownEventType = keyof typeof eventDataSchemas;
 export const knownEventTypes = Object.keys(eventDataSchemas) as KnownEventType[];

@@ -143,9 +143,9 @@ export interface ReadEventsResponse {
 export const FinishRunBody = z
   .object({
     status: z.enum(['succeeded', 'failed', 'cancelled']),
-    error: z
-      .object({ kind: RunErrorKind.optional(), message: z.string().min(1).max(8192) })
-      .optional(),
+    // Strict: the run's error is exactly {kind, message}; an extra field
+    // (a stack, a code) is refused by name rather than dropped. Put it in output.
+    error: z.strictObject({ kind: RunErrorKind.optional(), message: z.string().min(1).max(8192) }).optional(),
     output: JsonValue.optional(),
     /** Idempotency id of the terminal event: a retried finish with the same id succeeds. */
     id: z.string().min(1).max(128).optional(),

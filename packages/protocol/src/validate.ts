@@ -15,14 +15,24 @@ function pathOf(prefix: string, path: ReadonlyArray<PropertyKey>): string {
   return out || '(root)';
 }
 
+/**
+ * One issue per bad field. An unknown key of a strict object is reported by
+ * zod at the object's path; name the key itself (`events[0].data.metadata`),
+ * which is what the producer has to remove or rename.
+ */
+function fieldIssues(prefix: string, issues: ReadonlyArray<z.core.$ZodIssue>): FieldIssue[] {
+  return issues.flatMap((i) =>
+    i.code === 'unrecognized_keys'
+      ? i.keys.map((key) => ({ path: pathOf(prefix, [...i.path, key]), message: 'unknown field (only the fields this object defines are accepted)' }))
+      : [{ path: pathOf(prefix, i.path), message: i.message }],
+  );
+}
+
 /** Parse with a schema or throw invalid_request naming every bad field. */
 export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, where: string): z.infer<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  throw invalidRequest(
-    where,
-    result.error.issues.map((i) => ({ path: pathOf('', i.path), message: i.message })),
-  );
+  throw invalidRequest(where, fieldIssues('', result.error.issues));
 }
 
 export function invalidRequest(where: string, issues: FieldIssue[]): RuntrailError {
@@ -44,9 +54,7 @@ export function validateEventData(events: EventInput[], prefix = 'events'): Fiel
     const schema = eventDataSchemas[event.type];
     const result = schema.safeParse(event.data ?? {});
     if (!result.success) {
-      for (const i of result.error.issues) {
-        issues.push({ path: pathOf(`${prefix}[${index}].data`, i.path), message: i.message });
-      }
+      issues.push(...fieldIssues(`${prefix}[${index}].data`, result.error.issues));
     } else {
       event.data = result.data;
     }
