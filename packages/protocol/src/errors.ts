@@ -11,6 +11,7 @@ export const errorStatus = {
   run_already_terminal: 409,
   run_not_terminal: 409,
   run_not_queued: 409,
+  run_not_retryable: 409,
   idempotency_conflict: 409,
   payload_too_large: 413,
   unavailable: 503,

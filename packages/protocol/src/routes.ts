@@ -76,7 +76,7 @@ export const routes = {
   retryRun: {
     method: 'POST',
     path: `${API_PREFIX}/runs/:id/retry`,
-    summary: 'Create a new run with the same input, linked by retryOf',
+    summary: 'Create a new attempt of a handler run (same input, linked by retryOf); 409 run_not_retryable for a run no handler executes',
   },
   streamRun: {
     method: 'GET',

@@ -139,9 +139,23 @@ describe('runtrail exec', () => {
 });
 
 describe('runtrail retry / delete', () => {
+  it('retry of a run no handler executes is refused with 409 run_not_retryable, creating nothing', async () => {
+    const produced = await client.createRun({ name: 'produced-elsewhere' });
+    await produced.fail(new Error('boom'));
+    const refused = await runtrail(['retry', produced.id, '--server', server.url]).done;
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('run_not_retryable');
+    expect(refused.stderr).toContain('only handler runs (created with execute: true) can be retried');
+    expect((await client.listRuns({ name: 'produced-elsewhere' })).runs.map((r) => r.id)).toEqual([produced.id]);
+  });
+
   it('retry makes a linked attempt 2; delete refuses a running run and removes an ended one', async () => {
-    const first = await client.createRun({ name: 'flaky', input: { doc: 7 } });
-    await first.fail(new Error('boom'));
+    let attempts = 0;
+    server.define('flaky', async () => {
+      if (++attempts === 1) throw new Error('boom');
+    });
+    const first = await client.startRun({ name: 'flaky', input: { doc: 7 } });
+    await waitUntil(async () => (await client.getRun(first.id)).status === 'failed', { what: 'the first attempt to fail' });
 
     const retried = await runtrail(['retry', first.id, '--server', server.url, '--json']).done;
     expect(retried.code).toBe(0);

@@ -41,7 +41,7 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
   serve(app, 'cancelRun', async ({ params, body }) => runs.cancel(params.id!, body.reason));
 
   serve(app, 'retryRun', async ({ params, reply }) => {
-    const run = await runs.retry(params.id!);
+    const run = await runs.retry(params.id!, options.requireHandler);
     void reply.status(201);
     return run;
   });

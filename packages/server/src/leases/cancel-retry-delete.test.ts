@@ -93,6 +93,13 @@ describe('retry and delete', () => {
     expect(done.output).toEqual({ attempt: 2, input: { doc: 3 } });
   });
 
+  it('retry of a run no handler executes is a 409 run_not_retryable, and creates no phantom run', async () => {
+    const produced = await client.createRun({ name: 'by-a-producer' });
+    await produced.succeed();
+    await expect(client.retryRun(produced.id)).rejects.toMatchObject({ code: 'run_not_retryable', status: 409 });
+    expect((await client.listRuns({ name: 'by-a-producer' })).runs).toHaveLength(1);
+  });
+
   it('delete removes an ended run with its events and its output log, and refuses a running one', async () => {
     server.define('prints', async (ctx) => {
       await ctx.exec('sh', ['-c', 'echo hello']);

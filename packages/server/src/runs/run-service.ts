@@ -168,8 +168,22 @@ export class RunService {
     return (await this.appendEvents(id, [request], undefined, { renewLease: false })).run;
   }
 
-  async retry(id: string): Promise<Run> {
+  /**
+   * A new attempt of a run a handler executes. A run that its producer
+   * drives (`runtrail exec`, the SDK, HTTP) has nothing here that could run
+   * it again: a new `running` run would just wait for its lease to lapse
+   * and end orphaned, so it is refused.
+   */
+  async retry(id: string, requireHandler?: (name: string) => void): Promise<Run> {
     const prev = await this.get(id);
+    if (!prev.execute) {
+      throw new RuntrailError(
+        'run_not_retryable',
+        `run ${id} (${prev.name}) is not executed by a handler on the server, so the server cannot run it again: only handler runs (created with execute: true) can be retried; start its producer again instead`,
+        { runId: id, execute: false },
+      );
+    }
+    requireHandler?.(prev.name);
     const { run } = await this.create(
       {
         name: prev.name,

@@ -135,18 +135,21 @@ export function RunPage({ id }: { id: string }) {
               await client.cancelRun(run.id, 'cancelled from the dashboard');
             })}
           />
-          <button
-            type="button"
-            disabled={!terminal}
-            onClick={() => {
-              void act('Retry', async () => {
-                const next = await client.retryRun(run.id);
-                navigate(`/runs/${next.id}`);
-              })();
-            }}
-          >
-            Retry
-          </button>
+          {/* Only a handler run can be run again by the server (a producer's run gets 409 run_not_retryable). */}
+          {run.execute && (
+            <button
+              type="button"
+              disabled={!terminal}
+              onClick={() => {
+                void act('Retry', async () => {
+                  const next = await client.retryRun(run.id);
+                  navigate(`/runs/${next.id}`);
+                })();
+              }}
+            >
+              Retry
+            </button>
+          )}
           <ConfirmButton
             label="Delete run"
             question="Delete this run and all its events?"

@@ -273,6 +273,10 @@ describe('the dashboard in a real browser', () => {
     });
     expect(await page.getByRole('link', { name: 'sneaky' }).count()).toBe(0);
     expect(await page.getByRole('button', { name: 'preview sneaky' }).count()).toBe(0);
+
+    // A producer's run is not the server's to run again (409 run_not_retryable): no Retry offered.
+    await page.getByRole('button', { name: 'Cancel run' }).waitFor();
+    expect(await page.getByRole('button', { name: 'Retry' }).count()).toBe(0);
   });
 
   it('pages through older runs, newest first', async () => {
