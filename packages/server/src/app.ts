@@ -8,7 +8,7 @@ import { Executor, registerExecutorRoutes } from './executor/index.js';
 import { Hub } from './hub.js';
 import { installErrorHandler, toRuntrailError } from './http/errors.js';
 import { createLogger, logRunIds, logRunLifecycle } from './logger.js';
-import { registerMetrics } from './http/metrics.js';
+import { ServerMetrics, registerMetrics } from './http/metrics.js';
 import { registerRunRoutes } from './http/runs-routes.js';
 import { registerStatic } from './http/static.js';
 import { Reaper } from './leases/reaper.js';
@@ -57,8 +57,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     },
   });
   const hub = new Hub();
+  const metrics = new ServerMetrics();
+  const store = metrics.instrumentStore(deps.store);
   const runs = new RunService({
-    store: deps.store,
+    store,
     hub,
     now: deps.now ?? Date.now,
     newId,
@@ -66,7 +68,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   installErrorHandler(http);
   logRunIds(http);
-  http.get(routes.health.path, async () => ({ ok: true, node: config.node, store: deps.store.kind }));
+  http.get(routes.health.path, async () => ({ ok: true, node: config.node, store: store.kind }));
   // One id per process: runs held under another id on this node belong to a dead incarnation.
   const incarnation = newId();
   const executor = new Executor({
@@ -78,17 +80,25 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     log: http.log,
     logDir: join(config.dataDir, 'logs'),
   });
-  const reaper = new Reaper({ runs, node: config.node, incarnation, intervalMs: config.reaperIntervalMs, log: http.log });
+  const reaper = new Reaper({
+    runs,
+    node: config.node,
+    incarnation,
+    intervalMs: config.reaperIntervalMs,
+    log: http.log,
+    onReaped: metrics.onReaped,
+  });
   registerRunRoutes(http, runs, { requireHandler: (name) => executor.requireHandler(name) });
   registerExecutorRoutes(http, executor);
   const stream = new StreamServer(http, {
-    store: deps.store,
+    store,
     hub,
+    metrics,
     sendBufferBytes: config.sendBufferBytes,
     pingIntervalMs: config.streamPingIntervalMs,
     log: http.log,
   });
-  registerMetrics(http, { hub, stream });
+  registerMetrics(http, metrics, { hub, stream, store, executor, concurrency: config.concurrency });
   logRunLifecycle(http.log, hub);
   await registerStatic(http, config.webDir);
   return { http, runs, hub, stream, config, executor, reaper, define: executor.define.bind(executor) };

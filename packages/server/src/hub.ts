@@ -1,12 +1,18 @@
-import type { Run, RunEvent } from '@runtrail/protocol';
+import { isTerminalStatus, type Run, type RunEvent } from '@runtrail/protocol';
 
 export type RunChange = 'created' | 'updated' | 'deleted';
 
 export interface EventListener {
-  (events: RunEvent[], run: Run): void;
+  /** `publishedAt`: performance.now() right after the commit, for delivery latency. */
+  (events: RunEvent[], run: Run, publishedAt: number): void;
 }
 export interface RunListener {
   (change: RunChange, run: Run): void;
+}
+
+/** Whether a run update is the one that ended it (its last seq is the terminal event). */
+export function isEndUpdate(change: RunChange, run: Run): boolean {
+  return change === 'updated' && isTerminalStatus(run.status) && run.seq === run.snapshot.terminal?.seq;
 }
 
 /**
@@ -47,9 +53,10 @@ export class Hub {
 
   publishEvents(run: Run, events: RunEvent[]): void {
     if (events.length === 0) return;
-    for (const listener of this.allListeners) listener(events, run);
+    const publishedAt = performance.now();
+    for (const listener of this.allListeners) listener(events, run, publishedAt);
     const set = this.byRun.get(run.id);
-    if (set) for (const listener of [...set]) listener(events, run);
+    if (set) for (const listener of [...set]) listener(events, run, publishedAt);
   }
 
   publishRun(change: RunChange, run: Run): void {

@@ -1,7 +1,6 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { isTerminalStatus } from '@runtrail/protocol';
-import type { Hub } from './hub.js';
+import { isEndUpdate, type Hub } from './hub.js';
 import PinoPretty from 'pino-pretty';
 import type { ServerConfig } from './config.js';
 
@@ -41,7 +40,7 @@ export function logRunIds(http: FastifyInstance): void {
 export function logRunLifecycle(log: FastifyBaseLogger, hub: Hub): void {
   hub.subscribeRuns((change, run) => {
     if (change === 'created') log.info({ runId: run.id, name: run.name, status: run.status }, 'run created');
-    else if (change === 'updated' && isTerminalStatus(run.status) && run.seq === run.snapshot.terminal?.seq) {
+    else if (isEndUpdate(change, run)) {
       log.info({ runId: run.id, name: run.name, status: run.status, kind: run.error?.kind }, `run ended ${run.status}`);
     }
   });

@@ -490,6 +490,15 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect((await store.getRun(run.id))!).toMatchObject({ leaseExpiresAt: T0 + 16_000, heartbeatAt: T0 + 6000 });
       });
 
+      it('counts runs by status, every status present', async () => {
+        expect(await store.countByStatus()).toEqual({ queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 });
+        await create();
+        await create({ execute: true });
+        const ended = await create();
+        await store.append(ended.id, [{ type: 'run.failed', data: { error: { kind: 'error', message: 'x' } } }], { now: T0 + 1 });
+        expect(await store.countByStatus()).toEqual({ queued: 1, running: 1, succeeded: 0, failed: 1, cancelled: 0 });
+      });
+
       it('takes the owner given on heartbeat or append', async () => {
         const run = await create();
         await store.heartbeat(run.id, { now: T0 + 1, owner: producerOwner });

@@ -39,6 +39,8 @@ export interface RunStore {
   findDue(now: number, limit: number): Promise<DueRuns>;
   /** Non-terminal runs held by an owner on `node` (for recovery after a restart). */
   findOwnedBy(node: string, kind: Owner['kind']): Promise<Run[]>;
+  /** How many runs are in each status now (every status present, 0 when none): the runtrail_runs gauge. */
+  countByStatus(): Promise<Record<RunStatus, number>>;
 
   close(): Promise<void>;
 }

@@ -1,41 +1,105 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../start.js';
-import { tempDir } from '../../../../test-support/index.js';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { RawWsClient, testScope, waitFor, wsUrl } from '../stream/stream.test-kit.js';
+import { waitUntil } from '../../../../test-support/index.js';
 
-let dir: ReturnType<typeof tempDir>;
-let server: RunningServer;
+const { server: startTestServer, cleanups } = testScope();
 
-beforeEach(async () => {
-  dir = tempDir();
-  server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent' });
-});
-afterEach(async () => {
-  await server.close();
-  dir.remove();
-});
-
-const metric = (text: string, line: string) => {
-  const found = text.split('\n').find((l) => l.startsWith(line));
-  return found === undefined ? undefined : Number(found.slice(line.length).trim());
+/** The value of one sample line (`name{labels}`), or undefined when absent. */
+const sample = (text: string, series: string): number | undefined => {
+  const found = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return found === undefined ? undefined : Number(found.slice(series.length).trim());
 };
 
+/** `promtool check metrics` (Debian package prometheus; .ci/run installs it): lint errors or ''. */
+async function promtool(text: string): Promise<{ code: number | null; output: string }> {
+  const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d));
+  child.stderr.on('data', (d: Buffer) => (output += d));
+  child.stdin.end(text);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, output };
+}
+
 describe('/metrics', () => {
-  it('counts committed events, created runs and ended runs by status and kind, in Prometheus text', async () => {
+  it('passes promtool check metrics, and its values move as runs are created, appended to, streamed, reaped and ended', async () => {
+    const server = await startTestServer({ reaperIntervalMs: 50, concurrency: 3 });
+    const scrape = async () => {
+      const response = await fetch(`${server.url}/metrics`);
+      expect(response.headers.get('content-type')).toContain('text/plain');
+      return response.text();
+    };
     const post = (path: string, body: unknown) =>
       fetch(server.url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+    const before = await scrape();
+    expect(await promtool(before)).toEqual({ code: 0, output: '' });
+    expect(sample(before, 'runtrail_runs{status="running"}')).toBe(0);
+    expect(sample(before, 'runtrail_executor_workers')).toBe(3);
+    expect(sample(before, 'runtrail_append_duration_seconds_count')).toBe(0);
+
     const run = (await (await post('/api/v1/runs', { name: 'measured' })).json()) as { id: string };
-    await post(`/api/v1/runs/${run.id}/events`, { events: [{ type: 'progress', data: { done: 1 } }, { type: 'log', data: { level: 'info', message: 'hi' } }] });
+    // Watchers on both transports, live before the appends.
+    const ws = new RawWsClient(wsUrl(server));
+    cleanups.push(() => ws.close());
+    await ws.opened();
+    ws.send({ op: 'subscribe', runId: run.id, after: 0 });
+    await waitFor(() => ws.messages.some((m) => m.type === 'subscribed'), { what: 'the WS subscription' });
+    const sse = new AbortController();
+    cleanups.push(() => sse.abort());
+    const sseResponse = await fetch(`${server.url}/api/v1/runs/${run.id}/stream`, { signal: sse.signal });
+    const reader = sseResponse.body!.getReader();
+    let sseText = '';
+    void (async () => {
+      for (;;) {
+        const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+        if (done) return;
+        sseText += new TextDecoder().decode(value);
+      }
+    })();
+    await waitFor(() => sseText.includes('retry:'), { what: 'the SSE stream to open' });
+    const streaming = await scrape();
+    expect(sample(streaming, 'runtrail_stream_connections{transport="ws"}')).toBe(1);
+    expect(sample(streaming, 'runtrail_stream_connections{transport="sse"}')).toBe(1);
+    expect(sample(streaming, 'runtrail_stream_subscriptions{transport="ws"}')).toBe(1);
+
+    await post(`/api/v1/runs/${run.id}/events`, {
+      events: [{ type: 'progress', data: { done: 1 } }, { type: 'log', data: { level: 'info', message: 'hi' } }],
+    });
+    await post(`/api/v1/runs/${run.id}/events`, { events: [{ type: 'x.custom', data: {} }] });
     // A rejected batch commits nothing and must count nothing.
     expect((await post(`/api/v1/runs/${run.id}/events`, { events: [{ type: 'progress', data: { done: -1 } }] })).status).toBe(400);
-    await post(`/api/v1/runs/${run.id}/finish`, { status: 'failed', error: { kind: 'timeout', message: 'too slow' } });
+    await waitFor(() => ws.seqs(run.id).length === 3 && sseText.includes('id: 3'), { what: 'both watchers to get 3 events' });
 
-    const response = await fetch(`${server.url}/metrics`);
-    expect(response.headers.get('content-type')).toContain('text/plain');
-    const text = await response.text();
-    expect(metric(text, 'runtrail_events_appended_total')).toBe(3);
-    expect(metric(text, 'runtrail_runs_created_total')).toBe(1);
-    expect(metric(text, 'runtrail_runs_ended_total{status="failed",kind="timeout"}')).toBe(1);
-    expect(text).toContain('runtrail_stream_connections{transport="ws"} 0');
-    expect(text).toContain('runtrail_process_resident_memory_bytes');
+    const during = await scrape();
+    expect(await promtool(during)).toEqual({ code: 0, output: '' });
+    expect(sample(during, 'runtrail_events_appended_total{type="progress"}')).toBe(1);
+    expect(sample(during, 'runtrail_events_appended_total{type="log"}')).toBe(1);
+    expect(sample(during, 'runtrail_events_appended_total{type="x.*"}')).toBe(1);
+    expect(sample(during, 'runtrail_append_duration_seconds_count')).toBe(3);
+    expect(sample(during, 'runtrail_delivery_latency_seconds_count{transport="ws"}')).toBeGreaterThanOrEqual(1);
+    expect(sample(during, 'runtrail_delivery_latency_seconds_count{transport="sse"}')).toBeGreaterThanOrEqual(1);
+    expect(sample(during, 'runtrail_runs{status="running"}')).toBe(1);
+    expect(sample(during, 'runtrail_runs_created_total')).toBe(1);
+
+    // A run whose owner stops heartbeating is ended by the reaper as orphaned.
+    const orphan = (await (await post('/api/v1/runs', { name: 'abandoned', leaseTtlMs: 1000 })).json()) as { id: string };
+    await post(`/api/v1/runs/${run.id}/finish`, { status: 'failed', error: { kind: 'timeout', message: 'too slow' } });
+    const after = await waitUntil(
+      async () => {
+        const text = await scrape();
+        return sample(text, 'runtrail_reaped_runs_total{kind="orphaned"}') === 1 ? text : undefined;
+      },
+      { what: `the reaper to end ${orphan.id}` },
+    );
+    expect(await promtool(after)).toEqual({ code: 0, output: '' });
+    expect(sample(after, 'runtrail_runs_ended_total{status="failed",kind="timeout"}')).toBe(1);
+    expect(sample(after, 'runtrail_runs_ended_total{status="failed",kind="orphaned"}')).toBe(1);
+    expect(sample(after, 'runtrail_runs{status="running"}')).toBe(0);
+    expect(sample(after, 'runtrail_runs{status="failed"}')).toBe(2);
+    expect(sample(after, 'runtrail_store_errors_total')).toBeUndefined();
+    expect(after).toContain('runtrail_process_resident_memory_bytes');
   });
 });

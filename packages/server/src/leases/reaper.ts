@@ -14,9 +14,13 @@ export interface ReaperOptions {
   incarnation: string;
   intervalMs: number;
   log: FastifyBaseLogger;
+  /** Called for each run this reaper ended or marked stalled (runtrail_reaped_runs_total). */
+  onReaped?: (kind: ReapKind) => void;
   /** Runs of each kind handled per sweep; the next sweep takes the rest. */
   batchSize?: number;
 }
+
+export type ReapKind = 'orphaned' | 'timeout' | 'stalled' | 'cancelled';
 
 export interface SweepReport {
   orphaned: string[];
@@ -42,8 +46,10 @@ export class Reaper {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private current: Promise<unknown> | null = null;
   private stopped = false;
+  private readonly onReaped: ReaperOptions['onReaped'];
 
   constructor(options: ReaperOptions) {
+    this.onReaped = options.onReaped;
     this.runs = options.runs;
     this.node = options.node;
     this.incarnation = options.incarnation;
@@ -148,6 +154,7 @@ export class Reaper {
       if (RuntrailError.isCode(err, 'run_already_terminal')) return false;
       throw err;
     }
+    this.onReaped?.('stalled');
     if (run.failOnStall) {
       await this.end(run.id, 'failed', 'stalled', `no progress for ${stallTimeoutMs} ms (last progress ${at(lastProgressAt)})`);
     }
@@ -157,11 +164,13 @@ export class Reaper {
   private async end(
     id: string,
     status: 'failed' | 'cancelled',
-    kind: 'orphaned' | 'timeout' | 'stalled' | 'cancelled',
+    kind: ReapKind,
     message: string,
   ): Promise<boolean> {
     const run = await this.runs.endIfRunning(id, status, { kind, message });
     if (run) this.log.warn({ runId: id, status, kind }, message);
+    // A stalled run that fails on stall was counted when it was marked.
+    if (run && kind !== 'stalled') this.onReaped?.(kind);
     return run !== null;
   }
 

@@ -34,6 +34,10 @@ export interface RunSubscriptionDeps {
   after: number;
   sink: SubscriptionSink;
   onError?: (err: unknown) => void;
+  /** Live events reached the connection; `publishedAt` is when the hub got them (right after the commit). */
+  onDelivered?: (publishedAt: number) => void;
+  /** The connection was over its bound: the subscription waits for the drain and resumes from the store. */
+  onResync?: () => void;
 }
 
 const TERMINAL_STATUS: Record<string, RunStatus> = {
@@ -95,7 +99,7 @@ export class RunSubscription {
     this.unsubscribeHub = null;
   }
 
-  private readonly onHub = (events: RunEvent[]): void => {
+  private readonly onHub = (events: RunEvent[], _run: unknown, publishedAt: number): void => {
     if (this.done) return;
     if (this.pumping) {
       this.again = true;
@@ -109,6 +113,7 @@ export class RunSubscription {
     }
     const fresh = events[0]!.seq === this.lastSent + 1 ? events : events.filter((e) => e.seq > this.lastSent);
     if (!this.deliver(fresh)) void this.pump();
+    else this.deps.onDelivered?.(publishedAt);
   };
 
   /**
@@ -179,6 +184,7 @@ export class RunSubscription {
   private waitForDrain(): void {
     if (this.waitingForDrain) return;
     this.waitingForDrain = true;
+    this.deps.onResync?.();
     this.deps.sink.outlet.whenDrained(() => {
       this.waitingForDrain = false;
       void this.pump();

@@ -4,7 +4,7 @@ import { RuntrailError, SSE_EVENTS, type ErrorCode } from '@runtrail/protocol';
 import { sendFrames, sseEventChunks } from './frames.js';
 import { Outlet } from './outlet.js';
 import { RunSubscription } from './run-subscription.js';
-import type { StreamConnection, StreamDeps } from './types.js';
+import { subscriptionMetrics, type StreamConnection, type StreamDeps } from './types.js';
 
 /** Reconnect delay a browser EventSource is told to use after a drop. */
 export const SSE_RETRY_MS = 1000;
@@ -69,6 +69,7 @@ export class SseConnection implements StreamConnection {
       runId,
       after,
       onError: (err) => deps.log.error({ err, runId }, 'sse subscription failed'),
+      ...subscriptionMetrics(deps, 'sse'),
       sink: {
         outlet: this.outlet,
         events: (events) => sendFrames(this.outlet, sseEventChunks(events, SSE_EVENTS.event)),

@@ -7,6 +7,8 @@ import { WsConnection, createWsServer } from './ws-transport.js';
 
 export interface StreamStats {
   connections: { ws: number; sse: number };
+  /** Run and runs-list subscriptions held by those connections. */
+  subscriptions: { ws: number; sse: number };
   /** Bytes queued right now over all stream connections. */
   queuedBytes: number;
   /** The most bytes any one connection has had queued since start (bounded by sendBufferBytes + one frame). */
@@ -70,14 +72,16 @@ export class StreamServer {
     let queuedBytes = 0;
     let peak = this.peakOfClosed;
     let blocked = 0;
+    const subscriptions = { ws: 0, sse: 0 };
     for (const conn of this.conns) {
       if (conn.kind === 'ws') ws++;
       else sse++;
+      subscriptions[conn.kind] += conn.subscriptions;
       queuedBytes += conn.outlet.queuedBytes();
       peak = Math.max(peak, conn.outlet.peakQueuedBytes);
       if (conn.outlet.blocked) blocked++;
     }
-    return { connections: { ws, sse }, queuedBytes, peakQueuedBytes: peak, blockedConnections: blocked };
+    return { connections: { ws, sse }, subscriptions, queuedBytes, peakQueuedBytes: peak, blockedConnections: blocked };
   }
 
   /** End every stream connection from the server side: a clean close, or a TCP reset. */

@@ -9,11 +9,32 @@ export interface StreamDeps {
   sendBufferBytes: number;
   pingIntervalMs: number;
   log: FastifyBaseLogger;
+  metrics?: StreamMetrics;
+}
+
+export type Transport = 'ws' | 'sse';
+
+/** What the transports report to /metrics. */
+export interface StreamMetrics {
+  /** A live batch was written to a connection, `seconds` after its commit. */
+  delivered(transport: Transport, seconds: number): void;
+  /** A slow consumer went over its send-buffer bound and will catch up from the store. */
+  resynced(transport: Transport): void;
+}
+
+/** The RunSubscription hooks that feed StreamMetrics for one transport. */
+export function subscriptionMetrics(deps: StreamDeps, transport: Transport) {
+  const metrics = deps.metrics;
+  if (!metrics) return {};
+  return {
+    onDelivered: (publishedAt: number) => metrics.delivered(transport, (performance.now() - publishedAt) / 1000),
+    onResync: () => metrics.resynced(transport),
+  };
 }
 
 /** What the stream server needs of a WS or SSE connection. */
 export interface StreamConnection {
-  readonly kind: 'ws' | 'sse';
+  readonly kind: Transport;
   readonly outlet: Outlet;
   readonly subscriptions: number;
   /** Keepalive tick (ping, or an SSE comment). */

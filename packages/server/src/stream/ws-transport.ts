@@ -6,7 +6,7 @@ import { sendFrames, wsEventFrames } from './frames.js';
 import { Outlet } from './outlet.js';
 import { RunSubscription } from './run-subscription.js';
 import { RunsSubscription } from './runs-subscription.js';
-import type { StreamConnection, StreamDeps } from './types.js';
+import { subscriptionMetrics, type StreamConnection, type StreamDeps } from './types.js';
 
 /** Subscriptions one WebSocket may hold at once. */
 export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 1000;
@@ -161,6 +161,7 @@ export class WsConnection implements StreamConnection {
       runId,
       after,
       onError: (err) => this.deps.log.error({ err, runId }, 'stream subscription failed'),
+      ...subscriptionMetrics(this.deps, 'ws'),
       sink: {
         outlet: this.outlet,
         events: (events) => sendFrames(this.outlet, wsEventFrames(runId, events)),

@@ -14,7 +14,7 @@ import {
   type Run,
   type RunError,
   type RunEvent,
-  type RunStatus,
+  RunStatus,
   type Snapshot,
 } from '@runtrail/protocol';
 import type { AppendOptions, AppendResult, DueRuns, NewRunRecord, RunStore } from '../store.js';
@@ -159,6 +159,7 @@ export class SqliteRunStore implements RunStore {
         ORDER BY id LIMIT ?`),
       ownedBy: db.prepare(`SELECT * FROM runs WHERE owner_node = ? AND owner_kind = ?
         AND status IN ('queued','running') ORDER BY id`),
+      countByStatus: db.prepare(`SELECT status, COUNT(*) AS n FROM runs GROUP BY status`),
     };
     this.appendTx = this.db.transaction((runId: string, events: EventInput[], options: AppendOptions) =>
       this.appendInTx(runId, events, options),
@@ -472,6 +473,12 @@ export class SqliteRunStore implements RunStore {
 
   async findOwnedBy(node: string, kind: Owner['kind']): Promise<Run[]> {
     return (this.stmt.ownedBy.all(node, kind) as RunRow[]).map((r) => this.toRun(r));
+  }
+
+  async countByStatus(): Promise<Record<RunStatus, number>> {
+    const counts = Object.fromEntries(RunStatus.options.map((s) => [s, 0])) as Record<RunStatus, number>;
+    for (const row of this.stmt.countByStatus.all() as Array<{ status: RunStatus; n: number }>) counts[row.status] = row.n;
+    return counts;
   }
 
   async close(): Promise<void> {
