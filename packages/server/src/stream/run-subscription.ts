@@ -1,5 +1,6 @@
 import {
   RuntrailError,
+  isTerminalStatus,
   isTerminalType,
   type RunEvent,
   type RunStatus,
@@ -165,6 +166,10 @@ export class RunSubscription {
         const fresh = page.length > 0 && page[0]!.seq <= this.lastSent ? page.filter((e) => e.seq > this.lastSent) : page;
         // Stopped by a full buffer: go round to wait for the drain.
         if (fresh.length > 0 && !this.deliver(fresh)) continue;
+        // Nothing after lastSent in an ended run: the subscriber started at
+        // or after the terminal event, and is told so rather than left
+        // waiting for events that will never come (field note 7).
+        if (fresh.length === 0 && (await this.endIfTerminal())) return;
         // A short page means we reached the head as of that read; anything
         // committed later is published to our listener, which sets `again`
         // while we are still here or takes the fast path once we are not.
@@ -179,6 +184,15 @@ export class RunSubscription {
     } finally {
       this.pumping = false;
     }
+  }
+
+  /** End the subscription if the run has ended and everything up to its end is behind lastSent. */
+  private async endIfTerminal(): Promise<boolean> {
+    const run = await this.deps.store.getRun(this.runId);
+    if (this.done || !run || !isTerminalStatus(run.status) || run.seq > this.lastSent) return false;
+    this.close();
+    this.deps.sink.end({ runId: this.runId, status: run.status, seq: run.seq });
+    return true;
   }
 
   private waitForDrain(): void {

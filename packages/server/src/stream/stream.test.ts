@@ -202,6 +202,29 @@ describe('terminal', () => {
     // Completed subscriptions no longer count as observers.
     await waitFor(async () => (await getRun(s, run.id)).observers === 0, { what: 'observers back to 0' });
   });
+
+  test('a WS or SSE watcher that starts at or after the terminal event gets end at once, not silence', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'ended' });
+    await s.runs.appendEvents(run.id, progressEvents(3));
+    await s.runs.finish(run.id, { status: 'succeeded' });
+    const ws = [await wsClient(s), await wsClient(s)];
+    ws[0]!.send({ op: 'subscribe', runId: run.id, after: 4 });
+    ws[1]!.send({ op: 'subscribe', runId: run.id, after: 9 });
+    const atEnd = sseClient(sseUrl(s, run.id, 4));
+    const past = sseClient(sseUrl(s, run.id), { 'last-event-id': '9' });
+    await waitFor(() => ws.every((c) => c.ended.has(run.id)) && atEnd.state.closed && past.state.closed, {
+      what: 'end for every late watcher',
+    });
+    for (const c of ws) {
+      expect(c.seqs(run.id)).toEqual([]);
+      expect(c.messages.at(-1)).toEqual({ type: 'end', runId: run.id, status: 'succeeded', seq: 4 });
+    }
+    for (const sse of [atEnd, past]) {
+      expect(sse.state.events).toEqual([]);
+      expect(sse.state.ended).toEqual({ runId: run.id, status: 'succeeded', seq: 4 });
+    }
+  });
 });
 
 describe('observers', () => {

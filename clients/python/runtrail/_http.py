@@ -1,0 +1,167 @@
+"""HTTP to a runtrail server: JSON requests, error bodies as RuntrailError, bounded retries."""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import json
+import random
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Dict, Mapping, Optional
+
+from ._routes import ROUTES, QueryValue, build_path
+from .errors import RuntrailError
+
+#: Codes that say "try again": the server was busy (503) or failed on its side.
+RETRYABLE_CODES = frozenset({"unavailable", "internal"})
+#: Statuses a proxy or a starting server may answer without a runtrail error body.
+RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+
+
+def backoff_delay(attempt: int, initial: float = 0.05, maximum: float = 2.0) -> float:
+    """Exponential backoff with full jitter: a random delay in [0, min(maximum, initial * 2**attempt)] seconds."""
+    return random.random() * min(maximum, initial * (2 ** min(attempt, 30)))
+
+
+def is_retryable(err: BaseException) -> bool:
+    """Worth retrying: no answer (refused, reset, timed out), or the server said it is busy or failed."""
+    if isinstance(err, RuntrailError):
+        return err.code in RETRYABLE_CODES or (err.status in RETRYABLE_STATUSES)
+    if isinstance(err, urllib.error.HTTPError):
+        return False
+    return isinstance(err, (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout, http.client.HTTPException, OSError))
+
+
+def retry_after_seconds(err: BaseException) -> Optional[float]:
+    """The delay a 503's Retry-After header asks for (seconds or an HTTP date), if any."""
+    value = getattr(err, "retry_after", None)
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # not a date either: fall back to our own backoff
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_from_response(status: int, body: bytes, what: str, headers: Optional[Mapping[str, str]] = None) -> RuntrailError:
+    """The server's ``{"error": {code, message, details}}`` as a RuntrailError (or a generic one for a non-runtrail answer)."""
+    try:
+        payload = json.loads(body.decode("utf-8")) if body else None
+    except (UnicodeDecodeError, ValueError):
+        payload = None  # not JSON (a proxy's HTML page): described by its status below
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("code"), str):
+        err = RuntrailError(error["code"], str(error.get("message", "")), error.get("details"), status)
+    elif status >= 500:
+        err = RuntrailError("unavailable", f"{what} answered {status}", None, status)
+    else:
+        err = RuntrailError("invalid_request", f"{what} answered {status}", None, status)
+    if headers is not None:
+        err.retry_after = headers.get("retry-after")  # type: ignore[attr-defined]
+    return err
+
+
+class Http:
+    """Requests to one server. Every URL comes from the route table (``_routes.ROUTES``)."""
+
+    def __init__(self, url: str, token: Optional[str], timeout: float) -> None:
+        self.base_url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def headers(self, extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+        headers = {"accept": "application/json", "user-agent": "runtrail-python"}
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        headers.update(extra or {})
+        return headers
+
+    def url(self, route: str, params: Optional[Mapping[str, str]] = None, query: Optional[Mapping[str, QueryValue]] = None) -> str:
+        return self.base_url + build_path(route, params, query)
+
+    def open(
+        self,
+        route: str,
+        params: Optional[Mapping[str, str]] = None,
+        query: Optional[Mapping[str, QueryValue]] = None,
+        *,
+        body: Optional[bytes] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        timeout: Optional[float] = None,
+    ) -> http.client.HTTPResponse:
+        """One request; returns the open response of a 2xx, raises RuntrailError for an error answer."""
+        method = ROUTES[route][0]
+        url = self.url(route, params, query)
+        request = urllib.request.Request(url, data=body, method=method, headers=self.headers(headers))
+        try:
+            return urllib.request.urlopen(request, timeout=timeout or self.timeout)  # type: ignore[no-any-return]
+        except urllib.error.HTTPError as err:
+            with err:
+                raise error_from_response(err.code, err.read(), f"{method} {url}", err.headers) from None
+
+    def request(
+        self,
+        route: str,
+        params: Optional[Mapping[str, str]] = None,
+        query: Optional[Mapping[str, QueryValue]] = None,
+        *,
+        json_body: Any = None,
+        data: Optional[bytes] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        retry_for: float = 0.0,
+        stop: Optional[threading.Event] = None,
+    ) -> Any:
+        """Send a request and return its JSON answer, retrying what is retryable for up to ``retry_for`` seconds.
+
+        Only idempotent requests may be retried: runtrail makes them so with
+        event ids, a finish id and an Idempotency-Key on create. A 503's
+        Retry-After is honoured. When the time is up, the last error is
+        raised (a server nobody answers for becomes ``unavailable`` naming
+        the URL). ``stop`` cuts the waiting short.
+        """
+        extra = dict(headers or {})
+        if json_body is not None:
+            data = json.dumps(json_body, allow_nan=False).encode("utf-8")
+            extra.setdefault("content-type", "application/json")
+        deadline = time.monotonic() + retry_for
+        attempt = 0
+        while True:
+            try:
+                with self.open(route, params, query, body=data, headers=extra) as response:
+                    payload = response.read()
+                return json.loads(payload.decode("utf-8")) if payload else None
+            except Exception as err:  # noqa: BLE001 - sorted into retryable or raised just below
+                if not is_retryable(err):
+                    raise
+                wait = retry_after_seconds(err)
+                if wait is None:
+                    wait = backoff_delay(attempt)
+                if time.monotonic() + wait > deadline:
+                    raise self.unreachable(err, retry_for) from err
+                if stop is not None:
+                    if stop.wait(wait):
+                        raise self.unreachable(err, retry_for) from err
+                else:
+                    time.sleep(wait)
+                attempt += 1
+
+    def unreachable(self, err: BaseException, retry_for: float) -> RuntrailError:
+        """The error to raise once retries are over: the server's own if it answered, else a clear 'nobody answers'."""
+        if isinstance(err, RuntrailError):
+            return err
+        reason = getattr(err, "reason", err)
+        tried = f" (retried for {retry_for:.0f} s)" if retry_for >= 1 else ""
+        return RuntrailError(
+            "unavailable",
+            f"no runtrail server answers at {self.base_url}: {reason}{tried}. "
+            "Start one with `runtrail serve`, or set RUNTRAIL_URL to the server's URL.",
+            {"url": self.base_url, "cause": str(reason)},
+        )

@@ -1,0 +1,46 @@
+"""The server routes this client uses, spelled as in packages/protocol/src/routes.ts.
+
+Every URL is built from this table by ``build_path``, never by hand, and a
+test checks each entry against the TypeScript route table (field note 2: a
+client and a server that disagree on a URL fail loudly, in CI).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, Mapping, Optional, Tuple, Union
+from urllib.parse import quote, urlencode
+
+API_PREFIX = "/api/v1"
+
+#: name (as in routes.ts) -> (method, path template)
+ROUTES: Dict[str, Tuple[str, str]] = {
+    "createRun": ("POST", f"{API_PREFIX}/runs"),
+    "listRuns": ("GET", f"{API_PREFIX}/runs"),
+    "getRun": ("GET", f"{API_PREFIX}/runs/:id"),
+    "appendEvents": ("POST", f"{API_PREFIX}/runs/:id/events"),
+    "readEvents": ("GET", f"{API_PREFIX}/runs/:id/events"),
+    "finishRun": ("POST", f"{API_PREFIX}/runs/:id/finish"),
+    "heartbeat": ("POST", f"{API_PREFIX}/runs/:id/heartbeat"),
+    "cancelRun": ("POST", f"{API_PREFIX}/runs/:id/cancel"),
+    "streamRun": ("GET", f"{API_PREFIX}/runs/:id/stream"),
+    "putArtifact": ("PUT", f"{API_PREFIX}/runs/:id/artifacts/:name"),
+}
+
+QueryValue = Union[str, int, float, bool, None]
+
+
+def build_path(name: str, params: Optional[Mapping[str, str]] = None, query: Optional[Mapping[str, QueryValue]] = None) -> str:
+    """The path of route ``name`` with its ``:params`` filled in (URL-encoded) and a query string."""
+    template = ROUTES[name][1]
+    values = params or {}
+
+    def fill(match: "re.Match[str]") -> str:
+        key = match.group(1)
+        if key not in values:
+            raise KeyError(f"build_path({name}): missing param {key}")
+        return quote(str(values[key]), safe="")
+
+    path = re.sub(r":([A-Za-z]+)", fill, template)
+    pairs = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (query or {}).items() if v is not None]
+    return f"{path}?{urlencode(pairs)}" if pairs else path

@@ -1,0 +1,226 @@
+"""The background thread of a run: batches events, sends them in order, heartbeats."""
+
+from __future__ import annotations
+
+import atexit
+import sys
+import threading
+import time
+import weakref
+from typing import Any, Callable, Dict, List, Optional
+
+from ._http import Http, is_retryable
+from .errors import RuntrailError
+
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+
+
+class Sender:
+    """Sends the events of one run from a daemon thread.
+
+    Events wait in one queue and leave it only once the server stored them,
+    so the server's seq order is the order they were queued in. A batch goes
+    out ``flush_interval`` seconds after its first event, at once when
+    ``max_batch`` events wait, or when someone flushes. A failed batch is
+    retried as it was, with the same event ids, for up to ``retry_for``
+    seconds: the server stores an id once, so a retry after a lost answer
+    never doubles an event. Between batches the thread heartbeats every
+    lease/3, so a step longer than the lease does not orphan the run.
+    """
+
+    def __init__(
+        self,
+        http: Http,
+        run_id: str,
+        owner: Optional[Dict[str, str]],
+        *,
+        id_prefix: str,
+        lease_ttl_ms: int,
+        heartbeat: bool,
+        flush_interval: float,
+        max_batch: int,
+        max_queued: int,
+        retry_for: float,
+        on_stop: Callable[[str], None],
+    ) -> None:
+        self.http = http
+        self.run_id = run_id
+        self.owner = owner
+        self.id_prefix = id_prefix
+        self.flush_interval = flush_interval
+        self.max_batch = max_batch
+        self.max_queued = max_queued
+        self.retry_for = retry_for
+        self.beat_every = max(0.25, lease_ttl_ms / 3000.0) if heartbeat else None
+        self.on_stop = on_stop
+        self._cond = threading.Condition()
+        self._queue: List[Dict[str, Any]] = []
+        self._queued = 0  # events ever queued
+        self._stored = 0  # events the server acknowledged
+        self._flush_upto = 0  # send at once until this many are stored
+        self._first_at: Optional[float] = None  # when the oldest unsent event was queued
+        self._last_contact = time.monotonic()
+        self._failure: Optional[BaseException] = None
+        self._closing = False
+        self._stop = threading.Event()  # cuts a retry wait short on close()
+        self._thread = threading.Thread(target=self._loop, name=f"runtrail-{run_id}", daemon=True)
+        self._thread.start()
+        _live.add(self)
+
+    def enqueue(self, event_type: str, data: Any) -> None:
+        """Queue one event; raises the error that stopped sending, if one did."""
+        with self._cond:
+            if self._failure is not None:
+                raise self._failure
+            if self._closing:
+                raise RuntrailError("run_already_terminal", f"run {self.run_id} has ended; no more events can be added")
+            if len(self._queue) >= self.max_queued:
+                raise RuntrailError(
+                    "unavailable",
+                    f"{len(self._queue)} events of run {self.run_id} are waiting to be sent; "
+                    f"the server at {self.http.base_url} is not keeping up or unreachable (call run.flush())",
+                )
+            # The id is given under the lock, so id order is queue order is seq order.
+            event = {"type": event_type, "data": data, "ts": int(time.time() * 1000), "id": f"{self.id_prefix}.{self._queued}"}
+            self._queue.append(event)
+            self._queued += 1
+            if self._first_at is None:
+                self._first_at = time.monotonic()
+            if len(self._queue) >= self.max_batch or len(self._queue) == 1:
+                self._cond.notify_all()
+
+    def flush(self, timeout: Optional[float] = None) -> None:
+        """Return once every event queued before this call is stored; raise why if one cannot be."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            target = self._queued
+            self._flush_upto = max(self._flush_upto, target)
+            self._cond.notify_all()
+            while self._stored < target and self._failure is None:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise RuntrailError(
+                        "unavailable",
+                        f"{target - self._stored} events of run {self.run_id} were not stored within {timeout:.1f} s "
+                        f"(server {self.http.base_url})",
+                    )
+                self._cond.wait(remaining)
+            if self._stored < target and self._failure is not None:
+                raise self._failure
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop heartbeating and end the thread (after it sent what is queued, if it can)."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if not self._queue:
+            self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        self._stop.set()
+        _live.discard(self)
+
+    @property
+    def pending(self) -> int:
+        """Events queued and not yet stored."""
+        with self._cond:
+            return self._queued - self._stored
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                batch: Optional[List[Dict[str, Any]]] = None
+                beat = False
+                while True:
+                    if self._failure is not None or (self._closing and not self._queue):
+                        return
+                    now = time.monotonic()
+                    if self._queue and (
+                        self._closing
+                        or len(self._queue) >= self.max_batch
+                        or self._stored < self._flush_upto
+                        or now - (self._first_at or now) >= self.flush_interval
+                    ):
+                        batch = self._queue[: self.max_batch]
+                        break
+                    if self.beat_every is not None and not self._closing and now - self._last_contact >= self.beat_every:
+                        beat = True
+                        break
+                    waits = []
+                    if self._queue:
+                        waits.append(self.flush_interval - (now - (self._first_at or now)))
+                    if self.beat_every is not None and not self._closing:
+                        waits.append(self.beat_every - (now - self._last_contact))
+                    self._cond.wait(max(0.0, min(waits)) if waits else None)
+            if batch is not None:
+                self._send(batch)
+            elif beat:
+                self._beat()
+
+    def _send(self, batch: List[Dict[str, Any]]) -> None:
+        body: Dict[str, Any] = {"events": batch}
+        if self.owner is not None:
+            body["owner"] = self.owner
+        try:
+            answer = self.http.request(
+                "appendEvents", {"id": self.run_id}, json_body=body, retry_for=self.retry_for, stop=self._stop
+            )
+        except Exception as err:  # noqa: BLE001 - kept and raised to the script by the next enqueue/flush
+            with self._cond:
+                self._failure = err
+                self._cond.notify_all()
+            if isinstance(err, RuntrailError) and err.code == "run_already_terminal":
+                self.on_stop("the run already ended on the server")
+            return
+        with self._cond:
+            del self._queue[: len(batch)]
+            self._stored += len(batch)
+            self._first_at = time.monotonic() if self._queue else None
+            self._last_contact = time.monotonic()
+            self._cond.notify_all()
+        if isinstance(answer, dict) and answer.get("cancelRequested"):
+            self.on_stop("cancel requested")
+
+    def _beat(self) -> None:
+        body = {"owner": self.owner} if self.owner is not None else {}
+        # A beat is retried only within its own period: the lease outlives
+        # several missed beats, and a long retry here would hold up events.
+        try:
+            answer = self.http.request(
+                "heartbeat", {"id": self.run_id}, json_body=body, retry_for=self.beat_every or 1.0, stop=self._stop
+            )
+        except Exception as err:  # noqa: BLE001 - sorted just below
+            if not is_retryable(err):
+                with self._cond:
+                    self._failure = err
+                    self._cond.notify_all()
+            # A server that did not answer: the next beat or append tries again.
+            with self._cond:
+                self._last_contact = time.monotonic()
+            return
+        with self._cond:
+            self._last_contact = time.monotonic()
+        if isinstance(answer, dict):
+            status = answer.get("status")
+            if status in TERMINAL_STATUSES:
+                self.on_stop(f"the run ended {status} on the server")
+            elif answer.get("cancelRequested"):
+                self.on_stop("cancel requested")
+
+
+_live: "weakref.WeakSet[Sender]" = weakref.WeakSet()
+#: How long the process may wait at exit for queued events, in total (``Client(exit_timeout=...)`` raises it).
+exit_timeout = [10.0]
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Store what scripts queued before the interpreter exits, within ``exit_timeout`` seconds overall."""
+    deadline = time.monotonic() + exit_timeout[0]
+    for sender in list(_live):
+        if sender.pending == 0:
+            continue
+        try:
+            sender.flush(max(0.0, deadline - time.monotonic()))
+        except Exception as err:  # noqa: BLE001 - reported: the process is exiting, there is no caller to raise to
+            print(f"runtrail: events of run {sender.run_id} were not all stored before exit: {err}", file=sys.stderr)

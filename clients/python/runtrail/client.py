@@ -1,0 +1,158 @@
+"""The client of one runtrail server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from typing import Any, Dict, Iterator, Mapping, Optional, cast
+
+from . import _sender
+from ._http import Http
+from .errors import RuntrailError
+from .run import Run
+from .watch import watch as _watch
+
+DEFAULT_URL = "http://127.0.0.1:4310"
+
+
+class Client:
+    """A runtrail server, and the factory of run handles.
+
+    ``url`` defaults to ``RUNTRAIL_URL``, else http://127.0.0.1:4310;
+    ``token`` to ``RUNTRAIL_TOKEN`` (sent as ``Authorization: Bearer``).
+
+    - ``timeout``: seconds one HTTP request may take.
+    - ``start_timeout``: how long ``rt.run`` retries reaching the server
+      before raising ``RuntrailError('unavailable')`` (a server that is down
+      at the start is an error, not a hang).
+    - ``retry_for``: how long events, ends and watches keep retrying through
+      an outage (a server restart) before raising.
+    - ``flush_interval`` / ``max_batch``: events are sent this many seconds
+      after the first one waits, or at once when this many wait.
+    - ``exit_timeout``: how long the process waits at exit for unsent events.
+    """
+
+    def __init__(
+        self,
+        url: Optional[str] = None,
+        token: Optional[str] = None,
+        *,
+        timeout: float = 10.0,
+        start_timeout: float = 5.0,
+        retry_for: float = 300.0,
+        flush_interval: float = 0.05,
+        max_batch: int = 500,
+        max_queued: int = 100_000,
+        exit_timeout: Optional[float] = None,
+    ) -> None:
+        self.url = (url or os.environ.get("RUNTRAIL_URL") or DEFAULT_URL).rstrip("/")
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"runtrail server URL must start with http:// or https://, got {self.url!r}")
+        self._http = Http(self.url, token if token is not None else os.environ.get("RUNTRAIL_TOKEN"), timeout)
+        self.start_timeout = start_timeout
+        self.retry_for = retry_for
+        self.flush_interval = flush_interval
+        self.max_batch = max_batch
+        self.max_queued = max_queued
+        if exit_timeout is not None:
+            _sender.exit_timeout[0] = exit_timeout
+
+    def __repr__(self) -> str:
+        return f"<runtrail.Client {self.url}>"
+
+    def run(
+        self,
+        name: str,
+        input: Any = None,
+        labels: Optional[Mapping[str, str]] = None,
+        *,
+        parent_id: Optional[str] = None,
+        lease_ttl_ms: Optional[int] = None,
+        timeout_ms: Optional[int] = None,
+        stall_timeout_ms: Optional[int] = None,
+        fail_on_stall: Optional[bool] = None,
+    ) -> Run:
+        """Create a run that this process produces and return its handle (use it in a ``with`` block).
+
+        The server mints the id. The run's lease (``lease_ttl_ms``, default
+        the server's 30 s) is renewed by the background thread every
+        lease/3; if this process dies, the run ends ``orphaned`` after it.
+        """
+        owner = {"kind": "producer", "node": f"python-pid-{os.getpid()}@{socket.gethostname()}"[:200], "id": str(uuid.uuid4())}
+        body: Dict[str, Any] = {"name": name, "owner": owner}
+        for key, value in (
+            ("input", input),
+            ("labels", dict(labels) if labels is not None else None),
+            ("parentId", parent_id),
+            ("leaseTtlMs", lease_ttl_ms),
+            ("timeoutMs", timeout_ms),
+            ("stallTimeoutMs", stall_timeout_ms),
+            ("failOnStall", fail_on_stall),
+        ):
+            if value is not None:
+                body[key] = value
+        # The key makes a create retried after a lost answer return the same run.
+        record = self._http.request(
+            "createRun", json_body=body, headers={"idempotency-key": owner["id"]}, retry_for=self.start_timeout
+        )
+        return Run(self, record, owner)
+
+    def attach(self, run_id: str) -> Run:
+        """A handle on a run another process owns (``runtrail exec``): add events to it; that process ends it."""
+        record = self._http.request("getRun", {"id": run_id}, retry_for=self.start_timeout)
+        return Run(self, record, None, attached=True)
+
+    def get_run(self, run_id: str) -> Dict[str, Any]:
+        """The run with its ``snapshot`` (counters, progress, phases, metrics, last error), ``status`` and ``seq``."""
+        return cast(Dict[str, Any], self._http.request("getRun", {"id": run_id}, retry_for=self.start_timeout))
+
+    def list_runs(self, **query: Any) -> Dict[str, Any]:
+        """``{runs, nextCursor}``, newest first; filters: status, name, parentId, label ("k=v"), limit, cursor."""
+        return cast(Dict[str, Any], self._http.request("listRuns", query=query, retry_for=self.start_timeout))
+
+    def events(self, run_id: str, after: int = 0, limit: Optional[int] = None) -> Dict[str, Any]:
+        """One page of stored events after seq ``after``: ``{events, seq, status}``."""
+        return cast(
+            Dict[str, Any],
+            self._http.request("readEvents", {"id": run_id}, {"after": after, "limit": limit}, retry_for=self.start_timeout),
+        )
+
+    def cancel(self, run_id: str, reason: Optional[str] = None) -> Dict[str, Any]:
+        """Ask a run to stop (what the dashboard's Cancel does); its producer sees ``Cancelled``."""
+        body = {"reason": reason} if reason is not None else {}
+        return cast(Dict[str, Any], self._http.request("cancelRun", {"id": run_id}, json_body=body, retry_for=self.start_timeout))
+
+    def watch(self, run_id: str, after: int = 0) -> Iterator[Dict[str, Any]]:
+        """Yield the run's events after seq ``after`` until its end, resuming after drops (see ``runtrail.watch.watch``)."""
+        return _watch(self, run_id, after)
+
+
+_current: Dict[str, Run] = {}
+_current_lock = threading.Lock()
+
+
+def current_run() -> Optional[Run]:
+    """The run this process runs under (``RUNTRAIL_RUN_ID``, set by ``runtrail exec``), else None.
+
+    The handle adds events to that run with the same API as ``rt.run``;
+    ``runtrail exec`` owns it, heartbeats it and ends it when the command
+    exits. The same handle is returned on every call.
+    """
+    run_id = os.environ.get("RUNTRAIL_RUN_ID")
+    if not run_id:
+        return None
+    with _current_lock:
+        if run_id not in _current:
+            _current[run_id] = Client().attach(run_id)
+        return _current[run_id]
+
+
+def _require_run(run: Optional[Run]) -> Run:
+    if run is not None:
+        return run
+    found = current_run()
+    if found is None:
+        raise RuntrailError("invalid_request", "no run given and RUNTRAIL_RUN_ID is not set: pass run=... (a handle from rt.run)")
+    return found

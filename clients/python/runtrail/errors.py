@@ -1,0 +1,41 @@
+"""The two exceptions of the runtrail client."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+
+class RuntrailError(Exception):
+    """An error answered by a runtrail server, or a server that could not be reached.
+
+    ``code`` is the server's stable error code (``run_not_found``,
+    ``invalid_request``, ``run_already_terminal``, ``unavailable``, ...; the
+    table is in docs/api.md), ``message`` says what was wrong and what to do,
+    ``details`` is the server's extra data (for ``invalid_request``, the
+    fields that were wrong). ``status`` is the HTTP status, or None when no
+    server answered.
+    """
+
+    def __init__(self, code: str, message: str, details: Any = None, status: Optional[int] = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.details = details
+        self.status = status
+
+
+class Cancelled(Exception):
+    """Raised in the script at the next call boundary once its run was asked to stop.
+
+    Someone cancelled the run (the dashboard, ``runtrail cancel``, or
+    ``POST /api/v1/runs/:id/cancel``), or the server ended it without this
+    process. It is raised again at every later boundary (``run.call``,
+    ``run.phase``, ``run.progress``, ``runtrail.track``), so catching it by
+    accident in a loop does not keep the script going. Leaving an ``rt.run``
+    block with it ends the run ``cancelled``.
+    """
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        super().__init__(f"run {run_id}: {reason}")
+        self.run_id = run_id
+        self.reason = reason

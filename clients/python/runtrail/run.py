@@ -1,0 +1,425 @@
+"""A producer's handle on one run: ``rt.run(...)``, ``run.phase``, ``run.call`` and the event methods."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import math
+import mimetypes
+import os
+import threading
+import time
+import traceback
+import uuid
+import warnings
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Type, TypeVar, Union, cast
+
+from ._http import backoff_delay
+from ._sender import Sender
+from .errors import Cancelled, RuntrailError
+
+if TYPE_CHECKING:
+    from .client import Client
+
+F = TypeVar("F", bound=Callable[..., Any])
+LOG_LEVELS = ("debug", "info", "warn", "error")
+#: Longest error message the server keeps (FinishRunBody and call.failed).
+MAX_ERROR_CHARS = 8192
+MAX_LOG_CHARS = 16384
+
+
+def describe(err: BaseException) -> str:
+    """``Type: message`` of an exception, as call.failed and the run's error show it."""
+    text = str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _finite(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return value
+
+
+class Run:
+    """One run this process produces (from ``rt.run``, ``run.child`` or ``runtrail.current_run``).
+
+    Use it as a context manager: leaving the block succeeds the run; an
+    exception fails it with the exception's type and message (its traceback
+    goes to the run's log), and ``runtrail.Cancelled`` ends it cancelled.
+    Every method queues an event for the background sender and returns at
+    once; ``flush()`` waits until the server stored them. The run's id is
+    the server's: ``run.id`` is what every event, child and artifact carries.
+    """
+
+    def __init__(self, client: "Client", record: Mapping[str, Any], owner: Optional[Dict[str, str]], *, attached: bool = False) -> None:
+        self.client = client
+        self.id: str = record["id"]
+        self.name: str = record["name"]
+        self.parent_id: Optional[str] = record.get("parentId")
+        self.lease_ttl_ms: int = int(record.get("leaseTtlMs") or 30_000)
+        self._attached = attached
+        self._owner = owner
+        self._call_numbers = itertools.count(1)
+        self._stop_reason: Optional[str] = None
+        self._ended: Optional[Dict[str, Any]] = None
+        self._output: Any = None
+        self._has_output = False
+        self._children: List[Run] = []
+        self._lock = threading.Lock()
+        self._id_prefix = f"{owner['id'] if owner else uuid.uuid4()}.{uuid.uuid4().hex[:8]}"
+        self._sender = Sender(
+            client._http,
+            self.id,
+            owner,
+            id_prefix=self._id_prefix,
+            lease_ttl_ms=self.lease_ttl_ms,
+            # A run attached under `runtrail exec` is heartbeated by exec, its owner.
+            heartbeat=not attached,
+            flush_interval=client.flush_interval,
+            max_batch=client.max_batch,
+            max_queued=client.max_queued,
+            retry_for=client.retry_for,
+            on_stop=self._stop,
+        )
+
+    def __repr__(self) -> str:
+        return f"<runtrail.Run {self.name} {self.id}>"
+
+    @property
+    def url(self) -> str:
+        """The run's page in the dashboard."""
+        return f"{self.client.url}/runs/{self.id}"
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the run was asked to stop (a cancel, or the server ended it): poll it in long loops."""
+        return self._stop_reason is not None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> bool:
+        if self._attached or self._ended is not None:
+            if self._attached:
+                self.flush()
+            return False
+        if exc is None:
+            self.succeed()
+            return False
+        try:
+            if isinstance(exc, Cancelled):
+                self.finish("cancelled", message=exc.reason, kind="cancelled")
+            else:
+                formatted = "".join(traceback.format_exception(exc_type, exc, tb))
+                self.log(_truncate(formatted, MAX_LOG_CHARS), level="error")
+                kind = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
+                self.finish("failed", message=describe(exc), kind=kind)
+        except RuntrailError as err:
+            # The block's own exception is what the caller must see; how the
+            # run could not be ended is said, not raised over it.
+            warnings.warn(f"runtrail: could not record the end of run {self.id}: {err}", RuntimeWarning, stacklevel=2)
+        return False
+
+    def succeed(self, output: Any = None) -> Dict[str, Any]:
+        """End the run ``succeeded`` (with ``output``, else what ``run.output`` set) and return the final run."""
+        if output is not None:
+            self.output(output)
+        return self.finish("succeeded")
+
+    def fail(self, error: Union[BaseException, str], kind: str = "error") -> Dict[str, Any]:
+        """End the run ``failed`` with an exception or a message; returns the final run."""
+        message = describe(error) if isinstance(error, BaseException) else str(error)
+        return self.finish("failed", message=message, kind=kind)
+
+    def finish(self, status: str, *, message: Optional[str] = None, kind: Optional[str] = None) -> Dict[str, Any]:
+        """Write the run's one terminal event after everything queued, and return the final run.
+
+        ``status`` is ``succeeded``, ``failed`` (needs ``message``) or
+        ``cancelled``. Children still open are ended first (failed/orphaned,
+        or cancelled with a cancelled parent). The finish carries an id, so
+        a retry after a lost answer gets the run, not a conflict. A run that
+        already ended on the server raises ``run_already_terminal``, except
+        a cancel that the server (or a cancel request) had already written.
+        """
+        if self._attached:
+            raise RuntrailError("invalid_request", f"run {self.id} belongs to the process that started it (runtrail exec); it ends the run")
+        with self._lock:
+            if self._ended is not None:
+                return self._ended
+        for child in list(self._children):
+            if child._ended is None:
+                if status == "cancelled":
+                    child._finish_ignoring_end("cancelled", message=f"its parent run {self.id} was cancelled", kind="cancelled")
+                else:
+                    child._finish_ignoring_end("failed", message=f"its parent run {self.id} ended before it did", kind="orphaned")
+        body: Dict[str, Any] = {"status": status, "id": f"{self._id_prefix}.finish"}
+        if message is not None or status == "failed":
+            body["error"] = {"kind": kind or ("cancelled" if status == "cancelled" else "error"), "message": _truncate(message or status, MAX_ERROR_CHARS)}
+        if self._has_output:
+            body["output"] = self._output
+        try:
+            self._sender.flush()
+            final = self.client._http.request("finishRun", {"id": self.id}, json_body=body, retry_for=self.client.retry_for)
+        except RuntrailError as err:
+            if err.code == "run_already_terminal" and status == "cancelled":
+                final = self.client.get_run(self.id)
+            else:
+                self._sender.close()
+                raise
+        self._ended = final
+        self._sender.close()
+        return cast(Dict[str, Any], final)
+
+    def _finish_ignoring_end(self, status: str, *, message: str, kind: str) -> None:
+        try:
+            self.finish(status, message=message, kind=kind)
+        except RuntrailError as err:
+            if err.code != "run_already_terminal":
+                raise
+
+    def flush(self, timeout: Optional[float] = None) -> None:
+        """Return once every event queued so far is stored; raise the reason if one could not be (or after ``timeout`` s)."""
+        self._sender.flush(timeout)
+
+    def _stop(self, reason: str) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+
+    def check_cancelled(self) -> None:
+        """Raise ``runtrail.Cancelled`` if the run was asked to stop (what every call boundary does)."""
+        if self._stop_reason is not None:
+            raise Cancelled(self.id, self._stop_reason)
+
+    # -- events ------------------------------------------------------------
+
+    def event(self, event_type: str, data: Any = None) -> None:
+        """Queue any event (``x.*`` for your own types); the data is checked to be JSON here, at the call site."""
+        if data is None:
+            data = {}
+        try:
+            json.dumps(data, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{event_type} data must be JSON (finite numbers, str keys): {err}") from err
+        self._sender.enqueue(event_type, data)
+
+    def progress(self, done: float, total: Optional[float] = None, message: Optional[str] = None) -> None:
+        """Record progress ``done`` of ``total`` (the snapshot shows percent and an ETA); a call boundary."""
+        self.check_cancelled()
+        data: Dict[str, Any] = {"done": _finite("done", done)}
+        if total is not None:
+            data["total"] = _finite("total", total)
+        if message is not None:
+            data["message"] = _truncate(str(message), 500)
+        self.event("progress", data)
+
+    def metric(self, name: str, value: float, step: Optional[float] = None) -> None:
+        """Record a value of metric ``name`` (the snapshot keeps last/min/max/count and recent points)."""
+        data: Dict[str, Any] = {"name": name, "value": _finite("value", value)}
+        if step is not None:
+            data["step"] = _finite("step", step)
+        self.event("metric", data)
+
+    def counter(self, name: str, delta: float = 1) -> None:
+        """Add ``delta`` to the named counter ``name``."""
+        self.event("counter", {"name": name, "delta": _finite("delta", delta)})
+
+    def log(self, message: str, level: str = "info") -> None:
+        """Add a line to the run's log; ``level`` is debug, info, warn or error."""
+        if level not in LOG_LEVELS:
+            raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+        self.event("log", {"level": level, "message": _truncate(str(message), MAX_LOG_CHARS)})
+
+    def meta(self, values: Optional[Mapping[str, Any]] = None, **more: Any) -> None:
+        """Set free-form metadata keys on the run (``run.meta({"model": "gpt-4"})`` or ``run.meta(model="gpt-4")``)."""
+        data = dict(values or {})
+        data.update(more)
+        self.event("meta", data)
+
+    def output(self, value: Any) -> None:
+        """Set the run's output, stored with its end."""
+        json.dumps(value, allow_nan=False)
+        self._output = value
+        self._has_output = True
+
+    # -- structure ---------------------------------------------------------
+
+    def phase(self, name: str, timeout_ms: Optional[int] = None) -> "Phase":
+        """A block recorded as a phase: started, then completed or failed. With ``timeout_ms`` the server fails the run if it stays open longer."""
+        return Phase(self, name, timeout_ms)
+
+    def call(
+        self,
+        label: str,
+        retries: int = 0,
+        *,
+        call_id: Optional[str] = None,
+        retry_delay: Union[None, float, Callable[[int], float]] = None,
+    ) -> "Call":
+        """One unit of work (an LLM call, a document), recorded as call.started then call.succeeded or call.failed.
+
+        As a context manager (``with run.call("Evaluating doc 1"):``) an
+        exception is recorded and re-raised. As a decorator or wrapper
+        (``run.call("judge", retries=2)(judge)(doc)``) each invocation is one
+        call, retried up to ``retries`` times (``call.failed`` with
+        ``willRetry``, then ``call.retried``) after ``retry_delay`` seconds
+        (default: backoff with jitter). Entering a call raises
+        ``runtrail.Cancelled`` once the run was asked to stop.
+        """
+        if retries < 0:
+            raise ValueError("retries must be >= 0")
+        return Call(self, label, retries, call_id, retry_delay)
+
+    def child(
+        self,
+        name: str,
+        input: Any = None,
+        labels: Optional[Mapping[str, str]] = None,
+        *,
+        lease_ttl_ms: Optional[int] = None,
+        timeout_ms: Optional[int] = None,
+    ) -> "Run":
+        """Start a child run (``parentId`` = this run) and return its handle; a child left open ends with its parent."""
+        child = self.client.run(
+            name, input=input, labels=labels, parent_id=self.id, lease_ttl_ms=lease_ttl_ms or self.lease_ttl_ms, timeout_ms=timeout_ms
+        )
+        self._children.append(child)
+        return child
+
+    def artifact(
+        self,
+        name: str,
+        path_or_bytes: Union[str, "os.PathLike[str]", bytes, bytearray, memoryview],
+        content_type: Optional[str] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+    ) -> Dict[str, Any]:
+        """Store a file (a path) or bytes as the artifact ``name`` of this run and return the server's record.
+
+        The content type defaults to a guess from the name (or the path);
+        ``metadata`` is free JSON kept with it. Events queued before are
+        stored first, so the run's ``artifact`` event comes after them.
+        Putting the same name again with the same content is a no-op; other
+        content is refused (409).
+        """
+        if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+            body = bytes(path_or_bytes)
+            guess_from = name
+        else:
+            with open(path_or_bytes, "rb") as file:
+                body = file.read()
+            guess_from = os.fspath(path_or_bytes)
+        if content_type is None:
+            content_type = mimetypes.guess_type(name)[0] or mimetypes.guess_type(guess_from)[0]
+        headers = {"content-type": content_type or "application/octet-stream"}
+        if metadata is not None:
+            headers["x-runtrail-metadata"] = json.dumps(metadata, allow_nan=False, ensure_ascii=True)
+        self.flush()
+        try:
+            record = self.client._http.request(
+                "putArtifact", {"id": self.id, "name": name}, data=body, headers=headers, retry_for=self.client.retry_for
+            )
+        except RuntrailError as err:
+            if err.code == "route_not_found":
+                raise RuntrailError(
+                    "route_not_found", f"the server at {self.client.url} does not store artifacts (it is older than this client)", err.details, err.status
+                ) from err
+            raise
+        return cast(Dict[str, Any], record)
+
+    def _begin_call(self, label: str, call_id: Optional[str]) -> str:
+        self.check_cancelled()
+        cid = call_id or f"c{next(self._call_numbers)}"
+        self.event("call.started", {"callId": cid, "label": _truncate(label, 500)})
+        return cid
+
+
+class Phase:
+    """A ``with run.phase(name):`` block."""
+
+    def __init__(self, run: Run, name: str, timeout_ms: Optional[int]) -> None:
+        self.run = run
+        self.name = name
+        self.timeout_ms = timeout_ms
+
+    def __enter__(self) -> "Phase":
+        self.run.check_cancelled()
+        data: Dict[str, Any] = {"name": self.name, "status": "started"}
+        if self.timeout_ms:
+            data["timeoutMs"] = int(self.timeout_ms)
+        self.run.event("phase", data)
+        return self
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> bool:
+        self.run.event("phase", {"name": self.name, "status": "completed" if exc is None else "failed"})
+        return False
+
+
+class Call:
+    """What ``run.call(...)`` returns: a context manager for one call, or a decorator whose every invocation is a call."""
+
+    def __init__(self, run: Run, label: str, retries: int, call_id: Optional[str], retry_delay: Union[None, float, Callable[[int], float]]) -> None:
+        self.run = run
+        self.label = label
+        self.retries = retries
+        self.call_id = call_id
+        self.retry_delay = retry_delay
+        self.id: Optional[str] = None
+        self._started = 0.0
+
+    def __enter__(self) -> "Call":
+        if self.retries:
+            raise TypeError("a with-block cannot be run again: use run.call(label, retries=N) as a decorator or wrapper to retry")
+        self.id = self.run._begin_call(self.label, self.call_id)
+        self._started = time.monotonic()
+        return self
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> bool:
+        assert self.id is not None
+        if exc is None:
+            self.run.event("call.succeeded", {"callId": self.id, "durationMs": self._elapsed_ms()})
+        else:
+            self.run.event("call.failed", {"callId": self.id, "error": _truncate(describe(exc), MAX_ERROR_CHARS), "willRetry": False})
+        return False
+
+    def __call__(self, fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return self._invoke(fn, args, kwargs)
+
+        return cast(F, wrapper)
+
+    def _elapsed_ms(self) -> float:
+        return round((time.monotonic() - self._started) * 1000, 3)
+
+    def _invoke(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        call_id = self.run._begin_call(self.label, self.call_id)
+        started = time.monotonic()
+        for attempt in itertools.count(1):
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as err:
+                will_retry = (
+                    attempt <= self.retries and isinstance(err, Exception) and not isinstance(err, Cancelled) and not self.run.cancelled
+                )
+                self.run.event("call.failed", {"callId": call_id, "error": _truncate(describe(err), MAX_ERROR_CHARS), "willRetry": will_retry})
+                if not will_retry:
+                    raise
+                time.sleep(self._delay(attempt))
+                self.run.event("call.retried", {"callId": call_id, "attempt": attempt + 1})
+            else:
+                self.run.event("call.succeeded", {"callId": call_id, "durationMs": round((time.monotonic() - started) * 1000, 3)})
+                return result
+
+    def _delay(self, attempt: int) -> float:
+        if self.retry_delay is None:
+            return backoff_delay(attempt, initial=0.2, maximum=10.0)
+        if callable(self.retry_delay):
+            return float(self.retry_delay(attempt))
+        return float(self.retry_delay)

@@ -1,0 +1,142 @@
+"""Test support: a real runtrail server in a child process, and waiting with deadlines."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, TypeVar
+
+ROOT = Path(__file__).resolve().parents[3]
+PYTHON_DIR = ROOT / "clients" / "python"
+CLI = ROOT / "packages" / "cli" / "dist" / "main.js"
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], Optional[T]], timeout: float = 15.0, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+class Server:
+    """``runtrail serve`` (the built CLI) on 127.0.0.1 in its own data dir; restartable on the same port and data."""
+
+    def __init__(self, env: Optional[Dict[str, str]] = None) -> None:
+        if not CLI.exists():
+            raise RuntimeError(f"{CLI} is missing: run `npm run build` first")
+        self.data_dir = tempfile.mkdtemp(prefix="runtrail-py-")
+        self.env = {**os.environ, "RUNTRAIL_LOG_LEVEL": "warn", **(env or {})}
+        self.port = 0
+        self.url = ""
+        self.process: Optional[subprocess.Popen[str]] = None
+        self.output: List[str] = []
+        self._pump: Optional[threading.Thread] = None
+
+    def start(self, timeout: float = 30.0) -> "Server":
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._start_once(deadline)
+                return self
+            except AddressInUse:
+                # The port of a restart was taken in between: try again until the deadline.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def _start_once(self, deadline: float) -> None:
+        args = ["node", str(CLI), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", self.data_dir, "--node", "py-test"]
+        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env, cwd=str(ROOT))
+        lines: "queue.Queue[Optional[str]]" = queue.Queue()
+
+        def pump() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                self.output.append(line)
+                lines.put(line)
+            lines.put(None)
+
+        pumping = threading.Thread(target=pump, daemon=True)
+        pumping.start()
+        self._pump = pumping
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                process.kill()
+                process.wait()
+                raise AssertionError(f"runtrail serve did not start: {''.join(self.output)}")
+            try:
+                line = lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                process.wait()
+                if "EADDRINUSE" in "".join(self.output):
+                    raise AddressInUse()
+                raise AssertionError(f"runtrail serve exited {process.returncode}: {''.join(self.output)}")
+            match = re.search(r"serving on (http://\S+)", line)
+            if match:
+                self.url = match.group(1)
+                self.port = int(self.url.rsplit(":", 1)[1])
+                self.process = process
+                return
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful close, an answer may be lost after its append was committed."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+            self._reap()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self._reap()
+
+    def _reap(self) -> None:
+        assert self.process is not None and self._pump is not None
+        self._pump.join(10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+class AddressInUse(Exception):
+    pass
+
+
+def python_env(server_url: str, **extra: str) -> Dict[str, str]:
+    """The environment of a child Python script using this checkout's runtrail package."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTRAIL_")}
+    env["PYTHONPATH"] = str(PYTHON_DIR) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["RUNTRAIL_URL"] = server_url
+    env.update(extra)
+    return env
+
+
+def run_python(code: str, env: Dict[str, str], timeout: float = 60.0) -> "subprocess.CompletedProcess[str]":
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout, cwd=str(ROOT))

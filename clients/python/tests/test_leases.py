@@ -1,0 +1,78 @@
+"""Heartbeats keep a slow run alive; a cancel reaches the script as runtrail.Cancelled."""
+
+from __future__ import annotations
+
+import threading
+import time
+import unittest
+from typing import Any, Dict
+
+import runtrail
+from tests.support import Server, wait_until
+
+server: Server
+
+
+def setUpModule() -> None:
+    global server
+    # A reaper sweeping every 200 ms sees a lapsed lease at once.
+    server = Server(env={"RUNTRAIL_REAPER_INTERVAL_MS": "200"}).start()
+
+
+def tearDownModule() -> None:
+    server.close()
+
+
+class LeaseTest(unittest.TestCase):
+    def test_a_step_longer_than_the_lease_does_not_orphan_the_run(self) -> None:
+        rt = runtrail.Client(server.url)
+        # The control: the same lease without heartbeats ends orphaned, so the reaper is watching.
+        control = rt._http.request("createRun", json_body={"name": "silent", "leaseTtlMs": 2000, "owner": {"kind": "producer", "node": "t", "id": "silent"}})
+        with rt.run("slow step", lease_ttl_ms=2000) as run:
+            with run.call("a 5 s step"):
+                time.sleep(5)  # the workload itself: one step longer than the lease
+        final = rt.get_run(run.id)
+        self.assertEqual(final["status"], "succeeded", final["error"])
+        self.assertEqual(final["snapshot"]["counters"]["ok"], 1)
+        silent = wait_until(lambda: (r := rt.get_run(control["id"]))["status"] != "running" and r, 10, "the silent run to be reaped")
+        self.assertEqual(silent["error"]["kind"], "orphaned")
+
+    def test_a_cancel_raises_cancelled_in_the_script_within_one_heartbeat(self) -> None:
+        rt = runtrail.Client(server.url)
+        lease_ms = 3000
+        heartbeat_s = lease_ms / 3000
+        outcome: Dict[str, Any] = {}
+        waiting = threading.Event()
+
+        def script() -> None:
+            try:
+                with rt.run("cancellable", lease_ttl_ms=lease_ms) as run:
+                    outcome["run"] = run
+                    with run.call("a long model call"):
+                        run.flush()  # nothing left to send: only a heartbeat can bring the cancel
+                        waiting.set()
+                        wait_until(lambda: run.cancelled, 30, "run.cancelled")
+                        outcome["seen"] = time.monotonic()
+                    with run.call("the next call"):
+                        outcome["ran on"] = True
+            except BaseException as err:  # noqa: BLE001 - handed to the test thread
+                outcome["raised"] = err
+
+        thread = threading.Thread(target=script)
+        thread.start()
+        self.assertTrue(waiting.wait(15))
+        asked = time.monotonic()
+        rt.cancel(outcome["run"].id, reason="stopped from the dashboard")
+        thread.join(30)
+        self.assertFalse(thread.is_alive())
+        self.assertIsInstance(outcome.get("raised"), runtrail.Cancelled)
+        self.assertNotIn("ran on", outcome)
+        # One heartbeat period, plus room for a loaded machine to answer it.
+        self.assertLess(outcome["seen"] - asked, heartbeat_s + 1.5)
+        final = rt.get_run(outcome["run"].id)
+        self.assertEqual(final["status"], "cancelled")
+        self.assertEqual(final["snapshot"]["counters"]["ok"], 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

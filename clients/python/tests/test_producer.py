@@ -1,0 +1,232 @@
+"""The producer API against a real server: calls, phases, metrics, progress, children, errors, flush."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+import time
+import unittest
+
+import runtrail
+from tests.support import Server, python_env, run_python
+
+server: Server
+
+
+def setUpModule() -> None:
+    global server
+    server = Server().start()
+
+
+def tearDownModule() -> None:
+    server.close()
+
+
+def judge(i: int) -> float:
+    if i % 10 == 7:
+        raise ValueError(f"judge timed out on doc {i}")
+    return i / 30
+
+
+class ProducerTest(unittest.TestCase):
+    def setUp(self) -> None:
+        self.rt = runtrail.Client(server.url)
+
+    def test_thirty_calls_three_raising_end_ok_27_failed_3_with_progress_metric_and_labels(self) -> None:
+        with self.rt.run("eval-gpt4", input={"dataset": "docs-v2"}, labels={"team": "search"}) as run:
+            with run.phase("evaluate", timeout_ms=600_000):
+                for i in range(30):
+                    try:
+                        with run.call(f"Evaluating doc_{i} with gpt-4"):
+                            score = judge(i)
+                    except ValueError:
+                        continue  # the failure is recorded by run.call; the pipeline goes on
+                    finally:
+                        run.progress(i + 1, 30)
+                    run.metric("score", score, step=i)
+        final = self.rt.get_run(run.id)
+        snapshot = final["snapshot"]
+        self.assertEqual(final["status"], "succeeded")
+        self.assertEqual(snapshot["counters"]["ok"], 27)
+        self.assertEqual(snapshot["counters"]["failed"], 3)
+        self.assertEqual(snapshot["progress"]["percent"], 100)
+        self.assertEqual(snapshot["metrics"]["score"]["count"], 27)
+        self.assertEqual(snapshot["metrics"]["score"]["last"], 29 / 30)
+        self.assertEqual(final["labels"], {"team": "search"})
+        self.assertEqual(final["input"], {"dataset": "docs-v2"})
+        self.assertEqual([p["status"] for p in snapshot["phases"]], ["completed"])
+        self.assertIsNone(snapshot["lastError"])  # cleared by the successes after the last failure
+        failed = [e for e in self.rt.events(run.id)["events"] if e["type"] == "call.failed"]
+        self.assertEqual([e["data"]["error"] for e in failed], [f"ValueError: judge timed out on doc {i}" for i in (7, 17, 27)])
+
+    def test_an_exception_inside_rt_run_fails_the_run_with_its_message_and_traceback(self) -> None:
+        with self.assertRaises(KeyError):
+            with self.rt.run("failing") as run:
+                run.progress(1, 2)
+                raise KeyError("doc_17 has no text")
+        final = self.rt.get_run(run.id)
+        self.assertEqual(final["status"], "failed")
+        self.assertEqual(final["error"], {"kind": "error", "message": "KeyError: 'doc_17 has no text'"})
+        logs = final["snapshot"]["logs"]
+        self.assertEqual(logs[-1]["level"], "error")
+        self.assertIn("Traceback (most recent call last)", logs[-1]["message"])
+        self.assertIn('raise KeyError("doc_17 has no text")', logs[-1]["message"])
+
+    def test_call_as_a_wrapper_retries_and_records_call_retried(self) -> None:
+        attempts = []
+
+        def flaky(doc: str) -> str:
+            attempts.append(doc)
+            if len(attempts) < 3:
+                raise ConnectionError("rate limited")
+            return doc.upper()
+
+        with self.rt.run("retrying") as run:
+            judge_doc = run.call("judge", retries=2, retry_delay=0)(flaky)
+            self.assertEqual(judge_doc("doc_1"), "DOC_1")
+
+            @run.call("always fails", retries=1, retry_delay=0)
+            def broken() -> None:
+                raise RuntimeError("model down")
+
+            with self.assertRaises(RuntimeError):
+                broken()
+        counters = self.rt.get_run(run.id)["snapshot"]["counters"]
+        self.assertEqual((counters["ok"], counters["failed"], counters["retries"]), (1, 1, 3))
+        events = self.rt.events(run.id)["events"]
+        self.assertEqual(
+            [(e["type"], e["data"].get("attempt"), e["data"].get("willRetry")) for e in events if e["type"].startswith("call.")],
+            [
+                ("call.started", None, None),
+                ("call.failed", None, True),
+                ("call.retried", 2, None),
+                ("call.failed", None, True),
+                ("call.retried", 3, None),
+                ("call.succeeded", None, None),
+                ("call.started", None, None),
+                ("call.failed", None, True),
+                ("call.retried", 2, None),
+                ("call.failed", None, False),
+            ],
+        )
+        with self.rt.run("with-retries") as run:
+            with self.assertRaises(TypeError):
+                with run.call("a block cannot be retried", retries=1):
+                    pass
+
+    def test_counter_log_meta_output_child_and_track(self) -> None:
+        with self.rt.run("pipeline") as run:
+            run.counter("tokens", 120)
+            run.counter("tokens", 30)
+            run.log("loaded 4 docs", level="warn")
+            run.meta({"model": "gpt-4"}, temperature=0.2)
+            with run.child("render", input={"frames": 4}) as child:
+                for _ in runtrail.track(range(4), run=child):
+                    pass
+            open_child = run.child("left open")
+            run.output({"accuracy": 0.9})
+        final = self.rt.get_run(run.id)
+        snapshot = final["snapshot"]
+        self.assertEqual(final["output"], {"accuracy": 0.9})
+        self.assertEqual(snapshot["counters"]["named"]["tokens"], 150)
+        self.assertEqual(snapshot["meta"], {"model": "gpt-4", "temperature": 0.2})
+        self.assertEqual(snapshot["logs"][-1]["message"], "loaded 4 docs")
+        children = self.rt.list_runs(parentId=run.id)["runs"]
+        self.assertEqual(sorted(c["name"] for c in children), ["left open", "render"])
+        rendered = self.rt.get_run(child.id)
+        self.assertEqual(rendered["status"], "succeeded")
+        self.assertEqual(rendered["snapshot"]["progress"]["done"], 4)
+        self.assertEqual(rendered["snapshot"]["progress"]["percent"], 100)
+        left = self.rt.get_run(open_child.id)
+        self.assertEqual(left["status"], "failed")
+        self.assertEqual(left["error"]["kind"], "orphaned")
+
+    def test_flush_returns_when_everything_queued_is_stored_in_order(self) -> None:
+        rt = runtrail.Client(server.url, max_batch=100, flush_interval=10.0)
+        run = rt.run("flushing")
+        for i in range(1_234):
+            run.counter("n", 1)
+            run.metric("i", i)
+        run.flush()
+        stored = rt.events(run.id, limit=5000)["events"]
+        self.assertEqual(len(stored), 2_468)
+        self.assertEqual([e["seq"] for e in stored], list(range(1, 2_469)))
+        self.assertEqual([e["data"]["value"] for e in stored if e["type"] == "metric"], list(range(1_234)))
+        run.succeed()
+
+    def test_bad_event_data_fails_at_the_call_site(self) -> None:
+        with self.rt.run("bad data") as run:
+            with self.assertRaises(ValueError):
+                run.metric("loss", float("nan"))
+            with self.assertRaises(ValueError):
+                run.meta(when=object())
+            with self.assertRaises(ValueError):
+                run.log("x", level="loud")
+        self.assertEqual(self.rt.get_run(run.id)["status"], "succeeded")
+
+    def test_a_server_error_body_becomes_runtrail_error_with_code_message_details(self) -> None:
+        with self.assertRaises(runtrail.RuntrailError) as caught:
+            self.rt.get_run("no-such-run")
+        self.assertEqual(caught.exception.code, "run_not_found")
+        self.assertEqual(caught.exception.status, 404)
+        self.assertIn("no-such-run", caught.exception.message)
+        with self.assertRaises(runtrail.RuntrailError) as caught:
+            self.rt.run("", labels={"team": "search"})
+        self.assertEqual(caught.exception.code, "invalid_request")
+        self.assertIsNotNone(caught.exception.details)
+
+    def test_a_server_that_is_down_at_the_start_is_a_clear_error_not_a_hang(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        rt = runtrail.Client(f"http://127.0.0.1:{port}", start_timeout=1.0)
+        started = time.monotonic()
+        with self.assertRaises(runtrail.RuntrailError) as caught:
+            rt.run("nobody listens")
+        self.assertLess(time.monotonic() - started, 10)
+        self.assertEqual(caught.exception.code, "unavailable")
+        self.assertIn(f"no runtrail server answers at http://127.0.0.1:{port}", caught.exception.message)
+        self.assertIn("runtrail serve", caught.exception.message)
+
+    def test_events_queued_before_the_process_exits_are_flushed_at_exit(self) -> None:
+        script = textwrap.dedent(
+            """
+            import runtrail
+            run = runtrail.Client().run("exits without flushing")
+            for i in range(500):
+                run.counter("n", 1)
+            print(run.id)
+            """
+        )
+        done = run_python(script, python_env(server.url))
+        self.assertEqual(done.returncode, 0, done.stderr)
+        run_id = done.stdout.strip()
+        self.assertEqual(self.rt.get_run(run_id)["snapshot"]["counters"]["named"]["n"], 500)
+
+    def test_current_run_adds_to_the_run_named_by_RUNTRAIL_RUN_ID_without_ending_it(self) -> None:
+        owner_run = self.rt.run("wrapped")
+        script = textwrap.dedent(
+            """
+            import runtrail
+            run = runtrail.current_run()
+            assert run is runtrail.current_run()
+            with run:
+                with run.call("inside exec"):
+                    pass
+                for _ in runtrail.track(["a", "b", "c"]):
+                    pass
+            """
+        )
+        done = run_python(script, python_env(server.url, RUNTRAIL_RUN_ID=owner_run.id))
+        self.assertEqual(done.returncode, 0, done.stderr)
+        stored = self.rt.get_run(owner_run.id)
+        self.assertEqual(stored["status"], "running")
+        self.assertEqual(stored["snapshot"]["counters"]["ok"], 1)
+        self.assertEqual(stored["snapshot"]["progress"]["done"], 3)
+        owner_run.succeed()
+        outside = run_python("import runtrail; assert runtrail.current_run() is None", python_env(server.url))
+        self.assertEqual(outside.returncode, 0, outside.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
