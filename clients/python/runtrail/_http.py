@@ -78,7 +78,9 @@ class Http:
         self.timeout = timeout
 
     def headers(self, extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
-        headers = {"accept": "application/json", "user-agent": "runtrail-python"}
+        # x-runtrail-client marks a request no browser form could forge, so a
+        # server's CSRF guard lets a non-JSON body (an artifact) through.
+        headers = {"accept": "application/json", "user-agent": "runtrail-python", "x-runtrail-client": "python"}
         if self.token:
             headers["authorization"] = f"Bearer {self.token}"
         headers.update(extra or {})

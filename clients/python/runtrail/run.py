@@ -299,14 +299,18 @@ class Run:
         path_or_bytes: Union[str, "os.PathLike[str]", bytes, bytearray, memoryview],
         content_type: Optional[str] = None,
         metadata: Optional[Mapping[str, Any]] = None,
+        *,
+        replace: bool = False,
     ) -> Dict[str, Any]:
         """Store a file (a path) or bytes as the artifact ``name`` of this run and return the server's record.
 
+        The record has ``ordinal`` (1, 2, ... per run), ``name``,
+        ``contentType``, ``size``, ``sha256``, ``createdAt`` and ``metadata``.
         The content type defaults to a guess from the name (or the path);
         ``metadata`` is free JSON kept with it. Events queued before are
         stored first, so the run's ``artifact`` event comes after them.
         Putting the same name again with the same content is a no-op; other
-        content is refused (409).
+        content is refused (409) unless ``replace=True``.
         """
         if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
             body = bytes(path_or_bytes)
@@ -323,7 +327,12 @@ class Run:
         self.flush()
         try:
             record = self.client._http.request(
-                "putArtifact", {"id": self.id, "name": name}, data=body, headers=headers, retry_for=self.client.retry_for
+                "putArtifact",
+                {"id": self.id, "name": name},
+                {"replace": True if replace else None},
+                data=body,
+                headers=headers,
+                retry_for=self.client.retry_for,
             )
         except RuntrailError as err:
             if err.code == "route_not_found":

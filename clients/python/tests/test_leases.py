@@ -61,8 +61,8 @@ class LeaseTest(unittest.TestCase):
         thread = threading.Thread(target=script)
         thread.start()
         self.assertTrue(waiting.wait(15))
-        asked = time.monotonic()
         rt.cancel(outcome["run"].id, reason="stopped from the dashboard")
+        asked = time.monotonic()  # the cancel is stored: from here a heartbeat can carry it
         thread.join(30)
         self.assertFalse(thread.is_alive())
         self.assertIsInstance(outcome.get("raised"), runtrail.Cancelled)
