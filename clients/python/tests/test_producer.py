@@ -12,7 +12,7 @@ import time
 import unittest
 
 import runtrail
-from tests.support import CLI, ROOT, Server, python_env, run_python, wait_until
+from tests.support import CLI, ROOT, Server, exec_sets_run_env, protocol_has_route, python_env, run_python, wait_until
 
 server: Server
 
@@ -263,7 +263,7 @@ class ProducerTest(unittest.TestCase):
             ["node", str(CLI), "exec", "--server", server.url, "--quiet", "--name", "py-under-exec", "--", sys.executable, "-c", script],
             env=env, capture_output=True, text=True, timeout=60, cwd=str(ROOT),
         )
-        if done.returncode == 3:
+        if done.returncode == 3 and not exec_sets_run_env():
             self.skipTest("runtrail exec does not set RUNTRAIL_RUN_ID in this checkout yet (issue 10)")
         self.assertEqual(done.returncode, 0, done.stderr)
         (run,) = self.rt.list_runs(name="py-under-exec")["runs"]
@@ -279,7 +279,7 @@ class ProducerTest(unittest.TestCase):
             try:
                 first = run.artifact("01_input.txt", b"What is runtrail?", metadata={"stage": 1})
             except runtrail.RuntrailError as err:
-                if err.code == "route_not_found":
+                if err.code == "route_not_found" and not protocol_has_route("putArtifact"):
                     self.skipTest("this checkout's server does not store artifacts yet (issue 16)")
                 raise
             with tempfile.TemporaryDirectory() as folder:
