@@ -6,4 +6,5 @@ export * from './run.js';
 export * from './routes.js';
 export * from './stream.js';
 export * from './validate.js';
+export { dataRecord, ownValue, withKey, withoutKey } from './data-keys.js';
 export { renderApiReference } from './api-reference.js';

@@ -5,6 +5,7 @@ import {
   type KnownEventType,
   type TypedEvent,
 } from './events.js';
+import { dataRecord, ownValue, withKey, withoutKey } from './data-keys.js';
 import { SNAPSHOT_LIMITS, initialSnapshot, type PhaseRecord, type Snapshot } from './snapshot.js';
 
 /**
@@ -15,6 +16,10 @@ import { SNAPSHOT_LIMITS, initialSnapshot, type PhaseRecord, type Snapshot } fro
  * Pure and total: no clock, no randomness, no I/O; every known event type is
  * handled (the `never` check below fails to compile otherwise); unknown and
  * `x.` events only advance `seq`. The input state is never mutated.
+ *
+ * Names chosen by producers (metric, counter, meta key, call id) are data:
+ * read with own-key checks and written into null-prototype records
+ * (data-keys.ts), so "constructor" or "__proto__" is a name like any other.
  */
 
 /** Events that show a run is moving; `log`, `meta` and run bookkeeping do not. */
@@ -72,18 +77,15 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
       return reducePhase(s, e.data, e.ts, e.seq);
 
     case 'call.started': {
-      const prev = s.current[e.data.callId];
+      const prev = ownValue(s.current, e.data.callId);
       if (!hasRoom(s.current, e.data.callId, SNAPSHOT_LIMITS.inFlight)) return {};
       return {
-        current: {
-          ...s.current,
-          [e.data.callId]: {
-            callId: e.data.callId,
-            label: e.data.label,
-            startedAt: e.ts,
-            attempt: prev?.attempt ?? 1,
-          },
-        },
+        current: withKey(s.current, e.data.callId, {
+          callId: e.data.callId,
+          label: e.data.label,
+          startedAt: e.ts,
+          attempt: prev?.attempt ?? 1,
+        }),
       };
     }
 
@@ -92,7 +94,7 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
       // followed by successes must not stay on screen (field note 8).
       return {
         counters: { ...s.counters, ok: s.counters.ok + 1 },
-        current: without(s.current, e.data.callId),
+        current: withoutKey(s.current, e.data.callId),
         lastError: null,
       };
 
@@ -101,18 +103,16 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
       if (e.data.willRetry) return { lastError };
       return {
         counters: { ...s.counters, failed: s.counters.failed + 1 },
-        current: without(s.current, e.data.callId),
+        current: withoutKey(s.current, e.data.callId),
         lastError,
       };
     }
 
     case 'call.retried': {
-      const prev = s.current[e.data.callId];
+      const prev = ownValue(s.current, e.data.callId);
       return {
         counters: { ...s.counters, retries: s.counters.retries + 1 },
-        current: prev
-          ? { ...s.current, [e.data.callId]: { ...prev, attempt: e.data.attempt } }
-          : s.current,
+        current: prev ? withKey(s.current, e.data.callId, { ...prev, attempt: e.data.attempt }) : s.current,
       };
     }
 
@@ -133,23 +133,20 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
     case 'metric': {
       const { name, value } = e.data;
       const step = e.data.step ?? null;
-      const prev = s.metrics[name];
+      const prev = ownValue(s.metrics, name);
       if (!hasRoom(s.metrics, name, SNAPSHOT_LIMITS.names)) return {};
       const point: [number, number] = [step ?? e.seq, value];
       const recent = prev ? appendBounded(prev.recent, point, SNAPSHOT_LIMITS.metricPoints) : [point];
       return {
-        metrics: {
-          ...s.metrics,
-          [name]: {
-            last: value,
-            min: prev ? Math.min(prev.min, value) : value,
-            max: prev ? Math.max(prev.max, value) : value,
-            count: (prev?.count ?? 0) + 1,
-            step,
-            ts: e.ts,
-            recent,
-          },
-        },
+        metrics: withKey(s.metrics, name, {
+          last: value,
+          min: prev ? Math.min(prev.min, value) : value,
+          max: prev ? Math.max(prev.max, value) : value,
+          count: (prev?.count ?? 0) + 1,
+          step,
+          ts: e.ts,
+          recent,
+        }),
       };
     }
 
@@ -159,14 +156,15 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
       return {
         counters: {
           ...s.counters,
-          named: { ...s.counters.named, [name]: (s.counters.named[name] ?? 0) + delta },
+          named: withKey(s.counters.named, name, (ownValue(s.counters.named, name) ?? 0) + delta),
         },
       };
     }
 
     case 'meta': {
-      const meta = { ...s.meta };
-      for (const [key, value] of Object.entries(e.data)) {
+      const meta = dataRecord(s.meta);
+      for (const key of Object.keys(e.data)) {
+        const value = e.data[key];
         if (hasRoom(meta, key, SNAPSHOT_LIMITS.names)) meta[key] = value;
       }
       return { meta };
@@ -302,7 +300,7 @@ function terminal(
       : p,
   );
   return {
-    current: {},
+    current: dataRecord(),
     phase: null,
     phases,
     stalled: null,
@@ -313,13 +311,6 @@ function terminal(
 /** A record may take `key` if it has it already or holds fewer than `limit` keys. */
 function hasRoom(record: Record<string, unknown>, key: string, limit: number): boolean {
   return Object.hasOwn(record, key) || Object.keys(record).length < limit;
-}
-
-function without<T>(record: Record<string, T>, key: string): Record<string, T> {
-  if (!(key in record)) return record;
-  const copy = { ...record };
-  delete copy[key];
-  return copy;
 }
 
 function appendBounded<T>(list: T[], item: T, limit: number): T[] {

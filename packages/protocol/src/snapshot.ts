@@ -1,3 +1,4 @@
+import { dataRecord } from './data-keys.js';
 import type { LogLevel, RunError } from './events.js';
 
 /**
@@ -109,13 +110,13 @@ export interface Snapshot {
 export function initialSnapshot(): Snapshot {
   return {
     seq: 0,
-    counters: { ok: 0, failed: 0, retries: 0, named: {} },
-    current: {},
+    counters: { ok: 0, failed: 0, retries: 0, named: dataRecord() },
+    current: dataRecord(),
     phase: null,
     phases: [],
     progress: null,
-    metrics: {},
-    meta: {},
+    metrics: dataRecord(),
+    meta: dataRecord(),
     logs: [],
     lastError: null,
     artifacts: [],

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { RuntrailError } from './errors.js';
-import { EventInput, eventDataSchemas, isKnownEventType } from './events.js';
+import { dataRecord } from './data-keys.js';
+import { EventInput, FREE_KEYED_TYPES, eventDataSchemas, isKnownEventType } from './events.js';
 
 export interface FieldIssue {
   path: string;
@@ -56,7 +57,9 @@ export function validateEventData(events: EventInput[], prefix = 'events'): Fiel
     if (!result.success) {
       issues.push(...fieldIssues(`${prefix}[${index}].data`, result.error.issues));
     } else {
-      event.data = result.data;
+      event.data = FREE_KEYED_TYPES.has(event.type)
+        ? dataRecord(event.data as Record<string, unknown>)
+        : result.data;
     }
   });
   return issues;

@@ -50,6 +50,13 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     genReqId: () => newId(),
     // One log line per request would drown the lines that matter at thousands of appends/s.
     logController: new LogController({ disableRequestLogging: true }),
+    // A key named "__proto__" (a meta key, a label) is data the producer chose.
+    // JSON.parse makes it a plain own property; what would make it dangerous
+    // is copying it into a plain object by assignment, which the protocol's
+    // data-keys helpers never do (issue 11). Refusing such bodies would make
+    // a valid name unusable.
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore',
     // Errors Fastify raises before routing (a malformed URL) get our error body too.
     frameworkErrors: (err, _request, reply) => {
       const mapped = toRuntrailError(err);

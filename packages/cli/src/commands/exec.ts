@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { RuntrailClient, type RunHandle } from '@runtrail/client';
 import { ProcessStartError, handleSink, runProcess, type ProcessResult } from '@runtrail/client/node';
-import { RuntrailError, type Run } from '@runtrail/protocol';
+import { RuntrailError, dataRecord, type Run } from '@runtrail/protocol';
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
 
 interface ExecFlags {
@@ -176,7 +176,8 @@ function optional<K extends string>(key: K, value: number | undefined): { [P in 
 }
 
 function parseLabels(pairs: string[]): Record<string, string> {
-  const labels: Record<string, string> = {};
+  // A label key is data: "__proto__" must be a key, not a new prototype.
+  const labels = dataRecord<string>();
   for (const pair of pairs) {
     const at = pair.indexOf('=');
     if (at <= 0) throw new RuntrailError('invalid_request', `--label ${pair} must be key=value`);

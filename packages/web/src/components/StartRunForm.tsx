@@ -1,11 +1,13 @@
 import { useEffect, useId, useState, type FormEvent } from 'react';
+import { dataRecord } from '@runtrail/protocol';
 import { client, messageOf } from '../client.js';
 
 const DEFAULT_INPUT = '{\n  "docs": 40\n}';
 
 /** `key=value` pairs separated by commas, as the runs filter takes them. */
 function parseLabels(text: string): { ok: true; value: Record<string, string> } | { ok: false; error: string } {
-  const value: Record<string, string> = {};
+  // A label key is data: "__proto__" must be a key, not a new prototype.
+  const value = dataRecord<string>();
   for (const pair of text.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
     const eq = pair.indexOf('=');
     if (eq <= 0) return { ok: false, error: `"${pair}" is not key=value` };
