@@ -304,6 +304,58 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect((await store.getRun(run.id))!.snapshot.counters.named.n).toBe(1);
       });
 
+      it('refuses an event id reused for a different event with event_id_conflict naming the id, and writes nothing', async () => {
+        const run = await create();
+        const original: EventInput = { type: 'counter', data: { name: 'n', delta: 1 }, id: 'e-1', ts: T0 + 5 };
+        await store.append(run.id, [original], { now: T0 });
+        const before = await stateOf(run.id);
+        const variants: EventInput[] = [
+          { ...original, data: { name: 'n', delta: 2 } },
+          { ...original, type: 'metric', data: { name: 'n', value: 1 } },
+          { ...original, ts: T0 + 6 },
+          { ...original, data: undefined },
+        ];
+        for (const variant of variants) {
+          const err = await expectError(
+            store.append(run.id, [{ type: 'x.before', data: {} }, variant], { now: T0 + 1 }),
+            'event_id_conflict',
+          );
+          expect(err.message).toContain('e-1');
+          expect(err.details).toMatchObject({ eventId: 'e-1', seq: 1 });
+          expect(await stateOf(run.id)).toEqual(before);
+        }
+        // Inside one batch too.
+        await expectError(
+          store.append(run.id, [{ type: 'x.a', data: { v: 1 }, id: 'in-batch' }, { type: 'x.a', data: { v: 2 }, id: 'in-batch' }], { now: T0 + 1 }),
+          'event_id_conflict',
+        );
+        expect(await stateOf(run.id)).toEqual(before);
+        // And on an ended run: a retried finish must be the same finish.
+        await store.append(run.id, [{ type: 'run.succeeded', data: {}, id: 'end' }], { now: T0 + 2 });
+        const ended = await stateOf(run.id);
+        await expectError(
+          store.append(run.id, [{ type: 'run.failed', data: { error: { kind: 'error', message: 'x' } }, id: 'end' }], { now: T0 + 3 }),
+          'event_id_conflict',
+        );
+        expect(await stateOf(run.id)).toEqual(ended);
+      });
+
+      it('answers an event id repeated with the same payload with its original seq, whatever the key order or server time', async () => {
+        const run = await create();
+        await store.append(run.id, [{ type: 'x.a', data: { a: 1, b: { c: [1, 2] } }, id: 'same' }], { now: T0 });
+        const retried = await store.append(
+          run.id,
+          [{ type: 'x.a', data: { b: { c: [1, 2] }, a: 1 }, id: 'same' }],
+          { now: T0 + 500 },
+        );
+        expect(retried.seqs).toEqual([1]);
+        expect(retried.appended).toEqual([]);
+        // A retry that repeats the time the original was given matches it as well.
+        const withTs = await store.append(run.id, [{ type: 'x.a', data: { a: 1, b: { c: [1, 2] } }, id: 'same', ts: T0 }], { now: T0 + 900 });
+        expect(withTs.seqs).toEqual([1]);
+        expect((await readAll(run.id)).map((e) => e.seq)).toEqual([1]);
+      });
+
       it('lets two runs use the same event id independently', async () => {
         const a = await create();
         const b = await create();
@@ -621,7 +673,7 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         extra.push(again);
         expect(await again.store.getRun(run.id)).toEqual(before.run);
         expect(await readAll(run.id, again.store)).toEqual(before.events);
-        const next = await again.store.append(run.id, [{ type: 'progress', data: { done: 2 }, id: 'p1' }, { type: 'progress', data: { done: 2 } }], { now: T0 + 1 });
+        const next = await again.store.append(run.id, [{ type: 'progress', data: { done: 1, total: 2 }, id: 'p1' }, { type: 'progress', data: { done: 2 } }], { now: T0 + 1 });
         expect(next.seqs).toEqual([1, 3]);
         expect(next.run.snapshot).toEqual(foldEvents(await readAll(run.id, again.store)));
         expect(next.run.snapshot.progress).toMatchObject({ done: 2, total: 2, percent: 100 });

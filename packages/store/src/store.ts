@@ -15,7 +15,9 @@ import type {
  *
  * Invariants every adapter keeps:
  * - seq is 1, 2, 3 … per run, contiguous, assigned inside the append
- *   transaction; an event id seen before maps to its original seq.
+ *   transaction; an event id seen before maps to its original seq when the
+ *   event is the same (type, data as a JSON value, and ts if the retry gives
+ *   one), and is refused with `event_id_conflict` naming the id otherwise.
  * - the run row (seq, snapshot, status, lease) changes in the SAME
  *   transaction as the events, so a reader never sees one without the other.
  * - at most one terminal event per run, enforced by the database.

@@ -201,6 +201,15 @@ describe('HTTP API: routes', () => {
     expect(second).toMatchObject({ seq: 4, seqs: [3, 4] });
     // A retried batch: same ids, same seqs, nothing new.
     expect(await append(run.id, [{ type: 'counter', data: { name: 'n', delta: 1 }, id: 'e3' }])).toMatchObject({ seq: 4, seqs: [3] });
+    // The same id for a different event is refused, naming the id, and changes nothing (issue 11).
+    const stored = await visibleState(run.id);
+    const reused = await request('POST', url('appendEvents', { id: run.id }), {
+      events: [{ type: 'log', data: { level: 'info', message: 'new' } }, { type: 'counter', data: { name: 'n', delta: 7 }, id: 'e3' }],
+    });
+    expectError(reused, 409, 'event_id_conflict');
+    expect(reused.body.error.message).toContain('e3');
+    expect(reused.body.error.details).toMatchObject({ eventId: 'e3', seq: 3 });
+    expect(await visibleState(run.id)).toEqual(stored);
 
     const page = await request('GET', url('readEvents', { id: run.id }, { after: 1, limit: 2 }));
     expect(page.status).toBe(200);

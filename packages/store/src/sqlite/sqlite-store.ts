@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import Database from 'better-sqlite3';
 import {
   RuntrailError,
@@ -127,7 +128,7 @@ export class SqliteRunStore implements RunStore {
         `INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (run_id, event_id) WHERE event_id IS NOT NULL DO NOTHING`,
       ),
-      seqByEventId: db.prepare(`SELECT seq FROM events WHERE run_id = ? AND event_id = ?`).pluck(),
+      eventById: db.prepare(`SELECT seq, type, ts, data FROM events WHERE run_id = ? AND event_id = ?`),
       readEvents: db.prepare(
         `SELECT run_id, seq, type, ts, data, event_id FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
       ),
@@ -327,7 +328,7 @@ export class SqliteRunStore implements RunStore {
     const row = this.requireHead(runId);
     const seqs: number[] = [];
     const appended: RunEvent[] = [];
-    const seenInBatch = new Map<string, number>();
+    const seenInBatch = new Map<string, StoredEventRef>();
     let seq = row.seq;
     let snapshot = this.loadSnapshot(runId, row.seq);
     let status = row.status;
@@ -343,9 +344,9 @@ export class SqliteRunStore implements RunStore {
         // answer was lost) still gets its original seq back.
         const known =
           seenInBatch.get(event.id) ??
-          (isTerminalStatus(status) ? (this.stmt.seqByEventId.get(runId, event.id) as number | undefined) : undefined);
+          (isTerminalStatus(status) ? (this.stmt.eventById.get(runId, event.id) as StoredEventRef | undefined) : undefined);
         if (known !== undefined) {
-          seqs.push(known);
+          seqs.push(sameEventOrConflict(runId, event, known));
           continue;
         }
       }
@@ -355,16 +356,17 @@ export class SqliteRunStore implements RunStore {
       const data = event.data === undefined ? {} : event.data;
       // Insert first and look up only on conflict: a producer sends an id
       // with every event, and duplicates are the rare retry.
-      const inserted = this.stmt.insertEvent.run(runId, seq + 1, event.type, ts, JSON.stringify(data), event.id ?? null, terminal ? 1 : 0);
+      const text = JSON.stringify(data);
+      const inserted = this.stmt.insertEvent.run(runId, seq + 1, event.type, ts, text, event.id ?? null, terminal ? 1 : 0);
       if (inserted.changes === 0) {
-        seqs.push(this.stmt.seqByEventId.get(runId, event.id) as number);
+        seqs.push(sameEventOrConflict(runId, event, this.stmt.eventById.get(runId, event.id) as StoredEventRef));
         continue;
       }
       seq += 1;
       const stored: RunEvent = { runId, seq, type: event.type, ts, data };
       if (event.id !== undefined) {
         stored.id = event.id;
-        seenInBatch.set(event.id, seq);
+        seenInBatch.set(event.id, { seq, type: event.type, ts, data: text });
       }
       appended.push(stored);
       seqs.push(seq);
@@ -540,6 +542,34 @@ function toEvent(row: EventRow): RunEvent {
   const event: RunEvent = { runId: row.run_id, seq: row.seq, type: row.type, ts: row.ts, data: parse(row.data, {}) };
   if (row.event_id !== null) event.id = row.event_id;
   return event;
+}
+
+/** What an event id refers to: enough to tell a retry from a different event. */
+interface StoredEventRef {
+  seq: number;
+  type: string;
+  ts: number;
+  data: string | null;
+}
+
+/**
+ * The original seq when `event` is a retry of the stored one; an id reused
+ * for a different event is refused, never answered as if it were stored.
+ * A retry without `ts` matches whatever time the server gave the original.
+ */
+function sameEventOrConflict(runId: string, event: EventInput, stored: StoredEventRef): number {
+  const data = event.data === undefined ? {} : event.data;
+  const text = JSON.stringify(data);
+  const same =
+    event.type === stored.type &&
+    (event.ts === undefined || event.ts === stored.ts) &&
+    (text === stored.data || isDeepStrictEqual(JSON.parse(text), parse(stored.data, {})));
+  if (same) return stored.seq;
+  throw new RuntrailError(
+    'event_id_conflict',
+    `event id ${event.id} of run ${runId} is already stored at seq ${stored.seq} with a different payload; give each new event a new id`,
+    { runId, eventId: event.id, seq: stored.seq },
+  );
 }
 
 function ownerField(ownerJson: string | null, field: 'node' | 'kind'): string | null {
