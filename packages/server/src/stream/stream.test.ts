@@ -328,7 +328,9 @@ describe('server-side drop', () => {
 describe('slow consumer', () => {
   test('a reader that stops reading while 200,000 events flow keeps the server buffer bounded, others keep their latency, and it catches up with no gap', async () => {
     const sendBufferBytes = 256 * 1024;
-    const s = await server({ sendBufferBytes });
+    // The paused reader cannot answer keepalive pings: on a loaded machine this
+    // test outlasts two default ping intervals and the reader was terminated.
+    const s = await server({ sendBufferBytes, streamPingIntervalMs: 10 * 60_000 });
     const { run } = await s.runs.create({ name: 'firehose' });
     const slow = await wsClient(s);
     slow.send({ op: 'subscribe', runId: run.id, after: 0 });
