@@ -126,12 +126,6 @@ export function extraFieldsOf(type: KnownEventType): ExtraFields {
 
 export type KnownEventType = keyof typeof eventDataSchemas;
 
-/**
- * Types whose `data` keys are chosen by the producer. Validation keeps the
- * producer's object for these (as a null-prototype copy): zod's parsed
- * output silently drops a key named "__proto__", and every name is data.
- */
-export const FREE_KEYED_TYPES: ReadonlySet<KnownEventType> = new Set<KnownEventType>(['run.started', 'meta']);
 export const knownEventTypes = Object.keys(eventDataSchemas) as KnownEventType[];
 
 /** Own keys only: `type in eventDataSchemas` would accept "toString" or "constructor". */

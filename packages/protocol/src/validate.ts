@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { RuntrailError } from './errors.js';
 import { dataRecord } from './data-keys.js';
-import { EventInput, FREE_KEYED_TYPES, eventDataSchemas, isKnownEventType } from './events.js';
+import { EventInput, eventDataSchemas, extraFieldsOf, isKnownEventType } from './events.js';
 
 export interface FieldIssue {
   path: string;
@@ -57,9 +57,9 @@ export function validateEventData(events: EventInput[], prefix = 'events'): Fiel
     if (!result.success) {
       issues.push(...fieldIssues(`${prefix}[${index}].data`, result.error.issues));
     } else {
-      event.data = FREE_KEYED_TYPES.has(event.type)
-        ? dataRecord(event.data as Record<string, unknown>)
-        : result.data;
+      // A type that keeps extra fields keeps them exactly as sent, as data:
+      // zod's parsed output would drop one named "__proto__".
+      event.data = extraFieldsOf(event.type) === 'kept' ? dataRecord(event.data as Record<string, unknown>) : result.data;
     }
   });
   return issues;

@@ -63,7 +63,8 @@ function eventsNaming(name: string): string[] {
   return [
     e('run.started', keyed(name, 'started-extra')),
     e('phase', `{"name":${n},"status":"started"}`),
-    e('call.started', `{"callId":${n},"label":${n}}`, name),
+    // call.started keeps extra fields as sent: one named like the name, too.
+    e('call.started', `{"callId":${n},"label":${n},${n}:${n}}`, name),
     e('call.retried', `{"callId":${n},"attempt":2}`),
     e('call.failed', `{"callId":${n},"error":${n},"willRetry":true}`),
     e('call.succeeded', `{"callId":${n}}`),
@@ -131,6 +132,7 @@ describe('reserved names are plain data (issue 11)', () => {
     expect(Object.keys(meta)).toEqual([name]);
     expect(Object.keys(got.body.input)).toEqual([name]);
     expect(Object.keys(events.find((ev) => ev.type === 'run.started')!.data as object)).toEqual([name]);
+    expect(Object.keys(events.find((ev) => ev.type === 'call.started')!.data as object)).toEqual(['callId', 'label', name]);
 
     // Folded as data.
     expect(Object.keys(snapshot.counters.named)).toEqual([name]);
