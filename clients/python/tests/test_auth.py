@@ -1,0 +1,50 @@
+"""A server with auth on: the token from RUNTRAIL_TOKEN (or token=) goes with every request, the SSE watch included."""
+
+from __future__ import annotations
+
+import os
+import unittest
+from unittest import mock
+
+import runtrail
+from tests.support import Server, protocol_has_route
+
+ADMIN_TOKEN = "py-client-test-admin-token-0123456789"
+server: Server
+
+
+def setUpModule() -> None:
+    global server
+    if not protocol_has_route("whoami"):
+        raise unittest.SkipTest("this checkout's server has no tokens yet (issue 15)")
+    server = Server(env={"RUNTRAIL_ADMIN_TOKEN": ADMIN_TOKEN}).start()
+
+
+def tearDownModule() -> None:
+    server.close()
+
+
+class AuthTest(unittest.TestCase):
+    def test_without_a_token_the_server_says_unauthorized_at_once(self) -> None:
+        with mock.patch.dict(os.environ, {"RUNTRAIL_TOKEN": ""}):
+            rt = runtrail.Client(server.url, start_timeout=30)
+        with self.assertRaises(runtrail.RuntrailError) as caught:
+            rt.run("no token")
+        self.assertEqual((caught.exception.code, caught.exception.status), ("unauthorized", 401))
+
+    def test_the_token_from_RUNTRAIL_TOKEN_produces_and_watches_a_run(self) -> None:
+        with mock.patch.dict(os.environ, {"RUNTRAIL_TOKEN": ADMIN_TOKEN}):
+            rt = runtrail.Client(server.url)
+        with rt.run("with a token") as run:
+            for i in range(5):
+                with run.call(f"doc {i}"):
+                    pass
+                run.progress(i + 1, 5)
+        watched = list(rt.watch(run.id))
+        self.assertEqual([e["seq"] for e in watched], list(range(1, 17)))
+        self.assertEqual(watched[-1]["type"], "run.succeeded")
+        self.assertEqual(rt.get_run(run.id)["snapshot"]["counters"]["ok"], 5)
+
+
+if __name__ == "__main__":
+    unittest.main()
