@@ -3,7 +3,7 @@
 // file it is made from is newer than the last build, so `npm start` on a
 // built tree starts in a second or two instead of ~20 s.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -39,3 +39,9 @@ const inputs = [
 const stale = force || !existsSync(built) || inputs.some((p) => existsSync(p) && newest(p) > statSync(built).mtimeMs);
 if (stale) run('npm', ['run', 'build', '-w', '@runtrail/web']);
 else process.stdout.write('dashboard up to date (packages/web/dist); `npm run build -- --force` rebuilds it\n');
+
+// The API docs page (/api/docs) serves Swagger UI from the server itself, never from a CDN.
+const swaggerUi = join(root, 'node_modules/swagger-ui-dist');
+const apiDocs = join(root, 'packages/server/dist/api-docs');
+mkdirSync(apiDocs, { recursive: true });
+for (const file of ['swagger-ui-bundle.js', 'swagger-ui.css', 'LICENSE']) copyFileSync(join(swaggerUi, file), join(apiDocs, file));

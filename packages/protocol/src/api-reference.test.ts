@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { renderApiReference } from './api-reference.js';
+import { openApiPath } from './openapi.js';
 import { routes } from './routes.js';
 
 describe('the API reference', () => {
@@ -11,7 +12,7 @@ describe('the API reference', () => {
 
   it('lists every route and names the fields of request bodies', () => {
     const doc = renderApiReference();
-    for (const route of Object.values(routes)) expect(doc).toContain(`\`${route.path}\``);
+    for (const route of Object.values(routes)) expect(doc).toContain(`\`${openApiPath(route.path)}\``);
     expect(doc).toMatch(/\| `events` \| object\[\] \| yes \|/);
   });
 });

@@ -1,36 +1,71 @@
 import { z } from 'zod';
 import { errorStatus, type ErrorCode } from './errors.js';
 import { extraFieldsOf, knownEventTypes, eventDataSchemas } from './events.js';
-import { routes, type RouteDef } from './routes.js';
+import { openApiDocument } from './openapi.js';
+import { routes } from './routes.js';
 
 /**
- * The HTTP API reference in Markdown, generated from the route table, the
- * request schemas, the event schemas and the error table, so the docs cannot
- * drift from the code (`docs/api.md` is this function's output; a test
- * checks the committed file is current).
+ * The HTTP API reference in Markdown, rendered from the OpenAPI document
+ * (itself generated from the route table and the zod schemas), the event
+ * schemas and the error table, so the docs cannot drift from the code
+ * (`docs/api.md` is this function's output; a test checks the committed file
+ * is current).
  */
 export function renderApiReference(): string {
+  const doc = openApiDocument() as unknown as OpenApi;
   const out: string[] = [
     '# runtrail HTTP API reference',
     '',
-    '<!-- Generated from packages/protocol (routes.ts, run.ts, events.ts, errors.ts) by `npm run docs`. Do not edit by hand. -->',
+    '<!-- Generated from packages/protocol (the OpenAPI document of openapi.ts, events.ts, errors.ts) by `npm run docs`. Do not edit by hand. -->',
     '',
     'All bodies are JSON. Times are epoch milliseconds. Errors are `{"error": {"code", "message", "details"}}`.',
+    `The machine-readable description is OpenAPI 3.1 at \`${routes.openapi.path}\`; a running server shows it as a page at \`${routes.apiDocs.path}\`.`,
     '',
     '## Routes',
     '',
-    '| method | path | what it does |',
-    '|---|---|---|',
+    '| method | path | what it does | success |',
+    '|---|---|---|---|',
   ];
-  for (const route of Object.values(routes) as RouteDef[]) {
-    out.push(`| ${route.method} | \`${route.path}\` | ${route.summary} |`);
+  const operations = Object.entries(doc.paths).flatMap(([path, methods]) =>
+    Object.entries(methods).map(([method, op]) => ({ path, method: method.toUpperCase(), op })),
+  );
+  for (const { path, method, op } of operations) {
+    const status = Object.keys(op.responses).find((k) => k !== 'default')!;
+    out.push(`| ${method} | \`${path}\` | ${op.summary} | ${status} |`);
   }
-  for (const [name, route] of Object.entries(routes) as Array<[string, RouteDef]>) {
-    if (!route.body && !route.query) continue;
-    out.push('', `### ${route.method} ${route.path} (\`${name}\`)`, '');
-    if (route.query) out.push('Query:', '', ...fieldTable(route.query), '');
-    if (route.body) out.push('Body:', '', ...fieldTable(route.body), '');
+  for (const { path, method, op } of operations) {
+    const query = (op.parameters ?? []).filter((p) => p.in === 'query');
+    const body = op.requestBody?.content['application/json']?.schema;
+    const [status, answer] = Object.entries(op.responses).find(([k]) => k !== 'default')!;
+    const response = answer.content?.['application/json']?.schema;
+    if (query.length === 0 && !body && !response) continue;
+    out.push('', `### ${method} ${path} (\`${op.operationId}\`)`, '');
+    if (query.length > 0) {
+      out.push('Query:', '', '| field | type | required |', '|---|---|---|');
+      for (const p of query) out.push(`| \`${p.name}\` | ${typeText(p.schema)} | ${p.required ? 'yes' : 'no'} |`);
+      out.push('');
+    }
+    if (body) out.push('Body:', '', ...fieldTable(body), '');
+    if (response) out.push(`Response ${status}: ${response.$ref ? refName(response.$ref) : inlineJson(response)}`, '');
   }
+  const components = doc.components.schemas;
+  out.push('', '## Response types', '');
+  for (const [name, schema] of Object.entries(components)) {
+    if (name === 'ClientMessage' || name === 'ServerMessage') continue;
+    out.push(`### ${name}`, '', ...(schema.description ? [schema.description, ''] : []), ...fieldTable(schema), '');
+  }
+  out.push(
+    '## Stream messages',
+    '',
+    'WebSocket client messages (`ClientMessage`):',
+    '',
+    ...(components.ClientMessage?.oneOf ?? components.ClientMessage?.anyOf ?? []).map((m) => `- ${inlineJson(m)}`),
+    '',
+    'WebSocket server messages (`ServerMessage`):',
+    '',
+    ...(components.ServerMessage?.oneOf ?? components.ServerMessage?.anyOf ?? []).map((m) => `- ${inlineJson(m)}`),
+    '',
+  );
   out.push(
     '',
     '## Event types',
@@ -49,7 +84,7 @@ export function renderApiReference(): string {
   for (const [code, status] of Object.entries(errorStatus) as Array<[ErrorCode, number]>) {
     out.push(`| \`${code}\` | ${status} |`);
   }
-  return `${out.join('\n')}\n`;
+  return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
 }
 
 interface JsonSchema {
@@ -57,19 +92,32 @@ interface JsonSchema {
   properties?: Record<string, JsonSchema>;
   required?: string[];
   items?: JsonSchema;
+  prefixItems?: JsonSchema[];
   enum?: unknown[];
+  const?: unknown;
   anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+  additionalProperties?: JsonSchema | boolean;
   description?: string;
-  minimum?: number;
-  maximum?: number;
+  $ref?: string;
 }
 
-function schemaOf(schema: z.ZodType): JsonSchema {
-  return z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+interface OpenApiOperation {
+  operationId: string;
+  summary: string;
+  parameters?: Array<{ name: string; in: string; required: boolean; schema: JsonSchema }>;
+  requestBody?: { content: Record<string, { schema: JsonSchema }> };
+  responses: Record<string, { description: string; content?: Record<string, { schema: JsonSchema }> }>;
 }
 
-function fieldTable(schema: z.ZodType): string[] {
-  const json = schemaOf(schema);
+interface OpenApi {
+  paths: Record<string, Record<string, OpenApiOperation>>;
+  components: { schemas: Record<string, JsonSchema> };
+}
+
+const refName = (ref: string) => `\`${ref.split('/').pop()!}\``;
+
+function fieldTable(json: JsonSchema): string[] {
   const rows = ['| field | type | required |', '|---|---|---|'];
   for (const [name, prop] of Object.entries(json.properties ?? {})) {
     rows.push(`| \`${name}\` | ${typeText(prop)} | ${json.required?.includes(name) ? 'yes' : 'no'} |`);
@@ -77,19 +125,30 @@ function fieldTable(schema: z.ZodType): string[] {
   return rows;
 }
 
-function inline(schema: z.ZodType): string {
-  const json = schemaOf(schema);
+function inlineJson(json: JsonSchema): string {
   const props = Object.entries(json.properties ?? {});
   if (props.length === 0) return json.type === 'object' ? 'object (any keys)' : typeText(json);
-  return props
-    .map(([name, prop]) => `\`${name}${json.required?.includes(name) ? '' : '?'}\`: ${typeText(prop)}`)
-    .join(', ');
+  return `{${props.map(([name, prop]) => `\`${name}${json.required?.includes(name) ? '' : '?'}\`: ${typeText(prop)}`).join(', ')}}`;
+}
+
+function inline(schema: z.ZodType): string {
+  const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+  return inlineJson(json).replace(/^\{(.*)\}$/, '$1');
 }
 
 function typeText(prop: JsonSchema): string {
+  if (prop.$ref) return refName(prop.$ref);
+  if (prop.const !== undefined) return `\`${String(prop.const)}\``;
   if (prop.enum) return prop.enum.map((v) => `\`${String(v)}\``).join(' \\| ');
   if (prop.anyOf) return prop.anyOf.map(typeText).join(' \\| ');
-  if (prop.type === 'array') return `${prop.items ? typeText(prop.items) : 'any'}[]`;
+  if (prop.oneOf) return prop.oneOf.map(typeText).join(' \\| ');
+  if (prop.type === 'array') {
+    if (prop.prefixItems) return `[${prop.prefixItems.map(typeText).join(', ')}]`;
+    return `${prop.items ? typeText(prop.items) : 'any'}[]`;
+  }
+  if (prop.type === 'object' && typeof prop.additionalProperties === 'object' && !prop.properties) {
+    return `map of ${typeText(prop.additionalProperties)}`;
+  }
   if (Array.isArray(prop.type)) return prop.type.join(' \\| ');
   return prop.type ?? 'any';
 }

@@ -8,3 +8,5 @@ export * from './stream.js';
 export * from './validate.js';
 export { dataRecord, ownValue, withKey, withoutKey } from './data-keys.js';
 export { renderApiReference } from './api-reference.js';
+export * from './responses.js';
+export { openApiDocument, openApiPath } from './openapi.js';

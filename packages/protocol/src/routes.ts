@@ -94,6 +94,12 @@ export const routes = {
     path: `${API_PREFIX}/handlers`,
     summary: 'Names of the handlers this node can execute',
   },
+  openapi: {
+    method: 'GET',
+    path: `${API_PREFIX}/openapi.json`,
+    summary: 'This API as an OpenAPI 3.1 document (generated from the route table and its zod schemas)',
+  },
+  apiDocs: { method: 'GET', path: '/api/docs', summary: 'The API reference as a page (Swagger UI, served from this server)' },
 } as const satisfies Record<string, RouteDef>;
 
 export type RouteName = keyof typeof routes;

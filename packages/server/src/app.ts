@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
 import { uuidv7 } from 'uuidv7';
@@ -6,6 +7,7 @@ import type { RunStore } from '@runtrail/store';
 import type { ServerConfig } from './config.js';
 import { Executor, registerExecutorRoutes } from './executor/index.js';
 import { Hub } from './hub.js';
+import { registerApiDocs } from './http/api-docs.js';
 import { installErrorHandler, toRuntrailError } from './http/errors.js';
 import { createLogger, logRunIds, logRunLifecycle } from './logger.js';
 import { ServerMetrics, registerMetrics } from './http/metrics.js';
@@ -14,6 +16,11 @@ import { registerStatic } from './http/static.js';
 import { Reaper } from './leases/reaper.js';
 import { RunService } from './runs/run-service.js';
 import { StreamServer } from './stream/index.js';
+
+/** The version of @runtrail/server (in the OpenAPI document). */
+export const SERVER_VERSION = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 export interface AppDeps {
   config: ServerConfig;
@@ -107,6 +114,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   registerMetrics(http, metrics, { hub, stream, store, executor, concurrency: config.concurrency });
   logRunLifecycle(http.log, hub);
+  await registerApiDocs(http, SERVER_VERSION);
   await registerStatic(http, config.webDir);
   return { http, runs, hub, stream, config, executor, reaper, define: executor.define.bind(executor) };
 }
