@@ -77,6 +77,20 @@ const declared = {
   host: value(z.string().min(1).default('127.0.0.1'), 'address to listen on'),
   port: value(int(0, 65535).default(4310), 'port to listen on; 0 picks a free one'),
   dataDir: value(z.string().min(1).default('./.runtrail'), 'folder of the SQLite file runtrail.db and per-run subprocess logs'),
+  databaseUrl: value(
+    z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// or postgresql:// URL').optional(),
+    'postgres://… to keep runs in PostgreSQL, shared by every node given the same URL (store, executor queue, cross-node fan-out); unset: SQLite in dataDir',
+    { flag: 'database', secret: true },
+  ),
+  databaseSchema: value(
+    z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lower case letters, digits and _').default('public'),
+    "PostgreSQL schema of runtrail's tables (created if missing)",
+  ),
+  databasePoolSize: value(int(2, 1000).default(10), 'PostgreSQL connections per node (one more is used for LISTEN)'),
+  databaseStatementTimeoutMs: value(
+    int(0).default(30_000),
+    'PostgreSQL cancels any statement running longer (ms; 0 = no limit); the request gets 503',
+  ),
   node: value(
     z.string().min(1).default(hostname()),
     "this node's name in run owners; a restarted node with the same name recovers its runs",

@@ -1,4 +1,4 @@
-import { openStore, type RunStore } from '@runtrail/store';
+import { connectStore, type RunStore } from '@runtrail/store';
 import { buildApp, type App } from './app.js';
 import { describeConfig, resolveConfig, type ConfigSources, type ServerConfigInput } from './config.js';
 
@@ -9,7 +9,7 @@ export interface RunningServer extends App {
 }
 
 export interface StartOptions extends ServerConfigInput {
-  /** A store to use instead of opening the SQLite store in dataDir. */
+  /** A store to use instead of opening the configured one (PostgreSQL at databaseUrl, else SQLite in dataDir). */
   store?: RunStore;
   /** Where the settings not given here come from (environment, config file). */
   sources?: ConfigSources;
@@ -19,7 +19,16 @@ export interface StartOptions extends ServerConfigInput {
 export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
   const { store: given, sources, ...rest } = options;
   const config = resolveConfig(rest, sources).config;
-  const store = given ?? openStore({ dataDir: config.dataDir });
+  const store =
+    given ??
+    (await connectStore({
+      dataDir: config.dataDir,
+      databaseUrl: config.databaseUrl,
+      databaseSchema: config.databaseSchema,
+      poolSize: config.databasePoolSize,
+      statementTimeoutMs: config.databaseStatementTimeoutMs,
+      onError: (err) => app.http.log.warn({ err }, 'database connection lost; the pool reconnects on next use'),
+    }));
   const app = await buildApp({ config, store });
   // Before anyone can read a run: end what a previous incarnation of this
   // node was executing, so nobody sees a dead run as running.

@@ -1,3 +1,4 @@
 export type { RunStore, NewRunRecord, AppendOptions, AppendResult, DueRuns } from './store.js';
 export { SqliteRunStore, type SqliteStoreOptions } from './sqlite/sqlite-store.js';
-export { openStore, type StoreConfig } from './open.js';
+export { PgRunStore, type PgStoreOptions } from './postgres/pg-store.js';
+export { openStore, connectStore, type StoreConfig, type ConnectConfig } from './open.js';

@@ -2,14 +2,37 @@ import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { RunStore } from './store.js';
 import { SqliteRunStore } from './sqlite/sqlite-store.js';
+import { PgRunStore, type PgStoreOptions } from './postgres/pg-store.js';
 
 export interface StoreConfig {
   /** Folder of the embedded SQLite file (`runtrail.db`). */
   dataDir: string;
 }
 
-/** Open the store a server is configured for. */
+/** Open the embedded SQLite store of a data dir. */
 export function openStore(config: StoreConfig): RunStore {
   mkdirSync(config.dataDir, { recursive: true });
   return new SqliteRunStore({ filename: join(config.dataDir, 'runtrail.db') });
+}
+
+export interface ConnectConfig extends StoreConfig {
+  /** `postgres://…`: use PostgreSQL (shared by several nodes) instead of SQLite in dataDir. */
+  databaseUrl?: string | undefined;
+  /** PostgreSQL schema of runtrail's tables (default public). */
+  databaseSchema?: string | undefined;
+  poolSize?: number | undefined;
+  statementTimeoutMs?: number | undefined;
+  onError?: PgStoreOptions['onError'];
+}
+
+/** Open the store a server is configured for: PostgreSQL when a database URL is given, else SQLite. */
+export async function connectStore(config: ConnectConfig): Promise<RunStore> {
+  if (config.databaseUrl === undefined || config.databaseUrl === '') return openStore(config);
+  return PgRunStore.open({
+    connectionString: config.databaseUrl,
+    schema: config.databaseSchema,
+    poolSize: config.poolSize,
+    statementTimeoutMs: config.statementTimeoutMs,
+    onError: config.onError,
+  });
 }

@@ -9,7 +9,7 @@ export function registerServe(program: Command): void {
       const server = await startServer(serveOptions(flags));
       defineDemoHandler(server);
       stopOnSignals(server);
-      process.stdout.write(`runtrail serving on ${server.url} (data in ${server.config.dataDir})\n`);
+      process.stdout.write(`runtrail serving on ${server.url} (data in ${server.config.databaseUrl ? `PostgreSQL, schema ${server.config.databaseSchema}` : server.config.dataDir})\n`);
     });
 }
 

@@ -1,9 +1,8 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { foldEvents, type RunEvent } from '@runtrail/protocol';
@@ -11,6 +10,7 @@ import { BATCH_SIZES, produceTask, runStoreConformance } from '../conformance.js
 import { openStore } from '../open.js';
 import { migrations } from './migrations.js';
 import { SqliteRunStore } from './sqlite-store.js';
+import { builtStoreUrl as built, requireFreshBuild } from '../fresh-build.test-kit.js';
 
 const tempDirs: string[] = [];
 function tempDir(): string {
@@ -21,28 +21,6 @@ function tempDir(): string {
 afterEach(() => {
   for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
-
-/**
- * The concurrency tests open the store in worker threads, which load the
- * BUILT packages (they cannot run TypeScript). A build older than its sources
- * would test old code (an old store, or an old reducer whose fold differs from
- * the one this thread runs), so say so instead of testing stale code.
- */
-const built = fileURLToPath(new URL('../../dist/index.js', import.meta.url));
-function requireFreshBuild(): void {
-  for (const pkg of ['protocol', 'store']) {
-    const root = fileURLToPath(new URL(`../../../${pkg}/`, import.meta.url));
-    // The same test tsc -b makes: its build info must be newer than every source.
-    const info = join(root, 'tsconfig.tsbuildinfo');
-    const builtAt = existsSync(info) && existsSync(join(root, 'dist', 'index.js')) ? statSync(info).mtimeMs : 0;
-    for (const file of readdirSync(join(root, 'src'), { recursive: true }) as string[]) {
-      if (!file.endsWith('.ts') || file.endsWith('.test.ts') || file === 'conformance.ts') continue;
-      if (statSync(join(root, 'src', file)).mtimeMs > builtAt) {
-        throw new Error(`packages/${pkg} was not built since src/${file} changed; run \`npx tsc -b\` (npm test does) first`);
-      }
-    }
-  }
-}
 
 runStoreConformance(
   'sqlite',
@@ -62,7 +40,7 @@ runStoreConformance(
     worker: {
       get moduleUrl() {
         requireFreshBuild();
-        return new URL(`file://${built}`).href;
+        return built;
       },
       exportName: 'openStore',
       argument: (dataDir) => ({ dataDir }),
@@ -130,7 +108,7 @@ describe('SqliteRunStore specifics', () => {
         .catch((e) => parentPort.postMessage(String(e && e.stack || e)));`;
     const answers = await Promise.all(
       Array.from({ length: 4 }, () => {
-        const w = new Worker(source, { eval: true, workerData: { url: new URL(`file://${built}`).href, dataDir } });
+        const w = new Worker(source, { eval: true, workerData: { url: built, dataDir } });
         return new Promise<unknown>((resolve, reject) => {
           w.once('message', (m) => void w.terminate().then(() => resolve(m)));
           w.once('error', reject);
@@ -175,7 +153,7 @@ describe('SqliteRunStore across processes', () => {
         const child = spawn(process.execPath, ['--input-type=module', '-e', source], {
           env: {
             ...process.env,
-            STORE_URL: new URL(`file://${built}`).href,
+            STORE_URL: built,
             DATA_DIR: dataDir,
             ARGS: JSON.stringify({ runId: run.id, p, perProducer, batchSizes: BATCH_SIZES }),
           },

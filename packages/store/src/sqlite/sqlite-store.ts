@@ -19,6 +19,7 @@ import {
   type Snapshot,
 } from '@runtrail/protocol';
 import type { AppendOptions, AppendResult, DueRuns, NewRunRecord, RunStore } from '../store.js';
+import { notFound, terminalConflict } from '../errors.js';
 import { migrations } from './migrations.js';
 
 export interface SqliteStoreOptions {
@@ -575,18 +576,4 @@ function sameEventOrConflict(runId: string, event: EventInput, stored: StoredEve
 function ownerField(ownerJson: string | null, field: 'node' | 'kind'): string | null {
   const owner = parse<Owner | null>(ownerJson, null);
   return owner ? owner[field] : null;
-}
-
-function notFound(runId: string): RuntrailError {
-  return new RuntrailError('run_not_found', `run ${runId} does not exist`, { runId });
-}
-
-export function terminalConflict(runId: string, status: RunStatus, snapshot: Snapshot): RuntrailError {
-  const end = snapshot.terminal;
-  const why = end?.error ? ` (${end.error.kind}: ${end.error.message})` : '';
-  return new RuntrailError(
-    'run_already_terminal',
-    `run ${runId} already ended ${status}${why}; its log is closed`,
-    { status, terminal: end },
-  );
 }

@@ -1,0 +1,109 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { runStoreConformance } from '../conformance.js';
+import { builtStoreUrl, requireFreshBuild } from '../fresh-build.test-kit.js';
+import { TEST_DATABASE_URL, dropSchema, freshSchema } from '../../../../test-support/postgres.js';
+import { migrations } from './migrations.js';
+import { PgRunStore } from './pg-store.js';
+
+/** location = `<schema>`: every store of a test opens the same schema of the test database. */
+runStoreConformance(
+  'postgres',
+  async (location) => {
+    const schema = location ?? (await freshSchema());
+    const store = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema, poolSize: 4 });
+    return {
+      store,
+      location: schema,
+      cleanup: async () => {
+        await store.close();
+        if (location === undefined) await dropSchema(schema);
+      },
+    };
+  },
+  {
+    worker: {
+      get moduleUrl() {
+        requireFreshBuild();
+        return builtStoreUrl;
+      },
+      exportName: 'connectStore',
+      argument: (schema) => ({ dataDir: '', databaseUrl: TEST_DATABASE_URL, databaseSchema: schema, poolSize: 2 }),
+    },
+  },
+);
+
+describe('PgRunStore specifics', () => {
+  const schemas: string[] = [];
+  afterEach(async () => {
+    for (const s of schemas.splice(0)) await dropSchema(s);
+  });
+  const schema = async () => {
+    const s = await freshSchema();
+    schemas.push(s);
+    return s;
+  };
+
+  it('migrates a new schema once when 4 nodes start at the same time, and records the version', async () => {
+    const s = await schema();
+    const stores = await Promise.all([0, 1, 2, 3].map(() => PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: s, poolSize: 1 })));
+    try {
+      const { rows } = await stores[0]!.query<{ version: number }>(`SELECT version FROM runtrail_migrations ORDER BY version`);
+      expect(rows.map((r) => r.version)).toEqual(migrations.map((_, i) => i + 1));
+      expect((await stores[3]!.listRuns({})).runs).toEqual([]);
+    } finally {
+      await Promise.all(stores.map((st) => st.close()));
+    }
+  });
+
+  it('refuses a database migrated by a newer runtrail, saying to upgrade', async () => {
+    const s = await schema();
+    const first = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: s, poolSize: 1 });
+    await first.query(`INSERT INTO runtrail_migrations (version) VALUES ($1)`, [migrations.length + 1]);
+    await first.close();
+    await expect(PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: s, poolSize: 1 })).rejects.toThrow(
+      new RegExp(`schema version ${migrations.length + 1}, known ${migrations.length}.*upgrade runtrail`),
+    );
+  });
+
+  it('answers `unavailable` (not a crash) when the database cannot be reached', async () => {
+    // A port nothing listens on: find one by binding and closing.
+    const { createServer } = await import('node:net');
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const err = await PgRunStore.open({ connectionString: `postgres://postgres@127.0.0.1:${port}/test` }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'unavailable' });
+  });
+
+  it('sends one notification per run per commit, carrying only "<runId> <seq>"', async () => {
+    const s = await schema();
+    const store = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: s, poolSize: 2 });
+    const listener = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await listener.connect();
+    try {
+      const got: string[] = [];
+      listener.on('notification', (n) => got.push(n.payload ?? ''));
+      await listener.query(`LISTEN "${store.channel}"`);
+      const { run } = await store.createRun({ id: 'r1', name: 'n', now: 1, leaseTtlMs: 1000 });
+      await Promise.all(Array.from({ length: 20 }, (_, i) => store.append(run.id, [{ type: 'x.a' }, { type: 'x.b', id: `e${i}` }], { now: 2 })));
+      const head = (await store.getRun(run.id))!.seq;
+      expect(head).toBe(40);
+      const deadline = Date.now() + 5000;
+      while (!got.includes(`r1 ${head}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(got).toContain(`r1 40`);
+      // Group commit: fewer notifications than appends, each naming the run's seq after its commit.
+      expect(got.length).toBeLessThanOrEqual(20);
+      for (const payload of got) expect(payload).toMatch(/^r1 \d+$/);
+    } finally {
+      await listener.end();
+      await store.close();
+    }
+  });
+});

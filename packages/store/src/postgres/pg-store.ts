@@ -1,0 +1,754 @@
+import pg from 'pg';
+import {
+  RuntrailError,
+  MAX_LIST_LIMIT,
+  applyEvent,
+  initialSnapshot,
+  isTerminalStatus,
+  isTerminalType,
+  parseLabelFilter,
+  type EventInput,
+  type ListRunsQuery,
+  type ListRunsResponse,
+  type Owner,
+  type Run,
+  type RunError,
+  type RunEvent,
+  type RunStatus,
+  type Snapshot,
+} from '@runtrail/protocol';
+import type { AppendOptions, AppendResult, DueRuns, NewRunRecord, RunStore } from '../store.js';
+import { notFound, terminalConflict } from '../errors.js';
+import { migrations } from './migrations.js';
+
+export interface PgStoreOptions {
+  /** `postgres://user@host:port/database` */
+  connectionString: string;
+  /** Schema holding runtrail's tables (created if missing). Default `public`. */
+  schema?: string | undefined;
+  /** Connections in the pool (default 10). */
+  poolSize?: number | undefined;
+  /** Longest a statement may run before PostgreSQL cancels it (ms, default 30 000; 0 = none). */
+  statementTimeoutMs?: number | undefined;
+  /** How many run snapshots to keep parsed in memory (they are also in the database). */
+  snapshotCacheSize?: number | undefined;
+  /** Told about errors of idle pool connections (a restarting server); they never crash the process. */
+  onError?: ((err: Error) => void) | undefined;
+}
+
+interface RunRow {
+  id: string;
+  name: string;
+  parent_id: string | null;
+  status: RunStatus;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  input: string | null;
+  labels: Record<string, string>;
+  error: string | null;
+  output: string | null;
+  seq: number;
+  snapshot?: string;
+  execute: boolean;
+  owner: string | null;
+  owner_node: string | null;
+  owner_kind: string | null;
+  lease_ttl_ms: number;
+  lease_expires_at: number | null;
+  heartbeat_at: number | null;
+  cancel_requested_at: number | null;
+  timeout_ms: number | null;
+  stall_timeout_ms: number | null;
+  fail_on_stall: boolean;
+  last_progress_at: number | null;
+  stalled_at: number | null;
+  retry_of: string | null;
+  attempt: number;
+}
+
+interface EventRow {
+  run_id: string;
+  seq: number;
+  type: string;
+  ts: number;
+  data: string | null;
+  event_id: string | null;
+}
+
+interface PendingAppend {
+  runId: string;
+  events: EventInput[];
+  options: AppendOptions;
+  resolve(result: AppendResult): void;
+  reject(err: unknown): void;
+}
+
+/** A run's state while a batch of appends is folded onto it in memory. */
+interface RunState {
+  row: RunRow;
+  seq: number;
+  snapshot: Snapshot;
+  status: RunStatus;
+  startedAt: number | null;
+  finishedAt: number | null;
+  error: string | null;
+  output: string | null;
+  cancelRequestedAt: number | null;
+  leaseExpiresAt: number | null;
+  heartbeatAt: number | null;
+  owner: string | null;
+  dirty: boolean;
+}
+
+const RUN_HEAD = `id, name, parent_id, status, created_at, started_at, finished_at, input, labels,
+  error, output, seq, execute, owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at, heartbeat_at,
+  cancel_requested_at, timeout_ms, stall_timeout_ms, fail_on_stall, last_progress_at, stalled_at, retry_of, attempt`;
+
+/** Appends committed together at most (one transaction, one NOTIFY per run). */
+const MAX_APPENDS_PER_COMMIT = 256;
+
+/** BIGINT columns hold epoch milliseconds and durations: numbers, not strings. */
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === pg.types.builtins.INT8) return (value: string) => Number(value);
+    return pg.types.getTypeParser(oid, format);
+  },
+};
+
+const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
+const parse = <T>(text: string | null | undefined, fallback: T): T =>
+  text === null || text === undefined ? fallback : (JSON.parse(text) as T);
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * The shared store of several runtrail nodes: PostgreSQL, through a `pg`
+ * pool. Per-run order comes from a row lock on the run (`FOR UPDATE`), held
+ * from reading its seq to the commit, so appenders on any number of nodes
+ * are serialised per run and never per database.
+ *
+ * Appends that arrive while the previous commit is in flight are committed
+ * together (group commit): one transaction locks all their runs in id order
+ * (no deadlock between two such batches), checks every event id in one
+ * query, inserts all events in one statement, updates each run once and
+ * sends ONE notification per run. An append that is refused (ended run,
+ * missing run, lost lease) is refused before anything is written, so it
+ * never takes the others down; a database error retries each append alone.
+ */
+export class PgRunStore implements RunStore {
+  readonly kind = 'postgres';
+  readonly schema: string;
+  /** NOTIFY channel of this schema's appends: payload `<runId> <seq>`. */
+  readonly channel: string;
+  private readonly pool: pg.Pool;
+  private readonly options: PgStoreOptions;
+  private readonly snapshots = new Map<string, { seq: number; snapshot: Snapshot }>();
+  private readonly cacheSize: number;
+  private pending: PendingAppend[] = [];
+  /** Group commits in flight; at most one per pool connection but one. */
+  private committing = 0;
+  private readonly maxCommitting: number;
+  private closed = false;
+
+  private constructor(options: PgStoreOptions) {
+    this.options = options;
+    this.schema = options.schema ?? 'public';
+    if (!SCHEMA_NAME.test(this.schema)) {
+      throw new RuntrailError('invalid_request', `schema name "${this.schema}" must be lower case letters, digits and _`);
+    }
+    this.channel = `runtrail_events.${this.schema}`;
+    this.cacheSize = options.snapshotCacheSize ?? 1000;
+    const poolSize = options.poolSize ?? 10;
+    this.maxCommitting = Math.max(1, poolSize - 1);
+    this.pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: poolSize,
+      types,
+      options: `-c search_path=${this.schema} -c statement_timeout=${options.statementTimeoutMs ?? 30_000}`,
+      connectionTimeoutMillis: 10_000,
+    });
+    // An idle connection that dies (server restart) emits here; unhandled, it would end the process.
+    this.pool.on('error', (err) => options.onError?.(err));
+  }
+
+  /** Connect, create the schema if needed and apply pending migrations (under an advisory lock). */
+  static async open(options: PgStoreOptions): Promise<PgRunStore> {
+    const store = new PgRunStore(options);
+    try {
+      await store.migrate();
+    } catch (err) {
+      await store.pool.end();
+      throw err;
+    }
+    return store;
+  }
+
+  /** Connection settings for another client (a LISTEN connection) on the same database and schema. */
+  get connectionOptions(): PgStoreOptions {
+    return this.options;
+  }
+
+  private async migrate(): Promise<void> {
+    await this.tx(async (c) => {
+      // Two nodes starting at once: the second waits here, then finds nothing to do.
+      await c.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`runtrail.migrate.${this.schema}`]);
+      await c.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
+      await c.query(`CREATE TABLE IF NOT EXISTS runtrail_migrations (
+        version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
+      const { rows } = await c.query<{ v: number | null }>(`SELECT max(version) AS v FROM runtrail_migrations`);
+      const version = rows[0]?.v ?? 0;
+      if (version > migrations.length) {
+        throw new Error(
+          `this runtrail is older than its database (schema version ${version}, known ${migrations.length}); upgrade runtrail`,
+        );
+      }
+      for (let v = version; v < migrations.length; v++) {
+        await c.query(migrations[v]!);
+        await c.query(`INSERT INTO runtrail_migrations (version) VALUES ($1)`, [v + 1]);
+      }
+    });
+  }
+
+  /** The database's clock (epoch ms): leases of several nodes are judged on one clock. */
+  async databaseNow(): Promise<number> {
+    const { rows } = await this.query<{ now: string }>(`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::text AS now`);
+    return Math.round(Number(rows[0]!.now));
+  }
+
+  async createRun(record: NewRunRecord): Promise<{ run: Run; created: boolean }> {
+    return this.tx(async (c) => {
+      if (record.parentId !== undefined) {
+        const parent = await c.query(`SELECT 1 FROM runs WHERE id = $1`, [record.parentId]);
+        if (parent.rowCount === 0) {
+          throw new RuntrailError('run_not_found', `parent run ${record.parentId} does not exist`, { parentId: record.parentId });
+        }
+      }
+      const execute = record.execute === true;
+      const owner = execute ? null : (record.owner ?? null);
+      const values = [
+        record.id,
+        record.name,
+        record.parentId ?? null,
+        execute ? 'queued' : 'running',
+        record.now,
+        execute ? null : record.now,
+        json(record.input),
+        JSON.stringify(record.labels ?? {}),
+        JSON.stringify(initialSnapshot()),
+        execute,
+        json(owner ?? undefined),
+        owner?.node ?? null,
+        owner?.kind ?? null,
+        record.leaseTtlMs,
+        execute ? null : record.now + record.leaseTtlMs,
+        execute ? null : record.now,
+        record.timeoutMs ?? null,
+        record.stallTimeoutMs ?? null,
+        record.failOnStall === true,
+        record.retryOf ?? null,
+        record.attempt ?? 1,
+        record.idempotencyKey ?? null,
+      ];
+      // ON CONFLICT waits for a racing creator with the same key to commit, then yields to it.
+      const inserted = await c.query<RunRow>(
+        `INSERT INTO runs (id, name, parent_id, status, created_at, started_at, input, labels, snapshot, execute,
+          owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at, heartbeat_at, timeout_ms, stall_timeout_ms,
+          fail_on_stall, retry_of, attempt, idempotency_key)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8::jsonb,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
+        values,
+      );
+      if (inserted.rows[0]) return { run: this.toRun(inserted.rows[0]), created: true };
+      const existing = (await c.query<RunRow>(`SELECT * FROM runs WHERE idempotency_key = $1`, [record.idempotencyKey])).rows[0]!;
+      if (existing.name !== record.name) {
+        throw new RuntrailError(
+          'idempotency_conflict',
+          `Idempotency-Key ${record.idempotencyKey} was used for a run named "${existing.name}", not "${record.name}"`,
+        );
+      }
+      return { run: this.toRun(existing), created: false };
+    });
+  }
+
+  async getRun(id: string): Promise<Run | null> {
+    const { rows } = await this.query<RunRow>(`SELECT * FROM runs WHERE id = $1`, [id]);
+    return rows[0] ? this.toRun(rows[0]) : null;
+  }
+
+  async listRuns(query: ListRunsQuery): Promise<ListRunsResponse> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (clause: (n: number) => string, ...values: unknown[]) => {
+      where.push(clause(params.length + 1));
+      params.push(...values);
+    };
+    if (query.status) add((n) => `status = $${n}`, query.status);
+    if (query.name) add((n) => `name = $${n}`, query.name);
+    if (query.parentId) add((n) => `parent_id = $${n}`, query.parentId);
+    if (query.cursor) add((n) => `id < $${n}`, query.cursor);
+    for (const [key, value] of parseLabelFilter(query.label)) {
+      add((n) => `labels @> jsonb_build_object($${n}::text, $${n + 1}::text)`, key, value);
+    }
+    const limit = Math.min(query.limit ?? 50, MAX_LIST_LIMIT);
+    params.push(limit + 1);
+    // ids are UUIDv7: ordering by id is ordering by creation time.
+    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${params.length}`;
+    const { rows } = await this.query<RunRow>(sql, params);
+    const page = rows.slice(0, limit);
+    return { runs: page.map((r) => this.toRun(r)), nextCursor: rows.length > limit ? page[page.length - 1]!.id : null };
+  }
+
+  async deleteRun(id: string): Promise<void> {
+    await this.tx(async (c) => {
+      const row = (await c.query<RunRow>(`SELECT ${RUN_HEAD} FROM runs WHERE id = $1 FOR UPDATE`, [id])).rows[0];
+      if (!row) throw notFound(id);
+      if (!isTerminalStatus(row.status)) {
+        throw new RuntrailError('run_not_terminal', `run ${id} is ${row.status}; cancel it and wait for it to end before deleting it`, {
+          status: row.status,
+        });
+      }
+      await c.query(`DELETE FROM events WHERE run_id = $1`, [id]);
+      await c.query(`DELETE FROM runs WHERE id = $1`, [id]);
+    });
+    this.snapshots.delete(id);
+  }
+
+  append(runId: string, events: EventInput[], options: AppendOptions): Promise<AppendResult> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ runId, events, options, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    while (this.pending.length > 0 && this.committing < this.maxCommitting) {
+      const batch = this.pending.splice(0, MAX_APPENDS_PER_COMMIT);
+      this.committing++;
+      void this.commitBatch(batch).finally(() => {
+        this.committing--;
+        this.schedule();
+      });
+    }
+  }
+
+  private async commitBatch(batch: PendingAppend[]): Promise<void> {
+    let outcomes: Array<{ ok: AppendResult } | { err: unknown }>;
+    try {
+      outcomes = await this.tx((c) => this.appendBatch(c, batch));
+    } catch (err) {
+      for (const item of batch) this.snapshots.delete(item.runId);
+      if (batch.length === 1) {
+        batch[0]!.reject(err);
+        return;
+      }
+      // Something failed in the database itself: give each append its own chance.
+      await Promise.all(batch.map((item) => this.commitBatch([item])));
+      return;
+    }
+    batch.forEach((item, i) => {
+      const outcome = outcomes[i]!;
+      if ('ok' in outcome) item.resolve(outcome.ok);
+      else item.reject(outcome.err);
+    });
+  }
+
+  private async appendBatch(c: pg.PoolClient, batch: PendingAppend[]): Promise<Array<{ ok: AppendResult } | { err: unknown }>> {
+    const runIds = [...new Set(batch.map((b) => b.runId))].sort();
+    // Lock every run of the batch in id order: two batches never wait on each other in a cycle.
+    const heads = await c.query<RunRow>(`SELECT ${RUN_HEAD} FROM runs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`, [runIds]);
+    const states = new Map<string, RunState>();
+    const needSnapshot: string[] = [];
+    for (const row of heads.rows) {
+      const cached = this.snapshots.get(row.id);
+      if (!cached || cached.seq !== row.seq) needSnapshot.push(row.id);
+      states.set(row.id, {
+        row,
+        seq: row.seq,
+        snapshot: cached && cached.seq === row.seq ? cached.snapshot : initialSnapshot(),
+        status: row.status,
+        startedAt: row.started_at,
+        finishedAt: row.finished_at,
+        error: row.error,
+        output: row.output,
+        cancelRequestedAt: row.cancel_requested_at,
+        leaseExpiresAt: row.lease_expires_at,
+        heartbeatAt: row.heartbeat_at,
+        owner: row.owner,
+        dirty: false,
+      });
+    }
+    if (needSnapshot.length > 0) {
+      const snaps = await c.query<{ id: string; snapshot: string }>(`SELECT id, snapshot FROM runs WHERE id = ANY($1::text[])`, [needSnapshot]);
+      for (const s of snaps.rows) states.get(s.id)!.snapshot = parse<Snapshot>(s.snapshot, initialSnapshot());
+    }
+
+    // Every event id of the batch that is already stored, in one query.
+    const idRuns: string[] = [];
+    const idValues: string[] = [];
+    for (const item of batch) {
+      if (!states.has(item.runId)) continue;
+      for (const e of item.events) if (e.id !== undefined) (idRuns.push(item.runId), idValues.push(e.id));
+    }
+    const known = new Map<string, number>();
+    if (idValues.length > 0) {
+      const found = await c.query<{ run_id: string; event_id: string; seq: number }>(
+        `SELECT e.run_id, e.event_id, e.seq FROM events e
+         JOIN unnest($1::text[], $2::text[]) AS k(run_id, event_id) ON e.run_id = k.run_id AND e.event_id = k.event_id`,
+        [idRuns, idValues],
+      );
+      for (const r of found.rows) known.set(`${r.run_id}\u0000${r.event_id}`, r.seq);
+    }
+
+    const rows: { run: string[]; seq: number[]; type: string[]; ts: number[]; data: string[]; id: Array<string | null>; terminal: boolean[] } = {
+      run: [], seq: [], type: [], ts: [], data: [], id: [], terminal: [],
+    };
+    const results: Array<{ ok: { state: RunState; seqs: number[]; appended: RunEvent[]; options: AppendOptions } } | { err: unknown }> = [];
+    for (const item of batch) {
+      const state = states.get(item.runId);
+      if (!state) {
+        results.push({ err: notFound(item.runId) });
+        continue;
+      }
+      try {
+        const draft = foldAppend(state, item, known);
+        // Only a fully accepted append touches the shared state or the rows to insert.
+        Object.assign(state, draft.state);
+        for (const e of draft.appended) {
+          rows.run.push(e.runId);
+          rows.seq.push(e.seq);
+          rows.type.push(e.type);
+          rows.ts.push(e.ts);
+          rows.data.push(JSON.stringify(e.data));
+          rows.id.push(e.id ?? null);
+          rows.terminal.push(isTerminalType(e.type));
+          if (e.id !== undefined) known.set(`${e.runId}\u0000${e.id}`, e.seq);
+        }
+        results.push({ ok: { state, seqs: draft.seqs, appended: draft.appended, options: item.options } });
+      } catch (err) {
+        results.push({ err });
+      }
+    }
+
+    if (rows.run.length > 0) {
+      await c.query(
+        `INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal)
+         SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bool[])`,
+        [rows.run, rows.seq, rows.type, rows.ts, rows.data, rows.id, rows.terminal],
+      );
+    }
+    const dirty = [...states.values()].filter((s) => s.dirty);
+    if (dirty.length > 0) {
+      // One statement updates every changed run and notifies once per run: watchers on
+      // every node learn (runId, last seq) and read the events from the table.
+      await c.query(
+        `WITH v AS (
+           SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[],
+             $9::bigint[], $10::bigint[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[])
+             AS v(id, seq, snapshot, status, started_at, finished_at, error, output, lease_expires_at, heartbeat_at, owner,
+               cancel_requested_at, last_progress_at, stalled_at)
+         ), u AS (
+           UPDATE runs r SET seq = v.seq, snapshot = v.snapshot, status = v.status, started_at = v.started_at,
+             finished_at = v.finished_at, error = v.error, output = v.output, lease_expires_at = v.lease_expires_at,
+             heartbeat_at = v.heartbeat_at, owner = v.owner, owner_node = (v.owner::jsonb)->>'node',
+             owner_kind = (v.owner::jsonb)->>'kind', cancel_requested_at = v.cancel_requested_at,
+             last_progress_at = v.last_progress_at, stalled_at = v.stalled_at
+           FROM v WHERE r.id = v.id RETURNING r.id, r.seq
+         )
+         SELECT count(pg_notify($15, u.id || ' ' || u.seq)) FROM u`,
+        [
+          dirty.map((s) => s.row.id),
+          dirty.map((s) => s.seq),
+          dirty.map((s) => JSON.stringify(s.snapshot)),
+          dirty.map((s) => s.status),
+          dirty.map((s) => s.startedAt),
+          dirty.map((s) => s.finishedAt),
+          dirty.map((s) => s.error),
+          dirty.map((s) => s.output),
+          dirty.map((s) => s.leaseExpiresAt),
+          dirty.map((s) => s.heartbeatAt),
+          dirty.map((s) => s.owner),
+          dirty.map((s) => s.cancelRequestedAt),
+          dirty.map((s) => s.snapshot.lastProgressAt),
+          dirty.map((s) => s.snapshot.stalled?.at ?? null),
+          this.channel,
+        ],
+      );
+    }
+    // Remember snapshots only once the commit is certain to be attempted; a failed
+    // commit clears them (commitBatch), and they are keyed by seq anyway.
+    for (const s of dirty) this.remember(s.row.id, s.seq, s.snapshot);
+    return results.map((r) => {
+      if ('err' in r) return r;
+      const { state, seqs, appended } = r.ok;
+      return { ok: { seq: state.seq, seqs, appended, run: this.runOf(state) } };
+    });
+  }
+
+  async readEvents(runId: string, after: number, limit: number): Promise<RunEvent[]> {
+    const { rows } = await this.query<EventRow>(
+      `SELECT run_id, seq, type, ts, data, event_id FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+      [runId, after, limit],
+    );
+    if (rows.length === 0) {
+      const exists = await this.query(`SELECT 1 FROM runs WHERE id = $1`, [runId]);
+      if (exists.rowCount === 0) throw notFound(runId);
+    }
+    return rows.map(toEvent);
+  }
+
+  async heartbeat(runId: string, options: { now: number; owner?: Owner | undefined }): Promise<Run> {
+    const owner = options.owner;
+    return this.tx(async (c) => {
+      const row = (await c.query<RunRow>(`SELECT * FROM runs WHERE id = $1 FOR UPDATE`, [runId])).rows[0];
+      if (!row) throw notFound(runId);
+      if (row.status !== 'running') return this.toRun(row);
+      const updated = await c.query<RunRow>(
+        `UPDATE runs SET lease_expires_at = $2 + lease_ttl_ms, heartbeat_at = $2,
+           owner = COALESCE($3, owner), owner_node = COALESCE($4, owner_node), owner_kind = COALESCE($5, owner_kind)
+         WHERE id = $1 RETURNING *`,
+        [runId, options.now, owner ? JSON.stringify(owner) : null, owner?.node ?? null, owner?.kind ?? null],
+      );
+      return this.toRun(updated.rows[0]!);
+    });
+  }
+
+  async claimQueued(options: { owner: Owner; names: string[]; limit: number; now: number }): Promise<Run[]> {
+    if (options.names.length === 0 || options.limit <= 0) return [];
+    // SKIP LOCKED: claimers on several nodes take disjoint runs without waiting on each other.
+    const { rows } = await this.query<RunRow>(
+      `UPDATE runs SET status = 'running', started_at = $3, owner = $4, owner_node = $5, owner_kind = $6,
+         lease_expires_at = $3 + lease_ttl_ms, heartbeat_at = $3
+       WHERE id IN (
+         SELECT id FROM runs WHERE status = 'queued' AND execute AND name = ANY($1::text[])
+         ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+       AND status = 'queued'
+       RETURNING *`,
+      [options.names, options.limit, options.now, JSON.stringify(options.owner), options.owner.node, options.owner.kind],
+    );
+    return rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((r) => this.toRun(r));
+  }
+
+  async findDue(now: number, limit: number): Promise<DueRuns> {
+    const rows = async (sql: string) => (await this.query<RunRow>(sql, [now, limit])).rows.map((r) => this.toRun(r));
+    const [expired, overdue, stalled, phaseOverdue] = await Promise.all([
+      rows(`SELECT * FROM runs WHERE status = 'running' AND lease_expires_at < $1 ORDER BY id LIMIT $2`),
+      rows(`SELECT * FROM runs WHERE status = 'running' AND timeout_ms IS NOT NULL AND started_at + timeout_ms < $1 ORDER BY id LIMIT $2`),
+      rows(`SELECT * FROM runs WHERE status = 'running' AND stall_timeout_ms IS NOT NULL AND stalled_at IS NULL
+        AND COALESCE(last_progress_at, started_at) + stall_timeout_ms < $1 ORDER BY id LIMIT $2`),
+      // Phases live in the snapshot; only running runs are scanned, and few run at once.
+      rows(`SELECT * FROM runs WHERE status = 'running' AND EXISTS (
+        SELECT 1 FROM jsonb_array_elements(snapshot::jsonb -> 'phases') p
+        WHERE p->>'status' = 'started' AND jsonb_typeof(p->'timeoutMs') = 'number'
+          AND (p->>'startedAt')::float8 + (p->>'timeoutMs')::float8 < $1)
+        ORDER BY id LIMIT $2`),
+    ]);
+    return { expired, overdue, stalled, phaseOverdue };
+  }
+
+  async findOwnedBy(node: string, kind: Owner['kind']): Promise<Run[]> {
+    const { rows } = await this.query<RunRow>(
+      `SELECT * FROM runs WHERE owner_node = $1 AND owner_kind = $2 AND status IN ('queued','running') ORDER BY id`,
+      [node, kind],
+    );
+    return rows.map((r) => this.toRun(r));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  /** A query on any pool connection, with database failures told apart from bugs. */
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.pool.query<R>(sql, params);
+    } catch (err) {
+      throw asUnavailable(err);
+    }
+  }
+
+  /** Run `fn` in one transaction on one connection; any error rolls it back. */
+  async tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw asUnavailable(err);
+    }
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK');
+      } catch (rollbackErr) {
+        // The connection itself failed: drop it from the pool rather than reuse it.
+        broken = rollbackErr as Error;
+      }
+      throw asUnavailable(err);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  private remember(runId: string, seq: number, snapshot: Snapshot): void {
+    this.snapshots.delete(runId);
+    this.snapshots.set(runId, { seq, snapshot });
+    if (this.snapshots.size > this.cacheSize) {
+      const oldest = this.snapshots.keys().next().value;
+      if (oldest !== undefined) this.snapshots.delete(oldest);
+    }
+  }
+
+  private runOf(state: RunState): Run {
+    return this.toRun(
+      {
+        ...state.row,
+        seq: state.seq,
+        status: state.status,
+        started_at: state.startedAt,
+        finished_at: state.finishedAt,
+        error: state.error,
+        output: state.output,
+        cancel_requested_at: state.cancelRequestedAt,
+        lease_expires_at: state.leaseExpiresAt,
+        heartbeat_at: state.heartbeatAt,
+        owner: state.owner,
+      },
+      state.snapshot,
+    );
+  }
+
+  private toRun(row: RunRow, snapshot?: Snapshot): Run {
+    return {
+      id: row.id,
+      name: row.name,
+      parentId: row.parent_id,
+      status: row.status,
+      createdAt: row.created_at,
+      startedAt: row.started_at,
+      finishedAt: row.finished_at,
+      input: parse(row.input, null),
+      labels: row.labels,
+      error: parse<RunError | null>(row.error, null),
+      output: parse(row.output, null),
+      seq: row.seq,
+      snapshot: snapshot ?? parse(row.snapshot, initialSnapshot()),
+      execute: row.execute,
+      owner: parse<Owner | null>(row.owner, null),
+      leaseTtlMs: row.lease_ttl_ms,
+      leaseExpiresAt: row.lease_expires_at,
+      heartbeatAt: row.heartbeat_at,
+      cancelRequestedAt: row.cancel_requested_at,
+      timeoutMs: row.timeout_ms,
+      stallTimeoutMs: row.stall_timeout_ms,
+      failOnStall: row.fail_on_stall,
+      retryOf: row.retry_of,
+      attempt: row.attempt,
+    };
+  }
+}
+
+/**
+ * Fold one append onto a run's state in memory. Throws (changing nothing)
+ * when any event of it is refused; returns the new state and the events to
+ * insert otherwise. `known` maps `runId\0eventId` to stored seqs.
+ */
+function foldAppend(
+  state: RunState,
+  item: PendingAppend,
+  known: Map<string, number>,
+): { state: Partial<RunState>; seqs: number[]; appended: RunEvent[] } {
+  const { runId, events, options } = item;
+  const seqs: number[] = [];
+  const appended: RunEvent[] = [];
+  const seenInBatch = new Map<string, number>();
+  let { seq, snapshot, status, finishedAt, error, output, cancelRequestedAt, startedAt } = state;
+  for (const event of events) {
+    if (event.id !== undefined) {
+      const original = seenInBatch.get(event.id) ?? known.get(`${runId}\u0000${event.id}`);
+      if (original !== undefined) {
+        seqs.push(original);
+        continue;
+      }
+    }
+    if (isTerminalStatus(status)) throw terminalConflict(runId, status, snapshot);
+    const ts = event.ts ?? options.now;
+    const data = event.data === undefined ? {} : event.data;
+    seq += 1;
+    const stored: RunEvent = { runId, seq, type: event.type, ts, data };
+    if (event.id !== undefined) {
+      stored.id = event.id;
+      seenInBatch.set(event.id, seq);
+    }
+    appended.push(stored);
+    seqs.push(seq);
+    snapshot = applyEvent(snapshot, stored);
+    if (event.type === 'run.started' && startedAt === null) startedAt = ts;
+    if (event.type === 'run.cancel_requested' && cancelRequestedAt === null) cancelRequestedAt = ts;
+    if (isTerminalType(event.type)) {
+      const end = snapshot.terminal!;
+      status = end.status;
+      finishedAt = ts;
+      error = json(end.error ?? undefined);
+      output = json(end.output ?? undefined);
+    }
+  }
+  if (appended.length === 0 && !options.owner) return { state: {}, seqs, appended };
+  const live = status === 'running';
+  const renew = live && options.renewLease !== false;
+  return {
+    state: {
+      seq,
+      snapshot,
+      status,
+      startedAt,
+      finishedAt,
+      error,
+      output,
+      cancelRequestedAt,
+      // Any append renews the lease of a live run; an ended run holds none.
+      leaseExpiresAt: renew ? options.now + state.row.lease_ttl_ms : live ? state.leaseExpiresAt : null,
+      heartbeatAt: renew ? options.now : state.heartbeatAt,
+      owner: options.owner ? JSON.stringify(options.owner) : state.owner,
+      dirty: true,
+    },
+    seqs,
+    appended,
+  };
+}
+
+function toEvent(row: EventRow): RunEvent {
+  const event: RunEvent = { runId: row.run_id, seq: row.seq, type: row.type, ts: row.ts, data: parse(row.data, {}) };
+  if (row.event_id !== null) event.id = row.event_id;
+  return event;
+}
+
+/** SQLSTATE classes that mean "the database is not there right now", not "this request is wrong". */
+const UNAVAILABLE_STATES = /^(08|53|57P|58)/;
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
+
+/**
+ * A database that is down, restarting or out of connections is `unavailable`
+ * (503 + Retry-After): the caller retries. A cancelled statement (the
+ * statement timeout) is too. Anything else is passed on unchanged.
+ */
+export function asUnavailable(err: unknown): unknown {
+  if (err instanceof RuntrailError) return err;
+  const e = err as { code?: string; message?: string };
+  const message = e?.message ?? String(err);
+  const network = typeof e?.code === 'string' && NETWORK_CODES.has(e.code);
+  const sqlState = typeof e?.code === 'string' && UNAVAILABLE_STATES.test(e.code);
+  const timeout = e?.code === '57014';
+  const connection = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed/i.test(message);
+  if (network || sqlState || timeout || connection) {
+    return new RuntrailError('unavailable', `the database is unavailable (${message}); retry shortly`, { cause: e?.code ?? message });
+  }
+  return err;
+}
+
