@@ -2,12 +2,15 @@ import { isTerminalStatus, type Run, type RunEvent } from '@runtrail/protocol';
 
 export type RunChange = 'created' | 'updated' | 'deleted';
 
+/** `local`: committed through this node; `remote`: committed by another node sharing the store. */
+export type Origin = 'local' | 'remote';
+
 export interface EventListener {
   /** `publishedAt`: performance.now() right after the commit, for delivery latency. */
   (events: RunEvent[], run: Run, publishedAt: number): void;
 }
 export interface RunListener {
-  (change: RunChange, run: Run): void;
+  (change: RunChange, run: Run, origin: Origin): void;
 }
 
 /** Whether a run update is the one that ended it (its last seq is the terminal event). */
@@ -41,25 +44,35 @@ export class Hub {
     return () => this.runListeners.delete(listener);
   }
 
-  /** Every committed event of every run (metrics, not delivery). */
+  /** Every event committed through THIS node, of every run (metrics, not delivery). */
   subscribeAll(listener: EventListener): () => void {
     this.allListeners.add(listener);
     return () => this.allListeners.delete(listener);
   }
 
+  /** Watchers of this run on THIS node. */
   observers(runId: string): number {
     return this.byRun.get(runId)?.size ?? 0;
   }
 
-  publishEvents(run: Run, events: RunEvent[]): void {
+  /** Runs that have at least one listener on this node. */
+  watchedRuns(): string[] {
+    return [...this.byRun.keys()];
+  }
+
+  get hasRunListeners(): boolean {
+    return this.runListeners.size > 0;
+  }
+
+  publishEvents(run: Run, events: RunEvent[], origin: Origin = 'local'): void {
     if (events.length === 0) return;
     const publishedAt = performance.now();
-    for (const listener of this.allListeners) listener(events, run, publishedAt);
+    if (origin === 'local') for (const listener of this.allListeners) listener(events, run, publishedAt);
     const set = this.byRun.get(run.id);
     if (set) for (const listener of [...set]) listener(events, run, publishedAt);
   }
 
-  publishRun(change: RunChange, run: Run): void {
-    for (const listener of [...this.runListeners]) listener(change, run);
+  publishRun(change: RunChange, run: Run, origin: Origin = 'local'): void {
+    for (const listener of [...this.runListeners]) listener(change, run, origin);
   }
 }

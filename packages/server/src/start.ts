@@ -1,5 +1,7 @@
-import { connectStore, type RunStore } from '@runtrail/store';
+import { connectStore, isSharedStore, type RunStore } from '@runtrail/store';
 import { buildApp, type App } from './app.js';
+import { DatabaseClock } from './cluster/database-clock.js';
+import { RemoteFanout } from './cluster/remote-fanout.js';
 import { describeConfig, resolveConfig, type ConfigSources, type ServerConfigInput } from './config.js';
 
 export interface RunningServer extends App {
@@ -29,7 +31,16 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       statementTimeoutMs: config.databaseStatementTimeoutMs,
       onError: (err) => app.http.log.warn({ err }, 'database connection lost; the pool reconnects on next use'),
     }));
-  const app = await buildApp({ config, store });
+  // Several nodes on one database: leases on the database's clock, and other
+  // nodes' appends fanned out to this node's watchers.
+  const shared = isSharedStore(store) ? store : null;
+  const clock = shared
+    ? new DatabaseClock(shared, (err) => app.http.log.warn({ err }, 'could not read the database clock; keeping the last offset'))
+    : null;
+  await clock?.start();
+  const app = await buildApp({ config, store, ...(clock ? { now: clock.now } : {}) });
+  const fanout = shared ? new RemoteFanout(shared, app.hub, app.http.log) : null;
+  await fanout?.start();
   // Before anyone can read a run: end what a previous incarnation of this
   // node was executing, so nobody sees a dead run as running.
   await app.reaper.start();
@@ -47,6 +58,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
         await app.executor.shutdown();
         await app.reaper.stop();
         await app.http.close();
+        await fanout?.stop();
+        clock?.stop();
         await store.close();
       })()),
   };

@@ -100,3 +100,30 @@ export interface DueRuns {
 }
 
 export type { Run, RunError, RunStatus };
+
+/**
+ * How a node learns about appends committed by OTHER nodes sharing its
+ * store (PostgreSQL LISTEN/NOTIFY). Notifications carry only a run id and
+ * the run's seq after the commit; the events are read from the store. A
+ * notification may be missed (the connection dropped): `onReconnect` is
+ * called after every reconnection, and the listener then catches up from
+ * what it last knew.
+ */
+export interface AppendFeed {
+  /** `seq` is the run's last seq after a commit; 0 for a run just created. */
+  onAppend(runId: string, seq: number): void;
+  onReconnect(): void;
+  /** The feed lost its connection (it keeps retrying). */
+  onDisconnect(err: Error): void;
+}
+
+/** A store shared by several nodes can feed them each other's appends. */
+export interface SharedRunStore extends RunStore {
+  listen(feed: AppendFeed): Promise<{ close(): Promise<void> }>;
+  /** The store's clock (epoch ms): leases of all nodes are judged on it. */
+  databaseNow(): Promise<number>;
+}
+
+export function isSharedStore(store: RunStore): store is SharedRunStore {
+  return typeof (store as Partial<SharedRunStore>).listen === 'function';
+}

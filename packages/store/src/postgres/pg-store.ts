@@ -17,9 +17,10 @@ import {
   type RunStatus,
   type Snapshot,
 } from '@runtrail/protocol';
-import type { AppendOptions, AppendResult, DueRuns, NewRunRecord, RunStore } from '../store.js';
+import type { AppendFeed, AppendOptions, AppendResult, DueRuns, NewRunRecord, SharedRunStore } from '../store.js';
 import { notFound, terminalConflict } from '../errors.js';
 import { migrations } from './migrations.js';
+import { PgListener } from './pg-listener.js';
 
 export interface PgStoreOptions {
   /** `postgres://user@host:port/database` */
@@ -136,7 +137,7 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
  * missing run, lost lease) is refused before anything is written, so it
  * never takes the others down; a database error retries each append alone.
  */
-export class PgRunStore implements RunStore {
+export class PgRunStore implements SharedRunStore {
   readonly kind = 'postgres';
   readonly schema: string;
   /** NOTIFY channel of this schema's appends: payload `<runId> <seq>`. */
@@ -184,9 +185,15 @@ export class PgRunStore implements RunStore {
     return store;
   }
 
-  /** Connection settings for another client (a LISTEN connection) on the same database and schema. */
-  get connectionOptions(): PgStoreOptions {
-    return this.options;
+  /** Feed this node the appends of every node: one LISTEN connection, reconnecting by itself. */
+  async listen(feed: AppendFeed): Promise<{ close(): Promise<void> }> {
+    const listener = new PgListener(this.options.connectionString, this.channel, feed);
+    try {
+      await listener.start();
+    } catch (err) {
+      throw asUnavailable(err);
+    }
+    return listener;
   }
 
   private async migrate(): Promise<void> {
@@ -259,7 +266,11 @@ export class PgRunStore implements RunStore {
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
         values,
       );
-      if (inserted.rows[0]) return { run: this.toRun(inserted.rows[0]), created: true };
+      if (inserted.rows[0]) {
+        // Other nodes' live run lists learn of it (seq 0 = created).
+        await c.query(`SELECT pg_notify($1, $2)`, [this.channel, `${record.id} 0`]);
+        return { run: this.toRun(inserted.rows[0]), created: true };
+      }
       const existing = (await c.query<RunRow>(`SELECT * FROM runs WHERE idempotency_key = $1`, [record.idempotencyKey])).rows[0]!;
       if (existing.name !== record.name) {
         throw new RuntrailError(

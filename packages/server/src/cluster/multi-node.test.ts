@@ -1,0 +1,144 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Run } from '@runtrail/protocol';
+import { freePort, kill9, repoRoot, serverFixture, spawnFixture, waitUntil, type SpawnedNode } from '../leases/lease.test-kit.js';
+import { RawWsClient, isExactRange } from '../stream/stream.test-kit.js';
+import { TEST_DATABASE_URL, dropSchema, freshSchema } from '../../../../test-support/postgres.js';
+
+/**
+ * Several runtrail nodes as separate PROCESSES sharing one PostgreSQL schema:
+ * what one node commits, every node serves. The fixtures run the build.
+ */
+
+beforeAll(() => {
+  if (!existsSync(join(repoRoot, 'packages/server/dist/index.js'))) throw new Error('packages/server/dist is missing: build first (npx tsc -b)');
+});
+
+const spawned: SpawnedNode[] = [];
+const schemas: string[] = [];
+afterEach(async () => {
+  for (const node of spawned.splice(0)) if (node.child.exitCode === null && node.child.signalCode === null) await kill9(node);
+  for (const s of schemas.splice(0)) await dropSchema(s);
+});
+
+async function cluster(extra: Record<string, string> = {}): Promise<{ schema: string; start(node: string, env?: Record<string, string>): Promise<SpawnedNode & { url: string }> }> {
+  const schema = await freshSchema();
+  schemas.push(schema);
+  return {
+    schema,
+    async start(node, env = {}) {
+      const port = await freePort();
+      const spawnedNode = await spawnFixture(serverFixture('serve-with-handlers.mjs'), {
+        RUNTRAIL_PORT: String(port),
+        RUNTRAIL_HOST: '127.0.0.1',
+        RUNTRAIL_DATABASE_URL: TEST_DATABASE_URL,
+        RUNTRAIL_DATABASE_SCHEMA: schema,
+        RUNTRAIL_DATA_DIR: join(repoRoot, 'node_modules/.cache/runtrail', `${schema}-${node}`),
+        RUNTRAIL_NODE: node,
+        RUNTRAIL_LOG_LEVEL: 'warn',
+        RUNTRAIL_DATABASE_POOL_SIZE: '6',
+        ...extra,
+        ...env,
+      });
+      spawned.push(spawnedNode);
+      return Object.assign(spawnedNode, { url: spawnedNode.hello.url as string });
+    },
+  };
+}
+
+async function http<T>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const res = await fetch(url, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+describe('two nodes on one PostgreSQL', () => {
+  it('a watcher on A gets, in order and once, all 20,000 events 4 producers append through A and B; a finish through B ends it; a second finish through A is 409', async () => {
+    const c = await cluster();
+    const [a, b] = await Promise.all([c.start('node-a'), c.start('node-b')]);
+    const { body: run } = await http<Run>('POST', `${b.url}/api/v1/runs`, { name: 'multi-node', leaseTtlMs: 3_600_000 });
+
+    // Watchers on both nodes, subscribed before anything is appended.
+    const watchers = [new RawWsClient(`${a.url.replace(/^http/, 'ws')}/api/v1/stream`), new RawWsClient(`${b.url.replace(/^http/, 'ws')}/api/v1/stream`)];
+    for (const w of watchers) {
+      await w.opened();
+      w.send({ op: 'subscribe', runId: run.id, after: 0 });
+    }
+    try {
+      await waitUntil(async () => (await http<{ observers: number }>('GET', `${a.url}/api/v1/runs/${run.id}`)).body.observers === 1, {
+        what: 'the watcher on A to be subscribed',
+      });
+
+      // 4 producers, two per node, batches of varying size, each event with an id.
+      const perProducer = 5000;
+      const sizes = [1, 7, 25, 50, 3, 100, 13];
+      const producers = [a, b, a, b].map(async (node, p) => {
+        const seqs: number[] = [];
+        let i = 0;
+        let k = p;
+        while (i < perProducer) {
+          const n = Math.min(sizes[k++ % sizes.length]!, perProducer - i);
+          const events = Array.from({ length: n }, (_, j) => ({ id: `p${p}-${i + j}`, type: 'counter', data: { name: `p${p}`, delta: 1 } }));
+          const res = await http<{ seqs: number[] }>('POST', `${node.url}/api/v1/runs/${run.id}/events`, { events });
+          if (res.status !== 200) throw new Error(`producer ${p}: ${res.status} ${JSON.stringify(res.body)}`);
+          seqs.push(...res.body.seqs);
+          i += n;
+        }
+        return seqs;
+      });
+      const seqsByProducer = await Promise.all(producers);
+      const total = 4 * perProducer;
+      const all = seqsByProducer.flat().sort((x, y) => x - y);
+      expect(isExactRange(all, 0, total)).toBe(true);
+
+      for (const w of watchers) {
+        await waitUntil(() => w.seqs(run.id).length >= total, { timeoutMs: 60_000, what: `${total} events on a watcher` });
+      }
+      // Every event through B reached A's watcher: exactly 1..20,000, in order, once.
+      for (const w of watchers) expect(isExactRange(w.seqs(run.id), 0, total)).toBe(true);
+      const onA = watchers[0]!.events.get(run.id)!;
+      for (const [p, seqs] of seqsByProducer.entries()) {
+        expect(onA.filter((e) => e.id!.startsWith(`p${p}-`)).map((e) => e.seq)).toEqual(seqs);
+      }
+
+      const finished = await http<Run>('POST', `${b.url}/api/v1/runs/${run.id}/finish`, { status: 'succeeded' });
+      expect(finished.status).toBe(200);
+      await waitUntil(() => watchers[0]!.ended.has(run.id), { what: 'the watcher on A to be ended by the finish through B' });
+      expect(watchers[0]!.seqs(run.id).at(-1)).toBe(total + 1);
+      const again = await http<{ error: { code: string; details: { status: string } } }>('POST', `${a.url}/api/v1/runs/${run.id}/finish`, {
+        status: 'failed',
+        error: { kind: 'error', message: 'a late second finish' },
+      });
+      expect(again.status, JSON.stringify(again.body)).toBe(409);
+      expect(again.body.error).toMatchObject({ code: 'run_already_terminal', details: { status: 'succeeded' } });
+      const stored = await http<Run>('GET', `${a.url}/api/v1/runs/${run.id}`);
+      expect(stored.body.snapshot.counters.named).toEqual({ p0: perProducer, p1: perProducer, p2: perProducer, p3: perProducer });
+    } finally {
+      for (const w of watchers) w.close();
+    }
+  });
+
+  it('a live runs list on A shows runs created and changed through B', async () => {
+    const c = await cluster();
+    const [a, b] = await Promise.all([c.start('node-a'), c.start('node-b')]);
+    const w = new RawWsClient(`${a.url.replace(/^http/, 'ws')}/api/v1/stream`);
+    await w.opened();
+    try {
+      w.send({ op: 'subscribeRuns', filter: {} });
+      await waitUntil(() => w.messages.some((m) => m.type === 'subscribedRuns'), { what: 'the runs subscription' });
+      const { body: run } = await http<Run>('POST', `${b.url}/api/v1/runs`, { name: 'listed-elsewhere' });
+      await http('POST', `${b.url}/api/v1/runs/${run.id}/finish`, { status: 'succeeded' });
+      await waitUntil(
+        () => w.messages.some((m) => m.type === 'run' && m.run.id === run.id && m.run.status === 'succeeded'),
+        { what: 'the run ended through B in the list on A' },
+      );
+      expect(w.messages.some((m) => m.type === 'run' && m.run.id === run.id && m.change === 'created')).toBe(true);
+    } finally {
+      w.close();
+    }
+  });
+});

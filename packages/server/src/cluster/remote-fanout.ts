@@ -1,0 +1,162 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { AppendFeed, SharedRunStore } from '@runtrail/store';
+import type { Hub } from '../hub.js';
+
+/** Events read from the store per query when catching up with other nodes' appends. */
+const PAGE = 1000;
+/** Runs whose last known seq is remembered for the live runs lists; past it the memory restarts (costs one extra read each). */
+const MAX_LISTED = 10_000;
+
+/**
+ * Brings other nodes' commits into this node's hub, so a watcher connected
+ * here sees events appended anywhere. The store's feed says only
+ * `(runId, seq)`; for runs someone here watches, the events up to that seq
+ * are read from the store ONCE (however many watchers) and published, in
+ * pages, with notifications that arrive meanwhile folded into the next read.
+ *
+ * Correctness never rests on this path: a subscription delivers only
+ * `lastSent + 1` onwards and reads the store itself when it sees a gap. So a
+ * run this node has not followed yet starts at its last event (watchers
+ * further behind catch up from the store), and after a reconnect every
+ * watched run is re-read from what this node last published.
+ */
+export class RemoteFanout implements AppendFeed {
+  /** Per watched run: the highest seq published to the hub here (local or remote). */
+  private readonly published = new Map<string, number>();
+  /** Per watched run: the highest seq other nodes said exists. */
+  private readonly target = new Map<string, number>();
+  private readonly reading = new Set<string>();
+  /** Per run: the seq of the last run change the live runs lists here were given. */
+  private readonly listed = new Map<string, number>();
+  private readonly runChanges = new Map<string, number>();
+  private runFlushScheduled = false;
+  private readonly unsubscribe: Array<() => void> = [];
+  private feed: { close(): Promise<void> } | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly store: SharedRunStore,
+    private readonly hub: Hub,
+    private readonly log: FastifyBaseLogger,
+  ) {
+    // What this node commits it publishes itself: never read it back.
+    this.unsubscribe.push(
+      hub.subscribeAll((events, run) => {
+        if (hub.observers(run.id) > 0) this.advance(run.id, events[events.length - 1]!.seq);
+      }),
+      hub.subscribeRuns((_change, run, origin) => {
+        if (origin === 'local') this.remember(run.id, run.seq);
+      }),
+    );
+  }
+
+  async start(): Promise<void> {
+    this.feed = await this.store.listen(this);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const off of this.unsubscribe.splice(0)) off();
+    await this.feed?.close();
+  }
+
+  onAppend(runId: string, seq: number): void {
+    if (this.stopped) return;
+    if (this.hub.observers(runId) > 0) this.want(runId, seq);
+    else {
+      this.published.delete(runId);
+      this.target.delete(runId);
+    }
+    if (this.hub.hasRunListeners && (this.listed.get(runId) ?? -1) < seq) {
+      this.runChanges.set(runId, Math.max(seq, this.runChanges.get(runId) ?? -1));
+      if (!this.runFlushScheduled) {
+        this.runFlushScheduled = true;
+        setImmediate(() => void this.flushRunChanges());
+      }
+    }
+  }
+
+  /** Notifications may have been lost while disconnected: re-read every watched run from what was published. */
+  onReconnect(): void {
+    this.log.info('database listener reconnected; catching up watched runs');
+    for (const runId of this.hub.watchedRuns()) {
+      this.store.getRun(runId).then(
+        (run) => {
+          if (run) this.want(runId, run.seq);
+        },
+        (err: unknown) => this.log.warn({ err, runId }, 'catch-up after reconnect failed; the next notification retries'),
+      );
+    }
+  }
+
+  onDisconnect(err: Error): void {
+    this.log.warn({ err: err.message }, 'database listener disconnected; reconnecting');
+  }
+
+  private advance(runId: string, seq: number): void {
+    if ((this.published.get(runId) ?? -1) < seq) this.published.set(runId, seq);
+  }
+
+  private want(runId: string, seq: number): void {
+    if ((this.target.get(runId) ?? -1) < seq) this.target.set(runId, seq);
+    if ((this.published.get(runId) ?? -1) >= seq) return;
+    if (!this.reading.has(runId)) void this.catchUp(runId);
+  }
+
+  private async catchUp(runId: string): Promise<void> {
+    this.reading.add(runId);
+    try {
+      for (;;) {
+        if (this.stopped || this.hub.observers(runId) === 0) {
+          this.published.delete(runId);
+          this.target.delete(runId);
+          return;
+        }
+        const target = this.target.get(runId) ?? 0;
+        const known = this.published.get(runId);
+        if (known !== undefined && known >= target) return;
+        // A run not followed before starts at its last event: a watcher further
+        // behind sees the gap and reads the rest from the store on its own.
+        const from = known ?? Math.max(0, target - 1);
+        const events = await this.store.readEvents(runId, from, PAGE);
+        const run = events.length > 0 ? await this.store.getRun(runId) : null;
+        if (events.length === 0 || !run) {
+          this.advance(runId, target);
+          continue;
+        }
+        this.advance(runId, events[events.length - 1]!.seq);
+        this.hub.publishEvents(run, events, 'remote');
+      }
+    } catch (err) {
+      // The store failed (restarting?): the next notification, or the
+      // reconnect that follows an outage, starts a new catch-up.
+      this.log.warn({ err, runId }, 'reading other nodes\u2019 events failed');
+    } finally {
+      this.reading.delete(runId);
+    }
+  }
+
+  private remember(runId: string, seq: number): void {
+    if (this.listed.size >= MAX_LISTED && !this.listed.has(runId)) this.listed.clear();
+    if ((this.listed.get(runId) ?? -1) < seq) this.listed.set(runId, seq);
+  }
+
+  /** Live runs lists here get other nodes' run changes, coalesced per turn of the event loop. */
+  private async flushRunChanges(): Promise<void> {
+    this.runFlushScheduled = false;
+    const batch = [...this.runChanges];
+    this.runChanges.clear();
+    for (const [runId, seq] of batch) {
+      if (this.stopped) return;
+      if ((this.listed.get(runId) ?? -1) >= seq) continue;
+      try {
+        const run = await this.store.getRun(runId);
+        if (!run) continue;
+        this.remember(runId, run.seq);
+        this.hub.publishRun(seq === 0 && run.seq === 0 ? 'created' : 'updated', run, 'remote');
+      } catch (err) {
+        this.log.warn({ err, runId }, 'reading a run changed on another node failed');
+      }
+    }
+  }
+}
