@@ -705,6 +705,7 @@ describe('protocol: RuntrailError', () => {
       run_not_retryable: 409,
       idempotency_conflict: 409,
       event_id_conflict: 409,
+      lease_lost: 409,
       payload_too_large: 413,
       unavailable: 503,
       internal: 500,

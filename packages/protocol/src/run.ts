@@ -149,6 +149,8 @@ export const FinishRunBody = z
     output: JsonValue.optional(),
     /** Idempotency id of the terminal event: a retried finish with the same id succeeds. */
     id: z.string().min(1).max(128).optional(),
+    /** The finisher's identity: refused (409 lease_lost) while another owner holds the run's lease. */
+    owner: Owner.optional(),
   })
   .refine((b) => b.status !== 'failed' || b.error !== undefined, {
     message: 'a failed run needs an error {kind?, message}',

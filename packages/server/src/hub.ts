@@ -26,7 +26,8 @@ export function isEndUpdate(change: RunChange, run: Run): boolean {
  */
 export class Hub {
   private readonly byRun = new Map<string, Set<EventListener>>();
-  private readonly runListeners = new Set<RunListener>();
+  /** Run-change listeners, and whether each also wants other nodes' changes. */
+  private readonly runListeners = new Map<RunListener, { remote: boolean }>();
   private readonly allListeners = new Set<EventListener>();
 
   subscribe(runId: string, listener: EventListener): () => void {
@@ -39,8 +40,13 @@ export class Hub {
     };
   }
 
-  subscribeRuns(listener: RunListener): () => void {
-    this.runListeners.add(listener);
+  /**
+   * Run changes committed through this node; with `remote: true` also those
+   * other nodes committed (live runs lists). Reading other nodes' changes
+   * costs a query each, so only listeners that show them ask for them.
+   */
+  subscribeRuns(listener: RunListener, options: { remote?: boolean } = {}): () => void {
+    this.runListeners.set(listener, { remote: options.remote === true });
     return () => this.runListeners.delete(listener);
   }
 
@@ -60,8 +66,10 @@ export class Hub {
     return [...this.byRun.keys()];
   }
 
-  get hasRunListeners(): boolean {
-    return this.runListeners.size > 0;
+  /** Whether anyone here wants other nodes' run changes. */
+  get wantsRemoteRunChanges(): boolean {
+    for (const { remote } of this.runListeners.values()) if (remote) return true;
+    return false;
   }
 
   publishEvents(run: Run, events: RunEvent[], origin: Origin = 'local'): void {
@@ -73,6 +81,8 @@ export class Hub {
   }
 
   publishRun(change: RunChange, run: Run, origin: Origin = 'local'): void {
-    for (const listener of [...this.runListeners]) listener(change, run, origin);
+    for (const [listener, { remote }] of [...this.runListeners]) {
+      if (origin === 'local' || remote) listener(change, run, origin);
+    }
   }
 }

@@ -506,11 +506,10 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
       it('returns from append the same run a reader gets afterwards', async () => {
         // Watchers are pushed the run an append returns; it must not differ from a fresh read.
         const run = await create({ leaseTtlMs: 10_000 });
-        const other: Owner = { kind: 'producer', node: 'node-b', id: 'sdk-2' };
         const steps: Array<[EventInput[], Owner | undefined]> = [
           [[{ type: 'run.started', id: 's' }], undefined],
           [[{ type: 'progress', data: { done: 1 } }], producerOwner],
-          [[{ type: 'run.started', id: 's' }], other],
+          [[{ type: 'run.started', id: 's' }], producerOwner],
           [[{ type: 'run.cancel_requested', data: {} }], undefined],
           [[{ type: 'run.cancelled', data: {} }], undefined],
         ];
@@ -551,15 +550,33 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect(await store.countByStatus()).toEqual({ queued: 1, running: 1, succeeded: 0, failed: 1, cancelled: 0 });
       });
 
-      it('takes the owner given on heartbeat or append', async () => {
-        const run = await create();
+      it('takes the owner given on heartbeat or append when none holds the lease; refuses another while it holds (lease_lost naming the holder)', async () => {
+        const run = await create({ leaseTtlMs: 10_000 });
         await store.heartbeat(run.id, { now: T0 + 1, owner: producerOwner });
         expect((await store.getRun(run.id))!.owner).toEqual(producerOwner);
         const other: Owner = { kind: 'producer', node: 'node-b', id: 'sdk-2' };
-        await store.append(run.id, [{ type: 'x.tick' }], { now: T0 + 2, owner: other });
+        const before = await stateOf(run.id);
+        const refused = await expectError(store.append(run.id, [{ type: 'x.tick', id: 't' }], { now: T0 + 2, owner: other }), 'lease_lost');
+        expect(refused.message).toContain('held by producer sdk-1 on node-a');
+        expect(refused.message).toContain('producer sdk-2 on node-b does not hold its lease');
+        expect(refused.details).toMatchObject({ owner: producerOwner, leaseExpiresAt: T0 + 10_001 });
+        await expectError(store.heartbeat(run.id, { now: T0 + 3, owner: other }), 'lease_lost');
+        expect(await stateOf(run.id)).toEqual(before);
+
+        // The holder renews; once its lease has lapsed another owner may take the run over, and then the old one is refused.
+        await store.append(run.id, [{ type: 'x.tick' }], { now: T0 + 5000, owner: producerOwner });
+        await expectError(store.heartbeat(run.id, { now: T0 + 14_999, owner: other }), 'lease_lost');
+        await store.heartbeat(run.id, { now: T0 + 15_001, owner: other });
         expect((await store.getRun(run.id))!.owner).toEqual(other);
+        await expectError(store.append(run.id, [{ type: 'x.tick' }], { now: T0 + 15_002, owner: producerOwner }), 'lease_lost');
         expect((await store.findOwnedBy('node-b', 'producer')).map((r) => r.id)).toEqual([run.id]);
         expect(await store.findOwnedBy('node-a', 'producer')).toEqual([]);
+
+        // After the end, an owner's heartbeat is refused saying how it ended; one without an owner still reads the status.
+        await store.append(run.id, [{ type: 'run.failed', data: { error: { kind: 'orphaned', message: 'gone' } } }], { now: T0 + 16_000 });
+        const ended = await expectError(store.heartbeat(run.id, { now: T0 + 16_001, owner: other }), 'lease_lost');
+        expect(ended.message).toContain('ended failed (orphaned: gone)');
+        expect((await store.heartbeat(run.id, { now: T0 + 16_002 })).status).toBe('failed');
       });
 
       it('gives an ended run no lease, even on heartbeat', async () => {

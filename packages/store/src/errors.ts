@@ -1,4 +1,4 @@
-import { RuntrailError, type RunStatus, type Snapshot } from '@runtrail/protocol';
+import { RuntrailError, isTerminalStatus, type Owner, type RunStatus, type Snapshot } from '@runtrail/protocol';
 
 /** Errors every adapter raises the same way (same code, same message, same details). */
 export function notFound(runId: string): RuntrailError {
@@ -12,5 +12,47 @@ export function terminalConflict(runId: string, status: RunStatus, snapshot: Sna
     'run_already_terminal',
     `run ${runId} already ended ${status}${why}; its log is closed`,
     { status, terminal: end },
+  );
+}
+
+export function describeOwner(owner: Owner): string {
+  return `${owner.kind} ${owner.id} on ${owner.node}`;
+}
+
+function sameOwner(a: Owner, b: Owner): boolean {
+  return a.kind === b.kind && a.node === b.node && a.id === b.id;
+}
+
+/**
+ * Fencing: may `caller` write to (append, heartbeat, finish) a run held by
+ * `holder` at `now`? Not while another owner's lease holds, and a heartbeat
+ * not once the run has ended: a process that lost its lease must stop, so
+ * two nodes never both believe they own a run. A lapsed lease may be taken
+ * over (the old holder is then refused). Returns the error to throw, or null.
+ */
+export function fence(
+  runId: string,
+  run: { status: RunStatus; owner: Owner | null; leaseExpiresAt: number | null; snapshot?: Snapshot },
+  caller: Owner | undefined,
+  now: number,
+  write: 'append' | 'heartbeat',
+): RuntrailError | null {
+  if (!caller) return null;
+  if (write === 'heartbeat' && isTerminalStatus(run.status)) {
+    const end = run.snapshot?.terminal;
+    const why = end?.error ? ` (${end.error.kind}: ${end.error.message})` : '';
+    return new RuntrailError('lease_lost', `run ${runId} ended ${run.status}${why}; ${describeOwner(caller)} no longer holds its lease: stop working on it`, {
+      status: run.status,
+      owner: run.owner,
+    });
+  }
+  const holder = run.owner;
+  if (run.status !== 'running' || !holder || sameOwner(holder, caller)) return null;
+  if (run.leaseExpiresAt === null || run.leaseExpiresAt < now) return null;
+  return new RuntrailError(
+    'lease_lost',
+    `run ${runId} is held by ${describeOwner(holder)} (lease until ${new Date(run.leaseExpiresAt).toISOString()}); ` +
+      `${describeOwner(caller)} does not hold its lease: stop working on it`,
+    { owner: holder, leaseExpiresAt: run.leaseExpiresAt },
   );
 }

@@ -215,9 +215,9 @@ export class RunHandle {
    * carries an id, so retrying it after a lost response is answered with the
    * run rather than a conflict.
    */
-  async finish(body: Omit<FinishRunBody, 'id'>): Promise<Run> {
+  async finish(body: Omit<FinishRunBody, 'id' | 'owner'>): Promise<Run> {
     await this.flush();
-    const run = await this.withRetries(() => this.transport.finish(this.id, { ...body, id: `${this.idPrefix}.finish` }));
+    const run = await this.withRetries(() => this.transport.finish(this.id, { ...body, id: `${this.idPrefix}.finish`, owner: this.owner }));
     this.ended = run;
     this.close();
     return run;
@@ -252,6 +252,7 @@ export class RunHandle {
       } catch (err) {
         this.failure = err instanceof Error ? err : new Error(String(err));
         if (RuntrailError.isCode(err, 'run_already_terminal')) this.abortWith('run ended');
+        if (RuntrailError.isCode(err, 'lease_lost')) this.abortWith(err.message);
       }
     }
   }
@@ -277,6 +278,12 @@ export class RunHandle {
         this.close();
       }
     } catch (err) {
+      // Another owner holds the run, or it ended: this handle must stop working on it.
+      if (RuntrailError.isCode(err, 'lease_lost')) {
+        this.abortWith(err.message);
+        this.close();
+        return;
+      }
       // A missed heartbeat is not fatal: the lease outlives several of them
       // and the next append or beat renews it. Appends report real failures.
       if (!isRetryable(err)) this.failure ??= err instanceof Error ? err : new Error(String(err));

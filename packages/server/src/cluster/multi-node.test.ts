@@ -1,60 +1,15 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Run } from '@runtrail/protocol';
-import { freePort, kill9, repoRoot, serverFixture, spawnFixture, waitUntil, type SpawnedNode } from '../leases/lease.test-kit.js';
+import { waitUntil } from '../leases/lease.test-kit.js';
 import { RawWsClient, isExactRange } from '../stream/stream.test-kit.js';
-import { TEST_DATABASE_URL, dropSchema, freshSchema } from '../../../../test-support/postgres.js';
+import { cluster, http, stopCluster } from './cluster.test-kit.js';
 
 /**
  * Several runtrail nodes as separate PROCESSES sharing one PostgreSQL schema:
  * what one node commits, every node serves. The fixtures run the build.
  */
 
-beforeAll(() => {
-  if (!existsSync(join(repoRoot, 'packages/server/dist/index.js'))) throw new Error('packages/server/dist is missing: build first (npx tsc -b)');
-});
-
-const spawned: SpawnedNode[] = [];
-const schemas: string[] = [];
-afterEach(async () => {
-  for (const node of spawned.splice(0)) if (node.child.exitCode === null && node.child.signalCode === null) await kill9(node);
-  for (const s of schemas.splice(0)) await dropSchema(s);
-});
-
-async function cluster(extra: Record<string, string> = {}): Promise<{ schema: string; start(node: string, env?: Record<string, string>): Promise<SpawnedNode & { url: string }> }> {
-  const schema = await freshSchema();
-  schemas.push(schema);
-  return {
-    schema,
-    async start(node, env = {}) {
-      const port = await freePort();
-      const spawnedNode = await spawnFixture(serverFixture('serve-with-handlers.mjs'), {
-        RUNTRAIL_PORT: String(port),
-        RUNTRAIL_HOST: '127.0.0.1',
-        RUNTRAIL_DATABASE_URL: TEST_DATABASE_URL,
-        RUNTRAIL_DATABASE_SCHEMA: schema,
-        RUNTRAIL_DATA_DIR: join(repoRoot, 'node_modules/.cache/runtrail', `${schema}-${node}`),
-        RUNTRAIL_NODE: node,
-        RUNTRAIL_LOG_LEVEL: 'warn',
-        RUNTRAIL_DATABASE_POOL_SIZE: '6',
-        ...extra,
-        ...env,
-      });
-      spawned.push(spawnedNode);
-      return Object.assign(spawnedNode, { url: spawnedNode.hello.url as string });
-    },
-  };
-}
-
-async function http<T>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(url, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as T };
-}
+afterEach(stopCluster);
 
 describe('two nodes on one PostgreSQL', () => {
   it('a watcher on A gets, in order and once, all 20,000 events 4 producers append through A and B; a finish through B ends it; a second finish through A is 409', async () => {
@@ -63,7 +18,7 @@ describe('two nodes on one PostgreSQL', () => {
     const { body: run } = await http<Run>('POST', `${b.url}/api/v1/runs`, { name: 'multi-node', leaseTtlMs: 3_600_000 });
 
     // Watchers on both nodes, subscribed before anything is appended.
-    const watchers = [new RawWsClient(`${a.url.replace(/^http/, 'ws')}/api/v1/stream`), new RawWsClient(`${b.url.replace(/^http/, 'ws')}/api/v1/stream`)];
+    const watchers = [new RawWsClient(a.wsUrl), new RawWsClient(b.wsUrl)];
     for (const w of watchers) {
       await w.opened();
       w.send({ op: 'subscribe', runId: run.id, after: 0 });
@@ -125,7 +80,7 @@ describe('two nodes on one PostgreSQL', () => {
   it('a live runs list on A shows runs created and changed through B', async () => {
     const c = await cluster();
     const [a, b] = await Promise.all([c.start('node-a'), c.start('node-b')]);
-    const w = new RawWsClient(`${a.url.replace(/^http/, 'ws')}/api/v1/stream`);
+    const w = new RawWsClient(a.wsUrl);
     await w.opened();
     try {
       w.send({ op: 'subscribeRuns', filter: {} });

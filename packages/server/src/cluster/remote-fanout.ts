@@ -67,7 +67,7 @@ export class RemoteFanout implements AppendFeed {
       this.published.delete(runId);
       this.target.delete(runId);
     }
-    if (this.hub.hasRunListeners && (this.listed.get(runId) ?? -1) < seq) {
+    if (this.hub.wantsRemoteRunChanges && (this.listed.get(runId) ?? -1) < seq) {
       this.runChanges.set(runId, Math.max(seq, this.runChanges.get(runId) ?? -1));
       if (!this.runFlushScheduled) {
         this.runFlushScheduled = true;

@@ -127,7 +127,7 @@ export class RunService {
             }
           : { type: 'run.cancelled', data: body.error ? { reason: body.error.message } : {} };
     if (body.id !== undefined) event.id = body.id;
-    return (await this.appendEvents(id, [event])).run;
+    return (await this.appendEvents(id, [event], body.owner)).run;
   }
 
   /** End a run with a reason the server decided (reaper, executor); a run that already ended is left as it is. */

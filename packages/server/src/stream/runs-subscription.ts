@@ -29,7 +29,7 @@ export class RunsSubscription {
     private readonly outlet: Outlet,
     private readonly sendJson: (message: ServerMessage) => void,
   ) {
-    this.unsubscribe = hub.subscribeRuns(this.onChange);
+    this.unsubscribe = hub.subscribeRuns(this.onChange, { remote: true });
     sendJson({ type: 'subscribedRuns' });
   }
 

@@ -18,7 +18,7 @@ import {
   type Snapshot,
 } from '@runtrail/protocol';
 import type { AppendFeed, AppendOptions, AppendResult, DueRuns, NewRunRecord, SharedRunStore } from '../store.js';
-import { notFound, terminalConflict } from '../errors.js';
+import { fence, notFound, terminalConflict } from '../errors.js';
 import { migrations } from './migrations.js';
 import { PgListener } from './pg-listener.js';
 
@@ -513,6 +513,8 @@ export class PgRunStore implements SharedRunStore {
     return this.tx(async (c) => {
       const row = (await c.query<RunRow>(`SELECT * FROM runs WHERE id = $1 FOR UPDATE`, [runId])).rows[0];
       if (!row) throw notFound(runId);
+      const fenced = fence(runId, this.toRun(row), owner, options.now, 'heartbeat');
+      if (fenced) throw fenced;
       if (row.status !== 'running') return this.toRun(row);
       const updated = await c.query<RunRow>(
         `UPDATE runs SET lease_expires_at = $2 + lease_ttl_ms, heartbeat_at = $2,
@@ -676,6 +678,8 @@ function foldAppend(
   known: Map<string, number>,
 ): { state: Partial<RunState>; seqs: number[]; appended: RunEvent[] } {
   const { runId, events, options } = item;
+  const fenced = fence(runId, { status: state.status, owner: parse<Owner | null>(state.owner, null), leaseExpiresAt: state.leaseExpiresAt }, options.owner, options.now, 'append');
+  if (fenced) throw fenced;
   const seqs: number[] = [];
   const appended: RunEvent[] = [];
   const seenInBatch = new Map<string, number>();

@@ -19,7 +19,7 @@ import {
   type Snapshot,
 } from '@runtrail/protocol';
 import type { AppendOptions, AppendResult, DueRuns, NewRunRecord, RunStore } from '../store.js';
-import { notFound, terminalConflict } from '../errors.js';
+import { fence, notFound, terminalConflict } from '../errors.js';
 import { migrations } from './migrations.js';
 
 export interface SqliteStoreOptions {
@@ -327,6 +327,8 @@ export class SqliteRunStore implements RunStore {
 
   private appendInTx(runId: string, events: EventInput[], options: AppendOptions): AppendResult {
     const row = this.requireHead(runId);
+    const fenced = fence(runId, { status: row.status, owner: parse<Owner | null>(row.owner, null), leaseExpiresAt: row.lease_expires_at }, options.owner, options.now, 'append');
+    if (fenced) throw fenced;
     const seqs: number[] = [];
     const appended: RunEvent[] = [];
     const seenInBatch = new Map<string, StoredEventRef>();
@@ -433,16 +435,20 @@ export class SqliteRunStore implements RunStore {
 
   async heartbeat(runId: string, options: { now: number; owner?: Owner | undefined }): Promise<Run> {
     const owner = options.owner;
-    this.stmt.heartbeat.run({
-      id: runId,
-      now: options.now,
-      owner: owner ? JSON.stringify(owner) : null,
-      owner_node: owner?.node ?? null,
-      owner_kind: owner?.kind ?? null,
-    });
-    const row = this.stmt.runById.get(runId) as RunRow | undefined;
-    if (!row) throw notFound(runId);
-    return this.toRun(row);
+    return this.db.transaction(() => {
+      const before = this.stmt.runById.get(runId) as RunRow | undefined;
+      if (!before) throw notFound(runId);
+      const fenced = fence(runId, this.toRun(before), owner, options.now, 'heartbeat');
+      if (fenced) throw fenced;
+      this.stmt.heartbeat.run({
+        id: runId,
+        now: options.now,
+        owner: owner ? JSON.stringify(owner) : null,
+        owner_node: owner?.node ?? null,
+        owner_kind: owner?.kind ?? null,
+      });
+      return this.toRun(this.stmt.runById.get(runId) as RunRow);
+    }).immediate();
   }
 
   async claimQueued(options: { owner: Owner; names: string[]; limit: number; now: number }): Promise<Run[]> {

@@ -1,0 +1,59 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { kill9, freePort, repoRoot, serverFixture, spawnFixture, type SpawnedNode } from '../leases/lease.test-kit.js';
+import { TEST_DATABASE_URL, dropSchema, freshSchema } from '../../../../test-support/postgres.js';
+
+/**
+ * Several runtrail nodes as separate PROCESSES (the build's fixture server)
+ * sharing one fresh PostgreSQL schema; `stopCluster` (afterEach) kills
+ * them and drops the schema.
+ */
+
+export type ClusterNode = SpawnedNode & { url: string; wsUrl: string };
+
+const spawned: SpawnedNode[] = [];
+const schemas: string[] = [];
+
+export async function stopCluster(): Promise<void> {
+  for (const node of spawned.splice(0)) if (node.child.exitCode === null && node.child.signalCode === null) await kill9(node);
+  for (const s of schemas.splice(0)) await dropSchema(s);
+}
+
+export async function cluster(
+  extra: Record<string, string> = {},
+  databaseUrl = TEST_DATABASE_URL,
+): Promise<{ schema: string; start(node: string, env?: Record<string, string>): Promise<ClusterNode> }> {
+  if (!existsSync(join(repoRoot, 'packages/server/dist/index.js'))) throw new Error('packages/server/dist is missing: build first (npx tsc -b)');
+  const schema = await freshSchema();
+  schemas.push(schema);
+  return {
+    schema,
+    async start(node, env = {}) {
+      const port = await freePort();
+      const spawnedNode = await spawnFixture(serverFixture('serve-with-handlers.mjs'), {
+        RUNTRAIL_PORT: String(port),
+        RUNTRAIL_HOST: '127.0.0.1',
+        RUNTRAIL_DATABASE_URL: databaseUrl,
+        RUNTRAIL_DATABASE_SCHEMA: schema,
+        RUNTRAIL_DATA_DIR: join(repoRoot, 'node_modules/.cache/runtrail', `${schema}-${node}`),
+        RUNTRAIL_NODE: node,
+        RUNTRAIL_LOG_LEVEL: 'warn',
+        RUNTRAIL_DATABASE_POOL_SIZE: '6',
+        ...extra,
+        ...env,
+      });
+      spawned.push(spawnedNode);
+      const url = spawnedNode.hello.url as string;
+      return Object.assign(spawnedNode, { url, wsUrl: `${url.replace(/^http/, 'ws')}/api/v1/stream` });
+    },
+  };
+}
+
+export async function http<T>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T; headers: Headers }> {
+  const res = await fetch(url, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as T, headers: res.headers };
+}
