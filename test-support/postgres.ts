@@ -45,3 +45,70 @@ export async function dropSchema(schema: string, url = TEST_DATABASE_URL): Promi
     await client.end();
   }
 }
+
+/**
+ * A PostgreSQL of its own for a test that stops and restarts the server
+ * (the shared one on 5432 serves everyone's tests and must never be
+ * restarted): initdb in a temp dir, a free port, trust auth, fsync off.
+ * Run as the `postgres` user when the tests run as root (PostgreSQL refuses
+ * to run as root).
+ */
+export interface ThrowawayPostgres {
+  url: string;
+  port: number;
+  start(): Promise<void>;
+  /** Fast shutdown: open connections are terminated, as in a real restart. */
+  stop(): Promise<void>;
+  remove(): Promise<void>;
+}
+
+const PG_BIN = process.env.RUNTRAIL_TEST_PG_BIN || '/usr/lib/postgresql/15/bin';
+
+export async function throwawayPostgres(): Promise<ThrowawayPostgres> {
+  const { mkdtempSync, chownSync, rmSync, existsSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { execFile } = await import('node:child_process');
+  const { createServer } = await import('node:net');
+  if (!existsSync(join(PG_BIN, 'initdb'))) {
+    throw new Error(`no PostgreSQL binaries in ${PG_BIN} (set RUNTRAIL_TEST_PG_BIN to the folder with initdb and pg_ctl)`);
+  }
+  const asRoot = process.getuid?.() === 0;
+  const run = (cmd: string, args: string[]) =>
+    new Promise<void>((resolve, reject) => {
+      const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', join(PG_BIN, cmd), ...args]] : [join(PG_BIN, cmd), args];
+      execFile(file, argv as string[], { timeout: 60_000 }, (err, _stdout, stderr) =>
+        err ? reject(new Error(`${cmd} failed: ${err.message}\n${stderr}`)) : resolve(),
+      );
+    });
+  const dir = mkdtempSync(join(tmpdir(), 'runtrail-pg-'));
+  if (asRoot) {
+    const { execFileSync } = await import('node:child_process');
+    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
+    chownSync(dir, uid, gid);
+  }
+  const port = await new Promise<number>((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(p));
+    });
+  });
+  const data = join(dir, 'data');
+  await run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
+  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100`;
+  const pg = {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    start: () => run('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'log'), '-w', '-t', '60', 'start']),
+    stop: () => run('pg_ctl', ['-D', data, '-m', 'fast', '-w', '-t', '60', 'stop']),
+    async remove() {
+      await pg.stop().catch(() => undefined /* already stopped */);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await pg.start();
+  return pg;
+}

@@ -9,6 +9,7 @@ import { registerExec } from './commands/exec.js';
 import { registerCancel } from './commands/cancel.js';
 import { registerRetry } from './commands/retry.js';
 import { registerDelete } from './commands/delete.js';
+import { registerMigrate } from './commands/migrate.js';
 import { registerConfig } from './commands/config.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -28,6 +29,7 @@ registerExec(program);
 registerCancel(program);
 registerRetry(program);
 registerDelete(program);
+registerMigrate(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof RuntrailError) {

@@ -27,7 +27,12 @@ export interface RouteDef {
 export const API_PREFIX = '/api/v1';
 
 export const routes = {
-  health: { method: 'GET', path: '/healthz', summary: 'Liveness: 200 while the server can reach its store' },
+  health: { method: 'GET', path: '/healthz', summary: 'Liveness: 200 while the process serves requests (never touches the store)' },
+  ready: {
+    method: 'GET',
+    path: '/readyz',
+    summary: 'Readiness: 200 while the store answers; 503 unavailable + Retry-After while it does not (take the node out of the load balancer)',
+  },
   metrics: { method: 'GET', path: '/metrics', summary: 'Prometheus metrics' },
   createRun: {
     method: 'POST',

@@ -83,6 +83,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   installErrorHandler(http);
   logRunIds(http);
   http.get(routes.health.path, async () => ({ ok: true, node: config.node, store: store.kind }));
+  // A real query through the store: a node whose database is unreachable answers 503 here (and on every route that needs it).
+  http.get(routes.ready.path, async () => {
+    await store.listRuns({ limit: 1 });
+    return { ok: true, node: config.node, store: store.kind };
+  });
   // One id per process: runs held under another id on this node belong to a dead incarnation.
   const incarnation = newId();
   const executor = new Executor({

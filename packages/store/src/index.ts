@@ -2,4 +2,5 @@ export type { RunStore, NewRunRecord, AppendOptions, AppendResult, DueRuns, Appe
 export { isSharedStore } from './store.js';
 export { SqliteRunStore, type SqliteStoreOptions } from './sqlite/sqlite-store.js';
 export { PgRunStore, type PgStoreOptions } from './postgres/pg-store.js';
+export { copySqliteToPostgres, type CopyReport } from './postgres/import-sqlite.js';
 export { openStore, connectStore, type StoreConfig, type ConnectConfig } from './open.js';

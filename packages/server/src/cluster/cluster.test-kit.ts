@@ -11,12 +11,15 @@ import { TEST_DATABASE_URL, dropSchema, freshSchema } from '../../../../test-sup
 
 export type ClusterNode = SpawnedNode & { url: string; wsUrl: string };
 
+/** A node starts in ~1 s; on a 2-core machine shared by many test runs it has taken over 15 s. */
+const START_TIMEOUT_MS = 60_000;
+
 const spawned: SpawnedNode[] = [];
-const schemas: string[] = [];
+const schemas: Array<{ schema: string; url: string }> = [];
 
 export async function stopCluster(): Promise<void> {
   for (const node of spawned.splice(0)) if (node.child.exitCode === null && node.child.signalCode === null) await kill9(node);
-  for (const s of schemas.splice(0)) await dropSchema(s);
+  for (const { schema, url } of schemas.splice(0)) await dropSchema(schema, url);
 }
 
 export async function cluster(
@@ -25,7 +28,7 @@ export async function cluster(
 ): Promise<{ schema: string; start(node: string, env?: Record<string, string>): Promise<ClusterNode> }> {
   if (!existsSync(join(repoRoot, 'packages/server/dist/index.js'))) throw new Error('packages/server/dist is missing: build first (npx tsc -b)');
   const schema = await freshSchema();
-  schemas.push(schema);
+  schemas.push({ schema, url: databaseUrl });
   return {
     schema,
     async start(node, env = {}) {
@@ -41,7 +44,7 @@ export async function cluster(
         RUNTRAIL_DATABASE_POOL_SIZE: '6',
         ...extra,
         ...env,
-      });
+      }, START_TIMEOUT_MS);
       spawned.push(spawnedNode);
       const url = spawnedNode.hello.url as string;
       return Object.assign(spawnedNode, { url, wsUrl: `${url.replace(/^http/, 'ws')}/api/v1/stream` });

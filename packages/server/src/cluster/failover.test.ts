@@ -88,5 +88,5 @@ describe('a node killed while executing runs', () => {
     const after = (await http<Run>('GET', `${a.url}/api/v1/runs/${taken.id}`)).body;
     expect(after.status).toBe('running');
     expect(after.owner).toEqual(taken.owner);
-  });
+  }, 120_000);
 });

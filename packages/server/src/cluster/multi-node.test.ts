@@ -75,7 +75,7 @@ describe('two nodes on one PostgreSQL', () => {
     } finally {
       for (const w of watchers) w.close();
     }
-  });
+  }, 240_000);
 
   it('a live runs list on A shows runs created and changed through B', async () => {
     const c = await cluster();

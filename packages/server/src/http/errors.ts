@@ -1,11 +1,16 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { RuntrailError, type ErrorBody } from '@runtrail/protocol';
 
+/** Seconds a client should wait before retrying a 503 (a database restart takes a few). */
+export const RETRY_AFTER_S = 1;
+
 /** Map every failure to `{error: {code, message, details}}` with the status of its code. */
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | RuntrailError, request, reply) => {
     const mapped = toRuntrailError(err);
     if (mapped.code === 'internal') request.log.error({ err }, 'request failed');
+    // The store is unreachable (a database restarting): say when to try again.
+    if (mapped.code === 'unavailable') void reply.header('retry-after', String(RETRY_AFTER_S));
     void reply.status(mapped.status).send(mapped.toBody());
   });
   app.setNotFoundHandler((request, reply) => {

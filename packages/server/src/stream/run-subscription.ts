@@ -12,6 +12,8 @@ import type { Outlet } from './outlet.js';
 
 /** Events read from the store per catch-up query. */
 export const CATCH_UP_PAGE = 1000;
+/** How long a subscription waits before reading again when the store is unavailable. */
+const UNAVAILABLE_RETRY_MS = 500;
 
 /** How a transport frames what a subscription delivers. */
 export interface SubscriptionSink {
@@ -70,6 +72,7 @@ export class RunSubscription {
   private again = false;
   private waitingForDrain = false;
   private done = false;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(deps: RunSubscriptionDeps) {
     this.deps = deps;
@@ -96,6 +99,8 @@ export class RunSubscription {
   close(): void {
     if (this.done) return;
     this.done = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     this.unsubscribeHub?.();
     this.unsubscribeHub = null;
   }
@@ -176,6 +181,16 @@ export class RunSubscription {
         if (page.length < CATCH_UP_PAGE && !this.again) return;
       }
     } catch (err) {
+      // The store is unreachable for now (a database restarting): try again
+      // from the same position instead of ending the subscription.
+      if (RuntrailError.isCode(err, 'unavailable') && !this.done) {
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = null;
+          void this.pump();
+        }, UNAVAILABLE_RETRY_MS);
+        this.retryTimer.unref?.();
+        return;
+      }
       this.close();
       this.deps.onError?.(err);
       this.deps.sink.fail(

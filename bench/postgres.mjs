@@ -1,0 +1,308 @@
+// runtrail on PostgreSQL next to SQLite, in one run:
+//  - batched appends (500 events/append) through the store, against a bare `pg`
+//    loop inserting the same rows as multi-row INSERTs into the same table;
+//  - one-by-one appends through HTTP with 32 concurrent clients (server in its own process);
+//  - cross-node delivery: 1,000 WebSocket observers on node A, a producer
+//    appending one event per request at 500 ev/s through node B; latency from
+//    the append on B to receipt on A, p50/p99 over every (event, observer).
+// Prints medians of several runs, with the machine and its load average.
+//
+//   npm run build && node bench/postgres.mjs [--runs 3] [--database postgres://postgres@127.0.0.1:5432/test]
+import { fork } from 'node:child_process';
+import http from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import WebSocket from 'ws';
+import { PgRunStore, SqliteRunStore } from '../packages/store/dist/index.js';
+import { machine, median, fmt } from './lib.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    database: { type: 'string', default: process.env.RUNTRAIL_TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test' },
+    events: { type: 'string', default: '200000' },
+    http: { type: 'string', default: '20000' },
+    concurrency: { type: 'string', default: '32' },
+    observers: { type: 'string', default: '1000' },
+    rate: { type: 'string', default: '500' },
+    seconds: { type: 'string', default: '10' },
+    child: { type: 'string' },
+    schema: { type: 'string' },
+    node: { type: 'string' },
+  },
+});
+
+if (args.child) {
+  // A server process: SQLite in the data dir, or PostgreSQL when a schema is given.
+  const { startServer } = await import('../packages/server/dist/index.js');
+  const server = await startServer({
+    port: 0,
+    dataDir: args.child,
+    logLevel: 'silent',
+    node: args.node ?? 'bench',
+    ...(args.schema ? { databaseUrl: args.database, databaseSchema: args.schema, databasePoolSize: 10 } : {}),
+  });
+  process.send({ url: server.url });
+  process.on('message', async () => {
+    await server.close();
+    process.exit(0);
+  });
+} else {
+  await main();
+}
+
+function makeEvents(n, offset = 0) {
+  const events = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const k = offset + i;
+    const callId = `c${k >> 2}`;
+    const id = `producer-1.${k}`;
+    switch (k % 4) {
+      case 0: events[i] = { id, type: 'call.started', data: { callId, label: `Evaluating doc_${k >> 2} with gpt-4` } }; break;
+      case 1: events[i] = { id, type: 'call.succeeded', data: { callId, durationMs: 120 } }; break;
+      case 2: events[i] = { id, type: 'progress', data: { done: k >> 2, total: 1_000_000 } }; break;
+      default: events[i] = { id, type: 'metric', data: { name: 'latency_ms', value: 120 + (k % 50), step: k >> 2 } };
+    }
+  }
+  return events;
+}
+
+let schemaNo = 0;
+async function withSchema(fn) {
+  const schema = `rt_bench_${process.pid}_${schemaNo++}`;
+  try {
+    return await fn(schema);
+  } finally {
+    const c = new pg.Client({ connectionString: args.database });
+    await c.connect();
+    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await c.end();
+  }
+}
+
+async function batchedAppends(store, total, batch) {
+  const { run } = await store.createRun({ id: `bench-${Date.now()}`, name: 'bench', now: Date.now(), leaseTtlMs: 30_000 });
+  const batches = [];
+  for (let i = 0; i < total; i += batch) batches.push(makeEvents(Math.min(batch, total - i), i));
+  const started = process.hrtime.bigint();
+  for (const events of batches) await store.append(run.id, events, { now: Date.now() });
+  return total / (Number(process.hrtime.bigint() - started) / 1e9);
+}
+
+const pgBatched = (total) =>
+  withSchema(async (schema) => {
+    const store = await PgRunStore.open({ connectionString: args.database, schema });
+    try {
+      return await batchedAppends(store, total, 500);
+    } finally {
+      await store.close();
+    }
+  });
+
+async function sqliteBatched(total) {
+  const dir = mkdtempSync(join(tmpdir(), 'rt-bench-'));
+  const store = new SqliteRunStore({ filename: join(dir, 'runtrail.db') });
+  try {
+    return await batchedAppends(store, total, 500);
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The limit: the same rows into the same table with the same indexes, one multi-row INSERT per transaction of 500. */
+const bareBatched = (total) =>
+  withSchema(async (schema) => {
+    // The store creates the real table; the bare loop then writes to it directly.
+    const store = await PgRunStore.open({ connectionString: args.database, schema });
+    await store.close();
+    const c = new pg.Client({ connectionString: args.database, options: `-c search_path=${schema}` });
+    await c.connect();
+    try {
+      const batches = [];
+      for (let i = 0; i < total; i += 500) batches.push(makeEvents(Math.min(500, total - i), i));
+      const started = process.hrtime.bigint();
+      let seq = 1;
+      for (const events of batches) {
+        const now = Date.now();
+        await c.query('BEGIN');
+        await c.query(
+          `INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal)
+           SELECT 'bench-run', * FROM unnest($1::int[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bool[])`,
+          [
+            events.map((_, i) => seq + i),
+            events.map((e) => e.type),
+            events.map(() => now),
+            events.map((e) => JSON.stringify(e.data)),
+            events.map((e) => e.id),
+            events.map(() => false),
+          ],
+        );
+        await c.query('COMMIT');
+        seq += events.length;
+      }
+      return total / (Number(process.hrtime.bigint() - started) / 1e9);
+    } finally {
+      await c.end();
+    }
+  });
+
+async function startNode(dir, schema, node) {
+  const child = fork(new URL(import.meta.url).pathname, ['--child', dir, '--database', args.database, ...(schema ? ['--schema', schema] : []), '--node', node], { stdio: 'inherit' });
+  const { url } = await new Promise((resolve) => child.once('message', resolve));
+  return {
+    url,
+    stop: async () => {
+      child.send('stop');
+      await new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
+}
+
+async function httpOneByOne(schema, total, concurrency) {
+  const dir = mkdtempSync(join(tmpdir(), 'rt-bench-http-'));
+  const node = await startNode(dir, schema, 'bench-http');
+  try {
+    const created = await fetch(`${node.url}/api/v1/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'bench-http' }),
+    }).then((r) => r.json());
+    const { hostname, port } = new URL(node.url);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+    const path = `/api/v1/runs/${created.id}/events`;
+    const post = (body) =>
+      new Promise((resolve, reject) => {
+        const req = http.request(
+          { hostname, port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+          (res) => {
+            const chunks = [];
+            res.on('data', (c) => chunks.push(c));
+            res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`append answered ${res.statusCode}: ${Buffer.concat(chunks)}`))));
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    const bodies = makeEvents(total).map((e) => JSON.stringify({ events: [e] }));
+    let next = 0;
+    const worker = async () => {
+      while (next < total) await post(bodies[next++]);
+    };
+    const started = process.hrtime.bigint();
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    const rate = total / (Number(process.hrtime.bigint() - started) / 1e9);
+    agent.destroy();
+    const run = await fetch(`${node.url}/api/v1/runs/${created.id}`).then((r) => r.json());
+    if (run.seq !== total) throw new Error(`expected seq ${total}, the server has ${run.seq}`);
+    return rate;
+  } finally {
+    await node.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** 1,000 observers on A, 500 ev/s appended one per request through B: append-to-receipt latency. */
+const crossNode = () =>
+  withSchema(async (schema) => {
+    const dirs = [mkdtempSync(join(tmpdir(), 'rt-bench-a-')), mkdtempSync(join(tmpdir(), 'rt-bench-b-'))];
+    const a = await startNode(dirs[0], schema, 'node-a');
+    const b = await startNode(dirs[1], schema, 'node-b');
+    const sockets = [];
+    try {
+      const run = await fetch(`${b.url}/api/v1/runs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'bench-cross-node', leaseTtlMs: 3_600_000 }),
+      }).then((r) => r.json());
+      const latencies = [];
+      let subscribed = 0;
+      const wsUrl = `${a.url.replace(/^http/, 'ws')}/api/v1/stream`;
+      for (let i = 0; i < Number(args.observers); i++) {
+        const ws = new WebSocket(wsUrl);
+        sockets.push(ws);
+        ws.on('open', () => ws.send(JSON.stringify({ op: 'subscribe', runId: run.id, after: 0 })));
+        ws.on('message', (raw) => {
+          const msg = JSON.parse(raw.toString());
+          if (msg.type === 'subscribed') subscribed++;
+          if (msg.type !== 'events') return;
+          const now = Date.now();
+          for (const e of msg.events) if (e.data && typeof e.data.sentAt === 'number') latencies.push(now - e.data.sentAt);
+        });
+      }
+      const deadline = Date.now() + 60_000;
+      while (subscribed < sockets.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const total = Number(args.rate) * Number(args.seconds);
+      const interval = 1000 / Number(args.rate);
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+      const { hostname, port } = new URL(b.url);
+      const start = Date.now();
+      const pending = [];
+      for (let i = 0; i < total; i++) {
+        const due = start + i * interval;
+        const wait = due - Date.now();
+        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+        const body = JSON.stringify({ events: [{ id: `e${i}`, type: 'x.tick', data: { sentAt: Date.now(), i } }] });
+        pending.push(
+          new Promise((resolve, reject) => {
+            const req = http.request(
+              { hostname, port, path: `/api/v1/runs/${run.id}/events`, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+              (res) => {
+                res.resume();
+                res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`append answered ${res.statusCode}`))));
+              },
+            );
+            req.on('error', reject);
+            req.end(body);
+          }),
+        );
+      }
+      await Promise.all(pending);
+      const expected = total * sockets.length;
+      const until = Date.now() + 30_000;
+      while (latencies.length < expected && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      agent.destroy();
+      if (latencies.length < expected) throw new Error(`observers received ${latencies.length} of ${expected} events`);
+      latencies.sort((x, y) => x - y);
+      return { p50: latencies[Math.floor(latencies.length * 0.5)], p99: latencies[Math.floor(latencies.length * 0.99)] };
+    } finally {
+      for (const ws of sockets) ws.terminate();
+      await a.stop();
+      await b.stop();
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+async function main() {
+  const runs = Number(args.runs);
+  const total = Number(args.events);
+  const r = { pgBatched: [], bare: [], sqliteBatched: [], pgHttp: [], sqliteHttp: [], p50: [], p99: [] };
+  const loads = [];
+  for (let i = 0; i < runs; i++) {
+    loads.push(loadavg()[0]);
+    r.pgBatched.push(await pgBatched(total));
+    r.bare.push(await bareBatched(total));
+    r.sqliteBatched.push(await sqliteBatched(total));
+    r.pgHttp.push(await withSchema((schema) => httpOneByOne(schema, Number(args.http), Number(args.concurrency))));
+    r.sqliteHttp.push(await httpOneByOne(undefined, Number(args.http), Number(args.concurrency)));
+    const latency = await crossNode();
+    r.p50.push(latency.p50);
+    r.p99.push(latency.p99);
+    process.stderr.write(`run ${i + 1}/${runs} done\n`);
+  }
+  loads.push(loadavg()[0]);
+  const m = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, median(v)]));
+  const lines = [
+    `runtrail on PostgreSQL next to SQLite, median of ${runs} runs; ${machine()}; 1-min load average during the runs ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}`,
+    '',
+    '| workload | PostgreSQL | SQLite | |',
+    '|---|---|---|---|',
+    `| batched appends (500 events/append, ${fmt(total)} events) | ${fmt(m.pgBatched)} events/s | ${fmt(m.sqliteBatched)} events/s | bare \`pg\` multi-row INSERT loop: ${fmt(m.bare)} events/s (runtrail ${(m.pgBatched / m.bare).toFixed(2)}×) |`,
+    `| one-by-one appends through HTTP (${args.concurrency} clients, server in its own process) | ${fmt(m.pgHttp)} events/s | ${fmt(m.sqliteHttp)} events/s | |`,
+    `| cross-node delivery, append on B → receipt on A (${fmt(Number(args.observers))} observers on A, ${args.rate} ev/s for ${args.seconds} s) | p50 ${m.p50} ms, p99 ${m.p99} ms | (one node) | |`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}

@@ -1,0 +1,81 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RunEvent, Run } from '@runtrail/protocol';
+import { PgRunStore, SqliteRunStore, type RunStore } from '@runtrail/store';
+import { tempDir } from '../../../../test-support/index.js';
+import { TEST_DATABASE_URL, dropSchema, freshSchema } from '../../../../test-support/postgres.js';
+
+/** `runtrail migrate` as a user runs it: the built binary, a real SQLite data dir, a real PostgreSQL. */
+const BIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+
+function migrate(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, 'migrate', ...args], { env: { ...process.env, RUNTRAIL_DATABASE_URL: '' } }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+async function everything(store: RunStore): Promise<Array<{ run: Run; events: RunEvent[] }>> {
+  const out: Array<{ run: Run; events: RunEvent[] }> = [];
+  for (const run of (await store.listRuns({ limit: 500 })).runs) {
+    out.push({ run, events: await store.readEvents(run.id, 0, 10_000) });
+  }
+  return out;
+}
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+describe('runtrail migrate', () => {
+  it('copies every run, event and snapshot of a SQLite data dir into PostgreSQL, unchanged, and skips what is already there when run again', async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    const sqlite = new SqliteRunStore({ filename: join(dir.path, 'runtrail.db') });
+    const owner = { kind: 'producer' as const, node: 'laptop', id: 'sdk-1' };
+    const { run: parent } = await sqlite.createRun({ id: '0190a000-0000-7000-8000-000000000001', name: 'pipeline', now: 1000, leaseTtlMs: 30_000, labels: { team: 'ml', 'we"ird': 'v' }, owner, input: { docs: 3 } });
+    const { run: child } = await sqlite.createRun({ id: '0190a000-0000-7000-8000-000000000002', name: 'stage', now: 1001, leaseTtlMs: 30_000, parentId: parent.id, idempotencyKey: 'stage-1' });
+    await sqlite.createRun({ id: '0190a000-0000-7000-8000-000000000003', name: 'job', now: 1002, leaseTtlMs: 5000, execute: true, timeoutMs: 60_000 });
+    await sqlite.append(parent.id, [{ type: 'run.started' }, { type: 'phase', data: { name: 'gen', status: 'started', timeoutMs: 9000 } }], { now: 1100, owner });
+    for (let i = 0; i < 30; i++) {
+      await sqlite.append(child.id, [{ type: 'counter', data: { name: 'n', delta: 1 }, id: `c-${i}` }, { type: 'progress', data: { done: i + 1, total: 30 } }], { now: 1200 + i });
+    }
+    await sqlite.append(child.id, [{ type: 'run.failed', data: { error: { kind: 'error', message: 'boom' }, output: { partial: true } }, id: 'end' }], { now: 2000 });
+    const before = await everything(sqlite);
+    await sqlite.close();
+
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+    const first = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema]);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain('copied 3 run(s) and 63 event(s)');
+
+    const pg = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema, poolSize: 2 });
+    cleanups.push(() => pg.close());
+    expect(await everything(pg)).toEqual(before);
+    expect((await pg.listRuns({ label: 'we"ird=v' })).runs.map((r) => r.id)).toEqual([parent.id]);
+    // It carries on where SQLite stopped: ids, seqs, the single end and idempotency keys still hold.
+    expect((await pg.append(child.id, [{ type: 'run.succeeded', data: {} }], { now: 3000 }).catch((e: { code: string }) => e.code))).toBe('run_already_terminal');
+    expect((await pg.append(parent.id, [{ type: 'x.more' }, { type: 'counter', data: { name: 'n', delta: 1 }, id: 'x' }], { now: 3000, owner })).seqs).toEqual([3, 4]);
+    expect((await pg.createRun({ id: 'other', name: 'stage', now: 3000, leaseTtlMs: 1000, idempotencyKey: 'stage-1' })).created).toBe(false);
+
+    const again = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('copied 0 run(s) and 0 event(s)');
+    expect(again.stdout).toContain('3 run(s) were already there');
+    expect((await pg.getRun(parent.id))!.seq).toBe(4);
+  });
+
+  it('says what is missing instead of copying nothing', async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    const noDb = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL]);
+    expect(noDb.code).toBe(2);
+    expect(noDb.stderr).toContain(`no runtrail.db in ${dir.path}`);
+  });
+});

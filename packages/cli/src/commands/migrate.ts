@@ -1,0 +1,39 @@
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import { RuntrailError } from '@runtrail/protocol';
+import { PgRunStore, copySqliteToPostgres } from '@runtrail/store';
+
+interface MigrateFlags {
+  dataDir: string;
+  database?: string;
+  databaseSchema: string;
+}
+
+/**
+ * `runtrail migrate`: copy an embedded SQLite data dir into PostgreSQL, so a
+ * team that started on one machine moves to several nodes with its history.
+ */
+export function registerMigrate(program: Command): void {
+  program
+    .command('migrate')
+    .description('copy the runs, events and snapshots of a SQLite data dir into a PostgreSQL database (safe to run again: copied runs are skipped)')
+    .option('--data-dir <dir>', 'the SQLite data dir to copy from (env RUNTRAIL_DATA_DIR)', process.env.RUNTRAIL_DATA_DIR ?? './.runtrail')
+    .option('--database <url>', 'the PostgreSQL to copy into (env RUNTRAIL_DATABASE_URL)', process.env.RUNTRAIL_DATABASE_URL)
+    .option('--database-schema <schema>', "schema of runtrail's tables (env RUNTRAIL_DATABASE_SCHEMA)", process.env.RUNTRAIL_DATABASE_SCHEMA ?? 'public')
+    .action(async (flags: MigrateFlags) => {
+      const filename = join(flags.dataDir, 'runtrail.db');
+      if (!existsSync(filename)) throw new RuntrailError('invalid_request', `no runtrail.db in ${flags.dataDir}; pass the data dir with --data-dir`);
+      if (!flags.database) throw new RuntrailError('invalid_request', 'say where to copy to with --database postgres://… (or RUNTRAIL_DATABASE_URL)');
+      const target = await PgRunStore.open({ connectionString: flags.database, schema: flags.databaseSchema, poolSize: 2 });
+      try {
+        const report = await copySqliteToPostgres(filename, target);
+        process.stdout.write(
+          `copied ${report.runs} run(s) and ${report.events} event(s) from ${filename} into schema ${flags.databaseSchema}` +
+            `${report.skipped ? `; ${report.skipped} run(s) were already there and were left as they are` : ''}\n`,
+        );
+      } finally {
+        await target.close();
+      }
+    });
+}

@@ -1,0 +1,101 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Run } from '@runtrail/protocol';
+import { waitUntil } from '../leases/lease.test-kit.js';
+import { RawWsClient, isExactRange } from '../stream/stream.test-kit.js';
+import { throwawayPostgres, type ThrowawayPostgres } from '../../../../test-support/postgres.js';
+import { cluster, http, stopCluster } from './cluster.test-kit.js';
+
+/**
+ * PostgreSQL stopped and started again under two live nodes. It runs on a
+ * throwaway PostgreSQL of its own (initdb in a temp dir): the shared one
+ * serves everyone else's tests and must not be restarted.
+ */
+
+let pg: ThrowawayPostgres | null = null;
+afterEach(async () => {
+  await stopCluster();
+  await pg?.remove();
+  pg = null;
+});
+
+/** Appends with ids, retried on 503 or a dropped connection, as a producer SDK does. */
+async function appendWithRetry(url: string, runId: string, events: Array<{ id: string; type: string; data?: unknown }>, seen: { unavailable: number; retryAfter: Set<string> }): Promise<number[]> {
+  for (;;) {
+    let res: Response;
+    try {
+      res = await fetch(`${url}/api/v1/runs/${runId}/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ events }),
+      });
+    } catch (err) {
+      void err; // the node answered nothing (its connection was cut): retry, like the SDK
+      await new Promise((r) => setTimeout(r, 50));
+      continue;
+    }
+    const body = (await res.json()) as { seqs?: number[]; error?: { code: string } };
+    if (res.status === 200) return body.seqs!;
+    if (res.status !== 503) throw new Error(`append answered ${res.status}: ${JSON.stringify(body)}`);
+    expect(body.error?.code).toBe('unavailable');
+    seen.unavailable++;
+    seen.retryAfter.add(res.headers.get('retry-after') ?? '(none)');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('PostgreSQL restarted under two nodes', () => {
+  it('requests get 503 + Retry-After, /readyz fails while /healthz stays up, no node exits, and watchers on both nodes resume with every event once', async () => {
+    pg = await throwawayPostgres();
+    const c = await cluster({}, pg.url);
+    const [a, b] = await Promise.all([c.start('node-a'), c.start('node-b')]);
+    const { body: run } = await http<Run>('POST', `${a.url}/api/v1/runs`, { name: 'through-a-restart', leaseTtlMs: 3_600_000 });
+    const watchers = [new RawWsClient(a.wsUrl), new RawWsClient(b.wsUrl)];
+    for (const w of watchers) {
+      await w.opened();
+      w.send({ op: 'subscribe', runId: run.id, after: 0 });
+    }
+    const seen = { unavailable: 0, retryAfter: new Set<string>() };
+    const total = 400;
+    let sent = 0;
+    const produce = async (upTo: number) => {
+      for (; sent < upTo; sent += 5) {
+        const node = (sent / 5) % 2 === 0 ? a : b;
+        const events = Array.from({ length: 5 }, (_, i) => ({ id: `e-${sent + i}`, type: 'counter', data: { name: 'n', delta: 1 } }));
+        await appendWithRetry(node.url, run.id, events, seen);
+      }
+    };
+    try {
+      await produce(150);
+      await waitUntil(() => watchers.every((w) => w.seqs(run.id).length >= 150), { what: 'both watchers to have the first 150 events' });
+
+      // The database goes away; a producer keeps sending meanwhile.
+      await pg.stop();
+      const during = produce(total);
+      for (const node of [a, b]) {
+        const ready = await http<{ error: { code: string } }>('GET', `${node.url}/readyz`);
+        expect(ready.status).toBe(503);
+        expect(ready.body.error.code).toBe('unavailable');
+        expect(ready.headers.get('retry-after')).toMatch(/^\d+$/);
+        expect((await http('GET', `${node.url}/healthz`)).status).toBe(200);
+      }
+      await waitUntil(() => seen.unavailable > 0, { what: 'an append to be answered 503 while the database is down' });
+      await pg.start();
+      await during;
+
+      for (const node of [a, b]) await waitUntil(async () => (await http('GET', `${node.url}/readyz`)).status === 200, { what: 'readiness back' });
+      const finished = await http<Run>('POST', `${b.url}/api/v1/runs/${run.id}/finish`, { status: 'succeeded' });
+      expect(finished.status).toBe(200);
+      for (const w of watchers) {
+        await waitUntil(() => w.ended.has(run.id), { timeoutMs: 30_000, what: 'each watcher to resume and reach the end' });
+        expect(isExactRange(w.seqs(run.id), 0, total + 1)).toBe(true);
+      }
+      const stored = (await http<Run>('GET', `${a.url}/api/v1/runs/${run.id}`)).body;
+      expect(stored.seq).toBe(total + 1);
+      expect(stored.snapshot.counters.named.n).toBe(total);
+      expect([...seen.retryAfter].every((v) => /^\d+$/.test(v))).toBe(true);
+      for (const node of [a, b]) expect(node.child.exitCode).toBeNull();
+    } finally {
+      for (const w of watchers) w.close();
+    }
+  }, 180_000);
+});

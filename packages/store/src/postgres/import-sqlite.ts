@@ -1,0 +1,77 @@
+import Database from 'better-sqlite3';
+import type { PgRunStore } from './pg-store.js';
+
+export interface CopyReport {
+  /** Runs copied (with all their events). */
+  runs: number;
+  events: number;
+  /** Runs already in the target, left untouched. */
+  skipped: number;
+}
+
+/** Runs per transaction: each run goes in whole with its events, or not at all. */
+const RUNS_PER_COMMIT = 200;
+const EVENTS_PER_INSERT = 5000;
+
+/**
+ * Copy every run of a SQLite file (rows, persisted snapshots, the whole
+ * event log with seqs and ids) into a PostgreSQL store, unchanged: the two
+ * schemas hold the same columns. A run already in the target is skipped,
+ * so an interrupted copy can simply be run again. The SQLite file is opened
+ * read-only; copy from a data dir no server is writing to.
+ */
+export async function copySqliteToPostgres(filename: string, target: PgRunStore): Promise<CopyReport> {
+  const db = new Database(filename, { readonly: true, fileMustExist: true });
+  const report: CopyReport = { runs: 0, events: 0, skipped: 0 };
+  try {
+    const ids = db.prepare(`SELECT id FROM runs ORDER BY id`).pluck().all() as string[];
+    const runById = db.prepare(`SELECT * FROM runs WHERE id = ?`);
+    const eventsOf = db.prepare(`SELECT seq, type, ts, data, event_id, terminal FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`);
+    for (let i = 0; i < ids.length; i += RUNS_PER_COMMIT) {
+      const chunk = ids.slice(i, i + RUNS_PER_COMMIT);
+      await target.tx(async (c) => {
+        const existing = new Set(
+          (await c.query<{ id: string }>(`SELECT id FROM runs WHERE id = ANY($1::text[])`, [chunk])).rows.map((r) => r.id),
+        );
+        for (const id of chunk) {
+          if (existing.has(id)) {
+            report.skipped++;
+            continue;
+          }
+          const r = runById.get(id) as Record<string, unknown>;
+          await c.query(
+            `INSERT INTO runs (id, name, parent_id, status, created_at, started_at, finished_at, input, labels, error, output,
+               seq, snapshot, execute, owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at, heartbeat_at,
+               cancel_requested_at, timeout_ms, stall_timeout_ms, fail_on_stall, last_progress_at, stalled_at, retry_of,
+               attempt, idempotency_key)
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29)`,
+            [
+              r.id, r.name, r.parent_id, r.status, r.created_at, r.started_at, r.finished_at, r.input, r.labels, r.error,
+              r.output, r.seq, r.snapshot, r.execute === 1, r.owner, r.owner_node, r.owner_kind, r.lease_ttl_ms,
+              r.lease_expires_at, r.heartbeat_at, r.cancel_requested_at, r.timeout_ms, r.stall_timeout_ms,
+              r.fail_on_stall === 1, r.last_progress_at, r.stalled_at, r.retry_of, r.attempt, r.idempotency_key,
+            ],
+          );
+          for (let after = 0; ; ) {
+            const rows = eventsOf.all(id, after, EVENTS_PER_INSERT) as Array<{
+              seq: number; type: string; ts: number; data: string | null; event_id: string | null; terminal: number;
+            }>;
+            if (rows.length === 0) break;
+            await c.query(
+              `INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal)
+               SELECT $1, * FROM unnest($2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bool[])`,
+              [id, rows.map((e) => e.seq), rows.map((e) => e.type), rows.map((e) => e.ts), rows.map((e) => e.data),
+                rows.map((e) => e.event_id), rows.map((e) => e.terminal === 1)],
+            );
+            report.events += rows.length;
+            after = rows[rows.length - 1]!.seq;
+          }
+          report.runs++;
+        }
+      });
+    }
+  } finally {
+    db.close();
+  }
+  return report;
+}
