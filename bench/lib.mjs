@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { cpus, totalmem } from 'node:os';
 
 /** What machine a figure was measured on, printed with every result. */
@@ -14,4 +15,66 @@ export function median(values) {
 
 export function fmt(n) {
   return Math.round(n).toLocaleString('en-US');
+}
+
+/**
+ * A realistic mix: an LLM call starting, finishing, progress, a metric; each
+ * with the idempotency id the producer SDK always sends.
+ */
+export function makeEvents(n, offset = 0) {
+  const events = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const k = offset + i;
+    const callId = `c${k >> 2}`;
+    const id = `producer-1.${k}`;
+    switch (k % 4) {
+      case 0: events[i] = { id, type: 'call.started', data: { callId, label: `Evaluating doc_${k >> 2} with gpt-4` } }; break;
+      case 1: events[i] = { id, type: 'call.succeeded', data: { callId, durationMs: 120 } }; break;
+      case 2: events[i] = { id, type: 'progress', data: { done: k >> 2, total: 1_000_000 } }; break;
+      default: events[i] = { id, type: 'metric', data: { name: 'latency_ms', value: 120 + (k % 50), step: k >> 2 } };
+    }
+  }
+  return events;
+}
+
+/**
+ * One-by-one appends (one event per request) to a new run on the server at
+ * `url`, from `concurrency` keep-alive clients; returns events/s and checks
+ * the server stored every one. node:http rather than fetch: fetch's own
+ * overhead would make this a benchmark of the client.
+ */
+export async function httpOneByOneAppends(url, total, concurrency) {
+  const created = await fetch(`${url}/api/v1/runs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'bench-http' }),
+  }).then((r) => r.json());
+  const { hostname, port } = new URL(url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const path = `/api/v1/runs/${created.id}/events`;
+  const post = (body) =>
+    new Promise((resolve, reject) => {
+      const req = http.request(
+        { hostname, port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          const chunks = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`append answered ${res.statusCode}: ${Buffer.concat(chunks)}`))));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  const bodies = makeEvents(total).map((e) => JSON.stringify({ events: [e] }));
+  let next = 0;
+  const worker = async () => {
+    while (next < total) await post(bodies[next++]);
+  };
+  const started = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  agent.destroy();
+  const run = await fetch(`${url}/api/v1/runs/${created.id}`).then((r) => r.json());
+  if (run.seq !== total) throw new Error(`expected seq ${total}, the server has ${run.seq}`);
+  return total / seconds;
 }

@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { PgRunStore, SqliteRunStore } from '../packages/store/dist/index.js';
-import { machine, median, fmt } from './lib.mjs';
+import { machine, median, fmt, makeEvents, httpOneByOneAppends } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -35,40 +35,7 @@ const { values: args } = parseArgs({
   },
 });
 
-if (args.child) {
-  // A server process: SQLite in the data dir, or PostgreSQL when a schema is given.
-  const { startServer } = await import('../packages/server/dist/index.js');
-  const server = await startServer({
-    port: 0,
-    dataDir: args.child,
-    logLevel: 'silent',
-    node: args.node ?? 'bench',
-    ...(args.schema ? { databaseUrl: args.database, databaseSchema: args.schema, databasePoolSize: 10 } : {}),
-  });
-  process.send({ url: server.url });
-  process.on('message', async () => {
-    await server.close();
-    process.exit(0);
-  });
-} else {
-  await main();
-}
 
-function makeEvents(n, offset = 0) {
-  const events = new Array(n);
-  for (let i = 0; i < n; i++) {
-    const k = offset + i;
-    const callId = `c${k >> 2}`;
-    const id = `producer-1.${k}`;
-    switch (k % 4) {
-      case 0: events[i] = { id, type: 'call.started', data: { callId, label: `Evaluating doc_${k >> 2} with gpt-4` } }; break;
-      case 1: events[i] = { id, type: 'call.succeeded', data: { callId, durationMs: 120 } }; break;
-      case 2: events[i] = { id, type: 'progress', data: { done: k >> 2, total: 1_000_000 } }; break;
-      default: events[i] = { id, type: 'metric', data: { name: 'latency_ms', value: 120 + (k % 50), step: k >> 2 } };
-    }
-  }
-  return events;
-}
 
 let schemaNo = 0;
 async function withSchema(fn) {
@@ -166,39 +133,7 @@ async function httpOneByOne(schema, total, concurrency) {
   const dir = mkdtempSync(join(tmpdir(), 'rt-bench-http-'));
   const node = await startNode(dir, schema, 'bench-http');
   try {
-    const created = await fetch(`${node.url}/api/v1/runs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'bench-http' }),
-    }).then((r) => r.json());
-    const { hostname, port } = new URL(node.url);
-    const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-    const path = `/api/v1/runs/${created.id}/events`;
-    const post = (body) =>
-      new Promise((resolve, reject) => {
-        const req = http.request(
-          { hostname, port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
-          (res) => {
-            const chunks = [];
-            res.on('data', (c) => chunks.push(c));
-            res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`append answered ${res.statusCode}: ${Buffer.concat(chunks)}`))));
-          },
-        );
-        req.on('error', reject);
-        req.end(body);
-      });
-    const bodies = makeEvents(total).map((e) => JSON.stringify({ events: [e] }));
-    let next = 0;
-    const worker = async () => {
-      while (next < total) await post(bodies[next++]);
-    };
-    const started = process.hrtime.bigint();
-    await Promise.all(Array.from({ length: concurrency }, worker));
-    const rate = total / (Number(process.hrtime.bigint() - started) / 1e9);
-    agent.destroy();
-    const run = await fetch(`${node.url}/api/v1/runs/${created.id}`).then((r) => r.json());
-    if (run.seq !== total) throw new Error(`expected seq ${total}, the server has ${run.seq}`);
-    return rate;
+    return await httpOneByOneAppends(node.url, total, concurrency);
   } finally {
     await node.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -305,4 +240,24 @@ async function main() {
     `| cross-node delivery, append on B → receipt on A (${fmt(Number(args.observers))} observers on A, ${args.rate} ev/s for ${args.seconds} s) | p50 ${m.p50} ms, p99 ${m.p99} ms | (one node) | |`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+// Last: the helpers above are consts, defined only once the module has run to here.
+if (args.child) {
+  // A server process: SQLite in the data dir, or PostgreSQL when a schema is given.
+  const { startServer } = await import('../packages/server/dist/index.js');
+  const server = await startServer({
+    port: 0,
+    dataDir: args.child,
+    logLevel: 'silent',
+    node: args.node ?? 'bench',
+    ...(args.schema ? { databaseUrl: args.database, databaseSchema: args.schema, databasePoolSize: 10 } : {}),
+  });
+  process.send({ url: server.url });
+  process.on('message', async () => {
+    await server.close();
+    process.exit(0);
+  });
+} else {
+  await main();
 }

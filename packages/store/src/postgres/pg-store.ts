@@ -12,13 +12,13 @@ import {
   type ListRunsResponse,
   type Owner,
   type Run,
-  type RunError,
   type RunEvent,
   type RunStatus,
   type Snapshot,
 } from '@runtrail/protocol';
 import type { AppendFeed, AppendOptions, AppendResult, DueRuns, NewRunRecord, SharedRunStore } from '../store.js';
 import { fence, notFound, terminalConflict } from '../errors.js';
+import { json, parse, rowToEvent, rowToRun, type EventRow, type RunRow as BaseRunRow } from '../rows.js';
 import { migrations } from './migrations.js';
 import { PgListener } from './pg-listener.js';
 
@@ -37,45 +37,15 @@ export interface PgStoreOptions {
   onError?: ((err: Error) => void) | undefined;
 }
 
-interface RunRow {
-  id: string;
-  name: string;
-  parent_id: string | null;
-  status: RunStatus;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  input: string | null;
+/** PostgreSQL's run row: booleans and jsonb labels, plus the owner columns the updates read. */
+interface RunRow extends BaseRunRow {
   labels: Record<string, string>;
-  error: string | null;
-  output: string | null;
-  seq: number;
-  snapshot?: string;
   execute: boolean;
-  owner: string | null;
+  fail_on_stall: boolean;
   owner_node: string | null;
   owner_kind: string | null;
-  lease_ttl_ms: number;
-  lease_expires_at: number | null;
-  heartbeat_at: number | null;
-  cancel_requested_at: number | null;
-  timeout_ms: number | null;
-  stall_timeout_ms: number | null;
-  fail_on_stall: boolean;
-  last_progress_at: number | null;
-  stalled_at: number | null;
-  retry_of: string | null;
-  attempt: number;
 }
 
-interface EventRow {
-  run_id: string;
-  seq: number;
-  type: string;
-  ts: number;
-  data: string | null;
-  event_id: string | null;
-}
 
 interface PendingAppend {
   runId: string;
@@ -117,9 +87,6 @@ const types = {
   },
 };
 
-const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
-const parse = <T>(text: string | null | undefined, fallback: T): T =>
-  text === null || text === undefined ? fallback : (JSON.parse(text) as T);
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -505,7 +472,7 @@ export class PgRunStore implements SharedRunStore {
       const exists = await this.query(`SELECT 1 FROM runs WHERE id = $1`, [runId]);
       if (exists.rowCount === 0) throw notFound(runId);
     }
-    return rows.map(toEvent);
+    return rows.map(rowToEvent);
   }
 
   async heartbeat(runId: string, options: { now: number; owner?: Owner | undefined }): Promise<Run> {
@@ -638,33 +605,9 @@ export class PgRunStore implements SharedRunStore {
   }
 
   private toRun(row: RunRow, snapshot?: Snapshot): Run {
-    return {
-      id: row.id,
-      name: row.name,
-      parentId: row.parent_id,
-      status: row.status,
-      createdAt: row.created_at,
-      startedAt: row.started_at,
-      finishedAt: row.finished_at,
-      input: parse(row.input, null),
-      labels: row.labels,
-      error: parse<RunError | null>(row.error, null),
-      output: parse(row.output, null),
-      seq: row.seq,
-      snapshot: snapshot ?? parse(row.snapshot, initialSnapshot()),
-      execute: row.execute,
-      owner: parse<Owner | null>(row.owner, null),
-      leaseTtlMs: row.lease_ttl_ms,
-      leaseExpiresAt: row.lease_expires_at,
-      heartbeatAt: row.heartbeat_at,
-      cancelRequestedAt: row.cancel_requested_at,
-      timeoutMs: row.timeout_ms,
-      stallTimeoutMs: row.stall_timeout_ms,
-      failOnStall: row.fail_on_stall,
-      retryOf: row.retry_of,
-      attempt: row.attempt,
-    };
+    return rowToRun(row, snapshot);
   }
+
 }
 
 /**
@@ -738,11 +681,6 @@ function foldAppend(
   };
 }
 
-function toEvent(row: EventRow): RunEvent {
-  const event: RunEvent = { runId: row.run_id, seq: row.seq, type: row.type, ts: row.ts, data: parse(row.data, {}) };
-  if (row.event_id !== null) event.id = row.event_id;
-  return event;
-}
 
 /** SQLSTATE classes that mean "the database is not there right now", not "this request is wrong". */
 const UNAVAILABLE_STATES = /^(08|53|57P|58)/;

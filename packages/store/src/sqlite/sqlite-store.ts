@@ -13,13 +13,13 @@ import {
   type ListRunsResponse,
   type Owner,
   type Run,
-  type RunError,
   type RunEvent,
   RunStatus,
   type Snapshot,
 } from '@runtrail/protocol';
 import type { AppendOptions, AppendResult, DueRuns, NewRunRecord, RunStore } from '../store.js';
 import { fence, notFound, terminalConflict } from '../errors.js';
+import { json, parse, rowToEvent, rowToRun, type EventRow, type RunRow } from '../rows.js';
 import { migrations } from './migrations.js';
 
 export interface SqliteStoreOptions {
@@ -28,34 +28,6 @@ export interface SqliteStoreOptions {
   snapshotCacheSize?: number;
 }
 
-interface RunRow {
-  id: string;
-  name: string;
-  parent_id: string | null;
-  status: RunStatus;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  input: string | null;
-  labels: string;
-  error: string | null;
-  output: string | null;
-  seq: number;
-  snapshot?: string;
-  execute: number;
-  owner: string | null;
-  lease_ttl_ms: number;
-  lease_expires_at: number | null;
-  heartbeat_at: number | null;
-  cancel_requested_at: number | null;
-  timeout_ms: number | null;
-  stall_timeout_ms: number | null;
-  fail_on_stall: number;
-  last_progress_at: number | null;
-  stalled_at: number | null;
-  retry_of: string | null;
-  attempt: number;
-}
 
 interface PendingAppend {
   runId: string;
@@ -65,22 +37,11 @@ interface PendingAppend {
   reject(err: unknown): void;
 }
 
-interface EventRow {
-  run_id: string;
-  seq: number;
-  type: string;
-  ts: number;
-  data: string | null;
-  event_id: string | null;
-}
 
 const RUN_COLUMNS_NO_SNAPSHOT = `id, name, parent_id, status, created_at, started_at, finished_at, input, labels,
   error, output, seq, execute, owner, lease_ttl_ms, lease_expires_at, heartbeat_at, cancel_requested_at,
   timeout_ms, stall_timeout_ms, fail_on_stall, last_progress_at, stalled_at, retry_of, attempt`;
 
-const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
-const parse = <T>(text: string | null | undefined, fallback: T): T =>
-  text === null || text === undefined ? fallback : (JSON.parse(text) as T);
 
 /**
  * The embedded store: one SQLite file in WAL mode, written through
@@ -430,7 +391,7 @@ export class SqliteRunStore implements RunStore {
   async readEvents(runId: string, after: number, limit: number): Promise<RunEvent[]> {
     const rows = this.stmt.readEvents.all(runId, after, limit) as EventRow[];
     if (rows.length === 0) this.requireHead(runId);
-    return rows.map(toEvent);
+    return rows.map(rowToEvent);
   }
 
   async heartbeat(runId: string, options: { now: number; owner?: Owner | undefined }): Promise<Run> {
@@ -516,40 +477,11 @@ export class SqliteRunStore implements RunStore {
   }
 
   private toRun(row: RunRow, snapshot?: Snapshot): Run {
-    return {
-      id: row.id,
-      name: row.name,
-      parentId: row.parent_id,
-      status: row.status,
-      createdAt: row.created_at,
-      startedAt: row.started_at,
-      finishedAt: row.finished_at,
-      input: parse(row.input, null),
-      labels: parse(row.labels, {}),
-      error: parse<RunError | null>(row.error, null),
-      output: parse(row.output, null),
-      seq: row.seq,
-      snapshot: snapshot ?? (row.snapshot !== undefined ? parse(row.snapshot, initialSnapshot()) : this.loadSnapshot(row.id, row.seq)),
-      execute: row.execute === 1,
-      owner: parse<Owner | null>(row.owner, null),
-      leaseTtlMs: row.lease_ttl_ms,
-      leaseExpiresAt: row.lease_expires_at,
-      heartbeatAt: row.heartbeat_at,
-      cancelRequestedAt: row.cancel_requested_at,
-      timeoutMs: row.timeout_ms,
-      stallTimeoutMs: row.stall_timeout_ms,
-      failOnStall: row.fail_on_stall === 1,
-      retryOf: row.retry_of,
-      attempt: row.attempt,
-    };
+    return rowToRun(row, snapshot ?? (row.snapshot !== undefined ? undefined : this.loadSnapshot(row.id, row.seq)));
   }
+
 }
 
-function toEvent(row: EventRow): RunEvent {
-  const event: RunEvent = { runId: row.run_id, seq: row.seq, type: row.type, ts: row.ts, data: parse(row.data, {}) };
-  if (row.event_id !== null) event.id = row.event_id;
-  return event;
-}
 
 /** What an event id refers to: enough to tell a retry from a different event. */
 interface StoredEventRef {
