@@ -13,7 +13,7 @@ import {
   type Owner,
   type Run,
   type RunEvent,
-  type RunStatus,
+  RunStatus,
   type Snapshot,
 } from '@runtrail/protocol';
 import type { AppendFeed, AppendOptions, AppendResult, DueRuns, NewRunRecord, SharedRunStore } from '../store.js';
@@ -532,6 +532,13 @@ export class PgRunStore implements SharedRunStore {
       [node, kind],
     );
     return rows.map((r) => this.toRun(r));
+  }
+
+  async countByStatus(): Promise<Record<RunStatus, number>> {
+    const counts = Object.fromEntries(RunStatus.options.map((s) => [s, 0])) as Record<RunStatus, number>;
+    const { rows } = await this.query<{ status: RunStatus; n: number }>(`SELECT status, count(*) AS n FROM runs GROUP BY status`);
+    for (const row of rows) counts[row.status] = row.n;
+    return counts;
   }
 
   async close(): Promise<void> {
