@@ -168,6 +168,7 @@ export interface RouteResponse {
  */
 export const routeResponses: { [R in RouteName]: RouteResponse } = {
   health: { status: 200, description: 'The server is up', schema: HealthResponseSchema },
+  ready: { status: 200, description: 'The store answers: this node can serve (503 unavailable + Retry-After otherwise)', schema: HealthResponseSchema },
   metrics: { status: 200, description: 'Prometheus text exposition', contentType: 'text/plain; version=0.0.4' },
   createRun: { status: 201, description: 'The new run (200 with the existing run for a repeated Idempotency-Key)', schema: RunSchema },
   listRuns: { status: 200, description: 'A page of runs, newest first', schema: ListRunsResponseSchema },

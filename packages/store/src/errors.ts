@@ -1,4 +1,6 @@
-import { RuntrailError, isTerminalStatus, type Owner, type RunStatus, type Snapshot } from '@runtrail/protocol';
+import { isDeepStrictEqual } from 'node:util';
+import { RuntrailError, isTerminalStatus, type EventInput, type Owner, type RunStatus, type Snapshot } from '@runtrail/protocol';
+import { parse } from './rows.js';
 
 /** Errors every adapter raises the same way (same code, same message, same details). */
 export function notFound(runId: string): RuntrailError {
@@ -54,5 +56,33 @@ export function fence(
     `run ${runId} is held by ${describeOwner(holder)} (lease until ${new Date(run.leaseExpiresAt).toISOString()}); ` +
       `${describeOwner(caller)} does not hold its lease: stop working on it`,
     { owner: holder, leaseExpiresAt: run.leaseExpiresAt },
+  );
+}
+
+/** What an event id refers to: enough to tell a retry from a different event. */
+export interface StoredEventRef {
+  seq: number;
+  type: string;
+  ts: number;
+  data: string | null;
+}
+
+/**
+ * The original seq when `event` is a retry of the stored one; an id reused
+ * for a different event is refused, never answered as if it were stored.
+ * A retry without `ts` matches whatever time the server gave the original.
+ */
+export function sameEventOrConflict(runId: string, event: EventInput, stored: StoredEventRef): number {
+  const data = event.data === undefined ? {} : event.data;
+  const text = JSON.stringify(data);
+  const same =
+    event.type === stored.type &&
+    (event.ts === undefined || event.ts === stored.ts) &&
+    (text === stored.data || isDeepStrictEqual(JSON.parse(text), parse(stored.data, {})));
+  if (same) return stored.seq;
+  throw new RuntrailError(
+    'event_id_conflict',
+    `event id ${event.id} of run ${runId} is already stored at seq ${stored.seq} with a different payload; give each new event a new id`,
+    { runId, eventId: event.id, seq: stored.seq },
   );
 }

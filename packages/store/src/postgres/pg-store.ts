@@ -17,7 +17,7 @@ import {
   type Snapshot,
 } from '@runtrail/protocol';
 import type { AppendFeed, AppendOptions, AppendResult, DueRuns, NewRunRecord, SharedRunStore } from '../store.js';
-import { fence, notFound, terminalConflict } from '../errors.js';
+import { fence, notFound, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import { json, parse, rowToEvent, rowToRun, type EventRow, type RunRow as BaseRunRow } from '../rows.js';
 import { migrations } from './migrations.js';
 import { PgListener } from './pg-listener.js';
@@ -368,14 +368,14 @@ export class PgRunStore implements SharedRunStore {
       if (!states.has(item.runId)) continue;
       for (const e of item.events) if (e.id !== undefined) (idRuns.push(item.runId), idValues.push(e.id));
     }
-    const known = new Map<string, number>();
+    const known = new Map<string, StoredEventRef>();
     if (idValues.length > 0) {
-      const found = await c.query<{ run_id: string; event_id: string; seq: number }>(
-        `SELECT e.run_id, e.event_id, e.seq FROM events e
+      const found = await c.query<{ run_id: string; event_id: string } & StoredEventRef>(
+        `SELECT e.run_id, e.event_id, e.seq, e.type, e.ts, e.data FROM events e
          JOIN unnest($1::text[], $2::text[]) AS k(run_id, event_id) ON e.run_id = k.run_id AND e.event_id = k.event_id`,
         [idRuns, idValues],
       );
-      for (const r of found.rows) known.set(`${r.run_id}\u0000${r.event_id}`, r.seq);
+      for (const r of found.rows) known.set(`${r.run_id}\u0000${r.event_id}`, { seq: r.seq, type: r.type, ts: r.ts, data: r.data });
     }
 
     const rows: { run: string[]; seq: number[]; type: string[]; ts: number[]; data: string[]; id: Array<string | null>; terminal: boolean[] } = {
@@ -400,7 +400,7 @@ export class PgRunStore implements SharedRunStore {
           rows.data.push(JSON.stringify(e.data));
           rows.id.push(e.id ?? null);
           rows.terminal.push(isTerminalType(e.type));
-          if (e.id !== undefined) known.set(`${e.runId}\u0000${e.id}`, e.seq);
+          if (e.id !== undefined) known.set(`${e.runId}\u0000${e.id}`, { seq: e.seq, type: e.type, ts: e.ts, data: JSON.stringify(e.data) });
         }
         results.push({ ok: { state, seqs: draft.seqs, appended: draft.appended, options: item.options } });
       } catch (err) {
@@ -625,20 +625,21 @@ export class PgRunStore implements SharedRunStore {
 function foldAppend(
   state: RunState,
   item: PendingAppend,
-  known: Map<string, number>,
+  known: Map<string, StoredEventRef>,
 ): { state: Partial<RunState>; seqs: number[]; appended: RunEvent[] } {
   const { runId, events, options } = item;
   const fenced = fence(runId, { status: state.status, owner: parse<Owner | null>(state.owner, null), leaseExpiresAt: state.leaseExpiresAt }, options.owner, options.now, 'append');
   if (fenced) throw fenced;
   const seqs: number[] = [];
   const appended: RunEvent[] = [];
-  const seenInBatch = new Map<string, number>();
+  const seenInBatch = new Map<string, StoredEventRef>();
   let { seq, snapshot, status, finishedAt, error, output, cancelRequestedAt, startedAt } = state;
   for (const event of events) {
     if (event.id !== undefined) {
+      // A retry gets its original seq back; the same id with another event is refused.
       const original = seenInBatch.get(event.id) ?? known.get(`${runId}\u0000${event.id}`);
       if (original !== undefined) {
-        seqs.push(original);
+        seqs.push(sameEventOrConflict(runId, event, original));
         continue;
       }
     }
@@ -649,7 +650,7 @@ function foldAppend(
     const stored: RunEvent = { runId, seq, type: event.type, ts, data };
     if (event.id !== undefined) {
       stored.id = event.id;
-      seenInBatch.set(event.id, seq);
+      seenInBatch.set(event.id, { seq, type: event.type, ts, data: JSON.stringify(data) });
     }
     appended.push(stored);
     seqs.push(seq);

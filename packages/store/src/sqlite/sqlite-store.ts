@@ -1,4 +1,3 @@
-import { isDeepStrictEqual } from 'node:util';
 import Database from 'better-sqlite3';
 import {
   RuntrailError,
@@ -18,7 +17,7 @@ import {
   type Snapshot,
 } from '@runtrail/protocol';
 import type { AppendOptions, AppendResult, DueRuns, NewRunRecord, RunStore } from '../store.js';
-import { fence, notFound, terminalConflict } from '../errors.js';
+import { fence, notFound, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import { json, parse, rowToEvent, rowToRun, type EventRow, type RunRow } from '../rows.js';
 import { migrations } from './migrations.js';
 
@@ -482,34 +481,6 @@ export class SqliteRunStore implements RunStore {
 
 }
 
-
-/** What an event id refers to: enough to tell a retry from a different event. */
-interface StoredEventRef {
-  seq: number;
-  type: string;
-  ts: number;
-  data: string | null;
-}
-
-/**
- * The original seq when `event` is a retry of the stored one; an id reused
- * for a different event is refused, never answered as if it were stored.
- * A retry without `ts` matches whatever time the server gave the original.
- */
-function sameEventOrConflict(runId: string, event: EventInput, stored: StoredEventRef): number {
-  const data = event.data === undefined ? {} : event.data;
-  const text = JSON.stringify(data);
-  const same =
-    event.type === stored.type &&
-    (event.ts === undefined || event.ts === stored.ts) &&
-    (text === stored.data || isDeepStrictEqual(JSON.parse(text), parse(stored.data, {})));
-  if (same) return stored.seq;
-  throw new RuntrailError(
-    'event_id_conflict',
-    `event id ${event.id} of run ${runId} is already stored at seq ${stored.seq} with a different payload; give each new event a new id`,
-    { runId, eventId: event.id, seq: stored.seq },
-  );
-}
 
 function ownerField(ownerJson: string | null, field: 'node' | 'kind'): string | null {
   const owner = parse<Owner | null>(ownerJson, null);
