@@ -27,7 +27,12 @@ export interface RouteDef {
 export const API_PREFIX = '/api/v1';
 
 export const routes = {
-  health: { method: 'GET', path: '/healthz', summary: 'Liveness: 200 while the server can reach its store' },
+  health: { method: 'GET', path: '/healthz', summary: 'Liveness: always 200 while the process runs; never waits on the store' },
+  ready: {
+    method: 'GET',
+    path: '/readyz',
+    summary: 'Readiness: 200 when this node can take writes; otherwise 503 `unavailable` with details.reasons (store locked, unreachable, read-only, file deleted)',
+  },
   metrics: { method: 'GET', path: '/metrics', summary: 'Prometheus metrics' },
   createRun: {
     method: 'POST',

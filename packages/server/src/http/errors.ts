@@ -6,6 +6,8 @@ export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | RuntrailError, request, reply) => {
     const mapped = toRuntrailError(err);
     if (mapped.code === 'internal') request.log.error({ err }, 'request failed');
+    // Producers' SDKs wait this long before retrying a 503 (a locked or unreachable store).
+    if (mapped.code === 'unavailable') void reply.header('retry-after', String(retryAfterSeconds(mapped)));
     void reply.status(mapped.status).send(mapped.toBody());
   });
   app.setNotFoundHandler((request, reply) => {
@@ -14,6 +16,11 @@ export function installErrorHandler(app: FastifyInstance): void {
     };
     void reply.status(404).send(body);
   });
+}
+
+function retryAfterSeconds(err: RuntrailError): number {
+  const ms = (err.details as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+  return typeof ms === 'number' && ms > 0 ? Math.ceil(ms / 1000) : 1;
 }
 
 export function toRuntrailError(err: unknown): RuntrailError {
