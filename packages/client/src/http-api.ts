@@ -65,7 +65,11 @@ export class HttpApi {
     if (response.status === 204) return undefined as T;
     const text = await response.text();
     const payload = text.length > 0 ? (JSON.parse(text) as unknown) : undefined;
-    if (!response.ok) throw errorFromResponse(response.status, payload, `${route.method} ${url}`);
+    if (!response.ok) {
+      const err = errorFromResponse(response.status, payload, `${route.method} ${url}`);
+      err.retryAfterMs = retryAfterMs(response.headers.get('retry-after'));
+      throw err;
+    }
     return payload as T;
   }
 }
@@ -76,6 +80,15 @@ export function errorFromResponse(status: number, payload: unknown, what: string
   if (isErrorCode(code)) return new RuntrailError(code, body!.error!.message, body!.error!.details);
   if (status >= 500) return new RuntrailError('unavailable', `${what} answered ${status}`);
   return new RuntrailError('invalid_request', `${what} answered ${status}`);
+}
+
+/** A Retry-After header (seconds or an HTTP date) in ms; undefined when absent or unreadable. */
+export function retryAfterMs(header: string | null): number | undefined {
+  if (header === null || header.trim() === '') return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
 /** Worth retrying: the server was unreachable, overloaded, or failed on its side. */

@@ -29,12 +29,15 @@ export interface ErrorBody {
 export class RuntrailError extends Error {
   readonly code: ErrorCode;
   readonly details: unknown;
+  /** How long the server asked the client to wait before retrying (a 503's Retry-After), if it said. */
+  retryAfterMs: number | undefined;
 
   constructor(code: ErrorCode, message: string, details?: unknown) {
     super(message);
     this.name = 'RuntrailError';
     this.code = code;
     this.details = details;
+    this.retryAfterMs = undefined;
   }
 
   get status(): number {

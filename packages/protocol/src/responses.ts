@@ -130,6 +130,7 @@ export const HeartbeatResponseSchema = z.object({
   status: RunStatus,
 });
 export const HealthResponseSchema = z.object({ ok: z.boolean(), node: z.string(), store: z.string() });
+export const ReadyResponseSchema = z.object({ ready: z.literal(true), node: z.string(), store: z.string() });
 export const HandlersResponseSchema = z.object({ handlers: z.array(z.string()) });
 
 const ErrorCodeSchema = z.enum(Object.keys(errorStatus) as [keyof typeof errorStatus, ...Array<keyof typeof errorStatus>]);
@@ -168,7 +169,11 @@ export interface RouteResponse {
  */
 export const routeResponses: { [R in RouteName]: RouteResponse } = {
   health: { status: 200, description: 'The server is up', schema: HealthResponseSchema },
-  ready: { status: 200, description: 'The store answers: this node can serve (503 unavailable + Retry-After otherwise)', schema: HealthResponseSchema },
+  ready: {
+    status: 200,
+    description: 'The node can take writes (otherwise 503 `unavailable` with details.reasons)',
+    schema: ReadyResponseSchema,
+  },
   metrics: { status: 200, description: 'Prometheus text exposition', contentType: 'text/plain; version=0.0.4' },
   createRun: { status: 201, description: 'The new run (200 with the existing run for a repeated Idempotency-Key)', schema: RunSchema },
   listRuns: { status: 200, description: 'A page of runs, newest first', schema: ListRunsResponseSchema },

@@ -27,11 +27,11 @@ export interface RouteDef {
 export const API_PREFIX = '/api/v1';
 
 export const routes = {
-  health: { method: 'GET', path: '/healthz', summary: 'Liveness: 200 while the process serves requests (never touches the store)' },
+  health: { method: 'GET', path: '/healthz', summary: 'Liveness: always 200 while the process runs; never waits on the store' },
   ready: {
     method: 'GET',
     path: '/readyz',
-    summary: 'Readiness: 200 while the store answers; 503 unavailable + Retry-After while it does not (take the node out of the load balancer)',
+    summary: 'Readiness: 200 when this node can take writes; otherwise 503 `unavailable` with details.reasons (store locked, unreachable, read-only, file deleted)',
   },
   metrics: { method: 'GET', path: '/metrics', summary: 'Prometheus metrics' },
   createRun: {

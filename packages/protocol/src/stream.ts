@@ -41,6 +41,13 @@ import type { Run, RunStatus } from './run.js';
  * Backpressure: when the bytes queued for a connection exceed the server's
  * `sendBufferBytes`, the server stops sending live events to it; once they
  * are flushed it continues from the store at the next seq. Nothing is lost.
+ * Replies (pong, error, subscribed) count against the same bound: they may
+ * take the queue up to `sendBufferBytes` + STREAM_REPLY_ALLOWANCE_BYTES, and a
+ * client that sends anything while its queue is past that (it sends but does
+ * not read) is closed with code STREAM_CLOSE_CODES.sendBufferFull (4008).
+ * `invalid_request` errors for unparseable messages are rate-limited per
+ * connection (STREAM_ERROR_REPLIES_PER_SECOND); the excess is dropped and
+ * counted in the next error that is sent.
  *
  * Server-Sent Events (`routes.streamRun`, one run): `GET` with `?after=N` or
  * a `Last-Event-ID: N` header (the header wins, so a browser EventSource
@@ -52,6 +59,20 @@ import type { Run, RunStatus } from './run.js';
  * closes the response. An EventSource client must call `close()` on `end`,
  * or it will reconnect (and be told `end` again).
  */
+
+/** WebSocket close codes the server sends (4000-4999 are the application's own). */
+export const STREAM_CLOSE_CODES = {
+  /** The server is stopping (standard). */
+  goingAway: 1001,
+  /** The client kept sending while not reading what it was sent: its queue passed the bound. */
+  sendBufferFull: 4008,
+} as const;
+
+/** Bytes of replies a WebSocket may have queued beyond the server's sendBufferBytes. */
+export const STREAM_REPLY_ALLOWANCE_BYTES = 64 * 1024;
+
+/** `invalid_request` replies to unparseable messages, per connection and second (a burst of as many is allowed). */
+export const STREAM_ERROR_REPLIES_PER_SECOND = 10;
 
 export const StreamRunQuery = z.object({
   after: z.coerce.number().int().min(0).optional(),

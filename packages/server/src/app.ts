@@ -2,12 +2,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
 import { uuidv7 } from 'uuidv7';
-import { routes } from '@runtrail/protocol';
 import type { RunStore } from '@runtrail/store';
 import type { ServerConfig } from './config.js';
 import { Executor, registerExecutorRoutes } from './executor/index.js';
 import { Hub } from './hub.js';
 import { registerApiDocs } from './http/api-docs.js';
+import { Readiness, registerHealthRoutes } from './http/health.js';
 import { installErrorHandler, toRuntrailError } from './http/errors.js';
 import { createLogger, logRunIds, logRunLifecycle } from './logger.js';
 import { ServerMetrics, registerMetrics } from './http/metrics.js';
@@ -43,7 +43,16 @@ export interface App {
   reaper: Reaper;
   /** Register the handler of runs named `name`: `app.define('eval', async (ctx) => …)`. */
   define: Executor['define'];
+  /** Whether the store takes writes; checked on a timer (started by startServer) and by GET /readyz. */
+  readiness: Readiness;
 }
+
+/**
+ * How often the store's readiness is checked (and a change logged): a
+ * deleted database file or a lock that does not end shows in the log within
+ * this, even when no write comes to find it.
+ */
+const READINESS_INTERVAL_MS = 1000;
 
 /** Assemble the HTTP app around a store. Does not listen; see startServer. */
 export async function buildApp(deps: AppDeps): Promise<App> {
@@ -82,12 +91,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   installErrorHandler(http);
   logRunIds(http);
-  http.get(routes.health.path, async () => ({ ok: true, node: config.node, store: store.kind }));
-  // A real query through the store: a node whose database is unreachable answers 503 here (and on every route that needs it).
-  http.get(routes.ready.path, async () => {
-    await store.listRuns({ limit: 1 });
-    return { ok: true, node: config.node, store: store.kind };
-  });
+  const readiness = new Readiness(store, http.log, READINESS_INTERVAL_MS);
+  registerHealthRoutes(http, { node: config.node, store, readiness });
   // One id per process: runs held under another id on this node belong to a dead incarnation.
   const incarnation = newId();
   const executor = new Executor({
@@ -121,5 +126,5 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   logRunLifecycle(http.log, hub);
   await registerApiDocs(http, SERVER_VERSION);
   await registerStatic(http, config.webDir);
-  return { http, runs, hub, stream, config, executor, reaper, define: executor.define.bind(executor) };
+  return { http, runs, hub, stream, config, executor, reaper, readiness, define: executor.define.bind(executor) };
 }

@@ -46,6 +46,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   await app.reaper.start();
   const address = await app.http.listen({ host: config.host, port: config.port });
   app.executor.start();
+  app.readiness.start();
   app.http.log.info({ config: describeConfig(config), store: store.kind }, `runtrail listening on ${address}`);
   let closed: Promise<void> | null = null;
   return {
@@ -55,6 +56,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     close: () =>
       (closed ??= (async () => {
         // Handlers get their grace period while watchers can still see them end.
+        app.readiness.stop();
         await app.executor.shutdown();
         await app.reaper.stop();
         await app.http.close();

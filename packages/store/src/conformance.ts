@@ -88,6 +88,14 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
     /** The whole visible state of a run: what must not change when a write is refused. */
     const stateOf = async (runId: string) => ({ run: await store.getRun(runId), events: await readAll(runId) });
 
+    describe('readiness', () => {
+      it('says a store that can take writes is ready, with no reasons', async () => {
+        expect(await store.readiness()).toEqual({ ready: true, reasons: [] });
+        await create();
+        expect(await store.readiness()).toEqual({ ready: true, reasons: [] });
+      });
+    });
+
     describe('runs', () => {
       it('creates a producer run that is running, leased, with an empty log and snapshot', async () => {
         const id = uuidv7();

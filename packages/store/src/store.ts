@@ -44,7 +44,20 @@ export interface RunStore {
   /** How many runs are in each status now (every status present, 0 when none): the runtrail_runs gauge. */
   countByStatus(): Promise<Record<RunStatus, number>>;
 
+  /**
+   * Whether the store can take writes now, and if not, why (one sentence per
+   * reason, for GET /readyz and the log). Answers within tens of ms: it never
+   * waits out a lock. A store that cannot write answers writes with
+   * `unavailable` (503) rather than acknowledging what it cannot keep.
+   */
+  readiness(): Promise<StoreReadiness>;
+
   close(): Promise<void>;
+}
+
+export interface StoreReadiness {
+  ready: boolean;
+  reasons: string[];
 }
 
 export interface NewRunRecord {

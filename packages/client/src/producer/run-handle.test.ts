@@ -82,6 +82,26 @@ describe('producer SDK', () => {
     run.close();
   });
 
+  it("waits out a 503's Retry-After before sending the batch again (issue 11)", async () => {
+    const attempts: number[] = [];
+    const busyOnce: typeof fetch = async (input, init) => {
+      if (!String(input).endsWith('/events')) return fetch(input, init);
+      attempts.push(performance.now());
+      if (attempts.length > 1) return fetch(input, init);
+      // What a server with a locked database answers.
+      const body = { error: { code: 'unavailable', message: 'the database is locked by another process; retry shortly' } };
+      return new Response(JSON.stringify(body), { status: 503, headers: { 'content-type': 'application/json', 'retry-after': '1' } });
+    };
+    const client = new RuntrailClient({ url: server.url, fetch: busyOnce });
+    const run = await client.createRun({ name: 'busy' });
+    run.count('n');
+    await run.flush();
+    expect(attempts).toHaveLength(2);
+    expect(attempts[1]! - attempts[0]!).toBeGreaterThanOrEqual(1000);
+    expect((await client.getRun(run.id)).snapshot.counters.named.n).toBe(1);
+    run.close();
+  });
+
   it('keeps every event through a server restart and stores none twice', async () => {
     const { port } = new URL(server.url);
     const client = new RuntrailClient({ url: server.url, requestTimeoutMs: 1000 });

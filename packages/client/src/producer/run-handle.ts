@@ -264,7 +264,9 @@ export class RunHandle {
         return await send();
       } catch (err) {
         if (!isRetryable(err) || Date.now() >= deadline) throw err;
-        await delay(backoffDelay(attempt, { initialMs: 50, maxMs: 2_000 }));
+        // A 503 says how long to wait (Retry-After); sooner would only be refused again.
+        const asked = err instanceof RuntrailError ? (err.retryAfterMs ?? 0) : 0;
+        await delay(Math.max(asked, backoffDelay(attempt, { initialMs: 50, maxMs: 2_000 })));
       }
     }
   }

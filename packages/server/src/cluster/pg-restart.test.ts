@@ -72,8 +72,10 @@ describe('PostgreSQL restarted under two nodes', () => {
       await pg.stop();
       const during = produce(total);
       for (const node of [a, b]) {
-        const ready = await http<{ error: { code: string } }>('GET', `${node.url}/readyz`);
-        expect(ready.status).toBe(503);
+        const ready = await waitUntil(async () => {
+          const r = await http<{ error: { code: string } }>('GET', `${node.url}/readyz`);
+          return r.status === 503 && r;
+        }, { what: '/readyz to fail while the database is down' });
         expect(ready.body.error.code).toBe('unavailable');
         expect(ready.headers.get('retry-after')).toMatch(/^\d+$/);
         expect((await http('GET', `${node.url}/healthz`)).status).toBe(200);

@@ -1,16 +1,13 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { RuntrailError, type ErrorBody } from '@runtrail/protocol';
 
-/** Seconds a client should wait before retrying a 503 (a database restart takes a few). */
-export const RETRY_AFTER_S = 1;
-
 /** Map every failure to `{error: {code, message, details}}` with the status of its code. */
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | RuntrailError, request, reply) => {
     const mapped = toRuntrailError(err);
     if (mapped.code === 'internal') request.log.error({ err }, 'request failed');
-    // The store is unreachable (a database restarting): say when to try again.
-    if (mapped.code === 'unavailable') void reply.header('retry-after', String(RETRY_AFTER_S));
+    // Producers' SDKs wait this long before retrying a 503 (a locked or unreachable store).
+    if (mapped.code === 'unavailable') void reply.header('retry-after', String(retryAfterSeconds(mapped)));
     void reply.status(mapped.status).send(mapped.toBody());
   });
   app.setNotFoundHandler((request, reply) => {
@@ -19,6 +16,11 @@ export function installErrorHandler(app: FastifyInstance): void {
     };
     void reply.status(404).send(body);
   });
+}
+
+function retryAfterSeconds(err: RuntrailError): number {
+  const ms = (err.details as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+  return typeof ms === 'number' && ms > 0 ? Math.ceil(ms / 1000) : 1;
 }
 
 export function toRuntrailError(err: unknown): RuntrailError {

@@ -100,8 +100,9 @@ export class ServerMetrics implements StreamMetrics {
   instrumentStore(store: RunStore): RunStore {
     const errors = this.storeErrors;
     const failed = (operation: string, err: unknown) => {
-      // A RuntrailError is the store's answer (not found, conflict), not a failure of the store.
-      if (!(err instanceof RuntrailError)) errors.inc({ operation });
+      // A RuntrailError is the store's answer (not found, conflict), not a failure of the store,
+      // except `unavailable`: the database is locked, read-only or gone.
+      if (!(err instanceof RuntrailError) || err.code === 'unavailable') errors.inc({ operation });
       throw err;
     };
     return new Proxy(store, {

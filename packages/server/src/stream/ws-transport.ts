@@ -1,7 +1,16 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { RuntrailError, parseClientMessage, parseLabelFilter, routes, type ServerMessage } from '@runtrail/protocol';
+import {
+  RuntrailError,
+  STREAM_CLOSE_CODES,
+  STREAM_ERROR_REPLIES_PER_SECOND,
+  STREAM_REPLY_ALLOWANCE_BYTES,
+  parseClientMessage,
+  parseLabelFilter,
+  routes,
+  type ServerMessage,
+} from '@runtrail/protocol';
 import { sendFrames, wsEventFrames } from './frames.js';
 import { Outlet } from './outlet.js';
 import { RunSubscription } from './run-subscription.js';
@@ -38,6 +47,10 @@ export class WsConnection implements StreamConnection {
   private alive = true;
   private readonly subs = new Map<string, RunSubscription>();
   private runsSub: RunsSubscription | null = null;
+  /** Error replies this connection may still get now (a token bucket refilled over time). */
+  private errorTokens = STREAM_ERROR_REPLIES_PER_SECOND;
+  private errorTokensAt = Date.now();
+  private suppressedErrors = 0;
 
   constructor(
     private readonly ws: WebSocket,
@@ -46,7 +59,13 @@ export class WsConnection implements StreamConnection {
     private readonly onClosed: (conn: WsConnection) => void,
   ) {
     this.outlet = new WsOutlet(ws, deps.sendBufferBytes);
-    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('message', (data, isBinary) => {
+      if (this.acceptsMore()) this.onMessage(data, isBinary);
+    });
+    // Answered here rather than by ws (autoPong is off): a pong is queued bytes like any other.
+    ws.on('ping', (data) => {
+      if (this.acceptsMore()) ws.pong(data);
+    });
     ws.on('pong', () => {
       this.alive = true;
     });
@@ -73,7 +92,7 @@ export class WsConnection implements StreamConnection {
     if (mode === 'reset' && 'resetAndDestroy' in this.socket) {
       (this.socket as import('node:net').Socket).resetAndDestroy();
       this.cleanup();
-    } else this.ws.close(1001, 'server going away');
+    } else this.ws.close(STREAM_CLOSE_CODES.goingAway, 'server going away');
   }
 
   private cleanup(): void {
@@ -90,22 +109,59 @@ export class WsConnection implements StreamConnection {
     this.outlet.send(JSON.stringify(message));
   }
 
+  /**
+   * Whether to act on a message the client sent. Everything queued for the
+   * connection counts against its bound: replies may take it
+   * STREAM_REPLY_ALLOWANCE_BYTES past sendBufferBytes, and a client that
+   * sends while its queue is beyond that does not read what it asks for,
+   * so it is closed instead of growing the server's memory.
+   */
+  private acceptsMore(): boolean {
+    if (this.outlet.closed) return false;
+    const queued = this.outlet.queuedBytes();
+    if (queued <= this.outlet.limitBytes + STREAM_REPLY_ALLOWANCE_BYTES) return true;
+    this.deps.log.warn(
+      { queuedBytes: queued, sendBufferBytes: this.outlet.limitBytes, subscriptions: [...this.subs.keys()] },
+      'websocket peer keeps sending without reading; closing it (4008)',
+    );
+    this.cleanup();
+    this.ws.close(STREAM_CLOSE_CODES.sendBufferFull, 'send buffer full: read what the server sends');
+    return false;
+  }
+
+  /** An invalid_request reply, unless this connection had its share this second (then it is counted, not sent). */
+  private sendInvalid(message: string): void {
+    const now = Date.now();
+    this.errorTokens = Math.min(
+      STREAM_ERROR_REPLIES_PER_SECOND,
+      this.errorTokens + ((now - this.errorTokensAt) / 1000) * STREAM_ERROR_REPLIES_PER_SECOND,
+    );
+    this.errorTokensAt = now;
+    if (this.errorTokens < 1) {
+      this.suppressedErrors++;
+      return;
+    }
+    this.errorTokens -= 1;
+    const dropped = this.suppressedErrors;
+    this.suppressedErrors = 0;
+    const note = dropped > 0 ? ` (${dropped} more invalid messages were not answered)` : '';
+    this.send({ type: 'error', code: 'invalid_request', message: `${message}${note}` });
+  }
+
   private onMessage(data: RawData, isBinary: boolean): void {
     this.alive = true;
     let parsed: unknown;
     try {
       parsed = JSON.parse(isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString());
     } catch (err) {
-      this.send({ type: 'error', code: 'invalid_request', message: `send JSON text frames: ${(err as Error).message}` });
+      this.sendInvalid(`send JSON text frames: ${(err as Error).message}`);
       return;
     }
     const result = parseClientMessage(parsed);
     if (!result.success) {
-      this.send({
-        type: 'error',
-        code: 'invalid_request',
-        message: `not a client message of the stream protocol: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-      });
+      this.sendInvalid(
+        `not a client message of the stream protocol: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      );
       return;
     }
     const msg = result.data;
@@ -122,7 +178,7 @@ export class WsConnection implements StreamConnection {
         try {
           labels = parseLabelFilter(msg.filter.label);
         } catch (err) {
-          this.send({ type: 'error', code: 'invalid_request', message: (err as Error).message });
+          this.sendInvalid((err as Error).message);
           return;
         }
         this.runsSub?.close();
@@ -202,7 +258,13 @@ export class WsConnection implements StreamConnection {
 
 /** Accept WebSocket upgrades at the stream route on the Fastify server; other upgrade paths get 404. */
 export function createWsServer(deps: StreamDeps, onConnection: (ws: WebSocket, socket: Duplex) => void) {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_MESSAGE_BYTES, perMessageDeflate: false });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_CLIENT_MESSAGE_BYTES,
+    perMessageDeflate: false,
+    // Pongs are queued bytes too: WsConnection answers pings within the connection's bound.
+    autoPong: false,
+  });
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const path = (request.url ?? '').split('?')[0];
     if (path !== routes.stream.path) {

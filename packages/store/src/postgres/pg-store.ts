@@ -16,7 +16,7 @@ import {
   RunStatus,
   type Snapshot,
 } from '@runtrail/protocol';
-import type { AppendFeed, AppendOptions, AppendResult, DueRuns, NewRunRecord, SharedRunStore } from '../store.js';
+import type { AppendFeed, AppendOptions, AppendResult, DueRuns, NewRunRecord, SharedRunStore, StoreReadiness } from '../store.js';
 import { fence, notFound, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import { json, parse, rowToEvent, rowToRun, type EventRow, type RunRow as BaseRunRow } from '../rows.js';
 import { migrations } from './migrations.js';
@@ -532,6 +532,16 @@ export class PgRunStore implements SharedRunStore {
       [node, kind],
     );
     return rows.map((r) => this.toRun(r));
+  }
+
+  /** Ready while a query gets through; otherwise why not (the database down, restarting, out of connections). */
+  async readiness(): Promise<StoreReadiness> {
+    try {
+      await this.query('SELECT 1');
+      return { ready: true, reasons: [] };
+    } catch (err) {
+      return { ready: false, reasons: [(err as Error).message] };
+    }
   }
 
   async countByStatus(): Promise<Record<RunStatus, number>> {

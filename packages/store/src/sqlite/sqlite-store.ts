@@ -1,3 +1,5 @@
+import { statSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import {
   RuntrailError,
@@ -16,7 +18,7 @@ import {
   RunStatus,
   type Snapshot,
 } from '@runtrail/protocol';
-import type { AppendOptions, AppendResult, DueRuns, NewRunRecord, RunStore } from '../store.js';
+import type { AppendOptions, AppendResult, DueRuns, NewRunRecord, RunStore, StoreReadiness } from '../store.js';
 import { fence, notFound, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import { json, parse, rowToEvent, rowToRun, type EventRow, type RunRow } from '../rows.js';
 import { migrations } from './migrations.js';
@@ -25,13 +27,28 @@ export interface SqliteStoreOptions {
   filename: string;
   /** How many run snapshots to keep parsed in memory (they are also on disk). */
   snapshotCacheSize?: number;
+  /**
+   * How long one write may wait, blocking, for another connection's lock
+   * (SQLite's busy_timeout). better-sqlite3 waits ON the event loop, so this
+   * stays a few ms: a longer wait froze every request of the server.
+   */
+  busyTimeoutMs?: number;
+  /**
+   * How long a write keeps retrying a locked database, with the event loop
+   * free between attempts, before it fails `unavailable` (503).
+   */
+  busyWaitMs?: number;
 }
 
+/** Retry-After given with a 503 for a database that is locked or cannot be written. */
+const RETRY_AFTER_MS = 1000;
 
 interface PendingAppend {
   runId: string;
   events: EventInput[];
   options: AppendOptions;
+  /** Past this time a locked database fails the append instead of retrying it. */
+  deadline: number;
   resolve(result: AppendResult): void;
   reject(err: unknown): void;
 }
@@ -61,11 +78,25 @@ export class SqliteRunStore implements RunStore {
   private readonly stmt;
   private readonly appendTx;
   private pendingAppends: PendingAppend[] = [];
+  /** Set while appends wait to retry a locked database. */
+  private retryTimer: NodeJS.Timeout | null = null;
+  private busyAttempts = 0;
+  private readonly filename: string;
+  private readonly busyWaitMs: number;
+  /** The file this store opened; a different inode (or none) at that path means writes would be lost. */
+  private readonly identity: { dev: number; ino: number };
+  /** Why writes are refused for good (the file was deleted or replaced); a restart opens the file again. */
+  private fault: string | null = null;
 
   constructor(options: SqliteStoreOptions) {
     this.cacheSize = options.snapshotCacheSize ?? 1000;
+    this.filename = options.filename;
+    this.busyWaitMs = options.busyWaitMs ?? 2000;
     this.db = new Database(options.filename);
+    const st = statSync(options.filename);
+    this.identity = { dev: st.dev, ino: st.ino };
     // First, so that switching a new file to WAL waits for another opener.
+    // Opening blocks anyway (nothing is served yet); requests get the short wait below.
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('journal_mode = WAL');
     // NORMAL in WAL mode: a commit survives a process crash (SIGKILL); only an
@@ -73,6 +104,7 @@ export class SqliteRunStore implements RunStore {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
     this.migrate();
+    this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 10}`);
     const db = this.db;
     this.stmt = {
       insertRun: db.prepare(`INSERT INTO runs (id, name, parent_id, status, created_at, started_at, input, labels,
@@ -129,6 +161,8 @@ export class SqliteRunStore implements RunStore {
   }
 
   private migrate(): void {
+    // An up-to-date file needs no write lock, so a read-only one still opens and serves reads.
+    if (this.db.pragma('user_version', { simple: true }) === migrations.length) return;
     // Read the version under the write lock: two processes opening a new file
     // at once must not both apply the same migration.
     this.db.transaction(() => {
@@ -146,7 +180,7 @@ export class SqliteRunStore implements RunStore {
   }
 
   async createRun(record: NewRunRecord): Promise<{ run: Run; created: boolean }> {
-    return this.db.transaction(() => {
+    return this.write(() => this.db.transaction(() => {
       if (record.idempotencyKey !== undefined) {
         const existing = this.stmt.runByIdempotencyKey.get(record.idempotencyKey) as RunRow | undefined;
         if (existing) {
@@ -192,12 +226,14 @@ export class SqliteRunStore implements RunStore {
       };
       this.stmt.insertRun.run(row);
       return { run: this.toRun(this.stmt.runById.get(record.id) as RunRow), created: true };
-    }).immediate();
+    }).immediate());
   }
 
   async getRun(id: string): Promise<Run | null> {
-    const row = this.stmt.runById.get(id) as RunRow | undefined;
-    return row ? this.toRun(row) : null;
+    return this.read(() => {
+      const row = this.stmt.runById.get(id) as RunRow | undefined;
+      return row ? this.toRun(row) : null;
+    });
   }
 
   async listRuns(query: ListRunsQuery): Promise<ListRunsResponse> {
@@ -216,7 +252,7 @@ export class SqliteRunStore implements RunStore {
     const limit = Math.min(query.limit ?? 50, MAX_LIST_LIMIT);
     // ids are UUIDv7: ordering by id is ordering by creation time.
     const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
-    const rows = this.db.prepare(sql).all(...params, limit + 1) as RunRow[];
+    const rows = this.read(() => this.db.prepare(sql).all(...params, limit + 1) as RunRow[]);
     const page = rows.slice(0, limit);
     return {
       runs: page.map((r) => this.toRun(r)),
@@ -225,7 +261,7 @@ export class SqliteRunStore implements RunStore {
   }
 
   async deleteRun(id: string): Promise<void> {
-    this.db.transaction(() => {
+    await this.write(() => this.db.transaction(() => {
       const row = this.requireHead(id);
       if (!isTerminalStatus(row.status)) {
         throw new RuntrailError(
@@ -237,7 +273,7 @@ export class SqliteRunStore implements RunStore {
       this.stmt.deleteEvents.run(id);
       this.stmt.deleteRun.run(id);
       this.snapshots.delete(id);
-    }).immediate();
+    }).immediate());
   }
 
   /**
@@ -249,16 +285,20 @@ export class SqliteRunStore implements RunStore {
    */
   append(runId: string, events: EventInput[], options: AppendOptions): Promise<AppendResult> {
     return new Promise((resolve, reject) => {
-      this.pendingAppends.push({ runId, events, options, resolve, reject });
-      if (this.pendingAppends.length === 1) setImmediate(() => this.commitPendingAppends());
+      this.pendingAppends.push({ runId, events, options, deadline: Date.now() + this.busyWaitMs, resolve, reject });
+      // While a retry is scheduled, new appends join it.
+      if (this.pendingAppends.length === 1 && this.retryTimer === null) setImmediate(() => this.commitPendingAppends());
     });
   }
 
   private commitPendingAppends(): void {
+    this.retryTimer = null;
     const batch = this.pendingAppends;
     this.pendingAppends = [];
+    if (batch.length === 0) return;
     const outcomes: Array<{ ok: AppendResult } | { err: unknown }> = [];
     try {
+      this.assertWritable();
       this.db.transaction(() => {
         for (const item of batch) {
           try {
@@ -270,17 +310,28 @@ export class SqliteRunStore implements RunStore {
           }
         }
       }).immediate();
+      // Committed, but into the file we opened? If it was deleted or replaced
+      // meanwhile, the events are gone with it: never acknowledge them.
+      this.assertWritable();
     } catch (err) {
+      const now = Date.now();
+      const retry: PendingAppend[] = [];
       for (const item of batch) {
         this.snapshots.delete(item.runId);
-        item.reject(err);
+        if (isBusy(err) && item.deadline > now) retry.push(item);
+        else item.reject(this.storeError(err));
+      }
+      if (retry.length > 0) {
+        this.pendingAppends = retry.concat(this.pendingAppends);
+        this.retryTimer = setTimeout(() => this.commitPendingAppends(), busyRetryDelay(this.busyAttempts++));
       }
       return;
     }
+    this.busyAttempts = 0;
     batch.forEach((item, i) => {
       const outcome = outcomes[i]!;
       if ('ok' in outcome) item.resolve(outcome.ok);
-      else item.reject(outcome.err);
+      else item.reject(this.storeError(outcome.err));
     });
   }
 
@@ -388,32 +439,36 @@ export class SqliteRunStore implements RunStore {
   }
 
   async readEvents(runId: string, after: number, limit: number): Promise<RunEvent[]> {
-    const rows = this.stmt.readEvents.all(runId, after, limit) as EventRow[];
-    if (rows.length === 0) this.requireHead(runId);
-    return rows.map(rowToEvent);
+    return this.read(() => {
+      const rows = this.stmt.readEvents.all(runId, after, limit) as EventRow[];
+      if (rows.length === 0) this.requireHead(runId);
+      return rows.map(rowToEvent);
+    });
   }
 
   async heartbeat(runId: string, options: { now: number; owner?: Owner | undefined }): Promise<Run> {
     const owner = options.owner;
-    return this.db.transaction(() => {
-      const before = this.stmt.runById.get(runId) as RunRow | undefined;
-      if (!before) throw notFound(runId);
-      const fenced = fence(runId, this.toRun(before), owner, options.now, 'heartbeat');
-      if (fenced) throw fenced;
-      this.stmt.heartbeat.run({
-        id: runId,
-        now: options.now,
-        owner: owner ? JSON.stringify(owner) : null,
-        owner_node: owner?.node ?? null,
-        owner_kind: owner?.kind ?? null,
-      });
-      return this.toRun(this.stmt.runById.get(runId) as RunRow);
-    }).immediate();
+    return this.write(() =>
+      this.db.transaction(() => {
+        const before = this.stmt.runById.get(runId) as RunRow | undefined;
+        if (!before) throw notFound(runId);
+        const fenced = fence(runId, this.toRun(before), owner, options.now, 'heartbeat');
+        if (fenced) throw fenced;
+        this.stmt.heartbeat.run({
+          id: runId,
+          now: options.now,
+          owner: owner ? JSON.stringify(owner) : null,
+          owner_node: owner?.node ?? null,
+          owner_kind: owner?.kind ?? null,
+        });
+        return this.toRun(this.stmt.runById.get(runId) as RunRow);
+      }).immediate(),
+    );
   }
 
   async claimQueued(options: { owner: Owner; names: string[]; limit: number; now: number }): Promise<Run[]> {
     if (options.names.length === 0 || options.limit <= 0) return [];
-    return this.db.transaction(() => {
+    return this.write(() => this.db.transaction(() => {
       const ids = this.stmt.claimable.all(JSON.stringify(options.names), options.limit) as string[];
       const claimed: Run[] = [];
       for (const id of ids) {
@@ -427,11 +482,11 @@ export class SqliteRunStore implements RunStore {
         if (changes === 1) claimed.push(this.toRun(this.stmt.runById.get(id) as RunRow));
       }
       return claimed;
-    }).immediate();
+    }).immediate());
   }
 
   async findDue(now: number, limit: number): Promise<DueRuns> {
-    const rows = (stmt: Database.Statement) => (stmt.all(now, limit) as RunRow[]).map((r) => this.toRun(r));
+    const rows = (stmt: Database.Statement) => this.read(() => (stmt.all(now, limit) as RunRow[]).map((r) => this.toRun(r)));
     return {
       expired: rows(this.stmt.expired),
       overdue: rows(this.stmt.overdue),
@@ -441,7 +496,29 @@ export class SqliteRunStore implements RunStore {
   }
 
   async findOwnedBy(node: string, kind: Owner['kind']): Promise<Run[]> {
-    return (this.stmt.ownedBy.all(node, kind) as RunRow[]).map((r) => this.toRun(r));
+    return this.read(() => (this.stmt.ownedBy.all(node, kind) as RunRow[]).map((r) => this.toRun(r)));
+  }
+
+  /**
+   * Ready when the file at our path is still the one we opened and a write
+   * transaction can begin and write (rolled back at once). Waits at most
+   * busy_timeout on a lock.
+   */
+  async readiness(): Promise<StoreReadiness> {
+    const fault = this.fileFault();
+    if (fault) return { ready: false, reasons: [fault] };
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        // Writes the header page in the transaction: a read-only file fails here, not at BEGIN.
+        this.db.pragma(`user_version = ${migrations.length}`);
+      } finally {
+        this.db.exec('ROLLBACK');
+      }
+    } catch (err) {
+      return { ready: false, reasons: [(this.storeError(err) as Error).message] };
+    }
+    return { ready: true, reasons: [] };
   }
 
   async countByStatus(): Promise<Record<RunStatus, number>> {
@@ -451,7 +528,70 @@ export class SqliteRunStore implements RunStore {
   }
 
   async close(): Promise<void> {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    for (const item of this.pendingAppends.splice(0)) {
+      item.reject(new RuntrailError('unavailable', 'the store was closed before this append could be written'));
+    }
     if (this.db.open) this.db.close();
+  }
+
+  /**
+   * Run a write: refused while the file is not the one we opened; a locked
+   * database is retried with the event loop free between attempts, until
+   * busyWaitMs, then `unavailable`.
+   */
+  private async write<T>(tx: () => T): Promise<T> {
+    const deadline = Date.now() + this.busyWaitMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.assertWritable();
+        const result = tx();
+        this.assertWritable();
+        return result;
+      } catch (err) {
+        if (!isBusy(err) || Date.now() >= deadline) throw this.storeError(err);
+      }
+      await sleep(busyRetryDelay(attempt));
+    }
+  }
+
+  private read<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw this.storeError(err);
+    }
+  }
+
+  /** Why writes at our path would be lost, if they would: checked before every write and its acknowledgement. */
+  private fileFault(): string | null {
+    if (this.fault) return this.fault;
+    const st = statSync(this.filename, { throwIfNoEntry: false });
+    if (st && st.dev === this.identity.dev && st.ino === this.identity.ino) return null;
+    this.fault =
+      `the database file ${this.filename} was ${st ? 'replaced by another file' : 'deleted'} while runtrail had it open; ` +
+      'writes are refused because they would be lost; restore the file or restart runtrail on a data dir it can keep';
+    return this.fault;
+  }
+
+  private assertWritable(): void {
+    const fault = this.fileFault();
+    if (fault) throw new RuntrailError('unavailable', fault, { reason: 'database_file_gone', retryAfterMs: RETRY_AFTER_MS });
+  }
+
+  /** SQLite's conditions that are the database's state, not a bug: `unavailable` (503) with a reason. */
+  private storeError(err: unknown): unknown {
+    if (err instanceof RuntrailError) return err;
+    const code = (err as { code?: unknown }).code;
+    if (typeof code !== 'string') return err;
+    const why = (reason: string, message: string) =>
+      new RuntrailError('unavailable', `the database ${this.filename} ${message}`, { reason, retryAfterMs: RETRY_AFTER_MS });
+    if (isBusy(err)) return why('database_locked', 'is locked by another process; retry shortly');
+    if (code.startsWith('SQLITE_READONLY')) return why('database_read_only', `cannot be written (${code}); writes are refused, reads still work`);
+    if (code === 'SQLITE_FULL') return why('disk_full', 'is on a full disk; writes are refused until space is freed');
+    if (code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_CANTOPEN')) return why('io_error', `had an I/O error (${code}): ${(err as Error).message}`);
+    return err;
   }
 
   private requireHead(runId: string): RunRow {
@@ -481,6 +621,16 @@ export class SqliteRunStore implements RunStore {
 
 }
 
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+}
+
+/** 5, 10, 20, 40, 50, 50 … ms between attempts at a locked database. */
+function busyRetryDelay(attempt: number): number {
+  return Math.min(50, 5 * 2 ** attempt);
+}
 
 function ownerField(ownerJson: string | null, field: 'node' | 'kind'): string | null {
   const owner = parse<Owner | null>(ownerJson, null);

@@ -1,0 +1,59 @@
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { RuntrailError, routes } from '@runtrail/protocol';
+import type { RunStore, StoreReadiness } from '@runtrail/store';
+
+/**
+ * Whether this node can take writes, checked on a timer so that a store
+ * that went bad (its file deleted, a lock that never ends, a database that
+ * cannot be reached) is logged loudly when it happens, not when the next
+ * write finds it, and answered by GET /readyz with the reasons.
+ */
+export class Readiness {
+  private last: StoreReadiness = { ready: true, reasons: [] };
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly store: RunStore,
+    private readonly log: FastifyBaseLogger,
+    private readonly intervalMs: number,
+  ) {}
+
+  start(): void {
+    this.timer ??= setInterval(() => void this.check(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  async check(): Promise<StoreReadiness> {
+    let now: StoreReadiness;
+    try {
+      now = await this.store.readiness();
+    } catch (err) {
+      now = { ready: false, reasons: [`the store's readiness check failed: ${(err as Error).message}`] };
+    }
+    const changed = now.ready !== this.last.ready || now.reasons.join('\n') !== this.last.reasons.join('\n');
+    if (changed && !now.ready) {
+      this.log.error({ reasons: now.reasons, store: this.store.kind }, `NOT READY: writes are refused with 503: ${now.reasons.join('; ')}`);
+    } else if (changed) {
+      this.log.warn({ store: this.store.kind }, 'ready again: the store takes writes');
+    }
+    this.last = now;
+    return now;
+  }
+}
+
+/** GET /healthz (liveness: never waits on the store) and GET /readyz (can this node take writes, and if not why). */
+export function registerHealthRoutes(app: FastifyInstance, options: { node: string; store: RunStore; readiness: Readiness }): void {
+  app.get(routes.health.path, async () => ({ ok: true, node: options.node, store: options.store.kind }));
+  app.get(routes.ready.path, async () => {
+    const state = await options.readiness.check();
+    if (!state.ready) {
+      throw new RuntrailError('unavailable', `not ready: ${state.reasons.join('; ')}`, { reasons: state.reasons });
+    }
+    return { ready: true, node: options.node, store: options.store.kind };
+  });
+}
