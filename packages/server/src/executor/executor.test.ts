@@ -148,8 +148,8 @@ describe('executor', () => {
     await waitUntil(async () => (await events(id)).some((e) => e.type === 'log' && (e.data as { message: string }).message === 'ready'), {
       what: 'the subprocess to start',
     });
-    const meta = (await client.getRun(id)).snapshot.meta as { exec: { pid: number } };
-    pgid = meta.exec.pid;
+    const meta = (await client.getRun(id)).snapshot.meta as { exec: { pgid: number } };
+    pgid = meta.exec.pgid;
     expect(groupAlive(pgid)).toBe(true);
     const t0 = Date.now();
     await client.cancelRun(id, 'stop the shell');
@@ -171,10 +171,10 @@ describe('executor', () => {
     expect(run.status).toBe('failed');
     expect(run.error?.kind).toBe('timeout');
     expect(run.error?.message).toMatch(/printed nothing for 400 ms \(idle timeout\); its process group got SIGTERM, then SIGKILL after 300 ms/);
-    const meta = run.snapshot.meta as { exec: { pid: number }; grandchild: number };
+    const meta = run.snapshot.meta as { exec: { pgid: number }; grandchild: number };
     expect(meta.grandchild).toBeGreaterThan(0);
-    expect(groupAlive(meta.exec.pid)).toBe(false);
-    await waitUntil(() => groupGone(meta.exec.pid), { timeoutMs: 10_000, what: 'the group to disappear' });
+    expect(groupAlive(meta.exec.pgid)).toBe(false);
+    await waitUntil(() => groupGone(meta.exec.pgid), { timeoutMs: 10_000, what: 'the group to disappear' });
     const log = run.snapshot.artifacts.find((a) => a.name === 'output.log');
     expect(log?.uri).toMatch(/^file:.*\.log$/);
   });
