@@ -1,12 +1,11 @@
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import type { Run } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '@runtrail/server';
 import { tempDir, waitUntil } from '../../../test-support/index.js';
 import { LEAVES_STUBBORN_GRANDCHILD, identify, waitGroupGone } from '../../../test-support/process-tree.js';
-import { runtrail, serve, spawnCli } from './harness.js';
+import { freePort, runtrail, serve, spawnCli } from './harness.js';
 
 /**
  * `runtrail exec` as the runner of a command (issue 10 items 2, 4, 5): the
@@ -17,15 +16,6 @@ import { runtrail, serve, spawnCli } from './harness.js';
  */
 
 const runIdOf = (stderr: string) => /runtrail: run (\S+) on /.exec(stderr)?.[1];
-
-/** A port nothing listens on (it was free a moment ago). */
-async function freePort(): Promise<number> {
-  const srv = createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 let dir: ReturnType<typeof tempDir>;
 let server: RunningServer;

@@ -2,22 +2,13 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../../../test-support/index.js';
-import { runtrail } from './harness.js';
+import { freePort, runtrail } from './harness.js';
 
 /**
  * The small traps of issue 10 item 7: each mistake a user makes gets one
  * line saying what is wrong and what to do, and exit code 2, like every
  * other error of the CLI.
  */
-
-/** A port nothing listens on (it was free a moment ago). */
-async function freePort(): Promise<number> {
-  const srv = createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 const lines = (text: string) => text.split('\n').filter((l) => l.length > 0);
 
