@@ -9,6 +9,7 @@ import type { Run } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '@runtrail/server';
 import { SqliteRunStore } from '@runtrail/store';
 import { tempDir, waitUntil } from '../../../../test-support/index.js';
+import { freePort } from '../../test/harness.js';
 
 /**
  * `runtrail exec | cancel | retry | delete` as a user runs them: the built
@@ -104,9 +105,14 @@ describe('runtrail exec', () => {
     expect(run.error?.message).toContain('printed nothing for 300 ms (idle timeout)');
   });
 
-  it('without --server, runs on an embedded server in the configured data dir', async () => {
+  it('with no server answering at the default URL, runs on an embedded server in the configured data dir', async () => {
     const dataDir = join(dir.path, 'embedded');
-    const result = await runtrail(['exec', '--quiet', '--', 'python3', PIPELINE, '--docs', '3'], { RUNTRAIL_DATA_DIR: dataDir }).done;
+    // The default URL's port, where nothing listens (never 4310: a user's or another test's server may be there).
+    const port = await freePort();
+    const result = await runtrail(['exec', '--quiet', '--', 'python3', PIPELINE, '--docs', '3'], {
+      RUNTRAIL_DATA_DIR: dataDir,
+      RUNTRAIL_PORT: String(port),
+    }).done;
     expect(result.code).toBe(0);
     expect(result.stdout).toBe('');
     const store = new SqliteRunStore({ filename: join(dataDir, 'runtrail.db') });
