@@ -109,13 +109,13 @@ describe('runtrail exec killed with SIGKILL', () => {
           const exited = once(cli, 'exit');
           let stderr = '';
           cli.stderr!.on('data', (d: Buffer) => (stderr += d));
-          const id = await waitUntil(() => runIdOf(stderr), { what: 'exec to create its run', timeoutMs: 20_000 });
+          const id = await waitUntil(() => runIdOf(stderr), { what: 'exec to create its run', timeoutMs: 60_000 });
           const meta = await waitUntil(
             async () => {
               const m = (await client.getRun(id)).snapshot.meta as { grandchild?: number; exec?: { pid: number; pgid: number } };
               return m.grandchild && m.exec ? (m as Required<typeof m>) : null;
             },
-            { what: `run ${id} to report its grandchild`, timeoutMs: 20_000 },
+            { what: `run ${id} to report its grandchild`, timeoutMs: 60_000 },
           );
           const processes = [identify(meta.exec.pgid), identify(meta.exec.pid), identify(meta.grandchild)];
           cli.kill('SIGKILL');

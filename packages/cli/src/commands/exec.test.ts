@@ -132,7 +132,7 @@ describe('runtrail exec', () => {
 
   it('`runtrail cancel` stops a running exec: its command is killed and the run ends cancelled', async () => {
     const exec = runtrail(['exec', '--server', server.url, '--lease-ttl', '1500', '--kill-grace', '500', '--', 'sh', '-c', 'echo started; sleep 30']);
-    const id = await waitUntil(() => runIdOf(exec.stderr()), { what: 'exec to create its run' });
+    const id = await waitUntil(() => runIdOf(exec.stderr()), { what: 'exec to create its run', timeoutMs: 30_000 });
     await waitUntil(async () => (await client.getRun(id)).snapshot.logs.some((l) => l.message === 'started'), { what: 'the command to start' });
     const cancel = await runtrail(['cancel', id, '--server', server.url, '--reason', 'wrong input']).done;
     expect(cancel.code).toBe(0);

@@ -59,7 +59,7 @@ async function startGroups(client: RuntrailClient, n: number, script = LEAVES_ST
           const m = (await client.getRun(run.id)).snapshot.meta as { grandchild?: number; exec?: { pid: number; pgid: number } };
           return m.grandchild && m.exec ? (m as Required<typeof m>) : null;
         },
-        { what: `run ${run.id} to report its grandchild`, timeoutMs: 20_000 },
+        { what: `run ${run.id} to report its grandchild`, timeoutMs: 60_000 },
       );
       const processes = [identify(meta.exec.pgid), identify(meta.exec.pid), identify(meta.grandchild)];
       return { pgid: meta.exec.pgid, processes };
