@@ -155,7 +155,7 @@ describe('runtrail retry / delete', () => {
     expect((await client.listRuns({ name: 'produced-elsewhere' })).runs.map((r) => r.id)).toEqual([produced.id]);
   });
 
-  it('retry makes a linked attempt 2; delete refuses a running run and removes an ended one', async () => {
+  it('retry of a handler run makes a linked attempt 2', async () => {
     let attempts = 0;
     server.define('flaky', async () => {
       if (++attempts === 1) throw new Error('boom');
@@ -167,7 +167,9 @@ describe('runtrail retry / delete', () => {
     expect(retried.code).toBe(0);
     const second = JSON.parse(retried.stdout) as Run;
     expect(second).toMatchObject({ name: 'flaky', input: { doc: 7 }, retryOf: first.id, attempt: 2 });
+  });
 
+  it('delete refuses a running run and removes an ended one', async () => {
     const running = await client.createRun({ name: 'busy' });
     const refused = await runtrail(['delete', running.id, '--server', server.url]).done;
     expect(refused.code).toBe(2);
@@ -175,9 +177,9 @@ describe('runtrail retry / delete', () => {
     expect((await client.getRun(running.id)).status).toBe('running');
     await running.succeed();
 
-    const deleted = await runtrail(['delete', first.id, '--server', server.url]).done;
+    const deleted = await runtrail(['delete', running.id, '--server', server.url]).done;
     expect(deleted.code).toBe(0);
-    expect(deleted.stdout).toBe(`deleted run ${first.id}\n`);
-    await expect(client.getRun(first.id)).rejects.toMatchObject({ code: 'run_not_found' });
+    expect(deleted.stdout).toBe(`deleted run ${running.id}\n`);
+    await expect(client.getRun(running.id)).rejects.toMatchObject({ code: 'run_not_found' });
   });
 });

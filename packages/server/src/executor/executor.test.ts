@@ -218,6 +218,16 @@ describe('executor', () => {
     expect(run.snapshot.counters.named['polls: render']).toBe(2);
   });
 
+  it("a ctx.exec command reads RUNTRAIL_RUN_ID and RUNTRAIL_URL (overriding the handler's env) and appends to its own run", async () => {
+    const append = `curl -sf -XPOST "$RUNTRAIL_URL/api/v1/runs/$RUNTRAIL_RUN_ID/events" -H 'content-type: application/json' -d '{"events":[{"type":"counter","data":{"name":"from_child","delta":1}}]}'`;
+    server.define('child-appends', (ctx) => ctx.exec('sh', ['-c', `echo "run=$RUNTRAIL_RUN_ID url=$RUNTRAIL_URL"; ${append}`], { env: { RUNTRAIL_RUN_ID: 'not-mine' } }));
+    const { id } = await client.startRun({ name: 'child-appends' });
+    const run = await ended(id);
+    expect(run.status).toBe('succeeded');
+    expect(run.snapshot.logs.map((l) => l.message)).toContain(`run=${id} url=${server.url}`);
+    expect(run.snapshot.counters.named.from_child).toBe(1);
+  });
+
   it('graceful shutdown asks handlers to stop, ends the ones that do not as interrupted, and leaves nothing running', async () => {
     const started = gate();
     let count = 0;
