@@ -135,14 +135,6 @@ def protocol_has_route(name: str) -> bool:
     return re.search(rf"\b{re.escape(name)}: \{{", source) is not None
 
 
-def exec_sets_run_env() -> bool:
-    """Whether this checkout's runners give a command RUNTRAIL_RUN_ID (issue 10), read from their sources."""
-    for path in (ROOT / "packages").glob("*/src/**/*.ts"):
-        if not path.name.endswith(".test.ts") and "RUNTRAIL_RUN_ID" in path.read_text():
-            return True
-    return False
-
-
 def python_env(server_url: str, **extra: str) -> Dict[str, str]:
     """The environment of a child Python script using this checkout's runtrail package."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTRAIL_")}

@@ -12,7 +12,7 @@ import time
 import unittest
 
 import runtrail
-from tests.support import CLI, ROOT, Server, exec_sets_run_env, protocol_has_route, python_env, run_python, wait_until
+from tests.support import CLI, ROOT, Server, protocol_has_route, python_env, run_python, wait_until
 
 server: Server
 
@@ -248,8 +248,7 @@ class ProducerTest(unittest.TestCase):
             """
             import runtrail
             run = runtrail.current_run()
-            if run is None:
-                raise SystemExit(3)
+            assert run is not None, "runtrail exec sets RUNTRAIL_RUN_ID"
             with run.phase("score"):
                 for doc in runtrail.track(["a", "b", "c", "d"]):
                     with run.call(f"scoring {doc}"):
@@ -263,8 +262,6 @@ class ProducerTest(unittest.TestCase):
             ["node", str(CLI), "exec", "--server", server.url, "--quiet", "--name", "py-under-exec", "--", sys.executable, "-c", script],
             env=env, capture_output=True, text=True, timeout=60, cwd=str(ROOT),
         )
-        if done.returncode == 3 and not exec_sets_run_env():
-            self.skipTest("runtrail exec does not set RUNTRAIL_RUN_ID in this checkout yet (issue 10)")
         self.assertEqual(done.returncode, 0, done.stderr)
         (run,) = self.rt.list_runs(name="py-under-exec")["runs"]
         self.assertIn(run["id"], done.stderr)

@@ -17,8 +17,12 @@ const { version } = JSON.parse(readFileSync(new URL('../package.json', import.me
 const program = new Command('runtrail')
   .description('live progress of long-running runs, from a durable event log')
   .version(version, '-V, --version', 'print the runtrail version')
-  .option('--server <url>', 'runtrail server for client commands (env RUNTRAIL_URL, default http://127.0.0.1:4310)')
-  .showHelpAfterError();
+  .option('--server <url>', 'runtrail server for client commands (env RUNTRAIL_URL, default http://127.0.0.1:$RUNTRAIL_PORT or 4310)')
+  .showHelpAfterError()
+  // A usage error (unknown option, missing argument) exits 2 like every
+  // other error; --help and --version exit 0. Set before the commands are
+  // added, so that they inherit it.
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 
 registerServe(program);
 registerConfig(program);

@@ -1,11 +1,45 @@
 import { Option, type Command } from 'commander';
+import { RuntrailError } from '@runtrail/protocol';
 import { configKeys, settings, type ConfigSources, type ServerConfigInput } from '@runtrail/server';
+
+/**
+ * The URL of a local `runtrail serve`: port RUNTRAIL_PORT (the variable
+ * `serve` listens on, so the two agree; 0 means "any" to serve, so it is
+ * not a port to call), else 4310.
+ */
+export function defaultServerUrl(env: Record<string, string | undefined> = process.env): string {
+  const port = env.RUNTRAIL_PORT;
+  return `http://127.0.0.1:${port && port !== '0' ? port : '4310'}`;
+}
 
 /** The server a client command talks to: --server, else RUNTRAIL_URL, else the local default. */
 export function serverUrl(cmd: Command): string {
-  const opts = cmd.optsWithGlobals<{ server?: string }>();
-  return opts.server ?? process.env.RUNTRAIL_URL ?? 'http://127.0.0.1:4310';
+  return resolveServer(cmd).url;
 }
+
+/** serverUrl, and whether it was given (--server, RUNTRAIL_URL) rather than the default. */
+export function resolveServer(cmd: Command): { url: string; explicit: boolean } {
+  const opts = cmd.optsWithGlobals<{ server?: string }>();
+  if (opts.server) return { url: checkedUrl(opts.server, '--server'), explicit: true };
+  if (process.env.RUNTRAIL_URL) return { url: checkedUrl(process.env.RUNTRAIL_URL, 'RUNTRAIL_URL'), explicit: true };
+  return { url: defaultServerUrl(), explicit: false };
+}
+
+/** An http(s) URL, or an error saying so: `127.0.0.1:4310` is not "a server that does not answer". */
+function checkedUrl(raw: string, from: string): string {
+  let url: URL | null = null;
+  try {
+    url = new URL(raw);
+  } catch (err) {
+    // Not parseable at all: reported just below, with the same message as a wrong scheme.
+    void err;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new RuntrailError('invalid_request', `invalid URL "${raw}" (${from}): give the whole URL with its scheme, e.g. http://127.0.0.1:4310`);
+  }
+  return raw.replace(/\/+$/, '');
+}
+
 
 function defaultText(key: (typeof configKeys)[number]): string {
   const parsed = settings[key].schema.safeParse(undefined);

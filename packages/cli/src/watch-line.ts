@@ -1,12 +1,39 @@
 import WebSocket from 'ws';
 import { watchRun, type RunWatchState, type WebSocketConstructor } from '@runtrail/client';
+import { RuntrailError } from '@runtrail/protocol';
+
+export interface FollowOptions {
+  onEvent?: (line: string) => void;
+  /** Fail when the server has not answered for this long (default: keep trying). */
+  giveUpAfterMs?: number;
+}
 
 /**
  * Follow a run in the terminal until it ends: one status line redrawn in
  * place on a TTY (a line per change otherwise), then the final state.
  */
-export async function followRun(url: string, runId: string, options: { onEvent?: (line: string) => void } = {}): Promise<RunWatchState> {
+export async function followRun(url: string, runId: string, options: FollowOptions = {}): Promise<RunWatchState> {
   const watch = watchRun(runId, { url, WebSocket: WebSocket as unknown as WebSocketConstructor });
+  // The watcher reconnects for ever (right for a dashboard); a command must
+  // end: a server silent for giveUpAfterMs is an error.
+  let giveUp: (err: Error) => void = () => undefined;
+  const gaveUp = new Promise<never>((_, reject) => (giveUp = reject));
+  let silence: ReturnType<typeof setTimeout> | null = null;
+  const watchSilence = (state: RunWatchState) => {
+    const { giveUpAfterMs: ms } = options;
+    if (ms === undefined) return;
+    const answering = (state.connection === 'live' || state.connection === 'polling' || state.connection === 'ended') && state.error === null;
+    if (answering) {
+      if (silence) clearTimeout(silence);
+      silence = null;
+    } else {
+      silence ??= setTimeout(
+        () => giveUp(new RuntrailError('unavailable', `no answer from ${url} for ${ms} ms (${state.error?.message ?? state.connection}); gave up (--give-up-after)`)),
+        ms,
+      );
+    }
+  };
+  watchSilence(watch.getState());
   const tty = process.stdout.isTTY === true;
   let lastLine = '';
   let printedSeq = 0;
@@ -26,9 +53,20 @@ export async function followRun(url: string, runId: string, options: { onEvent?:
     lastLine = key;
     process.stdout.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
   };
-  const unsubscribe = watch.subscribe(draw);
-  const final = await watch.done;
-  unsubscribe();
+  const unsubscribe = watch.subscribe(() => {
+    watchSilence(watch.getState());
+    draw();
+  });
+  let final: RunWatchState;
+  try {
+    final = await Promise.race([watch.done, gaveUp]);
+  } catch (err) {
+    watch.close();
+    throw err;
+  } finally {
+    unsubscribe();
+    if (silence) clearTimeout(silence);
+  }
   draw();
   if (tty && !options.onEvent) process.stdout.write('\n');
   watch.close();

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { waitUntil } from '../../../test-support/index.js';
 
@@ -72,4 +73,13 @@ export async function serve(args: string[], options: CliOptions = {}): Promise<S
       return code;
     },
   };
+}
+
+/** A port nothing listens on (it was free a moment ago). */
+export async function freePort(): Promise<number> {
+  const srv = createServer().listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address() as { port: number };
+  await new Promise((r) => srv.close(r));
+  return port;
 }

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { RuntrailError } from './errors.js';
 import { EventInput, JsonValue, RunError, RunErrorKind } from './events.js';
+import { withKey } from './data-keys.js';
 import type { Snapshot } from './snapshot.js';
+import { parseOrThrow } from './validate.js';
 
 export const RunStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
 export type RunStatus = z.infer<typeof RunStatus>;
@@ -53,9 +55,29 @@ export interface RunWithObservers extends Run {
   observers: number;
 }
 
+const MAX_LABELS = 50;
+const labelValue = z.string().max(500);
 const labels = z
-  .record(z.string().min(1).max(100), z.string().max(500))
-  .refine((l) => Object.keys(l).length <= 50, 'at most 50 labels');
+  .record(z.string().min(1).max(100), labelValue)
+  .refine((l) => Object.keys(l).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`);
+
+/**
+ * The labels of a create body with every key kept as data. zod's record
+ * parse skips a key named "__proto__" (neither checks nor keeps it); here
+ * that label is checked like the others and kept, in a null-prototype record.
+ */
+export function labelsAsSent(
+  body: unknown,
+  parsed: Record<string, string> | undefined,
+): Record<string, string> | undefined {
+  const raw = (body as { labels?: unknown } | null)?.labels;
+  if (parsed === undefined || raw === null || typeof raw !== 'object' || !Object.hasOwn(raw, '__proto__')) return parsed;
+  const value = parseOrThrow(labelValue, (raw as Record<string, unknown>)['__proto__'], 'label __proto__');
+  if (Object.keys(parsed).length >= MAX_LABELS) {
+    throw new RuntrailError('invalid_request', `invalid request body: labels: at most ${MAX_LABELS} labels`);
+  }
+  return withKey(parsed, '__proto__', value);
+}
 
 export const DEFAULT_LEASE_TTL_MS = 30_000;
 

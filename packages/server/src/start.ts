@@ -45,6 +45,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   // node was executing, so nobody sees a dead run as running.
   await app.reaper.start();
   const address = await app.http.listen({ host: config.host, port: config.port });
+  app.executor.url = address;
   app.executor.start();
   app.readiness.start();
   app.http.log.info({ config: describeConfig(config), store: store.kind }, `runtrail listening on ${address}`);

@@ -1,10 +1,9 @@
 import type { Command } from 'commander';
 import { RuntrailClient } from '@runtrail/client';
-import { startServer } from '@runtrail/server';
 import { DEMO_HANDLER, defineDemoHandler } from '../demo/handler.js';
 import { addServeOptions, serveOptions, type ServeFlags } from '../options.js';
 import { followRun } from '../watch-line.js';
-import { stopOnSignals } from './serve.js';
+import { startServing, stopOnSignals } from './serve.js';
 
 export function registerDemo(program: Command): void {
   addServeOptions(
@@ -13,7 +12,7 @@ export function registerDemo(program: Command): void {
       .description('serve runtrail and run a simulated LLM evaluation pipeline you can watch live')
       .option('--docs <n>', 'documents to evaluate', '120'),
   ).action(async (flags: ServeFlags & { docs: string }) => {
-    const server = await startServer(serveOptions(flags));
+    const server = await startServing(serveOptions(flags));
     defineDemoHandler(server);
     stopOnSignals(server);
     const run = await new RuntrailClient({ url: server.url }).startRun({

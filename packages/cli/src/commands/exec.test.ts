@@ -9,6 +9,7 @@ import type { Run } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '@runtrail/server';
 import { SqliteRunStore } from '@runtrail/store';
 import { tempDir, waitUntil } from '../../../../test-support/index.js';
+import { freePort } from '../../test/harness.js';
 
 /**
  * `runtrail exec | cancel | retry | delete` as a user runs them: the built
@@ -104,9 +105,14 @@ describe('runtrail exec', () => {
     expect(run.error?.message).toContain('printed nothing for 300 ms (idle timeout)');
   });
 
-  it('without --server, runs on an embedded server in the configured data dir', async () => {
+  it('with no server answering at the default URL, runs on an embedded server in the configured data dir', async () => {
     const dataDir = join(dir.path, 'embedded');
-    const result = await runtrail(['exec', '--quiet', '--', 'python3', PIPELINE, '--docs', '3'], { RUNTRAIL_DATA_DIR: dataDir }).done;
+    // The default URL's port, where nothing listens (never 4310: a user's or another test's server may be there).
+    const port = await freePort();
+    const result = await runtrail(['exec', '--quiet', '--', 'python3', PIPELINE, '--docs', '3'], {
+      RUNTRAIL_DATA_DIR: dataDir,
+      RUNTRAIL_PORT: String(port),
+    }).done;
     expect(result.code).toBe(0);
     expect(result.stdout).toBe('');
     const store = new SqliteRunStore({ filename: join(dataDir, 'runtrail.db') });
@@ -126,7 +132,7 @@ describe('runtrail exec', () => {
 
   it('`runtrail cancel` stops a running exec: its command is killed and the run ends cancelled', async () => {
     const exec = runtrail(['exec', '--server', server.url, '--lease-ttl', '1500', '--kill-grace', '500', '--', 'sh', '-c', 'echo started; sleep 30']);
-    const id = await waitUntil(() => runIdOf(exec.stderr()), { what: 'exec to create its run' });
+    const id = await waitUntil(() => runIdOf(exec.stderr()), { what: 'exec to create its run', timeoutMs: 30_000 });
     await waitUntil(async () => (await client.getRun(id)).snapshot.logs.some((l) => l.message === 'started'), { what: 'the command to start' });
     const cancel = await runtrail(['cancel', id, '--server', server.url, '--reason', 'wrong input']).done;
     expect(cancel.code).toBe(0);
@@ -149,7 +155,7 @@ describe('runtrail retry / delete', () => {
     expect((await client.listRuns({ name: 'produced-elsewhere' })).runs.map((r) => r.id)).toEqual([produced.id]);
   });
 
-  it('retry makes a linked attempt 2; delete refuses a running run and removes an ended one', async () => {
+  it('retry of a handler run makes a linked attempt 2', async () => {
     let attempts = 0;
     server.define('flaky', async () => {
       if (++attempts === 1) throw new Error('boom');
@@ -161,7 +167,9 @@ describe('runtrail retry / delete', () => {
     expect(retried.code).toBe(0);
     const second = JSON.parse(retried.stdout) as Run;
     expect(second).toMatchObject({ name: 'flaky', input: { doc: 7 }, retryOf: first.id, attempt: 2 });
+  });
 
+  it('delete refuses a running run and removes an ended one', async () => {
     const running = await client.createRun({ name: 'busy' });
     const refused = await runtrail(['delete', running.id, '--server', server.url]).done;
     expect(refused.code).toBe(2);
@@ -169,9 +177,9 @@ describe('runtrail retry / delete', () => {
     expect((await client.getRun(running.id)).status).toBe('running');
     await running.succeed();
 
-    const deleted = await runtrail(['delete', first.id, '--server', server.url]).done;
+    const deleted = await runtrail(['delete', running.id, '--server', server.url]).done;
     expect(deleted.code).toBe(0);
-    expect(deleted.stdout).toBe(`deleted run ${first.id}\n`);
-    await expect(client.getRun(first.id)).rejects.toMatchObject({ code: 'run_not_found' });
+    expect(deleted.stdout).toBe(`deleted run ${running.id}\n`);
+    await expect(client.getRun(running.id)).rejects.toMatchObject({ code: 'run_not_found' });
   });
 });

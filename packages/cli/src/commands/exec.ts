@@ -1,13 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import { constants } from 'node:os';
-import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { RuntrailClient, type RunHandle } from '@runtrail/client';
-import { ProcessStartError, handleSink, runProcess, type ProcessResult } from '@runtrail/client/node';
+import { ProcessStartError, handleSink, runEnvironment, runProcess, type ProcessResult } from '@runtrail/client/node';
 import { RuntrailError, dataRecord, type Run } from '@runtrail/protocol';
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
+import { resolveServer } from '../options.js';
 
 interface ExecFlags {
   name?: string;
@@ -40,7 +39,7 @@ export function registerExec(program: Command): void {
     .option('--kill-grace <ms>', 'time between SIGTERM and SIGKILL', '5000')
     .option('--lease-ttl <ms>', "the run's lease: if this process dies, the run ends orphaned this long after", '30000')
     .option('--label <k=v>', 'a label of the run (repeatable)', collect, [])
-    .option('--data-dir <dir>', 'without --server: keep runs in this data dir (env RUNTRAIL_DATA_DIR; default: a temporary one)')
+    .option('--data-dir <dir>', "when no server answers and exec runs embedded: its data dir (env RUNTRAIL_DATA_DIR; default ./.runtrail, serve's)")
     .option('--log-file <path>', "also write the command's whole output here, unthrottled (default with an embedded server and a data dir: <data-dir>/logs/<run id>.log)")
     .option('--quiet', "do not copy the command's output to this terminal")
     .action(async (command: string, args: string[], flags: ExecFlags, cmd: Command) => {
@@ -49,10 +48,16 @@ export function registerExec(program: Command): void {
 }
 
 async function execCommand(command: string, args: string[], flags: ExecFlags, cmd: Command): Promise<number> {
-  const explicit = cmd.optsWithGlobals<{ server?: string }>().server || process.env.RUNTRAIL_URL || undefined;
-  const embedded = explicit ? null : await startEmbedded(flags.dataDir);
-  const url = explicit ?? embedded!.server.url;
   const say = (line: string) => process.stderr.write(`runtrail: ${line}\n`);
+  // The same server every client command uses. Only the default one may be
+  // missing: then the run is kept in serve's data dir, so the dashboard of
+  // a later `runtrail serve` shows it. A server that was named must answer.
+  const target = resolveServer(cmd);
+  const embedded = target.explicit || (await answers(target.url)) ? null : await startEmbedded(flags.dataDir);
+  if (embedded) {
+    say(`no server answers at ${target.url}: running embedded, data in ${embedded.server.config.dataDir} ('runtrail serve' there shows this run)`);
+  }
+  const url = embedded?.server.url ?? target.url;
   try {
     const client = new RuntrailClient({ url });
     const run = await client.createRun({
@@ -61,10 +66,10 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       labels: parseLabels(flags.label ?? []),
       leaseTtlMs: positive(flags.leaseTtl, '--lease-ttl') ?? 30_000,
     });
-    say(`run ${run.id} on ${url}${embedded?.temporary ? ' (embedded, temporary data dir)' : ''}`);
+    say(`run ${run.id} on ${url}`);
     const logFile = flags.logFile
       ? resolve(flags.logFile)
-      : embedded && !embedded.temporary
+      : embedded
         ? join(embedded.server.config.dataDir, 'logs', `${run.id}.log`)
         : undefined;
     if (logFile) run.artifact({ name: 'output.log', uri: pathToFileURL(logFile).href, contentType: 'text/plain' });
@@ -77,6 +82,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
     try {
       const result = await runProcess(command, args, {
         sink: handleSink(run),
+        env: runEnvironment({ runId: run.id, url }),
         signal: AbortSignal.any([interrupted.signal, run.signal]),
         echo: !flags.quiet,
         ...(logFile ? { logFile } : {}),
@@ -141,27 +147,37 @@ function describe(run: Run): string {
   return `${run.status}${run.error ? ` (${run.error.kind}: ${run.error.message})` : ''}${extra ? `; ${extra}` : ''}`;
 }
 
-async function startEmbedded(dataDir: string | undefined): Promise<{ server: RunningServer; temporary: boolean; close(): Promise<void> }> {
-  const configured = dataDir || process.env.RUNTRAIL_DATA_DIR || undefined;
-  const dir = configured ?? mkdtempSync(join(tmpdir(), 'runtrail-exec-'));
+/** Whether a runtrail server answers at `url` (its health route, within a second). */
+async function answers(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) });
+    await res.body?.cancel();
+    return res.ok;
+  } catch (err) {
+    // Refused, timed out, not HTTP: nothing usable answers there, which is what we ask.
+    void err;
+    return false;
+  }
+}
+
+async function startEmbedded(dataDir: string | undefined): Promise<{ server: RunningServer; close(): Promise<void> }> {
   const options: ServerConfigInput = {
-    dataDir: dir,
+    // Unset: RUNTRAIL_DATA_DIR, else serve's default, as the server's config decides.
+    ...(dataDir ? { dataDir } : {}),
     port: 0,
     host: '127.0.0.1',
+    // A node name of its own: at start-up a server ends the runs its node's
+    // executor held before, which must never hit a `runtrail serve` sharing
+    // this data dir. It executes no handlers, so it claims nothing.
+    node: `exec-${process.pid}`,
+    concurrency: 0,
     // The command's output goes to this terminal; server logs would be mixed into it.
     ...(process.env.RUNTRAIL_LOG_LEVEL ? {} : { logLevel: 'silent' as const }),
   };
-  // Loaded only when needed: with --server, exec is a pure client and starts faster.
+  // Loaded only when needed: with a server, exec is a pure client and starts faster.
   const { startServer } = await import('@runtrail/server');
   const server = await startServer(options);
-  return {
-    server,
-    temporary: configured === undefined,
-    close: async () => {
-      await server.close();
-      if (configured === undefined) rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return { server, close: () => server.close() };
 }
 
 function positive(value: string | undefined, flag: string): number | undefined {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { RuntrailError } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '@runtrail/server';
 import { defineDemoHandler } from '../demo/handler.js';
 import { addServeOptions, serveOptions, type ServeFlags } from '../options.js';
@@ -6,11 +7,22 @@ import { addServeOptions, serveOptions, type ServeFlags } from '../options.js';
 export function registerServe(program: Command): void {
   addServeOptions(program.command('serve').description('serve the API, the live streams and the dashboard'))
     .action(async (flags: ServeFlags) => {
-      const server = await startServer(serveOptions(flags));
+      const server = await startServing(serveOptions(flags));
       defineDemoHandler(server);
       stopOnSignals(server);
       process.stdout.write(`runtrail serving on ${server.url} (data in ${server.config.databaseUrl ? `PostgreSQL, schema ${server.config.databaseSchema}` : server.config.dataDir})\n`);
     });
+}
+
+/** startServer, with a port that is taken said in one line (exit 2) instead of a stack trace. */
+export async function startServing(options: Parameters<typeof startServer>[0]): Promise<RunningServer> {
+  try {
+    return await startServer(options);
+  } catch (err) {
+    const { code, port, address } = err as NodeJS.ErrnoException & { port?: number; address?: string };
+    if (code !== 'EADDRINUSE') throw err;
+    throw new RuntrailError('unavailable', `port ${port} on ${address} is in use (another runtrail serve?): pass --port 0 for a free port, or another --port`);
+  }
 }
 
 /** SIGTERM/SIGINT close the server gracefully, once; a second signal exits at once. */

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { RuntrailError } from '@runtrail/protocol';
 import { serverUrl } from '../options.js';
 import { followRun } from '../watch-line.js';
 
@@ -7,8 +8,16 @@ export function registerTail(program: Command): void {
     .command('tail <id>')
     .description('follow a run live until it ends (a progress line, or every event with --events)')
     .option('--events', 'print every event, one per line, from the first')
-    .action(async (id: string, flags: { events?: boolean }, cmd: Command) => {
-      const final = await followRun(serverUrl(cmd), id, flags.events ? { onEvent: (line) => process.stdout.write(`${line}\n`) } : {});
+    .option('--give-up-after <ms>', 'fail (exit 2) when the server has not answered for this long', '30000')
+    .action(async (id: string, flags: { events?: boolean; giveUpAfter: string }, cmd: Command) => {
+      const giveUpAfterMs = Number(flags.giveUpAfter);
+      if (!Number.isInteger(giveUpAfterMs) || giveUpAfterMs <= 0) {
+        throw new RuntrailError('invalid_request', `--give-up-after must be a positive number of milliseconds, not "${flags.giveUpAfter}"`);
+      }
+      const final = await followRun(serverUrl(cmd), id, {
+        giveUpAfterMs,
+        ...(flags.events ? { onEvent: (line: string) => process.stdout.write(`${line}\n`) } : {}),
+      });
       const end = final.snapshot.terminal;
       if (end) {
         const why = end.error ? ` (${end.error.kind}: ${end.error.message})` : '';

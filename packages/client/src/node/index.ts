@@ -10,4 +10,5 @@ export {
   type RunningProcess,
 } from './run-process.js';
 export { LINE_PREFIX, parseLine, LineSplitter, type ParsedLine } from './protocol-line.js';
-export { groupAlive, signalGroup } from './process-group.js';
+export { groupAlive, signalGroup, processStartTime, stopRecordedGroup, type RecordedGroup, type ProcessIdentity } from './process-group.js';
+export { runEnvironment, type RunEnvironment } from './run-env.js';

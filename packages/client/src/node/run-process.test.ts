@@ -110,7 +110,7 @@ describe('runProcess', () => {
     const script = `(trap '' TERM; sleep 60) & echo "::runtrail:: {\\"type\\":\\"meta\\",\\"data\\":{\\"grandchild\\":$!}}"; sleep 60`;
     const started = Date.now();
     const running = spawnProcess('sh', ['-c', script], { sink, idleTimeoutMs: 400, killGraceMs: 300 });
-    pgid = running.pid!;
+    pgid = running.pgid!;
     const result = await running.result;
     expect(result.reason).toBe('idle_timeout');
     expect(result.killedWith).toBe('SIGKILL');
@@ -135,19 +135,19 @@ describe('runProcess', () => {
     expect(result.reason).toBe('timeout');
     expect(result.signal).toBe('SIGTERM');
     expect(result.message).toContain('ran longer than its timeout of 500 ms');
-    expect(groupAlive(result.pid)).toBe(false);
+    expect(groupAlive(result.pgid)).toBe(false);
   });
 
   it('an abort stops the whole group at once', async () => {
     const controller = new AbortController();
     const running = spawnProcess('sh', ['-c', 'sleep 60 & sleep 60'], { signal: controller.signal, killGraceMs: 2_000 });
-    await waitUntil(() => running.pid !== undefined, 2_000, 'spawn');
+    await waitUntil(() => running.pgid !== undefined, 2_000, 'spawn');
     controller.abort(new Error('user cancelled'));
     const result = await running.result;
     expect(result.reason).toBe('aborted');
     expect(result.message).toContain('stopped: user cancelled');
     expect(result.killedWith).toBe('SIGTERM');
-    expect(groupAlive(result.pid)).toBe(false);
+    expect(groupAlive(result.pgid)).toBe(false);
   });
 
   it('records the signal that killed a process', async () => {
@@ -159,7 +159,7 @@ describe('runProcess', () => {
   it('kills what a command left running in its group when it exits', async () => {
     const result = await runProcess('sh', ['-c', 'sleep 60 > /dev/null 2>&1 & echo started'], { killGraceMs: 2_000 });
     expect(result.exitCode).toBe(0);
-    expect(groupAlive(result.pid)).toBe(false);
+    expect(groupAlive(result.pgid)).toBe(false);
   });
 
   it('a sink that refuses events (a full queue) does not crash the runner; what was lost is reported once', async () => {

@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { LogLevel } from '@runtrail/protocol';
-import { groupAlive, signalGroup } from './process-group.js';
+import { groupAlive, processStartTime, signalGroup } from './process-group.js';
 import { LINE_PREFIX, LineSplitter, parseLine } from './protocol-line.js';
 
 /** Where a subprocess's output goes: a RunHandle fits (ctx in a handler, or `runtrail exec`). */
@@ -42,7 +43,10 @@ export type ProcessEndReason = 'exit' | 'timeout' | 'idle_timeout' | 'aborted';
 
 export interface ProcessResult {
   command: string;
+  /** The command's pid. */
   pid: number;
+  /** Its process group (led by the group watchdog). */
+  pgid: number;
   /** null when a signal ended it. */
   exitCode: number | null;
   signal: NodeJS.Signals | null;
@@ -71,14 +75,23 @@ export class ProcessStartError extends Error {
 }
 
 export interface RunningProcess {
-  /** Also the process group id: the child leads its own group. */
-  readonly pid: number | undefined;
+  /** The process group id (its leader is the group watchdog, not the command). */
+  readonly pgid: number | undefined;
   readonly result: Promise<ProcessResult>;
   /** Stop it as if aborted: SIGTERM to the group, SIGKILL after the grace period. */
   stop(message?: string): void;
 }
 
 const POLL_MS = 25;
+/** The group leader that stops the group when its runner dies; same relative path from src/ and dist/. */
+const WATCHDOG = fileURLToPath(new URL('../../bin/group-watchdog.mjs', import.meta.url));
+
+/** What the group watchdog tells its runner over IPC. */
+interface WatchdogMessage {
+  spawned?: number;
+  startError?: { code?: string; message: string };
+  exit?: { code: number | null; signal: NodeJS.Signals | null };
+}
 /** After the group is dead, how long a pipe may stay open (held by a process that left the group). */
 const STREAM_CLOSE_GRACE_MS = 1_000;
 
@@ -88,12 +101,19 @@ export function runProcess(command: string, args: string[], options: RunProcessO
 }
 
 /**
- * Spawn a command as the leader of its own process group and follow it:
- * output lines become `log` events (rate-bounded, so a chatty child cannot
- * flood the run) and `::runtrail::` lines become events; a total timeout, an
- * idle timeout or an abort sends SIGTERM to the WHOLE group, then SIGKILL
- * after a grace period. The result resolves only once no live process of
- * the group is left, so nothing the command started outlives it.
+ * Spawn a command in its own process group and follow it: output lines
+ * become `log` events (rate-bounded, so a chatty child cannot flood the
+ * run) and `::runtrail::` lines become events; a total timeout, an idle
+ * timeout or an abort sends SIGTERM to the WHOLE group, then SIGKILL after
+ * a grace period. The result resolves only once no live process of the
+ * group is left, so nothing the command started outlives it.
+ *
+ * The group's leader is a small watchdog (bin/group-watchdog.mjs) that runs
+ * the command and holds an IPC channel to this process: if this process
+ * dies without stopping the group (kill -9, a crash), the channel closes
+ * and the watchdog stops the group itself. `meta.exec` records the group
+ * and its leader's start time, so a restarted server can stop a group that
+ * is still there without ever hitting a reused pid.
  */
 export function spawnProcess(command: string, args: string[], options: RunProcessOptions = {}): RunningProcess {
   const commandLine = [command, ...args].map(quote).join(' ');
@@ -108,12 +128,13 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     else env[key] = value;
   }
 
-  const child: ChildProcess = spawn(command, args, {
+  const child: ChildProcess = spawn(process.execPath, [WATCHDOG, String(killGraceMs), command, ...args], {
     cwd: options.cwd,
     env,
     detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
+  let commandPid: number | undefined;
 
   let stopped: { reason: Exclude<ProcessEndReason, 'exit'>; message: string } | null = null;
   let killedWith: ProcessResult['killedWith'] = null;
@@ -226,19 +247,33 @@ export function spawnProcess(command: string, args: string[], options: RunProces
       });
     }
 
+    const failedToStart = (err: NodeJS.ErrnoException) => {
+      clearTimers();
+      void logFile?.close();
+      reject(new ProcessStartError(command, err));
+    };
+    let reported: WatchdogMessage['exit'] | undefined;
+    let startError: NodeJS.ErrnoException | undefined;
+
     child.on('error', (err: NodeJS.ErrnoException) => {
-      // 'error' without a pid: the command could not be started at all.
-      if (child.pid === undefined) {
-        clearTimers();
-        void logFile?.close();
-        reject(new ProcessStartError(command, err));
-      } else {
-        forward((s) => s.log(`${commandLine}: ${err.message}`, 'warn'));
-      }
+      // 'error' without a pid: the watchdog could not be started at all.
+      if (child.pid === undefined) failedToStart(err);
+      else forward((s) => s.log(`${commandLine}: ${err.message}`, 'warn'));
     });
 
-    child.once('spawn', () => {
-      if (recordMeta) forward((s) => s.event('meta', { exec: { command: commandLine, pid: child.pid } }));
+    child.on('message', (message: WatchdogMessage) => {
+      if (message.spawned !== undefined) onSpawn(message.spawned);
+      if (message.startError) startError = Object.assign(new Error(message.startError.message), { code: message.startError.code });
+      if (message.exit) reported = message.exit;
+    });
+
+    const onSpawn = (pid: number) => {
+      commandPid = pid;
+      const pgid = child.pid!;
+      // With start times, a later reader (a restarted server) can tell
+      // these processes from unrelated ones that reuse their pids.
+      const identity = { pid, pidStartTime: processStartTime(pid), pgid, pgidStartTime: processStartTime(pgid) };
+      if (recordMeta) forward((s) => s.event('meta', { exec: { command: commandLine, ...identity } }));
       armIdle();
       if (options.timeoutMs) {
         const ms = options.timeoutMs;
@@ -251,11 +286,14 @@ export function spawnProcess(command: string, args: string[], options: RunProces
         else signal.addEventListener('abort', onAbort, { once: true });
         void allClosed.then(() => signal.removeEventListener('abort', onAbort));
       }
-    });
+    };
 
     child.once('exit', (code, signal) => {
       if (child.pid === undefined) return;
-      exit = { code, signal };
+      if (startError) return failedToStart(startError);
+      // The command's own end, as the watchdog saw it; the watchdog's
+      // status only if it could not say (it was killed with its group).
+      exit = reported ?? { code, signal };
       void settle();
     });
 
@@ -294,7 +332,8 @@ export function spawnProcess(command: string, args: string[], options: RunProces
         : `${commandLine} ${how}`;
       const outcome: ProcessResult = {
         command: commandLine,
-        pid,
+        pid: commandPid ?? pid,
+        pgid: pid,
         exitCode: code,
         signal,
         reason: stopped?.reason ?? 'exit',
@@ -310,7 +349,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
       if (recordMeta) {
         forward((s) =>
           s.event('meta', {
-            exec: { command: commandLine, pid, exitCode: code, signal, reason: outcome.reason, killedWith, durationMs: outcome.durationMs },
+            exec: { command: commandLine, pid: outcome.pid, pgid: pid, exitCode: code, signal, reason: outcome.reason, killedWith, durationMs: outcome.durationMs },
           }),
         );
       }
@@ -330,7 +369,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
   });
 
   return {
-    get pid() {
+    get pgid() {
       return child.pid;
     },
     result,

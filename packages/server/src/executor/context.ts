@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { RunHandle, waitFor, type ProducerTransport, type Ready, type WaitForOptions } from '@runtrail/client';
-import { handleSink, runProcess, type ProcessResult } from '@runtrail/client/node';
+import { handleSink, runEnvironment, runProcess, type ProcessResult } from '@runtrail/client/node';
 import type { Owner, Run, RunErrorKind } from '@runtrail/protocol';
 import type { RunService } from '../runs/run-service.js';
 
@@ -40,6 +40,8 @@ export interface ContextDeps {
   /** Folder of per-run output logs (one file per run, written by ctx.exec). */
   logDir: string | null;
   killGraceMs: number;
+  /** This server's URL, told to subprocesses as RUNTRAIL_URL (null before it listens). */
+  url: string | null;
   /** Child runs this context opened; the executor ends the ones left open. */
   children: Set<RunHandle>;
 }
@@ -132,7 +134,9 @@ export class RunContext<Input = unknown> {
   /**
    * Run a subprocess in its own process group: its output becomes log
    * events and the run's output log, its `::runtrail::` lines become events,
-   * and a timeout, idle timeout or this run's signal stops the whole group.
+   * and a timeout, idle timeout or this run's signal stops the whole group,
+   * as does this server's death (the group's watchdog sees it). Its
+   * environment has RUNTRAIL_RUN_ID and RUNTRAIL_URL.
    * Rejects with an ExecError (kind 'timeout' or 'error') unless it exits 0.
    */
   async exec(command: string, args: string[] = [], options: ExecOptions = {}): Promise<ProcessResult> {
@@ -143,7 +147,8 @@ export class RunContext<Input = unknown> {
       killGraceMs: options.killGraceMs ?? this.deps.killGraceMs,
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
-      ...(options.env ? { env: options.env } : {}),
+      // The command can append to its own run: RUNTRAIL_RUN_ID, RUNTRAIL_URL (these win over options.env).
+      env: { ...options.env, ...runEnvironment({ runId: this.id, url: this.deps.url }) },
       ...(options.cwd ? { cwd: options.cwd } : {}),
       ...(logFile ? { logFile } : {}),
     });

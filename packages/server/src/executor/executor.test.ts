@@ -148,8 +148,8 @@ describe('executor', () => {
     await waitUntil(async () => (await events(id)).some((e) => e.type === 'log' && (e.data as { message: string }).message === 'ready'), {
       what: 'the subprocess to start',
     });
-    const meta = (await client.getRun(id)).snapshot.meta as { exec: { pid: number } };
-    pgid = meta.exec.pid;
+    const meta = (await client.getRun(id)).snapshot.meta as { exec: { pgid: number } };
+    pgid = meta.exec.pgid;
     expect(groupAlive(pgid)).toBe(true);
     const t0 = Date.now();
     await client.cancelRun(id, 'stop the shell');
@@ -171,10 +171,10 @@ describe('executor', () => {
     expect(run.status).toBe('failed');
     expect(run.error?.kind).toBe('timeout');
     expect(run.error?.message).toMatch(/printed nothing for 400 ms \(idle timeout\); its process group got SIGTERM, then SIGKILL after 300 ms/);
-    const meta = run.snapshot.meta as { exec: { pid: number }; grandchild: number };
+    const meta = run.snapshot.meta as { exec: { pgid: number }; grandchild: number };
     expect(meta.grandchild).toBeGreaterThan(0);
-    expect(groupAlive(meta.exec.pid)).toBe(false);
-    await waitUntil(() => groupGone(meta.exec.pid), { timeoutMs: 10_000, what: 'the group to disappear' });
+    expect(groupAlive(meta.exec.pgid)).toBe(false);
+    await waitUntil(() => groupGone(meta.exec.pgid), { timeoutMs: 10_000, what: 'the group to disappear' });
     const log = run.snapshot.artifacts.find((a) => a.name === 'output.log');
     expect(log?.uri).toMatch(/^file:.*\.log$/);
   });
@@ -216,6 +216,16 @@ describe('executor', () => {
     const run = await ended((await client.startRun({ name: 'await-job' })).id);
     expect(run.output).toEqual({ image: 'out.png' });
     expect(run.snapshot.counters.named['polls: render']).toBe(2);
+  });
+
+  it("a ctx.exec command reads RUNTRAIL_RUN_ID and RUNTRAIL_URL (overriding the handler's env) and appends to its own run", async () => {
+    const append = `curl -sf -XPOST "$RUNTRAIL_URL/api/v1/runs/$RUNTRAIL_RUN_ID/events" -H 'content-type: application/json' -d '{"events":[{"type":"counter","data":{"name":"from_child","delta":1}}]}'`;
+    server.define('child-appends', (ctx) => ctx.exec('sh', ['-c', `echo "run=$RUNTRAIL_RUN_ID url=$RUNTRAIL_URL"; ${append}`], { env: { RUNTRAIL_RUN_ID: 'not-mine' } }));
+    const { id } = await client.startRun({ name: 'child-appends' });
+    const run = await ended(id);
+    expect(run.status).toBe('succeeded');
+    expect(run.snapshot.logs.map((l) => l.message)).toContain(`run=${id} url=${server.url}`);
+    expect(run.snapshot.counters.named.from_child).toBe(1);
   });
 
   it('graceful shutdown asks handlers to stop, ends the ones that do not as interrupted, and leaves nothing running', async () => {

@@ -41,6 +41,9 @@ export interface ExecutorOptions {
   killGraceMs?: number;
 }
 
+/** SIGTERM-to-SIGKILL grace of ctx.exec subprocesses when the executor is not told another. */
+export const DEFAULT_KILL_GRACE_MS = 5_000;
+
 interface Active {
   run: Run;
   handle: RunHandle;
@@ -62,6 +65,8 @@ export class Executor {
   private readonly transport: InProcessTransport;
   private readonly options: ExecutorOptions;
   private readonly log: FastifyBaseLogger;
+  /** This server's URL once it listens; subprocesses get it as RUNTRAIL_URL. */
+  url: string | null = null;
   private started = false;
   private stopping: Promise<void> | null = null;
   private claiming: Promise<void> | null = null;
@@ -253,7 +258,8 @@ export class Executor {
       transport: this.transport,
       owner: this.owner,
       logDir: this.options.logDir ?? null,
-      killGraceMs: this.options.killGraceMs ?? 5_000,
+      killGraceMs: this.options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
+      url: this.url,
       children,
     });
 

@@ -102,7 +102,7 @@ function foldInFreshProcess(events: RunEvent[]): Snapshot {
 
 describe('reserved names are plain data (issue 11)', () => {
   it.each(RESERVED)('%s in every keyed field of every event type: stored as given, no 5xx, snapshot = a fresh fold', async (name) => {
-    const created = await call('POST', buildPath('createRun', {}), `{"name":${JSON.stringify(name)},"input":${keyed(name, name)}}`);
+    const created = await call('POST', buildPath('createRun', {}), `{"name":${JSON.stringify(name)},"input":${keyed(name, name)},"labels":${keyed(name, name)}}`);
     expect(created.status, created.text).toBe(201);
     const run = created.body as Run;
     expect(run.name).toBe(name);
@@ -131,6 +131,11 @@ describe('reserved names are plain data (issue 11)', () => {
     const meta = events.find((ev) => ev.type === 'meta')!.data as Record<string, unknown>;
     expect(Object.keys(meta)).toEqual([name]);
     expect(Object.keys(got.body.input)).toEqual([name]);
+    expect(Object.keys(got.body.labels)).toEqual([name]);
+    expect(Object.getOwnPropertyDescriptor(got.body.labels, name)?.value).toBe(name);
+    // Found by its label, like any other.
+    const listed = await call('GET', buildPath('listRuns', {}, { label: `${name}=${name}` }));
+    expect(listed.body.runs.map((r: Run) => r.id)).toContain(run.id);
     expect(Object.keys(events.find((ev) => ev.type === 'run.started')!.data as object)).toEqual([name]);
     expect(Object.keys(events.find((ev) => ev.type === 'call.started')!.data as object)).toEqual(['callId', 'label', name]);
 
@@ -151,6 +156,12 @@ describe('reserved names are plain data (issue 11)', () => {
 
     // The server's persisted snapshot is exactly the fold of its log, computed elsewhere.
     expect(JSON.parse(got.text).snapshot).toEqual(foldInFreshProcess(events));
+  });
+
+  it('a label named __proto__ is checked like any other: a value that is not a string is a 400 naming it', async () => {
+    const res = await call('POST', buildPath('createRun', {}), '{"name":"bad-label","labels":{"__proto__":{"polluted":true}}}');
+    expect(res.status, res.text).toBe(400);
+    expect(res.body.error.message).toContain('__proto__');
   });
 
   it('a call id that is a reserved name stays in flight until it ends', async () => {

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { MAX_READ_LIMIT, RuntrailError } from '@runtrail/protocol';
+import { MAX_READ_LIMIT, RuntrailError, labelsAsSent } from '@runtrail/protocol';
 import type { RunService } from '../runs/run-service.js';
 import { serve } from './route-table.js';
 
@@ -16,7 +16,8 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
     if (key !== undefined && (key.length === 0 || key.length > 200)) {
       throw new RuntrailError('invalid_request', 'Idempotency-Key must be 1 to 200 characters');
     }
-    const { run, created } = await runs.create(body, key === undefined ? {} : { idempotencyKey: key });
+    const labels = labelsAsSent(request.body, body.labels);
+    const { run, created } = await runs.create({ ...body, labels }, key === undefined ? {} : { idempotencyKey: key });
     void reply.status(created ? 201 : 200);
     return run;
   });

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import { buildPath, type RunEvent } from '@runtrail/protocol';
 import { tempDir, waitUntil } from '../../../../test-support/index.js';
+import { serverFixture, spawnFixture } from '../leases/lease.test-kit.js';
 import { startServer, type RunningServer } from '../start.js';
 
 /**
@@ -205,17 +206,14 @@ describe('a database file that is gone or read-only (issue 11, item 4)', () => {
     const file = join(dir.path, 'runtrail.db');
     if (asRoot) chownSync(dir.path, 65534, 65534);
     chmodSync(file, 0o444);
-    const child = spawn(process.execPath, [new URL('../../test/fixtures/serve.mjs', import.meta.url).pathname], {
-      env: { ...process.env, RUNTRAIL_DATA_DIR: dir.path, RUNTRAIL_PORT: '0', RUNTRAIL_LOG_LEVEL: 'silent' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-      ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
-    });
-    cleanups.push(() => void child.kill('SIGKILL'));
-    const url = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (line) => resolve(JSON.parse(line).url));
-      child.once('exit', (code) => reject(new Error(`server exited ${code}`)));
-    });
-    const server = { url } as RunningServer;
+    const node = await spawnFixture(
+      serverFixture('serve-with-handlers.mjs'),
+      { RUNTRAIL_DATA_DIR: dir.path, RUNTRAIL_PORT: '0', RUNTRAIL_LOG_LEVEL: 'silent' },
+      15_000,
+      asRoot ? { uid: 65534, gid: 65534 } : {},
+    );
+    cleanups.push(() => void node.child.kill('SIGKILL'));
+    const server = { url: node.hello.url } as RunningServer;
 
     const read = await call(server, 'GET', buildPath('getRun', { id }));
     expect(read.status).toBe(200);

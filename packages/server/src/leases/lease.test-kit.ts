@@ -32,8 +32,13 @@ export interface SpawnedNode {
 }
 
 /** Spawn a Node fixture and wait for the JSON line with `ready: true` it prints once it is ready. */
-export async function spawnFixture(script: string, env: Record<string, string>, timeoutMs = 15_000): Promise<SpawnedNode> {
-  const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function spawnFixture(
+  script: string,
+  env: Record<string, string>,
+  timeoutMs = 15_000,
+  as: { uid?: number; gid?: number } = {},
+): Promise<SpawnedNode> {
+  const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...as });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>

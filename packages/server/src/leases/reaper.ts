@@ -1,5 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
+import { stopRecordedGroup, type ProcessIdentity, type RecordedGroup } from '@runtrail/client/node';
 import { RuntrailError, type Owner, type Run } from '@runtrail/protocol';
+import { DEFAULT_KILL_GRACE_MS } from '../executor/executor.js';
 import type { RunService } from '../runs/run-service.js';
 
 export interface ReaperOptions {
@@ -18,6 +20,8 @@ export interface ReaperOptions {
   onReaped?: (kind: ReapKind) => void;
   /** Runs of each kind handled per sweep; the next sweep takes the rest. */
   batchSize?: number;
+  /** SIGTERM-to-SIGKILL grace for a subprocess group a dead incarnation left running. */
+  killGraceMs?: number;
 }
 
 export type ReapKind = 'orphaned' | 'timeout' | 'stalled' | 'cancelled';
@@ -42,6 +46,7 @@ export class Reaper {
   private readonly intervalMs: number;
   private readonly log: FastifyBaseLogger;
   private readonly batchSize: number;
+  private readonly killGraceMs: number;
   private startedAt: number | null = null;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private current: Promise<unknown> | null = null;
@@ -56,6 +61,7 @@ export class Reaper {
     this.intervalMs = options.intervalMs;
     this.log = options.log;
     this.batchSize = options.batchSize ?? 200;
+    this.killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   }
 
   /** Recover this node's dead runs, sweep once, then keep sweeping every interval. */
@@ -85,6 +91,14 @@ export class Reaper {
     const ended: string[] = [];
     for (const run of held) {
       if (run.status !== 'running' || run.owner?.id === this.incarnation) continue;
+      // Its ctx.exec group's watchdog normally stopped the group when the
+      // old process died; if the group is still there (the watchdog was
+      // killed too), stop it, but only if its leader is provably the
+      // recorded process (pid and start time), never a reused pid.
+      const group = runningGroupOf(run);
+      if (group && stopRecordedGroup(group, this.killGraceMs)) {
+        this.log.warn({ runId: run.id, pgid: group.pgid }, 'stopped the subprocess group a previous incarnation left running');
+      }
       const message =
         `node ${this.node} restarted while its executor was running this run ` +
         `(previous incarnation ${run.owner?.id ?? 'unknown'}, last heartbeat ${at(run.heartbeatAt)})`;
@@ -191,6 +205,20 @@ export class Reaper {
     this.timer = setTimeout(() => void this.tick(), this.intervalMs);
     this.timer.unref?.();
   }
+}
+
+/** The process group `meta.exec` of a run records as started and not yet ended (see runProcess). */
+function runningGroupOf(run: Run): RecordedGroup | null {
+  const exec = run.snapshot.meta.exec as Record<string, unknown> | undefined;
+  if (!exec || typeof exec !== 'object' || 'exitCode' in exec || typeof exec.pgid !== 'number') return null;
+  const members: ProcessIdentity[] = [];
+  for (const [pid, startTime] of [
+    [exec.pgid, exec.pgidStartTime],
+    [exec.pid, exec.pidStartTime],
+  ]) {
+    if (typeof pid === 'number' && typeof startTime === 'number') members.push({ pid, startTime });
+  }
+  return members.length > 0 ? { pgid: exec.pgid, members } : null;
 }
 
 function at(ms: number | null): string {

@@ -1,0 +1,128 @@
+import { once } from 'node:events';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RuntrailClient } from '@runtrail/client';
+import type { Run } from '@runtrail/protocol';
+import { startServer, type RunningServer } from '@runtrail/server';
+import { tempDir, waitUntil } from '../../../test-support/index.js';
+import { LEAVES_STUBBORN_GRANDCHILD, identify, waitGroupGone } from '../../../test-support/process-tree.js';
+import { freePort, runtrail, serve, spawnCli } from './harness.js';
+
+/**
+ * `runtrail exec` as the runner of a command (issue 10 items 2, 4, 5): the
+ * server it uses, what the command is told, and that nothing it started
+ * outlives it. The "default port" is RUNTRAIL_PORT set to a free port, as
+ * client commands and `serve` both read it, so these tests never touch a
+ * server a user or another test has on 4310.
+ */
+
+const runIdOf = (stderr: string) => /runtrail: run (\S+) on /.exec(stderr)?.[1];
+
+let dir: ReturnType<typeof tempDir>;
+let server: RunningServer;
+let client: RuntrailClient;
+
+beforeAll(async () => {
+  dir = tempDir('runtrail-exec-runner-');
+  server = await startServer({ port: 0, dataDir: `${dir.path}/server`, logLevel: 'silent' });
+  client = new RuntrailClient({ url: server.url });
+});
+afterAll(async () => {
+  await server.close();
+  dir.remove();
+});
+
+/** The environment of a CLI process that must resolve the server by default: nothing set but RUNTRAIL_PORT. */
+const byDefault = (port: number) => ({ RUNTRAIL_URL: '', RUNTRAIL_DATA_DIR: '', RUNTRAIL_CONFIG: '', RUNTRAIL_PORT: String(port) });
+
+describe('runtrail exec: the command knows its run', () => {
+  it('a child reads RUNTRAIL_RUN_ID and RUNTRAIL_URL and appends to its own run over HTTP', async () => {
+    const child = `
+      const { RUNTRAIL_RUN_ID: id, RUNTRAIL_URL: url } = process.env;
+      console.log('child sees run ' + id);
+      const res = await fetch(url + '/api/v1/runs/' + id + '/events', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ events: [{ type: 'counter', data: { name: 'from_child', delta: 2 } }] }),
+      });
+      process.exit(res.ok ? 0 : 1);`;
+    const result = await runtrail(['exec', '--server', server.url, '--', process.execPath, '--input-type=module', '-e', child]);
+    expect(result.code, result.stderr).toBe(0);
+    const id = runIdOf(result.stderr)!;
+    expect(result.stdout).toContain(`child sees run ${id}\n`);
+    const run = await client.getRun(id);
+    expect(run.status).toBe('succeeded');
+    expect(run.snapshot.counters.named).toEqual({ from_child: 2 });
+  });
+});
+
+describe('runtrail exec: which server', () => {
+  it('with a server on the default port, puts the run on that server', async () => {
+    const port = Number(new URL(server.url).port);
+    const cwd = tempDir();
+    try {
+      const result = await runtrail(['exec', '--', 'sh', '-c', 'echo on the default server'], { env: byDefault(port), cwd: cwd.path });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).not.toContain('embedded');
+      expect(result.stderr).toContain(` on http://127.0.0.1:${port}\n`);
+      expect((await client.getRun(runIdOf(result.stderr)!)).status).toBe('succeeded');
+    } finally {
+      cwd.remove();
+    }
+  });
+
+  it('with none, says in one line that it runs embedded, and a later `runtrail serve` on the default data dir shows the run', async () => {
+    const port = await freePort();
+    const cwd = tempDir();
+    try {
+      const result = await runtrail(['exec', '--', 'sh', '-c', 'echo alone'], { env: byDefault(port), cwd: cwd.path });
+      expect(result.code, result.stderr).toBe(0);
+      const notes = result.stderr.split('\n').filter((l) => l.includes('embedded'));
+      expect(notes).toEqual([
+        `runtrail: no server answers at http://127.0.0.1:${port}: running embedded, data in ./.runtrail ('runtrail serve' there shows this run)`,
+      ]);
+      const id = runIdOf(result.stderr)!;
+
+      const later = await serve([], { env: byDefault(port), cwd: cwd.path });
+      try {
+        expect(later.url).toBe(`http://127.0.0.1:${port}`);
+        const shown = await runtrail(['runs', 'show', id, '--json'], { env: byDefault(port), cwd: cwd.path });
+        expect(shown.code, shown.stderr).toBe(0);
+        expect(JSON.parse(shown.stdout) as Run).toMatchObject({ id, status: 'succeeded' });
+      } finally {
+        await later.stop();
+      }
+    } finally {
+      cwd.remove();
+    }
+  });
+});
+
+describe('runtrail exec killed with SIGKILL', () => {
+  const ROUNDS = 4;
+  const PER_ROUND = 5; // 20 in all
+
+  it(`leaves no process of its command's group behind, within 5 s (${ROUNDS * PER_ROUND} times)`, async () => {
+    for (let round = 0; round < ROUNDS; round++) {
+      await Promise.all(
+        Array.from({ length: PER_ROUND }, async () => {
+          const cli = spawnCli(['exec', '--server', server.url, '--kill-grace', '300', '--quiet', '--', 'sh', '-c', LEAVES_STUBBORN_GRANDCHILD]);
+          const exited = once(cli, 'exit');
+          let stderr = '';
+          cli.stderr!.on('data', (d: Buffer) => (stderr += d));
+          const id = await waitUntil(() => runIdOf(stderr), { what: 'exec to create its run', timeoutMs: 60_000 });
+          const meta = await waitUntil(
+            async () => {
+              const m = (await client.getRun(id)).snapshot.meta as { grandchild?: number; exec?: { pid: number; pgid: number } };
+              return m.grandchild && m.exec ? (m as Required<typeof m>) : null;
+            },
+            { what: `run ${id} to report its grandchild`, timeoutMs: 60_000 },
+          );
+          const processes = [identify(meta.exec.pgid), identify(meta.exec.pid), identify(meta.grandchild)];
+          cli.kill('SIGKILL');
+          await exited;
+          await waitGroupGone(meta.exec.pgid, processes, 5_000);
+        }),
+      );
+    }
+  }, 240_000); // 20 CLI processes start on 2 shared cores
+});

@@ -1,0 +1,61 @@
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from '../../../test-support/index.js';
+import { freePort, runtrail } from './harness.js';
+
+/**
+ * The small traps of issue 10 item 7: each mistake a user makes gets one
+ * line saying what is wrong and what to do, and exit code 2, like every
+ * other error of the CLI.
+ */
+
+const lines = (text: string) => text.split('\n').filter((l) => l.length > 0);
+
+describe('runtrail traps', () => {
+  it('serve on a port in use says so in one line and exits 2', async () => {
+    const busy = createServer().listen(0, '127.0.0.1');
+    await once(busy, 'listening');
+    const { port } = busy.address() as { port: number };
+    const dir = tempDir();
+    try {
+      const result = await runtrail(['serve', '--port', String(port), '--data-dir', dir.path, '--log-level', 'silent']);
+      expect(result.code).toBe(2);
+      expect(lines(result.stderr)).toEqual([
+        `runtrail: unavailable: port ${port} on 127.0.0.1 is in use (another runtrail serve?): pass --port 0 for a free port, or another --port`,
+      ]);
+    } finally {
+      busy.close();
+      dir.remove();
+    }
+  });
+
+  it('--server without a scheme is an invalid URL, not "no server answers there"', async () => {
+    const result = await runtrail(['runs', 'ls', '--server', '127.0.0.1:4310']);
+    expect(result.code).toBe(2);
+    expect(lines(result.stderr)).toEqual([
+      'runtrail: invalid_request: invalid URL "127.0.0.1:4310" (--server): give the whole URL with its scheme, e.g. http://127.0.0.1:4310',
+    ]);
+    const fromEnv = await runtrail(['runs', 'ls'], { env: { RUNTRAIL_URL: 'localhost:4310' } });
+    expect(fromEnv.code).toBe(2);
+    expect(fromEnv.stderr).toContain('invalid URL "localhost:4310" (RUNTRAIL_URL)');
+  });
+
+  it('tail with no server answering gives up after --give-up-after with one line, exit 2', async () => {
+    const port = await freePort();
+    const result = await runtrail(['tail', 'some-run', '--server', `http://127.0.0.1:${port}`, '--give-up-after', '300']);
+    expect(result.code).toBe(2);
+    expect(lines(result.stderr)).toEqual([
+      expect.stringMatching(new RegExp(`^runtrail: unavailable: no answer from http://127\\.0\\.0\\.1:${port} for 300 ms \\(.+\\); gave up \\(--give-up-after\\)$`)),
+    ]);
+  });
+
+  it('a usage error (unknown option, missing argument, unknown command) exits 2; --help exits 0', async () => {
+    for (const args of [['runs', 'ls', '--no-such-flag'], ['tail'], ['no-such-command']]) {
+      const result = await runtrail(args);
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stderr, args.join(' ')).toMatch(/^error: /);
+    }
+    expect((await runtrail(['--help'])).code).toBe(0);
+  });
+});
