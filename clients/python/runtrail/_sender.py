@@ -171,6 +171,8 @@ class Sender:
                 self._cond.notify_all()
             if isinstance(err, RuntrailError) and err.code == "run_already_terminal":
                 self.on_stop("the run already ended on the server")
+            elif isinstance(err, RuntrailError) and err.code == "lease_lost":
+                self.on_stop("another owner holds the run's lease (this process lost it)")
             return
         with self._cond:
             del self._queue[: len(batch)]

@@ -161,6 +161,9 @@ class Run:
                 else:
                     child._finish_ignoring_end("failed", message=f"its parent run {self.id} ended before it did", kind="orphaned")
         body: Dict[str, Any] = {"status": status, "id": f"{self._id_prefix}.finish"}
+        if self._owner is not None:
+            # Fencing: a finish from an owner that lost the lease is refused (409 lease_lost).
+            body["owner"] = self._owner
         if message is not None or status == "failed":
             body["error"] = {"kind": kind or ("cancelled" if status == "cancelled" else "error"), "message": _truncate(message or status, MAX_ERROR_CHARS)}
         if self._has_output:

@@ -15,6 +15,6 @@ export {
 } from './config.js';
 export { Hub } from './hub.js';
 export { RunService } from './runs/run-service.js';
-export { startServer, type RunningServer, type StartOptions } from './start.js';
+export { createServer, startServer, type RunningServer, type RuntrailServer, type StartOptions } from './start.js';
 export { Executor, RunContext, RunStop, ExecError, InProcessTransport, type Handler, type ExecOptions, type StopKind } from './executor/index.js';
 export { Reaper, type SweepReport } from './leases/reaper.js';

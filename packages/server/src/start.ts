@@ -10,6 +10,14 @@ export interface RunningServer extends App {
   close(): Promise<void>;
 }
 
+/** runtrail built but not listening: define handlers, then `listen()`. */
+export interface RuntrailServer extends App {
+  store: RunStore;
+  /** Recover this node's runs, start the reaper and the executor, and listen on config host:port. */
+  listen(): Promise<RunningServer>;
+  close(): Promise<void>;
+}
+
 export interface StartOptions extends ServerConfigInput {
   /** A store to use instead of opening the configured one (PostgreSQL at databaseUrl, else SQLite in dataDir). */
   store?: RunStore;
@@ -17,8 +25,13 @@ export interface StartOptions extends ServerConfigInput {
   sources?: ConfigSources;
 }
 
-/** Open the configured store, build the app, listen. */
-export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
+/**
+ * runtrail in your own program: `const rt = await createServer({ dataDir })`,
+ * `rt.define(name, handler)`, then `await rt.listen()`. Options are the
+ * configuration keys (README, Configuration); keys not given come from
+ * RUNTRAIL_* variables, runtrail.json and the defaults, as for `runtrail serve`.
+ */
+export async function createServer(options: StartOptions = {}): Promise<RuntrailServer> {
   const { store: given, sources, ...rest } = options;
   const config = resolveConfig(rest, sources).config;
   const store =
@@ -41,29 +54,33 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const app = await buildApp({ config, store, ...(clock ? { now: clock.now } : {}) });
   const fanout = shared ? new RemoteFanout(shared, app.hub, app.http.log) : null;
   await fanout?.start();
-  // Before anyone can read a run: end what a previous incarnation of this
-  // node was executing, so nobody sees a dead run as running.
-  await app.reaper.start();
-  const address = await app.http.listen({ host: config.host, port: config.port });
-  app.executor.url = address;
-  app.executor.start();
-  app.readiness.start();
-  app.http.log.info({ config: describeConfig(config), store: store.kind }, `runtrail listening on ${address}`);
   let closed: Promise<void> | null = null;
-  return {
-    ...app,
-    url: address,
-    store,
-    close: () =>
-      (closed ??= (async () => {
-        // Handlers get their grace period while watchers can still see them end.
-        app.readiness.stop();
-        await app.executor.shutdown();
-        await app.reaper.stop();
-        await app.http.close();
-        await fanout?.stop();
-        clock?.stop();
-        await store.close();
-      })()),
+  const close = () =>
+    (closed ??= (async () => {
+      // Handlers get their grace period while watchers can still see them end.
+      app.readiness.stop();
+      await app.executor.shutdown();
+      await app.reaper.stop();
+      await app.http.close();
+      await fanout?.stop();
+      clock?.stop();
+      await store.close();
+    })());
+  const listen = async (): Promise<RunningServer> => {
+    // Before anyone can read a run: end what a previous incarnation of this
+    // node was executing, so nobody sees a dead run as running.
+    await app.reaper.start();
+    const address = await app.http.listen({ host: config.host, port: config.port });
+    app.executor.url = address;
+    app.executor.start();
+    app.readiness.start();
+    app.http.log.info({ config: describeConfig(config), store: store.kind }, `runtrail listening on ${address}`);
+    return { ...app, url: address, store, close };
   };
+  return { ...app, store, listen, close };
+}
+
+/** Open the configured store, build the app, listen: `createServer(options)` then `listen()`. */
+export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
+  return (await createServer(options)).listen();
 }

@@ -209,7 +209,8 @@ describe('a database file that is gone or read-only (issue 11, item 4)', () => {
     const node = await spawnFixture(
       serverFixture('serve-with-handlers.mjs'),
       { RUNTRAIL_DATA_DIR: dir.path, RUNTRAIL_PORT: '0', RUNTRAIL_LOG_LEVEL: 'silent' },
-      15_000,
+      // A server start takes seconds on a loaded machine.
+      30_000,
       asRoot ? { uid: 65534, gid: 65534 } : {},
     );
     cleanups.push(() => void node.child.kill('SIGKILL'));

@@ -102,7 +102,7 @@ describe('a WebSocket client that floods and never reads (issue 11, item 1)', ()
       RUNTRAIL_PORT: '0',
       RUNTRAIL_LOG_LEVEL: 'silent',
       RUNTRAIL_SEND_BUFFER_BYTES: String(SEND_BUFFER_BYTES),
-    });
+    }, 30_000);
     cleanups.push(() => void child.kill('SIGKILL'));
     const url = hello.url as string;
 

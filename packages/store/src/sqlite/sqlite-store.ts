@@ -42,6 +42,8 @@ export interface SqliteStoreOptions {
 
 /** Retry-After given with a 503 for a database that is locked or cannot be written. */
 const RETRY_AFTER_MS = 1000;
+/** How long the readiness probe retries a locked database before it reports it. */
+const READINESS_BUSY_WAIT_MS = 250;
 
 interface PendingAppend {
   runId: string;
@@ -505,16 +507,18 @@ export class SqliteRunStore implements RunStore {
    * busy_timeout on a lock.
    */
   async readiness(): Promise<StoreReadiness> {
-    const fault = this.fileFault();
-    if (fault) return { ready: false, reasons: [fault] };
     try {
-      this.db.exec('BEGIN IMMEDIATE');
-      try {
-        // Writes the header page in the transaction: a read-only file fails here, not at BEGIN.
-        this.db.pragma(`user_version = ${migrations.length}`);
-      } finally {
-        this.db.exec('ROLLBACK');
-      }
+      // Retried like a write for a moment, so that another process's short
+      // commit (several servers on one file) does not read as "not ready".
+      await this.write(() => {
+        this.db.exec('BEGIN IMMEDIATE');
+        try {
+          // Writes the header page in the transaction: a read-only file fails here, not at BEGIN.
+          this.db.pragma(`user_version = ${migrations.length}`);
+        } finally {
+          this.db.exec('ROLLBACK');
+        }
+      }, READINESS_BUSY_WAIT_MS);
     } catch (err) {
       return { ready: false, reasons: [(this.storeError(err) as Error).message] };
     }
@@ -541,8 +545,8 @@ export class SqliteRunStore implements RunStore {
    * database is retried with the event loop free between attempts, until
    * busyWaitMs, then `unavailable`.
    */
-  private async write<T>(tx: () => T): Promise<T> {
-    const deadline = Date.now() + this.busyWaitMs;
+  private async write<T>(tx: () => T, busyWaitMs = this.busyWaitMs): Promise<T> {
+    const deadline = Date.now() + busyWaitMs;
     for (let attempt = 0; ; attempt++) {
       try {
         this.assertWritable();
