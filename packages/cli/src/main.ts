@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { RuntrailError } from '@runtrail/protocol';
+import { StartupError } from '@runtrail/server';
 import { registerDemo } from './commands/demo.js';
 import { registerRuns } from './commands/runs.js';
 import { registerServe } from './commands/serve.js';
@@ -13,6 +14,7 @@ import { registerMigrate } from './commands/migrate.js';
 import { registerConfig } from './commands/config.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+import { registerTokens } from './commands/tokens.js';
 
 const program = new Command('runtrail')
   .description('live progress of long-running runs, from a durable event log')
@@ -34,8 +36,13 @@ registerCancel(program);
 registerRetry(program);
 registerDelete(program);
 registerMigrate(program);
+registerTokens(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof StartupError) {
+    process.stderr.write(`runtrail: ${err.message}\n`);
+    process.exit(2);
+  }
   if (err instanceof RuntrailError) {
     process.stderr.write(`runtrail: ${err.code}: ${err.message}\n`);
     process.exit(2);

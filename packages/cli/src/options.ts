@@ -40,6 +40,10 @@ function checkedUrl(raw: string, from: string): string {
   return raw.replace(/\/+$/, '');
 }
 
+/** How a client command reaches its server: the URL, and RUNTRAIL_TOKEN when the server needs a token. */
+export function clientOptions(cmd: Command): { url: string; token: string | undefined } {
+  return { url: serverUrl(cmd), token: process.env.RUNTRAIL_TOKEN || undefined };
+}
 
 function defaultText(key: (typeof configKeys)[number]): string {
   const parsed = settings[key].schema.safeParse(undefined);

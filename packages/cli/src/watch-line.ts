@@ -12,8 +12,13 @@ export interface FollowOptions {
  * Follow a run in the terminal until it ends: one status line redrawn in
  * place on a TTY (a line per change otherwise), then the final state.
  */
-export async function followRun(url: string, runId: string, options: FollowOptions = {}): Promise<RunWatchState> {
-  const watch = watchRun(runId, { url, WebSocket: WebSocket as unknown as WebSocketConstructor });
+export async function followRun(
+  server: { url: string; token?: string | undefined },
+  runId: string,
+  options: FollowOptions = {},
+): Promise<RunWatchState> {
+  const { url } = server;
+  const watch = watchRun(runId, { url, token: server.token, WebSocket: WebSocket as unknown as WebSocketConstructor });
   // The watcher reconnects for ever (right for a dashboard); a command must
   // end: a server silent for giveUpAfterMs is an error.
   let giveUp: (err: Error) => void = () => undefined;

@@ -1,4 +1,5 @@
 import {
+  CLIENT_HEADER,
   RuntrailError,
   buildPath,
   isErrorCode,
@@ -14,7 +15,19 @@ export interface HttpApiOptions {
   /** Per-request timeout; a request that takes longer fails (and producers retry it). */
   requestTimeoutMs?: number;
   headers?: Record<string, string>;
+  /** Sent as `Authorization: Bearer <token>` on every request (servers with auth on need one). */
+  token?: string | undefined;
   fetch?: typeof fetch;
+}
+
+/** `Authorization: Bearer <token>` when there is a token. */
+export function authHeaders(token: string | undefined): Record<string, string> {
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+/** A failure no retry or reconnect can fix: the token is missing, wrong, expired or not allowed this. */
+export function isAuthFailure(err: unknown): err is RuntrailError {
+  return err instanceof RuntrailError && (err.code === 'unauthorized' || err.code === 'forbidden');
 }
 
 export interface RequestOptions<R extends RouteName> {
@@ -38,7 +51,7 @@ export class HttpApi {
   constructor(options: HttpApiOptions) {
     this.baseUrl = options.url.replace(/\/+$/, '');
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
-    this.headers = options.headers ?? {};
+    this.headers = { ...options.headers, ...authHeaders(options.token) };
     this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
   }
 
@@ -55,6 +68,8 @@ export class HttpApi {
     const response = await this.fetchImpl(url, {
       method: route.method,
       headers: {
+        // Marks the request as the SDK's, not a forged cross-site form post (the server refuses those).
+        [CLIENT_HEADER]: '1',
         ...this.headers,
         ...(hasBody ? { 'content-type': 'application/json' } : {}),
         ...options.headers,
@@ -93,7 +108,7 @@ export function retryAfterMs(header: string | null): number | undefined {
 
 /** Worth retrying: the server was unreachable, overloaded, or failed on its side. */
 export function isRetryable(err: unknown): boolean {
-  if (err instanceof RuntrailError) return err.code === 'unavailable' || err.code === 'internal';
+  if (err instanceof RuntrailError) return err.code === 'unavailable' || err.code === 'internal' || err.code === 'rate_limited';
   // fetch rejects with TypeError on network failure and with TimeoutError/AbortError on our timeout.
   return err instanceof TypeError || (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError'));
 }

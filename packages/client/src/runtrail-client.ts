@@ -1,6 +1,11 @@
 import {
   DEFAULT_LEASE_TTL_MS,
   type CreateRunBody,
+  type CreateTokenBody,
+  type CreatedRunToken,
+  type CreatedToken,
+  type ListTokensResponse,
+  type TokenInfo,
   type ListRunsQuery,
   type ListRunsResponse,
   type Owner,
@@ -74,6 +79,24 @@ export class RuntrailClient {
 
   deleteRun(id: string): Promise<void> {
     return this.api.request('deleteRun', { params: { id } });
+  }
+
+  /** Mint a scoped token (admin). Its secret is in the answer and nowhere else. */
+  createToken(body: CreateTokenBody): Promise<CreatedToken> {
+    return this.api.request('createToken', { body });
+  }
+
+  async listTokens(): Promise<TokenInfo[]> {
+    return (await this.api.request<ListTokensResponse>('listTokens')).tokens;
+  }
+
+  revokeToken(id: string): Promise<void> {
+    return this.api.request('revokeToken', { params: { id } });
+  }
+
+  /** A token that reads and watches this run and its children only, for a browser or a shared link. */
+  createRunToken(runId: string, ttlSeconds?: number): Promise<CreatedRunToken> {
+    return this.api.request('createRunToken', { params: { id: runId }, body: ttlSeconds === undefined ? {} : { ttlSeconds } });
   }
 
   async listHandlers(): Promise<string[]> {

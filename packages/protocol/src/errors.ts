@@ -5,9 +5,11 @@
 export const errorStatus = {
   invalid_request: 400,
   unauthorized: 401,
+  forbidden: 403,
   run_not_found: 404,
   route_not_found: 404,
   handler_not_found: 404,
+  token_not_found: 404,
   run_already_terminal: 409,
   run_not_terminal: 409,
   run_not_queued: 409,
@@ -16,6 +18,8 @@ export const errorStatus = {
   event_id_conflict: 409,
   lease_lost: 409,
   payload_too_large: 413,
+  host_not_allowed: 421,
+  rate_limited: 429,
   unavailable: 503,
   internal: 500,
 } as const;

@@ -5,6 +5,7 @@ export * from './reducer.js';
 export * from './run.js';
 export * from './routes.js';
 export * from './stream.js';
+export * from './auth.js';
 export * from './validate.js';
 export { dataRecord, ownValue, withKey, withoutKey } from './data-keys.js';
 export { renderApiReference } from './api-reference.js';

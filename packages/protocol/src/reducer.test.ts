@@ -696,9 +696,11 @@ describe('protocol: RuntrailError', () => {
     expect(errorStatus).toEqual({
       invalid_request: 400,
       unauthorized: 401,
+      forbidden: 403,
       run_not_found: 404,
       route_not_found: 404,
       handler_not_found: 404,
+      token_not_found: 404,
       run_already_terminal: 409,
       run_not_terminal: 409,
       run_not_queued: 409,
@@ -707,6 +709,8 @@ describe('protocol: RuntrailError', () => {
       event_id_conflict: 409,
       lease_lost: 409,
       payload_too_large: 413,
+      host_not_allowed: 421,
+      rate_limited: 429,
       unavailable: 503,
       internal: 500,
     });

@@ -9,6 +9,7 @@ import {
   ReadEventsQuery,
 } from './run.js';
 import { StreamRunQuery } from './stream.js';
+import { CreateRunTokenBody, CreateTokenBody } from './auth.js';
 
 /**
  * Every HTTP route of runtrail, defined once. The server registers exactly
@@ -93,6 +94,24 @@ export const routes = {
     method: 'GET',
     path: `${API_PREFIX}/stream`,
     summary: 'WebSocket: many subscriptions over one connection',
+  },
+  createToken: {
+    method: 'POST',
+    path: `${API_PREFIX}/tokens`,
+    summary: 'Mint a scoped token (admin); 201 {id, name, scope, token, expiresAt}, the secret shown once',
+    body: CreateTokenBody,
+  },
+  listTokens: { method: 'GET', path: `${API_PREFIX}/tokens`, summary: 'List tokens without their secrets (admin): {tokens}' },
+  revokeToken: {
+    method: 'DELETE',
+    path: `${API_PREFIX}/tokens/:id`,
+    summary: "Revoke a token (admin); its open streams close, on every node within seconds",
+  },
+  createRunToken: {
+    method: 'POST',
+    path: `${API_PREFIX}/runs/:id/tokens`,
+    summary: 'Mint a token that reads and watches this run and its children only (producer); 201 {token, expiresAt}',
+    body: CreateRunTokenBody,
   },
   listHandlers: {
     method: 'GET',

@@ -15,6 +15,7 @@ import { registerRunRoutes } from './http/runs-routes.js';
 import { registerStatic } from './http/static.js';
 import { Reaper } from './leases/reaper.js';
 import { RunService } from './runs/run-service.js';
+import { BrowserGuard, RateLimiter, TokenService, installAuth, redactUrl, registerTokenRoutes } from './security/index.js';
 import { StreamServer } from './stream/index.js';
 
 /** The version of @runtrail/server (in the OpenAPI document). */
@@ -41,6 +42,8 @@ export interface App {
   executor: Executor;
   /** Ends runs whose owner is gone or whose limits passed; started by startServer. */
   reaper: Reaper;
+  /** Scoped and run tokens; `enabled` when auth is on. */
+  tokens: TokenService;
   /** Register the handler of runs named `name`: `app.define('eval', async (ctx) => …)`. */
   define: Executor['define'];
   /** Whether the store takes writes; checked on a timer (started by startServer) and by GET /readyz. */
@@ -79,20 +82,22 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       void (reply as FastifyReply).status(mapped.status).send(mapped.toBody());
     },
   });
+  const now = deps.now ?? Date.now;
   const hub = new Hub();
   const metrics = new ServerMetrics();
   const store = metrics.instrumentStore(deps.store);
-  const runs = new RunService({
-    store,
-    hub,
-    now: deps.now ?? Date.now,
-    newId,
-    leaseTtlMs: config.leaseTtlMs,
-  });
+  const runs = new RunService({ store, hub, now, newId, leaseTtlMs: config.leaseTtlMs });
   installErrorHandler(http);
   logRunIds(http);
   const readiness = new Readiness(store, http.log, READINESS_INTERVAL_MS);
   registerHealthRoutes(http, { node: config.node, store, readiness });
+  // Bodies are JSON or nothing: Fastify's default text/plain parser is what let
+  // a cross-site "simple" POST through (issue 15).
+  http.removeContentTypeParser('text/plain');
+  const guard = new BrowserGuard(config);
+  guard.install(http);
+  const tokens = new TokenService({ store, now, newId, adminToken: config.adminToken, cacheMs: config.tokenCacheMs });
+  installAuth(http, { tokens, store });
   // One id per process: runs held under another id on this node belong to a dead incarnation.
   const incarnation = newId();
   const executor = new Executor({
@@ -112,8 +117,17 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     log: http.log,
     onReaped: metrics.onReaped,
   });
-  registerRunRoutes(http, runs, { requireHandler: (name) => executor.requireHandler(name) });
+  registerRunRoutes(http, runs, {
+    requireHandler: (name) => executor.requireHandler(name),
+    limits: config,
+    appendRate: new RateLimiter(
+      config.appendEventsPerSecond,
+      Math.max(2 * config.appendEventsPerSecond, config.maxEventsPerBatch),
+      now,
+    ),
+  });
   registerExecutorRoutes(http, executor);
+  registerTokenRoutes(http, { tokens, runs });
   const stream = new StreamServer(http, {
     store,
     hub,
@@ -121,10 +135,14 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     sendBufferBytes: config.sendBufferBytes,
     pingIntervalMs: config.streamPingIntervalMs,
     log: http.log,
+    tokens,
+    guard,
+    now,
+    limits: config,
   });
   registerMetrics(http, metrics, { hub, stream, store, executor, concurrency: config.concurrency });
   logRunLifecycle(http.log, hub);
   await registerApiDocs(http, SERVER_VERSION);
   await registerStatic(http, config.webDir);
-  return { http, runs, hub, stream, config, executor, reaper, readiness, define: executor.define.bind(executor) };
+  return { http, runs, hub, stream, config, executor, reaper, readiness, tokens, define: executor.define.bind(executor) };
 }

@@ -117,6 +117,31 @@ const declared = {
     'WebSocket ping / SSE keepalive interval; a WebSocket that misses one pong is terminated',
   ),
   webDir: value(z.string().min(1).optional(), 'folder of the built dashboard served at / (default: the one shipped with the server)'),
+
+  // Security (issue 15; the README's "Security" section).
+  adminToken: value(
+    z.string().min(16, 'the admin token must be at least 16 characters').optional(),
+    'turns auth on: the token of the admin scope (at least 16 characters)',
+    { secret: true },
+  ),
+  adminTokenFile: value(z.string().min(1).optional(), 'a file holding the admin token (kept out of the environment and the process list)'),
+  insecure: toggle(false, 'serve a non-loopback address without an admin token (open to everyone who can reach it)'),
+  allowedOrigins: list([], "origins besides the server's own that may open the WebSocket"),
+  corsOrigins: list([], 'origins that may call the HTTP API from a browser (CORS); none by default'),
+  allowedHosts: list([], 'host names the server answers to besides IP literals, localhost and --host (DNS-rebinding guard)'),
+  tokenCacheMs: value(int(0).default(1000), 'how long a checked token is trusted before the store is asked again (bounds how late a revocation on another node takes effect)'),
+
+  // Limits: past each, a 413/429 or a WebSocket close code, never a crash.
+  maxEventsPerBatch: value(int(1, 5000).default(5000), 'events one append may carry; more gets 413'),
+  maxEventDataBytes: value(int(64).default(1024 * 1024), "bytes of one event's data as JSON; more gets 413"),
+  maxMetaBytes: value(int(64).default(64 * 1024), "bytes of a meta event's data as JSON; more gets 413"),
+  maxInputBytes: value(int(64).default(1024 * 1024), "bytes of a run's input as JSON; more gets 413"),
+  maxLabelsBytes: value(int(64).default(16 * 1024), "bytes of a run's labels as JSON (also at most 50 labels); more gets 413"),
+  maxSubscriptionsPerConnection: value(int(1).default(1000), 'subscriptions one WebSocket may hold; more get an error frame'),
+  maxConnectionsPerToken: value(int(1).default(1024), 'open stream connections (WebSocket + SSE) one token may hold; more get 429 / close 4429'),
+  maxConnectionsPerIp: value(int(1).default(1024), 'open stream connections one client address may hold; more get 429 / close 4429'),
+  appendEventsPerSecond: value(int(1).default(20_000), 'events per second one run accepts over HTTP (bursts of twice that); more get 429 with Retry-After'),
+  wsMessagesPerSecond: value(int(1).default(100), 'messages per second one WebSocket may send (bursts of twice that); more: close 4429'),
 };
 
 type Declared = typeof declared;

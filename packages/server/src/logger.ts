@@ -3,6 +3,7 @@ import pino from 'pino';
 import { isEndUpdate, type Hub } from './hub.js';
 import PinoPretty from 'pino-pretty';
 import type { ServerConfig } from './config.js';
+import { redactUrl } from './security/index.js';
 
 /**
  * The server's logger: pino JSON lines (one per event that matters) for
@@ -14,7 +15,14 @@ export function createLogger(
   config: Pick<ServerConfig, 'logLevel' | 'logFormat' | 'node'>,
   isTTY = Boolean(process.stdout.isTTY),
 ): FastifyBaseLogger {
-  const options = { level: config.logLevel, base: { node: config.node } };
+  const options = {
+    level: config.logLevel,
+    base: { node: config.node },
+    // A ?token= in a URL is a credential: it never reaches a log line, nor does an Authorization header.
+    serializers: {
+      req: (req: { method?: string; url?: string; id?: string }) => ({ id: req.id, method: req.method, url: req.url === undefined ? undefined : redactUrl(req.url) }),
+    },
+  };
   const pretty = config.logFormat === 'pretty' || (config.logFormat === 'auto' && isTTY);
   if (!pretty) return pino(options);
   // Synchronous, in this thread: a worker-thread transport could lose the last lines when the process exits.

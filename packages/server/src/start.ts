@@ -1,8 +1,47 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { connectStore, isSharedStore, type RunStore } from '@runtrail/store';
 import { buildApp, type App } from './app.js';
 import { DatabaseClock } from './cluster/database-clock.js';
 import { RemoteFanout } from './cluster/remote-fanout.js';
-import { describeConfig, resolveConfig, type ConfigSources, type ServerConfigInput } from './config.js';
+import { describeConfig, resolveConfig, type ConfigSources, type ServerConfig, type ServerConfigInput } from './config.js';
+
+/** The server will not start as configured; the message says why in one line. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+/** Whether an address only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (h === 'localhost' || h === '::1') return true;
+  return isIP(h) === 4 && h.startsWith('127.');
+}
+
+/**
+ * The admin token from --admin-token-file or RUNTRAIL_ADMIN_TOKEN, and the
+ * one rule of an open server: without a token it listens on loopback only,
+ * unless told --insecure.
+ */
+export function resolveSecurity(config: ServerConfig): ServerConfig {
+  let adminToken = config.adminToken;
+  if (config.adminTokenFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(config.adminTokenFile, 'utf8').trim();
+    } catch (err) {
+      throw new StartupError(`cannot read the admin token file ${config.adminTokenFile}: ${(err as Error).message}`);
+    }
+    if (text.length < 16) throw new StartupError(`the admin token in ${config.adminTokenFile} must be at least 16 characters`);
+    adminToken = text;
+  }
+  if (adminToken === undefined && !isLoopback(config.host) && !config.insecure) {
+    throw new StartupError(
+      `refusing to serve ${config.host} without auth: set RUNTRAIL_ADMIN_TOKEN or --admin-token-file (or pass --insecure to serve it open)`,
+    );
+  }
+  return { ...config, adminToken };
+}
 
 export interface RunningServer extends App {
   url: string;
@@ -33,7 +72,7 @@ export interface StartOptions extends ServerConfigInput {
  */
 export async function createServer(options: StartOptions = {}): Promise<RuntrailServer> {
   const { store: given, sources, ...rest } = options;
-  const config = resolveConfig(rest, sources).config;
+  const config = resolveSecurity(resolveConfig(rest, sources).config);
   const store =
     given ??
     (await connectStore({
@@ -75,6 +114,13 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
     app.executor.start();
     app.readiness.start();
     app.http.log.info({ config: describeConfig(config), store: store.kind }, `runtrail listening on ${address}`);
+    if (config.adminToken === undefined) {
+      if (isLoopback(config.host)) {
+        app.http.log.info(`auth is off: anyone on this machine can read and write every run at ${address}; set RUNTRAIL_ADMIN_TOKEN to require tokens`);
+      } else {
+        app.http.log.warn(`INSECURE: auth is off on ${address}: anyone who can reach it can read, change and delete every run`);
+      }
+    }
     return { ...app, url: address, store, close };
   };
   return { ...app, store, listen, close };

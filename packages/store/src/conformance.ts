@@ -10,7 +10,7 @@ import {
   type Run,
   type RunEvent,
 } from '@runtrail/protocol';
-import type { NewRunRecord, RunStore } from './store.js';
+import type { NewRunRecord, RunStore, TokenRecord } from './store.js';
 
 /**
  * The contract every RunStore adapter must keep, as vitest suites. An adapter's
@@ -684,6 +684,57 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect((await store.listRuns({})).runs.map((r) => r.id)).toEqual([keep.id]);
         expect(await readAll(keep.id)).toHaveLength(1);
         await expectError(store.deleteRun(run.id), 'run_not_found');
+      });
+    });
+
+    describe('tokens and secrets (issue 15)', () => {
+      const token = (over: Partial<TokenRecord> = {}): TokenRecord => ({
+        id: uuidv7(),
+        name: 'ci',
+        scope: 'producer',
+        hash: uuidv7().replace(/-/g, '').padEnd(64, '0'),
+        createdAt: T0,
+        expiresAt: null,
+        revokedAt: null,
+        ...over,
+      });
+
+      it('finds a token by its hash, lists tokens newest first, and has no token for an unknown hash', async () => {
+        const a = token({ name: 'a', scope: 'viewer', createdAt: T0 });
+        const b = token({ name: 'b', scope: 'admin', createdAt: T0 + 1, expiresAt: T0 + 60_000 });
+        await store.createToken(a);
+        await store.createToken(b);
+        expect(await store.findTokenByHash(a.hash)).toEqual(a);
+        expect(await store.findTokenByHash(b.hash)).toEqual(b);
+        expect(await store.findTokenByHash('0'.repeat(64))).toBeNull();
+        expect(await store.listTokens()).toEqual([b, a]);
+      });
+
+      it('refuses a second token with the same hash', async () => {
+        const a = token();
+        await store.createToken(a);
+        await expect(store.createToken(token({ hash: a.hash }))).rejects.toThrow();
+        expect(await store.listTokens()).toEqual([a]);
+      });
+
+      it('revokes once (the first time stays), seen by a second connection; unknown ids give null', async () => {
+        const a = token();
+        await store.createToken(a);
+        expect(await store.revokeToken(a.id, T0 + 5)).toEqual({ ...a, revokedAt: T0 + 5 });
+        expect(await store.revokeToken(a.id, T0 + 9)).toEqual({ ...a, revokedAt: T0 + 5 });
+        expect(await store.revokeToken('no-such-token', T0)).toBeNull();
+        const second = await open(opened.location);
+        extra.push(second);
+        expect((await second.store.findTokenByHash(a.hash))?.revokedAt).toBe(T0 + 5);
+      });
+
+      it('keeps the first secret stored under a name, across connections', async () => {
+        expect(await store.ensureSecret('run-token', 'first')).toBe('first');
+        expect(await store.ensureSecret('run-token', 'second')).toBe('first');
+        const second = await open(opened.location);
+        extra.push(second);
+        expect(await second.store.ensureSecret('run-token', 'third')).toBe('first');
+        expect(await second.store.ensureSecret('other', 'x')).toBe('x');
       });
     });
 

@@ -1,4 +1,4 @@
-export type { RunStore, NewRunRecord, AppendOptions, AppendResult, DueRuns, StoreReadiness, AppendFeed, SharedRunStore } from './store.js';
+export type { RunStore, NewRunRecord, AppendOptions, AppendResult, DueRuns, StoreReadiness, AppendFeed, SharedRunStore, TokenRecord } from './store.js';
 export { isSharedStore } from './store.js';
 export { SqliteRunStore, type SqliteStoreOptions } from './sqlite/sqlite-store.js';
 export { PgRunStore, type PgStoreOptions } from './postgres/pg-store.js';

@@ -7,6 +7,7 @@ import type {
   RunEvent,
   RunError,
   RunStatus,
+  TokenScope,
 } from '@runtrail/protocol';
 
 /**
@@ -52,6 +53,23 @@ export interface RunStore {
    */
   readiness(): Promise<StoreReadiness>;
 
+  /**
+   * Tokens live in the store, hashed, so every node on a shared database
+   * knows the same tokens and the same revocations (issue 15).
+   */
+  createToken(record: TokenRecord): Promise<void>;
+  /** The token whose secret hashes to `hash`, revoked or not; null if none. */
+  findTokenByHash(hash: string): Promise<TokenRecord | null>;
+  /** Every token, newest first. */
+  listTokens(): Promise<TokenRecord[]>;
+  /** Mark a token revoked at `now` (once: a second revoke keeps the first time); null if there is no such token. */
+  revokeToken(id: string, now: number): Promise<TokenRecord | null>;
+  /**
+   * The secret stored under `name`; if there is none yet, `candidate` is
+   * stored and returned. Nodes racing to create it all get the one that won.
+   */
+  ensureSecret(name: string, candidate: string): Promise<string>;
+
   close(): Promise<void>;
 }
 
@@ -76,6 +94,17 @@ export interface NewRunRecord {
   retryOf?: string | undefined;
   attempt?: number | undefined;
   idempotencyKey?: string | undefined;
+}
+
+export interface TokenRecord {
+  id: string;
+  name: string;
+  scope: TokenScope;
+  /** SHA-256 of the token, hex. The token itself is never stored. */
+  hash: string;
+  createdAt: number;
+  expiresAt: number | null;
+  revokedAt: number | null;
 }
 
 export interface AppendOptions {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { RuntrailClient } from '@runtrail/client';
-import { serverUrl } from '../options.js';
+import { clientOptions } from '../options.js';
 
 export function registerCancel(program: Command): void {
   program
@@ -9,7 +9,7 @@ export function registerCancel(program: Command): void {
     .option('--reason <text>', 'why, recorded on the run')
     .option('--json', 'print the run as JSON')
     .action(async (id: string, flags: { reason?: string; json?: boolean }, cmd: Command) => {
-      const run = await new RuntrailClient({ url: serverUrl(cmd) }).cancelRun(id, flags.reason);
+      const run = await new RuntrailClient(clientOptions(cmd)).cancelRun(id, flags.reason);
       if (flags.json) return void process.stdout.write(`${JSON.stringify(run, null, 2)}\n`);
       process.stdout.write(
         run.status === 'cancelled'

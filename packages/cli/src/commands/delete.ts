@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
 import { RuntrailClient } from '@runtrail/client';
-import { serverUrl } from '../options.js';
+import { clientOptions } from '../options.js';
 
 export function registerDelete(program: Command): void {
   program
     .command('delete <id>')
     .description('delete an ended run with its events and output log (a running run must be cancelled first)')
     .action(async (id: string, _flags: unknown, cmd: Command) => {
-      await new RuntrailClient({ url: serverUrl(cmd) }).deleteRun(id);
+      await new RuntrailClient(clientOptions(cmd)).deleteRun(id);
       process.stdout.write(`deleted run ${id}\n`);
     });
 }

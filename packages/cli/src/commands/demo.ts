@@ -26,7 +26,7 @@ export function registerDemo(program: Command): void {
     say(`  snapshot:   curl ${server.url}/api/v1/runs/${run.id}`);
     say(`  events:     curl '${server.url}/api/v1/runs/${run.id}/events?after=0&limit=20'`);
     say(`  live (SSE): curl -N ${server.url}/api/v1/runs/${run.id}/stream`);
-    const final = await followRun(server.url, run.id);
+    const final = await followRun({ url: server.url }, run.id);
     const end = final.snapshot.terminal;
     say(`demo run ${run.id} ended ${end?.status ?? final.connection}${end?.error ? `: ${end.error.message}` : ''}`);
     say(`still serving; start more runs from the dashboard (${server.url}), Ctrl-C to stop`);

@@ -59,7 +59,8 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
   }
   const url = embedded?.server.url ?? target.url;
   try {
-    const client = new RuntrailClient({ url });
+    // An embedded server is on loopback with auth off; any other may need RUNTRAIL_TOKEN.
+    const client = new RuntrailClient({ url, token: embedded ? undefined : process.env.RUNTRAIL_TOKEN || undefined });
     const run = await client.createRun({
       name: flags.name ?? basename(command),
       input: { command, args, cwd: process.cwd() },

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { RuntrailClient } from '@runtrail/client';
 import type { Run, RunStatus } from '@runtrail/protocol';
-import { serverUrl } from '../options.js';
+import { clientOptions } from '../options.js';
 
 export function registerRuns(program: Command): void {
   const runs = program.command('runs').description('list and inspect runs on a server');
@@ -16,7 +16,7 @@ export function registerRuns(program: Command): void {
     .option('--limit <n>', 'how many (1-200)', '20')
     .option('--json', 'print JSON')
     .action(async (flags: { status?: RunStatus; name?: string; parent?: string; label?: string; limit: string; json?: boolean }, cmd: Command) => {
-      const client = new RuntrailClient({ url: serverUrl(cmd) });
+      const client = new RuntrailClient(clientOptions(cmd));
       const page = await client.listRuns({
         status: flags.status,
         name: flags.name,
@@ -35,7 +35,7 @@ export function registerRuns(program: Command): void {
     .description("a run's state: status, counters, progress, phases, last error")
     .option('--json', 'print the run as JSON')
     .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
-      const run = await new RuntrailClient({ url: serverUrl(cmd) }).getRun(id);
+      const run = await new RuntrailClient(clientOptions(cmd)).getRun(id);
       print(flags.json ? JSON.stringify(run, null, 2) : formatRun(run));
     });
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { RuntrailError } from '@runtrail/protocol';
-import { serverUrl } from '../options.js';
+import { clientOptions } from '../options.js';
 import { followRun } from '../watch-line.js';
 
 export function registerTail(program: Command): void {
@@ -14,7 +14,7 @@ export function registerTail(program: Command): void {
       if (!Number.isInteger(giveUpAfterMs) || giveUpAfterMs <= 0) {
         throw new RuntrailError('invalid_request', `--give-up-after must be a positive number of milliseconds, not "${flags.giveUpAfter}"`);
       }
-      const final = await followRun(serverUrl(cmd), id, {
+      const final = await followRun(clientOptions(cmd), id, {
         giveUpAfterMs,
         ...(flags.events ? { onEvent: (line: string) => process.stdout.write(`${line}\n`) } : {}),
       });

@@ -34,6 +34,11 @@ export interface WatchConnectionOptions {
   WebSocket?: WebSocketConstructor | null;
   fetch?: typeof fetch;
   headers?: Record<string, string>;
+  /**
+   * A token for servers with auth on: `Authorization: Bearer` over HTTP and
+   * SSE, `?token=` on the WebSocket URL (browsers cannot set its headers).
+   */
+  token?: string | undefined;
   /** Transports to try, best first. Default ['ws', 'sse', 'poll']. */
   transports?: TransportName[];
   /** Reconnect delays: exponential with full jitter. Default 250 ms doubling up to 10 s. */

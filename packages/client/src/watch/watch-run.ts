@@ -16,8 +16,8 @@ import {
   type StreamEnd,
 } from '@runtrail/protocol';
 import { backoffDelay, delay } from '../backoff.js';
-import { resolveWebSocket, watcherApi } from './connection.js';
-import { errorFromResponse, isRetryable, type HttpApi } from '../http-api.js';
+import { closeError, resolveWebSocket, streamHeaders, watcherApi } from './connection.js';
+import { errorFromResponse, isAuthFailure, isRetryable, type HttpApi } from '../http-api.js';
 import { idleWatchdog } from './idle-watchdog.js';
 import { SseParser } from './sse-parser.js';
 import { toWebSocketUrl } from './ws-url.js';
@@ -224,7 +224,7 @@ export class RunWatch implements AsyncIterable<RunEvent> {
 
   private wsSession(): Promise<SessionResult> {
     return new Promise((resolve) => {
-      const url = toWebSocketUrl(this.api.url('stream', {}));
+      const url = toWebSocketUrl(this.api.url('stream', {}), this.options.token);
       let ws: WebSocketLike;
       try {
         ws = new this.WS!(url);
@@ -257,7 +257,10 @@ export class RunWatch implements AsyncIterable<RunEvent> {
       ws.onerror = () => {
         // The close event that follows carries the outcome.
       };
-      ws.onclose = () => finish({ opened });
+      ws.onclose = (event: { code?: number; reason?: string }) => {
+        const denied = closeError(event);
+        finish(denied ? { opened, fatal: denied } : { opened });
+      };
       ws.onmessage = (event: { data: unknown }) => {
         watchdog.touch();
         let msg: ServerMessage;
@@ -279,7 +282,9 @@ export class RunWatch implements AsyncIterable<RunEvent> {
             this.enqueueEnd(msg, (error) => finish({ opened, error }));
             return;
           case 'error':
-            if (msg.code === 'run_not_found') finish({ opened, fatal: new RuntrailError(msg.code, msg.message) });
+            if (msg.code === 'run_not_found' || isAuthFailure(new RuntrailError(msg.code, msg.message))) {
+              finish({ opened, fatal: new RuntrailError(msg.code, msg.message) });
+            }
             else finish({ opened, error: new RuntrailError(msg.code, msg.message) });
             return;
           default:
@@ -307,13 +312,13 @@ export class RunWatch implements AsyncIterable<RunEvent> {
     const watchdog = idleWatchdog(idleMs, () => undefined, () => fail(new RuntrailError('unavailable', `nothing received for ${idleMs} ms; reconnecting`)));
     try {
       const response = await fetchImpl(url, {
-        headers: { ...this.options.headers, accept: 'text/event-stream' },
+        headers: { ...streamHeaders(this.options), accept: 'text/event-stream' },
         signal,
       });
       if (!response.ok) {
         const text = await response.text();
         const err = errorFromResponse(response.status, safeJson(text), `GET ${url}`);
-        if (err.code === 'run_not_found') return { opened, fatal: err };
+        if (err.code === 'run_not_found' || isAuthFailure(err)) return { opened, fatal: err };
         return { opened, error: err };
       }
       if (!(response.headers.get('content-type') ?? '').includes('text/event-stream') || !response.body) {
@@ -340,7 +345,8 @@ export class RunWatch implements AsyncIterable<RunEvent> {
           if (record.event === SSE_EVENTS.end) this.enqueueEnd(JSON.parse(record.data) as StreamEnd, fail);
           else if (record.event === SSE_EVENTS.error) {
             const body = JSON.parse(record.data) as { code: RuntrailError['code']; message: string };
-            return { opened, error: new RuntrailError(body.code, body.message) };
+            const err = new RuntrailError(body.code, body.message);
+            return isAuthFailure(err) ? { opened, fatal: err } : { opened, error: err };
           }
         }
         if (events.length > 0) this.enqueue(events, fail);
@@ -374,7 +380,7 @@ export class RunWatch implements AsyncIterable<RunEvent> {
       }
       return { opened };
     } catch (error) {
-      if (RuntrailError.isCode(error, 'run_not_found')) return { opened, fatal: error };
+      if (RuntrailError.isCode(error, 'run_not_found') || isAuthFailure(error)) return { opened, fatal: error };
       return { opened, error };
     }
   }

@@ -1,7 +1,7 @@
 import { RuntrailError, type ListRunsResponse, type Run, type RunsFilter, type ServerMessage } from '@runtrail/protocol';
 import { backoffDelay, delay } from '../backoff.js';
-import { resolveWebSocket, watcherApi } from './connection.js';
-import { isRetryable, type HttpApi } from '../http-api.js';
+import { closeError, resolveWebSocket, watcherApi } from './connection.js';
+import { isAuthFailure, isRetryable, type HttpApi } from '../http-api.js';
 import { idleWatchdog } from './idle-watchdog.js';
 import { toWebSocketUrl } from './ws-url.js';
 import type { ConnectionState, WatchConnectionOptions, WebSocketConstructor, WebSocketLike } from './types.js';
@@ -78,6 +78,8 @@ export class RunsWatch {
           wsFailures = 0;
           this.wsSkipUntil = Date.now() + (this.options.transportRetryMs ?? 30_000);
         }
+        // No reconnect makes a refused token good: end with the reason.
+        if (isAuthFailure(result.error)) throw result.error;
         if (result.error !== undefined) this.update({ error: toError(result.error) });
         this.update({ connection: 'reconnecting' });
         await delay(backoffDelay(attempt++, this.options.backoff ?? { initialMs: 250, maxMs: 10_000 }, this.options.random), signal);
@@ -90,7 +92,7 @@ export class RunsWatch {
 
   private wsSession(): Promise<{ opened: boolean; error?: unknown }> {
     return new Promise((resolve) => {
-      const url = toWebSocketUrl(this.api.url('stream', {}));
+      const url = toWebSocketUrl(this.api.url('stream', {}), this.options.token);
       let ws: WebSocketLike;
       try {
         ws = new this.WS!(url);
@@ -128,7 +130,7 @@ export class RunsWatch {
       ws.onerror = () => {
         // The close event that follows carries the outcome.
       };
-      ws.onclose = () => finish();
+      ws.onclose = (event: { code?: number; reason?: string }) => finish(closeError(event) ?? undefined);
       ws.onmessage = (event: { data: unknown }) => {
         watchdog.touch();
         let msg: ServerMessage;

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildPath, foldEvents, routes, type RouteName, type RouteParams, type Run, type RunEvent } from '@runtrail/protocol';
+import { CLIENT_HEADER, buildPath, foldEvents, routes, type RouteName, type RouteParams, type Run, type RunEvent } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '../start.js';
 
 /**
@@ -30,7 +30,8 @@ interface Reply<T = any> {
 }
 
 async function request<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply<T>> {
-  const init: RequestInit = { method, headers: { ...headers } };
+  // As the SDK does: its client header says this is no forged cross-site form post.
+  const init: RequestInit = { method, headers: { [CLIENT_HEADER]: 'test', ...headers } };
   if (body !== undefined) {
     init.body = typeof body === 'string' ? body : JSON.stringify(body);
     (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
@@ -508,6 +509,9 @@ describe('HTTP API: bad input changes nothing and says exactly what is wrong', (
     expect(xml.body.error.message).toMatch(/content-type application\/json/);
     const text = await request('POST', path, JSON.stringify(events({ type: 'x.ok' })), { 'content-type': 'text/plain' });
     expectError(text, 400, 'invalid_request');
+    // Without the client header, a text/plain POST is what a cross-site form sends: refused before anything else.
+    const forged = await fetch(server.url + path, { method: 'POST', body: JSON.stringify(events({ type: 'x.ok' })), headers: { 'content-type': 'text/plain' } });
+    expect(forged.status).toBe(403);
     const empty = await request('POST', path, '', { 'content-type': 'application/json' });
     expectError(empty, 400, 'invalid_request');
     await unchanged();

@@ -8,6 +8,11 @@ export function installErrorHandler(app: FastifyInstance): void {
     if (mapped.code === 'internal') request.log.error({ err }, 'request failed');
     // Producers' SDKs wait this long before retrying a 503 (a locked or unreachable store).
     if (mapped.code === 'unavailable') void reply.header('retry-after', String(retryAfterSeconds(mapped)));
+    if (mapped.code === 'unauthorized') void reply.header('www-authenticate', 'Bearer');
+    const retryAfterMs = (mapped.details as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+    if (mapped.code === 'rate_limited' && typeof retryAfterMs === 'number') {
+      void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
+    }
     void reply.status(mapped.status).send(mapped.toBody());
   });
   app.setNotFoundHandler((request, reply) => {

@@ -28,6 +28,8 @@ export function serve<R extends RouteName>(
   app.route({
     method: route.method,
     url: route.path,
+    // Names the route for the auth hook, which looks up who may call it.
+    config: { routeName: name },
     handler: async (request, reply) => {
       const def = route as { body?: import('zod').ZodType; query?: import('zod').ZodType };
       const body = def.body ? parseOrThrow(def.body, request.body ?? {}, 'request body') : undefined;

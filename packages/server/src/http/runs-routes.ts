@@ -1,15 +1,33 @@
 import type { FastifyInstance } from 'fastify';
 import { MAX_READ_LIMIT, RuntrailError, labelsAsSent } from '@runtrail/protocol';
 import type { RunService } from '../runs/run-service.js';
+import { jsonBytes, rateLimited, tooLarge, type RateLimiter } from '../security/index.js';
 import { serve } from './route-table.js';
 
 export interface RunRoutesOptions {
   /** Throws handler_not_found unless this node can execute runs of that name. */
   requireHandler?: (name: string) => void;
+  /** Size limits of what producers send (see ServerConfig); absent: the protocol's own bounds only. */
+  limits?: {
+    maxEventsPerBatch: number;
+    maxEventDataBytes: number;
+    maxMetaBytes: number;
+    maxInputBytes: number;
+    maxLabelsBytes: number;
+  };
+  /** Events per second per run; absent: unlimited. */
+  appendRate?: RateLimiter;
 }
 
 export function registerRunRoutes(app: FastifyInstance, runs: RunService, options: RunRoutesOptions = {}): void {
   serve(app, 'createRun', async ({ body, request, reply }) => {
+    if (options.limits) {
+      const { maxInputBytes, maxLabelsBytes } = options.limits;
+      const input = jsonBytes(body.input);
+      if (input > maxInputBytes) throw tooLarge('the run input', input, maxInputBytes, 'maxInputBytes');
+      const labels = jsonBytes(body.labels);
+      if (labels > maxLabelsBytes) throw tooLarge('the labels', labels, maxLabelsBytes, 'maxLabelsBytes');
+    }
     if (body.execute) options.requireHandler?.(body.name);
     const key = request.headers['idempotency-key'];
     if (Array.isArray(key)) throw new RuntrailError('invalid_request', 'send one Idempotency-Key header');
@@ -31,7 +49,28 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
     return null;
   });
 
-  serve(app, 'appendEvents', async ({ params, body }) => runs.append(params.id!, body));
+  serve(app, 'appendEvents', async ({ params, body }) => {
+    const limits = options.limits;
+    if (limits) {
+      if (body.events.length > limits.maxEventsPerBatch) {
+        throw new RuntrailError(
+          'payload_too_large',
+          `${body.events.length} events in one append, over the limit of ${limits.maxEventsPerBatch} (maxEventsPerBatch); send smaller batches`,
+          { limit: limits.maxEventsPerBatch },
+        );
+      }
+      for (const event of body.events) {
+        const bytes = jsonBytes(event.data);
+        const max = event.type === 'meta' ? limits.maxMetaBytes : limits.maxEventDataBytes;
+        if (bytes > max) {
+          throw tooLarge(`the data of a ${event.type} event`, bytes, max, event.type === 'meta' ? 'maxMetaBytes' : 'maxEventDataBytes');
+        }
+      }
+    }
+    const wait = options.appendRate?.take(params.id!, body.events.length) ?? 0;
+    if (wait > 0) throw rateLimited(`run ${params.id} is receiving events faster than this server accepts; retry later`, wait);
+    return runs.append(params.id!, body);
+  });
 
   serve(app, 'readEvents', async ({ params, query }) =>
     runs.readEvents(params.id!, query.after ?? 0, query.limit ?? MAX_READ_LIMIT),

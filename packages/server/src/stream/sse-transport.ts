@@ -3,8 +3,10 @@ import type { Socket } from 'node:net';
 import { RuntrailError, SSE_EVENTS, type ErrorCode } from '@runtrail/protocol';
 import { sendFrames, sseEventChunks } from './frames.js';
 import { Outlet } from './outlet.js';
+import type { Validity } from '../security/index.js';
 import { RunSubscription } from './run-subscription.js';
 import { subscriptionMetrics, type StreamConnection, type StreamDeps } from './types.js';
+import type { Admission } from './stream-auth.js';
 
 /** Reconnect delay a browser EventSource is told to use after a drop. */
 export const SSE_RETRY_MS = 1000;
@@ -52,6 +54,7 @@ export class SseConnection implements StreamConnection {
     runId: string,
     after: number,
     deps: StreamDeps,
+    private readonly admission: Admission,
     private readonly onClosed: (conn: SseConnection) => void,
   ) {
     this.outlet = new SseOutlet(res, deps.sendBufferBytes);
@@ -91,6 +94,15 @@ export class SseConnection implements StreamConnection {
     return this.sub.closed ? 0 : 1;
   }
 
+  get principal() {
+    return this.admission.principal;
+  }
+
+  revoke(why: Exclude<Validity, 'valid'>): void {
+    this.sendError('unauthorized', why === 'expired' ? 'the token has expired' : 'the token was revoked');
+    this.finish();
+  }
+
   tick(): void {
     // A comment line keeps proxies from timing the stream out; a dead peer
     // shows up as a failed write and a 'close'.
@@ -116,6 +128,7 @@ export class SseConnection implements StreamConnection {
   private cleanup(): void {
     if (this.outlet.closed) return;
     this.outlet.markClosed();
+    this.admission.release();
     this.sub.close();
     this.onClosed(this);
   }

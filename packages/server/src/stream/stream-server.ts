@@ -2,8 +2,12 @@ import type { FastifyInstance } from 'fastify';
 import { RuntrailError } from '@runtrail/protocol';
 import { serve } from '../http/route-table.js';
 import { SseConnection, sseAfter } from './sse-transport.js';
+import type { Validity } from '../security/index.js';
 import type { StreamConnection, StreamDeps } from './types.js';
 import { WsConnection, createWsServer } from './ws-transport.js';
+
+/** How often open streams' tokens are checked again (expiry, revocation on another node). */
+export const AUTH_RECHECK_MS = 1000;
 
 export interface StreamStats {
   connections: { ws: number; sse: number };
@@ -26,13 +30,15 @@ export class StreamServer {
   private readonly conns = new Set<StreamConnection>();
   private peakOfClosed = 0;
   private readonly timer: NodeJS.Timeout;
+  private readonly authTimer: NodeJS.Timeout;
+  private rechecking = false;
 
   constructor(
     private readonly http: FastifyInstance,
     private readonly deps: StreamDeps,
   ) {
-    const { wss, onUpgrade } = createWsServer(deps, (ws, socket) => {
-      this.add(new WsConnection(ws, socket, deps, (c) => this.remove(c)));
+    const { wss, onUpgrade, gate } = createWsServer(deps, (ws, socket, admission) => {
+      this.add(new WsConnection(ws, socket, deps, admission, (c) => this.remove(c)));
     });
     http.server.on('upgrade', onUpgrade);
 
@@ -48,8 +54,9 @@ export class StreamServer {
       if (!run) throw new RuntrailError('run_not_found', `run ${runId} does not exist; create it first, then subscribe`, { runId });
       // Fastify answers HEAD with the GET handler; a HEAD must not open a stream that never ends.
       if (request.method === 'HEAD') return reply.header('content-type', 'text/event-stream; charset=utf-8').send();
+      const admission = gate.admit(request.principal, request.socket.remoteAddress);
       reply.hijack();
-      this.add(new SseConnection(reply.raw, runId, after, deps, (c) => this.remove(c)));
+      this.add(new SseConnection(reply.raw, runId, after, deps, admission, (c) => this.remove(c)));
       return undefined;
     });
 
@@ -58,9 +65,22 @@ export class StreamServer {
     }, deps.pingIntervalMs);
     this.timer.unref();
 
+    // A token revoked here ends its streams at once; expiry and revocations
+    // on other nodes are found by the periodic check.
+    const stopListening = deps.tokens.onRevoked((hash) => {
+      for (const conn of [...this.conns]) {
+        const p = conn.principal;
+        if (p.kind !== 'open' && p.hash === hash) conn.revoke('revoked');
+      }
+    });
+    this.authTimer = setInterval(() => void this.recheckTokens(), AUTH_RECHECK_MS);
+    this.authTimer.unref();
+
     // Open streams would keep http.close() waiting for ever; end them first.
     http.addHook('preClose', async () => {
       clearInterval(this.timer);
+      clearInterval(this.authTimer);
+      stopListening();
       this.disconnectAll('close');
       wss.close();
     });
@@ -89,6 +109,28 @@ export class StreamServer {
     const all = [...this.conns];
     for (const conn of all) conn.disconnect(mode);
     return all.length;
+  }
+
+  /** End every stream whose token expired or was revoked (on any node: revocations are read from the store). */
+  private async recheckTokens(): Promise<void> {
+    if (this.rechecking) return;
+    this.rechecking = true;
+    try {
+      const verdicts = new Map<string, Promise<Validity>>();
+      for (const conn of [...this.conns]) {
+        const p = conn.principal;
+        if (p.kind === 'open') continue;
+        let verdict = verdicts.get(p.hash);
+        if (!verdict) verdicts.set(p.hash, (verdict = this.deps.tokens.validity(p)));
+        const validity = await verdict;
+        if (validity !== 'valid' && this.conns.has(conn)) conn.revoke(validity);
+      }
+    } catch (err) {
+      // The store could not be asked; the next round asks again.
+      this.deps.log.warn({ err }, 'checking the tokens of open streams failed');
+    } finally {
+      this.rechecking = false;
+    }
   }
 
   private add(conn: StreamConnection): void {

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { RunStore } from '@runtrail/store';
 import type { Hub } from '../hub.js';
+import type { BrowserGuard, Principal, TokenService, Validity } from '../security/index.js';
 import type { Outlet } from './outlet.js';
 
 export interface StreamDeps {
@@ -10,6 +11,17 @@ export interface StreamDeps {
   pingIntervalMs: number;
   log: FastifyBaseLogger;
   metrics?: StreamMetrics;
+  tokens: TokenService;
+  guard: BrowserGuard;
+  now: () => number;
+  limits: StreamLimits;
+}
+
+export interface StreamLimits {
+  maxSubscriptionsPerConnection: number;
+  maxConnectionsPerToken: number;
+  maxConnectionsPerIp: number;
+  wsMessagesPerSecond: number;
 }
 
 export type Transport = 'ws' | 'sse';
@@ -37,6 +49,10 @@ export interface StreamConnection {
   readonly kind: Transport;
   readonly outlet: Outlet;
   readonly subscriptions: number;
+  /** Who opened it; checked again periodically while it is open. */
+  readonly principal: Principal;
+  /** Its token stopped being valid: tell the client why (WS close 4401, SSE `event: error`) and end it. */
+  revoke(why: Exclude<Validity, 'valid'>): void;
   /** Keepalive tick (ping, or an SSE comment). */
   tick(): void;
   /** End it from the server side: a clean close, or a TCP reset (tests, shutdown). */

@@ -8,19 +8,19 @@ import {
   STREAM_REPLY_ALLOWANCE_BYTES,
   parseClientMessage,
   parseLabelFilter,
-  routes,
+  WS_CLOSE,
   type ServerMessage,
 } from '@runtrail/protocol';
+import { RateLimiter, authorize, type Validity } from '../security/index.js';
 import { sendFrames, wsEventFrames } from './frames.js';
 import { Outlet } from './outlet.js';
 import { RunSubscription } from './run-subscription.js';
 import { RunsSubscription } from './runs-subscription.js';
 import { subscriptionMetrics, type StreamConnection, type StreamDeps } from './types.js';
+import { StreamGate, refuseUpgrade, type Admission } from './stream-auth.js';
 
-/** Subscriptions one WebSocket may hold at once. */
-export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 1000;
-/** Largest client message accepted (subscribe messages are tiny). */
-const MAX_CLIENT_MESSAGE_BYTES = 64 * 1024;
+/** Largest client message accepted (subscribe messages are tiny); a bigger one closes the socket with 1009. */
+export const MAX_CLIENT_MESSAGE_BYTES = 64 * 1024;
 
 class WsOutlet extends Outlet {
   constructor(
@@ -51,14 +51,19 @@ export class WsConnection implements StreamConnection {
   private errorTokens = STREAM_ERROR_REPLIES_PER_SECOND;
   private errorTokensAt = Date.now();
   private suppressedErrors = 0;
+  /** Messages this connection may still send (a flood of subscribes must not cost the server more than it allows). */
+  private readonly messages: RateLimiter;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly socket: Duplex,
     private readonly deps: StreamDeps,
+    private readonly admission: Admission,
     private readonly onClosed: (conn: WsConnection) => void,
   ) {
     this.outlet = new WsOutlet(ws, deps.sendBufferBytes);
+    const rate = deps.limits.wsMessagesPerSecond;
+    this.messages = new RateLimiter(rate, 2 * rate, deps.now);
     ws.on('message', (data, isBinary) => {
       if (this.acceptsMore()) this.onMessage(data, isBinary);
     });
@@ -75,6 +80,15 @@ export class WsConnection implements StreamConnection {
 
   get subscriptions(): number {
     return this.subs.size + (this.runsSub ? 1 : 0);
+  }
+
+  get principal() {
+    return this.admission.principal;
+  }
+
+  revoke(why: Exclude<Validity, 'valid'>): void {
+    this.ws.close(WS_CLOSE.unauthorized, why === 'expired' ? 'token expired' : 'token revoked');
+    this.cleanup();
   }
 
   /** Keepalive tick: a peer that did not answer the previous ping is dead. */
@@ -98,6 +112,7 @@ export class WsConnection implements StreamConnection {
   private cleanup(): void {
     if (this.outlet.closed) return;
     this.outlet.markClosed();
+    this.admission.release();
     for (const sub of this.subs.values()) sub.close();
     this.subs.clear();
     this.runsSub?.close();
@@ -150,6 +165,13 @@ export class WsConnection implements StreamConnection {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     this.alive = true;
+    if (this.outlet.closed) return;
+    if (this.messages.take('messages', 1) > 0) {
+      const max = this.deps.limits.wsMessagesPerSecond;
+      this.ws.close(WS_CLOSE.rateLimited, `more than ${max} messages per second`);
+      this.cleanup();
+      return;
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString());
@@ -181,6 +203,11 @@ export class WsConnection implements StreamConnection {
           this.sendInvalid((err as Error).message);
           return;
         }
+        // Synchronous for every principal but a run token, which may never list runs.
+        if (this.principal.kind === 'run') {
+          this.send({ type: 'error', code: 'forbidden', message: 'a run token cannot watch the runs list' });
+          return;
+        }
         this.runsSub?.close();
         this.runsSub = new RunsSubscription(this.deps.hub, msg.filter, labels, this.outlet, (m) => this.send(m));
         return;
@@ -202,12 +229,13 @@ export class WsConnection implements StreamConnection {
   private async subscribe(runId: string, after: number): Promise<void> {
     this.subs.get(runId)?.close();
     this.subs.delete(runId);
-    if (this.subs.size >= MAX_SUBSCRIPTIONS_PER_CONNECTION) {
+    const max = this.deps.limits.maxSubscriptionsPerConnection;
+    if (this.subs.size >= max) {
       this.send({
         type: 'error',
         runId,
-        code: 'invalid_request',
-        message: `at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions per connection; unsubscribe or open another connection`,
+        code: 'rate_limited',
+        message: `at most ${max} subscriptions per connection; unsubscribe or open another connection`,
       });
       return;
     }
@@ -234,8 +262,17 @@ export class WsConnection implements StreamConnection {
     this.subs.set(runId, sub);
     let run;
     try {
+      await authorize(this.deps.store, this.principal, 'readRun', runId);
       run = await this.deps.store.getRun(runId);
     } catch (err) {
+      if (RuntrailError.isCode(err, 'forbidden')) {
+        // Not for a subscription that was replaced or unsubscribed meanwhile.
+        if (sub.closed || this.subs.get(runId) !== sub) return;
+        sub.close();
+        this.subs.delete(runId);
+        this.send({ type: 'error', runId, code: err.code, message: err.message });
+        return;
+      }
       this.deps.log.error({ err, runId }, 'stream subscribe: reading the run failed');
       run = undefined;
     }
@@ -256,8 +293,11 @@ export class WsConnection implements StreamConnection {
   }
 }
 
-/** Accept WebSocket upgrades at the stream route on the Fastify server; other upgrade paths get 404. */
-export function createWsServer(deps: StreamDeps, onConnection: (ws: WebSocket, socket: Duplex) => void) {
+/**
+ * Accept WebSocket upgrades at the stream route on the Fastify server once
+ * the gate admits them; anything else gets an HTTP error and no socket.
+ */
+export function createWsServer(deps: StreamDeps, onConnection: (ws: WebSocket, socket: Duplex, admission: Admission) => void) {
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: MAX_CLIENT_MESSAGE_BYTES,
@@ -265,13 +305,39 @@ export function createWsServer(deps: StreamDeps, onConnection: (ws: WebSocket, s
     // Pongs are queued bytes too: WsConnection answers pings within the connection's bound.
     autoPong: false,
   });
+  const gate = new StreamGate(deps);
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    const path = (request.url ?? '').split('?')[0];
-    if (path !== routes.stream.path) {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    // A client may reset the socket while its token is being checked; that is its business, not a crash.
+    socket.on('error', (err) => deps.log.debug({ err }, 'websocket upgrade socket error'));
+    try {
+      gate.checkUpgrade(request);
+    } catch (err) {
+      refuseUpgrade(socket, err as RuntrailError);
       return;
     }
-    wss.handleUpgrade(request, socket, head, (ws) => onConnection(ws, socket));
+    const ip = request.socket.remoteAddress;
+    gate.authenticate(request).then(
+      (principal) => {
+        if (socket.destroyed) return;
+        let admission: Admission;
+        try {
+          admission = gate.admit(principal, ip);
+        } catch (err) {
+          wss.handleUpgrade(request, socket, head, (ws) => ws.close(WS_CLOSE.rateLimited, (err as Error).message.slice(0, 120)));
+          return;
+        }
+        wss.handleUpgrade(request, socket, head, (ws) => onConnection(ws, socket, admission));
+      },
+      (err: unknown) => {
+        if (socket.destroyed) return;
+        if (!RuntrailError.isCode(err, 'unauthorized')) {
+          deps.log.error({ err }, 'websocket authentication failed');
+          refuseUpgrade(socket, new RuntrailError('unavailable', 'could not check the token; try again'));
+          return;
+        }
+        wss.handleUpgrade(request, socket, head, (ws) => ws.close(WS_CLOSE.unauthorized, err.message.slice(0, 120)));
+      },
+    );
   };
-  return { wss, onUpgrade };
+  return { wss, onUpgrade, gate };
 }

@@ -18,7 +18,7 @@ import {
   RunStatus,
   type Snapshot,
 } from '@runtrail/protocol';
-import type { AppendOptions, AppendResult, DueRuns, NewRunRecord, RunStore, StoreReadiness } from '../store.js';
+import type { AppendOptions, AppendResult, DueRuns, NewRunRecord, RunStore, StoreReadiness, TokenRecord } from '../store.js';
 import { fence, notFound, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import { json, parse, rowToEvent, rowToRun, type EventRow, type RunRow } from '../rows.js';
 import { migrations } from './migrations.js';
@@ -60,6 +60,7 @@ const RUN_COLUMNS_NO_SNAPSHOT = `id, name, parent_id, status, created_at, starte
   error, output, seq, execute, owner, lease_ttl_ms, lease_expires_at, heartbeat_at, cancel_requested_at,
   timeout_ms, stall_timeout_ms, fail_on_stall, last_progress_at, stalled_at, retry_of, attempt`;
 
+const TOKEN_COLUMNS = `id, name, scope, hash, created_at AS createdAt, expires_at AS expiresAt, revoked_at AS revokedAt`;
 
 /**
  * The embedded store: one SQLite file in WAL mode, written through
@@ -153,6 +154,14 @@ export class SqliteRunStore implements RunStore {
         WHERE json_extract(p.value, '$.status') = 'started' AND json_extract(p.value, '$.timeoutMs') IS NOT NULL
           AND json_extract(p.value, '$.startedAt') + json_extract(p.value, '$.timeoutMs') < ?)
         ORDER BY id LIMIT ?`),
+      insertToken: db.prepare(`INSERT INTO tokens (id, name, scope, hash, created_at, expires_at, revoked_at)
+        VALUES (@id, @name, @scope, @hash, @createdAt, @expiresAt, @revokedAt)`),
+      tokenByHash: db.prepare(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE hash = ?`),
+      tokenById: db.prepare(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE id = ?`),
+      listTokens: db.prepare(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at DESC, id DESC`),
+      revokeToken: db.prepare(`UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`),
+      insertSecret: db.prepare(`INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`),
+      secretByName: db.prepare(`SELECT value FROM secrets WHERE name = ?`).pluck(),
       ownedBy: db.prepare(`SELECT * FROM runs WHERE owner_node = ? AND owner_kind = ?
         AND status IN ('queued','running') ORDER BY id`),
       countByStatus: db.prepare(`SELECT status, COUNT(*) AS n FROM runs GROUP BY status`),
@@ -529,6 +538,32 @@ export class SqliteRunStore implements RunStore {
     const counts = Object.fromEntries(RunStatus.options.map((s) => [s, 0])) as Record<RunStatus, number>;
     for (const row of this.stmt.countByStatus.all() as Array<{ status: RunStatus; n: number }>) counts[row.status] = row.n;
     return counts;
+  }
+
+  async createToken(record: TokenRecord): Promise<void> {
+    this.stmt.insertToken.run(record);
+  }
+
+  async findTokenByHash(hash: string): Promise<TokenRecord | null> {
+    return (this.stmt.tokenByHash.get(hash) as TokenRecord | undefined) ?? null;
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    return this.stmt.listTokens.all() as TokenRecord[];
+  }
+
+  async revokeToken(id: string, now: number): Promise<TokenRecord | null> {
+    return this.db.transaction(() => {
+      this.stmt.revokeToken.run(now, id);
+      return (this.stmt.tokenById.get(id) as TokenRecord | undefined) ?? null;
+    }).immediate();
+  }
+
+  async ensureSecret(name: string, candidate: string): Promise<string> {
+    return this.db.transaction(() => {
+      this.stmt.insertSecret.run(name, candidate);
+      return this.stmt.secretByName.get(name) as string;
+    }).immediate();
   }
 
   async close(): Promise<void> {

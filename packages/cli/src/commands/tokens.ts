@@ -1,0 +1,71 @@
+import type { Command } from 'commander';
+import { RuntrailClient } from '@runtrail/client';
+import { RuntrailError, TokenScope, type TokenInfo } from '@runtrail/protocol';
+import { clientOptions } from '../options.js';
+
+/** `runtrail tokens create|ls|revoke`: scoped tokens, with RUNTRAIL_TOKEN holding an admin token. */
+export function registerTokens(program: Command): void {
+  const tokens = program.command('tokens').description('mint, list and revoke scoped tokens (needs an admin token in RUNTRAIL_TOKEN)');
+
+  tokens
+    .command('create <name>')
+    .description('mint a token; its secret is printed once and stored only as a hash')
+    .requiredOption('--scope <scope>', 'admin|producer|viewer')
+    .option('--expires-in <seconds>', 'the token stops working after this many seconds')
+    .option('--json', 'print {id, name, scope, token, expiresAt} as JSON')
+    .action(async (name: string, flags: { scope: string; expiresIn?: string; json?: boolean }, cmd: Command) => {
+      const scope = TokenScope.safeParse(flags.scope);
+      if (!scope.success) throw new RuntrailError('invalid_request', `--scope must be one of ${TokenScope.options.join(', ')}`);
+      const expiresInSeconds = flags.expiresIn === undefined ? undefined : Number(flags.expiresIn);
+      if (expiresInSeconds !== undefined && !(Number.isInteger(expiresInSeconds) && expiresInSeconds > 0)) {
+        throw new RuntrailError('invalid_request', '--expires-in must be a positive whole number of seconds');
+      }
+      const created = await new RuntrailClient(clientOptions(cmd)).createToken({ name, scope: scope.data, expiresInSeconds });
+      if (flags.json) return print(JSON.stringify(created, null, 2));
+      print(created.token);
+      process.stderr.write(
+        `token ${created.id} (${created.scope}) created${created.expiresAt ? `, expires ${iso(created.expiresAt)}` : ''}; the line above is its secret, shown this once\n`,
+      );
+    });
+
+  tokens
+    .command('ls')
+    .description('list tokens (never their secrets)')
+    .option('--json', 'print JSON')
+    .action(async (flags: { json?: boolean }, cmd: Command) => {
+      const list = await new RuntrailClient(clientOptions(cmd)).listTokens();
+      if (flags.json) return print(JSON.stringify(list, null, 2));
+      if (list.length === 0) return print('no tokens');
+      print(formatTokens(list));
+    });
+
+  tokens
+    .command('revoke <id>')
+    .description('revoke a token: it stops working and its open streams close, on every node within seconds')
+    .action(async (id: string, _flags: unknown, cmd: Command) => {
+      await new RuntrailClient(clientOptions(cmd)).revokeToken(id);
+      print(`revoked token ${id}`);
+    });
+}
+
+function formatTokens(list: TokenInfo[]): string {
+  const rows = list.map((t) => [
+    t.id,
+    t.name,
+    t.scope,
+    t.revokedAt !== null ? `revoked ${iso(t.revokedAt)}` : t.expiresAt !== null && t.expiresAt <= Date.now() ? 'expired' : 'active',
+    t.expiresAt === null ? '-' : iso(t.expiresAt),
+    iso(t.createdAt),
+  ]);
+  const header = ['ID', 'NAME', 'SCOPE', 'STATE', 'EXPIRES', 'CREATED'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
+}
+
+function print(text: string): void {
+  process.stdout.write(`${text}\n`);
+}

@@ -1,0 +1,77 @@
+import { RuntrailError, type RouteName, type TokenScope } from '@runtrail/protocol';
+import type { RunStore } from '@runtrail/store';
+import type { Principal } from './tokens.js';
+
+/**
+ * What a route needs:
+ * - `open`: nothing (health checks);
+ * - `read`: any scoped token (viewer and up);
+ * - `readRun`: read access to the run in `:id` (a run token of that run or
+ *   of an ancestor also has it);
+ * - `produce`: a producer or admin token;
+ * - `admin`: the admin scope.
+ * Every route of the table is listed, so a new route does not compile until
+ * someone decides who may call it.
+ */
+export type Access = 'open' | 'read' | 'readRun' | 'produce' | 'admin';
+
+export const routeAccess = {
+  health: 'open',
+  ready: 'open',
+  metrics: 'read',
+  createRun: 'produce',
+  listRuns: 'read',
+  getRun: 'readRun',
+  deleteRun: 'admin',
+  appendEvents: 'produce',
+  readEvents: 'readRun',
+  finishRun: 'produce',
+  heartbeat: 'produce',
+  cancelRun: 'produce',
+  retryRun: 'produce',
+  streamRun: 'readRun',
+  stream: 'readRun',
+  listHandlers: 'read',
+  createToken: 'admin',
+  listTokens: 'admin',
+  revokeToken: 'admin',
+  createRunToken: 'produce',
+} as const satisfies Record<RouteName, Access>;
+
+const SCOPE_ALLOWS: Record<TokenScope, ReadonlySet<Access>> = {
+  admin: new Set(['open', 'read', 'readRun', 'produce', 'admin']),
+  producer: new Set(['open', 'read', 'readRun', 'produce']),
+  viewer: new Set(['open', 'read', 'readRun']),
+};
+
+/** How far up the parent chain a run token's reach is looked for. */
+const MAX_ANCESTRY = 32;
+
+/** Throws `forbidden` unless the principal may do `access` (on run `runId` for readRun). */
+export async function authorize(store: RunStore, principal: Principal, access: Access, runId?: string): Promise<void> {
+  if (access === 'open' || principal.kind === 'open') return;
+  if (principal.kind === 'scoped') {
+    if (SCOPE_ALLOWS[principal.scope].has(access)) return;
+    throw new RuntrailError('forbidden', `a ${principal.scope} token cannot do this; it needs the ${neededScope(access)} scope`);
+  }
+  if (access === 'readRun' && runId !== undefined && (await runTokenCovers(store, principal.runId, runId))) return;
+  throw new RuntrailError(
+    'forbidden',
+    access === 'readRun' ? 'a run token reads only its own run and that run\'s children' : 'a run token can only read and watch its run',
+  );
+}
+
+/** Whether `runId` is `tokenRunId` or one of its descendants. An unknown run is not covered (a run token must not learn which ids exist). */
+async function runTokenCovers(store: RunStore, tokenRunId: string, runId: string): Promise<boolean> {
+  let id: string | null = runId;
+  for (let depth = 0; id !== null && depth <= MAX_ANCESTRY; depth++) {
+    if (id === tokenRunId) return true;
+    const run: { parentId: string | null } | null = await store.getRun(id);
+    id = run?.parentId ?? null;
+  }
+  return false;
+}
+
+function neededScope(access: Access): TokenScope {
+  return access === 'admin' ? 'admin' : access === 'produce' ? 'producer' : 'viewer';
+}

@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import { testScope } from '../stream/stream.test-kit.js';
+import { call, rawGet, streamUrl, TestSocket } from './security.test-kit.js';
+
+/**
+ * Item 5 of issue 15 with auth OFF, on loopback: what a hostile page could
+ * send is refused before it reaches a handler. (The same page in a real
+ * browser: packages/web/test/e2e/cross-origin.e2e.test.ts.)
+ */
+const { server } = testScope();
+
+describe('browser guard (auth off, loopback)', () => {
+  it('refuses a foreign Host (DNS rebinding) with 421, and accepts localhost, 127.0.0.1 and [::1] with the port', async () => {
+    const s = await server();
+    const port = new URL(s.url).port;
+    for (const host of ['evil.example', `evil.example:${port}`, `rebind.attacker.test:${port}`, 'local host', `localhost.evil.example:${port}`]) {
+      const res = await rawGet(s, '/api/v1/runs', { host });
+      expect(res.status, host).toBe(421);
+      expect(JSON.parse(res.body).error.code).toBe('host_not_allowed');
+    }
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, 'localhost']) {
+      expect((await rawGet(s, '/api/v1/runs', { host })).status, host).toBe(200);
+    }
+    const ws = new TestSocket(streamUrl(s), { host: `evil.example:${port}` });
+    await ws.settled;
+    expect(ws.refusedStatus).toBe(421);
+  });
+
+  it('answers to a configured name (--allowed-hosts)', async () => {
+    const s = await server({ allowedHosts: ['runtrail.internal'] });
+    expect((await rawGet(s, '/api/v1/runs', { host: 'runtrail.internal' })).status).toBe(200);
+    expect((await rawGet(s, '/api/v1/runs', { host: 'other.internal' })).status).toBe(421);
+  });
+
+  it('refuses a state-changing request that a cross-site form or no-cors fetch could send (CSRF), and changes nothing', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'victim' });
+    // Simple requests: no custom header, a form content type or none at all.
+    for (const [path, headers] of [
+      [`/api/v1/runs/${run.id}/cancel`, { 'content-type': 'text/plain' }],
+      [`/api/v1/runs/${run.id}/cancel`, {}],
+      [`/api/v1/runs/${run.id}/retry`, { 'content-type': 'application/x-www-form-urlencoded' }],
+      [`/api/v1/runs/${run.id}/events`, { 'content-type': 'multipart/form-data; boundary=x' }],
+    ] as const) {
+      const res = await fetch(s.url + path, { method: 'POST', headers, body: path.endsWith('events') ? '--x--' : '{}' });
+      expect(res.status, `${path} ${JSON.stringify(headers)}`).toBe(403);
+    }
+    const del = await fetch(`${s.url}/api/v1/runs/${run.id}`, { method: 'DELETE' });
+    expect(del.status).toBe(403);
+    const after = await s.runs.get(run.id);
+    expect(after.status).toBe('running');
+    expect(after.seq).toBe(run.seq);
+    expect(after.cancelRequestedAt).toBeNull();
+    expect((await s.runs.list({})).runs).toHaveLength(1);
+  });
+
+  it('refuses a request from another Origin with 403 even with a JSON body, and sends no CORS headers', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'victim' });
+    const cancel = await call(s, 'POST', `/api/v1/runs/${run.id}/cancel`, { body: {}, headers: { origin: 'http://127.0.0.1:1' } });
+    expect(cancel.status).toBe(403);
+    const read = await call(s, 'GET', `/api/v1/runs/${run.id}`, { headers: { origin: 'http://evil.example' } });
+    expect(read.status).toBe(403);
+    expect(read.headers.get('access-control-allow-origin')).toBeNull();
+    const nullOrigin = await call(s, 'GET', '/api/v1/runs', { headers: { origin: 'null' } });
+    expect(nullOrigin.status).toBe(403);
+    // The server's own origin is fine.
+    const same = await call(s, 'POST', `/api/v1/runs/${run.id}/cancel`, { body: {}, headers: { origin: s.url } });
+    expect(same.status).toBe(200);
+  });
+
+  it('--cors-origins lets a named origin call the API (with a preflight), and no other', async () => {
+    const s = await server({ corsOrigins: ['http://app.example:8080'] });
+    const preflight = await fetch(`${s.url}/api/v1/runs`, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://app.example:8080', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, authorization' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('http://app.example:8080');
+    expect(preflight.headers.get('access-control-allow-headers')).toMatch(/authorization/);
+    const created = await call(s, 'POST', '/api/v1/runs', { body: { name: 'x' }, headers: { origin: 'http://app.example:8080' } });
+    expect(created.status).toBe(201);
+    expect(created.headers.get('access-control-allow-origin')).toBe('http://app.example:8080');
+    const other = await call(s, 'POST', '/api/v1/runs', { body: { name: 'x' }, headers: { origin: 'http://app.example:8081' } });
+    expect(other.status).toBe(403);
+  });
+
+  it('sends the security headers: CSP without inline script, nosniff, Referrer-Policy, no framing', async () => {
+    const s = await server();
+    for (const path of ['/', '/api/v1/runs', '/no/such/path']) {
+      const res = await fetch(s.url + path);
+      const csp = res.headers.get('content-security-policy') ?? '';
+      expect(csp, path).toMatch(/script-src 'self'(;|$)/);
+      expect(csp).not.toMatch(/unsafe-inline|unsafe-eval/);
+      expect(csp).toMatch(/frame-ancestors 'none'/);
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('referrer-policy')).toBe('no-referrer');
+      expect(res.headers.get('x-frame-options')).toBe('DENY');
+    }
+  });
+
+  it('opens the WebSocket for its own origin and for --allowed-origins, refuses any other Origin at the handshake', async () => {
+    const s = await server({ allowedOrigins: ['http://dash.example'] });
+    const { run } = await s.runs.create({ name: 'watched' });
+    const refused = new TestSocket(streamUrl(s), { origin: 'http://evil.example' });
+    await refused.settled;
+    expect(refused.refusedStatus).toBe(403);
+    for (const origin of [s.url, 'http://dash.example', undefined]) {
+      const ws = new TestSocket(streamUrl(s), origin ? { origin } : {});
+      expect(await ws.opened(), String(origin)).toBe(true);
+      ws.send({ op: 'subscribe', runId: run.id, after: 0 });
+      await expect.poll(() => ws.messages.some((m) => m.type === 'subscribed')).toBe(true);
+      ws.close();
+    }
+  });
+});

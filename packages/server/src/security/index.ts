@@ -1,0 +1,6 @@
+export { BrowserGuard, CONTENT_SECURITY_POLICY, SECURITY_HEADERS, type BrowserGuardOptions } from './browser-guard.js';
+export { TokenService, type Principal, type Validity } from './tokens.js';
+export { authorize, routeAccess, type Access } from './access.js';
+export { installAuth, redactUrl, tokenOf } from './authenticate.js';
+export { registerTokenRoutes } from './token-routes.js';
+export { ConnectionCounter, RateLimiter, jsonBytes, rateLimited, tooLarge } from './limits.js';

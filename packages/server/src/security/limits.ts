@@ -1,0 +1,103 @@
+import { RuntrailError } from '@runtrail/protocol';
+
+/** Keys a rate limiter remembers before it forgets the idle ones. */
+const MAX_BUCKETS = 10_000;
+
+/**
+ * Token buckets by key (a run id, a connection): `ratePerSecond` sustained,
+ * bursts up to `capacity`. Memory is bounded: idle (full) buckets are
+ * dropped when there are too many, and a full bucket is what a new key gets
+ * anyway, so forgetting one changes nothing.
+ */
+export class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    private readonly ratePerSecond: number,
+    private readonly capacity: number,
+    private readonly now: () => number,
+  ) {}
+
+  /** Take `n` tokens: 0 if granted, else how many ms until they would be (nothing is taken). */
+  take(key: string, n: number): number {
+    const now = this.now();
+    const bucket = this.buckets.get(key) ?? { tokens: this.capacity, at: now };
+    bucket.tokens = Math.min(this.capacity, bucket.tokens + ((now - bucket.at) * this.ratePerSecond) / 1000);
+    bucket.at = now;
+    if (!this.buckets.has(key)) {
+      if (this.buckets.size >= MAX_BUCKETS) this.prune();
+      this.buckets.set(key, bucket);
+    }
+    if (bucket.tokens >= n) {
+      bucket.tokens -= n;
+      return 0;
+    }
+    return Math.ceil(((Math.min(n, this.capacity) - bucket.tokens) * 1000) / this.ratePerSecond);
+  }
+
+  forget(key: string): void {
+    this.buckets.delete(key);
+  }
+
+  private prune(): void {
+    const now = this.now();
+    for (const [key, bucket] of this.buckets) {
+      if (bucket.tokens + ((now - bucket.at) * this.ratePerSecond) / 1000 >= this.capacity) this.buckets.delete(key);
+    }
+    // Everyone is busy: drop the oldest half rather than grow without bound.
+    if (this.buckets.size >= MAX_BUCKETS) {
+      let drop = this.buckets.size / 2;
+      for (const key of this.buckets.keys()) {
+        if (drop-- <= 0) break;
+        this.buckets.delete(key);
+      }
+    }
+  }
+}
+
+/** A 429 that says when to come back (the error handler turns retryAfterMs into Retry-After). */
+export function rateLimited(message: string, retryAfterMs: number): RuntrailError {
+  return new RuntrailError('rate_limited', message, { retryAfterMs });
+}
+
+/** A 413 naming the limit and its setting. */
+export function tooLarge(what: string, bytes: number, limit: number, setting: string): RuntrailError {
+  return new RuntrailError(
+    'payload_too_large',
+    `${what} is ${bytes} bytes, over the limit of ${limit} bytes (${setting} on the server)`,
+    { limit, bytes },
+  );
+}
+
+/** Bytes of a value as JSON (undefined: 0). */
+export function jsonBytes(value: unknown): number {
+  return value === undefined ? 0 : Buffer.byteLength(JSON.stringify(value));
+}
+
+/**
+ * Open stream connections counted by key (a token, a client IP); `acquire`
+ * refuses when any key is at its limit.
+ */
+export class ConnectionCounter {
+  private readonly counts = new Map<string, number>();
+
+  /** Count a connection under every key, or say which limit it would pass. */
+  acquire(keys: Array<{ key: string; limit: number; what: string }>): { release(): void } | { refused: string } {
+    for (const { key, limit, what } of keys) {
+      if ((this.counts.get(key) ?? 0) >= limit) return { refused: `${what} has ${limit} stream connections open, the most allowed` };
+    }
+    for (const { key } of keys) this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        for (const { key } of keys) {
+          const left = (this.counts.get(key) ?? 1) - 1;
+          if (left <= 0) this.counts.delete(key);
+          else this.counts.set(key, left);
+        }
+      },
+    };
+  }
+}
