@@ -1,0 +1,87 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { tempDir, waitUntil } from '../../../test-support/index.js';
+
+/** `runtrail serve` refuses to start open on a reachable address; `runtrail tokens` with RUNTRAIL_TOKEN (issue 15). */
+const BIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const ADMIN = 'cli-admin-token-0123456789abcdef';
+const dir = tempDir();
+const children: ChildProcess[] = [];
+
+afterAll(async () => {
+  for (const child of children) {
+    if (child.exitCode === null) {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    }
+  }
+  dir.remove();
+});
+
+function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, RUNTRAIL_ADMIN_TOKEN: '', RUNTRAIL_TOKEN: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d));
+  child.stderr.on('data', (d: Buffer) => (stderr += d));
+  return once(child, 'exit').then(([code]) => ({ code: code as number | null, stdout, stderr }));
+}
+
+async function serve(args: string[], env: Record<string, string> = {}): Promise<{ url: string; child: ChildProcess; out: () => string }> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', join(dir.path, 'data'), ...args], {
+    env: { ...process.env, RUNTRAIL_ADMIN_TOKEN: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d));
+  child.stderr!.on('data', (d: Buffer) => (out += d));
+  const url = await waitUntil(() => /serving on (http:\/\/\S+)/.exec(out)?.[1], { timeoutMs: 15_000, what: 'runtrail serve to print its URL' });
+  return { url, child, out: () => out };
+}
+
+describe('runtrail serve: open only on loopback', () => {
+  it('refuses --host 0.0.0.0 without an admin token: exit non-zero, one line saying why', async () => {
+    const result = await run(['serve', '--host', '0.0.0.0', '--port', '0', '--data-dir', join(dir.path, 'refused')]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toMatch(/refusing to serve 0\.0\.0\.0 without auth.*RUNTRAIL_ADMIN_TOKEN.*--insecure/);
+  });
+
+  it('serves 0.0.0.0 with --insecure, warning loudly; and with an admin token file, requiring tokens', async () => {
+    const open = await serve(['--host', '0.0.0.0', '--insecure']);
+    await waitUntil(() => /INSECURE: auth is off/.test(open.out()), { what: 'the insecure warning' });
+    open.child.kill('SIGTERM');
+    await once(open.child, 'exit');
+
+    const file = join(dir.path, 'admin-token');
+    writeFileSync(file, `${ADMIN}\n`);
+    const { url } = await serve(['--admin-token-file', file]);
+    expect((await fetch(`${url}/api/v1/runs`)).status).toBe(401);
+    expect((await fetch(`${url}/api/v1/runs`, { headers: { authorization: `Bearer ${ADMIN}` } })).status).toBe(200);
+
+    // runtrail tokens create | ls | revoke, with the admin token in RUNTRAIL_TOKEN.
+    const env = { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: ADMIN };
+    const created = await run(['tokens', 'create', 'ci-viewer', '--scope', 'viewer', '--json'], env);
+    expect(created.code, created.stderr).toBe(0);
+    const token = JSON.parse(created.stdout) as { id: string; token: string };
+    const listed = await run(['tokens', 'ls'], env);
+    expect(listed.stdout).toMatch(new RegExp(`${token.id}\\s+ci-viewer\\s+viewer\\s+active`));
+    expect(listed.stdout).not.toContain(token.token);
+    expect((await run(['runs', 'ls'], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: token.token })).code).toBe(0);
+    expect((await run(['tokens', 'revoke', token.id], env)).code).toBe(0);
+    const refused = await run(['runs', 'ls'], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: token.token });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/unauthorized: the token was revoked/);
+    const noToken = await run(['runs', 'ls'], { RUNTRAIL_URL: url });
+    expect(noToken.stderr).toMatch(/unauthorized/);
+  });
+});

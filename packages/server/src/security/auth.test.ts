@@ -1,0 +1,220 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { WS_CLOSE, type CreatedToken } from '@runtrail/protocol';
+import { startServer, type RunningServer } from '../start.js';
+import { testScope, waitFor } from '../stream/stream.test-kit.js';
+import { call, readSse, streamUrl, TestSocket } from './security.test-kit.js';
+
+/** Items 1-4 of issue 15: tokens, scopes, run tokens, authenticated streams. */
+const ADMIN = 'admin-token-for-tests-0123456789';
+const { server, cleanups } = testScope();
+
+async function authServer(options: Parameters<typeof server>[0] = {}) {
+  const s = await server({ adminToken: ADMIN, ...options });
+  const mint = async (scope: 'admin' | 'producer' | 'viewer', extra: Record<string, unknown> = {}): Promise<CreatedToken> => {
+    const res = await call(s, 'POST', '/api/v1/tokens', { token: ADMIN, body: { name: `${scope}-token`, scope, ...extra } });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return res.body;
+  };
+  return { s, mint };
+}
+
+describe('tokens and scopes', () => {
+  it('no token is 401, a wrong token is 401; /healthz stays open', async () => {
+    const { s } = await authServer();
+    const none = await call(s, 'GET', '/api/v1/runs');
+    expect(none.status).toBe(401);
+    expect(none.body.error.code).toBe('unauthorized');
+    expect(none.headers.get('www-authenticate')).toBe('Bearer');
+    for (const token of ['wrong', 'rt_forged', 'rtr_e30.AAAA', `${ADMIN}x`, 'x'.repeat(5000)]) {
+      expect((await call(s, 'GET', '/api/v1/runs', { token })).status, token.slice(0, 20)).toBe(401);
+    }
+    expect((await call(s, 'GET', '/api/v1/runs', { headers: { authorization: `Basic ${ADMIN}` } })).status).toBe(401);
+    expect((await call(s, 'GET', '/healthz')).status).toBe(200);
+    expect((await call(s, 'GET', '/api/v1/runs', { token: ADMIN })).status).toBe(200);
+  });
+
+  it('admin mints tokens (secret shown once, listed without it); viewer cannot append (403); producer cannot mint tokens (403)', async () => {
+    const { s, mint } = await authServer();
+    const viewer = await mint('viewer');
+    const producer = await mint('producer', { expiresInSeconds: 3600 });
+    expect(producer.token).toMatch(/^rt_/);
+    expect(producer.expiresAt).toBeGreaterThan(Date.now());
+    const list = await call(s, 'GET', '/api/v1/tokens', { token: ADMIN });
+    expect(list.status).toBe(200);
+    expect(list.body.tokens.map((t: { name: string }) => t.name).sort()).toEqual(['producer-token', 'viewer-token']);
+    expect(JSON.stringify(list.body)).not.toContain(producer.token);
+    expect(JSON.stringify(list.body)).not.toContain(viewer.token);
+
+    const created = await call(s, 'POST', '/api/v1/runs', { token: producer.token, body: { name: 'eval' } });
+    expect(created.status).toBe(201);
+    const runId = created.body.id;
+    const append = (token: string) => call(s, 'POST', `/api/v1/runs/${runId}/events`, { token, body: { events: [{ type: 'x.tick' }] } });
+    expect((await append(viewer.token)).status).toBe(403);
+    expect((await append(viewer.token)).body.error.code).toBe('forbidden');
+    expect((await append(producer.token)).status).toBe(200);
+    expect((await call(s, 'GET', `/api/v1/runs/${runId}`, { token: viewer.token })).status).toBe(200);
+    expect((await call(s, 'POST', `/api/v1/runs/${runId}/cancel`, { token: viewer.token, body: {} })).status).toBe(403);
+
+    const byProducer = await call(s, 'POST', '/api/v1/tokens', { token: producer.token, body: { name: 'x', scope: 'viewer' } });
+    expect(byProducer.status).toBe(403);
+    expect((await call(s, 'GET', '/api/v1/tokens', { token: producer.token })).status).toBe(403);
+    expect((await call(s, 'DELETE', `/api/v1/tokens/${viewer.id}`, { token: producer.token })).status).toBe(403);
+    // Deleting runs is the admin's.
+    await call(s, 'POST', `/api/v1/runs/${runId}/finish`, { token: producer.token, body: { status: 'succeeded' } });
+    expect((await call(s, 'DELETE', `/api/v1/runs/${runId}`, { token: producer.token })).status).toBe(403);
+    expect((await call(s, 'DELETE', `/api/v1/runs/${runId}`, { token: ADMIN })).status).toBe(204);
+  });
+
+  it('a revoked token is refused at once on its node; an expired one too; revoking an unknown id is 404', async () => {
+    const { s, mint } = await authServer();
+    const viewer = await mint('viewer');
+    expect((await call(s, 'GET', '/api/v1/runs', { token: viewer.token })).status).toBe(200);
+    expect((await call(s, 'DELETE', `/api/v1/tokens/${viewer.id}`, { token: ADMIN })).status).toBe(204);
+    expect((await call(s, 'GET', '/api/v1/runs', { token: viewer.token })).status).toBe(401);
+    const listed = (await call(s, 'GET', '/api/v1/tokens', { token: ADMIN })).body.tokens[0];
+    expect(listed.revokedAt).toBeGreaterThan(0);
+    expect((await call(s, 'DELETE', '/api/v1/tokens/no-such-id', { token: ADMIN })).status).toBe(404);
+
+    const short = await mint('viewer', { expiresInSeconds: 1 });
+    await waitFor(() => Date.now() > short.expiresAt!);
+    const expired = await call(s, 'GET', '/api/v1/runs', { token: short.token });
+    expect(expired.status).toBe(401);
+    expect(expired.body.error.message).toMatch(/expired/);
+  });
+});
+
+describe('run tokens', () => {
+  it('read and watch their run and its children over HTTP, WS and SSE, and nothing else', async () => {
+    const { s, mint } = await authServer();
+    const producer = await mint('producer');
+    const make = async (body: Record<string, unknown>) => (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body })).body.id as string;
+    const mine = await make({ name: 'mine' });
+    const child = await make({ name: 'child', parentId: mine });
+    const other = await make({ name: 'other' });
+    await call(s, 'POST', `/api/v1/runs/${mine}/events`, { token: producer.token, body: { events: [{ type: 'x.one' }] } });
+
+    const minted = await call(s, 'POST', `/api/v1/runs/${mine}/tokens`, { token: producer.token, body: { ttlSeconds: 600 } });
+    expect(minted.status).toBe(201);
+    const token = minted.body.token as string;
+    expect(minted.body.expiresAt).toBeGreaterThan(Date.now());
+    expect((await call(s, 'POST', `/api/v1/runs/${mine}/tokens`, { token: (await mint('viewer')).token, body: {} })).status).toBe(403);
+    expect((await call(s, 'POST', '/api/v1/runs/no-such-run/tokens', { token: producer.token, body: {} })).status).toBe(404);
+
+    // HTTP: its run and its child; not another run, not the list, no write.
+    expect((await call(s, 'GET', `/api/v1/runs/${mine}`, { token })).status).toBe(200);
+    expect((await call(s, 'GET', `/api/v1/runs/${mine}/events`, { token })).body.events).toHaveLength(1);
+    expect((await call(s, 'GET', `/api/v1/runs/${child}`, { token })).status).toBe(200);
+    expect((await call(s, 'GET', `/api/v1/runs/${other}`, { token })).status).toBe(403);
+    expect((await call(s, 'GET', `/api/v1/runs/${other}/events`, { token })).status).toBe(403);
+    expect((await call(s, 'GET', '/api/v1/runs/no-such-run', { token })).status).toBe(403);
+    expect((await call(s, 'GET', '/api/v1/runs', { token })).status).toBe(403);
+    expect((await call(s, 'POST', `/api/v1/runs/${mine}/events`, { token, body: { events: [{ type: 'x.two' }] } })).status).toBe(403);
+    expect((await call(s, 'POST', `/api/v1/runs/${mine}/cancel`, { token, body: {} })).status).toBe(403);
+    expect((await call(s, 'POST', '/api/v1/runs', { token, body: { name: 'x' } })).status).toBe(403);
+    expect((await call(s, 'POST', `/api/v1/runs/${mine}/tokens`, { token, body: {} })).status).toBe(403);
+    // A forged signature is no token.
+    expect((await call(s, 'GET', `/api/v1/runs/${mine}`, { token: `${token.slice(0, -4)}AAAA` })).status).toBe(401);
+
+    // WebSocket with ?token=: its run streams; another run and the runs list get error frames, not data.
+    const ws = new TestSocket(streamUrl(s, `?token=${encodeURIComponent(token)}`));
+    cleanups.push(() => ws.close());
+    expect(await ws.opened()).toBe(true);
+    ws.send({ op: 'subscribe', runId: other, after: 0 });
+    ws.send({ op: 'subscribeRuns', filter: {} });
+    ws.send({ op: 'subscribe', runId: mine, after: 0 });
+    await waitFor(() => ws.messages.some((m) => m.type === 'events' && m.runId === mine));
+    await waitFor(() => ws.messages.filter((m) => m.type === 'error').length === 2);
+    const errors = ws.messages.filter((m) => m.type === 'error');
+    expect(errors.map((m) => m.type === 'error' && m.code)).toEqual(['forbidden', 'forbidden']);
+    expect(ws.messages.some((m) => (m.type === 'events' || m.type === 'subscribed') && m.runId === other)).toBe(false);
+    expect(ws.messages.some((m) => m.type === 'subscribedRuns' || m.type === 'run')).toBe(false);
+
+    // WebSocket with the header works the same; SSE with the header and with ?token=.
+    const viaHeader = new TestSocket(streamUrl(s), { authorization: `Bearer ${token}` });
+    cleanups.push(() => viaHeader.close());
+    expect(await viaHeader.opened()).toBe(true);
+    for (const [path, headers] of [
+      [`/api/v1/runs/${mine}/stream`, { authorization: `Bearer ${token}` }],
+      [`/api/v1/runs/${mine}/stream?token=${encodeURIComponent(token)}`, {}],
+    ] as const) {
+      const sse = await readSse(s, path, headers, (text) => text.includes('x.one'));
+      expect(sse.status).toBe(200);
+    }
+    expect((await readSse(s, `/api/v1/runs/${other}/stream?token=${encodeURIComponent(token)}`, {}, () => true)).status).toBe(403);
+    expect((await readSse(s, `/api/v1/runs/${mine}/stream`, {}, () => true)).status).toBe(401);
+  });
+});
+
+describe('stream auth', () => {
+  it('a WebSocket with no or a bad token is closed with 4401 (a browser can read why)', async () => {
+    const { s } = await authServer();
+    for (const query of ['', '?token=nope']) {
+      const ws = new TestSocket(streamUrl(s, query));
+      await ws.settled;
+      expect(ws.closeCode, query).toBe(WS_CLOSE.unauthorized);
+    }
+  });
+
+  it("an expired token's WebSocket is closed with 4401 and its SSE stream ends with event: error", async () => {
+    const { s, mint } = await authServer();
+    const producer = await mint('producer');
+    const runId = (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body: { name: 'x' } })).body.id;
+    const { token } = (await call(s, 'POST', `/api/v1/runs/${runId}/tokens`, { token: producer.token, body: { ttlSeconds: 2 } })).body;
+    const ws = new TestSocket(streamUrl(s, `?token=${token}`));
+    expect(await ws.opened()).toBe(true);
+    ws.send({ op: 'subscribe', runId, after: 0 });
+    const sse = readSse(s, `/api/v1/runs/${runId}/stream?token=${token}`, {}, () => false);
+    await ws.settled;
+    expect(ws.closeCode).toBe(WS_CLOSE.unauthorized);
+    expect(ws.closeReason).toMatch(/expired/);
+    const ended = await sse;
+    expect(ended.ended).toBe(true);
+    expect(ended.text).toMatch(/event: error\ndata: \{"code":"unauthorized","message":"the token has expired"\}/);
+  });
+
+  it('revoking a token closes its open streams on its node at once', async () => {
+    const { s, mint } = await authServer();
+    const viewer = await mint('viewer');
+    const other = await mint('viewer');
+    const ws = new TestSocket(streamUrl(s), { authorization: `Bearer ${viewer.token}` });
+    const keep = new TestSocket(streamUrl(s), { authorization: `Bearer ${other.token}` });
+    cleanups.push(() => keep.close());
+    expect(await ws.opened()).toBe(true);
+    expect(await keep.opened()).toBe(true);
+    await call(s, 'DELETE', `/api/v1/tokens/${viewer.id}`, { token: ADMIN });
+    await ws.settled;
+    expect(ws.closeCode).toBe(WS_CLOSE.unauthorized);
+    expect(ws.closeReason).toMatch(/revoked/);
+    expect(keep.closeCode).toBeNull();
+  });
+
+  it('a token revoked on one node stops working on a second node sharing the database within seconds, and its streams there close', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'runtrail-two-nodes-'));
+    const nodes: RunningServer[] = [];
+    cleanups.push(async () => {
+      for (const n of nodes) await n.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+    for (const node of ['node-a', 'node-b']) {
+      nodes.push(await startServer({ port: 0, dataDir, node, logLevel: 'silent', adminToken: ADMIN }));
+    }
+    const [a, b] = nodes as [RunningServer, RunningServer];
+    const viewer = (await call(a, 'POST', '/api/v1/tokens', { token: ADMIN, body: { name: 'v', scope: 'viewer' } })).body as CreatedToken;
+    expect((await call(b, 'GET', '/api/v1/runs', { token: viewer.token })).status).toBe(200);
+    const ws = new TestSocket(streamUrl(b), { authorization: `Bearer ${viewer.token}` });
+    expect(await ws.opened()).toBe(true);
+
+    expect((await call(a, 'DELETE', `/api/v1/tokens/${viewer.id}`, { token: ADMIN })).status).toBe(204);
+    const revokedAt = Date.now();
+    await waitFor(async () => (await call(b, 'GET', '/api/v1/runs', { token: viewer.token })).status === 401, {
+      timeoutMs: 5000,
+      what: 'node b to refuse the revoked token',
+    });
+    await ws.settled;
+    expect(ws.closeCode).toBe(WS_CLOSE.unauthorized);
+    expect(Date.now() - revokedAt).toBeLessThan(5000);
+  });
+});
