@@ -6,6 +6,7 @@ import {
   type CreatedToken,
   type ListTokensResponse,
   type TokenInfo,
+  type WhoamiResponse,
   type ListRunsQuery,
   type ListRunsResponse,
   type Owner,
@@ -79,6 +80,11 @@ export class RuntrailClient {
 
   deleteRun(id: string): Promise<void> {
     return this.api.request('deleteRun', { params: { id } });
+  }
+
+  /** Whether the server needs a token, and what this client's token may do. */
+  whoami(): Promise<WhoamiResponse> {
+    return this.api.request('whoami');
   }
 
   /** Mint a scoped token (admin). Its secret is in the answer and nowhere else. */

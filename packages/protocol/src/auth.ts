@@ -60,6 +60,22 @@ export interface CreatedRunToken {
   expiresAt: number;
 }
 
+/** What a token is, as `whoami` says (never its secret). */
+export type PrincipalInfo =
+  | { kind: 'open' }
+  | { kind: 'scoped'; id: string; name: string; scope: TokenScope; expiresAt: number | null }
+  | { kind: 'run'; runId: string; expiresAt: number };
+
+/**
+ * `whoami`: `auth` says whether this server needs tokens; `principal` is
+ * the request's token (`{kind:'open'}` when auth is off; null when auth is on
+ * and the token is missing or not valid).
+ */
+export interface WhoamiResponse {
+  auth: boolean;
+  principal: PrincipalInfo | null;
+}
+
 /**
  * Close codes of the WebSocket stream when its token stops being valid
  * (4000-4999 are the application's range; the last three digits echo HTTP):

@@ -95,6 +95,11 @@ export const routes = {
     path: `${API_PREFIX}/stream`,
     summary: 'WebSocket: many subscriptions over one connection',
   },
+  whoami: {
+    method: 'GET',
+    path: `${API_PREFIX}/whoami`,
+    summary: "Whether auth is on and what the request's token may do: {auth, principal}",
+  },
   createToken: {
     method: 'POST',
     path: `${API_PREFIX}/tokens`,

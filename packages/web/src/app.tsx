@@ -1,23 +1,71 @@
+import { useEffect, useState } from 'react';
 import { RuntrailProvider } from '@runtrail/client/react';
-import { serverUrl } from './client.js';
+import type { WhoamiResponse } from '@runtrail/protocol';
+import { AccessProvider, accessOf, type Access } from './access.js';
+import { client, messageOf, serverUrl, token } from './client.js';
+import { LoginPage } from './pages/LoginPage.js';
 import { RunPage } from './pages/RunPage.js';
 import { RunsPage } from './pages/RunsPage.js';
 import { Link, usePath } from './router.js';
+import { logOut } from './session.js';
 
 const RUN_PATH = /^\/runs\/([^/]+)\/?$/;
 
 export function App() {
   const path = usePath();
   const match = RUN_PATH.exec(path);
+  const who = useWhoami();
+  if (who.error) {
+    return (
+      <main className="page">
+        <p className="invalid" role="alert">
+          Could not reach the server: {who.error}
+        </p>
+      </main>
+    );
+  }
+  if (!who.value) return null;
+  if (!who.value.principal) return <LoginPage rejected={token !== undefined} />;
+  const access = accessOf(who.value.auth, who.value.principal);
   return (
-    <RuntrailProvider url={serverUrl}>
-      <nav className="topbar" aria-label="runtrail">
-        <Link href="/" className="brand">
-          runtrail
-        </Link>
-      </nav>
-      {/* The key gives each run its own page state: nothing of one run can leak into the next (field note 3). */}
-      {match ? <RunPage key={match[1]} id={decodeURIComponent(match[1]!)} /> : <RunsPage />}
-    </RuntrailProvider>
+    <AccessProvider access={access}>
+      <RuntrailProvider url={serverUrl} token={token}>
+        <nav className="topbar" aria-label="runtrail">
+          <Link href="/" className="brand">
+            runtrail
+          </Link>
+          {access.auth && <Identity access={access} />}
+        </nav>
+        {/* The key gives each run its own page state: nothing of one run can leak into the next (field note 3). */}
+        {match ? <RunPage key={match[1]} id={decodeURIComponent(match[1]!)} /> : <RunsPage />}
+      </RuntrailProvider>
+    </AccessProvider>
+  );
+}
+
+/** Whether the server needs a token and what ours may do; asked once per page load. */
+function useWhoami(): { value: WhoamiResponse | null; error: string | null } {
+  const [state, setState] = useState<{ value: WhoamiResponse | null; error: string | null }>({ value: null, error: null });
+  useEffect(() => {
+    client.whoami().then(
+      (value) => setState({ value, error: null }),
+      (err: unknown) => setState({ value: null, error: messageOf(err) }),
+    );
+  }, []);
+  return state;
+}
+
+function Identity({ access }: { access: Access }) {
+  const p = access.principal;
+  const who = p.kind === 'scoped' ? `${p.name} (${p.scope})` : p.kind === 'run' ? 'read-only link to one run' : 'open';
+  return (
+    <span className="identity">
+      <span className="muted" data-testid="identity">
+        {who}
+      </span>
+      <button type="button" className="small" onClick={logOut}>
+        Log out
+      </button>
+    </span>
   );
 }

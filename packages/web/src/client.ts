@@ -1,8 +1,14 @@
 import { RuntrailClient } from '@runtrail/client';
+import { sessionToken, takeTokenFromUrl } from './session.js';
+
+// Before anything reads the token: a shared link may have brought one.
+takeTokenFromUrl();
 
 /** The dashboard is served by the server it shows, so the API is at the page's own origin. */
 export const serverUrl = window.location.origin;
-export const client = new RuntrailClient({ url: serverUrl });
+/** This tab's token, if it logged in or opened a shared link; fixed for the page's life (logging in reloads). */
+export const token = sessionToken();
+export const client = new RuntrailClient({ url: serverUrl, token });
 
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

@@ -12,12 +12,12 @@ export interface RuntrailProviderProps extends RuntrailConfig {
 
 /** Give useRun/useRuns a server. `url` may be '' for the page's own origin in a browser. */
 export function RuntrailProvider({ children, ...config }: RuntrailProviderProps) {
-  const { url, WebSocket, fetch, headers, transports, backoff, pollIntervalMs, transportRetryMs, requestTimeoutMs, random } = config;
+  const { url, token, WebSocket, fetch, headers, transports, backoff, pollIntervalMs, transportRetryMs, requestTimeoutMs, random } = config;
   const value = useMemo(
     () => config,
     // Re-create watchers only when a setting really changes (not on every parent render).
     // eslint-disable-next-line react-hooks/exhaustive-deps
-    [url, WebSocket, fetch, JSON.stringify(headers ?? {}), (transports ?? []).join(','), backoff?.initialMs, backoff?.maxMs, pollIntervalMs, transportRetryMs, requestTimeoutMs, random],
+    [url, token, WebSocket, fetch, JSON.stringify(headers ?? {}), (transports ?? []).join(','), backoff?.initialMs, backoff?.maxMs, pollIntervalMs, transportRetryMs, requestTimeoutMs, random],
   );
   return <RuntrailContext.Provider value={value}>{children}</RuntrailContext.Provider>;
 }

@@ -32,6 +32,7 @@ export const routeAccess = {
   streamRun: 'readRun',
   stream: 'readRun',
   listHandlers: 'read',
+  whoami: 'open',
   createToken: 'admin',
   listTokens: 'admin',
   revokeToken: 'admin',

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'react';
 import { useRun } from '@runtrail/client/react';
 import { isTerminalStatus, type LastError, type RunError, type Snapshot } from '@runtrail/protocol';
+import { cannotText, useAccess } from '../access.js';
 import { client, messageOf } from '../client.js';
 import { Artifacts } from '../components/Artifacts.js';
 import { ChildRuns } from '../components/ChildRuns.js';
@@ -22,6 +23,7 @@ export function RunPage({ id }: { id: string }) {
   const now = useNow(live);
   const observers = useObservers(id, live);
   const [actionError, setActionError] = useState<string | null>(null);
+  const access = useAccess();
 
   if (!run) {
     return (
@@ -124,44 +126,54 @@ export function RunPage({ id }: { id: string }) {
             {s.stalled.lastProgressAt !== null && ` (last progress at ${formatTime(s.stalled.lastProgressAt)})`}.
           </p>
         )}
-        <div className="actions">
-          <ConfirmButton
-            label="Cancel run"
-            question="Cancel this run?"
-            confirmLabel="Yes, cancel it"
-            danger
-            disabled={terminal || s.cancelRequested}
-            onConfirm={act('Cancel', async () => {
-              await client.cancelRun(run.id, 'cancelled from the dashboard');
-            })}
-          />
-          {/* Only a handler run can be run again by the server (a producer's run gets 409 run_not_retryable). */}
-          {run.execute && (
-            <button
-              type="button"
-              disabled={!terminal}
-              onClick={() => {
-                void act('Retry', async () => {
-                  const next = await client.retryRun(run.id);
-                  navigate(`/runs/${next.id}`);
-                })();
-              }}
-            >
-              Retry
-            </button>
-          )}
-          <ConfirmButton
-            label="Delete run"
-            question="Delete this run and all its events?"
-            confirmLabel="Yes, delete it"
-            danger
-            disabled={!terminal}
-            onConfirm={act('Delete', async () => {
-              await client.deleteRun(run.id);
-              navigate('/');
-            })}
-          />
-        </div>
+        {access.canProduce ? (
+          <div className="actions">
+            <ConfirmButton
+              label="Cancel run"
+              question="Cancel this run?"
+              confirmLabel="Yes, cancel it"
+              danger
+              disabled={terminal || s.cancelRequested}
+              onConfirm={act('Cancel', async () => {
+                await client.cancelRun(run.id, 'cancelled from the dashboard');
+              })}
+            />
+            {/* Only a handler run can be run again by the server (a producer's run gets 409 run_not_retryable). */}
+            {run.execute && (
+              <button
+                type="button"
+                disabled={!terminal}
+                onClick={() => {
+                  void act('Retry', async () => {
+                    const next = await client.retryRun(run.id);
+                    navigate(`/runs/${next.id}`);
+                  })();
+                }}
+              >
+                Retry
+              </button>
+            )}
+            {access.canAdmin ? (
+              <ConfirmButton
+                label="Delete run"
+                question="Delete this run and all its events?"
+                confirmLabel="Yes, delete it"
+                danger
+                disabled={!terminal}
+                onConfirm={act('Delete', async () => {
+                  await client.deleteRun(run.id);
+                  navigate('/');
+                })}
+              />
+            ) : (
+              <span className="muted cannot">Deleting: {cannotText(access, 'admin')}</span>
+            )}
+          </div>
+        ) : (
+          <p className="note cannot" data-testid="cannot">
+            {cannotText(access, 'producer')}
+          </p>
+        )}
         {actionError && (
           <p className="invalid" role="alert">
             {actionError}
@@ -179,7 +191,7 @@ export function RunPage({ id }: { id: string }) {
       </div>
       <Phases snapshot={s} now={now} />
       <Metrics snapshot={s} />
-      <ChildRuns parentId={run.id} />
+      {access.canList && <ChildRuns parentId={run.id} />}
       <Artifacts artifacts={s.artifacts} />
       <EventLog events={events} />
     </main>

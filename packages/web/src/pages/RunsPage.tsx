@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import { RunStatus, type Run } from '@runtrail/protocol';
+import { cannotText, useAccess } from '../access.js';
 import { messageOf } from '../client.js';
 import { ConnectionIndicator } from '../components/ConnectionIndicator.js';
 import { ProgressBar } from '../components/ProgressBar.js';
@@ -18,6 +19,28 @@ interface Filter {
 const NO_FILTER: Filter = { status: '', name: '', label: '' };
 
 export function RunsPage() {
+  const access = useAccess();
+  if (access.principal.kind === 'run') return <OneRunOnly runId={access.principal.runId} />;
+  return <RunsList />;
+}
+
+/** A shared link's token reads one run (and its children) and nothing else: say so, and lead there. */
+function OneRunOnly({ runId }: { runId: string }) {
+  return (
+    <main className="page runs-page">
+      <h1>Runs</h1>
+      <p className="note" role="status">
+        This tab opened a read-only link to one run; its token cannot list runs.
+      </p>
+      <p>
+        <Link href={`/runs/${runId}`}>Open that run</Link>
+      </p>
+    </main>
+  );
+}
+
+function RunsList() {
+  const access = useAccess();
   const [draft, setDraft] = useState<Filter>(NO_FILTER);
   const [filter, setFilter] = useState<Filter>(NO_FILTER);
   // Cursors of the pages before this one; the first page has none.
@@ -66,10 +89,18 @@ export function RunsPage() {
       <div className="page-head">
         <h1>Runs</h1>
         <ConnectionIndicator state={connection} />
-        <button type="button" className="primary" onClick={() => setStarting((s) => !s)} aria-expanded={starting}>
+        <button
+          type="button"
+          className="primary"
+          onClick={() => setStarting((s) => !s)}
+          aria-expanded={starting}
+          disabled={!access.canProduce}
+          title={access.canProduce ? undefined : cannotText(access, 'producer')}
+        >
           Start run
         </button>
       </div>
+      {!access.canProduce && <p className="note cannot">{cannotText(access, 'producer')}</p>}
 
       {starting && <StartRunForm onClose={() => setStarting(false)} onStarted={(id) => navigate(`/runs/${id}`)} />}
 

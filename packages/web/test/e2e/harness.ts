@@ -41,7 +41,12 @@ export interface ServerProcess {
 }
 
 /** `runtrail serve` on 127.0.0.1; resolves once it says where it listens. */
-export async function spawnServer(options: { dataDir: string; node: string; port?: number }): Promise<ServerProcess> {
+export async function spawnServer(options: {
+  dataDir: string;
+  node: string;
+  port?: number;
+  env?: Record<string, string>;
+}): Promise<ServerProcess> {
   const child = spawn(
     process.execPath,
     [
@@ -56,7 +61,7 @@ export async function spawnServer(options: { dataDir: string; node: string; port
       '--log-level',
       'warn',
     ],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUNTRAIL_LOG_LEVEL: 'warn' } },
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUNTRAIL_LOG_LEVEL: 'warn', ...options.env } },
   );
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
