@@ -1,0 +1,401 @@
+import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
+import fc from 'fast-check';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { errorStatus, isErrorCode, routes, type RouteName } from '@runtrail/protocol';
+import { startServer, type RunningServer } from '../src/start.js';
+import { tempDir, waitUntil } from '../../../test-support/index.js';
+
+/**
+ * The bad-input suite of issue 15 (item 8): table-driven cases, then a
+ * seeded property-based generator (fast-check) at every route and at the
+ * WebSocket and SSE endpoints. Every case must get a documented answer
+ * (a status whose error code maps to it, or a documented close code); no
+ * case may crash the server or get a 5xx; and the runs that existed before
+ * must be byte-identical afterwards (hashed before and after).
+ *
+ * Reproduce a failure with the seed it prints: RUNTRAIL_FUZZ_SEED=<seed>.
+ */
+const SEED = Number(process.env.RUNTRAIL_FUZZ_SEED ?? 15_015);
+/** Cases drawn per generator; with the table they make over 10,000 inputs. */
+const HTTP_CASES = Number(process.env.RUNTRAIL_FUZZ_HTTP ?? 8000);
+const WS_CONNECTIONS = Number(process.env.RUNTRAIL_FUZZ_WS ?? 150);
+const SSE_CASES = 500;
+const ADMIN = 'bad-input-admin-token-0123456789';
+const dir = tempDir('runtrail-bad-input-');
+let server: RunningServer;
+let cases = 0;
+
+const tokens: Record<'admin' | 'producer' | 'viewer' | 'run' | 'expired' | 'revoked', string> = {
+  admin: ADMIN,
+  producer: '',
+  viewer: '',
+  run: '',
+  expired: '',
+  revoked: '',
+};
+/** Runs that exist before the suite; none of them may change. */
+const protectedIds: string[] = [];
+let runningId = '';
+
+interface Answer {
+  status: number;
+  text: string;
+}
+
+async function send(method: string, path: string, init: { headers?: Record<string, string>; body?: string | Uint8Array | null } = {}): Promise<Answer> {
+  cases++;
+  const res = await fetch(server.url + path, { method, headers: init.headers ?? {}, body: init.body ?? null });
+  return { status: res.status, text: await res.text() };
+}
+
+/** A documented answer: 2xx, or an error body whose code maps to exactly this status; never 5xx. */
+function expectDocumented(answer: Answer, what: string): void {
+  expect(answer.status, `${what}: ${answer.text.slice(0, 300)}`).toBeLessThan(500);
+  if (answer.status < 400) return;
+  let code: unknown;
+  try {
+    code = (JSON.parse(answer.text) as { error?: { code?: unknown } }).error?.code;
+  } catch (err) {
+    throw new Error(`${what}: ${answer.status} without a JSON error body: ${answer.text.slice(0, 200)} (${(err as Error).message})`);
+  }
+  expect(isErrorCode(code), `${what}: unknown error code ${String(code)}`).toBe(true);
+  expect(errorStatus[code as keyof typeof errorStatus], `${what}: code ${String(code)} with status ${answer.status}`).toBe(answer.status);
+}
+
+const auth = (token: string): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {});
+const json = (token: string): Record<string, string> => ({ ...auth(token), 'content-type': 'application/json' });
+
+/** A hash of everything a reader can see of the protected runs, straight from the store. */
+async function fingerprint(): Promise<string> {
+  const hash = createHash('sha256');
+  for (const id of protectedIds) {
+    hash.update(JSON.stringify(await server.store.getRun(id)));
+    for (let after = 0; ; ) {
+      const page = await server.store.readEvents(id, after, 1000);
+      if (page.length === 0) break;
+      hash.update(JSON.stringify(page));
+      after = page.at(-1)!.seq;
+    }
+  }
+  return hash.digest('hex');
+}
+
+function nested(depth: number): string {
+  return `${'['.repeat(depth)}${']'.repeat(depth)}`;
+}
+
+let before = '';
+
+beforeAll(async () => {
+  server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent', adminToken: ADMIN, bodyLimitBytes: 1024 * 1024 });
+  const mint = async (scope: string, extra: object = {}) => {
+    const res = await send('POST', '/api/v1/tokens', { headers: json(ADMIN), body: JSON.stringify({ name: scope, scope, ...extra }) });
+    return JSON.parse(res.text) as { id: string; token: string; expiresAt: number | null };
+  };
+  tokens.producer = (await mint('producer')).token;
+  tokens.viewer = (await mint('viewer')).token;
+  const revoked = await mint('viewer');
+  tokens.revoked = revoked.token;
+  await send('DELETE', `/api/v1/tokens/${revoked.id}`, { headers: auth(ADMIN) });
+  const expired = await mint('viewer', { expiresInSeconds: 1 });
+  tokens.expired = expired.token;
+
+  const create = async (body: object) => JSON.parse((await send('POST', '/api/v1/runs', { headers: json(tokens.producer), body: JSON.stringify(body) })).text) as { id: string };
+  const append = (id: string, events: object[]) => send('POST', `/api/v1/runs/${id}/events`, { headers: json(tokens.producer), body: JSON.stringify({ events }) });
+  const finish = (id: string, body: object) => send('POST', `/api/v1/runs/${id}/finish`, { headers: json(tokens.producer), body: JSON.stringify(body) });
+  const parent = await create({ name: 'protected-parent', labels: { suite: 'bad-input' }, input: { prompt: 'keep me' } });
+  const child = await create({ name: 'protected-child', parentId: parent.id });
+  const running = await create({ name: 'protected-running', leaseTtlMs: 3_600_000 });
+  for (const id of [parent.id, child.id, running.id]) {
+    await append(id, [
+      { type: 'phase', data: { name: 'load', status: 'started' }, id: `${id}-p1` },
+      { type: 'call.started', data: { callId: 'c1', label: 'doc 1' } },
+      { type: 'call.succeeded', data: { callId: 'c1', durationMs: 12 } },
+      { type: 'progress', data: { done: 1, total: 4 } },
+      { type: 'metric', data: { name: 'accuracy', value: 0.5 } },
+      { type: 'meta', data: { model: 'm' } },
+      { type: 'log', data: { level: 'info', message: 'hello' } },
+    ]);
+  }
+  await finish(child.id, { status: 'succeeded', output: { ok: true } });
+  await finish(parent.id, { status: 'failed', error: { kind: 'error', message: 'boom' } });
+  protectedIds.push(parent.id, child.id, running.id);
+  runningId = running.id;
+  tokens.run = (JSON.parse((await send('POST', `/api/v1/runs/${parent.id}/tokens`, { headers: json(tokens.producer), body: '{"ttlSeconds":3600}' })).text) as { token: string }).token;
+  await waitUntil(() => Date.now() > expired.expiresAt!, { what: 'the short token to expire' });
+  before = await fingerprint();
+  cases = 0;
+});
+
+afterAll(async () => {
+  await server?.close();
+  dir.remove();
+});
+
+/** Under 60 s on an idle 2-core machine; the margin is for CI boxes shared with other work. */
+const BUDGET_MS = 300_000;
+
+describe('bad input (issue 15, item 8)', { timeout: BUDGET_MS }, () => {
+  it('table: every hostile request gets its documented status', async () => {
+    const [ended, child] = protectedIds as [string, string];
+    const ghost = '01900000-0000-7000-8000-000000000000';
+    const table: Array<[string, string, string, { headers?: Record<string, string>; body?: string | Uint8Array }, number]> = [
+      // Authentication and scope.
+      ['no token', 'GET', '/api/v1/runs', {}, 401],
+      ['forged scoped token', 'GET', '/api/v1/runs', { headers: auth('rt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA') }, 401],
+      ['forged run token', 'GET', `/api/v1/runs/${ended}`, { headers: auth(`rtr_${Buffer.from(JSON.stringify({ run: ended, exp: 9e15 })).toString('base64url')}.AAAA`) }, 401],
+      ['expired token', 'GET', '/api/v1/runs', { headers: auth(tokens.expired) }, 401],
+      ['revoked token', 'GET', '/api/v1/runs', { headers: auth(tokens.revoked) }, 401],
+      ['huge token', 'GET', '/api/v1/runs', { headers: auth('x'.repeat(8000)) }, 401],
+      ['basic auth', 'GET', '/api/v1/runs', { headers: { authorization: `Basic ${ADMIN}` } }, 401],
+      ['viewer appends', 'POST', `/api/v1/runs/${runningId}/events`, { headers: json(tokens.viewer), body: '{"events":[{"type":"x.a"}]}' }, 403],
+      ['viewer cancels', 'POST', `/api/v1/runs/${runningId}/cancel`, { headers: json(tokens.viewer), body: '{}' }, 403],
+      ['producer deletes', 'DELETE', `/api/v1/runs/${ended}`, { headers: { ...auth(tokens.producer), 'x-runtrail-client': '1' } }, 403],
+      ['producer mints tokens', 'POST', '/api/v1/tokens', { headers: json(tokens.producer), body: '{"name":"x","scope":"admin"}' }, 403],
+      ['run token reads another run', 'GET', `/api/v1/runs/${runningId}`, { headers: auth(tokens.run) }, 403],
+      ['run token lists runs', 'GET', '/api/v1/runs', { headers: auth(tokens.run) }, 403],
+      ['run token writes its run', 'POST', `/api/v1/runs/${ended}/events`, { headers: json(tokens.run), body: '{"events":[{"type":"x.a"}]}' }, 403],
+      ['run token reads a child', 'GET', `/api/v1/runs/${child}`, { headers: auth(tokens.run) }, 200],
+      ['run token mints tokens', 'POST', `/api/v1/runs/${ended}/tokens`, { headers: json(tokens.run), body: '{}' }, 403],
+      // Malformed bodies.
+      ['invalid JSON', 'POST', `/api/v1/runs/${runningId}/events`, { headers: json(ADMIN), body: '{"events": [' }, 400],
+      ['empty JSON body', 'POST', `/api/v1/runs/${runningId}/events`, { headers: json(ADMIN), body: '' }, 400],
+      ['JSON null', 'POST', `/api/v1/runs/${runningId}/events`, { headers: json(ADMIN), body: 'null' }, 400],
+      ['wrong types', 'POST', `/api/v1/runs/${runningId}/events`, { headers: json(ADMIN), body: '{"events":"many"}' }, 400],
+      ['events not objects', 'POST', `/api/v1/runs/${runningId}/events`, { headers: json(ADMIN), body: '{"events":[1,2,3]}' }, 400],
+      ['unknown event type', 'POST', `/api/v1/runs/${runningId}/events`, { headers: json(ADMIN), body: '{"events":[{"type":"nope"}]}' }, 400],
+      ['terminal event sent to an ended run', 'POST', `/api/v1/runs/${ended}/events`, { headers: json(ADMIN), body: '{"events":[{"type":"run.succeeded","data":{}}]}' }, 409],
+      ['a second terminal event in one batch', 'POST', `/api/v1/runs/${runningId}/events`, { headers: json(ADMIN), body: '{"events":[{"type":"run.succeeded","data":{}},{"type":"run.failed","data":{"error":{"message":"x"}}},{"type":"x.ok"}]}' }, 400],
+      ['terminal event data as a progress', 'POST', `/api/v1/runs/${runningId}/events`, { headers: json(ADMIN), body: '{"events":[{"type":"progress","data":{"done":"all"}}]}' }, 400],
+      ['10,000-deep nesting in data', 'POST', `/api/v1/runs/${runningId}/events`, { headers: json(ADMIN), body: `{"events":[{"type":"x.deep","data":${nested(10_000)}}]}` }, 400],
+      ['10,000-deep nesting in input', 'POST', '/api/v1/runs', { headers: json(ADMIN), body: `{"name":"deep","input":${nested(10_000)}}` }, 400],
+      ['10,000-deep nesting as the body', 'POST', `/api/v1/runs/${runningId}/cancel`, { headers: json(ADMIN), body: nested(10_000) }, 400],
+      ['invalid UTF-8', 'POST', '/api/v1/runs', { headers: json(ADMIN), body: new Uint8Array([0x7b, 0x22, 0x6e, 0x61, 0x6d, 0x65, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0xc3, 0x22, 0x7d]) }, 201],
+      ['NUL bytes in a name', 'POST', '/api/v1/runs', { headers: json(ADMIN), body: '{"name":"a\\u0000b"}' }, 201],
+      ['huge string over the body limit', 'POST', '/api/v1/runs', { headers: json(ADMIN), body: JSON.stringify({ name: 'x', input: 'y'.repeat(2 * 1024 * 1024) }) }, 413],
+      ['event data over its limit', 'POST', `/api/v1/runs/${runningId}/events`, { headers: json(ADMIN), body: JSON.stringify({ events: [{ type: 'x.big', data: 'z'.repeat(1024 * 1024 + 10) }] }) }, 413],
+      ['too many labels', 'POST', '/api/v1/runs', { headers: json(ADMIN), body: JSON.stringify({ name: 'x', labels: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`k${i}`, 'v'])) }) }, 400],
+      ['prototype keys', 'POST', '/api/v1/runs', { headers: json(ADMIN), body: '{"name":"x","labels":{"__proto__":"a","constructor":"b"}}' }, 400],
+      ['constructor as a label', 'POST', '/api/v1/runs', { headers: json(ADMIN), body: '{"name":"x","labels":{"constructor":"b","toString":"c"}}' }, 201],
+      ['form content type', 'POST', `/api/v1/runs/${runningId}/cancel`, { headers: { ...auth(ADMIN), 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=b' }, 400],
+      ['text/plain without the client header (CSRF shape) and no token', 'POST', `/api/v1/runs/${runningId}/cancel`, { headers: { 'content-type': 'text/plain' }, body: '{}' }, 403],
+      // Ids, after and limit.
+      ['unknown run id', 'GET', `/api/v1/runs/${ghost}`, { headers: auth(ADMIN) }, 404],
+      ['malformed run id', 'GET', `/api/v1/runs/${encodeURIComponent('../../etc/passwd')}`, { headers: auth(ADMIN) }, 404],
+      ['NUL in a run id', 'GET', '/api/v1/runs/a%00b', { headers: auth(ADMIN) }, 404],
+      ['very long run id', 'GET', `/api/v1/runs/${'r'.repeat(4000)}/events`, { headers: auth(ADMIN) }, 404],
+      ['bad percent-encoding', 'GET', '/api/v1/runs/%E0%A4%A', { headers: auth(ADMIN) }, 400],
+      ['negative after', 'GET', `/api/v1/runs/${ended}/events?after=-1`, { headers: auth(ADMIN) }, 400],
+      ['huge after', 'GET', `/api/v1/runs/${ended}/events?after=1e400`, { headers: auth(ADMIN) }, 400],
+      ['after past the end', 'GET', `/api/v1/runs/${ended}/events?after=9007199254740991`, { headers: auth(ADMIN) }, 200],
+      ['non-numeric after', 'GET', `/api/v1/runs/${ended}/events?after=ten`, { headers: auth(ADMIN) }, 400],
+      ['repeated after', 'GET', `/api/v1/runs/${ended}/events?after=1&after=2`, { headers: auth(ADMIN) }, 400],
+      ['zero limit', 'GET', `/api/v1/runs/${ended}/events?limit=0`, { headers: auth(ADMIN) }, 400],
+      ['huge limit', 'GET', `/api/v1/runs/${ended}/events?limit=99999999`, { headers: auth(ADMIN) }, 400],
+      ['SSE bad Last-Event-ID', 'GET', `/api/v1/runs/${ended}/stream`, { headers: { ...auth(ADMIN), 'last-event-id': '-5' } }, 400],
+      ['SSE non-numeric after', 'GET', `/api/v1/runs/${ended}/stream?after=x`, { headers: auth(ADMIN) }, 400],
+      ['SSE unknown run', 'GET', `/api/v1/runs/${ghost}/stream`, { headers: auth(ADMIN) }, 404],
+      // Writes to ended runs.
+      ['append to an ended run', 'POST', `/api/v1/runs/${ended}/events`, { headers: json(ADMIN), body: '{"events":[{"type":"x.late"}]}' }, 409],
+      ['finish an ended run again', 'POST', `/api/v1/runs/${ended}/finish`, { headers: json(ADMIN), body: '{"status":"succeeded"}' }, 409],
+      ['cancel an ended run', 'POST', `/api/v1/runs/${ended}/cancel`, { headers: json(ADMIN), body: '{}' }, 409],
+      ['heartbeat an ended run', 'POST', `/api/v1/runs/${ended}/heartbeat`, { headers: json(ADMIN), body: '{}' }, 409],
+      ['retry a producer run', 'POST', `/api/v1/runs/${ended}/retry`, { headers: { ...auth(ADMIN), 'x-runtrail-client': '1' } }, 409],
+      ['delete a running run', 'DELETE', `/api/v1/runs/${runningId}`, { headers: { ...auth(ADMIN), 'x-runtrail-client': '1' } }, 409],
+      // Transport oddities.
+      ['unknown method', 'PATCH', `/api/v1/runs/${ended}`, { headers: json(ADMIN), body: '{}' }, 404],
+      ['plain GET of the WebSocket route', 'GET', '/api/v1/stream', { headers: auth(ADMIN) }, 400],
+      ['cross-origin write', 'POST', `/api/v1/runs/${runningId}/cancel`, { headers: { ...json(ADMIN), origin: 'http://evil.example' }, body: '{}' }, 403],
+    ];
+    for (const [what, method, path, init, status] of table) {
+      const answer = await send(method, path, init);
+      expect(answer.status, `${what}: ${answer.text.slice(0, 300)}`).toBe(status);
+      expectDocumented(answer, what);
+    }
+    // The same event id with a different payload: the first one stands, under its seq.
+    const scratch = JSON.parse((await send('POST', '/api/v1/runs', { headers: json(ADMIN), body: '{"name":"scratch"}' })).text) as { id: string };
+    const first = await send('POST', `/api/v1/runs/${scratch.id}/events`, { headers: json(ADMIN), body: '{"events":[{"type":"x.a","id":"e1","data":1}]}' });
+    const again = await send('POST', `/api/v1/runs/${scratch.id}/events`, { headers: json(ADMIN), body: '{"events":[{"type":"x.b","id":"e1","data":2}]}' });
+    expect(JSON.parse(again.text).seqs).toEqual(JSON.parse(first.text).seqs);
+    const read = JSON.parse((await send('GET', `/api/v1/runs/${scratch.id}/events`, { headers: auth(ADMIN) })).text) as { events: Array<{ type: string; data: unknown }> };
+    expect(read.events.map((e) => [e.type, e.data])).toEqual([['x.a', 1]]);
+    // A foreign Host, and half-closed and truncated sockets.
+    expect(await rawHttp(`GET /api/v1/runs HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer ${ADMIN}\r\n\r\n`)).toMatch(/^HTTP\/1.1 421/);
+    expect(await rawHttp('GET /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n')).toBe('');
+    expect(await rawHttp(`POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ADMIN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"name":`)).toBe('');
+    expect(await rawHttp('\x00\x01\x02garbage\r\n\r\n')).toMatch(/^HTTP\/1.1 400|^$/);
+  });
+
+  it('properties: seeded random requests at every route get documented answers, never a 5xx', async () => {
+    const routeNames = Object.keys(routes) as RouteName[];
+    const ended = protectedIds.slice(0, 2);
+    const tokenPool = [tokens.admin, tokens.producer, tokens.viewer, tokens.run, tokens.expired, tokens.revoked, '', 'rt_x', 'rtr_e30.e30'];
+    const idArb = fc.oneof(
+      fc.constantFrom(...ended),
+      fc.constant('01900000-0000-7000-8000-000000000000'),
+      fc.string({ maxLength: 60 }),
+      fc.string({ unit: 'binary', maxLength: 30 }),
+      fc.constantFrom('..', '%', '%00', '__proto__', 'constructor', ' ', 'a/b'),
+    );
+    const queryValue = fc.oneof(
+      fc.integer({ min: -5, max: 10 }).map(String),
+      fc.constantFrom('1e400', 'NaN', '-0', '0x10', '', '9'.repeat(40), '[]', 'true'),
+      fc.string({ maxLength: 20 }),
+    );
+    const queryArb = fc.dictionary(fc.constantFrom('after', 'limit', 'cursor', 'status', 'name', 'label', 'parentId', 'token', 'x'), queryValue, { maxKeys: 3 });
+    const deep = fc.integer({ min: 1, max: 3000 }).map((d) => `{"events":[{"type":"x.d","data":${nested(d)}}]}`);
+    const bodyArb = fc.oneof(
+      fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v)),
+      fc.record({ events: fc.array(fc.record({ type: fc.oneof(fc.constantFrom('progress', 'metric', 'counter', 'meta', 'log', 'phase', 'call.started', 'run.succeeded', 'run.failed', 'run.cancelled', 'x.ok'), fc.string()), data: fc.jsonValue({ maxDepth: 3 }), id: fc.option(fc.string({ maxLength: 5 }), { nil: undefined }) }), { maxLength: 5 }) }).map((v) => JSON.stringify(v)),
+      fc.record({ name: fc.string(), scope: fc.string(), status: fc.constantFrom('succeeded', 'failed', 'cancelled', 'x'), ttlSeconds: fc.oneof(fc.integer(), fc.double()), owner: fc.jsonValue({ maxDepth: 2 }) }, { requiredKeys: [] }).map((v) => JSON.stringify(v)),
+      fc.string({ unit: 'binary', maxLength: 200 }),
+      fc.string({ maxLength: 10 }).map((s) => `{"name":"${s}\u0000"}`),
+      deep,
+      fc.constant(''),
+    );
+    const contentType = fc.constantFrom('application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded', undefined);
+
+    const requests = fc.tuple(
+      fc.constantFrom(...routeNames),
+      fc.constantFrom('GET', 'POST', 'DELETE', 'PUT'),
+      idArb,
+      queryArb,
+      bodyArb,
+      contentType,
+      fc.constantFrom(...tokenPool),
+      fc.boolean(),
+    );
+    await runSeeded(requests, HTTP_CASES, 16, async ([name, method, id, query, body, type, token, clientHeader]) => {
+          const route = routes[name];
+          const path = route.path.replace(':id', encodeURIComponent(id));
+          const qs = new URLSearchParams(query).toString();
+          const headers: Record<string, string> = { ...auth(token) };
+          if (type) headers['content-type'] = type;
+          if (clientHeader) headers['x-runtrail-client'] = '1';
+          // Only a viewer may aim a DELETE at a protected run: an admin's would (rightly) delete it.
+          if (method === 'DELETE' && ended.includes(id)) headers.authorization = `Bearer ${tokens.viewer}`;
+          const hasBody = method !== 'GET' && body !== '';
+          const answer = await send(method, `${path}${qs ? `?${qs}` : ''}`, { headers, body: hasBody ? body : null });
+          expectDocumented(answer, `${method} ${path}?${qs}`);
+    });
+  });
+
+  it('properties: seeded random WebSocket frames and SSE requests get documented answers', async () => {
+    const ended = protectedIds.slice(0, 2);
+    const message = fc.oneof(
+      fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
+      fc.record({ op: fc.constantFrom('subscribe', 'unsubscribe', 'subscribeRuns', 'unsubscribeRuns', 'ping', 'nope'), runId: fc.oneof(fc.constantFrom(...protectedIds), fc.string()), after: fc.oneof(fc.integer(), fc.double(), fc.string()), filter: fc.jsonValue({ maxDepth: 2 }), runs: fc.jsonValue({ maxDepth: 2 }) }, { requiredKeys: ['op'] }).map((v) => JSON.stringify(v)),
+      fc.string({ unit: 'binary', maxLength: 100 }),
+      fc.uint8Array({ maxLength: 200 }),
+      fc.constant(nested(5000)),
+      fc.constant('x'.repeat(70 * 1024)),
+    );
+    const sockets = fc.tuple(fc.constantFrom(tokens.admin, tokens.viewer, tokens.run, tokens.expired, 'forged'), fc.array(message, { minLength: 1, maxLength: 25 }));
+    await runSeeded(sockets, WS_CONNECTIONS, 8, async ([token, messages]) => {
+        const ws = new WebSocket(`${server.url.replace('http', 'ws')}/api/v1/stream?token=${encodeURIComponent(token)}`);
+        const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+        ws.on('error', () => undefined);
+        const replies: string[] = [];
+        ws.on('message', (data) => replies.push(data.toString()));
+        const opened = await new Promise<boolean>((resolve) => {
+          ws.once('open', () => resolve(true));
+          void closed.then(() => resolve(false));
+        });
+        if (!opened) {
+          cases++;
+          expect([4401, 4429]).toContain(await closed);
+          return;
+        }
+        for (const m of messages) {
+          if (ws.readyState !== WebSocket.OPEN) break;
+          cases++;
+          ws.send(m, { binary: typeof m !== 'string' });
+        }
+        if (ws.readyState === WebSocket.OPEN) ws.send('{"op":"ping"}');
+        const outcome = await Promise.race([
+          closed.then((code) => `closed ${code}`),
+          waitUntil(() => replies.some((r) => r === '{"type":"pong"}') && 'pong', { timeoutMs: 10_000, intervalMs: 2 }),
+        ]);
+        // Documented endings: a pong (still serving), 1009 (frame too big), 4401 (token), 4429 (too many messages).
+        expect(outcome, JSON.stringify(replies.slice(-3))).toMatch(/^(pong|closed (1009|4401|4429))$/);
+        for (const reply of replies) {
+          const msg = JSON.parse(reply) as { type: string; code?: string };
+          if (msg.type === 'error') expect(isErrorCode(msg.code), reply).toBe(true);
+        }
+        ws.terminate();
+        await closed;
+    });
+
+    const streams = fc.tuple(
+      fc.constantFrom(...ended, '01900000-0000-7000-8000-000000000000', 'x%00'),
+      fc.oneof(fc.integer({ min: -3, max: 20 }).map(String), fc.constantFrom('abc', '1e999', '')),
+      fc.option(fc.oneof(fc.integer({ min: -3, max: 20 }).map(String), fc.string({ maxLength: 8 })), { nil: undefined }),
+      fc.constantFrom(tokens.admin, tokens.viewer, tokens.run, tokens.expired, ''),
+      fc.boolean(),
+    );
+    await runSeeded(streams, SSE_CASES, 16, async ([id, after, lastEventId, token, inQuery]) => {
+          cases++;
+          const headers: Record<string, string> = inQuery ? {} : auth(token);
+          if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
+          const controller = new AbortController();
+          const res = await fetch(`${server.url}/api/v1/runs/${encodeURIComponent(id)}/stream?after=${after}${inQuery ? `&token=${encodeURIComponent(token)}` : ''}`, { headers, signal: controller.signal });
+          if (res.status !== 200) {
+            expectDocumented({ status: res.status, text: await res.text() }, `SSE ${id} after=${after} last=${lastEventId}`);
+            return;
+          }
+          // An ended run's stream ends by itself after its `end` event.
+          const text = await res.text();
+          expect(text).toMatch(/event: end\n/);
+    });
+  });
+
+  it('afterwards: the server still serves, holds no stream or buffer, and every existing run is byte-identical', async () => {
+    const health = await send('GET', '/healthz');
+    expect(health.status).toBe(200);
+    const created = await send('POST', '/api/v1/runs', { headers: json(ADMIN), body: '{"name":"after-the-storm"}' });
+    expect(created.status).toBe(201);
+    await waitUntil(() => server.stream.stats().connections.ws + server.stream.stats().connections.sse === 0, { what: 'every test stream to be gone' });
+    expect(server.stream.stats().queuedBytes).toBe(0);
+    expect(await fingerprint()).toBe(before);
+    console.log(`bad-input suite: ${cases} cases (seed ${SEED}): 0 crashes, 0 5xx, existing runs byte-identical`);
+    expect(cases).toBeGreaterThanOrEqual(10_000);
+  });
+});
+
+/**
+ * Run `count` cases drawn from `arb` with the suite's seed, `concurrency` at
+ * a time (one by one would take minutes of wall time). The same seed draws
+ * the same cases in the same order; a failure names its case index.
+ */
+async function runSeeded<T>(arb: fc.Arbitrary<T>, count: number, concurrency: number, check: (value: T) => Promise<void>): Promise<void> {
+  const values = fc.sample(arb, { seed: SEED, numRuns: count });
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < values.length) {
+      const index = next++;
+      try {
+        await check(values[index]!);
+      } catch (err) {
+        throw new Error(`case ${index} of seed ${SEED} (${fc.stringify(values[index]).slice(0, 500)}): ${(err as Error).message}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+/** Write raw bytes, half-close, and return whatever the server answers before it closes. */
+function rawHttp(text: string): Promise<string> {
+  const url = new URL(server.url);
+  cases++;
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname, () => socket.end(text));
+    let answer = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (answer += d));
+    socket.on('close', () => resolve(answer));
+    socket.on('error', reject);
+  });
+}
+
