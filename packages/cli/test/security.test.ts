@@ -48,7 +48,8 @@ async function serve(args: string[], env: Record<string, string> = {}): Promise<
   return { url, child, out: () => out };
 }
 
-describe('runtrail serve: open only on loopback', () => {
+// Each case starts CLI processes (a second or more each on a busy machine).
+describe('runtrail serve: open only on loopback', { timeout: 180_000 }, () => {
   it('refuses --host 0.0.0.0 without an admin token: exit non-zero, one line saying why', async () => {
     const result = await run(['serve', '--host', '0.0.0.0', '--port', '0', '--data-dir', join(dir.path, 'refused')]);
     expect(result.code).not.toBe(0);

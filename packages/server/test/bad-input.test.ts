@@ -19,7 +19,7 @@ import { tempDir, waitUntil } from '../../../test-support/index.js';
  */
 const SEED = Number(process.env.RUNTRAIL_FUZZ_SEED ?? 15_015);
 /** Cases drawn per generator; with the table they make over 10,000 inputs. */
-const HTTP_CASES = Number(process.env.RUNTRAIL_FUZZ_HTTP ?? 8000);
+const HTTP_CASES = Number(process.env.RUNTRAIL_FUZZ_HTTP ?? 9000);
 const WS_CONNECTIONS = Number(process.env.RUNTRAIL_FUZZ_WS ?? 150);
 const SSE_CASES = 500;
 const ADMIN = 'bad-input-admin-token-0123456789';
@@ -177,7 +177,7 @@ describe('bad input (issue 15, item 8)', { timeout: BUDGET_MS }, () => {
       ['huge string over the body limit', 'POST', '/api/v1/runs', { headers: json(ADMIN), body: JSON.stringify({ name: 'x', input: 'y'.repeat(2 * 1024 * 1024) }) }, 413],
       ['event data over its limit', 'POST', `/api/v1/runs/${runningId}/events`, { headers: json(ADMIN), body: JSON.stringify({ events: [{ type: 'x.big', data: 'z'.repeat(1024 * 1024 + 10) }] }) }, 413],
       ['too many labels', 'POST', '/api/v1/runs', { headers: json(ADMIN), body: JSON.stringify({ name: 'x', labels: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`k${i}`, 'v'])) }) }, 400],
-      ['prototype keys', 'POST', '/api/v1/runs', { headers: json(ADMIN), body: '{"name":"x","labels":{"__proto__":"a","constructor":"b"}}' }, 400],
+      ['prototype keys', 'POST', '/api/v1/runs', { headers: json(ADMIN), body: '{"name":"x","labels":{"__proto__":"a","constructor":"b"}}' }, 201],
       ['constructor as a label', 'POST', '/api/v1/runs', { headers: json(ADMIN), body: '{"name":"x","labels":{"constructor":"b","toString":"c"}}' }, 201],
       ['form content type', 'POST', `/api/v1/runs/${runningId}/cancel`, { headers: { ...auth(ADMIN), 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=b' }, 400],
       ['text/plain without the client header (CSRF shape) and no token', 'POST', `/api/v1/runs/${runningId}/cancel`, { headers: { 'content-type': 'text/plain' }, body: '{}' }, 403],
@@ -201,7 +201,7 @@ describe('bad input (issue 15, item 8)', { timeout: BUDGET_MS }, () => {
       ['append to an ended run', 'POST', `/api/v1/runs/${ended}/events`, { headers: json(ADMIN), body: '{"events":[{"type":"x.late"}]}' }, 409],
       ['finish an ended run again', 'POST', `/api/v1/runs/${ended}/finish`, { headers: json(ADMIN), body: '{"status":"succeeded"}' }, 409],
       ['cancel an ended run', 'POST', `/api/v1/runs/${ended}/cancel`, { headers: json(ADMIN), body: '{}' }, 409],
-      ['heartbeat an ended run', 'POST', `/api/v1/runs/${ended}/heartbeat`, { headers: json(ADMIN), body: '{}' }, 409],
+      ['heartbeat an ended run (answers its status, changes nothing)', 'POST', `/api/v1/runs/${ended}/heartbeat`, { headers: json(ADMIN), body: '{}' }, 200],
       ['retry a producer run', 'POST', `/api/v1/runs/${ended}/retry`, { headers: { ...auth(ADMIN), 'x-runtrail-client': '1' } }, 409],
       ['delete a running run', 'DELETE', `/api/v1/runs/${runningId}`, { headers: { ...auth(ADMIN), 'x-runtrail-client': '1' } }, 409],
       // Transport oddities.
@@ -214,17 +214,21 @@ describe('bad input (issue 15, item 8)', { timeout: BUDGET_MS }, () => {
       expect(answer.status, `${what}: ${answer.text.slice(0, 300)}`).toBe(status);
       expectDocumented(answer, what);
     }
-    // The same event id with a different payload: the first one stands, under its seq.
+    // The same event id with a different payload: refused (409), the first one stands; the same event again keeps its seq.
     const scratch = JSON.parse((await send('POST', '/api/v1/runs', { headers: json(ADMIN), body: '{"name":"scratch"}' })).text) as { id: string };
     const first = await send('POST', `/api/v1/runs/${scratch.id}/events`, { headers: json(ADMIN), body: '{"events":[{"type":"x.a","id":"e1","data":1}]}' });
-    const again = await send('POST', `/api/v1/runs/${scratch.id}/events`, { headers: json(ADMIN), body: '{"events":[{"type":"x.b","id":"e1","data":2}]}' });
-    expect(JSON.parse(again.text).seqs).toEqual(JSON.parse(first.text).seqs);
+    const other = await send('POST', `/api/v1/runs/${scratch.id}/events`, { headers: json(ADMIN), body: '{"events":[{"type":"x.b","id":"e1","data":2}]}' });
+    expect(other.status).toBe(409);
+    expectDocumented(other, 'the same event id with a different payload');
+    const same = await send('POST', `/api/v1/runs/${scratch.id}/events`, { headers: json(ADMIN), body: '{"events":[{"type":"x.a","id":"e1","data":1}]}' });
+    expect(JSON.parse(same.text).seqs).toEqual(JSON.parse(first.text).seqs);
     const read = JSON.parse((await send('GET', `/api/v1/runs/${scratch.id}/events`, { headers: auth(ADMIN) })).text) as { events: Array<{ type: string; data: unknown }> };
     expect(read.events.map((e) => [e.type, e.data])).toEqual([['x.a', 1]]);
     // A foreign Host, and half-closed and truncated sockets.
     expect(await rawHttp(`GET /api/v1/runs HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer ${ADMIN}\r\n\r\n`)).toMatch(/^HTTP\/1.1 421/);
-    expect(await rawHttp('GET /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n')).toBe('');
-    expect(await rawHttp(`POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ADMIN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"name":`)).toBe('');
+    // Cut short and half-closed: a 400 (Node's parser) or a plain close, never a hang or a crash.
+    expect(await rawHttp('GET /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n')).toMatch(/^(HTTP\/1.1 400 |$)/);
+    expect(await rawHttp(`POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ADMIN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"name":`)).toMatch(/^(HTTP\/1.1 400 |$)/);
     expect(await rawHttp('\x00\x01\x02garbage\r\n\r\n')).toMatch(/^HTTP\/1.1 400|^$/);
   });
 
@@ -360,7 +364,8 @@ describe('bad input (issue 15, item 8)', { timeout: BUDGET_MS }, () => {
     expect(server.stream.stats().queuedBytes).toBe(0);
     expect(await fingerprint()).toBe(before);
     console.log(`bad-input suite: ${cases} cases (seed ${SEED}): 0 crashes, 0 5xx, existing runs byte-identical`);
-    expect(cases).toBeGreaterThanOrEqual(10_000);
+    // Smaller runs (RUNTRAIL_FUZZ_HTTP / _WS, to reproduce one case quickly) are not the CI suite.
+    if (process.env.RUNTRAIL_FUZZ_HTTP === undefined && process.env.RUNTRAIL_FUZZ_WS === undefined) expect(cases).toBeGreaterThanOrEqual(10_000);
   });
 });
 
