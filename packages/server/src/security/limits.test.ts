@@ -1,0 +1,123 @@
+import { describe, expect, it } from 'vitest';
+import { WS_CLOSE } from '@runtrail/protocol';
+import { SqliteRunStore } from '@runtrail/store';
+import { buildApp } from '../app.js';
+import { loadConfig, type ServerConfigInput } from '../config.js';
+import { testScope, waitFor } from '../stream/stream.test-kit.js';
+import { tempDir } from '../../../../test-support/index.js';
+import { redactUrl } from './authenticate.js';
+import { call, streamUrl, TestSocket } from './security.test-kit.js';
+
+/**
+ * Limits of issue 15 (item 6): each one answers 413, 429 with Retry-After,
+ * or a WebSocket close code with a reason. The clock is injected and stands
+ * still, so rate limits refill only when a test says so.
+ */
+const { cleanups } = testScope();
+
+async function limitedServer(options: ServerConfigInput) {
+  const dir = tempDir('runtrail-limits-');
+  const store = new SqliteRunStore({ filename: `${dir.path}/runtrail.db` });
+  let now = 1_700_000_000_000;
+  const config = loadConfig({ port: 0, dataDir: dir.path, logLevel: 'silent', ...options }, {});
+  const app = await buildApp({ config, store, now: () => now });
+  const url = await app.http.listen({ host: '127.0.0.1', port: 0 });
+  cleanups.push(async () => {
+    await app.http.close();
+    await store.close();
+    dir.remove();
+  });
+  const server = Object.assign(app, { url, store, close: async () => undefined });
+  return { server, tick: (ms: number) => (now += ms) };
+}
+
+describe('limits', () => {
+  it('413 past the events per batch, the data, meta, input and labels sizes, naming the setting', async () => {
+    const { server: s } = await limitedServer({ maxEventsPerBatch: 3, maxEventDataBytes: 100, maxMetaBytes: 80, maxInputBytes: 100, maxLabelsBytes: 64 });
+    const run = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'x' } })).body;
+    const append = (events: unknown[]) => call(s, 'POST', `/api/v1/runs/${run.id}/events`, { body: { events } });
+    const cases: Array<[string, Promise<{ status: number; body: any }>, RegExp]> = [
+      ['batch', append([{ type: 'x.a' }, { type: 'x.b' }, { type: 'x.c' }, { type: 'x.d' }]), /maxEventsPerBatch/],
+      ['data', append([{ type: 'x.big', data: 'y'.repeat(200) }]), /maxEventDataBytes/],
+      ['meta', append([{ type: 'meta', data: { k: 'v'.repeat(100) } }]), /maxMetaBytes/],
+      ['input', call(s, 'POST', '/api/v1/runs', { body: { name: 'x', input: 'i'.repeat(200) } }), /maxInputBytes/],
+      ['labels', call(s, 'POST', '/api/v1/runs', { body: { name: 'x', labels: { a: 'b'.repeat(100) } } }), /maxLabelsBytes/],
+    ];
+    for (const [what, pending, setting] of cases) {
+      const res = await pending;
+      expect(res.status, what).toBe(413);
+      expect(res.body.error.code).toBe('payload_too_large');
+      expect(res.body.error.message).toMatch(setting);
+    }
+    expect((await append([{ type: 'x.a' }, { type: 'x.b' }, { type: 'x.c' }])).status).toBe(200);
+    expect((await s.runs.get(run.id)).seq).toBe(3);
+  });
+
+  it('429 with Retry-After past the append rate of a run; other runs are not held back; it refills with time', async () => {
+    const { server: s, tick } = await limitedServer({ appendEventsPerSecond: 1, maxEventsPerBatch: 2 });
+    const a = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'a' } })).body;
+    const b = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'b' } })).body;
+    const two = [{ type: 'x.a' }, { type: 'x.b' }];
+    expect((await call(s, 'POST', `/api/v1/runs/${a.id}/events`, { body: { events: two } })).status).toBe(200);
+    const limited = await call(s, 'POST', `/api/v1/runs/${a.id}/events`, { body: { events: [{ type: 'x.c' }] } });
+    expect(limited.status).toBe(429);
+    expect(limited.body.error.code).toBe('rate_limited');
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect((await call(s, 'POST', `/api/v1/runs/${b.id}/events`, { body: { events: two } })).status).toBe(200);
+    tick(1000);
+    expect((await call(s, 'POST', `/api/v1/runs/${a.id}/events`, { body: { events: [{ type: 'x.c' }] } })).status).toBe(200);
+    expect((await s.runs.get(a.id)).seq).toBe(3);
+  });
+
+  it('WebSocket: an error frame past the subscriptions per connection, close 4429 past the message rate', async () => {
+    const { server: s } = await limitedServer({ maxSubscriptionsPerConnection: 2, wsMessagesPerSecond: 5 });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await s.runs.create({ name: `r${i}` })).run.id);
+    const ws = new TestSocket(streamUrl(s));
+    cleanups.push(() => ws.close());
+    expect(await ws.opened()).toBe(true);
+    for (const id of ids) ws.send({ op: 'subscribe', runId: id, after: 0 });
+    await waitFor(() => ws.messages.filter((m) => m.type === 'subscribed' || m.type === 'error').length === 3);
+    const refused = ws.messages.find((m) => m.type === 'error');
+    expect(refused).toMatchObject({ type: 'error', runId: ids[2], code: 'rate_limited' });
+    // The clock stands still: the bucket of 2 s worth (10 messages) does not refill.
+    for (let i = 0; i < 20; i++) ws.send({ op: 'ping' });
+    await ws.settled;
+    expect(ws.closeCode).toBe(WS_CLOSE.rateLimited);
+    expect(ws.closeReason).toMatch(/messages per second/);
+  });
+
+  it('stream connections per client address and per token: SSE 429, WebSocket close 4429; a closed one frees its slot', async () => {
+    const { server: s } = await limitedServer({ maxConnectionsPerIp: 2, maxConnectionsPerToken: 1, adminToken: 'limits-admin-token-0123456789' });
+    const admin = 'limits-admin-token-0123456789';
+    const run = (await call(s, 'POST', '/api/v1/runs', { token: admin, body: { name: 'x' } })).body;
+    const viewer = (await call(s, 'POST', '/api/v1/tokens', { token: admin, body: { name: 'v', scope: 'viewer' } })).body.token;
+    const first = new TestSocket(streamUrl(s), { authorization: `Bearer ${admin}` });
+    cleanups.push(() => first.close());
+    expect(await first.opened()).toBe(true);
+    // Same token again: over its 1.
+    const sameToken = new TestSocket(streamUrl(s), { authorization: `Bearer ${admin}` });
+    await sameToken.settled;
+    expect(sameToken.closeCode).toBe(WS_CLOSE.rateLimited);
+    const second = new TestSocket(streamUrl(s), { authorization: `Bearer ${viewer}` });
+    cleanups.push(() => second.close());
+    expect(await second.opened()).toBe(true);
+    // The address holds 2 now: an SSE stream is refused with 429 and Retry-After.
+    const sse = await fetch(`${s.url}/api/v1/runs/${run.id}/stream`, { headers: { authorization: `Bearer ${viewer}` } });
+    expect(sse.status).toBe(429);
+    expect(sse.headers.get('retry-after')).not.toBeNull();
+    await sse.text();
+    first.close();
+    await first.settled;
+    await waitFor(() => s.stream.stats().connections.ws === 1);
+    const again = new TestSocket(streamUrl(s), { authorization: `Bearer ${admin}` });
+    cleanups.push(() => again.close());
+    expect(await again.opened()).toBe(true);
+  });
+
+  it('a ?token= never reaches a log line', () => {
+    expect(redactUrl('/api/v1/stream?token=rt_secret&x=1')).toBe('/api/v1/stream?token=[redacted]&x=1');
+    expect(redactUrl('/api/v1/runs/a/stream?after=3&TOKEN=rtr_a.b')).toBe('/api/v1/runs/a/stream?after=3&TOKEN=[redacted]');
+    expect(redactUrl('/api/v1/runs?tokenish=1')).toBe('/api/v1/runs?tokenish=1');
+  });
+});
