@@ -5,6 +5,7 @@ import type { RouteName } from './routes.js';
 import { Owner, RunStatus, type AppendEventsResponse, type HeartbeatResponse, type ListRunsResponse, type ReadEventsResponse, type Run, type RunWithObservers } from './run.js';
 import type { Snapshot } from './snapshot.js';
 import type { ServerMessage, StreamEnd } from './stream.js';
+import type { CreatedToken, TokenInfo, WhoamiResponse } from './auth.js';
 
 /**
  * Schemas of what the server sends: responses and stream messages. They
@@ -153,6 +154,27 @@ export const ServerMessageSchema = z
   ])
   .meta({ id: 'ServerMessage', description: 'A WebSocket message from the server' });
 
+const TokenScopeSchema = z.enum(['admin', 'producer', 'viewer']);
+const TokenInfoSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  scope: TokenScopeSchema,
+  createdAt: z.number(),
+  expiresAt: z.number().nullable(),
+  revokedAt: z.number().nullable(),
+});
+const CreatedTokenSchema = z.object({ id: z.string(), name: z.string(), scope: TokenScopeSchema, token: z.string(), expiresAt: z.number().nullable() });
+const WhoamiResponseSchema = z.object({
+  auth: z.boolean(),
+  principal: z
+    .discriminatedUnion('kind', [
+      z.object({ kind: z.literal('open') }),
+      z.object({ kind: z.literal('scoped'), id: z.string(), name: z.string(), scope: TokenScopeSchema, expiresAt: z.number().nullable() }),
+      z.object({ kind: z.literal('run'), runId: z.string(), expiresAt: z.number() }),
+    ])
+    .nullable(),
+});
+
 export interface RouteResponse {
   status: number;
   description: string;
@@ -201,6 +223,11 @@ export const routeResponses: { [R in RouteName]: RouteResponse } = {
     schema: z.looseObject({ openapi: z.string(), info: z.looseObject({}), paths: z.record(z.string(), z.unknown()) }),
   },
   apiDocs: { status: 200, description: 'An HTML page', contentType: 'text/html' },
+  whoami: { status: 200, description: 'Whether auth is on, and what the token is (null: no valid token)', schema: WhoamiResponseSchema },
+  createToken: { status: 201, description: 'The token; its secret is shown this once', schema: CreatedTokenSchema },
+  listTokens: { status: 200, description: 'Every token, newest first, without secrets', schema: z.object({ tokens: z.array(TokenInfoSchema) }) },
+  revokeToken: { status: 204, description: 'Revoked; its streams close' },
+  createRunToken: { status: 201, description: 'A token for this run and its children', schema: z.object({ token: z.string(), expiresAt: z.number() }) },
 };
 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
@@ -218,4 +245,7 @@ export type _SchemasMatchTypes = [
   Assert<Same<z.infer<typeof ErrorBodySchema>, ErrorBody>>,
   Assert<Same<z.infer<typeof StreamEndSchema>, StreamEnd>>,
   Assert<Same<z.infer<typeof ServerMessageSchema>, ServerMessage>>,
+  Assert<Same<z.infer<typeof WhoamiResponseSchema>, WhoamiResponse>>,
+  Assert<Same<z.infer<typeof TokenInfoSchema>, TokenInfo>>,
+  Assert<Same<z.infer<typeof CreatedTokenSchema>, CreatedToken>>,
 ];

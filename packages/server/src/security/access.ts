@@ -32,6 +32,9 @@ export const routeAccess = {
   streamRun: 'readRun',
   stream: 'readRun',
   listHandlers: 'read',
+  // The API's description is public: it holds no run and no token.
+  openapi: 'open',
+  apiDocs: 'open',
   whoami: 'open',
   createToken: 'admin',
   listTokens: 'admin',
