@@ -61,4 +61,19 @@ export const migrations: string[] = [
   -- Exactly one terminal event per run, whatever the code above it does.
   CREATE UNIQUE INDEX events_one_terminal ON events (run_id) WHERE terminal;
   `,
+  `
+  CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    scope TEXT NOT NULL CHECK (scope IN ('admin','producer','viewer')),
+    hash TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    revoked_at BIGINT
+  );
+  CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
 ];

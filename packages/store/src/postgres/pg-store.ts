@@ -16,10 +16,31 @@ import {
   RunStatus,
   type Snapshot,
 } from '@runtrail/protocol';
-import type { AppendFeed, AppendOptions, AppendResult, DueRuns, NewRunRecord, SharedRunStore, StoreReadiness } from '../store.js';
+import type { AppendFeed, AppendOptions, AppendResult, DueRuns, NewRunRecord, SharedRunStore, StoreReadiness, TokenRecord } from '../store.js';
 import { fence, notFound, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import { json, parse, rowToEvent, rowToRun, type EventRow, type RunRow as BaseRunRow } from '../rows.js';
 import { migrations } from './migrations.js';
+
+const TOKEN_COLUMNS = `id, name, scope, hash, created_at, expires_at, revoked_at`;
+interface TokenRow {
+  id: string;
+  name: string;
+  scope: TokenRecord['scope'];
+  hash: string;
+  created_at: string | number;
+  expires_at: string | number | null;
+  revoked_at: string | number | null;
+}
+/** BIGINT columns arrive as strings from pg. */
+const tokenOf = (r: TokenRow): TokenRecord => ({
+  id: r.id,
+  name: r.name,
+  scope: r.scope,
+  hash: r.hash,
+  createdAt: Number(r.created_at),
+  expiresAt: r.expires_at === null ? null : Number(r.expires_at),
+  revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
+});
 import { PgListener } from './pg-listener.js';
 
 export interface PgStoreOptions {
@@ -549,6 +570,37 @@ export class PgRunStore implements SharedRunStore {
     const { rows } = await this.query<{ status: RunStatus; n: number }>(`SELECT status, count(*) AS n FROM runs GROUP BY status`);
     for (const row of rows) counts[row.status] = row.n;
     return counts;
+  }
+
+  async createToken(record: TokenRecord): Promise<void> {
+    await this.query(
+      `INSERT INTO tokens (id, name, scope, hash, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [record.id, record.name, record.scope, record.hash, record.createdAt, record.expiresAt, record.revokedAt],
+    );
+  }
+
+  async findTokenByHash(hash: string): Promise<TokenRecord | null> {
+    const { rows } = await this.query<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE hash = $1`, [hash]);
+    return rows[0] ? tokenOf(rows[0]) : null;
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    const { rows } = await this.query<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at DESC, id DESC`);
+    return rows.map(tokenOf);
+  }
+
+  async revokeToken(id: string, now: number): Promise<TokenRecord | null> {
+    const { rows } = await this.query<TokenRow>(
+      `UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING ${TOKEN_COLUMNS}`,
+      [id, now],
+    );
+    return rows[0] ? tokenOf(rows[0]) : null;
+  }
+
+  async ensureSecret(name: string, candidate: string): Promise<string> {
+    await this.query(`INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, [name, candidate]);
+    const { rows } = await this.query<{ value: string }>(`SELECT value FROM secrets WHERE name = $1`, [name]);
+    return rows[0]!.value;
   }
 
   async close(): Promise<void> {
