@@ -66,3 +66,14 @@ export class RuntrailError extends Error {
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.hasOwn(errorStatus, value);
 }
+
+/**
+ * The one "run not found", built here so every route, stream and store says
+ * it alike (field notes 2: a subscriber to a run that does not exist gets a
+ * clear error). `role: 'parent'` is for a parentId that names no run.
+ */
+export function runNotFound(runId: string, role: 'run' | 'parent' = 'run'): RuntrailError {
+  return role === 'parent'
+    ? new RuntrailError('run_not_found', `parent run ${runId} does not exist`, { parentId: runId })
+    : new RuntrailError('run_not_found', `run ${runId} does not exist`, { runId });
+}

@@ -34,6 +34,7 @@ export interface AppDeps {
 export interface App {
   http: FastifyInstance;
   runs: RunService;
+  /** Local fan-out; a shared store's remote fan-out publishes other nodes' appends into it. */
   hub: Hub;
   /** Live transports (WebSocket, SSE) and their buffered-bytes gauge. */
   stream: StreamServer;

@@ -113,7 +113,7 @@ export class Executor {
   start(): void {
     if (this.started) return;
     this.started = true;
-    this.unsubscribe = this.runs.hub.subscribeRuns((change, run) => {
+    this.unsubscribe = this.runs.onRunChange((change, run) => {
       if (change === 'created' && run.status === 'queued' && this.handlers.has(run.name)) this.wake();
       // A deleted run takes its output log with it.
       if (change === 'deleted' && this.options.logDir) {
@@ -186,16 +186,8 @@ export class Executor {
   private async claimOnce(): Promise<void> {
     const free = this.options.concurrency - this.active.size;
     if (free <= 0 || this.handlers.size === 0) return;
-    const claimed = await this.runs.store.claimQueued({
-      owner: this.owner,
-      names: [...this.handlers.keys()],
-      limit: free,
-      now: this.runs.now(),
-    });
-    for (const run of claimed) {
-      this.runs.hub.publishRun('updated', run);
-      this.launch(run);
-    }
+    const claimed = await this.runs.claimQueued(this.owner, [...this.handlers.keys()], free);
+    for (const run of claimed) this.launch(run);
   }
 
   private launch(run: Run): void {
@@ -218,7 +210,7 @@ export class Executor {
     };
 
     // In-process, a cancel is seen the moment it is committed, not at the next heartbeat.
-    const unsubscribe = this.runs.hub.subscribe(run.id, (events, fresh) => {
+    const unsubscribe = this.runs.onEvents(run.id, (events, fresh) => {
       for (const e of events) {
         if (e.type === 'run.cancel_requested') {
           stop('cancelled', (e.data as { reason?: string }).reason ?? 'cancel requested');
@@ -231,7 +223,7 @@ export class Executor {
     // The handle notices cancels and foreign ends on its own heartbeats too
     // (e.g. written by another node); translate that into our reasons.
     handle.signal.addEventListener('abort', () => {
-      void this.runs.store.getRun(run.id).then(
+      void this.runs.find(run.id).then(
         (fresh) => {
           if (fresh && fresh.status !== 'running' && fresh.status !== 'queued') stop('ended', `run ended ${fresh.status}`);
           else stop('cancelled', 'cancel requested');
@@ -266,7 +258,7 @@ export class Executor {
     const done = (async () => {
       let outcome: { ok: true; output: unknown } | { ok: false; error: unknown };
       try {
-        const fresh = await this.runs.store.getRun(run.id);
+        const fresh = await this.runs.find(run.id);
         if (fresh && fresh.cancelRequestedAt !== null) stop('cancelled', 'cancel requested');
         handle.event('run.started', { node: this.options.node, attempt: run.attempt });
         outcome = { ok: true, output: await handler(ctx) };

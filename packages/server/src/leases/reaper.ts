@@ -87,7 +87,7 @@ export class Reaper {
    * through our restart and keep their leases alive.
    */
   async recoverOwnRuns(): Promise<string[]> {
-    const held = await this.runs.store.findOwnedBy(this.node, 'executor');
+    const held = await this.runs.findOwnedBy(this.node, 'executor');
     const ended: string[] = [];
     for (const run of held) {
       if (run.status !== 'running' || run.owner?.id === this.incarnation) continue;
@@ -111,11 +111,11 @@ export class Reaper {
   /** One pass over everything due now. Exposed so tests and callers can force a sweep. */
   async sweep(): Promise<SweepReport> {
     const now = this.runs.now();
-    const due = await this.runs.store.findDue(now, this.batchSize);
+    const due = await this.runs.findDue(now, this.batchSize);
     const report: SweepReport = { orphaned: [], timedOut: [], stalled: [] };
 
     for (const run of due.expired) {
-      const fresh = await this.runs.store.getRun(run.id);
+      const fresh = await this.runs.find(run.id);
       // The owner may have renewed between the query and now; its word wins.
       if (!fresh || fresh.status !== 'running' || fresh.leaseExpiresAt === null || fresh.leaseExpiresAt >= now) continue;
       // Nobody could heartbeat to this node while it was down: give every

@@ -2,6 +2,7 @@ import {
   DEFAULT_LEASE_TTL_MS,
   RuntrailError,
   invalidRequest,
+  runNotFound,
   isTerminalStatus,
   validateEventData,
   type AppendEventsBody,
@@ -38,8 +39,10 @@ export interface RunServiceOptions {
  * reaper all use this one path, so nothing is ever seen before it is durable.
  */
 export class RunService {
-  readonly store: RunStore;
-  readonly hub: Hub;
+  // Private on purpose: a change written around this class would skip the
+  // publish-after-commit order (field note 1). Reads and subscriptions have methods here too.
+  private readonly store: RunStore;
+  private readonly hub: Hub;
   readonly now: () => number;
   private readonly newId: () => string;
   private readonly leaseTtlMs: number;
@@ -76,8 +79,44 @@ export class RunService {
 
   async get(id: string): Promise<RunWithObservers> {
     const run = await this.store.getRun(id);
-    if (!run) throw new RuntrailError('run_not_found', `run ${id} does not exist`, { runId: id });
+    if (!run) throw runNotFound(id);
     return { ...run, observers: this.hub.observers(id) };
+  }
+
+  /** The run, or null when it does not exist (no observer count). */
+  find(id: string): Promise<Run | null> {
+    return this.store.getRun(id);
+  }
+
+  /**
+   * Claim up to `limit` queued runs named in `names` for `owner` (they become
+   * running under its lease), and tell the runs list. The executor's one way
+   * to take work; with several nodes on one store, each run goes to one of them.
+   */
+  async claimQueued(owner: Owner, names: string[], limit: number): Promise<Run[]> {
+    const claimed = await this.store.claimQueued({ owner, names, limit, now: this.now() });
+    for (const run of claimed) this.hub.publishRun('updated', run);
+    return claimed;
+  }
+
+  /** Runs held by `node`'s executor (a restarted node ends those of its previous incarnation). */
+  findOwnedBy(node: string, kind: 'executor' | 'producer'): Promise<Run[]> {
+    return this.store.findOwnedBy(node, kind);
+  }
+
+  /** Running runs whose lease lapsed, whose total timeout passed or that stalled, as of `now`. */
+  findDue(now: number, limit: number): ReturnType<RunStore['findDue']> {
+    return this.store.findDue(now, limit);
+  }
+
+  /** Every committed batch of one run's events, in order, after it is durable. */
+  onEvents(runId: string, listener: Parameters<Hub['subscribe']>[1]): () => void {
+    return this.hub.subscribe(runId, listener);
+  }
+
+  /** Every run created, updated or deleted, after it is durable. */
+  onRunChange(listener: Parameters<Hub['subscribeRuns']>[0]): () => void {
+    return this.hub.subscribeRuns(listener);
   }
 
   list(query: ListRunsQuery): Promise<ListRunsResponse> {
@@ -87,7 +126,7 @@ export class RunService {
   async readEvents(id: string, after: number, limit: number): Promise<ReadEventsResponse> {
     const events = await this.store.readEvents(id, after, limit);
     const run = await this.store.getRun(id);
-    if (!run) throw new RuntrailError('run_not_found', `run ${id} does not exist`, { runId: id });
+    if (!run) throw runNotFound(id);
     return { events, seq: run.seq, status: run.status };
   }
 

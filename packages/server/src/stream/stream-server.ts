@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { RuntrailError } from '@runtrail/protocol';
+import { RuntrailError, runNotFound } from '@runtrail/protocol';
 import { serve } from '../http/route-table.js';
 import { SseConnection, sseAfter } from './sse-transport.js';
 import type { Validity } from '../security/index.js';
@@ -51,7 +51,7 @@ export class StreamServer {
       const runId = params.id!;
       const after = sseAfter(request.headers['last-event-id'], query.after);
       const run = await deps.store.getRun(runId);
-      if (!run) throw new RuntrailError('run_not_found', `run ${runId} does not exist; create it first, then subscribe`, { runId });
+      if (!run) throw runNotFound(runId);
       // Fastify answers HEAD with the GET handler; a HEAD must not open a stream that never ends.
       if (request.method === 'HEAD') return reply.header('content-type', 'text/event-stream; charset=utf-8').send();
       const admission = gate.admit(request.principal, request.socket.remoteAddress);

@@ -9,6 +9,7 @@ import {
   parseClientMessage,
   parseLabelFilter,
   WS_CLOSE,
+  runNotFound,
   type ServerMessage,
 } from '@runtrail/protocol';
 import { RateLimiter, authorize, type Validity } from '../security/index.js';
@@ -283,7 +284,7 @@ export class WsConnection implements StreamConnection {
       this.subs.delete(runId);
       const err =
         run === null
-          ? new RuntrailError('run_not_found', `run ${runId} does not exist; create it first, then subscribe`)
+          ? runNotFound(runId)
           : new RuntrailError('internal', `could not read run ${runId}; see the server log`);
       this.send({ type: 'error', runId, code: err.code, message: err.message });
       return;

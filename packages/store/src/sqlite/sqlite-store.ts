@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import {
   RuntrailError,
+  runNotFound,
   MAX_LIST_LIMIT,
   applyEvent,
   initialSnapshot,
@@ -205,9 +206,7 @@ export class SqliteRunStore implements RunStore {
         }
       }
       if (record.parentId !== undefined && !this.stmt.runHeadById.get(record.parentId)) {
-        throw new RuntrailError('run_not_found', `parent run ${record.parentId} does not exist`, {
-          parentId: record.parentId,
-        });
+        throw runNotFound(record.parentId, 'parent');
       }
       const execute = record.execute === true;
       const owner = execute ? null : (record.owner ?? null);
@@ -462,7 +461,7 @@ export class SqliteRunStore implements RunStore {
     return this.write(() =>
       this.db.transaction(() => {
         const before = this.stmt.runById.get(runId) as RunRow | undefined;
-        if (!before) throw notFound(runId);
+        if (!before) throw runNotFound(runId);
         const fenced = fence(runId, this.toRun(before), owner, options.now, 'heartbeat');
         if (fenced) throw fenced;
         this.stmt.heartbeat.run({
@@ -635,7 +634,7 @@ export class SqliteRunStore implements RunStore {
 
   private requireHead(runId: string): RunRow {
     const row = this.stmt.runHeadById.get(runId) as RunRow | undefined;
-    if (!row) throw notFound(runId);
+    if (!row) throw runNotFound(runId);
     return row;
   }
 
