@@ -11,8 +11,11 @@ import { tempDir } from '../../../test-support/index.js';
  * leave a `runtrail` that `npx runtrail` runs locally, never a package of
  * that name from the registry.
  *
- * The clone is `git archive` of the working tree's tracked files (what a
- * `git clone` checks out). Install scripts are skipped: they would compile
+ * The clone is a copy of the working tree's tracked files (what a
+ * `git clone` checks out, plus any uncommitted edits to them). It is made
+ * with `git ls-files`, which only reads the index: `git stash create` or
+ * anything else that takes `index.lock` failed intermittently under the
+ * full suite. Install scripts are skipped: they would compile
  * better-sqlite3 from source (minutes on two cores) and run our `prepare`,
  * which is `npm run build`, the build `npm test` has just proved; the
  * clone gets that build's output instead.
@@ -30,9 +33,11 @@ const npm = (args: string[]) => {
 
 beforeAll(() => {
   clone = tempDir('runtrail-fresh-clone-');
-  // A stash commit holds the working tree's tracked files (HEAD when clean), without touching the checkout.
-  const tree = execFileSync('git', ['stash', 'create'], { cwd: repo, encoding: 'utf8' }).trim() || 'HEAD';
-  execFileSync('sh', ['-c', `git archive ${tree} | tar -x -C "${clone.path}"`], { cwd: repo });
+  const tracked = execFileSync('git', ['ls-files', '-z'], { cwd: repo, encoding: 'utf8' }).split('\0').filter(Boolean);
+  for (const file of tracked) {
+    // A tracked file deleted in the working tree is not part of what a clone of it would hold.
+    if (existsSync(join(repo, file))) cpSync(join(repo, file), join(clone.path, file));
+  }
   install = npm(['ci', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts']);
 }, 240_000);
 
