@@ -139,6 +139,13 @@ export function isTerminalType(type: string): type is TerminalType {
   return (TERMINAL_TYPES as readonly string[]).includes(type);
 }
 
+const TERMINAL_STATUS = { 'run.succeeded': 'succeeded', 'run.failed': 'failed', 'run.cancelled': 'cancelled' } as const;
+
+/** The run status a terminal event ends the run with (the one map server and watchers share). */
+export function terminalStatusOf(type: TerminalType): (typeof TERMINAL_STATUS)[TerminalType] {
+  return TERMINAL_STATUS[type];
+}
+
 /** Producer extension events: stored and streamed, ignored by the reducer. */
 export function isExtensionType(type: string): boolean {
   return type.startsWith('x.') && type.length > 2;

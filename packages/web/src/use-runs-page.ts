@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import { useRuns, type ConnectionState } from '@runtrail/client/react';
 import type { ListRunsQuery, Run, RunStatus } from '@runtrail/protocol';
+import { pollEvery } from '@runtrail/client';
 import { client } from './client.js';
 
 export const PAGE_SIZE = 25;
@@ -80,28 +81,16 @@ function usePolledList(query: ListRunsQuery | null): PolledList {
     setState(IDLE);
     if (key === null) return;
     const q = JSON.parse(key) as ListRunsQuery;
-    let stopped = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let failures = 0;
-    const read = () => {
-      client.listRuns(q).then(
-        (res) => {
-          failures = 0;
-          if (!stopped) setState({ runs: res.runs, nextCursor: res.nextCursor, connection: 'polling', error: null });
-        },
-        (err: unknown) => {
-          failures++;
-          if (!stopped) setState((s) => ({ ...s, connection: 'reconnecting', error: err instanceof Error ? err : new Error(String(err)) }));
-        },
-      ).finally(() => {
-        if (!stopped) timer = setTimeout(read, Math.min(MAX_POLL_BACKOFF_MS, POLL_MS * 2 ** failures));
-      });
-    };
-    read();
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-    };
+    const stop = new AbortController();
+    pollEvery(
+      () => client.listRuns(q),
+      {
+        onValue: (res) => setState({ runs: res.runs, nextCursor: res.nextCursor, connection: 'polling', error: null }),
+        onError: (err) => setState((s) => ({ ...s, connection: 'reconnecting', error: err instanceof Error ? err : new Error(String(err)) })),
+      },
+      { intervalMs: POLL_MS, backoff: { maxMs: MAX_POLL_BACKOFF_MS }, signal: stop.signal },
+    );
+    return () => stop.abort();
   }, [key]);
   return key === null ? IDLE : state;
 }

@@ -14,11 +14,12 @@ export const IDLE_RUN_STATE: RunWatchState = Object.freeze({
   events: [],
   seq: 0,
   connection: 'connecting',
+  reason: 'start',
   transport: null,
   error: null,
 }) as RunWatchState;
 
-export const IDLE_RUNS_STATE: RunsWatchState = Object.freeze({ runs: [], connection: 'connecting', error: null }) as RunsWatchState;
+export const IDLE_RUNS_STATE: RunsWatchState = Object.freeze({ runs: [], connection: 'connecting', reason: 'start', error: null }) as RunsWatchState;
 
 /**
  * A source that connects while someone listens: the first subscriber opens

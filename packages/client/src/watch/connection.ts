@@ -1,30 +1,60 @@
 import { RuntrailError, WS_CLOSE } from '@runtrail/protocol';
+import type { BackoffOptions } from '../backoff.js';
+import { systemClock, type Clock } from '../clock.js';
 import { HttpApi, authHeaders } from '../http-api.js';
-import type { WatchConnectionOptions, WebSocketConstructor } from './types.js';
+import type { TransportName, WatchConnectionOptions, WebSocketConstructor } from './types.js';
 
-/** The HTTP side of a watcher (reads, polling, gap fills), from its connection options. */
-export function watcherApi(options: WatchConnectionOptions): HttpApi {
-  return new HttpApi({
-    url: options.url,
-    ...(options.fetch ? { fetch: options.fetch } : {}),
-    ...(options.headers ? { headers: options.headers } : {}),
+/** A watcher's connection options with every default filled in (the one place they are). */
+export interface ConnectionSettings {
+  /** The HTTP side (reads, polling, gap fills). */
+  api: HttpApi;
+  /** The WebSocket class: the one given, else the platform's (browsers, Node 22+), else none. */
+  WebSocket: WebSocketConstructor | null;
+  fetch: typeof fetch;
+  /** Headers of a streaming request (SSE over fetch): the caller's, plus `Authorization` when there is a token. */
+  headers: Record<string, string>;
+  /** The token, for `?token=` on the WebSocket URL (browsers cannot set its headers). */
+  token: string | undefined;
+  /** Transports to try, best first. */
+  wanted: TransportName[];
+  idleTimeoutMs: number;
+  pollIntervalMs: number;
+  reconnect: { clock: Clock; backoff: BackoffOptions; random?: () => number; transportRetryMs: number };
+}
+
+export const WATCH_DEFAULTS = {
+  transports: ['ws', 'sse', 'poll'] as TransportName[],
+  backoff: { initialMs: 250, maxMs: 10_000 },
+  pollIntervalMs: 1000,
+  transportRetryMs: 30_000,
+  idleTimeoutMs: 45_000,
+  requestTimeoutMs: 10_000,
+} as const;
+
+export function connectionSettings(options: WatchConnectionOptions): ConnectionSettings {
+  const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+  return {
+    api: new HttpApi({
+      url: options.url,
+      fetch: fetchImpl,
+      ...(options.headers ? { headers: options.headers } : {}),
+      token: options.token,
+      requestTimeoutMs: options.requestTimeoutMs ?? WATCH_DEFAULTS.requestTimeoutMs,
+    }),
+    WebSocket: options.WebSocket !== undefined ? options.WebSocket : ((globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? null),
+    fetch: fetchImpl,
+    headers: { ...options.headers, ...authHeaders(options.token) },
     token: options.token,
-    requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
-  });
-}
-
-/**
- * The WebSocket class a watcher uses: the one given, else the platform's
- * (browsers, Node 22+), else none (`null`: SSE and polling only).
- */
-export function resolveWebSocket(options: WatchConnectionOptions): WebSocketConstructor | null {
-  if (options.WebSocket !== undefined) return options.WebSocket;
-  return (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? null;
-}
-
-/** Headers of a streaming request (SSE over fetch): the caller's, plus the token. */
-export function streamHeaders(options: WatchConnectionOptions): Record<string, string> {
-  return { ...options.headers, ...authHeaders(options.token) };
+    wanted: options.transports ?? [...WATCH_DEFAULTS.transports],
+    idleTimeoutMs: options.idleTimeoutMs ?? WATCH_DEFAULTS.idleTimeoutMs,
+    pollIntervalMs: options.pollIntervalMs ?? WATCH_DEFAULTS.pollIntervalMs,
+    reconnect: {
+      clock: options.clock ?? systemClock,
+      backoff: options.backoff ?? WATCH_DEFAULTS.backoff,
+      ...(options.random ? { random: options.random } : {}),
+      transportRetryMs: options.transportRetryMs ?? WATCH_DEFAULTS.transportRetryMs,
+    },
+  };
 }
 
 /** The server closed the WebSocket because of the token (4401/4403): an error no reconnect can fix; else null. */

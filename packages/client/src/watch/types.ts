@@ -1,4 +1,5 @@
 import type { BackoffOptions } from '../backoff.js';
+import type { Clock } from '../clock.js';
 
 /** How a watcher is connected right now. */
 export type ConnectionState = 'connecting' | 'live' | 'reconnecting' | 'polling' | 'ended';
@@ -61,4 +62,6 @@ export interface WatchConnectionOptions {
   requestTimeoutMs?: number;
   /** Randomness of the jitter (tests may fix it). */
   random?: () => number;
+  /** Time for backoff, transport pauses, polling and the idle watchdog (tests may drive it). */
+  clock?: Clock;
 }

@@ -9,8 +9,19 @@ import {
   testScope,
   waitFor,
 } from '../../../server/src/stream/stream.test-kit.js';
-import { RunWatch, watchRun, type WatchRunOptions } from './watch-run.js';
+import { RunWatch, watchRun, type RunWatchState, type WatchRunOptions } from './watch-run.js';
 import type { WebSocketConstructor } from './types.js';
+import { systemClock, type Clock } from '../clock.js';
+
+/** A clock that runs `factor` times faster than the wall clock. */
+function fastClock(factor: number): Clock {
+  const start = Date.now();
+  return {
+    now: () => start + (Date.now() - start) * factor,
+    setTimeout: (fn, ms) => setTimeout(fn, ms / factor),
+    clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  };
+}
 
 type TestServer = Awaited<ReturnType<typeof startTestServer>>;
 const { cleanups, server } = testScope();
@@ -111,12 +122,12 @@ describe('a run that does not exist', () => {
 });
 
 describe('reconnect', () => {
-  async function outage(kind: 'server-close' | 'tcp-kill', outageMs: number, transport: Partial<WatchRunOptions>) {
+  async function outage(kind: 'server-close' | 'tcp-kill', outageMs: number, transport: Partial<WatchRunOptions>, clock: Clock = systemClock) {
     const s = await server();
     const proxy = await proxyFor(s);
     const { run } = await s.runs.create({ name: `outage-${kind}` });
     const states = new Set<string>();
-    const w = watch(run.id, { url: proxy.url, backoff: { initialMs: 50, maxMs: 1000 }, ...transport });
+    const w = watch(run.id, { url: proxy.url, backoff: { initialMs: 50, maxMs: 1000 }, clock, ...transport });
     w.subscribe(() => states.add(w.getState().connection));
     const p = producer(s, run.id);
     await waitFor(() => w.getState().seq > 200, { what: 'watcher live mid-stream' });
@@ -130,11 +141,11 @@ describe('reconnect', () => {
       await waitFor(() => w.getState().connection !== 'live', { what: 'watcher saw the close' });
       proxy.cut();
     } else proxy.cut();
-    const cutAt = Date.now();
+    const cutAt = clock.now();
     const seqAtCut = w.getState().seq;
-    // The outage lasts until the watcher has tried to come back at least once and outageMs passed.
-    await waitFor(() => proxy.refused > refusedBefore && Date.now() - cutAt >= outageMs, {
-      timeoutMs: outageMs + 10_000,
+    // The outage lasts until the watcher has tried to come back at least once and outageMs passed on its clock.
+    await waitFor(() => proxy.refused > refusedBefore && clock.now() - cutAt >= outageMs, {
+      timeoutMs: 20_000,
       what: 'outage',
     });
     expect(w.getState().connection).not.toBe('live');
@@ -166,9 +177,16 @@ describe('reconnect', () => {
   });
 
   test('after a server-side close and a 30 s outage (falling back while down): every seq once, same snapshot', async () => {
-    const { appendedDuringOutage } = await outage('server-close', 30_000, { backoff: { initialMs: 100, maxMs: 2000 }, transportRetryMs: 1000 });
+    // The watcher's clock runs 15x fast: its backoff, transport pauses and polling see 30 s pass in 2 s.
+    // (Its idle watchdog is set out of reach: the server's keepalives keep wall-clock time.)
+    const { appendedDuringOutage } = await outage(
+      'server-close',
+      30_000,
+      { backoff: { initialMs: 100, maxMs: 2000 }, transportRetryMs: 1000, idleTimeoutMs: 3_600_000 },
+      fastClock(15),
+    );
     expect(appendedDuringOutage).toBeGreaterThan(1000);
-  }, 90_000);
+  });
 });
 
 describe('a connection that dies silently', () => {
@@ -343,7 +361,106 @@ describe('terminal through the SDK', () => {
     const { run } = await s.runs.create({ name: 'bounded' });
     await s.runs.appendEvents(run.id, progressEvents(3000));
     const w = watch(run.id, { url: s.url, maxEvents: 100 });
-    await waitFor(() => w.getState().seq === 3000);
+    await waitFor(() => w.getState().events.at(-1)?.seq === 3000);
     expect(seqsOf(w)).toEqual(Array.from({ length: 100 }, (_, i) => 2901 + i));
   });
+});
+
+/** `n` LLM-style calls from call number `start`: every 5th fails once and is retried (about 3.4 events a call). */
+function callEvents(n: number, start = 0): Array<{ type: string; data: Record<string, unknown> }> {
+  const events: Array<{ type: string; data: Record<string, unknown> }> = [];
+  for (let i = start; i < start + n; i++) {
+    const callId = `c${i}`;
+    events.push({ type: 'call.started', data: { callId, label: `doc ${i}` } });
+    if (i % 5 === 0) {
+      events.push({ type: 'call.failed', data: { callId, error: 'rate limited', willRetry: true } });
+      events.push({ type: 'call.retried', data: { callId, attempt: 2 } });
+    }
+    events.push({ type: 'call.succeeded', data: { callId, durationMs: 5 } });
+    events.push({ type: 'progress', data: { done: i + 1 } });
+  }
+  return events;
+}
+
+/**
+ * Every number a watcher exposes, in both places it exposes them (its
+ * snapshot and its run's snapshot), never drops below anything it exposed
+ * before: what a page bound to it renders never goes down.
+ */
+function expectNeverDecreasing(states: RunWatchState[]): void {
+  const highest = new Map<string, number>();
+  states.forEach((state, i) => {
+    const values: Array<[string, number]> = [['seq', state.seq]];
+    for (const snap of [state.snapshot, state.run?.snapshot]) {
+      if (!snap) continue;
+      values.push(['snapshot.seq', snap.seq], ['ok', snap.counters.ok], ['failed', snap.counters.failed], ['retries', snap.counters.retries], ['done', snap.progress?.done ?? 0]);
+    }
+    if (state.run) values.push(['run.seq', state.run.seq]);
+    for (const [name, value] of values) {
+      const before = highest.get(name) ?? 0;
+      if (value < before) throw new Error(`state ${i} of ${states.length}: ${name} went back from ${before} to ${value}`);
+      highest.set(name, value);
+    }
+  });
+}
+
+describe('a reload never shows lower numbers (issue 10)', () => {
+  for (const [name, options] of [
+    ['WebSocket', {}],
+    ['SSE', { WebSocket: null }],
+  ] as Array<[string, Partial<WatchRunOptions>]>) {
+    test(`over ${name}: watchers of a 1,360-event run, taken mid-run and after the end, whose backlog arrives in several frames, never expose a lower counter`, async () => {
+      const s = await server();
+      const { run } = await s.runs.create({ name: 'reload' });
+      await s.runs.appendEvents(run.id, callEvents(400));
+      const persisted = await serverRun(s, run.id);
+      expect(persisted.seq).toBeGreaterThanOrEqual(1300);
+
+      let frames = 0;
+      const countingFetch: typeof fetch = async (input, init) => {
+        const response = await fetch(input, init);
+        if (!String(input).includes('/stream') || !response.body) return response;
+        // Count the chunks the event stream arrives in.
+        const counted = response.body.pipeThrough(new TransformStream({ transform: (chunk, c) => (frames++, c.enqueue(chunk)) }));
+        return new Response(counted, { status: response.status, headers: response.headers });
+      };
+      class CountingWebSocket extends (WebSocket as unknown as new (url: string) => WebSocket) {
+        constructor(url: string) {
+          super(url);
+          this.addEventListener('message', (e) => {
+            if (String(e.data).startsWith('{"type":"events"')) frames++;
+          });
+        }
+      }
+      const observe = (w: RunWatch): RunWatchState[] => {
+        const states = [w.getState()];
+        w.subscribe(() => states.push(w.getState()));
+        return states;
+      };
+
+      // Mid-run: the producer keeps appending while the watcher replays.
+      const midRun = watch(run.id, { url: s.url, ...options, ...(options.WebSocket === null ? { fetch: countingFetch } : { WebSocket: CountingWebSocket as unknown as WebSocketConstructor }) });
+      const midStates = observe(midRun);
+      await s.runs.appendEvents(run.id, callEvents(10, 400));
+      await waitFor(() => midRun.getState().events.at(-1)?.seq === persisted.seq + 34, { what: 'the mid-run watcher caught up' });
+      expect(frames).toBeGreaterThan(1);
+      expect(midStates.find((st) => st.run !== null)?.snapshot.counters.ok).toBeGreaterThanOrEqual(persisted.snapshot.counters.ok);
+
+      await s.runs.finish(run.id, { status: 'succeeded' });
+      const ended = await serverRun(s, run.id);
+      // After the end: a fresh watcher (a reload of a finished run's page).
+      frames = 0;
+      const afterEnd = watch(run.id, { url: s.url, ...options, ...(options.WebSocket === null ? { fetch: countingFetch } : { WebSocket: CountingWebSocket as unknown as WebSocketConstructor }) });
+      const endStates = observe(afterEnd);
+      for (const w of [midRun, afterEnd]) {
+        const final = await w.done;
+        expect(final.snapshot).toEqual(ended.snapshot);
+        expect(isExactRange(seqsOf(w), 0, ended.seq)).toBe(true);
+      }
+      expect(frames).toBeGreaterThan(1);
+      expectNeverDecreasing(midStates);
+      expectNeverDecreasing(endStates);
+      expect(endStates.find((st) => st.run !== null)?.snapshot).toEqual(ended.snapshot);
+    });
+  }
 });

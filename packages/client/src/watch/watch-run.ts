@@ -1,13 +1,13 @@
 import {
   MAX_READ_LIMIT,
   RuntrailError,
-  SSE_EVENTS,
   foldEvents,
   initialSnapshot,
+  isTerminalStatus,
   isTerminalType,
+  terminalStatusOf,
   type ReadEventsResponse,
   type Run,
-  isTerminalStatus,
   type RunEvent,
   type RunStatus,
   type RunWithObservers,
@@ -16,12 +16,16 @@ import {
   type StreamEnd,
 } from '@runtrail/protocol';
 import { backoffDelay, delay } from '../backoff.js';
-import { closeError, resolveWebSocket, streamHeaders, watcherApi } from './connection.js';
-import { errorFromResponse, isAuthFailure, isRetryable, type HttpApi } from '../http-api.js';
-import { idleWatchdog } from './idle-watchdog.js';
-import { SseParser } from './sse-parser.js';
-import { toWebSocketUrl } from './ws-url.js';
-import type { ConnectionState, TransportName, WatchConnectionOptions, WebSocketConstructor, WebSocketLike } from './types.js';
+import type { HttpApi } from '../http-api.js';
+import { isAuthFailure, isRetryable } from '../http-api.js';
+import { connectionSettings, type ConnectionSettings } from './connection.js';
+import { EventQueue } from './event-queue.js';
+import { PollTransport } from './poll-transport.js';
+import { reconnectLoop, toRuntrailError, type ConnectionChange } from './reconnect.js';
+import { SseTransport } from './sse-transport.js';
+import type { Connection, ConnectionReason, Transport } from './transport.js';
+import type { ConnectionState, TransportName, WatchConnectionOptions } from './types.js';
+import { WsTransport } from './ws-transport.js';
 
 export interface WatchRunOptions extends WatchConnectionOptions {
   /**
@@ -46,28 +50,32 @@ export interface WatchRunOptions extends WatchConnectionOptions {
 export interface RunWatchState {
   /** The run as last fetched, with seq, snapshot and status kept current by the stream. */
   run: Run | null;
-  /** The live snapshot: the same reducer as the server over the events received. */
+  /**
+   * The live snapshot: the same reducer as the server over the events
+   * received. It never moves back in seq: while a full replay is still
+   * behind the snapshot the server had persisted when the watcher started,
+   * that persisted snapshot is shown (field note 4, a reload never shows
+   * lower numbers).
+   */
   snapshot: Snapshot;
-  /** The latest events (at most maxEvents), in seq order. */
+  /** The latest events (at most maxEvents), in seq order; during a replay they may still be behind `seq`. */
   events: readonly RunEvent[];
-  /** seq of the last event applied. */
+  /** seq of `snapshot`. */
   seq: number;
   connection: ConnectionState;
+  /** Why `connection` last changed. */
+  reason: ConnectionReason;
   /** Transport of the current (or last) connection. */
   transport: TransportName | null;
   /** Why the watcher stopped (e.g. run_not_found), or the last connection problem while it retries. */
   error: RuntrailError | null;
 }
 
-interface SessionResult {
-  /** The transport delivered (it is reachable); a later drop is a reconnect, not a fallback. */
-  opened: boolean;
-  /** Stop for good (the run does not exist). */
-  fatal?: RuntrailError;
-  error?: unknown;
+/** What the watcher has folded so far (the exposed state may show a later persisted snapshot). */
+interface Fold {
+  snapshot: Snapshot;
+  seq: number;
 }
-
-const TERMINAL_STATUS: Record<string, RunStatus> = { 'run.succeeded': 'succeeded', 'run.failed': 'failed', 'run.cancelled': 'cancelled' };
 
 /**
  * A live, resumable view of one run. It reads the log by seq over the best
@@ -84,32 +92,35 @@ export class RunWatch implements AsyncIterable<RunEvent> {
   /** Resolves with the final state when the run's end was received, or the watcher stopped. */
   readonly done: Promise<RunWatchState>;
   private state: RunWatchState;
+  private fold: Fold;
+  /** The persisted snapshot shown until the replay has passed it. */
+  private held: Fold | null = null;
   private readonly api: HttpApi;
+  private readonly settings: ConnectionSettings;
   private readonly options: WatchRunOptions;
-  private readonly WS: WebSocketConstructor | null;
   private readonly listeners = new Set<() => void>();
   private readonly iterators = new Set<EventQueue>();
   private readonly aborter = new AbortController();
-  private readonly skipUntil = new Map<TransportName, number>();
-  private readonly failures = new Map<TransportName, number>();
   private resolveDone!: (state: RunWatchState) => void;
   private started = false;
   private finished = false;
-  /** Serializes applying: frames of one session and gap fills never interleave. */
+  /** Serializes applying: frames of one connection and gap fills never interleave. */
   private ingestChain: Promise<void> = Promise.resolve();
 
   constructor(runId: string, options: WatchRunOptions) {
     this.runId = runId;
     this.options = options;
-    this.api = watcherApi(options);
-    this.WS = resolveWebSocket(options);
+    this.settings = connectionSettings(options);
+    this.api = this.settings.api;
     const after = options.after ?? 0;
+    this.fold = { snapshot: { ...initialSnapshot(), seq: after }, seq: after };
     this.state = {
       run: null,
-      snapshot: { ...initialSnapshot(), seq: after },
+      snapshot: this.fold.snapshot,
       events: [],
       seq: after,
       connection: 'connecting',
+      reason: 'start',
       transport: null,
       error: null,
     };
@@ -134,7 +145,7 @@ export class RunWatch implements AsyncIterable<RunEvent> {
   /** Stop: close the connection, end iterators. The state stays readable. */
   close(): void {
     if (this.finished) return;
-    this.stop(null);
+    this.stop(null, 'closed_by_client');
   }
 
   [Symbol.asyncIterator](): AsyncIterator<RunEvent> {
@@ -146,272 +157,128 @@ export class RunWatch implements AsyncIterable<RunEvent> {
     return queue;
   }
 
-  // ---- the connection loop -------------------------------------------------
+  // ---- connecting ------------------------------------------------------------
 
   private async loop(): Promise<void> {
-    const signal = this.aborter.signal;
-    let attempt = 0;
     try {
       await this.loadRun();
-      while (!this.finished) {
-        const transport = this.pickTransport();
-        // 'connecting' the first time, 'reconnecting' after a drop (set below), 'polling' when polling.
-        this.update(transport === 'poll' ? { transport, connection: 'polling' } : { transport });
-        const result = await this.session(transport);
-        await this.ingestChain;
-        if (this.finished) break;
-        if (result.fatal) {
-          this.stop(result.fatal);
-          break;
-        }
-        if (result.opened) {
-          attempt = 0;
-          this.failures.set(transport, 0);
-        } else {
-          const failures = (this.failures.get(transport) ?? 0) + 1;
-          this.failures.set(transport, failures);
-          if (failures >= 2 && transport !== 'poll') {
-            this.failures.set(transport, 0);
-            this.skipUntil.set(transport, Date.now() + (this.options.transportRetryMs ?? 30_000));
-          }
-        }
-        if (result.error !== undefined) this.update({ error: toRuntrailError(result.error) });
-        this.update({ connection: 'reconnecting' });
-        await delay(backoffDelay(attempt++, this.options.backoff ?? { initialMs: 250, maxMs: 10_000 }, this.options.random), signal);
-      }
+      await reconnectLoop<ServerMessage>({
+        ...this.settings.reconnect,
+        transports: this.transports(),
+        signal: this.aborter.signal,
+        deliver: (conn, message) => this.onMessage(conn, message),
+        // No reconnect makes a missing run exist or a refused token good.
+        isFatal: (error) => RuntrailError.isCode(error, 'run_not_found') || isAuthFailure(error),
+        settle: () => this.ingestChain,
+        onChange: (change) => this.onConnectionChange(change),
+      });
     } catch (err) {
-      if (signal.aborted) return;
-      this.stop(toRuntrailError(err));
+      if (this.aborter.signal.aborted) return;
+      this.stop(toRuntrailError(err), RuntrailError.isCode(err, 'run_not_found') ? 'not_found' : 'error');
     }
+  }
+
+  private transports(): Transport<ServerMessage>[] {
+    const { WebSocket, idleTimeoutMs, fetch, headers, wanted } = this.settings;
+    const all: Record<TransportName, Transport<ServerMessage> | null> = {
+      ws: WebSocket
+        ? new WsTransport({
+            WebSocket,
+            url: this.api.url('stream', {}),
+            token: this.settings.token,
+            idleTimeoutMs,
+            hello: () => ({ op: 'subscribe', runId: this.runId, after: this.fold.seq }),
+          })
+        : null,
+      sse: new SseTransport({
+        runId: this.runId,
+        url: () => this.api.url('streamRun', { id: this.runId }, { after: this.fold.seq }),
+        fetch,
+        headers,
+        idleTimeoutMs,
+      }),
+      poll: new PollTransport<ServerMessage>({ read: (signal) => this.poll(signal), intervalMs: this.settings.pollIntervalMs }),
+    };
+    return wanted.map((name) => all[name]).filter((t): t is Transport<ServerMessage> => t !== null);
   }
 
   /** The run's metadata (and its snapshot when starting from it); retried until the server answers. */
   private async loadRun(): Promise<void> {
-    let attempt = 0;
-    for (;;) {
+    const { clock, backoff, random } = this.settings.reconnect;
+    for (let attempt = 0; ; attempt++) {
       try {
-        const run = await this.api.request<RunWithObservers>('getRun', { params: { id: this.runId }, signal: this.aborter.signal });
-        if (this.options.fromSnapshot && run.seq > this.state.seq) {
-          this.update({ run, snapshot: run.snapshot, seq: run.seq });
-        } else this.update({ run: this.withLive(run) });
+        const run = await this.getRun(this.aborter.signal);
+        if (this.options.fromSnapshot && run.seq > this.fold.seq) this.fold = { snapshot: run.snapshot, seq: run.seq };
+        // A full replay starts below what the server persisted: show that until the replay passes it.
+        else if ((this.options.after ?? 0) === 0 && run.seq > this.fold.seq) this.held = { snapshot: run.snapshot, seq: run.seq };
+        this.publish({ run });
         // Starting at or past the end: nothing will ever arrive, so end now.
-        if (isTerminalStatus(run.status) && this.state.seq >= run.seq) void this.onTerminal(run.status);
+        if (isTerminalStatus(run.status) && this.fold.seq >= run.seq) void this.onTerminal(run.status);
         return;
       } catch (err) {
         if (!isRetryable(err) || this.aborter.signal.aborted) throw err;
-        this.update({ connection: 'reconnecting', error: toRuntrailError(err) });
-        await delay(backoffDelay(attempt++, this.options.backoff ?? { initialMs: 250, maxMs: 10_000 }, this.options.random), this.aborter.signal);
+        this.update({ connection: 'reconnecting', reason: 'error', error: toRuntrailError(err) });
+        await delay(backoffDelay(attempt, backoff, random), this.aborter.signal, clock);
       }
     }
   }
 
-  private pickTransport(): TransportName {
-    const wanted = this.options.transports ?? ['ws', 'sse', 'poll'];
-    const now = Date.now();
-    for (const t of wanted) {
-      if (t === 'ws' && !this.WS) continue;
-      if ((this.skipUntil.get(t) ?? 0) > now) continue;
-      return t;
-    }
-    return wanted[wanted.length - 1] ?? 'poll';
+  private onConnectionChange(change: ConnectionChange): void {
+    if (this.finished) return;
+    const patch: Partial<RunWatchState> = { connection: change.connection, reason: change.reason, transport: change.transport };
+    if (change.error !== undefined) patch.error = change.error;
+    this.update(patch);
   }
 
-  private session(transport: TransportName): Promise<SessionResult> {
-    if (transport === 'ws') return this.wsSession();
-    if (transport === 'sse') return this.sseSession();
-    return this.pollSession();
-  }
-
-  private wsSession(): Promise<SessionResult> {
-    return new Promise((resolve) => {
-      const url = toWebSocketUrl(this.api.url('stream', {}), this.options.token);
-      let ws: WebSocketLike;
-      try {
-        ws = new this.WS!(url);
-      } catch (error) {
-        resolve({ opened: false, error });
+  private onMessage(conn: Connection, message: ServerMessage): void | Promise<void> {
+    if (!conn.alive()) return;
+    const fail = (error: unknown): void => conn.finish({ reason: 'error', error });
+    switch (message.type) {
+      case 'subscribed':
+        conn.open();
+        if (this.state.run) this.publish({ run: { ...this.state.run, status: message.status } });
         return;
-      }
-      let opened = false;
-      let settled = false;
-      const idleMs = this.options.idleTimeoutMs ?? 45_000;
-      const watchdog = idleWatchdog(
-        idleMs,
-        () => {
-          if (ws.readyState === 1) ws.send('{"op":"ping"}');
-        },
-        () => finish({ opened, error: new RuntrailError('unavailable', `nothing received for ${idleMs} ms; reconnecting`) }),
-      );
-      const finish = (result: SessionResult): void => {
-        if (settled) return;
-        settled = true;
-        watchdog.stop();
-        this.aborter.signal.removeEventListener('abort', onAbort);
-        ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
-        if (ws.readyState <= 1) ws.close();
-        resolve(result);
-      };
-      const onAbort = (): void => finish({ opened });
-      this.aborter.signal.addEventListener('abort', onAbort, { once: true });
-      ws.onopen = () => ws.send(JSON.stringify({ op: 'subscribe', runId: this.runId, after: this.state.seq }));
-      ws.onerror = () => {
-        // The close event that follows carries the outcome.
-      };
-      ws.onclose = (event: { code?: number; reason?: string }) => {
-        const denied = closeError(event);
-        finish(denied ? { opened, fatal: denied } : { opened });
-      };
-      ws.onmessage = (event: { data: unknown }) => {
-        watchdog.touch();
-        let msg: ServerMessage;
-        try {
-          msg = JSON.parse(String(event.data)) as ServerMessage;
-        } catch (error) {
-          finish({ opened, error });
-          return;
-        }
-        switch (msg.type) {
-          case 'subscribed':
-            opened = true;
-            this.update({ connection: 'live', error: null, run: this.state.run ? { ...this.state.run, status: msg.status } : null });
-            return;
-          case 'events':
-            this.enqueue(msg.events, (error) => finish({ opened, error }));
-            return;
-          case 'end':
-            this.enqueueEnd(msg, (error) => finish({ opened, error }));
-            return;
-          case 'error':
-            if (msg.code === 'run_not_found' || isAuthFailure(new RuntrailError(msg.code, msg.message))) {
-              finish({ opened, fatal: new RuntrailError(msg.code, msg.message) });
-            }
-            else finish({ opened, error: new RuntrailError(msg.code, msg.message) });
-            return;
-          default:
-            return;
-        }
-      };
-    });
-  }
-
-  private async sseSession(): Promise<SessionResult> {
-    const fetchImpl = this.options.fetch ?? globalThis.fetch.bind(globalThis);
-    const url = this.api.url('streamRun', { id: this.runId }, { after: this.state.seq });
-    const local = new AbortController();
-    const signal = AbortSignal.any([this.aborter.signal, local.signal]);
-    let opened = false;
-    let failure: unknown;
-    const fail = (error: unknown): void => {
-      failure = error;
-      local.abort();
-    };
-    const idleMs = this.options.idleTimeoutMs ?? 45_000;
-    // From the request on: a pooled connection that died silently would
-    // otherwise hang before the headers. Once streaming, SSE has no
-    // client->server channel; the server's keepalive comments are what we wait for.
-    const watchdog = idleWatchdog(idleMs, () => undefined, () => fail(new RuntrailError('unavailable', `nothing received for ${idleMs} ms; reconnecting`)));
-    try {
-      const response = await fetchImpl(url, {
-        headers: { ...streamHeaders(this.options), accept: 'text/event-stream' },
-        signal,
-      });
-      if (!response.ok) {
-        const text = await response.text();
-        const err = errorFromResponse(response.status, safeJson(text), `GET ${url}`);
-        if (err.code === 'run_not_found' || isAuthFailure(err)) return { opened, fatal: err };
-        return { opened, error: err };
-      }
-      if (!(response.headers.get('content-type') ?? '').includes('text/event-stream') || !response.body) {
-        return { opened, error: new RuntrailError('unavailable', `GET ${url} did not answer with an event stream`) };
-      }
-      opened = true;
-      this.update({ connection: 'live', error: null });
-      const parser = new SseParser();
-      const decoder = new TextDecoder();
-      const reader = response.body.getReader();
-      for (;;) {
-        const { value, done } = await reader.read();
-        watchdog.touch();
-        if (done || failure !== undefined) break;
-        let events: RunEvent[] = [];
-        for (const record of parser.push(decoder.decode(value, { stream: true }))) {
-          if (record.event === SSE_EVENTS.event) {
-            events.push(JSON.parse(record.data) as RunEvent);
-            continue;
-          }
-          // Keep order: what came before this record is applied first.
-          if (events.length > 0) this.enqueue(events, fail);
-          events = [];
-          if (record.event === SSE_EVENTS.end) this.enqueueEnd(JSON.parse(record.data) as StreamEnd, fail);
-          else if (record.event === SSE_EVENTS.error) {
-            const body = JSON.parse(record.data) as { code: RuntrailError['code']; message: string };
-            const err = new RuntrailError(body.code, body.message);
-            return isAuthFailure(err) ? { opened, fatal: err } : { opened, error: err };
-          }
-        }
-        if (events.length > 0) this.enqueue(events, fail);
-      }
-      return failure === undefined ? { opened } : { opened, error: failure };
-    } catch (error) {
-      return { opened, error: failure ?? error };
-    } finally {
-      watchdog.stop();
-      local.abort();
+      case 'events':
+        return this.enqueue(() => this.ingest(message.events), fail);
+      case 'end':
+        return this.enqueue(() => this.onEnd(message), fail);
+      case 'error':
+        fail(new RuntrailError(message.code, message.message));
+        return;
+      default:
+        return;
     }
   }
 
-  private async pollSession(): Promise<SessionResult> {
-    const interval = this.options.pollIntervalMs ?? 1000;
-    let opened = false;
-    try {
-      while (!this.finished) {
-        const page = await this.readEvents(this.state.seq);
-        if (!opened) {
-          opened = true;
-          this.update({ connection: 'polling', error: null });
-        }
-        await this.ingest(page.events);
-        if (!this.finished && isTerminalStatus(page.status) && this.state.seq >= page.seq) void this.onTerminal(page.status);
-        if (this.finished) break;
-        if (page.events.length === MAX_READ_LIMIT) continue;
-        // Give a better transport another chance once its pause is over.
-        if (this.betterTransportDue()) return { opened };
-        await delay(interval, this.aborter.signal);
-      }
-      return { opened };
-    } catch (error) {
-      if (RuntrailError.isCode(error, 'run_not_found') || isAuthFailure(error)) return { opened, fatal: error };
-      return { opened, error };
-    }
-  }
-
-  /** A streaming transport we fell back from has served its pause. */
-  private betterTransportDue(): boolean {
-    const now = Date.now();
-    return (this.options.transports ?? ['ws', 'sse', 'poll']).some(
-      (t) => t !== 'poll' && (t !== 'ws' || this.WS !== null) && (this.skipUntil.get(t) ?? Infinity) <= now,
-    );
+  /** One polling read: the next page, and the end once it is all here. */
+  private async poll(signal: AbortSignal): Promise<{ messages: ServerMessage[]; more: boolean }> {
+    const page = await this.readEvents(this.fold.seq, signal);
+    const more = page.events.length === MAX_READ_LIMIT;
+    const messages: ServerMessage[] = [{ type: 'events', runId: this.runId, events: page.events }];
+    if (!more && isTerminalStatus(page.status)) messages.push({ type: 'end', runId: this.runId, status: page.status, seq: page.seq });
+    return { messages, more };
   }
 
   // ---- applying events -----------------------------------------------------
 
-  private enqueue(events: RunEvent[], onError: (err: unknown) => void): void {
-    this.ingestChain = this.ingestChain.then(() => this.ingest(events)).catch((err: unknown) => {
-      if (!this.aborter.signal.aborted) onError(err);
-    });
-  }
-
-  /** The server says the log ended at `end.seq`: make sure we hold everything up to it. */
-  private enqueueEnd(end: StreamEnd, onError: (err: unknown) => void): void {
+  /**
+   * Apply in arrival order. What a connection delivered while it was current
+   * is applied even if it dropped since (duplicates are skipped by seq).
+   */
+  private enqueue(step: () => Promise<void>, onError: (err: unknown) => void): Promise<void> {
     this.ingestChain = this.ingestChain
-      .then(async () => {
-        if (this.finished) return;
-        if (this.state.seq < end.seq) await this.fillGap(end.seq);
-        void this.onTerminal(end.status);
-      })
+      .then(step)
       .catch((err: unknown) => {
         if (!this.aborter.signal.aborted) onError(err);
       });
+    return this.ingestChain;
+  }
+
+  /** The server says the log ended at `end.seq`: make sure we hold everything up to it. */
+  private async onEnd(end: StreamEnd): Promise<void> {
+    if (this.finished) return;
+    if (this.fold.seq < end.seq) await this.fillGap(end.seq);
+    void this.onTerminal(end.status);
   }
 
   /** Apply events in seq order: drop what we have, refetch what is missing before them. */
@@ -419,13 +286,13 @@ export class RunWatch implements AsyncIterable<RunEvent> {
     let batch: RunEvent[] = [];
     for (const event of events) {
       if (this.finished) return;
-      const next = this.state.seq + batch.length + 1;
+      const next = this.fold.seq + batch.length + 1;
       if (event.seq < next) continue;
       if (event.seq > next) {
         this.apply(batch);
         batch = [];
         await this.fillGap(event.seq - 1);
-        if (event.seq !== this.state.seq + 1) continue;
+        if (event.seq !== this.fold.seq + 1) continue;
       }
       batch.push(event);
     }
@@ -433,39 +300,45 @@ export class RunWatch implements AsyncIterable<RunEvent> {
   }
 
   private async fillGap(through: number): Promise<void> {
-    while (!this.finished && this.state.seq < through) {
-      const page = await this.readEvents(this.state.seq);
+    while (!this.finished && this.fold.seq < through) {
+      const page = await this.readEvents(this.fold.seq, this.aborter.signal);
       const wanted = page.events.filter((e) => e.seq <= through);
-      if (wanted.length === 0) throw new RuntrailError('internal', `events ${this.state.seq + 1}..${through} of run ${this.runId} are missing on the server`);
-      this.apply(wanted.filter((e) => e.seq > this.state.seq));
+      if (wanted.length === 0) throw new RuntrailError('internal', `events ${this.fold.seq + 1}..${through} of run ${this.runId} are missing on the server`);
+      this.apply(wanted.filter((e) => e.seq > this.fold.seq));
     }
   }
 
-  private readEvents(after: number): Promise<ReadEventsResponse> {
-    return this.api.request<ReadEventsResponse>('readEvents', {
-      params: { id: this.runId },
-      query: { after, limit: MAX_READ_LIMIT },
-      signal: this.aborter.signal,
-    });
+  private readEvents(after: number, signal: AbortSignal): Promise<ReadEventsResponse> {
+    return this.api.request<ReadEventsResponse>('readEvents', { params: { id: this.runId }, query: { after, limit: MAX_READ_LIMIT }, signal });
+  }
+
+  private getRun(signal?: AbortSignal): Promise<RunWithObservers> {
+    return this.api.request<RunWithObservers>('getRun', { params: { id: this.runId }, ...(signal ? { signal } : {}) });
   }
 
   private apply(events: RunEvent[]): void {
     if (events.length === 0 || this.finished) return;
     const terminalAt = events.findIndex((e) => isTerminalType(e.type));
     const taken = terminalAt >= 0 ? events.slice(0, terminalAt + 1) : events;
-    const snapshot = foldEvents(taken, this.state.snapshot);
+    const last = taken[taken.length - 1]!;
+    this.fold = { snapshot: foldEvents(taken, this.fold.snapshot), seq: last.seq };
     const max = this.options.maxEvents ?? 5000;
-    const merged = this.state.events.length + taken.length <= max ? [...this.state.events, ...taken] : [...this.state.events, ...taken].slice(-max);
-    const seq = taken[taken.length - 1]!.seq;
-    this.update({ snapshot, events: merged, seq, run: this.state.run ? this.withLive({ ...this.state.run, seq, snapshot }) : null });
+    const merged = [...this.state.events, ...taken];
+    this.publish({ events: merged.length <= max ? merged : merged.slice(-max) });
     for (const it of this.iterators) it.push(taken);
-    if (terminalAt >= 0) void this.onTerminal(TERMINAL_STATUS[taken[taken.length - 1]!.type]!);
+    if (isTerminalType(last.type)) void this.onTerminal(terminalStatusOf(last.type));
   }
 
-  private withLive(run: Run): Run {
-    const merged = run.seq >= this.state.seq ? run : { ...run, seq: this.state.seq, snapshot: this.state.snapshot };
-    const terminal = merged.snapshot.terminal;
-    return terminal ? { ...merged, status: terminal.status } : merged;
+  /**
+   * Show the fold, or the held persisted snapshot while the replay is behind
+   * it, and keep the run's seq, snapshot and status in step: nothing a
+   * watcher exposes ever moves back in seq.
+   */
+  private publish(patch: Partial<RunWatchState>): void {
+    if (this.held && this.fold.seq >= this.held.seq) this.held = null;
+    const shown = this.held ?? this.fold;
+    const run = patch.run ?? this.state.run;
+    this.update({ ...patch, snapshot: shown.snapshot, seq: shown.seq, run: run ? withShown(run, shown) : null });
   }
 
   /**
@@ -476,26 +349,26 @@ export class RunWatch implements AsyncIterable<RunEvent> {
   private async onTerminal(status: RunStatus): Promise<void> {
     if (this.finished) return;
     this.finished = true;
+    // Nothing more will come: close the connection now, not after the read below.
+    this.aborter.abort();
     let run = this.state.run;
     try {
-      const fresh = await this.api.request<RunWithObservers>('getRun', { params: { id: this.runId } });
-      run = { ...fresh, status };
+      run = { ...(await this.getRun()), status };
     } catch (err) {
       // The snapshot already holds the terminal state; only the run's
       // metadata stays as it was. Say so rather than hide it.
       this.update({ error: toRuntrailError(err) });
     }
-    this.update({ run, connection: 'ended' });
-    this.aborter.abort();
+    this.update({ run: run ? withShown(run, this.held ?? this.fold) : null, connection: 'ended', reason: 'run_ended' });
     for (const it of this.iterators) it.end(null);
     this.iterators.clear();
     this.resolveDone(this.state);
   }
 
-  private stop(error: RuntrailError | null): void {
+  private stop(error: RuntrailError | null, reason: ConnectionReason): void {
     this.finished = true;
     this.aborter.abort();
-    this.update({ connection: 'ended', ...(error ? { error } : {}) });
+    this.update({ connection: 'ended', reason, ...(error ? { error } : {}) });
     for (const it of this.iterators) it.end(error);
     this.iterators.clear();
     this.resolveDone(this.state);
@@ -507,93 +380,14 @@ export class RunWatch implements AsyncIterable<RunEvent> {
   }
 }
 
+/** The run with the snapshot the watcher shows when that is further along than the run as fetched. */
+function withShown(run: Run, shown: Fold): Run {
+  const merged = run.seq >= shown.seq ? run : { ...run, seq: shown.seq, snapshot: shown.snapshot };
+  const terminal = merged.snapshot.terminal;
+  return terminal ? { ...merged, status: terminal.status } : merged;
+}
+
 /** Watch a run live (see RunWatch). Starts connecting at once. */
 export function watchRun(runId: string, options: WatchRunOptions): RunWatch {
   return new RunWatch(runId, options).start();
-}
-
-/** An async iterator over a bounded queue that fails loudly instead of dropping. */
-class EventQueue implements AsyncIterator<RunEvent> {
-  private items: RunEvent[] = [];
-  private head = 0;
-  private waiting: ((r: IteratorResult<RunEvent>) => void) | null = null;
-  private rejectWaiting: ((err: unknown) => void) | null = null;
-  private ended = false;
-  private error: unknown = null;
-
-  constructor(
-    private readonly max: number,
-    private readonly onReturn: () => void,
-  ) {}
-
-  push(events: readonly RunEvent[]): void {
-    if (this.ended) return;
-    for (const e of events) this.items.push(e);
-    if (this.items.length - this.head > this.max) {
-      this.items = [];
-      this.head = 0;
-      this.end(new RuntrailError('internal', `the iterator fell more than ${this.max} events behind; read faster or resume with watchRun(id, {after})`));
-      this.onReturn();
-      return;
-    }
-    this.wake();
-  }
-
-  end(error: unknown): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.error = error;
-    this.wake();
-  }
-
-  next(): Promise<IteratorResult<RunEvent>> {
-    if (this.head < this.items.length) return Promise.resolve({ value: this.take(), done: false });
-    if (this.ended) return this.error ? Promise.reject(this.error) : Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve, reject) => {
-      this.waiting = resolve;
-      this.rejectWaiting = reject;
-    });
-  }
-
-  return(): Promise<IteratorResult<RunEvent>> {
-    this.ended = true;
-    this.items = [];
-    this.onReturn();
-    return Promise.resolve({ value: undefined, done: true });
-  }
-
-  private take(): RunEvent {
-    const e = this.items[this.head++]!;
-    if (this.head > 4096 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return e;
-  }
-
-  private wake(): void {
-    const resolve = this.waiting;
-    const reject = this.rejectWaiting;
-    if (!resolve || !reject) return;
-    this.waiting = this.rejectWaiting = null;
-    if (this.head < this.items.length) resolve({ value: this.take(), done: false });
-    else if (this.ended) {
-      if (this.error) reject(this.error);
-      else resolve({ value: undefined, done: true });
-    }
-  }
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    // Not JSON (a proxy's HTML page): errorFromResponse falls back to the status.
-    return { parseError: String(err) };
-  }
-}
-
-function toRuntrailError(err: unknown): RuntrailError {
-  if (err instanceof RuntrailError) return err;
-  return new RuntrailError('unavailable', err instanceof Error ? err.message : String(err));
 }

@@ -1,10 +1,12 @@
 import { RuntrailError, type ListRunsResponse, type Run, type RunsFilter, type ServerMessage } from '@runtrail/protocol';
-import { backoffDelay, delay } from '../backoff.js';
-import { closeError, resolveWebSocket, watcherApi } from './connection.js';
-import { isAuthFailure, isRetryable, type HttpApi } from '../http-api.js';
-import { idleWatchdog } from './idle-watchdog.js';
-import { toWebSocketUrl } from './ws-url.js';
-import type { ConnectionState, WatchConnectionOptions, WebSocketConstructor, WebSocketLike } from './types.js';
+import type { HttpApi } from '../http-api.js';
+import { isRetryable } from '../http-api.js';
+import { connectionSettings, type ConnectionSettings } from './connection.js';
+import { PollTransport } from './poll-transport.js';
+import { reconnectLoop, toRuntrailError, type ConnectionChange } from './reconnect.js';
+import type { Connection, ConnectionReason, Transport } from './transport.js';
+import type { ConnectionState, WatchConnectionOptions } from './types.js';
+import { WsTransport } from './ws-transport.js';
 
 export interface WatchRunsOptions extends WatchConnectionOptions {
   filter?: RunsFilter;
@@ -16,10 +18,14 @@ export interface RunsWatchState {
   /** Newest first. */
   runs: readonly Run[];
   connection: ConnectionState;
+  /** Why `connection` last changed. */
+  reason: ConnectionReason;
   error: RuntrailError | null;
 }
 
 type Change = { change: 'created' | 'updated' | 'deleted'; run: Run };
+/** What the runs list hears: the stream's messages, or a whole list read by polling. */
+type RunsMessage = ServerMessage | { type: 'list'; runs: Run[] };
 
 /**
  * A live list of runs: the list from `GET /runs`, kept current by the
@@ -29,18 +35,19 @@ type Change = { change: 'created' | 'updated' | 'deleted'; run: Run };
  * winning, so no change slips between the two.
  */
 export class RunsWatch {
-  private state: RunsWatchState = { runs: [], connection: 'connecting', error: null };
+  private state: RunsWatchState = { runs: [], connection: 'connecting', reason: 'start', error: null };
   private readonly api: HttpApi;
-  private readonly WS: WebSocketConstructor | null;
+  private readonly settings: ConnectionSettings;
   private readonly listeners = new Set<() => void>();
   private readonly aborter = new AbortController();
   private byId = new Map<string, Run>();
+  /** Changes that arrive while the list is being (re)read on a connection; null when none is being read. */
+  private pending: Change[] | null = null;
   private started = false;
-  private wsSkipUntil = 0;
 
   constructor(private readonly options: WatchRunsOptions) {
-    this.api = watcherApi(options);
-    this.WS = resolveWebSocket(options);
+    this.settings = connectionSettings(options);
+    this.api = this.settings.api;
   }
 
   start(): this {
@@ -59,132 +66,99 @@ export class RunsWatch {
 
   close(): void {
     this.aborter.abort();
-    this.update({ connection: 'ended' });
+    this.update({ connection: 'ended', reason: 'closed_by_client' });
   }
 
   private async loop(): Promise<void> {
-    const signal = this.aborter.signal;
-    let attempt = 0;
-    let wsFailures = 0;
     try {
-      while (!signal.aborted) {
-        const useWs = this.WS !== null && (this.options.transports ?? ['ws']).includes('ws') && Date.now() >= this.wsSkipUntil;
-        const result = useWs ? await this.wsSession() : await this.pollSession();
-        if (signal.aborted) return;
-        if (result.opened) {
-          attempt = 0;
-          wsFailures = 0;
-        } else if (useWs && ++wsFailures >= 2) {
-          wsFailures = 0;
-          this.wsSkipUntil = Date.now() + (this.options.transportRetryMs ?? 30_000);
-        }
-        // No reconnect makes a refused token good: end with the reason.
-        if (isAuthFailure(result.error)) throw result.error;
-        if (result.error !== undefined) this.update({ error: toError(result.error) });
-        this.update({ connection: 'reconnecting' });
-        await delay(backoffDelay(attempt++, this.options.backoff ?? { initialMs: 250, maxMs: 10_000 }, this.options.random), signal);
-      }
+      await reconnectLoop<RunsMessage>({
+        ...this.settings.reconnect,
+        transports: this.transports(),
+        signal: this.aborter.signal,
+        deliver: (conn, message) => this.onMessage(conn, message),
+        // A list request the server refuses (a bad filter) will not get better by asking again.
+        isFatal: (error) => error instanceof RuntrailError && !isRetryable(error),
+        onChange: (change) => this.onConnectionChange(change),
+      });
     } catch (err) {
-      if (signal.aborted) return;
-      this.update({ connection: 'ended', error: toError(err) });
+      if (this.aborter.signal.aborted) return;
+      this.update({ connection: 'ended', reason: 'error', error: toRuntrailError(err) });
     }
   }
 
-  private wsSession(): Promise<{ opened: boolean; error?: unknown }> {
-    return new Promise((resolve) => {
-      const url = toWebSocketUrl(this.api.url('stream', {}), this.options.token);
-      let ws: WebSocketLike;
-      try {
-        ws = new this.WS!(url);
-      } catch (error) {
-        resolve({ opened: false, error });
-        return;
-      }
-      let opened = false;
-      let settled = false;
-      /** Changes that arrive while the list is being (re)read; null when none is being read. */
-      let pending: Change[] | null = null;
-      const idleMs = this.options.idleTimeoutMs ?? 45_000;
-      const watchdog = idleWatchdog(
-        idleMs,
-        () => {
-          if (ws.readyState === 1) ws.send('{"op":"ping"}');
-        },
-        () => finish(new RuntrailError('unavailable', `nothing received for ${idleMs} ms; reconnecting`)),
+  private transports(): Transport<RunsMessage>[] {
+    const { WebSocket, idleTimeoutMs, wanted, pollIntervalMs } = this.settings;
+    const list: Transport<RunsMessage>[] = [];
+    if (WebSocket && wanted.includes('ws')) {
+      list.push(
+        new WsTransport({
+          WebSocket,
+          url: this.api.url('stream', {}),
+          token: this.settings.token,
+          idleTimeoutMs,
+          hello: () => ({ op: 'subscribeRuns', filter: this.filter() }),
+        }),
       );
-      const finish = (error?: unknown): void => {
-        if (settled) return;
-        settled = true;
-        watchdog.stop();
-        this.aborter.signal.removeEventListener('abort', onAbort);
-        ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
-        if (ws.readyState <= 1) ws.close();
-        resolve(error === undefined ? { opened } : { opened, error });
-      };
-      const onAbort = (): void => finish();
-      this.aborter.signal.addEventListener('abort', onAbort, { once: true });
-      ws.onopen = () => {
-        const { status, name, parentId, label } = this.options.filter ?? {};
-        ws.send(JSON.stringify({ op: 'subscribeRuns', filter: { status, name, parentId, label } }));
-      };
-      ws.onerror = () => {
-        // The close event that follows carries the outcome.
-      };
-      ws.onclose = (event: { code?: number; reason?: string }) => finish(closeError(event) ?? undefined);
-      ws.onmessage = (event: { data: unknown }) => {
-        watchdog.touch();
-        let msg: ServerMessage;
-        try {
-          msg = JSON.parse(String(event.data)) as ServerMessage;
-        } catch (error) {
-          finish(error);
-          return;
-        }
-        if (msg.type === 'subscribedRuns') {
-          opened = true;
-          pending = [];
-          this.fetchList()
-            .then((list) => {
-              const buffered = pending ?? [];
-              pending = null;
-              this.byId = new Map(list.map((r) => [r.id, r]));
-              for (const c of buffered) this.applyChange(c);
-              this.publish({ connection: 'live', error: null });
-            })
-            .catch((error: unknown) => finish(error));
-        } else if (msg.type === 'run') {
-          if (pending) pending.push({ change: msg.change, run: msg.run });
-          else {
-            this.applyChange(msg);
-            this.publish({});
-          }
-        } else if (msg.type === 'error') finish(new RuntrailError(msg.code, msg.message));
-      };
-    });
+    }
+    // The runs list has no SSE route; polling is always there to fall back on.
+    list.push(new PollTransport<RunsMessage>({ read: async (signal) => ({ messages: [{ type: 'list', runs: await this.fetchList(signal) }], more: false }), intervalMs: pollIntervalMs }));
+    return list;
   }
 
-  private async pollSession(): Promise<{ opened: boolean; error?: unknown }> {
-    let opened = false;
-    try {
-      for (;;) {
-        const list = await this.fetchList();
-        opened = true;
-        this.byId = new Map(list.map((r) => [r.id, r]));
-        this.publish({ connection: 'polling', error: null });
-        if (this.WS !== null && this.wsSkipUntil > 0 && Date.now() >= this.wsSkipUntil) return { opened };
-        await delay(this.options.pollIntervalMs ?? 1000, this.aborter.signal);
-      }
-    } catch (error) {
-      if (this.aborter.signal.aborted || !isRetryable(error)) throw error;
-      return { opened, error };
+  private onConnectionChange(change: ConnectionChange): void {
+    if (this.aborter.signal.aborted) return;
+    const patch: Partial<RunsWatchState> = { connection: change.connection, reason: change.reason };
+    if (change.error !== undefined) patch.error = change.error;
+    this.update(patch);
+  }
+
+  private onMessage(conn: Connection, message: RunsMessage): void {
+    if (!conn.alive()) return;
+    switch (message.type) {
+      case 'list':
+        this.byId = new Map(message.runs.map((r) => [r.id, r]));
+        this.publish({});
+        return;
+      case 'subscribedRuns':
+        conn.open();
+        // Read the list now that changes are flowing; apply those that arrive meanwhile after it.
+        this.pending = [];
+        this.fetchList(conn.signal).then(
+          (list) => {
+            if (!conn.alive()) return;
+            const buffered = this.pending ?? [];
+            this.pending = null;
+            this.byId = new Map(list.map((r) => [r.id, r]));
+            for (const c of buffered) this.applyChange(c);
+            this.publish({ connection: 'live', error: null });
+          },
+          (error: unknown) => conn.finish({ reason: 'error', error }),
+        );
+        return;
+      case 'run':
+        if (this.pending) this.pending.push({ change: message.change, run: message.run });
+        else {
+          this.applyChange(message);
+          this.publish({});
+        }
+        return;
+      case 'error':
+        conn.finish({ reason: 'error', error: new RuntrailError(message.code, message.message) });
+        return;
+      default:
+        return;
     }
   }
 
-  private async fetchList(): Promise<Run[]> {
+  private filter(): RunsFilter {
     const { status, name, parentId, label } = this.options.filter ?? {};
+    return { status, name, parentId, label };
+  }
+
+  private async fetchList(signal: AbortSignal): Promise<Run[]> {
     const res = await this.api.request<ListRunsResponse>('listRuns', {
-      query: { status, name, parentId, label, limit: Math.min(this.options.limit ?? 100, 200) },
-      signal: this.aborter.signal,
+      query: { ...this.filter(), limit: Math.min(this.options.limit ?? 100, 200) },
+      signal,
     });
     return res.runs;
   }
@@ -220,9 +194,4 @@ export class RunsWatch {
 /** Watch the runs list live (see RunsWatch). Starts connecting at once. */
 export function watchRuns(options: WatchRunsOptions): RunsWatch {
   return new RunsWatch(options).start();
-}
-
-function toError(err: unknown): RuntrailError {
-  if (err instanceof RuntrailError) return err;
-  return new RuntrailError('unavailable', err instanceof Error ? err.message : String(err));
 }

@@ -2,8 +2,8 @@ import {
   RuntrailError,
   isTerminalStatus,
   isTerminalType,
+  terminalStatusOf,
   type RunEvent,
-  type RunStatus,
   type StreamEnd,
 } from '@runtrail/protocol';
 import type { RunStore } from '@runtrail/store';
@@ -42,12 +42,6 @@ export interface RunSubscriptionDeps {
   /** The connection was over its bound: the subscription waits for the drain and resumes from the store. */
   onResync?: () => void;
 }
-
-const TERMINAL_STATUS: Record<string, RunStatus> = {
-  'run.succeeded': 'succeeded',
-  'run.failed': 'failed',
-  'run.cancelled': 'cancelled',
-};
 
 /**
  * One subscriber's position in one run's log: delivers every event with
@@ -141,9 +135,9 @@ export class RunSubscription {
       const last = chunk[sent - 1]!;
       this.lastSent = last.seq;
       if (sent < chunk.length) return false;
-      if (terminalAt >= 0) {
+      if (terminalAt >= 0 && isTerminalType(last.type)) {
         this.close();
-        sink.end({ runId: this.runId, status: TERMINAL_STATUS[last.type]!, seq: last.seq });
+        sink.end({ runId: this.runId, status: terminalStatusOf(last.type), seq: last.seq });
         return true;
       }
       start = end;

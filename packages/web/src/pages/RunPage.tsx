@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState } from 'react';
+import { pollEvery } from '@runtrail/client';
 import { useRun } from '@runtrail/client/react';
 import { isTerminalStatus, type LastError, type RunError, type Snapshot } from '@runtrail/protocol';
 import { cannotText, useAccess } from '../access.js';
@@ -50,10 +51,10 @@ export function RunPage({ id }: { id: string }) {
       setActionError(`${what} failed: ${messageOf(err)}`);
     }
   };
-  // While the watcher replays the log after a (re)load, its snapshot is behind
-  // the one the server persisted; show whichever is further along, so a
-  // reload never shows lower numbers than before it (field note 4).
-  const s = snapshot.seq >= run.seq ? snapshot : run.snapshot;
+  // The watcher never shows a snapshot behind the one the server had
+  // persisted when the page (re)loaded, so a reload never shows lower
+  // numbers than before it (field note 4).
+  const s = snapshot;
   // The snapshot's terminal entry arrives with the stream, before the run's
   // own fields are re-read; it is the same terminal event, so show it at once.
   const status = s.terminal?.status ?? run.status;
@@ -205,21 +206,22 @@ export function RunPage({ id }: { id: string }) {
 function useObservers(id: string, live: boolean): number | null {
   const [observers, setObservers] = useState<number | null>(null);
   useEffect(() => {
-    let stopped = false;
-    const read = () =>
-      client.getRun(id).then(
-        (run) => !stopped && setObservers(run.observers),
+    const stop = new AbortController();
+    pollEvery(
+      () => client.getRun(id),
+      {
+        onValue: (run) => {
+          setObservers(run.observers);
+          // An ended run's count is read once.
+          if (!live) stop.abort();
+        },
         // The connection indicator already tells the reader that the server is
         // unreachable; a stale count is harmless until the next read.
-        () => undefined,
-      );
-    void read();
-    if (!live) return () => void (stopped = true);
-    const timer = setInterval(read, OBSERVERS_REFRESH_MS);
-    return () => {
-      stopped = true;
-      clearInterval(timer);
-    };
+        onError: () => undefined,
+      },
+      { intervalMs: OBSERVERS_REFRESH_MS, signal: stop.signal },
+    );
+    return () => stop.abort();
   }, [id, live]);
   return observers;
 }

@@ -1,0 +1,115 @@
+import { RuntrailError } from '@runtrail/protocol';
+import { backoffDelay, delay, type BackoffOptions } from '../backoff.js';
+import type { Clock } from '../clock.js';
+import { Connection, type ConnectionReason, type Transport } from './transport.js';
+import type { ConnectionState, TransportName } from './types.js';
+
+/** One connection-state change, with why it happened. */
+export interface ConnectionChange {
+  connection: ConnectionState;
+  reason: ConnectionReason;
+  transport: TransportName;
+  /** The error that caused it; `null` clears a previous one (the connection is fine again). */
+  error?: RuntrailError | null;
+}
+
+export interface ReconnectOptions<M> {
+  /** Usable transports, best first. */
+  transports: Transport<M>[];
+  /** What arrives on a connection; `conn.alive()` tells whether it is still the current one. */
+  deliver(conn: Connection, message: M): void | Promise<void>;
+  /** An error no reconnect can fix (the run does not exist): the loop ends by throwing it. */
+  isFatal(error: unknown): boolean;
+  /** Awaited after each connection ends, before the next (a watcher finishes applying what arrived). */
+  settle?(): Promise<void>;
+  onChange(change: ConnectionChange): void;
+  backoff: BackoffOptions;
+  random?: () => number;
+  /** A transport that failed to connect twice in a row is skipped this long. */
+  transportRetryMs: number;
+  clock: Clock;
+  /** Aborting it ends the loop (the watcher closed or the run ended). */
+  signal: AbortSignal;
+}
+
+/**
+ * The one reconnect loop of both watchers: connect over the best transport
+ * that is not paused, wait for the connection to end, back off (the one
+ * backoff function), connect again. A transport that fails to open twice in
+ * a row is paused for `transportRetryMs` and the next one is used
+ * (WebSocket -> SSE -> polling); polling gives way again once the pause is
+ * over. Each connection gets a new id; only the current one may change the
+ * watcher's state.
+ */
+export async function reconnectLoop<M>(options: ReconnectOptions<M>): Promise<void> {
+  const { transports, clock, signal } = options;
+  const skipUntil = new Map<TransportName, number>();
+  const failures = new Map<TransportName, number>();
+  let current = 0;
+  let attempt = 0;
+  let reason: ConnectionReason = 'start';
+
+  const pick = (): Transport<M> => transports.find((t) => (skipUntil.get(t.name) ?? 0) <= clock.now()) ?? transports[transports.length - 1]!;
+  const upgradeDue = (than: TransportName): boolean => {
+    const now = clock.now();
+    for (const t of transports) {
+      if (t.name === than) return false;
+      if ((skipUntil.get(t.name) ?? Infinity) <= now) return true;
+    }
+    return false;
+  };
+
+  while (!signal.aborted) {
+    const transport = pick();
+    const name = transport.name;
+    const polling = name === 'poll';
+    options.onChange({ connection: polling ? 'polling' : reason === 'start' ? 'connecting' : 'reconnecting', reason, transport: name });
+    const conn = new Connection(++current, name, clock, signal, {
+      onOpen: () => options.onChange({ connection: polling ? 'polling' : 'live', reason: 'subscribed', transport: name, error: null }),
+      isCurrent: (id) => id === current,
+      upgradeDue: () => upgradeDue(name),
+    });
+    try {
+      transport.connect(conn, (message) => options.deliver(conn, message));
+    } catch (error) {
+      conn.finish({ reason: 'error', error });
+    }
+    const outcome = await conn.outcome;
+    await options.settle?.();
+    if (signal.aborted) return;
+    if (outcome.error !== undefined && options.isFatal(outcome.error)) throw outcome.error;
+
+    reason = outcome.reason === 'upgrade' ? 'upgrade' : 'retry';
+    if (outcome.opened) {
+      attempt = 0;
+      failures.set(name, 0);
+    } else {
+      const failed = (failures.get(name) ?? 0) + 1;
+      failures.set(name, failed);
+      if (failed >= 2 && !polling) {
+        failures.set(name, 0);
+        skipUntil.set(name, clock.now() + options.transportRetryMs);
+        reason = 'fallback';
+      }
+    }
+    options.onChange({
+      connection: 'reconnecting',
+      reason: outcome.reason,
+      transport: name,
+      ...(outcome.error !== undefined ? { error: toRuntrailError(outcome.error) } : {}),
+    });
+    try {
+      await delay(backoffDelay(attempt++, options.backoff, options.random), signal, clock);
+    } catch (err) {
+      // delay rejects only when the signal aborts: the watcher closed while backing off.
+      if (signal.aborted) return;
+      throw err;
+    }
+  }
+}
+
+/** Any failure as the RuntrailError a watcher's state shows. */
+export function toRuntrailError(err: unknown): RuntrailError {
+  if (err instanceof RuntrailError) return err;
+  return new RuntrailError('unavailable', err instanceof Error ? err.message : String(err));
+}

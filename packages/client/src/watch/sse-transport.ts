@@ -1,0 +1,89 @@
+import { RuntrailError, SSE_EVENTS, type RunEvent, type ServerMessage, type StreamEnd } from '@runtrail/protocol';
+import { errorFromResponse } from '../http-api.js';
+import { idleWatchdog } from './idle-watchdog.js';
+import { SseParser } from './sse-parser.js';
+import type { Connection, ConnectionReason, Transport } from './transport.js';
+
+export interface SseTransportOptions {
+  runId: string;
+  /** The stream URL for the watcher's position at the moment of connecting. */
+  url(): string;
+  fetch: typeof fetch;
+  headers: Record<string, string>;
+  idleTimeoutMs: number;
+}
+
+/**
+ * Server-Sent Events over fetch (the same code in browsers and in Node,
+ * which has no EventSource). Records become the WebSocket's messages
+ * (`events`, `end`, `error`), so a watcher handles one kind of message.
+ */
+export class SseTransport implements Transport<ServerMessage> {
+  readonly name = 'sse';
+
+  constructor(private readonly options: SseTransportOptions) {}
+
+  connect(conn: Connection, deliver: (message: ServerMessage) => void): void {
+    void this.read(conn, deliver).then((end) => conn.finish(end));
+  }
+
+  private async read(conn: Connection, deliver: (message: ServerMessage) => void): Promise<{ reason: ConnectionReason; error?: unknown }> {
+    const { runId, idleTimeoutMs } = this.options;
+    const url = this.options.url();
+    // From the request on: a pooled connection that died silently would
+    // otherwise hang before the headers. Once streaming, SSE has no
+    // client->server channel; the server's keepalive comments are what we wait for.
+    const watchdog = idleWatchdog(
+      idleTimeoutMs,
+      conn.clock,
+      () => undefined,
+      () => conn.finish({ reason: 'idle_timeout', error: new RuntrailError('unavailable', `nothing received for ${idleTimeoutMs} ms; reconnecting`) }),
+    );
+    try {
+      const response = await this.options.fetch(url, { headers: { ...this.options.headers, accept: 'text/event-stream' }, signal: conn.signal });
+      if (!response.ok) return { reason: 'error', error: errorFromResponse(response.status, safeJson(await response.text()), `GET ${url}`) };
+      if (!(response.headers.get('content-type') ?? '').includes('text/event-stream') || !response.body) {
+        return { reason: 'error', error: new RuntrailError('unavailable', `GET ${url} did not answer with an event stream`) };
+      }
+      conn.open();
+      const parser = new SseParser();
+      const decoder = new TextDecoder();
+      const reader = response.body.getReader();
+      for (;;) {
+        const { value, done } = await reader.read();
+        watchdog.touch();
+        if (done || !conn.alive()) return { reason: 'closed' };
+        let events: RunEvent[] = [];
+        for (const record of parser.push(decoder.decode(value, { stream: true }))) {
+          if (record.event === SSE_EVENTS.event) {
+            events.push(JSON.parse(record.data) as RunEvent);
+            continue;
+          }
+          // Keep order: what came before this record is delivered first.
+          if (events.length > 0) deliver({ type: 'events', runId, events });
+          events = [];
+          if (record.event === SSE_EVENTS.end) deliver({ type: 'end', ...(JSON.parse(record.data) as StreamEnd) });
+          else if (record.event === SSE_EVENTS.error) {
+            const body = JSON.parse(record.data) as { code: RuntrailError['code']; message: string };
+            return { reason: 'error', error: new RuntrailError(body.code, body.message) };
+          }
+        }
+        if (events.length > 0) deliver({ type: 'events', runId, events });
+      }
+    } catch (error) {
+      // Also reached when the connection was finished elsewhere (idle, closed): that first outcome stands.
+      return { reason: 'error', error };
+    } finally {
+      watchdog.stop();
+    }
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    // Not JSON (a proxy's HTML page): errorFromResponse falls back to the status.
+    return { parseError: String(err) };
+  }
+}
