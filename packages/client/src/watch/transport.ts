@@ -61,8 +61,12 @@ export class Connection {
     this.hooks = hooks;
     this.signal = AbortSignal.any([parent, this.aborter.signal]);
     this.outcome = new Promise((resolve) => (this.resolve = resolve));
-    parent.addEventListener('abort', () => this.finish({ reason: 'closed_by_client' }), { once: true });
+    this.parent = parent;
+    parent.addEventListener('abort', this.onParentAbort, { once: true });
   }
+
+  private readonly parent: AbortSignal;
+  private readonly onParentAbort = (): void => this.finish({ reason: 'closed_by_client' });
 
   /** Still the watcher's current connection, and not finished. */
   alive(): boolean {
@@ -88,6 +92,8 @@ export class Connection {
   /** End this connection (idempotent: the first outcome wins). */
   finish(outcome: { reason: ConnectionReason; error?: unknown }): void {
     if (this.aborter.signal.aborted) return;
+    // A long-lived watcher makes many connections: leave no listener behind on its signal.
+    this.parent.removeEventListener('abort', this.onParentAbort);
     this.aborter.abort();
     this.resolve({ opened: this.isOpen, ...outcome });
   }
