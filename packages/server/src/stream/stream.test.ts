@@ -1,5 +1,3 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { EventSource } from 'eventsource';
 import { describe, expect, test } from 'vitest';
 import type { RunEvent, RunWithObservers } from '@runtrail/protocol';
@@ -326,7 +324,7 @@ describe('server-side drop', () => {
 });
 
 describe('slow consumer', () => {
-  test('a reader that stops reading while 200,000 events flow keeps the server buffer bounded, others keep their latency, and it catches up with no gap', async () => {
+  test('a reader that stops reading while 40,000 events flow keeps the server buffer bounded, others keep getting every event in order, and it catches up with no gap (latency and heap figures: bench/slow-consumer.mjs)', async () => {
     const sendBufferBytes = 256 * 1024;
     // The paused reader cannot answer keepalive pings: on a loaded machine this
     // test outlasts two default ping intervals and the reader was terminated.
@@ -354,25 +352,12 @@ describe('slow consumer', () => {
     slow.ws.pause();
     const message = 'x'.repeat(400);
     const batch = 2000;
-    const total = 200_000;
-    const latencies: number[] = [];
-    // Retained memory, not garbage: collect before each reading.
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
-    const retained = () => {
-      gc();
-      const m = process.memoryUsage();
-      return m.heapUsed + m.external;
-    };
-    const before = retained();
-    let peakRetained = 0;
+    // 18 MiB: seventy times the send bound, so the bound is what holds it.
+    const total = 40_000;
     for (let done = 0; done < total; done += batch) {
       const events = Array.from({ length: batch }, (_, i) => ({ type: 'log' as const, data: { level: 'info' as const, message: `${done + i} ${message}` } }));
-      const t0 = performance.now();
       await s.runs.appendEvents(run.id, events);
       await waitFor(() => fastSeq >= done + batch, { what: `fast watcher at ${done + batch}` });
-      latencies.push(performance.now() - t0);
-      if ((done / batch) % 10 === 9) peakRetained = Math.max(peakRetained, retained());
       const stats = s.stream.stats();
       // The server holds no more than the bound plus one frame for anyone.
       expect(stats.peakQueuedBytes).toBeLessThanOrEqual(sendBufferBytes + 2 * TARGET_FRAME_BYTES);
@@ -380,19 +365,6 @@ describe('slow consumer', () => {
     const stats = s.stream.stats();
     expect(stats.blockedConnections).toBe(1);
     expect(fastOrdered).toBe(true);
-    latencies.sort((a, b) => a - b);
-    const p50 = latencies[Math.floor(latencies.length / 2)]!;
-    const p99 = latencies[Math.floor(latencies.length * 0.99)]!;
-    const heapGrowthMiB = (peakRetained - before) / 2 ** 20;
-    console.log(
-      `slow consumer: ${total} events of ~450 B (${Math.round((total * 450) / 2 ** 20)} MiB) while one reader paused; ` +
-        `server peak queued bytes/connection ${stats.peakQueuedBytes} (bound ${sendBufferBytes}); ` +
-        `fast watcher batch latency p50 ${p50.toFixed(1)} ms p99 ${p99.toFixed(1)} ms; retained heap+external growth ${heapGrowthMiB.toFixed(1)} MiB`,
-    );
-    // ~86 MiB flowed past the paused reader; holding it for them would show here.
-    expect(heapGrowthMiB).toBeLessThan(24);
-    expect(p99).toBeLessThan(1000);
-
     slow.ws.resume();
     await waitFor(() => slow.seqs(run.id).length >= total, { timeoutMs: 30_000, what: 'slow reader caught up' });
     expect(isExactRange(slow.seqs(run.id), 0, total)).toBe(true);
