@@ -1,13 +1,126 @@
-export * from './events.js';
-export * from './errors.js';
-export * from './snapshot.js';
-export * from './reducer.js';
-export * from './run.js';
-export * from './routes.js';
-export * from './stream.js';
-export * from './auth.js';
-export * from './validate.js';
+// The protocol's public face: what the store, server, SDKs and dashboard use.
+export {
+  EventInput,
+  isExtensionType,
+  isKnownEventType,
+  isTerminalType,
+  JsonValue,
+  LogLevel,
+  PhaseStatus,
+  RunError,
+  RunErrorKind,
+  TERMINAL_TYPES,
+  terminalStatusOf,
+  type EventData,
+  type KnownEventType,
+  type RunEvent,
+  type TerminalType,
+} from './events.js';
+export {
+  errorStatus,
+  isErrorCode,
+  runNotFound,
+  RuntrailError,
+  type ErrorBody,
+  type ErrorCode,
+} from './errors.js';
+export {
+  initialSnapshot,
+  SNAPSHOT_LIMITS,
+  type ArtifactRecord,
+  type CallInFlight,
+  type LastError,
+  type LogLine,
+  type MetricSummary,
+  type PhaseRecord,
+  type Snapshot,
+  type TerminalInfo,
+  type TerminalStatus,
+} from './snapshot.js';
+export {
+  applyEvent,
+  foldEvents,
+} from './reducer.js';
+export {
+  AppendEventsBody,
+  CancelRunBody,
+  CreateRunBody,
+  DEFAULT_LEASE_TTL_MS,
+  FinishRunBody,
+  HeartbeatBody,
+  isTerminalStatus,
+  ListRunsQuery,
+  matchesLabels,
+  MAX_EVENTS_PER_BATCH,
+  MAX_LIST_LIMIT,
+  MAX_READ_LIMIT,
+  Owner,
+  OwnerKind,
+  parseLabelFilter,
+  ReadEventsQuery,
+  RunStatus,
+  TERMINAL_STATUSES,
+  type AppendEventsResponse,
+  type HeartbeatResponse,
+  type ListRunsResponse,
+  type ReadEventsResponse,
+  type Run,
+  type RunWithObservers,
+} from './run.js';
+export {
+  API_PREFIX,
+  buildPath,
+  routes,
+  type RouteName,
+  type RouteParams,
+} from './routes.js';
+export {
+  ClientMessage,
+  parseClientMessage,
+  RunsFilter,
+  SSE_EVENTS,
+  StreamRunQuery,
+  type ServerMessage,
+  type StreamEnd,
+} from './stream.js';
+export {
+  invalidRequest,
+  parseOrThrow,
+  validateEventData,
+  type FieldIssue,
+} from './validate.js';
 export { dataRecord, ownValue, withKey, withoutKey } from './data-keys.js';
 export { renderApiReference } from './api-reference.js';
-export * from './responses.js';
+export {
+  SnapshotSchema,
+  RunSchema,
+  RunWithObserversSchema,
+  RunEventSchema,
+  ListRunsResponseSchema,
+  AppendEventsResponseSchema,
+  ReadEventsResponseSchema,
+  HeartbeatResponseSchema,
+  HealthResponseSchema,
+  HandlersResponseSchema,
+  ErrorBodySchema,
+  StreamEndSchema,
+  ServerMessageSchema,
+  type RouteResponse,
+  routeResponses,
+  type _SchemasMatchTypes,
+} from './responses.js';
 export { openApiDocument, openApiPath } from './openapi.js';
+export {
+  CLIENT_HEADER,
+  CreateRunTokenBody,
+  CreateTokenBody,
+  MAX_RUN_TOKEN_TTL_S,
+  TokenScope,
+  WS_CLOSE,
+  type CreatedRunToken,
+  type CreatedToken,
+  type ListTokensResponse,
+  type PrincipalInfo,
+  type TokenInfo,
+  type WhoamiResponse,
+} from './auth.js';

@@ -122,7 +122,7 @@ describe('a run that does not exist', () => {
 });
 
 describe('reconnect', () => {
-  async function outage(kind: 'server-close' | 'tcp-kill', outageMs: number, transport: Partial<WatchRunOptions>, clock: Clock = systemClock) {
+  async function outage(kind: 'server-close' | 'tcp-kill', outageMs: number, transport: Partial<WatchRunOptions>, clock: Clock = systemClock, minAppended = 0) {
     const s = await server();
     const proxy = await proxyFor(s);
     const { run } = await s.runs.create({ name: `outage-${kind}` });
@@ -143,8 +143,10 @@ describe('reconnect', () => {
     } else proxy.cut();
     const cutAt = clock.now();
     const seqAtCut = w.getState().seq;
-    // The outage lasts until the watcher has tried to come back at least once and outageMs passed on its clock.
-    await waitFor(() => proxy.refused > refusedBefore && clock.now() - cutAt >= outageMs, {
+    const appendedAtCut = p.appended;
+    // The outage lasts until the watcher has tried to come back at least once, outageMs
+    // passed on its clock, and the producer appended at least minAppended meanwhile.
+    await waitFor(() => proxy.refused > refusedBefore && clock.now() - cutAt >= outageMs && p.appended - appendedAtCut >= minAppended, {
       timeoutMs: 20_000,
       what: 'outage',
     });
@@ -184,6 +186,7 @@ describe('reconnect', () => {
       30_000,
       { backoff: { initialMs: 100, maxMs: 2000 }, transportRetryMs: 1000, idleTimeoutMs: 3_600_000 },
       fastClock(15),
+      1000,
     );
     expect(appendedDuringOutage).toBeGreaterThan(1000);
   });

@@ -249,10 +249,14 @@ export class SqliteRunStore implements RunStore {
   async listRuns(query: ListRunsQuery): Promise<ListRunsResponse> {
     const where: string[] = [];
     const params: unknown[] = [];
-    if (query.status) (where.push('status = ?'), params.push(query.status));
-    if (query.name) (where.push('name = ?'), params.push(query.name));
-    if (query.parentId) (where.push('parent_id = ?'), params.push(query.parentId));
-    if (query.cursor) (where.push('id < ?'), params.push(query.cursor));
+    const match = (clause: string, value: unknown): void => {
+      where.push(clause);
+      params.push(value);
+    };
+    if (query.status) match('status = ?', query.status);
+    if (query.name) match('name = ?', query.name);
+    if (query.parentId) match('parent_id = ?', query.parentId);
+    if (query.cursor) match('id < ?', query.cursor);
     for (const [key, value] of parseLabelFilter(query.label)) {
       // Matched with json_each rather than a JSON path: a path cannot quote every
       // key (one with a `"` silently matched nothing).
