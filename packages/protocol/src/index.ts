@@ -1,7 +1,9 @@
 // The protocol's public face: what the store, server, SDKs and dashboard use.
 export {
   EventInput,
+  extraFieldsOf,
   isExtensionType,
+  knownEventTypes,
   isKnownEventType,
   isTerminalType,
   JsonValue,
@@ -12,6 +14,7 @@ export {
   TERMINAL_TYPES,
   terminalStatusOf,
   type EventData,
+  type ExtraFields,
   type KnownEventType,
   type RunEvent,
   type TerminalType,
