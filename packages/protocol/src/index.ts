@@ -71,6 +71,9 @@ export {
   type RunWithObservers,
 } from './run.js';
 export {
+  DASHBOARD_RUN_PATH,
+  dashboardRunPath,
+  matchDashboardRunPath,
   API_PREFIX,
   buildPath,
   routes,

@@ -161,3 +161,21 @@ export function buildPath<R extends RouteName>(
   const qs = search.toString();
   return qs ? `${path}?${qs}` : path;
 }
+
+/**
+ * The dashboard's own pages, defined once: the server answers them with the
+ * app (a reload or a shared link must not 404), the app routes by them and
+ * links to them, the CLI prints them.
+ */
+export const DASHBOARD_RUN_PATH = '/runs/:id';
+
+/** The dashboard page of one run. */
+export function dashboardRunPath(runId: string): string {
+  return DASHBOARD_RUN_PATH.replace(':id', encodeURIComponent(runId));
+}
+
+/** The run id of a dashboard run page path, or null for any other path. */
+export function matchDashboardRunPath(path: string): string | null {
+  const match = /^\/runs\/([^/]+)\/?$/.exec(path);
+  return match ? decodeURIComponent(match[1]!) : null;
+}

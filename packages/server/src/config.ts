@@ -116,7 +116,7 @@ const declared = {
     int(50).default(15_000),
     'WebSocket ping / SSE keepalive interval; a WebSocket that misses one pong is terminated',
   ),
-  webDir: value(z.string().min(1).optional(), 'folder of the built dashboard served at / (default: the one shipped with the server)'),
+  webDir: value(z.string().min(1).optional(), 'folder of the built dashboard served at / (default: the build of the installed @runtrail/web package)'),
 
   // Security (issue 15; the README's "Security" section).
   adminToken: value(

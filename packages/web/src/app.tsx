@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 import { RuntrailProvider } from '@runtrail/client/react';
-import type { WhoamiResponse } from '@runtrail/protocol';
+import { matchDashboardRunPath, type WhoamiResponse } from '@runtrail/protocol';
 import { AccessProvider, accessOf, type Access } from './access.js';
 import { client, messageOf, serverUrl, token } from './client.js';
 import { LoginPage } from './pages/LoginPage.js';
@@ -9,11 +9,9 @@ import { RunsPage } from './pages/RunsPage.js';
 import { Link, usePath } from './router.js';
 import { logOut } from './session.js';
 
-const RUN_PATH = /^\/runs\/([^/]+)\/?$/;
-
 export function App() {
   const path = usePath();
-  const match = RUN_PATH.exec(path);
+  const runId = matchDashboardRunPath(path);
   const who = useWhoami();
   if (who.error) {
     return (
@@ -37,7 +35,7 @@ export function App() {
           {access.auth && <Identity access={access} />}
         </nav>
         {/* The key gives each run its own page state: nothing of one run can leak into the next (field note 3). */}
-        {match ? <RunPage key={match[1]} id={decodeURIComponent(match[1]!)} /> : <RunsPage />}
+        {runId !== null ? <RunPage key={runId} id={runId} /> : <RunsPage />}
       </RuntrailProvider>
     </AccessProvider>
   );

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { buildPath, dashboardRunPath } from '@runtrail/protocol';
 import { RuntrailClient } from '@runtrail/client';
 import { DEMO_HANDLER, defineDemoHandler } from '../demo/handler.js';
 import { addServeOptions, serveOptions, type ServeFlags } from '../options.js';
@@ -22,10 +23,10 @@ export function registerDemo(program: Command): void {
     });
     const say = (line: string) => process.stdout.write(`${line}\n`);
     say(`runtrail demo serving on ${server.url}`);
-    say(`  dashboard:  ${server.url}/runs/${run.id}`);
-    say(`  snapshot:   curl ${server.url}/api/v1/runs/${run.id}`);
-    say(`  events:     curl '${server.url}/api/v1/runs/${run.id}/events?after=0&limit=20'`);
-    say(`  live (SSE): curl -N ${server.url}/api/v1/runs/${run.id}/stream`);
+    say(`  dashboard:  ${server.url}${dashboardRunPath(run.id)}`);
+    say(`  snapshot:   curl ${server.url}${buildPath('getRun', { id: run.id })}`);
+    say(`  events:     curl '${server.url}${buildPath('readEvents', { id: run.id }, { after: 0, limit: 20 })}'`);
+    say(`  live (SSE): curl -N ${server.url}${buildPath('streamRun', { id: run.id })}`);
     const final = await followRun({ url: server.url }, run.id);
     const end = final.snapshot.terminal;
     say(`demo run ${run.id} ended ${end?.status ?? final.connection}${end?.error ? `: ${end.error.message}` : ''}`);

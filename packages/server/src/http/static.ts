@@ -1,19 +1,27 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
-import { API_PREFIX } from '@runtrail/protocol';
+import { API_PREFIX, DASHBOARD_RUN_PATH } from '@runtrail/protocol';
 
 /**
- * The built dashboard of the web package. The same relative path works from
- * src/http (tests on sources) and dist/http (the built server): both sit two
- * levels below packages/server.
+ * The dashboard the server serves when `webDir` is not configured: the
+ * build of the `@runtrail/web` package, found by package resolution (so it
+ * works wherever npm put it), or null when that package is not installed.
  */
-export const DEFAULT_WEB_DIR = fileURLToPath(new URL('../../../web/dist', import.meta.url));
+export function shippedWebDir(): string | null {
+  try {
+    return join(dirname(createRequire(import.meta.url).resolve('@runtrail/web/package.json')), 'dist');
+  } catch (err) {
+    // Not installed: an API-only server. registerStatic says so at start-up.
+    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') return null;
+    throw err;
+  }
+}
 
 /** Client-side routes of the dashboard: a reload or a shared link must get the app, not a 404. */
-const SPA_ROUTES = ['/runs/:id'];
+const SPA_ROUTES = [DASHBOARD_RUN_PATH];
 
 /**
  * Serve the dashboard at `/`. Unknown files and every unknown API path still
@@ -21,14 +29,15 @@ const SPA_ROUTES = ['/runs/:id'];
  * dashboard's own routes so that a mistyped API URL fails loudly (field note 2).
  */
 export async function registerStatic(app: FastifyInstance, webDir: string | undefined): Promise<void> {
-  const root = webDir ?? DEFAULT_WEB_DIR;
-  if (!existsSync(join(root, 'index.html'))) {
-    app.log.warn({ webDir: root }, 'dashboard not built; `npm run build` makes it (the API works without it)');
+  const root = webDir ?? shippedWebDir();
+  if (root === null || !existsSync(join(root, 'index.html'))) {
+    const where = root === null ? 'the @runtrail/web package is not installed; set webDir' : `looked in ${root}`;
+    app.log.warn({ webDir: root }, `dashboard not found (${where}); \`npm run build\` makes it (the API works without it)`);
     app.get('/', async (_request, reply) =>
       reply
         .status(503)
         .type('text/plain; charset=utf-8')
-        .send(`The runtrail dashboard is not built (looked in ${root}). Run \`npm run build\`; the API is at ${API_PREFIX}.`),
+        .send(`The runtrail dashboard is not built (${where}). Run \`npm run build\`; the API is at ${API_PREFIX}.`),
     );
     return;
   }

@@ -1,4 +1,5 @@
 import { useRuns } from '@runtrail/client/react';
+import { dashboardRunPath } from '@runtrail/protocol';
 import { Link } from '../router.js';
 import { ProgressBar } from './ProgressBar.js';
 import { StatusBadge } from './StatusBadge.js';
@@ -13,7 +14,7 @@ export function ChildRuns({ parentId }: { parentId: string }) {
       <ul className="children">
         {runs.map((child) => (
           <li key={child.id}>
-            <Link href={`/runs/${child.id}`}>{child.name}</Link>
+            <Link href={dashboardRunPath(child.id)}>{child.name}</Link>
             <StatusBadge status={child.status} />
             {child.snapshot.progress && (
               <ProgressBar percent={child.snapshot.progress.percent} label={`progress of ${child.name}`} />

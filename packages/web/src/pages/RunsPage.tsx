@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from 'react';
-import { RunStatus, type Run } from '@runtrail/protocol';
+import { RunStatus, type Run, dashboardRunPath } from '@runtrail/protocol';
 import { cannotText, useAccess } from '../access.js';
 import { messageOf } from '../client.js';
 import { ConnectionIndicator } from '../components/ConnectionIndicator.js';
@@ -102,7 +102,7 @@ function RunsList() {
       </div>
       {!access.canProduce && <p className="note cannot">{cannotText(access, 'producer')}</p>}
 
-      {starting && <StartRunForm onClose={() => setStarting(false)} onStarted={(id) => navigate(`/runs/${id}`)} />}
+      {starting && <StartRunForm onClose={() => setStarting(false)} onStarted={(id) => navigate(dashboardRunPath(id))} />}
 
       <form className="filters panel" onSubmit={apply} aria-label="filter runs">
         <select
@@ -198,7 +198,7 @@ function RunRow({ run, now }: { run: Run; now: number }) {
   return (
     <tr data-run-id={run.id}>
       <td>
-        <Link href={`/runs/${run.id}`} className="run-name">
+        <Link href={dashboardRunPath(run.id)} className="run-name">
           {run.name}
         </Link>
         {labels.length > 0 && (

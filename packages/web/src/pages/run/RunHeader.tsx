@@ -1,0 +1,154 @@
+import { useState } from 'react';
+import type { ConnectionState } from '@runtrail/client/react';
+import { dashboardRunPath, isTerminalStatus, type Run, type RunError, type RunStatus, type Snapshot } from '@runtrail/protocol';
+import { cannotText, useAccess } from '../../access.js';
+import { client, messageOf } from '../../client.js';
+import { ConfirmButton } from '../../components/ConfirmButton.js';
+import { ConnectionIndicator } from '../../components/ConnectionIndicator.js';
+import { StatusBadge } from '../../components/StatusBadge.js';
+import { formatDuration, formatTime } from '../../format.js';
+import { Link, navigate } from '../../router.js';
+import { RunErrorBox } from './RunErrorBox.js';
+
+export interface RunHeaderProps {
+  run: Run;
+  snapshot: Snapshot;
+  /** The status to show (the snapshot's terminal status as soon as it is known). */
+  status: RunStatus;
+  runError: RunError | null;
+  finishedAt: number | null;
+  now: number;
+  connection: ConnectionState;
+  observers: number | null;
+}
+
+/** The run's name, status, timings, error and its actions (cancel, retry, delete). */
+export function RunHeader({ run, snapshot: s, status, runError, finishedAt, now, connection, observers }: RunHeaderProps) {
+  const [actionError, setActionError] = useState<string | null>(null);
+  const access = useAccess();
+  const terminal = isTerminalStatus(status);
+  const act = (what: string, action: () => Promise<void>) => async () => {
+    setActionError(null);
+    try {
+      await action();
+    } catch (err) {
+      setActionError(`${what} failed: ${messageOf(err)}`);
+    }
+  };
+  return (
+    <header className="run-head panel">
+      <div className="run-title">
+        <h1>{run.name}</h1>
+        <StatusBadge status={status} />
+        <ConnectionIndicator state={connection} observers={observers} />
+      </div>
+      <dl className="timings">
+        <div>
+          <dt>Run id</dt>
+          <dd className="mono">{run.id}</dd>
+        </div>
+        <div>
+          <dt>Created</dt>
+          <dd>{formatTime(run.createdAt)}</dd>
+        </div>
+        <div>
+          <dt>Started</dt>
+          <dd>{formatTime(run.startedAt)}</dd>
+        </div>
+        <div>
+          <dt>Finished</dt>
+          <dd>{formatTime(finishedAt)}</dd>
+        </div>
+        <div>
+          <dt>Duration</dt>
+          <dd data-testid="duration">
+            {formatDuration(run.startedAt === null ? null : (finishedAt ?? now) - run.startedAt)}
+          </dd>
+        </div>
+        {run.attempt > 1 && (
+          <div>
+            <dt>Attempt</dt>
+            <dd>{run.attempt}</dd>
+          </div>
+        )}
+        {run.retryOf && (
+          <div>
+            <dt>Retry of</dt>
+            <dd>
+              <Link href={dashboardRunPath(run.retryOf)}>earlier run</Link>
+            </dd>
+          </div>
+        )}
+        {run.parentId && (
+          <div>
+            <dt>Parent</dt>
+            <dd>
+              <Link href={dashboardRunPath(run.parentId)}>parent run</Link>
+            </dd>
+          </div>
+        )}
+      </dl>
+      <RunErrorBox error={runError} />
+      {s.cancelRequested && !terminal && <p className="note">Cancel requested; waiting for the run to stop.</p>}
+      {s.stalled && (
+        <p className="note warn" role="status">
+          Stalled: no progress for {formatDuration(s.stalled.stallTimeoutMs)}
+          {s.stalled.lastProgressAt !== null && ` (last progress at ${formatTime(s.stalled.lastProgressAt)})`}.
+        </p>
+      )}
+      {access.canProduce ? (
+        <div className="actions">
+          <ConfirmButton
+            label="Cancel run"
+            question="Cancel this run?"
+            confirmLabel="Yes, cancel it"
+            danger
+            disabled={terminal || s.cancelRequested}
+            onConfirm={act('Cancel', async () => {
+              await client.cancelRun(run.id, 'cancelled from the dashboard');
+            })}
+          />
+          {/* Only a handler run can be run again by the server (a producer's run gets 409 run_not_retryable). */}
+          {run.execute && (
+            <button
+              type="button"
+              disabled={!terminal}
+              onClick={() => {
+                void act('Retry', async () => {
+                  const next = await client.retryRun(run.id);
+                  navigate(dashboardRunPath(next.id));
+                })();
+              }}
+            >
+              Retry
+            </button>
+          )}
+          {access.canAdmin ? (
+            <ConfirmButton
+              label="Delete run"
+              question="Delete this run and all its events?"
+              confirmLabel="Yes, delete it"
+              danger
+              disabled={!terminal}
+              onConfirm={act('Delete', async () => {
+                await client.deleteRun(run.id);
+                navigate('/');
+              })}
+            />
+          ) : (
+            <span className="muted cannot">Deleting: {cannotText(access, 'admin')}</span>
+          )}
+        </div>
+      ) : (
+        <p className="note cannot" data-testid="cannot">
+          {cannotText(access, 'producer')}
+        </p>
+      )}
+      {actionError && (
+        <p className="invalid" role="alert">
+          {actionError}
+        </p>
+      )}
+    </header>
+  );
+}
