@@ -41,6 +41,7 @@ export {
   type TerminalStatus,
 } from './snapshot.js';
 export {
+  SnapshotFold,
   applyEvent,
   foldEvents,
 } from './reducer.js';

@@ -5,7 +5,7 @@ import {
   RuntrailError,
   runNotFound,
   MAX_LIST_LIMIT,
-  applyEvent,
+  SnapshotFold,
   initialSnapshot,
   isTerminalStatus,
   isTerminalType,
@@ -359,6 +359,8 @@ export class SqliteRunStore implements RunStore {
     const seenInBatch = new Map<string, StoredEventRef>();
     let seq = row.seq;
     let snapshot = this.loadSnapshot(runId, row.seq);
+    // One fold for the batch: its cost per event does not grow with the calls in flight.
+    const fold = new SnapshotFold(snapshot);
     let status = row.status;
     let finishedAt = row.finished_at;
     let error = row.error;
@@ -398,7 +400,7 @@ export class SqliteRunStore implements RunStore {
       }
       appended.push(stored);
       seqs.push(seq);
-      snapshot = applyEvent(snapshot, stored);
+      snapshot = fold.apply(stored);
       if (event.type === 'run.started' && startedAt === null) startedAt = ts;
       if (event.type === 'run.cancel_requested' && cancelRequestedAt === null) cancelRequestedAt = ts;
       if (terminal) {
