@@ -82,6 +82,9 @@ export {
   type RouteParams,
 } from './routes.js';
 export {
+  STREAM_REPLY_ALLOWANCE_BYTES,
+  STREAM_ERROR_REPLIES_PER_SECOND,
+  STREAM_CLOSE_CODES,
   ClientMessage,
   parseClientMessage,
   RunsFilter,
