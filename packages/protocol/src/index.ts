@@ -41,7 +41,6 @@ export {
   type TerminalStatus,
 } from './snapshot.js';
 export {
-  SnapshotFold,
   applyEvent,
   foldEvents,
 } from './reducer.js';

@@ -736,38 +736,3 @@ describe('protocol: RuntrailError', () => {
     expect(RuntrailError.isCode(new Error('x'), 'internal')).toBe(false);
   });
 });
-
-describe('reducer: a fold copies keyed records once, never its input', () => {
-  const call = (type: string, callId: string, seq: number) =>
-    ({ runId: 'r', seq, ts: seq, type, data: type === 'call.started' ? { callId, label: callId } : type === 'call.failed' ? { callId, error: 'x', willRetry: false } : { callId, durationMs: 1 } });
-
-  it('folding 1,000 calls in flight equals applying the events one by one, and leaves the input as it was', () => {
-    const events = [];
-    let seq = 0;
-    for (let i = 0; i < 1000; i++) events.push(call('call.started', `c${i}`, ++seq));
-    events.push({ runId: 'r', seq: ++seq, ts: seq, type: 'meta', data: { a: 1, __proto__x: 2 } });
-    events.push({ runId: 'r', seq: ++seq, ts: seq, type: 'counter', data: { name: 'docs', delta: 2 } });
-    for (let i = 0; i < 500; i++) events.push(call(i % 2 ? 'call.succeeded' : 'call.failed', `c${i}`, ++seq));
-    const half = foldEvents(events.slice(0, 700));
-    const frozen = JSON.stringify(half);
-    const folded = foldEvents(events.slice(700), half);
-    let stepped = half;
-    for (const e of events.slice(700)) stepped = applyEvent(stepped, e);
-    expect(folded).toEqual(stepped);
-    expect(JSON.stringify(half)).toBe(frozen);
-    expect(Object.keys(folded.current)).toHaveLength(500);
-    expect(folded.counters).toMatchObject({ ok: 250, failed: 250 });
-  });
-
-  it('a key named __proto__ is a key like any other, in every keyed record', () => {
-    const s = foldEvents([
-      { runId: 'r', seq: 1, ts: 1, type: 'call.started', data: { callId: '__proto__', label: 'p' } },
-      { runId: 'r', seq: 2, ts: 2, type: 'counter', data: JSON.parse('{"name":"__proto__","delta":3}') },
-      { runId: 'r', seq: 3, ts: 3, type: 'meta', data: JSON.parse('{"__proto__":{"polluted":true}}') },
-    ]);
-    expect(Object.hasOwn(s.current, '__proto__')).toBe(true);
-    expect(Object.hasOwn(s.counters.named, '__proto__')).toBe(true);
-    expect(Object.hasOwn(s.meta, '__proto__')).toBe(true);
-    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-  });
-});

@@ -5,7 +5,7 @@ import {
   type KnownEventType,
   type TypedEvent,
 } from './events.js';
-import { dataRecord, ownValue } from './data-keys.js';
+import { dataRecord, ownValue, withKey, withoutKey } from './data-keys.js';
 import { SNAPSHOT_LIMITS, initialSnapshot, type PhaseRecord, type Snapshot } from './snapshot.js';
 
 /**
@@ -44,26 +44,13 @@ export interface ReducibleEvent {
 }
 
 export function applyEvent(state: Snapshot, event: ReducibleEvent): Snapshot {
-  return step(state, event, null);
-}
-
-/**
- * Keyed records (in-flight calls, metrics, named counters, meta) that a fold
- * created itself and nobody else has seen: it may change them in place. So
- * a fold copies a record at most once, not once per event, and the cost of
- * an event does not grow with the number of calls in flight (the fold runs
- * inside every append transaction). Outside a fold (`null`) every change
- * copies, and no input state is ever mutated.
- */
-type Owned = Set<object> | null;
-
-function step(state: Snapshot, event: ReducibleEvent, owned: Owned): Snapshot {
   // A run's log ends at its terminal event; anything after is not part of it.
   if (state.terminal !== null || event.seq <= state.seq) return state;
   if (!isKnownEventType(event.type)) return { ...state, seq: event.seq, lastEventAt: event.ts };
   const e = event as TypedEvent;
-  // One shallow copy per event: the rules return only the fields they change.
-  const next: Snapshot = { ...state, ...reduceKnown(state, e, owned), seq: e.seq, lastEventAt: e.ts };
+  // One copy per event: the rules return only the fields they change. This
+  // fold runs inside every append transaction, so its cost is the store's.
+  const next: Snapshot = { ...state, ...reduceKnown(state, e), seq: e.seq, lastEventAt: e.ts };
   if (PROGRESS_TYPES.has(e.type)) {
     next.lastProgressAt = e.ts;
     next.stalled = null;
@@ -75,29 +62,13 @@ export function foldEvents(
   events: Iterable<ReducibleEvent>,
   from: Snapshot = initialSnapshot(),
 ): Snapshot {
-  const fold = new SnapshotFold(from);
-  for (const event of events) fold.apply(event);
-  return fold.snapshot;
-}
-
-/**
- * foldEvents one event at a time, for a caller that looks at each result
- * (the store's append). The snapshots it returns are its own: a later
- * `apply` may change their keyed records, so keep only the last one.
- */
-export class SnapshotFold {
-  private readonly owned = new Set<object>();
-
-  constructor(public snapshot: Snapshot) {}
-
-  apply(event: ReducibleEvent): Snapshot {
-    this.snapshot = step(this.snapshot, event, this.owned);
-    return this.snapshot;
-  }
+  let state = from;
+  for (const event of events) state = applyEvent(state, event);
+  return state;
 }
 
 /** The fields of the snapshot that event `e` changes. */
-function reduceKnown(s: Snapshot, e: TypedEvent, owned: Owned): Partial<Snapshot> {
+function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
   switch (e.type) {
     case 'run.started':
       return { startedAt: s.startedAt ?? e.ts };
@@ -109,12 +80,12 @@ function reduceKnown(s: Snapshot, e: TypedEvent, owned: Owned): Partial<Snapshot
       const prev = ownValue(s.current, e.data.callId);
       if (!hasRoom(s.current, e.data.callId, SNAPSHOT_LIMITS.inFlight)) return {};
       return {
-        current: setKey(
-          s.current,
-          e.data.callId,
-          { callId: e.data.callId, label: e.data.label, startedAt: e.ts, attempt: prev?.attempt ?? 1 },
-          owned,
-        ),
+        current: withKey(s.current, e.data.callId, {
+          callId: e.data.callId,
+          label: e.data.label,
+          startedAt: e.ts,
+          attempt: prev?.attempt ?? 1,
+        }),
       };
     }
 
@@ -123,7 +94,7 @@ function reduceKnown(s: Snapshot, e: TypedEvent, owned: Owned): Partial<Snapshot
       // followed by successes must not stay on screen (field note 8).
       return {
         counters: { ...s.counters, ok: s.counters.ok + 1 },
-        current: deleteKey(s.current, e.data.callId, owned),
+        current: withoutKey(s.current, e.data.callId),
         lastError: null,
       };
 
@@ -132,7 +103,7 @@ function reduceKnown(s: Snapshot, e: TypedEvent, owned: Owned): Partial<Snapshot
       if (e.data.willRetry) return { lastError };
       return {
         counters: { ...s.counters, failed: s.counters.failed + 1 },
-        current: deleteKey(s.current, e.data.callId, owned),
+        current: withoutKey(s.current, e.data.callId),
         lastError,
       };
     }
@@ -141,7 +112,7 @@ function reduceKnown(s: Snapshot, e: TypedEvent, owned: Owned): Partial<Snapshot
       const prev = ownValue(s.current, e.data.callId);
       return {
         counters: { ...s.counters, retries: s.counters.retries + 1 },
-        current: prev ? setKey(s.current, e.data.callId, { ...prev, attempt: e.data.attempt }, owned) : s.current,
+        current: prev ? withKey(s.current, e.data.callId, { ...prev, attempt: e.data.attempt }) : s.current,
       };
     }
 
@@ -167,20 +138,15 @@ function reduceKnown(s: Snapshot, e: TypedEvent, owned: Owned): Partial<Snapshot
       const point: [number, number] = [step ?? e.seq, value];
       const recent = prev ? appendBounded(prev.recent, point, SNAPSHOT_LIMITS.metricPoints) : [point];
       return {
-        metrics: setKey(
-          s.metrics,
-          name,
-          {
-            last: value,
-            min: prev ? Math.min(prev.min, value) : value,
-            max: prev ? Math.max(prev.max, value) : value,
-            count: (prev?.count ?? 0) + 1,
-            step,
-            ts: e.ts,
-            recent,
-          },
-          owned,
-        ),
+        metrics: withKey(s.metrics, name, {
+          last: value,
+          min: prev ? Math.min(prev.min, value) : value,
+          max: prev ? Math.max(prev.max, value) : value,
+          count: (prev?.count ?? 0) + 1,
+          step,
+          ts: e.ts,
+          recent,
+        }),
       };
     }
 
@@ -190,18 +156,16 @@ function reduceKnown(s: Snapshot, e: TypedEvent, owned: Owned): Partial<Snapshot
       return {
         counters: {
           ...s.counters,
-          named: setKey(s.counters.named, name, (ownValue(s.counters.named, name) ?? 0) + delta, owned),
+          named: withKey(s.counters.named, name, (ownValue(s.counters.named, name) ?? 0) + delta),
         },
       };
     }
 
     case 'meta': {
-      let meta = s.meta;
-      for (const [key, value] of Object.entries(e.data)) {
-        if (!hasRoom(meta, key, SNAPSHOT_LIMITS.names)) continue;
-        meta = setKey(meta, key, value, owned);
-        // The first key copied the record; the rest of this event may change that copy.
-        if (owned === null) owned = new Set([meta]);
+      const meta = dataRecord(s.meta);
+      for (const key of Object.keys(e.data)) {
+        const value = e.data[key];
+        if (hasRoom(meta, key, SNAPSHOT_LIMITS.names)) meta[key] = value;
       }
       return { meta };
     }
@@ -345,47 +309,8 @@ function terminal(
 }
 
 /** A record may take `key` if it has it already or holds fewer than `limit` keys. */
-/** Key counts of keyed records, so a bound check is not a walk over every key (records never change once shared). */
-const sizes = new WeakMap<object, number>();
-
-function sizeOf(record: object): number {
-  let size = sizes.get(record);
-  if (size === undefined) {
-    size = Object.keys(record).length;
-    sizes.set(record, size);
-  }
-  return size;
-}
-
 function hasRoom(record: Record<string, unknown>, key: string, limit: number): boolean {
-  return Object.hasOwn(record, key) || sizeOf(record) < limit;
-}
-
-/** The record to change: itself when this fold owns it, else a copy that the fold then owns. */
-function writable<T>(record: Record<string, T>, owned: Owned): Record<string, T> {
-  if (owned?.has(record)) return record;
-  // A null-prototype copy (data-keys.ts): "__proto__" is stored as a key.
-  const copy = dataRecord(record);
-  sizes.set(copy, sizeOf(record));
-  owned?.add(copy);
-  return copy;
-}
-
-/** `record` with `key` set: the record itself when this fold owns it, else a copy the fold then owns. */
-function setKey<T>(record: Record<string, T>, key: string, value: T, owned: Owned): Record<string, T> {
-  const had = Object.hasOwn(record, key);
-  const target = writable(record, owned);
-  target[key] = value;
-  if (!had) sizes.set(target, sizeOf(target) + 1);
-  return target;
-}
-
-function deleteKey<T>(record: Record<string, T>, key: string, owned: Owned): Record<string, T> {
-  if (!Object.hasOwn(record, key)) return record;
-  const target = writable(record, owned);
-  delete target[key];
-  sizes.set(target, sizeOf(target) - 1);
-  return target;
+  return Object.hasOwn(record, key) || Object.keys(record).length < limit;
 }
 
 function appendBounded<T>(list: T[], item: T, limit: number): T[] {

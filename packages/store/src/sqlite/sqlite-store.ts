@@ -5,7 +5,7 @@ import {
   RuntrailError,
   runNotFound,
   MAX_LIST_LIMIT,
-  SnapshotFold,
+  applyEvent,
   initialSnapshot,
   isTerminalStatus,
   isTerminalType,
@@ -359,8 +359,6 @@ export class SqliteRunStore implements RunStore {
     const seenInBatch = new Map<string, StoredEventRef>();
     let seq = row.seq;
     let snapshot = this.loadSnapshot(runId, row.seq);
-    // One fold for the batch: its cost per event does not grow with the calls in flight.
-    const fold = new SnapshotFold(snapshot);
     let status = row.status;
     let finishedAt = row.finished_at;
     let error = row.error;
@@ -400,7 +398,7 @@ export class SqliteRunStore implements RunStore {
       }
       appended.push(stored);
       seqs.push(seq);
-      snapshot = fold.apply(stored);
+      snapshot = applyEvent(snapshot, stored);
       if (event.type === 'run.started' && startedAt === null) startedAt = ts;
       if (event.type === 'run.cancel_requested' && cancelRequestedAt === null) cancelRequestedAt = ts;
       if (terminal) {
