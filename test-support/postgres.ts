@@ -20,6 +20,7 @@ export function requirePostgres(): Promise<void> {
         `PostgreSQL is not reachable at ${TEST_DATABASE_URL} (${(err as Error).message}). ` +
           'Start it (.ci/run does: pg_ctlcluster --skip-systemctl-redirect 15 main start) ' +
           'or point RUNTRAIL_TEST_DATABASE_URL at another server.',
+        { cause: err },
       );
     } finally {
       await client.end().catch(() => undefined /* it never connected: nothing to end */);

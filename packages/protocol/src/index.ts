@@ -45,6 +45,7 @@ export {
   foldEvents,
 } from './reducer.js';
 export {
+  labelsAsSent,
   AppendEventsBody,
   CancelRunBody,
   CreateRunBody,

@@ -1,10 +1,11 @@
 import { isDeepStrictEqual } from 'node:util';
-import { RuntrailError, isTerminalStatus, type EventInput, type Owner, type RunStatus, type Snapshot } from '@runtrail/protocol';
+import { RuntrailError, isTerminalStatus, runNotFound, type EventInput, type Owner, type RunStatus, type Snapshot } from '@runtrail/protocol';
 import { parse } from './rows.js';
 
 /** Errors every adapter raises the same way (same code, same message, same details). */
+/** The one "run not found" (protocol's runNotFound), under the name the adapters use. */
 export function notFound(runId: string): RuntrailError {
-  return new RuntrailError('run_not_found', `run ${runId} does not exist`, { runId });
+  return runNotFound(runId);
 }
 
 export function terminalConflict(runId: string, status: RunStatus, snapshot: Snapshot): RuntrailError {

@@ -387,7 +387,11 @@ export class PgRunStore implements SharedRunStore {
     const idValues: string[] = [];
     for (const item of batch) {
       if (!states.has(item.runId)) continue;
-      for (const e of item.events) if (e.id !== undefined) (idRuns.push(item.runId), idValues.push(e.id));
+      for (const e of item.events) {
+        if (e.id === undefined) continue;
+        idRuns.push(item.runId);
+        idValues.push(e.id);
+      }
     }
     const known = new Map<string, StoredEventRef>();
     if (idValues.length > 0) {

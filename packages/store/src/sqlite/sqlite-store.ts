@@ -20,7 +20,7 @@ import {
   type Snapshot,
 } from '@runtrail/protocol';
 import type { AppendOptions, AppendResult, DueRuns, NewRunRecord, RunStore, StoreReadiness, TokenRecord } from '../store.js';
-import { fence, notFound, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
+import { fence, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import { json, parse, rowToEvent, rowToRun, type EventRow, type RunRow } from '../rows.js';
 import { migrations } from './migrations.js';
 
