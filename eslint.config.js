@@ -27,6 +27,11 @@ export default tseslint.config(
     },
   },
   {
+    // Tests read loosely typed JSON answers (`body: any`); their assertions are the check.
+    files: ['**/*.test.ts', '**/*.test.tsx', '**/*.test-kit.ts', '**/test/**/*.ts'],
+    rules: { '@typescript-eslint/no-explicit-any': 'off' },
+  },
+  {
     files: ['**/*.tsx', 'packages/client/src/react/**/*.ts', 'packages/web/src/**/*.ts'],
     plugins: { 'react-hooks': reactHooks },
     rules: {

@@ -15,7 +15,7 @@ import { registerRunRoutes } from './http/runs-routes.js';
 import { registerStatic } from './http/static.js';
 import { Reaper } from './leases/reaper.js';
 import { RunService } from './runs/run-service.js';
-import { BrowserGuard, RateLimiter, TokenService, installAuth, redactUrl, registerTokenRoutes } from './security/index.js';
+import { BrowserGuard, RateLimiter, TokenService, installAuth, registerTokenRoutes } from './security/index.js';
 import { StreamServer } from './stream/index.js';
 
 /** The version of @runtrail/server (in the OpenAPI document). */

@@ -58,7 +58,7 @@ function expectDocumented(answer: Answer, what: string): void {
   try {
     code = (JSON.parse(answer.text) as { error?: { code?: unknown } }).error?.code;
   } catch (err) {
-    throw new Error(`${what}: ${answer.status} without a JSON error body: ${answer.text.slice(0, 200)} (${(err as Error).message})`);
+    throw new Error(`${what}: ${answer.status} without a JSON error body: ${answer.text.slice(0, 200)} (${(err as Error).message})`, { cause: err });
   }
   expect(isErrorCode(code), `${what}: unknown error code ${String(code)}`).toBe(true);
   expect(errorStatus[code as keyof typeof errorStatus], `${what}: code ${String(code)} with status ${answer.status}`).toBe(answer.status);
@@ -383,7 +383,7 @@ async function runSeeded<T>(arb: fc.Arbitrary<T>, count: number, concurrency: nu
       try {
         await check(values[index]!);
       } catch (err) {
-        throw new Error(`case ${index} of seed ${SEED} (${fc.stringify(values[index]).slice(0, 500)}): ${(err as Error).message}`);
+        throw new Error(`case ${index} of seed ${SEED} (${fc.stringify(values[index]).slice(0, 500)}): ${(err as Error).message}`, { cause: err });
       }
     }
   };

@@ -24,14 +24,12 @@ afterAll(async () => {
 });
 
 // Response bodies are read as the test needs them; each test checks their shape.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 interface Reply<T = any> {
   status: number;
   body: T;
   headers: Headers;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function request<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply<T>> {
   // As the SDK does: its client header says this is no forged cross-site form post.
   const init: RequestInit = { method, headers: { [CLIENT_HEADER]: 'test', ...headers } };

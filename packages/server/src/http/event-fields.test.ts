@@ -46,7 +46,6 @@ afterAll(async () => {
 });
 
 // Bodies are read as each test needs them; the tests check their shape.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function post(path: string, body: unknown): Promise<{ status: number; body: any }> {
   const res = await fetch(server.url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return { status: res.status, body: await res.json() };

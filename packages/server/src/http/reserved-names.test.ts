@@ -42,7 +42,6 @@ afterAll(async () => {
 });
 
 // Bodies are read as each test needs them; the tests check their shape.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function call(method: string, path: string, body?: unknown): Promise<{ status: number; text: string; body: any }> {
   const res = await fetch(server.url + path, {
     method,

@@ -1,5 +1,6 @@
 import { useRun } from '@runtrail/client/react';
 import { isTerminalStatus } from '@runtrail/protocol';
+import { useAccess } from '../access.js';
 import { messageOf } from '../client.js';
 import { Artifacts } from '../components/Artifacts.js';
 import { ChildRuns } from '../components/ChildRuns.js';
@@ -24,6 +25,7 @@ export function RunPage({ id }: { id: string }) {
   const live = run !== null && !isTerminalStatus(run.status) && !snapshot.terminal;
   const now = useNow(live);
   const observers = useObservers(id, live);
+  const access = useAccess();
 
   if (!run) {
     return (
