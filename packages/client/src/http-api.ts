@@ -31,7 +31,8 @@ export function isAuthFailure(err: unknown): err is RuntrailError {
 }
 
 export interface RequestOptions<R extends RouteName> {
-  params?: RouteParams<R>;
+  // Partial: with R the union of every route, a required map would demand every param of every route.
+  params?: Partial<RouteParams<R>>;
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
   headers?: Record<string, string>;

@@ -92,11 +92,19 @@ export const eventDataSchemas = {
   counter: z.strictObject({ name, delta: finite }),
   meta: z.record(z.string(), z.unknown()),
   log: z.looseObject({ level: LogLevel, message: z.string().max(16384) }),
+  /**
+   * A stored artifact (the server appends it when content is stored, with
+   * every field but `uri`), or a link to content kept elsewhere (`uri`).
+   */
   artifact: z.looseObject({
-    name,
+    name: z.string().min(1).max(400),
     uri: z.string().max(2048).optional(),
     contentType: z.string().max(200).optional(),
     size: z.number().int().nonnegative().optional(),
+    ordinal: z.number().int().positive().optional(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+    createdAt: z.number().int().nonnegative().optional(),
+    metadata: JsonValue.optional(),
   }),
   'run.cancel_requested': z.strictObject({ reason: z.string().max(8192).optional() }),
   'run.stalled': z.strictObject({

@@ -99,6 +99,20 @@ export {
   validateEventData,
   type FieldIssue,
 } from './validate.js';
+export {
+  ARTIFACT_METADATA_HEADER,
+  Artifact,
+  ArtifactName,
+  artifactEventData,
+  artifactNameProblem,
+  ContentType,
+  MAX_ARTIFACT_METADATA_BYTES,
+  MAX_ARTIFACT_NAME,
+  PutArtifactQuery,
+  requireArtifactName,
+  Sha256Hex,
+  type ListArtifactsResponse,
+} from './artifacts.js';
 export { dataRecord, ownValue, withKey, withoutKey } from './data-keys.js';
 export { renderApiReference } from './api-reference.js';
 export {

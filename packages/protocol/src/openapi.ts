@@ -63,6 +63,7 @@ export function openApiDocument(options: { version?: string } = {}): Json {
       ...(route.body
         ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(route.body, 'input') } } } }
         : {}),
+      ...(route.rawBody ? { requestBody: { required: true, content: { [route.rawBody]: { schema: { type: 'string', format: 'binary' } } } } } : {}),
       responses: {
         [String(answer.status)]: success,
         default: {

@@ -382,8 +382,21 @@ describe('reducer: meta, logs, artifacts', () => {
       ['artifact', { name: 'notes.txt' }, 2100],
     );
     expect(s.artifacts).toEqual([
-      { seq: 1, ts: 2000, name: 'report.html', uri: 's3://b/report.html', contentType: 'text/html', size: 1024 },
-      { seq: 2, ts: 2100, name: 'notes.txt', uri: null, contentType: null, size: null },
+      { seq: 1, ts: 2000, name: 'report.html', uri: 's3://b/report.html', contentType: 'text/html', size: 1024, ordinal: null, sha256: null, metadata: null },
+      { seq: 2, ts: 2100, name: 'notes.txt', uri: null, contentType: null, size: null, ordinal: null, sha256: null, metadata: null },
+    ]);
+  });
+
+  it('lists stored artifacts with ordinal, sha256 and metadata; a replaced one keeps its place', () => {
+    const sha = (c: string) => c.repeat(64);
+    const s = fold(
+      ['artifact', { name: 'a.txt', contentType: 'text/plain', size: 1, ordinal: 1, sha256: sha('a'), createdAt: 10, metadata: { k: 1 } }, 10],
+      ['artifact', { name: 'b.png', contentType: 'image/png', size: 2, ordinal: 2, sha256: sha('b'), createdAt: 11 }, 11],
+      ['artifact', { name: 'a.txt', contentType: 'text/plain', size: 3, ordinal: 1, sha256: sha('c'), createdAt: 12 }, 12],
+    );
+    expect(s.artifacts.map((a) => [a.ordinal, a.name, a.size, a.sha256, a.metadata])).toEqual([
+      [1, 'a.txt', 3, sha('c'), null],
+      [2, 'b.png', 2, sha('b'), null],
     ]);
   });
 });
@@ -633,7 +646,7 @@ describe('protocol: buildPath', () => {
 
   it('builds every route of the table to a path with no unfilled param', () => {
     for (const name of Object.keys(routes) as Array<keyof typeof routes>) {
-      const path = buildPath(name, { id: 'x' } as never);
+      const path = buildPath(name, { id: 'x', name: 'a.txt' } as never);
       expect(path, name).not.toMatch(/:/);
       expect(path.startsWith('/api/v1/') || path.startsWith('/'), name).toBe(true);
     }
@@ -701,6 +714,7 @@ describe('protocol: RuntrailError', () => {
       route_not_found: 404,
       handler_not_found: 404,
       token_not_found: 404,
+      artifact_not_found: 404,
       run_already_terminal: 409,
       run_not_terminal: 409,
       run_not_queued: 409,
@@ -708,7 +722,10 @@ describe('protocol: RuntrailError', () => {
       idempotency_conflict: 409,
       event_id_conflict: 409,
       lease_lost: 409,
+      artifact_conflict: 409,
+      run_already_exists: 409,
       payload_too_large: 413,
+      range_not_satisfiable: 416,
       host_not_allowed: 421,
       rate_limited: 429,
       unavailable: 503,

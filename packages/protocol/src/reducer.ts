@@ -6,7 +6,7 @@ import {
   type TypedEvent,
 } from './events.js';
 import { dataRecord, ownValue, withKey, withoutKey } from './data-keys.js';
-import { SNAPSHOT_LIMITS, initialSnapshot, type PhaseRecord, type Snapshot } from './snapshot.js';
+import { SNAPSHOT_LIMITS, initialSnapshot, type ArtifactRecord, type PhaseRecord, type Snapshot } from './snapshot.js';
 
 /**
  * THE reducer: snapshot = events.reduce(applyEvent, initialSnapshot()).
@@ -179,21 +179,23 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
         ),
       };
 
-    case 'artifact':
-      return {
-        artifacts: appendBounded(
-          s.artifacts,
-          {
-            seq: e.seq,
-            ts: e.ts,
-            name: e.data.name,
-            uri: e.data.uri ?? null,
-            contentType: e.data.contentType ?? null,
-            size: e.data.size ?? null,
-          },
-          SNAPSHOT_LIMITS.artifacts,
-        ),
+    case 'artifact': {
+      const record: ArtifactRecord = {
+        seq: e.seq,
+        ts: e.ts,
+        name: e.data.name,
+        uri: e.data.uri ?? null,
+        contentType: e.data.contentType ?? null,
+        size: e.data.size ?? null,
+        ordinal: e.data.ordinal ?? null,
+        sha256: e.data.sha256 ?? null,
+        metadata: e.data.metadata ?? null,
       };
+      // A stored artifact replaced under its name keeps its ordinal and its place.
+      const at = record.ordinal === null ? -1 : s.artifacts.findIndex((a) => a.ordinal === record.ordinal);
+      if (at >= 0) return { artifacts: s.artifacts.map((a, i) => (i === at ? record : a)) };
+      return { artifacts: appendBounded(s.artifacts, record, SNAPSHOT_LIMITS.artifacts) };
+    }
 
     case 'run.cancel_requested':
       return { cancelRequested: true };

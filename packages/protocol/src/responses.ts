@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { errorStatus, type ErrorBody } from './errors.js';
+import { Artifact } from './artifacts.js';
 import { LogLevel, RunError, type RunEvent } from './events.js';
 import type { RouteName } from './routes.js';
 import { Owner, RunStatus, type AppendEventsResponse, type HeartbeatResponse, type ListRunsResponse, type ReadEventsResponse, type Run, type RunWithObservers } from './run.js';
@@ -61,6 +62,9 @@ export const SnapshotSchema = z
         uri: z.string().nullable(),
         contentType: z.string().nullable(),
         size: z.number().nullable(),
+        ordinal: z.number().nullable().describe('stored artifacts: 1, 2, … per run; null for a link'),
+        sha256: z.string().nullable(),
+        metadata: z.unknown(),
       }),
     ),
     stalled: z.object({ at: z.number(), stallTimeoutMs: z.number(), lastProgressAt: z.number().nullable() }).nullable(),
@@ -228,6 +232,13 @@ export const routeResponses: { [R in RouteName]: RouteResponse } = {
   listTokens: { status: 200, description: 'Every token, newest first, without secrets', schema: z.object({ tokens: z.array(TokenInfoSchema) }) },
   revokeToken: { status: 204, description: 'Revoked; its streams close' },
   createRunToken: { status: 201, description: 'A token for this run and its children', schema: z.object({ token: z.string(), expiresAt: z.number() }) },
+  putArtifact: { status: 201, description: 'The stored artifact (200 when the same content was already stored under the name)', schema: Artifact },
+  listArtifacts: { status: 200, description: "The run's artifacts in ordinal order", schema: z.object({ artifacts: z.array(Artifact) }) },
+  getArtifact: {
+    status: 200,
+    description: 'The content, with its Content-Type, Content-Length, ETag (its sha256) and Content-Disposition; 206 for a Range',
+    contentType: 'application/octet-stream',
+  },
 };
 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

@@ -10,6 +10,7 @@ import {
 } from './run.js';
 import { StreamRunQuery } from './stream.js';
 import { CreateRunTokenBody, CreateTokenBody } from './auth.js';
+import { PutArtifactQuery } from './artifacts.js';
 
 /**
  * Every HTTP route of runtrail, defined once. The server registers exactly
@@ -18,10 +19,12 @@ import { CreateRunTokenBody, CreateTokenBody } from './auth.js';
  * that each path the SDK can build is served (field note 2).
  */
 export interface RouteDef {
-  method: 'GET' | 'POST' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   path: string;
   summary: string;
   body?: z.ZodType;
+  /** Media type of a raw (non-JSON) request body, read as a stream by its route. */
+  rawBody?: string;
   query?: z.ZodType;
 }
 
@@ -117,6 +120,24 @@ export const routes = {
     path: `${API_PREFIX}/runs/:id/tokens`,
     summary: 'Mint a token that reads and watches this run and its children only (producer); 201 {token, expiresAt}',
     body: CreateRunTokenBody,
+  },
+  putArtifact: {
+    method: 'PUT',
+    path: `${API_PREFIX}/runs/:id/artifacts/:name`,
+    summary:
+      'Store an artifact: the raw body is its content (streamed), Content-Type its type (else sniffed), x-runtrail-metadata its JSON metadata; 201 with the record, 200 if identical content is already stored under that name, 409 if different content is (unless ?replace=true)',
+    query: PutArtifactQuery,
+    rawBody: '*/*',
+  },
+  listArtifacts: {
+    method: 'GET',
+    path: `${API_PREFIX}/runs/:id/artifacts`,
+    summary: "A run's artifacts in ordinal order: {artifacts}",
+  },
+  getArtifact: {
+    method: 'GET',
+    path: `${API_PREFIX}/runs/:id/artifacts/:name`,
+    summary: 'The content of an artifact, streamed, with ETag (its sha256) and range requests (206)',
   },
   listHandlers: {
     method: 'GET',

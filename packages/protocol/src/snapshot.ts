@@ -51,6 +51,11 @@ export interface LogLine {
   message: string;
 }
 
+/**
+ * An artifact as the snapshot lists it. A stored one (content on the server,
+ * `GET /runs/:id/artifacts/:name`) has an ordinal and a sha256; a link to
+ * content kept elsewhere has a `uri` and neither.
+ */
 export interface ArtifactRecord {
   seq: number;
   ts: number;
@@ -58,6 +63,9 @@ export interface ArtifactRecord {
   uri: string | null;
   contentType: string | null;
   size: number | null;
+  ordinal: number | null;
+  sha256: string | null;
+  metadata: unknown;
 }
 
 export interface LastError {

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
 import { uuidv7 } from 'uuidv7';
-import type { RunStore } from '@runtrail/store';
+import { openBlobStore, type BlobStore, type RunStore } from '@runtrail/store';
+import { ArtifactService, registerArtifactRoutes } from './artifacts/index.js';
 import type { ServerConfig } from './config.js';
 import { Executor, registerExecutorRoutes } from './executor/index.js';
 import { Hub } from './hub.js';
@@ -26,6 +27,8 @@ export const SERVER_VERSION = (
 export interface AppDeps {
   config: ServerConfig;
   store: RunStore;
+  /** Where artifact content lives (default: files in `artifactsDir`, else `<dataDir>/artifacts`). */
+  blobs?: BlobStore;
   /** Injected so tests can drive leases and timeouts without sleeping. */
   now?: () => number;
   newId?: () => string;
@@ -34,6 +37,7 @@ export interface AppDeps {
 export interface App {
   http: FastifyInstance;
   runs: RunService;
+  artifacts: ArtifactService;
   /** Local fan-out; a shared store's remote fan-out publishes other nodes' appends into it. */
   hub: Hub;
   /** Live transports (WebSocket, SSE) and their buffered-bytes gauge. */
@@ -68,6 +72,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     // A caller's X-Request-Id is kept, so its logs and ours join up; otherwise we mint one.
     requestIdHeader: 'x-request-id',
     genReqId: () => newId(),
+    // close() ends every connection, not only those idle at that instant: a
+    // keep-alive socket that had streamed an artifact could stay out of Node's
+    // idle list and hold close() for the whole keep-alive timeout (72 s).
+    // Handlers and streams are already stopped by then (startServer's close).
+    forceCloseConnections: true,
     // One log line per request would drown the lines that matter at thousands of appends/s.
     logController: new LogController({ disableRequestLogging: true }),
     // A key named "__proto__" (a meta key, a label) is data the producer chose.
@@ -87,7 +96,19 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const hub = new Hub();
   const metrics = new ServerMetrics();
   const store = metrics.instrumentStore(deps.store);
-  const runs = new RunService({ store, hub, now, newId, leaseTtlMs: config.leaseTtlMs });
+  const runs = new RunService({
+    store,
+    hub,
+    now,
+    newId,
+    leaseTtlMs: config.leaseTtlMs,
+  });
+  const artifacts = new ArtifactService({
+    runs,
+    blobs: deps.blobs ?? openBlobStore({ dir: config.artifactsDir ?? join(config.dataDir, 'artifacts') }),
+    limits: { maxArtifactBytes: config.maxArtifactBytes, maxRunArtifactBytes: config.maxRunArtifactBytes },
+    log: http.log,
+  });
   installErrorHandler(http);
   logRunIds(http);
   const readiness = new Readiness(store, http.log, READINESS_INTERVAL_MS);
@@ -129,6 +150,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   registerExecutorRoutes(http, executor);
   registerTokenRoutes(http, { tokens, runs });
+  await registerArtifactRoutes(http, artifacts);
   const stream = new StreamServer(http, {
     store,
     hub,
@@ -145,5 +167,5 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   logRunLifecycle(http.log, hub);
   await registerApiDocs(http, SERVER_VERSION);
   await registerStatic(http, config.webDir);
-  return { http, runs, hub, stream, config, executor, reaper, readiness, tokens, define: executor.define.bind(executor) };
+  return { http, runs, artifacts, hub, stream, config, executor, reaper, readiness, tokens, define: executor.define.bind(executor) };
 }

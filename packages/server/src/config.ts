@@ -116,6 +116,12 @@ const declared = {
     int(50).default(15_000),
     'WebSocket ping / SSE keepalive interval; a WebSocket that misses one pong is terminated',
   ),
+  artifactsDir: value(z.string().min(1).optional(), 'folder of artifact content, content-addressed files (default: <dataDir>/artifacts)'),
+  maxArtifactBytes: value(int(1).default(1024 * 1024 * 1024), 'largest artifact accepted; a larger upload gets 413 and leaves nothing behind'),
+  maxRunArtifactBytes: value(
+    int(1).default(10 * 1024 * 1024 * 1024),
+    'most artifact bytes one run may hold; an upload past it gets 413 and leaves nothing behind',
+  ),
   webDir: value(z.string().min(1).optional(), 'folder of the built dashboard served at / (default: the build of the installed @runtrail/web package)'),
 
   // Security (issue 15; the README's "Security" section).

@@ -19,3 +19,4 @@ export { createServer, startServer, StartupError, isLoopback, type RunningServer
 export { TokenService, SECURITY_HEADERS, type Principal } from './security/index.js';
 export { Executor, RunContext, RunStop, ExecError, InProcessTransport, type Handler, type ExecOptions, type StopKind } from './executor/index.js';
 export { Reaper, type SweepReport } from './leases/reaper.js';
+export { ArtifactService, type ArtifactLimits, type PutArtifactOptions, type PutOutcome } from './artifacts/index.js';

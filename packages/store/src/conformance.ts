@@ -10,7 +10,7 @@ import {
   type Run,
   type RunEvent,
 } from '@runtrail/protocol';
-import type { NewRunRecord, RunStore, TokenRecord } from './store.js';
+import type { NewRunRecord, PutArtifactInput, RunStore, TokenRecord } from './store.js';
 
 /**
  * The contract every RunStore adapter must keep, as vitest suites. An adapter's
@@ -735,6 +735,97 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         extra.push(second);
         expect(await second.store.ensureSecret('run-token', 'third')).toBe('first');
         expect(await second.store.ensureSecret('other', 'x')).toBe('x');
+      });
+    });
+
+    describe('artifacts', () => {
+      const sha = (c: string) => c.repeat(64);
+      const put = (runId: string, name: string, over: Partial<PutArtifactInput> = {}) =>
+        store.putArtifact({
+          runId,
+          name,
+          contentType: 'text/plain',
+          size: 10,
+          sha256: sha('a'),
+          metadata: null,
+          now: T0 + 5,
+          replace: false,
+          maxRunBytes: 1000,
+          ...over,
+        });
+
+      it('numbers artifacts 1, 2, … per run and appends one artifact event with every field, in the same write', async () => {
+        const run = await create();
+        const other = await create();
+        const a = await put(run.id, 'a.txt', { metadata: { step: 1 } });
+        const b = await put(run.id, 'b.png', { contentType: 'image/png', sha256: sha('b'), size: 20 });
+        const c = await put(other.id, 'a.txt');
+        expect([a.artifact.ordinal, b.artifact.ordinal, c.artifact.ordinal]).toEqual([1, 2, 1]);
+        expect(a.outcome).toBe('created');
+        expect(a.artifact).toEqual({
+          runId: run.id, ordinal: 1, name: 'a.txt', contentType: 'text/plain', size: 10, sha256: sha('a'), createdAt: T0 + 5, metadata: { step: 1 },
+        });
+        const events = await readAll(run.id);
+        expect(events.map((e) => [e.type, e.data])).toEqual([
+          ['artifact', { ordinal: 1, name: 'a.txt', contentType: 'text/plain', size: 10, sha256: sha('a'), createdAt: T0 + 5, metadata: { step: 1 } }],
+          ['artifact', { ordinal: 2, name: 'b.png', contentType: 'image/png', size: 20, sha256: sha('b'), createdAt: T0 + 5 }],
+        ]);
+        expect(b.append!.appended).toEqual([events[1]]);
+        expect((await store.listArtifacts(run.id)).map((x) => x.name)).toEqual(['a.txt', 'b.png']);
+        expect(await store.getArtifact(run.id, 'b.png')).toEqual(b.artifact);
+        expect(await store.getArtifact(run.id, 'nope')).toBeNull();
+        expect((await store.getRun(run.id))!.snapshot.artifacts.map((x) => [x.ordinal, x.name, x.sha256])).toEqual([
+          [1, 'a.txt', sha('a')],
+          [2, 'b.png', sha('b')],
+        ]);
+      });
+
+      it('answers the same content under the same name as unchanged, refuses other content unless replace, and refuses writes to ended runs', async () => {
+        const run = await create();
+        await put(run.id, 'a.txt');
+        expect((await put(run.id, 'a.txt')).outcome).toBe('unchanged');
+        const before = await stateOf(run.id);
+        await expectError(put(run.id, 'a.txt', { sha256: sha('c') }), 'artifact_conflict');
+        await expectError(put(run.id, 'big.bin', { size: 991 }), 'payload_too_large');
+        expect(await stateOf(run.id)).toEqual(before);
+        const replaced = await put(run.id, 'a.txt', { sha256: sha('c'), size: 30, replace: true });
+        expect(replaced).toMatchObject({ outcome: 'replaced', displaced: sha('a'), artifact: { ordinal: 1, sha256: sha('c'), size: 30 } });
+        expect(await store.blobsInUse([sha('a'), sha('c')])).toEqual(new Set([sha('c')]));
+        await store.append(run.id, [{ type: 'run.succeeded', data: {} }], { now: T0 });
+        const ended = await stateOf(run.id);
+        await expectError(put(run.id, 'late.txt', { sha256: sha('d') }), 'run_already_terminal');
+        expect(await stateOf(run.id)).toEqual(ended);
+        await expectError(store.listArtifacts('no-such-run'), 'run_not_found');
+      });
+
+      it('deletes a run with its artifact records; hashes other runs use stay in use', async () => {
+        const run = await create();
+        const other = await create();
+        await put(run.id, 'a.txt');
+        await put(run.id, 'b.txt', { sha256: sha('b') });
+        await put(other.id, 'same.txt');
+        await store.append(run.id, [{ type: 'run.succeeded', data: {} }], { now: T0 });
+        await store.deleteRun(run.id);
+        expect(await store.blobsInUse([sha('a'), sha('b')])).toEqual(new Set([sha('a')]));
+        expect((await store.listArtifacts(other.id)).map((a) => a.name)).toEqual(['same.txt']);
+      });
+
+      it('imports a run with its events, seqs and artifacts as they were, once', async () => {
+        const run = await create();
+        await store.append(run.id, [{ type: 'progress', data: { done: 1, total: 2 }, id: 'e1' }], { now: T0 + 1 });
+        await put(run.id, 'a.txt', { metadata: { k: 'v' } });
+        await store.append(run.id, [{ type: 'run.succeeded', data: { output: 7 } }], { now: T0 + 9 });
+        const source = (await store.getRun(run.id))!;
+        const events = await readAll(run.id);
+        const artifacts = await store.listArtifacts(run.id);
+        const target = (extra[extra.push(await open()) - 1]!).store;
+        const imported = await target.importRun({ run: source, events, artifacts });
+        const strip = (r: Run) => ({ ...r, leaseExpiresAt: null });
+        expect(strip(imported)).toEqual(strip(source));
+        expect(await readAll(run.id, target)).toEqual(events);
+        expect(await target.listArtifacts(run.id)).toEqual(artifacts);
+        await expectError(target.importRun({ run: source, events, artifacts }), 'run_already_exists');
+        await expectError(target.append(run.id, [{ type: 'x.late' }], { now: T0 }), 'run_already_terminal');
       });
     });
 

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import type { RunStore } from './store.js';
 import { SqliteRunStore } from './sqlite/sqlite-store.js';
 import { PgRunStore, type PgStoreOptions } from './postgres/pg-store.js';
+import { FsBlobStore, type BlobStore } from './blobs/index.js';
 
 export interface StoreConfig {
   /** Folder of the embedded SQLite file (`runtrail.db`). */
@@ -35,4 +36,14 @@ export async function connectStore(config: ConnectConfig): Promise<RunStore> {
     statementTimeoutMs: config.statementTimeoutMs,
     onError: config.onError,
   });
+}
+
+export interface BlobStoreConfig {
+  /** Folder of artifact content (content-addressed files). */
+  dir: string;
+}
+
+/** Open the artifact content store a server is configured for. */
+export function openBlobStore(config: BlobStoreConfig): BlobStore {
+  return new FsBlobStore({ dir: config.dir });
 }

@@ -1,4 +1,5 @@
 import type {
+  Artifact,
   EventInput,
   ListRunsQuery,
   ListRunsResponse,
@@ -69,6 +70,28 @@ export interface RunStore {
    * stored and returned. Nodes racing to create it all get the one that won.
    */
   ensureSecret(name: string, candidate: string): Promise<string>;
+  /**
+   * Record an artifact whose content is already in the blob store, and
+   * append its `artifact` event, in ONE transaction: a watcher sees the event
+   * only once the record is there, and a refused put writes neither.
+   * Refuses (writing nothing) when the run ended (`run_already_terminal`),
+   * when the name holds different content and `replace` is false
+   * (`artifact_conflict`), and when the run's artifacts would exceed
+   * `maxRunBytes` (`payload_too_large`). The same name with the same sha256
+   * is `unchanged`: no new record, no event.
+   */
+  putArtifact(input: PutArtifactInput): Promise<PutArtifactResult>;
+  /** A run's artifacts in ordinal order; run_not_found if there is no such run. */
+  listArtifacts(runId: string): Promise<Artifact[]>;
+  getArtifact(runId: string, name: string): Promise<Artifact | null>;
+  /** Which of these hashes some artifact record still refers to (blobs not listed may be deleted). */
+  blobsInUse(sha256s: string[]): Promise<Set<string>>;
+  /**
+   * Load an exported run as it was: the run, its events with their seqs, ts
+   * and ids, and its artifact records, in one transaction. The snapshot is
+   * folded from the events. `run_already_exists` if the id is taken.
+   */
+  importRun(bundle: RunBundle): Promise<Run>;
 
   close(): Promise<void>;
 }
@@ -76,6 +99,34 @@ export interface RunStore {
 export interface StoreReadiness {
   ready: boolean;
   reasons: string[];
+}
+
+export interface PutArtifactInput {
+  runId: string;
+  name: string;
+  contentType: string;
+  size: number;
+  sha256: string;
+  metadata: unknown;
+  now: number;
+  replace: boolean;
+  maxRunBytes: number;
+}
+
+export interface PutArtifactResult {
+  artifact: Artifact;
+  outcome: 'created' | 'replaced' | 'unchanged';
+  /** The append of the `artifact` event (null when unchanged). */
+  append: AppendResult | null;
+  /** The sha256 a replace displaced (its blob may now be unreferenced). */
+  displaced: string | null;
+}
+
+/** A run as an export holds it. */
+export interface RunBundle {
+  run: Run;
+  events: RunEvent[];
+  artifacts: Artifact[];
 }
 
 export interface NewRunRecord {

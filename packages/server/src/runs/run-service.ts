@@ -15,6 +15,7 @@ import {
   type ListRunsResponse,
   type Owner,
   type ReadEventsResponse,
+  type Artifact,
   type Run,
   type RunWithObservers,
 } from '@runtrail/protocol';
@@ -46,6 +47,7 @@ export class RunService {
   readonly now: () => number;
   private readonly newId: () => string;
   private readonly leaseTtlMs: number;
+  private readonly deletedHooks: Array<(run: Run, artifacts: Artifact[]) => Promise<void>> = [];
 
   constructor(options: RunServiceOptions) {
     this.store = options.store;
@@ -133,6 +135,13 @@ export class RunService {
   /** Append validated producer events. Terminal events go through `finish`. */
   async append(id: string, body: AppendEventsBody): Promise<AppendEventsResponse> {
     const issues = validateEventData(body.events);
+    body.events.forEach((event, i) => {
+      // Stored artifacts are announced by the server when their content is stored; a producer can only link.
+      const data = event.data as Record<string, unknown> | undefined;
+      if (event.type === 'artifact' && data && (data.ordinal !== undefined || data.sha256 !== undefined)) {
+        issues.push({ path: `events[${i}].data`, message: 'ordinal and sha256 are set by the server; store content with PUT /api/v1/runs/:id/artifacts/:name' });
+      }
+    });
     if (issues.length > 0) throw invalidRequest('events', issues);
     const result = await this.appendEvents(id, body.events, body.owner);
     return { seq: result.seq, seqs: result.seqs, cancelRequested: result.run.cancelRequestedAt !== null };
@@ -145,11 +154,21 @@ export class RunService {
    */
   async appendEvents(id: string, events: EventInput[], owner?: Owner, options: { renewLease?: boolean } = {}): Promise<AppendResult> {
     const result = await this.store.append(id, events, { now: this.now(), owner, renewLease: options.renewLease });
+    this.publish(result);
+    return result;
+  }
+
+  /** Fan out what an append stored (the store has committed it). */
+  publish(result: AppendResult): void {
     if (result.appended.length > 0) {
       this.hub.publishEvents(result.run, result.appended);
       this.hub.publishRun('updated', result.run);
     }
-    return result;
+  }
+
+  /** Called after a run is deleted, with the artifact records it had (their content may now be unreferenced). */
+  onDeleted(hook: (run: Run, artifacts: Artifact[]) => Promise<void>): void {
+    this.deletedHooks.push(hook);
   }
 
   async finish(id: string, body: FinishRunBody): Promise<Run> {
@@ -242,7 +261,9 @@ export class RunService {
 
   async delete(id: string): Promise<void> {
     const run = await this.get(id);
+    const artifacts = await this.store.listArtifacts(id);
     await this.store.deleteRun(id);
     this.hub.publishRun('deleted', run);
+    for (const hook of this.deletedHooks) await hook(run, artifacts);
   }
 }

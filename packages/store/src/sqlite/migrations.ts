@@ -69,4 +69,20 @@ export const migrations: string[] = [
     value TEXT NOT NULL
   );
   `,
+  `
+  -- Artifact records; the content is in the blob store, addressed by sha256.
+  CREATE TABLE artifacts (
+    run_id TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    metadata TEXT,
+    PRIMARY KEY (run_id, ordinal),
+    UNIQUE (run_id, name)
+  ) WITHOUT ROWID;
+  CREATE INDEX artifacts_sha256 ON artifacts (sha256);
+  `,
 ];

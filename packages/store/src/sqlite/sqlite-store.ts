@@ -10,6 +10,9 @@ import {
   isTerminalStatus,
   isTerminalType,
   parseLabelFilter,
+  artifactEventData,
+  foldEvents,
+  type Artifact,
   type EventInput,
   type ListRunsQuery,
   type ListRunsResponse,
@@ -19,7 +22,18 @@ import {
   RunStatus,
   type Snapshot,
 } from '@runtrail/protocol';
-import type { AppendOptions, AppendResult, DueRuns, NewRunRecord, RunStore, StoreReadiness, TokenRecord } from '../store.js';
+import type {
+  AppendOptions,
+  AppendResult,
+  DueRuns,
+  NewRunRecord,
+  PutArtifactInput,
+  PutArtifactResult,
+  RunBundle,
+  RunStore,
+  StoreReadiness,
+  TokenRecord,
+} from '../store.js';
 import { fence, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import { json, parse, rowToEvent, rowToRun, type EventRow, type RunRow } from '../rows.js';
 import { migrations } from './migrations.js';
@@ -56,6 +70,17 @@ interface PendingAppend {
   reject(err: unknown): void;
 }
 
+
+interface ArtifactRow {
+  run_id: string;
+  ordinal: number;
+  name: string;
+  content_type: string;
+  size: number;
+  sha256: string;
+  created_at: number;
+  metadata: string | null;
+}
 
 const RUN_COLUMNS_NO_SNAPSHOT = `id, name, parent_id, status, created_at, started_at, finished_at, input, labels,
   error, output, seq, execute, owner, lease_ttl_ms, lease_expires_at, heartbeat_at, cancel_requested_at,
@@ -138,6 +163,24 @@ export class SqliteRunStore implements RunStore {
         owner = COALESCE(@owner, owner), owner_node = COALESCE(@owner_node, owner_node),
         owner_kind = COALESCE(@owner_kind, owner_kind) WHERE id = @id AND status = 'running'`),
       deleteEvents: db.prepare(`DELETE FROM events WHERE run_id = ?`),
+      deleteArtifacts: db.prepare(`DELETE FROM artifacts WHERE run_id = ?`),
+      artifactsOf: db.prepare(`SELECT * FROM artifacts WHERE run_id = ? ORDER BY ordinal`),
+      artifactByName: db.prepare(`SELECT * FROM artifacts WHERE run_id = ? AND name = ?`),
+      artifactStats: db.prepare(`SELECT COALESCE(MAX(ordinal), 0) AS maxOrdinal, COALESCE(SUM(size), 0) AS bytes
+        FROM artifacts WHERE run_id = ?`),
+      insertArtifact: db.prepare(`INSERT INTO artifacts (run_id, ordinal, name, content_type, size, sha256, created_at, metadata)
+        VALUES (@run_id, @ordinal, @name, @content_type, @size, @sha256, @created_at, @metadata)`),
+      replaceArtifact: db.prepare(`UPDATE artifacts SET content_type = @content_type, size = @size, sha256 = @sha256,
+        created_at = @created_at, metadata = @metadata WHERE run_id = @run_id AND ordinal = @ordinal`),
+      blobsInUse: db.prepare(`SELECT DISTINCT sha256 FROM artifacts WHERE sha256 IN (SELECT value FROM json_each(?))`).pluck(),
+      insertImportedRun: db.prepare(`INSERT INTO runs (id, name, parent_id, status, created_at, started_at, finished_at,
+        input, labels, error, output, seq, snapshot, execute, owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at,
+        heartbeat_at, cancel_requested_at, timeout_ms, stall_timeout_ms, fail_on_stall, last_progress_at, stalled_at,
+        retry_of, attempt)
+        VALUES (@id, @name, @parent_id, @status, @created_at, @started_at, @finished_at, @input, @labels, @error, @output,
+        @seq, @snapshot, @execute, @owner, @owner_node, @owner_kind, @lease_ttl_ms, NULL, @heartbeat_at,
+        @cancel_requested_at, @timeout_ms, @stall_timeout_ms, @fail_on_stall, @last_progress_at, @stalled_at,
+        @retry_of, @attempt)`),
       deleteRun: db.prepare(`DELETE FROM runs WHERE id = ?`),
       claimable: db.prepare(`SELECT id FROM runs WHERE status = 'queued' AND execute = 1
         AND name IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?`).pluck(),
@@ -285,6 +328,7 @@ export class SqliteRunStore implements RunStore {
         );
       }
       this.stmt.deleteEvents.run(id);
+      this.stmt.deleteArtifacts.run(id);
       this.stmt.deleteRun.run(id);
       this.snapshots.delete(id);
     }).immediate());
@@ -569,6 +613,137 @@ export class SqliteRunStore implements RunStore {
     }).immediate();
   }
 
+  async putArtifact(input: PutArtifactInput): Promise<PutArtifactResult> {
+    try {
+      return this.db.transaction(() => this.putArtifactInTx(input)).immediate();
+    } catch (err) {
+      // The event's savepoint rolled back with the rest; the cache may be ahead.
+      this.snapshots.delete(input.runId);
+      throw err;
+    }
+  }
+
+  private putArtifactInTx(input: PutArtifactInput): PutArtifactResult {
+    const row = this.requireHead(input.runId);
+    const existing = this.stmt.artifactByName.get(input.runId, input.name) as ArtifactRow | undefined;
+    if (existing && existing.sha256 === input.sha256) {
+      return { artifact: toArtifact(existing), outcome: 'unchanged', append: null, displaced: null };
+    }
+    if (isTerminalStatus(row.status)) {
+      throw new RuntrailError(
+        'run_already_terminal',
+        `run ${input.runId} already ended ${row.status}; artifacts are stored while a run is running`,
+        { status: row.status },
+      );
+    }
+    if (existing && !input.replace) {
+      throw new RuntrailError(
+        'artifact_conflict',
+        `run ${input.runId} already has an artifact named ${JSON.stringify(input.name)} with other content (sha256 ${existing.sha256}); put it with ?replace=true to replace it`,
+        { name: input.name, sha256: existing.sha256 },
+      );
+    }
+    const stats = this.stmt.artifactStats.get(input.runId) as { maxOrdinal: number; bytes: number };
+    const bytes = stats.bytes - (existing?.size ?? 0) + input.size;
+    if (bytes > input.maxRunBytes) {
+      throw new RuntrailError(
+        'payload_too_large',
+        `run ${input.runId} would hold ${bytes} bytes of artifacts, more than its limit of ${input.maxRunBytes}`,
+        { limitBytes: input.maxRunBytes, runBytes: stats.bytes },
+      );
+    }
+    const record: ArtifactRow = {
+      run_id: input.runId,
+      ordinal: existing?.ordinal ?? stats.maxOrdinal + 1,
+      name: input.name,
+      content_type: input.contentType,
+      size: input.size,
+      sha256: input.sha256,
+      created_at: input.now,
+      metadata: json(input.metadata ?? undefined),
+    };
+    if (existing) this.stmt.replaceArtifact.run(record);
+    else this.stmt.insertArtifact.run(record);
+    const artifact = toArtifact(record);
+    const append = this.appendTx(input.runId, [{ type: 'artifact', data: artifactEventData(artifact) }], {
+      now: input.now,
+    });
+    return { artifact, outcome: existing ? 'replaced' : 'created', append, displaced: existing?.sha256 ?? null };
+  }
+
+  async listArtifacts(runId: string): Promise<Artifact[]> {
+    const rows = this.stmt.artifactsOf.all(runId) as ArtifactRow[];
+    if (rows.length === 0) this.requireHead(runId);
+    return rows.map(toArtifact);
+  }
+
+  async getArtifact(runId: string, name: string): Promise<Artifact | null> {
+    const row = this.stmt.artifactByName.get(runId, name) as ArtifactRow | undefined;
+    return row ? toArtifact(row) : null;
+  }
+
+  async blobsInUse(sha256s: string[]): Promise<Set<string>> {
+    if (sha256s.length === 0) return new Set();
+    return new Set(this.stmt.blobsInUse.all(JSON.stringify(sha256s)) as string[]);
+  }
+
+  async importRun(bundle: RunBundle): Promise<Run> {
+    const { run, events, artifacts } = bundle;
+    return this.db.transaction(() => {
+      if (this.stmt.runHeadById.get(run.id)) {
+        throw new RuntrailError('run_already_exists', `run ${run.id} already exists on this server; delete it first to import it again`, {
+          runId: run.id,
+        });
+      }
+      const snapshot = foldEvents(events);
+      this.stmt.insertImportedRun.run({
+        id: run.id,
+        name: run.name,
+        parent_id: run.parentId,
+        status: run.status,
+        created_at: run.createdAt,
+        started_at: run.startedAt,
+        finished_at: run.finishedAt,
+        input: json(run.input ?? undefined),
+        labels: JSON.stringify(run.labels ?? {}),
+        error: json(run.error ?? undefined),
+        output: json(run.output ?? undefined),
+        seq: events.at(-1)?.seq ?? 0,
+        snapshot: JSON.stringify(snapshot),
+        execute: run.execute ? 1 : 0,
+        owner: json(run.owner ?? undefined),
+        owner_node: run.owner?.node ?? null,
+        owner_kind: run.owner?.kind ?? null,
+        lease_ttl_ms: run.leaseTtlMs,
+        heartbeat_at: run.heartbeatAt,
+        cancel_requested_at: run.cancelRequestedAt,
+        timeout_ms: run.timeoutMs,
+        stall_timeout_ms: run.stallTimeoutMs,
+        fail_on_stall: run.failOnStall ? 1 : 0,
+        last_progress_at: snapshot.lastProgressAt,
+        stalled_at: snapshot.stalled?.at ?? null,
+        retry_of: run.retryOf,
+        attempt: run.attempt,
+      });
+      for (const e of events) {
+        this.stmt.insertEvent.run(run.id, e.seq, e.type, e.ts, JSON.stringify(e.data ?? {}), e.id ?? null, isTerminalType(e.type) ? 1 : 0);
+      }
+      for (const a of artifacts) {
+        this.stmt.insertArtifact.run({
+          run_id: run.id,
+          ordinal: a.ordinal,
+          name: a.name,
+          content_type: a.contentType,
+          size: a.size,
+          sha256: a.sha256,
+          created_at: a.createdAt,
+          metadata: json(a.metadata ?? undefined),
+        });
+      }
+      return this.toRun(this.stmt.runById.get(run.id) as RunRow);
+    }).immediate();
+  }
+
   async close(): Promise<void> {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
@@ -672,6 +847,19 @@ function isBusy(err: unknown): boolean {
 /** 5, 10, 20, 40, 50, 50 … ms between attempts at a locked database. */
 function busyRetryDelay(attempt: number): number {
   return Math.min(50, 5 * 2 ** attempt);
+}
+
+function toArtifact(row: ArtifactRow): Artifact {
+  return {
+    runId: row.run_id,
+    ordinal: row.ordinal,
+    name: row.name,
+    contentType: row.content_type,
+    size: row.size,
+    sha256: row.sha256,
+    createdAt: row.created_at,
+    metadata: parse(row.metadata, null),
+  };
 }
 
 function ownerField(ownerJson: string | null, field: 'node' | 'kind'): string | null {

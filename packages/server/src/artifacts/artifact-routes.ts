@@ -1,0 +1,172 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import {
+  ARTIFACT_METADATA_HEADER,
+  JsonValue,
+  MAX_ARTIFACT_METADATA_BYTES,
+  RuntrailError,
+  parseOrThrow,
+  type Artifact,
+} from '@runtrail/protocol';
+import { serve } from '../http/route-table.js';
+import type { ArtifactService } from './artifact-service.js';
+import { isSafeInline } from './content-type.js';
+
+/** After refusing an upload, how much more of its body is read (and dropped) so the client can read the answer. */
+const DRAIN_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The artifact routes. Uploads are raw bodies of any type, streamed: they
+ * live in their own plugin scope, where no body parser runs (the JSON one
+ * would buffer them), and the routes read the request stream themselves.
+ */
+export async function registerArtifactRoutes(app: FastifyInstance, artifacts: ArtifactService): Promise<void> {
+  await app.register(async (raw) => {
+    raw.removeAllContentTypeParsers();
+    raw.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+    serve(raw, 'putArtifact', async ({ params, query, request, reply }) => {
+      const runId = params.id!;
+      const name = params.name!;
+      try {
+        const maxBytes = await artifacts.admit(runId, name, declaredLength(request));
+        const { artifact, outcome } = await artifacts.put(
+          runId,
+          name,
+          // Not the stream itself: leaving a for-await destroys what it iterates, and a
+          // destroyed request leaves its keep-alive connection out of the server's idle
+          // list (close() then waits for it); a refused upload is drained below instead.
+          request.raw.iterator({ destroyOnReturn: false }),
+          {
+            contentType: header(request, 'content-type'),
+            metadata: metadataOf(request),
+            replace: query.replace === 'true',
+          },
+          maxBytes,
+        );
+        void reply.status(outcome === 'unchanged' ? 200 : 201);
+        return artifact;
+      } catch (err) {
+        await drain(request);
+        throw err;
+      }
+    });
+  });
+
+  serve(app, 'listArtifacts', async ({ params }) => ({ artifacts: await artifacts.list(params.id!) }));
+
+  serve(app, 'getArtifact', async ({ params, request, reply }) => {
+    const artifact = await artifacts.get(params.id!, params.name!);
+    return sendArtifact(artifacts, artifact, request, reply);
+  });
+}
+
+async function sendArtifact(artifacts: ArtifactService, a: Artifact, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const etag = `"${a.sha256}"`;
+  void reply
+    .header('content-type', a.contentType)
+    .header('etag', etag)
+    .header('accept-ranges', 'bytes')
+    .header('cache-control', 'no-cache')
+    .header('x-content-type-options', 'nosniff')
+    // Opened directly, an artifact is a document of this origin: give it no powers at all.
+    .header('content-security-policy', "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox")
+    .header('content-disposition', contentDisposition(isSafeInline(a.contentType) ? 'inline' : 'attachment', a.name));
+  if (matchesEtag(header(request, 'if-none-match'), etag)) return reply.status(304).send();
+  const range = parseRange(header(request, 'range'), a.size);
+  if (range === 'unsatisfiable') {
+    void reply.header('content-range', `bytes */${a.size}`);
+    throw new RuntrailError('range_not_satisfiable', `the artifact has ${a.size} bytes; ask for a range inside bytes=0-${Math.max(0, a.size - 1)}`, {
+      size: a.size,
+    });
+  }
+  if (range && a.size > 0) {
+    void reply
+      .status(206)
+      .header('content-range', `bytes ${range.start}-${range.end}/${a.size}`)
+      .header('content-length', range.end - range.start + 1);
+    return reply.send(await artifacts.open(a, range));
+  }
+  void reply.header('content-length', a.size);
+  if (a.size === 0) return reply.send('');
+  return reply.send(await artifacts.open(a));
+}
+
+/** One `bytes=` range (the only kind a browser's media player or a resumed download asks for); others get the whole body. */
+export function parseRange(value: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | null {
+  if (!value) return null;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(value.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return null;
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0) return 'unsatisfiable';
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (start >= size || end < start) return 'unsatisfiable';
+  return { start, end };
+}
+
+function matchesEtag(ifNoneMatch: string | undefined, etag: string): boolean {
+  if (!ifNoneMatch) return false;
+  return ifNoneMatch.split(',').some((t) => {
+    const tag = t.trim();
+    return tag === '*' || tag === etag || tag === `W/${etag}`;
+  });
+}
+
+/** RFC 6266: an ASCII fallback name plus the exact UTF-8 one. */
+export function contentDisposition(kind: 'inline' | 'attachment', name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]|["\\%]/g, '_');
+  const encoded = encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `${kind}; filename="${ascii}"; filename*=UTF-8''${encoded}`;
+}
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  if (Array.isArray(value)) throw new RuntrailError('invalid_request', `send one ${name} header`);
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function declaredLength(request: FastifyRequest): number | undefined {
+  const value = header(request, 'content-length');
+  return value === undefined ? undefined : Number(value);
+}
+
+function metadataOf(request: FastifyRequest): unknown {
+  const text = header(request, ARTIFACT_METADATA_HEADER);
+  if (text === undefined) return null;
+  if (Buffer.byteLength(text) > MAX_ARTIFACT_METADATA_BYTES) {
+    throw new RuntrailError('invalid_request', `${ARTIFACT_METADATA_HEADER} is larger than ${MAX_ARTIFACT_METADATA_BYTES} bytes`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new RuntrailError('invalid_request', `${ARTIFACT_METADATA_HEADER} is not JSON: ${(err as Error).message}`);
+  }
+  return parseOrThrow(JsonValue, value, ARTIFACT_METADATA_HEADER);
+}
+
+/**
+ * Read and drop what is left of a refused upload, up to DRAIN_BYTES, so the
+ * client gets to read our answer instead of a reset connection; past that,
+ * close the connection rather than read an unbounded body.
+ */
+async function drain(request: FastifyRequest): Promise<void> {
+  const body = request.raw;
+  if (body.readableEnded || body.destroyed) return;
+  let read = 0;
+  try {
+    for await (const chunk of body) {
+      read += (chunk as Buffer).length;
+      if (read > DRAIN_BYTES) {
+        request.raw.socket.destroy();
+        return;
+      }
+    }
+  } catch (err) {
+    // The client went away mid-body: there is no one left to answer.
+    request.log.debug({ err }, 'upload dropped while draining');
+  }
+}

@@ -1,0 +1,158 @@
+import type { Readable } from 'node:stream';
+import type { FastifyBaseLogger } from 'fastify';
+import {
+  ContentType,
+  RuntrailError,
+  isTerminalStatus,
+  parseOrThrow,
+  requireArtifactName,
+  type Artifact,
+} from '@runtrail/protocol';
+import type { BlobStore, RunStore } from '@runtrail/store';
+import type { RunService } from '../runs/run-service.js';
+import { KeyedLock } from './keyed-lock.js';
+import { normalizeContentType, sniffContentType } from './content-type.js';
+
+export interface ArtifactLimits {
+  maxArtifactBytes: number;
+  maxRunArtifactBytes: number;
+}
+
+export interface PutArtifactOptions {
+  /** The upload's Content-Type; sniffed from the content and name when absent. */
+  contentType?: string | undefined;
+  metadata?: unknown;
+  replace?: boolean;
+}
+
+export interface PutOutcome {
+  artifact: Artifact;
+  outcome: 'created' | 'replaced' | 'unchanged';
+}
+
+/**
+ * Artifacts of runs: records in the RunStore, content in the BlobStore.
+ * A put streams the body into staging (hashing and counting, refusing past
+ * the limits), commits the blob under its hash, then writes the record and
+ * the `artifact` event in one store transaction; whatever fails on the way
+ * leaves no visible artifact and no orphan blob.
+ */
+export class ArtifactService {
+  readonly blobs: BlobStore;
+  private readonly runs: RunService;
+  private readonly store: RunStore;
+  private readonly limits: ArtifactLimits;
+  private readonly log: FastifyBaseLogger;
+  private readonly locks = new KeyedLock();
+
+  constructor(options: { runs: RunService; blobs: BlobStore; limits: ArtifactLimits; log: FastifyBaseLogger }) {
+    this.runs = options.runs;
+    this.store = options.runs.store;
+    this.blobs = options.blobs;
+    this.limits = options.limits;
+    this.log = options.log;
+    this.runs.onDeleted((run, artifacts) => this.release(artifacts.map((a) => a.sha256), run.id));
+  }
+
+  /**
+   * Checks that need no content, so a refused upload is refused before its
+   * body is read: the name, the run (exists, running), a declared size.
+   * Returns the most bytes this upload may have.
+   */
+  async admit(runId: string, name: string, declaredSize?: number): Promise<number> {
+    requireArtifactName(name);
+    const run = await this.runs.get(runId);
+    const existing = await this.store.listArtifacts(runId);
+    const same = existing.find((a) => a.name === name);
+    if (isTerminalStatus(run.status) && !same) {
+      throw new RuntrailError('run_already_terminal', `run ${runId} already ended ${run.status}; artifacts are stored while a run is running`, {
+        status: run.status,
+      });
+    }
+    const held = existing.reduce((sum, a) => sum + a.size, 0) - (same?.size ?? 0);
+    const maxBytes = Math.min(this.limits.maxArtifactBytes, this.limits.maxRunArtifactBytes - held);
+    if (declaredSize !== undefined && declaredSize > maxBytes) throw tooLarge(runId, declaredSize, maxBytes, this.limits);
+    return maxBytes;
+  }
+
+  async put(runId: string, name: string, body: AsyncIterable<Uint8Array>, options: PutArtifactOptions = {}, maxBytes?: number): Promise<PutOutcome> {
+    const limit = maxBytes ?? (await this.admit(runId, name));
+    const declaredType = options.contentType === undefined ? undefined : parseOrThrow(ContentType, options.contentType, 'content-type');
+    let staged;
+    try {
+      staged = await this.blobs.stage(body, { maxBytes: limit });
+    } catch (err) {
+      if (RuntrailError.isCode(err, 'payload_too_large')) throw tooLarge(runId, undefined, limit, this.limits);
+      throw err;
+    }
+    const contentType = normalizeContentType(declaredType ?? sniffContentType(name, staged.head));
+    const sha256 = staged.sha256;
+    const result = await this.locks.with(sha256, async () => {
+      try {
+        await staged.commit();
+        return await this.store.putArtifact({
+          runId,
+          name,
+          contentType,
+          size: staged.size,
+          sha256,
+          metadata: options.metadata ?? null,
+          now: this.runs.now(),
+          replace: options.replace === true,
+          maxRunBytes: this.limits.maxRunArtifactBytes,
+        });
+      } catch (err) {
+        await staged.discard();
+        // The blob may have been committed for a record that was then refused.
+        await this.releaseLocked(sha256, runId);
+        throw err;
+      }
+    });
+    if (result.append) this.runs.publish(result.append);
+    if (result.displaced) await this.release([result.displaced], runId);
+    this.log.info({ runId, artifact: name, outcome: result.outcome, size: staged.size, sha256 }, 'artifact stored');
+    return { artifact: result.artifact, outcome: result.outcome };
+  }
+
+  list(runId: string): Promise<Artifact[]> {
+    return this.store.listArtifacts(runId);
+  }
+
+  async get(runId: string, name: string): Promise<Artifact> {
+    const artifact = await this.store.getArtifact(runId, name);
+    if (artifact) return artifact;
+    await this.runs.get(runId);
+    throw new RuntrailError('artifact_not_found', `run ${runId} has no artifact named ${JSON.stringify(name)}`, { runId, name });
+  }
+
+  /** The content of an artifact, whole or an inclusive byte range. */
+  open(artifact: Artifact, range?: { start: number; end: number }): Promise<Readable> {
+    return this.blobs.open(artifact.sha256, range);
+  }
+
+  /** Delete the content of these hashes that no record refers to any more. */
+  async release(sha256s: string[], runId: string): Promise<void> {
+    for (const sha256 of new Set(sha256s)) await this.locks.with(sha256, () => this.releaseLocked(sha256, runId));
+  }
+
+  private async releaseLocked(sha256: string, runId: string): Promise<void> {
+    try {
+      if (!(await this.store.blobsInUse([sha256])).has(sha256)) await this.blobs.delete(sha256);
+    } catch (err) {
+      // An unreferenced blob left behind costs disk, not correctness: log it and carry on.
+      this.log.warn({ err, runId, sha256 }, 'could not remove unreferenced artifact content');
+    }
+  }
+}
+
+function tooLarge(runId: string, size: number | undefined, maxBytes: number, limits: ArtifactLimits): RuntrailError {
+  const which =
+    maxBytes < limits.maxArtifactBytes
+      ? `run ${runId} may hold ${limits.maxRunArtifactBytes} bytes of artifacts and has room for ${Math.max(0, maxBytes)} more`
+      : `an artifact may have at most ${limits.maxArtifactBytes} bytes`;
+  return new RuntrailError('payload_too_large', `${size === undefined ? 'the upload is' : `the upload (${size} bytes) is`} too large: ${which}; nothing was stored`, {
+    limitBytes: Math.max(0, maxBytes),
+    maxArtifactBytes: limits.maxArtifactBytes,
+    maxRunArtifactBytes: limits.maxRunArtifactBytes,
+  });
+}

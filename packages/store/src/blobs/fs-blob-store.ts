@@ -1,0 +1,137 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { once } from 'node:events';
+import { RuntrailError } from '@runtrail/protocol';
+import { isSha256Hex, type BlobStore, type StagedBlob } from './blob-store.js';
+
+const HEAD_BYTES = 4096;
+/** Staged files older than this at start-up were left by a crash mid-upload. */
+const STALE_STAGING_MS = 10 * 60_000;
+
+/**
+ * Content-addressed files in a directory: `<dir>/sha256/<2 hex>/<64 hex>`,
+ * uploads in progress in `<dir>/staging/`. A staged file is renamed into
+ * place only once complete (rename is atomic on one file system), so a
+ * crash mid-upload leaves at most a staging file, never a visible blob.
+ */
+export class FsBlobStore implements BlobStore {
+  readonly kind = 'fs';
+  readonly dir: string;
+
+  constructor(options: { dir: string }) {
+    this.dir = options.dir;
+    this.removeStaleStaging();
+  }
+
+  async stage(source: AsyncIterable<Uint8Array>, options: { maxBytes: number }): Promise<StagedBlob> {
+    const stagingDir = join(this.dir, 'staging');
+    await mkdir(stagingDir, { recursive: true });
+    const path = join(stagingDir, randomUUID());
+    const out = createWriteStream(path, { flags: 'wx' });
+    // A write still in flight when an upload is refused fails on the destroyed
+    // stream; `once` below reports write errors that matter, this keeps the
+    // late ones from becoming uncaught exceptions.
+    let writeError: Error | null = null;
+    out.on('error', (err) => (writeError ??= err));
+    const hash = createHash('sha256');
+    const headChunks: Buffer[] = [];
+    let headSize = 0;
+    let size = 0;
+    try {
+      await once(out, 'open');
+      for await (const piece of source) {
+        const chunk = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+        size += chunk.length;
+        if (size > options.maxBytes) {
+          throw new RuntrailError('payload_too_large', `the content is larger than the limit of ${options.maxBytes} bytes`, {
+            limitBytes: options.maxBytes,
+          });
+        }
+        hash.update(chunk);
+        if (headSize < HEAD_BYTES) {
+          headChunks.push(chunk.subarray(0, HEAD_BYTES - headSize));
+          headSize += Math.min(chunk.length, HEAD_BYTES - headSize);
+        }
+        // Backpressure: never hold more than the stream's buffer in memory.
+        if (!out.write(chunk)) await once(out, 'drain');
+      }
+      out.end();
+      await once(out, 'finish');
+      if (writeError) throw writeError;
+    } catch (err) {
+      if (!out.closed) {
+        // Not events.once: it would reject on the late write error the listener above absorbs.
+        const closed = new Promise<void>((resolve) => out.once('close', () => resolve()));
+        out.destroy();
+        await closed;
+      }
+      await rm(path, { force: true });
+      throw err;
+    }
+    const sha256 = hash.digest('hex');
+    let settled = false;
+    return {
+      sha256,
+      size,
+      head: Buffer.concat(headChunks),
+      commit: async () => {
+        if (settled) return;
+        settled = true;
+        const final = this.pathOf(sha256);
+        await mkdir(join(final, '..'), { recursive: true });
+        await rename(path, final);
+      },
+      discard: async () => {
+        if (settled) return;
+        settled = true;
+        await rm(path, { force: true });
+      },
+    };
+  }
+
+  async open(sha256: string, range?: { start: number; end: number }): Promise<Readable> {
+    const stream = createReadStream(this.pathOf(sha256), range ? { start: range.start, end: range.end } : {});
+    // Surface a missing file here, not as an error event mid-response.
+    await once(stream, 'open');
+    return stream;
+  }
+
+  async has(sha256: string): Promise<boolean> {
+    try {
+      await stat(this.pathOf(sha256));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  async delete(sha256: string): Promise<void> {
+    await rm(this.pathOf(sha256), { force: true });
+  }
+
+  private pathOf(sha256: string): string {
+    if (!isSha256Hex(sha256)) throw new RuntrailError('invalid_request', `not a sha256: ${JSON.stringify(sha256.slice(0, 80))}`);
+    return join(this.dir, 'sha256', sha256.slice(0, 2), sha256);
+  }
+
+  private removeStaleStaging(): void {
+    const stagingDir = join(this.dir, 'staging');
+    let names: string[];
+    try {
+      names = readdirSync(stagingDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    // Recent ones may belong to another live process sharing the directory.
+    const cutoff = Date.now() - STALE_STAGING_MS;
+    for (const name of names) {
+      const path = join(stagingDir, name);
+      if (statSync(path).mtimeMs < cutoff) rmSync(path, { force: true });
+    }
+  }
+}
