@@ -11,6 +11,7 @@ import { registerCancel } from './commands/cancel.js';
 import { registerRetry } from './commands/retry.js';
 import { registerDelete } from './commands/delete.js';
 import { registerMigrate } from './commands/migrate.js';
+import { registerArtifacts } from './commands/artifacts.js';
 import { registerConfig } from './commands/config.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -37,6 +38,7 @@ registerRetry(program);
 registerDelete(program);
 registerMigrate(program);
 registerTokens(program);
+registerArtifacts(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof StartupError) {

@@ -88,6 +88,44 @@ export class HttpApi {
     }
     return payload as T;
   }
+
+  /** Raw calls (artifact content, archives): the Response itself, or a RuntrailError if it is not ok. */
+  async send(name: RouteName, options: SendOptions<RouteName> = {}): Promise<Response> {
+    const route = routes[name];
+    const url = this.url(name, (options.params ?? {}) as never, options.query);
+    const signals = [options.signal, options.timeoutMs === null ? undefined : AbortSignal.timeout(options.timeoutMs ?? this.timeoutMs)].filter(
+      (s): s is AbortSignal => s !== undefined,
+    );
+    const isStream = options.raw !== undefined && typeof options.raw === 'object' && options.raw !== null && 'getReader' in options.raw;
+    const init: RequestInit & { duplex?: 'half' } = {
+      method: route.method,
+      headers: { ...this.headers, ...options.headers },
+      body: options.raw ?? null,
+      ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}),
+      // fetch sends a stream body only when told the request is half duplex.
+      ...(isStream ? { duplex: 'half' } : {}),
+    };
+    const response = await this.fetchImpl(url, init);
+    if (!response.ok && response.status !== 304) {
+      const text = await response.text();
+      let payload: unknown;
+      try {
+        payload = text.length > 0 ? JSON.parse(text) : undefined;
+      } catch {
+        // Not our JSON error body (a proxy's page): the status says enough.
+        payload = undefined;
+      }
+      throw errorFromResponse(response.status, payload, `${route.method} ${url}`);
+    }
+    return response;
+  }
+}
+
+export interface SendOptions<R extends RouteName> extends RequestOptions<R> {
+  /** A raw body (bytes, text, a stream); sent as is, not as JSON. */
+  raw?: BodyInit;
+  /** Per-request timeout; null for none (a large upload or download takes as long as it takes). */
+  timeoutMs?: number | null;
 }
 
 export function errorFromResponse(status: number, payload: unknown, what: string): RuntrailError {

@@ -1,5 +1,7 @@
 import {
   DEFAULT_LEASE_TTL_MS,
+  type Artifact,
+  type ListArtifactsResponse,
   type CreateRunBody,
   type CreateTokenBody,
   type CreatedRunToken,
@@ -16,7 +18,8 @@ import {
 } from '@runtrail/protocol';
 import { HttpApi, type HttpApiOptions } from './http-api.js';
 import { RunHandle, type RunHandleOptions } from './producer/run-handle.js';
-import { HttpProducerTransport } from './producer/transport.js';
+import { HttpProducerTransport, putArtifact } from './producer/transport.js';
+import { openSource, type ArtifactOptions, type ArtifactSource } from './artifacts/source.js';
 
 export type RuntrailClientOptions = HttpApiOptions & {
   /** Producer batching/retry settings for handles this client creates. */
@@ -103,6 +106,25 @@ export class RuntrailClient {
   /** A token that reads and watches this run and its children only, for a browser or a shared link. */
   createRunToken(runId: string, ttlSeconds?: number): Promise<CreatedRunToken> {
     return this.api.request('createRunToken', { params: { id: runId }, body: ttlSeconds === undefined ? {} : { ttlSeconds } });
+  }
+
+  async listArtifacts(runId: string): Promise<Artifact[]> {
+    return (await this.api.request<ListArtifactsResponse>('listArtifacts', { params: { id: runId } })).artifacts;
+  }
+
+  /** Store an artifact on any run (a producer uses `run.artifact`). */
+  async putArtifact(runId: string, name: string, source: ArtifactSource, options: ArtifactOptions = {}): Promise<Artifact> {
+    return putArtifact(this.api, runId, name, await openSource(source), options);
+  }
+
+  /** An artifact's content as a streamed Response (`range: 'bytes=0-99'` for part of it). */
+  fetchArtifact(runId: string, name: string, options: { range?: string; signal?: AbortSignal } = {}): Promise<Response> {
+    return this.api.send('getArtifact', {
+      params: { id: runId, name },
+      headers: options.range ? { range: options.range } : {},
+      timeoutMs: null,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
   }
 
   async listHandlers(): Promise<string[]> {

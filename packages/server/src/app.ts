@@ -124,6 +124,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const incarnation = newId();
   const executor = new Executor({
     runs,
+    artifacts,
     node: config.node,
     incarnation,
     concurrency: config.concurrency,

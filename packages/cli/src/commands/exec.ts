@@ -3,7 +3,7 @@ import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { RuntrailClient, type RunHandle } from '@runtrail/client';
-import { ProcessStartError, handleSink, runEnvironment, runProcess, type ProcessResult } from '@runtrail/client/node';
+import { ProcessStartError, collectArtifacts, folderState, handleSink, runEnvironment, runProcess, type ProcessResult } from '@runtrail/client/node';
 import { RuntrailError, dataRecord, type Run } from '@runtrail/protocol';
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
 import { resolveServer } from '../options.js';
@@ -18,6 +18,7 @@ interface ExecFlags {
   dataDir?: string;
   logFile?: string;
   quiet?: boolean;
+  collect?: string;
 }
 
 /** Exit code of a command stopped by a time limit, as GNU timeout(1) uses. */
@@ -42,6 +43,7 @@ export function registerExec(program: Command): void {
     .option('--data-dir <dir>', "when no server answers and exec runs embedded: its data dir (env RUNTRAIL_DATA_DIR; default ./.runtrail, serve's)")
     .option('--log-file <path>', "also write the command's whole output here, unthrottled (default with an embedded server and a data dir: <data-dir>/logs/<run id>.log)")
     .option('--quiet', "do not copy the command's output to this terminal")
+    .option('--collect <dir>', 'when the command ends, store the files it wrote into this folder as artifacts of the run')
     .action(async (command: string, args: string[], flags: ExecFlags, cmd: Command) => {
       process.exitCode = await execCommand(command, args, flags, cmd);
     });
@@ -73,13 +75,16 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       : embedded
         ? join(embedded.server.config.dataDir, 'logs', `${run.id}.log`)
         : undefined;
-    if (logFile) run.artifact({ name: 'output.log', uri: pathToFileURL(logFile).href, contentType: 'text/plain' });
+    // A link, not stored content: the log is still being written.
+    if (logFile) run.event('artifact', { name: 'output.log', uri: pathToFileURL(logFile).href, contentType: 'text/plain' });
 
     // Ctrl-C reaches only our process group (the command has its own): pass it on as a stop.
     const interrupted = new AbortController();
     const onSignal = (signal: NodeJS.Signals) => interrupted.abort(new Error(`runtrail exec got ${signal}`));
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    const collectDir = flags.collect ? resolve(flags.collect) : null;
+    const before = collectDir ? await folderState(collectDir) : null;
     try {
       const result = await runProcess(command, args, {
         sink: handleSink(run),
@@ -92,6 +97,11 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
         ...optional('idleTimeoutMs', positive(flags.idleTimeout, '--idle-timeout')),
       });
       if (result.sinkError) say(`some of the command's output was not recorded: ${result.sinkError.message}`);
+      if (collectDir && before) {
+        const collected = await collectArtifacts(collectDir, before, (name, path) => run.artifact(name, { path }));
+        if (collected.stored.length > 0) say(`stored ${collected.stored.length} artifact(s) from ${collectDir}: ${collected.stored.join(', ')}`);
+        for (const { name, reason } of collected.skipped) say(`${name} was not stored as an artifact: ${reason}`);
+      }
       try {
         const ended = await end(run, result);
         say(ended ? `run ${run.id} ${describe(ended)}` : `run ${run.id} was already ended on the server`);

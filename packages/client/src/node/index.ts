@@ -12,3 +12,4 @@ export {
 export { LINE_PREFIX, parseLine, LineSplitter, type ParsedLine } from './protocol-line.js';
 export { groupAlive, signalGroup, processStartTime, stopRecordedGroup, type RecordedGroup, type ProcessIdentity } from './process-group.js';
 export { runEnvironment, type RunEnvironment } from './run-env.js';
+export { folderState, collectArtifacts, type FolderState, type CollectResult } from './collect.js';

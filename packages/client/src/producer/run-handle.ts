@@ -8,6 +8,8 @@ import {
   type FinishRunBody,
   type KnownEventType,
   type EventData,
+  type Artifact,
+  requireArtifactName,
   type LogLevel,
   type Owner,
   type Run,
@@ -16,6 +18,7 @@ import {
 import { backoffDelay, delay } from '../backoff.js';
 import { isRetryable } from '../http-api.js';
 import type { ProducerTransport } from './transport.js';
+import { isRepeatable, openSource, type ArtifactOptions, type ArtifactSource } from '../artifacts/source.js';
 
 export interface RunHandleOptions {
   runId: string;
@@ -187,8 +190,20 @@ export class RunHandle {
     this.event('meta', values);
   }
 
-  artifact(artifact: EventData<'artifact'>): void {
-    this.event('artifact', artifact);
+  /**
+   * Store an artifact of this run: its content goes to the server (streamed),
+   * which numbers it, records it and appends its `artifact` event. Events
+   * queued before this call are stored before it. Resolves with the stored
+   * record; the same content under the same name again is a no-op, other
+   * content is refused (409) unless `replace`. Bytes, text and files are
+   * retried through an outage like events; a stream is sent once.
+   */
+  async artifact(name: string, source: ArtifactSource, options: ArtifactOptions = {}): Promise<Artifact> {
+    requireArtifactName(name);
+    if (this.ended) throw new RuntrailError('run_already_terminal', `run ${this.id} already ended ${this.ended.status}`);
+    await this.flush();
+    const send = async () => this.transport.putArtifact(this.id, name, await openSource(source), options);
+    return isRepeatable(source) ? this.withRetries(send) : send();
   }
 
   /** Resolve once every event queued so far is stored; reject if a batch could not be. */

@@ -1,4 +1,5 @@
 import type {
+  Artifact,
   AppendEventsResponse,
   EventInput,
   FinishRunBody,
@@ -7,13 +8,14 @@ import type {
   Run,
 } from '@runtrail/protocol';
 import type { HttpApi } from '../http-api.js';
+import { toReadableStream, uploadHeaders, type ArtifactOptions, type ArtifactTransport } from '../artifacts/source.js';
 
 /**
  * How a RunHandle reaches the log. Over HTTP for external producers; the
  * server's executor supplies an in-process one, so handlers and external
  * producers share one API and one set of rules.
  */
-export interface ProducerTransport {
+export interface ProducerTransport extends ArtifactTransport {
   append(runId: string, events: EventInput[], owner: Owner): Promise<AppendEventsResponse>;
   finish(runId: string, body: FinishRunBody): Promise<Run>;
   heartbeat(runId: string, owner: Owner): Promise<HeartbeatResponse>;
@@ -33,4 +35,26 @@ export class HttpProducerTransport implements ProducerTransport {
   heartbeat(runId: string, owner: Owner): Promise<HeartbeatResponse> {
     return this.api.request('heartbeat', { params: { id: runId }, body: { owner } });
   }
+
+  putArtifact(runId: string, name: string, body: AsyncIterable<Uint8Array> | Uint8Array, options: ArtifactOptions): Promise<Artifact> {
+    return putArtifact(this.api, runId, name, body, options);
+  }
+}
+
+/** PUT an artifact's content, streamed, with no timeout (a large one takes as long as it takes). */
+export async function putArtifact(
+  api: HttpApi,
+  runId: string,
+  name: string,
+  body: AsyncIterable<Uint8Array> | Uint8Array,
+  options: ArtifactOptions,
+): Promise<Artifact> {
+  const response = await api.send('putArtifact', {
+    params: { id: runId, name },
+    ...(options.replace ? { query: { replace: 'true' } } : {}),
+    headers: uploadHeaders(options),
+    raw: (body instanceof Uint8Array ? body : toReadableStream(body)) as BodyInit,
+    timeoutMs: null,
+  });
+  return (await response.json()) as Artifact;
 }

@@ -39,11 +39,11 @@ test('every route of the shared table is registered, and every URL the SDK build
   for (const name of Object.keys(routes) as RouteName[]) {
     const route = routes[name];
     expect(s.http.hasRoute({ method: route.method, url: route.path }), `${route.method} ${route.path} registered`).toBe(true);
-    const url = api.url(name, { id: run.id } as never, name === 'streamRun' ? { after: 3 } : undefined);
+    const url = api.url(name, { id: run.id, name: 'contract.txt' } as never, name === 'streamRun' ? { after: 3 } : undefined);
     const controller = new AbortController();
     const response = await fetch(url, {
       method: route.method,
-      ...(route.method === 'POST' ? { body: '{}', headers: { 'content-type': 'application/json' } } : {}),
+      ...(route.method === 'POST' || route.method === 'PUT' ? { body: '{}', headers: { 'content-type': 'application/json' } } : {}),
       signal: controller.signal,
     });
     // The API docs page is the one HTML route; it must be that page, not the dashboard's.

@@ -75,7 +75,7 @@ export class ArtifactService {
     return maxBytes;
   }
 
-  async put(runId: string, name: string, body: AsyncIterable<Uint8Array>, options: PutArtifactOptions = {}, maxBytes?: number): Promise<PutOutcome> {
+  async put(runId: string, name: string, body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutArtifactOptions = {}, maxBytes?: number): Promise<PutOutcome> {
     const limit = maxBytes ?? (await this.admit(runId, name));
     const declaredType = options.contentType === undefined ? undefined : parseOrThrow(ContentType, options.contentType, 'content-type');
     let staged;

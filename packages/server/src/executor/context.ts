@@ -1,7 +1,7 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { RunHandle, waitFor, type ProducerTransport, type Ready, type WaitForOptions } from '@runtrail/client';
-import { handleSink, runEnvironment, runProcess, type ProcessResult } from '@runtrail/client/node';
+import { collectArtifacts, folderState, handleSink, runEnvironment, runProcess, type ProcessResult } from '@runtrail/client/node';
 import type { Owner, Run, RunErrorKind } from '@runtrail/protocol';
 import type { RunService } from '../runs/run-service.js';
 
@@ -16,6 +16,12 @@ export interface ExecOptions {
   killGraceMs?: number;
   /** Reject when the command exits non-zero or is killed by a signal (default true). */
   reject?: boolean;
+  /**
+   * A folder whose files the command writes become artifacts of the run:
+   * when it ends (however it ends), each new or changed file directly in
+   * it is stored under its file name.
+   */
+  collect?: string;
 }
 
 /** A subprocess that did not end well; `kind` is the run error kind it maps to. */
@@ -141,6 +147,8 @@ export class RunContext<Input = unknown> {
    */
   async exec(command: string, args: string[] = [], options: ExecOptions = {}): Promise<ProcessResult> {
     const logFile = this.openLogFile();
+    const collectDir = options.collect === undefined ? null : resolve(options.cwd ?? process.cwd(), options.collect);
+    const before = collectDir ? await folderState(collectDir) : null;
     const result = await runProcess(command, args, {
       sink: handleSink(this.handle),
       signal: this.signal,
@@ -152,6 +160,10 @@ export class RunContext<Input = unknown> {
       ...(options.cwd ? { cwd: options.cwd } : {}),
       ...(logFile ? { logFile } : {}),
     });
+    if (collectDir && before) {
+      const collected = await collectArtifacts(collectDir, before, (name, path) => this.artifact(name, { path }));
+      for (const { name, reason } of collected.skipped) this.log(`${name} in ${collectDir} was not stored as an artifact: ${reason}`, 'warn');
+    }
     if (result.reason === 'timeout' || result.reason === 'idle_timeout') throw new ExecError('timeout', result);
     // Stopped by our own signal: surface the signal's reason (cancel,
     // timeout, shutdown) so the run ends with that, not with "exit 143".
@@ -163,7 +175,8 @@ export class RunContext<Input = unknown> {
   private openLogFile(): string | null {
     if (this.logFile || !this.deps.logDir) return this.logFile;
     this.logFile = join(this.deps.logDir, `${this.id}.log`);
-    this.artifact({ name: 'output.log', uri: pathToFileURL(this.logFile).href, contentType: 'text/plain' });
+    // A link, not stored content: the log is still being written.
+    this.event('artifact', { name: 'output.log', uri: pathToFileURL(this.logFile).href, contentType: 'text/plain' });
     return this.logFile;
   }
 }

@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { RunHandle } from '@runtrail/client';
 import { RunErrorKind, RuntrailError, isTerminalType, type Owner, type Run } from '@runtrail/protocol';
 import type { RunService } from '../runs/run-service.js';
+import type { ArtifactService } from '../artifacts/artifact-service.js';
 import { RunContext } from './context.js';
 import { InProcessTransport } from './in-process-transport.js';
 
@@ -27,6 +28,8 @@ export class RunStop extends Error {
 
 export interface ExecutorOptions {
   runs: RunService;
+  /** Where ctx.artifact and ctx.exec({collect}) store artifacts. */
+  artifacts: ArtifactService;
   node: string;
   /** Owner id of this process's executor; the reaper uses it to tell leftovers of a dead process. */
   incarnation: string;
@@ -79,7 +82,7 @@ export class Executor {
     this.runs = options.runs;
     this.log = options.log;
     this.owner = { kind: 'executor', node: options.node, id: options.incarnation };
-    this.transport = new InProcessTransport(options.runs);
+    this.transport = new InProcessTransport(options.runs, options.artifacts);
   }
 
   /** Register the handler of runs named `name` (`POST /runs {name, execute: true}`). */

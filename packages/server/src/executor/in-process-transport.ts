@@ -1,6 +1,7 @@
-import type { ProducerTransport } from '@runtrail/client';
-import type { AppendEventsResponse, EventInput, FinishRunBody, HeartbeatResponse, Owner, Run } from '@runtrail/protocol';
+import type { ArtifactOptions, ProducerTransport } from '@runtrail/client';
+import type { Artifact, AppendEventsResponse, EventInput, FinishRunBody, HeartbeatResponse, Owner, Run } from '@runtrail/protocol';
 import type { RunService } from '../runs/run-service.js';
+import type { ArtifactService } from '../artifacts/artifact-service.js';
 
 /**
  * A RunHandle's way to the log from inside the server: the same RunService
@@ -9,7 +10,10 @@ import type { RunService } from '../runs/run-service.js';
  * idempotent ids and heartbeats.
  */
 export class InProcessTransport implements ProducerTransport {
-  constructor(private readonly runs: RunService) {}
+  constructor(
+    private readonly runs: RunService,
+    private readonly artifacts: ArtifactService,
+  ) {}
 
   append(runId: string, events: EventInput[], owner: Owner): Promise<AppendEventsResponse> {
     return this.runs.append(runId, { events, owner });
@@ -21,5 +25,10 @@ export class InProcessTransport implements ProducerTransport {
 
   heartbeat(runId: string, owner: Owner): Promise<HeartbeatResponse> {
     return this.runs.heartbeat(runId, owner);
+  }
+
+  async putArtifact(runId: string, name: string, body: AsyncIterable<Uint8Array> | Uint8Array, options: ArtifactOptions): Promise<Artifact> {
+    const content = body instanceof Uint8Array ? [body] : body;
+    return (await this.artifacts.put(runId, name, content, options)).artifact;
   }
 }

@@ -19,7 +19,7 @@ export interface BlobStore {
    * than `maxBytes` arrived, and with the source's error if it fails (a
    * dropped upload); either way nothing is left behind.
    */
-  stage(source: AsyncIterable<Uint8Array>, options: { maxBytes: number }): Promise<StagedBlob>;
+  stage(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: { maxBytes: number }): Promise<StagedBlob>;
   /** Stored content, whole or the inclusive byte range [start, end]; rejects with ENOENT-style errors if absent. */
   open(sha256: string, range?: { start: number; end: number }): Promise<Readable>;
   has(sha256: string): Promise<boolean>;

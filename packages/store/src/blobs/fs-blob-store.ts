@@ -26,7 +26,7 @@ export class FsBlobStore implements BlobStore {
     this.removeStaleStaging();
   }
 
-  async stage(source: AsyncIterable<Uint8Array>, options: { maxBytes: number }): Promise<StagedBlob> {
+  async stage(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: { maxBytes: number }): Promise<StagedBlob> {
     const stagingDir = join(this.dir, 'staging');
     await mkdir(stagingDir, { recursive: true });
     const path = join(stagingDir, randomUUID());

@@ -1,0 +1,71 @@
+import { createWriteStream } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Command } from 'commander';
+import { RuntrailClient } from '@runtrail/client';
+import { RuntrailError, type Artifact } from '@runtrail/protocol';
+import { serverUrl } from '../options.js';
+
+export function registerArtifacts(program: Command): void {
+  const artifacts = program.command('artifacts').description("list, download and upload a run's artifacts");
+
+  artifacts
+    .command('ls <run>')
+    .description("a run's artifacts in the order they were stored")
+    .option('--json', 'print JSON')
+    .action(async (runId: string, flags: { json?: boolean }, cmd: Command) => {
+      const list = await new RuntrailClient({ url: serverUrl(cmd) }).listArtifacts(runId);
+      if (flags.json) return print(JSON.stringify({ artifacts: list }, null, 2));
+      print(list.length === 0 ? 'no artifacts' : formatArtifacts(list));
+    });
+
+  artifacts
+    .command('get <run> <name>')
+    .description('download an artifact (to ./<name>, or -o FILE, or -o - for stdout)')
+    .option('-o, --output <file>', 'where to write it; - for stdout')
+    .action(async (runId: string, name: string, flags: { output?: string }, cmd: Command) => {
+      const response = await new RuntrailClient({ url: serverUrl(cmd) }).fetchArtifact(runId, name);
+      const body = Readable.fromWeb(response.body! as import('node:stream/web').ReadableStream<Uint8Array>);
+      if (flags.output === '-') return pipeline(body, process.stdout);
+      // The server refuses names with path separators; basename() keeps a download in this folder regardless.
+      const target = resolve(flags.output ?? basename(name));
+      await pipeline(body, createWriteStream(target));
+      process.stderr.write(`runtrail: wrote ${target}\n`);
+    });
+
+  artifacts
+    .command('put <run> <file>')
+    .description('upload a file as an artifact of a running run')
+    .option('--name <name>', 'artifact name (default: the file name)')
+    .option('--content-type <type>', 'media type (default: sniffed by the server)')
+    .option('--metadata <json>', 'free JSON metadata')
+    .option('--replace', 'replace different content stored under the same name')
+    .action(async (runId: string, file: string, flags: { name?: string; contentType?: string; metadata?: string; replace?: boolean }, cmd: Command) => {
+      let metadata: unknown;
+      if (flags.metadata !== undefined) {
+        try {
+          metadata = JSON.parse(flags.metadata);
+        } catch (err) {
+          throw new RuntrailError('invalid_request', `--metadata is not JSON: ${(err as Error).message}`);
+        }
+      }
+      const artifact = await new RuntrailClient({ url: serverUrl(cmd) }).putArtifact(runId, flags.name ?? basename(file), { path: resolve(file) }, {
+        ...(flags.contentType ? { contentType: flags.contentType } : {}),
+        ...(metadata === undefined ? {} : { metadata }),
+        ...(flags.replace ? { replace: true } : {}),
+      });
+      print(formatArtifacts([artifact]));
+    });
+}
+
+function formatArtifacts(list: Artifact[]): string {
+  const rows = list.map((a) => [String(a.ordinal), a.name, a.contentType, String(a.size), a.sha256.slice(0, 12)]);
+  const header = ['#', 'NAME', 'TYPE', 'BYTES', 'SHA256'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+function print(text: string): void {
+  process.stdout.write(`${text}\n`);
+}

@@ -1,0 +1,70 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RuntrailClient } from '@runtrail/client';
+import { tempDir, waitUntil } from '../../../../test-support/index.js';
+import { startServer, type RunningServer } from '../start.js';
+
+/** run.artifact, ctx.artifact and ctx.exec({collect}) against a real server (issue 16). */
+
+let server: RunningServer;
+let dir: ReturnType<typeof tempDir>;
+
+beforeEach(async () => {
+  dir = tempDir('runtrail-artifact-sdk-');
+  server = await startServer({ port: 0, dataDir: join(dir.path, 'data'), logLevel: 'silent' });
+});
+afterEach(async () => {
+  await server?.close();
+  dir.remove();
+});
+
+const text = async (runId: string, name: string) => (await new RuntrailClient({ url: server.url }).fetchArtifact(runId, name)).text();
+
+describe('run.artifact', () => {
+  it('stores text, bytes, a Node stream, a web stream and a file, in call order, after the events queued before it', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'sdk' });
+    const file = join(dir.path, 'report.csv');
+    writeFileSync(file, 'a,b\n1,2\n');
+    run.progress(1, 5);
+    await run.artifact('01_prompt.txt', 'hello', { metadata: { lang: 'en', note: 'ünï' } });
+    await run.artifact('02_bytes.bin', new Uint8Array([0, 1, 2, 255]), { contentType: 'application/octet-stream' });
+    await run.artifact('03_stream.txt', Readable.from([Buffer.from('node '), Buffer.from('stream')]));
+    await run.artifact('04_web.txt', new Blob(['web stream']).stream());
+    const record = await run.artifact('05_report.csv', { path: file });
+    expect(record).toMatchObject({ ordinal: 5, name: '05_report.csv', contentType: 'text/csv; charset=utf-8', size: 8 });
+    await run.succeed();
+    const artifacts = await client.listArtifacts(run.id);
+    expect(artifacts.map((a) => a.name)).toEqual(['01_prompt.txt', '02_bytes.bin', '03_stream.txt', '04_web.txt', '05_report.csv']);
+    expect(artifacts[0]!.metadata).toEqual({ lang: 'en', note: 'ünï' });
+    expect(await text(run.id, '03_stream.txt')).toBe('node stream');
+    expect(await text(run.id, '04_web.txt')).toBe('web stream');
+    const events = (await client.readEvents(run.id)).events;
+    expect(events.map((e) => e.type).slice(0, 2)).toEqual(['progress', 'artifact']);
+    await expect(run.artifact('late.txt', 'x')).rejects.toMatchObject({ code: 'run_already_terminal' });
+    await expect(client.createRun({ name: 'n' }).then((r) => r.artifact('../x', 'y'))).rejects.toMatchObject({ code: 'invalid_request' });
+  });
+});
+
+describe('ctx.artifact and ctx.exec({collect})', () => {
+  it('a handler stores artifacts directly and from the files a subprocess wrote into a folder', async () => {
+    const out = join(dir.path, 'out');
+    server.define('render', async (ctx) => {
+      await ctx.artifact('00_input.json', JSON.stringify({ prompt: 'square' }));
+      await ctx.exec('sh', ['-c', `mkdir -p ${out} && printf one > ${out}/a.txt && printf '%s' '# B' > ${out}/b.md`], { collect: out });
+      return { ok: true };
+    });
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.startRun({ name: 'render' });
+    await waitUntil(async () => (await client.getRun(run.id)).status === 'succeeded', { what: 'the render run to succeed' });
+    const artifacts = await client.listArtifacts(run.id);
+    expect(artifacts.map((a) => [a.ordinal, a.name, a.contentType])).toEqual([
+      [1, '00_input.json', 'application/json'],
+      [2, 'a.txt', 'text/plain; charset=utf-8'],
+      [3, 'b.md', 'text/markdown; charset=utf-8'],
+    ]);
+    expect(await text(run.id, 'b.md')).toBe('# B');
+  });
+});
