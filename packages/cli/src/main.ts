@@ -12,6 +12,7 @@ import { registerRetry } from './commands/retry.js';
 import { registerDelete } from './commands/delete.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerArtifacts } from './commands/artifacts.js';
+import { registerArchive } from './commands/archive.js';
 import { registerConfig } from './commands/config.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -39,6 +40,7 @@ registerDelete(program);
 registerMigrate(program);
 registerTokens(program);
 registerArtifacts(program);
+registerArchive(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof StartupError) {

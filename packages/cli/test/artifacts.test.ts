@@ -70,5 +70,22 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/run_already_terminal/);
     live.close();
+
+    // The same run, exported and imported into another server.
+    const other = await startServer({ port: 0, dataDir: join(dir.path, 'other'), logLevel: 'silent' });
+    try {
+      const file = join(dir.path, 'run.tar');
+      const exported = await runtrail(['export', runId, '-o', file, '--server', server.url]);
+      expect(exported.code, exported.stderr).toBe(0);
+      const imported = await runtrail(['import', file, '--server', other.url]);
+      expect(imported.code, imported.stderr).toBe(0);
+      expect(imported.stdout).toContain(`imported run ${runId}`);
+      expect(await new RuntrailClient({ url: other.url }).listArtifacts(runId)).toEqual(stored);
+      const again = await runtrail(['import', file, '--server', other.url]);
+      expect(again.code).toBe(2);
+      expect(again.stderr).toMatch(/run_already_exists/);
+    } finally {
+      await other.close();
+    }
   });
 });

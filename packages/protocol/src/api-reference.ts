@@ -18,7 +18,7 @@ export function renderApiReference(): string {
     '',
     '<!-- Generated from packages/protocol (the OpenAPI document of openapi.ts, events.ts, errors.ts) by `npm run docs`. Do not edit by hand. -->',
     '',
-    'Bodies are JSON, except the raw content of `putArtifact`. Times are epoch milliseconds. Errors are `{"error": {"code", "message", "details"}}`.',
+    'Bodies are JSON, except the raw content of `putArtifact` and the tar archive of `importRun`. Times are epoch milliseconds. Errors are `{"error": {"code", "message", "details"}}`.',
     `The machine-readable description is OpenAPI 3.1 at \`${routes.openapi.path}\`; a running server shows it as a page at \`${routes.apiDocs.path}\`.`,
     '',
     '## Routes',

@@ -234,6 +234,8 @@ export const routeResponses: { [R in RouteName]: RouteResponse } = {
   createRunToken: { status: 201, description: 'A token for this run and its children', schema: z.object({ token: z.string(), expiresAt: z.number() }) },
   putArtifact: { status: 201, description: 'The stored artifact (200 when the same content was already stored under the name)', schema: Artifact },
   listArtifacts: { status: 200, description: "The run's artifacts in ordinal order", schema: z.object({ artifacts: z.array(Artifact) }) },
+  exportRun: { status: 200, description: 'A tar archive: runtrail-export.json, run.json, events/NNNNNN.ndjson, artifacts.json, blobs/<sha256>', contentType: 'application/x-tar' },
+  importRun: { status: 201, description: 'The imported run', schema: RunSchema },
   getArtifact: {
     status: 200,
     description: 'The content, with its Content-Type, Content-Length, ETag (its sha256) and Content-Disposition; 206 for a Range',

@@ -139,6 +139,17 @@ export const routes = {
     path: `${API_PREFIX}/runs/:id/artifacts/:name`,
     summary: 'The content of an artifact, streamed, with ETag (its sha256) and range requests (206)',
   },
+  exportRun: {
+    method: 'GET',
+    path: `${API_PREFIX}/runs/:id/export`,
+    summary: 'The whole run (record, every event, every artifact) as one tar archive',
+  },
+  importRun: {
+    method: 'POST',
+    path: `${API_PREFIX}/import`,
+    summary: 'Load an exported tar archive (the raw body); 201 with the run, keeping its id (409 if that id exists here)',
+    rawBody: 'application/x-tar',
+  },
   listHandlers: {
     method: 'GET',
     path: `${API_PREFIX}/handlers`,

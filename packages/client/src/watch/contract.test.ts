@@ -23,7 +23,7 @@ async function answersFromARoute(response: Response, what: string): Promise<void
   const type = response.headers.get('content-type') ?? '';
   if (response.status === 204) return;
   // The dashboard's catch-all answers HTML; an API route never does.
-  expect(type, `${what} answered ${type}`).toMatch(/application\/json|text\/event-stream|text\/plain/);
+  expect(type, `${what} answered ${type}`).toMatch(/application\/json|text\/event-stream|text\/plain|application\/x-tar/);
   if (type.includes('application/json')) {
     const body = (await response.clone().json()) as { error?: { code?: string } };
     expect(body.error?.code, `${what} has no route`).not.toBe('route_not_found');

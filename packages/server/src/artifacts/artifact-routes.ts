@@ -50,6 +50,26 @@ export async function registerArtifactRoutes(app: FastifyInstance, artifacts: Ar
         throw err;
       }
     });
+
+    serve(raw, 'importRun', async ({ request, reply }) => {
+      try {
+        const run = await artifacts.importArchive(request.raw.iterator({ destroyOnReturn: false }));
+        void reply.status(201);
+        return run;
+      } catch (err) {
+        await drain(request);
+        throw err;
+      }
+    });
+  });
+
+  serve(app, 'exportRun', async ({ params, reply }) => {
+    const { run, archive } = await artifacts.exportRun(params.id!);
+    void reply
+      .header('content-type', 'application/x-tar')
+      .header('x-content-type-options', 'nosniff')
+      .header('content-disposition', contentDisposition('attachment', `runtrail-${run.id}.tar`));
+    return reply.send(archive);
   });
 
   serve(app, 'listArtifacts', async ({ params }) => ({ artifacts: await artifacts.list(params.id!) }));

@@ -7,10 +7,13 @@ import {
   parseOrThrow,
   requireArtifactName,
   type Artifact,
+  type Run,
+  type RunEvent,
 } from '@runtrail/protocol';
 import type { BlobStore, RunStore } from '@runtrail/store';
 import type { RunService } from '../runs/run-service.js';
 import { KeyedLock } from './keyed-lock.js';
+import { exportRun as exportRunArchive, readArchive } from './archive.js';
 import { normalizeContentType, sniffContentType } from './content-type.js';
 
 export interface ArtifactLimits {
@@ -128,6 +131,44 @@ export class ArtifactService {
   /** The content of an artifact, whole or an inclusive byte range. */
   open(artifact: Artifact, range?: { start: number; end: number }): Promise<Readable> {
     return this.blobs.open(artifact.sha256, range);
+  }
+
+  /**
+   * Load an exported archive (see archive.ts): the content is committed,
+   * then the run, its events and records in one store transaction; if that
+   * is refused (the id exists), the content no record needs is removed.
+   */
+  async importArchive(body: AsyncIterable<Uint8Array>): Promise<Run> {
+    const bundle = await readArchive(this, body, this.limits.maxArtifactBytes);
+    const shas = [...bundle.staged.keys()];
+    for (const [sha256, blob] of bundle.staged) await this.locks.with(sha256, () => blob.commit());
+    try {
+      const run = await this.store.importRun({ run: bundle.run, events: bundle.events, artifacts: bundle.artifacts });
+      this.runs.hub.publishRun('created', run);
+      this.log.info({ runId: run.id, events: bundle.events.length, artifacts: bundle.artifacts.length }, 'run imported');
+      return run;
+    } catch (err) {
+      await this.release(shas, bundle.run.id);
+      throw err;
+    }
+  }
+
+  /** The run as one tar archive: record, every event, every artifact (archive.ts). */
+  async exportRun(runId: string): Promise<{ run: Run; archive: Readable }> {
+    const run = await this.runs.get(runId);
+    const { observers: _observers, ...record } = run;
+    const records = await this.store.listArtifacts(runId);
+    const store = this.store;
+    // Only the events the exported record counts, even if the run is still moving.
+    async function* pages(): AsyncIterable<RunEvent[]> {
+      for (let after = 0; after < run.seq; ) {
+        const page = (await store.readEvents(runId, after, 5000)).filter((e) => e.seq <= run.seq);
+        if (page.length === 0) return;
+        yield page;
+        after = page.at(-1)!.seq;
+      }
+    }
+    return { run: record, archive: exportRunArchive(this, record, pages(), records) };
   }
 
   /** Delete the content of these hashes that no record refers to any more. */

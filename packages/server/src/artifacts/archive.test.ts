@@ -1,0 +1,125 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import tar from 'tar-stream';
+import { RuntrailClient } from '@runtrail/client';
+import { buildPath, type Run } from '@runtrail/protocol';
+import { tempDir } from '../../../../test-support/index.js';
+import { startServer, type RunningServer } from '../start.js';
+
+/**
+ * Export from one server, import into a fresh one (issue 16): the run comes
+ * back identical; bad archives are refused with 400 and change nothing.
+ */
+
+let dir: ReturnType<typeof tempDir>;
+let source: RunningServer;
+let target: RunningServer;
+
+beforeEach(async () => {
+  dir = tempDir('runtrail-archive-');
+  source = await startServer({ port: 0, dataDir: join(dir.path, 'a'), logLevel: 'silent' });
+  target = await startServer({ port: 0, dataDir: join(dir.path, 'b'), logLevel: 'silent' });
+});
+afterEach(async () => {
+  await source?.close();
+  await target?.close();
+  dir.remove();
+});
+
+async function endedRunWithArtifacts(): Promise<Run> {
+  const client = new RuntrailClient({ url: source.url });
+  const run = await client.createRun({ name: 'export-me', input: { prompt: 'p' }, labels: { team: 'a' } });
+  run.phase('render');
+  await run.call('doc_1', async () => 1);
+  run.progress(1, 2, 'half');
+  await run.artifact('01_input.txt', 'input text', { metadata: { lang: 'fr' } });
+  await run.artifact('02_image.png', Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(5000, 3)]));
+  await run.artifact('03_same.txt', 'input text');
+  run.phaseEnd('render');
+  return run.succeed({ ok: true });
+}
+
+async function exportArchive(runId: string): Promise<Buffer> {
+  const res = await fetch(source.url + buildPath('exportRun', { id: runId }));
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toBe('application/x-tar');
+  return Buffer.from(await res.arrayBuffer());
+}
+
+async function importInto(server: RunningServer, body: Buffer) {
+  const res = await fetch(server.url + buildPath('importRun', {}), { method: 'POST', body, headers: { 'content-type': 'application/x-tar' } });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+function blobFiles(server: RunningServer): string[] {
+  const root = join(server.config.dataDir, 'artifacts');
+  if (!existsSync(root)) return [];
+  return (readdirSync(root, { recursive: true }) as string[]).filter((p) => /[0-9a-f]{64}$|staging\/./.test(p));
+}
+
+async function tarOf(entries: Array<{ name: string; content: string | Buffer; type?: 'file' | 'symlink' }>): Promise<Buffer> {
+  const pack = tar.pack();
+  for (const e of entries) {
+    if (e.type === 'symlink') pack.entry({ name: e.name, type: 'symlink', linkname: '/etc/passwd' });
+    else pack.entry({ name: e.name }, e.content);
+  }
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  for await (const chunk of pack) chunks.push(Buffer.from(chunk as Uint8Array));
+  return Buffer.concat(chunks);
+}
+
+describe('export and import', () => {
+  it('a run exported from one server and imported into a fresh one is identical: record, events, snapshot, artifacts by sha256 and bytes', async () => {
+    const run = await endedRunWithArtifacts();
+    const archive = await exportArchive(run.id);
+    const imported = await importInto(target, archive);
+    expect(imported.status, JSON.stringify(imported.body)).toBe(201);
+
+    const a = new RuntrailClient({ url: source.url });
+    const b = new RuntrailClient({ url: target.url });
+    const [ra, rb] = [await a.getRun(run.id), await b.getRun(run.id)];
+    expect(rb).toEqual(ra);
+    expect((await b.readEvents(run.id)).events).toEqual((await a.readEvents(run.id)).events);
+    const [la, lb] = [await a.listArtifacts(run.id), await b.listArtifacts(run.id)];
+    expect(lb).toEqual(la);
+    for (const art of la) {
+      const [ca, cb] = [await (await a.fetchArtifact(run.id, art.name)).arrayBuffer(), await (await b.fetchArtifact(run.id, art.name)).arrayBuffer()];
+      expect(Buffer.from(cb).equals(Buffer.from(ca)), art.name).toBe(true);
+    }
+    // Identical content is in the archive, and on disk, once.
+    expect(blobFiles(target)).toHaveLength(2);
+
+    const again = await importInto(target, archive);
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe('run_already_exists');
+    expect(blobFiles(target)).toHaveLength(2);
+  });
+
+  it('refuses truncated, malformed and path-traversal archives with 400 and changes nothing', async () => {
+    const run = await endedRunWithArtifacts();
+    const archive = await exportArchive(run.id);
+    const manifest = { format: 'runtrail-run', version: 1, runId: run.id };
+    const bad: Array<[string, Buffer]> = [
+      ['truncated', archive.subarray(0, Math.floor(archive.length * 0.6))],
+      ['cut inside the first header', archive.subarray(0, 300)],
+      ['not a tar', Buffer.from('hello, this is not an archive at all '.repeat(40))],
+      ['path traversal', await tarOf([{ name: 'runtrail-export.json', content: JSON.stringify(manifest) }, { name: '../../escaped.txt', content: 'x' }])],
+      ['absolute path', await tarOf([{ name: '/tmp/escaped.txt', content: 'x' }])],
+      ['traversal inside blobs/', await tarOf([{ name: `blobs/../../${'a'.repeat(64)}`, content: 'x' }])],
+      ['a symlink', await tarOf([{ name: 'run.json', content: '', type: 'symlink' }])],
+      ['content that is not its hash', await tarOf([{ name: `blobs/${'a'.repeat(64)}`, content: 'not that' }])],
+      ['no manifest', await tarOf([{ name: 'run.json', content: '{}' }])],
+    ];
+    for (const [what, body] of bad) {
+      const res = await importInto(target, body);
+      expect(res.status, `${what}: ${JSON.stringify(res.body)}`).toBe(400);
+      expect(res.body.error.code).toBe('invalid_request');
+    }
+    expect((await new RuntrailClient({ url: target.url }).listRuns()).runs).toEqual([]);
+    expect(blobFiles(target)).toEqual([]);
+    expect(existsSync(join(dir.path, 'escaped.txt'))).toBe(false);
+    expect(existsSync('/tmp/escaped.txt')).toBe(false);
+  });
+});

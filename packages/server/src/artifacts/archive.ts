@@ -1,0 +1,188 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import { z } from 'zod';
+import {
+  Artifact,
+  RunSchema,
+  RuntrailError,
+  isTerminalStatus,
+  type Run,
+  type RunEvent,
+} from '@runtrail/protocol';
+import type { StagedBlob } from '@runtrail/store';
+import type { ArtifactService } from './artifact-service.js';
+
+/**
+ * A run as one tar archive (`GET /runs/:id/export`, `POST /import`):
+ *
+ *   runtrail-export.json   {format: "runtrail-run", version: 1, runId}
+ *   run.json               the run record
+ *   events/000001.ndjson   its events, EVENTS_PER_FILE per file, in seq order
+ *   artifacts.json         its artifact records, in ordinal order
+ *   blobs/<sha256>         each distinct content once
+ *
+ * Written and read as streams: memory holds one events file or one JSON
+ * entry at a time, never an artifact's content.
+ */
+export const ARCHIVE_FORMAT = 'runtrail-run';
+export const ARCHIVE_VERSION = 1;
+const EVENTS_PER_FILE = 5000;
+/** Largest JSON entry an import reads into memory. */
+const MAX_JSON_ENTRY_BYTES = 64 * 1024 * 1024;
+
+const Manifest = z.object({ format: z.literal(ARCHIVE_FORMAT), version: z.literal(ARCHIVE_VERSION), runId: z.string() });
+const StoredEvent = z.object({
+  runId: z.string(),
+  seq: z.number().int().positive(),
+  type: z.string().min(1).max(100),
+  ts: z.number().int().nonnegative(),
+  data: z.unknown(),
+  id: z.string().min(1).max(128).optional(),
+});
+
+export function exportRun(artifacts: ArtifactService, run: Run, events: AsyncIterable<RunEvent[]>, records: Artifact[]): Readable {
+  const pack = tar.pack();
+  const json = (name: string, value: unknown) => addBuffer(pack, name, Buffer.from(`${JSON.stringify(value, null, 2)}\n`));
+  void (async () => {
+    await json('runtrail-export.json', { format: ARCHIVE_FORMAT, version: ARCHIVE_VERSION, runId: run.id });
+    await json('run.json', run);
+    let file = 0;
+    for await (const page of events) {
+      for (let i = 0; i < page.length; i += EVENTS_PER_FILE) {
+        const lines = page.slice(i, i + EVENTS_PER_FILE).map((e) => `${JSON.stringify(e)}\n`);
+        await addBuffer(pack, `events/${String(++file).padStart(6, '0')}.ndjson`, Buffer.from(lines.join('')));
+      }
+    }
+    await json('artifacts.json', records);
+    const written = new Set<string>();
+    for (const a of records) {
+      if (written.has(a.sha256)) continue;
+      written.add(a.sha256);
+      const entry = pack.entry({ name: `blobs/${a.sha256}`, size: a.size });
+      await pipeline(await artifacts.open(a), entry);
+    }
+    pack.finalize();
+  })().catch((err: unknown) => pack.destroy(err instanceof Error ? err : new Error(String(err))));
+  return Readable.from(pack);
+}
+
+function addBuffer(pack: tar.Pack, name: string, content: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => pack.entry({ name, size: content.length }, content, (err) => (err ? reject(err) : resolve())));
+}
+
+export interface ImportedBundle {
+  run: Run;
+  events: RunEvent[];
+  artifacts: Artifact[];
+  /** Content read from the archive, staged, not yet committed. */
+  staged: Map<string, StagedBlob>;
+}
+
+/**
+ * Read an archive into a validated bundle. Anything unexpected (an entry
+ * that is not one of the names above, a path that would leave the archive,
+ * a truncated or malformed file, content whose hash is not its name,
+ * events that do not fold into the run) is `invalid_request`, and the
+ * content staged so far is discarded: nothing changes.
+ */
+export async function readArchive(artifacts: ArtifactService, body: AsyncIterable<Uint8Array>, maxBlobBytes: number): Promise<ImportedBundle> {
+  const staged = new Map<string, StagedBlob>();
+  try {
+    return await readEntries(artifacts, body, maxBlobBytes, staged);
+  } catch (err) {
+    for (const blob of staged.values()) await blob.discard();
+    if (err instanceof RuntrailError) throw err;
+    throw new RuntrailError('invalid_request', `the archive is truncated or malformed: ${(err as Error).message}; nothing was imported`);
+  }
+}
+
+async function readEntries(
+  artifacts: ArtifactService,
+  body: AsyncIterable<Uint8Array>,
+  maxBlobBytes: number,
+  staged: Map<string, StagedBlob>,
+): Promise<ImportedBundle> {
+  const extract = tar.extract();
+  const feeding = pipeline(Readable.from(body), extract);
+  // Its failure (a truncated archive) also ends the loop below, which reports it;
+  // this handler only keeps it from counting as unhandled before `await feeding`.
+  feeding.catch(() => undefined);
+  let manifest: z.infer<typeof Manifest> | null = null;
+  let run: Run | null = null;
+  let records: Artifact[] | null = null;
+  const eventFiles = new Map<number, RunEvent[]>();
+  try {
+    for await (const entry of extract) {
+      const { name, type } = entry.header;
+      if (type !== 'file') throw refuse(`entry ${JSON.stringify(name)} is a ${type}, not a file`);
+      const blob = /^blobs\/([0-9a-f]{64})$/.exec(name);
+      const events = /^events\/(\d{6})\.ndjson$/.exec(name);
+      if (blob) {
+        const sha256 = blob[1]!;
+        const content = await artifacts.blobs.stage(entry as AsyncIterable<Uint8Array>, { maxBytes: maxBlobBytes });
+        staged.set(sha256, content);
+        if (content.sha256 !== sha256) throw refuse(`the content of ${name} does not hash to its name`);
+      } else if (events) {
+        const text = await readText(entry as AsyncIterable<Uint8Array>);
+        const lines = text.split('\n').filter((l) => l.length > 0);
+        eventFiles.set(Number(events[1]), lines.map((l, i) => parseJson(StoredEvent, l, `${name} line ${i + 1}`) as RunEvent));
+      } else if (name === 'runtrail-export.json') manifest = parseJson(Manifest, await readText(entry as AsyncIterable<Uint8Array>), name);
+      else if (name === 'run.json') run = parseJson(RunSchema, await readText(entry as AsyncIterable<Uint8Array>), name) as Run;
+      else if (name === 'artifacts.json') records = parseJson(z.array(Artifact), await readText(entry as AsyncIterable<Uint8Array>), name);
+      else throw refuse(`unexpected entry ${JSON.stringify(name.slice(0, 200))}; an export holds only runtrail-export.json, run.json, events/, artifacts.json and blobs/`);
+    }
+  } finally {
+    // Stop reading the body once we stop reading the archive (a refusal mid-way).
+    extract.destroy();
+    await feeding.catch(() => undefined);
+  }
+  await feeding;
+  if (!manifest) throw refuse('runtrail-export.json is missing: this is not a runtrail export');
+  if (!run || !records) throw refuse(`${run ? 'artifacts.json' : 'run.json'} is missing`);
+  if (run.id !== manifest.runId) throw refuse('run.json is not the run runtrail-export.json names');
+  if (!isTerminalStatus(run.status)) throw refuse(`the run is ${run.status}; export a run after it ends`);
+  const order = [...eventFiles.keys()].sort((a, b) => a - b);
+  const events = order.flatMap((n) => eventFiles.get(n)!);
+  events.forEach((e, i) => {
+    if (e.runId !== run!.id || e.seq !== i + 1) throw refuse(`events are not run ${run!.id}'s seq 1..${events.length} in order (at seq ${e.seq})`);
+  });
+  if (events.length !== run.seq) throw refuse(`run.json says seq ${run.seq} but the archive holds ${events.length} events`);
+  const names = new Set<string>();
+  for (const a of records) {
+    if (a.runId !== run.id) throw refuse(`artifact ${a.name} belongs to another run`);
+    if (names.has(a.name)) throw refuse(`artifact ${a.name} is listed twice`);
+    names.add(a.name);
+    const blob = staged.get(a.sha256);
+    if (blob ? blob.size !== a.size : !(await artifacts.blobs.has(a.sha256))) throw refuse(`the content of artifact ${a.name} (blobs/${a.sha256}) is missing or of another size`);
+  }
+  return { run, events, artifacts: records, staged };
+}
+
+function refuse(why: string): RuntrailError {
+  return new RuntrailError('invalid_request', `not a valid runtrail export: ${why}; nothing was imported`);
+}
+
+async function readText(entry: AsyncIterable<Uint8Array>): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of entry) {
+    size += chunk.length;
+    if (size > MAX_JSON_ENTRY_BYTES) throw refuse(`an entry is larger than ${MAX_JSON_ENTRY_BYTES} bytes`);
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseJson<S extends z.ZodType>(schema: S, text: string, where: string): z.infer<S> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw refuse(`${where} is not JSON (${(err as Error).message})`);
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw refuse(`${where}: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  return parsed.data;
+}
+
