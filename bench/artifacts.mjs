@@ -1,0 +1,57 @@
+// A 200 MB artifact in and out of a server in its own process, sampling the
+// server's RSS (/proc/<pid>/status) every 50 ms. Build first: npm run build.
+// Target (issue 16): peak RSS within 64 MB of the idle level.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+
+const SIZE = Number(process.env.BENCH_ARTIFACT_BYTES ?? 200 * 1024 * 1024);
+const dir = mkdtempSync(join(tmpdir(), 'runtrail-bench-artifacts-'));
+const cli = new URL('../packages/cli/dist/main.js', import.meta.url).pathname;
+const server = spawn(process.execPath, [cli, 'serve', '--port', '0', '--data-dir', dir, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+let out = '';
+const url = await new Promise((resolve, reject) => {
+  server.stdout.on('data', (d) => {
+    out += d;
+    const m = /(http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+    if (m) resolve(m[1]);
+  });
+  server.once('exit', (code) => reject(new Error(`server exited ${code}`)));
+});
+const rssMb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))[1]) / 1024;
+await new Promise((r) => setTimeout(r, 1000));
+const idle = rssMb();
+let peak = idle;
+const sampler = setInterval(() => (peak = Math.max(peak, rssMb())), 50);
+
+const run = await (await fetch(`${url}/api/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"bench-artifact"}' })).json();
+const chunk = Buffer.alloc(1024 * 1024, 7);
+let sent = 0;
+const body = new ReadableStream({
+  pull(controller) {
+    if (sent >= SIZE) return controller.close();
+    const n = Math.min(chunk.length, SIZE - sent);
+    sent += n;
+    controller.enqueue(chunk.subarray(0, n));
+  },
+});
+let t = Date.now();
+const put = await fetch(`${url}/api/v1/runs/${run.id}/artifacts/big.bin`, { method: 'PUT', body, duplex: 'half', headers: { 'content-type': 'application/octet-stream' } });
+if (put.status !== 201) throw new Error(`PUT answered ${put.status}: ${await put.text()}`);
+const upMs = Date.now() - t;
+t = Date.now();
+const get = await fetch(`${url}/api/v1/runs/${run.id}/artifacts/big.bin`);
+let received = 0;
+for await (const part of get.body) received += part.length;
+const downMs = Date.now() - t;
+clearInterval(sampler);
+peak = Math.max(peak, rssMb());
+server.kill('SIGTERM');
+rmSync(dir, { recursive: true, force: true });
+if (received !== SIZE) throw new Error(`got ${received} of ${SIZE} bytes back`);
+const mb = SIZE / 1024 / 1024;
+console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${new Date().toISOString()}`);
+console.log(`artifact ${mb} MB: in ${upMs} ms (${(mb / (upMs / 1000)).toFixed(0)} MB/s), out ${downMs} ms (${(mb / (downMs / 1000)).toFixed(0)} MB/s)`);
+console.log(`server RSS: idle ${idle.toFixed(1)} MB, peak ${peak.toFixed(1)} MB, peak - idle ${(peak - idle).toFixed(1)} MB (target < 64)`);
+process.exit(peak - idle < 64 ? 0 : 1);
