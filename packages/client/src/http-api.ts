@@ -99,7 +99,7 @@ export class HttpApi {
     const isStream = options.raw !== undefined && typeof options.raw === 'object' && options.raw !== null && 'getReader' in options.raw;
     const init: RequestInit & { duplex?: 'half' } = {
       method: route.method,
-      headers: { ...this.headers, ...options.headers },
+      headers: { [CLIENT_HEADER]: '1', ...this.headers, ...options.headers },
       body: options.raw ?? null,
       ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}),
       // fetch sends a stream body only when told the request is half duplex.

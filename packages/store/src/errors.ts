@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { RuntrailError, isTerminalStatus, runNotFound, type EventInput, type Owner, type RunStatus, type Snapshot } from '@runtrail/protocol';
-import { parse } from './rows.js';
+import { json, parse, type ArtifactRow } from './rows.js';
+import type { PutArtifactInput } from './store.js';
 
 /** Errors every adapter raises the same way (same code, same message, same details). */
 /** The one "run not found" (protocol's runNotFound), under the name the adapters use. */
@@ -86,4 +87,55 @@ export function sameEventOrConflict(runId: string, event: EventInput, stored: St
     `event id ${event.id} of run ${runId} is already stored at seq ${stored.seq} with a different payload; give each new event a new id`,
     { runId, eventId: event.id, seq: stored.seq },
   );
+}
+
+/**
+ * What a put of an artifact does, given the run's status, the record already
+ * under its name and the run's artifact totals: `unchanged` (same content),
+ * or the row to write (`existing` set when it replaces one). Refuses with the
+ * same errors on every adapter, before anything is written.
+ */
+export function planArtifact(
+  input: PutArtifactInput,
+  status: RunStatus,
+  existing: ArtifactRow | undefined,
+  stats: { maxOrdinal: number; bytes: number },
+): 'unchanged' | ArtifactRow {
+  if (existing && existing.sha256 === input.sha256) return 'unchanged';
+  if (isTerminalStatus(status)) {
+    throw new RuntrailError(
+      'run_already_terminal',
+      `run ${input.runId} already ended ${status}; artifacts are stored while a run is running`,
+      { status },
+    );
+  }
+  if (existing && !input.replace) {
+    throw new RuntrailError(
+      'artifact_conflict',
+      `run ${input.runId} already has an artifact named ${JSON.stringify(input.name)} with other content (sha256 ${existing.sha256}); put it with ?replace=true to replace it`,
+      { name: input.name, sha256: existing.sha256 },
+    );
+  }
+  const bytes = stats.bytes - (existing ? Number(existing.size) : 0) + input.size;
+  if (bytes > input.maxRunBytes) {
+    throw new RuntrailError(
+      'payload_too_large',
+      `run ${input.runId} would hold ${bytes} bytes of artifacts, more than its limit of ${input.maxRunBytes}`,
+      { limitBytes: input.maxRunBytes, runBytes: stats.bytes },
+    );
+  }
+  return {
+    run_id: input.runId,
+    ordinal: existing?.ordinal ?? stats.maxOrdinal + 1,
+    name: input.name,
+    content_type: input.contentType,
+    size: input.size,
+    sha256: input.sha256,
+    created_at: input.now,
+    metadata: json(input.metadata ?? undefined),
+  };
+}
+
+export function runAlreadyExists(runId: string): RuntrailError {
+  return new RuntrailError('run_already_exists', `run ${runId} already exists on this server; delete it first to import it again`, { runId });
 }

@@ -1,4 +1,14 @@
-import { initialSnapshot, type Owner, type Run, type RunError, type RunEvent, type RunStatus, type Snapshot } from '@runtrail/protocol';
+import {
+  foldEvents,
+  initialSnapshot,
+  type Artifact,
+  type Owner,
+  type Run,
+  type RunError,
+  type RunEvent,
+  type RunStatus,
+  type Snapshot,
+} from '@runtrail/protocol';
 
 /**
  * The run and event rows both adapters store (same columns; SQLite keeps
@@ -82,4 +92,81 @@ export function rowToEvent(row: EventRow): RunEvent {
   const event: RunEvent = { runId: row.run_id, seq: row.seq, type: row.type, ts: row.ts, data: parse(row.data, {}) };
   if (row.event_id !== null) event.id = row.event_id;
   return event;
+}
+
+/** An artifact record's row (the content is in the blob store, addressed by sha256). */
+export interface ArtifactRow {
+  run_id: string;
+  ordinal: number;
+  name: string;
+  content_type: string;
+  size: number;
+  sha256: string;
+  created_at: number;
+  metadata: string | null;
+}
+
+export function toArtifact(row: ArtifactRow): Artifact {
+  return {
+    runId: row.run_id,
+    ordinal: row.ordinal,
+    name: row.name,
+    contentType: row.content_type,
+    size: Number(row.size),
+    sha256: row.sha256,
+    createdAt: Number(row.created_at),
+    metadata: parse(row.metadata, null),
+  };
+}
+
+export function artifactRow(a: Artifact): ArtifactRow {
+  return {
+    run_id: a.runId,
+    ordinal: a.ordinal,
+    name: a.name,
+    content_type: a.contentType,
+    size: a.size,
+    sha256: a.sha256,
+    created_at: a.createdAt,
+    metadata: json(a.metadata ?? undefined),
+  };
+}
+
+/**
+ * The runs row of an imported run, column by column: as exported, with the
+ * snapshot folded from its events, the seq of its last event and no lease
+ * (booleans as booleans; SQLite stores them as 0/1).
+ */
+export function importedRunColumns(run: Run, events: RunEvent[]) {
+  const snapshot = foldEvents(events);
+  return {
+    id: run.id,
+    name: run.name,
+    parent_id: run.parentId,
+    status: run.status,
+    created_at: run.createdAt,
+    started_at: run.startedAt,
+    finished_at: run.finishedAt,
+    input: json(run.input ?? undefined),
+    labels: JSON.stringify(run.labels ?? {}),
+    error: json(run.error ?? undefined),
+    output: json(run.output ?? undefined),
+    seq: events.at(-1)?.seq ?? 0,
+    snapshot: JSON.stringify(snapshot),
+    execute: run.execute,
+    owner: json(run.owner ?? undefined),
+    owner_node: run.owner?.node ?? null,
+    owner_kind: run.owner?.kind ?? null,
+    lease_ttl_ms: run.leaseTtlMs,
+    lease_expires_at: null,
+    heartbeat_at: run.heartbeatAt,
+    cancel_requested_at: run.cancelRequestedAt,
+    timeout_ms: run.timeoutMs,
+    stall_timeout_ms: run.stallTimeoutMs,
+    fail_on_stall: run.failOnStall,
+    last_progress_at: snapshot.lastProgressAt,
+    stalled_at: snapshot.stalled?.at ?? null,
+    retry_of: run.retryOf,
+    attempt: run.attempt,
+  };
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import tar from 'tar-stream';
 import { RuntrailClient } from '@runtrail/client';
-import { buildPath, type Run } from '@runtrail/protocol';
+import { CLIENT_HEADER, buildPath, type Run } from '@runtrail/protocol';
 import { tempDir } from '../../../../test-support/index.js';
 import { startServer, type RunningServer } from '../start.js';
 
@@ -48,7 +48,7 @@ async function exportArchive(runId: string): Promise<Buffer> {
 }
 
 async function importInto(server: RunningServer, body: Buffer) {
-  const res = await fetch(server.url + buildPath('importRun', {}), { method: 'POST', body, headers: { 'content-type': 'application/x-tar' } });
+  const res = await fetch(server.url + buildPath('importRun', {}), { method: 'POST', body, headers: { 'content-type': 'application/x-tar', [CLIENT_HEADER]: '1' } });
   return { status: res.status, body: (await res.json()) as any };
 }
 

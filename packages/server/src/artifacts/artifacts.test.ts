@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { watchRun, type WebSocketConstructor } from '@runtrail/client';
-import { buildPath, type Artifact, type Run, type RunEvent } from '@runtrail/protocol';
+import { CLIENT_HEADER, buildPath, type Artifact, type Run, type RunEvent } from '@runtrail/protocol';
 import { tempDir, waitUntil } from '../../../../test-support/index.js';
 import { startServer, type RunningServer } from '../start.js';
 import { contentDisposition, parseRange } from './artifact-routes.js';
@@ -42,7 +42,7 @@ async function createRun(): Promise<Run> {
 }
 
 async function put(runId: string, name: string, body: Buffer | string, headers: Record<string, string> = {}, query = '') {
-  const res = await fetch(server.url + buildPath('putArtifact', { id: runId, name }) + query, { method: 'PUT', body, headers });
+  const res = await fetch(server.url + buildPath('putArtifact', { id: runId, name }) + query, { method: 'PUT', body, headers: { [CLIENT_HEADER]: '1', ...headers } });
   return { status: res.status, body: (await res.json()) as any };
 }
 
@@ -168,7 +168,7 @@ describe('artifacts: refused uploads leave nothing behind', () => {
     // Raw requests whose paths decode to traversal names (fetch would normalise them away).
     for (const raw of ['..', '%2E%2E', '..%2F..%2Fpasswd', '%2e%2e%5cwin.ini']) {
       const status = await new Promise<number>((resolve, reject) => {
-        const req = httpRequest(`${server.url}/api/v1/runs/${run.id}/artifacts/${raw}`, { method: 'PUT' }, (res) => {
+        const req = httpRequest(`${server.url}/api/v1/runs/${run.id}/artifacts/${raw}`, { method: 'PUT', headers: { [CLIENT_HEADER]: '1' } }, (res) => {
           res.resume();
           resolve(res.statusCode!);
         });
@@ -193,6 +193,7 @@ describe('artifacts: refused uploads leave nothing behind', () => {
     })();
     const streamed = await fetch(server.url + buildPath('putArtifact', { id: run.id, name: 'streamed.bin' }), {
       method: 'PUT',
+      headers: { [CLIENT_HEADER]: '1' },
       body: ReadableStreamFrom(chunks),
       duplex: 'half',
     } as RequestInit);
@@ -229,7 +230,7 @@ describe('artifacts: refused uploads leave nothing behind', () => {
     await new Promise<void>((resolve) => {
       const req = httpRequest(`${server.url}${buildPath('putArtifact', { id: run.id, name: 'cut.bin' })}`, {
         method: 'PUT',
-        headers: { 'content-length': String(MAX_ARTIFACT) },
+        headers: { 'content-length': String(MAX_ARTIFACT), [CLIENT_HEADER]: '1' },
       });
       req.on('error', () => resolve());
       req.write(Buffer.alloc(4096, 9), () => {
@@ -253,7 +254,7 @@ describe('artifacts: refused uploads leave nothing behind', () => {
     await put(b.id, 'copy.txt', 'same bytes');
     expect(filesOnDisk()).toHaveLength(2);
     await finish(a.id);
-    expect((await fetch(server.url + buildPath('deleteRun', { id: a.id }), { method: 'DELETE' })).status).toBe(204);
+    expect((await fetch(server.url + buildPath('deleteRun', { id: a.id }), { method: 'DELETE', headers: { [CLIENT_HEADER]: '1' } })).status).toBe(204);
     expect(filesOnDisk()).toHaveLength(1);
     const shared = await fetch(server.url + buildPath('getArtifact', { id: b.id, name: 'copy.txt' }));
     expect(await shared.text()).toBe('same bytes');

@@ -40,6 +40,12 @@ export const routeAccess = {
   listTokens: 'admin',
   revokeToken: 'admin',
   createRunToken: 'produce',
+  putArtifact: 'produce',
+  listArtifacts: 'readRun',
+  getArtifact: 'readRun',
+  exportRun: 'readRun',
+  // An import writes a whole run as it was, under its own id and status.
+  importRun: 'admin',
 } as const satisfies Record<RouteName, Access>;
 
 const SCOPE_ALLOWS: Record<TokenScope, ReadonlySet<Access>> = {

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import type { PgRunStore } from './pg-store.js';
+import type { ArtifactRow } from '../rows.js';
 
 export interface CopyReport {
   /** Runs copied (with all their events). */
@@ -26,6 +27,9 @@ export async function copySqliteToPostgres(filename: string, target: PgRunStore)
   try {
     const ids = db.prepare(`SELECT id FROM runs ORDER BY id`).pluck().all() as string[];
     const runById = db.prepare(`SELECT * FROM runs WHERE id = ?`);
+    // Artifact records (their content stays in the data dir's blob folder); absent in files older than artifacts.
+    const hasArtifacts = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'artifacts'`).get() !== undefined;
+    const artifactsOf = hasArtifacts ? db.prepare(`SELECT * FROM artifacts WHERE run_id = ? ORDER BY ordinal`) : null;
     const eventsOf = db.prepare(`SELECT seq, type, ts, data, event_id, terminal FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`);
     for (let i = 0; i < ids.length; i += RUNS_PER_COMMIT) {
       const chunk = ids.slice(i, i + RUNS_PER_COMMIT);
@@ -65,6 +69,16 @@ export async function copySqliteToPostgres(filename: string, target: PgRunStore)
             );
             report.events += rows.length;
             after = rows[rows.length - 1]!.seq;
+          }
+          const artifacts = (artifactsOf?.all(id) ?? []) as ArtifactRow[];
+          if (artifacts.length > 0) {
+            await c.query(
+              `INSERT INTO artifacts (run_id, ordinal, name, content_type, size, sha256, created_at, metadata)
+               SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::text[])`,
+              [id, artifacts.map((a) => a.ordinal), artifacts.map((a) => a.name), artifacts.map((a) => a.content_type),
+                artifacts.map((a) => a.size), artifacts.map((a) => a.sha256), artifacts.map((a) => a.created_at),
+                artifacts.map((a) => a.metadata)],
+            );
           }
           report.runs++;
         }

@@ -76,4 +76,20 @@ export const migrations: string[] = [
     value TEXT NOT NULL
   );
   `,
+  `
+  -- Artifact records; the content is in the blob store, addressed by sha256.
+  CREATE TABLE artifacts (
+    run_id TEXT COLLATE "C" NOT NULL,
+    ordinal INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    metadata TEXT,
+    PRIMARY KEY (run_id, ordinal),
+    UNIQUE (run_id, name)
+  );
+  CREATE INDEX artifacts_sha256 ON artifacts (sha256);
+  `,
 ];

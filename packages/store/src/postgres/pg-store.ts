@@ -7,6 +7,8 @@ import {
   isTerminalStatus,
   isTerminalType,
   parseLabelFilter,
+  artifactEventData,
+  type Artifact,
   type EventInput,
   type ListRunsQuery,
   type ListRunsResponse,
@@ -16,9 +18,32 @@ import {
   RunStatus,
   type Snapshot,
 } from '@runtrail/protocol';
-import type { AppendFeed, AppendOptions, AppendResult, DueRuns, NewRunRecord, SharedRunStore, StoreReadiness, TokenRecord } from '../store.js';
-import { fence, notFound, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
-import { json, parse, rowToEvent, rowToRun, type EventRow, type RunRow as BaseRunRow } from '../rows.js';
+import type {
+  AppendFeed,
+  AppendOptions,
+  AppendResult,
+  DueRuns,
+  NewRunRecord,
+  PutArtifactInput,
+  PutArtifactResult,
+  RunBundle,
+  SharedRunStore,
+  StoreReadiness,
+  TokenRecord,
+} from '../store.js';
+import { fence, notFound, planArtifact, runAlreadyExists, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
+import {
+  artifactRow,
+  importedRunColumns,
+  json,
+  parse,
+  rowToEvent,
+  rowToRun,
+  toArtifact,
+  type ArtifactRow,
+  type EventRow,
+  type RunRow as BaseRunRow,
+} from '../rows.js';
 import { migrations } from './migrations.js';
 
 const TOKEN_COLUMNS = `id, name, scope, hash, created_at, expires_at, revoked_at`;
@@ -308,6 +333,7 @@ export class PgRunStore implements SharedRunStore {
         });
       }
       await c.query(`DELETE FROM events WHERE run_id = $1`, [id]);
+      await c.query(`DELETE FROM artifacts WHERE run_id = $1`, [id]);
       await c.query(`DELETE FROM runs WHERE id = $1`, [id]);
     });
     this.snapshots.delete(id);
@@ -605,6 +631,125 @@ export class PgRunStore implements SharedRunStore {
     await this.query(`INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, [name, candidate]);
     const { rows } = await this.query<{ value: string }>(`SELECT value FROM secrets WHERE name = $1`, [name]);
     return rows[0]!.value;
+  }
+
+  async putArtifact(input: PutArtifactInput): Promise<PutArtifactResult> {
+    try {
+      return await this.tx(async (c) => {
+        // The run's row lock orders this put with every append and put of the run, on any node.
+        const head = (await c.query<RunRow>(`SELECT ${RUN_HEAD} FROM runs WHERE id = $1 FOR UPDATE`, [input.runId])).rows[0];
+        if (!head) throw notFound(input.runId);
+        const existing = (await c.query<ArtifactRow>(`SELECT * FROM artifacts WHERE run_id = $1 AND name = $2`, [input.runId, input.name]))
+          .rows[0];
+        const stats = (
+          await c.query<{ max_ordinal: number; bytes: string }>(
+            `SELECT COALESCE(MAX(ordinal), 0) AS max_ordinal, COALESCE(SUM(size), 0)::text AS bytes FROM artifacts WHERE run_id = $1`,
+            [input.runId],
+          )
+        ).rows[0]!;
+        const record = planArtifact(input, head.status, existing, { maxOrdinal: stats.max_ordinal, bytes: Number(stats.bytes) });
+        if (record === 'unchanged') return { artifact: toArtifact(existing!), outcome: 'unchanged' as const, append: null, displaced: null };
+        await c.query(
+          `INSERT INTO artifacts (run_id, ordinal, name, content_type, size, sha256, created_at, metadata)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (run_id, ordinal) DO UPDATE SET content_type = EXCLUDED.content_type, size = EXCLUDED.size,
+             sha256 = EXCLUDED.sha256, created_at = EXCLUDED.created_at, metadata = EXCLUDED.metadata`,
+          [record.run_id, record.ordinal, record.name, record.content_type, record.size, record.sha256, record.created_at, record.metadata],
+        );
+        const artifact = toArtifact(record);
+        // The artifact event goes in through the same path as every append (fold, insert, notify), in this transaction.
+        const [outcome] = await this.appendBatch(c, [
+          {
+            runId: input.runId,
+            events: [{ type: 'artifact', data: artifactEventData(artifact) }],
+            options: { now: input.now },
+            resolve: () => undefined,
+            reject: () => undefined,
+          },
+        ]);
+        if ('err' in outcome!) throw outcome.err;
+        return {
+          artifact,
+          outcome: existing ? ('replaced' as const) : ('created' as const),
+          append: outcome!.ok,
+          displaced: existing?.sha256 ?? null,
+        };
+      });
+    } catch (err) {
+      // The rolled-back event may already be in the snapshot cache.
+      this.snapshots.delete(input.runId);
+      throw err;
+    }
+  }
+
+  async listArtifacts(runId: string): Promise<Artifact[]> {
+    const { rows } = await this.query<ArtifactRow>(`SELECT * FROM artifacts WHERE run_id = $1 ORDER BY ordinal`, [runId]);
+    if (rows.length === 0) {
+      const exists = await this.query(`SELECT 1 FROM runs WHERE id = $1`, [runId]);
+      if (exists.rowCount === 0) throw notFound(runId);
+    }
+    return rows.map(toArtifact);
+  }
+
+  async getArtifact(runId: string, name: string): Promise<Artifact | null> {
+    const { rows } = await this.query<ArtifactRow>(`SELECT * FROM artifacts WHERE run_id = $1 AND name = $2`, [runId, name]);
+    return rows[0] ? toArtifact(rows[0]) : null;
+  }
+
+  async blobsInUse(sha256s: string[]): Promise<Set<string>> {
+    if (sha256s.length === 0) return new Set();
+    const { rows } = await this.query<{ sha256: string }>(`SELECT DISTINCT sha256 FROM artifacts WHERE sha256 = ANY($1::text[])`, [sha256s]);
+    return new Set(rows.map((r) => r.sha256));
+  }
+
+  async importRun(bundle: RunBundle): Promise<Run> {
+    const { run, events, artifacts } = bundle;
+    const columns = importedRunColumns(run, events);
+    const names = Object.keys(columns);
+    const row = await this.tx(async (c) => {
+      const inserted = await c.query<RunRow>(
+        `INSERT INTO runs (${names.join(', ')}) VALUES (${names.map((n, i) => (n === 'labels' ? `$${i + 1}::jsonb` : `$${i + 1}`)).join(', ')})
+         ON CONFLICT (id) DO NOTHING RETURNING *`,
+        Object.values(columns),
+      );
+      if (!inserted.rows[0]) throw runAlreadyExists(run.id);
+      if (events.length > 0) {
+        await c.query(
+          `INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal)
+           SELECT $1, * FROM unnest($2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bool[])`,
+          [
+            run.id,
+            events.map((e) => e.seq),
+            events.map((e) => e.type),
+            events.map((e) => e.ts),
+            events.map((e) => JSON.stringify(e.data ?? {})),
+            events.map((e) => e.id ?? null),
+            events.map((e) => isTerminalType(e.type)),
+          ],
+        );
+      }
+      if (artifacts.length > 0) {
+        const rows = artifacts.map((a) => artifactRow({ ...a, runId: run.id }));
+        await c.query(
+          `INSERT INTO artifacts (run_id, ordinal, name, content_type, size, sha256, created_at, metadata)
+           SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::text[])`,
+          [
+            run.id,
+            rows.map((a) => a.ordinal),
+            rows.map((a) => a.name),
+            rows.map((a) => a.content_type),
+            rows.map((a) => a.size),
+            rows.map((a) => a.sha256),
+            rows.map((a) => a.created_at),
+            rows.map((a) => a.metadata),
+          ],
+        );
+      }
+      // Other nodes' live run lists learn of it.
+      await c.query(`SELECT pg_notify($1, $2)`, [this.channel, `${run.id} ${columns.seq}`]);
+      return inserted.rows[0];
+    });
+    return this.toRun(row);
   }
 
   async close(): Promise<void> {

@@ -11,7 +11,6 @@ import {
   isTerminalType,
   parseLabelFilter,
   artifactEventData,
-  foldEvents,
   type Artifact,
   type EventInput,
   type ListRunsQuery,
@@ -34,8 +33,19 @@ import type {
   StoreReadiness,
   TokenRecord,
 } from '../store.js';
-import { fence, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
-import { json, parse, rowToEvent, rowToRun, type EventRow, type RunRow } from '../rows.js';
+import { fence, planArtifact, runAlreadyExists, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
+import {
+  artifactRow,
+  importedRunColumns,
+  json,
+  parse,
+  rowToEvent,
+  rowToRun,
+  toArtifact,
+  type ArtifactRow,
+  type EventRow,
+  type RunRow,
+} from '../rows.js';
 import { migrations } from './migrations.js';
 
 export interface SqliteStoreOptions {
@@ -71,16 +81,6 @@ interface PendingAppend {
 }
 
 
-interface ArtifactRow {
-  run_id: string;
-  ordinal: number;
-  name: string;
-  content_type: string;
-  size: number;
-  sha256: string;
-  created_at: number;
-  metadata: string | null;
-}
 
 const RUN_COLUMNS_NO_SNAPSHOT = `id, name, parent_id, status, created_at, started_at, finished_at, input, labels,
   error, output, seq, execute, owner, lease_ttl_ms, lease_expires_at, heartbeat_at, cancel_requested_at,
@@ -178,7 +178,7 @@ export class SqliteRunStore implements RunStore {
         heartbeat_at, cancel_requested_at, timeout_ms, stall_timeout_ms, fail_on_stall, last_progress_at, stalled_at,
         retry_of, attempt)
         VALUES (@id, @name, @parent_id, @status, @created_at, @started_at, @finished_at, @input, @labels, @error, @output,
-        @seq, @snapshot, @execute, @owner, @owner_node, @owner_kind, @lease_ttl_ms, NULL, @heartbeat_at,
+        @seq, @snapshot, @execute, @owner, @owner_node, @owner_kind, @lease_ttl_ms, @lease_expires_at, @heartbeat_at,
         @cancel_requested_at, @timeout_ms, @stall_timeout_ms, @fail_on_stall, @last_progress_at, @stalled_at,
         @retry_of, @attempt)`),
       deleteRun: db.prepare(`DELETE FROM runs WHERE id = ?`),
@@ -626,42 +626,9 @@ export class SqliteRunStore implements RunStore {
   private putArtifactInTx(input: PutArtifactInput): PutArtifactResult {
     const row = this.requireHead(input.runId);
     const existing = this.stmt.artifactByName.get(input.runId, input.name) as ArtifactRow | undefined;
-    if (existing && existing.sha256 === input.sha256) {
-      return { artifact: toArtifact(existing), outcome: 'unchanged', append: null, displaced: null };
-    }
-    if (isTerminalStatus(row.status)) {
-      throw new RuntrailError(
-        'run_already_terminal',
-        `run ${input.runId} already ended ${row.status}; artifacts are stored while a run is running`,
-        { status: row.status },
-      );
-    }
-    if (existing && !input.replace) {
-      throw new RuntrailError(
-        'artifact_conflict',
-        `run ${input.runId} already has an artifact named ${JSON.stringify(input.name)} with other content (sha256 ${existing.sha256}); put it with ?replace=true to replace it`,
-        { name: input.name, sha256: existing.sha256 },
-      );
-    }
     const stats = this.stmt.artifactStats.get(input.runId) as { maxOrdinal: number; bytes: number };
-    const bytes = stats.bytes - (existing?.size ?? 0) + input.size;
-    if (bytes > input.maxRunBytes) {
-      throw new RuntrailError(
-        'payload_too_large',
-        `run ${input.runId} would hold ${bytes} bytes of artifacts, more than its limit of ${input.maxRunBytes}`,
-        { limitBytes: input.maxRunBytes, runBytes: stats.bytes },
-      );
-    }
-    const record: ArtifactRow = {
-      run_id: input.runId,
-      ordinal: existing?.ordinal ?? stats.maxOrdinal + 1,
-      name: input.name,
-      content_type: input.contentType,
-      size: input.size,
-      sha256: input.sha256,
-      created_at: input.now,
-      metadata: json(input.metadata ?? undefined),
-    };
+    const record = planArtifact(input, row.status, existing, stats);
+    if (record === 'unchanged') return { artifact: toArtifact(existing!), outcome: 'unchanged', append: null, displaced: null };
     if (existing) this.stmt.replaceArtifact.run(record);
     else this.stmt.insertArtifact.run(record);
     const artifact = toArtifact(record);
@@ -690,56 +657,13 @@ export class SqliteRunStore implements RunStore {
   async importRun(bundle: RunBundle): Promise<Run> {
     const { run, events, artifacts } = bundle;
     return this.db.transaction(() => {
-      if (this.stmt.runHeadById.get(run.id)) {
-        throw new RuntrailError('run_already_exists', `run ${run.id} already exists on this server; delete it first to import it again`, {
-          runId: run.id,
-        });
-      }
-      const snapshot = foldEvents(events);
-      this.stmt.insertImportedRun.run({
-        id: run.id,
-        name: run.name,
-        parent_id: run.parentId,
-        status: run.status,
-        created_at: run.createdAt,
-        started_at: run.startedAt,
-        finished_at: run.finishedAt,
-        input: json(run.input ?? undefined),
-        labels: JSON.stringify(run.labels ?? {}),
-        error: json(run.error ?? undefined),
-        output: json(run.output ?? undefined),
-        seq: events.at(-1)?.seq ?? 0,
-        snapshot: JSON.stringify(snapshot),
-        execute: run.execute ? 1 : 0,
-        owner: json(run.owner ?? undefined),
-        owner_node: run.owner?.node ?? null,
-        owner_kind: run.owner?.kind ?? null,
-        lease_ttl_ms: run.leaseTtlMs,
-        heartbeat_at: run.heartbeatAt,
-        cancel_requested_at: run.cancelRequestedAt,
-        timeout_ms: run.timeoutMs,
-        stall_timeout_ms: run.stallTimeoutMs,
-        fail_on_stall: run.failOnStall ? 1 : 0,
-        last_progress_at: snapshot.lastProgressAt,
-        stalled_at: snapshot.stalled?.at ?? null,
-        retry_of: run.retryOf,
-        attempt: run.attempt,
-      });
+      if (this.stmt.runHeadById.get(run.id)) throw runAlreadyExists(run.id);
+      const columns = importedRunColumns(run, events);
+      this.stmt.insertImportedRun.run({ ...columns, execute: columns.execute ? 1 : 0, fail_on_stall: columns.fail_on_stall ? 1 : 0 });
       for (const e of events) {
         this.stmt.insertEvent.run(run.id, e.seq, e.type, e.ts, JSON.stringify(e.data ?? {}), e.id ?? null, isTerminalType(e.type) ? 1 : 0);
       }
-      for (const a of artifacts) {
-        this.stmt.insertArtifact.run({
-          run_id: run.id,
-          ordinal: a.ordinal,
-          name: a.name,
-          content_type: a.contentType,
-          size: a.size,
-          sha256: a.sha256,
-          created_at: a.createdAt,
-          metadata: json(a.metadata ?? undefined),
-        });
-      }
+      for (const a of artifacts) this.stmt.insertArtifact.run(artifactRow({ ...a, runId: run.id }));
       return this.toRun(this.stmt.runById.get(run.id) as RunRow);
     }).immediate();
   }
@@ -849,18 +773,6 @@ function busyRetryDelay(attempt: number): number {
   return Math.min(50, 5 * 2 ** attempt);
 }
 
-function toArtifact(row: ArtifactRow): Artifact {
-  return {
-    runId: row.run_id,
-    ordinal: row.ordinal,
-    name: row.name,
-    contentType: row.content_type,
-    size: row.size,
-    sha256: row.sha256,
-    createdAt: row.created_at,
-    metadata: parse(row.metadata, null),
-  };
-}
 
 function ownerField(ownerJson: string | null, field: 'node' | 'kind'): string | null {
   const owner = parse<Owner | null>(ownerJson, null);
