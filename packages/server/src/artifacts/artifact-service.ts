@@ -10,7 +10,7 @@ import {
   type Run,
   type RunEvent,
 } from '@runtrail/protocol';
-import type { BlobStore, RunStore } from '@runtrail/store';
+import type { BlobStore } from '@runtrail/store';
 import type { RunService } from '../runs/run-service.js';
 import { KeyedLock } from './keyed-lock.js';
 import { exportRun as exportRunArchive, readArchive } from './archive.js';
@@ -43,14 +43,12 @@ export interface PutOutcome {
 export class ArtifactService {
   readonly blobs: BlobStore;
   private readonly runs: RunService;
-  private readonly store: RunStore;
   private readonly limits: ArtifactLimits;
   private readonly log: FastifyBaseLogger;
   private readonly locks = new KeyedLock();
 
   constructor(options: { runs: RunService; blobs: BlobStore; limits: ArtifactLimits; log: FastifyBaseLogger }) {
     this.runs = options.runs;
-    this.store = options.runs.store;
     this.blobs = options.blobs;
     this.limits = options.limits;
     this.log = options.log;
@@ -65,7 +63,7 @@ export class ArtifactService {
   async admit(runId: string, name: string, declaredSize?: number): Promise<number> {
     requireArtifactName(name);
     const run = await this.runs.get(runId);
-    const existing = await this.store.listArtifacts(runId);
+    const existing = await this.runs.listArtifacts(runId);
     const same = existing.find((a) => a.name === name);
     if (isTerminalStatus(run.status) && !same) {
       throw new RuntrailError('run_already_terminal', `run ${runId} already ended ${run.status}; artifacts are stored while a run is running`, {
@@ -93,7 +91,7 @@ export class ArtifactService {
     const result = await this.locks.with(sha256, async () => {
       try {
         await staged.commit();
-        return await this.store.putArtifact({
+        return await this.runs.putArtifact({
           runId,
           name,
           contentType,
@@ -111,18 +109,17 @@ export class ArtifactService {
         throw err;
       }
     });
-    if (result.append) this.runs.publish(result.append);
     if (result.displaced) await this.release([result.displaced], runId);
     this.log.info({ runId, artifact: name, outcome: result.outcome, size: staged.size, sha256 }, 'artifact stored');
     return { artifact: result.artifact, outcome: result.outcome };
   }
 
   list(runId: string): Promise<Artifact[]> {
-    return this.store.listArtifacts(runId);
+    return this.runs.listArtifacts(runId);
   }
 
   async get(runId: string, name: string): Promise<Artifact> {
-    const artifact = await this.store.getArtifact(runId, name);
+    const artifact = await this.runs.getArtifact(runId, name);
     if (artifact) return artifact;
     await this.runs.get(runId);
     throw new RuntrailError('artifact_not_found', `run ${runId} has no artifact named ${JSON.stringify(name)}`, { runId, name });
@@ -143,8 +140,7 @@ export class ArtifactService {
     const shas = [...bundle.staged.keys()];
     for (const [sha256, blob] of bundle.staged) await this.locks.with(sha256, () => blob.commit());
     try {
-      const run = await this.store.importRun({ run: bundle.run, events: bundle.events, artifacts: bundle.artifacts });
-      this.runs.hub.publishRun('created', run);
+      const run = await this.runs.importRun({ run: bundle.run, events: bundle.events, artifacts: bundle.artifacts });
       this.log.info({ runId: run.id, events: bundle.events.length, artifacts: bundle.artifacts.length }, 'run imported');
       return run;
     } catch (err) {
@@ -157,12 +153,12 @@ export class ArtifactService {
   async exportRun(runId: string): Promise<{ run: Run; archive: Readable }> {
     const run = await this.runs.get(runId);
     const { observers: _observers, ...record } = run;
-    const records = await this.store.listArtifacts(runId);
-    const store = this.store;
+    const records = await this.runs.listArtifacts(runId);
+    const runs = this.runs;
     // Only the events the exported record counts, even if the run is still moving.
     async function* pages(): AsyncIterable<RunEvent[]> {
       for (let after = 0; after < run.seq; ) {
-        const page = (await store.readEvents(runId, after, 5000)).filter((e) => e.seq <= run.seq);
+        const page = (await runs.readEventPage(runId, after, 5000)).filter((e) => e.seq <= run.seq);
         if (page.length === 0) return;
         yield page;
         after = page.at(-1)!.seq;
@@ -178,7 +174,7 @@ export class ArtifactService {
 
   private async releaseLocked(sha256: string, runId: string): Promise<void> {
     try {
-      if (!(await this.store.blobsInUse([sha256])).has(sha256)) await this.blobs.delete(sha256);
+      if (!(await this.runs.blobsInUse([sha256])).has(sha256)) await this.blobs.delete(sha256);
     } catch (err) {
       // An unreferenced blob left behind costs disk, not correctness: log it and carry on.
       this.log.warn({ err, runId, sha256 }, 'could not remove unreferenced artifact content');

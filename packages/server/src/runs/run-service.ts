@@ -17,9 +17,10 @@ import {
   type ReadEventsResponse,
   type Artifact,
   type Run,
+  type RunEvent,
   type RunWithObservers,
 } from '@runtrail/protocol';
-import type { AppendResult, RunStore } from '@runtrail/store';
+import type { AppendResult, PutArtifactInput, PutArtifactResult, RunBundle, RunStore } from '@runtrail/store';
 import type { Hub } from '../hub.js';
 
 export interface Clock {
@@ -164,6 +165,38 @@ export class RunService {
       this.hub.publishEvents(result.run, result.appended);
       this.hub.publishRun('updated', result.run);
     }
+  }
+
+  /** Record a stored artifact and its `artifact` event (one store transaction), then publish the event. */
+  async putArtifact(input: PutArtifactInput): Promise<PutArtifactResult> {
+    const result = await this.store.putArtifact(input);
+    if (result.append) this.publish(result.append);
+    return result;
+  }
+
+  listArtifacts(runId: string): Promise<Artifact[]> {
+    return this.store.listArtifacts(runId);
+  }
+
+  getArtifact(runId: string, name: string): Promise<Artifact | null> {
+    return this.store.getArtifact(runId, name);
+  }
+
+  /** Which of these content hashes some artifact record still refers to. */
+  blobsInUse(sha256s: string[]): Promise<Set<string>> {
+    return this.store.blobsInUse(sha256s);
+  }
+
+  /** A page of a run's stored events (an export reads the whole log). */
+  readEventPage(id: string, after: number, limit: number): Promise<RunEvent[]> {
+    return this.store.readEvents(id, after, limit);
+  }
+
+  /** Load an exported run as it was, then tell live run lists it exists. */
+  async importRun(bundle: RunBundle): Promise<Run> {
+    const run = await this.store.importRun(bundle);
+    this.hub.publishRun('created', run);
+    return run;
   }
 
   /** Called after a run is deleted, with the artifact records it had (their content may now be unreferenced). */
