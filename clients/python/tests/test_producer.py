@@ -12,7 +12,7 @@ import time
 import unittest
 
 import runtrail
-from tests.support import CLI, ROOT, Server, protocol_has_route, python_env, run_python, wait_until
+from tests.support import CLI, ROOT, Server, python_env, run_python, wait_until
 
 server: Server
 
@@ -273,12 +273,7 @@ class ProducerTest(unittest.TestCase):
     def test_artifacts_from_bytes_and_from_a_file_with_metadata_after_the_events_before_them(self) -> None:
         with self.rt.run("artifacts") as run:
             run.log("wrote the input")
-            try:
-                first = run.artifact("01_input.txt", b"What is runtrail?", metadata={"stage": 1})
-            except runtrail.RuntrailError as err:
-                if err.code == "route_not_found" and not protocol_has_route("putArtifact"):
-                    self.skipTest("this checkout's server does not store artifacts yet (issue 16)")
-                raise
+            first = run.artifact("01_input.txt", b"What is runtrail?", metadata={"stage": 1})
             with tempfile.TemporaryDirectory() as folder:
                 path = os.path.join(folder, "scores.csv")
                 with open(path, "w") as file:
