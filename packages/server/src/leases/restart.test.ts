@@ -67,7 +67,7 @@ describe('server restart', () => {
     for (const id of ids) acknowledged.set(id, await allEvents(client, id));
 
     await kill9(first);
-    const second = await startFixtureServer(port, { RUNTRAIL_LEASE_TTL_MS: '30000' });
+    await startFixtureServer(port, { RUNTRAIL_LEASE_TTL_MS: '30000' });
 
     for (const id of ids) {
       const run = await client.getRun(id);
