@@ -118,16 +118,96 @@ export function matchesLabels(labels: Record<string, string>, pairs: Array<[stri
 }
 
 export const MAX_LIST_LIMIT = 200;
-export const ListRunsQuery = z.object({
+/** Parents whose children one `parentIds` filter may ask for (a page of the dashboard's list). */
+export const MAX_PARENT_IDS = 50;
+
+/**
+ * What a list of runs can be narrowed by, shared by `GET /runs` and the live
+ * runs subscription (RunsFilter) so the two always agree. A run matches when
+ * it matches every field given.
+ */
+export const RunsFilterFields = {
   status: RunStatus.optional(),
+  /** The exact name. */
   name: z.string().min(1).max(200).optional(),
+  /** A part of the name, in any case of A-Z ("eval" finds "LLM-Eval-3"). */
+  nameContains: z.string().min(1).max(200).optional(),
   parentId: z.string().min(1).max(100).optional(),
+  /** Children of any of these runs: comma-separated ids. */
+  parentIds: z
+    .string()
+    .max(MAX_PARENT_IDS * 101)
+    .refine((ids) => ids.split(',').every((id) => id.length > 0) && ids.split(',').length <= MAX_PARENT_IDS, {
+      message: `comma-separated run ids, at most ${MAX_PARENT_IDS}`,
+    })
+    .optional(),
+  /** `true`: only runs without a parent. */
+  topLevel: z.enum(['true', 'false']).optional(),
   /** `key=value`; several comma-separated pairs must all match. */
   label: z.string().max(1000).optional(),
+  /**
+   * How the run failed: its error's kind (a cancelled run's is `cancelled`).
+   * `stalled` also finds running runs that are stalled now.
+   */
+  errorKind: RunErrorKind.optional(),
+  /** Created at or after this time (epoch ms). */
+  createdAfter: z.coerce.number().int().min(0).optional(),
+  /** Created before this time (epoch ms). */
+  createdBefore: z.coerce.number().int().min(0).optional(),
+};
+
+export const ListRunsQuery = z.object({
+  ...RunsFilterFields,
   limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).optional(),
   cursor: z.string().min(1).max(200).optional(),
 });
 export type ListRunsQuery = z.infer<typeof ListRunsQuery>;
+
+/**
+ * Lower-case A-Z only, as the stores' lower() does (SQLite's always,
+ * PostgreSQL's under the "C" collation), so a name search matches the same
+ * runs in the list, the live subscription and either store.
+ */
+export function foldCase(text: string): string {
+  return text.replace(/[A-Z]/g, (c) => c.toLowerCase());
+}
+
+type RunsFilterValue = Omit<ListRunsQuery, 'limit' | 'cursor'>;
+
+/**
+ * Whether a run matches the parts of a filter that never change over its
+ * life (name, parent, labels, creation time). `labels` is the filter's
+ * `label`, parsed once by the caller.
+ */
+export function matchesFixedFilter(run: Run, filter: RunsFilterValue, labels: Array<[string, string]>): boolean {
+  if (filter.name !== undefined && run.name !== filter.name) return false;
+  if (filter.nameContains !== undefined && !foldCase(run.name).includes(foldCase(filter.nameContains))) return false;
+  if (filter.parentId !== undefined && run.parentId !== filter.parentId) return false;
+  if (filter.parentIds !== undefined && (run.parentId === null || !filter.parentIds.split(',').includes(run.parentId))) return false;
+  if (filter.topLevel === 'true' && run.parentId !== null) return false;
+  if (filter.topLevel === 'false' && run.parentId === null) return false;
+  if (filter.createdAfter !== undefined && run.createdAt < filter.createdAfter) return false;
+  if (filter.createdBefore !== undefined && run.createdAt >= filter.createdBefore) return false;
+  return matchesLabels(run.labels, labels);
+}
+
+/** Whether a run matches the parts of a filter that change as it runs (status, how it failed). */
+export function matchesStateFilter(run: Run, filter: RunsFilterValue): boolean {
+  if (filter.status !== undefined && run.status !== filter.status) return false;
+  if (filter.errorKind !== undefined && failureKindOf(run) !== filter.errorKind) return false;
+  return true;
+}
+
+/**
+ * How a run failed, as lists show and filter it: its error's kind, or
+ * `stalled` for a running run that is stalled now; null for a run that has
+ * not failed.
+ */
+export function failureKindOf(run: Run): RunErrorKind | null {
+  if (run.error) return run.error.kind;
+  if (run.status === 'running' && run.snapshot.stalled) return 'stalled';
+  return null;
+}
 
 export interface ListRunsResponse {
   runs: Run[];

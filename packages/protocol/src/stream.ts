@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { RunEvent } from './events.js';
 import type { ErrorCode } from './errors.js';
-import type { Run, RunStatus } from './run.js';
+import { RunsFilterFields, type Run, type RunStatus } from './run.js';
 
 /**
  * The live subscription protocol, shared by the WebSocket transport, SSE and
@@ -23,11 +23,12 @@ import type { Run, RunStatus } from './run.js';
  *   and no subscription. Subscribing again to the same runId replaces the
  *   previous subscription.
  * - client `{"op":"unsubscribe","runId":ID}`: no more frames for that run.
- * - client `{"op":"subscribeRuns","filter":{name?,parentId?,status?}}` ->
- *   server `{"type":"subscribedRuns"}`, then `{"type":"run",change,run}` for
- *   every run created, updated or deleted that matches `name`/`parentId`
- *   (status is NOT filtered by the server, so a list can drop a run whose
- *   status left the filter; the client applies `status`). Updates of one run
+ * - client `{"op":"subscribeRuns","filter":{...}}` (the list route's filters)
+ *   -> server `{"type":"subscribedRuns"}`, then `{"type":"run",change,run}`
+ *   for every run created, updated or deleted that matches the filter's
+ *   fixed parts (matchesFixedFilter: name, parent, labels, creation time).
+ *   status and errorKind are NOT filtered by the server, so a list can drop
+ *   a run that left them; the client applies them (matchesStateFilter). Updates of one run
  *   may be coalesced to its latest state. A later `subscribedRuns` (sent
  *   again after the connection was too far behind) means: refetch the list.
  *   (`{"op":"subscribe","runs":{filter}}` is accepted as the same thing.)
@@ -78,13 +79,8 @@ export const StreamRunQuery = z.object({
   after: z.coerce.number().int().min(0).optional(),
 });
 
-export const RunsFilter = z.object({
-  status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']).optional(),
-  name: z.string().min(1).max(200).optional(),
-  parentId: z.string().min(1).max(100).optional(),
-  /** `key=value[,key=value]`: every pair must match the run's labels. */
-  label: z.string().max(1000).optional(),
-});
+/** The list route's filters (RunsFilterFields), for a live list. */
+export const RunsFilter = z.object(RunsFilterFields);
 export type RunsFilter = z.infer<typeof RunsFilter>;
 
 /** Messages a WebSocket client sends. */

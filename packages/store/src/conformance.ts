@@ -5,6 +5,8 @@ import {
   RuntrailError,
   foldEvents,
   initialSnapshot,
+  matchesFixedFilter,
+  matchesStateFilter,
   type EventInput,
   type Owner,
   type Run,
@@ -179,6 +181,44 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect(await ids({ label: 'team=ml', name: 'stage', status: 'succeeded' })).toEqual([a.id]);
         expect(await ids({ label: 'team=nobody' })).toEqual([]);
         await expectError(store.listRuns({ label: 'team' }), 'invalid_request');
+      });
+
+      it('filters by a part of the name, how a run failed, its parent(s), top level and creation time', async () => {
+        const parent = await create({ name: 'Autotune-Sweep', now: T0 });
+        const child = await create({ name: 'experiment 100%_a', parentId: parent.id, now: T0 + 1000, stallTimeoutMs: 1000 });
+        const other = await create({ name: 'llm-eval', now: T0 + 2000 });
+        const otherChild = await create({ name: 'EXPERIMENT b', parentId: other.id, now: T0 + 3000 });
+        const failed = await create({ name: 'exec python', now: T0 + 4000 });
+        const cancelled = await create({ name: 'exec python', now: T0 + 5000 });
+        await store.append(failed.id, [{ type: 'run.failed', data: { error: { kind: 'timeout', message: 'too slow' } } }], { now: T0 + 6000 });
+        await store.append(cancelled.id, [{ type: 'run.cancelled', data: { reason: 'by hand' } }], { now: T0 + 6000 });
+        // A running run that is stalled now counts as "stalled", like one that failed on its stall.
+        await store.append(child.id, [{ type: 'run.stalled', data: { stallTimeoutMs: 1000, lastProgressAt: T0 + 1000 } }], { now: T0 + 6000 });
+
+        const ids = async (q: Parameters<RunStore['listRuns']>[0]) => (await store.listRuns(q)).runs.map((r) => r.id);
+        expect(await ids({ nameContains: 'experiment' })).toEqual([otherChild.id, child.id]);
+        expect(await ids({ nameContains: 'SWEEP' })).toEqual([parent.id]);
+        // Wildcards of LIKE are plain text.
+        expect(await ids({ nameContains: '100%_' })).toEqual([child.id]);
+        expect(await ids({ nameContains: '%' })).toEqual([child.id]);
+        expect(await ids({ nameContains: '_b' })).toEqual([]);
+        expect(await ids({ errorKind: 'timeout' })).toEqual([failed.id]);
+        expect(await ids({ errorKind: 'cancelled' })).toEqual([cancelled.id]);
+        expect(await ids({ errorKind: 'stalled' })).toEqual([child.id]);
+        expect(await ids({ errorKind: 'orphaned' })).toEqual([]);
+        expect(await ids({ topLevel: 'true' })).toEqual([cancelled.id, failed.id, other.id, parent.id]);
+        expect(await ids({ topLevel: 'false' })).toEqual([otherChild.id, child.id]);
+        expect(await ids({ parentIds: `${parent.id},${other.id}` })).toEqual([otherChild.id, child.id]);
+        expect(await ids({ parentIds: parent.id })).toEqual([child.id]);
+        expect(await ids({ createdAfter: T0 + 2000 })).toEqual([cancelled.id, failed.id, otherChild.id, other.id]);
+        expect(await ids({ createdAfter: T0 + 1000, createdBefore: T0 + 3000 })).toEqual([other.id, child.id]);
+        expect(await ids({ nameContains: 'python', errorKind: 'timeout', createdAfter: T0 })).toEqual([failed.id]);
+        // The same decision as the live list's (matchesFixedFilter/matchesStateFilter).
+        const all = (await store.listRuns({})).runs;
+        for (const q of [{ nameContains: 'Experiment' }, { errorKind: 'stalled' as const }, { topLevel: 'true' as const }, { createdAfter: T0 + 2500 }]) {
+          const expected = all.filter((r) => matchesFixedFilter(r, q, []) && matchesStateFilter(r, q)).map((r) => r.id);
+          expect(await ids(q), JSON.stringify(q)).toEqual(expected);
+        }
       });
 
       it('filters by labels whose keys or values hold quotes, dots, brackets or spaces', async () => {

@@ -55,21 +55,17 @@ export interface UseRunsResult {
 /** A live runs list (newest first), filtered by status/name/parentId/label (`k=v[,k=v]`). */
 export function useRuns(filter: RunsFilter = {}, options: { limit?: number } = {}): UseRunsResult {
   const config = useRuntrailConfig();
-  const { status, name, parentId, label } = filter;
   const { limit } = options;
+  // Re-subscribe only when a filter value changes (not on every new object literal).
+  const key = JSON.stringify(Object.entries(filter).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : 1)));
   const store = useMemo(
     () =>
       createRunsSource({
         ...config,
-        filter: {
-          ...(status !== undefined ? { status } : {}),
-          ...(name !== undefined ? { name } : {}),
-          ...(parentId !== undefined ? { parentId } : {}),
-          ...(label !== undefined ? { label } : {}),
-        },
+        filter: Object.fromEntries(JSON.parse(key) as Array<[string, string]>) as RunsFilter,
         ...(limit !== undefined ? { limit } : {}),
       }),
-    [config, status, name, parentId, label, limit],
+    [config, key, limit],
   );
   const state = useSyncExternalStore(store.subscribe, store.getSnapshot, () => IDLE_RUNS_STATE);
   return { runs: state.runs, connection: state.connection, error: state.error };

@@ -40,3 +40,35 @@ for (const [name, options] of [
     await waitFor(() => all.getState().runs.length === 1, { what: 'deleted run gone' });
   });
 }
+
+for (const [name, options] of [
+  ['WebSocket', { WebSocket: WebSocket as unknown as WebSocketConstructor }],
+  ['polling (no WebSocket)', { WebSocket: null, pollIntervalMs: 20 }],
+] as Array<[string, Partial<WatchRunsOptions>]>) {
+  test(`a live runs list over ${name} applies a name search, a failure kind, top level and parents like the list route`, async () => {
+    const s = await startTestServer();
+    cleanups.push(() => s.cleanup());
+    const parent = (await s.runs.create({ name: 'Autotune' })).run;
+    const search = watchRuns({ url: s.url, filter: { nameContains: 'EVAL' }, ...options });
+    const timedOut = watchRuns({ url: s.url, filter: { errorKind: 'timeout' }, ...options });
+    const roots = watchRuns({ url: s.url, filter: { topLevel: 'true' }, ...options });
+    const children = watchRuns({ url: s.url, filter: { parentIds: parent.id }, ...options });
+    cleanups.push(() => search.close(), () => timedOut.close(), () => roots.close(), () => children.close());
+    await waitFor(() => roots.getState().runs.length === 1, { what: 'initial list' });
+
+    const evalRun = (await s.runs.create({ name: 'llm-eval-3' })).run;
+    const child = (await s.runs.create({ name: 'experiment 1', parentId: parent.id })).run;
+    await waitFor(() => search.getState().runs.length === 1 && children.getState().runs.length === 1 && roots.getState().runs.length === 2, {
+      what: 'created runs listed where they match',
+    });
+    expect(search.getState().runs.map((r) => r.name)).toEqual(['llm-eval-3']);
+    expect(children.getState().runs.map((r) => r.id)).toEqual([child.id]);
+    expect(roots.getState().runs.map((r) => r.id)).toEqual([evalRun.id, parent.id]);
+    expect(timedOut.getState().runs).toEqual([]);
+
+    // A run enters the failure-kind list when it fails that way.
+    await s.runs.finish(evalRun.id, { status: 'failed', error: { kind: 'timeout', message: 'over its limit' } });
+    await waitFor(() => timedOut.getState().runs.length === 1, { what: 'timed-out run listed' });
+    expect(timedOut.getState().runs[0]!.error).toEqual({ kind: 'timeout', message: 'over its limit' });
+  });
+}

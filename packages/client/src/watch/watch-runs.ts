@@ -1,4 +1,4 @@
-import { RuntrailError, type ListRunsResponse, type Run, type RunsFilter, type ServerMessage } from '@runtrail/protocol';
+import { RuntrailError, matchesStateFilter, type ListRunsResponse, type Run, type RunsFilter, type ServerMessage } from '@runtrail/protocol';
 import type { HttpApi } from '../http-api.js';
 import { isRetryable } from '../http-api.js';
 import { connectionSettings, type ConnectionSettings } from './connection.js';
@@ -151,8 +151,7 @@ export class RunsWatch {
   }
 
   private filter(): RunsFilter {
-    const { status, name, parentId, label } = this.options.filter ?? {};
-    return { status, name, parentId, label };
+    return { ...this.options.filter };
   }
 
   private async fetchList(signal: AbortSignal): Promise<Run[]> {
@@ -170,9 +169,8 @@ export class RunsWatch {
     }
     const known = this.byId.get(run.id);
     if (known && known.seq > run.seq) return;
-    const status = this.options.filter?.status;
-    if (status !== undefined && run.status !== status) this.byId.delete(run.id);
-    else this.byId.set(run.id, run);
+    if (matchesStateFilter(run, this.filter())) this.byId.set(run.id, run);
+    else this.byId.delete(run.id);
   }
 
   private publish(patch: Partial<RunsWatchState>): void {

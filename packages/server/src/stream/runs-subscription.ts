@@ -1,4 +1,4 @@
-import { matchesLabels, type Run, type RunsFilter, type ServerMessage } from '@runtrail/protocol';
+import { matchesFixedFilter, type Run, type RunsFilter, type ServerMessage } from '@runtrail/protocol';
 import type { Hub, RunChange } from '../hub.js';
 import type { Outlet } from './outlet.js';
 
@@ -41,11 +41,10 @@ export class RunsSubscription {
 
   private readonly onChange = (change: RunChange, run: Run): void => {
     if (this.closed) return;
-    // Only immutable fields are filtered here; status is the client's to
-    // apply, so a run that leaves a status filter can leave the list.
-    if (this.filter.name !== undefined && run.name !== this.filter.name) return;
-    if (this.filter.parentId !== undefined && run.parentId !== this.filter.parentId) return;
-    if (!matchesLabels(run.labels, this.labels)) return;
+    // Only fields that never change are filtered here; status and failure
+    // kind are the client's to apply (matchesStateFilter), so a run that
+    // leaves such a filter can leave the list.
+    if (!matchesFixedFilter(run, this.filter, this.labels)) return;
     if (this.overflowed) return;
     const previous = this.pending.get(run.id);
     const merged: RunChange = change === 'deleted' ? 'deleted' : previous?.change === 'created' ? 'created' : change;

@@ -6,6 +6,7 @@ import {
   initialSnapshot,
   isTerminalStatus,
   isTerminalType,
+  foldCase,
   parseLabelFilter,
   artifactEventData,
   type Artifact,
@@ -309,7 +310,18 @@ export class PgRunStore implements SharedRunStore {
     };
     if (query.status) add((n) => `status = $${n}`, query.status);
     if (query.name) add((n) => `name = $${n}`, query.name);
+    // strpos on lower(): a substring with no LIKE wildcards to escape ('%' and '_' are plain text here).
+    if (query.nameContains) add((n) => `strpos(lower(name COLLATE "C"), $${n}) > 0`, foldCase(query.nameContains));
     if (query.parentId) add((n) => `parent_id = $${n}`, query.parentId);
+    if (query.parentIds) add((n) => `parent_id = ANY($${n}::text[])`, query.parentIds.split(','));
+    if (query.topLevel === 'true') where.push('parent_id IS NULL');
+    if (query.topLevel === 'false') where.push('parent_id IS NOT NULL');
+    if (query.createdAfter !== undefined) add((n) => `created_at >= $${n}`, query.createdAfter);
+    if (query.createdBefore !== undefined) add((n) => `created_at < $${n}`, query.createdBefore);
+    if (query.errorKind) {
+      // failureKindOf in SQL: the error's kind, or a running run stalled now.
+      add((n) => `((error::jsonb)->>'kind' = $${n} OR ($${n} = 'stalled' AND status = 'running' AND stalled_at IS NOT NULL))`, query.errorKind);
+    }
     if (query.cursor) add((n) => `id < $${n}`, query.cursor);
     for (const [key, value] of parseLabelFilter(query.label)) {
       add((n) => `labels @> jsonb_build_object($${n}::text, $${n + 1}::text)`, key, value);

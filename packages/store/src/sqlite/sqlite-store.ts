@@ -9,6 +9,7 @@ import {
   initialSnapshot,
   isTerminalStatus,
   isTerminalType,
+  foldCase,
   parseLabelFilter,
   artifactEventData,
   type Artifact,
@@ -298,7 +299,23 @@ export class SqliteRunStore implements RunStore {
     };
     if (query.status) match('status = ?', query.status);
     if (query.name) match('name = ?', query.name);
+    // instr on lower(): a substring with no LIKE wildcards to escape ('%' and '_' are plain text here).
+    if (query.nameContains) match('instr(lower(name), ?) > 0', foldCase(query.nameContains));
     if (query.parentId) match('parent_id = ?', query.parentId);
+    if (query.parentIds) {
+      const ids = query.parentIds.split(',');
+      where.push(`parent_id IN (${ids.map(() => '?').join(',')})`);
+      params.push(...ids);
+    }
+    if (query.topLevel === 'true') where.push('parent_id IS NULL');
+    if (query.topLevel === 'false') where.push('parent_id IS NOT NULL');
+    if (query.createdAfter !== undefined) match('created_at >= ?', query.createdAfter);
+    if (query.createdBefore !== undefined) match('created_at < ?', query.createdBefore);
+    if (query.errorKind) {
+      // failureKindOf in SQL: the error's kind, or a running run stalled now.
+      where.push(`(json_extract(error, '$.kind') = ? OR (? = 'stalled' AND status = 'running' AND stalled_at IS NOT NULL))`);
+      params.push(query.errorKind, query.errorKind);
+    }
     if (query.cursor) match('id < ?', query.cursor);
     for (const [key, value] of parseLabelFilter(query.label)) {
       // Matched with json_each rather than a JSON path: a path cannot quote every
