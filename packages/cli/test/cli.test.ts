@@ -58,6 +58,47 @@ describe('runtrail CLI', () => {
     await run.succeed();
   });
 
+  it('lists failure kind, parent and labels, and shows input, output and the whole error', async () => {
+    const client = new RuntrailClient({ url });
+    const parent = await client.createRun({ name: 'sweep-19', input: { trials: 2 }, labels: { project: 'tune' } });
+    const child = await client.createRun({ name: 'trial-19', parentId: parent.id, labels: { lr: '0.1', seed: '3' } });
+    const traceback = 'Traceback (most recent call last):\n  File "train.py", line 3, in <module>\n    main()\nValueError: lr too high';
+    await child.fail(traceback, 'error');
+    await parent.succeed({ best: { lr: 0.01, score: 0.93 } });
+
+    const ls = await runtrail(['runs', 'ls', '--search', '-19', '--server', url]);
+    expect(ls.code).toBe(0);
+    const [header, childRow, parentRow] = ls.stdout.trim().split('\n');
+    expect(header).toMatch(/^ID\s+NAME\s+STATUS\s+FAILED\s+.*PARENT\s+LABELS$/);
+    expect(childRow).toMatch(new RegExp(`^${child.id}\\s+trial-19\\s+failed\\s+error\\s+.*${parent.id}\\s+lr=0.1,seed=3$`));
+    expect(parentRow).toMatch(new RegExp(`^${parent.id}\\s+sweep-19\\s+succeeded\\s+-\\s+.*\\s-\\s+project=tune$`));
+    const onlyFailed = await runtrail(['runs', 'ls', '--failed-with', 'error', '--search', 'trial', '--json', '--server', url]);
+    expect(JSON.parse(onlyFailed.stdout).runs.map((r: { id: string }) => r.id)).toEqual([child.id]);
+
+    const showChild = await runtrail(['runs', 'show', child.id, '--server', url]);
+    expect(showChild.stdout).toContain('status     failed (error)');
+    expect(showChild.stdout).toContain(`parent     ${parent.id}`);
+    expect(showChild.stdout).toContain('labels     lr=0.1,seed=3');
+    // The traceback keeps its lines and indentation.
+    expect(showChild.stdout).toContain(
+      'error (error):\n  Traceback (most recent call last):\n    File "train.py", line 3, in <module>\n      main()\n  ValueError: lr too high',
+    );
+    const showParent = await runtrail(['runs', 'show', parent.id, '--server', url]);
+    expect(showParent.stdout).toContain('input:\n  {\n    "trials": 2\n  }');
+    expect(showParent.stdout).toContain('output:\n  {\n    "best": {\n      "lr": 0.01,\n      "score": 0.93\n    }\n  }');
+  });
+
+  it('prints its version, and serve --help shows each default', async () => {
+    const version = await runtrail(['--version']);
+    expect(version.code).toBe(0);
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    const help = await runtrail(['serve', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/--port <value>\s+port to listen on.*\(env RUNTRAIL_PORT, default 4310\)/);
+    expect(help.stdout).toMatch(/--data-dir <value>.*default \.\/\.runtrail\)/);
+    expect(help.stdout).toMatch(/--concurrency <value>.*default 4\)/);
+  });
+
   it('tails a run live to its end and exits 1 when it failed', async () => {
     const client = new RuntrailClient({ url });
     const run = await client.createRun({ name: 'tailed' });

@@ -1,6 +1,17 @@
 import type { Command } from 'commander';
 import { RuntrailClient } from '@runtrail/client';
-import type { Run, RunStatus } from '@runtrail/protocol';
+import { RunErrorKind, RunStatus, failureKindOf, type Run } from '@runtrail/protocol';
+
+interface LsFlags {
+  status?: RunStatus;
+  name?: string;
+  search?: string;
+  failedWith?: RunErrorKind;
+  parent?: string;
+  label?: string;
+  limit: string;
+  json?: boolean;
+}
 import { clientOptions } from '../options.js';
 
 export function registerRuns(program: Command): void {
@@ -9,17 +20,21 @@ export function registerRuns(program: Command): void {
   runs
     .command('ls')
     .description('list runs, newest first')
-    .option('--status <status>', 'queued|running|succeeded|failed|cancelled')
+    .option('--status <status>', RunStatus.options.join('|'))
     .option('--name <name>', 'only runs with this name')
+    .option('--search <text>', 'only runs whose name contains this (any case)')
+    .option('--failed-with <kind>', `only runs that failed this way: ${RunErrorKind.options.join('|')}`)
     .option('--parent <id>', 'only child runs of this run')
     .option('--label <k=v>', 'only runs with these labels (k=v[,k=v])')
     .option('--limit <n>', 'how many (1-200)', '20')
     .option('--json', 'print JSON')
-    .action(async (flags: { status?: RunStatus; name?: string; parent?: string; label?: string; limit: string; json?: boolean }, cmd: Command) => {
+    .action(async (flags: LsFlags, cmd: Command) => {
       const client = new RuntrailClient(clientOptions(cmd));
       const page = await client.listRuns({
         status: flags.status,
         name: flags.name,
+        nameContains: flags.search,
+        errorKind: flags.failedWith,
         parentId: flags.parent,
         label: flags.label,
         limit: Number(flags.limit),
@@ -32,7 +47,7 @@ export function registerRuns(program: Command): void {
 
   runs
     .command('show <id>')
-    .description("a run's state: status, counters, progress, phases, last error")
+    .description("a run's state: status and error, input and output, labels, counters, progress, phases")
     .option('--json', 'print the run as JSON')
     .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
       const run = await new RuntrailClient(clientOptions(cmd)).getRun(id);
@@ -49,25 +64,35 @@ export function formatTable(runs: Run[]): string {
     r.id,
     r.name,
     r.status,
+    failureKindOf(r) ?? '-',
     progressText(r),
     `${r.snapshot.counters.ok}/${r.snapshot.counters.failed}/${r.snapshot.counters.retries}`,
     duration(r),
     new Date(r.createdAt).toISOString().replace('T', ' ').slice(0, 19),
+    r.parentId ?? '-',
+    labelsText(r) || '-',
   ]);
-  const header = ['ID', 'NAME', 'STATUS', 'PROGRESS', 'OK/FAIL/RETRY', 'DURATION', 'CREATED'];
+  const header = ['ID', 'NAME', 'STATUS', 'FAILED', 'PROGRESS', 'OK/FAIL/RETRY', 'DURATION', 'CREATED', 'PARENT', 'LABELS'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
 export function formatRun(run: Run & { observers?: number }): string {
   const s = run.snapshot;
+  const kind = failureKindOf(run);
   const lines = [
     `${run.name}  ${run.id}`,
-    `status     ${run.status}${run.error ? ` (${run.error.kind}: ${run.error.message})` : ''}`,
+    `status     ${run.status}${kind ? ` (${kind})` : ''}`,
+  ];
+  if (run.parentId) lines.push(`parent     ${run.parentId}`);
+  if (run.retryOf) lines.push(`retry of   ${run.retryOf} (attempt ${run.attempt})`);
+  const labels = labelsText(run);
+  if (labels) lines.push(`labels     ${labels}`);
+  lines.push(
     `duration   ${duration(run)}   seq ${run.seq}${run.observers !== undefined ? `   observers ${run.observers}` : ''}`,
     `progress   ${progressText(run)}${s.progress?.message ? `  ${s.progress.message}` : ''}`,
     `calls      ok ${s.counters.ok}  failed ${s.counters.failed}  retries ${s.counters.retries}  in flight ${Object.keys(s.current).length}`,
-  ];
+  );
   for (const [name, value] of Object.entries(s.counters.named)) lines.push(`counter    ${name} ${value}`);
   for (const [name, m] of Object.entries(s.metrics)) {
     lines.push(`metric     ${name} ${fmt(m.last)} (min ${fmt(m.min)}, max ${fmt(m.max)}, n ${m.count})`);
@@ -76,8 +101,25 @@ export function formatRun(run: Run & { observers?: number }): string {
     lines.push(`phase      ${p.name} ${p.status}${p.durationMs !== null ? ` in ${(p.durationMs / 1000).toFixed(1)}s` : ''}`);
   }
   for (const call of Object.values(s.current).slice(0, 10)) lines.push(`in flight  ${call.label} (attempt ${call.attempt})`);
+  if (s.stalled && run.status === 'running') lines.push(`stalled    no progress since ${new Date(s.stalled.lastProgressAt ?? s.stalled.at).toISOString()}`);
   if (s.lastError) lines.push(`last error ${s.lastError.message}`);
+  lines.push(...block('input', run.input), ...block('output', run.output));
+  // The error last and whole: a traceback keeps its lines and indentation.
+  if (run.error) lines.push(...block(`error (${run.error.kind})`, run.error.message));
   return lines.join('\n');
+}
+
+/** A titled, indented block of a value: text as it is, anything else as pretty JSON; nothing for no value. */
+function block(title: string, value: unknown): string[] {
+  if (value === null || value === undefined) return [];
+  const text = typeof value === 'string' ? value : JSON.stringify(value, null, 2);
+  return [`${title}:`, ...text.split('\n').map((line) => `  ${line}`)];
+}
+
+function labelsText(run: Run): string {
+  return Object.entries(run.labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
 }
 
 function progressText(run: Run): string {
