@@ -127,6 +127,20 @@ export class RuntrailClient {
     });
   }
 
+  /**
+   * The run's whole output log as a streamed Response (`range: 'bytes=-4096'`
+   * for its end); a run whose log this server lacks fails with log_not_found
+   * saying where its output went.
+   */
+  fetchLog(runId: string, options: { range?: string; signal?: AbortSignal } = {}): Promise<Response> {
+    return this.api.send('runLog', {
+      params: { id: runId },
+      headers: options.range ? { range: options.range } : {},
+      timeoutMs: null,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
+
   async listHandlers(): Promise<string[]> {
     const response = await this.api.request<{ handlers: string[] }>('listHandlers');
     return response.handlers;

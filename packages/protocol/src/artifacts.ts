@@ -6,6 +6,12 @@ import { RuntrailError } from './errors.js';
 export const MAX_ARTIFACT_NAME = 400;
 /** Largest `x-runtrail-metadata` value, in bytes of JSON. */
 export const MAX_ARTIFACT_METADATA_BYTES = 16 * 1024;
+/**
+ * The name of the artifact that links to a run's output log file (a `uri`,
+ * not stored content: the log is still being written while the run runs).
+ * The server serves the file at `GET /runs/:id/log` when it has it.
+ */
+export const OUTPUT_LOG_ARTIFACT = 'output.log';
 /** Header carrying an artifact's free JSON metadata on upload. */
 export const ARTIFACT_METADATA_HEADER = 'x-runtrail-metadata';
 

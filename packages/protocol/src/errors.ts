@@ -11,6 +11,7 @@ export const errorStatus = {
   handler_not_found: 404,
   token_not_found: 404,
   artifact_not_found: 404,
+  log_not_found: 404,
   run_already_terminal: 409,
   run_not_terminal: 409,
   run_not_queued: 409,

@@ -113,6 +113,7 @@ export {
   ContentType,
   MAX_ARTIFACT_METADATA_BYTES,
   MAX_ARTIFACT_NAME,
+  OUTPUT_LOG_ARTIFACT,
   PutArtifactQuery,
   requireArtifactName,
   Sha256Hex,

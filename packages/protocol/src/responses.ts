@@ -241,6 +241,11 @@ export const routeResponses: { [R in RouteName]: RouteResponse } = {
     description: 'The content, with its Content-Type, Content-Length, ETag (its sha256) and Content-Disposition; 206 for a Range',
     contentType: 'application/octet-stream',
   },
+  runLog: {
+    status: 200,
+    description: 'The output log as text, with Content-Length and Content-Disposition (attachment); 206 for a Range',
+    contentType: 'text/plain',
+  },
 };
 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

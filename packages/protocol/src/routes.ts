@@ -139,6 +139,12 @@ export const routes = {
     path: `${API_PREFIX}/runs/:id/artifacts/:name`,
     summary: 'The content of an artifact, streamed, with ETag (its sha256) and range requests (206)',
   },
+  runLog: {
+    method: 'GET',
+    path: `${API_PREFIX}/runs/:id/log`,
+    summary:
+      "The run's whole output log as this server wrote it (a subprocess's stdout lines as printed, stderr lines prefixed `[stderr] `), streamed as text/plain with range requests (206); 404 log_not_found saying where the output went when this server has no log of it (a log file on another host, or only log events)",
+  },
   exportRun: {
     method: 'GET',
     path: `${API_PREFIX}/runs/:id/export`,

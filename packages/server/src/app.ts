@@ -15,6 +15,7 @@ import { ServerMetrics, registerMetrics } from './http/metrics.js';
 import { registerRunRoutes } from './http/runs-routes.js';
 import { registerStatic } from './http/static.js';
 import { Reaper } from './leases/reaper.js';
+import { registerOutputLogRoute } from './runs/output-log.js';
 import { RunService } from './runs/run-service.js';
 import { BrowserGuard, RateLimiter, TokenService, installAuth, registerTokenRoutes } from './security/index.js';
 import { StreamServer } from './stream/index.js';
@@ -122,6 +123,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   installAuth(http, { tokens, store });
   // One id per process: runs held under another id on this node belong to a dead incarnation.
   const incarnation = newId();
+  // Per-run output logs: written by ctx.exec (and an embedded `runtrail exec`), served at GET /runs/:id/log.
+  const logDir = join(config.dataDir, 'logs');
   const executor = new Executor({
     runs,
     artifacts,
@@ -130,7 +133,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     concurrency: config.concurrency,
     shutdownGraceMs: config.shutdownGraceMs,
     log: http.log,
-    logDir: join(config.dataDir, 'logs'),
+    logDir,
   });
   const reaper = new Reaper({
     runs,
@@ -149,6 +152,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       now,
     ),
   });
+  registerOutputLogRoute(http, runs, { logDir, node: config.node });
   registerExecutorRoutes(http, executor);
   registerTokenRoutes(http, { tokens, runs });
   await registerArtifactRoutes(http, artifacts);

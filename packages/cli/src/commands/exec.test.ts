@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -82,7 +82,52 @@ describe('runtrail exec', () => {
     const run = await client.getRun(runIdOf(result.stderr)!);
     expect(run.status).toBe('failed');
     expect(run.error?.kind).toBe('error');
-    expect(run.error?.message).toMatch(/pipeline\.py --docs 2 --exit 3 exited with code 3$/);
+    // The reason is on the run: how it ended, then what it last said on stderr.
+    expect(run.error?.message).toMatch(/pipeline\.py --docs 2 --exit 3 exited with code 3\n\nlast line of stderr:\npipeline finished$/);
+  });
+
+  it("a Python traceback fails the run with its exception line and the last stderr lines, indentation kept and bounded", async () => {
+    const script = [
+      'import sys',
+      'for i in range(30): print(f"noise {i}", file=sys.stderr)',
+      'def load(path):',
+      '    raise ValueError(f"bad input in {path}")',
+      'load("data.csv")',
+    ].join('\n');
+    // A file, not -c: Python prints a file's source lines in the traceback.
+    const file = join(dir.path, 'fails.py');
+    writeFileSync(file, script);
+    const result = await runtrail(['exec', '--server', server.url, '--quiet', '--', 'python3', file]).done;
+    expect(result.code).toBe(1);
+    const run = await client.getRun(runIdOf(result.stderr)!);
+    expect(run.status).toBe('failed');
+    const message = run.error!.message;
+    const [head, tail] = message.split('\n\nlast 20 lines of stderr:\n');
+    expect(head).toMatch(/exited with code 1: ValueError: bad input in data\.csv$/);
+    const lines = tail!.split('\n');
+    expect(lines).toHaveLength(20);
+    expect(lines.at(-1)).toBe('ValueError: bad input in data.csv');
+    expect(lines).toContain('Traceback (most recent call last):');
+    expect(lines).toContain('    raise ValueError(f"bad input in {path}")');
+    expect(lines.some((l) => l.startsWith('noise'))).toBe(true);
+    expect(lines).not.toContain('noise 0');
+    // Each stderr line is also a log event that says it came from stderr.
+    const { events } = await client.readEvents(run.id);
+    expect(events.find((e) => e.type === 'log' && (e.data as { message: string }).message === 'noise 0')?.data).toEqual({
+      level: 'warn',
+      message: 'noise 0',
+      stream: 'stderr',
+    });
+  });
+
+  it('the stderr tail in a run error stays within 4 KiB however long its lines are', async () => {
+    const script = 'import sys\nfor i in range(10): print(str(i) * 1500, file=sys.stderr)\nsys.exit(2)';
+    const result = await runtrail(['exec', '--server', server.url, '--quiet', '--', 'python3', '-c', script]).done;
+    expect(result.code).toBe(2);
+    const run = await client.getRun(runIdOf(result.stderr)!);
+    const tail = run.error!.message.split(/\n\nlast \d+ lines? of stderr:\n/)[1]!;
+    expect(Buffer.byteLength(tail)).toBeLessThanOrEqual(4096);
+    expect(tail.split('\n')).toEqual(['8'.repeat(1500), '9'.repeat(1500)]);
   });
 
   it('an idle command is stopped with its whole group, exits 124, and its run fails timeout', async () => {

@@ -3,8 +3,8 @@ import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { RuntrailClient, type RunHandle } from '@runtrail/client';
-import { ProcessStartError, collectArtifacts, folderState, handleSink, runEnvironment, runProcess, type ProcessResult } from '@runtrail/client/node';
-import { RuntrailError, dataRecord, type Run } from '@runtrail/protocol';
+import { ProcessStartError, collectArtifacts, failureMessage, folderState, handleSink, runEnvironment, runProcess, type ProcessResult } from '@runtrail/client/node';
+import { OUTPUT_LOG_ARTIFACT, RuntrailError, dataRecord, type Run } from '@runtrail/protocol';
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
 import { resolveServer } from '../options.js';
 
@@ -76,7 +76,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
         ? join(embedded.server.config.dataDir, 'logs', `${run.id}.log`)
         : undefined;
     // A link, not stored content: the log is still being written.
-    if (logFile) run.event('artifact', { name: 'output.log', uri: pathToFileURL(logFile).href, contentType: 'text/plain' });
+    if (logFile) run.event('artifact', { name: OUTPUT_LOG_ARTIFACT, uri: pathToFileURL(logFile).href, contentType: 'text/plain' });
 
     // Ctrl-C reaches only our process group (the command has its own): pass it on as a stop.
     const interrupted = new AbortController();
@@ -128,10 +128,10 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
 
 /** Write the run's one end from how the command ended; null if the server already ended it. */
 async function end(run: RunHandle, result: ProcessResult): Promise<Run | null> {
-  if (result.reason === 'timeout' || result.reason === 'idle_timeout') return endQuietly(run, () => run.fail(result.message, 'timeout'));
+  if (result.reason === 'timeout' || result.reason === 'idle_timeout') return endQuietly(run, () => run.fail(failureMessage(result), 'timeout'));
   if (result.reason === 'aborted') return endQuietly(run, () => run.cancelled(result.message));
   if (result.exitCode === 0) return endQuietly(run, () => run.succeed({ exitCode: 0 }));
-  return endQuietly(run, () => run.fail(result.message, 'error'));
+  return endQuietly(run, () => run.fail(failureMessage(result), 'error'));
 }
 
 async function endQuietly(run: RunHandle, finish: () => Promise<Run>): Promise<Run | null> {

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LogLevel } from '@runtrail/protocol';
@@ -9,8 +10,11 @@ import { LINE_PREFIX, LineSplitter, parseLine } from './protocol-line.js';
 /** Where a subprocess's output goes: a RunHandle fits (ctx in a handler, or `runtrail exec`). */
 export interface ProcessSink {
   event(type: string, data?: unknown): void;
-  log(message: string, level?: LogLevel): void;
+  /** `output` says which stream of the command printed the line (absent for runtrail's own notes). */
+  log(message: string, level?: LogLevel, output?: OutputStream): void;
 }
+
+export type OutputStream = 'stdout' | 'stderr';
 
 export interface RunProcessOptions {
   sink?: ProcessSink;
@@ -63,6 +67,10 @@ export interface ProcessResult {
   events: number;
   /** The first error the sink threw (e.g. the run ended); output after it was not forwarded. */
   sinkError: Error | null;
+  /** The last lines the command printed on stderr (at most STDERR_TAIL_LINES / STDERR_TAIL_BYTES). */
+  stderrTail: string[];
+  /** The exception line of the last Python traceback on stderr (`ValueError: bad input`), if any. */
+  exception: string | null;
 }
 
 export class ProcessStartError extends Error {
@@ -170,7 +178,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     );
   };
 
-  const logBounded = (message: string, level: LogLevel) => {
+  const logBounded = (message: string, level: LogLevel, output?: OutputStream) => {
     const now = Date.now();
     if (now - windowStart >= 1_000) {
       reportDropped();
@@ -183,14 +191,15 @@ export function spawnProcess(command: string, args: string[], options: RunProces
       return;
     }
     windowCount++;
-    forward((s) => s.log(message, level));
+    forward((s) => s.log(message, level, output));
   };
 
   const logFile = openLogFile(options.logFile, options.maxLogFileBytes ?? 64 * 1024 * 1024, (err) =>
     forward((s) => s.log(`could not write the output log ${options.logFile}: ${err.message}`, 'warn')),
   );
 
-  const onLine = (stream: 'stdout' | 'stderr') => (line: string) => {
+  const stderr = new StderrWatch();
+  const onLine = (stream: OutputStream) => (line: string) => {
     lines++;
     logFile?.write(stream === 'stderr' ? `[stderr] ${line}\n` : `${line}\n`);
     const parsed = parseLine(line);
@@ -200,8 +209,9 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     } else if (parsed.kind === 'invalid') {
       badLines++;
       logBounded(`ignored a ${LINE_PREFIX} line (${parsed.reason}): ${clip(line, 300)}`, 'warn');
-    } else if (line.trim().length > 0) {
-      logBounded(line, stream === 'stderr' ? 'warn' : 'info');
+    } else {
+      if (stream === 'stderr') stderr.push(line);
+      if (line.trim().length > 0) logBounded(line, stream === 'stderr' ? 'warn' : 'info', stream);
     }
   };
 
@@ -273,7 +283,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
       // With start times, a later reader (a restarted server) can tell
       // these processes from unrelated ones that reuse their pids.
       const identity = { pid, pidStartTime: processStartTime(pid), pgid, pgidStartTime: processStartTime(pgid) };
-      if (recordMeta) forward((s) => s.event('meta', { exec: { command: commandLine, ...identity } }));
+      if (recordMeta) forward((s) => s.event('meta', { exec: { command: commandLine, host: hostname(), ...identity } }));
       armIdle();
       if (options.timeoutMs) {
         const ms = options.timeoutMs;
@@ -345,11 +355,13 @@ export function spawnProcess(command: string, args: string[], options: RunProces
         badLines,
         events,
         sinkError,
+        stderrTail: stderr.tail(),
+        exception: stderr.exception,
       };
       if (recordMeta) {
         forward((s) =>
           s.event('meta', {
-            exec: { command: commandLine, pid: outcome.pid, pgid: pid, exitCode: code, signal, reason: outcome.reason, killedWith, durationMs: outcome.durationMs },
+            exec: { command: commandLine, host: hostname(), pid: outcome.pid, pgid: pid, exitCode: code, signal, reason: outcome.reason, killedWith, durationMs: outcome.durationMs },
           }),
         );
       }
@@ -375,6 +387,59 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     result,
     stop: (message = 'stopped') => stop('aborted', message),
   };
+}
+
+/** How much of the end of stderr a failure's message carries. */
+export const STDERR_TAIL_LINES = 20;
+export const STDERR_TAIL_BYTES = 4 * 1024;
+/** A run error's message is at most this long (RunError in protocol). */
+const MAX_ERROR_MESSAGE = 8192;
+
+/**
+ * Follows a command's stderr with bounded memory: its last lines, and the
+ * exception line of the last Python traceback. The traceback can be longer
+ * than the tail, so its exception line is found while it streams by: the
+ * first unindented line after "Traceback (most recent call last):".
+ */
+class StderrWatch {
+  private lines: string[] = [];
+  private bytes = 0;
+  private inTraceback = false;
+  exception: string | null = null;
+
+  push(line: string): void {
+    if (line.startsWith('Traceback (most recent call last):')) {
+      this.inTraceback = true;
+    } else if (this.inTraceback && line.length > 0 && !/^\s/.test(line)) {
+      this.inTraceback = false;
+      this.exception = clip(line, 500);
+    }
+    const kept = clip(line, STDERR_TAIL_BYTES);
+    this.lines.push(kept);
+    this.bytes += Buffer.byteLength(kept) + 1;
+    while (this.lines.length > STDERR_TAIL_LINES || (this.bytes > STDERR_TAIL_BYTES && this.lines.length > 1)) {
+      this.bytes -= Buffer.byteLength(this.lines.shift()!) + 1;
+    }
+  }
+
+  tail(): string[] {
+    // Trailing blank lines say nothing about why it failed.
+    const lines = [...this.lines];
+    while (lines.length > 0 && lines.at(-1)!.trim() === '') lines.pop();
+    return lines;
+  }
+}
+
+/**
+ * The error a run ends with when its command did not end well: how it
+ * ended, the exception of a Python traceback, and the last stderr lines
+ * (indentation kept), so the reason is on the run, not only in its log.
+ */
+export function failureMessage(result: Pick<ProcessResult, 'message' | 'stderrTail' | 'exception'>): string {
+  const head = result.exception ? `${result.message}: ${result.exception}` : result.message;
+  if (result.stderrTail.length === 0) return clip(head, MAX_ERROR_MESSAGE - 1);
+  const tail = result.stderrTail.join('\n');
+  return clip(`${head}\n\nlast ${result.stderrTail.length === 1 ? 'line' : `${result.stderrTail.length} lines`} of stderr:\n${tail}`, MAX_ERROR_MESSAGE - 1);
 }
 
 interface BoundedLogFile {
@@ -446,5 +511,9 @@ function quote(arg: string): string {
 /** A RunHandle (or anything with its `event`/`log`) as the sink of a subprocess. */
 export function handleSink(handle: { event(type: never, data: never): void; log(message: string, level?: LogLevel): void }): ProcessSink {
   const send = handle.event.bind(handle) as unknown as (type: string, data?: unknown) => void;
-  return { event: (type, data) => send(type, data), log: (message, level) => handle.log(message, level) };
+  return {
+    event: (type, data) => send(type, data),
+    // A command's own lines say which stream they came from, so a console can tell stderr apart.
+    log: (message, level = 'info', output) => (output ? send('log', { level, message, stream: output }) : handle.log(message, level)),
+  };
 }

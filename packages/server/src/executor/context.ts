@@ -1,8 +1,9 @@
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { RunHandle, waitFor, type ProducerTransport, type Ready, type WaitForOptions } from '@runtrail/client';
-import { collectArtifacts, folderState, handleSink, runEnvironment, runProcess, type ProcessResult } from '@runtrail/client/node';
-import type { Owner, Run, RunErrorKind } from '@runtrail/protocol';
+import { collectArtifacts, failureMessage, folderState, handleSink, runEnvironment, runProcess, type ProcessResult } from '@runtrail/client/node';
+import { OUTPUT_LOG_ARTIFACT, type Owner, type Run, type RunErrorKind } from '@runtrail/protocol';
+import { outputLogPath } from '../runs/output-log.js';
 import type { RunService } from '../runs/run-service.js';
 
 export interface ExecOptions {
@@ -24,12 +25,15 @@ export interface ExecOptions {
   collect?: string;
 }
 
-/** A subprocess that did not end well; `kind` is the run error kind it maps to. */
+/**
+ * A subprocess that did not end well; `kind` is the run error kind it maps
+ * to, and its message (the run's error) carries the end of its stderr.
+ */
 export class ExecError extends Error {
   readonly kind: RunErrorKind;
   readonly result: ProcessResult;
   constructor(kind: RunErrorKind, result: ProcessResult) {
-    super(result.message);
+    super(failureMessage(result));
     this.name = 'ExecError';
     this.kind = kind;
     this.result = result;
@@ -174,9 +178,10 @@ export class RunContext<Input = unknown> {
 
   private openLogFile(): string | null {
     if (this.logFile || !this.deps.logDir) return this.logFile;
-    this.logFile = join(this.deps.logDir, `${this.id}.log`);
+    this.logFile = outputLogPath(this.deps.logDir, this.id);
+    if (!this.logFile) return null;
     // A link, not stored content: the log is still being written.
-    this.event('artifact', { name: 'output.log', uri: pathToFileURL(this.logFile).href, contentType: 'text/plain' });
+    this.event('artifact', { name: OUTPUT_LOG_ARTIFACT, uri: pathToFileURL(this.logFile).href, contentType: 'text/plain' });
     return this.logFile;
   }
 }

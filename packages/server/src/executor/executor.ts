@@ -1,8 +1,8 @@
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import { RunHandle } from '@runtrail/client';
 import { RunErrorKind, RuntrailError, isTerminalType, type Owner, type Run } from '@runtrail/protocol';
+import { outputLogPath } from '../runs/output-log.js';
 import type { RunService } from '../runs/run-service.js';
 import type { ArtifactService } from '../artifacts/artifact-service.js';
 import { RunContext } from './context.js';
@@ -119,8 +119,9 @@ export class Executor {
     this.unsubscribe = this.runs.onRunChange((change, run) => {
       if (change === 'created' && run.status === 'queued' && this.handlers.has(run.name)) this.wake();
       // A deleted run takes its output log with it.
-      if (change === 'deleted' && this.options.logDir) {
-        rm(join(this.options.logDir, `${run.id}.log`), { force: true }).catch((err: unknown) =>
+      const logFile = change === 'deleted' && this.options.logDir ? outputLogPath(this.options.logDir, run.id) : null;
+      if (logFile) {
+        rm(logFile, { force: true }).catch((err: unknown) =>
           this.log.warn({ err, runId: run.id }, 'could not remove the output log of a deleted run'),
         );
       }

@@ -43,6 +43,7 @@ export const routeAccess = {
   putArtifact: 'produce',
   listArtifacts: 'readRun',
   getArtifact: 'readRun',
+  runLog: 'readRun',
   exportRun: 'readRun',
   // An import writes a whole run as it was, under its own id and status.
   importRun: 'admin',
