@@ -306,6 +306,24 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect(event).toMatchObject({ type: 'x.gpu.sample', data });
       });
 
+      it('keeps each event\'s JSON text: the append returns it and reads give the same bytes, data unparsed', async () => {
+        const run = await create();
+        const data = { nested: { list: [1, 'two', null], flag: false }, unicode: 'héllo ✓ \u2028', quote: '"\n' };
+        const first = await store.append(run.id, [{ type: 'x.a', data, id: 'e-1', ts: T0 + 1 }, { type: 'log', data: { level: 'info', message: 'm' } }], { now: T0 });
+        const again = await store.append(run.id, [{ type: 'x.a', data, id: 'e-1', ts: T0 + 1 }, { type: 'x.b' }], { now: T0 + 2 });
+        // Texts only for what this call stored (the repeated id is not), in the same order as `appended`.
+        expect(first.appendedText.map((t) => t.json)).toEqual(first.appended.map((e) => JSON.stringify(e)));
+        expect(again.appendedText.map((t) => t.json)).toEqual(again.appended.map((e) => JSON.stringify(e)));
+        expect(again.appendedText.map((t) => [t.seq, t.type])).toEqual([[3, 'x.b']]);
+        const events = await readAll(run.id);
+        const texts = await store.readEventTexts(run.id, 0, 100);
+        expect(texts.map((t) => t.json)).toEqual(events.map((e) => JSON.stringify(e)));
+        expect(texts.map((t) => [t.seq, t.type])).toEqual(events.map((e) => [e.seq, e.type]));
+        expect((await store.readEventTexts(run.id, 1, 1)).map((t) => t.seq)).toEqual([2]);
+        expect(await store.readEventTexts(run.id, 3, 100)).toEqual([]);
+        await expectError(store.readEventTexts(uuidv7(), 0, 10), 'run_not_found');
+      });
+
       it('refuses to read or append to a run that does not exist, and writes nothing', async () => {
         const other = await create();
         const before = await stateOf(other.id);

@@ -9,6 +9,7 @@ import {
   type RunStatus,
   type Snapshot,
 } from '@runtrail/protocol';
+import { eventJson, type EventText } from './event-text.js';
 
 /**
  * The run and event rows both adapters store (same columns; SQLite keeps
@@ -86,6 +87,11 @@ export function rowToRun(row: RunRow, snapshot: Snapshot | undefined): Run {
     retryOf: row.retry_of,
     attempt: row.attempt,
   };
+}
+
+/** The event's JSON text from its row, without parsing its data (see EventText). */
+export function rowToEventText(row: EventRow): EventText {
+  return { seq: row.seq, type: row.type, json: eventJson(row.run_id, row.seq, row.type, row.ts, row.data, row.event_id) };
 }
 
 export function rowToEvent(row: EventRow): RunEvent {

@@ -10,6 +10,7 @@ import type {
   RunStatus,
   TokenScope,
 } from '@runtrail/protocol';
+import type { EventText } from './event-text.js';
 
 /**
  * The one persistence interface of runtrail. Adapters (SQLite now, others
@@ -35,6 +36,11 @@ export interface RunStore {
 
   append(runId: string, events: EventInput[], options: AppendOptions): Promise<AppendResult>;
   readEvents(runId: string, after: number, limit: number): Promise<RunEvent[]>;
+  /**
+   * The same page as readEvents, as each event's JSON text (see EventText):
+   * what streams send, read without parsing a single event's data.
+   */
+  readEventTexts(runId: string, after: number, limit: number): Promise<EventText[]>;
 
   heartbeat(runId: string, options: { now: number; owner?: Owner | undefined }): Promise<Run>;
   /** Atomically move up to `limit` queued runs of these handler names to running under `owner`. */
@@ -178,6 +184,11 @@ export interface AppendResult {
   seqs: number[];
   /** Only the events this call stored (duplicates excluded), in seq order. */
   appended: RunEvent[];
+  /**
+   * The JSON text of each of `appended` (same order), made from the data
+   * text the append stored: what the hub hands to watchers.
+   */
+  appendedText: EventText[];
   run: Run;
 }
 

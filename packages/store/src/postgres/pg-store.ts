@@ -39,6 +39,7 @@ import {
   json,
   parse,
   rowToEvent,
+  rowToEventText,
   rowToRun,
   toArtifact,
   type ArtifactRow,
@@ -46,6 +47,7 @@ import {
   type RunRow as BaseRunRow,
 } from '../rows.js';
 import { migrations } from './migrations.js';
+import { eventJson, type EventText } from '../event-text.js';
 
 const TOKEN_COLUMNS = `id, name, scope, hash, created_at, expires_at, revoked_at`;
 interface TokenRow {
@@ -444,7 +446,7 @@ export class PgRunStore implements SharedRunStore {
     const rows: { run: string[]; seq: number[]; type: string[]; ts: number[]; data: string[]; id: Array<string | null>; terminal: boolean[] } = {
       run: [], seq: [], type: [], ts: [], data: [], id: [], terminal: [],
     };
-    const results: Array<{ ok: { state: RunState; seqs: number[]; appended: RunEvent[]; options: AppendOptions } } | { err: unknown }> = [];
+    const results: Array<{ ok: { state: RunState; seqs: number[]; appended: RunEvent[]; appendedText: EventText[]; options: AppendOptions } } | { err: unknown }> = [];
     for (const item of batch) {
       const state = states.get(item.runId);
       if (!state) {
@@ -455,17 +457,21 @@ export class PgRunStore implements SharedRunStore {
         const draft = foldAppend(state, item, known);
         // Only a fully accepted append touches the shared state or the rows to insert.
         Object.assign(state, draft.state);
+        const appendedText: EventText[] = [];
         for (const e of draft.appended) {
+          // Serialized once: the stored data text is also what watchers are sent.
+          const data = JSON.stringify(e.data);
           rows.run.push(e.runId);
           rows.seq.push(e.seq);
           rows.type.push(e.type);
           rows.ts.push(e.ts);
-          rows.data.push(JSON.stringify(e.data));
+          rows.data.push(data);
           rows.id.push(e.id ?? null);
           rows.terminal.push(isTerminalType(e.type));
-          if (e.id !== undefined) known.set(`${e.runId}\u0000${e.id}`, { seq: e.seq, type: e.type, ts: e.ts, data: JSON.stringify(e.data) });
+          appendedText.push({ seq: e.seq, type: e.type, json: eventJson(e.runId, e.seq, e.type, e.ts, data, e.id) });
+          if (e.id !== undefined) known.set(`${e.runId}\u0000${e.id}`, { seq: e.seq, type: e.type, ts: e.ts, data });
         }
-        results.push({ ok: { state, seqs: draft.seqs, appended: draft.appended, options: item.options } });
+        results.push({ ok: { state, seqs: draft.seqs, appended: draft.appended, appendedText, options: item.options } });
       } catch (err) {
         results.push({ err });
       }
@@ -521,12 +527,20 @@ export class PgRunStore implements SharedRunStore {
     for (const s of dirty) this.remember(s.row.id, s.seq, s.snapshot);
     return results.map((r) => {
       if ('err' in r) return r;
-      const { state, seqs, appended } = r.ok;
-      return { ok: { seq: state.seq, seqs, appended, run: this.runOf(state) } };
+      const { state, seqs, appended, appendedText } = r.ok;
+      return { ok: { seq: state.seq, seqs, appended, appendedText, run: this.runOf(state) } };
     });
   }
 
   async readEvents(runId: string, after: number, limit: number): Promise<RunEvent[]> {
+    return (await this.readEventRows(runId, after, limit)).map(rowToEvent);
+  }
+
+  async readEventTexts(runId: string, after: number, limit: number): Promise<EventText[]> {
+    return (await this.readEventRows(runId, after, limit)).map(rowToEventText);
+  }
+
+  private async readEventRows(runId: string, after: number, limit: number): Promise<EventRow[]> {
     const { rows } = await this.query<EventRow>(
       `SELECT run_id, seq, type, ts, data, event_id FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
       [runId, after, limit],
@@ -535,7 +549,7 @@ export class PgRunStore implements SharedRunStore {
       const exists = await this.query(`SELECT 1 FROM runs WHERE id = $1`, [runId]);
       if (exists.rowCount === 0) throw notFound(runId);
     }
-    return rows.map(rowToEvent);
+    return rows;
   }
 
   async heartbeat(runId: string, options: { now: number; owner?: Owner | undefined }): Promise<Run> {

@@ -41,6 +41,7 @@ import {
   json,
   parse,
   rowToEvent,
+  rowToEventText,
   rowToRun,
   toArtifact,
   type ArtifactRow,
@@ -48,6 +49,7 @@ import {
   type RunRow,
 } from '../rows.js';
 import { migrations } from './migrations.js';
+import { eventJson, type EventText } from '../event-text.js';
 
 export interface SqliteStoreOptions {
   filename: string;
@@ -417,6 +419,7 @@ export class SqliteRunStore implements RunStore {
     if (fenced) throw fenced;
     const seqs: number[] = [];
     const appended: RunEvent[] = [];
+    const appendedText: EventText[] = [];
     const seenInBatch = new Map<string, StoredEventRef>();
     let seq = row.seq;
     let snapshot = this.loadSnapshot(runId, row.seq);
@@ -458,6 +461,8 @@ export class SqliteRunStore implements RunStore {
         seenInBatch.set(event.id, { seq, type: event.type, ts, data: text });
       }
       appended.push(stored);
+      // The data text just stored, not a second serialization: watchers get these bytes.
+      appendedText.push({ seq, type: event.type, json: eventJson(runId, seq, event.type, ts, text, event.id) });
       seqs.push(seq);
       snapshot = applyEvent(snapshot, stored);
       if (event.type === 'run.started' && startedAt === null) startedAt = ts;
@@ -510,15 +515,21 @@ export class SqliteRunStore implements RunStore {
         run.leaseExpiresAt = null;
       }
     }
-    return { seq, seqs, appended, run };
+    return { seq, seqs, appended, appendedText, run };
   }
 
   async readEvents(runId: string, after: number, limit: number): Promise<RunEvent[]> {
-    return this.read(() => {
-      const rows = this.stmt.readEvents.all(runId, after, limit) as EventRow[];
-      if (rows.length === 0) this.requireHead(runId);
-      return rows.map(rowToEvent);
-    });
+    return this.read(() => this.readEventRows(runId, after, limit).map(rowToEvent));
+  }
+
+  async readEventTexts(runId: string, after: number, limit: number): Promise<EventText[]> {
+    return this.read(() => this.readEventRows(runId, after, limit).map(rowToEventText));
+  }
+
+  private readEventRows(runId: string, after: number, limit: number): EventRow[] {
+    const rows = this.stmt.readEvents.all(runId, after, limit) as EventRow[];
+    if (rows.length === 0) this.requireHead(runId);
+    return rows;
   }
 
   async heartbeat(runId: string, options: { now: number; owner?: Owner | undefined }): Promise<Run> {

@@ -1,0 +1,32 @@
+import type { RunEvent } from '@runtrail/protocol';
+
+/**
+ * A stored event as the JSON text every reader is sent: exactly the bytes
+ * of `JSON.stringify(event)`, put together from the stored columns (the
+ * event's data is stored as JSON text and never parsed on the way out).
+ * Serialized once at the append, it is what live frames and catch-up reads
+ * are built from, so fan-out to N watchers costs no parse or stringify per
+ * event per watcher. `seq` and `type` are what a stream needs to frame it
+ * (where to resume, where the run ends).
+ */
+export interface EventText {
+  seq: number;
+  type: string;
+  json: string;
+}
+
+/**
+ * The JSON text of an event from its columns; `dataJson` is the stored
+ * JSON text of its data (`null`: stored without data, which reads as {}).
+ * Keys in RunEvent's order, so it equals JSON.stringify of the event the
+ * store reads back.
+ */
+export function eventJson(runId: string, seq: number, type: string, ts: number, dataJson: string | null, id: string | null | undefined): string {
+  const tail = id === null || id === undefined ? '}' : `,"id":${JSON.stringify(id)}}`;
+  return `{"runId":${JSON.stringify(runId)},"seq":${seq},"type":${JSON.stringify(type)},"ts":${ts},"data":${dataJson ?? '{}'}${tail}`;
+}
+
+/** The text of an event that only exists as an object (events read back before texts were kept, tests). */
+export function eventTextOf(event: RunEvent): EventText {
+  return { seq: event.seq, type: event.type, json: JSON.stringify(event) };
+}
