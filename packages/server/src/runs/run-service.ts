@@ -162,7 +162,7 @@ export class RunService {
   /** Fan out what an append stored (the store has committed it). */
   publish(result: AppendResult): void {
     if (result.appended.length > 0) {
-      this.hub.publishEvents(result.run, result.appended);
+      this.hub.publishEvents(result.run, result.appended, 'local', result.appendedText);
       this.hub.publishRun('updated', result.run);
     }
   }

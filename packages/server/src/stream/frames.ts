@@ -1,4 +1,4 @@
-import type { RunEvent } from '@runtrail/protocol';
+import type { EventText } from '@runtrail/store';
 import type { Outlet } from './outlet.js';
 
 /**
@@ -9,63 +9,55 @@ import type { Outlet } from './outlet.js';
 export const TARGET_FRAME_BYTES = 64 * 1024;
 
 /**
- * Frames of a hub batch, made once and shared: the hub hands the same array
- * to every caught-up subscriber, so fan-out to N watchers serializes once,
- * not N times.
+ * Frames of a batch of events, made once and shared: the hub hands the same
+ * array to every watcher of a run in a flush, so the caught-up ones all send
+ * the same frames (one build per flush, not per watcher). The events' JSON
+ * texts come from the store as they were stored: no event is serialized here.
  */
-const wsFrameCache = new WeakMap<RunEvent[], Frame[]>();
-const sseFrameCache = new WeakMap<RunEvent[], Frame[]>();
+const wsFrameCache = new WeakMap<EventText[], Frame[]>();
+const sseFrameCache = new WeakMap<EventText[], Frame[]>();
 
 /** `{"type":"events",...}` WebSocket frames of consecutive events, each about TARGET_FRAME_BYTES at most. */
-export function wsEventFrames(runId: string, events: RunEvent[]): Frame[] {
+export function wsEventFrames(runId: string, events: EventText[]): Frame[] {
   let frames = wsFrameCache.get(events);
   if (!frames) wsFrameCache.set(events, (frames = buildWsFrames(runId, events)));
   return frames;
 }
 
-function buildWsFrames(runId: string, events: RunEvent[]): Frame[] {
+function buildWsFrames(runId: string, events: EventText[]): Frame[] {
   const head = `{"type":"events","runId":${JSON.stringify(runId)},"events":[`;
-  const frames: Frame[] = [];
-  let parts: string[] = [];
-  let size = 0;
-  for (const event of events) {
-    const json = JSON.stringify(event);
-    if (parts.length > 0 && size + json.length > TARGET_FRAME_BYTES) {
-      frames.push({ data: Buffer.from(`${head}${parts.join(',')}]}`), count: parts.length });
-      parts = [];
-      size = 0;
-    }
-    parts.push(json);
-    size += json.length + 1;
-  }
-  if (parts.length > 0) frames.push({ data: Buffer.from(`${head}${parts.join(',')}]}`), count: parts.length });
-  return frames;
+  return chunk(events, (parts) => `${head}${parts.join(',')}]}`, (event) => event.json);
 }
 
 /** SSE records, one per event with `id:` = seq, joined into chunks of about TARGET_FRAME_BYTES. */
-export function sseEventChunks(events: RunEvent[], eventName: string): Frame[] {
+export function sseEventChunks(events: EventText[], eventName: string): Frame[] {
   let frames = sseFrameCache.get(events);
   if (!frames) sseFrameCache.set(events, (frames = buildSseChunks(events, eventName)));
   return frames;
 }
 
-function buildSseChunks(events: RunEvent[], eventName: string): Frame[] {
-  const chunks: Frame[] = [];
-  let chunk = '';
-  let count = 0;
+function buildSseChunks(events: EventText[], eventName: string): Frame[] {
+  // Event JSON text never holds a raw newline (JSON escapes them), so each record is one `data:` line.
+  return chunk(events, (parts) => parts.join(''), (event) => `id: ${event.seq}\nevent: ${eventName}\ndata: ${event.json}\n\n`);
+}
+
+/** Group events' parts into frames of about TARGET_FRAME_BYTES (at least one event each). */
+function chunk(events: EventText[], frame: (parts: string[]) => string, part: (event: EventText) => string): Frame[] {
+  const frames: Frame[] = [];
+  let parts: string[] = [];
+  let size = 0;
   for (const event of events) {
-    // JSON.stringify escapes newlines, so the record is one `data:` line.
-    const record = `id: ${event.seq}\nevent: ${eventName}\ndata: ${JSON.stringify(event)}\n\n`;
-    if (count > 0 && chunk.length + record.length > TARGET_FRAME_BYTES) {
-      chunks.push({ data: Buffer.from(chunk), count });
-      chunk = '';
-      count = 0;
+    const text = part(event);
+    if (parts.length > 0 && size + text.length > TARGET_FRAME_BYTES) {
+      frames.push({ data: Buffer.from(frame(parts)), count: parts.length });
+      parts = [];
+      size = 0;
     }
-    chunk += record;
-    count++;
+    parts.push(text);
+    size += text.length + 1;
   }
-  if (count > 0) chunks.push({ data: Buffer.from(chunk), count });
-  return chunks;
+  if (parts.length > 0) frames.push({ data: Buffer.from(frame(parts)), count: parts.length });
+  return frames;
 }
 
 /** Serialized frames (UTF-8, encoded once for every receiver) with how many events each holds. */

@@ -3,10 +3,9 @@ import {
   isTerminalStatus,
   isTerminalType,
   terminalStatusOf,
-  type RunEvent,
   type StreamEnd,
 } from '@runtrail/protocol';
-import type { RunStore } from '@runtrail/store';
+import type { EventText, RunStore } from '@runtrail/store';
 import type { Hub } from '../hub.js';
 import type { Outlet } from './outlet.js';
 
@@ -21,9 +20,10 @@ export interface SubscriptionSink {
   /**
    * Consecutive events, in seq order; the sink frames them (several per
    * frame) and stops when the outlet is over its bound. Returns how many of
-   * them it sent (a prefix).
+   * them it sent (a prefix). The same array from a hub flush goes to every
+   * caught-up subscriber, so a sink may cache what it builds from it.
    */
-  events(events: RunEvent[]): number;
+  events(events: EventText[]): number;
   /** Sent once, right after the frame with the terminal event. */
   end(end: StreamEnd): void;
   /** The subscription cannot go on (e.g. the store failed); it is already closed. */
@@ -37,7 +37,7 @@ export interface RunSubscriptionDeps {
   after: number;
   sink: SubscriptionSink;
   onError?: (err: unknown) => void;
-  /** Live events reached the connection; `publishedAt` is when the hub got them (right after the commit). */
+  /** Live events reached the connection; `publishedAt` is when the hub got the oldest of them (right after its commit). */
   onDelivered?: (publishedAt: number) => void;
   /** The connection was over its bound: the subscription waits for the drain and resumes from the store. */
   onResync?: () => void;
@@ -47,8 +47,8 @@ export interface RunSubscriptionDeps {
  * One subscriber's position in one run's log: delivers every event with
  * seq > after exactly once, in order, then ends after the terminal event.
  *
- * The store is the source; the hub is only a fast path. The hub listener is
- * attached BEFORE the first store read, and a hub batch is used only when it
+ * The store is the source; the hub is only a fast path. The hub watcher is
+ * attached BEFORE the first store read, and a hub flush is used only when it
  * starts exactly at lastSent + 1 while nothing else is in flight; anything
  * else (a gap, a read in progress, a full send buffer) makes the subscription
  * read from the store at lastSent. Every event is committed before it is
@@ -86,7 +86,7 @@ export class RunSubscription {
   /** Attach to the hub, then send the backlog. The caller checked that the run exists. */
   start(): void {
     if (this.done) return;
-    this.unsubscribeHub = this.deps.hub.subscribe(this.runId, this.onHub);
+    this.unsubscribeHub = this.deps.hub.watch(this.runId, this.onHub);
     void this.pump();
   }
 
@@ -99,7 +99,7 @@ export class RunSubscription {
     this.unsubscribeHub = null;
   }
 
-  private readonly onHub = (events: RunEvent[], _run: unknown, publishedAt: number): void => {
+  private readonly onHub = (events: EventText[], publishedAt: number): void => {
     if (this.done) return;
     if (this.pumping) {
       this.again = true;
@@ -111,6 +111,7 @@ export class RunSubscription {
       void this.pump();
       return;
     }
+    // Caught up: the flush's own array, whose frames every caught-up subscriber shares.
     const fresh = events[0]!.seq === this.lastSent + 1 ? events : events.filter((e) => e.seq > this.lastSent);
     if (!this.deliver(fresh)) void this.pump();
     else this.deps.onDelivered?.(publishedAt);
@@ -120,27 +121,19 @@ export class RunSubscription {
    * Send consecutive events while the connection is under its bound.
    * Returns false when it stopped early (the rest is re-read from the store).
    */
-  private deliver(events: RunEvent[]): boolean {
+  private deliver(events: EventText[]): boolean {
+    if (this.done) return true;
     const { sink } = this.deps;
-    let start = 0;
-    while (start < events.length) {
-      if (this.done) return true;
-      if (sink.outlet.blocked) return false;
-      let end = Math.min(events.length, start + CATCH_UP_PAGE);
-      const terminalAt = events.slice(start, end).findIndex((e) => isTerminalType(e.type));
-      if (terminalAt >= 0) end = start + terminalAt + 1;
-      const chunk = start === 0 && end === events.length ? events : events.slice(start, end);
-      const sent = sink.events(chunk);
-      if (sent === 0) return false;
-      const last = chunk[sent - 1]!;
-      this.lastSent = last.seq;
-      if (sent < chunk.length) return false;
-      if (terminalAt >= 0 && isTerminalType(last.type)) {
-        this.close();
-        sink.end({ runId: this.runId, status: terminalStatusOf(last.type), seq: last.seq });
-        return true;
-      }
-      start = end;
+    // Nothing follows a terminal event, so it can only be the last one; the
+    // array is passed whole otherwise (its frames may be shared).
+    const sent = sink.events(events);
+    if (sent === 0) return false;
+    const last = events[sent - 1]!;
+    this.lastSent = last.seq;
+    if (sent < events.length) return false;
+    if (isTerminalType(last.type)) {
+      this.close();
+      sink.end({ runId: this.runId, status: terminalStatusOf(last.type), seq: last.seq });
     }
     return true;
   }
@@ -160,7 +153,7 @@ export class RunSubscription {
           this.waitForDrain();
           return;
         }
-        const page = await this.deps.store.readEvents(this.runId, this.lastSent, CATCH_UP_PAGE);
+        const page = await this.deps.store.readEventTexts(this.runId, this.lastSent, CATCH_UP_PAGE);
         if (this.done) return;
         const fresh = page.length > 0 && page[0]!.seq <= this.lastSent ? page.filter((e) => e.seq > this.lastSent) : page;
         // Stopped by a full buffer: go round to wait for the drain.
@@ -170,7 +163,7 @@ export class RunSubscription {
         // waiting for events that will never come (field note 7).
         if (fresh.length === 0 && (await this.endIfTerminal())) return;
         // A short page means we reached the head as of that read; anything
-        // committed later is published to our listener, which sets `again`
+        // committed later is published to our watcher, which sets `again`
         // while we are still here or takes the fast path once we are not.
         if (page.length < CATCH_UP_PAGE && !this.again) return;
       }
