@@ -94,7 +94,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     },
   });
   const now = deps.now ?? Date.now;
-  const hub = new Hub();
+  const hub = new Hub((err) => http.log.error({ err }, 'a stream watcher failed during a hub flush'));
   const metrics = new ServerMetrics();
   const store = metrics.instrumentStore(deps.store);
   const runs = new RunService({

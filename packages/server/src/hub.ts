@@ -33,7 +33,27 @@ export function isEndUpdate(change: RunChange, run: Run): boolean {
 
 /** Events of one run waiting for the next flush: runs of consecutive seqs, oldest first. */
 interface Pending {
-  segments: Array<{ events: EventText[]; publishedAt: number }>;
+  segments: Segment[];
+}
+interface Segment {
+  events: EventText[];
+  publishedAt: number;
+}
+
+/**
+ * A flush hands the loop back after this long, so an HTTP append that
+ * arrives meanwhile waits for one slice of the fan-out, not all of it.
+ */
+export const FLUSH_SLICE_MS = 1;
+
+/**
+ * Run `fn` after the immediates that I/O of the coming poll phase queues
+ * (the store's group commit is one): an immediate queued now would run
+ * before them, so it goes round once more first. A commit waiting to be
+ * written never waits behind fan-out this way.
+ */
+function afterQueuedImmediates(fn: () => void): void {
+  setImmediate(() => setImmediate(fn));
 }
 
 /**
@@ -46,6 +66,13 @@ interface Pending {
  * and schedules one flush (setImmediate, after the I/O of this turn), so
  * under load each flush carries more events and the number of socket writes
  * stays at one per watcher per flush, however many appends came in.
+ *
+ * Appends never wait behind fan-out: a flush runs in slices of at most
+ * FLUSH_SLICE_MS, with the loop's I/O and the commits it queues served
+ * before each slice, and the next flush starts no sooner than the last one
+ * took after its end, so fan-out takes at most about half the loop while
+ * commits are coming in. The busier the loop, the more events each flush
+ * carries, and the fewer writes each event costs.
  */
 export class Hub {
   private readonly byRun = new Map<string, Set<EventListener>>();
@@ -55,6 +82,9 @@ export class Hub {
   /** Run-change listeners, and whether each also wants other nodes' changes. */
   private readonly runListeners = new Map<RunListener, { remote: boolean }>();
   private readonly allListeners = new Set<EventListener>();
+
+  /** `onWatcherError`: a watcher threw during a flush (the flush goes on to the others). */
+  constructor(private readonly onWatcherError: (err: unknown) => void = (err) => console.error('hub watcher failed', err)) {}
 
   /** Called with every committed batch of the run, synchronously after its commit (in-process handlers). */
   subscribe(runId: string, listener: EventListener): () => void {
@@ -130,23 +160,69 @@ export class Hub {
     } else {
       pending.segments.push({ events: texts.slice(), publishedAt });
     }
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flush);
-    }
+    this.scheduleFlush();
+  }
+
+  /** The flush in progress: what is left of it (watchers still to call, in order). */
+  private readonly flushing: Array<{ runId: string; segment: Segment; watchers: Watcher[]; next: number }> = [];
+  private flushInProgress = false;
+  /** Loop time the flush in progress has taken so far (its slices, not the I/O between them). */
+  private flushBusyMs = 0;
+  /** When the next flush may start (performance.now()), so fan-out leaves the loop time for appends. */
+  private nextFlushAt = 0;
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.flushInProgress) return;
+    this.flushScheduled = true;
+    const wait = this.nextFlushAt - performance.now();
+    if (wait >= 1) setTimeout(this.flush, wait).unref?.();
+    else afterQueuedImmediates(this.flush);
   }
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    const pending = [...this.pending];
-    this.pending.clear();
-    for (const [runId, { segments }] of pending) {
-      for (const { events, publishedAt } of segments) {
-        const watchers = this.watchersByRun.get(runId);
-        if (!watchers) break;
-        for (const watcher of [...watchers]) watcher(events, publishedAt);
-      }
+    this.flushInProgress = true;
+    this.flushBusyMs = 0;
+    for (const [runId, { segments }] of this.pending) {
+      const watchers = this.watchersByRun.get(runId);
+      if (watchers) for (const segment of segments) this.flushing.push({ runId, segment, watchers: [...watchers], next: 0 });
     }
+    this.pending.clear();
+    this.continueFlush();
+  };
+
+  /** Call the flush's watchers until it is done or this slice is used up (then yield to I/O and go on). */
+  private readonly continueFlush = (): void => {
+    const sliceStarted = performance.now();
+    let calls = 0;
+    while (this.flushing.length > 0) {
+      const job = this.flushing[0]!;
+      const current = this.watchersByRun.get(job.runId);
+      while (job.next < job.watchers.length) {
+        const watcher = job.watchers[job.next++]!;
+        // Gone since the flush began (unsubscribed, disconnected): nothing to deliver.
+        if (current?.has(watcher)) {
+          try {
+            watcher(job.segment.events, job.segment.publishedAt);
+          } catch (err) {
+            // One broken watcher must not stop every other watcher's delivery (this flush and all later ones).
+            this.onWatcherError(err);
+          }
+        }
+        if (++calls % 16 === 0 && performance.now() - sliceStarted >= FLUSH_SLICE_MS) {
+          this.flushBusyMs += performance.now() - sliceStarted;
+          afterQueuedImmediates(this.continueFlush);
+          return;
+        }
+      }
+      this.flushing.shift();
+    }
+    const ended = performance.now();
+    this.flushBusyMs += ended - sliceStarted;
+    this.nextFlushAt = ended + this.flushBusyMs;
+    this.flushInProgress = false;
+    // Published while this flush was under way: their turn comes now.
+    if (this.pending.size > 0) this.scheduleFlush();
   };
 }
 

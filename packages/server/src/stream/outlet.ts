@@ -7,6 +7,9 @@
  * read what they missed from the store. So a connection holds at most
  * `limitBytes` plus one frame, however slow its reader is (field note 9).
  */
+/** Bytes a transport adds to a write (a WebSocket frame header, an HTTP chunk's size line), at most. */
+const FRAMING_BYTES = 64;
+
 export abstract class Outlet {
   /** Largest number of queued bytes seen right after a write (the gauge tests and /metrics read). */
   peakQueuedBytes = 0;
@@ -17,7 +20,7 @@ export abstract class Outlet {
 
   /** Bytes written but not yet handed to the kernel. */
   abstract queuedBytes(): number;
-  protected abstract write(data: string | Buffer, onFlushed: (err?: Error | null) => void): void;
+  protected abstract write(data: string | Buffer, onFlushed?: (err?: Error | null) => void): void;
 
   get closed(): boolean {
     return this.closedFlag;
@@ -30,22 +33,31 @@ export abstract class Outlet {
 
   send(data: string | Buffer): void {
     if (this.closedFlag) return;
-    this.write(data, (err) => {
-      // A failed write means the peer is gone; the transport's close handler
-      // ends the subscriptions, so there is nothing to resume here.
-      if (err || this.drainWaiters.length === 0 || this.blocked) return;
-      const waiters = this.drainWaiters;
-      this.drainWaiters = [];
-      for (const waiter of waiters) waiter();
-    });
+    const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+    // Only a write that takes the queue over the bound needs to say when it
+    // is flushed (a flush callback costs a tick per write, per watcher): no
+    // write is added while blocked but replies, and every write that leaves
+    // the queue over the bound carries one, so the last of them comes when
+    // the queue is back under it.
+    if (this.queuedBytes() + size + FRAMING_BYTES > this.limitBytes) this.write(data, this.onFlushed);
+    else this.write(data);
     const queued = this.queuedBytes();
     if (queued > this.peakQueuedBytes) this.peakQueuedBytes = queued;
   }
 
+  private readonly onFlushed = (err?: Error | null): void => {
+    // A failed write means the peer is gone; the transport's close handler
+    // ends the subscriptions, so there is nothing to resume here.
+    if (err || this.drainWaiters.length === 0 || this.blocked) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const waiter of waiters) waiter();
+  };
+
   /**
    * Call `fn` once the queued bytes are back under the bound. Writes are
-   * flushed in order, so the flush callback of the write that crossed the
-   * bound (or of a later one) always comes; no timer is needed.
+   * flushed in order, so the flush callback of the last write that left the
+   * queue over the bound always comes; no timer is needed.
    */
   whenDrained(fn: () => void): void {
     if (this.closedFlag) return;

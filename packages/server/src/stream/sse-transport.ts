@@ -24,7 +24,7 @@ class SseOutlet extends Outlet {
     return this.res.writableLength;
   }
 
-  protected write(data: string | Buffer, onFlushed: (err?: Error | null) => void): void {
+  protected write(data: string | Buffer, onFlushed?: (err?: Error | null) => void): void {
     this.res.write(data, onFlushed);
   }
 }

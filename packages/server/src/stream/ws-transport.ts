@@ -35,7 +35,7 @@ class WsOutlet extends Outlet {
     return this.ws.bufferedAmount;
   }
 
-  protected write(data: string | Buffer, onFlushed: (err?: Error | null) => void): void {
+  protected write(data: string | Buffer, onFlushed?: (err?: Error | null) => void): void {
     // Buffers are shared frames of UTF-8 JSON: text frames, not binary.
     this.ws.send(data, { binary: false }, onFlushed);
   }

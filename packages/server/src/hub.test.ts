@@ -1,0 +1,105 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { describe, expect, test } from 'vitest';
+import { initialSnapshot, type Run, type RunEvent } from '@runtrail/protocol';
+import { eventTextOf, type EventText } from '@runtrail/store';
+import { FLUSH_SLICE_MS, Hub } from './hub.js';
+import { waitUntil } from '../../../test-support/index.js';
+
+const run = { id: 'r1', seq: 0, snapshot: initialSnapshot() } as unknown as Run;
+const events = (from: number, n: number): RunEvent[] =>
+  Array.from({ length: n }, (_, k) => ({ runId: run.id, seq: from + k, type: 'progress', ts: 1, data: { done: from + k } }));
+const seqs = (batches: EventText[][]) => batches.flat().map((e) => e.seq);
+
+describe('Hub flushes', () => {
+  test('publishes of one turn reach each watcher as one batch, the same array for every watcher, texts as given', async () => {
+    const hub = new Hub();
+    const got: EventText[][][] = [[], []];
+    hub.watch(run.id, (batch) => got[0]!.push(batch));
+    hub.watch(run.id, (batch) => got[1]!.push(batch));
+    const texts = events(1, 2).map(eventTextOf);
+    hub.publishEvents(run, events(1, 2), 'local', texts);
+    hub.publishEvents(run, events(3, 1));
+    hub.publishEvents(run, events(4, 3));
+    expect(got[0]).toEqual([]); // nothing before the flush
+    await waitUntil(() => got[0]!.length > 0 && got[1]!.length > 0, { what: 'a flush' });
+    await nextTurn();
+    expect(got[0]!.length).toBe(1);
+    expect(got[0]![0]).toBe(got[1]![0]);
+    expect(seqs(got[0]!)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(got[0]![0]![0]!.json).toBe(texts[0]!.json);
+    expect(JSON.parse(got[0]![0]![3]!.json)).toEqual(events(4, 1)[0]);
+  });
+
+  test('events out of seq order (another node read back late) arrive as separate batches, in publish order', async () => {
+    const hub = new Hub();
+    const got: EventText[][] = [];
+    hub.watch(run.id, (batch) => got.push(batch));
+    hub.publishEvents(run, events(5, 2));
+    hub.publishEvents(run, events(3, 2), 'remote');
+    await waitUntil(() => got.length >= 2, { what: 'two batches' });
+    expect(got.map((b) => b.map((e) => e.seq))).toEqual([[5, 6], [3, 4]]);
+  });
+
+  test('a long flush yields to I/O between slices, and every watcher still gets every batch once, in order', async () => {
+    const hub = new Hub();
+    const n = 200;
+    const got = Array.from({ length: n }, () => [] as number[]);
+    // A timer chain stands for the HTTP appends the loop serves: how far it got when each watcher ran.
+    let ticks = 0;
+    let ticking = true;
+    const tick = () => {
+      ticks++;
+      if (ticking) setTimeout(tick, 0);
+    };
+    tick();
+    const ticksAt: number[] = [];
+    for (let w = 0; w < n; w++) {
+      hub.watch(run.id, (batch) => {
+        // A slow socket write: 200 of these are several slices.
+        const until = performance.now() + FLUSH_SLICE_MS / 10;
+        while (performance.now() < until);
+        if (got[w]!.length === 0) ticksAt[w] = ticks;
+        got[w]!.push(...batch.map((e) => e.seq));
+        // Committed while the flush is under way: it goes out in the next flush.
+        if (w === 0 && batch[0]!.seq === 1) hub.publishEvents(run, events(2, 1));
+      });
+    }
+    hub.publishEvents(run, events(1, 1));
+    await waitUntil(() => got.every((g) => g.length === 2), { what: 'both flushes' });
+    ticking = false;
+    expect(ticksAt[n - 1]!).toBeGreaterThan(ticksAt[0]!);
+    expect(got.every((g) => g[0] === 1 && g[1] === 2)).toBe(true);
+  });
+
+  test('a watcher that throws is reported and the others still get the batch, now and later', async () => {
+    const errors: unknown[] = [];
+    const hub = new Hub((err) => errors.push(err));
+    const got: number[] = [];
+    hub.watch(run.id, () => {
+      throw new Error('broken watcher');
+    });
+    hub.watch(run.id, (batch) => got.push(...batch.map((e) => e.seq)));
+    hub.publishEvents(run, events(1, 1));
+    await waitUntil(() => got.length === 1, { what: 'first batch' });
+    hub.publishEvents(run, events(2, 1));
+    await waitUntil(() => got.length === 2, { what: 'second batch' });
+    expect(got).toEqual([1, 2]);
+    expect(errors.map((e) => (e as Error).message)).toEqual(['broken watcher', 'broken watcher']);
+  });
+
+  test('a watcher removed before the flush gets nothing; observers counts watchers and listeners', async () => {
+    const hub = new Hub();
+    const got: number[] = [];
+    const stop = hub.watch(run.id, (batch) => got.push(...batch.map((e) => e.seq)));
+    const stopListener = hub.subscribe(run.id, () => {});
+    expect(hub.observers(run.id)).toBe(2);
+    hub.publishEvents(run, events(1, 1));
+    stop();
+    await nextTurn();
+    await nextTurn();
+    expect(got).toEqual([]);
+    stopListener();
+    expect(hub.observers(run.id)).toBe(0);
+    expect(hub.watchedRuns()).toEqual([]);
+  });
+});
