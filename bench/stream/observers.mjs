@@ -16,6 +16,8 @@ import { io as ioClient } from 'socket.io-client';
 import { Histogram, nowUs, serveRpc, waitUntil } from './lib.mjs';
 
 const hist = new Histogram();
+/** Events sent before this moment (nowUs) are not counted in the latency histogram: the warm-up. */
+let measureFromUs = 0;
 let watchers = [];
 
 class Watcher {
@@ -56,7 +58,7 @@ class Watcher {
     if (i > this.maxSeen) this.maxSeen = i;
     if (this.firstRecvUs === 0) this.firstRecvUs = recvUs;
     this.lastRecvUs = recvUs;
-    if (this.o.measure && i >= this.o.warmupI) hist.record(recvUs - t);
+    if (this.o.measure && i >= (this.o.warmupI ?? 0) && t >= measureFromUs) hist.record(recvUs - t);
   }
 
   /** Resolves once the server has registered this watcher (events from now on reach it). */
@@ -184,6 +186,13 @@ class Watcher {
     if (this.ws) this.ws.terminate();
   }
 
+  complete(firstI, lastI) {
+    if (this.completeThrough === lastI) return true;
+    for (let i = firstI; i <= lastI; i++) if (i >= this.seen.length || this.seen[i] === 0) return false;
+    this.completeThrough = lastI;
+    return true;
+  }
+
   /** Missing events among firstI..lastI. */
   lost(firstI, lastI) {
     let missing = 0;
@@ -215,6 +224,12 @@ serveRpc({
     return { count: created.length, ms: (nowUs() - start) / 1000, total: watchers.length };
   },
 
+  /** Count latency only of events sent from `warmupMs` from now on. */
+  measureFrom({ warmupMs }) {
+    measureFromUs = nowUs() + warmupMs * 1000;
+    return null;
+  },
+
   cut({ indexes }) {
     for (const i of indexes) watchers[i].cut();
     return { cut: indexes.length };
@@ -224,8 +239,10 @@ serveRpc({
    * Wait until every watcher has seen event lastI and is connected (with a
    * deadline), then report lost/duplicate counts over firstI..lastI.
    */
-  async settle({ firstI, lastI, timeoutMs }) {
-    const done = await waitUntil(() => watchers.every((w) => w.maxSeen >= lastI && w.connected), {
+  async settle({ firstI, lastI, timeoutMs, exact = false }) {
+    // exact: several producer clients make the numbering arrive out of order, so seeing lastI does not
+    // mean everything before it came: wait for every number (a watcher that has them all stays done).
+    const done = await waitUntil(() => watchers.every((w) => w.maxSeen >= lastI && w.connected && (!exact || w.complete(firstI, lastI))), {
       timeoutMs,
       intervalMs: 20,
     });

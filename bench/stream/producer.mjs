@@ -9,7 +9,8 @@ import http from 'node:http';
 import { nowUs, serveRpc } from './lib.mjs';
 
 const base = new URL(process.argv[2]);
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+// One socket per concurrent client: `paced` with clients=32 is 32 keep-alive connections.
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 const FLUSH_MS = 20;
 const MAX_BATCH = 500;
 const owner = { kind: 'producer', node: 'bench', id: `bench-${process.pid}` };
@@ -114,6 +115,80 @@ serveRpc({
       tick();
     });
     return { firstI, lastI: nextI - 1, startUs: start, endUs: nowUs(), acked };
+  },
+
+  /**
+   * The pipelines of field-notes.md: every request carries `perRequest`
+   * events (1: one event per call completion), sent by `clients` concurrent
+   * HTTP clients, each with one request in flight. With `rate`, events are
+   * generated on schedule (`perRequest` of them every perRequest/rate s), and
+   * a server slower than that shows as an achieved rate under `rate`; without
+   * it each client sends its next request as soon as the last is answered
+   * (the most the server accepts). Each request's events carry the moment it
+   * was sent.
+   */
+  async paced({ rate = null, durationMs, clients = 1, perRequest = 1 }) {
+    const firstI = nextI;
+    const start = nowUs();
+    const endUs = start + durationMs * 1000;
+    // A server that falls behind the schedule is given half the duration again to catch up; what is
+    // still queued then is never sent (the workload reports the rate it achieved, not a longer run).
+    const giveUpUs = start + durationMs * 1500;
+    let sentI = firstI - 1;
+    const total = rate ? Math.round((rate * durationMs) / 1000) : Infinity;
+    let generated = 0;
+    let queue = [];
+    let failure = null;
+    /** Clients waiting for the schedule to make the next events. */
+    let waiting = [];
+    const wakeAll = () => {
+      const w = waiting;
+      waiting = [];
+      for (const r of w) r();
+    };
+    const generate = () => {
+      // Whole requests' worth at a time: "5 events every 10 ms" makes 5 at each 10 ms boundary.
+      const due = Math.min(total, Math.floor(((nowUs() - start) / 1e6) * (rate / perRequest)) * perRequest);
+      while (generated < due) {
+        queue.push(makeEvent());
+        generated++;
+      }
+    };
+    const ticker = rate
+      ? setInterval(() => {
+          generate();
+          if (queue.length > 0 || generated >= total) wakeAll();
+        }, 1)
+      : null;
+    const client = async () => {
+      for (;;) {
+        if (failure) return;
+        if (rate) {
+          generate();
+          if (nowUs() >= giveUpUs) return;
+          if (queue.length === 0) {
+            if (generated >= total) return;
+            await new Promise((r) => waiting.push(r));
+            continue;
+          }
+        } else if (nowUs() >= endUs) return;
+        const batch = rate ? queue.splice(0, perRequest) : Array.from({ length: perRequest }, makeEvent);
+        for (const e of batch) if (e.data.i > sentI) sentI = e.data.i;
+        try {
+          await send(batch);
+        } catch (err) {
+          failure = err;
+          return;
+        }
+      }
+    };
+    const workers = Array.from({ length: clients }, client);
+    await Promise.all(workers);
+    if (ticker) clearInterval(ticker);
+    if (failure) throw failure;
+    // Unsent events are the newest (the queue is first in, first out): numbering resumes after the last sent.
+    nextI = sentI + 1;
+    return { firstI, lastI: sentI, startUs: start, endUs: nowUs(), acked: sentI - firstI + 1, unsent: queue.length };
   },
 
   /** Append as fast as the server accepts: full batches, one in flight, for durationMs or count events. */

@@ -9,6 +9,8 @@
 // All three take the producer's appends on the same route and body
 // (POST /api/v1/runs/:id/events {events:[...]}) so the producer is identical.
 import { createServer } from 'node:http';
+import { Session } from 'node:inspector/promises';
+import { writeFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +21,7 @@ const system = process.argv[2];
 const recoveryMs = Number(process.argv[3] ?? 10_000);
 
 let closeServer = async () => {};
+let profiler = null;
 
 async function readJson(req) {
   const chunks = [];
@@ -167,5 +170,19 @@ serveRpc({
   },
   close: async () => {
     await closeServer();
+  },
+  /** V8 CPU profile of the workload's window only (run.mjs --cpu-prof): not start-up, connects or shutdown. */
+  profileStart: async () => {
+    profiler = new Session();
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.setSamplingInterval', { interval: 100 });
+    await profiler.post('Profiler.start');
+  },
+  profileStop: async ({ file }) => {
+    const { profile } = await profiler.post('Profiler.stop');
+    profiler.disconnect();
+    writeFileSync(file, JSON.stringify(profile));
+    return file;
   },
 });
