@@ -12,18 +12,28 @@ export function navigate(path: string): void {
   for (const listener of listeners) listener();
 }
 
-export function usePath(): string {
-  const [path, setPath] = useState(window.location.pathname);
+/** A part of the page's location, re-read whenever navigate/replaceQuery or back/forward moves it. */
+function useLocationPart(read: () => string): string {
+  const [value, setValue] = useState(read);
   useEffect(() => {
-    const update = () => setPath(window.location.pathname);
+    const update = () => setValue(read());
     listeners.add(update);
     window.addEventListener('popstate', update);
     return () => {
       listeners.delete(update);
       window.removeEventListener('popstate', update);
     };
+    // read is one of the two fixed readers below.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
-  return path;
+  return value;
+}
+
+const readPath = () => window.location.pathname;
+const readSearch = () => window.location.search;
+
+export function usePath(): string {
+  return useLocationPart(readPath);
 }
 
 export function Link({ href, onClick, ...rest }: AnchorHTMLAttributes<HTMLAnchorElement> & { href: string }) {
@@ -35,4 +45,22 @@ export function Link({ href, onClick, ...rest }: AnchorHTMLAttributes<HTMLAnchor
     navigate(href);
   };
   return <a href={href} onClick={handle} {...rest} />;
+}
+
+/**
+ * The page's query string, live: a page whose state belongs in the URL (a
+ * shareable, reload-proof filter) reads it here and writes it with
+ * replaceQuery.
+ */
+export function useQuery(): URLSearchParams {
+  return new URLSearchParams(useLocationPart(readSearch));
+}
+
+/** Put state in the query string without a history entry per keystroke (back leaves the page, as users expect). */
+export function replaceQuery(query: URLSearchParams): void {
+  const search = query.toString();
+  const path = `${window.location.pathname}${search ? `?${search}` : ''}`;
+  if (path === window.location.pathname + window.location.search) return;
+  window.history.replaceState(null, '', path);
+  for (const listener of listeners) listener();
 }

@@ -1,19 +1,12 @@
 import { useEffect, useState } from 'react';
 import { useRuns, type ConnectionState } from '@runtrail/client/react';
-import type { ListRunsQuery, Run, RunStatus } from '@runtrail/protocol';
+import type { ListRunsQuery, Run, RunsFilter } from '@runtrail/protocol';
 import { pollEvery } from '@runtrail/client';
 import { client } from './client.js';
 
 export const PAGE_SIZE = 25;
 const POLL_MS = 2000;
 const MAX_POLL_BACKOFF_MS = 10_000;
-
-export interface RunsFilterInput {
-  status?: RunStatus;
-  name?: string;
-  /** `key=value`, comma-separated pairs that must all match. */
-  label?: string;
-}
 
 export interface RunsPage {
   runs: readonly Run[];
@@ -31,20 +24,10 @@ export interface RunsPage {
  * no cursor, so an older page is the same list API re-read every POLL_MS,
  * and says so ('polling').
  */
-export function useRunsPage(filter: RunsFilterInput, cursor: string | undefined): RunsPage {
-  const { status, name, label } = filter;
+export function useRunsPage(filter: RunsFilter, cursor: string | undefined): RunsPage {
   const paged = cursor !== undefined;
-  const live = useRuns(
-    { ...(status ? { status } : {}), ...(name ? { name } : {}), ...(label ? { label } : {}) },
-    { limit: PAGE_SIZE },
-  );
-  const query: ListRunsQuery = {
-    ...(status ? { status } : {}),
-    ...(name ? { name } : {}),
-    ...(label ? { label } : {}),
-    ...(cursor ? { cursor } : {}),
-    limit: PAGE_SIZE,
-  };
+  const live = useRuns(filter, { limit: PAGE_SIZE });
+  const query: ListRunsQuery = { ...filter, ...(cursor ? { cursor } : {}), limit: PAGE_SIZE };
   const polled = usePolledList(paged ? query : null);
 
   if (!paged) {
@@ -94,3 +77,20 @@ function usePolledList(query: ListRunsQuery | null): PolledList {
   }, [key]);
   return key === null ? IDLE : state;
 }
+
+/** Children of these runs, live (newest first), by parent; one subscription for the whole page. */
+export function useChildRuns(parentIds: readonly string[]): { byParent: Map<string, Run[]>; error: Error | null } {
+  // No parent on the page: a filter nothing matches rather than a second hook path (hooks cannot be conditional).
+  const live = useRuns(parentIds.length > 0 ? { parentIds: parentIds.join(',') } : { parentId: NO_PARENT }, { limit: MAX_CHILDREN });
+  const byParent = new Map<string, Run[]>();
+  for (const run of live.runs) {
+    if (run.parentId === null) continue;
+    const list = byParent.get(run.parentId) ?? [];
+    list.push(run);
+    byParent.set(run.parentId, list);
+  }
+  return { byParent, error: live.error };
+}
+/** The most children one page shows under its parents (the API's largest page). */
+export const MAX_CHILDREN = 200;
+const NO_PARENT = '-no-parent-';

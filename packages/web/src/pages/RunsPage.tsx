@@ -1,22 +1,28 @@
-import { useState, type FormEvent } from 'react';
-import { RunStatus, type Run, dashboardRunPath } from '@runtrail/protocol';
+import { useEffect, useMemo, useState } from 'react';
+import { RunErrorKind, RunStatus, dashboardRunPath } from '@runtrail/protocol';
 import { cannotText, useAccess } from '../access.js';
-import { messageOf } from '../client.js';
 import { ConnectionIndicator } from '../components/ConnectionIndicator.js';
-import { ProgressBar } from '../components/ProgressBar.js';
 import { StartRunForm } from '../components/StartRunForm.js';
-import { StatusBadge } from '../components/StatusBadge.js';
-import { formatDuration, formatTime } from '../format.js';
-import { Link, navigate } from '../router.js';
+import { Link, navigate, replaceQuery, useQuery } from '../router.js';
 import { useNow } from '../use-now.js';
 import { useRunsPage } from '../use-runs-page.js';
+import { RunsTable } from './runs/RunsTable.js';
+import { problemText } from '../problem-text.js';
+import {
+  NO_FILTER,
+  SINCE,
+  filterFromQuery,
+  isFiltered,
+  labelFilterValid,
+  narrows,
+  queryFromFilter,
+  serverFilter,
+  type ListFilter,
+  type SinceKey,
+} from './runs-filter.js';
 
-interface Filter {
-  status: RunStatus | '';
-  name: string;
-  label: string;
-}
-const NO_FILTER: Filter = { status: '', name: '', label: '' };
+/** Typing in the name or label box waits this long for the next key before the list is asked again. */
+const TYPING_MS = 250;
 
 export function RunsPage() {
   const access = useAccess();
@@ -41,48 +47,53 @@ function OneRunOnly({ runId }: { runId: string }) {
 
 function RunsList() {
   const access = useAccess();
-  const [draft, setDraft] = useState<Filter>(NO_FILTER);
-  const [filter, setFilter] = useState<Filter>(NO_FILTER);
+  // The URL is the filter: shareable, and a reload keeps it.
+  const query = useQuery();
+  const applied = filterFromQuery(query);
+  const appliedKey = queryFromFilter(applied).toString();
+  const [draft, setDraft] = useState<ListFilter>(applied);
+  // Back/forward or a pasted link changes the URL under the form: follow it.
+  useEffect(() => setDraft(filterFromQuery(new URLSearchParams(appliedKey))), [appliedKey]);
+
+  const apply = (next: ListFilter) => {
+    replaceQuery(queryFromFilter(next));
+    setCursors([undefined]);
+  };
+  const change = (patch: Partial<ListFilter>, typing = false) => {
+    const next = { ...draft, ...patch };
+    setDraft(next);
+    if (!typing) apply(next);
+  };
+  // Text boxes apply when typing pauses; selects at once.
+  const draftKey = queryFromFilter(draft).toString();
+  useEffect(() => {
+    if (draftKey === appliedKey || !labelFilterValid(draft.label)) return;
+    const timer = setTimeout(() => apply(filterFromQuery(new URLSearchParams(draftKey))), TYPING_MS);
+    return () => clearTimeout(timer);
+    // apply is a fresh closure each render; the keys say everything that matters.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [draftKey, appliedKey]);
+
   // Cursors of the pages before this one; the first page has none.
   const [cursors, setCursors] = useState<Array<string | undefined>>([undefined]);
   const [starting, setStarting] = useState(false);
   const cursor = cursors[cursors.length - 1];
 
-  const { runs, connection, error, hasOlder, olderCursor } = useRunsPage(
-    {
-      ...(filter.status ? { status: filter.status } : {}),
-      ...(filter.name ? { name: filter.name } : {}),
-      ...(filter.label ? { label: filter.label } : {}),
-    },
-    cursor,
-  );
-  const [pageError, setPageError] = useState<string | null>(null);
+  // A relative range ("last hour") is anchored when the filter is applied, not on every render.
+  const server = useMemo(() => serverFilter(filterFromQuery(new URLSearchParams(appliedKey)), Date.now()), [appliedKey]);
+  const { runs, connection, error, hasOlder, olderCursor } = useRunsPage(server, cursor);
+  const [pageError, setPageError] = useState<unknown>(null);
   const older = () => {
     setPageError(null);
     olderCursor().then(
       (next) => next && setCursors((c) => [...c, next]),
-      (err: unknown) => setPageError(`could not read older runs: ${messageOf(err)}`),
+      (err: unknown) => setPageError(err),
     );
   };
   const anyRunning = runs.some((r) => r.status === 'running');
   const now = useNow(anyRunning);
-
-  const apply = (e: FormEvent) => {
-    e.preventDefault();
-    const label = draft.label
-      .split(',')
-      .filter((pair) => pair.trim() !== '')
-      .map((pair) => pair.split('=').map((part) => part.trim()).join('='))
-      .join(',');
-    setFilter({ ...draft, name: draft.name.trim(), label });
-    setCursors([undefined]);
-  };
-  const clear = () => {
-    setDraft(NO_FILTER);
-    setFilter(NO_FILTER);
-    setCursors([undefined]);
-  };
-  const labelInvalid = draft.label !== '' && !/^[^=,]+=[^,]*(,[^=,]+=[^,]*)*$/.test(draft.label);
+  const labelInvalid = !labelFilterValid(draft.label);
+  const problem = pageError ?? error;
 
   return (
     <main className="page runs-page">
@@ -104,86 +115,65 @@ function RunsList() {
 
       {starting && <StartRunForm onClose={() => setStarting(false)} onStarted={(id) => navigate(dashboardRunPath(id))} />}
 
-      <form className="filters panel" onSubmit={apply} aria-label="filter runs">
-        <select
-          aria-label="filter by status"
-          value={draft.status}
-          onChange={(e) => setDraft({ ...draft, status: e.target.value as Filter['status'] })}
-        >
-          <option value="">any status</option>
-          {RunStatus.options.map((s) => (
-            <option key={s} value={s}>
-              {s}
-            </option>
-          ))}
-        </select>
+      <form className="filters panel" onSubmit={(e) => e.preventDefault()} aria-label="filter runs">
         <input
-          aria-label="filter by name"
-          placeholder="name"
-          value={draft.name}
-          onChange={(e) => setDraft({ ...draft, name: e.target.value })}
+          type="search"
+          aria-label="search run names"
+          placeholder="search names"
+          value={draft.q}
+          onChange={(e) => change({ q: e.target.value }, true)}
+        />
+        <Choice label="filter by status" any="any status" value={draft.status} options={RunStatus.options} onChange={(status) => change({ status })} />
+        <Choice label="filter by failure kind" any="any outcome" value={draft.failed} options={RunErrorKind.options} onChange={(failed) => change({ failed })} />
+        <Choice
+          label="filter by start time"
+          any="any time"
+          value={draft.since}
+          options={Object.keys(SINCE) as SinceKey[]}
+          text={(k) => SINCE[k].text}
+          onChange={(since) => change({ since })}
         />
         <input
           aria-label="filter by labels (key=value, comma separated)"
           aria-invalid={labelInvalid}
           placeholder="labels: key=value,key2=value2"
           value={draft.label}
-          onChange={(e) => setDraft({ ...draft, label: e.target.value })}
+          onChange={(e) => change({ label: e.target.value }, true)}
         />
-        <button type="submit" disabled={labelInvalid}>
-          Filter
-        </button>
-        <button type="button" onClick={clear}>
+        <button type="button" onClick={() => apply(NO_FILTER)} disabled={!isFiltered(applied) && !isFiltered(draft)}>
           Clear
         </button>
+        {labelInvalid && <span className="invalid">labels must be key=value, comma separated</span>}
       </form>
 
-      {(error || pageError) && (
+      {problem !== null && problem !== undefined && (
         <p className="invalid" role="alert">
-          {pageError ?? messageOf(error)}
+          {pageError !== null ? problemText(pageError, 'could not read older runs', false) : problemText(error, 'could not list runs')}
         </p>
       )}
 
-      <div className="table-wrap">
-        <table className="runs-table" aria-label="runs, newest first">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Status</th>
-              <th scope="col" className="col-progress">Progress</th>
-              <th scope="col" className="num" title="calls succeeded / failed / retried">
-                OK / Failed / Retries
-              </th>
-              <th scope="col" className="num">Duration</th>
-              <th scope="col" className="col-started">Started</th>
-            </tr>
-          </thead>
-          <tbody>
-            {runs.map((run) => (
-              <RunRow key={run.id} run={run} now={now} />
-            ))}
-            {runs.length === 0 && (
-              <tr>
-                <td colSpan={6} className="empty">
-                  {connection === 'connecting' ? 'Loading…' : 'No runs yet. Start one with “Start run”.'}
-                </td>
-              </tr>
-            )}
-          </tbody>
-        </table>
-      </div>
+      <RunsTable
+        runs={runs}
+        now={now}
+        nest={!narrows(applied)}
+        empty={
+          connection === 'connecting' && !error
+            ? 'Loading…'
+            : error
+              ? 'No runs to show until the server answers.'
+              : isFiltered(applied)
+                ? 'No runs match these filters.'
+                : 'No runs yet. Start one with “Start run”.'
+        }
+        onClear={isFiltered(applied) && runs.length === 0 && !error ? () => apply(NO_FILTER) : undefined}
+      />
 
       <nav className="pager" aria-label="pages of runs">
         <button type="button" disabled={cursors.length <= 1} onClick={() => setCursors((c) => c.slice(0, -1))} aria-label="newer runs">
           ← Newer
         </button>
         <span className="muted">page {cursors.length}</span>
-        <button
-          type="button"
-          disabled={!hasOlder}
-          onClick={older}
-          aria-label="older runs"
-        >
+        <button type="button" disabled={!hasOlder} onClick={older} aria-label="older runs">
           Older →
         </button>
       </nav>
@@ -191,38 +181,23 @@ function RunsList() {
   );
 }
 
-function RunRow({ run, now }: { run: Run; now: number }) {
-  const { counters, progress } = run.snapshot;
-  const end = run.finishedAt ?? (run.status === 'running' ? now : null);
-  const labels = Object.entries(run.labels);
+/** A select of one filter: `any` (the empty value) or one of `options`. */
+function Choice<T extends string>(props: {
+  label: string;
+  any: string;
+  value: T | '';
+  options: readonly T[];
+  text?: (option: T) => string;
+  onChange: (value: T | '') => void;
+}) {
   return (
-    <tr data-run-id={run.id}>
-      <td>
-        <Link href={dashboardRunPath(run.id)} className="run-name">
-          {run.name}
-        </Link>
-        {labels.length > 0 && (
-          <span className="labels">
-            {labels.map(([k, v]) => (
-              <span key={k} className="label">
-                {k}={v}
-              </span>
-            ))}
-          </span>
-        )}
-      </td>
-      <td>
-        <StatusBadge status={run.status} />
-      </td>
-      <td className="col-progress">
-        {progress ? <ProgressBar percent={progress.percent} label={`progress of ${run.name}`} /> : <span className="muted">–</span>}
-      </td>
-      <td className="num counters-cell">
-        <span className="ok">{counters.ok}</span> / <span className="failed">{counters.failed}</span> /{' '}
-        <span className="retries">{counters.retries}</span>
-      </td>
-      <td className="num">{formatDuration(run.startedAt !== null && end !== null ? end - run.startedAt : null)}</td>
-      <td className="col-started">{formatTime(run.startedAt ?? run.createdAt)}</td>
-    </tr>
+    <select aria-label={props.label} value={props.value} onChange={(e) => props.onChange(e.target.value as T | '')}>
+      <option value="">{props.any}</option>
+      {props.options.map((option) => (
+        <option key={option} value={option}>
+          {props.text ? props.text(option) : option}
+        </option>
+      ))}
+    </select>
   );
 }

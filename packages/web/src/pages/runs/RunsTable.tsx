@@ -1,0 +1,215 @@
+import { useState, type ReactNode } from 'react';
+import { RunStatus, dashboardRunPath, failureKindOf, type Run } from '@runtrail/protocol';
+import { ProgressBar } from '../../components/ProgressBar.js';
+import { StatusBadge } from '../../components/StatusBadge.js';
+import { errorKindText, estimateEta, formatDuration, formatTime } from '../../format.js';
+import { Link } from '../../router.js';
+import { MAX_CHILDREN, useChildRuns } from '../../use-runs-page.js';
+
+const COLUMNS = 6;
+
+interface RunsTableProps {
+  runs: readonly Run[];
+  now: number;
+  /** Show top-level runs with their children nested under them (the list holds top-level runs only). */
+  nest: boolean;
+  /** What an empty list says. */
+  empty: string;
+  /** Offered in the empty state when filters hid everything. */
+  onClear: (() => void) | undefined;
+}
+
+/** The runs table with its status totals; nested or flat, see `nest`. */
+export function RunsTable(props: RunsTableProps) {
+  return props.nest && props.runs.length > 0 ? <NestedTable {...props} /> : <Table {...props} rows={props.runs.map((run) => <RunRow key={run.id} run={run} now={props.now} />)} shown={props.runs} />;
+}
+
+function NestedTable(props: RunsTableProps) {
+  const { runs, now } = props;
+  const { byParent } = useChildRuns(runs.map((r) => r.id));
+  const [collapsed, setCollapsed] = useState<ReadonlySet<string>>(new Set());
+  const toggle = (id: string) =>
+    setCollapsed((c) => {
+      const next = new Set(c);
+      if (next.has(id)) next.delete(id);
+      else next.add(id);
+      return next;
+    });
+  const rows: ReactNode[] = [];
+  const shown: Run[] = [];
+  for (const run of runs) {
+    const children = byParent.get(run.id) ?? [];
+    const open = !collapsed.has(run.id);
+    shown.push(run, ...children);
+    rows.push(
+      <RunRow key={run.id} run={run} now={now} childCount={children.length} open={open} onToggle={children.length > 0 ? () => toggle(run.id) : undefined} />,
+    );
+    if (open) for (const child of children) rows.push(<RunRow key={child.id} run={child} now={now} nested />);
+  }
+  return <Table {...props} rows={rows} shown={shown} />;
+}
+
+function Table({ runs, rows, shown, empty, onClear }: RunsTableProps & { rows: ReactNode[]; shown: readonly Run[] }) {
+  return (
+    <>
+      <StatusTotals runs={shown} />
+      <div className="table-wrap">
+        <table className="runs-table" aria-label="runs, newest first">
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Status</th>
+              <th scope="col" className="col-progress">Progress</th>
+              <th scope="col" className="num col-counters" title="calls succeeded / failed / retried">
+                OK / Failed / Retries
+              </th>
+              <th scope="col" className="num col-duration">Duration</th>
+              <th scope="col" className="col-started">Started</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows}
+            {runs.length === 0 && (
+              <tr>
+                <td colSpan={COLUMNS} className="empty" data-testid="runs-empty">
+                  {empty}
+                  {onClear && (
+                    <>
+                      {' '}
+                      <button type="button" className="link-button" onClick={onClear}>
+                        Clear the filters
+                      </button>
+                    </>
+                  )}
+                </td>
+              </tr>
+            )}
+          </tbody>
+        </table>
+      </div>
+    </>
+  );
+}
+
+/** "3 running, 2 failed, 10 succeeded" for what the list shows (this page, children included). */
+function StatusTotals({ runs }: { runs: readonly Run[] }) {
+  if (runs.length === 0) return null;
+  const counts = new Map<string, number>();
+  for (const run of runs) counts.set(run.status, (counts.get(run.status) ?? 0) + 1);
+  const stalled = runs.filter((r) => r.status === 'running' && r.snapshot.stalled).length;
+  const parts = RunStatus.options.filter((s) => counts.has(s)).map((s) => `${counts.get(s)} ${s}`);
+  if (stalled > 0) parts.push(`${stalled} stalled`);
+  return (
+    <p className="totals" data-testid="totals" aria-label="runs by status on this page">
+      {parts.join(', ')}
+    </p>
+  );
+}
+
+interface RunRowProps {
+  run: Run;
+  now: number;
+  nested?: boolean;
+  childCount?: number;
+  open?: boolean;
+  onToggle?: (() => void) | undefined;
+}
+
+function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggle }: RunRowProps) {
+  const s = run.snapshot;
+  const { counters, progress } = s;
+  const end = run.finishedAt ?? (run.status === 'running' ? now : null);
+  const labels = Object.entries(run.labels);
+  const kind = failureKindOf(run);
+  const stalled = run.status === 'running' && s.stalled !== null;
+  const inFlight = Object.keys(s.current).length;
+  const reason = run.error ? oneLine(run.error.message) : null;
+  const activity = run.status === 'running' ? [s.phase, progress?.message].filter(Boolean).join(' · ') : '';
+  const eta = run.status === 'running' && !stalled ? estimateEta(progress, run.startedAt) : null;
+  return (
+    <tr data-run-id={run.id} data-parent-id={run.parentId ?? undefined} className={nested ? 'child-row' : undefined}>
+      <td className="col-name">
+        <div className="name-line">
+          {onToggle && (
+            <button
+              type="button"
+              className="toggle"
+              aria-expanded={open}
+              aria-label={`${open ? 'hide' : 'show'} the ${childCount} child runs of ${run.name}`}
+              onClick={onToggle}
+            >
+              {open ? '▾' : '▸'} {childCount}
+              {childCount >= MAX_CHILDREN ? '+' : ''}
+            </button>
+          )}
+          {nested && <span className="nest-mark" aria-hidden="true">↳</span>}
+          <Link href={dashboardRunPath(run.id)} className="run-name">
+            {run.name}
+          </Link>
+          {labels.length > 0 && (
+            <span className="labels">
+              {labels.map(([k, v]) => (
+                <span key={k} className="label">
+                  {k}={v}
+                </span>
+              ))}
+            </span>
+          )}
+        </div>
+        {!nested && run.parentId !== null && (
+          <div className="muted small">
+            child of <Link href={dashboardRunPath(run.parentId)}>{run.parentId.slice(-8)}</Link>
+          </div>
+        )}
+        {kind !== null && run.status !== 'running' && (
+          <div className="reason" data-testid="reason" title={run.error?.message}>
+            <span className={`kind kind-${kind}`} title={errorKindText(kind)} data-testid="failure-kind">
+              {kind}
+            </span>{' '}
+            {reason}
+          </div>
+        )}
+        {activity && (
+          <div className="activity muted small" data-testid="activity">
+            {activity}
+          </div>
+        )}
+      </td>
+      <td className="col-status">
+        <StatusBadge status={run.status} />
+        {stalled && (
+          <span className="badge badge-stalled" data-testid="stalled" title={`no progress for ${formatDuration(now - (s.stalled!.lastProgressAt ?? s.stalled!.at))}`}>
+            stalled
+          </span>
+        )}
+      </td>
+      <td className="col-progress">
+        {progress ? <ProgressBar percent={progress.percent} label={`progress of ${run.name}`} /> : <span className="muted">–</span>}
+        {run.status === 'running' && (
+          <div className="muted small progress-notes" data-testid="progress-notes">
+            {inFlight > 0 && <span>{inFlight} in flight</span>}
+            {stalled ? <span className="stalled-text">stalled {formatDuration(now - (s.stalled!.lastProgressAt ?? s.stalled!.at))}</span> : eta !== null && <span>~{formatDuration(eta)} left</span>}
+          </div>
+        )}
+      </td>
+      <td className="num counters-cell col-counters">
+        <span className="ok">{counters.ok}</span> / <span className="failed">{counters.failed}</span> /{' '}
+        <span className="retries">{counters.retries}</span>
+      </td>
+      <td className="num col-duration">{formatDuration(run.startedAt !== null && end !== null ? end - run.startedAt : null)}</td>
+      <td className="col-started">{formatTime(run.startedAt ?? run.createdAt)}</td>
+    </tr>
+  );
+}
+
+/**
+ * One line that says why a run failed: the exception line of a Python
+ * traceback ("ValueError: lr too high"), else the first line.
+ */
+export function oneLine(message: string): string {
+  const lines = message.split('\n').map((l) => l.trimEnd()).filter((l) => l.trim() !== '');
+  if (lines.length === 0) return '';
+  // The last one: a chained traceback ends with the exception that ended the run.
+  const exception = [...lines].reverse().find((l) => /^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)(:|$)/.test(l));
+  return exception ?? lines[0]!;
+}

@@ -1,0 +1,244 @@
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertBuilt, collectConsoleErrors, launchChromium, spawnServer, stopServer, tempDir, waitUntil, type ServerProcess } from './harness.js';
+
+/**
+ * The runs list as a user reads it (issue 19.8, 19.9): why each run failed,
+ * what a running one is doing, children under their parent, totals, and
+ * filters that live in the URL. One scene, seen at 1280 px and 390 px.
+ */
+const TRACEBACK = [
+  'python3 train.py exited with code 1',
+  'Traceback (most recent call last):',
+  '  File "train.py", line 9, in <module>',
+  '    fit(lr=3.0)',
+  'ValueError: lr too high',
+].join('\n');
+
+interface Scene {
+  evalRun: string;
+  parent: string;
+  children: string[];
+  execFailed: string;
+  stuck: string;
+  timedOut: string;
+  cancelled: string;
+  orphaned: string;
+}
+
+describe('the runs list in a real browser', () => {
+  const dir = tempDir('runtrail-runs-list-e2e-');
+  let server: ServerProcess | null = null;
+  let browser: Browser;
+  const scene = {} as Scene;
+
+  const post = async <T = { id: string }>(path: string, body: unknown): Promise<T> => {
+    const res = await fetch(`${server!.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  };
+  const create = (body: object) => post('/api/v1/runs', body).then((r) => r.id);
+  const events = (id: string, list: object[]) => post(`/api/v1/runs/${id}/events`, { events: list });
+  const finish = (id: string, body: object) => post(`/api/v1/runs/${id}/finish`, body);
+
+  beforeAll(async () => {
+    assertBuilt();
+    // The reaper looks for stalls often, so the stuck run is stalled within a second.
+    server = await spawnServer({ dataDir: join(dir.path, 'data'), node: 'e2e-runs-list', env: { RUNTRAIL_REAPER_INTERVAL_MS: '100' } });
+    browser = await launchChromium();
+
+    scene.orphaned = await create({ name: 'nightly-import' });
+    await finish(scene.orphaned, { status: 'failed', error: { kind: 'orphaned', message: 'its producer stopped heartbeating' } });
+    scene.cancelled = await create({ name: 'backfill' });
+    await finish(scene.cancelled, { status: 'cancelled', error: { kind: 'cancelled', message: 'stopped by hand: wrong dataset' } });
+    scene.timedOut = await create({ name: 'slow-batch' });
+    await finish(scene.timedOut, { status: 'failed', error: { kind: 'timeout', message: 'ran longer than its timeout of 600000 ms' } });
+    scene.execFailed = await create({ name: 'train.py', labels: { via: 'exec' } });
+    await finish(scene.execFailed, { status: 'failed', error: { kind: 'error', message: TRACEBACK } });
+
+    scene.parent = await create({ name: 'autotune-lr', labels: { sweep: 'lr' } });
+    scene.children = [];
+    for (const [i, end] of (['succeeded', 'failed', null] as const).entries()) {
+      const child = await create({ name: `experiment-${i + 1}`, parentId: scene.parent, input: { lr: i + 1 } });
+      scene.children.push(child);
+      if (end === 'succeeded') await finish(child, { status: 'succeeded', output: { score: 0.9 } });
+      if (end === 'failed') await finish(child, { status: 'failed', error: { kind: 'error', message: 'diverged at step 40' } });
+    }
+
+    scene.stuck = await create({ name: 'stuck-job', stallTimeoutMs: 300 });
+    await events(scene.stuck, [{ type: 'progress', data: { done: 3, total: 64 } }]);
+
+    scene.evalRun = await create({ name: 'llm-eval', labels: { model: 'gpt-4' } });
+    await events(scene.evalRun, [
+      { type: 'phase', data: { name: 'evaluate', status: 'started' } },
+      ...Array.from({ length: 8 }, (_, i) => ({ type: 'call.started', data: { callId: `c${i}`, label: `doc_${i}` } })),
+      { type: 'progress', data: { done: 12, total: 64, message: 'judging doc_12' } },
+    ]);
+    await waitUntil(
+      async () => {
+        const run = (await (await fetch(`${server!.url}/api/v1/runs/${scene.stuck}`)).json()) as { snapshot: { stalled: unknown } };
+        return run.snapshot.stalled !== null;
+      },
+      { what: 'the stuck run to be stalled', timeoutMs: 15_000 },
+    );
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await stopServer(server);
+    dir.remove();
+  });
+
+  const row = (page: Page, id: string) => page.locator(`tr[data-run-id="${id}"]`);
+  const shownIds = (page: Page) => page.locator('tbody tr[data-run-id]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-run-id')));
+  const query = (page: Page) => Object.fromEntries(new URL(page.url()).searchParams);
+
+  for (const width of [1280, 390]) {
+    describe(`at ${width} px`, () => {
+      let page: Page;
+      let errors: string[];
+      beforeAll(async () => {
+        page = await browser.newPage({ viewport: { width, height: 900 } });
+        errors = collectConsoleErrors(page);
+      });
+      afterAll(() => page.close());
+
+      it('says in each row how a run failed and why, what a running one is doing, and which is stalled', async () => {
+        await page.goto(`${server!.url}/`);
+        await row(page, scene.evalRun).waitFor();
+
+        const exec = row(page, scene.execFailed);
+        expect(await exec.getByTestId('failure-kind').textContent()).toBe('error');
+        // The exception line of the traceback, not "exited with code 1".
+        expect(await exec.getByTestId('reason').textContent()).toBe('error ValueError: lr too high');
+        expect(await row(page, scene.timedOut).getByTestId('reason').textContent()).toBe('timeout ran longer than its timeout of 600000 ms');
+        expect(await row(page, scene.cancelled).getByTestId('reason').textContent()).toBe('cancelled stopped by hand: wrong dataset');
+        expect(await row(page, scene.orphaned).getByTestId('failure-kind').textContent()).toBe('orphaned');
+
+        const stuck = row(page, scene.stuck);
+        expect(await stuck.getByTestId('stalled').textContent()).toBe('stalled');
+        expect(await stuck.getByTestId('progress-notes').textContent()).toMatch(/^stalled \d/);
+
+        const evalRow = row(page, scene.evalRun);
+        expect(await evalRow.getByTestId('activity').textContent()).toBe('evaluate · judging doc_12');
+        expect(await evalRow.getByTestId('progress-notes').textContent()).toMatch(/^8 in flight(~.+ left)?$/);
+        expect(await evalRow.getByTestId('stalled').count()).toBe(0);
+
+        // On a phone too, the status and the progress of a run stay in view.
+        for (const r of [evalRow, stuck]) {
+          expect(await r.getByTestId('status').isVisible()).toBe(true);
+          const bar = r.locator('progress');
+          expect(await bar.isVisible()).toBe(true);
+          const box = (await bar.boundingBox())!;
+          expect(box.x + box.width).toBeLessThanOrEqual(width);
+        }
+        expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+      });
+
+      it('nests children under their parent, collapsible, and totals the statuses shown', async () => {
+        await page.goto(`${server!.url}/`);
+        await row(page, scene.children[0]!).waitFor();
+        const ids = await shownIds(page);
+        const at = ids.indexOf(scene.parent);
+        // Each child once, right under its parent, newest first; no flat duplicate row.
+        expect(ids.slice(at, at + 1 + scene.children.length)).toEqual([scene.parent, ...scene.children.slice().reverse()]);
+        expect(ids.filter((id) => scene.children.includes(id!))).toHaveLength(scene.children.length);
+        for (const child of scene.children) expect(await row(page, child).getAttribute('data-parent-id')).toBe(scene.parent);
+        expect(await row(page, scene.children[1]!).getByTestId('reason').textContent()).toBe('error diverged at step 40');
+
+        // 4 running (eval, stuck, parent, experiment-3), 4 failed, 1 cancelled, 1 of them stalled; the
+        // experiments added by an earlier pass of this test succeeded.
+        const succeeded = scene.children.length - 2;
+        expect(await page.getByTestId('totals').textContent()).toBe(`4 running, ${succeeded} succeeded, 4 failed, 1 cancelled, 1 stalled`);
+
+        const n = scene.children.length;
+        const toggle = page.getByRole('button', { name: `hide the ${n} child runs of autotune-lr` });
+        expect(await toggle.getAttribute('aria-expanded')).toBe('true');
+        await toggle.click();
+        await waitUntil(async () => (await row(page, scene.children[0]!).count()) === 0, { what: 'the children to fold away' });
+        await page.getByRole('button', { name: `show the ${n} child runs of autotune-lr` }).click();
+        await row(page, scene.children[0]!).waitFor();
+
+        // A child started now appears under its parent, live.
+        const late = await create({ name: `experiment-${n + 1}`, parentId: scene.parent });
+        await row(page, late).waitFor();
+        const after = await shownIds(page);
+        expect(after[after.indexOf(scene.parent) + 1]).toBe(late);
+        await finish(late, { status: 'succeeded' });
+        scene.children.push(late);
+      });
+
+      it('filters by name, failure kind and time as you type, keeps them in the URL and across a reload', async () => {
+        await page.goto(`${server!.url}/`);
+        await row(page, scene.evalRun).waitFor();
+
+        await page.getByLabel('search run names').fill('EXPERIMENT');
+        await waitUntil(async () => query(page).q === 'EXPERIMENT', { what: 'the search in the URL' });
+        // A search finds children too, each in its own row saying whose child it is.
+        await waitUntil(async () => (await shownIds(page)).every((id) => id !== scene.parent && id !== scene.evalRun) && (await shownIds(page)).length >= 3, {
+          what: 'only the experiments listed',
+        });
+        expect(await row(page, scene.children[0]!).textContent()).toContain(`child of ${scene.parent.slice(-8)}`);
+
+        await page.getByLabel('filter by failure kind').selectOption('error');
+        await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.children[1]]), { what: 'the failed experiment alone' });
+        await page.getByLabel('filter by start time').selectOption('1h');
+        expect(query(page)).toEqual({ q: 'EXPERIMENT', failed: 'error', since: '1h' });
+        expect(await page.getByTestId('totals').textContent()).toBe('1 failed');
+
+        await page.reload();
+        await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.children[1]]), { what: 'the same list after a reload' });
+        expect(await page.getByLabel('search run names').inputValue()).toBe('EXPERIMENT');
+        expect(await page.getByLabel('filter by failure kind').inputValue()).toBe('error');
+        expect(await page.getByLabel('filter by start time').inputValue()).toBe('1h');
+
+        // A link with filters opens the same list in another tab.
+        const shared = await browser.newPage({ viewport: { width, height: 900 } });
+        await shared.goto(`${server!.url}/?failed=timeout`);
+        await waitUntil(async () => JSON.stringify(await shownIds(shared)) === JSON.stringify([scene.timedOut]), { what: 'the shared link’s list' });
+        await shared.close();
+
+        await page.getByLabel('filter by failure kind').selectOption('stalled');
+        await page.getByLabel('search run names').fill('stuck');
+        await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.stuck]), { what: 'the stalled run found by its failure kind' });
+
+        await page.getByLabel('search run names').fill('no-such-run-anywhere');
+        const empty = page.getByTestId('runs-empty');
+        await waitUntil(async () => (await empty.count()) === 1 && (await empty.textContent())!.startsWith('No runs match these filters.'), {
+          what: 'the empty state',
+        });
+        expect(await page.getByText('No runs yet').count()).toBe(0);
+        await empty.getByRole('button', { name: 'Clear the filters' }).click();
+        await row(page, scene.evalRun).waitFor();
+        expect(new URL(page.url()).search).toBe('');
+        expect(await page.getByLabel('search run names').inputValue()).toBe('');
+      });
+
+      it('logged no console errors', () => {
+        expect(errors).toEqual([]);
+      });
+    });
+  }
+
+  it('says the server is unreachable and that it retries, never "Failed to fetch", and recovers', async () => {
+    const page = await browser.newPage({ viewport: { width: 390, height: 900 } });
+    await page.goto(`${server!.url}/?q=llm`);
+    await row(page, scene.evalRun).waitFor();
+    const port = server!.port;
+    await stopServer(server);
+    const alert = page.getByRole('alert');
+    await alert.waitFor({ timeout: 20_000 });
+    expect(await alert.textContent()).toMatch(/^The server is unreachable \(127\.0\.0\.1:\d+ does not answer\); retrying automatically…$/);
+    expect(await page.getByText(/failed to fetch/i).count()).toBe(0);
+    // Back on the same port: the list comes back by itself, the filter still applied.
+    server = await spawnServer({ dataDir: join(dir.path, 'data'), node: 'e2e-runs-list', port });
+    await waitUntil(async () => (await alert.count()) === 0, { what: 'the alert to go once the server answers', timeoutMs: 30_000 });
+    await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.evalRun]), { what: 'the filtered list again' });
+    await page.close();
+  });
+});
