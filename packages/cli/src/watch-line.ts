@@ -97,3 +97,41 @@ export function statusLine(state: RunWatchState): string {
   const c = s.counters;
   return `[${bar}] ${pct} ${status}${phase}  ok ${c.ok}  failed ${c.failed}  retries ${c.retries}  in flight ${Object.keys(s.current).length}  (${state.connection})`;
 }
+
+/**
+ * A status line kept at the bottom of a terminal while other output scrolls
+ * above it (`runtrail exec` echoing its command). Output is printed through
+ * `print`, which clears the line, writes, and redraws it once the output
+ * ends a line; a line that is not finished (a prompt) is left alone until it is.
+ */
+export class LiveLine {
+  private line = '';
+  /** Whether the output so far ended a line, so the status line owns the current one. */
+  private atLineStart = true;
+
+  constructor(private readonly terminal: NodeJS.WriteStream) {}
+
+  draw(line: string): void {
+    // Cut to the terminal's width: a wrapped line could not be cleared with \r.
+    const width = this.terminal.columns ?? 80;
+    this.line = line.length >= width ? `${line.slice(0, Math.max(0, width - 2))}…` : line;
+    if (this.atLineStart) this.terminal.write(`\r\x1b[2K${this.line}`);
+  }
+
+  print(to: NodeJS.WriteStream, text: string): void {
+    if (text.length === 0) return;
+    if (this.atLineStart && this.line) this.terminal.write('\r\x1b[2K');
+    to.write(text);
+    this.atLineStart = text.endsWith('\n');
+    if (this.atLineStart && this.line) this.terminal.write(this.line);
+  }
+
+  /** Leave the last status line in place and move below it. */
+  end(): void {
+    if (!this.line) return;
+    // After an unfinished output line, on a line of its own.
+    this.terminal.write(`${this.atLineStart ? '' : '\n'}\r\x1b[2K${this.line}\n`);
+    this.line = '';
+    this.atLineStart = true;
+  }
+}

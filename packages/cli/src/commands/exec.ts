@@ -2,11 +2,13 @@ import { constants } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
-import { RuntrailClient, type RunHandle } from '@runtrail/client';
-import { ProcessStartError, collectArtifacts, failureMessage, folderState, handleSink, runEnvironment, runProcess, type ProcessResult } from '@runtrail/client/node';
-import { OUTPUT_LOG_ARTIFACT, RuntrailError, dataRecord, type Run } from '@runtrail/protocol';
+import WebSocket from 'ws';
+import { RuntrailClient, watchRun, type RunHandle, type WebSocketConstructor } from '@runtrail/client';
+import { ProcessStartError, collectArtifacts, failureMessage, folderState, handleSink, runEnvironment, spawnProcess, type ProcessResult } from '@runtrail/client/node';
+import { OUTPUT_LOG_ARTIFACT, RuntrailError, dashboardRunPath, dataRecord, type Run } from '@runtrail/protocol';
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
 import { resolveServer } from '../options.js';
+import { LiveLine, statusLine } from '../watch-line.js';
 
 interface ExecFlags {
   name?: string;
@@ -24,6 +26,10 @@ interface ExecFlags {
 /** Exit code of a command stopped by a time limit, as GNU timeout(1) uses. */
 const EXIT_TIMEOUT = 124;
 const EXIT_NOT_FOUND = 127;
+/** Exit code after Ctrl-C, as a shell reports a command ended by SIGINT. */
+const EXIT_INTERRUPTED = 130;
+/** Malformed `::runtrail::` lines shown in the terminal; the rest are only in the run's log. */
+const BAD_LINES_SHOWN = 5;
 
 export function registerExec(program: Command): void {
   program
@@ -50,7 +56,9 @@ export function registerExec(program: Command): void {
 }
 
 async function execCommand(command: string, args: string[], flags: ExecFlags, cmd: Command): Promise<number> {
-  const say = (line: string) => process.stderr.write(`runtrail: ${line}\n`);
+  // In a terminal, a live progress line stays under the command's output (see LiveLine).
+  const live = process.stderr.isTTY === true ? new LiveLine(process.stderr) : null;
+  const say = (line: string) => (live ? live.print(process.stderr, `runtrail: ${line}\n`) : process.stderr.write(`runtrail: ${line}\n`));
   // The same server every client command uses. Only the default one may be
   // missing: then the run is kept in serve's data dir, so the dashboard of
   // a later `runtrail serve` shows it. A server that was named must answer.
@@ -70,6 +78,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       leaseTtlMs: positive(flags.leaseTtl, '--lease-ttl') ?? 30_000,
     });
     say(`run ${run.id} on ${url}`);
+    say(`dashboard: ${url}${dashboardRunPath(run.id)}`);
     const logFile = flags.logFile
       ? resolve(flags.logFile)
       : embedded
@@ -78,24 +87,47 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
     // A link, not stored content: the log is still being written.
     if (logFile) run.event('artifact', { name: OUTPUT_LOG_ARTIFACT, uri: pathToFileURL(logFile).href, contentType: 'text/plain' });
 
-    // Ctrl-C reaches only our process group (the command has its own): pass it on as a stop.
-    const interrupted = new AbortController();
-    const onSignal = (signal: NodeJS.Signals) => interrupted.abort(new Error(`runtrail exec got ${signal}`));
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    // Ctrl-C reaches only our process group (the command has its own): pass
+    // it on as the terminal would have, SIGINT first (interrupt() escalates).
+    // SIGTERM stops it the way a timeout does.
+    const terminated = new AbortController();
+    let interruptedByUser = false;
+    let child: ReturnType<typeof spawnProcess> | null = null;
+    const onInterrupt = () => {
+      if (!interruptedByUser) say(`interrupting ${command} (SIGINT to its process group; Ctrl-C again to stop it harder)`);
+      interruptedByUser = true;
+      if (child) child.interrupt('was interrupted (Ctrl-C)');
+      else terminated.abort(new Error('runtrail exec got SIGINT'));
+    };
+    const onTerminate = () => terminated.abort(new Error('runtrail exec got SIGTERM'));
+    process.on('SIGINT', onInterrupt);
+    process.on('SIGTERM', onTerminate);
     const collectDir = flags.collect ? resolve(flags.collect) : null;
     const before = collectDir ? await folderState(collectDir) : null;
+    const progress = live ? followLine(live, url, embedded ? undefined : process.env.RUNTRAIL_TOKEN || undefined, run.id) : null;
+    // The last status line stays above the closing lines.
+    const endLine = async () => {
+      await progress?.stop();
+      live?.end();
+    };
+    let badLines = 0;
     try {
-      const result = await runProcess(command, args, {
+      child = spawnProcess(command, args, {
         sink: handleSink(run),
         env: runEnvironment({ runId: run.id, url }),
-        signal: AbortSignal.any([interrupted.signal, run.signal]),
-        echo: !flags.quiet,
+        signal: AbortSignal.any([terminated.signal, run.signal]),
+        echo: flags.quiet ? false : live ? (stream, text) => live.print(stream === 'stdout' ? process.stdout : process.stderr, text) : true,
+        onBadLine: (reason, line) => {
+          badLines++;
+          if (badLines <= BAD_LINES_SHOWN) say(`ignored a malformed ::runtrail:: line (${reason}): ${clip(line, 200)}`);
+          if (badLines === BAD_LINES_SHOWN + 1) say(`more malformed ::runtrail:: lines are only in the run's log`);
+        },
         ...(logFile ? { logFile } : {}),
         killGraceMs: positive(flags.killGrace, '--kill-grace') ?? 5_000,
         ...optional('timeoutMs', positive(flags.timeout, '--timeout')),
         ...optional('idleTimeoutMs', positive(flags.idleTimeout, '--idle-timeout')),
       });
+      const result = await child.result;
       if (result.sinkError) say(`some of the command's output was not recorded: ${result.sinkError.message}`);
       if (collectDir && before) {
         const collected = await collectArtifacts(collectDir, before, (name, path) => run.artifact(name, { path }));
@@ -104,21 +136,23 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       }
       try {
         const ended = await end(run, result);
+        await endLine();
         say(ended ? `run ${run.id} ${describe(ended)}` : `run ${run.id} was already ended on the server`);
       } catch (err) {
         // The command ran; its exit code is what scripts calling us depend
         // on, whether or not the server could be told how it ended.
         say(`could not record the end of run ${run.id}: ${(err as Error).message}`);
       }
-      return exitCodeOf(result);
+      return interruptedByUser ? EXIT_INTERRUPTED : exitCodeOf(result);
     } catch (err) {
       if (!(err instanceof ProcessStartError)) throw err;
       await endQuietly(run, () => run.fail(err.message, 'error'));
       say(err.message);
       return EXIT_NOT_FOUND;
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onInterrupt);
+      process.off('SIGTERM', onTerminate);
+      await endLine();
       run.close();
     }
   } finally {
@@ -189,6 +223,32 @@ async function startEmbedded(dataDir: string | undefined): Promise<{ server: Run
   const { startServer } = await import('@runtrail/server');
   const server = await startServer(options);
   return { server, close: () => server.close() };
+}
+
+/**
+ * Draw the run's status line (the one `tail` and `demo` draw) from the
+ * server's view of the run, until stopped.
+ */
+function followLine(live: LiveLine, url: string, token: string | undefined, runId: string): { stop(): Promise<void> } {
+  const watch = watchRun(runId, { url, token, WebSocket: WebSocket as unknown as WebSocketConstructor });
+  const unsubscribe = watch.subscribe(() => live.draw(statusLine(watch.getState())));
+  let stopped = false;
+  return {
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      // The end the command's runner just wrote, if the stream brings it promptly.
+      // (A watch that failed has nothing more to draw; the run's end is said below either way.)
+      await Promise.race([watch.done.catch(() => undefined), new Promise((r) => setTimeout(r, 1_000).unref())]);
+      live.draw(statusLine(watch.getState()));
+      unsubscribe();
+      watch.close();
+    },
+  };
+}
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…`;
 }
 
 function positive(value: string | undefined, flag: string): number | undefined {

@@ -14,6 +14,7 @@ export {
   type RunningProcess,
 } from './run-process.js';
 export { LINE_PREFIX, parseLine, LineSplitter, type ParsedLine } from './protocol-line.js';
+export { EchoFilter } from './echo-filter.js';
 export { groupAlive, signalGroup, processStartTime, stopRecordedGroup, type RecordedGroup, type ProcessIdentity } from './process-group.js';
 export { runEnvironment, type RunEnvironment } from './run-env.js';
 export { folderState, collectArtifacts, type FolderState, type CollectResult } from './collect.js';

@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LogLevel } from '@runtrail/protocol';
 import { groupAlive, processStartTime, signalGroup } from './process-group.js';
+import { EchoFilter } from './echo-filter.js';
 import { LINE_PREFIX, LineSplitter, parseLine } from './protocol-line.js';
 
 /** Where a subprocess's output goes: a RunHandle fits (ctx in a handler, or `runtrail exec`). */
@@ -37,8 +38,14 @@ export interface RunProcessOptions {
   logFile?: string;
   /** Cap of the log file (default 64 MiB); output beyond it is only counted. */
   maxLogFileBytes?: number;
-  /** Copy the output to this process's stdout/stderr as well. */
-  echo?: boolean;
+  /**
+   * Copy the output to this process's stdout/stderr as well, without its
+   * `::runtrail::` lines (they are events); a function gets that text
+   * instead (a terminal UI that draws around it).
+   */
+  echo?: boolean | ((stream: 'stdout' | 'stderr', text: string) => void);
+  /** Told of each malformed `::runtrail::` line (it is also logged to the run). */
+  onBadLine?: (reason: string, line: string) => void;
   /** Record `meta.exec` (command, pid, then exit code/signal/reason) on the sink (default true). */
   recordMeta?: boolean;
 }
@@ -58,8 +65,8 @@ export interface ProcessResult {
   reason: ProcessEndReason;
   /** One sentence saying how it ended and why, for the run's error or log. */
   message: string;
-  /** The strongest signal runtrail had to send the group, if any. */
-  killedWith: 'SIGTERM' | 'SIGKILL' | null;
+  /** The strongest signal runtrail had to send the group, if any (SIGINT: an interrupt was enough). */
+  killedWith: 'SIGINT' | 'SIGTERM' | 'SIGKILL' | null;
   durationMs: number;
   lines: number;
   droppedLines: number;
@@ -88,6 +95,12 @@ export interface RunningProcess {
   readonly result: Promise<ProcessResult>;
   /** Stop it as if aborted: SIGTERM to the group, SIGKILL after the grace period. */
   stop(message?: string): void;
+  /**
+   * Stop it as a terminal's Ctrl-C would: SIGINT to the group (Python's
+   * KeyboardInterrupt cleanup runs), then SIGTERM after the grace period,
+   * then SIGKILL after another. Calling it again takes the next step at once.
+   */
+  interrupt(message?: string): void;
 }
 
 const POLL_MS = 25;
@@ -146,6 +159,8 @@ export function spawnProcess(command: string, args: string[], options: RunProces
 
   let stopped: { reason: Exclude<ProcessEndReason, 'exit'>; message: string } | null = null;
   let killedWith: ProcessResult['killedWith'] = null;
+  /** The signals sent to the group so far, in order, for the result's message. */
+  const sent: Array<{ signal: NodeJS.Signals; afterMs: number | null }> = [];
   let killTimer: ReturnType<typeof setTimeout> | null = null;
   let idleTimer: ReturnType<typeof setTimeout> | null = null;
   let totalTimer: ReturnType<typeof setTimeout> | null = null;
@@ -208,6 +223,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
       forward((s) => s.event(parsed.type, parsed.data));
     } else if (parsed.kind === 'invalid') {
       badLines++;
+      options.onBadLine?.(parsed.reason, line);
       logBounded(`ignored a ${LINE_PREFIX} line (${parsed.reason}): ${clip(line, 300)}`, 'warn');
     } else {
       if (stream === 'stderr') stderr.push(line);
@@ -215,14 +231,42 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     }
   };
 
-  const stop = (reason: Exclude<ProcessEndReason, 'exit'>, message: string) => {
-    if (stopped || child.pid === undefined) return;
+  const send = (signal: 'SIGINT' | 'SIGTERM' | 'SIGKILL', afterMs: number | null): boolean => {
+    if (child.pid === undefined || !signalGroup(child.pid, signal)) return false;
+    killedWith = signal;
+    sent.push({ signal, afterMs });
+    return true;
+  };
+
+  let lastSentAt = 0;
+  /** The steps of the stop under way, the one sent last first. */
+  let pendingSteps: Array<'SIGINT' | 'SIGTERM' | 'SIGKILL'> = [];
+  /** Send the first step now; each later one only if the group is still alive a grace period on. */
+  const escalate = (steps: Array<'SIGINT' | 'SIGTERM' | 'SIGKILL'>) => {
+    if (killTimer) clearTimeout(killTimer);
+    killTimer = null;
+    const [first, ...rest] = steps;
+    pendingSteps = steps;
+    if (!first) return;
+    send(first, sent.length === 0 ? null : Date.now() - lastSentAt);
+    lastSentAt = Date.now();
+    if (rest.length === 0) return;
+    killTimer = setTimeout(() => {
+      if (child.pid !== undefined && groupAlive(child.pid)) escalate(rest);
+    }, killGraceMs);
+  };
+
+  const stop = (reason: Exclude<ProcessEndReason, 'exit'>, message: string, steps: Array<'SIGINT' | 'SIGTERM' | 'SIGKILL'> = ['SIGTERM', 'SIGKILL']) => {
+    if (child.pid === undefined) return;
+    if (stopped) {
+      // Interrupted again (a second Ctrl-C): the next step now rather than after the grace period.
+      if (steps[0] === 'SIGINT' && pendingSteps.length > 1 && groupAlive(child.pid)) escalate(pendingSteps.slice(1));
+      return;
+    }
     stopped = { reason, message };
     clearTimers();
-    if (signalGroup(child.pid, 'SIGTERM')) killedWith = 'SIGTERM';
-    killTimer = setTimeout(() => {
-      if (child.pid !== undefined && groupAlive(child.pid) && signalGroup(child.pid, 'SIGKILL')) killedWith = 'SIGKILL';
-    }, killGraceMs);
+    pendingSteps = steps;
+    escalate(steps);
   };
 
   const armIdle = () => {
@@ -244,14 +288,19 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     let streamsClosed: () => void = () => undefined;
     const allClosed = new Promise<void>((r) => (streamsClosed = r));
 
+    const { echo } = options;
     for (const [name, stream] of [['stdout', child.stdout!], ['stderr', child.stderr!]] as const) {
       const splitter = new LineSplitter(onLine(name), options.maxLineLength ?? 8192);
+      const echoed = echo
+        ? new EchoFilter(typeof echo === 'function' ? (text) => echo(name, text) : (text) => (name === 'stdout' ? process.stdout : process.stderr).write(text))
+        : null;
       stream.on('data', (chunk: Buffer) => {
         armIdle();
-        if (options.echo) (name === 'stdout' ? process.stdout : process.stderr).write(chunk);
+        echoed?.push(chunk);
         splitter.push(chunk);
       });
       stream.on('close', () => {
+        echoed?.end();
         splitter.end();
         if (--openStreams === 0) streamsClosed();
       });
@@ -312,14 +361,9 @@ export function spawnProcess(command: string, args: string[], options: RunProces
       // The leader is gone; anything it left in its group is part of this
       // command too and must not outlive it.
       if (groupAlive(pid)) {
-        if (!stopped) {
-          signalGroup(pid, 'SIGTERM');
-          killedWith = 'SIGTERM';
-          killTimer = setTimeout(() => {
-            if (groupAlive(pid) && signalGroup(pid, 'SIGKILL')) killedWith = 'SIGKILL';
-          }, killGraceMs);
-        }
-        await until(() => !groupAlive(pid), killGraceMs + 2_000);
+        if (!stopped) escalate(['SIGTERM', 'SIGKILL']);
+        // An interrupt may still have two grace periods to go.
+        await until(() => !groupAlive(pid), killGraceMs * Math.max(1, pendingSteps.length - 1) + 2_000);
       }
       clearTimers();
       if (killTimer) clearTimeout(killTimer);
@@ -337,9 +381,8 @@ export function spawnProcess(command: string, args: string[], options: RunProces
       reportDropped();
       const { code, signal } = exit!;
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-      const message = stopped
-        ? `${commandLine} ${stopped.message}; its process group got SIGTERM${killedWith === 'SIGKILL' ? `, then SIGKILL after ${killGraceMs} ms` : ''} and it ${how}`
-        : `${commandLine} ${how}`;
+      const signals = sent.map(({ signal, afterMs }) => (afterMs === null ? signal : `then ${signal} after ${afterMs >= killGraceMs ? killGraceMs : afterMs} ms`)).join(', ');
+      const message = stopped ? `${commandLine} ${stopped.message}; its process group got ${signals || 'no signal'} and it ${how}` : `${commandLine} ${how}`;
       const outcome: ProcessResult = {
         command: commandLine,
         pid: commandPid ?? pid,
@@ -386,6 +429,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     },
     result,
     stop: (message = 'stopped') => stop('aborted', message),
+    interrupt: (message = 'interrupted') => stop('aborted', message, ['SIGINT', 'SIGTERM', 'SIGKILL']),
   };
 }
 

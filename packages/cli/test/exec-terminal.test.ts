@@ -1,0 +1,102 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RuntrailClient } from '@runtrail/client';
+import { startServer, type RunningServer } from '@runtrail/server';
+import { tempDir, waitUntil } from '../../../test-support/index.js';
+import { BIN } from './harness.js';
+
+/**
+ * `runtrail exec` in a real terminal (tmux): what a person sees while the
+ * command runs, and what Ctrl-C does. The command is a Python script whose
+ * KeyboardInterrupt handler writes a file, so the test knows the cleanup ran.
+ */
+const SCRIPT = `
+import sys, time
+print("starting the sweep", flush=True)
+print('::runtrail:: {"type":"progress","data":{"done":3,"total":10,"message":"three of ten"}}', flush=True)
+for i in range(8):
+    print("::runtrail:: not an event %d" % i, flush=True)
+print("ready for Ctrl-C", flush=True)
+try:
+    while True:
+        time.sleep(0.05)
+except KeyboardInterrupt:
+    with open(sys.argv[1], "w") as f:
+        f.write("cleaned up after KeyboardInterrupt")
+    print("cleanup done", flush=True)
+    sys.exit(3)
+`;
+
+describe('runtrail exec in a terminal', () => {
+  const dir = tempDir('runtrail-exec-tty-');
+  // A tmux server of this test's own, so no other tmux session is touched.
+  const socket = `runtrail-test-${process.pid}`;
+  const tmux = (...args: string[]) => execFileSync('tmux', ['-L', socket, ...args], { encoding: 'utf8' });
+  const screen = () => tmux('capture-pane', '-p', '-J', '-t', 'exec', '-S', '-100');
+  let server: RunningServer;
+
+  beforeAll(async () => {
+    server = await startServer({ port: 0, dataDir: join(dir.path, 'server'), logLevel: 'silent' });
+  });
+
+  afterAll(async () => {
+    try {
+      tmux('kill-server');
+    } catch (err) {
+      // Already gone (the session ended and the server with it): nothing to stop.
+      void err;
+    }
+    await server.close();
+    dir.remove();
+  });
+
+  it('draws the live progress line, hides ::runtrail:: lines, warns about malformed ones, links the dashboard; Ctrl-C interrupts the script and exits 130', async () => {
+    const script = join(dir.path, 'sweep.py');
+    const marker = join(dir.path, 'interrupted.txt');
+    const exitFile = join(dir.path, 'exit-code');
+    writeFileSync(script, SCRIPT);
+    // A plain shell in a 160-column terminal that stays open after the command, so its screen can be read.
+    tmux('new-session', '-d', '-s', 'exec', '-x', '160', '-y', '50', 'bash --norc --noprofile');
+    tmux('set-option', '-t', 'exec', 'remain-on-exit', 'on');
+    const command = [process.execPath, BIN, 'exec', '--server', server.url, '--kill-grace', '10000', '--', 'python3', script, marker]
+      .map((arg) => `'${arg}'`)
+      .join(' ');
+    tmux('send-keys', '-t', 'exec', `${command}; echo $? > '${exitFile}'`, 'Enter');
+
+    // The same line `tail` and `demo` draw: the bar at 30% (3 of 10), running.
+    await waitUntil(() => /\[#{7}\.{17}\]\s+30% running/.test(screen()) && screen().includes('ready for Ctrl-C'), {
+      what: 'the progress line under the script output',
+      timeoutMs: 30_000,
+    });
+    const shown = screen();
+    const runId = /runtrail: run (\S+) on /.exec(shown)![1]!;
+    expect(shown).toContain(`runtrail: dashboard: ${server.url}/runs/${runId}`);
+    expect(shown).toContain('starting the sweep');
+    // Protocol lines are events, not output: none is echoed...
+    expect(shown.split('\n').filter((line) => line.startsWith('::runtrail::'))).toEqual([]);
+    // ...and the first five malformed ones are reported, then one line says the rest are in the run's log.
+    const warnings = shown.split('\n').filter((line) => line.startsWith('runtrail: ignored a malformed ::runtrail:: line'));
+    expect(warnings).toHaveLength(5);
+    expect(warnings[0]).toContain('::runtrail:: not an event 0');
+    expect(shown).toContain("runtrail: more malformed ::runtrail:: lines are only in the run's log");
+    // The progress line is the last thing on the screen, once.
+    const lines = shown.trimEnd().split('\n');
+    expect(lines[lines.length - 1]).toMatch(/^\[#{7}\.{17}\]\s+30% running\s+ok 0\s+failed 0\s+retries 0\s+in flight 0\s+\(live\)$/);
+    expect(lines.filter((line) => line.includes('30% running'))).toHaveLength(1);
+
+    tmux('send-keys', '-t', 'exec', 'C-c');
+    await waitUntil(() => existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim() !== '', { what: 'runtrail exec to exit', timeoutMs: 30_000 });
+    expect(readFileSync(exitFile, 'utf8').trim()).toBe('130');
+    // SIGINT reached the script first: its KeyboardInterrupt cleanup ran (within the 10 s grace, so no SIGTERM was needed).
+    expect(readFileSync(marker, 'utf8')).toBe('cleaned up after KeyboardInterrupt');
+    const after = screen();
+    expect(after).toContain('cleanup done');
+    expect(after).toMatch(/runtrail: run \S+ cancelled \(cancelled: .*was interrupted \(Ctrl-C\); its process group got SIGINT and it exited with code 3\)/);
+
+    const run = await new RuntrailClient({ url: server.url }).getRun(runId);
+    expect(run.status).toBe('cancelled');
+    expect(run.error?.message).toContain('its process group got SIGINT and it exited with code 3');
+  });
+});
