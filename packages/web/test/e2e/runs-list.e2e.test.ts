@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, collectConsoleErrors, launchChromium, spawnServer, stopServer, tempDir, waitUntil, type ServerProcess } from './harness.js';
+import { assertBuilt, collectConsoleErrors, launchChromium, screenshot, spawnServer, stopServer, tempDir, waitUntil, type ServerProcess } from './harness.js';
 
 /**
  * The runs list as a user reads it (issue 19.8, 19.9): why each run failed,
@@ -138,6 +138,7 @@ describe('the runs list in a real browser', () => {
           expect(box.x + box.width).toBeLessThanOrEqual(width);
         }
         expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+        await screenshot(page, width < 640 ? 'runs-list-phone' : 'runs-list', { fullPage: true });
       });
 
       it('nests children under their parent, collapsible, and totals the statuses shown', async () => {

@@ -57,8 +57,8 @@ function Table({ runs, rows, shown, empty, onClear }: RunsTableProps & { rows: R
         <table className="runs-table" aria-label="runs, newest first">
           <thead>
             <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Status</th>
+              <th scope="col" className="col-name">Name</th>
+              <th scope="col" className="col-status">Status</th>
               <th scope="col" className="col-progress">Progress</th>
               <th scope="col" className="num col-counters" title="calls succeeded / failed / retried">
                 OK / Failed / Retries
