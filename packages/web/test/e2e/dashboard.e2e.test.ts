@@ -300,6 +300,8 @@ describe('the dashboard in a real browser', () => {
     await waitUntil(() => same(newestFirst.slice(0, 25)), { what: 'page 1 again' });
     // ...and a label-filtered list pages too, with loosely typed labels.
     await page.getByLabel('filter by labels (key=value, comma separated)').fill(' batch = paging ');
+    // Applied once typing pauses, and kept in the URL; the unfiltered page 1 looks the same, so wait for the URL.
+    await waitUntil(() => new URL(page.url()).searchParams.get('label') === ' batch = paging ', { what: 'the label filter to apply' });
     await waitUntil(() => same(newestFirst.slice(0, 25)), { what: 'page 1 of the batch' });
     await page.getByRole('button', { name: 'older runs' }).click();
     await waitUntil(() => same(newestFirst.slice(25)), { what: 'the 5 oldest of the batch on page 2' });
