@@ -109,7 +109,9 @@ class Client:
         return cast(Dict[str, Any], self._http.request("getRun", {"id": run_id}, retry_for=self.start_timeout))
 
     def list_runs(self, **query: Any) -> Dict[str, Any]:
-        """``{runs, nextCursor}``, newest first; filters: status, name, parentId, label ("k=v"), limit, cursor."""
+        """``{runs, nextCursor}``, newest first; filters as the list route takes them: status, name,
+        nameContains (a part of the name, any case), errorKind (how it failed), parentId, parentIds
+        ("id1,id2"), topLevel ("true"), label ("k=v"), createdAfter/createdBefore (epoch ms); limit, cursor."""
         return cast(Dict[str, Any], self._http.request("listRuns", query=query, retry_for=self.start_timeout))
 
     def events(self, run_id: str, after: int = 0, limit: Optional[int] = None) -> Dict[str, Any]:

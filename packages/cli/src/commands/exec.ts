@@ -78,7 +78,8 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       leaseTtlMs: positive(flags.leaseTtl, '--lease-ttl') ?? 30_000,
     });
     say(`run ${run.id} on ${url}`);
-    say(`dashboard: ${url}${dashboardRunPath(run.id)}`);
+    // An embedded server's page lasts as long as this command; `runtrail serve` in its data dir shows the run after.
+    say(`dashboard${embedded ? ' (while this runs)' : ''}: ${url}${dashboardRunPath(run.id)}`);
     const logFile = flags.logFile
       ? resolve(flags.logFile)
       : embedded

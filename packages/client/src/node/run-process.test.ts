@@ -182,3 +182,52 @@ describe('runProcess', () => {
     await expect(runProcess('/no/such/command-xyz', [])).rejects.toBeInstanceOf(ProcessStartError);
   });
 });
+
+describe('interrupting a process group (a Ctrl-C)', () => {
+  const ready = (sink: Collect) => waitUntil(() => sink.logs.some((l) => l.message === 'ready'), 10_000, 'the script to start');
+
+  it('sends SIGINT, then SIGTERM and SIGKILL a grace period apart, to a group that ignores the first two', async () => {
+    const sink = new Collect();
+    const running = spawnProcess('sh', ['-c', `trap '' INT TERM; echo ready; while true; do sleep 0.05; done`], { sink, killGraceMs: 300 });
+    await ready(sink);
+    running.interrupt('was interrupted (Ctrl-C)');
+    const result = await running.result;
+    expect(result.reason).toBe('aborted');
+    expect(result.killedWith).toBe('SIGKILL');
+    expect(result.message).toMatch(
+      /was interrupted \(Ctrl-C\); its process group got SIGINT, then SIGTERM after 300 ms, then SIGKILL after 300 ms and it was killed by SIGKILL$/,
+    );
+    expect(groupAlive(result.pgid)).toBe(false);
+  });
+
+  it('a command that handles SIGINT ends on it alone, its cleanup done', async () => {
+    const sink = new Collect();
+    const running = spawnProcess('sh', ['-c', `trap 'echo cleaning up; exit 4' INT; echo ready; while true; do sleep 0.05; done`], {
+      sink,
+      killGraceMs: 60_000,
+    });
+    await ready(sink);
+    running.interrupt('was interrupted (Ctrl-C)');
+    const result = await running.result;
+    expect(result.exitCode).toBe(4);
+    expect(result.killedWith).toBe('SIGINT');
+    expect(result.message).toMatch(/its process group got SIGINT and it exited with code 4$/);
+    expect(sink.logs.map((l) => l.message)).toContain('cleaning up');
+  });
+
+  it('a second interrupt takes the next step at once instead of after the grace period', async () => {
+    const sink = new Collect();
+    const running = spawnProcess('sh', ['-c', `trap '' INT; trap 'exit 5' TERM; echo ready; while true; do sleep 0.05; done`], {
+      sink,
+      killGraceMs: 120_000,
+    });
+    await ready(sink);
+    running.interrupt('was interrupted (Ctrl-C)');
+    running.interrupt('was interrupted (Ctrl-C)');
+    // Long before the 120 s grace (past the test's timeout): the second Ctrl-C sent SIGTERM now.
+    const result = await running.result;
+    expect(result.exitCode).toBe(5);
+    expect(result.killedWith).toBe('SIGTERM');
+    expect(result.message).toMatch(/its process group got SIGINT, then SIGTERM after \d+ ms and it exited with code 5$/);
+  });
+});

@@ -8,19 +8,18 @@ import { assertBuilt, collectConsoleErrors, launchChromium, screenshot, spawnSer
  * what a running one is doing, children under their parent, totals, and
  * filters that live in the URL. One scene, seen at 1280 px and 390 px.
  */
-const TRACEBACK = [
-  'python3 train.py exited with code 1',
-  'Traceback (most recent call last):',
-  '  File "train.py", line 9, in <module>',
-  '    fit(lr=3.0)',
-  'ValueError: lr too high',
-].join('\n');
+const TRACEBACK = ['Traceback (most recent call last):', '  File "train.py", line 9, in <module>', '    fit(lr=3.0)', 'ValueError: lr too high'];
+/** How `runtrail exec` words a failed Python script's error (the exception on the first line, then stderr's tail). */
+const EXEC_ERROR = ['python3 train.py exited with code 1: ValueError: lr too high', '', 'last 4 lines of stderr:', ...TRACEBACK].join('\n');
+/** A producer that reported the traceback itself. */
+const RAW_TRACEBACK = ['scoring failed', ...TRACEBACK.slice(0, -1), 'KeyError: \'label\''].join('\n');
 
 interface Scene {
   evalRun: string;
   parent: string;
   children: string[];
   execFailed: string;
+  rawTraceback: string;
   stuck: string;
   timedOut: string;
   cancelled: string;
@@ -59,7 +58,9 @@ describe('the runs list in a real browser', () => {
     scene.timedOut = await create({ name: 'slow-batch' });
     await finish(scene.timedOut, { status: 'failed', error: { kind: 'timeout', message: 'ran longer than its timeout of 600000 ms' } });
     scene.execFailed = await create({ name: 'train.py', labels: { via: 'exec' } });
-    await finish(scene.execFailed, { status: 'failed', error: { kind: 'error', message: TRACEBACK } });
+    await finish(scene.execFailed, { status: 'failed', error: { kind: 'error', message: EXEC_ERROR } });
+    scene.rawTraceback = await create({ name: 'score.py' });
+    await finish(scene.rawTraceback, { status: 'failed', error: { kind: 'error', message: RAW_TRACEBACK } });
 
     scene.parent = await create({ name: 'autotune-lr', labels: { sweep: 'lr' } });
     scene.children = [];
@@ -114,8 +115,9 @@ describe('the runs list in a real browser', () => {
 
         const exec = row(page, scene.execFailed);
         expect(await exec.getByTestId('failure-kind').textContent()).toBe('error');
-        // The exception line of the traceback, not "exited with code 1".
-        expect(await exec.getByTestId('reason').textContent()).toBe('error ValueError: lr too high');
+        // How it ended and the exception, not a traceback's first line; a bare traceback gives its exception line.
+        expect(await exec.getByTestId('reason').textContent()).toBe('error python3 train.py exited with code 1: ValueError: lr too high');
+        expect(await row(page, scene.rawTraceback).getByTestId('reason').textContent()).toBe("error KeyError: 'label'");
         expect(await row(page, scene.timedOut).getByTestId('reason').textContent()).toBe('timeout ran longer than its timeout of 600000 ms');
         expect(await row(page, scene.cancelled).getByTestId('reason').textContent()).toBe('cancelled stopped by hand: wrong dataset');
         expect(await row(page, scene.orphaned).getByTestId('failure-kind').textContent()).toBe('orphaned');
@@ -152,10 +154,10 @@ describe('the runs list in a real browser', () => {
         for (const child of scene.children) expect(await row(page, child).getAttribute('data-parent-id')).toBe(scene.parent);
         expect(await row(page, scene.children[1]!).getByTestId('reason').textContent()).toBe('error diverged at step 40');
 
-        // 4 running (eval, stuck, parent, experiment-3), 4 failed, 1 cancelled, 1 of them stalled; the
+        // 4 running (eval, stuck, parent, experiment-3), 5 failed, 1 cancelled, 1 of them stalled; the
         // experiments added by an earlier pass of this test succeeded.
         const succeeded = scene.children.length - 2;
-        expect(await page.getByTestId('totals').textContent()).toBe(`4 running, ${succeeded} succeeded, 4 failed, 1 cancelled, 1 stalled`);
+        expect(await page.getByTestId('totals').textContent()).toBe(`4 running, ${succeeded} succeeded, 5 failed, 1 cancelled, 1 stalled`);
 
         const n = scene.children.length;
         const toggle = page.getByRole('button', { name: `hide the ${n} child runs of autotune-lr` });

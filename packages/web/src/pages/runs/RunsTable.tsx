@@ -211,5 +211,6 @@ export function oneLine(message: string): string {
   if (lines.length === 0) return '';
   // The last one: a chained traceback ends with the exception that ended the run.
   const exception = [...lines].reverse().find((l) => /^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)(:|$)/.test(l));
-  return exception ?? lines[0]!;
+  // `exec` puts it on the first line already ("… exited with code 1: ValueError: …"): that line says both.
+  return exception === undefined || lines[0]!.includes(exception) ? lines[0]! : exception;
 }
