@@ -166,6 +166,7 @@ function RunsList() {
                 : 'No runs yet. Start one with “Start run”.'
         }
         onClear={isFiltered(applied) && runs.length === 0 && !error ? () => apply(NO_FILTER) : undefined}
+        paged={hasOlder || cursors.length > 1}
       />
 
       <nav className="pager" aria-label="pages of runs">

@@ -294,6 +294,8 @@ describe('the dashboard in a real browser', () => {
     await page.goto(`${server!.url}/`);
     // The live first page hands over to the paged list...
     await waitUntil(() => same(newestFirst.slice(0, 25)), { what: 'the newest 25 runs on page 1' });
+    // With more pages, the status totals say what they count.
+    expect(await page.getByTestId('totals').textContent()).toMatch(/^On this page: 25 running/);
     await page.getByRole('button', { name: 'older runs' }).click();
     await waitUntil(async () => (await shownIds())[0] === newestFirst[25], { what: 'page 2 to start after page 1' });
     await page.getByRole('button', { name: 'newer runs' }).click();

@@ -17,6 +17,8 @@ interface RunsTableProps {
   empty: string;
   /** Offered in the empty state when filters hid everything. */
   onClear: (() => void) | undefined;
+  /** Whether there are pages besides this one (the totals then say they count this page). */
+  paged: boolean;
 }
 
 /** The runs table with its status totals; nested or flat, see `nest`. */
@@ -49,10 +51,10 @@ function NestedTable(props: RunsTableProps) {
   return <Table {...props} rows={rows} shown={shown} />;
 }
 
-function Table({ runs, rows, shown, empty, onClear }: RunsTableProps & { rows: ReactNode[]; shown: readonly Run[] }) {
+function Table({ runs, rows, shown, empty, onClear, paged }: RunsTableProps & { rows: ReactNode[]; shown: readonly Run[] }) {
   return (
     <>
-      <StatusTotals runs={shown} />
+      <StatusTotals runs={shown} paged={paged} />
       <div className="table-wrap">
         <table className="runs-table" aria-label="runs, newest first">
           <thead>
@@ -92,7 +94,7 @@ function Table({ runs, rows, shown, empty, onClear }: RunsTableProps & { rows: R
 }
 
 /** "3 running, 2 failed, 10 succeeded" for what the list shows (this page, children included). */
-function StatusTotals({ runs }: { runs: readonly Run[] }) {
+function StatusTotals({ runs, paged }: { runs: readonly Run[]; paged: boolean }) {
   if (runs.length === 0) return null;
   const counts = new Map<string, number>();
   for (const run of runs) counts.set(run.status, (counts.get(run.status) ?? 0) + 1);
@@ -101,6 +103,7 @@ function StatusTotals({ runs }: { runs: readonly Run[] }) {
   if (stalled > 0) parts.push(`${stalled} stalled`);
   return (
     <p className="totals" data-testid="totals" aria-label="runs by status on this page">
+      {paged ? 'On this page: ' : ''}
       {parts.join(', ')}
     </p>
   );
