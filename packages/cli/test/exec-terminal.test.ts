@@ -18,8 +18,9 @@ print("starting the sweep", flush=True)
 print('::runtrail:: {"type":"progress","data":{"done":3,"total":10,"message":"three of ten"}}', flush=True)
 for i in range(8):
     print("::runtrail:: not an event %d" % i, flush=True)
-print("ready for Ctrl-C", flush=True)
 try:
+    # Inside the try: a Ctrl-C right after this line must reach the handler too.
+    print("ready for Ctrl-C", flush=True)
     while True:
         time.sleep(0.05)
 except KeyboardInterrupt:
