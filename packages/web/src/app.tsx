@@ -2,7 +2,8 @@ import { useEffect, useState } from 'react';
 import { RuntrailProvider } from '@runtrail/client/react';
 import { matchDashboardRunPath, type WhoamiResponse } from '@runtrail/protocol';
 import { AccessProvider, accessOf, type Access } from './access.js';
-import { client, messageOf, serverUrl, token } from './client.js';
+import { client, serverUrl, token } from './client.js';
+import { problemText } from './problem-text.js';
 import { LoginPage } from './pages/LoginPage.js';
 import { RunPage } from './pages/RunPage.js';
 import { RunsPage } from './pages/RunsPage.js';
@@ -17,7 +18,7 @@ export function App() {
     return (
       <main className="page">
         <p className="invalid" role="alert">
-          Could not reach the server: {who.error}
+          {who.error}
         </p>
       </main>
     );
@@ -47,7 +48,8 @@ function useWhoami(): { value: WhoamiResponse | null; error: string | null } {
   useEffect(() => {
     client.whoami().then(
       (value) => setState({ value, error: null }),
-      (err: unknown) => setState({ value: null, error: messageOf(err) }),
+      // Asked once per load, so a reload is the retry.
+      (err: unknown) => setState({ value: null, error: problemText(err, 'could not reach the server', 'reload the page to try again.') }),
     );
   }, []);
   return state;

@@ -4,6 +4,9 @@ import { messageOf } from './client.js';
 /** How browsers word a request that reached no server (Chromium, Firefox, Safari; Node's fetch). */
 const NO_ANSWER = /failed to fetch|fetch failed|networkerror|load failed|network request failed|ECONNREFUSED/i;
 
+export const RETRYING = 'retrying automatically…';
+export const TRY_AGAIN = 'try again in a moment.';
+
 /** Whether an error means no server answered at all (down, restarting, network gone). */
 export function isUnreachable(err: unknown): boolean {
   if (err instanceof TypeError) return true;
@@ -13,11 +16,10 @@ export function isUnreachable(err: unknown): boolean {
 /**
  * A problem as a person should read it: never the browser's raw "Failed to
  * fetch". `doing` says what could not be done ("could not list runs").
- * `retrying`: whether what failed tries again by itself (the live lists
- * and pollers do), so the text can say so.
+ * `then` says what happens next: the live lists and pollers retry by
+ * themselves (RETRYING); a one-off request says how to try again.
  */
-export function problemText(err: unknown, doing: string, retrying = true): string {
-  const then = retrying ? 'retrying automatically…' : 'try again in a moment.';
+export function problemText(err: unknown, doing: string, then = RETRYING): string {
   if (isUnreachable(err)) return `The server is unreachable (${window.location.host} does not answer); ${then}`;
   if (err instanceof RuntrailError && (err.code === 'unavailable' || err.code === 'internal' || err.code === 'rate_limited')) {
     return `${capitalized(doing)}: ${err.message}; ${then}`;

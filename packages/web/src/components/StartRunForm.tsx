@@ -1,6 +1,7 @@
 import { useEffect, useId, useState, type FormEvent } from 'react';
 import { dataRecord } from '@runtrail/protocol';
 import { client, messageOf } from '../client.js';
+import { TRY_AGAIN, problemText } from '../problem-text.js';
 
 const DEFAULT_INPUT = '{\n  "docs": 40\n}';
 
@@ -43,7 +44,7 @@ export function StartRunForm({ onStarted, onClose }: { onStarted: (runId: string
         setHandlers(names);
         setHandler((current) => current || (names.includes('demo-pipeline') ? 'demo-pipeline' : (names[0] ?? '')));
       },
-      (err: unknown) => live && setError(`could not list handlers: ${messageOf(err)}`),
+      (err: unknown) => live && setError(problemText(err, 'could not list handlers', TRY_AGAIN)),
     );
     return () => {
       live = false;
@@ -60,7 +61,7 @@ export function StartRunForm({ onStarted, onClose }: { onStarted: (runId: string
     client
       .startRun({ name: handler, input: parsed.value, labels: labels.value })
       .then((run) => onStarted(run.id))
-      .catch((err: unknown) => setError(messageOf(err)))
+      .catch((err: unknown) => setError(problemText(err, 'could not start the run', TRY_AGAIN)))
       .finally(() => setBusy(false));
   };
 

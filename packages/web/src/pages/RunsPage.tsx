@@ -7,7 +7,7 @@ import { Link, navigate, replaceQuery, useQuery } from '../router.js';
 import { useNow } from '../use-now.js';
 import { useRunsPage } from '../use-runs-page.js';
 import { RunsTable } from './runs/RunsTable.js';
-import { problemText } from '../problem-text.js';
+import { TRY_AGAIN, problemText } from '../problem-text.js';
 import {
   NO_FILTER,
   SINCE,
@@ -148,7 +148,7 @@ function RunsList() {
 
       {problem !== null && problem !== undefined && (
         <p className="invalid" role="alert">
-          {pageError !== null ? problemText(pageError, 'could not read older runs', false) : problemText(error, 'could not list runs')}
+          {pageError !== null ? problemText(pageError, 'could not read older runs', TRY_AGAIN) : problemText(error, 'could not list runs')}
         </p>
       )}
 
