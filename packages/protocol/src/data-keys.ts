@@ -25,11 +25,3 @@ export function withKey<T>(record: Record<string, T>, key: string, value: T): Re
   copy[key] = value;
   return copy;
 }
-
-/** `record` without `key` (the same object when it has no such key). */
-export function withoutKey<T>(record: Record<string, T>, key: string): Record<string, T> {
-  if (!Object.hasOwn(record, key)) return record;
-  const copy = dataRecord(record);
-  delete copy[key];
-  return copy;
-}

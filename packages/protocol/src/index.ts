@@ -41,6 +41,7 @@ export {
   type TerminalStatus,
 } from './snapshot.js';
 export {
+  SnapshotFold,
   applyEvent,
   foldEvents,
 } from './reducer.js';
@@ -119,7 +120,7 @@ export {
   Sha256Hex,
   type ListArtifactsResponse,
 } from './artifacts.js';
-export { dataRecord, ownValue, withKey, withoutKey } from './data-keys.js';
+export { dataRecord, ownValue, withKey } from './data-keys.js';
 export { renderApiReference } from './api-reference.js';
 export {
   SnapshotSchema,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EventInput, MAX_JSON_DEPTH, withinJsonDepth } from './events.js';
 import { RuntrailError, errorStatus, isErrorCode } from './errors.js';
-import { PROGRESS_TYPES, applyEvent, foldEvents, type ReducibleEvent } from './reducer.js';
+import { PROGRESS_TYPES, SnapshotFold, applyEvent, foldEvents, type ReducibleEvent } from './reducer.js';
 import { buildPath, routes } from './routes.js';
 import { CreateRunBody, FinishRunBody } from './run.js';
 import { SNAPSHOT_LIMITS, initialSnapshot, type Snapshot } from './snapshot.js';
@@ -623,6 +623,82 @@ describe('reducer: purity and determinism', () => {
       ['generate', 'completed'],
       ['evaluate', 'failed'],
     ]);
+  });
+});
+
+describe('reducer: a fold copies keyed records once and never changes its input', () => {
+  const call = (type: 'call.started' | 'call.succeeded' | 'call.failed' | 'call.retried', callId: string): [string, unknown] =>
+    type === 'call.started'
+      ? [type, { callId, label: `Evaluating ${callId}` }]
+      : type === 'call.failed'
+        ? [type, { callId, error: 'boom', willRetry: false }]
+        : type === 'call.retried'
+          ? [type, { callId, attempt: 2 }]
+          : [type, { callId, durationMs: 1 }];
+
+  /** 1,000 calls started, then a mix of every keyed record's events, then half the calls ended. */
+  function manyInFlight(): ReducibleEvent[] {
+    const events: Array<[string, unknown]> = [];
+    for (let i = 0; i < 1000; i++) events.push(call('call.started', `c${i}`));
+    events.push(['meta', { a: 1, b: 2 }], ['counter', { name: 'docs', delta: 2 }], ['metric', { name: 'loss', value: 1 }]);
+    for (let i = 0; i < 500; i++) {
+      if (i % 10 === 0) events.push(call('call.retried', `c${i}`));
+      events.push(call(i % 2 ? 'call.succeeded' : 'call.failed', `c${i}`));
+      if (i % 50 === 0) events.push(['counter', { name: 'docs', delta: 1 }], ['metric', { name: 'loss', value: i }], ['meta', { step: i }]);
+    }
+    return log(...events);
+  }
+
+  it('folding a batch equals applying its events one by one, and the snapshot it started from is unchanged', () => {
+    const events = manyInFlight();
+    const half = deepFreeze(foldEvents(events.slice(0, 700)));
+    const before = structuredClone(half);
+    const folded = foldEvents(events.slice(700), half);
+    let stepped = half;
+    for (const e of events.slice(700)) stepped = applyEvent(stepped, e);
+    expect(folded).toEqual(stepped);
+    expect(half).toEqual(before);
+    // What the dashboard's in-flight panel lists: the 500 calls still running, by id.
+    expect(Object.keys(folded.current)).toHaveLength(500);
+    expect(Object.values(folded.current).every((c) => c.callId === `c${c.callId.slice(1)}` && Number(c.callId.slice(1)) >= 500)).toBe(true);
+    expect(folded.counters).toMatchObject({ ok: 250, failed: 250, retries: 50, named: { docs: 12 } });
+    expect(folded.meta).toEqual({ a: 1, b: 2, step: 450 });
+    expect(folded.metrics.loss).toMatchObject({ count: 11, last: 450 });
+  });
+
+  it('a snapshot a fold returned is not changed by a later fold, so each append can hand its snapshot to watchers', () => {
+    const events = manyInFlight();
+    const first = new SnapshotFold(initialSnapshot());
+    for (const e of events.slice(0, 1000)) first.apply(e);
+    const published = first.snapshot;
+    const shown = JSON.stringify(published);
+    const second = new SnapshotFold(published);
+    for (const e of events.slice(1000)) second.apply(e);
+    expect(JSON.stringify(published)).toBe(shown);
+    expect(Object.keys(published.current)).toHaveLength(1000);
+    expect(Object.keys(second.snapshot.current)).toHaveLength(500);
+  });
+
+  it('keeps the in-flight bound within a fold: past 1,000 calls a new one is not listed, and room made by an ended call is reused', () => {
+    const events: Array<[string, unknown]> = [];
+    for (let i = 0; i <= SNAPSHOT_LIMITS.inFlight; i++) events.push(call('call.started', `c${i}`));
+    events.push(call('call.succeeded', 'c0'), call('call.started', 'late'));
+    const s = foldEvents(log(...events));
+    expect(Object.keys(s.current)).toHaveLength(SNAPSHOT_LIMITS.inFlight);
+    expect(Object.hasOwn(s.current, `c${SNAPSHOT_LIMITS.inFlight}`)).toBe(false);
+    expect(Object.hasOwn(s.current, 'late')).toBe(true);
+  });
+
+  it('a key named __proto__ is a key like any other, in every keyed record', () => {
+    const s = foldEvents([
+      { seq: 1, ts: 1, type: 'call.started', data: { callId: '__proto__', label: 'p' } },
+      { seq: 2, ts: 2, type: 'counter', data: JSON.parse('{"name":"__proto__","delta":3}') },
+      { seq: 3, ts: 3, type: 'meta', data: JSON.parse('{"__proto__":{"polluted":true}}') },
+    ]);
+    expect(Object.hasOwn(s.current, '__proto__')).toBe(true);
+    expect(Object.hasOwn(s.counters.named, '__proto__')).toBe(true);
+    expect(Object.hasOwn(s.meta, '__proto__')).toBe(true);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });
 

@@ -5,7 +5,7 @@ import {
   type KnownEventType,
   type TypedEvent,
 } from './events.js';
-import { dataRecord, ownValue, withKey, withoutKey } from './data-keys.js';
+import { dataRecord, ownValue } from './data-keys.js';
 import { SNAPSHOT_LIMITS, initialSnapshot, type ArtifactRecord, type PhaseRecord, type Snapshot } from './snapshot.js';
 
 /**
@@ -44,31 +44,111 @@ export interface ReducibleEvent {
 }
 
 export function applyEvent(state: Snapshot, event: ReducibleEvent): Snapshot {
-  // A run's log ends at its terminal event; anything after is not part of it.
-  if (state.terminal !== null || event.seq <= state.seq) return state;
-  if (!isKnownEventType(event.type)) return { ...state, seq: event.seq, lastEventAt: event.ts };
-  const e = event as TypedEvent;
-  // One copy per event: the rules return only the fields they change. This
-  // fold runs inside every append transaction, so its cost is the store's.
-  const next: Snapshot = { ...state, ...reduceKnown(state, e), seq: e.seq, lastEventAt: e.ts };
-  if (PROGRESS_TYPES.has(e.type)) {
-    next.lastProgressAt = e.ts;
-    next.stalled = null;
-  }
-  return next;
+  return new SnapshotFold(state).apply(event);
 }
 
 export function foldEvents(
   events: Iterable<ReducibleEvent>,
   from: Snapshot = initialSnapshot(),
 ): Snapshot {
-  let state = from;
-  for (const event of events) state = applyEvent(state, event);
-  return state;
+  const fold = new SnapshotFold(from);
+  for (const event of events) fold.apply(event);
+  return fold.snapshot;
+}
+
+/**
+ * foldEvents one event at a time, for a caller that looks at each result (the
+ * store's append, which folds every batch inside its write transaction).
+ *
+ * A fold copies each keyed record (in-flight calls, metrics, named counters,
+ * meta) the first time an event changes it and changes its own copy after
+ * that, so an event costs the same with 10 or 1,000 calls in flight. The
+ * snapshot it starts from is never changed; the snapshots `apply` returns
+ * share the fold's records, so keep only the last one.
+ */
+export class SnapshotFold {
+  private readonly records = new FoldRecords();
+
+  constructor(private state: Snapshot) {}
+
+  get snapshot(): Snapshot {
+    return this.state;
+  }
+
+  apply(event: ReducibleEvent): Snapshot {
+    const state = this.state;
+    // A run's log ends at its terminal event; anything after is not part of it.
+    if (state.terminal !== null || event.seq <= state.seq) return state;
+    if (!isKnownEventType(event.type)) {
+      this.state = { ...state, seq: event.seq, lastEventAt: event.ts };
+      return this.state;
+    }
+    const e = event as TypedEvent;
+    // The rules return only the fields they change.
+    const next: Snapshot = { ...state, ...reduceKnown(state, e, this.records), seq: e.seq, lastEventAt: e.ts };
+    if (PROGRESS_TYPES.has(e.type)) {
+      next.lastProgressAt = e.ts;
+      next.stalled = null;
+    }
+    this.state = next;
+    return next;
+  }
+}
+
+/**
+ * The keyed records of one fold: which ones it made itself (and so may
+ * change) and how many keys each holds, so a bound check is not a walk over
+ * every key. Sizes are known only within the fold: nothing outside it may
+ * change a record it owns while it runs.
+ */
+class FoldRecords {
+  private readonly owned = new Set<object>();
+  private readonly sizes = new Map<object, number>();
+
+  /** `record` may take `key`: it has it already or holds fewer than `limit` keys. */
+  hasRoom(record: Record<string, unknown>, key: string, limit: number): boolean {
+    return Object.hasOwn(record, key) || this.sizeOf(record) < limit;
+  }
+
+  /** `record` with `key` set: the record itself when this fold made it, else a copy it now owns. */
+  set<T>(record: Record<string, T>, key: string, value: T): Record<string, T> {
+    const had = Object.hasOwn(record, key);
+    const target = this.writable(record);
+    target[key] = value;
+    if (!had) this.sizes.set(target, this.sizeOf(target) + 1);
+    return target;
+  }
+
+  /** `record` without `key` (the same object when it has no such key). */
+  delete<T>(record: Record<string, T>, key: string): Record<string, T> {
+    if (!Object.hasOwn(record, key)) return record;
+    const target = this.writable(record);
+    delete target[key];
+    this.sizes.set(target, this.sizeOf(target) - 1);
+    return target;
+  }
+
+  private sizeOf(record: object): number {
+    let size = this.sizes.get(record);
+    if (size === undefined) {
+      size = Object.keys(record).length;
+      this.sizes.set(record, size);
+    }
+    return size;
+  }
+
+  private writable<T>(record: Record<string, T>): Record<string, T> {
+    if (this.owned.has(record)) return record;
+    // A null-prototype copy (data-keys.ts): "__proto__" is stored as a key.
+    const copy = dataRecord(record);
+    this.sizes.set(copy, this.sizeOf(record));
+    this.owned.add(copy);
+    return copy;
+  }
 }
 
 /** The fields of the snapshot that event `e` changes. */
-function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
+function reduceKnown(s: Snapshot, e: TypedEvent, records: FoldRecords): Partial<Snapshot> {
   switch (e.type) {
     case 'run.started':
       return { startedAt: s.startedAt ?? e.ts };
@@ -78,9 +158,9 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
 
     case 'call.started': {
       const prev = ownValue(s.current, e.data.callId);
-      if (!hasRoom(s.current, e.data.callId, SNAPSHOT_LIMITS.inFlight)) return {};
+      if (!records.hasRoom(s.current, e.data.callId, SNAPSHOT_LIMITS.inFlight)) return {};
       return {
-        current: withKey(s.current, e.data.callId, {
+        current: records.set(s.current, e.data.callId, {
           callId: e.data.callId,
           label: e.data.label,
           startedAt: e.ts,
@@ -94,7 +174,7 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
       // followed by successes must not stay on screen (field note 8).
       return {
         counters: { ...s.counters, ok: s.counters.ok + 1 },
-        current: withoutKey(s.current, e.data.callId),
+        current: records.delete(s.current, e.data.callId),
         lastError: null,
       };
 
@@ -103,7 +183,7 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
       if (e.data.willRetry) return { lastError };
       return {
         counters: { ...s.counters, failed: s.counters.failed + 1 },
-        current: withoutKey(s.current, e.data.callId),
+        current: records.delete(s.current, e.data.callId),
         lastError,
       };
     }
@@ -112,7 +192,7 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
       const prev = ownValue(s.current, e.data.callId);
       return {
         counters: { ...s.counters, retries: s.counters.retries + 1 },
-        current: prev ? withKey(s.current, e.data.callId, { ...prev, attempt: e.data.attempt }) : s.current,
+        current: prev ? records.set(s.current, e.data.callId, { ...prev, attempt: e.data.attempt }) : s.current,
       };
     }
 
@@ -134,11 +214,11 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
       const { name, value } = e.data;
       const step = e.data.step ?? null;
       const prev = ownValue(s.metrics, name);
-      if (!hasRoom(s.metrics, name, SNAPSHOT_LIMITS.names)) return {};
+      if (!records.hasRoom(s.metrics, name, SNAPSHOT_LIMITS.names)) return {};
       const point: [number, number] = [step ?? e.seq, value];
       const recent = prev ? appendBounded(prev.recent, point, SNAPSHOT_LIMITS.metricPoints) : [point];
       return {
-        metrics: withKey(s.metrics, name, {
+        metrics: records.set(s.metrics, name, {
           last: value,
           min: prev ? Math.min(prev.min, value) : value,
           max: prev ? Math.max(prev.max, value) : value,
@@ -152,20 +232,19 @@ function reduceKnown(s: Snapshot, e: TypedEvent): Partial<Snapshot> {
 
     case 'counter': {
       const { name, delta } = e.data;
-      if (!hasRoom(s.counters.named, name, SNAPSHOT_LIMITS.names)) return {};
+      if (!records.hasRoom(s.counters.named, name, SNAPSHOT_LIMITS.names)) return {};
       return {
         counters: {
           ...s.counters,
-          named: withKey(s.counters.named, name, (ownValue(s.counters.named, name) ?? 0) + delta),
+          named: records.set(s.counters.named, name, (ownValue(s.counters.named, name) ?? 0) + delta),
         },
       };
     }
 
     case 'meta': {
-      const meta = dataRecord(s.meta);
+      let meta = s.meta;
       for (const key of Object.keys(e.data)) {
-        const value = e.data[key];
-        if (hasRoom(meta, key, SNAPSHOT_LIMITS.names)) meta[key] = value;
+        if (records.hasRoom(meta, key, SNAPSHOT_LIMITS.names)) meta = records.set(meta, key, e.data[key]);
       }
       return { meta };
     }
@@ -308,11 +387,6 @@ function terminal(
     stalled: null,
     terminal: { status, at: ts, seq, error, output: output ?? null },
   };
-}
-
-/** A record may take `key` if it has it already or holds fewer than `limit` keys. */
-function hasRoom(record: Record<string, unknown>, key: string, limit: number): boolean {
-  return Object.hasOwn(record, key) || Object.keys(record).length < limit;
 }
 
 function appendBounded<T>(list: T[], item: T, limit: number): T[] {

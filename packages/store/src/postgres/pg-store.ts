@@ -2,7 +2,7 @@ import pg from 'pg';
 import {
   RuntrailError,
   MAX_LIST_LIMIT,
-  applyEvent,
+  SnapshotFold,
   initialSnapshot,
   isTerminalStatus,
   isTerminalType,
@@ -871,6 +871,8 @@ function foldAppend(
   const appended: RunEvent[] = [];
   const seenInBatch = new Map<string, StoredEventRef>();
   let { seq, snapshot, status, finishedAt, error, output, cancelRequestedAt, startedAt } = state;
+  // One fold for the batch: an event's cost does not grow with the calls in flight.
+  const fold = new SnapshotFold(snapshot);
   for (const event of events) {
     if (event.id !== undefined) {
       // A retry gets its original seq back; the same id with another event is refused.
@@ -891,7 +893,7 @@ function foldAppend(
     }
     appended.push(stored);
     seqs.push(seq);
-    snapshot = applyEvent(snapshot, stored);
+    snapshot = fold.apply(stored);
     if (event.type === 'run.started' && startedAt === null) startedAt = ts;
     if (event.type === 'run.cancel_requested' && cancelRequestedAt === null) cancelRequestedAt = ts;
     if (isTerminalType(event.type)) {

@@ -5,7 +5,7 @@ import {
   RuntrailError,
   runNotFound,
   MAX_LIST_LIMIT,
-  applyEvent,
+  SnapshotFold,
   initialSnapshot,
   isTerminalStatus,
   isTerminalType,
@@ -423,6 +423,8 @@ export class SqliteRunStore implements RunStore {
     const seenInBatch = new Map<string, StoredEventRef>();
     let seq = row.seq;
     let snapshot = this.loadSnapshot(runId, row.seq);
+    // One fold for the batch: an event's cost does not grow with the calls in flight.
+    const fold = new SnapshotFold(snapshot);
     let status = row.status;
     let finishedAt = row.finished_at;
     let error = row.error;
@@ -464,7 +466,7 @@ export class SqliteRunStore implements RunStore {
       // The data text just stored, not a second serialization: watchers get these bytes.
       appendedText.push({ seq, type: event.type, json: eventJson(runId, seq, event.type, ts, text, event.id) });
       seqs.push(seq);
-      snapshot = applyEvent(snapshot, stored);
+      snapshot = fold.apply(stored);
       if (event.type === 'run.started' && startedAt === null) startedAt = ts;
       if (event.type === 'run.cancel_requested' && cancelRequestedAt === null) cancelRequestedAt = ts;
       if (terminal) {
