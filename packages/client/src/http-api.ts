@@ -5,8 +5,11 @@ import {
   isErrorCode,
   routes,
   type ErrorBody,
+  type RouteBody,
   type RouteName,
   type RouteParams,
+  type RouteQuery,
+  type RouteResult,
 } from '@runtrail/protocol';
 
 export interface HttpApiOptions {
@@ -30,10 +33,26 @@ export function isAuthFailure(err: unknown): err is RuntrailError {
   return err instanceof RuntrailError && (err.code === 'unauthorized' || err.code === 'forbidden');
 }
 
-export interface RequestOptions<R extends RouteName> {
-  // Partial: with R the union of every route, a required map would demand every param of every route.
-  params?: Partial<RouteParams<R>>;
-  query?: Record<string, string | number | boolean | undefined>;
+/**
+ * The options of a call to route R, checked against the route table: the
+ * params its path names (required when it has any), its query and its body.
+ */
+export type RequestOptions<R extends RouteName> = (keyof RouteParams<R> extends never
+  ? { params?: undefined }
+  : { params: RouteParams<R> }) & {
+  query?: RouteQuery<R>;
+  body?: RouteBody<R>;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+};
+
+/** The options argument, optional for a route that needs none. */
+type OptionsArg<O> = object extends O ? [options?: O] : [options: O];
+
+/** RequestOptions of any route, as the one place that sends them reads them. */
+interface AnyRequestOptions {
+  params?: Record<string, string> | undefined;
+  query?: Readonly<Record<string, unknown>>;
   body?: unknown;
   headers?: Record<string, string>;
   signal?: AbortSignal;
@@ -56,13 +75,16 @@ export class HttpApi {
     this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
   }
 
-  url<R extends RouteName>(name: R, params: RouteParams<R>, query?: RequestOptions<R>['query']): string {
-    return this.baseUrl + buildPath(name, params, query);
+  url<R extends RouteName>(name: R, params: RouteParams<R>, query?: RouteQuery<R>): string {
+    // RouteQuery of a route with a query is an object; the compiler cannot see that for every R at once.
+    return this.baseUrl + buildPath(name, params, query as AnyRequestOptions['query']);
   }
 
-  async request<T>(name: RouteName, options: RequestOptions<RouteName> = {}): Promise<T> {
+  /** Call route `name` and answer its JSON body, typed by the route's response schema. */
+  async request<R extends RouteName>(name: R, ...[given]: OptionsArg<RequestOptions<R>>): Promise<RouteResult<R>> {
     const route = routes[name];
-    const url = this.url(name, (options.params ?? {}) as never, options.query);
+    const options = (given ?? {}) as AnyRequestOptions;
+    const url = this.baseUrl + buildPath(name, (options.params ?? {}) as RouteParams<R>, options.query);
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     const hasBody = options.body !== undefined;
@@ -78,7 +100,8 @@ export class HttpApi {
       body: hasBody ? JSON.stringify(options.body) : null,
       signal,
     });
-    if (response.status === 204) return undefined as T;
+    // A route without a JSON answer (204) has RouteResult undefined.
+    if (response.status === 204) return undefined as RouteResult<R>;
     const text = await response.text();
     const payload = text.length > 0 ? (JSON.parse(text) as unknown) : undefined;
     if (!response.ok) {
@@ -86,13 +109,15 @@ export class HttpApi {
       err.retryAfterMs = retryAfterMs(response.headers.get('retry-after'));
       throw err;
     }
-    return payload as T;
+    // The one place a server answer becomes its type: RouteResult is the route's response schema.
+    return payload as RouteResult<R>;
   }
 
   /** Raw calls (artifact content, archives): the Response itself, or a RuntrailError if it is not ok. */
-  async send(name: RouteName, options: SendOptions<RouteName> = {}): Promise<Response> {
+  async send<R extends RouteName>(name: R, ...[given]: OptionsArg<SendOptions<R>>): Promise<Response> {
     const route = routes[name];
-    const url = this.url(name, (options.params ?? {}) as never, options.query);
+    const options = (given ?? {}) as AnyRequestOptions & SendExtras;
+    const url = this.baseUrl + buildPath(name, (options.params ?? {}) as RouteParams<R>, options.query);
     const signals = [options.signal, options.timeoutMs === null ? undefined : AbortSignal.timeout(options.timeoutMs ?? this.timeoutMs)].filter(
       (s): s is AbortSignal => s !== undefined,
     );
@@ -121,12 +146,14 @@ export class HttpApi {
   }
 }
 
-export interface SendOptions<R extends RouteName> extends RequestOptions<R> {
+interface SendExtras {
   /** A raw body (bytes, text, a stream); sent as is, not as JSON. */
   raw?: BodyInit;
   /** Per-request timeout; null for none (a large upload or download takes as long as it takes). */
   timeoutMs?: number | null;
 }
+
+export type SendOptions<R extends RouteName> = RequestOptions<R> & SendExtras;
 
 export function errorFromResponse(status: number, payload: unknown, what: string): RuntrailError {
   const body = payload as Partial<ErrorBody> | undefined;

@@ -1,12 +1,10 @@
 import {
   DEFAULT_LEASE_TTL_MS,
   type Artifact,
-  type ListArtifactsResponse,
   type CreateRunBody,
   type CreateTokenBody,
   type CreatedRunToken,
   type CreatedToken,
-  type ListTokensResponse,
   type TokenInfo,
   type WhoamiResponse,
   type ListRunsQuery,
@@ -42,7 +40,7 @@ export class RuntrailClient {
    */
   async createRun(body: Omit<CreateRunBody, 'execute' | 'owner'>, options: { idempotencyKey?: string } = {}): Promise<RunHandle> {
     const owner: Owner = { kind: 'producer', node: nodeName(), id: randomId() };
-    const run = await this.api.request<Run>('createRun', {
+    const run = await this.api.request('createRun', {
       body: { ...body, owner },
       headers: options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : {},
     });
@@ -58,7 +56,7 @@ export class RuntrailClient {
 
   /** Queue a run for a handler registered on the server (`rt.define`). */
   startRun(body: Omit<CreateRunBody, 'execute' | 'owner'>): Promise<Run> {
-    return this.api.request<Run>('createRun', { body: { ...body, execute: true } });
+    return this.api.request('createRun', { body: { ...body, execute: true } });
   }
 
   getRun(id: string): Promise<RunWithObservers> {
@@ -78,7 +76,7 @@ export class RuntrailClient {
   }
 
   retryRun(id: string): Promise<Run> {
-    return this.api.request('retryRun', { params: { id }, body: {} });
+    return this.api.request('retryRun', { params: { id } });
   }
 
   deleteRun(id: string): Promise<void> {
@@ -96,7 +94,7 @@ export class RuntrailClient {
   }
 
   async listTokens(): Promise<TokenInfo[]> {
-    return (await this.api.request<ListTokensResponse>('listTokens')).tokens;
+    return (await this.api.request('listTokens')).tokens;
   }
 
   revokeToken(id: string): Promise<void> {
@@ -109,7 +107,7 @@ export class RuntrailClient {
   }
 
   async listArtifacts(runId: string): Promise<Artifact[]> {
-    return (await this.api.request<ListArtifactsResponse>('listArtifacts', { params: { id: runId } })).artifacts;
+    return (await this.api.request('listArtifacts', { params: { id: runId } })).artifacts;
   }
 
   /** Store an artifact on any run (a producer uses `run.artifact`). */
@@ -142,7 +140,7 @@ export class RuntrailClient {
   }
 
   async listHandlers(): Promise<string[]> {
-    const response = await this.api.request<{ handlers: string[] }>('listHandlers');
+    const response = await this.api.request('listHandlers');
     return response.handlers;
   }
 }

@@ -70,9 +70,8 @@ export const Artifact = z.object({
 });
 export type Artifact = z.infer<typeof Artifact>;
 
-export interface ListArtifactsResponse {
-  artifacts: Artifact[];
-}
+export const ListArtifactsResponseSchema = z.object({ artifacts: z.array(Artifact) });
+export type ListArtifactsResponse = z.infer<typeof ListArtifactsResponseSchema>;
 
 export const PutArtifactQuery = z.object({
   replace: z.enum(['true', 'false']).optional(),

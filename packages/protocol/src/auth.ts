@@ -26,55 +26,46 @@ export const CreateTokenBody = z.object({
 export type CreateTokenBody = z.infer<typeof CreateTokenBody>;
 
 /** A token as listed: never its secret. */
-export interface TokenInfo {
-  id: string;
-  name: string;
-  scope: TokenScope;
-  createdAt: number;
-  /** null: does not expire. */
-  expiresAt: number | null;
-  /** null: not revoked. */
-  revokedAt: number | null;
-}
+export const TokenInfoSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  scope: TokenScope,
+  createdAt: z.number(),
+  expiresAt: z.number().nullable().describe('null: does not expire'),
+  revokedAt: z.number().nullable().describe('null: not revoked'),
+});
+export type TokenInfo = z.infer<typeof TokenInfoSchema>;
 
 /** What `createToken` answers: the secret, shown this once and stored only as a hash. */
-export interface CreatedToken {
-  id: string;
-  name: string;
-  scope: TokenScope;
-  token: string;
-  expiresAt: number | null;
-}
+export const CreatedTokenSchema = z.object({ id: z.string(), name: z.string(), scope: TokenScope, token: z.string(), expiresAt: z.number().nullable() });
+export type CreatedToken = z.infer<typeof CreatedTokenSchema>;
 
-export interface ListTokensResponse {
-  tokens: TokenInfo[];
-}
+export const ListTokensResponseSchema = z.object({ tokens: z.array(TokenInfoSchema) });
+export type ListTokensResponse = z.infer<typeof ListTokensResponseSchema>;
 
 export const CreateRunTokenBody = z.object({
   ttlSeconds: z.number().int().min(1).max(MAX_RUN_TOKEN_TTL_S).default(3600),
 });
 export type CreateRunTokenBody = z.infer<typeof CreateRunTokenBody>;
 
-export interface CreatedRunToken {
-  token: string;
-  expiresAt: number;
-}
+export const CreatedRunTokenSchema = z.object({ token: z.string(), expiresAt: z.number() });
+export type CreatedRunToken = z.infer<typeof CreatedRunTokenSchema>;
 
 /** What a token is, as `whoami` says (never its secret). */
-export type PrincipalInfo =
-  | { kind: 'open' }
-  | { kind: 'scoped'; id: string; name: string; scope: TokenScope; expiresAt: number | null }
-  | { kind: 'run'; runId: string; expiresAt: number };
+export const PrincipalInfoSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('open') }),
+  z.object({ kind: z.literal('scoped'), id: z.string(), name: z.string(), scope: TokenScope, expiresAt: z.number().nullable() }),
+  z.object({ kind: z.literal('run'), runId: z.string(), expiresAt: z.number() }),
+]);
+export type PrincipalInfo = z.infer<typeof PrincipalInfoSchema>;
 
 /**
  * `whoami`: `auth` says whether this server needs tokens; `principal` is
  * the request's token (`{kind:'open'}` when auth is off; null when auth is on
  * and the token is missing or not valid).
  */
-export interface WhoamiResponse {
-  auth: boolean;
-  principal: PrincipalInfo | null;
-}
+export const WhoamiResponseSchema = z.object({ auth: z.boolean(), principal: PrincipalInfoSchema.nullable() });
+export type WhoamiResponse = z.infer<typeof WhoamiResponseSchema>;
 
 /**
  * Close codes of the WebSocket stream when its token stops being valid

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 /**
  * One error type with stable codes; the HTTP status of each code is defined
  * here once so the server maps and the client interprets them the same way.
@@ -31,9 +33,12 @@ export const errorStatus = {
 
 export type ErrorCode = keyof typeof errorStatus;
 
-export interface ErrorBody {
-  error: { code: ErrorCode; message: string; details?: unknown };
-}
+export const ErrorCodeSchema = z.enum(Object.keys(errorStatus) as [ErrorCode, ...ErrorCode[]]);
+
+export const ErrorBodySchema = z
+  .object({ error: z.object({ code: ErrorCodeSchema, message: z.string(), details: z.unknown().optional() }) })
+  .meta({ id: 'Error', description: 'Every error: a stable code, a message saying what to do, details' });
+export type ErrorBody = z.infer<typeof ErrorBodySchema>;
 
 export class RuntrailError extends Error {
   readonly code: ErrorCode;

@@ -177,14 +177,17 @@ export const EventInput = z.object({
 export type EventInput = z.infer<typeof EventInput>;
 
 /** An event as the store holds it: the log entry every reader sees. */
-export interface RunEvent {
-  runId: string;
-  seq: number;
-  type: string;
-  ts: number;
-  data: unknown;
-  id?: string | undefined;
-}
+export const RunEventSchema = z
+  .object({
+    runId: z.string(),
+    seq: z.number(),
+    type: z.string(),
+    ts: z.number(),
+    data: z.unknown(),
+    id: z.string().optional(),
+  })
+  .meta({ id: 'RunEvent', description: 'An event as the log holds it' });
+export type RunEvent = z.infer<typeof RunEventSchema>;
 
 /** A known event with its data typed by its type tag; the reducer works on these. */
 export type TypedEvent = {

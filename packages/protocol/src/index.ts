@@ -11,6 +11,7 @@ export {
   PhaseStatus,
   RunError,
   RunErrorKind,
+  RunEventSchema,
   TERMINAL_TYPES,
   terminalStatusOf,
   type EventData,
@@ -20,6 +21,7 @@ export {
   type TerminalType,
 } from './events.js';
 export {
+  ErrorBodySchema,
   errorStatus,
   isErrorCode,
   runNotFound,
@@ -30,6 +32,7 @@ export {
 export {
   initialSnapshot,
   SNAPSHOT_LIMITS,
+  SnapshotSchema,
   type ArtifactRecord,
   type CallInFlight,
   type LastError,
@@ -70,6 +73,12 @@ export {
   ReadEventsQuery,
   RunStatus,
   TERMINAL_STATUSES,
+  AppendEventsResponseSchema,
+  HeartbeatResponseSchema,
+  ListRunsResponseSchema,
+  ReadEventsResponseSchema,
+  RunSchema,
+  RunWithObserversSchema,
   type AppendEventsResponse,
   type HeartbeatResponse,
   type ListRunsResponse,
@@ -84,8 +93,10 @@ export {
   API_PREFIX,
   buildPath,
   routes,
+  type RouteBody,
   type RouteName,
   type RouteParams,
+  type RouteQuery,
 } from './routes.js';
 export {
   STREAM_REPLY_ALLOWANCE_BYTES,
@@ -96,6 +107,8 @@ export {
   RunsFilter,
   SSE_EVENTS,
   StreamRunQuery,
+  ServerMessageSchema,
+  StreamEndSchema,
   type ServerMessage,
   type StreamEnd,
 } from './stream.js';
@@ -123,22 +136,12 @@ export {
 export { dataRecord, ownValue, withKey } from './data-keys.js';
 export { renderApiReference } from './api-reference.js';
 export {
-  SnapshotSchema,
-  RunSchema,
-  RunWithObserversSchema,
-  RunEventSchema,
-  ListRunsResponseSchema,
-  AppendEventsResponseSchema,
-  ReadEventsResponseSchema,
-  HeartbeatResponseSchema,
   HealthResponseSchema,
   HandlersResponseSchema,
-  ErrorBodySchema,
-  StreamEndSchema,
-  ServerMessageSchema,
-  type RouteResponse,
   routeResponses,
-  type _SchemasMatchTypes,
+  type HandlersResponse,
+  type RouteResponse,
+  type RouteResult,
 } from './responses.js';
 export { openApiDocument, openApiPath } from './openapi.js';
 export {

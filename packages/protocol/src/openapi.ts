@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { errorStatus } from './errors.js';
-import { ErrorBodySchema, ServerMessageSchema, routeResponses } from './responses.js';
+import { ErrorBodySchema, errorStatus } from './errors.js';
+import { routeResponses, type RouteResponse } from './responses.js';
 import { routes, type RouteDef, type RouteName } from './routes.js';
-import { ClientMessage } from './stream.js';
+import { ClientMessage, ServerMessageSchema } from './stream.js';
 
 type Json = Record<string, unknown>;
 
@@ -40,7 +40,7 @@ export function openApiDocument(options: { version?: string } = {}): Json {
   const paths: Record<string, Record<string, Json>> = {};
   for (const name of Object.keys(routes) as RouteName[]) {
     const route: RouteDef = routes[name];
-    const answer = routeResponses[name];
+    const answer: RouteResponse = routeResponses[name];
     const parameters: Json[] = [...route.path.matchAll(/:([A-Za-z]+)/g)].map((m) => ({
       name: m[1],
       in: 'path',

@@ -181,11 +181,17 @@ export type RouteParams<R extends RouteName> = {
   [K in ParamNames<(typeof routes)[R]['path']>]: string;
 };
 
-/** The path of a route with its params filled in and an optional query string. */
+/** The JSON body route R takes, as a caller writes it (fields with defaults may be left out); never for a route without one. */
+export type RouteBody<R extends RouteName> = (typeof routes)[R] extends { body: infer S extends z.ZodType } ? z.input<S> : never;
+
+/** The query route R reads, as a caller writes it; never for a route without one. */
+export type RouteQuery<R extends RouteName> = (typeof routes)[R] extends { query: infer S extends z.ZodType } ? z.input<S> : never;
+
+/** The path of a route with its params filled in and an optional query string (undefined values left out). */
 export function buildPath<R extends RouteName>(
   name: R,
   params: RouteParams<R>,
-  query?: Record<string, string | number | boolean | undefined>,
+  query?: Readonly<Record<string, unknown>>,
 ): string {
   const template: string = routes[name].path;
   const path = template.replace(/:([A-Za-z]+)/g, (_, key: string) => {

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { RuntrailError } from './errors.js';
-import { EventInput, JsonValue, RunError, RunErrorKind } from './events.js';
+import { EventInput, JsonValue, RunError, RunErrorKind, RunEventSchema } from './events.js';
 import { withKey } from './data-keys.js';
-import type { Snapshot } from './snapshot.js';
+import { SnapshotSchema } from './snapshot.js';
 import { parseOrThrow } from './validate.js';
 
 export const RunStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
@@ -20,40 +20,41 @@ export const Owner = z.object({
 });
 export type Owner = z.infer<typeof Owner>;
 
-/** A run as every API returns it. Times are epoch milliseconds. */
-export interface Run {
-  id: string;
-  name: string;
-  parentId: string | null;
-  status: RunStatus;
-  createdAt: number;
-  startedAt: number | null;
-  finishedAt: number | null;
-  input: unknown;
-  labels: Record<string, string>;
-  error: RunError | null;
-  output: unknown;
-  /** seq of the run's last event (0 before the first). */
-  seq: number;
-  snapshot: Snapshot;
-  /** Whether a worker of the server executes it (a registered handler). */
-  execute: boolean;
-  owner: Owner | null;
-  leaseTtlMs: number;
-  leaseExpiresAt: number | null;
-  heartbeatAt: number | null;
-  cancelRequestedAt: number | null;
-  timeoutMs: number | null;
-  stallTimeoutMs: number | null;
-  failOnStall: boolean;
-  retryOf: string | null;
-  attempt: number;
-}
+export const RunSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    parentId: z.string().nullable(),
+    status: RunStatus,
+    createdAt: z.number(),
+    startedAt: z.number().nullable(),
+    finishedAt: z.number().nullable(),
+    input: z.unknown(),
+    labels: z.record(z.string(), z.string()),
+    error: RunError.nullable(),
+    output: z.unknown(),
+    seq: z.number().describe("seq of the run's last event (0 before the first)"),
+    snapshot: SnapshotSchema,
+    execute: z.boolean().describe('whether a worker of the server executes it (a registered handler)'),
+    owner: Owner.nullable(),
+    leaseTtlMs: z.number(),
+    leaseExpiresAt: z.number().nullable(),
+    heartbeatAt: z.number().nullable(),
+    cancelRequestedAt: z.number().nullable(),
+    timeoutMs: z.number().nullable(),
+    stallTimeoutMs: z.number().nullable(),
+    failOnStall: z.boolean(),
+    retryOf: z.string().nullable(),
+    attempt: z.number(),
+  })
+  .meta({ id: 'Run', description: 'A run as every API returns it; times are epoch milliseconds' });
+export type Run = z.infer<typeof RunSchema>;
 
 /** `GET /runs/:id` also says how many watchers follow the run on the node that answered. */
-export interface RunWithObservers extends Run {
-  observers: number;
-}
+export const RunWithObserversSchema = RunSchema.extend({
+  observers: z.number().describe('WS and SSE subscriptions following the run on the node that answered'),
+}).meta({ id: 'RunWithObservers' });
+export type RunWithObservers = z.infer<typeof RunWithObserversSchema>;
 
 const MAX_LABELS = 50;
 const labelValue = z.string().max(500);
@@ -209,10 +210,8 @@ export function failureKindOf(run: Run): RunErrorKind | null {
   return null;
 }
 
-export interface ListRunsResponse {
-  runs: Run[];
-  nextCursor: string | null;
-}
+export const ListRunsResponseSchema = z.object({ runs: z.array(RunSchema), nextCursor: z.string().nullable() });
+export type ListRunsResponse = z.infer<typeof ListRunsResponseSchema>;
 
 export const MAX_EVENTS_PER_BATCH = 5000;
 export const AppendEventsBody = z.object({
@@ -221,12 +220,12 @@ export const AppendEventsBody = z.object({
   owner: Owner.optional(),
 });
 export type AppendEventsBody = z.infer<typeof AppendEventsBody>;
-export interface AppendEventsResponse {
-  seq: number;
-  /** seq of each event of the batch, in order (the original seq for a duplicate id). */
-  seqs: number[];
-  cancelRequested: boolean;
-}
+export const AppendEventsResponseSchema = z.object({
+  seq: z.number(),
+  seqs: z.array(z.number()).describe('seq of each event of the batch, in order (the original seq for a duplicate id)'),
+  cancelRequested: z.boolean(),
+});
+export type AppendEventsResponse = z.infer<typeof AppendEventsResponseSchema>;
 
 export const MAX_READ_LIMIT = 5000;
 export const ReadEventsQuery = z.object({
@@ -235,12 +234,12 @@ export const ReadEventsQuery = z.object({
 });
 export type ReadEventsQuery = z.infer<typeof ReadEventsQuery>;
 
-export interface ReadEventsResponse {
-  events: import('./events.js').RunEvent[];
-  /** The run's current last seq, so a reader knows whether more is waiting. */
-  seq: number;
-  status: RunStatus;
-}
+export const ReadEventsResponseSchema = z.object({
+  events: z.array(RunEventSchema),
+  seq: z.number().describe("the run's current last seq, so a reader knows whether more is waiting"),
+  status: RunStatus,
+});
+export type ReadEventsResponse = z.infer<typeof ReadEventsResponseSchema>;
 
 export const FinishRunBody = z
   .object({
@@ -262,11 +261,12 @@ export type FinishRunBody = z.infer<typeof FinishRunBody>;
 
 export const HeartbeatBody = z.object({ owner: Owner.optional() });
 export type HeartbeatBody = z.infer<typeof HeartbeatBody>;
-export interface HeartbeatResponse {
-  leaseExpiresAt: number | null;
-  cancelRequested: boolean;
-  status: RunStatus;
-}
+export const HeartbeatResponseSchema = z.object({
+  leaseExpiresAt: z.number().nullable(),
+  cancelRequested: z.boolean(),
+  status: RunStatus,
+});
+export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>;
 
 export const CancelRunBody = z.object({ reason: z.string().max(8192).optional() });
 export type CancelRunBody = z.infer<typeof CancelRunBody>;

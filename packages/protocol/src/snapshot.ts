@@ -1,5 +1,6 @@
+import { z } from 'zod';
 import { dataRecord } from './data-keys.js';
-import type { LogLevel, RunError } from './events.js';
+import { LogLevel, RunError } from './events.js';
 
 /**
  * Bounds that keep a snapshot small however long the run is. Past a bound
@@ -17,103 +18,100 @@ export const SNAPSHOT_LIMITS = {
   inFlight: 1000,
 } as const;
 
-export interface CallInFlight {
-  callId: string;
-  label: string;
-  startedAt: number;
-  attempt: number;
-}
+// The snapshot is what the server sends with every run: its schemas are the
+// definition, and the types below are inferred from them (one source for the
+// code, the OpenAPI document and the docs).
 
-export interface PhaseRecord {
-  name: string;
-  status: 'started' | 'completed' | 'failed';
-  startedAt: number;
-  endedAt: number | null;
-  durationMs: number | null;
-  timeoutMs: number | null;
-}
+export const CallInFlightSchema = z.object({ callId: z.string(), label: z.string(), startedAt: z.number(), attempt: z.number() });
+export type CallInFlight = z.infer<typeof CallInFlightSchema>;
 
-export interface MetricSummary {
-  last: number;
-  min: number;
-  max: number;
-  count: number;
-  step: number | null;
-  ts: number;
-  /** The latest points as [step (or seq when the producer gave none), value]. */
-  recent: Array<[number, number]>;
-}
+export const PhaseRecordSchema = z.object({
+  name: z.string(),
+  status: z.enum(['started', 'completed', 'failed']),
+  startedAt: z.number(),
+  endedAt: z.number().nullable(),
+  durationMs: z.number().nullable(),
+  timeoutMs: z.number().nullable(),
+});
+export type PhaseRecord = z.infer<typeof PhaseRecordSchema>;
 
-export interface LogLine {
-  seq: number;
-  ts: number;
-  level: LogLevel;
-  message: string;
-}
+export const MetricSummarySchema = z.object({
+  last: z.number(),
+  min: z.number(),
+  max: z.number(),
+  count: z.number(),
+  step: z.number().nullable(),
+  ts: z.number(),
+  recent: z.array(z.tuple([z.number(), z.number()])).describe('latest points as [step (or seq), value]'),
+});
+export type MetricSummary = z.infer<typeof MetricSummarySchema>;
+
+export const LogLineSchema = z.object({ seq: z.number(), ts: z.number(), level: LogLevel, message: z.string() });
+export type LogLine = z.infer<typeof LogLineSchema>;
 
 /**
  * An artifact as the snapshot lists it. A stored one (content on the server,
  * `GET /runs/:id/artifacts/:name`) has an ordinal and a sha256; a link to
  * content kept elsewhere has a `uri` and neither.
  */
-export interface ArtifactRecord {
-  seq: number;
-  ts: number;
-  name: string;
-  uri: string | null;
-  contentType: string | null;
-  size: number | null;
-  ordinal: number | null;
-  sha256: string | null;
-  metadata: unknown;
-}
+export const ArtifactRecordSchema = z.object({
+  seq: z.number(),
+  ts: z.number(),
+  name: z.string(),
+  uri: z.string().nullable(),
+  contentType: z.string().nullable(),
+  size: z.number().nullable(),
+  ordinal: z.number().nullable().describe('stored artifacts: 1, 2, … per run; null for a link'),
+  sha256: z.string().nullable(),
+  metadata: z.unknown(),
+});
+export type ArtifactRecord = z.infer<typeof ArtifactRecordSchema>;
 
-export interface LastError {
-  message: string;
-  callId: string | null;
-  seq: number;
-  ts: number;
-}
+export const LastErrorSchema = z.object({ message: z.string(), callId: z.string().nullable(), seq: z.number(), ts: z.number() });
+export type LastError = z.infer<typeof LastErrorSchema>;
 
-export type TerminalStatus = 'succeeded' | 'failed' | 'cancelled';
+export const TerminalStatusSchema = z.enum(['succeeded', 'failed', 'cancelled']);
+export type TerminalStatus = z.infer<typeof TerminalStatusSchema>;
 
-export interface TerminalInfo {
-  status: TerminalStatus;
-  at: number;
-  seq: number;
-  error: RunError | null;
-  output: unknown;
-}
+export const TerminalInfoSchema = z.object({
+  status: TerminalStatusSchema,
+  at: z.number(),
+  seq: z.number(),
+  error: RunError.nullable(),
+  output: z.unknown(),
+});
+export type TerminalInfo = z.infer<typeof TerminalInfoSchema>;
 
-export interface Snapshot {
-  /** seq of the last event folded in. */
-  seq: number;
-  counters: { ok: number; failed: number; retries: number; named: Record<string, number> };
-  /** In-flight calls by callId. */
-  current: Record<string, CallInFlight>;
-  /** Name of the phase that is running now, if any. */
-  phase: string | null;
-  phases: PhaseRecord[];
-  progress: {
-    done: number;
-    total: number | null;
-    percent: number | null;
-    message: string | null;
-    updatedAt: number;
-  } | null;
-  metrics: Record<string, MetricSummary>;
-  meta: Record<string, unknown>;
-  logs: LogLine[];
-  lastError: LastError | null;
-  artifacts: ArtifactRecord[];
-  stalled: { at: number; stallTimeoutMs: number; lastProgressAt: number | null } | null;
-  cancelRequested: boolean;
-  startedAt: number | null;
-  lastEventAt: number | null;
-  /** ts of the last event that shows the run moving (see PROGRESS_TYPES). */
-  lastProgressAt: number | null;
-  terminal: TerminalInfo | null;
-}
+export const SnapshotSchema = z
+  .object({
+    seq: z.number().describe('seq of the last event folded in'),
+    counters: z.object({ ok: z.number(), failed: z.number(), retries: z.number(), named: z.record(z.string(), z.number()) }),
+    current: z.record(z.string(), CallInFlightSchema).describe('in-flight calls by callId'),
+    phase: z.string().nullable().describe('name of the phase that is running now, if any'),
+    phases: z.array(PhaseRecordSchema),
+    progress: z
+      .object({
+        done: z.number(),
+        total: z.number().nullable(),
+        percent: z.number().nullable(),
+        message: z.string().nullable(),
+        updatedAt: z.number(),
+      })
+      .nullable(),
+    metrics: z.record(z.string(), MetricSummarySchema),
+    meta: z.record(z.string(), z.unknown()),
+    logs: z.array(LogLineSchema),
+    lastError: LastErrorSchema.nullable(),
+    artifacts: z.array(ArtifactRecordSchema),
+    stalled: z.object({ at: z.number(), stallTimeoutMs: z.number(), lastProgressAt: z.number().nullable() }).nullable(),
+    cancelRequested: z.boolean(),
+    startedAt: z.number().nullable(),
+    lastEventAt: z.number().nullable(),
+    lastProgressAt: z.number().nullable().describe('ts of the last event that shows the run moving (see PROGRESS_TYPES)'),
+    terminal: TerminalInfoSchema.nullable(),
+  })
+  .meta({ id: 'Snapshot', description: 'The fold of a run’s events by the shared reducer' });
+export type Snapshot = z.infer<typeof SnapshotSchema>;
 
 export function initialSnapshot(): Snapshot {
   return {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import type { RunEvent } from './events.js';
-import type { ErrorCode } from './errors.js';
-import { RunsFilterFields, type Run, type RunStatus } from './run.js';
+import { RunEventSchema } from './events.js';
+import { ErrorCodeSchema } from './errors.js';
+import { RunSchema, RunStatus, RunsFilterFields } from './run.js';
 
 /**
  * The live subscription protocol, shared by the WebSocket transport, SSE and
@@ -106,23 +106,24 @@ export function parseClientMessage(value: unknown): ReturnType<typeof ClientMess
 }
 
 /** Messages the server sends over WebSocket. */
-export type ServerMessage =
-  | { type: 'subscribed'; runId: string; after: number; seq: number; status: RunStatus }
-  /** One or more consecutive events of one run, in seq order. */
-  | { type: 'events'; runId: string; events: RunEvent[] }
-  /** The run's terminal event has been sent; the subscription is complete. */
-  | { type: 'end'; runId: string; status: RunStatus; seq: number }
-  | { type: 'subscribedRuns' }
-  | { type: 'pong' }
-  | { type: 'run'; change: 'created' | 'updated' | 'deleted'; run: Run }
-  | { type: 'error'; runId?: string; code: ErrorCode; message: string };
+export const ServerMessageSchema = z
+  .discriminatedUnion('type', [
+    z.object({ type: z.literal('subscribed'), runId: z.string(), after: z.number(), seq: z.number(), status: RunStatus }),
+    /** One or more consecutive events of one run, in seq order. */
+    z.object({ type: z.literal('events'), runId: z.string(), events: z.array(RunEventSchema) }),
+    /** The run's terminal event has been sent; the subscription is complete. */
+    z.object({ type: z.literal('end'), runId: z.string(), status: RunStatus, seq: z.number() }),
+    z.object({ type: z.literal('subscribedRuns') }),
+    z.object({ type: z.literal('pong') }),
+    z.object({ type: z.literal('run'), change: z.enum(['created', 'updated', 'deleted']), run: RunSchema }),
+    z.object({ type: z.literal('error'), runId: z.string().optional(), code: ErrorCodeSchema, message: z.string() }),
+  ])
+  .meta({ id: 'ServerMessage', description: 'A WebSocket message from the server' });
+export type ServerMessage = z.infer<typeof ServerMessageSchema>;
 
 /** SSE event names (the `event:` field); `data:` is JSON. */
 export const SSE_EVENTS = { event: 'run-event', end: 'end', error: 'error' } as const;
 
 /** What an `end` message carries (WS `end` frame without `type`, SSE `end` data). */
-export interface StreamEnd {
-  runId: string;
-  status: RunStatus;
-  seq: number;
-}
+export const StreamEndSchema = z.object({ runId: z.string(), status: RunStatus, seq: z.number() });
+export type StreamEnd = z.infer<typeof StreamEndSchema>;

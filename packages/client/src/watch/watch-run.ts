@@ -309,11 +309,11 @@ export class RunWatch implements AsyncIterable<RunEvent> {
   }
 
   private readEvents(after: number, signal: AbortSignal): Promise<ReadEventsResponse> {
-    return this.api.request<ReadEventsResponse>('readEvents', { params: { id: this.runId }, query: { after, limit: MAX_READ_LIMIT }, signal });
+    return this.api.request('readEvents', { params: { id: this.runId }, query: { after, limit: MAX_READ_LIMIT }, signal });
   }
 
   private getRun(signal?: AbortSignal): Promise<RunWithObservers> {
-    return this.api.request<RunWithObservers>('getRun', { params: { id: this.runId }, ...(signal ? { signal } : {}) });
+    return this.api.request('getRun', { params: { id: this.runId }, ...(signal ? { signal } : {}) });
   }
 
   private apply(events: RunEvent[]): void {

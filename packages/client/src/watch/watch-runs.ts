@@ -1,4 +1,4 @@
-import { RuntrailError, matchesStateFilter, type ListRunsResponse, type Run, type RunsFilter, type ServerMessage } from '@runtrail/protocol';
+import { RuntrailError, matchesStateFilter, type Run, type RunsFilter, type ServerMessage } from '@runtrail/protocol';
 import type { HttpApi } from '../http-api.js';
 import { isRetryable } from '../http-api.js';
 import { connectionSettings, type ConnectionSettings } from './connection.js';
@@ -155,7 +155,7 @@ export class RunsWatch {
   }
 
   private async fetchList(signal: AbortSignal): Promise<Run[]> {
-    const res = await this.api.request<ListRunsResponse>('listRuns', {
+    const res = await this.api.request('listRuns', {
       query: { ...this.filter(), limit: Math.min(this.options.limit ?? 100, 200) },
       signal,
     });

@@ -23,7 +23,7 @@ afterEach(async () => {
 });
 
 async function heartbeat(id: string): Promise<HeartbeatResponse> {
-  return client.api.request<HeartbeatResponse>('heartbeat', { params: { id }, body: {} });
+  return client.api.request('heartbeat', { params: { id }, body: {} });
 }
 
 describe('heartbeat and cancel', () => {
