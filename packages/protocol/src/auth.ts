@@ -68,16 +68,6 @@ export const WhoamiResponseSchema = z.object({ auth: z.boolean(), principal: Pri
 export type WhoamiResponse = z.infer<typeof WhoamiResponseSchema>;
 
 /**
- * Close codes of the WebSocket stream when its token stops being valid
- * (4000-4999 are the application's range; the last three digits echo HTTP):
- * - 4401: no token, an unknown or malformed one, or it expired or was revoked;
- * - 4403: the token is valid but may not hold this connection any more;
- * - 4429: the connection sent more messages than the server accepts per second.
- * SSE says the same with `event: error` and `data: {"code","message"}`, then ends.
- */
-export const WS_CLOSE = { unauthorized: 4401, forbidden: 4403, rateLimited: 4429 } as const;
-
-/**
  * A header every state-changing request of the SDKs carries. Browsers cannot
  * send it cross-site without a CORS preflight, so with it (or a JSON body, or
  * an Authorization header) the server knows a request is no forged form post.

@@ -16,7 +16,6 @@ export const errorStatus = {
   log_not_found: 404,
   run_already_terminal: 409,
   run_not_terminal: 409,
-  run_not_queued: 409,
   run_not_retryable: 409,
   idempotency_conflict: 409,
   event_id_conflict: 409,

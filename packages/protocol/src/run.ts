@@ -98,20 +98,26 @@ export const CreateRunBody = z.object({
 export type CreateRunBody = z.infer<typeof CreateRunBody>;
 
 /**
+ * One `key=value` label (the value may itself hold '='), as a filter pair or
+ * a CLI `--label` gives it; `what` names where it came from in the error.
+ */
+export function parseLabelPair(pair: string, what: string): [string, string] {
+  const at = pair.indexOf('=');
+  if (at <= 0) {
+    throw new RuntrailError('invalid_request', `${what} "${pair}" must be key=value`, {
+      issues: [{ path: 'label', message: 'must be key=value[,key=value]' }],
+    });
+  }
+  return [pair.slice(0, at), pair.slice(at + 1)];
+}
+
+/**
  * `key=value,key2=value2` -> pairs that must all match a run's labels. Used
  * by the runs list query and the live runs subscription alike.
  */
 export function parseLabelFilter(label: string | undefined): Array<[string, string]> {
   if (!label) return [];
-  return label.split(',').map((pair) => {
-    const at = pair.indexOf('=');
-    if (at <= 0) {
-      throw new RuntrailError('invalid_request', `label filter "${pair}" must be key=value`, {
-        issues: [{ path: 'label', message: 'must be key=value[,key=value]' }],
-      });
-    }
-    return [pair.slice(0, at), pair.slice(at + 1)] as [string, string];
-  });
+  return label.split(',').map((pair) => parseLabelPair(pair, 'label filter'));
 }
 
 export function matchesLabels(labels: Record<string, string>, pairs: Array<[string, string]>): boolean {

@@ -61,12 +61,23 @@ import { RunSchema, RunStatus, RunsFilterFields } from './run.js';
  * or it will reconnect (and be told `end` again).
  */
 
-/** WebSocket close codes the server sends (4000-4999 are the application's own). */
+/**
+ * Every WebSocket close code the server sends, in one table (4000-4999 are
+ * the application's own; for the auth ones the last three digits echo HTTP).
+ * SSE says the auth ones with `event: error` and `data: {"code","message"}`,
+ * then ends.
+ */
 export const STREAM_CLOSE_CODES = {
   /** The server is stopping (standard). */
   goingAway: 1001,
   /** The client kept sending while not reading what it was sent: its queue passed the bound. */
   sendBufferFull: 4008,
+  /** No token, an unknown or malformed one, or it expired or was revoked: final, do not reconnect. */
+  unauthorized: 4401,
+  /** The token is valid but may not hold this connection any more: final. */
+  forbidden: 4403,
+  /** The connection sent more messages than the server accepts per second. */
+  rateLimited: 4429,
 } as const;
 
 /** Bytes of replies a WebSocket may have queued beyond the server's sendBufferBytes. */

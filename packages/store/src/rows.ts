@@ -60,6 +60,29 @@ export const parse = <T>(text: string | null | undefined, fallback: T): T =>
 
 const flag = (value: number | boolean): boolean => value === true || value === 1;
 
+/** When a run's lease runs out and when its owner last showed it was alive. */
+export interface LeaseTimes {
+  leaseExpiresAt: number | null;
+  heartbeatAt: number | null;
+}
+
+/**
+ * A new run's lease: the producer that creates it holds it from the start;
+ * a queued run (executed by a worker) has none until a worker claims it.
+ */
+export function leaseOfNewRun(execute: boolean, now: number, ttlMs: number): LeaseTimes {
+  return execute ? { leaseExpiresAt: null, heartbeatAt: null } : { leaseExpiresAt: now + ttlMs, heartbeatAt: now };
+}
+
+/**
+ * The lease after an append at `now`: any append renews a running run's
+ * lease (unless it asked not to, `renew` false); an ended run holds none.
+ */
+export function leaseAfterAppend(status: RunStatus, held: LeaseTimes, ttlMs: number, now: number, renew: boolean): LeaseTimes {
+  if (status !== 'running') return { leaseExpiresAt: null, heartbeatAt: held.heartbeatAt };
+  return renew ? { leaseExpiresAt: now + ttlMs, heartbeatAt: now } : held;
+}
+
 export function rowToRun(row: RunRow, snapshot: Snapshot | undefined): Run {
   return {
     id: row.id,

@@ -4,8 +4,8 @@ import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import WebSocket from 'ws';
 import { RuntrailClient, watchRun, type RunHandle, type WebSocketConstructor } from '@runtrail/client';
-import { ProcessStartError, collectArtifacts, failureMessage, folderState, handleSink, runEnvironment, spawnProcess, type ProcessResult } from '@runtrail/client/node';
-import { OUTPUT_LOG_ARTIFACT, RuntrailError, dashboardRunPath, dataRecord, type Run } from '@runtrail/protocol';
+import { DEFAULT_KILL_GRACE_MS, ProcessStartError, collectArtifacts, failureMessage, folderState, handleSink, runEnvironment, spawnProcess, type ProcessResult } from '@runtrail/client/node';
+import { DEFAULT_LEASE_TTL_MS, OUTPUT_LOG_ARTIFACT, RuntrailError, dashboardRunPath, dataRecord, parseLabelPair, type Run } from '@runtrail/protocol';
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
 import { resolveServer } from '../options.js';
 import { LiveLine, statusLine } from '../watch-line.js';
@@ -43,8 +43,8 @@ export function registerExec(program: Command): void {
     .option('--name <name>', 'run name (default: the command name)')
     .option('--timeout <ms>', 'stop the command (SIGTERM to its process group, then SIGKILL) after this long')
     .option('--idle-timeout <ms>', 'stop it after this long without any output')
-    .option('--kill-grace <ms>', 'time between SIGTERM and SIGKILL', '5000')
-    .option('--lease-ttl <ms>', "the run's lease: if this process dies, the run ends orphaned this long after", '30000')
+    .option('--kill-grace <ms>', 'time between SIGTERM and SIGKILL', String(DEFAULT_KILL_GRACE_MS))
+    .option('--lease-ttl <ms>', "the run's lease: if this process dies, the run ends orphaned this long after", String(DEFAULT_LEASE_TTL_MS))
     .option('--label <k=v>', 'a label of the run (repeatable)', collect, [])
     .option('--data-dir <dir>', "when no server answers and exec runs embedded: its data dir (env RUNTRAIL_DATA_DIR; default ./.runtrail, serve's)")
     .option('--log-file <path>', "also write the command's whole output here, unthrottled (default with an embedded server and a data dir: <data-dir>/logs/<run id>.log)")
@@ -75,7 +75,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       name: flags.name ?? basename(command),
       input: { command, args, cwd: process.cwd() },
       labels: parseLabels(flags.label ?? []),
-      leaseTtlMs: positive(flags.leaseTtl, '--lease-ttl') ?? 30_000,
+      ...optional('leaseTtlMs', positive(flags.leaseTtl, '--lease-ttl')),
     });
     say(`run ${run.id} on ${url}`);
     // An embedded server's page lasts as long as this command; `runtrail serve` in its data dir shows the run after.
@@ -124,7 +124,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
           if (badLines === BAD_LINES_SHOWN + 1) say(`more malformed ::runtrail:: lines are only in the run's log`);
         },
         ...(logFile ? { logFile } : {}),
-        killGraceMs: positive(flags.killGrace, '--kill-grace') ?? 5_000,
+        ...optional('killGraceMs', positive(flags.killGrace, '--kill-grace')),
         ...optional('timeoutMs', positive(flags.timeout, '--timeout')),
         ...optional('idleTimeoutMs', positive(flags.idleTimeout, '--idle-timeout')),
       });
@@ -267,9 +267,8 @@ function parseLabels(pairs: string[]): Record<string, string> {
   // A label key is data: "__proto__" must be a key, not a new prototype.
   const labels = dataRecord<string>();
   for (const pair of pairs) {
-    const at = pair.indexOf('=');
-    if (at <= 0) throw new RuntrailError('invalid_request', `--label ${pair} must be key=value`);
-    labels[pair.slice(0, at)] = pair.slice(at + 1);
+    const [key, value] = parseLabelPair(pair, '--label');
+    labels[key] = value;
   }
   return labels;
 }

@@ -1,4 +1,5 @@
 export {
+  DEFAULT_KILL_GRACE_MS,
   runProcess,
   spawnProcess,
   ProcessStartError,

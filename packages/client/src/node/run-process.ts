@@ -17,6 +17,9 @@ export interface ProcessSink {
 
 export type OutputStream = 'stdout' | 'stderr';
 
+/** How long a stopped process group has between SIGTERM and SIGKILL, unless told otherwise. */
+export const DEFAULT_KILL_GRACE_MS = 5_000;
+
 export interface RunProcessOptions {
   sink?: ProcessSink;
   cwd?: string;
@@ -26,7 +29,7 @@ export interface RunProcessOptions {
   timeoutMs?: number;
   /** Longest time allowed without a byte of output on stdout or stderr. */
   idleTimeoutMs?: number;
-  /** After SIGTERM, how long the group has to exit before SIGKILL (default 5 s). */
+  /** After SIGTERM, how long the group has to exit before SIGKILL (default DEFAULT_KILL_GRACE_MS). */
   killGraceMs?: number;
   /** Aborting stops the process the same way a timeout does. */
   signal?: AbortSignal;
@@ -139,7 +142,7 @@ export function runProcess(command: string, args: string[], options: RunProcessO
 export function spawnProcess(command: string, args: string[], options: RunProcessOptions = {}): RunningProcess {
   const commandLine = [command, ...args].map(quote).join(' ');
   const sink = options.sink;
-  const killGraceMs = options.killGraceMs ?? 5_000;
+  const killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   const maxPerSecond = options.maxLogLinesPerSecond ?? 100;
   const recordMeta = options.recordMeta !== false;
   const started = Date.now();

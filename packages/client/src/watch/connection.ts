@@ -1,4 +1,4 @@
-import { RuntrailError, WS_CLOSE } from '@runtrail/protocol';
+import { RuntrailError, STREAM_CLOSE_CODES } from '@runtrail/protocol';
 import type { BackoffOptions } from '../backoff.js';
 import { systemClock, type Clock } from '../clock.js';
 import { HttpApi, authHeaders } from '../http-api.js';
@@ -59,7 +59,7 @@ export function connectionSettings(options: WatchConnectionOptions): ConnectionS
 
 /** The server closed the WebSocket because of the token (4401/4403): an error no reconnect can fix; else null. */
 export function closeError(event: { code?: number; reason?: string }): RuntrailError | null {
-  if (event.code === WS_CLOSE.unauthorized) return new RuntrailError('unauthorized', event.reason || 'the token is not valid');
-  if (event.code === WS_CLOSE.forbidden) return new RuntrailError('forbidden', event.reason || 'the token may not do this');
+  if (event.code === STREAM_CLOSE_CODES.unauthorized) return new RuntrailError('unauthorized', event.reason || 'the token is not valid');
+  if (event.code === STREAM_CLOSE_CODES.forbidden) return new RuntrailError('forbidden', event.reason || 'the token may not do this');
   return null;
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { WS_CLOSE, type CreatedToken } from '@runtrail/protocol';
+import { STREAM_CLOSE_CODES, type CreatedToken } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '../start.js';
 import { testScope, waitFor } from '../stream/stream.test-kit.js';
 import { call, readSse, streamUrl, TestSocket } from './security.test-kit.js';
@@ -154,7 +154,7 @@ describe('stream auth', () => {
     for (const query of ['', '?token=nope']) {
       const ws = new TestSocket(streamUrl(s, query));
       await ws.settled;
-      expect(ws.closeCode, query).toBe(WS_CLOSE.unauthorized);
+      expect(ws.closeCode, query).toBe(STREAM_CLOSE_CODES.unauthorized);
     }
   });
 
@@ -168,7 +168,7 @@ describe('stream auth', () => {
     ws.send({ op: 'subscribe', runId, after: 0 });
     const sse = readSse(s, `/api/v1/runs/${runId}/stream?token=${token}`, {}, () => false);
     await ws.settled;
-    expect(ws.closeCode).toBe(WS_CLOSE.unauthorized);
+    expect(ws.closeCode).toBe(STREAM_CLOSE_CODES.unauthorized);
     expect(ws.closeReason).toMatch(/expired/);
     const ended = await sse;
     expect(ended.ended).toBe(true);
@@ -186,7 +186,7 @@ describe('stream auth', () => {
     expect(await keep.opened()).toBe(true);
     await call(s, 'DELETE', `/api/v1/tokens/${viewer.id}`, { token: ADMIN });
     await ws.settled;
-    expect(ws.closeCode).toBe(WS_CLOSE.unauthorized);
+    expect(ws.closeCode).toBe(STREAM_CLOSE_CODES.unauthorized);
     expect(ws.closeReason).toMatch(/revoked/);
     expect(keep.closeCode).toBeNull();
   });
@@ -214,7 +214,7 @@ describe('stream auth', () => {
       what: 'node b to refuse the revoked token',
     });
     await ws.settled;
-    expect(ws.closeCode).toBe(WS_CLOSE.unauthorized);
+    expect(ws.closeCode).toBe(STREAM_CLOSE_CODES.unauthorized);
     expect(Date.now() - revokedAt).toBeLessThan(5000);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WS_CLOSE } from '@runtrail/protocol';
+import { STREAM_CLOSE_CODES } from '@runtrail/protocol';
 import { SqliteRunStore } from '@runtrail/store';
 import { buildApp } from '../app.js';
 import { loadConfig, type ServerConfigInput } from '../config.js';
@@ -83,7 +83,7 @@ describe('limits', () => {
     // The clock stands still: the bucket of 2 s worth (10 messages) does not refill.
     for (let i = 0; i < 20; i++) ws.send({ op: 'ping' });
     await ws.settled;
-    expect(ws.closeCode).toBe(WS_CLOSE.rateLimited);
+    expect(ws.closeCode).toBe(STREAM_CLOSE_CODES.rateLimited);
     expect(ws.closeReason).toMatch(/messages per second/);
   });
 
@@ -98,7 +98,7 @@ describe('limits', () => {
     // Same token again: over its 1.
     const sameToken = new TestSocket(streamUrl(s), { authorization: `Bearer ${admin}` });
     await sameToken.settled;
-    expect(sameToken.closeCode).toBe(WS_CLOSE.rateLimited);
+    expect(sameToken.closeCode).toBe(STREAM_CLOSE_CODES.rateLimited);
     const second = new TestSocket(streamUrl(s), { authorization: `Bearer ${viewer}` });
     cleanups.push(() => second.close());
     expect(await second.opened()).toBe(true);

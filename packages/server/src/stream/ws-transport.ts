@@ -8,7 +8,6 @@ import {
   STREAM_REPLY_ALLOWANCE_BYTES,
   parseClientMessage,
   parseLabelFilter,
-  WS_CLOSE,
   runNotFound,
   type ServerMessage,
 } from '@runtrail/protocol';
@@ -88,7 +87,7 @@ export class WsConnection implements StreamConnection {
   }
 
   revoke(why: Exclude<Validity, 'valid'>): void {
-    this.ws.close(WS_CLOSE.unauthorized, why === 'expired' ? 'token expired' : 'token revoked');
+    this.ws.close(STREAM_CLOSE_CODES.unauthorized, why === 'expired' ? 'token expired' : 'token revoked');
     this.cleanup();
   }
 
@@ -169,7 +168,7 @@ export class WsConnection implements StreamConnection {
     if (this.outlet.closed) return;
     if (this.messages.take('messages', 1) > 0) {
       const max = this.deps.limits.wsMessagesPerSecond;
-      this.ws.close(WS_CLOSE.rateLimited, `more than ${max} messages per second`);
+      this.ws.close(STREAM_CLOSE_CODES.rateLimited, `more than ${max} messages per second`);
       this.cleanup();
       return;
     }
@@ -324,7 +323,7 @@ export function createWsServer(deps: StreamDeps, onConnection: (ws: WebSocket, s
         try {
           admission = gate.admit(principal, ip);
         } catch (err) {
-          wss.handleUpgrade(request, socket, head, (ws) => ws.close(WS_CLOSE.rateLimited, (err as Error).message.slice(0, 120)));
+          wss.handleUpgrade(request, socket, head, (ws) => ws.close(STREAM_CLOSE_CODES.rateLimited, (err as Error).message.slice(0, 120)));
           return;
         }
         wss.handleUpgrade(request, socket, head, (ws) => onConnection(ws, socket, admission));
@@ -336,7 +335,7 @@ export function createWsServer(deps: StreamDeps, onConnection: (ws: WebSocket, s
           refuseUpgrade(socket, new RuntrailError('unavailable', 'could not check the token; try again'));
           return;
         }
-        wss.handleUpgrade(request, socket, head, (ws) => ws.close(WS_CLOSE.unauthorized, err.message.slice(0, 120)));
+        wss.handleUpgrade(request, socket, head, (ws) => ws.close(STREAM_CLOSE_CODES.unauthorized, err.message.slice(0, 120)));
       },
     );
   };

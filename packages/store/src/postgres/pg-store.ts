@@ -45,6 +45,8 @@ import {
   type ArtifactRow,
   type EventRow,
   type RunRow as BaseRunRow,
+  leaseAfterAppend,
+  leaseOfNewRun,
 } from '../rows.js';
 import { migrations } from './migrations.js';
 import { eventJson, type EventText } from '../event-text.js';
@@ -248,6 +250,7 @@ export class PgRunStore implements SharedRunStore {
         }
       }
       const execute = record.execute === true;
+      const lease = leaseOfNewRun(execute, record.now, record.leaseTtlMs);
       const owner = execute ? null : (record.owner ?? null);
       const values = [
         record.id,
@@ -264,8 +267,8 @@ export class PgRunStore implements SharedRunStore {
         owner?.node ?? null,
         owner?.kind ?? null,
         record.leaseTtlMs,
-        execute ? null : record.now + record.leaseTtlMs,
-        execute ? null : record.now,
+        lease.leaseExpiresAt,
+        lease.heartbeatAt,
         record.timeoutMs ?? null,
         record.stallTimeoutMs ?? null,
         record.failOnStall === true,
@@ -905,8 +908,7 @@ function foldAppend(
     }
   }
   if (appended.length === 0 && !options.owner) return { state: {}, seqs, appended };
-  const live = status === 'running';
-  const renew = live && options.renewLease !== false;
+  const lease = leaseAfterAppend(status, state, state.row.lease_ttl_ms, options.now, options.renewLease !== false);
   return {
     state: {
       seq,
@@ -917,9 +919,7 @@ function foldAppend(
       error,
       output,
       cancelRequestedAt,
-      // Any append renews the lease of a live run; an ended run holds none.
-      leaseExpiresAt: renew ? options.now + state.row.lease_ttl_ms : live ? state.leaseExpiresAt : null,
-      heartbeatAt: renew ? options.now : state.heartbeatAt,
+      ...lease,
       owner: options.owner ? JSON.stringify(options.owner) : state.owner,
       dirty: true,
     },

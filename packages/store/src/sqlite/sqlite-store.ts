@@ -47,6 +47,8 @@ import {
   type ArtifactRow,
   type EventRow,
   type RunRow,
+  leaseAfterAppend,
+  leaseOfNewRun,
 } from '../rows.js';
 import { migrations } from './migrations.js';
 import { eventJson, type EventText } from '../event-text.js';
@@ -255,6 +257,7 @@ export class SqliteRunStore implements RunStore {
         throw runNotFound(record.parentId, 'parent');
       }
       const execute = record.execute === true;
+      const lease = leaseOfNewRun(execute, record.now, record.leaseTtlMs);
       const owner = execute ? null : (record.owner ?? null);
       const row = {
         id: record.id,
@@ -271,8 +274,8 @@ export class SqliteRunStore implements RunStore {
         owner_node: owner?.node ?? null,
         owner_kind: owner?.kind ?? null,
         lease_ttl_ms: record.leaseTtlMs,
-        lease_expires_at: execute ? null : record.now + record.leaseTtlMs,
-        heartbeat_at: execute ? null : record.now,
+        lease_expires_at: lease.leaseExpiresAt,
+        heartbeat_at: lease.heartbeatAt,
         timeout_ms: record.timeoutMs ?? null,
         stall_timeout_ms: record.stallTimeoutMs ?? null,
         fail_on_stall: record.failOnStall ? 1 : 0,
@@ -478,9 +481,15 @@ export class SqliteRunStore implements RunStore {
       }
     }
 
-    if (appended.length > 0 || options.owner) {
-      const live = status === 'running';
-      const renew = live && options.renewLease !== false;
+    const written = appended.length > 0 || options.owner !== undefined;
+    const lease = leaseAfterAppend(
+      status,
+      { leaseExpiresAt: row.lease_expires_at, heartbeatAt: row.heartbeat_at },
+      row.lease_ttl_ms,
+      options.now,
+      options.renewLease !== false,
+    );
+    if (written) {
       const owner = options.owner;
       this.stmt.updateAfterAppend.run({
         id: runId,
@@ -491,9 +500,8 @@ export class SqliteRunStore implements RunStore {
         finished_at: finishedAt,
         error,
         output,
-        // Any append renews the lease of a live run; an ended run holds none.
-        lease_expires_at: renew ? options.now + row.lease_ttl_ms : live ? row.lease_expires_at : null,
-        heartbeat_at: renew ? options.now : row.heartbeat_at,
+        lease_expires_at: lease.leaseExpiresAt,
+        heartbeat_at: lease.heartbeatAt,
         owner: owner ? JSON.stringify(owner) : row.owner,
         owner_node: owner ? owner.node : ownerField(row.owner, 'node'),
         owner_kind: owner ? owner.kind : ownerField(row.owner, 'kind'),
@@ -505,17 +513,11 @@ export class SqliteRunStore implements RunStore {
     }
     const run = this.toRun({ ...row, seq, status, started_at: startedAt, finished_at: finishedAt, error, output }, snapshot);
     // Watchers are pushed this run: it must be what was just written, owner included.
-    if (appended.length > 0 || options.owner) {
+    if (written) {
       if (options.owner) run.owner = options.owner;
       run.cancelRequestedAt = cancelRequestedAt;
-      if (status === 'running') {
-        if (options.renewLease !== false) {
-          run.leaseExpiresAt = options.now + row.lease_ttl_ms;
-          run.heartbeatAt = options.now;
-        }
-      } else {
-        run.leaseExpiresAt = null;
-      }
+      run.leaseExpiresAt = lease.leaseExpiresAt;
+      run.heartbeatAt = lease.heartbeatAt;
     }
     return { seq, seqs, appended, appendedText, run };
   }
