@@ -36,20 +36,25 @@ export function formatTime(ts: number | null): string {
 }
 
 /**
- * Remaining time at the average rate so far; null until there is a rate to
- * speak of (an ETA from one data point jumps around more than it helps).
+ * A number with the precision a reader can use: integers whole, large values
+ * with one decimal, small ones with three significant digits (0.000123, not
+ * 0.0001 or 0.00012345678).
  */
-export function estimateEta(
-  progress: { done: number; total: number | null; updatedAt: number } | null,
-  startedAt: number | null,
-): number | null {
-  if (!progress || progress.total === null || startedAt === null) return null;
-  const elapsed = progress.updatedAt - startedAt;
-  if (progress.done <= 0 || elapsed <= 0) return null;
-  const remaining = Math.max(0, progress.total - progress.done);
-  return (remaining / progress.done) * elapsed;
+export function formatNumber(n: number): string {
+  if (Number.isInteger(n)) return n.toLocaleString();
+  const abs = Math.abs(n);
+  if (abs >= 1000) return n.toLocaleString(undefined, { maximumFractionDigits: 1 });
+  if (abs >= 1) return n.toLocaleString(undefined, { maximumFractionDigits: 3 });
+  return n.toLocaleString(undefined, { maximumSignificantDigits: 3 });
 }
 
-export function formatNumber(n: number): string {
-  return Number.isInteger(n) ? n.toLocaleString() : n.toLocaleString(undefined, { maximumFractionDigits: 4 });
+/**
+ * An axis tick: as many decimals as the spacing between ticks needs (ticks
+ * 0.05 apart read 0.10, 0.15, not 0.1, 0.15000000000000002), and millions
+ * and up in compact form (1.2M) so they fit beside the plot.
+ */
+export function formatTick(value: number, increment: number): string {
+  if (Math.abs(value) >= 1e6) return value.toLocaleString(undefined, { notation: 'compact', maximumFractionDigits: 1 });
+  const decimals = increment > 0 ? Math.min(10, Math.max(0, Math.ceil(-Math.log10(increment) - 1e-9))) : 0;
+  return value.toLocaleString(undefined, { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
 }

@@ -2,7 +2,9 @@ import { useState } from 'react';
 
 /**
  * A destructive action asks once more in place (no browser dialog, so it is
- * styled, keyboard-reachable and testable like the rest of the page).
+ * styled, keyboard-reachable and testable like the rest of the page). With
+ * `reasonLabel` it also offers a text field, whose text `onConfirm` gets
+ * (e.g. why a run was cancelled, shown to everyone who looks at it later).
  */
 export function ConfirmButton({
   label,
@@ -11,16 +13,19 @@ export function ConfirmButton({
   onConfirm,
   disabled,
   danger,
+  reasonLabel,
 }: {
   label: string;
   question: string;
   confirmLabel: string;
-  onConfirm: () => Promise<void>;
+  onConfirm: (reason: string) => Promise<void>;
   disabled?: boolean;
   danger?: boolean;
+  reasonLabel?: string;
 }) {
   const [asking, setAsking] = useState(false);
   const [busy, setBusy] = useState(false);
+  const [reason, setReason] = useState('');
   if (!asking) {
     return (
       <button type="button" className={danger ? 'danger' : undefined} disabled={disabled} onClick={() => setAsking(true)}>
@@ -31,16 +36,28 @@ export function ConfirmButton({
   return (
     <span className="confirm" role="group" aria-label={question}>
       <span>{question}</span>
+      {reasonLabel !== undefined && (
+        <input
+          type="text"
+          className="confirm-reason"
+          aria-label={reasonLabel}
+          placeholder={reasonLabel}
+          maxLength={8192}
+          value={reason}
+          onChange={(e) => setReason(e.target.value)}
+        />
+      )}
       <button
         type="button"
         className="danger"
         disabled={busy}
-        autoFocus
+        autoFocus={reasonLabel === undefined}
         onClick={() => {
           setBusy(true);
-          onConfirm().finally(() => {
+          onConfirm(reason.trim()).finally(() => {
             setBusy(false);
             setAsking(false);
+            setReason('');
           });
         }}
       >

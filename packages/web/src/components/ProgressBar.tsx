@@ -1,12 +1,19 @@
-/** A native <progress> keeps the role and value readable by assistive tech. */
-export function ProgressBar({ percent, label }: { percent: number | null; label: string }) {
+import type { RunStatus } from '@runtrail/protocol';
+
+/**
+ * A native <progress> keeps the role and value readable by assistive tech.
+ * Its colour follows the run's status (`progress-failed`, …): a failed or
+ * cancelled run must not draw a bar in the colour of one under way.
+ */
+export function ProgressBar({ percent, label, status = 'running' }: { percent: number | null; label: string; status?: RunStatus }) {
+  const className = `progress progress-${status}`;
   if (percent === null) {
-    return <progress className="progress" aria-label={label} />;
+    return <progress className={className} aria-label={label} />;
   }
   const value = Math.round(percent * 10) / 10;
   return (
     <span className="progress-wrap">
-      <progress className="progress" aria-label={label} max={100} value={value} />
+      <progress className={className} aria-label={label} max={100} value={value} />
       <span className="progress-text">{Math.floor(value)}%</span>
     </span>
   );

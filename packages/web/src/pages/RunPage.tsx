@@ -11,9 +11,11 @@ import { Counters } from './run/Counters.js';
 import { InFlight } from './run/InFlight.js';
 import { LastErrorPanel } from './run/LastErrorPanel.js';
 import { Metrics } from './run/Metrics.js';
-import { Phases } from './run/Phases.js';
 import { ProgressPanel } from './run/ProgressPanel.js';
 import { RunHeader } from './run/RunHeader.js';
+import { Timeline } from './run/Timeline.js';
+import { useChildRuns } from './run/use-child-runs.js';
+import { useDocumentTitle } from './run/use-document-title.js';
 import { useObservers } from './run/use-observers.js';
 
 /**
@@ -24,8 +26,11 @@ export function RunPage({ id }: { id: string }) {
   const { run, snapshot, events, connection, error } = useRun(id);
   const live = run !== null && !isTerminalStatus(run.status) && !snapshot.terminal;
   const now = useNow(live);
-  const observers = useObservers(id, live);
+  const observers = useObservers(id, live, connection);
   const access = useAccess();
+  const children = useChildRuns(id, access.canList);
+  const shownStatus = snapshot.terminal?.status ?? run?.status;
+  useDocumentTitle(run ? `${run.name} · ${shownStatus} · runtrail` : `run ${id} · runtrail`);
 
   if (!run) {
     return (
@@ -59,19 +64,19 @@ export function RunPage({ id }: { id: string }) {
       <p className="crumbs">
         <Link href="/">← All runs</Link>
       </p>
-      <RunHeader run={run} snapshot={s} status={status} runError={runError} finishedAt={finishedAt} now={now} connection={connection} observers={observers} />
+      <RunHeader run={run} snapshot={s} events={events} status={status} runError={runError} finishedAt={finishedAt} now={now} connection={connection} observers={observers} />
 
       <div className="grid">
         <Counters snapshot={s} />
-        <ProgressPanel snapshot={s} startedAt={run.startedAt} />
+        <ProgressPanel snapshot={s} events={events} status={status} startedAt={run.startedAt} now={now} />
       </div>
       <div className="grid">
         <InFlight snapshot={s} now={now} />
         <LastErrorPanel lastError={s.lastError} />
       </div>
-      <Phases snapshot={s} now={now} />
-      <Metrics snapshot={s} />
-      {access.canList && <ChildRuns parentId={run.id} />}
+      <Timeline run={run} snapshot={s} events={events} children={children} finishedAt={finishedAt} now={now} />
+      <Metrics snapshot={s} events={events} children={children} />
+      <ChildRuns children={children} now={now} />
       <Artifacts artifacts={s.artifacts} />
       <EventLog events={events} />
     </main>

@@ -187,7 +187,7 @@ describe('the dashboard in a real browser', () => {
         body: JSON.stringify({ name: 'experiment-1', parentId: second }),
       })
     ).json()) as ApiRun;
-    const childItem = page.locator('.children li').filter({ hasText: 'experiment-1' });
+    const childItem = page.locator('.children-table tbody tr').filter({ hasText: 'experiment-1' });
     await childItem.waitFor();
     const finished = await fetch(`${server!.url}/api/v1/runs/${child.id}/finish`, {
       method: 'POST',

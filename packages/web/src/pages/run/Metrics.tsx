@@ -1,17 +1,112 @@
-import type { Snapshot } from '@runtrail/protocol';
+import { useMemo, useState } from 'react';
+import type { Run, RunEvent, Snapshot } from '@runtrail/protocol';
+import { LineChart, type ChartX } from '../../components/LineChart.js';
 import { MetricChart } from '../../components/MetricChart.js';
+import { formatNumber } from '../../format.js';
+import { childLabel, childMetricNames, metricPoints, seriesPerChild, toSeries } from './metric-series.js';
+import './run-insights.css';
 
-export function Metrics({ snapshot }: { snapshot: Snapshot }) {
-  const names = Object.keys(snapshot.metrics).sort();
-  if (names.length === 0) return null;
+/**
+ * The run's metrics over step or time, one chart each or overlaid in one;
+ * on a parent run, a metric compared across its children (an objective
+ * per experiment).
+ */
+export function Metrics({ snapshot, events, children }: { snapshot: Snapshot; events: readonly RunEvent[]; children: readonly Run[] }) {
+  const [x, setX] = useState<ChartX>('step');
+  const [overlay, setOverlay] = useState(false);
+  const names = useMemo(() => Object.keys(snapshot.metrics).sort(), [snapshot.metrics]);
+  const points = useMemo(() => metricPoints(events, snapshot), [events, snapshot]);
+  const series = useMemo(() => names.map((name) => toSeries(name, points.get(name) ?? [], x)), [names, points, x]);
+  const compared = childMetricNames(children);
+  if (names.length === 0 && compared.length === 0) return null;
   return (
     <section className="panel" aria-labelledby="metrics-title">
-      <h2 id="metrics-title">Metrics</h2>
-      <div className="metrics">
-        {names.map((name) => (
-          <MetricChart key={name} name={name} metric={snapshot.metrics[name]!} />
-        ))}
+      <div className="panel-head">
+        <h2 id="metrics-title">Metrics</h2>
+        {names.length > 0 && (
+          <div className="chart-controls">
+            <fieldset className="segmented">
+              <legend>x axis</legend>
+              {(['step', 'time'] as const).map((kind) => (
+                <label key={kind}>
+                  <input type="radio" name="metrics-x" value={kind} checked={x === kind} onChange={() => setX(kind)} /> {kind}
+                </label>
+              ))}
+            </fieldset>
+            {names.length > 1 && (
+              <label>
+                <input type="checkbox" checked={overlay} onChange={(e) => setOverlay(e.target.checked)} /> overlay
+              </label>
+            )}
+          </div>
+        )}
       </div>
+      {names.length > 0 &&
+        (overlay && names.length > 1 ? (
+          <figure className="metric" aria-label="metrics overlaid">
+            <LineChart series={series} x={x} height={220} label={`chart of ${names.join(', ')} over ${x}`} />
+          </figure>
+        ) : (
+          <div className="metrics">
+            {names.map((name, i) => (
+              <MetricChart key={name} name={name} metric={snapshot.metrics[name]!} series={series[i]!} x={x} />
+            ))}
+          </div>
+        ))}
+      {compared.length > 0 && <ChildrenComparison children={children} names={compared} />}
     </section>
+  );
+}
+
+function ChildrenComparison({ children, names }: { children: readonly Run[]; names: string[] }) {
+  const [chosen, setChosen] = useState<string | null>(null);
+  const name = chosen !== null && names.includes(chosen) ? chosen : names[0]!;
+  const series = useMemo(() => seriesPerChild(children, name), [children, name]);
+  return (
+    <figure className="metric compare" aria-label="metric per child run">
+      <figcaption>
+        <label>
+          <strong>Compare across child runs: </strong>
+          <select aria-label="metric to compare across child runs" value={name} onChange={(e) => setChosen(e.target.value)}>
+            {names.map((n) => (
+              <option key={n} value={n}>
+                {n}
+              </option>
+            ))}
+          </select>
+        </label>
+        <span className="muted">{series.length} child runs</span>
+      </figcaption>
+      <LastValueBars children={children} name={name} />
+      {series.some((s) => s.points.length > 1) && (
+        <LineChart series={series} x="step" height={220} label={`chart of ${name} per child run over step`} />
+      )}
+    </figure>
+  );
+}
+
+/** Each child's latest value of the metric as a bar: the comparison an autotune reader wants first. */
+function LastValueBars({ children, name }: { children: readonly Run[]; name: string }) {
+  const rows = children.flatMap((child) =>
+    Object.hasOwn(child.snapshot.metrics, name) ? [{ child, value: child.snapshot.metrics[name]!.last }] : [],
+  );
+  const low = Math.min(0, ...rows.map((r) => r.value));
+  const high = Math.max(0, ...rows.map((r) => r.value));
+  const span = high - low || 1;
+  return (
+    <ol className="value-bars" aria-label={`latest ${name} per child run`}>
+      {rows.map(({ child, value }) => (
+        <li key={child.id} data-run-id={child.id}>
+          <span className="value-bar-name">{childLabel(child, children)}</span>
+          <span className="value-bar-track">
+            <span
+              className="value-bar"
+              style={{ left: `${((Math.min(0, value) - low) / span) * 100}%`, width: `${(Math.abs(value) / span) * 100}%` }}
+            />
+          </span>
+          <span className="value-bar-value">{formatNumber(value)}</span>
+        </li>
+      ))}
+    </ol>
   );
 }

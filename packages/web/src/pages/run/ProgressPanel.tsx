@@ -1,21 +1,42 @@
-import type { Snapshot } from '@runtrail/protocol';
+import { useMemo } from 'react';
+import type { RunEvent, RunStatus, Snapshot } from '@runtrail/protocol';
 import { ProgressBar } from '../../components/ProgressBar.js';
-import { estimateEta, formatDuration, formatNumber } from '../../format.js';
+import { formatDuration, formatNumber } from '../../format.js';
+import { estimateProgress, progressSamples } from '../../progress-estimate.js';
 
-export function ProgressPanel({ snapshot, startedAt }: { snapshot: Snapshot; startedAt: number | null }) {
+export function ProgressPanel({
+  snapshot,
+  events,
+  status,
+  startedAt,
+  now,
+}: {
+  snapshot: Snapshot;
+  events: readonly RunEvent[];
+  status: RunStatus;
+  startedAt: number | null;
+  now: number;
+}) {
   const p = snapshot.progress;
-  const eta = snapshot.terminal ? null : estimateEta(p, startedAt);
+  const samples = useMemo(() => progressSamples(events, snapshot, startedAt), [events, snapshot, startedAt]);
+  const estimate = snapshot.terminal || !p ? null : estimateProgress({ samples, total: p.total, now, stalledSince: snapshot.stalled?.at ?? null });
   return (
     <section className="panel" aria-labelledby="progress-title">
       <h2 id="progress-title">Progress</h2>
       {p ? (
         <>
-          <ProgressBar percent={p.percent} label="run progress" />
+          <ProgressBar percent={p.percent} label="run progress" status={status} />
           <p>
             <span data-testid="progress-done">{formatNumber(p.done)}</span>
             {p.total !== null && ` of ${formatNumber(p.total)}`}
             {p.percent !== null && ` (${p.percent.toFixed(1)}%)`}
-            {eta !== null && <span data-testid="eta"> · about {formatDuration(eta)} left</span>}
+            {estimate?.kind === 'eta' && <span data-testid="eta"> · about {formatDuration(estimate.remainingMs)} left</span>}
+            {estimate?.kind === 'stalled' && (
+              <span data-testid="eta" className="warn-text">
+                {' '}
+                · stalled: no progress for {formatDuration(estimate.sinceMs)}
+              </span>
+            )}
           </p>
           {p.message && <p className="muted">{p.message}</p>}
         </>

@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import type { ConnectionState } from '@runtrail/client/react';
-import { dashboardRunPath, isTerminalStatus, type Run, type RunError, type RunStatus, type Snapshot } from '@runtrail/protocol';
+import { dashboardRunPath, isTerminalStatus, type Run, type RunError, type RunEvent, type RunStatus, type Snapshot } from '@runtrail/protocol';
 import { cannotText, useAccess } from '../../access.js';
 import { client, messageOf } from '../../client.js';
 import { ConfirmButton } from '../../components/ConfirmButton.js';
@@ -8,11 +8,14 @@ import { ConnectionIndicator } from '../../components/ConnectionIndicator.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
 import { formatDuration, formatTime } from '../../format.js';
 import { Link, navigate } from '../../router.js';
+import { lastCancelRequest } from './cancel-request.js';
 import { RunErrorBox } from './RunErrorBox.js';
 
 export interface RunHeaderProps {
   run: Run;
   snapshot: Snapshot;
+  /** The events the page holds (the cancel reason is read from them). */
+  events: readonly RunEvent[];
   /** The status to show (the snapshot's terminal status as soon as it is known). */
   status: RunStatus;
   runError: RunError | null;
@@ -23,10 +26,11 @@ export interface RunHeaderProps {
 }
 
 /** The run's name, status, timings, error and its actions (cancel, retry, delete). */
-export function RunHeader({ run, snapshot: s, status, runError, finishedAt, now, connection, observers }: RunHeaderProps) {
+export function RunHeader({ run, snapshot: s, events, status, runError, finishedAt, now, connection, observers }: RunHeaderProps) {
   const [actionError, setActionError] = useState<string | null>(null);
   const access = useAccess();
   const terminal = isTerminalStatus(status);
+  const cancel = lastCancelRequest(events);
   const act = (what: string, action: () => Promise<void>) => async () => {
     setActionError(null);
     try {
@@ -90,10 +94,16 @@ export function RunHeader({ run, snapshot: s, status, runError, finishedAt, now,
       </dl>
       <RunErrorBox error={runError} />
       {s.cancelRequested && !terminal && <p className="note">Cancel requested; waiting for the run to stop.</p>}
+      {cancel?.reason && cancel.reason !== runError?.message && (
+        <p className="note" data-testid="cancel-reason">
+          Cancel reason: <q>{cancel.reason}</q> <span className="muted">(asked at {formatTime(cancel.at)})</span>
+        </p>
+      )}
       {s.stalled && (
-        <p className="note warn" role="status">
-          Stalled: no progress for {formatDuration(s.stalled.stallTimeoutMs)}
-          {s.stalled.lastProgressAt !== null && ` (last progress at ${formatTime(s.stalled.lastProgressAt)})`}.
+        <p className="note warn" role="status" data-testid="stalled">
+          Stalled: no progress for {formatDuration(Math.max(0, now - (s.stalled.lastProgressAt ?? run.startedAt ?? s.stalled.at)))}
+          {s.stalled.lastProgressAt !== null && ` (last progress at ${formatTime(s.stalled.lastProgressAt)})`}; it is
+          called stalled after {formatDuration(s.stalled.stallTimeoutMs)}.
         </p>
       )}
       {access.canProduce ? (
@@ -104,9 +114,12 @@ export function RunHeader({ run, snapshot: s, status, runError, finishedAt, now,
             confirmLabel="Yes, cancel it"
             danger
             disabled={terminal || s.cancelRequested}
-            onConfirm={act('Cancel', async () => {
-              await client.cancelRun(run.id, 'cancelled from the dashboard');
-            })}
+            reasonLabel="reason (optional)"
+            onConfirm={(reason) =>
+              act('Cancel', async () => {
+                await client.cancelRun(run.id, reason || 'cancelled from the dashboard');
+              })()
+            }
           />
           {/* Only a handler run can be run again by the server (a producer's run gets 409 run_not_retryable). */}
           {run.execute && (

@@ -1,25 +1,28 @@
 import { useEffect, useState } from 'react';
+import type { ConnectionState } from '@runtrail/client/react';
 import { pollEvery } from '@runtrail/client';
 import { client } from '../../client.js';
 
-const OBSERVERS_REFRESH_MS = 5000;
+/** Short enough that a second page opening shows within a breath; one small GET per page. */
+export const OBSERVERS_REFRESH_MS = 2000;
 
 /**
- * The observer count is a property of the server's view, not of the event
- * log, so the page re-reads it from GET /runs/:id while the run is live.
+ * How many watch the run now, this page included. The count is the server's
+ * (its stream subscriptions), not part of the event log, so the page polls
+ * GET /runs/:id while the run is live, starting once its own stream is
+ * subscribed (a read before that would leave this page out). An ended run's
+ * streams end with it, so it has no count (null).
  */
-export function useObservers(id: string, live: boolean): number | null {
+export function useObservers(id: string, live: boolean, connection: ConnectionState): number | null {
   const [observers, setObservers] = useState<number | null>(null);
+  const subscribed = live && connection === 'live';
   useEffect(() => {
+    if (!subscribed) return;
     const stop = new AbortController();
     pollEvery(
       () => client.getRun(id),
       {
-        onValue: (run) => {
-          setObservers(run.observers);
-          // An ended run's count is read once.
-          if (!live) stop.abort();
-        },
+        onValue: (run) => setObservers(run.observers),
         // The connection indicator already tells the reader that the server is
         // unreachable; a stale count is harmless until the next read.
         onError: () => undefined,
@@ -27,6 +30,6 @@ export function useObservers(id: string, live: boolean): number | null {
       { intervalMs: OBSERVERS_REFRESH_MS, signal: stop.signal },
     );
     return () => stop.abort();
-  }, [id, live]);
-  return observers;
+  }, [id, subscribed]);
+  return live ? observers : null;
 }

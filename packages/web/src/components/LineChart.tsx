@@ -1,0 +1,126 @@
+import { useEffect, useMemo, useRef, useState } from 'react';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import { formatNumber, formatTick } from '../format.js';
+import { alignedData, seriesColour, type ChartSeries } from './chart-data.js';
+
+export type ChartX = 'step' | 'time';
+
+const TIME_FORMAT = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+
+/**
+ * Lines over step or time (x in ms since the epoch), drawn by uPlot: points
+ * ordered by x, one colour per series with a legend when there are several
+ * (clicking a legend entry hides that line), axes with the precision their
+ * tick spacing needs. The numbers drawn are also offered as a table, for
+ * readers who cannot see the plot or want the exact values.
+ */
+export function LineChart({ series, x, label, height = 140 }: { series: readonly ChartSeries[]; x: ChartX; label: string; height?: number }) {
+  const box = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const data = useMemo(() => alignedData(series), [series]);
+  const shape = `${x}|${series.map((s) => s.label).join('\u0000')}`;
+
+  // The chart is made when its shape changes (axis kind, which lines) and
+  // otherwise fed new data, so a run sending many metric events does not rebuild it.
+  useEffect(() => {
+    const el = box.current;
+    if (!el) return;
+    const several = series.length > 1;
+    const chart = new uPlot(
+      {
+        width: Math.max(160, el.clientWidth),
+        height,
+        legend: { show: several, live: several },
+        cursor: { show: true, drag: { x: false, y: false } },
+        scales: { x: { time: false } },
+        axes: [
+          {
+            stroke: 'currentColor',
+            grid: { show: false },
+            size: 30,
+            space: x === 'time' ? 70 : 50,
+            values: (_u, splits, _axis, _space, incr) => splits.map((v) => (x === 'time' ? TIME_FORMAT.format(v) : formatTick(v, incr))),
+          },
+          {
+            stroke: 'currentColor',
+            grid: { stroke: 'rgba(128,128,128,0.2)' },
+            size: 56,
+            values: (_u, splits, _axis, _space, incr) => splits.map((v) => formatTick(v, incr)),
+          },
+        ],
+        series: [
+          { label: x, value: (_u, v) => (v === null ? '–' : x === 'time' ? TIME_FORMAT.format(v) : formatNumber(v)) },
+          ...series.map((s, i) => ({
+            label: s.label,
+            stroke: seriesColour(i),
+            width: 1.5,
+            spanGaps: true,
+            fill: several ? undefined : 'rgba(59,130,246,0.12)',
+            value: (_u: uPlot, v: number | null) => (v === null ? '–' : formatNumber(v)),
+          })),
+        ],
+      },
+      [[]],
+      el,
+    );
+    plot.current = chart;
+    const resize = new ResizeObserver(() => chart.setSize({ width: Math.max(160, el.clientWidth), height }));
+    resize.observe(el);
+    return () => {
+      resize.disconnect();
+      chart.destroy();
+      plot.current = null;
+    };
+    // `series` is read for its labels only, which `shape` covers.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [shape, height]);
+
+  useEffect(() => {
+    plot.current?.setData(data as uPlot.AlignedData);
+  }, [data, shape]);
+
+  return (
+    <>
+      <div ref={box} className="chart-plot" role="img" aria-label={label} />
+      <ChartTable series={series} data={data} x={x} />
+    </>
+  );
+}
+
+/** The drawn numbers as a table, built only when opened (a chart may hold thousands of points). */
+function ChartTable({ series, data, x }: { series: readonly ChartSeries[]; data: ReturnType<typeof alignedData>; x: ChartX }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <details className="chart-data" onToggle={(e) => setOpen(e.currentTarget.open)}>
+      <summary>Data ({data[0].length} points)</summary>
+      {open && (
+        <div className="chart-table-wrap">
+          <table className="chart-table">
+            <thead>
+              <tr>
+                <th scope="col">{x}</th>
+                {series.map((s) => (
+                  <th key={s.label} scope="col">
+                    {s.label}
+                  </th>
+                ))}
+              </tr>
+            </thead>
+            <tbody>
+              {data[0].map((xv, row) => (
+                <tr key={xv}>
+                  <td data-x={xv}>{x === 'time' ? TIME_FORMAT.format(xv) : formatNumber(xv)}</td>
+                  {series.map((s, col) => {
+                    const v = data[col + 1]![row];
+                    return <td key={s.label}>{v === null || v === undefined ? '' : formatNumber(v)}</td>;
+                  })}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </details>
+  );
+}

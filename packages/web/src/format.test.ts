@@ -1,0 +1,17 @@
+import { expect, test } from 'vitest';
+import { formatNumber, formatTick } from './format.js';
+
+test('numbers keep the precision a reader can use', () => {
+  expect(formatNumber(1234567)).toBe((1234567).toLocaleString());
+  expect(formatNumber(0.91234)).toBe('0.912');
+  expect(formatNumber(0.000123456)).toBe('0.000123');
+  expect(formatNumber(12.34567)).toBe('12.346');
+});
+
+test('axis ticks have as many decimals as their spacing needs', () => {
+  expect(formatTick(0.15000000000000002, 0.05)).toBe('0.15');
+  expect(formatTick(0.1, 0.05)).toBe('0.10');
+  expect(formatTick(20, 10)).toBe('20');
+  expect(formatTick(0.5, 0.5)).toBe('0.5');
+  expect(formatTick(2_500_000, 500_000)).toBe('2.5M');
+});

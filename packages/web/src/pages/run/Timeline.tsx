@@ -1,0 +1,101 @@
+import { useMemo } from 'react';
+import { dashboardRunPath, type Run, type RunEvent, type Snapshot } from '@runtrail/protocol';
+import { formatDuration } from '../../format.js';
+import { Link } from '../../router.js';
+import { callBars, childBars, phaseBars, placeBar, type TimelineBar } from './timeline.js';
+import './run-insights.css';
+
+const TICKS = [0, 0.25, 0.5, 0.75, 1];
+const GROUP_TITLES = { phase: 'Phases', child: 'Child runs', call: 'Calls' } as const;
+
+/**
+ * The run as a waterfall: its phases, child runs and calls as bars on one
+ * time axis from the run's start, each with its duration, so a reader sees
+ * what ran when, what overlapped and what took longest.
+ */
+export function Timeline({
+  run,
+  snapshot,
+  events,
+  children,
+  finishedAt,
+  now,
+}: {
+  run: Run;
+  snapshot: Snapshot;
+  events: readonly RunEvent[];
+  children: readonly Run[];
+  finishedAt: number | null;
+  now: number;
+}) {
+  const calls = useMemo(() => callBars(events), [events]);
+  const groups = useMemo(
+    () => [
+      { kind: 'phase' as const, bars: phaseBars(snapshot) },
+      { kind: 'child' as const, bars: childBars(children) },
+      { kind: 'call' as const, bars: calls.bars },
+    ].filter((g) => g.bars.length > 0),
+    [snapshot, children, calls],
+  );
+  if (groups.length === 0) return null;
+  const all = groups.flatMap((g) => g.bars);
+  const from = Math.min(run.startedAt ?? run.createdAt, ...all.map((b) => b.start));
+  const to = Math.max(finishedAt ?? now, ...all.map((b) => b.end ?? now));
+  const span = Math.max(1, to - from);
+
+  return (
+    <section className="panel" aria-labelledby="timeline-title">
+      <h2 id="timeline-title">Timeline</h2>
+      <div className="timeline" role="table" aria-label="phases, child runs and calls over time">
+        <div className="tl-row tl-axis" role="row" aria-hidden="true">
+          <span className="tl-label" />
+          <span className="tl-track">
+            {TICKS.map((t) => (
+              <span key={t} className={t === 0.25 || t === 0.75 ? 'tl-tick tl-tick-minor' : 'tl-tick'} style={{ left: `${t * 100}%` }}>
+                {formatDuration(t * span)}
+              </span>
+            ))}
+          </span>
+          <span className="tl-duration" />
+        </div>
+        {groups.map((g) => (
+          <div key={g.kind} role="rowgroup" className={`tl-group tl-group-${g.kind}`}>
+            <div className="tl-group-title" role="row">
+              <span role="columnheader">
+                {GROUP_TITLES[g.kind]}
+                {g.kind === 'call' && calls.total > calls.bars.length && ` (first ${calls.bars.length} of ${calls.total})`}
+              </span>
+            </div>
+            {g.bars.map((bar) => (
+              <BarRow key={bar.key} bar={bar} from={from} to={to} now={now} />
+            ))}
+          </div>
+        ))}
+      </div>
+    </section>
+  );
+}
+
+function BarRow({ bar, from, to, now }: { bar: TimelineBar; from: number; to: number; now: number }) {
+  const { left, width } = placeBar(bar, from, to, now);
+  const duration = (bar.end ?? now) - bar.start;
+  const title = `${bar.label}: ${formatDuration(duration)}${bar.end === null ? ' so far' : ''}, from +${formatDuration(bar.start - from)}${bar.detail ? ` (${bar.detail})` : ''}`;
+  return (
+    <div className="tl-row" role="row" data-kind={bar.kind} data-state={bar.state} title={title}>
+      <span className="tl-label" role="rowheader">
+        {bar.runId ? <Link href={dashboardRunPath(bar.runId)}>{bar.label}</Link> : bar.label}
+      </span>
+      <span className="tl-track" role="cell">
+        <span
+          className={`tl-bar tl-${bar.state}`}
+          style={{ left: `${left}%`, width: `${width}%` }}
+          data-start-ms={bar.start - from}
+          data-duration-ms={duration}
+        />
+      </span>
+      <span className="tl-duration" role="cell">
+        {formatDuration(duration)}
+      </span>
+    </div>
+  );
+}

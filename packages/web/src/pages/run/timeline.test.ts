@@ -1,0 +1,29 @@
+import type { RunEvent } from '@runtrail/protocol';
+import { expect, test } from 'vitest';
+import { callBars, placeBar } from './timeline.js';
+
+const ev = (seq: number, type: string, ts: number, data: object): RunEvent => ({ runId: 'r', seq, type, ts, data });
+
+test('a call is one bar from its start to its final outcome, a retried failure does not end it', () => {
+  const { bars, total } = callBars([
+    ev(1, 'call.started', 100, { callId: 'a', label: 'doc 1' }),
+    ev(2, 'call.failed', 200, { callId: 'a', error: 'rate limited', willRetry: true }),
+    ev(3, 'call.retried', 210, { callId: 'a', attempt: 2 }),
+    ev(4, 'call.started', 150, { callId: 'b', label: 'doc 2' }),
+    ev(5, 'call.succeeded', 400, { callId: 'a' }),
+    ev(6, 'call.failed', 500, { callId: 'b', error: 'bad gateway', willRetry: false }),
+    ev(7, 'call.started', 600, { callId: 'c', label: '' }),
+  ]);
+  expect(total).toBe(3);
+  expect(bars.map((b) => [b.label, b.start, b.end, b.state, b.detail])).toEqual([
+    ['doc 1', 100, 400, 'ok', '2 attempts'],
+    ['doc 2', 150, 500, 'failed', 'bad gateway'],
+    ['c', 600, null, 'running', null],
+  ]);
+});
+
+test('a bar is placed in percent of the axis, a running one up to now', () => {
+  const bar = { key: 'k', kind: 'call' as const, label: 'x', start: 250, end: null, state: 'running' as const, detail: null };
+  expect(placeBar(bar, 0, 1000, 750)).toEqual({ left: 25, width: 50 });
+  expect(placeBar({ ...bar, end: 500 }, 0, 1000, 750)).toEqual({ left: 25, width: 25 });
+});

@@ -1,0 +1,98 @@
+import type { Run, RunEvent, Snapshot } from '@runtrail/protocol';
+
+export type BarKind = 'phase' | 'call' | 'child';
+export type BarState = 'running' | 'ok' | 'failed' | 'cancelled';
+
+/** One row of the waterfall: something that started and (maybe) ended, in ms since the epoch. */
+export interface TimelineBar {
+  key: string;
+  kind: BarKind;
+  label: string;
+  start: number;
+  /** Null while it runs; drawn up to now. */
+  end: number | null;
+  state: BarState;
+  /** What a reader hovering it should learn beyond the label (attempts, timeout, error). */
+  detail: string | null;
+  /** A child run's id, to link to it. */
+  runId?: string;
+}
+
+/** Calls beyond this are counted, not drawn: the waterfall stays a picture, not a log. */
+export const MAX_CALL_BARS = 400;
+
+/**
+ * Calls as bars, from their events: started at `call.started`, ended by
+ * `call.succeeded` or a final `call.failed`; retries counted on the bar.
+ * Calls that started before the events the page holds are not shown.
+ */
+export function callBars(events: readonly RunEvent[]): { bars: TimelineBar[]; total: number } {
+  const open = new Map<string, TimelineBar & { attempts: number }>();
+  const bars: Array<TimelineBar & { attempts: number }> = [];
+  for (const e of events) {
+    const data = e.data as { callId?: unknown; label?: unknown; error?: unknown; willRetry?: unknown };
+    if (typeof data?.callId !== 'string') continue;
+    const id = data.callId;
+    switch (e.type) {
+      case 'call.started': {
+        const bar = { key: `call:${id}:${e.seq}`, kind: 'call' as const, label: typeof data.label === 'string' && data.label ? data.label : id, start: e.ts, end: null, state: 'running' as const, detail: null, attempts: 1 };
+        open.set(id, bar);
+        bars.push(bar);
+        break;
+      }
+      case 'call.retried': {
+        const bar = open.get(id);
+        if (bar) bar.attempts++;
+        break;
+      }
+      case 'call.succeeded':
+      case 'call.failed': {
+        const bar = open.get(id);
+        if (!bar) break;
+        if (e.type === 'call.failed' && data.willRetry === true) break;
+        bar.end = e.ts;
+        bar.state = e.type === 'call.succeeded' ? 'ok' : 'failed';
+        if (e.type === 'call.failed' && typeof data.error === 'string') bar.detail = data.error;
+        open.delete(id);
+        break;
+      }
+    }
+  }
+  for (const bar of bars) {
+    if (bar.attempts > 1) bar.detail = [`${bar.attempts} attempts`, bar.detail].filter(Boolean).join('; ');
+  }
+  return { bars: bars.slice(0, MAX_CALL_BARS).map(({ attempts: _attempts, ...bar }) => bar), total: bars.length };
+}
+
+export function phaseBars(snapshot: Snapshot): TimelineBar[] {
+  return snapshot.phases.map((p, i) => ({
+    key: `phase:${i}`,
+    kind: 'phase',
+    label: p.name,
+    start: p.startedAt,
+    end: p.endedAt,
+    state: p.status === 'started' ? 'running' : p.status === 'completed' ? 'ok' : 'failed',
+    detail: p.timeoutMs === null ? null : `timeout ${p.timeoutMs} ms`,
+  }));
+}
+
+export function childBars(children: readonly Run[]): TimelineBar[] {
+  return children.map((c) => ({
+    key: `child:${c.id}`,
+    kind: 'child',
+    label: c.name,
+    start: c.startedAt ?? c.createdAt,
+    end: c.finishedAt,
+    state: c.status === 'succeeded' ? 'ok' : c.status === 'failed' ? 'failed' : c.status === 'cancelled' ? 'cancelled' : 'running',
+    detail: c.error ? `${c.error.kind}: ${c.error.message}` : null,
+    runId: c.id,
+  }));
+}
+
+/** Where a bar sits on the track, in percent of [from, to]; a bar is never thinner than a hairline. */
+export function placeBar(bar: TimelineBar, from: number, to: number, now: number): { left: number; width: number } {
+  const span = Math.max(1, to - from);
+  const start = Math.min(Math.max(bar.start, from), to);
+  const end = Math.min(Math.max(bar.end ?? now, start), to);
+  return { left: ((start - from) / span) * 100, width: ((end - start) / span) * 100 };
+}

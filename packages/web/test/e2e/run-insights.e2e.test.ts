@@ -1,0 +1,286 @@
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertBuilt, collectConsoleErrors, launchChromium, spawnServer, stopServer, tempDir, waitUntil, type ServerProcess } from './harness.js';
+
+/**
+ * The run page's charts, child-runs table, timeline and the live details
+ * a reader relies on (ETA, stall banner, watchers, bar colour, cancel
+ * reason, tab title), checked as a reader sees them, on a desktop and on a
+ * phone. Runs are produced over HTTP (a producer's view), the page is real
+ * Chromium against the real server.
+ */
+
+interface ApiRun {
+  id: string;
+  status: string;
+}
+
+const VIEWPORTS = [
+  { name: 'desktop', width: 1280, height: 900 },
+  { name: 'phone', width: 390, height: 844 },
+] as const;
+
+describe('the run page in a real browser', () => {
+  const dir = tempDir('runtrail-web-insights-');
+  let server: ServerProcess | null = null;
+  let browser: Browser;
+
+  const post = async <T = ApiRun>(path: string, body: unknown): Promise<T> => {
+    const res = await fetch(`${server!.url}/api/v1${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`POST ${path}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  };
+  const createRun = (body: object) => post('/runs', { leaseTtlMs: 600_000, ...body });
+  const send = (id: string, events: object[]) => post(`/runs/${id}/events`, { events });
+  const finish = (id: string, body: object) => post(`/runs/${id}/finish`, body);
+
+  beforeAll(async () => {
+    assertBuilt();
+    // A quick reaper, so a run with a 1 s stall timeout is found stalled within the test.
+    server = await spawnServer({ dataDir: join(dir.path, 'data'), node: 'e2e-insights', env: { RUNTRAIL_REAPER_INTERVAL_MS: '200' } });
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await stopServer(server);
+    dir.remove();
+  });
+
+  describe.each(VIEWPORTS)('at $width px ($name)', (viewport) => {
+    let page: Page;
+    let errors: string[];
+
+    beforeAll(async () => {
+      page = await browser.newPage({ viewport: { width: viewport.width, height: viewport.height } });
+      errors = collectConsoleErrors(page);
+    });
+
+    afterAll(async () => {
+      await page?.close();
+    });
+
+    const open = async (id: string, heading: string) => {
+      await page.goto(`${server!.url}/runs/${id}`);
+      await page.getByRole('heading', { level: 1, name: heading }).waitFor();
+    };
+    const noSidewaysScroll = () => page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth);
+
+    it('draws metric points in step order even when they arrived out of order, over step or time, alone or overlaid', async () => {
+      const run = await createRun({ name: `metrics-${viewport.name}` });
+      // Concurrent workers report steps out of order.
+      const steps = [3, 1, 2, 5, 4];
+      await send(
+        run.id,
+        steps.flatMap((step) => [
+          { type: 'metric', data: { name: 'loss', value: 1 / step, step } },
+          { type: 'metric', data: { name: 'accuracy', value: 0.5 + step / 20, step } },
+        ]),
+      );
+      await open(run.id, `metrics-${viewport.name}`);
+      const loss = page.getByRole('figure', { name: 'metric loss' });
+      await loss.getByRole('img', { name: /^chart of loss over step/ }).waitFor();
+      await loss.getByText('Data (5 points)').click();
+      const xs = await loss.locator('.chart-table td[data-x]').evaluateAll((cells) => cells.map((c) => Number(c.getAttribute('data-x'))));
+      expect(xs).toEqual([1, 2, 3, 4, 5]);
+      // The values travel with their steps: loss at step 1 is 1, at step 4 it is 0.25.
+      const rows = await loss.locator('.chart-table tbody tr').evaluateAll((trs) => trs.map((tr) => tr.textContent));
+      expect(rows[0]).toBe('11');
+      expect(rows[3]).toBe('40.25');
+
+      await page.getByRole('radio', { name: 'time' }).check();
+      await loss.getByRole('img', { name: /^chart of loss over time/ }).waitFor();
+      expect(await loss.locator('.chart-table th').first().textContent()).toBe('time');
+
+      await page.getByRole('checkbox', { name: 'overlay' }).check();
+      const overlaid = page.getByRole('figure', { name: 'metrics overlaid' });
+      await overlaid.getByRole('img', { name: /^chart of accuracy, loss over time/ }).waitFor();
+      const legend = await overlaid.locator('.u-legend .u-label').allTextContents();
+      expect(legend).toEqual(['time', 'accuracy', 'loss']);
+      expect(await page.getByRole('figure', { name: 'metric loss' }).count()).toBe(0);
+      expect(await noSidewaysScroll()).toBe(true);
+    });
+
+    it('lists child runs with their parameters and results, sorts by a column, compares a metric across them and draws them on the timeline', async () => {
+      const parent = await createRun({ name: `autotune-${viewport.name}` });
+      const t0 = Date.now();
+      await send(parent.id, [
+        { type: 'phase', data: { name: 'search', status: 'started' }, ts: t0 },
+        { type: 'call.started', data: { callId: 'c1', label: 'propose batch 1' }, ts: t0 },
+        { type: 'call.succeeded', data: { callId: 'c1' }, ts: t0 + 1000 },
+        { type: 'call.started', data: { callId: 'c2', label: 'propose batch 2' }, ts: t0 + 500 },
+        { type: 'call.succeeded', data: { callId: 'c2' }, ts: t0 + 3000 },
+      ]);
+      const experiments = [
+        { lr: 0.1, depth: 4, objective: 0.71 },
+        { lr: 0.01, depth: 8, objective: 0.93 },
+        { lr: 0.001, depth: 6, objective: 0.82 },
+      ];
+      const children: string[] = [];
+      for (const [i, e] of experiments.entries()) {
+        const child = await createRun({ name: `experiment-${i + 1}`, parentId: parent.id, input: { lr: e.lr, depth: e.depth } });
+        children.push(child.id);
+        await send(child.id, [
+          { type: 'metric', data: { name: 'objective', value: e.objective - 0.2, step: 1 } },
+          { type: 'metric', data: { name: 'objective', value: e.objective, step: 2 } },
+          { type: 'meta', data: { best_score: e.objective } },
+        ]);
+        if (i < 2) await finish(child.id, i === 0 ? { status: 'failed', error: { message: 'diverged' } } : { status: 'succeeded' });
+      }
+      await open(parent.id, `autotune-${viewport.name}`);
+
+      const table = page.locator('.children-table');
+      await table.locator('tbody tr').nth(2).waitFor();
+      const headers = await table.locator('thead th').allTextContents();
+      expect(headers).toEqual(['Name', 'lr', 'depth', 'Status', 'Duration', 'objective', 'best_score']);
+      const names = () => table.locator('tbody tr td[data-column="name"]').allTextContents();
+      expect(await names()).toEqual(['experiment-1', 'experiment-2', 'experiment-3']);
+      await table.getByRole('button', { name: 'objective' }).click();
+      await waitUntil(async () => (await names()).join() === 'experiment-1,experiment-3,experiment-2', { what: 'rows by objective, ascending' });
+      expect(await table.locator('th[data-column="metric:objective:last"]').getAttribute('aria-sort')).toBe('ascending');
+      await table.getByRole('button', { name: 'objective' }).click();
+      await waitUntil(async () => (await names()).join() === 'experiment-2,experiment-3,experiment-1', { what: 'rows by objective, descending' });
+      await table.getByRole('button', { name: 'lr' }).click();
+      await waitUntil(async () => (await names()).join() === 'experiment-3,experiment-2,experiment-1', { what: 'rows by lr, ascending' });
+      const row2 = table.locator(`tr[data-run-id="${children[1]}"]`);
+      expect(await row2.locator('td[data-column="input:depth"]').textContent()).toBe('8');
+      expect(await row2.locator('td[data-column="meta:best_score"]').textContent()).toBe('0.93');
+      expect(await row2.getByTestId('status').textContent()).toBe('succeeded');
+      // A result column the reader picks appears, and sorts too.
+      await page.locator('.column-picker summary').click();
+      await page.getByRole('checkbox', { name: 'objective (min)' }).check();
+      await table.locator('th[data-column="metric:objective:min"]').waitFor();
+      expect(await row2.locator('td[data-column="metric:objective:min"]').textContent()).toBe('0.73');
+
+      // The objective per experiment, side by side.
+      const bars = page.getByRole('list', { name: 'latest objective per child run' });
+      expect(await bars.locator('li').allTextContents()).toEqual(['experiment-10.71', 'experiment-20.93', 'experiment-30.82']);
+      await page.getByRole('img', { name: 'chart of objective per child run over step' }).waitFor();
+
+      // The waterfall: the phase, the three children and the two calls, with their durations.
+      const timeline = page.getByRole('table', { name: 'phases, child runs and calls over time' });
+      const kinds = await timeline.locator('.tl-row[data-kind]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-kind')));
+      expect(kinds).toEqual(['phase', 'child', 'child', 'child', 'call', 'call']);
+      const calls = timeline.locator('.tl-row[data-kind="call"]');
+      const bar = (i: number) =>
+        calls.nth(i).locator('.tl-bar').evaluate((el) => ({
+          start: Number(el.getAttribute('data-start-ms')),
+          duration: Number(el.getAttribute('data-duration-ms')),
+          left: el.getBoundingClientRect().left,
+          width: el.getBoundingClientRect().width,
+        }));
+      const [c1, c2] = [await bar(0), await bar(1)];
+      expect(c1.duration).toBe(1000);
+      expect(c2.duration).toBe(2500);
+      expect(c2.start - c1.start).toBe(500);
+      // Drawn where they ran: the second starts to the right of the first and is longer.
+      expect(c2.left).toBeGreaterThan(c1.left);
+      expect(c2.width).toBeGreaterThan(c1.width * 2);
+      expect(await calls.nth(0).locator('.tl-duration').textContent()).toBe('1.0 s');
+      expect(await calls.nth(1).locator('.tl-duration').textContent()).toBe('2.5 s');
+      const childStates = await timeline.locator('.tl-row[data-kind="child"]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-state')));
+      expect(childStates).toEqual(['failed', 'ok', 'running']);
+      expect(await noSidewaysScroll()).toBe(true);
+    });
+
+    it('says a run with no progress is stalled and for how long, counts watchers live, and names the run and its status in the tab', async () => {
+      const run = await createRun({ name: `stuck-${viewport.name}`, stallTimeoutMs: 1000 });
+      await send(run.id, [
+        { type: 'progress', data: { done: 1, total: 64 } },
+        { type: 'progress', data: { done: 2 } },
+        { type: 'progress', data: { done: 3 } },
+      ]);
+      await open(run.id, `stuck-${viewport.name}`);
+      expect(await page.title()).toBe(`stuck-${viewport.name} · running · runtrail`);
+      const eta = page.getByTestId('eta');
+      await waitUntil(async () => /stalled: no progress for/.test((await eta.textContent()) ?? ''), { what: 'the ETA to say stalled' });
+      const banner = page.getByTestId('stalled');
+      const stuckFor = async () => {
+        const text = (await banner.textContent()) ?? '';
+        const m = /no progress for ([\d.]+) s/.exec(text);
+        return m ? Number(m[1]) : null;
+      };
+      const first = await waitUntil(stuckFor, { what: 'the stall banner to say how long' });
+      // It is the time stuck, which grows, not the 1 s threshold.
+      await waitUntil(async () => ((await stuckFor()) ?? 0) >= first + 1, { what: 'the time stuck to grow' });
+      expect(await banner.textContent()).toContain('called stalled after 1.0 s');
+
+      const watching = page.getByTestId('observers');
+      await waitUntil(async () => (await watching.textContent())?.includes('1 watching'), { what: 'this page to count itself' });
+      const second = await browser.newPage();
+      await second.goto(`${server!.url}/runs/${run.id}`);
+      await waitUntil(async () => (await watching.textContent())?.includes('2 watching'), { what: 'the second page to be counted' });
+      await second.close();
+      await waitUntil(async () => (await watching.textContent())?.includes('1 watching'), { what: 'the closed page to be left out' });
+
+      await finish(run.id, { status: 'failed', error: { message: 'no progress' } });
+      await waitUntil(async () => (await page.title()) === `stuck-${viewport.name} · failed · runtrail`, { what: 'the tab title to show the end' });
+      await watching.waitFor({ state: 'detached' });
+    });
+
+    it('colours the progress bar by status: never the running colour for a failed or cancelled run', async () => {
+      const colourOf = async () =>
+        page.getByLabel('run progress').evaluate((el) => ({ className: el.className, colour: getComputedStyle(el).accentColor }));
+      const running = await createRun({ name: `bar-running-${viewport.name}` });
+      await send(running.id, [{ type: 'progress', data: { done: 10, total: 64 } }]);
+      await open(running.id, `bar-running-${viewport.name}`);
+      const runningColour = await colourOf();
+      expect(runningColour.className).toBe('progress progress-running');
+
+      const failed = await createRun({ name: `bar-failed-${viewport.name}` });
+      await send(failed.id, [{ type: 'progress', data: { done: 10, total: 64 } }]);
+      await finish(failed.id, { status: 'failed', error: { message: 'boom' } });
+      await open(failed.id, `bar-failed-${viewport.name}`);
+      const failedColour = await colourOf();
+      expect(failedColour.className).toBe('progress progress-failed');
+      expect(failedColour.colour).not.toBe(runningColour.colour);
+      expect(failedColour.colour).toBe(await page.evaluate(() => getComputedStyle(document.querySelector('.badge-failed')!).color));
+
+      const cancelled = await createRun({ name: `bar-cancelled-${viewport.name}` });
+      await send(cancelled.id, [{ type: 'progress', data: { done: 10, total: 64 } }]);
+      await finish(cancelled.id, { status: 'cancelled' });
+      await open(cancelled.id, `bar-cancelled-${viewport.name}`);
+      const cancelledColour = await colourOf();
+      expect(cancelledColour.className).toBe('progress progress-cancelled');
+      expect(cancelledColour.colour).not.toBe(runningColour.colour);
+    });
+
+    it('shows the reason the user gave when cancelling, also after the producer ends the run', async () => {
+      const run = await createRun({ name: `to-cancel-${viewport.name}` });
+      await open(run.id, `to-cancel-${viewport.name}`);
+      await page.getByRole('button', { name: 'Cancel run' }).click();
+      await page.getByLabel('reason (optional)').fill('wrong dataset');
+      await page.getByRole('button', { name: 'Yes, cancel it' }).click();
+      await waitUntil(async () => (await page.getByTestId('cancel-reason').textContent({ timeout: 200 }))?.includes('wrong dataset'), {
+        what: 'the cancel reason to show',
+      });
+      // The producer stops on its own terms; the reader still learns why it was asked to.
+      await finish(run.id, { status: 'cancelled', error: { message: 'stopped at the cancel request' } });
+      await waitUntil(async () => (await page.getByTestId('error-kind').textContent({ timeout: 200 })) === 'cancelled', { what: 'the run to end' });
+      expect(await page.getByTestId('cancel-reason').textContent()).toContain('wrong dataset');
+    });
+
+    it('fits a long run name without sideways scrolling', async () => {
+      const name = `nightly-eval-${'x'.repeat(140)}`;
+      const run = await createRun({ name, input: { model: 'y'.repeat(200) } });
+      await send(run.id, [
+        { type: 'phase', data: { name: `phase-${'z'.repeat(100)}`, status: 'started' } },
+        { type: 'progress', data: { done: 1, total: 3, message: 'w'.repeat(300) } },
+        { type: 'metric', data: { name: `metric_${'m'.repeat(80)}`, value: 1, step: 1 } },
+        { type: 'call.started', data: { callId: 'c', label: `call ${'l'.repeat(200)}` } },
+      ]);
+      await open(run.id, name);
+      await page.locator('.timeline').waitFor();
+      expect(await noSidewaysScroll()).toBe(true);
+    });
+
+    it('logged no console errors', () => {
+      expect(errors).toEqual([]);
+    });
+  });
+});
