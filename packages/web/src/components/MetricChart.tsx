@@ -1,3 +1,4 @@
+import { useMemo } from 'react';
 import type { MetricSummary } from '@runtrail/protocol';
 import { formatNumber } from '../format.js';
 import type { ChartSeries } from './chart-data.js';
@@ -5,6 +6,7 @@ import { LineChart, type ChartX } from './LineChart.js';
 
 /** One metric: its last value, range and count, and its line. */
 export function MetricChart({ name, metric, series, x }: { name: string; metric: MetricSummary; series: ChartSeries; x: ChartX }) {
+  const lines = useMemo(() => [series], [series]);
   return (
     <figure className="metric" aria-label={`metric ${name}`}>
       <figcaption>
@@ -16,7 +18,7 @@ export function MetricChart({ name, metric, series, x }: { name: string; metric:
           min {formatNumber(metric.min)} · max {formatNumber(metric.max)} · {metric.count} points
         </span>
       </figcaption>
-      <LineChart series={[series]} x={x} label={`chart of ${name} over ${x}, last value ${formatNumber(metric.last)}`} />
+      <LineChart series={lines} x={x} label={`chart of ${name} over ${x}, last value ${formatNumber(metric.last)}`} />
     </figure>
   );
 }

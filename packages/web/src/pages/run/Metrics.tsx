@@ -1,5 +1,6 @@
-import { useMemo, useState } from 'react';
-import type { Run, RunEvent, Snapshot } from '@runtrail/protocol';
+import { useMemo, useRef, useState } from 'react';
+import type { MetricSummary, Run, RunEvent, Snapshot } from '@runtrail/protocol';
+import type { ChartSeries } from '../../components/chart-data.js';
 import { LineChart, type ChartX } from '../../components/LineChart.js';
 import { MetricChart } from '../../components/MetricChart.js';
 import { formatNumber } from '../../format.js';
@@ -15,8 +16,7 @@ export function Metrics({ snapshot, events, children }: { snapshot: Snapshot; ev
   const [x, setX] = useState<ChartX>('step');
   const [overlay, setOverlay] = useState(false);
   const names = useMemo(() => Object.keys(snapshot.metrics).sort(), [snapshot.metrics]);
-  const points = useMemo(() => metricPoints(events, snapshot), [events, snapshot]);
-  const series = useMemo(() => names.map((name) => toSeries(name, points.get(name) ?? [], x)), [names, points, x]);
+  const series = useMetricSeries(names, snapshot, events, x);
   const compared = childMetricNames(children);
   if (names.length === 0 && compared.length === 0) return null;
   return (
@@ -56,6 +56,27 @@ export function Metrics({ snapshot, events, children }: { snapshot: Snapshot; ev
       {compared.length > 0 && <ChildrenComparison children={children} names={compared} />}
     </section>
   );
+}
+
+/**
+ * Each metric's line, rebuilt only when that metric changed (its summary in
+ * the snapshot is a new object exactly then): most events are not metrics,
+ * and redrawing every chart at each of them kept a busy run's page busy.
+ */
+function useMetricSeries(names: string[], snapshot: Snapshot, events: readonly RunEvent[], x: ChartX): ChartSeries[] {
+  const cache = useRef(new Map<string, { summary: MetricSummary; x: ChartX; series: ChartSeries }>());
+  const last = useRef<ChartSeries[]>([]);
+  const stale = names.filter((name) => {
+    const hit = cache.current.get(name);
+    return !hit || hit.summary !== snapshot.metrics[name] || hit.x !== x;
+  });
+  if (stale.length > 0) {
+    const points = metricPoints(events, snapshot);
+    for (const name of stale) cache.current.set(name, { summary: snapshot.metrics[name]!, x, series: toSeries(name, points.get(name) ?? [], x) });
+  }
+  const next = names.map((name) => cache.current.get(name)!.series);
+  if (next.length !== last.current.length || next.some((s, i) => s !== last.current[i])) last.current = next;
+  return last.current;
 }
 
 function ChildrenComparison({ children, names }: { children: readonly Run[]; names: string[] }) {

@@ -1,8 +1,8 @@
-import { useMemo } from 'react';
+import { memo, useMemo, type CSSProperties } from 'react';
 import { dashboardRunPath, type Run, type RunEvent, type Snapshot } from '@runtrail/protocol';
 import { formatDuration } from '../../format.js';
 import { Link } from '../../router.js';
-import { callBars, childBars, phaseBars, placeBar, type TimelineBar } from './timeline.js';
+import { axisSpan, callBars, childBars, phaseBars, type TimelineBar } from './timeline.js';
 import './run-insights.css';
 
 const TICKS = [0, 0.25, 0.5, 0.75, 1];
@@ -41,12 +41,21 @@ export function Timeline({
   const all = groups.flatMap((g) => g.bars);
   const from = Math.min(run.startedAt ?? run.createdAt, ...all.map((b) => b.start));
   const to = Math.max(finishedAt ?? now, ...all.map((b) => b.end ?? now));
-  const span = Math.max(1, to - from);
+  // While the run goes on the axis ends at a round length ahead of now, so it
+  // (and with it the style of every bar) changes now and then, not at every event.
+  const span = finishedAt === null ? axisSpan(to - from) : Math.max(1, to - from);
 
   return (
     <section className="panel" aria-labelledby="timeline-title">
       <h2 id="timeline-title">Timeline</h2>
-      <div className="timeline" role="table" aria-label="phases, child runs and calls over time">
+      {/* Bars are placed by CSS from the axis span (--span here, --start/--duration on each bar), so as the
+          run goes on only this element and the running bars change, not every bar of a long run. */}
+      <div
+        className="timeline"
+        role="table"
+        aria-label="phases, child runs and calls over time"
+        style={{ '--span': span } as CSSProperties}
+      >
         <div className="tl-row tl-axis" role="row" aria-hidden="true">
           <span className="tl-label" />
           <span className="tl-track">
@@ -67,7 +76,7 @@ export function Timeline({
               </span>
             </div>
             {g.bars.map((bar) => (
-              <BarRow key={bar.key} bar={bar} from={from} to={to} now={now} />
+              <BarRow key={bar.key} bar={bar} from={from} end={bar.end ?? now} />
             ))}
           </div>
         ))}
@@ -76,26 +85,37 @@ export function Timeline({
   );
 }
 
-function BarRow({ bar, from, to, now }: { bar: TimelineBar; from: number; to: number; now: number }) {
-  const { left, width } = placeBar(bar, from, to, now);
-  const duration = (bar.end ?? now) - bar.start;
-  const title = `${bar.label}: ${formatDuration(duration)}${bar.end === null ? ' so far' : ''}, from +${formatDuration(bar.start - from)}${bar.detail ? ` (${bar.detail})` : ''}`;
-  return (
-    <div className="tl-row" role="row" data-kind={bar.kind} data-state={bar.state} title={title}>
-      <span className="tl-label" role="rowheader">
-        {bar.runId ? <Link href={dashboardRunPath(bar.runId)}>{bar.label}</Link> : bar.label}
-      </span>
-      <span className="tl-track" role="cell">
-        <span
-          className={`tl-bar tl-${bar.state}`}
-          style={{ left: `${left}%`, width: `${width}%` }}
-          data-start-ms={bar.start - from}
-          data-duration-ms={duration}
-        />
-      </span>
-      <span className="tl-duration" role="cell">
-        {formatDuration(duration)}
-      </span>
-    </div>
-  );
-}
+/** Re-renders only when its own bar changes (a finished call's row stays as it is while the run goes on). */
+const BarRow = memo(
+  function BarRow({ bar, from, end }: { bar: TimelineBar; from: number; end: number }) {
+    const start = Math.max(0, bar.start - from);
+    const duration = Math.max(0, end - bar.start);
+    const title = `${bar.label}: ${formatDuration(duration)}${bar.end === null ? ' so far' : ''}, from +${formatDuration(start)}${bar.detail ? ` (${bar.detail})` : ''}`;
+    return (
+      <div className="tl-row" role="row" data-kind={bar.kind} data-state={bar.state} title={title}>
+        <span className="tl-label" role="rowheader">
+          {bar.runId ? <Link href={dashboardRunPath(bar.runId)}>{bar.label}</Link> : bar.label}
+        </span>
+        <span className="tl-track" role="cell">
+          <span
+            className={`tl-bar tl-${bar.state}`}
+            style={{ '--start': start, '--duration': duration } as CSSProperties}
+            data-start-ms={start}
+            data-duration-ms={duration}
+          />
+        </span>
+        <span className="tl-duration" role="cell">
+          {formatDuration(duration)}
+        </span>
+      </div>
+    );
+  },
+  (a, b) =>
+    a.from === b.from &&
+    a.end === b.end &&
+    a.bar.key === b.bar.key &&
+    a.bar.state === b.bar.state &&
+    a.bar.start === b.bar.start &&
+    a.bar.label === b.bar.label &&
+    a.bar.detail === b.bar.detail,
+);

@@ -1,6 +1,6 @@
 import type { RunEvent } from '@runtrail/protocol';
 import { expect, test } from 'vitest';
-import { callBars, placeBar } from './timeline.js';
+import { axisSpan, callBars } from './timeline.js';
 
 const ev = (seq: number, type: string, ts: number, data: object): RunEvent => ({ runId: 'r', seq, type, ts, data });
 
@@ -22,8 +22,10 @@ test('a call is one bar from its start to its final outcome, a retried failure d
   ]);
 });
 
-test('a bar is placed in percent of the axis, a running one up to now', () => {
-  const bar = { key: 'k', kind: 'call' as const, label: 'x', start: 250, end: null, state: 'running' as const, detail: null };
-  expect(placeBar(bar, 0, 1000, 750)).toEqual({ left: 25, width: 50 });
-  expect(placeBar({ ...bar, end: 500 }, 0, 1000, 750)).toEqual({ left: 25, width: 25 });
+test('a live axis ends at a round length just past the elapsed time', () => {
+  expect(axisSpan(7300)).toBe(7500);
+  expect(axisSpan(7600)).toBe(10_000);
+  expect(axisSpan(10_000)).toBe(10_000);
+  expect(axisSpan(120)).toBe(150);
+  expect(axisSpan(0)).toBe(1);
 });

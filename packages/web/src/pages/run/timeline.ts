@@ -19,7 +19,7 @@ export interface TimelineBar {
 }
 
 /** Calls beyond this are counted, not drawn: the waterfall stays a picture, not a log. */
-export const MAX_CALL_BARS = 400;
+export const MAX_CALL_BARS = 200;
 
 /**
  * Calls as bars, from their events: started at `call.started`, ended by
@@ -89,10 +89,12 @@ export function childBars(children: readonly Run[]): TimelineBar[] {
   }));
 }
 
-/** Where a bar sits on the track, in percent of [from, to]; a bar is never thinner than a hairline. */
-export function placeBar(bar: TimelineBar, from: number, to: number, now: number): { left: number; width: number } {
-  const span = Math.max(1, to - from);
-  const start = Math.min(Math.max(bar.start, from), to);
-  const end = Math.min(Math.max(bar.end ?? now, start), to);
-  return { left: ((start - from) / span) * 100, width: ((end - start) / span) * 100 };
+const ROUND_STEPS = [1, 1.5, 2, 3, 5, 7.5];
+
+/** The round length (1, 1.5, 2, 3, 5 or 7.5 times a power of ten ms) at or just above `elapsed`. */
+export function axisSpan(elapsed: number): number {
+  const ms = Math.max(1, elapsed);
+  const power = 10 ** Math.floor(Math.log10(ms));
+  const step = ROUND_STEPS.find((s) => s * power >= ms) ?? 10;
+  return step * power;
 }
