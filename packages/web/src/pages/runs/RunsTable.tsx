@@ -2,7 +2,8 @@ import { useState, type ReactNode } from 'react';
 import { RunStatus, dashboardRunPath, failureKindOf, type Run } from '@runtrail/protocol';
 import { ProgressBar } from '../../components/ProgressBar.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
-import { errorKindText, estimateEta, formatDuration, formatTime } from '../../format.js';
+import { errorKindText, formatDuration, formatTime } from '../../format.js';
+import { estimateProgress, progressSamples } from '../../progress-estimate.js';
 import { Link } from '../../router.js';
 import { MAX_CHILDREN, useChildRuns } from '../../use-runs-page.js';
 
@@ -128,7 +129,9 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
   const inFlight = Object.keys(s.current).length;
   const reason = run.error ? oneLine(run.error.message) : null;
   const activity = run.status === 'running' ? [s.phase, progress?.message].filter(Boolean).join(' · ') : '';
-  const eta = run.status === 'running' && !stalled ? estimateEta(progress, run.startedAt) : null;
+  // The list has no events, only the snapshot's latest reading: the rate from the start up to now.
+  const estimate = run.status === 'running' && !stalled && progress ? estimateProgress({ samples: progressSamples([], s, run.startedAt), total: progress.total, now }) : null;
+  const eta = estimate?.kind === 'eta' ? estimate.remainingMs : null;
   return (
     <tr data-run-id={run.id} data-parent-id={run.parentId ?? undefined} className={nested ? 'child-row' : undefined}>
       <td className="col-name">
