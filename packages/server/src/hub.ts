@@ -79,8 +79,8 @@ export class Hub {
   private readonly watchersByRun = new Map<string, Set<Watcher>>();
   private readonly pending = new Map<string, Pending>();
   private flushScheduled = false;
-  /** Run-change listeners, and whether each also wants other nodes' changes. */
-  private readonly runListeners = new Map<RunListener, { remote: boolean }>();
+  /** Run-change listeners, whether each also wants other nodes' changes, and what to do when some of those were missed. */
+  private readonly runListeners = new Map<RunListener, { remote: boolean; onRemoteGap?: (() => void) | undefined }>();
   private readonly allListeners = new Set<EventListener>();
 
   /** `onWatcherError`: a watcher threw during a flush (the flush goes on to the others). */
@@ -101,9 +101,14 @@ export class Hub {
    * other nodes committed (live runs lists). Reading other nodes' changes
    * costs a query each, so only listeners that show them ask for them.
    */
-  subscribeRuns(listener: RunListener, options: { remote?: boolean } = {}): () => void {
-    this.runListeners.set(listener, { remote: options.remote === true });
+  subscribeRuns(listener: RunListener, options: { remote?: boolean; onRemoteGap?: () => void } = {}): () => void {
+    this.runListeners.set(listener, { remote: options.remote === true, onRemoteGap: options.onRemoteGap });
     return () => this.runListeners.delete(listener);
+  }
+
+  /** Other nodes' run changes may have been missed (the database listener reconnected): their listeners start over. */
+  remoteRunChangesLost(): void {
+    for (const { remote, onRemoteGap } of [...this.runListeners.values()]) if (remote) onRemoteGap?.();
   }
 
   /** Every event committed through THIS node, of every run (metrics, not delivery). */

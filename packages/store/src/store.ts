@@ -208,14 +208,24 @@ export type { Run, RunError, RunStatus };
 /**
  * How a node learns about appends committed by OTHER nodes sharing its
  * store (PostgreSQL LISTEN/NOTIFY). Notifications carry only a run id and
- * the run's seq after the commit; the events are read from the store. A
+ * the seqs a commit took; the events are read from the store. A
  * notification may be missed (the connection dropped): `onReconnect` is
  * called after every reconnection, and the listener then catches up from
  * what it last knew.
  */
 export interface AppendFeed {
-  /** `seq` is the run's last seq after a commit; 0 for a run just created. */
-  onAppend(runId: string, seq: number): void;
+  /**
+   * A commit took the run from seq `fromSeq` to `seq` (its events are
+   * fromSeq+1..seq); `fromSeq` = `seq` = 0 for a run just created, and
+   * `fromSeq` = 0 for one imported.
+   */
+  onAppend(runId: string, seq: number, fromSeq: number): void;
+  /**
+   * A run was deleted. `run` is its last state without its input, output,
+   * error and snapshot (which a list does not need), or null when that did
+   * not fit in a notification: then what shows runs must refetch them.
+   */
+  onDelete(runId: string, run: Run | null): void;
   onReconnect(): void;
   /** The feed lost its connection (it keeps retrying). */
   onDisconnect(err: Error): void;

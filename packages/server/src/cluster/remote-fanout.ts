@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { AppendFeed, SharedRunStore } from '@runtrail/store';
+import type { Run } from '@runtrail/protocol';
 import type { Hub } from '../hub.js';
 
 /** Events read from the store per query when catching up with other nodes' appends. */
@@ -15,10 +16,13 @@ const MAX_LISTED = 10_000;
  * pages, with notifications that arrive meanwhile folded into the next read.
  *
  * Correctness never rests on this path: a subscription delivers only
- * `lastSent + 1` onwards and reads the store itself when it sees a gap. So a
- * run this node has not followed yet starts at its last event (watchers
- * further behind catch up from the store), and after a reconnect every
- * watched run is re-read from what this node last published.
+ * `lastSent + 1` onwards and reads the store itself when it sees a gap.
+ * But every gap costs a store read PER WATCHER, so this path avoids making
+ * them: a run this node starts following starts at the first event of the
+ * commit notified (its watchers read the store, after attaching, up to at
+ * least there), not at its last event. After a reconnect every watched run
+ * is re-read from what this node last published, and live runs lists are
+ * told to refetch (a missed notification never means a stale list).
  */
 export class RemoteFanout implements AppendFeed {
   /** Per watched run: the highest seq published to the hub here (local or remote). */
@@ -44,8 +48,9 @@ export class RemoteFanout implements AppendFeed {
       hub.subscribeAll((events, run) => {
         if (hub.observers(run.id) > 0) this.advance(run.id, events[events.length - 1]!.seq);
       }),
-      hub.subscribeRuns((_change, run, origin) => {
-        if (origin === 'local') this.remember(run.id, run.seq);
+      hub.subscribeRuns((change, run, origin) => {
+        // A run deleted here is never listed again: its own notification is skipped.
+        if (origin === 'local') this.remember(run.id, change === 'deleted' ? Infinity : run.seq);
       }),
     );
   }
@@ -60,10 +65,12 @@ export class RemoteFanout implements AppendFeed {
     await this.feed?.close();
   }
 
-  onAppend(runId: string, seq: number): void {
+  onAppend(runId: string, seq: number, fromSeq: number): void {
     if (this.stopped) return;
-    if (this.hub.observers(runId) > 0) this.want(runId, seq);
-    else {
+    if (this.hub.observers(runId) > 0) {
+      if (!this.published.has(runId)) this.published.set(runId, fromSeq);
+      this.want(runId, seq);
+    } else {
       this.published.delete(runId);
       this.target.delete(runId);
     }
@@ -76,9 +83,22 @@ export class RemoteFanout implements AppendFeed {
     }
   }
 
-  /** Notifications may have been lost while disconnected: re-read every watched run from what was published. */
+  onDelete(runId: string, run: Run | null): void {
+    if (this.stopped) return;
+    this.published.delete(runId);
+    this.target.delete(runId);
+    this.runChanges.delete(runId);
+    if (this.listed.get(runId) === Infinity) return;
+    this.remember(runId, Infinity);
+    // Too big for a notification: lists refetch rather than keep a deleted run.
+    if (run) this.hub.publishRun('deleted', run, 'remote');
+    else this.hub.remoteRunChangesLost();
+  }
+
+  /** Notifications may have been lost while disconnected: re-read every watched run from what was published, lists refetch. */
   onReconnect(): void {
-    this.log.info('database listener reconnected; catching up watched runs');
+    this.log.info('database listener reconnected; catching up watched runs and live runs lists');
+    this.hub.remoteRunChangesLost();
     for (const runId of this.hub.watchedRuns()) {
       this.store.getRun(runId).then(
         (run) => {
@@ -115,8 +135,7 @@ export class RemoteFanout implements AppendFeed {
         const target = this.target.get(runId) ?? 0;
         const known = this.published.get(runId);
         if (known !== undefined && known >= target) return;
-        // A run not followed before starts at its last event: a watcher further
-        // behind sees the gap and reads the rest from the store on its own.
+        // Not followed before and no commit notified (a reconnect): its last event.
         const from = known ?? Math.max(0, target - 1);
         const events = await this.store.readEvents(runId, from, PAGE);
         const run = events.length > 0 ? await this.store.getRun(runId) : null;

@@ -29,7 +29,8 @@ export class RunsSubscription {
     private readonly outlet: Outlet,
     private readonly sendJson: (message: ServerMessage) => void,
   ) {
-    this.unsubscribe = hub.subscribeRuns(this.onChange, { remote: true });
+    // Changes missed from other nodes: like a connection too far behind, the client refetches.
+    this.unsubscribe = hub.subscribeRuns(this.onChange, { remote: true, onRemoteGap: this.startOver });
     sendJson({ type: 'subscribedRuns' });
   }
 
@@ -53,6 +54,13 @@ export class RunsSubscription {
       this.pending.clear();
       this.overflowed = true;
     }
+    this.schedule();
+  };
+
+  private readonly startOver = (): void => {
+    if (this.closed) return;
+    this.pending.clear();
+    this.overflowed = true;
     this.schedule();
   };
 

@@ -1,12 +1,13 @@
 import pg from 'pg';
 import type { AppendFeed } from '../store.js';
+import { dispatchNotification } from './notifications.js';
 
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 2_000;
 
 /**
  * The ONE listening connection of a node: `LISTEN` on the store's channel,
- * payloads `<runId> <seq>` handed to the feed. When the connection dies (a
+ * payloads (./notifications.ts) handed to the feed. When the connection dies (a
  * PostgreSQL restart, a network cut) it reconnects with backoff and tells
  * the feed, which catches up from the store: a notification missed while
  * disconnected never means an event missed.
@@ -49,12 +50,7 @@ export class PgListener {
     };
     client.on('error', onLost);
     client.on('end', () => onLost(new Error('the listening connection ended')));
-    client.on('notification', (msg) => {
-      const payload = msg.payload ?? '';
-      const space = payload.lastIndexOf(' ');
-      const seq = Number(payload.slice(space + 1));
-      if (space > 0 && Number.isInteger(seq)) this.feed.onAppend(payload.slice(0, space), seq);
-    });
+    client.on('notification', (msg) => dispatchNotification(msg.payload ?? '', this.feed));
     try {
       await client.connect();
       await client.query(`LISTEN "${this.channel.replace(/"/g, '""')}"`);

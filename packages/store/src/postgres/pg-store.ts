@@ -50,6 +50,8 @@ import {
 } from '../rows.js';
 import { migrations } from './migrations.js';
 import { eventJson, type EventText } from '../event-text.js';
+import { appendPayload, appendPayloadSql, deletedPayload } from './notifications.js';
+import { PgListener } from './pg-listener.js';
 
 const TOKEN_COLUMNS = `id, name, scope, hash, created_at, expires_at, revoked_at`;
 interface TokenRow {
@@ -71,7 +73,6 @@ const tokenOf = (r: TokenRow): TokenRecord => ({
   expiresAt: r.expires_at === null ? null : Number(r.expires_at),
   revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
 });
-import { PgListener } from './pg-listener.js';
 
 export interface PgStoreOptions {
   /** `postgres://user@host:port/database` */
@@ -127,8 +128,34 @@ const RUN_HEAD = `id, name, parent_id, status, created_at, started_at, finished_
   error, output, seq, execute, owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at, heartbeat_at,
   cancel_requested_at, timeout_ms, stall_timeout_ms, fail_on_stall, last_progress_at, stalled_at, retry_of, attempt`;
 
-/** Appends committed together at most (one transaction, one NOTIFY per run). */
+/** Appends committed together at most (one transaction, one NOTIFY per run)... */
 const MAX_APPENDS_PER_COMMIT = 256;
+/** ...and events: past this a batch's one INSERT is big enough to pay for its commit. */
+const MAX_EVENTS_PER_COMMIT = 5_000;
+
+/**
+ * An append batch's write: its events (parameters 1-7), its changed runs
+ * (8-21, 23: each run's seq before the batch) and one notification per run
+ * (22 = channel). Data-modifying WITH
+ * parts all run, once, whether or not the final SELECT reads them.
+ */
+const APPEND_SQL = `WITH inserted AS (
+    INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal)
+    SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bool[])
+  ), v AS (
+    SELECT * FROM unnest($8::text[], $9::int[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::text[], $15::text[],
+      $16::bigint[], $17::bigint[], $18::text[], $19::bigint[], $20::bigint[], $21::bigint[], $23::int[])
+      AS v(id, seq, snapshot, status, started_at, finished_at, error, output, lease_expires_at, heartbeat_at, owner,
+        cancel_requested_at, last_progress_at, stalled_at, from_seq)
+  ), u AS (
+    UPDATE runs r SET seq = v.seq, snapshot = v.snapshot, status = v.status, started_at = v.started_at,
+      finished_at = v.finished_at, error = v.error, output = v.output, lease_expires_at = v.lease_expires_at,
+      heartbeat_at = v.heartbeat_at, owner = v.owner, owner_node = (v.owner::jsonb)->>'node',
+      owner_kind = (v.owner::jsonb)->>'kind', cancel_requested_at = v.cancel_requested_at,
+      last_progress_at = v.last_progress_at, stalled_at = v.stalled_at
+    FROM v WHERE r.id = v.id RETURNING r.id, r.seq, v.from_seq
+  )
+  SELECT count(pg_notify($22, ${appendPayloadSql('u.from_seq', 'u.seq', 'u.id')})) FROM u`;
 
 /** BIGINT columns hold epoch milliseconds and durations: numbers, not strings. */
 const types = {
@@ -158,7 +185,7 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 export class PgRunStore implements SharedRunStore {
   readonly kind = 'postgres';
   readonly schema: string;
-  /** NOTIFY channel of this schema's appends: payload `<runId> <seq>`. */
+  /** NOTIFY channel of this schema's run changes (payloads: ./notifications.ts). */
   readonly channel: string;
   private readonly pool: pg.Pool;
   private readonly options: PgStoreOptions;
@@ -167,6 +194,8 @@ export class PgRunStore implements SharedRunStore {
   private pending: PendingAppend[] = [];
   /** Group commits in flight; at most one per pool connection but one. */
   private committing = 0;
+  /** Runs with a commit in flight from this node (at most one each). */
+  private readonly committingRuns = new Set<string>();
   private readonly maxCommitting: number;
   private closed = false;
 
@@ -287,7 +316,7 @@ export class PgRunStore implements SharedRunStore {
       );
       if (inserted.rows[0]) {
         // Other nodes' live run lists learn of it (seq 0 = created).
-        await c.query(`SELECT pg_notify($1, $2)`, [this.channel, `${record.id} 0`]);
+        await c.query(`SELECT pg_notify($1, $2)`, [this.channel, appendPayload(0, 0, record.id)]);
         return { run: this.toRun(inserted.rows[0]), created: true };
       }
       const existing = (await c.query<RunRow>(`SELECT * FROM runs WHERE idempotency_key = $1`, [record.idempotencyKey])).rows[0]!;
@@ -352,6 +381,8 @@ export class PgRunStore implements SharedRunStore {
       await c.query(`DELETE FROM events WHERE run_id = $1`, [id]);
       await c.query(`DELETE FROM artifacts WHERE run_id = $1`, [id]);
       await c.query(`DELETE FROM runs WHERE id = $1`, [id]);
+      // Other nodes' live run lists drop it.
+      await c.query(`SELECT pg_notify($1, $2)`, [this.channel, deletedPayload(this.toRun(row, initialSnapshot()))]);
     });
     this.snapshots.delete(id);
   }
@@ -363,12 +394,34 @@ export class PgRunStore implements SharedRunStore {
     });
   }
 
+  /**
+   * Start group commits while connections are free. A run with a commit in
+   * flight from this node gets no second one: it would only wait on the
+   * run's row lock while holding a connection. Its appends wait here instead
+   * and go, in arrival order, into the next commit, which is then larger.
+   */
   private schedule(): void {
     while (this.pending.length > 0 && this.committing < this.maxCommitting) {
-      const batch = this.pending.splice(0, MAX_APPENDS_PER_COMMIT);
+      const batch: PendingAppend[] = [];
+      const waiting: PendingAppend[] = [];
+      let events = 0;
+      for (const item of this.pending) {
+        const full = batch.length >= MAX_APPENDS_PER_COMMIT || events >= MAX_EVENTS_PER_COMMIT;
+        // A run's appends wait all together or none (once full, every later one waits): order is kept.
+        if (full || this.committingRuns.has(item.runId)) waiting.push(item);
+        else {
+          batch.push(item);
+          events += item.events.length;
+        }
+      }
+      if (batch.length === 0) return;
+      const runs = new Set(batch.map((item) => item.runId));
+      for (const runId of runs) this.committingRuns.add(runId);
+      this.pending = waiting;
       this.committing++;
       void this.commitBatch(batch).finally(() => {
         this.committing--;
+        for (const runId of runs) this.committingRuns.delete(runId);
         this.schedule();
       });
     }
@@ -377,15 +430,23 @@ export class PgRunStore implements SharedRunStore {
   private async commitBatch(batch: PendingAppend[]): Promise<void> {
     let outcomes: Array<{ ok: AppendResult } | { err: unknown }>;
     try {
-      outcomes = await this.tx((c) => this.appendBatch(c, batch));
+      try {
+        outcomes = await this.lockedTx(batch, (c, heads) => this.appendBatch(c, batch, heads, { lookupIds: false }));
+      } catch (err) {
+        if (!isEventIdConflict(err) && !(err instanceof IdLookupNeeded)) throw err;
+        // Some event id of the batch may be stored already (a producer's retry): the
+        // unique index said so, or an ended run; now look every id up and give retries their seqs.
+        for (const item of batch) this.snapshots.delete(item.runId);
+        outcomes = await this.lockedTx(batch, (c, heads) => this.appendBatch(c, batch, heads, { lookupIds: true }));
+      }
     } catch (err) {
       for (const item of batch) this.snapshots.delete(item.runId);
       if (batch.length === 1) {
         batch[0]!.reject(err);
         return;
       }
-      // Something failed in the database itself: give each append its own chance.
-      await Promise.all(batch.map((item) => this.commitBatch([item])));
+      // Something failed in the database itself: give each append its own chance, in order.
+      for (const item of batch) await this.commitBatch([item]);
       return;
     }
     batch.forEach((item, i) => {
@@ -395,13 +456,37 @@ export class PgRunStore implements SharedRunStore {
     });
   }
 
-  private async appendBatch(c: pg.PoolClient, batch: PendingAppend[]): Promise<Array<{ ok: AppendResult } | { err: unknown }>> {
+  /**
+   * One transaction holding the row locks of the batch's runs, taken in id
+   * order (two batches never wait on each other in a cycle). BEGIN and the
+   * lock go to the server as one message: a round trip less per commit.
+   */
+  private async lockedTx<T>(batch: PendingAppend[], fn: (c: pg.PoolClient, heads: RunRow[]) => Promise<T>): Promise<T> {
     const runIds = [...new Set(batch.map((b) => b.runId))].sort();
-    // Lock every run of the batch in id order: two batches never wait on each other in a cycle.
-    const heads = await c.query<RunRow>(`SELECT ${RUN_HEAD} FROM runs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`, [runIds]);
+    const ids = runIds.map((id) => pg.escapeLiteral(id)).join(', ');
+    return this.tx(
+      (c, heads) => fn(c, heads!.rows),
+      `SELECT ${RUN_HEAD} FROM runs WHERE id IN (${ids}) ORDER BY id FOR UPDATE`,
+    );
+  }
+
+  /**
+   * Fold a batch of appends onto its runs (locked by the caller, `heads`)
+   * and write it: the events, the runs and one notification per run, in one
+   * statement. Event ids are looked up first only when `lookupIds`: without
+   * it a stored id makes the insert fail on the unique index (the caller
+   * then retries with the lookup), which spares the common case, new ids,
+   * a query as costly as the insert.
+   */
+  private async appendBatch(
+    c: pg.PoolClient,
+    batch: PendingAppend[],
+    heads: RunRow[],
+    { lookupIds }: { lookupIds: boolean },
+  ): Promise<Array<{ ok: AppendResult } | { err: unknown }>> {
     const states = new Map<string, RunState>();
     const needSnapshot: string[] = [];
-    for (const row of heads.rows) {
+    for (const row of heads) {
       const cached = this.snapshots.get(row.id);
       if (!cached || cached.seq !== row.seq) needSnapshot.push(row.id);
       states.set(row.id, {
@@ -421,7 +506,11 @@ export class PgRunStore implements SharedRunStore {
       });
     }
     if (needSnapshot.length > 0) {
-      const snaps = await c.query<{ id: string; snapshot: string }>(`SELECT id, snapshot FROM runs WHERE id = ANY($1::text[])`, [needSnapshot]);
+      const snaps = await c.query<{ id: string; snapshot: string }>({
+        name: 'runtrail.snapshots',
+        text: `SELECT id, snapshot FROM runs WHERE id = ANY($1::text[])`,
+        values: [needSnapshot],
+      });
       for (const s of snaps.rows) states.get(s.id)!.snapshot = parse<Snapshot>(s.snapshot, initialSnapshot());
     }
 
@@ -437,12 +526,13 @@ export class PgRunStore implements SharedRunStore {
       }
     }
     const known = new Map<string, StoredEventRef>();
-    if (idValues.length > 0) {
-      const found = await c.query<{ run_id: string; event_id: string } & StoredEventRef>(
-        `SELECT e.run_id, e.event_id, e.seq, e.type, e.ts, e.data FROM events e
+    if (lookupIds && idValues.length > 0) {
+      const found = await c.query<{ run_id: string; event_id: string } & StoredEventRef>({
+        name: 'runtrail.known-event-ids',
+        text: `SELECT e.run_id, e.event_id, e.seq, e.type, e.ts, e.data FROM events e
          JOIN unnest($1::text[], $2::text[]) AS k(run_id, event_id) ON e.run_id = k.run_id AND e.event_id = k.event_id`,
-        [idRuns, idValues],
-      );
+        values: [idRuns, idValues],
+      });
       for (const r of found.rows) known.set(`${r.run_id}\u0000${r.event_id}`, { seq: r.seq, type: r.type, ts: r.ts, data: r.data });
     }
 
@@ -476,54 +566,37 @@ export class PgRunStore implements SharedRunStore {
         }
         results.push({ ok: { state, seqs: draft.seqs, appended: draft.appended, appendedText, options: item.options } });
       } catch (err) {
+        // An ended run takes nothing new, but a retry of its stored events gets their seqs: look the ids up.
+        if (!lookupIds && RuntrailError.isCode(err, 'run_already_terminal') && item.events.some((e) => e.id !== undefined)) {
+          throw new IdLookupNeeded();
+        }
         results.push({ err });
       }
     }
 
-    if (rows.run.length > 0) {
-      await c.query(
-        `INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal)
-         SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bool[])`,
-        [rows.run, rows.seq, rows.type, rows.ts, rows.data, rows.id, rows.terminal],
-      );
-    }
     const dirty = [...states.values()].filter((s) => s.dirty);
     if (dirty.length > 0) {
-      // One statement updates every changed run and notifies once per run: watchers on
-      // every node learn (runId, last seq) and read the events from the table.
-      await c.query(
-        `WITH v AS (
-           SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[],
-             $9::bigint[], $10::bigint[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[])
-             AS v(id, seq, snapshot, status, started_at, finished_at, error, output, lease_expires_at, heartbeat_at, owner,
-               cancel_requested_at, last_progress_at, stalled_at)
-         ), u AS (
-           UPDATE runs r SET seq = v.seq, snapshot = v.snapshot, status = v.status, started_at = v.started_at,
-             finished_at = v.finished_at, error = v.error, output = v.output, lease_expires_at = v.lease_expires_at,
-             heartbeat_at = v.heartbeat_at, owner = v.owner, owner_node = (v.owner::jsonb)->>'node',
-             owner_kind = (v.owner::jsonb)->>'kind', cancel_requested_at = v.cancel_requested_at,
-             last_progress_at = v.last_progress_at, stalled_at = v.stalled_at
-           FROM v WHERE r.id = v.id RETURNING r.id, r.seq
-         )
-         SELECT count(pg_notify($15, u.id || ' ' || u.seq)) FROM u`,
-        [
-          dirty.map((s) => s.row.id),
-          dirty.map((s) => s.seq),
-          dirty.map((s) => JSON.stringify(s.snapshot)),
-          dirty.map((s) => s.status),
-          dirty.map((s) => s.startedAt),
-          dirty.map((s) => s.finishedAt),
-          dirty.map((s) => s.error),
-          dirty.map((s) => s.output),
-          dirty.map((s) => s.leaseExpiresAt),
-          dirty.map((s) => s.heartbeatAt),
-          dirty.map((s) => s.owner),
-          dirty.map((s) => s.cancelRequestedAt),
-          dirty.map((s) => s.snapshot.lastProgressAt),
-          dirty.map((s) => s.snapshot.stalled?.at ?? null),
-          this.channel,
-        ],
-      );
+      // ONE statement inserts the events, updates every changed run and notifies once per
+      // run: watchers on every node learn (runId, last seq) and read the events from the table.
+      await c.query({ name: 'runtrail.append', text: APPEND_SQL, values: [
+        rows.run, rows.seq, rows.type, rows.ts, rows.data, rows.id, rows.terminal,
+        dirty.map((s) => s.row.id),
+        dirty.map((s) => s.seq),
+        dirty.map((s) => JSON.stringify(s.snapshot)),
+        dirty.map((s) => s.status),
+        dirty.map((s) => s.startedAt),
+        dirty.map((s) => s.finishedAt),
+        dirty.map((s) => s.error),
+        dirty.map((s) => s.output),
+        dirty.map((s) => s.leaseExpiresAt),
+        dirty.map((s) => s.heartbeatAt),
+        dirty.map((s) => s.owner),
+        dirty.map((s) => s.cancelRequestedAt),
+        dirty.map((s) => s.snapshot.lastProgressAt),
+        dirty.map((s) => s.snapshot.stalled?.at ?? null),
+        this.channel,
+        dirty.map((s) => s.row.seq),
+      ] });
     }
     // Remember snapshots only once the commit is certain to be attempted; a failed
     // commit clears them (commitBatch), and they are keyed by seq anyway.
@@ -687,15 +760,20 @@ export class PgRunStore implements SharedRunStore {
         );
         const artifact = toArtifact(record);
         // The artifact event goes in through the same path as every append (fold, insert, notify), in this transaction.
-        const [outcome] = await this.appendBatch(c, [
-          {
-            runId: input.runId,
-            events: [{ type: 'artifact', data: artifactEventData(artifact) }],
-            options: { now: input.now },
-            resolve: () => undefined,
-            reject: () => undefined,
-          },
-        ]);
+        const [outcome] = await this.appendBatch(
+          c,
+          [
+            {
+              runId: input.runId,
+              events: [{ type: 'artifact', data: artifactEventData(artifact) }],
+              options: { now: input.now },
+              resolve: () => undefined,
+              reject: () => undefined,
+            },
+          ],
+          [head],
+          { lookupIds: false /* the event has no id */ },
+        );
         if ('err' in outcome!) throw outcome.err;
         return {
           artifact,
@@ -775,7 +853,7 @@ export class PgRunStore implements SharedRunStore {
         );
       }
       // Other nodes' live run lists learn of it.
-      await c.query(`SELECT pg_notify($1, $2)`, [this.channel, `${run.id} ${columns.seq}`]);
+      await c.query(`SELECT pg_notify($1, $2)`, [this.channel, appendPayload(0, columns.seq, run.id)]);
       return inserted.rows[0];
     });
     return this.toRun(row);
@@ -796,8 +874,12 @@ export class PgRunStore implements SharedRunStore {
     }
   }
 
-  /** Run `fn` in one transaction on one connection; any error rolls it back. */
-  async tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  /**
+   * Run `fn` in one transaction on one connection; any error rolls it back.
+   * `first`, a statement without parameters, is sent with BEGIN in one
+   * message and its result handed to `fn`.
+   */
+  async tx<T>(fn: (client: pg.PoolClient, first?: pg.QueryResult) => Promise<T>, first?: string): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -806,8 +888,10 @@ export class PgRunStore implements SharedRunStore {
     }
     let broken: Error | undefined;
     try {
-      await client.query('BEGIN');
-      const result = await fn(client);
+      let firstResult: pg.QueryResult | undefined;
+      if (first === undefined) await client.query('BEGIN');
+      else firstResult = ((await client.query(`BEGIN; ${first}`)) as unknown as pg.QueryResult[])[1];
+      const result = await fn(client, firstResult);
       await client.query('COMMIT');
       return result;
     } catch (err) {
@@ -928,6 +1012,15 @@ function foldAppend(
   };
 }
 
+
+/** Thrown (and caught) inside an append batch: its event ids must be looked up before it can be judged. */
+class IdLookupNeeded extends Error {}
+
+/** A unique violation on the event id index: some event id of the batch is stored already. */
+function isEventIdConflict(err: unknown): boolean {
+  const e = err as { code?: string; constraint?: string };
+  return e?.code === '23505' && e.constraint === 'events_event_id';
+}
 
 /** SQLSTATE classes that mean "the database is not there right now", not "this request is wrong". */
 const UNAVAILABLE_STATES = /^(08|53|57P|58)/;
