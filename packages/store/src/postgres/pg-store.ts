@@ -215,6 +215,8 @@ export class PgRunStore implements SharedRunStore {
       types,
       options: `-c search_path=${this.schema} -c statement_timeout=${options.statementTimeoutMs ?? 30_000}`,
       connectionTimeoutMillis: 10_000,
+      // Statements sent without waiting (an append's write and its COMMIT) share one round trip.
+      pipeline: true,
     });
     // An idle connection that dies (server restart) emits here; unhandled, it would end the process.
     this.pool.on('error', (err) => options.onError?.(err));
@@ -431,13 +433,17 @@ export class PgRunStore implements SharedRunStore {
     let outcomes: Array<{ ok: AppendResult } | { err: unknown }>;
     try {
       try {
-        outcomes = await this.lockedTx(batch, (c, heads) => this.appendBatch(c, batch, heads, { lookupIds: false }));
+        outcomes = await this.lockedTx(batch, (c, heads, beforeCommit) =>
+          this.appendBatch(c, batch, heads, { lookupIds: false, beforeCommit }),
+        );
       } catch (err) {
         if (!isEventIdConflict(err) && !(err instanceof IdLookupNeeded)) throw err;
         // Some event id of the batch may be stored already (a producer's retry): the
         // unique index said so, or an ended run; now look every id up and give retries their seqs.
         for (const item of batch) this.snapshots.delete(item.runId);
-        outcomes = await this.lockedTx(batch, (c, heads) => this.appendBatch(c, batch, heads, { lookupIds: true }));
+        outcomes = await this.lockedTx(batch, (c, heads, beforeCommit) =>
+          this.appendBatch(c, batch, heads, { lookupIds: true, beforeCommit }),
+        );
       }
     } catch (err) {
       for (const item of batch) this.snapshots.delete(item.runId);
@@ -461,19 +467,23 @@ export class PgRunStore implements SharedRunStore {
    * order (two batches never wait on each other in a cycle). BEGIN and the
    * lock go to the server as one message: a round trip less per commit.
    */
-  private async lockedTx<T>(batch: PendingAppend[], fn: (c: pg.PoolClient, heads: RunRow[]) => Promise<T>): Promise<T> {
+  private async lockedTx<T>(
+    batch: PendingAppend[],
+    fn: (c: pg.PoolClient, heads: RunRow[], beforeCommit: Array<Promise<unknown>>) => Promise<T>,
+  ): Promise<T> {
     const runIds = [...new Set(batch.map((b) => b.runId))].sort();
     const ids = runIds.map((id) => pg.escapeLiteral(id)).join(', ');
     return this.tx(
-      (c, heads) => fn(c, heads!.rows),
+      (c, heads, beforeCommit) => fn(c, heads!.rows, beforeCommit),
       `SELECT ${RUN_HEAD} FROM runs WHERE id IN (${ids}) ORDER BY id FOR UPDATE`,
     );
   }
 
   /**
    * Fold a batch of appends onto its runs (locked by the caller, `heads`)
-   * and write it: the events, the runs and one notification per run, in one
-   * statement. Event ids are looked up first only when `lookupIds`: without
+   * and send its write (the events, the runs and one notification per run,
+   * in one statement) into `beforeCommit`: the caller's COMMIT follows it
+   * without waiting for it. Event ids are looked up first only when `lookupIds`: without
    * it a stored id makes the insert fail on the unique index (the caller
    * then retries with the lookup), which spares the common case, new ids,
    * a query as costly as the insert.
@@ -482,7 +492,7 @@ export class PgRunStore implements SharedRunStore {
     c: pg.PoolClient,
     batch: PendingAppend[],
     heads: RunRow[],
-    { lookupIds }: { lookupIds: boolean },
+    { lookupIds, beforeCommit }: { lookupIds: boolean; beforeCommit: Array<Promise<unknown>> },
   ): Promise<Array<{ ok: AppendResult } | { err: unknown }>> {
     const states = new Map<string, RunState>();
     const needSnapshot: string[] = [];
@@ -577,8 +587,9 @@ export class PgRunStore implements SharedRunStore {
     const dirty = [...states.values()].filter((s) => s.dirty);
     if (dirty.length > 0) {
       // ONE statement inserts the events, updates every changed run and notifies once per
-      // run: watchers on every node learn (runId, last seq) and read the events from the table.
-      await c.query({ name: 'runtrail.append', text: APPEND_SQL, values: [
+      // run: watchers on every node learn (runId, seqs) and read the events from the table.
+      // Nothing here needs its answer: it goes out with the COMMIT, in one round trip.
+      beforeCommit.push(c.query({ name: 'runtrail.append', text: APPEND_SQL, values: [
         rows.run, rows.seq, rows.type, rows.ts, rows.data, rows.id, rows.terminal,
         dirty.map((s) => s.row.id),
         dirty.map((s) => s.seq),
@@ -596,7 +607,7 @@ export class PgRunStore implements SharedRunStore {
         dirty.map((s) => s.snapshot.stalled?.at ?? null),
         this.channel,
         dirty.map((s) => s.row.seq),
-      ] });
+      ] }));
     }
     // Remember snapshots only once the commit is certain to be attempted; a failed
     // commit clears them (commitBatch), and they are keyed by seq anyway.
@@ -737,7 +748,7 @@ export class PgRunStore implements SharedRunStore {
 
   async putArtifact(input: PutArtifactInput): Promise<PutArtifactResult> {
     try {
-      return await this.tx(async (c) => {
+      return await this.tx(async (c, _first, beforeCommit) => {
         // The run's row lock orders this put with every append and put of the run, on any node.
         const head = (await c.query<RunRow>(`SELECT ${RUN_HEAD} FROM runs WHERE id = $1 FOR UPDATE`, [input.runId])).rows[0];
         if (!head) throw notFound(input.runId);
@@ -772,7 +783,7 @@ export class PgRunStore implements SharedRunStore {
             },
           ],
           [head],
-          { lookupIds: false /* the event has no id */ },
+          { lookupIds: false /* the event has no id */, beforeCommit },
         );
         if ('err' in outcome!) throw outcome.err;
         return {
@@ -879,7 +890,10 @@ export class PgRunStore implements SharedRunStore {
    * `first`, a statement without parameters, is sent with BEGIN in one
    * message and its result handed to `fn`.
    */
-  async tx<T>(fn: (client: pg.PoolClient, first?: pg.QueryResult) => Promise<T>, first?: string): Promise<T> {
+  async tx<T>(
+    fn: (client: pg.PoolClient, first: pg.QueryResult | undefined, beforeCommit: Array<Promise<unknown>>) => Promise<T>,
+    first?: string,
+  ): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -887,14 +901,19 @@ export class PgRunStore implements SharedRunStore {
       throw asUnavailable(err);
     }
     let broken: Error | undefined;
+    // Statements `fn` sent without waiting: COMMIT follows them at once (in the same round trip, pipelined).
+    const beforeCommit: Array<Promise<unknown>> = [];
     try {
       let firstResult: pg.QueryResult | undefined;
       if (first === undefined) await client.query('BEGIN');
       else firstResult = ((await client.query(`BEGIN; ${first}`)) as unknown as pg.QueryResult[])[1];
-      const result = await fn(client, firstResult);
-      await client.query('COMMIT');
+      const result = await fn(client, firstResult, beforeCommit);
+      // After a failed statement PostgreSQL answers COMMIT with a rollback, and the failure rejects here.
+      await Promise.all([...beforeCommit, client.query('COMMIT')]);
       return result;
     } catch (err) {
+      // Their failure, if any, is `err` or came after it: the transaction is rolled back either way.
+      for (const p of beforeCommit) p.catch(() => undefined);
       try {
         await client.query('ROLLBACK');
       } catch (rollbackErr) {
