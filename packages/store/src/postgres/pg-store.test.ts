@@ -3,7 +3,7 @@ import pg from 'pg';
 import { runStoreConformance } from '../conformance.js';
 import { builtStoreUrl, requireFreshBuild } from '../fresh-build.test-kit.js';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '../../../../test-support/postgres.js';
-import { migrations } from './migrations.js';
+import { migrations } from '../migrations.js';
 import { PgRunStore } from './pg-store.js';
 import { dispatchNotification } from './notifications.js';
 import type { Run } from '@runtrail/protocol';

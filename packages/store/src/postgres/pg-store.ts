@@ -48,7 +48,7 @@ import {
   leaseAfterAppend,
   leaseOfNewRun,
 } from '../rows.js';
-import { migrations } from './migrations.js';
+import { pendingMigrations, postgresDialect } from '../migrations.js';
 import { eventJson, type EventText } from '../event-text.js';
 import { appendPayload, appendPayloadSql, deletedPayload } from './notifications.js';
 import { PgListener } from './pg-listener.js';
@@ -253,15 +253,9 @@ export class PgRunStore implements SharedRunStore {
       await c.query(`CREATE TABLE IF NOT EXISTS runtrail_migrations (
         version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
       const { rows } = await c.query<{ v: number | null }>(`SELECT max(version) AS v FROM runtrail_migrations`);
-      const version = rows[0]?.v ?? 0;
-      if (version > migrations.length) {
-        throw new Error(
-          `this runtrail is older than its database (schema version ${version}, known ${migrations.length}); upgrade runtrail`,
-        );
-      }
-      for (let v = version; v < migrations.length; v++) {
-        await c.query(migrations[v]!);
-        await c.query(`INSERT INTO runtrail_migrations (version) VALUES ($1)`, [v + 1]);
+      for (const step of pendingMigrations(rows[0]?.v ?? 0, postgresDialect)) {
+        await c.query(step.sql);
+        await c.query(`INSERT INTO runtrail_migrations (version) VALUES ($1)`, [step.version]);
       }
     });
   }

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { foldEvents, type RunEvent } from '@runtrail/protocol';
 import { BATCH_SIZES, produceTask, runStoreConformance } from '../conformance.js';
 import { openStore } from '../open.js';
-import { migrations } from './migrations.js';
+import { migrations } from '../migrations.js';
 import { SqliteRunStore } from './sqlite-store.js';
 import { builtStoreUrl as built, requireFreshBuild } from '../fresh-build.test-kit.js';
 

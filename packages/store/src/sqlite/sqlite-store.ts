@@ -50,7 +50,7 @@ import {
   leaseAfterAppend,
   leaseOfNewRun,
 } from '../rows.js';
-import { migrations } from './migrations.js';
+import { migrations, pendingMigrations, sqliteDialect } from '../migrations.js';
 import { eventJson, type EventText } from '../event-text.js';
 
 export interface SqliteStoreOptions {
@@ -226,15 +226,9 @@ export class SqliteRunStore implements RunStore {
     // Read the version under the write lock: two processes opening a new file
     // at once must not both apply the same migration.
     this.db.transaction(() => {
-      const version = this.db.pragma('user_version', { simple: true }) as number;
-      if (version > migrations.length) {
-        throw new Error(
-          `this runtrail is older than its data file (schema version ${version}, known ${migrations.length}); upgrade runtrail`,
-        );
-      }
-      for (let v = version; v < migrations.length; v++) {
-        this.db.exec(migrations[v]!);
-        this.db.pragma(`user_version = ${v + 1}`);
+      for (const step of pendingMigrations(this.db.pragma('user_version', { simple: true }) as number, sqliteDialect)) {
+        this.db.exec(step.sql);
+        this.db.pragma(`user_version = ${step.version}`);
       }
     }).immediate();
   }

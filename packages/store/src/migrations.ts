@@ -1,0 +1,150 @@
+/**
+ * Schema migrations of both adapters, written once: each is SQL with the few
+ * words the two dialects spell differently taken from a `Dialect`. Applied
+ * in order; each adapter records how many ran (SQLite: `PRAGMA user_version`,
+ * PostgreSQL: `runtrail_migrations`) and applies the rest through
+ * `pendingMigrations`, holding a lock that keeps two processes from both
+ * migrating. Never edit a shipped migration: add the next one.
+ */
+export interface Dialect {
+  /** How the refusal names what holds the schema: "data file", "database". */
+  readonly holder: string;
+  /** A run id column. PostgreSQL compares in byte order (COLLATE "C"), so ORDER BY id is UUIDv7 creation order whatever the locale. */
+  readonly id: string;
+  /** Epoch milliseconds, durations, byte sizes. */
+  readonly int64: string;
+  /** A boolean column and its literals. */
+  readonly bool: string;
+  readonly false: string;
+  readonly true: string;
+  /** The labels column (`{}` when none). */
+  readonly labels: string;
+  /** After CREATE TABLE of a table keyed by its primary key only. */
+  readonly clustered: string;
+  /** Statements only this dialect has (PostgreSQL's jsonb and partial queue indexes). */
+  only(dialect: 'sqlite' | 'postgres', sql: string): string;
+}
+
+export const sqliteDialect: Dialect = {
+  holder: 'data file',
+  id: 'TEXT',
+  int64: 'INTEGER',
+  bool: 'INTEGER',
+  false: '0',
+  true: '1',
+  labels: 'TEXT',
+  clustered: ' WITHOUT ROWID',
+  only: (dialect, sql) => (dialect === 'sqlite' ? sql : ''),
+};
+
+export const postgresDialect: Dialect = {
+  holder: 'database',
+  id: 'TEXT COLLATE "C"',
+  int64: 'BIGINT',
+  bool: 'BOOLEAN',
+  false: 'false',
+  true: 'true',
+  labels: 'JSONB',
+  clustered: '',
+  only: (dialect, sql) => (dialect === 'postgres' ? sql : ''),
+};
+
+export const migrations: Array<(d: Dialect) => string> = [
+  (d) => `
+  CREATE TABLE runs (
+    id ${d.id} PRIMARY KEY,
+    name TEXT NOT NULL,
+    parent_id ${d.id},
+    status TEXT NOT NULL CHECK (status IN ('queued','running','succeeded','failed','cancelled')),
+    created_at ${d.int64} NOT NULL,
+    started_at ${d.int64},
+    finished_at ${d.int64},
+    input TEXT,
+    labels ${d.labels} NOT NULL DEFAULT '{}',
+    error TEXT,
+    output TEXT,
+    seq INTEGER NOT NULL DEFAULT 0,
+    snapshot TEXT NOT NULL,
+    execute ${d.bool} NOT NULL DEFAULT ${d.false},
+    owner TEXT,
+    owner_node TEXT,
+    owner_kind TEXT,
+    lease_ttl_ms ${d.int64} NOT NULL,
+    lease_expires_at ${d.int64},
+    heartbeat_at ${d.int64},
+    cancel_requested_at ${d.int64},
+    timeout_ms ${d.int64},
+    stall_timeout_ms ${d.int64},
+    fail_on_stall ${d.bool} NOT NULL DEFAULT ${d.false},
+    last_progress_at ${d.int64},
+    stalled_at ${d.int64},
+    retry_of TEXT,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    idempotency_key TEXT UNIQUE
+  );
+  CREATE INDEX runs_status_id ON runs (status, id);
+  CREATE INDEX runs_parent ON runs (parent_id, id);
+  CREATE INDEX runs_name ON runs (name, id);
+  CREATE INDEX runs_owner ON runs (owner_node, owner_kind) WHERE status IN ('queued','running');
+  ${d.only('postgres', `CREATE INDEX runs_queued ON runs (name, id) WHERE status = 'queued' AND execute;
+  CREATE INDEX runs_labels ON runs USING gin (labels jsonb_path_ops);`)}
+
+  CREATE TABLE events (
+    run_id ${d.id} NOT NULL,
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    ts ${d.int64} NOT NULL,
+    data TEXT,
+    event_id TEXT,
+    terminal ${d.bool} NOT NULL DEFAULT ${d.false},
+    PRIMARY KEY (run_id, seq)
+  )${d.clustered};
+  CREATE UNIQUE INDEX events_event_id ON events (run_id, event_id) WHERE event_id IS NOT NULL;
+  -- Exactly one terminal event per run, whatever the code above it does.
+  CREATE UNIQUE INDEX events_one_terminal ON events (run_id) WHERE terminal = ${d.true};
+  `,
+  (d) => `
+  CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    scope TEXT NOT NULL CHECK (scope IN ('admin','producer','viewer')),
+    hash TEXT NOT NULL UNIQUE,
+    created_at ${d.int64} NOT NULL,
+    expires_at ${d.int64},
+    revoked_at ${d.int64}
+  );
+  CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
+  (d) => `
+  -- Artifact records; the content is in the blob store, addressed by sha256.
+  CREATE TABLE artifacts (
+    run_id ${d.id} NOT NULL,
+    ordinal INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size ${d.int64} NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at ${d.int64} NOT NULL,
+    metadata TEXT,
+    PRIMARY KEY (run_id, ordinal),
+    UNIQUE (run_id, name)
+  )${d.clustered};
+  CREATE INDEX artifacts_sha256 ON artifacts (sha256);
+  `,
+];
+
+/**
+ * The migrations a schema at `version` still needs, as (SQL, version after
+ * it); refuses a schema a newer runtrail migrated, saying to upgrade.
+ */
+export function pendingMigrations(version: number, dialect: Dialect): Array<{ sql: string; version: number }> {
+  if (version > migrations.length) {
+    throw new Error(
+      `this runtrail is older than its ${dialect.holder} (schema version ${version}, known ${migrations.length}); upgrade runtrail`,
+    );
+  }
+  return migrations.slice(version).map((migration, i) => ({ sql: migration(dialect), version: version + i + 1 }));
+}
