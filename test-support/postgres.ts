@@ -47,6 +47,18 @@ export async function dropSchema(schema: string, url = TEST_DATABASE_URL): Promi
   }
 }
 
+/** Ends the server's connections whose last statement was `query` (as a network cut would); how many it ended. */
+export async function terminateConnections(query: string, url = TEST_DATABASE_URL): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1`, [query]);
+    return rowCount ?? 0;
+  } finally {
+    await client.end();
+  }
+}
+
 /**
  * A PostgreSQL of its own for a test that stops and restarts the server
  * (the shared one on 5432 serves everyone's tests and must never be

@@ -55,8 +55,11 @@ export async function cluster(
 export async function http<T>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T; headers: Headers }> {
   const res = await fetch(url, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    // x-runtrail-client: writes without a JSON body (DELETE) pass the CSRF guard like the SDK's.
+    headers: { 'x-runtrail-client': 'cluster-tests', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  return { status: res.status, body: (await res.json()) as T, headers: res.headers };
+  const text = await res.text();
+  // 204 (a delete) has no body.
+  return { status: res.status, body: (text === '' ? undefined : JSON.parse(text)) as T, headers: res.headers };
 }

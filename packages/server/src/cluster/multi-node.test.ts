@@ -3,6 +3,7 @@ import type { Run } from '@runtrail/protocol';
 import { waitUntil } from '../leases/lease.test-kit.js';
 import { RawWsClient, isExactRange } from '../stream/stream.test-kit.js';
 import { cluster, http, stopCluster } from './cluster.test-kit.js';
+import { terminateConnections } from '../../../../test-support/postgres.js';
 
 /**
  * Several runtrail nodes as separate PROCESSES sharing one PostgreSQL schema:
@@ -94,6 +95,60 @@ describe('two nodes on one PostgreSQL', () => {
       expect(w.messages.some((m) => m.type === 'run' && m.run.id === run.id && m.change === 'created')).toBe(true);
     } finally {
       w.close();
+    }
+  });
+
+  it('a run deleted through B leaves the live runs list on A', async () => {
+    const c = await cluster();
+    const [a, b] = await Promise.all([c.start('node-a'), c.start('node-b')]);
+    const w = new RawWsClient(a.wsUrl);
+    await w.opened();
+    try {
+      w.send({ op: 'subscribeRuns', filter: { name: 'deleted-elsewhere' } });
+      await waitUntil(() => w.messages.some((m) => m.type === 'subscribedRuns'), { what: 'the runs subscription' });
+      const { body: run } = await http<Run>('POST', `${b.url}/api/v1/runs`, { name: 'deleted-elsewhere', labels: { team: 'search' } });
+      await http('POST', `${b.url}/api/v1/runs/${run.id}/finish`, { status: 'succeeded' });
+      const deleted = await http('DELETE', `${b.url}/api/v1/runs/${run.id}`);
+      expect(deleted.status, JSON.stringify(deleted.body)).toBeLessThan(300);
+      await waitUntil(() => w.messages.some((m) => m.type === 'run' && m.run.id === run.id && m.change === 'deleted'), {
+        what: 'the run deleted through B to leave the list on A',
+      });
+      const gone = w.messages.find((m) => m.type === 'run' && m.change === 'deleted');
+      // The list's filter (name) and what a list shows came along; what it does not show did not.
+      expect(gone).toMatchObject({ run: { id: run.id, name: 'deleted-elsewhere', labels: { team: 'search' }, status: 'succeeded' } });
+      expect(w.messages.filter((m) => m.type === 'run' && m.change === 'deleted')).toHaveLength(1);
+    } finally {
+      w.close();
+    }
+  });
+
+  it('after the database listener reconnects, live runs lists on every node are told to refetch, and streams go on', async () => {
+    const c = await cluster();
+    const [a, b] = await Promise.all([c.start('node-a'), c.start('node-b')]);
+    const { body: run } = await http<Run>('POST', `${b.url}/api/v1/runs`, { name: 'through-a-reconnect', leaseTtlMs: 3_600_000 });
+    const lists = [new RawWsClient(a.wsUrl), new RawWsClient(b.wsUrl)];
+    const watcher = new RawWsClient(a.wsUrl);
+    try {
+      for (const w of [...lists, watcher]) await w.opened();
+      for (const w of lists) w.send({ op: 'subscribeRuns', filter: {} });
+      watcher.send({ op: 'subscribe', runId: run.id, after: 0 });
+      const listStarts = (w: RawWsClient) => w.messages.filter((m) => m.type === 'subscribedRuns').length;
+      await waitUntil(() => lists.every((w) => listStarts(w) === 1), { what: 'the runs subscriptions' });
+      await http('POST', `${b.url}/api/v1/runs/${run.id}/events`, { events: [{ type: 'x.before' }] });
+      await waitUntil(() => watcher.seqs(run.id).length === 1, { what: 'the first event on A' });
+
+      // Cut both nodes' listening connections: notifications sent until they are back are lost to them.
+      expect(await terminateConnections(`LISTEN "runtrail_events.${c.schema}"`)).toBe(2);
+      await http('POST', `${b.url}/api/v1/runs/${run.id}/events`, { events: [{ type: 'x.during' }] });
+
+      // A missed notification never means a stale list: each list starts over (the client refetches it) ...
+      await waitUntil(() => lists.every((w) => listStarts(w) === 2), { what: 'subscribedRuns again on both nodes', timeoutMs: 30_000 });
+      // ... and the watcher on A gets every event once, those appended around the cut too.
+      await http('POST', `${b.url}/api/v1/runs/${run.id}/events`, { events: [{ type: 'x.after' }] });
+      await waitUntil(() => watcher.seqs(run.id).length >= 3, { what: 'the events appended during and after the cut on A' });
+      expect(watcher.seqs(run.id)).toEqual([1, 2, 3]);
+    } finally {
+      for (const w of [...lists, watcher]) w.close();
     }
   });
 });
