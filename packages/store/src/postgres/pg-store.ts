@@ -194,8 +194,8 @@ export class PgRunStore implements SharedRunStore {
   private pending: PendingAppend[] = [];
   /** Group commits in flight; at most one per pool connection but one. */
   private committing = 0;
-  /** Runs with a commit in flight from this node (at most one each). */
-  private readonly committingRuns = new Set<string>();
+  /** Per run, this node's commits in flight and how many of them still wait for its row lock. */
+  private readonly committingRuns = new Map<string, { commits: number; locking: number }>();
   private readonly maxCommitting: number;
   private closed = false;
 
@@ -391,10 +391,12 @@ export class PgRunStore implements SharedRunStore {
   }
 
   /**
-   * Start group commits while connections are free. A run with a commit in
-   * flight from this node gets no second one: it would only wait on the
-   * run's row lock while holding a connection. Its appends wait here instead
-   * and go, in arrival order, into the next commit, which is then larger.
+   * Start group commits while connections are free. A run gets a second
+   * commit from this node only once its first holds the run's row lock, and
+   * no third: the second's BEGIN and lock wait in PostgreSQL and it starts
+   * at the first's COMMIT, while more commits would only hold connections
+   * waiting. Appends that wait here go, in arrival order, into the next
+   * commit, which is then larger.
    */
   private schedule(): void {
     while (this.pending.length > 0 && this.committing < this.maxCommitting) {
@@ -403,33 +405,55 @@ export class PgRunStore implements SharedRunStore {
       let events = 0;
       for (const item of this.pending) {
         const full = batch.length >= MAX_APPENDS_PER_COMMIT || events >= MAX_EVENTS_PER_COMMIT;
+        const busy = this.committingRuns.get(item.runId);
         // A run's appends wait all together or none (once full, every later one waits): order is kept.
-        if (full || this.committingRuns.has(item.runId)) waiting.push(item);
+        if (full || (busy && (busy.locking > 0 || busy.commits >= 2))) waiting.push(item);
         else {
           batch.push(item);
           events += item.events.length;
         }
       }
       if (batch.length === 0) return;
-      const runs = new Set(batch.map((item) => item.runId));
-      for (const runId of runs) this.committingRuns.add(runId);
+      const runs = [...new Set(batch.map((item) => item.runId))];
+      for (const runId of runs) {
+        const busy = this.committingRuns.get(runId) ?? { commits: 0, locking: 0 };
+        busy.commits++;
+        busy.locking++;
+        this.committingRuns.set(runId, busy);
+      }
+      let locking = true;
+      const locked = () => {
+        if (!locking) return;
+        locking = false;
+        for (const runId of runs) this.committingRuns.get(runId)!.locking--;
+        this.schedule();
+      };
       this.pending = waiting;
       this.committing++;
-      void this.commitBatch(batch).finally(() => {
+      void this.commitBatch(batch, locked).finally(() => {
         this.committing--;
-        for (const runId of runs) this.committingRuns.delete(runId);
+        if (locking) {
+          locking = false;
+          for (const runId of runs) this.committingRuns.get(runId)!.locking--;
+        }
+        for (const runId of runs) {
+          const busy = this.committingRuns.get(runId)!;
+          if (--busy.commits === 0) this.committingRuns.delete(runId);
+        }
         this.schedule();
       });
     }
   }
 
-  private async commitBatch(batch: PendingAppend[]): Promise<void> {
+  /** `locked`: called once the batch holds its runs' row locks (the first time). */
+  private async commitBatch(batch: PendingAppend[], locked: () => void = () => undefined): Promise<void> {
     let outcomes: Array<{ ok: AppendResult } | { err: unknown }>;
     try {
       try {
-        outcomes = await this.lockedTx(batch, (c, heads, beforeCommit) =>
-          this.appendBatch(c, batch, heads, { lookupIds: false, beforeCommit }),
-        );
+        outcomes = await this.lockedTx(batch, (c, heads, beforeCommit) => {
+          locked();
+          return this.appendBatch(c, batch, heads, { lookupIds: false, beforeCommit });
+        });
       } catch (err) {
         if (!isEventIdConflict(err) && !(err instanceof IdLookupNeeded)) throw err;
         // Some event id of the batch may be stored already (a producer's retry): the
