@@ -5,12 +5,15 @@
 //  - cross-node delivery: 1,000 WebSocket observers on node A, a producer
 //    appending one event per request at 500 ev/s through node B; latency from
 //    the append on B to receipt on A, p50/p99 over every (event, observer).
-// Prints medians of several runs, with the machine and its load average.
+// Prints medians of several runs, with the machine and the 1-minute load
+// average sampled through the runs, and writes them to bench/postgres-results.md.
 //
-//   npm run build && node bench/postgres.mjs [--runs 3] [--database postgres://postgres@127.0.0.1:5432/test]
+//   npm run bench:postgres        # build, then 3 runs with the defaults below (about 5 min on a quiet 2-core machine)
+//   node bench/postgres.mjs [--runs 3] [--database postgres://postgres@127.0.0.1:5432/test]
+//        [--events 200000] [--http 20000] [--observers 1000] [--rate 500] [--seconds 10] [--no-write]
 import { fork } from 'node:child_process';
 import http from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -32,6 +35,7 @@ const { values: args } = parseArgs({
     child: { type: 'string' },
     schema: { type: 'string' },
     node: { type: 'string' },
+    'no-write': { type: 'boolean', default: false },
   },
 });
 
@@ -176,18 +180,24 @@ const crossNode = () =>
       const { hostname, port } = new URL(b.url);
       const start = Date.now();
       const pending = [];
+      const acks = [];
       for (let i = 0; i < total; i++) {
         const due = start + i * interval;
         const wait = due - Date.now();
         if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-        const body = JSON.stringify({ events: [{ id: `e${i}`, type: 'x.tick', data: { sentAt: Date.now(), i } }] });
+        const sentAt = Date.now();
+        const body = JSON.stringify({ events: [{ id: `e${i}`, type: 'x.tick', data: { sentAt, i } }] });
         pending.push(
           new Promise((resolve, reject) => {
             const req = http.request(
               { hostname, port, path: `/api/v1/runs/${run.id}/events`, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
               (res) => {
                 res.resume();
-                res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`append answered ${res.statusCode}`))));
+                res.on('end', () => {
+                  acks.push(Date.now() - sentAt);
+                  if (res.statusCode === 200) resolve();
+                  else reject(new Error(`append answered ${res.statusCode}`));
+                });
               },
             );
             req.on('error', reject);
@@ -201,8 +211,7 @@ const crossNode = () =>
       while (latencies.length < expected && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       agent.destroy();
       if (latencies.length < expected) throw new Error(`observers received ${latencies.length} of ${expected} events`);
-      latencies.sort((x, y) => x - y);
-      return { p50: latencies[Math.floor(latencies.length * 0.5)], p99: latencies[Math.floor(latencies.length * 0.99)] };
+      return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), ackP50: percentile(acks, 0.5), ackP99: percentile(acks, 0.99) };
     } finally {
       for (const ws of sockets) ws.terminate();
       await a.stop();
@@ -211,35 +220,53 @@ const crossNode = () =>
     }
   });
 
+function percentile(values, p) {
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+}
+
 async function main() {
   const runs = Number(args.runs);
   const total = Number(args.events);
-  const r = { pgBatched: [], bare: [], sqliteBatched: [], pgHttp: [], sqliteHttp: [], p50: [], p99: [] };
+  const r = { pgBatched: [], bare: [], sqliteBatched: [], pgHttp: [], sqliteHttp: [], p50: [], p99: [], ackP50: [], ackP99: [] };
   const loads = [];
+  const sampler = setInterval(() => loads.push(loadavg()[0]), 5000);
+  loads.push(loadavg()[0]);
+  const started = Date.now();
   for (let i = 0; i < runs; i++) {
-    loads.push(loadavg()[0]);
     r.pgBatched.push(await pgBatched(total));
     r.bare.push(await bareBatched(total));
     r.sqliteBatched.push(await sqliteBatched(total));
     r.pgHttp.push(await withSchema((schema) => httpOneByOne(schema, Number(args.http), Number(args.concurrency))));
     r.sqliteHttp.push(await httpOneByOne(undefined, Number(args.http), Number(args.concurrency)));
     const latency = await crossNode();
-    r.p50.push(latency.p50);
-    r.p99.push(latency.p99);
-    process.stderr.write(`run ${i + 1}/${runs} done\n`);
+    for (const k of ['p50', 'p99', 'ackP50', 'ackP99']) r[k].push(latency[k]);
+    process.stderr.write(
+      `run ${i + 1}/${runs}: pg ${fmt(r.pgBatched[i])}/s (bare ${fmt(r.bare[i])}/s), sqlite ${fmt(r.sqliteBatched[i])}/s; ` +
+        `http pg ${fmt(r.pgHttp[i])}/s sqlite ${fmt(r.sqliteHttp[i])}/s; cross-node p50 ${latency.p50} ms p99 ${latency.p99} ms ` +
+        `(append acked p50 ${latency.ackP50} ms); load ${loadavg()[0].toFixed(1)}\n`,
+    );
   }
+  clearInterval(sampler);
   loads.push(loadavg()[0]);
   const m = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, median(v)]));
   const lines = [
-    `runtrail on PostgreSQL next to SQLite, median of ${runs} runs; ${machine()}; 1-min load average during the runs ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}`,
+    `runtrail on PostgreSQL next to SQLite, median of ${runs} runs (${((Date.now() - started) / 60_000).toFixed(1)} min); ${machine()}; ` +
+      `1-min load average during the runs ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} (median ${median(loads).toFixed(1)})`,
     '',
     '| workload | PostgreSQL | SQLite | |',
     '|---|---|---|---|',
     `| batched appends (500 events/append, ${fmt(total)} events) | ${fmt(m.pgBatched)} events/s | ${fmt(m.sqliteBatched)} events/s | bare \`pg\` multi-row INSERT loop: ${fmt(m.bare)} events/s (runtrail ${(m.pgBatched / m.bare).toFixed(2)}×) |`,
     `| one-by-one appends through HTTP (${args.concurrency} clients, server in its own process) | ${fmt(m.pgHttp)} events/s | ${fmt(m.sqliteHttp)} events/s | |`,
-    `| cross-node delivery, append on B → receipt on A (${fmt(Number(args.observers))} observers on A, ${args.rate} ev/s for ${args.seconds} s) | p50 ${m.p50} ms, p99 ${m.p99} ms | (one node) | |`,
+    `| cross-node delivery, append on B → receipt on A (${fmt(Number(args.observers))} observers on A, ${args.rate} ev/s for ${args.seconds} s) | p50 ${m.p50} ms, p99 ${m.p99} ms | (one node) | append acknowledged by B: p50 ${m.ackP50} ms, p99 ${m.ackP99} ms |`,
   ];
-  process.stdout.write(`${lines.join('\n')}\n`);
+  const table = `${lines.join('\n')}\n`;
+  process.stdout.write(table);
+  if (!args['no-write']) {
+    const file = new URL('./postgres-results.md', import.meta.url);
+    writeFileSync(file, `<!-- written by node bench/postgres.mjs ${process.argv.slice(2).join(' ')} at ${new Date().toISOString()} -->\n${table}`);
+    process.stderr.write(`wrote bench/postgres-results.md\n`);
+  }
 }
 
 // Last: the helpers above are consts, defined only once the module has run to here.
