@@ -207,10 +207,13 @@ const crossNode = () =>
       }
       await Promise.all(pending);
       const expected = total * sockets.length;
-      const until = Date.now() + 30_000;
+      const until = Date.now() + 60_000;
       while (latencies.length < expected && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       agent.destroy();
-      if (latencies.length < expected) throw new Error(`observers received ${latencies.length} of ${expected} events`);
+      if (latencies.length < expected) {
+        process.stderr.write(`cross-node: observers received ${latencies.length} of ${expected} events within 60 s of the last append; the rest count as never\n`);
+        for (let missing = expected - latencies.length; missing > 0; missing--) latencies.push(Infinity);
+      }
       return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), ackP50: percentile(acks, 0.5), ackP99: percentile(acks, 0.99) };
     } finally {
       for (const ws of sockets) ws.terminate();
@@ -219,6 +222,8 @@ const crossNode = () =>
       for (const d of dirs) rmSync(d, { recursive: true, force: true });
     }
   });
+
+const ms = (x) => (Number.isFinite(x) ? `${Math.round(x)} ms` : 'over 60 s (not all delivered)');
 
 function percentile(values, p) {
   const sorted = Float64Array.from(values).sort();
@@ -243,7 +248,7 @@ async function main() {
     for (const k of ['p50', 'p99', 'ackP50', 'ackP99']) r[k].push(latency[k]);
     process.stderr.write(
       `run ${i + 1}/${runs}: pg ${fmt(r.pgBatched[i])}/s (bare ${fmt(r.bare[i])}/s), sqlite ${fmt(r.sqliteBatched[i])}/s; ` +
-        `http pg ${fmt(r.pgHttp[i])}/s sqlite ${fmt(r.sqliteHttp[i])}/s; cross-node p50 ${latency.p50} ms p99 ${latency.p99} ms ` +
+        `http pg ${fmt(r.pgHttp[i])}/s sqlite ${fmt(r.sqliteHttp[i])}/s; cross-node p50 ${ms(latency.p50)} p99 ${ms(latency.p99)} ` +
         `(append acked p50 ${latency.ackP50} ms); load ${loadavg()[0].toFixed(1)}\n`,
     );
   }
@@ -258,7 +263,7 @@ async function main() {
     '|---|---|---|---|',
     `| batched appends (500 events/append, ${fmt(total)} events) | ${fmt(m.pgBatched)} events/s | ${fmt(m.sqliteBatched)} events/s | bare \`pg\` multi-row INSERT loop: ${fmt(m.bare)} events/s (runtrail ${(m.pgBatched / m.bare).toFixed(2)}×) |`,
     `| one-by-one appends through HTTP (${args.concurrency} clients, server in its own process) | ${fmt(m.pgHttp)} events/s | ${fmt(m.sqliteHttp)} events/s | |`,
-    `| cross-node delivery, append on B → receipt on A (${fmt(Number(args.observers))} observers on A, ${args.rate} ev/s for ${args.seconds} s) | p50 ${m.p50} ms, p99 ${m.p99} ms | (one node) | append acknowledged by B: p50 ${m.ackP50} ms, p99 ${m.ackP99} ms |`,
+    `| cross-node delivery, append on B → receipt on A (${fmt(Number(args.observers))} observers on A, ${args.rate} ev/s for ${args.seconds} s) | p50 ${ms(m.p50)}, p99 ${ms(m.p99)} | (one node) | append acknowledged by B: p50 ${m.ackP50} ms, p99 ${m.ackP99} ms |`,
   ];
   const table = `${lines.join('\n')}\n`;
   process.stdout.write(table);
