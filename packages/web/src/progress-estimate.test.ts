@@ -55,10 +55,11 @@ describe('estimateProgress', () => {
     expect(estimateProgress({ samples, total: 64, now: at(10), stalledSince: at(5) })).toEqual({ kind: 'stalled', sinceMs: 9000 });
   });
 
-  test('nothing to say without a total or before the first item', () => {
+  test('nothing to say without a total, before the first item, or once every item is done', () => {
     expect(estimateProgress({ samples: [{ ts: at(0), done: 0 }, { ts: at(1), done: 5 }], total: null, now: at(2) })).toBeNull();
     expect(estimateProgress({ samples: [{ ts: at(0), done: 0 }], total: 10, now: at(2) })).toBeNull();
     expect(estimateProgress({ samples: [], total: 10, now: at(2) })).toBeNull();
+    expect(estimateProgress({ samples: [{ ts: at(0), done: 0 }, { ts: at(1), done: 10 }], total: 10, now: at(2) })).toBeNull();
   });
 });
 

@@ -50,7 +50,7 @@ export function progressSamples(events: readonly RunEvent[], snapshot: Snapshot,
  * intervals without progress the run is "stalled" rather than "about 244 ms
  * left" (a run stuck at 3 of 64 for two minutes). The average over the whole
  * run would hide both a slowdown and a stop. Null when there is nothing to
- * estimate (no total, or not two readings yet).
+ * estimate (no total, not two readings yet, or every item done).
  */
 export function estimateProgress(input: {
   samples: readonly ProgressSample[];
@@ -79,7 +79,8 @@ export function estimateProgress(input: {
     }
   }
   const remaining = Math.max(0, total - last.done);
-  if (remaining === 0) return { kind: 'eta', remainingMs: 0 };
+  // All items done but the run not ended (it is finishing up): no time to tell.
+  if (remaining === 0) return null;
   // Measured up to now, so a pause counts against the rate at once.
   const elapsed = Math.max(now, last.ts) - first.ts;
   if (moved <= 0 || elapsed <= 0) return null;

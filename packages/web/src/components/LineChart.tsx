@@ -6,6 +6,9 @@ import { alignedData, seriesColour, type ChartSeries } from './chart-data.js';
 
 export type ChartX = 'step' | 'time';
 
+/** Steps are counted: ticks at whole steps (1, 2, 5, 10, …), never at 1.2 or 2.4. */
+const STEP_INCREMENTS = Array.from({ length: 16 }, (_, i) => [1, 2, 5].map((m) => m * 10 ** i)).flat();
+
 const TIME_FORMAT = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
 
 /**
@@ -40,6 +43,7 @@ export function LineChart({ series, x, label, height = 140 }: { series: readonly
             grid: { show: false },
             size: 30,
             space: x === 'time' ? 70 : 50,
+            ...(x === 'step' ? { incrs: STEP_INCREMENTS } : {}),
             values: (_u, splits, _axis, _space, incr) => splits.map((v) => (x === 'time' ? TIME_FORMAT.format(v) : formatTick(v, incr))),
           },
           {
