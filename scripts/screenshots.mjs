@@ -1,7 +1,11 @@
 #!/usr/bin/env node
-// Regenerates docs/screenshots/runs.png and run.png: builds everything, then
-// runs the dashboard's end-to-end test (real server, real Chromium) with
-// RUNTRAIL_SCREENSHOTS=1, which makes it save what it shows.
+// Regenerates docs/screenshots/*.png: builds everything, then runs the
+// dashboard's scene tests (real server, real Chromium, `runtrail exec` of
+// real Python scripts) with RUNTRAIL_SCREENSHOTS=1, which makes them save
+// what they show. scene.e2e.test.ts: runs.png, run.png (a live LLM eval),
+// run-parent.png (an autotune parent and its experiments), run-failed.png
+// (a Python traceback), run-stalled.png, run-phone.png;
+// runs-list.e2e.test.ts: runs-list.png and runs-list-phone.png.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -13,5 +17,5 @@ function run(command, args, env = {}) {
 }
 
 run('npm', ['run', 'build']);
-run('npx', ['vitest', 'run', 'packages/web/test/e2e/dashboard.e2e.test.ts'], { RUNTRAIL_SCREENSHOTS: '1' });
-console.log('wrote docs/screenshots/runs.png and docs/screenshots/run.png');
+run('npx', ['vitest', 'run', 'packages/web/test/e2e/scene.e2e.test.ts', 'packages/web/test/e2e/runs-list.e2e.test.ts'], { RUNTRAIL_SCREENSHOTS: '1' });
+console.log('wrote docs/screenshots/*.png');

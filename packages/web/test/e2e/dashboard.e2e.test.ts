@@ -7,12 +7,10 @@ import {
   counters,
   launchChromium,
   progressPercent,
-  screenshot,
   spawnServer,
   stopServer,
   tempDir,
   waitUntil,
-  writeScreenshots,
   type ServerProcess,
 } from './harness.js';
 
@@ -104,7 +102,6 @@ describe('the dashboard in a real browser', () => {
     await page.getByTestId('metric-accuracy').waitFor();
     // A third of the way in, a reload has hundreds of events to replay.
     await waitUntil(async () => (await progressPercent(page)) >= 30, { what: 'the run to be a third done' });
-    await screenshot(page, 'run', { fullPage: true });
 
     expect(await status(page)).toBe('running');
     const beforeReload = await counters(page);
@@ -156,11 +153,6 @@ describe('the dashboard in a real browser', () => {
     });
     await waitUntil(async () => (await okInTable()) > seen, { what: 'the table to update without a reload' });
     expect(await page.locator(`tr[data-run-id="${runs.first}"]`).getByTestId('status').textContent()).toBe('succeeded');
-    if (writeScreenshots) {
-      const bar = row.getByLabel('progress of demo-pipeline');
-      await waitUntil(async () => Number(await bar.getAttribute('value')) >= 10, { what: 'run 2 to be under way' });
-    }
-    await screenshot(page, 'runs', { height: 420 });
 
     const external = await fetch(`${server!.url}/api/v1/runs`, {
       method: 'POST',

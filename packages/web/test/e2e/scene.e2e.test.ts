@@ -1,0 +1,239 @@
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  assertBuilt,
+  collectConsoleErrors,
+  launchChromium,
+  repoRoot,
+  screenshot,
+  spawnServer,
+  stopServer,
+  tempDir,
+  waitUntil,
+  type ServerProcess,
+} from './harness.js';
+
+/**
+ * The scene the README's screenshots are taken from (`npm run screenshots`
+ * -w @runtrail/web writes them; a plain test run only checks the scene):
+ * what a server holds on a real day. An LLM evaluation with 8 calls in
+ * flight, an autotune parent with child experiments, `runtrail exec` runs of
+ * Python scripts that succeed and fail with a traceback, a stalled run and a
+ * cancelled one.
+ */
+
+interface ApiRun {
+  id: string;
+  status: string;
+}
+
+const FAILING_SCRIPT = `
+import json, sys, time
+
+def emit(type_, **data):
+    print("::runtrail:: " + json.dumps({"type": type_, "data": data}), flush=True)
+
+def load_shard(i):
+    if i == 3:
+        raise ValueError(f"shard {i}: expected 512 columns, got 511")
+    return i
+
+def main():
+    emit("phase", name="load", status="started")
+    for i in range(8):
+        print(f"loading shard {i}", flush=True)
+        emit("progress", done=i, total=8, message=f"shard {i}")
+        load_shard(i)
+
+main()
+`;
+
+const SUCCEEDING_SCRIPT = `
+import json, math
+
+def emit(type_, **data):
+    print("::runtrail:: " + json.dumps({"type": type_, "data": data}), flush=True)
+
+emit("phase", name="train", status="started")
+for step in range(1, 41):
+    emit("metric", name="loss", value=round(2.2 * math.exp(-step / 12) + 0.05 * math.sin(step), 4), step=step)
+    emit("progress", done=step, total=40)
+print("saved model.pt", flush=True)
+emit("phase", name="train", status="completed")
+`;
+
+describe('the scene behind the README screenshots', () => {
+  const dir = tempDir('runtrail-web-scene-');
+  let server: ServerProcess | null = null;
+  let browser: Browser;
+  let page: Page;
+  let errors: string[];
+  const ids: Record<string, string> = {};
+
+  const post = async <T = ApiRun>(path: string, body: unknown): Promise<T> => {
+    const res = await fetch(`${server!.url}/api/v1${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`POST ${path}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  };
+  const getRun = async (id: string) => (await (await fetch(`${server!.url}/api/v1/runs/${id}`)).json()) as ApiRun;
+
+  /** `runtrail exec` of a Python script against the server; resolves with its exit code. */
+  const exec = (name: string, script: string): Promise<number | null> => {
+    const file = join(dir.path, name);
+    writeFileSync(file, script);
+    const child = spawn(process.execPath, [`${repoRoot}packages/cli/dist/main.js`, '--server', server!.url, 'exec', '--name', name, '--quiet', '--', 'python3', name], {
+      cwd: dir.path,
+      stdio: 'ignore',
+    });
+    return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  };
+
+  beforeAll(async () => {
+    assertBuilt();
+    server = await spawnServer({ dataDir: join(dir.path, 'data'), node: 'e2e-scene', env: { RUNTRAIL_REAPER_INTERVAL_MS: '200' } });
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    errors = collectConsoleErrors(page);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await stopServer(server);
+    dir.remove();
+  });
+
+  it('holds Python scripts run with `runtrail exec`: one succeeded, one failed with its traceback', async () => {
+    expect(await exec('train.py', SUCCEEDING_SCRIPT)).toBe(0);
+    expect(await exec('ingest.py', FAILING_SCRIPT)).toBe(1);
+    const list = (await (await fetch(`${server!.url}/api/v1/runs`)).json()) as { runs: Array<ApiRun & { name: string }> };
+    ids.train = list.runs.find((r) => r.name === 'train.py')!.id;
+    ids.ingest = list.runs.find((r) => r.name === 'ingest.py')!.id;
+    expect((await getRun(ids.ingest)).status).toBe('failed');
+
+    await page.goto(`${server!.url}/runs/${ids.ingest}`);
+    await page.getByTestId('error-kind').waitFor();
+    expect(await page.title()).toBe('ingest.py · failed · runtrail');
+    expect(await page.getByLabel('run progress').getAttribute('class')).toBe('progress progress-failed');
+    await screenshot(page, 'run-failed', { fullPage: true });
+  });
+
+  it('holds an autotune parent whose experiments are compared in a table, a chart and the timeline', async () => {
+    const parent = await post('/runs', { name: 'autotune-lr', input: { trials: 6, metric: 'objective' }, leaseTtlMs: 600_000 });
+    ids.parent = parent.id;
+    const t0 = Date.now();
+    await post(`/runs/${parent.id}/events`, { events: [{ type: 'phase', data: { name: 'search', status: 'started' }, ts: t0 }] });
+    const trials = [
+      { lr: 0.1, depth: 4, dropout: 0.1, curve: [0.42, 0.55, 0.61, 0.63, 0.64], end: 'succeeded' },
+      { lr: 0.03, depth: 6, dropout: 0.2, curve: [0.48, 0.66, 0.74, 0.79, 0.81], end: 'succeeded' },
+      { lr: 0.01, depth: 8, dropout: 0.2, curve: [0.51, 0.7, 0.82, 0.88, 0.91], end: 'succeeded' },
+      { lr: 0.3, depth: 8, dropout: 0.0, curve: [0.35, 0.22], end: 'failed' },
+      { lr: 0.003, depth: 6, dropout: 0.3, curve: [0.4, 0.55, 0.67], end: null },
+      { lr: 0.001, depth: 4, dropout: 0.1, curve: [0.3, 0.41], end: null },
+    ];
+    let best = 0;
+    let ended = 0;
+    for (const [i, t] of trials.entries()) {
+      const child = await post('/runs', {
+        name: `experiment-${i + 1}`,
+        parentId: parent.id,
+        input: { lr: t.lr, depth: t.depth, dropout: t.dropout },
+        leaseTtlMs: 600_000,
+      });
+      await post(`/runs/${child.id}/events`, {
+        events: [
+          ...t.curve.map((value, step) => ({ type: 'metric', data: { name: 'objective', value, step: step + 1 } })),
+          { type: 'progress', data: { done: t.curve.length, total: 5 } },
+          { type: 'meta', data: { best_score: Math.max(...t.curve) } },
+        ],
+      });
+      if (t.end === 'succeeded') await post(`/runs/${child.id}/finish`, { status: 'succeeded', output: { objective: t.curve.at(-1) } });
+      if (t.end === 'failed') await post(`/runs/${child.id}/finish`, { status: 'failed', error: { message: 'objective diverged (loss is NaN at step 3)' } });
+      best = Math.max(best, ...t.curve);
+      if (t.end) ended++;
+      await post(`/runs/${parent.id}/events`, {
+        events: [
+          { type: 'metric', data: { name: 'best_objective', value: best, step: i + 1 } },
+          { type: 'progress', data: { done: ended, total: trials.length, message: `${ended} of ${trials.length} trials done` } },
+        ],
+      });
+    }
+    await page.goto(`${server!.url}/runs/${parent.id}`);
+    await page.locator('.children-table tbody tr').nth(trials.length - 1).waitFor();
+    await page.getByRole('list', { name: 'latest objective per child run' }).waitFor();
+    await page.locator('.timeline .tl-row[data-kind="child"]').nth(trials.length - 1).waitFor();
+    // Sorted by the score, best first, as someone picking a winner would.
+    await page.locator('.children-table').getByRole('button', { name: 'best_score' }).click();
+    await page.locator('.children-table').getByRole('button', { name: 'best_score' }).click();
+    expect(await page.locator('.children-table tbody tr td[data-column="name"]').first().textContent()).toBe('experiment-3');
+    await screenshot(page, 'run-parent', { fullPage: true });
+  });
+
+  it('holds a run that stalled at 3 of 64 and a run cancelled with a reason', async () => {
+    const stuck = await post('/runs', { name: 'embed-corpus', stallTimeoutMs: 1500, leaseTtlMs: 600_000, labels: { team: 'search' } });
+    ids.stuck = stuck.id;
+    await post(`/runs/${stuck.id}/events`, {
+      events: [
+        { type: 'phase', data: { name: 'embed', status: 'started' } },
+        ...[1, 2, 3].map((done) => ({ type: 'progress', data: { done, total: 64, message: `batch ${done} of 64` } })),
+      ],
+    });
+    const cancelled = await post('/runs', { name: 'translate-docs', leaseTtlMs: 600_000 });
+    await post(`/runs/${cancelled.id}/events`, { events: [{ type: 'progress', data: { done: 12, total: 40 } }] });
+    await post(`/runs/${cancelled.id}/cancel`, { reason: 'wrong target language (de, not fr)' });
+    // The producer stops at the request and ends the run with the reason it was given.
+    await post(`/runs/${cancelled.id}/finish`, { status: 'cancelled', error: { message: 'wrong target language (de, not fr)' } });
+
+    await page.goto(`${server!.url}/runs/${stuck.id}`);
+    await waitUntil(async () => /stalled/.test((await page.getByTestId('eta').textContent({ timeout: 200 })) ?? ''), {
+      what: 'the stalled run to say so',
+    });
+    await waitUntil(async () => /no progress for [2-9]/.test((await page.getByTestId('stalled').textContent({ timeout: 200 })) ?? ''), {
+      what: 'a couple of seconds stuck',
+    });
+    await screenshot(page, 'run-stalled');
+  });
+
+  it('holds an LLM evaluation with 8 calls in flight, shown live', async () => {
+    const run = await post('/runs', {
+      name: 'demo-pipeline',
+      execute: true,
+      input: { docs: 400, latencyMs: 900, concurrency: 8, failureRate: 0.08 },
+      labels: { suite: 'nightly', model: 'mixed' },
+    });
+    ids.eval = run.id;
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    await waitUntil(async () => (await page.getByTestId('in-flight').locator('li').count()) === 8, {
+      what: '8 calls in flight',
+      timeoutMs: 30_000,
+    });
+    await waitUntil(async () => Number(await page.getByLabel('run progress').getAttribute('value')) >= 8, {
+      what: 'the evaluation to be under way',
+      timeoutMs: 30_000,
+    });
+    await page.getByTestId('metric-accuracy').waitFor();
+    await screenshot(page, 'run', { fullPage: true });
+
+    await page.goto(`${server!.url}/`);
+    await page.locator(`tr[data-run-id="${run.id}"]`).waitFor();
+    await screenshot(page, 'runs', { height: 620 });
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${server!.url}/runs/${ids.ingest}`);
+    await page.getByTestId('error-kind').waitFor();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth)).toBe(true);
+    await screenshot(page, 'run-phone');
+    await post(`/runs/${run.id}/cancel`, { reason: 'scene done' });
+    await waitUntil(async () => (await getRun(run.id)).status === 'cancelled', { what: 'the evaluation to stop', timeoutMs: 20_000 });
+  });
+
+  it('logged no console errors', () => {
+    expect(errors).toEqual([]);
+  });
+});
