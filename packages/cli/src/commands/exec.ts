@@ -190,7 +190,8 @@ function describe(run: Run): string {
   const counters = Object.entries(s.counters.named).map(([k, v]) => `${k}=${v}`);
   const calls = s.counters.ok + s.counters.failed > 0 ? [`calls ok=${s.counters.ok} failed=${s.counters.failed}`] : [];
   const extra = [...calls, ...counters].join(', ');
-  return `${run.status}${run.error ? ` (${run.error.kind}: ${run.error.message})` : ''}${extra ? `; ${extra}` : ''}`;
+  // The error's first line: the stderr lines after it were just printed above.
+  return `${run.status}${run.error ? ` (${run.error.kind}: ${run.error.message.split('\n')[0]})` : ''}${extra ? `; ${extra}` : ''}`;
 }
 
 /** Whether a runtrail server answers at `url` (its health route, within a second). */

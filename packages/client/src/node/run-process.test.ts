@@ -5,18 +5,18 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LogLevel } from '@runtrail/protocol';
 import { groupAlive } from './process-group.js';
-import { ProcessStartError, runProcess, spawnProcess, type ProcessSink } from './run-process.js';
+import { ProcessStartError, runProcess, spawnProcess, type OutputStream, type ProcessSink } from './run-process.js';
 
 /** Real child processes and signals; every wait is for a condition, with a deadline. */
 
 class Collect implements ProcessSink {
   events: Array<{ type: string; data: unknown }> = [];
-  logs: Array<{ message: string; level: LogLevel }> = [];
+  logs: Array<{ message: string; level: LogLevel; output?: OutputStream }> = [];
   event(type: string, data?: unknown): void {
     this.events.push({ type, data });
   }
-  log(message: string, level: LogLevel = 'info'): void {
-    this.logs.push({ message, level });
+  log(message: string, level: LogLevel = 'info', output?: OutputStream): void {
+    this.logs.push(output ? { message, level, output } : { message, level });
   }
   of(type: string) {
     return this.events.filter((e) => e.type === type).map((e) => e.data);
@@ -57,8 +57,8 @@ describe('runProcess', () => {
     const result = await runProcess('sh', ['-c', script], { sink });
     expect(result).toMatchObject({ exitCode: 3, signal: null, reason: 'exit', events: 3, badLines: 0 });
     expect(sink.logs.slice(0, 2)).toEqual([
-      { message: 'hello', level: 'info' },
-      { message: 'oops', level: 'warn' },
+      { message: 'hello', level: 'info', output: 'stdout' },
+      { message: 'oops', level: 'warn', output: 'stderr' },
     ]);
     expect(sink.of('counter')).toEqual([{ name: 'docs', delta: 2 }]);
     expect(sink.of('progress')).toEqual([{ done: 3, total: 10, message: 'three' }]);
@@ -102,6 +102,21 @@ describe('runProcess', () => {
     expect(reported).toBe(result.droppedLines);
     expect(notices[0]!.message).toContain(logFile);
     expect(readFileSync(logFile, 'utf8').trim().split('\n')).toHaveLength(5000);
+  });
+
+  it('a flood on stdout does not crowd out stderr: each stream has its own budget, and stderr lines say where they came from', async () => {
+    const sink = new Collect();
+    // Both streams are written at once; stdout alone is far over the budget.
+    const result = await runProcess('sh', ['-c', 'seq 1 3000; echo "Traceback (most recent call last):" >&2; echo "  boom()" >&2; echo "RuntimeError: boom" >&2; exit 1'], {
+      sink,
+      maxLogLinesPerSecond: 50,
+    });
+    expect(result.droppedLines).toBeGreaterThan(0);
+    const stderrLines = sink.logs.filter((l) => l.output === 'stderr').map((l) => l.message);
+    expect(stderrLines).toEqual(['Traceback (most recent call last):', '  boom()', 'RuntimeError: boom']);
+    expect(sink.logs.filter((l) => l.output === 'stdout').length).toBeLessThanOrEqual(100);
+    expect(result.exception).toBe('RuntimeError: boom');
+    expect(result.stderrTail).toEqual(['Traceback (most recent call last):', '  boom()', 'RuntimeError: boom']);
   });
 
   it('an idle child is killed with its grandchildren, even those that ignore SIGTERM, and the reason is recorded', async () => {

@@ -33,7 +33,11 @@ export interface RunProcessOptions {
   killGraceMs?: number;
   /** Aborting stops the process the same way a timeout does. */
   signal?: AbortSignal;
-  /** Output lines sent as `log` events per second; the rest are counted and reported (default 100). */
+  /**
+   * Output lines sent as `log` events per second, on stdout and on stderr
+   * each (a chatty stdout must not crowd out the errors on stderr); the rest
+   * are counted and reported (default 100).
+   */
   maxLogLinesPerSecond?: number;
   /** Longer lines are cut into pieces of this many characters (default 8192). */
   maxLineLength?: number;
@@ -173,7 +177,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
   let badLines = 0;
   let events = 0;
   let windowStart = Date.now();
-  let windowCount = 0;
+  const windowCounts: Record<OutputStream, number> = { stdout: 0, stderr: 0 };
   let droppedInWindow = 0;
 
   const forward = (send: (s: ProcessSink) => void) => {
@@ -192,7 +196,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     const n = droppedInWindow;
     droppedInWindow = 0;
     forward((s) =>
-      s.log(`${n} output line(s) not sent as events (limit ${maxPerSecond}/s)${options.logFile ? `; all are in ${options.logFile}` : ''}`, 'warn'),
+      s.log(`${n} output line(s) not sent as events (limit ${maxPerSecond}/s on stdout and on stderr)${options.logFile ? `; all are in ${options.logFile}` : ''}`, 'warn'),
     );
   };
 
@@ -201,14 +205,16 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     if (now - windowStart >= 1_000) {
       reportDropped();
       windowStart = now;
-      windowCount = 0;
+      windowCounts.stdout = windowCounts.stderr = 0;
     }
-    if (windowCount >= maxPerSecond) {
+    // runtrail's own notes about the output share stdout's budget.
+    const budget = output ?? 'stdout';
+    if (windowCounts[budget] >= maxPerSecond) {
       droppedLines++;
       droppedInWindow++;
       return;
     }
-    windowCount++;
+    windowCounts[budget]++;
     forward((s) => s.log(message, level, output));
   };
 

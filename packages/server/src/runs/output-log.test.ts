@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import { RuntrailError, type Run } from '@runtrail/protocol';
@@ -116,6 +117,17 @@ describe('GET /api/v1/runs/:id/log', () => {
       `the output of run ${remote.id} went to the log file /home/ana/job/out.log on another host, ana-laptop; this server (node log-node) has no copy of it. What it printed is also in its log events.`,
     );
     expect(elsewhere.body.error.details).toEqual({ runId: remote.id, file: '/home/ana/job/out.log', host: 'ana-laptop' });
+    // A log this server would write, not there yet (a command that has printed nothing so far).
+    const early = await client.createRun({ name: 'early' });
+    const ownFile = join(s.config.dataDir, 'logs', `${early.id}.log`);
+    early.event('artifact', { name: 'output.log', uri: pathToFileURL(ownFile).href, contentType: 'text/plain' });
+    await early.flush();
+    const notYet = await call(s, 'GET', `/api/v1/runs/${early.id}/log`);
+    expect(notYet.status).toBe(404);
+    expect(notYet.body.error.message).toBe(
+      `the output log of run ${early.id} (${ownFile}) has not been written yet, or was removed; what it printed is also in its log events.`,
+    );
+    early.close();
     // The SDK raises the same error with its code.
     await expect(client.fetchLog(remote.id)).rejects.toSatisfy((err) => RuntrailError.isCode(err, 'log_not_found'));
   });

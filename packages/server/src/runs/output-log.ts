@@ -37,7 +37,7 @@ export function registerOutputLogRoute(app: FastifyInstance, runs: RunService, o
     const run = await runs.get(params.id!);
     const path = outputLogPath(options.logDir, run.id);
     const size = path === null ? null : await fileSize(path);
-    if (path === null || size === null) throw whereTheOutputWent(run, options.node);
+    if (path === null || size === null) throw whereTheOutputWent(run, options.node, path);
     void reply
       .header('content-type', 'text/plain; charset=utf-8')
       .header('accept-ranges', 'bytes')
@@ -76,7 +76,7 @@ async function fileSize(path: string): Promise<number | null> {
 }
 
 /** The 404 of a run whose log this server lacks, saying where its output is instead. */
-function whereTheOutputWent(run: Run, node: string): RuntrailError {
+function whereTheOutputWent(run: Run, node: string, ownPath: string | null): RuntrailError {
   const link = run.snapshot.artifacts.find((a) => a.name === OUTPUT_LOG_ARTIFACT && a.uri?.startsWith('file:'));
   const exec = run.snapshot.meta.exec as { host?: unknown } | undefined;
   const host = typeof exec?.host === 'string' ? exec.host : null;
@@ -88,6 +88,13 @@ function whereTheOutputWent(run: Run, node: string): RuntrailError {
       // Not a local file URL after all (file://otherhost/…): show it as it was given.
       void err;
       file = link.uri;
+    }
+    if (file === ownPath) {
+      return new RuntrailError(
+        'log_not_found',
+        `the output log of run ${run.id} (${file}) has not been written yet, or was removed; what it printed is also in its log events.`,
+        { runId: run.id, file, host },
+      );
     }
     const where =
       host === null ? 'on the host that ran it' : host === hostname() ? `on this host (${host}), outside this server's log folder` : `on another host, ${host}`;

@@ -26,15 +26,17 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const CORS_HEADERS = ['authorization', 'content-type', 'idempotency-key', 'last-event-id', CLIENT_HEADER].join(', ');
 
 /**
- * Script only from the server's own files; connections and images may go
- * further because artifact previews load from wherever the producer stored
- * them. No framing at all.
+ * Script only from the server's own files; connections, images and media
+ * may go further because artifact previews load from wherever the producer
+ * stored them (or from blob: URLs of content fetched with the tab's token).
+ * No framing at all.
  */
 export const CONTENT_SECURITY_POLICY = [
   "default-src 'self'",
   "script-src 'self'",
   "style-src 'self'",
   'img-src * data: blob:',
+  'media-src * data: blob:',
   "connect-src 'self' http: https: ws: wss: data: blob:",
   "object-src 'none'",
   "base-uri 'none'",

@@ -1,18 +1,33 @@
 import { useEffect, useState } from 'react';
 import type { ArtifactRecord } from '@runtrail/protocol';
-import { messageOf } from '../client.js';
+import { client, messageOf } from '../client.js';
 import { formatNumber } from '../format.js';
+import { parseCsv } from './csv.js';
+import { fileNameOf, saveResponse } from './download.js';
+import { Markdown } from './markdown.js';
+import '../pages/run/run-panels.css';
 
-/** Text previews stop here: a preview is a glance, not a download. */
-const MAX_PREVIEW_CHARS = 64 * 1024;
+/** Text previews read at most this much (a range request): a preview is a glance, not a download. */
+const MAX_PREVIEW_BYTES = 256 * 1024;
+/** Images, audio and video up to this size play in the page; larger ones are a download. */
+const MAX_MEDIA_BYTES = 16 * 1024 * 1024;
+/** Rows of a CSV table shown. */
+const MAX_CSV_ROWS = 200;
+/** Stored artifacts whose preview opens by itself; later ones open on request. */
+const OPEN_PREVIEWS = 12;
 
-type Kind = 'image' | 'json' | 'text' | null;
+type Kind = 'image' | 'audio' | 'video' | 'json' | 'markdown' | 'csv' | 'text';
 
-function kindOf(a: ArtifactRecord): Kind {
-  const type = (a.contentType ?? '').toLowerCase();
+function kindOf(a: ArtifactRecord): Kind | null {
+  const type = (a.contentType ?? '').toLowerCase().split(';')[0]!.trim();
+  const ext = /\.([a-z0-9]+)$/i.exec(a.name)?.[1]?.toLowerCase() ?? '';
   if (type.startsWith('image/')) return 'image';
-  if (type === 'application/json' || type.endsWith('+json') || a.name.endsWith('.json')) return 'json';
-  if (type.startsWith('text/') || /\.(txt|log|csv|md)$/.test(a.name)) return 'text';
+  if (type.startsWith('audio/')) return 'audio';
+  if (type.startsWith('video/')) return 'video';
+  if (type === 'application/json' || type.endsWith('+json') || ext === 'json') return 'json';
+  if (type === 'text/markdown' || ext === 'md' || ext === 'markdown') return 'markdown';
+  if (type === 'text/csv' || ext === 'csv') return 'csv';
+  if (type.startsWith('text/') || ext === 'txt' || ext === 'log') return 'text';
   return null;
 }
 
@@ -35,78 +50,193 @@ function resolveUri(uri: string | null): { href: string | null; preview: string 
   return { href: null, preview: null };
 }
 
-export function Artifacts({ artifacts }: { artifacts: ArtifactRecord[] }) {
+/**
+ * The run's artifacts, live (each `artifact` event adds one): stored ones
+ * with a preview of their content (text, JSON pretty-printed, Markdown
+ * rendered safely, CSV as a table, images, audio and video) and a download;
+ * links to content kept elsewhere with a preview of what they point to.
+ */
+export function Artifacts({ runId, artifacts }: { runId: string; artifacts: ArtifactRecord[] }) {
   if (artifacts.length === 0) return null;
+  let stored = 0;
   return (
     <section className="panel" aria-labelledby="artifacts-title">
       <h2 id="artifacts-title">Artifacts ({artifacts.length})</h2>
       <ul className="artifacts">
-        {artifacts.map((a) => (
-          <ArtifactItem key={a.seq} artifact={a} />
-        ))}
+        {artifacts.map((a) => {
+          const isStored = a.uri === null && a.sha256 !== null;
+          const openAtFirst = isStored && stored++ < OPEN_PREVIEWS;
+          return <ArtifactItem key={a.seq} runId={runId} artifact={a} stored={isStored} openAtFirst={openAtFirst} />;
+        })}
       </ul>
     </section>
   );
 }
 
-function ArtifactItem({ artifact: a }: { artifact: ArtifactRecord }) {
-  const [open, setOpen] = useState(false);
-  const { href, preview } = resolveUri(a.uri);
+function ArtifactItem({ runId, artifact: a, stored, openAtFirst }: { runId: string; artifact: ArtifactRecord; stored: boolean; openAtFirst: boolean }) {
   const kind = kindOf(a);
+  const { href, preview } = resolveUri(a.uri);
+  const source: Source | null = stored ? { runId, name: a.name } : preview ? { uri: preview } : null;
+  const tooBig = a.size !== null && a.size > MAX_MEDIA_BYTES && (kind === 'image' || kind === 'audio' || kind === 'video');
+  const canPreview = source !== null && kind !== null && !tooBig;
+  const [open, setOpen] = useState(openAtFirst && canPreview);
+  const [downloadError, setDownloadError] = useState<string | null>(null);
+  const download = async () => {
+    setDownloadError(null);
+    try {
+      const res = await client.fetchArtifact(runId, a.name);
+      await saveResponse(res, fileNameOf(res, a.name));
+    } catch (err) {
+      setDownloadError(`Download failed: ${messageOf(err)}`);
+    }
+  };
   return (
-    <li>
+    <li data-testid={`artifact-${a.name}`}>
       <div className="artifact-row">
+        {a.ordinal !== null && <span className="muted">{String(a.ordinal).padStart(2, '0')}</span>}
         {href ? (
           <a href={href} target="_blank" rel="noreferrer">
             {a.name}
           </a>
         ) : (
-          <span>{a.name}</span>
+          <span className="artifact-name">{a.name}</span>
         )}
         {a.contentType && <span className="muted">{a.contentType}</span>}
-        {a.size !== null && <span className="muted">{formatNumber(a.size)} bytes</span>}
-        {preview && kind && (
+        {a.size !== null && <span className="muted">{formatSize(a.size)}</span>}
+        {canPreview && (
           <button type="button" className="small" aria-expanded={open} aria-label={`preview ${a.name}`} onClick={() => setOpen((o) => !o)}>
             {open ? 'Hide' : 'Preview'}
           </button>
         )}
+        {stored && (
+          <button type="button" className="small" aria-label={`download ${a.name}`} onClick={() => void download()}>
+            Download
+          </button>
+        )}
       </div>
-      {open && preview && kind && <Preview uri={preview} kind={kind} name={a.name} />}
+      {downloadError && <p className="invalid">{downloadError}</p>}
+      {stored && kind !== null && tooBig && <p className="muted">Too large to preview here ({formatSize(a.size!)}); download it.</p>}
+      {open && canPreview && <Preview source={source} kind={kind} artifact={a} />}
     </li>
   );
 }
 
-function Preview({ uri, kind, name }: { uri: string; kind: Exclude<Kind, null>; name: string }) {
-  if (kind === 'image') return <img className="artifact-image" src={uri} alt={name} />;
-  return <TextPreview uri={uri} json={kind === 'json'} name={name} />;
+type Source = { runId: string; name: string } | { uri: string };
+
+function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${formatNumber(bytes)} bytes`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-function TextPreview({ uri, json, name }: { uri: string; json: boolean; name: string }) {
-  const [state, setState] = useState<{ text: string | null; error: string | null }>({ text: null, error: null });
+/** The artifact's bytes (for text, the first MAX_PREVIEW_BYTES: a range request), through the API with the tab's token, or from its link. */
+async function fetchContent(source: Source, text: boolean, signal: AbortSignal): Promise<Response> {
+  if ('uri' in source) {
+    const res = await fetch(source.uri, { signal });
+    if (!res.ok) throw new Error(`${res.status} ${res.statusText}`);
+    return res;
+  }
+  return client.fetchArtifact(source.runId, source.name, { signal, ...(text ? { range: `bytes=0-${MAX_PREVIEW_BYTES - 1}` } : {}) });
+}
+
+type Loaded = { text: string; clipped: boolean } | { url: string };
+
+function useContent(runId: string | null, name: string, uri: string | null, kind: Kind, size: number | null) {
+  const media = kind === 'image' || kind === 'audio' || kind === 'video';
+  const [state, setState] = useState<{ loaded: Loaded | null; error: string | null }>({ loaded: null, error: null });
   useEffect(() => {
+    if (media && uri !== null) {
+      // A link (http(s) or data:) plays from where it is.
+      setState({ loaded: { url: uri }, error: null });
+      return;
+    }
+    const source: Source = uri !== null ? { uri } : { runId: runId!, name };
     const aborter = new AbortController();
-    setState({ text: null, error: null });
-    fetch(uri, { signal: aborter.signal })
+    let objectUrl: string | null = null;
+    setState({ loaded: null, error: null });
+    fetchContent(source, !media, aborter.signal)
       .then(async (res) => {
-        if (!res.ok) throw new Error(`${res.status} ${res.statusText}`);
-        const body = await res.text();
-        const clipped =
-          body.length > MAX_PREVIEW_CHARS
-            ? `${body.slice(0, MAX_PREVIEW_CHARS)}\n… (${formatNumber(body.length)} characters in all)`
-            : body;
-        setState({ text: json ? prettyJson(clipped) : clipped, error: null });
+        if (media) {
+          objectUrl = URL.createObjectURL(await res.blob());
+          setState({ loaded: { url: objectUrl }, error: null });
+          return;
+        }
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        const clipped = bytes.length > MAX_PREVIEW_BYTES || (size !== null && size > bytes.length);
+        const text = new TextDecoder().decode(bytes.subarray(0, MAX_PREVIEW_BYTES));
+        setState({ loaded: { text, clipped }, error: null });
       })
       .catch((err: unknown) => {
-        if (!aborter.signal.aborted) setState({ text: null, error: messageOf(err) });
+        if (!aborter.signal.aborted) setState({ loaded: null, error: messageOf(err) });
       });
-    return () => aborter.abort();
-  }, [uri, json]);
-  if (state.error) return <p className="invalid">Could not load the preview: {state.error}</p>;
-  if (state.text === null) return <p className="muted">Loading…</p>;
+    return () => {
+      aborter.abort();
+      if (objectUrl) URL.revokeObjectURL(objectUrl);
+    };
+  }, [runId, name, uri, media, size]);
+  return state;
+}
+
+function Preview({ source, kind, artifact: a }: { source: Source; kind: Kind; artifact: ArtifactRecord }) {
+  const { loaded, error } = useContent('uri' in source ? null : source.runId, a.name, 'uri' in source ? source.uri : null, kind, a.size);
+  if (error) return <p className="invalid">Could not load the preview: {error}</p>;
+  if (!loaded) return <p className="muted">Loading…</p>;
+  const label = `contents of ${a.name}`;
+  if ('url' in loaded) {
+    if (kind === 'image') return <img className="artifact-image" src={loaded.url} alt={a.name} />;
+    if (kind === 'audio') return <audio className="artifact-media" controls src={loaded.url} aria-label={label} />;
+    return <video className="artifact-media" controls src={loaded.url} aria-label={label} />;
+  }
+  const note = loaded.clipped ? (
+    <p className="muted clip-note">
+      Showing the first {formatSize(MAX_PREVIEW_BYTES)}
+      {a.size !== null ? ` of ${formatSize(a.size)}` : ''}; download it for the rest.
+    </p>
+  ) : null;
+  if (kind === 'markdown') {
+    return (
+      <div className="artifact-text artifact-markdown" aria-label={label} role="document">
+        <Markdown text={loaded.text} />
+        {note}
+      </div>
+    );
+  }
+  if (kind === 'csv') {
+    const { rows, more } = parseCsv(loaded.text, MAX_CSV_ROWS, loaded.clipped);
+    const [head, ...body] = rows;
+    return (
+      <div className="artifact-table-wrap">
+        <table className="artifact-table" aria-label={label}>
+          {head && (
+            <thead>
+              <tr>
+                {head.map((cell, i) => (
+                  <th key={i}>{cell}</th>
+                ))}
+              </tr>
+            </thead>
+          )}
+          <tbody>
+            {body.map((row, r) => (
+              <tr key={r}>
+                {row.map((cell, i) => (
+                  <td key={i}>{cell}</td>
+                ))}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+        {more && <p className="muted clip-note">The first {body.length} rows are shown; download it for the rest.</p>}
+      </div>
+    );
+  }
   return (
-    <pre className="artifact-text" aria-label={`contents of ${name}`}>
-      {state.text}
-    </pre>
+    <>
+      <pre className="artifact-text" aria-label={label}>
+        {kind === 'json' && !loaded.clipped ? prettyJson(loaded.text) : loaded.text}
+      </pre>
+      {note}
+    </>
   );
 }
 
@@ -114,7 +244,7 @@ function prettyJson(text: string): string {
   try {
     return JSON.stringify(JSON.parse(text), null, 2);
   } catch {
-    // Clipped or not JSON after all: the raw text is still worth showing.
+    // Not JSON after all: the raw text is still worth showing.
     return text;
   }
 }

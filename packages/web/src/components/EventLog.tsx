@@ -9,21 +9,46 @@ function summary(event: RunEvent): string {
   const data = event.data as Record<string, unknown> | null | undefined;
   if (data && typeof data === 'object') {
     if (typeof data.label === 'string') return data.label;
-    if (typeof data.message === 'string' && Object.keys(data).length <= 2) return data.message;
+    // A log line ({level, message, stream}) reads as its message.
+    if (typeof data.message === 'string' && Object.keys(data).every((k) => k === 'level' || k === 'message' || k === 'stream')) return data.message;
   }
   return data === undefined ? '' : JSON.stringify(data);
+}
+
+/** An event in full, for its expanded row: its message or error as printed (newlines kept), the rest as indented JSON. */
+function fullText(event: RunEvent): string {
+  const head = `#${event.seq} ${event.type} at ${new Date(event.ts).toISOString()}`;
+  const data = event.data;
+  if (data === undefined || data === null) return head;
+  if (typeof data !== 'object' || Array.isArray(data)) return `${head}\n${JSON.stringify(data, null, 2)}`;
+  const texts: string[] = [];
+  const rest: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(data)) {
+    if ((key === 'message' || key === 'error') && typeof value === 'string') texts.push(value);
+    else rest[key] = value;
+  }
+  return [head, ...texts, ...(Object.keys(rest).length > 0 ? [JSON.stringify(rest, null, 2)] : [])].join('\n');
 }
 
 /**
  * The run's whole event log, virtualised so a run with 100 000 events
  * renders only the rows in view. It follows the tail until the reader
  * scrolls up, and picks it up again when they scroll back to the bottom.
+ * A row opens to its full text (a long message, a traceback, the whole
+ * data), wrapped to the width of the page, on a phone too.
  */
 export function EventLog({ events }: { events: readonly RunEvent[] }) {
   const [type, setType] = useState('');
   const [text, setText] = useState('');
   const [follow, setFollow] = useState(true);
+  const [expanded, setExpanded] = useState<ReadonlySet<number>>(() => new Set());
   const scroller = useRef<HTMLDivElement>(null);
+  const toggle = (seq: number) =>
+    setExpanded((open) => {
+      const next = new Set(open);
+      if (!next.delete(seq)) next.add(seq);
+      return next;
+    });
 
   const types = useMemo(() => [...new Set(events.map((e) => e.type))].sort(), [events]);
   const shown = useMemo(() => {
@@ -85,16 +110,39 @@ export function EventLog({ events }: { events: readonly RunEvent[] }) {
         <div style={{ height: rows.getTotalSize(), position: 'relative' }}>
           {rows.getVirtualItems().map((row) => {
             const e = shown[row.index]!;
+            const open = expanded.has(e.seq);
             return (
               <div
                 key={e.seq}
-                className={`log-row type-${e.type.replace(/[^a-z]/g, '-')}`}
-                style={{ position: 'absolute', top: 0, left: 0, right: 0, height: row.size, transform: `translateY(${row.start}px)` }}
+                ref={rows.measureElement}
+                data-index={row.index}
+                className={`log-entry type-${e.type.replace(/[^a-z]/g, '-')}${open ? ' open' : ''}`}
+                style={{ position: 'absolute', top: 0, left: 0, right: 0, transform: `translateY(${row.start}px)` }}
               >
-                <span className="log-seq">{e.seq}</span>
-                <span className="log-time">{new Date(e.ts).toLocaleTimeString(undefined, { hour12: false })}</span>
-                <span className="log-type">{e.type}</span>
-                <span className="log-data">{summary(e)}</span>
+                {/* The whole row opens on a click; the button is its keyboard and screen-reader handle. */}
+                <div className="log-row" onClick={() => toggle(e.seq)}>
+                  <button
+                    type="button"
+                    className="log-toggle"
+                    aria-expanded={open}
+                    aria-label={`${open ? 'hide' : 'show'} event ${e.seq} in full`}
+                    onClick={(click) => {
+                      click.stopPropagation();
+                      toggle(e.seq);
+                    }}
+                  >
+                    {open ? '▾' : '▸'}
+                  </button>
+                  <span className="log-seq">{e.seq}</span>
+                  <span className="log-time">{new Date(e.ts).toLocaleTimeString(undefined, { hour12: false })}</span>
+                  <span className="log-type">{e.type}</span>
+                  <span className="log-data">{summary(e)}</span>
+                </div>
+                {open && (
+                  <pre className="log-full" aria-label={`event ${e.seq} in full`}>
+                    {fullText(e)}
+                  </pre>
+                )}
               </div>
             );
           })}

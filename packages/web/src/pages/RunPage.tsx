@@ -7,11 +7,13 @@ import { ChildRuns } from '../components/ChildRuns.js';
 import { EventLog } from '../components/EventLog.js';
 import { Link } from '../router.js';
 import { useNow } from '../use-now.js';
+import { Console } from './run/Console.js';
 import { Counters } from './run/Counters.js';
 import { InFlight } from './run/InFlight.js';
 import { LastErrorPanel } from './run/LastErrorPanel.js';
 import { Metrics } from './run/Metrics.js';
 import { ProgressPanel } from './run/ProgressPanel.js';
+import { RunContext } from './run/RunContext.js';
 import { RunHeader } from './run/RunHeader.js';
 import { Timeline } from './run/Timeline.js';
 import { useChildRuns } from './run/use-child-runs.js';
@@ -65,6 +67,7 @@ export function RunPage({ id }: { id: string }) {
         <Link href="/">← All runs</Link>
       </p>
       <RunHeader run={run} snapshot={s} events={events} status={status} runError={runError} finishedAt={finishedAt} now={now} connection={connection} observers={observers} />
+      <RunContext run={run} snapshot={s} ended={isTerminalStatus(status)} now={now} />
 
       <div className="grid">
         <Counters snapshot={s} />
@@ -72,12 +75,13 @@ export function RunPage({ id }: { id: string }) {
       </div>
       <div className="grid">
         <InFlight snapshot={s} now={now} />
-        <LastErrorPanel lastError={s.lastError} />
+        <LastErrorPanel lastError={s.lastError} events={events} failedCount={s.counters.failed} />
       </div>
       <Timeline run={run} snapshot={s} events={events} children={children} finishedAt={finishedAt} now={now} />
       <Metrics snapshot={s} events={events} children={children} />
       <ChildRuns children={children} now={now} />
-      <Artifacts artifacts={s.artifacts} />
+      <Artifacts runId={run.id} artifacts={s.artifacts} />
+      <Console runId={run.id} events={events} artifacts={s.artifacts} ended={isTerminalStatus(status)} />
       <EventLog events={events} />
     </main>
   );

@@ -1,13 +1,17 @@
 import { useEffect, useRef, useState } from 'react';
-import type { LastError } from '@runtrail/protocol';
+import type { LastError, RunEvent } from '@runtrail/protocol';
+import { ErrorText } from '../../components/ErrorText.js';
 import { formatTime } from '../../format.js';
+import { FailedCalls } from './FailedCalls.js';
 
 /**
  * The last error, and, once a later success cleared it, that it did: a
  * reader who saw it a moment ago should not wonder where it went (field
  * note 8: a cleared error must not stay on screen as if it were current).
+ * Below it, every failed call with its error, so "Failed 1" never sits next
+ * to a bare "None".
  */
-export function LastErrorPanel({ lastError }: { lastError: LastError | null }) {
+export function LastErrorPanel({ lastError, events, failedCount }: { lastError: LastError | null; events: readonly RunEvent[]; failedCount: number }) {
   const seen = useRef<LastError | null>(null);
   const [cleared, setCleared] = useState<LastError | null>(null);
   useEffect(() => {
@@ -23,17 +27,22 @@ export function LastErrorPanel({ lastError }: { lastError: LastError | null }) {
     <section className="panel" aria-labelledby="lasterror-title">
       <h2 id="lasterror-title">Last error</h2>
       {lastError ? (
-        <p className="invalid" data-testid="last-error">
-          {lastError.message}
+        <div className="invalid" data-testid="last-error">
+          <ErrorText message={lastError.message} label="last error" open={false} />
           <span className="muted"> · {formatTime(lastError.ts)}</span>
-        </p>
+        </div>
       ) : cleared ? (
         <p className="cleared" data-testid="last-error-cleared">
           Cleared by a later success: <s>{cleared.message}</s>
         </p>
+      ) : failedCount > 0 ? (
+        <p className="muted" data-testid="last-error-none">
+          None now: a later success cleared it. The failed calls are below.
+        </p>
       ) : (
         <p className="muted">None.</p>
       )}
+      <FailedCalls events={events} failedCount={failedCount} />
     </section>
   );
 }

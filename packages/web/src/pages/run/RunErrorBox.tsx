@@ -1,4 +1,5 @@
 import type { RunError } from '@runtrail/protocol';
+import { ErrorText } from '../../components/ErrorText.js';
 import { errorKindText } from '../../format.js';
 
 export function RunErrorBox({ error }: { error: RunError | null }) {
@@ -6,7 +7,7 @@ export function RunErrorBox({ error }: { error: RunError | null }) {
   return (
     <div className="run-error" role="alert" data-testid="run-error">
       <strong data-testid="error-kind">{error.kind}</strong>: {errorKindText(error.kind)}
-      <div className="mono">{error.message}</div>
+      <ErrorText message={error.message} label="run error details" />
     </div>
   );
 }

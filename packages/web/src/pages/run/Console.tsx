@@ -1,0 +1,183 @@
+import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
+import { OUTPUT_LOG_ARTIFACT, RuntrailError, type ArtifactRecord, type RunEvent } from '@runtrail/protocol';
+import { client, messageOf } from '../../client.js';
+import { fileNameOf, saveResponse } from '../../components/download.js';
+import './run-panels.css';
+
+interface Line {
+  seq: number;
+  ts: number;
+  level: string;
+  stream: 'stdout' | 'stderr' | null;
+  message: string;
+}
+
+function linesOf(events: readonly RunEvent[]): Line[] {
+  const lines: Line[] = [];
+  for (const e of events) {
+    if (e.type !== 'log') continue;
+    const data = e.data as { level?: unknown; message?: unknown; stream?: unknown } | null;
+    if (!data || typeof data.message !== 'string') continue;
+    lines.push({
+      seq: e.seq,
+      ts: e.ts,
+      level: typeof data.level === 'string' ? data.level : 'info',
+      stream: data.stream === 'stdout' || data.stream === 'stderr' ? data.stream : null,
+      message: data.message,
+    });
+  }
+  return lines;
+}
+
+/** `text` with each case-insensitive occurrence of `needle` marked. */
+function highlighted(text: string, needle: string) {
+  if (!needle) return text;
+  const parts: ReactNode[] = [];
+  const lower = text.toLowerCase();
+  let at = 0;
+  for (let i = lower.indexOf(needle); i >= 0; i = lower.indexOf(needle, at)) {
+    parts.push(text.slice(at, i), <mark key={i}>{text.slice(i, i + needle.length)}</mark>);
+    at = i + needle.length;
+  }
+  parts.push(text.slice(at));
+  return parts;
+}
+
+type LogFile = { state: 'none' } | { state: 'checking' } | { state: 'here' } | { state: 'elsewhere'; message: string };
+
+/**
+ * Whether this server has the run's output log file (a one-byte range
+ * request), or why not: a log on another host is said, not offered.
+ */
+function useLogFile(runId: string, artifacts: readonly ArtifactRecord[], ended: boolean): LogFile {
+  const linked = artifacts.some((a) => a.name === OUTPUT_LOG_ARTIFACT && a.uri !== null);
+  const [file, setFile] = useState<LogFile>({ state: 'none' });
+  useEffect(() => {
+    if (!linked) return;
+    const aborter = new AbortController();
+    setFile({ state: 'checking' });
+    client.fetchLog(runId, { range: 'bytes=0-0', signal: aborter.signal }).then(
+      async (res) => {
+        await res.body?.cancel();
+        setFile({ state: 'here' });
+      },
+      (err: unknown) => {
+        if (aborter.signal.aborted) return;
+        // An empty log (416 for any range) is still a log to download.
+        if (RuntrailError.isCode(err, 'range_not_satisfiable')) setFile({ state: 'here' });
+        else setFile({ state: 'elsewhere', message: messageOf(err) });
+      },
+    );
+    return () => aborter.abort();
+    // Asked again when the run ends: a command may not have printed anything when the page first asked.
+  }, [runId, linked, ended]);
+  return file;
+}
+
+/**
+ * The run's output as a terminal shows it: each line as printed
+ * (indentation kept), stderr marked, levels coloured; search; it follows
+ * the newest line until the reader scrolls up. The full log (every line,
+ * unthrottled) downloads from the server when it has it.
+ */
+export function Console({
+  runId,
+  events,
+  artifacts,
+  ended,
+}: {
+  runId: string;
+  events: readonly RunEvent[];
+  artifacts: readonly ArtifactRecord[];
+  ended: boolean;
+}) {
+  const [search, setSearch] = useState('');
+  const [follow, setFollow] = useState(true);
+  const [downloadError, setDownloadError] = useState<string | null>(null);
+  const scroller = useRef<HTMLDivElement>(null);
+  const logFile = useLogFile(runId, artifacts, ended);
+  const lines = useMemo(() => linesOf(events), [events]);
+  const needle = search.trim().toLowerCase();
+  const shown = useMemo(() => (needle ? lines.filter((l) => l.message.toLowerCase().includes(needle)) : lines), [lines, needle]);
+
+  useEffect(() => {
+    const el = scroller.current;
+    if (follow && el) el.scrollTop = el.scrollHeight;
+  }, [follow, shown]);
+
+  // Scrolling up stops following at once (a wheel, a swipe or a key says so
+  // before the scroll position does, so new output cannot pull the reader
+  // back down); reaching the bottom again resumes it.
+  const stopFollowing = () => setFollow(false);
+  const onScroll = () => {
+    const el = scroller.current;
+    if (el && !follow && el.scrollHeight - el.scrollTop - el.clientHeight < 8) setFollow(true);
+  };
+
+  const download = async () => {
+    setDownloadError(null);
+    try {
+      const res = await client.fetchLog(runId);
+      await saveResponse(res, fileNameOf(res, `${runId}.log`));
+    } catch (err) {
+      setDownloadError(`Download failed: ${messageOf(err)}`);
+    }
+  };
+
+  return (
+    <section className="panel console-panel" aria-labelledby="console-title">
+      <header className="panel-head">
+        <h2 id="console-title">
+          Console <span className="muted">({shown.length === lines.length ? lines.length : `${shown.length} of ${lines.length}`} lines)</span>
+        </h2>
+        <div className="filters">
+          <input type="search" aria-label="search the output" placeholder="search output" value={search} onChange={(e) => setSearch(e.target.value)} />
+          <button type="button" className="small" aria-pressed={follow} onClick={() => setFollow((f) => !f)}>
+            {follow ? 'Following' : 'Follow'}
+          </button>
+          {logFile.state === 'here' && (
+            <button type="button" className="small" onClick={() => void download()}>
+              Download full log
+            </button>
+          )}
+        </div>
+      </header>
+      {logFile.state === 'elsewhere' && (
+        <p className="note" data-testid="log-elsewhere">
+          {logFile.message}
+        </p>
+      )}
+      {downloadError && (
+        <p className="invalid" role="alert">
+          {downloadError}
+        </p>
+      )}
+      <div
+        ref={scroller}
+        className="console"
+        role="log"
+        aria-label="run output"
+        tabIndex={0}
+        onScroll={onScroll}
+        onWheel={(e) => e.deltaY < 0 && stopFollowing()}
+        onTouchMove={stopFollowing}
+        onKeyDown={(e) => (e.key === 'ArrowUp' || e.key === 'PageUp' || e.key === 'Home') && stopFollowing()}
+      >
+        {lines.length === 0 ? (
+          <p className="muted console-empty">No output yet.</p>
+        ) : shown.length === 0 ? (
+          <p className="muted console-empty">No line matches “{search.trim()}”.</p>
+        ) : (
+          shown.map((l) => (
+            <div key={l.seq} className={`console-line level-${l.level}${l.stream ? ` stream-${l.stream}` : ' stream-runtrail'}`} data-stream={l.stream ?? 'runtrail'}>
+              <span className="console-gutter" title={l.stream ?? 'runtrail'}>
+                {l.stream === 'stderr' ? 'err' : l.stream === 'stdout' ? 'out' : l.level}
+              </span>
+              <span className="console-text">{highlighted(l.message, needle)}</span>
+            </div>
+          ))
+        )}
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,66 @@
+import { useMemo } from 'react';
+import type { RunEvent } from '@runtrail/protocol';
+import { ErrorText } from '../../components/ErrorText.js';
+import { formatTime } from '../../format.js';
+
+interface FailedCall {
+  seq: number;
+  ts: number;
+  callId: string;
+  label: string | null;
+  error: string;
+  willRetry: boolean;
+}
+
+/** Every call.failed in the events the page holds, with the label its call.started gave. */
+export function failedCallsOf(events: readonly RunEvent[]): FailedCall[] {
+  const labels = new Map<string, string>();
+  const failed: FailedCall[] = [];
+  for (const e of events) {
+    const data = e.data as { callId?: unknown; label?: unknown; error?: unknown; willRetry?: unknown } | null;
+    if (!data || typeof data.callId !== 'string') continue;
+    if (e.type === 'call.started' && typeof data.label === 'string') labels.set(data.callId, data.label);
+    if (e.type === 'call.failed') {
+      failed.push({
+        seq: e.seq,
+        ts: e.ts,
+        callId: data.callId,
+        label: labels.get(data.callId) ?? null,
+        error: typeof data.error === 'string' ? data.error : JSON.stringify(data.error),
+        willRetry: data.willRetry === true,
+      });
+    }
+  }
+  return failed;
+}
+
+/**
+ * The calls that failed, each with its error: the counter says how many,
+ * this says which and why, even after a later success cleared "last error".
+ */
+export function FailedCalls({ events, failedCount }: { events: readonly RunEvent[]; failedCount: number }) {
+  const failed = useMemo(() => failedCallsOf(events), [events]);
+  if (failed.length === 0 && failedCount === 0) return null;
+  return (
+    <div className="failed-calls">
+      <h3>
+        Failed calls <span className="muted">({failedCount})</span>
+      </h3>
+      {failed.length < failedCount && (
+        <p className="muted">Only the failures among the latest events this page holds are listed ({failed.length} of {failedCount}).</p>
+      )}
+      <ol className="failed-list" aria-label="failed calls">
+        {failed.map((f) => (
+          <li key={f.seq} data-testid="failed-call">
+            <div className="failed-call-head">
+              <span className="call-label-full">{f.label ?? f.callId}</span>
+              <span className={`badge ${f.willRetry ? 'badge-retry' : 'badge-failed'}`}>{f.willRetry ? 'will retry' : 'gave up'}</span>
+              <span className="muted">{formatTime(f.ts)}</span>
+            </div>
+            <ErrorText message={f.error} label={`error of call ${f.label ?? f.callId}`} open={false} />
+          </li>
+        ))}
+      </ol>
+    </div>
+  );
+}

@@ -1,0 +1,417 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Locator, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RuntrailClient } from '@runtrail/client';
+import {
+  assertBuilt,
+  collectConsoleErrors,
+  launchChromium,
+  repoRoot,
+  spawnServer,
+  stopServer,
+  tempDir,
+  waitUntil,
+  type ServerProcess,
+} from './harness.js';
+
+/**
+ * The run page answers "what was it given, what did it produce, what failed
+ * and why" (issue 19 items 1-3) and shows what a run stored (issue 16 item
+ * 5): real `runtrail exec` runs of real Python scripts, a real server,
+ * Debian's Chromium at 1280 px and at a phone's 390 px.
+ */
+
+const cli = `${repoRoot}packages/cli/dist/main.js`;
+
+const TRAIN = `
+import sys
+print("epoch 1")
+print("    loss: 0.91")
+print("WARNING: learning rate is high", file=sys.stderr)
+for i in range(90):
+    print(f"step {i:03d} ok")
+def load(path):
+    raise ValueError(f"bad row 7 in {path}")
+def main():
+    load("data.csv")
+main()
+`;
+
+/** Writes seven artifacts into out/ once the file "go" exists, printing a line every 50 ms while it waits. */
+const RENDER = `
+import json, os, struct, sys, time, wave, zlib
+n = 0
+while not os.path.exists("go"):
+    n += 1
+    print(f"waiting for go ({n})", flush=True)
+    time.sleep(0.05)
+os.makedirs("out", exist_ok=True)
+def write(name, data):
+    with open(os.path.join("out", name), "wb") as f:
+        f.write(data)
+    time.sleep(0.02)
+write("01_input.txt", b"hello\\n  indented line\\n")
+write("02_result.json", json.dumps({"score": 0.93, "labels": ["cat", "dog"]}).encode())
+write("03_report.md", b"""# Report
+
+Some **bold**, *emphasis* and \`code\`.
+
+- first point
+- second point
+
+[safe link](https://example.com/docs) and [bad link](javascript:alert(1))
+
+<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">
+""")
+write("04_table.csv", b'name,score\\n"Smith, J",0.9\\nLee,0.8\\n')
+def png(w, h):
+    raw = b"".join(b"\\x00" + b"\\xff\\x00\\x00" * w for _ in range(h))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    return b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+write("05_plot.png", png(3, 2))
+with wave.open(os.path.join("out", "06_tone.wav"), "wb") as w:
+    w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
+    w.writeframes(b"\\x00\\x00" * 4000)
+time.sleep(0.02)
+write("07_model.bin", bytes(range(256)))
+print("rendered 7 files")
+`;
+
+interface Cli {
+  done: Promise<{ code: number | null; stderr: string }>;
+  stderr(): string;
+}
+
+function runtrail(args: string[], options: { cwd: string; env?: Record<string, string> }): Cli {
+  const child = spawn(process.execPath, [cli, ...args], {
+    cwd: options.cwd,
+    env: { ...process.env, RUNTRAIL_URL: '', RUNTRAIL_TOKEN: '', RUNTRAIL_DATA_DIR: '', ...options.env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const done = once(child, 'exit').then(([code]) => ({ code: code as number | null, stderr }));
+  return { done, stderr: () => stderr };
+}
+
+const runIdOf = (stderr: string) => /runtrail: run (\S+) on /.exec(stderr)?.[1];
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** Whether the page scrolls sideways (it must not, at any width). */
+function scrollsSideways(page: Page): Promise<boolean> {
+  return page.evaluate(() => document.documentElement.scrollWidth > document.documentElement.clientWidth);
+}
+
+async function withinViewport(page: Page, locator: Locator): Promise<boolean> {
+  const box = await locator.boundingBox();
+  const width = page.viewportSize()!.width;
+  return box !== null && box.x >= 0 && box.x + box.width <= width + 0.5;
+}
+
+const WIDTHS = [1280, 390] as const;
+
+describe('the run page: context, failures, console and artifacts', () => {
+  const dir = tempDir('runtrail-run-page-e2e-');
+  const dataDir = join(dir.path, 'data');
+  const work = join(dir.path, 'work');
+  let server: ServerProcess | null = null;
+  let browser: Browser;
+  let page: Page;
+  let errors: string[];
+  let client: RuntrailClient;
+  const ids: { train?: string; sdk?: string } = {};
+  const probed404s: string[] = [];
+
+  beforeAll(async () => {
+    assertBuilt();
+    mkdirSync(work, { recursive: true });
+    writeFileSync(join(work, 'train.py'), TRAIN);
+    writeFileSync(join(work, 'render.py'), RENDER);
+    // With no server answering, `runtrail exec` runs embedded and keeps the run, and its
+    // full output log, in the data dir; the server started on it afterwards shows both.
+    const nobody = await freePort();
+    const train = await runtrail(['exec', '--data-dir', dataDir, '--name', 'train', '--label', 'team=ml', '--quiet', '--', 'python3', '-u', 'train.py'], {
+      cwd: work,
+      env: { RUNTRAIL_PORT: String(nobody) },
+    }).done;
+    expect(train.code, train.stderr).toBe(1);
+    ids.train = runIdOf(train.stderr);
+    server = await spawnServer({ dataDir, node: 'e2e-run-page' });
+    client = new RuntrailClient({ url: server.url });
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+    errors = collectConsoleErrors(page);
+    // The console asks the server whether it has a run's log; for a log on another host the
+    // answer is a 404 (which the page explains), and Chromium logs every 404 it loads.
+    page.on('console', (message) => {
+      if (message.type() === 'error' && /\/api\/v1\/runs\/[^/]+\/log$/.test(message.location().url)) probed404s.push(message.location().url);
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await stopServer(server);
+    dir.remove();
+  });
+
+  it('a failed exec run: its command, exit code, host, duration, input and labels up front; the exception and indented traceback in its error', async () => {
+    await page.goto(`${server!.url}/runs/${ids.train}`);
+    await page.getByRole('heading', { name: 'train', exact: true }).waitFor();
+    for (const width of WIDTHS) {
+      await page.setViewportSize({ width, height: 900 });
+      const context = page.getByRole('region', { name: 'Context and results' });
+      expect(await context.getByTestId('exec-command').textContent()).toBe('python3 -u train.py');
+      expect(await context.getByTestId('exec-exit').textContent()).toBe('exit code 1');
+      expect(await context.getByTestId('exec-host').textContent()).toBe(hostname());
+      expect(await context.getByTestId('exec-duration').textContent()).toMatch(/^\d+(\.\d)? (ms|s)$/);
+      expect(await context.getByTestId('run-labels').textContent()).toBe('Labelsteam=ml');
+      const input = await context.getByLabel('Input as JSON').textContent();
+      expect(JSON.parse(input!)).toEqual({ command: 'python3', args: ['-u', 'train.py'], cwd: work });
+      expect(input).toContain('\n  "command": "python3",');
+      expect(await context.getByText('No output.').isVisible()).toBe(true);
+
+      const error = page.getByTestId('run-error');
+      expect(await error.locator('.error-head').textContent()).toBe('python3 -u train.py exited with code 1: ValueError: bad row 7 in data.csv');
+      const traceback = error.getByLabel('run error details');
+      const lines = (await traceback.textContent())!.split('\n');
+      expect(lines[0]).toBe('last 9 lines of stderr:');
+      expect(lines.slice(1)).toEqual([
+        'WARNING: learning rate is high',
+        'Traceback (most recent call last):',
+        expect.stringMatching(/^ {2}File ".*train\.py", line 12, in <module>$/),
+        '    main()',
+        expect.stringMatching(/^ {2}File ".*train\.py", line 11, in main$/),
+        '    load("data.csv")',
+        expect.stringMatching(/^ {2}File ".*train\.py", line 9, in load$/),
+        '    raise ValueError(f"bad row 7 in {path}")',
+        'ValueError: bad row 7 in data.csv',
+      ]);
+      // Indentation is drawn, not only kept in the text.
+      expect(await traceback.evaluate((el) => getComputedStyle(el).whiteSpace)).toBe('pre-wrap');
+      expect(await withinViewport(page, traceback)).toBe(true);
+      expect(await scrollsSideways(page)).toBe(false);
+    }
+    // Collapsible: the details fold away and come back.
+    const traceback = page.getByTestId('run-error').getByLabel('run error details');
+    await page.getByTestId('run-error').locator('summary').click();
+    await traceback.waitFor({ state: 'hidden' });
+    await page.getByTestId('run-error').locator('summary').click();
+    await traceback.waitFor({ state: 'visible' });
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  it("the console shows the output as printed: stderr marked, indentation kept, searchable; the full log downloads byte for byte", async () => {
+    const console = page.getByRole('log', { name: 'run output' });
+    await console.locator('.console-line').first().waitFor();
+    for (const width of WIDTHS) {
+      await page.setViewportSize({ width, height: 900 });
+      const warning = console.locator('.console-line', { hasText: 'WARNING: learning rate is high' });
+      expect(await warning.getAttribute('data-stream')).toBe('stderr');
+      expect(await warning.locator('.console-gutter').textContent()).toBe('err');
+      expect(await console.locator('.console-line', { hasText: 'epoch 1' }).getAttribute('data-stream')).toBe('stdout');
+      expect(await console.locator('.console-text', { hasText: 'loss: 0.91' }).textContent()).toBe('    loss: 0.91');
+      const color = (l: Locator) => l.locator('.console-text').evaluate((el) => getComputedStyle(el).color);
+      expect(await color(warning)).not.toBe(await color(console.locator('.console-line', { hasText: 'epoch 1' })));
+      expect(await scrollsSideways(page)).toBe(false);
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    await page.getByLabel('search the output').fill('STEP 08');
+    await waitUntil(async () => (await console.locator('.console-line').count()) === 10, { what: 'only the 10 lines with "step 08"' });
+    expect(await console.locator('.console-text').allTextContents()).toEqual(Array.from({ length: 10 }, (_, i) => `step 08${i} ok`));
+    expect(await console.locator('mark').first().textContent()).toBe('step 08');
+    await page.getByLabel('search the output').fill('no such line');
+    await page.getByText('No line matches “no such line”.').waitFor();
+    await page.getByLabel('search the output').fill('');
+
+    const logFile = readFileSync(join(dataDir, 'logs', `${ids.train}.log`));
+    expect(logFile.toString()).toContain('[stderr] Traceback (most recent call last):\n');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download full log' }).click()]);
+    expect(download.suggestedFilename()).toBe(`train-${ids.train}.log`);
+    const saved = join(dir.path, 'downloaded.log');
+    await download.saveAs(saved);
+    expect(readFileSync(saved)).toEqual(logFile);
+  });
+
+  it('a live exec run: the console follows new lines, stops when scrolled up, follows again on request; its collected files appear with previews', async () => {
+    const render = runtrail(['exec', '--server', server!.url, '--collect', 'out/', '--quiet', '--', 'python3', 'render.py'], { cwd: work });
+    const id = await waitUntil(() => runIdOf(render.stderr()), { what: 'runtrail exec to create its run' });
+    await page.goto(`${server!.url}/runs/${id}`);
+    const console = page.getByRole('log', { name: 'run output' });
+    const count = () => console.locator('.console-line').count();
+    const atBottom = () => console.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 8);
+    const scrollable = () => console.evaluate((el) => el.scrollHeight > el.clientHeight + 50);
+    await waitUntil(scrollable, { what: 'more output than the console shows at once', timeoutMs: 20_000 });
+    const follow = page.getByRole('button', { name: /^Follow/ });
+    expect(await follow.getAttribute('aria-pressed')).toBe('true');
+    let seen = await count();
+    await waitUntil(async () => (await count()) > seen + 3, { what: 'new lines to arrive' });
+    expect(await atBottom()).toBe(true);
+    expect(await console.locator('.console-line').last().isVisible()).toBe(true);
+
+    await console.hover();
+    await page.mouse.wheel(0, -100_000);
+    await waitUntil(async () => (await follow.getAttribute('aria-pressed')) === 'false', { what: 'scrolling up to stop following' });
+    const scrollTop = () => console.evaluate((el) => el.scrollTop);
+    let left = -1;
+    await waitUntil(async () => left === (left = await scrollTop()), { what: 'the scroll to settle' });
+    seen = await count();
+    await waitUntil(async () => (await count()) > seen + 3, { what: 'more lines to arrive' });
+    // The reader stays where they scrolled to while output keeps coming.
+    expect(await scrollTop()).toBe(left);
+    expect(await atBottom()).toBe(false);
+    expect(await console.locator('.console-line').first().isVisible()).toBe(true);
+    await follow.click();
+    await waitUntil(atBottom, { what: 'the console to jump to the newest line' });
+    expect(await follow.getAttribute('aria-pressed')).toBe('true');
+
+    // The files are stored when the script ends; the page shows them without a reload.
+    expect(await page.getByRole('heading', { name: /^Artifacts/ }).count()).toBe(0);
+    writeFileSync(join(work, 'go'), '');
+    const ended = await render.done;
+    expect(ended.code, ended.stderr).toBe(0);
+    expect(ended.stderr).toContain('stored 7 artifact(s)');
+    await page.getByRole('heading', { name: 'Artifacts (7)' }).waitFor();
+
+    for (const width of WIDTHS) {
+      await page.setViewportSize({ width, height: 900 });
+      expect(await page.getByLabel('contents of 01_input.txt').textContent()).toBe('hello\n  indented line\n');
+      const json = await page.getByLabel('contents of 02_result.json').textContent();
+      expect(JSON.parse(json!)).toEqual({ score: 0.93, labels: ['cat', 'dog'] });
+      expect(json).toContain('\n  "score": 0.93,\n  "labels": [\n    "cat",');
+
+      const md = page.getByLabel('contents of 03_report.md');
+      await md.getByRole('heading', { name: 'Report' }).waitFor();
+      expect(await md.locator('strong').textContent()).toBe('bold');
+      expect(await md.locator('em').textContent()).toBe('emphasis');
+      expect(await md.getByRole('listitem').allTextContents()).toEqual(['first point', 'second point']);
+      expect(await md.getByRole('link', { name: 'safe link' }).getAttribute('href')).toBe('https://example.com/docs');
+      expect(await md.getByRole('link', { name: 'bad link' }).count()).toBe(0);
+      expect(await md.textContent()).toContain('<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">');
+      expect(await md.locator('script, img').count()).toBe(0);
+      expect(await page.evaluate(() => (window as { __pwned?: number }).__pwned)).toBeUndefined();
+
+      const table = page.getByRole('table', { name: 'contents of 04_table.csv' });
+      expect(await table.locator('th').allTextContents()).toEqual(['name', 'score']);
+      expect(await table.locator('tbody tr').evaluateAll((rows) => rows.map((r) => [...r.children].map((c) => c.textContent)))).toEqual([
+        ['Smith, J', '0.9'],
+        ['Lee', '0.8'],
+      ]);
+
+      const image = page.getByRole('img', { name: '05_plot.png' });
+      await waitUntil(() => image.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth === 3 && img.naturalHeight === 2), {
+        what: 'the PNG preview to load',
+      });
+      const audio = page.getByLabel('contents of 06_tone.wav');
+      await waitUntil(() => audio.evaluate((a: HTMLAudioElement) => a.readyState >= 1 && Math.abs(a.duration - 0.5) < 0.01), {
+        what: 'the audio player to load the WAV (0.5 s)',
+      });
+      expect(await page.getByRole('button', { name: 'preview 07_model.bin' }).count()).toBe(0);
+      expect(await scrollsSideways(page)).toBe(false);
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'download 07_model.bin' }).click()]);
+    expect(download.suggestedFilename()).toBe('07_model.bin');
+    const saved = join(dir.path, 'model.bin');
+    await download.saveAs(saved);
+    expect(readFileSync(saved)).toEqual(Buffer.from(Array.from({ length: 256 }, (_, i) => i)));
+    // A stored preview folds away like any other.
+    await page.getByRole('button', { name: 'preview 01_input.txt' }).click();
+    await page.getByLabel('contents of 01_input.txt').waitFor({ state: 'detached' });
+  });
+
+  it('failed calls are listed with their errors after a later success cleared "last error"; any event row opens to its full text, on a phone too', async () => {
+    const run = await client.createRun({ name: 'eval', input: { model: 'small', docs: 2 }, labels: { suite: 'nightly' } });
+    ids.sdk = run.id;
+    const traceback = [
+      'Traceback (most recent call last):',
+      '  File "eval.py", line 3, in score',
+      '    return total / count',
+      'ZeroDivisionError: division by zero',
+    ].join('\n');
+    const long = `summary: ${'x'.repeat(400)} END-OF-LINE`;
+    run.event('call.started', { callId: 'c1', label: 'doc_1' });
+    run.event('call.failed', { callId: 'c1', error: traceback, willRetry: false });
+    run.event('call.started', { callId: 'c2', label: 'doc_2' });
+    run.event('call.succeeded', { callId: 'c2' });
+    run.log(long);
+    // What `runtrail exec --log-file` records when it runs on another machine.
+    run.event('artifact', { name: 'output.log', uri: 'file:///home/ana/job/out.log', contentType: 'text/plain' });
+    run.meta({ exec: { command: 'python3 job.py', host: 'build-box-7', exitCode: 0, signal: null, reason: 'exit', durationMs: 1500 } });
+    await run.succeed({ accuracy: 0.5 });
+
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    await page.getByRole('heading', { name: 'eval', exact: true }).waitFor();
+    for (const width of WIDTHS) {
+      await page.setViewportSize({ width, height: 900 });
+      expect(await page.getByTestId('counter-failed').textContent()).toBe('1');
+      expect(await page.getByTestId('last-error-none').textContent()).toBe('None now: a later success cleared it. The failed calls are below.');
+      const failed = page.getByTestId('failed-call');
+      expect(await failed.count()).toBe(1);
+      expect(await failed.locator('.call-label-full').textContent()).toBe('doc_1');
+      expect(await failed.locator('.error-head').textContent()).toBe('ZeroDivisionError: division by zero');
+      const detail = failed.getByLabel('error of call doc_1');
+      expect(await detail.isVisible()).toBe(false);
+      await failed.locator('summary').click();
+      await detail.waitFor({ state: 'visible' });
+      expect(await detail.textContent()).toBe(traceback);
+      expect(await withinViewport(page, detail)).toBe(true);
+      await failed.locator('summary').click();
+
+      const context = page.getByRole('region', { name: 'Context and results' });
+      expect(JSON.parse((await context.getByLabel('Output as JSON').textContent())!)).toEqual({ accuracy: 0.5 });
+      expect(await context.getByTestId('exec-host').textContent()).toBe('build-box-7');
+      expect(await context.getByTestId('exec-duration').textContent()).toBe('1.5 s');
+      expect(await page.getByTestId('log-elsewhere').textContent()).toBe(
+        `the output of run ${run.id} went to the log file /home/ana/job/out.log on another host, build-box-7; this server (node e2e-run-page) has no copy of it. What it printed is also in its log events.`,
+      );
+      expect(await page.getByRole('button', { name: 'Download full log' }).count()).toBe(0);
+
+      // The log row is cut to one line; opened, it shows the whole message, wrapped to the screen.
+      const entry = page.getByRole('log', { name: 'event log' }).locator('.log-entry', { hasText: 'summary: xxx' });
+      const row = entry.locator('.log-row');
+      const toggle = entry.getByRole('button', { name: /^show event \d+ in full$/ });
+      await row.scrollIntoViewIfNeeded();
+      expect(await toggle.getAttribute('aria-expanded')).toBe('false');
+      // The one-line row is cut; a tap anywhere on it opens it.
+      expect(await row.locator('.log-data').evaluate((el) => el.scrollWidth > el.clientWidth)).toBe(true);
+      await row.click();
+      const full = page.getByLabel(/^event \d+ in full$/);
+      await full.waitFor();
+      expect(await entry.getByRole('button', { name: /^hide event \d+ in full$/ }).getAttribute('aria-expanded')).toBe('true');
+      expect(await full.textContent()).toContain(long);
+      expect(await full.textContent()).toContain('"level": "info"');
+      expect(await withinViewport(page, full)).toBe(true);
+      expect(await full.evaluate((el) => el.scrollWidth <= el.clientWidth)).toBe(true);
+      // The rows below move down for it, not under it.
+      const next = page.getByRole('log', { name: 'event log' }).locator('.log-entry').filter({ hasText: 'artifact' }).first();
+      const [fullBox, nextBox] = [await full.boundingBox(), await next.boundingBox()];
+      expect(nextBox!.y).toBeGreaterThanOrEqual(fullBox!.y + fullBox!.height - 1);
+      await entry.getByRole('button', { name: /^hide event \d+ in full$/ }).click();
+      await full.waitFor({ state: 'detached' });
+      expect(await scrollsSideways(page)).toBe(false);
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  it('left no errors in the browser console', () => {
+    expect(probed404s).toEqual([`${server!.url}/api/v1/runs/${ids.sdk}/log`]);
+    expect(errors.filter((e) => !e.startsWith('Failed to load resource: the server responded with a status of 404'))).toEqual([]);
+    expect(errors).toHaveLength(probed404s.length);
+  });
+});
