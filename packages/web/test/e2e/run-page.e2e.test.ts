@@ -353,6 +353,10 @@ describe('the run page: context, failures, console and artifacts', () => {
     // What `runtrail exec --log-file` records when it runs on another machine.
     run.event('artifact', { name: 'output.log', uri: 'file:///home/ana/job/out.log', contentType: 'text/plain' });
     run.meta({ exec: { command: 'python3 job.py', host: 'build-box-7', exitCode: 0, signal: null, reason: 'exit', durationMs: 1500 } });
+    // A preview is a glance: of a 286 KiB text only the first 256 KiB are fetched and shown.
+    const big = Array.from({ length: 300 * 16 }, (_, i) => `line ${String(i).padStart(5, '0')} ${'.'.repeat(49)}`).join('\n');
+    expect(big.length).toBeGreaterThan(256 * 1024);
+    await run.artifact('big.txt', big, { contentType: 'text/plain' });
     await run.succeed({ accuracy: 0.5 });
 
     await page.goto(`${server!.url}/runs/${run.id}`);
@@ -375,6 +379,19 @@ describe('the run page: context, failures, console and artifacts', () => {
 
       const context = page.getByRole('region', { name: 'Context and results' });
       expect(JSON.parse((await context.getByLabel('Output as JSON').textContent())!)).toEqual({ accuracy: 0.5 });
+      // Each JSON block folds away and opens again.
+      const input = context.getByLabel('Input as JSON');
+      expect(JSON.parse((await input.textContent())!)).toEqual({ model: 'small', docs: 2 });
+      await context.locator('summary', { hasText: 'Input' }).click();
+      await input.waitFor({ state: 'hidden' });
+      await context.locator('summary', { hasText: 'Input' }).click();
+      await input.waitFor({ state: 'visible' });
+
+      const preview = page.getByLabel('contents of big.txt');
+      await waitUntil(async () => ((await preview.textContent()) ?? '').length > 0, { what: 'the big text preview to load' });
+      expect((await preview.textContent())!.length).toBe(256 * 1024);
+      expect(big.startsWith((await preview.textContent())!)).toBe(true);
+      expect(await page.getByTestId('artifact-big.txt').getByText(/^Showing the first 256\.0 KiB of \d+\.\d KiB; download it for the rest\.$/).isVisible()).toBe(true);
       expect(await context.getByTestId('exec-host').textContent()).toBe('build-box-7');
       expect(await context.getByTestId('exec-duration').textContent()).toBe('1.5 s');
       expect(await page.getByTestId('log-elsewhere').textContent()).toBe(
