@@ -32,9 +32,9 @@ except KeyboardInterrupt:
 
 describe('runtrail exec in a terminal', () => {
   const dir = tempDir('runtrail-exec-tty-');
-  // A tmux server of this test's own, so no other tmux session is touched.
-  const socket = `runtrail-test-${process.pid}`;
-  const tmux = (...args: string[]) => execFileSync('tmux', ['-L', socket, ...args], { encoding: 'utf8' });
+  // A tmux server of this test's own, so no other tmux session is touched; its socket goes with the temp dir.
+  const socket = join(dir.path, 'tmux.sock');
+  const tmux = (...args: string[]) => execFileSync('tmux', ['-S', socket, ...args], { encoding: 'utf8' });
   const screen = () => tmux('capture-pane', '-p', '-J', '-t', 'exec', '-S', '-100');
   let server: RunningServer;
 
