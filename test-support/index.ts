@@ -39,3 +39,50 @@ export async function waitUntil<T>(
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 20));
   }
 }
+
+/**
+ * A clock that moves only when told: pass it as the SDK's `clock` (run
+ * handles, watchers) and drive heartbeats, retries and reconnects with
+ * `advance` instead of waiting for them. It starts at the wall clock's now,
+ * so timestamps it gives are plausible to a real server.
+ */
+export class ManualClock {
+  private at: number;
+  private nextId = 1;
+  private readonly timers = new Map<number, { due: number; fn: () => void }>();
+
+  constructor(start = Date.now()) {
+    this.at = start;
+  }
+
+  now = (): number => this.at;
+
+  setTimeout = (fn: () => void, ms: number): unknown => {
+    const id = this.nextId++;
+    this.timers.set(id, { due: this.at + Math.max(0, ms), fn });
+    return id;
+  };
+
+  clearTimeout = (handle: unknown): void => {
+    this.timers.delete(handle as number);
+  };
+
+  /** Timers waiting to fire. */
+  get pending(): number {
+    return this.timers.size;
+  }
+
+  /** Move time on by `ms`, firing each timer that falls due, in order (and those they set, if due). */
+  advance(ms: number): void {
+    const until = this.at + ms;
+    for (;;) {
+      let next: [number, { due: number; fn: () => void }] | undefined;
+      for (const entry of this.timers) if (entry[1].due <= until && (!next || entry[1].due < next[1].due)) next = entry;
+      if (!next) break;
+      this.timers.delete(next[0]);
+      this.at = next[1].due;
+      next[1].fn();
+    }
+    this.at = until;
+  }
+}

@@ -1,5 +1,4 @@
 import {
-  DEFAULT_LEASE_TTL_MS,
   type Artifact,
   type CreateRunBody,
   type CreateTokenBody,
@@ -21,7 +20,7 @@ import { openSource, type ArtifactOptions, type ArtifactSource } from './artifac
 
 export type RuntrailClientOptions = HttpApiOptions & {
   /** Producer batching/retry settings for handles this client creates. */
-  producer?: Pick<RunHandleOptions, 'flushIntervalMs' | 'maxBatch' | 'maxQueued' | 'retryForMs'>;
+  producer?: Pick<RunHandleOptions, 'flushIntervalMs' | 'maxBatch' | 'maxQueued' | 'retryForMs' | 'clock'>;
 };
 
 /** The REST face of a runtrail server, and the factory of producer handles. */
@@ -49,7 +48,7 @@ export class RuntrailClient {
       name: run.name,
       transport: new HttpProducerTransport(this.api),
       owner,
-      leaseTtlMs: run.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
+      leaseTtlMs: run.leaseTtlMs,
       ...this.producerOptions,
     });
   }

@@ -14,13 +14,18 @@ describe('waitFor', () => {
     expect(polls).toEqual([1, 2, 3]);
   });
 
-  it('gives up at the deadline with a timeout naming what it waited for', async () => {
-    const started = Date.now();
-    const err = await waitFor(() => false, { intervalMs: 20, timeoutMs: 200, label: 'comfyui job 42' }).catch((e: unknown) => e);
+  it('gives up at the deadline with a timeout naming what it waited for, and stops checking', async () => {
+    let checks = 0;
+    const err = await waitFor(() => (checks++, false), { intervalMs: 20, timeoutMs: 200, label: 'comfyui job 42' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WaitForTimeoutError);
     expect((err as WaitForTimeoutError).kind).toBe('timeout');
-    expect((err as Error).message).toMatch(/^comfyui job 42 was not ready after 200 ms/);
-    expect(Date.now() - started).toBeLessThan(2_000);
+    expect((err as Error).message).toMatch(new RegExp(`^comfyui job 42 was not ready after 200 ms \\(${checks} checks\\)`));
+    // At most one check per interval until the deadline, and none after it.
+    expect(checks).toBeGreaterThanOrEqual(1);
+    expect(checks).toBeLessThanOrEqual(200 / 20 + 1);
+    const after = checks;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(checks).toBe(after);
   });
 
   it('a check that hangs is cut by the deadline', async () => {

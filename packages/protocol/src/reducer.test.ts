@@ -722,7 +722,7 @@ describe('protocol: buildPath', () => {
 
   it('builds every route of the table to a path with no unfilled param', () => {
     for (const name of Object.keys(routes) as Array<keyof typeof routes>) {
-      const path = buildPath(name, { id: 'x', name: 'a.txt' } as never);
+      const path = buildPath(name, { id: 'x', name: 'a.txt' });
       expect(path, name).not.toMatch(/:/);
       expect(path.startsWith('/api/v1/') || path.startsWith('/'), name).toBe(true);
     }

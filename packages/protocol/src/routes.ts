@@ -182,10 +182,10 @@ export type RouteParams<R extends RouteName> = {
 };
 
 /** The JSON body route R takes, as a caller writes it (fields with defaults may be left out); never for a route without one. */
-export type RouteBody<R extends RouteName> = (typeof routes)[R] extends { body: infer S extends z.ZodType } ? z.input<S> : never;
+export type RouteBody<R extends RouteName> = R extends RouteName ? ((typeof routes)[R] extends { body: infer S extends z.ZodType } ? z.input<S> : never) : never;
 
 /** The query route R reads, as a caller writes it; never for a route without one. */
-export type RouteQuery<R extends RouteName> = (typeof routes)[R] extends { query: infer S extends z.ZodType } ? z.input<S> : never;
+export type RouteQuery<R extends RouteName> = R extends RouteName ? ((typeof routes)[R] extends { query: infer S extends z.ZodType } ? z.input<S> : never) : never;
 
 /** The path of a route with its params filled in and an optional query string (undefined values left out). */
 export function buildPath<R extends RouteName>(

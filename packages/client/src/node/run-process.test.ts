@@ -123,14 +123,12 @@ describe('runProcess', () => {
     const sink = new Collect();
     let pgid = 0;
     const script = `(trap '' TERM; sleep 60) & echo "::runtrail:: {\\"type\\":\\"meta\\",\\"data\\":{\\"grandchild\\":$!}}"; sleep 60`;
-    const started = Date.now();
     const running = spawnProcess('sh', ['-c', script], { sink, idleTimeoutMs: 400, killGraceMs: 300 });
     pgid = running.pgid!;
     const result = await running.result;
     expect(result.reason).toBe('idle_timeout');
     expect(result.killedWith).toBe('SIGKILL');
     expect(result.message).toMatch(/printed nothing for 400 ms \(idle timeout\); its process group got SIGTERM, then SIGKILL after 300 ms/);
-    expect(Date.now() - started).toBeLessThan(400 + 300 + 3_000);
     // Resolved only once no live process of the group is left …
     expect(groupAlive(pgid)).toBe(false);
     const grandchild = (sink.of('meta').find((m) => (m as { grandchild?: number }).grandchild) as { grandchild: number }).grandchild;

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RuntrailError, foldEvents, type RunEvent } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '@runtrail/server';
 import { RuntrailClient } from '../runtrail-client.js';
-import { tempDir, waitUntil } from '../../../../test-support/index.js';
+import { ManualClock, tempDir, waitUntil } from '../../../../test-support/index.js';
 
 /**
  * The producer SDK against a real server on loopback with a real SQLite
@@ -180,12 +180,37 @@ describe('producer SDK', () => {
     expect((err as RuntrailError).message).toContain('succeeded');
   });
 
-  it('aborts the handle signal when someone cancels the run', async () => {
-    const client = new RuntrailClient({ url: server.url });
-    const run = await client.createRun({ name: 'cancel-me', leaseTtlMs: 1000 });
+  it('aborts the handle signal at its next heartbeat when someone cancels the run', async () => {
+    // The handle's clock is ours: its heartbeat (every leaseTtlMs / 3) comes when we move time, not after 10 real seconds.
+    const clock = new ManualClock();
+    const client = new RuntrailClient({ url: server.url, producer: { clock } });
+    const run = await client.createRun({ name: 'cancel-me', leaseTtlMs: 30_000 });
     await client.cancelRun(run.id, 'user pressed cancel');
-    await waitUntil(() => run.signal.aborted, { timeoutMs: 5000, what: 'the handle to see the cancel request' });
+    clock.advance(9_999);
+    expect(run.signal.aborted).toBe(false);
+    clock.advance(1);
+    await waitUntil(() => run.signal.aborted, { what: 'the handle to see the cancel request' });
+    expect(String((run.signal.reason as Error).message)).toContain('cancel requested');
     const ended = await run.cancelled('stopping as asked');
     expect(ended.status).toBe('cancelled');
+  });
+
+  it('renews its lease by heartbeat every third of the lease while nothing else is sent, and stops when closed', async () => {
+    const clock = new ManualClock();
+    const client = new RuntrailClient({ url: server.url, producer: { clock } });
+    const run = await client.createRun({ name: 'quiet-producer', leaseTtlMs: 30_000 });
+    const created = await client.getRun(run.id);
+    clock.advance(10_000);
+    const renewed = await waitUntil(
+      async () => {
+        const now = await client.getRun(run.id);
+        return now.heartbeatAt! > created.heartbeatAt! ? now : null;
+      },
+      { what: 'the first heartbeat to reach the server' },
+    );
+    expect(renewed.leaseExpiresAt).toBe(renewed.heartbeatAt! + 30_000);
+    expect(renewed.status).toBe('running');
+    run.close();
+    expect(clock.pending).toBe(0);
   });
 });

@@ -16,6 +16,7 @@ import {
   type RunErrorKind,
 } from '@runtrail/protocol';
 import { backoffDelay, delay } from '../backoff.js';
+import { systemClock, unrefTimer, type Clock, type TimerHandle } from '../clock.js';
 import { isRetryable } from '../http-api.js';
 import type { ProducerTransport } from './transport.js';
 import { isRepeatable, openSource, type ArtifactOptions, type ArtifactSource } from '../artifacts/source.js';
@@ -36,6 +37,12 @@ export interface RunHandleOptions {
   retryForMs?: number;
   /** Start heartbeating (default true). */
   heartbeat?: boolean;
+  /**
+   * Time for event timestamps, batching, heartbeats and retry delays
+   * (default the system clock): a test drives heartbeats and retries with a
+   * manual one instead of waiting for them.
+   */
+  clock?: Clock;
 }
 
 export interface CallOptions {
@@ -67,13 +74,14 @@ export class RunHandle {
   private readonly maxQueued: number;
   private readonly retryForMs: number;
   private readonly idPrefix: string;
+  private readonly clock: Clock;
   private readonly abort = new AbortController();
   private readonly stopped = new AbortController();
   private queue: EventInput[] = [];
   private nextEventNo = 0;
   private callNo = 0;
-  private timer: ReturnType<typeof setTimeout> | null = null;
-  private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
+  private timer: TimerHandle | null = null;
+  private heartbeatTimer: TimerHandle | null = null;
   private sending: Promise<void> = Promise.resolve();
   private failure: Error | null = null;
   private ended: Run | null = null;
@@ -87,13 +95,10 @@ export class RunHandle {
     this.maxBatch = options.maxBatch ?? 500;
     this.maxQueued = options.maxQueued ?? 100_000;
     this.retryForMs = options.retryForMs ?? 5 * 60_000;
+    this.clock = options.clock ?? systemClock;
     this.idPrefix = `${options.owner.id}.${(handleCounter++).toString(36)}`;
     this.signal = this.abort.signal;
-    if (options.heartbeat !== false) {
-      const every = Math.max(250, Math.floor(options.leaseTtlMs / 3));
-      this.heartbeatTimer = setInterval(() => void this.beat(), every);
-      this.heartbeatTimer.unref?.();
-    }
+    if (options.heartbeat !== false) this.scheduleBeat(Math.max(250, Math.floor(options.leaseTtlMs / 3)));
   }
 
   /** Queue any event; known types are checked here so bad data fails at the call site. */
@@ -110,7 +115,7 @@ export class RunHandle {
         `${this.queue.length} events of run ${this.id} are waiting to be sent; the server is not keeping up or unreachable (await run.flush())`,
       );
     }
-    const event: EventInput = { type, data: data ?? {}, ts: Date.now(), id: `${this.idPrefix}.${this.nextEventNo++}` };
+    const event: EventInput = { type, data: data ?? {}, ts: this.clock.now(), id: `${this.idPrefix}.${this.nextEventNo++}` };
     if (isKnownEventType(type)) {
       const issues = validateEventData([event], type);
       if (issues.length > 0) throw invalidRequest(`${type} event`, issues);
@@ -120,7 +125,7 @@ export class RunHandle {
     this.queue.push(event);
     if (this.queue.length >= this.maxBatch) this.kick();
     else if (this.timer === null) {
-      this.timer = setTimeout(() => this.kick(), this.flushIntervalMs);
+      this.timer = this.clock.setTimeout(() => this.kick(), this.flushIntervalMs);
     }
   }
 
@@ -153,18 +158,18 @@ export class RunHandle {
   async call<T>(label: string, fn: (attempt: number) => Promise<T>, options: CallOptions = {}): Promise<T> {
     const callId = options.callId ?? `c${++this.callNo}`;
     const retries = options.retries ?? 0;
-    const started = Date.now();
+    const started = this.clock.now();
     this.event('call.started', { callId, label });
     for (let attempt = 1; ; attempt++) {
       try {
         const result = await fn(attempt);
-        this.event('call.succeeded', { callId, durationMs: Date.now() - started });
+        this.event('call.succeeded', { callId, durationMs: this.clock.now() - started });
         return result;
       } catch (err) {
         const willRetry = attempt <= retries && !this.signal.aborted;
         this.event('call.failed', { callId, error: describe(err), willRetry });
         if (!willRetry) throw err;
-        await delay(options.retryDelayMs?.(attempt) ?? backoffDelay(attempt, { initialMs: 200, maxMs: 10_000 }), this.signal);
+        await delay(options.retryDelayMs?.(attempt) ?? backoffDelay(attempt, { initialMs: 200, maxMs: 10_000 }), this.signal, this.clock);
         this.event('call.retried', { callId, attempt: attempt + 1 });
       }
     }
@@ -240,16 +245,16 @@ export class RunHandle {
 
   /** Stop heartbeating and drop timers (the run itself is not ended). */
   close(): void {
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.heartbeatTimer !== null) this.clock.clearTimeout(this.heartbeatTimer);
     this.heartbeatTimer = null;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
     this.timer = null;
     this.stopped.abort();
   }
 
   private kick(): void {
-    if (this.timer) {
-      clearTimeout(this.timer);
+    if (this.timer !== null) {
+      this.clock.clearTimeout(this.timer);
       this.timer = null;
     }
     if (this.queue.length === 0) return;
@@ -273,17 +278,27 @@ export class RunHandle {
   }
 
   private async withRetries<T>(send: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + this.retryForMs;
+    const deadline = this.clock.now() + this.retryForMs;
     for (let attempt = 0; ; attempt++) {
       try {
         return await send();
       } catch (err) {
-        if (!isRetryable(err) || Date.now() >= deadline) throw err;
+        if (!isRetryable(err) || this.clock.now() >= deadline) throw err;
         // A 503 says how long to wait (Retry-After); sooner would only be refused again.
         const asked = err instanceof RuntrailError ? (err.retryAfterMs ?? 0) : 0;
-        await delay(Math.max(asked, backoffDelay(attempt, { initialMs: 50, maxMs: 2_000 })));
+        await delay(Math.max(asked, backoffDelay(attempt, { initialMs: 50, maxMs: 2_000 })), undefined, this.clock);
       }
     }
+  }
+
+  /** Beat every `everyMs` until closed; a timer alone does not keep the process alive. */
+  private scheduleBeat(everyMs: number): void {
+    this.heartbeatTimer = this.clock.setTimeout(() => {
+      if (this.heartbeatTimer === null) return;
+      this.scheduleBeat(everyMs);
+      void this.beat();
+    }, everyMs);
+    unrefTimer(this.heartbeatTimer);
   }
 
   private async beat(): Promise<void> {

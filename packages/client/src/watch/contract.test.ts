@@ -39,7 +39,7 @@ test('every route of the shared table is registered, and every URL the SDK build
   for (const name of Object.keys(routes) as RouteName[]) {
     const route = routes[name];
     expect(s.http.hasRoute({ method: route.method, url: route.path }), `${route.method} ${route.path} registered`).toBe(true);
-    const url = api.url(name, { id: run.id, name: 'contract.txt' } as never, name === 'streamRun' ? { after: 3 } : undefined);
+    const url = api.url(name, { id: run.id, name: 'contract.txt' }, name === 'streamRun' ? { after: 3 } : undefined);
     const controller = new AbortController();
     const response = await fetch(url, {
       method: route.method,

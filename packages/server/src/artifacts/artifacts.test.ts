@@ -117,7 +117,7 @@ describe('artifacts: a pipeline stores six of them', () => {
 
     await waitUntil(() => seen.length === 6, { what: 'six artifact events at the watcher' });
     expect(seen.map((e) => (e.data as { name: string }).name)).toEqual(six.map((a) => a.name));
-    expect(seen[1]!.data).toEqual({ ...listed[1], runId: undefined, metadata: { step: 2, ok: true } } as unknown as Record<string, unknown>);
+    expect(seen[1]!.data).toEqual({ ...listed[1], runId: undefined, metadata: { step: 2, ok: true } });
     watch.close();
     const snapshot = (await server.runs.get(run.id)).snapshot;
     expect(snapshot.artifacts.map((a) => [a.ordinal, a.name, a.sha256])).toEqual(listed.map((a) => [a.ordinal, a.name, a.sha256]));

@@ -128,13 +128,12 @@ describe('executor', () => {
       inside.open();
       await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }));
     });
-    const { id } = await client.startRun({ name: 'waits', leaseTtlMs: 30_000 });
+    // A 24 h lease: the next heartbeat is 8 h away, so the run can only end
+    // within ended()'s deadline if the cancel reaches the handler in-process.
+    const { id } = await client.startRun({ name: 'waits', leaseTtlMs: 24 * 3600_000 });
     await inside.wait;
-    const t0 = Date.now();
     await client.cancelRun(id, 'no longer needed');
     const run = await ended(id);
-    // Far below the heartbeat interval (10 s here): seen in-process, not on the next beat.
-    expect(Date.now() - t0).toBeLessThan(1_000);
     expect(run.status).toBe('cancelled');
     expect(run.error?.message).toBe('no longer needed');
   });
@@ -151,11 +150,9 @@ describe('executor', () => {
     const meta = (await client.getRun(id)).snapshot.meta as { exec: { pgid: number } };
     pgid = meta.exec.pgid;
     expect(groupAlive(pgid)).toBe(true);
-    const t0 = Date.now();
     await client.cancelRun(id, 'stop the shell');
     const run = await ended(id);
     expect(run.status).toBe('cancelled');
-    expect(Date.now() - t0).toBeLessThan(500 + 1_500);
     expect(groupAlive(pgid)).toBe(false);
     await waitUntil(() => groupGone(pgid), { timeoutMs: 10_000, what: `group ${pgid} to disappear` });
     const exec = (run.snapshot.meta as { exec: Record<string, unknown> }).exec;
@@ -242,9 +239,8 @@ describe('executor', () => {
     const a = await client.startRun({ name: 'cooperative' });
     const b = await client.startRun({ name: 'stubborn' });
     await started.wait;
-    const t0 = Date.now();
+    // Resolves although 'stubborn' never stops: shutdown waits the grace period, not for the handler.
     await server.executor.shutdown();
-    expect(Date.now() - t0).toBeLessThan(500 + 1_000);
     const ra = await client.getRun(a.id);
     const rb = await client.getRun(b.id);
     expect(ra.error).toEqual({ kind: 'interrupted', message: 'node exec-node is shutting down' });

@@ -263,7 +263,7 @@ describe('HTTP API: the route table is the server (field note 2)', () => {
     const run = await createRun({ name: 'contract' });
     for (const name of Object.keys(routes) as RouteName[]) {
       const def = routes[name];
-      const res = await fetch(server.url + buildPath(name, { id: run.id, name: 'contract.txt' } as never), {
+      const res = await fetch(server.url + buildPath(name, { id: run.id, name: 'contract.txt' }), {
         method: def.method,
         ...(def.method === 'POST' || def.method === 'PUT' ? { headers: { 'content-type': 'application/json' }, body: '{}' } : {}),
         // Streams stay open; the status line is all this test needs.

@@ -1,16 +1,12 @@
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SqliteRunStore } from '@runtrail/store';
 import { isTerminalType, type Run } from '@runtrail/protocol';
-import { buildApp, type App } from '../app.js';
-import { loadConfig } from '../config.js';
 import { startServer, type RunningServer } from '../start.js';
-import { Reaper } from './reaper.js';
 import { tempDir } from './lease.test-kit.js';
 
 /**
  * Exactly one terminal event per run (field note 7), whoever races to write
- * it: owners finishing, users cancelling, reapers reaping.
+ * it: owners finishing and users cancelling (reapers racing owners on
+ * separate connections: reaper-race.test.ts).
  */
 
 let dir: ReturnType<typeof tempDir>;
@@ -28,19 +24,19 @@ describe('one terminal event per run', () => {
   });
   afterEach(() => server.close());
 
-  async function post(path: string, body: unknown): Promise<{ status: number; body: Attempt['body'] }> {
+  async function post<T = Attempt['body']>(path: string, body: unknown): Promise<{ status: number; body: T }> {
     const res = await fetch(`${server.url}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(body),
     });
-    return { status: res.status, body: (await res.json()) as Attempt['body'] };
+    return { status: res.status, body: (await res.json()) as T };
   }
 
   it('50 concurrent finishes and cancels on one run write exactly one terminal event; every losing finish gets 409 naming the winner', async () => {
     for (let round = 0; round < 8; round++) {
-      const created = await post('/api/v1/runs', { name: `race-${round}`, owner: { kind: 'producer', node: 't', id: 'p' } });
-      const id = (created.body as unknown as Run).id;
+      const created = await post<Run>('/api/v1/runs', { name: `race-${round}`, owner: { kind: 'producer', node: 't', id: 'p' } });
+      const id = created.body.id;
       const statuses = ['succeeded', 'failed', 'cancelled'] as const;
       const attempts: Attempt[] = await Promise.all(
         Array.from({ length: 50 }, async (_, i): Promise<Attempt> => {
@@ -66,36 +62,6 @@ describe('one terminal event per run', () => {
       }
       // A cancel either was recorded before the end (200) or met the end (409); never a second end.
       for (const c of attempts.filter((a) => a.kind === 'cancel')) expect([200, 409]).toContain(c.status);
-    }
-  });
-});
-
-describe('a finish racing the reaper', () => {
-  it('the reaper and 50 finishes on expired runs still write one terminal event each', async () => {
-    const store = new SqliteRunStore({ filename: join(dir.path, 'runtrail.db') });
-    let clock = 1_700_000_000_000;
-    const config = loadConfig({ dataDir: dir.path, logLevel: 'silent', node: 'r' }, {});
-    const app: App = await buildApp({ config, store, now: () => clock });
-    try {
-      for (let round = 0; round < 5; round++) {
-        const { run } = await app.runs.create({ name: 'r', leaseTtlMs: 1000, owner: { kind: 'producer', node: 'x', id: 'y' } });
-        clock += 1_001;
-        const reapers = [0, 1].map((i) => new Reaper({ runs: app.runs, node: 'r', incarnation: `i${i}`, intervalMs: 1000, log: app.http.log }));
-        const finishes = Array.from({ length: 50 }, (_, i) =>
-          app.http.inject({ method: 'POST', url: `/api/v1/runs/${run.id}/finish`, payload: { status: i % 2 ? 'succeeded' : 'cancelled' } }),
-        );
-        const [responses] = await Promise.all([Promise.all(finishes), ...reapers.map((r) => r.sweep())]);
-        const events = await store.readEvents(run.id, 0, 100);
-        expect(events.filter((e) => isTerminalType(e.type))).toHaveLength(1);
-        const ok = responses.filter((r) => r.statusCode === 200).length;
-        const end = (await store.getRun(run.id))!;
-        // Either one finish won, or the reaper did and every finish was told so.
-        expect(ok).toBe(end.error?.kind === 'orphaned' ? 0 : 1);
-        for (const r of responses.filter((x) => x.statusCode !== 200)) expect(r.statusCode).toBe(409);
-      }
-    } finally {
-      await app.http.close();
-      await store.close();
     }
   });
 });
