@@ -14,6 +14,9 @@ export default defineConfig({
       { find: /^@runtrail\/client\/node$/, replacement: src('client/src/node/index.ts') },
       { find: /^@runtrail\/client\/react$/, replacement: src('client/src/react/index.ts') },
       { find: /^@runtrail\/(protocol|store|client|server)$/, replacement: src('$1/src/index.ts') },
+      // The shared test kit is a workspace package; resolved here so a checkout needs no reinstall to find it.
+      { find: /^@runtrail\/test-support$/, replacement: fileURLToPath(new URL('./test-support/index.ts', import.meta.url)) },
+      { find: /^@runtrail\/test-support\/(postgres|process-tree)$/, replacement: fileURLToPath(new URL('./test-support/$1.ts', import.meta.url)) },
     ],
   },
   test: {

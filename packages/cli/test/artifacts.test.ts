@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import { startServer, type RunningServer } from '@runtrail/server';
-import { tempDir } from '../../../test-support/index.js';
+import { tempDir } from '@runtrail/test-support';
 import { runtrail } from './harness.js';
 
 /**

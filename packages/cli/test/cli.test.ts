@@ -3,7 +3,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
-import { tempDir } from '../../../test-support/index.js';
+import { tempDir } from '@runtrail/test-support';
 import { runtrail as run, serve, type ServeProcess } from './harness.js';
 
 const runtrail = (args: string[], env: Record<string, string> = {}, cwd?: string) => run(args, { env, cwd });

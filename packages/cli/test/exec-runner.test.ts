@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import type { Run } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '@runtrail/server';
-import { tempDir, waitUntil } from '../../../test-support/index.js';
-import { LEAVES_STUBBORN_GRANDCHILD, identify, waitGroupGone } from '../../../test-support/process-tree.js';
+import { tempDir, waitUntil } from '@runtrail/test-support';
+import { LEAVES_STUBBORN_GRANDCHILD, identify, waitGroupGone } from '@runtrail/test-support/process-tree';
 import { freePort, runtrail, serve, spawnCli } from './harness.js';
 
 /**

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import { startServer, type RunningServer } from '@runtrail/server';
-import { tempDir, waitUntil } from '../../../test-support/index.js';
+import { tempDir, waitUntil } from '@runtrail/test-support';
 import { BIN } from './harness.js';
 
 /**

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { waitUntil } from '../../../test-support/index.js';
+import { waitUntil } from '@runtrail/test-support';
 
 /** The installed entry point (`runtrail` in node_modules/.bin links here). */
 export const BIN = fileURLToPath(new URL('../bin/runtrail.js', import.meta.url));

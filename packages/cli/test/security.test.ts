@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { tempDir, waitUntil } from '../../../test-support/index.js';
+import { tempDir, waitUntil } from '@runtrail/test-support';
 
 /** `runtrail serve` refuses to start open on a reachable address; `runtrail tokens` with RUNTRAIL_TOKEN (issue 15). */
 const BIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { tempDir } from '../../../test-support/index.js';
+import { tempDir } from '@runtrail/test-support';
 import { runtrail, serve } from './harness.js';
 
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { tempDir } from '../../../test-support/index.js';
+import { tempDir } from '@runtrail/test-support';
 import { freePort, runtrail } from './harness.js';
 
 /**

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RuntrailError } from '@runtrail/protocol';
 import { configKeys, resolveConfig, settings, ServerConfig } from './config.js';
-import { tempDir } from '../../../test-support/index.js';
+import { tempDir } from '@runtrail/test-support';
 
 let dir: ReturnType<typeof tempDir>;
 beforeEach(() => {

@@ -3,7 +3,7 @@ import { describe, expect, test } from 'vitest';
 import { initialSnapshot, type Run, type RunEvent } from '@runtrail/protocol';
 import { eventTextOf, type EventText } from '@runtrail/store';
 import { FLUSH_SLICE_MS, Hub } from './hub.js';
-import { waitUntil } from '../../../test-support/index.js';
+import { waitUntil } from '@runtrail/test-support';
 
 const run = { id: 'r1', seq: 0, snapshot: initialSnapshot() } as unknown as Run;
 const events = (from: number, n: number): RunEvent[] =>

@@ -5,7 +5,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorStatus, isErrorCode, routes, type RouteName } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '../src/start.js';
-import { tempDir, waitUntil } from '../../../test-support/index.js';
+import { tempDir, waitUntil } from '@runtrail/test-support';
 
 /**
  * The bad-input suite of issue 15 (item 8): table-driven cases, then a

@@ -8,7 +8,7 @@ import { RuntrailClient } from '@runtrail/client';
 import type { Run } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '@runtrail/server';
 import { SqliteRunStore } from '@runtrail/store';
-import { tempDir, waitUntil } from '../../../../test-support/index.js';
+import { tempDir, waitUntil } from '@runtrail/test-support';
 import { freePort } from '../../test/harness.js';
 
 /**

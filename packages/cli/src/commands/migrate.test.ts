@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunEvent, Run } from '@runtrail/protocol';
 import { PgRunStore, SqliteRunStore, type RunStore } from '@runtrail/store';
-import { tempDir } from '../../../../test-support/index.js';
-import { TEST_DATABASE_URL, dropSchema, freshSchema } from '../../../../test-support/postgres.js';
+import { tempDir } from '@runtrail/test-support';
+import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 
 /** `runtrail migrate` as a user runs it: the built binary, a real SQLite data dir, a real PostgreSQL. */
 const BIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));

@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LogLevel } from '@runtrail/protocol';
+import { tempDir, waitUntil } from '@runtrail/test-support';
 import { groupAlive } from './process-group.js';
 import { ProcessStartError, runProcess, spawnProcess, type OutputStream, type ProcessSink } from './run-process.js';
 
@@ -32,16 +31,9 @@ function groupGone(pgid: number): boolean {
   }
 }
 
-async function waitUntil(probe: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const dir = mkdtempSync(join(tmpdir(), 'runtrail-proc-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const scratch = tempDir('runtrail-proc-');
+const dir = scratch.path;
+afterAll(() => scratch.remove());
 
 describe('runProcess', () => {
   it('turns stdout/stderr lines into log events and ::runtrail:: lines into events, and records the exit code', async () => {
@@ -134,7 +126,7 @@ describe('runProcess', () => {
     const grandchild = (sink.of('meta').find((m) => (m as { grandchild?: number }).grandchild) as { grandchild: number }).grandchild;
     expect(grandchild).toBeGreaterThan(0);
     // … and the kernel agrees once the zombies are reaped.
-    await waitUntil(() => groupGone(pgid), 10_000, `process group ${pgid} to disappear`);
+    await waitUntil(() => groupGone(pgid), { what: `process group ${pgid} to disappear` });
   });
 
   it('a total timeout stops a process that keeps printing', async () => {
@@ -154,7 +146,7 @@ describe('runProcess', () => {
   it('an abort stops the whole group at once', async () => {
     const controller = new AbortController();
     const running = spawnProcess('sh', ['-c', 'sleep 60 & sleep 60'], { signal: controller.signal, killGraceMs: 2_000 });
-    await waitUntil(() => running.pgid !== undefined, 2_000, 'spawn');
+    await waitUntil(() => running.pgid !== undefined, { what: 'the spawn' });
     controller.abort(new Error('user cancelled'));
     const result = await running.result;
     expect(result.reason).toBe('aborted');

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RuntrailError, foldEvents, type RunEvent } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '@runtrail/server';
 import { RuntrailClient } from '../runtrail-client.js';
-import { ManualClock, tempDir, waitUntil } from '../../../../test-support/index.js';
+import { ManualClock, tempDir, waitUntil } from '@runtrail/test-support';
 
 /**
  * The producer SDK against a real server on loopback with a real SQLite

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import tar from 'tar-stream';
 import { RuntrailClient } from '@runtrail/client';
 import { CLIENT_HEADER, buildPath, type Run } from '@runtrail/protocol';
-import { tempDir } from '../../../../test-support/index.js';
+import { tempDir } from '@runtrail/test-support';
 import { startServer, type RunningServer } from '../start.js';
 
 /**

@@ -5,7 +5,7 @@ import WebSocket from 'ws';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { watchRun, type WebSocketConstructor } from '@runtrail/client';
 import { CLIENT_HEADER, buildPath, type Artifact, type Run, type RunEvent } from '@runtrail/protocol';
-import { tempDir, waitUntil } from '../../../../test-support/index.js';
+import { tempDir, waitUntil } from '@runtrail/test-support';
 import { startServer, type RunningServer } from '../start.js';
 import { contentDisposition, parseRange } from './artifact-routes.js';
 

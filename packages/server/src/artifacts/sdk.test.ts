@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
-import { tempDir, waitUntil } from '../../../../test-support/index.js';
+import { tempDir, waitUntil } from '@runtrail/test-support';
 import { startServer, type RunningServer } from '../start.js';
 
 /** run.artifact, ctx.artifact and ctx.exec({collect}) against a real server (issue 16). */

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { kill9, freePort, repoRoot, serverFixture, spawnFixture, type SpawnedNode } from '../leases/lease.test-kit.js';
-import { TEST_DATABASE_URL, dropSchema, freshSchema } from '../../../../test-support/postgres.js';
+import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 
 /**
  * Several runtrail nodes as separate PROCESSES (the build's fixture server)

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Run } from '@runtrail/protocol';
 import { waitUntil } from '../leases/lease.test-kit.js';
 import { RawWsClient, isExactRange } from '../stream/stream.test-kit.js';
-import { throwawayPostgres, type ThrowawayPostgres } from '../../../../test-support/postgres.js';
+import { throwawayPostgres, type ThrowawayPostgres } from '@runtrail/test-support/postgres';
 import { cluster, http, stopCluster } from './cluster.test-kit.js';
 
 /**

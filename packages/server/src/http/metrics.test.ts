@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { RawWsClient, testScope, waitFor, wsUrl } from '../stream/stream.test-kit.js';
-import { waitUntil } from '../../../../test-support/index.js';
+import { waitUntil } from '@runtrail/test-support';
 
 const { server: startTestServer, cleanups } = testScope();
 

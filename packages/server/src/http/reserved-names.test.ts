@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildPath, type Run, type RunEvent, type Snapshot } from '@runtrail/protocol';
-import { tempDir } from '../../../../test-support/index.js';
+import { tempDir } from '@runtrail/test-support';
 import { startServer, type RunningServer } from '../start.js';
 
 /**

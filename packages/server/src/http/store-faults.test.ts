@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import { buildPath, type RunEvent } from '@runtrail/protocol';
-import { tempDir, waitUntil } from '../../../../test-support/index.js';
+import { tempDir, waitUntil } from '@runtrail/test-support';
 import { serverFixture, spawnFixture } from '../leases/lease.test-kit.js';
 import { startServer, type RunningServer } from '../start.js';
 

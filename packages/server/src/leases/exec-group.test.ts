@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import type { ProcessIdentity } from '@runtrail/client/node';
-import { LEAVES_STUBBORN_GRANDCHILD, identify, waitGroupGone } from '../../../../test-support/process-tree.js';
+import { LEAVES_STUBBORN_GRANDCHILD, identify, waitGroupGone } from '@runtrail/test-support/process-tree';
 import { freePort, kill9, repoRoot, serverFixture, spawnFixture, tempDir, waitUntil, type SpawnedNode } from './lease.test-kit.js';
 
 /**

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
 export const serverFixture = (name: string) => join(repoRoot, 'packages/server/test/fixtures', name);
 
-export { tempDir, waitUntil } from '../../../../test-support/index.js';
+export { tempDir, waitUntil } from '@runtrail/test-support';
 
 /** A free TCP port on 127.0.0.1 (so a restarted server can come back on the same URL). */
 export async function freePort(): Promise<number> {

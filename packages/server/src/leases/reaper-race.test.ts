@@ -6,7 +6,7 @@ import { buildApp, type App } from '../app.js';
 import { loadConfig } from '../config.js';
 import { Reaper } from './reaper.js';
 import { tempDir } from './lease.test-kit.js';
-import { TEST_DATABASE_URL, dropSchema, freshSchema } from '../../../../test-support/postgres.js';
+import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 
 /**
  * Reapers and owners racing to end the same runs for real: every node has

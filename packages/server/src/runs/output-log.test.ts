@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import { RuntrailError, type Run } from '@runtrail/protocol';
 import type { RunningServer } from '../start.js';
-import { waitUntil } from '../../../../test-support/index.js';
+import { waitUntil } from '@runtrail/test-support';
 import { testScope } from '../stream/stream.test-kit.js';
 import { call } from '../security/security.test-kit.js';
 

@@ -4,7 +4,7 @@ import { SqliteRunStore } from '@runtrail/store';
 import { buildApp } from '../app.js';
 import { loadConfig, type ServerConfigInput } from '../config.js';
 import { testScope, waitFor } from '../stream/stream.test-kit.js';
-import { tempDir } from '../../../../test-support/index.js';
+import { tempDir } from '@runtrail/test-support';
 import { redactUrl } from './authenticate.js';
 import { call, streamUrl, TestSocket } from './security.test-kit.js';
 

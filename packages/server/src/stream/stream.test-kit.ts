@@ -6,7 +6,7 @@ import { afterEach } from 'vitest';
 import type { RunEvent, ServerMessage } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '../start.js';
 import type { ServerConfigInput } from '../config.js';
-import { waitUntil } from '../../../../test-support/index.js';
+import { waitUntil } from '@runtrail/test-support';
 
 /** Helpers shared by the stream tests (real server on loopback, real sockets). */
 

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { runStoreConformance } from '../conformance.js';
 import { builtStoreUrl, requireFreshBuild } from '../fresh-build.test-kit.js';
-import { TEST_DATABASE_URL, dropSchema, freshSchema } from '../../../../test-support/postgres.js';
+import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 import { migrations } from '../migrations.js';
 import { PgRunStore } from './pg-store.js';
 import { dispatchNotification } from './notifications.js';

@@ -7,19 +7,20 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { foldEvents, type RunEvent } from '@runtrail/protocol';
 import { BATCH_SIZES, produceTask, runStoreConformance } from '../conformance.js';
+import { tempDir as makeTempDir } from '@runtrail/test-support';
 import { openStore } from '../open.js';
 import { migrations } from '../migrations.js';
 import { SqliteRunStore } from './sqlite-store.js';
 import { builtStoreUrl as built, requireFreshBuild } from '../fresh-build.test-kit.js';
 
-const tempDirs: string[] = [];
+const tempDirs: Array<ReturnType<typeof makeTempDir>> = [];
 function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'runtrail-sqlite-'));
+  const dir = makeTempDir('runtrail-sqlite-');
   tempDirs.push(dir);
-  return dir;
+  return dir.path;
 }
 afterEach(() => {
-  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  for (const dir of tempDirs.splice(0)) dir.remove();
 });
 
 runStoreConformance(

@@ -2,9 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { waitUntil } from '../../../../test-support/index.js';
+import { waitUntil } from '@runtrail/test-support';
 
-export { tempDir, waitUntil } from '../../../../test-support/index.js';
+export { tempDir, waitUntil } from '@runtrail/test-support';
 
 /**
  * What the dashboard's end-to-end tests share: the real `runtrail` binary in
