@@ -3,7 +3,7 @@ import type { Run } from '@runtrail/protocol';
 import { waitUntil } from '../leases/lease.test-kit.js';
 import { RawWsClient, isExactRange } from '../stream/stream.test-kit.js';
 import { cluster, http, stopCluster } from './cluster.test-kit.js';
-import { terminateConnections } from '../../../../test-support/postgres.js';
+import { terminateConnections } from '@runtrail/test-support/postgres';
 
 /**
  * Several runtrail nodes as separate PROCESSES sharing one PostgreSQL schema:
