@@ -72,9 +72,12 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
     return runs.append(params.id!, body);
   });
 
-  serve(app, 'readEvents', async ({ params, query }) =>
-    runs.readEvents(params.id!, query.after ?? 0, query.limit ?? MAX_READ_LIMIT),
-  );
+  serve(app, 'readEvents', async ({ params, query, reply }) => {
+    const body = await runs.readEventsJson(params.id!, query.after ?? 0, query.limit ?? MAX_READ_LIMIT);
+    // Already JSON (the events' stored texts): sent as it is.
+    void reply.type('application/json; charset=utf-8');
+    return body;
+  });
 
   serve(app, 'finishRun', async ({ params, body }) => runs.finish(params.id!, body));
   serve(app, 'heartbeat', async ({ params, body }) => runs.heartbeat(params.id!, body.owner));
