@@ -83,7 +83,18 @@ async function startRuntrail() {
   const dist = process.env.BENCH_RUNTRAIL_DIST || join(REPO_DIR, 'packages/server/dist');
   const { startServer } = await import(join(dist, 'index.js'));
   const dataDir = mkdtempSync(join(tmpdir(), 'runtrail-bench-'));
-  const server = await startServer({ host: '127.0.0.1', port: 0, dataDir, logLevel: 'silent' });
+  const server = await startServer({
+    host: '127.0.0.1',
+    port: 0,
+    dataDir,
+    logLevel: 'silent',
+    // Every observer comes from 127.0.0.1 without a token, and the producer flat out exceeds one run's
+    // default append rate: the abuse limits (1,024 streams per address, 20,000 ev/s per run) are policy,
+    // not the machinery measured here, and the broadcasters have none.
+    maxConnectionsPerIp: 100_000,
+    maxConnectionsPerToken: 100_000,
+    appendEventsPerSecond: 10_000_000,
+  });
   closeServer = async () => {
     await server.close();
     rmSync(dataDir, { recursive: true, force: true });
