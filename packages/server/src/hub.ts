@@ -171,12 +171,7 @@ export class Hub {
   /** The flush in progress: what is left of it (watchers still to call, in order). */
   private readonly flushing: Array<{ runId: string; segment: Segment; watchers: Watcher[]; next: number }> = [];
   private flushInProgress = false;
-  /**
-   * CPU time the flush in progress has taken so far (its slices, not the I/O
-   * between them). CPU, not wall-clock: on a machine short of CPU a slice
-   * can last far longer than its work, and waiting that long would leave
-   * the loop idle while watchers wait.
-   */
+  /** Loop time the flush in progress has taken so far (its slices, not the I/O between them). */
   private flushBusyMs = 0;
   /** When the next flush may start (performance.now()), so fan-out leaves the loop time for appends. */
   private nextFlushAt = 0;
@@ -204,7 +199,6 @@ export class Hub {
   /** Call the flush's watchers until it is done or this slice is used up (then yield to I/O and go on). */
   private readonly continueFlush = (): void => {
     const sliceStarted = performance.now();
-    const cpuAtStart = process.cpuUsage();
     let calls = 0;
     while (this.flushing.length > 0) {
       const job = this.flushing[0]!;
@@ -221,24 +215,20 @@ export class Hub {
           }
         }
         if (++calls % 16 === 0 && performance.now() - sliceStarted >= FLUSH_SLICE_MS) {
-          this.flushBusyMs += cpuMsSince(cpuAtStart);
+          this.flushBusyMs += performance.now() - sliceStarted;
           afterQueuedImmediates(this.continueFlush);
           return;
         }
       }
       this.flushing.shift();
     }
-    this.flushBusyMs += cpuMsSince(cpuAtStart);
-    this.nextFlushAt = performance.now() + this.flushBusyMs;
+    const ended = performance.now();
+    this.flushBusyMs += ended - sliceStarted;
+    this.nextFlushAt = ended + this.flushBusyMs;
     this.flushInProgress = false;
     // Published while this flush was under way: their turn comes now.
     if (this.pending.size > 0) this.scheduleFlush();
   };
-}
-
-function cpuMsSince(start: NodeJS.CpuUsage): number {
-  const { user, system } = process.cpuUsage(start);
-  return (user + system) / 1000;
 }
 
 function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): () => void {
