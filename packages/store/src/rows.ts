@@ -1,6 +1,8 @@
 import {
+  SnapshotFold,
   foldEvents,
   initialSnapshot,
+  isTerminalType,
   type Artifact,
   type Owner,
   type Run,
@@ -59,6 +61,51 @@ export const parse = <T>(text: string | null | undefined, fallback: T): T =>
   text === null || text === undefined ? fallback : (JSON.parse(text) as T);
 
 const flag = (value: number | boolean): boolean => value === true || value === 1;
+
+/** What a run's row says about it besides its lease and owner, as an append batch moves it on. */
+export interface RunHead {
+  seq: number;
+  snapshot: Snapshot;
+  status: RunStatus;
+  startedAt: number | null;
+  finishedAt: number | null;
+  /** JSON text of the run's error and output, as stored. */
+  error: string | null;
+  output: string | null;
+  cancelRequestedAt: number | null;
+}
+
+/**
+ * Folds an append batch's stored events into the run's head: seq, snapshot,
+ * start, cancel request and end. One SnapshotFold for the batch, so an
+ * event's cost does not grow with the calls in flight. The head it starts
+ * from is not changed.
+ */
+export class HeadFold {
+  readonly head: RunHead;
+  private readonly fold: SnapshotFold;
+
+  constructor(from: RunHead) {
+    const { seq, snapshot, status, startedAt, finishedAt, error, output, cancelRequestedAt } = from;
+    this.head = { seq, snapshot, status, startedAt, finishedAt, error, output, cancelRequestedAt };
+    this.fold = new SnapshotFold(snapshot);
+  }
+
+  apply(stored: RunEvent): void {
+    const head = this.head;
+    head.seq = stored.seq;
+    head.snapshot = this.fold.apply(stored);
+    if (stored.type === 'run.started' && head.startedAt === null) head.startedAt = stored.ts;
+    if (stored.type === 'run.cancel_requested' && head.cancelRequestedAt === null) head.cancelRequestedAt = stored.ts;
+    const end = head.snapshot.terminal;
+    if (end !== null && isTerminalType(stored.type)) {
+      head.status = end.status;
+      head.finishedAt = stored.ts;
+      head.error = json(end.error ?? undefined);
+      head.output = json(end.output ?? undefined);
+    }
+  }
+}
 
 /** When a run's lease runs out and when its owner last showed it was alive. */
 export interface LeaseTimes {

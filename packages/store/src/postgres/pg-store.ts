@@ -2,7 +2,6 @@ import pg from 'pg';
 import {
   RuntrailError,
   MAX_LIST_LIMIT,
-  SnapshotFold,
   initialSnapshot,
   isTerminalStatus,
   isTerminalType,
@@ -47,6 +46,8 @@ import {
   type RunRow as BaseRunRow,
   leaseAfterAppend,
   leaseOfNewRun,
+  HeadFold,
+  type RunHead,
 } from '../rows.js';
 import { pendingMigrations, postgresDialect } from '../migrations.js';
 import { eventJson, type EventText } from '../event-text.js';
@@ -108,16 +109,8 @@ interface PendingAppend {
 }
 
 /** A run's state while a batch of appends is folded onto it in memory. */
-interface RunState {
+interface RunState extends RunHead {
   row: RunRow;
-  seq: number;
-  snapshot: Snapshot;
-  status: RunStatus;
-  startedAt: number | null;
-  finishedAt: number | null;
-  error: string | null;
-  output: string | null;
-  cancelRequestedAt: number | null;
   leaseExpiresAt: number | null;
   heartbeatAt: number | null;
   owner: string | null;
@@ -994,9 +987,8 @@ function foldAppend(
   const seqs: number[] = [];
   const appended: RunEvent[] = [];
   const seenInBatch = new Map<string, StoredEventRef>();
-  let { seq, snapshot, status, finishedAt, error, output, cancelRequestedAt, startedAt } = state;
-  // One fold for the batch: an event's cost does not grow with the calls in flight.
-  const fold = new SnapshotFold(snapshot);
+  const at = new HeadFold(state);
+  const head = at.head;
   for (const event of events) {
     if (event.id !== undefined) {
       // A retry gets its original seq back; the same id with another event is refused.
@@ -1006,10 +998,10 @@ function foldAppend(
         continue;
       }
     }
-    if (isTerminalStatus(status)) throw terminalConflict(runId, status, snapshot);
+    if (isTerminalStatus(head.status)) throw terminalConflict(runId, head.status, head.snapshot);
     const ts = event.ts ?? options.now;
     const data = event.data === undefined ? {} : event.data;
-    seq += 1;
+    const seq = head.seq + 1;
     const stored: RunEvent = { runId, seq, type: event.type, ts, data };
     if (event.id !== undefined) {
       stored.id = event.id;
@@ -1017,29 +1009,13 @@ function foldAppend(
     }
     appended.push(stored);
     seqs.push(seq);
-    snapshot = fold.apply(stored);
-    if (event.type === 'run.started' && startedAt === null) startedAt = ts;
-    if (event.type === 'run.cancel_requested' && cancelRequestedAt === null) cancelRequestedAt = ts;
-    if (isTerminalType(event.type)) {
-      const end = snapshot.terminal!;
-      status = end.status;
-      finishedAt = ts;
-      error = json(end.error ?? undefined);
-      output = json(end.output ?? undefined);
-    }
+    at.apply(stored);
   }
   if (appended.length === 0 && !options.owner) return { state: {}, seqs, appended };
-  const lease = leaseAfterAppend(status, state, state.row.lease_ttl_ms, options.now, options.renewLease !== false);
+  const lease = leaseAfterAppend(head.status, state, state.row.lease_ttl_ms, options.now, options.renewLease !== false);
   return {
     state: {
-      seq,
-      snapshot,
-      status,
-      startedAt,
-      finishedAt,
-      error,
-      output,
-      cancelRequestedAt,
+      ...head,
       ...lease,
       owner: options.owner ? JSON.stringify(options.owner) : state.owner,
       dirty: true,

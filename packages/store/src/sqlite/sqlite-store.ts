@@ -5,7 +5,6 @@ import {
   RuntrailError,
   runNotFound,
   MAX_LIST_LIMIT,
-  SnapshotFold,
   initialSnapshot,
   isTerminalStatus,
   isTerminalType,
@@ -49,6 +48,7 @@ import {
   type RunRow,
   leaseAfterAppend,
   leaseOfNewRun,
+  HeadFold,
 } from '../rows.js';
 import { migrations, pendingMigrations, sqliteDialect } from '../migrations.js';
 import { eventJson, type EventText } from '../event-text.js';
@@ -418,16 +418,17 @@ export class SqliteRunStore implements RunStore {
     const appended: RunEvent[] = [];
     const appendedText: EventText[] = [];
     const seenInBatch = new Map<string, StoredEventRef>();
-    let seq = row.seq;
-    let snapshot = this.loadSnapshot(runId, row.seq);
-    // One fold for the batch: an event's cost does not grow with the calls in flight.
-    const fold = new SnapshotFold(snapshot);
-    let status = row.status;
-    let finishedAt = row.finished_at;
-    let error = row.error;
-    let output = row.output;
-    let cancelRequestedAt = row.cancel_requested_at;
-    let startedAt = row.started_at;
+    const at = new HeadFold({
+      seq: row.seq,
+      snapshot: this.loadSnapshot(runId, row.seq),
+      status: row.status,
+      startedAt: row.started_at,
+      finishedAt: row.finished_at,
+      error: row.error,
+      output: row.output,
+      cancelRequestedAt: row.cancel_requested_at,
+    });
+    const head = at.head;
 
     for (const event of events) {
       if (event.id !== undefined) {
@@ -435,25 +436,25 @@ export class SqliteRunStore implements RunStore {
         // answer was lost) still gets its original seq back.
         const known =
           seenInBatch.get(event.id) ??
-          (isTerminalStatus(status) ? (this.stmt.eventById.get(runId, event.id) as StoredEventRef | undefined) : undefined);
+          (isTerminalStatus(head.status) ? (this.stmt.eventById.get(runId, event.id) as StoredEventRef | undefined) : undefined);
         if (known !== undefined) {
           seqs.push(sameEventOrConflict(runId, event, known));
           continue;
         }
       }
-      if (isTerminalStatus(status)) throw terminalConflict(runId, status, snapshot);
+      if (isTerminalStatus(head.status)) throw terminalConflict(runId, head.status, head.snapshot);
       const ts = event.ts ?? options.now;
       const terminal = isTerminalType(event.type);
       const data = event.data === undefined ? {} : event.data;
       // Insert first and look up only on conflict: a producer sends an id
       // with every event, and duplicates are the rare retry.
       const text = JSON.stringify(data);
-      const inserted = this.stmt.insertEvent.run(runId, seq + 1, event.type, ts, text, event.id ?? null, terminal ? 1 : 0);
+      const seq = head.seq + 1;
+      const inserted = this.stmt.insertEvent.run(runId, seq, event.type, ts, text, event.id ?? null, terminal ? 1 : 0);
       if (inserted.changes === 0) {
         seqs.push(sameEventOrConflict(runId, event, this.stmt.eventById.get(runId, event.id) as StoredEventRef));
         continue;
       }
-      seq += 1;
       const stored: RunEvent = { runId, seq, type: event.type, ts, data };
       if (event.id !== undefined) {
         stored.id = event.id;
@@ -463,17 +464,9 @@ export class SqliteRunStore implements RunStore {
       // The data text just stored, not a second serialization: watchers get these bytes.
       appendedText.push({ seq, type: event.type, json: eventJson(runId, seq, event.type, ts, text, event.id) });
       seqs.push(seq);
-      snapshot = fold.apply(stored);
-      if (event.type === 'run.started' && startedAt === null) startedAt = ts;
-      if (event.type === 'run.cancel_requested' && cancelRequestedAt === null) cancelRequestedAt = ts;
-      if (terminal) {
-        const end = snapshot.terminal!;
-        status = end.status;
-        finishedAt = ts;
-        error = json(end.error ?? undefined);
-        output = json(end.output ?? undefined);
-      }
+      at.apply(stored);
     }
+    const { seq, snapshot, status, startedAt, finishedAt, error, output, cancelRequestedAt } = head;
 
     const written = appended.length > 0 || options.owner !== undefined;
     const lease = leaseAfterAppend(

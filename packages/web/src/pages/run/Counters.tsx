@@ -7,24 +7,9 @@ export function Counters({ snapshot }: { snapshot: Snapshot }) {
     <section className="panel" aria-labelledby="counters-title">
       <h2 id="counters-title">Calls</h2>
       <div className="counters">
-        <div className="counter ok">
-          <span className="value" data-testid="counter-ok" aria-label={`${ok} succeeded`}>
-            {ok}
-          </span>
-          <span className="name">OK</span>
-        </div>
-        <div className="counter failed">
-          <span className="value" data-testid="counter-failed" aria-label={`${failed} failed`}>
-            {failed}
-          </span>
-          <span className="name">Failed</span>
-        </div>
-        <div className="counter retries">
-          <span className="value" data-testid="counter-retries" aria-label={`${retries} retries`}>
-            {retries}
-          </span>
-          <span className="name">Retries</span>
-        </div>
+        <Counter kind="ok" value={ok} name="OK" said="succeeded" />
+        <Counter kind="failed" value={failed} name="Failed" said="failed" />
+        <Counter kind="retries" value={retries} name="Retries" said="retries" />
       </div>
       {Object.keys(named).length > 0 && (
         <dl className="named-counters">
@@ -37,5 +22,17 @@ export function Counters({ snapshot }: { snapshot: Snapshot }) {
         </dl>
       )}
     </section>
+  );
+}
+
+/** One call counter: `kind` is its class and test id, `said` what a screen reader says after the number. */
+function Counter({ kind, value, name, said }: { kind: 'ok' | 'failed' | 'retries'; value: number; name: string; said: string }) {
+  return (
+    <div className={`counter ${kind}`}>
+      <span className="value" data-testid={`counter-${kind}`} aria-label={`${value} ${said}`}>
+        {value}
+      </span>
+      <span className="name">{name}</span>
+    </div>
   );
 }
