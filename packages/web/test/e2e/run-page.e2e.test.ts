@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -48,6 +48,8 @@ import json, os, struct, sys, time, wave, zlib
 n = 0
 while not os.path.exists("go"):
     n += 1
+    if n > 1200:
+        sys.exit("no go within 60 s: the test that started this is gone")
     print(f"waiting for go ({n})", flush=True)
     time.sleep(0.05)
 os.makedirs("out", exist_ok=True)
@@ -87,6 +89,9 @@ interface Cli {
   stderr(): string;
 }
 
+/** CLI processes still running; a failed test must not leave them behind. */
+const started = new Set<ChildProcess>();
+
 function runtrail(args: string[], options: { cwd: string; env?: Record<string, string> }): Cli {
   const child = spawn(process.execPath, [cli, ...args], {
     cwd: options.cwd,
@@ -95,7 +100,11 @@ function runtrail(args: string[], options: { cwd: string; env?: Record<string, s
   });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const done = once(child, 'exit').then(([code]) => ({ code: code as number | null, stderr }));
+  started.add(child);
+  const done = once(child, 'exit').then(([code]) => {
+    started.delete(child);
+    return { code: code as number | null, stderr };
+  });
   return { done, stderr: () => stderr };
 }
 
@@ -163,6 +172,8 @@ describe('the run page: context, failures, console and artifacts', () => {
   });
 
   afterAll(async () => {
+    // SIGTERM: runtrail exec stops its command's whole group before it exits.
+    await Promise.all([...started].map((child) => (child.kill('SIGTERM'), once(child, 'exit'))));
     await browser?.close();
     await stopServer(server);
     dir.remove();
