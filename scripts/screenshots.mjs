@@ -4,7 +4,7 @@
 // real Python scripts) with RUNTRAIL_SCREENSHOTS=1, which makes them save
 // what they show. scene.e2e.test.ts: runs.png, run.png (a live LLM eval),
 // run-parent.png (an autotune parent and its experiments), run-failed.png
-// (a Python traceback), run-stalled.png, run-phone.png;
+// (a Python traceback), run-stalled.png, run-phone.png, run-parent-phone.png;
 // runs-list.e2e.test.ts: runs-list.png and runs-list-phone.png.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

@@ -229,6 +229,10 @@ describe('the scene behind the README screenshots', () => {
     await page.getByTestId('error-kind').waitFor();
     expect(await page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth)).toBe(true);
     await screenshot(page, 'run-phone');
+    await page.goto(`${server!.url}/runs/${ids.parent}`);
+    await page.locator('.children-table tbody tr').first().waitFor();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth)).toBe(true);
+    await screenshot(page, 'run-parent-phone', { fullPage: true });
     await post(`/runs/${run.id}/cancel`, { reason: 'scene done' });
     await waitUntil(async () => (await getRun(run.id)).status === 'cancelled', { what: 'the evaluation to stop', timeoutMs: 20_000 });
   });
