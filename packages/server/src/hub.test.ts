@@ -93,6 +93,8 @@ describe('Hub flushes', () => {
     const stop = hub.watch(run.id, (batch) => got.push(...batch.map((e) => e.seq)));
     const stopListener = hub.subscribe(run.id, () => {});
     expect(hub.observers(run.id)).toBe(2);
+    // Only the stream subscription is someone watching the run.
+    expect(hub.watchers(run.id)).toBe(1);
     hub.publishEvents(run, events(1, 1));
     stop();
     await nextTurn();

@@ -117,9 +117,18 @@ export class Hub {
     return () => this.allListeners.delete(listener);
   }
 
-  /** Watchers and listeners of this run on THIS node. */
+  /** Watchers and listeners of this run on THIS node (whether anything here follows it). */
   observers(runId: string): number {
-    return (this.byRun.get(runId)?.size ?? 0) + (this.watchersByRun.get(runId)?.size ?? 0);
+    return (this.byRun.get(runId)?.size ?? 0) + this.watchers(runId);
+  }
+
+  /**
+   * Stream subscriptions of this run on THIS node: the people watching it
+   * (a run's `observers` in the API). A listener such as the executor
+   * running the run is not someone watching it.
+   */
+  watchers(runId: string): number {
+    return this.watchersByRun.get(runId)?.size ?? 0;
   }
 
   /** Runs that have at least one watcher or listener on this node. */
