@@ -218,10 +218,16 @@ describe('the scene behind the README screenshots', () => {
       timeoutMs: 30_000,
     });
     await page.getByTestId('metric-accuracy').waitFor();
+    // The executor running it follows its events too, but only this page is watching.
+    await waitUntil(async () => (await page.getByTestId('observers').textContent({ timeout: 200 }))?.includes('1 watching'), {
+      what: 'one watcher: this page',
+    });
     await screenshot(page, 'run', { fullPage: true });
 
     await page.goto(`${server!.url}/`);
     await page.locator(`tr[data-run-id="${run.id}"]`).waitFor();
+    // A cancelled run's bar is not drawn in the colour of one under way, in the list either.
+    expect(await page.getByLabel('progress of translate-docs').getAttribute('class')).toBe('progress progress-cancelled');
     await screenshot(page, 'runs', { height: 620 });
 
     await page.setViewportSize({ width: 390, height: 844 });
