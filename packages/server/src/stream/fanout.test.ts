@@ -1,5 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import type { RunEvent } from '@runtrail/protocol';
+import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
+import { CATCH_UP_PAGE } from './run-subscription.js';
 import { RawWsClient, isExactRange, progressEvents, startTestServer, testScope, waitFor, wsUrl } from './stream.test-kit.js';
 
 type TestServer = Awaited<ReturnType<typeof startTestServer>>;
@@ -53,5 +55,37 @@ describe('fan-out in flushes (issue 13)', () => {
       await waitFor(() => c.seqs(run.id).length >= 3000, { what: 'every event' });
       expect(isExactRange(c.seqs(run.id), 0, 3000)).toBe(true);
     }
+  });
+
+  test('on PostgreSQL, a watcher that reads its backlog while appends keep coming joins the shared flushes instead of reading again after every append', async () => {
+    // PostgreSQL reads really wait on I/O, so hub flushes arrive while a catch-up read is in flight.
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+    const s = await server({ databaseUrl: TEST_DATABASE_URL, databaseSchema: schema });
+    const { run } = await s.runs.create({ name: 'behind' });
+    const backlog = 2 * CATCH_UP_PAGE;
+    for (let k = 0; k < backlog; k += 500) await s.runs.appendEvents(run.id, progressEvents(500, k));
+    let reads = 0;
+    const read = s.store.readEventTexts.bind(s.store);
+    s.store.readEventTexts = (...args) => {
+      reads += 1;
+      return read(...args);
+    };
+    const watchers = await Promise.all(Array.from({ length: 100 }, () => subscribed(s, run.id)));
+    // Four producers appending one event at a time while the watcher catches up: a flush every few milliseconds.
+    const live = 400;
+    let next = backlog;
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (next < backlog + live) await s.runs.appendEvents(run.id, progressEvents(1, next++));
+      }),
+    );
+    for (const watcher of watchers) {
+      await waitFor(() => watcher.seqs(run.id).length >= backlog + live, { what: 'every event' });
+      expect(isExactRange(watcher.seqs(run.id), 0, backlog + live)).toBe(true);
+    }
+    // Each watcher reads its backlog's pages, plus a few at the head or after its buffer drained; not one
+    // read per live append (reading again after every read that a flush overlapped came to 12-24 per watcher).
+    expect(reads).toBeLessThanOrEqual(watchers.length * (backlog / CATCH_UP_PAGE + 5));
   });
 });

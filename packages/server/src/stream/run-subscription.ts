@@ -62,8 +62,17 @@ export class RunSubscription {
   private readonly deps: RunSubscriptionDeps;
   private unsubscribeHub: (() => void) | null = null;
   private pumping = false;
-  /** The head moved while a store read was in flight: read again before resting. */
+  /** The store must be read again before resting (a pump was asked for while one ran, or too much was held). */
   private again = false;
+  /**
+   * Hub flushes that arrived while a store read was in flight (at most a
+   * page of events). After the read they usually continue it exactly, so the
+   * subscription delivers them and rests instead of reading again: under a
+   * steady stream of commits a read that always overlaps a flush would
+   * otherwise read again forever and never rejoin the shared flushes.
+   */
+  private held: Array<{ events: EventText[]; publishedAt: number }> = [];
+  private heldCount = 0;
   private waitingForDrain = false;
   private done = false;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
@@ -102,7 +111,12 @@ export class RunSubscription {
   private readonly onHub = (events: EventText[], publishedAt: number): void => {
     if (this.done) return;
     if (this.pumping) {
-      this.again = true;
+      if (this.heldCount + events.length <= CATCH_UP_PAGE) {
+        this.held.push({ events, publishedAt });
+        this.heldCount += events.length;
+      } else {
+        this.again = true;
+      }
       return;
     }
     const last = events[events.length - 1]!.seq;
@@ -147,7 +161,9 @@ export class RunSubscription {
     this.pumping = true;
     try {
       for (;;) {
+        // The read below sees everything committed before it starts, held flushes included.
         this.again = false;
+        this.dropHeld();
         if (this.done) return;
         if (this.deps.sink.outlet.blocked) {
           this.waitForDrain();
@@ -163,9 +179,10 @@ export class RunSubscription {
         // waiting for events that will never come (field note 7).
         if (fresh.length === 0 && (await this.endIfTerminal())) return;
         // A short page means we reached the head as of that read; anything
-        // committed later is published to our watcher, which sets `again`
-        // while we are still here or takes the fast path once we are not.
-        if (page.length < CATCH_UP_PAGE && !this.again) return;
+        // committed later was published to our watcher: held while we are
+        // still here (delivered now, unless it leaves a gap), or taken on the
+        // fast path once we are not.
+        if (page.length < CATCH_UP_PAGE && !this.again && this.deliverHeld()) return;
       }
     } catch (err) {
       // The store is unreachable for now (a database restarting): try again
@@ -184,8 +201,29 @@ export class RunSubscription {
         err instanceof RuntrailError ? err : new RuntrailError('internal', `reading run ${this.runId} failed; see the server log`),
       );
     } finally {
+      this.dropHeld();
       this.pumping = false;
     }
+  }
+
+  /** Deliver the flushes held during the last read; false when they leave a gap or the buffer filled (read the store). */
+  private deliverHeld(): boolean {
+    const held = this.held;
+    this.dropHeld();
+    for (const { events, publishedAt } of held) {
+      if (this.done) return true;
+      if (events[events.length - 1]!.seq <= this.lastSent) continue;
+      if (events[0]!.seq > this.lastSent + 1) return false;
+      const fresh = events[0]!.seq === this.lastSent + 1 ? events : events.filter((e) => e.seq > this.lastSent);
+      if (!this.deliver(fresh)) return false;
+      this.deps.onDelivered?.(publishedAt);
+    }
+    return true;
+  }
+
+  private dropHeld(): void {
+    this.held = [];
+    this.heldCount = 0;
   }
 
   /** End the subscription if the run has ended and everything up to its end is behind lastSent. */
