@@ -37,7 +37,7 @@ const body = new ReadableStream({
   },
 });
 let t = Date.now();
-const put = await fetch(`${url}/api/v1/runs/${run.id}/artifacts/big.bin`, { method: 'PUT', body, duplex: 'half', headers: { 'content-type': 'application/octet-stream' } });
+const put = await fetch(`${url}/api/v1/runs/${run.id}/artifacts/big.bin`, { method: 'PUT', body, duplex: 'half', headers: { 'content-type': 'application/octet-stream', 'x-runtrail-client': 'bench' } });
 if (put.status !== 201) throw new Error(`PUT answered ${put.status}: ${await put.text()}`);
 const upMs = Date.now() - t;
 t = Date.now();

@@ -8,7 +8,7 @@
 // Prints medians of several runs, with the machine and the 1-minute load
 // average sampled through the runs, and writes them to bench/postgres-results.md.
 //
-//   npm run bench:postgres        # build, then 3 runs with the defaults below (about 5 min on a quiet 2-core machine)
+//   npm run bench:postgres        # build, then 3 runs with the defaults below (about 2-3 min on a quiet 2-core machine)
 //   node bench/postgres.mjs [--runs 3] [--database postgres://postgres@127.0.0.1:5432/test]
 //        [--events 200000] [--http 20000] [--observers 1000] [--rate 500] [--seconds 10] [--no-write]
 import { fork } from 'node:child_process';
@@ -33,6 +33,9 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '500' },
     seconds: { type: 'string', default: '10' },
     child: { type: 'string' },
+    observe: { type: 'string' },
+    'run-id': { type: 'string' },
+    count: { type: 'string' },
     schema: { type: 'string' },
     node: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
@@ -150,30 +153,26 @@ const crossNode = () =>
     const dirs = [mkdtempSync(join(tmpdir(), 'rt-bench-a-')), mkdtempSync(join(tmpdir(), 'rt-bench-b-'))];
     const a = await startNode(dirs[0], schema, 'node-a');
     const b = await startNode(dirs[1], schema, 'node-b');
-    const sockets = [];
+    const children = [];
     try {
       const run = await fetch(`${b.url}/api/v1/runs`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ name: 'bench-cross-node', leaseTtlMs: 3_600_000 }),
       }).then((r) => r.json());
-      const latencies = [];
-      let subscribed = 0;
+      // Observers live in two processes of their own (as in bench/stream), so parsing their frames never
+      // delays the producer's sends in this one.
       const wsUrl = `${a.url.replace(/^http/, 'ws')}/api/v1/stream`;
-      for (let i = 0; i < Number(args.observers); i++) {
-        const ws = new WebSocket(wsUrl);
-        sockets.push(ws);
-        ws.on('open', () => ws.send(JSON.stringify({ op: 'subscribe', runId: run.id, after: 0 })));
-        ws.on('message', (raw) => {
-          const msg = JSON.parse(raw.toString());
-          if (msg.type === 'subscribed') subscribed++;
-          if (msg.type !== 'events') return;
-          const now = Date.now();
-          for (const e of msg.events) if (e.data && typeof e.data.sentAt === 'number') latencies.push(now - e.data.sentAt);
-        });
-      }
-      const deadline = Date.now() + 60_000;
-      while (subscribed < sockets.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const observerCount = Number(args.observers);
+      const observerProcs = [Math.ceil(observerCount / 2), Math.floor(observerCount / 2)]
+        .filter((n) => n > 0)
+        .map((n) => fork(new URL(import.meta.url).pathname, ['--observe', wsUrl, '--run-id', run.id, '--count', String(n)], { stdio: 'inherit' }));
+      children.push(...observerProcs);
+      const answer = (proc) => new Promise((resolve, reject) => {
+        proc.once('message', resolve);
+        proc.once('exit', (code) => reject(new Error(`observer process exited ${code}`)));
+      });
+      await Promise.all(observerProcs.map(answer));
       const total = Number(args.rate) * Number(args.seconds);
       const interval = 1000 / Number(args.rate);
       const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
@@ -206,17 +205,18 @@ const crossNode = () =>
         );
       }
       await Promise.all(pending);
-      const expected = total * sockets.length;
-      const until = Date.now() + 60_000;
-      while (latencies.length < expected && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       agent.destroy();
+      const received = observerProcs.map(answer);
+      for (const proc of observerProcs) proc.send({ expectedPerObserver: total });
+      const latencies = (await Promise.all(received)).flatMap((m) => m.latencies);
+      const expected = total * observerCount;
       if (latencies.length < expected) {
         process.stderr.write(`cross-node: observers received ${latencies.length} of ${expected} events within 60 s of the last append; the rest count as never\n`);
         for (let missing = expected - latencies.length; missing > 0; missing--) latencies.push(Infinity);
       }
       return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), ackP50: percentile(acks, 0.5), ackP99: percentile(acks, 0.99) };
     } finally {
-      for (const ws of sockets) ws.terminate();
+      for (const proc of children.splice(0)) proc.kill();
       await a.stop();
       await b.stop();
       for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -274,8 +274,36 @@ async function main() {
   }
 }
 
+/** An observer process: `count` WebSockets on one run; reports when all are subscribed, then every latency seen. */
+async function observe() {
+  const count = Number(args.count);
+  const latencies = [];
+  let subscribed = 0;
+  const sockets = [];
+  for (let i = 0; i < count; i++) {
+    const ws = new WebSocket(args.observe);
+    sockets.push(ws);
+    ws.on('open', () => ws.send(JSON.stringify({ op: 'subscribe', runId: args['run-id'], after: 0 })));
+    ws.on('message', (raw) => {
+      const msg = JSON.parse(raw.toString());
+      if (msg.type === 'subscribed' && ++subscribed === count) process.send({ subscribed });
+      if (msg.type !== 'events') return;
+      const now = Date.now();
+      for (const e of msg.events) if (e.data && typeof e.data.sentAt === 'number') latencies.push(now - e.data.sentAt);
+    });
+  }
+  process.once('message', async ({ expectedPerObserver }) => {
+    const until = Date.now() + 60_000;
+    while (latencies.length < expectedPerObserver * count && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    for (const ws of sockets) ws.terminate();
+    process.send({ latencies }, () => process.exit(0));
+  });
+}
+
 // Last: the helpers above are consts, defined only once the module has run to here.
-if (args.child) {
+if (args.observe) {
+  await observe();
+} else if (args.child) {
   // A server process: SQLite in the data dir, or PostgreSQL when a schema is given.
   const { startServer } = await import('../packages/server/dist/index.js');
   const server = await startServer({
