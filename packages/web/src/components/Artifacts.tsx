@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import type { ArtifactRecord } from '@runtrail/protocol';
-import { client, messageOf } from '../client.js';
+import { client } from '../client.js';
+import { TRY_AGAIN, problemText } from '../problem-text.js';
 import { formatNumber } from '../format.js';
 import { parseCsv } from './csv.js';
 import { fileNameOf, saveResponse } from './download.js';
@@ -87,7 +88,7 @@ function ArtifactItem({ runId, artifact: a, stored, openAtFirst }: { runId: stri
       const res = await client.fetchArtifact(runId, a.name);
       await saveResponse(res, fileNameOf(res, a.name));
     } catch (err) {
-      setDownloadError(`Download failed: ${messageOf(err)}`);
+      setDownloadError(problemText(err, 'download failed', TRY_AGAIN));
     }
   };
   return (
@@ -167,7 +168,7 @@ function useContent(runId: string | null, name: string, uri: string | null, kind
         setState({ loaded: { text, clipped }, error: null });
       })
       .catch((err: unknown) => {
-        if (!aborter.signal.aborted) setState({ loaded: null, error: messageOf(err) });
+        if (!aborter.signal.aborted) setState({ loaded: null, error: problemText(err, 'could not load the preview', TRY_AGAIN) });
       });
     return () => {
       aborter.abort();
@@ -179,7 +180,7 @@ function useContent(runId: string | null, name: string, uri: string | null, kind
 
 function Preview({ source, kind, artifact: a }: { source: Source; kind: Kind; artifact: ArtifactRecord }) {
   const { loaded, error } = useContent('uri' in source ? null : source.runId, a.name, 'uri' in source ? source.uri : null, kind, a.size);
-  if (error) return <p className="invalid">Could not load the preview: {error}</p>;
+  if (error) return <p className="invalid">{error}</p>;
   if (!loaded) return <p className="muted">Loading…</p>;
   const label = `contents of ${a.name}`;
   if ('url' in loaded) {

@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { RuntrailClient } from '@runtrail/client';
-import { messageOf, serverUrl } from '../client.js';
+import { serverUrl } from '../client.js';
+import { TRY_AGAIN, problemText } from '../problem-text.js';
 import { logIn } from '../session.js';
 
 /**
@@ -28,7 +29,7 @@ export function LoginPage({ rejected }: { rejected: boolean }) {
       },
       (err: unknown) => {
         setChecking(false);
-        setError(`Could not check the token: ${messageOf(err)}`);
+        setError(problemText(err, 'could not check the token', TRY_AGAIN));
       },
     );
   };

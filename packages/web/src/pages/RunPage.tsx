@@ -1,10 +1,10 @@
 import { useRun } from '@runtrail/client/react';
 import { isTerminalStatus } from '@runtrail/protocol';
 import { useAccess } from '../access.js';
-import { messageOf } from '../client.js';
 import { Artifacts } from '../components/Artifacts.js';
 import { ChildRuns } from '../components/ChildRuns.js';
 import { EventLog } from '../components/EventLog.js';
+import { problemText } from '../problem-text.js';
 import { Link } from '../router.js';
 import { useNow } from '../use-now.js';
 import { Console } from './run/Console.js';
@@ -42,7 +42,7 @@ export function RunPage({ id }: { id: string }) {
         </p>
         {error ? (
           <p className="invalid" role="alert">
-            {messageOf(error)}
+            {problemText(error, 'could not load the run')}
           </p>
         ) : (
           <p className="muted">Loading run {id}…</p>

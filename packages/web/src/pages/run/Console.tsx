@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import { OUTPUT_LOG_ARTIFACT, RuntrailError, type ArtifactRecord, type RunEvent } from '@runtrail/protocol';
 import { client, messageOf } from '../../client.js';
+import { TRY_AGAIN, isUnreachable, problemText } from '../../problem-text.js';
 import { fileNameOf, saveResponse } from '../../components/download.js';
 import './run-panels.css';
 
@@ -65,7 +66,7 @@ function useLogFile(runId: string, artifacts: readonly ArtifactRecord[], ended: 
         if (aborter.signal.aborted) return;
         // An empty log (416 for any range) is still a log to download.
         if (RuntrailError.isCode(err, 'range_not_satisfiable')) setFile({ state: 'here' });
-        else setFile({ state: 'elsewhere', message: messageOf(err) });
+        else setFile({ state: 'elsewhere', message: isUnreachable(err) ? problemText(err, 'could not check for the log', TRY_AGAIN) : messageOf(err) });
       },
     );
     return () => aborter.abort();
@@ -120,7 +121,7 @@ export function Console({
       const res = await client.fetchLog(runId);
       await saveResponse(res, fileNameOf(res, `${runId}.log`));
     } catch (err) {
-      setDownloadError(`Download failed: ${messageOf(err)}`);
+      setDownloadError(problemText(err, 'download failed', TRY_AGAIN));
     }
   };
 

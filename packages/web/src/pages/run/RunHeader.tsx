@@ -2,7 +2,8 @@ import { useState } from 'react';
 import type { ConnectionState } from '@runtrail/client/react';
 import { dashboardRunPath, isTerminalStatus, type Run, type RunError, type RunEvent, type RunStatus, type Snapshot } from '@runtrail/protocol';
 import { cannotText, useAccess } from '../../access.js';
-import { client, messageOf } from '../../client.js';
+import { client } from '../../client.js';
+import { TRY_AGAIN, problemText } from '../../problem-text.js';
 import { ConfirmButton } from '../../components/ConfirmButton.js';
 import { ConnectionIndicator } from '../../components/ConnectionIndicator.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
@@ -36,7 +37,7 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
     try {
       await action();
     } catch (err) {
-      setActionError(`${what} failed: ${messageOf(err)}`);
+      setActionError(problemText(err, `${what} failed`, TRY_AGAIN));
     }
   };
   return (
