@@ -208,13 +208,12 @@ describe('stream auth', () => {
     expect(await ws.opened()).toBe(true);
 
     expect((await call(a, 'DELETE', `/api/v1/tokens/${viewer.id}`, { token: ADMIN })).status).toBe(204);
-    const revokedAt = Date.now();
     await waitFor(async () => (await call(b, 'GET', '/api/v1/runs', { token: viewer.token })).status === 401, {
       timeoutMs: 5000,
       what: 'node b to refuse the revoked token',
     });
-    await ws.settled;
+    // The open stream on node b is closed for the revoked token, without the client doing anything.
+    await waitFor(() => ws.closeCode !== null, { timeoutMs: 5000, what: "node b to close the revoked token's stream" });
     expect(ws.closeCode).toBe(STREAM_CLOSE_CODES.unauthorized);
-    expect(Date.now() - revokedAt).toBeLessThan(5000);
   });
 });
