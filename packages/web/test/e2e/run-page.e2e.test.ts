@@ -377,6 +377,8 @@ describe('the run page: context, failures, console and artifacts', () => {
       expect(await page.getByTestId('counter-failed').textContent()).toBe('1');
       expect(await page.getByTestId('last-error-none').textContent()).toBe('None now: a later success cleared it. The failed calls are below.');
       const failed = page.getByTestId('failed-call');
+      // The counters come with the persisted snapshot, the failed call's row with the events that follow it.
+      await failed.first().waitFor();
       expect(await failed.count()).toBe(1);
       expect(await failed.locator('.call-label-full').textContent()).toBe('doc_1');
       expect(await failed.locator('.error-head').textContent()).toBe('ZeroDivisionError: division by zero');

@@ -38,15 +38,24 @@ export function failedCallsOf(events: readonly RunEvent[]): FailedCall[] {
  * The calls that failed, each with its error: the counter says how many,
  * this says which and why, even after a later success cleared "last error".
  */
-export function FailedCalls({ events, failedCount }: { events: readonly RunEvent[]; failedCount: number }) {
+export function FailedCalls({ events, failedCount, snapshotSeq }: { events: readonly RunEvent[]; failedCount: number; snapshotSeq: number }) {
   const failed = useMemo(() => failedCallsOf(events), [events]);
   if (failed.length === 0 && failedCount === 0) return null;
+  // The counters come from the persisted snapshot at once; the events that
+  // name the failed calls follow from the stream. Until the page holds the
+  // log up to the snapshot's seq, say so instead of "0 of 1".
+  const reading = (events.at(-1)?.seq ?? 0) < snapshotSeq;
   return (
     <div className="failed-calls">
       <h3>
         Failed calls <span className="muted">({failedCount})</span>
       </h3>
-      {failed.length < failedCount && (
+      {reading && failed.length < failedCount && (
+        <p className="muted" role="status" data-testid="failed-calls-reading">
+          Reading the failed calls from the run's log…
+        </p>
+      )}
+      {!reading && failed.length < failedCount && (
         <p className="muted">Only the failures among the latest events this page holds are listed ({failed.length} of {failedCount}).</p>
       )}
       <ol className="failed-list" aria-label="failed calls">

@@ -11,7 +11,17 @@ import { FailedCalls } from './FailedCalls.js';
  * Below it, every failed call with its error, so "Failed 1" never sits next
  * to a bare "None".
  */
-export function LastErrorPanel({ lastError, events, failedCount }: { lastError: LastError | null; events: readonly RunEvent[]; failedCount: number }) {
+export function LastErrorPanel({
+  lastError,
+  events,
+  failedCount,
+  snapshotSeq,
+}: {
+  lastError: LastError | null;
+  events: readonly RunEvent[];
+  failedCount: number;
+  snapshotSeq: number;
+}) {
   const seen = useRef<LastError | null>(null);
   const [cleared, setCleared] = useState<LastError | null>(null);
   useEffect(() => {
@@ -42,7 +52,7 @@ export function LastErrorPanel({ lastError, events, failedCount }: { lastError: 
       ) : (
         <p className="muted">None.</p>
       )}
-      <FailedCalls events={events} failedCount={failedCount} />
+      <FailedCalls events={events} failedCount={failedCount} snapshotSeq={snapshotSeq} />
     </section>
   );
 }
