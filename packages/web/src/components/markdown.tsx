@@ -77,8 +77,10 @@ function startsBlock(line: string): boolean {
   return /^\s*(```|~~~|#{1,6}\s|>)/.test(line) || listItem(line) !== null;
 }
 
+// A link's URL may hold one level of balanced parentheses, as in
+// `javascript:alert(1)`: the whole URL is judged, and no stray ")" is left.
 // Underscores emphasise only at word edges (snake_case and __dunder__ names stay text).
-const INLINE = /`([^`]+)`|\[([^\]]+)\]\(([^)\s]+)\)|\*\*(.+?)\*\*|(?<!\w)__(\S.*?)__(?!\w)|\*([^*\s][^*]*?)\*|(?<!\w)_([^_\s][^_]*?)_(?!\w)/g;
+const INLINE = /`([^`]+)`|\[([^\]]+)\]\(((?:[^()\s]|\([^()\s]*\))+)\)|\*\*(.+?)\*\*|(?<!\w)__(\S.*?)__(?!\w)|\*([^*\s][^*]*?)\*|(?<!\w)_([^_\s][^_]*?)_(?!\w)/g;
 
 /** Only these become links; anything else (javascript:, data:, relative paths) stays text. */
 export function safeHref(url: string): string | null {

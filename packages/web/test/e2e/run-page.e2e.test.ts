@@ -312,6 +312,8 @@ describe('the run page: context, failures, console and artifacts', () => {
       expect(await md.getByRole('listitem').allTextContents()).toEqual(['first point', 'second point']);
       expect(await md.getByRole('link', { name: 'safe link' }).getAttribute('href')).toBe('https://example.com/docs');
       expect(await md.getByRole('link', { name: 'bad link' }).count()).toBe(0);
+      // The blocked link stays as its text, with nothing of its URL left over.
+      expect(await md.locator('p', { hasText: 'safe link' }).textContent()).toBe('safe link and bad link');
       expect(await md.textContent()).toContain('<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">');
       expect(await md.locator('script, img').count()).toBe(0);
       expect(await page.evaluate(() => (window as { __pwned?: number }).__pwned)).toBeUndefined();
