@@ -25,30 +25,37 @@ const idle = rssMb();
 let peak = idle;
 const sampler = setInterval(() => (peak = Math.max(peak, rssMb())), 50);
 
-const run = await (await fetch(`${url}/api/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"bench-artifact"}' })).json();
-const chunk = Buffer.alloc(1024 * 1024, 7);
-let sent = 0;
-const body = new ReadableStream({
-  pull(controller) {
-    if (sent >= SIZE) return controller.close();
-    const n = Math.min(chunk.length, SIZE - sent);
-    sent += n;
-    controller.enqueue(chunk.subarray(0, n));
-  },
-});
-let t = Date.now();
-const put = await fetch(`${url}/api/v1/runs/${run.id}/artifacts/big.bin`, { method: 'PUT', body, duplex: 'half', headers: { 'content-type': 'application/octet-stream', 'x-runtrail-client': 'bench' } });
-if (put.status !== 201) throw new Error(`PUT answered ${put.status}: ${await put.text()}`);
-const upMs = Date.now() - t;
-t = Date.now();
-const get = await fetch(`${url}/api/v1/runs/${run.id}/artifacts/big.bin`);
+// Whatever goes wrong (an upload refused, a server that died), the sampler
+// and the server stop with it, so the bench fails instead of hanging.
+let upMs = 0;
+let downMs = 0;
 let received = 0;
-for await (const part of get.body) received += part.length;
-const downMs = Date.now() - t;
-clearInterval(sampler);
-peak = Math.max(peak, rssMb());
-server.kill('SIGTERM');
-rmSync(dir, { recursive: true, force: true });
+try {
+  const run = await (await fetch(`${url}/api/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"bench-artifact"}' })).json();
+  const chunk = Buffer.alloc(1024 * 1024, 7);
+  let sent = 0;
+  const body = new ReadableStream({
+    pull(controller) {
+      if (sent >= SIZE) return controller.close();
+      const n = Math.min(chunk.length, SIZE - sent);
+      sent += n;
+      controller.enqueue(chunk.subarray(0, n));
+    },
+  });
+  let t = Date.now();
+  const put = await fetch(`${url}/api/v1/runs/${run.id}/artifacts/big.bin`, { method: 'PUT', body, duplex: 'half', headers: { 'content-type': 'application/octet-stream', 'x-runtrail-client': 'bench' } });
+  if (put.status !== 201) throw new Error(`PUT answered ${put.status}: ${await put.text()}`);
+  upMs = Date.now() - t;
+  t = Date.now();
+  const get = await fetch(`${url}/api/v1/runs/${run.id}/artifacts/big.bin`);
+  for await (const part of get.body) received += part.length;
+  downMs = Date.now() - t;
+} finally {
+  clearInterval(sampler);
+  if (server.exitCode === null) peak = Math.max(peak, rssMb());
+  server.kill('SIGTERM');
+  rmSync(dir, { recursive: true, force: true });
+}
 if (received !== SIZE) throw new Error(`got ${received} of ${SIZE} bytes back`);
 const mb = SIZE / 1024 / 1024;
 console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${new Date().toISOString()}`);
