@@ -587,6 +587,18 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         }
       });
 
+      it('moves the run on with an append that does not renew the lease (events the server writes itself)', async () => {
+        const run = await create({ leaseTtlMs: 10_000 });
+        await store.append(run.id, [{ type: 'counter', data: { name: 'n', delta: 1 } }], { now: T0 + 1 });
+        const result = await store.append(run.id, [{ type: 'run.stalled', data: { stallTimeoutMs: 1000, lastProgressAt: null } }], { now: T0 + 2, renewLease: false });
+        expect(result.run.seq).toBe(2);
+        expect(result.run.leaseExpiresAt).toBe(T0 + 1 + 10_000);
+        expect(await store.getRun(run.id)).toEqual(result.run);
+        const next = await store.append(run.id, [{ type: 'counter', data: { name: 'n', delta: 1 } }], { now: T0 + 3 });
+        expect(next.seqs).toEqual([3]);
+        expect(next.run.snapshot).toEqual(foldEvents(await readAll(run.id)));
+      });
+
       it('records a cancel request on the run', async () => {
         const run = await create();
         const result = await store.append(run.id, [{ type: 'run.cancel_requested', data: { reason: 'stop' } }], { now: T0 + 42 });

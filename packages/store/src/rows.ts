@@ -127,7 +127,8 @@ export function leaseOfNewRun(execute: boolean, now: number, ttlMs: number): Lea
  */
 export function leaseAfterAppend(status: RunStatus, held: LeaseTimes, ttlMs: number, now: number, renew: boolean): LeaseTimes {
   if (status !== 'running') return { leaseExpiresAt: null, heartbeatAt: held.heartbeatAt };
-  return renew ? { leaseExpiresAt: now + ttlMs, heartbeatAt: now } : held;
+  // A new object even when unchanged: `held` may be a caller's whole run state, which it spreads the answer over.
+  return renew ? { leaseExpiresAt: now + ttlMs, heartbeatAt: now } : { leaseExpiresAt: held.leaseExpiresAt, heartbeatAt: held.heartbeatAt };
 }
 
 export function rowToRun(row: RunRow, snapshot: Snapshot | undefined): Run {
