@@ -1,4 +1,6 @@
 import { Worker } from 'node:worker_threads';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { uuidv7 } from 'uuidv7';
 import {
@@ -928,6 +930,96 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
           expect(result.run.snapshot.counters.named.n).toBe(i);
         }
         expect((await second.store.getRun(run.id))!.snapshot).toEqual(foldEvents(await readAll(run.id)));
+      });
+    });
+
+    describe('snapshot checkpoints (the snapshot is persisted every so often; reads fold the events after it)', () => {
+      /** Call events that keep 5 more calls in flight after each batch: the snapshot grows, as with a busy producer. */
+      const callBatch = (counter: { next: number; oldest: number }): EventInput[] => [
+        ...Array.from({ length: 30 }, () => ({ type: 'call.started', data: { callId: `c${counter.next}`, label: `doc_${counter.next++}` } })),
+        ...Array.from({ length: 25 }, () => ({ type: 'call.succeeded', data: { callId: `c${counter.oldest++}` } })),
+      ];
+
+      it('reads the snapshot at the run\'s seq between checkpoints, never behind an acknowledged append: on either writer, a list and after a reopen', async () => {
+        const second = await open(opened.location);
+        extra.push(second);
+        const run = await create({ leaseTtlMs: 3_600_000 });
+        const counter = { next: 0, oldest: 0 };
+        let last: Run | undefined;
+        // One server time for every append: checkpoints come from the event count (every 1,000 by default), so reads fold tails.
+        for (let i = 0; i < 40; i++) {
+          const writer = i % 4 === 3 ? second.store : store;
+          const events = callBatch(counter);
+          if (i === 5) events.push({ type: 'phase', data: { name: 'score', status: 'started' } });
+          const result = await writer.append(run.id, events, { now: T0 + 1 });
+          last = result.run;
+          expect(result.run.snapshot, `append ${i}`).toEqual(foldEvents(await readAll(run.id)));
+          expect(await store.getRun(run.id), `append ${i}, first store`).toEqual(result.run);
+          expect(await second.store.getRun(run.id), `append ${i}, second store`).toEqual(result.run);
+        }
+        expect((await second.store.listRuns({})).runs.find((r) => r.id === run.id)).toEqual(last);
+        expect(Object.keys(last!.snapshot.current)).toHaveLength(200);
+        await store.close();
+        await second.cleanup();
+        extra.splice(extra.indexOf(second), 1);
+
+        const again = await open(opened.location);
+        extra.push(again);
+        expect(await again.store.getRun(run.id)).toEqual(last);
+      });
+
+      it.skipIf(options.worker === undefined)('rebuilds the snapshot from the checkpoint and the log after its writer is killed (kill -9) mid-run', async () => {
+        const run = await create({ leaseTtlMs: 3_600_000 });
+        const worker = options.worker!;
+        // A producer process appends call batches until killed, printing each acknowledged seq.
+        const source = `
+          const mod = await import(process.env.STORE_URL);
+          const store = await mod[process.env.EXPORT_NAME](JSON.parse(process.env.STORE_ARG));
+          const callBatch = ${callBatch.toString()};
+          const counter = { next: 0, oldest: 0 };
+          for (;;) {
+            const result = await store.append(process.env.RUN_ID, callBatch(counter), { now: ${T0 + 1} });
+            process.stdout.write(result.seq + '\\n');
+          }`;
+        const child = spawn(process.execPath, ['--input-type=module', '-e', source], {
+          env: {
+            ...process.env,
+            STORE_URL: worker.moduleUrl,
+            EXPORT_NAME: worker.exportName,
+            STORE_ARG: JSON.stringify(worker.argument(opened.location)),
+            RUN_ID: run.id,
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stderr = '';
+        child.stderr.on('data', (d) => (stderr += d));
+        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+        let acknowledged = 0;
+        try {
+          // Past a few checkpoints (every 1,000 events), then killed wherever it is.
+          await new Promise<void>((resolve, reject) => {
+            const lines = createInterface({ input: child.stdout });
+            lines.on('line', (line) => {
+              acknowledged = Number(line);
+              if (acknowledged >= 2_500) resolve();
+            });
+            child.once('exit', (code) => reject(new Error(`the producer exited (${code}) before it was killed: ${stderr}`)));
+          });
+        } finally {
+          child.kill('SIGKILL');
+          await exited;
+        }
+
+        const again = await open(opened.location);
+        extra.push(again);
+        const events = await readAll(run.id, again.store);
+        const rebuilt = (await again.store.getRun(run.id))!;
+        expect(rebuilt.seq).toBe(events.at(-1)!.seq);
+        expect(rebuilt.seq).toBeGreaterThanOrEqual(acknowledged);
+        expect(rebuilt.snapshot).toEqual(foldEvents(events));
+        const next = await again.store.append(run.id, [{ type: 'call.succeeded', data: { callId: 'c0' } }, { type: 'progress', data: { done: 1 } }], { now: T0 + 2 });
+        expect(next.run.snapshot).toEqual(foldEvents(await readAll(run.id, again.store)));
+        expect(await store.getRun(run.id)).toEqual(next.run);
       });
     });
 

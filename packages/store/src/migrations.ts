@@ -134,6 +134,13 @@ export const migrations: Array<(d: Dialect) => string> = [
   )${d.clustered};
   CREATE INDEX artifacts_sha256 ON artifacts (sha256);
   `,
+  () => `
+  -- The snapshot column becomes a checkpoint: the snapshot at snapshot_seq, written every so
+  -- often (../checkpoints.ts); the snapshot at seq folds the events after it. Until now it was
+  -- written with every append, so it is at seq.
+  ALTER TABLE runs ADD COLUMN snapshot_seq INTEGER NOT NULL DEFAULT 0;
+  UPDATE runs SET snapshot_seq = seq;
+  `,
 ];
 
 /**

@@ -1,7 +1,6 @@
 import {
   SnapshotFold,
   foldEvents,
-  initialSnapshot,
   isTerminalType,
   type Artifact,
   type Owner,
@@ -31,7 +30,9 @@ export interface RunRow {
   error: string | null;
   output: string | null;
   seq: number;
+  /** The checkpoint (see ../checkpoints.ts): the snapshot at snapshot_seq, left out of some reads. */
   snapshot?: string;
+  snapshot_seq: number;
   execute: number | boolean;
   owner: string | null;
   lease_ttl_ms: number;
@@ -131,7 +132,8 @@ export function leaseAfterAppend(status: RunStatus, held: LeaseTimes, ttlMs: num
   return renew ? { leaseExpiresAt: now + ttlMs, heartbeatAt: now } : { leaseExpiresAt: held.leaseExpiresAt, heartbeatAt: held.heartbeatAt };
 }
 
-export function rowToRun(row: RunRow, snapshot: Snapshot | undefined): Run {
+/** The Run of a row and its snapshot at the row's seq (the adapter knows it: see RunHeads). */
+export function rowToRun(row: RunRow, snapshot: Snapshot): Run {
   return {
     id: row.id,
     name: row.name,
@@ -145,7 +147,7 @@ export function rowToRun(row: RunRow, snapshot: Snapshot | undefined): Run {
     error: parse<RunError | null>(row.error, null),
     output: parse(row.output, null),
     seq: row.seq,
-    snapshot: snapshot ?? parse(row.snapshot, initialSnapshot()),
+    snapshot,
     execute: flag(row.execute),
     owner: parse<Owner | null>(row.owner, null),
     leaseTtlMs: row.lease_ttl_ms,
@@ -230,6 +232,7 @@ export function importedRunColumns(run: Run, events: RunEvent[]) {
     output: json(run.output ?? undefined),
     seq: events.at(-1)?.seq ?? 0,
     snapshot: JSON.stringify(snapshot),
+    snapshot_seq: events.at(-1)?.seq ?? 0,
     execute: run.execute,
     owner: json(run.owner ?? undefined),
     owner_node: run.owner?.node ?? null,

@@ -47,13 +47,15 @@ export async function copySqliteToPostgres(filename: string, target: PgRunStore)
             `INSERT INTO runs (id, name, parent_id, status, created_at, started_at, finished_at, input, labels, error, output,
                seq, snapshot, execute, owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at, heartbeat_at,
                cancel_requested_at, timeout_ms, stall_timeout_ms, fail_on_stall, last_progress_at, stalled_at, retry_of,
-               attempt, idempotency_key)
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29)`,
+               attempt, idempotency_key, snapshot_seq)
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30)`,
             [
               r.id, r.name, r.parent_id, r.status, r.created_at, r.started_at, r.finished_at, r.input, r.labels, r.error,
               r.output, r.seq, r.snapshot, r.execute === 1, r.owner, r.owner_node, r.owner_kind, r.lease_ttl_ms,
               r.lease_expires_at, r.heartbeat_at, r.cancel_requested_at, r.timeout_ms, r.stall_timeout_ms,
               r.fail_on_stall === 1, r.last_progress_at, r.stalled_at, r.retry_of, r.attempt, r.idempotency_key,
+              // A file older than checkpoints wrote its snapshot with every append: it is at seq.
+              r.snapshot_seq ?? r.seq,
             ],
           );
           for (let after = 0; ; ) {

@@ -2,11 +2,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { runStoreConformance } from '../conformance.js';
 import { builtStoreUrl, requireFreshBuild } from '../fresh-build.test-kit.js';
+import { checkpointSuite } from '../checkpoints.test-kit.js';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 import { migrations } from '../migrations.js';
 import { PgRunStore } from './pg-store.js';
 import { dispatchNotification } from './notifications.js';
-import type { Run } from '@runtrail/protocol';
+import type { Run, Snapshot } from '@runtrail/protocol';
 
 /** location = `<schema>`: every store of a test opens the same schema of the test database. */
 runStoreConformance(
@@ -34,6 +35,25 @@ runStoreConformance(
     },
   },
 );
+
+checkpointSuite('postgres', async (policy) => {
+  const schema = await freshSchema();
+  const store = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema, poolSize: 2, ...policy });
+  return {
+    store,
+    checkpointOf: async (runId) => {
+      const { rows } = await store.query<{ seq: number; snapshot_seq: number; snapshot: string }>(
+        `SELECT seq, snapshot_seq, snapshot FROM runs WHERE id = $1`,
+        [runId],
+      );
+      return { seq: rows[0]!.seq, snapshotSeq: rows[0]!.snapshot_seq, snapshot: JSON.parse(rows[0]!.snapshot) as Snapshot };
+    },
+    close: async () => {
+      await store.close();
+      await dropSchema(schema);
+    },
+  };
+});
 
 describe('PgRunStore specifics', () => {
   const schemas: string[] = [];

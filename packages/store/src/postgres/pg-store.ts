@@ -50,6 +50,7 @@ import {
   type RunHead,
 } from '../rows.js';
 import { pendingMigrations, postgresDialect } from '../migrations.js';
+import { RunHeads, checkpointPolicy } from '../checkpoints.js';
 import { eventJson, type EventText } from '../event-text.js';
 import { appendPayload, appendPayloadSql, deletedPayload } from './notifications.js';
 import { PgListener } from './pg-listener.js';
@@ -84,8 +85,12 @@ export interface PgStoreOptions {
   poolSize?: number | undefined;
   /** Longest a statement may run before PostgreSQL cancels it (ms, default 30 000; 0 = none). */
   statementTimeoutMs?: number | undefined;
-  /** How many run snapshots to keep parsed in memory (they are also in the database). */
+  /** How many run heads (snapshots at a run's seq) to keep in memory. */
   snapshotCacheSize?: number | undefined;
+  /** Write a run's snapshot checkpoint at least every this many events (default 1,000; see CheckpointPolicy). */
+  checkpointEveryEvents?: number | undefined;
+  /** ...and on an append this long after this node last wrote it (default 1,000 ms). */
+  checkpointEveryMs?: number | undefined;
   /** Told about errors of idle pool connections (a restarting server); they never crash the process. */
   onError?: ((err: Error) => void) | undefined;
 }
@@ -115,10 +120,13 @@ interface RunState extends RunHead {
   heartbeatAt: number | null;
   owner: string | null;
   dirty: boolean;
+  /** The snapshot before the batch, and the server time of the batch's last append to the run (checkpoint policy). */
+  before: Snapshot;
+  now: number;
 }
 
 const RUN_HEAD = `id, name, parent_id, status, created_at, started_at, finished_at, input, labels,
-  error, output, seq, execute, owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at, heartbeat_at,
+  error, output, seq, snapshot_seq, execute, owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at, heartbeat_at,
   cancel_requested_at, timeout_ms, stall_timeout_ms, fail_on_stall, last_progress_at, stalled_at, retry_of, attempt`;
 
 /** Appends committed together at most (one transaction, one NOTIFY per run)... */
@@ -128,8 +136,9 @@ const MAX_EVENTS_PER_COMMIT = 5_000;
 
 /**
  * An append batch's write: its events (parameters 1-7), its changed runs
- * (8-21, 23: each run's seq before the batch) and one notification per run
- * (22 = channel). Data-modifying WITH
+ * (8-21, 23: each run's seq before the batch; 10, the snapshot, is null
+ * when the checkpoint stays) and one notification per run (22 = channel).
+ * Data-modifying WITH
  * parts all run, once, whether or not the final SELECT reads them.
  */
 const APPEND_SQL = `WITH inserted AS (
@@ -141,7 +150,8 @@ const APPEND_SQL = `WITH inserted AS (
       AS v(id, seq, snapshot, status, started_at, finished_at, error, output, lease_expires_at, heartbeat_at, owner,
         cancel_requested_at, last_progress_at, stalled_at, from_seq)
   ), u AS (
-    UPDATE runs r SET seq = v.seq, snapshot = v.snapshot, status = v.status, started_at = v.started_at,
+    UPDATE runs r SET seq = v.seq, snapshot = COALESCE(v.snapshot, r.snapshot),
+      snapshot_seq = CASE WHEN v.snapshot IS NULL THEN r.snapshot_seq ELSE v.seq END, status = v.status, started_at = v.started_at,
       finished_at = v.finished_at, error = v.error, output = v.output, lease_expires_at = v.lease_expires_at,
       heartbeat_at = v.heartbeat_at, owner = v.owner, owner_node = (v.owner::jsonb)->>'node',
       owner_kind = (v.owner::jsonb)->>'kind', cancel_requested_at = v.cancel_requested_at,
@@ -182,8 +192,7 @@ export class PgRunStore implements SharedRunStore {
   readonly channel: string;
   private readonly pool: pg.Pool;
   private readonly options: PgStoreOptions;
-  private readonly snapshots = new Map<string, { seq: number; snapshot: Snapshot }>();
-  private readonly cacheSize: number;
+  private readonly heads: RunHeads;
   private pending: PendingAppend[] = [];
   /** Group commits in flight; at most one per pool connection but one. */
   private committing = 0;
@@ -199,7 +208,7 @@ export class PgRunStore implements SharedRunStore {
       throw new RuntrailError('invalid_request', `schema name "${this.schema}" must be lower case letters, digits and _`);
     }
     this.channel = `runtrail_events.${this.schema}`;
-    this.cacheSize = options.snapshotCacheSize ?? 1000;
+    this.heads = new RunHeads(checkpointPolicy(options), options.snapshotCacheSize ?? 1000);
     const poolSize = options.poolSize ?? 10;
     this.maxCommitting = Math.max(1, poolSize - 1);
     this.pool = new pg.Pool({
@@ -306,7 +315,7 @@ export class PgRunStore implements SharedRunStore {
       if (inserted.rows[0]) {
         // Other nodes' live run lists learn of it (seq 0 = created).
         await c.query(`SELECT pg_notify($1, $2)`, [this.channel, appendPayload(0, 0, record.id)]);
-        return { run: this.toRun(inserted.rows[0]), created: true };
+        return { run: await this.toRun(inserted.rows[0], c), created: true };
       }
       const existing = (await c.query<RunRow>(`SELECT * FROM runs WHERE idempotency_key = $1`, [record.idempotencyKey])).rows[0]!;
       if (existing.name !== record.name) {
@@ -315,7 +324,7 @@ export class PgRunStore implements SharedRunStore {
           `Idempotency-Key ${record.idempotencyKey} was used for a run named "${existing.name}", not "${record.name}"`,
         );
       }
-      return { run: this.toRun(existing), created: false };
+      return { run: await this.toRun(existing, c), created: false };
     });
   }
 
@@ -355,7 +364,7 @@ export class PgRunStore implements SharedRunStore {
     const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${params.length}`;
     const { rows } = await this.query<RunRow>(sql, params);
     const page = rows.slice(0, limit);
-    return { runs: page.map((r) => this.toRun(r)), nextCursor: rows.length > limit ? page[page.length - 1]!.id : null };
+    return { runs: await this.runsOf(page), nextCursor: rows.length > limit ? page[page.length - 1]!.id : null };
   }
 
   async deleteRun(id: string): Promise<void> {
@@ -371,9 +380,9 @@ export class PgRunStore implements SharedRunStore {
       await c.query(`DELETE FROM artifacts WHERE run_id = $1`, [id]);
       await c.query(`DELETE FROM runs WHERE id = $1`, [id]);
       // Other nodes' live run lists drop it.
-      await c.query(`SELECT pg_notify($1, $2)`, [this.channel, deletedPayload(this.toRun(row, initialSnapshot()))]);
+      await c.query(`SELECT pg_notify($1, $2)`, [this.channel, deletedPayload(rowToRun(row, initialSnapshot()))]);
     });
-    this.snapshots.delete(id);
+    this.heads.forget(id);
   }
 
   append(runId: string, events: EventInput[], options: AppendOptions): Promise<AppendResult> {
@@ -451,13 +460,13 @@ export class PgRunStore implements SharedRunStore {
         if (!isEventIdConflict(err) && !(err instanceof IdLookupNeeded)) throw err;
         // Some event id of the batch may be stored already (a producer's retry): the
         // unique index said so, or an ended run; now look every id up and give retries their seqs.
-        for (const item of batch) this.snapshots.delete(item.runId);
+        for (const item of batch) this.heads.forget(item.runId);
         outcomes = await this.lockedTx(batch, (c, heads, beforeCommit) =>
           this.appendBatch(c, batch, heads, { lookupIds: true, beforeCommit }),
         );
       }
     } catch (err) {
-      for (const item of batch) this.snapshots.delete(item.runId);
+      for (const item of batch) this.heads.forget(item.runId);
       if (batch.length === 1) {
         batch[0]!.reject(err);
         return;
@@ -505,15 +514,26 @@ export class PgRunStore implements SharedRunStore {
     heads: RunRow[],
     { lookupIds, beforeCommit }: { lookupIds: boolean; beforeCommit: Array<Promise<unknown>> },
   ): Promise<Array<{ ok: AppendResult } | { err: unknown }>> {
+    // The rows are locked but read without their checkpoints: read those this node needs, under the same locks.
+    const needCheckpoint = heads.filter((row) => row.snapshot === undefined && this.heads.needsCheckpoint(row));
+    if (needCheckpoint.length > 0) {
+      const checkpoints = await c.query<{ id: string; snapshot: string }>({
+        name: 'runtrail.checkpoints',
+        text: `SELECT id, snapshot FROM runs WHERE id = ANY($1::text[])`,
+        values: [needCheckpoint.map((row) => row.id)],
+      });
+      const text = new Map(checkpoints.rows.map((r) => [r.id, r.snapshot]));
+      for (const row of needCheckpoint) row.snapshot = text.get(row.id);
+    }
+    const snapshots = await this.snapshotsOf(heads, c);
     const states = new Map<string, RunState>();
-    const needSnapshot: string[] = [];
-    for (const row of heads) {
-      const cached = this.snapshots.get(row.id);
-      if (!cached || cached.seq !== row.seq) needSnapshot.push(row.id);
+    for (const [i, row] of heads.entries()) {
       states.set(row.id, {
         row,
         seq: row.seq,
-        snapshot: cached && cached.seq === row.seq ? cached.snapshot : initialSnapshot(),
+        snapshot: snapshots[i]!,
+        before: snapshots[i]!,
+        now: 0,
         status: row.status,
         startedAt: row.started_at,
         finishedAt: row.finished_at,
@@ -525,14 +545,6 @@ export class PgRunStore implements SharedRunStore {
         owner: row.owner,
         dirty: false,
       });
-    }
-    if (needSnapshot.length > 0) {
-      const snaps = await c.query<{ id: string; snapshot: string }>({
-        name: 'runtrail.snapshots',
-        text: `SELECT id, snapshot FROM runs WHERE id = ANY($1::text[])`,
-        values: [needSnapshot],
-      });
-      for (const s of snaps.rows) states.get(s.id)!.snapshot = parse<Snapshot>(s.snapshot, initialSnapshot());
     }
 
     // Every event id of the batch that is already stored, in one query.
@@ -571,6 +583,7 @@ export class PgRunStore implements SharedRunStore {
         const draft = foldAppend(state, item, known);
         // Only a fully accepted append touches the shared state or the rows to insert.
         Object.assign(state, draft.state);
+        state.now = item.options.now;
         const appendedText: EventText[] = [];
         for (const e of draft.appended) {
           // Serialized once: the stored data text is also what watchers are sent.
@@ -596,6 +609,7 @@ export class PgRunStore implements SharedRunStore {
     }
 
     const dirty = [...states.values()].filter((s) => s.dirty);
+    const checkpoint = dirty.map((s) => s.seq > s.row.seq && this.heads.shouldCheckpoint(s.row.id, s.row.snapshot_seq, s.before, s.snapshot, s.now));
     if (dirty.length > 0) {
       // ONE statement inserts the events, updates every changed run and notifies once per
       // run: watchers on every node learn (runId, seqs) and read the events from the table.
@@ -604,7 +618,7 @@ export class PgRunStore implements SharedRunStore {
         rows.run, rows.seq, rows.type, rows.ts, rows.data, rows.id, rows.terminal,
         dirty.map((s) => s.row.id),
         dirty.map((s) => s.seq),
-        dirty.map((s) => JSON.stringify(s.snapshot)),
+        dirty.map((s, i) => (checkpoint[i] ? JSON.stringify(s.snapshot) : null)),
         dirty.map((s) => s.status),
         dirty.map((s) => s.startedAt),
         dirty.map((s) => s.finishedAt),
@@ -622,7 +636,7 @@ export class PgRunStore implements SharedRunStore {
     }
     // Remember snapshots only once the commit is certain to be attempted; a failed
     // commit clears them (commitBatch), and they are keyed by seq anyway.
-    for (const s of dirty) this.remember(s.row.id, s.seq, s.snapshot);
+    dirty.forEach((s, i) => this.heads.appended(s.row.id, s.seq, s.snapshot, checkpoint[i] ? s.now : null));
     return results.map((r) => {
       if ('err' in r) return r;
       const { state, seqs, appended, appendedText } = r.ok;
@@ -655,16 +669,17 @@ export class PgRunStore implements SharedRunStore {
     return this.tx(async (c) => {
       const row = (await c.query<RunRow>(`SELECT * FROM runs WHERE id = $1 FOR UPDATE`, [runId])).rows[0];
       if (!row) throw notFound(runId);
-      const fenced = fence(runId, this.toRun(row), owner, options.now, 'heartbeat');
+      const run = await this.toRun(row, c);
+      const fenced = fence(runId, run, owner, options.now, 'heartbeat');
       if (fenced) throw fenced;
-      if (row.status !== 'running') return this.toRun(row);
+      if (row.status !== 'running') return run;
       const updated = await c.query<RunRow>(
         `UPDATE runs SET lease_expires_at = $2 + lease_ttl_ms, heartbeat_at = $2,
            owner = COALESCE($3, owner), owner_node = COALESCE($4, owner_node), owner_kind = COALESCE($5, owner_kind)
          WHERE id = $1 RETURNING *`,
         [runId, options.now, owner ? JSON.stringify(owner) : null, owner?.node ?? null, owner?.kind ?? null],
       );
-      return this.toRun(updated.rows[0]!);
+      return rowToRun(updated.rows[0]!, run.snapshot);
     });
   }
 
@@ -681,17 +696,17 @@ export class PgRunStore implements SharedRunStore {
        RETURNING *`,
       [options.names, options.limit, options.now, JSON.stringify(options.owner), options.owner.node, options.owner.kind],
     );
-    return rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((r) => this.toRun(r));
+    return this.runsOf(rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));
   }
 
   async findDue(now: number, limit: number): Promise<DueRuns> {
-    const rows = async (sql: string) => (await this.query<RunRow>(sql, [now, limit])).rows.map((r) => this.toRun(r));
+    const rows = async (sql: string) => this.runsOf((await this.query<RunRow>(sql, [now, limit])).rows);
     const [expired, overdue, stalled, phaseOverdue] = await Promise.all([
       rows(`SELECT * FROM runs WHERE status = 'running' AND lease_expires_at < $1 ORDER BY id LIMIT $2`),
       rows(`SELECT * FROM runs WHERE status = 'running' AND timeout_ms IS NOT NULL AND started_at + timeout_ms < $1 ORDER BY id LIMIT $2`),
       rows(`SELECT * FROM runs WHERE status = 'running' AND stall_timeout_ms IS NOT NULL AND stalled_at IS NULL
         AND COALESCE(last_progress_at, started_at) + stall_timeout_ms < $1 ORDER BY id LIMIT $2`),
-      // Phases live in the snapshot; only running runs are scanned, and few run at once.
+      // Phases live in the snapshot checkpoint, which every phase change writes (RunHeads); only running runs are scanned, and few run at once.
       rows(`SELECT * FROM runs WHERE status = 'running' AND EXISTS (
         SELECT 1 FROM jsonb_array_elements(snapshot::jsonb -> 'phases') p
         WHERE p->>'status' = 'started' AND jsonb_typeof(p->'timeoutMs') = 'number'
@@ -706,7 +721,7 @@ export class PgRunStore implements SharedRunStore {
       `SELECT * FROM runs WHERE owner_node = $1 AND owner_kind = $2 AND status IN ('queued','running') ORDER BY id`,
       [node, kind],
     );
-    return rows.map((r) => this.toRun(r));
+    return this.runsOf(rows);
   }
 
   /** Ready while a query gets through; otherwise why not (the database down, restarting, out of connections). */
@@ -805,8 +820,8 @@ export class PgRunStore implements SharedRunStore {
         };
       });
     } catch (err) {
-      // The rolled-back event may already be in the snapshot cache.
-      this.snapshots.delete(input.runId);
+      // The rolled-back event may already be in this node's head.
+      this.heads.forget(input.runId);
       throw err;
     }
   }
@@ -937,17 +952,8 @@ export class PgRunStore implements SharedRunStore {
     }
   }
 
-  private remember(runId: string, seq: number, snapshot: Snapshot): void {
-    this.snapshots.delete(runId);
-    this.snapshots.set(runId, { seq, snapshot });
-    if (this.snapshots.size > this.cacheSize) {
-      const oldest = this.snapshots.keys().next().value;
-      if (oldest !== undefined) this.snapshots.delete(oldest);
-    }
-  }
-
   private runOf(state: RunState): Run {
-    return this.toRun(
+    return rowToRun(
       {
         ...state.row,
         seq: state.seq,
@@ -965,8 +971,48 @@ export class PgRunStore implements SharedRunStore {
     );
   }
 
-  private toRun(row: RunRow, snapshot?: Snapshot): Run {
-    return rowToRun(row, snapshot);
+  private async toRun(row: RunRow, c?: pg.PoolClient): Promise<Run> {
+    return (await this.runsOf([row], c))[0]!;
+  }
+
+  /** Rows read whole (with their checkpoints), as Runs with their snapshots at their seqs. */
+  private async runsOf(rows: RunRow[], c?: pg.PoolClient): Promise<Run[]> {
+    const snapshots = await this.snapshotsOf(rows, c);
+    return rows.map((row, i) => rowToRun(row, snapshots[i]!));
+  }
+
+  /**
+   * Each row's snapshot at its seq: this node's head, else its checkpoint
+   * plus the events after it, the tails of all rows read in one query. The
+   * events up to a row's seq were committed with it and never change, so
+   * any later read gives the same tail. `c`: the transaction the rows were read in.
+   */
+  private async snapshotsOf(rows: RunRow[], c?: pg.PoolClient): Promise<Snapshot[]> {
+    const found = rows.map((row) =>
+      this.heads.snapshotOrTail(row, () => {
+        if (row.snapshot === undefined) throw new Error(`run ${row.id} was read without its checkpoint`);
+        return row.snapshot;
+      }),
+    );
+    const tails = found.flatMap((f) => ('tail' in f ? [f.tail] : []));
+    const events = new Map<string, RunEvent[]>();
+    if (tails.length > 0) {
+      const query = {
+        name: 'runtrail.tails',
+        text: `SELECT e.run_id, e.seq, e.type, e.ts, e.data, e.event_id FROM events e
+          JOIN unnest($1::text[], $2::int[], $3::int[]) AS t(run_id, after, upto)
+            ON e.run_id = t.run_id AND e.seq > t.after AND e.seq <= t.upto
+          ORDER BY e.run_id, e.seq`,
+        values: [tails.map((t) => t.runId), tails.map((t) => t.after), tails.map((t) => t.upto)],
+      };
+      const read = c ? await c.query<EventRow>(query) : await this.query<EventRow>(query.text, query.values);
+      for (const row of read.rows) {
+        const list = events.get(row.run_id);
+        if (list) list.push(rowToEvent(row));
+        else events.set(row.run_id, [rowToEvent(row)]);
+      }
+    }
+    return found.map((f) => ('snapshot' in f ? f.snapshot : this.heads.fold(f.tail, events.get(f.tail.runId) ?? [])));
   }
 
 }

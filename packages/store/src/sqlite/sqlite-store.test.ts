@@ -5,13 +5,14 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { foldEvents, type RunEvent } from '@runtrail/protocol';
+import { foldEvents, type RunEvent, type Snapshot } from '@runtrail/protocol';
 import { BATCH_SIZES, produceTask, runStoreConformance } from '../conformance.js';
 import { tempDir as makeTempDir } from '@runtrail/test-support';
 import { openStore } from '../open.js';
-import { migrations } from '../migrations.js';
+import { migrations, pendingMigrations, sqliteDialect } from '../migrations.js';
 import { SqliteRunStore } from './sqlite-store.js';
 import { builtStoreUrl as built, requireFreshBuild } from '../fresh-build.test-kit.js';
+import { checkpointSuite } from '../checkpoints.test-kit.js';
 
 const tempDirs: Array<ReturnType<typeof makeTempDir>> = [];
 function tempDir(): string {
@@ -49,6 +50,24 @@ runStoreConformance(
   },
 );
 
+checkpointSuite('sqlite', async (policy) => {
+  const filename = join(tempDir(), 'runtrail.db');
+  const store = new SqliteRunStore({ filename, ...policy });
+  const db = new Database(filename, { readonly: true });
+  const row = db.prepare(`SELECT seq, snapshot_seq, snapshot FROM runs WHERE id = ?`);
+  return {
+    store,
+    checkpointOf: async (runId) => {
+      const r = row.get(runId) as { seq: number; snapshot_seq: number; snapshot: string };
+      return { seq: r.seq, snapshotSeq: r.snapshot_seq, snapshot: JSON.parse(r.snapshot) as Snapshot };
+    },
+    close: async () => {
+      db.close();
+      await store.close();
+    },
+  };
+});
+
 describe('SqliteRunStore specifics', () => {
   it('runs the file in WAL mode', async () => {
     const filename = join(tempDir(), 'runtrail.db');
@@ -78,6 +97,31 @@ describe('SqliteRunStore specifics', () => {
       expect(await second.getRun('r1')).toEqual(run);
     } finally {
       await second.close();
+    }
+  });
+
+  it('reads a file written before snapshot checkpoints (its snapshots are at seq) and carries on appending', async () => {
+    const filename = join(tempDir(), 'runtrail.db');
+    const db = new Database(filename);
+    // The schema as it was before checkpoints (migrations 1-3), with a run written then.
+    for (const step of pendingMigrations(0, sqliteDialect).slice(0, 3)) {
+      db.exec(step.sql);
+      db.pragma(`user_version = ${step.version}`);
+    }
+    const events: RunEvent[] = [1, 2, 3].map((seq) => ({ runId: 'old', seq, type: 'call.started', ts: 1000 + seq, data: { callId: `c${seq}`, label: 'x' } }));
+    db.prepare(`INSERT INTO runs (id, name, status, created_at, started_at, labels, seq, snapshot, lease_ttl_ms)
+      VALUES ('old', 'before', 'running', 1000, 1000, '{}', 3, ?, 60000)`).run(JSON.stringify(foldEvents(events)));
+    for (const e of events) db.prepare(`INSERT INTO events (run_id, seq, type, ts, data) VALUES ('old', ?, ?, ?, ?)`).run(e.seq, e.type, e.ts, JSON.stringify(e.data));
+    db.close();
+
+    const store = new SqliteRunStore({ filename });
+    try {
+      expect((await store.getRun('old'))!.snapshot).toEqual(foldEvents(events));
+      const next = await store.append('old', [{ type: 'call.succeeded', data: { callId: 'c1' } }], { now: 2000 });
+      expect(next.run.snapshot).toEqual(foldEvents(await store.readEvents('old', 0, 100)));
+      expect(Object.keys(next.run.snapshot.current)).toEqual(['c2', 'c3']);
+    } finally {
+      await store.close();
     }
   });
 

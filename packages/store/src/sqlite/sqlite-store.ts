@@ -51,12 +51,17 @@ import {
   HeadFold,
 } from '../rows.js';
 import { migrations, pendingMigrations, sqliteDialect } from '../migrations.js';
+import { RunHeads, checkpointPolicy } from '../checkpoints.js';
 import { eventJson, type EventText } from '../event-text.js';
 
 export interface SqliteStoreOptions {
   filename: string;
-  /** How many run snapshots to keep parsed in memory (they are also on disk). */
+  /** How many run heads (snapshots at a run's seq) to keep in memory. */
   snapshotCacheSize?: number;
+  /** Write a run's snapshot checkpoint at least every this many events (default 1,000; see CheckpointPolicy). */
+  checkpointEveryEvents?: number;
+  /** ...and on an append this long after this process last wrote it (default 1,000 ms). */
+  checkpointEveryMs?: number;
   /**
    * How long one write may wait, blocking, for another connection's lock
    * (SQLite's busy_timeout). better-sqlite3 waits ON the event loop, so this
@@ -88,7 +93,7 @@ interface PendingAppend {
 
 
 const RUN_COLUMNS_NO_SNAPSHOT = `id, name, parent_id, status, created_at, started_at, finished_at, input, labels,
-  error, output, seq, execute, owner, lease_ttl_ms, lease_expires_at, heartbeat_at, cancel_requested_at,
+  error, output, seq, snapshot_seq, execute, owner, lease_ttl_ms, lease_expires_at, heartbeat_at, cancel_requested_at,
   timeout_ms, stall_timeout_ms, fail_on_stall, last_progress_at, stalled_at, retry_of, attempt`;
 
 const TOKEN_COLUMNS = `id, name, scope, hash, created_at AS createdAt, expires_at AS expiresAt, revoked_at AS revokedAt`;
@@ -107,8 +112,7 @@ const TOKEN_COLUMNS = `id, name, scope, hash, created_at AS createdAt, expires_a
 export class SqliteRunStore implements RunStore {
   readonly kind = 'sqlite';
   private readonly db: Database.Database;
-  private readonly snapshots = new Map<string, { seq: number; snapshot: Snapshot }>();
-  private readonly cacheSize: number;
+  private readonly heads: RunHeads;
   private readonly stmt;
   private readonly appendTx;
   private pendingAppends: PendingAppend[] = [];
@@ -123,7 +127,7 @@ export class SqliteRunStore implements RunStore {
   private fault: string | null = null;
 
   constructor(options: SqliteStoreOptions) {
-    this.cacheSize = options.snapshotCacheSize ?? 1000;
+    this.heads = new RunHeads(checkpointPolicy(options), options.snapshotCacheSize ?? 1000);
     this.filename = options.filename;
     this.busyWaitMs = options.busyWaitMs ?? 2000;
     this.db = new Database(options.filename);
@@ -149,7 +153,7 @@ export class SqliteRunStore implements RunStore {
         @stall_timeout_ms, @fail_on_stall, @retry_of, @attempt, @idempotency_key)`),
       runById: db.prepare(`SELECT * FROM runs WHERE id = ?`),
       runHeadById: db.prepare(`SELECT ${RUN_COLUMNS_NO_SNAPSHOT} FROM runs WHERE id = ?`),
-      snapshotById: db.prepare(`SELECT snapshot FROM runs WHERE id = ?`).pluck(),
+      checkpointById: db.prepare(`SELECT snapshot_seq, snapshot FROM runs WHERE id = ?`),
       runByIdempotencyKey: db.prepare(`SELECT * FROM runs WHERE idempotency_key = ?`),
       insertEvent: db.prepare(
         `INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -159,7 +163,12 @@ export class SqliteRunStore implements RunStore {
       readEvents: db.prepare(
         `SELECT run_id, seq, type, ts, data, event_id FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
       ),
-      updateAfterAppend: db.prepare(`UPDATE runs SET seq = @seq, snapshot = @snapshot, status = @status,
+      tailEvents: db.prepare(
+        `SELECT run_id, seq, type, ts, data, event_id FROM events WHERE run_id = ? AND seq > ? AND seq <= ? ORDER BY seq`,
+      ),
+      // @snapshot is null between checkpoints: the checkpoint stays.
+      updateAfterAppend: db.prepare(`UPDATE runs SET seq = @seq, snapshot = COALESCE(@snapshot, snapshot),
+        snapshot_seq = CASE WHEN @snapshot IS NULL THEN snapshot_seq ELSE @seq END, status = @status,
         started_at = @started_at, finished_at = @finished_at, error = @error, output = @output,
         lease_expires_at = @lease_expires_at, heartbeat_at = @heartbeat_at, owner = @owner,
         owner_node = @owner_node, owner_kind = @owner_kind, cancel_requested_at = @cancel_requested_at,
@@ -179,11 +188,11 @@ export class SqliteRunStore implements RunStore {
         created_at = @created_at, metadata = @metadata WHERE run_id = @run_id AND ordinal = @ordinal`),
       blobsInUse: db.prepare(`SELECT DISTINCT sha256 FROM artifacts WHERE sha256 IN (SELECT value FROM json_each(?))`).pluck(),
       insertImportedRun: db.prepare(`INSERT INTO runs (id, name, parent_id, status, created_at, started_at, finished_at,
-        input, labels, error, output, seq, snapshot, execute, owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at,
+        input, labels, error, output, seq, snapshot, snapshot_seq, execute, owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at,
         heartbeat_at, cancel_requested_at, timeout_ms, stall_timeout_ms, fail_on_stall, last_progress_at, stalled_at,
         retry_of, attempt)
         VALUES (@id, @name, @parent_id, @status, @created_at, @started_at, @finished_at, @input, @labels, @error, @output,
-        @seq, @snapshot, @execute, @owner, @owner_node, @owner_kind, @lease_ttl_ms, @lease_expires_at, @heartbeat_at,
+        @seq, @snapshot, @snapshot_seq, @execute, @owner, @owner_node, @owner_kind, @lease_ttl_ms, @lease_expires_at, @heartbeat_at,
         @cancel_requested_at, @timeout_ms, @stall_timeout_ms, @fail_on_stall, @last_progress_at, @stalled_at,
         @retry_of, @attempt)`),
       deleteRun: db.prepare(`DELETE FROM runs WHERE id = ?`),
@@ -197,7 +206,7 @@ export class SqliteRunStore implements RunStore {
         AND started_at + timeout_ms < ? ORDER BY id LIMIT ?`),
       stalled: db.prepare(`SELECT * FROM runs WHERE status = 'running' AND stall_timeout_ms IS NOT NULL
         AND stalled_at IS NULL AND COALESCE(last_progress_at, started_at) + stall_timeout_ms < ? ORDER BY id LIMIT ?`),
-      // Phases live in the snapshot; only running runs are scanned, and few run at once.
+      // Phases live in the snapshot checkpoint, which every phase change writes (RunHeads); only running runs are scanned, and few run at once.
       phaseOverdue: db.prepare(`SELECT * FROM runs WHERE status = 'running' AND EXISTS (
         SELECT 1 FROM json_each(runs.snapshot, '$.phases') p
         WHERE json_extract(p.value, '$.status') = 'started' AND json_extract(p.value, '$.timeoutMs') IS NOT NULL
@@ -346,7 +355,7 @@ export class SqliteRunStore implements RunStore {
       this.stmt.deleteEvents.run(id);
       this.stmt.deleteArtifacts.run(id);
       this.stmt.deleteRun.run(id);
-      this.snapshots.delete(id);
+      this.heads.forget(id);
     }).immediate());
   }
 
@@ -379,7 +388,7 @@ export class SqliteRunStore implements RunStore {
             outcomes.push({ ok: this.appendTx(item.runId, item.events, item.options) });
           } catch (err) {
             // Its savepoint rolled back; the cached snapshot may be ahead of disk.
-            this.snapshots.delete(item.runId);
+            this.heads.forget(item.runId);
             outcomes.push({ err });
           }
         }
@@ -391,7 +400,7 @@ export class SqliteRunStore implements RunStore {
       const now = Date.now();
       const retry: PendingAppend[] = [];
       for (const item of batch) {
-        this.snapshots.delete(item.runId);
+        this.heads.forget(item.runId);
         if (isBusy(err) && item.deadline > now) retry.push(item);
         else item.reject(this.storeError(err));
       }
@@ -418,9 +427,10 @@ export class SqliteRunStore implements RunStore {
     const appended: RunEvent[] = [];
     const appendedText: EventText[] = [];
     const seenInBatch = new Map<string, StoredEventRef>();
+    const before = this.snapshotOf(row);
     const at = new HeadFold({
       seq: row.seq,
-      snapshot: this.loadSnapshot(runId, row.seq),
+      snapshot: before,
       status: row.status,
       startedAt: row.started_at,
       finishedAt: row.finished_at,
@@ -478,10 +488,11 @@ export class SqliteRunStore implements RunStore {
     );
     if (written) {
       const owner = options.owner;
+      const checkpoint = appended.length > 0 && this.heads.shouldCheckpoint(runId, row.snapshot_seq, before, snapshot, options.now);
       this.stmt.updateAfterAppend.run({
         id: runId,
         seq,
-        snapshot: JSON.stringify(snapshot),
+        snapshot: checkpoint ? JSON.stringify(snapshot) : null,
         status,
         started_at: startedAt,
         finished_at: finishedAt,
@@ -496,7 +507,7 @@ export class SqliteRunStore implements RunStore {
         last_progress_at: snapshot.lastProgressAt,
         stalled_at: snapshot.stalled?.at ?? null,
       });
-      this.remember(runId, seq, snapshot);
+      this.heads.appended(runId, seq, snapshot, checkpoint ? options.now : null);
     }
     const run = this.toRun({ ...row, seq, status, started_at: startedAt, finished_at: finishedAt, error, output }, snapshot);
     // Watchers are pushed this run: it must be what was just written, owner included.
@@ -637,7 +648,7 @@ export class SqliteRunStore implements RunStore {
       return this.db.transaction(() => this.putArtifactInTx(input)).immediate();
     } catch (err) {
       // The event's savepoint rolled back with the rest; the cache may be ahead.
-      this.snapshots.delete(input.runId);
+      this.heads.forget(input.runId);
       throw err;
     }
   }
@@ -760,23 +771,25 @@ export class SqliteRunStore implements RunStore {
     return row;
   }
 
-  private loadSnapshot(runId: string, seq: number): Snapshot {
-    const cached = this.snapshots.get(runId);
-    if (cached && cached.seq === seq) return cached.snapshot;
-    return parse<Snapshot>(this.stmt.snapshotById.get(runId) as string, initialSnapshot());
-  }
-
-  private remember(runId: string, seq: number, snapshot: Snapshot): void {
-    this.snapshots.delete(runId);
-    this.snapshots.set(runId, { seq, snapshot });
-    if (this.snapshots.size > this.cacheSize) {
-      const oldest = this.snapshots.keys().next().value;
-      if (oldest !== undefined) this.snapshots.delete(oldest);
-    }
+  /**
+   * The snapshot at the row's seq: the head in memory, else the checkpoint
+   * plus the events after it. A row read without its checkpoint is read in
+   * a write transaction (appendInTx), which the checkpoint read joins.
+   */
+  private snapshotOf(row: RunRow): Snapshot {
+    const found = this.heads.snapshotOrTail(row, () => {
+      if (row.snapshot !== undefined) return row.snapshot;
+      const checkpoint = this.stmt.checkpointById.get(row.id) as { snapshot_seq: number; snapshot: string };
+      if (checkpoint.snapshot_seq !== row.snapshot_seq) throw new Error(`run ${row.id}: its checkpoint moved while its row was read`);
+      return checkpoint.snapshot;
+    });
+    if ('snapshot' in found) return found.snapshot;
+    const { tail } = found;
+    return this.heads.fold(tail, (this.stmt.tailEvents.all(tail.runId, tail.after, tail.upto) as EventRow[]).map(rowToEvent));
   }
 
   private toRun(row: RunRow, snapshot?: Snapshot): Run {
-    return rowToRun(row, snapshot ?? (row.snapshot !== undefined ? undefined : this.loadSnapshot(row.id, row.seq)));
+    return rowToRun(row, snapshot ?? this.snapshotOf(row));
   }
 
 }
