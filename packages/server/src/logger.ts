@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import pino from 'pino';
+import pino, { type ChildLoggerOptions } from 'pino';
 import { isEndUpdate, type Hub } from './hub.js';
 import PinoPretty from 'pino-pretty';
 import type { ServerConfig } from './config.js';
@@ -32,15 +32,91 @@ export function createLogger(
   );
 }
 
+/**
+ * A child logger made when it first logs, not when it is asked for: pino's
+ * child() serializes its bindings on the spot, and every request asks for
+ * one (Fastify's, with the request id, and ours with the runId), while
+ * almost no request of the hot routes (appends, thousands a second) ever
+ * logs a line. A line it does log carries the same bindings in the same
+ * order as an eager child's would.
+ */
+export class DeferredChildLogger implements FastifyBaseLogger {
+  private made: FastifyBaseLogger | null = null;
+  private levelSet: string | null = null;
+
+  constructor(
+    private readonly parent: FastifyBaseLogger,
+    private readonly bindings: Record<string, unknown>,
+    private readonly options: ChildLoggerOptions = {},
+  ) {}
+
+  /** The real child, made now if it was not yet. */
+  private get logger(): FastifyBaseLogger {
+    if (this.made) return this.made;
+    const parent = this.parent instanceof DeferredChildLogger ? this.parent.logger : this.parent;
+    this.made = parent.child(this.bindings, this.options);
+    if (this.levelSet !== null) this.made.level = this.levelSet;
+    return this.made;
+  }
+
+  get level(): string {
+    return this.made?.level ?? this.levelSet ?? this.options.level ?? this.parent.level;
+  }
+  set level(level: string) {
+    this.levelSet = level;
+    if (this.made) this.made.level = level;
+  }
+
+  isLevelEnabled(level: string): boolean {
+    if (this.made) return levelEnabled(this.made, level);
+    const own = this.levelSet ?? this.options.level;
+    if (own === undefined) return levelEnabled(this.parent, level);
+    // This logger's own level (a route's logLevel), through pino's numbers for the levels.
+    const values = pino.levels.values as Record<string, number>;
+    return own !== 'silent' && (values[level] ?? Infinity) >= (values[own] ?? Infinity);
+  }
+
+  fatal: pino.LogFn = (...args: Parameters<pino.LogFn>) => this.log('fatal', args);
+  error: pino.LogFn = (...args: Parameters<pino.LogFn>) => this.log('error', args);
+  warn: pino.LogFn = (...args: Parameters<pino.LogFn>) => this.log('warn', args);
+  info: pino.LogFn = (...args: Parameters<pino.LogFn>) => this.log('info', args);
+  debug: pino.LogFn = (...args: Parameters<pino.LogFn>) => this.log('debug', args);
+  trace: pino.LogFn = (...args: Parameters<pino.LogFn>) => this.log('trace', args);
+  silent: pino.LogFn = () => undefined;
+
+  child(bindings: Record<string, unknown>, options?: ChildLoggerOptions): FastifyBaseLogger {
+    return new DeferredChildLogger(this, bindings, options);
+  }
+
+  private log(level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace', args: Parameters<pino.LogFn>): void {
+    if (!this.isLevelEnabled(level)) return;
+    (this.logger[level] as (...a: unknown[]) => void)(...(args as unknown[]));
+  }
+}
+
+/** Whether `logger` writes lines of `level` (pino's answer; a logger that cannot say is asked to log). */
+function levelEnabled(logger: FastifyBaseLogger, level: string): boolean {
+  const { isLevelEnabled } = logger as Partial<Pick<pino.Logger, 'isLevelEnabled'>>;
+  return isLevelEnabled ? isLevelEnabled.call(logger, level) : true;
+}
+
+/** Fastify's childLoggerFactory: the per-request logger (with the request id) is made on its first line. */
+export function deferredRequestLogger(logger: FastifyBaseLogger, bindings: Record<string, unknown>, options: ChildLoggerOptions): FastifyBaseLogger {
+  return new DeferredChildLogger(logger, bindings, options);
+}
+
 /** Every line logged while serving a request about one run carries its `runId` (and the request id). */
 export function logRunIds(http: FastifyInstance): void {
-  http.addHook('preValidation', async (request) => {
+  // Callback hooks, not async ones: they run for every request, and a promise per request is not free.
+  http.addHook('preValidation', (request, _reply, done) => {
     const runId = (request.params as { id?: unknown } | undefined)?.id;
-    if (typeof runId === 'string') request.log = request.log.child({ runId });
+    if (typeof runId === 'string') request.log = new DeferredChildLogger(request.log, { runId });
+    done();
   });
   // The id a caller can quote to find our lines about its request.
-  http.addHook('onSend', async (request, reply) => {
+  http.addHook('onSend', (request, reply, payload, done) => {
     void reply.header('x-request-id', request.id);
+    done(null, payload);
   });
 }
 
