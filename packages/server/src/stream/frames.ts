@@ -26,7 +26,35 @@ export function wsEventFrames(runId: string, events: EventText[]): Frame[] {
 
 function buildWsFrames(runId: string, events: EventText[]): Frame[] {
   const head = `{"type":"events","runId":${JSON.stringify(runId)},"events":[`;
-  return chunk(events, (parts) => `${head}${parts.join(',')}]}`, (event) => event.json);
+  return chunk(events, (parts) => `${head}${parts.join(',')}]}`, (event) => event.json).map((frame) => ({
+    data: wsTextFrame(frame.data),
+    count: frame.count,
+    framed: true,
+  }));
+}
+
+/**
+ * A complete, unmasked WebSocket text frame (RFC 6455 5.2: FIN and opcode 1,
+ * then the payload length in 7, 7+16 or 7+64 bits) around `payload`. Built
+ * once per shared frame, so each watcher's write is one buffer to its socket
+ * instead of ws framing the same payload again (a header allocated, two
+ * buffers corked and written) for every watcher.
+ */
+export function wsTextFrame(payload: Buffer): Buffer {
+  const length = payload.length;
+  const headerBytes = length < 126 ? 2 : length < 65536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(headerBytes + length);
+  frame[0] = 0x81;
+  if (headerBytes === 2) frame[1] = length;
+  else if (headerBytes === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(length), 2);
+  }
+  payload.copy(frame, headerBytes);
+  return frame;
 }
 
 /** SSE records, one per event with `id:` = seq, joined into chunks of about TARGET_FRAME_BYTES. */
@@ -64,6 +92,8 @@ function chunk(events: EventText[], frame: (parts: string[]) => string, part: (e
 export interface Frame {
   data: Buffer;
   count: number;
+  /** `data` is already a whole frame of the transport (a WebSocket header included): written as it is. */
+  framed?: boolean;
 }
 
 /**
@@ -74,7 +104,7 @@ export function sendFrames(outlet: Outlet, frames: Frame[]): number {
   let sent = 0;
   for (const frame of frames) {
     if (outlet.blocked || outlet.closed) break;
-    outlet.send(frame.data);
+    outlet.send(frame.data, frame.framed === true);
     sent += frame.count;
   }
   return sent;

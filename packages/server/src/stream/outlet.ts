@@ -20,7 +20,8 @@ export abstract class Outlet {
 
   /** Bytes written but not yet handed to the kernel. */
   abstract queuedBytes(): number;
-  protected abstract write(data: string | Buffer, onFlushed?: (err?: Error | null) => void): void;
+  /** `framed`: `data` is a whole frame of the transport already (see Frame.framed), not a message to frame. */
+  protected abstract write(data: string | Buffer, onFlushed: ((err?: Error | null) => void) | undefined, framed: boolean): void;
 
   get closed(): boolean {
     return this.closedFlag;
@@ -31,7 +32,7 @@ export abstract class Outlet {
     return this.queuedBytes() > this.limitBytes;
   }
 
-  send(data: string | Buffer): void {
+  send(data: string | Buffer, framed = false): void {
     if (this.closedFlag) return;
     const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
     // Only a write that takes the queue over the bound needs to say when it
@@ -39,8 +40,8 @@ export abstract class Outlet {
     // write is added while blocked but replies, and every write that leaves
     // the queue over the bound carries one, so the last of them comes when
     // the queue is back under it.
-    if (this.queuedBytes() + size + FRAMING_BYTES > this.limitBytes) this.write(data, this.onFlushed);
-    else this.write(data);
+    if (this.queuedBytes() + size + FRAMING_BYTES > this.limitBytes) this.write(data, this.onFlushed, framed);
+    else this.write(data, undefined, framed);
     const queued = this.queuedBytes();
     if (queued > this.peakQueuedBytes) this.peakQueuedBytes = queued;
   }

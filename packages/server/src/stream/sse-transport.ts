@@ -24,7 +24,8 @@ class SseOutlet extends Outlet {
     return this.res.writableLength;
   }
 
-  protected write(data: string | Buffer, onFlushed?: (err?: Error | null) => void): void {
+  // SSE has no framing of its own to add: every write goes out as it is, framed or not.
+  protected write(data: string | Buffer, onFlushed: ((err?: Error | null) => void) | undefined): void {
     this.res.write(data, onFlushed);
   }
 }

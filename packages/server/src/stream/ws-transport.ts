@@ -25,6 +25,7 @@ export const MAX_CLIENT_MESSAGE_BYTES = 64 * 1024;
 class WsOutlet extends Outlet {
   constructor(
     private readonly ws: WebSocket,
+    private readonly socket: Duplex,
     limitBytes: number,
   ) {
     super(limitBytes);
@@ -34,9 +35,19 @@ class WsOutlet extends Outlet {
     return this.ws.bufferedAmount;
   }
 
-  protected write(data: string | Buffer, onFlushed?: (err?: Error | null) => void): void {
-    // Buffers are shared frames of UTF-8 JSON: text frames, not binary.
-    this.ws.send(data, { binary: false }, onFlushed);
+  protected write(data: string | Buffer, onFlushed: ((err?: Error | null) => void) | undefined, framed: boolean): void {
+    if (!framed) {
+      // Buffers are shared frames of UTF-8 JSON: text frames, not binary.
+      this.ws.send(data, { binary: false }, onFlushed);
+      return;
+    }
+    // A shared frame, already a whole WebSocket frame: straight to ws's own
+    // socket. Without compression (perMessageDeflate is off) ws writes every
+    // message to the socket synchronously, so these keep their order with
+    // its writes, and ws.bufferedAmount counts them (the socket's queue).
+    // Like ws.send, nothing is written once a close has begun.
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    this.socket.write(data, onFlushed);
   }
 }
 
@@ -61,7 +72,7 @@ export class WsConnection implements StreamConnection {
     private readonly admission: Admission,
     private readonly onClosed: (conn: WsConnection) => void,
   ) {
-    this.outlet = new WsOutlet(ws, deps.sendBufferBytes);
+    this.outlet = new WsOutlet(ws, socket, deps.sendBufferBytes);
     const rate = deps.limits.wsMessagesPerSecond;
     this.messages = new RateLimiter(rate, 2 * rate, deps.now);
     ws.on('message', (data, isBinary) => {
