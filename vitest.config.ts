@@ -16,7 +16,7 @@ export default defineConfig({
       { find: /^@runtrail\/(protocol|store|client|server)$/, replacement: src('$1/src/index.ts') },
       // The shared test kit is a workspace package; resolved here so a checkout needs no reinstall to find it.
       { find: /^@runtrail\/test-support$/, replacement: fileURLToPath(new URL('./test-support/index.ts', import.meta.url)) },
-      { find: /^@runtrail\/test-support\/(postgres|process-tree)$/, replacement: fileURLToPath(new URL('./test-support/$1.ts', import.meta.url)) },
+      { find: /^@runtrail\/test-support\/(postgres|process-tree|server|tcp-proxy)$/, replacement: fileURLToPath(new URL('./test-support/$1.ts', import.meta.url)) },
     ],
   },
   test: {

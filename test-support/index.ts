@@ -40,6 +40,23 @@ export async function waitUntil<T>(
   }
 }
 
+/** `waitUntil` polling every 5 ms: stream tests wait for many short steps, and a 20 ms poll adds up. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, options: { timeoutMs?: number; what?: string } = {}): Promise<void> {
+  await waitUntil(cond, { intervalMs: 5, ...options });
+}
+
+/** `n` progress events to append, counting `done` on from `start`. */
+export function progressEvents(n: number, start = 0): Array<{ type: 'progress'; data: { done: number } }> {
+  return Array.from({ length: n }, (_, i) => ({ type: 'progress' as const, data: { done: start + i + 1 } }));
+}
+
+/** Assert-friendly check that seqs are exactly from+1..to, once each, in order. */
+export function isExactRange(seqs: number[], from: number, to: number): boolean {
+  if (seqs.length !== to - from) return false;
+  for (let i = 0; i < seqs.length; i++) if (seqs[i] !== from + 1 + i) return false;
+  return true;
+}
+
 /**
  * A clock that moves only when told: pass it as the SDK's `clock` (run
  * handles, watchers) and drive heartbeats, retries and reconnects with

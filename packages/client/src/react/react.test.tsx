@@ -1,7 +1,8 @@
 import { renderToString } from 'react-dom/server';
 import WebSocket from 'ws';
 import { afterEach, expect, test } from 'vitest';
-import { progressEvents, startTestServer, waitFor } from '../../../server/src/stream/stream.test-kit.js';
+import { progressEvents, waitFor } from '@runtrail/test-support';
+import { startTestServer } from '@runtrail/test-support/server';
 import type { WebSocketConstructor } from '../watch/types.js';
 import { RuntrailProvider, createRunSource, createRunsSource, useRun, useRuns } from './index.js';
 

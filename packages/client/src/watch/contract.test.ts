@@ -1,7 +1,8 @@
 import WebSocket from 'ws';
 import { afterEach, expect, test } from 'vitest';
 import { routes, type RouteName } from '@runtrail/protocol';
-import { progressEvents, startTestServer, waitFor } from '../../../server/src/stream/stream.test-kit.js';
+import { progressEvents, waitFor } from '@runtrail/test-support';
+import { startTestServer } from '@runtrail/test-support/server';
 import { HttpApi } from '../http-api.js';
 import type { WebSocketConstructor } from './types.js';
 import { watchRun } from './watch-run.js';

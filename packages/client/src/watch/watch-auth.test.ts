@@ -1,6 +1,7 @@
 import WebSocket from 'ws';
 import { expect, test } from 'vitest';
-import { progressEvents, testScope, waitFor } from '../../../server/src/stream/stream.test-kit.js';
+import { progressEvents, waitFor } from '@runtrail/test-support';
+import { testScope } from '@runtrail/test-support/server';
 import type { WebSocketConstructor } from './types.js';
 import { watchRun } from './watch-run.js';
 import { watchRuns } from './watch-runs.js';

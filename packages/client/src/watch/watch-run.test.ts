@@ -1,14 +1,9 @@
 import WebSocket from 'ws';
 import { describe, expect, test } from 'vitest';
 import type { RunWithObservers } from '@runtrail/protocol';
-import {
-  TcpProxy,
-  isExactRange,
-  progressEvents,
-  startTestServer,
-  testScope,
-  waitFor,
-} from '../../../server/src/stream/stream.test-kit.js';
+import { isExactRange, progressEvents, waitFor } from '@runtrail/test-support';
+import { startTestServer, testScope } from '@runtrail/test-support/server';
+import { TcpProxy } from '@runtrail/test-support/tcp-proxy';
 import { RunWatch, watchRun, type RunWatchState, type WatchRunOptions } from './watch-run.js';
 import type { WebSocketConstructor } from './types.js';
 import { systemClock, type Clock } from '../clock.js';

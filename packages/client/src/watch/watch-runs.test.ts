@@ -1,6 +1,7 @@
 import WebSocket from 'ws';
 import { afterEach, expect, test } from 'vitest';
-import { progressEvents, startTestServer, waitFor } from '../../../server/src/stream/stream.test-kit.js';
+import { progressEvents, waitFor } from '@runtrail/test-support';
+import { startTestServer } from '@runtrail/test-support/server';
 import type { WebSocketConstructor } from './types.js';
 import { watchRuns, type WatchRunsOptions } from './watch-runs.js';
 
