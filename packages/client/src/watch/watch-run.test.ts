@@ -292,10 +292,19 @@ describe('gaps and duplicates', () => {
     }
     const w = watch(run.id, { url: s.url, WebSocket: LossyWebSocket as unknown as WebSocketConstructor });
     await waitFor(() => w.getState().connection === 'live');
-    for (let i = 0; i < 10; i++) await s.runs.appendEvents(run.id, progressEvents(10, i * 10));
-    await waitFor(() => w.getState().seq === 100, { what: 'all 100' });
-    expect(frames).toBeGreaterThanOrEqual(5);
-    expect(isExactRange(seqsOf(w), 0, 100)).toBe(true);
+    // The server may merge appends into one frame (more so on a loaded machine): append until five frames went through.
+    let appended = 0;
+    await waitFor(
+      async () => {
+        if (frames >= 5) return true;
+        await s.runs.appendEvents(run.id, progressEvents(10, appended));
+        appended += 10;
+        return false;
+      },
+      { what: 'five events frames through the lossy socket' },
+    );
+    await waitFor(() => w.getState().seq === appended, { what: `all ${appended}` });
+    expect(isExactRange(seqsOf(w), 0, appended)).toBe(true);
     expect(w.getState().snapshot).toEqual((await serverRun(s, run.id)).snapshot);
   });
 });
