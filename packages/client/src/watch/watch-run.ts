@@ -16,16 +16,14 @@ import {
   type StreamEnd,
 } from '@runtrail/protocol';
 import { backoffDelay, delay } from '../backoff.js';
-import type { HttpApi } from '../http-api.js';
 import { isAuthFailure, isRetryable } from '../http-api.js';
-import { connectionSettings, type ConnectionSettings } from './connection.js';
 import { EventQueue } from './event-queue.js';
 import { PollTransport } from './poll-transport.js';
-import { reconnectLoop, toRuntrailError, type ConnectionChange } from './reconnect.js';
+import { toRuntrailError, type ConnectionChange } from './reconnect.js';
 import { SseTransport } from './sse-transport.js';
 import type { Connection, ConnectionReason, Transport } from './transport.js';
-import type { ConnectionState, TransportName, WatchConnectionOptions } from './types.js';
-import { WsTransport } from './ws-transport.js';
+import type { TransportName, WatchConnectionOptions } from './types.js';
+import { Watcher, type WatcherConnection } from './watcher.js';
 
 export interface WatchRunOptions extends WatchConnectionOptions {
   /**
@@ -47,7 +45,7 @@ export interface WatchRunOptions extends WatchConnectionOptions {
 }
 
 /** What a watcher shows; a new object on every change (a `useSyncExternalStore` snapshot). */
-export interface RunWatchState {
+export interface RunWatchState extends WatcherConnection {
   /** The run as last fetched, with seq, snapshot and status kept current by the stream. */
   run: Run | null;
   /**
@@ -62,9 +60,6 @@ export interface RunWatchState {
   events: readonly RunEvent[];
   /** seq of `snapshot`. */
   seq: number;
-  connection: ConnectionState;
-  /** Why `connection` last changed. */
-  reason: ConnectionReason;
   /** Transport of the current (or last) connection. */
   transport: TransportName | null;
   /** Why the watcher stopped (e.g. run_not_found), or the last connection problem while it retries. */
@@ -87,60 +82,29 @@ interface Fold {
  * It is both an async iterable of events and a subscribable store
  * (`subscribe` + `getState`) for UI bindings.
  */
-export class RunWatch implements AsyncIterable<RunEvent> {
+export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements AsyncIterable<RunEvent> {
   readonly runId: string;
   /** Resolves with the final state when the run's end was received, or the watcher stopped. */
   readonly done: Promise<RunWatchState>;
-  private state: RunWatchState;
   private fold: Fold;
   /** The persisted snapshot shown until the replay has passed it. */
   private held: Fold | null = null;
-  private readonly api: HttpApi;
-  private readonly settings: ConnectionSettings;
   private readonly options: WatchRunOptions;
-  private readonly listeners = new Set<() => void>();
   private readonly iterators = new Set<EventQueue>();
-  private readonly aborter = new AbortController();
   private resolveDone!: (state: RunWatchState) => void;
-  private started = false;
   private finished = false;
   /** Serializes applying: frames of one connection and gap fills never interleave. */
   private ingestChain: Promise<void> = Promise.resolve();
 
   constructor(runId: string, options: WatchRunOptions) {
+    const after = options.after ?? 0;
+    const fold: Fold = { snapshot: { ...initialSnapshot(), seq: after }, seq: after };
+    super({ run: null, snapshot: fold.snapshot, events: [], seq: after, connection: 'connecting', reason: 'start', transport: null, error: null }, options);
+    this.fold = fold;
     this.runId = runId;
     this.options = options;
-    this.settings = connectionSettings(options);
-    this.api = this.settings.api;
-    const after = options.after ?? 0;
-    this.fold = { snapshot: { ...initialSnapshot(), seq: after }, seq: after };
-    this.state = {
-      run: null,
-      snapshot: this.fold.snapshot,
-      events: [],
-      seq: after,
-      connection: 'connecting',
-      reason: 'start',
-      transport: null,
-      error: null,
-    };
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
-
-  /** Begin connecting (watchRun calls it; lazy bindings call it on first subscriber). */
-  start(): this {
-    if (this.started || this.finished) return this;
-    this.started = true;
-    void this.loop();
-    return this;
-  }
-
-  getState = (): RunWatchState => this.state;
-
-  subscribe = (listener: () => void): (() => void) => {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  };
 
   /** Stop: close the connection, end iterators. The state stays readable. */
   close(): void {
@@ -159,18 +123,15 @@ export class RunWatch implements AsyncIterable<RunEvent> {
 
   // ---- connecting ------------------------------------------------------------
 
-  private async loop(): Promise<void> {
+  protected async run(): Promise<void> {
     try {
       await this.loadRun();
-      await reconnectLoop<ServerMessage>({
-        ...this.settings.reconnect,
+      await this.reconnect({
         transports: this.transports(),
-        signal: this.aborter.signal,
         deliver: (conn, message) => this.onMessage(conn, message),
         // No reconnect makes a missing run exist or a refused token good.
         isFatal: (error) => RuntrailError.isCode(error, 'run_not_found') || isAuthFailure(error),
         settle: () => this.ingestChain,
-        onChange: (change) => this.onConnectionChange(change),
       });
     } catch (err) {
       if (this.aborter.signal.aborted) return;
@@ -179,17 +140,9 @@ export class RunWatch implements AsyncIterable<RunEvent> {
   }
 
   private transports(): Transport<ServerMessage>[] {
-    const { WebSocket, idleTimeoutMs, fetch, headers, wanted } = this.settings;
+    const { idleTimeoutMs, fetch, headers, wanted } = this.settings;
     const all: Record<TransportName, Transport<ServerMessage> | null> = {
-      ws: WebSocket
-        ? new WsTransport({
-            WebSocket,
-            url: this.api.url('stream', {}),
-            token: this.settings.token,
-            idleTimeoutMs,
-            hello: () => ({ op: 'subscribe', runId: this.runId, after: this.fold.seq }),
-          })
-        : null,
+      ws: this.wsTransport(() => ({ op: 'subscribe', runId: this.runId, after: this.fold.seq })),
       sse: new SseTransport({
         runId: this.runId,
         url: () => this.api.url('streamRun', { id: this.runId }, { after: this.fold.seq }),
@@ -223,11 +176,9 @@ export class RunWatch implements AsyncIterable<RunEvent> {
     }
   }
 
-  private onConnectionChange(change: ConnectionChange): void {
-    if (this.finished) return;
-    const patch: Partial<RunWatchState> = { connection: change.connection, reason: change.reason, transport: change.transport };
-    if (change.error !== undefined) patch.error = change.error;
-    this.update(patch);
+  protected override onConnectionChange(change: ConnectionChange): void {
+    this.state = { ...this.state, transport: change.transport };
+    super.onConnectionChange(change);
   }
 
   private onMessage(conn: Connection, message: ServerMessage): void | Promise<void> {
@@ -372,11 +323,6 @@ export class RunWatch implements AsyncIterable<RunEvent> {
     for (const it of this.iterators) it.end(error);
     this.iterators.clear();
     this.resolveDone(this.state);
-  }
-
-  private update(patch: Partial<RunWatchState>): void {
-    this.state = { ...this.state, ...patch };
-    for (const listener of [...this.listeners]) listener();
   }
 }
 

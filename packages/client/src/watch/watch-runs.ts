@@ -1,12 +1,10 @@
 import { RuntrailError, matchesStateFilter, type Run, type RunsFilter, type ServerMessage } from '@runtrail/protocol';
-import type { HttpApi } from '../http-api.js';
 import { isRetryable } from '../http-api.js';
-import { connectionSettings, type ConnectionSettings } from './connection.js';
 import { PollTransport } from './poll-transport.js';
-import { reconnectLoop, toRuntrailError, type ConnectionChange } from './reconnect.js';
-import type { Connection, ConnectionReason, Transport } from './transport.js';
-import type { ConnectionState, WatchConnectionOptions } from './types.js';
-import { WsTransport } from './ws-transport.js';
+import { toRuntrailError } from './reconnect.js';
+import type { Connection, Transport } from './transport.js';
+import type { WatchConnectionOptions } from './types.js';
+import { Watcher, type WatcherConnection } from './watcher.js';
 
 export interface WatchRunsOptions extends WatchConnectionOptions {
   filter?: RunsFilter;
@@ -14,13 +12,9 @@ export interface WatchRunsOptions extends WatchConnectionOptions {
   limit?: number;
 }
 
-export interface RunsWatchState {
+export interface RunsWatchState extends WatcherConnection {
   /** Newest first. */
   runs: readonly Run[];
-  connection: ConnectionState;
-  /** Why `connection` last changed. */
-  reason: ConnectionReason;
-  error: RuntrailError | null;
 }
 
 type Change = { change: 'created' | 'updated' | 'deleted'; run: Run };
@@ -34,51 +28,27 @@ type RunsMessage = ServerMessage | { type: 'list'; runs: Run[] };
  * changes that arrive while it is read are applied after it, newest seq
  * winning, so no change slips between the two.
  */
-export class RunsWatch {
-  private state: RunsWatchState = { runs: [], connection: 'connecting', reason: 'start', error: null };
-  private readonly api: HttpApi;
-  private readonly settings: ConnectionSettings;
-  private readonly listeners = new Set<() => void>();
-  private readonly aborter = new AbortController();
+export class RunsWatch extends Watcher<RunsWatchState, RunsMessage> {
   private byId = new Map<string, Run>();
   /** Changes that arrive while the list is being (re)read on a connection; null when none is being read. */
   private pending: Change[] | null = null;
-  private started = false;
 
   constructor(private readonly options: WatchRunsOptions) {
-    this.settings = connectionSettings(options);
-    this.api = this.settings.api;
+    super({ runs: [], connection: 'connecting', reason: 'start', error: null }, options);
   }
-
-  start(): this {
-    if (this.started) return this;
-    this.started = true;
-    void this.loop();
-    return this;
-  }
-
-  getState = (): RunsWatchState => this.state;
-
-  subscribe = (listener: () => void): (() => void) => {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  };
 
   close(): void {
     this.aborter.abort();
     this.update({ connection: 'ended', reason: 'closed_by_client' });
   }
 
-  private async loop(): Promise<void> {
+  protected async run(): Promise<void> {
     try {
-      await reconnectLoop<RunsMessage>({
-        ...this.settings.reconnect,
+      await this.reconnect({
         transports: this.transports(),
-        signal: this.aborter.signal,
         deliver: (conn, message) => this.onMessage(conn, message),
         // A list request the server refuses (a bad filter) will not get better by asking again.
         isFatal: (error) => error instanceof RuntrailError && !isRetryable(error),
-        onChange: (change) => this.onConnectionChange(change),
       });
     } catch (err) {
       if (this.aborter.signal.aborted) return;
@@ -87,29 +57,12 @@ export class RunsWatch {
   }
 
   private transports(): Transport<RunsMessage>[] {
-    const { WebSocket, idleTimeoutMs, wanted, pollIntervalMs } = this.settings;
     const list: Transport<RunsMessage>[] = [];
-    if (WebSocket && wanted.includes('ws')) {
-      list.push(
-        new WsTransport({
-          WebSocket,
-          url: this.api.url('stream', {}),
-          token: this.settings.token,
-          idleTimeoutMs,
-          hello: () => ({ op: 'subscribeRuns', filter: this.filter() }),
-        }),
-      );
-    }
+    const ws = this.wsTransport(() => ({ op: 'subscribeRuns', filter: this.filter() }));
+    if (ws) list.push(ws);
     // The runs list has no SSE route; polling is always there to fall back on.
-    list.push(new PollTransport<RunsMessage>({ read: async (signal) => ({ messages: [{ type: 'list', runs: await this.fetchList(signal) }], more: false }), intervalMs: pollIntervalMs }));
+    list.push(new PollTransport<RunsMessage>({ read: async (signal) => ({ messages: [{ type: 'list', runs: await this.fetchList(signal) }], more: false }), intervalMs: this.settings.pollIntervalMs }));
     return list;
-  }
-
-  private onConnectionChange(change: ConnectionChange): void {
-    if (this.aborter.signal.aborted) return;
-    const patch: Partial<RunsWatchState> = { connection: change.connection, reason: change.reason };
-    if (change.error !== undefined) patch.error = change.error;
-    this.update(patch);
   }
 
   private onMessage(conn: Connection, message: RunsMessage): void {
@@ -181,11 +134,6 @@ export class RunsWatch {
       this.byId = new Map(runs.map((r) => [r.id, r]));
     }
     this.update({ ...patch, runs });
-  }
-
-  private update(patch: Partial<RunsWatchState>): void {
-    this.state = { ...this.state, ...patch };
-    for (const listener of [...this.listeners]) listener();
   }
 }
 

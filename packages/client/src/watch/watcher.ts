@@ -1,0 +1,94 @@
+import type { ClientMessage, RuntrailError, ServerMessage } from '@runtrail/protocol';
+import type { HttpApi } from '../http-api.js';
+import { connectionSettings, type ConnectionSettings } from './connection.js';
+import { reconnectLoop, type ConnectionChange, type ReconnectOptions } from './reconnect.js';
+import type { ConnectionReason, Transport } from './transport.js';
+import type { ConnectionState, WatchConnectionOptions } from './types.js';
+import { WsTransport } from './ws-transport.js';
+
+/** What every watcher's state says about its connection. */
+export interface WatcherConnection {
+  connection: ConnectionState;
+  /** Why `connection` last changed. */
+  reason: ConnectionReason;
+  error: RuntrailError | null;
+}
+
+/**
+ * What the run watcher and the runs-list watcher share: the settings, the
+ * subscribable store (`getState` + `subscribe`, what React's
+ * useSyncExternalStore wants), starting once, the WebSocket transport and
+ * running the one reconnect loop with the connection's changes in the state.
+ * A subclass says what it connects to and what it does with the messages.
+ */
+export abstract class Watcher<S extends WatcherConnection, M> {
+  protected state: S;
+  protected readonly settings: ConnectionSettings;
+  protected readonly api: HttpApi;
+  /** Aborted when the watcher stops for good (closed, ended): ends the reconnect loop. */
+  protected readonly aborter = new AbortController();
+  private readonly listeners = new Set<() => void>();
+  private started = false;
+
+  constructor(initial: S, options: WatchConnectionOptions) {
+    this.state = initial;
+    this.settings = connectionSettings(options);
+    this.api = this.settings.api;
+  }
+
+  /** Begin connecting (the watch functions call it; lazy bindings call it on first subscriber). */
+  start(): this {
+    if (this.started || this.aborter.signal.aborted) return this;
+    this.started = true;
+    void this.run();
+    return this;
+  }
+
+  getState = (): S => this.state;
+
+  subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  /** Connect, and keep connecting until stopped or a fatal error, which it throws. */
+  protected abstract run(): Promise<void>;
+
+  /** The one reconnect loop, over this watcher's settings, ended by its aborter. */
+  protected reconnect(options: Pick<ReconnectOptions<M>, 'transports' | 'deliver' | 'isFatal' | 'settle'>): Promise<void> {
+    return reconnectLoop<M>({
+      ...this.settings.reconnect,
+      ...options,
+      signal: this.aborter.signal,
+      onChange: (change) => {
+        if (!this.aborter.signal.aborted) this.onConnectionChange(change);
+      },
+    });
+  }
+
+  /** The state's connection fields follow the loop; a subclass may record more of the change. */
+  protected onConnectionChange(change: ConnectionChange): void {
+    this.setConnection({ connection: change.connection, reason: change.reason, ...(change.error !== undefined ? { error: change.error } : {}) });
+  }
+
+  protected setConnection(fields: Partial<WatcherConnection>): void {
+    this.state = { ...this.state, ...fields };
+    this.notify();
+  }
+
+  protected update(patch: Partial<S>): void {
+    this.state = { ...this.state, ...patch };
+    this.notify();
+  }
+
+  /** The WebSocket transport when there is a WebSocket class and it is wanted; `hello` subscribes. */
+  protected wsTransport(hello: () => ClientMessage): Transport<ServerMessage> | null {
+    const { WebSocket, idleTimeoutMs, wanted, token } = this.settings;
+    if (!WebSocket || !wanted.includes('ws')) return null;
+    return new WsTransport({ WebSocket, url: this.api.url('stream', {}), token, idleTimeoutMs, hello });
+  }
+
+  private notify(): void {
+    for (const listener of [...this.listeners]) listener();
+  }
+}
