@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander';
+import { RuntrailClient } from '@runtrail/client';
 import { RuntrailError } from '@runtrail/protocol';
 import { configKeys, settings, type ConfigSources, type ServerConfigInput } from '@runtrail/server';
 
@@ -43,6 +44,11 @@ function checkedUrl(raw: string, from: string): string {
 /** How a client command reaches its server: the URL, and RUNTRAIL_TOKEN when the server needs a token. */
 export function clientOptions(cmd: Command): { url: string; token: string | undefined } {
   return { url: serverUrl(cmd), token: process.env.RUNTRAIL_TOKEN || undefined };
+}
+
+/** The client of a command's server (see clientOptions). */
+export function clientFor(cmd: Command): RuntrailClient {
+  return new RuntrailClient(clientOptions(cmd));
 }
 
 function defaultText(key: (typeof configKeys)[number]): string {

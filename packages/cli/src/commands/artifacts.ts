@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { RuntrailClient } from '@runtrail/client';
 import { RuntrailError, type Artifact } from '@runtrail/protocol';
 import { serverUrl } from '../options.js';
+import { print, printJson } from '../output.js';
 
 export function registerArtifacts(program: Command): void {
   const artifacts = program.command('artifacts').description("list, download and upload a run's artifacts");
@@ -16,7 +17,7 @@ export function registerArtifacts(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (runId: string, flags: { json?: boolean }, cmd: Command) => {
       const list = await new RuntrailClient({ url: serverUrl(cmd) }).listArtifacts(runId);
-      if (flags.json) return print(JSON.stringify({ artifacts: list }, null, 2));
+      if (flags.json) return printJson({ artifacts: list });
       print(list.length === 0 ? 'no artifacts' : formatArtifacts(list));
     });
 
@@ -66,6 +67,3 @@ function formatArtifacts(list: Artifact[]): string {
   return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
-function print(text: string): void {
-  process.stdout.write(`${text}\n`);
-}

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { RuntrailClient } from '@runtrail/client';
-import { clientOptions } from '../options.js';
+import { runAction } from './run-action.js';
 
 export function registerCancel(program: Command): void {
   program
@@ -8,13 +7,15 @@ export function registerCancel(program: Command): void {
     .description('ask a run to stop: a queued run ends cancelled at once; a running one is stopped by its owner (or ended by the reaper if the owner is gone)')
     .option('--reason <text>', 'why, recorded on the run')
     .option('--json', 'print the run as JSON')
-    .action(async (id: string, flags: { reason?: string; json?: boolean }, cmd: Command) => {
-      const run = await new RuntrailClient(clientOptions(cmd)).cancelRun(id, flags.reason);
-      if (flags.json) return void process.stdout.write(`${JSON.stringify(run, null, 2)}\n`);
-      process.stdout.write(
-        run.status === 'cancelled'
-          ? `run ${id} cancelled\n`
-          : `cancel requested for run ${id} (${run.status}); its owner stops it and ends it cancelled\n`,
-      );
-    });
+    .action(
+      runAction<{ reason?: string; json?: boolean }>(
+        (client, id, flags) => client.cancelRun(id, flags.reason),
+        (run, id) =>
+          process.stdout.write(
+            run.status === 'cancelled'
+              ? `run ${id} cancelled\n`
+              : `cancel requested for run ${id} (${run.status}); its owner stops it and ends it cancelled\n`,
+          ),
+      ),
+    );
 }

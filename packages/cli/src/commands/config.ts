@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { configKeys, describeConfig, resolveConfig } from '@runtrail/server';
 import { addServeOptions, serveOptions, type ServeFlags } from '../options.js';
+import { printJson } from '../output.js';
 
 export function registerConfig(program: Command): void {
   addServeOptions(
@@ -13,7 +14,7 @@ export function registerConfig(program: Command): void {
     const resolved = resolveConfig(options, sources);
     const shown = describeConfig(resolved.config);
     if (flags.json) {
-      process.stdout.write(`${JSON.stringify({ config: shown, origins: resolved.origins, file: resolved.file ?? null }, null, 2)}\n`);
+      printJson({ config: shown, origins: resolved.origins, file: resolved.file ?? null });
       return;
     }
     const rows = configKeys.map((key) => [key, format(shown[key]), resolved.origins[key]] as const);

@@ -1,13 +1,12 @@
 import type { Command } from 'commander';
-import { RuntrailClient } from '@runtrail/client';
-import { clientOptions } from '../options.js';
+import { clientFor } from '../options.js';
 
 export function registerDelete(program: Command): void {
   program
     .command('delete <id>')
     .description('delete an ended run with its events and output log (a running run must be cancelled first)')
     .action(async (id: string, _flags: unknown, cmd: Command) => {
-      await new RuntrailClient(clientOptions(cmd)).deleteRun(id);
+      await clientFor(cmd).deleteRun(id);
       process.stdout.write(`deleted run ${id}\n`);
     });
 }

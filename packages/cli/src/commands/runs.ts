@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
-import { RuntrailClient } from '@runtrail/client';
 import { RunErrorKind, RunStatus, failureKindOf, type Run } from '@runtrail/protocol';
+import { clientFor } from '../options.js';
+import { print, printJson } from '../output.js';
+import { runAction } from './run-action.js';
 
 interface LsFlags {
   status?: RunStatus;
@@ -12,7 +14,6 @@ interface LsFlags {
   limit: string;
   json?: boolean;
 }
-import { clientOptions } from '../options.js';
 
 export function registerRuns(program: Command): void {
   const runs = program.command('runs').description('list and inspect runs on a server');
@@ -29,7 +30,7 @@ export function registerRuns(program: Command): void {
     .option('--limit <n>', 'how many (1-200)', '20')
     .option('--json', 'print JSON')
     .action(async (flags: LsFlags, cmd: Command) => {
-      const client = new RuntrailClient(clientOptions(cmd));
+      const client = clientFor(cmd);
       const page = await client.listRuns({
         status: flags.status,
         name: flags.name,
@@ -39,7 +40,7 @@ export function registerRuns(program: Command): void {
         label: flags.label,
         limit: Number(flags.limit),
       });
-      if (flags.json) return print(JSON.stringify(page, null, 2));
+      if (flags.json) return printJson(page);
       if (page.runs.length === 0) return print('no runs');
       print(formatTable(page.runs));
       if (page.nextCursor) print(`… more: --limit, or GET /api/v1/runs?cursor=${page.nextCursor}`);
@@ -49,15 +50,14 @@ export function registerRuns(program: Command): void {
     .command('show <id>')
     .description("a run's state: status and error, input and output, labels, counters, progress, phases")
     .option('--json', 'print the run as JSON')
-    .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
-      const run = await new RuntrailClient(clientOptions(cmd)).getRun(id);
-      print(flags.json ? JSON.stringify(run, null, 2) : formatRun(run));
-    });
+    .action(
+      runAction(
+        (client, id) => client.getRun(id),
+        (run) => print(formatRun(run)),
+      ),
+    );
 }
 
-function print(text: string): void {
-  process.stdout.write(`${text}\n`);
-}
 
 export function formatTable(runs: Run[]): string {
   const rows = runs.map((r) => [

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { RuntrailClient } from '@runtrail/client';
 import { RuntrailError, TokenScope, type TokenInfo } from '@runtrail/protocol';
-import { clientOptions } from '../options.js';
+import { clientFor } from '../options.js';
+import { print, printJson } from '../output.js';
 
 /** `runtrail tokens create|ls|revoke`: scoped tokens, with RUNTRAIL_TOKEN holding an admin token. */
 export function registerTokens(program: Command): void {
@@ -20,8 +20,8 @@ export function registerTokens(program: Command): void {
       if (expiresInSeconds !== undefined && !(Number.isInteger(expiresInSeconds) && expiresInSeconds > 0)) {
         throw new RuntrailError('invalid_request', '--expires-in must be a positive whole number of seconds');
       }
-      const created = await new RuntrailClient(clientOptions(cmd)).createToken({ name, scope: scope.data, expiresInSeconds });
-      if (flags.json) return print(JSON.stringify(created, null, 2));
+      const created = await clientFor(cmd).createToken({ name, scope: scope.data, expiresInSeconds });
+      if (flags.json) return printJson(created);
       print(created.token);
       process.stderr.write(
         `token ${created.id} (${created.scope}) created${created.expiresAt ? `, expires ${iso(created.expiresAt)}` : ''}; the line above is its secret, shown this once\n`,
@@ -33,8 +33,8 @@ export function registerTokens(program: Command): void {
     .description('list tokens (never their secrets)')
     .option('--json', 'print JSON')
     .action(async (flags: { json?: boolean }, cmd: Command) => {
-      const list = await new RuntrailClient(clientOptions(cmd)).listTokens();
-      if (flags.json) return print(JSON.stringify(list, null, 2));
+      const list = await clientFor(cmd).listTokens();
+      if (flags.json) return printJson(list);
       if (list.length === 0) return print('no tokens');
       print(formatTokens(list));
     });
@@ -43,7 +43,7 @@ export function registerTokens(program: Command): void {
     .command('revoke <id>')
     .description('revoke a token: it stops working and its open streams close, on every node within seconds')
     .action(async (id: string, _flags: unknown, cmd: Command) => {
-      await new RuntrailClient(clientOptions(cmd)).revokeToken(id);
+      await clientFor(cmd).revokeToken(id);
       print(`revoked token ${id}`);
     });
 }
@@ -66,6 +66,3 @@ function iso(ms: number): string {
   return new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
 }
 
-function print(text: string): void {
-  process.stdout.write(`${text}\n`);
-}
