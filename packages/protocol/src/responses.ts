@@ -2,14 +2,7 @@ import { z } from 'zod';
 import { ListArtifactsResponseSchema, Artifact } from './artifacts.js';
 import { CreatedRunTokenSchema, CreatedTokenSchema, ListTokensResponseSchema, WhoamiResponseSchema } from './auth.js';
 import type { RouteName } from './routes.js';
-import {
-  AppendEventsResponseSchema,
-  HeartbeatResponseSchema,
-  ListRunsResponseSchema,
-  ReadEventsResponseSchema,
-  RunSchema,
-  RunWithObserversSchema,
-} from './run.js';
+import { AppendEventsResponseSchema, HeartbeatResponseSchema, ListRunsResponseSchema, ReadEventsResponseSchema, RunSchema, RunWithObserversSchema } from './run.js';
 
 /**
  * What the server answers on each route. The schemas live beside their
