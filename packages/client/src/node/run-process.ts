@@ -39,6 +39,8 @@ export interface RunProcessOptions {
    * are counted and reported (default 100).
    */
   maxLogLinesPerSecond?: number;
+  /** The clock of that per-second window (default the wall clock; a test holds it still to see the bound exactly). */
+  now?: () => number;
   /** Longer lines are cut into pieces of this many characters (default 8192). */
   maxLineLength?: number;
   /** Also write every output line here, unthrottled (the per-run log). */
@@ -148,6 +150,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
   const sink = options.sink;
   const killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   const maxPerSecond = options.maxLogLinesPerSecond ?? 100;
+  const now = options.now ?? Date.now;
   const recordMeta = options.recordMeta !== false;
   const started = Date.now();
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -176,7 +179,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
   let droppedLines = 0;
   let badLines = 0;
   let events = 0;
-  let windowStart = Date.now();
+  let windowStart = now();
   const windowCounts: Record<OutputStream, number> = { stdout: 0, stderr: 0 };
   let droppedInWindow = 0;
 
@@ -201,10 +204,10 @@ export function spawnProcess(command: string, args: string[], options: RunProces
   };
 
   const logBounded = (message: string, level: LogLevel, output?: OutputStream) => {
-    const now = Date.now();
-    if (now - windowStart >= 1_000) {
+    const at = now();
+    if (at - windowStart >= 1_000) {
       reportDropped();
-      windowStart = now;
+      windowStart = at;
       windowCounts.stdout = windowCounts.stderr = 0;
     }
     // runtrail's own notes about the output share stdout's budget.
