@@ -164,8 +164,9 @@ describe('the run page in a real browser', () => {
 
       // The waterfall: the phase, the three children and the two calls, with their durations.
       const timeline = page.getByRole('table', { name: 'phases, child runs and calls over time' });
-      const kinds = await timeline.locator('.tl-row[data-kind]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-kind')));
-      expect(kinds).toEqual(['phase', 'child', 'child', 'child', 'call', 'call']);
+      // The children come with their list, the phase and calls with the parent's events (the stream): wait for both.
+      const kinds = () => timeline.locator('.tl-row[data-kind]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-kind')).join());
+      await waitUntil(async () => (await kinds()) === 'phase,child,child,child,call,call', { what: 'the phase, three children and two calls on the timeline' });
       const calls = timeline.locator('.tl-row[data-kind="call"]');
       // Measured together: the axis of a live run grows between two reads.
       const [c1, c2] = await calls.locator('.tl-bar').evaluateAll((els) =>
@@ -197,7 +198,8 @@ describe('the run page in a real browser', () => {
         { type: 'progress', data: { done: 3 } },
       ]);
       await open(run.id, `stuck-${viewport.name}`);
-      expect(await page.title()).toBe(`stuck-${viewport.name} · running · runtrail`);
+      // The title is set by an effect after the page renders.
+      await waitUntil(async () => (await page.title()) === `stuck-${viewport.name} · running · runtrail`, { what: 'the tab to name the run and its status' });
       const eta = page.getByTestId('eta');
       await waitUntil(async () => /stalled: no progress for/.test((await eta.textContent()) ?? ''), { what: 'the ETA to say stalled' });
       const banner = page.getByTestId('stalled');

@@ -271,7 +271,8 @@ describe('the run page: context, failures, console and artifacts', () => {
     expect(await follow.getAttribute('aria-pressed')).toBe('true');
     let seen = await count();
     await waitUntil(async () => (await count()) > seen + 3, { what: 'new lines to arrive' });
-    expect(await atBottom()).toBe(true);
+    // Lines keep coming: the scroll to the newest one follows each render, so wait for it rather than sample between the two.
+    await waitUntil(atBottom, { what: 'the console to follow the new lines' });
     expect(await console.locator('.console-line').last().isVisible()).toBe(true);
 
     await console.hover();

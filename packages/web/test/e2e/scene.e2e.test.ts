@@ -119,7 +119,8 @@ describe('the scene behind the README screenshots', () => {
 
     await page.goto(`${server!.url}/runs/${ids.ingest}`);
     await page.getByTestId('error-kind').waitFor();
-    expect(await page.title()).toBe('ingest.py · failed · runtrail');
+    // The title is set by an effect after the page renders.
+    await waitUntil(async () => (await page.title()) === 'ingest.py · failed · runtrail', { what: 'the tab to name the run and its status' });
     expect(await page.getByLabel('run progress').getAttribute('class')).toBe('progress progress-failed');
     await screenshot(page, 'run-failed', { fullPage: true });
   });
