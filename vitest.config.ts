@@ -13,6 +13,7 @@ export default defineConfig({
     alias: [
       { find: /^@runtrail\/client\/node$/, replacement: src('client/src/node/index.ts') },
       { find: /^@runtrail\/client\/react$/, replacement: src('client/src/react/index.ts') },
+      { find: /^@runtrail\/server\/config$/, replacement: src('server/src/config-face.ts') },
       { find: /^@runtrail\/(protocol|store|client|server)$/, replacement: src('$1/src/index.ts') },
       // The shared test kit is a workspace package; resolved here so a checkout needs no reinstall to find it.
       { find: /^@runtrail\/test-support$/, replacement: fileURLToPath(new URL('./test-support/index.ts', import.meta.url)) },

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { RuntrailError } from '@runtrail/protocol';
-import { StartupError } from '@runtrail/server';
+import { StartupError } from '@runtrail/server/config';
 import { registerDemo } from './commands/demo.js';
 import { registerRuns } from './commands/runs.js';
 import { registerServe } from './commands/serve.js';

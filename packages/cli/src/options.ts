@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { RuntrailClient } from '@runtrail/client';
 import { RuntrailError } from '@runtrail/protocol';
-import { configKeys, settings, type ConfigSources, type ServerConfigInput } from '@runtrail/server';
+import { configKeys, settings, type ConfigSources, type ServerConfigInput } from '@runtrail/server/config';
 
 /**
  * The URL of a local `runtrail serve`: port RUNTRAIL_PORT (the variable

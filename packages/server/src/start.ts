@@ -6,10 +6,9 @@ import { DatabaseClock } from './cluster/database-clock.js';
 import { RemoteFanout } from './cluster/remote-fanout.js';
 import { describeConfig, resolveConfig, type ConfigSources, type ServerConfig, type ServerConfigInput } from './config.js';
 
-/** The server will not start as configured; the message says why in one line. */
-export class StartupError extends Error {
-  override name = 'StartupError';
-}
+import { StartupError } from './startup-error.js';
+
+export { StartupError };
 
 /** Whether an address only this machine can reach. */
 export function isLoopback(host: string): boolean {

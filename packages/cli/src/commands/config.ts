@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { configKeys, describeConfig, resolveConfig } from '@runtrail/server';
+import { configKeys, describeConfig, resolveConfig } from '@runtrail/server/config';
 import { addServeOptions, serveOptions, type ServeFlags } from '../options.js';
 import { printJson } from '../output.js';
 

@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { RuntrailError } from '@runtrail/protocol';
-import { PgRunStore, copySqliteToPostgres } from '@runtrail/store';
 
 interface MigrateFlags {
   dataDir: string;
@@ -25,6 +24,8 @@ export function registerMigrate(program: Command): void {
       const filename = join(flags.dataDir, 'runtrail.db');
       if (!existsSync(filename)) throw new RuntrailError('invalid_request', `no runtrail.db in ${flags.dataDir}; pass the data dir with --data-dir`);
       if (!flags.database) throw new RuntrailError('invalid_request', 'say where to copy to with --database postgres://… (or RUNTRAIL_DATABASE_URL)');
+      // Loaded here, not at the top: other commands never pay for the store and its drivers.
+      const { PgRunStore, copySqliteToPostgres } = await import('@runtrail/store');
       const target = await PgRunStore.open({ connectionString: flags.database, schema: flags.databaseSchema, poolSize: 2 });
       try {
         const report = await copySqliteToPostgres(filename, target);

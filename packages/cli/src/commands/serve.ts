@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { RuntrailError } from '@runtrail/protocol';
-import { startServer, type RunningServer } from '@runtrail/server';
+import type { RunningServer, StartOptions } from '@runtrail/server';
 import { defineDemoHandler } from '../demo/handler.js';
 import { addServeOptions, serveOptions, type ServeFlags } from '../options.js';
 
@@ -15,7 +15,9 @@ export function registerServe(program: Command): void {
 }
 
 /** startServer, with a port that is taken said in one line (exit 2) instead of a stack trace. */
-export async function startServing(options: Parameters<typeof startServer>[0]): Promise<RunningServer> {
+export async function startServing(options: StartOptions): Promise<RunningServer> {
+  // Loaded here, not at the top: client commands never pay for the server's modules.
+  const { startServer } = await import('@runtrail/server');
   try {
     return await startServer(options);
   } catch (err) {
