@@ -5,18 +5,5 @@
  * server, store or driver, so a client command that only parses its flags
  * starts in a fraction of the time the whole server package takes to load.
  */
-export {
-  loadConfig,
-  resolveConfig,
-  describeConfig,
-  settings,
-  configKeys,
-  ServerConfig,
-  CONFIG_FILE_NAME,
-  type ServerConfigInput,
-  type ConfigKey,
-  type ConfigSources,
-  type ResolvedConfig,
-  type Setting,
-} from './config.js';
+export { configKeys, describeConfig, resolveConfig, settings, type ConfigSources, type ServerConfigInput } from './config.js';
 export { StartupError } from './startup-error.js';
