@@ -13,6 +13,16 @@ export const LEAVES_STUBBORN_GRANDCHILD = [
   'while :; do echo tick; sleep 0.2; done',
 ].join('\n');
 
+/** Whether no process at all is left in group `pgid`, zombies included (kill(-pgid, 0) answers ESRCH). */
+export function groupGone(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
 /** A live process named for good: its pid and start time, read now. */
 export function identify(pid: number): ProcessIdentity {
   const startTime = processStartTime(pid);

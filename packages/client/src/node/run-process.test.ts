@@ -5,6 +5,7 @@ import type { LogLevel } from '@runtrail/protocol';
 import { tempDir, waitUntil } from '@runtrail/test-support';
 import { groupAlive } from './process-group.js';
 import { ProcessStartError, runProcess, spawnProcess, type OutputStream, type ProcessSink } from './run-process.js';
+import { groupGone } from '@runtrail/test-support/process-tree';
 
 /** Real child processes and signals; every wait is for a condition, with a deadline. */
 
@@ -19,15 +20,6 @@ class Collect implements ProcessSink {
   }
   of(type: string) {
     return this.events.filter((e) => e.type === type).map((e) => e.data);
-  }
-}
-
-function groupGone(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }
 

@@ -1,7 +1,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { kill9, freePort, repoRoot, serverFixture, spawnFixture, type SpawnedNode } from '../leases/lease.test-kit.js';
+import type { RunsFilter } from '@runtrail/protocol';
+import { waitUntil } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
+import { RawWsClient } from '../stream/stream.test-kit.js';
 
 /**
  * Several runtrail nodes as separate PROCESSES (the build's fixture server)
@@ -62,4 +65,23 @@ export async function http<T>(method: string, url: string, body?: unknown): Prom
   const text = await res.text();
   // 204 (a delete) has no body.
   return { status: res.status, body: (text === '' ? undefined : JSON.parse(text)) as T, headers: res.headers };
+}
+
+/** A raw watcher of `runId` from its first event on each node, subscribed before the test appends anything. */
+export async function watchOnEach(nodes: ClusterNode[], runId: string): Promise<RawWsClient[]> {
+  const watchers = nodes.map((node) => new RawWsClient(node.wsUrl));
+  for (const w of watchers) {
+    await w.opened();
+    w.send({ op: 'subscribe', runId, after: 0 });
+  }
+  return watchers;
+}
+
+/** A raw watcher of the live runs list on `node`, once the node has confirmed the subscription. */
+export async function watchRunsList(node: ClusterNode, filter: RunsFilter = {}): Promise<RawWsClient> {
+  const w = new RawWsClient(node.wsUrl);
+  await w.opened();
+  w.send({ op: 'subscribeRuns', filter });
+  await waitUntil(() => w.messages.some((m) => m.type === 'subscribedRuns'), { what: 'the runs subscription' });
+  return w;
 }

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Run } from '@runtrail/protocol';
 import { waitUntil } from '../leases/lease.test-kit.js';
 import { RawWsClient, isExactRange } from '../stream/stream.test-kit.js';
-import { cluster, http, stopCluster } from './cluster.test-kit.js';
+import { cluster, http, stopCluster, watchOnEach, watchRunsList } from './cluster.test-kit.js';
 import { terminateConnections } from '@runtrail/test-support/postgres';
 
 /**
@@ -19,11 +19,7 @@ describe('two nodes on one PostgreSQL', () => {
     const { body: run } = await http<Run>('POST', `${b.url}/api/v1/runs`, { name: 'multi-node', leaseTtlMs: 3_600_000 });
 
     // Watchers on both nodes, subscribed before anything is appended.
-    const watchers = [new RawWsClient(a.wsUrl), new RawWsClient(b.wsUrl)];
-    for (const w of watchers) {
-      await w.opened();
-      w.send({ op: 'subscribe', runId: run.id, after: 0 });
-    }
+    const watchers = await watchOnEach([a, b], run.id);
     try {
       await waitUntil(async () => (await http<{ observers: number }>('GET', `${a.url}/api/v1/runs/${run.id}`)).body.observers === 1, {
         what: 'the watcher on A to be subscribed',
@@ -81,11 +77,8 @@ describe('two nodes on one PostgreSQL', () => {
   it('a live runs list on A shows runs created and changed through B', async () => {
     const c = await cluster();
     const [a, b] = await Promise.all([c.start('node-a'), c.start('node-b')]);
-    const w = new RawWsClient(a.wsUrl);
-    await w.opened();
+    const w = await watchRunsList(a);
     try {
-      w.send({ op: 'subscribeRuns', filter: {} });
-      await waitUntil(() => w.messages.some((m) => m.type === 'subscribedRuns'), { what: 'the runs subscription' });
       const { body: run } = await http<Run>('POST', `${b.url}/api/v1/runs`, { name: 'listed-elsewhere' });
       await http('POST', `${b.url}/api/v1/runs/${run.id}/finish`, { status: 'succeeded' });
       await waitUntil(
@@ -101,11 +94,8 @@ describe('two nodes on one PostgreSQL', () => {
   it('a run deleted through B leaves the live runs list on A', async () => {
     const c = await cluster();
     const [a, b] = await Promise.all([c.start('node-a'), c.start('node-b')]);
-    const w = new RawWsClient(a.wsUrl);
-    await w.opened();
+    const w = await watchRunsList(a, { name: 'deleted-elsewhere' });
     try {
-      w.send({ op: 'subscribeRuns', filter: { name: 'deleted-elsewhere' } });
-      await waitUntil(() => w.messages.some((m) => m.type === 'subscribedRuns'), { what: 'the runs subscription' });
       const { body: run } = await http<Run>('POST', `${b.url}/api/v1/runs`, { name: 'deleted-elsewhere', labels: { team: 'search' } });
       await http('POST', `${b.url}/api/v1/runs/${run.id}/finish`, { status: 'succeeded' });
       const deleted = await http('DELETE', `${b.url}/api/v1/runs/${run.id}`);

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Run } from '@runtrail/protocol';
 import { waitUntil } from '../leases/lease.test-kit.js';
-import { RawWsClient, isExactRange } from '../stream/stream.test-kit.js';
+import { isExactRange } from '../stream/stream.test-kit.js';
 import { throwawayPostgres, type ThrowawayPostgres } from '@runtrail/test-support/postgres';
-import { cluster, http, stopCluster } from './cluster.test-kit.js';
+import { cluster, http, stopCluster, watchOnEach } from './cluster.test-kit.js';
 
 /**
  * PostgreSQL stopped and started again under two live nodes. It runs on a
@@ -49,11 +49,7 @@ describe('PostgreSQL restarted under two nodes', () => {
     const c = await cluster({}, pg.url);
     const [a, b] = await Promise.all([c.start('node-a'), c.start('node-b')]);
     const { body: run } = await http<Run>('POST', `${a.url}/api/v1/runs`, { name: 'through-a-restart', leaseTtlMs: 3_600_000 });
-    const watchers = [new RawWsClient(a.wsUrl), new RawWsClient(b.wsUrl)];
-    for (const w of watchers) {
-      await w.opened();
-      w.send({ op: 'subscribe', runId: run.id, after: 0 });
-    }
+    const watchers = await watchOnEach([a, b], run.id);
     const seen = { unavailable: 0, retryAfter: new Set<string>() };
     const total = 400;
     let sent = 0;

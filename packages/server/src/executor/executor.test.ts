@@ -4,6 +4,7 @@ import { groupAlive } from '@runtrail/client/node';
 import { RuntrailError, type Run, type RunEvent } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '../start.js';
 import { tempDir, waitUntil } from '../leases/lease.test-kit.js';
+import { groupGone } from '@runtrail/test-support/process-tree';
 
 /** The executor against a real server on a real port, real subprocesses and signals. */
 
@@ -42,15 +43,6 @@ async function ended(id: string, timeoutMs = 10_000): Promise<Run> {
 
 async function events(id: string): Promise<RunEvent[]> {
   return (await client.readEvents(id, 0, 5000)).events;
-}
-
-function groupGone(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
 }
 
 /** Resolves when the returned `open()` is called; lets a test hold handlers inside their work. */
