@@ -21,6 +21,13 @@ afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
 
+/** A temporary data dir, removed after the test. */
+function scratchDir(prefix: string): { path: string; remove(): void } {
+  const dir = tempDir(prefix);
+  cleanups.push(() => dir.remove());
+  return dir;
+}
+
 async function serve(dataDir: string): Promise<RunningServer> {
   const server = await startServer({ port: 0, dataDir, logLevel: 'silent' });
   cleanups.push(() => server.close());
@@ -40,6 +47,16 @@ async function call(server: RunningServer, method: string, path: string, body?: 
 
 const appendOne = (server: RunningServer, id: string, n: number) =>
   call(server, 'POST', buildPath('appendEvents', { id }), { events: [{ type: 'counter', data: { name: 'n', delta: 1 }, id: `raw-${n}` }] });
+
+/** A server on a fresh data dir with one run, whose first event (raw-1) was stored. */
+async function servedRun(prefix: string, name: string) {
+  const dir = scratchDir(prefix);
+  const server = await serve(dir.path);
+  const created = await call(server, 'POST', buildPath('createRun', {}), { name });
+  const id = created.body.id as string;
+  expect((await appendOne(server, id, 1)).status).toBe(200);
+  return { dir, server, id };
+}
 
 /** A second process that holds BEGIN EXCLUSIVE on the file for `holdMs`, then commits. */
 function holdExclusiveLock(file: string, holdMs: number): { child: ChildProcess; locked: Promise<void>; released: Promise<void> } {
@@ -66,8 +83,7 @@ function holdExclusiveLock(file: string, holdMs: number): { child: ChildProcess;
 
 describe('a locked database (issue 11, item 3)', () => {
   it('another process holding an exclusive lock for 8 s: appends get 503 unavailable with Retry-After, /healthz answers throughout, and the producer stores every event once after the release', async () => {
-    const dir = tempDir('runtrail-locked-');
-    cleanups.push(() => dir.remove());
+    const dir = scratchDir('runtrail-locked-');
     const server = await serve(dir.path);
     const rt = new RuntrailClient({ url: server.url });
     const run = await rt.createRun({ name: 'locked', leaseTtlMs: 60_000 });
@@ -155,12 +171,7 @@ describe('a locked database (issue 11, item 3)', () => {
 
 describe('a database file that is gone or read-only (issue 11, item 4)', () => {
   it('the data dir removed mid-run: no further write is acknowledged, /readyz fails with the reason, /healthz still answers', async () => {
-    const dir = tempDir('runtrail-removed-');
-    cleanups.push(() => dir.remove());
-    const server = await serve(dir.path);
-    const created = await call(server, 'POST', buildPath('createRun', {}), { name: 'doomed' });
-    const id = created.body.id as string;
-    expect((await appendOne(server, id, 1)).status).toBe(200);
+    const { dir, server, id } = await servedRun('runtrail-removed-', 'doomed');
     expect((await call(server, 'GET', buildPath('ready', {}))).status).toBe(200);
 
     rmSync(dir.path, { recursive: true, force: true });
@@ -183,8 +194,7 @@ describe('a database file that is gone or read-only (issue 11, item 4)', () => {
   });
 
   it('the database file replaced by another one: writes are refused with 503 and /readyz says so', async () => {
-    const dir = tempDir('runtrail-replaced-');
-    cleanups.push(() => dir.remove());
+    const dir = scratchDir('runtrail-replaced-');
     const server = await serve(dir.path);
     const created = await call(server, 'POST', buildPath('createRun', {}), { name: 'swapped' });
     const file = join(dir.path, 'runtrail.db');
@@ -198,12 +208,7 @@ describe('a database file that is gone or read-only (issue 11, item 4)', () => {
   });
 
   it('a database file the server cannot write: reads work, writes get 503 unavailable, /readyz fails', async () => {
-    const dir = tempDir('runtrail-readonly-');
-    cleanups.push(() => dir.remove());
-    const first = await serve(dir.path);
-    const created = await call(first, 'POST', buildPath('createRun', {}), { name: 'frozen' });
-    const id = created.body.id as string;
-    expect((await appendOne(first, id, 1)).status).toBe(200);
+    const { dir, server: first, id } = await servedRun('runtrail-readonly-', 'frozen');
     await first.close();
 
     // Root may write any file; the server then runs as nobody, in a child process.

@@ -29,6 +29,14 @@ function reaperFor(a: App, incarnation = 'me', node = 'node-a'): Reaper {
   return new Reaper({ runs: a.runs, node, incarnation, intervalMs: 50, log: a.http.log });
 }
 
+/** A reaper that has started (its first sweep) and stopped again: the test sweeps by hand, at the times it sets. */
+async function sweptOnceReaper(): Promise<Reaper> {
+  const reaper = reaperFor(app);
+  await reaper.start();
+  await reaper.stop();
+  return reaper;
+}
+
 async function eventsOf(id: string) {
   return store.readEvents(id, 0, 1000);
 }
@@ -53,9 +61,7 @@ async function producerRun(extra: Partial<Parameters<App['runs']['create']>[0]> 
 describe('reaper', () => {
   it('ends a run whose lease lapsed as failed/orphaned, naming the owner and its last heartbeat', async () => {
     const run = await producerRun();
-    const reaper = reaperFor(app);
-    await reaper.start();
-    await reaper.stop();
+    const reaper = await sweptOnceReaper();
     clock += 600;
     await app.runs.heartbeat(run.id, producer);
     const lastBeat = clock;
@@ -72,9 +78,7 @@ describe('reaper', () => {
 
   it('keeps a run alive for as long as its owner heartbeats or appends', async () => {
     const run = await producerRun();
-    const reaper = reaperFor(app);
-    await reaper.start();
-    await reaper.stop();
+    const reaper = await sweptOnceReaper();
     for (let i = 0; i < 10; i++) {
       clock += 900;
       if (i % 2 === 0) await app.runs.heartbeat(run.id, producer);
@@ -86,9 +90,7 @@ describe('reaper', () => {
 
   it('a cancel request does not keep an abandoned run alive, and the run ends cancelled when its owner is gone', async () => {
     const run = await producerRun();
-    const reaper = reaperFor(app);
-    await reaper.start();
-    await reaper.stop();
+    const reaper = await sweptOnceReaper();
     clock += 900;
     await app.runs.cancel(run.id, 'user pressed stop');
     clock += 101;
@@ -181,9 +183,7 @@ describe('reaper', () => {
   it('gives producers a full lease after this node starts before calling them gone', async () => {
     const run = await producerRun();
     clock += 5_000; // the server was down; the producer could not heartbeat
-    const reaper = reaperFor(app);
-    await reaper.start();
-    await reaper.stop();
+    const reaper = await sweptOnceReaper();
     expect((await store.getRun(run.id))!.status).toBe('running');
     clock += 1_001;
     await reaper.sweep();
