@@ -76,6 +76,20 @@ export interface RunHead {
   cancelRequestedAt: number | null;
 }
 
+/** The head of a run as its row stores it, at `snapshot` (the snapshot at the row's seq). */
+export function headOfRow(row: RunRow, snapshot: Snapshot): RunHead {
+  return {
+    seq: row.seq,
+    snapshot,
+    status: row.status,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    error: row.error,
+    output: row.output,
+    cancelRequestedAt: row.cancel_requested_at,
+  };
+}
+
 /**
  * Folds an append batch's stored events into the run's head: seq, snapshot,
  * start, cancel request and end. One SnapshotFold for the batch, so an

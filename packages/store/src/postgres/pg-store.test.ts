@@ -3,6 +3,7 @@ import pg from 'pg';
 import { runStoreConformance } from '../conformance.js';
 import { builtStoreUrl, requireFreshBuild } from '../fresh-build.test-kit.js';
 import { checkpointSuite } from '../checkpoints.test-kit.js';
+import { waitUntil } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 import { migrations } from '../migrations.js';
 import { PgRunStore } from './pg-store.js';
@@ -60,6 +61,20 @@ describe('PgRunStore specifics', () => {
   afterEach(async () => {
     for (const s of schemas.splice(0)) await dropSchema(s);
   });
+  /** A store on a fresh schema and a second connection LISTENing on its channel (what another node hears); both closed after `use`. */
+  const withListener = async (use: (store: PgRunStore, listener: pg.Client) => Promise<void>) => {
+    const store = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: await schema(), poolSize: 2 });
+    const listener = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    try {
+      await listener.connect();
+      await listener.query(`LISTEN "${store.channel}"`);
+      await use(store, listener);
+    } finally {
+      await listener.end();
+      await store.close();
+    }
+  };
+
   const schema = async () => {
     const s = await freshSchema();
     schemas.push(s);
@@ -105,20 +120,14 @@ describe('PgRunStore specifics', () => {
   });
 
   it('sends one notification per run per commit, carrying only the run id and the seqs the commit took', async () => {
-    const s = await schema();
-    const store = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: s, poolSize: 2 });
-    const listener = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await listener.connect();
-    try {
+    await withListener(async (store, listener) => {
       const got: string[] = [];
       listener.on('notification', (n) => got.push(n.payload ?? ''));
-      await listener.query(`LISTEN "${store.channel}"`);
       const { run } = await store.createRun({ id: 'r 1', name: 'n', now: 1, leaseTtlMs: 1000 });
       await Promise.all(Array.from({ length: 20 }, (_, i) => store.append(run.id, [{ type: 'x.a' }, { type: 'x.b', id: `e${i}` }], { now: 2 })));
       const head = (await store.getRun(run.id))!.seq;
       expect(head).toBe(40);
-      const deadline = Date.now() + 5000;
-      while (!got.some((p) => p.startsWith('a ') && p.endsWith(` ${head} r 1`)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      await waitUntil(() => got.some((p) => p.startsWith('a ') && p.endsWith(` ${head} r 1`)), { what: `the notification that takes the run to seq ${head}` });
       expect(got[0]).toBe('a 0 0 r 1');
       // Group commit: fewer notifications than appends; each takes the run on from where the last left it.
       expect(got.length).toBeLessThanOrEqual(21);
@@ -127,36 +136,24 @@ describe('PgRunStore specifics', () => {
       expect(feed.appends.map(([runId]) => runId)).toEqual(got.map(() => 'r 1'));
       feed.appends.slice(1).forEach(([, from], i) => expect(from).toBe(feed.appends[i]![2]));
       expect(feed.appends.at(-1)![2]).toBe(40);
-    } finally {
-      await listener.end();
-      await store.close();
-    }
+    });
   });
 
   it('tells other nodes of a deleted run with its list fields, or only its id when they do not fit in a notification', async () => {
-    const s = await schema();
-    const store = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: s, poolSize: 2 });
-    const listener = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await listener.connect();
-    try {
+    await withListener(async (store, listener) => {
       const deleted: Array<[string, Run | null]> = [];
       const feed = { onAppend() {}, onDelete: (runId: string, run: Run | null) => deleted.push([runId, run]), onReconnect() {}, onDisconnect() {} };
       listener.on('notification', (n) => dispatchNotification(n.payload ?? '', feed));
-      await listener.query(`LISTEN "${store.channel}"`);
       const bigLabels = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`label${i}`, 'x'.repeat(400)]));
       for (const [id, labels] of [['small', { team: 'a' }], ['big', bigLabels]] as const) {
         await store.createRun({ id, name: 'n', now: 1, leaseTtlMs: 1000, labels, input: { prompt: 'kept out of the notification' } });
         await store.append(id, [{ type: 'run.succeeded' }], { now: 2 });
         await store.deleteRun(id);
       }
-      const deadline = Date.now() + 5000;
-      while (deleted.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      await waitUntil(() => deleted.length >= 2, { what: 'both deletes to be told' });
       expect(deleted[0]![0]).toBe('small');
       expect(deleted[0]![1]).toMatchObject({ id: 'small', name: 'n', labels: { team: 'a' }, status: 'succeeded', input: null });
       expect(deleted[1]).toEqual(['big', null]);
-    } finally {
-      await listener.end();
-      await store.close();
-    }
+    });
   });
 });

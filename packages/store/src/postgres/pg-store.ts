@@ -47,6 +47,7 @@ import {
   leaseAfterAppend,
   leaseOfNewRun,
   HeadFold,
+  headOfRow,
   type RunHead,
 } from '../rows.js';
 import { pendingMigrations, postgresDialect } from '../migrations.js';
@@ -529,17 +530,10 @@ export class PgRunStore implements SharedRunStore {
     const states = new Map<string, RunState>();
     for (const [i, row] of heads.entries()) {
       states.set(row.id, {
+        ...headOfRow(row, snapshots[i]!),
         row,
-        seq: row.seq,
-        snapshot: snapshots[i]!,
         before: snapshots[i]!,
         now: 0,
-        status: row.status,
-        startedAt: row.started_at,
-        finishedAt: row.finished_at,
-        error: row.error,
-        output: row.output,
-        cancelRequestedAt: row.cancel_requested_at,
         leaseExpiresAt: row.lease_expires_at,
         heartbeatAt: row.heartbeat_at,
         owner: row.owner,

@@ -49,6 +49,7 @@ import {
   leaseAfterAppend,
   leaseOfNewRun,
   HeadFold,
+  headOfRow,
 } from '../rows.js';
 import { migrations, pendingMigrations, sqliteDialect } from '../migrations.js';
 import { RunHeads, checkpointPolicy } from '../checkpoints.js';
@@ -428,16 +429,7 @@ export class SqliteRunStore implements RunStore {
     const appendedText: EventText[] = [];
     const seenInBatch = new Map<string, StoredEventRef>();
     const before = this.snapshotOf(row);
-    const at = new HeadFold({
-      seq: row.seq,
-      snapshot: before,
-      status: row.status,
-      startedAt: row.started_at,
-      finishedAt: row.finished_at,
-      error: row.error,
-      output: row.output,
-      cancelRequestedAt: row.cancel_requested_at,
-    });
+    const at = new HeadFold(headOfRow(row, before));
     const head = at.head;
 
     for (const event of events) {
