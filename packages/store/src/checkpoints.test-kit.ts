@@ -1,12 +1,20 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { foldEvents, type EventInput, type RunEvent, type Snapshot } from '@runtrail/protocol';
+import { foldEvents, initialSnapshot, type EventInput, type RunEvent, type Snapshot } from '@runtrail/protocol';
 import type { RunStore } from './store.js';
 
-/** A store opened with a checkpoint policy, and a look at a run's row underneath it. */
+/** A run's row (seq, snapshot_seq) joined with its checkpoint row (none while snapshot_seq is 0). */
+export interface CheckpointRow {
+  seq: number;
+  snapshot_seq: number;
+  checkpoint_seq: number | null;
+  snapshot: string | null;
+}
+
+/** A store opened with a checkpoint policy, and a look at a run's rows underneath it. */
 export interface CheckpointedStore {
   store: RunStore;
-  /** The run row's seq and its checkpoint, read from the database, not through the store. */
-  checkpointOf(runId: string): Promise<{ seq: number; snapshotSeq: number; snapshot: Snapshot }>;
+  /** Read from the database, not through the store. */
+  checkpointOf(runId: string): Promise<CheckpointRow>;
   close(): Promise<void>;
 }
 
@@ -33,7 +41,11 @@ export function checkpointSuite(
       const append = async (batch: EventInput[], now: number) => {
         const result = await o.store.append(run.id, batch, { now });
         events.push(...result.appended);
-        return o.checkpointOf(run.id);
+        const row = await o.checkpointOf(run.id);
+        // The checkpoint row is the one at the run's snapshot_seq, or none at 0.
+        expect(row.checkpoint_seq).toBe(row.snapshot_seq === 0 ? null : row.snapshot_seq);
+        const snapshot: Snapshot = row.snapshot === null ? initialSnapshot() : JSON.parse(row.snapshot);
+        return { seq: row.seq, snapshotSeq: row.snapshot_seq, snapshot };
       };
       return { runId: run.id, events, append };
     };

@@ -3,9 +3,9 @@ import { parse } from './rows.js';
 
 /**
  * When an append persists its run's snapshot. The run row always holds the
- * run's seq; its `snapshot` column is a checkpoint, the snapshot at
- * `snapshot_seq` (<= seq), and the snapshot at seq is the checkpoint plus
- * the fold of the events after it. Writing the whole snapshot (100 KB with
+ * run's seq and `snapshot_seq` (<= seq); table run_checkpoints holds the
+ * snapshot at snapshot_seq (none at 0: the initial snapshot), and the
+ * snapshot at seq is the checkpoint plus the fold of the events after it. Writing the whole snapshot (100 KB with
  * 1,000 calls in flight) on every append made an event's cost grow with the
  * calls in flight; a checkpoint every so often keeps it flat, and the
  * interval bounds how many events a reader without the head in memory folds.
@@ -36,12 +36,11 @@ export function checkpointPolicy(options: { checkpointEveryEvents?: number | und
   return { everyEvents, everyMs };
 }
 
-/** The columns of a run row that say where its snapshot is (`snapshot` may be left out of the read). */
+/** The columns of a run row that say where its snapshot is: its checkpoint (in run_checkpoints) is at snapshot_seq. */
 export interface CheckpointedRow {
   id: string;
   seq: number;
   snapshot_seq: number;
-  snapshot?: string | undefined;
 }
 
 /** Events (after, upto] of a run still to fold onto `base` for its snapshot at `upto`. */
@@ -76,22 +75,22 @@ export class RunHeads {
 
   /**
    * The snapshot at `row.seq`, or the tail to read and fold for it.
-   * `checkpoint` gives the checkpoint's text, read in the same transaction as
-   * `row` (it is asked only when the head is not in memory).
+   * `checkpoint` gives the text of the checkpoint at `row.snapshot_seq` (it
+   * is asked only when needsCheckpoint(row)).
    */
   snapshotOrTail(row: CheckpointedRow, checkpoint: () => string): { snapshot: Snapshot } | { tail: Tail } {
     const head = this.usableHead(row);
     if (head && head.seq === row.seq) return { snapshot: head.snapshot };
     // This process's head lies between the checkpoint and the row (another node or process appended since): fold from it.
     if (head) return { tail: { runId: row.id, after: head.seq, upto: row.seq, base: head.snapshot } };
-    const base = parse<Snapshot>(checkpoint(), initialSnapshot());
+    const base = row.snapshot_seq === 0 ? initialSnapshot() : parse<Snapshot>(checkpoint(), initialSnapshot());
     if (row.snapshot_seq === row.seq) return { snapshot: base };
     return { tail: { runId: row.id, after: row.snapshot_seq, upto: row.seq, base } };
   }
 
   /** Whether snapshotOrTail(row) needs the checkpoint (this process holds no head between it and the row). */
   needsCheckpoint(row: CheckpointedRow): boolean {
-    return this.usableHead(row) === undefined;
+    return row.snapshot_seq > 0 && this.usableHead(row) === undefined;
   }
 
   private usableHead(row: CheckpointedRow): Head | undefined {

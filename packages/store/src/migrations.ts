@@ -141,6 +141,18 @@ export const migrations: Array<(d: Dialect) => string> = [
   ALTER TABLE runs ADD COLUMN snapshot_seq INTEGER NOT NULL DEFAULT 0;
   UPDATE runs SET snapshot_seq = seq;
   `,
+  (d) => `
+  -- The checkpoint moves out of the run row into a table of its own: a 100 KB snapshot in the
+  -- row (1,000 calls in flight) made every append's update of seq and lease rewrite it. One row
+  -- per run, at the run's snapshot_seq; none while snapshot_seq is 0 (the initial snapshot).
+  CREATE TABLE run_checkpoints (
+    run_id ${d.id} PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    snapshot TEXT NOT NULL
+  );
+  INSERT INTO run_checkpoints (run_id, seq, snapshot) SELECT id, snapshot_seq, snapshot FROM runs WHERE snapshot_seq > 0;
+  ALTER TABLE runs DROP COLUMN snapshot;
+  `,
 ];
 
 /**

@@ -30,8 +30,7 @@ export interface RunRow {
   error: string | null;
   output: string | null;
   seq: number;
-  /** The checkpoint (see ../checkpoints.ts): the snapshot at snapshot_seq, left out of some reads. */
-  snapshot?: string;
+  /** Where the run's snapshot checkpoint is (see ../checkpoints.ts). */
   snapshot_seq: number;
   execute: number | boolean;
   owner: string | null;
@@ -227,12 +226,14 @@ export function artifactRow(a: Artifact): ArtifactRow {
 
 /**
  * The runs row of an imported run, column by column: as exported, with the
- * snapshot folded from its events, the seq of its last event and no lease
- * (booleans as booleans; SQLite stores them as 0/1).
+ * seq of its last event and no lease (booleans as booleans; SQLite stores
+ * them as 0/1); and its checkpoint, the snapshot folded from its events
+ * (null for a run without events).
  */
-export function importedRunColumns(run: Run, events: RunEvent[]) {
+export function importedRun(run: Run, events: RunEvent[]) {
   const snapshot = foldEvents(events);
-  return {
+  const seq = events.at(-1)?.seq ?? 0;
+  const columns = {
     id: run.id,
     name: run.name,
     parent_id: run.parentId,
@@ -244,9 +245,8 @@ export function importedRunColumns(run: Run, events: RunEvent[]) {
     labels: JSON.stringify(run.labels ?? {}),
     error: json(run.error ?? undefined),
     output: json(run.output ?? undefined),
-    seq: events.at(-1)?.seq ?? 0,
-    snapshot: JSON.stringify(snapshot),
-    snapshot_seq: events.at(-1)?.seq ?? 0,
+    seq,
+    snapshot_seq: seq,
     execute: run.execute,
     owner: json(run.owner ?? undefined),
     owner_node: run.owner?.node ?? null,
@@ -263,4 +263,5 @@ export function importedRunColumns(run: Run, events: RunEvent[]) {
     retry_of: run.retryOf,
     attempt: run.attempt,
   };
+  return { columns, checkpoint: seq > 0 ? { seq, snapshot: JSON.stringify(snapshot) } : null };
 }

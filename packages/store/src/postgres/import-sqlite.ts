@@ -30,6 +30,18 @@ export async function copySqliteToPostgres(filename: string, target: PgRunStore)
     // Artifact records (their content stays in the data dir's blob folder); absent in files older than artifacts.
     const hasArtifacts = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'artifacts'`).get() !== undefined;
     const artifactsOf = hasArtifacts ? db.prepare(`SELECT * FROM artifacts WHERE run_id = ? ORDER BY ordinal`) : null;
+    // The run's snapshot checkpoint, wherever the file's schema keeps it: run_checkpoints (at the row's
+    // snapshot_seq), or, in files older than that, the row's snapshot column (at snapshot_seq, or at seq
+    // in files older than checkpoints, which wrote it with every append).
+    const hasCheckpoints = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'run_checkpoints'`).get() !== undefined;
+    const checkpointRow = hasCheckpoints ? db.prepare(`SELECT seq, snapshot FROM run_checkpoints WHERE run_id = ?`) : null;
+    const checkpointOf = (r: Record<string, unknown>): { seq: number; snapshot: string } => {
+      if (checkpointRow) {
+        const found = checkpointRow.get(r.id) as { seq: number; snapshot: string } | undefined;
+        return found ?? { seq: 0, snapshot: '' };
+      }
+      return { seq: (r.snapshot_seq as number | undefined) ?? (r.seq as number), snapshot: r.snapshot as string };
+    };
     const eventsOf = db.prepare(`SELECT seq, type, ts, data, event_id, terminal FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`);
     for (let i = 0; i < ids.length; i += RUNS_PER_COMMIT) {
       const chunk = ids.slice(i, i + RUNS_PER_COMMIT);
@@ -43,21 +55,24 @@ export async function copySqliteToPostgres(filename: string, target: PgRunStore)
             continue;
           }
           const r = runById.get(id) as Record<string, unknown>;
+          const checkpoint = checkpointOf(r);
           await c.query(
             `INSERT INTO runs (id, name, parent_id, status, created_at, started_at, finished_at, input, labels, error, output,
-               seq, snapshot, execute, owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at, heartbeat_at,
+               seq, execute, owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at, heartbeat_at,
                cancel_requested_at, timeout_ms, stall_timeout_ms, fail_on_stall, last_progress_at, stalled_at, retry_of,
                attempt, idempotency_key, snapshot_seq)
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30)`,
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29)`,
             [
               r.id, r.name, r.parent_id, r.status, r.created_at, r.started_at, r.finished_at, r.input, r.labels, r.error,
-              r.output, r.seq, r.snapshot, r.execute === 1, r.owner, r.owner_node, r.owner_kind, r.lease_ttl_ms,
+              r.output, r.seq, r.execute === 1, r.owner, r.owner_node, r.owner_kind, r.lease_ttl_ms,
               r.lease_expires_at, r.heartbeat_at, r.cancel_requested_at, r.timeout_ms, r.stall_timeout_ms,
               r.fail_on_stall === 1, r.last_progress_at, r.stalled_at, r.retry_of, r.attempt, r.idempotency_key,
-              // A file older than checkpoints wrote its snapshot with every append: it is at seq.
-              r.snapshot_seq ?? r.seq,
+              checkpoint.seq,
             ],
           );
+          if (checkpoint.seq > 0) {
+            await c.query(`INSERT INTO run_checkpoints (run_id, seq, snapshot) VALUES ($1, $2, $3)`, [id, checkpoint.seq, checkpoint.snapshot]);
+          }
           for (let after = 0; ; ) {
             const rows = eventsOf.all(id, after, EVENTS_PER_INSERT) as Array<{
               seq: number; type: string; ts: number; data: string | null; event_id: string | null; terminal: number;

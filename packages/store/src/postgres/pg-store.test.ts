@@ -2,13 +2,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { runStoreConformance } from '../conformance.js';
 import { builtStoreUrl, requireFreshBuild } from '../fresh-build.test-kit.js';
-import { checkpointSuite } from '../checkpoints.test-kit.js';
+import { checkpointSuite, type CheckpointRow } from '../checkpoints.test-kit.js';
 import { waitUntil } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 import { migrations } from '../migrations.js';
 import { PgRunStore } from './pg-store.js';
 import { dispatchNotification } from './notifications.js';
-import type { Run, Snapshot } from '@runtrail/protocol';
+import type { Run } from '@runtrail/protocol';
 
 /** location = `<schema>`: every store of a test opens the same schema of the test database. */
 runStoreConformance(
@@ -43,11 +43,12 @@ checkpointSuite('postgres', async (policy) => {
   return {
     store,
     checkpointOf: async (runId) => {
-      const { rows } = await store.query<{ seq: number; snapshot_seq: number; snapshot: string }>(
-        `SELECT seq, snapshot_seq, snapshot FROM runs WHERE id = $1`,
+      const { rows } = await store.query<CheckpointRow>(
+        `SELECT r.seq, r.snapshot_seq, c.seq AS checkpoint_seq, c.snapshot FROM runs r
+         LEFT JOIN run_checkpoints c ON c.run_id = r.id WHERE r.id = $1`,
         [runId],
       );
-      return { seq: rows[0]!.seq, snapshotSeq: rows[0]!.snapshot_seq, snapshot: JSON.parse(rows[0]!.snapshot) as Snapshot };
+      return rows[0]!;
     },
     close: async () => {
       await store.close();

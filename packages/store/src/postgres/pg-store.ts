@@ -34,7 +34,7 @@ import type {
 import { fence, notFound, planArtifact, runAlreadyExists, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import {
   artifactRow,
-  importedRunColumns,
+  importedRun,
   json,
   parse,
   rowToEvent,
@@ -138,8 +138,8 @@ const MAX_EVENTS_PER_COMMIT = 5_000;
 /**
  * An append batch's write: its events (parameters 1-7), its changed runs
  * (8-21, 23: each run's seq before the batch; 10, the snapshot, is null
- * when the checkpoint stays) and one notification per run (22 = channel).
- * Data-modifying WITH
+ * when the checkpoint stays, else it is written at the run's new seq) and
+ * one notification per run (22 = channel). Data-modifying WITH
  * parts all run, once, whether or not the final SELECT reads them.
  */
 const APPEND_SQL = `WITH inserted AS (
@@ -150,9 +150,11 @@ const APPEND_SQL = `WITH inserted AS (
       $16::bigint[], $17::bigint[], $18::text[], $19::bigint[], $20::bigint[], $21::bigint[], $23::int[])
       AS v(id, seq, snapshot, status, started_at, finished_at, error, output, lease_expires_at, heartbeat_at, owner,
         cancel_requested_at, last_progress_at, stalled_at, from_seq)
+  ), c AS (
+    INSERT INTO run_checkpoints (run_id, seq, snapshot) SELECT v.id, v.seq, v.snapshot FROM v WHERE v.snapshot IS NOT NULL
+    ON CONFLICT (run_id) DO UPDATE SET seq = EXCLUDED.seq, snapshot = EXCLUDED.snapshot
   ), u AS (
-    UPDATE runs r SET seq = v.seq, snapshot = COALESCE(v.snapshot, r.snapshot),
-      snapshot_seq = CASE WHEN v.snapshot IS NULL THEN r.snapshot_seq ELSE v.seq END, status = v.status, started_at = v.started_at,
+    UPDATE runs r SET seq = v.seq, snapshot_seq = CASE WHEN v.snapshot IS NULL THEN r.snapshot_seq ELSE v.seq END, status = v.status, started_at = v.started_at,
       finished_at = v.finished_at, error = v.error, output = v.output, lease_expires_at = v.lease_expires_at,
       heartbeat_at = v.heartbeat_at, owner = v.owner, owner_node = (v.owner::jsonb)->>'node',
       owner_kind = (v.owner::jsonb)->>'kind', cancel_requested_at = v.cancel_requested_at,
@@ -289,7 +291,6 @@ export class PgRunStore implements SharedRunStore {
         execute ? null : record.now,
         json(record.input),
         JSON.stringify(record.labels ?? {}),
-        JSON.stringify(initialSnapshot()),
         execute,
         json(owner ?? undefined),
         owner?.node ?? null,
@@ -306,10 +307,10 @@ export class PgRunStore implements SharedRunStore {
       ];
       // ON CONFLICT waits for a racing creator with the same key to commit, then yields to it.
       const inserted = await c.query<RunRow>(
-        `INSERT INTO runs (id, name, parent_id, status, created_at, started_at, input, labels, snapshot, execute,
+        `INSERT INTO runs (id, name, parent_id, status, created_at, started_at, input, labels, execute,
           owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at, heartbeat_at, timeout_ms, stall_timeout_ms,
           fail_on_stall, retry_of, attempt, idempotency_key)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8::jsonb,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8::jsonb,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
         values,
       );
@@ -331,7 +332,7 @@ export class PgRunStore implements SharedRunStore {
 
   async getRun(id: string): Promise<Run | null> {
     const { rows } = await this.query<RunRow>(`SELECT * FROM runs WHERE id = $1`, [id]);
-    return rows[0] ? this.toRun(rows[0]) : null;
+    return (await this.runsOf(rows))[0] ?? null;
   }
 
   async listRuns(query: ListRunsQuery): Promise<ListRunsResponse> {
@@ -379,6 +380,7 @@ export class PgRunStore implements SharedRunStore {
       }
       await c.query(`DELETE FROM events WHERE run_id = $1`, [id]);
       await c.query(`DELETE FROM artifacts WHERE run_id = $1`, [id]);
+      await c.query(`DELETE FROM run_checkpoints WHERE run_id = $1`, [id]);
       await c.query(`DELETE FROM runs WHERE id = $1`, [id]);
       // Other nodes' live run lists drop it.
       await c.query(`SELECT pg_notify($1, $2)`, [this.channel, deletedPayload(rowToRun(row, initialSnapshot()))]);
@@ -515,24 +517,14 @@ export class PgRunStore implements SharedRunStore {
     heads: RunRow[],
     { lookupIds, beforeCommit }: { lookupIds: boolean; beforeCommit: Array<Promise<unknown>> },
   ): Promise<Array<{ ok: AppendResult } | { err: unknown }>> {
-    // The rows are locked but read without their checkpoints: read those this node needs, under the same locks.
-    const needCheckpoint = heads.filter((row) => row.snapshot === undefined && this.heads.needsCheckpoint(row));
-    if (needCheckpoint.length > 0) {
-      const checkpoints = await c.query<{ id: string; snapshot: string }>({
-        name: 'runtrail.checkpoints',
-        text: `SELECT id, snapshot FROM runs WHERE id = ANY($1::text[])`,
-        values: [needCheckpoint.map((row) => row.id)],
-      });
-      const text = new Map(checkpoints.rows.map((r) => [r.id, r.snapshot]));
-      for (const row of needCheckpoint) row.snapshot = text.get(row.id);
-    }
-    const snapshots = await this.snapshotsOf(heads, c);
+    // The rows are locked: their checkpoints cannot move while this reads them.
+    const resolved = await this.resolve(heads, c);
     const states = new Map<string, RunState>();
-    for (const [i, row] of heads.entries()) {
+    for (const { row, snapshot } of resolved) {
       states.set(row.id, {
-        ...headOfRow(row, snapshots[i]!),
+        ...headOfRow(row, snapshot),
         row,
-        before: snapshots[i]!,
+        before: snapshot,
         now: 0,
         leaseExpiresAt: row.lease_expires_at,
         heartbeatAt: row.heartbeat_at,
@@ -702,8 +694,8 @@ export class PgRunStore implements SharedRunStore {
         AND COALESCE(last_progress_at, started_at) + stall_timeout_ms < $1 ORDER BY id LIMIT $2`),
       // Phases live in the snapshot checkpoint, which every phase change writes (RunHeads); only running runs are scanned, and few run at once.
       rows(`SELECT * FROM runs WHERE status = 'running' AND EXISTS (
-        SELECT 1 FROM jsonb_array_elements(snapshot::jsonb -> 'phases') p
-        WHERE p->>'status' = 'started' AND jsonb_typeof(p->'timeoutMs') = 'number'
+        SELECT 1 FROM run_checkpoints c, jsonb_array_elements(c.snapshot::jsonb -> 'phases') p
+        WHERE c.run_id = runs.id AND p->>'status' = 'started' AND jsonb_typeof(p->'timeoutMs') = 'number'
           AND (p->>'startedAt')::float8 + (p->>'timeoutMs')::float8 < $1)
         ORDER BY id LIMIT $2`),
     ]);
@@ -842,7 +834,7 @@ export class PgRunStore implements SharedRunStore {
 
   async importRun(bundle: RunBundle): Promise<Run> {
     const { run, events, artifacts } = bundle;
-    const columns = importedRunColumns(run, events);
+    const { columns, checkpoint } = importedRun(run, events);
     const names = Object.keys(columns);
     const row = await this.tx(async (c) => {
       const inserted = await c.query<RunRow>(
@@ -851,6 +843,9 @@ export class PgRunStore implements SharedRunStore {
         Object.values(columns),
       );
       if (!inserted.rows[0]) throw runAlreadyExists(run.id);
+      if (checkpoint) {
+        await c.query(`INSERT INTO run_checkpoints (run_id, seq, snapshot) VALUES ($1, $2, $3)`, [run.id, checkpoint.seq, checkpoint.snapshot]);
+      }
       if (events.length > 0) {
         await c.query(
           `INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal)
@@ -966,47 +961,73 @@ export class PgRunStore implements SharedRunStore {
   }
 
   private async toRun(row: RunRow, c?: pg.PoolClient): Promise<Run> {
-    return (await this.runsOf([row], c))[0]!;
+    const [run] = await this.runsOf([row], c);
+    if (!run) throw notFound(row.id);
+    return run;
   }
 
-  /** Rows read whole (with their checkpoints), as Runs with their snapshots at their seqs. */
+  /** Rows as Runs with their snapshots at their seqs (a run deleted meanwhile is left out). */
   private async runsOf(rows: RunRow[], c?: pg.PoolClient): Promise<Run[]> {
-    const snapshots = await this.snapshotsOf(rows, c);
-    return rows.map((row, i) => rowToRun(row, snapshots[i]!));
+    return (await this.resolve(rows, c)).map(({ row, snapshot }) => rowToRun(row, snapshot));
   }
 
   /**
-   * Each row's snapshot at its seq: this node's head, else its checkpoint
-   * plus the events after it, the tails of all rows read in one query. The
-   * events up to a row's seq were committed with it and never change, so
-   * any later read gives the same tail. `c`: the transaction the rows were read in.
+   * Each row with its snapshot at its seq: this node's head, else its
+   * checkpoint plus the events after it, every checkpoint and every tail of
+   * the rows in one query each. The events up to a row's seq were committed
+   * with it and never change. A row whose checkpoint moved on since it was
+   * read (another node wrote one; never under the row lock, `c` in an
+   * append) is read again, and answered as it is now.
    */
-  private async snapshotsOf(rows: RunRow[], c?: pg.PoolClient): Promise<Snapshot[]> {
-    const found = rows.map((row) =>
-      this.heads.snapshotOrTail(row, () => {
-        if (row.snapshot === undefined) throw new Error(`run ${row.id} was read without its checkpoint`);
-        return row.snapshot;
-      }),
-    );
+  private async resolve(rows: RunRow[], c?: pg.PoolClient): Promise<Array<{ row: RunRow; snapshot: Snapshot }>> {
+    const query = <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]) =>
+      c ? c.query<R>({ name, text, values }) : this.query<R>(text, values);
+    let current = rows;
+    const checkpoints = new Map<string, string>();
+    for (let attempt = 1; ; attempt++) {
+      const need = current.filter((row) => this.heads.needsCheckpoint(row) && !checkpoints.has(row.id));
+      if (need.length === 0) break;
+      const found = await query<{ run_id: string; seq: number; snapshot: string }>(
+        'runtrail.checkpoints',
+        `SELECT run_id, seq, snapshot FROM run_checkpoints WHERE run_id = ANY($1::text[])`,
+        [need.map((row) => row.id)],
+      );
+      const at = new Map(found.rows.map((r) => [r.run_id, r]));
+      const moved = new Set<string>();
+      for (const row of need) {
+        const checkpoint = at.get(row.id);
+        if (checkpoint?.seq === row.snapshot_seq) checkpoints.set(row.id, checkpoint.snapshot);
+        else moved.add(row.id);
+      }
+      if (moved.size === 0) break;
+      // Checkpoints are written at most every few hundred ms per run: more misses than this is a bug.
+      if (c || attempt >= 10) throw new Error(`runs ${[...moved].join(', ')}: no checkpoint at their snapshot_seq after ${attempt} reads`);
+      const fresh = await this.query<RunRow>(`SELECT * FROM runs WHERE id = ANY($1::text[])`, [[...moved]]);
+      const byId = new Map(fresh.rows.map((r) => [r.id, r]));
+      current = current.flatMap((row) => (moved.has(row.id) ? (byId.has(row.id) ? [byId.get(row.id)!] : []) : [row]));
+    }
+    const found = current.map((row) => this.heads.snapshotOrTail(row, () => checkpoints.get(row.id)!));
     const tails = found.flatMap((f) => ('tail' in f ? [f.tail] : []));
     const events = new Map<string, RunEvent[]>();
     if (tails.length > 0) {
-      const query = {
-        name: 'runtrail.tails',
-        text: `SELECT e.run_id, e.seq, e.type, e.ts, e.data, e.event_id FROM events e
+      const read = await query<EventRow>(
+        'runtrail.tails',
+        `SELECT e.run_id, e.seq, e.type, e.ts, e.data, e.event_id FROM events e
           JOIN unnest($1::text[], $2::int[], $3::int[]) AS t(run_id, after, upto)
             ON e.run_id = t.run_id AND e.seq > t.after AND e.seq <= t.upto
           ORDER BY e.run_id, e.seq`,
-        values: [tails.map((t) => t.runId), tails.map((t) => t.after), tails.map((t) => t.upto)],
-      };
-      const read = c ? await c.query<EventRow>(query) : await this.query<EventRow>(query.text, query.values);
+        [tails.map((t) => t.runId), tails.map((t) => t.after), tails.map((t) => t.upto)],
+      );
       for (const row of read.rows) {
         const list = events.get(row.run_id);
         if (list) list.push(rowToEvent(row));
         else events.set(row.run_id, [rowToEvent(row)]);
       }
     }
-    return found.map((f) => ('snapshot' in f ? f.snapshot : this.heads.fold(f.tail, events.get(f.tail.runId) ?? [])));
+    return current.map((row, i) => {
+      const f = found[i]!;
+      return { row, snapshot: 'snapshot' in f ? f.snapshot : this.heads.fold(f.tail, events.get(f.tail.runId) ?? []) };
+    });
   }
 
 }

@@ -5,14 +5,14 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { foldEvents, type RunEvent, type Snapshot } from '@runtrail/protocol';
+import { foldEvents, type RunEvent } from '@runtrail/protocol';
 import { BATCH_SIZES, produceTask, runStoreConformance } from '../conformance.js';
 import { tempDir as makeTempDir } from '@runtrail/test-support';
 import { openStore } from '../open.js';
 import { migrations, pendingMigrations, sqliteDialect } from '../migrations.js';
 import { SqliteRunStore } from './sqlite-store.js';
 import { builtStoreUrl as built, requireFreshBuild } from '../fresh-build.test-kit.js';
-import { checkpointSuite } from '../checkpoints.test-kit.js';
+import { checkpointSuite, type CheckpointRow } from '../checkpoints.test-kit.js';
 
 const tempDirs: Array<ReturnType<typeof makeTempDir>> = [];
 function tempDir(): string {
@@ -54,13 +54,11 @@ checkpointSuite('sqlite', async (policy) => {
   const filename = join(tempDir(), 'runtrail.db');
   const store = new SqliteRunStore({ filename, ...policy });
   const db = new Database(filename, { readonly: true });
-  const row = db.prepare(`SELECT seq, snapshot_seq, snapshot FROM runs WHERE id = ?`);
+  const row = db.prepare(`SELECT r.seq, r.snapshot_seq, c.seq AS checkpoint_seq, c.snapshot FROM runs r
+    LEFT JOIN run_checkpoints c ON c.run_id = r.id WHERE r.id = ?`);
   return {
     store,
-    checkpointOf: async (runId) => {
-      const r = row.get(runId) as { seq: number; snapshot_seq: number; snapshot: string };
-      return { seq: r.seq, snapshotSeq: r.snapshot_seq, snapshot: JSON.parse(r.snapshot) as Snapshot };
-    },
+    checkpointOf: async (runId) => row.get(runId) as CheckpointRow,
     close: async () => {
       db.close();
       await store.close();

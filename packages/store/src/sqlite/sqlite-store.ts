@@ -5,7 +5,6 @@ import {
   RuntrailError,
   runNotFound,
   MAX_LIST_LIMIT,
-  initialSnapshot,
   isTerminalStatus,
   isTerminalType,
   foldCase,
@@ -36,7 +35,7 @@ import type {
 import { fence, planArtifact, runAlreadyExists, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import {
   artifactRow,
-  importedRunColumns,
+  importedRun,
   json,
   parse,
   rowToEvent,
@@ -93,10 +92,6 @@ interface PendingAppend {
 
 
 
-const RUN_COLUMNS_NO_SNAPSHOT = `id, name, parent_id, status, created_at, started_at, finished_at, input, labels,
-  error, output, seq, snapshot_seq, execute, owner, lease_ttl_ms, lease_expires_at, heartbeat_at, cancel_requested_at,
-  timeout_ms, stall_timeout_ms, fail_on_stall, last_progress_at, stalled_at, retry_of, attempt`;
-
 const TOKEN_COLUMNS = `id, name, scope, hash, created_at AS createdAt, expires_at AS expiresAt, revoked_at AS revokedAt`;
 
 /**
@@ -147,14 +142,16 @@ export class SqliteRunStore implements RunStore {
     const db = this.db;
     this.stmt = {
       insertRun: db.prepare(`INSERT INTO runs (id, name, parent_id, status, created_at, started_at, input, labels,
-        snapshot, execute, owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at, heartbeat_at, timeout_ms,
+        execute, owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at, heartbeat_at, timeout_ms,
         stall_timeout_ms, fail_on_stall, retry_of, attempt, idempotency_key)
-        VALUES (@id, @name, @parent_id, @status, @created_at, @started_at, @input, @labels, @snapshot, @execute,
+        VALUES (@id, @name, @parent_id, @status, @created_at, @started_at, @input, @labels, @execute,
         @owner, @owner_node, @owner_kind, @lease_ttl_ms, @lease_expires_at, @heartbeat_at, @timeout_ms,
         @stall_timeout_ms, @fail_on_stall, @retry_of, @attempt, @idempotency_key)`),
       runById: db.prepare(`SELECT * FROM runs WHERE id = ?`),
-      runHeadById: db.prepare(`SELECT ${RUN_COLUMNS_NO_SNAPSHOT} FROM runs WHERE id = ?`),
-      checkpointById: db.prepare(`SELECT snapshot_seq, snapshot FROM runs WHERE id = ?`),
+      checkpointOf: db.prepare(`SELECT seq, snapshot FROM run_checkpoints WHERE run_id = ?`),
+      writeCheckpoint: db.prepare(`INSERT INTO run_checkpoints (run_id, seq, snapshot) VALUES (?, ?, ?)
+        ON CONFLICT (run_id) DO UPDATE SET seq = excluded.seq, snapshot = excluded.snapshot`),
+      deleteCheckpoint: db.prepare(`DELETE FROM run_checkpoints WHERE run_id = ?`),
       runByIdempotencyKey: db.prepare(`SELECT * FROM runs WHERE idempotency_key = ?`),
       insertEvent: db.prepare(
         `INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -167,9 +164,7 @@ export class SqliteRunStore implements RunStore {
       tailEvents: db.prepare(
         `SELECT run_id, seq, type, ts, data, event_id FROM events WHERE run_id = ? AND seq > ? AND seq <= ? ORDER BY seq`,
       ),
-      // @snapshot is null between checkpoints: the checkpoint stays.
-      updateAfterAppend: db.prepare(`UPDATE runs SET seq = @seq, snapshot = COALESCE(@snapshot, snapshot),
-        snapshot_seq = CASE WHEN @snapshot IS NULL THEN snapshot_seq ELSE @seq END, status = @status,
+      updateAfterAppend: db.prepare(`UPDATE runs SET seq = @seq, snapshot_seq = @snapshot_seq, status = @status,
         started_at = @started_at, finished_at = @finished_at, error = @error, output = @output,
         lease_expires_at = @lease_expires_at, heartbeat_at = @heartbeat_at, owner = @owner,
         owner_node = @owner_node, owner_kind = @owner_kind, cancel_requested_at = @cancel_requested_at,
@@ -189,11 +184,11 @@ export class SqliteRunStore implements RunStore {
         created_at = @created_at, metadata = @metadata WHERE run_id = @run_id AND ordinal = @ordinal`),
       blobsInUse: db.prepare(`SELECT DISTINCT sha256 FROM artifacts WHERE sha256 IN (SELECT value FROM json_each(?))`).pluck(),
       insertImportedRun: db.prepare(`INSERT INTO runs (id, name, parent_id, status, created_at, started_at, finished_at,
-        input, labels, error, output, seq, snapshot, snapshot_seq, execute, owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at,
+        input, labels, error, output, seq, snapshot_seq, execute, owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at,
         heartbeat_at, cancel_requested_at, timeout_ms, stall_timeout_ms, fail_on_stall, last_progress_at, stalled_at,
         retry_of, attempt)
         VALUES (@id, @name, @parent_id, @status, @created_at, @started_at, @finished_at, @input, @labels, @error, @output,
-        @seq, @snapshot, @snapshot_seq, @execute, @owner, @owner_node, @owner_kind, @lease_ttl_ms, @lease_expires_at, @heartbeat_at,
+        @seq, @snapshot_seq, @execute, @owner, @owner_node, @owner_kind, @lease_ttl_ms, @lease_expires_at, @heartbeat_at,
         @cancel_requested_at, @timeout_ms, @stall_timeout_ms, @fail_on_stall, @last_progress_at, @stalled_at,
         @retry_of, @attempt)`),
       deleteRun: db.prepare(`DELETE FROM runs WHERE id = ?`),
@@ -209,8 +204,8 @@ export class SqliteRunStore implements RunStore {
         AND stalled_at IS NULL AND COALESCE(last_progress_at, started_at) + stall_timeout_ms < ? ORDER BY id LIMIT ?`),
       // Phases live in the snapshot checkpoint, which every phase change writes (RunHeads); only running runs are scanned, and few run at once.
       phaseOverdue: db.prepare(`SELECT * FROM runs WHERE status = 'running' AND EXISTS (
-        SELECT 1 FROM json_each(runs.snapshot, '$.phases') p
-        WHERE json_extract(p.value, '$.status') = 'started' AND json_extract(p.value, '$.timeoutMs') IS NOT NULL
+        SELECT 1 FROM run_checkpoints c, json_each(c.snapshot, '$.phases') p
+        WHERE c.run_id = runs.id AND json_extract(p.value, '$.status') = 'started' AND json_extract(p.value, '$.timeoutMs') IS NOT NULL
           AND json_extract(p.value, '$.startedAt') + json_extract(p.value, '$.timeoutMs') < ?)
         ORDER BY id LIMIT ?`),
       insertToken: db.prepare(`INSERT INTO tokens (id, name, scope, hash, created_at, expires_at, revoked_at)
@@ -257,7 +252,7 @@ export class SqliteRunStore implements RunStore {
           return { run: this.toRun(existing), created: false };
         }
       }
-      if (record.parentId !== undefined && !this.stmt.runHeadById.get(record.parentId)) {
+      if (record.parentId !== undefined && !this.stmt.runById.get(record.parentId)) {
         throw runNotFound(record.parentId, 'parent');
       }
       const execute = record.execute === true;
@@ -272,7 +267,6 @@ export class SqliteRunStore implements RunStore {
         started_at: execute ? null : record.now,
         input: json(record.input),
         labels: JSON.stringify(record.labels ?? {}),
-        snapshot: JSON.stringify(initialSnapshot()),
         execute: execute ? 1 : 0,
         owner: json(owner ?? undefined),
         owner_node: owner?.node ?? null,
@@ -355,6 +349,7 @@ export class SqliteRunStore implements RunStore {
       }
       this.stmt.deleteEvents.run(id);
       this.stmt.deleteArtifacts.run(id);
+      this.stmt.deleteCheckpoint.run(id);
       this.stmt.deleteRun.run(id);
       this.heads.forget(id);
     }).immediate());
@@ -428,7 +423,7 @@ export class SqliteRunStore implements RunStore {
     const appended: RunEvent[] = [];
     const appendedText: EventText[] = [];
     const seenInBatch = new Map<string, StoredEventRef>();
-    const before = this.snapshotOf(row);
+    const before = this.resolve(row).snapshot;
     const at = new HeadFold(headOfRow(row, before));
     const head = at.head;
 
@@ -481,10 +476,11 @@ export class SqliteRunStore implements RunStore {
     if (written) {
       const owner = options.owner;
       const checkpoint = appended.length > 0 && this.heads.shouldCheckpoint(runId, row.snapshot_seq, before, snapshot, options.now);
+      if (checkpoint) this.stmt.writeCheckpoint.run(runId, seq, JSON.stringify(snapshot));
       this.stmt.updateAfterAppend.run({
         id: runId,
         seq,
-        snapshot: checkpoint ? JSON.stringify(snapshot) : null,
+        snapshot_seq: checkpoint ? seq : row.snapshot_seq,
         status,
         started_at: startedAt,
         finished_at: finishedAt,
@@ -679,9 +675,10 @@ export class SqliteRunStore implements RunStore {
   async importRun(bundle: RunBundle): Promise<Run> {
     const { run, events, artifacts } = bundle;
     return this.db.transaction(() => {
-      if (this.stmt.runHeadById.get(run.id)) throw runAlreadyExists(run.id);
-      const columns = importedRunColumns(run, events);
+      if (this.stmt.runById.get(run.id)) throw runAlreadyExists(run.id);
+      const { columns, checkpoint } = importedRun(run, events);
       this.stmt.insertImportedRun.run({ ...columns, execute: columns.execute ? 1 : 0, fail_on_stall: columns.fail_on_stall ? 1 : 0 });
+      if (checkpoint) this.stmt.writeCheckpoint.run(run.id, checkpoint.seq, checkpoint.snapshot);
       for (const e of events) {
         this.stmt.insertEvent.run(run.id, e.seq, e.type, e.ts, JSON.stringify(e.data ?? {}), e.id ?? null, isTerminalType(e.type) ? 1 : 0);
       }
@@ -758,30 +755,43 @@ export class SqliteRunStore implements RunStore {
   }
 
   private requireHead(runId: string): RunRow {
-    const row = this.stmt.runHeadById.get(runId) as RunRow | undefined;
+    const row = this.stmt.runById.get(runId) as RunRow | undefined;
     if (!row) throw runNotFound(runId);
     return row;
   }
 
   /**
    * The snapshot at the row's seq: the head in memory, else the checkpoint
-   * plus the events after it. A row read without its checkpoint is read in
-   * a write transaction (appendInTx), which the checkpoint read joins.
+   * plus the events after it (the events up to a committed seq never
+   * change). When another process wrote a newer checkpoint after the row
+   * was read, the row is read again: the answer is then that newer row.
    */
-  private snapshotOf(row: RunRow): Snapshot {
-    const found = this.heads.snapshotOrTail(row, () => {
-      if (row.snapshot !== undefined) return row.snapshot;
-      const checkpoint = this.stmt.checkpointById.get(row.id) as { snapshot_seq: number; snapshot: string };
-      if (checkpoint.snapshot_seq !== row.snapshot_seq) throw new Error(`run ${row.id}: its checkpoint moved while its row was read`);
-      return checkpoint.snapshot;
-    });
-    if ('snapshot' in found) return found.snapshot;
-    const { tail } = found;
-    return this.heads.fold(tail, (this.stmt.tailEvents.all(tail.runId, tail.after, tail.upto) as EventRow[]).map(rowToEvent));
+  private resolve(row: RunRow): { row: RunRow; snapshot: Snapshot } {
+    for (let attempt = 1; ; attempt++) {
+      let checkpoint: { seq: number; snapshot: string } | undefined;
+      if (this.heads.needsCheckpoint(row)) {
+        checkpoint = this.stmt.checkpointOf.get(row.id) as typeof checkpoint;
+        if (checkpoint?.seq !== row.snapshot_seq) {
+          const fresh = this.stmt.runById.get(row.id) as RunRow | undefined;
+          if (!fresh) throw runNotFound(row.id);
+          // Checkpoints are written at most every few hundred ms per run: more misses than this is a bug.
+          if (attempt >= 10) throw new Error(`run ${row.id}: no checkpoint at seq ${fresh.snapshot_seq} after ${attempt} reads`);
+          row = fresh;
+          continue;
+        }
+      }
+      const found = this.heads.snapshotOrTail(row, () => checkpoint!.snapshot);
+      if ('snapshot' in found) return { row, snapshot: found.snapshot };
+      const { tail } = found;
+      const events = (this.stmt.tailEvents.all(tail.runId, tail.after, tail.upto) as EventRow[]).map(rowToEvent);
+      return { row, snapshot: this.heads.fold(tail, events) };
+    }
   }
 
   private toRun(row: RunRow, snapshot?: Snapshot): Run {
-    return rowToRun(row, snapshot ?? this.snapshotOf(row));
+    if (snapshot) return rowToRun(row, snapshot);
+    const resolved = this.resolve(row);
+    return rowToRun(resolved.row, resolved.snapshot);
   }
 
 }
