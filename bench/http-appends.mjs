@@ -6,10 +6,11 @@
 //        [--database postgres://postgres@127.0.0.1:5432/test] [--cpu-prof]
 //        [--server-dist /path/to/packages/server/dist,/path/to/another/dist]  (interleaved, A B A B ...)
 // Prints appends/s and the server's CPU time per append (the steadier figure on a shared machine).
-// With --cpu-prof the server runs under `node --cpu-prof` and the profile lands in bench/profiles/
-// (summarize with `node bench/stream/profile-top.mjs <file> 10`).
+// With --cpu-prof the server is profiled over the appends only (not its start) and the profile lands in
+// bench/profiles/ (summarize with `node bench/stream/profile-top.mjs <file> 10`).
 import { fork } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -44,10 +45,27 @@ if (args.child) {
     ...(args.schema ? { databaseUrl: args.database, databaseSchema: args.schema, databasePoolSize: 10 } : {}),
   });
   process.send({ url: server.url });
+  let profiler = null;
   process.on('message', async (message) => {
     if (message === 'cpu') {
       process.send({ cpu: process.cpuUsage() });
       return;
+    }
+    if (message === 'profile') {
+      profiler = new Session();
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.setSamplingInterval', { interval: 100 });
+      await profiler.post('Profiler.start');
+      process.send({ profiling: true });
+      return;
+    }
+    if (profiler) {
+      const { profile } = await profiler.post('Profiler.stop');
+      mkdirSync(PROFILE_DIR, { recursive: true });
+      const file = join(PROFILE_DIR, `http-appends-${args.schema ? 'postgres' : 'sqlite'}-${Date.now()}.cpuprofile`);
+      writeFileSync(file, JSON.stringify(profile));
+      process.stderr.write(`profile: node bench/stream/profile-top.mjs ${file} 10\n`);
     }
     await server.close();
     process.exit(0);
@@ -75,10 +93,8 @@ if (args.child) {
 async function oneRun(dist) {
   const dir = mkdtempSync(join(tmpdir(), 'rt-bench-http-'));
   const schema = args.store === 'postgres' ? `rt_bench_http_${process.pid}_${Date.now()}` : undefined;
-  const execArgv = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [];
   const child = fork(fileURLToPath(import.meta.url), ['--child', dir, '--server-dist', dist, '--database', args.database, ...(schema ? ['--schema', schema] : [])], {
     stdio: 'inherit',
-    execArgv,
   });
   try {
     const { url } = await new Promise((resolve, reject) => {
@@ -91,6 +107,10 @@ async function oneRun(dist) {
       const { cpu } = await new Promise((resolve) => child.once('message', resolve));
       return cpu.user + cpu.system;
     };
+    if (args['cpu-prof']) {
+      child.send('profile');
+      await new Promise((resolve) => child.once('message', resolve));
+    }
     const cpuBefore = await cpuNow();
     const rate = await httpOneByOneAppends(url, Number(args.http), Number(args.concurrency));
     return { rate, cpuUs: ((await cpuNow()) - cpuBefore) / Number(args.http) };
