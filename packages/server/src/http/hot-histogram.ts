@@ -23,6 +23,7 @@ export class HotHistogram<L extends string> {
     registry: Registry,
   ) {
     this.series = new Map(labelValues.map((value) => [value, { counts: new Float64Array(buckets.length), sum: 0, count: 0 }]));
+    // The registry reads only `name` and `get()`; its type asks for prom-client's own Metric class.
     registry.registerMetric(this as never);
   }
 
