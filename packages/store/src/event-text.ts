@@ -30,3 +30,26 @@ export function eventJson(runId: string, seq: number, type: string, ts: number, 
 export function eventTextOf(event: RunEvent): EventText {
   return { seq: event.seq, type: event.type, json: JSON.stringify(event) };
 }
+
+/**
+ * Consecutive events as their texts joined by commas (UTF-8, the inside of
+ * a JSON array), with what a stream needs to resume and to end: how many,
+ * the seq of the last one and its type. `count` 0: nothing after `after`.
+ */
+export interface JoinedEventTexts {
+  count: number;
+  last: number;
+  lastType: string;
+  json: Buffer;
+}
+
+/** Join texts read one by one (adapters that cannot join them in the database). */
+export function joinEventTexts(texts: EventText[]): JoinedEventTexts {
+  const last = texts[texts.length - 1];
+  return {
+    count: texts.length,
+    last: last?.seq ?? 0,
+    lastType: last?.type ?? '',
+    json: Buffer.from(texts.map((t) => t.json).join(',')),
+  };
+}

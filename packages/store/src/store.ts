@@ -10,7 +10,7 @@ import type {
   RunStatus,
   TokenScope,
 } from '@runtrail/protocol';
-import type { EventText } from './event-text.js';
+import type { EventText, JoinedEventTexts } from './event-text.js';
 
 /**
  * The one persistence interface of runtrail. Adapters (SQLite now, others
@@ -41,6 +41,12 @@ export interface RunStore {
    * what streams send, read without parsing a single event's data.
    */
   readEventTexts(runId: string, after: number, limit: number): Promise<EventText[]>;
+  /**
+   * The same page again, its texts joined with commas into one buffer (the
+   * inside of a JSON array): what a catch-up sends as one frame, made
+   * without a JavaScript object or string per event.
+   */
+  readJoinedEventTexts(runId: string, after: number, limit: number): Promise<JoinedEventTexts>;
 
   heartbeat(runId: string, options: { now: number; owner?: Owner | undefined }): Promise<Run>;
   /** Atomically move up to `limit` queued runs of these handler names to running under `owner`. */

@@ -1,4 +1,4 @@
-import type { EventText } from '@runtrail/store';
+import type { EventText, JoinedEventTexts } from '@runtrail/store';
 import type { Outlet } from './outlet.js';
 
 /**
@@ -56,6 +56,12 @@ export function wsTextFrame(payload: Buffer): Buffer {
   payload.copy(frame, headerBytes);
   return frame;
 }
+
+/** One `{"type":"events",...}` WebSocket frame of a page the store read joined (catch-up). */
+export function wsJoinedFrame(runId: string, page: JoinedEventTexts): Buffer {
+  return Buffer.concat([Buffer.from(`{"type":"events","runId":${JSON.stringify(runId)},"events":[`), page.json, FRAME_TAIL]);
+}
+const FRAME_TAIL = Buffer.from(']}');
 
 /** SSE records, one per event with `id:` = seq, joined into chunks of about TARGET_FRAME_BYTES. */
 export function sseEventChunks(events: EventText[], eventName: string): Frame[] {

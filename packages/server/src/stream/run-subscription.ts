@@ -5,12 +5,19 @@ import {
   terminalStatusOf,
   type StreamEnd,
 } from '@runtrail/protocol';
-import type { EventText, RunStore } from '@runtrail/store';
+import type { EventText, JoinedEventTexts, RunStore } from '@runtrail/store';
 import type { Hub } from '../hub.js';
+import { TARGET_FRAME_BYTES } from './frames.js';
 import type { Outlet } from './outlet.js';
 
-/** Events read from the store per catch-up query. */
+/** Events read from the store per catch-up query (of texts one by one; and held flushes at most). */
 export const CATCH_UP_PAGE = 1000;
+/**
+ * Joined pages are sized to be one frame of about TARGET_FRAME_BYTES: the
+ * first asks for this many events, the next ones for as many as the last
+ * page's average event size fits, at most CATCH_UP_PAGE.
+ */
+const FIRST_JOINED_PAGE = 64;
 /** How long a subscription waits before reading again when the store is unavailable. */
 const UNAVAILABLE_RETRY_MS = 500;
 
@@ -24,6 +31,12 @@ export interface SubscriptionSink {
    * caught-up subscriber, so a sink may cache what it builds from it.
    */
   events(events: EventText[]): number;
+  /**
+   * A catch-up page read joined by the store (see JoinedEventTexts), sent
+   * as one frame. Optional: without it catch-up reads texts one by one and
+   * passes them to `events`. Only called while the outlet is not blocked.
+   */
+  joined?(page: JoinedEventTexts): void;
   /** Sent once, right after the frame with the terminal event. */
   end(end: StreamEnd): void;
   /** The subscription cannot go on (e.g. the store failed); it is already closed. */
@@ -159,6 +172,7 @@ export class RunSubscription {
       return;
     }
     this.pumping = true;
+    let joinedLimit = FIRST_JOINED_PAGE;
     try {
       for (;;) {
         // The read below sees everything committed before it starts, held flushes included.
@@ -168,6 +182,21 @@ export class RunSubscription {
         if (this.deps.sink.outlet.blocked) {
           this.waitForDrain();
           return;
+        }
+        if (this.deps.sink.joined) {
+          const limit = joinedLimit;
+          const page = await this.deps.store.readJoinedEventTexts(this.runId, this.lastSent, limit);
+          if (this.done) return;
+          if (page.count > 0) {
+            // Sized for about one frame by the events before it; these were bigger: read fewer.
+            joinedLimit = Math.max(1, Math.min(CATCH_UP_PAGE, Math.floor((TARGET_FRAME_BYTES * page.count) / page.json.length)));
+            if (page.count > 1 && page.json.length > 2 * TARGET_FRAME_BYTES) continue;
+            // Blocked meanwhile (another subscription of the connection wrote): go round to wait for the drain.
+            if (!this.deliverJoined(page)) continue;
+          } else if (await this.endIfTerminal()) return;
+          // As below: a short page reached the head as of that read.
+          if (page.count < limit && !this.again && this.deliverHeld()) return;
+          continue;
         }
         const page = await this.deps.store.readEventTexts(this.runId, this.lastSent, CATCH_UP_PAGE);
         if (this.done) return;
@@ -204,6 +233,20 @@ export class RunSubscription {
       this.dropHeld();
       this.pumping = false;
     }
+  }
+
+  /** Send a joined catch-up page as one frame unless the outlet is over its bound; false when it is. */
+  private deliverJoined(page: JoinedEventTexts): boolean {
+    if (this.done) return true;
+    const { sink } = this.deps;
+    if (sink.outlet.blocked || sink.outlet.closed) return false;
+    sink.joined!(page);
+    this.lastSent = page.last;
+    if (isTerminalType(page.lastType)) {
+      this.close();
+      sink.end({ runId: this.runId, status: terminalStatusOf(page.lastType), seq: page.last });
+    }
+    return true;
   }
 
   /** Deliver the flushes held during the last read; false when they leave a gap or the buffer filled (read the store). */

@@ -12,7 +12,7 @@ import {
   type ServerMessage,
 } from '@runtrail/protocol';
 import { RateLimiter, authorize, type Validity } from '../security/index.js';
-import { sendFrames, wsEventFrames } from './frames.js';
+import { sendFrames, wsEventFrames, wsJoinedFrame } from './frames.js';
 import { Outlet } from './outlet.js';
 import { RunSubscription } from './run-subscription.js';
 import { RunsSubscription } from './runs-subscription.js';
@@ -260,6 +260,7 @@ export class WsConnection implements StreamConnection {
       sink: {
         outlet: this.outlet,
         events: (events) => sendFrames(this.outlet, wsEventFrames(runId, events)),
+        joined: (page) => this.outlet.send(wsJoinedFrame(runId, page)),
         end: (end) => {
           if (this.subs.get(runId) === sub) this.subs.delete(runId);
           this.send({ type: 'end', ...end });
