@@ -41,7 +41,13 @@ function buildWsFrames(runId: string, events: EventText[]): Frame[] {
  * buffers corked and written) for every watcher.
  */
 export function wsTextFrame(payload: Buffer): Buffer {
-  const length = payload.length;
+  return wsTextFrameOf([payload]);
+}
+
+/** The same around the concatenation of `parts`, copied once into the frame. */
+function wsTextFrameOf(parts: Buffer[]): Buffer {
+  let length = 0;
+  for (const part of parts) length += part.length;
   const headerBytes = length < 126 ? 2 : length < 65536 ? 4 : 10;
   const frame = Buffer.allocUnsafe(headerBytes + length);
   frame[0] = 0x81;
@@ -53,13 +59,14 @@ export function wsTextFrame(payload: Buffer): Buffer {
     frame[1] = 127;
     frame.writeBigUInt64BE(BigInt(length), 2);
   }
-  payload.copy(frame, headerBytes);
+  let offset = headerBytes;
+  for (const part of parts) offset += part.copy(frame, offset);
   return frame;
 }
 
-/** One `{"type":"events",...}` WebSocket frame of a page the store read joined (catch-up). */
+/** One `{"type":"events",...}` message of a page the store read joined (catch-up), as a whole WebSocket frame. */
 export function wsJoinedFrame(runId: string, page: JoinedEventTexts): Buffer {
-  return Buffer.concat([Buffer.from(`{"type":"events","runId":${JSON.stringify(runId)},"events":[`), page.json, FRAME_TAIL]);
+  return wsTextFrameOf([Buffer.from(`{"type":"events","runId":${JSON.stringify(runId)},"events":[`), page.json, FRAME_TAIL]);
 }
 const FRAME_TAIL = Buffer.from(']}');
 

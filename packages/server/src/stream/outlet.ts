@@ -13,7 +13,9 @@ const FRAMING_BYTES = 64;
 export abstract class Outlet {
   /** Largest number of queued bytes seen right after a write (the gauge tests and /metrics read). */
   peakQueuedBytes = 0;
-  private drainWaiters: Array<() => void> = [];
+  /** Made when first needed: most connections never go over their bound. */
+  private drainWaiters: Array<() => void> | null = null;
+  private flushedCallback: ((err?: Error | null) => void) | null = null;
   private closedFlag = false;
 
   constructor(readonly limitBytes: number) {}
@@ -40,20 +42,21 @@ export abstract class Outlet {
     // write is added while blocked but replies, and every write that leaves
     // the queue over the bound carries one, so the last of them comes when
     // the queue is back under it.
-    if (this.queuedBytes() + size + FRAMING_BYTES > this.limitBytes) this.write(data, this.onFlushed, framed);
-    else this.write(data, undefined, framed);
+    if (this.queuedBytes() + size + FRAMING_BYTES > this.limitBytes) {
+      this.write(data, (this.flushedCallback ??= (err) => this.onFlushed(err)), framed);
+    } else this.write(data, undefined, framed);
     const queued = this.queuedBytes();
     if (queued > this.peakQueuedBytes) this.peakQueuedBytes = queued;
   }
 
-  private readonly onFlushed = (err?: Error | null): void => {
+  private onFlushed(err?: Error | null): void {
     // A failed write means the peer is gone; the transport's close handler
     // ends the subscriptions, so there is nothing to resume here.
-    if (err || this.drainWaiters.length === 0 || this.blocked) return;
+    if (err || !this.drainWaiters || this.blocked) return;
     const waiters = this.drainWaiters;
-    this.drainWaiters = [];
+    this.drainWaiters = null;
     for (const waiter of waiters) waiter();
-  };
+  }
 
   /**
    * Call `fn` once the queued bytes are back under the bound. Writes are
@@ -66,11 +69,11 @@ export abstract class Outlet {
       queueMicrotask(fn);
       return;
     }
-    this.drainWaiters.push(fn);
+    (this.drainWaiters ??= []).push(fn);
   }
 
   markClosed(): void {
     this.closedFlag = true;
-    this.drainWaiters = [];
+    this.drainWaiters = null;
   }
 }

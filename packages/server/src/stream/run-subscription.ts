@@ -43,17 +43,19 @@ export interface SubscriptionSink {
   fail(err: RuntrailError): void;
 }
 
-export interface RunSubscriptionDeps {
+/**
+ * What the subscriptions of one transport share: made once, not per
+ * subscription (thousands of idle watchers each carrying their own copy,
+ * and closures, add up).
+ */
+export interface SubscriptionContext {
   store: RunStore;
   hub: Hub;
-  runId: string;
-  after: number;
-  sink: SubscriptionSink;
-  onError?: (err: unknown) => void;
+  onError?: ((err: unknown, runId: string) => void) | undefined;
   /** Live events reached the connection; `publishedAt` is when the hub got the oldest of them (right after its commit). */
-  onDelivered?: (publishedAt: number) => void;
+  onDelivered?: ((publishedAt: number) => void) | undefined;
   /** The connection was over its bound: the subscription waits for the drain and resumes from the store. */
-  onResync?: () => void;
+  onResync?: (() => void) | undefined;
 }
 
 /**
@@ -72,7 +74,8 @@ export interface RunSubscriptionDeps {
 export class RunSubscription {
   readonly runId: string;
   private lastSent: number;
-  private readonly deps: RunSubscriptionDeps;
+  private readonly context: SubscriptionContext;
+  readonly sink: SubscriptionSink;
   private unsubscribeHub: (() => void) | null = null;
   private pumping = false;
   /** The store must be read again before resting (a pump was asked for while one ran, or too much was held). */
@@ -84,16 +87,17 @@ export class RunSubscription {
    * steady stream of commits a read that always overlaps a flush would
    * otherwise read again forever and never rejoin the shared flushes.
    */
-  private held: Array<{ events: EventText[]; publishedAt: number }> = [];
+  private held: Array<{ events: EventText[]; publishedAt: number }> | null = null;
   private heldCount = 0;
   private waitingForDrain = false;
   private done = false;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
 
-  constructor(deps: RunSubscriptionDeps) {
-    this.deps = deps;
-    this.runId = deps.runId;
-    this.lastSent = deps.after;
+  constructor(context: SubscriptionContext, runId: string, after: number, sink: SubscriptionSink) {
+    this.context = context;
+    this.sink = sink;
+    this.runId = runId;
+    this.lastSent = after;
   }
 
   /** The last seq delivered to the transport. */
@@ -108,7 +112,7 @@ export class RunSubscription {
   /** Attach to the hub, then send the backlog. The caller checked that the run exists. */
   start(): void {
     if (this.done) return;
-    this.unsubscribeHub = this.deps.hub.watch(this.runId, this.onHub);
+    this.unsubscribeHub = this.context.hub.watch(this.runId, this.onHub);
     void this.pump();
   }
 
@@ -125,7 +129,7 @@ export class RunSubscription {
     if (this.done) return;
     if (this.pumping) {
       if (this.heldCount + events.length <= CATCH_UP_PAGE) {
-        this.held.push({ events, publishedAt });
+        (this.held ??= []).push({ events, publishedAt });
         this.heldCount += events.length;
       } else {
         this.again = true;
@@ -134,14 +138,14 @@ export class RunSubscription {
     }
     const last = events[events.length - 1]!.seq;
     if (last <= this.lastSent) return;
-    if (events[0]!.seq > this.lastSent + 1 || this.deps.sink.outlet.blocked) {
+    if (events[0]!.seq > this.lastSent + 1 || this.sink.outlet.blocked) {
       void this.pump();
       return;
     }
     // Caught up: the flush's own array, whose frames every caught-up subscriber shares.
     const fresh = events[0]!.seq === this.lastSent + 1 ? events : events.filter((e) => e.seq > this.lastSent);
     if (!this.deliver(fresh)) void this.pump();
-    else this.deps.onDelivered?.(publishedAt);
+    else this.context.onDelivered?.(publishedAt);
   };
 
   /**
@@ -150,7 +154,7 @@ export class RunSubscription {
    */
   private deliver(events: EventText[]): boolean {
     if (this.done) return true;
-    const { sink } = this.deps;
+    const sink = this.sink;
     // Nothing follows a terminal event, so it can only be the last one; the
     // array is passed whole otherwise (its frames may be shared).
     const sent = sink.events(events);
@@ -179,13 +183,13 @@ export class RunSubscription {
         this.again = false;
         this.dropHeld();
         if (this.done) return;
-        if (this.deps.sink.outlet.blocked) {
+        if (this.sink.outlet.blocked) {
           this.waitForDrain();
           return;
         }
-        if (this.deps.sink.joined) {
+        if (this.sink.joined) {
           const limit = joinedLimit;
-          const page = await this.deps.store.readJoinedEventTexts(this.runId, this.lastSent, limit);
+          const page = await this.context.store.readJoinedEventTexts(this.runId, this.lastSent, limit);
           if (this.done) return;
           if (page.count > 0) {
             // Sized for about one frame by the events before it; these were bigger: read fewer.
@@ -198,7 +202,7 @@ export class RunSubscription {
           if (page.count < limit && !this.again && this.deliverHeld()) return;
           continue;
         }
-        const page = await this.deps.store.readEventTexts(this.runId, this.lastSent, CATCH_UP_PAGE);
+        const page = await this.context.store.readEventTexts(this.runId, this.lastSent, CATCH_UP_PAGE);
         if (this.done) return;
         const fresh = page.length > 0 && page[0]!.seq <= this.lastSent ? page.filter((e) => e.seq > this.lastSent) : page;
         // Stopped by a full buffer: go round to wait for the drain.
@@ -225,8 +229,8 @@ export class RunSubscription {
         return;
       }
       this.close();
-      this.deps.onError?.(err);
-      this.deps.sink.fail(
+      this.context.onError?.(err, this.runId);
+      this.sink.fail(
         err instanceof RuntrailError ? err : new RuntrailError('internal', `reading run ${this.runId} failed; see the server log`),
       );
     } finally {
@@ -238,7 +242,7 @@ export class RunSubscription {
   /** Send a joined catch-up page as one frame unless the outlet is over its bound; false when it is. */
   private deliverJoined(page: JoinedEventTexts): boolean {
     if (this.done) return true;
-    const { sink } = this.deps;
+    const sink = this.sink;
     if (sink.outlet.blocked || sink.outlet.closed) return false;
     sink.joined!(page);
     this.lastSent = page.last;
@@ -253,36 +257,37 @@ export class RunSubscription {
   private deliverHeld(): boolean {
     const held = this.held;
     this.dropHeld();
+    if (!held) return true;
     for (const { events, publishedAt } of held) {
       if (this.done) return true;
       if (events[events.length - 1]!.seq <= this.lastSent) continue;
       if (events[0]!.seq > this.lastSent + 1) return false;
       const fresh = events[0]!.seq === this.lastSent + 1 ? events : events.filter((e) => e.seq > this.lastSent);
       if (!this.deliver(fresh)) return false;
-      this.deps.onDelivered?.(publishedAt);
+      this.context.onDelivered?.(publishedAt);
     }
     return true;
   }
 
   private dropHeld(): void {
-    this.held = [];
+    this.held = null;
     this.heldCount = 0;
   }
 
   /** End the subscription if the run has ended and everything up to its end is behind lastSent. */
   private async endIfTerminal(): Promise<boolean> {
-    const run = await this.deps.store.getRun(this.runId);
+    const run = await this.context.store.getRun(this.runId);
     if (this.done || !run || !isTerminalStatus(run.status) || run.seq > this.lastSent) return false;
     this.close();
-    this.deps.sink.end({ runId: this.runId, status: run.status, seq: run.seq });
+    this.sink.end({ runId: this.runId, status: run.status, seq: run.seq });
     return true;
   }
 
   private waitForDrain(): void {
     if (this.waitingForDrain) return;
     this.waitingForDrain = true;
-    this.deps.onResync?.();
-    this.deps.sink.outlet.whenDrained(() => {
+    this.context.onResync?.();
+    this.sink.outlet.whenDrained(() => {
       this.waitingForDrain = false;
       void this.pump();
     });

@@ -5,7 +5,7 @@ import { sendFrames, sseEventChunks } from './frames.js';
 import { Outlet } from './outlet.js';
 import type { Validity } from '../security/index.js';
 import { RunSubscription } from './run-subscription.js';
-import { subscriptionMetrics, type StreamConnection, type StreamDeps } from './types.js';
+import { subscriptionContext, type StreamConnection, type StreamDeps } from './types.js';
 import type { Admission } from './stream-auth.js';
 
 /** Reconnect delay a browser EventSource is told to use after a drop. */
@@ -67,24 +67,16 @@ export class SseConnection implements StreamConnection {
       'x-accel-buffering': 'no',
     });
     this.outlet.send(`retry: ${SSE_RETRY_MS}\n\n`);
-    this.sub = new RunSubscription({
-      store: deps.store,
-      hub: deps.hub,
-      runId,
-      after,
-      onError: (err) => deps.log.error({ err, runId }, 'sse subscription failed'),
-      ...subscriptionMetrics(deps, 'sse'),
-      sink: {
-        outlet: this.outlet,
-        events: (events) => sendFrames(this.outlet, sseEventChunks(events, SSE_EVENTS.event)),
-        end: (end) => {
-          this.outlet.send(`event: ${SSE_EVENTS.end}\ndata: ${JSON.stringify(end)}\n\n`);
-          this.finish();
-        },
-        fail: (err) => {
-          this.sendError(err.code, err.message);
-          this.finish();
-        },
+    this.sub = new RunSubscription(subscriptionContext(deps, 'sse'), runId, after, {
+      outlet: this.outlet,
+      events: (events) => sendFrames(this.outlet, sseEventChunks(events, SSE_EVENTS.event)),
+      end: (end) => {
+        this.outlet.send(`event: ${SSE_EVENTS.end}\ndata: ${JSON.stringify(end)}\n\n`);
+        this.finish();
+      },
+      fail: (err) => {
+        this.sendError(err.code, err.message);
+        this.finish();
       },
     });
     res.on('close', () => this.cleanup());

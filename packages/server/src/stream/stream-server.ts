@@ -37,8 +37,9 @@ export class StreamServer {
     private readonly http: FastifyInstance,
     private readonly deps: StreamDeps,
   ) {
+    const onClosed = (conn: StreamConnection): void => this.remove(conn);
     const { wss, onUpgrade, gate } = createWsServer(deps, (ws, socket, admission) => {
-      this.add(new WsConnection(ws, socket, deps, admission, (c) => this.remove(c)));
+      this.add(new WsConnection(ws, socket, deps, admission, onClosed));
     });
     http.server.on('upgrade', onUpgrade);
 
@@ -56,7 +57,7 @@ export class StreamServer {
       if (request.method === 'HEAD') return reply.header('content-type', 'text/event-stream; charset=utf-8').send();
       const admission = gate.admit(request.principal, request.socket.remoteAddress);
       reply.hijack();
-      this.add(new SseConnection(reply.raw, runId, after, deps, admission, (c) => this.remove(c)));
+      this.add(new SseConnection(reply.raw, runId, after, deps, admission, onClosed));
       return undefined;
     });
 

@@ -3,6 +3,7 @@ import type { RunStore } from '@runtrail/store';
 import type { Hub } from '../hub.js';
 import type { BrowserGuard, Principal, TokenService, Validity } from '../security/index.js';
 import type { Outlet } from './outlet.js';
+import type { SubscriptionContext } from './run-subscription.js';
 
 export interface StreamDeps {
   store: RunStore;
@@ -34,14 +35,26 @@ export interface StreamMetrics {
   resynced(transport: Transport): void;
 }
 
-/** The RunSubscription hooks that feed StreamMetrics for one transport. */
-export function subscriptionMetrics(deps: StreamDeps, transport: Transport) {
+const contexts = new WeakMap<StreamDeps, Partial<Record<Transport, SubscriptionContext>>>();
+
+/**
+ * What every run subscription of one transport shares (store, hub, the
+ * hooks that log failures and feed StreamMetrics): made once per transport,
+ * so an idle watcher carries no closures of its own.
+ */
+export function subscriptionContext(deps: StreamDeps, transport: Transport): SubscriptionContext {
+  let byTransport = contexts.get(deps);
+  if (!byTransport) contexts.set(deps, (byTransport = {}));
+  const made = byTransport[transport];
+  if (made) return made;
   const metrics = deps.metrics;
-  if (!metrics) return {};
-  return {
-    onDelivered: (publishedAt: number) => metrics.delivered(transport, (performance.now() - publishedAt) / 1000),
-    onResync: () => metrics.resynced(transport),
-  };
+  return (byTransport[transport] = {
+    store: deps.store,
+    hub: deps.hub,
+    onError: (err, runId) => deps.log.error({ err, runId }, `${transport} subscription failed`),
+    onDelivered: metrics && ((publishedAt) => metrics.delivered(transport, (performance.now() - publishedAt) / 1000)),
+    onResync: metrics && (() => metrics.resynced(transport)),
+  });
 }
 
 /** What the stream server needs of a WS or SSE connection. */

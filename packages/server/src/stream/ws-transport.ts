@@ -10,13 +10,15 @@ import {
   parseLabelFilter,
   runNotFound,
   type ServerMessage,
+  type StreamEnd,
 } from '@runtrail/protocol';
-import { RateLimiter, authorize, type Validity } from '../security/index.js';
+import type { EventText, JoinedEventTexts } from '@runtrail/store';
+import { authorize, type Validity } from '../security/index.js';
 import { sendFrames, wsEventFrames, wsJoinedFrame } from './frames.js';
 import { Outlet } from './outlet.js';
-import { RunSubscription } from './run-subscription.js';
+import { RunSubscription, type SubscriptionSink } from './run-subscription.js';
 import { RunsSubscription } from './runs-subscription.js';
-import { subscriptionMetrics, type StreamConnection, type StreamDeps } from './types.js';
+import { subscriptionContext, type StreamConnection, type StreamDeps } from './types.js';
 import { StreamGate, refuseUpgrade, type Admission } from './stream-auth.js';
 
 /** Largest client message accepted (subscribe messages are tiny); a bigger one closes the socket with 1009. */
@@ -51,42 +53,73 @@ class WsOutlet extends Outlet {
   }
 }
 
+/** The connection a socket belongs to, for the listeners every socket shares. */
+const CONNECTION = Symbol('runtrail.wsConnection');
+type OwnedSocket = WebSocket & { [CONNECTION]: WsConnection };
+const connectionOf = (ws: WebSocket): WsConnection => (ws as OwnedSocket)[CONNECTION];
+
+// One set of listeners for every socket (EventEmitter calls them with the
+// socket as `this`): 5,000 idle watchers would otherwise hold 5,000 copies
+// of each closure and its context.
+function onWsMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  const conn = connectionOf(this);
+  if (conn.acceptsMore()) conn.onMessage(data, isBinary);
+}
+// Answered here rather than by ws (autoPong is off): a pong is queued bytes like any other.
+function onWsPing(this: WebSocket, data: Buffer): void {
+  if (connectionOf(this).acceptsMore()) this.pong(data);
+}
+function onWsPong(this: WebSocket): void {
+  connectionOf(this).alive = true;
+}
+function onWsError(this: WebSocket, err: Error): void {
+  connectionOf(this).deps.log.debug({ err }, 'websocket error');
+}
+function onWsClose(this: WebSocket): void {
+  connectionOf(this).cleanup();
+}
+
+/** A token bucket's tokens `now`, refilled at `ratePerSecond` since `at`, at most `capacity`. */
+function refilled(tokens: number, at: number, now: number, ratePerSecond: number, capacity: number): number {
+  return Math.min(capacity, tokens + ((now - at) / 1000) * ratePerSecond);
+}
+
 /** One WebSocket connection with its subscriptions (see the protocol in @runtrail/protocol stream.ts). */
 export class WsConnection implements StreamConnection {
   readonly kind = 'ws' as const;
   readonly outlet: WsOutlet;
-  private alive = true;
+  /** Answered the last ping (or sent something since). */
+  alive = true;
   private readonly subs = new Map<string, RunSubscription>();
   private runsSub: RunsSubscription | null = null;
   /** Error replies this connection may still get now (a token bucket refilled over time). */
   private errorTokens = STREAM_ERROR_REPLIES_PER_SECOND;
   private errorTokensAt = Date.now();
   private suppressedErrors = 0;
-  /** Messages this connection may still send (a flood of subscribes must not cost the server more than it allows). */
-  private readonly messages: RateLimiter;
+  /**
+   * Messages this connection may still send (a flood of subscribes must not
+   * cost the server more than it allows): a bucket of 2 s worth, refilled at
+   * wsMessagesPerSecond. Two numbers here, not a RateLimiter per connection.
+   */
+  private messageTokens: number;
+  private messageTokensAt: number;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly socket: Duplex,
-    private readonly deps: StreamDeps,
+    readonly deps: StreamDeps,
     private readonly admission: Admission,
     private readonly onClosed: (conn: WsConnection) => void,
   ) {
     this.outlet = new WsOutlet(ws, socket, deps.sendBufferBytes);
-    const rate = deps.limits.wsMessagesPerSecond;
-    this.messages = new RateLimiter(rate, 2 * rate, deps.now);
-    ws.on('message', (data, isBinary) => {
-      if (this.acceptsMore()) this.onMessage(data, isBinary);
-    });
-    // Answered here rather than by ws (autoPong is off): a pong is queued bytes like any other.
-    ws.on('ping', (data) => {
-      if (this.acceptsMore()) ws.pong(data);
-    });
-    ws.on('pong', () => {
-      this.alive = true;
-    });
-    ws.on('error', (err) => deps.log.debug({ err }, 'websocket error'));
-    ws.on('close', () => this.cleanup());
+    this.messageTokens = 2 * deps.limits.wsMessagesPerSecond;
+    this.messageTokensAt = deps.now();
+    (ws as OwnedSocket)[CONNECTION] = this;
+    ws.on('message', onWsMessage);
+    ws.on('ping', onWsPing);
+    ws.on('pong', onWsPong);
+    ws.on('error', onWsError);
+    ws.on('close', onWsClose);
   }
 
   get subscriptions(): number {
@@ -120,7 +153,7 @@ export class WsConnection implements StreamConnection {
     } else this.ws.close(STREAM_CLOSE_CODES.goingAway, 'server going away');
   }
 
-  private cleanup(): void {
+  cleanup(): void {
     if (this.outlet.closed) return;
     this.outlet.markClosed();
     this.admission.release();
@@ -131,7 +164,12 @@ export class WsConnection implements StreamConnection {
     this.onClosed(this);
   }
 
-  private send(message: ServerMessage): void {
+  /** A run subscription ended or failed by itself: forget it, unless it was replaced meanwhile. */
+  subscriptionOver(runId: string, sink: WsRunSink): void {
+    if (this.subs.get(runId)?.sink === sink) this.subs.delete(runId);
+  }
+
+  send(message: ServerMessage): void {
     this.outlet.send(JSON.stringify(message));
   }
 
@@ -142,7 +180,7 @@ export class WsConnection implements StreamConnection {
    * sends while its queue is beyond that does not read what it asks for,
    * so it is closed instead of growing the server's memory.
    */
-  private acceptsMore(): boolean {
+  acceptsMore(): boolean {
     if (this.outlet.closed) return false;
     const queued = this.outlet.queuedBytes();
     if (queued <= this.outlet.limitBytes + STREAM_REPLY_ALLOWANCE_BYTES) return true;
@@ -158,10 +196,7 @@ export class WsConnection implements StreamConnection {
   /** An invalid_request reply, unless this connection had its share this second (then it is counted, not sent). */
   private sendInvalid(message: string): void {
     const now = Date.now();
-    this.errorTokens = Math.min(
-      STREAM_ERROR_REPLIES_PER_SECOND,
-      this.errorTokens + ((now - this.errorTokensAt) / 1000) * STREAM_ERROR_REPLIES_PER_SECOND,
-    );
+    this.errorTokens = refilled(this.errorTokens, this.errorTokensAt, now, STREAM_ERROR_REPLIES_PER_SECOND, STREAM_ERROR_REPLIES_PER_SECOND);
     this.errorTokensAt = now;
     if (this.errorTokens < 1) {
       this.suppressedErrors++;
@@ -174,15 +209,19 @@ export class WsConnection implements StreamConnection {
     this.send({ type: 'error', code: 'invalid_request', message: `${message}${note}` });
   }
 
-  private onMessage(data: RawData, isBinary: boolean): void {
+  onMessage(data: RawData, isBinary: boolean): void {
     this.alive = true;
     if (this.outlet.closed) return;
-    if (this.messages.take('messages', 1) > 0) {
-      const max = this.deps.limits.wsMessagesPerSecond;
-      this.ws.close(STREAM_CLOSE_CODES.rateLimited, `more than ${max} messages per second`);
+    const rate = this.deps.limits.wsMessagesPerSecond;
+    const now = this.deps.now();
+    this.messageTokens = refilled(this.messageTokens, this.messageTokensAt, now, rate, 2 * rate);
+    this.messageTokensAt = now;
+    if (this.messageTokens < 1) {
+      this.ws.close(STREAM_CLOSE_CODES.rateLimited, `more than ${rate} messages per second`);
       this.cleanup();
       return;
     }
+    this.messageTokens -= 1;
     let parsed: unknown;
     try {
       parsed = JSON.parse(isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString());
@@ -250,27 +289,7 @@ export class WsConnection implements StreamConnection {
       });
       return;
     }
-    const sub = new RunSubscription({
-      store: this.deps.store,
-      hub: this.deps.hub,
-      runId,
-      after,
-      onError: (err) => this.deps.log.error({ err, runId }, 'stream subscription failed'),
-      ...subscriptionMetrics(this.deps, 'ws'),
-      sink: {
-        outlet: this.outlet,
-        events: (events) => sendFrames(this.outlet, wsEventFrames(runId, events)),
-        joined: (page) => this.outlet.send(wsJoinedFrame(runId, page)),
-        end: (end) => {
-          if (this.subs.get(runId) === sub) this.subs.delete(runId);
-          this.send({ type: 'end', ...end });
-        },
-        fail: (err) => {
-          if (this.subs.get(runId) === sub) this.subs.delete(runId);
-          this.send({ type: 'error', runId, code: err.code, message: err.message });
-        },
-      },
-    });
+    const sub = new RunSubscription(subscriptionContext(this.deps, 'ws'), runId, after, new WsRunSink(this, runId));
     this.subs.set(runId, sub);
     let run;
     try {
@@ -305,6 +324,36 @@ export class WsConnection implements StreamConnection {
   }
 }
 
+/** Where a WebSocket run subscription's events go: one small object, its methods shared by all. */
+class WsRunSink implements SubscriptionSink {
+  constructor(
+    private readonly conn: WsConnection,
+    private readonly runId: string,
+  ) {}
+
+  get outlet(): Outlet {
+    return this.conn.outlet;
+  }
+
+  events(events: EventText[]): number {
+    return sendFrames(this.conn.outlet, wsEventFrames(this.runId, events));
+  }
+
+  joined(page: JoinedEventTexts): void {
+    this.conn.outlet.send(wsJoinedFrame(this.runId, page), true);
+  }
+
+  end(end: StreamEnd): void {
+    this.conn.subscriptionOver(this.runId, this);
+    this.conn.send({ type: 'end', ...end });
+  }
+
+  fail(err: RuntrailError): void {
+    this.conn.subscriptionOver(this.runId, this);
+    this.conn.send({ type: 'error', runId: this.runId, code: err.code, message: err.message });
+  }
+}
+
 /**
  * Accept WebSocket upgrades at the stream route on the Fastify server once
  * the gate admits them; anything else gets an HTTP error and no socket.
@@ -318,9 +367,12 @@ export function createWsServer(deps: StreamDeps, onConnection: (ws: WebSocket, s
     autoPong: false,
   });
   const gate = new StreamGate(deps);
+  // One listener for every socket, made out here: a closure made inside onUpgrade would share
+  // its context, and so keep each connection's upgrade request and head alive as long as its socket.
+  const onSocketError = (err: Error): void => deps.log.debug({ err }, 'websocket upgrade socket error');
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     // A client may reset the socket while its token is being checked; that is its business, not a crash.
-    socket.on('error', (err) => deps.log.debug({ err }, 'websocket upgrade socket error'));
+    socket.on('error', onSocketError);
     try {
       gate.checkUpgrade(request);
     } catch (err) {
