@@ -326,22 +326,6 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         await expectError(store.readEventTexts(uuidv7(), 0, 10), 'run_not_found');
       });
 
-      it('reads a page as its texts joined, exactly the bytes of JSON.stringify of each event', async () => {
-        const run = await create();
-        // Strings every escaping rule touches: quotes, backslashes, control characters, non-ASCII, U+2028
-        // (not NUL: PostgreSQL text cannot hold it).
-        const odd = 'q"\\ \u0001\b\t\n\f\r\u001f\u007f é ✓ 😀 \u2028';
-        await store.append(run.id, [{ type: `x.${odd}`, data: { s: odd }, id: `id-${odd}`, ts: T0 }, { type: 'x.b' }, { type: 'run.succeeded' }], { now: T0 });
-        const events = await readAll(run.id);
-        const joined = await store.readJoinedEventTexts(run.id, 0, 100);
-        expect(joined.json.toString('utf8')).toBe(events.map((e) => JSON.stringify(e)).join(','));
-        expect([joined.count, joined.last, joined.lastType]).toEqual([3, 3, 'run.succeeded']);
-        const middle = await store.readJoinedEventTexts(run.id, 1, 1);
-        expect([middle.count, middle.last, middle.lastType, middle.json.toString('utf8')]).toEqual([1, 2, 'x.b', JSON.stringify(events[1])]);
-        expect((await store.readJoinedEventTexts(run.id, 3, 100)).count).toBe(0);
-        await expectError(store.readJoinedEventTexts(uuidv7(), 0, 10), 'run_not_found');
-      });
-
       it('refuses to read or append to a run that does not exist, and writes nothing', async () => {
         const other = await create();
         const before = await stateOf(other.id);

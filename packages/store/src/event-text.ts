@@ -43,13 +43,3 @@ export interface JoinedEventTexts {
   json: Buffer;
 }
 
-/** Join texts read one by one (adapters that cannot join them in the database). */
-export function joinEventTexts(texts: EventText[]): JoinedEventTexts {
-  const last = texts[texts.length - 1];
-  return {
-    count: texts.length,
-    last: last?.seq ?? 0,
-    lastType: last?.type ?? '',
-    json: Buffer.from(texts.map((t) => t.json).join(',')),
-  };
-}

@@ -44,9 +44,10 @@ export interface RunStore {
   /**
    * The same page again, its texts joined with commas into one buffer (the
    * inside of a JSON array): what a catch-up sends as one frame, made
-   * without a JavaScript object or string per event.
+   * without a JavaScript object or string per event. Only adapters that join
+   * in the database have it (SQLite); streams read texts one by one otherwise.
    */
-  readJoinedEventTexts(runId: string, after: number, limit: number): Promise<JoinedEventTexts>;
+  readJoinedEventTexts?(runId: string, after: number, limit: number): Promise<JoinedEventTexts>;
 
   heartbeat(runId: string, options: { now: number; owner?: Owner | undefined }): Promise<Run>;
   /** Atomically move up to `limit` queued runs of these handler names to running under `owner`. */

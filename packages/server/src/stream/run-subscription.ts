@@ -33,8 +33,9 @@ export interface SubscriptionSink {
   events(events: EventText[]): number;
   /**
    * A catch-up page read joined by the store (see JoinedEventTexts), sent
-   * as one frame. Optional: without it catch-up reads texts one by one and
-   * passes them to `events`. Only called while the outlet is not blocked.
+   * as one frame. Used when both the sink and the store have it; otherwise
+   * catch-up reads texts one by one and passes them to `events`. Only
+   * called while the outlet is not blocked.
    */
   joined?(page: JoinedEventTexts): void;
   /** Sent once, right after the frame with the terminal event. */
@@ -187,9 +188,10 @@ export class RunSubscription {
           this.waitForDrain();
           return;
         }
-        if (this.sink.joined) {
+        const { store } = this.context;
+        if (this.sink.joined && store.readJoinedEventTexts) {
           const limit = joinedLimit;
-          const page = await this.context.store.readJoinedEventTexts(this.runId, this.lastSent, limit);
+          const page = await store.readJoinedEventTexts(this.runId, this.lastSent, limit);
           if (this.done) return;
           if (page.count > 0) {
             // Sized for about one frame by the events before it; these were bigger: read fewer.

@@ -52,7 +52,7 @@ import {
 } from '../rows.js';
 import { pendingMigrations, postgresDialect } from '../migrations.js';
 import { RunHeads, checkpointPolicy } from '../checkpoints.js';
-import { eventJson, joinEventTexts, type EventText, type JoinedEventTexts } from '../event-text.js';
+import { eventJson, type EventText } from '../event-text.js';
 import { appendPayload, appendPayloadSql, deletedPayload } from './notifications.js';
 import { PgListener } from './pg-listener.js';
 
@@ -636,10 +636,6 @@ export class PgRunStore implements SharedRunStore {
 
   async readEventTexts(runId: string, after: number, limit: number): Promise<EventText[]> {
     return (await this.readEventRows(runId, after, limit)).map(rowToEventText);
-  }
-
-  async readJoinedEventTexts(runId: string, after: number, limit: number): Promise<JoinedEventTexts> {
-    return joinEventTexts(await this.readEventTexts(runId, after, limit));
   }
 
   private async readEventRows(runId: string, after: number, limit: number): Promise<EventRow[]> {

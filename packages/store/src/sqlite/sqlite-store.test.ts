@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
+import { uuidv7 } from 'uuidv7';
 import { afterEach, describe, expect, it } from 'vitest';
 import { foldEvents, type RunEvent } from '@runtrail/protocol';
 import { BATCH_SIZES, produceTask, runStoreConformance } from '../conformance.js';
@@ -49,6 +50,26 @@ runStoreConformance(
     },
   },
 );
+
+describe('catch-up pages joined in SQLite', () => {
+  const T0 = 1_700_000_000_000;
+  it('reads a page as its texts joined, exactly the bytes of JSON.stringify of each event', async () => {
+    const store = new SqliteRunStore({ filename: join(tempDir(), 'runtrail.db') });
+    const { run } = await store.createRun({ id: uuidv7(), name: 'eval', now: T0, leaseTtlMs: 30_000 });
+    // Strings every escaping rule touches: quotes, backslashes, control characters, non-ASCII, U+2028.
+    const odd = 'q"\\ \u0000\u0001\b\t\n\f\r\u001f\u007f é ✓ 😀 \u2028';
+    await store.append(run.id, [{ type: `x.${odd}`, data: { s: odd }, id: `id-${odd}`, ts: T0 }, { type: 'x.b' }, { type: 'run.succeeded' }], { now: T0 });
+    const events = await store.readEvents(run.id, 0, 100);
+    const joined = await store.readJoinedEventTexts(run.id, 0, 100);
+    expect(joined.json.toString('utf8')).toBe(events.map((e) => JSON.stringify(e)).join(','));
+    expect([joined.count, joined.last, joined.lastType]).toEqual([3, 3, 'run.succeeded']);
+    const middle = await store.readJoinedEventTexts(run.id, 1, 1);
+    expect([middle.count, middle.last, middle.lastType, middle.json.toString('utf8')]).toEqual([1, 2, 'x.b', JSON.stringify(events[1])]);
+    expect((await store.readJoinedEventTexts(run.id, 3, 100)).count).toBe(0);
+    await expect(store.readJoinedEventTexts(uuidv7(), 0, 10)).rejects.toMatchObject({ code: 'run_not_found' });
+    await store.close();
+  });
+});
 
 checkpointSuite('sqlite', async (policy) => {
   const filename = join(tempDir(), 'runtrail.db');
