@@ -156,6 +156,17 @@ export class Hub {
     if (this.watchersByRun.has(run.id)) this.queue(run.id, texts ?? events.map(eventTextOf), publishedAt);
   }
 
+  /**
+   * Another node's committed events of one run, as the texts the store
+   * read, for this node's watchers: queued for the same shared-frame flush
+   * as local commits. Only for runs no in-process listener follows here
+   * (those take parsed events and the run: publishEvents).
+   */
+  publishRemoteTexts(runId: string, texts: EventText[]): void {
+    if (texts.length === 0 || !this.watchersByRun.has(runId)) return;
+    this.queue(runId, texts, performance.now());
+  }
+
   publishRun(change: RunChange, run: Run, origin: Origin = 'local'): void {
     for (const [listener, { remote }] of [...this.runListeners]) {
       if (origin === 'local' || remote) listener(change, run, origin);

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { AppendFeed, SharedRunStore } from '@runtrail/store';
-import type { Run } from '@runtrail/protocol';
+import type { Run, RunEvent } from '@runtrail/protocol';
 import type { Hub } from '../hub.js';
 
 /** Events read from the store per query when catching up with other nodes' appends. */
@@ -12,8 +12,10 @@ const MAX_LISTED = 10_000;
  * Brings other nodes' commits into this node's hub, so a watcher connected
  * here sees events appended anywhere. The store's feed says only
  * `(runId, seq)`; for runs someone here watches, the events up to that seq
- * are read from the store ONCE (however many watchers) and published, in
- * pages, with notifications that arrive meanwhile folded into the next read.
+ * are read from the store ONCE (however many watchers) as their stored JSON
+ * texts and queued for the hub's next flush like a local commit, in pages,
+ * with notifications that arrive meanwhile folded into the next read (one
+ * query per page; the run is read too only for in-process listeners).
  *
  * Correctness never rests on this path: a subscription delivers only
  * `lastSent + 1` onwards and reads the store itself when it sees a gap.
@@ -137,14 +139,27 @@ export class RemoteFanout implements AppendFeed {
         if (known !== undefined && known >= target) return;
         // Not followed before and no commit notified (a reconnect): its last event.
         const from = known ?? Math.max(0, target - 1);
-        const events = await this.store.readEvents(runId, from, PAGE);
-        const run = events.length > 0 ? await this.store.getRun(runId) : null;
-        if (events.length === 0 || !run) {
+        // The stored texts, as a local append publishes them: watchers here get the flush's shared
+        // frames, and no event is parsed or serialized again on the way.
+        const texts = await this.store.readEventTexts(runId, from, PAGE);
+        if (texts.length === 0) {
           this.advance(runId, target);
           continue;
         }
-        this.advance(runId, events[events.length - 1]!.seq);
-        this.hub.publishEvents(run, events, 'remote');
+        const last = texts[texts.length - 1]!.seq;
+        if (this.hub.observers(runId) > this.hub.watchers(runId)) {
+          // An in-process listener follows the run (a handler, a cancel): it takes events and the run.
+          const run = await this.store.getRun(runId);
+          if (!run) {
+            this.advance(runId, target);
+            continue;
+          }
+          this.advance(runId, last);
+          this.hub.publishEvents(run, texts.map((t) => JSON.parse(t.json) as RunEvent), 'remote', texts);
+        } else {
+          this.advance(runId, last);
+          this.hub.publishRemoteTexts(runId, texts);
+        }
       }
     } catch (err) {
       // The store failed (restarting?): the next notification, or the
