@@ -11,6 +11,8 @@
 //   npm run bench:postgres        # build, then 3 runs with the defaults below (about 2-3 min on a quiet 2-core machine)
 //   node bench/postgres.mjs [--runs 3] [--database postgres://postgres@127.0.0.1:5432/test]
 //        [--events 200000] [--http 20000] [--observers 1000] [--rate 500] [--seconds 10] [--no-write]
+//        [--only batched,http,cross] (some workloads only: prints them, writes nothing)
+//        [--server-dist /path/to/packages/server/dist] (the nodes of http and cross run another build, e.g. main before a change)
 import { fork } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,8 +41,13 @@ const { values: args } = parseArgs({
     schema: { type: 'string' },
     node: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
+    only: { type: 'string', default: 'batched,http,cross' },
+    'server-dist': { type: 'string' },
   },
 });
+const ONLY = new Set(args.only.split(','));
+for (const w of ONLY) if (!['batched', 'http', 'cross'].includes(w)) throw new Error(`--only: unknown workload ${w} (batched, http, cross)`);
+const ALL = ONLY.size === 3;
 
 
 
@@ -125,7 +132,11 @@ const bareBatched = (total) =>
   });
 
 async function startNode(dir, schema, node) {
-  const child = fork(new URL(import.meta.url).pathname, ['--child', dir, '--database', args.database, ...(schema ? ['--schema', schema] : []), '--node', node], { stdio: 'inherit' });
+  const child = fork(
+    new URL(import.meta.url).pathname,
+    ['--child', dir, '--database', args.database, ...(schema ? ['--schema', schema] : []), '--node', node, ...(args['server-dist'] ? ['--server-dist', args['server-dist']] : [])],
+    { stdio: 'inherit' },
+  );
   const { url } = await new Promise((resolve) => child.once('message', resolve));
   return {
     url,
@@ -239,12 +250,16 @@ async function main() {
   loads.push(loadavg()[0]);
   const started = Date.now();
   for (let i = 0; i < runs; i++) {
-    r.pgBatched.push(await pgBatched(total));
-    r.bare.push(await bareBatched(total));
-    r.sqliteBatched.push(await sqliteBatched(total));
-    r.pgHttp.push(await withSchema((schema) => httpOneByOne(schema, Number(args.http), Number(args.concurrency))));
-    r.sqliteHttp.push(await httpOneByOne(undefined, Number(args.http), Number(args.concurrency)));
-    const latency = await crossNode();
+    if (ONLY.has('batched')) {
+      r.pgBatched.push(await pgBatched(total));
+      r.bare.push(await bareBatched(total));
+      r.sqliteBatched.push(await sqliteBatched(total));
+    }
+    if (ONLY.has('http')) {
+      r.pgHttp.push(await withSchema((schema) => httpOneByOne(schema, Number(args.http), Number(args.concurrency))));
+      r.sqliteHttp.push(await httpOneByOne(undefined, Number(args.http), Number(args.concurrency)));
+    }
+    const latency = ONLY.has('cross') ? await crossNode() : {};
     for (const k of ['p50', 'p99', 'ackP50', 'ackP99']) r[k].push(latency[k]);
     process.stderr.write(
       `run ${i + 1}/${runs}: pg ${fmt(r.pgBatched[i])}/s (bare ${fmt(r.bare[i])}/s), sqlite ${fmt(r.sqliteBatched[i])}/s; ` +
@@ -267,7 +282,7 @@ async function main() {
   ];
   const table = `${lines.join('\n')}\n`;
   process.stdout.write(table);
-  if (!args['no-write']) {
+  if (!args['no-write'] && ALL) {
     const file = new URL('./postgres-results.md', import.meta.url);
     writeFileSync(file, `<!-- written by node bench/postgres.mjs ${process.argv.slice(2).join(' ')} at ${new Date().toISOString()} -->\n${table}`);
     process.stderr.write(`wrote bench/postgres-results.md\n`);
@@ -305,7 +320,7 @@ if (args.observe) {
   await observe();
 } else if (args.child) {
   // A server process: SQLite in the data dir, or PostgreSQL when a schema is given.
-  const { startServer } = await import('../packages/server/dist/index.js');
+  const { startServer } = await import(args['server-dist'] ? join(args['server-dist'], 'index.js') : '../packages/server/dist/index.js');
   const server = await startServer({
     port: 0,
     dataDir: args.child,
