@@ -15,7 +15,7 @@
 //        [--server-dist /path/to/packages/server/dist] (the nodes of http and cross run another build, e.g. main before a change)
 import { fork } from 'node:child_process';
 import http from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -140,6 +140,11 @@ async function startNode(dir, schema, node) {
   const { url } = await new Promise((resolve) => child.once('message', resolve));
   return {
     url,
+    /** CPU time (user + system) the node's process has used so far, ms (Linux /proc; clock ticks of 10 ms). */
+    cpuMs: () => {
+      const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      return (Number(fields[11]) + Number(fields[12])) * 10;
+    },
     stop: async () => {
       child.send('stop');
       await new Promise((resolve) => child.once('exit', resolve));
@@ -188,6 +193,7 @@ const crossNode = () =>
       const interval = 1000 / Number(args.rate);
       const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
       const { hostname, port } = new URL(b.url);
+      const aCpuBefore = a.cpuMs();
       const start = Date.now();
       const pending = [];
       const acks = [];
@@ -220,12 +226,15 @@ const crossNode = () =>
       const received = observerProcs.map(answer);
       for (const proc of observerProcs) proc.send({ expectedPerObserver: total });
       const latencies = (await Promise.all(received)).flatMap((m) => m.latencies);
+      // Node A's CPU per event delivered to one observer: its share of the work, which a busy machine
+      // (appends acknowledged late by B) changes far less than the latencies.
+      const aCpuUsPerDelivery = ((a.cpuMs() - aCpuBefore) * 1000) / Math.max(1, latencies.length);
       const expected = total * observerCount;
       if (latencies.length < expected) {
         process.stderr.write(`cross-node: observers received ${latencies.length} of ${expected} events within 60 s of the last append; the rest count as never\n`);
         for (let missing = expected - latencies.length; missing > 0; missing--) latencies.push(Infinity);
       }
-      return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), ackP50: percentile(acks, 0.5), ackP99: percentile(acks, 0.99) };
+      return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), ackP50: percentile(acks, 0.5), ackP99: percentile(acks, 0.99), aCpuUsPerDelivery };
     } finally {
       for (const proc of children.splice(0)) proc.kill();
       await a.stop();
@@ -244,7 +253,7 @@ function percentile(values, p) {
 async function main() {
   const runs = Number(args.runs);
   const total = Number(args.events);
-  const r = { pgBatched: [], bare: [], sqliteBatched: [], pgHttp: [], sqliteHttp: [], p50: [], p99: [], ackP50: [], ackP99: [] };
+  const r = { pgBatched: [], bare: [], sqliteBatched: [], pgHttp: [], sqliteHttp: [], p50: [], p99: [], ackP50: [], ackP99: [], aCpu: [] };
   const loads = [];
   const sampler = setInterval(() => loads.push(loadavg()[0]), 5000);
   loads.push(loadavg()[0]);
@@ -261,10 +270,11 @@ async function main() {
     }
     const latency = ONLY.has('cross') ? await crossNode() : {};
     for (const k of ['p50', 'p99', 'ackP50', 'ackP99']) r[k].push(latency[k]);
+    r.aCpu.push(latency.aCpuUsPerDelivery);
     process.stderr.write(
       `run ${i + 1}/${runs}: pg ${fmt(r.pgBatched[i])}/s (bare ${fmt(r.bare[i])}/s), sqlite ${fmt(r.sqliteBatched[i])}/s; ` +
         `http pg ${fmt(r.pgHttp[i])}/s sqlite ${fmt(r.sqliteHttp[i])}/s; cross-node p50 ${ms(latency.p50)} p99 ${ms(latency.p99)} ` +
-        `(append acked p50 ${latency.ackP50} ms); load ${loadavg()[0].toFixed(1)}\n`,
+        `(append acked p50 ${latency.ackP50} ms; node A CPU ${latency.aCpuUsPerDelivery?.toFixed(2)} µs per delivery); load ${loadavg()[0].toFixed(1)}\n`,
     );
   }
   clearInterval(sampler);
@@ -278,7 +288,7 @@ async function main() {
     '|---|---|---|---|',
     `| batched appends (500 events/append, ${fmt(total)} events) | ${fmt(m.pgBatched)} events/s | ${fmt(m.sqliteBatched)} events/s | bare \`pg\` multi-row INSERT loop: ${fmt(m.bare)} events/s (runtrail ${(m.pgBatched / m.bare).toFixed(2)}×) |`,
     `| one-by-one appends through HTTP (${args.concurrency} clients, server in its own process) | ${fmt(m.pgHttp)} events/s | ${fmt(m.sqliteHttp)} events/s | |`,
-    `| cross-node delivery, append on B → receipt on A (${fmt(Number(args.observers))} observers on A, ${args.rate} ev/s for ${args.seconds} s) | p50 ${ms(m.p50)}, p99 ${ms(m.p99)} | (one node) | append acknowledged by B: p50 ${m.ackP50} ms, p99 ${m.ackP99} ms |`,
+    `| cross-node delivery, append on B → receipt on A (${fmt(Number(args.observers))} observers on A, ${args.rate} ev/s for ${args.seconds} s) | p50 ${ms(m.p50)}, p99 ${ms(m.p99)} | (one node) | append acknowledged by B: p50 ${m.ackP50} ms, p99 ${m.ackP99} ms; node A's CPU per event delivered to an observer: ${m.aCpu?.toFixed(2)} µs |`,
   ];
   const table = `${lines.join('\n')}\n`;
   process.stdout.write(table);
