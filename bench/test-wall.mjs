@@ -10,7 +10,7 @@
 // built tree. Prints one line per run and the medians; nothing is written
 // into this checkout.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +25,8 @@ if (!revA || !revB || !/^[1-9]\d*$/.test(roundsArg)) {
 function checkout(rev) {
   const sha = execFileSync('git', ['rev-parse', '--verify', `${rev}^{commit}`], { cwd: root, encoding: 'utf8' }).trim();
   const dir = mkdtempSync(join(tmpdir(), `runtrail-test-wall-${sha.slice(0, 8)}-`));
+  // mkdtemp makes it 0700; the read-only database test runs a server as nobody from this tree.
+  chmodSync(dir, 0o755);
   execFileSync('sh', ['-c', `git archive ${sha} | tar -x -C "${dir}"`], { cwd: root });
   for (const modules of ['node_modules', 'packages/server/node_modules']) {
     if (existsSync(join(root, modules))) cpSync(join(root, modules), join(dir, modules), { recursive: true, verbatimSymlinks: true });
