@@ -5,14 +5,19 @@ import { parse } from './rows.js';
  * When an append persists its run's snapshot. The run row always holds the
  * run's seq and `snapshot_seq` (<= seq); table run_checkpoints holds the
  * snapshot at snapshot_seq (none at 0: the initial snapshot), and the
- * snapshot at seq is the checkpoint plus the fold of the events after it. Writing the whole snapshot (100 KB with
- * 1,000 calls in flight) on every append made an event's cost grow with the
- * calls in flight; a checkpoint every so often keeps it flat, and the
- * interval bounds how many events a reader without the head in memory folds.
+ * snapshot at seq is the checkpoint plus the fold of the events after it.
+ * Writing the whole snapshot (100 KB with 1,000 calls in flight) on every
+ * append made an event's cost grow with the calls in flight. A checkpoint
+ * of B bytes is written every B / 20 events instead (within everyEvents ..
+ * maxEvents): serializing and writing it then costs each event about as much
+ * as 20 bytes of JSON, whatever the snapshot's size, and maxEvents bounds how
+ * many events a reader without the head in memory folds.
  */
 export interface CheckpointPolicy {
-  /** The checkpoint is at most this many events behind the run (default 1,000): bounds a read's fold. */
+  /** Events between checkpoints of a small snapshot (default 1,000). */
   everyEvents: number;
+  /** Events between checkpoints of any snapshot, at most (default 10,000): bounds a read's fold. */
+  maxEvents: number;
   /**
    * An append at least this long (by its server time) after this process
    * last wrote the run's checkpoint writes it again (default 1,000 ms), so a
@@ -21,19 +26,38 @@ export interface CheckpointPolicy {
   everyMs: number;
 }
 
-export const DEFAULT_CHECKPOINT_POLICY: CheckpointPolicy = { everyEvents: 1000, everyMs: 1000 };
+export const DEFAULT_CHECKPOINT_POLICY: CheckpointPolicy = { everyEvents: 1000, maxEvents: 10_000, everyMs: 1000 };
+
+/** Bytes of checkpoint per event between checkpoints (see CheckpointPolicy). */
+const CHECKPOINT_BYTES_PER_EVENT = 20;
+
+/** The store options that set the policy. */
+export interface CheckpointOptions {
+  /** Events between checkpoints of a small snapshot (default 1,000; see CheckpointPolicy). */
+  checkpointEveryEvents?: number | undefined;
+  /** Events between checkpoints of any snapshot, at most (default 10,000): bounds a read's fold. */
+  checkpointMaxEvents?: number | undefined;
+  /** An append this long after this process last wrote a run's checkpoint writes it (default 1,000 ms). */
+  checkpointEveryMs?: number | undefined;
+}
 
 /** The policy from a store's options, with a clear error naming a bad value. */
-export function checkpointPolicy(options: { checkpointEveryEvents?: number | undefined; checkpointEveryMs?: number | undefined }): CheckpointPolicy {
+export function checkpointPolicy(options: CheckpointOptions): CheckpointPolicy {
   const everyEvents = options.checkpointEveryEvents ?? DEFAULT_CHECKPOINT_POLICY.everyEvents;
+  const maxEvents = options.checkpointMaxEvents ?? Math.max(everyEvents, DEFAULT_CHECKPOINT_POLICY.maxEvents);
   const everyMs = options.checkpointEveryMs ?? DEFAULT_CHECKPOINT_POLICY.everyMs;
-  if (!Number.isInteger(everyEvents) || everyEvents < 1) {
-    throw new RuntrailError('invalid_request', `checkpointEveryEvents must be a whole number of events >= 1, not ${everyEvents}`);
+  for (const [name, value] of [['checkpointEveryEvents', everyEvents], ['checkpointMaxEvents', maxEvents]] as const) {
+    if (!Number.isInteger(value) || value < 1) {
+      throw new RuntrailError('invalid_request', `${name} must be a whole number of events >= 1, not ${value}`);
+    }
+  }
+  if (maxEvents < everyEvents) {
+    throw new RuntrailError('invalid_request', `checkpointMaxEvents (${maxEvents}) must be >= checkpointEveryEvents (${everyEvents})`);
   }
   if (!Number.isFinite(everyMs) || everyMs < 0) {
     throw new RuntrailError('invalid_request', `checkpointEveryMs must be a number of milliseconds >= 0, not ${everyMs}`);
   }
-  return { everyEvents, everyMs };
+  return { everyEvents, maxEvents, everyMs };
 }
 
 /** The columns of a run row that say where its snapshot is: its checkpoint (in run_checkpoints) is at snapshot_seq. */
@@ -51,11 +75,17 @@ export interface Tail {
   base: Snapshot;
 }
 
+/** The last checkpoint this process wrote for a run: its server time and its size in bytes. */
+export interface WrittenCheckpoint {
+  at: number;
+  bytes: number;
+}
+
 interface Head {
   seq: number;
   snapshot: Snapshot;
-  /** Server time of the last checkpoint this process wrote for the run (null: not known here). */
-  checkpointAt: number | null;
+  /** null: not known here (another process wrote it, or none yet). */
+  checkpoint: WrittenCheckpoint | null;
 }
 
 /**
@@ -112,7 +142,7 @@ export class RunHeads {
     for (const event of events) fold.apply(event);
     const head = this.heads.get(tail.runId);
     // A read of an older row must not replace a newer head.
-    if (!head || head.seq < tail.upto) this.remember(tail.runId, tail.upto, fold.snapshot, head?.checkpointAt ?? null);
+    if (!head || head.seq < tail.upto) this.remember(tail.runId, tail.upto, fold.snapshot, head?.checkpoint ?? null);
     return fold.snapshot;
   }
 
@@ -121,19 +151,22 @@ export class RunHeads {
    * append began) to `after`, at server time `now`, writes the checkpoint:
    * when the run ended (an ended run is read whole, and deleted only so),
    * when its phases changed (the reaper's query reads phase timeouts from the
-   * checkpoint), when the checkpoint would fall `everyEvents` behind, and
-   * when this process has not written it for `everyMs` (or not at all).
+   * checkpoint), when the checkpoint would fall its interval behind (see
+   * CheckpointPolicy; everyEvents for a size not known here), and when this
+   * process has not written it for `everyMs` (or not at all).
    */
   shouldCheckpoint(runId: string, checkpointSeq: number, before: Snapshot, after: Snapshot, now: number): boolean {
     if (after.terminal !== null || after.phases !== before.phases) return true;
-    if (after.seq - checkpointSeq >= this.policy.everyEvents) return true;
-    const at = this.heads.get(runId)?.checkpointAt ?? null;
-    return at === null || now - at >= this.policy.everyMs;
+    const last = this.heads.get(runId)?.checkpoint ?? null;
+    if (last === null || now - last.at >= this.policy.everyMs) return true;
+    const { everyEvents, maxEvents } = this.policy;
+    const interval = Math.min(maxEvents, Math.max(everyEvents, Math.ceil(last.bytes / CHECKPOINT_BYTES_PER_EVENT)));
+    return after.seq - checkpointSeq >= interval;
   }
 
-  /** An append wrote the run's head (and its checkpoint, when `checkpointAt` is given). */
-  appended(runId: string, seq: number, snapshot: Snapshot, checkpointAt: number | null): void {
-    this.remember(runId, seq, snapshot, checkpointAt ?? this.heads.get(runId)?.checkpointAt ?? null);
+  /** An append wrote the run's head, and its checkpoint when `checkpoint` is given. */
+  appended(runId: string, seq: number, snapshot: Snapshot, checkpoint: WrittenCheckpoint | null): void {
+    this.remember(runId, seq, snapshot, checkpoint ?? this.heads.get(runId)?.checkpoint ?? null);
   }
 
   /** Forget a run's head: a write that may be in it was rolled back, or the run is gone. */
@@ -141,9 +174,9 @@ export class RunHeads {
     this.heads.delete(runId);
   }
 
-  private remember(runId: string, seq: number, snapshot: Snapshot, checkpointAt: number | null): void {
+  private remember(runId: string, seq: number, snapshot: Snapshot, checkpoint: WrittenCheckpoint | null): void {
     this.heads.delete(runId);
-    this.heads.set(runId, { seq, snapshot, checkpointAt });
+    this.heads.set(runId, { seq, snapshot, checkpoint });
     if (this.heads.size > this.size) {
       const oldest = this.heads.keys().next().value;
       if (oldest !== undefined) this.heads.delete(oldest);

@@ -946,7 +946,7 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         const run = await create({ leaseTtlMs: 3_600_000 });
         const counter = { next: 0, oldest: 0 };
         let last: Run | undefined;
-        // One server time for every append: checkpoints come from the event count (every 1,000 by default), so reads fold tails.
+        // One server time for every append: checkpoints come from the event count (every 1,000 or more by default), so reads fold tails.
         for (let i = 0; i < 40; i++) {
           const writer = i % 4 === 3 ? second.store : store;
           const events = callBatch(counter);
@@ -996,7 +996,7 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
         let acknowledged = 0;
         try {
-          // Past a few checkpoints (every 1,000 events), then killed wherever it is.
+          // Past a few checkpoints (every 1,000 events or more), then killed wherever it is.
           await new Promise<void>((resolve, reject) => {
             const lines = createInterface({ input: child.stdout });
             lines.on('line', (line) => {

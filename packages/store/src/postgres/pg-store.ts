@@ -51,7 +51,7 @@ import {
   type RunHead,
 } from '../rows.js';
 import { pendingMigrations, postgresDialect } from '../migrations.js';
-import { RunHeads, checkpointPolicy } from '../checkpoints.js';
+import { RunHeads, checkpointPolicy, type CheckpointOptions } from '../checkpoints.js';
 import { eventJson, type EventText } from '../event-text.js';
 import { appendPayload, appendPayloadSql, deletedPayload } from './notifications.js';
 import { PgListener } from './pg-listener.js';
@@ -77,7 +77,7 @@ const tokenOf = (r: TokenRow): TokenRecord => ({
   revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
 });
 
-export interface PgStoreOptions {
+export interface PgStoreOptions extends CheckpointOptions {
   /** `postgres://user@host:port/database` */
   connectionString: string;
   /** Schema holding runtrail's tables (created if missing). Default `public`. */
@@ -88,10 +88,6 @@ export interface PgStoreOptions {
   statementTimeoutMs?: number | undefined;
   /** How many run heads (snapshots at a run's seq) to keep in memory. */
   snapshotCacheSize?: number | undefined;
-  /** Write a run's snapshot checkpoint at least every this many events (default 1,000; see CheckpointPolicy). */
-  checkpointEveryEvents?: number | undefined;
-  /** ...and on an append this long after this node last wrote it (default 1,000 ms). */
-  checkpointEveryMs?: number | undefined;
   /** Told about errors of idle pool connections (a restarting server); they never crash the process. */
   onError?: ((err: Error) => void) | undefined;
 }
@@ -595,7 +591,9 @@ export class PgRunStore implements SharedRunStore {
     }
 
     const dirty = [...states.values()].filter((s) => s.dirty);
-    const checkpoint = dirty.map((s) => s.seq > s.row.seq && this.heads.shouldCheckpoint(s.row.id, s.row.snapshot_seq, s.before, s.snapshot, s.now));
+    const checkpoint = dirty.map((s) =>
+      s.seq > s.row.seq && this.heads.shouldCheckpoint(s.row.id, s.row.snapshot_seq, s.before, s.snapshot, s.now) ? JSON.stringify(s.snapshot) : null,
+    );
     if (dirty.length > 0) {
       // ONE statement inserts the events, updates every changed run and notifies once per
       // run: watchers on every node learn (runId, seqs) and read the events from the table.
@@ -604,7 +602,7 @@ export class PgRunStore implements SharedRunStore {
         rows.run, rows.seq, rows.type, rows.ts, rows.data, rows.id, rows.terminal,
         dirty.map((s) => s.row.id),
         dirty.map((s) => s.seq),
-        dirty.map((s, i) => (checkpoint[i] ? JSON.stringify(s.snapshot) : null)),
+        checkpoint,
         dirty.map((s) => s.status),
         dirty.map((s) => s.startedAt),
         dirty.map((s) => s.finishedAt),
@@ -622,7 +620,10 @@ export class PgRunStore implements SharedRunStore {
     }
     // Remember snapshots only once the commit is certain to be attempted; a failed
     // commit clears them (commitBatch), and they are keyed by seq anyway.
-    dirty.forEach((s, i) => this.heads.appended(s.row.id, s.seq, s.snapshot, checkpoint[i] ? s.now : null));
+    dirty.forEach((s, i) => {
+      const text = checkpoint[i]!;
+      this.heads.appended(s.row.id, s.seq, s.snapshot, text === null ? null : { at: s.now, bytes: text.length });
+    });
     return results.map((r) => {
       if ('err' in r) return r;
       const { state, seqs, appended, appendedText } = r.ok;

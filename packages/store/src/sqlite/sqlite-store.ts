@@ -51,17 +51,13 @@ import {
   headOfRow,
 } from '../rows.js';
 import { migrations, pendingMigrations, sqliteDialect } from '../migrations.js';
-import { RunHeads, checkpointPolicy } from '../checkpoints.js';
+import { RunHeads, checkpointPolicy, type CheckpointOptions } from '../checkpoints.js';
 import { eventJson, type EventText, type JoinedEventTexts } from '../event-text.js';
 
-export interface SqliteStoreOptions {
+export interface SqliteStoreOptions extends CheckpointOptions {
   filename: string;
   /** How many run heads (snapshots at a run's seq) to keep in memory. */
   snapshotCacheSize?: number;
-  /** Write a run's snapshot checkpoint at least every this many events (default 1,000; see CheckpointPolicy). */
-  checkpointEveryEvents?: number;
-  /** ...and on an append this long after this process last wrote it (default 1,000 ms). */
-  checkpointEveryMs?: number;
   /**
    * How long one write may wait, blocking, for another connection's lock
    * (SQLite's busy_timeout). better-sqlite3 waits ON the event loop, so this
@@ -485,7 +481,8 @@ export class SqliteRunStore implements RunStore {
     if (written) {
       const owner = options.owner;
       const checkpoint = appended.length > 0 && this.heads.shouldCheckpoint(runId, row.snapshot_seq, before, snapshot, options.now);
-      if (checkpoint) this.stmt.writeCheckpoint.run(runId, seq, JSON.stringify(snapshot));
+      const checkpointText = checkpoint ? JSON.stringify(snapshot) : null;
+      if (checkpointText !== null) this.stmt.writeCheckpoint.run(runId, seq, checkpointText);
       this.stmt.updateAfterAppend.run({
         id: runId,
         seq,
@@ -504,7 +501,7 @@ export class SqliteRunStore implements RunStore {
         last_progress_at: snapshot.lastProgressAt,
         stalled_at: snapshot.stalled?.at ?? null,
       });
-      this.heads.appended(runId, seq, snapshot, checkpoint ? options.now : null);
+      this.heads.appended(runId, seq, snapshot, checkpointText === null ? null : { at: options.now, bytes: checkpointText.length });
     }
     const run = this.toRun({ ...row, seq, status, started_at: startedAt, finished_at: finishedAt, error, output }, snapshot);
     // Watchers are pushed this run: it must be what was just written, owner included.
