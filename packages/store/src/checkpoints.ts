@@ -93,7 +93,8 @@ interface Head {
  * (the last ones it appended or folded, a bounded cache), when an append
  * writes a checkpoint, and how a read gets the snapshot at a row's seq:
  * the head in memory, else the checkpoint plus the fold of the events after
- * it (read by the adapter, at most `everyEvents` of them).
+ * it (read by the adapter, fewer than `maxEvents` of them: every append
+ * that would leave more writes the checkpoint).
  */
 export class RunHeads {
   private readonly heads = new Map<string, Head>();
