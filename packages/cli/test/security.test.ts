@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir, waitUntil } from '@runtrail/test-support';
 
-/** `runtrail serve` refuses to start open on a reachable address; `runtrail tokens` with RUNTRAIL_TOKEN (issue 15). */
+/** `runtrail serve` refuses to start open on a reachable address; `runtrail tokens` and `artifacts` with RUNTRAIL_TOKEN (issue 15). */
 const BIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const ADMIN = 'cli-admin-token-0123456789abcdef';
 const dir = tempDir();
@@ -77,6 +77,20 @@ describe('runtrail serve: open only on loopback', { timeout: 180_000 }, () => {
     const listed = await run(['tokens', 'ls'], env);
     expect(listed.stdout).toMatch(new RegExp(`${token.id}\\s+ci-viewer\\s+viewer\\s+active`));
     expect(listed.stdout).not.toContain(token.token);
+    // Every client command sends RUNTRAIL_TOKEN: artifacts ls | put | get too.
+    const created2 = await fetch(`${url}/api/v1/runs`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json', 'x-runtrail-client': 'test' },
+      body: JSON.stringify({ name: 'with-artifacts' }),
+    });
+    const { id: runId } = (await created2.json()) as { id: string };
+    const notes = join(dir.path, 'notes.txt');
+    writeFileSync(notes, 'hello\n');
+    const put = await run(['artifacts', 'put', runId, notes], env);
+    expect(put.code, put.stderr).toBe(0);
+    expect((await run(['artifacts', 'ls', runId], env)).stdout).toContain('notes.txt');
+    expect((await run(['artifacts', 'get', runId, 'notes.txt', '-o', '-'], env)).stdout).toBe('hello\n');
+    expect((await run(['artifacts', 'ls', runId], { RUNTRAIL_URL: url })).stderr).toMatch(/unauthorized/);
     expect((await run(['runs', 'ls'], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: token.token })).code).toBe(0);
     expect((await run(['tokens', 'revoke', token.id], env)).code).toBe(0);
     const refused = await run(['runs', 'ls'], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: token.token });

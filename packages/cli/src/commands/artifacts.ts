@@ -3,9 +3,8 @@ import { basename, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { RuntrailClient } from '@runtrail/client';
 import { RuntrailError, type Artifact } from '@runtrail/protocol';
-import { serverUrl } from '../options.js';
+import { clientFor } from '../options.js';
 import { print, printJson } from '../output.js';
 
 export function registerArtifacts(program: Command): void {
@@ -16,7 +15,7 @@ export function registerArtifacts(program: Command): void {
     .description("a run's artifacts in the order they were stored")
     .option('--json', 'print JSON')
     .action(async (runId: string, flags: { json?: boolean }, cmd: Command) => {
-      const list = await new RuntrailClient({ url: serverUrl(cmd) }).listArtifacts(runId);
+      const list = await clientFor(cmd).listArtifacts(runId);
       if (flags.json) return printJson({ artifacts: list });
       print(list.length === 0 ? 'no artifacts' : formatArtifacts(list));
     });
@@ -26,7 +25,7 @@ export function registerArtifacts(program: Command): void {
     .description('download an artifact (to ./<name>, or -o FILE, or -o - for stdout)')
     .option('-o, --output <file>', 'where to write it; - for stdout')
     .action(async (runId: string, name: string, flags: { output?: string }, cmd: Command) => {
-      const response = await new RuntrailClient({ url: serverUrl(cmd) }).fetchArtifact(runId, name);
+      const response = await clientFor(cmd).fetchArtifact(runId, name);
       const body = Readable.fromWeb(response.body! as import('node:stream/web').ReadableStream<Uint8Array>);
       if (flags.output === '-') return pipeline(body, process.stdout);
       // The server refuses names with path separators; basename() keeps a download in this folder regardless.
@@ -51,7 +50,7 @@ export function registerArtifacts(program: Command): void {
           throw new RuntrailError('invalid_request', `--metadata is not JSON: ${(err as Error).message}`);
         }
       }
-      const artifact = await new RuntrailClient({ url: serverUrl(cmd) }).putArtifact(runId, flags.name ?? basename(file), { path: resolve(file) }, {
+      const artifact = await clientFor(cmd).putArtifact(runId, flags.name ?? basename(file), { path: resolve(file) }, {
         ...(flags.contentType ? { contentType: flags.contentType } : {}),
         ...(metadata === undefined ? {} : { metadata }),
         ...(flags.replace ? { replace: true } : {}),
