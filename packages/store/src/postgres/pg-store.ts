@@ -167,8 +167,23 @@ const types = {
   },
 };
 
-
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * A column of stored JSON text as jsonb, for a query that reads a field of
+ * it. JSON text holds escapes jsonb refuses: \u0000 and lone surrogates, from
+ * free-form data (a log line's message in a checkpoint) or from errors stored
+ * before the protocol refused them. Here each becomes \ufffd, in the query
+ * only (the stored text is unchanged), so one such row cannot fail a query
+ * over every run. Replacing the six characters \uXXXX with \ufffd keeps any
+ * JSON text valid, also where the backslash is itself escaped ("\\u0000").
+ * JSON.stringify writes \u only for such escapes and other control
+ * characters, so most rows skip the regular expression.
+ */
+function storedJsonb(column: string): string {
+  return `(CASE WHEN strpos(${column}, '\\u') = 0 THEN ${column}
+    ELSE regexp_replace(${column}, '\\\\u(0000|[dD][89abAB][0-9a-fA-F]{2})', '\\\\ufffd', 'g') END)::jsonb`;
+}
 
 /**
  * The shared store of several runtrail nodes: PostgreSQL, through a `pg`
@@ -350,7 +365,7 @@ export class PgRunStore implements SharedRunStore {
     if (query.createdBefore !== undefined) add((n) => `created_at < $${n}`, query.createdBefore);
     if (query.errorKind) {
       // failureKindOf in SQL: the error's kind, or a running run stalled now.
-      add((n) => `((error::jsonb)->>'kind' = $${n} OR ($${n} = 'stalled' AND status = 'running' AND stalled_at IS NOT NULL))`, query.errorKind);
+      add((n) => `((${storedJsonb('error')})->>'kind' = $${n} OR ($${n} = 'stalled' AND status = 'running' AND stalled_at IS NOT NULL))`, query.errorKind);
     }
     if (query.cursor) add((n) => `id < $${n}`, query.cursor);
     for (const [key, value] of parseLabelFilter(query.label)) {
@@ -695,7 +710,7 @@ export class PgRunStore implements SharedRunStore {
         AND COALESCE(last_progress_at, started_at) + stall_timeout_ms < $1 ORDER BY id LIMIT $2`),
       // Phases live in the snapshot checkpoint, which every phase change writes (RunHeads); only running runs are scanned, and few run at once.
       rows(`SELECT * FROM runs WHERE status = 'running' AND EXISTS (
-        SELECT 1 FROM run_checkpoints c, jsonb_array_elements(c.snapshot::jsonb -> 'phases') p
+        SELECT 1 FROM run_checkpoints c, jsonb_array_elements(${storedJsonb('c.snapshot')} -> 'phases') p
         WHERE c.run_id = runs.id AND p->>'status' = 'started' AND jsonb_typeof(p->'timeoutMs') = 'number'
           AND (p->>'startedAt')::float8 + (p->>'timeoutMs')::float8 < $1)
         ORDER BY id LIMIT $2`),
