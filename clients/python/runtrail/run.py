@@ -31,8 +31,12 @@ MAX_LOG_CHARS = 16384
 
 
 def describe(err: BaseException) -> str:
-    """``Type: message`` of an exception, as call.failed and the run's error show it."""
-    text = str(err)
+    """``Type: message`` of an exception, as call.failed and the run's error show it.
+
+    NUL is written ``\\x00``: the server refuses NUL in error messages
+    (PostgreSQL cannot store it), and the run must still end failed.
+    """
+    text = str(err).replace("\x00", "\\x00")
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 

@@ -191,6 +191,19 @@ class ProducerTest(unittest.TestCase):
         self.assertEqual(caught.exception.code, "invalid_request")
         self.assertIsNotNone(caught.exception.details)
 
+    def test_nul_in_a_name_is_refused_with_the_servers_message_and_an_exception_holding_nul_still_fails_the_run(self) -> None:
+        with self.assertRaises(runtrail.RuntrailError) as caught:
+            self.rt.run("bad\x00name")
+        self.assertEqual(caught.exception.code, "invalid_request")
+        self.assertIn("name: must not contain NUL or other control characters", caught.exception.message)
+        self.assertIn("name: must not contain NUL or other control characters", str(caught.exception))
+        with self.assertRaises(ValueError):
+            with self.rt.run("nul-in-exception") as run:
+                raise ValueError("bad byte \x00 in line 3")
+        final = self.rt.get_run(run.id)
+        self.assertEqual(final["status"], "failed")
+        self.assertEqual(final["error"]["message"], "ValueError: bad byte \\x00 in line 3")
+
     def test_a_server_that_is_down_at_the_start_is_a_clear_error_not_a_hang(self) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))

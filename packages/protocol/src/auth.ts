@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { nameText } from './text.js';
 
 /**
  * Tokens (issue 15). A scoped token is `Authorization: Bearer <token>`; its
@@ -19,7 +20,7 @@ const MAX_TOKEN_LIFETIME_S = 10 * 365 * 24 * 3600;
 export const MAX_RUN_TOKEN_TTL_S = 30 * 24 * 3600;
 
 export const CreateTokenBody = z.object({
-  name: z.string().min(1).max(200),
+  name: nameText().min(1).max(200),
   scope: TokenScope,
   expiresInSeconds: z.number().int().min(1).max(MAX_TOKEN_LIFETIME_S).optional(),
 });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { freeText, nameText } from './text.js';
 
 /**
  * Event vocabulary. Every event a producer may send is listed here with the
@@ -21,6 +22,8 @@ export const RunError = z.strictObject({
   message: z.string().max(8192),
 });
 export type RunError = z.infer<typeof RunError>;
+/** A run's error as a producer sends it: its message is free text (no NUL). RunError also reads errors stored before that rule. */
+const RunErrorInput = z.strictObject({ kind: RunErrorKind, message: freeText().max(8192) });
 
 /**
  * Deepest nesting accepted in free-form JSON (run input, event data, output).
@@ -47,7 +50,8 @@ export const JsonValue = z.unknown().refine((v) => withinJsonDepth(v), {
   message: `nests deeper than ${MAX_JSON_DEPTH} levels`,
 });
 
-const name = z.string().min(1).max(200);
+/** Phase, metric and counter names: identifiers (no control characters), like run names. */
+const name = nameText().min(1).max(200);
 const callId = z.string().min(1).max(200);
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
 
@@ -106,14 +110,14 @@ export const eventDataSchemas = {
     createdAt: z.number().int().nonnegative().optional(),
     metadata: JsonValue.optional(),
   }),
-  'run.cancel_requested': z.strictObject({ reason: z.string().max(8192).optional() }),
+  'run.cancel_requested': z.strictObject({ reason: freeText().max(8192).optional() }),
   'run.stalled': z.strictObject({
     stallTimeoutMs: z.number().int().positive(),
     lastProgressAt: z.number().nullable(),
   }),
   'run.succeeded': z.strictObject({ output: z.unknown().optional() }),
-  'run.failed': z.strictObject({ error: RunError, output: z.unknown().optional() }),
-  'run.cancelled': z.strictObject({ reason: z.string().max(8192).optional() }),
+  'run.failed': z.strictObject({ error: RunErrorInput, output: z.unknown().optional() }),
+  'run.cancelled': z.strictObject({ reason: freeText().max(8192).optional() }),
 } as const;
 
 export type ExtraFields = 'kept' | 'refused';
@@ -163,8 +167,7 @@ export type EventData<T extends KnownEventType> = z.infer<(typeof eventDataSchem
 
 /** What a producer sends. `id` makes a retried append idempotent. */
 export const EventInput = z.object({
-  type: z
-    .string()
+  type: nameText()
     .min(1)
     .max(100)
     .refine((t) => isKnownEventType(t) || isExtensionType(t), {
@@ -172,7 +175,7 @@ export const EventInput = z.object({
     }),
   data: JsonValue.optional(),
   ts: z.number().int().nonnegative().optional(),
-  id: z.string().min(1).max(128).optional(),
+  id: nameText().min(1).max(128).optional(),
 });
 export type EventInput = z.infer<typeof EventInput>;
 

@@ -135,6 +135,7 @@ export {
   type ListArtifactsResponse,
 } from './artifacts.js';
 export { dataRecord, ownValue, withKey } from './data-keys.js';
+export { freeText, freeTextProblem, nameText, nameTextProblem, PathParams, TEXT_RULES } from './text.js';
 export { renderApiReference } from './api-reference.js';
 export {
   HealthResponseSchema,

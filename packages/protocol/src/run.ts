@@ -4,6 +4,7 @@ import { EventInput, JsonValue, RunError, RunErrorKind, RunEventSchema } from '.
 import { withKey } from './data-keys.js';
 import { SnapshotSchema } from './snapshot.js';
 import { parseOrThrow } from './validate.js';
+import { freeText, nameText } from './text.js';
 
 export const RunStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
 export type RunStatus = z.infer<typeof RunStatus>;
@@ -15,10 +16,12 @@ export function isTerminalStatus(status: RunStatus): boolean {
 export const OwnerKind = z.enum(['executor', 'producer']);
 export const Owner = z.object({
   kind: OwnerKind,
-  node: z.string().min(1).max(200),
-  id: z.string().min(1).max(200),
+  node: nameText().min(1).max(200),
+  id: nameText().min(1).max(200),
 });
 export type Owner = z.infer<typeof Owner>;
+/** An owner as stored and returned: read back as it was kept, also one stored before names refused control characters. */
+const StoredOwner = z.object({ kind: OwnerKind, node: z.string().min(1).max(200), id: z.string().min(1).max(200) });
 
 export const RunSchema = z
   .object({
@@ -36,7 +39,7 @@ export const RunSchema = z
     seq: z.number().describe("seq of the run's last event (0 before the first)"),
     snapshot: SnapshotSchema,
     execute: z.boolean().describe('whether a worker of the server executes it (a registered handler)'),
-    owner: Owner.nullable(),
+    owner: StoredOwner.nullable(),
     leaseTtlMs: z.number(),
     leaseExpiresAt: z.number().nullable(),
     heartbeatAt: z.number().nullable(),
@@ -57,9 +60,9 @@ export const RunWithObserversSchema = RunSchema.extend({
 export type RunWithObservers = z.infer<typeof RunWithObserversSchema>;
 
 const MAX_LABELS = 50;
-const labelValue = z.string().max(500);
+const labelValue = nameText().max(500);
 const labels = z
-  .record(z.string().min(1).max(100), labelValue)
+  .record(nameText().min(1).max(100), labelValue)
   .refine((l) => Object.keys(l).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`);
 
 /**
@@ -83,10 +86,10 @@ export function labelsAsSent(
 export const DEFAULT_LEASE_TTL_MS = 30_000;
 
 export const CreateRunBody = z.object({
-  name: z.string().min(1).max(200),
+  name: nameText().min(1).max(200),
   input: JsonValue.optional(),
   labels: labels.optional(),
-  parentId: z.string().min(1).max(100).optional(),
+  parentId: nameText().min(1).max(100).optional(),
   /** Queue it for a registered handler of this name instead of producing it yourself. */
   execute: z.boolean().optional(),
   owner: Owner.optional(),
@@ -136,13 +139,12 @@ export const MAX_PARENT_IDS = 50;
 export const RunsFilterFields = {
   status: RunStatus.optional(),
   /** The exact name. */
-  name: z.string().min(1).max(200).optional(),
+  name: nameText().min(1).max(200).optional(),
   /** A part of the name, in any case of A-Z ("eval" finds "LLM-Eval-3"). */
-  nameContains: z.string().min(1).max(200).optional(),
-  parentId: z.string().min(1).max(100).optional(),
+  nameContains: nameText().min(1).max(200).optional(),
+  parentId: nameText().min(1).max(100).optional(),
   /** Children of any of these runs: comma-separated ids. */
-  parentIds: z
-    .string()
+  parentIds: nameText()
     .max(MAX_PARENT_IDS * 101)
     .refine((ids) => ids.split(',').every((id) => id.length > 0) && ids.split(',').length <= MAX_PARENT_IDS, {
       message: `comma-separated run ids, at most ${MAX_PARENT_IDS}`,
@@ -151,7 +153,7 @@ export const RunsFilterFields = {
   /** `true`: only runs without a parent. */
   topLevel: z.enum(['true', 'false']).optional(),
   /** `key=value`; several comma-separated pairs must all match. */
-  label: z.string().max(1000).optional(),
+  label: nameText().max(1000).optional(),
   /**
    * How the run failed: its error's kind (a cancelled run's is `cancelled`).
    * `stalled` also finds running runs that are stalled now.
@@ -166,7 +168,7 @@ export const RunsFilterFields = {
 export const ListRunsQuery = z.object({
   ...RunsFilterFields,
   limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).optional(),
-  cursor: z.string().min(1).max(200).optional(),
+  cursor: nameText().min(1).max(200).optional(),
 });
 export type ListRunsQuery = z.infer<typeof ListRunsQuery>;
 
@@ -252,10 +254,10 @@ export const FinishRunBody = z
     status: z.enum(['succeeded', 'failed', 'cancelled']),
     // Strict: the run's error is exactly {kind, message}; an extra field
     // (a stack, a code) is refused by name rather than dropped. Put it in output.
-    error: z.strictObject({ kind: RunErrorKind.optional(), message: z.string().min(1).max(8192) }).optional(),
+    error: z.strictObject({ kind: RunErrorKind.optional(), message: freeText().min(1).max(8192) }).optional(),
     output: JsonValue.optional(),
     /** Idempotency id of the terminal event: a retried finish with the same id succeeds. */
-    id: z.string().min(1).max(128).optional(),
+    id: nameText().min(1).max(128).optional(),
     /** The finisher's identity: refused (409 lease_lost) while another owner holds the run's lease. */
     owner: Owner.optional(),
   })
@@ -274,7 +276,7 @@ export const HeartbeatResponseSchema = z.object({
 });
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>;
 
-export const CancelRunBody = z.object({ reason: z.string().max(8192).optional() });
+export const CancelRunBody = z.object({ reason: freeText().max(8192).optional() });
 export type CancelRunBody = z.infer<typeof CancelRunBody>;
 
 export { RunError };

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { RunEventSchema } from './events.js';
 import { ErrorCodeSchema } from './errors.js';
 import { RunSchema, RunStatus, RunsFilterFields } from './run.js';
+import { nameText } from './text.js';
 
 /**
  * The live subscription protocol, shared by the WebSocket transport, SSE and
@@ -98,7 +99,7 @@ export type RunsFilter = z.infer<typeof RunsFilter>;
 export const ClientMessage = z.discriminatedUnion('op', [
   z.object({
     op: z.literal('subscribe'),
-    runId: z.string().min(1).max(100),
+    runId: nameText().min(1).max(100),
     after: z.number().int().min(0).default(0),
   }),
   z.object({ op: z.literal('unsubscribe'), runId: z.string().min(1).max(100) }),

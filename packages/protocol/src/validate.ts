@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { RuntrailError } from './errors.js';
 import { dataRecord } from './data-keys.js';
 import { EventInput, eventDataSchemas, extraFieldsOf, isKnownEventType } from './events.js';
+import { nameTextProblem } from './text.js';
 
 export interface FieldIssue {
   path: string;
@@ -11,7 +12,10 @@ export interface FieldIssue {
 function pathOf(prefix: string, path: ReadonlyArray<PropertyKey>): string {
   let out = prefix;
   for (const part of path) {
-    out += typeof part === 'number' ? `[${part}]` : out ? `.${String(part)}` : String(part);
+    if (typeof part === 'number') out += `[${part}]`;
+    // A key that is not plain text (a refused label key) is shown escaped, as JSON: ["k\u0000"].
+    else if (nameTextProblem(String(part))) out += `[${JSON.stringify(String(part))}]`;
+    else out += out ? `.${String(part)}` : String(part);
   }
   return out || '(root)';
 }
@@ -22,11 +26,14 @@ function pathOf(prefix: string, path: ReadonlyArray<PropertyKey>): string {
  * which is what the producer has to remove or rename.
  */
 function fieldIssues(prefix: string, issues: ReadonlyArray<z.core.$ZodIssue>): FieldIssue[] {
-  return issues.flatMap((i) =>
-    i.code === 'unrecognized_keys'
-      ? i.keys.map((key) => ({ path: pathOf(prefix, [...i.path, key]), message: 'unknown field (only the fields this object defines are accepted)' }))
-      : [{ path: pathOf(prefix, i.path), message: i.message }],
-  );
+  return issues.flatMap((i): FieldIssue[] => {
+    if (i.code === 'unrecognized_keys') {
+      return i.keys.map((key) => ({ path: pathOf(prefix, [...i.path, key]), message: 'unknown field (only the fields this object defines are accepted)' }));
+    }
+    // A record key refused by its schema: say why, at the key (zod says only "Invalid key in record").
+    if (i.code === 'invalid_key') return fieldIssues(pathOf(prefix, i.path), i.issues);
+    return [{ path: pathOf(prefix, i.path), message: i.message }];
+  });
 }
 
 /** Parse with a schema or throw invalid_request naming every bad field. */

@@ -3,9 +3,11 @@ import { connect } from 'node:net';
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errorStatus, isErrorCode, routes, type RouteName } from '@runtrail/protocol';
+import { RuntrailClient } from '@runtrail/client';
+import { errorStatus, isErrorCode, routes, RuntrailError, TEXT_RULES, type RouteName } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '../src/start.js';
 import { tempDir, waitUntil } from '@runtrail/test-support';
+import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 
 /**
  * The bad-input suite of issue 15 (item 8): table-driven cases, then a
@@ -173,7 +175,8 @@ describe('bad input (issue 15, item 8)', { timeout: BUDGET_MS }, () => {
       ['10,000-deep nesting in input', 'POST', '/api/v1/runs', { headers: json(ADMIN), body: `{"name":"deep","input":${nested(10_000)}}` }, 400],
       ['10,000-deep nesting as the body', 'POST', `/api/v1/runs/${runningId}/cancel`, { headers: json(ADMIN), body: nested(10_000) }, 400],
       ['invalid UTF-8', 'POST', '/api/v1/runs', { headers: json(ADMIN), body: new Uint8Array([0x7b, 0x22, 0x6e, 0x61, 0x6d, 0x65, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0xc3, 0x22, 0x7d]) }, 201],
-      ['NUL bytes in a name', 'POST', '/api/v1/runs', { headers: json(ADMIN), body: '{"name":"a\\u0000b"}' }, 201],
+      // PostgreSQL cannot store NUL in text: refused on every store (the per-store cases are below).
+      ['NUL bytes in a name', 'POST', '/api/v1/runs', { headers: json(ADMIN), body: '{"name":"a\\u0000b"}' }, 400],
       ['huge string over the body limit', 'POST', '/api/v1/runs', { headers: json(ADMIN), body: JSON.stringify({ name: 'x', input: 'y'.repeat(2 * 1024 * 1024) }) }, 413],
       ['event data over its limit', 'POST', `/api/v1/runs/${runningId}/events`, { headers: json(ADMIN), body: JSON.stringify({ events: [{ type: 'x.big', data: 'z'.repeat(1024 * 1024 + 10) }] }) }, 413],
       ['too many labels', 'POST', '/api/v1/runs', { headers: json(ADMIN), body: JSON.stringify({ name: 'x', labels: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`k${i}`, 'v'])) }) }, 400],
@@ -184,7 +187,7 @@ describe('bad input (issue 15, item 8)', { timeout: BUDGET_MS }, () => {
       // Ids, after and limit.
       ['unknown run id', 'GET', `/api/v1/runs/${ghost}`, { headers: auth(ADMIN) }, 404],
       ['malformed run id', 'GET', `/api/v1/runs/${encodeURIComponent('../../etc/passwd')}`, { headers: auth(ADMIN) }, 404],
-      ['NUL in a run id', 'GET', '/api/v1/runs/a%00b', { headers: auth(ADMIN) }, 404],
+      ['NUL in a run id', 'GET', '/api/v1/runs/a%00b', { headers: auth(ADMIN) }, 400],
       ['very long run id', 'GET', `/api/v1/runs/${'r'.repeat(4000)}/events`, { headers: auth(ADMIN) }, 404],
       ['bad percent-encoding', 'GET', '/api/v1/runs/%E0%A4%A', { headers: auth(ADMIN) }, 400],
       ['negative after', 'GET', `/api/v1/runs/${ended}/events?after=-1`, { headers: auth(ADMIN) }, 400],
@@ -366,6 +369,136 @@ describe('bad input (issue 15, item 8)', { timeout: BUDGET_MS }, () => {
     console.log(`bad-input suite: ${cases} cases (seed ${SEED}): 0 crashes, 0 5xx, existing runs byte-identical`);
     // Smaller runs (RUNTRAIL_FUZZ_HTTP / _WS, to reproduce one case quickly) are not the CI suite.
     if (process.env.RUNTRAIL_FUZZ_HTTP === undefined && process.env.RUNTRAIL_FUZZ_WS === undefined) expect(cases).toBeGreaterThanOrEqual(10_000);
+  });
+});
+
+/**
+ * Text the stores keep as text, on each store (the cases above run on
+ * SQLite only). PostgreSQL cannot hold NUL in text or jsonb, so the protocol's
+ * schemas refuse it (and every control character in names and ids) with 400
+ * `invalid_request` naming the field, on both stores alike; NUL inside
+ * free-form JSON (input, event data) keeps working on both.
+ */
+const stores = ['sqlite', 'postgres'] as const;
+
+describe.each(stores)('text fields on %s: control characters are refused by name, alike on every store', (kind) => {
+  let storeServer: RunningServer;
+  let schema = '';
+  const targetDir = tempDir('runtrail-text-fields-');
+
+  beforeAll(async () => {
+    if (kind === 'postgres') schema = await freshSchema();
+    storeServer = await startServer({
+      port: 0,
+      logLevel: 'silent',
+      dataDir: targetDir.path,
+      ...(kind === 'postgres' ? { databaseUrl: TEST_DATABASE_URL, databaseSchema: schema } : {}),
+    });
+    expect(storeServer.store.kind).toBe(kind);
+  });
+
+  afterAll(async () => {
+    await storeServer?.close();
+    if (schema) await dropSchema(schema);
+    targetDir.remove();
+  });
+
+  const request = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(storeServer.url + path, {
+      method,
+      headers: body === undefined ? { 'x-runtrail-client': '1' } : { 'content-type': 'application/json' },
+      body: body === undefined ? null : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, text, json: text ? (JSON.parse(text) as Record<string, any>) : null };
+  };
+  const createRun = async (body: object = { name: 'text-fields' }) => {
+    const res = await request('POST', '/api/v1/runs', body);
+    expect(res.status, res.text).toBe(201);
+    return res.json!.id as string;
+  };
+
+  it('refuses NUL and other control characters in names, ids, labels, event types and filters with 400 naming the field', async () => {
+    const id = await createRun();
+    const nameRule = TEXT_RULES.name;
+    const table: Array<[string, string, string, unknown, string, string]> = [
+      ['run name with NUL', 'POST', '/api/v1/runs', { name: 'a\u0000b' }, 'name', nameRule],
+      ['run name with ESC', 'POST', '/api/v1/runs', { name: 'a\u001b[31m' }, 'name', nameRule],
+      ['label value with NUL', 'POST', '/api/v1/runs', { name: 'a', labels: { k: 'v\u0000' } }, 'labels.k', nameRule],
+      ['label key with NUL', 'POST', '/api/v1/runs', { name: 'a', labels: { 'k\u0000': 'v' } }, 'labels["k\\u0000"]', nameRule],
+      ['label value with a lone surrogate', 'POST', '/api/v1/runs', { name: 'a', labels: { k: 'v\ud800' } }, 'labels.k', TEXT_RULES.surrogate],
+      ['parent id with NUL', 'POST', '/api/v1/runs', { name: 'a', parentId: 'p\u0000' }, 'parentId', nameRule],
+      ['owner node with NUL', 'POST', '/api/v1/runs', { name: 'a', owner: { kind: 'producer', node: 'n\u0000', id: 'x' } }, 'owner.node', nameRule],
+      ['event type with NUL', 'POST', `/api/v1/runs/${id}/events`, { events: [{ type: 'x.a\u0000y' }] }, 'events[0].type', nameRule],
+      ['event id with NUL', 'POST', `/api/v1/runs/${id}/events`, { events: [{ type: 'x.a', id: 'e\u0000' }] }, 'events[0].id', nameRule],
+      ['phase name with NUL', 'POST', `/api/v1/runs/${id}/events`, { events: [{ type: 'phase', data: { name: 'p\u0000', status: 'started' } }] }, 'events[0].data.name', nameRule],
+      ['run.failed event error with NUL', 'POST', `/api/v1/runs/${id}/events`, { events: [{ type: 'run.failed', data: { error: { kind: 'error', message: 'e\u0000' } } }] }, 'events[0].data.error.message', TEXT_RULES.free],
+      ['cancel reason with NUL', 'POST', `/api/v1/runs/${id}/cancel`, { reason: 'r\u0000' }, 'reason', TEXT_RULES.free],
+      ['finish error message with NUL', 'POST', `/api/v1/runs/${id}/finish`, { status: 'failed', error: { message: 'e\u0000' } }, 'error.message', TEXT_RULES.free],
+      ['finish event id with NUL', 'POST', `/api/v1/runs/${id}/finish`, { status: 'succeeded', id: 'f\u0000' }, 'id', nameRule],
+      ['heartbeat owner id with NUL', 'POST', `/api/v1/runs/${id}/heartbeat`, { owner: { kind: 'producer', node: 'n', id: 'x\u0000' } }, 'owner.id', nameRule],
+      ['token name with NUL', 'POST', '/api/v1/tokens', { name: 't\u0000', scope: 'viewer' }, 'name', nameRule],
+      ['list nameContains with NUL', 'GET', '/api/v1/runs?nameContains=a%00', undefined, 'nameContains', nameRule],
+      ['list name with NUL', 'GET', '/api/v1/runs?name=a%00', undefined, 'name', nameRule],
+      ['list label filter with NUL', 'GET', '/api/v1/runs?label=k%3Dv%00', undefined, 'label', nameRule],
+      ['list parentIds with NUL', 'GET', '/api/v1/runs?parentIds=a%00,b', undefined, 'parentIds', nameRule],
+      ['list cursor with NUL', 'GET', '/api/v1/runs?cursor=a%00', undefined, 'cursor', nameRule],
+      ['run id in the path with NUL', 'GET', '/api/v1/runs/a%00b', undefined, 'id', nameRule],
+      ['run id in the path of an append', 'POST', '/api/v1/runs/a%00b/events', { events: [{ type: 'x.a' }] }, 'id', nameRule],
+      ['run id in the path of a stream', 'GET', '/api/v1/runs/a%00b/stream', undefined, 'id', nameRule],
+      ['token id in the path with NUL', 'DELETE', '/api/v1/tokens/a%00b', undefined, 'id', nameRule],
+    ];
+    for (const [what, method, path, body, field, rule] of table) {
+      const res = await request(method, path, body);
+      expect(res.status, `${what}: ${res.text}`).toBe(400);
+      expect(res.json!.error.code, what).toBe('invalid_request');
+      expect(res.json!.error.message, what).toContain(`${field}: ${rule}`);
+    }
+    // Nothing of the refused requests reached the run.
+    expect((await request('GET', `/api/v1/runs/${id}`)).json!.seq).toBe(0);
+  });
+
+  it('keeps NUL inside free-form JSON, and newlines and tabs in messages (tracebacks)', async () => {
+    const id = await createRun({ name: 'free-form', input: { prompt: 'a\u0000b' } });
+    expect((await request('GET', `/api/v1/runs/${id}`)).json!.input).toEqual({ prompt: 'a\u0000b' });
+    const appended = await request('POST', `/api/v1/runs/${id}/events`, {
+      events: [
+        { type: 'x.raw', data: { text: 'x\u0000y' } },
+        { type: 'log', data: { level: 'error', message: 'bad byte \u0000 here' } },
+        { type: 'phase', data: { name: 'load', status: 'started', timeoutMs: 3_600_000 } },
+      ],
+    });
+    expect(appended.status, appended.text).toBe(200);
+    const events = (await request('GET', `/api/v1/runs/${id}/events`)).json!.events as Array<{ data: unknown }>;
+    expect(events[0]!.data).toEqual({ text: 'x\u0000y' });
+    // The sweeper reads phases from checkpoints that hold that log line: it must still answer.
+    await expect(storeServer.store.findDue(Date.now(), 10)).resolves.toBeDefined();
+    const traceback = 'Traceback (most recent call last):\n\tFile "x.py", line 1\nValueError: bad';
+    const finished = await request('POST', `/api/v1/runs/${id}/finish`, { status: 'failed', error: { message: traceback } });
+    expect(finished.status, finished.text).toBe(200);
+    expect(finished.json!.error.message).toBe(traceback);
+  });
+
+  it('still lists runs stored before the rule, with NUL in their error, by errorKind', async () => {
+    // Written straight to the store, as a server before this rule accepted it.
+    const run = { id: await createRun({ name: 'stored-before' }) };
+    await storeServer.store.append(run.id, [{ type: 'run.failed', data: { error: { kind: 'error', message: 'old\u0000message' } } }], { now: Date.now() });
+    const listed = await request('GET', '/api/v1/runs?errorKind=error');
+    expect(listed.status, listed.text).toBe(200);
+    const found = (listed.json!.runs as Array<{ id: string; error: { message: string } }>).find((r) => r.id === run.id);
+    expect(found?.error.message).toBe('old\u0000message');
+  });
+
+  it("the Node SDK surfaces the server's message, and a run whose error holds NUL still ends failed", async () => {
+    const client = new RuntrailClient({ url: storeServer.url });
+    const refused = await client.createRun({ name: 'a\u0000b' }).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(RuntrailError);
+    expect((refused as RuntrailError).code).toBe('invalid_request');
+    expect((refused as RuntrailError).message).toContain(`name: ${TEXT_RULES.name}`);
+    const handle = await client.createRun({ name: 'sdk-nul-error' });
+    const run = await handle.fail(new Error('bad byte \u0000 in line 3'));
+    expect(run.status).toBe('failed');
+    expect(run.error?.message).toBe('bad byte \\0 in line 3');
   });
 });
 

@@ -330,7 +330,12 @@ export class RunHandle {
   }
 }
 
+/**
+ * An error as call.failed and the run's error say it. NUL is written as the
+ * two characters \0: the server refuses NUL in error messages (PostgreSQL
+ * cannot store it), and a run must still end failed when its error held one.
+ */
 function describe(err: unknown): string {
-  if (err instanceof Error) return err.message || err.name;
-  return typeof err === 'string' ? err : JSON.stringify(err);
+  const text = err instanceof Error ? err.message || err.name : typeof err === 'string' ? err : JSON.stringify(err);
+  return text.replaceAll('\u0000', '\\0');
 }

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { parseOrThrow, routes, type RouteName } from '@runtrail/protocol';
+import { PathParams, parseOrThrow, routes, type RouteName } from '@runtrail/protocol';
 
 export interface ParsedRequest<B, Q> {
   params: Record<string, string>;
@@ -32,10 +32,11 @@ export function serve<R extends RouteName>(
     config: { routeName: name },
     handler: async (request, reply) => {
       const def = route as { body?: import('zod').ZodType; query?: import('zod').ZodType };
+      const params = parseOrThrow(PathParams, request.params ?? {}, 'path');
       const body = def.body ? parseOrThrow(def.body, request.body ?? {}, 'request body') : undefined;
       const query = def.query ? parseOrThrow(def.query, request.query ?? {}, 'query') : undefined;
       return handler({
-        params: request.params as Record<string, string>,
+        params,
         body: body as Schema<R, 'body'>,
         query: query as Schema<R, 'query'>,
         request,

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import type { RouteName } from '@runtrail/protocol';
+import { PathParams, parseOrThrow, type RouteName } from '@runtrail/protocol';
 import type { RunStore } from '@runtrail/store';
 import { authorize, routeAccess } from './access.js';
 import type { Principal, TokenService } from './tokens.js';
@@ -57,7 +57,8 @@ export function installAuth(http: FastifyInstance, deps: { tokens: TokenService;
       if (access === 'open') return { kind: 'open' } as const;
       throw err;
     });
-    const runId = (request.params as { id?: string }).id;
+    // A run token's check reads the store by this id: refuse a control character before that, as the route would.
+    const runId = parseOrThrow(PathParams, request.params ?? {}, 'path').id;
     await authorize(deps.store, request.principal, access, runId);
   });
 }
