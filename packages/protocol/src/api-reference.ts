@@ -23,7 +23,7 @@ export function renderApiReference(): string {
     `The machine-readable description is OpenAPI 3.1 at \`${routes.openapi.path}\`; a running server shows it as a page at \`${routes.apiDocs.path}\`.`,
     '',
     'Text the stores keep as text is checked alike on every store (PostgreSQL cannot hold NUL), and refused with 400 `invalid_request` naming the field:',
-    `names and identifiers (run names, label keys and values, parent and other ids, owners, event types and ids, phase, metric and counter names, token names, the list filters, ids in paths) ${TEXT_RULES.name};`,
+    `names and identifiers (run names, label keys and values, parent and other ids, owners, event types and ids, phase, metric and counter names, token names, the list filters, ids in paths, and those of an imported run) ${TEXT_RULES.name};`,
     `free text (error messages, cancel reasons) ${TEXT_RULES.free}, so newlines and tabs are kept; and none ${TEXT_RULES.surrogate.replace('must not contain', 'may contain')}.`,
     'Free-form JSON (run input, event data beyond the fields above, output, artifact metadata) keeps any character, NUL included.',
     '',

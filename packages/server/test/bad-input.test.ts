@@ -489,6 +489,23 @@ describe.each(stores)('text fields on %s: control characters are refused by name
     expect(found?.error.message).toBe('old\u0000message');
   });
 
+  it('refuses an imported archive whose run name holds NUL, naming the field, and imports nothing', async () => {
+    const id = await createRun({ name: 'import-name-13' });
+    expect((await request('POST', `/api/v1/runs/${id}/finish`, { status: 'succeeded' })).status).toBe(200);
+    const archive = Buffer.from(await (await fetch(`${storeServer.url}/api/v1/runs/${id}/export`)).arrayBuffer());
+    expect((await request('DELETE', `/api/v1/runs/${id}`)).status).toBe(204);
+    // Same length, so the tar's sizes still hold: the JSON text of the name becomes "import-\u0000x".
+    const at = archive.indexOf('"name": "import-name-13"');
+    expect(at).toBeGreaterThan(0);
+    archive.write('"name": "import-\\u0000x"', at);
+    const res = await fetch(`${storeServer.url}/api/v1/import`, { method: 'POST', headers: { 'content-type': 'application/x-tar', 'x-runtrail-client': '1' }, body: archive });
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(res.status, body.error.message).toBe(400);
+    expect(body.error.code).toBe('invalid_request');
+    expect(body.error.message).toContain(`run.json: name: ${TEXT_RULES.name}`);
+    expect((await request('GET', `/api/v1/runs/${id}`)).status).toBe(404);
+  });
+
   it("the Node SDK surfaces the server's message, and a run whose error holds NUL still ends failed", async () => {
     const client = new RuntrailClient({ url: storeServer.url });
     const refused = await client.createRun({ name: 'a\u0000b' }).catch((err: unknown) => err);

@@ -4,7 +4,10 @@ import tar from 'tar-stream';
 import { z } from 'zod';
 import {
   Artifact,
+  Owner,
   RunSchema,
+  nameText,
+  parseOrThrow,
   RuntrailError,
   isTerminalStatus,
   type Run,
@@ -31,14 +34,27 @@ const EVENTS_PER_FILE = 5000;
 /** Largest JSON entry an import reads into memory. */
 const MAX_JSON_ENTRY_BYTES = 64 * 1024 * 1024;
 
-const Manifest = z.object({ format: z.literal(ARCHIVE_FORMAT), version: z.literal(ARCHIVE_VERSION), runId: z.string() });
+const Manifest = z.object({ format: z.literal(ARCHIVE_FORMAT), version: z.literal(ARCHIVE_VERSION), runId: nameText() });
+/**
+ * The run record of an import. Its names and ids go into text columns like
+ * a created run's, so they follow the same rule (no control character: NUL
+ * would be a 500 on PostgreSQL), refused by name before anything is stored.
+ */
+const ImportedRun = RunSchema.extend({
+  id: nameText(),
+  name: nameText(),
+  parentId: nameText().nullable(),
+  retryOf: nameText().nullable(),
+  labels: z.record(nameText(), nameText()),
+  owner: Owner.nullable(),
+});
 const StoredEvent = z.object({
-  runId: z.string(),
+  runId: nameText(),
   seq: z.number().int().positive(),
-  type: z.string().min(1).max(100),
+  type: nameText().min(1).max(100),
   ts: z.number().int().nonnegative(),
   data: z.unknown(),
-  id: z.string().min(1).max(128).optional(),
+  id: nameText().min(1).max(128).optional(),
 });
 
 export function exportRun(artifacts: ArtifactService, run: Run, events: AsyncIterable<RunEvent[]>, records: Artifact[]): Readable {
@@ -128,7 +144,7 @@ async function readEntries(
         const lines = text.split('\n').filter((l) => l.length > 0);
         eventFiles.set(Number(events[1]), lines.map((l, i) => parseJson(StoredEvent, l, `${name} line ${i + 1}`) as RunEvent));
       } else if (name === 'runtrail-export.json') manifest = parseJson(Manifest, await readText(entry as AsyncIterable<Uint8Array>), name);
-      else if (name === 'run.json') run = parseJson(RunSchema, await readText(entry as AsyncIterable<Uint8Array>), name) as Run;
+      else if (name === 'run.json') run = parseJson(ImportedRun, await readText(entry as AsyncIterable<Uint8Array>), name) as Run;
       else if (name === 'artifacts.json') records = parseJson(z.array(Artifact), await readText(entry as AsyncIterable<Uint8Array>), name);
       else throw refuse(`unexpected entry ${JSON.stringify(name.slice(0, 200))}; an export holds only runtrail-export.json, run.json, events/, artifacts.json and blobs/`);
     }
@@ -181,8 +197,11 @@ function parseJson<S extends z.ZodType>(schema: S, text: string, where: string):
   } catch (err) {
     throw refuse(`${where} is not JSON (${(err as Error).message})`);
   }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw refuse(`${where}: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-  return parsed.data;
+  try {
+    // The protocol's parse names the field as every route does (`invalid run.json: name: …`).
+    return parseOrThrow(schema, value, where);
+  } catch (err) {
+    throw refuse((err as Error).message);
+  }
 }
 
