@@ -140,8 +140,12 @@ class FoldRecords {
   private writable<T>(record: Record<string, T>): Record<string, T> {
     if (this.owned.has(record)) return record;
     // A null-prototype copy (data-keys.ts): "__proto__" is stored as a key.
-    const copy = dataRecord(record);
-    this.sizes.set(copy, this.sizeOf(record));
+    // Its size comes from the same walk over the keys (with 1,000 calls in
+    // flight a second Object.keys was a third of the copy's cost).
+    const copy = dataRecord<T>();
+    const keys = Object.keys(record);
+    for (const key of keys) copy[key] = record[key]!;
+    this.sizes.set(copy, keys.length);
     this.owned.add(copy);
     return copy;
   }
