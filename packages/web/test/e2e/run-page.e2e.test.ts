@@ -361,6 +361,11 @@ describe('the run page: context, failures, console and artifacts', () => {
     const long = `summary: ${'x'.repeat(400)} END-OF-LINE`;
     run.event('call.started', { callId: 'c1', label: 'doc_1' });
     run.event('call.failed', { callId: 'c1', error: traceback, willRetry: false });
+    // An attempt that failed and was retried, then succeeded: a Retry, not a failed call.
+    run.event('call.started', { callId: 'c3', label: 'doc_3' });
+    run.event('call.failed', { callId: 'c3', error: '429 rate limited', willRetry: true });
+    run.event('call.retried', { callId: 'c3', attempt: 2 });
+    run.event('call.succeeded', { callId: 'c3' });
     run.event('call.started', { callId: 'c2', label: 'doc_2' });
     run.event('call.succeeded', { callId: 'c2' });
     run.log(long);
@@ -392,6 +397,15 @@ describe('the run page: context, failures, console and artifacts', () => {
       expect(await detail.textContent()).toBe(traceback);
       expect(await withinViewport(page, detail)).toBe(true);
       await failed.locator('summary').click();
+      // The retried attempt is listed apart, folded away: the heading's count is the calls that failed for good.
+      const retried = page.getByTestId('retried-attempt');
+      expect(await retried.isVisible()).toBe(false);
+      await page.locator('.retried-calls > summary').click();
+      await retried.waitFor({ state: 'visible' });
+      expect(await retried.count()).toBe(1);
+      expect(await retried.locator('.call-label-full').textContent()).toBe('doc_3');
+      await page.locator('.retried-calls > summary').click();
+      await retried.waitFor({ state: 'hidden' });
 
       const context = page.getByRole('region', { name: 'Context and results' });
       expect(JSON.parse((await context.getByLabel('Output as JSON').textContent())!)).toEqual({ accuracy: 0.5 });

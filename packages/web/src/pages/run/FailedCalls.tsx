@@ -35,12 +35,16 @@ export function failedCallsOf(events: readonly RunEvent[]): FailedCall[] {
 }
 
 /**
- * The calls that failed, each with its error: the counter says how many,
- * this says which and why, even after a later success cleared "last error".
+ * The calls that failed for good, each with its error: the counter says how
+ * many, this says which and why, even after a later success cleared "last
+ * error". Failed attempts that were retried (the Retries counter) follow,
+ * folded away, so "Failed calls (1)" never heads a list of 26.
  */
 export function FailedCalls({ events, failedCount, snapshotSeq }: { events: readonly RunEvent[]; failedCount: number; snapshotSeq: number }) {
-  const failed = useMemo(() => failedCallsOf(events), [events]);
-  if (failed.length === 0 && failedCount === 0) return null;
+  const all = useMemo(() => failedCallsOf(events), [events]);
+  const gaveUp = all.filter((f) => !f.willRetry);
+  const retried = all.filter((f) => f.willRetry);
+  if (all.length === 0 && failedCount === 0) return null;
   // The counters come from the persisted snapshot at once; the events that
   // name the failed calls follow from the stream. Until the page holds the
   // log up to the snapshot's seq, say so instead of "0 of 1".
@@ -50,26 +54,40 @@ export function FailedCalls({ events, failedCount, snapshotSeq }: { events: read
       <h3>
         Failed calls <span className="muted">({failedCount})</span>
       </h3>
-      {reading && failed.length < failedCount && (
+      {reading && gaveUp.length < failedCount && (
         <p className="muted" role="status" data-testid="failed-calls-reading">
           Reading the failed calls from the run's log…
         </p>
       )}
-      {!reading && failed.length < failedCount && (
-        <p className="muted">Only the failures among the latest events this page holds are listed ({failed.length} of {failedCount}).</p>
+      {!reading && gaveUp.length < failedCount && (
+        <p className="muted">Only the failures among the latest events this page holds are listed ({gaveUp.length} of {failedCount}).</p>
       )}
-      <ol className="failed-list" aria-label="failed calls">
-        {failed.map((f) => (
-          <li key={f.seq} data-testid="failed-call">
-            <div className="failed-call-head">
-              <span className="call-label-full">{f.label ?? f.callId}</span>
-              <span className={`badge ${f.willRetry ? 'badge-retry' : 'badge-failed'}`}>{f.willRetry ? 'will retry' : 'gave up'}</span>
-              <span className="muted">{formatTime(f.ts)}</span>
-            </div>
-            <ErrorText message={f.error} label={`error of call ${f.label ?? f.callId}`} open={false} />
-          </li>
-        ))}
-      </ol>
+      {gaveUp.length > 0 && <FailedList calls={gaveUp} label="failed calls" testId="failed-call" />}
+      {retried.length > 0 && (
+        <details className="retried-calls">
+          <summary>
+            Failed attempts that were retried <span className="muted">({retried.length})</span>
+          </summary>
+          <FailedList calls={retried} label="failed attempts that were retried" testId="retried-attempt" />
+        </details>
+      )}
     </div>
+  );
+}
+
+function FailedList({ calls, label, testId }: { calls: FailedCall[]; label: string; testId: string }) {
+  return (
+    <ol className="failed-list" aria-label={label}>
+      {calls.map((f) => (
+        <li key={f.seq} data-testid={testId}>
+          <div className="failed-call-head">
+            <span className="call-label-full">{f.label ?? f.callId}</span>
+            <span className={`badge ${f.willRetry ? 'badge-retry' : 'badge-failed'}`}>{f.willRetry ? 'retried' : 'gave up'}</span>
+            <span className="muted">{formatTime(f.ts)}</span>
+          </div>
+          <ErrorText message={f.error} label={`error of call ${f.label ?? f.callId}`} open={false} />
+        </li>
+      ))}
+    </ol>
   );
 }
