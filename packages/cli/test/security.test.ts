@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir, waitUntil } from '@runtrail/test-support';
 
-/** `runtrail serve` refuses to start open on a reachable address; `runtrail tokens` and `artifacts` with RUNTRAIL_TOKEN (issue 15). */
+/** `runtrail serve` refuses to start open on a reachable address; `runtrail tokens`, `artifacts`, `export` and `import` with RUNTRAIL_TOKEN (issue 15). */
 const BIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const ADMIN = 'cli-admin-token-0123456789abcdef';
 const dir = tempDir();
@@ -91,6 +91,16 @@ describe('runtrail serve: open only on loopback', { timeout: 180_000 }, () => {
     expect((await run(['artifacts', 'ls', runId], env)).stdout).toContain('notes.txt');
     expect((await run(['artifacts', 'get', runId, 'notes.txt', '-o', '-'], env)).stdout).toBe('hello\n');
     expect((await run(['artifacts', 'ls', runId], { RUNTRAIL_URL: url })).stderr).toMatch(/unauthorized/);
+    // export and import too: the archive comes back, and its import reaches the server's own checks (the run
+    // was exported while running, which import refuses with its reason), not a 401.
+    const archive = join(dir.path, 'run.tar');
+    const exported = await run(['export', runId, '-o', archive], env);
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(statSync(archive).size).toBeGreaterThan(1024);
+    const imported = await run(['import', archive], env);
+    expect(imported.stderr).toMatch(/the run is running; export a run after it ends; nothing was imported/);
+    expect(imported.stderr).not.toMatch(/unauthorized/);
+    expect((await run(['import', archive], { RUNTRAIL_URL: url })).stderr).toMatch(/unauthorized/);
     expect((await run(['runs', 'ls'], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: token.token })).code).toBe(0);
     expect((await run(['tokens', 'revoke', token.id], env)).code).toBe(0);
     const refused = await run(['runs', 'ls'], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: token.token });

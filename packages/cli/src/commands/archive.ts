@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { HttpApi, toReadableStream } from '@runtrail/client';
 import type { Run } from '@runtrail/protocol';
-import { serverUrl } from '../options.js';
+import { clientOptions } from '../options.js';
 
 export function registerArchive(program: Command): void {
   program
@@ -13,7 +13,7 @@ export function registerArchive(program: Command): void {
     .description('write a run (record, events, artifacts) as one tar archive')
     .option('-o, --output <file>', 'where to write it (default runtrail-<run>.tar; - for stdout)')
     .action(async (runId: string, flags: { output?: string }, cmd: Command) => {
-      const response = await new HttpApi({ url: serverUrl(cmd) }).send('exportRun', { params: { id: runId }, timeoutMs: null });
+      const response = await new HttpApi(clientOptions(cmd)).send('exportRun', { params: { id: runId }, timeoutMs: null });
       const body = Readable.fromWeb(response.body! as import('node:stream/web').ReadableStream<Uint8Array>);
       if (flags.output === '-') return pipeline(body, process.stdout);
       const target = resolve(flags.output ?? `runtrail-${runId}.tar`);
@@ -25,7 +25,7 @@ export function registerArchive(program: Command): void {
     .command('import <file>')
     .description('load a run exported with `runtrail export` into a server; it keeps its id')
     .action(async (file: string, _flags: unknown, cmd: Command) => {
-      const response = await new HttpApi({ url: serverUrl(cmd) }).send('importRun', {
+      const response = await new HttpApi(clientOptions(cmd)).send('importRun', {
         raw: toReadableStream(createReadStream(resolve(file))) as never,
         headers: { 'content-type': 'application/x-tar' },
         timeoutMs: null,
