@@ -176,15 +176,7 @@ export class Hub {
   private queue(runId: string, texts: EventText[], publishedAt: number): void {
     let pending = this.pending.get(runId);
     if (!pending) this.pending.set(runId, (pending = { segments: [] }));
-    const last = pending.segments[pending.segments.length - 1];
-    // Commits of one run through one node come in seq order; anything else
-    // (another node's events read back late) starts a segment of its own,
-    // and watchers sort out gaps and repeats by seq.
-    if (last && last.events[last.events.length - 1]!.seq + 1 === texts[0]!.seq) {
-      for (const text of texts) last.events.push(text);
-    } else {
-      pending.segments.push({ events: texts.slice(), publishedAt });
-    }
+    insertSegment(pending.segments, texts, publishedAt);
     this.scheduleFlush();
   }
 
@@ -249,6 +241,35 @@ export class Hub {
     // Published while this flush was under way: their turn comes now.
     if (this.pending.size > 0) this.scheduleFlush();
   };
+}
+
+/**
+ * Put a publish's texts among a run's waiting segments in seq order, joined
+ * to the segments they continue or precede. Concurrent appends of one run
+ * (PostgreSQL runs two commits of a run at once) can be published in another
+ * order than their seqs: kept apart, a watcher would take the later one
+ * first, see a gap and read the store, every watcher of the run at once.
+ * Overlaps (another node's events read back twice) stay segments of their
+ * own, and watchers skip what they already have by seq.
+ */
+function insertSegment(segments: Segment[], texts: EventText[], publishedAt: number): void {
+  const first = texts[0]!.seq;
+  const lastSeq = texts[texts.length - 1]!.seq;
+  let at = segments.length;
+  while (at > 0 && segments[at - 1]!.events[0]!.seq > first) at--;
+  const before = segments[at - 1];
+  const after = segments[at];
+  if (before && before.events[before.events.length - 1]!.seq + 1 === first) {
+    for (const text of texts) before.events.push(text);
+    if (after && after.events[0]!.seq === lastSeq + 1) {
+      for (const text of after.events) before.events.push(text);
+      segments.splice(at, 1);
+    }
+  } else if (after && after.events[0]!.seq === lastSeq + 1) {
+    segments[at] = { events: [...texts, ...after.events], publishedAt: Math.min(publishedAt, after.publishedAt) };
+  } else {
+    segments.splice(at, 0, { events: texts.slice(), publishedAt });
+  }
 }
 
 function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): () => void {
