@@ -16,7 +16,7 @@ import {
 import { HttpApi, type HttpApiOptions } from './http-api.js';
 import { RunHandle, type RunHandleOptions } from './producer/run-handle.js';
 import { HttpProducerTransport, putArtifact } from './producer/transport.js';
-import { openSource, type ArtifactOptions, type ArtifactSource } from './artifacts/source.js';
+import { openSource, toReadableStream, type ArtifactOptions, type ArtifactSource } from './artifacts/source.js';
 
 export type RuntrailClientOptions = HttpApiOptions & {
   /** Producer batching/retry settings for handles this client creates. */
@@ -122,6 +122,25 @@ export class RuntrailClient {
       timeoutMs: null,
       ...(options.signal ? { signal: options.signal } : {}),
     });
+  }
+
+  /** The whole run (its record, every event, every artifact) as one tar archive, streamed. */
+  exportRun(id: string, options: { signal?: AbortSignal } = {}): Promise<Response> {
+    return this.api.send('exportRun', { params: { id }, timeoutMs: null, ...(options.signal ? { signal: options.signal } : {}) });
+  }
+
+  /**
+   * Load an archive written by exportRun (bytes, a stream or `{ path }`) into
+   * this server: the run keeps its id, and one that exists here is a 409.
+   */
+  async importRun(archive: ArtifactSource): Promise<Run> {
+    const body = await openSource(archive);
+    const response = await this.api.send('importRun', {
+      raw: (body instanceof Uint8Array ? body : toReadableStream(body)) as BodyInit,
+      headers: { 'content-type': 'application/x-tar' },
+      timeoutMs: null,
+    });
+    return (await response.json()) as Run;
   }
 
   /**

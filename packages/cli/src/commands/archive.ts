@@ -1,11 +1,9 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { HttpApi, toReadableStream } from '@runtrail/client';
-import type { Run } from '@runtrail/protocol';
-import { clientOptions } from '../options.js';
+import { clientFor } from '../options.js';
 
 export function registerArchive(program: Command): void {
   program
@@ -13,7 +11,7 @@ export function registerArchive(program: Command): void {
     .description('write a run (record, events, artifacts) as one tar archive')
     .option('-o, --output <file>', 'where to write it (default runtrail-<run>.tar; - for stdout)')
     .action(async (runId: string, flags: { output?: string }, cmd: Command) => {
-      const response = await new HttpApi(clientOptions(cmd)).send('exportRun', { params: { id: runId }, timeoutMs: null });
+      const response = await clientFor(cmd).exportRun(runId);
       const body = Readable.fromWeb(response.body! as import('node:stream/web').ReadableStream<Uint8Array>);
       if (flags.output === '-') return pipeline(body, process.stdout);
       const target = resolve(flags.output ?? `runtrail-${runId}.tar`);
@@ -25,12 +23,7 @@ export function registerArchive(program: Command): void {
     .command('import <file>')
     .description('load a run exported with `runtrail export` into a server; it keeps its id')
     .action(async (file: string, _flags: unknown, cmd: Command) => {
-      const response = await new HttpApi(clientOptions(cmd)).send('importRun', {
-        raw: toReadableStream(createReadStream(resolve(file))) as never,
-        headers: { 'content-type': 'application/x-tar' },
-        timeoutMs: null,
-      });
-      const run = (await response.json()) as Run;
+      const run = await clientFor(cmd).importRun({ path: resolve(file) });
       process.stdout.write(`imported run ${run.id} (${run.name}, ${run.status}, ${run.seq} events, ${run.snapshot.artifacts.length} artifacts)\n`);
     });
 }

@@ -1,4 +1,12 @@
-import { delay, type RunHandle } from '@runtrail/client';
+import { setTimeout as wait } from 'node:timers/promises';
+import type { RunHandle } from '@runtrail/client';
+
+/** Wait `ms`; a stopped run ends the wait with its stop reason, as any handler step would. */
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return wait(ms, undefined, { signal }).catch((err: unknown) => {
+    throw signal.aborted ? signal.reason : err;
+  });
+}
 
 /** Input of the demo pipeline; every field has a default so `{}` works. */
 export interface DemoInput {
