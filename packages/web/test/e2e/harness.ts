@@ -79,6 +79,17 @@ export async function spawnServer(options: {
   return { url, port: Number(new URL(url).port), child, output: () => out, exited };
 }
 
+/** POST `body` as JSON to the server's API at `path` (after /api/v1); a refusal throws with its status and body. */
+export async function postJson<T>(serverUrl: string, path: string, body: unknown): Promise<T> {
+  const res = await fetch(`${serverUrl}/api/v1${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`POST ${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
 export async function stopServer(server: ServerProcess | null, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (!server || server.child.exitCode !== null || server.child.signalCode !== null) return;
   server.child.kill(signal);

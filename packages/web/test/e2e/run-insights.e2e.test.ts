@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, collectConsoleErrors, launchChromium, spawnServer, stopServer, tempDir, waitUntil, type ServerProcess } from './harness.js';
+import { assertBuilt, collectConsoleErrors, launchChromium, postJson, spawnServer, stopServer, tempDir, waitUntil, type ServerProcess } from './harness.js';
 
 /**
  * The run page's charts, child-runs table, timeline and the live details
@@ -26,15 +26,7 @@ describe('the run page in a real browser', () => {
   let server: ServerProcess | null = null;
   let browser: Browser;
 
-  const post = async <T = ApiRun>(path: string, body: unknown): Promise<T> => {
-    const res = await fetch(`${server!.url}/api/v1${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    if (!res.ok) throw new Error(`POST ${path}: ${res.status} ${await res.text()}`);
-    return (await res.json()) as T;
-  };
+  const post = <T = ApiRun>(path: string, body: unknown): Promise<T> => postJson<T>(server!.url, path, body);
   const createRun = (body: object) => post('/runs', { leaseTtlMs: 600_000, ...body });
   const send = (id: string, events: object[]) => post(`/runs/${id}/events`, { events });
   const finish = (id: string, body: object) => post(`/runs/${id}/finish`, body);

@@ -7,6 +7,7 @@ import {
   assertBuilt,
   collectConsoleErrors,
   launchChromium,
+  postJson,
   repoRoot,
   screenshot,
   spawnServer,
@@ -73,15 +74,7 @@ describe('the scene behind the README screenshots', () => {
   let errors: string[];
   const ids: Record<string, string> = {};
 
-  const post = async <T = ApiRun>(path: string, body: unknown): Promise<T> => {
-    const res = await fetch(`${server!.url}/api/v1${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    if (!res.ok) throw new Error(`POST ${path}: ${res.status} ${await res.text()}`);
-    return (await res.json()) as T;
-  };
+  const post = <T = ApiRun>(path: string, body: unknown): Promise<T> => postJson<T>(server!.url, path, body);
   const getRun = async (id: string) => (await (await fetch(`${server!.url}/api/v1/runs/${id}`)).json()) as ApiRun;
 
   /** `runtrail exec` of a Python script against the server; resolves with its exit code. */
