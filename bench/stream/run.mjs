@@ -160,6 +160,7 @@ async function workloadFanout(w, system, rep) {
     const procs = [server, producer, ...observers];
     const load = loadavg()[0];
     const cpu0 = await Promise.all(procs.map((p) => p.call('cpu')));
+    const delivery0 = await server.call('deliveryBuckets');
     const { r, sums } = await profiled(async () => {
       const r = await producer.call('paced', { rate, durationMs, clients, perRequest }, durationMs * 2 + 120_000);
       const sums = await Promise.all(
@@ -168,6 +169,7 @@ async function workloadFanout(w, system, rep) {
       return { r, sums };
     });
     const cpu1 = await Promise.all(procs.map((p) => p.call('cpu')));
+    const serverSide = bucketQuantiles(delivery0, await server.call('deliveryBuckets'));
     const cpuS = cpu1.map((c, k) => (c.user + c.system - cpu0[k].user - cpu0[k].system) / 1e6);
     const hist = Histogram.merge(sums.map((s) => s.hist));
     const received = sums.reduce((s, x) => s + x.received, 0);
@@ -178,6 +180,8 @@ async function workloadFanout(w, system, rep) {
       p50: hist.quantileUs(0.5) / 1000,
       p99: hist.quantileUs(0.99) / 1000,
       max: hist.maxUs / 1000,
+      serverP50: serverSide?.p50,
+      serverP99: serverSide?.p99,
       produced,
       producedPerS: produced / ((r.endUs - r.startUs) / 1e6),
       unsent: r.unsent,
@@ -195,6 +199,33 @@ async function workloadFanout(w, system, rep) {
       errors: sums.flatMap((s) => s.errors).slice(0, 5),
     };
   });
+}
+
+/**
+ * p50 and p99 in ms of the observations between two readings of a cumulative Prometheus histogram
+ * (deliveryBuckets), interpolated linearly within a bucket as histogram_quantile does: as coarse as
+ * the buckets (1, 2.5, 5, 10, 25, 50, 100 ms ...), enough to tell the server's share of a latency.
+ */
+function bucketQuantiles(before, after) {
+  if (!before || !after) return null;
+  const counts = after.map((b, k) => ({ le: b.le, count: b.count - (before[k]?.count ?? 0) }));
+  const total = counts.at(-1)?.count ?? 0;
+  if (total === 0) return null;
+  const at = (q) => {
+    const rank = q * total;
+    let lowerLe = 0;
+    let lowerCount = 0;
+    for (const { le, count } of counts) {
+      if (count >= rank) {
+        if (le === Infinity) return lowerLe * 1000;
+        return (lowerLe + ((le - lowerLe) * (rank - lowerCount)) / Math.max(1, count - lowerCount)) * 1000;
+      }
+      lowerLe = le;
+      lowerCount = count;
+    }
+    return lowerLe * 1000;
+  };
+  return { p50: at(0.5), p99: at(0.99) };
 }
 
 async function workloadC(system, rep) {
@@ -401,6 +432,8 @@ const fanoutRows = (w, title, target) => {
   row(`(${w}) ${title}: rate the producer achieved, ev/s`, target.rate ?? '', (s) => rcell(s, w, (l) => fmtInt(med(l, 'producedPerS'))), ratio(w, 'producedPerS'));
   row(`(${w}) latency p50, ms`, '', (s) => rcell(s, w, (l) => fmt(med(l, 'p50'), 2)), ratio(w, 'p50'));
   row(`(${w}) latency p99, ms`, target.p99 ?? '', (s) => rcell(s, w, (l) => `${undrained(l) ? '>= ' : ''}${fmt(med(l, 'p99'), 2)}`), ratio(w, 'p99'));
+  row(`(${w}) of which in the server (commit → socket write) p50 / p99, ms`, '', (s) =>
+    rcell(s, w, (l) => (!Number.isFinite(med(l, 'serverP50')) ? '-' : `${fmt(med(l, 'serverP50'), 1)} / ${fmt(med(l, 'serverP99'), 1)}`)));
   row(`(${w}) delivered ev/s per observer`, '', (s) => rcell(s, w, (l) => fmtInt(med(l, 'deliveredPerObsPerS'))), ratio(w, 'deliveredPerObsPerS'));
   row(`(${w}) server CPU per delivered event, µs`, '', (s) => rcell(s, w, (l) => fmt(med(l, 'serverCpuUsPerDelivery'), 2)), ratio(w, 'serverCpuUsPerDelivery'));
   row(`(${w}) CPU % of a core: server / producer / observer procs`, '', (s) => rcell(s, w, cpuCell));

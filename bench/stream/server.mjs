@@ -168,6 +168,22 @@ const url = await starters[system]();
 
 serveRpc({
   url: () => url,
+  /**
+   * runtrail's own delivery-latency histogram (commit → frame written to a watcher's socket), its
+   * cumulative bucket counts now: run.mjs subtracts two readings to split a workload's latency into
+   * the server's part and the rest (kernel, observer processes). null for the broadcasters.
+   */
+  deliveryBuckets: async () => {
+    if (system !== 'runtrail') return null;
+    const text = await fetch(`${url}/metrics`).then((r) => r.text());
+    const buckets = [];
+    for (const m of text.matchAll(/^runtrail_delivery_latency_seconds_bucket\{([^}]*)\} (\S+)$/gm)) {
+      if (!/transport="ws"/.test(m[1])) continue;
+      const le = /le="([^"]+)"/.exec(m[1])[1];
+      buckets.push({ le: le === '+Inf' ? Infinity : Number(le), count: Number(m[2]) });
+    }
+    return buckets;
+  },
   /** Resident memory after a full collection (the process runs with --expose-gc). */
   memory: async () => {
     for (let i = 0; i < 3; i++) {
