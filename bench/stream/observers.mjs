@@ -22,7 +22,8 @@ let watchers = [];
 
 class Watcher {
   constructor(o) {
-    this.o = o;
+    // A variant of runtrail (run.mjs --variant) speaks runtrail's protocol.
+    this.o = { ...o, system: o.system.split(':')[0] };
     this.seen = new Uint8Array((o.maxI ?? 1024) + 2);
     this.received = 0;
     this.distinct = 0;

@@ -10,6 +10,8 @@
 //            bench/stream/profiles, summarized by profile-top.mjs)
 //            --set a.observers=300,a.durationMs=3000 (override sizes)  --obs-procs 2
 //            --runtrail-dist /path/to/packages/server/dist (measure another server build)
+//            --variant name=/path/to/packages/server/dist (repeatable: one more system, "runtrail:name", that
+//            runs that build interleaved with the others, so a proposed change and main see the same load)
 //            --no-write (do not overwrite results.md)
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -69,13 +71,22 @@ for (const pair of (opt('set', '') || '').split(',').filter(Boolean)) {
   P[w][key] = Number(value);
 }
 for (const w of FANOUT) P[w].obsProcs = Number(opt('obs-procs', P[w].obsProcs));
-const SYSTEMS = opt('systems', 'runtrail,ws,wsbatch,socketio').split(',');
+/** --variant name=dist: another build of runtrail's server, measured as its own system "runtrail:name". */
+const VARIANTS = new Map(
+  argv.flatMap((a, k) => (argv[k - 1] === '--variant' ? [a] : [])).map((pair) => {
+    const [name, dist] = pair.split('=');
+    if (!name || !dist) throw new Error(`--variant wants name=/path/to/packages/server/dist, got ${pair}`);
+    return [`runtrail:${name}`, dist];
+  }),
+);
+const SYSTEMS = [...opt('systems', 'runtrail,ws,wsbatch,socketio').split(','), ...VARIANTS.keys()];
 const ONLY = new Set(opt('only', 'a,b,c,d,e,f,g,h,i').split(','));
 const CPU_PROF = flag('cpu-prof');
 const PROFILE_DIR = join(BENCH_DIR, 'profiles');
 /** Workloads repeated P.runs times (the others run once). */
 const REPEATED = ['a', 'b', 'c', 'h', 'i'];
 const LABEL = { runtrail: 'runtrail', ws: 'plain ws', wsbatch: 'plain ws, frame/batch', socketio: 'Socket.IO 4.8' };
+for (const name of VARIANTS.keys()) LABEL[name] = name;
 /**
  * Workloads each system runs: the frame-per-batch broadcaster only where a request carries several
  * events (with one event per request it is plain ws).
@@ -97,7 +108,8 @@ const log = (...a) => console.log(`[${((Date.now() - startedAt) / 1000).toFixed(
 /** One fresh server, producer and observer process(es) for one workload of one system. */
 async function withSystem(system, { obsProcs = 1, tag }, fn) {
   const nodeArgs = ['--expose-gc'];
-  const env = opt('runtrail-dist') ? { BENCH_RUNTRAIL_DIST: opt('runtrail-dist') } : {};
+  const dist = VARIANTS.get(system) ?? opt('runtrail-dist');
+  const env = dist ? { BENCH_RUNTRAIL_DIST: dist } : {};
   const server = startChild('server.mjs', { args: [system, String(P.f.recoveryMs)], nodeArgs, env });
   const children = [server];
   try {

@@ -17,7 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_DIR, serveRpc } from './lib.mjs';
 
-const system = process.argv[2];
+// A variant of runtrail (run.mjs --variant: runtrail:name) is runtrail from another build.
+const system = process.argv[2].split(':')[0];
 const recoveryMs = Number(process.argv[3] ?? 10_000);
 
 let closeServer = async () => {};
