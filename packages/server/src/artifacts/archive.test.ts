@@ -5,30 +5,44 @@ import tar from 'tar-stream';
 import { RuntrailClient } from '@runtrail/client';
 import { CLIENT_HEADER, buildPath, type Run } from '@runtrail/protocol';
 import { tempDir } from '@runtrail/test-support';
+import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
+import type { ServerConfigInput } from '../config.js';
 import { startServer, type RunningServer } from '../start.js';
 
 /**
  * Export from one server, import into a fresh one (issue 16): the run comes
  * back identical; bad archives are refused with 400 and change nothing.
+ * Both stores, each way round: a real SQLite file, and PostgreSQL in a
+ * schema of its own with the content in a configured artifacts directory.
  */
 
-let dir: ReturnType<typeof tempDir>;
-let source: RunningServer;
-let target: RunningServer;
+type StoreKind = 'sqlite' | 'postgres';
 
-beforeEach(async () => {
+let dir: ReturnType<typeof tempDir>;
+const cleanups: Array<() => Promise<void>> = [];
+
+beforeEach(() => {
   dir = tempDir('runtrail-archive-');
-  source = await startServer({ port: 0, dataDir: join(dir.path, 'a'), logLevel: 'silent' });
-  target = await startServer({ port: 0, dataDir: join(dir.path, 'b'), logLevel: 'silent' });
 });
 afterEach(async () => {
-  await source?.close();
-  await target?.close();
+  while (cleanups.length > 0) await cleanups.pop()!();
   dir.remove();
 });
 
-async function endedRunWithArtifacts(): Promise<Run> {
-  const client = new RuntrailClient({ url: source.url });
+async function serverOn(kind: StoreKind, name: string, options: ServerConfigInput = {}): Promise<RunningServer> {
+  const config: ServerConfigInput = { port: 0, dataDir: join(dir.path, name), logLevel: 'silent', ...options };
+  if (kind === 'postgres') {
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+    Object.assign(config, { databaseUrl: TEST_DATABASE_URL, databaseSchema: schema, artifactsDir: join(dir.path, `${name}-content`) });
+  }
+  const server = await startServer(config);
+  cleanups.push(() => server.close());
+  return server;
+}
+
+async function endedRunWithArtifacts(server: RunningServer, token?: string): Promise<Run> {
+  const client = new RuntrailClient({ url: server.url, token });
   const run = await client.createRun({ name: 'export-me', input: { prompt: 'p' }, labels: { team: 'a' } });
   run.phase('render');
   await run.call('doc_1', async () => 1);
@@ -40,20 +54,25 @@ async function endedRunWithArtifacts(): Promise<Run> {
   return run.succeed({ ok: true });
 }
 
-async function exportArchive(runId: string): Promise<Buffer> {
-  const res = await fetch(source.url + buildPath('exportRun', { id: runId }));
+async function exportArchive(server: RunningServer, runId: string): Promise<Buffer> {
+  const res = await fetch(server.url + buildPath('exportRun', { id: runId }));
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toBe('application/x-tar');
   return Buffer.from(await res.arrayBuffer());
 }
 
-async function importInto(server: RunningServer, body: Buffer) {
-  const res = await fetch(server.url + buildPath('importRun', {}), { method: 'POST', body, headers: { 'content-type': 'application/x-tar', [CLIENT_HEADER]: '1' } });
+async function importInto(server: RunningServer, body: Buffer, token?: string) {
+  const res = await fetch(server.url + buildPath('importRun', {}), {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/x-tar', [CLIENT_HEADER]: '1', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+  });
   return { status: res.status, body: (await res.json()) as any };
 }
 
+/** Every content file of the server's artifact store, and anything left in staging. */
 function blobFiles(server: RunningServer): string[] {
-  const root = join(server.config.dataDir, 'artifacts');
+  const root = server.config.artifactsDir ?? join(server.config.dataDir, 'artifacts');
   if (!existsSync(root)) return [];
   return (readdirSync(root, { recursive: true }) as string[]).filter((p) => /[0-9a-f]{64}$|staging\/./.test(p));
 }
@@ -70,10 +89,15 @@ async function tarOf(entries: Array<{ name: string; content: string | Buffer; ty
   return Buffer.concat(chunks);
 }
 
-describe('export and import', () => {
-  it('a run exported from one server and imported into a fresh one is identical: record, events, snapshot, artifacts by sha256 and bytes', async () => {
-    const run = await endedRunWithArtifacts();
-    const archive = await exportArchive(run.id);
+describe.each([
+  ['sqlite', 'postgres'],
+  ['postgres', 'sqlite'],
+] as Array<[StoreKind, StoreKind]>)('export from %s, import into a fresh %s', (from, to) => {
+  it('the imported run is identical: record, events, snapshot, artifacts by sha256 and bytes; importing it again is 409', async () => {
+    const [source, target] = [await serverOn(from, 'a'), await serverOn(to, 'b')];
+    expect([source.store.kind, target.store.kind]).toEqual([from, to]);
+    const run = await endedRunWithArtifacts(source);
+    const archive = await exportArchive(source, run.id);
     const imported = await importInto(target, archive);
     expect(imported.status, JSON.stringify(imported.body)).toBe(201);
 
@@ -81,6 +105,7 @@ describe('export and import', () => {
     const b = new RuntrailClient({ url: target.url });
     const [ra, rb] = [await a.getRun(run.id), await b.getRun(run.id)];
     expect(rb).toEqual(ra);
+    expect(rb.snapshot.artifacts.map((x) => x.sha256)).toHaveLength(3);
     expect((await b.readEvents(run.id)).events).toEqual((await a.readEvents(run.id)).events);
     const [la, lb] = [await a.listArtifacts(run.id), await b.listArtifacts(run.id)];
     expect(lb).toEqual(la);
@@ -98,8 +123,9 @@ describe('export and import', () => {
   });
 
   it('refuses truncated, malformed and path-traversal archives with 400 and changes nothing', async () => {
-    const run = await endedRunWithArtifacts();
-    const archive = await exportArchive(run.id);
+    const [source, target] = [await serverOn(from, 'a'), await serverOn(to, 'b')];
+    const run = await endedRunWithArtifacts(source);
+    const archive = await exportArchive(source, run.id);
     const manifest = { format: 'runtrail-run', version: 1, runId: run.id };
     const bad: Array<[string, Buffer]> = [
       ['truncated', archive.subarray(0, Math.floor(archive.length * 0.6))],
@@ -116,10 +142,39 @@ describe('export and import', () => {
       const res = await importInto(target, body);
       expect(res.status, `${what}: ${JSON.stringify(res.body)}`).toBe(400);
       expect(res.body.error.code).toBe('invalid_request');
+      expect(res.body.error.message, what).toMatch(/nothing was imported/);
     }
     expect((await new RuntrailClient({ url: target.url }).listRuns()).runs).toEqual([]);
     expect(blobFiles(target)).toEqual([]);
     expect(existsSync(join(dir.path, 'escaped.txt'))).toBe(false);
     expect(existsSync('/tmp/escaped.txt')).toBe(false);
+  });
+});
+
+describe('export and import with auth on', () => {
+  it("an import needs the admin scope: a producer's or a viewer's token gets 403 and nothing is imported; the admin's imports it", async () => {
+    const admin = 'admin-token-0123456789abcdef';
+    const source = await serverOn('sqlite', 'a', { adminToken: admin });
+    const target = await serverOn('sqlite', 'b', { adminToken: admin });
+    const run = await endedRunWithArtifacts(source, admin);
+    const res = await fetch(source.url + buildPath('exportRun', { id: run.id }), { headers: { authorization: `Bearer ${admin}` } });
+    expect(res.status).toBe(200);
+    const archive = Buffer.from(await res.arrayBuffer());
+
+    const targetAdmin = new RuntrailClient({ url: target.url, token: admin });
+    for (const scope of ['producer', 'viewer'] as const) {
+      const { token } = await targetAdmin.createToken({ name: `${scope}-1`, scope });
+      const refused = await importInto(target, archive, token);
+      expect(refused.status, scope).toBe(403);
+      expect(refused.body.error.code).toBe('forbidden');
+      expect(refused.body.error.message).toMatch(/needs the admin scope/);
+    }
+    expect((await importInto(target, archive)).status).toBe(401);
+    expect((await targetAdmin.listRuns()).runs).toEqual([]);
+    expect(blobFiles(target)).toEqual([]);
+
+    const imported = await importInto(target, archive, admin);
+    expect(imported.status, JSON.stringify(imported.body)).toBe(201);
+    expect((await targetAdmin.listArtifacts(run.id)).map((a) => a.name)).toEqual(['01_input.txt', '02_image.png', '03_same.txt']);
   });
 });
