@@ -8,6 +8,8 @@ import {
   type WhoamiResponse,
   type ListRunsQuery,
   type ListRunsResponse,
+  type RunCounts,
+  type RunsFilter,
   type Owner,
   type ReadEventsResponse,
   type Run,
@@ -64,6 +66,11 @@ export class RuntrailClient {
 
   listRuns(query: ListRunsQuery = {}): Promise<ListRunsResponse> {
     return this.api.request('listRuns', { query: query as Record<string, string | number | undefined> });
+  }
+
+  /** How many runs match a list's filter, by status, over every page (a list's totals). */
+  countRuns(filter: RunsFilter = {}): Promise<RunCounts> {
+    return this.api.request('countRuns', { query: filter as Record<string, string | number | undefined> });
   }
 
   readEvents(id: string, after = 0, limit?: number): Promise<ReadEventsResponse> {

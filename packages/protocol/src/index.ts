@@ -78,6 +78,7 @@ export {
   HeartbeatResponseSchema,
   ListRunsResponseSchema,
   ReadEventsResponseSchema,
+  RunCountsSchema,
   RunSchema,
   RunWithObserversSchema,
   type AppendEventsResponse,
@@ -85,6 +86,7 @@ export {
   type ListRunsResponse,
   type ReadEventsResponse,
   type Run,
+  type RunCounts,
   type RunWithObservers,
 } from './run.js';
 export {

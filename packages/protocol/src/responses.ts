@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ListArtifactsResponseSchema, Artifact } from './artifacts.js';
 import { CreatedRunTokenSchema, CreatedTokenSchema, ListTokensResponseSchema, WhoamiResponseSchema } from './auth.js';
 import type { RouteName } from './routes.js';
-import { AppendEventsResponseSchema, HeartbeatResponseSchema, ListRunsResponseSchema, ReadEventsResponseSchema, RunSchema, RunWithObserversSchema } from './run.js';
+import { AppendEventsResponseSchema, HeartbeatResponseSchema, ListRunsResponseSchema, ReadEventsResponseSchema, RunCountsSchema, RunSchema, RunWithObserversSchema } from './run.js';
 
 /**
  * What the server answers on each route. The schemas live beside their
@@ -38,6 +38,7 @@ export const routeResponses = {
   metrics: { status: 200, description: 'Prometheus text exposition', contentType: 'text/plain; version=0.0.4' },
   createRun: { status: 201, description: 'The new run (200 with the existing run for a repeated Idempotency-Key)', schema: RunSchema },
   listRuns: { status: 200, description: 'A page of runs, newest first', schema: ListRunsResponseSchema },
+  countRuns: { status: 200, description: 'How many runs match, by status', schema: RunCountsSchema },
   getRun: { status: 200, description: 'The run with its snapshot and observer count', schema: RunWithObserversSchema },
   deleteRun: { status: 204, description: 'Deleted with its events' },
   appendEvents: { status: 200, description: 'The seqs the events were stored under', schema: AppendEventsResponseSchema },

@@ -8,7 +8,7 @@ import {
   ListRunsQuery,
   ReadEventsQuery,
 } from './run.js';
-import { StreamRunQuery } from './stream.js';
+import { RunsFilter, StreamRunQuery } from './stream.js';
 import { CreateRunTokenBody, CreateTokenBody } from './auth.js';
 import { PutArtifactQuery } from './artifacts.js';
 
@@ -49,6 +49,12 @@ export const routes = {
     path: `${API_PREFIX}/runs`,
     summary: 'List runs, newest first: {runs, nextCursor}',
     query: ListRunsQuery,
+  },
+  countRuns: {
+    method: 'GET',
+    path: `${API_PREFIX}/run-counts`,
+    summary: "How many runs match the list's filters, by status, over every page: {total, byStatus, stalled}",
+    query: RunsFilter,
   },
   getRun: { method: 'GET', path: `${API_PREFIX}/runs/:id`, summary: 'A run with its snapshot, seq and observer count' },
   deleteRun: { method: 'DELETE', path: `${API_PREFIX}/runs/:id`, summary: 'Delete an ended run with its events' },

@@ -221,6 +221,20 @@ export function failureKindOf(run: Run): RunErrorKind | null {
 export const ListRunsResponseSchema = z.object({ runs: z.array(RunSchema), nextCursor: z.string().nullable() });
 export type ListRunsResponse = z.infer<typeof ListRunsResponseSchema>;
 
+/**
+ * How many runs match a filter (the list's, RunsFilterFields), by status,
+ * over every page: what a list's totals say ("3 running, 2 failed") when it
+ * shows one page of many.
+ */
+export const RunCountsSchema = z
+  .object({
+    total: z.number().int().describe('every run that matches'),
+    byStatus: z.record(RunStatus, z.number().int()).describe('each status, 0 when none'),
+    stalled: z.number().int().describe('running runs that are stalled now (also counted as running)'),
+  })
+  .meta({ id: 'RunCounts' });
+export type RunCounts = z.infer<typeof RunCountsSchema>;
+
 export const MAX_EVENTS_PER_BATCH = 5000;
 export const AppendEventsBody = z.object({
   events: z.array(EventInput).min(1).max(MAX_EVENTS_PER_BATCH),

@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { uuidv7 } from 'uuidv7';
 import {
+  RunStatus,
   RuntrailError,
   foldEvents,
   initialSnapshot,
@@ -220,6 +221,45 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         for (const q of [{ nameContains: 'Experiment' }, { errorKind: 'stalled' as const }, { topLevel: 'true' as const }, { createdAfter: T0 + 2500 }]) {
           const expected = all.filter((r) => matchesFixedFilter(r, q, []) && matchesStateFilter(r, q)).map((r) => r.id);
           expect(await ids(q), JSON.stringify(q)).toEqual(expected);
+        }
+      });
+
+      it('counts the runs a filter matches by status over every page, stalled ones apart: the same runs the list pages through', async () => {
+        const parent = await create({ name: 'sweep', labels: { team: 'ml' }, now: T0 });
+        const children: Run[] = [];
+        for (let i = 0; i < 5; i++) children.push(await create({ name: `trial-${i}`, parentId: parent.id, stallTimeoutMs: 1000, now: T0 + 1 + i }));
+        await store.append(children[0]!.id, [{ type: 'run.succeeded', data: {} }], { now: T0 + 10 });
+        await store.append(children[1]!.id, [{ type: 'run.failed', data: { error: { kind: 'timeout', message: 'slow' } } }], { now: T0 + 10 });
+        await store.append(children[2]!.id, [{ type: 'run.stalled', data: { stallTimeoutMs: 1000, lastProgressAt: T0 } }], { now: T0 + 2000 });
+        await create({ name: 'queued-trial', execute: true, now: T0 + 20 });
+
+        expect(await store.countRuns({ nameContains: 'TRIAL' })).toEqual({
+          total: 6,
+          byStatus: { queued: 1, running: 3, succeeded: 1, failed: 1, cancelled: 0 },
+          stalled: 1,
+        });
+        expect(await store.countRuns({ parentId: parent.id, status: 'running' })).toEqual({
+          total: 3,
+          byStatus: { queued: 0, running: 3, succeeded: 0, failed: 0, cancelled: 0 },
+          stalled: 1,
+        });
+        expect((await store.countRuns({ errorKind: 'stalled' })).total).toBe(1);
+        expect((await store.countRuns({ label: 'team=nobody' })).total).toBe(0);
+        await expectError(store.countRuns({ label: 'team' }), 'invalid_request');
+        // Whatever the filter, the counts are what paging through the whole list finds.
+        const filters = [{}, { topLevel: 'true' as const }, { topLevel: 'false' as const }, { label: 'team=ml' }, { createdAfter: T0 + 3 }, { errorKind: 'timeout' as const }];
+        for (const q of filters) {
+          const listed: Run[] = [];
+          let cursor: string | undefined;
+          do {
+            const page = await store.listRuns({ ...q, limit: 2, ...(cursor ? { cursor } : {}) });
+            listed.push(...page.runs);
+            cursor = page.nextCursor ?? undefined;
+          } while (cursor);
+          const counts = await store.countRuns(q);
+          expect(counts.total, JSON.stringify(q)).toBe(listed.length);
+          for (const status of RunStatus.options) expect(counts.byStatus[status], `${status} ${JSON.stringify(q)}`).toBe(listed.filter((r) => r.status === status).length);
+          expect(counts.stalled, JSON.stringify(q)).toBe(listed.filter((r) => r.status === 'running' && r.snapshot.stalled !== null).length);
         }
       });
 
@@ -622,12 +662,12 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
       });
 
       it('counts runs by status, every status present', async () => {
-        expect(await store.countByStatus()).toEqual({ queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 });
+        expect(await store.countRuns({})).toEqual({ total: 0, byStatus: { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 }, stalled: 0 });
         await create();
         await create({ execute: true });
         const ended = await create();
         await store.append(ended.id, [{ type: 'run.failed', data: { error: { kind: 'error', message: 'x' } } }], { now: T0 + 1 });
-        expect(await store.countByStatus()).toEqual({ queued: 1, running: 1, succeeded: 0, failed: 1, cancelled: 0 });
+        expect(await store.countRuns({})).toEqual({ total: 3, byStatus: { queued: 1, running: 1, succeeded: 0, failed: 1, cancelled: 0 }, stalled: 0 });
       });
 
       it('takes the owner given on heartbeat or append when none holds the lease; refuses another while it holds (lease_lost naming the holder)', async () => {

@@ -6,8 +6,9 @@ import {
   type Owner,
   type Run,
   type RunError,
+  RunStatus,
+  type RunCounts,
   type RunEvent,
-  type RunStatus,
   type Snapshot,
 } from '@runtrail/protocol';
 import { eventJson, type EventText } from './event-text.js';
@@ -264,4 +265,24 @@ export function importedRun(run: Run, events: RunEvent[]) {
     attempt: run.attempt,
   };
   return { columns, checkpoint: seq > 0 ? { seq, snapshot: JSON.stringify(snapshot) } : null };
+}
+
+/** One row of a count of runs by status (both adapters' countRuns); SQLite's SUM of no row is null. */
+export interface StatusCountRow {
+  status: RunStatus;
+  n: number;
+  stalled: number | null;
+}
+
+/** The counts' rows as RunCounts: every status present, 0 when none. */
+export function runCountsOf(rows: readonly StatusCountRow[]): RunCounts {
+  const byStatus = Object.fromEntries(RunStatus.options.map((s) => [s, 0])) as Record<RunStatus, number>;
+  let total = 0;
+  let stalled = 0;
+  for (const row of rows) {
+    byStatus[row.status] = Number(row.n);
+    total += Number(row.n);
+    stalled += Number(row.stalled ?? 0);
+  }
+  return { total, byStatus, stalled };
 }

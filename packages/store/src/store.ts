@@ -6,7 +6,9 @@ import type {
   Owner,
   Run,
   RunEvent,
+  RunCounts,
   RunError,
+  RunsFilter,
   RunStatus,
   TokenScope,
 } from '@runtrail/protocol';
@@ -56,8 +58,12 @@ export interface RunStore {
   findDue(now: number, limit: number): Promise<DueRuns>;
   /** Non-terminal runs held by an owner on `node` (for recovery after a restart). */
   findOwnedBy(node: string, kind: Owner['kind']): Promise<Run[]>;
-  /** How many runs are in each status now (every status present, 0 when none): the runtrail_runs gauge. */
-  countByStatus(): Promise<Record<RunStatus, number>>;
+  /**
+   * How many runs match a filter (the list's, without its cursor), in each
+   * status (every status present, 0 when none) and stalled now: the runs
+   * list's totals over every page, and with `{}` the runtrail_runs gauge.
+   */
+  countRuns(filter: RunsFilter): Promise<RunCounts>;
 
   /**
    * Whether the store can take writes now, and if not, why (one sentence per

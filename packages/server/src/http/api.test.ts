@@ -168,6 +168,22 @@ describe('HTTP API: routes', () => {
     expect(seen).toEqual(newestFirst);
   });
 
+  it('GET /run-counts counts the runs a list filter matches, by status, over every page; a bad filter is a 400 naming it', async () => {
+    const parent = await createRun({ name: 'pipeline-counts' });
+    for (let i = 0; i < 3; i++) {
+      const child = await createRun({ name: 'stage-counts', parentId: parent.id });
+      if (i === 0) await request('POST', url('finishRun', { id: child.id }), { status: 'failed', error: { kind: 'timeout', message: 'slow' } });
+    }
+    const res = await request('GET', url('countRuns', {}, { nameContains: 'STAGE-COUNTS' }));
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ total: 3, byStatus: { queued: 0, running: 2, succeeded: 0, failed: 1, cancelled: 0 }, stalled: 0 });
+    // More than one page of the list: the counts are of every match, not of a page.
+    expect((await request('GET', url('listRuns', {}, { nameContains: 'stage-counts', limit: 1 }))).body.runs).toHaveLength(1);
+    expect((await request('GET', url('countRuns', {}, { parentId: parent.id, errorKind: 'timeout' }))).body.total).toBe(1);
+    expectError(await request('GET', url('countRuns', {}, { label: 'team' })), 400, 'invalid_request', 'label');
+    expectError(await request('GET', url('countRuns', {}, { status: 'paused' })), 400, 'invalid_request', 'status');
+  });
+
   it('GET /runs/:id returns the run with its snapshot, seq and observer count', async () => {
     const run = await createRun();
     await append(run.id, [

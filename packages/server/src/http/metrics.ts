@@ -170,8 +170,8 @@ export function registerMetrics(http: FastifyInstance, metrics: ServerMetrics, d
     labelNames: ['status'],
     registers: [registry],
     async collect() {
-      const counts = await deps.store.countByStatus();
-      for (const status of RunStatus.options) this.set({ status }, counts[status]);
+      const { byStatus } = await deps.store.countRuns({});
+      for (const status of RunStatus.options) this.set({ status }, byStatus[status]);
     },
   });
   new Gauge({
@@ -179,7 +179,7 @@ export function registerMetrics(http: FastifyInstance, metrics: ServerMetrics, d
     help: 'Runs queued for a handler and not yet claimed by any node',
     registers: [registry],
     async collect() {
-      this.set((await deps.store.countByStatus()).queued);
+      this.set((await deps.store.countRuns({ status: 'queued' })).total);
     },
   });
   new Gauge({

@@ -41,6 +41,7 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
   });
 
   serve(app, 'listRuns', async ({ query }) => runs.list(query));
+  serve(app, 'countRuns', async ({ query }) => runs.count(query));
   serve(app, 'getRun', async ({ params }) => runs.get(params.id!));
 
   serve(app, 'deleteRun', async ({ params, reply }) => {

@@ -13,6 +13,8 @@ import {
   type HeartbeatResponse,
   type ListRunsQuery,
   type ListRunsResponse,
+  type RunCounts,
+  type RunsFilter,
   type Owner,
   type Artifact,
   type Run,
@@ -123,6 +125,11 @@ export class RunService {
 
   list(query: ListRunsQuery): Promise<ListRunsResponse> {
     return this.store.listRuns(query);
+  }
+
+  /** How many runs match a list's filter, by status, over every page. */
+  count(filter: RunsFilter): Promise<RunCounts> {
+    return this.store.countRuns(filter);
   }
 
   /**

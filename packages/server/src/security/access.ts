@@ -21,6 +21,7 @@ export const routeAccess = {
   metrics: 'read',
   createRun: 'produce',
   listRuns: 'read',
+  countRuns: 'read',
   getRun: 'readRun',
   deleteRun: 'admin',
   appendEvents: 'produce',

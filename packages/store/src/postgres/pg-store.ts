@@ -12,6 +12,8 @@ import {
   type EventInput,
   type ListRunsQuery,
   type ListRunsResponse,
+  type RunCounts,
+  type RunsFilter,
   type Owner,
   type Run,
   type RunEvent,
@@ -49,6 +51,8 @@ import {
   HeadFold,
   headOfRow,
   type RunHead,
+  runCountsOf,
+  type StatusCountRow,
 } from '../rows.js';
 import { pendingMigrations, postgresDialect } from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions } from '../checkpoints.js';
@@ -347,6 +351,28 @@ export class PgRunStore implements SharedRunStore {
   }
 
   async listRuns(query: ListRunsQuery): Promise<ListRunsResponse> {
+    const { where, params } = this.filterClauses(query);
+    if (query.cursor) {
+      params.push(query.cursor);
+      where.push(`id < $${params.length}`);
+    }
+    const limit = Math.min(query.limit ?? 50, MAX_LIST_LIMIT);
+    params.push(limit + 1);
+    // ids are UUIDv7: ordering by id is ordering by creation time.
+    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${params.length}`;
+    const { rows } = await this.query<RunRow>(sql, params);
+    const page = rows.slice(0, limit);
+    return { runs: await this.runsOf(page), nextCursor: rows.length > limit ? page[page.length - 1]!.id : null };
+  }
+
+  async countRuns(filter: RunsFilter): Promise<RunCounts> {
+    const { where, params } = this.filterClauses(filter);
+    const sql = `SELECT status, count(*) AS n, count(*) FILTER (WHERE status = 'running' AND stalled_at IS NOT NULL) AS stalled FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} GROUP BY status`;
+    return runCountsOf((await this.query<StatusCountRow>(sql, params)).rows);
+  }
+
+  /** The WHERE clauses of a runs filter (RunsFilterFields), shared by the list and its counts. */
+  private filterClauses(query: RunsFilter): { where: string[]; params: unknown[] } {
     const where: string[] = [];
     const params: unknown[] = [];
     const add = (clause: (n: number) => string, ...values: unknown[]) => {
@@ -367,17 +393,10 @@ export class PgRunStore implements SharedRunStore {
       // failureKindOf in SQL: the error's kind, or a running run stalled now.
       add((n) => `((${storedJsonb('error')})->>'kind' = $${n} OR ($${n} = 'stalled' AND status = 'running' AND stalled_at IS NOT NULL))`, query.errorKind);
     }
-    if (query.cursor) add((n) => `id < $${n}`, query.cursor);
     for (const [key, value] of parseLabelFilter(query.label)) {
       add((n) => `labels @> jsonb_build_object($${n}::text, $${n + 1}::text)`, key, value);
     }
-    const limit = Math.min(query.limit ?? 50, MAX_LIST_LIMIT);
-    params.push(limit + 1);
-    // ids are UUIDv7: ordering by id is ordering by creation time.
-    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${params.length}`;
-    const { rows } = await this.query<RunRow>(sql, params);
-    const page = rows.slice(0, limit);
-    return { runs: await this.runsOf(page), nextCursor: rows.length > limit ? page[page.length - 1]!.id : null };
+    return { where, params };
   }
 
   async deleteRun(id: string): Promise<void> {
@@ -734,13 +753,6 @@ export class PgRunStore implements SharedRunStore {
     } catch (err) {
       return { ready: false, reasons: [(err as Error).message] };
     }
-  }
-
-  async countByStatus(): Promise<Record<RunStatus, number>> {
-    const counts = Object.fromEntries(RunStatus.options.map((s) => [s, 0])) as Record<RunStatus, number>;
-    const { rows } = await this.query<{ status: RunStatus; n: number }>(`SELECT status, count(*) AS n FROM runs GROUP BY status`);
-    for (const row of rows) counts[row.status] = row.n;
-    return counts;
   }
 
   async createToken(record: TokenRecord): Promise<void> {

@@ -14,6 +14,8 @@ import {
   type EventInput,
   type ListRunsQuery,
   type ListRunsResponse,
+  type RunCounts,
+  type RunsFilter,
   type Owner,
   type Run,
   type RunEvent,
@@ -49,6 +51,8 @@ import {
   leaseOfNewRun,
   HeadFold,
   headOfRow,
+  runCountsOf,
+  type StatusCountRow,
 } from '../rows.js';
 import { migrations, pendingMigrations, sqliteDialect } from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions } from '../checkpoints.js';
@@ -223,7 +227,6 @@ export class SqliteRunStore implements RunStore {
       secretByName: db.prepare(`SELECT value FROM secrets WHERE name = ?`).pluck(),
       ownedBy: db.prepare(`SELECT * FROM runs WHERE owner_node = ? AND owner_kind = ?
         AND status IN ('queued','running') ORDER BY id`),
-      countByStatus: db.prepare(`SELECT status, COUNT(*) AS n FROM runs GROUP BY status`),
     };
     this.appendTx = this.db.transaction((runId: string, events: EventInput[], options: AppendOptions) =>
       this.appendInTx(runId, events, options),
@@ -299,6 +302,30 @@ export class SqliteRunStore implements RunStore {
   }
 
   async listRuns(query: ListRunsQuery): Promise<ListRunsResponse> {
+    const { where, params } = this.filterClauses(query);
+    if (query.cursor) {
+      where.push('id < ?');
+      params.push(query.cursor);
+    }
+    const limit = Math.min(query.limit ?? 50, MAX_LIST_LIMIT);
+    // ids are UUIDv7: ordering by id is ordering by creation time.
+    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    const rows = this.read(() => this.db.prepare(sql).all(...params, limit + 1) as RunRow[]);
+    const page = rows.slice(0, limit);
+    return {
+      runs: page.map((r) => this.toRun(r)),
+      nextCursor: rows.length > limit ? page[page.length - 1]!.id : null,
+    };
+  }
+
+  async countRuns(filter: RunsFilter): Promise<RunCounts> {
+    const { where, params } = this.filterClauses(filter);
+    const sql = `SELECT status, COUNT(*) AS n, SUM(status = 'running' AND stalled_at IS NOT NULL) AS stalled FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} GROUP BY status`;
+    return runCountsOf(this.read(() => this.db.prepare(sql).all(...params) as StatusCountRow[]));
+  }
+
+  /** The WHERE clauses of a runs filter (RunsFilterFields), shared by the list and its counts. */
+  private filterClauses(query: RunsFilter): { where: string[]; params: unknown[] } {
     const where: string[] = [];
     const params: unknown[] = [];
     const match = (clause: string, value: unknown): void => {
@@ -324,22 +351,13 @@ export class SqliteRunStore implements RunStore {
       where.push(`(json_extract(error, '$.kind') = ? OR (? = 'stalled' AND status = 'running' AND stalled_at IS NOT NULL))`);
       params.push(query.errorKind, query.errorKind);
     }
-    if (query.cursor) match('id < ?', query.cursor);
     for (const [key, value] of parseLabelFilter(query.label)) {
       // Matched with json_each rather than a JSON path: a path cannot quote every
       // key (one with a `"` silently matched nothing).
       where.push(`EXISTS (SELECT 1 FROM json_each(labels) WHERE key = ? AND value = ?)`);
       params.push(key, value);
     }
-    const limit = Math.min(query.limit ?? 50, MAX_LIST_LIMIT);
-    // ids are UUIDv7: ordering by id is ordering by creation time.
-    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
-    const rows = this.read(() => this.db.prepare(sql).all(...params, limit + 1) as RunRow[]);
-    const page = rows.slice(0, limit);
-    return {
-      runs: page.map((r) => this.toRun(r)),
-      nextCursor: rows.length > limit ? page[page.length - 1]!.id : null,
-    };
+    return { where, params };
   }
 
   async deleteRun(id: string): Promise<void> {
@@ -619,12 +637,6 @@ export class SqliteRunStore implements RunStore {
       return { ready: false, reasons: [(this.storeError(err) as Error).message] };
     }
     return { ready: true, reasons: [] };
-  }
-
-  async countByStatus(): Promise<Record<RunStatus, number>> {
-    const counts = Object.fromEntries(RunStatus.options.map((s) => [s, 0])) as Record<RunStatus, number>;
-    for (const row of this.stmt.countByStatus.all() as Array<{ status: RunStatus; n: number }>) counts[row.status] = row.n;
-    return counts;
   }
 
   async createToken(record: TokenRecord): Promise<void> {
