@@ -17,7 +17,6 @@ import {
   type Owner,
   type Run,
   type RunEvent,
-  RunStatus,
   type Snapshot,
 } from '@runtrail/protocol';
 import type {

@@ -19,7 +19,6 @@ import {
   type Owner,
   type Run,
   type RunEvent,
-  RunStatus,
   type Snapshot,
 } from '@runtrail/protocol';
 import type {
