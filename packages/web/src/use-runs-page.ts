@@ -1,12 +1,14 @@
 import { useEffect, useState } from 'react';
 import { useRuns, type ConnectionState } from '@runtrail/client/react';
-import type { ListRunsQuery, Run, RunsFilter } from '@runtrail/protocol';
+import type { ListRunsQuery, Run, RunCounts, RunsFilter } from '@runtrail/protocol';
 import { pollEvery } from '@runtrail/client';
 import { client } from './client.js';
 
 export const PAGE_SIZE = 25;
 const POLL_MS = 2000;
 const MAX_POLL_BACKOFF_MS = 10_000;
+/** Runs on other pages have no stream here: their share of the totals is re-read this often. */
+const COUNTS_POLL_MS = 5000;
 
 export interface RunsPage {
   runs: readonly Run[];
@@ -76,6 +78,32 @@ function usePolledList(query: ListRunsQuery | null): PolledList {
     return () => stop.abort();
   }, [key]);
   return key === null ? IDLE : state;
+}
+
+/**
+ * The list's totals: how many runs match `filter`, by status, over every
+ * page (GET /run-counts). Read again at once when `changed` changes (a run
+ * the page shows started, ended or stalled) and every COUNTS_POLL_MS for the
+ * runs no page shows; null until the first answer for this filter, and
+ * while the server does not answer (the list says so; stale totals would
+ * not).
+ */
+export function useRunCounts(filter: RunsFilter, changed: string): RunCounts | null {
+  const key = JSON.stringify(filter);
+  const [counts, setCounts] = useState<{ key: string; counts: RunCounts | null }>({ key, counts: null });
+  useEffect(() => {
+    const stop = new AbortController();
+    pollEvery(
+      () => client.countRuns(JSON.parse(key) as RunsFilter),
+      {
+        onValue: (value) => setCounts({ key, counts: value }),
+        onError: () => setCounts({ key, counts: null }),
+      },
+      { intervalMs: COUNTS_POLL_MS, backoff: { maxMs: MAX_POLL_BACKOFF_MS }, signal: stop.signal },
+    );
+    return () => stop.abort();
+  }, [key, changed]);
+  return counts.key === key ? counts.counts : null;
 }
 
 /** Children of these runs, live (newest first), by parent; one subscription for the whole page. */

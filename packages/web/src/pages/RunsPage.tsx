@@ -81,6 +81,11 @@ function RunsList() {
 
   // A relative range ("last hour") is anchored when the filter is applied, not on every render.
   const server = useMemo(() => serverFilter(filterFromQuery(new URLSearchParams(appliedKey)), Date.now()), [appliedKey]);
+  // The totals count every matching run, children included, whether or not the list nests them.
+  const countFilter = useMemo(() => {
+    const { topLevel: _nested, ...rest } = server;
+    return rest;
+  }, [server]);
   const { runs, connection, error, hasOlder, olderCursor } = useRunsPage(server, cursor);
   const [pageError, setPageError] = useState<unknown>(null);
   const older = () => {
@@ -166,7 +171,7 @@ function RunsList() {
                 : 'No runs yet. Start one with “Start run”.'
         }
         onClear={isFiltered(applied) && runs.length === 0 && !error ? () => apply(NO_FILTER) : undefined}
-        paged={hasOlder || cursors.length > 1}
+        countFilter={countFilter}
       />
 
       <nav className="pager" aria-label="pages of runs">

@@ -286,8 +286,10 @@ describe('the dashboard in a real browser', () => {
     await page.goto(`${server!.url}/`);
     // The live first page hands over to the paged list...
     await waitUntil(() => same(newestFirst.slice(0, 25)), { what: 'the newest 25 runs on page 1' });
-    // With more pages, the status totals say what they count.
-    expect(await page.getByTestId('totals').textContent()).toMatch(/^On this page: 25 running/);
+    // The totals count every run, not the 25 of this page.
+    await waitUntil(async () => Number(/^(\d+) runs: /.exec((await page.getByTestId('totals').textContent({ timeout: 1000 })) ?? '')?.[1]) >= 30, {
+      what: 'totals over every page',
+    });
     await page.getByRole('button', { name: 'older runs' }).click();
     await waitUntil(async () => (await shownIds())[0] === newestFirst[25], { what: 'page 2 to start after page 1' });
     await page.getByRole('button', { name: 'newer runs' }).click();
@@ -297,8 +299,11 @@ describe('the dashboard in a real browser', () => {
     // Applied once typing pauses, and kept in the URL; the unfiltered page 1 looks the same, so wait for the URL.
     await waitUntil(() => new URL(page.url()).searchParams.get('label') === ' batch = paging ', { what: 'the label filter to apply' });
     await waitUntil(() => same(newestFirst.slice(0, 25)), { what: 'page 1 of the batch' });
+    await waitUntil(async () => (await page.getByTestId('totals').textContent()) === '30 runs match: 30 running', { what: 'the batch’s totals on page 1' });
     await page.getByRole('button', { name: 'older runs' }).click();
     await waitUntil(() => same(newestFirst.slice(25)), { what: 'the 5 oldest of the batch on page 2' });
+    // Page 2 shows 5 of them; the totals still count all 30.
+    expect(await page.getByTestId('totals').textContent()).toBe('30 runs match: 30 running');
     expect(await page.getByRole('button', { name: 'older runs' }).isDisabled()).toBe(true);
   });
 

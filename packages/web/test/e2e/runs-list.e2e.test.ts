@@ -128,7 +128,8 @@ describe('the runs list in a real browser', () => {
 
         const evalRow = row(page, scene.evalRun);
         expect(await evalRow.getByTestId('activity').textContent()).toBe('evaluate · judging doc_12');
-        expect(await evalRow.getByTestId('progress-notes').textContent()).toMatch(/^8 in flight(~.+ left)?$/);
+        // The ETA from the rate so far: 52 of 64 to go.
+        expect(await evalRow.getByTestId('progress-notes').textContent()).toMatch(/^8 in flight~\d.* left$/);
         expect(await evalRow.getByTestId('stalled').count()).toBe(0);
 
         // On a phone too, the status and the progress of a run stay in view.
@@ -154,10 +155,15 @@ describe('the runs list in a real browser', () => {
         for (const child of scene.children) expect(await row(page, child).getAttribute('data-parent-id')).toBe(scene.parent);
         expect(await row(page, scene.children[1]!).getByTestId('reason').textContent()).toBe('error diverged at step 40');
 
-        // 4 running (eval, stuck, parent, experiment-3), 5 failed, 1 cancelled, 1 of them stalled; the
+        // 4 running (eval, stuck, parent, experiment-3), 1 of them stalled, 5 failed, 1 cancelled; the
         // experiments added by an earlier pass of this test succeeded.
         const succeeded = scene.children.length - 2;
-        expect(await page.getByTestId('totals').textContent()).toBe(`4 running, ${succeeded} succeeded, 5 failed, 1 cancelled, 1 stalled`);
+        await waitUntil(
+          async () =>
+            (await page.getByTestId('totals').textContent({ timeout: 1000 })) ===
+            `${10 + succeeded} runs: 4 running (1 stalled), ${succeeded} succeeded, 5 failed, 1 cancelled`,
+          { what: 'the status totals' },
+        );
 
         const n = scene.children.length;
         const toggle = page.getByRole('button', { name: `hide the ${n} child runs of autotune-lr` });
@@ -192,13 +198,27 @@ describe('the runs list in a real browser', () => {
         await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.children[1]]), { what: 'the failed experiment alone' });
         await page.getByLabel('filter by start time').selectOption('1h');
         expect(query(page)).toEqual({ q: 'EXPERIMENT', failed: 'error', since: '1h' });
-        expect(await page.getByTestId('totals').textContent()).toBe('1 failed');
+        await waitUntil(async () => (await page.getByTestId('totals').textContent({ timeout: 1000 })) === '1 run matches: 1 failed', { what: 'the filtered totals' });
 
         await page.reload();
         await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.children[1]]), { what: 'the same list after a reload' });
         expect(await page.getByLabel('search run names').inputValue()).toBe('EXPERIMENT');
         expect(await page.getByLabel('filter by failure kind').inputValue()).toBe('error');
         expect(await page.getByLabel('filter by start time').inputValue()).toBe('1h');
+
+        // A time range counts back from now: in a browser two hours ahead, "last hour" holds none of
+        // these runs and "last 24 hours" all of them.
+        const later = await browser.newContext({ viewport: { width, height: 900 } });
+        await later.clock.install({ time: Date.now() + 2 * 3600_000 });
+        const ahead = await later.newPage();
+        await ahead.goto(`${server!.url}/?since=1h`);
+        await waitUntil(async () => ((await ahead.getByTestId('runs-empty').textContent({ timeout: 1000 })) ?? '').startsWith('No runs match these filters.'), {
+          what: 'no run in the last hour, two hours on',
+        });
+        await ahead.getByLabel('filter by start time').selectOption('24h');
+        await row(ahead, scene.evalRun).waitFor();
+        expect(query(ahead)).toEqual({ since: '24h' });
+        await later.close();
 
         // A link with filters opens the same list in another tab.
         const shared = await browser.newPage({ viewport: { width, height: 900 } });
@@ -228,20 +248,46 @@ describe('the runs list in a real browser', () => {
     });
   }
 
-  it('says the server is unreachable and that it retries, never "Failed to fetch", and recovers', async () => {
-    const page = await browser.newPage({ viewport: { width: 390, height: 900 } });
-    await page.goto(`${server!.url}/?q=llm`);
-    await row(page, scene.evalRun).waitFor();
+  it('totals every run the filter matches, not only the page shown, at 1280 and 390 px', async () => {
+    const bulk: string[] = [];
+    for (let i = 0; i < 27; i++) bulk.push(await create({ name: `bulk-${i}` }));
+    for (const id of bulk.slice(0, 3)) await finish(id, { status: 'failed', error: { kind: 'timeout', message: 'slow' } });
+    for (const width of [1280, 390]) {
+      const page = await browser.newPage({ viewport: { width, height: 900 } });
+      await page.goto(`${server!.url}/?q=bulk`);
+      await waitUntil(async () => (await shownIds(page)).length === 25, { what: 'a full first page' });
+      const totals = '27 runs match: 24 running, 3 failed';
+      await waitUntil(async () => (await page.getByTestId('totals').textContent({ timeout: 1000 })) === totals, { what: 'totals over both pages' });
+      await page.getByRole('button', { name: 'older runs' }).click();
+      await waitUntil(async () => (await shownIds(page)).length === 2, { what: 'the 2 oldest on page 2' });
+      expect(await page.getByTestId('totals').textContent()).toBe(totals);
+      await page.close();
+    }
+    for (const id of bulk.slice(3)) await finish(id, { status: 'succeeded' });
+  });
+
+  it('says the server is unreachable and that it retries, never "Failed to fetch", and recovers, at 1280 and 390 px', async () => {
+    const pages: Page[] = [];
+    for (const width of [1280, 390]) {
+      const page = await browser.newPage({ viewport: { width, height: 900 } });
+      await page.goto(`${server!.url}/?q=llm`);
+      await row(page, scene.evalRun).waitFor();
+      pages.push(page);
+    }
     const port = server!.port;
     await stopServer(server);
-    const alert = page.getByRole('alert');
-    await alert.waitFor({ timeout: 20_000 });
-    expect(await alert.textContent()).toMatch(/^The server is unreachable \(127\.0\.0\.1:\d+ does not answer\); retrying automatically…$/);
-    expect(await page.getByText(/failed to fetch/i).count()).toBe(0);
+    for (const page of pages) {
+      const alert = page.getByRole('alert');
+      await alert.waitFor({ timeout: 20_000 });
+      expect(await alert.textContent()).toMatch(/^The server is unreachable \(127\.0\.0\.1:\d+ does not answer\); retrying automatically…$/);
+      expect(await page.getByText(/failed to fetch/i).count()).toBe(0);
+    }
     // Back on the same port: the list comes back by itself, the filter still applied.
     server = await spawnServer({ dataDir: join(dir.path, 'data'), node: 'e2e-runs-list', port });
-    await waitUntil(async () => (await alert.count()) === 0, { what: 'the alert to go once the server answers', timeoutMs: 30_000 });
-    await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.evalRun]), { what: 'the filtered list again' });
-    await page.close();
+    for (const page of pages) {
+      await waitUntil(async () => (await page.getByRole('alert').count()) === 0, { what: 'the alert to go once the server answers', timeoutMs: 30_000 });
+      await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.evalRun]), { what: 'the filtered list again' });
+      await page.close();
+    }
   });
 });

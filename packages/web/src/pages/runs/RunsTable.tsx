@@ -1,11 +1,11 @@
 import { useState, type ReactNode } from 'react';
-import { RunStatus, dashboardRunPath, failureKindOf, type Run } from '@runtrail/protocol';
+import { RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, type RunsFilter } from '@runtrail/protocol';
 import { ProgressBar } from '../../components/ProgressBar.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
 import { errorKindText, formatDuration, formatTime } from '../../format.js';
 import { estimateProgress, progressSamples } from '../../progress-estimate.js';
 import { Link } from '../../router.js';
-import { MAX_CHILDREN, useChildRuns } from '../../use-runs-page.js';
+import { MAX_CHILDREN, useChildRuns, useRunCounts } from '../../use-runs-page.js';
 
 const COLUMNS = 6;
 
@@ -18,8 +18,8 @@ interface RunsTableProps {
   empty: string;
   /** Offered in the empty state when filters hid everything. */
   onClear: (() => void) | undefined;
-  /** Whether there are pages besides this one (the totals then say they count this page). */
-  paged: boolean;
+  /** The runs the totals count: every run the list's filter matches on any page, children included. */
+  countFilter: RunsFilter;
 }
 
 /** The runs table with its status totals; nested or flat, see `nest`. */
@@ -52,10 +52,13 @@ function NestedTable(props: RunsTableProps) {
   return <Table {...props} rows={rows} shown={shown} />;
 }
 
-function Table({ runs, rows, shown, empty, onClear, paged }: RunsTableProps & { rows: ReactNode[]; shown: readonly Run[] }) {
+function Table({ runs, rows, shown, empty, onClear, countFilter }: RunsTableProps & { rows: ReactNode[]; shown: readonly Run[] }) {
+  // A run shown here that starts, ends or stalls changes the totals: read them again then.
+  const changed = shown.map((r) => `${r.id}:${r.status}:${r.snapshot.stalled ? 1 : 0}`).join(',');
+  const counts = useRunCounts(countFilter, changed);
   return (
     <>
-      <StatusTotals runs={shown} paged={paged} />
+      {counts !== null && counts.total > 0 && <StatusTotals counts={counts} filtered={Object.keys(countFilter).length > 0} />}
       <div className="table-wrap">
         <table className="runs-table" aria-label="runs, newest first">
           <thead>
@@ -94,18 +97,18 @@ function Table({ runs, rows, shown, empty, onClear, paged }: RunsTableProps & { 
   );
 }
 
-/** "3 running, 2 failed, 10 succeeded" for what the list shows (this page, children included). */
-function StatusTotals({ runs, paged }: { runs: readonly Run[]; paged: boolean }) {
-  if (runs.length === 0) return null;
-  const counts = new Map<string, number>();
-  for (const run of runs) counts.set(run.status, (counts.get(run.status) ?? 0) + 1);
-  const stalled = runs.filter((r) => r.status === 'running' && r.snapshot.stalled).length;
-  const parts = RunStatus.options.filter((s) => counts.has(s)).map((s) => `${counts.get(s)} ${s}`);
-  if (stalled > 0) parts.push(`${stalled} stalled`);
+/**
+ * "12 runs: 3 running (1 stalled), 7 succeeded, 2 failed": every run the
+ * filter matches, on every page, children included (not only those loaded).
+ */
+function StatusTotals({ counts, filtered }: { counts: RunCounts; filtered: boolean }) {
+  const parts = RunStatus.options
+    .filter((s) => counts.byStatus[s] > 0)
+    .map((s) => `${counts.byStatus[s]} ${s}${s === 'running' && counts.stalled > 0 ? ` (${counts.stalled} stalled)` : ''}`);
+  const runs = `${counts.total} ${counts.total === 1 ? 'run' : 'runs'}`;
   return (
-    <p className="totals" data-testid="totals" aria-label="runs by status on this page">
-      {paged ? 'On this page: ' : ''}
-      {parts.join(', ')}
+    <p className="totals" data-testid="totals" aria-label="runs by status, on every page">
+      {filtered ? `${runs} ${counts.total === 1 ? 'matches' : 'match'}` : runs}: {parts.join(', ')}
     </p>
   );
 }
