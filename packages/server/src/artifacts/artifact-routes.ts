@@ -11,7 +11,7 @@ import { serve } from '../http/route-table.js';
 import type { ArtifactService } from './artifact-service.js';
 import { isSafeInline } from './content-type.js';
 
-/** After refusing an upload, how much more of its body is read (and dropped) so the client can read the answer. */
+/** After answering a refused upload, how much more of its body is read (and dropped) before the connection is closed. */
 const DRAIN_BYTES = 16 * 1024 * 1024;
 
 /**
@@ -46,7 +46,7 @@ export async function registerArtifactRoutes(app: FastifyInstance, artifacts: Ar
         void reply.status(outcome === 'unchanged' ? 200 : 201);
         return artifact;
       } catch (err) {
-        await drain(request);
+        discardRest(request, reply);
         throw err;
       }
     });
@@ -57,7 +57,7 @@ export async function registerArtifactRoutes(app: FastifyInstance, artifacts: Ar
         void reply.status(201);
         return run;
       } catch (err) {
-        await drain(request);
+        discardRest(request, reply);
         throw err;
       }
     });
@@ -169,24 +169,22 @@ function metadataOf(request: FastifyRequest): unknown {
 }
 
 /**
- * Read and drop what is left of a refused upload, up to DRAIN_BYTES, so the
- * client gets to read our answer instead of a reset connection; past that,
- * close the connection rather than read an unbounded body.
+ * What is left of a refused upload's body is read and dropped while the
+ * answer goes out, so the client, still sending, gets to read it instead of
+ * a reset connection (a client reads the answer as it sends; the answer
+ * must be on the wire first). Once the answer is sent and DRAIN_BYTES more
+ * arrived, the connection is closed rather than read an unbounded body.
  */
-async function drain(request: FastifyRequest): Promise<void> {
+function discardRest(request: FastifyRequest, reply: FastifyReply): void {
   const body = request.raw;
   if (body.readableEnded || body.destroyed) return;
   let read = 0;
-  try {
-    for await (const chunk of body) {
-      read += (chunk as Buffer).length;
-      if (read > DRAIN_BYTES) {
-        request.raw.socket.destroy();
-        return;
-      }
-    }
-  } catch (err) {
+  body.on('data', (chunk: Buffer) => {
+    read += chunk.length;
+    if (read > DRAIN_BYTES && reply.raw.writableFinished) body.socket.destroy();
+  });
+  body.on('error', (err) => {
     // The client went away mid-body: there is no one left to answer.
     request.log.debug({ err }, 'upload dropped while draining');
-  }
+  });
 }

@@ -235,6 +235,51 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
       expect(filesOnDisk()).toHaveLength(2);
     });
 
+    it('answers an upload far over the limit with its 413 too, not a reset connection, whether it declared its length or not', async () => {
+      const run = await createRun();
+      // Far more than the server reads of a refused body before it hangs up (16 MiB).
+      const SIZE = 48 * 1024 * 1024;
+      const chunk = Buffer.alloc(1024 * 1024, 5);
+      const body = () =>
+        ReadableStreamFrom(
+          (async function* () {
+            for (let sent = 0; sent < SIZE; sent += chunk.length) yield chunk;
+          })(),
+        );
+      const streamed = await fetch(server.url + buildPath('putArtifact', { id: run.id, name: 'huge.bin' }), {
+        method: 'PUT',
+        headers: { [CLIENT_HEADER]: '1' },
+        body: body(),
+        duplex: 'half',
+      } as RequestInit);
+      expect(streamed.status).toBe(413);
+      expect(((await streamed.json()) as any).error.message).toMatch(/at most 65536 bytes; nothing was stored/);
+
+      // As curl -T sends a file: its length declared, and Expect: 100-continue.
+      const declared = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpRequest(`${server.url}${buildPath('putArtifact', { id: run.id, name: 'huge.bin' })}`, {
+          method: 'PUT',
+          headers: { 'content-length': String(SIZE), expect: '100-continue', [CLIENT_HEADER]: '1' },
+        });
+        req.on('response', (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (d: string) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+        });
+        req.on('error', reject);
+        void (async () => {
+          for (let sent = 0; sent < SIZE && !req.destroyed; sent += chunk.length) {
+            if (!req.write(chunk)) await new Promise((r) => req.once('drain', r).once('close', r));
+          }
+          req.end();
+        })();
+      });
+      expect(declared.status).toBe(413);
+      expect(JSON.parse(declared.body).error.message).toMatch(/the upload \(50331648 bytes\) is too large/);
+      expect(await list(run.id)).toEqual([]);
+      await waitUntil(() => filesOnDisk().length === 0, { what: 'no content or staging file left' });
+    });
+
     it('refuses uploads to an ended run with 409 and to a missing run with 404', async () => {
       const run = await createRun();
       await finish(run.id);
