@@ -83,6 +83,8 @@ describe('runtrail CLI', () => {
     expect(showChild.stdout).toContain(
       'error (error):\n  Traceback (most recent call last):\n    File "train.py", line 3, in <module>\n      main()\n  ValueError: lr too high',
     );
+    // Once: the error that ended the run is not repeated as its "last error".
+    expect(showChild.stdout.split('ValueError: lr too high')).toHaveLength(2);
     const showParent = await runtrail(['runs', 'show', parent.id, '--server', url]);
     expect(showParent.stdout).toContain('input:\n  {\n    "trials": 2\n  }');
     expect(showParent.stdout).toContain('output:\n  {\n    "best": {\n      "lr": 0.01,\n      "score": 0.93\n    }\n  }');

@@ -101,6 +101,8 @@ describe('runtrail exec', () => {
     expect(result.code).toBe(1);
     const run = await client.getRun(runIdOf(result.stderr)!);
     expect(run.status).toBe('failed');
+    // Named after the script, not "python3".
+    expect(run.name).toBe('python3 fails.py');
     const message = run.error!.message;
     const [head, tail] = message.split('\n\nlast 20 lines of stderr:\n');
     expect(head).toMatch(/exited with code 1: ValueError: bad input in data\.csv$/);

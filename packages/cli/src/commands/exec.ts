@@ -1,4 +1,5 @@
 import { constants } from 'node:os';
+import { statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
@@ -40,7 +41,7 @@ export function registerExec(program: Command): void {
     .usage('[options] -- <command> [args...]')
     .argument('<command>', 'the command to run')
     .argument('[args...]', 'its arguments (put -- before the command so its options are not read as ours)')
-    .option('--name <name>', 'run name (default: the command name)')
+    .option('--name <name>', 'run name (default: the command name, with the script it runs: "python3 train.py")')
     .option('--timeout <ms>', 'stop the command (SIGTERM to its process group, then SIGKILL) after this long')
     .option('--idle-timeout <ms>', 'stop it after this long without any output')
     .option('--kill-grace <ms>', 'time between SIGTERM and SIGKILL', String(DEFAULT_KILL_GRACE_MS))
@@ -72,7 +73,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
     // An embedded server is on loopback with auth off; any other may need RUNTRAIL_TOKEN.
     const client = new RuntrailClient({ url, token: embedded ? undefined : process.env.RUNTRAIL_TOKEN || undefined });
     const run = await client.createRun({
-      name: flags.name ?? basename(command),
+      name: flags.name ?? defaultRunName(command, args),
       input: { command, args, cwd: process.cwd() },
       labels: parseLabels(flags.label ?? []),
       ...optional('leaseTtlMs', positive(flags.leaseTtl, '--lease-ttl')),
@@ -247,6 +248,28 @@ function followLine(live: LiveLine, url: string, token: string | undefined, runI
       watch.close();
     },
   };
+}
+
+/**
+ * `python3 -u train.py --lr 3` is named "python3 train.py": a script run by
+ * an interpreter is known by its script, and a list of runs all named
+ * "python3" says nothing. Without a script (`make`, `sh -c '…'`), the
+ * command's name.
+ */
+function defaultRunName(command: string, args: readonly string[]): string {
+  const program = basename(command);
+  const script = args.find((arg) => !arg.startsWith('-'));
+  return script !== undefined && isFile(script) ? `${program} ${basename(script)}` : program;
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch (err) {
+    // Not there or not readable (ENOENT, ENOTDIR, EACCES …): not a script to name the run after.
+    void err;
+    return false;
+  }
 }
 
 function clip(text: string, max: number): string {

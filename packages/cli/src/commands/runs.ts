@@ -102,7 +102,8 @@ export function formatRun(run: Run & { observers?: number }): string {
   }
   for (const call of Object.values(s.current).slice(0, 10)) lines.push(`in flight  ${call.label} (attempt ${call.attempt})`);
   if (s.stalled && run.status === 'running') lines.push(`stalled    no progress since ${new Date(s.stalled.lastProgressAt ?? s.stalled.at).toISOString()}`);
-  if (s.lastError) lines.push(`last error ${s.lastError.message}`);
+  // The run's own error is shown whole below; a call's or a phase's that it did not end with, here.
+  if (s.lastError && s.lastError.message !== run.error?.message) lines.push(`last error ${s.lastError.message}`);
   lines.push(...block('input', run.input), ...block('output', run.output));
   // The error last and whole: a traceback keeps its lines and indentation.
   if (run.error) lines.push(...block(`error (${run.error.kind})`, run.error.message));
@@ -113,7 +114,7 @@ export function formatRun(run: Run & { observers?: number }): string {
 function block(title: string, value: unknown): string[] {
   if (value === null || value === undefined) return [];
   const text = typeof value === 'string' ? value : JSON.stringify(value, null, 2);
-  return [`${title}:`, ...text.split('\n').map((line) => `  ${line}`)];
+  return [`${title}:`, ...text.split('\n').map((line) => (line === '' ? '' : `  ${line}`))];
 }
 
 function labelsText(run: Run): string {
