@@ -2,10 +2,11 @@
 // Regenerates docs/screenshots/*.png: builds everything, then runs the
 // dashboard's scene tests (real server, real Chromium, `runtrail exec` of
 // real Python scripts) with RUNTRAIL_SCREENSHOTS=1, which makes them save
-// what they show. scene.e2e.test.ts: runs.png, run.png (a live LLM eval),
+// what they show, all from one scene (scene.e2e.test.ts): runs.png and
+// runs-phone.png (the runs list at 1280 and 390 px: the failed script, the
+// stalled run, the parent with its experiments), run.png (a live LLM eval),
 // run-parent.png (an autotune parent and its experiments), run-failed.png
-// (a Python traceback), run-stalled.png, run-phone.png, run-parent-phone.png;
-// runs-list.e2e.test.ts: runs-list.png and runs-list-phone.png.
+// (a Python traceback), run-stalled.png, run-phone.png, run-parent-phone.png.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -17,5 +18,5 @@ function run(command, args, env = {}) {
 }
 
 run('npm', ['run', 'build']);
-run('npx', ['vitest', 'run', 'packages/web/test/e2e/scene.e2e.test.ts', 'packages/web/test/e2e/runs-list.e2e.test.ts'], { RUNTRAIL_SCREENSHOTS: '1' });
+run('npx', ['vitest', 'run', 'packages/web/test/e2e/scene.e2e.test.ts'], { RUNTRAIL_SCREENSHOTS: '1' });
 console.log('wrote docs/screenshots/*.png');

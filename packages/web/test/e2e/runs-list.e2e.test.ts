@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, collectConsoleErrors, launchChromium, screenshot, spawnServer, stopServer, tempDir, waitUntil, type ServerProcess } from './harness.js';
+import { assertBuilt, collectConsoleErrors, launchChromium, spawnServer, stopServer, tempDir, waitUntil, type ServerProcess } from './harness.js';
 
 /**
  * The runs list as a user reads it (issue 19.8, 19.9): why each run failed,
@@ -115,8 +115,9 @@ describe('the runs list in a real browser', () => {
 
         const exec = row(page, scene.execFailed);
         expect(await exec.getByTestId('failure-kind').textContent()).toBe('error');
-        // How it ended and the exception, not a traceback's first line; a bare traceback gives its exception line.
-        expect(await exec.getByTestId('reason').textContent()).toBe('error python3 train.py exited with code 1: ValueError: lr too high');
+        // The exception, not how the command ended nor a traceback's first line; the whole error is the row's title.
+        expect(await exec.getByTestId('reason').textContent()).toBe('error ValueError: lr too high');
+        expect(await exec.getByTestId('reason').getAttribute('title')).toBe(EXEC_ERROR);
         expect(await row(page, scene.rawTraceback).getByTestId('reason').textContent()).toBe("error KeyError: 'label'");
         expect(await row(page, scene.timedOut).getByTestId('reason').textContent()).toBe('timeout ran longer than its timeout of 600000 ms');
         expect(await row(page, scene.cancelled).getByTestId('reason').textContent()).toBe('cancelled stopped by hand: wrong dataset');
@@ -141,7 +142,6 @@ describe('the runs list in a real browser', () => {
           expect(box.x + box.width).toBeLessThanOrEqual(width);
         }
         expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
-        await screenshot(page, width < 640 ? 'runs-list-phone' : 'runs-list', { fullPage: true });
       });
 
       it('nests children under their parent, collapsible, and totals the statuses shown', async () => {

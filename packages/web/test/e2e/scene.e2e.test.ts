@@ -218,11 +218,24 @@ describe('the scene behind the README screenshots', () => {
     });
     await screenshot(page, 'run', { fullPage: true });
 
-    await page.goto(`${server!.url}/`);
-    await page.locator(`tr[data-run-id="${run.id}"]`).waitFor();
-    // A cancelled run's bar is not drawn in the colour of one under way, in the list either.
-    expect(await page.getByLabel('progress of translate-docs').getAttribute('class')).toBe('progress progress-cancelled');
-    await screenshot(page, 'runs', { height: 620 });
+    // The runs list at 1280 px and on a phone: the failed script with its exception, the stalled
+    // run, the parent with its experiments under it.
+    for (const width of [1280, 390]) {
+      await page.setViewportSize({ width, height: width < 640 ? 844 : 900 });
+      await page.goto(`${server!.url}/`);
+      await page.locator(`tr[data-run-id="${run.id}"]`).waitFor();
+      const row = (id: string) => page.locator(`tr[data-run-id="${id}"]`);
+      // A cancelled run's bar is not drawn in the colour of one under way, in the list either.
+      expect(await page.getByLabel('progress of translate-docs').getAttribute('class')).toBe('progress progress-cancelled');
+      expect(await row(ids.ingest!).getByTestId('reason').textContent()).toBe(
+        'error ValueError: shard 3: expected 512 columns, got 511',
+      );
+      expect(await row(ids.stuck!).getByTestId('stalled').isVisible()).toBe(true);
+      await page.locator(`tr[data-parent-id="${ids.parent}"]`).nth(5).waitFor();
+      expect(await page.getByTestId('totals').textContent()).toBe('12 runs: 5 running (1 stalled), 4 succeeded, 2 failed, 1 cancelled');
+      expect(await page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth)).toBe(true);
+      await screenshot(page, width < 640 ? 'runs-phone' : 'runs', { fullPage: true });
+    }
 
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${server!.url}/runs/${ids.ingest}`);

@@ -6,6 +6,7 @@ import { errorKindText, formatDuration, formatTime } from '../../format.js';
 import { estimateProgress, progressSamples } from '../../progress-estimate.js';
 import { Link } from '../../router.js';
 import { MAX_CHILDREN, useChildRuns, useRunCounts } from '../../use-runs-page.js';
+import { oneLine } from './failure-line.js';
 
 const COLUMNS = 6;
 
@@ -209,17 +210,4 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
       <td className="col-started">{formatTime(run.startedAt ?? run.createdAt)}</td>
     </tr>
   );
-}
-
-/**
- * One line that says why a run failed: the exception line of a Python
- * traceback ("ValueError: lr too high"), else the first line.
- */
-export function oneLine(message: string): string {
-  const lines = message.split('\n').map((l) => l.trimEnd()).filter((l) => l.trim() !== '');
-  if (lines.length === 0) return '';
-  // The last one: a chained traceback ends with the exception that ended the run.
-  const exception = [...lines].reverse().find((l) => /^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)(:|$)/.test(l));
-  // `exec` puts it on the first line already ("… exited with code 1: ValueError: …"): that line says both.
-  return exception === undefined || lines[0]!.includes(exception) ? lines[0]! : exception;
 }
