@@ -76,6 +76,29 @@ describe('runtrail exec', () => {
     expect(result.stderr).toContain(`run ${id} succeeded; calls ok=4 failed=2, docs_ok=4, tokens=600`);
   });
 
+  it('keeps ::runtrail:: lines out of the echoed output, warns on stderr about the first five malformed ones, and prints the dashboard link there', async () => {
+    const script = [
+      'print("hello", flush=True)',
+      'print(\'::runtrail:: {"type":"progress","data":{"done":1,"total":2}}\', flush=True)',
+      'for i in range(7): print("::runtrail:: broken %d" % i, flush=True)',
+      'print("bye", flush=True)',
+    ].join('\n');
+    const file = join(dir.path, 'chatty.py');
+    writeFileSync(file, script);
+    const result = await runtrail(['exec', '--server', server.url, '--', 'python3', file]).done;
+    expect(result.code).toBe(0);
+    // stdout is the command's output alone, without the protocol lines.
+    expect(result.stdout).toBe('hello\nbye\n');
+    const id = runIdOf(result.stderr)!;
+    const stderr = result.stderr.split('\n');
+    expect(stderr).toContain(`runtrail: dashboard: ${server.url}/runs/${id}`);
+    const warnings = stderr.filter((line) => line.startsWith('runtrail: ignored a malformed ::runtrail:: line'));
+    expect(warnings.map((line) => /broken \d/.exec(line)?.[0])).toEqual(['broken 0', 'broken 1', 'broken 2', 'broken 3', 'broken 4']);
+    expect(stderr).toContain("runtrail: more malformed ::runtrail:: lines are only in the run's log");
+    // The valid line was an event.
+    expect((await client.getRun(id)).snapshot.progress).toMatchObject({ done: 1, total: 2 });
+  });
+
   it("exits with the command's exit code and fails the run with it", async () => {
     const result = await runtrail(['exec', '--server', server.url, '--', 'python3', PIPELINE, '--docs', '2', '--exit', '3']).done;
     expect(result.code).toBe(3);
