@@ -31,19 +31,24 @@ export function registerRuns(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (flags: LsFlags, cmd: Command) => {
       const client = clientFor(cmd);
-      const page = await client.listRuns({
+      const filter = {
         status: flags.status,
         name: flags.name,
         nameContains: flags.search,
         errorKind: flags.failedWith,
         parentId: flags.parent,
         label: flags.label,
-        limit: Number(flags.limit),
-      });
+      };
+      const page = await client.listRuns({ ...filter, limit: Number(flags.limit) });
       if (flags.json) return printJson(page);
       if (page.runs.length === 0) return print('no runs');
       print(formatTable(page.runs));
-      if (page.nextCursor) print(`… more: --limit, or GET /api/v1/runs?cursor=${page.nextCursor}`);
+      if (page.nextCursor) {
+        // How much the table leaves out, by status, so a capped list does not pass for all of them.
+        const counts = await client.countRuns(filter);
+        const byStatus = RunStatus.options.filter((st) => counts.byStatus[st] > 0).map((st) => `${counts.byStatus[st]} ${st}`);
+        print(`… ${page.runs.length} of ${counts.total} runs shown (${byStatus.join(', ')}): --limit up to 200, or GET /api/v1/runs?cursor=${page.nextCursor}`);
+      }
     });
 
   runs
