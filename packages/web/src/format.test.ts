@@ -13,5 +13,9 @@ test('axis ticks have as many decimals as their spacing needs', () => {
   expect(formatTick(0.1, 0.05)).toBe('0.10');
   expect(formatTick(20, 10)).toBe('20');
   expect(formatTick(0.5, 0.5)).toBe('0.5');
+  expect(formatTick(0.75, 0.25)).toBe('0.75');
+  expect(formatTick(0.5, 0.25)).toBe('0.50');
+  expect(formatTick(2.5, 2.5)).toBe('2.5');
+  expect(formatTick(0.0003, 0.0001)).toBe('0.0003');
   expect(formatTick(2_500_000, 500_000)).toBe('2.5M');
 });

@@ -25,14 +25,31 @@ export function formatDuration(ms: number | null): string {
   return `${h} h ${m % 60} m`;
 }
 
+/*
+ * Formatters made once: toLocaleString with options builds a new Intl
+ * formatter at every call, and a live run page formats thousands of numbers
+ * and times a second (event rows, chart legends, ticks); that alone took
+ * more main-thread time than React did.
+ */
+const TIME = new Intl.DateTimeFormat(undefined, { hourCycle: 'h23', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+const DATE_TIME = new Intl.DateTimeFormat(undefined, { hourCycle: 'h23', dateStyle: 'short', timeStyle: 'medium' });
+const INTEGER = new Intl.NumberFormat();
+const ONE_DECIMAL = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+const THREE_DECIMALS = new Intl.NumberFormat(undefined, { maximumFractionDigits: 3 });
+const THREE_DIGITS = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 3 });
+const COMPACT = new Intl.NumberFormat(undefined, { notation: 'compact', maximumFractionDigits: 1 });
+const FIXED: Intl.NumberFormat[] = Array.from({ length: 11 }, (_, d) => new Intl.NumberFormat(undefined, { minimumFractionDigits: d, maximumFractionDigits: d }));
+
+/** A time of day (13:04:05), as the event log's rows show it. */
+export function formatClock(ts: number): string {
+  return TIME.format(ts);
+}
+
 export function formatTime(ts: number | null): string {
   if (ts === null) return '–';
   const d = new Date(ts);
-  const today = new Date();
-  const sameDay = d.toDateString() === today.toDateString();
-  return sameDay
-    ? d.toLocaleTimeString(undefined, { hour12: false })
-    : d.toLocaleString(undefined, { hour12: false, dateStyle: 'short', timeStyle: 'medium' });
+  const sameDay = d.toDateString() === new Date().toDateString();
+  return sameDay ? TIME.format(d) : DATE_TIME.format(d);
 }
 
 /**
@@ -41,20 +58,30 @@ export function formatTime(ts: number | null): string {
  * 0.0001 or 0.00012345678).
  */
 export function formatNumber(n: number): string {
-  if (Number.isInteger(n)) return n.toLocaleString();
+  if (Number.isInteger(n)) return INTEGER.format(n);
   const abs = Math.abs(n);
-  if (abs >= 1000) return n.toLocaleString(undefined, { maximumFractionDigits: 1 });
-  if (abs >= 1) return n.toLocaleString(undefined, { maximumFractionDigits: 3 });
-  return n.toLocaleString(undefined, { maximumSignificantDigits: 3 });
+  if (abs >= 1000) return ONE_DECIMAL.format(n);
+  if (abs >= 1) return THREE_DECIMALS.format(n);
+  return THREE_DIGITS.format(n);
 }
 
 /**
  * An axis tick: as many decimals as the spacing between ticks needs (ticks
- * 0.05 apart read 0.10, 0.15, not 0.1, 0.15000000000000002), and millions
- * and up in compact form (1.2M) so they fit beside the plot.
+ * 0.05 apart read 0.10, 0.15, not 0.1, 0.15000000000000002; ticks 0.25 apart
+ * read 0.25, 0.50, 0.75, never 0.3 and 0.8), and millions and up in compact
+ * form (1.2M) so they fit beside the plot.
  */
 export function formatTick(value: number, increment: number): string {
-  if (Math.abs(value) >= 1e6) return value.toLocaleString(undefined, { notation: 'compact', maximumFractionDigits: 1 });
-  const decimals = increment > 0 ? Math.min(10, Math.max(0, Math.ceil(-Math.log10(increment) - 1e-9))) : 0;
-  return value.toLocaleString(undefined, { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
+  if (Math.abs(value) >= 1e6) return COMPACT.format(value);
+  return FIXED[decimalsOf(increment)]!.format(value);
+}
+
+/** The decimals a step needs to be written exactly (0.25: 2, 0.5: 1, 20: 0), at most 10. */
+function decimalsOf(step: number): number {
+  if (!(step > 0)) return 0;
+  for (let d = 0; d < 10; d++) {
+    const scaled = step * 10 ** d;
+    if (Math.abs(scaled - Math.round(scaled)) < 1e-9 * scaled) return d;
+  }
+  return 10;
 }

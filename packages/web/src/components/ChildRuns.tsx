@@ -2,7 +2,9 @@ import { useMemo, useState } from 'react';
 import { dashboardRunPath, type Run } from '@runtrail/protocol';
 import { formatDuration, formatNumber } from '../format.js';
 import { availableColumns, defaultResultColumns, FIXED_COLUMNS, sortRuns, type CellValue, type ChildColumn, type SortDirection } from '../pages/run/child-columns.js';
+import { childLabel } from '../pages/run/metric-series.js';
 import { Link } from '../router.js';
+import { errorParts } from './error-headline.js';
 import { ProgressBar } from './ProgressBar.js';
 import { StatusBadge } from './StatusBadge.js';
 import '../pages/run/run-insights.css';
@@ -79,7 +81,7 @@ export function ChildRuns({ children, now }: { children: readonly Run[]; now: nu
               <tr key={child.id} data-run-id={child.id}>
                 {columns.map((c) => (
                   <td key={c.id} className={`col-${c.kind}`} data-column={c.id}>
-                    <Cell column={c} run={child} now={now} />
+                    <Cell column={c} run={child} siblings={children} now={now} />
                   </td>
                 ))}
               </tr>
@@ -91,16 +93,22 @@ export function ChildRuns({ children, now }: { children: readonly Run[]; now: nu
   );
 }
 
-function Cell({ column, run, now }: { column: ChildColumn; run: Run; now: number }) {
+function Cell({ column, run, siblings, now }: { column: ChildColumn; run: Run; siblings: readonly Run[]; now: number }) {
   switch (column.id) {
     case 'name':
-      return <Link href={dashboardRunPath(run.id)}>{run.name}</Link>;
+      // Experiments often share a name: numbered as in the comparison chart's legend.
+      return <Link href={dashboardRunPath(run.id)}>{childLabel(run, siblings)}</Link>;
     case 'status':
       return (
         <span className="child-status">
           <StatusBadge status={run.status} />
           {run.snapshot.progress && run.status === 'running' && (
             <ProgressBar percent={run.snapshot.progress.percent} label={`progress of ${run.name}`} status={run.status} />
+          )}
+          {run.error && (
+            <span className="child-reason" data-testid="child-reason" title={`${run.error.kind}: ${run.error.message}`}>
+              {errorParts(run.error.message).head}
+            </span>
           )}
         </span>
       );

@@ -1,4 +1,4 @@
-const TRACEBACK = 'Traceback (most recent call last):';
+import { errorParts } from './error-headline.js';
 
 /**
  * An error message as its author printed it: a headline, then the rest (a
@@ -7,12 +7,8 @@ const TRACEBACK = 'Traceback (most recent call last):';
  * headed by its exception line, the line a reader looks for first.
  */
 export function ErrorText({ message, label, open = true }: { message: string; label: string; open?: boolean }) {
-  const newline = message.indexOf('\n');
-  if (newline < 0) return <div className="error-head mono">{message}</div>;
-  const first = message.slice(0, newline);
-  const traceback = first.trim() === TRACEBACK;
-  const head = traceback ? (message.trimEnd().split('\n').at(-1) ?? first) : first;
-  const detail = traceback ? message.trimEnd() : message.slice(newline + 1).replace(/^\n+/, '');
+  const { head, detail, traceback } = errorParts(message);
+  if (detail === null) return <div className="error-head mono">{head}</div>;
   return (
     <>
       <div className="error-head mono">{head}</div>

@@ -1,19 +1,10 @@
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { useEffect, useMemo, useRef, useState } from 'react';
 import type { RunEvent } from '@runtrail/protocol';
+import { formatClock } from '../format.js';
+import { callLabels, eventSummary } from './event-summary.js';
 
 const ROW_HEIGHT = 24;
-
-/** One line of the log: the data without the noise of its JSON braces where it is a single message. */
-function summary(event: RunEvent): string {
-  const data = event.data as Record<string, unknown> | null | undefined;
-  if (data && typeof data === 'object') {
-    if (typeof data.label === 'string') return data.label;
-    // A log line ({level, message, stream}) reads as its message.
-    if (typeof data.message === 'string' && Object.keys(data).every((k) => k === 'level' || k === 'message' || k === 'stream')) return data.message;
-  }
-  return data === undefined ? '' : JSON.stringify(data);
-}
 
 /** An event in full, for its expanded row: its message or error as printed (newlines kept), the rest as indented JSON. */
 function fullText(event: RunEvent): string {
@@ -51,14 +42,19 @@ export function EventLog({ events }: { events: readonly RunEvent[] }) {
     });
 
   const types = useMemo(() => [...new Set(events.map((e) => e.type))].sort(), [events]);
+  const labels = useMemo(() => callLabels(events), [events]);
   const shown = useMemo(() => {
     const needle = text.trim().toLowerCase();
+    // What the row says, or anything in its data (an id the summary leaves out).
     return events.filter(
       (e) =>
         (type === '' || e.type === type) &&
-        (needle === '' || e.type.includes(needle) || JSON.stringify(e.data ?? '').toLowerCase().includes(needle)),
+        (needle === '' ||
+          e.type.includes(needle) ||
+          eventSummary(e, labels).toLowerCase().includes(needle) ||
+          JSON.stringify(e.data ?? '').toLowerCase().includes(needle)),
     );
-  }, [events, type, text]);
+  }, [events, type, text, labels]);
 
   const rows = useVirtualizer({
     count: shown.length,
@@ -134,9 +130,9 @@ export function EventLog({ events }: { events: readonly RunEvent[] }) {
                     {open ? '▾' : '▸'}
                   </button>
                   <span className="log-seq">{e.seq}</span>
-                  <span className="log-time">{new Date(e.ts).toLocaleTimeString(undefined, { hour12: false })}</span>
+                  <span className="log-time">{formatClock(e.ts)}</span>
                   <span className="log-type">{e.type}</span>
-                  <span className="log-data">{summary(e)}</span>
+                  <span className="log-data">{eventSummary(e, labels)}</span>
                 </div>
                 {open && (
                   <pre className="log-full" aria-label={`event ${e.seq} in full`}>

@@ -18,7 +18,7 @@ const TIME_FORMAT = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute
  * tick spacing needs. The numbers drawn are also offered as a table, for
  * readers who cannot see the plot or want the exact values.
  */
-export function LineChart({ series, x, label, height = 140 }: { series: readonly ChartSeries[]; x: ChartX; label: string; height?: number }) {
+export function LineChart({ series, x, label, height = 180 }: { series: readonly ChartSeries[]; x: ChartX; label: string; height?: number }) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const data = useMemo(() => alignedData(series), [series]);
@@ -44,13 +44,16 @@ export function LineChart({ series, x, label, height = 140 }: { series: readonly
             size: 30,
             space: x === 'time' ? 70 : 50,
             ...(x === 'step' ? { incrs: STEP_INCREMENTS } : {}),
-            values: (_u, splits, _axis, _space, incr) => splits.map((v) => (x === 'time' ? TIME_FORMAT.format(v) : formatTick(v, incr))),
+            values: (_u, splits, _axis, _space, incr) =>
+              drawn(el, 'xTicks', splits.map((v) => (x === 'time' ? TIME_FORMAT.format(v) : formatTick(v, incr)))),
           },
           {
             stroke: 'currentColor',
             grid: { stroke: 'rgba(128,128,128,0.2)' },
             size: 56,
-            values: (_u, splits, _axis, _space, incr) => splits.map((v) => formatTick(v, incr)),
+            // Ticks every 28 px or more: a 180 px chart reads at 4-6 values, not 2.
+            space: 28,
+            values: (_u, splits, _axis, _space, incr) => drawn(el, 'yTicks', splits.map((v) => formatTick(v, incr))),
           },
         ],
         series: [
@@ -90,6 +93,16 @@ export function LineChart({ series, x, label, height = 140 }: { series: readonly
       <ChartTable series={series} data={data} x={x} />
     </>
   );
+}
+
+/**
+ * The tick labels drawn on the canvas, also kept on the chart's element
+ * (`data-x-ticks`, `data-y-ticks`, joined by " | ") where text tools and
+ * tests can read what the reader sees.
+ */
+function drawn(el: HTMLElement, axis: 'xTicks' | 'yTicks', labels: string[]): string[] {
+  el.dataset[axis] = labels.join(' | ');
+  return labels;
 }
 
 /** The drawn numbers as a table, built only when opened (a chart may hold thousands of points). */

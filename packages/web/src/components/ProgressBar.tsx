@@ -3,10 +3,11 @@ import type { RunStatus } from '@runtrail/protocol';
 /**
  * A native <progress> keeps the role and value readable by assistive tech.
  * Its colour follows the run's status (`progress-failed`, …): a failed or
- * cancelled run must not draw a bar in the colour of one under way.
+ * cancelled run must not draw a bar in the colour of one under way, and a
+ * stalled one is drawn in the warning colour (`progress-stalled`).
  */
-export function ProgressBar({ percent, label, status = 'running' }: { percent: number | null; label: string; status?: RunStatus }) {
-  const className = `progress progress-${status}`;
+export function ProgressBar({ percent, label, status = 'running', stalled = false }: { percent: number | null; label: string; status?: RunStatus; stalled?: boolean }) {
+  const className = `progress progress-${status}${stalled ? ' progress-stalled' : ''}`;
   if (percent === null) {
     return <progress className={className} aria-label={label} />;
   }

@@ -165,7 +165,7 @@ export function Console({
         onKeyDown={(e) => (e.key === 'ArrowUp' || e.key === 'PageUp' || e.key === 'Home') && stopFollowing()}
       >
         {lines.length === 0 ? (
-          <p className="muted console-empty">No output yet.</p>
+          <p className="muted console-empty">{ended ? 'No output.' : 'No output yet.'}</p>
         ) : shown.length === 0 ? (
           <p className="muted console-empty">No line matches “{search.trim()}”.</p>
         ) : (

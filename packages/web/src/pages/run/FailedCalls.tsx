@@ -1,6 +1,7 @@
 import { useMemo } from 'react';
 import type { RunEvent } from '@runtrail/protocol';
 import { ErrorText } from '../../components/ErrorText.js';
+import { callLabels } from '../../components/event-summary.js';
 import { formatTime } from '../../format.js';
 
 interface FailedCall {
@@ -14,12 +15,11 @@ interface FailedCall {
 
 /** Every call.failed in the events the page holds, with the label its call.started gave. */
 export function failedCallsOf(events: readonly RunEvent[]): FailedCall[] {
-  const labels = new Map<string, string>();
+  const labels = callLabels(events);
   const failed: FailedCall[] = [];
   for (const e of events) {
-    const data = e.data as { callId?: unknown; label?: unknown; error?: unknown; willRetry?: unknown } | null;
+    const data = e.data as { callId?: unknown; error?: unknown; willRetry?: unknown } | null;
     if (!data || typeof data.callId !== 'string') continue;
-    if (e.type === 'call.started' && typeof data.label === 'string') labels.set(data.callId, data.label);
     if (e.type === 'call.failed') {
       failed.push({
         seq: e.seq,

@@ -25,7 +25,7 @@ export function ProgressPanel({
       <h2 id="progress-title">Progress</h2>
       {p ? (
         <>
-          <ProgressBar percent={p.percent} label="run progress" status={status} />
+          <ProgressBar percent={p.percent} label="run progress" status={status} stalled={estimate?.kind === 'stalled'} />
           <p>
             <span data-testid="progress-done">{formatNumber(p.done)}</span>
             {p.total !== null && ` of ${formatNumber(p.total)}`}

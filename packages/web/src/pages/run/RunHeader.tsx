@@ -45,6 +45,11 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
       <div className="run-title">
         <h1>{run.name}</h1>
         <StatusBadge status={status} />
+        {s.stalled && !terminal && (
+          <span className="badge badge-stalled" data-testid="stalled-badge">
+            stalled
+          </span>
+        )}
         <ConnectionIndicator state={connection} observers={observers} />
       </div>
       <dl className="timings">

@@ -2,10 +2,9 @@ import { memo, useMemo, type CSSProperties } from 'react';
 import { dashboardRunPath, type Run, type RunEvent, type Snapshot } from '@runtrail/protocol';
 import { formatDuration } from '../../format.js';
 import { Link } from '../../router.js';
-import { axisSpan, callBars, childBars, phaseBars, type TimelineBar } from './timeline.js';
+import { axisSpan, callBars, childBars, phaseBars, tickLabel, timeTicks, type TimelineBar } from './timeline.js';
 import './run-insights.css';
 
-const TICKS = [0, 0.25, 0.5, 0.75, 1];
 const GROUP_TITLES = { phase: 'Phases', child: 'Child runs', call: 'Calls' } as const;
 
 /**
@@ -44,6 +43,7 @@ export function Timeline({
   // While the run goes on the axis ends at a round length ahead of now, so it
   // (and with it the style of every bar) changes now and then, not at every event.
   const span = finishedAt === null ? axisSpan(to - from) : Math.max(1, to - from);
+  const ticks = timeTicks(span);
 
   return (
     <section className="panel" aria-labelledby="timeline-title">
@@ -59,9 +59,14 @@ export function Timeline({
         <div className="tl-row tl-axis" role="row" aria-hidden="true">
           <span className="tl-label" />
           <span className="tl-track">
-            {TICKS.map((t) => (
-              <span key={t} className={t === 0.25 || t === 0.75 ? 'tl-tick tl-tick-minor' : 'tl-tick'} style={{ left: `${t * 100}%` }}>
-                {formatDuration(t * span)}
+            {/* Every other tick is left out on a phone, where five labels do not fit. */}
+            {ticks.map((t, i) => (
+              <span
+                key={t}
+                className={`tl-tick${i % 2 === 1 && ticks.length > 3 ? ' tl-tick-minor' : ''}${t === span && t > 0 ? ' tl-tick-end' : ''}`}
+                style={{ left: `${(t / span) * 100}%` }}
+              >
+                {tickLabel(t)}
               </span>
             ))}
           </span>

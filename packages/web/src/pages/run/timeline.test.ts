@@ -1,6 +1,6 @@
 import type { RunEvent } from '@runtrail/protocol';
 import { expect, test } from 'vitest';
-import { axisSpan, callBars } from './timeline.js';
+import { axisSpan, callBars, tickLabel, timeTicks } from './timeline.js';
 
 const ev = (seq: number, type: string, ts: number, data: object): RunEvent => ({ runId: 'r', seq, type, ts, data });
 
@@ -28,4 +28,14 @@ test('a live axis ends at a round length just past the elapsed time', () => {
   expect(axisSpan(10_000)).toBe(10_000);
   expect(axisSpan(120)).toBe(150);
   expect(axisSpan(0)).toBe(1);
+});
+
+test('axis ticks fall on round times, labelled as short as they can be', () => {
+  expect(timeTicks(50_000).map(tickLabel)).toEqual(['0', '10 s', '20 s', '30 s', '40 s', '50 s']);
+  expect(timeTicks(961).map(tickLabel)).toEqual(['0', '200 ms', '400 ms', '600 ms', '800 ms']);
+  expect(timeTicks(7500).map(tickLabel)).toEqual(['0', '2 s', '4 s', '6 s']);
+  expect(timeTicks(150_000).map(tickLabel)).toEqual(['0', '30 s', '1 m', '1 m 30 s', '2 m', '2 m 30 s']);
+  expect(timeTicks(3 * 3_600_000).map(tickLabel)).toEqual(['0', '1 h', '2 h', '3 h']);
+  expect(tickLabel(1500)).toBe('1.5 s');
+  expect(timeTicks(0)).toEqual([0]);
 });

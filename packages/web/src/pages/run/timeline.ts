@@ -1,4 +1,5 @@
 import type { Run, RunEvent, Snapshot } from '@runtrail/protocol';
+import { childLabel } from './metric-series.js';
 
 export type BarKind = 'phase' | 'call' | 'child';
 export type BarState = 'running' | 'ok' | 'failed' | 'cancelled';
@@ -80,7 +81,7 @@ export function childBars(children: readonly Run[]): TimelineBar[] {
   return children.map((c) => ({
     key: `child:${c.id}`,
     kind: 'child',
-    label: c.name,
+    label: childLabel(c, children),
     start: c.startedAt ?? c.createdAt,
     end: c.finishedAt,
     state: c.status === 'succeeded' ? 'ok' : c.status === 'failed' ? 'failed' : c.status === 'cancelled' ? 'cancelled' : 'running',
@@ -97,4 +98,36 @@ export function axisSpan(elapsed: number): number {
   const power = 10 ** Math.floor(Math.log10(ms));
   const step = ROUND_STEPS.find((s) => s * power >= ms) ?? 10;
   return step * power;
+}
+
+/** Round tick steps a reader counts in: ms, seconds, minutes, hours. */
+const TICK_STEPS_MS = [
+  1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500,
+  1000, 2000, 5000, 10_000, 15_000, 30_000,
+  60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000,
+  3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000,
+];
+
+/**
+ * Axis ticks (ms from the start) at the smallest round step that gives at
+ * most `most` intervals over `span`: 0, 10 s, 20 s, … rather than quarters
+ * of the span (0, 13 s, 25 s, 38 s).
+ */
+export function timeTicks(span: number, most = 5): number[] {
+  const rough = Math.max(1, span) / most;
+  const step = TICK_STEPS_MS.find((s) => s >= rough) ?? Math.ceil(rough / 86_400_000) * 86_400_000;
+  const ticks: number[] = [];
+  for (let t = 0; t <= span; t += step) ticks.push(t);
+  return ticks;
+}
+
+/** A tick's label: as short as its round value allows (0, 250 ms, 1.5 s, 30 s, 2 m, 1 m 30 s, 3 h). */
+export function tickLabel(ms: number): string {
+  if (ms === 0) return '0';
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000) return `${Number((ms / 1000).toFixed(2))} s`;
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const s = Math.round((ms % 60_000) / 1000);
+  return [h > 0 && `${h} h`, m > 0 && `${m} m`, s > 0 && `${s} s`].filter(Boolean).join(' ');
 }
