@@ -1,11 +1,14 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import { startServer, type RunningServer } from '@runtrail/server';
-import { tempDir } from '@runtrail/test-support';
-import { runtrail } from './harness.js';
+import { tempDir, waitUntil } from '@runtrail/test-support';
+import { TcpProxy } from '@runtrail/test-support/tcp-proxy';
+import { runtrail, spawnCli } from './harness.js';
 
 /**
  * Artifacts from the command line (issue 16): `runtrail exec --collect` with
@@ -86,6 +89,69 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
       expect(again.stderr).toMatch(/run_already_exists/);
     } finally {
       await other.close();
+    }
+  });
+
+  it('long uploads and downloads say how far they got; a file over the limit is refused before it is sent; a cut download leaves no file', async () => {
+    const MiB = 1024 * 1024;
+    const small = await startServer({ port: 0, dataDir: join(dir.path, 'small'), logLevel: 'silent', maxArtifactBytes: 4 * MiB });
+    const proxy = await TcpProxy.start(server.url);
+    let proxyClosed: Promise<void> | null = null;
+    try {
+      const smallClient = new RuntrailClient({ url: small.url });
+      const run = await smallClient.createRun({ name: 'transfers' });
+      const work = join(dir.path, 'transfers');
+      mkdirSync(work, { recursive: true });
+      const three = randomBytes(3 * MiB);
+      writeFileSync(join(work, 'big.bin'), three);
+
+      const put = await runtrail(['artifacts', 'put', run.id, 'big.bin', '--progress', '--server', small.url], { cwd: work });
+      expect(put.code, put.stderr).toBe(0);
+      expect(put.stderr.trimEnd().split('\n').at(-1)).toBe('runtrail: uploading big.bin: 3.0 MiB of 3.0 MiB (100%)');
+      // Not a terminal and not asked for: no progress lines in a script's log.
+      const quiet = await runtrail(['artifacts', 'put', run.id, 'big.bin', '--name', 'again.bin', '--server', small.url], { cwd: work });
+      expect(quiet.code, quiet.stderr).toBe(0);
+      expect(quiet.stderr).toBe('');
+
+      const get = await runtrail(['artifacts', 'get', run.id, 'big.bin', '-o', 'copy.bin', '--progress', '--server', small.url], { cwd: work });
+      expect(get.code, get.stderr).toBe(0);
+      expect(get.stderr).toContain('runtrail: downloading big.bin: 3.0 MiB of 3.0 MiB (100%)\n');
+      expect(readFileSync(join(work, 'copy.bin')).equals(three)).toBe(true);
+
+      // Its length goes with it, so the server refuses it from that, before reading it.
+      writeFileSync(join(work, 'five.bin'), Buffer.alloc(5 * MiB, 1));
+      const over = await runtrail(['artifacts', 'put', run.id, 'five.bin', '--server', small.url], { cwd: work });
+      expect(over.code).toBe(2);
+      expect(over.stderr).toBe(
+        'runtrail: payload_too_large: the upload (5242880 bytes) is too large: an artifact may have at most 4194304 bytes; nothing was stored\n',
+      );
+      const missing = await runtrail(['artifacts', 'put', run.id, 'nope.bin', '--server', small.url], { cwd: work });
+      expect(missing.stderr).toBe(`runtrail: invalid_request: no such file: ${join(work, 'nope.bin')}\n`);
+
+      // A download cut midway: no file at the target, nothing half-written beside it. (Large, so that
+      // it is still under way when the test stops it: the bytes left cannot all be in socket buffers.)
+      const long = await client.createRun({ name: 'cut-download' });
+      await client.putArtifact(long.id, 'cut.bin', randomBytes(32 * MiB));
+      const before = new Set(readdirSync(work));
+      const child = spawnCli(['artifacts', 'get', long.id, 'cut.bin', '--server', proxy.url], { cwd: work });
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d));
+      const exited = once(child, 'exit');
+      const partial = join(work, '.cut.bin.runtrail-partial');
+      await waitUntil(() => existsSync(partial) && statSync(partial).size > 0, { what: 'the download to be under way', intervalMs: 1 });
+      // Stop the bytes where they are, then drop the connection.
+      proxy.freeze();
+      expect(existsSync(join(work, 'cut.bin'))).toBe(false);
+      proxyClosed = proxy.close();
+      const [code] = (await exited) as [number | null];
+      expect(code).toBe(2);
+      expect(stderr).toMatch(/^runtrail: unavailable: the connection was lost after [\d.]+ (KiB|MiB) of 32\.0 MiB \(\d+%\) \(.+\); nothing was written to .+cut\.bin; try again\n$/);
+      expect(new Set(readdirSync(work))).toEqual(before);
+      run.close();
+      long.close();
+    } finally {
+      await (proxyClosed ?? proxy.close());
+      await small.close();
     }
   });
 });

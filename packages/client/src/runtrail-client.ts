@@ -118,7 +118,7 @@ export class RuntrailClient {
 
   /** Store an artifact on any run (a producer uses `run.artifact`). */
   async putArtifact(runId: string, name: string, source: ArtifactSource, options: ArtifactOptions = {}): Promise<Artifact> {
-    return putArtifact(this.api, runId, name, await openSource(source), options);
+    return putArtifact(this.api, runId, name, await openSource(source, options.size), options);
   }
 
   /** An artifact's content as a streamed Response (`range: 'bytes=0-99'` for part of it). */
@@ -140,11 +140,11 @@ export class RuntrailClient {
    * Load an archive written by exportRun (bytes, a stream or `{ path }`) into
    * this server: the run keeps its id, and one that exists here is a 409.
    */
-  async importRun(archive: ArtifactSource): Promise<Run> {
-    const body = await openSource(archive);
+  async importRun(archive: ArtifactSource, options: { size?: number } = {}): Promise<Run> {
+    const { content, size } = await openSource(archive, options.size);
     const response = await this.api.send('importRun', {
-      raw: (body instanceof Uint8Array ? body : toReadableStream(body)) as BodyInit,
-      headers: { 'content-type': 'application/x-tar' },
+      raw: (content instanceof Uint8Array ? content : toReadableStream(content)) as BodyInit,
+      headers: { 'content-type': 'application/x-tar', ...(size === null ? {} : { 'content-length': String(size) }) },
       timeoutMs: null,
     });
     return (await response.json()) as Run;

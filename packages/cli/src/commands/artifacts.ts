@@ -1,11 +1,11 @@
-import { createWriteStream } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { RuntrailError, type Artifact } from '@runtrail/protocol';
 import { clientFor } from '../options.js';
 import { print, printJson } from '../output.js';
+import { fileToUpload, saveDownload } from '../transfer.js';
+
+const PROGRESS = 'show a progress line on stderr (default: when it is a terminal)';
 
 export function registerArtifacts(program: Command): void {
   const artifacts = program.command('artifacts').description("list, download and upload a run's artifacts");
@@ -24,14 +24,14 @@ export function registerArtifacts(program: Command): void {
     .command('get <run> <name>')
     .description('download an artifact (to ./<name>, or -o FILE, or -o - for stdout)')
     .option('-o, --output <file>', 'where to write it; - for stdout')
-    .action(async (runId: string, name: string, flags: { output?: string }, cmd: Command) => {
+    .option('--progress', PROGRESS)
+    .option('--no-progress', 'never show one')
+    .action(async (runId: string, name: string, flags: { output?: string; progress?: boolean }, cmd: Command) => {
       const response = await clientFor(cmd).fetchArtifact(runId, name);
-      const body = Readable.fromWeb(response.body! as import('node:stream/web').ReadableStream<Uint8Array>);
-      if (flags.output === '-') return pipeline(body, process.stdout);
       // The server refuses names with path separators; basename() keeps a download in this folder regardless.
-      const target = resolve(flags.output ?? basename(name));
-      await pipeline(body, createWriteStream(target));
-      process.stderr.write(`runtrail: wrote ${target}\n`);
+      const target = flags.output === '-' ? '-' : resolve(flags.output ?? basename(name));
+      await saveDownload(response, target, `downloading ${name}`, flags.progress);
+      if (target !== '-') process.stderr.write(`runtrail: wrote ${target}\n`);
     });
 
   artifacts
@@ -41,22 +41,36 @@ export function registerArtifacts(program: Command): void {
     .option('--content-type <type>', 'media type (default: sniffed by the server)')
     .option('--metadata <json>', 'free JSON metadata')
     .option('--replace', 'replace different content stored under the same name')
-    .action(async (runId: string, file: string, flags: { name?: string; contentType?: string; metadata?: string; replace?: boolean }, cmd: Command) => {
-      let metadata: unknown;
-      if (flags.metadata !== undefined) {
-        try {
-          metadata = JSON.parse(flags.metadata);
-        } catch (err) {
-          throw new RuntrailError('invalid_request', `--metadata is not JSON: ${(err as Error).message}`);
+    .option('--progress', PROGRESS)
+    .option('--no-progress', 'never show one')
+    .action(
+      async (
+        runId: string,
+        file: string,
+        flags: { name?: string; contentType?: string; metadata?: string; replace?: boolean; progress?: boolean },
+        cmd: Command,
+      ) => {
+        let metadata: unknown;
+        if (flags.metadata !== undefined) {
+          try {
+            metadata = JSON.parse(flags.metadata);
+          } catch (err) {
+            throw new RuntrailError('invalid_request', `--metadata is not JSON: ${(err as Error).message}`);
+          }
         }
-      }
-      const artifact = await clientFor(cmd).putArtifact(runId, flags.name ?? basename(file), { path: resolve(file) }, {
-        ...(flags.contentType ? { contentType: flags.contentType } : {}),
-        ...(metadata === undefined ? {} : { metadata }),
-        ...(flags.replace ? { replace: true } : {}),
-      });
-      print(formatArtifacts([artifact]));
-    });
+        const upload = await fileToUpload(resolve(file), 'uploading', flags.progress);
+        const artifact = await upload.progress.until(
+          clientFor(cmd).putArtifact(runId, flags.name ?? basename(file), upload.content, {
+            size: upload.size,
+            ...(flags.contentType ? { contentType: flags.contentType } : {}),
+            ...(metadata === undefined ? {} : { metadata }),
+            ...(flags.replace ? { replace: true } : {}),
+          }),
+          'nothing was stored; try again',
+        );
+        print(formatArtifacts([artifact]));
+      },
+    );
 }
 
 function formatArtifacts(list: Artifact[]): string {

@@ -23,11 +23,23 @@ export interface ArtifactOptions {
   metadata?: unknown;
   /** Replace different content stored under the same name (default: 409 artifact_conflict). */
   replace?: boolean;
+  /**
+   * The content's length in bytes, for a stream whose length you know (text,
+   * bytes and files are measured): sent as Content-Length, so a server
+   * refuses an upload over its limits before it is sent rather than after.
+   */
+  size?: number;
+}
+
+/** Content opened for sending, and its length when that is known before reading it. */
+export interface OpenedSource {
+  content: AsyncIterable<Uint8Array> | Uint8Array;
+  size: number | null;
 }
 
 /** The artifact-storing half of a producer transport. */
 export interface ArtifactTransport {
-  putArtifact(runId: string, name: string, body: AsyncIterable<Uint8Array> | Uint8Array, options: ArtifactOptions): Promise<Artifact>;
+  putArtifact(runId: string, name: string, source: OpenedSource, options: ArtifactOptions): Promise<Artifact>;
 }
 
 /** A source that can be read again from the start (so an upload of it can be retried). */
@@ -39,26 +51,46 @@ function isFileSource(source: ArtifactSource): source is { path: string } | URL 
   return source instanceof URL || (typeof source === 'object' && source !== null && 'path' in source && typeof source.path === 'string');
 }
 
-/** Open a source as bytes or a byte stream; files are read lazily with node:fs. */
-export async function openSource(source: ArtifactSource): Promise<AsyncIterable<Uint8Array> | Uint8Array> {
-  if (typeof source === 'string') return new TextEncoder().encode(source);
-  if (source instanceof Uint8Array) return source;
-  if (source instanceof ArrayBuffer) return new Uint8Array(source);
+/**
+ * Open a source as bytes or a byte stream, with its length when known
+ * (`size` is the caller's word for a stream's); files are read lazily with
+ * node:fs, exactly the bytes they had when opened.
+ */
+export async function openSource(source: ArtifactSource, size?: number): Promise<OpenedSource> {
+  if (typeof source === 'string') return sized(new TextEncoder().encode(source));
+  if (source instanceof Uint8Array) return sized(source);
+  if (source instanceof ArrayBuffer) return sized(new Uint8Array(source));
   if (isFileSource(source)) {
     if (source instanceof URL && source.protocol !== 'file:') throw new TypeError(`artifact source ${source.href} is not a file: URL`);
     // Only here, so the SDK still loads in a browser.
-    const { createReadStream } = await import('node:fs');
-    const stream = createReadStream(source instanceof URL ? source : source.path);
-    await new Promise<void>((resolve, reject) => stream.once('open', () => resolve()).once('error', reject));
-    return stream as AsyncIterable<Uint8Array>;
+    const { open } = await import('node:fs/promises');
+    const file = await open(source instanceof URL ? source : source.path, 'r');
+    let length: number;
+    try {
+      length = (await file.stat()).size;
+    } catch (err) {
+      await file.close();
+      throw err;
+    }
+    if (length === 0) {
+      await file.close();
+      return sized(new Uint8Array(0));
+    }
+    // Its size when opened, and no more: a file still being written cannot make the upload longer than it said.
+    return { content: file.createReadStream({ end: length - 1 }) as AsyncIterable<Uint8Array>, size: length };
   }
-  if (Symbol.asyncIterator in source) return source;
+  if (Symbol.asyncIterator in source) return { content: source, size: size ?? null };
   throw new TypeError('artifact content must be a string, bytes, a stream, { path } or a file: URL');
 }
 
-/** The request headers of an upload. */
-export function uploadHeaders(options: ArtifactOptions): Record<string, string> {
+function sized(bytes: Uint8Array): OpenedSource {
+  return { content: bytes, size: bytes.byteLength };
+}
+
+/** The request headers of an upload of `size` bytes (null: not known, sent chunked). */
+export function uploadHeaders(options: ArtifactOptions, size: number | null): Record<string, string> {
   const headers: Record<string, string> = {};
+  if (size !== null) headers['content-length'] = String(size);
   if (options.contentType) headers['content-type'] = options.contentType;
   if (options.metadata !== undefined && options.metadata !== null) {
     // Header values are Latin-1 on the wire: escape everything else.

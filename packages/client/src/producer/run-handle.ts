@@ -207,7 +207,7 @@ export class RunHandle {
     requireArtifactName(name);
     if (this.ended) throw new RuntrailError('run_already_terminal', `run ${this.id} already ended ${this.ended.status}`);
     await this.flush();
-    const send = async () => this.transport.putArtifact(this.id, name, await openSource(source), options);
+    const send = async () => this.transport.putArtifact(this.id, name, await openSource(source, options.size), options);
     return isRepeatable(source) ? this.withRetries(send) : send();
   }
 

@@ -8,7 +8,7 @@ import type {
   Run,
 } from '@runtrail/protocol';
 import type { HttpApi } from '../http-api.js';
-import { toReadableStream, uploadHeaders, type ArtifactOptions, type ArtifactTransport } from '../artifacts/source.js';
+import { toReadableStream, uploadHeaders, type ArtifactOptions, type ArtifactTransport, type OpenedSource } from '../artifacts/source.js';
 
 /**
  * How a RunHandle reaches the log. Over HTTP for external producers; the
@@ -36,8 +36,8 @@ export class HttpProducerTransport implements ProducerTransport {
     return this.api.request('heartbeat', { params: { id: runId }, body: { owner } });
   }
 
-  putArtifact(runId: string, name: string, body: AsyncIterable<Uint8Array> | Uint8Array, options: ArtifactOptions): Promise<Artifact> {
-    return putArtifact(this.api, runId, name, body, options);
+  putArtifact(runId: string, name: string, source: OpenedSource, options: ArtifactOptions): Promise<Artifact> {
+    return putArtifact(this.api, runId, name, source, options);
   }
 }
 
@@ -46,14 +46,14 @@ export async function putArtifact(
   api: HttpApi,
   runId: string,
   name: string,
-  body: AsyncIterable<Uint8Array> | Uint8Array,
+  { content, size }: OpenedSource,
   options: ArtifactOptions,
 ): Promise<Artifact> {
   const response = await api.send('putArtifact', {
     params: { id: runId, name },
     ...(options.replace ? { query: { replace: 'true' } } : {}),
-    headers: uploadHeaders(options),
-    raw: (body instanceof Uint8Array ? body : toReadableStream(body)) as BodyInit,
+    headers: uploadHeaders(options, size),
+    raw: (content instanceof Uint8Array ? content : toReadableStream(content)) as BodyInit,
     timeoutMs: null,
   });
   return (await response.json()) as Artifact;

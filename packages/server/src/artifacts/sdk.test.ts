@@ -48,6 +48,25 @@ describe('run.artifact', () => {
   });
 });
 
+describe('run.artifact of a file over the limit', () => {
+  it('is refused from its declared length, before its bytes are sent, and not retried', async () => {
+    const small = await startServer({ port: 0, dataDir: join(dir.path, 'small'), logLevel: 'silent', maxArtifactBytes: 1000 });
+    try {
+      const file = join(dir.path, 'big.bin');
+      writeFileSync(file, Buffer.alloc(5000, 1));
+      const run = await new RuntrailClient({ url: small.url }).createRun({ name: 'big' });
+      // "(5000 bytes)": the server judged the upload by its Content-Length, not by reading past the limit.
+      await expect(run.artifact('big.bin', { path: file })).rejects.toMatchObject({
+        code: 'payload_too_large',
+        message: 'the upload (5000 bytes) is too large: an artifact may have at most 1000 bytes; nothing was stored',
+      });
+      await run.succeed();
+    } finally {
+      await small.close();
+    }
+  });
+});
+
 describe('ctx.artifact and ctx.exec({collect})', () => {
   it('a handler stores artifacts directly and from the files a subprocess wrote into a folder', async () => {
     const out = join(dir.path, 'out');

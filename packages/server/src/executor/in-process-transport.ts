@@ -1,4 +1,4 @@
-import type { ArtifactOptions, ProducerTransport } from '@runtrail/client';
+import type { ArtifactOptions, OpenedSource, ProducerTransport } from '@runtrail/client';
 import type { Artifact, AppendEventsResponse, EventInput, FinishRunBody, HeartbeatResponse, Owner, Run } from '@runtrail/protocol';
 import type { RunService } from '../runs/run-service.js';
 import type { ArtifactService } from '../artifacts/artifact-service.js';
@@ -27,8 +27,7 @@ export class InProcessTransport implements ProducerTransport {
     return this.runs.heartbeat(runId, owner);
   }
 
-  async putArtifact(runId: string, name: string, body: AsyncIterable<Uint8Array> | Uint8Array, options: ArtifactOptions): Promise<Artifact> {
-    const content = body instanceof Uint8Array ? [body] : body;
-    return (await this.artifacts.put(runId, name, content, options)).artifact;
+  async putArtifact(runId: string, name: string, { content }: OpenedSource, options: ArtifactOptions): Promise<Artifact> {
+    return (await this.artifacts.put(runId, name, content instanceof Uint8Array ? [content] : content, options)).artifact;
   }
 }

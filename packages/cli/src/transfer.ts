@@ -1,0 +1,160 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { RuntrailError } from '@runtrail/protocol';
+
+/** How often a progress line is redrawn; a transfer done sooner shows none. */
+const REDRAW_MS = 200;
+
+/**
+ * A long upload or download tells its user how far it got: one line on
+ * stderr ("runtrail: uploading big.bin: 12.0 MiB of 47.7 MiB (25%)"),
+ * redrawn in place on a terminal, or a line per redraw with --progress
+ * when stderr is not one. `show` is --progress / --no-progress; unset,
+ * the line shows on a terminal only.
+ */
+export class TransferProgress {
+  private done = 0;
+  private drawn = false;
+  private lastDraw: number;
+  private readonly tty = process.stderr.isTTY === true;
+  private readonly show: boolean;
+
+  constructor(
+    private readonly what: string,
+    private readonly total: number | null,
+    show: boolean | undefined,
+  ) {
+    this.show = show ?? this.tty;
+    this.lastDraw = Date.now();
+  }
+
+  /** The bytes of `source`, counted as they pass. */
+  async *through(source: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+    for await (const chunk of source) {
+      this.done += chunk.length;
+      if (this.show && Date.now() - this.lastDraw >= REDRAW_MS) this.draw();
+      yield chunk;
+    }
+  }
+
+  /**
+   * `transfer`'s outcome, with the line ended as it ends. A connection lost
+   * on the way (not an answer from the server) is said as that, with how
+   * far it got and what that left (`lost`), rather than as a server that
+   * does not answer.
+   */
+  async until<T>(transfer: Promise<T>, lost: string): Promise<T> {
+    let completed = false;
+    try {
+      const result = await transfer;
+      completed = true;
+      return result;
+    } catch (err) {
+      const reason = connectionFailure(err);
+      if (reason === null || reason === 'ECONNREFUSED' || this.done === 0) throw err;
+      throw new RuntrailError('unavailable', `the connection was lost after ${this.count()} (${reason}); ${lost}`);
+    } finally {
+      this.end(completed);
+    }
+  }
+
+  /** Ends the line: at its final count when the transfer completed (or was ever drawn), left as it was otherwise. */
+  end(completed: boolean): void {
+    if (!this.show) return;
+    if (completed && (this.drawn || !this.tty)) this.draw();
+    if (this.drawn && this.tty) process.stderr.write('\n');
+  }
+
+  private draw(): void {
+    this.lastDraw = Date.now();
+    this.drawn = true;
+    const line = `runtrail: ${this.what}: ${this.count()}`;
+    process.stderr.write(this.tty ? `\r\x1b[2K${line}` : `${line}\n`);
+  }
+
+  private count(): string {
+    if (this.total === null) return formatSize(this.done);
+    return `${formatSize(this.done)} of ${formatSize(this.total)} (${Math.floor((100 * this.done) / Math.max(1, this.total))}%)`;
+  }
+}
+
+/** The reason of a network failure (fetch's TypeError with a cause, a stream's reset), else null. */
+function connectionFailure(err: unknown): string | null {
+  if (err instanceof RuntrailError || !(err instanceof Error)) return null;
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (cause) return cause.code ?? cause.message ?? err.message;
+  if (code) return code;
+  return err instanceof TypeError ? err.message : null;
+}
+
+export function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+/**
+ * A file to upload, with its size (sent as Content-Length, so a server
+ * refuses one over its limits at once) and its bytes counted for the
+ * progress line; exactly the bytes it had when measured.
+ */
+export async function fileToUpload(path: string, what: string, show: boolean | undefined): Promise<{ content: AsyncIterable<Uint8Array>; size: number; progress: TransferProgress }> {
+  let size: number;
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) throw new RuntrailError('invalid_request', `${path} is not a file`);
+    size = info.size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new RuntrailError('invalid_request', `no such file: ${path}`);
+    throw err;
+  }
+  const progress = new TransferProgress(`${what} ${basename(path)}`, size, show);
+  const content = size === 0 ? [] : createReadStream(path, { end: size - 1 });
+  return { content: progress.through(content as AsyncIterable<Uint8Array>), size, progress };
+}
+
+/**
+ * Save a download: `-` streams it to stdout; a file is written beside its
+ * target under a temporary name and renamed into place only once complete
+ * (and, when the server sent the content's sha256 as its ETag, only if the
+ * bytes hash to it), so a cut download never leaves a file that looks whole.
+ */
+export async function saveDownload(response: Response, target: string, label: string, show: boolean | undefined): Promise<void> {
+  const length = Number(response.headers.get('content-length'));
+  const progress = new TransferProgress(label, Number.isFinite(length) && length > 0 ? length : null, show);
+  const body = progress.through(Readable.fromWeb(response.body! as WebReadableStream<Uint8Array>));
+  if (target === '-') return progress.until(pipeline(body, process.stdout), 'what was written to stdout is incomplete');
+  const expected = /^"([0-9a-f]{64})"$/.exec(response.headers.get('etag') ?? '')?.[1];
+  const partial = join(dirname(target), `.${basename(target)}.runtrail-partial`);
+  const hash = createHash('sha256');
+  try {
+    await progress.until(
+      pipeline(
+        body,
+        async function* (chunks: AsyncIterable<Uint8Array>) {
+          for await (const chunk of chunks) {
+            hash.update(chunk);
+            yield chunk;
+          }
+        },
+        createWriteStream(partial),
+      ),
+      `nothing was written to ${target}; try again`,
+    );
+    const got = hash.digest('hex');
+    if (expected !== undefined && got !== expected) {
+      throw new RuntrailError('unavailable', `the download does not hash to the sha256 the server gave (${expected}): it changed on the way; nothing was written to ${target}, try again`);
+    }
+    await rename(partial, target);
+  } catch (err) {
+    await rm(partial, { force: true });
+    throw err;
+  }
+}
