@@ -133,6 +133,15 @@ describe('the runs list in a real browser', () => {
         expect(await evalRow.getByTestId('progress-notes').textContent()).toMatch(/^8 in flight~\d.* left$/);
         expect(await evalRow.getByTestId('stalled').count()).toBe(0);
 
+        // Ten minutes on without progress, the row gives no ETA but says how long it has been quiet.
+        const later = await browser.newContext({ viewport: { width, height: 900 } });
+        await later.clock.install({ time: Date.now() + 10 * 60_000 });
+        const ahead = await later.newPage();
+        await ahead.goto(`${server!.url}/?q=llm-eval`);
+        await row(ahead, scene.evalRun).waitFor();
+        expect(await row(ahead, scene.evalRun).getByTestId('progress-notes').textContent()).toMatch(/^8 in flightno progress for 1\d m \d+ s$/);
+        await later.close();
+
         // On a phone too, the status and the progress of a run stay in view.
         for (const r of [evalRow, stuck]) {
           expect(await r.getByTestId('status').isVisible()).toBe(true);

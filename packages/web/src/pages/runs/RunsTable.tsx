@@ -136,6 +136,8 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
   // The list has no events, only the snapshot's latest reading: the rate from the start up to now.
   const estimate = run.status === 'running' && !stalled && progress ? estimateProgress({ samples: progressSamples([], s, run.startedAt), total: progress.total, now }) : null;
   const eta = estimate?.kind === 'eta' ? estimate.remainingMs : null;
+  // Quiet for much longer than its pace so far, though the server has no stall timeout to say so: no ETA to trust.
+  const quietMs = estimate?.kind === 'stalled' ? estimate.sinceMs : null;
   return (
     <tr data-run-id={run.id} data-parent-id={run.parentId ?? undefined} className={nested ? 'child-row' : undefined}>
       <td className="col-name">
@@ -198,7 +200,13 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
         {run.status === 'running' && (
           <div className="muted small progress-notes" data-testid="progress-notes">
             {inFlight > 0 && <span>{inFlight} in flight</span>}
-            {stalled ? <span className="stalled-text">stalled {formatDuration(now - (s.stalled!.lastProgressAt ?? s.stalled!.at))}</span> : eta !== null && <span>~{formatDuration(eta)} left</span>}
+            {stalled ? (
+              <span className="stalled-text">stalled {formatDuration(now - (s.stalled!.lastProgressAt ?? s.stalled!.at))}</span>
+            ) : quietMs !== null ? (
+              <span className="stalled-text">no progress for {formatDuration(quietMs)}</span>
+            ) : (
+              eta !== null && <span>~{formatDuration(eta)} left</span>
+            )}
           </div>
         )}
       </td>
