@@ -6,7 +6,7 @@ import { formatNumber } from '../format.js';
 import { parseCsv } from './csv.js';
 import { fileNameOf, saveResponse } from './download.js';
 import { Markdown } from './markdown.js';
-import '../pages/run/run-panels.css';
+import './artifacts.css';
 
 /** Text previews read at most this much (a range request): a preview is a glance, not a download. */
 const MAX_PREVIEW_BYTES = 256 * 1024;
@@ -102,7 +102,12 @@ function ArtifactItem({ runId, artifact: a, stored, openAtFirst }: { runId: stri
         ) : (
           <span className="artifact-name">{a.name}</span>
         )}
-        {a.contentType && <span className="muted">{a.contentType}</span>}
+        {/* The media type without its parameters ("; charset=utf-8"): those are in the tooltip. */}
+        {a.contentType && (
+          <span className="muted" title={a.contentType}>
+            {a.contentType.split(';')[0]}
+          </span>
+        )}
         {a.size !== null && <span className="muted">{formatSize(a.size)}</span>}
         {canPreview && (
           <button type="button" className="small" aria-expanded={open} aria-label={`preview ${a.name}`} onClick={() => setOpen((o) => !o)}>
@@ -236,9 +241,14 @@ function Preview({ source, kind, artifact: a }: { source: Source; kind: Kind; ar
       <pre className="artifact-text" aria-label={label}>
         {kind === 'json' && !loaded.clipped ? prettyJson(loaded.text) : loaded.text}
       </pre>
+      {isHtml(a) && <p className="muted clip-note">A page a run stored is shown as its source: it never runs in the dashboard. Download it to open it.</p>}
       {note}
     </>
   );
+}
+
+function isHtml(a: ArtifactRecord): boolean {
+  return /^(text\/html|application\/xhtml\+xml)\b/i.test(a.contentType ?? '');
 }
 
 function prettyJson(text: string): string {

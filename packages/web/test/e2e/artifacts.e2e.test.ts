@@ -121,6 +121,11 @@ describe('the run page shows stored artifacts safely', () => {
     const html = page.getByLabel('contents of page.html');
     await waitUntil(async () => (await html.textContent()) === HTML, { what: 'the HTML source to show' });
     expect(await html.locator('h1, script, img').count()).toBe(0);
+    const htmlItem = page.getByTestId('artifact-page.html');
+    expect(await htmlItem.getByText('A page a run stored is shown as its source: it never runs in the dashboard. Download it to open it.').isVisible()).toBe(true);
+    // The row gives the media type; its parameters are in the tooltip.
+    const mdType = page.getByTestId('artifact-notes.md').locator('.artifact-row [title]');
+    expect([await mdType.textContent(), await mdType.getAttribute('title')]).toEqual(['text/markdown', 'text/markdown; charset=utf-8']);
 
     // SVG shows as an image: an <img> runs none of its script or handlers.
     const svg = page.getByRole('img', { name: 'pic.svg' });
