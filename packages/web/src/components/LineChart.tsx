@@ -9,6 +9,9 @@ export type ChartX = 'step' | 'time';
 /** Steps are counted: ticks at whole steps (1, 2, 5, 10, …), never at 1.2 or 2.4. */
 const STEP_INCREMENTS = Array.from({ length: 16 }, (_, i) => [1, 2, 5].map((m) => m * 10 ** i)).flat();
 
+/** Clock ticks land on whole seconds, minutes or hours: labels to the second never repeat (12:00:01, 12:00:01). */
+const TIME_INCREMENTS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400].map((s) => s * 1000);
+
 const TIME_FORMAT = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
 
 /**
@@ -43,7 +46,7 @@ export function LineChart({ series, x, label, height = 180 }: { series: readonly
             grid: { show: false },
             size: 30,
             space: x === 'time' ? 70 : 50,
-            ...(x === 'step' ? { incrs: STEP_INCREMENTS } : {}),
+            incrs: x === 'step' ? STEP_INCREMENTS : TIME_INCREMENTS,
             values: (_u, splits, _axis, _space, incr) =>
               drawn(el, 'xTicks', splits.map((v) => (x === 'time' ? TIME_FORMAT.format(v) : formatTick(v, incr)))),
           },
