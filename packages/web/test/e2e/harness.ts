@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { waitUntil } from '@runtrail/test-support';
 
 export { tempDir, waitUntil } from '@runtrail/test-support';
@@ -131,4 +131,11 @@ export async function screenshot(page: Page, name: string, options: { fullPage?:
 /** The run page's progress in percent, from the bar's value. */
 export async function progressPercent(page: Page): Promise<number> {
   return Number(await page.getByLabel('run progress').getAttribute('value', { timeout: 1000 }));
+}
+
+/** Whether the element is laid out wholly within the viewport's width (not cut off at either side). */
+export async function withinViewport(page: Page, locator: Locator): Promise<boolean> {
+  const box = await locator.boundingBox();
+  const width = page.viewportSize()!.width;
+  return box !== null && box.x >= 0 && box.x + box.width <= width + 0.5;
 }

@@ -1,7 +1,18 @@
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, collectConsoleErrors, launchChromium, postJson, spawnServer, stopServer, tempDir, waitUntil, type ServerProcess } from './harness.js';
+import {
+  assertBuilt,
+  collectConsoleErrors,
+  launchChromium,
+  postJson,
+  spawnServer,
+  stopServer,
+  tempDir,
+  waitUntil,
+  withinViewport,
+  type ServerProcess,
+} from './harness.js';
 
 /**
  * The run page's charts, child-runs table, timeline and the live details
@@ -63,31 +74,58 @@ describe('the run page in a real browser', () => {
     };
     const noSidewaysScroll = () => page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth);
 
-    it('draws metric points in step order even when they arrived out of order, over step or time, alone or overlaid', async () => {
+    it('draws metric points in step order even when they arrived out of order, with readable axes, over step or time, alone or overlaid', async () => {
       const run = await createRun({ name: `metrics-${viewport.name}` });
-      // Concurrent workers report steps out of order.
+      // Concurrent workers report steps out of order, each a second after the one before it.
       const steps = [3, 1, 2, 5, 4];
+      const t0 = Date.now() - 10_000;
       await send(
         run.id,
         steps.flatMap((step) => [
-          { type: 'metric', data: { name: 'loss', value: 1 / step, step } },
-          { type: 'metric', data: { name: 'accuracy', value: 0.5 + step / 20, step } },
+          { type: 'metric', data: { name: 'loss', value: 1 / step, step }, ts: t0 + step * 1000 },
+          { type: 'metric', data: { name: 'accuracy', value: 0.5 + step / 20, step }, ts: t0 + step * 1000 },
         ]),
       );
       await open(run.id, `metrics-${viewport.name}`);
       const loss = page.getByRole('figure', { name: 'metric loss' });
-      await loss.getByRole('img', { name: /^chart of loss over step/ }).waitFor();
+      const plot = loss.getByRole('img', { name: /^chart of loss over step/ });
+      await plot.waitFor();
+      expect(await loss.locator('figcaption').textContent()).toContain('min 0.2 · max 1 · 5 points');
       await loss.getByText('Data (5 points)').click();
-      const xs = await loss.locator('.chart-table td[data-x]').evaluateAll((cells) => cells.map((c) => Number(c.getAttribute('data-x'))));
-      expect(xs).toEqual([1, 2, 3, 4, 5]);
-      // The values travel with their steps: loss at step 1 is 1, at step 4 it is 0.25.
-      const rows = await loss.locator('.chart-table tbody tr').evaluateAll((trs) => trs.map((tr) => tr.textContent));
-      expect(rows[0]).toBe('11');
-      expect(rows[3]).toBe('40.25');
+      const xs = () => loss.locator('.chart-table td[data-x]').evaluateAll((cells) => cells.map((c) => Number(c.getAttribute('data-x'))));
+      expect(await xs()).toEqual([1, 2, 3, 4, 5]);
+      // The values travel with their steps, at a readable precision: loss at step 3 is 0.333, at step 4 0.25.
+      const rows = await loss.locator('.chart-table tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+      expect(rows).toEqual([['1', '1'], ['2', '0.5'], ['3', '0.333'], ['4', '0.25'], ['5', '0.2']]);
+
+      // The axes as drawn on the canvas: whole steps on x; on y, evenly spaced round values
+      // written with the decimals their spacing needs (0.25, 0.50, never 0.3 for 0.25 or 0.30000000000000004).
+      const ticks = async (axis: 'x' | 'y') => ((await plot.getAttribute(`data-${axis}-ticks`)) ?? '').split(' | ').filter(Boolean);
+      const xTicks = await ticks('x');
+      expect(xTicks.length).toBeGreaterThanOrEqual(3);
+      for (const t of xTicks) expect(t).toMatch(/^\d+$/);
+      expect(xTicks.map(Number)).toEqual([...xTicks.map(Number)].sort((a, b) => a - b));
+      const yTicks = await ticks('y');
+      expect(yTicks.length).toBeGreaterThanOrEqual(3);
+      const decimals = new Set(yTicks.map((t) => t.split('.')[1]?.length ?? 0));
+      expect(decimals.size).toBe(1);
+      const yValues = yTicks.map(Number);
+      const gap = yValues[1]! - yValues[0]!;
+      for (let i = 1; i < yValues.length; i++) expect(yValues[i]! - yValues[i - 1]!).toBeCloseTo(gap, 9);
+      expect(Math.min(...yValues)).toBeLessThanOrEqual(0.25);
+      expect(Math.max(...yValues)).toBeGreaterThanOrEqual(0.75);
 
       await page.getByRole('radio', { name: 'time' }).check();
-      await loss.getByRole('img', { name: /^chart of loss over time/ }).waitFor();
+      const overTime = loss.getByRole('img', { name: /^chart of loss over time/ });
+      await overTime.waitFor();
       expect(await loss.locator('.chart-table th').first().textContent()).toBe('time');
+      // Over time too the points are in order, one a second apart, and the axis reads as clock times.
+      const times = await xs();
+      expect(times).toEqual([1, 2, 3, 4, 5].map((step) => t0 + step * 1000));
+      await waitUntil(async () => ((await overTime.getAttribute('data-x-ticks')) ?? '').length > 0, { what: 'the time axis to be drawn' });
+      const clock = (await overTime.getAttribute('data-x-ticks'))!.split(' | ');
+      for (const t of clock) expect(t).toMatch(/^\d\d:\d\d:\d\d$/);
+      expect(new Set(clock).size).toBe(clock.length);
 
       await page.getByRole('checkbox', { name: 'overlay' }).check();
       const overlaid = page.getByRole('figure', { name: 'metrics overlaid' });
@@ -143,6 +181,16 @@ describe('the run page in a real browser', () => {
       expect(await row2.locator('td[data-column="input:depth"]').textContent()).toBe('8');
       expect(await row2.locator('td[data-column="meta:best_score"]').textContent()).toBe('0.93');
       expect(await row2.getByTestId('status').textContent()).toBe('succeeded');
+      // A failed experiment says why in its row; every row says how long it ran.
+      expect(await table.locator(`tr[data-run-id="${children[0]}"]`).getByTestId('child-reason').textContent()).toBe('diverged');
+      for (const duration of await table.locator('tbody td[data-column="duration"]').allTextContents()) {
+        expect(duration).toMatch(/^(\d+ ms|\d+(\.\d)? s|\d+ m \d+ s)$/);
+      }
+      // On a phone the table scrolls sideways within its panel, the page does not, and the name stays in view.
+      await page.locator('.children-wrap').evaluate((el) => (el.scrollLeft = el.scrollWidth));
+      expect(await withinViewport(page, row2.locator('td[data-column="meta:best_score"]'))).toBe(true);
+      expect(await withinViewport(page, row2.locator('td[data-column="name"]'))).toBe(true);
+      expect(await noSidewaysScroll()).toBe(true);
       // A result column the reader picks appears, and sorts too.
       await page.locator('.column-picker summary').click();
       await page.getByRole('checkbox', { name: 'objective (min)' }).check();
@@ -179,6 +227,16 @@ describe('the run page in a real browser', () => {
       expect(await calls.nth(1).locator('.tl-duration').textContent()).toBe('2.5 s');
       const childStates = await timeline.locator('.tl-row[data-kind="child"]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-state')));
       expect(childStates).toEqual(['failed', 'ok', 'running']);
+      // The time axis: round times from 0, none of the labels shown overlapping another or cut off.
+      const axis = await timeline.locator('.tl-tick').evaluateAll((ticks) =>
+        ticks.filter((t) => getComputedStyle(t).display !== 'none').map((t) => ({ text: t.textContent, box: t.getBoundingClientRect().toJSON() as DOMRect })),
+      );
+      expect(axis[0]!.text).toBe('0');
+      expect(axis.length).toBeGreaterThanOrEqual(2);
+      for (const tick of axis) expect(tick.text).toMatch(/^(0|\d+ ms|\d+(\.\d+)? s|(\d+ h)? ?(\d+ m)? ?(\d+ s)?)$/);
+      for (let i = 1; i < axis.length; i++) expect(axis[i]!.box.left).toBeGreaterThanOrEqual(axis[i - 1]!.box.right);
+      const track = (await timeline.locator('.tl-axis .tl-track').boundingBox())!;
+      expect(axis[0]!.box.left).toBeGreaterThanOrEqual(track.x - 0.5);
       expect(await noSidewaysScroll()).toBe(true);
     });
 
@@ -194,6 +252,8 @@ describe('the run page in a real browser', () => {
       await waitUntil(async () => (await page.title()) === `stuck-${viewport.name} · running · runtrail`, { what: 'the tab to name the run and its status' });
       const eta = page.getByTestId('eta');
       await waitUntil(async () => /stalled: no progress for/.test((await eta.textContent()) ?? ''), { what: 'the ETA to say stalled' });
+      expect(await page.getByTestId('stalled-badge').textContent()).toBe('stalled');
+      expect(await page.getByLabel('run progress').getAttribute('class')).toBe('progress progress-running progress-stalled');
       const banner = page.getByTestId('stalled');
       const stuckFor = async () => {
         const text = (await banner.textContent()) ?? '';
@@ -216,6 +276,28 @@ describe('the run page in a real browser', () => {
       await finish(run.id, { status: 'failed', error: { message: 'no progress' } });
       await waitUntil(async () => (await page.title()) === `stuck-${viewport.name} · failed · runtrail`, { what: 'the tab title to show the end' });
       await watching.waitFor({ state: 'detached' });
+    });
+
+    it('estimates the time left from the recent rate, not the whole run\'s average', async () => {
+      const run = await createRun({ name: `slowing-${viewport.name}` });
+      // 50 items in the first 5 s, then one every 2 s: the recent rate is 0.5 items/s.
+      const now = Date.now();
+      const start = now - 45_000;
+      await send(run.id, [
+        { type: 'progress', data: { done: 50, total: 100 }, ts: start + 5000 },
+        ...Array.from({ length: 20 }, (_, i) => ({ type: 'progress', data: { done: 51 + i }, ts: start + 7000 + 2000 * i })),
+      ]);
+      await open(run.id, `slowing-${viewport.name}`);
+      const eta = page.getByTestId('eta');
+      const seconds = async () => {
+        const m = /about (?:(\d+) m )?(\d+(?:\.\d)?) s left/.exec((await eta.textContent({ timeout: 1000 })) ?? '');
+        return m ? Number(m[1] ?? 0) * 60 + Number(m[2]) : null;
+      };
+      const left = await waitUntil(seconds, { what: 'an estimate of the time left' });
+      // 30 left at 0.5/s is 60 s, growing while nothing comes; the whole run's average would say about 19 s.
+      expect(left).toBeGreaterThanOrEqual(60);
+      expect(left).toBeLessThan(120);
+      await waitUntil(async () => ((await seconds()) ?? 0) > left, { what: 'the estimate to grow while no progress comes' });
     });
 
     it('colours the progress bar by status: never the running colour for a failed or cancelled run', async () => {
@@ -272,6 +354,11 @@ describe('the run page in a real browser', () => {
       await open(run.id, name);
       await page.locator('.timeline').waitFor();
       expect(await noSidewaysScroll()).toBe(true);
+      // The whole name is there to read: wrapped onto lines, not cut off.
+      const heading = page.getByRole('heading', { level: 1 });
+      expect(await withinViewport(page, heading)).toBe(true);
+      expect(await heading.evaluate((el) => el.scrollWidth <= el.clientWidth)).toBe(true);
+      expect(await heading.textContent()).toBe(name);
     });
 
     it('logged no console errors', () => {

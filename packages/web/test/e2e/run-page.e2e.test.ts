@@ -16,6 +16,7 @@ import {
   stopServer,
   tempDir,
   waitUntil,
+  withinViewport,
   type ServerProcess,
 } from './harness.js';
 
@@ -40,6 +41,21 @@ def load(path):
 def main():
     load("data.csv")
 main()
+`;
+
+/** Hangs without a word: its idle timeout stops it. */
+const HANG = `
+import time
+print("waiting on the API...", flush=True)
+time.sleep(60)
+`;
+
+/** Complains 60 times on stderr, then fails: more than a run error keeps. */
+const NOISY = `
+import sys
+for i in range(60):
+    print(f"warn {i:02d}: retrying connection to db-{i % 3}", file=sys.stderr)
+sys.exit(2)
 `;
 
 /** Writes seven artifacts into out/ once the file "go" exists, printing a line every 50 ms while it waits. */
@@ -125,12 +141,6 @@ function scrollsSideways(page: Page): Promise<boolean> {
   return page.evaluate(() => document.documentElement.scrollWidth > document.documentElement.clientWidth);
 }
 
-async function withinViewport(page: Page, locator: Locator): Promise<boolean> {
-  const box = await locator.boundingBox();
-  const width = page.viewportSize()!.width;
-  return box !== null && box.x >= 0 && box.x + box.width <= width + 0.5;
-}
-
 const WIDTHS = [1280, 390] as const;
 
 describe('the run page: context, failures, console and artifacts', () => {
@@ -194,6 +204,8 @@ describe('the run page: context, failures, console and artifacts', () => {
       expect(JSON.parse(input!)).toEqual({ command: 'python3', args: ['-u', 'train.py'], cwd: work });
       expect(input).toContain('\n  "command": "python3",');
       expect(await context.getByText('No output.').isVisible()).toBe(true);
+      // Up front: above the counters and the progress.
+      expect((await context.boundingBox())!.y).toBeLessThan((await page.getByRole('region', { name: 'Progress' }).boundingBox())!.y);
 
       const error = page.getByTestId('run-error');
       expect(await error.locator('.error-head').textContent()).toBe('python3 -u train.py exited with code 1: ValueError: bad row 7 in data.csv');
@@ -215,19 +227,19 @@ describe('the run page: context, failures, console and artifacts', () => {
       expect(await traceback.evaluate((el) => getComputedStyle(el).whiteSpace)).toBe('pre-wrap');
       expect(await withinViewport(page, traceback)).toBe(true);
       expect(await scrollsSideways(page)).toBe(false);
+      // Collapsible: the details fold away and come back.
+      await error.locator('summary').click();
+      await traceback.waitFor({ state: 'hidden' });
+      await error.locator('summary').click();
+      await traceback.waitFor({ state: 'visible' });
     }
-    // Collapsible: the details fold away and come back.
-    const traceback = page.getByTestId('run-error').getByLabel('run error details');
-    await page.getByTestId('run-error').locator('summary').click();
-    await traceback.waitFor({ state: 'hidden' });
-    await page.getByTestId('run-error').locator('summary').click();
-    await traceback.waitFor({ state: 'visible' });
     await page.setViewportSize({ width: 1280, height: 900 });
   });
 
   it("the console shows the output as printed: stderr marked, indentation kept, searchable; the full log downloads byte for byte", async () => {
     const console = page.getByRole('log', { name: 'run output' });
     await console.locator('.console-line').first().waitFor();
+    const totalLines = async () => Number(/\((\d+) lines\)/.exec((await page.getByRole('heading', { name: /^Console/ }).textContent()) ?? '')?.[1]);
     for (const width of WIDTHS) {
       await page.setViewportSize({ width, height: 900 });
       const warning = console.locator('.console-line', { hasText: 'WARNING: learning rate is high' });
@@ -237,17 +249,24 @@ describe('the run page: context, failures, console and artifacts', () => {
       expect(await console.locator('.console-text', { hasText: 'loss: 0.91' }).textContent()).toBe('    loss: 0.91');
       const color = (l: Locator) => l.locator('.console-text').evaluate((el) => getComputedStyle(el).color);
       expect(await color(warning)).not.toBe(await color(console.locator('.console-line', { hasText: 'epoch 1' })));
+      // Indentation is drawn as printed, and long lines wrap instead of widening the page.
+      expect(await console.locator('.console-text', { hasText: 'loss: 0.91' }).evaluate((el) => getComputedStyle(el).whiteSpace)).toBe('pre-wrap');
       expect(await scrollsSideways(page)).toBe(false);
+
+      const total = await totalLines();
+      expect(total).toBeGreaterThan(90);
+      await page.getByLabel('search the output').fill('STEP 08');
+      await waitUntil(async () => (await console.locator('.console-line').count()) === 10, { what: 'only the 10 lines with "step 08"' });
+      expect(await console.locator('.console-text').allTextContents()).toEqual(Array.from({ length: 10 }, (_, i) => `step 08${i} ok`));
+      expect(await console.locator('mark').first().textContent()).toBe('step 08');
+      expect(await page.getByRole('heading', { name: /^Console/ }).textContent()).toBe(`Console (10 of ${total} lines)`);
+      await page.getByLabel('search the output').fill('no such line');
+      await page.getByText('No line matches “no such line”.').waitFor();
+      await page.getByLabel('search the output').fill('');
+      await waitUntil(async () => (await console.locator('.console-line').count()) === total, { what: 'every line back' });
+      expect(await withinViewport(page, page.getByRole('button', { name: 'Download full log' }))).toBe(true);
     }
     await page.setViewportSize({ width: 1280, height: 900 });
-
-    await page.getByLabel('search the output').fill('STEP 08');
-    await waitUntil(async () => (await console.locator('.console-line').count()) === 10, { what: 'only the 10 lines with "step 08"' });
-    expect(await console.locator('.console-text').allTextContents()).toEqual(Array.from({ length: 10 }, (_, i) => `step 08${i} ok`));
-    expect(await console.locator('mark').first().textContent()).toBe('step 08');
-    await page.getByLabel('search the output').fill('no such line');
-    await page.getByText('No line matches “no such line”.').waitFor();
-    await page.getByLabel('search the output').fill('');
 
     const logFile = readFileSync(join(dataDir, 'logs', `${ids.train}.log`));
     expect(logFile.toString()).toContain('[stderr] Traceback (most recent call last):\n');
@@ -256,6 +275,10 @@ describe('the run page: context, failures, console and artifacts', () => {
     const saved = join(dir.path, 'downloaded.log');
     await download.saveAs(saved);
     expect(readFileSync(saved)).toEqual(logFile);
+    // The same log by range, as `curl -r -64` asks for its last 64 bytes.
+    const tail = await fetch(`${server!.url}/api/v1/runs/${ids.train}/log`, { headers: { range: 'bytes=-64' } });
+    expect(tail.status).toBe(206);
+    expect(Buffer.from(await tail.arrayBuffer())).toEqual(logFile.subarray(logFile.length - 64));
   });
 
   it('a live exec run: the console follows new lines, stops when scrolled up, follows again on request; its collected files appear with previews', async () => {
@@ -268,28 +291,33 @@ describe('the run page: context, failures, console and artifacts', () => {
     const scrollable = () => console.evaluate((el) => el.scrollHeight > el.clientHeight + 50);
     await waitUntil(scrollable, { what: 'more output than the console shows at once', timeoutMs: 20_000 });
     const follow = page.getByRole('button', { name: /^Follow/ });
-    expect(await follow.getAttribute('aria-pressed')).toBe('true');
-    let seen = await count();
-    await waitUntil(async () => (await count()) > seen + 3, { what: 'new lines to arrive' });
-    // Lines keep coming: the scroll to the newest one follows each render, so wait for it rather than sample between the two.
-    await waitUntil(atBottom, { what: 'the console to follow the new lines' });
-    expect(await console.locator('.console-line').last().isVisible()).toBe(true);
-
-    await console.hover();
-    await page.mouse.wheel(0, -100_000);
-    await waitUntil(async () => (await follow.getAttribute('aria-pressed')) === 'false', { what: 'scrolling up to stop following' });
     const scrollTop = () => console.evaluate((el) => el.scrollTop);
-    let left = -1;
-    await waitUntil(async () => left === (left = await scrollTop()), { what: 'the scroll to settle' });
-    seen = await count();
-    await waitUntil(async () => (await count()) > seen + 3, { what: 'more lines to arrive' });
-    // The reader stays where they scrolled to while output keeps coming.
-    expect(await scrollTop()).toBe(left);
-    expect(await atBottom()).toBe(false);
-    expect(await console.locator('.console-line').first().isVisible()).toBe(true);
-    await follow.click();
-    await waitUntil(atBottom, { what: 'the console to jump to the newest line' });
-    expect(await follow.getAttribute('aria-pressed')).toBe('true');
+    for (const width of WIDTHS) {
+      await page.setViewportSize({ width, height: 900 });
+      expect(await follow.getAttribute('aria-pressed')).toBe('true');
+      let seen = await count();
+      await waitUntil(async () => (await count()) > seen + 3, { what: 'new lines to arrive' });
+      // Lines keep coming: the scroll to the newest one follows each render, so wait for it rather than sample between the two.
+      await waitUntil(atBottom, { what: 'the console to follow the new lines' });
+      expect(await console.locator('.console-line').last().isVisible()).toBe(true);
+
+      await console.hover();
+      await page.mouse.wheel(0, -100_000);
+      await waitUntil(async () => (await follow.getAttribute('aria-pressed')) === 'false', { what: 'scrolling up to stop following' });
+      let left = -1;
+      await waitUntil(async () => left === (left = await scrollTop()), { what: 'the scroll to settle' });
+      seen = await count();
+      await waitUntil(async () => (await count()) > seen + 3, { what: 'more lines to arrive' });
+      // The reader stays where they scrolled to while output keeps coming.
+      expect(await scrollTop()).toBe(left);
+      expect(await atBottom()).toBe(false);
+      expect(await console.locator('.console-line').first().isVisible()).toBe(true);
+      expect(await withinViewport(page, follow)).toBe(true);
+      await follow.click();
+      await waitUntil(atBottom, { what: 'the console to jump to the newest line' });
+      expect(await follow.getAttribute('aria-pressed')).toBe('true');
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
 
     // The files are stored when the script ends; the page shows them without a reload.
     expect(await page.getByRole('heading', { name: /^Artifacts/ }).count()).toBe(0);
@@ -349,6 +377,44 @@ describe('the run page: context, failures, console and artifacts', () => {
     await page.getByLabel('contents of 01_input.txt').waitFor({ state: 'detached' });
   });
 
+  it('a command stopped by its idle timeout says it was killed by a signal and why; a failure that printed a lot keeps its last 20 stderr lines', async () => {
+    writeFileSync(join(work, 'hang.py'), HANG);
+    writeFileSync(join(work, 'noisy.py'), NOISY);
+    const [hang, noisy] = await Promise.all([
+      runtrail(['exec', '--server', server!.url, '--idle-timeout', '1000', '--kill-grace', '500', '--quiet', '--', 'python3', 'hang.py'], { cwd: work }).done,
+      runtrail(['exec', '--server', server!.url, '--quiet', '--', 'python3', 'noisy.py'], { cwd: work }).done,
+    ]);
+    expect(hang.code, hang.stderr).toBe(124);
+    expect(noisy.code, noisy.stderr).toBe(2);
+    const hangId = runIdOf(hang.stderr)!;
+    const noisyId = runIdOf(noisy.stderr)!;
+
+    await page.goto(`${server!.url}/runs/${hangId}`);
+    await page.getByTestId('error-kind').waitFor();
+    for (const width of WIDTHS) {
+      await page.setViewportSize({ width, height: 900 });
+      expect(await page.getByTestId('exec-exit').textContent()).toBe('killed by SIGTERM (stopped by its idle timeout)');
+      expect(await page.getByTestId('error-kind').textContent()).toBe('timeout');
+      expect(await page.getByTestId('run-error').locator('.error-head').textContent()).toBe(
+        'python3 hang.py printed nothing for 1000 ms (idle timeout); its process group got SIGTERM and it was killed by SIGTERM',
+      );
+    }
+
+    await page.goto(`${server!.url}/runs/${noisyId}`);
+    await page.getByTestId('error-kind').waitFor();
+    for (const width of WIDTHS) {
+      await page.setViewportSize({ width, height: 900 });
+      const error = page.getByTestId('run-error');
+      expect(await error.locator('.error-head').textContent()).toBe('python3 noisy.py exited with code 2');
+      expect(await page.getByTestId('exec-exit').textContent()).toBe('exit code 2');
+      const lines = (await error.getByLabel('run error details').textContent())!.split('\n');
+      // Bounded: the last 20 of the 60 lines, not the whole stream.
+      expect(lines).toEqual(['last 20 lines of stderr:', ...Array.from({ length: 20 }, (_, i) => `warn ${40 + i}: retrying connection to db-${(40 + i) % 3}`)]);
+      expect(await scrollsSideways(page)).toBe(false);
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
   it('failed calls are listed with their errors after a later success cleared "last error"; any event row opens to its full text, on a phone too', async () => {
     const run = await client.createRun({ name: 'eval', input: { model: 'small', docs: 2 }, labels: { suite: 'nightly' } });
     ids.sdk = run.id;
@@ -368,10 +434,12 @@ describe('the run page: context, failures, console and artifacts', () => {
     run.event('call.succeeded', { callId: 'c3' });
     run.event('call.started', { callId: 'c2', label: 'doc_2' });
     run.event('call.succeeded', { callId: 'c2' });
+    run.log('slow response from the provider', 'warn');
+    run.log('provider returned 500', 'error');
     run.log(long);
     // What `runtrail exec --log-file` records when it runs on another machine.
     run.event('artifact', { name: 'output.log', uri: 'file:///home/ana/job/out.log', contentType: 'text/plain' });
-    run.meta({ exec: { command: 'python3 job.py', host: 'build-box-7', exitCode: 0, signal: null, reason: 'exit', durationMs: 1500 } });
+    run.meta({ exec: { command: 'python3 job.py', host: 'build-box-7', exitCode: 0, signal: null, reason: 'exit', durationMs: 1500 }, model_version: '2024-05-01' });
     // A preview is a glance: of a 286 KiB text only the first 256 KiB are fetched and shown.
     const big = Array.from({ length: 300 * 16 }, (_, i) => `line ${String(i).padStart(5, '0')} ${'.'.repeat(49)}`).join('\n');
     expect(big.length).toBeGreaterThan(256 * 1024);
@@ -423,6 +491,15 @@ describe('the run page: context, failures, console and artifacts', () => {
       expect(big.startsWith((await preview.textContent())!)).toBe(true);
       expect(await page.getByTestId('artifact-big.txt').getByText(/^Showing the first 256\.0 KiB of \d+\.\d KiB; download it for the rest\.$/).isVisible()).toBe(true);
       expect(await context.getByTestId('exec-host').textContent()).toBe('build-box-7');
+      // meta.exec is shown as facts above; the rest of meta as JSON.
+      expect(JSON.parse((await context.getByLabel('Meta as JSON').textContent())!)).toEqual({ model_version: '2024-05-01' });
+      // Log levels in the console are told apart by colour and named in the gutter.
+      const output = page.getByRole('log', { name: 'run output' });
+      const line = (text: string) => output.locator('.console-line', { hasText: text });
+      const colour = (text: string) => line(text).locator('.console-text').evaluate((el) => getComputedStyle(el).color);
+      expect(await line('provider returned 500').locator('.console-gutter').textContent()).toBe('error');
+      expect(await line('slow response').locator('.console-gutter').textContent()).toBe('warn');
+      expect(new Set([await colour('provider returned 500'), await colour('slow response'), await colour('summary: xxx')]).size).toBe(3);
       expect(await context.getByTestId('exec-duration').textContent()).toBe('1.5 s');
       expect(await page.getByTestId('log-elsewhere').textContent()).toBe(
         `the output of run ${run.id} went to the log file /home/ana/job/out.log on another host, build-box-7; this server (node e2e-run-page) has no copy of it. What it printed is also in its log events.`,
