@@ -8,7 +8,7 @@ import { RuntrailClient } from '@runtrail/client';
 import { startServer, type RunningServer } from '@runtrail/server';
 import { tempDir, waitUntil } from '@runtrail/test-support';
 import { TcpProxy } from '@runtrail/test-support/tcp-proxy';
-import { runtrail, spawnCli } from './harness.js';
+import { BIN, runtrail, spawnCli } from './harness.js';
 
 /**
  * Artifacts from the command line (issue 16): `runtrail exec --collect` with
@@ -90,6 +90,24 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
     } finally {
       await other.close();
     }
+  });
+
+  it('a wrapped command stores artifacts of its own run directly, from RUNTRAIL_RUN_ID and RUNTRAIL_URL (curl -T, runtrail artifacts put)', async () => {
+    const work = join(dir.path, 'direct');
+    mkdirSync(work, { recursive: true });
+    writeFileSync(join(work, 'verdict.txt'), 'safe\n');
+    const script = [
+      'curl -sSf -T verdict.txt "$RUNTRAIL_URL/api/v1/runs/$RUNTRAIL_RUN_ID/artifacts/01_verdict.txt" -H "x-runtrail-client: curl" -H \'x-runtrail-metadata: {"by":"curl"}\' >/dev/null',
+      `"${process.execPath}" "${BIN}" artifacts put "$RUNTRAIL_RUN_ID" verdict.txt --name 02_again.txt`,
+    ].join(' && ');
+    const result = await runtrail(['exec', '--server', server.url, '--', 'sh', '-c', script], { cwd: work, env: { RUNTRAIL_URL: '' } });
+    expect(result.code, result.stderr).toBe(0);
+    const runId = /runtrail: run (\S+) on /.exec(result.stderr)![1]!;
+    expect((await client.listArtifacts(runId)).map((a) => [a.ordinal, a.name, a.metadata])).toEqual([
+      [1, '01_verdict.txt', { by: 'curl' }],
+      [2, '02_again.txt', null],
+    ]);
+    expect(await (await client.fetchArtifact(runId, '02_again.txt')).text()).toBe('safe\n');
   });
 
   it('long uploads and downloads say how far they got; a file over the limit is refused before it is sent; a cut download leaves no file', async () => {
