@@ -126,12 +126,15 @@ describe('the runs list in a real browser', () => {
         const stuck = row(page, scene.stuck);
         expect(await stuck.getByTestId('stalled').textContent()).toBe('stalled');
         expect(await stuck.getByTestId('progress-notes').textContent()).toMatch(/^stalled \d/);
+        // Its bar in the warning colour, as on its own page; the one under way keeps the running colour.
+        expect(await stuck.locator('progress').getAttribute('class')).toBe('progress progress-running progress-stalled');
 
         const evalRow = row(page, scene.evalRun);
         expect(await evalRow.getByTestId('activity').textContent()).toBe('evaluate · judging doc_12');
         // The ETA from the rate so far: 52 of 64 to go.
         expect(await evalRow.getByTestId('progress-notes').textContent()).toMatch(/^8 in flight~\d.* left$/);
         expect(await evalRow.getByTestId('stalled').count()).toBe(0);
+        expect(await evalRow.locator('progress').getAttribute('class')).toBe('progress progress-running');
 
         // Ten minutes on without progress, the row gives no ETA but says how long it has been quiet.
         const later = await browser.newContext({ viewport: { width, height: 900 } });
@@ -140,6 +143,7 @@ describe('the runs list in a real browser', () => {
         await ahead.goto(`${server!.url}/?q=llm-eval`);
         await row(ahead, scene.evalRun).waitFor();
         expect(await row(ahead, scene.evalRun).getByTestId('progress-notes').textContent()).toMatch(/^8 in flightno progress for 1\d m \d+ s$/);
+        expect(await row(ahead, scene.evalRun).locator('progress').getAttribute('class')).toBe('progress progress-running progress-stalled');
         await later.close();
 
         // On a phone too, the status and the progress of a run stay in view.

@@ -196,7 +196,7 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
         )}
       </td>
       <td className="col-progress">
-        {progress ? <ProgressBar percent={progress.percent} label={`progress of ${run.name}`} status={run.status} /> : <span className="muted">–</span>}
+        {progress ? <ProgressBar percent={progress.percent} label={`progress of ${run.name}`} status={run.status} stalled={stalled || quietMs !== null} /> : <span className="muted">–</span>}
         {run.status === 'running' && (
           <div className="muted small progress-notes" data-testid="progress-notes">
             {inFlight > 0 && <span>{inFlight} in flight</span>}
