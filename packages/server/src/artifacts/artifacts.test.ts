@@ -280,15 +280,24 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
       await waitUntil(() => filesOnDisk().length === 0, { what: 'no content or staging file left' });
     });
 
-    it('refuses uploads to an ended run with 409 and to a missing run with 404', async () => {
+    it('refuses uploads to an ended run with 409 (a retried one of what it stored is 200) and to a missing run with 404', async () => {
       const run = await createRun();
+      expect((await put(run.id, 'kept.txt', 'final')).status).toBe(201);
       await finish(run.id);
       const late = await put(run.id, 'late.txt', 'too late');
       expect(late.status).toBe(409);
       expect(late.body.error.code).toBe('run_already_terminal');
+      // A PUT retried after the run ended (its answer was lost) is answered as stored; a change is refused, replace or not.
+      expect((await put(run.id, 'kept.txt', 'final')).status).toBe(200);
+      for (const query of ['', '?replace=true']) {
+        const changed = await put(run.id, 'kept.txt', 'changed', {}, query);
+        expect(changed.status, query).toBe(409);
+        expect(changed.body.error.code).toBe('run_already_terminal');
+      }
+      expect(await (await fetch(server.url + buildPath('getArtifact', { id: run.id, name: 'kept.txt' }))).text()).toBe('final');
       expect((await put('no-such-run', 'a.txt', 'x')).status).toBe(404);
-      expect(await list(run.id)).toEqual([]);
-      expect(filesOnDisk()).toEqual([]);
+      expect((await list(run.id)).map((a) => a.name)).toEqual(['kept.txt']);
+      expect(filesOnDisk()).toHaveLength(1);
       const missing = await fetch(server.url + buildPath('getArtifact', { id: run.id, name: 'nope.txt' }));
       expect(missing.status).toBe(404);
       expect(((await missing.json()) as any).error.code).toBe('artifact_not_found');
