@@ -159,7 +159,7 @@ export const routes = {
   importRun: {
     method: 'POST',
     path: `${API_PREFIX}/import`,
-    summary: 'Load an exported tar archive (the raw body); 201 with the run, keeping its id (409 if that id exists here)',
+    summary: 'Load an exported tar archive (the raw body; admin); 201 with the run, keeping its id (409 if that id exists here); 400 for a truncated, malformed or unsafe archive, changing nothing',
     rawBody: 'application/x-tar',
   },
   listHandlers: {
