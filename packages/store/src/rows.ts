@@ -267,22 +267,19 @@ export function importedRun(run: Run, events: RunEvent[]) {
   return { columns, checkpoint: seq > 0 ? { seq, snapshot: JSON.stringify(snapshot) } : null };
 }
 
-/** One row of a count of runs by status (both adapters' countRuns); SQLite's SUM of no row is null. */
+/** One row of a count of runs by status (both adapters' countRuns). */
 export interface StatusCountRow {
   status: RunStatus;
   n: number;
-  stalled: number | null;
 }
 
 /** The counts' rows as RunCounts: every status present, 0 when none. */
-export function runCountsOf(rows: readonly StatusCountRow[]): RunCounts {
+export function runCountsOf(rows: readonly StatusCountRow[], stalled: number): RunCounts {
   const byStatus = Object.fromEntries(RunStatus.options.map((s) => [s, 0])) as Record<RunStatus, number>;
   let total = 0;
-  let stalled = 0;
   for (const row of rows) {
     byStatus[row.status] = Number(row.n);
     total += Number(row.n);
-    stalled += Number(row.stalled ?? 0);
   }
   return { total, byStatus, stalled };
 }

@@ -319,8 +319,15 @@ export class SqliteRunStore implements RunStore {
 
   async countRuns(filter: RunsFilter): Promise<RunCounts> {
     const { where, params } = this.filterClauses(filter);
-    const sql = `SELECT status, COUNT(*) AS n, SUM(status = 'running' AND stalled_at IS NOT NULL) AS stalled FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} GROUP BY status`;
-    return runCountsOf(this.read(() => this.db.prepare(sql).all(...params) as StatusCountRow[]));
+    const whereOf = (clauses: string[]) => (clauses.length ? `WHERE ${clauses.join(' AND ')}` : '');
+    return this.read(() => {
+      const rows = this.db.prepare(`SELECT status, COUNT(*) AS n FROM runs ${whereOf(where)} GROUP BY status`).all(...params) as StatusCountRow[];
+      // Apart, on the status index: in the count by status, stalled_at made every row be read, not the index alone.
+      const running = rows.some((r) => r.status === 'running' && r.n > 0);
+      const stalledSql = `SELECT COUNT(*) AS n FROM runs ${whereOf([...where, "status = 'running'", 'stalled_at IS NOT NULL'])}`;
+      const stalled = running ? (this.db.prepare(stalledSql).get(...params) as { n: number }).n : 0;
+      return runCountsOf(rows, stalled);
+    });
   }
 
   /** The WHERE clauses of a runs filter (RunsFilterFields), shared by the list and its counts. */
