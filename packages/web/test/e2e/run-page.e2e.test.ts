@@ -209,6 +209,8 @@ describe('the run page: context, failures, console and artifacts', () => {
 
       const error = page.getByTestId('run-error');
       expect(await error.locator('.error-head').textContent()).toBe('python3 -u train.py exited with code 1: ValueError: bad row 7 in data.csv');
+      // Wrapped between words on a phone ("ValueError", not "Va" and "lueError" on two lines).
+      expect(await error.locator('.error-head').evaluate((el) => getComputedStyle(el).wordBreak)).toBe('normal');
       const traceback = error.getByLabel('run error details');
       const lines = (await traceback.textContent())!.split('\n');
       expect(lines[0]).toBe('last 9 lines of stderr:');

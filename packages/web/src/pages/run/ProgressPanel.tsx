@@ -1,5 +1,5 @@
 import { useMemo } from 'react';
-import type { RunEvent, RunStatus, Snapshot } from '@runtrail/protocol';
+import { isTerminalStatus, type RunEvent, type RunStatus, type Snapshot } from '@runtrail/protocol';
 import { ProgressBar } from '../../components/ProgressBar.js';
 import { formatDuration, formatNumber } from '../../format.js';
 import { estimateProgress, progressSamples } from '../../progress-estimate.js';
@@ -41,7 +41,7 @@ export function ProgressPanel({
           {p.message && <p className="muted">{p.message}</p>}
         </>
       ) : (
-        <p className="muted">No progress reported yet.</p>
+        <p className="muted">{snapshot.terminal || isTerminalStatus(status) ? 'No progress reported.' : 'No progress reported yet.'}</p>
       )}
       {snapshot.phase && (
         <p>

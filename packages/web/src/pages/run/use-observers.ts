@@ -10,8 +10,11 @@ export const OBSERVERS_REFRESH_MS = 2000;
  * How many watch the run now, this page included. The count is the server's
  * (its stream subscriptions), not part of the event log, so the page polls
  * GET /runs/:id while the run is live, starting once its own stream is
- * subscribed (a read before that would leave this page out). An ended run's
- * streams end with it, so it has no count (null).
+ * subscribed (a read before that would leave this page out), every 2 s: a
+ * page opening or closing shows within a breath. While this page is not
+ * subscribed (reconnecting, or polling instead of streaming) it is not among
+ * the watchers and the last count may be stale, so none is shown (null); an
+ * ended run's streams end with it, so it has none either.
  */
 export function useObservers(id: string, live: boolean, connection: ConnectionState): number | null {
   const [observers, setObservers] = useState<number | null>(null);
@@ -31,5 +34,5 @@ export function useObservers(id: string, live: boolean, connection: ConnectionSt
     );
     return () => stop.abort();
   }, [id, subscribed]);
-  return live ? observers : null;
+  return subscribed ? observers : null;
 }
