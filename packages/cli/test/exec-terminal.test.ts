@@ -30,6 +30,16 @@ except KeyboardInterrupt:
     sys.exit(3)
 `;
 
+/** A script that shrugs off SIGINT and SIGTERM: only SIGKILL stops it. */
+const STUBBORN = `
+import signal, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("ignoring Ctrl-C", flush=True)
+while True:
+    time.sleep(0.05)
+`;
+
 describe('runtrail exec in a terminal', () => {
   const dir = tempDir('runtrail-exec-tty-');
   // A tmux server of this test's own, so no other tmux session is touched; its socket goes with the temp dir.
@@ -99,5 +109,25 @@ describe('runtrail exec in a terminal', () => {
     const run = await new RuntrailClient({ url: server.url }).getRun(runId);
     expect(run.status).toBe('cancelled');
     expect(run.error?.message).toContain('its process group got SIGINT and it exited with code 3');
+  });
+  it('Ctrl-C on a command that ignores SIGINT goes on to SIGTERM and SIGKILL a grace period apart, and still exits 130', async () => {
+    const script = join(dir.path, 'stubborn.py');
+    const exitFile = join(dir.path, 'stubborn-exit-code');
+    writeFileSync(script, STUBBORN);
+    tmux('new-session', '-d', '-s', 'stubborn', '-x', '160', '-y', '50', 'bash --norc --noprofile');
+    const pane = () => tmux('capture-pane', '-p', '-J', '-t', 'stubborn', '-S', '-100');
+    const command = [process.execPath, BIN, 'exec', '--server', server.url, '--kill-grace', '300', '--', 'python3', script].map((arg) => `'${arg}'`).join(' ');
+    tmux('send-keys', '-t', 'stubborn', `${command}; echo $? > '${exitFile}'`, 'Enter');
+    await waitUntil(() => pane().includes('ignoring Ctrl-C'), { what: 'the script to start', timeoutMs: 30_000 });
+    const runId = /runtrail: run (\S+) on /.exec(pane())![1]!;
+
+    tmux('send-keys', '-t', 'stubborn', 'C-c');
+    await waitUntil(() => existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim() !== '', { what: 'runtrail exec to exit', timeoutMs: 30_000 });
+    expect(readFileSync(exitFile, 'utf8').trim()).toBe('130');
+    const run = await new RuntrailClient({ url: server.url }).getRun(runId);
+    expect(run.status).toBe('cancelled');
+    expect(run.error?.message).toMatch(
+      /was interrupted \(Ctrl-C\); its process group got SIGINT, then SIGTERM after 300 ms, then SIGKILL after 300 ms and it was killed by SIGKILL$/,
+    );
   });
 });
