@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
-import type { ArtifactRecord } from '@runtrail/protocol';
-import { client } from '../client.js';
+import { buildPath, type ArtifactRecord } from '@runtrail/protocol';
+import { client, serverUrl, token } from '../client.js';
 import { TRY_AGAIN, problemText } from '../problem-text.js';
 import { formatNumber } from '../format.js';
 import { parseCsv } from './csv.js';
@@ -84,6 +84,12 @@ function ArtifactItem({ runId, artifact: a, stored, openAtFirst }: { runId: stri
   const [downloadError, setDownloadError] = useState<string | null>(null);
   const download = async () => {
     setDownloadError(null);
+    if (token === undefined) {
+      // Nothing to add to the request: the browser downloads it itself, streamed to disk with its own
+      // progress, rather than the page holding a checkpoint of gigabytes in memory first.
+      followDownloadLink(serverUrl + buildPath('getArtifact', { id: runId, name: a.name }), a.name);
+      return;
+    }
     try {
       const res = await client.fetchArtifact(runId, a.name);
       await saveResponse(res, fileNameOf(res, a.name));
@@ -128,6 +134,15 @@ function ArtifactItem({ runId, artifact: a, stored, openAtFirst }: { runId: stri
 }
 
 type Source = { runId: string; name: string } | { uri: string };
+
+function followDownloadLink(href: string, fileName: string): void {
+  const link = document.createElement('a');
+  link.href = href;
+  link.download = fileName;
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
 
 function formatSize(bytes: number): string {
   if (bytes < 1024) return `${formatNumber(bytes)} bytes`;

@@ -176,6 +176,36 @@ describe('the run page shows stored artifacts safely', () => {
     }
   });
 
+  it('with auth on, a shared link’s run token previews and downloads the run’s artifacts (the page sends the token; a plain link could not)', async () => {
+    const admin = 'e2e-admin-token-0123456789';
+    const secured = await spawnServer({ dataDir: join(dir.path, 'secured'), node: 'e2e-artifacts-auth', env: { RUNTRAIL_ADMIN_TOKEN: admin } });
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+    const tabErrors = collectConsoleErrors(tab);
+    try {
+      const producer = new RuntrailClient({ url: secured.url, token: admin });
+      const run = await producer.createRun({ name: 'shared-results' });
+      const csv = 'model,score\nsmall,0.71\nlarge,0.88\n';
+      await run.artifact('scores.csv', csv);
+      await run.succeed();
+      const { token } = await producer.createRunToken(run.id);
+      expect((await fetch(`${secured.url}/api/v1/runs/${run.id}/artifacts/scores.csv`)).status).toBe(401);
+
+      await tab.goto(`${secured.url}/runs/${run.id}?token=${encodeURIComponent(token)}`);
+      const table = tab.getByRole('table', { name: 'contents of scores.csv' });
+      await table.waitFor();
+      expect(await table.locator('tbody tr').count()).toBe(2);
+      const [download] = await Promise.all([tab.waitForEvent('download'), tab.getByRole('button', { name: 'download scores.csv' }).click()]);
+      expect(download.suggestedFilename()).toBe('scores.csv');
+      const saved = join(dir.path, 'scores.csv');
+      await download.saveAs(saved);
+      expect(readFileSync(saved, 'utf8')).toBe(csv);
+      expect(tabErrors).toEqual([]);
+    } finally {
+      await tab.close();
+      await stopServer(secured);
+    }
+  });
+
   it('left no errors in the browser console', () => {
     expect(errors).toEqual([]);
   });
