@@ -77,7 +77,7 @@ export function Timeline({
             <div className="tl-group-title" role="row">
               <span role="columnheader">
                 {GROUP_TITLES[g.kind]}
-                {g.kind === 'call' && calls.total > calls.bars.length && ` (first ${calls.bars.length} of ${calls.total})`}
+                {g.kind === 'call' && calls.total > calls.bars.length && ` (latest ${calls.bars.length} of ${calls.total})`}
               </span>
             </div>
             {g.bars.map((bar) => (

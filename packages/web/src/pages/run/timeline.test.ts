@@ -1,6 +1,6 @@
 import type { RunEvent } from '@runtrail/protocol';
 import { expect, test } from 'vitest';
-import { axisSpan, callBars, tickLabel, timeTicks } from './timeline.js';
+import { axisSpan, callBars, MAX_CALL_BARS, tickLabel, timeTicks } from './timeline.js';
 
 const ev = (seq: number, type: string, ts: number, data: object): RunEvent => ({ runId: 'r', seq, type, ts, data });
 
@@ -38,4 +38,14 @@ test('axis ticks fall on round times, labelled as short as they can be', () => {
   expect(timeTicks(3 * 3_600_000).map(tickLabel)).toEqual(['0', '1 h', '2 h', '3 h']);
   expect(tickLabel(1500)).toBe('1.5 s');
   expect(timeTicks(0)).toEqual([0]);
+});
+
+test('a run with more calls than the waterfall draws keeps the latest, the one still running among them', () => {
+  const n = MAX_CALL_BARS + 5;
+  const events = Array.from({ length: n }, (_, i) => ev(i + 1, 'call.started', i, { callId: `c${i}`, label: `call ${i}` }));
+  const { bars, total } = callBars(events);
+  expect(total).toBe(n);
+  expect(bars).toHaveLength(MAX_CALL_BARS);
+  expect(bars[0]!.label).toBe('call 5');
+  expect(bars.at(-1)!.label).toBe(`call ${n - 1}`);
 });

@@ -19,7 +19,10 @@ export interface TimelineBar {
   runId?: string;
 }
 
-/** Calls beyond this are counted, not drawn: the waterfall stays a picture, not a log. */
+/**
+ * Calls beyond this are counted, not drawn: the waterfall stays a picture,
+ * not a log. The latest are drawn, so a live run's calls in flight are in it.
+ */
 export const MAX_CALL_BARS = 200;
 
 /**
@@ -62,7 +65,7 @@ export function callBars(events: readonly RunEvent[]): { bars: TimelineBar[]; to
   for (const bar of bars) {
     if (bar.attempts > 1) bar.detail = [`${bar.attempts} attempts`, bar.detail].filter(Boolean).join('; ');
   }
-  return { bars: bars.slice(0, MAX_CALL_BARS).map(({ attempts: _attempts, ...bar }) => bar), total: bars.length };
+  return { bars: bars.slice(-MAX_CALL_BARS).map(({ attempts: _attempts, ...bar }) => bar), total: bars.length };
 }
 
 export function phaseBars(snapshot: Snapshot): TimelineBar[] {
