@@ -90,6 +90,8 @@ describe('runtrail CLI', () => {
     // Once: the error that ended the run is not repeated as its "last error".
     expect(showChild.stdout.split('ValueError: lr too high')).toHaveLength(2);
     const showParent = await runtrail(['runs', 'show', parent.id, '--server', url]);
+    expect(showParent.stdout).toContain(`children   1: 1 failed (runtrail runs ls --parent ${parent.id})`);
+    expect(showChild.stdout).not.toContain('children ');
     expect(showParent.stdout).toContain('input:\n  {\n    "trials": 2\n  }');
     expect(showParent.stdout).toContain('output:\n  {\n    "best": {\n      "lr": 0.01,\n      "score": 0.93\n    }\n  }');
   });

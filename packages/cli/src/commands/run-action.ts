@@ -5,7 +5,7 @@ import { clientFor } from '../options.js';
 import { printJson } from '../output.js';
 
 /**
- * The action of a command about one run (`show`, `cancel`, `retry`): ask
+ * The action of a command that acts on one run (`cancel`, `retry`): ask
  * the server, then print the run it answers as JSON with `--json`, else as
  * `show` words it, so every such command treats `--json` the same way.
  */

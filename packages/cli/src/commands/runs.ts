@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import { RunErrorKind, RunStatus, failureKindOf, type Run } from '@runtrail/protocol';
+import { RunErrorKind, RunStatus, failureKindOf, type Run, type RunCounts } from '@runtrail/protocol';
 import { clientFor } from '../options.js';
 import { print, printJson } from '../output.js';
-import { runAction } from './run-action.js';
 
 interface LsFlags {
   status?: RunStatus;
@@ -46,21 +45,20 @@ export function registerRuns(program: Command): void {
       if (page.nextCursor) {
         // How much the table leaves out, by status, so a capped list does not pass for all of them.
         const counts = await client.countRuns(filter);
-        const byStatus = RunStatus.options.filter((st) => counts.byStatus[st] > 0).map((st) => `${counts.byStatus[st]} ${st}`);
-        print(`… ${page.runs.length} of ${counts.total} runs shown (${byStatus.join(', ')}): --limit up to 200, or GET /api/v1/runs?cursor=${page.nextCursor}`);
+        print(`… ${page.runs.length} of ${counts.total} runs shown (${byStatusText(counts)}): --limit up to 200, or GET /api/v1/runs?cursor=${page.nextCursor}`);
       }
     });
 
   runs
     .command('show <id>')
-    .description("a run's state: status and error, input and output, labels, counters, progress, phases")
+    .description("a run's state: status and error, input and output, labels, children, counters, progress, phases")
     .option('--json', 'print the run as JSON')
-    .action(
-      runAction(
-        (client, id) => client.getRun(id),
-        (run) => print(formatRun(run)),
-      ),
-    );
+    .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
+      const client = clientFor(cmd);
+      const run = await client.getRun(id);
+      if (flags.json) return printJson(run);
+      print(formatRun(run, await client.countRuns({ parentId: run.id })));
+    });
 }
 
 
@@ -82,7 +80,16 @@ export function formatTable(runs: Run[]): string {
   return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
-export function formatRun(run: Run & { observers?: number }): string {
+/** "2 running, 3 succeeded, 1 failed": the statuses that have runs. */
+function byStatusText(counts: RunCounts): string {
+  return RunStatus.options
+    .filter((status) => counts.byStatus[status] > 0)
+    .map((status) => `${counts.byStatus[status]} ${status}`)
+    .join(', ');
+}
+
+/** `children`: how many child runs it has, by status (a parent's table lists them: `runs ls --parent`). */
+export function formatRun(run: Run & { observers?: number }, children?: RunCounts): string {
   const s = run.snapshot;
   const kind = failureKindOf(run);
   const lines = [
@@ -91,6 +98,7 @@ export function formatRun(run: Run & { observers?: number }): string {
   ];
   if (run.parentId) lines.push(`parent     ${run.parentId}`);
   if (run.retryOf) lines.push(`retry of   ${run.retryOf} (attempt ${run.attempt})`);
+  if (children && children.total > 0) lines.push(`children   ${children.total}: ${byStatusText(children)} (runtrail runs ls --parent ${run.id})`);
   const labels = labelsText(run);
   if (labels) lines.push(`labels     ${labels}`);
   lines.push(
