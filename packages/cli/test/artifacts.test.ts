@@ -110,6 +110,25 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
     expect(await (await client.fetchArtifact(runId, '02_again.txt')).text()).toBe('safe\n');
   });
 
+  it('a collected file the server refuses is reported, its name quoted, with why; the others are stored', async () => {
+    const small = await startServer({ port: 0, dataDir: join(dir.path, 'refusing'), logLevel: 'silent', maxArtifactBytes: 1000 });
+    try {
+      const work = join(dir.path, 'refused');
+      mkdirSync(work, { recursive: true });
+      const script = `mkdir -p out && head -c 2000 /dev/zero > out/big.bin && echo ok > out/small.txt && echo x > "out/bad$(printf '\\001')line.txt"`;
+      const result = await runtrail(['exec', '--server', small.url, '--collect', 'out/', '--', 'sh', '-c', script], { cwd: work, env: { RUNTRAIL_URL: '' } });
+      expect(result.code, result.stderr).toBe(0);
+      const lines = result.stderr.split('\n');
+      expect(lines, result.stderr).toContain(`runtrail: stored 1 artifact(s) from ${join(work, 'out')}: small.txt`);
+      expect(lines, result.stderr).toContain(
+        'runtrail: "big.bin" was not stored as an artifact: the upload (2000 bytes) is too large: an artifact may have at most 1000 bytes; nothing was stored',
+      );
+      expect(lines, result.stderr).toContain('runtrail: "bad\\u0001line.txt" was not stored as an artifact: its name contains a control character');
+    } finally {
+      await small.close();
+    }
+  });
+
   it('long uploads and downloads say how far they got; a file over the limit is refused before it is sent; a cut download leaves no file', async () => {
     const MiB = 1024 * 1024;
     const small = await startServer({ port: 0, dataDir: join(dir.path, 'small'), logLevel: 'silent', maxArtifactBytes: 4 * MiB });

@@ -134,7 +134,8 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       if (collectDir && before) {
         const collected = await collectArtifacts(collectDir, before, (name, path) => run.artifact(name, { path }));
         if (collected.stored.length > 0) say(`stored ${collected.stored.length} artifact(s) from ${collectDir}: ${collected.stored.join(', ')}`);
-        for (const { name, reason } of collected.skipped) say(`${name} was not stored as an artifact: ${reason}`);
+        // Quoted, so a name with a newline or escape in it cannot break or forge the lines around it.
+        for (const { name, reason } of collected.skipped) say(`${JSON.stringify(name)} was not stored as an artifact: ${reason}`);
       }
       try {
         const ended = await end(run, result);

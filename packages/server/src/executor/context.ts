@@ -166,7 +166,7 @@ export class RunContext<Input = unknown> {
     });
     if (collectDir && before) {
       const collected = await collectArtifacts(collectDir, before, (name, path) => this.artifact(name, { path }));
-      for (const { name, reason } of collected.skipped) this.log(`${name} in ${collectDir} was not stored as an artifact: ${reason}`, 'warn');
+      for (const { name, reason } of collected.skipped) this.log(`${JSON.stringify(name)} in ${collectDir} was not stored as an artifact: ${reason}`, 'warn');
     }
     if (result.reason === 'timeout' || result.reason === 'idle_timeout') throw new ExecError('timeout', result);
     // Stopped by our own signal: surface the signal's reason (cancel,
