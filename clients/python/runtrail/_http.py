@@ -6,12 +6,14 @@ import email.utils
 import http.client
 import json
 import random
+import select
 import socket
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from typing import Any, Dict, Mapping, Optional
+from typing import IO, Any, Callable, Dict, Mapping, Optional
 
 from ._routes import ROUTES, QueryValue, build_path
 from .errors import RuntrailError
@@ -20,6 +22,8 @@ from .errors import RuntrailError
 RETRYABLE_CODES = frozenset({"unavailable", "internal"})
 #: Statuses a proxy or a starting server may answer without a runtrail error body.
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+#: Bytes an upload sends at a time, looking for an early answer between blocks.
+UPLOAD_BLOCK = 256 * 1024
 
 
 def backoff_delay(attempt: int, initial: float = 0.05, maximum: float = 2.0) -> float:
@@ -109,6 +113,56 @@ class Http:
             with err:
                 raise error_from_response(err.code, err.read(), f"{method} {url}", err.headers) from None
 
+    def upload(
+        self,
+        route: str,
+        params: Optional[Mapping[str, str]],
+        query: Optional[Mapping[str, QueryValue]],
+        *,
+        open_body: Callable[[], IO[bytes]],
+        size: int,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> Any:
+        """One request with a raw body of ``size`` bytes (an artifact's content), streamed; returns its JSON answer.
+
+        The length is declared, so a server refuses an upload over its limits
+        from the headers, and between blocks the connection is checked for an
+        answer: a server that answers before the body is all sent (a refusal:
+        too large, an ended run) is heard at once, and sending stops, as curl
+        does, instead of pushing on into a connection the server stopped
+        reading (which ends in a broken pipe, not its answer). urllib sends
+        the whole body before it reads anything.
+        """
+        method = ROUTES[route][0]
+        url = self.url(route, params, query)
+        parts = urllib.parse.urlsplit(url)
+        connection_type = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        connection = connection_type(parts.hostname or "127.0.0.1", parts.port, timeout=self.timeout)
+        try:
+            connection.putrequest(method, parts.path + (f"?{parts.query}" if parts.query else ""), skip_accept_encoding=True)
+            for name, value in self.headers({**(headers or {}), "content-length": str(size)}).items():
+                connection.putheader(name, value)
+            connection.endheaders()
+            sock = connection.sock
+            with open_body() as body:
+                sent = 0
+                while sent < size and not select.select([sock], [], [], 0)[0]:
+                    block = body.read(min(UPLOAD_BLOCK, size - sent))
+                    if not block:
+                        raise RuntrailError("invalid_request", f"the content got shorter while it was uploaded ({sent} of {size} bytes); nothing was stored")
+                    try:
+                        sock.sendall(block)
+                    except (BrokenPipeError, ConnectionResetError):
+                        break  # the server stopped reading: its answer, if it sent one, is read below
+                    sent += len(block)
+            response = connection.getresponse()
+            payload = response.read()
+            if response.status >= 400:
+                raise error_from_response(response.status, payload, f"{method} {url}", response.headers)
+            return json.loads(payload.decode("utf-8")) if payload else None
+        finally:
+            connection.close()
+
     def request(
         self,
         route: str,
@@ -117,6 +171,7 @@ class Http:
         *,
         json_body: Any = None,
         data: Optional[bytes] = None,
+        upload: Optional[Callable[[], Any]] = None,
         headers: Optional[Mapping[str, str]] = None,
         retry_for: float = 0.0,
         stop: Optional[threading.Event] = None,
@@ -127,7 +182,8 @@ class Http:
         event ids, a finish id and an Idempotency-Key on create. A 503's
         Retry-After is honoured. When the time is up, the last error is
         raised (a server nobody answers for becomes ``unavailable`` naming
-        the URL). ``stop`` cuts the waiting short.
+        the URL). ``stop`` cuts the waiting short. ``upload`` makes each
+        attempt instead (an ``upload()`` call), with the same retries.
         """
         extra = dict(headers or {})
         if json_body is not None:
@@ -137,6 +193,8 @@ class Http:
         attempt = 0
         while True:
             try:
+                if upload is not None:
+                    return upload()
                 with self.open(route, params, query, body=data, headers=extra) as response:
                     payload = response.read()
                 return json.loads(payload.decode("utf-8")) if payload else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import itertools
 import json
 import math
@@ -14,7 +15,7 @@ import traceback
 import uuid
 import warnings
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Type, TypeVar, Union, cast
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Type, TypeVar, Union, cast
 
 from ._http import backoff_delay
 from ._sender import Sender
@@ -319,26 +320,33 @@ class Run:
         Putting the same name again with the same content is a no-op; other
         content is refused (409) unless ``replace=True``.
         """
+        open_body: Callable[[], IO[bytes]]
         if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
-            body = bytes(path_or_bytes)
+            content = bytes(path_or_bytes)
+            size = len(content)
+            open_body = lambda: io.BytesIO(content)  # noqa: E731 - reopened for each attempt
             guess_from = name
         else:
-            with open(path_or_bytes, "rb") as file:
-                body = file.read()
-            guess_from = os.fspath(path_or_bytes)
+            path = os.fspath(path_or_bytes)
+            # Streamed from the file (never read whole into memory), exactly the size it has now.
+            size = os.path.getsize(path)
+            open_body = lambda: open(path, "rb")  # noqa: E731 - reopened for each attempt
+            guess_from = path
         if content_type is None:
             content_type = mimetypes.guess_type(name)[0] or mimetypes.guess_type(guess_from)[0]
-        headers = {"content-type": content_type or "application/octet-stream"}
+        # No type known here: none is sent, and the server sniffs it from the content.
+        headers = {"content-type": content_type} if content_type else {}
         if metadata is not None:
             headers["x-runtrail-metadata"] = json.dumps(metadata, allow_nan=False, ensure_ascii=True)
         self.flush()
+        route_params = {"id": self.id, "name": name}
+        query = {"replace": True if replace else None}
         try:
             record = self.client._http.request(
                 "putArtifact",
-                {"id": self.id, "name": name},
-                {"replace": True if replace else None},
-                data=body,
-                headers=headers,
+                route_params,
+                query,
+                upload=lambda: self.client._http.upload("putArtifact", route_params, query, open_body=open_body, size=size, headers=headers),
                 retry_for=self.client.retry_for,
             )
         except RuntrailError as err:

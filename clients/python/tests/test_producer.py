@@ -304,6 +304,29 @@ class ProducerTest(unittest.TestCase):
         self.assertEqual(events[0]["type"], "log")
         self.assertEqual([e["data"]["name"] for e in events if e["type"] == "artifact"][:2], ["01_input.txt", "02_scores.csv"])
 
+    def test_an_artifact_over_the_servers_limit_is_refused_at_once_with_why_streamed_from_a_file_or_bytes(self) -> None:
+        # Over the limit by more than a server reads of a refused body: urllib, sending it all before
+        # reading, got a broken pipe and retried for retry_for, then said no server answers.
+        small = Server(env={"RUNTRAIL_MAX_ARTIFACT_BYTES": "100000"}).start()
+        try:
+            rt = runtrail.Client(url=small.url, retry_for=60)
+            with rt.run("too-big") as run, tempfile.TemporaryDirectory() as folder:
+                path = os.path.join(folder, "checkpoint.bin")
+                with open(path, "wb") as file:
+                    file.truncate(20_000_000)
+                for source in (path, b"\0" * 20_000_000):
+                    with self.assertRaises(runtrail.RuntrailError) as caught:
+                        run.artifact("checkpoint.bin", source)
+                    self.assertEqual(caught.exception.code, "payload_too_large")
+                    self.assertIn("the upload (20000000 bytes) is too large: an artifact may have at most 100000 bytes", str(caught.exception))
+                # A type the name does not give is left to the server, which knows a PNG by its bytes.
+                png = run.artifact("plot", b"\x89PNG\r\n\x1a\n" + bytes(64))
+                self.assertEqual((png["ordinal"], png["contentType"]), (1, "image/png"))
+            # Nothing of the refused ones was stored.
+            self.assertEqual([e["data"]["name"] for e in rt.events(run.id)["events"] if e["type"] == "artifact"], ["plot"])
+        finally:
+            small.close()
+
 
 if __name__ == "__main__":
     unittest.main()
