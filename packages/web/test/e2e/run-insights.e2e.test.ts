@@ -115,6 +115,10 @@ describe('the run page in a real browser', () => {
       expect(Math.min(...yValues)).toBeLessThanOrEqual(0.25);
       expect(Math.max(...yValues)).toBeGreaterThanOrEqual(0.75);
 
+      // The event log says the same in words, at the same precision.
+      const eventRows = page.getByRole('log', { name: 'event log' }).locator('.log-entry.type-metric .log-data');
+      expect(await eventRows.filter({ hasText: /^loss/ }).allTextContents()).toEqual(steps.map((step) => `loss = ${{ 1: '1', 2: '0.5', 3: '0.333', 4: '0.25', 5: '0.2' }[step]} at step ${step}`));
+
       await page.getByRole('radio', { name: 'time' }).check();
       const overTime = loss.getByRole('img', { name: /^chart of loss over time/ });
       await overTime.waitFor();

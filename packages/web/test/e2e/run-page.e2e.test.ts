@@ -508,6 +508,12 @@ describe('the run page: context, failures, console and artifacts', () => {
       );
       expect(await page.getByRole('button', { name: 'Download full log' }).count()).toBe(0);
 
+      // Each row says what happened in words: a call by its label, a failure by its exception line.
+      const rowsOf = (type: string) => page.getByRole('log', { name: 'event log' }).locator(`.log-entry.type-${type} .log-data`).allTextContents();
+      expect(await rowsOf('call-failed')).toEqual(['doc_1 failed: ZeroDivisionError: division by zero', 'doc_3 failed, will retry: 429 rate limited']);
+      expect(await rowsOf('call-succeeded')).toEqual(['doc_3 succeeded', 'doc_2 succeeded']);
+      expect(await rowsOf('run-succeeded')).toEqual(['output: {"accuracy":0.5}']);
+
       // The log row is cut to one line; opened, it shows the whole message, wrapped to the screen.
       const entry = page.getByRole('log', { name: 'event log' }).locator('.log-entry', { hasText: 'summary: xxx' });
       const row = entry.locator('.log-row');
