@@ -298,9 +298,10 @@ describe('the run page in a real browser', () => {
         return m ? Number(m[1] ?? 0) * 60 + Number(m[2]) : null;
       };
       const left = await waitUntil(seconds, { what: 'an estimate of the time left' });
-      // 30 left at 0.5/s is 60 s, growing while nothing comes; the whole run's average would say about 19 s.
+      // 30 left at 0.5/s is 60 s, growing by 3 s a second while nothing comes (30 s quiet and it says stalled);
+      // the whole run's average would say about 19 s.
       expect(left).toBeGreaterThanOrEqual(60);
-      expect(left).toBeLessThan(120);
+      expect(left).toBeLessThan(150);
       await waitUntil(async () => ((await seconds()) ?? 0) > left, { what: 'the estimate to grow while no progress comes' });
     });
 
