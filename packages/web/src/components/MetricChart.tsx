@@ -4,7 +4,11 @@ import { formatNumber } from '../format.js';
 import type { ChartSeries } from './chart-data.js';
 import { LineChart, type ChartX } from './LineChart.js';
 
-/** One metric: its last value, range and count, and its line. */
+/**
+ * One metric: its last value, range and how many values were reported, and
+ * its line (a step reported twice is drawn once, so its data table may hold
+ * fewer points than values).
+ */
 export function MetricChart({ name, metric, series, x }: { name: string; metric: MetricSummary; series: ChartSeries; x: ChartX }) {
   const lines = useMemo(() => [series], [series]);
   return (
@@ -15,7 +19,7 @@ export function MetricChart({ name, metric, series, x }: { name: string; metric:
           {formatNumber(metric.last)}
         </span>
         <span className="muted">
-          min {formatNumber(metric.min)} · max {formatNumber(metric.max)} · {metric.count} points
+          min {formatNumber(metric.min)} · max {formatNumber(metric.max)} · {metric.count} {metric.count === 1 ? 'value' : 'values'}
         </span>
       </figcaption>
       <LineChart series={lines} x={x} label={`chart of ${name} over ${x}, last value ${formatNumber(metric.last)}`} />

@@ -90,7 +90,7 @@ describe('the run page in a real browser', () => {
       const loss = page.getByRole('figure', { name: 'metric loss' });
       const plot = loss.getByRole('img', { name: /^chart of loss over step/ });
       await plot.waitFor();
-      expect(await loss.locator('figcaption').textContent()).toContain('min 0.2 · max 1 · 5 points');
+      expect(await loss.locator('figcaption').textContent()).toContain('min 0.2 · max 1 · 5 values');
       await loss.getByText('Data (5 points)').click();
       const xs = () => loss.locator('.chart-table td[data-x]').evaluateAll((cells) => cells.map((c) => Number(c.getAttribute('data-x'))));
       expect(await xs()).toEqual([1, 2, 3, 4, 5]);
