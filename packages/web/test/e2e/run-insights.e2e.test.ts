@@ -257,6 +257,9 @@ describe('the run page in a real browser', () => {
       const eta = page.getByTestId('eta');
       await waitUntil(async () => /stalled: no progress for/.test((await eta.textContent()) ?? ''), { what: 'the ETA to say stalled' });
       expect(await page.getByTestId('stalled-badge').textContent()).toBe('stalled');
+      // A run that makes no calls shows no empty call panels (0 OK, 0 Failed, 0 Retries; no calls running).
+      expect(await page.getByRole('region', { name: 'Calls' }).count()).toBe(0);
+      expect(await page.getByRole('region', { name: /^In flight/ }).count()).toBe(0);
       expect(await page.getByLabel('run progress').getAttribute('class')).toBe('progress progress-running progress-stalled');
       const banner = page.getByTestId('stalled');
       const stuckFor = async () => {

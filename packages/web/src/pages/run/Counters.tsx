@@ -1,8 +1,11 @@
 import type { Snapshot } from '@runtrail/protocol';
 import { formatNumber } from '../../format.js';
+import { hasCalls } from './has-calls.js';
 
 export function Counters({ snapshot }: { snapshot: Snapshot }) {
   const { ok, failed, retries, named } = snapshot.counters;
+  // Named counters (tokens, bytes) are shown even by a run without calls.
+  if (!hasCalls(snapshot) && Object.keys(named).length === 0) return null;
   return (
     <section className="panel" aria-labelledby="counters-title">
       <h2 id="counters-title">Calls</h2>

@@ -1,7 +1,9 @@
 import type { Snapshot } from '@runtrail/protocol';
 import { formatDuration } from '../../format.js';
+import { hasCalls } from './has-calls.js';
 
 export function InFlight({ snapshot, now }: { snapshot: Snapshot; now: number }) {
+  if (!hasCalls(snapshot)) return null;
   const calls = Object.values(snapshot.current).sort((a, b) => a.startedAt - b.startedAt);
   return (
     <section className="panel" aria-labelledby="inflight-title">
