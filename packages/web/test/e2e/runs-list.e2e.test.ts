@@ -41,7 +41,9 @@ describe('the runs list in a real browser', () => {
     if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
     return (await res.json()) as T;
   };
-  const create = (body: object) => post('/api/v1/runs', body).then((r) => r.id);
+  // A lease far longer than the test: no producer heartbeats these runs, and a lapsed lease would end
+  // them orphaned mid-test (on a loaded machine the 390 px pass starts more than the default 30 s later).
+  const create = (body: object) => post('/api/v1/runs', { leaseTtlMs: 600_000, ...body }).then((r) => r.id);
   const events = (id: string, list: object[]) => post(`/api/v1/runs/${id}/events`, { events: list });
   const finish = (id: string, body: object) => post(`/api/v1/runs/${id}/finish`, body);
 
