@@ -63,8 +63,8 @@ export class TransferProgress {
     }
   }
 
-  /** Ends the line: at its final count when the transfer completed (or was ever drawn), left as it was otherwise. */
-  end(completed: boolean): void {
+  /** Ends the line, redrawn at its final count if the transfer completed; on a terminal a transfer quick enough to draw none shows none. */
+  private end(completed: boolean): void {
     if (!this.show) return;
     if (completed && (this.drawn || !this.tty)) this.draw();
     if (this.drawn && this.tty) process.stderr.write('\n');
