@@ -209,6 +209,9 @@ describe('the run page: context, failures, console and artifacts', () => {
 
       const error = page.getByTestId('run-error');
       expect(await error.locator('.error-head').textContent()).toBe('python3 -u train.py exited with code 1: ValueError: bad row 7 in data.csv');
+      // Said once: the last error panel points to it instead of printing it again.
+      expect(await page.getByTestId('last-error-is-run-error').textContent()).toBe("The run's own error, shown at the top.");
+      expect(await page.getByRole('region', { name: 'Last error' }).textContent()).not.toContain('ValueError');
       // Wrapped between words on a phone ("ValueError", not "Va" and "lueError" on two lines).
       expect(await error.locator('.error-head').evaluate((el) => getComputedStyle(el).wordBreak)).toBe('normal');
       const traceback = error.getByLabel('run error details');

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'react';
-import type { LastError, RunEvent } from '@runtrail/protocol';
+import type { LastError, RunError, RunEvent } from '@runtrail/protocol';
 import { ErrorText } from '../../components/ErrorText.js';
 import { formatTime } from '../../format.js';
 import { FailedCalls } from './FailedCalls.js';
@@ -13,11 +13,14 @@ import { FailedCalls } from './FailedCalls.js';
  */
 export function LastErrorPanel({
   lastError,
+  runError,
   events,
   failedCount,
   snapshotSeq,
 }: {
   lastError: LastError | null;
+  /** The run's own error, shown in the header: when it is the last error, it is not printed twice. */
+  runError: RunError | null;
   events: readonly RunEvent[];
   failedCount: number;
   snapshotSeq: number;
@@ -36,7 +39,11 @@ export function LastErrorPanel({
   return (
     <section className="panel" aria-labelledby="lasterror-title">
       <h2 id="lasterror-title">Last error</h2>
-      {lastError ? (
+      {lastError && lastError.callId === null && lastError.message === runError?.message ? (
+        <p className="muted" data-testid="last-error-is-run-error">
+          The run's own error, shown at the top.
+        </p>
+      ) : lastError ? (
         <div className="invalid" data-testid="last-error">
           <ErrorText message={lastError.message} label="last error" open={false} />
           <span className="muted"> · {formatTime(lastError.ts)}</span>
