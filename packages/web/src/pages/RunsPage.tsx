@@ -172,6 +172,7 @@ function RunsList() {
         }
         onClear={isFiltered(applied) && runs.length === 0 && !error ? () => apply(NO_FILTER) : undefined}
         countFilter={countFilter}
+        onPick={(pick) => change(pick)}
       />
 
       <nav className="pager" aria-label="pages of runs">

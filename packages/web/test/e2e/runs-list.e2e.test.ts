@@ -112,6 +112,9 @@ describe('the runs list in a real browser', () => {
       afterAll(() => page.close());
 
       it('says in each row how a run failed and why, what a running one is doing, and which is stalled', async () => {
+        // A fresh reading: the ETA is of a run under way, however long the tests before this one took
+        // (30 s without progress, the row would rightly say "no progress for 30 s" instead).
+        await events(scene.evalRun, [{ type: 'progress', data: { done: 12, total: 64, message: 'judging doc_12' } }]);
         await page.goto(`${server!.url}/`);
         await row(page, scene.evalRun).waitFor();
 
@@ -179,6 +182,20 @@ describe('the runs list in a real browser', () => {
             `${10 + succeeded} runs: 4 running (1 stalled), ${succeeded} succeeded, 5 failed, 1 cancelled`,
           { what: 'the status totals' },
         );
+
+        // A status in the totals lists those runs alone, as the filters would.
+        await page.getByTestId('totals').getByRole('button', { name: 'list only the cancelled runs' }).click();
+        await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.cancelled]), { what: 'the cancelled run alone' });
+        expect(query(page)).toEqual({ status: 'cancelled' });
+        expect(await page.getByLabel('filter by status').inputValue()).toBe('cancelled');
+        await page.getByRole('button', { name: 'Clear', exact: true }).click();
+        await row(page, scene.children[0]!).waitFor();
+        await page.getByTestId('totals').getByRole('button', { name: 'list only the stalled runs' }).click();
+        await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.stuck]), { what: 'the stalled run alone' });
+        expect(query(page)).toEqual({ failed: 'stalled' });
+        expect(await page.getByLabel('filter by failure kind').inputValue()).toBe('stalled');
+        await page.goto(`${server!.url}/`);
+        await row(page, scene.children[0]!).waitFor();
 
         const n = scene.children.length;
         const toggle = page.getByRole('button', { name: `hide the ${n} child runs of autotune-lr` });

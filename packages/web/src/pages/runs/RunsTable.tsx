@@ -1,4 +1,4 @@
-import { useState, type ReactNode } from 'react';
+import { Fragment, useState, type ReactNode } from 'react';
 import { RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, type RunsFilter } from '@runtrail/protocol';
 import { ProgressBar } from '../../components/ProgressBar.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
@@ -21,7 +21,11 @@ interface RunsTableProps {
   onClear: (() => void) | undefined;
   /** The runs the totals count: every run the list's filter matches on any page, children included. */
   countFilter: RunsFilter;
+  /** A status in the totals was clicked: narrow the list to it. */
+  onPick: (pick: TotalsPick) => void;
 }
+
+export type TotalsPick = { status: RunStatus } | { failed: 'stalled' };
 
 /** The runs table with its status totals; nested or flat, see `nest`. */
 export function RunsTable(props: RunsTableProps) {
@@ -53,13 +57,13 @@ function NestedTable(props: RunsTableProps) {
   return <Table {...props} rows={rows} shown={shown} />;
 }
 
-function Table({ runs, rows, shown, empty, onClear, countFilter }: RunsTableProps & { rows: ReactNode[]; shown: readonly Run[] }) {
+function Table({ runs, rows, shown, empty, onClear, countFilter, onPick }: RunsTableProps & { rows: ReactNode[]; shown: readonly Run[] }) {
   // A run shown here that starts, ends or stalls changes the totals: read them again then.
   const changed = shown.map((r) => `${r.id}:${r.status}:${r.snapshot.stalled ? 1 : 0}`).join(',');
   const counts = useRunCounts(countFilter, changed);
   return (
     <>
-      {counts !== null && counts.total > 0 && <StatusTotals counts={counts} filtered={Object.keys(countFilter).length > 0} />}
+      {counts !== null && counts.total > 0 && <StatusTotals counts={counts} filtered={Object.keys(countFilter).length > 0} onPick={onPick} />}
       <div className="table-wrap">
         <table className="runs-table" aria-label="runs, newest first">
           <thead>
@@ -101,15 +105,32 @@ function Table({ runs, rows, shown, empty, onClear, countFilter }: RunsTableProp
 /**
  * "12 runs: 3 running (1 stalled), 7 succeeded, 2 failed": every run the
  * filter matches, on every page, children included (not only those loaded).
+ * Each status is a button that narrows the list to it.
  */
-function StatusTotals({ counts, filtered }: { counts: RunCounts; filtered: boolean }) {
-  const parts = RunStatus.options
-    .filter((s) => counts.byStatus[s] > 0)
-    .map((s) => `${counts.byStatus[s]} ${s}${s === 'running' && counts.stalled > 0 ? ` (${counts.stalled} stalled)` : ''}`);
+function StatusTotals({ counts, filtered, onPick }: { counts: RunCounts; filtered: boolean; onPick: (pick: TotalsPick) => void }) {
+  const statuses = RunStatus.options.filter((s) => counts.byStatus[s] > 0);
   const runs = `${counts.total} ${counts.total === 1 ? 'run' : 'runs'}`;
+  const pick = (text: string, what: TotalsPick, label: string) => (
+    <button type="button" className="link-button" aria-label={label} onClick={() => onPick(what)}>
+      {text}
+    </button>
+  );
   return (
     <p className="totals" data-testid="totals" aria-label="runs by status, on every page">
-      {filtered ? `${runs} ${counts.total === 1 ? 'matches' : 'match'}` : runs}: {parts.join(', ')}
+      {filtered ? `${runs} ${counts.total === 1 ? 'matches' : 'match'}` : runs}:{' '}
+      {statuses.map((s, i) => (
+        <Fragment key={s}>
+          {i > 0 && ', '}
+          {pick(`${counts.byStatus[s]} ${s}`, { status: s }, `list only the ${s} runs`)}
+          {s === 'running' && counts.stalled > 0 && (
+            <>
+              {' ('}
+              {pick(`${counts.stalled} stalled`, { failed: 'stalled' }, 'list only the stalled runs')}
+              {')'}
+            </>
+          )}
+        </Fragment>
+      ))}
     </p>
   );
 }
