@@ -4,7 +4,7 @@ import { client, serverUrl, token } from '../client.js';
 import { TRY_AGAIN, problemText } from '../problem-text.js';
 import { formatNumber } from '../format.js';
 import { parseCsv } from './csv.js';
-import { fileNameOf, saveResponse } from './download.js';
+import { fileNameOf, followDownloadLink, saveResponse } from './download.js';
 import { Markdown } from './markdown.js';
 import './artifacts.css';
 
@@ -134,15 +134,6 @@ function ArtifactItem({ runId, artifact: a, stored, openAtFirst }: { runId: stri
 }
 
 type Source = { runId: string; name: string } | { uri: string };
-
-function followDownloadLink(href: string, fileName: string): void {
-  const link = document.createElement('a');
-  link.href = href;
-  link.download = fileName;
-  document.body.append(link);
-  link.click();
-  link.remove();
-}
 
 function formatSize(bytes: number): string {
   if (bytes < 1024) return `${formatNumber(bytes)} bytes`;

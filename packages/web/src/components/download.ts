@@ -6,14 +6,19 @@
 export async function saveResponse(response: Response, fileName: string): Promise<void> {
   const blob = await response.blob();
   const url = URL.createObjectURL(blob);
+  followDownloadLink(url, fileName);
+  // The download has its bytes once click() returns; the URL is not needed after.
+  setTimeout(() => URL.revokeObjectURL(url), 0);
+}
+
+/** Hand `href` to the browser's own download, saved as `fileName` (streamed to disk when it is a URL the browser can fetch itself). */
+export function followDownloadLink(href: string, fileName: string): void {
   const link = document.createElement('a');
-  link.href = url;
+  link.href = href;
   link.download = fileName;
   document.body.append(link);
   link.click();
   link.remove();
-  // The download has its bytes once click() returns; the URL is not needed after.
-  setTimeout(() => URL.revokeObjectURL(url), 0);
 }
 
 /** The file name a Content-Disposition header gives (its UTF-8 form first), else `fallback`. */
