@@ -74,8 +74,9 @@ describe('Hub flushes', () => {
         const until = performance.now() + FLUSH_SLICE_MS / 10;
         while (performance.now() < until);
         if (got[w]!.length === 0) ticksAt[w] = ticks;
-        got[w]!.push(...batch.map((e) => e.seq));
-        // Committed while the flush is under way: it goes out in the next flush.
+        // As a subscription does, skip what this watcher already has (a flush that a commit joined).
+        got[w]!.push(...batch.map((e) => e.seq).filter((seq) => seq > (got[w]!.at(-1) ?? 0)));
+        // Committed while the flush is under way: in this flush for the watchers it has not reached, in the next for watcher 0.
         if (w === 0 && batch[0]!.seq === 1) hub.publishEvents(run, events(2, 1));
       });
     }
@@ -84,6 +85,30 @@ describe('Hub flushes', () => {
     ticking = false;
     expect(ticksAt[n - 1]!).toBeGreaterThan(ticksAt[0]!);
     expect(got.every((g) => g[0] === 1 && g[1] === 2)).toBe(true);
+  });
+
+  test('events committed during a flush join it for the watchers it has not reached; the ones it passed get them in the next flush', async () => {
+    const hub = new Hub();
+    const n = 200;
+    const batches = Array.from({ length: n }, () => [] as number[][]);
+    for (let w = 0; w < n; w++) {
+      hub.watch(run.id, (batch) => {
+        // A slow socket write, so the flush takes several slices with I/O between them.
+        const until = performance.now() + FLUSH_SLICE_MS / 10;
+        while (performance.now() < until);
+        batches[w]!.push(batch.map((e) => e.seq));
+        // Committed while the flush is under way, after watcher 0 and before the rest.
+        if (w === 0 && batch[0]!.seq === 1) hub.publishEvents(run, events(2, 2));
+      });
+    }
+    hub.publishEvents(run, events(1, 1));
+    await waitUntil(() => batches.every((b) => b.length === 2), { what: 'both flushes' });
+    await nextTurn();
+    await nextTurn();
+    // Passed before the commit: the event in the next flush.
+    expect(batches[0]).toEqual([[1], [2, 3]]);
+    // Not reached yet: one frame with everything, then the next flush again (a subscription skips it by seq).
+    for (let w = 1; w < n; w++) expect(batches[w]).toEqual([[1, 2, 3], [2, 3]]);
   });
 
   test('a watcher that throws is reported and the others still get the batch, now and later', async () => {

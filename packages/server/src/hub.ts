@@ -18,9 +18,12 @@ export interface RunListener {
  * A watcher of one run's log (a stream subscription). It is called once per
  * flush, not once per commit: `events` holds every event published for the
  * run since the previous flush, consecutive in seq, and is the SAME array
- * for every watcher of the run, so whatever is built from it (a frame) can
- * be built once and shared. `publishedAt` is when the oldest of them was
- * published.
+ * for every watcher of the run that the flush reaches at the same point, so
+ * whatever is built from it (a frame) can be built once and shared. It may
+ * begin with events the watcher already has (a commit that joined the
+ * previous flush after it had passed others; another node's events read
+ * twice): a watcher skips those by seq. `publishedAt` is when the oldest of
+ * them was published.
  */
 export interface Watcher {
   (events: EventText[], publishedAt: number): void;
@@ -69,10 +72,12 @@ function afterQueuedImmediates(fn: () => void): void {
  *
  * Appends never wait behind fan-out: a flush runs in slices of at most
  * FLUSH_SLICE_MS, with the loop's I/O and the commits it queues served
- * before each slice, and the next flush starts no sooner than the last one
- * took after its end, so fan-out takes at most about half the loop while
- * commits are coming in. The busier the loop, the more events each flush
- * carries, and the fewer writes each event costs.
+ * before each slice, and the next flush starts no sooner than the CPU time
+ * the last one used after its end, so fan-out takes at most about half the
+ * server's time while commits are coming in. The busier the loop, the more events each flush
+ * carries, and the fewer writes each event costs. Commits published while a
+ * flush is under way join it for the watchers it has not reached yet (see
+ * joinFlush), so a watcher waits at most one flush and one rest for an event.
  */
 export class Hub {
   private readonly byRun = new Map<string, Set<EventListener>>();
@@ -174,6 +179,7 @@ export class Hub {
   }
 
   private queue(runId: string, texts: EventText[], publishedAt: number): void {
+    if (this.flushInProgress) this.joinFlush(runId, texts);
     let pending = this.pending.get(runId);
     if (!pending) this.pending.set(runId, (pending = { segments: [] }));
     insertSegment(pending.segments, texts, publishedAt);
@@ -183,10 +189,36 @@ export class Hub {
   /** The flush in progress: what is left of it (watchers still to call, in order). */
   private readonly flushing: Array<{ runId: string; segment: Segment; watchers: Watcher[]; next: number }> = [];
   private flushInProgress = false;
-  /** Loop time the flush in progress has taken so far (its slices, not the I/O between them). */
-  private flushBusyMs = 0;
+  /**
+   * CPU time the flush in progress has used so far (its slices, not the I/O
+   * between them): the next flush rests this long. Not the slices' wall
+   * time: on cores shared with other processes (a bench's observers, other
+   * services) a slice's wall time includes stretches where the server did
+   * not run at all, and resting for those too made every such stall delay
+   * the next flush twice.
+   */
+  private flushCpuMs = 0;
   /** When the next flush may start (performance.now()), so fan-out leaves the loop time for appends. */
   private nextFlushAt = 0;
+
+  /**
+   * Events committed while a flush of their run is under way also go to the
+   * watchers that flush has not reached yet, in the frame they were about to
+   * get: a watcher then waits at most one flush and one rest for any event,
+   * not the rest of this flush as well. They stay queued for the next flush
+   * too, for the watchers already passed; the others skip them by seq.
+   */
+  private joinFlush(runId: string, texts: EventText[]): void {
+    for (let k = this.flushing.length - 1; k >= 0; k--) {
+      const job = this.flushing[k]!;
+      if (job.runId !== runId) continue;
+      const events = job.segment.events;
+      if (job.next < job.watchers.length && events[events.length - 1]!.seq + 1 === texts[0]!.seq) {
+        job.segment = { events: events.concat(texts), publishedAt: job.segment.publishedAt };
+      }
+      return;
+    }
+  }
 
   private scheduleFlush(): void {
     if (this.flushScheduled || this.flushInProgress) return;
@@ -199,7 +231,7 @@ export class Hub {
   private readonly flush = (): void => {
     this.flushScheduled = false;
     this.flushInProgress = true;
-    this.flushBusyMs = 0;
+    this.flushCpuMs = 0;
     for (const [runId, { segments }] of this.pending) {
       const watchers = this.watchersByRun.get(runId);
       if (watchers) for (const segment of segments) this.flushing.push({ runId, segment, watchers: [...watchers], next: 0 });
@@ -211,6 +243,7 @@ export class Hub {
   /** Call the flush's watchers until it is done or this slice is used up (then yield to I/O and go on). */
   private readonly continueFlush = (): void => {
     const sliceStarted = performance.now();
+    const sliceCpu = process.cpuUsage();
     let calls = 0;
     while (this.flushing.length > 0) {
       const job = this.flushing[0]!;
@@ -227,7 +260,7 @@ export class Hub {
           }
         }
         if (++calls % 16 === 0 && performance.now() - sliceStarted >= FLUSH_SLICE_MS) {
-          this.flushBusyMs += performance.now() - sliceStarted;
+          this.flushCpuMs += cpuMsSince(sliceCpu);
           afterQueuedImmediates(this.continueFlush);
           return;
         }
@@ -235,8 +268,8 @@ export class Hub {
       this.flushing.shift();
     }
     const ended = performance.now();
-    this.flushBusyMs += ended - sliceStarted;
-    this.nextFlushAt = ended + this.flushBusyMs;
+    this.flushCpuMs += cpuMsSince(sliceCpu);
+    this.nextFlushAt = ended + this.flushCpuMs;
     this.flushInProgress = false;
     // Published while this flush was under way: their turn comes now.
     if (this.pending.size > 0) this.scheduleFlush();
@@ -270,6 +303,12 @@ function insertSegment(segments: Segment[], texts: EventText[], publishedAt: num
   } else {
     segments.splice(at, 0, { events: texts.slice(), publishedAt });
   }
+}
+
+/** CPU time (user and system, ms) the process has used since `start` (process.cpuUsage()). */
+function cpuMsSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1000;
 }
 
 function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): () => void {

@@ -1,7 +1,9 @@
 import { describe, expect, test } from 'vitest';
 import type { RunEvent } from '@runtrail/protocol';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
-import { CATCH_UP_PAGE } from './run-subscription.js';
+import type { EventText } from '@runtrail/store';
+import type { Outlet } from './outlet.js';
+import { CATCH_UP_PAGE, RunSubscription, type SubscriptionSink } from './run-subscription.js';
 import { RawWsClient, isExactRange, progressEvents, startTestServer, testScope, waitFor, wsUrl } from './stream.test-kit.js';
 
 type TestServer = Awaited<ReturnType<typeof startTestServer>>;
@@ -55,6 +57,63 @@ describe('fan-out in flushes (issue 13)', () => {
       await waitFor(() => c.seqs(run.id).length >= 3000, { what: 'every event' });
       expect(isExactRange(c.seqs(run.id), 0, 3000)).toBe(true);
     }
+  });
+
+  test('commits that join flushes under way reach 200 watchers, each event exactly once and in order, over 1,500 one-event appends from 4 producers', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'joined' });
+    // Enough watchers that a flush takes several slices, so commits arrive while it is under way and join it.
+    const watchers = await Promise.all(Array.from({ length: 200 }, () => subscribed(s, run.id)));
+    const total = 1500;
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (next < total) await s.runs.appendEvents(run.id, progressEvents(1, next++));
+      }),
+    );
+    for (const c of watchers) {
+      await waitFor(() => c.seqs(run.id).length >= total, { what: 'every event' });
+      expect(isExactRange(c.seqs(run.id), 0, total)).toBe(true);
+    }
+  });
+
+  test('subscriptions at the same position take the same tail of a flush that begins before it, so its frames are built once', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'tail' });
+    await s.runs.appendEvents(run.id, progressEvents(3, 0));
+    const received: EventText[][][] = [[], []];
+    const sink = (k: number): SubscriptionSink => ({
+      outlet: { blocked: false, closed: false } as Outlet,
+      events: (events) => {
+        received[k]!.push(events);
+        return events.length;
+      },
+      end: () => {},
+      fail: (err) => {
+        throw err;
+      },
+    });
+    // Both have seqs 1-3 already: each reads the store (nothing new), then takes flushes.
+    const subs = [0, 1].map((k) => new RunSubscription({ store: s.store, hub: s.hub }, run.id, 3, sink(k)));
+    const reads: Array<Promise<unknown>> = [];
+    const readTexts = s.store.readEventTexts.bind(s.store);
+    s.store.readEventTexts = (...args) => {
+      const read = readTexts(...args);
+      reads.push(read);
+      return read;
+    };
+    for (const sub of subs) sub.start();
+    await waitFor(() => reads.length === 2, { what: 'both catch-up reads' });
+    await Promise.all(reads);
+    // Stored but not yet published here (as another node's commit), then a flush that begins at seq 2:
+    // as when commits joined the previous flush after it had passed others.
+    await s.store.append(run.id, progressEvents(2, 3), { now: Date.now() });
+    const flushed = await readTexts(run.id, 1, 10);
+    s.hub.publishRemoteTexts(run.id, flushed);
+    await waitFor(() => received.every((r) => r.length === 1), { what: 'the flush' });
+    expect(received[0]![0]!.map((e) => e.seq)).toEqual([4, 5]);
+    expect(received[1]![0]).toBe(received[0]![0]);
+    for (const sub of subs) sub.close();
   });
 
   test('on PostgreSQL, a watcher that reads its backlog while appends keep coming joins the shared flushes instead of reading again after every append', async () => {

@@ -45,6 +45,21 @@ export interface SubscriptionSink {
 }
 
 /**
+ * The events of a hub flush after `seq`, one array per (flush, position):
+ * subscribers that already have the start of a flush (a previous flush
+ * reached them after these events joined it) take the same tail, so its
+ * frames are still built once, not once per subscriber.
+ */
+const tails = new WeakMap<EventText[], Map<number, EventText[]>>();
+function sharedTail(events: EventText[], seq: number): EventText[] {
+  let bySeq = tails.get(events);
+  if (!bySeq) tails.set(events, (bySeq = new Map()));
+  let tail = bySeq.get(seq);
+  if (!tail) bySeq.set(seq, (tail = events.filter((e) => e.seq > seq)));
+  return tail;
+}
+
+/**
  * What the subscriptions of one transport share: made once, not per
  * subscription (thousands of idle watchers each carrying their own copy,
  * and closures, add up).
@@ -143,8 +158,8 @@ export class RunSubscription {
       void this.pump();
       return;
     }
-    // Caught up: the flush's own array, whose frames every caught-up subscriber shares.
-    const fresh = events[0]!.seq === this.lastSent + 1 ? events : events.filter((e) => e.seq > this.lastSent);
+    // Caught up: the flush's own array (or its shared tail), whose frames every subscriber at this position shares.
+    const fresh = events[0]!.seq === this.lastSent + 1 ? events : sharedTail(events, this.lastSent);
     if (!this.deliver(fresh)) void this.pump();
     else this.context.onDelivered?.(publishedAt);
   };
@@ -264,7 +279,7 @@ export class RunSubscription {
       if (this.done) return true;
       if (events[events.length - 1]!.seq <= this.lastSent) continue;
       if (events[0]!.seq > this.lastSent + 1) return false;
-      const fresh = events[0]!.seq === this.lastSent + 1 ? events : events.filter((e) => e.seq > this.lastSent);
+      const fresh = events[0]!.seq === this.lastSent + 1 ? events : sharedTail(events, this.lastSent);
       if (!this.deliver(fresh)) return false;
       this.context.onDelivered?.(publishedAt);
     }
