@@ -92,9 +92,11 @@ for (const name of VARIANTS.keys()) LABEL[name] = name;
  * events (with one event per request it is plain ws).
  */
 const RUNS_WORKLOAD = (system, w) => system !== 'wsbatch' || w === 'b' || w === 'c';
-const HARD_LIMIT_MS = 15 * 60_000;
+/** The default run (3 repetitions of 4 systems) fits these; more repetitions or systems get proportionally longer. */
+const LIMIT_SCALE = Math.max(1, (P.runs / 3) * (SYSTEMS.length / 4));
+const HARD_LIMIT_MS = 15 * 60_000 * LIMIT_SCALE;
 /** Past this, remaining workloads are skipped (and marked so) to leave time for the report. */
-const SOFT_LIMIT_MS = 13 * 60_000;
+const SOFT_LIMIT_MS = 13 * 60_000 * LIMIT_SCALE;
 
 const startedAt = Date.now();
 const guard = setTimeout(() => {
@@ -390,7 +392,7 @@ const repeated = (w) => REPEATED.includes(w);
 for (const [w, system, rep] of plan) {
   const t0 = Date.now();
   if (t0 - startedAt > SOFT_LIMIT_MS) {
-    log(`(${w}) ${LABEL[system]}: skipped, the run is over ${SOFT_LIMIT_MS / 60_000} minutes`);
+    log(`(${w}) ${LABEL[system]}: skipped, the run is over ${Math.round(SOFT_LIMIT_MS / 60_000)} minutes`);
     const skipped = { failed: 'skipped: out of time' };
     if (repeated(w)) results[system][w].push(skipped);
     else results[system][w] = skipped;
