@@ -77,10 +77,11 @@ function afterQueuedImmediates(fn: () => void): void {
  * FLUSH_SLICE_MS, with the loop's I/O and the commits it queues served
  * before each slice, and the next flush starts no sooner than the CPU time
  * the last one used after its end, so fan-out takes at most about half the
- * server's time while commits are coming in. The busier the loop, the more events each flush
- * carries, and the fewer writes each event costs. Commits published while a
- * flush is under way join it for the watchers it has not reached yet (see
- * joinFlush), so a watcher waits at most one flush and one rest for an event.
+ * server's time while commits are coming in. The busier the loop, the more
+ * events each flush carries, and the fewer writes each event costs. Commits
+ * published while a flush is under way join it for the watchers it has not
+ * reached yet (see joinFlush), so a watcher waits at most one flush and one
+ * rest for an event.
  */
 export class Hub {
   private readonly byRun = new Map<string, Set<EventListener>>();
