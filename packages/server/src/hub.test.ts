@@ -2,7 +2,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describe, expect, test } from 'vitest';
 import { initialSnapshot, type Run, type RunEvent } from '@runtrail/protocol';
 import { eventTextOf, type EventText } from '@runtrail/store';
-import { FLUSH_SLICE_MS, Hub } from './hub.js';
+import { FLUSH_SLICE_MS, Hub, MIN_FLUSH_INTERVAL_MS } from './hub.js';
 import { waitUntil } from '@runtrail/test-support';
 
 const run = { id: 'r1', seq: 0, snapshot: initialSnapshot() } as unknown as Run;
@@ -109,6 +109,32 @@ describe('Hub flushes', () => {
     expect(batches[0]).toEqual([[1], [2, 3]]);
     // Not reached yet: one frame with everything, then the next flush again (a subscription skips it by seq).
     for (let w = 1; w < n; w++) expect(batches[w]).toEqual([[1, 2, 3], [2, 3]]);
+  });
+
+  test('while commits keep coming, flushes start MIN_FLUSH_INTERVAL_MS apart with everything since the last; after a quiet spell the next goes at once', async () => {
+    const hub = new Hub();
+    const flushes: Array<{ at: number; seqs: number[] }> = [];
+    hub.watch(run.id, (batch) => flushes.push({ at: performance.now(), seqs: batch.map((e) => e.seq) }));
+    // Quiet hub: the first commit is flushed within the turns the hub yields for the store's commits, no timer.
+    hub.publishEvents(run, events(1, 1));
+    for (let turn = 0; turn < 3; turn++) await nextTurn();
+    expect(flushes.map((f) => f.seqs)).toEqual([[1]]);
+    // Then one commit per turn for 30 flush intervals: each flush takes what came since the last.
+    let seq = 2;
+    const streamStarted = performance.now();
+    while (performance.now() < streamStarted + 30 * MIN_FLUSH_INTERVAL_MS) {
+      hub.publishEvents(run, events(seq++, 1));
+      await nextTurn();
+    }
+    const last = seq - 1;
+    await waitUntil(() => flushes.at(-1)!.seqs.at(-1) === last, { what: 'the last commit flushed' });
+    const streamFlushed = performance.now();
+    expect(flushes.flatMap((f) => f.seqs)).toEqual(Array.from({ length: last }, (_, k) => k + 1));
+    // Every later flush started within the stream's window, each at least the interval after the one
+    // before (less up to 1 ms: the hub does not set a timer for less). A preempted test only makes fewer.
+    const later = flushes.length - 1;
+    expect(later).toBeLessThanOrEqual(Math.floor((streamFlushed - streamStarted) / (MIN_FLUSH_INTERVAL_MS - 1)) + 1);
+    expect(last).toBeGreaterThan(3 * flushes.length);
   });
 
   test('a watcher that throws is reported and the others still get the batch, now and later', async () => {
