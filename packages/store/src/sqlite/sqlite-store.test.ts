@@ -69,6 +69,28 @@ describe('catch-up pages joined in SQLite', () => {
     await expect(store.readJoinedEventTexts(uuidv7(), 0, 10)).rejects.toMatchObject({ code: 'run_not_found' });
     await store.close();
   });
+
+  it('joins each page in seq order, with two runs appended interleaved, at any position and page size', async () => {
+    const store = new SqliteRunStore({ filename: join(tempDir(), 'runtrail.db') });
+    const runs = await Promise.all(['a', 'b'].map(async (name) => (await store.createRun({ id: uuidv7(), name, now: T0, leaseTtlMs: 30_000 })).run));
+    for (let k = 0; k < 200; k++) {
+      for (const [r, run] of runs.entries()) {
+        const events = Array.from({ length: 1 + ((k + r) % 3) }, (_, n) => ({ type: 'x.step', data: { k, n }, ts: T0 + k }));
+        await store.append(run.id, events, { now: T0 + k });
+      }
+    }
+    for (const run of runs) {
+      for (const after of [0, 7, 150, 390]) {
+        for (const limit of [1, 50, 1000]) {
+          const joined = await store.readJoinedEventTexts(run.id, after, limit);
+          const events = await store.readEvents(run.id, after, limit);
+          expect(joined.json.toString('utf8')).toBe(events.map((e) => JSON.stringify(e)).join(','));
+          expect([joined.count, joined.last]).toEqual([events.length, events.at(-1)!.seq]);
+        }
+      }
+    }
+    await store.close();
+  });
 });
 
 checkpointSuite('sqlite', async (policy) => {

@@ -163,10 +163,14 @@ export class SqliteRunStore implements RunStore {
       // eventJson in SQL (json_quote escapes exactly as JSON.stringify, but quotes NULL as null;
       // the run id comes quoted as @runJson), joined in the database: one buffer per page, no
       // row object or string per event. The conformance suite checks it byte for byte.
+      // group_concat takes the rows in the order the subquery yields them (ORDER BY with LIMIT
+      // keeps SQLite from flattening it into the aggregate, so it runs as a coroutine in seq
+      // order): an ORDER BY inside group_concat sorted each page again, a third of the query's
+      // time (100,000 events: 76 ms against 52). The conformance suite checks the order too.
       readJoined: db.prepare(
         `SELECT count(*) AS count, max(seq) AS last, type AS lastType, CAST(group_concat(
            '{"runId":' || @runJson || ',"seq":' || seq || ',"type":' || json_quote(type) || ',"ts":' || ts ||
-           ',"data":' || coalesce(data, '{}') || iif(event_id IS NULL, '', ',"id":' || json_quote(event_id)) || '}', ',' ORDER BY seq) AS BLOB) AS json
+           ',"data":' || coalesce(data, '{}') || iif(event_id IS NULL, '', ',"id":' || json_quote(event_id)) || '}', ',') AS BLOB) AS json
          FROM (SELECT seq, type, ts, data, event_id FROM events WHERE run_id = @runId AND seq > @after ORDER BY seq LIMIT @limit)`,
       ),
       tailEvents: db.prepare(
