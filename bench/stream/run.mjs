@@ -84,7 +84,7 @@ const ONLY = new Set(opt('only', 'a,b,c,d,e,f,g,h,i').split(','));
 const CPU_PROF = flag('cpu-prof');
 const PROFILE_DIR = join(BENCH_DIR, 'profiles');
 /** Workloads repeated P.runs times (the others run once). */
-const REPEATED = ['a', 'b', 'c', 'h', 'i'];
+const REPEATED = ['a', 'b', 'c', 'd', 'h', 'i'];
 const LABEL = { runtrail: 'runtrail', ws: 'plain ws', wsbatch: 'plain ws, frame/batch', socketio: 'Socket.IO 4.8' };
 for (const name of VARIANTS.keys()) LABEL[name] = name;
 /**
@@ -376,7 +376,9 @@ const results = Object.fromEntries(SYSTEMS.map((s) => [s, Object.fromEntries(REP
 // workload once before the repetitions, so running out of time costs only repetitions.
 const plan = [];
 const step = (w, rep) => {
-  if (ONLY.has(w)) for (const s of SYSTEMS) if (RUNS_WORKLOAD(s, w)) plan.push([w, s, rep]);
+  // The broadcasters cannot replay at all: one late joiner shows it, repeating it measures nothing.
+  const again = (s) => rep === 1 || w !== 'd' || s.startsWith('runtrail');
+  if (ONLY.has(w)) for (const s of SYSTEMS) if (RUNS_WORKLOAD(s, w) && again(s)) plan.push([w, s, rep]);
 };
 for (const w of ['a', 'b', 'h', 'i', 'c', 'd', 'e', 'f', 'g']) step(w, 1);
 for (let rep = 2; rep <= P.runs; rep++) for (const w of REPEATED) step(w, rep);
@@ -470,9 +472,13 @@ if (ONLY.has('c')) {
   row(`(c) lost / dup (all ${P.runs} runs)`, '0 / 0', (s) => rcell(s, 'c', (l) => ld(sum(l, 'lost'), sum(l, 'dup'))), `load ${loads('c')}`);
 }
 if (ONLY.has('d')) {
-  row(`(d) late joiner: catch-up of ${fmtInt(P.d.events)} events, s`, '<= 0.2', (s) =>
-    cell(s, 'd', (d) => (d.catchUpS == null ? 'never (no replay)' : fmt(d.catchUpS, 3))));
-  row('(d) lost / dup', '0 / 0', (s) => cell(s, 'd', (d) => ld(d.lost, d.dup)));
+  const catchUps = (l) => ok(l).map((r) => r.catchUpS).filter((x) => x != null);
+  row(`(d) late joiner: catch-up of ${fmtInt(P.d.events)} events, s (median; fastest-slowest run)`, '<= 0.2', (s) =>
+    rcell(s, 'd', (l) => {
+      const times = catchUps(l);
+      return times.length === 0 ? 'never (no replay)' : `${fmt(median(times), 3)} (${fmt(Math.min(...times), 3)}-${fmt(Math.max(...times), 3)})`;
+    }));
+  row(`(d) lost / dup (all runs)`, '0 / 0', (s) => rcell(s, 'd', (l) => ld(sum(l, 'lost'), sum(l, 'dup'))));
 }
 if (ONLY.has('e')) {
   row(`(e) server RSS per idle observer, KiB (${fmtInt(P.e.observers)} obs)`, '<= 10', (s) => cell(s, 'e', (d) => fmt(d.perObserverKiB, 1)));
@@ -517,7 +523,7 @@ if (SYSTEMS.includes('runtrail')) {
   const repeatedLost = REPEATED.filter((w) => ONLY.has(w)).flatMap((w) => [sum(rt[w], 'lost'), sum(rt[w], 'dup')]);
   const allLost = [
     ...repeatedLost,
-    ...['d', 'e', 'g'].filter((w) => ONLY.has(w)).flatMap((w) => [rt[w]?.lost, rt[w]?.dup]),
+    ...['e', 'g'].filter((w) => ONLY.has(w)).flatMap((w) => [rt[w]?.lost, rt[w]?.dup]),
     ...(ONLY.has('f') ? [rt.f?.short?.lost, rt.f?.short?.dup, rt.f?.long?.lost, rt.f?.long?.dup] : []),
   ];
   const failedAny = Object.values(rt).some((v) => (Array.isArray(v) ? v.some((x) => x.failed) : v.failed));
@@ -542,7 +548,10 @@ if (SYSTEMS.includes('runtrail')) {
     const base = med(ws.c, 'deliveredPerObsPerS');
     checks.push([`(c) delivered ev/s per observer >= 0.8x plain ws (${fmtInt(d)} vs ${fmtInt(0.8 * base)})`, d >= 0.8 * base]);
   }
-  if (ONLY.has('d')) checks.push([`(d) catch-up of ${fmtInt(P.d.events)} events <= 0.2 s (${fmt(rt.d?.catchUpS, 3)} s)`, rt.d?.catchUpS != null && rt.d.catchUpS <= 0.2]);
+  if (ONLY.has('d')) {
+    const catchUp = med(rt.d, 'catchUpS');
+    checks.push([`(d) catch-up of ${fmtInt(P.d.events)} events <= 0.2 s (${fmt(catchUp, 3)} s, median)`, catchUp <= 0.2]);
+  }
   if (ONLY.has('e')) checks.push([`(e) <= 10 KiB per idle observer (${fmt(rt.e?.perObserverKiB, 1)} KiB)`, rt.e?.perObserverKiB <= 10]);
 }
 const checkText = checks.map(([what, met]) => `- ${met ? 'MET' : 'MISSED'}: ${what}`).join('\n');
@@ -558,7 +567,7 @@ if (!flag('no-write')) {
 
 ${date}${quick ? ' (**--quick sizes, not the real measurement**)' : ''}, ${machine}.
 Produced by \`node bench/stream/run.mjs${argv.length ? ` ${argv.join(' ')}` : ''}\` (${minutes} min); runtrail: ${runtrailBuild}.
-Repeated workloads (${REPEATED.join(', ')}) are medians of ${P.runs} run(s), systems interleaved; every other workload ran once.
+Repeated workloads (${REPEATED.join(', ')}) are medians of ${P.runs} run(s), systems interleaved (the broadcasters' (d) once: they cannot replay); every other workload ran once.
 ${loadNote}.
 
 ${table}

@@ -65,17 +65,15 @@ export const FLUSH_SLICE_MS = 0.5;
 const SLICE_COUNTED_MAX_MS = 2 * FLUSH_SLICE_MS;
 
 /**
- * While commits keep coming, flushes start at most this often, so each
- * watcher gets at most 100 frames a second however many appends arrive.
- * An event after a quiet spell is flushed at once; under load it waits at
- * most this long for a flush of its own. Every frame costs a socket write
- * here and a wake-up, a parse and a callback in the watcher, and all of
- * them share the machine's cores: with flushes as often as the rest after
- * the last one allowed, a producer sending one event per request at 500/s
- * to 1,000 watchers on 2 cores got 453-470 ev/s through with a delivery
- * p99 of 140-148 ms; with this floor, 490-498 ev/s and 90-97 ms (stream
- * bench (a), medians of 7 interleaved repetitions, two sets). 5 and 20 ms
- * were both worse than 10 in the same runs.
+ * While commits keep coming, flushes start at most this often, so a watcher
+ * gets at most 100 frames a second however many appends arrive: each frame
+ * costs a socket write here and a wake-up, a parse and a callback (a
+ * browser tab: a render) in the watcher. An event after a quiet spell is
+ * flushed at once; under load it waits at most this long for a flush of its
+ * own. It binds when a flush is short (few watchers, a fast producer). With
+ * 1,000 watchers on 2 shared cores a flush is longer than this by itself
+ * (stream bench (a), instrumented: 10-19 flushes a second, each 15-25 ms of
+ * slices over 40-86 ms of wall time), and the floor changes nothing there.
  */
 export const MIN_FLUSH_INTERVAL_MS = 10;
 
