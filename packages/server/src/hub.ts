@@ -297,8 +297,9 @@ export class Hub {
             this.onWatcherError(err);
           }
         }
-        if (++calls % 16 === 0 && performance.now() - sliceStarted >= FLUSH_SLICE_MS) {
-          this.flushBusyMs += Math.min(performance.now() - sliceStarted, SLICE_COUNTED_MAX_MS);
+        const ran = ++calls % 16 === 0 ? performance.now() - sliceStarted : 0;
+        if (ran >= FLUSH_SLICE_MS) {
+          this.flushBusyMs += Math.min(ran, SLICE_COUNTED_MAX_MS);
           afterQueuedImmediates(this.continueFlush);
           return;
         }

@@ -166,7 +166,8 @@ export class SqliteRunStore implements RunStore {
       // group_concat takes the rows in the order the subquery yields them (ORDER BY with LIMIT
       // keeps SQLite from flattening it into the aggregate, so it runs as a coroutine in seq
       // order): an ORDER BY inside group_concat sorted each page again, a third of the query's
-      // time (100,000 events: 76 ms against 52). The conformance suite checks the order too.
+      // time (100,000 events: 76 ms against 52). sqlite-store.test.ts checks the order of
+      // pages of two interleaved runs at many positions and sizes.
       readJoined: db.prepare(
         `SELECT count(*) AS count, max(seq) AS last, type AS lastType, CAST(group_concat(
            '{"runId":' || @runJson || ',"seq":' || seq || ',"type":' || json_quote(type) || ',"ts":' || ts ||
