@@ -153,6 +153,33 @@ export const migrations: Array<(d: Dialect) => string> = [
   INSERT INTO run_checkpoints (run_id, seq, snapshot) SELECT id, snapshot_seq, snapshot FROM runs WHERE snapshot_seq > 0;
   ALTER TABLE runs DROP COLUMN snapshot;
   `,
+  (d) =>
+    d.only(
+      'postgres',
+      `
+  -- A node appends to a run it wrote last without reading the row first (../postgres/pg-store.ts,
+  -- "append token"): each append's update stamps the row with a token of its own, any other
+  -- update clears it, and an append names the token it expects. The trigger makes forgetting
+  -- to clear it impossible, whatever statement changes the row.
+  ALTER TABLE runs ADD COLUMN append_token TEXT;
+  CREATE FUNCTION runs_clear_append_token() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    IF NEW.append_token IS NOT DISTINCT FROM OLD.append_token THEN NEW.append_token := NULL; END IF;
+    RETURN NEW;
+  END $$;
+  CREATE TRIGGER runs_append_token BEFORE UPDATE ON runs FOR EACH ROW EXECUTE FUNCTION runs_clear_append_token();
+  -- Fails an append whose runs were not all as it expected: the whole statement and its
+  -- transaction roll back, and the node appends again after reading the rows under a lock.
+  CREATE FUNCTION runtrail_expect_runs(expected integer, updated bigint) RETURNS bigint LANGUAGE plpgsql AS $$
+  BEGIN
+    IF updated <> expected THEN
+      RAISE EXCEPTION 'runtrail: % of % runs changed since this node last wrote them', expected - updated, expected
+        USING ERRCODE = 'RTA01';
+    END IF;
+    RETURN updated;
+  END $$;
+  `,
+    ),
 ];
 
 /**

@@ -57,6 +57,12 @@ export interface EventRow {
   event_id: string | null;
 }
 
+/** A field of an owner stored as JSON text (the owner_node and owner_kind columns). */
+export function ownerField(ownerJson: string | null, field: 'node' | 'kind'): string | null {
+  const owner = parse<Owner | null>(ownerJson, null);
+  return owner ? owner[field] : null;
+}
+
 export const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
 export const parse = <T>(text: string | null | undefined, fallback: T): T =>
   text === null || text === undefined ? fallback : (JSON.parse(text) as T);

@@ -140,6 +140,111 @@ describe('PgRunStore specifics', () => {
     });
   });
 
+  describe('appends on rows as this node last wrote them (append tokens)', () => {
+    const owner = (id: string) => ({ kind: 'producer' as const, node: `node-${id}`, id });
+    /** Two nodes' stores on one schema. */
+    const twoNodes = async () => {
+      const s = await schema();
+      const a = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: s, poolSize: 3 });
+      const b = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: s, poolSize: 3 });
+      return { a, b, close: () => Promise.all([a.close(), b.close()]) };
+    };
+
+    it('commits a run’s appends without reading its row once this node wrote it last', async () => {
+      const { a, close } = await twoNodes();
+      try {
+        await a.createRun({ id: 'r', name: 'n', now: 1, leaseTtlMs: 60_000, owner: owner('a') });
+        for (let i = 1; i <= 30; i++) {
+          const r = await a.append('r', [{ type: 'x.tick', data: { i }, id: `e${i}` }], { now: 1 + i, owner: owner('a') });
+          expect(r.seq).toBe(i);
+        }
+        // The first append reads the row under its lock; every later one takes the unread way.
+        expect(a.commitCounts).toEqual({ locked: 1, unread: 29 });
+      } finally {
+        await close();
+      }
+    });
+
+    it('sees every change another node made to the row since (a heartbeat, a takeover, appends), 200 times', async () => {
+      const { a, b, close } = await twoNodes();
+      try {
+        let now = 1_000;
+        let seq = 0;
+        for (let round = 0; round < 200; round++) {
+          const id = `r${round}`;
+          await a.createRun({ id, name: 'n', now, leaseTtlMs: 1_000, owner: owner('a') });
+          // A writes the row, so its next append would go unread...
+          seq = (await a.append(id, [{ type: 'x.tick' }], { now: ++now, owner: owner('a') })).seq;
+          expect(seq).toBe(1);
+          // ...but B changes it first, in one of three ways.
+          switch (round % 3) {
+            case 0: {
+              // B appends: A's next events come after B's, with no gap.
+              const fromB = await b.append(id, [{ type: 'x.b' }, { type: 'x.b' }], { now: ++now });
+              expect(fromB.seq).toBe(3);
+              const next = await a.append(id, [{ type: 'x.tick' }], { now: ++now, owner: owner('a') });
+              expect(next.seq).toBe(4);
+              break;
+            }
+            case 1: {
+              // B's producer takes over once A's lease lapsed: A is refused, naming B's owner.
+              now += 2_000;
+              await b.heartbeat(id, { now, owner: owner('b') });
+              await expect(a.append(id, [{ type: 'x.tick' }], { now: ++now, owner: owner('a') })).rejects.toMatchObject({
+                code: 'lease_lost',
+                message: expect.stringContaining('node-b'),
+              });
+              break;
+            }
+            default: {
+              // B renews the lease (a heartbeat of the same owner): A's append keeps B's renewal, not its own copy.
+              now += 500;
+              const beat = await b.heartbeat(id, { now, owner: owner('a') });
+              const next = await a.append(id, [{ type: 'x.tick' }], { now, owner: owner('a'), renewLease: false });
+              expect(next.seq).toBe(2);
+              expect(next.run.leaseExpiresAt).toBe(beat.leaseExpiresAt);
+            }
+          }
+          const [fromA, fromB] = [await a.getRun(id), await b.getRun(id)];
+          expect(fromA).toEqual(fromB);
+          const events = await b.readEvents(id, 0, 100);
+          expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+        }
+        // Each change was found by the token (A's unread write failed whole and was made again on
+        // the row read under its lock), not by luck: 200 first appends and 200 such retries.
+        expect(a.commitCounts).toEqual({ locked: 400, unread: 0 });
+      } finally {
+        await close();
+      }
+    });
+
+    it('gives seq exactly 1..4,000 when both nodes append to one run at once, 16 appenders each', async () => {
+      const { a, b, close } = await twoNodes();
+      try {
+        await a.createRun({ id: 'r', name: 'n', now: 1, leaseTtlMs: 60_000 });
+        const perNode = 2_000;
+        const appender = (store: PgRunStore, node: string, k: number) => async () => {
+          for (let i = k; i < perNode; i += 16) await store.append('r', [{ type: 'x.tick', data: { node, i }, id: `${node}-${i}` }], { now: 2 });
+        };
+        await Promise.all([
+          ...Array.from({ length: 16 }, (_, k) => appender(a, 'a', k)()),
+          ...Array.from({ length: 16 }, (_, k) => appender(b, 'b', k)()),
+        ]);
+        const events = await a.readEvents('r', 0, 10_000);
+        expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 2 * perNode }, (_, i) => i + 1));
+        expect(new Set(events.map((e) => e.id)).size).toBe(2 * perNode);
+        expect((await b.getRun('r'))!.seq).toBe(2 * perNode);
+        // Both took the unread way, and both found the other's writes in the way.
+        for (const store of [a, b]) {
+          expect(store.commitCounts.unread).toBeGreaterThan(0);
+          expect(store.commitCounts.locked).toBeGreaterThan(1);
+        }
+      } finally {
+        await close();
+      }
+    });
+  });
+
   it('tells other nodes of a deleted run with its list fields, or only its id when they do not fit in a notification', async () => {
     await withListener(async (store, listener) => {
       const deleted: Array<[string, Run | null]> = [];

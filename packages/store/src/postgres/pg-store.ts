@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import {
   RuntrailError,
@@ -47,6 +48,7 @@ import {
   type RunRow as BaseRunRow,
   leaseAfterAppend,
   leaseOfNewRun,
+  ownerField,
   HeadFold,
   headOfRow,
   type RunHead,
@@ -140,15 +142,22 @@ const MAX_EVENTS_PER_COMMIT = 5_000;
  * when the checkpoint stays, else it is written at the run's new seq) and
  * one notification per run (22 = channel). Data-modifying WITH
  * parts all run, once, whether or not the final SELECT reads them.
+ *
+ * Each run's row is stamped with a new append token (24). A batch folded on
+ * the rows as this node last wrote them, without reading them (see
+ * `appendUnread`), names the token it expects (25; null when the rows are
+ * locked and read): a run whose row was changed since is not updated, and
+ * runtrail_expect_runs then fails the statement, which updated fewer runs
+ * than the 26 it was given.
  */
 const APPEND_SQL = `WITH inserted AS (
     INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal)
     SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bool[])
   ), v AS (
     SELECT * FROM unnest($8::text[], $9::int[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::text[], $15::text[],
-      $16::bigint[], $17::bigint[], $18::text[], $19::bigint[], $20::bigint[], $21::bigint[], $23::int[])
+      $16::bigint[], $17::bigint[], $18::text[], $19::bigint[], $20::bigint[], $21::bigint[], $23::int[], $24::text[], $25::text[])
       AS v(id, seq, snapshot, status, started_at, finished_at, error, output, lease_expires_at, heartbeat_at, owner,
-        cancel_requested_at, last_progress_at, stalled_at, from_seq)
+        cancel_requested_at, last_progress_at, stalled_at, from_seq, token, expected_token)
   ), c AS (
     INSERT INTO run_checkpoints (run_id, seq, snapshot) SELECT v.id, v.seq, v.snapshot FROM v WHERE v.snapshot IS NOT NULL
     ON CONFLICT (run_id) DO UPDATE SET seq = EXCLUDED.seq, snapshot = EXCLUDED.snapshot
@@ -157,10 +166,11 @@ const APPEND_SQL = `WITH inserted AS (
       finished_at = v.finished_at, error = v.error, output = v.output, lease_expires_at = v.lease_expires_at,
       heartbeat_at = v.heartbeat_at, owner = v.owner, owner_node = (v.owner::jsonb)->>'node',
       owner_kind = (v.owner::jsonb)->>'kind', cancel_requested_at = v.cancel_requested_at,
-      last_progress_at = v.last_progress_at, stalled_at = v.stalled_at
-    FROM v WHERE r.id = v.id RETURNING r.id, r.seq, v.from_seq
+      last_progress_at = v.last_progress_at, stalled_at = v.stalled_at, append_token = v.token
+    FROM v WHERE r.id = v.id AND (v.expected_token IS NULL OR r.append_token = v.expected_token)
+    RETURNING r.id, r.seq, v.from_seq
   )
-  SELECT count(pg_notify($22, ${appendPayloadSql('u.from_seq', 'u.seq', 'u.id')})) FROM u`;
+  SELECT runtrail_expect_runs($26, count(*)), count(pg_notify($22, ${appendPayloadSql('u.from_seq', 'u.seq', 'u.id')})) FROM u`;
 
 /** BIGINT columns hold epoch milliseconds and durations: numbers, not strings. */
 const types = {
@@ -213,9 +223,24 @@ export class PgRunStore implements SharedRunStore {
   private pending: PendingAppend[] = [];
   /** Group commits in flight; at most one per pool connection but one. */
   private committing = 0;
-  /** Per run, this node's commits in flight and how many of them still wait for its row lock. */
+  /** Per run, this node's commits in flight and how many of them have not sent their write yet. */
   private readonly committingRuns = new Map<string, { commits: number; locking: number }>();
   private readonly maxCommitting: number;
+  /**
+   * Per run, its row as this node's last append wrote it, and the append
+   * token that append stamped it with: the next append folds on it without
+   * reading the row (appendUnread). Any other write of the row clears the
+   * token in the database (a trigger), and that append then fails as a
+   * whole and is made again on the row read under its lock.
+   */
+  private readonly written = new Map<string, { token: string; row: RunRow }>();
+  /** Append tokens: unique across nodes and restarts (a random prefix), one per run per commit. */
+  private readonly tokenPrefix = randomBytes(9).toString('base64url');
+  private tokens = 0;
+  /** The connection appendUnread queues its commits on, while any is in flight. */
+  private lane: { client: Promise<pg.PoolClient>; inFlight: number; broken: Error | undefined } | null = null;
+  /** Commits made on rows as last written (`unread`) and on rows read under their lock (`locked`): tests read it. */
+  readonly commitCounts = { unread: 0, locked: 0 };
   private closed = false;
 
   private constructor(options: PgStoreOptions) {
@@ -419,7 +444,7 @@ export class PgRunStore implements SharedRunStore {
       // Other nodes' live run lists drop it.
       await c.query(`SELECT pg_notify($1, $2)`, [this.channel, deletedPayload(rowToRun(row, initialSnapshot()))]);
     });
-    this.heads.forget(id);
+    this.forgetRun(id);
   }
 
   append(runId: string, events: EventInput[], options: AppendOptions): Promise<AppendResult> {
@@ -431,11 +456,11 @@ export class PgRunStore implements SharedRunStore {
 
   /**
    * Start group commits while connections are free. A run gets a second
-   * commit from this node only once its first holds the run's row lock, and
-   * no third: the second's BEGIN and lock wait in PostgreSQL and it starts
-   * at the first's COMMIT, while more commits would only hold connections
-   * waiting. Appends that wait here go, in arrival order, into the next
-   * commit, which is then larger.
+   * commit from this node only once its first has folded its appends and
+   * sent its write (`locked`), and no third: the second, folded on the rows
+   * the first writes (appendUnread), is queued behind it and runs at its
+   * COMMIT, while more commits would only be smaller. Appends that wait here
+   * go, in arrival order, into the next commit, which is then larger.
    */
   private schedule(): void {
     while (this.pending.length > 0 && this.committing < this.maxCommitting) {
@@ -484,26 +509,33 @@ export class PgRunStore implements SharedRunStore {
     }
   }
 
-  /** `locked`: called once the batch holds its runs' row locks (the first time). */
+  /** `locked`: called once the batch's write is sent, folded on its runs' rows (the first time). */
   private async commitBatch(batch: PendingAppend[], locked: () => void = () => undefined): Promise<void> {
-    let outcomes: Array<{ ok: AppendResult } | { err: unknown }>;
+    let outcomes: Outcome[] | null;
     try {
-      try {
-        outcomes = await this.lockedTx(batch, (c, heads, beforeCommit) => {
-          locked();
-          return this.appendBatch(c, batch, heads, { lookupIds: false, beforeCommit });
-        });
-      } catch (err) {
-        if (!isEventIdConflict(err) && !(err instanceof IdLookupNeeded)) throw err;
-        // Some event id of the batch may be stored already (a producer's retry): the
-        // unique index said so, or an ended run; now look every id up and give retries their seqs.
-        for (const item of batch) this.heads.forget(item.runId);
-        outcomes = await this.lockedTx(batch, (c, heads, beforeCommit) =>
-          this.appendBatch(c, batch, heads, { lookupIds: true, beforeCommit }),
-        );
+      outcomes = await this.appendUnread(batch, locked);
+      if (outcomes === null) {
+        try {
+          outcomes = await this.lockedTx(batch, async (c, heads, beforeCommit) => {
+            const result = await this.appendBatch(c, batch, heads, { lookupIds: false, beforeCommit });
+            // Written: the next batch of these runs folds on what this one wrote, unread (its
+            // write then waits for this one's row lock in PostgreSQL).
+            locked();
+            return result;
+          });
+        } catch (err) {
+          if (!isEventIdConflict(err) && !(err instanceof IdLookupNeeded)) throw err;
+          // Some event id of the batch may be stored already (a producer's retry): the
+          // unique index said so, or an ended run; now look every id up and give retries their seqs.
+          for (const item of batch) this.forgetRun(item.runId);
+          outcomes = await this.lockedTx(batch, (c, heads, beforeCommit) =>
+            this.appendBatch(c, batch, heads, { lookupIds: true, beforeCommit }),
+          );
+        }
+        this.commitCounts.locked++;
       }
     } catch (err) {
-      for (const item of batch) this.heads.forget(item.runId);
+      for (const item of batch) this.forgetRun(item.runId);
       if (batch.length === 1) {
         batch[0]!.reject(err);
         return;
@@ -517,6 +549,100 @@ export class PgRunStore implements SharedRunStore {
       if ('ok' in outcome) item.resolve(outcome.ok);
       else item.reject(outcome.err);
     });
+  }
+
+  /**
+   * Commit a batch folded on its runs' rows as this node's last appends
+   * wrote them, without reading them. BEGIN, the write and COMMIT are queued
+   * at once on the lane, one connection that takes these commits in order:
+   * PostgreSQL runs each right after the one before, with no round trip to
+   * this node between them, and a run's row lock is held for its write and
+   * commit only.
+   *
+   * Null, with nothing written, when a run's row or snapshot is not known
+   * here, when an append would be refused (that is judged on the row read
+   * under its lock, never on this node's copy), or when a row changed since
+   * this node wrote it: its append token differs, so the write fails as a
+   * whole (runtrail_expect_runs, or the seqs it took are taken). The caller
+   * then commits the batch the locked way.
+   */
+  private async appendUnread(batch: PendingAppend[], locked: () => void): Promise<Outcome[] | null> {
+    const runIds = [...new Set(batch.map((item) => item.runId))];
+    if (!runIds.every((runId) => this.writtenHead(runId))) return null;
+    const lane = (this.lane ??= { client: this.pool.connect(), inFlight: 0, broken: undefined });
+    lane.inFlight++;
+    let client: pg.PoolClient | undefined;
+    const queued: Array<Promise<unknown>> = [];
+    try {
+      client = await lane.client;
+      // From here to the COMMIT nothing waits: no other commit's statements can come between these.
+      const resolved: Array<{ row: RunRow; snapshot: Snapshot }> = [];
+      const unread: UnreadRuns = { tokens: new Map() };
+      for (const runId of runIds) {
+        const head = this.writtenHead(runId);
+        if (!head) return null;
+        resolved.push({ row: head.row, snapshot: head.snapshot });
+        unread.tokens.set(runId, head.token);
+      }
+      queued.push(client.query('BEGIN'));
+      let outcomes: Outcome[];
+      try {
+        outcomes = this.foldBatch(client, batch, resolved, new Map(), { lookupIds: false, beforeCommit: queued, unread });
+      } catch (err) {
+        queued.push(client.query('ROLLBACK'));
+        throw err;
+      }
+      // After a failed statement PostgreSQL answers COMMIT with a rollback, and the failure rejects here.
+      queued.push(client.query('COMMIT'));
+      // Written: the next batch of these runs folds on what this one wrote, queued after this COMMIT.
+      locked();
+      await Promise.all(queued);
+      this.commitCounts.unread++;
+      return outcomes;
+    } catch (err) {
+      // The others' outcomes follow from `err`; all are answered before the connection is released.
+      await Promise.allSettled(queued);
+      const mapped = asUnavailable(err);
+      if (RuntrailError.isCode(mapped, 'unavailable')) {
+        // The lane's connection may be gone: commits after this one take a new one.
+        lane.broken = err as Error;
+        if (this.lane === lane) this.lane = null;
+      }
+      if (err instanceof UnreadRefused || isStaleUnreadWrite(err) || isEventIdConflict(err)) {
+        for (const runId of runIds) this.forgetRun(runId);
+        return null;
+      }
+      for (const runId of runIds) this.forgetRun(runId);
+      throw mapped;
+    } finally {
+      if (--lane.inFlight === 0) {
+        if (this.lane === lane) this.lane = null;
+        if (client) client.release(lane.broken);
+      }
+    }
+  }
+
+  /** A run's row as this node last wrote it, with its token and the snapshot at its seq, when this node holds all three. */
+  private writtenHead(runId: string): { token: string; row: RunRow; snapshot: Snapshot } | undefined {
+    const last = this.written.get(runId);
+    const snapshot = last && this.heads.at(runId, last.row.seq);
+    return last && snapshot ? { ...last, snapshot } : undefined;
+  }
+
+  private rememberWritten(runId: string, token: string, row: RunRow): void {
+    this.written.delete(runId);
+    this.written.set(runId, { token, row });
+    // As many as the heads kept: a run whose head is gone cannot be appended to unread anyway.
+    if (this.written.size > (this.options.snapshotCacheSize ?? 1000)) {
+      const oldest = this.written.keys().next().value;
+      if (oldest !== undefined) this.written.delete(oldest);
+    }
+  }
+
+  /** This node's copies of a run (its head, its row as last written): a write that may be in them failed, or the run is gone. */
+  private forgetRun(runId: string): void {
+    this.heads.forget(runId);
+    this.written.delete(runId);
   }
 
   /**
@@ -550,28 +676,15 @@ export class PgRunStore implements SharedRunStore {
     batch: PendingAppend[],
     heads: RunRow[],
     { lookupIds, beforeCommit }: { lookupIds: boolean; beforeCommit: Array<Promise<unknown>> },
-  ): Promise<Array<{ ok: AppendResult } | { err: unknown }>> {
+  ): Promise<Outcome[]> {
     // The rows are locked: their checkpoints cannot move while this reads them.
     const resolved = await this.resolve(heads, c);
-    const states = new Map<string, RunState>();
-    for (const { row, snapshot } of resolved) {
-      states.set(row.id, {
-        ...headOfRow(row, snapshot),
-        row,
-        before: snapshot,
-        now: 0,
-        leaseExpiresAt: row.lease_expires_at,
-        heartbeatAt: row.heartbeat_at,
-        owner: row.owner,
-        dirty: false,
-      });
-    }
-
     // Every event id of the batch that is already stored, in one query.
+    const runIds = new Set(resolved.map(({ row }) => row.id));
     const idRuns: string[] = [];
     const idValues: string[] = [];
     for (const item of batch) {
-      if (!states.has(item.runId)) continue;
+      if (!runIds.has(item.runId)) continue;
       for (const e of item.events) {
         if (e.id === undefined) continue;
         idRuns.push(item.runId);
@@ -587,6 +700,36 @@ export class PgRunStore implements SharedRunStore {
         values: [idRuns, idValues],
       });
       for (const r of found.rows) known.set(`${r.run_id}\u0000${r.event_id}`, { seq: r.seq, type: r.type, ts: r.ts, data: r.data });
+    }
+    return this.foldBatch(c, batch, resolved, known, { lookupIds, beforeCommit });
+  }
+
+  /**
+   * appendBatch's fold and write, on runs with their snapshots (`resolved`)
+   * and the stored event ids it knows of (`known`). Synchronous: the write is
+   * queued on `c` in the same turn as whatever the caller queued before it.
+   * `unread`: the rows are this node's copies (appendUnread), and the write
+   * expects their append tokens.
+   */
+  private foldBatch(
+    c: pg.PoolClient,
+    batch: PendingAppend[],
+    resolved: Array<{ row: RunRow; snapshot: Snapshot }>,
+    known: Map<string, StoredEventRef>,
+    { lookupIds, beforeCommit, unread }: { lookupIds: boolean; beforeCommit: Array<Promise<unknown>>; unread?: UnreadRuns },
+  ): Outcome[] {
+    const states = new Map<string, RunState>();
+    for (const { row, snapshot } of resolved) {
+      states.set(row.id, {
+        ...headOfRow(row, snapshot),
+        row,
+        before: snapshot,
+        now: 0,
+        leaseExpiresAt: row.lease_expires_at,
+        heartbeatAt: row.heartbeat_at,
+        owner: row.owner,
+        dirty: false,
+      });
     }
 
     const rows: { run: string[]; seq: number[]; type: string[]; ts: number[]; data: string[]; id: Array<string | null>; terminal: boolean[] } = {
@@ -620,6 +763,8 @@ export class PgRunStore implements SharedRunStore {
         }
         results.push({ ok: { state, seqs: draft.seqs, appended: draft.appended, appendedText, options: item.options } });
       } catch (err) {
+        // Refused on this node's copy of the row: judged again on the row itself.
+        if (unread) throw new UnreadRefused();
         // An ended run takes nothing new, but a retry of its stored events gets their seqs: look the ids up.
         if (!lookupIds && RuntrailError.isCode(err, 'run_already_terminal') && item.events.some((e) => e.id !== undefined)) {
           throw new IdLookupNeeded();
@@ -629,6 +774,7 @@ export class PgRunStore implements SharedRunStore {
     }
 
     const dirty = [...states.values()].filter((s) => s.dirty);
+    const tokens = dirty.map(() => `${this.tokenPrefix}.${++this.tokens}`);
     const checkpoint = dirty.map((s) =>
       s.seq > s.row.seq && this.heads.shouldCheckpoint(s.row.id, s.row.snapshot_seq, s.before, s.snapshot, s.now) ? JSON.stringify(s.snapshot) : null,
     );
@@ -654,13 +800,17 @@ export class PgRunStore implements SharedRunStore {
         dirty.map((s) => s.snapshot.stalled?.at ?? null),
         this.channel,
         dirty.map((s) => s.row.seq),
+        tokens,
+        dirty.map((s) => unread?.tokens.get(s.row.id) ?? null),
+        dirty.length,
       ] }));
     }
-    // Remember snapshots only once the commit is certain to be attempted; a failed
-    // commit clears them (commitBatch), and they are keyed by seq anyway.
+    // Remember snapshots and rows only once the commit is certain to be attempted; a failed
+    // commit forgets them (commitBatch), and they are keyed by seq and token anyway.
     dirty.forEach((s, i) => {
       const text = checkpoint[i]!;
       this.heads.appended(s.row.id, s.seq, s.snapshot, text === null ? null : { at: s.now, bytes: text.length });
+      this.rememberWritten(s.row.id, tokens[i]!, rowAfter(s, text !== null));
     });
     return results.map((r) => {
       if ('err' in r) return r;
@@ -839,7 +989,7 @@ export class PgRunStore implements SharedRunStore {
       });
     } catch (err) {
       // The rolled-back event may already be in this node's head.
-      this.heads.forget(input.runId);
+      this.forgetRun(input.runId);
       throw err;
     }
   }
@@ -935,11 +1085,13 @@ export class PgRunStore implements SharedRunStore {
   /**
    * Run `fn` in one transaction on one connection; any error rolls it back.
    * `first`, a statement without parameters, is sent with BEGIN in one
-   * message and its result handed to `fn`.
+   * message and its result handed to `fn`. `beginWithoutWaiting`: BEGIN is
+   * sent ahead of what `fn` sends, without waiting for its answer.
    */
   async tx<T>(
     fn: (client: pg.PoolClient, first: pg.QueryResult | undefined, beforeCommit: Array<Promise<unknown>>) => Promise<T>,
     first?: string,
+    { beginWithoutWaiting = false }: { beginWithoutWaiting?: boolean } = {},
   ): Promise<T> {
     let client: pg.PoolClient;
     try {
@@ -952,7 +1104,9 @@ export class PgRunStore implements SharedRunStore {
     const beforeCommit: Array<Promise<unknown>> = [];
     try {
       let firstResult: pg.QueryResult | undefined;
-      if (first === undefined) await client.query('BEGIN');
+      // Without waiting: BEGIN leaves with what `fn` sends and the COMMIT, in one round trip.
+      if (beginWithoutWaiting) beforeCommit.push(client.query('BEGIN'));
+      else if (first === undefined) await client.query('BEGIN');
       else firstResult = ((await client.query(`BEGIN; ${first}`)) as unknown as pg.QueryResult[])[1];
       const result = await fn(client, firstResult, beforeCommit);
       // After a failed statement PostgreSQL answers COMMIT with a rollback, and the failure rejects here.
@@ -1121,6 +1275,48 @@ function foldAppend(
 
 /** Thrown (and caught) inside an append batch: its event ids must be looked up before it can be judged. */
 class IdLookupNeeded extends Error {}
+
+/** Thrown (and caught) inside an append batch folded on rows as last written: an append of it would be refused. */
+class UnreadRefused extends Error {}
+
+type Outcome = { ok: AppendResult } | { err: unknown };
+
+/** The runs of a batch folded without reading them: the append tokens their rows should carry. */
+interface UnreadRuns {
+  tokens: Map<string, string>;
+}
+
+/**
+ * A write folded on rows as last written found one changed: its append token
+ * differed (runtrail_expect_runs), or another append took the seqs it was
+ * about to take (the events' primary key).
+ */
+function isStaleUnreadWrite(err: unknown): boolean {
+  const e = err as { code?: string; constraint?: string };
+  return e?.code === 'RTA01' || (e?.code === '23505' && e.constraint === 'events_pkey');
+}
+
+/** A run's row as an append batch writes it (APPEND_SQL's update of runs). */
+function rowAfter(s: RunState, checkpointed: boolean): RunRow {
+  return {
+    ...s.row,
+    seq: s.seq,
+    snapshot_seq: checkpointed ? s.seq : s.row.snapshot_seq,
+    status: s.status,
+    started_at: s.startedAt,
+    finished_at: s.finishedAt,
+    error: s.error,
+    output: s.output,
+    lease_expires_at: s.leaseExpiresAt,
+    heartbeat_at: s.heartbeatAt,
+    owner: s.owner,
+    owner_node: ownerField(s.owner, 'node'),
+    owner_kind: ownerField(s.owner, 'kind'),
+    cancel_requested_at: s.cancelRequestedAt,
+    last_progress_at: s.snapshot.lastProgressAt,
+    stalled_at: s.snapshot.stalled?.at ?? null,
+  };
+}
 
 /** A unique violation on the event id index: some event id of the batch is stored already. */
 function isEventIdConflict(err: unknown): boolean {

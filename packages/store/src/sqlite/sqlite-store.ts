@@ -47,6 +47,7 @@ import {
   type EventRow,
   type RunRow,
   leaseAfterAppend,
+  ownerField,
   leaseOfNewRun,
   HeadFold,
   headOfRow,
@@ -852,8 +853,3 @@ function busyRetryDelay(attempt: number): number {
   return Math.min(50, 5 * 2 ** attempt);
 }
 
-
-function ownerField(ownerJson: string | null, field: 'node' | 'kind'): string | null {
-  const owner = parse<Owner | null>(ownerJson, null);
-  return owner ? owner[field] : null;
-}
