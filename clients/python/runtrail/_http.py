@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import http.client
 import json
 import random
@@ -24,6 +25,8 @@ RETRYABLE_CODES = frozenset({"unavailable", "internal"})
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 #: Bytes an upload sends at a time, looking for an early answer between blocks.
 UPLOAD_BLOCK = 256 * 1024
+#: Bytes a download reads at a time.
+DOWNLOAD_BLOCK = 256 * 1024
 
 
 def backoff_delay(attempt: int, initial: float = 0.05, maximum: float = 2.0) -> float:
@@ -171,7 +174,7 @@ class Http:
         *,
         json_body: Any = None,
         data: Optional[bytes] = None,
-        upload: Optional[Callable[[], Any]] = None,
+        attempt: Optional[Callable[[], Any]] = None,
         headers: Optional[Mapping[str, str]] = None,
         retry_for: float = 0.0,
         stop: Optional[threading.Event] = None,
@@ -182,19 +185,19 @@ class Http:
         event ids, a finish id and an Idempotency-Key on create. A 503's
         Retry-After is honoured. When the time is up, the last error is
         raised (a server nobody answers for becomes ``unavailable`` naming
-        the URL). ``stop`` cuts the waiting short. ``upload`` makes each
-        attempt instead (an ``upload()`` call), with the same retries.
+        the URL). ``stop`` cuts the waiting short. ``attempt`` makes each
+        attempt instead (an ``upload()`` or a download), with the same retries.
         """
         extra = dict(headers or {})
         if json_body is not None:
             data = json.dumps(json_body, allow_nan=False).encode("utf-8")
             extra.setdefault("content-type", "application/json")
         deadline = time.monotonic() + retry_for
-        attempt = 0
+        tries = 0
         while True:
             try:
-                if upload is not None:
-                    return upload()
+                if attempt is not None:
+                    return attempt()
                 with self.open(route, params, query, body=data, headers=extra) as response:
                     payload = response.read()
                 return json.loads(payload.decode("utf-8")) if payload else None
@@ -203,7 +206,7 @@ class Http:
                     raise
                 wait = retry_after_seconds(err)
                 if wait is None:
-                    wait = backoff_delay(attempt)
+                    wait = backoff_delay(tries)
                 if time.monotonic() + wait > deadline:
                     raise self.unreachable(err, retry_for) from err
                 if stop is not None:
@@ -211,7 +214,57 @@ class Http:
                         raise self.unreachable(err, retry_for) from err
                 else:
                     time.sleep(wait)
-                attempt += 1
+                tries += 1
+
+    def download(self, route: str, params: Mapping[str, str], sink: IO[bytes], *, retry_for: float) -> Dict[str, Any]:
+        """Stream the body of a GET into ``sink`` (a seekable file), checked against its ETag (the sha256).
+
+        A connection cut midway is resumed where it stopped (``Range``), for
+        up to ``retry_for`` seconds, as ``request`` retries; content replaced
+        in between (another ETag) is fetched again from its start. Returns
+        ``{size, sha256, contentType}``; raises ``RuntrailError`` if what
+        arrived is not what the server said it sent.
+        """
+        got: Dict[str, Any] = {"received": 0, "etag": None, "sha256": hashlib.sha256()}
+
+        def start_over() -> None:
+            sink.seek(0)
+            sink.truncate()
+            got.update(received=0, etag=None, sha256=hashlib.sha256())
+
+        def fetch() -> Dict[str, Any]:
+            resuming = got["received"] > 0
+            headers = {"accept": "*/*", **({"range": f"bytes={got['received']}-"} if resuming else {})}
+            with self.open(route, params, headers=headers) as response:
+                etag = response.headers.get("etag")
+                if resuming and (response.status != 206 or etag != got["etag"]):
+                    # The whole body again (a server that ignores Range), or other content: from its start.
+                    start_over()
+                    if response.status == 206:
+                        return fetch()
+                got["etag"] = etag
+                total = _total_size(response)
+                while True:
+                    block = response.read(DOWNLOAD_BLOCK)
+                    if not block:
+                        break
+                    sink.write(block)
+                    got["sha256"].update(block)
+                    got["received"] += len(block)
+                content_type = response.headers.get("content-type")
+            if total is not None and got["received"] < total:
+                raise http.client.IncompleteRead(b"", total - got["received"])  # retried: resumes from here
+            digest = got["sha256"].hexdigest()
+            expected = (etag or "").strip('"')
+            if (total is not None and got["received"] != total) or (expected and digest != expected):
+                raise RuntrailError(
+                    "invalid_response",
+                    f"GET {self.url(route, params)}: received {got['received']} bytes with sha256 {digest}, "
+                    f"the server announced {total} bytes with sha256 {expected or '(none)'}",
+                )
+            return {"size": got["received"], "sha256": digest, "contentType": content_type}
+
+        return self.request(route, params, attempt=fetch, retry_for=retry_for)  # type: ignore[no-any-return]
 
     def unreachable(self, err: BaseException, retry_for: float) -> RuntrailError:
         """The error to raise once retries are over: the server's own if it answered, else a clear 'nobody answers'."""
@@ -225,3 +278,13 @@ class Http:
             "Start one with `runtrail serve`, or set RUNTRAIL_URL to the server's URL.",
             {"url": self.base_url, "cause": str(reason)},
         )
+
+
+def _total_size(response: http.client.HTTPResponse) -> Optional[int]:
+    """The whole content's size: a 206's Content-Range total, else Content-Length (None if the server sent neither)."""
+    content_range = response.headers.get("content-range") or ""
+    if response.status == 206 and "/" in content_range:
+        total = content_range.rsplit("/", 1)[1]
+        return int(total) if total.isdigit() else None
+    length = response.headers.get("content-length")
+    return int(length) if length and length.isdigit() else None

@@ -25,6 +25,8 @@ ROUTES: Dict[str, Tuple[str, str]] = {
     "cancelRun": ("POST", f"{API_PREFIX}/runs/:id/cancel"),
     "streamRun": ("GET", f"{API_PREFIX}/runs/:id/stream"),
     "putArtifact": ("PUT", f"{API_PREFIX}/runs/:id/artifacts/:name"),
+    "listArtifacts": ("GET", f"{API_PREFIX}/runs/:id/artifacts"),
+    "getArtifact": ("GET", f"{API_PREFIX}/runs/:id/artifacts/:name"),
 }
 
 QueryValue = Union[str, int, float, bool, None]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import threading
 import uuid
-from typing import Any, Dict, Iterator, Mapping, Optional, cast
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Union, cast
 
 from . import _sender
 from ._http import Http
@@ -125,6 +126,42 @@ class Client:
         """Ask a run to stop (what the dashboard's Cancel does); its producer sees ``Cancelled``."""
         body = {"reason": reason} if reason is not None else {}
         return cast(Dict[str, Any], self._http.request("cancelRun", {"id": run_id}, json_body=body, retry_for=self.start_timeout))
+
+    def artifacts(self, run_id: str) -> List[Dict[str, Any]]:
+        """The run's artifact records in ordinal order: ``ordinal``, ``name``, ``contentType``, ``size``, ``sha256``, ``createdAt``, ``metadata``."""
+        answer = self._http.request("listArtifacts", {"id": run_id}, retry_for=self.start_timeout)
+        return cast(List[Dict[str, Any]], answer["artifacts"])
+
+    def download_artifact(self, run_id: str, name: str, dest: Union[None, str, "os.PathLike[str]"] = None) -> Union[bytes, str]:
+        """The content of the run's artifact ``name``: as bytes, or written to ``dest`` and its path returned.
+
+        ``dest`` is a file path, or an existing folder to put the file in
+        under the artifact's name. The content is streamed into a file beside
+        it and checked against the sha256 the server gives; only then does it
+        take the path (a failed or cut download leaves no file there). A
+        connection cut midway is resumed where it stopped, through outages of
+        up to ``retry_for`` seconds. Without ``dest`` the whole content is
+        held in memory: give a path for big files.
+        """
+        params = {"id": run_id, "name": name}
+        if dest is None:
+            with tempfile.TemporaryFile() as sink:
+                self._http.download("getArtifact", params, sink, retry_for=self.retry_for)
+                sink.seek(0)
+                return sink.read()
+        path = os.fspath(dest)
+        if os.path.isdir(path):
+            path = os.path.join(path, name)  # artifact names hold no path separators (the server refuses them)
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, partial = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=folder)
+        try:
+            with os.fdopen(fd, "w+b") as sink:
+                self._http.download("getArtifact", params, sink, retry_for=self.retry_for)
+            os.replace(partial, path)
+        except BaseException:
+            os.unlink(partial)
+            raise
+        return path
 
     def watch(self, run_id: str, after: int = 0) -> Iterator[Dict[str, Any]]:
         """Yield the run's events after seq ``after`` until its end, resuming after drops (see ``runtrail.watch.watch``)."""

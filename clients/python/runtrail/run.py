@@ -346,7 +346,7 @@ class Run:
                 "putArtifact",
                 route_params,
                 query,
-                upload=lambda: self.client._http.upload("putArtifact", route_params, query, open_body=open_body, size=size, headers=headers),
+                attempt=lambda: self.client._http.upload("putArtifact", route_params, query, open_body=open_body, size=size, headers=headers),
                 retry_for=self.client.retry_for,
             )
         except RuntrailError as err:

@@ -1,0 +1,136 @@
+"""Reading artifacts back: listing a run's records, downloading to bytes, a path or a folder, and resuming a cut download."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import tempfile
+import threading
+import unittest
+from typing import List
+
+import runtrail
+from tests.support import Server
+
+server: Server
+
+
+def setUpModule() -> None:
+    global server
+    server = Server().start()
+
+
+def tearDownModule() -> None:
+    server.close()
+
+
+class CuttingProxy:
+    """A TCP proxy in front of the server that cuts the first ``cuts`` responses after ``after`` bytes; records each request's head."""
+
+    def __init__(self, target_port: int, after: int, cuts: int = 1) -> None:
+        self.target_port = target_port
+        self.after = after
+        self.cuts = cuts
+        self.requests: List[str] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.target_port))
+        with client, upstream:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            self.requests.append(head.decode("latin-1"))
+            cut = self.cuts > 0
+            self.cuts -= 1
+            upstream.sendall(head)
+            relayed = 0
+            while True:
+                chunk = upstream.recv(65536)
+                if not chunk:
+                    return
+                if cut and relayed + len(chunk) >= self.after:
+                    client.sendall(chunk[: self.after - relayed])
+                    return  # both sockets close: the client sees the body end early
+                client.sendall(chunk)
+                relayed += len(chunk)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+class ArtifactsReadTest(unittest.TestCase):
+    def setUp(self) -> None:
+        self.rt = runtrail.Client(server.url)
+        self.folder = tempfile.mkdtemp(prefix="runtrail-py-dl-")
+        self.big = os.urandom(3 * 1024 * 1024 + 17)
+        with self.rt.run("artifacts-read") as run:
+            run.artifact("01_input.txt", b"What is runtrail?", metadata={"stage": 1})
+            run.artifact("02_empty.bin", b"")
+            run.artifact("03_weights.bin", self.big)
+        self.run_id = run.id
+
+    def test_lists_the_records_in_order_and_downloads_each_to_bytes(self) -> None:
+        records = self.rt.artifacts(self.run_id)
+        self.assertEqual([(r["ordinal"], r["name"], r["size"]) for r in records], [(1, "01_input.txt", 17), (2, "02_empty.bin", 0), (3, "03_weights.bin", len(self.big))])
+        self.assertEqual(records[0]["metadata"], {"stage": 1})
+        self.assertEqual(records[2]["sha256"], hashlib.sha256(self.big).hexdigest())
+        self.assertEqual(self.rt.download_artifact(self.run_id, "01_input.txt"), b"What is runtrail?")
+        self.assertEqual(self.rt.download_artifact(self.run_id, "02_empty.bin"), b"")
+        self.assertEqual(self.rt.download_artifact(self.run_id, "03_weights.bin"), self.big)
+
+    def test_downloads_to_a_path_or_into_a_folder_under_its_name_leaving_nothing_else(self) -> None:
+        path = self.rt.download_artifact(self.run_id, "03_weights.bin", os.path.join(self.folder, "model.bin"))
+        self.assertEqual(path, os.path.join(self.folder, "model.bin"))
+        into = self.rt.download_artifact(self.run_id, "01_input.txt", self.folder)
+        self.assertEqual(into, os.path.join(self.folder, "01_input.txt"))
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), self.big)
+        with open(into, "rb") as f:
+            self.assertEqual(f.read(), b"What is runtrail?")
+        self.assertEqual(sorted(os.listdir(self.folder)), ["01_input.txt", "model.bin"])
+
+    def test_a_missing_artifact_raises_its_code_and_leaves_no_file(self) -> None:
+        with self.assertRaises(runtrail.RuntrailError) as caught:
+            self.rt.download_artifact(self.run_id, "04_missing.txt", self.folder)
+        self.assertEqual(caught.exception.code, "artifact_not_found")
+        self.assertIn("04_missing.txt", caught.exception.message)
+        self.assertEqual(os.listdir(self.folder), [])
+
+    def test_a_download_cut_midway_resumes_where_it_stopped_and_is_whole(self) -> None:
+        proxy = CuttingProxy(int(server.url.rsplit(":", 1)[1]), after=1024 * 1024, cuts=2)
+        try:
+            through = runtrail.Client(f"http://127.0.0.1:{proxy.port}", retry_for=30)
+            path = through.download_artifact(self.run_id, "03_weights.bin", self.folder)
+            with open(path, "rb") as f:
+                self.assertEqual(hashlib.sha256(f.read()).hexdigest(), hashlib.sha256(self.big).hexdigest())
+            # Three requests: the whole file, then twice the rest from where each cut left it.
+            self.assertEqual(len(proxy.requests), 3)
+            self.assertNotIn("range:", proxy.requests[0].lower())
+            ranges = [line.split(":", 1)[1].strip() for request in proxy.requests[1:] for line in request.split("\r\n") if line.lower().startswith("range:")]
+            self.assertEqual(len(ranges), 2)
+            starts = [int(r.removeprefix("bytes=").rstrip("-")) for r in ranges]
+            self.assertGreater(starts[0], 0)
+            self.assertGreater(starts[1], starts[0])
+            self.assertEqual(os.listdir(self.folder), ["03_weights.bin"])
+        finally:
+            proxy.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
