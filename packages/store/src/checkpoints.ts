@@ -119,12 +119,6 @@ export class RunHeads {
     return { tail: { runId: row.id, after: row.snapshot_seq, upto: row.seq, base } };
   }
 
-  /** This process's snapshot of the run at exactly `seq`, if it holds one. */
-  at(runId: string, seq: number): Snapshot | undefined {
-    const head = this.heads.get(runId);
-    return head?.seq === seq ? head.snapshot : undefined;
-  }
-
   /** Whether snapshotOrTail(row) needs the checkpoint (this process holds no head between it and the row). */
   needsCheckpoint(row: CheckpointedRow): boolean {
     return row.snapshot_seq > 0 && this.usableHead(row) === undefined;

@@ -218,13 +218,17 @@ describe('PgRunStore specifics', () => {
       }
     });
 
-    it('gives seq exactly 1..4,000 when both nodes append to one run at once, 16 appenders each', async () => {
+    it('gives seq exactly 1..4,000 and snapshots equal to the fold when both nodes append to one run at once, 16 appenders each', async () => {
       const { a, b, close } = await twoNodes();
       try {
         await a.createRun({ id: 'r', name: 'n', now: 1, leaseTtlMs: 60_000 });
         const perNode = 2_000;
         const appender = (store: PgRunStore, node: string, k: number) => async () => {
-          for (let i = k; i < perNode; i += 16) await store.append('r', [{ type: 'x.tick', data: { node, i }, id: `${node}-${i}` }], { now: 2 });
+          for (let i = k; i < perNode; i += 16) {
+            await store.append('r', [{ type: 'counter', data: { name: node, delta: 1 }, id: `${node}-${i}` }], { now: 2 });
+            // Readers on both nodes meanwhile: a node's snapshot must never be folded on seqs another node took.
+            if (i % 160 === k) await Promise.all([a.getRun('r'), b.getRun('r')]);
+          }
         };
         await Promise.all([
           ...Array.from({ length: 16 }, (_, k) => appender(a, 'a', k)()),
@@ -233,7 +237,16 @@ describe('PgRunStore specifics', () => {
         const events = await a.readEvents('r', 0, 10_000);
         expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 2 * perNode }, (_, i) => i + 1));
         expect(new Set(events.map((e) => e.id)).size).toBe(2 * perNode);
-        expect((await b.getRun('r'))!.seq).toBe(2 * perNode);
+        for (const store of [a, b]) {
+          const run = (await store.getRun('r'))!;
+          expect(run.seq).toBe(2 * perNode);
+          expect(run.snapshot.counters.named).toEqual({ a: perNode, b: perNode });
+        }
+        // One more append on each node folds on its own head: still right.
+        await a.append('r', [{ type: 'counter', data: { name: 'a', delta: 1 } }], { now: 3 });
+        const last = await b.append('r', [{ type: 'counter', data: { name: 'b', delta: 1 } }], { now: 3 });
+        expect(last.run.snapshot.counters.named).toEqual({ a: perNode + 1, b: perNode + 1 });
+        expect((await a.getRun('r'))!.snapshot.counters.named).toEqual({ a: perNode + 1, b: perNode + 1 });
         // Both took the unread way, and both found the other's writes in the way.
         for (const store of [a, b]) {
           expect(store.commitCounts.unread).toBeGreaterThan(0);

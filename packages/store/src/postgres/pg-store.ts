@@ -56,7 +56,7 @@ import {
   type StatusCountRow,
 } from '../rows.js';
 import { pendingMigrations, postgresDialect } from '../migrations.js';
-import { RunHeads, checkpointPolicy, type CheckpointOptions } from '../checkpoints.js';
+import { RunHeads, checkpointPolicy, type CheckpointOptions, type WrittenCheckpoint } from '../checkpoints.js';
 import { eventJson, type EventText } from '../event-text.js';
 import { appendPayload, appendPayloadSql, deletedPayload } from './notifications.js';
 import { PgListener } from './pg-listener.js';
@@ -227,13 +227,14 @@ export class PgRunStore implements SharedRunStore {
   private readonly committingRuns = new Map<string, { commits: number; locking: number }>();
   private readonly maxCommitting: number;
   /**
-   * Per run, its row as this node's last append wrote it, and the append
-   * token that append stamped it with: the next append folds on it without
-   * reading the row (appendUnread). Any other write of the row clears the
-   * token in the database (a trigger), and that append then fails as a
-   * whole and is made again on the row read under its lock.
+   * Per run, its row and snapshot as this node's last append wrote them,
+   * and the append token that append stamped the row with: the next append
+   * folds on them without reading the row (appendUnread). Any other write
+   * of the row clears the token in the database (a trigger), and that
+   * append then fails as a whole and is made again on the row read under
+   * its lock.
    */
-  private readonly written = new Map<string, { token: string; row: RunRow }>();
+  private readonly written = new Map<string, WrittenRow>();
   /** Append tokens: unique across nodes and restarts (a random prefix), one per run per commit. */
   private readonly tokenPrefix = randomBytes(9).toString('base64url');
   private tokens = 0;
@@ -568,7 +569,7 @@ export class PgRunStore implements SharedRunStore {
    */
   private async appendUnread(batch: PendingAppend[], locked: () => void): Promise<Outcome[] | null> {
     const runIds = [...new Set(batch.map((item) => item.runId))];
-    if (!runIds.every((runId) => this.writtenHead(runId))) return null;
+    if (!runIds.every((runId) => this.written.has(runId))) return null;
     const lane = (this.lane ??= { client: this.pool.connect(), inFlight: 0, broken: undefined });
     lane.inFlight++;
     let client: pg.PoolClient | undefined;
@@ -577,12 +578,12 @@ export class PgRunStore implements SharedRunStore {
       client = await lane.client;
       // From here to the COMMIT nothing waits: no other commit's statements can come between these.
       const resolved: Array<{ row: RunRow; snapshot: Snapshot }> = [];
-      const unread: UnreadRuns = { tokens: new Map() };
+      const unread: UnreadRuns = { tokens: new Map(), heads: [] };
       for (const runId of runIds) {
-        const head = this.writtenHead(runId);
-        if (!head) return null;
-        resolved.push({ row: head.row, snapshot: head.snapshot });
-        unread.tokens.set(runId, head.token);
+        const last = this.written.get(runId);
+        if (!last) return null;
+        resolved.push({ row: last.row, snapshot: last.snapshot });
+        unread.tokens.set(runId, last.token);
       }
       queued.push(client.query('BEGIN'));
       let outcomes: Outcome[];
@@ -597,6 +598,7 @@ export class PgRunStore implements SharedRunStore {
       // Written: the next batch of these runs folds on what this one wrote, queued after this COMMIT.
       locked();
       await Promise.all(queued);
+      for (const head of unread.heads) this.heads.appended(head.runId, head.seq, head.snapshot, head.checkpoint);
       this.commitCounts.unread++;
       return outcomes;
     } catch (err) {
@@ -622,17 +624,10 @@ export class PgRunStore implements SharedRunStore {
     }
   }
 
-  /** A run's row as this node last wrote it, with its token and the snapshot at its seq, when this node holds all three. */
-  private writtenHead(runId: string): { token: string; row: RunRow; snapshot: Snapshot } | undefined {
-    const last = this.written.get(runId);
-    const snapshot = last && this.heads.at(runId, last.row.seq);
-    return last && snapshot ? { ...last, snapshot } : undefined;
-  }
-
-  private rememberWritten(runId: string, token: string, row: RunRow): void {
+  private rememberWritten(runId: string, written: WrittenRow): void {
     this.written.delete(runId);
-    this.written.set(runId, { token, row });
-    // As many as the heads kept: a run whose head is gone cannot be appended to unread anyway.
+    this.written.set(runId, written);
+    // As many as the heads kept.
     if (this.written.size > (this.options.snapshotCacheSize ?? 1000)) {
       const oldest = this.written.keys().next().value;
       if (oldest !== undefined) this.written.delete(oldest);
@@ -805,12 +800,17 @@ export class PgRunStore implements SharedRunStore {
         dirty.length,
       ] }));
     }
-    // Remember snapshots and rows only once the commit is certain to be attempted; a failed
-    // commit forgets them (commitBatch), and they are keyed by seq and token anyway.
+    // Remember rows and snapshots only once the commit is certain to be attempted; a failed
+    // commit forgets them (commitBatch, appendUnread).
     dirty.forEach((s, i) => {
       const text = checkpoint[i]!;
-      this.heads.appended(s.row.id, s.seq, s.snapshot, text === null ? null : { at: s.now, bytes: text.length });
-      this.rememberWritten(s.row.id, tokens[i]!, rowAfter(s, text !== null));
+      const head = { runId: s.row.id, seq: s.seq, snapshot: s.snapshot, checkpoint: text === null ? null : { at: s.now, bytes: text.length } };
+      // Under the row lock, these seqs are the run's if the commit takes. Folded unread they
+      // may be another node's meanwhile: this node's head at them (which readers here fold
+      // on) waits for the commit (appendUnread); only the next unread fold uses it before.
+      if (unread) unread.heads.push(head);
+      else this.heads.appended(head.runId, head.seq, head.snapshot, head.checkpoint);
+      this.rememberWritten(s.row.id, { token: tokens[i]!, row: rowAfter(s, text !== null), snapshot: s.snapshot });
     });
     return results.map((r) => {
       if ('err' in r) return r;
@@ -1284,6 +1284,15 @@ type Outcome = { ok: AppendResult } | { err: unknown };
 /** The runs of a batch folded without reading them: the append tokens their rows should carry. */
 interface UnreadRuns {
   tokens: Map<string, string>;
+  /** Filled by the fold: each run's head after the batch, for this node's heads once the commit took. */
+  heads: Array<{ runId: string; seq: number; snapshot: Snapshot; checkpoint: WrittenCheckpoint | null }>;
+}
+
+/** A run as this node's last append wrote it (see PgRunStore.written). */
+interface WrittenRow {
+  token: string;
+  row: RunRow;
+  snapshot: Snapshot;
 }
 
 /**
