@@ -568,7 +568,8 @@ export class PgRunStore implements SharedRunStore {
    * then commits the batch the locked way.
    */
   private async appendUnread(batch: PendingAppend[], locked: () => void): Promise<Outcome[] | null> {
-    const runIds = [...new Set(batch.map((item) => item.runId))];
+    // In id order, as lockedTx takes row locks: the write updates (and locks) the runs in this order.
+    const runIds = [...new Set(batch.map((item) => item.runId))].sort();
     if (!runIds.every((runId) => this.written.has(runId))) return null;
     const lane = (this.lane ??= { client: this.pool.connect(), inFlight: 0, broken: undefined });
     lane.inFlight++;
