@@ -13,6 +13,48 @@ export function median(values) {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
+/**
+ * A runtrail server's delivery-latency histogram (commit, or a notified commit's read, to the
+ * frame written to a WebSocket watcher's socket): the cumulative buckets of GET /metrics.
+ */
+export async function deliveryBuckets(url) {
+  const text = await fetch(`${url}/metrics`).then((r) => r.text());
+  const buckets = [];
+  for (const m of text.matchAll(/^runtrail_delivery_latency_seconds_bucket\{([^}]*)\} (\S+)$/gm)) {
+    if (!/transport="ws"/.test(m[1])) continue;
+    const le = /le="([^"]+)"/.exec(m[1])[1];
+    buckets.push({ le: le === '+Inf' ? Infinity : Number(le), count: Number(m[2]) });
+  }
+  return buckets;
+}
+
+/**
+ * p50 and p99 in ms of the observations between two readings of a cumulative Prometheus histogram
+ * (deliveryBuckets), interpolated linearly within a bucket as histogram_quantile does: as coarse as
+ * the buckets (1, 2.5, 5, 10, 25, 50, 100 ms ...), enough to tell the server's share of a latency.
+ */
+export function bucketQuantiles(before, after) {
+  if (!before || !after) return null;
+  const counts = after.map((b, k) => ({ le: b.le, count: b.count - (before[k]?.count ?? 0) }));
+  const total = counts.at(-1)?.count ?? 0;
+  if (total === 0) return null;
+  const at = (q) => {
+    const rank = q * total;
+    let lowerLe = 0;
+    let lowerCount = 0;
+    for (const { le, count } of counts) {
+      if (count >= rank) {
+        if (le === Infinity) return lowerLe * 1000;
+        return (lowerLe + ((le - lowerLe) * (rank - lowerCount)) / Math.max(1, count - lowerCount)) * 1000;
+      }
+      lowerLe = le;
+      lowerCount = count;
+    }
+    return lowerLe * 1000;
+  };
+  return { p50: at(0.5), p99: at(0.99) };
+}
+
 export function fmt(n) {
   return Math.round(n).toLocaleString('en-US');
 }

@@ -4,7 +4,9 @@
 //  - one-by-one appends through HTTP with 32 concurrent clients (server in its own process);
 //  - cross-node delivery: 1,000 WebSocket observers on node A, a producer
 //    appending one event per request at 500 ev/s through node B; latency from
-//    the append on B to receipt on A, p50/p99 over every (event, observer).
+//    the append on B to receipt on A, p50/p99 over every (event, observer), with
+//    B's acknowledgement of the append and node A's own share (its delivery
+//    histogram, from its read of the notified events to the socket write) beside it.
 // Prints medians of several runs, with the machine and the 1-minute load
 // average sampled through the runs, and writes them to bench/postgres-results.md.
 //
@@ -22,7 +24,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { PgRunStore, SqliteRunStore } from '../packages/store/dist/index.js';
-import { machine, median, fmt, makeEvents, httpOneByOneAppends } from './lib.mjs';
+import { machine, median, fmt, makeEvents, httpOneByOneAppends, deliveryBuckets, bucketQuantiles } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -194,6 +196,7 @@ const crossNode = () =>
       const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
       const { hostname, port } = new URL(b.url);
       const aCpuBefore = a.cpuMs();
+      const delivery0 = await deliveryBuckets(a.url);
       const start = Date.now();
       const pending = [];
       const acks = [];
@@ -229,12 +232,23 @@ const crossNode = () =>
       // Node A's CPU per event delivered to one observer: its share of the work, which a busy machine
       // (appends acknowledged late by B) changes far less than the latencies.
       const aCpuUsPerDelivery = ((a.cpuMs() - aCpuBefore) * 1000) / Math.max(1, latencies.length);
+      // Node A's own share: from its read of the notified events to the frame written to each socket
+      // (runtrail_delivery_latency_seconds: one observation per frame, timed from its oldest event).
+      const onA = bucketQuantiles(delivery0, await deliveryBuckets(a.url));
       const expected = total * observerCount;
       if (latencies.length < expected) {
         process.stderr.write(`cross-node: observers received ${latencies.length} of ${expected} events within 60 s of the last append; the rest count as never\n`);
         for (let missing = expected - latencies.length; missing > 0; missing--) latencies.push(Infinity);
       }
-      return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), ackP50: percentile(acks, 0.5), ackP99: percentile(acks, 0.99), aCpuUsPerDelivery };
+      return {
+        p50: percentile(latencies, 0.5),
+        p99: percentile(latencies, 0.99),
+        ackP50: percentile(acks, 0.5),
+        ackP99: percentile(acks, 0.99),
+        aCpuUsPerDelivery,
+        aP50: onA?.p50,
+        aP99: onA?.p99,
+      };
     } finally {
       for (const proc of children.splice(0)) proc.kill();
       await a.stop();
@@ -253,7 +267,7 @@ function percentile(values, p) {
 async function main() {
   const runs = Number(args.runs);
   const total = Number(args.events);
-  const r = { pgBatched: [], bare: [], sqliteBatched: [], pgHttp: [], sqliteHttp: [], p50: [], p99: [], ackP50: [], ackP99: [], aCpu: [] };
+  const r = { pgBatched: [], bare: [], sqliteBatched: [], pgHttp: [], sqliteHttp: [], p50: [], p99: [], ackP50: [], ackP99: [], aP50: [], aP99: [], aCpu: [] };
   const loads = [];
   const sampler = setInterval(() => loads.push(loadavg()[0]), 5000);
   loads.push(loadavg()[0]);
@@ -269,12 +283,13 @@ async function main() {
       r.sqliteHttp.push(await httpOneByOne(undefined, Number(args.http), Number(args.concurrency)));
     }
     const latency = ONLY.has('cross') ? await crossNode() : {};
-    for (const k of ['p50', 'p99', 'ackP50', 'ackP99']) r[k].push(latency[k]);
+    for (const k of ['p50', 'p99', 'ackP50', 'ackP99', 'aP50', 'aP99']) r[k].push(latency[k]);
     r.aCpu.push(latency.aCpuUsPerDelivery);
     process.stderr.write(
       `run ${i + 1}/${runs}: pg ${fmt(r.pgBatched[i])}/s (bare ${fmt(r.bare[i])}/s), sqlite ${fmt(r.sqliteBatched[i])}/s; ` +
         `http pg ${fmt(r.pgHttp[i])}/s sqlite ${fmt(r.sqliteHttp[i])}/s; cross-node p50 ${ms(latency.p50)} p99 ${ms(latency.p99)} ` +
-        `(append acked p50 ${latency.ackP50} ms; node A CPU ${latency.aCpuUsPerDelivery?.toFixed(2)} µs per delivery); load ${loadavg()[0].toFixed(1)}\n`,
+        `(append acked p50 ${latency.ackP50} ms; node A read → socket p50 ${ms(latency.aP50)} p99 ${ms(latency.aP99)}; ` +
+        `node A CPU ${latency.aCpuUsPerDelivery?.toFixed(2)} µs per delivery); load ${loadavg()[0].toFixed(1)}\n`,
     );
   }
   clearInterval(sampler);
@@ -288,7 +303,7 @@ async function main() {
     '|---|---|---|---|',
     `| batched appends (500 events/append, ${fmt(total)} events) | ${fmt(m.pgBatched)} events/s | ${fmt(m.sqliteBatched)} events/s | bare \`pg\` multi-row INSERT loop: ${fmt(m.bare)} events/s (runtrail ${(m.pgBatched / m.bare).toFixed(2)}×) |`,
     `| one-by-one appends through HTTP (${args.concurrency} clients, server in its own process) | ${fmt(m.pgHttp)} events/s | ${fmt(m.sqliteHttp)} events/s | |`,
-    `| cross-node delivery, append on B → receipt on A (${fmt(Number(args.observers))} observers on A, ${args.rate} ev/s for ${args.seconds} s) | p50 ${ms(m.p50)}, p99 ${ms(m.p99)} | (one node) | append acknowledged by B: p50 ${m.ackP50} ms, p99 ${m.ackP99} ms; node A's CPU per event delivered to an observer: ${m.aCpu?.toFixed(2)} µs |`,
+    `| cross-node delivery, append on B → receipt on A (${fmt(Number(args.observers))} observers on A, ${args.rate} ev/s for ${args.seconds} s) | p50 ${ms(m.p50)}, p99 ${ms(m.p99)} | (one node) | append acknowledged by B: p50 ${m.ackP50} ms, p99 ${m.ackP99} ms; on node A from its read of the notified events to the socket write (per frame, its oldest event): p50 ${ms(m.aP50)}, p99 ${ms(m.aP99)}; node A's CPU per event delivered to an observer: ${m.aCpu?.toFixed(2)} µs |`,
   ];
   const table = `${lines.join('\n')}\n`;
   process.stdout.write(table);

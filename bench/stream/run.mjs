@@ -18,6 +18,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BENCH_DIR, Histogram, median, startChild, waitUntil } from './lib.mjs';
+import { bucketQuantiles } from '../lib.mjs';
 
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(`--${name}`);
@@ -213,33 +214,6 @@ async function workloadFanout(w, system, rep) {
       errors: sums.flatMap((s) => s.errors).slice(0, 5),
     };
   });
-}
-
-/**
- * p50 and p99 in ms of the observations between two readings of a cumulative Prometheus histogram
- * (deliveryBuckets), interpolated linearly within a bucket as histogram_quantile does: as coarse as
- * the buckets (1, 2.5, 5, 10, 25, 50, 100 ms ...), enough to tell the server's share of a latency.
- */
-function bucketQuantiles(before, after) {
-  if (!before || !after) return null;
-  const counts = after.map((b, k) => ({ le: b.le, count: b.count - (before[k]?.count ?? 0) }));
-  const total = counts.at(-1)?.count ?? 0;
-  if (total === 0) return null;
-  const at = (q) => {
-    const rank = q * total;
-    let lowerLe = 0;
-    let lowerCount = 0;
-    for (const { le, count } of counts) {
-      if (count >= rank) {
-        if (le === Infinity) return lowerLe * 1000;
-        return (lowerLe + ((le - lowerLe) * (rank - lowerCount)) / Math.max(1, count - lowerCount)) * 1000;
-      }
-      lowerLe = le;
-      lowerCount = count;
-    }
-    return lowerLe * 1000;
-  };
-  return { p50: at(0.5), p99: at(0.99) };
 }
 
 async function workloadC(system, rep) {

@@ -16,6 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_DIR, serveRpc } from './lib.mjs';
+import { deliveryBuckets } from '../lib.mjs';
 
 // A variant of runtrail (run.mjs --variant: runtrail:name) is runtrail from another build.
 const system = process.argv[2].split(':')[0];
@@ -174,17 +175,7 @@ serveRpc({
    * cumulative bucket counts now: run.mjs subtracts two readings to split a workload's latency into
    * the server's part and the rest (kernel, observer processes). null for the broadcasters.
    */
-  deliveryBuckets: async () => {
-    if (system !== 'runtrail') return null;
-    const text = await fetch(`${url}/metrics`).then((r) => r.text());
-    const buckets = [];
-    for (const m of text.matchAll(/^runtrail_delivery_latency_seconds_bucket\{([^}]*)\} (\S+)$/gm)) {
-      if (!/transport="ws"/.test(m[1])) continue;
-      const le = /le="([^"]+)"/.exec(m[1])[1];
-      buckets.push({ le: le === '+Inf' ? Infinity : Number(le), count: Number(m[2]) });
-    }
-    return buckets;
-  },
+  deliveryBuckets: async () => (system === 'runtrail' ? deliveryBuckets(url) : null),
   /** Resident memory after a full collection (the process runs with --expose-gc). */
   memory: async () => {
     for (let i = 0; i < 3; i++) {
