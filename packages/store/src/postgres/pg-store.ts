@@ -611,11 +611,9 @@ export class PgRunStore implements SharedRunStore {
         lane.broken = err as Error;
         if (this.lane === lane) this.lane = null;
       }
-      if (err instanceof UnreadRefused || isStaleUnreadWrite(err) || isEventIdConflict(err)) {
-        for (const runId of runIds) this.forgetRun(runId);
-        return null;
-      }
       for (const runId of runIds) this.forgetRun(runId);
+      // A stale copy, a refusal to judge on the row or a stored event id: the locked way decides.
+      if (err instanceof UnreadRefused || isStaleUnreadWrite(err) || isEventIdConflict(err)) return null;
       throw mapped;
     } finally {
       if (--lane.inFlight === 0) {
