@@ -113,13 +113,13 @@ const bareBatched = (total) =>
         const now = Date.now();
         await c.query('BEGIN');
         await c.query(
-          `INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal)
+          `INSERT INTO events (run_id, seq, type, ts, body, event_id, terminal)
            SELECT 'bench-run', * FROM unnest($1::int[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bool[])`,
           [
             events.map((_, i) => seq + i),
             events.map((e) => e.type),
             events.map(() => now),
-            events.map((e) => JSON.stringify(e.data)),
+            events.map((e, i) => JSON.stringify({ seq: seq + i, type: e.type, ts: now, data: e.data, id: e.id })),
             events.map((e) => e.id),
             events.map(() => false),
           ],

@@ -67,15 +67,16 @@ function bareBatched(total, batch) {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.exec(`CREATE TABLE events (run_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, ts INTEGER NOT NULL,
-      data TEXT, event_id TEXT, terminal INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
+      body TEXT, event_id TEXT, terminal INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
       CREATE UNIQUE INDEX events_event_id ON events (run_id, event_id) WHERE event_id IS NOT NULL;`);
-    const insert = db.prepare('INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    const insert = db.prepare('INSERT INTO events (run_id, seq, type, ts, body, event_id, terminal) VALUES (?, ?, ?, ?, ?, ?, ?)');
     const batches = [];
     for (let i = 0; i < total; i += batch) batches.push(makeEvents(Math.min(batch, total - i), i));
     const insertBatch = db.transaction((events, first) => {
       const now = Date.now();
       for (let i = 0; i < events.length; i++) {
-        insert.run('bench-run', first + i, events[i].type, now, JSON.stringify(events[i].data), events[i].id, 0);
+        const { type, data, id } = events[i];
+        insert.run('bench-run', first + i, type, now, JSON.stringify({ seq: first + i, type, ts: now, data, id }), id, 0);
       }
     });
     const started = process.hrtime.bigint();

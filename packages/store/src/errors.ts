@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { RuntrailError, isTerminalStatus, runNotFound, type EventInput, type Owner, type RunStatus, type Snapshot } from '@runtrail/protocol';
-import { json, parse, type ArtifactRow } from './rows.js';
+import { eventBody } from './event-text.js';
+import { json, type ArtifactRow } from './rows.js';
 import type { PutArtifactInput } from './store.js';
 
 /** Errors every adapter raises the same way (same code, same message, same details). */
@@ -66,7 +67,8 @@ export interface StoredEventRef {
   seq: number;
   type: string;
   ts: number;
-  data: string | null;
+  /** The stored body (see eventBody). */
+  body: string;
 }
 
 /**
@@ -75,12 +77,13 @@ export interface StoredEventRef {
  * A retry without `ts` matches whatever time the server gave the original.
  */
 export function sameEventOrConflict(runId: string, event: EventInput, stored: StoredEventRef): number {
-  const data = event.data === undefined ? {} : event.data;
-  const text = JSON.stringify(data);
+  const text = JSON.stringify(event.data === undefined ? {} : event.data);
+  // A retry sends the same bytes, which give the same body; data whose keys came in another order is the same too.
   const same =
     event.type === stored.type &&
     (event.ts === undefined || event.ts === stored.ts) &&
-    (text === stored.data || isDeepStrictEqual(JSON.parse(text), parse(stored.data, {})));
+    (eventBody(stored.seq, stored.type, stored.ts, text, event.id) === stored.body ||
+      isDeepStrictEqual(JSON.parse(text), (JSON.parse(stored.body) as { data: unknown }).data));
   if (same) return stored.seq;
   throw new RuntrailError(
     'event_id_conflict',

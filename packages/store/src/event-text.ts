@@ -2,11 +2,10 @@ import type { RunEvent } from '@runtrail/protocol';
 
 /**
  * A stored event as the JSON text every reader is sent: exactly the bytes
- * of `JSON.stringify(event)`, put together from the stored columns (the
- * event's data is stored as JSON text and never parsed on the way out).
- * Serialized once at the append, it is what live frames and catch-up reads
- * are built from, so fan-out to N watchers costs no parse or stringify per
- * event per watcher. `seq` and `type` are what a stream needs to frame it
+ * of `JSON.stringify(event)`, its stored body with the run id put in front
+ * (never parsed on the way out). Serialized once at the append, it is what
+ * is stored, and what live frames and catch-up reads are built from, so
+ * fan-out to N watchers costs no parse or stringify per event per watcher. `seq` and `type` are what a stream needs to frame it
  * (where to resume, where the run ends).
  */
 export interface EventText {
@@ -16,14 +15,19 @@ export interface EventText {
 }
 
 /**
- * The JSON text of an event from its columns; `dataJson` is the stored
- * JSON text of its data (`null`: stored without data, which reads as {}).
- * Keys in RunEvent's order, so it equals JSON.stringify of the event the
- * store reads back.
+ * What the events table stores of an event (its `body` column): the event's
+ * JSON text without its run id, which is the row's. Keys in RunEvent's
+ * order; `dataJson` is the JSON text of its data (`null`: none, which reads
+ * as {}). Built once, at the append.
  */
-export function eventJson(runId: string, seq: number, type: string, ts: number, dataJson: string | null, id: string | null | undefined): string {
+export function eventBody(seq: number, type: string, ts: number, dataJson: string | null, id: string | null | undefined): string {
   const tail = id === null || id === undefined ? '}' : `,"id":${JSON.stringify(id)}}`;
-  return `{"runId":${JSON.stringify(runId)},"seq":${seq},"type":${JSON.stringify(type)},"ts":${ts},"data":${dataJson ?? '{}'}${tail}`;
+  return `{"seq":${seq},"type":${JSON.stringify(type)},"ts":${ts},"data":${dataJson ?? '{}'}${tail}`;
+}
+
+/** The JSON text of an event from its run id and stored body: exactly JSON.stringify of the event. */
+export function eventJson(runId: string, body: string): string {
+  return `{"runId":${JSON.stringify(runId)},${body.slice(1)}`;
 }
 
 /** The text of an event that only exists as an object (events read back before texts were kept, tests). */

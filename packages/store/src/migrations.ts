@@ -21,6 +21,8 @@ export interface Dialect {
   readonly labels: string;
   /** After CREATE TABLE of a table keyed by its primary key only. */
   readonly clustered: string;
+  /** A text column as a JSON string, escaped as JSON.stringify escapes it. */
+  jsonQuote(column: string): string;
   /** Statements only this dialect has (PostgreSQL's jsonb and partial queue indexes). */
   only(dialect: 'sqlite' | 'postgres', sql: string): string;
 }
@@ -34,6 +36,7 @@ export const sqliteDialect: Dialect = {
   true: '1',
   labels: 'TEXT',
   clustered: ' WITHOUT ROWID',
+  jsonQuote: (column) => `json_quote(${column})`,
   only: (dialect, sql) => (dialect === 'sqlite' ? sql : ''),
 };
 
@@ -46,6 +49,7 @@ export const postgresDialect: Dialect = {
   true: 'true',
   labels: 'JSONB',
   clustered: '',
+  jsonQuote: (column) => `to_json(${column})::text`,
   only: (dialect, sql) => (dialect === 'postgres' ? sql : ''),
 };
 
@@ -180,6 +184,18 @@ export const migrations: Array<(d: Dialect) => string> = [
   END $$;
   `,
     ),
+  (d) => `
+  -- Each event is stored as the JSON text readers are sent, less the run id (the row's):
+  -- ../event-text.ts, eventBody. A catch-up read joins stored texts instead of putting each
+  -- together from five columns, which was most of its time (100,000 events: 85 ms against 60).
+  -- The columns stay for what queries need of an event (its seq, type, id, whether it ends
+  -- the run); data lives only in the body.
+  ALTER TABLE events ADD COLUMN body TEXT;
+  UPDATE events SET body = '{"seq":' || seq || ',"type":' || ${d.jsonQuote('type')} || ',"ts":' || ts || ',"data":' ||
+    COALESCE(data, '{}') || CASE WHEN event_id IS NULL THEN '}' ELSE ',"id":' || ${d.jsonQuote('event_id')} || '}' END;
+  ${d.only('postgres', 'ALTER TABLE events ALTER COLUMN body SET NOT NULL;')}
+  ALTER TABLE events DROP COLUMN data;
+  `,
 ];
 
 /**

@@ -48,13 +48,12 @@ export interface RunRow {
   attempt: number;
 }
 
+/** What reads of events select: the row's key, its type and the stored body (see eventBody). */
 export interface EventRow {
   run_id: string;
   seq: number;
   type: string;
-  ts: number;
-  data: string | null;
-  event_id: string | null;
+  body: string;
 }
 
 /** A field of an owner stored as JSON text (the owner_node and owner_kind columns). */
@@ -182,15 +181,13 @@ export function rowToRun(row: RunRow, snapshot: Snapshot): Run {
   };
 }
 
-/** The event's JSON text from its row, without parsing its data (see EventText). */
+/** The event's JSON text from its row, without parsing it (see EventText). */
 export function rowToEventText(row: EventRow): EventText {
-  return { seq: row.seq, type: row.type, json: eventJson(row.run_id, row.seq, row.type, row.ts, row.data, row.event_id) };
+  return { seq: row.seq, type: row.type, json: eventJson(row.run_id, row.body) };
 }
 
 export function rowToEvent(row: EventRow): RunEvent {
-  const event: RunEvent = { runId: row.run_id, seq: row.seq, type: row.type, ts: row.ts, data: parse(row.data, {}) };
-  if (row.event_id !== null) event.id = row.event_id;
-  return event;
+  return JSON.parse(eventJson(row.run_id, row.body)) as RunEvent;
 }
 
 /** An artifact record's row (the content is in the blob store, addressed by sha256). */

@@ -6,6 +6,8 @@ import type { RunEvent, Run } from '@runtrail/protocol';
 import { PgRunStore, SqliteRunStore, type RunStore } from '@runtrail/store';
 import { tempDir } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
+// The store's fixture of a file from before event bodies: the same run its own migration is tested on.
+import { expectLegacyRunIntact, writeLegacySqliteFile } from '../../../store/src/legacy-events.test-kit.js';
 
 /** `runtrail migrate` as a user runs it: the built binary, a real SQLite data dir, a real PostgreSQL. */
 const BIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
@@ -69,6 +71,20 @@ describe('runtrail migrate', () => {
     expect(again.stdout).toContain('copied 0 run(s) and 0 event(s)');
     expect(again.stdout).toContain('3 run(s) were already there');
     expect((await pg.getRun(parent.id))!.seq).toBe(4);
+  });
+
+  it('copies a data dir written before event bodies, every event byte for byte', async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    writeLegacySqliteFile(join(dir.path, 'runtrail.db'));
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+    const copied = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema]);
+    expect(copied.stderr).toBe('');
+    expect(copied.stdout).toContain('copied 1 run(s) and 4 event(s)');
+    const pg = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema, poolSize: 2 });
+    cleanups.push(() => pg.close());
+    await expectLegacyRunIntact(pg);
   });
 
   it('says what is missing instead of copying nothing', async () => {

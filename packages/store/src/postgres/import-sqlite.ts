@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import type { PgRunStore } from './pg-store.js';
 import type { ArtifactRow } from '../rows.js';
+import { eventBody } from '../event-text.js';
 
 export interface CopyReport {
   /** Runs copied (with all their events). */
@@ -8,6 +9,17 @@ export interface CopyReport {
   events: number;
   /** Runs already in the target, left untouched. */
   skipped: number;
+}
+
+/** An event as a SQLite file of any schema version holds it: `body`, or before bodies, `data`. */
+interface EventColumns {
+  seq: number;
+  type: string;
+  ts: number;
+  body?: string;
+  data?: string | null;
+  event_id: string | null;
+  terminal: number;
 }
 
 /** Runs per transaction: each run goes in whole with its events, or not at all. */
@@ -42,7 +54,12 @@ export async function copySqliteToPostgres(filename: string, target: PgRunStore)
       }
       return { seq: (r.snapshot_seq as number | undefined) ?? (r.seq as number), snapshot: r.snapshot as string };
     };
-    const eventsOf = db.prepare(`SELECT seq, type, ts, data, event_id, terminal FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`);
+    // Each event's stored body, or, in files older than bodies, its data to build the body from.
+    const hasBodies = db.prepare(`SELECT 1 FROM pragma_table_info('events') WHERE name = 'body'`).get() !== undefined;
+    const eventsOf = db.prepare(
+      `SELECT seq, type, ts, ${hasBodies ? 'body' : 'data'}, event_id, terminal FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+    );
+    const bodyOf = (e: EventColumns): string => e.body ?? eventBody(e.seq, e.type, e.ts, e.data ?? null, e.event_id);
     for (let i = 0; i < ids.length; i += RUNS_PER_COMMIT) {
       const chunk = ids.slice(i, i + RUNS_PER_COMMIT);
       await target.tx(async (c) => {
@@ -74,14 +91,12 @@ export async function copySqliteToPostgres(filename: string, target: PgRunStore)
             await c.query(`INSERT INTO run_checkpoints (run_id, seq, snapshot) VALUES ($1, $2, $3)`, [id, checkpoint.seq, checkpoint.snapshot]);
           }
           for (let after = 0; ; ) {
-            const rows = eventsOf.all(id, after, EVENTS_PER_INSERT) as Array<{
-              seq: number; type: string; ts: number; data: string | null; event_id: string | null; terminal: number;
-            }>;
+            const rows = eventsOf.all(id, after, EVENTS_PER_INSERT) as EventColumns[];
             if (rows.length === 0) break;
             await c.query(
-              `INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal)
+              `INSERT INTO events (run_id, seq, type, ts, body, event_id, terminal)
                SELECT $1, * FROM unnest($2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bool[])`,
-              [id, rows.map((e) => e.seq), rows.map((e) => e.type), rows.map((e) => e.ts), rows.map((e) => e.data),
+              [id, rows.map((e) => e.seq), rows.map((e) => e.type), rows.map((e) => e.ts), rows.map(bodyOf),
                 rows.map((e) => e.event_id), rows.map((e) => e.terminal === 1)],
             );
             report.events += rows.length;

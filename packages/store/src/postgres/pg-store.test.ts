@@ -5,7 +5,8 @@ import { builtStoreUrl, requireFreshBuild } from '../fresh-build.test-kit.js';
 import { checkpointSuite, type CheckpointRow } from '../checkpoints.test-kit.js';
 import { waitUntil } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
-import { migrations } from '../migrations.js';
+import { migrations, postgresDialect } from '../migrations.js';
+import { LEGACY_RUN_ID, LEGACY_RUN_SQL, expectLegacyRunIntact, legacyEventRows, legacySchema } from '../legacy-events.test-kit.js';
 import { PgRunStore } from './pg-store.js';
 import { dispatchNotification } from './notifications.js';
 import type { Run } from '@runtrail/protocol';
@@ -91,6 +92,35 @@ describe('PgRunStore specifics', () => {
       expect((await stores[3]!.listRuns({})).runs).toEqual([]);
     } finally {
       await Promise.all(stores.map((st) => st.close()));
+    }
+  });
+
+  it('reads every event of a schema written before event bodies back byte for byte, and carries on appending', async () => {
+    const s = await schema();
+    const legacy = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await legacy.connect();
+    try {
+      // The schema as a runtrail at LEGACY_VERSION migrated it, holding the legacy run.
+      await legacy.query(`CREATE SCHEMA ${s}; SET search_path TO ${s}`);
+      await legacy.query(`CREATE TABLE runtrail_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
+      for (const step of legacySchema(postgresDialect)) {
+        await legacy.query(step.sql);
+        await legacy.query(`INSERT INTO runtrail_migrations (version) VALUES ($1)`, [step.version]);
+      }
+      await legacy.query(LEGACY_RUN_SQL);
+      for (const e of legacyEventRows) {
+        await legacy.query(`INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
+          LEGACY_RUN_ID, e.seq, e.type, e.ts, e.data, e.event_id, e.terminal,
+        ]);
+      }
+    } finally {
+      await legacy.end();
+    }
+    const store = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: s, poolSize: 2 });
+    try {
+      await expectLegacyRunIntact(store);
+    } finally {
+      await store.close();
     }
   });
 

@@ -57,7 +57,7 @@ import {
 } from '../rows.js';
 import { pendingMigrations, postgresDialect } from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions, type WrittenCheckpoint } from '../checkpoints.js';
-import { eventJson, type EventText } from '../event-text.js';
+import { eventBody, eventJson, type EventText } from '../event-text.js';
 import { appendPayload, appendPayloadSql, deletedPayload } from './notifications.js';
 import { PgListener } from './pg-listener.js';
 
@@ -151,7 +151,7 @@ const MAX_EVENTS_PER_COMMIT = 5_000;
  * than the 26 it was given.
  */
 const APPEND_SQL = `WITH inserted AS (
-    INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal)
+    INSERT INTO events (run_id, seq, type, ts, body, event_id, terminal)
     SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bool[])
   ), v AS (
     SELECT * FROM unnest($8::text[], $9::int[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::text[], $15::text[],
@@ -689,11 +689,11 @@ export class PgRunStore implements SharedRunStore {
     if (lookupIds && idValues.length > 0) {
       const found = await c.query<{ run_id: string; event_id: string } & StoredEventRef>({
         name: 'runtrail.known-event-ids',
-        text: `SELECT e.run_id, e.event_id, e.seq, e.type, e.ts, e.data FROM events e
+        text: `SELECT e.run_id, e.event_id, e.seq, e.type, e.ts, e.body FROM events e
          JOIN unnest($1::text[], $2::text[]) AS k(run_id, event_id) ON e.run_id = k.run_id AND e.event_id = k.event_id`,
         values: [idRuns, idValues],
       });
-      for (const r of found.rows) known.set(`${r.run_id}\u0000${r.event_id}`, { seq: r.seq, type: r.type, ts: r.ts, data: r.data });
+      for (const r of found.rows) known.set(`${r.run_id}\u0000${r.event_id}`, { seq: r.seq, type: r.type, ts: r.ts, body: r.body });
     }
     return this.foldBatch(c, batch, resolved, known, { lookupIds, beforeCommit });
   }
@@ -726,8 +726,8 @@ export class PgRunStore implements SharedRunStore {
       });
     }
 
-    const rows: { run: string[]; seq: number[]; type: string[]; ts: number[]; data: string[]; id: Array<string | null>; terminal: boolean[] } = {
-      run: [], seq: [], type: [], ts: [], data: [], id: [], terminal: [],
+    const rows: { run: string[]; seq: number[]; type: string[]; ts: number[]; body: string[]; id: Array<string | null>; terminal: boolean[] } = {
+      run: [], seq: [], type: [], ts: [], body: [], id: [], terminal: [],
     };
     const results: Array<{ ok: { state: RunState; seqs: number[]; appended: RunEvent[]; appendedText: EventText[]; options: AppendOptions } } | { err: unknown }> = [];
     for (const item of batch) {
@@ -742,19 +742,19 @@ export class PgRunStore implements SharedRunStore {
         Object.assign(state, draft.state);
         state.now = item.options.now;
         const appendedText: EventText[] = [];
-        for (const e of draft.appended) {
-          // Serialized once: the stored data text is also what watchers are sent.
-          const data = JSON.stringify(e.data);
+        draft.appended.forEach((e, i) => {
+          // Serialized once: the stored body is also what watchers are sent.
+          const body = draft.bodies[i]!;
           rows.run.push(e.runId);
           rows.seq.push(e.seq);
           rows.type.push(e.type);
           rows.ts.push(e.ts);
-          rows.data.push(data);
+          rows.body.push(body);
           rows.id.push(e.id ?? null);
           rows.terminal.push(isTerminalType(e.type));
-          appendedText.push({ seq: e.seq, type: e.type, json: eventJson(e.runId, e.seq, e.type, e.ts, data, e.id) });
-          if (e.id !== undefined) known.set(`${e.runId}\u0000${e.id}`, { seq: e.seq, type: e.type, ts: e.ts, data });
-        }
+          appendedText.push({ seq: e.seq, type: e.type, json: eventJson(e.runId, body) });
+          if (e.id !== undefined) known.set(`${e.runId}\u0000${e.id}`, { seq: e.seq, type: e.type, ts: e.ts, body });
+        });
         results.push({ ok: { state, seqs: draft.seqs, appended: draft.appended, appendedText, options: item.options } });
       } catch (err) {
         // Refused on this node's copy of the row: judged again on the row itself.
@@ -777,7 +777,7 @@ export class PgRunStore implements SharedRunStore {
       // run: watchers on every node learn (runId, seqs) and read the events from the table.
       // Nothing here needs its answer: it goes out with the COMMIT, in one round trip.
       beforeCommit.push(c.query({ name: 'runtrail.append', text: APPEND_SQL, values: [
-        rows.run, rows.seq, rows.type, rows.ts, rows.data, rows.id, rows.terminal,
+        rows.run, rows.seq, rows.type, rows.ts, rows.body, rows.id, rows.terminal,
         dirty.map((s) => s.row.id),
         dirty.map((s) => s.seq),
         checkpoint,
@@ -828,7 +828,7 @@ export class PgRunStore implements SharedRunStore {
 
   private async readEventRows(runId: string, after: number, limit: number): Promise<EventRow[]> {
     const { rows } = await this.query<EventRow>(
-      `SELECT run_id, seq, type, ts, data, event_id FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+      `SELECT run_id, seq, type, body FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
       [runId, after, limit],
     );
     if (rows.length === 0) {
@@ -1029,14 +1029,14 @@ export class PgRunStore implements SharedRunStore {
       }
       if (events.length > 0) {
         await c.query(
-          `INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal)
+          `INSERT INTO events (run_id, seq, type, ts, body, event_id, terminal)
            SELECT $1, * FROM unnest($2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bool[])`,
           [
             run.id,
             events.map((e) => e.seq),
             events.map((e) => e.type),
             events.map((e) => e.ts),
-            events.map((e) => JSON.stringify(e.data ?? {})),
+            events.map((e) => eventBody(e.seq, e.type, e.ts, JSON.stringify(e.data ?? {}), e.id)),
             events.map((e) => e.id ?? null),
             events.map((e) => isTerminalType(e.type)),
           ],
@@ -1197,7 +1197,7 @@ export class PgRunStore implements SharedRunStore {
     if (tails.length > 0) {
       const read = await query<EventRow>(
         'runtrail.tails',
-        `SELECT e.run_id, e.seq, e.type, e.ts, e.data, e.event_id FROM events e
+        `SELECT e.run_id, e.seq, e.type, e.body FROM events e
           JOIN unnest($1::text[], $2::int[], $3::int[]) AS t(run_id, after, upto)
             ON e.run_id = t.run_id AND e.seq > t.after AND e.seq <= t.upto
           ORDER BY e.run_id, e.seq`,
@@ -1226,12 +1226,14 @@ function foldAppend(
   state: RunState,
   item: PendingAppend,
   known: Map<string, StoredEventRef>,
-): { state: Partial<RunState>; seqs: number[]; appended: RunEvent[] } {
+): { state: Partial<RunState>; seqs: number[]; appended: RunEvent[]; bodies: string[] } {
   const { runId, events, options } = item;
   const fenced = fence(runId, { status: state.status, owner: parse<Owner | null>(state.owner, null), leaseExpiresAt: state.leaseExpiresAt }, options.owner, options.now, 'append');
   if (fenced) throw fenced;
   const seqs: number[] = [];
   const appended: RunEvent[] = [];
+  // Each appended event's body (see eventBody): serialized here, once, for the row, the known ids and the watchers.
+  const bodies: string[] = [];
   const seenInBatch = new Map<string, StoredEventRef>();
   const at = new HeadFold(state);
   const head = at.head;
@@ -1249,15 +1251,17 @@ function foldAppend(
     const data = event.data === undefined ? {} : event.data;
     const seq = head.seq + 1;
     const stored: RunEvent = { runId, seq, type: event.type, ts, data };
+    const body = eventBody(seq, event.type, ts, JSON.stringify(data), event.id);
     if (event.id !== undefined) {
       stored.id = event.id;
-      seenInBatch.set(event.id, { seq, type: event.type, ts, data: JSON.stringify(data) });
+      seenInBatch.set(event.id, { seq, type: event.type, ts, body });
     }
     appended.push(stored);
+    bodies.push(body);
     seqs.push(seq);
     at.apply(stored);
   }
-  if (appended.length === 0 && !options.owner) return { state: {}, seqs, appended };
+  if (appended.length === 0 && !options.owner) return { state: {}, seqs, appended, bodies };
   const lease = leaseAfterAppend(head.status, state, state.row.lease_ttl_ms, options.now, options.renewLease !== false);
   return {
     state: {
@@ -1268,6 +1272,7 @@ function foldAppend(
     },
     seqs,
     appended,
+    bodies,
   };
 }
 

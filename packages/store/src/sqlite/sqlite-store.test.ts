@@ -14,6 +14,7 @@ import { migrations, pendingMigrations, sqliteDialect } from '../migrations.js';
 import { SqliteRunStore } from './sqlite-store.js';
 import { builtStoreUrl as built, requireFreshBuild } from '../fresh-build.test-kit.js';
 import { checkpointSuite, type CheckpointRow } from '../checkpoints.test-kit.js';
+import { expectLegacyRunIntact, writeLegacySqliteFile } from '../legacy-events.test-kit.js';
 
 const tempDirs: Array<ReturnType<typeof makeTempDir>> = [];
 function tempDir(): string {
@@ -161,6 +162,17 @@ describe('SqliteRunStore specifics', () => {
       const next = await store.append('old', [{ type: 'call.succeeded', data: { callId: 'c1' } }], { now: 2000 });
       expect(next.run.snapshot).toEqual(foldEvents(await store.readEvents('old', 0, 100)));
       expect(Object.keys(next.run.snapshot.current)).toEqual(['c2', 'c3']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('reads every event of a file written before event bodies back byte for byte, and carries on appending', async () => {
+    const filename = join(tempDir(), 'runtrail.db');
+    writeLegacySqliteFile(filename);
+    const store = new SqliteRunStore({ filename });
+    try {
+      await expectLegacyRunIntact(store);
     } finally {
       await store.close();
     }

@@ -56,7 +56,7 @@ import {
 } from '../rows.js';
 import { migrations, pendingMigrations, sqliteDialect } from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions } from '../checkpoints.js';
-import { eventJson, type EventText, type JoinedEventTexts } from '../event-text.js';
+import { eventBody, eventJson, type EventText, type JoinedEventTexts } from '../event-text.js';
 
 export interface SqliteStoreOptions extends CheckpointOptions {
   filename: string;
@@ -154,29 +154,26 @@ export class SqliteRunStore implements RunStore {
       deleteCheckpoint: db.prepare(`DELETE FROM run_checkpoints WHERE run_id = ?`),
       runByIdempotencyKey: db.prepare(`SELECT * FROM runs WHERE idempotency_key = ?`),
       insertEvent: db.prepare(
-        `INSERT INTO events (run_id, seq, type, ts, data, event_id, terminal) VALUES (?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO events (run_id, seq, type, ts, body, event_id, terminal) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (run_id, event_id) WHERE event_id IS NOT NULL DO NOTHING`,
       ),
-      eventById: db.prepare(`SELECT seq, type, ts, data FROM events WHERE run_id = ? AND event_id = ?`),
-      readEvents: db.prepare(
-        `SELECT run_id, seq, type, ts, data, event_id FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
-      ),
-      // eventJson in SQL (json_quote escapes exactly as JSON.stringify, but quotes NULL as null;
-      // the run id comes quoted as @runJson), joined in the database: one buffer per page, no
-      // row object or string per event. The conformance suite checks it byte for byte.
+      eventById: db.prepare(`SELECT seq, type, ts, body FROM events WHERE run_id = ? AND event_id = ?`),
+      readEvents: db.prepare(`SELECT run_id, seq, type, body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`),
+      // eventJson in SQL (the run id comes quoted as @runJson), joined in the database: one
+      // buffer per page, no row object or string per event. The conformance suite checks it
+      // byte for byte.
       // group_concat takes the rows in the order the subquery yields them (ORDER BY with LIMIT
       // keeps SQLite from flattening it into the aggregate, so it runs as a coroutine in seq
       // order): an ORDER BY inside group_concat sorted each page again, a third of the query's
       // time (100,000 events: 76 ms against 52). sqlite-store.test.ts checks the order of
       // pages of two interleaved runs at many positions and sizes.
       readJoined: db.prepare(
-        `SELECT count(*) AS count, max(seq) AS last, type AS lastType, CAST(group_concat(
-           '{"runId":' || @runJson || ',"seq":' || seq || ',"type":' || json_quote(type) || ',"ts":' || ts ||
-           ',"data":' || coalesce(data, '{}') || iif(event_id IS NULL, '', ',"id":' || json_quote(event_id)) || '}', ',') AS BLOB) AS json
-         FROM (SELECT seq, type, ts, data, event_id FROM events WHERE run_id = @runId AND seq > @after ORDER BY seq LIMIT @limit)`,
+        `SELECT count(*) AS count, max(seq) AS last, type AS lastType,
+           CAST(group_concat('{"runId":' || @runJson || ',' || substr(body, 2), ',') AS BLOB) AS json
+         FROM (SELECT seq, type, body FROM events WHERE run_id = @runId AND seq > @after ORDER BY seq LIMIT @limit)`,
       ),
       tailEvents: db.prepare(
-        `SELECT run_id, seq, type, ts, data, event_id FROM events WHERE run_id = ? AND seq > ? AND seq <= ? ORDER BY seq`,
+        `SELECT run_id, seq, type, body FROM events WHERE run_id = ? AND seq > ? AND seq <= ? ORDER BY seq`,
       ),
       updateAfterAppend: db.prepare(`UPDATE runs SET seq = @seq, snapshot_seq = @snapshot_seq, status = @status,
         started_at = @started_at, finished_at = @finished_at, error = @error, output = @output,
@@ -486,9 +483,9 @@ export class SqliteRunStore implements RunStore {
       const data = event.data === undefined ? {} : event.data;
       // Insert first and look up only on conflict: a producer sends an id
       // with every event, and duplicates are the rare retry.
-      const text = JSON.stringify(data);
       const seq = head.seq + 1;
-      const inserted = this.stmt.insertEvent.run(runId, seq, event.type, ts, text, event.id ?? null, terminal ? 1 : 0);
+      const body = eventBody(seq, event.type, ts, JSON.stringify(data), event.id);
+      const inserted = this.stmt.insertEvent.run(runId, seq, event.type, ts, body, event.id ?? null, terminal ? 1 : 0);
       if (inserted.changes === 0) {
         seqs.push(sameEventOrConflict(runId, event, this.stmt.eventById.get(runId, event.id) as StoredEventRef));
         continue;
@@ -496,11 +493,11 @@ export class SqliteRunStore implements RunStore {
       const stored: RunEvent = { runId, seq, type: event.type, ts, data };
       if (event.id !== undefined) {
         stored.id = event.id;
-        seenInBatch.set(event.id, { seq, type: event.type, ts, data: text });
+        seenInBatch.set(event.id, { seq, type: event.type, ts, body });
       }
       appended.push(stored);
-      // The data text just stored, not a second serialization: watchers get these bytes.
-      appendedText.push({ seq, type: event.type, json: eventJson(runId, seq, event.type, ts, text, event.id) });
+      // The body just stored, not a second serialization: watchers get these bytes.
+      appendedText.push({ seq, type: event.type, json: eventJson(runId, body) });
       seqs.push(seq);
       at.apply(stored);
     }
@@ -742,7 +739,8 @@ export class SqliteRunStore implements RunStore {
       this.stmt.insertImportedRun.run({ ...columns, execute: columns.execute ? 1 : 0, fail_on_stall: columns.fail_on_stall ? 1 : 0 });
       if (checkpoint) this.stmt.writeCheckpoint.run(run.id, checkpoint.seq, checkpoint.snapshot);
       for (const e of events) {
-        this.stmt.insertEvent.run(run.id, e.seq, e.type, e.ts, JSON.stringify(e.data ?? {}), e.id ?? null, isTerminalType(e.type) ? 1 : 0);
+        const body = eventBody(e.seq, e.type, e.ts, JSON.stringify(e.data ?? {}), e.id);
+        this.stmt.insertEvent.run(run.id, e.seq, e.type, e.ts, body, e.id ?? null, isTerminalType(e.type) ? 1 : 0);
       }
       for (const a of artifacts) this.stmt.insertArtifact.run(artifactRow({ ...a, runId: run.id }));
       return this.toRun(this.stmt.runById.get(run.id) as RunRow);
