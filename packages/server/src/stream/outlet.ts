@@ -49,6 +49,24 @@ export abstract class Outlet {
     if (queued > this.peakQueuedBytes) this.peakQueuedBytes = queued;
   }
 
+  /**
+   * One whole frame of the transport given in parts (a catch-up page as the
+   * store read it, with its frame's head and tail), written in order as one
+   * write: no part is copied into a frame of its own.
+   */
+  sendParts(parts: readonly Buffer[]): void {
+    this.hold();
+    try {
+      for (const part of parts) this.send(part, true);
+    } finally {
+      this.release();
+    }
+  }
+
+  /** Hold writes until `release`, so those in between go out together (a socket's cork). */
+  protected abstract hold(): void;
+  protected abstract release(): void;
+
   private onFlushed(err?: Error | null): void {
     // A failed write means the peer is gone; the transport's close handler
     // ends the subscriptions, so there is nothing to resume here.

@@ -28,6 +28,14 @@ class SseOutlet extends Outlet {
   protected write(data: string | Buffer, onFlushed: ((err?: Error | null) => void) | undefined): void {
     this.res.write(data, onFlushed);
   }
+
+  protected hold(): void {
+    this.res.cork();
+  }
+
+  protected release(): void {
+    this.res.uncork();
+  }
 }
 
 /**

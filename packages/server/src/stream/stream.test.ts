@@ -77,6 +77,23 @@ describe('late joiner', () => {
     expect(isExactRange(sse.state.events.map((e) => e.seq), 0, 5003)).toBe(true);
   });
 
+  test('a WebSocket subscriber catching up events bigger than a frame gets each one whole, between small ones', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'big' });
+    // Pages of one event over 64 KiB (a frame with a 64-bit length), of many small ones (16-bit), and of one small one.
+    const sizes = [10, 90_000, 20, 70_000, 70_000, 30];
+    for (const [i, size] of sizes.entries()) {
+      await s.runs.appendEvents(run.id, [...progressEvents(50, i * 51), { type: 'log', data: { level: 'info', message: 'é'.repeat(size) } }]);
+    }
+    const c = await wsClient(s);
+    c.send({ op: 'subscribe', runId: run.id, after: 0 });
+    const total = sizes.length * 51;
+    await waitFor(() => c.seqs(run.id).length >= total, { what: 'backlog' });
+    const stored = (await (await fetch(`${s.url}/api/v1/runs/${run.id}/events?after=0&limit=1000`)).json()) as { events: RunEvent[] };
+    expect(stored.events).toHaveLength(total);
+    expect(c.events.get(run.id)).toEqual(stored.events);
+  });
+
   test('after=N on WS and Last-Event-ID on SSE start right after N', async () => {
     const s = await server();
     const { run } = await s.runs.create({ name: 'resume' });

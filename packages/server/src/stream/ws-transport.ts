@@ -14,7 +14,7 @@ import {
 } from '@runtrail/protocol';
 import type { EventText, JoinedEventTexts } from '@runtrail/store';
 import { authorize, type Validity } from '../security/index.js';
-import { sendFrames, wsEventFrames, wsJoinedFrame } from './frames.js';
+import { sendFrames, wsEventFrames, wsJoinedFrameParts } from './frames.js';
 import { Outlet } from './outlet.js';
 import { RunSubscription, type SubscriptionSink } from './run-subscription.js';
 import { RunsSubscription } from './runs-subscription.js';
@@ -35,6 +35,13 @@ class WsOutlet extends Outlet {
 
   queuedBytes(): number {
     return this.ws.bufferedAmount;
+  }
+  protected hold(): void {
+    this.socket.cork();
+  }
+
+  protected release(): void {
+    this.socket.uncork();
   }
 
   protected write(data: string | Buffer, onFlushed: ((err?: Error | null) => void) | undefined, framed: boolean): void {
@@ -340,7 +347,7 @@ class WsRunSink implements SubscriptionSink {
   }
 
   joined(page: JoinedEventTexts): void {
-    this.conn.outlet.send(wsJoinedFrame(this.runId, page), true);
+    this.conn.outlet.sendParts(wsJoinedFrameParts(this.runId, page));
   }
 
   end(end: StreamEnd): void {
