@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { tempDir } from '@runtrail/test-support';
+import { join } from 'node:path';
 import { runtrail, serve } from './harness.js';
+// The store's fixture of a data file from before event bodies (schema version 6).
+import { LEGACY_RUN_ID, LEGACY_VERSION, legacyEvents, writeLegacySqliteFile } from '../../store/src/legacy-events.test-kit.js';
+import { migrations } from '../../store/src/migrations.js';
 
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
@@ -45,6 +49,42 @@ describe('runtrail serve logs', () => {
       expect(about).toEqual(['run created', 'run ended succeeded']);
     } finally {
       await server.stop();
+      dir.remove();
+    }
+  });
+
+  it('says it is upgrading an older data file before serving it, and how long it took, and serves its runs after', async () => {
+    const dir = tempDir();
+    writeLegacySqliteFile(join(dir.path, 'runtrail.db'));
+    const server = await serve(['--port', '0', '--data-dir', dir.path]);
+    try {
+      const events = (await (await fetch(`${server.url}/api/v1/runs/${LEGACY_RUN_ID}/events?after=0`)).json()) as { events: unknown[] };
+      expect(events.events).toEqual(legacyEvents);
+      expect(await server.stop()).toBe(0);
+      const messages = server
+        .stdout()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => String((JSON.parse(l) as { msg: unknown }).msg));
+      const upgrading = messages.findIndex((m) => m.startsWith(`upgrading the data file's schema from version ${LEGACY_VERSION} to ${migrations.length} before serving`));
+      const upgraded = messages.findIndex((m) => new RegExp(`^schema upgraded to version ${migrations.length} in \\d+\\.\\d s$`).test(m));
+      const listening = messages.findIndex((m) => m.startsWith('runtrail listening on'));
+      expect([upgrading, upgraded, listening].every((i) => i >= 0)).toBe(true);
+      expect(upgrading < upgraded && upgraded < listening).toBe(true);
+    } finally {
+      await server.stop();
+      dir.remove();
+    }
+  });
+
+  it('says nothing about schemas when it creates a new data file', async () => {
+    const dir = tempDir();
+    const server = await serve(['--port', '0', '--data-dir', dir.path]);
+    try {
+      expect(await server.stop()).toBe(0);
+      expect(server.stdout()).toContain('runtrail listening on');
+      expect(server.stdout()).not.toMatch(/schema/);
+    } finally {
       dir.remove();
     }
   });

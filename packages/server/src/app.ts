@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import { uuidv7 } from 'uuidv7';
 import { openBlobStore, type BlobStore, type RunStore } from '@runtrail/store';
 import { ArtifactService, registerArtifactRoutes } from './artifacts/index.js';
@@ -31,6 +31,8 @@ export interface AppDeps {
   store: RunStore;
   /** Where artifact content lives (default: files in `artifactsDir`, else `<dataDir>/artifacts`). */
   blobs?: BlobStore;
+  /** The server's logger, when made before the app (createServer logs the store's opening with it). */
+  log?: FastifyBaseLogger;
   /** Injected so tests can drive leases and timeouts without sleeping. */
   now?: () => number;
   newId?: () => string;
@@ -82,7 +84,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const newId = deps.newId ?? uuidv7;
   const http = Fastify({
     bodyLimit: config.bodyLimitBytes,
-    loggerInstance: createLogger(config),
+    loggerInstance: deps.log ?? createLogger(config),
     childLoggerFactory: deferredRequestLogger,
     // A caller's X-Request-Id is kept, so its logs and ours join up; otherwise we mint one.
     requestIdHeader: 'x-request-id',

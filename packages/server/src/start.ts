@@ -6,6 +6,7 @@ import { DatabaseClock } from './cluster/database-clock.js';
 import { RemoteFanout } from './cluster/remote-fanout.js';
 import { describeConfig, resolveConfig, type ConfigSources, type ServerConfig, type ServerConfigInput } from './config.js';
 
+import { createLogger } from './logger.js';
 import { StartupError } from './startup-error.js';
 
 export { StartupError };
@@ -72,6 +73,9 @@ export interface StartOptions extends ServerConfigInput {
 export async function createServer(options: StartOptions = {}): Promise<RuntrailServer> {
   const { store: given, sources, ...rest } = options;
   const config = resolveSecurity(resolveConfig(rest, sources).config);
+  const log = createLogger(config);
+  // Set by onMigrating when the store's schema is upgraded while it opens.
+  const upgrade = { to: 0, startedAt: 0 };
   const store =
     given ??
     (await connectStore({
@@ -80,8 +84,22 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
       databaseSchema: config.databaseSchema,
       poolSize: config.databasePoolSize,
       statementTimeoutMs: config.databaseStatementTimeoutMs,
-      onError: (err) => app.http.log.warn({ err }, 'database connection lost; the pool reconnects on next use'),
+      onError: (err) => log.warn({ err }, 'database connection lost; the pool reconnects on next use'),
+      onMigrating: (from, to) => {
+        // A new store's schema is made in a moment; an upgrade rewrites what it holds.
+        if (from === 0) return;
+        Object.assign(upgrade, { to, startedAt: Date.now() });
+        log.info(
+          { from, to },
+          `upgrading the ${config.databaseUrl ? 'database' : 'data file'}'s schema from version ${from} to ${to} before serving; ` +
+            'a large event log takes a while (stopping now leaves it as it was)',
+        );
+      },
     }));
+  if (upgrade.to > 0) {
+    const ms = Date.now() - upgrade.startedAt;
+    log.info({ version: upgrade.to, ms }, `schema upgraded to version ${upgrade.to} in ${(ms / 1000).toFixed(1)} s`);
+  }
   // Several nodes on one database: leases on the database's clock, and other
   // nodes' appends fanned out to this node's watchers.
   const shared = isSharedStore(store) ? store : null;
@@ -89,7 +107,7 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
     ? new DatabaseClock(shared, (err) => app.http.log.warn({ err }, 'could not read the database clock; keeping the last offset'))
     : null;
   await clock?.start();
-  const app = await buildApp({ config, store, ...(clock ? { now: clock.now } : {}) });
+  const app = await buildApp({ config, store, log, ...(clock ? { now: clock.now } : {}) });
   const fanout = shared ? new RemoteFanout(shared, app.hub, app.http.log) : null;
   await fanout?.start();
   let closed: Promise<void> | null = null;

@@ -199,6 +199,14 @@ export const migrations: Array<(d: Dialect) => string> = [
 ];
 
 /**
+ * Told, under the migration lock, that a schema at version `from` is about
+ * to be migrated to `to` (0: a new one). A migration of a big event log
+ * rewrites it (migration 7: about 3 s per million events on SQLite), so a
+ * server says so before it starts instead of seeming to hang.
+ */
+export type OnMigrating = (from: number, to: number) => void;
+
+/**
  * The migrations a schema at `version` still needs, as (SQL, version after
  * it); refuses a schema a newer runtrail migrated, saying to upgrade.
  */

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { RunStore } from './store.js';
+import type { OnMigrating } from './migrations.js';
 import { SqliteRunStore } from './sqlite/sqlite-store.js';
 import { PgRunStore, type PgStoreOptions } from './postgres/pg-store.js';
 import { FsBlobStore, type BlobStore } from './blobs/index.js';
@@ -8,12 +9,14 @@ import { FsBlobStore, type BlobStore } from './blobs/index.js';
 export interface StoreConfig {
   /** Folder of the embedded SQLite file (`runtrail.db`). */
   dataDir: string;
+  /** Told before the schema is migrated (see OnMigrating). */
+  onMigrating?: OnMigrating | undefined;
 }
 
 /** Open the embedded SQLite store of a data dir. */
 export function openStore(config: StoreConfig): RunStore {
   mkdirSync(config.dataDir, { recursive: true });
-  return new SqliteRunStore({ filename: join(config.dataDir, 'runtrail.db') });
+  return new SqliteRunStore({ filename: join(config.dataDir, 'runtrail.db'), onMigrating: config.onMigrating });
 }
 
 export interface ConnectConfig extends StoreConfig {
@@ -35,6 +38,7 @@ export async function connectStore(config: ConnectConfig): Promise<RunStore> {
     poolSize: config.poolSize,
     statementTimeoutMs: config.statementTimeoutMs,
     onError: config.onError,
+    onMigrating: config.onMigrating,
   });
 }
 

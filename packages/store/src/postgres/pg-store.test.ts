@@ -6,7 +6,7 @@ import { checkpointSuite, type CheckpointRow } from '../checkpoints.test-kit.js'
 import { waitUntil } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 import { migrations, postgresDialect } from '../migrations.js';
-import { LEGACY_RUN_ID, LEGACY_RUN_SQL, expectLegacyRunIntact, legacyEventRows, legacySchema } from '../legacy-events.test-kit.js';
+import { LEGACY_RUN_ID, LEGACY_RUN_SQL, LEGACY_VERSION, expectLegacyRunIntact, legacyEventRows, legacySchema } from '../legacy-events.test-kit.js';
 import { PgRunStore } from './pg-store.js';
 import { dispatchNotification } from './notifications.js';
 import type { Run } from '@runtrail/protocol';
@@ -116,8 +116,10 @@ describe('PgRunStore specifics', () => {
     } finally {
       await legacy.end();
     }
-    const store = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: s, poolSize: 2 });
+    const told: Array<[number, number]> = [];
+    const store = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: s, poolSize: 2, onMigrating: (from, to) => told.push([from, to]) });
     try {
+      expect(told).toEqual([[LEGACY_VERSION, migrations.length]]);
       await expectLegacyRunIntact(store);
     } finally {
       await store.close();

@@ -55,7 +55,7 @@ import {
   runCountsOf,
   type StatusCountRow,
 } from '../rows.js';
-import { pendingMigrations, postgresDialect } from '../migrations.js';
+import { pendingMigrations, postgresDialect, type OnMigrating } from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions, type WrittenCheckpoint } from '../checkpoints.js';
 import { eventBody, eventJson, type EventText } from '../event-text.js';
 import { appendPayload, appendPayloadSql, deletedPayload } from './notifications.js';
@@ -95,6 +95,7 @@ export interface PgStoreOptions extends CheckpointOptions {
   snapshotCacheSize?: number | undefined;
   /** Told about errors of idle pool connections (a restarting server); they never crash the process. */
   onError?: ((err: Error) => void) | undefined;
+  onMigrating?: OnMigrating | undefined;
 }
 
 /** PostgreSQL's run row: booleans and jsonb labels, plus the owner columns the updates read. */
@@ -271,7 +272,7 @@ export class PgRunStore implements SharedRunStore {
   static async open(options: PgStoreOptions): Promise<PgRunStore> {
     const store = new PgRunStore(options);
     try {
-      await store.migrate();
+      await store.migrate(options.onMigrating);
     } catch (err) {
       await store.pool.end();
       throw err;
@@ -290,7 +291,7 @@ export class PgRunStore implements SharedRunStore {
     return listener;
   }
 
-  private async migrate(): Promise<void> {
+  private async migrate(onMigrating: OnMigrating | undefined): Promise<void> {
     await this.tx(async (c) => {
       // Two nodes starting at once: the second waits here, then finds nothing to do.
       await c.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`runtrail.migrate.${this.schema}`]);
@@ -298,7 +299,10 @@ export class PgRunStore implements SharedRunStore {
       await c.query(`CREATE TABLE IF NOT EXISTS runtrail_migrations (
         version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
       const { rows } = await c.query<{ v: number | null }>(`SELECT max(version) AS v FROM runtrail_migrations`);
-      for (const step of pendingMigrations(rows[0]?.v ?? 0, postgresDialect)) {
+      const version = rows[0]?.v ?? 0;
+      const steps = pendingMigrations(version, postgresDialect);
+      if (steps.length > 0) onMigrating?.(version, steps[steps.length - 1]!.version);
+      for (const step of steps) {
         await c.query(step.sql);
         await c.query(`INSERT INTO runtrail_migrations (version) VALUES ($1)`, [step.version]);
       }

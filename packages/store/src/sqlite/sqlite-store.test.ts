@@ -14,7 +14,7 @@ import { migrations, pendingMigrations, sqliteDialect } from '../migrations.js';
 import { SqliteRunStore } from './sqlite-store.js';
 import { builtStoreUrl as built, requireFreshBuild } from '../fresh-build.test-kit.js';
 import { checkpointSuite, type CheckpointRow } from '../checkpoints.test-kit.js';
-import { expectLegacyRunIntact, writeLegacySqliteFile } from '../legacy-events.test-kit.js';
+import { LEGACY_VERSION, expectLegacyRunIntact, writeLegacySqliteFile } from '../legacy-events.test-kit.js';
 
 const tempDirs: Array<ReturnType<typeof makeTempDir>> = [];
 function tempDir(): string {
@@ -170,9 +170,16 @@ describe('SqliteRunStore specifics', () => {
   it('reads every event of a file written before event bodies back byte for byte, and carries on appending', async () => {
     const filename = join(tempDir(), 'runtrail.db');
     writeLegacySqliteFile(filename);
-    const store = new SqliteRunStore({ filename });
+    const told: Array<[number, number]> = [];
+    const store = new SqliteRunStore({ filename, onMigrating: (from, to) => told.push([from, to]) });
     try {
+      expect(told).toEqual([[LEGACY_VERSION, migrations.length]]);
       await expectLegacyRunIntact(store);
+      await store.close();
+      // Reopened: nothing left to migrate, nothing said.
+      const again = new SqliteRunStore({ filename, onMigrating: (from, to) => told.push([from, to]) });
+      await again.close();
+      expect(told).toHaveLength(1);
     } finally {
       await store.close();
     }

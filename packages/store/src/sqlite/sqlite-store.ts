@@ -54,7 +54,7 @@ import {
   runCountsOf,
   type StatusCountRow,
 } from '../rows.js';
-import { migrations, pendingMigrations, sqliteDialect } from '../migrations.js';
+import { migrations, pendingMigrations, sqliteDialect, type OnMigrating } from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions } from '../checkpoints.js';
 import { eventBody, eventJson, type EventText, type JoinedEventTexts } from '../event-text.js';
 
@@ -73,6 +73,7 @@ export interface SqliteStoreOptions extends CheckpointOptions {
    * free between attempts, before it fails `unavailable` (503).
    */
   busyWaitMs?: number;
+  onMigrating?: OnMigrating | undefined;
 }
 
 /** Retry-After given with a 503 for a database that is locked or cannot be written. */
@@ -137,7 +138,7 @@ export class SqliteRunStore implements RunStore {
     // OS crash or power loss can drop the last transactions.
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
-    this.migrate();
+    this.migrate(options.onMigrating);
     this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 10}`);
     const db = this.db;
     this.stmt = {
@@ -241,13 +242,16 @@ export class SqliteRunStore implements RunStore {
     );
   }
 
-  private migrate(): void {
+  private migrate(onMigrating: OnMigrating | undefined): void {
     // An up-to-date file needs no write lock, so a read-only one still opens and serves reads.
     if (this.db.pragma('user_version', { simple: true }) === migrations.length) return;
     // Read the version under the write lock: two processes opening a new file
     // at once must not both apply the same migration.
     this.db.transaction(() => {
-      for (const step of pendingMigrations(this.db.pragma('user_version', { simple: true }) as number, sqliteDialect)) {
+      const version = this.db.pragma('user_version', { simple: true }) as number;
+      const steps = pendingMigrations(version, sqliteDialect);
+      if (steps.length > 0) onMigrating?.(version, steps[steps.length - 1]!.version);
+      for (const step of steps) {
         this.db.exec(step.sql);
         this.db.pragma(`user_version = ${step.version}`);
       }
