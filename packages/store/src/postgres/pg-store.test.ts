@@ -7,7 +7,13 @@ import { waitUntil } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 import { migrations, postgresDialect } from '../migrations.js';
 import { LEGACY_RUN_ID, LEGACY_RUN_SQL, LEGACY_VERSION, expectLegacyRunIntact, legacyEventRows, legacySchema } from '../legacy-events.test-kit.js';
-import { PgRunStore } from './pg-store.js';
+import { EVENTS_PAGE_SQL, PgRunStore } from './pg-store.js';
+
+interface PlanNode {
+  'Actual Rows': number;
+  'Actual Loops': number;
+  Plans?: PlanNode[];
+}
 import { dispatchNotification } from './notifications.js';
 import type { Run } from '@runtrail/protocol';
 
@@ -121,6 +127,26 @@ describe('PgRunStore specifics', () => {
     try {
       expect(told).toEqual([[LEGACY_VERSION, migrations.length]]);
       await expectLegacyRunIntact(store);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('reads a page of a long run by its own rows only, whatever the statistics say (a table never analyzed)', async () => {
+    const store = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: await schema(), poolSize: 2 });
+    try {
+      await store.createRun({ id: 'long', name: 'n', now: 1, leaseTtlMs: 60_000 });
+      for (let i = 0; i < 20; i++) {
+        await store.append('long', Array.from({ length: 1000 }, (_, k) => ({ type: 'x.e', data: { i: i * 1000 + k } })), { now: 2 });
+      }
+      // How many rows each plan node produced, over all its loops: the scans of a page of 1,000 must not read the other 9,000 after it.
+      const rowsRead = (node: PlanNode): number[] => [node['Actual Rows'] * node['Actual Loops'], ...(node.Plans ?? []).flatMap(rowsRead)];
+      for (const after of [0, 10_000, 19_500]) {
+        const { rows } = await store.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${EVENTS_PAGE_SQL}`, ['long', after, 1000]);
+        const read = rowsRead(rows[0]!['QUERY PLAN'][0]!.Plan);
+        expect(Math.max(...read), `rows read by the plan of a page after ${after}`).toBe(Math.min(1000, 20_000 - after));
+      }
+      expect((await store.readEvents('long', 19_500, 1000)).map((e) => e.seq)).toEqual(Array.from({ length: 500 }, (_, k) => 19_501 + k));
     } finally {
       await store.close();
     }
