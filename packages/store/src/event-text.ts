@@ -5,8 +5,9 @@ import type { RunEvent } from '@runtrail/protocol';
  * of `JSON.stringify(event)`, its stored body with the run id put in front
  * (never parsed on the way out). Serialized once at the append, it is what
  * is stored, and what live frames and catch-up reads are built from, so
- * fan-out to N watchers costs no parse or stringify per event per watcher. `seq` and `type` are what a stream needs to frame it
- * (where to resume, where the run ends).
+ * fan-out to N watchers costs no parse or stringify per event per watcher.
+ * `seq` and `type` are what a stream needs to frame it (where to resume,
+ * where the run ends).
  */
 export interface EventText {
   seq: number;
