@@ -5,8 +5,8 @@ import { buildApp, type App } from './app.js';
 import { DatabaseClock } from './cluster/database-clock.js';
 import { RemoteFanout } from './cluster/remote-fanout.js';
 import { describeConfig, resolveConfig, type ConfigSources, type ServerConfig, type ServerConfigInput } from './config.js';
-
 import { createLogger } from './logger.js';
+
 import { StartupError } from './startup-error.js';
 
 export { StartupError };

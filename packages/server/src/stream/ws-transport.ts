@@ -36,6 +36,7 @@ class WsOutlet extends Outlet {
   queuedBytes(): number {
     return this.ws.bufferedAmount;
   }
+
   protected hold(): void {
     this.socket.cork();
   }
