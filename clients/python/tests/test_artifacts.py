@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -78,6 +79,7 @@ class ArtifactsReadTest(unittest.TestCase):
     def setUp(self) -> None:
         self.rt = runtrail.Client(server.url)
         self.folder = tempfile.mkdtemp(prefix="runtrail-py-dl-")
+        self.addCleanup(shutil.rmtree, self.folder)
         self.big = os.urandom(3 * 1024 * 1024 + 17)
         with self.rt.run("artifacts-read") as run:
             run.artifact("01_input.txt", b"What is runtrail?", metadata={"stage": 1})
