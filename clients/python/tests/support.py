@@ -34,12 +34,14 @@ def wait_until(check: Callable[[], Optional[T]], timeout: float = 15.0, what: st
 
 
 class Server:
-    """``runtrail serve`` (the built CLI) on 127.0.0.1 in its own data dir; restartable on the same port and data."""
+    """``runtrail serve`` (the built CLI) on 127.0.0.1 in its own data dir; restartable on the same port and data.
+
+    Nothing happens until ``start``, so a test module can make its shared server at import and hand
+    its methods to unittest: ``setUpModule, tearDownModule = server.start, server.close``.
+    """
 
     def __init__(self, env: Optional[Dict[str, str]] = None) -> None:
-        if not CLI.exists():
-            raise RuntimeError(f"{CLI} is missing: run `npm run build` first")
-        self.data_dir = tempfile.mkdtemp(prefix="runtrail-py-")
+        self.data_dir = ""
         self.env = {**os.environ, "RUNTRAIL_LOG_LEVEL": "warn", **(env or {})}
         self.port = 0
         self.url = ""
@@ -48,6 +50,10 @@ class Server:
         self._pump: Optional[threading.Thread] = None
 
     def start(self, timeout: float = 30.0) -> "Server":
+        if not CLI.exists():
+            raise RuntimeError(f"{CLI} is missing: run `npm run build` first")
+        # Made at the first start; a restart keeps it (same data).
+        self.data_dir = self.data_dir or tempfile.mkdtemp(prefix="runtrail-py-")
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -122,7 +128,8 @@ class Server:
 
     def close(self) -> None:
         self.stop()
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self.data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 class AddressInUse(Exception):

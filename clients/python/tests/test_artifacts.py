@@ -14,16 +14,9 @@ from typing import List
 import runtrail
 from tests.support import Server
 
-server: Server
-
-
-def setUpModule() -> None:
-    global server
-    server = Server().start()
-
-
-def tearDownModule() -> None:
-    server.close()
+server = Server()
+# One server for the module's tests: started before the first, closed (its data dir removed) after the last.
+setUpModule, tearDownModule = server.start, server.close
 
 
 class CuttingProxy:

@@ -10,16 +10,9 @@ import runtrail
 from tests.support import Server
 
 ADMIN_TOKEN = "py-client-test-admin-token-0123456789"
-server: Server
-
-
-def setUpModule() -> None:
-    global server
-    server = Server(env={"RUNTRAIL_ADMIN_TOKEN": ADMIN_TOKEN}).start()
-
-
-def tearDownModule() -> None:
-    server.close()
+server = Server(env={"RUNTRAIL_ADMIN_TOKEN": ADMIN_TOKEN})
+# One server for the module's tests: started before the first, closed (its data dir removed) after the last.
+setUpModule, tearDownModule = server.start, server.close
 
 
 class AuthTest(unittest.TestCase):

@@ -10,17 +10,10 @@ from typing import Any, Dict
 import runtrail
 from tests.support import Server, wait_until
 
-server: Server
-
-
-def setUpModule() -> None:
-    global server
-    # A reaper sweeping every 200 ms sees a lapsed lease at once.
-    server = Server(env={"RUNTRAIL_REAPER_INTERVAL_MS": "200"}).start()
-
-
-def tearDownModule() -> None:
-    server.close()
+# A reaper sweeping every 200 ms sees a lapsed lease at once.
+server = Server(env={"RUNTRAIL_REAPER_INTERVAL_MS": "200"})
+# One server for the module's tests: started before the first, closed (its data dir removed) after the last.
+setUpModule, tearDownModule = server.start, server.close
 
 
 class LeaseTest(unittest.TestCase):

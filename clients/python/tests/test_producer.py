@@ -14,16 +14,9 @@ import unittest
 import runtrail
 from tests.support import CLI, ROOT, Server, python_env, run_python, wait_until
 
-server: Server
-
-
-def setUpModule() -> None:
-    global server
-    server = Server().start()
-
-
-def tearDownModule() -> None:
-    server.close()
+server = Server()
+# One server for the module's tests: started before the first, closed (its data dir removed) after the last.
+setUpModule, tearDownModule = server.start, server.close
 
 
 def judge(i: int) -> float:

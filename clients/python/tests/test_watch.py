@@ -9,16 +9,9 @@ import runtrail
 from runtrail._routes import ROUTES
 from tests.support import ROOT, Server
 
-server: Server
-
-
-def setUpModule() -> None:
-    global server
-    server = Server().start()
-
-
-def tearDownModule() -> None:
-    server.close()
+server = Server()
+# One server for the module's tests: started before the first, closed (its data dir removed) after the last.
+setUpModule, tearDownModule = server.start, server.close
 
 
 class WatchTest(unittest.TestCase):
