@@ -10,6 +10,14 @@ export const serverUrl = window.location.origin;
 export const token = sessionToken();
 export const client = new RuntrailClient({ url: serverUrl, token });
 
+/**
+ * The live pages render at most this often: a busy run sends tens of
+ * messages a second, and rendering each one kept the browser's main thread
+ * busy nearly the whole run (bench/dashboard-cpu.mjs); five renders a second
+ * still reads as live.
+ */
+export const LIVE_RENDER_MS = 200;
+
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

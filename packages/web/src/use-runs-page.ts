@@ -2,7 +2,7 @@ import { useEffect, useState } from 'react';
 import { useRuns, type ConnectionState } from '@runtrail/client/react';
 import type { ListRunsQuery, Run, RunCounts, RunsFilter } from '@runtrail/protocol';
 import { pollEvery } from '@runtrail/client';
-import { client } from './client.js';
+import { client, LIVE_RENDER_MS } from './client.js';
 
 export const PAGE_SIZE = 25;
 const POLL_MS = 2000;
@@ -28,7 +28,7 @@ export interface RunsPage {
  */
 export function useRunsPage(filter: RunsFilter, cursor: string | undefined): RunsPage {
   const paged = cursor !== undefined;
-  const live = useRuns(filter, { limit: PAGE_SIZE });
+  const live = useRuns(filter, { limit: PAGE_SIZE, throttleMs: LIVE_RENDER_MS });
   const query: ListRunsQuery = { ...filter, ...(cursor ? { cursor } : {}), limit: PAGE_SIZE };
   const polled = usePolledList(paged ? query : null);
 
@@ -109,7 +109,7 @@ export function useRunCounts(filter: RunsFilter, changed: string): RunCounts | n
 /** Children of these runs, live (newest first), by parent; one subscription for the whole page. */
 export function useChildRuns(parentIds: readonly string[]): { byParent: Map<string, Run[]>; error: Error | null } {
   // No parent on the page: a filter nothing matches rather than a second hook path (hooks cannot be conditional).
-  const live = useRuns(parentIds.length > 0 ? { parentIds: parentIds.join(',') } : { parentId: NO_PARENT }, { limit: MAX_CHILDREN });
+  const live = useRuns(parentIds.length > 0 ? { parentIds: parentIds.join(',') } : { parentId: NO_PARENT }, { limit: MAX_CHILDREN, throttleMs: LIVE_RENDER_MS });
   const byParent = new Map<string, Run[]>();
   for (const run of live.runs) {
     if (run.parentId === null) continue;

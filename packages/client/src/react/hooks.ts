@@ -19,6 +19,8 @@ export interface UseRunOptions {
   maxEvents?: number;
   /** Skip the history: start from the run's persisted snapshot (events then start empty). */
   fromSnapshot?: boolean;
+  /** At most one render per this many ms (changes in between render together). Default 0: every change. */
+  throttleMs?: number;
 }
 
 const idleStore = <S>(state: S): ExternalStore<S> => ({ subscribe: () => () => undefined, getSnapshot: () => state });
@@ -30,7 +32,7 @@ const idleStore = <S>(state: S): ExternalStore<S> => ({ subscribe: () => () => u
  */
 export function useRun(id: string | null | undefined, options: UseRunOptions = {}): UseRunResult {
   const config = useRuntrailConfig();
-  const { maxEvents, fromSnapshot } = options;
+  const { maxEvents, fromSnapshot, throttleMs } = options;
   const store = useMemo(
     () =>
       id
@@ -38,9 +40,10 @@ export function useRun(id: string | null | undefined, options: UseRunOptions = {
             ...config,
             ...(maxEvents !== undefined ? { maxEvents } : {}),
             ...(fromSnapshot !== undefined ? { fromSnapshot } : {}),
+            ...(throttleMs !== undefined ? { throttleMs } : {}),
           })
         : idleStore(IDLE_RUN_STATE),
-    [id, config, maxEvents, fromSnapshot],
+    [id, config, maxEvents, fromSnapshot, throttleMs],
   );
   const state = useSyncExternalStore(store.subscribe, store.getSnapshot, () => IDLE_RUN_STATE);
   return { run: state.run, snapshot: state.snapshot, events: state.events, connection: state.connection, error: state.error };
@@ -53,9 +56,9 @@ export interface UseRunsResult {
 }
 
 /** A live runs list (newest first), filtered by status/name/parentId/label (`k=v[,k=v]`). */
-export function useRuns(filter: RunsFilter = {}, options: { limit?: number } = {}): UseRunsResult {
+export function useRuns(filter: RunsFilter = {}, options: { limit?: number; throttleMs?: number } = {}): UseRunsResult {
   const config = useRuntrailConfig();
-  const { limit } = options;
+  const { limit, throttleMs } = options;
   // Re-subscribe only when a filter value changes (not on every new object literal).
   const key = JSON.stringify(Object.entries(filter).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : 1)));
   const store = useMemo(
@@ -64,8 +67,9 @@ export function useRuns(filter: RunsFilter = {}, options: { limit?: number } = {
         ...config,
         filter: Object.fromEntries(JSON.parse(key) as Array<[string, string]>) as RunsFilter,
         ...(limit !== undefined ? { limit } : {}),
+        ...(throttleMs !== undefined ? { throttleMs } : {}),
       }),
-    [config, key, limit],
+    [config, key, limit, throttleMs],
   );
   const state = useSyncExternalStore(store.subscribe, store.getSnapshot, () => IDLE_RUNS_STATE);
   return { runs: state.runs, connection: state.connection, error: state.error };

@@ -50,6 +50,26 @@ test('a run source connects on first subscribe, updates its snapshot, and discon
   await waitFor(async () => (await s.runs.get(run.id)).observers === 0, { what: 'socket closed after the last subscriber' });
 });
 
+test('a throttled source renders a burst of changes at most once per window, and the last change always shows', async () => {
+  const s = await startTestServer();
+  cleanups.push(() => s.cleanup());
+  const { run } = await s.runs.create({ name: 'busy' });
+  const throttleMs = 150;
+  const source = createRunSource(run.id, { url: s.url, WebSocket: WS, throttleMs });
+  const shownAt: number[] = [];
+  const off = source.subscribe(() => shownAt.push(performance.now()));
+  cleanups.push(off);
+  await waitFor(() => source.getSnapshot().connection === 'live');
+  // One event per request, each its own WebSocket message.
+  for (let i = 0; i < 40; i++) await s.runs.appendEvents(run.id, progressEvents(1, i));
+  await waitFor(() => source.getSnapshot().seq === 40, { what: 'the last event to be shown' });
+  expect(source.getSnapshot().snapshot).toEqual((await s.runs.get(run.id)).snapshot);
+  expect(shownAt.length).toBeGreaterThan(1);
+  const gaps = shownAt.slice(1).map((at, i) => at - shownAt[i]!);
+  // Timers may fire a millisecond early; never a render per message.
+  expect(Math.min(...gaps)).toBeGreaterThanOrEqual(throttleMs - 2);
+});
+
 test('a runs source lists runs live', async () => {
   const s = await startTestServer();
   cleanups.push(() => s.cleanup());

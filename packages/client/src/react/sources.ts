@@ -22,6 +22,20 @@ export const IDLE_RUN_STATE: RunWatchState = Object.freeze({
 export const IDLE_RUNS_STATE: RunsWatchState = Object.freeze({ runs: [], connection: 'connecting', reason: 'start', error: null }) as RunsWatchState;
 
 /**
+ * How often a source may tell React to render. A run at a few hundred
+ * events/s would otherwise render a whole page per WebSocket message; past
+ * ~10 renders/s nobody sees the difference, but the browser spends a core.
+ */
+export interface RenderThrottle {
+  /**
+   * At most one render per this many ms: a change after a quiet spell renders
+   * at once, changes inside the window render together at its end. Default 0
+   * (every change renders).
+   */
+  throttleMs?: number;
+}
+
+/**
  * A source that connects while someone listens: the first subscriber opens
  * a watcher, the last one leaving closes it (so an unmounted component, or a
  * page that switched runs, leaves no socket behind). Rendering never opens
@@ -30,40 +44,56 @@ export const IDLE_RUNS_STATE: RunsWatchState = Object.freeze({ runs: [], connect
 function lazySource<S, W extends { subscribe(l: () => void): () => void; getState(): S; close(): void; start(): W }>(
   make: () => W,
   idle: S,
+  throttleMs = 0,
 ): ExternalStore<S> {
   let watch: W | null = null;
+  let off: (() => void) | null = null;
   let last: S = idle;
-  let count = 0;
+  const listeners = new Set<() => void>();
+  let lastShown = -Infinity;
+  let pending: ReturnType<typeof setTimeout> | null = null;
+  const show = () => {
+    pending = null;
+    lastShown = Date.now();
+    if (watch === null) return;
+    last = watch.getState();
+    for (const listener of listeners) listener();
+  };
+  const changed = () => {
+    if (pending !== null) return;
+    const wait = lastShown + throttleMs - Date.now();
+    if (wait <= 0) show();
+    else pending = setTimeout(show, wait);
+  };
   return {
     subscribe(listener) {
       if (watch === null) {
         watch = make();
+        off = watch.subscribe(changed);
         watch.start();
       }
-      const w = watch;
-      count++;
-      const off = w.subscribe(() => {
-        last = w.getState();
-        listener();
-      });
+      listeners.add(listener);
       // React compares getSnapshot() with what it rendered right after subscribing.
-      last = w.getState();
+      last = watch.getState();
       return () => {
-        off();
-        if (--count === 0 && watch === w) {
-          w.close();
-          watch = null;
-        }
+        if (!listeners.delete(listener) || listeners.size > 0 || watch === null) return;
+        off!();
+        watch.close();
+        watch = null;
+        if (pending !== null) clearTimeout(pending);
+        pending = null;
       };
     },
     getSnapshot: () => last,
   };
 }
 
-export function createRunSource(runId: string, options: WatchRunOptions): ExternalStore<RunWatchState> {
-  return lazySource(() => new RunWatch(runId, options), IDLE_RUN_STATE);
+export function createRunSource(runId: string, options: WatchRunOptions & RenderThrottle): ExternalStore<RunWatchState> {
+  const { throttleMs, ...watchOptions } = options;
+  return lazySource(() => new RunWatch(runId, watchOptions), IDLE_RUN_STATE, throttleMs);
 }
 
-export function createRunsSource(options: WatchRunsOptions): ExternalStore<RunsWatchState> {
-  return lazySource(() => new RunsWatch(options), IDLE_RUNS_STATE);
+export function createRunsSource(options: WatchRunsOptions & RenderThrottle): ExternalStore<RunsWatchState> {
+  const { throttleMs, ...watchOptions } = options;
+  return lazySource(() => new RunsWatch(watchOptions), IDLE_RUNS_STATE, throttleMs);
 }

@@ -60,6 +60,8 @@ export function EventLog({ events }: { events: readonly RunEvent[] }) {
     count: shown.length,
     getScrollElement: () => scroller.current,
     estimateSize: () => ROW_HEIGHT,
+    // Sizes belong to events, not positions: an open row keeps its height when a filter moves it.
+    getItemKey: (index) => shown[index]!.seq,
     overscan: 12,
   });
 

@@ -3,6 +3,7 @@ import { isTerminalStatus } from '@runtrail/protocol';
 import { useAccess } from '../access.js';
 import { Artifacts } from '../components/Artifacts.js';
 import { ChildRuns } from '../components/ChildRuns.js';
+import { LIVE_RENDER_MS } from '../client.js';
 import { EventLog } from '../components/EventLog.js';
 import { problemText } from '../problem-text.js';
 import { Link } from '../router.js';
@@ -25,7 +26,7 @@ import { useObservers } from './run/use-observers.js';
  * (each in pages/run/), the child runs, artifacts and the event log.
  */
 export function RunPage({ id }: { id: string }) {
-  const { run, snapshot, events, connection, error } = useRun(id);
+  const { run, snapshot, events, connection, error } = useRun(id, { throttleMs: LIVE_RENDER_MS });
   const live = run !== null && !isTerminalStatus(run.status) && !snapshot.terminal;
   const now = useNow(live);
   const observers = useObservers(id, live, connection);

@@ -10,6 +10,7 @@ import {
   spawnServer,
   stopServer,
   tempDir,
+  textNow,
   waitUntil,
   type ServerProcess,
 } from './harness.js';
@@ -94,8 +95,8 @@ describe('the dashboard in a real browser', () => {
     await waitUntil(async () => (await counters(page)).ok > 0, { what: 'the OK counter to rise' });
     const label = await waitUntil(
       async () => {
-        const text = await page.getByTestId('in-flight').locator('.call-label').first().textContent({ timeout: 200 });
-        return text && /^Evaluating doc_\d+ with \S+/.test(text) ? text : null;
+        const texts = await page.getByTestId('in-flight').locator('.call-label').allTextContents();
+        return texts.find((text) => /^Evaluating doc_\d+ with \S+/.test(text));
       },
       { what: 'an in-flight call label' },
     );
@@ -290,7 +291,7 @@ describe('the dashboard in a real browser', () => {
     // The live first page hands over to the paged list...
     await waitUntil(() => same(newestFirst.slice(0, 25)), { what: 'the newest 25 runs on page 1' });
     // The totals count every run, not the 25 of this page.
-    await waitUntil(async () => Number(/^(\d+) runs: /.exec((await page.getByTestId('totals').textContent({ timeout: 1000 })) ?? '')?.[1]) >= 30, {
+    await waitUntil(async () => Number(/^(\d+) runs: /.exec((await textNow(page.getByTestId('totals'))) ?? '')?.[1]) >= 30, {
       what: 'totals over every page',
     });
     await page.getByRole('button', { name: 'older runs' }).click();

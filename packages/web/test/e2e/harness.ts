@@ -113,6 +113,16 @@ export function collectConsoleErrors(page: Page): string[] {
   return errors;
 }
 
+/**
+ * The element's text as it is now, or null when it is not on the page: one
+ * read, no auto-wait. Inside waitUntil the deadline is waitUntil's; a short
+ * auto-wait per probe failed every probe in a row when a busy machine slowed
+ * the browser down.
+ */
+export async function textNow(locator: Locator): Promise<string | null> {
+  return (await locator.allTextContents())[0] ?? null;
+}
+
 export async function counters(page: Page): Promise<{ ok: number; failed: number; retries: number }> {
   const read = async (name: string) => Number(await page.getByTestId(`counter-${name}`).textContent());
   return { ok: await read('ok'), failed: await read('failed'), retries: await read('retries') };
@@ -130,7 +140,7 @@ export async function screenshot(page: Page, name: string, options: { fullPage?:
 
 /** The run page's progress in percent, from the bar's value. */
 export async function progressPercent(page: Page): Promise<number> {
-  return Number(await page.getByLabel('run progress').getAttribute('value', { timeout: 1000 }));
+  return Number(await page.getByLabel('run progress').evaluateAll((bars) => bars[0]?.getAttribute('value') ?? 0));
 }
 
 /** Whether the element is laid out wholly within the viewport's width (not cut off at either side). */

@@ -9,6 +9,7 @@ import {
   spawnServer,
   stopServer,
   tempDir,
+  textNow,
   waitUntil,
   withinViewport,
   type ServerProcess,
@@ -297,7 +298,7 @@ describe('the run page in a real browser', () => {
       await open(run.id, `slowing-${viewport.name}`);
       const eta = page.getByTestId('eta');
       const seconds = async () => {
-        const m = /about (?:(\d+) m )?(\d+(?:\.\d)?) s left/.exec((await eta.textContent({ timeout: 1000 })) ?? '');
+        const m = /about (?:(\d+) m )?(\d+(?:\.\d)?) s left/.exec((await textNow(eta)) ?? '');
         return m ? Number(m[1] ?? 0) * 60 + Number(m[2]) : null;
       };
       const left = await waitUntil(seconds, { what: 'an estimate of the time left' });
@@ -341,12 +342,12 @@ describe('the run page in a real browser', () => {
       await page.getByRole('button', { name: 'Cancel run' }).click();
       await page.getByLabel('reason (optional)').fill('wrong dataset');
       await page.getByRole('button', { name: 'Yes, cancel it' }).click();
-      await waitUntil(async () => (await page.getByTestId('cancel-reason').textContent({ timeout: 200 }))?.includes('wrong dataset'), {
+      await waitUntil(async () => (await textNow(page.getByTestId('cancel-reason')))?.includes('wrong dataset'), {
         what: 'the cancel reason to show',
       });
       // The producer stops on its own terms; the reader still learns why it was asked to.
       await finish(run.id, { status: 'cancelled', error: { message: 'stopped at the cancel request' } });
-      await waitUntil(async () => (await page.getByTestId('error-kind').textContent({ timeout: 200 })) === 'cancelled', { what: 'the run to end' });
+      await waitUntil(async () => (await textNow(page.getByTestId('error-kind'))) === 'cancelled', { what: 'the run to end' });
       expect(await page.getByTestId('cancel-reason').textContent()).toContain('wrong dataset');
     });
 

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, collectConsoleErrors, launchChromium, spawnServer, stopServer, tempDir, waitUntil, type ServerProcess } from './harness.js';
+import { assertBuilt, collectConsoleErrors, launchChromium, spawnServer, stopServer, tempDir, textNow, waitUntil, type ServerProcess } from './harness.js';
 
 /**
  * The runs list as a user reads it (issue 19.8, 19.9): why each run failed,
@@ -178,7 +178,7 @@ describe('the runs list in a real browser', () => {
         const succeeded = scene.children.length - 2;
         await waitUntil(
           async () =>
-            (await page.getByTestId('totals').textContent({ timeout: 1000 })) ===
+            (await textNow(page.getByTestId('totals'))) ===
             `${10 + succeeded} runs: 4 running (1 stalled), ${succeeded} succeeded, 5 failed, 1 cancelled`,
           { what: 'the status totals' },
         );
@@ -230,7 +230,7 @@ describe('the runs list in a real browser', () => {
         await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.children[1]]), { what: 'the failed experiment alone' });
         await page.getByLabel('filter by start time').selectOption('1h');
         expect(query(page)).toEqual({ q: 'EXPERIMENT', failed: 'error', since: '1h' });
-        await waitUntil(async () => (await page.getByTestId('totals').textContent({ timeout: 1000 })) === '1 run matches: 1 failed', { what: 'the filtered totals' });
+        await waitUntil(async () => (await textNow(page.getByTestId('totals'))) === '1 run matches: 1 failed', { what: 'the filtered totals' });
 
         await page.reload();
         await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.children[1]]), { what: 'the same list after a reload' });
@@ -244,7 +244,7 @@ describe('the runs list in a real browser', () => {
         await later.clock.install({ time: Date.now() + 2 * 3600_000 });
         const ahead = await later.newPage();
         await ahead.goto(`${server!.url}/?since=1h`);
-        await waitUntil(async () => ((await ahead.getByTestId('runs-empty').textContent({ timeout: 1000 })) ?? '').startsWith('No runs match these filters.'), {
+        await waitUntil(async () => ((await textNow(ahead.getByTestId('runs-empty'))) ?? '').startsWith('No runs match these filters.'), {
           what: 'no run in the last hour, two hours on',
         });
         await ahead.getByLabel('filter by start time').selectOption('24h');
@@ -289,7 +289,7 @@ describe('the runs list in a real browser', () => {
       await page.goto(`${server!.url}/?q=bulk`);
       await waitUntil(async () => (await shownIds(page)).length === 25, { what: 'a full first page' });
       const totals = '27 runs match: 24 running, 3 failed';
-      await waitUntil(async () => (await page.getByTestId('totals').textContent({ timeout: 1000 })) === totals, { what: 'totals over both pages' });
+      await waitUntil(async () => (await textNow(page.getByTestId('totals'))) === totals, { what: 'totals over both pages' });
       await page.getByRole('button', { name: 'older runs' }).click();
       await waitUntil(async () => (await shownIds(page)).length === 2, { what: 'the 2 oldest on page 2' });
       expect(await page.getByTestId('totals').textContent()).toBe(totals);

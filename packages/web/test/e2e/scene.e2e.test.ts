@@ -13,6 +13,7 @@ import {
   spawnServer,
   stopServer,
   tempDir,
+  textNow,
   waitUntil,
   type ServerProcess,
 } from './harness.js';
@@ -185,10 +186,10 @@ describe('the scene behind the README screenshots', () => {
     await post(`/runs/${cancelled.id}/finish`, { status: 'cancelled', error: { message: 'wrong target language (de, not fr)' } });
 
     await page.goto(`${server!.url}/runs/${stuck.id}`);
-    await waitUntil(async () => /stalled/.test((await page.getByTestId('eta').textContent({ timeout: 200 })) ?? ''), {
+    await waitUntil(async () => /stalled/.test((await textNow(page.getByTestId('eta'))) ?? ''), {
       what: 'the stalled run to say so',
     });
-    await waitUntil(async () => /no progress for [2-9]/.test((await page.getByTestId('stalled').textContent({ timeout: 200 })) ?? ''), {
+    await waitUntil(async () => /no progress for [2-9]/.test((await textNow(page.getByTestId('stalled'))) ?? ''), {
       what: 'a couple of seconds stuck',
     });
     await screenshot(page, 'run-stalled');
@@ -213,7 +214,7 @@ describe('the scene behind the README screenshots', () => {
     });
     await page.getByTestId('metric-accuracy').waitFor();
     // The executor running it follows its events too, but only this page is watching.
-    await waitUntil(async () => (await page.getByTestId('observers').textContent({ timeout: 200 }))?.includes('1 watching'), {
+    await waitUntil(async () => (await textNow(page.getByTestId('observers')))?.includes('1 watching'), {
       what: 'one watcher: this page',
     });
     await screenshot(page, 'run', { fullPage: true });
