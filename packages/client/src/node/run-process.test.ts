@@ -73,6 +73,19 @@ describe('runProcess', () => {
     expect(sink.of('counter')).toEqual([{ name: 'ok', delta: 1 }]);
   });
 
+  it('echoes output and reports bad ::runtrail:: lines in the order the lines came, several lines in one write included', async () => {
+    const seen: string[] = [];
+    // One write of four lines: the pipe hands them over as one chunk.
+    const script = `printf 'first\\n::runtrail:: not json\\nsecond\\n::runtrail:: [1]\\n'`;
+    const result = await runProcess('sh', ['-c', script], {
+      sink: new Collect(),
+      echo: (_stream, text) => seen.push(...text.split(/(?<=\n)/)),
+      onBadLine: (reason) => seen.push(`bad line: ${reason}`),
+    });
+    expect(result.badLines).toBe(2);
+    expect(seen.map((s) => s.replace(/^bad line: .*/, 'bad line'))).toEqual(['first\n', 'bad line', 'second\n', 'bad line']);
+  });
+
   it('bounds a flood of output: lines over the rate are counted and reported, and all are in the output log', async () => {
     const sink = new Collect();
     const logFile = join(dir, 'flood.log');

@@ -308,8 +308,17 @@ export function spawnProcess(command: string, args: string[], options: RunProces
         : null;
       stream.on('data', (chunk: Buffer) => {
         armIdle();
-        echoed?.push(chunk);
-        splitter.push(chunk);
+        if (!echoed) return splitter.push(chunk);
+        // A line at a time, so what is said about a line (a malformed ::runtrail:: line's warning) shows
+        // where that line was, not after the rest of a chunk that holds several (a busy machine's pipe).
+        for (let start = 0; start < chunk.length; ) {
+          const newline = chunk.indexOf(10, start);
+          const end = newline < 0 ? chunk.length : newline + 1;
+          const piece = chunk.subarray(start, end);
+          echoed.push(piece);
+          splitter.push(piece);
+          start = end;
+        }
       });
       stream.on('close', () => {
         echoed?.end();
