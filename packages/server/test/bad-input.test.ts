@@ -15,7 +15,8 @@ import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-suppo
  * WebSocket and SSE endpoints. Every case must get a documented answer
  * (a status whose error code maps to it, or a documented close code); no
  * case may crash the server or get a 5xx; and the runs that existed before
- * must be byte-identical afterwards (hashed before and after).
+ * must be byte-identical afterwards (hashed before and after). All of it
+ * runs on SQLite and on PostgreSQL.
  *
  * Reproduce a failure with the seed it prints: RUNTRAIL_FUZZ_SEED=<seed>.
  */
@@ -25,7 +26,6 @@ const HTTP_CASES = Number(process.env.RUNTRAIL_FUZZ_HTTP ?? 9000);
 const WS_CONNECTIONS = Number(process.env.RUNTRAIL_FUZZ_WS ?? 150);
 const SSE_CASES = 500;
 const ADMIN = 'bad-input-admin-token-0123456789';
-const dir = tempDir('runtrail-bad-input-');
 let server: RunningServer;
 let cases = 0;
 
@@ -90,56 +90,73 @@ function nested(depth: number): string {
 
 let before = '';
 
-beforeAll(async () => {
-  server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent', adminToken: ADMIN, bodyLimitBytes: 1024 * 1024 });
-  const mint = async (scope: string, extra: object = {}) => {
-    const res = await send('POST', '/api/v1/tokens', { headers: json(ADMIN), body: JSON.stringify({ name: scope, scope, ...extra }) });
-    return JSON.parse(res.text) as { id: string; token: string; expiresAt: number | null };
-  };
-  tokens.producer = (await mint('producer')).token;
-  tokens.viewer = (await mint('viewer')).token;
-  const revoked = await mint('viewer');
-  tokens.revoked = revoked.token;
-  await send('DELETE', `/api/v1/tokens/${revoked.id}`, { headers: auth(ADMIN) });
-  const expired = await mint('viewer', { expiresInSeconds: 1 });
-  tokens.expired = expired.token;
-
-  const create = async (body: object) => JSON.parse((await send('POST', '/api/v1/runs', { headers: json(tokens.producer), body: JSON.stringify(body) })).text) as { id: string };
-  const append = (id: string, events: object[]) => send('POST', `/api/v1/runs/${id}/events`, { headers: json(tokens.producer), body: JSON.stringify({ events }) });
-  const finish = (id: string, body: object) => send('POST', `/api/v1/runs/${id}/finish`, { headers: json(tokens.producer), body: JSON.stringify(body) });
-  const parent = await create({ name: 'protected-parent', labels: { suite: 'bad-input' }, input: { prompt: 'keep me' } });
-  const child = await create({ name: 'protected-child', parentId: parent.id });
-  const running = await create({ name: 'protected-running', leaseTtlMs: 3_600_000 });
-  for (const id of [parent.id, child.id, running.id]) {
-    await append(id, [
-      { type: 'phase', data: { name: 'load', status: 'started' }, id: `${id}-p1` },
-      { type: 'call.started', data: { callId: 'c1', label: 'doc 1' } },
-      { type: 'call.succeeded', data: { callId: 'c1', durationMs: 12 } },
-      { type: 'progress', data: { done: 1, total: 4 } },
-      { type: 'metric', data: { name: 'accuracy', value: 0.5 } },
-      { type: 'meta', data: { model: 'm' } },
-      { type: 'log', data: { level: 'info', message: 'hello' } },
-    ]);
-  }
-  await finish(child.id, { status: 'succeeded', output: { ok: true } });
-  await finish(parent.id, { status: 'failed', error: { kind: 'error', message: 'boom' } });
-  protectedIds.push(parent.id, child.id, running.id);
-  runningId = running.id;
-  tokens.run = (JSON.parse((await send('POST', `/api/v1/runs/${parent.id}/tokens`, { headers: json(tokens.producer), body: '{"ttlSeconds":3600}' })).text) as { token: string }).token;
-  await waitUntil(() => Date.now() > expired.expiresAt!, { what: 'the short token to expire' });
-  before = await fingerprint();
-  cases = 0;
-});
-
-afterAll(async () => {
-  await server?.close();
-  dir.remove();
-});
-
 /** Under 60 s on an idle 2-core machine; the margin is for CI boxes shared with other work. */
 const BUDGET_MS = 300_000;
 
-describe('bad input (issue 15, item 8)', { timeout: BUDGET_MS }, () => {
+/** Every store: what PostgreSQL refuses or stores differently must still get a documented answer. */
+const stores = ['sqlite', 'postgres'] as const;
+
+describe.each(stores)('bad input on %s (issue 15, item 8)', { timeout: BUDGET_MS }, (kind) => {
+  const dir = tempDir('runtrail-bad-input-');
+  let schema = '';
+
+  beforeAll(async () => {
+    if (kind === 'postgres') schema = await freshSchema();
+    protectedIds.length = 0;
+    server = await startServer({
+      port: 0,
+      dataDir: dir.path,
+      logLevel: 'silent',
+      adminToken: ADMIN,
+      bodyLimitBytes: 1024 * 1024,
+      ...(kind === 'postgres' ? { databaseUrl: TEST_DATABASE_URL, databaseSchema: schema } : {}),
+    });
+    expect(server.store.kind).toBe(kind);
+    const mint = async (scope: string, extra: object = {}) => {
+      const res = await send('POST', '/api/v1/tokens', { headers: json(ADMIN), body: JSON.stringify({ name: scope, scope, ...extra }) });
+      return JSON.parse(res.text) as { id: string; token: string; expiresAt: number | null };
+    };
+    tokens.producer = (await mint('producer')).token;
+    tokens.viewer = (await mint('viewer')).token;
+    const revoked = await mint('viewer');
+    tokens.revoked = revoked.token;
+    await send('DELETE', `/api/v1/tokens/${revoked.id}`, { headers: auth(ADMIN) });
+    const expired = await mint('viewer', { expiresInSeconds: 1 });
+    tokens.expired = expired.token;
+
+    const create = async (body: object) => JSON.parse((await send('POST', '/api/v1/runs', { headers: json(tokens.producer), body: JSON.stringify(body) })).text) as { id: string };
+    const append = (id: string, events: object[]) => send('POST', `/api/v1/runs/${id}/events`, { headers: json(tokens.producer), body: JSON.stringify({ events }) });
+    const finish = (id: string, body: object) => send('POST', `/api/v1/runs/${id}/finish`, { headers: json(tokens.producer), body: JSON.stringify(body) });
+    const parent = await create({ name: 'protected-parent', labels: { suite: 'bad-input' }, input: { prompt: 'keep me' } });
+    const child = await create({ name: 'protected-child', parentId: parent.id });
+    const running = await create({ name: 'protected-running', leaseTtlMs: 3_600_000 });
+    for (const id of [parent.id, child.id, running.id]) {
+      await append(id, [
+        { type: 'phase', data: { name: 'load', status: 'started' }, id: `${id}-p1` },
+        { type: 'call.started', data: { callId: 'c1', label: 'doc 1' } },
+        { type: 'call.succeeded', data: { callId: 'c1', durationMs: 12 } },
+        { type: 'progress', data: { done: 1, total: 4 } },
+        { type: 'metric', data: { name: 'accuracy', value: 0.5 } },
+        { type: 'meta', data: { model: 'm' } },
+        { type: 'log', data: { level: 'info', message: 'hello' } },
+      ]);
+    }
+    await finish(child.id, { status: 'succeeded', output: { ok: true } });
+    await finish(parent.id, { status: 'failed', error: { kind: 'error', message: 'boom' } });
+    protectedIds.push(parent.id, child.id, running.id);
+    runningId = running.id;
+    tokens.run = (JSON.parse((await send('POST', `/api/v1/runs/${parent.id}/tokens`, { headers: json(tokens.producer), body: '{"ttlSeconds":3600}' })).text) as { token: string }).token;
+    await waitUntil(() => Date.now() > expired.expiresAt!, { what: 'the short token to expire' });
+    before = await fingerprint();
+    cases = 0;
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    if (schema) await dropSchema(schema);
+    dir.remove();
+  });
+
   it('table: every hostile request gets its documented status', async () => {
     const [ended, child] = protectedIds as [string, string];
     const ghost = '01900000-0000-7000-8000-000000000000';
@@ -373,14 +390,11 @@ describe('bad input (issue 15, item 8)', { timeout: BUDGET_MS }, () => {
 });
 
 /**
- * Text the stores keep as text, on each store (the cases above run on
- * SQLite only). PostgreSQL cannot hold NUL in text or jsonb, so the protocol's
- * schemas refuse it (and every control character in names and ids) with 400
+ * Text the stores keep as text, on each store. PostgreSQL cannot hold NUL
+ * in text or jsonb, so the protocol's schemas refuse it (and every control character in names and ids) with 400
  * `invalid_request` naming the field, on both stores alike; NUL inside
  * free-form JSON (input, event data) keeps working on both.
  */
-const stores = ['sqlite', 'postgres'] as const;
-
 describe.each(stores)('text fields on %s: control characters are refused by name, alike on every store', (kind) => {
   let storeServer: RunningServer;
   let schema = '';
