@@ -265,7 +265,7 @@ describe.each(stores)('bad input on %s (issue 15, item 8)', { timeout: BUDGET_MS
     );
     const queryValue = fc.oneof(
       fc.integer({ min: -5, max: 10 }).map(String),
-      fc.constantFrom('1e400', 'NaN', '-0', '0x10', '', '9'.repeat(40), '[]', 'true'),
+      fc.constantFrom('1e400', 'NaN', '-0', '0x10', '', '9'.repeat(40), '[]', 'true', '2147483648', '9007199254740991'),
       fc.string({ maxLength: 20 }),
     );
     const queryArb = fc.dictionary(fc.constantFrom('after', 'limit', 'cursor', 'status', 'name', 'label', 'parentId', 'token', 'x'), queryValue, { maxKeys: 3 });
@@ -310,7 +310,7 @@ describe.each(stores)('bad input on %s (issue 15, item 8)', { timeout: BUDGET_MS
     const ended = protectedIds.slice(0, 2);
     const message = fc.oneof(
       fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
-      fc.record({ op: fc.constantFrom('subscribe', 'unsubscribe', 'subscribeRuns', 'unsubscribeRuns', 'ping', 'nope'), runId: fc.oneof(fc.constantFrom(...protectedIds), fc.string()), after: fc.oneof(fc.integer(), fc.double(), fc.string()), filter: fc.jsonValue({ maxDepth: 2 }), runs: fc.jsonValue({ maxDepth: 2 }) }, { requiredKeys: ['op'] }).map((v) => JSON.stringify(v)),
+      fc.record({ op: fc.constantFrom('subscribe', 'unsubscribe', 'subscribeRuns', 'unsubscribeRuns', 'ping', 'nope'), runId: fc.oneof(fc.constantFrom(...protectedIds), fc.string()), after: fc.oneof(fc.integer(), fc.constantFrom(2 ** 31, Number.MAX_SAFE_INTEGER), fc.double(), fc.string()), filter: fc.jsonValue({ maxDepth: 2 }), runs: fc.jsonValue({ maxDepth: 2 }) }, { requiredKeys: ['op'] }).map((v) => JSON.stringify(v)),
       fc.string({ unit: 'binary', maxLength: 100 }),
       fc.uint8Array({ maxLength: 200 }),
       fc.constant(nested(5000)),
@@ -354,7 +354,7 @@ describe.each(stores)('bad input on %s (issue 15, item 8)', { timeout: BUDGET_MS
 
     const streams = fc.tuple(
       fc.constantFrom(...ended, '01900000-0000-7000-8000-000000000000', 'x%00'),
-      fc.oneof(fc.integer({ min: -3, max: 20 }).map(String), fc.constantFrom('abc', '1e999', '')),
+      fc.oneof(fc.integer({ min: -3, max: 20 }).map(String), fc.constantFrom('abc', '1e999', '', '2147483648', '9007199254740991')),
       fc.option(fc.oneof(fc.integer({ min: -3, max: 20 }).map(String), fc.string({ maxLength: 8 })), { nil: undefined }),
       fc.constantFrom(tokens.admin, tokens.viewer, tokens.run, tokens.expired, ''),
       fc.boolean(),
