@@ -6,6 +6,8 @@ export interface FollowOptions {
   onEvent?: (line: string) => void;
   /** Fail when the server has not answered for this long (default: keep trying). */
   giveUpAfterMs?: number;
+  /** Draw the status line here, under other output printed through it (on a TTY). */
+  live?: LiveLine;
 }
 
 /**
@@ -56,7 +58,8 @@ export async function followRun(
     const key = tty ? line : coarseKey(state);
     if (key === lastLine) return;
     lastLine = key;
-    process.stdout.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
+    if (tty && options.live) options.live.draw(line);
+    else process.stdout.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
   };
   const unsubscribe = watch.subscribe(() => {
     watchSilence(watch.getState());
@@ -73,7 +76,8 @@ export async function followRun(
     if (silence) clearTimeout(silence);
   }
   draw();
-  if (tty && !options.onEvent) process.stdout.write('\n');
+  if (tty && options.live) options.live.end();
+  else if (tty && !options.onEvent) process.stdout.write('\n');
   watch.close();
   if (final.error && final.connection === 'ended' && !final.snapshot.terminal) throw final.error;
   return final;

@@ -14,6 +14,8 @@ import { redactUrl } from './security/index.js';
 export function createLogger(
   config: Pick<ServerConfig, 'logLevel' | 'logFormat' | 'node'>,
   isTTY = Boolean(process.stdout.isTTY),
+  /** Where lines go instead of stdout (a command that draws its own line on the terminal routes them past it). */
+  destination?: NodeJS.WritableStream,
 ): FastifyBaseLogger {
   const options = {
     level: config.logLevel,
@@ -24,11 +26,11 @@ export function createLogger(
     },
   };
   const pretty = config.logFormat === 'pretty' || (config.logFormat === 'auto' && isTTY);
-  if (!pretty) return pino(options);
+  if (!pretty) return destination ? pino(options, destination) : pino(options);
   // Synchronous, in this thread: a worker-thread transport could lose the last lines when the process exits.
   return pino(
     options,
-    PinoPretty({ sync: true, colorize: isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,node' }),
+    PinoPretty({ sync: true, colorize: isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,node', ...(destination ? { destination } : {}) }),
   );
 }
 

@@ -62,6 +62,8 @@ export interface StartOptions extends ServerConfigInput {
   store?: RunStore;
   /** Where the settings not given here come from (environment, config file). */
   sources?: ConfigSources;
+  /** Where log lines go instead of stdout (`runtrail demo` routes them past its progress line). */
+  logDestination?: NodeJS.WritableStream;
 }
 
 /**
@@ -71,9 +73,9 @@ export interface StartOptions extends ServerConfigInput {
  * RUNTRAIL_* variables, runtrail.json and the defaults, as for `runtrail serve`.
  */
 export async function createServer(options: StartOptions = {}): Promise<RuntrailServer> {
-  const { store: given, sources, ...rest } = options;
+  const { store: given, sources, logDestination, ...rest } = options;
   const config = resolveSecurity(resolveConfig(rest, sources).config);
-  const log = createLogger(config);
+  const log = createLogger(config, undefined, logDestination);
   // Set by onMigrating when the store's schema is upgraded while it opens.
   const upgrade = { to: 0, startedAt: 0 };
   const store =

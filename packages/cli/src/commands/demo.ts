@@ -1,9 +1,10 @@
+import { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { buildPath, dashboardRunPath } from '@runtrail/protocol';
 import { RuntrailClient } from '@runtrail/client';
 import { DEMO_HANDLER, defineDemoHandler } from '../demo/handler.js';
 import { addServeOptions, serveOptions, type ServeFlags } from '../options.js';
-import { followRun } from '../watch-line.js';
+import { followRun, LiveLine } from '../watch-line.js';
 import { startServing, stopOnSignals } from './serve.js';
 
 export function registerDemo(program: Command): void {
@@ -13,7 +14,10 @@ export function registerDemo(program: Command): void {
       .description('serve runtrail and run a simulated LLM evaluation pipeline you can watch live')
       .option('--docs <n>', 'documents to evaluate', '120'),
   ).action(async (flags: ServeFlags & { docs: string }) => {
-    const server = await startServing(serveOptions(flags));
+    // The run's progress line stays at the bottom of a terminal; the server's log lines go above it.
+    const live = process.stdout.isTTY ? new LiveLine(process.stdout) : null;
+    const logDestination = live ? new Writable({ write: (chunk: Buffer, _encoding, done) => (live.print(process.stdout, chunk.toString()), done()) }) : undefined;
+    const server = await startServing({ ...serveOptions(flags), ...(logDestination ? { logDestination } : {}) });
     defineDemoHandler(server);
     stopOnSignals(server);
     const run = await new RuntrailClient({ url: server.url }).startRun({
@@ -21,13 +25,13 @@ export function registerDemo(program: Command): void {
       input: { docs: Number(flags.docs) },
       labels: { kind: 'demo' },
     });
-    const say = (line: string) => process.stdout.write(`${line}\n`);
+    const say = (line: string) => (live ? live.print(process.stdout, `${line}\n`) : process.stdout.write(`${line}\n`));
     say(`runtrail demo serving on ${server.url}`);
     say(`  dashboard:  ${server.url}${dashboardRunPath(run.id)}`);
     say(`  snapshot:   curl ${server.url}${buildPath('getRun', { id: run.id })}`);
     say(`  events:     curl '${server.url}${buildPath('readEvents', { id: run.id }, { after: 0, limit: 20 })}'`);
     say(`  live (SSE): curl -N ${server.url}${buildPath('streamRun', { id: run.id })}`);
-    const final = await followRun({ url: server.url }, run.id);
+    const final = await followRun({ url: server.url }, run.id, live ? { live } : {});
     const end = final.snapshot.terminal;
     say(`demo run ${run.id} ended ${end?.status ?? final.connection}${end?.error ? `: ${end.error.message}` : ''}`);
     say(`still serving; start more runs from the dashboard (${server.url}), Ctrl-C to stop`);
