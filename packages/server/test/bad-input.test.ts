@@ -268,7 +268,11 @@ describe.each(stores)('bad input on %s (issue 15, item 8)', { timeout: BUDGET_MS
       fc.constantFrom('1e400', 'NaN', '-0', '0x10', '', '9'.repeat(40), '[]', 'true', '2147483648', '9007199254740991'),
       fc.string({ maxLength: 20 }),
     );
-    const queryArb = fc.dictionary(fc.constantFrom('after', 'limit', 'cursor', 'status', 'name', 'label', 'parentId', 'token', 'x'), queryValue, { maxKeys: 3 });
+    const queryArb = fc.dictionary(
+      fc.constantFrom('after', 'limit', 'cursor', 'status', 'name', 'label', 'parentId', 'parentIds', 'nameContains', 'errorKind', 'topLevel', 'createdAfter', 'createdBefore', 'token', 'x'),
+      queryValue,
+      { maxKeys: 3 },
+    );
     const deep = fc.integer({ min: 1, max: 3000 }).map((d) => `{"events":[{"type":"x.d","data":${nested(d)}}]}`);
     const bodyArb = fc.oneof(
       fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v)),
