@@ -1,9 +1,9 @@
 import { useRun } from '@runtrail/client/react';
 import { isTerminalStatus } from '@runtrail/protocol';
 import { useAccess } from '../access.js';
+import { LIVE_RENDER_MS } from '../client.js';
 import { Artifacts } from '../components/Artifacts.js';
 import { ChildRuns } from '../components/ChildRuns.js';
-import { LIVE_RENDER_MS } from '../client.js';
 import { EventLog } from '../components/EventLog.js';
 import { problemText } from '../problem-text.js';
 import { Link } from '../router.js';
