@@ -2,7 +2,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describe, expect, test } from 'vitest';
 import { initialSnapshot, type Run, type RunEvent } from '@runtrail/protocol';
 import { eventTextOf, type EventText } from '@runtrail/store';
-import { FLUSH_SLICE_MS, Hub, MIN_FLUSH_INTERVAL_MS } from './hub.js';
+import { FLUSH_REST_SHARE, FLUSH_SLICE_MS, Hub, MIN_FLUSH_INTERVAL_MS } from './hub.js';
 import { waitUntil } from '@runtrail/test-support';
 
 const run = { id: 'r1', seq: 0, snapshot: initialSnapshot() } as unknown as Run;
@@ -135,6 +135,36 @@ describe('Hub flushes', () => {
     const later = flushes.length - 1;
     expect(later).toBeLessThanOrEqual(Math.floor((streamFlushed - streamStarted) / (MIN_FLUSH_INTERVAL_MS - 1)) + 1);
     expect(last).toBeGreaterThan(3 * flushes.length);
+  });
+
+  test('after a flush the next one rests FLUSH_REST_SHARE of the time the flush worked, so later flushes carry more events', async () => {
+    const hub = new Hub();
+    const n = 400;
+    const callMs = FLUSH_SLICE_MS / 10;
+    let firstEnded = 0;
+    let secondStarted = 0;
+    const second: number[] = [];
+    for (let w = 0; w < n; w++) {
+      hub.watch(run.id, (batch) => {
+        // A slow socket write: 400 of them are 20 ms of work in 0.8 ms slices.
+        const until = performance.now() + callMs;
+        while (performance.now() < until);
+        if (batch[0]!.seq === 1 && w === n - 1) {
+          firstEnded = performance.now();
+          // Committed as the flush ends: no watcher is left for it to join, so it waits for the next flush.
+          hub.publishEvents(run, events(2, 1));
+        }
+        if (batch[0]!.seq === 2) {
+          if (w === 0) secondStarted = performance.now();
+          second.push(w);
+        }
+      });
+    }
+    hub.publishEvents(run, events(1, 1));
+    await waitUntil(() => second.length === n, { what: 'the second flush' });
+    // Each slice counts at least the work it did (a preempted slice counts a full 1 ms), so the rest is at
+    // least FLUSH_REST_SHARE of n * callMs; the hub sets no timer for under 1 ms, hence the 1 ms allowance.
+    expect(secondStarted - firstEnded).toBeGreaterThanOrEqual(FLUSH_REST_SHARE * n * callMs - 1);
   });
 
   test('a watcher that throws is reported and the others still get the batch, now and later', async () => {
