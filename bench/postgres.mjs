@@ -6,7 +6,9 @@
 //    appending one event per request at 500 ev/s through node B; latency from
 //    the append on B to receipt on A, p50/p99 over every (event, observer), with
 //    B's acknowledgement of the append and node A's own share (its delivery
-//    histogram, from its read of the notified events to the socket write) beside it.
+//    histogram, from its read of the notified events to the socket write) beside it,
+//    and the same p50/p99 without the first second's events (the stream bench's
+//    warm-up: the nodes' connections and code are cold when the producer starts).
 // Prints medians of several runs, with the machine and the 1-minute load
 // average sampled through the runs, and writes them to bench/postgres-results.md.
 //
@@ -40,6 +42,7 @@ const { values: args } = parseArgs({
     observe: { type: 'string' },
     'run-id': { type: 'string' },
     count: { type: 'string' },
+    'warm-up-events': { type: 'string', default: '0' },
     schema: { type: 'string' },
     node: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
@@ -184,7 +187,11 @@ const crossNode = () =>
       const observerCount = Number(args.observers);
       const observerProcs = [Math.ceil(observerCount / 2), Math.floor(observerCount / 2)]
         .filter((n) => n > 0)
-        .map((n) => fork(new URL(import.meta.url).pathname, ['--observe', wsUrl, '--run-id', run.id, '--count', String(n)], { stdio: 'inherit' }));
+        .map((n) =>
+          fork(new URL(import.meta.url).pathname, ['--observe', wsUrl, '--run-id', run.id, '--count', String(n), '--warm-up-events', String(Number(args.rate))], {
+            stdio: 'inherit',
+          }),
+        );
       children.push(...observerProcs);
       const answer = (proc) => new Promise((resolve, reject) => {
         proc.once('message', resolve);
@@ -228,7 +235,10 @@ const crossNode = () =>
       agent.destroy();
       const received = observerProcs.map(answer);
       for (const proc of observerProcs) proc.send({ expectedPerObserver: total });
-      const latencies = (await Promise.all(received)).flatMap((m) => m.latencies);
+      const reports = await Promise.all(received);
+      // After the first second: what the nodes do once warm (the first second's events are in `latencies` too).
+      const warm = reports.flatMap((m) => m.latencies);
+      const latencies = warm.concat(reports.flatMap((m) => m.warmUp));
       // Node A's CPU per event delivered to one observer: its share of the work, which a busy machine
       // (appends acknowledged late by B) changes far less than the latencies.
       const aCpuUsPerDelivery = ((a.cpuMs() - aCpuBefore) * 1000) / Math.max(1, latencies.length);
@@ -238,11 +248,17 @@ const crossNode = () =>
       const expected = total * observerCount;
       if (latencies.length < expected) {
         process.stderr.write(`cross-node: observers received ${latencies.length} of ${expected} events within 60 s of the last append; the rest count as never\n`);
-        for (let missing = expected - latencies.length; missing > 0; missing--) latencies.push(Infinity);
+        // Which events went missing is unknown, so both figures count them.
+        for (let missing = expected - latencies.length; missing > 0; missing--) {
+          latencies.push(Infinity);
+          warm.push(Infinity);
+        }
       }
       return {
         p50: percentile(latencies, 0.5),
         p99: percentile(latencies, 0.99),
+        warmP50: percentile(warm, 0.5),
+        warmP99: percentile(warm, 0.99),
         ackP50: percentile(acks, 0.5),
         ackP99: percentile(acks, 0.99),
         aCpuUsPerDelivery,
@@ -267,7 +283,7 @@ function percentile(values, p) {
 async function main() {
   const runs = Number(args.runs);
   const total = Number(args.events);
-  const r = { pgBatched: [], bare: [], sqliteBatched: [], pgHttp: [], sqliteHttp: [], p50: [], p99: [], ackP50: [], ackP99: [], aP50: [], aP99: [], aCpu: [] };
+  const r = { pgBatched: [], bare: [], sqliteBatched: [], pgHttp: [], sqliteHttp: [], p50: [], p99: [], warmP50: [], warmP99: [], ackP50: [], ackP99: [], aP50: [], aP99: [], aCpu: [] };
   const loads = [];
   const sampler = setInterval(() => loads.push(loadavg()[0]), 5000);
   loads.push(loadavg()[0]);
@@ -283,14 +299,20 @@ async function main() {
       r.sqliteHttp.push(await httpOneByOne(undefined, Number(args.http), Number(args.concurrency)));
     }
     const latency = ONLY.has('cross') ? await crossNode() : {};
-    for (const k of ['p50', 'p99', 'ackP50', 'ackP99', 'aP50', 'aP99']) r[k].push(latency[k]);
+    for (const k of ['p50', 'p99', 'warmP50', 'warmP99', 'ackP50', 'ackP99', 'aP50', 'aP99']) r[k].push(latency[k]);
     r.aCpu.push(latency.aCpuUsPerDelivery);
-    process.stderr.write(
-      `run ${i + 1}/${runs}: pg ${fmt(r.pgBatched[i])}/s (bare ${fmt(r.bare[i])}/s), sqlite ${fmt(r.sqliteBatched[i])}/s; ` +
-        `http pg ${fmt(r.pgHttp[i])}/s sqlite ${fmt(r.sqliteHttp[i])}/s; cross-node p50 ${ms(latency.p50)} p99 ${ms(latency.p99)} ` +
-        `(append acked p50 ${latency.ackP50} ms; node A read → socket p50 ${ms(latency.aP50)} p99 ${ms(latency.aP99)}; ` +
-        `node A CPU ${latency.aCpuUsPerDelivery?.toFixed(2)} µs per delivery); load ${loadavg()[0].toFixed(1)}\n`,
-    );
+    // Only the workloads this run measured (--only leaves the others out).
+    const parts = [];
+    if (ONLY.has('batched')) parts.push(`pg ${fmt(r.pgBatched[i])}/s (bare ${fmt(r.bare[i])}/s), sqlite ${fmt(r.sqliteBatched[i])}/s`);
+    if (ONLY.has('http')) parts.push(`http pg ${fmt(r.pgHttp[i])}/s sqlite ${fmt(r.sqliteHttp[i])}/s`);
+    if (ONLY.has('cross')) {
+      parts.push(
+        `cross-node p50 ${ms(latency.p50)} p99 ${ms(latency.p99)} (after the first second: p50 ${ms(latency.warmP50)} p99 ${ms(latency.warmP99)}) ` +
+          `(append acked p50 ${latency.ackP50} ms; node A read → socket p50 ${ms(latency.aP50)} p99 ${ms(latency.aP99)}; ` +
+          `node A CPU ${latency.aCpuUsPerDelivery?.toFixed(2)} µs per delivery)`,
+      );
+    }
+    process.stderr.write(`run ${i + 1}/${runs}: ${parts.join('; ')}; load ${loadavg()[0].toFixed(1)}\n`);
   }
   clearInterval(sampler);
   loads.push(loadavg()[0]);
@@ -301,11 +323,13 @@ async function main() {
     '',
     '| workload | PostgreSQL | SQLite | |',
     '|---|---|---|---|',
-    `| batched appends (500 events/append, ${fmt(total)} events) | ${fmt(m.pgBatched)} events/s | ${fmt(m.sqliteBatched)} events/s | bare \`pg\` multi-row INSERT loop: ${fmt(m.bare)} events/s (runtrail ${(m.pgBatched / m.bare).toFixed(2)}×) |`,
-    `| one-by-one appends through HTTP (${args.concurrency} clients, server in its own process) | ${fmt(m.pgHttp)} events/s | ${fmt(m.sqliteHttp)} events/s | |`,
-    `| cross-node delivery, append on B → receipt on A (${fmt(Number(args.observers))} observers on A, ${args.rate} ev/s for ${args.seconds} s) | p50 ${ms(m.p50)}, p99 ${ms(m.p99)} | (one node) | append acknowledged by B: p50 ${m.ackP50} ms, p99 ${m.ackP99} ms; on node A from its read of the notified events to the socket write (per frame, its oldest event): p50 ${ms(m.aP50)}, p99 ${ms(m.aP99)}; node A's CPU per event delivered to an observer: ${m.aCpu?.toFixed(2)} µs |`,
+    ONLY.has('batched') &&
+      `| batched appends (500 events/append, ${fmt(total)} events) | ${fmt(m.pgBatched)} events/s | ${fmt(m.sqliteBatched)} events/s | bare \`pg\` multi-row INSERT loop: ${fmt(m.bare)} events/s (runtrail ${(m.pgBatched / m.bare).toFixed(2)}×) |`,
+    ONLY.has('http') && `| one-by-one appends through HTTP (${args.concurrency} clients, server in its own process) | ${fmt(m.pgHttp)} events/s | ${fmt(m.sqliteHttp)} events/s | |`,
+    ONLY.has('cross') &&
+      `| cross-node delivery, append on B → receipt on A (${fmt(Number(args.observers))} observers on A, ${args.rate} ev/s for ${args.seconds} s) | p50 ${ms(m.p50)}, p99 ${ms(m.p99)}; after the first second: p50 ${ms(m.warmP50)}, p99 ${ms(m.warmP99)} | (one node) | append acknowledged by B: p50 ${m.ackP50} ms, p99 ${m.ackP99} ms; on node A from its read of the notified events to the socket write (per frame, its oldest event): p50 ${ms(m.aP50)}, p99 ${ms(m.aP99)}; node A's CPU per event delivered to an observer: ${m.aCpu?.toFixed(2)} µs |`,
   ];
-  const table = `${lines.join('\n')}\n`;
+  const table = `${lines.filter((line) => line !== false).join('\n')}\n`;
   process.stdout.write(table);
   if (!args['no-write'] && ALL) {
     const file = new URL('./postgres-results.md', import.meta.url);
@@ -317,7 +341,9 @@ async function main() {
 /** An observer process: `count` WebSockets on one run; reports when all are subscribed, then every latency seen. */
 async function observe() {
   const count = Number(args.count);
+  const warmUpEvents = Number(args['warm-up-events']);
   const latencies = [];
+  const warmUp = [];
   let subscribed = 0;
   const sockets = [];
   for (let i = 0; i < count; i++) {
@@ -329,14 +355,17 @@ async function observe() {
       if (msg.type === 'subscribed' && ++subscribed === count) process.send({ subscribed });
       if (msg.type !== 'events') return;
       const now = Date.now();
-      for (const e of msg.events) if (e.data && typeof e.data.sentAt === 'number') latencies.push(now - e.data.sentAt);
+      for (const e of msg.events) {
+        if (!e.data || typeof e.data.sentAt !== 'number') continue;
+        (e.data.i < warmUpEvents ? warmUp : latencies).push(now - e.data.sentAt);
+      }
     });
   }
   process.once('message', async ({ expectedPerObserver }) => {
     const until = Date.now() + 60_000;
-    while (latencies.length < expectedPerObserver * count && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    while (latencies.length + warmUp.length < expectedPerObserver * count && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
     for (const ws of sockets) ws.terminate();
-    process.send({ latencies }, () => process.exit(0));
+    process.send({ latencies, warmUp }, () => process.exit(0));
   });
 }
 
