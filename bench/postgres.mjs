@@ -8,7 +8,8 @@
 //    B's acknowledgement of the append and node A's own share (its delivery
 //    histogram, from its read of the notified events to the socket write) beside it,
 //    and the same p50/p99 without the first second's events (the stream bench's
-//    warm-up: the nodes' connections and code are cold when the producer starts).
+//    warm-up: the nodes' connections and code are cold when the producer starts),
+//    and each process group's share of the cores while the producer runs.
 // Prints medians of several runs, with the machine and the 1-minute load
 // average sampled through the runs, and writes them to bench/postgres-results.md.
 //
@@ -19,7 +20,7 @@
 //        [--server-dist /path/to/packages/server/dist] (the nodes of http and cross run another build, e.g. main before a change)
 import { fork } from 'node:child_process';
 import http from 'node:http';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -136,6 +137,36 @@ const bareBatched = (total) =>
     }
   });
 
+/** CPU time (user + system) a process has used so far, ms (Linux /proc; clock ticks of 10 ms); 0 once it is gone. */
+function cpuMsOf(pid) {
+  let stat;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    // Exited between the listing and the read (a PostgreSQL backend closing): it uses no CPU now.
+    return 0;
+  }
+  const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** CPU time of every PostgreSQL process on this machine (server and backends), ms. */
+function postgresCpuMs() {
+  let sum = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let comm;
+    try {
+      comm = readFileSync(`/proc/${pid}/comm`, 'utf8');
+    } catch {
+      // Exited while listing.
+      continue;
+    }
+    if (comm.trim() === 'postgres') sum += cpuMsOf(pid);
+  }
+  return sum;
+}
+
 async function startNode(dir, schema, node) {
   const child = fork(
     new URL(import.meta.url).pathname,
@@ -145,11 +176,8 @@ async function startNode(dir, schema, node) {
   const { url } = await new Promise((resolve) => child.once('message', resolve));
   return {
     url,
-    /** CPU time (user + system) the node's process has used so far, ms (Linux /proc; clock ticks of 10 ms). */
-    cpuMs: () => {
-      const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      return (Number(fields[11]) + Number(fields[12])) * 10;
-    },
+    /** CPU time (user + system) the node's process has used so far, ms. */
+    cpuMs: () => cpuMsOf(child.pid),
     stop: async () => {
       child.send('stop');
       await new Promise((resolve) => child.once('exit', resolve));
@@ -202,8 +230,16 @@ const crossNode = () =>
       const interval = 1000 / Number(args.rate);
       const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
       const { hostname, port } = new URL(b.url);
-      const aCpuBefore = a.cpuMs();
       const delivery0 = await deliveryBuckets(a.url);
+      // Where the two cores go while the producer runs: node A, node B, PostgreSQL, the observers, this process.
+      const cpuNow = () => ({
+        a: a.cpuMs(),
+        b: b.cpuMs(),
+        postgres: postgresCpuMs(),
+        observers: observerProcs.reduce((sum, proc) => sum + cpuMsOf(proc.pid), 0),
+        producer: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
+      });
+      const cpuBefore = cpuNow();
       const start = Date.now();
       const pending = [];
       const acks = [];
@@ -232,6 +268,9 @@ const crossNode = () =>
         );
       }
       await Promise.all(pending);
+      const cpuAfter = cpuNow();
+      const producingMs = Date.now() - start;
+      const cpuShare = Object.fromEntries(Object.keys(cpuBefore).map((k) => [k, (100 * (cpuAfter[k] - cpuBefore[k])) / producingMs]));
       agent.destroy();
       const received = observerProcs.map(answer);
       for (const proc of observerProcs) proc.send({ expectedPerObserver: total });
@@ -241,7 +280,7 @@ const crossNode = () =>
       const latencies = warm.concat(reports.flatMap((m) => m.warmUp));
       // Node A's CPU per event delivered to one observer: its share of the work, which a busy machine
       // (appends acknowledged late by B) changes far less than the latencies.
-      const aCpuUsPerDelivery = ((a.cpuMs() - aCpuBefore) * 1000) / Math.max(1, latencies.length);
+      const aCpuUsPerDelivery = ((a.cpuMs() - cpuBefore.a) * 1000) / Math.max(1, latencies.length);
       // Node A's own share: from its read of the notified events to the frame written to each socket
       // (runtrail_delivery_latency_seconds: one observation per frame, timed from its oldest event).
       const onA = bucketQuantiles(delivery0, await deliveryBuckets(a.url));
@@ -262,6 +301,7 @@ const crossNode = () =>
         ackP50: percentile(acks, 0.5),
         ackP99: percentile(acks, 0.99),
         aCpuUsPerDelivery,
+        cpuShare,
         aP50: onA?.p50,
         aP99: onA?.p99,
       };
@@ -283,7 +323,7 @@ function percentile(values, p) {
 async function main() {
   const runs = Number(args.runs);
   const total = Number(args.events);
-  const r = { pgBatched: [], bare: [], sqliteBatched: [], pgHttp: [], sqliteHttp: [], p50: [], p99: [], warmP50: [], warmP99: [], ackP50: [], ackP99: [], aP50: [], aP99: [], aCpu: [] };
+  const r = { pgBatched: [], bare: [], sqliteBatched: [], pgHttp: [], sqliteHttp: [], p50: [], p99: [], warmP50: [], warmP99: [], ackP50: [], ackP99: [], aP50: [], aP99: [], aCpu: [], cpu: {} };
   const loads = [];
   const sampler = setInterval(() => loads.push(loadavg()[0]), 5000);
   loads.push(loadavg()[0]);
@@ -301,6 +341,7 @@ async function main() {
     const latency = ONLY.has('cross') ? await crossNode() : {};
     for (const k of ['p50', 'p99', 'warmP50', 'warmP99', 'ackP50', 'ackP99', 'aP50', 'aP99']) r[k].push(latency[k]);
     r.aCpu.push(latency.aCpuUsPerDelivery);
+    for (const [k, share] of Object.entries(latency.cpuShare ?? {})) (r.cpu[k] ??= []).push(share);
     // Only the workloads this run measured (--only leaves the others out).
     const parts = [];
     if (ONLY.has('batched')) parts.push(`pg ${fmt(r.pgBatched[i])}/s (bare ${fmt(r.bare[i])}/s), sqlite ${fmt(r.sqliteBatched[i])}/s`);
@@ -309,14 +350,15 @@ async function main() {
       parts.push(
         `cross-node p50 ${ms(latency.p50)} p99 ${ms(latency.p99)} (after the first second: p50 ${ms(latency.warmP50)} p99 ${ms(latency.warmP99)}) ` +
           `(append acked p50 ${latency.ackP50} ms; node A read → socket p50 ${ms(latency.aP50)} p99 ${ms(latency.aP99)}; ` +
-          `node A CPU ${latency.aCpuUsPerDelivery?.toFixed(2)} µs per delivery)`,
+          `node A CPU ${latency.aCpuUsPerDelivery?.toFixed(2)} µs per delivery; ${cpuSharesText(latency.cpuShare)})`,
       );
     }
     process.stderr.write(`run ${i + 1}/${runs}: ${parts.join('; ')}; load ${loadavg()[0].toFixed(1)}\n`);
   }
   clearInterval(sampler);
   loads.push(loadavg()[0]);
-  const m = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, median(v)]));
+  const m = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, k === 'cpu' ? null : median(v)]));
+  const cpuMedians = Object.fromEntries(Object.entries(r.cpu).map(([k, v]) => [k, median(v)]));
   const lines = [
     `runtrail on PostgreSQL next to SQLite, median of ${runs} runs (${((Date.now() - started) / 60_000).toFixed(1)} min); ${machine()}; ` +
       `1-min load average during the runs ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} (median ${median(loads).toFixed(1)})`,
@@ -327,7 +369,7 @@ async function main() {
       `| batched appends (500 events/append, ${fmt(total)} events) | ${fmt(m.pgBatched)} events/s | ${fmt(m.sqliteBatched)} events/s | bare \`pg\` multi-row INSERT loop: ${fmt(m.bare)} events/s (runtrail ${(m.pgBatched / m.bare).toFixed(2)}×) |`,
     ONLY.has('http') && `| one-by-one appends through HTTP (${args.concurrency} clients, server in its own process) | ${fmt(m.pgHttp)} events/s | ${fmt(m.sqliteHttp)} events/s | |`,
     ONLY.has('cross') &&
-      `| cross-node delivery, append on B → receipt on A (${fmt(Number(args.observers))} observers on A, ${args.rate} ev/s for ${args.seconds} s) | p50 ${ms(m.p50)}, p99 ${ms(m.p99)}; after the first second: p50 ${ms(m.warmP50)}, p99 ${ms(m.warmP99)} | (one node) | append acknowledged by B: p50 ${m.ackP50} ms, p99 ${m.ackP99} ms; on node A from its read of the notified events to the socket write (per frame, its oldest event): p50 ${ms(m.aP50)}, p99 ${ms(m.aP99)}; node A's CPU per event delivered to an observer: ${m.aCpu?.toFixed(2)} µs |`,
+      `| cross-node delivery, append on B → receipt on A (${fmt(Number(args.observers))} observers on A, ${args.rate} ev/s for ${args.seconds} s) | p50 ${ms(m.p50)}, p99 ${ms(m.p99)}; after the first second: p50 ${ms(m.warmP50)}, p99 ${ms(m.warmP99)} | (one node) | append acknowledged by B: p50 ${m.ackP50} ms, p99 ${m.ackP99} ms; on node A from its read of the notified events to the socket write (per frame, its oldest event): p50 ${ms(m.aP50)}, p99 ${ms(m.aP99)}; node A's CPU per event delivered to an observer: ${m.aCpu?.toFixed(2)} µs; ${cpuSharesText(cpuMedians)} |`,
   ];
   const table = `${lines.filter((line) => line !== false).join('\n')}\n`;
   process.stdout.write(table);
@@ -336,6 +378,13 @@ async function main() {
     writeFileSync(file, `<!-- written by node bench/postgres.mjs ${process.argv.slice(2).join(' ')} at ${new Date().toISOString()} -->\n${table}`);
     process.stderr.write(`wrote bench/postgres-results.md\n`);
   }
+}
+
+/** Each process group's share of a core while the producer ran (2 cores: 200 % in all). */
+function cpuSharesText(shares) {
+  if (!shares) return '';
+  const pct = (k) => `${Math.round(shares[k])} %`;
+  return `CPU while producing, % of a core: node A ${pct('a')}, node B ${pct('b')}, PostgreSQL ${pct('postgres')}, observers ${pct('observers')}, producer ${pct('producer')}`;
 }
 
 /** An observer process: `count` WebSockets on one run; reports when all are subscribed, then every latency seen. */
