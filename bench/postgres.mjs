@@ -276,7 +276,7 @@ const crossNode = () =>
       for (const proc of observerProcs) proc.send({ expectedPerObserver: total });
       const reports = await Promise.all(received);
       // After the first second: what the nodes do once warm (the first second's events are in `latencies` too).
-      const warm = reports.flatMap((m) => m.latencies);
+      const warm = reports.flatMap((m) => m.warm);
       const latencies = warm.concat(reports.flatMap((m) => m.warmUp));
       // Node A's CPU per event delivered to one observer: its share of the work, which a busy machine
       // (appends acknowledged late by B) changes far less than the latencies.
@@ -391,7 +391,8 @@ function cpuSharesText(shares) {
 async function observe() {
   const count = Number(args.count);
   const warmUpEvents = Number(args['warm-up-events']);
-  const latencies = [];
+  /** Latencies (ms) of the events after the warm-up, and of the warm-up's. */
+  const warm = [];
   const warmUp = [];
   let subscribed = 0;
   const sockets = [];
@@ -406,15 +407,15 @@ async function observe() {
       const now = Date.now();
       for (const e of msg.events) {
         if (!e.data || typeof e.data.sentAt !== 'number') continue;
-        (e.data.i < warmUpEvents ? warmUp : latencies).push(now - e.data.sentAt);
+        (e.data.i < warmUpEvents ? warmUp : warm).push(now - e.data.sentAt);
       }
     });
   }
   process.once('message', async ({ expectedPerObserver }) => {
     const until = Date.now() + 60_000;
-    while (latencies.length + warmUp.length < expectedPerObserver * count && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    while (warm.length + warmUp.length < expectedPerObserver * count && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
     for (const ws of sockets) ws.terminate();
-    process.send({ latencies, warmUp }, () => process.exit(0));
+    process.send({ warm, warmUp }, () => process.exit(0));
   });
 }
 
