@@ -9,7 +9,10 @@
 //    histogram, from its read of the notified events to the socket write) beside it,
 //    and the same p50/p99 without the first second's events (the stream bench's
 //    warm-up: the nodes' connections and code are cold when the producer starts),
-//    and each process group's share of the cores while the producer runs.
+//    and each process group's share of the cores while the producer runs;
+//    in the same run, the same workload with a hand-built relay as node A
+//    (bench/postgres-relay.mjs: pg LISTEN, read, one ws.send per read and
+//    observer): what a fan-out node without runtrail's machinery reaches here.
 // Prints medians of several runs, with the machine and the 1-minute load
 // average sampled through the runs, and writes them to bench/postgres-results.md.
 //
@@ -18,6 +21,7 @@
 //        [--events 200000] [--http 20000] [--observers 1000] [--rate 500] [--seconds 10] [--no-write]
 //        [--only batched,http,cross] (some workloads only: prints them, writes nothing)
 //        [--server-dist /path/to/packages/server/dist] (the nodes of http and cross run another build, e.g. main before a change)
+//        [--systems runtrail,relay] (node A in the cross-node workload: runtrail, the hand-built relay, or both, alternating)
 import { fork } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -49,11 +53,14 @@ const { values: args } = parseArgs({
     'no-write': { type: 'boolean', default: false },
     only: { type: 'string', default: 'batched,http,cross' },
     'server-dist': { type: 'string' },
+    systems: { type: 'string', default: 'runtrail,relay' },
   },
 });
 const ONLY = new Set(args.only.split(','));
 for (const w of ONLY) if (!['batched', 'http', 'cross'].includes(w)) throw new Error(`--only: unknown workload ${w} (batched, http, cross)`);
-const ALL = ONLY.size === 3;
+const SYSTEMS = args.systems.split(',');
+for (const s of SYSTEMS) if (!['runtrail', 'relay'].includes(s)) throw new Error(`--systems: unknown system ${s} (runtrail, relay)`);
+const ALL = ONLY.size === 3 && SYSTEMS.length === 2;
 
 
 
@@ -185,6 +192,23 @@ async function startNode(dir, schema, node) {
   };
 }
 
+/** The hand-built relay (bench/postgres-relay.mjs) on a schema's channel and rows, as startNode's node. */
+async function startRelay(schema) {
+  const child = fork(new URL('./postgres-relay.mjs', import.meta.url).pathname, ['--database', args.database, '--schema', schema], { stdio: 'inherit' });
+  const { url } = await new Promise((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('exit', (code) => reject(new Error(`postgres-relay exited ${code} before listening`)));
+  });
+  return {
+    url,
+    cpuMs: () => cpuMsOf(child.pid),
+    stop: async () => {
+      child.send('stop');
+      await new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
+}
+
 async function httpOneByOne(schema, total, concurrency) {
   const dir = mkdtempSync(join(tmpdir(), 'rt-bench-http-'));
   const node = await startNode(dir, schema, 'bench-http');
@@ -196,12 +220,15 @@ async function httpOneByOne(schema, total, concurrency) {
   }
 }
 
-/** 1,000 observers on A, 500 ev/s appended one per request through B: append-to-receipt latency. */
-const crossNode = () =>
+/**
+ * 1,000 observers on A, 500 ev/s appended one per request through B: append-to-receipt latency.
+ * `system`: node A is a runtrail node, or the hand-built relay (B is runtrail either way: it creates the schema).
+ */
+const crossNode = (system) =>
   withSchema(async (schema) => {
     const dirs = [mkdtempSync(join(tmpdir(), 'rt-bench-a-')), mkdtempSync(join(tmpdir(), 'rt-bench-b-'))];
-    const a = await startNode(dirs[0], schema, 'node-a');
     const b = await startNode(dirs[1], schema, 'node-b');
+    const a = system === 'relay' ? await startRelay(schema) : await startNode(dirs[0], schema, 'node-a');
     const children = [];
     try {
       const run = await fetch(`${b.url}/api/v1/runs`, {
@@ -230,7 +257,7 @@ const crossNode = () =>
       const interval = 1000 / Number(args.rate);
       const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
       const { hostname, port } = new URL(b.url);
-      const delivery0 = await deliveryBuckets(a.url);
+      const delivery0 = system === 'relay' ? null : await deliveryBuckets(a.url);
       // Where the two cores go while the producer runs: node A, node B, PostgreSQL, the observers, this process.
       const cpuNow = () => ({
         a: a.cpuMs(),
@@ -283,7 +310,7 @@ const crossNode = () =>
       const aCpuUsPerDelivery = ((a.cpuMs() - cpuBefore.a) * 1000) / Math.max(1, latencies.length);
       // Node A's own share: from its read of the notified events to the frame written to each socket
       // (runtrail_delivery_latency_seconds: one observation per frame, timed from its oldest event).
-      const onA = bucketQuantiles(delivery0, await deliveryBuckets(a.url));
+      const onA = delivery0 && bucketQuantiles(delivery0, await deliveryBuckets(a.url));
       const expected = total * observerCount;
       if (latencies.length < expected) {
         process.stderr.write(`cross-node: observers received ${latencies.length} of ${expected} events within 60 s of the last append; the rest count as never\n`);
@@ -323,7 +350,10 @@ function percentile(values, p) {
 async function main() {
   const runs = Number(args.runs);
   const total = Number(args.events);
-  const r = { pgBatched: [], bare: [], sqliteBatched: [], pgHttp: [], sqliteHttp: [], p50: [], p99: [], warmP50: [], warmP99: [], ackP50: [], ackP99: [], aP50: [], aP99: [], aCpu: [], cpu: {} };
+  const r = { pgBatched: [], bare: [], sqliteBatched: [], pgHttp: [], sqliteHttp: [] };
+  const CROSS_FIGURES = ['p50', 'p99', 'warmP50', 'warmP99', 'ackP50', 'ackP99', 'aP50', 'aP99', 'aCpuUsPerDelivery'];
+  /** Per system (node A: runtrail or the relay), each cross-node figure's runs, and each process group's CPU shares. */
+  const cross = Object.fromEntries(SYSTEMS.map((system) => [system, { ...Object.fromEntries(CROSS_FIGURES.map((k) => [k, []])), cpu: {} }]));
   const loads = [];
   const sampler = setInterval(() => loads.push(loadavg()[0]), 5000);
   loads.push(loadavg()[0]);
@@ -338,18 +368,20 @@ async function main() {
       r.pgHttp.push(await withSchema((schema) => httpOneByOne(schema, Number(args.http), Number(args.concurrency))));
       r.sqliteHttp.push(await httpOneByOne(undefined, Number(args.http), Number(args.concurrency)));
     }
-    const latency = ONLY.has('cross') ? await crossNode() : {};
-    for (const k of ['p50', 'p99', 'warmP50', 'warmP99', 'ackP50', 'ackP99', 'aP50', 'aP99']) r[k].push(latency[k]);
-    r.aCpu.push(latency.aCpuUsPerDelivery);
-    for (const [k, share] of Object.entries(latency.cpuShare ?? {})) (r.cpu[k] ??= []).push(share);
     // Only the workloads this run measured (--only leaves the others out).
     const parts = [];
     if (ONLY.has('batched')) parts.push(`pg ${fmt(r.pgBatched[i])}/s (bare ${fmt(r.bare[i])}/s), sqlite ${fmt(r.sqliteBatched[i])}/s`);
     if (ONLY.has('http')) parts.push(`http pg ${fmt(r.pgHttp[i])}/s sqlite ${fmt(r.sqliteHttp[i])}/s`);
-    if (ONLY.has('cross')) {
+    // Alternating which node A goes first, so neither always meets the machine as the other left it.
+    const order = i % 2 === 0 ? SYSTEMS : [...SYSTEMS].reverse();
+    for (const system of ONLY.has('cross') ? order : []) {
+      const latency = await crossNode(system);
+      for (const k of CROSS_FIGURES) cross[system][k].push(latency[k]);
+      for (const [k, share] of Object.entries(latency.cpuShare)) (cross[system].cpu[k] ??= []).push(share);
       parts.push(
-        `cross-node p50 ${ms(latency.p50)} p99 ${ms(latency.p99)} (after the first second: p50 ${ms(latency.warmP50)} p99 ${ms(latency.warmP99)}) ` +
-          `(append acked p50 ${latency.ackP50} ms; node A read → socket p50 ${ms(latency.aP50)} p99 ${ms(latency.aP99)}; ` +
+        `cross-node (node A: ${system}) p50 ${ms(latency.p50)} p99 ${ms(latency.p99)} (after the first second: p50 ${ms(latency.warmP50)} p99 ${ms(latency.warmP99)}) ` +
+          `(append acked p50 ${latency.ackP50} ms; ` +
+          (system === 'runtrail' ? `node A read → socket p50 ${ms(latency.aP50)} p99 ${ms(latency.aP99)}; ` : '') +
           `node A CPU ${latency.aCpuUsPerDelivery?.toFixed(2)} µs per delivery; ${cpuSharesText(latency.cpuShare)})`,
       );
     }
@@ -357,8 +389,26 @@ async function main() {
   }
   clearInterval(sampler);
   loads.push(loadavg()[0]);
-  const m = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, k === 'cpu' ? null : median(v)]));
-  const cpuMedians = Object.fromEntries(Object.entries(r.cpu).map(([k, v]) => [k, median(v)]));
+  const m = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, median(v)]));
+  const crossMedians = Object.fromEntries(
+    Object.entries(cross).map(([system, figures]) => [
+      system,
+      {
+        ...Object.fromEntries(CROSS_FIGURES.map((k) => [k, median(figures[k])])),
+        cpu: Object.fromEntries(Object.entries(figures.cpu).map(([k, v]) => [k, median(v)])),
+      },
+    ]),
+  );
+  const crossWorkload = `append on B → receipt on A (${fmt(Number(args.observers))} observers on A, ${args.rate} ev/s for ${args.seconds} s)`;
+  const crossLine = (system) => {
+    const c = crossMedians[system];
+    const latencies = `p50 ${ms(c.p50)}, p99 ${ms(c.p99)}; after the first second: p50 ${ms(c.warmP50)}, p99 ${ms(c.warmP99)}`;
+    const common = `append acknowledged by B: p50 ${c.ackP50} ms, p99 ${c.ackP99} ms`;
+    const cpu = `node A's CPU per event delivered to an observer: ${c.aCpuUsPerDelivery?.toFixed(2)} µs; ${cpuSharesText(c.cpu)}`;
+    return system === 'runtrail'
+      ? `| cross-node delivery, ${crossWorkload} | ${latencies} | (one node) | ${common}; on node A from its read of the notified events to the socket write (per frame, its oldest event): p50 ${ms(c.aP50)}, p99 ${ms(c.aP99)}; ${cpu} |`
+      : `| the same with a hand-built relay as node A (\`bench/postgres-relay.mjs\`: pg LISTEN, read, one \`ws.send\` per read and observer) | ${latencies} | | ${common}; ${cpu} |`;
+  };
   const lines = [
     `runtrail on PostgreSQL next to SQLite, median of ${runs} runs (${((Date.now() - started) / 60_000).toFixed(1)} min); ${machine()}; ` +
       `1-min load average during the runs ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} (median ${median(loads).toFixed(1)})`,
@@ -368,8 +418,7 @@ async function main() {
     ONLY.has('batched') &&
       `| batched appends (500 events/append, ${fmt(total)} events) | ${fmt(m.pgBatched)} events/s | ${fmt(m.sqliteBatched)} events/s | bare \`pg\` multi-row INSERT loop: ${fmt(m.bare)} events/s (runtrail ${(m.pgBatched / m.bare).toFixed(2)}×) |`,
     ONLY.has('http') && `| one-by-one appends through HTTP (${args.concurrency} clients, server in its own process) | ${fmt(m.pgHttp)} events/s | ${fmt(m.sqliteHttp)} events/s | |`,
-    ONLY.has('cross') &&
-      `| cross-node delivery, append on B → receipt on A (${fmt(Number(args.observers))} observers on A, ${args.rate} ev/s for ${args.seconds} s) | p50 ${ms(m.p50)}, p99 ${ms(m.p99)}; after the first second: p50 ${ms(m.warmP50)}, p99 ${ms(m.warmP99)} | (one node) | append acknowledged by B: p50 ${m.ackP50} ms, p99 ${m.ackP99} ms; on node A from its read of the notified events to the socket write (per frame, its oldest event): p50 ${ms(m.aP50)}, p99 ${ms(m.aP99)}; node A's CPU per event delivered to an observer: ${m.aCpu?.toFixed(2)} µs; ${cpuSharesText(cpuMedians)} |`,
+    ...(ONLY.has('cross') ? SYSTEMS.map(crossLine) : []),
   ];
   const table = `${lines.filter((line) => line !== false).join('\n')}\n`;
   process.stdout.write(table);
