@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { fmt, httpOneByOneAppends, machine, median } from './lib.mjs';
+import { fmt, httpOneByOneAppends, machine, machineSpeed, median, speedText } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -74,6 +74,7 @@ if (args.child) {
   const dists = args['server-dist'].split(',');
   const results = dists.map(() => []);
   const loads = [];
+  const speed = await machineSpeed();
   for (let run = 0; run < Number(args.runs); run++) {
     for (const [k, dist] of dists.entries()) {
       loads.push(loadavg()[0]);
@@ -82,7 +83,7 @@ if (args.child) {
       process.stderr.write(`run ${run + 1} ${dist}: ${fmt(result.rate)} appends/s, server CPU ${result.cpuUs.toFixed(0)} µs/append (load ${loadavg()[0].toFixed(1)})\n`);
     }
   }
-  console.log(`one-by-one HTTP appends, ${args.store}, ${args.concurrency} clients, ${args.http} events; ${machine()}; load ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`);
+  console.log(`one-by-one HTTP appends, ${args.store}, ${args.concurrency} clients, ${args.http} events; ${machine()}; ${speedText(speed)}; load ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`);
   for (const [k, dist] of dists.entries()) {
     const rates = results[k].map((r) => r.rate);
     const cpu = results[k].map((r) => r.cpuUs);

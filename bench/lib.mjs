@@ -7,6 +7,72 @@ export function machine() {
   return `${cpus().length} cores (${cpu.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
 }
 
+/**
+ * How fast this machine is at what the benches spend their time on, measured
+ * just before them: a round trip to another process over loopback TCP (a
+ * socket write that wakes another process, as every request, commit and
+ * frame here does) and a fixed amount of JSON work. Machines of one kind
+ * differ: on 2026-11-27 two of them gave the same workload's cross-node
+ * p99 as 0.3 s and 6 s, and these two figures are what tells such machines
+ * apart, so every result line carries them.
+ */
+export async function machineSpeed() {
+  const { spawn } = await import('node:child_process');
+  const net = await import('node:net');
+  // The echo runs in a process of its own: a round trip within one process wakes nobody.
+  const echo = spawn(
+    process.execPath,
+    ['-e', `const s = require('node:net').createServer((c) => { c.setNoDelay(true); c.pipe(c); }).listen(0, '127.0.0.1', () => console.log(s.address().port));`],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  try {
+    const port = await new Promise((resolve, reject) => {
+      echo.stdout.once('data', (line) => resolve(Number(String(line).trim())));
+      echo.once('exit', (code) => reject(new Error(`machineSpeed: echo process exited ${code}`)));
+    });
+    const socket = net.connect(port, '127.0.0.1');
+    socket.setNoDelay(true);
+    await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    const rtts = [];
+    const payload = Buffer.alloc(64, 1);
+    for (let i = 0; i < 2000; i++) {
+      const sent = process.hrtime.bigint();
+      socket.write(payload);
+      let got = 0;
+      await new Promise((resolve) => {
+        const onData = (chunk) => {
+          got += chunk.length;
+          if (got < payload.length) return;
+          socket.off('data', onData);
+          resolve();
+        };
+        socket.on('data', onData);
+      });
+      rtts.push(Number(process.hrtime.bigint() - sent) / 1000);
+    }
+    socket.destroy();
+    // The fastest of 5 rounds: a busy neighbour or the JIT only ever adds time.
+    let jsMs = Infinity;
+    let checksum = 0;
+    for (let round = 0; round < 5; round++) {
+      const started = process.hrtime.bigint();
+      for (let i = 0; i < 100_000; i++) {
+        const text = JSON.stringify({ seq: i, type: 'x.tick', ts: 1_764_000_000_000 + i, data: { i, label: `item ${i}`, scores: [i % 7, i % 11, i % 13] } });
+        checksum += JSON.parse(text).data.scores[1];
+      }
+      jsMs = Math.min(jsMs, Number(process.hrtime.bigint() - started) / 1e6);
+    }
+    if (checksum < 0) throw new Error('unreachable: keeps the JSON work from being optimized away');
+    return { loopbackRttUs: median(rtts.slice(200)), jsMs };
+  } finally {
+    echo.kill();
+  }
+}
+
+/** machineSpeed's figures as a result line states them. */
+export const speedText = ({ loopbackRttUs, jsMs }) =>
+  `loopback round trip to another process ${loopbackRttUs.toFixed(0)} µs (median of 1,800), 100,000 JSON stringify+parse ${jsMs.toFixed(0)} ms (fastest of 5)`;
+
 export function median(values) {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);

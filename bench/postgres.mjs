@@ -31,7 +31,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { PgRunStore, SqliteRunStore } from '../packages/store/dist/index.js';
-import { machine, median, fmt, makeEvents, httpOneByOneAppends, deliveryBuckets, bucketQuantiles } from './lib.mjs';
+import { machine, machineSpeed, speedText, median, fmt, makeEvents, httpOneByOneAppends, deliveryBuckets, bucketQuantiles } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -354,6 +354,8 @@ async function main() {
   const CROSS_FIGURES = ['p50', 'p99', 'warmP50', 'warmP99', 'ackP50', 'ackP99', 'aP50', 'aP99', 'aCpuUsPerDelivery'];
   /** Per system (node A: runtrail or the relay), each cross-node figure's runs, and each process group's CPU shares. */
   const cross = Object.fromEntries(SYSTEMS.map((system) => [system, { ...Object.fromEntries(CROSS_FIGURES.map((k) => [k, []])), cpu: {} }]));
+  const speed = await machineSpeed();
+  process.stderr.write(`${speedText(speed)}\n`);
   const loads = [];
   const sampler = setInterval(() => loads.push(loadavg()[0]), 5000);
   loads.push(loadavg()[0]);
@@ -410,7 +412,7 @@ async function main() {
       : `| the same with a hand-built relay as node A (\`bench/postgres-relay.mjs\`: pg LISTEN, read, one \`ws.send\` per read and observer) | ${latencies} | | ${common}; ${cpu} |`;
   };
   const lines = [
-    `runtrail on PostgreSQL next to SQLite, median of ${runs} runs (${((Date.now() - started) / 60_000).toFixed(1)} min); ${machine()}; ` +
+    `runtrail on PostgreSQL next to SQLite, median of ${runs} runs (${((Date.now() - started) / 60_000).toFixed(1)} min); ${machine()}; ${speedText(speed)}; ` +
       `1-min load average during the runs ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} (median ${median(loads).toFixed(1)})`,
     '',
     '| workload | PostgreSQL | SQLite | |',

@@ -18,7 +18,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BENCH_DIR, Histogram, median, startChild, waitUntil } from './lib.mjs';
-import { bucketQuantiles } from '../lib.mjs';
+import { bucketQuantiles, machineSpeed, speedText } from '../lib.mjs';
 
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(`--${name}`);
@@ -365,6 +365,9 @@ const fns = {
   c: workloadC, d: workloadD, e: workloadE, f: workloadF, g: workloadG,
 };
 const repeated = (w) => REPEATED.includes(w);
+// Before the runs, on the machine as quiet as they find it (machines of one kind differ; see bench/lib.mjs).
+const speed = await machineSpeed();
+log(speedText(speed));
 for (const [w, system, rep] of plan) {
   const t0 = Date.now();
   if (t0 - startedAt > SOFT_LIMIT_MS) {
@@ -475,7 +478,7 @@ const line = (cells) => `| ${cells.map((c, k) => String(c).padEnd(widths[k])).jo
 const table = [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
 
 const cpuModel = (readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? cpus()[0]?.model ?? 'unknown';
-const machine = `${cpus().length} CPUs (${cpuModel}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Node ${process.version}, ${process.platform} ${process.arch}`;
+const machine = `${cpus().length} CPUs (${cpuModel}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Node ${process.version}, ${process.platform} ${process.arch}; ${speedText(speed)}`;
 const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 const commit = (() => {
   try {
