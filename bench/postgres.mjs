@@ -12,16 +12,19 @@
 //    and each process group's share of the cores while the producer runs;
 //    in the same run, the same workload with a hand-built relay as node A
 //    (bench/postgres-relay.mjs: pg LISTEN, read, one ws.send per read and
-//    observer): what a fan-out node without runtrail's machinery reaches here.
+//    observer): what a fan-out node without runtrail's machinery reaches here;
+//    and both again with the SDK's producer (RunHandle.event, batched) in place
+//    of one event per request.
 // Prints medians of several runs, with the machine and the 1-minute load
 // average sampled through the runs, and writes them to bench/postgres-results.md.
 //
-//   npm run bench:postgres        # build, then 3 runs with the defaults below (about 2-3 min on a quiet 2-core machine)
+//   npm run bench:postgres        # build, then 3 runs with the defaults below (about 5 min on a quiet 2-core machine)
 //   node bench/postgres.mjs [--runs 3] [--database postgres://postgres@127.0.0.1:5432/test]
 //        [--events 200000] [--http 20000] [--observers 1000] [--rate 500] [--seconds 10] [--no-write]
 //        [--only batched,http,cross] (some workloads only: prints them, writes nothing)
 //        [--server-dist /path/to/packages/server/dist] (the nodes of http and cross run another build, e.g. main before a change)
 //        [--systems runtrail,relay] (node A in the cross-node workload: runtrail, the hand-built relay, or both, alternating)
+//        [--producers request,sdk] (its producer: one event per HTTP request, the SDK's batching RunHandle, or both)
 import { fork } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,6 +34,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { PgRunStore, SqliteRunStore } from '../packages/store/dist/index.js';
+import { RuntrailClient } from '../packages/client/dist/index.js';
 import { machine, machineSpeed, speedText, median, fmt, makeEvents, httpOneByOneAppends, deliveryBuckets, bucketQuantiles } from './lib.mjs';
 
 const { values: args } = parseArgs({
@@ -54,13 +58,18 @@ const { values: args } = parseArgs({
     only: { type: 'string', default: 'batched,http,cross' },
     'server-dist': { type: 'string' },
     systems: { type: 'string', default: 'runtrail,relay' },
+    producers: { type: 'string', default: 'request,sdk' },
   },
 });
 const ONLY = new Set(args.only.split(','));
 for (const w of ONLY) if (!['batched', 'http', 'cross'].includes(w)) throw new Error(`--only: unknown workload ${w} (batched, http, cross)`);
 const SYSTEMS = args.systems.split(',');
 for (const s of SYSTEMS) if (!['runtrail', 'relay'].includes(s)) throw new Error(`--systems: unknown system ${s} (runtrail, relay)`);
-const ALL = ONLY.size === 3 && SYSTEMS.length === 2;
+const PRODUCERS = args.producers.split(',');
+for (const p of PRODUCERS) if (!['request', 'sdk'].includes(p)) throw new Error(`--producers: unknown producer ${p} (request, sdk)`);
+/** The cross-node workload's variants: node A's system and the producer's kind, runtrail's first. */
+const CROSS = PRODUCERS.flatMap((producer) => SYSTEMS.map((system) => ({ system, producer, key: `${system}/${producer}` })));
+const ALL = ONLY.size === 3 && SYSTEMS.length === 2 && PRODUCERS.length === 2;
 
 
 
@@ -224,18 +233,27 @@ async function httpOneByOne(schema, total, concurrency) {
  * 1,000 observers on A, 500 ev/s appended one per request through B: append-to-receipt latency.
  * `system`: node A is a runtrail node, or the hand-built relay (B is runtrail either way: it creates the schema).
  */
-const crossNode = (system) =>
+const crossNode = (system, producer) =>
   withSchema(async (schema) => {
     const dirs = [mkdtempSync(join(tmpdir(), 'rt-bench-a-')), mkdtempSync(join(tmpdir(), 'rt-bench-b-'))];
     const b = await startNode(dirs[1], schema, 'node-b');
     const a = system === 'relay' ? await startRelay(schema) : await startNode(dirs[0], schema, 'node-a');
     const children = [];
+    let handle = null;
     try {
-      const run = await fetch(`${b.url}/api/v1/runs`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ name: 'bench-cross-node', leaseTtlMs: 3_600_000 }),
-      }).then((r) => r.json());
+      const createRun = { name: 'bench-cross-node', leaseTtlMs: 3_600_000 };
+      let run;
+      if (producer === 'sdk') {
+        // The SDK's producer: events queued and sent in batches (20 ms after a batch's first event).
+        handle = await new RuntrailClient({ url: b.url }).createRun(createRun);
+        run = { id: handle.id };
+      } else {
+        run = await fetch(`${b.url}/api/v1/runs`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(createRun),
+        }).then((r) => r.json());
+      }
       // Observers live in two processes of their own (as in bench/stream), so parsing their frames never
       // delays the producer's sends in this one.
       const wsUrl = `${a.url.replace(/^http/, 'ws')}/api/v1/stream`;
@@ -275,6 +293,11 @@ const crossNode = (system) =>
         const wait = due - Date.now();
         if (wait > 1) await new Promise((r) => setTimeout(r, wait));
         const sentAt = Date.now();
+        if (handle) {
+          // Latency counts from here, so the SDK's batching wait is part of it.
+          handle.event('x.tick', { sentAt, i });
+          continue;
+        }
         const body = JSON.stringify({ events: [{ id: `e${i}`, type: 'x.tick', data: { sentAt, i } }] });
         pending.push(
           new Promise((resolve, reject) => {
@@ -295,6 +318,8 @@ const crossNode = (system) =>
         );
       }
       await Promise.all(pending);
+      // Once everything queued is stored (the SDK producer); its batches' acknowledgements are not timed.
+      await handle?.flush();
       const cpuAfter = cpuNow();
       const producingMs = Date.now() - start;
       const cpuShare = Object.fromEntries(Object.keys(cpuBefore).map((k) => [k, (100 * (cpuAfter[k] - cpuBefore[k])) / producingMs]));
@@ -333,6 +358,7 @@ const crossNode = (system) =>
         aP99: onA?.p99,
       };
     } finally {
+      handle?.close();
       for (const proc of children.splice(0)) proc.kill();
       await a.stop();
       await b.stop();
@@ -353,7 +379,7 @@ async function main() {
   const r = { pgBatched: [], bare: [], sqliteBatched: [], pgHttp: [], sqliteHttp: [] };
   const CROSS_FIGURES = ['p50', 'p99', 'warmP50', 'warmP99', 'ackP50', 'ackP99', 'aP50', 'aP99', 'aCpuUsPerDelivery'];
   /** Per system (node A: runtrail or the relay), each cross-node figure's runs, and each process group's CPU shares. */
-  const cross = Object.fromEntries(SYSTEMS.map((system) => [system, { ...Object.fromEntries(CROSS_FIGURES.map((k) => [k, []])), cpu: {} }]));
+  const cross = Object.fromEntries(CROSS.map(({ key }) => [key, { ...Object.fromEntries(CROSS_FIGURES.map((k) => [k, []])), cpu: {} }]));
   const speed = await machineSpeed();
   process.stderr.write(`${speedText(speed)}\n`);
   const loads = [];
@@ -374,15 +400,15 @@ async function main() {
     const parts = [];
     if (ONLY.has('batched')) parts.push(`pg ${fmt(r.pgBatched[i])}/s (bare ${fmt(r.bare[i])}/s), sqlite ${fmt(r.sqliteBatched[i])}/s`);
     if (ONLY.has('http')) parts.push(`http pg ${fmt(r.pgHttp[i])}/s sqlite ${fmt(r.sqliteHttp[i])}/s`);
-    // Alternating which node A goes first, so neither always meets the machine as the other left it.
-    const order = i % 2 === 0 ? SYSTEMS : [...SYSTEMS].reverse();
-    for (const system of ONLY.has('cross') ? order : []) {
-      const latency = await crossNode(system);
-      for (const k of CROSS_FIGURES) cross[system][k].push(latency[k]);
-      for (const [k, share] of Object.entries(latency.cpuShare)) (cross[system].cpu[k] ??= []).push(share);
+    // Alternating the order, so no variant always meets the machine as another left it.
+    const order = i % 2 === 0 ? CROSS : [...CROSS].reverse();
+    for (const { system, producer, key } of ONLY.has('cross') ? order : []) {
+      const latency = await crossNode(system, producer);
+      for (const k of CROSS_FIGURES) cross[key][k].push(latency[k]);
+      for (const [k, share] of Object.entries(latency.cpuShare)) (cross[key].cpu[k] ??= []).push(share);
       parts.push(
-        `cross-node (node A: ${system}) p50 ${ms(latency.p50)} p99 ${ms(latency.p99)} (after the first second: p50 ${ms(latency.warmP50)} p99 ${ms(latency.warmP99)}) ` +
-          `(append acked p50 ${latency.ackP50} ms; ` +
+        `cross-node (node A: ${system}, producer: ${producer}) p50 ${ms(latency.p50)} p99 ${ms(latency.p99)} (after the first second: p50 ${ms(latency.warmP50)} p99 ${ms(latency.warmP99)}) ` +
+          (producer === 'request' ? `(append acked p50 ${latency.ackP50} ms; ` : '(') +
           (system === 'runtrail' ? `node A read → socket p50 ${ms(latency.aP50)} p99 ${ms(latency.aP99)}; ` : '') +
           `node A CPU ${latency.aCpuUsPerDelivery?.toFixed(2)} µs per delivery; ${cpuSharesText(latency.cpuShare)})`,
       );
@@ -393,8 +419,8 @@ async function main() {
   loads.push(loadavg()[0]);
   const m = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, median(v)]));
   const crossMedians = Object.fromEntries(
-    Object.entries(cross).map(([system, figures]) => [
-      system,
+    Object.entries(cross).map(([key, figures]) => [
+      key,
       {
         ...Object.fromEntries(CROSS_FIGURES.map((k) => [k, median(figures[k])])),
         cpu: Object.fromEntries(Object.entries(figures.cpu).map(([k, v]) => [k, median(v)])),
@@ -402,14 +428,18 @@ async function main() {
     ]),
   );
   const crossWorkload = `append on B → receipt on A (${fmt(Number(args.observers))} observers on A, ${args.rate} ev/s for ${args.seconds} s)`;
-  const crossLine = (system) => {
-    const c = crossMedians[system];
+  const PRODUCER_TEXT = {
+    request: 'one event per request',
+    sdk: "the SDK's producer (`RunHandle.event`, sent in batches 20 ms after each batch's first event; latency from the `event` call)",
+  };
+  const crossLine = ({ system, producer, key }) => {
+    const c = crossMedians[key];
     const latencies = `p50 ${ms(c.p50)}, p99 ${ms(c.p99)}; after the first second: p50 ${ms(c.warmP50)}, p99 ${ms(c.warmP99)}`;
-    const common = `append acknowledged by B: p50 ${c.ackP50} ms, p99 ${c.ackP99} ms`;
+    const acks = producer === 'request' ? `append acknowledged by B: p50 ${c.ackP50} ms, p99 ${c.ackP99} ms; ` : '';
     const cpu = `node A's CPU per event delivered to an observer: ${c.aCpuUsPerDelivery?.toFixed(2)} µs; ${cpuSharesText(c.cpu)}`;
     return system === 'runtrail'
-      ? `| cross-node delivery, ${crossWorkload} | ${latencies} | (one node) | ${common}; on node A from its read of the notified events to the socket write (per frame, its oldest event): p50 ${ms(c.aP50)}, p99 ${ms(c.aP99)}; ${cpu} |`
-      : `| the same with a hand-built relay as node A (\`bench/postgres-relay.mjs\`: pg LISTEN, read, one \`ws.send\` per read and observer) | ${latencies} | | ${common}; ${cpu} |`;
+      ? `| cross-node delivery, ${crossWorkload}, ${PRODUCER_TEXT[producer]} | ${latencies} | (one node) | ${acks}on node A from its read of the notified events to the socket write (per frame, its oldest event): p50 ${ms(c.aP50)}, p99 ${ms(c.aP99)}; ${cpu} |`
+      : `| the same with a hand-built relay as node A (\`bench/postgres-relay.mjs\`: pg LISTEN, read, one \`ws.send\` per read and observer) | ${latencies} | | ${acks}${cpu} |`;
   };
   const lines = [
     `runtrail on PostgreSQL next to SQLite, median of ${runs} runs (${((Date.now() - started) / 60_000).toFixed(1)} min); ${machine()}; ${speedText(speed)}; ` +
@@ -420,7 +450,7 @@ async function main() {
     ONLY.has('batched') &&
       `| batched appends (500 events/append, ${fmt(total)} events) | ${fmt(m.pgBatched)} events/s | ${fmt(m.sqliteBatched)} events/s | bare \`pg\` multi-row INSERT loop: ${fmt(m.bare)} events/s (runtrail ${(m.pgBatched / m.bare).toFixed(2)}×) |`,
     ONLY.has('http') && `| one-by-one appends through HTTP (${args.concurrency} clients, server in its own process) | ${fmt(m.pgHttp)} events/s | ${fmt(m.sqliteHttp)} events/s | |`,
-    ...(ONLY.has('cross') ? SYSTEMS.map(crossLine) : []),
+    ...(ONLY.has('cross') ? CROSS.map(crossLine) : []),
   ];
   const table = `${lines.filter((line) => line !== false).join('\n')}\n`;
   process.stdout.write(table);
