@@ -183,16 +183,16 @@ function postgresCpuMs() {
   return sum;
 }
 
-async function startNode(dir, schema, node) {
-  const child = fork(
-    new URL(import.meta.url).pathname,
-    ['--child', dir, '--database', args.database, ...(schema ? ['--schema', schema] : []), '--node', node, ...(args['server-dist'] ? ['--server-dist', args['server-dist']] : [])],
-    { stdio: 'inherit' },
-  );
-  const { url } = await new Promise((resolve) => child.once('message', resolve));
+/** A child process that sends `{ url }` once it listens and exits on any message: a node or the relay. */
+async function startListening(script, argv, name) {
+  const child = fork(script, argv, { stdio: 'inherit' });
+  const { url } = await new Promise((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('exit', (code) => reject(new Error(`${name} exited ${code} before listening`)));
+  });
   return {
     url,
-    /** CPU time (user + system) the node's process has used so far, ms. */
+    /** CPU time (user + system) the process has used so far, ms. */
     cpuMs: () => cpuMsOf(child.pid),
     stop: async () => {
       child.send('stop');
@@ -201,22 +201,16 @@ async function startNode(dir, schema, node) {
   };
 }
 
-/** The hand-built relay (bench/postgres-relay.mjs) on a schema's channel and rows, as startNode's node. */
-async function startRelay(schema) {
-  const child = fork(new URL('./postgres-relay.mjs', import.meta.url).pathname, ['--database', args.database, '--schema', schema], { stdio: 'inherit' });
-  const { url } = await new Promise((resolve, reject) => {
-    child.once('message', resolve);
-    child.once('exit', (code) => reject(new Error(`postgres-relay exited ${code} before listening`)));
-  });
-  return {
-    url,
-    cpuMs: () => cpuMsOf(child.pid),
-    stop: async () => {
-      child.send('stop');
-      await new Promise((resolve) => child.once('exit', resolve));
-    },
-  };
-}
+const startNode = (dir, schema, node) =>
+  startListening(
+    new URL(import.meta.url).pathname,
+    ['--child', dir, '--database', args.database, ...(schema ? ['--schema', schema] : []), '--node', node, ...(args['server-dist'] ? ['--server-dist', args['server-dist']] : [])],
+    `node ${node}`,
+  );
+
+/** The hand-built relay (bench/postgres-relay.mjs) on a schema's channel and rows, in place of a node. */
+const startRelay = (schema) =>
+  startListening(new URL('./postgres-relay.mjs', import.meta.url).pathname, ['--database', args.database, '--schema', schema], 'postgres-relay');
 
 async function httpOneByOne(schema, total, concurrency) {
   const dir = mkdtempSync(join(tmpdir(), 'rt-bench-http-'));
