@@ -8,7 +8,9 @@
 // broadcaster sends, costs a socket write per event and observer: at 500 ev/s
 // its backlog grew to seconds with 100 observers.) No store, no flushes, no
 // auth, no resume: what a fan-out node without runtrail's machinery reaches
-// on the same machine, with the same producer, node B and observers.
+// on the same machine, with the same producer, node B and observers. Its
+// events are the stored bodies, without the `runId` runtrail's events carry
+// (98 bytes an event in the bench against 145).
 //
 // Started by bench/postgres.mjs (`--systems runtrail,relay`); speaks just enough
 // of runtrail's stream protocol for its observers (subscribe, subscribed,
