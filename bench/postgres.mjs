@@ -18,7 +18,7 @@
 // Prints medians of several runs, with the machine and the 1-minute load
 // average sampled through the runs, and writes them to bench/postgres-results.md.
 //
-//   npm run bench:postgres        # build, then 3 runs with the defaults below (about 5 min on a quiet 2-core machine)
+//   npm run bench:postgres        # build, then 3 runs with the defaults below (about 6 min on a quiet 2-core machine)
 //   node bench/postgres.mjs [--runs 3] [--database postgres://postgres@127.0.0.1:5432/test]
 //        [--events 200000] [--http 20000] [--observers 1000] [--rate 500] [--seconds 10] [--no-write]
 //        [--only batched,http,cross] (some workloads only: prints them, writes nothing)
