@@ -224,8 +224,10 @@ async function httpOneByOne(schema, total, concurrency) {
 }
 
 /**
- * 1,000 observers on A, 500 ev/s appended one per request through B: append-to-receipt latency.
+ * 1,000 observers on A, 500 ev/s appended through B: append-to-receipt latency.
  * `system`: node A is a runtrail node, or the hand-built relay (B is runtrail either way: it creates the schema).
+ * `producer`: 'request' sends one event per HTTP request (16 keep-alive sockets); 'sdk' calls the SDK's
+ * RunHandle.event, which sends batches.
  */
 const crossNode = (system, producer) =>
   withSchema(async (schema) => {
@@ -372,7 +374,7 @@ async function main() {
   const total = Number(args.events);
   const r = { pgBatched: [], bare: [], sqliteBatched: [], pgHttp: [], sqliteHttp: [] };
   const CROSS_FIGURES = ['p50', 'p99', 'warmP50', 'warmP99', 'ackP50', 'ackP99', 'aP50', 'aP99', 'aCpuUsPerDelivery'];
-  /** Per system (node A: runtrail or the relay), each cross-node figure's runs, and each process group's CPU shares. */
+  /** Per cross-node variant (node A's system, the producer), each figure's runs, and each process group's CPU shares. */
   const cross = Object.fromEntries(CROSS.map(({ key }) => [key, { ...Object.fromEntries(CROSS_FIGURES.map((k) => [k, []])), cpu: {} }]));
   const speed = await machineSpeed();
   process.stderr.write(`${speedText(speed)}\n`);
