@@ -25,6 +25,8 @@
 //        [--server-dist /path/to/packages/server/dist] (the nodes of http and cross run another build, e.g. main before a change)
 //        [--systems runtrail,relay] (node A in the cross-node workload: runtrail, the hand-built relay, or both, alternating)
 //        [--producers request,sdk] (its producer: one event per HTTP request, the SDK's batching RunHandle, or both)
+//        [--observers 250,500,1000] (several counts: each variant at each, e.g. to find how many observers one node
+//        holds under a latency target on this machine)
 import { fork } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -68,8 +70,13 @@ for (const s of SYSTEMS) if (!['runtrail', 'relay'].includes(s)) throw new Error
 const PRODUCERS = args.producers.split(',');
 for (const p of PRODUCERS) if (!['request', 'sdk'].includes(p)) throw new Error(`--producers: unknown producer ${p} (request, sdk)`);
 /** The cross-node workload's variants: node A's system and the producer's kind, runtrail's first. */
-const CROSS = PRODUCERS.flatMap((producer) => SYSTEMS.map((system) => ({ system, producer, key: `${system}/${producer}` })));
-const ALL = ONLY.size === 3 && SYSTEMS.length === 2 && PRODUCERS.length === 2;
+const OBSERVER_COUNTS = args.observers.split(',').map(Number);
+for (const n of OBSERVER_COUNTS) if (!Number.isInteger(n) || n < 1) throw new Error(`--observers: ${args.observers} is not a list of positive whole numbers`);
+/** The cross-node workload's variants: the observer count, the producer's kind and node A's system, runtrail's first. */
+const CROSS = OBSERVER_COUNTS.flatMap((observers) =>
+  PRODUCERS.flatMap((producer) => SYSTEMS.map((system) => ({ system, producer, observers, key: `${system}/${producer}/${observers}` }))),
+);
+const ALL = ONLY.size === 3 && SYSTEMS.length === 2 && PRODUCERS.length === 2 && OBSERVER_COUNTS.length === 1;
 
 
 
@@ -224,12 +231,12 @@ async function httpOneByOne(schema, total, concurrency) {
 }
 
 /**
- * 1,000 observers on A, 500 ev/s appended through B: append-to-receipt latency.
+ * `observerCount` observers on A (1,000 by default), 500 ev/s appended through B: append-to-receipt latency.
  * `system`: node A is a runtrail node, or the hand-built relay (B is runtrail either way: it creates the schema).
  * `producer`: 'request' sends one event per HTTP request (16 keep-alive sockets); 'sdk' calls the SDK's
  * RunHandle.event, which sends batches.
  */
-const crossNode = (system, producer) =>
+const crossNode = (system, producer, observerCount) =>
   withSchema(async (schema) => {
     const dirs = [mkdtempSync(join(tmpdir(), 'rt-bench-a-')), mkdtempSync(join(tmpdir(), 'rt-bench-b-'))];
     const b = await startNode(dirs[1], schema, 'node-b');
@@ -253,7 +260,6 @@ const crossNode = (system, producer) =>
       // Observers live in two processes of their own (as in bench/stream), so parsing their frames never
       // delays the producer's sends in this one.
       const wsUrl = `${a.url.replace(/^http/, 'ws')}/api/v1/stream`;
-      const observerCount = Number(args.observers);
       const observerProcs = [Math.ceil(observerCount / 2), Math.floor(observerCount / 2)]
         .filter((n) => n > 0)
         .map((n) =>
@@ -398,12 +404,12 @@ async function main() {
     if (ONLY.has('http')) parts.push(`http pg ${fmt(r.pgHttp[i])}/s sqlite ${fmt(r.sqliteHttp[i])}/s`);
     // Alternating the order, so no variant always meets the machine as another left it.
     const order = i % 2 === 0 ? CROSS : [...CROSS].reverse();
-    for (const { system, producer, key } of ONLY.has('cross') ? order : []) {
-      const latency = await crossNode(system, producer);
+    for (const { system, producer, observers, key } of ONLY.has('cross') ? order : []) {
+      const latency = await crossNode(system, producer, observers);
       for (const k of CROSS_FIGURES) cross[key][k].push(latency[k]);
       for (const [k, share] of Object.entries(latency.cpuShare)) (cross[key].cpu[k] ??= []).push(share);
       parts.push(
-        `cross-node (node A: ${system}, producer: ${producer}) p50 ${ms(latency.p50)} p99 ${ms(latency.p99)} (after the first second: p50 ${ms(latency.warmP50)} p99 ${ms(latency.warmP99)}) ` +
+        `cross-node (node A: ${system}, producer: ${producer}, ${observers} observers) p50 ${ms(latency.p50)} p99 ${ms(latency.p99)} (after the first second: p50 ${ms(latency.warmP50)} p99 ${ms(latency.warmP99)}) ` +
           (producer === 'request' ? `(append acked p50 ${latency.ackP50} ms; ` : '(') +
           (system === 'runtrail' ? `node A read → socket p50 ${ms(latency.aP50)} p99 ${ms(latency.aP99)}; ` : '') +
           `node A CPU ${latency.aCpuUsPerDelivery?.toFixed(2)} µs per delivery; ${cpuSharesText(latency.cpuShare)})`,
@@ -423,18 +429,18 @@ async function main() {
       },
     ]),
   );
-  const crossWorkload = `append on B → receipt on A (${fmt(Number(args.observers))} observers on A, ${args.rate} ev/s for ${args.seconds} s)`;
+  const crossWorkload = (observers) => `append on B → receipt on A (${fmt(observers)} observers on A, ${args.rate} ev/s for ${args.seconds} s)`;
   const PRODUCER_TEXT = {
     request: 'one event per request',
     sdk: "the SDK's producer (`RunHandle.event`, sent in batches 20 ms after each batch's first event; latency from the `event` call)",
   };
-  const crossLine = ({ system, producer, key }) => {
+  const crossLine = ({ system, producer, observers, key }) => {
     const c = crossMedians[key];
     const latencies = `p50 ${ms(c.p50)}, p99 ${ms(c.p99)}; after the first second: p50 ${ms(c.warmP50)}, p99 ${ms(c.warmP99)}`;
     const acks = producer === 'request' ? `append acknowledged by B: p50 ${c.ackP50} ms, p99 ${c.ackP99} ms; ` : '';
     const cpu = `node A's CPU per event delivered to an observer: ${c.aCpuUsPerDelivery?.toFixed(2)} µs; ${cpuSharesText(c.cpu)}`;
     return system === 'runtrail'
-      ? `| cross-node delivery, ${crossWorkload}, ${PRODUCER_TEXT[producer]} | ${latencies} | (one node) | ${acks}on node A from its read of the notified events to the socket write (per frame, its oldest event): p50 ${ms(c.aP50)}, p99 ${ms(c.aP99)}; ${cpu} |`
+      ? `| cross-node delivery, ${crossWorkload(observers)}, ${PRODUCER_TEXT[producer]} | ${latencies} | (one node) | ${acks}on node A from its read of the notified events to the socket write (per frame, its oldest event): p50 ${ms(c.aP50)}, p99 ${ms(c.aP99)}; ${cpu} |`
       : `| the same with a hand-built relay as node A (\`bench/postgres-relay.mjs\`: pg LISTEN, read, one \`ws.send\` per read and observer) | ${latencies} | | ${acks}${cpu} |`;
   };
   const lines = [
