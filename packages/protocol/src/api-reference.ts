@@ -150,7 +150,9 @@ function typeText(prop: JsonSchema): string {
   if (prop.oneOf) return prop.oneOf.map(typeText).join(' \\| ');
   if (prop.type === 'array') {
     if (prop.prefixItems) return `[${prop.prefixItems.map(typeText).join(', ')}]`;
-    return `${prop.items ? typeText(prop.items) : 'any'}[]`;
+    const item = prop.items ? typeText(prop.items) : 'any';
+    // An array of a union: (A | B)[], not A | B[].
+    return item.includes(' \\| ') ? `(${item})[]` : `${item}[]`;
   }
   if (prop.type === 'object' && typeof prop.additionalProperties === 'object' && !prop.properties) {
     return `map of ${typeText(prop.additionalProperties)}`;

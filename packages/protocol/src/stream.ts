@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RunEventSchema } from './events.js';
+import { RunEventSchema, type RunEvent } from './events.js';
 import { ErrorCodeSchema } from './errors.js';
 import { RunSchema, RunStatus, RunsFilterFields } from './run.js';
 import { nameText } from './text.js';
@@ -17,7 +17,11 @@ import { nameText } from './text.js';
  *   when the subscription started), then zero or more
  *   `{"type":"events",runId,events:[...]}` frames whose events are exactly
  *   seq N+1, N+2, ... (each frame holds consecutive events; frames follow each
- *   other without gap or overlap), backlog first and then live. After the
+ *   other without gap or overlap), backlog first and then live. With
+ *   `"compact":true` in the subscribe, the events of its frames leave out
+ *   `runId` (CompactRunEvent: the frame's `runId` is theirs; `eventsOf` puts
+ *   it back): a third fewer bytes per typical event for the server to send
+ *   and the client to parse, which counts with many watchers. After the
  *   frame holding the run's terminal event the server sends
  *   `{"type":"end",runId,status,seq}` and the subscription is complete.
  *   A run that does not exist: `{"type":"error",runId,code:"run_not_found",...}`
@@ -101,6 +105,8 @@ export const ClientMessage = z.discriminatedUnion('op', [
     op: z.literal('subscribe'),
     runId: nameText().min(1).max(100),
     after: z.number().int().min(0).default(0),
+    /** Events in `events` frames without their `runId` (see CompactRunEvent). */
+    compact: z.boolean().default(false),
   }),
   z.object({ op: z.literal('unsubscribe'), runId: z.string().min(1).max(100) }),
   z.object({ op: z.literal('subscribeRuns'), filter: RunsFilter.default({}) }),
@@ -117,12 +123,19 @@ export function parseClientMessage(value: unknown): ReturnType<typeof ClientMess
   return ClientMessage.safeParse(value);
 }
 
+/** An event in a frame of a `compact` subscription: a RunEvent without `runId` (the frame's). */
+export const CompactRunEventSchema = RunEventSchema.omit({ runId: true }).meta({
+  id: 'CompactRunEvent',
+  description: "An event in an events frame of a compact subscription: a RunEvent without runId, which is the frame's",
+});
+export type CompactRunEvent = z.infer<typeof CompactRunEventSchema>;
+
 /** Messages the server sends over WebSocket. */
 export const ServerMessageSchema = z
   .discriminatedUnion('type', [
     z.object({ type: z.literal('subscribed'), runId: z.string(), after: z.number(), seq: z.number(), status: RunStatus }),
-    /** One or more consecutive events of one run, in seq order. */
-    z.object({ type: z.literal('events'), runId: z.string(), events: z.array(RunEventSchema) }),
+    /** One or more consecutive events of one run, in seq order (compact ones for a `compact` subscription). */
+    z.object({ type: z.literal('events'), runId: z.string(), events: z.array(z.union([RunEventSchema, CompactRunEventSchema])) }),
     /** The run's terminal event has been sent; the subscription is complete. */
     z.object({ type: z.literal('end'), runId: z.string(), status: RunStatus, seq: z.number() }),
     z.object({ type: z.literal('subscribedRuns') }),
@@ -132,6 +145,13 @@ export const ServerMessageSchema = z
   ])
   .meta({ id: 'ServerMessage', description: 'A WebSocket message from the server' });
 export type ServerMessage = z.infer<typeof ServerMessageSchema>;
+export type EventsMessage = Extract<ServerMessage, { type: 'events' }>;
+
+/** The events of an `events` frame as RunEvents: compact ones get the frame's runId, in place (they are the frame's own objects). */
+export function eventsOf(frame: EventsMessage): RunEvent[] {
+  for (const event of frame.events) if (!('runId' in event)) (event as RunEvent).runId = frame.runId;
+  return frame.events as RunEvent[];
+}
 
 /** SSE event names (the `event:` field); `data:` is JSON. */
 export const SSE_EVENTS = { event: 'run-event', end: 'end', error: 'error' } as const;

@@ -67,6 +67,8 @@ export async function expectLegacyRunIntact(store: RunStore): Promise<void> {
     const page = await store.readJoinedEventTexts(LEGACY_RUN_ID, 1, 100);
     expect(page.json.toString('utf8')).toBe(texts.slice(1).join(','));
     expect([page.count, page.last, page.lastType]).toEqual([3, 4, 'counter']);
+    const compact = await store.readJoinedEventTexts(LEGACY_RUN_ID, 1, 100, { compact: true });
+    expect(compact.json.toString('utf8')).toBe(legacyEvents.slice(1).map(({ runId: _inTheFrame, ...event }) => JSON.stringify(event)).join(','));
   }
   expect((await store.getRun(LEGACY_RUN_ID))!.snapshot).toEqual(foldEvents(legacyEvents));
 

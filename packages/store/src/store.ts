@@ -48,8 +48,10 @@ export interface RunStore {
    * inside of a JSON array): what a catch-up sends as one frame, made
    * without a JavaScript object or string per event. Only adapters that join
    * in the database have it (SQLite); streams read texts one by one otherwise.
+   * `compact`: each text without its runId (compactEventJson), for the
+   * frames of a compact subscription.
    */
-  readJoinedEventTexts?(runId: string, after: number, limit: number): Promise<JoinedEventTexts>;
+  readJoinedEventTexts?(runId: string, after: number, limit: number, options?: { compact?: boolean }): Promise<JoinedEventTexts>;
 
   heartbeat(runId: string, options: { now: number; owner?: Owner | undefined }): Promise<Run>;
   /** Atomically move up to `limit` queued runs of these handler names to running under `owner`. */

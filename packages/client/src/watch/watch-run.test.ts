@@ -84,6 +84,8 @@ describe('late joiner through the SDK', () => {
       await s.runs.appendEvents(run.id, progressEvents(10, 5000));
       await waitFor(() => w.getState().seq === 5010, { what: 'live' });
       expect(isExactRange(seqsOf(w), 0, 5010)).toBe(true);
+      // Each event whole, runId included, though WebSocket frames leave it out of their events.
+      expect(w.getState().events).toEqual(await s.store.readEvents(run.id, 0, 5010));
       expect(w.getState().snapshot).toEqual((await serverRun(s, run.id)).snapshot);
       expect(w.getState().connection).toBe(options.transports ? 'polling' : 'live');
       expect(w.getState().transport).toBe(options.transports ? 'poll' : options.WebSocket === null ? 'sse' : 'ws');

@@ -1,6 +1,7 @@
 import {
   MAX_READ_LIMIT,
   RuntrailError,
+  eventsOf,
   foldEvents,
   initialSnapshot,
   isTerminalStatus,
@@ -142,7 +143,8 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
   private transports(): Transport<ServerMessage>[] {
     const { idleTimeoutMs, fetch, headers, wanted } = this.settings;
     const all: Record<TransportName, Transport<ServerMessage> | null> = {
-      ws: this.wsTransport(() => ({ op: 'subscribe', runId: this.runId, after: this.fold.seq })),
+      // Compact frames: the events without the runId each would repeat (put back by eventsOf).
+      ws: this.wsTransport(() => ({ op: 'subscribe', runId: this.runId, after: this.fold.seq, compact: true })),
       sse: new SseTransport({
         runId: this.runId,
         url: () => this.api.url('streamRun', { id: this.runId }, { after: this.fold.seq }),
@@ -190,7 +192,7 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
         if (this.state.run) this.publish({ run: { ...this.state.run, status: message.status } });
         return;
       case 'events':
-        return this.enqueue(() => this.ingest(message.events), fail);
+        return this.enqueue(() => this.ingest(eventsOf(message)), fail);
       case 'end':
         return this.enqueue(() => this.onEnd(message), fail);
       case 'error':

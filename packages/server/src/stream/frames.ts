@@ -1,4 +1,4 @@
-import type { EventText, JoinedEventTexts } from '@runtrail/store';
+import { compactEventJson, type EventText, type JoinedEventTexts } from '@runtrail/store';
 import type { Outlet } from './outlet.js';
 
 /**
@@ -15,18 +15,24 @@ export const TARGET_FRAME_BYTES = 64 * 1024;
  * texts come from the store as they were stored: no event is serialized here.
  */
 const wsFrameCache = new WeakMap<EventText[], Frame[]>();
+const wsCompactFrameCache = new WeakMap<EventText[], Frame[]>();
 const sseFrameCache = new WeakMap<EventText[], Frame[]>();
 
-/** `{"type":"events",...}` WebSocket frames of consecutive events, each about TARGET_FRAME_BYTES at most. */
-export function wsEventFrames(runId: string, events: EventText[]): Frame[] {
-  let frames = wsFrameCache.get(events);
-  if (!frames) wsFrameCache.set(events, (frames = buildWsFrames(runId, events)));
+/**
+ * `{"type":"events",...}` WebSocket frames of consecutive events, each about
+ * TARGET_FRAME_BYTES at most; `compact`: the events without their runId.
+ */
+export function wsEventFrames(runId: string, events: EventText[], compact = false): Frame[] {
+  const cache = compact ? wsCompactFrameCache : wsFrameCache;
+  let frames = cache.get(events);
+  if (!frames) cache.set(events, (frames = buildWsFrames(runId, events, compact)));
   return frames;
 }
 
-function buildWsFrames(runId: string, events: EventText[]): Frame[] {
+function buildWsFrames(runId: string, events: EventText[], compact: boolean): Frame[] {
   const head = `{"type":"events","runId":${JSON.stringify(runId)},"events":[`;
-  return chunk(events, (parts) => `${head}${parts.join(',')}]}`, (event) => event.json).map((frame) => ({
+  const text = compact ? (event: EventText) => compactEventJson(runId, event.json) : (event: EventText) => event.json;
+  return chunk(events, (parts) => `${head}${parts.join(',')}]}`, text).map((frame) => ({
     data: wsTextFrame(frame.data),
     count: frame.count,
     framed: true,
@@ -68,7 +74,7 @@ function writeWsHeader(target: Buffer, length: number): number {
 
 /**
  * One `{"type":"events",...}` message of a page the store read joined
- * (catch-up) as a whole WebSocket frame in three parts: the header with the
+ * (catch-up; compact or not as it was read) as a whole WebSocket frame in three parts: the header with the
  * message's head, the page as the store read it, the tail. Written as one
  * (Outlet.sendParts), the page is never copied into a frame of its own: a
  * 100,000-event catch-up allocates and copies 14 MB less.

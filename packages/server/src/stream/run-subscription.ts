@@ -38,6 +38,8 @@ export interface SubscriptionSink {
    * called while the outlet is not blocked.
    */
   joined?(page: JoinedEventTexts): void;
+  /** Its events go out without their runId (a compact subscription): joined pages are read so. */
+  readonly compact?: boolean;
   /** Sent once, right after the frame with the terminal event. */
   end(end: StreamEnd): void;
   /** The subscription cannot go on (e.g. the store failed); it is already closed. */
@@ -206,7 +208,7 @@ export class RunSubscription {
         const { store } = this.context;
         if (this.sink.joined && store.readJoinedEventTexts) {
           const limit = joinedLimit;
-          const page = await store.readJoinedEventTexts(this.runId, this.lastSent, limit);
+          const page = await store.readJoinedEventTexts(this.runId, this.lastSent, limit, { compact: this.sink.compact === true });
           if (this.done) return;
           if (page.count > 0) {
             // Sized for about one frame by the events before it; these were bigger: read fewer.

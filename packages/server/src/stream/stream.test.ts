@@ -1,6 +1,7 @@
 import { EventSource } from 'eventsource';
 import { describe, expect, test } from 'vitest';
-import { STREAM_CLOSE_CODES, type RunEvent, type RunWithObservers } from '@runtrail/protocol';
+import { STREAM_CLOSE_CODES, eventsOf, type RunEvent, type RunWithObservers } from '@runtrail/protocol';
+import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 import { SseParser } from '../../../client/src/watch/sse-parser.js';
 import { TARGET_FRAME_BYTES } from './frames.js';
 import { RawWsClient, isExactRange, progressEvents, startTestServer, testScope, waitFor, wsUrl } from './stream.test-kit.js';
@@ -105,6 +106,55 @@ describe('late joiner', () => {
     await waitFor(() => c.seqs(run.id).length >= 8 && sse.state.events.length >= 5);
     expect(c.seqs(run.id)).toEqual([43, 44, 45, 46, 47, 48, 49, 50]);
     expect(sse.state.events.map((e) => e.seq)).toEqual([46, 47, 48, 49, 50]);
+  });
+});
+
+describe('compact subscriptions', () => {
+  for (const store of ['SQLite', 'PostgreSQL'] as const) {
+    test(`on ${store}: events frames leave out their events' runId, backlog and live, while a full subscription beside it gets the same events whole`, async () => {
+      // SQLite's catch-up joins pages in the database; PostgreSQL's reads texts: both paths, and the hub's shared live frames.
+      let options = {};
+      if (store === 'PostgreSQL') {
+        const schema = await freshSchema();
+        cleanups.push(() => dropSchema(schema));
+        options = { databaseUrl: TEST_DATABASE_URL, databaseSchema: schema };
+      }
+      const s = await server(options);
+      const { run } = await s.runs.create({ name: 'compact' });
+      const odd = 'q"\\ \u0001 \u2028 é 😀';
+      await s.runs.appendEvents(run.id, [...progressEvents(3000), { type: `x.${odd}`, data: { s: odd }, id: `id-${odd}` }]);
+      const compact = await wsClient(s);
+      const full = await wsClient(s);
+      compact.send({ op: 'subscribe', runId: run.id, after: 0, compact: true });
+      full.send({ op: 'subscribe', runId: run.id, after: 0 });
+      await waitFor(() => compact.seqs(run.id).length >= 3001 && full.seqs(run.id).length >= 3001, { what: 'the backlog on both' });
+      // Live, both caught up: the same flushes reach both, each in its own form.
+      for (let k = 0; k < 20; k++) await s.runs.appendEvents(run.id, progressEvents(5, 3001 + k * 5));
+      await s.runs.finish(run.id, { status: 'succeeded' });
+      await waitFor(() => compact.ended.has(run.id) && full.ended.has(run.id), { what: 'the end on both' });
+
+      const stored = await s.store.readEvents(run.id, 0, 10_000);
+      expect(stored).toHaveLength(3102);
+      const frames = (c: RawWsClient) => c.messages.filter((m) => m.type === 'events');
+      expect(frames(compact).length).toBeGreaterThan(1);
+      for (const frame of frames(compact)) {
+        expect(frame.runId).toBe(run.id);
+        for (const event of frame.events) expect(event).not.toHaveProperty('runId');
+      }
+      expect(frames(compact).flatMap((f) => f.events)).toEqual(stored.map(({ runId: _frames, ...event }) => event));
+      expect(frames(full).flatMap((f) => f.events)).toEqual(stored);
+      expect(frames(compact).flatMap((f) => eventsOf(f))).toEqual(stored);
+      expect(compact.messages.at(-1)).toEqual(full.messages.at(-1));
+    });
+  }
+
+  test('a subscribe whose compact is not true or false is refused, naming the field', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'compact' });
+    const c = await wsClient(s);
+    c.send({ op: 'subscribe', runId: run.id, after: 0, compact: 'yes' });
+    await waitFor(() => c.messages.length > 0);
+    expect(c.messages[0]).toMatchObject({ type: 'error', code: 'invalid_request', message: expect.stringContaining('compact') });
   });
 });
 

@@ -247,7 +247,7 @@ export class WsConnection implements StreamConnection {
     const msg = result.data;
     switch (msg.op) {
       case 'subscribe':
-        void this.subscribe(msg.runId, msg.after);
+        void this.subscribe(msg.runId, msg.after, msg.compact);
         return;
       case 'unsubscribe':
         this.subs.get(msg.runId)?.close();
@@ -284,7 +284,7 @@ export class WsConnection implements StreamConnection {
     }
   }
 
-  private async subscribe(runId: string, after: number): Promise<void> {
+  private async subscribe(runId: string, after: number, compact: boolean): Promise<void> {
     this.subs.get(runId)?.close();
     this.subs.delete(runId);
     const max = this.deps.limits.maxSubscriptionsPerConnection;
@@ -297,7 +297,7 @@ export class WsConnection implements StreamConnection {
       });
       return;
     }
-    const sub = new RunSubscription(subscriptionContext(this.deps, 'ws'), runId, after, new WsRunSink(this, runId));
+    const sub = new RunSubscription(subscriptionContext(this.deps, 'ws'), runId, after, new WsRunSink(this, runId, compact));
     this.subs.set(runId, sub);
     let run;
     try {
@@ -337,6 +337,7 @@ class WsRunSink implements SubscriptionSink {
   constructor(
     private readonly conn: WsConnection,
     private readonly runId: string,
+    readonly compact: boolean,
   ) {}
 
   get outlet(): Outlet {
@@ -344,7 +345,7 @@ class WsRunSink implements SubscriptionSink {
   }
 
   events(events: EventText[]): number {
-    return sendFrames(this.conn.outlet, wsEventFrames(this.runId, events));
+    return sendFrames(this.conn.outlet, wsEventFrames(this.runId, events, this.compact));
   }
 
   joined(page: JoinedEventTexts): void {

@@ -64,6 +64,10 @@ describe('catch-up pages joined in SQLite', () => {
     const joined = await store.readJoinedEventTexts(run.id, 0, 100);
     expect(joined.json.toString('utf8')).toBe(events.map((e) => JSON.stringify(e)).join(','));
     expect([joined.count, joined.last, joined.lastType]).toEqual([3, 3, 'run.succeeded']);
+    // Compact (a compact subscription's frames): each event without its runId, the rest byte for byte.
+    const compact = await store.readJoinedEventTexts(run.id, 0, 100, { compact: true });
+    expect(compact.json.toString('utf8')).toBe(events.map(({ runId: _inTheFrame, ...event }) => JSON.stringify(event)).join(','));
+    expect([compact.count, compact.last, compact.lastType]).toEqual([3, 3, 'run.succeeded']);
     const middle = await store.readJoinedEventTexts(run.id, 1, 1);
     expect([middle.count, middle.last, middle.lastType, middle.json.toString('utf8')]).toEqual([1, 2, 'x.b', JSON.stringify(events[1])]);
     expect((await store.readJoinedEventTexts(run.id, 3, 100)).count).toBe(0);

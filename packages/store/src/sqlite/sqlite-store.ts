@@ -173,6 +173,11 @@ export class SqliteRunStore implements RunStore {
            CAST(group_concat('{"runId":' || @runJson || ',' || substr(body, 2), ',') AS BLOB) AS json
          FROM (SELECT seq, type, body FROM events WHERE run_id = @runId AND seq > @after ORDER BY seq LIMIT @limit)`,
       ),
+      // The same page without the run id (compact frames): the stored bodies as they are.
+      readJoinedCompact: db.prepare(
+        `SELECT count(*) AS count, max(seq) AS last, type AS lastType, CAST(group_concat(body, ',') AS BLOB) AS json
+         FROM (SELECT seq, type, body FROM events WHERE run_id = @runId AND seq > @after ORDER BY seq LIMIT @limit)`,
+      ),
       tailEvents: db.prepare(
         `SELECT run_id, seq, type, body FROM events WHERE run_id = ? AND seq > ? AND seq <= ? ORDER BY seq`,
       ),
@@ -569,9 +574,13 @@ export class SqliteRunStore implements RunStore {
     return this.read(() => this.readEventRows(runId, after, limit).map(rowToEventText));
   }
 
-  async readJoinedEventTexts(runId: string, after: number, limit: number): Promise<JoinedEventTexts> {
+  async readJoinedEventTexts(runId: string, after: number, limit: number, options: { compact?: boolean } = {}): Promise<JoinedEventTexts> {
     return this.read(() => {
-      const page = this.stmt.readJoined.get({ runId, runJson: JSON.stringify(runId), after, limit }) as {
+      const page = (
+        options.compact
+          ? this.stmt.readJoinedCompact.get({ runId, after, limit })
+          : this.stmt.readJoined.get({ runId, runJson: JSON.stringify(runId), after, limit })
+      ) as {
         count: number;
         last: number | null;
         lastType: string | null;
