@@ -9,9 +9,10 @@
 // its backlog grew to seconds with 100 observers.) No store, no flushes, no
 // auth, no resume: what a fan-out node without runtrail's machinery reaches
 // on the same machine, with the same producer, node B and observers. Its
-// events are the same JSON as runtrail's (the stored body with its `runId`,
-// as packages/store/src/event-text.ts builds it), so the observers parse
-// the same bytes from either and only the fan-out differs.
+// events are the same JSON as runtrail's (the stored body, with its `runId`
+// put in front as packages/store/src/event-text.ts does unless the subscribe
+// said `compact`), so the observers parse the same bytes from either and
+// only the fan-out differs.
 //
 // Started by bench/postgres.mjs (`--systems runtrail,relay`); speaks just enough
 // of runtrail's stream protocol for its observers (subscribe, subscribed,
@@ -36,7 +37,7 @@ await Promise.all([listener.connect(), reader.connect()]);
 const runs = new Map();
 const runOf = (runId) => {
   let run = runs.get(runId);
-  if (!run) runs.set(runId, (run = { sockets: new Set(), sent: 0, notified: 0, reading: false }));
+  if (!run) runs.set(runId, (run = { sockets: new Set(), compactSockets: new Set(), sent: 0, notified: 0, reading: false }));
   return run;
 };
 
@@ -47,9 +48,15 @@ async function readAndSend(runId, run) {
       const { rows } = await reader.query('SELECT seq, body FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq', [runId, run.sent]);
       if (rows.length === 0) break;
       const runIdJson = JSON.stringify(runId);
-      const events = rows.map((row) => `{"runId":${runIdJson},${row.body.slice(1)}`).join(',');
-      const frame = `{"type":"events","runId":${runIdJson},"events":[${events}]}`;
-      for (const ws of run.sockets) if (ws.readyState === 1) ws.send(frame);
+      const frameOf = (events) => `{"type":"events","runId":${runIdJson},"events":[${events}]}`;
+      if (run.sockets.size > 0) {
+        const frame = frameOf(rows.map((row) => `{"runId":${runIdJson},${row.body.slice(1)}`).join(','));
+        for (const ws of run.sockets) if (ws.readyState === 1) ws.send(frame);
+      }
+      if (run.compactSockets.size > 0) {
+        const frame = frameOf(rows.map((row) => row.body).join(','));
+        for (const ws of run.compactSockets) if (ws.readyState === 1) ws.send(frame);
+      }
       run.sent = Number(rows[rows.length - 1].seq);
     }
   } finally {
@@ -78,8 +85,9 @@ wss.on('connection', (ws) => {
     const msg = JSON.parse(raw.toString());
     if (msg.op !== 'subscribe') return;
     const run = runOf(msg.runId);
-    run.sockets.add(ws);
-    ws.once('close', () => run.sockets.delete(ws));
+    const sockets = msg.compact === true ? run.compactSockets : run.sockets;
+    sockets.add(ws);
+    ws.once('close', () => sockets.delete(ws));
     ws.send(JSON.stringify({ type: 'subscribed', runId: msg.runId }));
   });
 });

@@ -25,6 +25,7 @@
 //        [--server-dist /path/to/packages/server/dist] (the nodes of http and cross run another build, e.g. main before a change)
 //        [--systems runtrail,relay] (node A in the cross-node workload: runtrail, the hand-built relay, or both, alternating)
 //        [--producers request,sdk] (its producer: one event per HTTP request, the SDK's batching RunHandle, or both)
+//        [--frames compact|full] (the observers subscribe compact, as the SDK does, or for whole events)
 //        [--observers 250,500,1000] (several counts: each variant at each, e.g. to find how many observers one node
 //        holds under a latency target on this machine)
 import { fork } from 'node:child_process';
@@ -61,9 +62,11 @@ const { values: args } = parseArgs({
     'server-dist': { type: 'string' },
     systems: { type: 'string', default: 'runtrail,relay' },
     producers: { type: 'string', default: 'request,sdk' },
+    frames: { type: 'string', default: 'compact' },
   },
 });
 const ONLY = new Set(args.only.split(','));
+if (!['compact', 'full'].includes(args.frames)) throw new Error(`--frames: ${args.frames} is not compact or full`);
 for (const w of ONLY) if (!['batched', 'http', 'cross'].includes(w)) throw new Error(`--only: unknown workload ${w} (batched, http, cross)`);
 const SYSTEMS = args.systems.split(',');
 for (const s of SYSTEMS) if (!['runtrail', 'relay'].includes(s)) throw new Error(`--systems: unknown system ${s} (runtrail, relay)`);
@@ -263,7 +266,7 @@ const crossNode = (system, producer, observerCount) =>
       const observerProcs = [Math.ceil(observerCount / 2), Math.floor(observerCount / 2)]
         .filter((n) => n > 0)
         .map((n) =>
-          fork(new URL(import.meta.url).pathname, ['--observe', wsUrl, '--run-id', run.id, '--count', String(n), '--warm-up-events', String(Number(args.rate))], {
+          fork(new URL(import.meta.url).pathname, ['--observe', wsUrl, '--run-id', run.id, '--count', String(n), '--warm-up-events', String(Number(args.rate)), '--frames', args.frames], {
             stdio: 'inherit',
           }),
         );
@@ -482,7 +485,8 @@ async function observe() {
   for (let i = 0; i < count; i++) {
     const ws = new WebSocket(args.observe);
     sockets.push(ws);
-    ws.on('open', () => ws.send(JSON.stringify({ op: 'subscribe', runId: args['run-id'], after: 0 })));
+    // Compact frames by default, as the SDK (and so the dashboard) subscribes: no runId repeated in each event.
+    ws.on('open', () => ws.send(JSON.stringify({ op: 'subscribe', runId: args['run-id'], after: 0, compact: args.frames === 'compact' })));
     ws.on('message', (raw) => {
       const msg = JSON.parse(raw.toString());
       if (msg.type === 'subscribed' && ++subscribed === count) process.send({ subscribed });
