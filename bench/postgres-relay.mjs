@@ -33,7 +33,7 @@ const listener = new pg.Client({ connectionString: args.database, options });
 const reader = new pg.Client({ connectionString: args.database, options });
 await Promise.all([listener.connect(), reader.connect()]);
 
-/** Per run: its subscribed sockets, the last seq sent, the highest seq notified, whether a read is in flight. */
+/** Per run: its subscribed sockets (whole events, compact), the last seq sent, the highest seq notified, whether a read is in flight. */
 const runs = new Map();
 const runOf = (runId) => {
   let run = runs.get(runId);
@@ -69,7 +69,7 @@ listener.on('notification', ({ payload }) => {
   if (!payload?.startsWith('a ')) return;
   const [, , seq, ...rest] = payload.split(' ');
   const run = runs.get(rest.join(' '));
-  if (!run || run.sockets.size === 0) return;
+  if (!run || run.sockets.size + run.compactSockets.size === 0) return;
   run.notified = Math.max(run.notified, Number(seq));
   if (!run.reading) readAndSend(rest.join(' '), run).catch((err) => {
     process.stderr.write(`postgres-relay: read failed: ${err.message}\n`);
