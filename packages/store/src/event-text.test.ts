@@ -11,14 +11,14 @@ describe('compactEventJson', () => {
     const body = eventBody(event.seq, event.type, event.ts, JSON.stringify(event.data), event.id);
     const json = eventJson(runId, body);
     expect(JSON.parse(json)).toEqual(event);
-    expect(compactEventJson(runId, json)).toBe(body);
-    expect(JSON.parse(compactEventJson(runId, json))).toEqual(compact);
+    expect(compactEventJson(runId)(json)).toBe(body);
+    expect(JSON.parse(compactEventJson(runId)(json))).toEqual(compact);
   });
 
   it('drops the runId of a text whose keys come in another order', () => {
     const reordered = eventTextOf({ seq: event.seq, type: event.type, ts: event.ts, data: event.data, id: event.id, runId } as RunEvent).json;
     expect(reordered.startsWith('{"seq"')).toBe(true);
-    expect(JSON.parse(compactEventJson(runId, reordered))).toEqual(compact);
-    expect(compactEventJson(runId, reordered)).not.toContain('runId');
+    expect(JSON.parse(compactEventJson(runId)(reordered))).toEqual(compact);
+    expect(compactEventJson(runId)(reordered)).not.toContain('runId');
   });
 });

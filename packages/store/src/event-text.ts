@@ -32,16 +32,19 @@ export function eventJson(runId: string, body: string): string {
 }
 
 /**
- * An event's JSON text without its run id (a compact stream frame's event):
- * the inverse of eventJson, a slice for every text eventJson made. A text
- * made otherwise (eventTextOf: its keys in the object's order) is parsed and
- * written again without it.
+ * Events' JSON texts without their run id (a compact stream frame's
+ * events): the inverse of eventJson, a slice for every text eventJson made
+ * (the run id's JSON is written once, not per event). A text made otherwise
+ * (eventTextOf: its keys in the object's order) is parsed and written again
+ * without it.
  */
-export function compactEventJson(runId: string, json: string): string {
+export function compactEventJson(runId: string): (json: string) => string {
   const prefix = `{"runId":${JSON.stringify(runId)},`;
-  if (json.startsWith(prefix)) return `{${json.slice(prefix.length)}`;
-  const { runId: _omitted, ...rest } = JSON.parse(json) as RunEvent;
-  return JSON.stringify(rest);
+  return (json) => {
+    if (json.startsWith(prefix)) return `{${json.slice(prefix.length)}`;
+    const { runId: _omitted, ...rest } = JSON.parse(json) as RunEvent;
+    return JSON.stringify(rest);
+  };
 }
 
 /** The text of an event that only exists as an object (events read back before texts were kept, tests). */

@@ -31,7 +31,8 @@ export function wsEventFrames(runId: string, events: EventText[], compact = fals
 
 function buildWsFrames(runId: string, events: EventText[], compact: boolean): Frame[] {
   const head = `{"type":"events","runId":${JSON.stringify(runId)},"events":[`;
-  const text = compact ? (event: EventText) => compactEventJson(runId, event.json) : (event: EventText) => event.json;
+  const strip = compact ? compactEventJson(runId) : null;
+  const text = (event: EventText) => (strip ? strip(event.json) : event.json);
   return chunk(events, (parts) => `${head}${parts.join(',')}]}`, text).map((frame) => ({
     data: wsTextFrame(frame.data),
     count: frame.count,
