@@ -369,6 +369,28 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         await expectError(store.readEventTexts(uuidv7(), 0, 10), 'run_not_found');
       });
 
+      it('stores types, ids and data holding every escaping rule\'s characters exactly as given, and knows such an id again', async () => {
+        const run = await create();
+        // Quotes, backslashes, control characters (NUL only in data: PostgreSQL's text cannot hold it), non-ASCII, U+2028.
+        const odd = 'q"\\ \\" \\\\ {a,b} \u0001\b\t\n\f\r\u001f\u007f é ✓ 😀 \u2028 NULL';
+        const data = { s: odd, nul: 'a\u0000b', lone: 'x\ud800y', [odd]: [odd, '\\u0041'] };
+        const events: EventInput[] = [
+          { type: `x.${odd}`, data, id: `id-${odd}`, ts: T0 + 1 },
+          { type: 'x.plain', data: { n: 1 } },
+          { type: `x.${odd}`, data: { again: true }, id: `id2-${odd}` },
+        ];
+        const first = await store.append(run.id, events, { now: T0 });
+        expect(first.seqs).toEqual([1, 2, 3]);
+        const stored = await readAll(run.id);
+        expect(stored.map(({ type, data: d, id }) => ({ type, data: d, id }))).toEqual(
+          events.map(({ type, data: d, id }) => ({ type, data: d ?? {}, id })),
+        );
+        // The id is found again as it was stored: a retry gets its seq back and stores nothing.
+        const retry = await store.append(run.id, [events[0]!], { now: T0 + 5 });
+        expect(retry.seqs).toEqual([1]);
+        expect(retry.appended).toEqual([]);
+        expect((await store.getRun(run.id))!.seq).toBe(3);
+      });
       it('refuses to read or append to a run that does not exist, and writes nothing', async () => {
         const other = await create();
         const before = await stateOf(other.id);

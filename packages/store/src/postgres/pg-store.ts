@@ -138,25 +138,35 @@ const MAX_APPENDS_PER_COMMIT = 256;
 const MAX_EVENTS_PER_COMMIT = 5_000;
 
 /**
- * An append batch's write: its events (parameters 1-7), its changed runs
- * (8-21, 23: each run's seq before the batch; 10, the snapshot, is null
- * when the checkpoint stays, else it is written at the run's new seq) and
- * one notification per run (22 = channel). Data-modifying WITH
- * parts all run, once, whether or not the final SELECT reads them.
+ * An append batch's write: its events (parameter 1, one JSON array of
+ * rows), its changed runs (2-15, 17: each run's seq before the batch; 4, the
+ * snapshot, is null when the checkpoint stays, else it is written at the
+ * run's new seq) and one notification per run (16 = channel). Data-modifying
+ * WITH parts all run, once, whether or not the final SELECT reads them.
  *
- * Each run's row is stamped with a new append token (24). A batch folded on
+ * The events go as JSON, not as one text[] per column: `pg` writes an
+ * array parameter as an array literal, escaping every element with two
+ * regular expressions, and for the bodies (JSON themselves, full of quotes)
+ * that was the largest single cost of a 500-event append on the node
+ * (escapeElement, 10 % of the batched bench's samples); JSON.stringify is
+ * native. The bodies hold no raw control character or lone surrogate (they
+ * are JSON.stringify's output), so PostgreSQL's json reads them back as
+ * they were.
+ *
+ * Each run's row is stamped with a new append token (18). A batch folded on
  * the rows as this node last wrote them, without reading them (see
- * `appendUnread`), names the token it expects (25; null when the rows are
+ * `appendUnread`), names the token it expects (19; null when the rows are
  * locked and read): a run whose row was changed since is not updated, and
  * runtrail_expect_runs then fails the statement, which updated fewer runs
- * than the 26 it was given.
+ * than the 20 it was given.
  */
 const APPEND_SQL = `WITH inserted AS (
     INSERT INTO events (run_id, seq, type, ts, body, event_id, terminal)
-    SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bool[])
+    SELECT e.run, e.seq, e.type, e.ts, e.body, e.id, e.terminal FROM json_to_recordset($1::json)
+      AS e(run text, seq int, type text, ts bigint, body text, id text, terminal boolean)
   ), v AS (
-    SELECT * FROM unnest($8::text[], $9::int[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::text[], $15::text[],
-      $16::bigint[], $17::bigint[], $18::text[], $19::bigint[], $20::bigint[], $21::bigint[], $23::int[], $24::text[], $25::text[])
+    SELECT * FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::text[],
+      $10::bigint[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[], $15::bigint[], $17::int[], $18::text[], $19::text[])
       AS v(id, seq, snapshot, status, started_at, finished_at, error, output, lease_expires_at, heartbeat_at, owner,
         cancel_requested_at, last_progress_at, stalled_at, from_seq, token, expected_token)
   ), c AS (
@@ -171,7 +181,7 @@ const APPEND_SQL = `WITH inserted AS (
     FROM v WHERE r.id = v.id AND (v.expected_token IS NULL OR r.append_token = v.expected_token)
     RETURNING r.id, r.seq, v.from_seq
   )
-  SELECT runtrail_expect_runs($26, count(*)), count(pg_notify($22, ${appendPayloadSql('u.from_seq', 'u.seq', 'u.id')})) FROM u`;
+  SELECT runtrail_expect_runs($20, count(*)), count(pg_notify($16, ${appendPayloadSql('u.from_seq', 'u.seq', 'u.id')})) FROM u`;
 
 /**
  * A page of a run's events: the `$3` after seq `$2`. A run's seqs have no
@@ -722,9 +732,7 @@ export class PgRunStore implements SharedRunStore {
       });
     }
 
-    const rows: { run: string[]; seq: number[]; type: string[]; ts: number[]; body: string[]; id: Array<string | null>; terminal: boolean[] } = {
-      run: [], seq: [], type: [], ts: [], body: [], id: [], terminal: [],
-    };
+    const rows: Array<{ run: string; seq: number; type: string; ts: number; body: string; id: string | null; terminal: boolean }> = [];
     const results: Array<{ ok: { state: RunState; seqs: number[]; appended: RunEvent[]; appendedText: EventText[]; options: AppendOptions } } | { err: unknown }> = [];
     for (const item of batch) {
       const state = states.get(item.runId);
@@ -741,13 +749,7 @@ export class PgRunStore implements SharedRunStore {
         draft.appended.forEach((e, i) => {
           // Serialized once: the stored body is also what watchers are sent.
           const body = draft.bodies[i]!;
-          rows.run.push(e.runId);
-          rows.seq.push(e.seq);
-          rows.type.push(e.type);
-          rows.ts.push(e.ts);
-          rows.body.push(body);
-          rows.id.push(e.id ?? null);
-          rows.terminal.push(isTerminalType(e.type));
+          rows.push({ run: e.runId, seq: e.seq, type: e.type, ts: e.ts, body, id: e.id ?? null, terminal: isTerminalType(e.type) });
           appendedText.push({ seq: e.seq, type: e.type, json: eventJson(e.runId, body) });
           if (e.id !== undefined) known.set(`${e.runId}\u0000${e.id}`, { seq: e.seq, type: e.type, ts: e.ts, body });
         });
@@ -773,7 +775,7 @@ export class PgRunStore implements SharedRunStore {
       // run: watchers on every node learn (runId, seqs) and read the events from the table.
       // Nothing here needs its answer: it goes out with the COMMIT, in one round trip.
       beforeCommit.push(c.query({ name: 'runtrail.append', text: APPEND_SQL, values: [
-        rows.run, rows.seq, rows.type, rows.ts, rows.body, rows.id, rows.terminal,
+        JSON.stringify(rows),
         dirty.map((s) => s.row.id),
         dirty.map((s) => s.seq),
         checkpoint,
