@@ -149,9 +149,12 @@ const MAX_EVENTS_PER_COMMIT = 5_000;
  * regular expressions, and for the bodies (JSON themselves, full of quotes)
  * that was the largest single cost of a 500-event append on the node
  * (escapeElement, 10 % of the batched bench's samples); JSON.stringify is
- * native. The bodies hold no raw control character or lone surrogate (they
- * are JSON.stringify's output), so PostgreSQL's json reads them back as
- * they were.
+ * native. PostgreSQL's json reads every string back as it was: the bodies
+ * hold no raw control character or lone surrogate (they are JSON.stringify's
+ * output), and types and ids come checked (protocol/text.ts refuses control
+ * characters and lone surrogates in them; given to the store directly, a
+ * lone surrogate fails the append with 22P02 where a text[] turned it into
+ * U+FFFD).
  *
  * Each run's row is stamped with a new append token (18). A batch folded on
  * the rows as this node last wrote them, without reading them (see
