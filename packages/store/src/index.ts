@@ -7,6 +7,7 @@ export type {
   StoreReadiness,
   AppendFeed,
   SharedRunStore,
+  DatabaseStats,
   TokenRecord,
   PutArtifactInput,
   PutArtifactResult,

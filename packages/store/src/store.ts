@@ -251,6 +251,20 @@ export interface SharedRunStore extends RunStore {
   listen(feed: AppendFeed): Promise<{ close(): Promise<void> }>;
   /** The store's clock (epoch ms): leases of all nodes are judged on it. */
   databaseNow(): Promise<number>;
+  /** This node's connections to the database now, read without asking it (it may be down). */
+  databaseStats(): DatabaseStats;
+}
+
+/** What an operator sizes a node's pool by and watches its listening connection with. */
+export interface DatabaseStats {
+  /** Pool connections taken for a statement or transaction (`busy`) or open and free (`idle`); the listening one is apart. */
+  connections: { busy: number; idle: number };
+  /** Statements waiting for a free pool connection. */
+  waitingQueries: number;
+  /** Whether the listening connection (other nodes' appends) is up; false while it reconnects. */
+  listening: boolean;
+  /** Times the listening connection was lost and made again since the node started. */
+  listenerReconnects: number;
 }
 
 export function isSharedStore(store: RunStore): store is SharedRunStore {

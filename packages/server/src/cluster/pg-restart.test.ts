@@ -4,6 +4,7 @@ import { waitUntil } from '../leases/lease.test-kit.js';
 import { isExactRange } from '../stream/stream.test-kit.js';
 import { throwawayPostgres, type ThrowawayPostgres } from '@runtrail/test-support/postgres';
 import { cluster, http, stopCluster, watchOnEach } from './cluster.test-kit.js';
+import { sample } from '../http/metrics.test-kit.js';
 
 /**
  * PostgreSQL stopped and started again under two live nodes. It runs on a
@@ -43,8 +44,16 @@ async function appendWithRetry(url: string, runId: string, events: Array<{ id: s
   }
 }
 
+/** A node's /metrics text; it must answer 200 whether or not the database does. */
+async function scrape(url: string): Promise<string> {
+  const res = await fetch(`${url}/metrics`);
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}: ${text}`);
+  return text;
+}
+
 describe('PostgreSQL restarted under two nodes', () => {
-  it('requests get 503 + Retry-After, /readyz fails while /healthz stays up, no node exits, and watchers on both nodes resume with every event once', async () => {
+  it('requests get 503 + Retry-After, /readyz fails while /healthz stays up, /metrics stays up and says so, no node exits, and watchers on both nodes resume with every event once', async () => {
     pg = await throwawayPostgres();
     const c = await cluster({}, pg.url);
     const [a, b] = await Promise.all([c.start('node-a'), c.start('node-b')]);
@@ -77,10 +86,29 @@ describe('PostgreSQL restarted under two nodes', () => {
         expect((await http('GET', `${node.url}/healthz`)).status).toBe(200);
       }
       await waitUntil(() => seen.unavailable > 0, { what: 'an append to be answered 503 while the database is down' });
+      // /metrics keeps answering: the listening connection is down, the store's gauges are
+      // left out (not stale), and the failed reads are counted.
+      for (const node of [a, b]) {
+        const down = await waitUntil(async () => {
+          const text = await scrape(node.url);
+          // A scrape's own failed reads are counted after its counters are written: the next one shows them.
+          const counted = (sample(text, 'runtrail_store_errors_total{operation="countRuns"}') ?? 0) >= 1;
+          return sample(text, 'runtrail_database_listening') === 0 && counted && text;
+        }, { what: 'the listening connection to show as down in /metrics, and the failed reads counted' });
+        expect(down).not.toMatch(/^runtrail_runs\{/m);
+        expect(sample(down, 'runtrail_process_cpu_seconds_total')).toBeGreaterThan(0);
+      }
       await pg.start();
       await during;
 
       for (const node of [a, b]) await waitUntil(async () => (await http('GET', `${node.url}/readyz`)).status === 200, { what: 'readiness back' });
+      for (const node of [a, b]) {
+        const back = await waitUntil(async () => {
+          const text = await scrape(node.url);
+          return sample(text, 'runtrail_database_listening') === 1 && sample(text, 'runtrail_runs{status="running"}') !== undefined && text;
+        }, { what: 'the listening connection and the store gauges back in /metrics' });
+        expect(sample(back, 'runtrail_database_listener_reconnects_total')).toBeGreaterThanOrEqual(1);
+      }
       const finished = await http<Run>('POST', `${b.url}/api/v1/runs/${run.id}/finish`, { status: 'succeeded' });
       expect(finished.status).toBe(200);
       for (const w of watchers) {

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../config.js';
 import { startServer, type RunningServer } from '../start.js';
+import { promtool, sample } from '../http/metrics.test-kit.js';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 
 describe('runtrail serve on PostgreSQL', () => {
@@ -31,6 +32,17 @@ describe('runtrail serve on PostgreSQL', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ events: [{ type: 'progress', data: { done: 1, total: 2 } }] }),
     });
+    // Its pool and listening connection, read without asking the database, for sizing databasePoolSize.
+    const metrics = await fetch(`${server.url}/metrics`).then((r) => r.text());
+    expect(await promtool(metrics)).toEqual({ code: 0, output: '' });
+    const busy = sample(metrics, 'runtrail_database_connections{state="busy"}')!;
+    const idle = sample(metrics, 'runtrail_database_connections{state="idle"}')!;
+    expect(busy + idle).toBeGreaterThanOrEqual(1);
+    expect(busy + idle).toBeLessThanOrEqual(10);
+    expect(sample(metrics, 'runtrail_database_waiting_queries')).toBe(0);
+    expect(sample(metrics, 'runtrail_database_listening')).toBe(1);
+    expect(sample(metrics, 'runtrail_database_listener_reconnects_total')).toBe(0);
+    expect(sample(metrics, 'runtrail_runs{status="running"}')).toBe(1);
     await server.close();
     server = await start();
     const run = await fetch(`${server.url}/api/v1/runs/${created.id}`).then((r) => r.json() as Promise<{ seq: number; snapshot: { progress: { done: number } } }>);

@@ -1,27 +1,9 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { RawWsClient, testScope, waitFor, wsUrl } from '../stream/stream.test-kit.js';
 import { waitUntil } from '@runtrail/test-support';
+import { promtool, sample } from './metrics.test-kit.js';
 
 const { server: startTestServer, cleanups } = testScope();
-
-/** The value of one sample line (`name{labels}`), or undefined when absent. */
-const sample = (text: string, series: string): number | undefined => {
-  const found = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return found === undefined ? undefined : Number(found.slice(series.length).trim());
-};
-
-/** `promtool check metrics` (Debian package prometheus; .ci/run installs it): lint errors or ''. */
-async function promtool(text: string): Promise<{ code: number | null; output: string }> {
-  const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d));
-  child.stderr.on('data', (d: Buffer) => (output += d));
-  child.stdin.end(text);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, output };
-}
 
 describe('/metrics', () => {
   it('passes promtool check metrics, and its values move as runs are created, appended to, streamed, reaped and ended', async () => {
@@ -38,6 +20,8 @@ describe('/metrics', () => {
     expect(await promtool(before)).toEqual({ code: 0, output: '' });
     expect(sample(before, 'runtrail_runs{status="running"}')).toBe(0);
     expect(sample(before, 'runtrail_executor_workers')).toBe(3);
+    // The database's series are a shared store's (PostgreSQL): none on SQLite.
+    expect(before).not.toContain('runtrail_database_');
     expect(sample(before, 'runtrail_append_duration_seconds_count')).toBe(0);
 
     const run = (await (await post('/api/v1/runs', { name: 'measured' })).json()) as { id: string };

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { RuntrailError, RunStatus, routes } from '@runtrail/protocol';
-import type { RunStore } from '@runtrail/store';
+import { isSharedStore, type RunStore, type SharedRunStore } from '@runtrail/store';
 import type { Executor } from '../executor/index.js';
 import { isEndUpdate, type Hub } from '../hub.js';
 import type { ReapKind } from '../leases/reaper.js';
@@ -164,22 +164,30 @@ export interface MetricsDeps {
 export function registerMetrics(http: FastifyInstance, metrics: ServerMetrics, deps: MetricsDeps): void {
   const { registry } = metrics;
   metrics.observe(deps.hub);
+  // First: a scrape reads them before its own store reads take connections from the pool.
+  if (isSharedStore(deps.store)) registerDatabaseMetrics(registry, deps.store);
+  // The two gauges read from the store leave the scrape when the store cannot answer (the
+  // database is down): /metrics keeps answering with everything else, which is when an
+  // operator needs it most. The failed read is counted in runtrail_store_errors_total.
   new Gauge({
     name: 'runtrail_runs',
-    help: 'Runs in the store, by status',
+    help: 'Runs in the store, by status (absent while the store cannot be read)',
     labelNames: ['status'],
     registers: [registry],
     async collect() {
-      const { byStatus } = await deps.store.countRuns({});
-      for (const status of RunStatus.options) this.set({ status }, byStatus[status]);
+      const counts = await storeRead(() => deps.store.countRuns({}));
+      this.reset();
+      if (counts) for (const status of RunStatus.options) this.set({ status }, counts.byStatus[status]);
     },
   });
   new Gauge({
     name: 'runtrail_executor_queue_depth',
-    help: 'Runs queued for a handler and not yet claimed by any node',
+    help: 'Runs queued for a handler and not yet claimed by any node (absent while the store cannot be read)',
     registers: [registry],
     async collect() {
-      this.set((await deps.store.countRuns({ status: 'queued' })).total);
+      const queued = await storeRead(() => deps.store.countRuns({ status: 'queued' }));
+      this.reset();
+      if (queued) this.set(queued.total);
     },
   });
   new Gauge({
@@ -237,5 +245,65 @@ export function registerMetrics(http: FastifyInstance, metrics: ServerMetrics, d
   serve(http, 'metrics', async ({ reply }) => {
     void reply.header('content-type', registry.contentType);
     return registry.metrics();
+  });
+}
+
+/**
+ * `read`'s answer, or null when the store failed it: the instrumented store
+ * has counted the failure (runtrail_store_errors_total), and a scrape must
+ * not fail with it. Anything that is not the store failing is thrown on.
+ */
+async function storeRead<T>(read: () => Promise<T>): Promise<T | null> {
+  try {
+    return await read();
+  } catch (err) {
+    if (RuntrailError.isCode(err, 'unavailable') || !(err instanceof RuntrailError)) return null;
+    throw err;
+  }
+}
+
+/**
+ * A shared store's connections, read from the node's own pool and listener
+ * (never from the database, so they answer while it is down): what to size
+ * databasePoolSize by, and whether other nodes' appends are reaching this one.
+ */
+function registerDatabaseMetrics(registry: Registry, store: SharedRunStore): void {
+  new Gauge({
+    name: 'runtrail_database_connections',
+    help: "This node's pool connections to the database, by state (busy: taken for a statement or transaction); at most databasePoolSize",
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const { connections } = store.databaseStats();
+      this.set({ state: 'busy' }, connections.busy);
+      this.set({ state: 'idle' }, connections.idle);
+    },
+  });
+  new Gauge({
+    name: 'runtrail_database_waiting_queries',
+    help: 'Statements waiting for a free pool connection (above 0 for long: raise databasePoolSize)',
+    registers: [registry],
+    collect() {
+      this.set(store.databaseStats().waitingQueries);
+    },
+  });
+  new Gauge({
+    name: 'runtrail_database_listening',
+    help: "1 while this node's listening connection (other nodes' appends) is up, 0 while it reconnects",
+    registers: [registry],
+    collect() {
+      this.set(store.databaseStats().listening ? 1 : 0);
+    },
+  });
+  let counted = 0;
+  const reconnects = new Counter({
+    name: 'runtrail_database_listener_reconnects_total',
+    help: "Times this node's listening connection was lost and made again (each followed by a catch-up from the store)",
+    registers: [registry],
+    collect() {
+      const now = store.databaseStats().listenerReconnects;
+      reconnects.inc(now - counted);
+      counted = now;
+    },
   });
 }

@@ -15,6 +15,10 @@ const MAX_BACKOFF_MS = 2_000;
 export class PgListener {
   private client: pg.Client | null = null;
   private closed = false;
+  /** Whether LISTEN is in place now (false from a loss until the reconnect's LISTEN). */
+  listening = false;
+  /** Losses made good: connections made again after one was lost. */
+  reconnects = 0;
   private backoffMs = MIN_BACKOFF_MS;
   private timer: ReturnType<typeof setTimeout> | null = null;
 
@@ -44,6 +48,7 @@ export class PgListener {
       if (lost || this.closed) return;
       lost = true;
       if (this.client === client) this.client = null;
+      this.listening = false;
       this.feed.onDisconnect(err);
       client.end().catch(() => undefined /* already broken: ending it is only tidying up */);
       this.retry();
@@ -64,6 +69,7 @@ export class PgListener {
       return;
     }
     this.client = client;
+    this.listening = true;
     this.backoffMs = MIN_BACKOFF_MS;
   }
 
@@ -76,7 +82,9 @@ export class PgListener {
       if (this.closed) return;
       this.connect().then(
         () => {
-          if (!this.closed) this.feed.onReconnect();
+          if (this.closed) return;
+          this.reconnects++;
+          this.feed.onReconnect();
         },
         (err: unknown) => {
           this.feed.onDisconnect(err as Error);

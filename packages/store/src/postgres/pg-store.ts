@@ -24,6 +24,7 @@ import type {
   AppendFeed,
   AppendOptions,
   AppendResult,
+  DatabaseStats,
   DueRuns,
   NewRunRecord,
   PutArtifactInput,
@@ -266,6 +267,8 @@ export class PgRunStore implements SharedRunStore {
   /** Append tokens: unique across nodes and restarts (a random prefix), one per run per commit. */
   private readonly tokenPrefix = randomBytes(9).toString('base64url');
   private tokens = 0;
+  /** The listening connection, once `listen` made it. */
+  private listener: PgListener | null = null;
   /** The connection appendUnread queues its commits on, while any is in flight. */
   private lane: { client: Promise<pg.PoolClient>; inFlight: number; broken: Error | undefined } | null = null;
   /** Commits made on rows as last written (`unread`) and on rows read under their lock (`locked`): tests read it. */
@@ -315,7 +318,18 @@ export class PgRunStore implements SharedRunStore {
     } catch (err) {
       throw asUnavailable(err);
     }
+    this.listener = listener;
     return listener;
+  }
+
+  databaseStats(): DatabaseStats {
+    const { totalCount, idleCount, waitingCount } = this.pool;
+    return {
+      connections: { busy: totalCount - idleCount, idle: idleCount },
+      waitingQueries: waitingCount,
+      listening: this.listener?.listening ?? false,
+      listenerReconnects: this.listener?.reconnects ?? 0,
+    };
   }
 
   private async migrate(onMigrating: OnMigrating | undefined): Promise<void> {
