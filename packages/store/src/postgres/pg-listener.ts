@@ -35,6 +35,7 @@ export class PgListener {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.listening = false;
     if (this.timer) clearTimeout(this.timer);
     const client = this.client;
     this.client = null;
