@@ -133,7 +133,7 @@ export class SqliteRunStore implements RunStore {
     // First, so that switching a new file to WAL waits for another opener.
     // Opening blocks anyway (nothing is served yet); requests get the short wait below.
     this.db.pragma('busy_timeout = 5000');
-    this.db.pragma('journal_mode = WAL');
+    switchToWal(this.db, 5000);
     // NORMAL in WAL mode: a commit survives a process crash (SIGKILL); only an
     // OS crash or power loss can drop the last transactions.
     this.db.pragma('synchronous = NORMAL');
@@ -887,3 +887,25 @@ function busyRetryDelay(attempt: number): number {
   return Math.min(50, 5 * 2 ** attempt);
 }
 
+/**
+ * `journal_mode = WAL`, retried for up to `waitMs` while SQLite answers
+ * SQLITE_BUSY. Two processes opening one new data file at once (two nodes
+ * started together) can get that answer at once, without SQLite calling
+ * the busy handler that busy_timeout sets: seen in CI as
+ * restart.test.ts's second server exiting with "database is locked" at
+ * this pragma. Blocking is fine here: nothing is served before the store
+ * is open.
+ */
+function switchToWal(db: Database.Database, waitMs: number): void {
+  const deadline = Date.now() + waitMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err;
+      Atomics.wait(pause, 0, 0, 10);
+    }
+  }
+}
