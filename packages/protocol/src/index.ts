@@ -103,6 +103,7 @@ export {
 } from './routes.js';
 export {
   STREAM_REPLY_ALLOWANCE_BYTES,
+  OBSERVER_COUNT_INTERVAL_MS,
   STREAM_ERROR_REPLIES_PER_SECOND,
   STREAM_CLOSE_CODES,
   ClientMessage,

@@ -24,6 +24,14 @@ import { nameText } from './text.js';
  *   and the client to parse, which counts with many watchers. After the
  *   frame holding the run's terminal event the server sends
  *   `{"type":"end",runId,status,seq}` and the subscription is complete.
+ *   With `"observers":true` the server also sends
+ *   `{"type":"observers",runId,count}`: how many WebSocket and SSE
+ *   subscriptions follow the run on the node that serves this connection
+ *   (the same number as the run's `observers` in GET /runs/:id), once right
+ *   after `subscribed` and again when it changes, at most once per
+ *   OBSERVER_COUNT_INTERVAL_MS while it keeps changing (so a thousand
+ *   watchers arriving cost each watcher a message a second, not a thousand).
+ *   A page that shows "N watching" needs no polling.
  *   A run that does not exist: `{"type":"error",runId,code:"run_not_found",...}`
  *   and no subscription. Subscribing again to the same runId replaces the
  *   previous subscription.
@@ -85,6 +93,9 @@ export const STREAM_CLOSE_CODES = {
   rateLimited: 4429,
 } as const;
 
+/** While a run's watcher count keeps changing, its `observers` messages go out at most this often. */
+export const OBSERVER_COUNT_INTERVAL_MS = 1000;
+
 /** Bytes of replies a WebSocket may have queued beyond the server's sendBufferBytes. */
 export const STREAM_REPLY_ALLOWANCE_BYTES = 64 * 1024;
 
@@ -107,6 +118,8 @@ export const ClientMessage = z.discriminatedUnion('op', [
     after: z.number().int().min(0).default(0),
     /** Events in `events` frames without their `runId` (see CompactRunEvent). */
     compact: z.boolean().default(false),
+    /** Also `observers` messages: how many watch the run on this node, sent when it changes. */
+    observers: z.boolean().default(false),
   }),
   z.object({ op: z.literal('unsubscribe'), runId: z.string().min(1).max(100) }),
   z.object({ op: z.literal('subscribeRuns'), filter: RunsFilter.default({}) }),
@@ -141,6 +154,8 @@ export const ServerMessageSchema = z
     z.object({ type: z.literal('subscribedRuns') }),
     z.object({ type: z.literal('pong') }),
     z.object({ type: z.literal('run'), change: z.enum(['created', 'updated', 'deleted']), run: RunSchema }),
+    /** How many stream subscriptions follow the run on this node now, this one included (a subscribe with `observers: true`). */
+    z.object({ type: z.literal('observers'), runId: z.string(), count: z.number().int().min(0) }),
     z.object({ type: z.literal('error'), runId: z.string().optional(), code: ErrorCodeSchema, message: z.string() }),
   ])
   .meta({ id: 'ServerMessage', description: 'A WebSocket message from the server' });

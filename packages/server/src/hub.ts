@@ -133,6 +133,7 @@ export class Hub {
   /** Run-change listeners, whether each also wants other nodes' changes, and what to do when some of those were missed. */
   private readonly runListeners = new Map<RunListener, { remote: boolean; onRemoteGap?: (() => void) | undefined }>();
   private readonly allListeners = new Set<EventListener>();
+  private readonly watcherCountListeners = new Set<(runId: string) => void>();
 
   /** `onWatcherError`: a watcher threw during a flush (the flush goes on to the others). */
   constructor(private readonly onWatcherError: (err: unknown) => void = (err) => console.error('hub watcher failed', err)) {}
@@ -144,7 +145,22 @@ export class Hub {
 
   /** Called once per flush with what was committed since the last one (see Watcher). */
   watch(runId: string, watcher: Watcher): () => void {
-    return addTo(this.watchersByRun, runId, watcher);
+    const remove = addTo(this.watchersByRun, runId, watcher);
+    this.watchersChanged(runId);
+    return () => {
+      remove();
+      this.watchersChanged(runId);
+    };
+  }
+
+  /** Called with the run's id whenever a watcher of it comes or goes here (its `watchers` count may have changed). */
+  onWatchersChanged(listener: (runId: string) => void): () => void {
+    this.watcherCountListeners.add(listener);
+    return () => this.watcherCountListeners.delete(listener);
+  }
+
+  private watchersChanged(runId: string): void {
+    for (const listener of this.watcherCountListeners) listener(runId);
   }
 
   /**

@@ -8,6 +8,7 @@ import {
 import type { EventText, JoinedEventTexts, RunStore } from '@runtrail/store';
 import type { Hub } from '../hub.js';
 import { TARGET_FRAME_BYTES } from './frames.js';
+import type { ObserverCounts } from './observer-counts.js';
 import type { Outlet } from './outlet.js';
 
 /** Events read from the store per catch-up query (of texts one by one; and held flushes at most). */
@@ -40,6 +41,12 @@ export interface SubscriptionSink {
   joined?(page: JoinedEventTexts): void;
   /** Its events go out without their runId (a compact subscription): joined pages are read so. */
   readonly compact?: boolean;
+  /**
+   * Set when the subscriber asked to be told how many watch the run on this
+   * node (`observers: true`): called with the count while it is subscribed
+   * (see ObserverCounts).
+   */
+  readonly observers?: ((count: number) => void) | undefined;
   /** Sent once, right after the frame with the terminal event. */
   end(end: StreamEnd): void;
   /** The subscription cannot go on (e.g. the store failed); it is already closed. */
@@ -74,6 +81,8 @@ export interface SubscriptionContext {
   onDelivered?: ((publishedAt: number) => void) | undefined;
   /** The connection was over its bound: the subscription waits for the drain and resumes from the store. */
   onResync?: (() => void) | undefined;
+  /** Where subscriptions that asked for their run's watcher count follow it. */
+  observerCounts: ObserverCounts;
 }
 
 /**
@@ -95,6 +104,7 @@ export class RunSubscription {
   private readonly context: SubscriptionContext;
   readonly sink: SubscriptionSink;
   private unsubscribeHub: (() => void) | null = null;
+  private unfollowCount: (() => void) | null = null;
   private pumping = false;
   /** The store must be read again before resting (a pump was asked for while one ran, or too much was held). */
   private again = false;
@@ -131,6 +141,7 @@ export class RunSubscription {
   start(): void {
     if (this.done) return;
     this.unsubscribeHub = this.context.hub.watch(this.runId, this.onHub);
+    if (this.sink.observers) this.unfollowCount = this.context.observerCounts.follow(this.runId, this.sink.outlet, this.sink.observers);
     void this.pump();
   }
 
@@ -141,6 +152,8 @@ export class RunSubscription {
     this.retryTimer = null;
     this.unsubscribeHub?.();
     this.unsubscribeHub = null;
+    this.unfollowCount?.();
+    this.unfollowCount = null;
   }
 
   private readonly onHub = (events: EventText[], publishedAt: number): void => {

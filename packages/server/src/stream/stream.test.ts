@@ -306,6 +306,84 @@ describe('observers', () => {
     sse.abort();
     await waitFor(async () => (await getRun(s, run.id)).observers === 0, { what: '0 observers' });
   });
+
+  /** The counts an `observers: true` subscription was told, in order. */
+  const toldCounts = (c: RawWsClient, runId: string): number[] =>
+    c.messages.flatMap((m) => (m.type === 'observers' && m.runId === runId ? [m.count] : []));
+  const lastTold = (c: RawWsClient, runId: string): number | undefined => toldCounts(c, runId).at(-1);
+
+  test('a subscribe with observers: true is told the count after `subscribed` and on every change, SSE watchers included; others are never told', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'watched' });
+    const a = await wsClient(s);
+    a.send({ op: 'subscribe', runId: run.id, after: 0, observers: true });
+    await waitFor(() => lastTold(a, run.id) === 1, { what: 'a told it is the one watcher' });
+    expect(a.messages[0]).toMatchObject({ type: 'subscribed', runId: run.id });
+
+    const b = await wsClient(s);
+    b.send({ op: 'subscribe', runId: run.id, after: 0 });
+    await waitFor(() => lastTold(a, run.id) === 2, { what: 'a told of b' });
+    const sse = sseClient(sseUrl(s, run.id));
+    await waitFor(() => lastTold(a, run.id) === 3, { what: 'a told of the SSE watcher' });
+    b.close();
+    await waitFor(() => lastTold(a, run.id) === 2, { what: 'a told b left' });
+    sse.abort();
+    await waitFor(() => lastTold(a, run.id) === 1, { what: 'a told the SSE watcher left' });
+    // Pushed only on a change: never the same count twice in a row.
+    const told = toldCounts(a, run.id);
+    expect(told.every((count, i) => i === 0 || count !== told[i - 1])).toBe(true);
+    expect((await getRun(s, run.id)).observers).toBe(1);
+    expect(b.messages.some((m) => m.type === 'observers')).toBe(false);
+  });
+
+  test('100 watchers arriving one after another cost a follower about one message a second, and every follower settles on the true count', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'crowd' });
+    const first = await wsClient(s);
+    first.send({ op: 'subscribe', runId: run.id, after: 0, observers: true });
+    await waitFor(() => lastTold(first, run.id) === 1, { what: 'the first follower told 1' });
+    const startedAt = Date.now();
+    const crowd: RawWsClient[] = [];
+    // Each arrives once the one before it has been told its count: a hundred changes, not one burst.
+    for (let i = 0; i < 100; i++) {
+      const c = await wsClient(s);
+      c.send({ op: 'subscribe', runId: run.id, after: 0, observers: true });
+      await waitFor(() => lastTold(c, run.id) !== undefined, { what: `watcher ${i + 2} told its count` });
+      crowd.push(c);
+    }
+    await waitFor(() => [first, ...crowd].every((c) => lastTold(c, run.id) === 101), { timeoutMs: 20_000, what: 'every follower told 101' });
+    const seconds = (Date.now() - startedAt) / 1000;
+    // Told on every arrival it would have had 100 messages; at most one per
+    // OBSERVER_COUNT_INTERVAL_MS (1 s) it has about as many as seconds passed.
+    expect(toldCounts(first, run.id).length - 1).toBeLessThanOrEqual(Math.ceil(seconds) + 1);
+    for (const c of crowd) c.close();
+    await waitFor(() => lastTold(first, run.id) === 1, { what: 'the crowd gone' });
+  });
+
+  test('a follower over its send bound is not written to, and is told the count of the moment once it drains', async () => {
+    const sendBufferBytes = 64 * 1024;
+    const s = await server({ sendBufferBytes, streamPingIntervalMs: 10 * 60_000 });
+    const { run } = await s.runs.create({ name: 'slow follower' });
+    const slow = await wsClient(s);
+    slow.send({ op: 'subscribe', runId: run.id, after: 0, observers: true });
+    await waitFor(() => lastTold(slow, run.id) === 1, { what: 'slow told 1' });
+    const watcher = await wsClient(s);
+    watcher.send({ op: 'subscribe', runId: run.id, after: 0, observers: true });
+    await waitFor(() => lastTold(watcher, run.id) === 2, { what: 'the other follower told 2' });
+    slow.ws.pause();
+    const message = 'x'.repeat(400);
+    const total = 8000;
+    await s.runs.appendEvents(run.id, Array.from({ length: total }, (_, i) => ({ type: 'log' as const, data: { level: 'info' as const, message: `${i} ${message}` } })));
+    await waitFor(() => watcher.seqs(run.id).length === total, { what: 'the reading watcher has every event' });
+    await waitFor(() => s.stream.stats().blockedConnections === 1, { what: 'the paused follower over its bound' });
+    const more = await Promise.all([wsClient(s), wsClient(s)]);
+    for (const c of more) c.send({ op: 'subscribe', runId: run.id, after: total });
+    await waitFor(() => lastTold(watcher, run.id) === 4, { what: 'the reading follower told 4' });
+    expect(s.stream.stats().peakQueuedBytes).toBeLessThanOrEqual(sendBufferBytes + 2 * TARGET_FRAME_BYTES);
+    slow.ws.resume();
+    await waitFor(() => slow.seqs(run.id).length === total && lastTold(slow, run.id) === 4, { timeoutMs: 20_000, what: 'slow caught up and told 4' });
+    expect(isExactRange(slow.seqs(run.id), 0, total)).toBe(true);
+  });
 });
 
 describe('runs list subscription', () => {

@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { RunStore } from '@runtrail/store';
 import type { Hub } from '../hub.js';
 import type { BrowserGuard, Principal, TokenService, Validity } from '../security/index.js';
+import { observerCountsOf } from './observer-counts.js';
 import type { Outlet } from './outlet.js';
 import type { SubscriptionContext } from './run-subscription.js';
 
@@ -51,6 +52,7 @@ export function subscriptionContext(deps: StreamDeps, transport: Transport): Sub
   return (byTransport[transport] = {
     store: deps.store,
     hub: deps.hub,
+    observerCounts: observerCountsOf(deps.hub),
     onError: (err, runId) => deps.log.error({ err, runId }, `${transport} subscription failed`),
     onDelivered: metrics && ((publishedAt) => metrics.delivered(transport, (performance.now() - publishedAt) / 1000)),
     onResync: metrics && (() => metrics.resynced(transport)),

@@ -247,7 +247,7 @@ export class WsConnection implements StreamConnection {
     const msg = result.data;
     switch (msg.op) {
       case 'subscribe':
-        void this.subscribe(msg.runId, msg.after, msg.compact);
+        void this.subscribe(msg.runId, msg.after, msg.compact, msg.observers);
         return;
       case 'unsubscribe':
         this.subs.get(msg.runId)?.close();
@@ -284,7 +284,7 @@ export class WsConnection implements StreamConnection {
     }
   }
 
-  private async subscribe(runId: string, after: number, compact: boolean): Promise<void> {
+  private async subscribe(runId: string, after: number, compact: boolean, observers: boolean): Promise<void> {
     this.subs.get(runId)?.close();
     this.subs.delete(runId);
     const max = this.deps.limits.maxSubscriptionsPerConnection;
@@ -297,7 +297,7 @@ export class WsConnection implements StreamConnection {
       });
       return;
     }
-    const sub = new RunSubscription(subscriptionContext(this.deps, 'ws'), runId, after, new WsRunSink(this, runId, compact));
+    const sub = new RunSubscription(subscriptionContext(this.deps, 'ws'), runId, after, new WsRunSink(this, runId, compact, observers));
     this.subs.set(runId, sub);
     let run;
     try {
@@ -334,11 +334,17 @@ export class WsConnection implements StreamConnection {
 
 /** Where a WebSocket run subscription's events go: one small object, its methods shared by all. */
 class WsRunSink implements SubscriptionSink {
+  readonly observers: ((count: number) => void) | undefined;
+
   constructor(
     private readonly conn: WsConnection,
     private readonly runId: string,
     readonly compact: boolean,
-  ) {}
+    observers: boolean,
+  ) {
+    // A closure only for the subscriptions that asked for the count.
+    this.observers = observers ? (count) => conn.send({ type: 'observers', runId, count }) : undefined;
+  }
 
   get outlet(): Outlet {
     return this.conn.outlet;
