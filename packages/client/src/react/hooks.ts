@@ -12,6 +12,8 @@ export interface UseRunResult {
   events: readonly RunEvent[];
   connection: ConnectionState;
   error: RuntrailError | null;
+  /** How many watch the run on the server's node, this page included (with `observers: true`; null while not known). */
+  observers: number | null;
 }
 
 export interface UseRunOptions {
@@ -21,6 +23,8 @@ export interface UseRunOptions {
   fromSnapshot?: boolean;
   /** At most one render per this many ms (changes in between render together). Default 0: every change. */
   throttleMs?: number;
+  /** Keep `observers` current (pushed by the server over WebSocket; see WatchRunOptions.observers). */
+  observers?: boolean;
 }
 
 const idleStore = <S>(state: S): ExternalStore<S> => ({ subscribe: () => () => undefined, getSnapshot: () => state });
@@ -32,7 +36,7 @@ const idleStore = <S>(state: S): ExternalStore<S> => ({ subscribe: () => () => u
  */
 export function useRun(id: string | null | undefined, options: UseRunOptions = {}): UseRunResult {
   const config = useRuntrailConfig();
-  const { maxEvents, fromSnapshot, throttleMs } = options;
+  const { maxEvents, fromSnapshot, throttleMs, observers } = options;
   const store = useMemo(
     () =>
       id
@@ -41,12 +45,13 @@ export function useRun(id: string | null | undefined, options: UseRunOptions = {
             ...(maxEvents !== undefined ? { maxEvents } : {}),
             ...(fromSnapshot !== undefined ? { fromSnapshot } : {}),
             ...(throttleMs !== undefined ? { throttleMs } : {}),
+            ...(observers !== undefined ? { observers } : {}),
           })
         : idleStore(IDLE_RUN_STATE),
-    [id, config, maxEvents, fromSnapshot, throttleMs],
+    [id, config, maxEvents, fromSnapshot, throttleMs, observers],
   );
   const state = useSyncExternalStore(store.subscribe, store.getSnapshot, () => IDLE_RUN_STATE);
-  return { run: state.run, snapshot: state.snapshot, events: state.events, connection: state.connection, error: state.error };
+  return { run: state.run, snapshot: state.snapshot, events: state.events, connection: state.connection, error: state.error, observers: state.observers };
 }
 
 export interface UseRunsResult {

@@ -17,6 +17,7 @@ export const IDLE_RUN_STATE: RunWatchState = Object.freeze({
   reason: 'start',
   transport: null,
   error: null,
+  observers: null,
 }) as RunWatchState;
 
 export const IDLE_RUNS_STATE: RunsWatchState = Object.freeze({ runs: [], connection: 'connecting', reason: 'start', error: null }) as RunsWatchState;

@@ -311,6 +311,35 @@ describe('gaps and duplicates', () => {
   });
 });
 
+describe('watcher counts', () => {
+  test('with observers: true, state.observers follows the watchers on the server, pushed over WebSocket; null without it, while disconnected and after the end', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'counted' });
+    const a = watch(run.id, { url: s.url, observers: true });
+    await waitFor(() => a.getState().observers === 1, { what: 'a counts itself' });
+    const plain = watch(run.id, { url: s.url });
+    await waitFor(() => a.getState().observers === 2, { what: 'a counts the plain watcher' });
+    const overSse = watch(run.id, { url: s.url, observers: true, WebSocket: null });
+    await waitFor(() => overSse.getState().connection === 'live' && a.getState().observers === 3, { what: 'a counts the SSE watcher' });
+    // Not asked for, or not over a WebSocket: not known.
+    expect(plain.getState().observers).toBeNull();
+    expect(overSse.getState().observers).toBeNull();
+    plain.close();
+    await waitFor(() => a.getState().observers === 2, { what: 'a sees the plain watcher leave' });
+
+    // A dropped connection: no count while away (it would be stale), the fresh one once back.
+    expect(s.stream.disconnectAll('close')).toBeGreaterThan(0);
+    await waitFor(() => a.getState().connection !== 'live', { what: 'a saw the close' });
+    expect(a.getState().observers).toBeNull();
+    await waitFor(() => a.getState().connection === 'live' && overSse.getState().connection === 'live' && a.getState().observers === 2, {
+      what: 'both back and counted',
+    });
+
+    await s.runs.finish(run.id, { status: 'succeeded' });
+    expect((await a.done).observers).toBeNull();
+  });
+});
+
 describe('terminal through the SDK', () => {
   test('after finish the watcher ends with the terminal snapshot; one that connects after the end gets the full run and ends', async () => {
     const s = await server();

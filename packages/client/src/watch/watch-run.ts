@@ -43,6 +43,12 @@ export interface WatchRunOptions extends WatchConnectionOptions {
   maxEvents?: number;
   /** Events an async iterator may hold unread before it fails (it never drops silently). Default 100,000. */
   maxIteratorBacklog?: number;
+  /**
+   * Keep `state.observers` current: the server pushes how many watch the run
+   * on the node this watcher is connected to when that changes (WebSocket
+   * only; nothing is polled). Default false.
+   */
+  observers?: boolean;
 }
 
 /** What a watcher shows; a new object on every change (a `useSyncExternalStore` snapshot). */
@@ -65,6 +71,12 @@ export interface RunWatchState extends WatcherConnection {
   transport: TransportName | null;
   /** Why the watcher stopped (e.g. run_not_found), or the last connection problem while it retries. */
   error: RuntrailError | null;
+  /**
+   * How many watch the run on the server's node now, this watcher included
+   * (with `observers: true`). null while it is not known: not asked for, not
+   * live over a WebSocket (connecting, reconnecting, SSE, polling), or ended.
+   */
+  observers: number | null;
 }
 
 /** What the watcher has folded so far (the exposed state may show a later persisted snapshot). */
@@ -100,7 +112,10 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
   constructor(runId: string, options: WatchRunOptions) {
     const after = options.after ?? 0;
     const fold: Fold = { snapshot: { ...initialSnapshot(), seq: after }, seq: after };
-    super({ run: null, snapshot: fold.snapshot, events: [], seq: after, connection: 'connecting', reason: 'start', transport: null, error: null }, options);
+    super(
+      { run: null, snapshot: fold.snapshot, events: [], seq: after, connection: 'connecting', reason: 'start', transport: null, error: null, observers: null },
+      options,
+    );
     this.fold = fold;
     this.runId = runId;
     this.options = options;
@@ -144,7 +159,7 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
     const { idleTimeoutMs, fetch, headers, wanted } = this.settings;
     const all: Record<TransportName, Transport<ServerMessage> | null> = {
       // Compact frames: the events without the runId each would repeat (put back by eventsOf).
-      ws: this.wsTransport(() => ({ op: 'subscribe', runId: this.runId, after: this.fold.seq, compact: true })),
+      ws: this.wsTransport(() => ({ op: 'subscribe', runId: this.runId, after: this.fold.seq, compact: true, observers: this.options.observers === true })),
       sse: new SseTransport({
         runId: this.runId,
         url: () => this.api.url('streamRun', { id: this.runId }, { after: this.fold.seq }),
@@ -179,7 +194,8 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
   }
 
   protected override onConnectionChange(change: ConnectionChange): void {
-    this.state = { ...this.state, transport: change.transport };
+    // A count is only known while a stream that reports it is live; the next one reports it afresh.
+    this.state = { ...this.state, transport: change.transport, ...(change.connection === 'live' ? {} : { observers: null }) };
     super.onConnectionChange(change);
   }
 
@@ -195,6 +211,9 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
         return this.enqueue(() => this.ingest(eventsOf(message)), fail);
       case 'end':
         return this.enqueue(() => this.onEnd(message), fail);
+      case 'observers':
+        if (!this.finished) this.update({ observers: message.count });
+        return;
       case 'error':
         fail(new RuntrailError(message.code, message.message));
         return;
@@ -312,7 +331,7 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
       // metadata stays as it was. Say so rather than hide it.
       this.update({ error: toRuntrailError(err) });
     }
-    this.update({ run: run ? withShown(run, this.held ?? this.fold) : null, connection: 'ended', reason: 'run_ended' });
+    this.update({ run: run ? withShown(run, this.held ?? this.fold) : null, connection: 'ended', reason: 'run_ended', observers: null });
     for (const it of this.iterators) it.end(null);
     this.iterators.clear();
     this.resolveDone(this.state);
@@ -321,7 +340,7 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
   private stop(error: RuntrailError | null, reason: ConnectionReason): void {
     this.finished = true;
     this.aborter.abort();
-    this.update({ connection: 'ended', reason, ...(error ? { error } : {}) });
+    this.update({ connection: 'ended', reason, observers: null, ...(error ? { error } : {}) });
     for (const it of this.iterators) it.end(error);
     this.iterators.clear();
     this.resolveDone(this.state);

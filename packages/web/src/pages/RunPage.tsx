@@ -19,17 +19,16 @@ import { RunHeader } from './run/RunHeader.js';
 import { Timeline } from './run/Timeline.js';
 import { useChildRuns } from './run/use-child-runs.js';
 import { useDocumentTitle } from './run/use-document-title.js';
-import { useObservers } from './run/use-observers.js';
 
 /**
  * One run's page: its header, then one panel per part of the snapshot
  * (each in pages/run/), the child runs, artifacts and the event log.
  */
 export function RunPage({ id }: { id: string }) {
-  const { run, snapshot, events, connection, error } = useRun(id, { throttleMs: LIVE_RENDER_MS });
+  // "N watching": pushed by the server while this page's WebSocket is live (null otherwise), never polled.
+  const { run, snapshot, events, connection, error, observers } = useRun(id, { throttleMs: LIVE_RENDER_MS, observers: true });
   const live = run !== null && !isTerminalStatus(run.status) && !snapshot.terminal;
   const now = useNow(live);
-  const observers = useObservers(id, live, connection);
   const access = useAccess();
   const children = useChildRuns(id, access.canList);
   const shownStatus = snapshot.terminal?.status ?? run?.status;

@@ -276,8 +276,15 @@ describe('the run page in a real browser', () => {
       const watching = page.getByTestId('observers');
       await waitUntil(async () => (await watching.textContent())?.includes('1 watching'), { what: 'this page to count itself' });
       const second = await browser.newPage();
+      // The count is pushed on the page's stream: the run itself is read once, when the page loads, never polled.
+      const runReads: string[] = [];
+      second.on('request', (request) => {
+        if (request.method() === 'GET' && new URL(request.url()).pathname === `/api/v1/runs/${run.id}`) runReads.push(request.url());
+      });
       await second.goto(`${server!.url}/runs/${run.id}`);
       await waitUntil(async () => (await watching.textContent())?.includes('2 watching'), { what: 'the second page to be counted' });
+      await waitUntil(async () => (await second.getByTestId('observers').textContent())?.includes('2 watching'), { what: 'the second page to count both' });
+      expect(runReads).toHaveLength(1);
       await second.close();
       await waitUntil(async () => (await watching.textContent())?.includes('1 watching'), { what: 'the closed page to be left out' });
 
