@@ -71,7 +71,9 @@ import { nameText } from './text.js';
  * comment lines (`: ping`) as keepalive, and after the terminal event
  * `event: end` with `data: {"runId","status","seq"}`, after which the server
  * closes the response. An EventSource client must call `close()` on `end`,
- * or it will reconnect (and be told `end` again).
+ * or it will reconnect (and be told `end` again). With `?observers=true`
+ * the stream also carries `event: observers` with `data: {"runId","count"}`,
+ * as the WebSocket's `observers` messages (no `id:`: they are not events).
  */
 
 /**
@@ -104,6 +106,8 @@ export const STREAM_ERROR_REPLIES_PER_SECOND = 10;
 
 export const StreamRunQuery = z.object({
   after: z.coerce.number().int().min(0).optional(),
+  /** `true`: also `event: observers` records (the WebSocket's `observers` messages). */
+  observers: z.enum(['true', 'false']).optional(),
 });
 
 /** The list route's filters (RunsFilterFields), for a live list. */
@@ -169,7 +173,13 @@ export function eventsOf(frame: EventsMessage): RunEvent[] {
 }
 
 /** SSE event names (the `event:` field); `data:` is JSON. */
-export const SSE_EVENTS = { event: 'run-event', end: 'end', error: 'error' } as const;
+export const SSE_EVENTS = { event: 'run-event', end: 'end', error: 'error', observers: 'observers' } as const;
+
+/** What an SSE `observers` record carries (the WebSocket's `observers` message without `type`). */
+export interface ObserversCount {
+  runId: string;
+  count: number;
+}
 
 /** What an `end` message carries (WS `end` frame without `type`, SSE `end` data). */
 export const StreamEndSchema = z.object({ runId: z.string(), status: RunStatus, seq: z.number() });

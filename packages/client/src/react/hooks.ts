@@ -23,7 +23,7 @@ export interface UseRunOptions {
   fromSnapshot?: boolean;
   /** At most one render per this many ms (changes in between render together). Default 0: every change. */
   throttleMs?: number;
-  /** Keep `observers` current (pushed by the server over WebSocket; see WatchRunOptions.observers). */
+  /** Keep `observers` current (pushed by the server on the stream; see WatchRunOptions.observers). */
   observers?: boolean;
 }
 

@@ -1,4 +1,4 @@
-import { RuntrailError, SSE_EVENTS, type RunEvent, type ServerMessage, type StreamEnd } from '@runtrail/protocol';
+import { RuntrailError, SSE_EVENTS, type ObserversCount, type RunEvent, type ServerMessage, type StreamEnd } from '@runtrail/protocol';
 import { errorFromResponse } from '../http-api.js';
 import { idleWatchdog } from './idle-watchdog.js';
 import { SseParser } from './sse-parser.js';
@@ -63,6 +63,7 @@ export class SseTransport implements Transport<ServerMessage> {
           if (events.length > 0) deliver({ type: 'events', runId, events });
           events = [];
           if (record.event === SSE_EVENTS.end) deliver({ type: 'end', ...(JSON.parse(record.data) as StreamEnd) });
+          else if (record.event === SSE_EVENTS.observers) deliver({ type: 'observers', ...(JSON.parse(record.data) as ObserversCount) });
           else if (record.event === SSE_EVENTS.error) {
             const body = JSON.parse(record.data) as { code: RuntrailError['code']; message: string };
             return { reason: 'error', error: new RuntrailError(body.code, body.message) };

@@ -312,7 +312,7 @@ describe('gaps and duplicates', () => {
 });
 
 describe('watcher counts', () => {
-  test('with observers: true, state.observers follows the watchers on the server, pushed over WebSocket; null without it, while disconnected and after the end', async () => {
+  test('with observers: true, state.observers follows the watchers on the server, pushed over WebSocket or SSE; null without it, while disconnected and after the end', async () => {
     const s = await server();
     const { run } = await s.runs.create({ name: 'counted' });
     const a = watch(run.id, { url: s.url, observers: true });
@@ -320,12 +320,14 @@ describe('watcher counts', () => {
     const plain = watch(run.id, { url: s.url });
     await waitFor(() => a.getState().observers === 2, { what: 'a counts the plain watcher' });
     const overSse = watch(run.id, { url: s.url, observers: true, WebSocket: null });
-    await waitFor(() => overSse.getState().connection === 'live' && a.getState().observers === 3, { what: 'a counts the SSE watcher' });
-    // Not asked for, or not over a WebSocket: not known.
+    await waitFor(() => a.getState().observers === 3 && overSse.getState().observers === 3, { what: 'both count the SSE watcher' });
+    const polling = watch(run.id, { url: s.url, observers: true, transports: ['poll'] });
+    await waitFor(() => polling.getState().connection === 'polling', { what: 'the polling watcher connected' });
+    // Not asked for, or polling (no stream to push it): not known.
     expect(plain.getState().observers).toBeNull();
-    expect(overSse.getState().observers).toBeNull();
+    expect(polling.getState().observers).toBeNull();
     plain.close();
-    await waitFor(() => a.getState().observers === 2, { what: 'a sees the plain watcher leave' });
+    await waitFor(() => a.getState().observers === 2 && overSse.getState().observers === 2, { what: 'both see the plain watcher leave' });
 
     // A dropped connection: no count while away (it would be stale), the fresh one once back.
     expect(s.stream.disconnectAll('close')).toBeGreaterThan(0);

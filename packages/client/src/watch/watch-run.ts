@@ -45,8 +45,8 @@ export interface WatchRunOptions extends WatchConnectionOptions {
   maxIteratorBacklog?: number;
   /**
    * Keep `state.observers` current: the server pushes how many watch the run
-   * on the node this watcher is connected to when that changes (WebSocket
-   * only; nothing is polled). Default false.
+   * on the node this watcher is connected to when that changes (over
+   * WebSocket or SSE; nothing is polled). Default false.
    */
   observers?: boolean;
 }
@@ -74,7 +74,7 @@ export interface RunWatchState extends WatcherConnection {
   /**
    * How many watch the run on the server's node now, this watcher included
    * (with `observers: true`). null while it is not known: not asked for, not
-   * live over a WebSocket (connecting, reconnecting, SSE, polling), or ended.
+   * live over a stream (connecting, reconnecting, polling), or ended.
    */
   observers: number | null;
 }
@@ -162,7 +162,7 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
       ws: this.wsTransport(() => ({ op: 'subscribe', runId: this.runId, after: this.fold.seq, compact: true, observers: this.options.observers === true })),
       sse: new SseTransport({
         runId: this.runId,
-        url: () => this.api.url('streamRun', { id: this.runId }, { after: this.fold.seq }),
+        url: () => this.api.url('streamRun', { id: this.runId }, { after: this.fold.seq, ...(this.options.observers ? { observers: 'true' as const } : {}) }),
         fetch,
         headers,
         idleTimeoutMs,

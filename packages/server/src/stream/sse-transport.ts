@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { RuntrailError, SSE_EVENTS, type ErrorCode } from '@runtrail/protocol';
+import { RuntrailError, SSE_EVENTS, type ErrorCode, type ObserversCount } from '@runtrail/protocol';
 import { sendFrames, sseEventChunks } from './frames.js';
 import { Outlet } from './outlet.js';
 import type { Validity } from '../security/index.js';
@@ -62,6 +62,7 @@ export class SseConnection implements StreamConnection {
     private readonly res: ServerResponse,
     runId: string,
     after: number,
+    observers: boolean,
     deps: StreamDeps,
     private readonly admission: Admission,
     private readonly onClosed: (conn: SseConnection) => void,
@@ -86,6 +87,9 @@ export class SseConnection implements StreamConnection {
         this.sendError(err.code, err.message);
         this.finish();
       },
+      observers: observers
+        ? (count) => this.outlet.send(`event: ${SSE_EVENTS.observers}\ndata: ${JSON.stringify({ runId, count } satisfies ObserversCount)}\n\n`)
+        : undefined,
     });
     res.on('close', () => this.cleanup());
     this.sub.start();

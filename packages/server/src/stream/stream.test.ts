@@ -19,7 +19,7 @@ async function wsClient(s: TestServer): Promise<RawWsClient> {
 /** A raw SSE reader over fetch that records events and the end. */
 function sseClient(url: string, headers: Record<string, string> = {}) {
   const controller = new AbortController();
-  const state = { events: [] as RunEvent[], ended: null as null | { status: string; seq: number }, status: 0, closed: false, body: '' };
+  const state = { events: [] as RunEvent[], ended: null as null | { status: string; seq: number }, observers: [] as number[], status: 0, closed: false, body: '' };
   const done = (async () => {
     const res = await fetch(url, { headers, signal: controller.signal });
     state.status = res.status;
@@ -33,6 +33,7 @@ function sseClient(url: string, headers: Record<string, string> = {}) {
       for (const r of parser.push(decoder.decode(chunk as Uint8Array, { stream: true }))) {
         if (r.event === 'run-event') state.events.push(JSON.parse(r.data) as RunEvent);
         else if (r.event === 'end') state.ended = JSON.parse(r.data) as { status: string; seq: number };
+        else if (r.event === 'observers') state.observers.push((JSON.parse(r.data) as { count: number }).count);
       }
     }
     state.closed = true;
@@ -43,8 +44,9 @@ function sseClient(url: string, headers: Record<string, string> = {}) {
   return { state, done, abort: () => controller.abort() };
 }
 
-function sseUrl(s: TestServer, runId: string, after?: number): string {
-  return `${s.url}/api/v1/runs/${runId}/stream${after === undefined ? '' : `?after=${after}`}`;
+function sseUrl(s: TestServer, runId: string, after?: number, query = ''): string {
+  const params = [after === undefined ? '' : `after=${after}`, query].filter(Boolean).join('&');
+  return `${s.url}/api/v1/runs/${runId}/stream${params ? `?${params}` : ''}`;
 }
 
 async function getRun(s: TestServer, id: string): Promise<RunWithObservers> {
@@ -312,7 +314,7 @@ describe('observers', () => {
     c.messages.flatMap((m) => (m.type === 'observers' && m.runId === runId ? [m.count] : []));
   const lastTold = (c: RawWsClient, runId: string): number | undefined => toldCounts(c, runId).at(-1);
 
-  test('a subscribe with observers: true is told the count after `subscribed` and on every change, SSE watchers included; others are never told', async () => {
+  test('a WebSocket subscribe with observers: true, or an SSE stream with ?observers=true, is told the count at once and on every change; others are never told', async () => {
     const s = await server();
     const { run } = await s.runs.create({ name: 'watched' });
     const a = await wsClient(s);
@@ -323,12 +325,16 @@ describe('observers', () => {
     const b = await wsClient(s);
     b.send({ op: 'subscribe', runId: run.id, after: 0 });
     await waitFor(() => lastTold(a, run.id) === 2, { what: 'a told of b' });
-    const sse = sseClient(sseUrl(s, run.id));
-    await waitFor(() => lastTold(a, run.id) === 3, { what: 'a told of the SSE watcher' });
+    const sse = sseClient(sseUrl(s, run.id, undefined, 'observers=true'));
+    await waitFor(() => lastTold(a, run.id) === 3 && sse.state.observers.at(-1) === 3, { what: 'a and the SSE watcher told 3' });
+    const plainSse = sseClient(sseUrl(s, run.id));
+    await waitFor(() => lastTold(a, run.id) === 4 && sse.state.observers.at(-1) === 4, { what: 'both told of the plain SSE watcher' });
+    plainSse.abort();
     b.close();
-    await waitFor(() => lastTold(a, run.id) === 2, { what: 'a told b left' });
+    await waitFor(() => lastTold(a, run.id) === 2 && sse.state.observers.at(-1) === 2, { what: 'both told b and the plain SSE watcher left' });
     sse.abort();
     await waitFor(() => lastTold(a, run.id) === 1, { what: 'a told the SSE watcher left' });
+    expect(plainSse.state.observers).toEqual([]);
     // Pushed only on a change: never the same count twice in a row.
     const told = toldCounts(a, run.id);
     expect(told.every((count, i) => i === 0 || count !== told[i - 1])).toBe(true);

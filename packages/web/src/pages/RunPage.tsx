@@ -25,7 +25,7 @@ import { useDocumentTitle } from './run/use-document-title.js';
  * (each in pages/run/), the child runs, artifacts and the event log.
  */
 export function RunPage({ id }: { id: string }) {
-  // "N watching": pushed by the server while this page's WebSocket is live (null otherwise), never polled.
+  // "N watching": pushed by the server on the page's stream while it is live (null otherwise), never polled.
   const { run, snapshot, events, connection, error, observers } = useRun(id, { throttleMs: LIVE_RENDER_MS, observers: true });
   const live = run !== null && !isTerminalStatus(run.status) && !snapshot.terminal;
   const now = useNow(live);
