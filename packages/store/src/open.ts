@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { RuntrailError } from '@runtrail/protocol';
+import { makeDirectory } from './make-directory.js';
 import type { RunStore } from './store.js';
 import type { OnMigrating } from './migrations.js';
 import { SqliteRunStore } from './sqlite/sqlite-store.js';
@@ -15,7 +16,12 @@ export interface StoreConfig {
 
 /** Open the embedded SQLite store of a data dir. */
 export function openStore(config: StoreConfig): RunStore {
-  mkdirSync(config.dataDir, { recursive: true });
+  try {
+    makeDirectory(config.dataDir);
+  } catch (err) {
+    // The data dir is configuration: say which setting to change, in one line (the CLI prints no stack for these).
+    throw new RuntrailError('unavailable', `cannot use the data dir ${config.dataDir}: ${(err as Error).message}; pass another --data-dir (or RUNTRAIL_DATA_DIR)`);
+  }
   return new SqliteRunStore({ filename: join(config.dataDir, 'runtrail.db'), onMigrating: config.onMigrating });
 }
 

@@ -102,6 +102,18 @@ describe('runProcess', () => {
     expect(readFileSync(logFile, 'utf8').trim().split('\n')).toHaveLength(5000);
   });
 
+  it('an output log that cannot be made (under /proc, where a recursive mkdir spins for ever) is a warning; the command runs, and a missing folder is made', async () => {
+    const sink = new Collect();
+    const result = await runProcess('sh', ['-c', 'echo hello'], { sink, logFile: '/proc/runtrail-nope/out.log' });
+    expect(result.exitCode).toBe(0);
+    expect(sink.logs.map((l) => l.message)).toContain('hello');
+    expect(sink.logs.find((l) => l.message.startsWith('could not write the output log /proc/runtrail-nope/out.log'))).toMatchObject({ level: 'warn' });
+
+    const logFile = join(dir, 'logs', 'out.log');
+    await runProcess('sh', ['-c', 'echo kept'], { sink: new Collect(), logFile });
+    expect(readFileSync(logFile, 'utf8')).toBe('kept\n');
+  });
+
   it('a flood on stdout does not crowd out stderr: each stream has its own budget, and stderr lines say where they came from', async () => {
     const sink = new Collect();
     // Both streams are written at once; stdout alone is far over the budget.

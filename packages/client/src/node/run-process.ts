@@ -512,13 +512,28 @@ interface BoundedLogFile {
   close(): Promise<void>;
 }
 
+/**
+ * Make the file's folder if it is missing, one level only (the default log,
+ * `<data-dir>/logs/<run id>.log`, needs no more). Not `recursive: true`:
+ * Node's recursive mkdir spins for ever when a parent exists but cannot
+ * hold children (under /proc, below a dangling symlink), and an exec would
+ * hang before its command starts (the store's makeDirectory says more).
+ */
+function makeParentFolder(path: string): void {
+  try {
+    mkdirSync(dirname(path));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
+
 function openLogFile(path: string | undefined, maxBytes: number, onError: (err: Error) => void): BoundedLogFile | null {
   if (!path) return null;
   let stream: WriteStream | null = null;
   let written = 0;
   let full = false;
   try {
-    mkdirSync(dirname(path), { recursive: true });
+    makeParentFolder(path);
     stream = createWriteStream(path, { flags: 'a' });
   } catch (err) {
     onError(err as Error);

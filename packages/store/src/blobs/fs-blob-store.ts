@@ -1,10 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, readdirSync, rmSync, statSync } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { once } from 'node:events';
 import { RuntrailError } from '@runtrail/protocol';
+import { makeDirectory } from '../make-directory.js';
 import { isSha256Hex, type BlobStore, type StagedBlob } from './blob-store.js';
 
 const HEAD_BYTES = 4096;
@@ -28,7 +29,7 @@ export class FsBlobStore implements BlobStore {
 
   async stage(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: { maxBytes: number }): Promise<StagedBlob> {
     const stagingDir = join(this.dir, 'staging');
-    await mkdir(stagingDir, { recursive: true });
+    makeDirectory(stagingDir);
     const path = join(stagingDir, randomUUID());
     const out = createWriteStream(path, { flags: 'wx' });
     // A write still in flight when an upload is refused fails on the destroyed
@@ -81,7 +82,7 @@ export class FsBlobStore implements BlobStore {
         if (settled) return;
         settled = true;
         const final = this.pathOf(sha256);
-        await mkdir(join(final, '..'), { recursive: true });
+        makeDirectory(join(final, '..'));
         await rename(path, final);
       },
       discard: async () => {
