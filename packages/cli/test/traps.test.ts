@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '@runtrail/test-support';
+import { TEST_DATABASE_URL } from '@runtrail/test-support/postgres';
 import { freePort, runtrail } from './harness.js';
 
 /**
@@ -47,6 +48,25 @@ describe('runtrail traps', () => {
     expect(result.code).toBe(2);
     expect(lines(result.stderr)).toEqual([
       expect.stringMatching(new RegExp(`^runtrail: unavailable: no answer from http://127\\.0\\.0\\.1:${port} for 300 ms \\(.+\\); gave up \\(--give-up-after\\)$`)),
+    ]);
+  });
+
+  it('serve with a data dir that cannot be made (under /proc, where Node spins for ever) says so in one line and exits 2', async () => {
+    const result = await runtrail(['serve', '--port', '0', '--data-dir', '/proc/runtrail-nope/data', '--log-level', 'silent']);
+    expect(result.code).toBe(2);
+    expect(lines(result.stderr)).toEqual([
+      'runtrail: unavailable: cannot use the data dir /proc/runtrail-nope/data: cannot create the directory /proc/runtrail-nope: ' +
+        'its parent /proc exists but cannot hold it (ENOENT); pass another --data-dir (or RUNTRAIL_DATA_DIR)',
+    ]);
+  });
+
+  it('serve with a PostgreSQL database that does not exist names it and says how to make it, in one line, exit 2', async () => {
+    const url = new URL(TEST_DATABASE_URL);
+    url.pathname = '/runtrail_cli_missing';
+    const result = await runtrail(['serve', '--port', '0', '--database', url.toString(), '--log-level', 'silent']);
+    expect(result.code).toBe(2);
+    expect(lines(result.stderr)).toEqual([
+      expect.stringMatching(/^runtrail: unavailable: cannot use the PostgreSQL database "runtrail_cli_missing" at .+: there is no database "runtrail_cli_missing" \(3D000\); create it \(createdb .+\) or name one that exists$/),
     ]);
   });
 

@@ -176,6 +176,63 @@ describe('PgRunStore specifics', () => {
       (e: unknown) => e,
     );
     expect(err).toMatchObject({ code: 'unavailable' });
+    expect((err as Error).message).toBe(
+      `cannot use the PostgreSQL database "test" at 127.0.0.1:${port} as user "postgres": nothing accepts connections at 127.0.0.1:${port} (ECONNREFUSED); ` +
+        "is PostgreSQL running there, and are the URL's host and port right?",
+    );
+  });
+
+  /** TEST_DATABASE_URL with another user or database. */
+  const urlWith = (change: (url: URL) => void): string => {
+    const url = new URL(TEST_DATABASE_URL);
+    change(url);
+    return url.toString();
+  };
+  const openFailure = (connectionString: string, schema?: string) =>
+    PgRunStore.open({ connectionString, poolSize: 1, ...(schema ? { schema } : {}) }).then(
+      async (store) => {
+        await store.close();
+        throw new Error('opened');
+      },
+      (e: unknown) => e as Error,
+    );
+
+  it('a database that does not exist, or a user the server refuses, is named in one line saying what to do', async () => {
+    const missing = `runtrail_test_missing_${process.pid}`;
+    const noDatabase = await openFailure(urlWith((u) => (u.pathname = `/${missing}`)));
+    expect(noDatabase).toMatchObject({ code: 'unavailable' });
+    expect(noDatabase.message.startsWith(`cannot use the PostgreSQL database "${missing}" at `)).toBe(true);
+    expect(noDatabase.message).toContain(`: there is no database "${missing}" (3D000); create it (createdb -h `);
+    expect(noDatabase.message.endsWith(` ${missing}) or name one that exists`)).toBe(true);
+    const noRole = await openFailure(urlWith((u) => (u.username = `runtrail_test_nobody_${process.pid}`)));
+    expect(noRole.message).toMatch(/as user "runtrail_test_nobody_\d+": role "runtrail_test_nobody_\d+" does not exist \(28000\); check the URL's user/);
+  });
+
+  it('a user that may not create schemas is told so; given a schema of its own, it needs no more', async () => {
+    const role = `rt_test_role_${process.pid}_${Date.now().toString(36)}`;
+    const own = await schema();
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE ROLE ${role} LOGIN`);
+      const asRole = urlWith((u) => (u.username = role));
+      const refused = await openFailure(asRole, `${own}_other`);
+      expect(refused).toMatchObject({ code: 'unavailable' });
+      expect(refused.message).toMatch(/permission denied for database .+ \(42501\): runtrail makes its schema and tables when it starts; grant the user CREATE on the database, or name a schema it may use with --database-schema$/);
+      // The advice holds: a schema the role owns is enough (no CREATE on the database).
+      await admin.query(`CREATE SCHEMA ${own} AUTHORIZATION ${role}`);
+      const store = await PgRunStore.open({ connectionString: asRole, schema: own, poolSize: 1 });
+      try {
+        const { run } = await store.createRun({ id: 'owned-1', name: 'owned', now: 1, leaseTtlMs: 1000 });
+        expect((await store.append(run.id, [{ type: 'x' }], { now: 2 })).seq).toBe(1);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS ${own} CASCADE`);
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await admin.end();
+    }
   });
 
   it('sends one notification per run per commit, carrying only the run id and the seqs the commit took', async () => {

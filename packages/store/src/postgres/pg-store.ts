@@ -60,6 +60,7 @@ import { pendingMigrations, postgresDialect, type OnMigrating } from '../migrati
 import { RunHeads, checkpointPolicy, type CheckpointOptions, type WrittenCheckpoint } from '../checkpoints.js';
 import { eventBody, eventJson, type EventText } from '../event-text.js';
 import { appendPayload, appendPayloadSql, deletedPayload } from './notifications.js';
+import { explainOpenFailure } from './open-failure.js';
 import { PgListener } from './pg-listener.js';
 
 const TOKEN_COLUMNS = `id, name, scope, hash, created_at, expires_at, revoked_at`;
@@ -305,7 +306,7 @@ export class PgRunStore implements SharedRunStore {
       await store.migrate(options.onMigrating);
     } catch (err) {
       await store.pool.end();
-      throw err;
+      throw explainOpenFailure(err, options.connectionString);
     }
     return store;
   }
@@ -336,7 +337,10 @@ export class PgRunStore implements SharedRunStore {
     await this.tx(async (c) => {
       // Two nodes starting at once: the second waits here, then finds nothing to do.
       await c.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`runtrail.migrate.${this.schema}`]);
-      await c.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
+      // Made only when missing: CREATE SCHEMA needs CREATE on the database even
+      // with IF NOT EXISTS, which a user given a schema of its own may not have.
+      const { rowCount } = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [this.schema]);
+      if (rowCount === 0) await c.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
       await c.query(`CREATE TABLE IF NOT EXISTS runtrail_migrations (
         version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
       const { rows } = await c.query<{ v: number | null }>(`SELECT max(version) AS v FROM runtrail_migrations`);

@@ -1,0 +1,76 @@
+import { RuntrailError } from '@runtrail/protocol';
+
+/**
+ * Why PostgreSQL could not be used as the store, in one line that names the
+ * database (user, host, port, database; never the password) and says what
+ * to do. Opening is where a wrong URL shows (`runtrail serve --database`,
+ * `runtrail migrate`): pg's own errors say `database "x" does not exist`
+ * or `connect ECONNREFUSED` with a stack, and the CLI printed the stack.
+ * Errors that are not about reaching or entering the database (a schema
+ * migrated by a newer runtrail) are passed on as they are.
+ */
+export function explainOpenFailure(err: unknown, connectionString: string): unknown {
+  const where = describeTarget(connectionString);
+  const code = codeOf(err);
+  const message = (err as { message?: string })?.message ?? String(err);
+  const unavailable = (why: string) => new RuntrailError('unavailable', `cannot use the PostgreSQL database ${where.text}: ${why}`, { code });
+  switch (code) {
+    case 'ECONNREFUSED':
+      return unavailable(`nothing accepts connections at ${where.server} (ECONNREFUSED); is PostgreSQL running there, and are the URL's host and port right?`);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return unavailable(`the host ${where.host} is not known (${code}); check the URL's host`);
+    case 'ETIMEDOUT':
+    case 'EHOSTUNREACH':
+      return unavailable(`${where.server} does not answer (${code}); check the URL's host and port, and any firewall between`);
+    case '3D000':
+      return unavailable(`there is no database "${where.database}" (3D000); create it (createdb ${where.createdbArgs}) or name one that exists`);
+    case '28P01':
+      return unavailable(`the password of user "${where.user}" was refused (28P01)`);
+    case '28000':
+      return unavailable(`${message} (28000); check the URL's user, or the server's pg_hba.conf`);
+    case '42501':
+      return unavailable(
+        `${message} (42501): runtrail makes its schema and tables when it starts; grant the user CREATE on the database, or name a schema it may use with --database-schema`,
+      );
+    default:
+      return err;
+  }
+}
+
+/** pg's SQLSTATE or Node's network code: on the error, or kept in the details of the `unavailable` error made of it. */
+function codeOf(err: unknown): string | undefined {
+  if (RuntrailError.isCode(err, 'unavailable')) {
+    const cause = (err.details as { cause?: unknown } | undefined)?.cause;
+    return typeof cause === 'string' ? cause : undefined;
+  }
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+interface Target {
+  text: string;
+  server: string;
+  host: string;
+  user: string;
+  database: string;
+  createdbArgs: string;
+}
+
+/** The parts of a postgres:// URL worth naming (what libpq would default, where the URL leaves them out). */
+function describeTarget(connectionString: string): Target {
+  // Not a URL (a key=value connection string): pg reads it; only the description is vaguer.
+  const url = URL.canParse(connectionString) ? new URL(connectionString) : null;
+  const host = url?.hostname || 'localhost';
+  const port = url?.port || '5432';
+  const user = decodeURIComponent(url?.username ?? '') || process.env.PGUSER || process.env.USER || 'postgres';
+  const database = decodeURIComponent(url?.pathname.replace(/^\//, '') ?? '') || user;
+  return {
+    text: url ? `"${database}" at ${host}:${port} as user "${user}"` : 'named by the connection string',
+    server: `${host}:${port}`,
+    host,
+    user,
+    database,
+    createdbArgs: `-h ${host} -p ${port} -U ${user} ${database}`,
+  };
+}
