@@ -74,6 +74,8 @@ import { nameText } from './text.js';
  * or it will reconnect (and be told `end` again). With `?observers=true`
  * the stream also carries `event: observers` with `data: {"runId","count"}`,
  * as the WebSocket's `observers` messages (no `id:`: they are not events).
+ * With `?compact=true` each `run-event`'s data is a CompactRunEvent (no
+ * `runId`: the stream is one run's), as a compact WebSocket subscription's.
  */
 
 /**
@@ -108,6 +110,8 @@ export const StreamRunQuery = z.object({
   after: z.coerce.number().int().min(0).optional(),
   /** `true`: also `event: observers` records (the WebSocket's `observers` messages). */
   observers: z.enum(['true', 'false']).optional(),
+  /** `true`: each `run-event`'s data leaves out `runId` (CompactRunEvent; the stream's run is theirs). */
+  compact: z.enum(['true', 'false']).optional(),
 });
 
 /** The list route's filters (RunsFilterFields), for a live list. */

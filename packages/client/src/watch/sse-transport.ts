@@ -1,4 +1,4 @@
-import { RuntrailError, SSE_EVENTS, type ObserversCount, type RunEvent, type ServerMessage, type StreamEnd } from '@runtrail/protocol';
+import { RuntrailError, SSE_EVENTS, type CompactRunEvent, type ObserversCount, type RunEvent, type ServerMessage, type StreamEnd } from '@runtrail/protocol';
 import { errorFromResponse } from '../http-api.js';
 import { idleWatchdog } from './idle-watchdog.js';
 import { SseParser } from './sse-parser.js';
@@ -53,10 +53,11 @@ export class SseTransport implements Transport<ServerMessage> {
         const { value, done } = await reader.read();
         watchdog.touch();
         if (done || !conn.alive()) return { reason: 'closed' };
-        let events: RunEvent[] = [];
+        // Compact when the URL asked for it: the watcher's eventsOf puts the runId back.
+        let events: Array<RunEvent | CompactRunEvent> = [];
         for (const record of parser.push(decoder.decode(value, { stream: true }))) {
           if (record.event === SSE_EVENTS.event) {
-            events.push(JSON.parse(record.data) as RunEvent);
+            events.push(JSON.parse(record.data) as RunEvent | CompactRunEvent);
             continue;
           }
           // Keep order: what came before this record is delivered first.

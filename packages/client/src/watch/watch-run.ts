@@ -162,7 +162,9 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
       ws: this.wsTransport(() => ({ op: 'subscribe', runId: this.runId, after: this.fold.seq, compact: true, observers: this.options.observers === true })),
       sse: new SseTransport({
         runId: this.runId,
-        url: () => this.api.url('streamRun', { id: this.runId }, { after: this.fold.seq, ...(this.options.observers ? { observers: 'true' as const } : {}) }),
+        // Compact too: runIds are put back by eventsOf, as for the WebSocket's frames.
+        url: () =>
+          this.api.url('streamRun', { id: this.runId }, { after: this.fold.seq, compact: 'true', ...(this.options.observers ? { observers: 'true' as const } : {}) }),
         fetch,
         headers,
         idleTimeoutMs,

@@ -17,6 +17,7 @@ export const TARGET_FRAME_BYTES = 64 * 1024;
 const wsFrameCache = new WeakMap<EventText[], Frame[]>();
 const wsCompactFrameCache = new WeakMap<EventText[], Frame[]>();
 const sseFrameCache = new WeakMap<EventText[], Frame[]>();
+const sseCompactFrameCache = new WeakMap<EventText[], Frame[]>();
 
 /**
  * `{"type":"events",...}` WebSocket frames of consecutive events, each about
@@ -90,16 +91,22 @@ export function wsJoinedFrameParts(runId: string, page: JoinedEventTexts): Buffe
 }
 const FRAME_TAIL = Buffer.from(']}');
 
-/** SSE records, one per event with `id:` = seq, joined into chunks of about TARGET_FRAME_BYTES. */
-export function sseEventChunks(events: EventText[], eventName: string): Frame[] {
-  let frames = sseFrameCache.get(events);
-  if (!frames) sseFrameCache.set(events, (frames = buildSseChunks(events, eventName)));
+/**
+ * SSE records, one per event with `id:` = seq, joined into chunks of about
+ * TARGET_FRAME_BYTES; `compactRunId`: the events without their runId (that
+ * run's compact stream).
+ */
+export function sseEventChunks(events: EventText[], eventName: string, compactRunId?: string): Frame[] {
+  const cache = compactRunId === undefined ? sseFrameCache : sseCompactFrameCache;
+  let frames = cache.get(events);
+  if (!frames) cache.set(events, (frames = buildSseChunks(events, eventName, compactRunId)));
   return frames;
 }
 
-function buildSseChunks(events: EventText[], eventName: string): Frame[] {
+function buildSseChunks(events: EventText[], eventName: string, compactRunId: string | undefined): Frame[] {
+  const strip = compactRunId === undefined ? null : compactEventJson(compactRunId);
   // Event JSON text never holds a raw newline (JSON escapes them), so each record is one `data:` line.
-  return chunk(events, (parts) => parts.join(''), (event) => `id: ${event.seq}\nevent: ${eventName}\ndata: ${event.json}\n\n`);
+  return chunk(events, (parts) => parts.join(''), (event) => `id: ${event.seq}\nevent: ${eventName}\ndata: ${strip ? strip(event.json) : event.json}\n\n`);
 }
 
 /** Group events' parts into frames of about TARGET_FRAME_BYTES (at least one event each). */

@@ -62,7 +62,7 @@ export class SseConnection implements StreamConnection {
     private readonly res: ServerResponse,
     runId: string,
     after: number,
-    observers: boolean,
+    { observers, compact }: { observers: boolean; compact: boolean },
     deps: StreamDeps,
     private readonly admission: Admission,
     private readonly onClosed: (conn: SseConnection) => void,
@@ -78,7 +78,7 @@ export class SseConnection implements StreamConnection {
     this.outlet.send(`retry: ${SSE_RETRY_MS}\n\n`);
     this.sub = new RunSubscription(subscriptionContext(deps, 'sse'), runId, after, {
       outlet: this.outlet,
-      events: (events) => sendFrames(this.outlet, sseEventChunks(events, SSE_EVENTS.event)),
+      events: (events) => sendFrames(this.outlet, sseEventChunks(events, SSE_EVENTS.event, compact ? runId : undefined)),
       end: (end) => {
         this.outlet.send(`event: ${SSE_EVENTS.end}\ndata: ${JSON.stringify(end)}\n\n`);
         this.finish();

@@ -57,7 +57,7 @@ export class StreamServer {
       if (request.method === 'HEAD') return reply.header('content-type', 'text/event-stream; charset=utf-8').send();
       const admission = gate.admit(request.principal, request.socket.remoteAddress);
       reply.hijack();
-      this.add(new SseConnection(reply.raw, runId, after, query.observers === 'true', deps, admission, onClosed));
+      this.add(new SseConnection(reply.raw, runId, after, { observers: query.observers === 'true', compact: query.compact === 'true' }, deps, admission, onClosed));
       return undefined;
     });
 

@@ -150,6 +150,24 @@ describe('compact subscriptions', () => {
     });
   }
 
+  test('an SSE stream with ?compact=true leaves out every event\'s runId, backlog and live, beside a whole one', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'compact sse' });
+    await s.runs.appendEvents(run.id, progressEvents(2000));
+    const compact = sseClient(sseUrl(s, run.id, 0, 'compact=true'));
+    const whole = sseClient(sseUrl(s, run.id, 0));
+    await waitFor(() => compact.state.events.length === 2000 && whole.state.events.length === 2000, { what: 'the backlog on both' });
+    // Live, both caught up: the same flushes, each in its own form.
+    for (let k = 0; k < 10; k++) await s.runs.appendEvents(run.id, progressEvents(5, 2000 + k * 5));
+    await s.runs.finish(run.id, { status: 'succeeded' });
+    await Promise.all([compact.done, whole.done]);
+    const stored = await s.store.readEvents(run.id, 0, 10_000);
+    expect(stored).toHaveLength(2051);
+    expect(compact.state.events).toEqual(stored.map(({ runId: _stream, ...event }) => event));
+    expect(whole.state.events).toEqual(stored);
+    expect(compact.state.ended).toEqual(whole.state.ended);
+  });
+
   test('a subscribe whose compact is not true or false is refused, naming the field', async () => {
     const s = await server();
     const { run } = await s.runs.create({ name: 'compact' });
