@@ -331,13 +331,19 @@ describe('observers', () => {
   const toldCounts = (c: RawWsClient, runId: string): number[] =>
     c.messages.flatMap((m) => (m.type === 'observers' && m.runId === runId ? [m.count] : []));
   const lastTold = (c: RawWsClient, runId: string): number | undefined => toldCounts(c, runId).at(-1);
+  /** A WebSocket subscribed with observers: true, once it has been told `count` (any count when not given). */
+  const follower = async (s: TestServer, runId: string, count?: number): Promise<RawWsClient> => {
+    const c = await wsClient(s);
+    c.send({ op: 'subscribe', runId, after: 0, observers: true });
+    const told = () => (count === undefined ? lastTold(c, runId) !== undefined : lastTold(c, runId) === count);
+    await waitFor(told, { what: `a follower told ${count ?? 'its count'}` });
+    return c;
+  };
 
   test('a WebSocket subscribe with observers: true, or an SSE stream with ?observers=true, is told the count at once and on every change; others are never told', async () => {
     const s = await server();
     const { run } = await s.runs.create({ name: 'watched' });
-    const a = await wsClient(s);
-    a.send({ op: 'subscribe', runId: run.id, after: 0, observers: true });
-    await waitFor(() => lastTold(a, run.id) === 1, { what: 'a told it is the one watcher' });
+    const a = await follower(s, run.id, 1);
     expect(a.messages[0]).toMatchObject({ type: 'subscribed', runId: run.id });
 
     const b = await wsClient(s);
@@ -363,18 +369,11 @@ describe('observers', () => {
   test('100 watchers arriving one after another cost a follower about one message a second, and every follower settles on the true count', async () => {
     const s = await server();
     const { run } = await s.runs.create({ name: 'crowd' });
-    const first = await wsClient(s);
-    first.send({ op: 'subscribe', runId: run.id, after: 0, observers: true });
-    await waitFor(() => lastTold(first, run.id) === 1, { what: 'the first follower told 1' });
+    const first = await follower(s, run.id, 1);
     const startedAt = Date.now();
     const crowd: RawWsClient[] = [];
     // Each arrives once the one before it has been told its count: a hundred changes, not one burst.
-    for (let i = 0; i < 100; i++) {
-      const c = await wsClient(s);
-      c.send({ op: 'subscribe', runId: run.id, after: 0, observers: true });
-      await waitFor(() => lastTold(c, run.id) !== undefined, { what: `watcher ${i + 2} told its count` });
-      crowd.push(c);
-    }
+    for (let i = 0; i < 100; i++) crowd.push(await follower(s, run.id));
     await waitFor(() => [first, ...crowd].every((c) => lastTold(c, run.id) === 101), { timeoutMs: 20_000, what: 'every follower told 101' });
     const seconds = (Date.now() - startedAt) / 1000;
     // Told on every arrival it would have had 100 messages; at most one per
@@ -388,12 +387,8 @@ describe('observers', () => {
     const sendBufferBytes = 64 * 1024;
     const s = await server({ sendBufferBytes, streamPingIntervalMs: 10 * 60_000 });
     const { run } = await s.runs.create({ name: 'slow follower' });
-    const slow = await wsClient(s);
-    slow.send({ op: 'subscribe', runId: run.id, after: 0, observers: true });
-    await waitFor(() => lastTold(slow, run.id) === 1, { what: 'slow told 1' });
-    const watcher = await wsClient(s);
-    watcher.send({ op: 'subscribe', runId: run.id, after: 0, observers: true });
-    await waitFor(() => lastTold(watcher, run.id) === 2, { what: 'the other follower told 2' });
+    const slow = await follower(s, run.id, 1);
+    const watcher = await follower(s, run.id, 2);
     slow.ws.pause();
     const message = 'x'.repeat(400);
     const total = 8000;
