@@ -129,6 +129,21 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
     }
   });
 
+  it('a command that puts a file where its --collect folder was still ends its run as it exited, with a line saying nothing was stored', async () => {
+    const work = join(dir.path, 'replaced');
+    mkdirSync(join(work, 'out'), { recursive: true });
+    const result = await runtrail(['exec', '--server', server.url, '--collect', 'out', '--', 'sh', '-c', 'rmdir out && echo x > out && exit 3'], {
+      cwd: work,
+      env: { RUNTRAIL_URL: '' },
+    });
+    expect(result.code, result.stderr).toBe(3);
+    expect(result.stderr.split('\n')).toContain(`runtrail: no artifacts stored: cannot read ${join(work, 'out')} (ENOTDIR)`);
+    const runId = /runtrail: run (\S+) on /.exec(result.stderr)![1]!;
+    const run = await client.getRun(runId);
+    expect(run.status).toBe('failed');
+    expect(run.error?.message).toContain('exited with code 3');
+  });
+
   it('long uploads and downloads say how far they got; a file over the limit is refused before it is sent; a cut download leaves no file', async () => {
     const MiB = 1024 * 1024;
     const small = await startServer({ port: 0, dataDir: join(dir.path, 'small'), logLevel: 'silent', maxArtifactBytes: 4 * MiB });

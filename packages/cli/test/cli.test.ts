@@ -47,6 +47,12 @@ describe('runtrail CLI', () => {
     expect(lines[1]).toContain('1/4 25%');
     expect(lines[2]).toContain('older-run');
 
+    // `list` is what many type first: the same listing (id, name, status; durations move on).
+    const list = await runtrail(['runs', 'list', '--server', url]);
+    const columns = (text: string) => text.trim().split('\n').map((line) => line.split(/\s+/).slice(0, 3).join(' '));
+    expect(list.code).toBe(0);
+    expect(columns(list.stdout)).toEqual(columns(ls.stdout));
+
     const filtered = await runtrail(['runs', 'ls', '--label', 'team=search', '--json'], { RUNTRAIL_URL: url });
     expect(JSON.parse(filtered.stdout).runs.map((r: { id: string }) => r.id)).toEqual([run.id]);
 

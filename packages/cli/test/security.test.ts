@@ -74,6 +74,16 @@ describe('runtrail serve: open only on loopback', { timeout: 180_000 }, () => {
     const created = await run(['tokens', 'create', 'ci-viewer', '--scope', 'viewer', '--json'], env);
     expect(created.code, created.stderr).toBe(0);
     const token = JSON.parse(created.stdout) as { id: string; token: string };
+    // A lifetime with a unit; a bare number is seconds; anything else is refused with what to give.
+    const started = Date.now();
+    const monthly = await run(['tokens', 'create', 'monthly', '--scope', 'producer', '--expires-in', '30d', '--json'], env);
+    expect(monthly.code, monthly.stderr).toBe(0);
+    const { expiresAt } = JSON.parse(monthly.stdout) as { expiresAt: number };
+    expect(expiresAt - started).toBeGreaterThanOrEqual(30 * 86_400_000 - 1000);
+    expect(expiresAt - Date.now()).toBeLessThanOrEqual(30 * 86_400_000 + 1000);
+    const wrong = await run(['tokens', 'create', 'never', '--scope', 'viewer', '--expires-in', 'a month'], env);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('--expires-in must be whole seconds (3600) or a number with a unit (90m, 12h, 30d), not "a month"');
     const listed = await run(['tokens', 'ls'], env);
     expect(listed.stdout).toMatch(new RegExp(`${token.id}\\s+ci-viewer\\s+viewer\\s+active`));
     expect(listed.stdout).not.toContain(token.token);

@@ -12,6 +12,7 @@ export function registerArtifacts(program: Command): void {
 
   artifacts
     .command('ls <run>')
+    .alias('list')
     .description("a run's artifacts in the order they were stored")
     .option('--json', 'print JSON')
     .action(async (runId: string, flags: { json?: boolean }, cmd: Command) => {

@@ -175,6 +175,34 @@ describe('runtrail exec', () => {
     expect(run.error?.message).toContain('printed nothing for 300 ms (idle timeout)');
   });
 
+  it('takes durations with units: --timeout 1s stops the command after a second, exit 124, the run failed timeout', async () => {
+    const result = await runtrail(['exec', '--server', server.url, '--timeout', '1s', '--kill-grace', '0.3s', '--quiet', '--', 'sleep', '30']).done;
+    expect(result.code, result.stderr).toBe(124);
+    const run = await client.getRun(runIdOf(result.stderr)!);
+    expect(run.error?.kind).toBe('timeout');
+    expect(run.error?.message).toContain('1000 ms');
+  });
+
+  it('a wrong duration or --collect is refused before a run is made: exit 2, a line naming the flag, no run left "running"', async () => {
+    const notAFolder = join(dir.path, 'a-file');
+    writeFileSync(notAFolder, 'not a folder');
+    const cases: Array<[string[], RegExp]> = [
+      [['--timeout', '2x'], /option '--timeout <duration>' argument '2x' is invalid\. give milliseconds \(1500\) or a number with a unit/],
+      [['--idle-timeout', '0'], /option '--idle-timeout <duration>' argument '0' is invalid/],
+      [['--kill-grace', '-1'], /option '--kill-grace <duration>' argument '-1' is invalid/],
+      [['--lease-ttl', 'soon'], /option '--lease-ttl <duration>' argument 'soon' is invalid/],
+      [['--collect', notAFolder], new RegExp(`^runtrail: invalid_request: --collect ${notAFolder}: it is not a folder$`, 'm')],
+    ];
+    const before = (await client.listRuns({ limit: 200 })).runs.length;
+    for (const [flags, message] of cases) {
+      const result = await runtrail(['exec', '--server', server.url, ...flags, '--', 'sh', '-c', 'echo should not run']).done;
+      expect(result.code, flags.join(' ')).toBe(2);
+      expect(result.stderr, flags.join(' ')).toMatch(message);
+      expect(result.stdout + result.stderr).not.toContain('should not run');
+    }
+    expect((await client.listRuns({ limit: 200 })).runs.length).toBe(before);
+  });
+
   it('with no server answering at the default URL, runs on an embedded server in the configured data dir', async () => {
     const dataDir = join(dir.path, 'embedded');
     // The default URL's port, where nothing listens (never 4310: a user's or another test's server may be there).

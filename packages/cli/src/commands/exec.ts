@@ -5,18 +5,20 @@ import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import WebSocket from 'ws';
 import { RuntrailClient, watchRun, type RunHandle, type WebSocketConstructor } from '@runtrail/client';
-import { DEFAULT_KILL_GRACE_MS, ProcessStartError, collectArtifacts, failureMessage, folderState, handleSink, runEnvironment, spawnProcess, type ProcessResult } from '@runtrail/client/node';
+import { DEFAULT_KILL_GRACE_MS, ProcessStartError, collectArtifacts, failureMessage, folderState, type FolderState, handleSink, runEnvironment, spawnProcess, type ProcessResult } from '@runtrail/client/node';
 import { DEFAULT_LEASE_TTL_MS, OUTPUT_LOG_ARTIFACT, RuntrailError, dashboardRunPath, dataRecord, parseLabelPair, type Run } from '@runtrail/protocol';
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
+import { DURATION_HELP, durationOption } from '../duration.js';
 import { resolveServer } from '../options.js';
 import { LiveLine, statusLine } from '../watch-line.js';
 
 interface ExecFlags {
   name?: string;
-  timeout?: string;
-  idleTimeout?: string;
-  killGrace?: string;
-  leaseTtl?: string;
+  /** Durations, in milliseconds (see durationOption). */
+  timeout?: number;
+  idleTimeout?: number;
+  killGrace: number;
+  leaseTtl: number;
   label?: string[];
   dataDir?: string;
   logFile?: string;
@@ -42,15 +44,16 @@ export function registerExec(program: Command): void {
     .argument('<command>', 'the command to run')
     .argument('[args...]', 'its arguments (put -- before the command so its options are not read as ours)')
     .option('--name <name>', 'run name (default: the command name, with the script it runs: "python3 train.py")')
-    .option('--timeout <ms>', 'stop the command (SIGTERM to its process group, then SIGKILL) after this long')
-    .option('--idle-timeout <ms>', 'stop it after this long without any output')
-    .option('--kill-grace <ms>', 'time between SIGTERM and SIGKILL', String(DEFAULT_KILL_GRACE_MS))
-    .option('--lease-ttl <ms>', "the run's lease: if this process dies, the run ends orphaned this long after", String(DEFAULT_LEASE_TTL_MS))
+    .addOption(durationOption('--timeout', 'stop the command (SIGTERM to its process group, then SIGKILL) after this long'))
+    .addOption(durationOption('--idle-timeout', 'stop it after this long without any output'))
+    .addOption(durationOption('--kill-grace', 'time between SIGTERM and SIGKILL', DEFAULT_KILL_GRACE_MS))
+    .addOption(durationOption('--lease-ttl', "the run's lease: if this process dies, the run ends orphaned this long after", DEFAULT_LEASE_TTL_MS))
     .option('--label <k=v>', 'a label of the run (repeatable)', collect, [])
     .option('--data-dir <dir>', "when no server answers and exec runs embedded: its data dir (env RUNTRAIL_DATA_DIR; default ./.runtrail, serve's)")
     .option('--log-file <path>', "also write the command's whole output here, unthrottled (default with an embedded server and a data dir: <data-dir>/logs/<run id>.log)")
     .option('--quiet', "do not copy the command's output to this terminal")
     .option('--collect <dir>', 'when the command ends, store the files it wrote into this folder as artifacts of the run')
+    .addHelpText('after', DURATION_HELP)
     .action(async (command: string, args: string[], flags: ExecFlags, cmd: Command) => {
       process.exitCode = await execCommand(command, args, flags, cmd);
     });
@@ -64,6 +67,10 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
   // missing: then the run is kept in serve's data dir, so the dashboard of
   // a later `runtrail serve` shows it. A server that was named must answer.
   const target = resolveServer(cmd);
+  // What the folder held before the command: read before the run is made,
+  // so a --collect that cannot be read is refused with no run left behind.
+  const collectDir = flags.collect ? resolve(flags.collect) : null;
+  const before = collectDir ? await readCollectFolder(collectDir) : null;
   const embedded = target.explicit || (await answers(target.url)) ? null : await startEmbedded(flags.dataDir);
   if (embedded) {
     say(`no server answers at ${target.url}: running embedded, data in ${embedded.server.config.dataDir} ('runtrail serve' there shows this run)`);
@@ -76,7 +83,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       name: flags.name ?? defaultRunName(command, args),
       input: { command, args, cwd: process.cwd() },
       labels: parseLabels(flags.label ?? []),
-      ...optional('leaseTtlMs', positive(flags.leaseTtl, '--lease-ttl')),
+      leaseTtlMs: flags.leaseTtl,
     });
     say(`run ${run.id} on ${url}`);
     // An embedded server's page lasts as long as this command; `runtrail serve` in its data dir shows the run after.
@@ -104,8 +111,6 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
     const onTerminate = () => terminated.abort(new Error('runtrail exec got SIGTERM'));
     process.on('SIGINT', onInterrupt);
     process.on('SIGTERM', onTerminate);
-    const collectDir = flags.collect ? resolve(flags.collect) : null;
-    const before = collectDir ? await folderState(collectDir) : null;
     const progress = live ? followLine(live, url, embedded ? undefined : process.env.RUNTRAIL_TOKEN || undefined, run.id) : null;
     // The last status line stays above the closing lines.
     const endLine = async () => {
@@ -125,17 +130,22 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
           if (badLines === BAD_LINES_SHOWN + 1) say(`more malformed ::runtrail:: lines are only in the run's log`);
         },
         ...(logFile ? { logFile } : {}),
-        ...optional('killGraceMs', positive(flags.killGrace, '--kill-grace')),
-        ...optional('timeoutMs', positive(flags.timeout, '--timeout')),
-        ...optional('idleTimeoutMs', positive(flags.idleTimeout, '--idle-timeout')),
+        killGraceMs: flags.killGrace,
+        ...optional('timeoutMs', flags.timeout),
+        ...optional('idleTimeoutMs', flags.idleTimeout),
       });
       const result = await child.result;
       if (result.sinkError) say(`some of the command's output was not recorded: ${result.sinkError.message}`);
       if (collectDir && before) {
-        const collected = await collectArtifacts(collectDir, before, (name, path) => run.artifact(name, { path }));
-        if (collected.stored.length > 0) say(`stored ${collected.stored.length} artifact(s) from ${collectDir}: ${collected.stored.join(', ')}`);
-        // Quoted, so a name with a newline or escape in it cannot break or forge the lines around it.
-        for (const { name, reason } of collected.skipped) say(`${JSON.stringify(name)} was not stored as an artifact: ${reason}`);
+        try {
+          const collected = await collectArtifacts(collectDir, before, (name, path) => run.artifact(name, { path }));
+          if (collected.stored.length > 0) say(`stored ${collected.stored.length} artifact(s) from ${collectDir}: ${collected.stored.join(', ')}`);
+          // Quoted, so a name with a newline or escape in it cannot break or forge the lines around it.
+          for (const { name, reason } of collected.skipped) say(`${JSON.stringify(name)} was not stored as an artifact: ${reason}`);
+        } catch (err) {
+          // The command replaced or hid the folder: its run still ends as the command did.
+          say(`no artifacts stored: cannot read ${collectDir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+        }
       }
       try {
         const ended = await end(run, result);
@@ -148,10 +158,17 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       }
       return interruptedByUser ? EXIT_INTERRUPTED : exitCodeOf(result);
     } catch (err) {
-      if (!(err instanceof ProcessStartError)) throw err;
-      await endQuietly(run, () => run.fail(err.message, 'error'));
-      say(err.message);
-      return EXIT_NOT_FOUND;
+      if (err instanceof ProcessStartError) {
+        await endQuietly(run, () => run.fail(err.message, 'error'));
+        say(err.message);
+        return EXIT_NOT_FOUND;
+      }
+      // Whatever stopped us, the run gets its one end and the reason now,
+      // rather than staying "running" until its lease lapses.
+      await endQuietly(run, () => run.fail(`runtrail exec stopped: ${(err as Error).message}`, 'error')).catch((endErr: unknown) =>
+        say(`could not record the end of run ${run.id}: ${(endErr as Error).message}`),
+      );
+      throw err;
     } finally {
       process.off('SIGINT', onInterrupt);
       process.off('SIGTERM', onTerminate);
@@ -277,13 +294,6 @@ function clip(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max)}…`;
 }
 
-function positive(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new RuntrailError('invalid_request', `${flag} must be a positive number of milliseconds, not "${value}"`);
-  return n;
-}
-
 function optional<K extends string>(key: K, value: number | undefined): { [P in K]?: number } {
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: number };
 }
@@ -300,4 +310,15 @@ function parseLabels(pairs: string[]): Record<string, string> {
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+/** folderState of a --collect folder, or an error naming the flag: a file in its place, or one it cannot read. */
+async function readCollectFolder(dir: string): Promise<FolderState> {
+  try {
+    return await folderState(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOTDIR' ? 'it is not a folder' : `it cannot be read (${code ?? (err as Error).message})`;
+    throw new RuntrailError('invalid_request', `--collect ${dir}: ${why}`);
+  }
 }

@@ -19,6 +19,7 @@ export function registerRuns(program: Command): void {
 
   runs
     .command('ls')
+    .alias('list')
     .description('list runs, newest first')
     .option('--status <status>', RunStatus.options.join('|'))
     .option('--name <name>', 'only runs with this name')

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { RuntrailError } from '@runtrail/protocol';
+import { DURATION_HELP, durationOption } from '../duration.js';
 import { clientOptions } from '../options.js';
 import { followRun } from '../watch-line.js';
 
@@ -8,14 +8,11 @@ export function registerTail(program: Command): void {
     .command('tail <id>')
     .description('follow a run live until it ends (a progress line, or every event with --events)')
     .option('--events', 'print every event, one per line, from the first')
-    .option('--give-up-after <ms>', 'fail (exit 2) when the server has not answered for this long', '30000')
-    .action(async (id: string, flags: { events?: boolean; giveUpAfter: string }, cmd: Command) => {
-      const giveUpAfterMs = Number(flags.giveUpAfter);
-      if (!Number.isInteger(giveUpAfterMs) || giveUpAfterMs <= 0) {
-        throw new RuntrailError('invalid_request', `--give-up-after must be a positive number of milliseconds, not "${flags.giveUpAfter}"`);
-      }
+    .addOption(durationOption('--give-up-after', 'fail (exit 2) when the server has not answered for this long', 30_000))
+    .addHelpText('after', DURATION_HELP)
+    .action(async (id: string, flags: { events?: boolean; giveUpAfter: number }, cmd: Command) => {
       const final = await followRun(clientOptions(cmd), id, {
-        giveUpAfterMs,
+        giveUpAfterMs: flags.giveUpAfter,
         ...(flags.events ? { onEvent: (line: string) => process.stdout.write(`${line}\n`) } : {}),
       });
       const end = final.snapshot.terminal;

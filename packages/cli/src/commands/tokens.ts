@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { RuntrailError, TokenScope, type TokenInfo } from '@runtrail/protocol';
+import { parseDuration } from '../duration.js';
 import { clientFor } from '../options.js';
 import { print, printJson } from '../output.js';
 
@@ -11,15 +12,16 @@ export function registerTokens(program: Command): void {
     .command('create <name>')
     .description('mint a token; its secret is printed once and stored only as a hash')
     .requiredOption('--scope <scope>', 'admin|producer|viewer')
-    .option('--expires-in <seconds>', 'the token stops working after this many seconds')
+    .option('--expires-in <duration>', 'the token stops working after this long: seconds (3600) or a number with a unit (12h, 30d)')
     .option('--json', 'print {id, name, scope, token, expiresAt} as JSON')
     .action(async (name: string, flags: { scope: string; expiresIn?: string; json?: boolean }, cmd: Command) => {
       const scope = TokenScope.safeParse(flags.scope);
       if (!scope.success) throw new RuntrailError('invalid_request', `--scope must be one of ${TokenScope.options.join(', ')}`);
-      const expiresInSeconds = flags.expiresIn === undefined ? undefined : Number(flags.expiresIn);
-      if (expiresInSeconds !== undefined && !(Number.isInteger(expiresInSeconds) && expiresInSeconds > 0)) {
-        throw new RuntrailError('invalid_request', '--expires-in must be a positive whole number of seconds');
+      const expiresInMs = flags.expiresIn === undefined ? undefined : parseDuration(flags.expiresIn, 's');
+      if (expiresInMs === null || (expiresInMs !== undefined && expiresInMs % 1000 !== 0)) {
+        throw new RuntrailError('invalid_request', `--expires-in must be whole seconds (3600) or a number with a unit (90m, 12h, 30d), not "${flags.expiresIn}"`);
       }
+      const expiresInSeconds = expiresInMs === undefined ? undefined : expiresInMs / 1000;
       const created = await clientFor(cmd).createToken({ name, scope: scope.data, expiresInSeconds });
       if (flags.json) return printJson(created);
       print(created.token);
@@ -30,6 +32,7 @@ export function registerTokens(program: Command): void {
 
   tokens
     .command('ls')
+    .alias('list')
     .description('list tokens (never their secrets)')
     .option('--json', 'print JSON')
     .action(async (flags: { json?: boolean }, cmd: Command) => {

@@ -16,7 +16,14 @@ export async function folderState(dir: string): Promise<FolderState> {
   }
   for (const entry of entries) {
     if (!entry.isFile()) continue;
-    const info = await stat(join(dir, entry.name));
+    let info;
+    try {
+      info = await stat(join(dir, entry.name));
+    } catch (err) {
+      // Removed since it was listed (a process still writing there): not a file of the folder now.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
     state.set(entry.name, `${info.mtimeMs}:${info.size}`);
   }
   return state;
