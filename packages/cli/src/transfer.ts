@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { createReadStream, existsSync } from 'node:fs';
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
@@ -121,6 +121,23 @@ export async function fileToUpload(path: string, what: string, show: boolean | u
 }
 
 /**
+ * Where a download goes: `-` (stdout) as it is; no -o, `defaultName` here;
+ * an existing folder (or a path ending in /), `defaultName` in it, as cp
+ * does; else the file named.
+ */
+export async function downloadTarget(output: string | undefined, defaultName: string): Promise<string> {
+  if (output === '-') return '-';
+  if (output === undefined) return resolve(defaultName);
+  if (/[/\\]$/.test(output)) return resolve(output, defaultName);
+  const info = await stat(output).catch((err: NodeJS.ErrnoException) => {
+    // Not there yet is the usual case (a new file); anything else is said when the file is opened.
+    void err;
+    return null;
+  });
+  return info?.isDirectory() ? resolve(output, defaultName) : resolve(output);
+}
+
+/**
  * Save a download: `-` streams it to stdout; a file is written beside its
  * target under a temporary name and renamed into place only once complete
  * (and, when the server sent the content's sha256 as its ETag, only if the
@@ -129,22 +146,31 @@ export async function fileToUpload(path: string, what: string, show: boolean | u
 export async function saveDownload(response: Response, target: string, label: string, show: boolean | undefined): Promise<void> {
   const length = Number(response.headers.get('content-length'));
   const progress = new TransferProgress(label, Number.isFinite(length) && length > 0 ? length : null, show);
-  const body = progress.through(Readable.fromWeb(response.body! as WebReadableStream<Uint8Array>));
-  if (target === '-') return progress.until(pipeline(body, process.stdout), 'what was written to stdout is incomplete');
+  const body = () => progress.through(Readable.fromWeb(response.body! as WebReadableStream<Uint8Array>));
+  if (target === '-') return progress.until(pipeline(body(), process.stdout), 'what was written to stdout is incomplete');
   const expected = /^"([0-9a-f]{64})"$/.exec(response.headers.get('etag') ?? '')?.[1];
   const partial = join(dirname(target), `.${basename(target)}.runtrail-partial`);
+  // Opened before a byte is read, so a target that cannot be written is
+  // said as that, at once, not as a connection lost part way.
+  let file: FileHandle;
+  try {
+    file = await open(partial, 'w');
+  } catch (err) {
+    await response.body?.cancel();
+    throw new RuntrailError('invalid_request', `cannot write ${target}: ${fileProblem(err as NodeJS.ErrnoException, dirname(target))}; nothing was downloaded`);
+  }
   const hash = createHash('sha256');
   try {
     await progress.until(
       pipeline(
-        body,
+        body(),
         async function* (chunks: AsyncIterable<Uint8Array>) {
           for await (const chunk of chunks) {
             hash.update(chunk);
             yield chunk;
           }
         },
-        createWriteStream(partial),
+        file.createWriteStream(),
       ),
       `nothing was written to ${target}; try again`,
     );
@@ -152,9 +178,34 @@ export async function saveDownload(response: Response, target: string, label: st
     if (expected !== undefined && got !== expected) {
       throw new RuntrailError('unavailable', `the download does not hash to the sha256 the server gave (${expected}): it changed on the way; nothing was written to ${target}, try again`);
     }
-    await rename(partial, target);
+    await rename(partial, target).catch((err: NodeJS.ErrnoException) => {
+      throw new RuntrailError('invalid_request', `cannot write ${target}: ${fileProblem(err, dirname(target))}; nothing was written`);
+    });
   } catch (err) {
+    await file.close().catch((closeErr: unknown) => void closeErr /* already closed by its stream: nothing to release */);
     await rm(partial, { force: true });
     throw err;
+  }
+}
+
+/** A file error as a user reads it. */
+function fileProblem(err: NodeJS.ErrnoException, folder: string): string {
+  switch (err.code) {
+    case 'ENOENT':
+      // /proc and the like exist but hold no new files.
+      return existsSync(folder) ? `files cannot be made in ${folder}` : `the folder ${folder} does not exist`;
+    case 'ENOTDIR':
+      return `${folder} is not a folder`;
+    case 'EISDIR':
+      return 'it is a folder';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EROFS':
+      return 'the file system is read-only';
+    case 'ENOSPC':
+      return 'the disk is full';
+    default:
+      return err.code ?? err.message;
   }
 }

@@ -62,6 +62,24 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
     expect(get.code, get.stderr).toBe(0);
     expect(readFileSync(download).equals(readFileSync(join(work, 'out', '03_image.png')))).toBe(true);
 
+    // -o a folder: the file goes in it under its own name, as cp does; a folder that is not
+    // there, or a file in the way, is one line saying so, before anything is downloaded.
+    const folder = join(dir.path, 'downloads');
+    mkdirSync(folder);
+    expect((await runtrail(['artifacts', 'get', runId, '03_image.png', '-o', folder, '--server', server.url])).code).toBe(0);
+    expect(readFileSync(join(folder, '03_image.png')).equals(readFileSync(download))).toBe(true);
+    for (const [output, problem] of [
+      [join(dir.path, 'missing', 'x.png'), `the folder ${join(dir.path, 'missing')} does not exist`],
+      [join(dir.path, 'missing') + '/', `the folder ${join(dir.path, 'missing')} does not exist`],
+      [join(download, 'x.png'), `${download} is not a folder`],
+    ] as const) {
+      const wrong = await runtrail(['artifacts', 'get', runId, '03_image.png', '-o', output, '--server', server.url]);
+      expect(wrong.code, output).toBe(2);
+      const target = output.endsWith('/') ? join(output, '03_image.png') : output;
+      expect(wrong.stderr).toBe(`runtrail: invalid_request: cannot write ${target}: ${problem}; nothing was downloaded\n`);
+    }
+    expect(readdirSync(dir.path)).not.toContain('missing');
+
     // put needs a running run.
     const live = await client.createRun({ name: 'manual' });
     const notes = join(dir.path, 'notes.md');
@@ -80,6 +98,8 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
       const file = join(dir.path, 'run.tar');
       const exported = await runtrail(['export', runId, '-o', file, '--server', server.url]);
       expect(exported.code, exported.stderr).toBe(0);
+      const intoFolder = await runtrail(['export', runId, '-o', folder, '--server', server.url]);
+      expect(intoFolder.stderr).toBe(`runtrail: wrote ${join(folder, `runtrail-${runId}.tar`)}\n`);
       const imported = await runtrail(['import', file, '--server', other.url]);
       expect(imported.code, imported.stderr).toBe(0);
       expect(imported.stdout).toContain(`imported run ${runId}`);

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { clientFor } from '../options.js';
-import { fileToUpload, saveDownload } from '../transfer.js';
+import { downloadTarget, fileToUpload, saveDownload } from '../transfer.js';
 
 const PROGRESS = 'show a progress line on stderr (default: when it is a terminal)';
 
@@ -9,12 +9,12 @@ export function registerArchive(program: Command): void {
   program
     .command('export <run>')
     .description('write a run (record, events, artifacts) as one tar archive')
-    .option('-o, --output <file>', 'where to write it (default runtrail-<run>.tar; - for stdout)')
+    .option('-o, --output <file>', 'where to write it: a file, a folder, or - for stdout (default ./runtrail-<run>.tar)')
     .option('--progress', PROGRESS)
     .option('--no-progress', 'never show one')
     .action(async (runId: string, flags: { output?: string; progress?: boolean }, cmd: Command) => {
+      const target = await downloadTarget(flags.output, `runtrail-${runId}.tar`);
       const response = await clientFor(cmd).exportRun(runId);
-      const target = flags.output === '-' ? '-' : resolve(flags.output ?? `runtrail-${runId}.tar`);
       await saveDownload(response, target, `exporting run ${runId}`, flags.progress);
       if (target !== '-') process.stderr.write(`runtrail: wrote ${target}\n`);
     });

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { RuntrailError, type Artifact } from '@runtrail/protocol';
 import { clientFor } from '../options.js';
 import { print, printJson } from '../output.js';
-import { fileToUpload, saveDownload } from '../transfer.js';
+import { downloadTarget, fileToUpload, saveDownload } from '../transfer.js';
 
 const PROGRESS = 'show a progress line on stderr (default: when it is a terminal)';
 
@@ -24,13 +24,13 @@ export function registerArtifacts(program: Command): void {
   artifacts
     .command('get <run> <name>')
     .description('download an artifact (to ./<name>, or -o FILE, or -o - for stdout)')
-    .option('-o, --output <file>', 'where to write it; - for stdout')
+    .option('-o, --output <file>', 'where to write it: a file, a folder, or - for stdout')
     .option('--progress', PROGRESS)
     .option('--no-progress', 'never show one')
     .action(async (runId: string, name: string, flags: { output?: string; progress?: boolean }, cmd: Command) => {
-      const response = await clientFor(cmd).fetchArtifact(runId, name);
       // The server refuses names with path separators; basename() keeps a download in this folder regardless.
-      const target = flags.output === '-' ? '-' : resolve(flags.output ?? basename(name));
+      const target = await downloadTarget(flags.output, basename(name));
+      const response = await clientFor(cmd).fetchArtifact(runId, name);
       await saveDownload(response, target, `downloading ${name}`, flags.progress);
       if (target !== '-') process.stderr.write(`runtrail: wrote ${target}\n`);
     });
