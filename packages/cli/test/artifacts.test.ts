@@ -112,6 +112,37 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
     }
   });
 
+  it('--collect stores a file while the command still runs, once it stopped changing, and its last version when the command ends', async () => {
+    const work = join(dir.path, 'live');
+    mkdirSync(join(work, 'out'), { recursive: true });
+    // The command writes a checkpoint, then waits (up to 20 s) until the run lists it: it exits 7 if
+    // it never shows while it runs. Then it rewrites the checkpoint and writes a second file.
+    const script = [
+      'import json, os, sys, time, urllib.request',
+      'open("out/checkpoint.txt", "w").write("step 1")',
+      'url = os.environ["RUNTRAIL_URL"] + "/api/v1/runs/" + os.environ["RUNTRAIL_RUN_ID"] + "/artifacts"',
+      'deadline = time.time() + 20',
+      'while not any(a["name"] == "checkpoint.txt" for a in json.load(urllib.request.urlopen(url))["artifacts"]):',
+      '    if time.time() > deadline: sys.exit(7)',
+      '    time.sleep(0.05)',
+      'open("out/checkpoint.txt", "w").write("step 2")',
+      'open("out/final.txt", "w").write("done")',
+    ].join('\n');
+    writeFileSync(join(work, 'job.py'), script);
+    const result = await runtrail(['exec', '--server', server.url, '--collect', 'out', '--collect-every', '100ms', '--', 'python3', 'job.py'], {
+      cwd: work,
+      env: { RUNTRAIL_URL: '' },
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr.split('\n')).toContain(`runtrail: stored 2 artifact(s) from ${join(work, 'out')}: checkpoint.txt, final.txt`);
+    const runId = /runtrail: run (\S+) on /.exec(result.stderr)![1]!;
+    expect((await client.listArtifacts(runId)).map((a) => [a.ordinal, a.name])).toEqual([
+      [1, 'checkpoint.txt'],
+      [2, 'final.txt'],
+    ]);
+    expect(await (await client.fetchArtifact(runId, 'checkpoint.txt')).text()).toBe('step 2');
+  });
+
   it('a wrapped command stores artifacts of its own run directly, from RUNTRAIL_RUN_ID and RUNTRAIL_URL (curl -T, runtrail artifacts put)', async () => {
     const work = join(dir.path, 'direct');
     mkdirSync(work, { recursive: true });
@@ -149,7 +180,7 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
     }
   });
 
-  it('a command that puts a file where its --collect folder was still ends its run as it exited, with a line saying nothing was stored', async () => {
+  it('a command that puts a file where its --collect folder was still ends its run as it exited, with a line saying what was not stored', async () => {
     const work = join(dir.path, 'replaced');
     mkdirSync(join(work, 'out'), { recursive: true });
     const result = await runtrail(['exec', '--server', server.url, '--collect', 'out', '--', 'sh', '-c', 'rmdir out && echo x > out && exit 3'], {
@@ -157,7 +188,9 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
       env: { RUNTRAIL_URL: '' },
     });
     expect(result.code, result.stderr).toBe(3);
-    expect(result.stderr.split('\n')).toContain(`runtrail: no artifacts stored: cannot read ${join(work, 'out')} (ENOTDIR)`);
+    expect(result.stderr.split('\n')).toContain(
+      `runtrail: cannot read ${join(work, 'out')} at the end (ENOTDIR): files written there since the last look were not stored`,
+    );
     const runId = /runtrail: run (\S+) on /.exec(result.stderr)![1]!;
     const run = await client.getRun(runId);
     expect(run.status).toBe('failed');

@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import WebSocket from 'ws';
 import { RuntrailClient, watchRun, type RunHandle, type WebSocketConstructor } from '@runtrail/client';
-import { DEFAULT_KILL_GRACE_MS, ProcessStartError, collectArtifacts, failureMessage, folderState, type FolderState, handleSink, runEnvironment, spawnProcess, type ProcessResult } from '@runtrail/client/node';
+import { DEFAULT_COLLECT_INTERVAL_MS, DEFAULT_KILL_GRACE_MS, FolderCollector, ProcessStartError, failureMessage, folderState, handleSink, runEnvironment, spawnProcess, type ProcessResult } from '@runtrail/client/node';
 import { DEFAULT_LEASE_TTL_MS, OUTPUT_LOG_ARTIFACT, RuntrailError, dashboardRunPath, dataRecord, parseLabelPair, type Run } from '@runtrail/protocol';
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
 import { DURATION_HELP, durationOption } from '../duration.js';
@@ -24,6 +24,7 @@ interface ExecFlags {
   logFile?: string;
   quiet?: boolean;
   collect?: string;
+  collectEvery: number;
 }
 
 /** Exit code of a command stopped by a time limit, as GNU timeout(1) uses. */
@@ -52,7 +53,8 @@ export function registerExec(program: Command): void {
     .option('--data-dir <dir>', "when no server answers and exec runs embedded: its data dir (env RUNTRAIL_DATA_DIR; default ./.runtrail, serve's)")
     .option('--log-file <path>', "also write the command's whole output here, unthrottled (default with an embedded server and a data dir: <data-dir>/logs/<run id>.log)")
     .option('--quiet', "do not copy the command's output to this terminal")
-    .option('--collect <dir>', 'when the command ends, store the files it wrote into this folder as artifacts of the run')
+    .option('--collect <dir>', 'store the files the command writes into this folder as artifacts of the run, as they are written and when it ends')
+    .addOption(durationOption('--collect-every', 'how often --collect looks at its folder while the command runs; a file is stored once it stayed the same that long', DEFAULT_COLLECT_INTERVAL_MS))
     .addHelpText('after', DURATION_HELP)
     .action(async (command: string, args: string[], flags: ExecFlags, cmd: Command) => {
       process.exitCode = await execCommand(command, args, flags, cmd);
@@ -70,7 +72,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
   // What the folder held before the command: read before the run is made,
   // so a --collect that cannot be read is refused with no run left behind.
   const collectDir = flags.collect ? resolve(flags.collect) : null;
-  const before = collectDir ? await readCollectFolder(collectDir) : null;
+  if (collectDir) await readCollectFolder(collectDir);
   const embedded = target.explicit || (await answers(target.url)) ? null : await startEmbedded(flags.dataDir);
   if (embedded) {
     say(`no server answers at ${target.url}: running embedded, data in ${embedded.server.config.dataDir} ('runtrail serve' there shows this run)`);
@@ -118,7 +120,9 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       live?.end();
     };
     let badLines = 0;
+    let collector: FolderCollector | null = null;
     try {
+      if (collectDir) collector = await FolderCollector.start(collectDir, (name, path, replace) => run.artifact(name, { path }, { replace }), { intervalMs: flags.collectEvery });
       child = spawnProcess(command, args, {
         sink: handleSink(run),
         env: runEnvironment({ runId: run.id, url }),
@@ -136,16 +140,13 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       });
       const result = await child.result;
       if (result.sinkError) say(`some of the command's output was not recorded: ${result.sinkError.message}`);
-      if (collectDir && before) {
-        try {
-          const collected = await collectArtifacts(collectDir, before, (name, path) => run.artifact(name, { path }));
-          if (collected.stored.length > 0) say(`stored ${collected.stored.length} artifact(s) from ${collectDir}: ${collected.stored.join(', ')}`);
-          // Quoted, so a name with a newline or escape in it cannot break or forge the lines around it.
-          for (const { name, reason } of collected.skipped) say(`${JSON.stringify(name)} was not stored as an artifact: ${reason}`);
-        } catch (err) {
-          // The command replaced or hid the folder: its run still ends as the command did.
-          say(`no artifacts stored: cannot read ${collectDir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-        }
+      if (collector) {
+        const collected = await collector.finish();
+        // The command replaced or hid the folder: its run still ends as the command did.
+        if (collected.unreadable) say(`cannot read ${collectDir} at the end (${collected.unreadable}): files written there since the last look were not stored`);
+        if (collected.stored.length > 0) say(`stored ${collected.stored.length} artifact(s) from ${collectDir}: ${collected.stored.join(', ')}`);
+        // Quoted, so a name with a newline or escape in it cannot break or forge the lines around it.
+        for (const { name, reason } of collected.skipped) say(`${JSON.stringify(name)} was not stored as an artifact: ${reason}`);
       }
       try {
         const ended = await end(run, result);
@@ -170,6 +171,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       );
       throw err;
     } finally {
+      collector?.stop();
       process.off('SIGINT', onInterrupt);
       process.off('SIGTERM', onTerminate);
       await endLine();
@@ -313,9 +315,9 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 /** folderState of a --collect folder, or an error naming the flag: a file in its place, or one it cannot read. */
-async function readCollectFolder(dir: string): Promise<FolderState> {
+async function readCollectFolder(dir: string): Promise<void> {
   try {
-    return await folderState(dir);
+    await folderState(dir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOTDIR' ? 'it is not a folder' : `it cannot be read (${code ?? (err as Error).message})`;

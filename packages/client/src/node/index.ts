@@ -18,4 +18,4 @@ export { LINE_PREFIX, parseLine, LineSplitter, type ParsedLine } from './protoco
 export { EchoFilter } from './echo-filter.js';
 export { groupAlive, signalGroup, processStartTime, stopRecordedGroup, type RecordedGroup, type ProcessIdentity } from './process-group.js';
 export { runEnvironment, type RunEnvironment } from './run-env.js';
-export { folderState, collectArtifacts, type FolderState, type CollectResult } from './collect.js';
+export { DEFAULT_COLLECT_INTERVAL_MS, FolderCollector, folderState, type CollectOptions, type CollectResult, type FolderState, type StoreFile } from './collect.js';

@@ -86,4 +86,28 @@ describe('ctx.artifact and ctx.exec({collect})', () => {
     ]);
     expect(await text(run.id, 'b.md')).toBe('# B');
   });
+
+  it('a long subprocess\'s files are stored while it runs (collectEveryMs), so they show before it ends', async () => {
+    const out = join(dir.path, 'live-out');
+    // The subprocess writes a file, then waits (up to 20 s) until its run lists it; it exits 7 if that never happens.
+    const script = [
+      'import json, os, sys, time, urllib.request',
+      `os.makedirs(${JSON.stringify(out)}, exist_ok=True)`,
+      `open(os.path.join(${JSON.stringify(out)}, "plot.txt"), "w").write("epoch 1")`,
+      'url = os.environ["RUNTRAIL_URL"] + "/api/v1/runs/" + os.environ["RUNTRAIL_RUN_ID"] + "/artifacts"',
+      'deadline = time.time() + 20',
+      'while not json.load(urllib.request.urlopen(url))["artifacts"]:',
+      '    if time.time() > deadline: sys.exit(7)',
+      '    time.sleep(0.05)',
+    ].join('\n');
+    server.define('train', async (ctx) => {
+      await ctx.exec('python3', ['-c', script], { collect: out, collectEveryMs: 50 });
+      return { ok: true };
+    });
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.startRun({ name: 'train' });
+    await waitUntil(async () => ['succeeded', 'failed'].includes((await client.getRun(run.id)).status), { what: 'the train run to end' });
+    expect((await client.getRun(run.id)).error).toBeNull();
+    expect((await client.listArtifacts(run.id)).map((a) => a.name)).toEqual(['plot.txt']);
+  });
 });

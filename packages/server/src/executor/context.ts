@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { RunHandle, waitFor, type ProducerTransport, type Ready, type WaitForOptions } from '@runtrail/client';
-import { collectArtifacts, failureMessage, folderState, handleSink, runEnvironment, runProcess, type ProcessResult } from '@runtrail/client/node';
+import { FolderCollector, failureMessage, handleSink, runEnvironment, runProcess, type ProcessResult } from '@runtrail/client/node';
 import { OUTPUT_LOG_ARTIFACT, type Owner, type Run, type RunErrorKind } from '@runtrail/protocol';
 import { outputLogPath } from '../runs/output-log.js';
 import type { RunService } from '../runs/run-service.js';
@@ -18,11 +18,14 @@ export interface ExecOptions {
   /** Reject when the command exits non-zero or is killed by a signal (default true). */
   reject?: boolean;
   /**
-   * A folder whose files the command writes become artifacts of the run:
-   * when it ends (however it ends), each new or changed file directly in
-   * it is stored under its file name.
+   * A folder whose files the command writes become artifacts of the run,
+   * each new or changed file directly in it under its file name: while it
+   * runs, once a file stayed the same for `collectEveryMs`, and when it
+   * ends (however it ends), the rest and the latest versions.
    */
   collect?: string;
+  /** How often `collect` looks at its folder while the command runs (default 2 s; 0: only at the end). */
+  collectEveryMs?: number;
 }
 
 /**
@@ -152,7 +155,12 @@ export class RunContext<Input = unknown> {
   async exec(command: string, args: string[] = [], options: ExecOptions = {}): Promise<ProcessResult> {
     const logFile = this.openLogFile();
     const collectDir = options.collect === undefined ? null : resolve(options.cwd ?? process.cwd(), options.collect);
-    const before = collectDir ? await folderState(collectDir) : null;
+    const collector = collectDir
+      ? await FolderCollector.start(collectDir, (name, path, replace) => this.artifact(name, { path }, { replace }), {
+          ...(options.collectEveryMs === undefined ? {} : { intervalMs: options.collectEveryMs }),
+        })
+      : null;
+    // A command that cannot start stores nothing, and the folder is not looked at again.
     const result = await runProcess(command, args, {
       sink: handleSink(this.handle),
       signal: this.signal,
@@ -163,9 +171,13 @@ export class RunContext<Input = unknown> {
       env: { ...options.env, ...runEnvironment({ runId: this.id, url: this.deps.url }) },
       ...(options.cwd ? { cwd: options.cwd } : {}),
       ...(logFile ? { logFile } : {}),
+    }).catch((err: unknown) => {
+      collector?.stop();
+      throw err;
     });
-    if (collectDir && before) {
-      const collected = await collectArtifacts(collectDir, before, (name, path) => this.artifact(name, { path }));
+    if (collector) {
+      const collected = await collector.finish();
+      if (collected.unreadable) this.log(`cannot read ${collectDir} at the end (${collected.unreadable}): files written there since the last look were not stored`, 'warn');
       for (const { name, reason } of collected.skipped) this.log(`${JSON.stringify(name)} in ${collectDir} was not stored as an artifact: ${reason}`, 'warn');
     }
     if (result.reason === 'timeout' || result.reason === 'idle_timeout') throw new ExecError('timeout', result);
