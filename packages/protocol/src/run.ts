@@ -53,9 +53,9 @@ export const RunSchema = z
   .meta({ id: 'Run', description: 'A run as every API returns it; times are epoch milliseconds' });
 export type Run = z.infer<typeof RunSchema>;
 
-/** `GET /runs/:id` also says how many watchers follow the run on the node that answered. */
+/** `GET /runs/:id` also says how many watchers follow the run, on every node of a cluster. */
 export const RunWithObserversSchema = RunSchema.extend({
-  observers: z.number().describe('WS and SSE subscriptions following the run on the node that answered'),
+  observers: z.number().describe('WS and SSE subscriptions following the run, on every node of a cluster'),
 }).meta({ id: 'RunWithObservers' });
 export type RunWithObservers = z.infer<typeof RunWithObserversSchema>;
 

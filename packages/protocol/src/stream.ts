@@ -126,7 +126,7 @@ export const ClientMessage = z.discriminatedUnion('op', [
     after: z.number().int().min(0).default(0),
     /** Events in `events` frames without their `runId` (see CompactRunEvent). */
     compact: z.boolean().default(false),
-    /** Also `observers` messages: how many watch the run on this node, sent when it changes. */
+    /** Also `observers` messages: how many watch the run (on every node of a cluster), sent when it changes. */
     observers: z.boolean().default(false),
   }),
   z.object({ op: z.literal('unsubscribe'), runId: z.string().min(1).max(100) }),
@@ -162,7 +162,7 @@ export const ServerMessageSchema = z
     z.object({ type: z.literal('subscribedRuns') }),
     z.object({ type: z.literal('pong') }),
     z.object({ type: z.literal('run'), change: z.enum(['created', 'updated', 'deleted']), run: RunSchema }),
-    /** How many stream subscriptions follow the run on this node now, this one included (a subscribe with `observers: true`). */
+    /** How many stream subscriptions follow the run now, on every node, this one included (a subscribe with `observers: true`). */
     z.object({ type: z.literal('observers'), runId: z.string(), count: z.number().int().min(0) }),
     z.object({ type: z.literal('error'), runId: z.string().optional(), code: ErrorCodeSchema, message: z.string() }),
   ])

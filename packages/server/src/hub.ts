@@ -134,6 +134,8 @@ export class Hub {
   private readonly runListeners = new Map<RunListener, { remote: boolean; onRemoteGap?: (() => void) | undefined }>();
   private readonly allListeners = new Set<EventListener>();
   private readonly watcherCountListeners = new Set<(runId: string) => void>();
+  /** Watchers of a run on the other nodes of a cluster, as this node last heard (ClusterWatchers); none alone. */
+  private remoteWatchers: (runId: string) => number = () => 0;
 
   /** `onWatcherError`: a watcher threw during a flush (the flush goes on to the others). */
   constructor(private readonly onWatcherError: (err: unknown) => void = (err) => console.error('hub watcher failed', err)) {}
@@ -153,7 +155,26 @@ export class Hub {
     };
   }
 
-  /** Called with the run's id whenever a watcher of it comes or goes here (its `watchers` count may have changed). */
+  /**
+   * The people watching the run on every node: this node's `watchers` and
+   * those other nodes said they have (a run's `observers` in the API, the
+   * "N watching" a page is told).
+   */
+  watchersEverywhere(runId: string): number {
+    return this.watchers(runId) + this.remoteWatchers(runId);
+  }
+
+  /** How other nodes' watchers are counted (a cluster's ClusterWatchers); call `remoteWatchersChanged` when they change. */
+  countRemoteWatchersWith(count: (runId: string) => number): void {
+    this.remoteWatchers = count;
+  }
+
+  /** Other nodes' watchers of the run changed: its watchersEverywhere may have. */
+  remoteWatchersChanged(runId: string): void {
+    this.watchersChanged(runId);
+  }
+
+  /** Called with the run's id whenever a watcher of it comes or goes, here or (in a cluster) elsewhere. */
   onWatchersChanged(listener: (runId: string) => void): () => void {
     this.watcherCountListeners.add(listener);
     return () => this.watcherCountListeners.delete(listener);

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { connectStore, isSharedStore, type RunStore } from '@runtrail/store';
 import { buildApp, type App } from './app.js';
 import { DatabaseClock } from './cluster/database-clock.js';
+import { ClusterWatchers } from './cluster/cluster-watchers.js';
 import { RemoteFanout } from './cluster/remote-fanout.js';
 import { describeConfig, resolveConfig, type ConfigSources, type ServerConfig, type ServerConfigInput } from './config.js';
 import { createLogger } from './logger.js';
@@ -110,8 +111,11 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
     : null;
   await clock?.start();
   const app = await buildApp({ config, store, log, ...(clock ? { now: clock.now } : {}) });
-  const fanout = shared ? new RemoteFanout(shared, app.hub, app.http.log) : null;
+  // "N watching" counts every node's watchers: a node repeats its counts every lease TTL / 3.
+  const watchers = shared ? new ClusterWatchers(shared, app.hub, app.http.log, Math.max(1_000, Math.round(config.leaseTtlMs / 3))) : null;
+  const fanout = shared ? new RemoteFanout(shared, app.hub, app.http.log, watchers) : null;
   await fanout?.start();
+  watchers?.start();
   let closed: Promise<void> | null = null;
   const close = () =>
     (closed ??= (async () => {
@@ -120,6 +124,7 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
       await app.executor.shutdown();
       await app.reaper.stop();
       await app.http.close();
+      await watchers?.stop();
       await fanout?.stop();
       clock?.stop();
       await store.close();

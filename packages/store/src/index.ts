@@ -8,6 +8,7 @@ export type {
   AppendFeed,
   SharedRunStore,
   DatabaseStats,
+  WatchersAnnouncement,
   TokenRecord,
   PutArtifactInput,
   PutArtifactResult,

@@ -244,11 +244,28 @@ export interface AppendFeed {
   onReconnect(): void;
   /** The feed lost its connection (it keeps retrying). */
   onDisconnect(err: Error): void;
+  /** A node said how many watch runs through it (SharedRunStore.announceWatchers), this node's own announcements included. */
+  onWatchers?(announcement: WatchersAnnouncement): void;
+}
+
+/**
+ * How many stream subscriptions of some runs a node holds, so every node
+ * can say how many watch a run across the cluster. `counts` are the node's
+ * current counts of those runs (0: none any more); a node repeats its
+ * non-zero counts every `refreshMs`, so one not heard from for a few of
+ * those is gone (killed) and its counts are dropped.
+ */
+export interface WatchersAnnouncement {
+  node: string;
+  refreshMs: number;
+  counts: Array<[runId: string, count: number]>;
 }
 
 /** A store shared by several nodes can feed them each other's appends. */
 export interface SharedRunStore extends RunStore {
   listen(feed: AppendFeed): Promise<{ close(): Promise<void> }>;
+  /** Tell every node's feed (onWatchers) this node's watcher counts; rejects while the database is unreachable. */
+  announceWatchers(announcement: WatchersAnnouncement): Promise<void>;
   /** The store's clock (epoch ms): leases of all nodes are judged on it. */
   databaseNow(): Promise<number>;
   /** This node's connections to the database now, read without asking it (it may be down). */

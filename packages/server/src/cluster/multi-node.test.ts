@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Run } from '@runtrail/protocol';
-import { waitUntil } from '../leases/lease.test-kit.js';
+import { kill9, waitUntil } from '../leases/lease.test-kit.js';
 import { RawWsClient, isExactRange } from '../stream/stream.test-kit.js';
 import { cluster, http, stopCluster, watchOnEach, watchRunsList } from './cluster.test-kit.js';
 import { terminateConnections } from '@runtrail/test-support/postgres';
@@ -21,9 +21,12 @@ describe('two nodes on one PostgreSQL', () => {
     // Watchers on both nodes, subscribed before anything is appended.
     const watchers = await watchOnEach([a, b], run.id);
     try {
-      await waitUntil(async () => (await http<{ observers: number }>('GET', `${a.url}/api/v1/runs/${run.id}`)).body.observers === 1, {
-        what: 'the watcher on A to be subscribed',
-      });
+      // Each node counts the watchers of both: 2 on each once both are subscribed.
+      for (const node of [a, b]) {
+        await waitUntil(async () => (await http<{ observers: number }>('GET', `${node.url}/api/v1/runs/${run.id}`)).body.observers === 2, {
+          what: `both watchers to be subscribed, as ${node === a ? 'A' : 'B'} counts them`,
+        });
+      }
 
       // 4 producers, two per node, batches of varying size, each event with an id.
       const perProducer = 5000;
@@ -73,6 +76,38 @@ describe('two nodes on one PostgreSQL', () => {
       for (const w of watchers) w.close();
     }
   }, 240_000);
+
+  it('"N watching" on A counts the watchers on B as they come and go, and drops them when B is killed', async () => {
+    // A lease TTL of 3 s: each node repeats its counts every second, and a node silent for 2.5 s is gone.
+    const c = await cluster({ RUNTRAIL_LEASE_TTL_MS: '3000' });
+    const [a, b] = await Promise.all([c.start('node-a'), c.start('node-b')]);
+    const { body: run } = await http<Run>('POST', `${a.url}/api/v1/runs`, { name: 'watched-everywhere', leaseTtlMs: 3_600_000 });
+    const page = new RawWsClient(a.wsUrl);
+    const onB = [new RawWsClient(b.wsUrl), new RawWsClient(b.wsUrl)];
+    const told = () => page.messages.filter((m) => m.type === 'observers').map((m) => (m as { count: number }).count);
+    const observersOn = async (node: { url: string }) => (await http<Run & { observers: number }>('GET', `${node.url}/api/v1/runs/${run.id}`)).body.observers;
+    try {
+      await page.opened();
+      page.send({ op: 'subscribe', runId: run.id, after: 0, observers: true });
+      await waitUntil(() => told().at(-1) === 1, { what: 'the page on A told it alone watches' });
+      for (const w of onB) {
+        await w.opened();
+        w.send({ op: 'subscribe', runId: run.id, after: 0 });
+      }
+      await waitUntil(() => told().at(-1) === 3, { what: 'the page on A told of the two watchers on B' });
+      expect(await observersOn(a)).toBe(3);
+      expect(await observersOn(b)).toBe(3);
+      onB[0]!.close();
+      await waitUntil(() => told().at(-1) === 2, { what: 'the page on A told one watcher on B left' });
+      // Killed: B never says its last watcher is gone; A stops counting it once B stops repeating it.
+      await kill9(b);
+      await waitUntil(() => told().at(-1) === 1, { what: "the page on A told B's watcher is gone with B" });
+      expect(await observersOn(a)).toBe(1);
+    } finally {
+      page.close();
+      for (const w of onB) w.close();
+    }
+  });
 
   it('a live runs list on A shows runs created and changed through B', async () => {
     const c = await cluster();

@@ -1,7 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { AppendFeed, SharedRunStore } from '@runtrail/store';
+import type { AppendFeed, SharedRunStore, WatchersAnnouncement } from '@runtrail/store';
 import type { Run, RunEvent } from '@runtrail/protocol';
 import type { Hub } from '../hub.js';
+import type { ClusterWatchers } from './cluster-watchers.js';
 
 /** Events read from the store per query when catching up with other nodes' appends. */
 const PAGE = 1000;
@@ -44,6 +45,8 @@ export class RemoteFanout implements AppendFeed {
     private readonly store: SharedRunStore,
     private readonly hub: Hub,
     private readonly log: FastifyBaseLogger,
+    /** Other nodes' watcher counts, heard on the same channel. */
+    private readonly watchers: ClusterWatchers | null = null,
   ) {
     // What this node commits it publishes itself: never read it back.
     this.unsubscribe.push(
@@ -109,6 +112,10 @@ export class RemoteFanout implements AppendFeed {
         (err: unknown) => this.log.warn({ err, runId }, 'catch-up after reconnect failed; the next notification retries'),
       );
     }
+  }
+
+  onWatchers(announcement: WatchersAnnouncement): void {
+    if (!this.stopped) this.watchers?.onAnnouncement(announcement);
   }
 
   onDisconnect(err: Error): void {

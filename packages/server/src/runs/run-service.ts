@@ -84,7 +84,7 @@ export class RunService {
   async get(id: string): Promise<RunWithObservers> {
     const run = await this.store.getRun(id);
     if (!run) throw runNotFound(id);
-    return { ...run, observers: this.hub.watchers(id) };
+    return { ...run, observers: this.hub.watchersEverywhere(id) };
   }
 
   /** The run, or null when it does not exist (no observer count). */

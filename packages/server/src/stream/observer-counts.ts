@@ -19,8 +19,8 @@ interface RunFollowers {
 }
 
 /**
- * Tells the subscriptions that asked how many watch their run on this node
- * (the hub's watcher count, the run's `observers` in the API), so a page
+ * Tells the subscriptions that asked how many watch their run (on every
+ * node: Hub.watchersEverywhere, the run's `observers` in the API), so a page
  * showing "N watching" never polls for it. A subscriber is told at once when
  * it starts; after that a run's followers hear of a change at most once per
  * OBSERVER_COUNT_INTERVAL_MS: a thousand pages opening at once cost each of
@@ -73,7 +73,7 @@ export class ObserverCounts {
   private tell(runId: string, follower: Follower): void {
     const { outlet } = follower;
     if (outlet.closed || follower.waitingForDrain) return;
-    const count = this.hub.watchers(runId);
+    const count = this.hub.watchersEverywhere(runId);
     if (count === follower.told) return;
     if (outlet.blocked) {
       follower.waitingForDrain = true;

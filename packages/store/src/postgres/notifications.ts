@@ -1,5 +1,5 @@
 import { initialSnapshot, type Run } from '@runtrail/protocol';
-import type { AppendFeed } from '../store.js';
+import type { AppendFeed, WatchersAnnouncement } from '../store.js';
 
 /**
  * The payloads of the store's NOTIFY channel, defined once for the writers
@@ -10,6 +10,8 @@ import type { AppendFeed } from '../store.js';
  *   error and snapshot.
  * - `d <runId>`: a run was deleted whose state did not fit (PostgreSQL caps
  *   payloads at 8000 bytes; labels alone may be larger).
+ * - `w <JSON>`: a node's watcher counts, `{"node","refreshMs","counts":[[runId,n],…]}`
+ *   (WatchersAnnouncement), as many payloads as its counts need.
  */
 
 /** SQL text of an append payload, from SQL expressions of its parts. */
@@ -24,6 +26,45 @@ const MAX_PAYLOAD_BYTES = 7900;
 export function deletedPayload(run: Run): string {
   const whole = `D ${JSON.stringify({ ...run, input: null, output: null, error: null, snapshot: undefined })}`;
   return Buffer.byteLength(whole) <= MAX_PAYLOAD_BYTES ? whole : `d ${run.id}`;
+}
+
+/** An announcement as payloads under the cap, each a whole announcement of some of its counts. */
+export function watchersPayloads(announcement: WatchersAnnouncement): string[] {
+  const payloads: string[] = [];
+  const head = `w {"node":${JSON.stringify(announcement.node)},"refreshMs":${announcement.refreshMs},"counts":[`;
+  let parts: string[] = [];
+  let bytes = Buffer.byteLength(head) + 2;
+  for (const [runId, count] of announcement.counts) {
+    const part = JSON.stringify([runId, count]);
+    const size = Buffer.byteLength(part) + 1;
+    if (parts.length > 0 && bytes + size > MAX_PAYLOAD_BYTES) {
+      payloads.push(`${head}${parts.join(',')}]}`);
+      parts = [];
+      bytes = Buffer.byteLength(head) + 2;
+    }
+    // A run id is at most a few hundred bytes (ids are checked on the way in): one always fits.
+    parts.push(part);
+    bytes += size;
+  }
+  if (parts.length > 0) payloads.push(`${head}${parts.join(',')}]}`);
+  return payloads;
+}
+
+function parseWatchers(json: string): WatchersAnnouncement | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (err) {
+    // Not ours after all (we write it with JSON.stringify): ignored like any unknown shape.
+    void err;
+    return null;
+  }
+  const { node, refreshMs, counts } = (value ?? {}) as Partial<WatchersAnnouncement>;
+  if (typeof node !== 'string' || typeof refreshMs !== 'number' || !(refreshMs > 0) || !Array.isArray(counts)) return null;
+  const valid = counts.filter(
+    (pair): pair is [string, number] => Array.isArray(pair) && typeof pair[0] === 'string' && Number.isInteger(pair[1]) && (pair[1] as number) >= 0,
+  );
+  return { node, refreshMs, counts: valid };
 }
 
 /** Hand one notification to the feed; a payload of another shape is ignored (a newer node's, say). */
@@ -45,5 +86,8 @@ export function dispatchNotification(payload: string, feed: AppendFeed): void {
     feed.onDelete(run.id, { ...run, snapshot: initialSnapshot() });
   } else if (payload.startsWith('d ')) {
     feed.onDelete(payload.slice(2), null);
+  } else if (payload.startsWith('w ') && feed.onWatchers) {
+    const announcement = parseWatchers(payload.slice(2));
+    if (announcement) feed.onWatchers(announcement);
   }
 }

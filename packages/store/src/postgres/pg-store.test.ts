@@ -255,6 +255,35 @@ describe('PgRunStore specifics', () => {
     });
   });
 
+  it("announces a node's watcher counts to every listener, in payloads under PostgreSQL's cap however many runs", async () => {
+    await withListener(async (store, listener) => {
+      const got: string[] = [];
+      listener.on('notification', (n) => got.push(n.payload ?? ''));
+      // 400 runs with long ids: more than one payload's worth.
+      const counts = Array.from({ length: 400 }, (_, i): [string, number] => [`run ${i} ${'x'.repeat(40)} "ünï"`, i % 3]);
+      await store.announceWatchers({ node: 'node-a', refreshMs: 10_000, counts });
+      await waitUntil(() => got.join('').includes(`"run 399 `), { what: 'the last run of the announcement' });
+      expect(got.length).toBeGreaterThan(1);
+      expect(got.every((p) => Buffer.byteLength(p) < 8000)).toBe(true);
+      const heard: Array<[string, number]> = [];
+      const feed = {
+        onAppend() {},
+        onDelete() {},
+        onReconnect() {},
+        onDisconnect() {},
+        onWatchers(a: { node: string; refreshMs: number; counts: Array<[string, number]> }) {
+          expect([a.node, a.refreshMs]).toEqual(['node-a', 10_000]);
+          heard.push(...a.counts);
+        },
+      };
+      for (const payload of got) dispatchNotification(payload, feed);
+      // A payload of another shape (a newer node's, or not JSON) is ignored.
+      dispatchNotification('w {not json', feed);
+      dispatchNotification('w {"node":"x","refreshMs":-1,"counts":[]}', feed);
+      expect(heard).toEqual(counts);
+    });
+  });
+
   describe('appends on rows as this node last wrote them (append tokens)', () => {
     const owner = (id: string) => ({ kind: 'producer' as const, node: `node-${id}`, id });
     /** Two nodes' stores on one schema. */

@@ -33,6 +33,7 @@ import type {
   SharedRunStore,
   StoreReadiness,
   TokenRecord,
+  WatchersAnnouncement,
 } from '../store.js';
 import { fence, notFound, planArtifact, runAlreadyExists, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import {
@@ -59,7 +60,7 @@ import {
 import { pendingMigrations, postgresDialect, type OnMigrating } from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions, type WrittenCheckpoint } from '../checkpoints.js';
 import { eventBody, eventJson, type EventText } from '../event-text.js';
-import { appendPayload, appendPayloadSql, deletedPayload } from './notifications.js';
+import { appendPayload, appendPayloadSql, deletedPayload, watchersPayloads } from './notifications.js';
 import { explainOpenFailure } from './open-failure.js';
 import { PgListener } from './pg-listener.js';
 
@@ -321,6 +322,10 @@ export class PgRunStore implements SharedRunStore {
     }
     this.listener = listener;
     return listener;
+  }
+
+  async announceWatchers(announcement: WatchersAnnouncement): Promise<void> {
+    for (const payload of watchersPayloads(announcement)) await this.query(`SELECT pg_notify($1, $2)`, [this.channel, payload]);
   }
 
   databaseStats(): DatabaseStats {

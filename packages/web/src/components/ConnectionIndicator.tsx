@@ -15,7 +15,7 @@ export function ConnectionIndicator({ state, observers }: { state: ConnectionSta
       <span className={`dot dot-${state}`} aria-hidden="true" />
       <span data-testid="connection">{TEXT[state]}</span>
       {observers !== undefined && observers !== null && (
-        <span className="observers" data-testid="observers" title="watchers of this run on this server">
+        <span className="observers" data-testid="observers" title="pages and clients watching this run now, this one included">
           · {observers} watching
         </span>
       )}
