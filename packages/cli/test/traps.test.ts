@@ -78,4 +78,20 @@ describe('runtrail traps', () => {
     }
     expect((await runtrail(['--help'])).code).toBe(0);
   });
+
+  it('a flag value out of its range or set is refused before any request, saying what it takes', async () => {
+    const cases: Array<[string[], string]> = [
+      [['runs', 'ls', '--limit', 'abc'], "error: option '--limit <n>' argument 'abc' is invalid. give a whole number from 1 to 200."],
+      [['runs', 'ls', '--limit', '500'], "error: option '--limit <n>' argument '500' is invalid. give a whole number from 1 to 200."],
+      [['runs', 'ls', '--status', 'done'], "error: option '--status <status>' argument 'done' is invalid. Allowed choices are queued, running, succeeded, failed, cancelled."],
+      [['tail', 'some-run', '--give-up-after', 'soon'], "error: option '--give-up-after <duration>' argument 'soon' is invalid. give milliseconds (1500) or a number with a unit (500ms, 30s, 10m, 2h)."],
+    ];
+    // Nothing listens there: a request would fail differently.
+    const server = `http://127.0.0.1:${await freePort()}`;
+    for (const [args, message] of cases) {
+      const result = await runtrail([...args, '--server', server]);
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(lines(result.stderr)[0], args.join(' ')).toBe(message);
+    }
+  });
 });

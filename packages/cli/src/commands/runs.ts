@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { RunErrorKind, RunStatus, failureKindOf, type Run, type RunCounts } from '@runtrail/protocol';
 import { clientFor } from '../options.js';
 import { print, printJson } from '../output.js';
@@ -10,7 +10,7 @@ interface LsFlags {
   failedWith?: RunErrorKind;
   parent?: string;
   label?: string;
-  limit: string;
+  limit: number;
   json?: boolean;
 }
 
@@ -21,13 +21,19 @@ export function registerRuns(program: Command): void {
     .command('ls')
     .alias('list')
     .description('list runs, newest first')
-    .option('--status <status>', RunStatus.options.join('|'))
+    .addOption(new Option('--status <status>', 'only runs with this status').choices(RunStatus.options))
     .option('--name <name>', 'only runs with this name')
     .option('--search <text>', 'only runs whose name contains this (any case)')
-    .option('--failed-with <kind>', `only runs that failed this way: ${RunErrorKind.options.join('|')}`)
+    .addOption(new Option('--failed-with <kind>', 'only runs that failed this way').choices(RunErrorKind.options))
     .option('--parent <id>', 'only child runs of this run')
     .option('--label <k=v>', 'only runs with these labels (k=v[,k=v])')
-    .option('--limit <n>', 'how many (1-200)', '20')
+    .addOption(
+      new Option('--limit <n>', 'how many (1-200)').default(20).argParser((value: string) => {
+        const n = Number(value);
+        if (!Number.isInteger(n) || n < 1 || n > 200) throw new InvalidArgumentError('give a whole number from 1 to 200.');
+        return n;
+      }),
+    )
     .option('--json', 'print JSON')
     .action(async (flags: LsFlags, cmd: Command) => {
       const client = clientFor(cmd);
@@ -39,7 +45,7 @@ export function registerRuns(program: Command): void {
         parentId: flags.parent,
         label: flags.label,
       };
-      const page = await client.listRuns({ ...filter, limit: Number(flags.limit) });
+      const page = await client.listRuns({ ...filter, limit: flags.limit });
       if (flags.json) return printJson(page);
       if (page.runs.length === 0) return print('no runs');
       print(formatTable(page.runs));
