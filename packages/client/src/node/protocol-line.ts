@@ -78,13 +78,27 @@ export class LineSplitter {
       newline = rest.indexOf('\n');
     }
     while (rest.length > this.maxLength) {
-      this.emit(rest.slice(0, this.maxLength));
-      rest = rest.slice(this.maxLength);
+      const cut = pieceEnd(rest, this.maxLength);
+      this.emit(rest.slice(0, cut));
+      rest = rest.slice(cut);
     }
     this.partial = rest;
   }
 
-  private emit(line: string): void {
-    this.onLine(line.endsWith('\r') ? line.slice(0, -1) : line);
+  /** A line, in pieces of at most maxLength (a long line may come whole in one chunk, newline included). */
+  private emit(whole: string): void {
+    let line = whole.endsWith('\r') ? whole.slice(0, -1) : whole;
+    while (line.length > this.maxLength) {
+      const cut = pieceEnd(line, this.maxLength);
+      this.onLine(line.slice(0, cut));
+      line = line.slice(cut);
+    }
+    this.onLine(line);
   }
+}
+
+/** Where to cut `text` at most `max` UTF-16 units in, never between the two halves of a surrogate pair. */
+function pieceEnd(text: string, max: number): number {
+  const code = text.charCodeAt(max - 1);
+  return code >= 0xd800 && code <= 0xdbff && max > 1 ? max - 1 : max;
 }

@@ -202,6 +202,25 @@ describe('runProcess', () => {
     expect(logs).toEqual([`some output of sh -c 'echo a; echo b' was not recorded: queue full`]);
   });
 
+  it('a line of 100,000 characters written at once is recorded in pieces a log event can hold, and what follows it is kept', async () => {
+    for (const length of [17_000, 40_000, 100_000]) {
+      const sink = new Collect();
+      const script = [
+        'import sys',
+        `sys.stdout.write("é" * ${length} + "\\n")`,
+        `print('::runtrail:: {"type":"progress","data":{"done":7,"total":10}}')`,
+        'print("final line")',
+      ].join('\n');
+      const result = await runProcess('python3', ['-c', script], { sink, recordMeta: false });
+      expect(result.sinkError, `${length}`).toBeNull();
+      const lines = sink.logs.filter((l) => l.output === 'stdout').map((l) => l.message);
+      expect(lines.every((line) => line.length <= 8192), `${length}`).toBe(true);
+      expect(lines.slice(0, -1).join(''), `${length}`).toBe('é'.repeat(length));
+      expect(lines.at(-1)).toBe('final line');
+      expect(sink.of('progress')).toEqual([{ done: 7, total: 10 }]);
+    }
+  });
+
   it('rejects with ProcessStartError when the command does not exist', async () => {
     await expect(runProcess('/no/such/command-xyz', [])).rejects.toBeInstanceOf(ProcessStartError);
   });
