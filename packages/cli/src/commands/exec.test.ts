@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -173,6 +174,20 @@ describe('runtrail exec', () => {
     const run = await client.getRun(runIdOf(result.stderr)!);
     expect(run.error?.kind).toBe('timeout');
     expect(run.error?.message).toContain('printed nothing for 300 ms (idle timeout)');
+  });
+
+  it('with a server elsewhere, the whole output is stored as the run\'s output.log when the command ends, beyond the 100 lines a second sent as events', async () => {
+    const result = await runtrail(['exec', '--server', server.url, '--quiet', '--', 'python3', '-c', 'for i in range(3000): print(f"line {i}")']).done;
+    expect(result.code, result.stderr).toBe(0);
+    const runId = runIdOf(result.stderr)!;
+    const log = await fetch(`${server.url}/api/v1/runs/${runId}/log`);
+    expect(log.status).toBe(200);
+    expect(await log.text()).toBe(Array.from({ length: 3000 }, (_, i) => `line ${i}\n`).join(''));
+    const { events } = await client.readEvents(runId, 0, 5000);
+    const warning = events.find((e) => e.type === 'log' && String((e.data as { message: string }).message).includes('not sent as events'));
+    expect((warning?.data as { message: string }).message).toMatch(/; all are in the run's output\.log, stored when the command ends$/);
+    // Nothing is left behind on this machine.
+    expect(existsSync(join(tmpdir(), `runtrail-exec-${runId}.log`))).toBe(false);
   });
 
   it('takes durations with units: --timeout 1s stops the command after a second, exit 124, the run failed timeout', async () => {

@@ -1,5 +1,6 @@
-import { constants } from 'node:os';
 import { statSync } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
+import { constants, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
@@ -97,6 +98,10 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
         : undefined;
     // A link, not stored content: the log is still being written.
     if (logFile) run.event('artifact', { name: OUTPUT_LOG_ARTIFACT, uri: pathToFileURL(logFile).href, contentType: 'text/plain' });
+    // A server elsewhere cannot read a file here: the whole output goes to a
+    // temporary file, stored on the server as the run's output.log when the
+    // command ends (what GET /runs/:id/log and the page's download serve).
+    const logToStore = logFile ? null : join(tmpdir(), `runtrail-exec-${run.id}.log`);
 
     // Ctrl-C reaches only our process group (the command has its own): pass
     // it on as the terminal would have, SIGINT first (interrupt() escalates).
@@ -134,12 +139,14 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
           if (badLines === BAD_LINES_SHOWN + 1) say(`more malformed ::runtrail:: lines are only in the run's log`);
         },
         ...(logFile ? { logFile } : {}),
+        ...(logToStore ? { logFile: logToStore, logFileLabel: `the run's ${OUTPUT_LOG_ARTIFACT}, stored when the command ends` } : {}),
         killGraceMs: flags.killGrace,
         ...optional('timeoutMs', flags.timeout),
         ...optional('idleTimeoutMs', flags.idleTimeout),
       });
       const result = await child.result;
       if (result.sinkError) say(`some of the command's output was not recorded: ${result.sinkError.message}`);
+      if (logToStore) await storeOutputLog(run, logToStore, say);
       if (collector) {
         const collected = await collector.finish();
         // The command replaced or hid the folder: its run still ends as the command did.
@@ -172,6 +179,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       throw err;
     } finally {
       collector?.stop();
+      if (logToStore) await rm(logToStore, { force: true });
       process.off('SIGINT', onInterrupt);
       process.off('SIGTERM', onTerminate);
       await endLine();
@@ -179,6 +187,24 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
     }
   } finally {
     await embedded?.close();
+  }
+}
+
+/** Store the command's whole output (a temporary file) as the run's output.log; an empty one is not stored. */
+async function storeOutputLog(run: RunHandle, path: string, say: (line: string) => void): Promise<void> {
+  const size = await stat(path).then(
+    (info) => info.size,
+    (err: NodeJS.ErrnoException) => {
+      // Never made: the command printed nothing (the file opens on the first line).
+      if (err.code === 'ENOENT') return 0;
+      throw err;
+    },
+  );
+  if (size === 0) return;
+  try {
+    await run.artifact(OUTPUT_LOG_ARTIFACT, { path }, { contentType: 'text/plain; charset=utf-8' });
+  } catch (err) {
+    say(`the command's whole output was not stored on the server (${(err as Error).message}); what it printed is in the run's log events, up to 100 lines a second`);
   }
 }
 

@@ -45,6 +45,8 @@ export interface RunProcessOptions {
   maxLineLength?: number;
   /** Also write every output line here, unthrottled (the per-run log). */
   logFile?: string;
+  /** Where the log file's lines end up, as the run's log says it (default the file's path). */
+  logFileLabel?: string;
   /** Cap of the log file (default 64 MiB); output beyond it is only counted. */
   maxLogFileBytes?: number;
   /**
@@ -199,7 +201,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     const n = droppedInWindow;
     droppedInWindow = 0;
     forward((s) =>
-      s.log(`${n} output line(s) not sent as events (limit ${maxPerSecond}/s on stdout and on stderr)${options.logFile ? `; all are in ${options.logFile}` : ''}`, 'warn'),
+      s.log(`${n} output line(s) not sent as events (limit ${maxPerSecond}/s on stdout and on stderr)${options.logFile ? `; all are in ${options.logFileLabel ?? options.logFile}` : ''}`, 'warn'),
     );
   };
 

@@ -37,7 +37,12 @@ export function registerOutputLogRoute(app: FastifyInstance, runs: RunService, o
     const run = await runs.get(params.id!);
     const path = outputLogPath(options.logDir, run.id);
     const size = path === null ? null : await fileSize(path);
-    if (path === null || size === null) throw whereTheOutputWent(run, options.node, path);
+    if (path === null || size === null) {
+      // A runner without this server's disk (`runtrail exec --server`) stores the whole log as the run's artifact when its command ends.
+      const stored = run.snapshot.artifacts.some((a) => a.name === OUTPUT_LOG_ARTIFACT && a.ordinal !== null);
+      if (stored) return reply.redirect(buildPath('getArtifact', { id: run.id, name: OUTPUT_LOG_ARTIFACT }), 307);
+      throw whereTheOutputWent(run, options.node, path);
+    }
     void reply
       .header('content-type', 'text/plain; charset=utf-8')
       .header('accept-ranges', 'bytes')

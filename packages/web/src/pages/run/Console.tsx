@@ -51,7 +51,8 @@ type LogFile = { state: 'none' } | { state: 'checking' } | { state: 'here' } | {
  * request), or why not: a log on another host is said, not offered.
  */
 function useLogFile(runId: string, artifacts: readonly ArtifactRecord[], ended: boolean): LogFile {
-  const linked = artifacts.some((a) => a.name === OUTPUT_LOG_ARTIFACT && a.uri !== null);
+  // A link to the file (ctx.exec, an embedded exec) or the log stored when the command ended (exec --server).
+  const linked = artifacts.some((a) => a.name === OUTPUT_LOG_ARTIFACT);
   const [file, setFile] = useState<LogFile>({ state: 'none' });
   useEffect(() => {
     if (!linked) return;
