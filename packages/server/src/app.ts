@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import { uuidv7 } from 'uuidv7';
 import { openBlobStore, type BlobStore, type RunStore } from '@runtrail/store';
+import { MAX_ARTIFACT_NAME } from '@runtrail/protocol';
 import { ArtifactService, registerArtifactRoutes } from './artifacts/index.js';
 import type { ServerConfig } from './config.js';
 import { Executor, registerExecutorRoutes } from './executor/index.js';
@@ -94,6 +95,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     // idle list and hold close() for the whole keep-alive timeout (72 s).
     // Handlers and streams are already stopped by then (startServer's close).
     forceCloseConnections: true,
+    // An artifact name may have MAX_ARTIFACT_NAME characters, each up to 12 once
+    // percent-encoded (4 UTF-8 bytes); the router's default (100) refused names of 34 emoji or 101 letters.
+    routerOptions: { maxParamLength: MAX_ARTIFACT_NAME * 12 },
     // One log line per request would drown the lines that matter at thousands of appends/s.
     logController: new LogController({ disableRequestLogging: true }),
     // A key named "__proto__" (a meta key, a label) is data the producer chose.

@@ -207,6 +207,21 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
       expect(filesOnDisk()).toEqual([]);
     });
 
+    it('stores names as long as the limit allows, in any script, and names the limit past it', async () => {
+      const run = await createRun();
+      const names = ['n'.repeat(400), '😀'.repeat(200), 'é'.repeat(400)];
+      for (const name of names) {
+        const res = await put(run.id, name, `content of ${name.slice(0, 4)}`);
+        expect(res.status, name.slice(0, 4)).toBe(201);
+        const back = await fetch(server.url + buildPath('getArtifact', { id: run.id, name }));
+        expect(await back.text()).toBe(`content of ${name.slice(0, 4)}`);
+      }
+      expect((await list(run.id)).map((a) => a.name)).toEqual(names);
+      const tooLong = await put(run.id, 'n'.repeat(401), 'data');
+      expect(tooLong.status).toBe(400);
+      expect(tooLong.body.error.message).toContain('is longer than 400 characters');
+    });
+
     it('refuses an artifact over the per-artifact limit and a run over its total with 413, storing nothing', async () => {
       const run = await createRun();
       const big = await put(run.id, 'big.bin', Buffer.alloc(MAX_ARTIFACT + 1, 1));
