@@ -23,7 +23,7 @@ export function registerRuns(program: Command): void {
     .description('list runs, newest first')
     .addOption(new Option('--status <status>', 'only runs with this status').choices(RunStatus.options))
     .option('--name <name>', 'only runs with this name')
-    .option('--search <text>', 'only runs whose name contains this (any case)')
+    .option('--search <text>', 'only runs whose name contains this (A-Z in either case, other letters as typed)')
     .addOption(new Option('--failed-with <kind>', 'only runs that failed this way').choices(RunErrorKind.options))
     .option('--parent <id>', 'only child runs of this run')
     .option('--label <k=v>', 'only runs with these labels (k=v[,k=v])')
