@@ -226,5 +226,5 @@ function at(ms: number | null): string {
 }
 
 function describeOwner(owner: Owner | null): string {
-  return owner ? `owner ${owner.kind} ${owner.id} on ${owner.node}` : 'its owner (none recorded)';
+  return owner ? `owner ${owner.kind} ${owner.id} on ${owner.node}` : 'its producer (it named no owner)';
 }
