@@ -35,7 +35,10 @@ import { nameText } from './text.js';
  *   A run that does not exist: `{"type":"error",runId,code:"run_not_found",...}`
  *   and no subscription. Subscribing again to the same runId replaces the
  *   previous subscription.
- * - client `{"op":"unsubscribe","runId":ID}`: no more frames for that run.
+ * - client `{"op":"unsubscribe","runId":ID}`: no more frames for that run; the
+ *   server answers `{"type":"unsubscribed",runId}` after the last frame of the
+ *   old subscription, so frames before it are the old one's and a new
+ *   subscribe's start at its `subscribed`.
  * - client `{"op":"subscribeRuns","filter":{...}}` (the list route's filters)
  *   -> server `{"type":"subscribedRuns"}`, then `{"type":"run",change,run}`
  *   for every run created, updated or deleted that matches the filter's
@@ -159,6 +162,8 @@ export const ServerMessageSchema = z
     z.object({ type: z.literal('events'), runId: z.string(), events: z.array(z.union([RunEventSchema, CompactRunEventSchema])) }),
     /** The run's terminal event has been sent; the subscription is complete. */
     z.object({ type: z.literal('end'), runId: z.string(), status: RunStatus, seq: z.number() }),
+    /** The subscription of this run ended at the client's request: no frame of it follows. */
+    z.object({ type: z.literal('unsubscribed'), runId: z.string() }),
     z.object({ type: z.literal('subscribedRuns') }),
     z.object({ type: z.literal('pong') }),
     z.object({ type: z.literal('run'), change: z.enum(['created', 'updated', 'deleted']), run: RunSchema }),

@@ -3,6 +3,7 @@ import {
   isTerminalStatus,
   isTerminalType,
   terminalStatusOf,
+  type Run,
   type StreamEnd,
 } from '@runtrail/protocol';
 import type { EventText, JoinedEventTexts, RunStore } from '@runtrail/store';
@@ -51,6 +52,22 @@ export interface SubscriptionSink {
   end(end: StreamEnd): void;
   /** The subscription cannot go on (e.g. the store failed); it is already closed. */
   fail(err: RuntrailError): void;
+}
+
+/**
+ * A reader that says it is past the last event of a running run (a seq
+ * from another run, a typo) would wait for ever for events numbered from
+ * there; it is told instead. Null when `after` is a position in the run,
+ * and for an ended run (its reader gets `end` at once, field note 7).
+ */
+export function positionProblem(runId: string, after: number, run: Pick<Run, 'seq' | 'status'>): RuntrailError | null {
+  const { seq } = run;
+  if (after <= seq || isTerminalStatus(run.status)) return null;
+  return new RuntrailError(
+    'invalid_request',
+    `after=${after} is past the end of run ${runId}: its last event is seq ${seq}; read from at most ${seq} (0 for the whole log)`,
+    { runId, after, seq },
+  );
 }
 
 /**

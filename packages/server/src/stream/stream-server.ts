@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { RuntrailError, runNotFound } from '@runtrail/protocol';
 import { serve } from '../http/route-table.js';
 import { SseConnection, sseAfter } from './sse-transport.js';
+import { positionProblem } from './run-subscription.js';
 import type { Validity } from '../security/index.js';
 import type { StreamConnection, StreamDeps } from './types.js';
 import { WsConnection, createWsServer } from './ws-transport.js';
@@ -53,6 +54,8 @@ export class StreamServer {
       const after = sseAfter(request.headers['last-event-id'], query.after);
       const run = await deps.store.getRun(runId);
       if (!run) throw runNotFound(runId);
+      const beyond = positionProblem(runId, after, run);
+      if (beyond) throw beyond;
       // Fastify answers HEAD with the GET handler; a HEAD must not open a stream that never ends.
       if (request.method === 'HEAD') return reply.header('content-type', 'text/event-stream; charset=utf-8').send();
       const admission = gate.admit(request.principal, request.socket.remoteAddress);

@@ -209,6 +209,62 @@ describe('subscribing to a run that does not exist', () => {
   });
 });
 
+describe('a reader that says where it is, wrongly', () => {
+  test('after past the last event of a running run is refused on WS (for that run) and SSE (400), not left waiting for ever', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'short' });
+    await s.runs.appendEvents(run.id, progressEvents(2));
+    const c = await wsClient(s);
+    c.send({ op: 'subscribe', runId: run.id, after: 100 });
+    await waitFor(() => c.messages.length > 0);
+    expect(c.messages[0]).toMatchObject({ type: 'error', runId: run.id, code: 'invalid_request' });
+    expect((c.messages[0] as { message: string }).message).toBe(
+      `after=100 is past the end of run ${run.id}: its last event is seq 2; read from at most 2 (0 for the whole log)`,
+    );
+    const res = await fetch(sseUrl(s, run.id, 100));
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { code: 'invalid_request', message: expect.stringContaining('past the end of run') } });
+    // At the end exactly is a position: that reader waits for the next event.
+    c.send({ op: 'subscribe', runId: run.id, after: 2 });
+    await waitFor(() => c.messages.some((m) => m.type === 'subscribed'));
+    await s.runs.appendEvents(run.id, progressEvents(1, 2));
+    await waitFor(() => c.seqs(run.id).length === 1);
+    expect(c.seqs(run.id)).toEqual([3]);
+  });
+
+  test('a malformed subscribe is answered for its run; a binary frame is told to be text', async () => {
+    const s = await server();
+    const c = await wsClient(s);
+    c.send({ op: 'subscribe', runId: 'some-run', after: -1 });
+    c.ws.send(Buffer.from('{"op":"ping"}'), { binary: true });
+    await waitFor(() => c.messages.length >= 2);
+    expect(c.messages[0]).toMatchObject({ type: 'error', runId: 'some-run', code: 'invalid_request' });
+    expect(c.messages[1]).toMatchObject({ type: 'error', code: 'invalid_request', message: 'send JSON in text frames, not binary ones' });
+  });
+
+  test('unsubscribe is answered after the old subscription\'s last frame: a resubscribe\'s frames are told apart, over many iterations', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'resubscribed' });
+    await s.runs.appendEvents(run.id, progressEvents(7));
+    await s.runs.finish(run.id, { status: 'succeeded' });
+    for (let i = 0; i < 30; i++) {
+      const c = await wsClient(s);
+      c.send({ op: 'subscribe', runId: run.id, after: 0 });
+      c.send({ op: 'unsubscribe', runId: run.id });
+      c.send({ op: 'subscribe', runId: run.id, after: 3 });
+      const split = () => c.messages.findIndex((m) => m.type === 'unsubscribed');
+      await waitFor(() => split() >= 0 && c.messages.slice(split()).some((m) => m.type === 'end'), { what: `the second subscription's end (iteration ${i})` });
+      // Whatever the first subscription sent comes before `unsubscribed`; the second starts at its `subscribed`.
+      const second = c.messages.slice(split() + 1);
+      expect(second[0], `iteration ${i}`).toMatchObject({ type: 'subscribed', after: 3 });
+      const seqs = second.flatMap((m) => (m.type === 'events' ? m.events.map((e) => e.seq) : []));
+      expect(seqs, `iteration ${i}`).toEqual([4, 5, 6, 7, 8]);
+      expect(second.at(-1), `iteration ${i}`).toMatchObject({ type: 'end', status: 'succeeded' });
+      c.close();
+    }
+  });
+});
+
 describe('subscribe right after create while a producer appends at full speed', () => {
   test('every event arrives exactly once, on WS and on SSE, over many iterations', async () => {
     const s = await server();

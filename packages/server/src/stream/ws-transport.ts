@@ -16,7 +16,7 @@ import type { EventText, JoinedEventTexts } from '@runtrail/store';
 import { authorize, type Validity } from '../security/index.js';
 import { sendFrames, wsEventFrames, wsJoinedFrameParts } from './frames.js';
 import { Outlet } from './outlet.js';
-import { RunSubscription, type SubscriptionSink } from './run-subscription.js';
+import { RunSubscription, positionProblem, type SubscriptionSink } from './run-subscription.js';
 import { RunsSubscription } from './runs-subscription.js';
 import { subscriptionContext, type StreamConnection, type StreamDeps } from './types.js';
 import { StreamGate, refuseUpgrade, type Admission } from './stream-auth.js';
@@ -202,7 +202,7 @@ export class WsConnection implements StreamConnection {
   }
 
   /** An invalid_request reply, unless this connection had its share this second (then it is counted, not sent). */
-  private sendInvalid(message: string): void {
+  private sendInvalid(message: string, runId?: string): void {
     const now = Date.now();
     this.errorTokens = refilled(this.errorTokens, this.errorTokensAt, now, STREAM_ERROR_REPLIES_PER_SECOND, STREAM_ERROR_REPLIES_PER_SECOND);
     this.errorTokensAt = now;
@@ -214,7 +214,7 @@ export class WsConnection implements StreamConnection {
     const dropped = this.suppressedErrors;
     this.suppressedErrors = 0;
     const note = dropped > 0 ? ` (${dropped} more invalid messages were not answered)` : '';
-    this.send({ type: 'error', code: 'invalid_request', message: `${message}${note}` });
+    this.send({ type: 'error', ...(runId === undefined ? {} : { runId }), code: 'invalid_request', message: `${message}${note}` });
   }
 
   onMessage(data: RawData, isBinary: boolean): void {
@@ -230,17 +230,24 @@ export class WsConnection implements StreamConnection {
       return;
     }
     this.messageTokens -= 1;
+    if (isBinary) {
+      this.sendInvalid('send JSON in text frames, not binary ones');
+      return;
+    }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString());
+      parsed = JSON.parse(data.toString());
     } catch (err) {
       this.sendInvalid(`send JSON text frames: ${(err as Error).message}`);
       return;
     }
     const result = parseClientMessage(parsed);
     if (!result.success) {
+      // Said with the run it was about, so a client with many subscriptions knows which one.
+      const runId = (parsed as { runId?: unknown } | null)?.runId;
       this.sendInvalid(
         `not a client message of the stream protocol: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+        typeof runId === 'string' && runId.length <= 100 ? runId : undefined,
       );
       return;
     }
@@ -252,6 +259,8 @@ export class WsConnection implements StreamConnection {
       case 'unsubscribe':
         this.subs.get(msg.runId)?.close();
         this.subs.delete(msg.runId);
+        // Behind every frame of the old subscription already queued on this connection.
+        this.send({ type: 'unsubscribed', runId: msg.runId });
         return;
       case 'subscribeRuns': {
         let labels: Array<[string, string]>;
@@ -325,6 +334,13 @@ export class WsConnection implements StreamConnection {
           ? runNotFound(runId)
           : new RuntrailError('internal', `could not read run ${runId}; see the server log`);
       this.send({ type: 'error', runId, code: err.code, message: err.message });
+      return;
+    }
+    const beyond = positionProblem(runId, after, run);
+    if (beyond) {
+      sub.close();
+      this.subs.delete(runId);
+      this.send({ type: 'error', runId, code: beyond.code, message: beyond.message });
       return;
     }
     this.send({ type: 'subscribed', runId, after, seq: run.seq, status: run.status });
