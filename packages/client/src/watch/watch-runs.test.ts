@@ -24,7 +24,7 @@ for (const [name, options] of [
     await waitFor(() => all.getState().runs.length === 1 && running.getState().runs.length === 1, { what: 'initial list' });
     expect(all.getState().connection).toBe(options.WebSocket ? 'live' : 'polling');
 
-    const { run } = await s.runs.create({ name: 'listed' });
+    const { run } = await s.runs.create({ name: 'listed', input: { dataset: 'docs-v2', seed: 7 } });
     await s.runs.create({ name: 'unrelated' });
     await waitFor(() => all.getState().runs.length === 2, { what: 'created run listed' });
     // Newest first.
@@ -32,6 +32,8 @@ for (const [name, options] of [
 
     await s.runs.appendEvents(run.id, progressEvents(4));
     await waitFor(() => all.getState().runs[0]!.seq === 4, { what: 'update shown' });
+    // Updates leave the input out on the wire; the list keeps the one it had.
+    expect(all.getState().runs[0]!.input).toEqual({ dataset: 'docs-v2', seed: 7 });
 
     await s.runs.finish(run.id, { status: 'succeeded' });
     await waitFor(() => all.getState().runs[0]!.status === 'succeeded', { what: 'status shown' });

@@ -122,7 +122,9 @@ export class RunsWatch extends Watcher<RunsWatchState, RunsMessage> {
     }
     const known = this.byId.get(run.id);
     if (known && known.seq > run.seq) return;
-    if (matchesStateFilter(run, this.filter())) this.byId.set(run.id, run);
+    // An update leaves out the input (it never changes after create): keep the one read before.
+    const whole = run.input === undefined ? { ...run, input: known?.input ?? null } : run;
+    if (matchesStateFilter(whole, this.filter())) this.byId.set(run.id, whole);
     else this.byId.delete(run.id);
   }
 

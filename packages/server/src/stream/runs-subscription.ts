@@ -1,9 +1,32 @@
 import { matchesFixedFilter, type Run, type RunsFilter, type ServerMessage } from '@runtrail/protocol';
 import type { Hub, RunChange } from '../hub.js';
+import { wsTextFrame } from './frames.js';
 import type { Outlet } from './outlet.js';
 
 /** Distinct runs held while a connection is blocked; past it the client is told to refetch. */
 export const MAX_PENDING_RUN_CHANGES = 10_000;
+
+/**
+ * The `run` message of a change as a whole WebSocket frame, built once for
+ * every live list that sends it (the hub hands them all the same run
+ * object): a thousand open lists cost one serialization of a change, not a
+ * thousand. A run's input never changes after it is created, so only
+ * `created` carries it; `updated` and `deleted` leave it out (clients keep
+ * the one they have), so a run with a megabyte of input does not send that
+ * megabyte to every list on each of its events.
+ */
+const runFrames = new WeakMap<Run, Map<RunChange, Buffer>>();
+export function runChangeFrame(change: RunChange, run: Run): Buffer {
+  let byChange = runFrames.get(run);
+  if (!byChange) runFrames.set(run, (byChange = new Map()));
+  let frame = byChange.get(change);
+  if (!frame) {
+    const sent = change === 'created' ? run : { ...run, input: undefined };
+    const message: ServerMessage = { type: 'run', change, run: sent };
+    byChange.set(change, (frame = wsTextFrame(Buffer.from(JSON.stringify(message)))));
+  }
+  return frame;
+}
 
 /**
  * A live runs list on one connection. Changes of the same run are coalesced
@@ -84,7 +107,7 @@ export class RunsSubscription {
     }
     for (const [id, { change, run }] of this.pending) {
       this.pending.delete(id);
-      this.sendJson({ type: 'run', change, run });
+      this.outlet.send(runChangeFrame(change, run), true);
       if (this.outlet.blocked) break;
     }
     if (this.pending.size > 0) this.schedule();

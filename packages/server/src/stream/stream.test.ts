@@ -480,6 +480,27 @@ describe('runs list subscription', () => {
     expect(changes.at(-1)).toMatchObject({ change: 'deleted', run: { id: run.id } });
   });
 
+  test('a run with a large input sends it to the lists once, when created; its updates leave it out', async () => {
+    const s = await server();
+    const lists = [await wsClient(s), await wsClient(s)];
+    const bytes = [0, 0];
+    lists.forEach((c, i) => c.ws.on('message', (data: Buffer) => (bytes[i]! += data.length)));
+    for (const c of lists) c.send({ op: 'subscribeRuns', filter: { name: 'big-input' } });
+    await waitFor(() => lists.every((c) => c.messages.some((m) => m.type === 'subscribedRuns')));
+    const input = { prompt: 'p'.repeat(200_000) };
+    const { run } = await s.runs.create({ name: 'big-input', input });
+    await waitFor(() => lists.every((c) => c.messages.some((m) => m.type === 'run' && m.change === 'created')));
+    for (let i = 0; i < 20; i++) await s.runs.appendEvents(run.id, progressEvents(1, i));
+    await waitFor(() => lists.every((c) => c.messages.some((m) => m.type === 'run' && m.run.seq === 20)), { what: 'the last update on both lists' });
+    for (const [i, c] of lists.entries()) {
+      const changes = c.messages.filter((m) => m.type === 'run');
+      expect(changes[0]).toMatchObject({ change: 'created', run: { input } });
+      expect(changes.slice(1).every((m) => m.type === 'run' && m.change === 'updated' && !('input' in m.run))).toBe(true);
+      // The input crossed the wire once per list, however many updates followed.
+      expect(bytes[i]!).toBeLessThan(2 * 200_000);
+    }
+  });
+
   test('filters by labels, and refuses a malformed label filter with an error naming it', async () => {
     const s = await server();
     const c = await wsClient(s);
