@@ -38,13 +38,20 @@ export interface ReconnectOptions<M> {
  * backoff function), connect again. A transport that fails to open twice in
  * a row is paused for `transportRetryMs` and the next one is used
  * (WebSocket -> SSE -> polling); polling gives way again once the pause is
- * over. Each connection gets a new id; only the current one may change the
+ * over. A pause is for a transport that does not work here (a proxy that
+ * refuses WebSockets): when plain HTTP failed too (polling could not
+ * connect, or SSE's request never reached the server), it was the server
+ * that was away, and the transports paused meanwhile are tried again as
+ * soon as any connection opens, not after `transportRetryMs` of polling.
+ * Each connection gets a new id; only the current one may change the
  * watcher's state.
  */
 export async function reconnectLoop<M>(options: ReconnectOptions<M>): Promise<void> {
   const { transports, clock, signal } = options;
   const skipUntil = new Map<TransportName, number>();
   const failures = new Map<TransportName, number>();
+  /** Transports paused while the server itself was unreachable: not their fault. */
+  const pausedInOutage = new Set<TransportName>();
   let current = 0;
   let attempt = 0;
   let reason: ConnectionReason = 'start';
@@ -65,7 +72,12 @@ export async function reconnectLoop<M>(options: ReconnectOptions<M>): Promise<vo
     const polling = name === 'poll';
     options.onChange({ connection: polling ? 'polling' : reason === 'start' ? 'connecting' : 'reconnecting', reason, transport: name });
     const conn = new Connection(++current, name, clock, signal, {
-      onOpen: () => options.onChange({ connection: polling ? 'polling' : 'live', reason: 'subscribed', transport: name, error: null }),
+      onOpen: () => {
+        // The server answers again: what was paused because it did not is due now (polling then upgrades).
+        for (const paused of pausedInOutage) skipUntil.set(paused, clock.now());
+        pausedInOutage.clear();
+        options.onChange({ connection: polling ? 'polling' : 'live', reason: 'subscribed', transport: name, error: null });
+      },
       isCurrent: (id) => id === current,
       upgradeDue: () => upgradeDue(name),
     });
@@ -91,6 +103,10 @@ export async function reconnectLoop<M>(options: ReconnectOptions<M>): Promise<vo
         skipUntil.set(name, clock.now() + options.transportRetryMs);
         reason = 'fallback';
       }
+      if (polling || (name === 'sse' && isNetworkFailure(outcome.error))) {
+        const now = clock.now();
+        for (const [paused, until] of skipUntil) if (until > now) pausedInOutage.add(paused);
+      }
     }
     options.onChange({
       connection: 'reconnecting',
@@ -106,6 +122,11 @@ export async function reconnectLoop<M>(options: ReconnectOptions<M>): Promise<vo
       throw err;
     }
   }
+}
+
+/** A request that never got an answer (fetch's TypeError: refused, reset, no route), as opposed to an HTTP error. */
+function isNetworkFailure(err: unknown): boolean {
+  return err instanceof TypeError;
 }
 
 /** Any failure as the RuntrailError a watcher's state shows. */

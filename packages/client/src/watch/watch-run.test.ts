@@ -269,6 +269,25 @@ describe('transport fallback', () => {
   });
 });
 
+describe('after the server was away', () => {
+  test('a watcher that fell back to polling while nothing answered is back on WebSocket as soon as the server is, not after transportRetryMs', async () => {
+    const s = await server();
+    const proxy = await proxyFor(s);
+    const { run } = await s.runs.create({ name: 'restarted' });
+    const w = watch(run.id, { url: proxy.url, backoff: { initialMs: 20, maxMs: 200 }, transportRetryMs: 3_600_000, pollIntervalMs: 50 });
+    await waitFor(() => w.getState().connection === 'live' && w.getState().transport === 'ws', { what: 'live over WebSocket' });
+    // The server goes away: every transport fails in turn until the watcher is down to polling.
+    proxy.cut();
+    await waitFor(() => w.getState().transport === 'poll', { timeoutMs: 20_000, what: 'the watcher down to polling' });
+    proxy.allow();
+    // A pause of an hour for transports that do not work here must not keep it polling now that the server answers.
+    await waitFor(() => w.getState().transport === 'ws' && w.getState().connection === 'live', { what: 'back on WebSocket' });
+    await s.runs.appendEvents(run.id, progressEvents(3));
+    await waitFor(() => w.getState().seq === 3, { what: 'events after the return' });
+    w.close();
+  });
+});
+
 describe('gaps and duplicates', () => {
   test('a lost frame is detected as a gap and refetched; replayed frames are dropped', async () => {
     const s = await server();
