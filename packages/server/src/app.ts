@@ -164,7 +164,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     onReaped: metrics.onReaped,
   });
   registerRunRoutes(http, runs, {
-    requireHandler: (name) => executor.requireHandler(name),
+    requireHandler: (name, input) => executor.requireHandler(name, input),
     limits: config,
     appendRate: new RateLimiter(
       config.appendEventsPerSecond,

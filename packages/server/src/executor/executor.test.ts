@@ -88,6 +88,23 @@ describe('executor', () => {
     expect((await client.listRuns({})).runs).toHaveLength(0);
   });
 
+  it('refuses, when it is created, a run whose input the handler\'s schema refuses (400 naming the fields); a valid one runs', async () => {
+    const { z } = await import('zod');
+    server.define<{ n: number }>('square', async (ctx) => ctx.input.n * ctx.input.n, { input: z.strictObject({ n: z.number().int() }) });
+    for (const [input, message] of [
+      [{ n: 'three' }, 'the input of a "square" run: input.n: Invalid input: expected number, received string'],
+      [{ n: 3, m: 1 }, 'the input of a "square" run: input: Unrecognized key: "m"'],
+      [undefined, 'the input of a "square" run: input: Invalid input: expected object, received undefined'],
+    ] as const) {
+      const err = await client.startRun({ name: 'square', ...(input === undefined ? {} : { input }) }).catch((e: unknown) => e);
+      expect(RuntrailError.isCode(err, 'invalid_request'), JSON.stringify(input)).toBe(true);
+      expect((err as RuntrailError).message).toBe(message);
+    }
+    expect((await client.listRuns({})).runs).toHaveLength(0);
+    const run = await ended((await client.startRun({ name: 'square', input: { n: 7 } })).id);
+    expect(run.output).toBe(49);
+  });
+
   it('fails the run with the error a handler throws', async () => {
     server.define('boom', async () => {
       throw new Error('model endpoint returned 500');

@@ -11,6 +11,19 @@ import { InProcessTransport } from './in-process-transport.js';
 /** The work behind a run name: gets the run's context, returns its output (or throws to fail it). */
 export type Handler<Input = unknown, Output = unknown> = (ctx: RunContext<Input>) => Output | Promise<Output>;
 
+/**
+ * What a handler's input must be, as a zod schema (or anything with zod's
+ * safeParse): a run whose input it refuses is refused when it is created
+ * (400 naming the fields), not started only to fail.
+ */
+export interface InputSchema {
+  safeParse(value: unknown): { success: true } | { success: false; error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> } };
+}
+
+export interface HandlerOptions {
+  input?: InputSchema;
+}
+
 export type StopKind = 'cancelled' | 'timeout' | 'interrupted' | 'ended';
 
 /** Why a handler's `ctx.signal` aborted; also the reason its run ends with. */
@@ -64,6 +77,7 @@ export class Executor {
   readonly owner: Owner;
   private readonly runs: RunService;
   private readonly handlers = new Map<string, Handler>();
+  private readonly inputSchemas = new Map<string, InputSchema>();
   private readonly active = new Map<string, Active>();
   private readonly transport: InProcessTransport;
   private readonly options: ExecutorOptions;
@@ -86,10 +100,11 @@ export class Executor {
   }
 
   /** Register the handler of runs named `name` (`POST /runs {name, execute: true}`). */
-  define<Input = unknown, Output = unknown>(name: string, handler: Handler<Input, Output>): void {
+  define<Input = unknown, Output = unknown>(name: string, handler: Handler<Input, Output>, options: HandlerOptions = {}): void {
     if (name.length === 0 || name.length > 200) throw new Error('a handler name is 1 to 200 characters');
     if (this.handlers.has(name)) throw new Error(`a handler named "${name}" is already defined on this node`);
     this.handlers.set(name, handler as Handler);
+    if (options.input) this.inputSchemas.set(name, options.input);
     this.wake();
   }
 
@@ -97,9 +112,16 @@ export class Executor {
     return [...this.handlers.keys()].sort();
   }
 
-  /** Throw handler_not_found unless this node can execute runs named `name`. */
-  requireHandler(name: string): void {
-    if (this.handlers.has(name)) return;
+  /** Throw handler_not_found unless this node can execute runs named `name`, and invalid_request if its input schema refuses `input`. */
+  requireHandler(name: string, input?: unknown): void {
+    if (this.handlers.has(name)) {
+      const checked = this.inputSchemas.get(name)?.safeParse(input ?? undefined);
+      if (checked && !checked.success) {
+        const issues = checked.error.issues.map((i) => ({ path: ['input', ...i.path].map(String).join('.'), message: i.message }));
+        throw new RuntrailError('invalid_request', `the input of a "${name}" run: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues });
+      }
+      return;
+    }
     const known = this.names();
     throw new RuntrailError(
       'handler_not_found',

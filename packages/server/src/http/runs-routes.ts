@@ -6,7 +6,7 @@ import { serve } from './route-table.js';
 
 export interface RunRoutesOptions {
   /** Throws handler_not_found unless this node can execute runs of that name. */
-  requireHandler?: (name: string) => void;
+  requireHandler?: (name: string, input?: unknown) => void;
   /** Size limits of what producers send (see ServerConfig); absent: the protocol's own bounds only. */
   limits?: {
     maxEventsPerBatch: number;
@@ -28,7 +28,7 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
       const labels = jsonBytes(body.labels);
       if (labels > maxLabelsBytes) throw tooLarge('the labels', labels, maxLabelsBytes, 'maxLabelsBytes');
     }
-    if (body.execute) options.requireHandler?.(body.name);
+    if (body.execute) options.requireHandler?.(body.name, body.input);
     const key = request.headers['idempotency-key'];
     if (Array.isArray(key)) throw new RuntrailError('invalid_request', 'send one Idempotency-Key header');
     if (key !== undefined && (key.length === 0 || key.length > 200)) {

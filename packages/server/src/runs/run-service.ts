@@ -276,7 +276,7 @@ export class RunService {
    * it again: a new `running` run would just wait for its lease to lapse
    * and end orphaned, so it is refused.
    */
-  async retry(id: string, requireHandler?: (name: string) => void): Promise<Run> {
+  async retry(id: string, requireHandler?: (name: string, input?: unknown) => void): Promise<Run> {
     const prev = await this.get(id);
     if (!prev.execute) {
       throw new RuntrailError(
@@ -285,7 +285,7 @@ export class RunService {
         { runId: id, execute: false },
       );
     }
-    requireHandler?.(prev.name);
+    requireHandler?.(prev.name, prev.input);
     const { run } = await this.create(
       {
         name: prev.name,
