@@ -92,7 +92,9 @@ async function sendArtifact(artifacts: ArtifactService, a: Artifact, request: Fa
     .header('content-security-policy', "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox")
     .header('content-disposition', contentDisposition(isSafeInline(a.contentType) ? 'inline' : 'attachment', a.name));
   if (matchesEtag(header(request, 'if-none-match'), etag)) return reply.status(304).send();
-  const range = parseRange(header(request, 'range'), a.size);
+  // A resumed download names what it has (If-Range): if that is not this content (replaced since), the whole of it comes back, never a piece to join to another.
+  const ifRange = header(request, 'if-range');
+  const range = ifRange === undefined || ifRange.trim() === etag ? parseRange(header(request, 'range'), a.size) : null;
   if (range === 'unsatisfiable') {
     void reply.header('content-range', `bytes */${a.size}`);
     throw new RuntrailError('range_not_satisfiable', `the artifact has ${a.size} bytes; ask for a range inside bytes=0-${Math.max(0, a.size - 1)}`, {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readdirSync, existsSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
@@ -161,6 +162,13 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
       expect(replaced.body).toMatchObject({ ordinal: 1, size: 3 });
       const text = await (await fetch(server.url + buildPath('getArtifact', { id: run.id, name: 'a.txt' }))).text();
       expect(text).toBe('two');
+      // A download resumed with the ETag of the old content gets the new one whole, not a piece to join to the old.
+      const url = server.url + buildPath('getArtifact', { id: run.id, name: 'a.txt' });
+      const oldTag = `"${createHash('sha256').update('one').digest('hex')}"`;
+      const resumedOld = await fetch(url, { headers: { range: 'bytes=1-', 'if-range': oldTag } });
+      expect([resumedOld.status, await resumedOld.text()]).toEqual([200, 'two']);
+      const resumedNew = await fetch(url, { headers: { range: 'bytes=1-', 'if-range': `"${replaced.body.sha256}"` } });
+      expect([resumedNew.status, await resumedNew.text()]).toEqual([206, 'wo']);
       // The replaced content ("one") is referenced by nothing and gone.
       expect(filesOnDisk()).toHaveLength(1);
       const events = (await server.store.readEvents(run.id, 0, 100)).filter((e) => e.type === 'artifact');
