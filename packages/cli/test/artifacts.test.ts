@@ -47,6 +47,8 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
       [1, '01_input.txt', 'text/plain; charset=utf-8'],
       [2, '02_result.json', 'application/json'],
       [3, '03_image.png', 'image/png'],
+      // What the script printed, after its files (exec --server keeps the whole output there).
+      [4, 'output.log', 'text/plain; charset=utf-8'],
     ]);
     const run = await client.getRun(runId);
     expect(run.status).toBe('succeeded');
@@ -157,6 +159,7 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
     expect((await client.listArtifacts(runId)).map((a) => [a.ordinal, a.name, a.metadata])).toEqual([
       [1, '01_verdict.txt', { by: 'curl' }],
       [2, '02_again.txt', null],
+      [3, 'output.log', null],
     ]);
     expect(await (await client.fetchArtifact(runId, '02_again.txt')).text()).toBe('safe\n');
   });

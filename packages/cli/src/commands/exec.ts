@@ -146,7 +146,6 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       });
       const result = await child.result;
       if (result.sinkError) say(`some of the command's output was not recorded: ${result.sinkError.message}`);
-      if (logToStore) await storeOutputLog(run, logToStore, say);
       if (collector) {
         const collected = await collector.finish();
         // The command replaced or hid the folder: its run still ends as the command did.
@@ -155,6 +154,8 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
         // Quoted, so a name with a newline or escape in it cannot break or forge the lines around it.
         for (const { name, reason } of collected.skipped) say(`${JSON.stringify(name)} was not stored as an artifact: ${reason}`);
       }
+      // After the command's own files, so theirs keep the first ordinals.
+      if (logToStore) await storeOutputLog(run, logToStore, say);
       try {
         const ended = await end(run, result);
         await endLine();
