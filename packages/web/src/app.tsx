@@ -9,6 +9,7 @@ import { RunPage } from './pages/RunPage.js';
 import { RunsPage } from './pages/RunsPage.js';
 import { Link, usePath } from './router.js';
 import { logOut } from './session.js';
+import { visibleText } from './visible-text.js';
 
 export function App() {
   const path = usePath();
@@ -57,7 +58,8 @@ function useWhoami(): { value: WhoamiResponse | null; error: string | null } {
 
 function Identity({ access }: { access: Access }) {
   const p = access.principal;
-  const who = p.kind === 'scoped' ? `${p.name} (${p.scope})` : p.kind === 'run' ? 'read-only link to one run' : 'open';
+  // A token's name is chosen by whoever made it: shown like every such text (see visibleText).
+  const who = p.kind === 'scoped' ? `${visibleText(p.name)} (${p.scope})` : p.kind === 'run' ? 'read-only link to one run' : 'open';
   return (
     <span className="identity">
       <span className="muted" data-testid="identity">

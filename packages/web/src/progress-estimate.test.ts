@@ -1,6 +1,6 @@
 import { initialSnapshot, type RunEvent } from '@runtrail/protocol';
 import { describe, expect, test } from 'vitest';
-import { estimateProgress, progressSamples, type ProgressSample } from './progress-estimate.js';
+import { estimateProgress, progressSamples, stalledForMs, type ProgressSample } from './progress-estimate.js';
 
 const T0 = 1_800_000_000_000;
 const at = (s: number) => T0 + s * 1000;
@@ -46,13 +46,19 @@ describe('estimateProgress', () => {
     expect(estimateProgress({ samples, total: 10, now: at(180 + 301) })?.kind).toBe('stalled');
   });
 
-  test('the server’s stall detector wins, and the time stuck is counted from the last change', () => {
+  test('the server’s stall detector wins, with its own count of the time stuck', () => {
     const samples: ProgressSample[] = [
       { ts: at(0), done: 0 },
       { ts: at(1), done: 3 },
       { ts: at(2), done: 3 },
     ];
-    expect(estimateProgress({ samples, total: 64, now: at(10), stalledSince: at(5) })).toEqual({ kind: 'stalled', sinceMs: 9000 });
+    expect(estimateProgress({ samples, total: 64, now: at(10), stalledForMs: 8000 })).toEqual({ kind: 'stalled', sinceMs: 8000 });
+  });
+
+  test('the time stuck counts from the last event that showed the run moving, else from its start', () => {
+    expect(stalledForMs({ at: at(5), stallTimeoutMs: 1000, lastProgressAt: at(3) }, at(0), at(10))).toBe(7000);
+    expect(stalledForMs({ at: at(5), stallTimeoutMs: 1000, lastProgressAt: null }, at(1), at(10))).toBe(9000);
+    expect(stalledForMs({ at: at(5), stallTimeoutMs: 1000, lastProgressAt: null }, null, at(10))).toBe(5000);
   });
 
   test('nothing to say without a total, before the first item, or once every item is done', () => {

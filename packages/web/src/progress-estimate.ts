@@ -56,16 +56,14 @@ export function estimateProgress(input: {
   samples: readonly ProgressSample[];
   total: number | null;
   now: number;
-  /** The server's stall detector fired (snapshot.stalled). */
-  stalledSince?: number | null;
+  /** The server's stall detector fired (snapshot.stalled): how long it has seen no progress (stalledForMs). */
+  stalledForMs?: number | null;
 }): ProgressEstimate | null {
   const { samples, total, now } = input;
   const last = samples[samples.length - 1];
   if (!last) return null;
   const firstProgress = samples.findIndex((s) => s.done > 0);
-  if (input.stalledSince !== undefined && input.stalledSince !== null) {
-    return { kind: 'stalled', sinceMs: Math.max(0, now - lastChange(samples)) };
-  }
+  if (input.stalledForMs !== undefined && input.stalledForMs !== null) return { kind: 'stalled', sinceMs: input.stalledForMs };
   if (total === null || firstProgress < 0) return null;
   const recent = samples.slice(Math.max(0, samples.length - RECENT_SAMPLES - 1));
   const first = recent[0]!;
@@ -85,6 +83,17 @@ export function estimateProgress(input: {
   const elapsed = Math.max(now, last.ts) - first.ts;
   if (moved <= 0 || elapsed <= 0) return null;
   return { kind: 'eta', remainingMs: (remaining * elapsed) / moved };
+}
+
+/**
+ * How long a run the server found stalled has made no progress: from the
+ * last event that showed it moving (its start if none did) up to `now`. The
+ * one reckoning of it, so the header, the Progress card and the runs list
+ * say the same number at the same moment (a count from the last change of
+ * `done` was up to a whole second, or a whole call, apart from it).
+ */
+export function stalledForMs(stalled: NonNullable<Snapshot['stalled']>, startedAt: number | null, now: number): number {
+  return Math.max(0, now - (stalled.lastProgressAt ?? startedAt ?? stalled.at));
 }
 
 /** When `done` last changed (a reading that repeats the same count is no progress). */

@@ -58,9 +58,47 @@ export function useQuery(): URLSearchParams {
 
 /** Put state in the query string without a history entry per keystroke (back leaves the page, as users expect). */
 export function replaceQuery(query: URLSearchParams): void {
+  moveTo(query, 'replace');
+}
+
+/** Put state in the query string as a new history entry (a step the reader goes back to, like a page of a list). */
+export function pushQuery(query: URLSearchParams): void {
+  moveTo(query, 'push');
+}
+
+function moveTo(query: URLSearchParams, how: 'push' | 'replace'): void {
   const search = query.toString();
   const path = `${window.location.pathname}${search ? `?${search}` : ''}`;
   if (path === window.location.pathname + window.location.search) return;
-  window.history.replaceState(null, '', path);
+  if (how === 'push') window.history.pushState(null, '', path);
+  else window.history.replaceState(null, '', path);
   for (const listener of listeners) listener();
+}
+
+const LIST_KEY = 'runtrail.runs-list';
+
+/**
+ * Where the runs list was last (its filters and page, `/?q=bulk&cursor=…`),
+ * so a run page's "All runs" leads back to that list rather than to the
+ * first page of everything. Kept per tab (sessionStorage), so a reload of
+ * the run page keeps it too.
+ */
+export function rememberListLocation(search: string): void {
+  try {
+    sessionStorage.setItem(LIST_KEY, `/${search}`);
+  } catch (err) {
+    // Storage refused (a private window's quota): the link falls back to the whole list.
+    void err;
+  }
+}
+
+export function listLocation(): string {
+  try {
+    const path = sessionStorage.getItem(LIST_KEY);
+    // Only a path of this dashboard's list, never somewhere else.
+    return path !== null && (path === '/' || path.startsWith('/?')) ? path : '/';
+  } catch (err) {
+    void err;
+    return '/';
+  }
 }

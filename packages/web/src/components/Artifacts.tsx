@@ -6,6 +6,7 @@ import { formatNumber } from '../format.js';
 import { parseCsv } from './csv.js';
 import { fileNameOf, followDownloadLink, saveResponse } from './download.js';
 import { Markdown } from './markdown.js';
+import { visibleName, visibleText } from '../visible-text.js';
 import './artifacts.css';
 
 /** Text previews read at most this much (a range request): a preview is a glance, not a download. */
@@ -102,16 +103,16 @@ function ArtifactItem({ runId, artifact: a, stored, openAtFirst }: { runId: stri
       <div className="artifact-row">
         {a.ordinal !== null && <span className="muted">{String(a.ordinal).padStart(2, '0')}</span>}
         {href ? (
-          <a href={href} target="_blank" rel="noreferrer">
-            {a.name}
+          <a href={href} target="_blank" rel="noreferrer" className="artifact-name">
+            {visibleName(a.name)}
           </a>
         ) : (
-          <span className="artifact-name">{a.name}</span>
+          <span className="artifact-name">{visibleName(a.name)}</span>
         )}
         {/* The media type without its parameters ("; charset=utf-8"): those are in the tooltip. */}
         {a.contentType && (
-          <span className="muted" title={a.contentType}>
-            {a.contentType.split(';')[0]}
+          <span className="muted" title={visibleText(a.contentType)}>
+            {visibleText(a.contentType.split(';')[0]!)}
           </span>
         )}
         {a.size !== null && <span className="muted">{formatSize(a.size)}</span>}
@@ -193,9 +194,9 @@ function Preview({ source, kind, artifact: a }: { source: Source; kind: Kind; ar
   const { loaded, error } = useContent('uri' in source ? null : source.runId, a.name, 'uri' in source ? source.uri : null, kind, a.size);
   if (error) return <p className="invalid">{error}</p>;
   if (!loaded) return <p className="muted">Loading…</p>;
-  const label = `contents of ${a.name}`;
+  const label = `contents of ${visibleName(a.name)}`;
   if ('url' in loaded) {
-    if (kind === 'image') return <img className="artifact-image" src={loaded.url} alt={a.name} />;
+    if (kind === 'image') return <img className="artifact-image" src={loaded.url} alt={visibleName(a.name)} />;
     if (kind === 'audio') return <audio className="artifact-media" controls src={loaded.url} aria-label={label} />;
     return <video className="artifact-media" controls src={loaded.url} aria-label={label} />;
   }
@@ -223,7 +224,7 @@ function Preview({ source, kind, artifact: a }: { source: Source; kind: Kind; ar
             <thead>
               <tr>
                 {head.map((cell, i) => (
-                  <th key={i}>{cell}</th>
+                  <th key={i}>{visibleText(cell)}</th>
                 ))}
               </tr>
             </thead>
@@ -232,7 +233,7 @@ function Preview({ source, kind, artifact: a }: { source: Source; kind: Kind; ar
             {body.map((row, r) => (
               <tr key={r}>
                 {row.map((cell, i) => (
-                  <td key={i}>{cell}</td>
+                  <td key={i}>{visibleText(cell)}</td>
                 ))}
               </tr>
             ))}
@@ -245,7 +246,7 @@ function Preview({ source, kind, artifact: a }: { source: Source; kind: Kind; ar
   return (
     <>
       <pre className="artifact-text" aria-label={label}>
-        {kind === 'json' && !loaded.clipped ? prettyJson(loaded.text) : loaded.text}
+        {visibleText(kind === 'json' && !loaded.clipped ? prettyJson(loaded.text) : loaded.text)}
       </pre>
       {isHtml(a) && <p className="muted clip-note">A page a run stored is shown as its source: it never runs in the dashboard. Download it to open it.</p>}
       {note}

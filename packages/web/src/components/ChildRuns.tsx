@@ -7,6 +7,7 @@ import { Link } from '../router.js';
 import { errorParts } from './error-headline.js';
 import { ProgressBar } from './ProgressBar.js';
 import { StatusBadge } from './StatusBadge.js';
+import { visibleText } from '../visible-text.js';
 import '../pages/run/run-insights.css';
 
 /**
@@ -49,7 +50,7 @@ export function ChildRuns({ children, now }: { children: readonly Run[]; now: nu
                     checked={shownResults.includes(c.id)}
                     onChange={(e) => setPicked(e.target.checked ? [...shownResults, c.id] : shownResults.filter((id) => id !== c.id))}
                   />{' '}
-                  {c.kind === 'meta' ? `meta ${c.title}` : c.title}
+                  {visibleText(c.kind === 'meta' ? `meta ${c.title}` : c.title)}
                 </label>
               ))}
             </fieldset>
@@ -68,8 +69,8 @@ export function ChildRuns({ children, now }: { children: readonly Run[]; now: nu
                   aria-sort={sort?.id === c.id ? sort.direction : undefined}
                   data-column={c.id}
                 >
-                  <button type="button" className="sort" onClick={() => toggle(c.id)} title={`sort by ${c.title}`}>
-                    {c.title}
+                  <button type="button" className="sort" onClick={() => toggle(c.id)} title={`sort by ${visibleText(c.title)}`}>
+                    {visibleText(c.title)}
                     <span aria-hidden="true">{sort?.id === c.id ? (sort.direction === 'ascending' ? ' ▲' : ' ▼') : ''}</span>
                   </button>
                 </th>
@@ -97,17 +98,17 @@ function Cell({ column, run, siblings, now }: { column: ChildColumn; run: Run; s
   switch (column.id) {
     case 'name':
       // Experiments often share a name: numbered as in the comparison chart's legend.
-      return <Link href={dashboardRunPath(run.id)}>{childLabel(run, siblings)}</Link>;
+      return <Link href={dashboardRunPath(run.id)}>{visibleText(childLabel(run, siblings))}</Link>;
     case 'status':
       return (
         <span className="child-status">
           <StatusBadge status={run.status} />
           {run.snapshot.progress && run.status === 'running' && (
-            <ProgressBar percent={run.snapshot.progress.percent} label={`progress of ${run.name}`} status={run.status} />
+            <ProgressBar percent={run.snapshot.progress.percent} label={`progress of ${visibleText(run.name)}`} status={run.status} />
           )}
           {run.error && (
-            <span className="child-reason" data-testid="child-reason" title={`${run.error.kind}: ${run.error.message}`}>
-              {errorParts(run.error.message).head}
+            <span className="child-reason" data-testid="child-reason" title={visibleText(`${run.error.kind}: ${run.error.message}`)}>
+              {visibleText(errorParts(run.error.message).head)}
             </span>
           )}
         </span>
@@ -121,5 +122,5 @@ function Cell({ column, run, siblings, now }: { column: ChildColumn; run: Run; s
 
 function show(value: CellValue): string {
   if (value === null) return '–';
-  return typeof value === 'number' ? formatNumber(value) : value;
+  return typeof value === 'number' ? formatNumber(value) : visibleText(value);
 }

@@ -1,10 +1,13 @@
-import { useState } from 'react';
+import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
 
 /**
  * A destructive action asks once more in place (no browser dialog, so it is
  * styled, keyboard-reachable and testable like the rest of the page). With
  * `reasonLabel` it also offers a text field, whose text `onConfirm` gets
  * (e.g. why a run was cancelled, shown to everyone who looks at it later).
+ * The question takes the focus (its reason field, else its confirm button),
+ * Escape keeps things as they are, and the focus then goes back to the
+ * button: a keyboard user never lands on the page's body.
  */
 export function ConfirmButton({
   label,
@@ -26,15 +29,32 @@ export function ConfirmButton({
   const [asking, setAsking] = useState(false);
   const [busy, setBusy] = useState(false);
   const [reason, setReason] = useState('');
+  const button = useRef<HTMLButtonElement>(null);
+  const kept = useRef(false);
+  useEffect(() => {
+    if (asking || !kept.current) return;
+    kept.current = false;
+    button.current?.focus();
+  }, [asking]);
+  const keep = () => {
+    kept.current = true;
+    setAsking(false);
+  };
+  const onKeyDown = (e: KeyboardEvent) => {
+    if (e.key === 'Escape' && !busy) {
+      e.preventDefault();
+      keep();
+    }
+  };
   if (!asking) {
     return (
-      <button type="button" className={danger ? 'danger' : undefined} disabled={disabled} onClick={() => setAsking(true)}>
+      <button ref={button} type="button" className={danger ? 'danger' : undefined} disabled={disabled} onClick={() => setAsking(true)}>
         {label}
       </button>
     );
   }
   return (
-    <span className="confirm" role="group" aria-label={question}>
+    <span className="confirm" role="group" aria-label={question} onKeyDown={onKeyDown}>
       <span>{question}</span>
       {reasonLabel !== undefined && (
         <input
@@ -43,6 +63,7 @@ export function ConfirmButton({
           aria-label={reasonLabel}
           placeholder={reasonLabel}
           maxLength={8192}
+          autoFocus
           value={reason}
           onChange={(e) => setReason(e.target.value)}
         />
@@ -63,7 +84,7 @@ export function ConfirmButton({
       >
         {confirmLabel}
       </button>
-      <button type="button" disabled={busy} onClick={() => setAsking(false)}>
+      <button type="button" disabled={busy} onClick={keep}>
         Keep it
       </button>
     </span>

@@ -1,4 +1,5 @@
 import { errorParts } from './error-headline.js';
+import { visibleText } from '../visible-text.js';
 
 /**
  * An error message as its author printed it: a headline, then the rest (a
@@ -7,17 +8,21 @@ import { errorParts } from './error-headline.js';
  * headed by its exception line, the line a reader looks for first.
  */
 export function ErrorText({ message, label, open = true }: { message: string; label: string; open?: boolean }) {
-  const { head, detail, traceback } = errorParts(message);
+  const { head, detail, traceback } = errorParts(visibleText(message));
   if (detail === null) return <div className="error-head mono">{head}</div>;
   return (
     <>
       <div className="error-head mono">{head}</div>
       <details className="error-detail" open={open}>
-        <summary>{traceback ? 'traceback' : `${detail.split('\n').length} more lines`}</summary>
+        <summary>{traceback ? 'traceback' : moreLines(detail.split('\n').length)}</summary>
         <pre className="traceback" aria-label={label}>
           {detail}
         </pre>
       </details>
     </>
   );
+}
+
+function moreLines(n: number): string {
+  return n === 1 ? '1 more line' : `${n} more lines`;
 }

@@ -3,6 +3,7 @@ import { useEffect, useMemo, useRef, useState } from 'react';
 import type { RunEvent } from '@runtrail/protocol';
 import { formatClock } from '../format.js';
 import { callLabels, eventSummary } from './event-summary.js';
+import { visibleText } from '../visible-text.js';
 
 const ROW_HEIGHT = 24;
 
@@ -87,7 +88,7 @@ export function EventLog({ events }: { events: readonly RunEvent[] }) {
             <option value="">all types</option>
             {types.map((t) => (
               <option key={t} value={t}>
-                {t}
+                {visibleText(t)}
               </option>
             ))}
           </select>
@@ -133,12 +134,12 @@ export function EventLog({ events }: { events: readonly RunEvent[] }) {
                   </button>
                   <span className="log-seq">{e.seq}</span>
                   <span className="log-time">{formatClock(e.ts)}</span>
-                  <span className="log-type">{e.type}</span>
-                  <span className="log-data">{eventSummary(e, labels)}</span>
+                  <span className="log-type">{visibleText(e.type)}</span>
+                  <span className="log-data">{visibleText(eventSummary(e, labels))}</span>
                 </div>
                 {open && (
                   <pre className="log-full" aria-label={`event ${e.seq} in full`}>
-                    {fullText(e)}
+                    {visibleText(fullText(e))}
                   </pre>
                 )}
               </div>

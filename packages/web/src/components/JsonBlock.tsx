@@ -1,3 +1,5 @@
+import { visibleText } from '../visible-text.js';
+
 /** Longer JSON starts folded: the panel is a glance, the reader opens what they need. */
 const OPEN_UP_TO_LINES = 24;
 
@@ -11,7 +13,8 @@ export function JsonBlock({ title, value, empty }: { title: string; value: unkno
       </div>
     );
   }
-  const text = JSON.stringify(value, null, 2);
+  // JSON keeps direction controls as they are (it escapes none): shown, like every text a run chose.
+  const text = visibleText(JSON.stringify(value, null, 2));
   const lines = text.split('\n').length;
   return (
     <details className="json-block" open={lines <= OPEN_UP_TO_LINES}>

@@ -3,6 +3,7 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { formatNumber, formatTick } from '../format.js';
 import { alignedData, seriesColour, type ChartSeries } from './chart-data.js';
+import { visibleText } from '../visible-text.js';
 
 export type ChartX = 'step' | 'time';
 
@@ -62,7 +63,7 @@ export function LineChart({ series, x, label, height = 180 }: { series: readonly
         series: [
           { label: x, value: (_u, v) => (v === null ? '–' : x === 'time' ? TIME_FORMAT.format(v) : formatNumber(v)) },
           ...series.map((s, i) => ({
-            label: s.label,
+            label: visibleText(s.label),
             stroke: seriesColour(i),
             width: 1.5,
             spanGaps: true,
@@ -122,7 +123,7 @@ function ChartTable({ series, data, x }: { series: readonly ChartSeries[]; data:
                 <th scope="col">{x}</th>
                 {series.map((s) => (
                   <th key={s.label} scope="col">
-                    {s.label}
+                    {visibleText(s.label)}
                   </th>
                 ))}
               </tr>

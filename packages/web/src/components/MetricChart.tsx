@@ -3,6 +3,7 @@ import type { MetricSummary } from '@runtrail/protocol';
 import { formatNumber } from '../format.js';
 import type { ChartSeries } from './chart-data.js';
 import { LineChart, type ChartX } from './LineChart.js';
+import { visibleText } from '../visible-text.js';
 
 /**
  * One metric: its last value, range and how many values were reported, and
@@ -14,7 +15,7 @@ export function MetricChart({ name, metric, series, x }: { name: string; metric:
   return (
     <figure className="metric" aria-label={`metric ${name}`}>
       <figcaption>
-        <strong>{name}</strong>
+        <strong>{visibleText(name)}</strong>
         <span className="metric-last" data-testid={`metric-${name}`}>
           {formatNumber(metric.last)}
         </span>

@@ -1,4 +1,4 @@
-import { useEffect, useId, useState, type FormEvent } from 'react';
+import { useEffect, useId, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import { dataRecord } from '@runtrail/protocol';
 import { client, messageOf } from '../client.js';
 import { TRY_AGAIN, problemText } from '../problem-text.js';
@@ -35,6 +35,16 @@ export function StartRunForm({ onStarted, onClose }: { onStarted: (runId: string
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const inputHelp = useId();
+  const first = useRef<HTMLSelectElement>(null);
+  // Opened from the keyboard or a click, the panel takes the focus to its first field.
+  useEffect(() => first.current?.focus(), []);
+  // Escape closes it, as a panel that opened over the list is expected to (unless a menu of the form is open).
+  const onKeyDown = (e: KeyboardEvent) => {
+    if (e.key === 'Escape' && !e.defaultPrevented) {
+      e.preventDefault();
+      onClose();
+    }
+  };
 
   useEffect(() => {
     let live = true;
@@ -66,7 +76,7 @@ export function StartRunForm({ onStarted, onClose }: { onStarted: (runId: string
   };
 
   return (
-    <form className="panel start-run" onSubmit={submit} aria-label="start a run">
+    <form className="panel start-run" onSubmit={submit} onKeyDown={onKeyDown} aria-label="start a run">
       <header className="panel-head">
         <h2>Start a run</h2>
         <button type="button" className="link" onClick={onClose} aria-label="close start a run">
@@ -75,7 +85,8 @@ export function StartRunForm({ onStarted, onClose }: { onStarted: (runId: string
       </header>
       <label>
         Handler
-        <select aria-label="handler" value={handler} onChange={(e) => setHandler(e.target.value)} disabled={!handlers}>
+        {/* Not disabled while the handlers load: it holds the focus from the start ("loading…" starts nothing). */}
+        <select ref={first} aria-label="handler" aria-busy={handlers === null} value={handler} onChange={(e) => setHandler(e.target.value)}>
           {handlers === null && <option value="">loading…</option>}
           {handlers?.length === 0 && <option value="">no handlers registered on this server</option>}
           {handlers?.map((name) => (

@@ -1,13 +1,15 @@
 import type { ReactNode } from 'react';
+import { visibleText } from '../visible-text.js';
 
 /**
  * A small, safe Markdown renderer for artifact previews: headings, lists,
- * block quotes, fenced and inline code, emphasis and links. It builds React
+ * block quotes, tables (GFM: a header row, an alignment row, body rows),
+ * fenced and inline code, emphasis and links. It builds React
  * elements, never HTML, so markup in the text (a `<script>`, an `onerror`)
  * shows as text; links are followed only to http(s) URLs.
  */
 export function Markdown({ text }: { text: string }) {
-  return <div className="markdown">{blocks(text.replace(/\r\n?/g, '\n').split('\n'))}</div>;
+  return <div className="markdown">{blocks(visibleText(text).replace(/\r\n?/g, '\n').split('\n'))}</div>;
 }
 
 function blocks(lines: string[]): ReactNode[] {
@@ -36,6 +38,13 @@ function blocks(lines: string[]): ReactNode[] {
       i++;
       continue;
     }
+    const header = tableStart(lines, i);
+    if (header) {
+      const rows: string[][] = [];
+      for (i += 2; i < lines.length && lines[i]!.trim() !== '' && lines[i]!.includes('|') && !startsBlock(lines[i]!); i++) rows.push(cells(lines[i]!));
+      out.push(<Table key={key()} header={header.cells} align={header.align} rows={rows} />);
+      continue;
+    }
     const list = listItem(line);
     if (list) {
       const items: string[] = [];
@@ -60,7 +69,7 @@ function blocks(lines: string[]): ReactNode[] {
       continue;
     }
     const paragraph: string[] = [];
-    for (; i < lines.length && lines[i]!.trim() !== '' && !startsBlock(lines[i]!); i++) paragraph.push(lines[i]!.trim());
+    for (; i < lines.length && lines[i]!.trim() !== '' && !startsBlock(lines[i]!) && !tableStart(lines, i); i++) paragraph.push(lines[i]!.trim());
     out.push(<p key={key()}>{inline(paragraph.join(' '))}</p>);
   }
   return out;
@@ -71,6 +80,77 @@ function listItem(line: string): { ordered: boolean; text: string } | null {
   if (bullet) return { ordered: false, text: bullet[1]! };
   const numbered = /^\s*\d+[.)]\s+(.*)$/.exec(line);
   return numbered ? { ordered: true, text: numbered[1]! } : null;
+}
+
+type Align = 'left' | 'center' | 'right' | undefined;
+
+/** `| a | b |` then `|---|:-:|` (as many cells): the header and alignments of a table starting at line i, else null. */
+function tableStart(lines: readonly string[], i: number): { cells: string[]; align: Align[] } | null {
+  const head = lines[i]!;
+  const rule = lines[i + 1];
+  // The rule needs a pipe: a lone `---` under a line is that line's underline, not a table.
+  if (rule === undefined || !head.includes('|') || !rule.includes('|') || !TABLE_RULE.test(rule)) return null;
+  const cellsOfHead = cells(head);
+  const align = cells(rule).map((c): Align => {
+    const left = c.startsWith(':');
+    const right = c.endsWith(':');
+    return left && right ? 'center' : right ? 'right' : left ? 'left' : undefined;
+  });
+  return cellsOfHead.length === align.length ? { cells: cellsOfHead, align } : null;
+}
+
+const TABLE_RULE = /^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$/;
+
+/** A table row's cells: split at each `|` that is not escaped (`\|` is a pipe in a cell), outer pipes dropped. */
+function cells(line: string): string[] {
+  const out: string[] = [];
+  let cell = '';
+  const text = line.trim().replace(/^\|/, '');
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '\\' && text[i + 1] === '|') {
+      cell += '|';
+      i++;
+    } else if (c === '|') {
+      out.push(cell.trim());
+      cell = '';
+    } else cell += c;
+  }
+  if (cell.trim() !== '' || !text.endsWith('|')) out.push(cell.trim());
+  return out;
+}
+
+/** Body rows get the header's number of cells: missing ones are empty, extra ones are left out (as GFM does). */
+function Table({ header, align, rows }: { header: string[]; align: Align[]; rows: string[][] }) {
+  const style = (n: number) => (align[n] ? { textAlign: align[n] } : undefined);
+  return (
+    <div className="md-table-wrap">
+      <table className="md-table">
+        <thead>
+          <tr>
+            {header.map((c, n) => (
+              <th key={n} style={style(n)}>
+                {inline(c)}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        {rows.length > 0 && (
+          <tbody>
+            {rows.map((row, r) => (
+              <tr key={r}>
+                {header.map((_, n) => (
+                  <td key={n} style={style(n)}>
+                    {inline(row[n] ?? '')}
+                  </td>
+                ))}
+              </tr>
+            ))}
+          </tbody>
+        )}
+      </table>
+    </div>
+  );
 }
 
 function startsBlock(line: string): boolean {

@@ -6,7 +6,7 @@ import { Artifacts } from '../components/Artifacts.js';
 import { ChildRuns } from '../components/ChildRuns.js';
 import { EventLog } from '../components/EventLog.js';
 import { problemText } from '../problem-text.js';
-import { Link } from '../router.js';
+import { Link, listLocation } from '../router.js';
 import { useNow } from '../use-now.js';
 import { Console } from './run/Console.js';
 import { Counters } from './run/Counters.js';
@@ -19,6 +19,7 @@ import { RunHeader } from './run/RunHeader.js';
 import { Timeline } from './run/Timeline.js';
 import { useChildRuns } from './run/use-child-runs.js';
 import { useDocumentTitle } from './run/use-document-title.js';
+import { visibleText } from '../visible-text.js';
 
 /**
  * One run's page: its header, then one panel per part of the snapshot
@@ -32,13 +33,13 @@ export function RunPage({ id }: { id: string }) {
   const access = useAccess();
   const children = useChildRuns(id, access.canList);
   const shownStatus = snapshot.terminal?.status ?? run?.status;
-  useDocumentTitle(run ? `${run.name} · ${shownStatus} · runtrail` : `run ${id} · runtrail`);
+  useDocumentTitle(run ? `${visibleText(run.name)} · ${shownStatus} · runtrail` : `run ${id} · runtrail`);
 
   if (!run) {
     return (
       <main className="page">
         <p>
-          <Link href="/">← All runs</Link>
+          <Link href={listLocation()}>← All runs</Link>
         </p>
         {error ? (
           <p className="invalid" role="alert">
@@ -64,7 +65,7 @@ export function RunPage({ id }: { id: string }) {
   return (
     <main className="page run-page">
       <p className="crumbs">
-        <Link href="/">← All runs</Link>
+        <Link href={listLocation()}>← All runs</Link>
       </p>
       <RunHeader run={run} snapshot={s} events={events} status={status} runError={runError} finishedAt={finishedAt} now={now} connection={connection} observers={observers} />
       <RunContext run={run} snapshot={s} ended={isTerminalStatus(status)} now={now} />

@@ -1,9 +1,9 @@
-import { useEffect, useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { RunErrorKind, RunStatus, dashboardRunPath } from '@runtrail/protocol';
 import { cannotText, useAccess } from '../access.js';
 import { ConnectionIndicator } from '../components/ConnectionIndicator.js';
 import { StartRunForm } from '../components/StartRunForm.js';
-import { Link, navigate, replaceQuery, useQuery } from '../router.js';
+import { Link, navigate, pushQuery, rememberListLocation, replaceQuery, useQuery } from '../router.js';
 import { useNow } from '../use-now.js';
 import { useRunsPage } from '../use-runs-page.js';
 import { RunsTable } from './runs/RunsTable.js';
@@ -23,6 +23,8 @@ import {
 
 /** Typing in the name or label box waits this long for the next key before the list is asked again. */
 const TYPING_MS = 250;
+/** The URL's name for the cursor of an older page (repeated, one per page back from the newest). */
+const CURSOR = 'cursor';
 
 export function RunsPage() {
   const access = useAccess();
@@ -55,10 +57,8 @@ function RunsList() {
   // Back/forward or a pasted link changes the URL under the form: follow it.
   useEffect(() => setDraft(filterFromQuery(new URLSearchParams(appliedKey))), [appliedKey]);
 
-  const apply = (next: ListFilter) => {
-    replaceQuery(queryFromFilter(next));
-    setCursors([undefined]);
-  };
+  // Another filter lists other runs: it starts again at the newest page (no cursor).
+  const apply = (next: ListFilter) => replaceQuery(queryFromFilter(next));
   const change = (patch: Partial<ListFilter>, typing = false) => {
     const next = { ...draft, ...patch };
     setDraft(next);
@@ -74,10 +74,26 @@ function RunsList() {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [draftKey, appliedKey]);
 
-  // Cursors of the pages before this one; the first page has none.
-  const [cursors, setCursors] = useState<Array<string | undefined>>([undefined]);
+  // The page is in the URL too: one `cursor` per older page opened from the first (the API pages only
+  // towards older runs, so "Newer" needs the one before), each step a history entry, so Back, a reload
+  // and a shared link show the same page.
+  const search = query.toString();
+  const cursors = query.getAll(CURSOR);
+  const cursor = cursors.at(-1);
+  const toPage = (next: readonly string[]) => {
+    const q = queryFromFilter(filterFromQuery(query));
+    for (const c of next) q.append(CURSOR, c);
+    pushQuery(q);
+  };
+  // A run page's "All runs" comes back to this list as it is now.
+  useEffect(() => rememberListLocation(search ? `?${search}` : ''), [search]);
   const [starting, setStarting] = useState(false);
-  const cursor = cursors[cursors.length - 1];
+  const startButton = useRef<HTMLButtonElement>(null);
+  // Closed (✕ or Escape), the panel gives the focus back to the button that opened it.
+  const closeStart = () => {
+    setStarting(false);
+    startButton.current?.focus();
+  };
 
   // A relative range ("last hour") is anchored when the filter is applied, not on every render.
   const server = useMemo(() => serverFilter(filterFromQuery(new URLSearchParams(appliedKey)), Date.now()), [appliedKey]);
@@ -91,13 +107,20 @@ function RunsList() {
   const older = () => {
     setPageError(null);
     olderCursor().then(
-      (next) => next && setCursors((c) => [...c, next]),
+      // Unless the reader moved on (another filter or page) while the server was asked.
+      (next) => next && new URLSearchParams(window.location.search).toString() === search && toPage([...cursors, next]),
       (err: unknown) => setPageError(err),
     );
   };
   const anyRunning = runs.some((r) => r.status === 'running');
   const now = useNow(anyRunning);
   const labelInvalid = !labelFilterValid(draft.label);
+  // The labels the list is filtered by while the box holds text that is not (yet) a filter: never a silent old result.
+  const appliedLabel = server.label ?? '';
+  const clear = () => {
+    setDraft(NO_FILTER);
+    apply(NO_FILTER);
+  };
   const problem = pageError ?? error;
 
   return (
@@ -106,6 +129,7 @@ function RunsList() {
         <h1>Runs</h1>
         <ConnectionIndicator state={connection} />
         <button
+          ref={startButton}
           type="button"
           className="primary"
           onClick={() => setStarting((s) => !s)}
@@ -118,7 +142,7 @@ function RunsList() {
       </div>
       {!access.canProduce && <p className="note cannot">{cannotText(access, 'producer')}</p>}
 
-      {starting && <StartRunForm onClose={() => setStarting(false)} onStarted={(id) => navigate(dashboardRunPath(id))} />}
+      {starting && <StartRunForm onClose={closeStart} onStarted={(id) => navigate(dashboardRunPath(id))} />}
 
       <form className="filters panel" onSubmit={(e) => e.preventDefault()} aria-label="filter runs">
         <input
@@ -145,10 +169,16 @@ function RunsList() {
           value={draft.label}
           onChange={(e) => change({ label: e.target.value }, true)}
         />
-        <button type="button" onClick={() => apply(NO_FILTER)} disabled={!isFiltered(applied) && !isFiltered(draft)}>
+        {/* Anything in a box or the URL, well-formed or not, is something to clear. */}
+        <button type="button" onClick={clear} disabled={draftKey === '' && appliedKey === ''}>
           Clear
         </button>
-        {labelInvalid && <span className="invalid">labels must be key=value, comma separated</span>}
+        {labelInvalid && (
+          <span className="invalid" role="status">
+            labels must be key=value, comma separated;{' '}
+            {appliedLabel ? `the list still shows only runs labelled ${appliedLabel}` : 'the list is not filtered by labels'}
+          </span>
+        )}
       </form>
 
       {problem !== null && problem !== undefined && (
@@ -170,16 +200,16 @@ function RunsList() {
                 ? 'No runs match these filters.'
                 : 'No runs yet. Start one with “Start run”.'
         }
-        onClear={isFiltered(applied) && runs.length === 0 && !error ? () => apply(NO_FILTER) : undefined}
+        onClear={isFiltered(applied) && runs.length === 0 && !error ? clear : undefined}
         countFilter={countFilter}
         onPick={(pick) => change(pick)}
       />
 
       <nav className="pager" aria-label="pages of runs">
-        <button type="button" disabled={cursors.length <= 1} onClick={() => setCursors((c) => c.slice(0, -1))} aria-label="newer runs">
+        <button type="button" disabled={cursors.length === 0} onClick={() => toPage(cursors.slice(0, -1))} aria-label="newer runs">
           ← Newer
         </button>
-        <span className="muted">page {cursors.length}</span>
+        <span className="muted">page {cursors.length + 1}</span>
         <button type="button" disabled={!hasOlder} onClick={older} aria-label="older runs">
           Older →
         </button>

@@ -155,6 +155,33 @@ describe('the run page shows stored artifacts safely', () => {
     await run.succeed();
   });
 
+  it('previews a Markdown table as a table', async () => {
+    const run: RunHandle = await client.createRun({ name: 'tables' });
+    await run.artifact('scores.md', '# Scores\n\n| model | score |\n|---|--:|\n| small | 0.81 |\n| large | **0.93** |\n');
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    const table = page.getByLabel('contents of scores.md').getByRole('table');
+    await table.waitFor();
+    expect(await table.locator('th').allTextContents()).toEqual(['model', 'score']);
+    expect(await table.locator('tbody tr').evaluateAll((rows) => rows.map((r) => [...r.children].map((c) => c.textContent)))).toEqual([
+      ['small', '0.81'],
+      ['large', '0.93'],
+    ]);
+    // `--:` right-aligns the column, as GFM says.
+    expect(await table.locator('td').nth(1).evaluate((td) => getComputedStyle(td).textAlign)).toBe('right');
+    expect(await page.getByLabel('contents of scores.md').textContent()).not.toContain('|');
+    await run.succeed();
+  });
+
+  it('quotes a name that starts or ends with a space: "x.txt " is not shown as "x.txt"', async () => {
+    const run: RunHandle = await client.createRun({ name: 'spaced' });
+    await run.artifact('x.txt ', 'the name ends in a space', { contentType: 'text/plain' });
+    await run.artifact('x.txt', 'no space', { contentType: 'text/plain' });
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    await page.getByRole('heading', { name: 'Artifacts (2)' }).waitFor();
+    expect(await page.locator('.artifact-name').allTextContents()).toEqual(['“x.txt ”', 'x.txt']);
+    await run.succeed();
+  });
+
   it('opening an HTML or SVG artifact’s own URL in a tab downloads it; its script never runs in the dashboard’s origin', async () => {
     const run = await client.createRun({ name: 'opened-directly' });
     await run.artifact('page.html', HTML, { contentType: 'text/html' });

@@ -311,6 +311,55 @@ describe('the dashboard in a real browser', () => {
     expect(await page.getByRole('button', { name: 'older runs' }).isDisabled()).toBe(true);
   });
 
+  it('works from the keyboard: the start panel takes the focus and closes on Escape; Cancel run puts the focus in its question', async () => {
+    const focused = () => page.evaluate(() => document.activeElement?.getAttribute('aria-label') ?? document.activeElement?.textContent ?? document.activeElement?.tagName);
+    await page.goto(`${server!.url}/`);
+    const open = page.getByRole('button', { name: 'Start run' });
+    await open.focus();
+    await page.keyboard.press('Enter');
+    const panel = page.getByRole('form', { name: 'start a run' });
+    await panel.waitFor();
+    // Typing goes to the form's first field, not the button behind it.
+    await waitUntil(async () => (await focused()) === 'handler', { what: 'the handler field to have the focus' });
+    await page.keyboard.press('Escape');
+    await panel.waitFor({ state: 'detached' });
+    expect(await focused()).toBe('Start run');
+
+    const run = (await (
+      await fetch(`${server!.url}/api/v1/runs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'keyboard-cancel', leaseTtlMs: 600_000 }),
+      })
+    ).json()) as ApiRun;
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    await page.getByRole('button', { name: 'Cancel run' }).click();
+    // The question has the focus: its reason, then "Yes, cancel it", then "Keep it".
+    await waitUntil(async () => (await focused()) === 'reason (optional)', { what: 'the reason field to have the focus' });
+    await page.keyboard.press('Tab');
+    expect(await focused()).toBe('Yes, cancel it');
+    await page.keyboard.press('Tab');
+    expect(await focused()).toBe('Keep it');
+    // Escape keeps it, and the focus is back on the button.
+    await page.keyboard.press('Escape');
+    await page.getByRole('button', { name: 'Yes, cancel it' }).waitFor({ state: 'detached' });
+    expect(await focused()).toBe('Cancel run');
+    expect((await api(run.id)).body.status).toBe('running');
+
+    await page.keyboard.press('Enter');
+    await waitUntil(async () => (await focused()) === 'reason (optional)', { what: 'the question again' });
+    await page.keyboard.type('asked from the keyboard');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await waitUntil(async () => (await textNow(page.getByTestId('cancel-reason')))?.includes('asked from the keyboard'), { what: 'the cancel to be asked' });
+    const ended = await fetch(`${server!.url}/api/v1/runs/${run.id}/finish`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ status: 'cancelled' }),
+    });
+    expect(ended.ok).toBe(true);
+  });
+
   it('fits a phone screen without sideways scrolling', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     for (const path of ['/', `/runs/${runs.second}`]) {

@@ -293,6 +293,35 @@ describe('the run page in a real browser', () => {
       await watching.waitFor({ state: 'detached' });
     });
 
+    it('says the same time stuck in the header and in the Progress card, at the same moment', async () => {
+      const now = Date.now();
+      const run = await createRun({ name: `quiet-${viewport.name}`, stallTimeoutMs: 1000 });
+      // Its count last changed 20 s ago; a metric 10 s ago still showed it moving (the server's stall clock).
+      await send(run.id, [
+        { type: 'progress', data: { done: 3, total: 64 }, ts: now - 20_000 },
+        { type: 'metric', data: { name: 'loss', value: 0.5, step: 1 }, ts: now - 10_000 },
+      ]);
+      await open(run.id, `quiet-${viewport.name}`);
+      // Both read in one go, from one rendering.
+      const read = () =>
+        page.evaluate(() => ['stalled', 'eta'].map((id) => document.querySelector(`[data-testid="${id}"]`)?.textContent ?? ''));
+      const [banner, card] = await waitUntil(
+        async () => {
+          const texts = await read();
+          return texts.every((t) => t.includes('no progress for')) ? texts : null;
+        },
+        { what: 'the header and the Progress card to say the run is stuck' },
+      );
+      const inBanner = /no progress for (.+?) \(last progress/.exec(banner!)?.[1];
+      const inCard = /no progress for (.+)$/.exec(card!)?.[1];
+      expect(inCard).toBe(inBanner);
+      // Counted from the last event that showed it moving (10 s before the run was sent), as the server's stall detector counts.
+      const seconds = Number(/^(\d+(?:\.\d)?) s$/.exec(inBanner ?? '')?.[1]);
+      expect(seconds).toBeGreaterThanOrEqual(10);
+      expect(seconds).toBeLessThanOrEqual((Date.now() - now) / 1000 + 10 + 1);
+      await finish(run.id, { status: 'failed', error: { message: 'no progress' } });
+    });
+
     it('estimates the time left from the recent rate, not the whole run\'s average', async () => {
       const run = await createRun({ name: `slowing-${viewport.name}` });
       // 50 items in the first 5 s, then one every 2 s: the recent rate is 0.5 items/s.

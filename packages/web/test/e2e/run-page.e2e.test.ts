@@ -15,6 +15,7 @@ import {
   spawnServer,
   stopServer,
   tempDir,
+  textNow,
   waitUntil,
   withinViewport,
   type ServerProcess,
@@ -550,6 +551,68 @@ describe('the run page: context, failures, console and artifacts', () => {
       expect(await scrollsSideways(page)).toBe(false);
     }
     await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  it('direction controls in text a run chose show as markers and reorder nothing: its name, labels, output and errors, on its page and in the list', async () => {
+    // Shown as is, "rtl \u202Egnp.exe\u202C tail" reads "rtl exe.png tail".
+    const run = await client.createRun({ name: 'rtl \u202Egnp.exe\u202C tail', labels: { file: 'a\u2066b\u2069c' } });
+    run.event('call.started', { callId: 'c1', label: 'call \u202Elabel' });
+    run.event('call.failed', { callId: 'c1', error: 'err \u202Egnp.exe\u202C', willRetry: false });
+    run.log('log \u202Egnp.exe\u202C line');
+    await run.fail('boom \u202Egnp.exe\u202C\nsecond line');
+    const name = 'rtl ⟨U+202E⟩gnp.exe⟨U+202C⟩ tail';
+    const anyControl = () => page.evaluate(() => /[\u202A-\u202E\u2066-\u2069]/.test(document.body.innerText + document.title));
+
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    await waitUntil(async () => (await textNow(page.getByRole('heading', { level: 1 }))) === name, { what: 'the name with its markers' });
+    await page.getByTestId('failed-call').waitFor();
+    await page.getByRole('log', { name: 'run output' }).locator('.console-line').waitFor();
+    await waitUntil(async () => (await page.title()) === `${name} · failed · runtrail`, { what: 'the tab title' });
+    expect(await page.getByTestId('run-labels').locator('.label').textContent()).toBe('file=a⟨U+2066⟩b⟨U+2069⟩c');
+    const runError = page.getByTestId('run-error');
+    expect(await runError.locator('.error-head').textContent()).toBe('boom ⟨U+202E⟩gnp.exe⟨U+202C⟩');
+    // One line more is one line, not "1 more lines".
+    expect(await runError.locator('summary').textContent()).toBe('1 more line');
+    expect(await page.getByTestId('failed-call').locator('.call-label-full').textContent()).toBe('call ⟨U+202E⟩label');
+    expect(await page.getByTestId('failed-call').locator('.error-head').textContent()).toBe('err ⟨U+202E⟩gnp.exe⟨U+202C⟩');
+    expect(await page.getByRole('log', { name: 'run output' }).locator('.console-text').textContent()).toBe('log ⟨U+202E⟩gnp.exe⟨U+202C⟩ line');
+    expect(await page.locator('.log-entry.type-log .log-data').textContent()).toBe('log ⟨U+202E⟩gnp.exe⟨U+202C⟩ line');
+    // Nowhere on the page (timeline, event rows, title) is one left to act.
+    expect(await anyControl()).toBe(false);
+
+    await page.goto(`${server!.url}/?q=rtl`);
+    const row = page.locator(`tr[data-run-id="${run.id}"]`);
+    await row.waitFor();
+    expect(await row.locator('.run-name').textContent()).toBe(name);
+    expect(await row.getByTestId('reason').textContent()).toBe('error boom ⟨U+202E⟩gnp.exe⟨U+202C⟩');
+    expect(await anyControl()).toBe(false);
+  });
+
+  it('lists failed calls newest first, numbered in the order they failed: a new failure of a live run appears at the top', async () => {
+    const run = await client.createRun({ name: 'failing-live' });
+    const failCall = (i: number) => {
+      run.event('call.started', { callId: `c${i}`, label: `doc_${i}` });
+      run.event('call.failed', { callId: `c${i}`, error: `error ${i}`, willRetry: false });
+    };
+    for (const i of [1, 2, 3]) failCall(i);
+    await run.flush();
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    const list = page.getByRole('list', { name: 'failed calls, newest first' });
+    const shown = async () => ({
+      labels: await list.locator('.call-label-full').allTextContents(),
+      // An <ol reversed start=N> numbers its first item N, the next N - 1, ...
+      first: await list.evaluate((ol: HTMLOListElement) => (ol.reversed ? ol.start : 1)),
+    });
+    await waitUntil(async () => (await list.count()) === 1 && JSON.stringify(await shown()) === JSON.stringify({ labels: ['doc_3', 'doc_2', 'doc_1'], first: 3 }), {
+      what: 'the three failures, newest first, the newest numbered 3',
+    });
+    expect(await page.locator('.failed-calls h3').textContent()).toBe('Failed calls (3) newest first');
+    failCall(4);
+    await run.flush();
+    await waitUntil(async () => JSON.stringify(await shown()) === JSON.stringify({ labels: ['doc_4', 'doc_3', 'doc_2', 'doc_1'], first: 4 }), {
+      what: 'the new failure at the top, numbered 4',
+    });
+    await run.succeed();
   });
 
   it('left no errors in the browser console', () => {

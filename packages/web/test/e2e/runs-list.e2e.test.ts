@@ -298,6 +298,123 @@ describe('the runs list in a real browser', () => {
     for (const id of bulk.slice(3)) await finish(id, { status: 'succeeded' });
   });
 
+  it('keeps the page of the list in the URL: Back from a run, a reload and the run page’s "All runs" return to it', async () => {
+    // The 27 bulk runs of the test above: 25 on page 1, 2 on page 2.
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const pageNumber = () => textNow(page.getByRole('navigation', { name: 'pages of runs' }).getByText(/^page \d+$/));
+    const onPage2 = async () => (await pageNumber()) === 'page 2' && (await shownIds(page)).length === 2;
+    await page.goto(`${server!.url}/?q=bulk`);
+    await waitUntil(async () => (await shownIds(page)).length === 25, { what: 'a full first page' });
+    await page.getByRole('button', { name: 'older runs' }).click();
+    await waitUntil(onPage2, { what: 'the 2 oldest on page 2' });
+    const page2 = page.url();
+    expect(new URL(page2).searchParams.get('q')).toBe('bulk');
+    expect(new URL(page2).searchParams.getAll('cursor')).toHaveLength(1);
+
+    await page.reload();
+    await waitUntil(onPage2, { what: 'page 2 again after a reload' });
+
+    // Open a run, go back: the same page, not the first.
+    const [first] = await shownIds(page);
+    await row(page, first!).getByRole('link').first().click();
+    await waitUntil(() => new URL(page.url()).pathname === `/runs/${first}`, { what: 'the run page' });
+    await page.goBack();
+    await waitUntil(onPage2, { what: 'page 2 after Back' });
+    expect(page.url()).toBe(page2);
+
+    // "All runs" on a run page returns to the list as it was, filter and page.
+    await row(page, first!).getByRole('link').first().click();
+    await page.getByRole('link', { name: '← All runs' }).click();
+    await waitUntil(onPage2, { what: 'page 2 from “All runs”' });
+    expect(page.url()).toBe(page2);
+    expect(await page.getByLabel('search run names').inputValue()).toBe('bulk');
+
+    // Newer is a step in the history too: Back undoes it.
+    await page.getByRole('button', { name: 'newer runs' }).click();
+    await waitUntil(async () => (await pageNumber()) === 'page 1' && (await shownIds(page)).length === 25, { what: 'page 1' });
+    expect(Object.fromEntries(new URL(page.url()).searchParams)).toEqual({ q: 'bulk' });
+    await page.goBack();
+    await waitUntil(onPage2, { what: 'page 2 after Back from page 1' });
+    await page.close();
+  });
+
+  it('a long name wraps and a long label is cut (whole in its title): neither runs over the other columns, at 1280 and 390 px', async () => {
+    const label = { ['k'.repeat(40)]: 'v'.repeat(200) };
+    const longName = await create({ name: `wide-${'N'.repeat(195)}` });
+    const longLabel = await create({ name: 'wide-labelled', labels: label });
+    for (const width of [1280, 390]) {
+      const page = await browser.newPage({ viewport: { width, height: 900 } });
+      await page.goto(`${server!.url}/?q=wide-`);
+      await waitUntil(async () => (await shownIds(page)).length === 2, { what: 'the two wide runs' });
+      for (const id of [longName, longLabel]) {
+        // Everything in the name cell ends before the status column starts.
+        const overlap = await row(page, id).evaluate((tr) => {
+          const status = tr.querySelector('td.col-status')!.getBoundingClientRect().left;
+          return [...tr.querySelectorAll('td.col-name .run-name, td.col-name .label')]
+            .map((el) => el.getBoundingClientRect())
+            .filter((box) => box.width > 0)
+            .map((box) => box.right - status)
+            .filter((over) => over > 0.5);
+        });
+        expect(overlap, `${id} at ${width} px`).toEqual([]);
+      }
+      const shown = row(page, longLabel).locator('.label');
+      expect(await shown.getAttribute('title')).toBe(`${'k'.repeat(40)}=${'v'.repeat(200)}`);
+      // The whole name is there to read, wrapped.
+      expect(await row(page, longName).locator('.run-name').textContent()).toBe(`wide-${'N'.repeat(195)}`);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+      await page.close();
+    }
+    for (const id of [longName, longLabel]) await finish(id, { status: 'succeeded' });
+  });
+
+  it('shows no call counters for a run that makes no calls, as its page shows none', async () => {
+    const quiet = await create({ name: 'calls-none' });
+    const busy = await create({ name: 'calls-some' });
+    await events(busy, [
+      { type: 'call.started', data: { callId: 'a', label: 'a' } },
+      { type: 'call.succeeded', data: { callId: 'a' } },
+      { type: 'call.started', data: { callId: 'b', label: 'b' } },
+      { type: 'call.failed', data: { callId: 'b', error: 'no', willRetry: false } },
+    ]);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${server!.url}/?q=calls-`);
+    await waitUntil(async () => (await textNow(row(page, busy).locator('.col-counters'))) === '1 / 1 / 0', { what: 'the busy run’s counters' });
+    expect(await row(page, quiet).locator('.col-counters').textContent()).toBe('–');
+    await page.close();
+    for (const id of [quiet, busy]) await finish(id, { status: 'succeeded' });
+  });
+
+  it('Clear always clears, and while the labels box holds no filter the list says which labels it is filtered by', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const labels = page.getByLabel('filter by labels (key=value, comma separated)');
+    const note = page.getByText(/^labels must be key=value/);
+    const clear = page.getByRole('button', { name: 'Clear', exact: true });
+    await page.goto(`${server!.url}/?label=nonsense`);
+    await note.waitFor();
+    expect(await note.textContent()).toBe('labels must be key=value, comma separated; the list is not filtered by labels');
+    expect(await clear.isEnabled()).toBe(true);
+    await clear.click();
+    await waitUntil(async () => new URL(page.url()).search === '' && (await labels.inputValue()) === '' && (await note.count()) === 0, {
+      what: 'the labels cleared',
+    });
+    expect(await clear.isDisabled()).toBe(true);
+
+    await labels.fill('sweep=lr');
+    await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.parent]), { what: 'the sweep alone' });
+    // Half-typed: the list keeps the labels it had, and says so.
+    await labels.fill('sweep=lr,oops');
+    await note.waitFor();
+    expect(await note.textContent()).toBe('labels must be key=value, comma separated; the list still shows only runs labelled sweep=lr');
+    expect(await shownIds(page)).toEqual([scene.parent]);
+    expect(await clear.isEnabled()).toBe(true);
+    await clear.click();
+    await waitUntil(async () => new URL(page.url()).search === '' && (await labels.inputValue()) === '' && (await shownIds(page)).length > 1, {
+      what: 'the whole list again',
+    });
+    await page.close();
+  });
+
   it('says the server is unreachable and that it retries, never "Failed to fetch", and recovers, at 1280 and 390 px', async () => {
     const pages: Page[] = [];
     for (const width of [1280, 390]) {

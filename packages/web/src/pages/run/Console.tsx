@@ -3,6 +3,7 @@ import { OUTPUT_LOG_ARTIFACT, RuntrailError, type ArtifactRecord, type RunEvent 
 import { client, messageOf } from '../../client.js';
 import { TRY_AGAIN, isUnreachable, problemText } from '../../problem-text.js';
 import { fileNameOf, saveResponse } from '../../components/download.js';
+import { visibleText } from '../../visible-text.js';
 import './run-panels.css';
 
 interface Line {
@@ -24,7 +25,8 @@ function linesOf(events: readonly RunEvent[]): Line[] {
       ts: e.ts,
       level: typeof data.level === 'string' ? data.level : 'info',
       stream: data.stream === 'stdout' || data.stream === 'stderr' ? data.stream : null,
-      message: data.message,
+      // Shown and searched as the reader sees it (direction controls as markers).
+      message: visibleText(data.message),
     });
   }
   return lines;

@@ -1,6 +1,7 @@
 import type { Snapshot } from '@runtrail/protocol';
 import { formatNumber } from '../../format.js';
 import { hasCalls } from './has-calls.js';
+import { visibleText } from '../../visible-text.js';
 
 export function Counters({ snapshot }: { snapshot: Snapshot }) {
   const { ok, failed, retries, named } = snapshot.counters;
@@ -18,7 +19,7 @@ export function Counters({ snapshot }: { snapshot: Snapshot }) {
         <dl className="named-counters">
           {Object.entries(named).map(([name, value]) => (
             <div key={name}>
-              <dt>{name}</dt>
+              <dt>{visibleText(name)}</dt>
               <dd>{formatNumber(value)}</dd>
             </div>
           ))}

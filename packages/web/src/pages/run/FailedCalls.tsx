@@ -3,6 +3,7 @@ import type { RunEvent } from '@runtrail/protocol';
 import { ErrorText } from '../../components/ErrorText.js';
 import { callLabels } from '../../components/event-summary.js';
 import { formatTime } from '../../format.js';
+import { visibleText } from '../../visible-text.js';
 
 interface FailedCall {
   seq: number;
@@ -38,7 +39,9 @@ export function failedCallsOf(events: readonly RunEvent[]): FailedCall[] {
  * The calls that failed for good, each with its error: the counter says how
  * many, this says which and why, even after a later success cleared "last
  * error". Failed attempts that were retried (the Retries counter) follow,
- * folded away, so "Failed calls (1)" never heads a list of 26.
+ * folded away, so "Failed calls (1)" never heads a list of 26. Newest first,
+ * so on a live run the latest failure is at the top of the box, not below
+ * its fold; each keeps its number in the order they failed.
  */
 export function FailedCalls({ events, failedCount, snapshotSeq }: { events: readonly RunEvent[]; failedCount: number; snapshotSeq: number }) {
   const all = useMemo(() => failedCallsOf(events), [events]);
@@ -52,7 +55,7 @@ export function FailedCalls({ events, failedCount, snapshotSeq }: { events: read
   return (
     <div className="failed-calls">
       <h3>
-        Failed calls <span className="muted">({failedCount})</span>
+        Failed calls <span className="muted">({failedCount})</span> <span className="muted order-note">newest first</span>
       </h3>
       {reading && gaveUp.length < failedCount && (
         <p className="muted" role="status" data-testid="failed-calls-reading">
@@ -62,30 +65,32 @@ export function FailedCalls({ events, failedCount, snapshotSeq }: { events: read
       {!reading && gaveUp.length < failedCount && (
         <p className="muted">Only the failures among the latest events this page holds are listed ({gaveUp.length} of {failedCount}).</p>
       )}
-      {gaveUp.length > 0 && <FailedList calls={gaveUp} label="failed calls" testId="failed-call" />}
+      {/* When the page holds only the latest events, the ones listed are the latest failures: numbered as such. */}
+      {gaveUp.length > 0 && <FailedList calls={gaveUp} last={Math.max(gaveUp.length, failedCount)} label="failed calls" testId="failed-call" />}
       {retried.length > 0 && (
         <details className="retried-calls">
           <summary>
             Failed attempts that were retried <span className="muted">({retried.length})</span>
           </summary>
-          <FailedList calls={retried} label="failed attempts that were retried" testId="retried-attempt" />
+          <FailedList calls={retried} last={retried.length} label="failed attempts that were retried" testId="retried-attempt" />
         </details>
       )}
     </div>
   );
 }
 
-function FailedList({ calls, label, testId }: { calls: FailedCall[]; label: string; testId: string }) {
+/** Newest first, numbered down from `last` (the number of the newest), so each keeps its place in the order they failed. */
+function FailedList({ calls, last, label, testId }: { calls: FailedCall[]; last: number; label: string; testId: string }) {
   return (
-    <ol className="failed-list" aria-label={label}>
-      {calls.map((f) => (
+    <ol className="failed-list" aria-label={`${label}, newest first`} reversed start={last}>
+      {calls.toReversed().map((f) => (
         <li key={f.seq} data-testid={testId}>
           <div className="failed-call-head">
-            <span className="call-label-full">{f.label ?? f.callId}</span>
+            <span className="call-label-full">{visibleText(f.label ?? f.callId)}</span>
             <span className={`badge ${f.willRetry ? 'badge-retry' : 'badge-failed'}`}>{f.willRetry ? 'retried' : 'gave up'}</span>
             <span className="muted">{formatTime(f.ts)}</span>
           </div>
-          <ErrorText message={f.error} label={`error of call ${f.label ?? f.callId}`} open={false} />
+          <ErrorText message={f.error} label={`error of call ${visibleText(f.label ?? f.callId)}`} open={false} />
         </li>
       ))}
     </ol>

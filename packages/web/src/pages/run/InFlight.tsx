@@ -1,6 +1,7 @@
 import type { Snapshot } from '@runtrail/protocol';
 import { formatDuration } from '../../format.js';
 import { hasCalls } from './has-calls.js';
+import { visibleText } from '../../visible-text.js';
 
 export function InFlight({ snapshot, now }: { snapshot: Snapshot; now: number }) {
   if (!hasCalls(snapshot)) return null;
@@ -15,7 +16,7 @@ export function InFlight({ snapshot, now }: { snapshot: Snapshot; now: number })
           {calls.map((c) => (
             <li key={c.callId}>
               <span className="spinner" aria-hidden="true" />
-              <span className="call-label">{c.label}</span>
+              <span className="call-label">{visibleText(c.label)}</span>
               {c.attempt > 1 && <span className="attempt">attempt {c.attempt}</span>}
               <span className="muted">{formatDuration(Math.max(0, now - c.startedAt))}</span>
             </li>

@@ -3,6 +3,7 @@ import type { LastError, RunError, RunEvent } from '@runtrail/protocol';
 import { ErrorText } from '../../components/ErrorText.js';
 import { formatTime } from '../../format.js';
 import { FailedCalls } from './FailedCalls.js';
+import { visibleText } from '../../visible-text.js';
 
 /**
  * The last error, and, once a later success cleared it, that it did: a
@@ -50,7 +51,7 @@ export function LastErrorPanel({
         </div>
       ) : cleared ? (
         <p className="cleared" data-testid="last-error-cleared">
-          Cleared by a later success: <s>{cleared.message}</s>
+          Cleared by a later success: <s>{visibleText(cleared.message)}</s>
         </p>
       ) : failedCount > 0 ? (
         <p className="muted" data-testid="last-error-none">

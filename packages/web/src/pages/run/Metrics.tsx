@@ -5,6 +5,7 @@ import { LineChart, type ChartX } from '../../components/LineChart.js';
 import { MetricChart } from '../../components/MetricChart.js';
 import { formatNumber } from '../../format.js';
 import { childLabel, childMetricNames, metricPoints, seriesPerChild, toSeries } from './metric-series.js';
+import { visibleText } from '../../visible-text.js';
 import './run-insights.css';
 
 /**
@@ -91,7 +92,7 @@ function ChildrenComparison({ children, names }: { children: readonly Run[]; nam
           <select aria-label="metric to compare across child runs" value={name} onChange={(e) => setChosen(e.target.value)}>
             {names.map((n) => (
               <option key={n} value={n}>
-                {n}
+                {visibleText(n)}
               </option>
             ))}
           </select>
@@ -118,7 +119,7 @@ function LastValueBars({ children, name }: { children: readonly Run[]; name: str
     <ol className="value-bars" aria-label={`latest ${name} per child run`}>
       {rows.map(({ child, value }) => (
         <li key={child.id} data-run-id={child.id}>
-          <span className="value-bar-name">{childLabel(child, children)}</span>
+          <span className="value-bar-name">{visibleText(childLabel(child, children))}</span>
           <span className="value-bar-track">
             <span
               className="value-bar"

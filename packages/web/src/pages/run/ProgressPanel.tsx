@@ -2,7 +2,8 @@ import { useMemo } from 'react';
 import { isTerminalStatus, type RunEvent, type RunStatus, type Snapshot } from '@runtrail/protocol';
 import { ProgressBar } from '../../components/ProgressBar.js';
 import { formatDuration, formatNumber } from '../../format.js';
-import { estimateProgress, progressSamples } from '../../progress-estimate.js';
+import { estimateProgress, progressSamples, stalledForMs } from '../../progress-estimate.js';
+import { visibleText } from '../../visible-text.js';
 
 export function ProgressPanel({
   snapshot,
@@ -19,7 +20,8 @@ export function ProgressPanel({
 }) {
   const p = snapshot.progress;
   const samples = useMemo(() => progressSamples(events, snapshot, startedAt), [events, snapshot, startedAt]);
-  const estimate = snapshot.terminal || !p ? null : estimateProgress({ samples, total: p.total, now, stalledSince: snapshot.stalled?.at ?? null });
+  const stalled = snapshot.stalled ? stalledForMs(snapshot.stalled, startedAt, now) : null;
+  const estimate = snapshot.terminal || !p ? null : estimateProgress({ samples, total: p.total, now, stalledForMs: stalled });
   return (
     <section className="panel" aria-labelledby="progress-title">
       <h2 id="progress-title">Progress</h2>
@@ -38,14 +40,14 @@ export function ProgressPanel({
               </span>
             )}
           </p>
-          {p.message && <p className="muted">{p.message}</p>}
+          {p.message && <p className="muted">{visibleText(p.message)}</p>}
         </>
       ) : (
         <p className="muted">{snapshot.terminal || isTerminalStatus(status) ? 'No progress reported.' : 'No progress reported yet.'}</p>
       )}
       {snapshot.phase && (
         <p>
-          Phase: <strong>{snapshot.phase}</strong>
+          Phase: <strong>{visibleText(snapshot.phase)}</strong>
         </p>
       )}
     </section>

@@ -1,6 +1,7 @@
 import type { Run, Snapshot } from '@runtrail/protocol';
 import { JsonBlock } from '../../components/JsonBlock.js';
 import { formatDuration } from '../../format.js';
+import { visibleText } from '../../visible-text.js';
 import './run-panels.css';
 
 /** What `runtrail exec` and ctx.exec record in `meta.exec` (client/node run-process). */
@@ -51,7 +52,7 @@ export function RunContext({ run, snapshot: s, ended, now }: { run: Run; snapsho
           <div className="exec-command">
             <dt>Command</dt>
             <dd className="mono" data-testid="exec-command">
-              {exec.command ?? '–'}
+              {exec.command !== undefined ? visibleText(exec.command) : '–'}
             </dd>
           </div>
           <div>
@@ -63,7 +64,7 @@ export function RunContext({ run, snapshot: s, ended, now }: { run: Run; snapsho
           </div>
           <div>
             <dt>Host</dt>
-            <dd data-testid="exec-host">{exec.host ?? '–'}</dd>
+            <dd data-testid="exec-host">{exec.host !== undefined ? visibleText(exec.host) : '–'}</dd>
           </div>
           <div>
             <dt>Duration</dt>
@@ -80,7 +81,7 @@ export function RunContext({ run, snapshot: s, ended, now }: { run: Run; snapsho
         ) : (
           labels.map(([k, v]) => (
             <span key={k} className="label">
-              {k}={v}
+              {visibleText(`${k}=${v}`)}
             </span>
           ))
         )}

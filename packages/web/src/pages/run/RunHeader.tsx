@@ -8,9 +8,11 @@ import { ConfirmButton } from '../../components/ConfirmButton.js';
 import { ConnectionIndicator } from '../../components/ConnectionIndicator.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
 import { formatDuration, formatTime } from '../../format.js';
-import { Link, navigate } from '../../router.js';
+import { Link, listLocation, navigate } from '../../router.js';
+import { stalledForMs } from '../../progress-estimate.js';
 import { lastCancelRequest } from './cancel-request.js';
 import { RunErrorBox } from './RunErrorBox.js';
+import { visibleText } from '../../visible-text.js';
 
 export interface RunHeaderProps {
   run: Run;
@@ -43,7 +45,7 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
   return (
     <header className="run-head panel">
       <div className="run-title">
-        <h1>{run.name}</h1>
+        <h1>{visibleText(run.name)}</h1>
         <StatusBadge status={status} />
         {s.stalled && !terminal && (
           <span className="badge badge-stalled" data-testid="stalled-badge">
@@ -102,12 +104,12 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
       {s.cancelRequested && !terminal && <p className="note">Cancel requested; waiting for the run to stop.</p>}
       {cancel?.reason && cancel.reason !== runError?.message && (
         <p className="note" data-testid="cancel-reason">
-          Cancel reason: <q>{cancel.reason}</q> <span className="muted">(asked at {formatTime(cancel.at)})</span>
+          Cancel reason: <q>{visibleText(cancel.reason)}</q> <span className="muted">(asked at {formatTime(cancel.at)})</span>
         </p>
       )}
       {s.stalled && (
         <p className="note warn" role="status" data-testid="stalled">
-          Stalled: no progress for {formatDuration(Math.max(0, now - (s.stalled.lastProgressAt ?? run.startedAt ?? s.stalled.at)))}
+          Stalled: no progress for {formatDuration(stalledForMs(s.stalled, run.startedAt, now))}
           {s.stalled.lastProgressAt !== null && ` (last progress at ${formatTime(s.stalled.lastProgressAt)})`}; it is
           called stalled after {formatDuration(s.stalled.stallTimeoutMs)}.
         </p>
@@ -151,7 +153,7 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
               disabled={!terminal}
               onConfirm={act('Delete', async () => {
                 await client.deleteRun(run.id);
-                navigate('/');
+                navigate(listLocation());
               })}
             />
           ) : (

@@ -3,6 +3,7 @@ import { dashboardRunPath, type Run, type RunEvent, type Snapshot } from '@runtr
 import { formatDuration } from '../../format.js';
 import { Link } from '../../router.js';
 import { axisSpan, callBars, childBars, phaseBars, tickLabel, timeTicks, type TimelineBar } from './timeline.js';
+import { visibleText } from '../../visible-text.js';
 import './run-insights.css';
 
 const GROUP_TITLES = { phase: 'Phases', child: 'Child runs', call: 'Calls' } as const;
@@ -95,11 +96,12 @@ const BarRow = memo(
   function BarRow({ bar, from, end }: { bar: TimelineBar; from: number; end: number }) {
     const start = Math.max(0, bar.start - from);
     const duration = Math.max(0, end - bar.start);
-    const title = `${bar.label}: ${formatDuration(duration)}${bar.end === null ? ' so far' : ''}, from +${formatDuration(start)}${bar.detail ? ` (${bar.detail})` : ''}`;
+    const label = visibleText(bar.label);
+    const title = `${label}: ${formatDuration(duration)}${bar.end === null ? ' so far' : ''}, from +${formatDuration(start)}${bar.detail ? ` (${visibleText(bar.detail)})` : ''}`;
     return (
       <div className="tl-row" role="row" data-kind={bar.kind} data-state={bar.state} title={title}>
         <span className="tl-label" role="rowheader">
-          {bar.runId ? <Link href={dashboardRunPath(bar.runId)}>{bar.label}</Link> : bar.label}
+          {bar.runId ? <Link href={dashboardRunPath(bar.runId)}>{label}</Link> : label}
         </span>
         <span className="tl-track" role="cell">
           <span

@@ -3,10 +3,12 @@ import { RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, t
 import { ProgressBar } from '../../components/ProgressBar.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
 import { errorKindText, formatDuration, formatTime } from '../../format.js';
-import { estimateProgress, progressSamples } from '../../progress-estimate.js';
+import { estimateProgress, progressSamples, stalledForMs } from '../../progress-estimate.js';
 import { Link } from '../../router.js';
 import { MAX_CHILDREN, useChildRuns, useRunCounts } from '../../use-runs-page.js';
+import { hasCalls } from '../run/has-calls.js';
 import { oneLine } from './failure-line.js';
+import { visibleText } from '../../visible-text.js';
 
 const COLUMNS = 6;
 
@@ -151,9 +153,11 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
   const labels = Object.entries(run.labels);
   const kind = failureKindOf(run);
   const stalled = run.status === 'running' && s.stalled !== null;
+  const stuckMs = s.stalled !== null ? stalledForMs(s.stalled, run.startedAt, now) : null;
   const inFlight = Object.keys(s.current).length;
-  const reason = run.error ? oneLine(run.error.message) : null;
-  const activity = run.status === 'running' ? [s.phase, progress?.message].filter(Boolean).join(' · ') : '';
+  const reason = run.error ? visibleText(oneLine(run.error.message)) : null;
+  const activity = run.status === 'running' ? visibleText([s.phase, progress?.message].filter(Boolean).join(' · ')) : '';
+  const name = visibleText(run.name);
   // The list has no events, only the snapshot's latest reading: the rate from the start up to now.
   const estimate = run.status === 'running' && !stalled && progress ? estimateProgress({ samples: progressSamples([], s, run.startedAt), total: progress.total, now }) : null;
   const eta = estimate?.kind === 'eta' ? estimate.remainingMs : null;
@@ -168,7 +172,7 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
               type="button"
               className="toggle"
               aria-expanded={open}
-              aria-label={`${open ? 'hide' : 'show'} the ${childCount} child runs of ${run.name}`}
+              aria-label={`${open ? 'hide' : 'show'} the ${childCount} child runs of ${name}`}
               onClick={onToggle}
             >
               {open ? '▾' : '▸'} {childCount}
@@ -177,15 +181,18 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
           )}
           {nested && <span className="nest-mark" aria-hidden="true">↳</span>}
           <Link href={dashboardRunPath(run.id)} className="run-name">
-            {run.name}
+            {name}
           </Link>
           {labels.length > 0 && (
             <span className="labels">
-              {labels.map(([k, v]) => (
-                <span key={k} className="label">
-                  {k}={v}
-                </span>
-              ))}
+              {labels.map(([k, v]) => {
+                const label = visibleText(`${k}=${v}`);
+                return (
+                  <span key={k} className="label" title={label}>
+                    {label}
+                  </span>
+                );
+              })}
             </span>
           )}
         </div>
@@ -195,7 +202,7 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
           </div>
         )}
         {kind !== null && run.status !== 'running' && (
-          <div className="reason" data-testid="reason" title={run.error?.message}>
+          <div className="reason" data-testid="reason" title={run.error ? visibleText(run.error.message) : undefined}>
             <span className={`kind kind-${kind}`} title={errorKindText(kind)} data-testid="failure-kind">
               {kind}
             </span>{' '}
@@ -211,18 +218,18 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
       <td className="col-status">
         <StatusBadge status={run.status} />
         {stalled && (
-          <span className="badge badge-stalled" data-testid="stalled" title={`no progress for ${formatDuration(now - (s.stalled!.lastProgressAt ?? s.stalled!.at))}`}>
+          <span className="badge badge-stalled" data-testid="stalled" title={`no progress for ${formatDuration(stuckMs)}`}>
             stalled
           </span>
         )}
       </td>
       <td className="col-progress">
-        {progress ? <ProgressBar percent={progress.percent} label={`progress of ${run.name}`} status={run.status} stalled={stalled || quietMs !== null} /> : <span className="muted">–</span>}
+        {progress ? <ProgressBar percent={progress.percent} label={`progress of ${name}`} status={run.status} stalled={stalled || quietMs !== null} /> : <span className="muted">–</span>}
         {run.status === 'running' && (
           <div className="muted small progress-notes" data-testid="progress-notes">
             {inFlight > 0 && <span>{inFlight} in flight</span>}
             {stalled ? (
-              <span className="stalled-text">stalled {formatDuration(now - (s.stalled!.lastProgressAt ?? s.stalled!.at))}</span>
+              <span className="stalled-text">stalled {formatDuration(stuckMs)}</span>
             ) : quietMs !== null ? (
               <span className="stalled-text">no progress for {formatDuration(quietMs)}</span>
             ) : (
@@ -232,8 +239,17 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
         )}
       </td>
       <td className="num counters-cell col-counters">
-        <span className="ok">{counters.ok}</span> / <span className="failed">{counters.failed}</span> /{' '}
-        <span className="retries">{counters.retries}</span>
+        {/* A run that makes no calls (a command, a parent) has no counters, as on its page: not "0 / 0 / 0". */}
+        {hasCalls(s) ? (
+          <>
+            <span className="ok">{counters.ok}</span> / <span className="failed">{counters.failed}</span> /{' '}
+            <span className="retries">{counters.retries}</span>
+          </>
+        ) : (
+          <span className="muted" title="no calls" data-testid="no-calls">
+            –
+          </span>
+        )}
       </td>
       <td className="num col-duration">{formatDuration(run.startedAt !== null && end !== null ? end - run.startedAt : null)}</td>
       <td className="col-started">{formatTime(run.startedAt ?? run.createdAt)}</td>
