@@ -4,7 +4,7 @@ import type { RunErrorKind } from '@runtrail/protocol';
 const ERROR_KIND_TEXT: Record<RunErrorKind, string> = {
   error: 'the run raised an error',
   timeout: 'the run went over its time limit',
-  orphaned: 'whatever was running it went silent: it exited, crashed or lost its connection without ending the run',
+  orphaned: 'what was running it stopped heartbeating without ending it (it exited, crashed, restarted or lost its connection)',
   stalled: 'no progress within its stall timeout',
   cancelled: 'someone cancelled it',
   interrupted: 'the server shut down while running it',

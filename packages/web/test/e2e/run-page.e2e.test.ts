@@ -339,7 +339,8 @@ describe('the run page: context, failures, console and artifacts', () => {
     const ended = await render.done;
     expect(ended.code, ended.stderr).toBe(0);
     expect(ended.stderr).toContain('stored 7 artifact(s)');
-    await page.getByRole('heading', { name: 'Artifacts (7)' }).waitFor();
+    // And its whole output, stored as output.log after them (exec with a server elsewhere).
+    await page.getByRole('heading', { name: 'Artifacts (8)' }).waitFor();
 
     for (const width of WIDTHS) {
       await page.setViewportSize({ width, height: 900 });
