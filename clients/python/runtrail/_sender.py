@@ -21,7 +21,11 @@ class Sender:
     Events wait in one queue and leave it only once the server stored them,
     so the server's seq order is the order they were queued in. A batch goes
     out ``flush_interval`` seconds after its first event, at once when
-    ``max_batch`` events wait, or when someone flushes. A failed batch is
+    ``max_batch`` events or ``max_batch_bytes`` of JSON wait, or when someone
+    flushes; it holds at most that many (or one larger event). A batch the
+    server refuses as too large (413) is sent again in halves, and no later
+    batch is larger; one event it refuses alone stops the sender, with the
+    events before it stored and an error that names it. A failed batch is
     retried as it was, with the same event ids, for up to ``retry_for``
     seconds: the server stores an id once, so a retry after a lost answer
     never doubles an event. Between batches the thread heartbeats every
@@ -39,6 +43,7 @@ class Sender:
         heartbeat: bool,
         flush_interval: float,
         max_batch: int,
+        max_batch_bytes: int,
         max_queued: int,
         retry_for: float,
         on_stop: Callable[[str], None],
@@ -49,12 +54,15 @@ class Sender:
         self.id_prefix = id_prefix
         self.flush_interval = flush_interval
         self.max_batch = max_batch
+        self.max_batch_bytes = max_batch_bytes
         self.max_queued = max_queued
         self.retry_for = retry_for
         self.beat_every = max(0.25, lease_ttl_ms / 3000.0) if heartbeat else None
         self.on_stop = on_stop
         self._cond = threading.Condition()
         self._queue: List[Dict[str, Any]] = []
+        self._sizes: List[int] = []  # bytes each queued event adds to a request
+        self._queued_bytes = 0
         self._queued = 0  # events ever queued
         self._stored = 0  # events the server acknowledged
         self._flush_upto = 0  # send at once until this many are stored
@@ -67,8 +75,8 @@ class Sender:
         self._thread.start()
         _live.add(self)
 
-    def enqueue(self, event_type: str, data: Any) -> None:
-        """Queue one event; raises the error that stopped sending, if one did."""
+    def enqueue(self, event_type: str, data: Any, size: int) -> None:
+        """Queue one event that adds ``size`` bytes to a request; raises the error that stopped sending, if one did."""
         with self._cond:
             if self._failure is not None:
                 raise self._failure
@@ -83,10 +91,12 @@ class Sender:
             # The id is given under the lock, so id order is queue order is seq order.
             event = {"type": event_type, "data": data, "ts": int(time.time() * 1000), "id": f"{self.id_prefix}.{self._queued}"}
             self._queue.append(event)
+            self._sizes.append(size)
+            self._queued_bytes += size
             self._queued += 1
             if self._first_at is None:
                 self._first_at = time.monotonic()
-            if len(self._queue) >= self.max_batch or len(self._queue) == 1:
+            if len(self._queue) >= self.max_batch or self._queued_bytes >= self.max_batch_bytes or len(self._queue) == 1:
                 self._cond.notify_all()
 
     def flush(self, timeout: Optional[float] = None) -> None:
@@ -130,6 +140,7 @@ class Sender:
         while True:
             with self._cond:
                 batch: Optional[List[Dict[str, Any]]] = None
+                batch_bytes = 0
                 beat = False
                 while True:
                     if self._failure is not None or (self._closing and not self._queue):
@@ -138,10 +149,20 @@ class Sender:
                     if self._queue and (
                         self._closing
                         or len(self._queue) >= self.max_batch
+                        or self._queued_bytes >= self.max_batch_bytes
                         or self._stored < self._flush_upto
                         or now - (self._first_at or now) >= self.flush_interval
                     ):
-                        batch = self._queue[: self.max_batch]
+                        count = 0
+                        # At least one event, however large: the call site let it through.
+                        while (
+                            count < len(self._queue)
+                            and count < self.max_batch
+                            and (count == 0 or batch_bytes + self._sizes[count] <= self.max_batch_bytes)
+                        ):
+                            batch_bytes += self._sizes[count]
+                            count += 1
+                        batch = self._queue[:count]
                         break
                     if self.beat_every is not None and not self._closing and now - self._last_contact >= self.beat_every:
                         beat = True
@@ -153,11 +174,11 @@ class Sender:
                         waits.append(self.beat_every - (now - self._last_contact))
                     self._cond.wait(max(0.0, min(waits)) if waits else None)
             if batch is not None:
-                self._send(batch)
+                self._send(batch, batch_bytes)
             elif beat:
                 self._beat()
 
-    def _send(self, batch: List[Dict[str, Any]]) -> None:
+    def _send(self, batch: List[Dict[str, Any]], batch_bytes: int) -> None:
         body: Dict[str, Any] = {"events": batch}
         if self.owner is not None:
             body["owner"] = self.owner
@@ -167,6 +188,14 @@ class Sender:
             )
         except Exception as err:  # noqa: BLE001 - kept and raised to the script by the next enqueue/flush
             with self._cond:
+                if isinstance(err, RuntrailError) and err.code == "payload_too_large":
+                    if len(batch) > 1:
+                        # A server with smaller limits than ours (nothing of a refused
+                        # batch is stored): send it in halves, and no later batch larger.
+                        self.max_batch = (len(batch) + 1) // 2
+                        self.max_batch_bytes = (batch_bytes + 1) // 2
+                        return
+                    err = self._refused(batch[0], err)
                 self._failure = err
                 self._cond.notify_all()
             if isinstance(err, RuntrailError) and err.code == "run_already_terminal":
@@ -176,12 +205,26 @@ class Sender:
             return
         with self._cond:
             del self._queue[: len(batch)]
+            del self._sizes[: len(batch)]
+            self._queued_bytes -= batch_bytes
             self._stored += len(batch)
             self._first_at = time.monotonic() if self._queue else None
             self._last_contact = time.monotonic()
             self._cond.notify_all()
         if isinstance(answer, dict) and answer.get("cancelRequested"):
             self.on_stop("cancel requested")
+
+    def _refused(self, event: Dict[str, Any], err: RuntrailError) -> RuntrailError:
+        """Why the run's events stop at ``event``, which the server refused on its own (413); called under the lock."""
+        return RuntrailError(
+            "payload_too_large",
+            f"the server refused the {event['type']} event {event['id']} of run {self.run_id}: {err.message}. "
+            f"The events queued before it are stored; it and the {len(self._queue) - 1} queued after it are not, "
+            "and no more are sent. Send smaller events (or raise the server's limit), "
+            "and end the run with run.fail() (leaving its with-block does)",
+            {"type": event["type"], "id": event["id"], "server": err.details},
+            err.status,
+        )
 
     def _beat(self) -> None:
         body = {"owner": self.owner} if self.owner is not None else {}

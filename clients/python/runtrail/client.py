@@ -11,6 +11,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Union, cast
 
 from . import _sender
 from ._http import Http
+from ._limits import DEFAULT_MAX_BATCH_BYTES, MAX_EVENT_DATA_BYTES, MAX_META_BYTES
 from .errors import RuntrailError
 from .run import Run
 from .watch import watch as _watch
@@ -30,8 +31,13 @@ class Client:
       at the start is an error, not a hang).
     - ``retry_for``: how long events, ends and watches keep retrying through
       an outage (a server restart) before raising.
-    - ``flush_interval`` / ``max_batch``: events are sent this many seconds
-      after the first one waits, or at once when this many wait.
+    - ``flush_interval`` / ``max_batch`` / ``max_batch_bytes``: events are
+      sent this many seconds after the first one waits, or at once when this
+      many (or this many bytes of JSON, 1 MiB) wait; no request carries more.
+    - ``max_event_data_bytes`` / ``max_meta_bytes``: the most data one event
+      (one ``meta`` event) may carry, as JSON; larger is refused at the call
+      site. The defaults are a server's (1 MiB, 64 KiB): set your server's
+      ``maxEventDataBytes`` / ``maxMetaBytes`` here if you changed them.
     - ``exit_timeout``: how long the process waits at exit for unsent events.
     """
 
@@ -45,6 +51,9 @@ class Client:
         retry_for: float = 300.0,
         flush_interval: float = 0.05,
         max_batch: int = 500,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        max_event_data_bytes: int = MAX_EVENT_DATA_BYTES,
+        max_meta_bytes: int = MAX_META_BYTES,
         max_queued: int = 100_000,
         exit_timeout: Optional[float] = None,
     ) -> None:
@@ -56,6 +65,9 @@ class Client:
         self.retry_for = retry_for
         self.flush_interval = flush_interval
         self.max_batch = max_batch
+        self.max_batch_bytes = max_batch_bytes
+        self.max_event_data_bytes = max_event_data_bytes
+        self.max_meta_bytes = max_meta_bytes
         self.max_queued = max_queued
         if exit_timeout is not None:
             _sender.exit_timeout[0] = exit_timeout

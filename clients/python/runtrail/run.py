@@ -29,6 +29,8 @@ LOG_LEVELS = ("debug", "info", "warn", "error")
 #: Longest error message the server keeps (FinishRunBody and call.failed).
 MAX_ERROR_CHARS = 8192
 MAX_LOG_CHARS = 16384
+#: Bytes of an event in a request besides its data and type: keys, quotes, ts, id.
+_ENVELOPE_BYTES = 128
 
 
 def describe(err: BaseException) -> str:
@@ -88,6 +90,7 @@ class Run:
             heartbeat=not attached,
             flush_interval=client.flush_interval,
             max_batch=client.max_batch,
+            max_batch_bytes=client.max_batch_bytes,
             max_queued=client.max_queued,
             retry_for=client.retry_for,
             on_stop=self._stop,
@@ -117,14 +120,26 @@ class Run:
                 self.flush()
             return False
         if exc is None:
-            self.succeed()
+            try:
+                self.succeed()
+            except RuntrailError as err:
+                # The server refused an event of the block, so it did not
+                # succeed: the run ends failed with why, rather than waiting to
+                # be reaped orphaned. (After an outage the server may still be
+                # gone: the reaper ends that run.)
+                if self._ended is None and err.code == "payload_too_large":
+                    self._end_failed_or_warn(describe(err))
+                raise
             return False
         try:
             if isinstance(exc, Cancelled):
                 self.finish("cancelled", message=exc.reason, kind="cancelled")
             else:
                 formatted = "".join(traceback.format_exception(exc_type, exc, tb))
-                self.log(_truncate(formatted, MAX_LOG_CHARS), level="error")
+                try:
+                    self.log(_truncate(formatted, MAX_LOG_CHARS), level="error")
+                except RuntrailError:
+                    pass  # sending stopped on an error: the run still ends failed, with the block's exception
                 kind = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
                 self.finish("failed", message=describe(exc), kind=kind)
         except RuntrailError as err:
@@ -132,6 +147,12 @@ class Run:
             # run could not be ended is said, not raised over it.
             warnings.warn(f"runtrail: could not record the end of run {self.id}: {err}", RuntimeWarning, stacklevel=2)
         return False
+
+    def _end_failed_or_warn(self, message: str) -> None:
+        try:
+            self.finish("failed", message=message)
+        except RuntrailError as err:
+            warnings.warn(f"runtrail: could not record the end of run {self.id}: {err}", RuntimeWarning, stacklevel=3)
 
     def succeed(self, output: Any = None) -> Dict[str, Any]:
         """End the run ``succeeded`` (with ``output``, else what ``run.output`` set) and return the final run."""
@@ -153,6 +174,9 @@ class Run:
         a retry after a lost answer gets the run, not a conflict. A run that
         already ended on the server raises ``run_already_terminal``, except
         a cancel that the server (or a cancel request) had already written.
+        A run that fails or is cancelled is ended so even after the server
+        refused one of its events (413); such a run does not succeed:
+        ``finish("succeeded")`` raises why.
         """
         if self._attached:
             raise RuntrailError("invalid_request", f"run {self.id} belongs to the process that started it (runtrail exec); it ends the run")
@@ -174,7 +198,12 @@ class Run:
         if self._has_output:
             body["output"] = self._output
         try:
-            self._sender.flush()
+            try:
+                self._sender.flush()
+            except RuntrailError as err:
+                # The server refused an event: it is there, and still takes the end of a run that did not succeed.
+                if status == "succeeded" or err.code != "payload_too_large":
+                    raise
             final = self.client._http.request("finishRun", {"id": self.id}, json_body=body, retry_for=self.client.retry_for)
         except RuntrailError as err:
             if err.code == "run_already_terminal" and status == "cancelled":
@@ -209,14 +238,35 @@ class Run:
     # -- events ------------------------------------------------------------
 
     def event(self, event_type: str, data: Any = None) -> None:
-        """Queue any event (``x.*`` for your own types); the data is checked to be JSON here, at the call site."""
+        """Queue any event (``x.*`` for your own types).
+
+        The data is checked here, at the call site: it must be JSON, and no
+        larger than the server accepts in one event (``Client(max_event_data_bytes=...)``,
+        1 MiB; 64 KiB for ``meta``). Larger data raises ``RuntrailError('payload_too_large')``
+        naming the event, its size and the limit; it is not queued, and the run goes on.
+        """
         if data is None:
             data = {}
         try:
-            json.dumps(data, allow_nan=False)
+            # As the request carries it: ASCII (escapes for the rest), so its length is its bytes.
+            text = json.dumps(data, allow_nan=False)
         except (TypeError, ValueError) as err:
             raise ValueError(f"{event_type} data must be JSON (finite numbers, str keys): {err}") from err
-        self._sender.enqueue(event_type, data)
+        meta = event_type == "meta"
+        limit = self.client.max_meta_bytes if meta else self.client.max_event_data_bytes
+        if len(text) > limit:
+            # The server counts compact UTF-8 JSON, no longer than the escaped text (bar floats such as
+            # 1e20, which it writes out in full; the sender copes with its 413): measured only when it matters.
+            size = len(json.dumps(data, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+            if size > limit:
+                setting = "max_meta_bytes, the server's maxMetaBytes" if meta else "max_event_data_bytes, the server's maxEventDataBytes"
+                raise RuntrailError(
+                    "payload_too_large",
+                    f"the data of a {event_type} event is {size} bytes as JSON, over the limit of {limit} bytes ({setting}); "
+                    "it was not queued and the run goes on: send less in one event, or store it with run.artifact()",
+                    {"type": event_type, "bytes": size, "limit": limit},
+                )
+        self._sender.enqueue(event_type, data, len(text) + len(event_type) + _ENVELOPE_BYTES)
 
     def progress(self, done: float, total: Optional[float] = None, message: Optional[str] = None) -> None:
         """Record progress ``done`` of ``total`` (the snapshot shows percent and an ETA); a call boundary."""

@@ -22,7 +22,10 @@ import { openSource, toReadableStream, type ArtifactOptions, type ArtifactSource
 
 export type RuntrailClientOptions = HttpApiOptions & {
   /** Producer batching/retry settings for handles this client creates. */
-  producer?: Pick<RunHandleOptions, 'flushIntervalMs' | 'maxBatch' | 'maxQueued' | 'retryForMs' | 'clock'>;
+  producer?: Pick<
+    RunHandleOptions,
+    'flushIntervalMs' | 'maxBatch' | 'maxBatchBytes' | 'maxEventDataBytes' | 'maxMetaBytes' | 'maxQueued' | 'retryForMs' | 'clock'
+  >;
 };
 
 /** The REST face of a runtrail server, and the factory of producer handles. */

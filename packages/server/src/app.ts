@@ -154,6 +154,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     shutdownGraceMs: config.shutdownGraceMs,
     log: http.log,
     logDir,
+    eventLimits: { maxEventDataBytes: config.maxEventDataBytes, maxMetaBytes: config.maxMetaBytes },
   });
   const reaper = new Reaper({
     runs,

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { RuntrailError } from '@runtrail/protocol';
+import { MAX_EVENT_DATA_BYTES, MAX_META_BYTES, RuntrailError } from '@runtrail/protocol';
 
 /**
  * One declaration per configuration key: its schema (with the default), a
@@ -139,8 +139,8 @@ const declared = {
 
   // Limits: past each, a 413/429 or a WebSocket close code, never a crash.
   maxEventsPerBatch: value(int(1, 5000).default(5000), 'events one append may carry; more gets 413'),
-  maxEventDataBytes: value(int(64).default(1024 * 1024), "bytes of one event's data as JSON; more gets 413"),
-  maxMetaBytes: value(int(64).default(64 * 1024), "bytes of a meta event's data as JSON; more gets 413"),
+  maxEventDataBytes: value(int(64).default(MAX_EVENT_DATA_BYTES), "bytes of one event's data as JSON; more gets 413"),
+  maxMetaBytes: value(int(64).default(MAX_META_BYTES), "bytes of a meta event's data as JSON; more gets 413"),
   maxInputBytes: value(int(64).default(1024 * 1024), "bytes of a run's input as JSON; more gets 413"),
   maxLabelsBytes: value(int(64).default(16 * 1024), "bytes of a run's labels as JSON (also at most 50 labels); more gets 413"),
   maxSubscriptionsPerConnection: value(int(1).default(1000), 'subscriptions one WebSocket may hold; more get an error frame'),

@@ -168,6 +168,88 @@ describe('producer SDK', () => {
     run.close();
   });
 
+  it('stores 60 events of 200 KB (12 MB, more than a request may carry) and the run succeeds', async () => {
+    const counting = losingResponses(0, (url) => url.endsWith('/events'));
+    const client = new RuntrailClient({ url: server.url, fetch: counting.impl });
+    const run = await client.createRun({ name: 'big-events' });
+    for (let i = 0; i < 60; i++) run.event('x.chunk', { i, s: 'a'.repeat(200_000) });
+    const ended = await run.succeed();
+    expect(ended.status).toBe('succeeded');
+    expect(ended.seq).toBe(61);
+    const events = await allEvents(client, run.id);
+    expect(events.filter((e) => e.type === 'x.chunk').map((e) => (e.data as { i: number }).i)).toEqual(Array.from({ length: 60 }, (_, i) => i));
+    // Batches of about 1 MiB: 5 events each, not one event per request.
+    expect(counting.requests()).toBeLessThanOrEqual(15);
+  });
+
+  it("refuses an event over the server's data limit at the call site, naming it, its size and the limit; the run goes on and succeeds", async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'one-big-event' });
+    run.progress(1, 10);
+    const big = { s: 'a'.repeat(2_000_000) };
+    expect(() => run.event('x.big', big)).toThrow('the data of a x.big event is 2000008 bytes as JSON, over the limit of 1048576 bytes');
+    expect(() => run.meta({ notes: 'n'.repeat(70_000) })).toThrow(/meta event is 70012 bytes as JSON, over the limit of 65536 bytes/);
+    // Multi-byte characters count as the bytes the server counts, not as characters.
+    expect(() => run.event('x.wide', { s: 'é'.repeat(600_000) })).toThrow(/1200008 bytes/);
+    run.progress(2, 10);
+    const ended = await run.succeed();
+    expect(ended.status).toBe('succeeded');
+    const events = await allEvents(client, run.id);
+    expect(events.map((e) => e.type)).toEqual(['progress', 'progress', 'run.succeeded']);
+    expect(ended.snapshot.progress).toMatchObject({ done: 2, total: 10 });
+  });
+
+  describe('against a server with smaller limits than the SDK assumes', () => {
+    let small: RunningServer;
+    let smallDir: ReturnType<typeof tempDir>;
+
+    beforeEach(async () => {
+      smallDir = tempDir();
+      small = await startServer({ port: 0, dataDir: smallDir.path, logLevel: 'silent', bodyLimitBytes: 100_000 });
+    });
+
+    afterEach(async () => {
+      await small.close();
+      smallDir.remove();
+    });
+
+    it('splits a batch the server refuses as too large (413) and stores every event, in order', async () => {
+      const counting = losingResponses(0, (url) => url.endsWith('/events'));
+      const client = new RuntrailClient({ url: small.url, fetch: counting.impl });
+      const run = await client.createRun({ name: 'small-server' });
+      for (let i = 0; i < 100; i++) run.event('x.chunk', { i, s: 'a'.repeat(10_000) });
+      await run.flush();
+      for (let i = 100; i < 200; i++) run.event('x.chunk', { i, s: 'a'.repeat(10_000) });
+      const ended = await run.succeed();
+      expect(ended.status).toBe('succeeded');
+      const events = await allEvents(client, run.id);
+      expect(events.filter((e) => e.type === 'x.chunk').map((e) => (e.data as { i: number }).i)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+      // The smaller limit is learned once: the second hundred is not refused again.
+      expect(counting.requests()).toBeLessThanOrEqual(2 * 20 + 5);
+    });
+
+    it('an event the server alone refuses stops the handle with why; the events before it are stored and fail() still ends the run', async () => {
+      const client = new RuntrailClient({ url: small.url });
+      const run = await client.createRun({ name: 'refused-event' });
+      run.progress(1, 10);
+      run.event('x.big', { s: 'a'.repeat(200_000) });
+      run.progress(2, 10);
+      const err = await run.succeed().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RuntrailError);
+      expect((err as RuntrailError).code).toBe('payload_too_large');
+      const message = (err as RuntrailError).message;
+      expect(message).toContain(`the server refused the x.big event`);
+      expect(message).toContain('The events queued before it are stored; it and the 1 queued after it are not');
+      expect(message).toContain('request body is larger than the limit of this server');
+      expect(() => run.progress(3, 10)).toThrow(message);
+      const ended = await run.fail(err);
+      expect(ended.status).toBe('failed');
+      expect(ended.error?.message).toBe(message);
+      const events = await allEvents(client, run.id);
+      expect(events.map((e) => e.type)).toEqual(['progress', 'run.failed']);
+    });
+  });
+
   it('answers a retried finish whose response was lost with the run, and a second finisher with a conflict', async () => {
     const lossy = losingResponses(1, (url) => url.endsWith('/finish'));
     const client = new RuntrailClient({ url: server.url, fetch: lossy.impl });

@@ -3,6 +3,9 @@ import {
   isKnownEventType,
   invalidRequest,
   isTerminalStatus,
+  MAX_EVENT_DATA_BYTES,
+  MAX_META_BYTES,
+  utf8Length,
   validateEventData,
   type EventInput,
   type FinishRunBody,
@@ -31,6 +34,20 @@ export interface RunHandleOptions {
   flushIntervalMs?: number;
   /** Send at once when this many events wait (default 500). */
   maxBatch?: number;
+  /**
+   * Send at once when the waiting events reach this many bytes of JSON; no
+   * batch is larger, unless one event alone is (default 1 MiB, well below a
+   * server's default request limit of 8 MiB, `bodyLimitBytes`).
+   */
+  maxBatchBytes?: number;
+  /**
+   * Largest data of one event, in bytes of JSON, that `event()` accepts
+   * (default 1 MiB, a server's default `maxEventDataBytes`; set it to your
+   * server's if you changed that). Larger data is refused at the call site.
+   */
+  maxEventDataBytes?: number;
+  /** The same for a `meta` event (default 64 KiB, a server's default `maxMetaBytes`). */
+  maxMetaBytes?: number;
   /** Events that may wait unsent before `event()` refuses more (default 100,000). */
   maxQueued?: number;
   /** How long to keep retrying one batch through an outage (default 5 min). */
@@ -55,6 +72,10 @@ export interface CallOptions {
 
 let handleCounter = 0;
 
+const DEFAULT_MAX_BATCH_BYTES = 1024 * 1024;
+/** Bytes of an event's JSON besides its data, type and id: keys, quotes, commas, ts. */
+const ENVELOPE_BYTES = 64;
+
 /**
  * A producer's handle on one run. Every method queues an event; the handle
  * sends them in order, in batches, and retries a failed batch with the same
@@ -70,7 +91,13 @@ export class RunHandle {
   private readonly transport: ProducerTransport;
   private readonly owner: Owner;
   private readonly flushIntervalMs: number;
-  private readonly maxBatch: number;
+  // Lowered when the server refuses a batch as too large (413): a server
+  // configured with smaller limits than ours is learned once, not refused
+  // at every batch.
+  private maxBatch: number;
+  private maxBatchBytes: number;
+  private readonly maxEventDataBytes: number;
+  private readonly maxMetaBytes: number;
   private readonly maxQueued: number;
   private readonly retryForMs: number;
   private readonly idPrefix: string;
@@ -78,6 +105,9 @@ export class RunHandle {
   private readonly abort = new AbortController();
   private readonly stopped = new AbortController();
   private queue: EventInput[] = [];
+  /** Bytes of JSON each queued event adds to a request, and their sum. */
+  private sizes: number[] = [];
+  private queuedBytes = 0;
   private nextEventNo = 0;
   private callNo = 0;
   private timer: TimerHandle | null = null;
@@ -93,6 +123,9 @@ export class RunHandle {
     this.owner = options.owner;
     this.flushIntervalMs = options.flushIntervalMs ?? 20;
     this.maxBatch = options.maxBatch ?? 500;
+    this.maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
+    this.maxEventDataBytes = options.maxEventDataBytes ?? MAX_EVENT_DATA_BYTES;
+    this.maxMetaBytes = options.maxMetaBytes ?? MAX_META_BYTES;
     this.maxQueued = options.maxQueued ?? 100_000;
     this.retryForMs = options.retryForMs ?? 5 * 60_000;
     this.clock = options.clock ?? systemClock;
@@ -101,7 +134,10 @@ export class RunHandle {
     if (options.heartbeat !== false) this.scheduleBeat(Math.max(250, Math.floor(options.leaseTtlMs / 3)));
   }
 
-  /** Queue any event; known types are checked here so bad data fails at the call site. */
+  /**
+   * Queue any event. Known types are checked here, and every event's size,
+   * so bad data fails at the call site and nothing queued before it is lost.
+   */
   event<T extends KnownEventType>(type: T, data: EventData<T>): void;
   event(type: `x.${string}`, data?: unknown): void;
   event(type: string, data?: unknown): void {
@@ -115,15 +151,18 @@ export class RunHandle {
         `${this.queue.length} events of run ${this.id} are waiting to be sent; the server is not keeping up or unreachable (await run.flush())`,
       );
     }
-    const event: EventInput = { type, data: data ?? {}, ts: this.clock.now(), id: `${this.idPrefix}.${this.nextEventNo++}` };
+    const event = { type, data: data ?? {}, ts: this.clock.now(), id: `${this.idPrefix}.${this.nextEventNo++}` };
     if (isKnownEventType(type)) {
       const issues = validateEventData([event], type);
       if (issues.length > 0) throw invalidRequest(`${type} event`, issues);
     } else if (!type.startsWith('x.')) {
       throw invalidRequest('event', [{ path: 'type', message: `unknown event type ${type}` }]);
     }
+    const size = this.measure(event);
     this.queue.push(event);
-    if (this.queue.length >= this.maxBatch) this.kick();
+    this.sizes.push(size);
+    this.queuedBytes += size;
+    if (this.queue.length >= this.maxBatch || this.queuedBytes >= this.maxBatchBytes) this.kick();
     else if (this.timer === null) {
       this.timer = this.clock.setTimeout(() => this.kick(), this.flushIntervalMs);
     }
@@ -233,10 +272,17 @@ export class RunHandle {
   /**
    * Write the run's one terminal event after everything queued. The finish
    * carries an id, so retrying it after a lost response is answered with the
-   * run rather than a conflict.
+   * run rather than a conflict. A run that fails or is cancelled is ended so
+   * even after the server refused one of its events (413); such a run does
+   * not succeed: `succeed()` rejects with why.
    */
   async finish(body: Omit<FinishRunBody, 'id' | 'owner'>): Promise<Run> {
-    await this.flush();
+    try {
+      await this.flush();
+    } catch (err) {
+      // The server is there and takes the end of a run that did not succeed; after an outage it may not be.
+      if (body.status === 'succeeded' || !RuntrailError.isCode(err, 'payload_too_large')) throw err;
+    }
     const run = await this.withRetries(() => this.transport.finish(this.id, { ...body, id: `${this.idPrefix}.finish`, owner: this.owner }));
     this.ended = run;
     this.close();
@@ -264,17 +310,74 @@ export class RunHandle {
 
   private async sendQueued(): Promise<void> {
     while (this.queue.length > 0 && !this.failure) {
-      const batch = this.queue.slice(0, this.maxBatch);
+      let count = 0;
+      let bytes = 0;
+      // At least one event, however large: the call site let it through.
+      while (count < this.queue.length && count < this.maxBatch && (count === 0 || bytes + this.sizes[count]! <= this.maxBatchBytes)) {
+        bytes += this.sizes[count++]!;
+      }
+      const batch = this.queue.slice(0, count);
       try {
         const response = await this.withRetries(() => this.transport.append(this.id, batch, this.owner));
-        this.queue.splice(0, batch.length);
+        this.queue.splice(0, count);
+        this.sizes.splice(0, count);
+        this.queuedBytes -= bytes;
         if (response.cancelRequested) this.abortWith('cancel requested');
       } catch (err) {
-        this.failure = err instanceof Error ? err : new Error(String(err));
+        if (RuntrailError.isCode(err, 'payload_too_large') && count > 1) {
+          // A server with smaller limits than ours (nothing of a refused
+          // batch is stored): send it in halves, and no later batch larger.
+          this.maxBatch = Math.ceil(count / 2);
+          this.maxBatchBytes = Math.ceil(bytes / 2);
+          continue;
+        }
+        this.failure = RuntrailError.isCode(err, 'payload_too_large')
+          ? this.refused(batch[0]!, err)
+          : err instanceof Error
+            ? err
+            : new Error(String(err));
         if (RuntrailError.isCode(err, 'run_already_terminal')) this.abortWith('run ended');
         if (RuntrailError.isCode(err, 'lease_lost')) this.abortWith(err.message);
       }
     }
+  }
+
+  /**
+   * Bytes `event` adds to a request. Data a server would refuse is refused
+   * here, before it is queued: in a batch it would take every event of the
+   * batch down with it.
+   */
+  private measure(event: EventInput & { id: string }): number {
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(event.data);
+    } catch (err) {
+      throw invalidRequest(`${event.type} event`, [{ path: 'data', message: `is not JSON: ${describe(err)}` }]);
+    }
+    if (json === undefined) throw invalidRequest(`${event.type} event`, [{ path: 'data', message: 'is not JSON' }]);
+    const bytes = utf8Length(json);
+    const [limit, setting] = event.type === 'meta' ? [this.maxMetaBytes, 'maxMetaBytes'] : [this.maxEventDataBytes, 'maxEventDataBytes'];
+    if (bytes > limit) {
+      throw new RuntrailError(
+        'payload_too_large',
+        `the data of a ${event.type} event is ${bytes} bytes as JSON, over the limit of ${limit} bytes (${setting}); ` +
+          'it was not queued and the run goes on: send less in one event, or store it with run.artifact()',
+        { type: event.type, bytes, limit },
+      );
+    }
+    return bytes + utf8Length(event.type) + event.id.length + ENVELOPE_BYTES;
+  }
+
+  /** Why the run's events stop at `event`, which the server refused on its own (413). */
+  private refused(event: EventInput, err: RuntrailError): RuntrailError {
+    const after = this.queue.length - 1;
+    return new RuntrailError(
+      'payload_too_large',
+      `the server refused the ${event.type} event ${event.id} of run ${this.id}: ${err.message}. ` +
+        `The events queued before it are stored; it and the ${after} queued after it are not, and this handle sends no more. ` +
+        'Send smaller events (or raise the server\'s limit); end this run with fail()',
+      { type: event.type, id: event.id, server: err.details },
+    );
   }
 
   private async withRetries<T>(send: () => Promise<T>): Promise<T> {

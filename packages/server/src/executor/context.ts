@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { RunHandle, waitFor, type ProducerTransport, type Ready, type WaitForOptions } from '@runtrail/client';
+import { RunHandle, waitFor, type ProducerTransport, type RunHandleOptions, type Ready, type WaitForOptions } from '@runtrail/client';
 import { FolderCollector, failureMessage, handleSink, runEnvironment, runProcess, type ProcessResult } from '@runtrail/client/node';
 import { OUTPUT_LOG_ARTIFACT, type Owner, type Run, type RunErrorKind } from '@runtrail/protocol';
 import { outputLogPath } from '../runs/output-log.js';
@@ -57,7 +57,11 @@ export interface ContextDeps {
   url: string | null;
   /** Child runs this context opened; the executor ends the ones left open. */
   children: Set<RunHandle>;
+  /** The server's limits on one event's data, for the child runs' handles. */
+  eventLimits: EventLimits;
 }
+
+export type EventLimits = Pick<RunHandleOptions, 'maxEventDataBytes' | 'maxMetaBytes'>;
 
 /**
  * What a handler gets: the producer SDK's methods on its run (the same
@@ -129,7 +133,7 @@ export class RunContext<Input = unknown> {
       owner,
       leaseTtlMs: this.run.leaseTtlMs,
     });
-    const handle = new RunHandle({ runId: run.id, name: run.name, transport, owner, leaseTtlMs: run.leaseTtlMs });
+    const handle = new RunHandle({ runId: run.id, name: run.name, transport, owner, leaseTtlMs: run.leaseTtlMs, ...this.deps.eventLimits });
     this.deps.children.add(handle);
     return handle;
   }

@@ -5,7 +5,7 @@ import { RunErrorKind, RuntrailError, isTerminalType, type Owner, type Run } fro
 import { outputLogPath } from '../runs/output-log.js';
 import type { RunService } from '../runs/run-service.js';
 import type { ArtifactService } from '../artifacts/artifact-service.js';
-import { RunContext } from './context.js';
+import { RunContext, type EventLimits } from './context.js';
 import { InProcessTransport } from './in-process-transport.js';
 
 /** The work behind a run name: gets the run's context, returns its output (or throws to fail it). */
@@ -55,6 +55,8 @@ export interface ExecutorOptions {
   claimIntervalMs?: number;
   /** SIGTERM-to-SIGKILL grace of ctx.exec subprocesses. */
   killGraceMs?: number;
+  /** This server's limits on one event's data, which a handler's events are held to at the call site as an external producer's are. */
+  eventLimits?: EventLimits;
 }
 
 /** SIGTERM-to-SIGKILL grace of ctx.exec subprocesses when the executor is not told another. */
@@ -225,6 +227,7 @@ export class Executor {
       transport: this.transport,
       owner: this.owner,
       leaseTtlMs: run.leaseTtlMs,
+      ...this.options.eventLimits,
     });
     let stopped: RunStop | null = null;
     let finishing = false;
@@ -279,6 +282,7 @@ export class Executor {
       killGraceMs: this.options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
       url: this.url,
       children,
+      eventLimits: this.options.eventLimits ?? {},
     });
 
     const done = (async () => {

@@ -1,0 +1,17 @@
+"""How much data one event may carry, as packages/protocol/src/limits.ts defines it.
+
+A server's settings default to these (``maxEventDataBytes``,
+``maxMetaBytes``); ``run.event`` refuses larger data at the call site, where
+the script can still do something about it, instead of the whole batch
+being refused later. A test checks them against limits.ts.
+"""
+
+from __future__ import annotations
+
+#: Bytes of one event's data as compact UTF-8 JSON (MAX_EVENT_DATA_BYTES), the ``meta`` event's excepted.
+MAX_EVENT_DATA_BYTES = 1024 * 1024
+#: Bytes of a ``meta`` event's data (MAX_META_BYTES).
+MAX_META_BYTES = 64 * 1024
+#: Bytes of events one request carries at most, unless one event alone is larger: well below a
+#: server's default request limit (``bodyLimitBytes``, 8 MiB), as in the Node SDK (``maxBatchBytes``).
+DEFAULT_MAX_BATCH_BYTES = 1024 * 1024
