@@ -539,6 +539,61 @@ describe.each(stores)('text fields on %s: control characters are refused by name
 });
 
 /**
+ * Input the API once took and should not have: values over a documented
+ * limit, sums that overflow, cursors that page nowhere. Each case names what
+ * is wrong and leaves what was stored as it was. Checked before the store is
+ * asked, so one store is enough.
+ */
+describe('input handling: limits, numbers, cursors', () => {
+  let inputServer: RunningServer;
+  let inputDir: ReturnType<typeof tempDir> | null = null;
+
+  beforeAll(async () => {
+    inputServer = await startServer({ port: 0, logLevel: 'silent', dataDir: (inputDir = tempDir('runtrail-input-')).path });
+  });
+  afterAll(async () => {
+    await inputServer?.close();
+    inputDir?.remove();
+  });
+
+  const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(inputServer.url + path, {
+      method,
+      headers: { ...(body === undefined ? { 'x-runtrail-client': '1' } : { 'content-type': 'application/json' }), ...headers },
+      body: body === undefined ? null : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, text, headers: res.headers, json: text ? (JSON.parse(text) as Record<string, any>) : null };
+  };
+  const createRun = async (body: object = { name: 'input' }) => {
+    const res = await request('POST', '/api/v1/runs', body);
+    expect(res.status, res.text).toBe(201);
+    return res.json!.id as string;
+  };
+  const expectError = (res: { status: number; text: string; json: Record<string, any> | null }, status: number, code: string, message: RegExp | string) => {
+    expect(res.status, res.text.slice(0, 300)).toBe(status);
+    expect(res.json!.error.code).toBe(code);
+    if (typeof message === 'string') expect(res.json!.error.message).toContain(message);
+    else expect(res.json!.error.message).toMatch(message);
+  };
+
+  it("a finish's output (or error and output) over one event's data limit is 413 naming maxEventDataBytes, and the run stays as it was", async () => {
+    const id = await createRun();
+    const big = 'o'.repeat(1024 * 1024 + 1);
+    for (const body of [
+      { status: 'succeeded', output: big },
+      { status: 'failed', error: { message: 'boom' }, output: { text: big } },
+    ]) {
+      const res = await request('POST', `/api/v1/runs/${id}/finish`, body);
+      expectError(res, 413, 'payload_too_large', /^the finish's output and error \(the data of its run\.(succeeded|failed) event\) is \d+ bytes, over the limit of 1048576 bytes \(maxEventDataBytes on the server\)$/);
+    }
+    const run = (await request('GET', `/api/v1/runs/${id}`)).json!;
+    expect([run.status, run.seq, run.output]).toEqual(['running', 0, null]);
+    expect((await request('POST', `/api/v1/runs/${id}/finish`, { status: 'succeeded', output: 'o'.repeat(1000) })).status).toBe(200);
+  });
+});
+
+/**
  * Run `count` cases drawn from `arb` with the suite's seed, `concurrency` at
  * a time (one by one would take minutes of wall time). The same seed draws
  * the same cases in the same order; a failure names its case index.
