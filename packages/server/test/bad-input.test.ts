@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
-import { errorStatus, isErrorCode, routes, RuntrailError, TEXT_RULES, type RouteName } from '@runtrail/protocol';
+import { errorStatus, isErrorCode, routes, RuntrailError, SnapshotSchema, TEXT_RULES, type RouteName } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '../src/start.js';
 import { tempDir, waitUntil } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
@@ -590,6 +590,16 @@ describe('input handling: limits, numbers, cursors', () => {
     const run = (await request('GET', `/api/v1/runs/${id}`)).json!;
     expect([run.status, run.seq, run.output]).toEqual(['running', 0, null]);
     expect((await request('POST', `/api/v1/runs/${id}/finish`, { status: 'succeeded', output: 'o'.repeat(1000) })).status).toBe(200);
+  });
+
+  it('a named counter summed past the largest number stays at Number.MAX_VALUE: the snapshot stays valid', async () => {
+    const id = await createRun();
+    const counter = { type: 'counter', data: { name: 'c', delta: 1e308 } };
+    expect((await request('POST', `/api/v1/runs/${id}/events`, { events: [counter, counter] })).status).toBe(200);
+    expect((await request('POST', `/api/v1/runs/${id}/events`, { events: [counter] })).status).toBe(200);
+    const run = (await request('GET', `/api/v1/runs/${id}`)).json!;
+    expect(run.snapshot.counters.named).toEqual({ c: Number.MAX_VALUE });
+    expect(SnapshotSchema.safeParse(run.snapshot).success).toBe(true);
   });
 });
 
