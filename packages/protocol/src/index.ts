@@ -72,6 +72,8 @@ export {
   parseLabelFilter,
   parseLabelPair,
   ReadEventsQuery,
+  RunId,
+  runIdTime,
   RunStatus,
   TERMINAL_STATUSES,
   AppendEventsResponseSchema,

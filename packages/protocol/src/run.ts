@@ -6,6 +6,22 @@ import { SnapshotSchema } from './snapshot.js';
 import { parseOrThrow } from './validate.js';
 import { freeText, nameText } from './text.js';
 
+/**
+ * A run id as the server mints it: a lower-case UUIDv7, whose first 48 bits
+ * are its creation time in ms. Lists sort newest first by id, so only such
+ * an id is a list cursor or the id of an imported run: any other string
+ * would sort before or after every real run (a cursor that pages nowhere,
+ * an import that stays on top of the list for good).
+ */
+export const RunId = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'must be a run id: a lower-case UUIDv7, as the server mints them');
+
+/** The creation time (epoch ms) a run id carries. */
+export function runIdTime(id: string): number {
+  return Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}
+
 export const RunStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
 export type RunStatus = z.infer<typeof RunStatus>;
 export const TERMINAL_STATUSES: readonly RunStatus[] = ['succeeded', 'failed', 'cancelled'];
@@ -168,7 +184,8 @@ export const RunsFilterFields = {
 export const ListRunsQuery = z.object({
   ...RunsFilterFields,
   limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).optional(),
-  cursor: nameText().min(1).max(200).optional(),
+  /** The `nextCursor` of the page before: the id of its last run. */
+  cursor: RunId.optional(),
 });
 export type ListRunsQuery = z.infer<typeof ListRunsQuery>;
 

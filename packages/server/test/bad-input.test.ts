@@ -461,7 +461,7 @@ describe.each(stores)('text fields on %s: control characters are refused by name
       ['list name with NUL', 'GET', '/api/v1/runs?name=a%00', undefined, 'name', nameRule],
       ['list label filter with NUL', 'GET', '/api/v1/runs?label=k%3Dv%00', undefined, 'label', nameRule],
       ['list parentIds with NUL', 'GET', '/api/v1/runs?parentIds=a%00,b', undefined, 'parentIds', nameRule],
-      ['list cursor with NUL', 'GET', '/api/v1/runs?cursor=a%00', undefined, 'cursor', nameRule],
+      ['list cursor with NUL', 'GET', '/api/v1/runs?cursor=a%00', undefined, 'cursor', 'must be a run id'],
       ['run id in the path with NUL', 'GET', '/api/v1/runs/a%00b', undefined, 'id', nameRule],
       ['run id in the path of an append', 'POST', '/api/v1/runs/a%00b/events', { events: [{ type: 'x.a' }] }, 'id', nameRule],
       ['run id in the path of a stream', 'GET', '/api/v1/runs/a%00b/stream', undefined, 'id', nameRule],
@@ -600,6 +600,23 @@ describe('input handling: limits, numbers, cursors', () => {
     const run = (await request('GET', `/api/v1/runs/${id}`)).json!;
     expect(run.snapshot.counters.named).toEqual({ c: Number.MAX_VALUE });
     expect(SnapshotSchema.safeParse(run.snapshot).success).toBe(true);
+  });
+
+  it('a list cursor that is not a run id is 400 naming the cursor; a real one pages to the end', async () => {
+    for (let i = 0; i < 3; i++) await createRun({ name: `page-${i}` });
+    for (const cursor of ['garbage', '!!!', 'ffffffff-ffff-ffff-ffff-ffffffffffff', '']) {
+      const res = await request('GET', `/api/v1/runs?limit=2&cursor=${encodeURIComponent(cursor)}`);
+      expectError(res, 400, 'invalid_request', 'invalid query: cursor: must be a run id');
+    }
+    const seen: string[] = [];
+    for (let cursor: string | null = null, pages = 0; pages < 100; pages++) {
+      const page: Record<string, any> = (await request('GET', `/api/v1/runs?limit=2${cursor ? `&cursor=${cursor}` : ''}`)).json!;
+      seen.push(...(page.runs as Array<{ id: string }>).map((r) => r.id));
+      cursor = page.nextCursor as string | null;
+      if (!cursor) break;
+    }
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen.length).toBe((await request('GET', '/api/v1/run-counts')).json!.total);
   });
 });
 
