@@ -127,7 +127,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const artifacts = new ArtifactService({
     runs,
     blobs: deps.blobs ?? openBlobStore({ dir: config.artifactsDir ?? join(config.dataDir, 'artifacts') }),
-    limits: { maxArtifactBytes: config.maxArtifactBytes, maxRunArtifactBytes: config.maxRunArtifactBytes },
+    limits: { maxArtifactBytes: config.maxArtifactBytes, maxRunArtifactBytes: config.maxRunArtifactBytes, payload: config },
     log: http.log,
   });
   installErrorHandler(http);
