@@ -101,7 +101,7 @@ export function labelsAsSent(
 
 export const DEFAULT_LEASE_TTL_MS = 30_000;
 
-export const CreateRunBody = z.object({
+export const CreateRunBody = z.strictObject({
   name: nameText().min(1).max(200),
   input: JsonValue.optional(),
   labels: labels.optional(),
@@ -253,7 +253,7 @@ export const RunCountsSchema = z
 export type RunCounts = z.infer<typeof RunCountsSchema>;
 
 export const MAX_EVENTS_PER_BATCH = 5000;
-export const AppendEventsBody = z.object({
+export const AppendEventsBody = z.strictObject({
   events: z.array(EventInput).min(1).max(MAX_EVENTS_PER_BATCH),
   /** Renew the lease as this owner (an append is also a heartbeat). */
   owner: Owner.optional(),
@@ -281,7 +281,7 @@ export const ReadEventsResponseSchema = z.object({
 export type ReadEventsResponse = z.infer<typeof ReadEventsResponseSchema>;
 
 export const FinishRunBody = z
-  .object({
+  .strictObject({
     status: z.enum(['succeeded', 'failed', 'cancelled']),
     // Strict: the run's error is exactly {kind, message}; an extra field
     // (a stack, a code) is refused by name rather than dropped. Put it in output.
@@ -298,7 +298,7 @@ export const FinishRunBody = z
   });
 export type FinishRunBody = z.infer<typeof FinishRunBody>;
 
-export const HeartbeatBody = z.object({ owner: Owner.optional() });
+export const HeartbeatBody = z.strictObject({ owner: Owner.optional() });
 export type HeartbeatBody = z.infer<typeof HeartbeatBody>;
 export const HeartbeatResponseSchema = z.object({
   leaseExpiresAt: z.number().nullable(),
@@ -307,7 +307,7 @@ export const HeartbeatResponseSchema = z.object({
 });
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>;
 
-export const CancelRunBody = z.object({ reason: freeText().max(8192).optional() });
+export const CancelRunBody = z.strictObject({ reason: freeText().max(8192).optional() });
 export type CancelRunBody = z.infer<typeof CancelRunBody>;
 
 export { RunError };

@@ -618,6 +618,33 @@ describe('input handling: limits, numbers, cursors', () => {
     expect(new Set(seen).size).toBe(seen.length);
     expect(seen.length).toBe((await request('GET', '/api/v1/run-counts')).json!.total);
   });
+
+  it('an unknown field of a request body is 400 naming it (a typo must not lose a value), and nothing is stored', async () => {
+    const id = await createRun();
+    const before = (await request('GET', '/api/v1/run-counts')).json!.total as number;
+    const table: Array<[string, string, string, unknown, string]> = [
+      ['create with a typo of labels', 'POST', '/api/v1/runs', { name: 'a', lables: { team: 'x' } }, 'lables'],
+      ['create with an unknown field', 'POST', '/api/v1/runs', { name: 'a', bogus: 1 }, 'bogus'],
+      ['append with an unknown field', 'POST', `/api/v1/runs/${id}/events`, { events: [{ type: 'x.a' }], ownr: {} }, 'ownr'],
+      ['an event with a typo of data', 'POST', `/api/v1/runs/${id}/events`, { events: [{ type: 'x.a', dta: { v: 1 } }] }, 'events[0].dta'],
+      ['finish with a typo of output', 'POST', `/api/v1/runs/${id}/finish`, { status: 'succeeded', ouput: { v: 1 } }, 'ouput'],
+      ['cancel with a typo of reason', 'POST', `/api/v1/runs/${id}/cancel`, { reasn: 'stop' }, 'reasn'],
+      ['heartbeat with an unknown field', 'POST', `/api/v1/runs/${id}/heartbeat`, { ttl: 5 }, 'ttl'],
+      ['a token with a typo of expiresInSeconds', 'POST', '/api/v1/tokens', { name: 't', scope: 'viewer', expiresIn: 60 }, 'expiresIn'],
+      ['a run token with a typo of ttlSeconds', 'POST', `/api/v1/runs/${id}/tokens`, { ttl: 60 }, 'ttl'],
+    ];
+    for (const [what, method, path, body, field] of table) {
+      const res = await request(method, path, body);
+      expect(res.status, `${what}: ${res.text}`).toBe(400);
+      expect(res.json!.error.code, what).toBe('invalid_request');
+      expect(res.json!.error.message, what).toContain(`${field}: unknown field`);
+    }
+    const run = (await request('GET', `/api/v1/runs/${id}`)).json!;
+    expect([run.status, run.seq, run.cancelRequestedAt]).toEqual(['running', 0, null]);
+    expect((await request('GET', '/api/v1/run-counts')).json!.total).toBe(before);
+    expect((await request('GET', '/api/v1/tokens')).json!.tokens).toEqual([]);
+  });
+
 });
 
 /**
