@@ -137,6 +137,16 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   // Bodies are JSON or nothing: Fastify's default text/plain parser is what let
   // a cross-site "simple" POST through (issue 15).
   http.removeContentTypeParser('text/plain');
+  // An empty body is no body, whatever its content-type: clients that always
+  // send `content-type: application/json` (a DELETE, a cancel or retry with
+  // nothing to say) got 400 "Body cannot be empty"; a route that needs a
+  // body still says which field is missing.
+  const parseJson = http.getDefaultJsonParser('ignore', 'ignore');
+  http.removeContentTypeParser('application/json');
+  http.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') done(null, undefined);
+    else parseJson(request, body as string, done);
+  });
   const guard = new BrowserGuard(config);
   guard.install(http);
   const tokens = new TokenService({ store, now, newId, adminToken: config.adminToken, cacheMs: config.tokenCacheMs });

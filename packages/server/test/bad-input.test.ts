@@ -645,6 +645,22 @@ describe('input handling: limits, numbers, cursors', () => {
     expect((await request('GET', '/api/v1/tokens')).json!.tokens).toEqual([]);
   });
 
+  it('a write sent with content-type application/json and an empty body is a write without a body', async () => {
+    const json = { 'content-type': 'application/json' };
+    const id = await createRun();
+    const cancelled = await request('POST', `/api/v1/runs/${id}/cancel`, '', json);
+    expect(cancelled.status, cancelled.text).toBe(200);
+    expect(cancelled.json!.cancelRequestedAt).not.toBeNull();
+    const retried = await request('POST', `/api/v1/runs/${id}/retry`, '', json);
+    expectError(retried, 409, 'run_not_retryable', `run ${id}`);
+    expectError(await request('DELETE', '/api/v1/tokens/01900000-0000-7000-8000-000000000000', '', json), 404, 'token_not_found', '');
+    const ended = await createRun();
+    expect((await request('POST', `/api/v1/runs/${ended}/finish`, { status: 'succeeded' })).status).toBe(200);
+    expect((await request('DELETE', `/api/v1/runs/${ended}`, '', json)).status).toBe(204);
+    // A route that needs a body still says what is missing.
+    expectError(await request('POST', `/api/v1/runs/${id}/events`, '', json), 400, 'invalid_request', 'invalid request body: events:');
+  });
+
 });
 
 /**
