@@ -63,7 +63,7 @@ export {
   matchesFixedFilter,
   matchesLabels,
   matchesStateFilter,
-  MAX_EVENTS_PER_BATCH,
+  DEFAULT_MAX_EVENTS_PER_BATCH,
   MAX_PARENT_IDS,
   MAX_LIST_LIMIT,
   MAX_READ_LIMIT,

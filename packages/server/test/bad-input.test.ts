@@ -549,7 +549,13 @@ describe('input handling: limits, numbers, cursors', () => {
   let inputDir: ReturnType<typeof tempDir> | null = null;
 
   beforeAll(async () => {
-    inputServer = await startServer({ port: 0, logLevel: 'silent', dataDir: (inputDir = tempDir('runtrail-input-')).path });
+    inputServer = await startServer({
+      port: 0,
+      logLevel: 'silent',
+      dataDir: (inputDir = tempDir('runtrail-input-')).path,
+      // Above the default (5,000): the setting can be raised, and it is what counts.
+      maxEventsPerBatch: 6000,
+    });
   });
   afterAll(async () => {
     await inputServer?.close();
@@ -661,6 +667,14 @@ describe('input handling: limits, numbers, cursors', () => {
     expectError(await request('POST', `/api/v1/runs/${id}/events`, '', json), 400, 'invalid_request', 'invalid request body: events:');
   });
 
+  it('a batch over maxEventsPerBatch is 413 naming the setting, which can be raised past 5,000; nothing of it is stored', async () => {
+    const id = await createRun();
+    const batch = (n: number) => ({ events: Array.from({ length: n }, () => ({ type: 'x.a' })) });
+    expect((await request('POST', `/api/v1/runs/${id}/events`, batch(6000))).status).toBe(200);
+    const res = await request('POST', `/api/v1/runs/${id}/events`, batch(6001));
+    expectError(res, 413, 'payload_too_large', '6001 events in one append, over the limit of 6000 (maxEventsPerBatch on the server); send smaller batches');
+    expect((await request('GET', `/api/v1/runs/${id}`)).json!.seq).toBe(6000);
+  });
 });
 
 /**

@@ -39,20 +39,23 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
   });
 
   serve(app, 'appendEvents', async ({ params, body }) => {
-    const limits = options.limits;
-    if (limits) {
-      if (body.events.length > limits.maxEventsPerBatch) {
-        throw new RuntrailError(
-          'payload_too_large',
-          `${body.events.length} events in one append, over the limit of ${limits.maxEventsPerBatch} (maxEventsPerBatch); send smaller batches`,
-          { limit: limits.maxEventsPerBatch },
-        );
-      }
-      checkEventData(body.events, limits);
-    }
+    if (options.limits) checkEventData(body.events, options.limits);
     const wait = options.appendRate?.take(params.id!, body.events.length) ?? 0;
     if (wait > 0) throw rateLimited(`run ${params.id} is receiving events faster than this server accepts; retry later`, wait);
     return runs.append(params.id!, body);
+  }, {
+    // Counted before the schema checks every event: a batch over the setting is a size problem (413), not a malformed one.
+    precheck: (raw) => {
+      const max = options.limits?.maxEventsPerBatch;
+      const events = (raw as { events?: unknown } | null | undefined)?.events;
+      if (max !== undefined && Array.isArray(events) && events.length > max) {
+        throw new RuntrailError(
+          'payload_too_large',
+          `${events.length} events in one append, over the limit of ${max} (maxEventsPerBatch on the server); send smaller batches`,
+          { limit: max },
+        );
+      }
+    },
   });
 
   serve(app, 'readEvents', async ({ params, query, reply }) => {
