@@ -74,6 +74,7 @@ export {
   ReadEventsQuery,
   RunId,
   runIdTime,
+  wholeNumber,
   RunStatus,
   TERMINAL_STATUSES,
   AppendEventsResponseSchema,

@@ -22,6 +22,19 @@ export function runIdTime(id: string): number {
   return Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
 }
 
+/**
+ * A whole number in a query string: decimal digits only, the one rule for
+ * every integer parameter. z.coerce.number() read `0x10` as 16, an empty
+ * value as 0 and `%20%201` as 1. A JSON number is taken as it is (the same
+ * filters arrive as JSON over the WebSocket).
+ */
+export function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return z
+    .union([z.number(), z.string().regex(/^[0-9]+$/, 'must be a whole number written in decimal digits (0-9)')])
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+}
+
 export const RunStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
 export type RunStatus = z.infer<typeof RunStatus>;
 export const TERMINAL_STATUSES: readonly RunStatus[] = ['succeeded', 'failed', 'cancelled'];
@@ -176,14 +189,14 @@ export const RunsFilterFields = {
    */
   errorKind: RunErrorKind.optional(),
   /** Created at or after this time (epoch ms). */
-  createdAfter: z.coerce.number().int().min(0).optional(),
+  createdAfter: wholeNumber(0).optional(),
   /** Created before this time (epoch ms). */
-  createdBefore: z.coerce.number().int().min(0).optional(),
+  createdBefore: wholeNumber(0).optional(),
 };
 
 export const ListRunsQuery = z.object({
   ...RunsFilterFields,
-  limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).optional(),
+  limit: wholeNumber(1, MAX_LIST_LIMIT).optional(),
   /** The `nextCursor` of the page before: the id of its last run. */
   cursor: RunId.optional(),
 });
@@ -273,8 +286,8 @@ export type AppendEventsResponse = z.infer<typeof AppendEventsResponseSchema>;
 
 export const MAX_READ_LIMIT = 5000;
 export const ReadEventsQuery = z.object({
-  after: z.coerce.number().int().min(0).optional(),
-  limit: z.coerce.number().int().min(1).max(MAX_READ_LIMIT).optional(),
+  after: wholeNumber(0).optional(),
+  limit: wholeNumber(1, MAX_READ_LIMIT).optional(),
 });
 export type ReadEventsQuery = z.infer<typeof ReadEventsQuery>;
 

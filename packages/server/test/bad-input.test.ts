@@ -667,6 +667,32 @@ describe('input handling: limits, numbers, cursors', () => {
     expectError(await request('POST', `/api/v1/runs/${id}/events`, '', json), 400, 'invalid_request', 'invalid request body: events:');
   });
 
+  it('every integer in a query is decimal digits only, one rule for after, limit, createdAfter and Last-Event-ID', async () => {
+    const id = await createRun();
+    expect((await request('POST', `/api/v1/runs/${id}/events`, { events: [{ type: 'x.a' }, { type: 'x.b' }] })).status).toBe(200);
+    const digits = 'must be a whole number written in decimal digits (0-9)';
+    const table: Array<[string, string, string]> = [
+      ['hexadecimal after', `/api/v1/runs/${id}/events?after=0x10`, 'after'],
+      ['empty after', `/api/v1/runs/${id}/events?after=`, 'after'],
+      ['after with spaces', `/api/v1/runs/${id}/events?after=%20%201`, 'after'],
+      ['after as an exponent', `/api/v1/runs/${id}/events?after=1e1`, 'after'],
+      ['a fraction as limit', `/api/v1/runs/${id}/events?limit=1.5`, 'limit'],
+      ['hexadecimal list limit', '/api/v1/runs?limit=0x10', 'limit'],
+      ['createdAfter with a sign', '/api/v1/runs?createdAfter=%2B5', 'createdAfter'],
+      ['createdBefore in a count', '/api/v1/run-counts?createdBefore=0b11', 'createdBefore'],
+      ['hexadecimal SSE after', `/api/v1/runs/${id}/stream?after=0x1`, 'after'],
+    ];
+    for (const [what, path, field] of table) {
+      const res = await request('GET', path);
+      expect(res.status, `${what}: ${res.text}`).toBe(400);
+      expect(res.json!.error.code, what).toBe('invalid_request');
+      expect(res.json!.error.message, what).toBe(`invalid query: ${field}: ${digits}`);
+    }
+    expectError(await request('GET', `/api/v1/runs/${id}/stream`, undefined, { 'last-event-id': '0x5' }), 400, 'invalid_request', 'Last-Event-ID must be a seq (a whole number in decimal digits), got "0x5"');
+    const read = (await request('GET', `/api/v1/runs/${id}/events?after=1&limit=10`)).json!;
+    expect(read.events.map((e: { seq: number }) => e.seq)).toEqual([2]);
+  });
+
   it('a batch over maxEventsPerBatch is 413 naming the setting, which can be raised past 5,000; nothing of it is stored', async () => {
     const id = await createRun();
     const batch = (n: number) => ({ events: Array.from({ length: n }, () => ({ type: 'x.a' })) });
