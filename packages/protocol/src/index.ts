@@ -25,6 +25,8 @@ export {
   errorStatus,
   isErrorCode,
   runNotFound,
+  echo,
+  MAX_ECHO_CHARS,
   RuntrailError,
   type ErrorBody,
   type ErrorCode,

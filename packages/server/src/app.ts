@@ -11,7 +11,7 @@ import { Executor, registerExecutorRoutes } from './executor/index.js';
 import { Hub } from './hub.js';
 import { registerApiDocs } from './http/api-docs.js';
 import { Readiness, registerHealthRoutes } from './http/health.js';
-import { installErrorHandler, toRuntrailError } from './http/errors.js';
+import { clientErrorHandler, installErrorHandler, toRuntrailError } from './http/errors.js';
 import { createLogger, deferredRequestLogger, logRunIds, logRunLifecycle } from './logger.js';
 import { ServerMetrics, registerMetrics } from './http/metrics.js';
 import { registerRunRoutes } from './http/runs-routes.js';
@@ -107,6 +107,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     // a valid name unusable.
     onProtoPoisoning: 'ignore',
     onConstructorPoisoning: 'ignore',
+    clientErrorHandler,
     // Errors Fastify raises before routing (a malformed URL) get our error body too.
     frameworkErrors: (err, _request, reply) => {
       const mapped = toRuntrailError(err);

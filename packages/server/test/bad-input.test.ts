@@ -226,7 +226,7 @@ describe.each(stores)('bad input on %s (issue 15, item 8)', { timeout: BUDGET_MS
       ['retry a producer run', 'POST', `/api/v1/runs/${ended}/retry`, { headers: { ...auth(ADMIN), 'x-runtrail-client': '1' } }, 409],
       ['delete a running run', 'DELETE', `/api/v1/runs/${runningId}`, { headers: { ...auth(ADMIN), 'x-runtrail-client': '1' } }, 409],
       // Transport oddities.
-      ['unknown method', 'PATCH', `/api/v1/runs/${ended}`, { headers: json(ADMIN), body: '{}' }, 404],
+      ['unknown method', 'PATCH', `/api/v1/runs/${ended}`, { headers: json(ADMIN), body: '{}' }, 405],
       ['plain GET of the WebSocket route', 'GET', '/api/v1/stream', { headers: auth(ADMIN) }, 400],
       ['cross-origin write', 'POST', `/api/v1/runs/${runningId}/cancel`, { headers: { ...json(ADMIN), origin: 'http://evil.example' }, body: '{}' }, 403],
     ];
@@ -700,6 +700,55 @@ describe('input handling: limits, numbers, cursors', () => {
     const res = await request('POST', `/api/v1/runs/${id}/events`, batch(6001));
     expectError(res, 413, 'payload_too_large', '6001 events in one append, over the limit of 6000 (maxEventsPerBatch on the server); send smaller batches');
     expect((await request('GET', `/api/v1/runs/${id}`)).json!.seq).toBe(6000);
+  });
+
+  /** Raw bytes to the server, half-closed; whatever it answers before it closes. */
+  const raw = (text: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const url = new URL(inputServer.url);
+      const socket = connect(Number(url.port), url.hostname, () => socket.end(text));
+      let answer = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (d: string) => (answer += d));
+      socket.on('close', () => resolve(answer));
+      socket.on('error', reject);
+    });
+  const bodyOf = (answer: string) => JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { error: { code: string; message: string } };
+
+  it("errors of Node's HTTP parser get the documented error body: 431 headers_too_large, 400 invalid_request naming the fault", async () => {
+    const big = await request('GET', '/api/v1/runs', undefined, { 'x-big': 'a'.repeat(20_000) });
+    expectError(big, 431, 'headers_too_large', 'the request line and headers are larger than this server reads');
+    const longUrl = await request('GET', `/api/v1/runs?name=${'n'.repeat(20_000)}`);
+    expectError(longUrl, 431, 'headers_too_large', 'send a shorter URL');
+    const control = await raw('POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nIdempotency-Key: a\x01b\r\nContent-Length: 12\r\n\r\n{"name":"a"}');
+    expect(control).toMatch(/^HTTP\/1.1 400 Bad Request\r\n/);
+    expect(bodyOf(control).error.code).toBe('invalid_request');
+    expect(bodyOf(control).error.message).toMatch(/^malformed HTTP request: .*a header value must not hold control characters/);
+    const length = await raw('POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 12x\r\n\r\n{"name":"a"}');
+    expect(length).toMatch(/^HTTP\/1.1 400 Bad Request\r\n/);
+    expect(bodyOf(length).error.message).toMatch(/^malformed HTTP request: .*Content-Length/);
+    expect((await request('GET', '/api/v1/runs?name=a')).json!.runs).toEqual([]);
+  });
+
+  it('an error quotes at most 200 characters of a path or id the client sent', async () => {
+    const longId = 'r'.repeat(10_000);
+    const route = await request('GET', `/api/v1/runs/${longId}`);
+    expectError(route, 404, 'route_not_found', `no route GET /api/v1/runs/${'r'.repeat(187)}… (10013 characters)`);
+    expect(route.text.length).toBeLessThan(400);
+    const run = await request('GET', `/api/v1/runs/${'r'.repeat(4000)}`);
+    expectError(run, 404, 'run_not_found', `run ${'r'.repeat(200)}… (4000 characters) does not exist`);
+    expect(run.text.length).toBeLessThan(700);
+  });
+
+  it('a method a path does not take is 405 method_not_allowed with an Allow header, not 404', async () => {
+    const id = await createRun();
+    const res = await request('PATCH', `/api/v1/runs/${id}`, {});
+    expectError(res, 405, 'method_not_allowed', `PATCH is not a method of /api/v1/runs/${id}; it takes GET, HEAD, DELETE`);
+    expect(res.headers.get('allow')).toBe('GET, HEAD, DELETE');
+    const put = await request('PUT', '/api/v1/runs', {});
+    expect([put.status, put.headers.get('allow')]).toEqual([405, 'POST, GET, HEAD']);
+    expectError(await request('GET', '/api/v1/no-such-thing'), 404, 'route_not_found', 'no route GET /api/v1/no-such-thing');
+    expect((await request('GET', `/api/v1/runs/${id}`)).json!.seq).toBe(0);
   });
 });
 
