@@ -30,7 +30,7 @@ export function runIdTime(id: string): number {
  */
 export function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER) {
   return z
-    .union([z.number(), z.string().regex(/^[0-9]+$/, 'must be a whole number written in decimal digits (0-9)')])
+    .union([z.number().int(), z.string().regex(/^[0-9]+$/, 'must be a whole number written in decimal digits (0-9)')])
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 }
