@@ -19,7 +19,7 @@ const MAX_TOKEN_LIFETIME_S = 10 * 365 * 24 * 3600;
 /** Run tokens are for browsers and shared links: at most 30 days. */
 export const MAX_RUN_TOKEN_TTL_S = 30 * 24 * 3600;
 
-export const CreateTokenBody = z.object({
+export const CreateTokenBody = z.strictObject({
   name: nameText().min(1).max(200),
   scope: TokenScope,
   expiresInSeconds: z.number().int().min(1).max(MAX_TOKEN_LIFETIME_S).optional(),
@@ -44,7 +44,7 @@ export type CreatedToken = z.infer<typeof CreatedTokenSchema>;
 export const ListTokensResponseSchema = z.object({ tokens: z.array(TokenInfoSchema) });
 export type ListTokensResponse = z.infer<typeof ListTokensResponseSchema>;
 
-export const CreateRunTokenBody = z.object({
+export const CreateRunTokenBody = z.strictObject({
   ttlSeconds: z.number().int().min(1).max(MAX_RUN_TOKEN_TTL_S).default(3600),
 });
 export type CreateRunTokenBody = z.infer<typeof CreateRunTokenBody>;

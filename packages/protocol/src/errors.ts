@@ -14,6 +14,8 @@ export const errorStatus = {
   token_not_found: 404,
   artifact_not_found: 404,
   log_not_found: 404,
+  method_not_allowed: 405,
+  request_timeout: 408,
   run_already_terminal: 409,
   run_not_terminal: 409,
   run_not_retryable: 409,
@@ -25,6 +27,7 @@ export const errorStatus = {
   payload_too_large: 413,
   range_not_satisfiable: 416,
   host_not_allowed: 421,
+  headers_too_large: 431,
   rate_limited: 429,
   unavailable: 503,
   internal: 500,
@@ -81,8 +84,20 @@ export function isErrorCode(value: unknown): value is ErrorCode {
  * it alike (field notes 2: a subscriber to a run that does not exist gets a
  * clear error). `role: 'parent'` is for a parentId that names no run.
  */
-export function runNotFound(runId: string, role: 'run' | 'parent' = 'run'): RuntrailError {
+export function runNotFound(given: string, role: 'run' | 'parent' = 'run'): RuntrailError {
+  const runId = echo(given);
   return role === 'parent'
     ? new RuntrailError('run_not_found', `parent run ${runId} does not exist`, { parentId: runId })
     : new RuntrailError('run_not_found', `run ${runId} does not exist`, { runId });
+}
+
+/** The most characters of a client's text (a path, an id) an error repeats back. */
+export const MAX_ECHO_CHARS = 200;
+
+/**
+ * A client's text as an error quotes it: at most MAX_ECHO_CHARS, marked
+ * when cut, so a 10,000-character id is not sent back (and logged) whole.
+ */
+export function echo(text: string): string {
+  return text.length <= MAX_ECHO_CHARS ? text : `${text.slice(0, MAX_ECHO_CHARS)}… (${text.length} characters)`;
 }

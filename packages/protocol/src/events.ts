@@ -166,7 +166,7 @@ export function isExtensionType(type: string): boolean {
 export type EventData<T extends KnownEventType> = z.infer<(typeof eventDataSchemas)[T]>;
 
 /** What a producer sends. `id` makes a retried append idempotent. */
-export const EventInput = z.object({
+export const EventInput = z.strictObject({
   type: nameText()
     .min(1)
     .max(100)

@@ -4,7 +4,7 @@ import { RuntrailError, isErrorCode } from './errors.js';
 import { PROGRESS_TYPES, SnapshotFold, applyEvent, foldEvents, type ReducibleEvent } from './reducer.js';
 import { buildPath, routes } from './routes.js';
 import { CreateRunBody, FinishRunBody } from './run.js';
-import { SNAPSHOT_LIMITS, initialSnapshot, type Snapshot } from './snapshot.js';
+import { SNAPSHOT_LIMITS, SnapshotSchema, initialSnapshot, type Snapshot } from './snapshot.js';
 import { validateEventData } from './validate.js';
 
 /** A run's log as the store would number it: seq 1, 2, 3 … and ts = 1000 + 10·seq unless given. */
@@ -92,6 +92,20 @@ describe('reducer: call counters', () => {
     );
     expect(s.counters.named).toEqual({ tokens: 120, cache_hits: 1 });
     expect(s.counters.ok).toBe(0);
+  });
+
+  it('holds a counter whose sum would overflow at ±Number.MAX_VALUE, so the snapshot stays valid JSON', () => {
+    const s = fold(
+      ['counter', { name: 'up', delta: 1e308 }],
+      ['counter', { name: 'up', delta: 1e308 }],
+      ['counter', { name: 'up', delta: 1 }],
+      ['counter', { name: 'down', delta: -1e308 }],
+      ['counter', { name: 'down', delta: -1e308 }],
+    );
+    expect(s.counters.named).toEqual({ up: Number.MAX_VALUE, down: -Number.MAX_VALUE });
+    expect(SnapshotSchema.parse(JSON.parse(JSON.stringify(s))).counters.named).toEqual({ up: Number.MAX_VALUE, down: -Number.MAX_VALUE });
+    // Coming back down from the bound is ordinary arithmetic again.
+    expect(applyEvent(s, { seq: 6, ts: 2000, type: 'counter', data: { name: 'up', delta: -Number.MAX_VALUE } }).counters.named.up).toBe(0);
   });
 });
 

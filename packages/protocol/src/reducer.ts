@@ -240,7 +240,7 @@ function reduceKnown(s: Snapshot, e: TypedEvent, records: FoldRecords): Partial<
       return {
         counters: {
           ...s.counters,
-          named: records.set(s.counters.named, name, (ownValue(s.counters.named, name) ?? 0) + delta),
+          named: records.set(s.counters.named, name, saturatingSum(ownValue(s.counters.named, name) ?? 0, delta)),
         },
       };
     }
@@ -400,3 +400,16 @@ function appendBounded<T>(list: T[], item: T, limit: number): T[] {
 }
 
 export { isTerminalType };
+
+/**
+ * a + b, held at ±Number.MAX_VALUE instead of overflowing: every delta is
+ * finite, but two of 1e308 sum to Infinity, which JSON writes as null and
+ * would break the snapshot for every reader. Saturating keeps the fold
+ * total over any log (an old one, an import) without a clock or a throw.
+ */
+export function saturatingSum(a: number, b: number): number {
+  const sum = a + b;
+  if (Number.isFinite(sum)) return sum;
+  if (Number.isNaN(sum)) return a;
+  return sum > 0 ? Number.MAX_VALUE : -Number.MAX_VALUE;
+}

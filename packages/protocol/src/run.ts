@@ -6,6 +6,35 @@ import { SnapshotSchema } from './snapshot.js';
 import { parseOrThrow } from './validate.js';
 import { freeText, nameText } from './text.js';
 
+/**
+ * A run id as the server mints it: a lower-case UUIDv7, whose first 48 bits
+ * are its creation time in ms. Lists sort newest first by id, so only such
+ * an id is a list cursor or the id of an imported run: any other string
+ * would sort before or after every real run (a cursor that pages nowhere,
+ * an import that stays on top of the list for good).
+ */
+export const RunId = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'must be a run id: a lower-case UUIDv7, as the server mints them');
+
+/** The creation time (epoch ms) a run id carries. */
+export function runIdTime(id: string): number {
+  return Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}
+
+/**
+ * A whole number in a query string: decimal digits only, the one rule for
+ * every integer parameter. z.coerce.number() read `0x10` as 16, an empty
+ * value as 0 and `%20%201` as 1. A JSON number is taken as it is (the same
+ * filters arrive as JSON over the WebSocket).
+ */
+export function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return z
+    .union([z.number().int(), z.string().regex(/^[0-9]+$/, 'must be a whole number written in decimal digits (0-9)')])
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+}
+
 export const RunStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
 export type RunStatus = z.infer<typeof RunStatus>;
 export const TERMINAL_STATUSES: readonly RunStatus[] = ['succeeded', 'failed', 'cancelled'];
@@ -85,7 +114,7 @@ export function labelsAsSent(
 
 export const DEFAULT_LEASE_TTL_MS = 30_000;
 
-export const CreateRunBody = z.object({
+export const CreateRunBody = z.strictObject({
   name: nameText().min(1).max(200),
   input: JsonValue.optional(),
   labels: labels.optional(),
@@ -160,15 +189,16 @@ export const RunsFilterFields = {
    */
   errorKind: RunErrorKind.optional(),
   /** Created at or after this time (epoch ms). */
-  createdAfter: z.coerce.number().int().min(0).optional(),
+  createdAfter: wholeNumber(0).optional(),
   /** Created before this time (epoch ms). */
-  createdBefore: z.coerce.number().int().min(0).optional(),
+  createdBefore: wholeNumber(0).optional(),
 };
 
 export const ListRunsQuery = z.object({
   ...RunsFilterFields,
-  limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).optional(),
-  cursor: nameText().min(1).max(200).optional(),
+  limit: wholeNumber(1, MAX_LIST_LIMIT).optional(),
+  /** The `nextCursor` of the page before: the id of its last run. */
+  cursor: RunId.optional(),
 });
 export type ListRunsQuery = z.infer<typeof ListRunsQuery>;
 
@@ -235,9 +265,14 @@ export const RunCountsSchema = z
   .meta({ id: 'RunCounts' });
 export type RunCounts = z.infer<typeof RunCountsSchema>;
 
-export const MAX_EVENTS_PER_BATCH = 5000;
-export const AppendEventsBody = z.object({
-  events: z.array(EventInput).min(1).max(MAX_EVENTS_PER_BATCH),
+/**
+ * The default of the server's `maxEventsPerBatch`. The limit is a setting,
+ * checked by the server before the body is validated (413 naming it), so it
+ * is not a bound of the schema: the body limit bounds the array anyway.
+ */
+export const DEFAULT_MAX_EVENTS_PER_BATCH = 5000;
+export const AppendEventsBody = z.strictObject({
+  events: z.array(EventInput).min(1),
   /** Renew the lease as this owner (an append is also a heartbeat). */
   owner: Owner.optional(),
 });
@@ -251,8 +286,8 @@ export type AppendEventsResponse = z.infer<typeof AppendEventsResponseSchema>;
 
 export const MAX_READ_LIMIT = 5000;
 export const ReadEventsQuery = z.object({
-  after: z.coerce.number().int().min(0).optional(),
-  limit: z.coerce.number().int().min(1).max(MAX_READ_LIMIT).optional(),
+  after: wholeNumber(0).optional(),
+  limit: wholeNumber(1, MAX_READ_LIMIT).optional(),
 });
 export type ReadEventsQuery = z.infer<typeof ReadEventsQuery>;
 
@@ -264,7 +299,7 @@ export const ReadEventsResponseSchema = z.object({
 export type ReadEventsResponse = z.infer<typeof ReadEventsResponseSchema>;
 
 export const FinishRunBody = z
-  .object({
+  .strictObject({
     status: z.enum(['succeeded', 'failed', 'cancelled']),
     // Strict: the run's error is exactly {kind, message}; an extra field
     // (a stack, a code) is refused by name rather than dropped. Put it in output.
@@ -281,7 +316,7 @@ export const FinishRunBody = z
   });
 export type FinishRunBody = z.infer<typeof FinishRunBody>;
 
-export const HeartbeatBody = z.object({ owner: Owner.optional() });
+export const HeartbeatBody = z.strictObject({ owner: Owner.optional() });
 export type HeartbeatBody = z.infer<typeof HeartbeatBody>;
 export const HeartbeatResponseSchema = z.object({
   leaseExpiresAt: z.number().nullable(),
@@ -290,7 +325,7 @@ export const HeartbeatResponseSchema = z.object({
 });
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>;
 
-export const CancelRunBody = z.object({ reason: freeText().max(8192).optional() });
+export const CancelRunBody = z.strictObject({ reason: freeText().max(8192).optional() });
 export type CancelRunBody = z.infer<typeof CancelRunBody>;
 
 export { RunError };

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { RunEventSchema, type RunEvent } from './events.js';
 import { ErrorCodeSchema } from './errors.js';
-import { RunSchema, RunStatus, RunsFilterFields } from './run.js';
+import { RunSchema, RunStatus, RunsFilterFields, wholeNumber } from './run.js';
 import { nameText } from './text.js';
 
 /**
@@ -110,7 +110,7 @@ export const STREAM_REPLY_ALLOWANCE_BYTES = 64 * 1024;
 export const STREAM_ERROR_REPLIES_PER_SECOND = 10;
 
 export const StreamRunQuery = z.object({
-  after: z.coerce.number().int().min(0).optional(),
+  after: wholeNumber(0).optional(),
   /** `true`: also `event: observers` records (the WebSocket's `observers` messages). */
   observers: z.enum(['true', 'false']).optional(),
   /** `true`: each `run-event`'s data leaves out `runId` (CompactRunEvent; the stream's run is theirs). */

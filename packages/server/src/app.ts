@@ -11,7 +11,7 @@ import { Executor, registerExecutorRoutes } from './executor/index.js';
 import { Hub } from './hub.js';
 import { registerApiDocs } from './http/api-docs.js';
 import { Readiness, registerHealthRoutes } from './http/health.js';
-import { installErrorHandler, toRuntrailError } from './http/errors.js';
+import { clientErrorHandler, installErrorHandler, toRuntrailError } from './http/errors.js';
 import { createLogger, deferredRequestLogger, logRunIds, logRunLifecycle } from './logger.js';
 import { ServerMetrics, registerMetrics } from './http/metrics.js';
 import { registerRunRoutes } from './http/runs-routes.js';
@@ -107,6 +107,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     // a valid name unusable.
     onProtoPoisoning: 'ignore',
     onConstructorPoisoning: 'ignore',
+    clientErrorHandler,
     // Errors Fastify raises before routing (a malformed URL) get our error body too.
     frameworkErrors: (err, _request, reply) => {
       const mapped = toRuntrailError(err);
@@ -127,7 +128,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const artifacts = new ArtifactService({
     runs,
     blobs: deps.blobs ?? openBlobStore({ dir: config.artifactsDir ?? join(config.dataDir, 'artifacts') }),
-    limits: { maxArtifactBytes: config.maxArtifactBytes, maxRunArtifactBytes: config.maxRunArtifactBytes },
+    limits: { maxArtifactBytes: config.maxArtifactBytes, maxRunArtifactBytes: config.maxRunArtifactBytes, payload: config },
     log: http.log,
   });
   installErrorHandler(http);
@@ -137,6 +138,16 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   // Bodies are JSON or nothing: Fastify's default text/plain parser is what let
   // a cross-site "simple" POST through (issue 15).
   http.removeContentTypeParser('text/plain');
+  // An empty body is no body, whatever its content-type: clients that always
+  // send `content-type: application/json` (a DELETE, a cancel or retry with
+  // nothing to say) got 400 "Body cannot be empty"; a route that needs a
+  // body still says which field is missing.
+  const parseJson = http.getDefaultJsonParser('ignore', 'ignore');
+  http.removeContentTypeParser('application/json');
+  http.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') done(null, undefined);
+    else parseJson(request, body as string, done);
+  });
   const guard = new BrowserGuard(config);
   guard.install(http);
   const tokens = new TokenService({ store, now, newId, adminToken: config.adminToken, cacheMs: config.tokenCacheMs });

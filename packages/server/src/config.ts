@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { MAX_EVENT_DATA_BYTES, MAX_META_BYTES, RuntrailError } from '@runtrail/protocol';
+import { DEFAULT_MAX_EVENTS_PER_BATCH, MAX_EVENT_DATA_BYTES, MAX_META_BYTES, RuntrailError } from '@runtrail/protocol';
 
 /**
  * One declaration per configuration key: its schema (with the default), a
@@ -138,7 +138,7 @@ const declared = {
   tokenCacheMs: value(int(0).default(1000), 'how long a checked token is trusted before the store is asked again (bounds how late a revocation on another node takes effect)'),
 
   // Limits: past each, a 413/429 or a WebSocket close code, never a crash.
-  maxEventsPerBatch: value(int(1, 5000).default(5000), 'events one append may carry; more gets 413'),
+  maxEventsPerBatch: value(int(1).default(DEFAULT_MAX_EVENTS_PER_BATCH), 'events one append may carry (the body limit bounds them too); more gets 413'),
   maxEventDataBytes: value(int(64).default(MAX_EVENT_DATA_BYTES), "bytes of one event's data as JSON; more gets 413"),
   maxMetaBytes: value(int(64).default(MAX_META_BYTES), "bytes of a meta event's data as JSON; more gets 413"),
   maxInputBytes: value(int(64).default(1024 * 1024), "bytes of a run's input as JSON; more gets 413"),

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
-import { errorStatus, isErrorCode, routes, RuntrailError, TEXT_RULES, type RouteName } from '@runtrail/protocol';
+import { errorStatus, isErrorCode, routes, RuntrailError, SnapshotSchema, TEXT_RULES, type RouteName } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '../src/start.js';
 import { tempDir, waitUntil } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
@@ -226,7 +226,7 @@ describe.each(stores)('bad input on %s (issue 15, item 8)', { timeout: BUDGET_MS
       ['retry a producer run', 'POST', `/api/v1/runs/${ended}/retry`, { headers: { ...auth(ADMIN), 'x-runtrail-client': '1' } }, 409],
       ['delete a running run', 'DELETE', `/api/v1/runs/${runningId}`, { headers: { ...auth(ADMIN), 'x-runtrail-client': '1' } }, 409],
       // Transport oddities.
-      ['unknown method', 'PATCH', `/api/v1/runs/${ended}`, { headers: json(ADMIN), body: '{}' }, 404],
+      ['unknown method', 'PATCH', `/api/v1/runs/${ended}`, { headers: json(ADMIN), body: '{}' }, 405],
       ['plain GET of the WebSocket route', 'GET', '/api/v1/stream', { headers: auth(ADMIN) }, 400],
       ['cross-origin write', 'POST', `/api/v1/runs/${runningId}/cancel`, { headers: { ...json(ADMIN), origin: 'http://evil.example' }, body: '{}' }, 403],
     ];
@@ -461,7 +461,7 @@ describe.each(stores)('text fields on %s: control characters are refused by name
       ['list name with NUL', 'GET', '/api/v1/runs?name=a%00', undefined, 'name', nameRule],
       ['list label filter with NUL', 'GET', '/api/v1/runs?label=k%3Dv%00', undefined, 'label', nameRule],
       ['list parentIds with NUL', 'GET', '/api/v1/runs?parentIds=a%00,b', undefined, 'parentIds', nameRule],
-      ['list cursor with NUL', 'GET', '/api/v1/runs?cursor=a%00', undefined, 'cursor', nameRule],
+      ['list cursor with NUL', 'GET', '/api/v1/runs?cursor=a%00', undefined, 'cursor', 'must be a run id'],
       ['run id in the path with NUL', 'GET', '/api/v1/runs/a%00b', undefined, 'id', nameRule],
       ['run id in the path of an append', 'POST', '/api/v1/runs/a%00b/events', { events: [{ type: 'x.a' }] }, 'id', nameRule],
       ['run id in the path of a stream', 'GET', '/api/v1/runs/a%00b/stream', undefined, 'id', nameRule],
@@ -535,6 +535,220 @@ describe.each(stores)('text fields on %s: control characters are refused by name
     const run = await handle.fail(new Error('bad byte \u0000 in line 3'));
     expect(run.status).toBe('failed');
     expect(run.error?.message).toBe('bad byte \\0 in line 3');
+  });
+});
+
+/**
+ * Input the API once took and should not have: values over a documented
+ * limit, sums that overflow, cursors that page nowhere. Each case names what
+ * is wrong and leaves what was stored as it was. Checked before the store is
+ * asked, so one store is enough.
+ */
+describe('input handling: limits, numbers, cursors', () => {
+  let inputServer: RunningServer;
+  let inputDir: ReturnType<typeof tempDir> | null = null;
+
+  beforeAll(async () => {
+    inputServer = await startServer({
+      port: 0,
+      logLevel: 'silent',
+      dataDir: (inputDir = tempDir('runtrail-input-')).path,
+      // Above the default (5,000): the setting can be raised, and it is what counts.
+      maxEventsPerBatch: 6000,
+    });
+  });
+  afterAll(async () => {
+    await inputServer?.close();
+    inputDir?.remove();
+  });
+
+  const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(inputServer.url + path, {
+      method,
+      headers: { ...(body === undefined ? { 'x-runtrail-client': '1' } : { 'content-type': 'application/json' }), ...headers },
+      body: body === undefined ? null : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, text, headers: res.headers, json: text ? (JSON.parse(text) as Record<string, any>) : null };
+  };
+  const createRun = async (body: object = { name: 'input' }) => {
+    const res = await request('POST', '/api/v1/runs', body);
+    expect(res.status, res.text).toBe(201);
+    return res.json!.id as string;
+  };
+  const expectError = (res: { status: number; text: string; json: Record<string, any> | null }, status: number, code: string, message: RegExp | string) => {
+    expect(res.status, res.text.slice(0, 300)).toBe(status);
+    expect(res.json!.error.code).toBe(code);
+    if (typeof message === 'string') expect(res.json!.error.message).toContain(message);
+    else expect(res.json!.error.message).toMatch(message);
+  };
+
+  it("a finish's output (or error and output) over one event's data limit is 413 naming maxEventDataBytes, and the run stays as it was", async () => {
+    const id = await createRun();
+    const big = 'o'.repeat(1024 * 1024 + 1);
+    for (const body of [
+      { status: 'succeeded', output: big },
+      { status: 'failed', error: { message: 'boom' }, output: { text: big } },
+    ]) {
+      const res = await request('POST', `/api/v1/runs/${id}/finish`, body);
+      expectError(res, 413, 'payload_too_large', /^the finish's output and error \(the data of its run\.(succeeded|failed) event\) is \d+ bytes, over the limit of 1048576 bytes \(maxEventDataBytes on the server\)$/);
+    }
+    const run = (await request('GET', `/api/v1/runs/${id}`)).json!;
+    expect([run.status, run.seq, run.output]).toEqual(['running', 0, null]);
+    expect((await request('POST', `/api/v1/runs/${id}/finish`, { status: 'succeeded', output: 'o'.repeat(1000) })).status).toBe(200);
+  });
+
+  it('a named counter summed past the largest number stays at Number.MAX_VALUE: the snapshot stays valid', async () => {
+    const id = await createRun();
+    const counter = { type: 'counter', data: { name: 'c', delta: 1e308 } };
+    expect((await request('POST', `/api/v1/runs/${id}/events`, { events: [counter, counter] })).status).toBe(200);
+    expect((await request('POST', `/api/v1/runs/${id}/events`, { events: [counter] })).status).toBe(200);
+    const run = (await request('GET', `/api/v1/runs/${id}`)).json!;
+    expect(run.snapshot.counters.named).toEqual({ c: Number.MAX_VALUE });
+    expect(SnapshotSchema.safeParse(run.snapshot).success).toBe(true);
+  });
+
+  it('a list cursor that is not a run id is 400 naming the cursor; a real one pages to the end', async () => {
+    for (let i = 0; i < 3; i++) await createRun({ name: `page-${i}` });
+    for (const cursor of ['garbage', '!!!', 'ffffffff-ffff-ffff-ffff-ffffffffffff', '']) {
+      const res = await request('GET', `/api/v1/runs?limit=2&cursor=${encodeURIComponent(cursor)}`);
+      expectError(res, 400, 'invalid_request', 'invalid query: cursor: must be a run id');
+    }
+    const seen: string[] = [];
+    for (let cursor: string | null = null, pages = 0; pages < 100; pages++) {
+      const page: Record<string, any> = (await request('GET', `/api/v1/runs?limit=2${cursor ? `&cursor=${cursor}` : ''}`)).json!;
+      seen.push(...(page.runs as Array<{ id: string }>).map((r) => r.id));
+      cursor = page.nextCursor as string | null;
+      if (!cursor) break;
+    }
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen.length).toBe((await request('GET', '/api/v1/run-counts')).json!.total);
+  });
+
+  it('an unknown field of a request body is 400 naming it (a typo must not lose a value), and nothing is stored', async () => {
+    const id = await createRun();
+    const before = (await request('GET', '/api/v1/run-counts')).json!.total as number;
+    const table: Array<[string, string, string, unknown, string]> = [
+      ['create with a typo of labels', 'POST', '/api/v1/runs', { name: 'a', lables: { team: 'x' } }, 'lables'],
+      ['create with an unknown field', 'POST', '/api/v1/runs', { name: 'a', bogus: 1 }, 'bogus'],
+      ['append with an unknown field', 'POST', `/api/v1/runs/${id}/events`, { events: [{ type: 'x.a' }], ownr: {} }, 'ownr'],
+      ['an event with a typo of data', 'POST', `/api/v1/runs/${id}/events`, { events: [{ type: 'x.a', dta: { v: 1 } }] }, 'events[0].dta'],
+      ['finish with a typo of output', 'POST', `/api/v1/runs/${id}/finish`, { status: 'succeeded', ouput: { v: 1 } }, 'ouput'],
+      ['cancel with a typo of reason', 'POST', `/api/v1/runs/${id}/cancel`, { reasn: 'stop' }, 'reasn'],
+      ['heartbeat with an unknown field', 'POST', `/api/v1/runs/${id}/heartbeat`, { ttl: 5 }, 'ttl'],
+      ['a token with a typo of expiresInSeconds', 'POST', '/api/v1/tokens', { name: 't', scope: 'viewer', expiresIn: 60 }, 'expiresIn'],
+      ['a run token with a typo of ttlSeconds', 'POST', `/api/v1/runs/${id}/tokens`, { ttl: 60 }, 'ttl'],
+    ];
+    for (const [what, method, path, body, field] of table) {
+      const res = await request(method, path, body);
+      expect(res.status, `${what}: ${res.text}`).toBe(400);
+      expect(res.json!.error.code, what).toBe('invalid_request');
+      expect(res.json!.error.message, what).toContain(`${field}: unknown field`);
+    }
+    const run = (await request('GET', `/api/v1/runs/${id}`)).json!;
+    expect([run.status, run.seq, run.cancelRequestedAt]).toEqual(['running', 0, null]);
+    expect((await request('GET', '/api/v1/run-counts')).json!.total).toBe(before);
+    expect((await request('GET', '/api/v1/tokens')).json!.tokens).toEqual([]);
+  });
+
+  it('a write sent with content-type application/json and an empty body is a write without a body', async () => {
+    const json = { 'content-type': 'application/json' };
+    const id = await createRun();
+    const cancelled = await request('POST', `/api/v1/runs/${id}/cancel`, '', json);
+    expect(cancelled.status, cancelled.text).toBe(200);
+    expect(cancelled.json!.cancelRequestedAt).not.toBeNull();
+    const retried = await request('POST', `/api/v1/runs/${id}/retry`, '', json);
+    expectError(retried, 409, 'run_not_retryable', `run ${id}`);
+    expectError(await request('DELETE', '/api/v1/tokens/01900000-0000-7000-8000-000000000000', '', json), 404, 'token_not_found', '');
+    const ended = await createRun();
+    expect((await request('POST', `/api/v1/runs/${ended}/finish`, { status: 'succeeded' })).status).toBe(200);
+    expect((await request('DELETE', `/api/v1/runs/${ended}`, '', json)).status).toBe(204);
+    // A route that needs a body still says what is missing.
+    expectError(await request('POST', `/api/v1/runs/${id}/events`, '', json), 400, 'invalid_request', 'invalid request body: events:');
+  });
+
+  it('every integer in a query is decimal digits only, one rule for after, limit, createdAfter and Last-Event-ID', async () => {
+    const id = await createRun();
+    expect((await request('POST', `/api/v1/runs/${id}/events`, { events: [{ type: 'x.a' }, { type: 'x.b' }] })).status).toBe(200);
+    const digits = 'must be a whole number written in decimal digits (0-9)';
+    const table: Array<[string, string, string]> = [
+      ['hexadecimal after', `/api/v1/runs/${id}/events?after=0x10`, 'after'],
+      ['empty after', `/api/v1/runs/${id}/events?after=`, 'after'],
+      ['after with spaces', `/api/v1/runs/${id}/events?after=%20%201`, 'after'],
+      ['after as an exponent', `/api/v1/runs/${id}/events?after=1e1`, 'after'],
+      ['a fraction as limit', `/api/v1/runs/${id}/events?limit=1.5`, 'limit'],
+      ['hexadecimal list limit', '/api/v1/runs?limit=0x10', 'limit'],
+      ['createdAfter with a sign', '/api/v1/runs?createdAfter=%2B5', 'createdAfter'],
+      ['createdBefore in a count', '/api/v1/run-counts?createdBefore=0b11', 'createdBefore'],
+      ['hexadecimal SSE after', `/api/v1/runs/${id}/stream?after=0x1`, 'after'],
+    ];
+    for (const [what, path, field] of table) {
+      const res = await request('GET', path);
+      expect(res.status, `${what}: ${res.text}`).toBe(400);
+      expect(res.json!.error.code, what).toBe('invalid_request');
+      expect(res.json!.error.message, what).toBe(`invalid query: ${field}: ${digits}`);
+    }
+    expectError(await request('GET', `/api/v1/runs/${id}/stream`, undefined, { 'last-event-id': '0x5' }), 400, 'invalid_request', 'Last-Event-ID must be a seq (a whole number in decimal digits), got "0x5"');
+    const read = (await request('GET', `/api/v1/runs/${id}/events?after=1&limit=10`)).json!;
+    expect(read.events.map((e: { seq: number }) => e.seq)).toEqual([2]);
+  });
+
+  it('a batch over maxEventsPerBatch is 413 naming the setting, which can be raised past 5,000; nothing of it is stored', async () => {
+    const id = await createRun();
+    const batch = (n: number) => ({ events: Array.from({ length: n }, () => ({ type: 'x.a' })) });
+    expect((await request('POST', `/api/v1/runs/${id}/events`, batch(6000))).status).toBe(200);
+    const res = await request('POST', `/api/v1/runs/${id}/events`, batch(6001));
+    expectError(res, 413, 'payload_too_large', '6001 events in one append, over the limit of 6000 (maxEventsPerBatch on the server); send smaller batches');
+    expect((await request('GET', `/api/v1/runs/${id}`)).json!.seq).toBe(6000);
+  });
+
+  /** Raw bytes to the server, half-closed; whatever it answers before it closes. */
+  const raw = (text: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const url = new URL(inputServer.url);
+      const socket = connect(Number(url.port), url.hostname, () => socket.end(text));
+      let answer = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (d: string) => (answer += d));
+      socket.on('close', () => resolve(answer));
+      socket.on('error', reject);
+    });
+  const bodyOf = (answer: string) => JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { error: { code: string; message: string } };
+
+  it("errors of Node's HTTP parser get the documented error body: 431 headers_too_large, 400 invalid_request naming the fault", async () => {
+    const big = await request('GET', '/api/v1/runs', undefined, { 'x-big': 'a'.repeat(20_000) });
+    expectError(big, 431, 'headers_too_large', 'the request line and headers are larger than this server reads');
+    const longUrl = await request('GET', `/api/v1/runs?name=${'n'.repeat(20_000)}`);
+    expectError(longUrl, 431, 'headers_too_large', 'send a shorter URL');
+    const control = await raw('POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nIdempotency-Key: a\x01b\r\nContent-Length: 12\r\n\r\n{"name":"a"}');
+    expect(control).toMatch(/^HTTP\/1.1 400 Bad Request\r\n/);
+    expect(bodyOf(control).error.code).toBe('invalid_request');
+    expect(bodyOf(control).error.message).toMatch(/^malformed HTTP request: .*a header value must not hold control characters/);
+    const length = await raw('POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 12x\r\n\r\n{"name":"a"}');
+    expect(length).toMatch(/^HTTP\/1.1 400 Bad Request\r\n/);
+    expect(bodyOf(length).error.message).toMatch(/^malformed HTTP request: .*Content-Length/);
+    expect((await request('GET', '/api/v1/runs?name=a')).json!.runs).toEqual([]);
+  });
+
+  it('an error quotes at most 200 characters of a path or id the client sent', async () => {
+    const longId = 'r'.repeat(10_000);
+    const route = await request('GET', `/api/v1/runs/${longId}`);
+    expectError(route, 404, 'route_not_found', `no route GET /api/v1/runs/${'r'.repeat(187)}… (10013 characters)`);
+    expect(route.text.length).toBeLessThan(400);
+    const run = await request('GET', `/api/v1/runs/${'r'.repeat(4000)}`);
+    expectError(run, 404, 'run_not_found', `run ${'r'.repeat(200)}… (4000 characters) does not exist`);
+    expect(run.text.length).toBeLessThan(700);
+  });
+
+  it('a method a path does not take is 405 method_not_allowed with an Allow header, not 404', async () => {
+    const id = await createRun();
+    const res = await request('PATCH', `/api/v1/runs/${id}`, {});
+    expectError(res, 405, 'method_not_allowed', `PATCH is not a method of /api/v1/runs/${id}; it takes GET, HEAD, DELETE`);
+    expect(res.headers.get('allow')).toBe('GET, HEAD, DELETE');
+    const put = await request('PUT', '/api/v1/runs', {});
+    expect([put.status, put.headers.get('allow')]).toEqual([405, 'POST, GET, HEAD']);
+    expectError(await request('GET', '/api/v1/no-such-thing'), 404, 'route_not_found', 'no route GET /api/v1/no-such-thing');
+    expect((await request('GET', `/api/v1/runs/${id}`)).json!.seq).toBe(0);
   });
 });
 

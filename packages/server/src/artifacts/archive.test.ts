@@ -178,3 +178,84 @@ describe('export and import with auth on', () => {
     expect((await targetAdmin.listArtifacts(run.id)).map((a) => a.name)).toEqual(['01_input.txt', '02_image.png', '03_same.txt']);
   });
 });
+
+/** The entries of an archive, to edit and pack again with tarOf. */
+async function entriesOf(archive: Buffer): Promise<Array<{ name: string; content: Buffer }>> {
+  const extract = tar.extract();
+  const entries: Array<{ name: string; content: Buffer }> = [];
+  const done = (async () => {
+    for await (const entry of extract) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of entry) chunks.push(Buffer.from(chunk as Uint8Array));
+      entries.push({ name: entry.header.name, content: Buffer.concat(chunks) });
+    }
+  })();
+  extract.end(archive);
+  await done;
+  return entries;
+}
+
+/** An archive with its JSON entries changed by `edit` (run.json as an object, events as one array, ids replaced everywhere). */
+async function edited(
+  archive: Buffer,
+  edit: { id?: string; run?: (run: any) => void; events?: (events: any[]) => void },
+): Promise<Buffer> {
+  const entries = await entriesOf(archive);
+  const run = JSON.parse(entries.find((e) => e.name === 'run.json')!.content.toString()) as any;
+  const swap = (text: string) => (edit.id ? text.split(run.id).join(edit.id) : text);
+  const out: Array<{ name: string; content: string | Buffer }> = [];
+  for (const e of entries) {
+    if (e.name === 'run.json') {
+      const changed = JSON.parse(swap(e.content.toString()));
+      edit.run?.(changed);
+      out.push({ name: e.name, content: JSON.stringify(changed) });
+    } else if (e.name.startsWith('events/')) {
+      const events = swap(e.content.toString()).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      edit.events?.(events);
+      out.push({ name: e.name, content: events.map((ev) => `${JSON.stringify(ev)}\n`).join('') });
+    } else out.push({ name: e.name, content: e.name.endsWith('.json') ? swap(e.content.toString()) : e.content });
+  }
+  return tarOf(out);
+}
+
+describe('an import is checked as a create and its appends would be', () => {
+  it('refuses what the API refuses (ids that are no run ids, unknown event types, a missing parent, deep input, a big output), naming it, and imports nothing', async () => {
+    const source = await serverOn('sqlite', 'a');
+    const target = await serverOn('sqlite', 'b');
+    const client = new RuntrailClient({ url: source.url });
+    const made = await client.createRun({ name: 'plain', labels: { team: 'a' } });
+    made.progress(1, 2);
+    await made.succeed({ ok: true });
+    const archive = await exportArchive(source, made.id);
+    const parent = (await client.createRun({ name: 'parent' })).id;
+    const child = await client.createRun({ name: 'child', parentId: parent });
+    await child.succeed();
+    const childArchive = await exportArchive(source, child.id);
+    let deep: unknown = 1;
+    for (let i = 0; i < 200; i++) deep = [deep];
+
+    const cases: Array<[string, Promise<Buffer>, number, RegExp]> = [
+      ['an id that is not a uuid', edited(archive, { id: 'zzzzzzzz-not-a-uuid' }), 400, /runId: must be a run id/],
+      ['a path as the id', edited(archive, { id: '../../../etc' }), 400, /runId: must be a run id/],
+      ['an id minted in the far future (it would top the list for good)', edited(archive, { id: 'ffffffff-ffff-7fff-bfff-ffffffffffff' }), 400, /id ffffffff-ffff-7fff-bfff-ffffffffffff was minted at .*later than now/],
+      ['an unknown event type', edited(archive, { events: (ev) => (ev[0].type = 'bogus') }), 400, /type: unknown event type/],
+      ['progress data an append refuses', edited(archive, { events: (ev) => (ev[0].data = { done: 'all' }) }), 400, /events\[0\]\.data\.done/],
+      ['a parent that does not exist here', Promise.resolve(childArchive), 400, new RegExp(`parentId: parent run ${parent} does not exist here; import the parent first`)],
+      ['input nested 200 levels', edited(archive, { run: (r) => (r.input = deep) }), 400, /run\.json: input: nests deeper than 64 levels/],
+      ['a name with a control character', edited(archive, { run: (r) => (r.name = 'a\u0001b') }), 400, /run\.json: name: must not contain/],
+      ['a status its events do not end with', edited(archive, { run: (r) => (r.status = 'cancelled') }), 400, /the run is cancelled but its events do not end with its one run\.cancelled event/],
+      ['an output over the event data limit', edited(archive, { events: (ev) => (ev.at(-1).data = { output: 'o'.repeat(1024 * 1024 + 1) }) }), 413, /the data of a run\.succeeded event is \d+ bytes, over the limit of 1048576 bytes \(maxEventDataBytes on the server\); nothing was imported/],
+    ];
+    for (const [what, body, status, message] of cases) {
+      const res = await importInto(target, await body);
+      expect(res.status, `${what}: ${JSON.stringify(res.body).slice(0, 300)}`).toBe(status);
+      expect(res.body.error.code, what).toBe(status === 413 ? 'payload_too_large' : 'invalid_request');
+      expect(res.body.error.message, what).toMatch(message);
+      expect(res.body.error.message, what).toMatch(/nothing was imported/);
+    }
+    expect((await new RuntrailClient({ url: target.url }).listRuns()).runs).toEqual([]);
+    expect(blobFiles(target)).toEqual([]);
+    // The archive as exported still imports.
+    expect((await importInto(target, archive)).status).toBe(201);
+  });
+});

@@ -4,17 +4,27 @@ import tar from 'tar-stream';
 import { z } from 'zod';
 import {
   Artifact,
+  CreateRunBody,
+  EventInput,
+  JsonValue,
   Owner,
+  RunId,
   RunSchema,
-  nameText,
+  invalidRequest,
+  isTerminalType,
+  labelsAsSent,
   parseOrThrow,
+  runIdTime,
   RuntrailError,
   isTerminalStatus,
+  terminalStatusOf,
+  validateEventData,
   type Run,
   type RunEvent,
 } from '@runtrail/protocol';
 import type { StagedBlob } from '@runtrail/store';
 import type { ArtifactService } from './artifact-service.js';
+import { checkEventData, checkRunData, type PayloadLimits } from '../security/index.js';
 
 /**
  * A run as one tar archive (`GET /runs/:id/export`, `POST /import`):
@@ -34,28 +44,48 @@ const EVENTS_PER_FILE = 5000;
 /** Largest JSON entry an import reads into memory. */
 const MAX_JSON_ENTRY_BYTES = 64 * 1024 * 1024;
 
-const Manifest = z.object({ format: z.literal(ARCHIVE_FORMAT), version: z.literal(ARCHIVE_VERSION), runId: nameText() });
+const Manifest = z.object({ format: z.literal(ARCHIVE_FORMAT), version: z.literal(ARCHIVE_VERSION), runId: RunId });
 /**
- * The run record of an import. Its names and ids go into text columns like
- * a created run's, so they follow the same rule (no control character: NUL
- * would be a 500 on PostgreSQL), refused by name before anything is stored.
+ * The run record of an import: what create would accept, with the same
+ * schemas (a name, labels, input and owner as a create body's; ids the
+ * server mints), so an archive cannot store what the API refuses, e.g. an
+ * id that is no run id (it would sort above every run), input nested
+ * deeper than the API allows, or control characters where PostgreSQL
+ * cannot store them.
  */
+const create = CreateRunBody.shape;
 const ImportedRun = RunSchema.extend({
-  id: nameText(),
-  name: nameText(),
-  parentId: nameText().nullable(),
-  retryOf: nameText().nullable(),
-  labels: z.record(nameText(), nameText()),
+  id: RunId,
+  name: create.name,
+  parentId: RunId.nullable(),
+  retryOf: RunId.nullable(),
+  input: JsonValue,
+  output: JsonValue,
+  labels: create.labels.unwrap(),
   owner: Owner.nullable(),
+  timeoutMs: create.timeoutMs.unwrap().nullable(),
+  stallTimeoutMs: create.stallTimeoutMs.unwrap().nullable(),
 });
-const StoredEvent = z.object({
-  runId: nameText(),
+/** An event of an import: what an append would accept (EventInput), with the seq and ts the log gave it. */
+const StoredEvent = EventInput.extend({
+  runId: RunId,
   seq: z.number().int().positive(),
-  type: nameText().min(1).max(100),
   ts: z.number().int().nonnegative(),
-  data: z.unknown(),
-  id: nameText().min(1).max(128).optional(),
 });
+
+/** How far a run id's time may be ahead of this server's clock (clocks of two hosts differ a little). */
+const MAX_ID_CLOCK_SKEW_MS = 60_000;
+
+/** What an import is checked against besides the archive itself. */
+export interface ImportChecks {
+  /** Largest artifact content accepted. */
+  maxBlobBytes: number;
+  /** The size limits an append and a create enforce (absent: the protocol's own bounds only). */
+  limits?: PayloadLimits | undefined;
+  now: () => number;
+  /** Whether a run with this id exists here (an imported run's parent must). */
+  runExists: (id: string) => Promise<boolean>;
+}
 
 export function exportRun(artifacts: ArtifactService, run: Run, events: AsyncIterable<RunEvent[]>, records: Artifact[]): Readable {
   const pack = tar.pack();
@@ -102,10 +132,10 @@ export interface ImportedBundle {
  * events that do not fold into the run) is `invalid_request`, and the
  * content staged so far is discarded: nothing changes.
  */
-export async function readArchive(artifacts: ArtifactService, body: AsyncIterable<Uint8Array>, maxBlobBytes: number): Promise<ImportedBundle> {
+export async function readArchive(artifacts: ArtifactService, body: AsyncIterable<Uint8Array>, checks: ImportChecks): Promise<ImportedBundle> {
   const staged = new Map<string, StagedBlob>();
   try {
-    return await readEntries(artifacts, body, maxBlobBytes, staged);
+    return await readEntries(artifacts, body, checks, staged);
   } catch (err) {
     for (const blob of staged.values()) await blob.discard();
     if (err instanceof RuntrailError) throw err;
@@ -116,9 +146,10 @@ export async function readArchive(artifacts: ArtifactService, body: AsyncIterabl
 async function readEntries(
   artifacts: ArtifactService,
   body: AsyncIterable<Uint8Array>,
-  maxBlobBytes: number,
+  checks: ImportChecks,
   staged: Map<string, StagedBlob>,
 ): Promise<ImportedBundle> {
+  const maxBlobBytes = checks.maxBlobBytes;
   const extract = tar.extract();
   const feeding = pipeline(Readable.from(body), extract);
   // Its failure (a truncated archive) also ends the loop below, which reports it;
@@ -144,7 +175,7 @@ async function readEntries(
         const lines = text.split('\n').filter((l) => l.length > 0);
         eventFiles.set(Number(events[1]), lines.map((l, i) => parseJson(StoredEvent, l, `${name} line ${i + 1}`) as RunEvent));
       } else if (name === 'runtrail-export.json') manifest = parseJson(Manifest, await readText(entry as AsyncIterable<Uint8Array>), name);
-      else if (name === 'run.json') run = parseJson(ImportedRun, await readText(entry as AsyncIterable<Uint8Array>), name) as Run;
+      else if (name === 'run.json') run = parseRun(await readText(entry as AsyncIterable<Uint8Array>));
       else if (name === 'artifacts.json') records = parseJson(z.array(Artifact), await readText(entry as AsyncIterable<Uint8Array>), name);
       else throw refuse(`unexpected entry ${JSON.stringify(name.slice(0, 200))}; an export holds only runtrail-export.json, run.json, events/, artifacts.json and blobs/`);
     }
@@ -164,6 +195,7 @@ async function readEntries(
     if (e.runId !== run!.id || e.seq !== i + 1) throw refuse(`events are not run ${run!.id}'s seq 1..${events.length} in order (at seq ${e.seq})`);
   });
   if (events.length !== run.seq) throw refuse(`run.json says seq ${run.seq} but the archive holds ${events.length} events`);
+  await checkAsCreatedAndAppended(run, events, checks);
   const names = new Set<string>();
   for (const a of records) {
     if (a.runId !== run.id) throw refuse(`artifact ${a.name} belongs to another run`);
@@ -173,6 +205,46 @@ async function readEntries(
     if (blob ? blob.size !== a.size : !(await artifacts.blobs.has(a.sha256))) throw refuse(`the content of artifact ${a.name} (blobs/${a.sha256}) is missing or of another size`);
   }
   return { run, events, artifacts: records, staged };
+}
+
+/**
+ * The checks a create and the appends of these events would have made
+ * (event types and data, sizes, the parent), and the ones that keep the
+ * list in order (an id no later than now) and the run whole (it ends with
+ * the terminal event of its status, and only there).
+ */
+async function checkAsCreatedAndAppended(run: Run, events: RunEvent[], checks: ImportChecks): Promise<void> {
+  const issues = validateEventData(events as EventInput[]);
+  if (issues.length > 0) throw refuse(invalidRequest('events', issues).message);
+  try {
+    if (checks.limits) {
+      checkRunData(run, checks.limits);
+      checkEventData(events, checks.limits);
+    }
+  } catch (err) {
+    if (RuntrailError.isCode(err, 'payload_too_large')) {
+      throw new RuntrailError('payload_too_large', `not a valid runtrail export: ${err.message}; nothing was imported`, err.details);
+    }
+    throw err;
+  }
+  if (runIdTime(run.id) > checks.now() + MAX_ID_CLOCK_SKEW_MS) {
+    throw refuse(`run.json: id ${run.id} was minted at ${new Date(runIdTime(run.id)).toISOString()}, later than now here`);
+  }
+  if (run.parentId !== null && !(await checks.runExists(run.parentId))) {
+    throw refuse(`run.json: parentId: parent run ${run.parentId} does not exist here; import the parent first`);
+  }
+  const end = events.findIndex((e) => isTerminalType(e.type));
+  const last = events.at(-1);
+  if (end !== events.length - 1 || !last || !isTerminalType(last.type) || terminalStatusOf(last.type) !== run.status) {
+    throw refuse(`the run is ${run.status} but its events do not end with its one run.${run.status} event`);
+  }
+}
+
+/** run.json, parsed as ImportedRun with every label kept as sent (also one named "__proto__", as create keeps it). */
+function parseRun(text: string): Run {
+  const parsed = parseJson(ImportedRun, text, 'run.json') as Run;
+  const labels = labelsAsSent(JSON.parse(text), parsed.labels);
+  return { ...parsed, labels: labels ?? parsed.labels };
 }
 
 function refuse(why: string): RuntrailError {

@@ -12,6 +12,7 @@ import {
 } from '@runtrail/protocol';
 import type { BlobStore } from '@runtrail/store';
 import type { RunService } from '../runs/run-service.js';
+import type { PayloadLimits } from '../security/index.js';
 import { KeyedLock } from './keyed-lock.js';
 import { exportRun as exportRunArchive, readArchive } from './archive.js';
 import { normalizeContentType, sniffContentType } from './content-type.js';
@@ -19,6 +20,8 @@ import { normalizeContentType, sniffContentType } from './content-type.js';
 export interface ArtifactLimits {
   maxArtifactBytes: number;
   maxRunArtifactBytes: number;
+  /** What an import's run and events must fit, as a create's and an append's do. */
+  payload?: PayloadLimits;
 }
 
 export interface PutArtifactOptions {
@@ -136,7 +139,12 @@ export class ArtifactService {
    * is refused (the id exists), the content no record needs is removed.
    */
   async importArchive(body: AsyncIterable<Uint8Array>): Promise<Run> {
-    const bundle = await readArchive(this, body, this.limits.maxArtifactBytes);
+    const bundle = await readArchive(this, body, {
+      maxBlobBytes: this.limits.maxArtifactBytes,
+      limits: this.limits.payload,
+      now: this.runs.now,
+      runExists: async (id) => (await this.runs.find(id)) !== null,
+    });
     const shas = [...bundle.staged.keys()];
     for (const [sha256, blob] of bundle.staged) await this.locks.with(sha256, () => blob.commit());
     try {

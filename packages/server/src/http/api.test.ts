@@ -554,18 +554,20 @@ describe('HTTP API: bad input changes nothing and says exactly what is wrong', (
     await unchanged();
   });
 
-  it('404 route_not_found for a path or method the API does not serve', async () => {
+  it('404 route_not_found for a path the API does not serve; 405 method_not_allowed for a method a path does not take', async () => {
     for (const [method, path] of [
       ['GET', '/api/v1/nope'],
       ['GET', `/api/v1/runs/${run.id}/nope`],
       ['POST', `/api/v1/run/${run.id}/events`],
-      ['PUT', url('getRun', { id: run.id })],
       ['GET', '/api/v2/runs'],
     ]) {
       const res = await request(method!, path!);
       expectError(res, 404, 'route_not_found');
       expect(res.body.error.message).toContain(path!.split('?')[0]);
     }
+    const res = await request('PUT', url('getRun', { id: run.id }));
+    expectError(res, 405, 'method_not_allowed');
+    expect(res.body.error.message).toContain(url('getRun', { id: run.id }));
     await unchanged();
   });
 

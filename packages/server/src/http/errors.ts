@@ -1,5 +1,7 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
-import { RuntrailError, type ErrorBody } from '@runtrail/protocol';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify';
+import { RuntrailError, echo, routes, type ErrorBody } from '@runtrail/protocol';
 
 /** Map every failure to `{error: {code, message, details}}` with the status of its code. */
 export function installErrorHandler(app: FastifyInstance): void {
@@ -16,11 +18,62 @@ export function installErrorHandler(app: FastifyInstance): void {
     void reply.status(mapped.status).send(mapped.toBody());
   });
   app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!;
+    const allowed = methodsOf(path);
+    // A path a route of this method would take but the router did not (a parameter over its length): not found.
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
+      void reply
+        .status(405)
+        .header('allow', allowed.join(', '))
+        .send(new RuntrailError('method_not_allowed', `${request.method} is not a method of ${echo(path)}; it takes ${allowed.join(', ')}`, { allow: allowed }).toBody());
+      return;
+    }
     const body: ErrorBody = {
-      error: { code: 'route_not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` },
+      error: { code: 'route_not_found', message: `no route ${echo(request.method)} ${echo(path)}` },
     };
     void reply.status(404).send(body);
   });
+}
+
+/** Each route of the shared table as a pattern of its path (`:id` is one segment), with its method. */
+const routePatterns = Object.values(routes).map((route) => ({
+  method: route.method,
+  pattern: new RegExp(`^${route.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+')}$`),
+}));
+
+/** The methods the route table serves at `path` (HEAD with GET, as Fastify answers it); none: no such path. */
+function methodsOf(path: string): string[] {
+  const methods = new Set<string>();
+  for (const { method, pattern } of routePatterns) {
+    if (!pattern.test(path)) continue;
+    methods.add(method);
+    if (method === 'GET') methods.add('HEAD');
+  }
+  return [...methods];
+}
+
+/**
+ * Errors Node's HTTP parser raises before Fastify sees a request (headers
+ * too large, a malformed header or Content-Length, a request that takes too
+ * long), answered with the documented error body instead of Fastify's own.
+ * The connection is closed after: the parser cannot find the next request.
+ */
+export function clientErrorHandler(this: { log: FastifyBaseLogger }, err: Error & { code?: string; reason?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const error =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new RuntrailError('headers_too_large', 'the request line and headers are larger than this server reads (16 KiB with Node defaults): send a shorter URL, fewer headers or smaller ones')
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new RuntrailError('request_timeout', 'the request did not arrive in time; send it again')
+        : new RuntrailError('invalid_request', `malformed HTTP request: ${err.reason ?? err.message} (${err.code ?? 'parse error'}); a header value must not hold control characters and Content-Length must be the body's length in decimal digits`);
+  this.log.trace({ err }, 'client error');
+  if (socket.writable) {
+    const body = JSON.stringify(error.toBody());
+    socket.write(
+      `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
 }
 
 function retryAfterSeconds(err: RuntrailError): number {

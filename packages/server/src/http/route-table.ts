@@ -23,6 +23,10 @@ export function serve<R extends RouteName>(
   app: FastifyInstance,
   name: R,
   handler: (req: ParsedRequest<Schema<R, 'body'>, Schema<R, 'query'>>) => Promise<unknown>,
+  options: {
+    /** Refuse a request by a cheap look at its raw body before the schema parses all of it (a size limit). */
+    precheck?: (body: unknown) => void;
+  } = {},
 ): void {
   const route = routes[name];
   app.route({
@@ -33,6 +37,7 @@ export function serve<R extends RouteName>(
     handler: async (request, reply) => {
       const def = route as { body?: import('zod').ZodType; query?: import('zod').ZodType };
       const params = parseOrThrow(PathParams, request.params ?? {}, 'path');
+      options.precheck?.(request.body);
       const body = def.body ? parseOrThrow(def.body, request.body ?? {}, 'request body') : undefined;
       const query = def.query ? parseOrThrow(def.query, request.query ?? {}, 'query') : undefined;
       return handler({

@@ -1,33 +1,21 @@
 import type { FastifyInstance } from 'fastify';
 import { MAX_READ_LIMIT, RuntrailError, labelsAsSent } from '@runtrail/protocol';
-import type { RunService } from '../runs/run-service.js';
-import { jsonBytes, rateLimited, tooLarge, type RateLimiter } from '../security/index.js';
+import { terminalEventOf, type RunService } from '../runs/run-service.js';
+import { checkEventData, checkRunData, rateLimited, type PayloadLimits, type RateLimiter } from '../security/index.js';
 import { serve } from './route-table.js';
 
 export interface RunRoutesOptions {
   /** Throws handler_not_found unless this node can execute runs of that name. */
   requireHandler?: (name: string, input?: unknown) => void;
   /** Size limits of what producers send (see ServerConfig); absent: the protocol's own bounds only. */
-  limits?: {
-    maxEventsPerBatch: number;
-    maxEventDataBytes: number;
-    maxMetaBytes: number;
-    maxInputBytes: number;
-    maxLabelsBytes: number;
-  };
+  limits?: PayloadLimits;
   /** Events per second per run; absent: unlimited. */
   appendRate?: RateLimiter;
 }
 
 export function registerRunRoutes(app: FastifyInstance, runs: RunService, options: RunRoutesOptions = {}): void {
   serve(app, 'createRun', async ({ body, request, reply }) => {
-    if (options.limits) {
-      const { maxInputBytes, maxLabelsBytes } = options.limits;
-      const input = jsonBytes(body.input);
-      if (input > maxInputBytes) throw tooLarge('the run input', input, maxInputBytes, 'maxInputBytes');
-      const labels = jsonBytes(body.labels);
-      if (labels > maxLabelsBytes) throw tooLarge('the labels', labels, maxLabelsBytes, 'maxLabelsBytes');
-    }
+    if (options.limits) checkRunData(body, options.limits);
     if (body.execute) options.requireHandler?.(body.name, body.input);
     const key = request.headers['idempotency-key'];
     if (Array.isArray(key)) throw new RuntrailError('invalid_request', 'send one Idempotency-Key header');
@@ -51,26 +39,23 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
   });
 
   serve(app, 'appendEvents', async ({ params, body }) => {
-    const limits = options.limits;
-    if (limits) {
-      if (body.events.length > limits.maxEventsPerBatch) {
-        throw new RuntrailError(
-          'payload_too_large',
-          `${body.events.length} events in one append, over the limit of ${limits.maxEventsPerBatch} (maxEventsPerBatch); send smaller batches`,
-          { limit: limits.maxEventsPerBatch },
-        );
-      }
-      for (const event of body.events) {
-        const bytes = jsonBytes(event.data);
-        const max = event.type === 'meta' ? limits.maxMetaBytes : limits.maxEventDataBytes;
-        if (bytes > max) {
-          throw tooLarge(`the data of a ${event.type} event`, bytes, max, event.type === 'meta' ? 'maxMetaBytes' : 'maxEventDataBytes');
-        }
-      }
-    }
+    if (options.limits) checkEventData(body.events, options.limits);
     const wait = options.appendRate?.take(params.id!, body.events.length) ?? 0;
     if (wait > 0) throw rateLimited(`run ${params.id} is receiving events faster than this server accepts; retry later`, wait);
     return runs.append(params.id!, body);
+  }, {
+    // Counted before the schema checks every event: a batch over the setting is a size problem (413), not a malformed one.
+    precheck: (raw) => {
+      const max = options.limits?.maxEventsPerBatch;
+      const events = (raw as { events?: unknown } | null | undefined)?.events;
+      if (max !== undefined && Array.isArray(events) && events.length > max) {
+        throw new RuntrailError(
+          'payload_too_large',
+          `${events.length} events in one append, over the limit of ${max} (maxEventsPerBatch on the server); send smaller batches`,
+          { limit: max },
+        );
+      }
+    },
   });
 
   serve(app, 'readEvents', async ({ params, query, reply }) => {
@@ -80,7 +65,11 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
     return body;
   });
 
-  serve(app, 'finishRun', async ({ params, body }) => runs.finish(params.id!, body));
+  serve(app, 'finishRun', async ({ params, body }) => {
+    // The output (and error) become the terminal event's data: the same limit as any event's.
+    if (options.limits) checkEventData([terminalEventOf(body)], options.limits, (type) => `the finish's output and error (the data of its ${type} event)`);
+    return runs.finish(params.id!, body);
+  });
   serve(app, 'heartbeat', async ({ params, body }) => runs.heartbeat(params.id!, body.owner));
   serve(app, 'cancelRun', async ({ params, body }) => runs.cancel(params.id!, body.reason));
 

@@ -216,20 +216,7 @@ export class RunService {
   }
 
   async finish(id: string, body: FinishRunBody): Promise<Run> {
-    const event: EventInput =
-      body.status === 'succeeded'
-        ? { type: 'run.succeeded', data: body.output === undefined ? {} : { output: body.output } }
-        : body.status === 'failed'
-          ? {
-              type: 'run.failed',
-              data: {
-                error: { kind: body.error?.kind ?? 'error', message: body.error?.message ?? 'failed' },
-                ...(body.output === undefined ? {} : { output: body.output }),
-              },
-            }
-          : { type: 'run.cancelled', data: body.error ? { reason: body.error.message } : {} };
-    if (body.id !== undefined) event.id = body.id;
-    return (await this.appendEvents(id, [event], body.owner)).run;
+    return (await this.appendEvents(id, [terminalEventOf(body)], body.owner)).run;
   }
 
   /** End a run with a reason the server decided (reaper, executor); a run that already ended is left as it is. */
@@ -310,4 +297,22 @@ export class RunService {
     this.hub.publishRun('deleted', run);
     for (const hook of this.deletedHooks) await hook(run, artifacts);
   }
+}
+
+/** The one terminal event a finish writes (the route checks its size before the service stores it). */
+export function terminalEventOf(body: FinishRunBody): EventInput {
+  const event: EventInput =
+    body.status === 'succeeded'
+      ? { type: 'run.succeeded', data: body.output === undefined ? {} : { output: body.output } }
+      : body.status === 'failed'
+        ? {
+            type: 'run.failed',
+            data: {
+              error: { kind: body.error?.kind ?? 'error', message: body.error?.message ?? 'failed' },
+              ...(body.output === undefined ? {} : { output: body.output }),
+            },
+          }
+        : { type: 'run.cancelled', data: body.error ? { reason: body.error.message } : {} };
+  if (body.id !== undefined) event.id = body.id;
+  return event;
 }

@@ -3,4 +3,4 @@ export { TokenService, type Principal, type Validity } from './tokens.js';
 export { authorize, routeAccess, type Access } from './access.js';
 export { installAuth, redactUrl, tokenOf } from './authenticate.js';
 export { registerTokenRoutes } from './token-routes.js';
-export { ConnectionCounter, RateLimiter, jsonBytes, rateLimited, tooLarge } from './limits.js';
+export { ConnectionCounter, RateLimiter, checkEventData, checkRunData, jsonBytes, rateLimited, tooLarge, type PayloadLimits } from './limits.js';

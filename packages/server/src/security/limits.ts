@@ -69,6 +69,41 @@ export function tooLarge(what: string, bytes: number, limit: number, setting: st
   );
 }
 
+/** The size limits of what producers send (ServerConfig's keys of the same names). */
+export interface PayloadLimits {
+  maxEventsPerBatch: number;
+  maxEventDataBytes: number;
+  maxMetaBytes: number;
+  maxInputBytes: number;
+  maxLabelsBytes: number;
+}
+
+/**
+ * 413 unless every event's data fits its limit. One check for every way an
+ * event gets into a log (an append, a finish's terminal event, an import),
+ * so none of them can store what another refuses.
+ */
+export function checkEventData(
+  events: ReadonlyArray<{ type: string; data?: unknown }>,
+  limits: PayloadLimits,
+  what = (type: string) => `the data of a ${type} event`,
+): void {
+  for (const event of events) {
+    const bytes = jsonBytes(event.data);
+    const meta = event.type === 'meta';
+    const max = meta ? limits.maxMetaBytes : limits.maxEventDataBytes;
+    if (bytes > max) throw tooLarge(what(event.type), bytes, max, meta ? 'maxMetaBytes' : 'maxEventDataBytes');
+  }
+}
+
+/** 413 unless a run's input and labels fit their limits (a create, an import). */
+export function checkRunData(run: { input?: unknown; labels?: unknown }, limits: PayloadLimits): void {
+  const input = jsonBytes(run.input);
+  if (input > limits.maxInputBytes) throw tooLarge('the run input', input, limits.maxInputBytes, 'maxInputBytes');
+  const labels = jsonBytes(run.labels);
+  if (labels > limits.maxLabelsBytes) throw tooLarge('the labels', labels, limits.maxLabelsBytes, 'maxLabelsBytes');
+}
+
 /** Bytes of a value as JSON (undefined: 0). */
 export function jsonBytes(value: unknown): number {
   return value === undefined ? 0 : Buffer.byteLength(JSON.stringify(value));

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { RuntrailError, SSE_EVENTS, type ErrorCode, type ObserversCount } from '@runtrail/protocol';
+import { RuntrailError, SSE_EVENTS, wholeNumber, type ErrorCode, type ObserversCount } from '@runtrail/protocol';
 import { sendFrames, sseEventChunks } from './frames.js';
 import { Outlet } from './outlet.js';
 import type { Validity } from '../security/index.js';
@@ -46,10 +46,12 @@ class SseOutlet extends Outlet {
 export function sseAfter(lastEventId: string | string[] | undefined, queryAfter: number | undefined): number {
   if (lastEventId === undefined || lastEventId === '') return queryAfter ?? 0;
   const value = Array.isArray(lastEventId) ? lastEventId[lastEventId.length - 1]! : lastEventId;
-  if (!/^\d{1,15}$/.test(value.trim())) {
-    throw new RuntrailError('invalid_request', `Last-Event-ID must be a seq (a non-negative integer), got ${JSON.stringify(value)}`);
+  // The rule of every integer query parameter (`?after=`), so the two ways to say where to resume agree.
+  const seq = wholeNumber(0).safeParse(value);
+  if (!seq.success) {
+    throw new RuntrailError('invalid_request', `Last-Event-ID must be a seq (a whole number in decimal digits), got ${JSON.stringify(value.slice(0, 100))}`);
   }
-  return Number(value.trim());
+  return seq.data;
 }
 
 /** One SSE response streaming one run. */
