@@ -571,6 +571,20 @@ describe('HTTP API: bad input changes nothing and says exactly what is wrong', (
     await unchanged();
   });
 
+  it('a browser following a bad link outside the API gets a page with a way back; an API path stays JSON even for a browser', async () => {
+    const html = { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' };
+    const page = await fetch(`${server.url}/nope/<b>path</b>`, { headers: html });
+    expect(page.status).toBe(404);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    const text = await page.text();
+    expect(text).toContain('No page at <code>/nope/%3Cb%3Epath%3C/b%3E</code>');
+    expect(text).toContain('<a href="/">the dashboard</a>');
+    const api = await fetch(`${server.url}/api/v1/nope`, { headers: html });
+    expect([api.status, api.headers.get('content-type')]).toEqual([404, expect.stringContaining('application/json')]);
+    const script = await fetch(`${server.url}/nope/path`);
+    expect(script.headers.get('content-type')).toContain('application/json');
+  });
+
   it('answers a malformed URL with 400 invalid_request in the API error body', async () => {
     const res = await request('GET', '/api/v1/runs/%E0%A4%A');
     expectError(res, 400, 'invalid_request');

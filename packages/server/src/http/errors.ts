@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify';
-import { RuntrailError, echo, routes, type ErrorBody } from '@runtrail/protocol';
+import { API_PREFIX, RuntrailError, echo, routes, type ErrorBody } from '@runtrail/protocol';
 
 /** Map every failure to `{error: {code, message, details}}` with the status of its code. */
 export function installErrorHandler(app: FastifyInstance): void {
@@ -31,8 +31,24 @@ export function installErrorHandler(app: FastifyInstance): void {
     const body: ErrorBody = {
       error: { code: 'route_not_found', message: `no route ${echo(request.method)} ${echo(path)}` },
     };
+    // A person who followed a bad link gets a page with a way back; API clients (and mistyped API URLs) get JSON.
+    if (request.method === 'GET' && !path.startsWith(API_PREFIX) && /\btext\/html\b/.test(request.headers.accept ?? '')) {
+      void reply.status(404).type('text/html; charset=utf-8').send(notFoundPage(path));
+      return;
+    }
     void reply.status(404).send(body);
   });
+}
+
+/** The page a browser gets for a path that is neither the dashboard's nor the API's. */
+function notFoundPage(path: string): string {
+  const shown = echo(path).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  return `<!doctype html><meta charset="utf-8"><title>Not found · runtrail</title>
+<body>
+<h1>No page at <code>${shown}</code></h1>
+<p>The runs are at <a href="/">the dashboard</a>; a run's page is <code>/runs/&lt;id&gt;</code>. The API is under <code>${API_PREFIX}</code> (<a href="/api/docs">reference</a>).</p>
+</body>
+`;
 }
 
 /** Each route of the shared table as a pattern of its path (`:id` is one segment), with its method. */
