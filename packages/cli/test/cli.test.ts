@@ -46,6 +46,9 @@ describe('runtrail CLI', () => {
     expect(lines[1]).toContain('eval-gpt4');
     expect(lines[1]).toContain('1/4 25%');
     expect(lines[2]).toContain('older-run');
+    // Calls counted where there were calls; a run that made none shows none (as the dashboard does).
+    expect(lines[1]).toMatch(/\s1\/0\/0\s/);
+    expect(lines[2]).not.toMatch(/\d+\/\d+\/\d+/);
 
     // `list` is what many type first: the same listing (id, name, status; durations move on).
     const list = await runtrail(['runs', 'list', '--server', url]);

@@ -44,6 +44,7 @@ export {
   type Snapshot,
   type TerminalInfo,
   type TerminalStatus,
+  hasCalls,
 } from './snapshot.js';
 export {
   SnapshotFold,

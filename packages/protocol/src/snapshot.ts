@@ -134,3 +134,14 @@ export function initialSnapshot(): Snapshot {
     terminal: null,
   };
 }
+
+/**
+ * Whether the run has made any call (one running, or one counted). A run
+ * that makes none (a command, a parent of experiments) shows no call
+ * counters: "0 OK, 0 Failed, 0 Retries" is noise there (the dashboard's
+ * panels and list, the CLI's table).
+ */
+export function hasCalls(s: Snapshot): boolean {
+  const { ok, failed, retries } = s.counters;
+  return ok + failed + retries > 0 || Object.keys(s.current).length > 0;
+}

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { RunErrorKind, RunStatus, failureKindOf, type Run, type RunCounts } from '@runtrail/protocol';
+import { RunErrorKind, RunStatus, failureKindOf, hasCalls, type Run, type RunCounts } from '@runtrail/protocol';
 import { clientFor } from '../options.js';
 import { print, printJson } from '../output.js';
 
@@ -76,7 +76,8 @@ export function formatTable(runs: Run[]): string {
     r.status,
     failureKindOf(r) ?? '-',
     progressText(r),
-    `${r.snapshot.counters.ok}/${r.snapshot.counters.failed}/${r.snapshot.counters.retries}`,
+    // A command or a parent makes no calls: no counters, as on the dashboard.
+    hasCalls(r.snapshot) ? `${r.snapshot.counters.ok}/${r.snapshot.counters.failed}/${r.snapshot.counters.retries}` : '-',
     duration(r),
     new Date(r.createdAt).toISOString().replace('T', ' ').slice(0, 19),
     r.parentId ?? '-',

@@ -1,6 +1,6 @@
+import { hasCalls } from '@runtrail/protocol';
 import type { Snapshot } from '@runtrail/protocol';
 import { formatNumber } from '../../format.js';
-import { hasCalls } from './has-calls.js';
 import { visibleText } from '../../visible-text.js';
 
 export function Counters({ snapshot }: { snapshot: Snapshot }) {

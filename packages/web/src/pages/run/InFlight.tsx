@@ -1,6 +1,6 @@
+import { hasCalls } from '@runtrail/protocol';
 import type { Snapshot } from '@runtrail/protocol';
 import { formatDuration } from '../../format.js';
-import { hasCalls } from './has-calls.js';
 import { visibleText } from '../../visible-text.js';
 
 export function InFlight({ snapshot, now }: { snapshot: Snapshot; now: number }) {

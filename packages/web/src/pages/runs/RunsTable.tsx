@@ -1,12 +1,11 @@
 import { Fragment, useState, type ReactNode } from 'react';
-import { RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, type RunsFilter } from '@runtrail/protocol';
+import { RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, type RunsFilter, hasCalls } from '@runtrail/protocol';
 import { ProgressBar } from '../../components/ProgressBar.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
 import { errorKindText, formatDuration, formatTime } from '../../format.js';
 import { estimateProgress, progressSamples, stalledForMs } from '../../progress-estimate.js';
 import { Link } from '../../router.js';
 import { MAX_CHILDREN, useChildRuns, useRunCounts } from '../../use-runs-page.js';
-import { hasCalls } from '../run/has-calls.js';
 import { oneLine } from './failure-line.js';
 import { visibleText } from '../../visible-text.js';
 
