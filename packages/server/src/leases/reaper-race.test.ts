@@ -18,6 +18,8 @@ import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-suppo
 
 const NODES = 3;
 const ROUNDS = 20;
+/** More rounds are played, up to this, until both sides have won a run. */
+const MAX_ROUNDS = 200;
 const RUNS_PER_ROUND = 5;
 const FINISHES_PER_RUN = 6;
 const owner: Owner = { kind: 'producer', node: 'laptop', id: 'proc-1' };
@@ -72,28 +74,46 @@ async function turns(n: number): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
+/**
+ * Waits n reads of the run on a node's own connection. A reaper needs
+ * several round trips (list what is due, re-read the run, end it) before it
+ * can end a run, and an owner's finish needs one; delaying finishes in turns
+ * of the event loop alone let owners win nearly every run on a slow
+ * PostgreSQL, so the race never tried the reaper's side. Round trips scale
+ * with the database's own latency, whatever the machine's load.
+ */
+async function roundTrips(store: RunStore, id: string, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await store.getRun(id);
+}
+
 /** Runs the rounds; answers how many runs a reaper ended and how many their owner did. */
 async function race(): Promise<{ reaped: number; finished: number }> {
   const tally = { reaped: 0, finished: 0 };
-  for (let round = 0; round < ROUNDS; round++) {
+  // At least ROUNDS; then on until both sides have won a run, so the race is
+  // known to have covered both, however this machine's timing leans.
+  for (let round = 0; round < ROUNDS || (round < MAX_ROUNDS && (tally.reaped === 0 || tally.finished === 0)); round++) {
     const ids: string[] = [];
     for (let i = 0; i < RUNS_PER_ROUND; i++) {
       ids.push((await nodes[i % NODES]!.app.runs.create({ name: `race-${round}-${i}`, owner, leaseTtlMs: 1000 })).run.id);
     }
     // Every lease has lapsed: each reaper may end each run, and so may its owner.
     clock += 1_001;
-    // Each writer starts after a random number of turns of the event loop, so the
-    // rounds cover reapers first, owners first and everything in between.
-    const finishes = ids.flatMap((id, r) =>
-      Array.from({ length: FINISHES_PER_RUN }, (_, i) =>
-        turns(random(40))
-          .then(() => nodes[(r + i) % NODES]!.app.runs.finish(id, { status: i % 2 ? 'succeeded' : 'cancelled', owner }))
+    // Each run's owners start after a random number of database round trips
+    // (one per run, plus a little per finish) and turns of the event loop, so
+    // the rounds cover reapers first, owners first and everything in between.
+    const finishes = ids.flatMap((id, r) => {
+      const head = random(16);
+      return Array.from({ length: FINISHES_PER_RUN }, (_, i) => {
+        const node = nodes[(r + i) % NODES]!;
+        return roundTrips(node.store, id, head + random(3))
+          .then(() => turns(random(40)))
+          .then(() => node.app.runs.finish(id, { status: i % 2 ? 'succeeded' : 'cancelled', owner }))
           .then(
             (): Outcome => ({ ok: true }),
             (error: unknown): Outcome => ({ ok: false, error }),
-          ),
-      ),
-    );
+          );
+      });
+    });
     const sweeps = nodes.map((n) => turns(random(4)).then(() => n.reaper.sweep()));
     const [outcomes] = await Promise.all([Promise.all(finishes), ...sweeps]);
 
