@@ -964,6 +964,35 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         await expectError(target.importRun({ run: source, events, artifacts }), 'run_already_exists');
         await expectError(target.append(run.id, [{ type: 'x.late' }], { now: T0 }), 'run_already_terminal');
       });
+
+      it('keeps a large input as it was through appends, and a run imported again under a deleted id has its new input', async () => {
+        // Large inputs are parsed once and shared (ParsedInputs): none of that may show.
+        const input = { rows: Array.from({ length: 400 }, (_, i) => ({ i, prompt: `question ${i} `.repeat(8) })) };
+        const run = await create({ input });
+        for (let i = 0; i < 3; i++) {
+          const { run: after } = await store.append(run.id, [{ type: 'counter', data: { name: 'n', delta: 1 } }], { now: T0 + i });
+          expect(after.input).toEqual(input);
+        }
+        const read = (await store.getRun(run.id))!;
+        expect(read.input).toEqual(input);
+        // A reader that changes what it was given changes nobody else's.
+        expect(() => ((read.input as typeof input).rows[0]!.i = 99)).toThrow(TypeError);
+        expect((await store.getRun(run.id))!.input).toEqual(input);
+
+        await store.append(run.id, [{ type: 'run.succeeded', data: {} }], { now: T0 + 9 });
+        const source = (await store.getRun(run.id))!;
+        const events = await readAll(run.id);
+        // Another connection (another node) that has read the old input...
+        const second = await open(opened.location);
+        extra.push(second);
+        expect((await second.store.getRun(run.id))!.input).toEqual(input);
+        await store.deleteRun(run.id);
+        const other = { rows: input.rows.map((row) => ({ ...row, prompt: row.prompt.toUpperCase() })) };
+        await store.importRun({ run: { ...source, input: other }, events, artifacts: [] });
+        expect((await store.getRun(run.id))!.input).toEqual(other);
+        // ...sees the new one, though the delete happened elsewhere.
+        expect((await second.store.getRun(run.id))!.input).toEqual(other);
+      });
     });
 
     describe('durability', () => {

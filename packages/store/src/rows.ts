@@ -151,8 +151,11 @@ export function leaseAfterAppend(status: RunStatus, held: LeaseTimes, ttlMs: num
   return renew ? { leaseExpiresAt: now + ttlMs, heartbeatAt: now } : { leaseExpiresAt: held.leaseExpiresAt, heartbeatAt: held.heartbeatAt };
 }
 
-/** The Run of a row and its snapshot at the row's seq (the adapter knows it: see RunHeads). */
-export function rowToRun(row: RunRow, snapshot: Snapshot): Run {
+/**
+ * The Run of a row and its snapshot at the row's seq (the adapter knows it:
+ * see RunHeads). Adapters pass the input from their ParsedInputs.
+ */
+export function rowToRun(row: RunRow, snapshot: Snapshot, input: unknown = parse(row.input, null)): Run {
   return {
     id: row.id,
     name: row.name,
@@ -161,7 +164,7 @@ export function rowToRun(row: RunRow, snapshot: Snapshot): Run {
     createdAt: row.created_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at,
-    input: parse(row.input, null),
+    input,
     labels: typeof row.labels === 'string' ? parse(row.labels, {}) : row.labels,
     error: parse<RunError | null>(row.error, null),
     output: parse(row.output, null),

@@ -100,7 +100,8 @@ export class RunContext<Input = unknown> {
     this.deps = deps;
     this.id = deps.run.id;
     this.name = deps.run.name;
-    this.input = deps.run.input as Input;
+    // The store shares one frozen parse of a large input among its readers: the handler gets its own copy to change.
+    this.input = structuredClone(deps.run.input) as Input;
     this.run = deps.run;
     this.signal = deps.signal;
     this.handle = h;

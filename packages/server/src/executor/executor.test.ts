@@ -105,6 +105,20 @@ describe('executor', () => {
     expect(run.output).toBe(49);
   });
 
+  it('gives a handler its own copy of a large input: it may change it, and the run\'s input stays as created', async () => {
+    // Large enough that the store shares one frozen parse of it (ParsedInputs).
+    const input = { items: Array.from({ length: 500 }, (_, i) => ({ i, done: false, prompt: `item ${i} `.repeat(6) })) };
+    server.define<typeof input>('mark', async (ctx) => {
+      for (const item of ctx.input.items) item.done = true;
+      ctx.input.items.push({ i: 500, done: true, prompt: 'added' });
+      return ctx.input.items.filter((item) => item.done).length;
+    });
+    const run = await ended((await client.startRun({ name: 'mark', input })).id);
+    expect(run.error).toBeNull();
+    expect(run.output).toBe(501);
+    expect(run.input).toEqual(input);
+  });
+
   it('fails the run with the error a handler throws', async () => {
     server.define('boom', async () => {
       throw new Error('model endpoint returned 500');

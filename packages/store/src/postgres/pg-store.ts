@@ -59,6 +59,7 @@ import {
 } from '../rows.js';
 import { pendingMigrations, postgresDialect, type OnMigrating } from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions, type WrittenCheckpoint } from '../checkpoints.js';
+import { ParsedInputs } from '../parsed-inputs.js';
 import { eventBody, eventJson, type EventText } from '../event-text.js';
 import { appendPayload, appendPayloadSql, deletedPayload, watchersPayloads } from './notifications.js';
 import { explainOpenFailure } from './open-failure.js';
@@ -251,6 +252,7 @@ export class PgRunStore implements SharedRunStore {
   private readonly pool: pg.Pool;
   private readonly options: PgStoreOptions;
   private readonly heads: RunHeads;
+  private readonly inputs = new ParsedInputs();
   private pending: PendingAppend[] = [];
   /** Group commits in flight; at most one per pool connection but one. */
   private committing = 0;
@@ -497,7 +499,7 @@ export class PgRunStore implements SharedRunStore {
       await c.query(`DELETE FROM run_checkpoints WHERE run_id = $1`, [id]);
       await c.query(`DELETE FROM runs WHERE id = $1`, [id]);
       // Other nodes' live run lists drop it.
-      await c.query(`SELECT pg_notify($1, $2)`, [this.channel, deletedPayload(rowToRun(row, initialSnapshot()))]);
+      await c.query(`SELECT pg_notify($1, $2)`, [this.channel, deletedPayload(rowToRun(row, initialSnapshot(), null))]);
     });
     this.forgetRun(id);
   }
@@ -669,6 +671,7 @@ export class PgRunStore implements SharedRunStore {
   private forgetRun(runId: string): void {
     this.heads.forget(runId);
     this.written.delete(runId);
+    this.inputs.forget(runId);
   }
 
   /**
@@ -874,7 +877,7 @@ export class PgRunStore implements SharedRunStore {
          WHERE id = $1 RETURNING *`,
         [runId, options.now, owner ? JSON.stringify(owner) : null, owner?.node ?? null, owner?.kind ?? null],
       );
-      return rowToRun(updated.rows[0]!, run.snapshot);
+      return rowToRun(updated.rows[0]!, run.snapshot, run.input);
     });
   }
 
@@ -1163,6 +1166,7 @@ export class PgRunStore implements SharedRunStore {
         owner: state.owner,
       },
       state.snapshot,
+      this.inputs.parse(state.row.id, state.row.input),
     );
   }
 
@@ -1174,7 +1178,7 @@ export class PgRunStore implements SharedRunStore {
 
   /** Rows as Runs with their snapshots at their seqs (a run deleted meanwhile is left out). */
   private async runsOf(rows: RunRow[], c?: pg.PoolClient): Promise<Run[]> {
-    return (await this.resolve(rows, c)).map(({ row, snapshot }) => rowToRun(row, snapshot));
+    return (await this.resolve(rows, c)).map(({ row, snapshot }) => rowToRun(row, snapshot, this.inputs.parse(row.id, row.input)));
   }
 
   /**

@@ -56,6 +56,7 @@ import {
 } from '../rows.js';
 import { migrations, pendingMigrations, sqliteDialect, type OnMigrating } from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions } from '../checkpoints.js';
+import { ParsedInputs } from '../parsed-inputs.js';
 import { eventBody, eventJson, type EventText, type JoinedEventTexts } from '../event-text.js';
 
 export interface SqliteStoreOptions extends CheckpointOptions {
@@ -110,6 +111,7 @@ export class SqliteRunStore implements RunStore {
   readonly kind = 'sqlite';
   private readonly db: Database.Database;
   private readonly heads: RunHeads;
+  private readonly inputs = new ParsedInputs();
   private readonly stmt;
   private readonly appendTx;
   private pendingAppends: PendingAppend[] = [];
@@ -399,6 +401,7 @@ export class SqliteRunStore implements RunStore {
       this.stmt.deleteCheckpoint.run(id);
       this.stmt.deleteRun.run(id);
       this.heads.forget(id);
+      this.inputs.forget(id);
     }).immediate());
   }
 
@@ -869,9 +872,8 @@ export class SqliteRunStore implements RunStore {
   }
 
   private toRun(row: RunRow, snapshot?: Snapshot): Run {
-    if (snapshot) return rowToRun(row, snapshot);
-    const resolved = this.resolve(row);
-    return rowToRun(resolved.row, resolved.snapshot);
+    const resolved = snapshot ? { row, snapshot } : this.resolve(row);
+    return rowToRun(resolved.row, resolved.snapshot, this.inputs.parse(resolved.row.id, resolved.row.input));
   }
 
 }
