@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import sys
 import threading
 import time
@@ -75,8 +76,12 @@ class Sender:
         self._thread.start()
         _live.add(self)
 
-    def enqueue(self, event_type: str, data: Any, size: int) -> None:
-        """Queue one event that adds ``size`` bytes to a request; raises the error that stopped sending, if one did."""
+    def enqueue(self, event_type: str, data_json: str, size: int) -> None:
+        """Queue one event, its data as JSON text, that adds ``size`` bytes to a request; raises the error that stopped sending, if one did.
+
+        The text was made at the call: a script changing the object it passed
+        afterwards does not change the event, and the data is serialized once.
+        """
         with self._cond:
             if self._failure is not None:
                 raise self._failure
@@ -89,7 +94,7 @@ class Sender:
                     f"the server at {self.http.base_url} is not keeping up or unreachable (call run.flush())",
                 )
             # The id is given under the lock, so id order is queue order is seq order.
-            event = {"type": event_type, "data": data, "ts": int(time.time() * 1000), "id": f"{self.id_prefix}.{self._queued}"}
+            event = {"type": event_type, "data_json": data_json, "ts": int(time.time() * 1000), "id": f"{self.id_prefix}.{self._queued}"}
             self._queue.append(event)
             self._sizes.append(size)
             self._queued_bytes += size
@@ -179,12 +184,20 @@ class Sender:
                 self._beat()
 
     def _send(self, batch: List[Dict[str, Any]], batch_bytes: int) -> None:
-        body: Dict[str, Any] = {"events": batch}
-        if self.owner is not None:
-            body["owner"] = self.owner
+        events = ",".join(
+            '{"type":%s,"data":%s,"ts":%d,"id":%s}' % (json.dumps(e["type"]), e["data_json"], e["ts"], json.dumps(e["id"]))
+            for e in batch
+        )
+        owner = "" if self.owner is None else ',"owner":' + json.dumps(self.owner, allow_nan=False)
+        body = ('{"events":[%s]%s}' % (events, owner)).encode("utf-8")
         try:
             answer = self.http.request(
-                "appendEvents", {"id": self.run_id}, json_body=body, retry_for=self.retry_for, stop=self._stop
+                "appendEvents",
+                {"id": self.run_id},
+                data=body,
+                headers={"content-type": "application/json"},
+                retry_for=self.retry_for,
+                stop=self._stop,
             )
         except Exception as err:  # noqa: BLE001 - kept and raised to the script by the next enqueue/flush
             with self._cond:

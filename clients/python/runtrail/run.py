@@ -266,7 +266,7 @@ class Run:
                     "it was not queued and the run goes on: send less in one event, or store it with run.artifact()",
                     {"type": event_type, "bytes": size, "limit": limit},
                 )
-        self._sender.enqueue(event_type, data, len(text) + len(event_type) + _ENVELOPE_BYTES)
+        self._sender.enqueue(event_type, text, len(text) + len(event_type) + _ENVELOPE_BYTES)
 
     def progress(self, done: float, total: Optional[float] = None, message: Optional[str] = None) -> None:
         """Record progress ``done`` of ``total`` (the snapshot shows percent and an ETA); a call boundary."""

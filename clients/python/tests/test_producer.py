@@ -151,6 +151,29 @@ class ProducerTest(unittest.TestCase):
         self.assertEqual([e["data"]["value"] for e in stored if e["type"] == "metric"], list(range(1_234)))
         run.succeed()
 
+    def test_data_is_recorded_as_it_was_at_the_call_though_the_object_changes_before_it_is_sent(self) -> None:
+        rt = runtrail.Client(server.url, flush_interval=3600)
+        run = rt.run("reused object")
+        # One dict, updated and recorded step by step, as a training loop would.
+        state = {"step": 0, "losses": [], "note": "caf\u00e9 \u2713"}
+        for step in (1, 2, 3):
+            state["step"] = step
+            state["losses"].append(1 / step)
+            run.event("x.state", state)
+        state["step"] = 99
+        state["losses"].clear()
+        run.flush()
+        stored = [e["data"] for e in rt.events(run.id)["events"] if e["type"] == "x.state"]
+        self.assertEqual(
+            stored,
+            [
+                {"step": 1, "losses": [1.0], "note": "caf\u00e9 \u2713"},
+                {"step": 2, "losses": [1.0, 0.5], "note": "caf\u00e9 \u2713"},
+                {"step": 3, "losses": [1.0, 0.5, 1 / 3], "note": "caf\u00e9 \u2713"},
+            ],
+        )
+        run.succeed()
+
     def test_events_go_out_by_count_and_by_time_without_a_flush(self) -> None:
         by_count = runtrail.Client(server.url, max_batch=50, flush_interval=3600).run("by count")
         for _ in range(100):

@@ -34,6 +34,15 @@ export function isAuthFailure(err: unknown): err is RuntrailError {
 }
 
 /**
+ * A request body already serialized as JSON, standing for a T: a producer
+ * serializes each event's data once, when it is recorded, and sends that text.
+ */
+export class JsonBody<T> {
+  declare private readonly of: T;
+  constructor(readonly text: string) {}
+}
+
+/**
  * The options of a call to route R, checked against the route table: the
  * params its path names (required when it has any), its query and its body.
  */
@@ -41,7 +50,7 @@ export type RequestOptions<R extends RouteName> = (keyof RouteParams<R> extends 
   ? { params?: undefined }
   : { params: RouteParams<R> }) & {
   query?: RouteQuery<R>;
-  body?: RouteBody<R>;
+  body?: RouteBody<R> | JsonBody<RouteBody<R>>;
   headers?: Record<string, string>;
   signal?: AbortSignal;
 };
@@ -97,7 +106,7 @@ export class HttpApi {
         ...(hasBody ? { 'content-type': 'application/json' } : {}),
         ...options.headers,
       },
-      body: hasBody ? JSON.stringify(options.body) : null,
+      body: !hasBody ? null : options.body instanceof JsonBody ? options.body.text : JSON.stringify(options.body),
       signal,
     });
     // A route without a JSON answer (204) has RouteResult undefined.

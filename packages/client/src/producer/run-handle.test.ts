@@ -157,6 +157,28 @@ describe('producer SDK', () => {
     await run.succeed();
   });
 
+  it('records data as it was at the call: changing the object afterwards, before it is sent, changes no event', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'reused-object' });
+    // One object, updated and recorded step by step, as a training loop would.
+    const state = { step: 0, losses: [] as number[] };
+    for (let step = 1; step <= 3; step++) {
+      state.step = step;
+      state.losses.push(1 / step);
+      run.event('x.state', state);
+    }
+    state.step = 99;
+    state.losses.length = 0;
+    await run.flush();
+    const events = await allEvents(client, run.id);
+    expect(events.map((e) => e.data)).toEqual([
+      { step: 1, losses: [1] },
+      { step: 2, losses: [1, 1 / 2] },
+      { step: 3, losses: [1, 1 / 2, 1 / 3] },
+    ]);
+    run.close();
+  });
+
   it('rejects bad data at the call site, naming the field, and sends nothing', async () => {
     const client = new RuntrailClient({ url: server.url });
     const run = await client.createRun({ name: 'bad-data' });

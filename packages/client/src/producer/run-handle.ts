@@ -21,7 +21,7 @@ import {
 import { backoffDelay, delay } from '../backoff.js';
 import { systemClock, unrefTimer, type Clock, type TimerHandle } from '../clock.js';
 import { isRetryable } from '../http-api.js';
-import type { ProducerTransport } from './transport.js';
+import type { ProducerTransport, RecordedEvent } from './transport.js';
 import { isRepeatable, openSource, type ArtifactOptions, type ArtifactSource } from '../artifacts/source.js';
 
 export interface RunHandleOptions {
@@ -104,7 +104,7 @@ export class RunHandle {
   private readonly clock: Clock;
   private readonly abort = new AbortController();
   private readonly stopped = new AbortController();
-  private queue: EventInput[] = [];
+  private queue: RecordedEvent[] = [];
   /** Bytes of JSON each queued event adds to a request, and their sum. */
   private sizes: number[] = [];
   private queuedBytes = 0;
@@ -158,8 +158,8 @@ export class RunHandle {
     } else if (!type.startsWith('x.')) {
       throw invalidRequest('event', [{ path: 'type', message: `unknown event type ${type}` }]);
     }
-    const size = this.measure(event);
-    this.queue.push(event);
+    const { dataJson, size } = this.measure(event);
+    this.queue.push({ type, ts: event.ts, id: event.id, dataJson });
     this.sizes.push(size);
     this.queuedBytes += size;
     if (this.queue.length >= this.maxBatch || this.queuedBytes >= this.maxBatchBytes) this.kick();
@@ -343,11 +343,11 @@ export class RunHandle {
   }
 
   /**
-   * Bytes `event` adds to a request. Data a server would refuse is refused
-   * here, before it is queued: in a batch it would take every event of the
-   * batch down with it.
+   * `event`'s data as the JSON that is sent, and the bytes the event adds to
+   * a request. Data a server would refuse is refused here, before it is
+   * queued: in a batch it would take every event of the batch down with it.
    */
-  private measure(event: EventInput & { id: string }): number {
+  private measure(event: EventInput & { id: string }): { dataJson: string; size: number } {
     let json: string | undefined;
     try {
       json = JSON.stringify(event.data);
@@ -365,11 +365,11 @@ export class RunHandle {
         { type: event.type, bytes, limit },
       );
     }
-    return bytes + utf8Length(event.type) + event.id.length + ENVELOPE_BYTES;
+    return { dataJson: json, size: bytes + utf8Length(event.type) + event.id.length + ENVELOPE_BYTES };
   }
 
   /** Why the run's events stop at `event`, which the server refused on its own (413). */
-  private refused(event: EventInput, err: RuntrailError): RuntrailError {
+  private refused(event: RecordedEvent, err: RuntrailError): RuntrailError {
     const after = this.queue.length - 1;
     return new RuntrailError(
       'payload_too_large',

@@ -1,5 +1,6 @@
 import type {
   Artifact,
+  AppendEventsBody,
   AppendEventsResponse,
   EventInput,
   FinishRunBody,
@@ -7,8 +8,32 @@ import type {
   Owner,
   Run,
 } from '@runtrail/protocol';
-import type { HttpApi } from '../http-api.js';
+import { JsonBody, type HttpApi } from '../http-api.js';
 import { toReadableStream, uploadHeaders, type ArtifactOptions, type ArtifactTransport, type OpenedSource } from '../artifacts/source.js';
+
+/**
+ * An event as a RunHandle recorded it, its data already JSON: serialized
+ * when the event was made, so a caller changing the object it passed
+ * afterwards does not change the event, and serialized once (the handle
+ * needs the text anyway, to check the event's size).
+ */
+export interface RecordedEvent {
+  type: string;
+  ts: number;
+  id: string;
+  dataJson: string;
+}
+
+/** A recorded event as the API's EventInput (for a transport that hands objects on). */
+export function eventInputOf({ type, ts, id, dataJson }: RecordedEvent): EventInput {
+  return { type, ts, id, data: JSON.parse(dataJson) as unknown };
+}
+
+/** The body of an append of these events, built around their data texts. */
+export function appendBodyOf(events: RecordedEvent[], owner: Owner): JsonBody<AppendEventsBody> {
+  const texts = events.map((e) => `{"type":${JSON.stringify(e.type)},"data":${e.dataJson},"ts":${e.ts},"id":${JSON.stringify(e.id)}}`);
+  return new JsonBody(`{"events":[${texts.join(',')}],"owner":${JSON.stringify(owner)}}`);
+}
 
 /**
  * How a RunHandle reaches the log. Over HTTP for external producers; the
@@ -16,7 +41,7 @@ import { toReadableStream, uploadHeaders, type ArtifactOptions, type ArtifactTra
  * producers share one API and one set of rules.
  */
 export interface ProducerTransport extends ArtifactTransport {
-  append(runId: string, events: EventInput[], owner: Owner): Promise<AppendEventsResponse>;
+  append(runId: string, events: RecordedEvent[], owner: Owner): Promise<AppendEventsResponse>;
   finish(runId: string, body: FinishRunBody): Promise<Run>;
   heartbeat(runId: string, owner: Owner): Promise<HeartbeatResponse>;
 }
@@ -24,8 +49,8 @@ export interface ProducerTransport extends ArtifactTransport {
 export class HttpProducerTransport implements ProducerTransport {
   constructor(private readonly api: HttpApi) {}
 
-  append(runId: string, events: EventInput[], owner: Owner): Promise<AppendEventsResponse> {
-    return this.api.request('appendEvents', { params: { id: runId }, body: { events, owner } });
+  append(runId: string, events: RecordedEvent[], owner: Owner): Promise<AppendEventsResponse> {
+    return this.api.request('appendEvents', { params: { id: runId }, body: appendBodyOf(events, owner) });
   }
 
   finish(runId: string, body: FinishRunBody): Promise<Run> {

@@ -119,6 +119,19 @@ describe('executor', () => {
     expect(run.input).toEqual(input);
   });
 
+  it('records a handler\'s event data as it was at the call, though the handler changes the object before it is sent', async () => {
+    server.define('reuse', async (ctx) => {
+      const state = { step: 0 };
+      for (let step = 1; step <= 3; step++) {
+        state.step = step;
+        ctx.event('x.state', state);
+      }
+      state.step = 99;
+    });
+    const run = await ended((await client.startRun({ name: 'reuse' })).id);
+    expect((await events(run.id)).filter((e) => e.type === 'x.state').map((e) => e.data)).toEqual([{ step: 1 }, { step: 2 }, { step: 3 }]);
+  });
+
   it('fails the run with the error a handler throws', async () => {
     server.define('boom', async () => {
       throw new Error('model endpoint returned 500');

@@ -1,5 +1,5 @@
-import type { ArtifactOptions, OpenedSource, ProducerTransport } from '@runtrail/client';
-import type { Artifact, AppendEventsResponse, EventInput, FinishRunBody, HeartbeatResponse, Owner, Run } from '@runtrail/protocol';
+import { eventInputOf, type ArtifactOptions, type OpenedSource, type ProducerTransport, type RecordedEvent } from '@runtrail/client';
+import type { Artifact, AppendEventsResponse, FinishRunBody, HeartbeatResponse, Owner, Run } from '@runtrail/protocol';
 import type { RunService } from '../runs/run-service.js';
 import type { ArtifactService } from '../artifacts/artifact-service.js';
 
@@ -15,8 +15,9 @@ export class InProcessTransport implements ProducerTransport {
     private readonly artifacts: ArtifactService,
   ) {}
 
-  append(runId: string, events: EventInput[], owner: Owner): Promise<AppendEventsResponse> {
-    return this.runs.append(runId, { events, owner });
+  append(runId: string, events: RecordedEvent[], owner: Owner): Promise<AppendEventsResponse> {
+    // Parsed back from the texts recorded at the call site: the handler may have changed its objects since.
+    return this.runs.append(runId, { events: events.map(eventInputOf), owner });
   }
 
   finish(runId: string, body: FinishRunBody): Promise<Run> {
