@@ -55,16 +55,17 @@ function lazySource<S, W extends { subscribe(l: () => void): () => void; getStat
   let pending: ReturnType<typeof setTimeout> | null = null;
   const show = () => {
     pending = null;
-    lastShown = Date.now();
+    // The monotonic clock, to the fraction of a ms: a window never comes out shorter than throttleMs.
+    lastShown = performance.now();
     if (watch === null) return;
     last = watch.getState();
     for (const listener of listeners) listener();
   };
   const changed = () => {
     if (pending !== null) return;
-    const wait = lastShown + throttleMs - Date.now();
+    const wait = lastShown + throttleMs - performance.now();
     if (wait <= 0) show();
-    else pending = setTimeout(show, wait);
+    else pending = setTimeout(show, Math.ceil(wait));
   };
   return {
     subscribe(listener) {
