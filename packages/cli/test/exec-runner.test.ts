@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import type { Run } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '@runtrail/server';
@@ -94,6 +94,29 @@ describe('runtrail exec: which server', () => {
     } finally {
       cwd.remove();
     }
+  });
+});
+
+describe('runtrail exec cancelled from elsewhere', () => {
+  it('stops a command that prints nothing as the cancel is made, not at its next heartbeat, and the run says why', async () => {
+    // A lease of 10 minutes: the next plain heartbeat would come 200 s after the start.
+    const child = spawnCli(['exec', '--server', server.url, '--lease-ttl', '10m', '--', 'sleep', '600']);
+    onTestFinished(() => {
+      // A failed wait leaves exec and its command running: stop both (the command is in exec's group only while exec lives).
+      if (child.exitCode === null) child.kill('SIGINT');
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d));
+    const id = await waitUntil(() => runIdOf(stderr), { what: 'exec to print its run id' });
+    // The command is running and exec has said so (its process group, in a meta event): exec
+    // sends nothing more, so only a heartbeat can tell it of the cancel.
+    await waitUntil(async () => (await client.getRun(id)).snapshot.meta.exec, { what: 'exec to record its command' });
+    await client.cancelRun(id, 'wrong dataset');
+    await waitUntil(() => child.exitCode !== null, { timeoutMs: 20_000, what: 'exec to stop the command after the cancel' });
+    expect(child.exitCode, stderr).not.toBe(0);
+    const run = await client.getRun(id);
+    expect(run.status).toBe('cancelled');
+    expect(run.error?.kind).toBe('cancelled');
   });
 });
 

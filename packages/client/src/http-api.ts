@@ -53,6 +53,12 @@ export type RequestOptions<R extends RouteName> = (keyof RouteParams<R> extends 
   body?: RouteBody<R> | JsonBody<RouteBody<R>>;
   headers?: Record<string, string>;
   signal?: AbortSignal;
+  /**
+   * This call's timeout instead of the client's: longer for a request the
+   * server holds on purpose, null for none (a large upload or download takes
+   * as long as it takes).
+   */
+  timeoutMs?: number | null;
 };
 
 /** The options argument, optional for a route that needs none. */
@@ -65,6 +71,7 @@ interface AnyRequestOptions {
   body?: unknown;
   headers?: Record<string, string>;
   signal?: AbortSignal;
+  timeoutMs?: number | null;
 }
 
 /**
@@ -73,7 +80,8 @@ interface AnyRequestOptions {
  */
 export class HttpApi {
   readonly baseUrl: string;
-  private readonly timeoutMs: number;
+  /** Each request's timeout unless the call gives its own. */
+  readonly timeoutMs: number;
   private readonly headers: Record<string, string>;
   private readonly fetchImpl: typeof fetch;
 
@@ -94,8 +102,7 @@ export class HttpApi {
     const route = routes[name];
     const options = (given ?? {}) as AnyRequestOptions;
     const url = this.baseUrl + buildPath(name, (options.params ?? {}) as RouteParams<R>, options.query);
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    const signal = this.signalFor(options);
     const hasBody = options.body !== undefined;
     const response = await this.fetchImpl(url, {
       method: route.method,
@@ -122,20 +129,25 @@ export class HttpApi {
     return payload as RouteResult<R>;
   }
 
+  /** The caller's signal and this call's timeout (the client's, unless the call says otherwise) as one. */
+  private signalFor(options: AnyRequestOptions): AbortSignal | undefined {
+    const timeoutMs = options.timeoutMs === undefined ? this.timeoutMs : options.timeoutMs;
+    const signals = [options.signal, timeoutMs === null ? undefined : AbortSignal.timeout(timeoutMs)].filter((s): s is AbortSignal => s !== undefined);
+    return signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+  }
+
   /** Raw calls (artifact content, archives): the Response itself, or a RuntrailError if it is not ok. */
   async send<R extends RouteName>(name: R, ...[given]: OptionsArg<SendOptions<R>>): Promise<Response> {
     const route = routes[name];
     const options = (given ?? {}) as AnyRequestOptions & SendExtras;
     const url = this.baseUrl + buildPath(name, (options.params ?? {}) as RouteParams<R>, options.query);
-    const signals = [options.signal, options.timeoutMs === null ? undefined : AbortSignal.timeout(options.timeoutMs ?? this.timeoutMs)].filter(
-      (s): s is AbortSignal => s !== undefined,
-    );
+    const signal = this.signalFor(options);
     const isStream = options.raw !== undefined && typeof options.raw === 'object' && options.raw !== null && 'getReader' in options.raw;
     const init: RequestInit & { duplex?: 'half' } = {
       method: route.method,
       headers: { [CLIENT_HEADER]: '1', ...this.headers, ...options.headers },
       body: options.raw ?? null,
-      ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}),
+      ...(signal ? { signal } : {}),
       // fetch sends a stream body only when told the request is half duplex.
       ...(isStream ? { duplex: 'half' } : {}),
     };
@@ -158,8 +170,6 @@ export class HttpApi {
 interface SendExtras {
   /** A raw body (bytes, text, a stream); sent as is, not as JSON. */
   raw?: BodyInit;
-  /** Per-request timeout; null for none (a large upload or download takes as long as it takes). */
-  timeoutMs?: number | null;
 }
 
 export type SendOptions<R extends RouteName> = RequestOptions<R> & SendExtras;

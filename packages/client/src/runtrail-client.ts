@@ -24,7 +24,7 @@ export type RuntrailClientOptions = HttpApiOptions & {
   /** Producer batching/retry settings for handles this client creates. */
   producer?: Pick<
     RunHandleOptions,
-    'flushIntervalMs' | 'maxBatch' | 'maxBatchBytes' | 'maxEventDataBytes' | 'maxMetaBytes' | 'maxQueued' | 'retryForMs' | 'clock'
+    'flushIntervalMs' | 'maxBatch' | 'maxBatchBytes' | 'maxEventDataBytes' | 'maxMetaBytes' | 'maxQueued' | 'retryForMs' | 'holdHeartbeat' | 'clock'
   >;
 };
 

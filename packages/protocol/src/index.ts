@@ -59,6 +59,8 @@ export {
   DEFAULT_LEASE_TTL_MS,
   FinishRunBody,
   HeartbeatBody,
+  HeartbeatQuery,
+  MAX_HEARTBEAT_WAIT_MS,
   isTerminalStatus,
   ListRunsQuery,
   failureKindOf,

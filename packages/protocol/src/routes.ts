@@ -5,6 +5,7 @@ import {
   CreateRunBody,
   FinishRunBody,
   HeartbeatBody,
+  HeartbeatQuery,
   ListRunsQuery,
   ReadEventsQuery,
 } from './run.js';
@@ -79,8 +80,9 @@ export const routes = {
   heartbeat: {
     method: 'POST',
     path: `${API_PREFIX}/runs/:id/heartbeat`,
-    summary: "Renew the owner's lease; says whether a cancel was requested",
+    summary: "Renew the owner's lease; says whether a cancel was requested (?waitMs= holds the answer until one is, or the run ends)",
     body: HeartbeatBody,
+    query: HeartbeatQuery,
   },
   cancelRun: {
     method: 'POST',

@@ -316,6 +316,14 @@ export const FinishRunBody = z
   });
 export type FinishRunBody = z.infer<typeof FinishRunBody>;
 
+/** The longest a heartbeat may ask to be held (the server holds one no longer than a third of the run's lease). */
+export const MAX_HEARTBEAT_WAIT_MS = 60_000;
+export const HeartbeatQuery = z.object({
+  waitMs: wholeNumber(0, MAX_HEARTBEAT_WAIT_MS)
+    .optional()
+    .describe("hold the answer until a cancel is requested or the run ends, or this long (at most a third of the run's lease)"),
+});
+export type HeartbeatQuery = z.infer<typeof HeartbeatQuery>;
 export const HeartbeatBody = z.strictObject({ owner: Owner.optional() });
 export type HeartbeatBody = z.infer<typeof HeartbeatBody>;
 export const HeartbeatResponseSchema = z.object({

@@ -667,7 +667,7 @@ describe('input handling: limits, numbers, cursors', () => {
     expectError(await request('POST', `/api/v1/runs/${id}/events`, '', json), 400, 'invalid_request', 'invalid request body: events:');
   });
 
-  it('every integer in a query is decimal digits only, one rule for after, limit, createdAfter and Last-Event-ID', async () => {
+  it('every integer in a query is decimal digits only, one rule for after, limit, createdAfter, waitMs and Last-Event-ID', async () => {
     const id = await createRun();
     expect((await request('POST', `/api/v1/runs/${id}/events`, { events: [{ type: 'x.a' }, { type: 'x.b' }] })).status).toBe(200);
     const digits = 'must be a whole number written in decimal digits (0-9)';
@@ -689,6 +689,9 @@ describe('input handling: limits, numbers, cursors', () => {
       expect(res.json!.error.message, what).toBe(`invalid query: ${field}: ${digits}`);
     }
     expectError(await request('GET', `/api/v1/runs/${id}/stream`, undefined, { 'last-event-id': '0x5' }), 400, 'invalid_request', 'Last-Event-ID must be a seq (a whole number in decimal digits), got "0x5"');
+    // A heartbeat's wait: digits, and no longer than the protocol's bound.
+    expectError(await request('POST', `/api/v1/runs/${id}/heartbeat?waitMs=1e3`, {}), 400, 'invalid_request', `invalid query: waitMs: ${digits}`);
+    expectError(await request('POST', `/api/v1/runs/${id}/heartbeat?waitMs=60001`, {}), 400, 'invalid_request', 'invalid query: waitMs:');
     const read = (await request('GET', `/api/v1/runs/${id}/events?after=1&limit=10`)).json!;
     expect(read.events.map((e: { seq: number }) => e.seq)).toEqual([2]);
   });

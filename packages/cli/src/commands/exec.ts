@@ -81,7 +81,8 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
   const url = embedded?.server.url ?? target.url;
   try {
     // An embedded server is on loopback with auth off; any other may need RUNTRAIL_TOKEN.
-    const client = new RuntrailClient({ url, token: embedded ? undefined : process.env.RUNTRAIL_TOKEN || undefined });
+    // A held heartbeat: a cancel from the dashboard stops the command as it is made, not up to lease/3 later.
+    const client = new RuntrailClient({ url, token: embedded ? undefined : process.env.RUNTRAIL_TOKEN || undefined, producer: { holdHeartbeat: true } });
     const run = await client.createRun({
       name: flags.name ?? defaultRunName(command, args),
       input: { command, args, cwd: process.cwd() },

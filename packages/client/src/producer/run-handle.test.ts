@@ -307,6 +307,25 @@ describe('producer SDK', () => {
     expect(ended.status).toBe('cancelled');
   });
 
+  it('with holdHeartbeat, aborts its signal as the cancel is made, not at its next heartbeat; closing it ends the open heartbeat', async () => {
+    const client = new RuntrailClient({ url: server.url, producer: { holdHeartbeat: true } });
+    // The next plain heartbeat would come 200 s after the start.
+    const run = await client.createRun({ name: 'held', leaseTtlMs: 600_000 });
+    // Whether the held heartbeat is open when the cancel comes, or comes after it, the handle hears it now.
+    await client.getRun(run.id);
+    await client.cancelRun(run.id, 'wrong model');
+    await waitUntil(() => run.signal.aborted, { what: 'the handle to hear the cancel' });
+    expect(String((run.signal.reason as Error).message)).toContain('cancel requested');
+    expect((await run.cancelled('stopping as asked')).status).toBe('cancelled');
+
+    // A handle closed with its heartbeat open: the request is dropped, and nothing fails.
+    const other = await client.createRun({ name: 'held-closed', leaseTtlMs: 600_000 });
+    await client.getRun(other.id);
+    other.close();
+    await other.flush();
+    expect((await other.succeed()).status).toBe('succeeded');
+  });
+
   it('renews its lease by heartbeat every third of the lease while nothing else is sent, and stops when closed', async () => {
     const clock = new ManualClock();
     const client = new RuntrailClient({ url: server.url, producer: { clock } });

@@ -4,6 +4,7 @@ import {
   invalidRequest,
   isTerminalStatus,
   MAX_EVENT_DATA_BYTES,
+  MAX_HEARTBEAT_WAIT_MS,
   MAX_META_BYTES,
   utf8Length,
   validateEventData,
@@ -54,6 +55,14 @@ export interface RunHandleOptions {
   retryForMs?: number;
   /** Start heartbeating (default true). */
   heartbeat?: boolean;
+  /**
+   * Keep one heartbeat always open, which the server holds until a cancel
+   * is requested or the run ends (or for lease/3), so `signal` aborts as a
+   * cancel happens rather than at the next heartbeat, up to lease/3 later
+   * (default false). That open request keeps a Node process alive until
+   * the run ends or the handle is closed; `runtrail exec` uses it.
+   */
+  holdHeartbeat?: boolean;
   /**
    * Time for event timestamps, batching, heartbeats and retry delays
    * (default the system clock): a test drives heartbeats and retries with a
@@ -131,7 +140,11 @@ export class RunHandle {
     this.clock = options.clock ?? systemClock;
     this.idPrefix = `${options.owner.id}.${(handleCounter++).toString(36)}`;
     this.signal = this.abort.signal;
-    if (options.heartbeat !== false) this.scheduleBeat(Math.max(250, Math.floor(options.leaseTtlMs / 3)));
+    if (options.heartbeat !== false) {
+      const everyMs = Math.max(250, Math.floor(options.leaseTtlMs / 3));
+      // A held heartbeat is open from the start, so a cancel is heard at once from the start.
+      this.scheduleBeat(everyMs, options.holdHeartbeat === true, options.holdHeartbeat ? 0 : everyMs);
+    }
   }
 
   /**
@@ -394,25 +407,42 @@ export class RunHandle {
     }
   }
 
-  /** Beat every `everyMs` until closed; a timer alone does not keep the process alive. */
-  private scheduleBeat(everyMs: number): void {
+  /**
+   * Beat every `everyMs` until closed; a timer alone does not keep the
+   * process alive. `held`: each beat asks the server to hold it for up to
+   * `everyMs`, and one it held is followed at once by the next, so one is
+   * always open; one answered at once (an older server, the server's own
+   * in-process transport, an error) waits out the rest of the period.
+   */
+  private scheduleBeat(everyMs: number, held: boolean, afterMs = everyMs): void {
     this.heartbeatTimer = this.clock.setTimeout(() => {
       if (this.heartbeatTimer === null) return;
-      this.scheduleBeat(everyMs);
-      void this.beat();
-    }, everyMs);
+      if (!held) {
+        this.scheduleBeat(everyMs, held);
+        void this.beat(0);
+        return;
+      }
+      const started = this.clock.now();
+      void this.beat(Math.min(everyMs, MAX_HEARTBEAT_WAIT_MS)).then(() => {
+        // Closed meanwhile: no more beats.
+        if (this.heartbeatTimer === null) return;
+        this.scheduleBeat(everyMs, held, Math.max(0, everyMs - (this.clock.now() - started)));
+      });
+    }, afterMs);
     unrefTimer(this.heartbeatTimer);
   }
 
-  private async beat(): Promise<void> {
+  private async beat(waitMs: number): Promise<void> {
     try {
-      const response = await this.transport.heartbeat(this.id, this.owner);
+      const response = await this.transport.heartbeat(this.id, this.owner, waitMs, this.stopped.signal);
       if (response.cancelRequested) this.abortWith('cancel requested');
       if (isTerminalStatus(response.status)) {
         this.abortWith(`run ended ${response.status}`);
         this.close();
       }
     } catch (err) {
+      // Closed while a held heartbeat was open: it was aborted on purpose.
+      if (this.stopped.signal.aborted) return;
       // Another owner holds the run, or it ended: this handle must stop working on it.
       if (RuntrailError.isCode(err, 'lease_lost')) {
         this.abortWith(err.message);

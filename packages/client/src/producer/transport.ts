@@ -43,7 +43,12 @@ export function appendBodyOf(events: RecordedEvent[], owner: Owner): JsonBody<Ap
 export interface ProducerTransport extends ArtifactTransport {
   append(runId: string, events: RecordedEvent[], owner: Owner): Promise<AppendEventsResponse>;
   finish(runId: string, body: FinishRunBody): Promise<Run>;
-  heartbeat(runId: string, owner: Owner): Promise<HeartbeatResponse>;
+  /**
+   * Renew the lease. `waitMs`: the server may hold the answer that long,
+   * answering at once when a cancel is requested or the run ends; a
+   * transport or server that does not hold answers at once.
+   */
+  heartbeat(runId: string, owner: Owner, waitMs?: number, signal?: AbortSignal): Promise<HeartbeatResponse>;
 }
 
 export class HttpProducerTransport implements ProducerTransport {
@@ -57,8 +62,16 @@ export class HttpProducerTransport implements ProducerTransport {
     return this.api.request('finishRun', { params: { id: runId }, body });
   }
 
-  heartbeat(runId: string, owner: Owner): Promise<HeartbeatResponse> {
-    return this.api.request('heartbeat', { params: { id: runId }, body: { owner } });
+  heartbeat(runId: string, owner: Owner, waitMs = 0, signal?: AbortSignal): Promise<HeartbeatResponse> {
+    if (waitMs <= 0) return this.api.request('heartbeat', { params: { id: runId }, body: { owner } });
+    // Held for up to waitMs on purpose: the usual timeout starts after it. `signal`: the handle closed.
+    return this.api.request('heartbeat', {
+      params: { id: runId },
+      query: { waitMs },
+      body: { owner },
+      timeoutMs: waitMs + this.api.timeoutMs,
+      ...(signal ? { signal } : {}),
+    });
   }
 
   putArtifact(runId: string, name: string, source: OpenedSource, options: ArtifactOptions): Promise<Artifact> {

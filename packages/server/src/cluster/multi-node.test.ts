@@ -126,6 +126,21 @@ describe('two nodes on one PostgreSQL', () => {
     }
   });
 
+  it('a heartbeat held on A answers when the run is cancelled through B', async () => {
+    const c = await cluster();
+    const [a, b] = await Promise.all([c.start('node-a'), c.start('node-b')]);
+    const { body: run } = await http<Run>('POST', `${a.url}/api/v1/runs`, { name: 'held-across', leaseTtlMs: 60_000 });
+    let settled = false;
+    const held = http<{ cancelRequested: boolean; status: string }>('POST', `${a.url}/api/v1/runs/${run.id}/heartbeat?waitMs=60000`, {}).finally(
+      () => (settled = true),
+    );
+    // A round trip to A went by: the heartbeat is being held (up to 20 s, a third of the lease).
+    await http('GET', `${a.url}/api/v1/runs/${run.id}`);
+    expect(settled).toBe(false);
+    await http('POST', `${b.url}/api/v1/runs/${run.id}/cancel`, { reason: 'from B' });
+    expect((await held).body).toMatchObject({ status: 'running', cancelRequested: true });
+  });
+
   it('a run deleted through B leaves the live runs list on A', async () => {
     const c = await cluster();
     const [a, b] = await Promise.all([c.start('node-a'), c.start('node-b')]);

@@ -70,7 +70,12 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
     if (options.limits) checkEventData([terminalEventOf(body)], options.limits, (type) => `the finish's output and error (the data of its ${type} event)`);
     return runs.finish(params.id!, body);
   });
-  serve(app, 'heartbeat', async ({ params, body }) => runs.heartbeat(params.id!, body.owner));
+  serve(app, 'heartbeat', async ({ params, body, query, reply }) => {
+    // A held heartbeat (?waitMs=) stops waiting when its caller hangs up, or the server closes its connection.
+    const gone = new AbortController();
+    reply.raw.once('close', () => gone.abort());
+    return runs.heartbeat(params.id!, body.owner, { waitMs: query.waitMs, gone: gone.signal });
+  });
   serve(app, 'cancelRun', async ({ params, body }) => runs.cancel(params.id!, body.reason));
 
   serve(app, 'retryRun', async ({ params, reply }) => {

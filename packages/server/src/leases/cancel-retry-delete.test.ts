@@ -38,6 +38,58 @@ describe('heartbeat and cancel', () => {
     expect((await client.getRun(run.id)).snapshot.cancelRequested).toBe(true);
   });
 
+  it('a heartbeat with ?waitMs= is held until a cancel is requested or the run ends, and answers then', async () => {
+    const held = (id: string, waitMs: number) => {
+      let settled = false;
+      const answer = client.api
+        .request('heartbeat', { params: { id }, query: { waitMs }, body: {}, timeoutMs: 30_000 })
+        .finally(() => (settled = true));
+      return { answer, settled: () => settled };
+    };
+    // Lease of 60 s: the server holds a heartbeat up to 20 s.
+    const cancelled = await client.createRun({ name: 'held-cancel', leaseTtlMs: 60_000 });
+    cancelled.close();
+    const first = held(cancelled.id, 60_000);
+    // Another request's whole round trip went by: the heartbeat is being held.
+    await client.getRun(cancelled.id);
+    expect(first.settled()).toBe(false);
+    await client.cancelRun(cancelled.id, 'enough');
+    expect(await first.answer).toMatchObject({ status: 'running', cancelRequested: true });
+
+    const finished = await client.createRun({ name: 'held-end', leaseTtlMs: 60_000 });
+    finished.close();
+    const second = held(finished.id, 60_000);
+    await client.getRun(finished.id);
+    expect(second.settled()).toBe(false);
+    await client.api.request('finishRun', { params: { id: finished.id }, body: { status: 'failed', error: { message: 'judge down' } } });
+    expect(await second.answer).toMatchObject({ status: 'failed', cancelRequested: false });
+
+    // Held no longer than a third of the lease (1.5 s here), whatever it asks.
+    const short = await client.createRun({ name: 'held-short', leaseTtlMs: 1_500 });
+    short.close();
+    const started = Date.now();
+    expect(await held(short.id, 60_000).answer).toMatchObject({ status: 'running', cancelRequested: false });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(450);
+    // An owner that already has its cancel hears it at once.
+    expect(await held(cancelled.id, 60_000).answer).toMatchObject({ cancelRequested: true });
+  });
+
+  it('a held heartbeat ends when the server closes, and the server closes at once', async () => {
+    const run = await client.createRun({ name: 'held-close', leaseTtlMs: 60_000 });
+    run.close();
+    const answer = client.api.request('heartbeat', { params: { id: run.id }, query: { waitMs: 60_000 }, body: {}, timeoutMs: 30_000 }).then(
+      () => 'answered',
+      () => 'connection closed',
+    );
+    await client.getRun(run.id);
+    const closing = Date.now();
+    await server.close();
+    // Not held open for the 20 s the heartbeat could wait.
+    expect(Date.now() - closing).toBeLessThan(10_000);
+    expect(['answered', 'connection closed']).toContain(await answer);
+    server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent', node: 'crd', reaperIntervalMs: 100 });
+  });
+
   it("an external producer sees a cancel at its next heartbeat through run.signal and ends the run cancelled", async () => {
     const run = await client.createRun({ name: 'producer', leaseTtlMs: 1500 });
     const sawCancel = new Promise<unknown>((resolve) => run.signal.addEventListener('abort', () => resolve(run.signal.reason), { once: true }));

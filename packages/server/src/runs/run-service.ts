@@ -4,6 +4,7 @@ import {
   invalidRequest,
   runNotFound,
   isTerminalStatus,
+  isTerminalType,
   validateEventData,
   type AppendEventsBody,
   type AppendEventsResponse,
@@ -231,9 +232,60 @@ export class RunService {
     }
   }
 
-  async heartbeat(id: string, owner?: Owner): Promise<HeartbeatResponse> {
-    const run = await this.store.heartbeat(id, { now: this.now(), owner });
-    return { leaseExpiresAt: run.leaseExpiresAt, cancelRequested: run.cancelRequestedAt !== null, status: run.status };
+  /**
+   * Renew the owner's lease. With `waitMs` the answer is held until a
+   * cancel is requested or the run ends (through this node or another), or
+   * until waitMs (at most a third of the lease) has passed: a producer that
+   * keeps one such heartbeat open hears of a cancel at once, not at its next
+   * beat. `gone` aborts when the caller has gone away.
+   */
+  async heartbeat(id: string, owner?: Owner, options: { waitMs?: number; gone?: AbortSignal } = {}): Promise<HeartbeatResponse> {
+    const waitMs = options.waitMs ?? 0;
+    const news = waitMs > 0 ? this.stopNews(id) : null;
+    try {
+      const run = await this.store.heartbeat(id, { now: this.now(), owner });
+      const answer = heartbeatAnswer(run);
+      if (!news || answer.cancelRequested || run.status !== 'running') return answer;
+      const woke = await news.wait(Math.min(waitMs, Math.floor(run.leaseTtlMs / 3)), options.gone);
+      // Nobody is there to read a fresher answer.
+      if (woke === 'gone') return answer;
+      return heartbeatAnswer(await this.get(id));
+    } finally {
+      news?.stop();
+    }
+  }
+
+  /**
+   * Listens, from now, for the events that tell a run's owner to stop (a
+   * cancel request, the run's end), so none is missed between a read of the
+   * run and the wait.
+   */
+  private stopNews(id: string): { wait(ms: number, gone?: AbortSignal): Promise<'news' | 'time' | 'gone'>; stop(): void } {
+    let heard = false;
+    let wake: (() => void) | null = null;
+    const off = this.hub.subscribe(id, (events) => {
+      if (!events.some((e) => e.type === 'run.cancel_requested' || isTerminalType(e.type))) return;
+      heard = true;
+      wake?.();
+    });
+    return {
+      wait: (ms, gone) =>
+        new Promise((resolve) => {
+          if (heard) return resolve('news');
+          if (gone?.aborted) return resolve('gone');
+          const done = (why: 'news' | 'time' | 'gone') => {
+            clearTimeout(timer);
+            gone?.removeEventListener('abort', onGone);
+            wake = null;
+            resolve(why);
+          };
+          const onGone = () => done('gone');
+          const timer = setTimeout(() => done('time'), ms);
+          gone?.addEventListener('abort', onGone, { once: true });
+          wake = () => done('news');
+        }),
+      stop: off,
+    };
   }
 
   /**
@@ -315,4 +367,8 @@ export function terminalEventOf(body: FinishRunBody): EventInput {
         : { type: 'run.cancelled', data: body.error ? { reason: body.error.message } : {} };
   if (body.id !== undefined) event.id = body.id;
   return event;
+}
+
+function heartbeatAnswer(run: Run): HeartbeatResponse {
+  return { leaseExpiresAt: run.leaseExpiresAt, cancelRequested: run.cancelRequestedAt !== null, status: run.status };
 }
