@@ -94,4 +94,18 @@ describe('runtrail migrate', () => {
     expect(noDb.code).toBe(2);
     expect(noDb.stderr).toContain(`no runtrail.db in ${dir.path}`);
   });
+
+  it('refuses a --database that is not a PostgreSQL URL as serve does, naming the flag, before connecting anywhere', async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    await new SqliteRunStore({ filename: join(dir.path, 'runtrail.db') }).close();
+    // pg ignores the scheme: mysql://… was tried as PostgreSQL, and a path was "the host localhost is not known".
+    for (const url of ['mysql://app:secret@db.internal/app', 'db.internal:5432/runtrail', 'not a url']) {
+      const r = await migrate(['--data-dir', dir.path, '--database', url]);
+      expect(r.code, url).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr, url).toContain('--database must be a postgres:// or postgresql:// URL');
+      expect(r.stderr).not.toContain('secret');
+    }
+  });
 });
