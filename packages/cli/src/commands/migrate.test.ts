@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import pg_ from 'pg';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -93,6 +96,28 @@ describe('runtrail migrate', () => {
     const noDb = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL]);
     expect(noDb.code).toBe(2);
     expect(noDb.stderr).toContain(`no runtrail.db in ${dir.path}`);
+  });
+
+  it('refuses a runtrail.db that is not a runtrail SQLite file in one line naming it, before creating anything in PostgreSQL', async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+    const filename = join(dir.path, 'runtrail.db');
+    const other = new Database(filename);
+    other.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY)');
+    other.close();
+    for (const content of [null, 'not a database at all\n']) {
+      if (content !== null) writeFileSync(filename, content);
+      const r = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+      expect(r.stderr).toContain(`${filename} is not a runtrail data file`);
+    }
+    const pg = new pg_.Client({ connectionString: TEST_DATABASE_URL });
+    await pg.connect();
+    cleanups.push(() => pg.end());
+    expect((await pg.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rowCount).toBe(0);
   });
 
   it('refuses a --database that is not a PostgreSQL URL as serve does, naming the flag, before connecting anywhere', async () => {

@@ -31,10 +31,15 @@ export function registerMigrate(program: Command): void {
         throw new RuntrailError('invalid_request', '--database must be a postgres:// or postgresql:// URL (postgres://user@host:5432/database)');
       }
       // Loaded here, not at the top: other commands never pay for the store and its drivers.
-      const { PgRunStore, copySqliteToPostgres } = await import('@runtrail/store');
-      const target = await PgRunStore.open({ connectionString: flags.database, schema: flags.databaseSchema, poolSize: 2 });
+      const { PgRunStore, copySqliteToPostgres, openSqliteSource } = await import('@runtrail/store');
+      // The source first: a wrong file must not leave a schema behind in PostgreSQL.
+      const source = openSqliteSource(filename);
+      const target = await PgRunStore.open({ connectionString: flags.database, schema: flags.databaseSchema, poolSize: 2 }).catch((err: unknown) => {
+        source.close();
+        throw err;
+      });
       try {
-        const report = await copySqliteToPostgres(filename, target);
+        const report = await copySqliteToPostgres(source, target);
         process.stdout.write(
           `copied ${report.runs} run(s) and ${report.events} event(s) from ${filename} into schema ${flags.databaseSchema}` +
             `${report.skipped ? `; ${report.skipped} run(s) were already there and were left as they are` : ''}\n`,

@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { RuntrailError } from '@runtrail/protocol';
 import type { PgRunStore } from './pg-store.js';
 import type { ArtifactRow } from '../rows.js';
 import { eventBody } from '../event-text.js';
@@ -22,6 +23,26 @@ interface EventColumns {
   terminal: number;
 }
 
+/**
+ * Open a SQLite file to copy from, read-only, refusing (one line naming the
+ * file) one that is not a runtrail data file: not SQLite at all, or another
+ * program's database. Called before the target is touched, so a wrong file
+ * leaves nothing behind in PostgreSQL.
+ */
+export function openSqliteSource(filename: string): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(filename, { readonly: true, fileMustExist: true });
+    const tables = new Set(db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[]);
+    const missing = ['runs', 'events'].filter((t) => !tables.has(t));
+    if (missing.length > 0) throw new Error(`it has no ${missing.join(' or ')} table`);
+    return db;
+  } catch (err) {
+    db?.close();
+    throw new RuntrailError('invalid_request', `${filename} is not a runtrail data file (${(err as Error).message}); pass the data dir of a runtrail server with --data-dir`);
+  }
+}
+
 /** Runs per transaction: each run goes in whole with its events, or not at all. */
 const RUNS_PER_COMMIT = 200;
 const EVENTS_PER_INSERT = 5000;
@@ -31,10 +52,10 @@ const EVENTS_PER_INSERT = 5000;
  * event log with seqs and ids) into a PostgreSQL store, unchanged: the two
  * schemas hold the same columns. A run already in the target is skipped,
  * so an interrupted copy can simply be run again. The SQLite file is opened
- * read-only; copy from a data dir no server is writing to.
+ * read-only (a Database given is closed when done); copy from a data dir no server is writing to.
  */
-export async function copySqliteToPostgres(filename: string, target: PgRunStore): Promise<CopyReport> {
-  const db = new Database(filename, { readonly: true, fileMustExist: true });
+export async function copySqliteToPostgres(source: string | Database.Database, target: PgRunStore): Promise<CopyReport> {
+  const db = typeof source === 'string' ? openSqliteSource(source) : source;
   const report: CopyReport = { runs: 0, events: 0, skipped: 0 };
   try {
     const ids = db.prepare(`SELECT id FROM runs ORDER BY id`).pluck().all() as string[];
