@@ -76,6 +76,29 @@ describe('runtrail migrate', () => {
     expect((await pg.getRun(parent.id))!.seq).toBe(4);
   });
 
+  it("copies the data dir's tokens, revocations included, so producers' and viewers' tokens keep working on PostgreSQL", async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    const sqlite = new SqliteRunStore({ filename: join(dir.path, 'runtrail.db') });
+    const ci = { id: 'tok-ci', name: 'ci', scope: 'producer' as const, hash: 'a'.repeat(64), createdAt: 1000, expiresAt: null, revokedAt: null };
+    const old = { id: 'tok-old', name: 'old', scope: 'viewer' as const, hash: 'b'.repeat(64), createdAt: 1001, expiresAt: 9_000_000_000_000, revokedAt: 2000 };
+    await sqlite.createToken(ci);
+    await sqlite.createToken(old);
+    await sqlite.close();
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+    const first = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain('2 token(s)');
+    const pg = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema, poolSize: 2 });
+    cleanups.push(() => pg.close());
+    expect(await pg.findTokenByHash(ci.hash)).toEqual(ci);
+    expect(await pg.findTokenByHash(old.hash)).toEqual(old);
+    const again = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('0 token(s)');
+  });
+
   it('copies a data dir written before event bodies, every event byte for byte', async () => {
     const dir = tempDir('runtrail-migrate-');
     cleanups.push(() => dir.remove());

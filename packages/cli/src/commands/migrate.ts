@@ -41,7 +41,7 @@ export function registerMigrate(program: Command): void {
       try {
         const report = await copySqliteToPostgres(source, target);
         process.stdout.write(
-          `copied ${report.runs} run(s) and ${report.events} event(s) from ${filename} into schema ${flags.databaseSchema}` +
+          `copied ${report.runs} run(s) and ${report.events} event(s) from ${filename} into schema ${flags.databaseSchema}, and ${report.tokens} token(s)` +
             `${report.skipped ? `; ${report.skipped} run(s) were already there and were left as they are` : ''}\n`,
         );
       } finally {

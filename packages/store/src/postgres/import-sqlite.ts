@@ -10,6 +10,8 @@ export interface CopyReport {
   events: number;
   /** Runs already in the target, left untouched. */
   skipped: number;
+  /** Tokens copied (revoked and expired ones too: a revocation must not be undone); ones already there are left as they are. */
+  tokens: number;
 }
 
 /** An event as a SQLite file of any schema version holds it: `body`, or before bodies, `data`. */
@@ -56,7 +58,7 @@ const EVENTS_PER_INSERT = 5000;
  */
 export async function copySqliteToPostgres(source: string | Database.Database, target: PgRunStore): Promise<CopyReport> {
   const db = typeof source === 'string' ? openSqliteSource(source) : source;
-  const report: CopyReport = { runs: 0, events: 0, skipped: 0 };
+  const report: CopyReport = { runs: 0, events: 0, skipped: 0, tokens: 0 };
   try {
     const ids = db.prepare(`SELECT id FROM runs ORDER BY id`).pluck().all() as string[];
     const runById = db.prepare(`SELECT * FROM runs WHERE id = ?`);
@@ -137,8 +139,40 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
         }
       });
     }
+    report.tokens = await copyTokens(db, target);
   } finally {
     db.close();
   }
   return report;
+}
+
+/**
+ * The data dir's tokens (hashes only, as stored) and the secret run tokens
+ * are signed with, so the tokens handed out keep working after the move.
+ * What the target holds already wins: an id or hash there, or its own secret.
+ */
+async function copyTokens(db: Database.Database, target: PgRunStore): Promise<number> {
+  const has = (table: string) => db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(table) !== undefined;
+  if (!has('tokens')) return 0;
+  const tokens = db.prepare(`SELECT id, name, scope, hash, created_at, expires_at, revoked_at FROM tokens ORDER BY id`).all() as Array<{
+    id: string; name: string; scope: string; hash: string; created_at: number; expires_at: number | null; revoked_at: number | null;
+  }>;
+  const secrets = has('secrets') ? (db.prepare(`SELECT name, value FROM secrets`).all() as Array<{ name: string; value: string }>) : [];
+  return target.tx(async (c) => {
+    let copied = 0;
+    if (tokens.length > 0) {
+      const result = await c.query(
+        `INSERT INTO tokens (id, name, scope, hash, created_at, expires_at, revoked_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])
+         ON CONFLICT DO NOTHING`,
+        [tokens.map((t) => t.id), tokens.map((t) => t.name), tokens.map((t) => t.scope), tokens.map((t) => t.hash),
+          tokens.map((t) => t.created_at), tokens.map((t) => t.expires_at), tokens.map((t) => t.revoked_at)],
+      );
+      copied = result.rowCount ?? 0;
+    }
+    for (const secret of secrets) {
+      await c.query(`INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [secret.name, secret.value]);
+    }
+    return copied;
+  });
 }
