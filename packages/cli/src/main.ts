@@ -48,7 +48,9 @@ program.parseAsync(process.argv).catch((err: unknown) => {
     process.exit(2);
   }
   if (err instanceof RuntrailError) {
-    process.stderr.write(`runtrail: ${err.code}: ${err.message}\n`);
+    // The server's words are for any HTTP client; a command line user sets no header, only the variable.
+    const hint = err.code === 'unauthorized' && !process.env.RUNTRAIL_TOKEN ? ' (the CLI sends the token in RUNTRAIL_TOKEN, which is not set)' : '';
+    process.stderr.write(`runtrail: ${err.code}: ${err.message}${hint}\n`);
     process.exit(2);
   }
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;

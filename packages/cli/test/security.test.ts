@@ -118,5 +118,8 @@ describe('runtrail serve: open only on loopback', { timeout: 180_000 }, () => {
     expect(refused.stderr).toMatch(/unauthorized: the token was revoked/);
     const noToken = await run(['runs', 'ls'], { RUNTRAIL_URL: url });
     expect(noToken.stderr).toMatch(/unauthorized/);
+    // A command line sends no header of its own: it is told where the CLI takes the token from.
+    expect(noToken.stderr, noToken.stderr).toMatch(/RUNTRAIL_TOKEN, which is not set/);
+    expect(noToken.stderr.trim().split('\n')).toHaveLength(1);
   });
 });

@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import pg_ from 'pg';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -73,6 +76,29 @@ describe('runtrail migrate', () => {
     expect((await pg.getRun(parent.id))!.seq).toBe(4);
   });
 
+  it("copies the data dir's tokens, revocations included, so producers' and viewers' tokens keep working on PostgreSQL", async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    const sqlite = new SqliteRunStore({ filename: join(dir.path, 'runtrail.db') });
+    const ci = { id: 'tok-ci', name: 'ci', scope: 'producer' as const, hash: 'a'.repeat(64), createdAt: 1000, expiresAt: null, revokedAt: null };
+    const old = { id: 'tok-old', name: 'old', scope: 'viewer' as const, hash: 'b'.repeat(64), createdAt: 1001, expiresAt: 9_000_000_000_000, revokedAt: 2000 };
+    await sqlite.createToken(ci);
+    await sqlite.createToken(old);
+    await sqlite.close();
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+    const first = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain('2 token(s)');
+    const pg = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema, poolSize: 2 });
+    cleanups.push(() => pg.close());
+    expect(await pg.findTokenByHash(ci.hash)).toEqual(ci);
+    expect(await pg.findTokenByHash(old.hash)).toEqual(old);
+    const again = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('0 token(s)');
+  });
+
   it('copies a data dir written before event bodies, every event byte for byte', async () => {
     const dir = tempDir('runtrail-migrate-');
     cleanups.push(() => dir.remove());
@@ -93,5 +119,41 @@ describe('runtrail migrate', () => {
     const noDb = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL]);
     expect(noDb.code).toBe(2);
     expect(noDb.stderr).toContain(`no runtrail.db in ${dir.path}`);
+  });
+
+  it('refuses a runtrail.db that is not a runtrail SQLite file in one line naming it, before creating anything in PostgreSQL', async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+    const filename = join(dir.path, 'runtrail.db');
+    const other = new Database(filename);
+    other.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY)');
+    other.close();
+    for (const content of [null, 'not a database at all\n']) {
+      if (content !== null) writeFileSync(filename, content);
+      const r = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+      expect(r.stderr).toContain(`${filename} is not a runtrail data file`);
+    }
+    const pg = new pg_.Client({ connectionString: TEST_DATABASE_URL });
+    await pg.connect();
+    cleanups.push(() => pg.end());
+    expect((await pg.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rowCount).toBe(0);
+  });
+
+  it('refuses a --database that is not a PostgreSQL URL as serve does, naming the flag, before connecting anywhere', async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    await new SqliteRunStore({ filename: join(dir.path, 'runtrail.db') }).close();
+    // pg ignores the scheme: mysql://… was tried as PostgreSQL, and a path was "the host localhost is not known".
+    for (const url of ['mysql://app:secret@db.internal/app', 'db.internal:5432/runtrail', 'not a url']) {
+      const r = await migrate(['--data-dir', dir.path, '--database', url]);
+      expect(r.code, url).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr, url).toContain('--database must be a postgres:// or postgresql:// URL');
+      expect(r.stderr).not.toContain('secret');
+    }
   });
 });

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { RuntrailError } from '@runtrail/protocol';
+import { settings } from '@runtrail/server/config';
 
 interface MigrateFlags {
   dataDir: string;
@@ -24,13 +25,23 @@ export function registerMigrate(program: Command): void {
       const filename = join(flags.dataDir, 'runtrail.db');
       if (!existsSync(filename)) throw new RuntrailError('invalid_request', `no runtrail.db in ${flags.dataDir}; pass the data dir with --data-dir`);
       if (!flags.database) throw new RuntrailError('invalid_request', 'say where to copy to with --database postgres://… (or RUNTRAIL_DATABASE_URL)');
+      // As serve checks it: pg ignores the scheme and reads a bare path as a socket on localhost.
+      // The URL is not echoed: it may carry a password.
+      if (!settings.databaseUrl.schema.safeParse(flags.database).success) {
+        throw new RuntrailError('invalid_request', '--database must be a postgres:// or postgresql:// URL (postgres://user@host:5432/database)');
+      }
       // Loaded here, not at the top: other commands never pay for the store and its drivers.
-      const { PgRunStore, copySqliteToPostgres } = await import('@runtrail/store');
-      const target = await PgRunStore.open({ connectionString: flags.database, schema: flags.databaseSchema, poolSize: 2 });
+      const { PgRunStore, copySqliteToPostgres, openSqliteSource } = await import('@runtrail/store');
+      // The source first: a wrong file must not leave a schema behind in PostgreSQL.
+      const source = openSqliteSource(filename);
+      const target = await PgRunStore.open({ connectionString: flags.database, schema: flags.databaseSchema, poolSize: 2 }).catch((err: unknown) => {
+        source.close();
+        throw err;
+      });
       try {
-        const report = await copySqliteToPostgres(filename, target);
+        const report = await copySqliteToPostgres(source, target);
         process.stdout.write(
-          `copied ${report.runs} run(s) and ${report.events} event(s) from ${filename} into schema ${flags.databaseSchema}` +
+          `copied ${report.runs} run(s) and ${report.events} event(s) from ${filename} into schema ${flags.databaseSchema}, and ${report.tokens} token(s)` +
             `${report.skipped ? `; ${report.skipped} run(s) were already there and were left as they are` : ''}\n`,
         );
       } finally {

@@ -105,8 +105,11 @@ export function exportRun(artifacts: ArtifactService, run: Run, events: AsyncIte
     for (const a of records) {
       if (written.has(a.sha256)) continue;
       written.add(a.sha256);
+      // Opened before its entry exists: an entry left unwritten when the pack is destroyed
+      // emits an error no one listens to, which would take the whole server down.
+      const content = await artifacts.open(a);
       const entry = pack.entry({ name: `blobs/${a.sha256}`, size: a.size });
-      await pipeline(await artifacts.open(a), entry);
+      await pipeline(content, entry);
     }
     pack.finalize();
   })().catch((err: unknown) => pack.destroy(err instanceof Error ? err : new Error(String(err))));

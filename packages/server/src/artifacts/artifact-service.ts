@@ -128,9 +128,41 @@ export class ArtifactService {
     throw new RuntrailError('artifact_not_found', `run ${runId} has no artifact named ${JSON.stringify(name)}`, { runId, name });
   }
 
-  /** The content of an artifact, whole or an inclusive byte range. */
-  open(artifact: Artifact, range?: { start: number; end: number }): Promise<Readable> {
-    return this.blobs.open(artifact.sha256, range);
+  /**
+   * The content of an artifact, whole or an inclusive byte range. Content
+   * the record names but this node's blob store lacks (nodes on one
+   * database each with their own artifacts folder, a data dir migrated
+   * without its artifacts folder) is a 503 naming the artifact, not a 500.
+   */
+  async open(artifact: Artifact, range?: { start: number; end: number }): Promise<Readable> {
+    try {
+      return await this.blobs.open(artifact.sha256, range);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw this.contentMissing(artifact);
+      throw err;
+    }
+  }
+
+  /** Refuse, before anything is sent, to serve artifacts whose content is not in this node's blob store. */
+  async checkContent(artifacts: Artifact[]): Promise<void> {
+    for (const a of artifacts) {
+      if (!(await this.blobs.has(a.sha256))) throw this.contentMissing(a);
+    }
+  }
+
+  private contentMissing(a: Artifact): RuntrailError {
+    const where = 'dir' in this.blobs ? ` (${String((this.blobs as { dir: unknown }).dir)})` : '';
+    this.log.warn(
+      { runId: a.runId, artifact: a.name, sha256: a.sha256 },
+      `the content of artifact ${JSON.stringify(a.name)} of run ${a.runId} is not in this node's artifact store${where}; ` +
+        'nodes that share a database must share one artifactsDir, and a migrated data dir keeps its content in <dataDir>/artifacts',
+    );
+    return new RuntrailError(
+      'unavailable',
+      `the content of artifact ${JSON.stringify(a.name)} (sha256 ${a.sha256.slice(0, 12)}…) is not in this node's artifact store; ` +
+        "the server's log says where it looked",
+      { runId: a.runId, name: a.name, sha256: a.sha256 },
+    );
   }
 
   /**
@@ -162,6 +194,8 @@ export class ArtifactService {
     const run = await this.runs.get(runId);
     const { observers: _observers, ...record } = run;
     const records = await this.runs.listArtifacts(runId);
+    // Before the 200: once the archive streams, a missing file can only cut it.
+    await this.checkContent(records);
     const runs = this.runs;
     // Only the events the exported record counts, even if the run is still moving.
     async function* pages(): AsyncIterable<RunEvent[]> {

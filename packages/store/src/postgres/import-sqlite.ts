@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { RuntrailError } from '@runtrail/protocol';
 import type { PgRunStore } from './pg-store.js';
 import type { ArtifactRow } from '../rows.js';
 import { eventBody } from '../event-text.js';
@@ -9,6 +10,8 @@ export interface CopyReport {
   events: number;
   /** Runs already in the target, left untouched. */
   skipped: number;
+  /** Tokens copied (revoked and expired ones too: a revocation must not be undone); ones already there are left as they are. */
+  tokens: number;
 }
 
 /** An event as a SQLite file of any schema version holds it: `body`, or before bodies, `data`. */
@@ -22,6 +25,26 @@ interface EventColumns {
   terminal: number;
 }
 
+/**
+ * Open a SQLite file to copy from, read-only, refusing (one line naming the
+ * file) one that is not a runtrail data file: not SQLite at all, or another
+ * program's database. Called before the target is touched, so a wrong file
+ * leaves nothing behind in PostgreSQL.
+ */
+export function openSqliteSource(filename: string): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(filename, { readonly: true, fileMustExist: true });
+    const tables = new Set(db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[]);
+    const missing = ['runs', 'events'].filter((t) => !tables.has(t));
+    if (missing.length > 0) throw new Error(`it has no ${missing.join(' or ')} table`);
+    return db;
+  } catch (err) {
+    db?.close();
+    throw new RuntrailError('invalid_request', `${filename} is not a runtrail data file (${(err as Error).message}); pass the data dir of a runtrail server with --data-dir`);
+  }
+}
+
 /** Runs per transaction: each run goes in whole with its events, or not at all. */
 const RUNS_PER_COMMIT = 200;
 const EVENTS_PER_INSERT = 5000;
@@ -31,11 +54,11 @@ const EVENTS_PER_INSERT = 5000;
  * event log with seqs and ids) into a PostgreSQL store, unchanged: the two
  * schemas hold the same columns. A run already in the target is skipped,
  * so an interrupted copy can simply be run again. The SQLite file is opened
- * read-only; copy from a data dir no server is writing to.
+ * read-only (a Database given is closed when done); copy from a data dir no server is writing to.
  */
-export async function copySqliteToPostgres(filename: string, target: PgRunStore): Promise<CopyReport> {
-  const db = new Database(filename, { readonly: true, fileMustExist: true });
-  const report: CopyReport = { runs: 0, events: 0, skipped: 0 };
+export async function copySqliteToPostgres(source: string | Database.Database, target: PgRunStore): Promise<CopyReport> {
+  const db = typeof source === 'string' ? openSqliteSource(source) : source;
+  const report: CopyReport = { runs: 0, events: 0, skipped: 0, tokens: 0 };
   try {
     const ids = db.prepare(`SELECT id FROM runs ORDER BY id`).pluck().all() as string[];
     const runById = db.prepare(`SELECT * FROM runs WHERE id = ?`);
@@ -116,8 +139,40 @@ export async function copySqliteToPostgres(filename: string, target: PgRunStore)
         }
       });
     }
+    report.tokens = await copyTokens(db, target);
   } finally {
     db.close();
   }
   return report;
+}
+
+/**
+ * The data dir's tokens (hashes only, as stored) and the secret run tokens
+ * are signed with, so the tokens handed out keep working after the move.
+ * What the target holds already wins: an id or hash there, or its own secret.
+ */
+async function copyTokens(db: Database.Database, target: PgRunStore): Promise<number> {
+  const has = (table: string) => db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(table) !== undefined;
+  if (!has('tokens')) return 0;
+  const tokens = db.prepare(`SELECT id, name, scope, hash, created_at, expires_at, revoked_at FROM tokens ORDER BY id`).all() as Array<{
+    id: string; name: string; scope: string; hash: string; created_at: number; expires_at: number | null; revoked_at: number | null;
+  }>;
+  const secrets = has('secrets') ? (db.prepare(`SELECT name, value FROM secrets`).all() as Array<{ name: string; value: string }>) : [];
+  return target.tx(async (c) => {
+    let copied = 0;
+    if (tokens.length > 0) {
+      const result = await c.query(
+        `INSERT INTO tokens (id, name, scope, hash, created_at, expires_at, revoked_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])
+         ON CONFLICT DO NOTHING`,
+        [tokens.map((t) => t.id), tokens.map((t) => t.name), tokens.map((t) => t.scope), tokens.map((t) => t.hash),
+          tokens.map((t) => t.created_at), tokens.map((t) => t.expires_at), tokens.map((t) => t.revoked_at)],
+      );
+      copied = result.rowCount ?? 0;
+    }
+    for (const secret of secrets) {
+      await c.query(`INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [secret.name, secret.value]);
+    }
+    return copied;
+  });
 }
