@@ -212,7 +212,7 @@ class Sender:
             self._last_contact = time.monotonic()
             self._cond.notify_all()
         if isinstance(answer, dict) and answer.get("cancelRequested"):
-            self.on_stop("cancel requested")
+            self.on_stop(_cancel_message(answer))
 
     def _refused(self, event: Dict[str, Any], err: RuntrailError) -> RuntrailError:
         """Why the run's events stop at ``event``, which the server refused on its own (413); called under the lock."""
@@ -250,7 +250,13 @@ class Sender:
             if status in TERMINAL_STATUSES:
                 self.on_stop(f"the run ended {status} on the server")
             elif answer.get("cancelRequested"):
-                self.on_stop("cancel requested")
+                self.on_stop(_cancel_message(answer))
+
+
+def _cancel_message(answer: Dict[str, Any]) -> str:
+    """Why the run stops: the requester's reason when one was given (``runtrail cancel --reason``; an older server sends none)."""
+    reason = answer.get("cancelReason")
+    return f"cancel requested: {reason}" if isinstance(reason, str) and reason else "cancel requested"
 
 
 _live: "weakref.WeakSet[Sender]" = weakref.WeakSet()

@@ -62,9 +62,31 @@ class LeaseTest(unittest.TestCase):
         self.assertNotIn("ran on", outcome)
         # One heartbeat period, plus room for a loaded machine to answer it.
         self.assertLess(outcome["seen"] - asked, heartbeat_s + 1.5)
+        # The reason given with the cancel reaches the script and is the run's end.
+        self.assertIn("stopped from the dashboard", outcome["raised"].reason)
         final = rt.get_run(outcome["run"].id)
         self.assertEqual(final["status"], "cancelled")
+        self.assertIn("stopped from the dashboard", final["error"]["message"])
         self.assertEqual(final["snapshot"]["counters"]["ok"], 1)
+
+    def test_a_busy_script_learns_of_a_cancel_and_its_reason_from_its_next_batch(self) -> None:
+        rt = runtrail.Client(server.url)
+        raised: Dict[str, Any] = {}
+        try:
+            # A 30 s lease heartbeats every 10 s: only an append's answer can bring the cancel in time.
+            with rt.run("busy", lease_ttl_ms=30_000) as run:
+                rt.cancel(run.id, reason="wrong dataset")
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    run.progress(1, 10)
+                    run.flush()
+        except runtrail.Cancelled as err:
+            raised["err"] = err
+        self.assertIn("err", raised, "the cancel never reached the script")
+        self.assertIn("wrong dataset", raised["err"].reason)
+        final = rt.get_run(run.id)
+        self.assertEqual(final["status"], "cancelled")
+        self.assertIn("wrong dataset", final["error"]["message"])
 
 
 if __name__ == "__main__":

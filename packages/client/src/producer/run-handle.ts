@@ -322,7 +322,7 @@ export class RunHandle {
         this.queue.splice(0, count);
         this.sizes.splice(0, count);
         this.queuedBytes -= bytes;
-        if (response.cancelRequested) this.abortWith('cancel requested');
+        if (response.cancelRequested) this.abortWith(cancelMessage(response.cancelReason));
       } catch (err) {
         if (RuntrailError.isCode(err, 'payload_too_large') && count > 1) {
           // A server with smaller limits than ours (nothing of a refused
@@ -407,7 +407,7 @@ export class RunHandle {
   private async beat(): Promise<void> {
     try {
       const response = await this.transport.heartbeat(this.id, this.owner);
-      if (response.cancelRequested) this.abortWith('cancel requested');
+      if (response.cancelRequested) this.abortWith(cancelMessage(response.cancelReason));
       if (isTerminalStatus(response.status)) {
         this.abortWith(`run ended ${response.status}`);
         this.close();
@@ -431,6 +431,11 @@ export class RunHandle {
     error.name = 'AbortError';
     this.abort.abort(error);
   }
+}
+
+/** What `signal.reason` says of a cancel: the requester's reason when one was given (an older server sends none). */
+function cancelMessage(reason: string | null | undefined): string {
+  return reason ? `cancel requested: ${reason}` : 'cancel requested';
 }
 
 /**
