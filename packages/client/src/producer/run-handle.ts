@@ -115,6 +115,8 @@ export class RunHandle {
   private sending: Promise<void> = Promise.resolve();
   private failure: Error | null = null;
   private ended: Run | null = null;
+  /** The finish body that ended the run, as JSON: the same end again is answered, another refused. */
+  private endedWith: string | null = null;
 
   constructor(options: RunHandleOptions) {
     this.id = options.runId;
@@ -277,6 +279,17 @@ export class RunHandle {
    * not succeed: `succeed()` rejects with why.
    */
   async finish(body: Omit<FinishRunBody, 'id' | 'owner'>): Promise<Run> {
+    if (this.ended) {
+      // The same end again is answered with the run (the finish id makes it
+      // idempotent); another end would reuse that id with other content and
+      // be refused as an event id conflict, which names no run end.
+      if (this.endedWith === JSON.stringify(body)) return this.ended;
+      throw new RuntrailError(
+        'run_already_terminal',
+        `run ${this.id} already ended ${this.ended.status} (this handle ended it); it cannot also end ${body.status}`,
+        { status: this.ended.status, terminal: this.ended.snapshot.terminal },
+      );
+    }
     try {
       await this.flush();
     } catch (err) {
@@ -285,6 +298,7 @@ export class RunHandle {
     }
     const run = await this.withRetries(() => this.transport.finish(this.id, { ...body, id: `${this.idPrefix}.finish`, owner: this.owner }));
     this.ended = run;
+    this.endedWith = JSON.stringify(body);
     this.close();
     return run;
   }
