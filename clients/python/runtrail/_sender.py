@@ -46,7 +46,7 @@ class Sender:
         max_batch_bytes: int,
         max_queued: int,
         retry_for: float,
-        on_stop: Callable[[str], None],
+        on_stop: Callable[..., None],
     ) -> None:
         self.http = http
         self.run_id = run_id
@@ -212,7 +212,7 @@ class Sender:
             self._last_contact = time.monotonic()
             self._cond.notify_all()
         if isinstance(answer, dict) and answer.get("cancelRequested"):
-            self.on_stop(_cancel_message(answer))
+            self.on_stop(_cancel_message(answer), cancel=True)
 
     def _refused(self, event: Dict[str, Any], err: RuntrailError) -> RuntrailError:
         """Why the run's events stop at ``event``, which the server refused on its own (413); called under the lock."""
@@ -250,7 +250,7 @@ class Sender:
             if status in TERMINAL_STATUSES:
                 self.on_stop(f"the run ended {status} on the server")
             elif answer.get("cancelRequested"):
-                self.on_stop(_cancel_message(answer))
+                self.on_stop(_cancel_message(answer), cancel=True)
 
 
 def _cancel_message(answer: Dict[str, Any]) -> str:

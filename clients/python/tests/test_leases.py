@@ -88,6 +88,19 @@ class LeaseTest(unittest.TestCase):
         self.assertEqual(final["status"], "cancelled")
         self.assertIn("wrong dataset", final["error"]["message"])
 
+    def test_a_script_that_polls_run_cancelled_and_leaves_the_block_ends_the_run_cancelled(self) -> None:
+        rt = runtrail.Client(server.url)
+        with rt.run("polling", lease_ttl_ms=30_000) as run:
+            rt.cancel(run.id, reason="enough for today")
+            deadline = time.monotonic() + 10
+            while not run.cancelled and time.monotonic() < deadline:
+                run.log("still working")  # not a call boundary: nothing raises here
+                run.flush()
+            self.assertTrue(run.cancelled, "the cancel never reached the script")
+        final = rt.get_run(run.id)
+        self.assertEqual(final["status"], "cancelled")
+        self.assertIn("enough for today", final["error"]["message"])
+
 
 if __name__ == "__main__":
     unittest.main()
