@@ -350,7 +350,8 @@ export class RunHandle {
           : err instanceof Error
             ? err
             : new Error(String(err));
-        if (RuntrailError.isCode(err, 'run_already_terminal')) this.abortWith('run ended');
+        // The server's message says how the run ended (a timeout, the reaper, a cancel): the signal's reason keeps it.
+        if (RuntrailError.isCode(err, 'run_already_terminal')) this.abortWith(err.message);
         if (RuntrailError.isCode(err, 'lease_lost')) this.abortWith(err.message);
       }
     }
