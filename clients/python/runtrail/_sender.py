@@ -199,7 +199,8 @@ class Sender:
                 self._failure = err
                 self._cond.notify_all()
             if isinstance(err, RuntrailError) and err.code == "run_already_terminal":
-                self.on_stop("the run already ended on the server")
+                # The server's message says how it ended (a timeout, the reaper): Cancelled carries it.
+                self.on_stop(f"the run already ended on the server: {err.message}")
             elif isinstance(err, RuntrailError) and err.code == "lease_lost":
                 self.on_stop("another owner holds the run's lease (this process lost it)")
             return

@@ -101,6 +101,24 @@ class LeaseTest(unittest.TestCase):
         self.assertEqual(final["status"], "cancelled")
         self.assertIn("enough for today", final["error"]["message"])
 
+    def test_a_run_ended_elsewhere_stops_the_script_saying_how_it_ended(self) -> None:
+        rt = runtrail.Client(server.url)
+        raised: Dict[str, Any] = {}
+        try:
+            with rt.run("ended elsewhere", lease_ttl_ms=30_000) as run:
+                run.progress(1, 10)
+                run.flush()
+                rt._http.request("finishRun", {"id": run.id}, json_body={"status": "failed", "error": {"kind": "timeout", "message": "took longer than 2 h"}})
+                run.log("one more line")
+                with self.assertRaises(runtrail.RuntrailError):
+                    run.flush()
+                run.progress(2, 10)  # a call boundary: the script stops here
+        except runtrail.Cancelled as err:
+            raised["err"] = err
+        self.assertIn("err", raised)
+        self.assertIn("already ended failed (timeout: took longer than 2 h)", raised["err"].reason)
+        self.assertEqual(rt.get_run(run.id)["error"], {"kind": "timeout", "message": "took longer than 2 h"})
+
 
 if __name__ == "__main__":
     unittest.main()
