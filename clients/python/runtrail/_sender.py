@@ -47,7 +47,7 @@ class Sender:
         max_batch_bytes: int,
         max_queued: int,
         retry_for: float,
-        on_stop: Callable[[str], None],
+        on_stop: Callable[..., None],
     ) -> None:
         self.http = http
         self.run_id = run_id
@@ -212,7 +212,8 @@ class Sender:
                 self._failure = err
                 self._cond.notify_all()
             if isinstance(err, RuntrailError) and err.code == "run_already_terminal":
-                self.on_stop("the run already ended on the server")
+                # The server's message says how it ended (a timeout, the reaper): Cancelled carries it.
+                self.on_stop(f"the run already ended on the server: {err.message}")
             elif isinstance(err, RuntrailError) and err.code == "lease_lost":
                 self.on_stop("another owner holds the run's lease (this process lost it)")
             return
@@ -225,7 +226,7 @@ class Sender:
             self._last_contact = time.monotonic()
             self._cond.notify_all()
         if isinstance(answer, dict) and answer.get("cancelRequested"):
-            self.on_stop("cancel requested")
+            self.on_stop(_cancel_message(answer), cancel=True)
 
     def _refused(self, event: Dict[str, Any], err: RuntrailError) -> RuntrailError:
         """Why the run's events stop at ``event``, which the server refused on its own (413); called under the lock."""
@@ -263,7 +264,13 @@ class Sender:
             if status in TERMINAL_STATUSES:
                 self.on_stop(f"the run ended {status} on the server")
             elif answer.get("cancelRequested"):
-                self.on_stop("cancel requested")
+                self.on_stop(_cancel_message(answer), cancel=True)
+
+
+def _cancel_message(answer: Dict[str, Any]) -> str:
+    """Why the run stops: the requester's reason when one was given (``runtrail cancel --reason``; an older server sends none)."""
+    reason = answer.get("cancelReason")
+    return f"cancel requested: {reason}" if isinstance(reason, str) and reason else "cancel requested"
 
 
 _live: "weakref.WeakSet[Sender]" = weakref.WeakSet()

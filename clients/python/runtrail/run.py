@@ -74,6 +74,8 @@ class Run:
         self._owner = owner
         self._call_numbers = itertools.count(1)
         self._stop_reason: Optional[str] = None
+        # Whether the stop was a cancel request (not an end written elsewhere, nor a lost lease).
+        self._cancel_requested = False
         self._ended: Optional[Dict[str, Any]] = None
         self._output: Any = None
         self._has_output = False
@@ -118,6 +120,12 @@ class Run:
         if self._attached or self._ended is not None:
             if self._attached:
                 self.flush()
+            return False
+        if exc is None and self._cancel_requested:
+            # The script saw the cancel (it polled run.cancelled and stopped)
+            # and left the block: the run ends cancelled, as if Cancelled had
+            # been raised, not succeeded as though it had done all its work.
+            self.finish("cancelled", message=self._stop_reason, kind="cancelled")
             return False
         if exc is None:
             try:
@@ -226,9 +234,10 @@ class Run:
         """Return once every event queued so far is stored; raise the reason if one could not be (or after ``timeout`` s)."""
         self._sender.flush(timeout)
 
-    def _stop(self, reason: str) -> None:
+    def _stop(self, reason: str, cancel: bool = False) -> None:
         if self._stop_reason is None:
             self._stop_reason = reason
+            self._cancel_requested = cancel
 
     def check_cancelled(self) -> None:
         """Raise ``runtrail.Cancelled`` if the run was asked to stop (what every call boundary does)."""

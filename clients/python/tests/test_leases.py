@@ -62,9 +62,62 @@ class LeaseTest(unittest.TestCase):
         self.assertNotIn("ran on", outcome)
         # One heartbeat period, plus room for a loaded machine to answer it.
         self.assertLess(outcome["seen"] - asked, heartbeat_s + 1.5)
+        # The reason given with the cancel reaches the script and is the run's end.
+        self.assertIn("stopped from the dashboard", outcome["raised"].reason)
         final = rt.get_run(outcome["run"].id)
         self.assertEqual(final["status"], "cancelled")
+        self.assertIn("stopped from the dashboard", final["error"]["message"])
         self.assertEqual(final["snapshot"]["counters"]["ok"], 1)
+
+    def test_a_busy_script_learns_of_a_cancel_and_its_reason_from_its_next_batch(self) -> None:
+        rt = runtrail.Client(server.url)
+        raised: Dict[str, Any] = {}
+        try:
+            # A 30 s lease heartbeats every 10 s: only an append's answer can bring the cancel in time.
+            with rt.run("busy", lease_ttl_ms=30_000) as run:
+                rt.cancel(run.id, reason="wrong dataset")
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    run.progress(1, 10)
+                    run.flush()
+        except runtrail.Cancelled as err:
+            raised["err"] = err
+        self.assertIn("err", raised, "the cancel never reached the script")
+        self.assertIn("wrong dataset", raised["err"].reason)
+        final = rt.get_run(run.id)
+        self.assertEqual(final["status"], "cancelled")
+        self.assertIn("wrong dataset", final["error"]["message"])
+
+    def test_a_script_that_polls_run_cancelled_and_leaves_the_block_ends_the_run_cancelled(self) -> None:
+        rt = runtrail.Client(server.url)
+        with rt.run("polling", lease_ttl_ms=30_000) as run:
+            rt.cancel(run.id, reason="enough for today")
+            deadline = time.monotonic() + 10
+            while not run.cancelled and time.monotonic() < deadline:
+                run.log("still working")  # not a call boundary: nothing raises here
+                run.flush()
+            self.assertTrue(run.cancelled, "the cancel never reached the script")
+        final = rt.get_run(run.id)
+        self.assertEqual(final["status"], "cancelled")
+        self.assertIn("enough for today", final["error"]["message"])
+
+    def test_a_run_ended_elsewhere_stops_the_script_saying_how_it_ended(self) -> None:
+        rt = runtrail.Client(server.url)
+        raised: Dict[str, Any] = {}
+        try:
+            with rt.run("ended elsewhere", lease_ttl_ms=30_000) as run:
+                run.progress(1, 10)
+                run.flush()
+                rt._http.request("finishRun", {"id": run.id}, json_body={"status": "failed", "error": {"kind": "timeout", "message": "took longer than 2 h"}})
+                run.log("one more line")
+                with self.assertRaises(runtrail.RuntrailError):
+                    run.flush()
+                run.progress(2, 10)  # a call boundary: the script stops here
+        except runtrail.Cancelled as err:
+            raised["err"] = err
+        self.assertIn("err", raised)
+        self.assertIn("already ended failed (timeout: took longer than 2 h)", raised["err"].reason)
+        self.assertEqual(rt.get_run(run.id)["error"], {"kind": "timeout", "message": "took longer than 2 h"})
 
 
 if __name__ == "__main__":

@@ -115,6 +115,8 @@ export class HttpApi {
       },
       body: !hasBody ? null : options.body instanceof JsonBody ? options.body.text : JSON.stringify(options.body),
       signal,
+    }).catch((err: unknown) => {
+      throw unreachable(err, `${route.method} ${url}`);
     });
     // A route without a JSON answer (204) has RouteResult undefined.
     if (response.status === 204) return undefined as RouteResult<R>;
@@ -151,7 +153,9 @@ export class HttpApi {
       // fetch sends a stream body only when told the request is half duplex.
       ...(isStream ? { duplex: 'half' } : {}),
     };
-    const response = await this.fetchImpl(url, init);
+    const response = await this.fetchImpl(url, init).catch((err: unknown) => {
+      throw unreachable(err, `${route.method} ${url}`);
+    });
     if (!response.ok && response.status !== 304) {
       const text = await response.text();
       let payload: unknown;
@@ -173,6 +177,18 @@ interface SendExtras {
 }
 
 export type SendOptions<R extends RouteName> = RequestOptions<R> & SendExtras;
+
+/**
+ * fetch's own network failure says only "fetch failed", naming neither the
+ * server nor why. Say both; it stays a TypeError with the same `cause`, so
+ * retries, reconnects and the CLI treat it as the network failure it is.
+ */
+function unreachable(err: unknown, what: string): unknown {
+  if (!(err instanceof TypeError) || err.message !== 'fetch failed') return err;
+  const cause = err.cause as { code?: string; message?: string } | undefined;
+  const why = cause?.code ?? cause?.message ?? 'no answer';
+  return new TypeError(`cannot reach the runtrail server: ${what} failed (${why})`, { cause: err.cause });
+}
 
 export function errorFromResponse(status: number, payload: unknown, what: string): RuntrailError {
   const body = payload as Partial<ErrorBody> | undefined;

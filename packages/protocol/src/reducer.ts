@@ -281,7 +281,7 @@ function reduceKnown(s: Snapshot, e: TypedEvent, records: FoldRecords): Partial<
     }
 
     case 'run.cancel_requested':
-      return { cancelRequested: true };
+      return { cancelRequested: true, cancelReason: e.data.reason ?? null };
 
     case 'run.stalled':
       return {
@@ -305,7 +305,10 @@ function reduceKnown(s: Snapshot, e: TypedEvent, records: FoldRecords): Partial<
         e.seq,
         e.ts,
         'cancelled',
-        { kind: 'cancelled', message: e.data.reason ?? 'cancelled' },
+        // An owner that stops on request without a reason of its own ends
+        // with the requester's: `runtrail cancel --reason` is what it says.
+        // (A snapshot checkpointed before cancelReason existed has none.)
+        { kind: 'cancelled', message: e.data.reason ?? s.cancelReason ?? 'cancelled' },
         undefined,
       );
 

@@ -281,6 +281,7 @@ export const AppendEventsResponseSchema = z.object({
   seq: z.number(),
   seqs: z.array(z.number()).describe('seq of each event of the batch, in order (the original seq for a duplicate id)'),
   cancelRequested: z.boolean(),
+  cancelReason: z.string().nullable().describe('the reason given with the cancel request, if any'),
 });
 export type AppendEventsResponse = z.infer<typeof AppendEventsResponseSchema>;
 
@@ -329,6 +330,7 @@ export type HeartbeatBody = z.infer<typeof HeartbeatBody>;
 export const HeartbeatResponseSchema = z.object({
   leaseExpiresAt: z.number().nullable(),
   cancelRequested: z.boolean(),
+  cancelReason: z.string().nullable().describe('the reason given with the cancel request, if any'),
   status: RunStatus,
 });
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>;

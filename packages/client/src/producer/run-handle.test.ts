@@ -292,6 +292,36 @@ describe('producer SDK', () => {
     expect((err as RuntrailError).message).toContain('succeeded');
   });
 
+  it('a handle that ended its run answers the same end again, and refuses another end naming how the run ended', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'ended twice' });
+    await run.succeed({ answer: 42 });
+    expect((await run.succeed({ answer: 42 })).status).toBe('succeeded');
+    // e.g. a catch block that calls fail() after succeed() threw on something else
+    for (const late of [() => run.fail(new Error('late')), () => run.cancelled('too late'), () => run.succeed({ answer: 43 })]) {
+      const err = await late().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RuntrailError);
+      expect((err as RuntrailError).code).toBe('run_already_terminal');
+      expect((err as RuntrailError).message).toContain(`run ${run.id} already ended succeeded`);
+    }
+    const stored = await client.getRun(run.id);
+    expect(stored.status).toBe('succeeded');
+    expect(stored.output).toEqual({ answer: 42 });
+  });
+
+  it('a run ended elsewhere (a timeout, the reaper) aborts the signal of a busy producer with how it ended', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'ended elsewhere', leaseTtlMs: 30_000 });
+    run.progress(1, 10);
+    await run.flush();
+    await client.api.request('finishRun', { params: { id: run.id }, body: { status: 'failed', error: { kind: 'timeout', message: 'took longer than 2 h' } } });
+    run.progress(2, 10);
+    const err = await run.flush().catch((e: unknown) => e);
+    expect((err as RuntrailError).code).toBe('run_already_terminal');
+    expect(run.signal.aborted).toBe(true);
+    expect((run.signal.reason as Error).message).toContain('already ended failed (timeout: took longer than 2 h)');
+  });
+
   it('aborts the handle signal at its next heartbeat when someone cancels the run', async () => {
     // The handle's clock is ours: its heartbeat (every leaseTtlMs / 3) comes when we move time, not after 10 real seconds.
     const clock = new ManualClock();

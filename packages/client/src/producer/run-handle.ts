@@ -124,6 +124,8 @@ export class RunHandle {
   private sending: Promise<void> = Promise.resolve();
   private failure: Error | null = null;
   private ended: Run | null = null;
+  /** The finish body that ended the run, as JSON: the same end again is answered, another refused. */
+  private endedWith: string | null = null;
 
   constructor(options: RunHandleOptions) {
     this.id = options.runId;
@@ -290,6 +292,17 @@ export class RunHandle {
    * not succeed: `succeed()` rejects with why.
    */
   async finish(body: Omit<FinishRunBody, 'id' | 'owner'>): Promise<Run> {
+    if (this.ended) {
+      // The same end again is answered with the run (the finish id makes it
+      // idempotent); another end would reuse that id with other content and
+      // be refused as an event id conflict, which names no run end.
+      if (this.endedWith === JSON.stringify(body)) return this.ended;
+      throw new RuntrailError(
+        'run_already_terminal',
+        `run ${this.id} already ended ${this.ended.status} (this handle ended it); it cannot also end ${body.status}`,
+        { status: this.ended.status, terminal: this.ended.snapshot.terminal },
+      );
+    }
     try {
       await this.flush();
     } catch (err) {
@@ -298,6 +311,7 @@ export class RunHandle {
     }
     const run = await this.withRetries(() => this.transport.finish(this.id, { ...body, id: `${this.idPrefix}.finish`, owner: this.owner }));
     this.ended = run;
+    this.endedWith = JSON.stringify(body);
     this.close();
     return run;
   }
@@ -335,7 +349,7 @@ export class RunHandle {
         this.queue.splice(0, count);
         this.sizes.splice(0, count);
         this.queuedBytes -= bytes;
-        if (response.cancelRequested) this.abortWith('cancel requested');
+        if (response.cancelRequested) this.abortWith(cancelMessage(response.cancelReason));
       } catch (err) {
         if (RuntrailError.isCode(err, 'payload_too_large') && count > 1) {
           // A server with smaller limits than ours (nothing of a refused
@@ -349,7 +363,8 @@ export class RunHandle {
           : err instanceof Error
             ? err
             : new Error(String(err));
-        if (RuntrailError.isCode(err, 'run_already_terminal')) this.abortWith('run ended');
+        // The server's message says how the run ended (a timeout, the reaper, a cancel): the signal's reason keeps it.
+        if (RuntrailError.isCode(err, 'run_already_terminal')) this.abortWith(err.message);
         if (RuntrailError.isCode(err, 'lease_lost')) this.abortWith(err.message);
       }
     }
@@ -435,7 +450,7 @@ export class RunHandle {
   private async beat(waitMs: number): Promise<void> {
     try {
       const response = await this.transport.heartbeat(this.id, this.owner, waitMs, this.stopped.signal);
-      if (response.cancelRequested) this.abortWith('cancel requested');
+      if (response.cancelRequested) this.abortWith(cancelMessage(response.cancelReason));
       if (isTerminalStatus(response.status)) {
         this.abortWith(`run ended ${response.status}`);
         this.close();
@@ -461,6 +476,11 @@ export class RunHandle {
     error.name = 'AbortError';
     this.abort.abort(error);
   }
+}
+
+/** What `signal.reason` says of a cancel: the requester's reason when one was given (an older server sends none). */
+function cancelMessage(reason: string | null | undefined): string {
+  return reason ? `cancel requested: ${reason}` : 'cancel requested';
 }
 
 /**

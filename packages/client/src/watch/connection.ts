@@ -33,6 +33,9 @@ export const WATCH_DEFAULTS = {
 
 export function connectionSettings(options: WatchConnectionOptions): ConnectionSettings {
   const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const WebSocket = options.WebSocket !== undefined ? options.WebSocket : ((globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? null);
+  const wanted = options.transports ?? [...WATCH_DEFAULTS.transports];
+  requireUsableTransports(wanted, WebSocket !== null);
   return {
     api: new HttpApi({
       url: options.url,
@@ -41,11 +44,11 @@ export function connectionSettings(options: WatchConnectionOptions): ConnectionS
       token: options.token,
       requestTimeoutMs: options.requestTimeoutMs ?? WATCH_DEFAULTS.requestTimeoutMs,
     }),
-    WebSocket: options.WebSocket !== undefined ? options.WebSocket : ((globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? null),
+    WebSocket,
     fetch: fetchImpl,
     headers: { ...options.headers, ...authHeaders(options.token) },
     token: options.token,
-    wanted: options.transports ?? [...WATCH_DEFAULTS.transports],
+    wanted,
     idleTimeoutMs: options.idleTimeoutMs ?? WATCH_DEFAULTS.idleTimeoutMs,
     pollIntervalMs: options.pollIntervalMs ?? WATCH_DEFAULTS.pollIntervalMs,
     reconnect: {
@@ -55,6 +58,30 @@ export function connectionSettings(options: WatchConnectionOptions): ConnectionS
       transportRetryMs: options.transportRetryMs ?? WATCH_DEFAULTS.transportRetryMs,
     },
   };
+}
+
+/**
+ * Refuse, when the watcher is made, a `transports` list that leaves nothing
+ * to connect with: a misspelt name, an empty list, or only 'ws' on a
+ * platform with no WebSocket class (Node 20). Otherwise the reconnect loop
+ * would have no transport to pick and fail later with a TypeError.
+ */
+function requireUsableTransports(wanted: readonly string[], hasWebSocket: boolean): void {
+  const unknown = wanted.filter((name) => !(WATCH_DEFAULTS.transports as readonly string[]).includes(name));
+  if (unknown.length > 0) {
+    throw new RuntrailError('invalid_request', `transports: unknown transport ${unknown.map((n) => JSON.stringify(n)).join(', ')}; use 'ws', 'sse' or 'poll'`, {
+      transports: wanted,
+    });
+  }
+  if (wanted.some((name) => name !== 'ws' || hasWebSocket)) return;
+  throw new RuntrailError(
+    'invalid_request',
+    wanted.length === 0
+      ? "transports: the list is empty; give at least one of 'ws', 'sse' or 'poll'"
+      : "transports: only 'ws' was asked for, and this platform has no WebSocket class (Node 20 has none): " +
+          "pass one (`import WebSocket from 'ws'`, then `{ WebSocket }`), or allow 'sse' or 'poll'",
+    { transports: wanted },
+  );
 }
 
 /** The server closed the WebSocket because of the token (4401/4403): an error no reconnect can fix; else null. */

@@ -5,6 +5,7 @@ import { isExactRange, progressEvents, waitFor } from '@runtrail/test-support';
 import { startTestServer, testScope } from '@runtrail/test-support/server';
 import { TcpProxy } from '@runtrail/test-support/tcp-proxy';
 import { RunWatch, watchRun, type RunWatchState, type WatchRunOptions } from './watch-run.js';
+import { watchRuns } from './watch-runs.js';
 import type { WebSocketConstructor } from './types.js';
 import { systemClock, type Clock } from '../clock.js';
 
@@ -266,6 +267,25 @@ describe('transport fallback', () => {
     await waitFor(() => w.getState().transport === 'ws' && w.getState().connection === 'live', { what: 'back on ws' });
     await s.runs.appendEvents(run.id, progressEvents(5));
     await waitFor(() => w.getState().seq === 5);
+  });
+});
+
+describe('transports that leave nothing to connect with', () => {
+  test("only 'ws' with no WebSocket class (Node 20 without the ws package), a misspelt or an empty list: refused when the watcher is made, naming why", async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'no transport' });
+    const make = (options: Partial<WatchRunOptions>) => () => watchRun(run.id, { url: s.url, WebSocket: null, ...options });
+    expect(make({ transports: ['ws'] })).toThrow(/no WebSocket class.*import WebSocket from 'ws'/);
+    expect(make({ transports: ['websocket' as 'ws', 'poll'] })).toThrow(/unknown transport "websocket"/);
+    expect(make({ transports: [] })).toThrow(/the list is empty/);
+    expect(() => watchRuns({ url: s.url, WebSocket: null, transports: ['ws'] })).toThrow(/no WebSocket class/);
+    // Without a WebSocket class the defaults still work: over SSE.
+    await s.runs.appendEvents(run.id, progressEvents(3));
+    await s.runs.finish(run.id, { status: 'succeeded' });
+    const w = watch(run.id, { url: s.url, WebSocket: null });
+    const final = await w.done;
+    expect(final.transport).toBe('sse');
+    expect(final.seq).toBe(4);
   });
 });
 

@@ -255,7 +255,7 @@ export class Executor {
       void this.runs.find(run.id).then(
         (fresh) => {
           if (fresh && fresh.status !== 'running' && fresh.status !== 'queued') stop('ended', `run ended ${fresh.status}`);
-          else stop('cancelled', 'cancel requested');
+          else stop('cancelled', fresh?.snapshot.cancelReason ?? 'cancel requested');
         },
         (err: unknown) => stop('cancelled', `cancel requested (${(err as Error).message})`),
       );
@@ -289,7 +289,7 @@ export class Executor {
       let outcome: { ok: true; output: unknown } | { ok: false; error: unknown };
       try {
         const fresh = await this.runs.find(run.id);
-        if (fresh && fresh.cancelRequestedAt !== null) stop('cancelled', 'cancel requested');
+        if (fresh && fresh.cancelRequestedAt !== null) stop('cancelled', fresh.snapshot.cancelReason ?? 'cancel requested');
         handle.event('run.started', { node: this.options.node, attempt: run.attempt });
         outcome = { ok: true, output: await handler(ctx) };
       } catch (error) {

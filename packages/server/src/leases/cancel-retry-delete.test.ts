@@ -34,8 +34,17 @@ describe('heartbeat and cancel', () => {
     expect(first).toMatchObject({ status: 'running', cancelRequested: false });
     expect(first.leaseExpiresAt).toBeGreaterThan(Date.now() + 25_000);
     await client.cancelRun(run.id, 'enough');
-    expect(await heartbeat(run.id)).toMatchObject({ status: 'running', cancelRequested: true });
-    expect((await client.getRun(run.id)).snapshot.cancelRequested).toBe(true);
+    expect(await heartbeat(run.id)).toMatchObject({ status: 'running', cancelRequested: true, cancelReason: 'enough' });
+    expect((await client.getRun(run.id)).snapshot).toMatchObject({ cancelRequested: true, cancelReason: 'enough' });
+  });
+
+  it("an append's answer tells its producer of a cancel and its reason", async () => {
+    const run = await client.createRun({ name: 'appender', leaseTtlMs: 30_000 });
+    run.close();
+    const append = () => client.api.request('appendEvents', { params: { id: run.id }, body: { events: [{ type: 'progress', data: { done: 1 } }] } });
+    expect(await append()).toMatchObject({ cancelRequested: false, cancelReason: null });
+    await client.cancelRun(run.id, 'wrong dataset');
+    expect(await append()).toMatchObject({ cancelRequested: true, cancelReason: 'wrong dataset' });
   });
 
   it('a heartbeat with ?waitMs= is held until a cancel is requested or the run ends, and answers then', async () => {
@@ -95,9 +104,26 @@ describe('heartbeat and cancel', () => {
     const sawCancel = new Promise<unknown>((resolve) => run.signal.addEventListener('abort', () => resolve(run.signal.reason), { once: true }));
     await client.cancelRun(run.id, 'user pressed stop');
     const reason = await sawCancel;
-    expect(String((reason as Error).message)).toContain('cancel requested');
+    expect(String((reason as Error).message)).toContain('cancel requested: user pressed stop');
     const ended = await run.cancelled('stopped on request');
     expect(ended.status).toBe('cancelled');
+    expect(ended.error).toEqual({ kind: 'cancelled', message: 'stopped on request' });
+  });
+
+  it('a producer that stops on request without a reason of its own ends the run with the reason the cancel gave', async () => {
+    const run = await client.createRun({ name: 'busy producer', leaseTtlMs: 30_000 });
+    const sawCancel = new Promise<unknown>((resolve) => run.signal.addEventListener('abort', () => resolve(run.signal.reason), { once: true }));
+    run.progress(1, 10);
+    await run.flush();
+    await client.cancelRun(run.id, 'user pressed stop');
+    // A busy producer learns of it from its next append's answer, long before a heartbeat (every 10 s here).
+    run.progress(2, 10);
+    await run.flush();
+    expect(String((await sawCancel as Error).message)).toContain('cancel requested: user pressed stop');
+    const ended = await run.cancelled();
+    expect(ended.status).toBe('cancelled');
+    expect(ended.error).toEqual({ kind: 'cancelled', message: 'user pressed stop' });
+    expect(ended.snapshot.terminal?.error).toEqual({ kind: 'cancelled', message: 'user pressed stop' });
   });
 
   it('a queued run is cancelled at once; cancelling an ended run is 409 naming its end', async () => {
@@ -124,6 +150,7 @@ describe('heartbeat and cancel', () => {
     );
     expect(ended.status).toBe('cancelled');
     expect(ended.error?.message).toContain('cancel requested');
+    expect(ended.error?.message).toContain('"cleanup"');
   });
 });
 

@@ -124,7 +124,7 @@ export class Reaper {
       const silence = `${describeOwner(fresh.owner)} stopped heartbeating: last heartbeat ${at(fresh.heartbeatAt)}, lease of ${fresh.leaseTtlMs} ms lapsed ${at(fresh.leaseExpiresAt)}`;
       const ended =
         fresh.cancelRequestedAt !== null
-          ? await this.end(fresh.id, 'cancelled', 'cancelled', `cancel requested ${at(fresh.cancelRequestedAt)}; ${silence}`)
+          ? await this.end(fresh.id, 'cancelled', 'cancelled', `cancel requested ${at(fresh.cancelRequestedAt)}${cancelReasonOf(fresh)}; ${silence}`)
           : await this.end(fresh.id, 'failed', 'orphaned', silence);
       if (ended) report.orphaned.push(fresh.id);
     }
@@ -227,4 +227,10 @@ function at(ms: number | null): string {
 
 function describeOwner(owner: Owner | null): string {
   return owner ? `owner ${owner.kind} ${owner.id} on ${owner.node}` : 'its producer (it named no owner)';
+}
+
+/** The requester's reason, quoted in the end the reaper writes for a cancel its owner never carried out. */
+function cancelReasonOf(run: Run): string {
+  const reason = run.snapshot.cancelReason ?? null;
+  return reason === null ? '' : ` (${JSON.stringify(reason)})`;
 }

@@ -157,7 +157,7 @@ export class RunService {
     });
     if (issues.length > 0) throw invalidRequest('events', issues);
     const result = await this.appendEvents(id, body.events, body.owner);
-    return { seq: result.seq, seqs: result.seqs, cancelRequested: result.run.cancelRequestedAt !== null };
+    return { seq: result.seq, seqs: result.seqs, ...cancelOf(result.run) };
   }
 
   /**
@@ -351,6 +351,12 @@ export class RunService {
   }
 }
 
+/** Whether a cancel was requested, and why: an owner told of it ends the run with the requester's reason. */
+function cancelOf(run: Run): { cancelRequested: boolean; cancelReason: string | null } {
+  // `?? null`: a snapshot checkpointed before cancelReason existed has none.
+  return { cancelRequested: run.cancelRequestedAt !== null, cancelReason: run.snapshot.cancelReason ?? null };
+}
+
 /** The one terminal event a finish writes (the route checks its size before the service stores it). */
 export function terminalEventOf(body: FinishRunBody): EventInput {
   const event: EventInput =
@@ -370,5 +376,5 @@ export function terminalEventOf(body: FinishRunBody): EventInput {
 }
 
 function heartbeatAnswer(run: Run): HeartbeatResponse {
-  return { leaseExpiresAt: run.leaseExpiresAt, cancelRequested: run.cancelRequestedAt !== null, status: run.status };
+  return { leaseExpiresAt: run.leaseExpiresAt, ...cancelOf(run), status: run.status };
 }
