@@ -117,6 +117,9 @@ describe('runtrail exec cancelled from elsewhere', () => {
     const run = await client.getRun(id);
     expect(run.status).toBe('cancelled');
     expect(run.error?.kind).toBe('cancelled');
+    // The requester's reason, in the run's end and in what exec prints.
+    expect(run.error?.message).toContain('cancel requested: wrong dataset');
+    expect(stderr).toContain(`run ${id} cancelled (cancelled: sleep 600 stopped: run ${id}: cancel requested: wrong dataset;`);
   });
 });
 
