@@ -1,4 +1,6 @@
+import { RuntrailError } from '@runtrail/protocol';
 import { systemClock, type Clock } from './clock.js';
+import { isRetryable } from './http-api.js';
 
 export interface BackoffOptions {
   initialMs?: number;
@@ -30,4 +32,24 @@ export function delay(ms: number, signal?: AbortSignal, clock: Clock = systemClo
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/**
+ * `send` again while it fails with something worth retrying (the server
+ * unreachable, restarting, overloaded), with backoff, for up to `forMs`;
+ * a 503's Retry-After is waited out. Safe only for idempotent requests
+ * (event ids, a finish id, an Idempotency-Key on create).
+ */
+export async function retrying<T>(send: () => Promise<T>, forMs: number, clock: Clock = systemClock): Promise<T> {
+  const deadline = clock.now() + forMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await send();
+    } catch (err) {
+      if (!isRetryable(err) || clock.now() >= deadline) throw err;
+      // A 503 says how long to wait (Retry-After); sooner would only be refused again.
+      const asked = err instanceof RuntrailError ? (err.retryAfterMs ?? 0) : 0;
+      await delay(Math.max(asked, backoffDelay(attempt, { initialMs: 50, maxMs: 2_000 })), undefined, clock);
+    }
+  }
 }

@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { expect, it } from 'vitest';
 import { RuntrailClient } from './runtrail-client.js';
 
@@ -13,7 +14,7 @@ async function closedPort(): Promise<number> {
 
 it('a server that does not answer is named in the error, with why, not just "fetch failed"', async () => {
   const url = `http://127.0.0.1:${await closedPort()}`;
-  const rt = new RuntrailClient({ url });
+  const rt = new RuntrailClient({ url, startTimeoutMs: 300 });
   const err = await rt.createRun({ name: 'nobody home' }).catch((e: unknown) => e);
   // Still fetch's TypeError with its cause: retries and the CLI know it as a network failure.
   expect(err).toBeInstanceOf(TypeError);
@@ -21,4 +22,20 @@ it('a server that does not answer is named in the error, with why, not just "fet
   expect(((err as TypeError).cause as { code?: string }).code).toBe('ECONNREFUSED');
   const read = await rt.fetchArtifact('01a22003-8dc8-7235-9aef-0608e89bc08d', 'a.txt').catch((e: unknown) => e);
   expect((read as TypeError).message).toContain(`cannot reach the runtrail server: GET ${url}/api/v1/runs/`);
+});
+
+it('a server that takes longer than the request timeout is named in the error, with the time waited', async () => {
+  // Accepts the request and never answers.
+  const silent = createHttpServer(() => undefined);
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
+    const rt = new RuntrailClient({ url, requestTimeoutMs: 200 });
+    const err = await rt.getRun('01a22003-8dc8-7235-9aef-0608e89bc08d').catch((e: unknown) => e);
+    expect((err as Error).name).toBe('TimeoutError');
+    expect((err as Error).message).toBe(`the runtrail server did not answer GET ${url}/api/v1/runs/01a22003-8dc8-7235-9aef-0608e89bc08d within 200 ms (requestTimeoutMs)`);
+  } finally {
+    silent.closeAllConnections();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
+  }
 });

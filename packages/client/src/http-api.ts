@@ -116,7 +116,7 @@ export class HttpApi {
       body: !hasBody ? null : options.body instanceof JsonBody ? options.body.text : JSON.stringify(options.body),
       signal,
     }).catch((err: unknown) => {
-      throw unreachable(err, `${route.method} ${url}`);
+      throw unreachable(err, `${route.method} ${url}`, this.timeoutOf(options));
     });
     // A route without a JSON answer (204) has RouteResult undefined.
     if (response.status === 204) return undefined as RouteResult<R>;
@@ -131,9 +131,13 @@ export class HttpApi {
     return payload as RouteResult<R>;
   }
 
+  private timeoutOf(options: AnyRequestOptions): number | null {
+    return options.timeoutMs === undefined ? this.timeoutMs : options.timeoutMs;
+  }
+
   /** The caller's signal and this call's timeout (the client's, unless the call says otherwise) as one. */
   private signalFor(options: AnyRequestOptions): AbortSignal | undefined {
-    const timeoutMs = options.timeoutMs === undefined ? this.timeoutMs : options.timeoutMs;
+    const timeoutMs = this.timeoutOf(options);
     const signals = [options.signal, timeoutMs === null ? undefined : AbortSignal.timeout(timeoutMs)].filter((s): s is AbortSignal => s !== undefined);
     return signals.length > 1 ? AbortSignal.any(signals) : signals[0];
   }
@@ -154,7 +158,7 @@ export class HttpApi {
       ...(isStream ? { duplex: 'half' } : {}),
     };
     const response = await this.fetchImpl(url, init).catch((err: unknown) => {
-      throw unreachable(err, `${route.method} ${url}`);
+      throw unreachable(err, `${route.method} ${url}`, this.timeoutOf(options));
     });
     if (!response.ok && response.status !== 304) {
       const text = await response.text();
@@ -183,7 +187,13 @@ export type SendOptions<R extends RouteName> = RequestOptions<R> & SendExtras;
  * server nor why. Say both; it stays a TypeError with the same `cause`, so
  * retries, reconnects and the CLI treat it as the network failure it is.
  */
-function unreachable(err: unknown, what: string): unknown {
+function unreachable(err: unknown, what: string, timeoutMs: number | null): unknown {
+  if (err instanceof Error && err.name === 'TimeoutError' && timeoutMs !== null) {
+    // AbortSignal.timeout's own message names neither the request nor the time. Still a TimeoutError: retried as one.
+    const timedOut = new Error(`the runtrail server did not answer ${what} within ${timeoutMs} ms (requestTimeoutMs)`, { cause: err });
+    timedOut.name = 'TimeoutError';
+    return timedOut;
+  }
   if (!(err instanceof TypeError) || err.message !== 'fetch failed') return err;
   const cause = err.cause as { code?: string; message?: string } | undefined;
   const why = cause?.code ?? cause?.message ?? 'no answer';

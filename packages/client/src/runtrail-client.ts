@@ -18,9 +18,16 @@ import {
 import { HttpApi, type HttpApiOptions } from './http-api.js';
 import { RunHandle, type RunHandleOptions } from './producer/run-handle.js';
 import { HttpProducerTransport, putArtifact } from './producer/transport.js';
+import { retrying } from './backoff.js';
 import { openSource, toReadableStream, type ArtifactOptions, type ArtifactSource } from './artifacts/source.js';
 
 export type RuntrailClientOptions = HttpApiOptions & {
+  /**
+   * How long `createRun` keeps retrying a server that is unreachable or
+   * restarting (503) before it throws (default 5 s): a script started just
+   * before its server does not fail, and one whose server is down says so.
+   */
+  startTimeoutMs?: number;
   /** Producer batching/retry settings for handles this client creates. */
   producer?: Pick<
     RunHandleOptions,
@@ -32,10 +39,12 @@ export type RuntrailClientOptions = HttpApiOptions & {
 export class RuntrailClient {
   readonly api: HttpApi;
   private readonly producerOptions: RuntrailClientOptions['producer'];
+  private readonly startTimeoutMs: number;
 
   constructor(options: RuntrailClientOptions) {
     this.api = new HttpApi(options);
     this.producerOptions = options.producer;
+    this.startTimeoutMs = options.startTimeoutMs ?? 5_000;
   }
 
   /**
@@ -44,10 +53,16 @@ export class RuntrailClient {
    */
   async createRun(body: Omit<CreateRunBody, 'execute' | 'owner'>, options: { idempotencyKey?: string } = {}): Promise<RunHandle> {
     const owner: Owner = { kind: 'producer', node: nodeName(), id: randomId() };
-    const run = await this.api.request('createRun', {
-      body: { ...body, owner },
-      headers: options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : {},
-    });
+    // Retried through a restart: the key (the owner's id unless the caller gave one) makes it one run.
+    const run = await retrying(
+      () =>
+        this.api.request('createRun', {
+          body: { ...body, owner },
+          headers: { 'idempotency-key': options.idempotencyKey ?? owner.id },
+        }),
+      this.startTimeoutMs,
+      this.producerOptions?.clock,
+    );
     return new RunHandle({
       runId: run.id,
       name: run.name,

@@ -64,6 +64,38 @@ describe('producer SDK', () => {
     run.close();
   });
 
+  it('creates its run once though the answer to the create was lost, and waits for a server that is still starting', async () => {
+    const losing = losingResponses(1, (url) => url.endsWith('/api/v1/runs'));
+    const client = new RuntrailClient({ url: server.url, fetch: losing.impl });
+    const run = await client.createRun({ name: 'created-once' });
+    expect(losing.lost()).toBe(1);
+    expect((await client.listRuns({})).runs.filter((r) => r.name === 'created-once').map((r) => r.id)).toEqual([run.id]);
+    run.close();
+
+    // A server that is not listening yet: it is started when the first attempt has failed.
+    const port = Number(new URL(server.url).port);
+    await server.close();
+    let attempts = 0;
+    let starting: Promise<RunningServer> | null = null;
+    const late = new RuntrailClient({
+      url: `http://127.0.0.1:${port}`,
+      fetch: async (input, init) => {
+        attempts++;
+        try {
+          return await fetch(input, init);
+        } catch (err) {
+          starting ??= startServer({ port, dataDir: dir.path, logLevel: 'silent' });
+          throw err;
+        }
+      },
+    });
+    const early = await late.createRun({ name: 'before-the-server' });
+    server = await starting!;
+    expect(attempts).toBeGreaterThan(1);
+    expect((await late.getRun(early.id)).status).toBe('running');
+    early.close();
+  });
+
   it('retries a batch whose response was lost with the same ids, so every event is stored exactly once', async () => {
     const lossy = losingResponses(3, (url) => url.endsWith('/events'));
     const client = new RuntrailClient({ url: server.url, fetch: lossy.impl });

@@ -19,7 +19,7 @@ import {
   type Run,
   type RunErrorKind,
 } from '@runtrail/protocol';
-import { backoffDelay, delay } from '../backoff.js';
+import { backoffDelay, delay, retrying } from '../backoff.js';
 import { systemClock, unrefTimer, type Clock, type TimerHandle } from '../clock.js';
 import { isRetryable } from '../http-api.js';
 import type { ProducerTransport, RecordedEvent } from './transport.js';
@@ -408,18 +408,8 @@ export class RunHandle {
     );
   }
 
-  private async withRetries<T>(send: () => Promise<T>): Promise<T> {
-    const deadline = this.clock.now() + this.retryForMs;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await send();
-      } catch (err) {
-        if (!isRetryable(err) || this.clock.now() >= deadline) throw err;
-        // A 503 says how long to wait (Retry-After); sooner would only be refused again.
-        const asked = err instanceof RuntrailError ? (err.retryAfterMs ?? 0) : 0;
-        await delay(Math.max(asked, backoffDelay(attempt, { initialMs: 50, maxMs: 2_000 })), undefined, this.clock);
-      }
-    }
+  private withRetries<T>(send: () => Promise<T>): Promise<T> {
+    return retrying(send, this.retryForMs, this.clock);
   }
 
   /**
