@@ -10,7 +10,7 @@ import { StatusBadge } from '../../components/StatusBadge.js';
 import { formatDuration, formatTime } from '../../format.js';
 import { Link, listLocation, navigate } from '../../router.js';
 import { stalledForMs } from '../../progress-estimate.js';
-import { lastCancelRequest } from './cancel-request.js';
+import { cancelRequestOf } from './cancel-request.js';
 import { RunErrorBox } from './RunErrorBox.js';
 import { visibleText } from '../../visible-text.js';
 
@@ -33,7 +33,7 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
   const [actionError, setActionError] = useState<string | null>(null);
   const access = useAccess();
   const terminal = isTerminalStatus(status);
-  const cancel = lastCancelRequest(events);
+  const cancel = cancelRequestOf(events, s);
   const act = (what: string, action: () => Promise<void>) => async () => {
     setActionError(null);
     try {
@@ -104,7 +104,8 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
       {s.cancelRequested && !terminal && <p className="note">Cancel requested; waiting for the run to stop.</p>}
       {cancel?.reason && cancel.reason !== runError?.message && (
         <p className="note" data-testid="cancel-reason">
-          Cancel reason: <q>{visibleText(cancel.reason)}</q> <span className="muted">(asked at {formatTime(cancel.at)})</span>
+          Cancel reason: <q>{visibleText(cancel.reason)}</q>
+          {cancel.at !== null && <span className="muted"> (asked at {formatTime(cancel.at)})</span>}
         </p>
       )}
       {s.stalled && (
