@@ -178,8 +178,11 @@ class Http:
         headers: Optional[Mapping[str, str]] = None,
         retry_for: float = 0.0,
         stop: Optional[threading.Event] = None,
+        timeout: Optional[float] = None,
     ) -> Any:
         """Send a request and return its JSON answer, retrying what is retryable for up to ``retry_for`` seconds.
+
+        ``timeout``: this request's, instead of the client's (a request the server holds on purpose).
 
         Only idempotent requests may be retried: runtrail makes them so with
         event ids, a finish id and an Idempotency-Key on create. A 503's
@@ -198,7 +201,7 @@ class Http:
             try:
                 if attempt is not None:
                     return attempt()
-                with self.open(route, params, query, body=data, headers=extra) as response:
+                with self.open(route, params, query, body=data, headers=extra, timeout=timeout) as response:
                     payload = response.read()
                 return json.loads(payload.decode("utf-8")) if payload else None
             except Exception as err:  # noqa: BLE001 - sorted into retryable or raised just below

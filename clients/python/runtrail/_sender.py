@@ -29,8 +29,12 @@ class Sender:
     events before it stored and an error that names it. A failed batch is
     retried as it was, with the same event ids, for up to ``retry_for``
     seconds: the server stores an id once, so a retry after a lost answer
-    never doubles an event. Between batches the thread heartbeats every
-    lease/3, so a step longer than the lease does not orphan the run.
+    never doubles an event. A second daemon thread heartbeats, so a step
+    longer than the lease does not orphan the run: each heartbeat is held by
+    the server until a cancel is requested or the run ends (or lease/3), and
+    one it held is followed at once by the next, so the script hears of a
+    cancel as it is made (an older server that answers at once is asked
+    again lease/3 later).
     """
 
     def __init__(
@@ -68,12 +72,13 @@ class Sender:
         self._stored = 0  # events the server acknowledged
         self._flush_upto = 0  # send at once until this many are stored
         self._first_at: Optional[float] = None  # when the oldest unsent event was queued
-        self._last_contact = time.monotonic()
         self._failure: Optional[BaseException] = None
         self._closing = False
         self._stop = threading.Event()  # cuts a retry wait short on close()
         self._thread = threading.Thread(target=self._loop, name=f"runtrail-{run_id}", daemon=True)
         self._thread.start()
+        if self.beat_every is not None:
+            threading.Thread(target=self._beat_loop, name=f"runtrail-{run_id}-heartbeat", daemon=True).start()
         _live.add(self)
 
     def enqueue(self, event_type: str, data_json: str, size: int) -> None:
@@ -144,9 +149,7 @@ class Sender:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                batch: Optional[List[Dict[str, Any]]] = None
                 batch_bytes = 0
-                beat = False
                 while True:
                     if self._failure is not None or (self._closing and not self._queue):
                         return
@@ -169,19 +172,8 @@ class Sender:
                             count += 1
                         batch = self._queue[:count]
                         break
-                    if self.beat_every is not None and not self._closing and now - self._last_contact >= self.beat_every:
-                        beat = True
-                        break
-                    waits = []
-                    if self._queue:
-                        waits.append(self.flush_interval - (now - (self._first_at or now)))
-                    if self.beat_every is not None and not self._closing:
-                        waits.append(self.beat_every - (now - self._last_contact))
-                    self._cond.wait(max(0.0, min(waits)) if waits else None)
-            if batch is not None:
-                self._send(batch, batch_bytes)
-            elif beat:
-                self._beat()
+                    self._cond.wait(max(0.0, self.flush_interval - (now - (self._first_at or now))) if self._queue else None)
+            self._send(batch, batch_bytes)
 
     def _send(self, batch: List[Dict[str, Any]], batch_bytes: int) -> None:
         events = ",".join(
@@ -223,7 +215,6 @@ class Sender:
             self._queued_bytes -= batch_bytes
             self._stored += len(batch)
             self._first_at = time.monotonic() if self._queue else None
-            self._last_contact = time.monotonic()
             self._cond.notify_all()
         if isinstance(answer, dict) and answer.get("cancelRequested"):
             self.on_stop(_cancel_message(answer), cancel=True)
@@ -240,29 +231,50 @@ class Sender:
             err.status,
         )
 
-    def _beat(self) -> None:
+    def _beat_loop(self) -> None:
+        """Heartbeat until closed, one held heartbeat after another (see the class)."""
+        period = self.beat_every or 1.0
+        wait = min(period, MAX_HEARTBEAT_WAIT_S)
+        while not self._stop.wait(0):
+            started = time.monotonic()
+            self._beat(wait)
+            with self._cond:
+                if self._failure is not None:
+                    return
+            # Held (it took the wait): the next one at once. Answered at once: the rest of the period.
+            if self._stop.wait(max(0.0, wait - (time.monotonic() - started))):
+                return
+
+    def _beat(self, wait: float) -> None:
         body = {"owner": self.owner} if self.owner is not None else {}
-        # A beat is retried only within its own period: the lease outlives
-        # several missed beats, and a long retry here would hold up events.
+        # A beat is retried only within its own period: the lease outlives several missed beats.
         try:
             answer = self.http.request(
-                "heartbeat", {"id": self.run_id}, json_body=body, retry_for=self.beat_every or 1.0, stop=self._stop
+                "heartbeat",
+                {"id": self.run_id},
+                {"waitMs": int(wait * 1000)},
+                json_body=body,
+                retry_for=self.beat_every or 1.0,
+                stop=self._stop,
+                timeout=wait + self.http.timeout,
             )
         except Exception as err:  # noqa: BLE001 - sorted just below
+            # Closed while the heartbeat was held: nothing to report.
+            if self._stop.is_set():
+                return
             if not is_retryable(err):
                 with self._cond:
                     self._failure = err
                     self._cond.notify_all()
             # A server that did not answer: the next beat or append tries again.
-            with self._cond:
-                self._last_contact = time.monotonic()
             return
-        with self._cond:
-            self._last_contact = time.monotonic()
         if isinstance(answer, dict):
             status = answer.get("status")
             if status in TERMINAL_STATUSES:
-                self.on_stop(f"the run ended {status} on the server")
+                # Says how, as an append refused for the same reason does (an older server sends no error).
+                error = answer.get("error")
+                how = f" ({error.get('kind')}: {error.get('message')})" if isinstance(error, dict) else ""
+                self.on_stop(f"the run already ended {status}{how} on the server")
             elif answer.get("cancelRequested"):
                 self.on_stop(_cancel_message(answer), cancel=True)
 
@@ -272,6 +284,9 @@ def _cancel_message(answer: Dict[str, Any]) -> str:
     reason = answer.get("cancelReason")
     return f"cancel requested: {reason}" if isinstance(reason, str) and reason else "cancel requested"
 
+
+#: The longest a heartbeat may ask the server to hold it (the protocol's MAX_HEARTBEAT_WAIT_MS).
+MAX_HEARTBEAT_WAIT_S = 60.0
 
 _live: "weakref.WeakSet[Sender]" = weakref.WeakSet()
 #: How long the process may wait at exit for queued events, in total (``Client(exit_timeout=...)`` raises it).

@@ -30,10 +30,10 @@ class LeaseTest(unittest.TestCase):
         silent = wait_until(lambda: (r := rt.get_run(control["id"]))["status"] != "running" and r, 10, "the silent run to be reaped")
         self.assertEqual(silent["error"]["kind"], "orphaned")
 
-    def test_a_cancel_raises_cancelled_in_the_script_within_one_heartbeat(self) -> None:
+    def test_a_cancel_raises_cancelled_in_the_script_as_it_is_made_not_at_the_next_heartbeat(self) -> None:
         rt = runtrail.Client(server.url)
-        lease_ms = 3000
-        heartbeat_s = lease_ms / 3000
+        # Plain heartbeats would come every 200 s: the held one brings the cancel at once.
+        lease_ms = 600_000
         outcome: Dict[str, Any] = {}
         waiting = threading.Event()
 
@@ -60,8 +60,8 @@ class LeaseTest(unittest.TestCase):
         self.assertFalse(thread.is_alive())
         self.assertIsInstance(outcome.get("raised"), runtrail.Cancelled)
         self.assertNotIn("ran on", outcome)
-        # One heartbeat period, plus room for a loaded machine to answer it.
-        self.assertLess(outcome["seen"] - asked, heartbeat_s + 1.5)
+        # Far sooner than the next plain heartbeat (200 s), with room for a loaded machine.
+        self.assertLess(outcome["seen"] - asked, 15)
         # The reason given with the cancel reaches the script and is the run's end.
         self.assertIn("stopped from the dashboard", outcome["raised"].reason)
         final = rt.get_run(outcome["run"].id)
@@ -73,7 +73,7 @@ class LeaseTest(unittest.TestCase):
         rt = runtrail.Client(server.url)
         raised: Dict[str, Any] = {}
         try:
-            # A 30 s lease heartbeats every 10 s: only an append's answer can bring the cancel in time.
+            # The cancel comes while events are being sent: an append's answer (or the held heartbeat) brings it.
             with rt.run("busy", lease_ttl_ms=30_000) as run:
                 rt.cancel(run.id, reason="wrong dataset")
                 deadline = time.monotonic() + 5

@@ -332,6 +332,7 @@ export const HeartbeatResponseSchema = z.object({
   cancelRequested: z.boolean(),
   cancelReason: z.string().nullable().describe('the reason given with the cancel request, if any'),
   status: RunStatus,
+  error: RunError.nullable().describe('how the run ended, when it ended without its owner (a timeout, the reaper, a cancel)'),
 });
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>;
 

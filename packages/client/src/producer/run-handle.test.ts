@@ -354,6 +354,14 @@ describe('producer SDK', () => {
     expect((run.signal.reason as Error).message).toContain('already ended failed (timeout: took longer than 2 h)');
   });
 
+  it('a run ended elsewhere aborts the signal of an idle producer with how it ended, from its heartbeat', async () => {
+    const client = new RuntrailClient({ url: server.url, producer: { holdHeartbeat: true } });
+    const run = await client.createRun({ name: 'ended while idle', leaseTtlMs: 600_000 });
+    await client.api.request('finishRun', { params: { id: run.id }, body: { status: 'failed', error: { kind: 'timeout', message: 'took longer than 2 h' } } });
+    await waitUntil(() => run.signal.aborted, { what: 'the held heartbeat to bring the end' });
+    expect((run.signal.reason as Error).message).toBe(`run ${run.id}: already ended failed (timeout: took longer than 2 h)`);
+  });
+
   it('aborts the handle signal at its next heartbeat when someone cancels the run', async () => {
     // The handle's clock is ours: its heartbeat (every leaseTtlMs / 3) comes when we move time, not after 10 real seconds.
     const clock = new ManualClock();

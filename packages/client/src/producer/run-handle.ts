@@ -442,7 +442,9 @@ export class RunHandle {
       const response = await this.transport.heartbeat(this.id, this.owner, waitMs, this.stopped.signal);
       if (response.cancelRequested) this.abortWith(cancelMessage(response.cancelReason));
       if (isTerminalStatus(response.status)) {
-        this.abortWith(`run ended ${response.status}`);
+        // Says how, as an append refused for the same reason does (an older server sends no error).
+        const how = response.error ? ` (${response.error.kind}: ${response.error.message})` : '';
+        this.abortWith(`already ended ${response.status}${how}`);
         this.close();
       }
     } catch (err) {

@@ -376,5 +376,5 @@ export function terminalEventOf(body: FinishRunBody): EventInput {
 }
 
 function heartbeatAnswer(run: Run): HeartbeatResponse {
-  return { leaseExpiresAt: run.leaseExpiresAt, ...cancelOf(run), status: run.status };
+  return { leaseExpiresAt: run.leaseExpiresAt, ...cancelOf(run), status: run.status, error: run.error };
 }
