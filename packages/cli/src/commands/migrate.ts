@@ -17,7 +17,7 @@ interface MigrateFlags {
 export function registerMigrate(program: Command): void {
   program
     .command('migrate')
-    .description('copy the runs, events and snapshots of a SQLite data dir into a PostgreSQL database (safe to run again: copied runs are skipped)')
+    .description('copy the runs, events and snapshots of a SQLite data dir into a PostgreSQL database (safe to run again: copied runs are brought up to date)')
     .option('--data-dir <dir>', 'the SQLite data dir to copy from (env RUNTRAIL_DATA_DIR)', process.env.RUNTRAIL_DATA_DIR ?? './.runtrail')
     .option('--database <url>', 'the PostgreSQL to copy into (env RUNTRAIL_DATABASE_URL)', process.env.RUNTRAIL_DATABASE_URL)
     .option('--database-schema <schema>', "schema of runtrail's tables (env RUNTRAIL_DATABASE_SCHEMA)", process.env.RUNTRAIL_DATABASE_SCHEMA ?? 'public')
@@ -40,10 +40,18 @@ export function registerMigrate(program: Command): void {
       });
       try {
         const report = await copySqliteToPostgres(source, target);
-        process.stdout.write(
-          `copied ${report.runs} run(s) and ${report.events} event(s) from ${filename} into schema ${flags.databaseSchema}, and ${report.tokens} token(s)` +
-            `${report.skipped ? `; ${report.skipped} run(s) were already there and were left as they are` : ''}\n`,
-        );
+        const lines = [
+          `copied ${report.runs} run(s) and ${report.events} event(s) from ${filename} into schema ${flags.databaseSchema}, and ${report.tokens} token(s)`,
+        ];
+        if (report.updated) lines.push(`brought ${report.updated} run(s) copied before up to date (the events they got since, their state and artifacts)`);
+        if (report.skipped) lines.push(`${report.skipped} run(s) were already there and were left as they are`);
+        if (report.notEnded) {
+          // A server still writing the data dir gives them events this copy does not have.
+          lines.push(
+            `${report.notEnded} copied run(s) had not ended: if a server still uses ${flags.dataDir}, stop the server and run runtrail migrate again to copy what they got since`,
+          );
+        }
+        process.stdout.write(lines.join('\n') + '\n');
       } finally {
         await target.close();
       }
