@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import pg_ from 'pg';
@@ -7,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunEvent, Run } from '@runtrail/protocol';
 import { PgRunStore, SqliteRunStore, type RunStore } from '@runtrail/store';
-import { progressEvents, tempDir } from '@runtrail/test-support';
+import { progressEvents, tempDir, waitUntil } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 // The store's fixture of a file from before event bodies: the same run its own migration is tested on.
 import { expectLegacyRunIntact, writeLegacySqliteFile } from '../../../store/src/legacy-events.test-kit.js';
@@ -147,6 +148,46 @@ describe('runtrail migrate', () => {
     expect(r.stderr).toContain(`run ${run.id}'s event at seq 2 in PostgreSQL is not the data dir's`);
     expect((await client.query(`SELECT seq, body FROM ${schema}.events WHERE run_id = $1 ORDER BY seq`, [run.id])).rows).toEqual(tampered);
     expect((await client.query(`SELECT seq FROM ${schema}.runs WHERE id = $1`, [run.id])).rows[0].seq).toBe(3);
+  });
+
+  it('Ctrl-C says how many runs were copied of how many and that running it again finishes; --progress shows how far it got', async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    const sqlite = new SqliteRunStore({ filename: join(dir.path, 'runtrail.db') });
+    const id = (i: number) => `0190d000-0000-7000-8000-${String(i).padStart(12, '0')}`;
+    for (let i = 0; i < 400; i++) await sqlite.createRun({ id: id(i), name: 'job', now: 1000 + i, leaseTtlMs: 30_000 });
+    await sqlite.close();
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+    // A run of the second commit (runs go 200 a commit), locked by another session: the copy stops there, after its first commit.
+    const pg = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema, poolSize: 2 });
+    cleanups.push(() => pg.close());
+    await pg.createRun({ id: id(300), name: 'job', now: 1300, leaseTtlMs: 30_000 });
+    const locker = new pg_.Client({ connectionString: TEST_DATABASE_URL });
+    await locker.connect();
+    cleanups.push(() => locker.end());
+    await locker.query('BEGIN');
+    await locker.query(`SELECT 1 FROM ${schema}.runs WHERE id = $1 FOR UPDATE`, [id(300)]);
+
+    const args = ['migrate', '--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema];
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, RUNTRAIL_DATABASE_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
+    await waitUntil(async () => (await locker.query(`SELECT count(*)::int AS n FROM ${schema}.runs`)).rows[0].n === 201, { what: 'the first commit of 200 runs' });
+    child.kill('SIGINT');
+    const [code] = await exited;
+    await locker.query('ROLLBACK');
+    expect(code, stderr).toBe(130);
+    expect(stderr.trim().split('\n'), stderr).toHaveLength(1);
+    expect(stderr).toContain('interrupted: 200 of 400 run(s) copied');
+    expect(stderr).toContain('run runtrail migrate again to finish the copy');
+
+    const again = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema, '--progress']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('copied 199 run(s)');
+    expect(again.stderr.trim().split('\n').at(-1)).toBe('runtrail: migrating: 400 of 400 run(s)');
+    expect((await locker.query(`SELECT count(*)::int AS n FROM ${schema}.runs`)).rows[0].n).toBe(400);
   });
 
   it("copies the data dir's tokens, revocations included, so producers' and viewers' tokens keep working on PostgreSQL", async () => {

@@ -111,6 +111,7 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
     const eventsOf = db.prepare(
       `SELECT seq, type, ts, ${hasBodies ? 'body' : 'data'}, event_id, terminal FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
     );
+    options.onProgress?.(0, ids.length);
     const bodyOf = (e: EventColumns): string => e.body ?? eventBody(e.seq, e.type, e.ts, e.data ?? null, e.event_id);
     const runValues = (r: Record<string, unknown>, snapshotSeq: number): unknown[] =>
       RUN_COLUMNS.map((c) => (c === 'execute' || c === 'fail_on_stall' ? r[c] === 1 : c === 'snapshot_seq' ? snapshotSeq : r[c]));
