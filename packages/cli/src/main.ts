@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Command } from 'commander';
+import { Command, type CommanderError } from 'commander';
 import { RuntrailError } from '@runtrail/protocol';
 import { StartupError } from '@runtrail/server/config';
 import { registerDemo } from './commands/demo.js';
@@ -22,11 +22,7 @@ const program = new Command('runtrail')
   .description('live progress of long-running runs, from a durable event log')
   .version(version, '-V, --version', 'print the runtrail version')
   .option('--server <url>', 'runtrail server for client commands (env RUNTRAIL_URL, default http://127.0.0.1:$RUNTRAIL_PORT or 4310)')
-  .showHelpAfterError()
-  // A usage error (unknown option, missing argument) exits 2 like every
-  // other error; --help and --version exit 0. Set before the commands are
-  // added, so that they inherit it.
-  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+;
 
 registerServe(program);
 registerConfig(program);
@@ -41,6 +37,33 @@ registerMigrate(program);
 registerTokens(program);
 registerArtifacts(program);
 registerArchive(program);
+
+usageErrorsInOneLine(program);
+
+/**
+ * A usage error (unknown command or option, missing argument, bad value)
+ * is one line like every other error, with its code and exit 2, naming
+ * the nearest command or option when commander knows one, instead of
+ * commander's lines and the whole help. --help and --version exit 0; a
+ * group given no subcommand (`runtrail tokens`) prints its help.
+ */
+function usageErrorsInOneLine(command: Command): void {
+  const path: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) path.unshift(c.name());
+  command.configureOutput({ outputError: () => undefined /* said in one line by the exit override below */ });
+  command.exitOverride((err: CommanderError) => {
+    if (err.exitCode === 0) process.exit(0);
+    if (err.code !== 'commander.help') {
+      const what = err.message
+        .replace(/^error: /, '')
+        .replace(/\n\(Did you mean (.+)\?\)$/, ' (did you mean $1?)')
+        .replace(/\.$/, '');
+      process.stderr.write(`runtrail: invalid_request: ${what}; \`${path.join(' ')} --help\` shows the usage\n`);
+    }
+    process.exit(2);
+  });
+  for (const sub of command.commands) usageErrorsInOneLine(sub);
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof StartupError) {

@@ -8,7 +8,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { RuntrailError } from '@runtrail/protocol';
 
 /** How often a progress line is redrawn; a transfer done sooner shows none. */
-const REDRAW_MS = 200;
+export const REDRAW_MS = 200;
 
 /**
  * A long upload or download tells its user how far it got: one line on

@@ -170,6 +170,25 @@ describe('runtrail config', () => {
     }
   });
 
+  it('warns on stderr, one line each, about a misspelled RUNTRAIL_* variable, naming the nearest known one; serve logs it', async () => {
+    const env = { RUNTRAIL_LEASE_TTL: '5', RUNTRAIL_URL: 'http://127.0.0.1:1', RUNTRAIL_TOKEN: 'x', RUNTRAIL_RUN_ID: 'r' };
+    const result = await runtrail(['config', '--json'], env);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toBe('runtrail: warning: unknown environment variable RUNTRAIL_LEASE_TTL, ignored (did you mean RUNTRAIL_LEASE_TTL_MS?)\n');
+    expect(JSON.parse(result.stdout).config.leaseTtlMs).toBe(30_000);
+    const data = tempDir('runtrail-env-warn-');
+    const served = await serve(['--port', '0', '--data-dir', data.path, '--log-format', 'json'], { env });
+    try {
+      const warning = served.stdout().split('\n').filter((l) => l.includes('RUNTRAIL_LEASE_TTL,'));
+      expect(warning, served.stdout()).toHaveLength(1);
+      expect(JSON.parse(warning[0]!)).toMatchObject({ level: 40, msg: expect.stringContaining('did you mean RUNTRAIL_LEASE_TTL_MS?') });
+      expect(served.stdout()).not.toMatch(/RUNTRAIL_(URL|TOKEN|RUN_ID)\b/);
+    } finally {
+      expect(await served.stop()).toBe(0);
+      data.remove();
+    }
+  });
+
   it('refuses an invalid value with one line naming the key and where it came from (exit 2), for config and serve alike', async () => {
     for (const command of ['config', 'serve']) {
       const result = await runtrail([command, '--lease-ttl-ms', 'soon', '--port', '0']);

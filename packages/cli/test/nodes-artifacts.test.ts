@@ -39,6 +39,16 @@ describe('artifacts on several nodes', () => {
 
     const download = await fetch(b.url + buildPath('getArtifact', { id: run.id, name: 'result.txt' }));
     expect(download.status).toBe(503);
+    // The answer is an error of the API, not the artifact: none of the artifact's headers (they come only with its content).
+    for (const answer of [download, await fetch(b.url + buildPath('getArtifact', { id: run.id, name: 'result.txt' }), { headers: { range: 'bytes=0-3' } })]) {
+      expect(answer.status).toBe(503);
+      expect(answer.headers.get('etag')).toBeNull();
+      expect(answer.headers.get('content-disposition')).toBeNull();
+      expect(answer.headers.get('accept-ranges')).toBeNull();
+      expect(answer.headers.get('content-range')).toBeNull();
+      expect(answer.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(answer.headers.get('content-security-policy')).not.toContain('sandbox');
+    }
     const body = (await download.json()) as { error: { code: string; message: string } };
     expect(body.error.code).toBe('unavailable');
     expect(body.error.message).toContain('"result.txt"');

@@ -112,7 +112,17 @@ describe('runtrail serve: open only on loopback', { timeout: 180_000 }, () => {
     expect(imported.stderr).not.toMatch(/unauthorized/);
     expect((await run(['import', archive], { RUNTRAIL_URL: url })).stderr).toMatch(/unauthorized/);
     expect((await run(['runs', 'ls'], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: token.token })).code).toBe(0);
-    expect((await run(['tokens', 'revoke', token.id], env)).code).toBe(0);
+    const revoked = await run(['tokens', 'revoke', token.id], env);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect(revoked.stdout).toBe(`revoked token ${token.id}\n`);
+    // Again: nothing to do, and the user is told so (when), as cancel tells of a run that already ended.
+    const again = await run(['tokens', 'revoke', token.id], env);
+    expect(again.code).toBe(2);
+    expect(again.stdout).toBe('');
+    expect(again.stderr).toMatch(new RegExp(`^runtrail: invalid_request: token ${token.id} was already revoked at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC; nothing changed\n$`));
+    const missing = await run(['tokens', 'revoke', 'nope'], env);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe('runtrail: token_not_found: no token with id nope; `runtrail tokens ls` lists them\n');
     const refused = await run(['runs', 'ls'], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: token.token });
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/unauthorized: the token was revoked/);

@@ -70,28 +70,39 @@ describe('runtrail traps', () => {
     ]);
   });
 
-  it('a usage error (unknown option, missing argument, unknown command) exits 2; --help exits 0', async () => {
-    for (const args of [['runs', 'ls', '--no-such-flag'], ['tail'], ['no-such-command']]) {
+  it('a usage error is one line with its code, naming what is wrong and the nearest command or option (exit 2); --help prints help (exit 0)', async () => {
+    const cases: Array<[string[], string]> = [
+      [['serv'], "runtrail: invalid_request: unknown command 'serv' (did you mean serve?); `runtrail --help` shows the usage"],
+      [['serve', '--prot', '1'], "runtrail: invalid_request: unknown option '--prot' (did you mean --port?); `runtrail serve --help` shows the usage"],
+      [['runs', 'ls', '--no-such-flag'], "runtrail: invalid_request: unknown option '--no-such-flag'; `runtrail runs ls --help` shows the usage"],
+      [['tail'], "runtrail: invalid_request: missing required argument 'id'; `runtrail tail --help` shows the usage"],
+      [['no-such-command'], "runtrail: invalid_request: unknown command 'no-such-command'; `runtrail --help` shows the usage"],
+    ];
+    for (const [args, message] of cases) {
       const result = await runtrail(args);
       expect(result.code, args.join(' ')).toBe(2);
-      expect(result.stderr, args.join(' ')).toMatch(/^error: /);
+      expect(result.stderr, args.join(' ')).toBe(`${message}\n`);
     }
-    expect((await runtrail(['--help'])).code).toBe(0);
+    for (const args of [['--help'], ['serve', '--help'], ['runs', 'ls', '--help']]) {
+      const help = await runtrail(args);
+      expect(help.code, args.join(' ')).toBe(0);
+      expect(help.stdout, args.join(' ')).toMatch(/^Usage: runtrail /);
+    }
   });
 
   it('a flag value out of its range or set is refused before any request, saying what it takes', async () => {
     const cases: Array<[string[], string]> = [
-      [['runs', 'ls', '--limit', 'abc'], "error: option '--limit <n>' argument 'abc' is invalid. give a whole number from 1 to 200."],
-      [['runs', 'ls', '--limit', '500'], "error: option '--limit <n>' argument '500' is invalid. give a whole number from 1 to 200."],
-      [['runs', 'ls', '--status', 'done'], "error: option '--status <status>' argument 'done' is invalid. Allowed choices are queued, running, succeeded, failed, cancelled."],
-      [['tail', 'some-run', '--give-up-after', 'soon'], "error: option '--give-up-after <duration>' argument 'soon' is invalid. give milliseconds (1500) or a number with a unit (500ms, 30s, 10m, 2h)."],
+      [['runs', 'ls', '--limit', 'abc'], "runtrail: invalid_request: option '--limit <n>' argument 'abc' is invalid. give a whole number from 1 to 200; `runtrail runs ls --help` shows the usage"],
+      [['runs', 'ls', '--limit', '500'], "runtrail: invalid_request: option '--limit <n>' argument '500' is invalid. give a whole number from 1 to 200; `runtrail runs ls --help` shows the usage"],
+      [['runs', 'ls', '--status', 'done'], "runtrail: invalid_request: option '--status <status>' argument 'done' is invalid. Allowed choices are queued, running, succeeded, failed, cancelled; `runtrail runs ls --help` shows the usage"],
+      [['tail', 'some-run', '--give-up-after', 'soon'], "runtrail: invalid_request: option '--give-up-after <duration>' argument 'soon' is invalid. give milliseconds (1500) or a number with a unit (500ms, 30s, 10m, 2h); `runtrail tail --help` shows the usage"],
     ];
     // Nothing listens there: a request would fail differently.
     const server = `http://127.0.0.1:${await freePort()}`;
     for (const [args, message] of cases) {
       const result = await runtrail([...args, '--server', server]);
       expect(result.code, args.join(' ')).toBe(2);
-      expect(lines(result.stderr)[0], args.join(' ')).toBe(message);
+      expect(lines(result.stderr), args.join(' ')).toEqual([message]);
     }
   });
 });

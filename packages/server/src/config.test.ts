@@ -1,8 +1,9 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RuntrailError } from '@runtrail/protocol';
-import { configKeys, resolveConfig, settings, ServerConfig } from './config.js';
+import { CLIENT_ENV, configKeys, resolveConfig, settings, ServerConfig, unknownEnvWarnings } from './config.js';
 import { tempDir } from '@runtrail/test-support';
 
 let dir: ReturnType<typeof tempDir>;
@@ -83,4 +84,48 @@ describe('the README configuration table', () => {
       expect(readme, `README configuration row for ${key}`).toContain(`| \`${key}\` (\`--${flag}\`, \`${env}\`) |`);
     }
   });
+
+  it('warns about each unknown RUNTRAIL_* variable, naming the nearest known one, and about none the CLI, SDKs or tests use', () => {
+    const env = {
+      RUNTRAIL_LEASE_TTL: '5',
+      RUNTRAIL_PROT: '1',
+      RUNTRAIL_XYZZY: 'x',
+      RUNTRAIL_LEASE_TTL_MS: '6000',
+      RUNTRAIL_URL: 'http://127.0.0.1:1',
+      RUNTRAIL_TOKEN: 't',
+      NOT_RUNTRAIL_FOO: 'ignored',
+    };
+    expect(unknownEnvWarnings(env)).toEqual([
+      'unknown environment variable RUNTRAIL_LEASE_TTL, ignored (did you mean RUNTRAIL_LEASE_TTL_MS?)',
+      'unknown environment variable RUNTRAIL_PROT, ignored (did you mean RUNTRAIL_PORT?)',
+      'unknown environment variable RUNTRAIL_XYZZY, ignored (`runtrail config` lists the settings; RUNTRAIL_URL, RUNTRAIL_TOKEN and RUNTRAIL_RUN_ID are read by the CLI and SDKs)',
+    ]);
+    expect(resolveConfig({}, { env, cwd: dir.path }).warnings).toEqual(unknownEnvWarnings(env));
+    const known = Object.fromEntries([...configKeys.map((k) => settings[k].env), ...CLIENT_ENV].map((name) => [name, '']));
+    expect(unknownEnvWarnings(known)).toEqual([]);
+  });
+
+  it("knows every RUNTRAIL_* variable the repository's code, clients, scripts, CI and benchmarks use", () => {
+    const root = fileURLToPath(new URL('../../../', import.meta.url));
+    const names = new Set<string>();
+    // These tests spell unknown names on purpose, to be warned about.
+    const deliberatelyUnknown = ['packages/server/src/config.test.ts', 'packages/cli/test/cli.test.ts'];
+    const walk = (path: string): void => {
+      for (const entry of readdirSync(path)) {
+        if (entry === 'node_modules' || entry === 'dist' || entry.startsWith('.') && entry !== '.ci') continue;
+        const full = join(path, entry);
+        if (deliberatelyUnknown.some((file) => full.endsWith(file))) continue;
+        if (statSync(full).isDirectory()) walk(full);
+        else if (/\.(ts|tsx|mjs|js|py|sh|json)$|^run$/.test(entry)) {
+          for (const m of readFileSync(full, 'utf8').matchAll(/\bRUNTRAIL_[A-Z0-9_]*[A-Z0-9]\b/g)) names.add(m[0]);
+        }
+      }
+    };
+    for (const top of ['packages', 'clients', 'scripts', '.ci', 'bench', 'test-support']) walk(join(root, top));
+    expect(names.size).toBeGreaterThan(10);
+    // Test names spell variables in prose (test_..._from_RUNTRAIL_TOKEN_produces): those are not variables.
+    const env = Object.fromEntries([...names].filter((n) => !/[a-z]/.test(n)).map((n) => [n, '1']));
+    expect(unknownEnvWarnings(env)).toEqual([]);
+  });
 });
+

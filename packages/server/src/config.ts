@@ -167,6 +167,72 @@ export type ConfigKey = keyof typeof settings;
 export const configKeys = Object.keys(settings) as ConfigKey[];
 
 /**
+ * RUNTRAIL_* variables read outside the server's settings, so never
+ * warned about: the config file (`resolveConfig`); the CLI's and SDKs'
+ * server, token and run (`runtrail exec` sets RUNTRAIL_RUN_ID for its
+ * command); and the test suites' and scripts' own knobs.
+ */
+export const CLIENT_ENV: readonly string[] = [
+  'RUNTRAIL_CONFIG',
+  'RUNTRAIL_URL',
+  'RUNTRAIL_TOKEN',
+  'RUNTRAIL_RUN_ID',
+  'RUNTRAIL_TEST_DATABASE_URL',
+  'RUNTRAIL_TEST_PG_BIN',
+  'RUNTRAIL_FUZZ_SEED',
+  'RUNTRAIL_FUZZ_HTTP',
+  'RUNTRAIL_FUZZ_WS',
+  'RUNTRAIL_SCREENSHOTS',
+];
+
+/**
+ * One line per RUNTRAIL_* variable nobody reads (a misspelling is otherwise
+ * silently a default), with the nearest known name when one is close.
+ */
+export function unknownEnvWarnings(env: Record<string, string | undefined>): string[] {
+  const known = [...configKeys.map((key) => settings[key].env), ...CLIENT_ENV];
+  const warnings: string[] = [];
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('RUNTRAIL_') || known.includes(name)) continue;
+    const nearest = nearestName(name, known);
+    warnings.push(
+      `unknown environment variable ${name}, ignored ` +
+        (nearest
+          ? `(did you mean ${nearest}?)`
+          : '(`runtrail config` lists the settings; RUNTRAIL_URL, RUNTRAIL_TOKEN and RUNTRAIL_RUN_ID are read by the CLI and SDKs)'),
+    );
+  }
+  return warnings;
+}
+
+/** The closest of `candidates` by edit distance, if close enough to be a likely misspelling (as commander suggests commands). */
+function nearestName(name: string, candidates: readonly string[]): string | undefined {
+  const word = name.slice('RUNTRAIL_'.length);
+  let best: { name: string; distance: number } | undefined;
+  for (const candidate of candidates) {
+    const other = candidate.slice('RUNTRAIL_'.length);
+    const distance = editDistance(word, other);
+    const similarity = (Math.max(word.length, other.length) - distance) / Math.max(word.length, other.length);
+    if (similarity > 0.6 && (!best || distance < best.distance)) best = { name: candidate, distance };
+  }
+  return best?.name;
+}
+
+/** Optimal string alignment distance: a swap of two neighbours (PROT, PORT) counts as one edit, as a typo is. */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/**
  * The server's whole configuration, parsed and validated once:
  * explicit options (CLI flags) > RUNTRAIL_* environment > config file > defaults.
  * Nothing else in the server reads process.env.
@@ -187,6 +253,8 @@ export interface ResolvedConfig {
   origins: Record<ConfigKey, ConfigOrigin>;
   /** The config file read, if any. */
   file?: string;
+  /** One line per RUNTRAIL_* variable that is neither a setting nor read by the CLI or SDKs; for the caller to show. */
+  warnings: string[];
 }
 
 export interface ConfigSources {
@@ -268,7 +336,7 @@ export function resolveConfig(options: ServerConfigInput = {}, sources: ConfigSo
     const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
     throw configError(`${issues[0]!.message}${more}`, { issues });
   }
-  return { config: result.data, origins, file };
+  return { config: result.data, origins, file, warnings: unknownEnvWarnings(env) };
 }
 
 /** The configuration from explicit options, the environment, the config file and defaults. */

@@ -75,8 +75,10 @@ export interface StartOptions extends ServerConfigInput {
  */
 export async function createServer(options: StartOptions = {}): Promise<RuntrailServer> {
   const { store: given, sources, logDestination, ...rest } = options;
-  const config = resolveSecurity(resolveConfig(rest, sources).config);
+  const resolved = resolveConfig(rest, sources);
+  const config = resolveSecurity(resolved.config);
   const log = createLogger(config, undefined, logDestination);
+  for (const warning of resolved.warnings) log.warn(warning);
   // Set by onMigrating when the store's schema is upgraded while it opens.
   const upgrade = { to: 0, startedAt: 0 };
   const store =

@@ -19,6 +19,6 @@ export { compactEventJson, eventJson, eventTextOf, type EventText, type JoinedEv
 export { FsBlobStore, isSha256Hex, type BlobStore, type StagedBlob } from './blobs/index.js';
 export { SqliteRunStore, type SqliteStoreOptions } from './sqlite/sqlite-store.js';
 export { PgRunStore, type PgStoreOptions } from './postgres/pg-store.js';
-export { copySqliteToPostgres, openSqliteSource, type CopyReport } from './postgres/import-sqlite.js';
+export { copySqliteToPostgres, openSqliteSource, type CopyReport, type CopyOptions } from './postgres/import-sqlite.js';
 export type { OnMigrating } from './migrations.js';
 export { openStore, connectStore, openBlobStore, type StoreConfig, type ConnectConfig, type BlobStoreConfig } from './open.js';

@@ -12,6 +12,7 @@ export function registerConfig(program: Command): void {
   ).action((flags: ServeFlags & { json?: boolean }) => {
     const { sources, ...options } = serveOptions(flags);
     const resolved = resolveConfig(options, sources);
+    for (const warning of resolved.warnings) process.stderr.write(`runtrail: warning: ${warning}\n`);
     const shown = describeConfig(resolved.config);
     if (flags.json) {
       printJson({ config: shown, origins: resolved.origins, file: resolved.file ?? null });

@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import pg_ from 'pg';
@@ -7,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunEvent, Run } from '@runtrail/protocol';
 import { PgRunStore, SqliteRunStore, type RunStore } from '@runtrail/store';
-import { tempDir } from '@runtrail/test-support';
+import { progressEvents, tempDir, waitUntil } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 // The store's fixture of a file from before event bodies: the same run its own migration is tested on.
 import { expectLegacyRunIntact, writeLegacySqliteFile } from '../../../store/src/legacy-events.test-kit.js';
@@ -74,6 +75,119 @@ describe('runtrail migrate', () => {
     expect(again.stdout).toContain('copied 0 run(s) and 0 event(s)');
     expect(again.stdout).toContain('3 run(s) were already there');
     expect((await pg.getRun(parent.id))!.seq).toBe(4);
+  });
+
+  it('brings runs copied while the server still wrote the data dir up to date when run again: new events, the row, checkpoint and artifacts', async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    // Open through the whole test, as the embedded server still running while the user migrates.
+    const sqlite = new SqliteRunStore({ filename: join(dir.path, 'runtrail.db') });
+    cleanups.push(() => sqlite.close());
+    const owner = { kind: 'producer' as const, node: 'laptop', id: 'exec-1' };
+    const { run: live } = await sqlite.createRun({ id: '0190b000-0000-7000-8000-000000000001', name: 'exec', now: 1000, leaseTtlMs: 30_000, owner });
+    await sqlite.append(live.id, [{ type: 'run.started' }, ...progressEvents(40)], { now: 1100, owner });
+    const { run: done } = await sqlite.createRun({ id: '0190b000-0000-7000-8000-000000000002', name: 'done', now: 1000, leaseTtlMs: 30_000 });
+    await sqlite.append(done.id, [{ type: 'run.succeeded', data: {} }], { now: 1200 });
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+    const args = ['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema];
+
+    const first = await migrate(args);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain('copied 2 run(s) and 42 event(s)');
+    expect(first.stdout).toContain('1 copied run(s) had not ended');
+    expect(first.stdout).toContain('stop the server and run runtrail migrate again');
+
+    // The run goes on in SQLite after its copy: past a checkpoint, an artifact, a heartbeat, its end.
+    await sqlite.append(live.id, progressEvents(1500, 40), { now: 5000, owner });
+    await sqlite.putArtifact({ runId: live.id, name: 'report.txt', contentType: 'text/plain', size: 3, sha256: 'c'.repeat(64), metadata: { k: 1 }, now: 5100, replace: false, maxRunBytes: 1e9 });
+    await sqlite.heartbeat(live.id, { now: 5200, owner });
+    await sqlite.append(live.id, [{ type: 'run.succeeded', data: { output: { ok: true } } }], { now: 6000, owner });
+    const before = await everything(sqlite);
+    const artifactsBefore = await sqlite.listArtifacts(live.id);
+
+    const second = await migrate(args);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toContain('copied 0 run(s) and 1502 event(s)');
+    expect(second.stdout).toContain('brought 1 run(s) copied before up to date');
+    expect(second.stdout).not.toContain('had not ended');
+    const pg = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema, poolSize: 2 });
+    cleanups.push(() => pg.close());
+    expect(await everything(pg)).toEqual(before);
+    expect(await pg.listArtifacts(live.id)).toEqual(artifactsBefore);
+
+    const third = await migrate(args);
+    expect(third.code, third.stderr).toBe(0);
+    expect(third.stdout).toContain('copied 0 run(s) and 0 event(s)');
+    expect(third.stdout).toContain('2 run(s) were already there');
+    expect(await everything(pg)).toEqual(before);
+  });
+
+  it('refuses to bring a run up to date whose copied events differ from the data dir, naming the run and seq, and changes nothing', async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    const sqlite = new SqliteRunStore({ filename: join(dir.path, 'runtrail.db') });
+    cleanups.push(() => sqlite.close());
+    const { run } = await sqlite.createRun({ id: '0190c000-0000-7000-8000-000000000001', name: 'exec', now: 1000, leaseTtlMs: 30_000 });
+    await sqlite.append(run.id, progressEvents(3), { now: 1100 });
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+    const args = ['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema];
+    expect((await migrate(args)).code).toBe(0);
+    const client = new pg_.Client({ connectionString: TEST_DATABASE_URL });
+    await client.connect();
+    cleanups.push(() => client.end());
+    await client.query(`UPDATE ${schema}.events SET body = replace(body, '"done":2', '"done":20') WHERE run_id = $1 AND seq = 2`, [run.id]);
+    const tampered = (await client.query(`SELECT seq, body FROM ${schema}.events WHERE run_id = $1 ORDER BY seq`, [run.id])).rows;
+    expect(tampered[1].body).toContain('"done":20');
+    await sqlite.append(run.id, progressEvents(2, 3), { now: 1200 });
+
+    const r = await migrate(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+    expect(r.stderr).toContain(`run ${run.id}'s event at seq 2 in PostgreSQL is not the data dir's`);
+    expect((await client.query(`SELECT seq, body FROM ${schema}.events WHERE run_id = $1 ORDER BY seq`, [run.id])).rows).toEqual(tampered);
+    expect((await client.query(`SELECT seq FROM ${schema}.runs WHERE id = $1`, [run.id])).rows[0].seq).toBe(3);
+  });
+
+  it('Ctrl-C says how many runs were copied of how many and that running it again finishes; --progress shows how far it got', async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    const sqlite = new SqliteRunStore({ filename: join(dir.path, 'runtrail.db') });
+    const id = (i: number) => `0190d000-0000-7000-8000-${String(i).padStart(12, '0')}`;
+    for (let i = 0; i < 400; i++) await sqlite.createRun({ id: id(i), name: 'job', now: 1000 + i, leaseTtlMs: 30_000 });
+    await sqlite.close();
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+    // A run of the second commit (runs go 200 a commit), locked by another session: the copy stops there, after its first commit.
+    const pg = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema, poolSize: 2 });
+    cleanups.push(() => pg.close());
+    await pg.createRun({ id: id(300), name: 'job', now: 1300, leaseTtlMs: 30_000 });
+    const locker = new pg_.Client({ connectionString: TEST_DATABASE_URL });
+    await locker.connect();
+    cleanups.push(() => locker.end());
+    await locker.query('BEGIN');
+    await locker.query(`SELECT 1 FROM ${schema}.runs WHERE id = $1 FOR UPDATE`, [id(300)]);
+
+    const args = ['migrate', '--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema];
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, RUNTRAIL_DATABASE_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
+    await waitUntil(async () => (await locker.query(`SELECT count(*)::int AS n FROM ${schema}.runs`)).rows[0].n === 201, { what: 'the first commit of 200 runs' });
+    child.kill('SIGINT');
+    const [code] = await exited;
+    await locker.query('ROLLBACK');
+    expect(code, stderr).toBe(130);
+    expect(stderr.trim().split('\n'), stderr).toHaveLength(1);
+    expect(stderr).toContain('interrupted: 200 of 400 run(s) copied');
+    expect(stderr).toContain('run runtrail migrate again to finish the copy');
+
+    const again = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema, '--progress']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('copied 199 run(s)');
+    expect(again.stderr.trim().split('\n').at(-1)).toBe('runtrail: migrating: 400 of 400 run(s)');
+    expect((await locker.query(`SELECT count(*)::int AS n FROM ${schema}.runs`)).rows[0].n).toBe(400);
   });
 
   it("copies the data dir's tokens, revocations included, so producers' and viewers' tokens keep working on PostgreSQL", async () => {

@@ -3,11 +3,52 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { RuntrailError } from '@runtrail/protocol';
 import { settings } from '@runtrail/server/config';
+import { REDRAW_MS } from '../transfer.js';
 
 interface MigrateFlags {
   dataDir: string;
   database?: string;
   databaseSchema: string;
+  progress?: boolean;
+}
+
+/** Exit code after Ctrl-C, as a shell reports a command ended by SIGINT. */
+const EXIT_INTERRUPTED = 130;
+
+/**
+ * How far the copy got, in runs: a line on stderr redrawn in place on a
+ * terminal, or a line per redraw with --progress when stderr is not one.
+ */
+class CopyProgress {
+  done = 0;
+  total: number | null = null;
+  private drawn = false;
+  private lastDraw = Date.now();
+  private readonly tty = process.stderr.isTTY === true;
+  private readonly show: boolean;
+
+  constructor(show: boolean | undefined) {
+    this.show = show ?? this.tty;
+  }
+
+  update = (done: number, total: number): void => {
+    this.done = done;
+    this.total = total;
+    if (this.show && (done === total || Date.now() - this.lastDraw >= REDRAW_MS)) this.draw();
+  };
+
+  /** Ends the line on a terminal, so what follows starts on a line of its own. */
+  end(): void {
+    if (this.drawn && this.tty) process.stderr.write('\n');
+    this.drawn = false;
+  }
+
+  private draw(): void {
+    this.lastDraw = Date.now();
+    this.drawn = true;
+    const line = `runtrail: migrating: ${this.done} of ${this.total} run(s)`;
+    process.stderr.write(this.tty ? `\r\x1b[2K${line}` : `${line}\n`);
+  }
 }
 
 /**
@@ -17,10 +58,12 @@ interface MigrateFlags {
 export function registerMigrate(program: Command): void {
   program
     .command('migrate')
-    .description('copy the runs, events and snapshots of a SQLite data dir into a PostgreSQL database (safe to run again: copied runs are skipped)')
+    .description('copy the runs, events and snapshots of a SQLite data dir into a PostgreSQL database (safe to run again: copied runs are brought up to date)')
     .option('--data-dir <dir>', 'the SQLite data dir to copy from (env RUNTRAIL_DATA_DIR)', process.env.RUNTRAIL_DATA_DIR ?? './.runtrail')
     .option('--database <url>', 'the PostgreSQL to copy into (env RUNTRAIL_DATABASE_URL)', process.env.RUNTRAIL_DATABASE_URL)
     .option('--database-schema <schema>', "schema of runtrail's tables (env RUNTRAIL_DATABASE_SCHEMA)", process.env.RUNTRAIL_DATABASE_SCHEMA ?? 'public')
+    .option('--progress', 'show a progress line on stderr (default: when it is a terminal)')
+    .option('--no-progress', 'never show one')
     .action(async (flags: MigrateFlags) => {
       const filename = join(flags.dataDir, 'runtrail.db');
       if (!existsSync(filename)) throw new RuntrailError('invalid_request', `no runtrail.db in ${flags.dataDir}; pass the data dir with --data-dir`);
@@ -38,13 +81,34 @@ export function registerMigrate(program: Command): void {
         source.close();
         throw err;
       });
-      try {
-        const report = await copySqliteToPostgres(source, target);
-        process.stdout.write(
-          `copied ${report.runs} run(s) and ${report.events} event(s) from ${filename} into schema ${flags.databaseSchema}, and ${report.tokens} token(s)` +
-            `${report.skipped ? `; ${report.skipped} run(s) were already there and were left as they are` : ''}\n`,
+      const progress = new CopyProgress(flags.progress);
+      // Exiting drops the connection, so PostgreSQL rolls back the commit in flight: what was copied is whole runs.
+      const onInterrupt = () => {
+        progress.end();
+        const sofar = progress.total === null ? 'before copying any run' : `${progress.done} of ${progress.total} run(s) copied`;
+        process.stderr.write(
+          `runtrail: interrupted: ${sofar} (each run goes in whole with its events, so none is half-copied); run runtrail migrate again to finish the copy\n`,
         );
+        process.exit(EXIT_INTERRUPTED);
+      };
+      process.on('SIGINT', onInterrupt);
+      try {
+        const report = await copySqliteToPostgres(source, target, { onProgress: progress.update });
+        progress.end();
+        const lines = [
+          `copied ${report.runs} run(s) and ${report.events} event(s) from ${filename} into schema ${flags.databaseSchema}, and ${report.tokens} token(s)`,
+        ];
+        if (report.updated) lines.push(`brought ${report.updated} run(s) copied before up to date (the events they got since, their state and artifacts)`);
+        if (report.skipped) lines.push(`${report.skipped} run(s) were already there and were left as they are`);
+        if (report.notEnded) {
+          // A server still writing the data dir gives them events this copy does not have.
+          lines.push(
+            `${report.notEnded} copied run(s) had not ended: if a server still uses ${flags.dataDir}, stop the server and run runtrail migrate again to copy what they got since`,
+          );
+        }
+        process.stdout.write(lines.join('\n') + '\n');
       } finally {
+        process.off('SIGINT', onInterrupt);
         await target.close();
       }
     });

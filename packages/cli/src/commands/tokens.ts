@@ -46,7 +46,14 @@ export function registerTokens(program: Command): void {
     .command('revoke <id>')
     .description('revoke a token: it stops working and its open streams close, on every node within seconds')
     .action(async (id: string, _flags: unknown, cmd: Command) => {
-      await clientFor(cmd).revokeToken(id);
+      const client = clientFor(cmd);
+      // The API's DELETE is idempotent (204 again); a user typing it twice is told nothing changed, as cancel of an ended run is.
+      const token = (await client.listTokens()).find((t) => t.id === id);
+      if (!token) throw new RuntrailError('token_not_found', `no token with id ${id}; \`runtrail tokens ls\` lists them`);
+      if (token.revokedAt !== null) {
+        throw new RuntrailError('invalid_request', `token ${id} was already revoked at ${iso(token.revokedAt)} UTC; nothing changed`);
+      }
+      await client.revokeToken(id);
       print(`revoked token ${id}`);
     });
 }

@@ -82,16 +82,8 @@ export async function registerArtifactRoutes(app: FastifyInstance, artifacts: Ar
 
 async function sendArtifact(artifacts: ArtifactService, a: Artifact, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const etag = `"${a.sha256}"`;
-  void reply
-    .header('content-type', a.contentType)
-    .header('etag', etag)
-    .header('accept-ranges', 'bytes')
-    .header('cache-control', 'no-cache')
-    .header('x-content-type-options', 'nosniff')
-    // Opened directly, an artifact is a document of this origin: give it no powers at all.
-    .header('content-security-policy', "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox")
-    .header('content-disposition', contentDisposition(isSafeInline(a.contentType) ? 'inline' : 'attachment', a.name));
-  if (matchesEtag(header(request, 'if-none-match'), etag)) return reply.status(304).send();
+  // The client's copy is this content: no need to have it here.
+  if (matchesEtag(header(request, 'if-none-match'), etag)) return reply.status(304).header('etag', etag).header('cache-control', 'no-cache').send();
   // A resumed download names what it has (If-Range): if that is not this content (replaced since), the whole of it comes back, never a piece to join to another.
   const ifRange = header(request, 'if-range');
   const range = ifRange === undefined || ifRange.trim() === etag ? parseRange(header(request, 'range'), a.size) : null;
@@ -101,16 +93,28 @@ async function sendArtifact(artifacts: ArtifactService, a: Artifact, request: Fa
       size: a.size,
     });
   }
-  if (range && a.size > 0) {
+  const partial = range !== null && a.size > 0 ? range : null;
+  // Opened before any of the artifact's headers are set: content missing on this node is a 503 of the API,
+  // which must not go out dressed as the artifact (its etag, its name, its sandbox).
+  const body = a.size === 0 ? '' : await artifacts.open(a, partial ?? undefined);
+  void reply
+    .header('content-type', a.contentType)
+    .header('etag', etag)
+    .header('accept-ranges', 'bytes')
+    .header('cache-control', 'no-cache')
+    .header('x-content-type-options', 'nosniff')
+    // Opened directly, an artifact is a document of this origin: give it no powers at all.
+    .header('content-security-policy', "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox")
+    .header('content-disposition', contentDisposition(isSafeInline(a.contentType) ? 'inline' : 'attachment', a.name));
+  if (partial) {
     void reply
       .status(206)
-      .header('content-range', `bytes ${range.start}-${range.end}/${a.size}`)
-      .header('content-length', range.end - range.start + 1);
-    return reply.send(await artifacts.open(a, range));
+      .header('content-range', `bytes ${partial.start}-${partial.end}/${a.size}`)
+      .header('content-length', partial.end - partial.start + 1);
+  } else {
+    void reply.header('content-length', a.size);
   }
-  void reply.header('content-length', a.size);
-  if (a.size === 0) return reply.send('');
-  return reply.send(await artifacts.open(a));
+  return reply.send(body);
 }
 
 /** One `bytes=` range (the only kind a browser's media player or a resumed download asks for); others get the whole body. */

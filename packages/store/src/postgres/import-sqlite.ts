@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
-import { RuntrailError } from '@runtrail/protocol';
+import { RuntrailError, isTerminalStatus, type RunStatus } from '@runtrail/protocol';
+import type { PoolClient } from 'pg';
 import type { PgRunStore } from './pg-store.js';
 import type { ArtifactRow } from '../rows.js';
 import { eventBody } from '../event-text.js';
@@ -7,11 +8,20 @@ import { eventBody } from '../event-text.js';
 export interface CopyReport {
   /** Runs copied (with all their events). */
   runs: number;
+  /** Runs already in the target that were brought up to date: the events after its seq, the row, checkpoint and artifact records. */
+  updated: number;
   events: number;
-  /** Runs already in the target, left untouched. */
+  /** Runs already in the target and up to date (or moved on there since), left untouched. */
   skipped: number;
+  /** Runs of the source that had not ended: a server still writing the data dir may give them more events. */
+  notEnded: number;
   /** Tokens copied (revoked and expired ones too: a revocation must not be undone); ones already there are left as they are. */
   tokens: number;
+}
+
+export interface CopyOptions {
+  /** Called after each commit with the runs done so far (copied, updated or skipped) and the runs of the source. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** An event as a SQLite file of any schema version holds it: `body`, or before bodies, `data`. */
@@ -49,16 +59,35 @@ export function openSqliteSource(filename: string): Database.Database {
 const RUNS_PER_COMMIT = 200;
 const EVENTS_PER_INSERT = 5000;
 
+/** The run row's columns, in the order both the insert and the bring-up-to-date update take them. */
+const RUN_COLUMNS = [
+  'id', 'name', 'parent_id', 'status', 'created_at', 'started_at', 'finished_at', 'input', 'labels', 'error', 'output',
+  'seq', 'execute', 'owner', 'owner_node', 'owner_kind', 'lease_ttl_ms', 'lease_expires_at', 'heartbeat_at',
+  'cancel_requested_at', 'timeout_ms', 'stall_timeout_ms', 'fail_on_stall', 'last_progress_at', 'stalled_at', 'retry_of',
+  'attempt', 'idempotency_key', 'snapshot_seq',
+] as const;
+const param = (c: string, i: number) => (c === 'labels' ? `$${i + 1}::jsonb` : `$${i + 1}`);
+const INSERT_RUN = `INSERT INTO runs (${RUN_COLUMNS.join(', ')}) VALUES (${RUN_COLUMNS.map(param).join(', ')})`;
+// Only a row that differs is written: an update would clear the append token of a node serving the run.
+const UPDATE_RUN = `UPDATE runs SET (${RUN_COLUMNS.slice(1).join(', ')}) = (${RUN_COLUMNS.slice(1).map((c, i) => param(c, i + 1)).join(', ')})
+  WHERE id = $1 AND (${RUN_COLUMNS.slice(1).join(', ')}) IS DISTINCT FROM (${RUN_COLUMNS.slice(1).map((c, i) => param(c, i + 1)).join(', ')})`;
+
 /**
  * Copy every run of a SQLite file (rows, persisted snapshots, the whole
- * event log with seqs and ids) into a PostgreSQL store, unchanged: the two
- * schemas hold the same columns. A run already in the target is skipped,
- * so an interrupted copy can simply be run again. The SQLite file is opened
- * read-only (a Database given is closed when done); copy from a data dir no server is writing to.
+ * event log with seqs and ids, artifact records) into a PostgreSQL store,
+ * unchanged: the two schemas hold the same columns. A run already in the
+ * target is brought up to date when the source has moved on (a server still
+ * wrote the data dir during an earlier copy): the events after the target's
+ * seq are appended, never the ones it has, which must be the source's (else
+ * `run_already_exists` naming the run and seq, and nothing of that commit is
+ * written), and the row, checkpoint and artifact records are the source's.
+ * A run that moved on in the target is left as it is. So an interrupted or
+ * early copy is finished by running it again. The SQLite file is opened
+ * read-only (a Database given is closed when done).
  */
-export async function copySqliteToPostgres(source: string | Database.Database, target: PgRunStore): Promise<CopyReport> {
+export async function copySqliteToPostgres(source: string | Database.Database, target: PgRunStore, options: CopyOptions = {}): Promise<CopyReport> {
   const db = typeof source === 'string' ? openSqliteSource(source) : source;
-  const report: CopyReport = { runs: 0, events: 0, skipped: 0, tokens: 0 };
+  const report: CopyReport = { runs: 0, updated: 0, events: 0, skipped: 0, notEnded: 0, tokens: 0 };
   try {
     const ids = db.prepare(`SELECT id FROM runs ORDER BY id`).pluck().all() as string[];
     const runById = db.prepare(`SELECT * FROM runs WHERE id = ?`);
@@ -82,62 +111,124 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
     const eventsOf = db.prepare(
       `SELECT seq, type, ts, ${hasBodies ? 'body' : 'data'}, event_id, terminal FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
     );
+    options.onProgress?.(0, ids.length);
     const bodyOf = (e: EventColumns): string => e.body ?? eventBody(e.seq, e.type, e.ts, e.data ?? null, e.event_id);
+    const runValues = (r: Record<string, unknown>, snapshotSeq: number): unknown[] =>
+      RUN_COLUMNS.map((c) => (c === 'execute' || c === 'fail_on_stall' ? r[c] === 1 : c === 'snapshot_seq' ? snapshotSeq : r[c]));
+    // A run's events in the source up to `seq` must be the ones the target holds: the log is append-only.
+    const expectSameEvents = async (c: PoolClient, id: string, upTo: number): Promise<void> => {
+      for (let after = 0; after < upTo; ) {
+        const limit = Math.min(EVENTS_PER_INSERT, upTo - after);
+        const mine = eventsOf.all(id, after, limit) as EventColumns[];
+        const theirs = (
+          await c.query<{ seq: number; type: string; ts: number; body: string; event_id: string | null; terminal: boolean }>(
+            `SELECT seq, type, ts, body, event_id, terminal FROM events WHERE run_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq`,
+            [id, after, after + limit],
+          )
+        ).rows;
+        for (let k = 0; k < limit; k++) {
+          const a = mine[k];
+          const b = theirs[k];
+          const seq = after + k + 1;
+          if (!a || !b || a.seq !== seq || b.seq !== seq || a.type !== b.type || Number(a.ts) !== Number(b.ts) || bodyOf(a) !== b.body ||
+            a.event_id !== b.event_id || (a.terminal === 1) !== b.terminal) {
+            throw new RuntrailError(
+              'run_already_exists',
+              `run ${id}'s event at seq ${seq} in PostgreSQL is not the data dir's (the event log is append-only, so nothing of it was overwritten); ` +
+                'the target holds another run with this id: copy into an empty schema',
+            );
+          }
+        }
+        after += limit;
+      }
+    };
+    const copyEvents = async (c: PoolClient, id: string, from: number): Promise<number> => {
+      let copied = 0;
+      for (let after = from; ; ) {
+        const rows = eventsOf.all(id, after, EVENTS_PER_INSERT) as EventColumns[];
+        if (rows.length === 0) return copied;
+        await c.query(
+          `INSERT INTO events (run_id, seq, type, ts, body, event_id, terminal)
+           SELECT $1, * FROM unnest($2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bool[])`,
+          [id, rows.map((e) => e.seq), rows.map((e) => e.type), rows.map((e) => e.ts), rows.map(bodyOf),
+            rows.map((e) => e.event_id), rows.map((e) => e.terminal === 1)],
+        );
+        copied += rows.length;
+        after = rows[rows.length - 1]!.seq;
+      }
+    };
+    // Replaced artifacts keep their ordinal, so the source's record of an ordinal wins.
+    const copyArtifacts = async (c: PoolClient, id: string): Promise<void> => {
+      const artifacts = (artifactsOf?.all(id) ?? []) as ArtifactRow[];
+      if (artifacts.length === 0) return;
+      await c.query(
+        `INSERT INTO artifacts (run_id, ordinal, name, content_type, size, sha256, created_at, metadata)
+         SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::text[])
+         ON CONFLICT (run_id, ordinal) DO UPDATE SET name = EXCLUDED.name, content_type = EXCLUDED.content_type, size = EXCLUDED.size,
+           sha256 = EXCLUDED.sha256, created_at = EXCLUDED.created_at, metadata = EXCLUDED.metadata`,
+        [id, artifacts.map((a) => a.ordinal), artifacts.map((a) => a.name), artifacts.map((a) => a.content_type),
+          artifacts.map((a) => a.size), artifacts.map((a) => a.sha256), artifacts.map((a) => a.created_at),
+          artifacts.map((a) => a.metadata)],
+      );
+    };
     for (let i = 0; i < ids.length; i += RUNS_PER_COMMIT) {
       const chunk = ids.slice(i, i + RUNS_PER_COMMIT);
+      // Counted into the report only once the commit took: a failed one copied nothing.
+      const counts = { runs: 0, updated: 0, events: 0, skipped: 0, notEnded: 0 };
       await target.tx(async (c) => {
-        const existing = new Set(
-          (await c.query<{ id: string }>(`SELECT id FROM runs WHERE id = ANY($1::text[])`, [chunk])).rows.map((r) => r.id),
+        // Locked: a node already serving a run must not append between our read of its seq and our write.
+        const existing = new Map(
+          (await c.query<{ id: string; seq: number }>(`SELECT id, seq FROM runs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`, [chunk]))
+            .rows.map((r) => [r.id, r.seq]),
         );
         for (const id of chunk) {
-          if (existing.has(id)) {
-            report.skipped++;
+          const r = runById.get(id) as Record<string, unknown>;
+          if (!isTerminalStatus(r.status as RunStatus)) counts.notEnded++;
+          const checkpoint = checkpointOf(r);
+          const theirSeq = existing.get(id);
+          if (theirSeq === undefined) {
+            await c.query(INSERT_RUN, runValues(r, checkpoint.seq));
+            if (checkpoint.seq > 0) {
+              await c.query(`INSERT INTO run_checkpoints (run_id, seq, snapshot) VALUES ($1, $2, $3)`, [id, checkpoint.seq, checkpoint.snapshot]);
+            }
+            counts.events += await copyEvents(c, id, 0);
+            await copyArtifacts(c, id);
+            counts.runs++;
             continue;
           }
-          const r = runById.get(id) as Record<string, unknown>;
-          const checkpoint = checkpointOf(r);
-          await c.query(
-            `INSERT INTO runs (id, name, parent_id, status, created_at, started_at, finished_at, input, labels, error, output,
-               seq, execute, owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at, heartbeat_at,
-               cancel_requested_at, timeout_ms, stall_timeout_ms, fail_on_stall, last_progress_at, stalled_at, retry_of,
-               attempt, idempotency_key, snapshot_seq)
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29)`,
-            [
-              r.id, r.name, r.parent_id, r.status, r.created_at, r.started_at, r.finished_at, r.input, r.labels, r.error,
-              r.output, r.seq, r.execute === 1, r.owner, r.owner_node, r.owner_kind, r.lease_ttl_ms,
-              r.lease_expires_at, r.heartbeat_at, r.cancel_requested_at, r.timeout_ms, r.stall_timeout_ms,
-              r.fail_on_stall === 1, r.last_progress_at, r.stalled_at, r.retry_of, r.attempt, r.idempotency_key,
-              checkpoint.seq,
-            ],
-          );
+          const mySeq = r.seq as number;
+          if (theirSeq > mySeq) {
+            // Moved on in PostgreSQL (a node appended since): it is the newer one.
+            counts.skipped++;
+            continue;
+          }
+          if (theirSeq < mySeq) await expectSameEvents(c, id, theirSeq);
+          const events = await copyEvents(c, id, theirSeq);
+          const row = await c.query(UPDATE_RUN, runValues(r, checkpoint.seq));
+          if (events === 0 && row.rowCount === 0) {
+            counts.skipped++;
+            continue;
+          }
           if (checkpoint.seq > 0) {
-            await c.query(`INSERT INTO run_checkpoints (run_id, seq, snapshot) VALUES ($1, $2, $3)`, [id, checkpoint.seq, checkpoint.snapshot]);
-          }
-          for (let after = 0; ; ) {
-            const rows = eventsOf.all(id, after, EVENTS_PER_INSERT) as EventColumns[];
-            if (rows.length === 0) break;
             await c.query(
-              `INSERT INTO events (run_id, seq, type, ts, body, event_id, terminal)
-               SELECT $1, * FROM unnest($2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bool[])`,
-              [id, rows.map((e) => e.seq), rows.map((e) => e.type), rows.map((e) => e.ts), rows.map(bodyOf),
-                rows.map((e) => e.event_id), rows.map((e) => e.terminal === 1)],
+              `INSERT INTO run_checkpoints (run_id, seq, snapshot) VALUES ($1, $2, $3)
+               ON CONFLICT (run_id) DO UPDATE SET seq = EXCLUDED.seq, snapshot = EXCLUDED.snapshot`,
+              [id, checkpoint.seq, checkpoint.snapshot],
             );
-            report.events += rows.length;
-            after = rows[rows.length - 1]!.seq;
+          } else {
+            await c.query(`DELETE FROM run_checkpoints WHERE run_id = $1`, [id]);
           }
-          const artifacts = (artifactsOf?.all(id) ?? []) as ArtifactRow[];
-          if (artifacts.length > 0) {
-            await c.query(
-              `INSERT INTO artifacts (run_id, ordinal, name, content_type, size, sha256, created_at, metadata)
-               SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::text[])`,
-              [id, artifacts.map((a) => a.ordinal), artifacts.map((a) => a.name), artifacts.map((a) => a.content_type),
-                artifacts.map((a) => a.size), artifacts.map((a) => a.sha256), artifacts.map((a) => a.created_at),
-                artifacts.map((a) => a.metadata)],
-            );
-          }
-          report.runs++;
+          await copyArtifacts(c, id);
+          counts.events += events;
+          counts.updated++;
         }
       });
+      report.runs += counts.runs;
+      report.updated += counts.updated;
+      report.events += counts.events;
+      report.skipped += counts.skipped;
+      report.notEnded += counts.notEnded;
+      options.onProgress?.(i + chunk.length, ids.length);
     }
     report.tokens = await copyTokens(db, target);
   } finally {
