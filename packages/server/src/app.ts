@@ -178,6 +178,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerRunRoutes(http, runs, {
     requireHandler: (name, input) => executor.requireHandler(name, input),
     limits: config,
+    heldHeartbeats: { perIp: config.maxConnectionsPerIp, perToken: config.maxConnectionsPerToken },
     appendRate: new RateLimiter(
       config.appendEventsPerSecond,
       Math.max(2 * config.appendEventsPerSecond, config.maxEventsPerBatch),
@@ -200,7 +201,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     now,
     limits: config,
   });
-  registerMetrics(http, metrics, { hub, stream, store, executor, concurrency: config.concurrency });
+  registerMetrics(http, metrics, { hub, stream, store, executor, concurrency: config.concurrency, heldHeartbeats: () => runs.heldHeartbeats });
   logRunLifecycle(http.log, hub);
   await registerApiDocs(http, SERVER_VERSION);
   await registerStatic(http, config.webDir);

@@ -154,6 +154,8 @@ export class ServerMetrics implements StreamMetrics {
 
 export interface MetricsDeps {
   hub: Hub;
+  /** Heartbeats held open now (RunService.heldHeartbeats). */
+  heldHeartbeats: () => number;
   stream: StreamServer;
   store: RunStore;
   executor: Executor;
@@ -224,6 +226,14 @@ export function registerMetrics(http: FastifyInstance, metrics: ServerMetrics, d
     collect() {
       const { subscriptions } = deps.stream.stats();
       for (const transport of TRANSPORTS) this.set({ transport }, subscriptions[transport]);
+    },
+  });
+  new Gauge({
+    name: 'runtrail_held_heartbeats',
+    help: 'Heartbeats held open now (?waitMs=), each a producer waiting to hear of a cancel',
+    registers: [registry],
+    collect() {
+      this.set(deps.heldHeartbeats());
     },
   });
   new Gauge({

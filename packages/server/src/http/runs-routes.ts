@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { MAX_READ_LIMIT, RuntrailError, labelsAsSent } from '@runtrail/protocol';
 import { terminalEventOf, type RunService } from '../runs/run-service.js';
-import { checkEventData, checkRunData, rateLimited, type PayloadLimits, type RateLimiter } from '../security/index.js';
+import { ConnectionCounter, checkEventData, checkRunData, rateLimited, type PayloadLimits, type RateLimiter } from '../security/index.js';
 import { serve } from './route-table.js';
 
 export interface RunRoutesOptions {
@@ -11,6 +11,12 @@ export interface RunRoutesOptions {
   limits?: PayloadLimits;
   /** Events per second per run; absent: unlimited. */
   appendRate?: RateLimiter;
+  /**
+   * Heartbeats held open (?waitMs=) at once per client address and per
+   * token (the stream connection limits); one past them is answered at
+   * once, as by a server that does not hold. Absent: 1,024 each.
+   */
+  heldHeartbeats?: { perIp: number; perToken: number };
 }
 
 export function registerRunRoutes(app: FastifyInstance, runs: RunService, options: RunRoutesOptions = {}): void {
@@ -70,11 +76,25 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
     if (options.limits) checkEventData([terminalEventOf(body)], options.limits, (type) => `the finish's output and error (the data of its ${type} event)`);
     return runs.finish(params.id!, body);
   });
-  serve(app, 'heartbeat', async ({ params, body, query, reply }) => {
-    // A held heartbeat (?waitMs=) stops waiting when its caller hangs up, or the server closes its connection.
+  const held = new ConnectionCounter();
+  const heldLimits = options.heldHeartbeats ?? { perIp: 1024, perToken: 1024 };
+  serve(app, 'heartbeat', async ({ params, body, query, request, reply }) => {
+    if (!query.waitMs) return runs.heartbeat(params.id!, body.owner);
+    const principal = request.principal;
+    const slot = held.acquire([
+      { key: `ip:${request.ip}`, limit: heldLimits.perIp, what: `client address ${request.ip}` },
+      ...(principal && principal.kind !== 'open' ? [{ key: `token:${principal.hash}`, limit: heldLimits.perToken, what: 'this token' }] : []),
+    ]);
+    // Past the bound: renewed and answered at once; the producer asks again lease/3 later.
+    if ('refused' in slot) return runs.heartbeat(params.id!, body.owner);
+    // A held heartbeat stops waiting when its caller hangs up, or the server closes its connection.
     const gone = new AbortController();
     reply.raw.once('close', () => gone.abort());
-    return runs.heartbeat(params.id!, body.owner, { waitMs: query.waitMs, gone: gone.signal });
+    try {
+      return await runs.heartbeat(params.id!, body.owner, { waitMs: query.waitMs, gone: gone.signal });
+    } finally {
+      slot.release();
+    }
   });
   serve(app, 'cancelRun', async ({ params, body }) => runs.cancel(params.id!, body.reason));
 

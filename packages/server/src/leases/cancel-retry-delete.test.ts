@@ -83,6 +83,25 @@ describe('heartbeat and cancel', () => {
     expect(await held(cancelled.id, 60_000).answer).toMatchObject({ cancelRequested: true });
   });
 
+  it('holds no more heartbeats at once from one client address than its stream connection limit: the next is answered at once', async () => {
+    await server.close();
+    server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent', node: 'crd', maxConnectionsPerIp: 2 });
+    client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'held-many', leaseTtlMs: 60_000 });
+    run.close();
+    const hold = () => client.api.request('heartbeat', { params: { id: run.id }, query: { waitMs: 60_000 }, body: {}, timeoutMs: 30_000 });
+    let settled = 0;
+    const two = [hold(), hold()].map((p) => p.finally(() => settled++));
+    await waitUntil(async () => (await (await fetch(`${server.url}/metrics`)).text()).includes('\nruntrail_held_heartbeats 2\n'), {
+      what: 'the server to hold two heartbeats',
+    });
+    // The third is over the bound: renewed and answered at once, not held.
+    expect(await hold()).toMatchObject({ status: 'running', cancelRequested: false });
+    expect(settled).toBe(0);
+    await client.cancelRun(run.id);
+    for (const answer of await Promise.all(two)) expect(answer).toMatchObject({ cancelRequested: true });
+  });
+
   it('a held heartbeat ends when the server closes, and the server closes at once', async () => {
     const run = await client.createRun({ name: 'held-close', leaseTtlMs: 60_000 });
     run.close();

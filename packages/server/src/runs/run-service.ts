@@ -51,6 +51,12 @@ export class RunService {
   private readonly newId: () => string;
   private readonly leaseTtlMs: number;
   private readonly deletedHooks: Array<(run: Run, artifacts: Artifact[]) => Promise<void>> = [];
+  private held = 0;
+
+  /** Heartbeats this node holds open now, waiting for a cancel or an end (?waitMs=). */
+  get heldHeartbeats(): number {
+    return this.held;
+  }
 
   constructor(options: RunServiceOptions) {
     this.store = options.store;
@@ -246,7 +252,8 @@ export class RunService {
       const run = await this.store.heartbeat(id, { now: this.now(), owner });
       const answer = heartbeatAnswer(run);
       if (!news || answer.cancelRequested || run.status !== 'running') return answer;
-      const woke = await news.wait(Math.min(waitMs, Math.floor(run.leaseTtlMs / 3)), options.gone);
+      this.held++;
+      const woke = await news.wait(Math.min(waitMs, Math.floor(run.leaseTtlMs / 3)), options.gone).finally(() => this.held--);
       // Nobody is there to read a fresher answer.
       if (woke === 'gone') return answer;
       return heartbeatAnswer(await this.get(id));
