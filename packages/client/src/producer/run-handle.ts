@@ -428,10 +428,12 @@ export class RunHandle {
         return;
       }
       const started = this.clock.now();
-      void this.beat(Math.min(everyMs, MAX_HEARTBEAT_WAIT_MS)).then(() => {
+      // A lease over 3 minutes beats more often than lease/3: the server holds one at most a minute.
+      const waitMs = Math.min(everyMs, MAX_HEARTBEAT_WAIT_MS);
+      void this.beat(waitMs).then(() => {
         // Closed meanwhile: no more beats.
         if (this.heartbeatTimer === null) return;
-        this.scheduleBeat(everyMs, held, Math.max(0, everyMs - (this.clock.now() - started)));
+        this.scheduleBeat(everyMs, held, Math.max(0, waitMs - (this.clock.now() - started)));
       });
     }, afterMs);
     unrefTimer(this.heartbeatTimer);
