@@ -119,8 +119,8 @@ describe('runtrail exec cancelled from elsewhere', () => {
     expect(run.status).toBe('cancelled');
     expect(run.error?.kind).toBe('cancelled');
     // The requester's reason, in the run's end and in what exec prints.
-    expect(run.error?.message).toContain('cancel requested: wrong dataset');
-    expect(stderr).toContain(`run ${id} cancelled (cancelled: sleep 600 stopped: run ${id}: cancel requested: wrong dataset;`);
+    expect(run.error?.message).toBe('sleep 600 stopped: cancel requested: wrong dataset; its process group got SIGTERM and it was killed by SIGTERM');
+    expect(stderr).toContain(`run ${id} cancelled (cancelled: sleep 600 stopped: cancel requested: wrong dataset;`);
   });
 });
 

@@ -578,7 +578,8 @@ function sleep(ms: number): Promise<void> {
 }
 
 function reasonText(reason: unknown): string {
-  if (reason instanceof Error) return reason.message;
+  // A RunStopped (a producer handle's signal) says why without the run's id: the run's own error is where this goes.
+  if (reason instanceof Error) return 'why' in reason && typeof reason.why === 'string' ? reason.why : reason.message;
   return typeof reason === 'string' ? reason : 'aborted';
 }
 

@@ -466,9 +466,22 @@ export class RunHandle {
 
   private abortWith(reason: string): void {
     if (this.abort.signal.aborted) return;
-    const error = new Error(`run ${this.id}: ${reason}`);
-    error.name = 'AbortError';
-    this.abort.abort(error);
+    this.abort.abort(new RunStopped(this.id, reason));
+  }
+}
+
+/**
+ * Why a handle's `signal` aborted. The message names the run; `why` says the
+ * rest alone, for a message that names the run already (`runtrail exec`'s
+ * "run X cancelled (... stopped: cancel requested: wrong dataset; ...)").
+ */
+export class RunStopped extends Error {
+  constructor(
+    readonly runId: string,
+    readonly why: string,
+  ) {
+    super(`run ${runId}: ${why}`);
+    this.name = 'AbortError';
   }
 }
 
