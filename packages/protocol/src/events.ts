@@ -151,6 +151,11 @@ export function isTerminalType(type: string): type is TerminalType {
   return (TERMINAL_TYPES as readonly string[]).includes(type);
 }
 
+/** An event that tells a run's owner to stop: a cancel request, or the run's end written by someone else. */
+export function tellsOwnerToStop(type: string): boolean {
+  return type === 'run.cancel_requested' || isTerminalType(type);
+}
+
 const TERMINAL_STATUS = { 'run.succeeded': 'succeeded', 'run.failed': 'failed', 'run.cancelled': 'cancelled' } as const;
 
 /** The run status a terminal event ends the run with (the one map server and watchers share). */

@@ -6,6 +6,7 @@ export {
   knownEventTypes,
   isKnownEventType,
   isTerminalType,
+  tellsOwnerToStop,
   JsonValue,
   LogLevel,
   PhaseStatus,

@@ -1,4 +1,4 @@
-import { isTerminalStatus, type Run, type RunEvent } from '@runtrail/protocol';
+import { isTerminalStatus, tellsOwnerToStop, type Run, type RunEvent } from '@runtrail/protocol';
 import { eventTextOf, type EventText } from '@runtrail/store';
 
 export type RunChange = 'created' | 'updated' | 'deleted';
@@ -133,6 +133,8 @@ export class Hub {
   /** Run-change listeners, whether each also wants other nodes' changes, and what to do when some of those were missed. */
   private readonly runListeners = new Map<RunListener, { remote: boolean; onRemoteGap?: (() => void) | undefined }>();
   private readonly allListeners = new Set<EventListener>();
+  /** Who waits to hear that a run's owner was told to stop (held heartbeats), by run. */
+  private readonly stopListeners = new Map<string, Set<() => void>>();
   private readonly watcherCountListeners = new Set<(runId: string) => void>();
   /** Watchers of a run on the other nodes of a cluster, as this node last heard (ClusterWatchers); none alone. */
   private remoteWatchers: (runId: string) => number = () => 0;
@@ -199,6 +201,27 @@ export class Hub {
     for (const { remote, onRemoteGap } of [...this.runListeners.values()]) if (remote) onRemoteGap?.();
   }
 
+  /**
+   * Called when the run's owner is told to stop (a cancel request, an end:
+   * tellsOwnerToStop) through this node, or another node says so (its `s`
+   * notification), or that may have been missed (a reconnect). Unlike
+   * `subscribe`, it makes no node read the run's events from the store.
+   */
+  onStop(runId: string, listener: () => void): () => void {
+    return addTo(this.stopListeners, runId, listener);
+  }
+
+  /** Another node told the run's owner to stop. */
+  publishStop(runId: string): void {
+    const set = this.stopListeners.get(runId);
+    if (set) for (const listener of [...set]) listener();
+  }
+
+  /** Other nodes' stops may have been missed (the database listener reconnected): every waiter looks again. */
+  remoteStopsLost(): void {
+    for (const set of [...this.stopListeners.values()]) for (const listener of [...set]) listener();
+  }
+
   /** Every event committed through THIS node, of every run (metrics, not delivery). */
   subscribeAll(listener: EventListener): () => void {
     this.allListeners.add(listener);
@@ -242,6 +265,7 @@ export class Hub {
     const set = this.byRun.get(run.id);
     if (set) for (const listener of [...set]) listener(events, run, publishedAt);
     if (this.watchersByRun.has(run.id)) this.queue(run.id, texts ?? events.map(eventTextOf), publishedAt);
+    if (this.stopListeners.has(run.id) && events.some((e) => tellsOwnerToStop(e.type))) this.publishStop(run.id);
   }
 
   /**

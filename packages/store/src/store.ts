@@ -235,6 +235,8 @@ export interface AppendFeed {
    * `fromSeq` = 0 for one imported.
    */
   onAppend(runId: string, seq: number, fromSeq: number): void;
+  /** A commit told the run's owner to stop (a cancel request, an end), after its onAppend. */
+  onStop?(runId: string): void;
   /**
    * A run was deleted. `run` is its last state without its input, output,
    * error and snapshot (which a list does not need), or null when that did

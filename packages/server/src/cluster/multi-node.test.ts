@@ -176,13 +176,23 @@ describe('two nodes on one PostgreSQL', () => {
       await waitUntil(() => lists.every((w) => listStarts(w) === 1), { what: 'the runs subscriptions' });
       await http('POST', `${b.url}/api/v1/runs/${run.id}/events`, { events: [{ type: 'x.before' }] });
       await waitUntil(() => watcher.seqs(run.id).length === 1, { what: 'the first event on A' });
+      // A heartbeat held on A (up to a minute: a third of its lease is more).
+      const { body: producer } = await http<Run>('POST', `${a.url}/api/v1/runs`, { name: 'held-through-a-reconnect', leaseTtlMs: 3_600_000 });
+      let heldAnswer: { cancelRequested: boolean } | null = null;
+      void http<{ cancelRequested: boolean }>('POST', `${a.url}/api/v1/runs/${producer.id}/heartbeat?waitMs=60000`, {}).then((r) => (heldAnswer = r.body));
+      await waitUntil(async () => (await (await fetch(`${a.url}/metrics`)).text()).includes('\nruntrail_held_heartbeats 1\n'), { what: 'A to hold the heartbeat' });
 
       // Cut both nodes' listening connections: notifications sent until they are back are lost to them.
       expect(await terminateConnections(`LISTEN "runtrail_events.${c.schema}"`)).toBe(2);
       await http('POST', `${b.url}/api/v1/runs/${run.id}/events`, { events: [{ type: 'x.during' }] });
+      // Its stop notification is lost to A: the reconnect wakes the held heartbeat, which reads the run again.
+      await http('POST', `${b.url}/api/v1/runs/${producer.id}/cancel`, { reason: 'during the cut' });
 
       // A missed notification never means a stale list: each list starts over (the client refetches it) ...
       await waitUntil(() => lists.every((w) => listStarts(w) === 2), { what: 'subscribedRuns again on both nodes', timeoutMs: 30_000 });
+      // Well before its minute is up.
+      await waitUntil(() => heldAnswer, { what: 'the held heartbeat on A to answer after the reconnect', timeoutMs: 30_000 });
+      expect(heldAnswer).toMatchObject({ cancelRequested: true });
       // ... and the watcher on A gets every event once, those appended around the cut too.
       await http('POST', `${b.url}/api/v1/runs/${run.id}/events`, { events: [{ type: 'x.after' }] });
       await waitUntil(() => watcher.seqs(run.id).length >= 3, { what: 'the events appended during and after the cut on A' });

@@ -88,6 +88,10 @@ export class RemoteFanout implements AppendFeed {
     }
   }
 
+  onStop(runId: string): void {
+    if (!this.stopped) this.hub.publishStop(runId);
+  }
+
   onDelete(runId: string, run: Run | null): void {
     if (this.stopped) return;
     this.published.delete(runId);
@@ -104,6 +108,7 @@ export class RemoteFanout implements AppendFeed {
   onReconnect(): void {
     this.log.info('database listener reconnected; catching up watched runs and live runs lists');
     this.hub.remoteRunChangesLost();
+    this.hub.remoteStopsLost();
     for (const runId of this.hub.watchedRuns()) {
       this.store.getRun(runId).then(
         (run) => {

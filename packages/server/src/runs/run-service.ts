@@ -4,7 +4,6 @@ import {
   invalidRequest,
   runNotFound,
   isTerminalStatus,
-  isTerminalType,
   validateEventData,
   type AppendEventsBody,
   type AppendEventsResponse,
@@ -263,15 +262,14 @@ export class RunService {
   }
 
   /**
-   * Listens, from now, for the events that tell a run's owner to stop (a
-   * cancel request, the run's end), so none is missed between a read of the
-   * run and the wait.
+   * Listens, from now, for the run's owner being told to stop (a cancel
+   * request, the run's end, on any node: Hub.onStop), so none is missed
+   * between a read of the run and the wait.
    */
   private stopNews(id: string): { wait(ms: number, gone?: AbortSignal): Promise<'news' | 'time' | 'gone'>; stop(): void } {
     let heard = false;
     let wake: (() => void) | null = null;
-    const off = this.hub.subscribe(id, (events) => {
-      if (!events.some((e) => e.type === 'run.cancel_requested' || isTerminalType(e.type))) return;
+    const off = this.hub.onStop(id, () => {
       heard = true;
       wake?.();
     });

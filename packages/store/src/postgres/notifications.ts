@@ -10,6 +10,9 @@ import type { AppendFeed, WatchersAnnouncement } from '../store.js';
  *   error and snapshot.
  * - `d <runId>`: a run was deleted whose state did not fit (PostgreSQL caps
  *   payloads at 8000 bytes; labels alone may be larger).
+ * - `s <runId>`: a commit told the run's owner to stop (a cancel request or
+ *   an end: tellsOwnerToStop), after the commit's `a` payload; held
+ *   heartbeats on every node wake without reading the events.
  * - `w <JSON>`: a node's watcher counts, `{"node","refreshMs","counts":[[runId,n],…]}`
  *   (WatchersAnnouncement), as many payloads as its counts need.
  */
@@ -19,6 +22,9 @@ export const appendPayloadSql = (fromSeq: string, seq: string, runId: string): s
   `'a ' || ${fromSeq} || ' ' || ${seq} || ' ' || ${runId}`;
 
 export const appendPayload = (fromSeq: number, seq: number, runId: string): string => `a ${fromSeq} ${seq} ${runId}`;
+
+/** SQL text of a stop payload, from an SQL expression of the run id. */
+export const stopPayloadSql = (runId: string): string => `'s ' || ${runId}`;
 
 /** PostgreSQL refuses payloads of 8000 bytes or more. */
 const MAX_PAYLOAD_BYTES = 7900;
@@ -75,6 +81,8 @@ export function dispatchNotification(payload: string, feed: AppendFeed): void {
     const fromSeq = Number(from);
     const toSeq = Number(seq);
     if (runId.length > 0 && Number.isInteger(fromSeq) && Number.isInteger(toSeq)) feed.onAppend(runId, toSeq, fromSeq);
+  } else if (payload.startsWith('s ')) {
+    if (payload.length > 2) feed.onStop?.(payload.slice(2));
   } else if (payload.startsWith('D ')) {
     let run: Run;
     try {

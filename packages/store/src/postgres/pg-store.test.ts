@@ -255,6 +255,26 @@ describe('PgRunStore specifics', () => {
     });
   });
 
+  it("notifies a stop after the append of a cancel request or an end, and only then, naming the run", async () => {
+    await withListener(async (store, listener) => {
+      const got: string[] = [];
+      listener.on('notification', (n) => got.push(n.payload ?? ''));
+      const { run } = await store.createRun({ id: 'stop me', name: 'n', now: 1, leaseTtlMs: 1000 });
+      const { run: other } = await store.createRun({ id: 'other', name: 'n', now: 1, leaseTtlMs: 1000 });
+      await store.append(run.id, [{ type: 'progress', data: { done: 1 } }], { now: 2 });
+      await store.append(other.id, [{ type: 'x.a' }], { now: 2 });
+      await store.append(run.id, [{ type: 'run.cancel_requested', data: { reason: 'enough' } }], { now: 3 });
+      await store.append(run.id, [{ type: 'run.cancelled', data: {} }], { now: 4 });
+      await waitUntil(() => got.filter((p) => p.startsWith('s ')).length === 2, { what: 'the stop notifications' });
+      // Each after the append it belongs to, and none for the other appends.
+      expect(got.filter((p) => !p.startsWith('a 0 0 '))).toEqual(['a 0 1 stop me', 'a 0 1 other', 'a 1 2 stop me', 's stop me', 'a 2 3 stop me', 's stop me']);
+      const stops: string[] = [];
+      const feed = { onAppend() {}, onStop: (runId: string) => stops.push(runId), onDelete() {}, onReconnect() {}, onDisconnect() {} };
+      for (const payload of got) dispatchNotification(payload, feed);
+      expect(stops).toEqual(['stop me', 'stop me']);
+    });
+  });
+
   it("announces a node's watcher counts to every listener, in payloads under PostgreSQL's cap however many runs", async () => {
     await withListener(async (store, listener) => {
       const got: string[] = [];

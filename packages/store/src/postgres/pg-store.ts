@@ -6,6 +6,7 @@ import {
   initialSnapshot,
   isTerminalStatus,
   isTerminalType,
+  tellsOwnerToStop,
   foldCase,
   parseLabelFilter,
   artifactEventData,
@@ -61,7 +62,7 @@ import { pendingMigrations, postgresDialect, type OnMigrating } from '../migrati
 import { RunHeads, checkpointPolicy, type CheckpointOptions, type WrittenCheckpoint } from '../checkpoints.js';
 import { ParsedInputs } from '../parsed-inputs.js';
 import { eventBody, eventJson, type EventText } from '../event-text.js';
-import { appendPayload, appendPayloadSql, deletedPayload, watchersPayloads } from './notifications.js';
+import { appendPayload, appendPayloadSql, deletedPayload, stopPayloadSql, watchersPayloads } from './notifications.js';
 import { explainOpenFailure } from './open-failure.js';
 import { PgListener } from './pg-listener.js';
 
@@ -173,9 +174,9 @@ const APPEND_SQL = `WITH inserted AS (
       AS e(run text, seq int, type text, ts bigint, body text, id text, terminal boolean)
   ), v AS (
     SELECT * FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::text[],
-      $10::bigint[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[], $15::bigint[], $17::int[], $18::text[], $19::text[])
+      $10::bigint[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[], $15::bigint[], $17::int[], $18::text[], $19::text[], $21::bool[])
       AS v(id, seq, snapshot, status, started_at, finished_at, error, output, lease_expires_at, heartbeat_at, owner,
-        cancel_requested_at, last_progress_at, stalled_at, from_seq, token, expected_token)
+        cancel_requested_at, last_progress_at, stalled_at, from_seq, token, expected_token, stop)
   ), c AS (
     INSERT INTO run_checkpoints (run_id, seq, snapshot) SELECT v.id, v.seq, v.snapshot FROM v WHERE v.snapshot IS NOT NULL
     ON CONFLICT (run_id) DO UPDATE SET seq = EXCLUDED.seq, snapshot = EXCLUDED.snapshot
@@ -186,9 +187,10 @@ const APPEND_SQL = `WITH inserted AS (
       owner_kind = (v.owner::jsonb)->>'kind', cancel_requested_at = v.cancel_requested_at,
       last_progress_at = v.last_progress_at, stalled_at = v.stalled_at, append_token = v.token
     FROM v WHERE r.id = v.id AND (v.expected_token IS NULL OR r.append_token = v.expected_token)
-    RETURNING r.id, r.seq, v.from_seq
+    RETURNING r.id, r.seq, v.from_seq, v.stop
   )
-  SELECT runtrail_expect_runs($20, count(*)), count(pg_notify($16, ${appendPayloadSql('u.from_seq', 'u.seq', 'u.id')})) FROM u`;
+  SELECT runtrail_expect_runs($20, count(*)), count(pg_notify($16, ${appendPayloadSql('u.from_seq', 'u.seq', 'u.id')})),
+    count(CASE WHEN u.stop THEN pg_notify($16, ${stopPayloadSql('u.id')}) END) FROM u`;
 
 /**
  * A page of a run's events: the `$3` after seq `$2`. A run's seqs have no
@@ -796,6 +798,8 @@ export class PgRunStore implements SharedRunStore {
 
     const dirty = [...states.values()].filter((s) => s.dirty);
     const tokens = dirty.map(() => `${this.tokenPrefix}.${++this.tokens}`);
+    // Runs whose owner this commit tells to stop: their `s` notification wakes held heartbeats everywhere.
+    const stopping = new Set(rows.filter((r) => tellsOwnerToStop(r.type)).map((r) => r.run));
     const checkpoint = dirty.map((s) =>
       s.seq > s.row.seq && this.heads.shouldCheckpoint(s.row.id, s.row.snapshot_seq, s.before, s.snapshot, s.now) ? JSON.stringify(s.snapshot) : null,
     );
@@ -824,6 +828,7 @@ export class PgRunStore implements SharedRunStore {
         tokens,
         dirty.map((s) => unread?.tokens.get(s.row.id) ?? null),
         dirty.length,
+        dirty.map((s) => stopping.has(s.row.id)),
       ] }));
     }
     // Remember rows and snapshots only once the commit is certain to be attempted; a failed
