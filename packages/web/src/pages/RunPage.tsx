@@ -82,8 +82,8 @@ export function RunPage({ id }: { id: string }) {
       <Metrics snapshot={s} events={events} children={children} />
       <ChildRuns children={children} now={now} />
       <Artifacts runId={run.id} artifacts={s.artifacts} />
-      <Console runId={run.id} events={events} artifacts={s.artifacts} ended={isTerminalStatus(status)} />
-      <EventLog events={events} />
+      <Console runId={run.id} events={events} total={s.seq} artifacts={s.artifacts} ended={isTerminalStatus(status)} />
+      <EventLog events={events} total={s.seq} />
     </main>
   );
 }

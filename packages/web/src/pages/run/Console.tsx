@@ -3,6 +3,7 @@ import { OUTPUT_LOG_ARTIFACT, RuntrailError, type ArtifactRecord, type RunEvent 
 import { client, messageOf } from '../../client.js';
 import { TRY_AGAIN, isUnreachable, problemText } from '../../problem-text.js';
 import { fileNameOf, saveResponse } from '../../components/download.js';
+import { formatNumber } from '../../format.js';
 import { visibleText } from '../../visible-text.js';
 import './run-panels.css';
 
@@ -87,11 +88,14 @@ function useLogFile(runId: string, artifacts: readonly ArtifactRecord[], ended: 
 export function Console({
   runId,
   events,
+  total,
   artifacts,
   ended,
 }: {
   runId: string;
   events: readonly RunEvent[];
+  /** The run's last seq: more than the events held means older output is not among them. */
+  total: number;
   artifacts: readonly ArtifactRecord[];
   ended: boolean;
 }) {
@@ -102,6 +106,8 @@ export function Console({
   const logFile = useLogFile(runId, artifacts, ended);
   const lines = useMemo(() => linesOf(events), [events]);
   const needle = search.trim().toLowerCase();
+  const partial = events.length > 0 && events[0]!.seq > 1 && total > events.length;
+  const within = partial ? ` in the latest ${formatNumber(events.length)} events` : '';
   const shown = useMemo(() => (needle ? lines.filter((l) => l.message.toLowerCase().includes(needle)) : lines), [lines, needle]);
 
   useEffect(() => {
@@ -132,7 +138,7 @@ export function Console({
     <section className="panel console-panel" aria-labelledby="console-title">
       <header className="panel-head">
         <h2 id="console-title">
-          Console <span className="muted">({shown.length === lines.length ? lines.length : `${shown.length} of ${lines.length}`} lines)</span>
+          Console <span className="muted">({shown.length === lines.length ? lines.length : `${shown.length} of ${lines.length}`} lines{within})</span>
         </h2>
         <div className="filters">
           <input type="search" aria-label="search the output" placeholder="search output" value={search} onChange={(e) => setSearch(e.target.value)} />
@@ -168,7 +174,7 @@ export function Console({
         onKeyDown={(e) => (e.key === 'ArrowUp' || e.key === 'PageUp' || e.key === 'Home') && stopFollowing()}
       >
         {lines.length === 0 ? (
-          <p className="muted console-empty">{ended ? 'No output.' : 'No output yet.'}</p>
+          <p className="muted console-empty">{partial ? `No output${within}.` : ended ? 'No output.' : 'No output yet.'}</p>
         ) : shown.length === 0 ? (
           <p className="muted console-empty">No line matches “{search.trim()}”.</p>
         ) : (

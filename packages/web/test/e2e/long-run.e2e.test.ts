@@ -1,0 +1,62 @@
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertBuilt, collectConsoleErrors, launchChromium, postJson, spawnServer, stopServer, tempDir, textNow, waitUntil, type ServerProcess } from './harness.js';
+
+/**
+ * A run with more events than the page holds (the watcher keeps the latest
+ * 5,000): what the page counts must be the run's, or say that it is only
+ * the latest part, never a held part passed off as the whole.
+ */
+describe('a run longer than the events the page holds', () => {
+  const dir = tempDir('runtrail-web-long-run-');
+  let server: ServerProcess | null = null;
+  let browser: Browser;
+  let page: Page;
+  let errors: string[];
+
+  beforeAll(async () => {
+    assertBuilt();
+    server = await spawnServer({ dataDir: join(dir.path, 'data'), node: 'e2e-long-run' });
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    errors = collectConsoleErrors(page);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await stopServer(server);
+    dir.remove();
+  });
+
+  it('says the event log, the console and the call waterfall hold the latest part of 6,023 events, and counts calls in all', async () => {
+    const run = await postJson<{ id: string }>(server!.url, '/runs', { name: 'long-run', leaseTtlMs: 600_000 });
+    const send = (events: object[]) => postJson(server!.url, `/runs/${run.id}/events`, { events });
+    // 20 lines of output, then 3,000 calls (6,000 events), then 3 more lines: 6,023 events.
+    await send(Array.from({ length: 20 }, (_, i) => ({ type: 'log', data: { level: 'info', message: `early line ${i}` } })));
+    const calls = Array.from({ length: 3000 }, (_, i) => [
+      { type: 'call.started', data: { callId: `c${i}`, label: `doc ${i}` } },
+      { type: 'call.succeeded', data: { callId: `c${i}`, durationMs: 1 } },
+    ]).flat();
+    await send(calls.slice(0, 3000));
+    await send(calls.slice(3000));
+    await send(Array.from({ length: 3 }, (_, i) => ({ type: 'log', data: { level: 'info', message: `late line ${i}` } })));
+
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    await page.getByRole('heading', { level: 1, name: 'long-run' }).waitFor();
+    const events = page.locator('#events-title');
+    await waitUntil(async () => /6,023/.test((await textNow(events)) ?? ''), { what: 'the event log to count the run\'s events' });
+    expect(await events.textContent()).toBe('Events (the latest 5,000 of 6,023)');
+    expect(await page.getByTestId('events-partial').textContent()).toContain('the 1,023 before them are not loaded here');
+    // Filtered, it still says it filtered the latest part.
+    await page.getByRole('searchbox', { name: 'filter events by text' }).fill('late line');
+    expect(await events.textContent()).toBe('Events (3 of the latest 5,000 of 6,023)');
+
+    expect(await page.locator('#console-title').textContent()).toBe('Console (3 lines in the latest 5,000 events)');
+    expect(await page.getByRole('log', { name: 'run output' }).textContent()).toContain('late line 2');
+
+    expect(await page.getByTestId('counter-ok').textContent()).toBe('3000');
+    expect(await page.getByRole('columnheader', { name: /^Calls/i }).textContent()).toMatch(/\(latest 200 of 3,000\)$/);
+    expect(errors).toEqual([]);
+  });
+});
