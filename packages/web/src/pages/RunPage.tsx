@@ -82,7 +82,7 @@ export function RunPage({ id }: { id: string }) {
       <Metrics snapshot={s} events={events} children={children} />
       <ChildRuns children={children} now={now} />
       <Artifacts runId={run.id} artifacts={s.artifacts} />
-      <Console runId={run.id} events={events} total={s.seq} artifacts={s.artifacts} ended={isTerminalStatus(status)} />
+      <Console runId={run.id} events={events} recentLogs={s.logs} artifacts={s.artifacts} ended={isTerminalStatus(status)} />
       <EventLog events={events} total={s.seq} />
     </main>
   );

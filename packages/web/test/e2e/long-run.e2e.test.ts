@@ -57,6 +57,21 @@ describe('a run longer than the events the page holds', () => {
 
     expect(await page.getByTestId('counter-ok').textContent()).toBe('3000');
     expect(await page.getByRole('columnheader', { name: /^Calls/i }).textContent()).toMatch(/\(latest 200 of 3,000\)$/);
+  });
+
+  it('a long run that never printed says "No output yet", not that its output is elsewhere', async () => {
+    const run = await postJson<{ id: string }>(server!.url, '/runs', { name: 'long-quiet-run', leaseTtlMs: 600_000 });
+    const progress = Array.from({ length: 6000 }, (_, i) => ({ type: 'progress', data: { done: i + 1, total: 6000 } }));
+    await postJson(server!.url, `/runs/${run.id}/events`, { events: progress.slice(0, 3000) });
+    await postJson(server!.url, `/runs/${run.id}/events`, { events: progress.slice(3000) });
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    await page.getByRole('heading', { level: 1, name: 'long-quiet-run' }).waitFor();
+    await waitUntil(async () => /6,000/.test((await textNow(page.locator('#events-title'))) ?? ''), { what: 'the event log to count the run\'s events' });
+    expect(await page.locator('#console-title').textContent()).toBe('Console (0 lines)');
+    expect(await page.getByRole('log', { name: 'run output' }).textContent()).toBe('No output yet.');
+  });
+
+  it('logged no console errors', () => {
     expect(errors).toEqual([]);
   });
 });

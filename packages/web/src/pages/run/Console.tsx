@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
-import { OUTPUT_LOG_ARTIFACT, RuntrailError, type ArtifactRecord, type RunEvent } from '@runtrail/protocol';
+import { OUTPUT_LOG_ARTIFACT, RuntrailError, SNAPSHOT_LIMITS, type ArtifactRecord, type RunEvent, type Snapshot } from '@runtrail/protocol';
 import { client, messageOf } from '../../client.js';
 import { TRY_AGAIN, isUnreachable, problemText } from '../../problem-text.js';
 import { fileNameOf, saveResponse } from '../../components/download.js';
@@ -88,14 +88,14 @@ function useLogFile(runId: string, artifacts: readonly ArtifactRecord[], ended: 
 export function Console({
   runId,
   events,
-  total,
+  recentLogs,
   artifacts,
   ended,
 }: {
   runId: string;
   events: readonly RunEvent[];
-  /** The run's last seq: more than the events held means older output is not among them. */
-  total: number;
+  /** The snapshot's last lines of output (with their seqs): whether the run printed before the events held. */
+  recentLogs: Snapshot['logs'];
   artifacts: readonly ArtifactRecord[];
   ended: boolean;
 }) {
@@ -106,8 +106,12 @@ export function Console({
   const logFile = useLogFile(runId, artifacts, ended);
   const lines = useMemo(() => linesOf(events), [events]);
   const needle = search.trim().toLowerCase();
-  const partial = events.length > 0 && events[0]!.seq > 1 && total > events.length;
-  const within = partial ? ` in the latest ${formatNumber(events.length)} events` : '';
+  // The page holds a long run's latest events only. The snapshot keeps the
+  // last 100 lines: one older than the held events, or all 100 of them held,
+  // means output the console cannot show; fewer, all held, means none.
+  const from = events[0]?.seq ?? 1;
+  const olderOutput = from > 1 && recentLogs.length > 0 && (recentLogs[0]!.seq < from || recentLogs.length >= SNAPSHOT_LIMITS.logs);
+  const within = olderOutput ? ` in the latest ${formatNumber(events.length)} events` : '';
   const shown = useMemo(() => (needle ? lines.filter((l) => l.message.toLowerCase().includes(needle)) : lines), [lines, needle]);
 
   useEffect(() => {
@@ -174,7 +178,7 @@ export function Console({
         onKeyDown={(e) => (e.key === 'ArrowUp' || e.key === 'PageUp' || e.key === 'Home') && stopFollowing()}
       >
         {lines.length === 0 ? (
-          <p className="muted console-empty">{partial ? `No output${within}.` : ended ? 'No output.' : 'No output yet.'}</p>
+          <p className="muted console-empty">{olderOutput ? `No output${within}.` : ended ? 'No output.' : 'No output yet.'}</p>
         ) : shown.length === 0 ? (
           <p className="muted console-empty">No line matches “{search.trim()}”.</p>
         ) : (
