@@ -415,6 +415,31 @@ describe('the runs list in a real browser', () => {
     await page.close();
   });
 
+  it('while the labels box holds half-typed text, the name search and the selects still apply, and the text stays as typed', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const labels = page.getByLabel('filter by labels (key=value, comma separated)');
+    const search = page.getByRole('searchbox', { name: 'search run names' });
+    const note = page.getByText(/^labels must be key=value/);
+    await page.goto(`${server!.url}/?q=experiment-1&label=sweep%3Dlr`);
+    await waitUntil(async () => (await shownIds(page)).length === 0, { what: 'no run both named experiment-1 and labelled sweep=lr' });
+    await labels.fill('sweep=lr,oops');
+    await note.waitFor();
+    // Clearing the search lists the runs labelled sweep=lr, the filter the note says is still applied.
+    await search.fill('');
+    await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.parent]), {
+      what: 'the search cleared while the labels box is half-typed',
+    });
+    expect(query(page)).toEqual({ label: 'sweep=lr' });
+    expect(await labels.inputValue()).toBe('sweep=lr,oops');
+    expect(await note.textContent()).toBe('labels must be key=value, comma separated; the list still shows only runs labelled sweep=lr');
+    // A select too applies at once, and keeps both the applied labels and the half-typed text.
+    await page.getByRole('combobox', { name: 'filter by status' }).selectOption('failed');
+    await waitUntil(async () => query(page).status === 'failed' && (await shownIds(page)).length === 0, { what: 'no failed run labelled sweep=lr' });
+    expect(query(page)).toEqual({ status: 'failed', label: 'sweep=lr' });
+    expect(await labels.inputValue()).toBe('sweep=lr,oops');
+    await page.close();
+  });
+
   it('says the server is unreachable and that it retries, never "Failed to fetch", and recovers, at 1280 and 390 px', async () => {
     const pages: Page[] = [];
     for (const width of [1280, 390]) {
