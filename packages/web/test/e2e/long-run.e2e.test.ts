@@ -71,6 +71,31 @@ describe('a run longer than the events the page holds', () => {
     expect(await page.getByRole('log', { name: 'run output' }).textContent()).toBe('No output yet.');
   });
 
+  it('counts the failed attempts that were retried in all, listing those among the events held', async () => {
+    const run = await postJson<{ id: string }>(server!.url, '/runs', { name: 'long-retrying-run', leaseTtlMs: 600_000 });
+    const send = (events: object[]) => postJson(server!.url, `/runs/${run.id}/events`, { events });
+    const retriedCall = (i: number) => [
+      { type: 'call.started', data: { callId: `r${i}`, label: `doc ${i}` } },
+      { type: 'call.failed', data: { callId: `r${i}`, error: `RateLimitError ${i}`, willRetry: true } },
+      { type: 'call.retried', data: { callId: `r${i}`, attempt: 2 } },
+      { type: 'call.succeeded', data: { callId: `r${i}`, durationMs: 5 } },
+    ];
+    // 30 retried calls, 6,000 progress events, then 2 more retried calls: the page holds only the last 2.
+    await send(Array.from({ length: 30 }, (_, i) => retriedCall(i)).flat());
+    const progress = Array.from({ length: 6000 }, (_, i) => ({ type: 'progress', data: { done: i + 1, total: 6000 } }));
+    await send(progress.slice(0, 3000));
+    await send(progress.slice(3000));
+    await send([...retriedCall(30), ...retriedCall(31)]);
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    await page.getByRole('heading', { level: 1, name: 'long-retrying-run' }).waitFor();
+    const summary = page.locator('.retried-calls summary');
+    await waitUntil(async () => /Failed attempts/.test((await textNow(summary)) ?? ''), { what: 'the retried attempts' });
+    expect(await page.getByTestId('counter-retries').textContent()).toBe('32');
+    expect(await summary.textContent()).toBe('Failed attempts that were retried (2 of 32)');
+    // Numbered as the 31st and 32nd, newest first.
+    expect(await page.locator('.retried-calls ol').evaluate((ol: HTMLOListElement) => ol.start)).toBe(32);
+  });
+
   it('logged no console errors', () => {
     expect(errors).toEqual([]);
   });
