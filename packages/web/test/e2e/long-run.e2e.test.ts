@@ -96,6 +96,19 @@ describe('a run longer than the events the page holds', () => {
     expect(await page.locator('.retried-calls ol').evaluate((ol: HTMLOListElement) => ol.start)).toBe(32);
   });
 
+  it('a metric reported before the events held says its line is the latest part of it', async () => {
+    const run = await postJson<{ id: string }>(server!.url, '/runs', { name: 'long-metric-run', leaseTtlMs: 600_000 });
+    const metrics = Array.from({ length: 6000 }, (_, step) => ({ type: 'metric', data: { name: 'loss', value: 1 / (step + 1), step } }));
+    await postJson(server!.url, `/runs/${run.id}/events`, { events: metrics.slice(0, 3000) });
+    await postJson(server!.url, `/runs/${run.id}/events`, { events: metrics.slice(3000) });
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    const caption = page.getByRole('figure', { name: 'metric loss' }).locator('figcaption .muted');
+    // Drawn first from the snapshot's latest 120 points, then from the events once they are read.
+    await waitUntil(async () => (await textNow(caption)) === 'min 0.000167 · max 1 · 6,000 values · the latest 5,000 drawn', {
+      what: 'the caption to say the latest 5,000 are drawn',
+    });
+  });
+
   it('logged no console errors', () => {
     expect(errors).toEqual([]);
   });
