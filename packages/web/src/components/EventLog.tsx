@@ -1,5 +1,5 @@
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { useEffect, useMemo, useRef, useState } from 'react';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import type { RunEvent } from '@runtrail/protocol';
 import { formatClock, formatNumber } from '../format.js';
 import { callLabels, eventSummary } from './event-summary.js';
@@ -20,6 +20,20 @@ function fullText(event: RunEvent): string {
     else rest[key] = value;
   }
   return [head, ...texts, ...(Object.keys(rest).length > 0 ? [JSON.stringify(rest, null, 2)] : [])].join('\n');
+}
+
+/** The index of the event with this seq in events in seq order, or -1. */
+function indexOfSeq(events: readonly RunEvent[], seq: number): number {
+  let lo = 0;
+  let hi = events.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const at = events[mid]!.seq;
+    if (at === seq) return mid;
+    if (at < seq) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
 }
 
 /**
@@ -72,6 +86,26 @@ export function EventLog({ events, total }: { events: readonly RunEvent[]; total
     if (follow && shown.length > 0) rows.scrollToIndex(shown.length - 1, { align: 'end' });
   }, [follow, shown.length, rows]);
 
+  // Not following, the rows in view stay in view. The page holds a long
+  // run's latest events, so each new one pushes the oldest out at the top;
+  // at a fixed scroll offset the rows a reader scrolled up to slid away
+  // under them. The first row in view (by seq) and its offset are kept, and
+  // the log scrolled back to them after each change.
+  const anchor = useRef<{ seq: number; offset: number } | null>(null);
+  const rememberAnchor = () => {
+    const el = scroller.current;
+    const item = el ? rows.getVirtualItemForOffset(el.scrollTop) : undefined;
+    anchor.current = el && item && shown[item.index] ? { seq: shown[item.index]!.seq, offset: item.start - el.scrollTop } : null;
+  };
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    const kept = anchor.current;
+    if (follow || !el || !kept) return;
+    const index = indexOfSeq(shown, kept.seq);
+    const item = index >= 0 ? rows.measurementsCache[index] : undefined;
+    if (item && Math.abs(el.scrollTop - (item.start - kept.offset)) >= 1) el.scrollTop = item.start - kept.offset;
+  }, [shown, follow, rows]);
+
   // Seqs are 1, 2, … per run: held events that do not start at 1 are the latest of more.
   const partial = events.length > 0 && events[0]!.seq > 1 && total > events.length;
   const held = partial ? `the latest ${formatNumber(events.length)} of ${formatNumber(total)}` : formatNumber(events.length);
@@ -81,6 +115,7 @@ export function EventLog({ events, total }: { events: readonly RunEvent[]; total
     if (!el) return;
     const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < ROW_HEIGHT * 2;
     if (atBottom !== follow) setFollow(atBottom);
+    rememberAnchor();
   };
 
   return (

@@ -109,6 +109,36 @@ describe('a run longer than the events the page holds', () => {
     });
   });
 
+  it('the rows a reader scrolled up to stay in place while new events push the oldest held ones out', async () => {
+    const run = await postJson<{ id: string }>(server!.url, '/runs', { name: 'long-reading-run', leaseTtlMs: 600_000 });
+    const send = (from: number, n: number) =>
+      postJson(server!.url, `/runs/${run.id}/events`, {
+        events: Array.from({ length: n }, (_, i) => ({ type: 'progress', data: { done: from + i, total: 100_000 } })),
+      });
+    await send(1, 3000);
+    await send(3001, 3000);
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    const title = page.locator('#events-title');
+    await waitUntil(async () => /of 6,000\)/.test((await textNow(title)) ?? ''), { what: 'the log to hold the latest 5,000 of 6,000' });
+    const log = page.getByRole('log', { name: 'event log' });
+    await log.scrollIntoViewIfNeeded();
+    await log.hover();
+    await page.mouse.wheel(0, -2000);
+    await waitUntil(async () => !(await page.getByRole('checkbox', { name: 'follow the newest events' }).isChecked()), { what: 'following to stop' });
+    // The first row wholly in view, by seq.
+    const firstInView = () =>
+      log.evaluate((el) => {
+        const top = el.getBoundingClientRect().top;
+        const rows = [...el.querySelectorAll('.log-entry')].filter((r) => r.getBoundingClientRect().top >= top);
+        rows.sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top);
+        return Number(rows[0]?.querySelector('.log-seq')?.textContent);
+      });
+    const before = await firstInView();
+    await send(6001, 300);
+    await waitUntil(async () => /of 6,300\)/.test((await textNow(title)) ?? ''), { what: 'the 300 new events to arrive' });
+    expect(await firstInView()).toBe(before);
+  });
+
   it('logged no console errors', () => {
     expect(errors).toEqual([]);
   });
