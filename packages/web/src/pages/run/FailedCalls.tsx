@@ -85,7 +85,8 @@ export function FailedCalls({
             Failed attempts that were retried{' '}
             <span className="muted">({retried.length < retriedInAll && !reading ? `${retried.length} of ${retriedInAll}` : retried.length})</span>
           </summary>
-          <FailedList calls={retried} last={retriedInAll} label="failed attempts that were retried" testId="retried-attempt" />
+          {/* Still reading the log from its start, the attempts held are the first ones, not the latest. */}
+          <FailedList calls={retried} last={reading ? retried.length : retriedInAll} label="failed attempts that were retried" testId="retried-attempt" />
         </details>
       )}
     </div>
