@@ -4,11 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, collectConsoleErrors, launchChromium, postJson, spawnServer, stopServer, tempDir, textNow, waitUntil, type ServerProcess } from './harness.js';
 
 /**
- * A run with more events than the page holds (the watcher keeps the latest
- * 5,000): what the page counts must be the run's, or say that it is only
- * the latest part, never a held part passed off as the whole.
+ * A run with more than the page holds (the watcher keeps the latest 5,000
+ * events; a parent's page watches its latest 100 children): what the page
+ * counts must be the run's, or say that it is only the latest part, never a
+ * held part passed off as the whole.
  */
-describe('a run longer than the events the page holds', () => {
+describe('a run with more than the page holds', () => {
   const dir = tempDir('runtrail-web-long-run-');
   let server: ServerProcess | null = null;
   let browser: Browser;
@@ -137,6 +138,19 @@ describe('a run longer than the events the page holds', () => {
     await send(6001, 300);
     await waitUntil(async () => /of 6,300\)/.test((await textNow(title)) ?? ''), { what: 'the 300 new events to arrive' });
     expect(await firstInView()).toBe(before);
+  });
+
+  it('a parent with 120 children says it shows the latest 100 of 120, in its table, its comparison and its timeline', async () => {
+    const parent = await postJson<{ id: string }>(server!.url, '/runs', { name: 'wide-sweep', leaseTtlMs: 600_000 });
+    for (let i = 0; i < 120; i++) {
+      const child = await postJson<{ id: string }>(server!.url, '/runs', { name: `trial-${i}`, parentId: parent.id, leaseTtlMs: 600_000 });
+      await postJson(server!.url, `/runs/${child.id}/events`, { events: [{ type: 'metric', data: { name: 'score', value: i, step: 1 } }] });
+    }
+    await page.goto(`${server!.url}/runs/${parent.id}`);
+    const heading = page.locator('#children-title');
+    await waitUntil(async () => (await textNow(heading)) === 'Child runs (the latest 100 of 120)', { what: 'the table to count the children in all' });
+    expect(await page.getByRole('figure', { name: 'metric per child run' }).locator('figcaption .muted').textContent()).toBe('the latest 100 of 120 child runs');
+    expect(await page.locator('.tl-group-child .tl-group-title').textContent()).toBe('Child runs (latest 100 of 120)');
   });
 
   it('logged no console errors', () => {

@@ -18,6 +18,7 @@ export function Timeline({
   snapshot,
   events,
   children,
+  childCount,
   finishedAt,
   now,
 }: {
@@ -25,6 +26,8 @@ export function Timeline({
   snapshot: Snapshot;
   events: readonly RunEvent[];
   children: readonly Run[];
+  /** How many children the run has in all; more than `children` when the page watches only the latest. */
+  childCount: number;
   finishedAt: number | null;
   now: number;
 }) {
@@ -82,6 +85,7 @@ export function Timeline({
               <span role="columnheader">
                 {GROUP_TITLES[g.kind]}
                 {g.kind === 'call' && callsInAll > calls.bars.length && ` (latest ${formatNumber(calls.bars.length)} of ${formatNumber(callsInAll)})`}
+                {g.kind === 'child' && childCount > g.bars.length && ` (latest ${formatNumber(g.bars.length)} of ${formatNumber(childCount)})`}
               </span>
             </div>
             {g.bars.map((bar) => (
