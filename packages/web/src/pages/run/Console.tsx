@@ -5,6 +5,7 @@ import { TRY_AGAIN, isUnreachable, problemText } from '../../problem-text.js';
 import { fileNameOf, saveResponse } from '../../components/download.js';
 import { formatNumber } from '../../format.js';
 import { visibleText } from '../../visible-text.js';
+import { terminalLine } from './terminal-line.js';
 import './run-panels.css';
 
 interface Line {
@@ -26,8 +27,8 @@ function linesOf(events: readonly RunEvent[]): Line[] {
       ts: e.ts,
       level: typeof data.level === 'string' ? data.level : 'info',
       stream: data.stream === 'stdout' || data.stream === 'stderr' ? data.stream : null,
-      // Shown and searched as the reader sees it (direction controls as markers).
-      message: visibleText(data.message),
+      // Shown and searched as the reader sees it: as a terminal shows it, direction controls as markers.
+      message: visibleText(terminalLine(data.message)),
     });
   }
   return lines;
