@@ -21,6 +21,8 @@ export function isUnreachable(err: unknown): boolean {
  */
 export function problemText(err: unknown, doing: string, then = RETRYING): string {
   if (isUnreachable(err)) return `The server is unreachable (${window.location.host} does not answer); ${then}`;
+  // The server's own words ("token revoked") do not say what the reader can do about it.
+  if (err instanceof RuntrailError && err.code === 'unauthorized') return `${capitalized(doing)}: the token this tab had is not valid any more (expired or revoked).`;
   if (err instanceof RuntrailError && (err.code === 'unavailable' || err.code === 'internal' || err.code === 'rate_limited')) {
     return `${capitalized(doing)}: ${err.message}; ${then}`;
   }

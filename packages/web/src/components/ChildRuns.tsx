@@ -16,7 +16,7 @@ import '../pages/run/run-insights.css';
  * reader picks (metrics, meta such as a best score); every column sorts.
  * Hidden while there are none.
  */
-export function ChildRuns({ children, now }: { children: readonly Run[]; now: number }) {
+export function ChildRuns({ children, total, now }: { children: readonly Run[]; total: number; now: number }) {
   const { inputs, results } = useMemo(() => availableColumns(children), [children]);
   const [picked, setPicked] = useState<string[] | null>(null);
   const [sort, setSort] = useState<{ id: string; direction: SortDirection } | null>(null);
@@ -37,7 +37,7 @@ export function ChildRuns({ children, now }: { children: readonly Run[]; now: nu
   return (
     <section className="panel" aria-labelledby="children-title">
       <div className="panel-head">
-        <h2 id="children-title">Child runs ({children.length})</h2>
+        <h2 id="children-title">Child runs ({total > children.length ? `the latest ${formatNumber(children.length)} of ${formatNumber(total)}` : children.length})</h2>
         {results.length > 0 && (
           <details className="column-picker">
             <summary>Columns</summary>

@@ -1,7 +1,7 @@
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { useEffect, useMemo, useRef, useState } from 'react';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import type { RunEvent } from '@runtrail/protocol';
-import { formatClock } from '../format.js';
+import { formatClock, formatNumber } from '../format.js';
 import { callLabels, eventSummary } from './event-summary.js';
 import { visibleText } from '../visible-text.js';
 
@@ -22,14 +22,30 @@ function fullText(event: RunEvent): string {
   return [head, ...texts, ...(Object.keys(rest).length > 0 ? [JSON.stringify(rest, null, 2)] : [])].join('\n');
 }
 
+/** The index of the event with this seq in events in seq order, or -1. */
+function indexOfSeq(events: readonly RunEvent[], seq: number): number {
+  let lo = 0;
+  let hi = events.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const at = events[mid]!.seq;
+    if (at === seq) return mid;
+    if (at < seq) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
 /**
- * The run's whole event log, virtualised so a run with 100 000 events
- * renders only the rows in view. It follows the tail until the reader
+ * The run's event log, virtualised so the rows in view are all that is
+ * rendered. The page holds only the latest events of a long run (the
+ * watcher's `maxEvents`); `total`, the run's last seq, says how many there
+ * are in all, so a count of the held ones is never passed off as the run's. It follows the tail until the reader
  * scrolls up, and picks it up again when they scroll back to the bottom.
  * A row opens to its full text (a long message, a traceback, the whole
  * data), wrapped to the width of the page, on a phone too.
  */
-export function EventLog({ events }: { events: readonly RunEvent[] }) {
+export function EventLog({ events, total }: { events: readonly RunEvent[]; total: number }) {
   const [type, setType] = useState('');
   const [text, setText] = useState('');
   const [follow, setFollow] = useState(true);
@@ -70,18 +86,43 @@ export function EventLog({ events }: { events: readonly RunEvent[] }) {
     if (follow && shown.length > 0) rows.scrollToIndex(shown.length - 1, { align: 'end' });
   }, [follow, shown.length, rows]);
 
+  // Not following, the rows in view stay in view. The page holds a long
+  // run's latest events, so each new one pushes the oldest out at the top;
+  // at a fixed scroll offset the rows a reader scrolled up to slid away
+  // under them. The first row in view (by seq) and its offset are kept, and
+  // the log scrolled back to them after each change.
+  const anchor = useRef<{ seq: number; offset: number } | null>(null);
+  const rememberAnchor = () => {
+    const el = scroller.current;
+    const item = el ? rows.getVirtualItemForOffset(el.scrollTop) : undefined;
+    anchor.current = el && item && shown[item.index] ? { seq: shown[item.index]!.seq, offset: item.start - el.scrollTop } : null;
+  };
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    const kept = anchor.current;
+    if (follow || !el || !kept) return;
+    const index = indexOfSeq(shown, kept.seq);
+    const item = index >= 0 ? rows.measurementsCache[index] : undefined;
+    if (item && Math.abs(el.scrollTop - (item.start - kept.offset)) >= 1) el.scrollTop = item.start - kept.offset;
+  }, [shown, follow, rows]);
+
+  // Seqs are 1, 2, … per run: held events that do not start at 1 are the latest of more.
+  const partial = events.length > 0 && events[0]!.seq > 1 && total > events.length;
+  const held = partial ? `the latest ${formatNumber(events.length)} of ${formatNumber(total)}` : formatNumber(events.length);
+
   const onScroll = () => {
     const el = scroller.current;
     if (!el) return;
     const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < ROW_HEIGHT * 2;
     if (atBottom !== follow) setFollow(atBottom);
+    rememberAnchor();
   };
 
   return (
     <section className="panel event-log" aria-labelledby="events-title">
       <header className="panel-head">
         <h2 id="events-title">
-          Events <span className="muted">({shown.length === events.length ? events.length : `${shown.length} of ${events.length}`})</span>
+          Events <span className="muted">({shown.length === events.length ? held : `${formatNumber(shown.length)} of ${held}`})</span>
         </h2>
         <div className="filters">
           <select aria-label="filter events by type" value={type} onChange={(e) => setType(e.target.value)}>
@@ -105,6 +146,12 @@ export function EventLog({ events }: { events: readonly RunEvent[] }) {
           </label>
         </div>
       </header>
+      {partial && (
+        <p className="note" data-testid="events-partial">
+          This page holds the latest {formatNumber(events.length)} events; the {formatNumber(total - events.length)} before them are not
+          loaded here (<code>runtrail export</code> has them all).
+        </p>
+      )}
       <div ref={scroller} className="log-scroll" onScroll={onScroll} role="log" aria-label="event log" tabIndex={0}>
         <div style={{ height: rows.getTotalSize(), position: 'relative' }}>
           {rows.getVirtualItems().map((row) => {

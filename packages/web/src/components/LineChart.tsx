@@ -15,6 +15,24 @@ const TIME_INCREMENTS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600
 
 const TIME_FORMAT = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
 
+/** uPlot's own axis font, named so the y axis can be measured in it. */
+const AXIS_FONT = '12px system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", sans-serif';
+let measurer: CanvasRenderingContext2D | null = null;
+
+/**
+ * The y axis as wide as its widest label plus uPlot's tick (10 px) and gap
+ * (5 px), at least 56 px: a fixed width cut 0.000085 to "000085" at the
+ * chart's left edge. Measured on a canvas of its own, since uPlot caches
+ * the font it last set on the chart's.
+ */
+function yAxisSize(_u: uPlot, values: string[] | null): number {
+  measurer ??= document.createElement('canvas').getContext('2d');
+  if (!measurer || !values) return 56;
+  measurer.font = AXIS_FONT;
+  const widest = Math.max(0, ...values.map((v) => measurer!.measureText(v).width));
+  return Math.max(56, Math.ceil(widest + 10 + 5 + 2));
+}
+
 /**
  * Lines over step or time (x in ms since the epoch), drawn by uPlot: points
  * ordered by x, one colour per series with a legend when there are several
@@ -54,7 +72,8 @@ export function LineChart({ series, x, label, height = 180 }: { series: readonly
           {
             stroke: 'currentColor',
             grid: { stroke: 'rgba(128,128,128,0.2)' },
-            size: 56,
+            font: AXIS_FONT,
+            size: yAxisSize,
             // Ticks every 28 px or more: a 180 px chart reads at 4-6 values, not 2.
             space: 28,
             values: (_u, splits, _axis, _space, incr) => drawn(el, 'yTicks', splits.map((v) => formatTick(v, incr))),

@@ -8,7 +8,8 @@ import { visibleText } from '../visible-text.js';
 /**
  * One metric: its last value, range and how many values were reported, and
  * its line (a step reported twice is drawn once, so its data table may hold
- * fewer points than values).
+ * fewer points than values; on a long run, the values among the events the
+ * page holds, which the caption counts).
  */
 export function MetricChart({ name, metric, series, x }: { name: string; metric: MetricSummary; series: ChartSeries; x: ChartX }) {
   const lines = useMemo(() => [series], [series]);
@@ -20,7 +21,9 @@ export function MetricChart({ name, metric, series, x }: { name: string; metric:
           {formatNumber(metric.last)}
         </span>
         <span className="muted">
-          min {formatNumber(metric.min)} · max {formatNumber(metric.max)} · {metric.count} {metric.count === 1 ? 'value' : 'values'}
+          min {formatNumber(metric.min)} · max {formatNumber(metric.max)} · {formatNumber(metric.count)} {metric.count === 1 ? 'value' : 'values'}
+          {/* A long run's page holds only its latest events: the line is their part of the metric, and says so. */}
+          {series.points.length < metric.count && ` · the latest ${formatNumber(series.points.length)} drawn`}
         </span>
       </figcaption>
       <LineChart series={lines} x={x} label={`chart of ${name} over ${x}, last value ${formatNumber(metric.last)}`} />

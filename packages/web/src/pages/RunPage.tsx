@@ -17,7 +17,7 @@ import { ProgressPanel } from './run/ProgressPanel.js';
 import { RunContext } from './run/RunContext.js';
 import { RunHeader } from './run/RunHeader.js';
 import { Timeline } from './run/Timeline.js';
-import { useChildRuns } from './run/use-child-runs.js';
+import { useChildCount, useChildRuns } from './run/use-child-runs.js';
 import { useDocumentTitle } from './run/use-document-title.js';
 import { visibleText } from '../visible-text.js';
 
@@ -32,6 +32,7 @@ export function RunPage({ id }: { id: string }) {
   const now = useNow(live);
   const access = useAccess();
   const children = useChildRuns(id, access.canList);
+  const childCount = useChildCount(id, children.length);
   const shownStatus = snapshot.terminal?.status ?? run?.status;
   useDocumentTitle(run ? `${visibleText(run.name)} · ${shownStatus} · runtrail` : `run ${id} · runtrail`);
 
@@ -67,7 +68,7 @@ export function RunPage({ id }: { id: string }) {
       <p className="crumbs">
         <Link href={listLocation()}>← All runs</Link>
       </p>
-      <RunHeader run={run} snapshot={s} events={events} status={status} runError={runError} finishedAt={finishedAt} now={now} connection={connection} observers={observers} />
+      <RunHeader run={run} snapshot={s} events={events} status={status} runError={runError} finishedAt={finishedAt} now={now} connection={connection} observers={observers} streamError={error} />
       <RunContext run={run} snapshot={s} ended={isTerminalStatus(status)} now={now} />
 
       <div className="grid">
@@ -76,14 +77,14 @@ export function RunPage({ id }: { id: string }) {
       </div>
       <div className="grid">
         <InFlight snapshot={s} now={now} />
-        <LastErrorPanel lastError={s.lastError} runError={runError} events={events} failedCount={s.counters.failed} snapshotSeq={s.seq} />
+        <LastErrorPanel lastError={s.lastError} runError={runError} events={events} failedCount={s.counters.failed} retriesCount={s.counters.retries} snapshotSeq={s.seq} />
       </div>
-      <Timeline run={run} snapshot={s} events={events} children={children} finishedAt={finishedAt} now={now} />
-      <Metrics snapshot={s} events={events} children={children} />
-      <ChildRuns children={children} now={now} />
+      <Timeline run={run} snapshot={s} events={events} children={children} childCount={childCount} finishedAt={finishedAt} now={now} />
+      <Metrics snapshot={s} events={events} children={children} childCount={childCount} />
+      <ChildRuns children={children} total={childCount} now={now} />
       <Artifacts runId={run.id} artifacts={s.artifacts} />
-      <Console runId={run.id} events={events} artifacts={s.artifacts} ended={isTerminalStatus(status)} />
-      <EventLog events={events} />
+      <Console runId={run.id} events={events} recentLogs={s.logs} artifacts={s.artifacts} ended={isTerminalStatus(status)} />
+      <EventLog events={events} total={s.seq} />
     </main>
   );
 }

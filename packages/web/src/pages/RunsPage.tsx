@@ -54,20 +54,33 @@ function RunsList() {
   const applied = filterFromQuery(query);
   const appliedKey = queryFromFilter(applied).toString();
   const [draft, setDraft] = useState<ListFilter>(applied);
+  // The URL this form last wrote: that change is the form's own, and its half-typed labels stay in the box.
+  const written = useRef<string | null>(null);
   // Back/forward or a pasted link changes the URL under the form: follow it.
-  useEffect(() => setDraft(filterFromQuery(new URLSearchParams(appliedKey))), [appliedKey]);
+  useEffect(() => {
+    if (appliedKey !== written.current) setDraft(filterFromQuery(new URLSearchParams(appliedKey)));
+    written.current = null;
+  }, [appliedKey]);
 
+  // Labels that are not (yet) a filter leave the applied ones in place, and
+  // every other box still applies: a half-typed label once held back the
+  // name search, so the list showed runs the form no longer asked for.
+  const applicable = (next: ListFilter): ListFilter => (labelFilterValid(next.label) ? next : { ...next, label: applied.label });
   // Another filter lists other runs: it starts again at the newest page (no cursor).
-  const apply = (next: ListFilter) => replaceQuery(queryFromFilter(next));
+  const apply = (next: ListFilter) => {
+    const q = queryFromFilter(applicable(next));
+    written.current = q.toString();
+    replaceQuery(q);
+  };
   const change = (patch: Partial<ListFilter>, typing = false) => {
     const next = { ...draft, ...patch };
     setDraft(next);
     if (!typing) apply(next);
   };
   // Text boxes apply when typing pauses; selects at once.
-  const draftKey = queryFromFilter(draft).toString();
+  const draftKey = queryFromFilter(applicable(draft)).toString();
   useEffect(() => {
-    if (draftKey === appliedKey || !labelFilterValid(draft.label)) return;
+    if (draftKey === appliedKey) return;
     const timer = setTimeout(() => apply(filterFromQuery(new URLSearchParams(draftKey))), TYPING_MS);
     return () => clearTimeout(timer);
     // apply is a fresh closure each render; the keys say everything that matters.

@@ -88,6 +88,27 @@ describe('the dashboard with auth on', () => {
     expect(errors.filter((e) => !/401|403/.test(e))).toEqual([]);
   });
 
+  it('a token revoked while a live run is open: the page says so and offers to log in again, never a silent "ended"', async () => {
+    const viewer = await api('POST', '/api/v1/tokens', ADMIN, { name: 'bob', scope: 'viewer' });
+    const run = await api('POST', '/api/v1/runs', ADMIN, { name: 'watched-eval', leaseTtlMs: 600_000 });
+    const page = await freshPage();
+    await page.goto(`${server!.url}/`);
+    await page.getByLabel('token').fill(viewer.token);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('heading', { name: 'Runs' }).waitFor();
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    await page.getByRole('heading', { name: 'watched-eval' }).waitFor();
+    await page.getByText('live', { exact: true }).waitFor();
+
+    await api('DELETE', `/api/v1/tokens/${viewer.id}`, ADMIN);
+    const alert = page.getByTestId('stream-problem');
+    await alert.waitFor();
+    expect(await alert.textContent()).toBe('The page stopped following the run: the token this tab had is not valid any more (expired or revoked). Log in again');
+    await alert.getByRole('button', { name: 'Log in again' }).click();
+    await page.getByRole('heading', { name: 'Log in' }).waitFor();
+    expect(errors.filter((e) => !/401|403/.test(e))).toEqual([]);
+  });
+
   it('a page opened with a run token shows that run live and nothing else', async () => {
     const producer = await api('POST', '/api/v1/tokens', ADMIN, { name: 'ci', scope: 'producer' });
     const shared = await api('POST', '/api/v1/runs', producer.token, { name: 'shared-run' });

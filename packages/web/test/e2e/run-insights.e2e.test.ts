@@ -141,6 +141,30 @@ describe('the run page in a real browser', () => {
       expect(await noSidewaysScroll()).toBe(true);
     });
 
+    it('writes every y-axis label in full beside the plot, for tiny and for long values', async () => {
+      const run = await createRun({ name: `axis-labels-${viewport.name}` });
+      // A loss near 1e-4 ticks at 0.000085, 0.000090, …; a token count near a million at 999,999.5.
+      await send(run.id, [
+        ...[1e-4, 9.5e-5, 9e-5, 8.5e-5, 8.3e-5].map((value, step) => ({ type: 'metric', data: { name: 'loss', value, step } })),
+        ...[999_999.1, 999_999.5, 999_999.9].map((value, step) => ({ type: 'metric', data: { name: 'tokens', value, step } })),
+      ]);
+      await open(run.id, `axis-labels-${viewport.name}`);
+      for (const name of ['loss', 'tokens']) {
+        const plot = page.getByRole('figure', { name: `metric ${name}` }).getByRole('img', { name: new RegExp(`^chart of ${name} over step`) });
+        await waitUntil(async () => ((await plot.getAttribute('data-y-ticks')) ?? '').length > 0, { what: `the ${name} y axis to be drawn` });
+        // The widest label in the axis's own font, against the room the axis has left of its ticks.
+        const fit = await plot.evaluate((el) => {
+          const labels = (el.dataset.yTicks ?? '').split(' | ');
+          const ctx = document.createElement('canvas').getContext('2d')!;
+          ctx.font = '12px system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", sans-serif';
+          const widest = Math.max(...labels.map((l) => ctx.measureText(l).width));
+          const axis = el.querySelectorAll<HTMLElement>('.u-axis')[1]!;
+          return { labels, widest, room: axis.getBoundingClientRect().width - 10 };
+        });
+        expect(fit.widest, `${name} labels ${fit.labels.join(', ')}`).toBeLessThanOrEqual(fit.room);
+      }
+    });
+
     it('lists child runs with their parameters and results, sorts by a column, compares a metric across them and draws them on the timeline', async () => {
       const parent = await createRun({ name: `autotune-${viewport.name}` });
       const t0 = Date.now();

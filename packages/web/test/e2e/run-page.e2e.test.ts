@@ -589,6 +589,27 @@ describe('the run page: context, failures, console and artifacts', () => {
     expect(await anyControl()).toBe(false);
   });
 
+  it('a command stopped by a cancel reads "killed by SIGTERM (cancelled or interrupted)", one clause, not a parenthesis in a parenthesis', async () => {
+    const run = await client.createRun({ name: 'cancelled-command' });
+    // What exec records when a cancel or Ctrl-C stops its command (reason "aborted").
+    run.meta({ exec: { command: 'sleep 600', host: 'box', exitCode: null, signal: 'SIGTERM', reason: 'aborted', killedWith: 'SIGTERM', durationMs: 1200 } });
+    await run.cancelled('wrong dataset');
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    await page.getByTestId('exec-exit').waitFor();
+    expect(await page.getByTestId('exec-exit').textContent()).toBe('killed by SIGTERM (cancelled or interrupted)');
+  });
+
+  it('the console shows coloured output and a progress bar redrawn with \\r as a terminal does, not their control codes', async () => {
+    const run = await client.createRun({ name: 'coloured-output' });
+    run.log('\x1b[32mINFO\x1b[0m starting');
+    run.log('progress 0%|    |\rprogress 50%|##  |\rprogress 100%|####|');
+    await run.succeed();
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    const lines = page.getByRole('log', { name: 'run output' }).locator('.console-text');
+    await waitUntil(async () => (await lines.count()) === 2, { what: 'the two lines' });
+    expect(await lines.allTextContents()).toEqual(['INFO starting', 'progress 100%|####|']);
+  });
+
   it('lists failed calls newest first, numbered in the order they failed: a new failure of a live run appears at the top', async () => {
     const run = await client.createRun({ name: 'failing-live' });
     const failCall = (i: number) => {

@@ -385,6 +385,29 @@ describe('the runs list in a real browser', () => {
     for (const id of [quiet, busy]) await finish(id, { status: 'succeeded' });
   });
 
+  it('estimates a running run\'s time left from the pace the page sees, as the run page does, not the whole run\'s average', async () => {
+    const id = await create({ name: 'slowing-batch' });
+    await events(id, [{ type: 'progress', data: { done: 100, total: 1000 } }]);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${server!.url}/?q=slowing-batch`);
+    const bar = row(page, id).getByLabel('progress of slowing-batch');
+    await bar.waitFor();
+    // 100 done at once, then one item every 2 s (stamped so, sent at once): 900 left at 0.5 a second is
+    // about 30 minutes; the average since the start would say under 2.
+    const t0 = Date.now();
+    for (let i = 1; i <= 5; i++) {
+      await events(id, [{ type: 'progress', data: { done: 100 + i }, ts: t0 + 2000 * i }]);
+      // The list sees each reading before the next is sent.
+      await waitUntil(async () => Number(await bar.getAttribute('value')) === (100 + i) / 10, { what: `reading ${i} on the page` });
+    }
+    const minutes = async () => {
+      const m = /~(?:(\d+) h )?(\d+) m(?: \d+ s)? left/.exec((await textNow(row(page, id).getByTestId('progress-notes'))) ?? '');
+      return m ? Number(m[1] ?? 0) * 60 + Number(m[2]) : null;
+    };
+    expect(await minutes()).toBeGreaterThanOrEqual(20);
+    await page.close();
+  });
+
   it('Clear always clears, and while the labels box holds no filter the list says which labels it is filtered by', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const labels = page.getByLabel('filter by labels (key=value, comma separated)');
@@ -412,6 +435,31 @@ describe('the runs list in a real browser', () => {
     await waitUntil(async () => new URL(page.url()).search === '' && (await labels.inputValue()) === '' && (await shownIds(page)).length > 1, {
       what: 'the whole list again',
     });
+    await page.close();
+  });
+
+  it('while the labels box holds half-typed text, the name search and the selects still apply, and the text stays as typed', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const labels = page.getByLabel('filter by labels (key=value, comma separated)');
+    const search = page.getByRole('searchbox', { name: 'search run names' });
+    const note = page.getByText(/^labels must be key=value/);
+    await page.goto(`${server!.url}/?q=experiment-1&label=sweep%3Dlr`);
+    await waitUntil(async () => (await shownIds(page)).length === 0, { what: 'no run both named experiment-1 and labelled sweep=lr' });
+    await labels.fill('sweep=lr,oops');
+    await note.waitFor();
+    // Clearing the search lists the runs labelled sweep=lr, the filter the note says is still applied.
+    await search.fill('');
+    await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.parent]), {
+      what: 'the search cleared while the labels box is half-typed',
+    });
+    expect(query(page)).toEqual({ label: 'sweep=lr' });
+    expect(await labels.inputValue()).toBe('sweep=lr,oops');
+    expect(await note.textContent()).toBe('labels must be key=value, comma separated; the list still shows only runs labelled sweep=lr');
+    // A select too applies at once, and keeps both the applied labels and the half-typed text.
+    await page.getByRole('combobox', { name: 'filter by status' }).selectOption('failed');
+    await waitUntil(async () => query(page).status === 'failed' && (await shownIds(page)).length === 0, { what: 'no failed run labelled sweep=lr' });
+    expect(query(page)).toEqual({ status: 'failed', label: 'sweep=lr' });
+    expect(await labels.inputValue()).toBe('sweep=lr,oops');
     await page.close();
   });
 

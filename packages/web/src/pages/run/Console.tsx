@@ -1,9 +1,11 @@
 import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
-import { OUTPUT_LOG_ARTIFACT, RuntrailError, type ArtifactRecord, type RunEvent } from '@runtrail/protocol';
+import { OUTPUT_LOG_ARTIFACT, RuntrailError, SNAPSHOT_LIMITS, type ArtifactRecord, type RunEvent, type Snapshot } from '@runtrail/protocol';
 import { client, messageOf } from '../../client.js';
 import { TRY_AGAIN, isUnreachable, problemText } from '../../problem-text.js';
 import { fileNameOf, saveResponse } from '../../components/download.js';
+import { formatNumber } from '../../format.js';
 import { visibleText } from '../../visible-text.js';
+import { terminalLine } from './terminal-line.js';
 import './run-panels.css';
 
 interface Line {
@@ -25,8 +27,8 @@ function linesOf(events: readonly RunEvent[]): Line[] {
       ts: e.ts,
       level: typeof data.level === 'string' ? data.level : 'info',
       stream: data.stream === 'stdout' || data.stream === 'stderr' ? data.stream : null,
-      // Shown and searched as the reader sees it (direction controls as markers).
-      message: visibleText(data.message),
+      // Shown and searched as the reader sees it: as a terminal shows it, direction controls as markers.
+      message: visibleText(terminalLine(data.message)),
     });
   }
   return lines;
@@ -87,11 +89,14 @@ function useLogFile(runId: string, artifacts: readonly ArtifactRecord[], ended: 
 export function Console({
   runId,
   events,
+  recentLogs,
   artifacts,
   ended,
 }: {
   runId: string;
   events: readonly RunEvent[];
+  /** The snapshot's last lines of output (with their seqs): whether the run printed before the events held. */
+  recentLogs: Snapshot['logs'];
   artifacts: readonly ArtifactRecord[];
   ended: boolean;
 }) {
@@ -102,6 +107,12 @@ export function Console({
   const logFile = useLogFile(runId, artifacts, ended);
   const lines = useMemo(() => linesOf(events), [events]);
   const needle = search.trim().toLowerCase();
+  // The page holds a long run's latest events only. The snapshot keeps the
+  // last 100 lines: one older than the held events, or all 100 of them held,
+  // means output the console cannot show; fewer, all held, means none.
+  const from = events[0]?.seq ?? 1;
+  const olderOutput = from > 1 && recentLogs.length > 0 && (recentLogs[0]!.seq < from || recentLogs.length >= SNAPSHOT_LIMITS.logs);
+  const within = olderOutput ? ` in the latest ${formatNumber(events.length)} events` : '';
   const shown = useMemo(() => (needle ? lines.filter((l) => l.message.toLowerCase().includes(needle)) : lines), [lines, needle]);
 
   useEffect(() => {
@@ -132,7 +143,7 @@ export function Console({
     <section className="panel console-panel" aria-labelledby="console-title">
       <header className="panel-head">
         <h2 id="console-title">
-          Console <span className="muted">({shown.length === lines.length ? lines.length : `${shown.length} of ${lines.length}`} lines)</span>
+          Console <span className="muted">({shown.length === lines.length ? lines.length : `${shown.length} of ${lines.length}`} lines{within})</span>
         </h2>
         <div className="filters">
           <input type="search" aria-label="search the output" placeholder="search output" value={search} onChange={(e) => setSearch(e.target.value)} />
@@ -168,7 +179,7 @@ export function Console({
         onKeyDown={(e) => (e.key === 'ArrowUp' || e.key === 'PageUp' || e.key === 'Home') && stopFollowing()}
       >
         {lines.length === 0 ? (
-          <p className="muted console-empty">{ended ? 'No output.' : 'No output yet.'}</p>
+          <p className="muted console-empty">{olderOutput ? `No output${within}.` : ended ? 'No output.' : 'No output yet.'}</p>
         ) : shown.length === 0 ? (
           <p className="muted console-empty">No line matches “{search.trim()}”.</p>
         ) : (

@@ -43,7 +43,18 @@ export function failedCallsOf(events: readonly RunEvent[]): FailedCall[] {
  * so on a live run the latest failure is at the top of the box, not below
  * its fold; each keeps its number in the order they failed.
  */
-export function FailedCalls({ events, failedCount, snapshotSeq }: { events: readonly RunEvent[]; failedCount: number; snapshotSeq: number }) {
+export function FailedCalls({
+  events,
+  failedCount,
+  retriesCount,
+  snapshotSeq,
+}: {
+  events: readonly RunEvent[];
+  failedCount: number;
+  /** The Retries counter: the failed attempts that were retried, including those before the events held. */
+  retriesCount: number;
+  snapshotSeq: number;
+}) {
   const all = useMemo(() => failedCallsOf(events), [events]);
   const gaveUp = all.filter((f) => !f.willRetry);
   const retried = all.filter((f) => f.willRetry);
@@ -52,6 +63,7 @@ export function FailedCalls({ events, failedCount, snapshotSeq }: { events: read
   // name the failed calls follow from the stream. Until the page holds the
   // log up to the snapshot's seq, say so instead of "0 of 1".
   const reading = (events.at(-1)?.seq ?? 0) < snapshotSeq;
+  const retriedInAll = Math.max(retried.length, retriesCount);
   return (
     <div className="failed-calls">
       <h3>
@@ -70,9 +82,11 @@ export function FailedCalls({ events, failedCount, snapshotSeq }: { events: read
       {retried.length > 0 && (
         <details className="retried-calls">
           <summary>
-            Failed attempts that were retried <span className="muted">({retried.length})</span>
+            Failed attempts that were retried{' '}
+            <span className="muted">({retried.length < retriedInAll && !reading ? `${retried.length} of ${retriedInAll}` : retried.length})</span>
           </summary>
-          <FailedList calls={retried} last={retried.length} label="failed attempts that were retried" testId="retried-attempt" />
+          {/* Still reading the log from its start, the attempts held are the first ones, not the latest. */}
+          <FailedList calls={retried} last={reading ? retried.length : retriedInAll} label="failed attempts that were retried" testId="retried-attempt" />
         </details>
       )}
     </div>

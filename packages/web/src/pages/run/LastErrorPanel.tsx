@@ -17,6 +17,7 @@ export function LastErrorPanel({
   runError,
   events,
   failedCount,
+  retriesCount,
   snapshotSeq,
 }: {
   lastError: LastError | null;
@@ -24,6 +25,7 @@ export function LastErrorPanel({
   runError: RunError | null;
   events: readonly RunEvent[];
   failedCount: number;
+  retriesCount: number;
   snapshotSeq: number;
 }) {
   const seen = useRef<LastError | null>(null);
@@ -60,7 +62,7 @@ export function LastErrorPanel({
       ) : (
         <p className="muted">None.</p>
       )}
-      <FailedCalls events={events} failedCount={failedCount} snapshotSeq={snapshotSeq} />
+      <FailedCalls events={events} failedCount={failedCount} retriesCount={retriesCount} snapshotSeq={snapshotSeq} />
     </section>
   );
 }

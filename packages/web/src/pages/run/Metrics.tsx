@@ -13,7 +13,18 @@ import './run-insights.css';
  * on a parent run, a metric compared across its children (an objective
  * per experiment).
  */
-export function Metrics({ snapshot, events, children }: { snapshot: Snapshot; events: readonly RunEvent[]; children: readonly Run[] }) {
+export function Metrics({
+  snapshot,
+  events,
+  children,
+  childCount,
+}: {
+  snapshot: Snapshot;
+  events: readonly RunEvent[];
+  children: readonly Run[];
+  /** How many children the run has in all; more than `children` when the page watches only the latest. */
+  childCount: number;
+}) {
   const [x, setX] = useState<ChartX>('step');
   const [overlay, setOverlay] = useState(false);
   const names = useMemo(() => Object.keys(snapshot.metrics).sort(), [snapshot.metrics]);
@@ -54,7 +65,7 @@ export function Metrics({ snapshot, events, children }: { snapshot: Snapshot; ev
             ))}
           </div>
         ))}
-      {compared.length > 0 && <ChildrenComparison children={children} names={compared} />}
+      {compared.length > 0 && <ChildrenComparison children={children} childCount={childCount} names={compared} />}
     </section>
   );
 }
@@ -80,7 +91,7 @@ function useMetricSeries(names: string[], snapshot: Snapshot, events: readonly R
   return last.current;
 }
 
-function ChildrenComparison({ children, names }: { children: readonly Run[]; names: string[] }) {
+function ChildrenComparison({ children, childCount, names }: { children: readonly Run[]; childCount: number; names: string[] }) {
   const [chosen, setChosen] = useState<string | null>(null);
   const name = chosen !== null && names.includes(chosen) ? chosen : names[0]!;
   const series = useMemo(() => seriesPerChild(children, name), [children, name]);
@@ -97,7 +108,9 @@ function ChildrenComparison({ children, names }: { children: readonly Run[]; nam
             ))}
           </select>
         </label>
-        <span className="muted">{series.length} child runs</span>
+        <span className="muted">
+          {childCount > children.length ? `the latest ${formatNumber(series.length)} of ${formatNumber(childCount)}` : series.length} child runs
+        </span>
       </figcaption>
       <LastValueBars children={children} name={name} />
       {series.some((s) => s.points.length > 1) && (

@@ -23,7 +23,7 @@ function execOf(meta: Record<string, unknown>): ExecMeta | null {
 const STOP_REASON: Record<string, string> = {
   timeout: 'stopped by its timeout',
   idle_timeout: 'stopped by its idle timeout',
-  aborted: 'stopped (cancelled or interrupted)',
+  aborted: 'cancelled or interrupted',
 };
 
 function exitText(exec: ExecMeta, ended: boolean): string {

@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import type { ConnectionState } from '@runtrail/client/react';
-import { dashboardRunPath, isTerminalStatus, type Run, type RunError, type RunEvent, type RunStatus, type Snapshot } from '@runtrail/protocol';
+import { dashboardRunPath, isTerminalStatus, type Run, type RunError, type RunEvent, type RunStatus, type RuntrailError, type Snapshot } from '@runtrail/protocol';
 import { cannotText, useAccess } from '../../access.js';
 import { client } from '../../client.js';
 import { TRY_AGAIN, problemText } from '../../problem-text.js';
@@ -10,6 +10,7 @@ import { StatusBadge } from '../../components/StatusBadge.js';
 import { formatDuration, formatTime } from '../../format.js';
 import { Link, listLocation, navigate } from '../../router.js';
 import { stalledForMs } from '../../progress-estimate.js';
+import { logOut } from '../../session.js';
 import { cancelRequestOf } from './cancel-request.js';
 import { RunErrorBox } from './RunErrorBox.js';
 import { visibleText } from '../../visible-text.js';
@@ -26,10 +27,12 @@ export interface RunHeaderProps {
   now: number;
   connection: ConnectionState;
   observers: number | null;
+  /** Why the page's watcher gave up, if it did (a revoked token): said, never just an "ended" dot. */
+  streamError: RuntrailError | null;
 }
 
 /** The run's name, status, timings, error and its actions (cancel, retry, delete). */
-export function RunHeader({ run, snapshot: s, events, status, runError, finishedAt, now, connection, observers }: RunHeaderProps) {
+export function RunHeader({ run, snapshot: s, events, status, runError, finishedAt, now, connection, observers, streamError }: RunHeaderProps) {
   const [actionError, setActionError] = useState<string | null>(null);
   const access = useAccess();
   const terminal = isTerminalStatus(status);
@@ -169,6 +172,20 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
       {actionError && (
         <p className="invalid" role="alert">
           {actionError}
+        </p>
+      )}
+      {/* The watcher stopped before the run ended: the numbers above are frozen, and the reader must know why. */}
+      {connection === 'ended' && streamError && !terminal && (
+        <p className="invalid" role="alert" data-testid="stream-problem">
+          {problemText(streamError, 'the page stopped following the run')}
+          {streamError.code === 'unauthorized' && access.auth && (
+            <>
+              {' '}
+              <button type="button" className="small" onClick={logOut}>
+                Log in again
+              </button>
+            </>
+          )}
         </p>
       )}
     </header>

@@ -1,6 +1,6 @@
 import { memo, useMemo, type CSSProperties } from 'react';
 import { dashboardRunPath, type Run, type RunEvent, type Snapshot } from '@runtrail/protocol';
-import { formatDuration } from '../../format.js';
+import { formatDuration, formatNumber } from '../../format.js';
 import { Link } from '../../router.js';
 import { axisSpan, callBars, childBars, phaseBars, tickLabel, timeTicks, type TimelineBar } from './timeline.js';
 import { visibleText } from '../../visible-text.js';
@@ -18,6 +18,7 @@ export function Timeline({
   snapshot,
   events,
   children,
+  childCount,
   finishedAt,
   now,
 }: {
@@ -25,10 +26,15 @@ export function Timeline({
   snapshot: Snapshot;
   events: readonly RunEvent[];
   children: readonly Run[];
+  /** How many children the run has in all; more than `children` when the page watches only the latest. */
+  childCount: number;
   finishedAt: number | null;
   now: number;
 }) {
   const calls = useMemo(() => callBars(events), [events]);
+  // The page holds only a long run's latest events; every call started either
+  // ended (ok or failed, counted by the snapshot) or is in flight.
+  const callsInAll = Math.max(calls.total, snapshot.counters.ok + snapshot.counters.failed + Object.keys(snapshot.current).length);
   const groups = useMemo(
     () => [
       { kind: 'phase' as const, bars: phaseBars(snapshot) },
@@ -78,7 +84,8 @@ export function Timeline({
             <div className="tl-group-title" role="row">
               <span role="columnheader">
                 {GROUP_TITLES[g.kind]}
-                {g.kind === 'call' && calls.total > calls.bars.length && ` (latest ${calls.bars.length} of ${calls.total})`}
+                {g.kind === 'call' && callsInAll > calls.bars.length && ` (latest ${formatNumber(calls.bars.length)} of ${formatNumber(callsInAll)})`}
+                {g.kind === 'child' && childCount > g.bars.length && ` (latest ${formatNumber(g.bars.length)} of ${formatNumber(childCount)})`}
               </span>
             </div>
             {g.bars.map((bar) => (

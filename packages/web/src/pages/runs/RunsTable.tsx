@@ -1,9 +1,9 @@
 import { Fragment, useState, type ReactNode } from 'react';
-import { RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, type RunsFilter, hasCalls } from '@runtrail/protocol';
+import { RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, type RunsFilter, type Snapshot, hasCalls } from '@runtrail/protocol';
 import { ProgressBar } from '../../components/ProgressBar.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
 import { errorKindText, formatDuration, formatTime } from '../../format.js';
-import { estimateProgress, progressSamples, stalledForMs } from '../../progress-estimate.js';
+import { RECENT_SAMPLES, estimateProgress, progressSamples, stalledForMs, type ProgressSample } from '../../progress-estimate.js';
 import { Link } from '../../router.js';
 import { MAX_CHILDREN, useChildRuns, useRunCounts } from '../../use-runs-page.js';
 import { oneLine } from './failure-line.js';
@@ -145,6 +145,22 @@ interface RunRowProps {
   onToggle?: (() => void) | undefined;
 }
 
+/**
+ * The progress readings this page has seen of a run, oldest first: the
+ * snapshot's latest each time it moved, the last RECENT_SAMPLES + 1 of
+ * them. The average since the start said "~1 m left" for a run that did
+ * its first 100 items at once and one every 2 s since (about 30 m left).
+ */
+function useReadings(progress: Snapshot['progress']): ProgressSample[] {
+  const [readings, setReadings] = useState<ProgressSample[]>([]);
+  const last = readings.at(-1);
+  if (progress && (!last || last.ts < progress.updatedAt)) {
+    // Derived from the props as they change: React renders again at once with it.
+    setReadings([...readings.slice(-RECENT_SAMPLES), { ts: progress.updatedAt, done: progress.done }]);
+  }
+  return readings;
+}
+
 function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggle }: RunRowProps) {
   const s = run.snapshot;
   const { counters, progress } = s;
@@ -157,8 +173,11 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
   const reason = run.error ? visibleText(oneLine(run.error.message)) : null;
   const activity = run.status === 'running' ? visibleText([s.phase, progress?.message].filter(Boolean).join(' · ')) : '';
   const name = visibleText(run.name);
-  // The list has no events, only the snapshot's latest reading: the rate from the start up to now.
-  const estimate = run.status === 'running' && !stalled && progress ? estimateProgress({ samples: progressSamples([], s, run.startedAt), total: progress.total, now }) : null;
+  const readings = useReadings(progress);
+  // The list has no events, only each snapshot's latest reading. Once it has seen two, the rate is the
+  // one between them (the pace now, as on the run's page); before that, from the start up to now.
+  const samples = readings.length >= 2 ? readings : progressSamples([], s, run.startedAt);
+  const estimate = run.status === 'running' && !stalled && progress ? estimateProgress({ samples, total: progress.total, now }) : null;
   const eta = estimate?.kind === 'eta' ? estimate.remainingMs : null;
   // Quiet for much longer than its pace so far, though the server has no stall timeout to say so: no ETA to trust.
   const quietMs = estimate?.kind === 'stalled' ? estimate.sinceMs : null;
