@@ -58,7 +58,7 @@ export const routes = {
     query: RunsFilter,
   },
   getRun: { method: 'GET', path: `${API_PREFIX}/runs/:id`, summary: 'A run with its snapshot, seq and observer count' },
-  deleteRun: { method: 'DELETE', path: `${API_PREFIX}/runs/:id`, summary: 'Delete an ended run with its events' },
+  deleteRun: { method: 'DELETE', path: `${API_PREFIX}/runs/:id`, summary: 'Delete an ended run with its events and every run under it (409 while any of them runs)' },
   appendEvents: {
     method: 'POST',
     path: `${API_PREFIX}/runs/:id/events`,

@@ -219,4 +219,26 @@ describe('retry and delete', () => {
     await expect(client.readEvents(id)).rejects.toMatchObject({ code: 'run_not_found' });
     await waitUntil(() => !existsSync(logFile), { what: 'the output log to be removed' });
   });
+
+  it('delete takes every run under the run with it, and refuses, deleting nothing, while one of them runs', async () => {
+    const parent = await client.createRun({ name: 'autotune' });
+    const children = await Promise.all([0, 1, 2].map((i) => client.createRun({ name: `trial-${i}`, parentId: parent.id })));
+    const grandchild = await client.createRun({ name: 'trial-1-eval', parentId: children[1]!.id });
+    const other = await client.createRun({ name: 'unrelated' });
+    for (const run of [parent, children[0]!, children[2]!, other]) await run.succeed();
+    await children[1]!.succeed();
+
+    // The grandchild still runs: nothing goes, and the answer names it.
+    const refused = await client.deleteRun(parent.id).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'run_not_terminal', details: { runId: grandchild.id } });
+    expect((refused as Error).message).toBe(`run ${grandchild.id} under run ${parent.id} is running; cancel it and wait for it to end before deleting it`);
+    for (const run of [parent, ...children, grandchild]) expect((await client.getRun(run.id)).id).toBe(run.id);
+
+    await grandchild.fail(new Error('judge down'));
+    await client.deleteRun(parent.id);
+    for (const run of [parent, ...children, grandchild]) await expect(client.getRun(run.id)).rejects.toMatchObject({ code: 'run_not_found' });
+    expect((await client.getRun(other.id)).status).toBe('succeeded');
+    // Nothing is left pointing at a run that is gone.
+    expect((await client.listRuns({ parentId: children[1]!.id })).runs).toEqual([]);
+  });
 });

@@ -1,5 +1,6 @@
 import {
   DEFAULT_LEASE_TTL_MS,
+  MAX_LIST_LIMIT,
   RuntrailError,
   invalidRequest,
   runNotFound,
@@ -347,14 +348,57 @@ export class RunService {
     return run;
   }
 
-  async delete(id: string): Promise<void> {
+  /**
+   * Delete an ended run with every run under it (its children, theirs…):
+   * children left behind would point at a run that no longer exists, and
+   * vanish from the runs list, which shows top-level runs. Refused, with
+   * nothing deleted, while any of them has not ended, or when there are
+   * more than MAX_RUNS_DELETED_AT_ONCE. Deepest first, each run in its own
+   * transaction: an interrupted delete leaves a smaller family, which
+   * deleting again finishes. Answers how many runs went.
+   */
+  async delete(id: string): Promise<number> {
     const run = await this.get(id);
-    const artifacts = await this.store.listArtifacts(id);
-    await this.store.deleteRun(id);
-    this.hub.publishRun('deleted', run);
-    for (const hook of this.deletedHooks) await hook(run, artifacts);
+    const family = await this.descendantsOf(run);
+    const live = [run, ...family].find((r) => !isTerminalStatus(r.status));
+    if (live) {
+      const what = live.id === id ? `run ${id} is ${live.status}` : `run ${live.id} under run ${id} is ${live.status}`;
+      throw new RuntrailError('run_not_terminal', `${what}; cancel it and wait for it to end before deleting it`, { status: live.status, runId: live.id });
+    }
+    for (const member of [...family.reverse(), run]) {
+      const artifacts = await this.store.listArtifacts(member.id);
+      await this.store.deleteRun(member.id);
+      this.hub.publishRun('deleted', member);
+      for (const hook of this.deletedHooks) await hook(member, artifacts);
+    }
+    return family.length + 1;
+  }
+
+  /** Every run under `run`, parents before their children. */
+  private async descendantsOf(run: Run): Promise<Run[]> {
+    const found: Run[] = [];
+    for (let i = -1; i < found.length; i++) {
+      const parentId = i < 0 ? run.id : found[i]!.id;
+      let cursor: string | undefined;
+      do {
+        const page = await this.store.listRuns({ parentId, limit: MAX_LIST_LIMIT, ...(cursor ? { cursor } : {}) });
+        found.push(...page.runs);
+        if (found.length >= MAX_RUNS_DELETED_AT_ONCE) {
+          throw new RuntrailError(
+            'invalid_request',
+            `run ${run.id} has more than ${MAX_RUNS_DELETED_AT_ONCE - 1} runs under it; delete some of its children first`,
+            { runId: run.id, limit: MAX_RUNS_DELETED_AT_ONCE - 1 },
+          );
+        }
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+    }
+    return found;
   }
 }
+
+/** Runs one delete may remove with the run asked for (it and the runs under it). */
+const MAX_RUNS_DELETED_AT_ONCE = 10_001;
 
 /** Whether a cancel was requested, and why: an owner told of it ends the run with the requester's reason. */
 function cancelOf(run: Run): { cancelRequested: boolean; cancelReason: string | null } {

@@ -68,7 +68,7 @@ export function RunPage({ id }: { id: string }) {
       <p className="crumbs">
         <Link href={listLocation()}>← All runs</Link>
       </p>
-      <RunHeader run={run} snapshot={s} events={events} status={status} runError={runError} finishedAt={finishedAt} now={now} connection={connection} observers={observers} streamError={error} />
+      <RunHeader run={run} snapshot={s} events={events} status={status} runError={runError} finishedAt={finishedAt} now={now} connection={connection} observers={observers} streamError={error} childCount={childCount} />
       <RunContext run={run} snapshot={s} ended={isTerminalStatus(status)} now={now} />
 
       <div className="grid">

@@ -29,10 +29,12 @@ export interface RunHeaderProps {
   observers: number | null;
   /** Why the page's watcher gave up, if it did (a revoked token): said, never just an "ended" dot. */
   streamError: RuntrailError | null;
+  /** Runs directly under this one: a delete takes them too, and asks so. */
+  childCount: number;
 }
 
 /** The run's name, status, timings, error and its actions (cancel, retry, delete). */
-export function RunHeader({ run, snapshot: s, events, status, runError, finishedAt, now, connection, observers, streamError }: RunHeaderProps) {
+export function RunHeader({ run, snapshot: s, events, status, runError, finishedAt, now, connection, observers, streamError, childCount }: RunHeaderProps) {
   const [actionError, setActionError] = useState<string | null>(null);
   const access = useAccess();
   const terminal = isTerminalStatus(status);
@@ -151,7 +153,11 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
           {access.canAdmin ? (
             <ConfirmButton
               label="Delete run"
-              question="Delete this run and all its events?"
+              question={
+                childCount > 0
+                  ? `Delete this run, the ${childCount === 1 ? 'run' : `${childCount.toLocaleString('en-US')} runs`} under it (and theirs) and all their events?`
+                  : 'Delete this run and all its events?'
+              }
               confirmLabel="Yes, delete it"
               danger
               disabled={!terminal}
