@@ -8,6 +8,7 @@ import { errorParts } from './error-headline.js';
 import { ProgressBar } from './ProgressBar.js';
 import { StatusBadge } from './StatusBadge.js';
 import { visibleText } from '../visible-text.js';
+import { terminalText } from '../pages/run/terminal-line.js';
 import '../pages/run/run-insights.css';
 
 /**
@@ -107,8 +108,8 @@ function Cell({ column, run, siblings, now }: { column: ChildColumn; run: Run; s
             <ProgressBar percent={run.snapshot.progress.percent} label={`progress of ${visibleText(run.name)}`} status={run.status} />
           )}
           {run.error && (
-            <span className="child-reason" data-testid="child-reason" title={visibleText(`${run.error.kind}: ${run.error.message}`)}>
-              {visibleText(errorParts(run.error.message).head)}
+            <span className="child-reason" data-testid="child-reason" title={visibleText(terminalText(`${run.error.kind}: ${run.error.message}`))}>
+              {visibleText(errorParts(terminalText(run.error.message)).head)}
             </span>
           )}
         </span>

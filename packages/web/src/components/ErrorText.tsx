@@ -1,5 +1,6 @@
 import { errorParts } from './error-headline.js';
 import { visibleText } from '../visible-text.js';
+import { terminalText } from '../pages/run/terminal-line.js';
 
 /**
  * An error message as its author printed it: a headline, then the rest (a
@@ -8,7 +9,8 @@ import { visibleText } from '../visible-text.js';
  * headed by its exception line, the line a reader looks for first.
  */
 export function ErrorText({ message, label, open = true }: { message: string; label: string; open?: boolean }) {
-  const { head, detail, traceback } = errorParts(visibleText(message));
+  // A failed command's message carries its last stderr lines: colours and redraws as a terminal showed them.
+  const { head, detail, traceback } = errorParts(visibleText(terminalText(message)));
   if (detail === null) return <div className="error-head mono">{head}</div>;
   return (
     <>

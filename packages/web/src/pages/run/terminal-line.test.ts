@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { terminalLine } from './terminal-line.js';
+import { terminalLine, terminalText } from './terminal-line.js';
 
 describe('a line of output as a terminal shows it', () => {
   it('leaves plain text as it is', () => {
@@ -22,5 +22,13 @@ describe('a line of output as a terminal shows it', () => {
     expect(terminalLine('downloading 100 files\rdone')).toBe('doneloading 100 files');
     // A Windows line ending is no rewrite.
     expect(terminalLine('line one\r')).toBe('line one');
+  });
+});
+
+describe('several lines of output as a terminal shows them', () => {
+  it('treats each line alone: an error with the last stderr lines of a command', () => {
+    const message = 'train.py exited with code 1; last stderr lines:\n\x1b[31mTraceback\x1b[0m (most recent call last):\nepoch 1\repoch 2\n  ValueError: \x1b[1mbad\x1b[0m';
+    expect(terminalText(message)).toBe('train.py exited with code 1; last stderr lines:\nTraceback (most recent call last):\nepoch 2\n  ValueError: bad');
+    expect(terminalText('plain\ntext')).toBe('plain\ntext');
   });
 });

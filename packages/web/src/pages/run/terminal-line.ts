@@ -22,3 +22,9 @@ export function terminalLine(text: string): string {
   for (const rewrite of plain.split('\r')) line = rewrite + line.slice(rewrite.length);
   return line;
 }
+
+/** Text a command printed, several lines of it (an error with the last stderr lines), each as terminalLine shows it. */
+export function terminalText(text: string): string {
+  if (!text.includes('\x1b') && !text.includes('\r')) return text;
+  return text.split('\n').map(terminalLine).join('\n');
+}

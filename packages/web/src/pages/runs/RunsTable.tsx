@@ -8,6 +8,7 @@ import { Link } from '../../router.js';
 import { MAX_CHILDREN, useChildRuns, useRunCounts } from '../../use-runs-page.js';
 import { oneLine } from './failure-line.js';
 import { visibleText } from '../../visible-text.js';
+import { terminalText } from '../run/terminal-line.js';
 
 const COLUMNS = 6;
 
@@ -170,7 +171,7 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
   const stalled = run.status === 'running' && s.stalled !== null;
   const stuckMs = s.stalled !== null ? stalledForMs(s.stalled, run.startedAt, now) : null;
   const inFlight = Object.keys(s.current).length;
-  const reason = run.error ? visibleText(oneLine(run.error.message)) : null;
+  const reason = run.error ? visibleText(oneLine(terminalText(run.error.message))) : null;
   const activity = run.status === 'running' ? visibleText([s.phase, progress?.message].filter(Boolean).join(' · ')) : '';
   const name = visibleText(run.name);
   const readings = useReadings(progress);
@@ -220,7 +221,7 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
           </div>
         )}
         {kind !== null && run.status !== 'running' && (
-          <div className="reason" data-testid="reason" title={run.error ? visibleText(run.error.message) : undefined}>
+          <div className="reason" data-testid="reason" title={run.error ? visibleText(terminalText(run.error.message)) : undefined}>
             <span className={`kind kind-${kind}`} title={errorKindText(kind)} data-testid="failure-kind">
               {kind}
             </span>{' '}
@@ -270,7 +271,15 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
         )}
       </td>
       <td className="num col-duration">{formatDuration(run.startedAt !== null && end !== null ? end - run.startedAt : null)}</td>
-      <td className="col-started">{formatTime(run.startedAt ?? run.createdAt)}</td>
+      <td className="col-started">
+        {run.startedAt === null ? (
+          <span className="muted" title={`queued since ${formatTime(run.createdAt)}`}>
+            –
+          </span>
+        ) : (
+          formatTime(run.startedAt)
+        )}
+      </td>
     </tr>
   );
 }
