@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
-import { waitUntil } from '@runtrail/test-support';
+import { afterAll, beforeAll } from 'vitest';
+import { tempDir, waitUntil } from '@runtrail/test-support';
 
 export { tempDir, waitUntil } from '@runtrail/test-support';
 
@@ -148,4 +149,58 @@ export async function withinViewport(page: Page, locator: Locator): Promise<bool
   const box = await locator.boundingBox();
   const width = page.viewportSize()!.width;
   return box !== null && box.x >= 0 && box.x + box.width <= width + 0.5;
+}
+
+/** What browserScene starts: read its fields inside tests (they exist once beforeAll ran). */
+export interface BrowserScene {
+  readonly dir: { path: string };
+  readonly server: ServerProcess;
+  readonly browser: Browser;
+  readonly page: Page;
+  /** The page's console errors (collectConsoleErrors). */
+  readonly errors: string[];
+}
+
+/**
+ * A `runtrail serve` in a data dir of its own and a 1280×900 Chromium page,
+ * for the tests of one describe block: started before them, stopped and
+ * removed after them (registers beforeAll/afterAll).
+ */
+export function browserScene(options: { prefix: string; node: string; env?: Record<string, string> }): BrowserScene {
+  const dir = tempDir(options.prefix);
+  let server: ServerProcess | null = null;
+  let browser: Browser | null = null;
+  let page: Page | null = null;
+  let errors: string[] = [];
+  beforeAll(async () => {
+    assertBuilt();
+    server = await spawnServer({ dataDir: `${dir.path}/data`, node: options.node, ...(options.env ? { env: options.env } : {}) });
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    errors = collectConsoleErrors(page);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await stopServer(server);
+    dir.remove();
+  });
+  const started = <T>(value: T | null, what: string): T => {
+    if (value === null) throw new Error(`browserScene: no ${what} yet (read it inside a test)`);
+    return value;
+  };
+  return {
+    dir,
+    get server() {
+      return started(server, 'server');
+    },
+    get browser() {
+      return started(browser, 'browser');
+    },
+    get page() {
+      return started(page, 'page');
+    },
+    get errors() {
+      return errors;
+    },
+  };
 }
