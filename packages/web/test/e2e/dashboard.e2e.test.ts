@@ -1,15 +1,9 @@
-import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  assertBuilt,
-  collectConsoleErrors,
+  browserScene,
   counters,
-  launchChromium,
   progressPercent,
-  spawnServer,
-  stopServer,
-  tempDir,
   textNow,
   waitUntil,
   type ServerProcess,
@@ -58,7 +52,7 @@ async function cancelFromPage(page: Page): Promise<void> {
  * the tests run in order and share the runs they start.
  */
 describe('the dashboard in a real browser', () => {
-  const dir = tempDir('runtrail-web-e2e-');
+  const scene = browserScene({ prefix: 'runtrail-web-e2e-', node: 'e2e-dashboard' });
   let server: ServerProcess | null = null;
   let browser: Browser;
   let page: Page;
@@ -70,18 +64,9 @@ describe('the dashboard in a real browser', () => {
     return { status: res.status, body: (await res.json()) as ApiRun };
   };
 
-  beforeAll(async () => {
-    assertBuilt();
-    server = await spawnServer({ dataDir: join(dir.path, 'data'), node: 'e2e-dashboard' });
-    browser = await launchChromium();
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    errors = collectConsoleErrors(page);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await stopServer(server);
-    dir.remove();
+  // Started by the scene's beforeAll, which runs first.
+  beforeAll(() => {
+    ({ server, browser, page, errors } = scene);
   });
 
   it('starts a demo run from the UI, shows it live across a reload, and ends with the server’s counters', async () => {

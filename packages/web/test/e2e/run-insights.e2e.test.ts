@@ -117,8 +117,10 @@ describe('the run page in a real browser', () => {
       expect(Math.max(...yValues)).toBeGreaterThanOrEqual(0.75);
 
       // The event log says the same in words, at the same precision.
-      const eventRows = page.getByRole('log', { name: 'event log' }).locator('.log-entry.type-metric .log-data');
-      expect(await eventRows.filter({ hasText: /^loss/ }).allTextContents()).toEqual(steps.map((step) => `loss = ${{ 1: '1', 2: '0.5', 3: '0.333', 4: '0.25', 5: '0.2' }[step]} at step ${step}`));
+      // (Its rows render on their own schedule: wait for all five, with a deadline, before reading them.)
+      const lossRows = page.getByRole('log', { name: 'event log' }).locator('.log-entry.type-metric .log-data').filter({ hasText: /^loss/ });
+      await waitUntil(async () => (await lossRows.count()) === steps.length, { what: 'the event log to list the five loss points' });
+      expect(await lossRows.allTextContents()).toEqual(steps.map((step) => `loss = ${{ 1: '1', 2: '0.5', 3: '0.333', 4: '0.25', 5: '0.2' }[step]} at step ${step}`));
 
       await page.getByRole('radio', { name: 'time' }).check();
       const overTime = loss.getByRole('img', { name: /^chart of loss over time/ });

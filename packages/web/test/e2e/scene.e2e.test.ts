@@ -1,18 +1,13 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  assertBuilt,
-  collectConsoleErrors,
-  launchChromium,
+  browserScene,
   postJson,
   repoRoot,
   screenshot,
-  spawnServer,
-  stopServer,
-  tempDir,
   textNow,
   waitUntil,
   type ServerProcess,
@@ -68,9 +63,9 @@ emit("phase", name="train", status="completed")
 `;
 
 describe('the scene behind the README screenshots', () => {
-  const dir = tempDir('runtrail-web-scene-');
+  const scene = browserScene({ prefix: 'runtrail-web-scene-', node: 'e2e-scene', env: { RUNTRAIL_REAPER_INTERVAL_MS: '200' } });
+  const dir = scene.dir;
   let server: ServerProcess | null = null;
-  let browser: Browser;
   let page: Page;
   let errors: string[];
   const ids: Record<string, string> = {};
@@ -89,18 +84,9 @@ describe('the scene behind the README screenshots', () => {
     return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   };
 
-  beforeAll(async () => {
-    assertBuilt();
-    server = await spawnServer({ dataDir: join(dir.path, 'data'), node: 'e2e-scene', env: { RUNTRAIL_REAPER_INTERVAL_MS: '200' } });
-    browser = await launchChromium();
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    errors = collectConsoleErrors(page);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await stopServer(server);
-    dir.remove();
+  // Started by the scene's beforeAll, which runs first.
+  beforeAll(() => {
+    ({ server, page, errors } = scene);
   });
 
   it('holds Python scripts run with `runtrail exec`: one succeeded, one failed with its traceback', async () => {
