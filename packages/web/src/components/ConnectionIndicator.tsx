@@ -8,12 +8,23 @@ const TEXT: Record<ConnectionState, string> = {
   ended: 'ended',
 };
 
+/**
+ * What the indicator says. A run that has ended while its stream is still
+ * live is being read from its start (a long log on a slow connection takes
+ * a while): "live" there would claim a finished run is still running.
+ */
+export function connectionShown(state: ConnectionState, runEnded = false): { dot: ConnectionState; text: string } {
+  if (runEnded && state === 'live') return { dot: 'connecting', text: 'loading its log…' };
+  return { dot: state, text: TEXT[state] };
+}
+
 /** How fresh what the page shows is; a status region, so changes are announced. */
-export function ConnectionIndicator({ state, observers }: { state: ConnectionState; observers?: number | null }) {
+export function ConnectionIndicator({ state, observers, runEnded = false }: { state: ConnectionState; observers?: number | null; runEnded?: boolean }) {
+  const { dot, text } = connectionShown(state, runEnded);
   return (
-    <span className="connection" role="status" aria-label={`connection: ${TEXT[state]}`} data-state={state}>
-      <span className={`dot dot-${state}`} aria-hidden="true" />
-      <span data-testid="connection">{TEXT[state]}</span>
+    <span className="connection" role="status" aria-label={`connection: ${text}`} data-state={dot}>
+      <span className={`dot dot-${dot}`} aria-hidden="true" />
+      <span data-testid="connection">{text}</span>
       {observers !== undefined && observers !== null && (
         <span className="observers" data-testid="observers" title="pages and clients watching this run now, this one included">
           · {observers} watching

@@ -57,7 +57,7 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
             stalled
           </span>
         )}
-        <ConnectionIndicator state={connection} observers={observers} />
+        <ConnectionIndicator state={connection} observers={observers} runEnded={terminal} />
       </div>
       <dl className="timings">
         <div>
