@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unittest
 import warnings
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 import runtrail
 from runtrail import _limits
@@ -73,37 +73,35 @@ class SmallerServerTest(unittest.TestCase):
         self.assertEqual(chunks(self.rt.events(run.id)["events"]), list(range(200)))
 
     def test_an_event_the_server_refuses_alone_ends_the_run_failed_naming_it_and_the_events_before_it_are_stored(self) -> None:
-        with warnings.catch_warnings(record=True) as warned:
-            warnings.simplefilter("always")
-            with self.assertRaises(runtrail.RuntrailError) as caught:
-                with self.rt.run("refused-event") as run:
-                    run.progress(1, 10)
-                    run.event("x.big", {"s": "a" * 200_000})
-                    run.progress(2, 10)
-        message = caught.exception.message
-        self.assertEqual(caught.exception.code, "payload_too_large")
+        run, err = self.refused_run("refused-event", lambda run: run.progress(2, 10))
+        message = err.message
+        self.assertEqual(err.code, "payload_too_large")
         self.assertIn("the server refused the x.big event", message)
         self.assertIn("The events queued before it are stored; it and the 1 queued after it are not", message)
         self.assertIn("request body is larger than the limit of this server", message)
-        self.assertEqual([str(w.message) for w in warned], [])
         final = self.rt.get_run(run.id)
         self.assertEqual(final["status"], "failed")
         self.assertIn("the server refused the x.big event", final["error"]["message"])
         self.assertEqual([e["type"] for e in self.rt.events(run.id)["events"]], ["progress", "run.failed"])
 
     def test_a_flush_that_raises_why_leaves_the_block_and_the_run_ends_failed_with_it(self) -> None:
+        run, err = self.refused_run("refused-at-flush", lambda run: run.flush())
+        self.assertIn("the server refused the x.big event", err.message)
+        final = self.rt.get_run(run.id)
+        self.assertEqual(final["status"], "failed")
+        self.assertEqual(final["error"]["message"], f"RuntrailError: {err}")
+
+    def refused_run(self, name: str, then: Callable[[Any], None]) -> Tuple[Any, runtrail.RuntrailError]:
+        """A run that records progress, then an event this server refuses, then `then`: the error its block raised, and no warning."""
         with warnings.catch_warnings(record=True) as warned:
             warnings.simplefilter("always")
             with self.assertRaises(runtrail.RuntrailError) as caught:
-                with self.rt.run("refused-at-flush") as run:
+                with self.rt.run(name) as run:
                     run.progress(1, 10)
                     run.event("x.big", {"s": "a" * 200_000})
-                    run.flush()
-        self.assertIn("the server refused the x.big event", caught.exception.message)
+                    then(run)
         self.assertEqual([str(w.message) for w in warned], [])
-        final = self.rt.get_run(run.id)
-        self.assertEqual(final["status"], "failed")
-        self.assertEqual(final["error"]["message"], f"RuntrailError: {caught.exception}")
+        return run, caught.exception
 
 
 class ContractTest(unittest.TestCase):
