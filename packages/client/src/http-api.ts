@@ -92,6 +92,11 @@ export class HttpApi {
     this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
   }
 
+  /** Where and how this client connects, as plain data: what a worker thread needs to send a producer's last words at exit. */
+  get connection(): { url: string; headers: Record<string, string>; timeoutMs: number } {
+    return { url: this.baseUrl, headers: { ...this.headers }, timeoutMs: this.timeoutMs };
+  }
+
   url<R extends RouteName>(name: R, params: RouteParams<R>, query?: RouteQuery<R>): string {
     // RouteQuery of a route with a query is an object; the compiler cannot see that for every R at once.
     return this.baseUrl + buildPath(name, params, query as AnyRequestOptions['query']);

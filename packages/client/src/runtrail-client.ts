@@ -19,6 +19,7 @@ import { HttpApi, type HttpApiOptions } from './http-api.js';
 import { RunHandle, type RunHandleOptions } from './producer/run-handle.js';
 import { HttpProducerTransport, putArtifact } from './producer/transport.js';
 import { retrying } from './backoff.js';
+import { exitGuard } from './producer/exit-guard.js';
 import { openSource, toReadableStream, type ArtifactOptions, type ArtifactSource } from './artifacts/source.js';
 
 export type RuntrailClientOptions = HttpApiOptions & {
@@ -32,7 +33,18 @@ export type RuntrailClientOptions = HttpApiOptions & {
   producer?: Pick<
     RunHandleOptions,
     'flushIntervalMs' | 'maxBatch' | 'maxBatchBytes' | 'maxEventDataBytes' | 'maxMetaBytes' | 'maxQueued' | 'retryForMs' | 'holdHeartbeat' | 'clock'
-  >;
+  > & {
+    /**
+     * In Node, a run still open when its process goes away is ended there:
+     * the events it had queued are stored and it ends failed with the
+     * uncaught exception, the stopping signal or the exit (cancelled, when
+     * a cancel had been requested), rather than reaped `orphaned` a lease
+     * later without them (default true).
+     */
+    endOnExit?: boolean;
+    /** How long a process going away waits for that, in all (default 10 s, as Python's `exit_timeout`). */
+    exitTimeoutMs?: number;
+  };
 };
 
 /** The REST face of a runtrail server, and the factory of producer handles. */
@@ -63,14 +75,17 @@ export class RuntrailClient {
       this.startTimeoutMs,
       this.producerOptions?.clock,
     );
-    return new RunHandle({
+    const { endOnExit = true, exitTimeoutMs = 10_000, ...handleOptions } = this.producerOptions ?? {};
+    const handle = new RunHandle({
       runId: run.id,
       name: run.name,
       transport: new HttpProducerTransport(this.api),
       owner,
       leaseTtlMs: run.leaseTtlMs,
-      ...this.producerOptions,
+      ...handleOptions,
     });
+    if (endOnExit) exitGuard()?.watch(handle, this.api, exitTimeoutMs);
+    return handle;
   }
 
   /** Queue a run for a handler registered on the server (`rt.define`). */

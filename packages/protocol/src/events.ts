@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { freeText, nameText } from './text.js';
+import { MAX_ERROR_MESSAGE_CHARS, MAX_LOG_MESSAGE_CHARS } from './limits.js';
 
 /**
  * Event vocabulary. Every event a producer may send is listed here with the
@@ -19,11 +20,11 @@ export type RunErrorKind = z.infer<typeof RunErrorKind>;
 
 export const RunError = z.strictObject({
   kind: RunErrorKind,
-  message: z.string().max(8192),
+  message: z.string().max(MAX_ERROR_MESSAGE_CHARS),
 });
 export type RunError = z.infer<typeof RunError>;
 /** A run's error as a producer sends it: its message is free text (no NUL). RunError also reads errors stored before that rule. */
-const RunErrorInput = z.strictObject({ kind: RunErrorKind, message: freeText().max(8192) });
+const RunErrorInput = z.strictObject({ kind: RunErrorKind, message: freeText().max(MAX_ERROR_MESSAGE_CHARS) });
 
 /**
  * Deepest nesting accepted in free-form JSON (run input, event data, output).
@@ -83,7 +84,7 @@ export const eventDataSchemas = {
   'call.succeeded': z.looseObject({ callId, durationMs: z.number().nonnegative().optional() }),
   'call.failed': z.looseObject({
     callId,
-    error: z.string().max(8192),
+    error: z.string().max(MAX_ERROR_MESSAGE_CHARS),
     willRetry: z.boolean(),
   }),
   'call.retried': z.looseObject({ callId, attempt: z.number().int().positive() }),
@@ -95,7 +96,7 @@ export const eventDataSchemas = {
   metric: z.strictObject({ name, value: finite, step: z.number().optional() }),
   counter: z.strictObject({ name, delta: finite }),
   meta: z.record(z.string(), z.unknown()),
-  log: z.looseObject({ level: LogLevel, message: z.string().max(16384) }),
+  log: z.looseObject({ level: LogLevel, message: z.string().max(MAX_LOG_MESSAGE_CHARS) }),
   /**
    * A stored artifact (the server appends it when content is stored, with
    * every field but `uri`), or a link to content kept elsewhere (`uri`).
@@ -110,14 +111,14 @@ export const eventDataSchemas = {
     createdAt: z.number().int().nonnegative().optional(),
     metadata: JsonValue.optional(),
   }),
-  'run.cancel_requested': z.strictObject({ reason: freeText().max(8192).optional() }),
+  'run.cancel_requested': z.strictObject({ reason: freeText().max(MAX_ERROR_MESSAGE_CHARS).optional() }),
   'run.stalled': z.strictObject({
     stallTimeoutMs: z.number().int().positive(),
     lastProgressAt: z.number().nullable(),
   }),
   'run.succeeded': z.strictObject({ output: z.unknown().optional() }),
   'run.failed': z.strictObject({ error: RunErrorInput, output: z.unknown().optional() }),
-  'run.cancelled': z.strictObject({ reason: freeText().max(8192).optional() }),
+  'run.cancelled': z.strictObject({ reason: freeText().max(MAX_ERROR_MESSAGE_CHARS).optional() }),
 } as const;
 
 export type ExtraFields = 'kept' | 'refused';

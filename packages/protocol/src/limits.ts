@@ -12,6 +12,11 @@ export const MAX_EVENT_DATA_BYTES = 1024 * 1024;
 /** Bytes of a `meta` event's data as JSON (UTF-8): meta is kept whole in every snapshot. */
 export const MAX_META_BYTES = 64 * 1024;
 
+/** Characters of a run's error message and a failed call's error: the SDKs cut longer ones to this, so a long error still ends a run. */
+export const MAX_ERROR_MESSAGE_CHARS = 8192;
+/** Characters of one log message. */
+export const MAX_LOG_MESSAGE_CHARS = 16_384;
+
 /**
  * Bytes of `text` as UTF-8, counted without encoding it (the SDKs measure
  * every event, in the browser too, where there is no Buffer). A lone

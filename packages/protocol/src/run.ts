@@ -5,6 +5,7 @@ import { withKey } from './data-keys.js';
 import { SnapshotSchema } from './snapshot.js';
 import { parseOrThrow } from './validate.js';
 import { freeText, nameText } from './text.js';
+import { MAX_ERROR_MESSAGE_CHARS } from './limits.js';
 
 /**
  * A run id as the server mints it: a lower-case UUIDv7, whose first 48 bits
@@ -304,7 +305,7 @@ export const FinishRunBody = z
     status: z.enum(['succeeded', 'failed', 'cancelled']),
     // Strict: the run's error is exactly {kind, message}; an extra field
     // (a stack, a code) is refused by name rather than dropped. Put it in output.
-    error: z.strictObject({ kind: RunErrorKind.optional(), message: freeText().min(1).max(8192) }).optional(),
+    error: z.strictObject({ kind: RunErrorKind.optional(), message: freeText().min(1).max(MAX_ERROR_MESSAGE_CHARS) }).optional(),
     output: JsonValue.optional(),
     /** Idempotency id of the terminal event: a retried finish with the same id succeeds. */
     id: nameText().min(1).max(128).optional(),
@@ -336,7 +337,7 @@ export const HeartbeatResponseSchema = z.object({
 });
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>;
 
-export const CancelRunBody = z.strictObject({ reason: freeText().max(8192).optional() });
+export const CancelRunBody = z.strictObject({ reason: freeText().max(MAX_ERROR_MESSAGE_CHARS).optional() });
 export type CancelRunBody = z.infer<typeof CancelRunBody>;
 
 export { RunError };

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { RuntrailError, foldEvents, type RunEvent } from '@runtrail/protocol';
+import { MAX_ERROR_MESSAGE_CHARS, RuntrailError, foldEvents, type RunEvent } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '@runtrail/server';
 import { RuntrailClient } from '../runtrail-client.js';
 import { ManualClock, tempDir, waitUntil } from '@runtrail/test-support';
@@ -187,6 +187,21 @@ describe('producer SDK', () => {
     expect(snapshot.counters).toMatchObject({ ok: 1, failed: 1, retries: 3 });
     expect(snapshot.lastError?.message).toBe('boom');
     await run.succeed();
+  });
+
+  it("a call's long error (an API's whole answer in its message) fails the call with the caller's error, and fail() with one ends the run", async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'long errors' });
+    const long = new Error(`400 Bad Request: ${'x'.repeat(20_000)}`);
+    // Before: the call rethrew the SDK's refusal of its own call.failed event, and fail() was refused, leaving the run running.
+    await expect(run.call('judge', async () => Promise.reject(long))).rejects.toBe(long);
+    await run.flush();
+    const failed = (await client.getRun(run.id)).snapshot.lastError?.message ?? '';
+    expect(failed.length).toBe(MAX_ERROR_MESSAGE_CHARS);
+    expect(failed).toMatch(/^400 Bad Request: x+ … \(20017 characters, cut to 8192\)$/);
+    const ended = await run.fail(long);
+    expect(ended.status).toBe('failed');
+    expect(ended.snapshot.terminal?.error?.message).toBe(failed);
   });
 
   it('records data as it was at the call: changing the object afterwards, before it is sent, changes no event', async () => {

@@ -3,7 +3,9 @@ import {
   isKnownEventType,
   invalidRequest,
   isTerminalStatus,
+  MAX_ERROR_MESSAGE_CHARS,
   MAX_EVENT_DATA_BYTES,
+  MAX_LOG_MESSAGE_CHARS,
   MAX_HEARTBEAT_WAIT_MS,
   MAX_META_BYTES,
   utf8Length,
@@ -22,7 +24,7 @@ import {
 import { backoffDelay, delay, retrying } from '../backoff.js';
 import { systemClock, unrefTimer, type Clock, type TimerHandle } from '../clock.js';
 import { isRetryable } from '../http-api.js';
-import type { ProducerTransport, RecordedEvent } from './transport.js';
+import { appendBodyOf, type ProducerTransport, type RecordedEvent } from './transport.js';
 import { isRepeatable, openSource, type ArtifactOptions, type ArtifactSource } from '../artifacts/source.js';
 
 export interface RunHandleOptions {
@@ -126,6 +128,8 @@ export class RunHandle {
   private ended: Run | null = null;
   /** The finish body that ended the run, as JSON: the same end again is answered, another refused. */
   private endedWith: string | null = null;
+  /** Why a cancel was requested, once one was (the signal's reason then says so too). */
+  private cancelReason: string | null = null;
 
   constructor(options: RunHandleOptions) {
     this.id = options.runId;
@@ -316,6 +320,12 @@ export class RunHandle {
     return run;
   }
 
+  /** Call `fn` once this handle is closed (its run ended through it, or `close()`): at once if it is. */
+  whenClosed(fn: () => void): void {
+    if (this.stopped.signal.aborted) fn();
+    else this.stopped.signal.addEventListener('abort', fn, { once: true });
+  }
+
   /** Stop heartbeating and drop timers (the run itself is not ended). */
   close(): void {
     if (this.heartbeatTimer !== null) this.clock.clearTimeout(this.heartbeatTimer);
@@ -337,19 +347,14 @@ export class RunHandle {
 
   private async sendQueued(): Promise<void> {
     while (this.queue.length > 0 && !this.failure) {
-      let count = 0;
-      let bytes = 0;
-      // At least one event, however large: the call site let it through.
-      while (count < this.queue.length && count < this.maxBatch && (count === 0 || bytes + this.sizes[count]! <= this.maxBatchBytes)) {
-        bytes += this.sizes[count++]!;
-      }
+      const { count, bytes } = this.nextBatch(0);
       const batch = this.queue.slice(0, count);
       try {
         const response = await this.withRetries(() => this.transport.append(this.id, batch, this.owner));
         this.queue.splice(0, count);
         this.sizes.splice(0, count);
         this.queuedBytes -= bytes;
-        if (response.cancelRequested) this.abortWith(cancelMessage(response.cancelReason));
+        if (response.cancelRequested) this.cancelRequested(response.cancelReason);
       } catch (err) {
         if (RuntrailError.isCode(err, 'payload_too_large') && count > 1) {
           // A server with smaller limits than ours (nothing of a refused
@@ -368,6 +373,69 @@ export class RunHandle {
         if (RuntrailError.isCode(err, 'lease_lost')) this.abortWith(err.message);
       }
     }
+  }
+
+  /** The batch that starts at queue index `from`: as many events as maxBatch and maxBatchBytes allow. */
+  private nextBatch(from: number): { count: number; bytes: number } {
+    let count = 0;
+    let bytes = 0;
+    // At least one event, however large: the call site let it through.
+    while (
+      from + count < this.queue.length &&
+      count < this.maxBatch &&
+      (count === 0 || bytes + this.sizes[from + count]! <= this.maxBatchBytes)
+    ) {
+      bytes += this.sizes[from + count++]!;
+    }
+    return { count, bytes };
+  }
+
+  /**
+   * The process is going away with this run still open: what must yet be
+   * sent for the run to keep its events and end with the reason, as
+   * append bodies in order and the finish (the Node exit guard sends them
+   * from a worker thread while the process waits; see node/exit-guard.ts).
+   * Every unsent event goes, the batch in flight too (its ids make a
+   * second copy a no-op). Closes the handle. Null when there is nothing to
+   * end: the run ended or another owner took it.
+   */
+  lastWords(end: ProcessEnd): LastWords | null {
+    if (this.ended || this.stopped.signal.aborted) return null;
+    // A run that ended elsewhere, or that another owner holds, takes nothing more from this one.
+    if (this.abort.signal.aborted && this.cancelReason === null) {
+      this.close();
+      return null;
+    }
+    const cancelled = this.cancelReason !== null && (end.kind !== 'crash' || isAbort(end.error));
+    if (end.kind === 'crash' && !cancelled && !this.failure) {
+      const stack = end.error instanceof Error && end.error.stack ? end.error.stack : describe(end.error);
+      try {
+        this.log(stack.slice(0, MAX_LOG_MESSAGE_CHARS), 'error');
+      } catch (err) {
+        // The queue is full (maxQueued): the run's error still says what happened.
+        void err;
+      }
+    }
+    this.close();
+    const appends: string[] = [];
+    // After a refusal (413) or a failure no retry fixes, the queue is not sent: it would be refused again.
+    for (let from = 0; !this.failure && from < this.queue.length; ) {
+      const { count } = this.nextBatch(from);
+      appends.push(appendBodyOf(this.queue.slice(from, from + count), this.owner).text);
+      from += count;
+    }
+    const body: Omit<FinishRunBody, 'id' | 'owner'> = cancelled
+      ? { status: 'cancelled', error: { kind: 'cancelled', message: this.cancelReason! } }
+      : {
+          status: 'failed',
+          error:
+            end.kind === 'crash'
+              ? { kind: 'error', message: cut(end.error instanceof Error ? `${end.error.name}: ${describe(end.error)}` : `uncaught: ${describe(end.error)}`) }
+              : end.kind === 'signal'
+                ? { kind: 'error', message: `the producer process was stopped by ${end.signal}` }
+                : { kind: 'orphaned', message: `the producer process exited (code ${end.code}) without ending the run` },
+        };
+    return { runId: this.id, appends, events: this.failure ? 0 : this.queue.length, finish: { ...body, id: `${this.idPrefix}.finish`, owner: this.owner } };
   }
 
   /**
@@ -442,7 +510,7 @@ export class RunHandle {
   private async beat(waitMs: number): Promise<void> {
     try {
       const response = await this.transport.heartbeat(this.id, this.owner, waitMs, this.stopped.signal);
-      if (response.cancelRequested) this.abortWith(cancelMessage(response.cancelReason));
+      if (response.cancelRequested) this.cancelRequested(response.cancelReason);
       if (isTerminalStatus(response.status)) {
         // Says how, as an append refused for the same reason does (an older server sends no error).
         const how = response.error ? ` (${response.error.kind}: ${response.error.message})` : '';
@@ -462,6 +530,13 @@ export class RunHandle {
       // and the next append or beat renews it. Appends report real failures.
       if (!isRetryable(err)) this.failure ??= err instanceof Error ? err : new Error(String(err));
     }
+  }
+
+  private cancelRequested(reason: string | null | undefined): void {
+    // The first reason heard stays: the signal aborts once.
+    if (this.abort.signal.aborted) return;
+    this.cancelReason = cancelMessage(reason);
+    this.abortWith(this.cancelReason);
   }
 
   private abortWith(reason: string): void {
@@ -490,12 +565,43 @@ function cancelMessage(reason: string | null | undefined): string {
   return reason ? `cancel requested: ${reason}` : 'cancel requested';
 }
 
+/** How the process that holds a handle is going away (see RunHandle.lastWords). */
+export type ProcessEnd =
+  | { kind: 'crash'; error: unknown }
+  | { kind: 'signal'; signal: string }
+  | { kind: 'exit'; code: number };
+
+/** What a handle still has to send when its process goes away: append bodies (JSON) in order, then the finish. */
+export interface LastWords {
+  runId: string;
+  appends: string[];
+  /** How many events the appends hold. */
+  events: number;
+  finish: FinishRunBody;
+}
+
+/** An abort (a handle's signal, an AbortController) rather than a bug: the script stopped because it was told to. */
+function isAbort(err: unknown): boolean {
+  return err instanceof Error && err.name === 'AbortError';
+}
+
 /**
  * An error as call.failed and the run's error say it. NUL is written as the
  * two characters \0: the server refuses NUL in error messages (PostgreSQL
  * cannot store it), and a run must still end failed when its error held one.
  */
 function describe(err: unknown): string {
-  const text = err instanceof Error ? err.message || err.name : typeof err === 'string' ? err : JSON.stringify(err);
-  return text.replaceAll('\u0000', '\\0');
+  const text = err instanceof Error ? err.message || err.name : typeof err === 'string' ? err : (JSON.stringify(err) ?? String(err));
+  return cut(text.replaceAll('\u0000', '\\0'));
+}
+
+/**
+ * An error message no longer than the server takes (a long API error, a
+ * response body in a message): cut, saying so, so the call or run still
+ * fails with it rather than with a refused request.
+ */
+function cut(message: string): string {
+  if (message.length <= MAX_ERROR_MESSAGE_CHARS) return message;
+  const note = ` … (${message.length} characters, cut to ${MAX_ERROR_MESSAGE_CHARS})`;
+  return message.slice(0, MAX_ERROR_MESSAGE_CHARS - note.length) + note;
 }

@@ -1,0 +1,173 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { RunEvent } from '@runtrail/protocol';
+import { startServer, type RunningServer } from '@runtrail/server';
+import { tempDir } from '@runtrail/test-support';
+import { RuntrailClient } from '../runtrail-client.js';
+
+/**
+ * A Node producer whose process goes away with its run open: a real child
+ * process (the built package, imported by name) against a real server. The
+ * run must keep every event the producer queued and end with how its
+ * process ended, at once, not be reaped `orphaned` a lease later without
+ * them; and the process must end as it would have without runtrail.
+ */
+
+const FIXTURE = fileURLToPath(new URL('../../test/fixtures/producer-going-away.mjs', import.meta.url));
+
+let dir: ReturnType<typeof tempDir>;
+let server: RunningServer;
+let client: RuntrailClient;
+
+beforeEach(async () => {
+  dir = tempDir();
+  server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent' });
+  client = new RuntrailClient({ url: server.url });
+});
+
+afterEach(async () => {
+  await server.close();
+  dir.remove();
+});
+
+interface Producer {
+  runId: Promise<string>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string }>;
+  kill(signal: NodeJS.Signals): void;
+  write(line: string): void;
+}
+
+function producer(how: string, options?: object): Producer {
+  const child = spawn(process.execPath, [FIXTURE, server.url, how, ...(options ? [JSON.stringify(options)] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const runId = new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (stdout.includes('\n')) resolve(stdout.split('\n')[0]!);
+    });
+    child.once('exit', () => reject(new Error(`the producer exited before creating its run: ${stderr}`)));
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal, stderr, stdout })),
+  );
+  return { runId, exited, kill: (signal) => child.kill(signal), write: (line) => child.stdin.write(`${line}\n`) };
+}
+
+async function allEvents(runId: string): Promise<RunEvent[]> {
+  const out: RunEvent[] = [];
+  for (;;) {
+    const page = await client.readEvents(runId, out.length ? out[out.length - 1]!.seq : 0);
+    out.push(...page.events);
+    if (page.events.length === 0 || out[out.length - 1]!.seq >= page.seq) return out;
+  }
+}
+
+/** Every one of the 1,200 progress events the producer queued, each once, in order. */
+function expectAllProgress(events: RunEvent[]): void {
+  const done = events.filter((e) => e.type === 'progress').map((e) => (e.data as { done: number }).done);
+  expect(done).toEqual(Array.from({ length: 1200 }, (_, i) => i + 1));
+  expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+}
+
+describe('a Node producer going away with its run open', () => {
+  it('an uncaught exception: the run keeps the queued events and the stack, ends failed with the error, the process still exits 1', async () => {
+    const p = producer('crash');
+    const runId = await p.runId;
+    const { code, stderr } = await p.exited;
+    expect(code).toBe(1);
+    // Node's own report of the crash is still printed, then runtrail's line.
+    expect(stderr).toContain('TypeError: judge is not a function');
+    expect(stderr).toContain(`runtrail: run ${runId} ended failed: TypeError: judge is not a function (its 1201 unsent events stored first)`);
+    const run = await client.getRun(runId);
+    expect(run.status).toBe('failed');
+    expect(run.snapshot.terminal?.error).toEqual({ kind: 'error', message: 'TypeError: judge is not a function' });
+    const events = await allEvents(runId);
+    expectAllProgress(events);
+    const log = events.find((e) => e.type === 'log');
+    expect((log?.data as { level: string; message: string }).level).toBe('error');
+    expect((log?.data as { message: string }).message).toMatch(/^TypeError: judge is not a function\n\s+at /);
+    expect(run.snapshot.progress).toMatchObject({ done: 1200, total: 1200 });
+  });
+
+  it('a throw at the top of an ES module (a rejection) ends the run failed with that error', async () => {
+    const p = producer('top-level');
+    const runId = await p.runId;
+    expect((await p.exited).code).toBe(1);
+    const run = await client.getRun(runId);
+    expect(run.snapshot.terminal?.error).toEqual({ kind: 'error', message: 'Error: the dataset is gone' });
+    expectAllProgress(await allEvents(runId));
+  });
+
+  it('process.exit() with the run open: its events are stored and it ends orphaned, saying so; the exit code stays', async () => {
+    const p = producer('exit');
+    const runId = await p.runId;
+    expect((await p.exited).code).toBe(3);
+    const run = await client.getRun(runId);
+    expect(run.status).toBe('failed');
+    expect(run.snapshot.terminal?.error).toEqual({ kind: 'orphaned', message: 'the producer process exited (code 3) without ending the run' });
+    expectAllProgress(await allEvents(runId));
+  });
+
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    it(`${signal}: the run ends failed naming it, and the process still dies of ${signal}`, async () => {
+      const p = producer('idle');
+      const runId = await p.runId;
+      p.kill(signal);
+      const exit = await p.exited;
+      expect(exit.signal).toBe(signal);
+      const run = await client.getRun(runId);
+      expect(run.snapshot.terminal?.error).toEqual({ kind: 'error', message: `the producer process was stopped by ${signal}` });
+      expectAllProgress(await allEvents(runId));
+    });
+  }
+
+  it('a cancel the script stops for by throwing its reason ends the run cancelled with the reason, not failed', async () => {
+    const p = producer('idle', { producer: { holdHeartbeat: true } });
+    const runId = await p.runId;
+    await client.cancelRun(runId, 'wrong dataset');
+    expect((await p.exited).code).toBe(1);
+    const run = await client.getRun(runId);
+    expect(run.status).toBe('cancelled');
+    expect(run.snapshot.terminal?.error).toEqual({ kind: 'cancelled', message: 'cancel requested: wrong dataset' });
+  });
+
+  it('a process that handles uncaught exceptions itself lives on, and its run is its own to end', async () => {
+    const p = producer('handled');
+    const runId = await p.runId;
+    const exit = await p.exited;
+    expect(exit.code).toBe(0);
+    expect(exit.stdout).toContain('ended');
+    expect(exit.stderr).not.toContain('runtrail:');
+    const run = await client.getRun(runId);
+    expect(run.status).toBe('succeeded');
+    expect(run.output).toEqual({ recovered: true });
+  });
+
+  it('with the server gone, the process waits no longer than exitTimeoutMs and says the reaper will end the run', async () => {
+    const p = producer('idle', { producer: { exitTimeoutMs: 300 }, requestTimeoutMs: 200 });
+    const runId = await p.runId;
+    await server.close();
+    p.write('stop');
+    const { code, stderr } = await p.exited;
+    expect(code).toBe(1);
+    expect(stderr).toContain(`runtrail: run ${runId} could not be ended failed: Error: told to stop (`);
+    expect(stderr).toContain("the server's reaper ends it orphaned once its lease lapses");
+    server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent' });
+    client = new RuntrailClient({ url: server.url });
+    expect((await client.getRun(runId)).status).toBe('running');
+  });
+
+  it('endOnExit: false leaves the run to the reaper, and the events it had queued are lost (what the guard prevents)', async () => {
+    const p = producer('crash', { producer: { endOnExit: false } });
+    const runId = await p.runId;
+    const { code, stderr } = await p.exited;
+    expect(code).toBe(1);
+    expect(stderr).not.toContain('runtrail:');
+    const run = await client.getRun(runId);
+    expect(run.status).toBe('running');
+    expect(run.seq).toBe(0);
+  });
+});

@@ -1,0 +1,105 @@
+import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import type { HttpApi } from '../http-api.js';
+import { installExitGuard, type ExitGuard } from '../producer/exit-guard.js';
+import type { ProcessEnd, RunHandle } from '../producer/run-handle.js';
+import type { ExitJob, ExitOutcome, ExitWork } from './exit-worker.js';
+
+/** Signals that end a Node process by default, and so the runs it holds. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+/** What a worker thread takes to start and load its modules, on top of the wait for the server. */
+const WORKER_START_MS = 2_000;
+
+interface Watched {
+  handle: RunHandle;
+  api: HttpApi;
+  timeoutMs: number;
+}
+
+const watched = new Set<Watched>();
+let listening = false;
+
+/**
+ * The Node exit guard (see producer/exit-guard.ts). A process that is going
+ * away cannot wait for promises: its exit handlers and its uncaught
+ * exception monitor must finish synchronously. So the runs' last words are
+ * sent by a worker thread, with its own event loop, while this thread
+ * blocks on an Atomics.wait for at most the handles' exit timeout.
+ *
+ * Listeners go on only once a run is watched. The process ends as it
+ * would have without them: a crash still prints its error and exits 1, a
+ * signal is raised again once our listener is gone. A process that handles
+ * these itself (an 'uncaughtException' listener, its own SIGINT listener)
+ * decides for itself: it lives on, or ends its runs as it means to.
+ */
+export const nodeExitGuard: ExitGuard = {
+  watch(handle, api, timeoutMs) {
+    const entry = { handle, api, timeoutMs };
+    watched.add(entry);
+    handle.whenClosed(() => watched.delete(entry));
+    listen();
+  },
+};
+
+function listen(): void {
+  if (listening) return;
+  listening = true;
+  process.on('uncaughtExceptionMonitor', (error) => {
+    // A listener or capture callback keeps the process alive: its runs go on.
+    if (process.listenerCount('uncaughtException') > 0 || process.hasUncaughtExceptionCaptureCallback()) return;
+    endWatched({ kind: 'crash', error });
+  });
+  process.on('exit', (code) => endWatched({ kind: 'exit', code }));
+  for (const signal of STOP_SIGNALS) process.on(signal, onStopSignal);
+}
+
+function onStopSignal(signal: NodeJS.Signals): void {
+  // Someone else listens too: they decide whether the process ends.
+  if (process.listenerCount(signal) > 1) return;
+  endWatched({ kind: 'signal', signal });
+  // Then end as the process would have without us: by the signal.
+  for (const s of STOP_SIGNALS) process.removeListener(s, onStopSignal);
+  listening = false;
+  process.kill(process.pid, signal);
+}
+
+/** End every watched run with `end`, waiting for the server (the worker) at most the longest exit timeout. */
+function endWatched(end: ProcessEnd): void {
+  const jobs: ExitJob[] = [];
+  let waitMs = 0;
+  for (const { handle, api, timeoutMs } of [...watched]) {
+    const words = handle.lastWords(end);
+    if (!words) continue;
+    jobs.push({ ...words, ...api.connection, deadlineMs: timeoutMs });
+    waitMs = Math.max(waitMs, timeoutMs);
+  }
+  if (jobs.length === 0) return;
+  const outcomes = sendFromWorker({ jobs }, waitMs + WORKER_START_MS);
+  for (const job of jobs) {
+    const outcome = outcomes?.find((o) => o.runId === job.runId);
+    process.stderr.write(`runtrail: ${outcomeText(job, outcome)}\n`);
+  }
+}
+
+/** Run the worker and wait for its answer, blocking this thread for at most `waitMs`; null if none came. */
+function sendFromWorker(work: ExitWork, waitMs: number): ExitOutcome[] | null {
+  const done = new Int32Array(new SharedArrayBuffer(4));
+  const { port1, port2 } = new MessageChannel();
+  const worker = new Worker(new URL('./exit-worker.js', import.meta.url), { workerData: { work, done, port: port2 }, transferList: [port2] });
+  worker.unref();
+  Atomics.wait(done, 0, 0, waitMs);
+  const answer = receiveMessageOnPort(port1) as { message: ExitOutcome[] } | undefined;
+  void worker.terminate();
+  return answer?.message ?? null;
+}
+
+function outcomeText(job: ExitJob, outcome: ExitOutcome | undefined): string {
+  const how = job.finish.error ? `${job.finish.status}: ${job.finish.error.message}` : job.finish.status;
+  if (outcome && 'status' in outcome) {
+    const stored = job.events > 0 ? ` (its ${job.events} unsent events stored first)` : '';
+    return outcome.status === job.finish.status ? `run ${job.runId} ended ${how}${stored}` : `run ${job.runId} had already ended ${outcome.status}${stored}`;
+  }
+  const why = outcome ? outcome.error : `no answer within ${Math.round(job.deadlineMs / 1000)} s`;
+  return `run ${job.runId} could not be ended ${how} (${why}); the server's reaper ends it orphaned once its lease lapses`;
+}
+
+installExitGuard(nodeExitGuard);
