@@ -1,4 +1,4 @@
-"""How much data one event may carry, as packages/protocol/src/limits.ts defines it.
+"""How much data one event may carry, and how long a message, as packages/protocol/src/limits.ts defines it.
 
 A server's settings default to these (``maxEventDataBytes``,
 ``maxMetaBytes``); ``run.event`` refuses larger data at the call site, where
@@ -15,3 +15,7 @@ MAX_META_BYTES = 64 * 1024
 #: Bytes of events one request carries at most, unless one event alone is larger: well below a
 #: server's default request limit (``bodyLimitBytes``, 8 MiB), as in the Node SDK (``maxBatchBytes``).
 DEFAULT_MAX_BATCH_BYTES = 1024 * 1024
+#: Characters of a run's error message and a failed call's error (MAX_ERROR_MESSAGE_CHARS): longer ones are cut.
+MAX_ERROR_MESSAGE_CHARS = 8192
+#: Characters of one log message (MAX_LOG_MESSAGE_CHARS).
+MAX_LOG_MESSAGE_CHARS = 16_384

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Type, TypeVar, Union, cast
 
 from ._http import backoff_delay
+from ._limits import MAX_ERROR_MESSAGE_CHARS, MAX_LOG_MESSAGE_CHARS
 from ._sender import Sender
 from .errors import Cancelled, RuntrailError
 
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 LOG_LEVELS = ("debug", "info", "warn", "error")
 #: Longest error message the server keeps (FinishRunBody and call.failed).
-MAX_ERROR_CHARS = 8192
-MAX_LOG_CHARS = 16384
+MAX_ERROR_CHARS = MAX_ERROR_MESSAGE_CHARS
+MAX_LOG_CHARS = MAX_LOG_MESSAGE_CHARS
 #: Bytes of an event in a request besides its data and type: keys, quotes, ts, id.
 _ENVELOPE_BYTES = 128
 
