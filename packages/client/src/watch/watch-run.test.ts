@@ -119,6 +119,27 @@ describe('a run that does not exist', () => {
   });
 });
 
+describe('a position past the end of the run', () => {
+  // Before: on a running run the watcher reconnected for ever (WS, SSE) or polled in silence; on an ended
+  // one it ended cleanly reporting the bad position as the run's seq.
+  for (const transport of ['ws', 'sse', 'poll'] as const) {
+    test(`watching from it ends with invalid_request naming the run's last seq, running or ended (${transport})`, async () => {
+      const s = await server();
+      const { run: running } = await s.runs.create({ name: 'running' });
+      await s.runs.appendEvents(running.id, progressEvents(3));
+      const { run: ended } = await s.runs.create({ name: 'ended' });
+      await s.runs.appendEvents(ended.id, progressEvents(2));
+      await s.runs.finish(ended.id, { status: 'succeeded' });
+      for (const [run, last] of [[running, 3], [ended, 3]] as const) {
+        const final = await watch(run.id, { url: s.url, after: 100, transports: [transport] }).done;
+        expect(final.connection).toBe('ended');
+        expect(final.error?.code).toBe('invalid_request');
+        expect(final.error?.message).toBe(`after=100 is past the end of run ${run.id}: its last event is seq ${last}; watch from at most ${last} (0 for the whole log)`);
+      }
+    });
+  }
+});
+
 describe('reconnect', () => {
   async function outage(kind: 'server-close' | 'tcp-kill', outageMs: number, transport: Partial<WatchRunOptions>, clock: Clock = systemClock, minAppended = 0) {
     const s = await server();

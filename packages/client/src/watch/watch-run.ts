@@ -145,8 +145,8 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
       await this.reconnect({
         transports: this.transports(),
         deliver: (conn, message) => this.onMessage(conn, message),
-        // No reconnect makes a missing run exist or a refused token good.
-        isFatal: (error) => RuntrailError.isCode(error, 'run_not_found') || isAuthFailure(error),
+        // No reconnect makes a missing run exist, a refused token good or a bad request right.
+        isFatal: (error) => RuntrailError.isCode(error, 'run_not_found') || RuntrailError.isCode(error, 'invalid_request') || isAuthFailure(error),
         settle: () => this.ingestChain,
       });
     } catch (err) {
@@ -180,6 +180,15 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
     for (let attempt = 0; ; attempt++) {
       try {
         const run = await this.getRun(this.aborter.signal);
+        // A position past the end (a seq of another run, a typo) would wait for events numbered from
+        // there, for ever on a running run: say so, as the server does, whether or not the run ended.
+        if (!this.options.fromSnapshot && this.fold.seq > run.seq) {
+          throw new RuntrailError(
+            'invalid_request',
+            `after=${this.fold.seq} is past the end of run ${this.runId}: its last event is seq ${run.seq}; watch from at most ${run.seq} (0 for the whole log)`,
+            { runId: this.runId, after: this.fold.seq, seq: run.seq },
+          );
+        }
         if (this.options.fromSnapshot && run.seq > this.fold.seq) this.fold = { snapshot: run.snapshot, seq: run.seq };
         // A full replay starts below what the server persisted: show that until the replay passes it.
         else if ((this.options.after ?? 0) === 0 && run.seq > this.fold.seq) this.held = { snapshot: run.snapshot, seq: run.seq };
