@@ -696,6 +696,21 @@ describe('input handling: limits, numbers, cursors', () => {
     expect(read.events.map((e: { seq: number }) => e.seq)).toEqual([2]);
   });
 
+  it('a query parameter given twice is refused naming it and its values, even when each value alone is valid', async () => {
+    const id = await createRun();
+    const table: Array<[string, string, string, string]> = [
+      ['two statuses', 'GET', '/api/v1/runs?status=running&status=failed', 'status: given 2 times (running, failed); give it once'],
+      ['two afters', 'GET', `/api/v1/runs/${id}/events?after=1&after=2`, 'after: given 2 times (1, 2); give it once'],
+      ['two waits', 'POST', `/api/v1/runs/${id}/heartbeat?waitMs=1&waitMs=2`, 'waitMs: given 2 times (1, 2); give it once'],
+      ['two SSE afters', 'GET', `/api/v1/runs/${id}/stream?after=0&after=0`, 'after: given 2 times (0, 0); give it once'],
+    ];
+    for (const [what, method, path, message] of table) {
+      const res = await request(method, path, method === 'POST' ? {} : undefined);
+      expect(res.status, `${what}: ${res.text}`).toBe(400);
+      expect(res.json!.error, what).toMatchObject({ code: 'invalid_request', message: `invalid query: ${message}` });
+    }
+  });
+
   it('a batch over maxEventsPerBatch is 413 naming the setting, which can be raised past 5,000; nothing of it is stored', async () => {
     const id = await createRun();
     const batch = (n: number) => ({ events: Array.from({ length: n }, () => ({ type: 'x.a' })) });

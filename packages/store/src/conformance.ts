@@ -822,6 +822,22 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect(await readAll(keep.id)).toHaveLength(1);
         await expectError(store.deleteRun(run.id), 'run_not_found');
       });
+
+      it('refuses to delete a run that has a run under it, naming the child, and keeps both', async () => {
+        const parent = await create();
+        await store.append(parent.id, [{ type: 'run.succeeded', data: {} }], { now: T0 });
+        // Created after whoever deletes listed the family (on another node, say).
+        const child = await create({ parentId: parent.id });
+        const err = await expectError(store.deleteRun(parent.id), 'run_not_terminal');
+        expect(err.details).toEqual({ runId: child.id, status: 'running', parentId: parent.id });
+        expect(err.message).toBe(`run ${parent.id} has run ${child.id} (running) under it; delete the runs under it first`);
+        expect((await store.getRun(parent.id))?.status).toBe('succeeded');
+        expect((await store.getRun(child.id))?.parentId).toBe(parent.id);
+        await store.append(child.id, [{ type: 'run.succeeded', data: {} }], { now: T0 });
+        await store.deleteRun(child.id);
+        await store.deleteRun(parent.id);
+        expect(await store.getRun(parent.id)).toBeNull();
+      });
     });
 
     describe('tokens and secrets (issue 15)', () => {

@@ -142,3 +142,17 @@ export function planArtifact(
 export function runAlreadyExists(runId: string): RuntrailError {
   return new RuntrailError('run_already_exists', `run ${runId} already exists on this server; delete it first to import it again`, { runId });
 }
+
+/**
+ * A run is deleted only once no run is under it: a child created after the
+ * caller listed the family (on any node) would otherwise be left pointing
+ * at nothing, missing from the list of top-level runs. `details.parentId`
+ * tells the caller to list the family again.
+ */
+export function runHasChildren(runId: string, child: { id: string; status: RunStatus }): RuntrailError {
+  return new RuntrailError(
+    'run_not_terminal',
+    `run ${runId} has run ${child.id} (${child.status}) under it; delete the runs under it first`,
+    { runId: child.id, status: child.status, parentId: runId },
+  );
+}

@@ -539,6 +539,11 @@ describe('HTTP API: bad input changes nothing and says exactly what is wrong', (
     expect(JSON.stringify(big).length).toBeGreaterThan(BODY_LIMIT);
     const res = await request('POST', url('appendEvents', { id: run.id }), big);
     expectError(res, 413, 'payload_too_large');
+    // The client cannot guess the limit: the answer names it and the setting.
+    expect(res.body.error).toMatchObject({
+      message: `request body is larger than the limit of this server, ${BODY_LIMIT} bytes (bodyLimitBytes on the server); send less in one request (smaller batches of events)`,
+      details: { limit: BODY_LIMIT },
+    });
     await unchanged();
   });
 

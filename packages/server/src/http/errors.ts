@@ -6,7 +6,7 @@ import { API_PREFIX, RuntrailError, echo, routes, type ErrorBody } from '@runtra
 /** Map every failure to `{error: {code, message, details}}` with the status of its code. */
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | RuntrailError, request, reply) => {
-    const mapped = toRuntrailError(err);
+    const mapped = toRuntrailError(err, request.routeOptions.bodyLimit);
     if (mapped.code === 'internal') request.log.error({ err }, 'request failed');
     // Producers' SDKs wait this long before retrying a 503 (a locked or unreachable store).
     if (mapped.code === 'unavailable') void reply.header('retry-after', String(retryAfterSeconds(mapped)));
@@ -97,11 +97,17 @@ function retryAfterSeconds(err: RuntrailError): number {
   return typeof ms === 'number' && ms > 0 ? Math.ceil(ms / 1000) : 1;
 }
 
-export function toRuntrailError(err: unknown): RuntrailError {
+/** `bodyLimit`: the route's body limit in bytes, which a 413 names (the client cannot guess it). */
+export function toRuntrailError(err: unknown, bodyLimit?: number): RuntrailError {
   if (err instanceof RuntrailError) return err;
   const fe = err as FastifyError;
   if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return new RuntrailError('payload_too_large', `request body is larger than the limit of this server: ${fe.message}`);
+    if (bodyLimit === undefined) return new RuntrailError('payload_too_large', `request body is larger than the limit of this server: ${fe.message}`);
+    return new RuntrailError(
+      'payload_too_large',
+      `request body is larger than the limit of this server, ${bodyLimit} bytes (bodyLimitBytes on the server); send less in one request (smaller batches of events)`,
+      { limit: bodyLimit },
+    );
   }
   if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
     return new RuntrailError('invalid_request', `send JSON with content-type application/json: ${fe.message}`);

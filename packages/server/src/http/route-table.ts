@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { PathParams, parseOrThrow, routes, type RouteName } from '@runtrail/protocol';
+import { PathParams, invalidRequest, parseOrThrow, routes, type RouteName } from '@runtrail/protocol';
 
 export interface ParsedRequest<B, Q> {
   params: Record<string, string>;
@@ -39,7 +39,7 @@ export function serve<R extends RouteName>(
       const params = parseOrThrow(PathParams, request.params ?? {}, 'path');
       options.precheck?.(request.body);
       const body = def.body ? parseOrThrow(def.body, request.body ?? {}, 'request body') : undefined;
-      const query = def.query ? parseOrThrow(def.query, request.query ?? {}, 'query') : undefined;
+      const query = def.query ? parseOrThrow(def.query, onceEach(request.query), 'query') : undefined;
       return handler({
         params,
         body: body as Schema<R, 'body'>,
@@ -49,4 +49,22 @@ export function serve<R extends RouteName>(
       });
     },
   });
+}
+
+/**
+ * No query parameter takes several values: the parser makes a repeated one
+ * an array, which the schema could only call "Invalid input" (or, for two
+ * valid statuses, "expected one of" the very values sent).
+ */
+function onceEach(query: unknown): unknown {
+  const params = (query ?? {}) as Record<string, unknown>;
+  const issues = Object.entries(params)
+    .filter((entry): entry is [string, unknown[]] => Array.isArray(entry[1]))
+    .map(([name, values]) => ({
+      path: name,
+      // At most 3 values of 50 characters each are quoted back.
+      message: `given ${values.length} times (${values.slice(0, 3).map((v) => String(v).slice(0, 50)).join(', ')}${values.length > 3 ? ', …' : ''}); give it once`,
+    }));
+  if (issues.length > 0) throw invalidRequest('query', issues);
+  return params;
 }

@@ -241,4 +241,51 @@ describe('retry and delete', () => {
     // Nothing is left pointing at a run that is gone.
     expect((await client.listRuns({ parentId: children[1]!.id })).runs).toEqual([]);
   });
+
+  /** Runs `create` (another node's create of a run under the family) just before the store deletes `at`, once. */
+  const createWhileDeleting = (at: string, create: () => Promise<void>) => {
+    const store = server.store;
+    const deleteRun = store.deleteRun.bind(store);
+    let done = false;
+    store.deleteRun = async (id) => {
+      if (id === at && !done) {
+        done = true;
+        await create();
+      }
+      return deleteRun(id);
+    };
+    return () => done;
+  };
+
+  it('a run created under the family while it is being deleted goes with it, and one still running refuses the delete', async () => {
+    const parent = await client.createRun({ name: 'sweep' });
+    const child = await client.createRun({ name: 'trial', parentId: parent.id });
+    await child.succeed();
+    await parent.succeed();
+    let late: Run | undefined;
+    const created = createWhileDeleting(child.id, async () => {
+      const handle = await client.createRun({ name: 'late-trial', parentId: parent.id });
+      await handle.succeed();
+      late = await client.getRun(handle.id);
+    });
+    await client.deleteRun(parent.id);
+    expect(created()).toBe(true);
+    for (const run of [parent, child, late!]) await expect(client.getRun(run.id)).rejects.toMatchObject({ code: 'run_not_found' });
+
+    const parent2 = await client.createRun({ name: 'sweep' });
+    const child2 = await client.createRun({ name: 'trial', parentId: parent2.id });
+    await child2.succeed();
+    await parent2.succeed();
+    let running: string | undefined;
+    createWhileDeleting(child2.id, async () => {
+      const handle = await client.createRun({ name: 'late-trial', parentId: parent2.id });
+      handle.close();
+      running = handle.id;
+    });
+    const refused = await client.deleteRun(parent2.id).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'run_not_terminal', details: { runId: running } });
+    // The late run still has its parent: nothing points at a run that is gone.
+    expect((await client.getRun(running!)).parentId).toBe(parent2.id);
+    expect((await client.getRun(parent2.id)).status).toBe('succeeded');
+  });
 });

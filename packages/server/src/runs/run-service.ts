@@ -356,8 +356,25 @@ export class RunService {
    * more than MAX_RUNS_DELETED_AT_ONCE. Deepest first, each run in its own
    * transaction: an interrupted delete leaves a smaller family, which
    * deleting again finishes. Answers how many runs went.
+   *
+   * A run created under one of them meanwhile (through any node) makes the
+   * store refuse to delete its parent (runHasChildren); the family is then
+   * listed again, so the new run is deleted too, or, if it runs, named in
+   * the 409.
    */
   async delete(id: string): Promise<number> {
+    const deleted = { count: 0 };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.deleteFamily(id, deleted);
+        return deleted.count;
+      } catch (err) {
+        if (attempt >= DELETE_ATTEMPTS || !isChildrenConflict(err)) throw err;
+      }
+    }
+  }
+
+  private async deleteFamily(id: string, deleted: { count: number }): Promise<void> {
     const run = await this.get(id);
     const family = await this.descendantsOf(run);
     const live = [run, ...family].find((r) => !isTerminalStatus(r.status));
@@ -370,8 +387,8 @@ export class RunService {
       await this.store.deleteRun(member.id);
       this.hub.publishRun('deleted', member);
       for (const hook of this.deletedHooks) await hook(member, artifacts);
+      deleted.count++;
     }
-    return family.length + 1;
   }
 
   /** Every run under `run`, parents before their children. */
@@ -395,6 +412,16 @@ export class RunService {
     }
     return found;
   }
+}
+
+/** How often a delete lists the family again when runs keep being created under it. */
+const DELETE_ATTEMPTS = 5;
+
+/** The store refused to delete a run because a run was created under it after the family was listed. */
+function isChildrenConflict(err: unknown): boolean {
+  if (!RuntrailError.isCode(err, 'run_not_terminal')) return false;
+  const details = err.details as { parentId?: unknown } | undefined;
+  return typeof details?.parentId === 'string';
 }
 
 /** Runs one delete may remove with the run asked for (it and the runs under it). */

@@ -439,4 +439,39 @@ describe('PgRunStore specifics', () => {
       expect(deleted[1]).toEqual(['big', null]);
     });
   });
+
+  it("a run created under a run another node is deleting waits for the delete and is refused, never left pointing at nothing", async () => {
+    const s = await schema();
+    const store = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: s, poolSize: 2 });
+    const deleter = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    try {
+      await store.createRun({ id: 'parent', name: 'p', now: 1, leaseTtlMs: 1000 });
+      await store.append('parent', [{ type: 'run.succeeded' }], { now: 2 });
+      await deleter.connect();
+      await deleter.query(`SET search_path TO "${s}"`);
+      // The other node's delete has locked the parent and found no run under it.
+      await deleter.query('BEGIN');
+      await deleter.query(`SELECT 1 FROM runs WHERE id = 'parent' FOR UPDATE`);
+      const child = store.createRun({ id: 'child', name: 'c', now: 3, leaseTtlMs: 1000, parentId: 'parent' }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      await waitUntil(
+        async () => {
+          const { rows } = await deleter.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pg_backend_pid() = ANY (pg_blocking_pids(pid))`,
+          );
+          return rows[0]!.n > 0;
+        },
+        { what: "the child's create to wait for the parent's row lock" },
+      );
+      await deleter.query(`DELETE FROM runs WHERE id = 'parent'`);
+      await deleter.query('COMMIT');
+      expect(await child).toMatchObject({ code: 'run_not_found', details: { parentId: 'parent' } });
+      expect(await store.getRun('child')).toBeNull();
+    } finally {
+      await deleter.end();
+      await store.close();
+    }
+  });
 });

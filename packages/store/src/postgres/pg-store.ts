@@ -19,6 +19,7 @@ import {
   type Owner,
   type Run,
   type RunEvent,
+  type RunStatus,
   type Snapshot,
 } from '@runtrail/protocol';
 import type {
@@ -36,7 +37,7 @@ import type {
   TokenRecord,
   WatchersAnnouncement,
 } from '../store.js';
-import { fence, notFound, planArtifact, runAlreadyExists, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
+import { fence, notFound, planArtifact, runAlreadyExists, runHasChildren, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import {
   artifactRow,
   importedRun,
@@ -372,7 +373,9 @@ export class PgRunStore implements SharedRunStore {
   async createRun(record: NewRunRecord): Promise<{ run: Run; created: boolean }> {
     return this.tx(async (c) => {
       if (record.parentId !== undefined) {
-        const parent = await c.query(`SELECT 1 FROM runs WHERE id = $1`, [record.parentId]);
+        // KEY SHARE: a delete of the parent (FOR UPDATE) waits for this run to commit and then finds it, or this
+        // waits for the delete and finds no parent; appends to the parent (no key update) are not held up.
+        const parent = await c.query(`SELECT 1 FROM runs WHERE id = $1 FOR KEY SHARE`, [record.parentId]);
         if (parent.rowCount === 0) {
           throw new RuntrailError('run_not_found', `parent run ${record.parentId} does not exist`, { parentId: record.parentId });
         }
@@ -496,6 +499,8 @@ export class PgRunStore implements SharedRunStore {
           status: row.status,
         });
       }
+      const child = (await c.query<{ id: string; status: RunStatus }>(`SELECT id, status FROM runs WHERE parent_id = $1 LIMIT 1`, [id])).rows[0];
+      if (child) throw runHasChildren(id, child);
       await c.query(`DELETE FROM events WHERE run_id = $1`, [id]);
       await c.query(`DELETE FROM artifacts WHERE run_id = $1`, [id]);
       await c.query(`DELETE FROM run_checkpoints WHERE run_id = $1`, [id]);

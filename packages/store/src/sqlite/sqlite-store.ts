@@ -19,6 +19,7 @@ import {
   type Owner,
   type Run,
   type RunEvent,
+  type RunStatus,
   type Snapshot,
 } from '@runtrail/protocol';
 import type {
@@ -33,7 +34,7 @@ import type {
   StoreReadiness,
   TokenRecord,
 } from '../store.js';
-import { fence, planArtifact, runAlreadyExists, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
+import { fence, planArtifact, runAlreadyExists, runHasChildren, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import {
   artifactRow,
   importedRun,
@@ -155,6 +156,7 @@ export class SqliteRunStore implements RunStore {
       writeCheckpoint: db.prepare(`INSERT INTO run_checkpoints (run_id, seq, snapshot) VALUES (?, ?, ?)
         ON CONFLICT (run_id) DO UPDATE SET seq = excluded.seq, snapshot = excluded.snapshot`),
       deleteCheckpoint: db.prepare(`DELETE FROM run_checkpoints WHERE run_id = ?`),
+      firstChild: db.prepare(`SELECT id, status FROM runs WHERE parent_id = ? LIMIT 1`),
       runByIdempotencyKey: db.prepare(`SELECT * FROM runs WHERE idempotency_key = ?`),
       insertEvent: db.prepare(
         `INSERT INTO events (run_id, seq, type, ts, body, event_id, terminal) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -396,6 +398,8 @@ export class SqliteRunStore implements RunStore {
           { status: row.status },
         );
       }
+      const child = this.stmt.firstChild.get(id) as { id: string; status: RunStatus } | undefined;
+      if (child) throw runHasChildren(id, child);
       this.stmt.deleteEvents.run(id);
       this.stmt.deleteArtifacts.run(id);
       this.stmt.deleteCheckpoint.run(id);
