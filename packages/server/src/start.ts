@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
+import { serverPortsInThisProcess } from '@runtrail/client';
 import { connectStore, isSharedStore, type RunStore } from '@runtrail/store';
 import { buildApp, type App } from './app.js';
 import { DatabaseClock } from './cluster/database-clock.js';
@@ -119,10 +120,13 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
   await fanout?.start();
   watchers?.start();
   let closed: Promise<void> | null = null;
+  /** What listen() set up that close() undoes first. */
+  const closing: Array<() => void> = [];
   const close = () =>
     (closed ??= (async () => {
       // Handlers get their grace period while watchers can still see them end.
       app.readiness.stop();
+      for (const step of closing.splice(0)) step();
       await app.executor.shutdown();
       await app.reaper.stop();
       await app.http.close();
@@ -136,6 +140,10 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
     // node was executing, so nobody sees a dead run as running.
     await app.reaper.start();
     const address = await app.http.listen({ host: config.host, port: config.port });
+    // Producers of this process leave its runs be when the process goes away (see the client's exit guard).
+    const { port } = app.http.server.address() as AddressInfo;
+    serverPortsInThisProcess().add(port);
+    closing.push(() => serverPortsInThisProcess().delete(port));
     app.executor.url = address;
     app.executor.start();
     app.readiness.start();

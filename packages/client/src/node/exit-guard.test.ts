@@ -38,8 +38,8 @@ interface Producer {
   write(line: string): void;
 }
 
-function producer(how: string, options?: object): Producer {
-  const child = spawn(process.execPath, [FIXTURE, server.url, how, ...(options ? [JSON.stringify(options)] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
+function producer(how: string, options?: object, target = server.url): Producer {
+  const child = spawn(process.execPath, [FIXTURE, target, how, ...(options ? [JSON.stringify(options)] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -158,6 +158,20 @@ describe('a Node producer going away with its run open', () => {
     server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent' });
     client = new RuntrailClient({ url: server.url });
     expect((await client.getRun(runId)).status).toBe('running');
+  });
+
+  it('a run on a server of the same process is left to that server: the process exits without waiting for an answer that cannot come', async () => {
+    // The server answers on the thread that would be waiting: before, the exit waited out exitTimeoutMs and said it could not end the run.
+    const own = tempDir();
+    try {
+      const p = producer('own-server', undefined, own.path);
+      await p.runId;
+      const { code, stderr } = await p.exited;
+      expect(code).toBe(0);
+      expect(stderr).not.toContain('runtrail:');
+    } finally {
+      own.remove();
+    }
   });
 
   it('endOnExit: false leaves the run to the reaper, and the events it had queued are lost (what the guard prevents)', async () => {

@@ -1,6 +1,7 @@
+import { hostname, networkInterfaces } from 'node:os';
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import type { HttpApi } from '../http-api.js';
-import { installExitGuard, type ExitGuard } from '../producer/exit-guard.js';
+import { installExitGuard, serverPortsInThisProcess, type ExitGuard } from '../producer/exit-guard.js';
 import type { ProcessEnd, RunHandle } from '../producer/run-handle.js';
 import type { ExitJob, ExitOutcome, ExitWork } from './exit-worker.js';
 
@@ -67,6 +68,8 @@ function endWatched(end: ProcessEnd): void {
   const jobs: ExitJob[] = [];
   let waitMs = 0;
   for (const { handle, api, timeoutMs } of [...watched]) {
+    // Its server goes away with this process, and restarted gives the run a lease to be taken up again.
+    if (servedHere(api.connection.url)) continue;
     const words = handle.lastWords(end);
     if (!words) continue;
     jobs.push({ ...words, ...api.connection, deadlineMs: timeoutMs });
@@ -78,6 +81,15 @@ function endWatched(end: ProcessEnd): void {
     const outcome = outcomes?.find((o) => o.runId === job.runId);
     process.stderr.write(`runtrail: ${outcomeText(job, outcome)}\n`);
   }
+}
+
+/** Whether `url` is a runtrail server of this process, which could not answer while this thread waits for it. */
+function servedHere(url: string): boolean {
+  const { hostname: host, port, protocol } = new URL(url);
+  if (!serverPortsInThisProcess().has(Number(port || (protocol === 'https:' ? 443 : 80)))) return false;
+  const name = host.replace(/^\[|\]$/g, '');
+  if (name === 'localhost' || name === hostname() || name.startsWith('127.') || name === '::1' || name === '0.0.0.0' || name === '::') return true;
+  return Object.values(networkInterfaces()).some((addresses) => addresses?.some((a) => a.address === name));
 }
 
 /** Run the worker and wait for its answer, blocking this thread for at most `waitMs`; null if none came. */

@@ -23,3 +23,16 @@ export function installExitGuard(guard: ExitGuard): void {
 export function exitGuard(): ExitGuard | null {
   return installed;
 }
+
+const SERVER_PORTS = Symbol.for('runtrail.serverPortsInThisProcess');
+
+/**
+ * The ports runtrail servers of this process listen on (the server adds
+ * and removes its own; every copy of this package shares the set). A run
+ * on such a server cannot be ended as the process goes away: the server
+ * answers on the thread that is then waiting for it.
+ */
+export function serverPortsInThisProcess(): Set<number> {
+  const global = globalThis as { [SERVER_PORTS]?: Set<number> };
+  return (global[SERVER_PORTS] ??= new Set());
+}
