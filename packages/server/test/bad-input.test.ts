@@ -711,6 +711,24 @@ describe('input handling: limits, numbers, cursors', () => {
     }
   });
 
+  it('a query parameter the route does not take is refused naming it and what the route takes: a typo never drops a filter', async () => {
+    const id = await createRun();
+    // Before: ?statuss=running listed every run, as if no filter had been asked for.
+    const table: Array<[string, string, string, string]> = [
+      ['a typo of a filter', 'GET', '/api/v1/runs?statuss=running', 'statuss: is not a parameter of this route; this route takes status, name, nameContains, parentId, parentIds, topLevel, label, errorKind, createdAfter, createdBefore, limit, cursor'],
+      ['a route that takes none', 'GET', `/api/v1/runs/${id}?after=3`, 'after: is not a parameter of this route; this route takes no query parameters'],
+      ['a token on a route that reads it only from a header', 'GET', `/api/v1/runs/${id}/events?token=abc`, 'token: is not a parameter of this route; this route takes after, limit'],
+    ];
+    for (const [what, method, path, message] of table) {
+      const res = await request(method, path);
+      expect(res.status, `${what}: ${res.text}`).toBe(400);
+      expect(res.json!.error, what).toMatchObject({ code: 'invalid_request', message: `invalid query: ${message}` });
+    }
+    // The stream a browser opens without headers takes its token from the query, as the auth hook does.
+    const sse = await request('HEAD', `/api/v1/runs/${id}/stream?after=0&token=${ADMIN}`);
+    expect(sse.status).toBe(200);
+  });
+
   it('a batch over maxEventsPerBatch is 413 naming the setting, which can be raised past 5,000; nothing of it is stored', async () => {
     const id = await createRun();
     const batch = (n: number) => ({ events: Array.from({ length: n }, () => ({ type: 'x.a' })) });

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { PathParams, invalidRequest, parseOrThrow, routes, type RouteName } from '@runtrail/protocol';
+import { QUERY_TOKEN_ROUTES } from '../security/authenticate.js';
 
 export interface ParsedRequest<B, Q> {
   params: Record<string, string>;
@@ -29,6 +30,12 @@ export function serve<R extends RouteName>(
   } = {},
 ): void {
   const route = routes[name];
+  const querySchema = (route as { query?: import('zod').ZodType }).query;
+  const knownParams = [
+    ...(querySchema && 'shape' in querySchema ? Object.keys(querySchema.shape as object) : []),
+    // Read by the auth hook, before the route.
+    ...(QUERY_TOKEN_ROUTES.has(name) ? ['token'] : []),
+  ];
   app.route({
     method: route.method,
     url: route.path,
@@ -39,7 +46,8 @@ export function serve<R extends RouteName>(
       const params = parseOrThrow(PathParams, request.params ?? {}, 'path');
       options.precheck?.(request.body);
       const body = def.body ? parseOrThrow(def.body, request.body ?? {}, 'request body') : undefined;
-      const query = def.query ? parseOrThrow(def.query, onceEach(request.query), 'query') : undefined;
+      const checked = queryParams(request.query, knownParams);
+      const query = def.query ? parseOrThrow(def.query, checked, 'query') : undefined;
       return handler({
         params,
         body: body as Schema<R, 'body'>,
@@ -52,19 +60,22 @@ export function serve<R extends RouteName>(
 }
 
 /**
- * No query parameter takes several values: the parser makes a repeated one
- * an array, which the schema could only call "Invalid input" (or, for two
- * valid statuses, "expected one of" the very values sent).
+ * The query as the route's schema reads it, each parameter once and none
+ * it does not know. A repeated one the parser makes an array, which the
+ * schema could only call "Invalid input" (or, for two valid statuses,
+ * "expected one of" the very values sent); an unknown one the schema
+ * would drop, so a typo (`?statuss=running`) silently lost its filter.
  */
-function onceEach(query: unknown): unknown {
+function queryParams(query: unknown, known: readonly string[]): unknown {
   const params = (query ?? {}) as Record<string, unknown>;
-  const issues = Object.entries(params)
-    .filter((entry): entry is [string, unknown[]] => Array.isArray(entry[1]))
-    .map(([name, values]) => ({
-      path: name,
-      // At most 3 values of 50 characters each are quoted back.
-      message: `given ${values.length} times (${values.slice(0, 3).map((v) => String(v).slice(0, 50)).join(', ')}${values.length > 3 ? ', …' : ''}); give it once`,
-    }));
+  const quoted = (value: unknown) => String(value).slice(0, 50);
+  const takes = known.length === 0 ? 'this route takes no query parameters' : `this route takes ${known.join(', ')}`;
+  const issues = Object.entries(params).flatMap(([name, value]) => {
+    if (!known.includes(name)) return [{ path: name.slice(0, 100), message: `is not a parameter of this route; ${takes}` }];
+    if (!Array.isArray(value)) return [];
+    // At most 3 values of 50 characters each are quoted back.
+    return [{ path: name, message: `given ${value.length} times (${value.slice(0, 3).map(quoted).join(', ')}${value.length > 3 ? ', …' : ''}); give it once` }];
+  });
   if (issues.length > 0) throw invalidRequest('query', issues);
   return params;
 }

@@ -17,7 +17,7 @@ declare module 'fastify' {
 }
 
 /** Routes that also take `?token=`: streams, which browsers open without a way to set headers. */
-const QUERY_TOKEN_ROUTES: ReadonlySet<RouteName> = new Set(['streamRun', 'stream']);
+export const QUERY_TOKEN_ROUTES: ReadonlySet<RouteName> = new Set(['streamRun', 'stream']);
 
 /**
  * The token of a request: `Authorization: Bearer <token>`, or for streams
