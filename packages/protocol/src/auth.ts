@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { nameText } from './text.js';
+import { boundedInt } from './run.js';
 
 /**
  * Tokens (issue 15). A scoped token is `Authorization: Bearer <token>`; its
@@ -22,7 +23,7 @@ export const MAX_RUN_TOKEN_TTL_S = 30 * 24 * 3600;
 export const CreateTokenBody = z.strictObject({
   name: nameText().min(1).max(200),
   scope: TokenScope,
-  expiresInSeconds: z.number().int().min(1).max(MAX_TOKEN_LIFETIME_S).optional(),
+  expiresInSeconds: boundedInt(1, MAX_TOKEN_LIFETIME_S).optional(),
 });
 export type CreateTokenBody = z.infer<typeof CreateTokenBody>;
 
@@ -45,7 +46,7 @@ export const ListTokensResponseSchema = z.object({ tokens: z.array(TokenInfoSche
 export type ListTokensResponse = z.infer<typeof ListTokensResponseSchema>;
 
 export const CreateRunTokenBody = z.strictObject({
-  ttlSeconds: z.number().int().min(1).max(MAX_RUN_TOKEN_TTL_S).default(3600),
+  ttlSeconds: boundedInt(1, MAX_RUN_TOKEN_TTL_S).default(3600),
 });
 export type CreateRunTokenBody = z.infer<typeof CreateRunTokenBody>;
 

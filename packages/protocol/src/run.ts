@@ -33,7 +33,15 @@ export function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER) {
   return z
     .union([z.number().int(), z.string().regex(/^[0-9]+$/, 'must be a whole number written in decimal digits (0-9)')])
     .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
+    .pipe(boundedInt(min, max));
+}
+
+/**
+ * A JSON whole number in [min, max]. A number past a bound is told that
+ * bound alone: int's own check of 2^53 would add a second message for 1e20.
+ */
+export function boundedInt(min: number, max: number) {
+  return z.number().min(min, { abort: true }).max(max, { abort: true }).int();
 }
 
 export const RunStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
@@ -123,7 +131,7 @@ export const CreateRunBody = z.strictObject({
   /** Queue it for a registered handler of this name instead of producing it yourself. */
   execute: z.boolean().optional(),
   owner: Owner.optional(),
-  leaseTtlMs: z.number().int().min(1000).max(24 * 3600_000).optional(),
+  leaseTtlMs: boundedInt(1000, 24 * 3600_000).optional(),
   timeoutMs: z.number().int().positive().optional(),
   stallTimeoutMs: z.number().int().positive().optional(),
   failOnStall: z.boolean().optional(),
