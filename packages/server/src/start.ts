@@ -90,6 +90,7 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
       databaseSchema: config.databaseSchema,
       poolSize: config.databasePoolSize,
       statementTimeoutMs: config.databaseStatementTimeoutMs,
+      applicationName: `runtrail ${config.node}`,
       onError: (err) => log.warn({ err }, 'database connection lost; the pool reconnects on next use'),
       onMigrating: (from, to) => {
         // A new store's schema is made in a moment; an upgrade rewrites what it holds.

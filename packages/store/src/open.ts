@@ -33,6 +33,7 @@ export interface ConnectConfig extends StoreConfig {
   poolSize?: number | undefined;
   statementTimeoutMs?: number | undefined;
   onError?: PgStoreOptions['onError'];
+  applicationName?: string | undefined;
 }
 
 /** Open the store a server is configured for: PostgreSQL when a database URL is given, else SQLite. */
@@ -45,6 +46,7 @@ export async function connectStore(config: ConnectConfig): Promise<RunStore> {
     statementTimeoutMs: config.statementTimeoutMs,
     onError: config.onError,
     onMigrating: config.onMigrating,
+    applicationName: config.applicationName,
   });
 }
 

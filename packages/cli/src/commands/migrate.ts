@@ -77,7 +77,7 @@ export function registerMigrate(program: Command): void {
       const { PgRunStore, copySqliteToPostgres, openSqliteSource } = await import('@runtrail/store');
       // The source first: a wrong file must not leave a schema behind in PostgreSQL.
       const source = openSqliteSource(filename);
-      const target = await PgRunStore.open({ connectionString: flags.database, schema: flags.databaseSchema, poolSize: 2 }).catch((err: unknown) => {
+      const target = await PgRunStore.open({ connectionString: flags.database, schema: flags.databaseSchema, poolSize: 2, applicationName: 'runtrail migrate' }).catch((err: unknown) => {
         source.close();
         throw err;
       });

@@ -26,6 +26,7 @@ export class PgListener {
     private readonly connectionString: string,
     private readonly channel: string,
     private readonly feed: AppendFeed,
+    private readonly applicationName: string,
   ) {}
 
   /** Resolves once listening; rejects if the first connection fails. */
@@ -43,7 +44,7 @@ export class PgListener {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.connectionString, keepAlive: true, connectionTimeoutMillis: 5_000 });
+    const client = new pg.Client({ connectionString: this.connectionString, keepAlive: true, connectionTimeoutMillis: 5_000, application_name: this.applicationName });
     let lost = false;
     const onLost = (err: Error) => {
       if (lost || this.closed) return;

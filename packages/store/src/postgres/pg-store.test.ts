@@ -235,6 +235,38 @@ describe('PgRunStore specifics', () => {
     }
   });
 
+  it("names its connections, pool and listener, so an operator tells nodes apart in pg_stat_activity; a name in the URL wins", async () => {
+    const s = await schema();
+    const activity = async (pattern: string) => {
+      const probe = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await probe.connect();
+      try {
+        const { rows } = await probe.query<{ name: string }>('SELECT application_name AS name FROM pg_stat_activity WHERE application_name LIKE $1', [pattern]);
+        return rows.map((r) => r.name);
+      } finally {
+        await probe.end();
+      }
+    };
+    const store = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: s, poolSize: 2, applicationName: `runtrail ${s}` });
+    const feed = await store.listen({ onAppend() {}, onDelete() {}, onReconnect() {}, onDisconnect() {} });
+    try {
+      await store.listRuns({});
+      expect(new Set(await activity(`runtrail ${s}%`))).toEqual(new Set([`runtrail ${s}`, `runtrail ${s} listener`]));
+    } finally {
+      await feed.close();
+      await store.close();
+    }
+    const url = new URL(TEST_DATABASE_URL);
+    url.searchParams.set('application_name', `ops ${s}`);
+    const named = await PgRunStore.open({ connectionString: url.toString(), schema: s, poolSize: 1, applicationName: `runtrail ${s}` });
+    try {
+      await named.listRuns({});
+      expect(await activity(`ops ${s}`)).toEqual([`ops ${s}`]);
+    } finally {
+      await named.close();
+    }
+  });
+
   it('sends one notification per run per commit, carrying only the run id and the seqs the commit took', async () => {
     await withListener(async (store, listener) => {
       const got: string[] = [];

@@ -102,6 +102,12 @@ export interface PgStoreOptions extends CheckpointOptions {
   /** Told about errors of idle pool connections (a restarting server); they never crash the process. */
   onError?: ((err: Error) => void) | undefined;
   onMigrating?: OnMigrating | undefined;
+  /**
+   * The connections' application_name (default `runtrail`; a server sets
+   * `runtrail <node>`, its listener `runtrail <node> listener`), so an
+   * operator tells nodes apart in pg_stat_activity. One in the URL wins.
+   */
+  applicationName?: string | undefined;
 }
 
 /** PostgreSQL's run row: booleans and jsonb labels, plus the owner columns the updates read. */
@@ -252,6 +258,7 @@ export class PgRunStore implements SharedRunStore {
   readonly schema: string;
   /** NOTIFY channel of this schema's run changes (payloads: ./notifications.ts). */
   readonly channel: string;
+  private readonly applicationName: string;
   private readonly pool: pg.Pool;
   private readonly options: PgStoreOptions;
   private readonly heads: RunHeads;
@@ -290,6 +297,7 @@ export class PgRunStore implements SharedRunStore {
     }
     this.channel = `runtrail_events.${this.schema}`;
     this.heads = new RunHeads(checkpointPolicy(options), options.snapshotCacheSize ?? 1000);
+    this.applicationName = options.applicationName ?? 'runtrail';
     const poolSize = options.poolSize ?? 10;
     this.maxCommitting = Math.max(1, poolSize - 1);
     this.pool = new pg.Pool({
@@ -298,6 +306,7 @@ export class PgRunStore implements SharedRunStore {
       types,
       options: `-c search_path=${this.schema} -c statement_timeout=${options.statementTimeoutMs ?? 30_000}`,
       connectionTimeoutMillis: 10_000,
+      application_name: this.applicationName,
       // Statements sent without waiting (an append's write and its COMMIT) share one round trip.
       pipeline: true,
     });
@@ -319,7 +328,7 @@ export class PgRunStore implements SharedRunStore {
 
   /** Feed this node the appends of every node: one LISTEN connection, reconnecting by itself. */
   async listen(feed: AppendFeed): Promise<{ close(): Promise<void> }> {
-    const listener = new PgListener(this.options.connectionString, this.channel, feed);
+    const listener = new PgListener(this.options.connectionString, this.channel, feed, `${this.applicationName} listener`);
     try {
       await listener.start();
     } catch (err) {
