@@ -60,6 +60,7 @@ describe('runtrail migrate', () => {
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
     expect(first.stdout).toContain('copied 3 run(s) and 63 event(s)');
+    expect(first.stdout).toContain('2 copied run(s) had not ended');
 
     const pg = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema, poolSize: 2 });
     cleanups.push(() => pg.close());
@@ -74,6 +75,8 @@ describe('runtrail migrate', () => {
     expect(again.code).toBe(0);
     expect(again.stdout).toContain('copied 0 run(s) and 0 event(s)');
     expect(again.stdout).toContain('3 run(s) were already there');
+    // Before: every later migrate repeated that a copied run had not ended, copying nothing, with the server long stopped.
+    expect(again.stdout).not.toContain('had not ended');
     expect((await pg.getRun(parent.id))!.seq).toBe(4);
   });
 

@@ -103,7 +103,8 @@ export function registerMigrate(program: Command): void {
         if (report.notEnded) {
           // A server still writing the data dir gives them events this copy does not have.
           lines.push(
-            `${report.notEnded} copied run(s) had not ended: if a server still uses ${flags.dataDir}, stop the server and run runtrail migrate again to copy what they got since`,
+            `${report.notEnded} copied run(s) had not ended: if a server still uses ${flags.dataDir}, stop the server and run runtrail migrate again to copy what they got since; ` +
+              'a node on PostgreSQL ends any whose owner does not carry on there (orphaned) once its lease lapses',
           );
         }
         process.stdout.write(lines.join('\n') + '\n');

@@ -13,7 +13,7 @@ export interface CopyReport {
   events: number;
   /** Runs already in the target and up to date (or moved on there since), left untouched. */
   skipped: number;
-  /** Runs of the source that had not ended: a server still writing the data dir may give them more events. */
+  /** Runs this copy copied or brought up to date that had not ended: a server still writing the data dir may give them more events. */
   notEnded: number;
   /** Tokens copied (revoked and expired ones too: a revocation must not be undone); ones already there are left as they are. */
   tokens: number;
@@ -183,7 +183,8 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
         );
         for (const id of chunk) {
           const r = runById.get(id) as Record<string, unknown>;
-          if (!isTerminalStatus(r.status as RunStatus)) counts.notEnded++;
+          // Counted for the runs this pass copies or brings up to date: one left as it was is no news.
+          const notEnded = isTerminalStatus(r.status as RunStatus) ? 0 : 1;
           const checkpoint = checkpointOf(r);
           const theirSeq = existing.get(id);
           if (theirSeq === undefined) {
@@ -194,6 +195,7 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
             counts.events += await copyEvents(c, id, 0);
             await copyArtifacts(c, id);
             counts.runs++;
+            counts.notEnded += notEnded;
             continue;
           }
           const mySeq = r.seq as number;
@@ -221,6 +223,7 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
           await copyArtifacts(c, id);
           counts.events += events;
           counts.updated++;
+          counts.notEnded += notEnded;
         }
       });
       report.runs += counts.runs;
