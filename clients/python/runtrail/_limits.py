@@ -19,3 +19,5 @@ DEFAULT_MAX_BATCH_BYTES = 1024 * 1024
 MAX_ERROR_MESSAGE_CHARS = 8192
 #: Characters of one log message (MAX_LOG_MESSAGE_CHARS).
 MAX_LOG_MESSAGE_CHARS = 16_384
+#: Characters of a call's label and of a progress message (MAX_LABEL_CHARS).
+MAX_LABEL_CHARS = 500

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Type, TypeVar, Union, cast
 
 from ._http import backoff_delay
-from ._limits import MAX_ERROR_MESSAGE_CHARS, MAX_LOG_MESSAGE_CHARS
+from ._limits import MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS
 from ._sender import Sender
 from .errors import Cancelled, RuntrailError
 
@@ -285,7 +285,7 @@ class Run:
         if total is not None:
             data["total"] = _finite("total", total)
         if message is not None:
-            data["message"] = _truncate(str(message), 500)
+            data["message"] = _truncate(str(message), MAX_LABEL_CHARS)
         self.event("progress", data)
 
     def metric(self, name: str, value: float, step: Optional[float] = None) -> None:
@@ -420,7 +420,7 @@ class Run:
     def _begin_call(self, label: str, call_id: Optional[str]) -> str:
         self.check_cancelled()
         cid = call_id or f"c{next(self._call_numbers)}"
-        self.event("call.started", {"callId": cid, "label": _truncate(label, 500)})
+        self.event("call.started", {"callId": cid, "label": _truncate(label, MAX_LABEL_CHARS)})
         return cid
 
 

@@ -107,7 +107,7 @@ class SmallerServerTest(unittest.TestCase):
 class ContractTest(unittest.TestCase):
     def test_the_event_and_message_size_limits_are_the_protocols(self) -> None:
         source = (ROOT / "packages" / "protocol" / "src" / "limits.ts").read_text()
-        for name in ("MAX_EVENT_DATA_BYTES", "MAX_META_BYTES", "MAX_ERROR_MESSAGE_CHARS", "MAX_LOG_MESSAGE_CHARS"):
+        for name in ("MAX_EVENT_DATA_BYTES", "MAX_META_BYTES", "MAX_ERROR_MESSAGE_CHARS", "MAX_LOG_MESSAGE_CHARS", "MAX_LABEL_CHARS"):
             match = re.search(rf"export const {name} = ([\d_ *]+);", source)
             assert match is not None, f"{name} is not in limits.ts"
             value = 1

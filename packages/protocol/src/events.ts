@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { freeText, nameText } from './text.js';
-import { MAX_ERROR_MESSAGE_CHARS, MAX_LOG_MESSAGE_CHARS } from './limits.js';
+import { MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS } from './limits.js';
 
 /**
  * Event vocabulary. Every event a producer may send is listed here with the
@@ -80,7 +80,7 @@ export const eventDataSchemas = {
     status: PhaseStatus,
     timeoutMs: z.number().int().positive().optional(),
   }),
-  'call.started': z.looseObject({ callId, label: z.string().max(500) }),
+  'call.started': z.looseObject({ callId, label: z.string().max(MAX_LABEL_CHARS) }),
   'call.succeeded': z.looseObject({ callId, durationMs: z.number().nonnegative().optional() }),
   'call.failed': z.looseObject({
     callId,
@@ -91,7 +91,7 @@ export const eventDataSchemas = {
   progress: z.strictObject({
     done: z.number().nonnegative().refine(Number.isFinite, 'must be a finite number'),
     total: z.number().nonnegative().refine(Number.isFinite, 'must be a finite number').optional(),
-    message: z.string().max(500).optional(),
+    message: z.string().max(MAX_LABEL_CHARS).optional(),
   }),
   metric: z.strictObject({ name, value: finite, step: z.number().optional() }),
   counter: z.strictObject({ name, delta: finite }),

@@ -16,6 +16,8 @@ export const MAX_META_BYTES = 64 * 1024;
 export const MAX_ERROR_MESSAGE_CHARS = 8192;
 /** Characters of one log message. */
 export const MAX_LOG_MESSAGE_CHARS = 16_384;
+/** Characters of a call's label and of a progress message. */
+export const MAX_LABEL_CHARS = 500;
 
 /**
  * Bytes of `text` as UTF-8, counted without encoding it (the SDKs measure

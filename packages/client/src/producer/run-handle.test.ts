@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MAX_ERROR_MESSAGE_CHARS, RuntrailError, foldEvents, type RunEvent } from '@runtrail/protocol';
+import { MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS, RuntrailError, foldEvents, type RunEvent } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '@runtrail/server';
 import { RuntrailClient } from '../runtrail-client.js';
 import { ManualClock, tempDir, waitUntil } from '@runtrail/test-support';
@@ -189,16 +189,23 @@ describe('producer SDK', () => {
     await run.succeed();
   });
 
-  it("a call's long error (an API's whole answer in its message) fails the call with the caller's error, and fail() with one ends the run", async () => {
+  it("long texts (an API's whole answer in an error, a long log line, label or progress message) are cut, as the Python client cuts them, not refused", async () => {
     const client = new RuntrailClient({ url: server.url });
-    const run = await client.createRun({ name: 'long errors' });
+    const run = await client.createRun({ name: 'long texts' });
     const long = new Error(`400 Bad Request: ${'x'.repeat(20_000)}`);
-    // Before: the call rethrew the SDK's refusal of its own call.failed event, and fail() was refused, leaving the run running.
+    // Before: the call rethrew the SDK's refusal of its own call.failed event, fail() was refused
+    // (leaving the run running), and a long log line or label threw at the call site.
     await expect(run.call('judge', async () => Promise.reject(long))).rejects.toBe(long);
+    run.log('y'.repeat(20_000), 'error');
+    run.progress(1, 2, 'z'.repeat(600));
+    await run.call('w'.repeat(600), async () => 1);
     await run.flush();
-    const failed = (await client.getRun(run.id)).snapshot.lastError?.message ?? '';
-    expect(failed.length).toBe(MAX_ERROR_MESSAGE_CHARS);
-    expect(failed).toMatch(/^400 Bad Request: x+ … \(20017 characters, cut to 8192\)$/);
+    const events = await allEvents(client, run.id);
+    const failed = (events.find((e) => e.type === 'call.failed')!.data as { error: string }).error;
+    expect(failed).toBe(`400 Bad Request: ${'x'.repeat(MAX_ERROR_MESSAGE_CHARS - 18)}…`);
+    expect((events.find((e) => e.type === 'log')!.data as { message: string }).message).toBe(`${'y'.repeat(MAX_LOG_MESSAGE_CHARS - 1)}…`);
+    expect((events.find((e) => e.type === 'progress')!.data as { message: string }).message).toBe(`${'z'.repeat(MAX_LABEL_CHARS - 1)}…`);
+    expect((events.filter((e) => e.type === 'call.started')[1]!.data as { label: string }).label).toBe(`${'w'.repeat(MAX_LABEL_CHARS - 1)}…`);
     const ended = await run.fail(long);
     expect(ended.status).toBe('failed');
     expect(ended.snapshot.terminal?.error?.message).toBe(failed);

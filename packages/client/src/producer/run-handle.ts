@@ -5,6 +5,7 @@ import {
   isTerminalStatus,
   MAX_ERROR_MESSAGE_CHARS,
   MAX_EVENT_DATA_BYTES,
+  MAX_LABEL_CHARS,
   MAX_LOG_MESSAGE_CHARS,
   MAX_HEARTBEAT_WAIT_MS,
   MAX_META_BYTES,
@@ -217,7 +218,7 @@ export class RunHandle {
     const callId = options.callId ?? `c${++this.callNo}`;
     const retries = options.retries ?? 0;
     const started = this.clock.now();
-    this.event('call.started', { callId, label });
+    this.event('call.started', { callId, label: cut(label, MAX_LABEL_CHARS) });
     for (let attempt = 1; ; attempt++) {
       try {
         const result = await fn(attempt);
@@ -234,7 +235,7 @@ export class RunHandle {
   }
 
   progress(done: number, total?: number, message?: string): void {
-    this.event('progress', { done, ...(total === undefined ? {} : { total }), ...(message === undefined ? {} : { message }) });
+    this.event('progress', { done, ...(total === undefined ? {} : { total }), ...(message === undefined ? {} : { message: cut(message, MAX_LABEL_CHARS) }) });
   }
 
   metric(name: string, value: number, step?: number): void {
@@ -246,7 +247,7 @@ export class RunHandle {
   }
 
   log(message: string, level: LogLevel = 'info'): void {
-    this.event('log', { level, message });
+    this.event('log', { level, message: cut(message, MAX_LOG_MESSAGE_CHARS) });
   }
 
   meta(values: Record<string, unknown>): void {
@@ -410,7 +411,7 @@ export class RunHandle {
     if (end.kind === 'crash' && !cancelled && !this.failure) {
       const stack = end.error instanceof Error && end.error.stack ? end.error.stack : describe(end.error);
       try {
-        this.log(stack.slice(0, MAX_LOG_MESSAGE_CHARS), 'error');
+        this.log(stack, 'error');
       } catch (err) {
         // The queue is full (maxQueued): the run's error still says what happened.
         void err;
@@ -596,12 +597,11 @@ function describe(err: unknown): string {
 }
 
 /**
- * An error message no longer than the server takes (a long API error, a
- * response body in a message): cut, saying so, so the call or run still
- * fails with it rather than with a refused request.
+ * Text no longer than the server takes in that place (an error with an
+ * API's whole answer in it, a long log line or label): cut, ending in "…",
+ * as the Python client cuts it, so the call, log or end still goes through
+ * rather than being refused.
  */
-function cut(message: string): string {
-  if (message.length <= MAX_ERROR_MESSAGE_CHARS) return message;
-  const note = ` … (${message.length} characters, cut to ${MAX_ERROR_MESSAGE_CHARS})`;
-  return message.slice(0, MAX_ERROR_MESSAGE_CHARS - note.length) + note;
+function cut(text: string, limit = MAX_ERROR_MESSAGE_CHARS): string {
+  return text.length <= limit ? text : `${text.slice(0, limit - 1)}…`;
 }
