@@ -47,17 +47,22 @@ export type ListTokensResponse = z.infer<typeof ListTokensResponseSchema>;
 
 export const CreateRunTokenBody = z.strictObject({
   ttlSeconds: boundedInt(1, MAX_RUN_TOKEN_TTL_S).default(3600),
+  /**
+   * Also add events and artifacts to the run and the runs under it (for a
+   * subprocess that reports into its run); without it the token only reads.
+   */
+  write: z.boolean().default(false),
 });
 export type CreateRunTokenBody = z.infer<typeof CreateRunTokenBody>;
 
-export const CreatedRunTokenSchema = z.object({ token: z.string(), expiresAt: z.number() });
+export const CreatedRunTokenSchema = z.object({ token: z.string(), expiresAt: z.number(), write: z.boolean() });
 export type CreatedRunToken = z.infer<typeof CreatedRunTokenSchema>;
 
 /** What a token is, as `whoami` says (never its secret). */
 export const PrincipalInfoSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('open') }),
   z.object({ kind: z.literal('scoped'), id: z.string(), name: z.string(), scope: TokenScope, expiresAt: z.number().nullable() }),
-  z.object({ kind: z.literal('run'), runId: z.string(), expiresAt: z.number() }),
+  z.object({ kind: z.literal('run'), runId: z.string(), expiresAt: z.number(), write: z.boolean() }),
 ]);
 export type PrincipalInfo = z.infer<typeof PrincipalInfoSchema>;
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import { uuidv7 } from 'uuidv7';
 import { openBlobStore, type BlobStore, type RunStore } from '@runtrail/store';
-import { MAX_ARTIFACT_NAME } from '@runtrail/protocol';
+import { MAX_ARTIFACT_NAME, MAX_RUN_TOKEN_TTL_S } from '@runtrail/protocol';
 import { ArtifactService, registerArtifactRoutes } from './artifacts/index.js';
 import type { ServerConfig } from './config.js';
 import { Executor, registerExecutorRoutes } from './executor/index.js';
@@ -166,6 +166,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     log: http.log,
     logDir,
     eventLimits: { maxEventDataBytes: config.maxEventDataBytes, maxMetaBytes: config.maxMetaBytes },
+    // A subprocess reports into its run and no other: its token writes to that run's tree only, for as long as a run token may live.
+    runToken: tokens.enabled ? async (runId) => (await tokens.mintRunToken(runId, MAX_RUN_TOKEN_TTL_S, true)).token : null,
   });
   const reaper = new Reaper({
     runs,

@@ -59,6 +59,8 @@ export interface ContextDeps {
   children: Set<RunHandle>;
   /** The server's limits on one event's data, for the child runs' handles. */
   eventLimits: EventLimits;
+  /** With auth on: a write run token of a run, for its subprocesses (RUNTRAIL_TOKEN). */
+  runToken: ((runId: string) => Promise<string>) | null;
 }
 
 export type EventLimits = Pick<RunHandleOptions, 'maxEventDataBytes' | 'maxMetaBytes'>;
@@ -172,8 +174,8 @@ export class RunContext<Input = unknown> {
       killGraceMs: options.killGraceMs ?? this.deps.killGraceMs,
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
-      // The command can append to its own run: RUNTRAIL_RUN_ID, RUNTRAIL_URL (these win over options.env).
-      env: { ...options.env, ...runEnvironment({ runId: this.id, url: this.deps.url }) },
+      // The command can append to its own run: RUNTRAIL_RUN_ID, RUNTRAIL_URL, with auth on RUNTRAIL_TOKEN (these win over options.env).
+      env: { ...options.env, ...runEnvironment({ runId: this.id, url: this.deps.url, token: await this.deps.runToken?.(this.id) }) },
       ...(options.cwd ? { cwd: options.cwd } : {}),
       ...(logFile ? { logFile } : {}),
     }).catch((err: unknown) => {

@@ -57,6 +57,8 @@ export interface ExecutorOptions {
   killGraceMs?: number;
   /** This server's limits on one event's data, which a handler's events are held to at the call site as an external producer's are. */
   eventLimits?: EventLimits;
+  /** With auth on: mints a write run token of a run, given to its ctx.exec subprocesses. */
+  runToken?: ((runId: string) => Promise<string>) | null;
 }
 
 /** SIGTERM-to-SIGKILL grace of ctx.exec subprocesses when the executor is not told another. */
@@ -283,6 +285,7 @@ export class Executor {
       url: this.url,
       children,
       eventLimits: this.options.eventLimits ?? {},
+      runToken: this.options.runToken ?? null,
     });
 
     const done = (async () => {

@@ -8,12 +8,14 @@ import type { Principal } from './tokens.js';
  * - `read`: any scoped token (viewer and up);
  * - `readRun`: read access to the run in `:id` (a run token of that run or
  *   of an ancestor also has it);
+ * - `writeRun`: add to the run in `:id` (events, artifacts): a producer or
+ *   admin token, or a write run token of that run or of an ancestor;
  * - `produce`: a producer or admin token;
  * - `admin`: the admin scope.
  * Every route of the table is listed, so a new route does not compile until
  * someone decides who may call it.
  */
-export type Access = 'open' | 'read' | 'readRun' | 'produce' | 'admin';
+export type Access = 'open' | 'read' | 'readRun' | 'writeRun' | 'produce' | 'admin';
 
 export const routeAccess = {
   health: 'open',
@@ -24,7 +26,7 @@ export const routeAccess = {
   countRuns: 'read',
   getRun: 'readRun',
   deleteRun: 'admin',
-  appendEvents: 'produce',
+  appendEvents: 'writeRun',
   readEvents: 'readRun',
   finishRun: 'produce',
   heartbeat: 'produce',
@@ -41,7 +43,7 @@ export const routeAccess = {
   listTokens: 'admin',
   revokeToken: 'admin',
   createRunToken: 'produce',
-  putArtifact: 'produce',
+  putArtifact: 'writeRun',
   listArtifacts: 'readRun',
   getArtifact: 'readRun',
   runLog: 'readRun',
@@ -51,8 +53,8 @@ export const routeAccess = {
 } as const satisfies Record<RouteName, Access>;
 
 const SCOPE_ALLOWS: Record<TokenScope, ReadonlySet<Access>> = {
-  admin: new Set(['open', 'read', 'readRun', 'produce', 'admin']),
-  producer: new Set(['open', 'read', 'readRun', 'produce']),
+  admin: new Set(['open', 'read', 'readRun', 'writeRun', 'produce', 'admin']),
+  producer: new Set(['open', 'read', 'readRun', 'writeRun', 'produce']),
   viewer: new Set(['open', 'read', 'readRun']),
 };
 
@@ -66,11 +68,9 @@ export async function authorize(store: RunStore, principal: Principal, access: A
     if (SCOPE_ALLOWS[principal.scope].has(access)) return;
     throw new RuntrailError('forbidden', `a ${principal.scope} token cannot do this; it needs the ${neededScope(access)} scope`);
   }
-  if (access === 'readRun' && runId !== undefined && (await runTokenCovers(store, principal.runId, runId))) return;
-  throw new RuntrailError(
-    'forbidden',
-    access === 'readRun' ? 'a run token reads only its own run and that run\'s children' : 'a run token can only read and watch its run',
-  );
+  const reaches = access === 'readRun' || (access === 'writeRun' && principal.write);
+  if (reaches && runId !== undefined && (await runTokenCovers(store, principal.runId, runId))) return;
+  throw new RuntrailError('forbidden', runTokenRefusal(access, principal.write));
 }
 
 /** Whether `runId` is `tokenRunId` or one of its descendants. An unknown run is not covered (a run token must not learn which ids exist). */
@@ -85,5 +85,16 @@ async function runTokenCovers(store: RunStore, tokenRunId: string, runId: string
 }
 
 function neededScope(access: Access): TokenScope {
-  return access === 'admin' ? 'admin' : access === 'produce' ? 'producer' : 'viewer';
+  return access === 'admin' ? 'admin' : access === 'produce' || access === 'writeRun' ? 'producer' : 'viewer';
+}
+
+/** Why a run token may not do `access` here. */
+function runTokenRefusal(access: Access, write: boolean): string {
+  if (access === 'readRun') return "a run token reads only its own run and that run's children";
+  if (access === 'writeRun') {
+    return write
+      ? "a run token adds events and artifacts only to its own run and that run's children"
+      : 'this run token only reads; one minted with write: true also adds events and artifacts to its run';
+  }
+  return write ? 'a run token can only read its run and add events and artifacts to it' : 'a run token can only read and watch its run';
 }

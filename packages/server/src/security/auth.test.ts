@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { waitUntil } from '@runtrail/test-support';
 import { STREAM_CLOSE_CODES, type CreatedToken } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '../start.js';
 import { testScope, waitFor } from '../stream/stream.test-kit.js';
@@ -145,6 +147,79 @@ describe('run tokens', () => {
     }
     expect((await readSse(s, `/api/v1/runs/${other}/stream?token=${encodeURIComponent(token)}`, {}, () => true)).status).toBe(403);
     expect((await readSse(s, `/api/v1/runs/${mine}/stream`, {}, () => true)).status).toBe(401);
+  });
+});
+
+describe('write run tokens', () => {
+  it('add events and artifacts to their run and its children, and do nothing else', async () => {
+    const { s, mint } = await authServer();
+    const producer = await mint('producer');
+    const make = async (body: Record<string, unknown>) => (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body })).body.id as string;
+    const mine = await make({ name: 'mine' });
+    const child = await make({ name: 'child', parentId: mine });
+    const other = await make({ name: 'other' });
+    const minted = await call(s, 'POST', `/api/v1/runs/${mine}/tokens`, { token: producer.token, body: { ttlSeconds: 600, write: true } });
+    expect(minted.status).toBe(201);
+    expect(minted.body.write).toBe(true);
+    const token = minted.body.token as string;
+    expect((await call(s, 'GET', '/api/v1/whoami', { token })).body.principal).toMatchObject({ kind: 'run', runId: mine, write: true });
+
+    const append = (id: string, t = token) => call(s, 'POST', `/api/v1/runs/${id}/events`, { token: t, body: { events: [{ type: 'metric', data: { name: 'loss', value: 0.5 } }] } });
+    expect((await append(mine)).status).toBe(200);
+    expect((await append(child)).status).toBe(200);
+    const elsewhere = await append(other);
+    expect(elsewhere.status).toBe(403);
+    expect(elsewhere.body.error.message).toBe("a run token adds events and artifacts only to its own run and that run's children");
+    const put = await fetch(`${s.url}/api/v1/runs/${mine}/artifacts/notes.txt`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain', 'x-runtrail-client': '1' },
+      body: 'hello',
+    });
+    expect(put.status).toBe(201);
+    // Nothing beyond adding to its run: no ends, cancels, new runs, tokens or deletes.
+    for (const [method, path, body] of [
+      ['POST', `/api/v1/runs/${mine}/finish`, { status: 'succeeded' }],
+      ['POST', `/api/v1/runs/${mine}/heartbeat`, { owner: { kind: 'producer', node: 'n', id: 'x' } }],
+      ['POST', `/api/v1/runs/${mine}/cancel`, {}],
+      ['POST', '/api/v1/runs', { name: 'x', parentId: mine }],
+      ['POST', `/api/v1/runs/${mine}/tokens`, { write: true }],
+      ['DELETE', `/api/v1/runs/${child}`, undefined],
+    ] as const) {
+      const res = await call(s, method, path, { token, ...(body ? { body } : {}) });
+      expect(res.status, `${method} ${path}`).toBe(403);
+      expect(res.body.error.message).toBe('a run token can only read its run and add events and artifacts to it');
+    }
+    // A reading run token still only reads, and says how to get one that writes.
+    const reading = (await call(s, 'POST', `/api/v1/runs/${mine}/tokens`, { token: producer.token, body: {} })).body;
+    expect(reading.write).toBe(false);
+    const refused = await append(mine, reading.token);
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.message).toBe('this run token only reads; one minted with write: true also adds events and artifacts to its run');
+    expect((await call(s, 'GET', `/api/v1/runs/${mine}/events`, { token: producer.token })).body.events).toHaveLength(2);
+  });
+
+  it("a handler's subprocess gets one in RUNTRAIL_TOKEN: the Python client's current_run() reports into its run with auth on", async () => {
+    const { s, mint } = await authServer();
+    const producer = await mint('producer');
+    const python = ['-c', ['import runtrail', 'run = runtrail.current_run()', 'run.metric("loss", 0.25, step=1)', 'run.log("from the subprocess")', 'run.flush()'].join('\n')];
+    s.define('train', async (ctx) => {
+      await ctx.exec('python3', python, { env: { PYTHONPATH: fileURLToPath(new URL('../../../../clients/python', import.meta.url)) } });
+    });
+    const started = await call(s, 'POST', '/api/v1/runs', { token: producer.token, body: { name: 'train', execute: true } });
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    const id = started.body.id as string;
+    const run = await waitUntil(
+      async () => {
+        const r = (await call(s, 'GET', `/api/v1/runs/${id}`, { token: producer.token })).body;
+        return r.status === 'queued' || r.status === 'running' ? null : r;
+      },
+      { what: `run ${id} to end`, timeoutMs: 20_000 },
+    );
+    // Before: the subprocess had no token, every append was 401, and its metric never reached the run.
+    expect(run.status, JSON.stringify(run.snapshot.terminal)).toBe('succeeded');
+    expect(run.snapshot.metrics.loss).toMatchObject({ last: 0.25 });
+    const events = (await call(s, 'GET', `/api/v1/runs/${id}/events`, { token: producer.token })).body.events as Array<{ type: string; data: { message?: string } }>;
+    expect(events.some((e) => e.type === 'log' && e.data.message === 'from the subprocess')).toBe(true);
   });
 });
 

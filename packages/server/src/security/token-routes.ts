@@ -17,7 +17,7 @@ export function registerTokenRoutes(http: FastifyInstance, deps: { tokens: Token
       return { auth, principal: null };
     }
     if (principal.kind === 'open') return { auth, principal };
-    if (principal.kind === 'run') return { auth, principal: { kind: 'run', runId: principal.runId, expiresAt: principal.expiresAt } };
+    if (principal.kind === 'run') return { auth, principal: { kind: 'run', runId: principal.runId, expiresAt: principal.expiresAt, write: principal.write } };
     const { id, name, scope, expiresAt } = principal;
     return { auth, principal: { kind: 'scoped', id, name, scope, expiresAt } };
   });
@@ -38,6 +38,6 @@ export function registerTokenRoutes(http: FastifyInstance, deps: { tokens: Token
   serve(http, 'createRunToken', async ({ params, body, reply }) => {
     const run = await deps.runs.get(params.id!);
     void reply.status(201);
-    return deps.tokens.mintRunToken(run.id, body.ttlSeconds);
+    return deps.tokens.mintRunToken(run.id, body.ttlSeconds, body.write);
   });
 }

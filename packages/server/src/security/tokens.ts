@@ -13,7 +13,8 @@ import type { RunStore, TokenRecord } from '@runtrail/store';
 export type Principal =
   | { kind: 'open' }
   | { kind: 'scoped'; id: string; name: string; scope: TokenScope; expiresAt: number | null; hash: string }
-  | { kind: 'run'; runId: string; expiresAt: number; hash: string };
+  /** `write`: may also add events and artifacts to its run and the runs under it. */
+  | { kind: 'run'; runId: string; expiresAt: number; write: boolean; hash: string };
 
 export type Validity = 'valid' | 'expired' | 'revoked';
 
@@ -92,11 +93,12 @@ export class TokenService {
     return () => this.revokedListeners.delete(listener);
   }
 
-  async mintRunToken(runId: string, ttlSeconds: number): Promise<CreatedRunToken> {
+  async mintRunToken(runId: string, ttlSeconds: number, write = false): Promise<CreatedRunToken> {
     const expiresAt = this.deps.now() + ttlSeconds * 1000;
-    const payload = Buffer.from(JSON.stringify({ run: runId, exp: expiresAt })).toString('base64url');
+    // A reading token's claims stay as they always were: tokens minted before write tokens existed still verify.
+    const payload = Buffer.from(JSON.stringify({ run: runId, exp: expiresAt, ...(write ? { w: true } : {}) })).toString('base64url');
     const mac = createHmac('sha256', await this.runSecret()).update(payload).digest('base64url');
-    return { token: `${RUN_PREFIX}${payload}.${mac}`, expiresAt };
+    return { token: `${RUN_PREFIX}${payload}.${mac}`, expiresAt, write };
   }
 
   /**
@@ -145,9 +147,9 @@ export class TokenService {
     const given = Buffer.from(mac, 'base64url');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
     // Signed by us, so well-formed; parsed defensively all the same.
-    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { run?: unknown; exp?: unknown };
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { run?: unknown; exp?: unknown; w?: unknown };
     if (typeof claims.run !== 'string' || typeof claims.exp !== 'number') return null;
-    return { kind: 'run', runId: claims.run, expiresAt: claims.exp, hash: sha256(token) };
+    return { kind: 'run', runId: claims.run, expiresAt: claims.exp, write: claims.w === true, hash: sha256(token) };
   }
 
   /** A token record, from the cache while it is younger than cacheMs. */
