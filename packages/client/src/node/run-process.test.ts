@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { LogLevel } from '@runtrail/protocol';
 import { tempDir, waitUntil } from '@runtrail/test-support';
 import { groupAlive } from './process-group.js';
-import { ProcessStartError, runProcess, spawnProcess, type OutputStream, type ProcessSink } from './run-process.js';
+import { ProcessStartError, failureMessage, runProcess, spawnProcess, type OutputStream, type ProcessSink } from './run-process.js';
 import { groupGone } from '@runtrail/test-support/process-tree';
 
 /** Real child processes and signals; every wait is for a condition, with a deadline. */
@@ -128,6 +128,14 @@ describe('runProcess', () => {
     expect(sink.logs.filter((l) => l.output === 'stdout').length).toBe(50);
     expect(result.exception).toBe('RuntimeError: boom');
     expect(result.stderrTail).toEqual(['Traceback (most recent call last):', '  boom()', 'RuntimeError: boom']);
+  });
+
+  it("a Node script's uncaught exception is its exception line, as a Python traceback's is", async () => {
+    const script = "function judge(doc) { throw new TypeError(`no score for ${doc}`); }\nconsole.error('Error: not this one, it has no stack');\njudge('doc_7');";
+    const result = await runProcess(process.execPath, ['-e', script], { sink: new Collect() });
+    expect(result.exitCode).toBe(1);
+    expect(result.exception).toBe('TypeError: no score for doc_7');
+    expect(failureMessage(result)).toContain(' exited with code 1: TypeError: no score for doc_7\n');
   });
 
   it('an idle child is killed with its grandchildren, even those that ignore SIGTERM, and the reason is recorded', async () => {

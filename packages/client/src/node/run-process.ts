@@ -87,7 +87,7 @@ export interface ProcessResult {
   sinkError: Error | null;
   /** The last lines the command printed on stderr (at most STDERR_TAIL_LINES / STDERR_TAIL_BYTES). */
   stderrTail: string[];
-  /** The exception line of the last Python traceback on stderr (`ValueError: bad input`), if any. */
+  /** The exception line of the last Python traceback or Node stack trace on stderr (`ValueError: bad input`), if any. */
   exception: string | null;
 }
 
@@ -462,16 +462,22 @@ export const STDERR_TAIL_BYTES = 4 * 1024;
 /** A run error's message is at most this long (RunError in protocol). */
 const MAX_ERROR_MESSAGE = 8192;
 
+/** The line a Node stack trace starts with: `TypeError: x is undefined`, `Error [ERR_X]: …`, `AbortError`. */
+const NODE_ERROR_LINE = /^[A-Za-z_$][\w$.]*(?: \[[A-Z0-9_]+\])?(?::|$)/;
+
 /**
  * Follows a command's stderr with bounded memory: its last lines, and the
- * exception line of the last Python traceback. The traceback can be longer
- * than the tail, so its exception line is found while it streams by: the
- * first unindented line after "Traceback (most recent call last):".
+ * exception line of the last Python traceback or Node stack trace. A
+ * traceback can be longer than the tail, so its exception line is found
+ * while it streams by: for Python the first unindented line after
+ * "Traceback (most recent call last):", for Node the error's line just
+ * before its first `    at …` frame (as an uncaught exception prints it).
  */
 class StderrWatch {
   private lines: string[] = [];
   private bytes = 0;
   private inTraceback = false;
+  private previous: string | null = null;
   exception: string | null = null;
 
   push(line: string): void {
@@ -480,7 +486,10 @@ class StderrWatch {
     } else if (this.inTraceback && line.length > 0 && !/^\s/.test(line)) {
       this.inTraceback = false;
       this.exception = clip(line, 500);
+    } else if (/^\s+at \S/.test(line) && this.previous !== null && NODE_ERROR_LINE.test(this.previous)) {
+      this.exception = clip(this.previous, 500);
     }
+    this.previous = line;
     const kept = clip(line, STDERR_TAIL_BYTES);
     this.lines.push(kept);
     this.bytes += Buffer.byteLength(kept) + 1;
