@@ -75,6 +75,21 @@ export class RuntrailClient {
       this.startTimeoutMs,
       this.producerOptions?.clock,
     );
+    return this.handleOf(run, owner);
+  }
+
+  /**
+   * A handle on a run another process owns and ends (`runtrail exec`, a
+   * handler's `ctx.exec`): it adds events and artifacts with the same API;
+   * it neither heartbeats nor ends the run (`succeed()` and the like
+   * throw). See `currentRun()`.
+   */
+  async attach(runId: string): Promise<RunHandle> {
+    const run = await retrying(() => this.api.request('getRun', { params: { id: runId } }), this.startTimeoutMs, this.producerOptions?.clock);
+    return this.handleOf(run, null);
+  }
+
+  private handleOf(run: Run, owner: Owner | null): RunHandle {
     const { endOnExit = true, exitTimeoutMs = 10_000, ...handleOptions } = this.producerOptions ?? {};
     const handle = new RunHandle({
       runId: run.id,
@@ -84,6 +99,7 @@ export class RuntrailClient {
       leaseTtlMs: run.leaseTtlMs,
       ...handleOptions,
     });
+    // An attached handle's events are stored at exit too; its owner ends the run.
     if (endOnExit) exitGuard()?.watch(handle, this.api, exitTimeoutMs);
     return handle;
   }

@@ -105,12 +105,18 @@ function sendFromWorker(work: ExitWork, waitMs: number): ExitOutcome[] | null {
 }
 
 function outcomeText(job: ExitJob, outcome: ExitOutcome | undefined): string {
+  if (!job.finish) {
+    const owner = 'the process that owns it ends it';
+    if (outcome && 'stored' in outcome) return `run ${job.runId}: its ${job.events} unsent events were stored; ${owner}`;
+    const why = outcome && 'error' in outcome ? outcome.error : `no answer within ${Math.round(job.deadlineMs / 1000)} s`;
+    return `run ${job.runId}: ${job.events} unsent events could not be stored (${why}); ${owner}`;
+  }
   const how = job.finish.error ? `${job.finish.status}: ${job.finish.error.message}` : job.finish.status;
   if (outcome && 'status' in outcome) {
     const stored = job.events > 0 ? ` (its ${job.events} unsent events stored first)` : '';
     return outcome.status === job.finish.status ? `run ${job.runId} ended ${how}${stored}` : `run ${job.runId} had already ended ${outcome.status}${stored}`;
   }
-  const why = outcome ? outcome.error : `no answer within ${Math.round(job.deadlineMs / 1000)} s`;
+  const why = outcome && 'error' in outcome ? outcome.error : `no answer within ${Math.round(job.deadlineMs / 1000)} s`;
   return `run ${job.runId} could not be ended ${how} (${why}); the server's reaper ends it orphaned once its lease lapses`;
 }
 

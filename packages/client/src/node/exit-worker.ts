@@ -1,5 +1,5 @@
 import { workerData, type MessagePort } from 'node:worker_threads';
-import { RuntrailError, type FinishRunBody, type RunStatus } from '@runtrail/protocol';
+import { RuntrailError, type RunStatus } from '@runtrail/protocol';
 import { retrying } from '../backoff.js';
 import { HttpApi, JsonBody } from '../http-api.js';
 import type { LastWords } from '../producer/run-handle.js';
@@ -18,7 +18,8 @@ export interface ExitWork {
   jobs: ExitJob[];
 }
 
-export type ExitOutcome = { runId: string; status: RunStatus } | { runId: string; error: string };
+/** The run's status once ended; `stored` for an attached handle's events (its owner ends the run). */
+export type ExitOutcome = { runId: string; status: RunStatus } | { runId: string; stored: true } | { runId: string; error: string };
 
 /**
  * A worker thread that sends the last words of a process's open runs while
@@ -40,7 +41,9 @@ async function endRun(job: ExitJob): Promise<ExitOutcome> {
     for (const text of job.appends) {
       await retrying(() => api.request('appendEvents', { ...options(), body: new JsonBody(text) }), left());
     }
-    const run = await retrying(() => api.request('finishRun', { ...options(), body: job.finish as FinishRunBody }), left());
+    if (!job.finish) return { runId: job.runId, stored: true };
+    const finish = job.finish;
+    const run = await retrying(() => api.request('finishRun', { ...options(), body: finish }), left());
     return { runId: job.runId, status: run.status };
   } catch (err) {
     // Ended meanwhile (the reaper, a cancel through another node): say how.

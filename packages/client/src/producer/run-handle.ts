@@ -32,7 +32,12 @@ export interface RunHandleOptions {
   runId: string;
   name: string;
   transport: ProducerTransport;
-  owner: Owner;
+  /**
+   * Who produces the run: appends, heartbeats and the end name it. Null for
+   * a handle attached to a run another process owns (`runtrail exec`,
+   * `ctx.exec`): it adds events and artifacts; the owner heartbeats and ends it.
+   */
+  owner: Owner | null;
   leaseTtlMs: number;
   /** Send a batch this long after its first event (default 20 ms). */
   flushIntervalMs?: number;
@@ -101,7 +106,7 @@ export class RunHandle {
   readonly signal: AbortSignal;
 
   private readonly transport: ProducerTransport;
-  private readonly owner: Owner;
+  private readonly owner: Owner | null;
   private readonly flushIntervalMs: number;
   // Lowered when the server refuses a batch as too large (413): a server
   // configured with smaller limits than ours is learned once, not refused
@@ -145,9 +150,10 @@ export class RunHandle {
     this.maxQueued = options.maxQueued ?? 100_000;
     this.retryForMs = options.retryForMs ?? 5 * 60_000;
     this.clock = options.clock ?? systemClock;
-    this.idPrefix = `${options.owner.id}.${(handleCounter++).toString(36)}`;
+    this.idPrefix = `${options.owner?.id ?? `attached-${globalThis.crypto.randomUUID()}`}.${(handleCounter++).toString(36)}`;
     this.signal = this.abort.signal;
-    if (options.heartbeat !== false) {
+    // An attached handle's run is heartbeated by its owner.
+    if (options.heartbeat !== false && options.owner) {
       const everyMs = Math.max(250, Math.floor(options.leaseTtlMs / 3));
       // A held heartbeat is open from the start, so a cancel is heard at once from the start.
       this.scheduleBeat(everyMs, options.holdHeartbeat === true, options.holdHeartbeat ? 0 : everyMs);
@@ -297,6 +303,12 @@ export class RunHandle {
    * not succeed: `succeed()` rejects with why.
    */
   async finish(body: Omit<FinishRunBody, 'id' | 'owner'>): Promise<Run> {
+    if (!this.owner) {
+      throw new RuntrailError(
+        'invalid_request',
+        `run ${this.id} belongs to the process that runs this one (runtrail exec, a handler), which ends it when this process exits; this handle only adds events and artifacts`,
+      );
+    }
     if (this.ended) {
       // The same end again is answered with the run (the finish id makes it
       // idempotent); another end would reuse that id with other content and
@@ -314,7 +326,8 @@ export class RunHandle {
       // The server is there and takes the end of a run that did not succeed; after an outage it may not be.
       if (body.status === 'succeeded' || !RuntrailError.isCode(err, 'payload_too_large')) throw err;
     }
-    const run = await this.withRetries(() => this.transport.finish(this.id, { ...body, id: `${this.idPrefix}.finish`, owner: this.owner }));
+    const owner = this.owner;
+    const run = await this.withRetries(() => this.transport.finish(this.id, { ...body, id: `${this.idPrefix}.finish`, owner }));
     this.ended = run;
     this.endedWith = JSON.stringify(body);
     this.close();
@@ -436,7 +449,10 @@ export class RunHandle {
                 ? { kind: 'error', message: `the producer process was stopped by ${end.signal}` }
                 : { kind: 'orphaned', message: `the producer process exited (code ${end.code}) without ending the run` },
         };
-    return { runId: this.id, appends, events: this.failure ? 0 : this.queue.length, finish: { ...body, id: `${this.idPrefix}.finish`, owner: this.owner } };
+    const events = this.failure ? 0 : this.queue.length;
+    // Attached: its owner ends the run (from this process's exit); what was queued is all there is to send.
+    if (!this.owner) return events > 0 ? { runId: this.id, appends, events, finish: null } : null;
+    return { runId: this.id, appends, events, finish: { ...body, id: `${this.idPrefix}.finish`, owner: this.owner } };
   }
 
   /**
@@ -509,6 +525,8 @@ export class RunHandle {
   }
 
   private async beat(waitMs: number): Promise<void> {
+    // Only a handle with an owner heartbeats (see the constructor).
+    if (!this.owner) return;
     try {
       const response = await this.transport.heartbeat(this.id, this.owner, waitMs, this.stopped.signal);
       if (response.cancelRequested) this.cancelRequested(response.cancelReason);
@@ -578,7 +596,8 @@ export interface LastWords {
   appends: string[];
   /** How many events the appends hold. */
   events: number;
-  finish: FinishRunBody;
+  /** Null for an attached handle: the run's owner ends it. */
+  finish: FinishRunBody | null;
 }
 
 /** An abort (a handle's signal, an AbortController) rather than a bug: the script stopped because it was told to. */

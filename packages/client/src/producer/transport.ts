@@ -30,9 +30,9 @@ export function eventInputOf({ type, ts, id, dataJson }: RecordedEvent): EventIn
 }
 
 /** The body of an append of these events, built around their data texts. */
-export function appendBodyOf(events: RecordedEvent[], owner: Owner): JsonBody<AppendEventsBody> {
+export function appendBodyOf(events: RecordedEvent[], owner: Owner | null): JsonBody<AppendEventsBody> {
   const texts = events.map((e) => `{"type":${JSON.stringify(e.type)},"data":${e.dataJson},"ts":${e.ts},"id":${JSON.stringify(e.id)}}`);
-  return new JsonBody(`{"events":[${texts.join(',')}],"owner":${JSON.stringify(owner)}}`);
+  return new JsonBody(`{"events":[${texts.join(',')}]${owner ? `,"owner":${JSON.stringify(owner)}` : ''}}`);
 }
 
 /**
@@ -41,7 +41,8 @@ export function appendBodyOf(events: RecordedEvent[], owner: Owner): JsonBody<Ap
  * producers share one API and one set of rules.
  */
 export interface ProducerTransport extends ArtifactTransport {
-  append(runId: string, events: RecordedEvent[], owner: Owner): Promise<AppendEventsResponse>;
+  /** `owner` null: an attached handle's append, naming no owner. */
+  append(runId: string, events: RecordedEvent[], owner: Owner | null): Promise<AppendEventsResponse>;
   finish(runId: string, body: FinishRunBody): Promise<Run>;
   /**
    * Renew the lease. `waitMs`: the server may hold the answer that long,
@@ -54,7 +55,7 @@ export interface ProducerTransport extends ArtifactTransport {
 export class HttpProducerTransport implements ProducerTransport {
   constructor(private readonly api: HttpApi) {}
 
-  append(runId: string, events: RecordedEvent[], owner: Owner): Promise<AppendEventsResponse> {
+  append(runId: string, events: RecordedEvent[], owner: Owner | null): Promise<AppendEventsResponse> {
     return this.api.request('appendEvents', { params: { id: runId }, body: appendBodyOf(events, owner) });
   }
 

@@ -15,9 +15,9 @@ export class InProcessTransport implements ProducerTransport {
     private readonly artifacts: ArtifactService,
   ) {}
 
-  append(runId: string, events: RecordedEvent[], owner: Owner): Promise<AppendEventsResponse> {
+  append(runId: string, events: RecordedEvent[], owner: Owner | null): Promise<AppendEventsResponse> {
     // Parsed back from the texts recorded at the call site: the handler may have changed its objects since.
-    return this.runs.append(runId, { events: events.map(eventInputOf), owner });
+    return this.runs.append(runId, { events: events.map(eventInputOf), ...(owner ? { owner } : {}) });
   }
 
   finish(runId: string, body: FinishRunBody): Promise<Run> {

@@ -1,0 +1,87 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { RunEvent } from '@runtrail/protocol';
+import { startServer, type RunningServer } from '@runtrail/server';
+import { tempDir } from '@runtrail/test-support';
+import { RuntrailClient } from '../runtrail-client.js';
+import { currentRun } from './current-run.js';
+
+/**
+ * A Node script under `runtrail exec` reports into the run exec made, as a
+ * Python one does with runtrail.current_run(): the real CLI and a real
+ * script (the built packages), against a real server.
+ */
+
+const CLI = fileURLToPath(new URL('../../../cli/bin/runtrail.js', import.meta.url));
+const SCRIPT = fileURLToPath(new URL('../../test/fixtures/current-run.mjs', import.meta.url));
+
+let dir: ReturnType<typeof tempDir>;
+let server: RunningServer;
+let client: RuntrailClient;
+
+beforeEach(async () => {
+  dir = tempDir();
+  server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent' });
+  client = new RuntrailClient({ url: server.url });
+});
+
+afterEach(async () => {
+  await server.close();
+  dir.remove();
+});
+
+function exec(how: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, 'exec', '--server', server.url, '--name', `current run ${how}`, '--', process.execPath, SCRIPT, how], {
+    env: { ...process.env, RUNTRAIL_RUN_ID: '', NO_COLOR: '1' },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
+async function theRun(how: string) {
+  const { runs } = await client.listRuns({ name: `current run ${how}` });
+  expect(runs).toHaveLength(1);
+  const run = await client.getRun(runs[0]!.id);
+  const events: RunEvent[] = [];
+  for (;;) {
+    const page = await client.readEvents(run.id, events.at(-1)?.seq ?? 0);
+    events.push(...page.events);
+    if (page.events.length === 0 || events.at(-1)!.seq >= page.seq) break;
+  }
+  return { run, events };
+}
+
+describe('currentRun() under runtrail exec', () => {
+  it('adds its events to the run exec made; exec ends it, and refuses the script ending it itself', async () => {
+    const result = await exec('succeed');
+    expect(result.code, result.stderr).toBe(0);
+    const { run, events } = await theRun('succeed');
+    expect(result.stdout).toContain(`succeed refused: run ${run.id} belongs to the process that runs this one (runtrail exec, a handler)`);
+    expect(run.status).toBe('succeeded');
+    expect(run.snapshot.progress).toMatchObject({ done: 300, total: 300 });
+    expect(run.snapshot.metrics.loss).toMatchObject({ last: 0.5 });
+    expect(events.filter((e) => e.type === 'progress')).toHaveLength(300);
+  });
+
+  it('a script that crashes with events still queued stores them before exec ends the run failed', async () => {
+    const result = await exec('crash');
+    expect(result.code).toBe(1);
+    const { run, events } = await theRun('crash');
+    expect(result.stderr).toContain(`runtrail: run ${run.id}: its 303 unsent events were stored; the process that owns it ends it`);
+    expect(run.status).toBe('failed');
+    // exec names the exception, from the stack trace Node printed; the stack itself is in the run's log too.
+    expect(run.snapshot.terminal?.error?.message).toMatch(/ exited with code 1: Error: bad batch\n/);
+    expect(events.some((e) => e.type === 'log' && (e.data as { message: string }).message.startsWith('Error: bad batch\n    at '))).toBe(true);
+    expect(events.filter((e) => e.type === 'progress').map((e) => (e.data as { done: number }).done)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+    expect(events.filter((e) => e.type === 'metric')).toHaveLength(1);
+  });
+
+  it('is null in a process that runs under no run', async () => {
+    expect(process.env.RUNTRAIL_RUN_ID ?? '').toBe('');
+    expect(await currentRun()).toBeNull();
+  });
+});
