@@ -14,6 +14,8 @@ from ._http import Http, is_retryable
 from .errors import RuntrailError
 
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+#: A batch's refusals that are about its events (too large, or data the server's schema refuses), not the server's state.
+REFUSED_CODES = ("payload_too_large", "invalid_request")
 
 
 class Sender:
@@ -25,7 +27,8 @@ class Sender:
     ``max_batch`` events or ``max_batch_bytes`` of JSON wait, or when someone
     flushes; it holds at most that many (or one larger event). A batch the
     server refuses as too large (413) is sent again in halves, and no later
-    batch is larger; one event it refuses alone stops the sender, with the
+    batch is larger; a batch it refuses as invalid (400) is sent again in
+    halves too. One event it refuses alone stops the sender, with the
     events before it stored and an error that names it. A failed batch is
     retried as it was, with the same event ids, for up to ``retry_for``
     seconds: the server stores an id once, so a retry after a lost answer
@@ -73,6 +76,9 @@ class Sender:
         self._flush_upto = 0  # send at once until this many are stored
         self._first_at: Optional[float] = None  # when the oldest unsent event was queued
         self._failure: Optional[BaseException] = None
+        #: The error naming an event the server refused on its own (the run did not succeed, but may still end failed).
+        self.refused: Optional[RuntrailError] = None
+        self._next_batch_cap: Optional[int] = None  # the one batch after a refused one holds at most this many
         self._closing = False
         self._stop = threading.Event()  # cuts a retry wait short on close()
         self._thread = threading.Thread(target=self._loop, name=f"runtrail-{run_id}", daemon=True)
@@ -162,10 +168,12 @@ class Sender:
                         or now - (self._first_at or now) >= self.flush_interval
                     ):
                         count = 0
+                        cap = min(self.max_batch, self._next_batch_cap or self.max_batch)
+                        self._next_batch_cap = None
                         # At least one event, however large: the call site let it through.
                         while (
                             count < len(self._queue)
-                            and count < self.max_batch
+                            and count < cap
                             and (count == 0 or batch_bytes + self._sizes[count] <= self.max_batch_bytes)
                         ):
                             batch_bytes += self._sizes[count]
@@ -193,14 +201,20 @@ class Sender:
             )
         except Exception as err:  # noqa: BLE001 - kept and raised to the script by the next enqueue/flush
             with self._cond:
-                if isinstance(err, RuntrailError) and err.code == "payload_too_large":
+                if isinstance(err, RuntrailError) and err.code in REFUSED_CODES:
                     if len(batch) > 1:
-                        # A server with smaller limits than ours (nothing of a refused
-                        # batch is stored): send it in halves, and no later batch larger.
-                        self.max_batch = (len(batch) + 1) // 2
-                        self.max_batch_bytes = (batch_bytes + 1) // 2
+                        # Nothing of a refused batch is stored: send it again in halves, so
+                        # the events around the one the server refuses are stored and it is
+                        # named. Too large: a server with smaller limits than ours, so no
+                        # later batch is larger. Invalid: only the next batch is halved.
+                        if err.code == "payload_too_large":
+                            self.max_batch = (len(batch) + 1) // 2
+                            self.max_batch_bytes = (batch_bytes + 1) // 2
+                        else:
+                            self._next_batch_cap = (len(batch) + 1) // 2
                         return
                     err = self._refused(batch[0], err)
+                    self.refused = err
                 self._failure = err
                 self._cond.notify_all()
             if isinstance(err, RuntrailError) and err.code == "run_already_terminal":
@@ -220,12 +234,13 @@ class Sender:
             self.on_stop(_cancel_message(answer), cancel=True)
 
     def _refused(self, event: Dict[str, Any], err: RuntrailError) -> RuntrailError:
-        """Why the run's events stop at ``event``, which the server refused on its own (413); called under the lock."""
+        """Why the run's events stop at ``event``, which the server refused on its own (413 or 400); called under the lock."""
+        fix = "Send smaller events (or raise the server's limit)" if err.code == "payload_too_large" else "Send data the server accepts"
         return RuntrailError(
-            "payload_too_large",
+            err.code,
             f"the server refused the {event['type']} event {event['id']} of run {self.run_id}: {err.message}. "
             f"The events queued before it are stored; it and the {len(self._queue) - 1} queued after it are not, "
-            "and no more are sent. Send smaller events (or raise the server's limit), "
+            f"and no more are sent. {fix}, "
             "and end the run with run.fail() (leaving its with-block does)",
             {"type": event["type"], "id": event["id"], "server": err.details},
             err.status,
