@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import sys
 import threading
 import time
@@ -81,6 +82,8 @@ class Sender:
         self._next_batch_cap: Optional[int] = None  # the one batch after a refused one holds at most this many
         self._closing = False
         self._stop = threading.Event()  # cuts a retry wait short on close()
+        self._pid = os.getpid()
+        self._forked = False  # set in a forked child, where this sender's threads do not exist
         self._thread = threading.Thread(target=self._loop, name=f"runtrail-{run_id}", daemon=True)
         self._thread.start()
         if self.beat_every is not None:
@@ -93,6 +96,7 @@ class Sender:
         The text was made at the call: a script changing the object it passed
         afterwards does not change the event, and the data is serialized once.
         """
+        self._check_process()
         with self._cond:
             if self._failure is not None:
                 raise self._failure
@@ -117,6 +121,7 @@ class Sender:
 
     def flush(self, timeout: Optional[float] = None) -> None:
         """Return once every event queued before this call is stored; raise why if one cannot be."""
+        self._check_process()
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             target = self._queued
@@ -145,6 +150,16 @@ class Sender:
             self._thread.join(timeout)
         self._stop.set()
         _live.discard(self)
+
+    def _check_process(self) -> None:
+        if self._forked:
+            raise RuntrailError(
+                "invalid_request",
+                f"run {self.run_id} was started in process {self._pid}, and this is a forked child ({os.getpid()}) "
+                "that has no sender for it: its events would be lost. Record events in the process that started the run "
+                "(for example from the results of pool.imap_unordered), or in the child use its own handle: "
+                "runtrail.Client().attach(run_id), and flush() it before the child's task returns",
+            )
 
     @property
     def pending(self) -> int:
@@ -306,6 +321,22 @@ MAX_HEARTBEAT_WAIT_S = 60.0
 _live: "weakref.WeakSet[Sender]" = weakref.WeakSet()
 #: How long the process may wait at exit for queued events, in total (``Client(exit_timeout=...)`` raises it).
 exit_timeout = [10.0]
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has copies of the parent's senders without their threads: they refuse events instead of losing them.
+
+    The copies' lock may have been held by a sender thread at the fork; a
+    fresh one means the child raises instead of waiting forever on it. The
+    parent still sends (and at its exit flushes) its own events.
+    """
+    for sender in list(_live):
+        sender._forked = True
+        sender._cond = threading.Condition()
+        _live.discard(sender)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register

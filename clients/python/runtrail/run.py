@@ -127,6 +127,13 @@ class Run:
     def __repr__(self) -> str:
         return f"<runtrail.Run {self.name} {self.id}>"
 
+    def __reduce__(self) -> Any:
+        # Said plainly instead of pickle's "cannot pickle '_thread.lock' object" from deep inside multiprocessing.
+        raise TypeError(
+            f"a runtrail Run cannot be sent to another process (it owns this process's sender thread): record events "
+            f"in the process that started run {self.id}, or send the worker the id and use runtrail.Client().attach(run_id) there"
+        )
+
     @property
     def url(self) -> str:
         """The run's page in the dashboard."""

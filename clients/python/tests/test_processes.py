@@ -41,6 +41,47 @@ class ProcessesTest(unittest.TestCase):
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(done.stdout.strip(), "run_not_found 404")
 
+    def test_a_forked_worker_using_the_parents_run_is_told_so_and_one_that_attaches_stores_its_events(self) -> None:
+        script = textwrap.dedent(
+            """
+            import multiprocessing, runtrail
+
+            run = None
+
+            def inherited(i):
+                run.metric("score", i)  # the parent's handle: its sender thread is not in this process
+                run.flush()
+
+            def attached(run_id):
+                mine = runtrail.Client().attach(run_id)
+                mine.metric("score", 1.0)
+                mine.flush()
+
+            if __name__ == "__main__":
+                with runtrail.Client().run("forked workers") as run:
+                    run.progress(1, 2)
+                    with multiprocessing.get_context("fork").Pool(2) as pool:
+                        try:
+                            pool.map(inherited, [1])
+                        except runtrail.RuntrailError as err:
+                            print(err.code, "forked child" in err.message)
+                        pool.map(attached, [run.id])
+                        try:
+                            pool.map(attached, [run])
+                        except TypeError as err:
+                            print("TypeError", "cannot be sent to another process" in str(err))
+                print(run.id)
+            """
+        )
+        done = run_python(script, python_env(server.url), timeout=30)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        lines = done.stdout.split()
+        self.assertEqual(lines[:4], ["invalid_request", "True", "TypeError", "True"])
+        rt = runtrail.Client(server.url)
+        final = rt.get_run(lines[4])
+        self.assertEqual(final["status"], "succeeded")
+        self.assertEqual(final["snapshot"]["metrics"]["score"]["count"], 1)
+
 
 if __name__ == "__main__":
     unittest.main()
