@@ -122,22 +122,53 @@ class Sender:
     def flush(self, timeout: Optional[float] = None) -> None:
         """Return once every event queued before this call is stored; raise why if one cannot be."""
         self._check_process()
-        deadline = None if timeout is None else time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
+        notice_at: Optional[float] = started + FLUSH_NOTICE_AFTER_S
         with self._cond:
             target = self._queued
             self._flush_upto = max(self._flush_upto, target)
             self._cond.notify_all()
             while self._stored < target and self._failure is None:
-                remaining = None if deadline is None else deadline - time.monotonic()
+                now = time.monotonic()
+                remaining = None if deadline is None else deadline - now
                 if remaining is not None and remaining <= 0:
                     raise RuntrailError(
                         "unavailable",
                         f"{target - self._stored} events of run {self.run_id} were not stored within {timeout:.1f} s "
                         f"(server {self.http.base_url})",
                     )
-                self._cond.wait(remaining)
+                if notice_at is not None and now >= notice_at:
+                    # A script that stops doing anything at its end must say what it waits for, and how to stop it.
+                    bound = f"{timeout:.0f} s" if timeout is not None else f"{self.retry_for:.0f} s, retrying"
+                    print(
+                        f"runtrail: waiting for the server at {self.http.base_url} to store {target - self._stored} events "
+                        f"of run {self.run_id} (up to {bound}; Ctrl-C stops waiting)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    notice_at = None
+                slice_ = None if notice_at is None else max(0.0, notice_at - now)
+                self._cond.wait(slice_ if remaining is None else remaining if slice_ is None else min(remaining, slice_))
             if self._stored < target and self._failure is not None:
                 raise self._failure
+
+    def abandon(self) -> None:
+        """Stop at once (the script was interrupted while it waited): nothing more is sent or retried, and the exit does not wait."""
+        with self._cond:
+            lost = self._queued - self._stored
+            self._closing = True
+            if self._failure is None:
+                self._failure = RuntrailError("unavailable", f"sending the events of run {self.run_id} was interrupted")
+            self._cond.notify_all()
+        self._stop.set()
+        _live.discard(self)
+        if lost:
+            print(
+                f"runtrail: {lost} events of run {self.run_id} were not stored (interrupted while waiting for {self.http.base_url})",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop heartbeating and end the thread (after it sent what is queued, if it can)."""
@@ -315,6 +346,8 @@ def _cancel_message(answer: Dict[str, Any]) -> str:
     return f"cancel requested: {reason}" if isinstance(reason, str) and reason else "cancel requested"
 
 
+#: How long a flush waits before it says on stderr what it waits for.
+FLUSH_NOTICE_AFTER_S = 2.0
 #: The longest a heartbeat may ask the server to hold it (the protocol's MAX_HEARTBEAT_WAIT_MS).
 MAX_HEARTBEAT_WAIT_S = 60.0
 

@@ -252,6 +252,11 @@ class Run:
             else:
                 self._sender.close()
                 raise
+        except KeyboardInterrupt:
+            # Ctrl-C while the end waits (for a server that does not answer): the user stopped
+            # waiting, so the exit does not wait for this run again; its lease lapses on the server.
+            self._sender.abandon()
+            raise
         self._ended = final
         self._sender.close()
         return cast(Dict[str, Any], final)
