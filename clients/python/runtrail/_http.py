@@ -19,10 +19,11 @@ from typing import IO, Any, Callable, Dict, Mapping, Optional
 from ._routes import ROUTES, QueryValue, build_path
 from .errors import RuntrailError
 
-#: Codes that say "try again": the server was busy (503) or failed on its side.
-RETRYABLE_CODES = frozenset({"unavailable", "internal"})
+#: Codes that say "try again": the server was busy (503), failed on its side, or takes a run's events
+#: more slowly than they come (429 rate_limited, with a Retry-After), as the Node SDK retries them.
+RETRYABLE_CODES = frozenset({"unavailable", "internal", "rate_limited"})
 #: Statuses a proxy or a starting server may answer without a runtrail error body.
-RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: Bytes an upload sends at a time, looking for an early answer between blocks.
 UPLOAD_BLOCK = 256 * 1024
 #: Bytes a download reads at a time.
@@ -44,7 +45,7 @@ def is_retryable(err: BaseException) -> bool:
 
 
 def retry_after_seconds(err: BaseException) -> Optional[float]:
-    """The delay a 503's Retry-After header asks for (seconds or an HTTP date), if any."""
+    """The delay a 503's (or 429's) Retry-After header asks for (seconds or an HTTP date), if any."""
     value = getattr(err, "retry_after", None)
     if not value:
         return None

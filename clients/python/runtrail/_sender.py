@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import sys
 import threading
 import time
@@ -14,6 +15,8 @@ from ._http import Http, is_retryable
 from .errors import RuntrailError
 
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+#: A batch's refusals that are about its events (too large, or data the server's schema refuses), not the server's state.
+REFUSED_CODES = ("payload_too_large", "invalid_request")
 
 
 class Sender:
@@ -25,7 +28,8 @@ class Sender:
     ``max_batch`` events or ``max_batch_bytes`` of JSON wait, or when someone
     flushes; it holds at most that many (or one larger event). A batch the
     server refuses as too large (413) is sent again in halves, and no later
-    batch is larger; one event it refuses alone stops the sender, with the
+    batch is larger; a batch it refuses as invalid (400) is sent again in
+    halves too. One event it refuses alone stops the sender, with the
     events before it stored and an error that names it. A failed batch is
     retried as it was, with the same event ids, for up to ``retry_for``
     seconds: the server stores an id once, so a retry after a lost answer
@@ -73,8 +77,13 @@ class Sender:
         self._flush_upto = 0  # send at once until this many are stored
         self._first_at: Optional[float] = None  # when the oldest unsent event was queued
         self._failure: Optional[BaseException] = None
+        #: The error naming an event the server refused on its own (the run did not succeed, but may still end failed).
+        self.refused: Optional[RuntrailError] = None
+        self._next_batch_cap: Optional[int] = None  # the one batch after a refused one holds at most this many
         self._closing = False
         self._stop = threading.Event()  # cuts a retry wait short on close()
+        self._pid = os.getpid()
+        self._forked = False  # set in a forked child, where this sender's threads do not exist
         self._thread = threading.Thread(target=self._loop, name=f"runtrail-{run_id}", daemon=True)
         self._thread.start()
         if self.beat_every is not None:
@@ -87,6 +96,7 @@ class Sender:
         The text was made at the call: a script changing the object it passed
         afterwards does not change the event, and the data is serialized once.
         """
+        self._check_process()
         with self._cond:
             if self._failure is not None:
                 raise self._failure
@@ -111,22 +121,54 @@ class Sender:
 
     def flush(self, timeout: Optional[float] = None) -> None:
         """Return once every event queued before this call is stored; raise why if one cannot be."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        self._check_process()
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
+        notice_at: Optional[float] = started + FLUSH_NOTICE_AFTER_S
         with self._cond:
             target = self._queued
             self._flush_upto = max(self._flush_upto, target)
             self._cond.notify_all()
             while self._stored < target and self._failure is None:
-                remaining = None if deadline is None else deadline - time.monotonic()
+                now = time.monotonic()
+                remaining = None if deadline is None else deadline - now
                 if remaining is not None and remaining <= 0:
                     raise RuntrailError(
                         "unavailable",
                         f"{target - self._stored} events of run {self.run_id} were not stored within {timeout:.1f} s "
                         f"(server {self.http.base_url})",
                     )
-                self._cond.wait(remaining)
+                if notice_at is not None and now >= notice_at:
+                    # A script that stops doing anything at its end must say what it waits for, and how to stop it.
+                    bound = f"{timeout:.0f} s" if timeout is not None else f"{self.retry_for:.0f} s, retrying"
+                    print(
+                        f"runtrail: waiting for the server at {self.http.base_url} to store {target - self._stored} events "
+                        f"of run {self.run_id} (up to {bound}; Ctrl-C stops waiting)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    notice_at = None
+                slice_ = None if notice_at is None else max(0.0, notice_at - now)
+                self._cond.wait(slice_ if remaining is None else remaining if slice_ is None else min(remaining, slice_))
             if self._stored < target and self._failure is not None:
                 raise self._failure
+
+    def abandon(self) -> None:
+        """Stop at once (the script was interrupted while it waited): nothing more is sent or retried, and the exit does not wait."""
+        with self._cond:
+            lost = self._queued - self._stored
+            self._closing = True
+            if self._failure is None:
+                self._failure = RuntrailError("unavailable", f"sending the events of run {self.run_id} was interrupted")
+            self._cond.notify_all()
+        self._stop.set()
+        _live.discard(self)
+        if lost:
+            print(
+                f"runtrail: {lost} events of run {self.run_id} were not stored (interrupted while waiting for {self.http.base_url})",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop heartbeating and end the thread (after it sent what is queued, if it can)."""
@@ -139,6 +181,16 @@ class Sender:
             self._thread.join(timeout)
         self._stop.set()
         _live.discard(self)
+
+    def _check_process(self) -> None:
+        if self._forked:
+            raise RuntrailError(
+                "invalid_request",
+                f"run {self.run_id} was started in process {self._pid}, and this is a forked child ({os.getpid()}) "
+                "that has no sender for it: its events would be lost. Record events in the process that started the run "
+                "(for example from the results of pool.imap_unordered), or in the child use its own handle: "
+                "runtrail.Client().attach(run_id), and flush() it before the child's task returns",
+            )
 
     @property
     def pending(self) -> int:
@@ -162,10 +214,12 @@ class Sender:
                         or now - (self._first_at or now) >= self.flush_interval
                     ):
                         count = 0
+                        cap = min(self.max_batch, self._next_batch_cap or self.max_batch)
+                        self._next_batch_cap = None
                         # At least one event, however large: the call site let it through.
                         while (
                             count < len(self._queue)
-                            and count < self.max_batch
+                            and count < cap
                             and (count == 0 or batch_bytes + self._sizes[count] <= self.max_batch_bytes)
                         ):
                             batch_bytes += self._sizes[count]
@@ -193,14 +247,20 @@ class Sender:
             )
         except Exception as err:  # noqa: BLE001 - kept and raised to the script by the next enqueue/flush
             with self._cond:
-                if isinstance(err, RuntrailError) and err.code == "payload_too_large":
+                if isinstance(err, RuntrailError) and err.code in REFUSED_CODES:
                     if len(batch) > 1:
-                        # A server with smaller limits than ours (nothing of a refused
-                        # batch is stored): send it in halves, and no later batch larger.
-                        self.max_batch = (len(batch) + 1) // 2
-                        self.max_batch_bytes = (batch_bytes + 1) // 2
+                        # Nothing of a refused batch is stored: send it again in halves, so
+                        # the events around the one the server refuses are stored and it is
+                        # named. Too large: a server with smaller limits than ours, so no
+                        # later batch is larger. Invalid: only the next batch is halved.
+                        if err.code == "payload_too_large":
+                            self.max_batch = (len(batch) + 1) // 2
+                            self.max_batch_bytes = (batch_bytes + 1) // 2
+                        else:
+                            self._next_batch_cap = (len(batch) + 1) // 2
                         return
                     err = self._refused(batch[0], err)
+                    self.refused = err
                 self._failure = err
                 self._cond.notify_all()
             if isinstance(err, RuntrailError) and err.code == "run_already_terminal":
@@ -220,12 +280,13 @@ class Sender:
             self.on_stop(_cancel_message(answer), cancel=True)
 
     def _refused(self, event: Dict[str, Any], err: RuntrailError) -> RuntrailError:
-        """Why the run's events stop at ``event``, which the server refused on its own (413); called under the lock."""
+        """Why the run's events stop at ``event``, which the server refused on its own (413 or 400); called under the lock."""
+        fix = "Send smaller events (or raise the server's limit)" if err.code == "payload_too_large" else "Send data the server accepts"
         return RuntrailError(
-            "payload_too_large",
+            err.code,
             f"the server refused the {event['type']} event {event['id']} of run {self.run_id}: {err.message}. "
             f"The events queued before it are stored; it and the {len(self._queue) - 1} queued after it are not, "
-            "and no more are sent. Send smaller events (or raise the server's limit), "
+            f"and no more are sent. {fix}, "
             "and end the run with run.fail() (leaving its with-block does)",
             {"type": event["type"], "id": event["id"], "server": err.details},
             err.status,
@@ -285,12 +346,30 @@ def _cancel_message(answer: Dict[str, Any]) -> str:
     return f"cancel requested: {reason}" if isinstance(reason, str) and reason else "cancel requested"
 
 
+#: How long a flush waits before it says on stderr what it waits for.
+FLUSH_NOTICE_AFTER_S = 2.0
 #: The longest a heartbeat may ask the server to hold it (the protocol's MAX_HEARTBEAT_WAIT_MS).
 MAX_HEARTBEAT_WAIT_S = 60.0
 
 _live: "weakref.WeakSet[Sender]" = weakref.WeakSet()
 #: How long the process may wait at exit for queued events, in total (``Client(exit_timeout=...)`` raises it).
 exit_timeout = [10.0]
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has copies of the parent's senders without their threads: they refuse events instead of losing them.
+
+    The copies' lock may have been held by a sender thread at the fork; a
+    fresh one means the child raises instead of waiting forever on it. The
+    parent still sends (and at its exit flushes) its own events.
+    """
+    for sender in list(_live):
+        sender._forked = True
+        sender._cond = threading.Condition()
+        _live.discard(sender)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register

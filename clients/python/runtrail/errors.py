@@ -23,6 +23,12 @@ class RuntrailError(Exception):
         self.details = details
         self.status = status
 
+    def __reduce__(self) -> Any:
+        # Rebuilt from its own fields: the default pickling passes only str(self)
+        # to __init__, so an error raised in a multiprocessing worker could not be
+        # unpickled in the parent, whose result thread died and left pool.map hanging.
+        return (type(self), (self.code, self.message, self.details, self.status), self.__dict__)
+
 
 class Cancelled(Exception):
     """Raised in the script at the next call boundary once its run was asked to stop.
@@ -39,3 +45,7 @@ class Cancelled(Exception):
         super().__init__(f"run {run_id}: {reason}")
         self.run_id = run_id
         self.reason = reason
+
+    def __reduce__(self) -> Any:
+        # As RuntrailError's: a worker process's Cancelled must reach its parent whole.
+        return (type(self), (self.run_id, self.reason), self.__dict__)

@@ -9,6 +9,7 @@ import json
 import math
 import mimetypes
 import os
+import re
 import threading
 import time
 import traceback
@@ -48,9 +49,34 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _finite(name: str, value: Any) -> float:
+def _finite(name: str, value: Any, minimum: Optional[float] = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return value
+
+
+#: The event types a server knows (packages/protocol/src/events.ts); any other must start with "x.".
+KNOWN_EVENT_TYPES = frozenset(
+    (
+        "run.started", "phase", "call.started", "call.succeeded", "call.failed", "call.retried", "progress", "metric",
+        "counter", "meta", "log", "artifact", "run.cancel_requested", "run.stalled", "run.succeeded", "run.failed", "run.cancelled",
+    )
+)  # fmt: skip
+#: Characters a server refuses in names (protocol text.ts nameText): C0, DEL, C1, and lone surrogates.
+_NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+MAX_NAME_CHARS = 200
+
+
+def _name(what: str, value: Any) -> str:
+    """A phase, metric or counter name as the server takes it, checked here: the server would refuse the whole batch."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty str, got {value!r}")
+    if len(value) > MAX_NAME_CHARS:
+        raise ValueError(f"{what} must be at most {MAX_NAME_CHARS} characters, got {len(value)}")
+    if _NOT_IN_NAMES.search(value):
+        raise ValueError(f"{what} must not contain control characters or lone surrogates, got {value!r}")
     return value
 
 
@@ -102,6 +128,13 @@ class Run:
     def __repr__(self) -> str:
         return f"<runtrail.Run {self.name} {self.id}>"
 
+    def __reduce__(self) -> Any:
+        # Said plainly instead of pickle's "cannot pickle '_thread.lock' object" from deep inside multiprocessing.
+        raise TypeError(
+            f"a runtrail Run cannot be sent to another process (it owns this process's sender thread): record events "
+            f"in the process that started run {self.id}, or send the worker the id and use runtrail.Client().attach(run_id) there"
+        )
+
     @property
     def url(self) -> str:
         """The run's page in the dashboard."""
@@ -136,7 +169,7 @@ class Run:
                 # succeed: the run ends failed with why, rather than waiting to
                 # be reaped orphaned. (After an outage the server may still be
                 # gone: the reaper ends that run.)
-                if self._ended is None and err.code == "payload_too_large":
+                if self._ended is None and err is self._sender.refused:
                     self._end_failed_or_warn(describe(err))
                 raise
             return False
@@ -184,7 +217,7 @@ class Run:
         already ended on the server raises ``run_already_terminal``, except
         a cancel that the server (or a cancel request) had already written.
         A run that fails or is cancelled is ended so even after the server
-        refused one of its events (413); such a run does not succeed:
+        refused one of its events (413 or 400); such a run does not succeed:
         ``finish("succeeded")`` raises why.
         """
         if self._attached:
@@ -211,7 +244,7 @@ class Run:
                 self._sender.flush()
             except RuntrailError as err:
                 # The server refused an event: it is there, and still takes the end of a run that did not succeed.
-                if status == "succeeded" or err.code != "payload_too_large":
+                if status == "succeeded" or err is not self._sender.refused:
                     raise
             final = self.client._http.request("finishRun", {"id": self.id}, json_body=body, retry_for=self.client.retry_for)
         except RuntrailError as err:
@@ -220,6 +253,11 @@ class Run:
             else:
                 self._sender.close()
                 raise
+        except KeyboardInterrupt:
+            # Ctrl-C while the end waits (for a server that does not answer): the user stopped
+            # waiting, so the exit does not wait for this run again; its lease lapses on the server.
+            self._sender.abandon()
+            raise
         self._ended = final
         self._sender.close()
         return cast(Dict[str, Any], final)
@@ -255,6 +293,8 @@ class Run:
         1 MiB; 64 KiB for ``meta``). Larger data raises ``RuntrailError('payload_too_large')``
         naming the event, its size and the limit; it is not queued, and the run goes on.
         """
+        if not isinstance(event_type, str) or not (event_type in KNOWN_EVENT_TYPES or (event_type.startswith("x.") and len(event_type) > 2)):
+            raise ValueError(f"event type must be a runtrail type or your own starting with 'x.' (such as 'x.{event_type}'), got {event_type!r}")
         if data is None:
             data = {}
         try:
@@ -281,23 +321,23 @@ class Run:
     def progress(self, done: float, total: Optional[float] = None, message: Optional[str] = None) -> None:
         """Record progress ``done`` of ``total`` (the snapshot shows percent and an ETA); a call boundary."""
         self.check_cancelled()
-        data: Dict[str, Any] = {"done": _finite("done", done)}
+        data: Dict[str, Any] = {"done": _finite("done", done, 0)}
         if total is not None:
-            data["total"] = _finite("total", total)
+            data["total"] = _finite("total", total, 0)
         if message is not None:
             data["message"] = _truncate(str(message), MAX_LABEL_CHARS)
         self.event("progress", data)
 
     def metric(self, name: str, value: float, step: Optional[float] = None) -> None:
         """Record a value of metric ``name`` (the snapshot keeps last/min/max/count and recent points)."""
-        data: Dict[str, Any] = {"name": name, "value": _finite("value", value)}
+        data: Dict[str, Any] = {"name": _name("metric name", name), "value": _finite("value", value)}
         if step is not None:
             data["step"] = _finite("step", step)
         self.event("metric", data)
 
     def counter(self, name: str, delta: float = 1) -> None:
         """Add ``delta`` to the named counter ``name``."""
-        self.event("counter", {"name": name, "delta": _finite("delta", delta)})
+        self.event("counter", {"name": _name("counter name", name), "delta": _finite("delta", delta)})
 
     def log(self, message: str, level: str = "info") -> None:
         """Add a line to the run's log; ``level`` is debug, info, warn or error."""
@@ -420,7 +460,9 @@ class Run:
     def _begin_call(self, label: str, call_id: Optional[str]) -> str:
         self.check_cancelled()
         cid = call_id or f"c{next(self._call_numbers)}"
-        self.event("call.started", {"callId": cid, "label": _truncate(label, MAX_LABEL_CHARS)})
+        if not isinstance(cid, str) or not 1 <= len(cid) <= MAX_NAME_CHARS:
+            raise ValueError(f"call_id must be a str of 1 to {MAX_NAME_CHARS} characters, got {cid!r}")
+        self.event("call.started", {"callId": cid, "label": _truncate(str(label), MAX_LABEL_CHARS)})
         return cid
 
 
@@ -434,7 +476,7 @@ class Phase:
 
     def __enter__(self) -> "Phase":
         self.run.check_cancelled()
-        data: Dict[str, Any] = {"name": self.name, "status": "started"}
+        data: Dict[str, Any] = {"name": _name("phase name", self.name), "status": "started"}
         if self.timeout_ms:
             data["timeoutMs"] = int(self.timeout_ms)
         self.run.event("phase", data)

@@ -1,4 +1,4 @@
-"""Retries and headers at the HTTP level, against a local HTTP server that answers what a busy runtrail answers."""
+"""Retries and headers at the HTTP level: against a local HTTP server that answers what a busy runtrail answers, and a real rate-limited one."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Tuple
 from unittest import mock
 
 import runtrail
+from tests.support import Server
 
 
 class BusyThenReady(BaseHTTPRequestHandler):
@@ -66,6 +67,24 @@ class HttpTest(unittest.TestCase):
             rt.get_run("r1")
         self.assertEqual((caught.exception.code, caught.exception.status), ("unavailable", 503))
         self.assertEqual(caught.exception.message, "the database is busy; retry")
+
+
+
+class RateLimitedTest(unittest.TestCase):
+    """A real server that takes 1,000 events a second per run (bursts of 5,000) from a script that sends faster."""
+
+    def setUp(self) -> None:
+        self.server = Server(env={"RUNTRAIL_APPEND_EVENTS_PER_SECOND": "1000"}).start()
+        self.addCleanup(self.server.close)
+
+    def test_a_tight_metric_loop_over_the_servers_rate_is_slowed_by_its_429s_and_loses_nothing(self) -> None:
+        rt = runtrail.Client(self.server.url)
+        with rt.run("faster than the server takes") as run:
+            for step in range(7000):
+                run.metric("loss", 1 / (step + 1), step=step)
+        final = rt.get_run(run.id)
+        self.assertEqual(final["status"], "succeeded")
+        self.assertEqual(final["snapshot"]["metrics"]["loss"]["count"], 7000)
 
 
 if __name__ == "__main__":

@@ -196,6 +196,42 @@ class ProducerTest(unittest.TestCase):
                 run.log("x", level="loud")
         self.assertEqual(self.rt.get_run(run.id)["status"], "succeeded")
 
+    def test_names_event_types_and_negative_progress_the_server_would_refuse_fail_at_the_call_site(self) -> None:
+        with self.rt.run("bad names") as run:
+            run.progress(1, 10)
+            for bad in (
+                lambda: run.metric(3, 0.5),
+                lambda: run.metric("", 0.5),
+                lambda: run.counter("tokens\n", 1),
+                lambda: run.phase("x" * 201).__enter__(),
+                lambda: run.progress(-1, 10),
+                lambda: run.event("mine", {}),
+                lambda: run.call("judge", call_id="c" * 201)(lambda: 1)(),
+            ):
+                with self.assertRaises(ValueError):
+                    bad()
+            run.metric("loss", 0.5)
+        final = self.rt.get_run(run.id)
+        self.assertEqual(final["status"], "succeeded")
+        self.assertEqual([e["type"] for e in self.rt.events(run.id)["events"]], ["progress", "metric", "run.succeeded"])
+
+    def test_an_event_the_server_refuses_as_invalid_stores_the_rest_of_its_batch_and_ends_the_run_failed_naming_it(self) -> None:
+        rt = runtrail.Client(server.url, flush_interval=60)
+        with self.assertRaises(runtrail.RuntrailError) as caught:
+            with rt.run("invalid event") as run:
+                run.progress(1, 10)
+                run.metric("loss", 0.5)
+                run.event("progress", {"done": "half"})  # a known type with data its schema refuses, sent as is
+                run.metric("loss", 0.25)
+        err = caught.exception
+        self.assertEqual(err.code, "invalid_request")
+        self.assertIn("the server refused the progress event", err.message)
+        self.assertIn("The events queued before it are stored; it and the 1 queued after it are not", err.message)
+        final = self.rt.get_run(run.id)
+        self.assertEqual(final["status"], "failed")
+        self.assertIn("the server refused the progress event", final["error"]["message"])
+        self.assertEqual([e["type"] for e in self.rt.events(run.id)["events"]], ["progress", "metric", "run.failed"])
+
     def test_a_server_error_body_becomes_runtrail_error_with_code_message_details(self) -> None:
         with self.assertRaises(runtrail.RuntrailError) as caught:
             self.rt.get_run("no-such-run")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import unittest
 from typing import Any, Dict, List
 
 import runtrail
-from tests.support import Server, wait_until
+from tests.support import Server, python_env, wait_until
 
 CALLS = 150
 
@@ -107,3 +111,47 @@ class RestartMidRunTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ServerGoneAtTheEndTest(unittest.TestCase):
+    def test_the_end_says_what_it_waits_for_and_ctrl_c_stops_the_wait_without_another_at_exit(self) -> None:
+        gone = Server().start()
+        script = textwrap.dedent(
+            """
+            import signal, sys, runtrail
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal gives it, even if started with SIGINT ignored
+            rt = runtrail.Client(exit_timeout=120)
+            with rt.run("the server goes away") as run:
+                print(run.id, flush=True)
+                sys.stdin.readline()
+                run.metric("loss", 0.5)
+            """
+        )
+        script_process = subprocess.Popen(
+            [sys.executable, "-c", script], env=python_env(gone.url), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            assert script_process.stdout is not None and script_process.stdin is not None and script_process.stderr is not None
+            self.assertTrue(script_process.stdout.readline().strip())
+            gone.kill()
+            script_process.stdin.write("go\n")
+            script_process.stdin.flush()
+            errors: List[str] = []
+            pump = threading.Thread(target=lambda: errors.extend(script_process.stderr), daemon=True)  # type: ignore[arg-type]
+            pump.start()
+            notice = f"runtrail: waiting for the server at {gone.url} to store 1 events of run"
+            wait_until(lambda: any(notice in line for line in errors), 15, "the script to say what it waits for")
+            script_process.send_signal(signal.SIGINT)
+            # Before, the exit waited again, exit_timeout (120 s) more, after the user's Ctrl-C.
+            script_process.wait(20)
+            pump.join(10)
+        finally:
+            if script_process.poll() is None:
+                script_process.kill()
+                script_process.wait()
+            gone.close()
+        output = "".join(errors)
+        self.assertNotEqual(script_process.returncode, 0)
+        self.assertIn("KeyboardInterrupt", output)
+        self.assertIn("1 events of run", output)
+        self.assertIn("were not stored (interrupted while waiting for", output)

@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import runtrail
 from runtrail import _limits
+from runtrail.run import KNOWN_EVENT_TYPES
 from tests.support import ROOT, Server
 
 server = Server()
@@ -114,6 +115,13 @@ class ContractTest(unittest.TestCase):
             for factor in match.group(1).split("*"):
                 value *= int(factor.strip().replace("_", ""))
             self.assertEqual(getattr(_limits, name), value, name)
+
+    def test_the_event_types_checked_at_the_call_site_are_the_protocols(self) -> None:
+        source = (ROOT / "packages" / "protocol" / "src" / "events.ts").read_text()
+        table = source.split("export const eventDataSchemas = {", 1)[1].split("} as const;", 1)[0]
+        types = set(re.findall(r"^  '?([a-z_.]+)'?: z\.", table, re.MULTILINE))
+        self.assertIn("metric", types)
+        self.assertEqual(set(KNOWN_EVENT_TYPES), types)
 
 
 if __name__ == "__main__":
