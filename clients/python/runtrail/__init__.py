@@ -14,10 +14,10 @@ describes the whole API.
 """
 
 from .client import Client, current_run
-from .errors import Cancelled, RuntrailError
+from .errors import Cancelled, RuntrailError, Terminated
 from .run import Call, Phase, Run
 from .track import track
 
 __version__ = "0.1.0"
 
-__all__ = ["Client", "Run", "Call", "Phase", "Cancelled", "RuntrailError", "current_run", "track", "__version__"]
+__all__ = ["Client", "Run", "Call", "Phase", "Cancelled", "RuntrailError", "Terminated", "current_run", "track", "__version__"]

@@ -12,6 +12,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Union, cast
 from . import _sender
 from ._http import Http
 from ._limits import DEFAULT_MAX_BATCH_BYTES, MAX_EVENT_DATA_BYTES, MAX_META_BYTES
+from ._signals import end_runs_on_sigterm
 from .errors import RuntrailError
 from .run import Run
 from .watch import watch as _watch
@@ -110,11 +111,13 @@ class Client:
         record = self._http.request(
             "createRun", json_body=body, headers={"idempotency-key": owner["id"]}, retry_for=self.start_timeout
         )
+        end_runs_on_sigterm()
         return Run(self, record, owner)
 
     def attach(self, run_id: str) -> Run:
         """A handle on a run another process owns (``runtrail exec``): add events to it; that process ends it."""
         record = self._http.request("getRun", {"id": run_id}, retry_for=self.start_timeout)
+        end_runs_on_sigterm()
         return Run(self, record, None, attached=True)
 
     def get_run(self, run_id: str) -> Dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The two exceptions of the runtrail client."""
+"""The exceptions of the runtrail client."""
 
 from __future__ import annotations
 
@@ -49,3 +49,25 @@ class Cancelled(Exception):
     def __reduce__(self) -> Any:
         # As RuntrailError's: a worker process's Cancelled must reach its parent whole.
         return (type(self), (self.run_id, self.reason), self.__dict__)
+
+
+class Terminated(SystemExit):
+    """Raised in the main thread when the process gets SIGTERM (``docker stop``, a scheduler preempting a job).
+
+    runtrail turns SIGTERM into this exit, when the script has not set its
+    own handler, so the process ends as Python ends: a ``with rt.run(...)``
+    block ends its run ``failed``, kind ``interrupted``, with the events it
+    had queued (rather than the run being reaped ``orphaned`` a lease later
+    without them), ``finally`` blocks and ``atexit`` handlers run, and the
+    exit status is 143 (128 + SIGTERM), as a shell reports a SIGTERM.
+    """
+
+    def __init__(self, signal_name: str = "SIGTERM") -> None:
+        super().__init__(143)
+        self.signal_name = signal_name
+
+    def __str__(self) -> str:
+        return f"the producer process was stopped by {self.signal_name}"
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.signal_name,), self.__dict__)

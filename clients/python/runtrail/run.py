@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Option
 from ._http import backoff_delay
 from ._limits import MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS
 from ._sender import Sender
-from .errors import Cancelled, RuntrailError
+from .errors import Cancelled, RuntrailError, Terminated
 
 if TYPE_CHECKING:
     from .client import Client
@@ -182,8 +182,8 @@ class Run:
                     self.log(_truncate(formatted, MAX_LOG_CHARS), level="error")
                 except RuntrailError:
                     pass  # sending stopped on an error: the run still ends failed, with the block's exception
-                kind = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
-                self.finish("failed", message=describe(exc), kind=kind)
+                kind = "interrupted" if isinstance(exc, (KeyboardInterrupt, Terminated)) else "error"
+                self.finish("failed", message=str(exc) if isinstance(exc, Terminated) else describe(exc), kind=kind)
         except RuntrailError as err:
             # The block's own exception is what the caller must see; how the
             # run could not be ended is said, not raised over it.

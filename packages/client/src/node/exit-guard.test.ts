@@ -119,7 +119,7 @@ describe('a Node producer going away with its run open', () => {
       const exit = await p.exited;
       expect(exit.signal).toBe(signal);
       const run = await client.getRun(runId);
-      expect(run.snapshot.terminal?.error).toEqual({ kind: 'error', message: `the producer process was stopped by ${signal}` });
+      expect(run.snapshot.terminal?.error).toEqual({ kind: 'interrupted', message: `the producer process was stopped by ${signal}` });
       expectAllProgress(await allEvents(runId));
     });
   }

@@ -446,7 +446,7 @@ export class RunHandle {
             end.kind === 'crash'
               ? { kind: 'error', message: cut(end.error instanceof Error ? `${end.error.name}: ${describe(end.error)}` : `uncaught: ${describe(end.error)}`) }
               : end.kind === 'signal'
-                ? { kind: 'error', message: `the producer process was stopped by ${end.signal}` }
+                ? { kind: 'interrupted', message: `the producer process was stopped by ${end.signal}` }
                 : { kind: 'orphaned', message: `the producer process exited (code ${end.code}) without ending the run` },
         };
     const events = this.failure ? 0 : this.queue.length;

@@ -1,0 +1,77 @@
+"""A producer script stopped by SIGTERM (docker stop, a scheduler's preemption), against a real server."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import unittest
+from typing import Any, Dict, List
+
+import runtrail
+from tests.support import Server, python_env
+
+server = Server()
+setUpModule, tearDownModule = server.start, server.close
+
+SCRIPT = textwrap.dedent(
+    """
+    import signal, sys, time, runtrail
+    if sys.argv[1] == "own-handler":
+        signal.signal(signal.SIGTERM, lambda *_: print("my own handler", flush=True))
+    rt = runtrail.Client()
+    with rt.run("stopped by SIGTERM " + sys.argv[1]) as run:
+        for i in range(300):
+            run.progress(i + 1, 300)
+        print(run.id, flush=True)
+        while True:
+            time.sleep(0.05)  # the script's own work: a step that takes a while
+            if sys.argv[1] == "own-handler" and run.cancelled:
+                break
+    """
+)
+
+
+def stopped_by_sigterm(how: str) -> "tuple[subprocess.CompletedProcess[str], str]":
+    """Start SCRIPT, wait for its run id, send SIGTERM; the finished process and its run id."""
+    process = subprocess.Popen([sys.executable, "-c", SCRIPT, how], env=python_env(server.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        run_id = process.stdout.readline().strip()
+        process.send_signal(signal.SIGTERM)
+        if how == "own-handler":
+            # Its handler decides: here it carries on, and is stopped by a cancel.
+            runtrail.Client(url=server.url).cancel(run_id, reason="stop now")
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err), run_id
+
+
+def progress_of(run_id: str) -> List[Dict[str, Any]]:
+    events = runtrail.Client(url=server.url).events(run_id, after=0, limit=5000)["events"]
+    return [e for e in events if e["type"] == "progress"]
+
+
+class SigtermTest(unittest.TestCase):
+    def test_the_run_ends_interrupted_with_every_queued_event_and_the_process_exits_143(self) -> None:
+        done, run_id = stopped_by_sigterm("default")
+        # Before: the process died at once, its queued events were lost and the run stayed running until its lease lapsed.
+        self.assertEqual(done.returncode, 143, done.stderr)
+        run = runtrail.Client(url=server.url).get_run(run_id)
+        self.assertEqual(run["status"], "failed")
+        self.assertEqual(run["snapshot"]["terminal"]["error"], {"kind": "interrupted", "message": "the producer process was stopped by SIGTERM"})
+        self.assertEqual([e["data"]["done"] for e in progress_of(run_id)], list(range(1, 301)))
+
+    def test_a_script_with_its_own_sigterm_handler_keeps_it(self) -> None:
+        done, run_id = stopped_by_sigterm("own-handler")
+        self.assertIn("my own handler", done.stdout)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(runtrail.Client(url=server.url).get_run(run_id)["status"], "cancelled")
+
+
+if __name__ == "__main__":
+    unittest.main()
