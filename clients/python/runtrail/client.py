@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import tempfile
@@ -107,6 +108,10 @@ class Client:
         ):
             if value is not None:
                 body[key] = value
+        try:
+            json.dumps(body, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"rt.run({name!r}): input and labels must be JSON (finite numbers, str keys): {err}") from err
         # The key makes a create retried after a lost answer return the same run.
         record = self._http.request(
             "createRun", json_body=body, headers={"idempotency-key": owner["id"]}, retry_for=self.start_timeout

@@ -353,7 +353,10 @@ class Run:
 
     def output(self, value: Any) -> None:
         """Set the run's output, stored with its end."""
-        json.dumps(value, allow_nan=False)
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"run.output() must be JSON (finite numbers, str keys): {err}") from err
         self._output = value
         self._has_output = True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import subprocess
@@ -194,7 +195,12 @@ class ProducerTest(unittest.TestCase):
                 run.meta(when=object())
             with self.assertRaises(ValueError):
                 run.log("x", level="loud")
+            # Before: plain "Out of range float values are not JSON compliant", naming no argument.
+            with self.assertRaisesRegex(ValueError, r"^run\.output\(\) must be JSON \(finite numbers, str keys\): Out of range float"):
+                run.output({"score": float("nan")})
         self.assertEqual(self.rt.get_run(run.id)["status"], "succeeded")
+        with self.assertRaisesRegex(ValueError, r"^rt\.run\('bad input'\): input and labels must be JSON \(finite numbers, str keys\): Object of type date"):
+            self.rt.run("bad input", input={"day": datetime.date(2026, 11, 28)})
 
     def test_names_event_types_and_negative_progress_the_server_would_refuse_fail_at_the_call_site(self) -> None:
         with self.rt.run("bad names") as run:
