@@ -170,6 +170,11 @@ class Sender:
                 flush=True,
             )
 
+    @property
+    def closed(self) -> bool:
+        """Closed: it takes no more events."""
+        return self._closing
+
     def close(self, timeout: float = 5.0) -> None:
         """Stop heartbeating and end the thread (after it sent what is queued, if it can)."""
         with self._cond:

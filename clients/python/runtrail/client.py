@@ -120,7 +120,9 @@ class Client:
         return Run(self, record, owner)
 
     def attach(self, run_id: str) -> Run:
-        """A handle on a run another process owns (``runtrail exec``): add events to it; that process ends it."""
+        """A handle on a run another process owns (``runtrail exec``, or the parent of a worker process): add
+        events to it; that process ends it. In a ``with`` block, leaving it stores the events and stops the
+        handle's sender thread (a worker's task should, so a long-lived pool does not gather threads)."""
         record = self._http.request("getRun", {"id": run_id}, retry_for=self.start_timeout)
         end_runs_on_sigterm()
         return Run(self, record, None, attached=True)
@@ -203,7 +205,8 @@ def current_run() -> Optional[Run]:
     if not run_id:
         return None
     with _current_lock:
-        if run_id not in _current:
+        # One a with-block closed is done: a later call gets a fresh handle.
+        if run_id not in _current or _current[run_id]._sender.closed:
             _current[run_id] = Client().attach(run_id)
         return _current[run_id]
 

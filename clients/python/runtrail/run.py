@@ -153,7 +153,12 @@ class Run:
     def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> bool:
         if self._attached or self._ended is not None:
             if self._attached:
-                self.flush()
+                # Done with the run here (a worker's task): its events stored, its sender thread stopped,
+                # so a long-lived pool attaching once per task does not gather threads.
+                try:
+                    self.flush()
+                finally:
+                    self._sender.close()
             return False
         if exc is None and self._cancel_requested:
             # The script saw the cancel (it polled run.cancelled and stopped)

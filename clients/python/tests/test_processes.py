@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import textwrap
+import threading
 import unittest
 
 import runtrail
@@ -41,6 +42,19 @@ class ProcessesTest(unittest.TestCase):
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(done.stdout.strip(), "run_not_found 404")
 
+    def test_a_task_that_attaches_in_a_with_block_leaves_no_thread_behind(self) -> None:
+        rt = runtrail.Client(server.url)
+        with rt.run("many tasks") as run:
+            before = threading.active_count()
+            # As a long-lived pool's worker does, once per task.
+            for i in range(20):
+                with runtrail.Client(server.url).attach(run.id) as task:
+                    task.metric("score", float(i), step=i)
+            # Before: each attach left its sender thread running, 20 more threads here.
+            self.assertLessEqual(threading.active_count(), before)
+        steps = [e["data"]["step"] for e in rt.events(run.id, after=0)["events"] if e["type"] == "metric"]
+        self.assertEqual(sorted(steps), list(range(20)))
+
     def test_a_forked_worker_using_the_parents_run_is_told_so_and_one_that_attaches_stores_its_events(self) -> None:
         script = textwrap.dedent(
             """
@@ -53,9 +67,8 @@ class ProcessesTest(unittest.TestCase):
                 run.flush()
 
             def attached(run_id):
-                mine = runtrail.Client().attach(run_id)
-                mine.metric("score", 1.0)
-                mine.flush()
+                with runtrail.Client().attach(run_id) as mine:
+                    mine.metric("score", 1.0)
 
             if __name__ == "__main__":
                 with runtrail.Client().run("forked workers") as run:
