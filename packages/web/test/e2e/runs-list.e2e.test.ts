@@ -368,6 +368,21 @@ describe('the runs list in a real browser', () => {
     for (const id of [longName, longLabel]) await finish(id, { status: 'succeeded' });
   });
 
+  it('marks a running run whose cancel was asked for, until its owner stops it', async () => {
+    const id = await create({ name: 'asked-to-stop' });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${server!.url}/?q=asked-to-stop`);
+    await row(page, id).waitFor();
+    expect(await row(page, id).getByTestId('cancel-requested').count()).toBe(0);
+    await post(`/api/v1/runs/${id}/cancel`, { reason: 'wrong dataset' });
+    await waitUntil(async () => (await textNow(row(page, id).getByTestId('cancel-requested'))) === 'cancel requested', {
+      what: 'the row to say a cancel was asked for',
+    });
+    await finish(id, { status: 'cancelled', error: { kind: 'cancelled', message: 'stopped' } });
+    await waitUntil(async () => (await row(page, id).getByTestId('cancel-requested').count()) === 0, { what: 'the mark to go once it ended' });
+    await page.close();
+  });
+
   it('shows no call counters for a run that makes no calls, as its page shows none', async () => {
     const quiet = await create({ name: 'calls-none' });
     const busy = await create({ name: 'calls-some' });

@@ -171,6 +171,7 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
   const stalled = run.status === 'running' && s.stalled !== null;
   const stuckMs = s.stalled !== null ? stalledForMs(s.stalled, run.startedAt, now) : null;
   const inFlight = Object.keys(s.current).length;
+  const cancelAsked = run.status === 'running' && (s.cancelRequested || run.cancelRequestedAt !== null);
   const reason = run.error ? visibleText(oneLine(terminalText(run.error.message))) : null;
   const activity = run.status === 'running' ? visibleText([s.phase, progress?.message].filter(Boolean).join(' · ')) : '';
   const name = visibleText(run.name);
@@ -247,6 +248,12 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
         {run.status === 'running' && (
           <div className="muted small progress-notes" data-testid="progress-notes">
             {inFlight > 0 && <span>{inFlight} in flight</span>}
+            {/* Asked to stop, still running: the owner has not stopped yet (as the run's page says). */}
+            {cancelAsked && (
+              <span className="stalled-text" data-testid="cancel-requested">
+                cancel requested
+              </span>
+            )}
             {stalled ? (
               <span className="stalled-text">stalled {formatDuration(stuckMs)}</span>
             ) : quietMs !== null ? (
