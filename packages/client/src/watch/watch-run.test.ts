@@ -109,6 +109,27 @@ describe('late joiner through the SDK', () => {
   });
 });
 
+describe('a run that had ended when the watch began', () => {
+  test('is read once: its fields were final when read, so the end does not read them again', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'read-once', input: { prompt: 'x'.repeat(1000) } });
+    await s.runs.appendEvents(run.id, progressEvents(10));
+    await s.runs.finish(run.id, { status: 'succeeded', output: { score: 0.9 } });
+    const reads: string[] = [];
+    const countingFetch: typeof fetch = (input, init) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      if (url.pathname === `/api/v1/runs/${run.id}`) reads.push(url.pathname);
+      return fetch(input, init);
+    };
+    const final = await watch(run.id, { url: s.url, fetch: countingFetch }).done;
+    expect(final.run?.status).toBe('succeeded');
+    expect(final.run?.output).toEqual({ score: 0.9 });
+    expect(final.run?.finishedAt).not.toBeNull();
+    expect(final.events.length).toBe(11);
+    expect(reads).toHaveLength(1);
+  });
+});
+
 describe('a run that does not exist', () => {
   test('watching it ends with run_not_found, never silence', async () => {
     const s = await server();
