@@ -130,6 +130,33 @@ describe('a run that had ended when the watch began', () => {
   });
 });
 
+describe('a queued run that starts while watched', () => {
+  test('shows it running, with its start time, as soon as its run.started arrives, not queued until the end', async () => {
+    const s = await server({ concurrency: 1 });
+    let releaseFirst!: () => void;
+    const firstHeld = new Promise<void>((r) => (releaseFirst = r));
+    let releaseSecond!: () => void;
+    const secondHeld = new Promise<void>((r) => (releaseSecond = r));
+    s.define('hold', async (ctx) => {
+      ctx.progress(1, 2);
+      await ((ctx.input as { n: number }).n === 1 ? firstHeld : secondHeld);
+    });
+    cleanups.push(() => (releaseFirst(), releaseSecond()));
+    const { run: first } = await s.runs.create({ name: 'hold', input: { n: 1 }, execute: true });
+    await waitFor(async () => (await serverRun(s, first.id)).status === 'running', { what: 'the first run to take the only slot' });
+    const { run: second } = await s.runs.create({ name: 'hold', input: { n: 2 }, execute: true });
+    const w = watch(second.id, { url: s.url });
+    await waitFor(() => w.getState().connection === 'live', { what: 'the watch to be live' });
+    expect(w.getState().run?.status).toBe('queued');
+    releaseFirst();
+    await waitFor(() => w.getState().snapshot.progress?.done === 1, { what: 'the second run to report progress' });
+    expect(w.getState().run?.status).toBe('running');
+    // From its run.started event, stamped as the server started it (the row's time may be a millisecond apart).
+    const startedAt = (await serverRun(s, second.id)).startedAt!;
+    expect(Math.abs(w.getState().run!.startedAt! - startedAt)).toBeLessThan(1000);
+  });
+});
+
 describe('a run that does not exist', () => {
   test('watching it ends with run_not_found, never silence', async () => {
     const s = await server();

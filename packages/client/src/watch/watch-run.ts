@@ -369,7 +369,13 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
 function withShown(run: Run, shown: Fold): Run {
   const merged = run.seq >= shown.seq ? run : { ...run, seq: shown.seq, snapshot: shown.snapshot };
   const terminal = merged.snapshot.terminal;
-  return terminal ? { ...merged, status: terminal.status } : merged;
+  if (terminal) return { ...merged, status: terminal.status };
+  // A run read while queued that has started since (its run.started is in
+  // the fold): running, from then. It stayed "queued", with no start time,
+  // until its end, while its calls and progress went by below.
+  const started = merged.snapshot.startedAt;
+  if (merged.status === 'queued' && started !== null) return { ...merged, status: 'running', startedAt: merged.startedAt ?? started };
+  return merged;
 }
 
 /** Watch a run live (see RunWatch). Starts connecting at once. */
