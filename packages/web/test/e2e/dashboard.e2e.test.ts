@@ -362,7 +362,7 @@ describe('the dashboard in a real browser', () => {
     await page.keyboard.press('Enter');
     await waitUntil(async () => (await focused()) === 'reason (optional)', { what: 'the question again' });
     await page.keyboard.type('asked from the keyboard');
-    await page.keyboard.press('Tab');
+    // Enter in the reason confirms, as it would submit a form: no Tab to the button first.
     await page.keyboard.press('Enter');
     await waitUntil(async () => (await textNow(page.getByTestId('cancel-reason')))?.includes('asked from the keyboard'), { what: 'the cancel to be asked' });
     const ended = await fetch(`${server!.url}/api/v1/runs/${run.id}/finish`, {
