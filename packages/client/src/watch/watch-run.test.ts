@@ -315,6 +315,19 @@ describe('transport fallback', () => {
     expect(final.snapshot).toEqual((await serverRun(s, run.id)).snapshot);
   });
 
+  test('when its server goes away, a polling watcher says it is reconnecting, never "polling" (which means it receives)', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'server-away' });
+    const w = watch(run.id, { url: s.url, transports: ['poll'], pollIntervalMs: 20, backoff: { initialMs: 10, maxMs: 20 } });
+    await waitFor(() => w.getState().connection === 'polling', { what: 'polling' });
+    const seen: string[] = [];
+    w.subscribe(() => seen.push(w.getState().connection));
+    await s.close();
+    await waitFor(() => seen.filter((c) => c === 'reconnecting').length >= 3, { what: 'three failed polls' });
+    const away = seen.slice(seen.indexOf('reconnecting'));
+    expect(away).not.toContain('polling');
+  });
+
   test('a watcher that fell back to polling comes back to WebSocket when it works again', async () => {
     const s = await server();
     const { run } = await s.runs.create({ name: 'comeback' });
