@@ -65,6 +65,11 @@ export function formatNumber(n: number): string {
   return THREE_DIGITS.format(n);
 }
 
+/** A count with its noun, in the reader's digits: "1 line", "20,004 lines". */
+export function countOf(n: number, noun: string, plural = `${noun}s`): string {
+  return `${formatNumber(n)} ${n === 1 ? noun : plural}`;
+}
+
 /**
  * An axis tick: as many decimals as the spacing between ticks needs (ticks
  * 0.05 apart read 0.10, 0.15, not 0.1, 0.15000000000000002; ticks 0.25 apart

@@ -40,6 +40,17 @@ describe('estimateProgress', () => {
     expect(paused).toEqual({ kind: 'eta', remainingMs: 3000 });
   });
 
+  test('a fast steady run keeps its estimate whenever the page renders, not only right after a reading', () => {
+    // 300 items a second for 10 s, 6,000 in all: about 10 s left.
+    const samples: ProgressSample[] = [];
+    for (let i = 0; i <= 3000; i++) samples.push({ ts: at(i / 300), done: i });
+    const atReading = estimateProgress({ samples, total: 6000, now: at(10) });
+    const renderLater = estimateProgress({ samples, total: 6000, now: at(10.2) });
+    expect(atReading).toEqual({ kind: 'eta', remainingMs: 10_000 });
+    expect(renderLater?.kind).toBe('eta');
+    expect((renderLater as { remainingMs: number }).remainingMs).toBeLessThan(10_300);
+  });
+
   test('a slow but steady run (one item a minute) is not called stalled between items', () => {
     const samples: ProgressSample[] = [0, 1, 2, 3].map((i) => ({ ts: at(60 * i), done: i }));
     expect(estimateProgress({ samples, total: 10, now: at(180 + 59) })?.kind).toBe('eta');

@@ -15,6 +15,13 @@ export type ProgressEstimate =
 /** Progress readings the rate is measured over: the latest ones, not the whole run. */
 export const RECENT_SAMPLES = 10;
 /**
+ * ... and at least this much time, when the readings go back that far. A
+ * fast run's last ten readings span a few milliseconds, so the time since
+ * the last one (up to a render's worth, 200 ms, however healthy the run)
+ * decided the rate: "about 13 s left", then 30 s, then 13 s again.
+ */
+export const RECENT_MIN_SPAN_MS = 10_000;
+/**
  * A run is called stalled when it has gone this many recent intervals
  * without progress, and at least STALLED_AFTER_MIN_MS: a run that reports
  * every 50 ms is not stuck after 300 ms, and one that reports every ten
@@ -65,7 +72,7 @@ export function estimateProgress(input: {
   const firstProgress = samples.findIndex((s) => s.done > 0);
   if (input.stalledForMs !== undefined && input.stalledForMs !== null) return { kind: 'stalled', sinceMs: input.stalledForMs };
   if (total === null || firstProgress < 0) return null;
-  const recent = samples.slice(Math.max(0, samples.length - RECENT_SAMPLES - 1));
+  const recent = recentSamples(samples);
   const first = recent[0]!;
   const span = last.ts - first.ts;
   const moved = last.done - first.done;
@@ -83,6 +90,18 @@ export function estimateProgress(input: {
   const elapsed = Math.max(now, last.ts) - first.ts;
   if (moved <= 0 || elapsed <= 0) return null;
   return { kind: 'eta', remainingMs: (remaining * elapsed) / moved };
+}
+
+/**
+ * The readings the recent rate is measured over: the last RECENT_SAMPLES
+ * intervals, reaching further back until they span RECENT_MIN_SPAN_MS.
+ */
+export function recentSamples<T extends ProgressSample>(samples: readonly T[]): T[] {
+  const last = samples[samples.length - 1];
+  if (!last) return [];
+  let from = Math.max(0, samples.length - RECENT_SAMPLES - 1);
+  while (from > 0 && last.ts - samples[from]!.ts < RECENT_MIN_SPAN_MS) from--;
+  return samples.slice(from);
 }
 
 /**

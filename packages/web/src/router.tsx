@@ -6,10 +6,65 @@ import { useEffect, useState, type AnchorHTMLAttributes, type MouseEvent } from 
  */
 const listeners = new Set<() => void>();
 
+// Back and forward put the reader where they were on that page (see
+// useRestoredScroll): the browser's own restoration ran before the list
+// had loaded its rows, so Back from a run always landed at the top.
+if ('scrollRestoration' in window.history) window.history.scrollRestoration = 'manual';
+
 export function navigate(path: string): void {
   if (path === window.location.pathname + window.location.search) return;
+  keepScroll();
   window.history.pushState(null, '', path);
+  window.scrollTo(0, 0);
   for (const listener of listeners) listener();
+}
+
+/** Remember in the current history entry how far down its page the reader is, before leaving it. */
+function keepScroll(): void {
+  const state: unknown = window.history.state;
+  window.history.replaceState({ ...(typeof state === 'object' && state !== null ? state : {}), scrollY: window.scrollY }, '');
+}
+
+function keptScroll(): number | null {
+  const y = (window.history.state as { scrollY?: unknown } | null)?.scrollY;
+  return typeof y === 'number' && y > 0 ? y : null;
+}
+
+/** How long a page may take to grow tall enough (its rows, children and panels loading) to scroll back to. */
+const RESTORE_WITHIN_MS = 3000;
+/** The reader moving the page themselves: their position wins over the kept one. */
+const READER_INPUT = ['wheel', 'touchmove', 'keydown', 'mousedown'] as const;
+
+/**
+ * On a page reached by Back or Forward (or a reload), scroll to where the
+ * reader was, as soon as the page is tall enough: its content arrives after
+ * it mounts, so this waits for it, for a few seconds at most, and gives up
+ * as soon as the reader scrolls or types.
+ */
+export function useRestoredScroll(): void {
+  const search = useLocationPart(readSearch);
+  useEffect(() => {
+    const y = keptScroll();
+    if (y === null) return;
+    const deadline = performance.now() + RESTORE_WITHIN_MS;
+    let frame = 0;
+    const stop = () => {
+      cancelAnimationFrame(frame);
+      for (const type of READER_INPUT) window.removeEventListener(type, stop);
+    };
+    const step = () => {
+      const most = document.documentElement.scrollHeight - window.innerHeight;
+      if (most >= y || performance.now() > deadline) {
+        window.scrollTo(0, Math.min(y, most));
+        stop();
+        return;
+      }
+      frame = requestAnimationFrame(step);
+    };
+    for (const type of READER_INPUT) window.addEventListener(type, stop, { passive: true });
+    frame = requestAnimationFrame(step);
+    return stop;
+  }, [search]);
 }
 
 /** A part of the page's location, re-read whenever navigate/replaceQuery or back/forward moves it. */
@@ -70,7 +125,10 @@ function moveTo(query: URLSearchParams, how: 'push' | 'replace'): void {
   const search = query.toString();
   const path = `${window.location.pathname}${search ? `?${search}` : ''}`;
   if (path === window.location.pathname + window.location.search) return;
-  if (how === 'push') window.history.pushState(null, '', path);
+  if (how === 'push') {
+    keepScroll();
+    window.history.pushState(null, '', path);
+  }
   else window.history.replaceState(null, '', path);
   for (const listener of listeners) listener();
 }

@@ -70,7 +70,9 @@ export async function reconnectLoop<M>(options: ReconnectOptions<M>): Promise<vo
     const transport = pick();
     const name = transport.name;
     const polling = name === 'poll';
-    options.onChange({ connection: polling ? 'polling' : reason === 'start' ? 'connecting' : 'reconnecting', reason, transport: name });
+    // 'polling' says data arrives by polling, as 'live' does for a stream: only once a read answered
+    // (onOpen). Said before each try, a page whose server was away flickered reconnecting/polling.
+    options.onChange({ connection: reason === 'start' ? 'connecting' : 'reconnecting', reason, transport: name });
     const conn = new Connection(++current, name, clock, signal, {
       onOpen: () => {
         // The server answers again: what was paused because it did not is due now (polling then upgrades).

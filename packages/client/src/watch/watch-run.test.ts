@@ -109,6 +109,54 @@ describe('late joiner through the SDK', () => {
   });
 });
 
+describe('a run that had ended when the watch began', () => {
+  test('is read once: its fields were final when read, so the end does not read them again', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'read-once', input: { prompt: 'x'.repeat(1000) } });
+    await s.runs.appendEvents(run.id, progressEvents(10));
+    await s.runs.finish(run.id, { status: 'succeeded', output: { score: 0.9 } });
+    const reads: string[] = [];
+    const countingFetch: typeof fetch = (input, init) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      if (url.pathname === `/api/v1/runs/${run.id}`) reads.push(url.pathname);
+      return fetch(input, init);
+    };
+    const final = await watch(run.id, { url: s.url, fetch: countingFetch }).done;
+    expect(final.run?.status).toBe('succeeded');
+    expect(final.run?.output).toEqual({ score: 0.9 });
+    expect(final.run?.finishedAt).not.toBeNull();
+    expect(final.events.length).toBe(11);
+    expect(reads).toHaveLength(1);
+  });
+});
+
+describe('a queued run that starts while watched', () => {
+  test('shows it running, with its start time, as soon as its run.started arrives, not queued until the end', async () => {
+    const s = await server({ concurrency: 1 });
+    let releaseFirst!: () => void;
+    const firstHeld = new Promise<void>((r) => (releaseFirst = r));
+    let releaseSecond!: () => void;
+    const secondHeld = new Promise<void>((r) => (releaseSecond = r));
+    s.define('hold', async (ctx) => {
+      ctx.progress(1, 2);
+      await ((ctx.input as { n: number }).n === 1 ? firstHeld : secondHeld);
+    });
+    cleanups.push(() => (releaseFirst(), releaseSecond()));
+    const { run: first } = await s.runs.create({ name: 'hold', input: { n: 1 }, execute: true });
+    await waitFor(async () => (await serverRun(s, first.id)).status === 'running', { what: 'the first run to take the only slot' });
+    const { run: second } = await s.runs.create({ name: 'hold', input: { n: 2 }, execute: true });
+    const w = watch(second.id, { url: s.url });
+    await waitFor(() => w.getState().connection === 'live', { what: 'the watch to be live' });
+    expect(w.getState().run?.status).toBe('queued');
+    releaseFirst();
+    await waitFor(() => w.getState().snapshot.progress?.done === 1, { what: 'the second run to report progress' });
+    expect(w.getState().run?.status).toBe('running');
+    // From its run.started event, stamped as the server started it (the row's time may be a millisecond apart).
+    const startedAt = (await serverRun(s, second.id)).startedAt!;
+    expect(Math.abs(w.getState().run!.startedAt! - startedAt)).toBeLessThan(1000);
+  });
+});
+
 describe('a run that does not exist', () => {
   test('watching it ends with run_not_found, never silence', async () => {
     const s = await server();
@@ -265,6 +313,19 @@ describe('transport fallback', () => {
     const final = await w.done;
     expect(isExactRange(seqsOf(w), 0, 51)).toBe(true);
     expect(final.snapshot).toEqual((await serverRun(s, run.id)).snapshot);
+  });
+
+  test('when its server goes away, a polling watcher says it is reconnecting, never "polling" (which means it receives)', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'server-away' });
+    const w = watch(run.id, { url: s.url, transports: ['poll'], pollIntervalMs: 20, backoff: { initialMs: 10, maxMs: 20 } });
+    await waitFor(() => w.getState().connection === 'polling', { what: 'polling' });
+    const seen: string[] = [];
+    w.subscribe(() => seen.push(w.getState().connection));
+    await s.close();
+    await waitFor(() => seen.filter((c) => c === 'reconnecting').length >= 3, { what: 'three failed polls' });
+    const away = seen.slice(seen.indexOf('reconnecting'));
+    expect(away).not.toContain('polling');
   });
 
   test('a watcher that fell back to polling comes back to WebSocket when it works again', async () => {

@@ -106,6 +106,8 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
   private readonly iterators = new Set<EventQueue>();
   private resolveDone!: (state: RunWatchState) => void;
   private finished = false;
+  /** The run as first read had already ended: its finishedAt, output and error were final then. */
+  private endedWhenRead = false;
   /** Serializes applying: frames of one connection and gap fills never interleave. */
   private ingestChain: Promise<void> = Promise.resolve();
 
@@ -192,6 +194,7 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
         if (this.options.fromSnapshot && run.seq > this.fold.seq) this.fold = { snapshot: run.snapshot, seq: run.seq };
         // A full replay starts below what the server persisted: show that until the replay passes it.
         else if ((this.options.after ?? 0) === 0 && run.seq > this.fold.seq) this.held = { snapshot: run.snapshot, seq: run.seq };
+        this.endedWhenRead = isTerminalStatus(run.status);
         this.publish({ run });
         // Starting at or past the end: nothing will ever arrive, so end now.
         if (isTerminalStatus(run.status) && this.fold.seq >= run.seq) void this.onTerminal(run.status);
@@ -335,12 +338,16 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
     // Nothing more will come: close the connection now, not after the read below.
     this.aborter.abort();
     let run = this.state.run;
-    try {
-      run = { ...(await this.getRun()), status };
-    } catch (err) {
-      // The snapshot already holds the terminal state; only the run's
-      // metadata stays as it was. Say so rather than hide it.
-      this.update({ error: toRuntrailError(err) });
+    // Read again only a run that was still going when read: a large input
+    // (up to 1 MiB) came twice with every page opened on an ended run.
+    if (!this.endedWhenRead || run === null) {
+      try {
+        run = { ...(await this.getRun()), status };
+      } catch (err) {
+        // The snapshot already holds the terminal state; only the run's
+        // metadata stays as it was. Say so rather than hide it.
+        this.update({ error: toRuntrailError(err) });
+      }
     }
     this.update({ run: run ? withShown(run, this.held ?? this.fold) : null, connection: 'ended', reason: 'run_ended', observers: null });
     for (const it of this.iterators) it.end(null);
@@ -362,7 +369,13 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
 function withShown(run: Run, shown: Fold): Run {
   const merged = run.seq >= shown.seq ? run : { ...run, seq: shown.seq, snapshot: shown.snapshot };
   const terminal = merged.snapshot.terminal;
-  return terminal ? { ...merged, status: terminal.status } : merged;
+  if (terminal) return { ...merged, status: terminal.status };
+  // A run read while queued that has started since (its run.started is in
+  // the fold): running, from then. It stayed "queued", with no start time,
+  // until its end, while its calls and progress went by below.
+  const started = merged.snapshot.startedAt;
+  if (merged.status === 'queued' && started !== null) return { ...merged, status: 'running', startedAt: merged.startedAt ?? started };
+  return merged;
 }
 
 /** Watch a run live (see RunWatch). Starts connecting at once. */

@@ -6,7 +6,7 @@ import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
  * `reasonLabel` it also offers a text field, whose text `onConfirm` gets
  * (e.g. why a run was cancelled, shown to everyone who looks at it later).
  * The question takes the focus (its reason field, else its confirm button),
- * Escape keeps things as they are, and the focus then goes back to the
+ * Enter in the reason confirms, Escape keeps things as they are, and the focus then goes back to the
  * button: a keyboard user never lands on the page's body.
  */
 export function ConfirmButton({
@@ -40,6 +40,14 @@ export function ConfirmButton({
     kept.current = true;
     setAsking(false);
   };
+  const confirm = () => {
+    setBusy(true);
+    onConfirm(reason.trim()).finally(() => {
+      setBusy(false);
+      setAsking(false);
+      setReason('');
+    });
+  };
   const onKeyDown = (e: KeyboardEvent) => {
     if (e.key === 'Escape' && !busy) {
       e.preventDefault();
@@ -66,6 +74,13 @@ export function ConfirmButton({
           autoFocus
           value={reason}
           onChange={(e) => setReason(e.target.value)}
+          // Typed a reason, pressed Enter: that is the confirmation, as in any form.
+          onKeyDown={(e) => {
+            if (e.key === 'Enter' && !busy) {
+              e.preventDefault();
+              confirm();
+            }
+          }}
         />
       )}
       <button
@@ -73,14 +88,7 @@ export function ConfirmButton({
         className="danger"
         disabled={busy}
         autoFocus={reasonLabel === undefined}
-        onClick={() => {
-          setBusy(true);
-          onConfirm(reason.trim()).finally(() => {
-            setBusy(false);
-            setAsking(false);
-            setReason('');
-          });
-        }}
+        onClick={confirm}
       >
         {confirmLabel}
       </button>

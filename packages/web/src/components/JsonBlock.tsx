@@ -1,3 +1,4 @@
+import { countOf } from '../format.js';
 import { visibleText } from '../visible-text.js';
 
 /** Longer JSON starts folded: the panel is a glance, the reader opens what they need. */
@@ -20,7 +21,7 @@ export function JsonBlock({ title, value, empty }: { title: string; value: unkno
     <details className="json-block" open={lines <= OPEN_UP_TO_LINES}>
       <summary>
         <h3 className="json-title">{title}</h3>
-        {lines > 1 && <span className="muted"> {lines} lines</span>}
+        {lines > 1 && <span className="muted"> {countOf(lines, 'line')}</span>}
       </summary>
       <pre className="json-text" aria-label={`${title} as JSON`}>
         {text}

@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import { formatNumber, formatTick } from '../format.js';
+import { countOf, formatNumber, formatTick } from '../format.js';
 import { alignedData, seriesColour, type ChartSeries } from './chart-data.js';
 import { visibleText } from '../visible-text.js';
 
@@ -133,7 +133,7 @@ function ChartTable({ series, data, x }: { series: readonly ChartSeries[]; data:
   const [open, setOpen] = useState(false);
   return (
     <details className="chart-data" onToggle={(e) => setOpen(e.currentTarget.open)}>
-      <summary>Data ({data[0].length} points)</summary>
+      <summary>Data ({countOf(data[0].length, 'point')})</summary>
       {open && (
         <div className="chart-table-wrap">
           <table className="chart-table">

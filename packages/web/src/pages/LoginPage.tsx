@@ -3,6 +3,7 @@ import { RuntrailClient } from '@runtrail/client';
 import { serverUrl } from '../client.js';
 import { TRY_AGAIN, problemText } from '../problem-text.js';
 import { logIn } from '../session.js';
+import { useDocumentTitle } from './run/use-document-title.js';
 
 /**
  * Shown when the server needs a token and this tab has none that works:
@@ -12,6 +13,7 @@ export function LoginPage({ rejected }: { rejected: boolean }) {
   const [token, setToken] = useState('');
   const [error, setError] = useState<string | null>(rejected ? 'The token this tab had is not valid any more (expired or revoked).' : null);
   const [checking, setChecking] = useState(false);
+  useDocumentTitle('Log in · runtrail');
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -49,6 +51,7 @@ export function LoginPage({ rejected }: { rejected: boolean }) {
             value={token}
             onChange={(e) => setToken(e.target.value)}
             aria-label="token"
+            autoFocus
           />
         </label>
         <button type="submit" className="primary" disabled={checking || token.trim() === ''}>

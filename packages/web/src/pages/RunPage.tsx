@@ -6,7 +6,7 @@ import { Artifacts } from '../components/Artifacts.js';
 import { ChildRuns } from '../components/ChildRuns.js';
 import { EventLog } from '../components/EventLog.js';
 import { problemText } from '../problem-text.js';
-import { Link, listLocation } from '../router.js';
+import { Link, listLocation, useRestoredScroll } from '../router.js';
 import { useNow } from '../use-now.js';
 import { Console } from './run/Console.js';
 import { Counters } from './run/Counters.js';
@@ -35,6 +35,7 @@ export function RunPage({ id }: { id: string }) {
   const childCount = useChildCount(id, children.length);
   const shownStatus = snapshot.terminal?.status ?? run?.status;
   useDocumentTitle(run ? `${visibleText(run.name)} · ${shownStatus} · runtrail` : `run ${id} · runtrail`);
+  useRestoredScroll();
 
   if (!run) {
     return (

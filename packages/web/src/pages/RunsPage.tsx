@@ -3,7 +3,7 @@ import { RunErrorKind, RunStatus, dashboardRunPath } from '@runtrail/protocol';
 import { cannotText, useAccess } from '../access.js';
 import { ConnectionIndicator } from '../components/ConnectionIndicator.js';
 import { StartRunForm } from '../components/StartRunForm.js';
-import { Link, navigate, pushQuery, rememberListLocation, replaceQuery, useQuery } from '../router.js';
+import { Link, navigate, pushQuery, rememberListLocation, replaceQuery, useQuery, useRestoredScroll } from '../router.js';
 import { useNow } from '../use-now.js';
 import { useRunsPage } from '../use-runs-page.js';
 import { RunsTable } from './runs/RunsTable.js';
@@ -49,6 +49,7 @@ function OneRunOnly({ runId }: { runId: string }) {
 
 function RunsList() {
   const access = useAccess();
+  useRestoredScroll();
   // The URL is the filter: shareable, and a reload keeps it.
   const query = useQuery();
   const applied = filterFromQuery(query);

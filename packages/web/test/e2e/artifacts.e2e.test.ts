@@ -10,6 +10,7 @@ import {
   spawnServer,
   stopServer,
   tempDir,
+  textNow,
   waitUntil,
   type ServerProcess,
 } from './harness.js';
@@ -180,6 +181,23 @@ describe('the run page shows stored artifacts safely', () => {
     await page.getByRole('heading', { name: 'Artifacts (2)' }).waitFor();
     expect(await page.locator('.artifact-name').allTextContents()).toEqual(['“x.txt ”', 'x.txt']);
     await run.succeed();
+  });
+
+  it('counts in words a reader would write: 1 byte, 1 line, 1 point, 1,003 lines', async () => {
+    const run = await client.createRun({ name: 'counted', input: { ids: Array.from({ length: 999 }, (_, i) => i) } });
+    run.log('the only line');
+    run.metric('loss', 0.5, 0);
+    await run.artifact('one.txt', Buffer.from('x'), { contentType: 'text/plain' });
+    await run.succeed();
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    await page.getByRole('heading', { name: 'counted', exact: true }).waitFor();
+    await page.getByRole('heading', { name: 'Artifacts (1)' }).waitFor();
+    expect(await page.getByTestId('artifact-one.txt').locator('.artifact-row').textContent()).toContain('1 byte');
+    expect(await page.getByTestId('artifact-one.txt').locator('.artifact-row').textContent()).not.toContain('1 bytes');
+    await waitUntil(async () => (await textNow(page.locator('#console-title'))) === 'Console (1 line)', { what: 'the console to count its one line' });
+    expect(await page.getByText(/^Data \(1 points?\)$/).textContent()).toBe('Data (1 point)');
+    // 999 ids, one a line, inside the object's braces and the array's brackets.
+    expect(await page.locator('summary', { hasText: 'Input' }).textContent()).toBe('Input 1,003 lines');
   });
 
   it('opening an HTML or SVG artifact’s own URL in a tab downloads it; its script never runs in the dashboard’s origin', async () => {

@@ -216,6 +216,34 @@ describe('the dashboard in a real browser', () => {
     await stale.close();
   });
 
+  it('a run deleted elsewhere while its page is open: Delete there goes to the list, not "Delete failed"', async () => {
+    const created = await fetch(`${server!.url}/api/v1/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'deleted-elsewhere' }),
+    });
+    const { id } = (await created.json()) as { id: string };
+    const finished = await fetch(`${server!.url}/api/v1/runs/${id}/finish`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ status: 'succeeded' }),
+    });
+    expect(finished.ok).toBe(true);
+    // A page of its own: the browser logs the refused DELETE (404) as a console error.
+    const open = await browser.newPage();
+    await open.goto(`${server!.url}/runs/${id}`);
+    await open.getByRole('heading', { name: 'deleted-elsewhere' }).waitFor();
+    const gone = await fetch(`${server!.url}/api/v1/runs/${id}`, { method: 'DELETE', headers: { 'x-runtrail-client': '1' } });
+    expect(gone.status).toBe(204);
+    await open.getByRole('button', { name: 'Delete run' }).click();
+    await open.getByRole('button', { name: 'Yes, delete it' }).click();
+    await waitUntil(async () => new URL(open.url()).pathname === '/' || (await textNow(open.getByRole('alert'))), {
+      what: 'the runs page, or an alert',
+    });
+    expect(new URL(open.url()).pathname).toBe('/');
+    await open.close();
+  });
+
   it('lists a run’s artifacts and previews JSON, text and images, linking only to safe URIs', async () => {
     const post = async (path: string, body: unknown) => {
       const res = await fetch(`${server!.url}${path}`, {
@@ -334,7 +362,7 @@ describe('the dashboard in a real browser', () => {
     await page.keyboard.press('Enter');
     await waitUntil(async () => (await focused()) === 'reason (optional)', { what: 'the question again' });
     await page.keyboard.type('asked from the keyboard');
-    await page.keyboard.press('Tab');
+    // Enter in the reason confirms, as it would submit a form: no Tab to the button first.
     await page.keyboard.press('Enter');
     await waitUntil(async () => (await textNow(page.getByTestId('cancel-reason')))?.includes('asked from the keyboard'), { what: 'the cancel to be asked' });
     const ended = await fetch(`${server!.url}/api/v1/runs/${run.id}/finish`, {

@@ -60,6 +60,9 @@ describe('the dashboard with auth on', () => {
     const page = await freshPage();
     await page.goto(`${server!.url}/`);
     await page.getByRole('heading', { name: 'Log in' }).waitFor();
+    // The page asks for one thing: the box has the focus, to paste into at once, from the keyboard too.
+    await waitUntil(() => page.evaluate(() => document.activeElement?.getAttribute('aria-label') === 'token'), { what: 'the token box to have the focus' });
+    expect(await page.title()).toBe('Log in · runtrail');
 
     await page.getByLabel('token').fill('not-a-token');
     await page.getByRole('button', { name: 'Log in' }).click();

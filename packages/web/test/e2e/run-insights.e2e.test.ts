@@ -413,6 +413,29 @@ describe('the run page in a real browser', () => {
       expect(await page.getByTestId('cancel-reason').textContent()).toContain('wrong dataset');
     });
 
+    it('ends the calls a run left in flight where the run ended, marked unfinished, however long after the page opens', async () => {
+      const run = await createRun({ name: `left-in-flight-${viewport.name}` });
+      await send(run.id, [
+        { type: 'call.started', data: { callId: 'done', label: 'answered' } },
+        { type: 'call.succeeded', data: { callId: 'done', durationMs: 5 } },
+        { type: 'call.started', data: { callId: 'open', label: 'never answered' } },
+      ]);
+      const ended = await post<{ startedAt: number; finishedAt: number }>(`/runs/${run.id}/finish`, {
+        status: 'failed',
+        error: { message: 'the producer went away' },
+      });
+      await open(run.id, `left-in-flight-${viewport.name}`);
+      const row = page.locator('.tl-row[data-kind="call"]', { hasText: 'never answered' });
+      await row.waitFor();
+      expect(await row.getAttribute('data-state')).toBe('unfinished');
+      expect(await row.getAttribute('title')).toContain('never finished: the run ended first');
+      const bar = row.locator('.tl-bar');
+      // Drawn up to the run's end, not up to whenever the page was opened.
+      const barEnd = Number(await bar.getAttribute('data-start-ms')) + Number(await bar.getAttribute('data-duration-ms'));
+      expect(barEnd).toBeLessThanOrEqual(ended.finishedAt - ended.startedAt);
+      expect(await page.locator('.tl-row[data-state="running"]').count()).toBe(0);
+    });
+
     it('fits a long run name without sideways scrolling', async () => {
       const name = `nightly-eval-${'x'.repeat(140)}`;
       const run = await createRun({ name, input: { model: 'y'.repeat(200) } });

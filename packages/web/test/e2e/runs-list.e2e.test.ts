@@ -368,6 +368,39 @@ describe('the runs list in a real browser', () => {
     for (const id of [longName, longLabel]) await finish(id, { status: 'succeeded' });
   });
 
+  it('marks a running run whose cancel was asked for, until its owner stops it', async () => {
+    const id = await create({ name: 'asked-to-stop' });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${server!.url}/?q=asked-to-stop`);
+    await row(page, id).waitFor();
+    expect(await row(page, id).getByTestId('cancel-requested').count()).toBe(0);
+    await post(`/api/v1/runs/${id}/cancel`, { reason: 'wrong dataset' });
+    await waitUntil(async () => (await textNow(row(page, id).getByTestId('cancel-requested'))) === 'cancel requested', {
+      what: 'the row to say a cancel was asked for',
+    });
+    await finish(id, { status: 'cancelled', error: { kind: 'cancelled', message: 'stopped' } });
+    await waitUntil(async () => (await row(page, id).getByTestId('cancel-requested').count()) === 0, { what: 'the mark to go once it ended' });
+    await page.close();
+  });
+
+  it('Back from a run returns to where the reader was in the list, not to its top', async () => {
+    // A short window, so the list scrolls.
+    const page = await browser.newPage({ viewport: { width: 1280, height: 400 } });
+    await page.goto(`${server!.url}/`);
+    const rows = page.locator('tr[data-run-id]');
+    await waitUntil(async () => (await rows.count()) >= 8 || null, { what: 'the list to show its runs' });
+    const link = rows.last().locator('a.run-name');
+    await link.scrollIntoViewIfNeeded();
+    const y = await page.evaluate(() => window.scrollY);
+    expect(y).toBeGreaterThan(100);
+    await link.click();
+    await page.getByRole('heading', { level: 1 }).waitFor();
+    expect(await page.evaluate(() => window.scrollY)).toBe(0);
+    await page.goBack();
+    await waitUntil(async () => Math.abs((await page.evaluate(() => window.scrollY)) - y) <= 1, { what: `the list scrolled back to ${y}` });
+    await page.close();
+  });
+
   it('shows no call counters for a run that makes no calls, as its page shows none', async () => {
     const quiet = await create({ name: 'calls-none' });
     const busy = await create({ name: 'calls-some' });

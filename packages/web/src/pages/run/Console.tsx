@@ -3,7 +3,7 @@ import { OUTPUT_LOG_ARTIFACT, RuntrailError, SNAPSHOT_LIMITS, type ArtifactRecor
 import { client, messageOf } from '../../client.js';
 import { TRY_AGAIN, isUnreachable, problemText } from '../../problem-text.js';
 import { fileNameOf, saveResponse } from '../../components/download.js';
-import { formatNumber } from '../../format.js';
+import { countOf, formatNumber } from '../../format.js';
 import { visibleText } from '../../visible-text.js';
 import { terminalLine } from './terminal-line.js';
 import './run-panels.css';
@@ -143,7 +143,7 @@ export function Console({
     <section className="panel console-panel" aria-labelledby="console-title">
       <header className="panel-head">
         <h2 id="console-title">
-          Console <span className="muted">({shown.length === lines.length ? lines.length : `${shown.length} of ${lines.length}`} lines{within})</span>
+          Console <span className="muted">({shown.length === lines.length ? countOf(lines.length, 'line') : `${formatNumber(shown.length)} of ${countOf(lines.length, 'line')}`}{within})</span>
         </h2>
         <div className="filters">
           <input type="search" aria-label="search the output" placeholder="search output" value={search} onChange={(e) => setSearch(e.target.value)} />

@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import type { ConnectionState } from '@runtrail/client/react';
-import { dashboardRunPath, isTerminalStatus, type Run, type RunError, type RunEvent, type RunStatus, type RuntrailError, type Snapshot } from '@runtrail/protocol';
+import { dashboardRunPath, isTerminalStatus, type Run, type RunError, type RunEvent, type RunStatus, RuntrailError, type Snapshot } from '@runtrail/protocol';
 import { cannotText, useAccess } from '../../access.js';
 import { client } from '../../client.js';
 import { TRY_AGAIN, problemText } from '../../problem-text.js';
@@ -162,7 +162,12 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
               danger
               disabled={!terminal}
               onConfirm={act('Delete', async () => {
-                await client.deleteRun(run.id);
+                try {
+                  await client.deleteRun(run.id);
+                } catch (err) {
+                  // Deleted meanwhile (another tab, the CLI): what was asked is done, not failed.
+                  if (!(err instanceof RuntrailError && err.code === 'run_not_found')) throw err;
+                }
                 navigate(listLocation());
               })}
             />

@@ -2,7 +2,7 @@ import { memo, useMemo, type CSSProperties } from 'react';
 import { dashboardRunPath, type Run, type RunEvent, type Snapshot } from '@runtrail/protocol';
 import { formatDuration, formatNumber } from '../../format.js';
 import { Link } from '../../router.js';
-import { axisSpan, callBars, childBars, phaseBars, tickLabel, timeTicks, type TimelineBar } from './timeline.js';
+import { axisSpan, callBars, childBars, endOpenBars, phaseBars, tickLabel, timeTicks, type TimelineBar } from './timeline.js';
 import { visibleText } from '../../visible-text.js';
 import './run-insights.css';
 
@@ -37,11 +37,11 @@ export function Timeline({
   const callsInAll = Math.max(calls.total, snapshot.counters.ok + snapshot.counters.failed + Object.keys(snapshot.current).length);
   const groups = useMemo(
     () => [
-      { kind: 'phase' as const, bars: phaseBars(snapshot) },
+      { kind: 'phase' as const, bars: endOpenBars(phaseBars(snapshot), finishedAt) },
       { kind: 'child' as const, bars: childBars(children) },
-      { kind: 'call' as const, bars: calls.bars },
+      { kind: 'call' as const, bars: endOpenBars(calls.bars, finishedAt) },
     ].filter((g) => g.bars.length > 0),
-    [snapshot, children, calls],
+    [snapshot, children, calls, finishedAt],
   );
   if (groups.length === 0) return null;
   const all = groups.flatMap((g) => g.bars);

@@ -1,6 +1,6 @@
 import type { RunEvent } from '@runtrail/protocol';
 import { expect, test } from 'vitest';
-import { axisSpan, callBars, MAX_CALL_BARS, tickLabel, timeTicks } from './timeline.js';
+import { axisSpan, callBars, endOpenBars, MAX_CALL_BARS, tickLabel, timeTicks, type TimelineBar } from './timeline.js';
 
 const ev = (seq: number, type: string, ts: number, data: object): RunEvent => ({ runId: 'r', seq, type, ts, data });
 
@@ -20,6 +20,28 @@ test('a call is one bar from its start to its final outcome, a retried failure d
     ['doc 2', 150, 500, 'failed', 'bad gateway'],
     ['c', 600, null, 'running', null],
   ]);
+});
+
+test('a call or phase still open when the run ended stops at its end, unfinished; a child run keeps its own state', () => {
+  const bar = (kind: TimelineBar['kind'], start: number, end: number | null): TimelineBar => ({
+    key: `${kind}:${start}`,
+    kind,
+    label: kind,
+    start,
+    end,
+    state: end === null ? 'running' : 'ok',
+    detail: null,
+  });
+  const bars = [bar('phase', 0, null), bar('call', 100, 400), bar('call', 500, null), bar('child', 600, null)];
+  expect(endOpenBars(bars, 8000).map((b) => [b.kind, b.start, b.end, b.state])).toEqual([
+    ['phase', 0, 8000, 'unfinished'],
+    ['call', 100, 400, 'ok'],
+    ['call', 500, 8000, 'unfinished'],
+    ['child', 600, null, 'running'],
+  ]);
+  expect(endOpenBars(bars, 8000)[2]!.detail).toBe('never finished: the run ended first');
+  // A live run's open bars stay open.
+  expect(endOpenBars(bars, null)).toEqual(bars);
 });
 
 test('a live axis ends at a round length just past the elapsed time', () => {

@@ -2,7 +2,8 @@ import type { Run, RunEvent, Snapshot } from '@runtrail/protocol';
 import { childLabel } from './metric-series.js';
 
 export type BarKind = 'phase' | 'call' | 'child';
-export type BarState = 'running' | 'ok' | 'failed' | 'cancelled';
+/** `unfinished`: a call or phase still open when its run ended; it never will end. */
+export type BarState = 'running' | 'ok' | 'failed' | 'cancelled' | 'unfinished';
 
 /** One row of the waterfall: something that started and (maybe) ended, in ms since the epoch. */
 export interface TimelineBar {
@@ -78,6 +79,26 @@ export function phaseBars(snapshot: Snapshot): TimelineBar[] {
     state: p.status === 'started' ? 'running' : p.status === 'completed' ? 'ok' : 'failed',
     detail: p.timeoutMs === null ? null : `timeout ${p.timeoutMs} ms`,
   }));
+}
+
+/**
+ * Calls and phases still open when the run ended stop there: the run's
+ * producer is gone (orphaned, timed out, failed mid-call) and nothing will
+ * end them. Drawn up to now, a reload an hour later showed a call of 1 h on
+ * a run of 8 s. Child runs are runs of their own and keep their status.
+ */
+export function endOpenBars(bars: readonly TimelineBar[], runEndedAt: number | null): TimelineBar[] {
+  if (runEndedAt === null) return [...bars];
+  return bars.map((bar) =>
+    bar.end !== null || bar.kind === 'child'
+      ? bar
+      : {
+          ...bar,
+          end: Math.max(bar.start, runEndedAt),
+          state: 'unfinished',
+          detail: ['never finished: the run ended first', bar.detail].filter(Boolean).join('; '),
+        },
+  );
 }
 
 export function childBars(children: readonly Run[]): TimelineBar[] {

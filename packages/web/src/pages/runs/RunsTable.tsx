@@ -3,7 +3,7 @@ import { RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, t
 import { ProgressBar } from '../../components/ProgressBar.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
 import { errorKindText, formatDuration, formatTime } from '../../format.js';
-import { RECENT_SAMPLES, estimateProgress, progressSamples, stalledForMs, type ProgressSample } from '../../progress-estimate.js';
+import { estimateProgress, recentSamples, progressSamples, stalledForMs, type ProgressSample } from '../../progress-estimate.js';
 import { Link } from '../../router.js';
 import { MAX_CHILDREN, useChildRuns, useRunCounts } from '../../use-runs-page.js';
 import { oneLine } from './failure-line.js';
@@ -148,8 +148,8 @@ interface RunRowProps {
 
 /**
  * The progress readings this page has seen of a run, oldest first: the
- * snapshot's latest each time it moved, the last RECENT_SAMPLES + 1 of
- * them. The average since the start said "~1 m left" for a run that did
+ * snapshot's latest each time it moved, as many as the recent rate is
+ * measured over (recentSamples). The average since the start said "~1 m left" for a run that did
  * its first 100 items at once and one every 2 s since (about 30 m left).
  */
 function useReadings(progress: Snapshot['progress']): ProgressSample[] {
@@ -157,7 +157,7 @@ function useReadings(progress: Snapshot['progress']): ProgressSample[] {
   const last = readings.at(-1);
   if (progress && (!last || last.ts < progress.updatedAt)) {
     // Derived from the props as they change: React renders again at once with it.
-    setReadings([...readings.slice(-RECENT_SAMPLES), { ts: progress.updatedAt, done: progress.done }]);
+    setReadings(recentSamples([...readings, { ts: progress.updatedAt, done: progress.done }]));
   }
   return readings;
 }
@@ -171,6 +171,7 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
   const stalled = run.status === 'running' && s.stalled !== null;
   const stuckMs = s.stalled !== null ? stalledForMs(s.stalled, run.startedAt, now) : null;
   const inFlight = Object.keys(s.current).length;
+  const cancelAsked = run.status === 'running' && (s.cancelRequested || run.cancelRequestedAt !== null);
   const reason = run.error ? visibleText(oneLine(terminalText(run.error.message))) : null;
   const activity = run.status === 'running' ? visibleText([s.phase, progress?.message].filter(Boolean).join(' · ')) : '';
   const name = visibleText(run.name);
@@ -247,6 +248,12 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
         {run.status === 'running' && (
           <div className="muted small progress-notes" data-testid="progress-notes">
             {inFlight > 0 && <span>{inFlight} in flight</span>}
+            {/* Asked to stop, still running: the owner has not stopped yet (as the run's page says). */}
+            {cancelAsked && (
+              <span className="stalled-text" data-testid="cancel-requested">
+                cancel requested
+              </span>
+            )}
             {stalled ? (
               <span className="stalled-text">stalled {formatDuration(stuckMs)}</span>
             ) : quietMs !== null ? (
