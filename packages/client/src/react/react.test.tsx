@@ -66,8 +66,8 @@ test('a throttled source renders a burst of changes at most once per window, and
   expect(source.getSnapshot().snapshot).toEqual((await s.runs.get(run.id)).snapshot);
   expect(shownAt.length).toBeGreaterThan(1);
   const gaps = shownAt.slice(1).map((at, i) => at - shownAt[i]!);
-  // Timers may fire a millisecond early; never a render per message.
-  expect(Math.min(...gaps)).toBeGreaterThanOrEqual(throttleMs - 2);
+  // Never a render per message; measured here a little after the source's own mark, so within a fraction of a ms.
+  expect(Math.min(...gaps)).toBeGreaterThanOrEqual(throttleMs - 0.5);
 });
 
 test('a runs source lists runs live', async () => {

@@ -55,7 +55,14 @@ function lazySource<S, W extends { subscribe(l: () => void): () => void; getStat
   let pending: ReturnType<typeof setTimeout> | null = null;
   const show = () => {
     pending = null;
-    // The monotonic clock, to the fraction of a ms: a window never comes out shorter than throttleMs.
+    // A timer is due by the event loop's cached clock, which lags the real one on a busy loop, so it can
+    // fire before its window ends: wait out the rest, so no window is shorter than throttleMs.
+    const early = lastShown + throttleMs - performance.now();
+    if (early > 0) {
+      pending = setTimeout(show, Math.ceil(early));
+      return;
+    }
+    // The monotonic clock, to the fraction of a ms.
     lastShown = performance.now();
     if (watch === null) return;
     last = watch.getState();
