@@ -134,6 +134,41 @@ describe('a Node producer going away with its run open', () => {
     expect(run.snapshot.terminal?.error).toEqual({ kind: 'cancelled', message: 'cancel requested: wrong dataset' });
   });
 
+  it('a run the script ended itself (succeed() not awaited) before process.exit() ends as asked, with its events, not orphaned', async () => {
+    const p = producer('succeed-exit');
+    const runId = await p.runId;
+    const { code, stderr } = await p.exited;
+    expect(code).toBe(0);
+    expect(stderr).toContain(`runtrail: run ${runId} ended succeeded (its 1200 unsent events stored first)`);
+    const run = await client.getRun(runId);
+    expect(run.status).toBe('succeeded');
+    expect(run.output).toEqual({ items: 1200 });
+    expectAllProgress(await allEvents(runId));
+  });
+
+  it('a succeed the server stored before the process exited, unheard by the handle, is not contradicted', async () => {
+    // Before, the guard sent "exited without ending the run" under the same finish id: refused as a conflicting
+    // event id, and the line said the run could not be ended and the reaper would end it orphaned.
+    const p = producer('succeed-stored-exit');
+    const runId = await p.runId;
+    const { code, stderr } = await p.exited;
+    expect(code).toBe(0);
+    expect(stderr).toContain(`runtrail: run ${runId} ended succeeded`);
+    expect(stderr).not.toContain('could not be ended');
+    const run = await client.getRun(runId);
+    expect(run.status).toBe('succeeded');
+    expect(run.output).toEqual({ items: 1200 });
+  });
+
+  it('a fail() not awaited before a crash ends the run with the error the script gave', async () => {
+    const p = producer('fail-crash');
+    const runId = await p.runId;
+    expect((await p.exited).code).toBe(1);
+    const run = await client.getRun(runId);
+    expect(run.snapshot.terminal?.error).toEqual({ kind: 'error', message: 'bad batch' });
+    expectAllProgress(await allEvents(runId));
+  });
+
   it('a process that handles uncaught exceptions itself lives on, and its run is its own to end', async () => {
     const p = producer('handled');
     const runId = await p.runId;

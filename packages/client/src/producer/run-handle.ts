@@ -130,6 +130,12 @@ export class RunHandle {
   private endedWith: string | null = null;
   /** Why a cancel was requested, once one was (the signal's reason then says so too). */
   private cancelReason: string | null = null;
+  /**
+   * The end `finish()` was asked for and is sending (its events go first):
+   * a process that exits before it is stored ends the run so, not as if
+   * the script had never ended it.
+   */
+  private ending: Omit<FinishRunBody, 'id' | 'owner'> | null = null;
 
   constructor(options: RunHandleOptions) {
     this.id = options.runId;
@@ -307,6 +313,7 @@ export class RunHandle {
         { status: this.ended.status, terminal: this.ended.snapshot.terminal },
       );
     }
+    this.ending = body;
     try {
       await this.flush();
     } catch (err) {
@@ -406,8 +413,12 @@ export class RunHandle {
       this.close();
       return null;
     }
-    const cancelled = this.cancelReason !== null && (end.kind !== 'crash' || isAbort(end.error));
-    if (end.kind === 'crash' && !cancelled && !this.failure) {
+    // The script ended the run itself and the process went away while that was sent (`void run.succeed();
+    // process.exit()`): that end, with the same finish id, so a copy the server already stored is answered
+    // with the run. A success whose events could not all be stored is not one (succeed() would reject).
+    const asked = this.ending && !(this.failure && this.ending.status === 'succeeded') ? this.ending : null;
+    const cancelled = !asked && this.cancelReason !== null && (end.kind !== 'crash' || isAbort(end.error));
+    if (end.kind === 'crash' && !asked && !cancelled && !this.failure) {
       const stack = end.error instanceof Error && end.error.stack ? end.error.stack : describe(end.error);
       try {
         this.log(stack.slice(0, MAX_LOG_MESSAGE_CHARS), 'error');
@@ -424,17 +435,19 @@ export class RunHandle {
       appends.push(appendBodyOf(this.queue.slice(from, from + count), this.owner).text);
       from += count;
     }
-    const body: Omit<FinishRunBody, 'id' | 'owner'> = cancelled
-      ? { status: 'cancelled', error: { kind: 'cancelled', message: this.cancelReason! } }
-      : {
-          status: 'failed',
-          error:
-            end.kind === 'crash'
-              ? { kind: 'error', message: cut(end.error instanceof Error ? `${end.error.name}: ${describe(end.error)}` : `uncaught: ${describe(end.error)}`) }
-              : end.kind === 'signal'
-                ? { kind: 'error', message: `the producer process was stopped by ${end.signal}` }
-                : { kind: 'orphaned', message: `the producer process exited (code ${end.code}) without ending the run` },
-        };
+    const body: Omit<FinishRunBody, 'id' | 'owner'> = asked
+      ? asked
+      : cancelled
+        ? { status: 'cancelled', error: { kind: 'cancelled', message: this.cancelReason! } }
+        : {
+            status: 'failed',
+            error:
+              end.kind === 'crash'
+                ? { kind: 'error', message: cut(end.error instanceof Error ? `${end.error.name}: ${describe(end.error)}` : `uncaught: ${describe(end.error)}`) }
+                : end.kind === 'signal'
+                  ? { kind: 'error', message: `the producer process was stopped by ${end.signal}` }
+                  : { kind: 'orphaned', message: `the producer process exited (code ${end.code}) without ending the run` },
+          };
     return { runId: this.id, appends, events: this.failure ? 0 : this.queue.length, finish: { ...body, id: `${this.idPrefix}.finish`, owner: this.owner } };
   }
 
