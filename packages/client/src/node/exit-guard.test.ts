@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RunEvent } from '@runtrail/protocol';
@@ -189,10 +190,40 @@ describe('a Node producer going away with its run open', () => {
     const { code, stderr } = await p.exited;
     expect(code).toBe(1);
     expect(stderr).toContain(`runtrail: run ${runId} could not be ended failed: Error: told to stop (`);
+    // Why: the server refused connections (before, the last attempt's 1 ms timeout, cut by the deadline, hid that).
+    expect(stderr).toMatch(/\(cannot reach the runtrail server: [^)]*\(ECONNREFUSED\)(; then no answer within 300 ms \(producer\.exitTimeoutMs\))?\)/);
+    expect(stderr).not.toContain('requestTimeoutMs');
     expect(stderr).toContain("the server's reaper ends it orphaned once its lease lapses");
     server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent' });
     client = new RuntrailClient({ url: server.url });
     expect((await client.getRun(runId)).status).toBe('running');
+  });
+
+  it('a server that takes connections but does not answer: the line names exitTimeoutMs, the bound that applied, not requestTimeoutMs', async () => {
+    // A proxy that forwards the producer's connections, then holds every new one unanswered (the worker's are new).
+    const held: Socket[] = [];
+    let answering = true;
+    const proxy = createNetServer((socket) => {
+      if (!answering) return void held.push(socket);
+      const upstream = connect(Number(new URL(server.url).port), '127.0.0.1');
+      socket.pipe(upstream).pipe(socket);
+      socket.on('error', () => upstream.destroy()); // the producer's process is gone: its connections reset
+      upstream.on('error', () => socket.destroy()); // the server closed at the test's end
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const p = producer('idle', { producer: { exitTimeoutMs: 400 } }, `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`);
+      const runId = await p.runId;
+      answering = false;
+      p.write('stop');
+      const { code, stderr } = await p.exited;
+      expect(code).toBe(1);
+      expect(stderr).toContain(`runtrail: run ${runId} could not be ended failed: Error: told to stop (no answer within 400 ms (producer.exitTimeoutMs))`);
+      expect(held.length).toBeGreaterThan(0);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 
   it('a run on a server of the same process is left to that server: the process exits without waiting for an answer that cannot come', async () => {
