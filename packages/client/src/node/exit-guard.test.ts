@@ -57,6 +57,40 @@ function producer(how: string, options?: object, target = server.url): Producer 
   return { runId, exited, kill: (signal) => child.kill(signal), write: (line) => child.stdin.write(`${line}\n`) };
 }
 
+/** A TCP link to the server on `port` that the test takes down (every connection cut, none taken) and brings back up. */
+async function tcpLink(port: number) {
+  const open = new Set<Socket>();
+  const listener = createNetServer((socket) => {
+    const upstream = connect(port, '127.0.0.1');
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+    socket.pipe(upstream).pipe(socket);
+    socket.on('error', () => upstream.destroy()); // cut by down(): the server's side goes too
+    upstream.on('error', () => socket.destroy()); // the server went away: so does the producer's side
+  });
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  const linkPort = (listener.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${linkPort}`,
+    open,
+    down: async () => {
+      const closed = new Promise((resolve) => listener.close(resolve));
+      for (const socket of open) socket.destroy();
+      await closed;
+    },
+    up: () => new Promise<void>((resolve) => listener.listen(linkPort, '127.0.0.1', resolve)),
+  };
+}
+
+/** Resolve once `check` holds; fail after `withinMs`. */
+async function waitUntil(check: () => Promise<boolean>, withinMs: number): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not so within ${withinMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 async function allEvents(runId: string): Promise<RunEvent[]> {
   const out: RunEvent[] = [];
   for (;;) {
@@ -168,6 +202,38 @@ describe('a Node producer going away with its run open', () => {
     const run = await client.getRun(runId);
     expect(run.snapshot.terminal?.error).toEqual({ kind: 'error', message: 'bad batch' });
     expectAllProgress(await allEvents(runId));
+  });
+
+  it('a process kept alive by its held heartbeat stays alive through a network outage, and hears the cancel after it', async () => {
+    // Before, the beat that failed as the connection dropped left only an unref'd timer: the process exited (code 0) and its run ended orphaned.
+    await server.close();
+    server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent', leaseTtlMs: 3000 });
+    client = new RuntrailClient({ url: server.url });
+    const link = await tcpLink(Number(new URL(server.url).port));
+    try {
+      const p = producer('wait-for-cancel', { producer: { holdHeartbeat: true } }, link.url);
+      const runId = await p.runId;
+      let exited = false;
+      void p.exited.then(() => (exited = true));
+      // Its events are stored, and its held beat (open since the run was made) is what keeps it alive: cut it.
+      await waitUntil(async () => (await client.getRun(runId)).seq === 1200, 5_000);
+      await link.down();
+      await waitUntil(async () => exited || Date.now() - (await client.getRun(runId)).heartbeatAt! > 1_500, 5_000);
+      await link.up();
+      const backAt = Date.now();
+      // Still there when the server is reachable again: it beats again (its next beat is due within lease/3).
+      await waitUntil(async () => exited || ((await client.getRun(runId)).heartbeatAt ?? 0) >= backAt, 5_000);
+      expect(exited).toBe(false);
+      await client.cancelRun(runId, 'after the outage');
+      const { code, stdout } = await p.exited;
+      expect(code).toBe(0);
+      expect(stdout).toContain('ended');
+      const run = await client.getRun(runId);
+      expect(run.status).toBe('cancelled');
+      expect(run.snapshot.terminal?.error).toEqual({ kind: 'cancelled', message: 'stopping as asked' });
+    } finally {
+      await link.down();
+    }
   });
 
   it('a process that handles uncaught exceptions itself lives on, and its run is its own to end', async () => {

@@ -498,7 +498,9 @@ export class RunHandle {
    * process alive. `held`: each beat asks the server to hold it for up to
    * `everyMs`, and one it held is followed at once by the next, so one is
    * always open; one answered at once (an older server, the server's own
-   * in-process transport, an error) waits out the rest of the period.
+   * in-process transport, an error) waits out the rest of the period. That
+   * wait keeps the process alive as the open beat did: a server restarting
+   * must not let a process that waits for its cancel exit meanwhile.
    */
   private scheduleBeat(everyMs: number, held: boolean, afterMs = everyMs): void {
     this.heartbeatTimer = this.clock.setTimeout(() => {
@@ -517,7 +519,7 @@ export class RunHandle {
         this.scheduleBeat(everyMs, held, Math.max(0, waitMs - (this.clock.now() - started)));
       });
     }, afterMs);
-    unrefTimer(this.heartbeatTimer);
+    if (!held) unrefTimer(this.heartbeatTimer);
   }
 
   private async beat(waitMs: number): Promise<void> {
