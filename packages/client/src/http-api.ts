@@ -213,7 +213,7 @@ export type SendOptions<R extends RouteName> = RequestOptions<R> & SendExtras;
  * server nor why. Say both; it stays a TypeError with the same `cause`, so
  * retries, reconnects and the CLI treat it as the network failure it is.
  */
-function unreachable(err: unknown, what: string, timeoutMs: number | null): unknown {
+export function unreachable(err: unknown, what: string, timeoutMs: number | null): unknown {
   if (err instanceof Error && err.name === 'TimeoutError' && timeoutMs !== null) {
     // AbortSignal.timeout's own message names neither the request nor the time. Still a TimeoutError: retried as one.
     const timedOut = new Error(`the runtrail server did not answer ${what} within ${timeoutMs} ms (requestTimeoutMs)`, { cause: err });
