@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RunEvent } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '@runtrail/server';
-import { tempDir } from '@runtrail/test-support';
+import { tempDir, waitUntil } from '@runtrail/test-support';
+import { TcpProxy } from '@runtrail/test-support/tcp-proxy';
 import { RuntrailClient } from '../runtrail-client.js';
 
 /**
@@ -55,40 +56,6 @@ function producer(how: string, options?: object, target = server.url): Producer 
     child.once('exit', (code, signal) => resolve({ code, signal, stderr, stdout })),
   );
   return { runId, exited, kill: (signal) => child.kill(signal), write: (line) => child.stdin.write(`${line}\n`) };
-}
-
-/** A TCP link to the server on `port` that the test takes down (every connection cut, none taken) and brings back up. */
-async function tcpLink(port: number) {
-  const open = new Set<Socket>();
-  const listener = createNetServer((socket) => {
-    const upstream = connect(port, '127.0.0.1');
-    open.add(socket);
-    socket.once('close', () => open.delete(socket));
-    socket.pipe(upstream).pipe(socket);
-    socket.on('error', () => upstream.destroy()); // cut by down(): the server's side goes too
-    upstream.on('error', () => socket.destroy()); // the server went away: so does the producer's side
-  });
-  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
-  const linkPort = (listener.address() as AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${linkPort}`,
-    open,
-    down: async () => {
-      const closed = new Promise((resolve) => listener.close(resolve));
-      for (const socket of open) socket.destroy();
-      await closed;
-    },
-    up: () => new Promise<void>((resolve) => listener.listen(linkPort, '127.0.0.1', resolve)),
-  };
-}
-
-/** Resolve once `check` holds; fail after `withinMs`. */
-async function waitUntil(check: () => Promise<boolean>, withinMs: number): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not so within ${withinMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 async function allEvents(runId: string): Promise<RunEvent[]> {
@@ -209,20 +176,20 @@ describe('a Node producer going away with its run open', () => {
     await server.close();
     server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent', leaseTtlMs: 3000 });
     client = new RuntrailClient({ url: server.url });
-    const link = await tcpLink(Number(new URL(server.url).port));
+    const link = await TcpProxy.start(server.url);
     try {
       const p = producer('wait-for-cancel', { producer: { holdHeartbeat: true } }, link.url);
       const runId = await p.runId;
       let exited = false;
       void p.exited.then(() => (exited = true));
       // Its events are stored, and its held beat (open since the run was made) is what keeps it alive: cut it.
-      await waitUntil(async () => (await client.getRun(runId)).seq === 1200, 5_000);
-      await link.down();
-      await waitUntil(async () => exited || Date.now() - (await client.getRun(runId)).heartbeatAt! > 1_500, 5_000);
-      await link.up();
+      await waitUntil(async () => (await client.getRun(runId)).seq === 1200, { what: 'the events' });
+      link.cut();
+      await waitUntil(async () => exited || Date.now() - (await client.getRun(runId)).heartbeatAt! > 1_500, { what: 'an outage of 1.5 s' });
+      link.allow();
       const backAt = Date.now();
       // Still there when the server is reachable again: it beats again (its next beat is due within lease/3).
-      await waitUntil(async () => exited || ((await client.getRun(runId)).heartbeatAt ?? 0) >= backAt, 5_000);
+      await waitUntil(async () => exited || ((await client.getRun(runId)).heartbeatAt ?? 0) >= backAt, { what: 'a beat after the outage' });
       expect(exited).toBe(false);
       await client.cancelRun(runId, 'after the outage');
       const { code, stdout } = await p.exited;
@@ -232,7 +199,7 @@ describe('a Node producer going away with its run open', () => {
       expect(run.status).toBe('cancelled');
       expect(run.snapshot.terminal?.error).toEqual({ kind: 'cancelled', message: 'stopping as asked' });
     } finally {
-      await link.down();
+      await link.close();
     }
   });
 
