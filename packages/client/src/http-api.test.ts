@@ -2,6 +2,7 @@ import { createServer } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { expect, it } from 'vitest';
 import { RuntrailClient } from './runtrail-client.js';
+import { watchRun } from './watch/index.js';
 
 /** A loopback port that nothing listens on (taken, then released). */
 async function closedPort(): Promise<number> {
@@ -11,6 +12,17 @@ async function closedPort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+it('a url fetch cannot use is refused when the client is made, not retried as a network failure', async () => {
+  // Before, '127.0.0.1:4310' made createRun retry "Failed to parse URL" for startTimeoutMs, and a watcher reconnect forever.
+  for (const url of ['127.0.0.1:4310', 'localhost:4310', 'ftp://127.0.0.1:4310', '']) {
+    expect(() => new RuntrailClient({ url })).toThrow(
+      expect.objectContaining({ code: 'invalid_request', message: `invalid client options: url: ${JSON.stringify(url)} is not an http:// or https:// URL of a runtrail server (such as http://127.0.0.1:4310)` }),
+    );
+    expect(() => watchRun('01a22003-8dc8-7235-9aef-0608e89bc08d', { url, transports: ['poll'] })).toThrow(expect.objectContaining({ code: 'invalid_request' }));
+  }
+  expect(new RuntrailClient({ url: 'https://runs.example.com/' }).api.baseUrl).toBe('https://runs.example.com');
+});
 
 it('a server that does not answer is named in the error, with why, not just "fetch failed"', async () => {
   const url = `http://127.0.0.1:${await closedPort()}`;

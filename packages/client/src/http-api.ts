@@ -2,6 +2,7 @@ import {
   CLIENT_HEADER,
   RuntrailError,
   buildPath,
+  invalidRequest,
   isErrorCode,
   routes,
   type ErrorBody,
@@ -21,6 +22,26 @@ export interface HttpApiOptions {
   /** Sent as `Authorization: Bearer <token>` on every request (servers with auth on need one). */
   token?: string | undefined;
   fetch?: typeof fetch;
+}
+
+/**
+ * The server's base URL, checked when the client is made: one fetch cannot
+ * use (`127.0.0.1:4310`, no scheme) fails every request with a TypeError,
+ * which is taken for a network failure and retried for `startTimeoutMs`
+ * or reconnected forever, to say only "Failed to parse URL" in the end.
+ */
+function serverUrl(url: string): string {
+  let protocol: string | null = null;
+  try {
+    protocol = new URL(url).protocol;
+  } catch (err) {
+    // Not a URL at all: refused below, as one with another scheme is.
+    void err;
+  }
+  if (protocol !== 'http:' && protocol !== 'https:') {
+    throw invalidRequest('client options', [{ path: 'url', message: `${JSON.stringify(url)} is not an http:// or https:// URL of a runtrail server (such as http://127.0.0.1:4310)` }]);
+  }
+  return url.replace(/\/+$/, '');
 }
 
 /** `Authorization: Bearer <token>` when there is a token. */
@@ -86,7 +107,7 @@ export class HttpApi {
   private readonly fetchImpl: typeof fetch;
 
   constructor(options: HttpApiOptions) {
-    this.baseUrl = options.url.replace(/\/+$/, '');
+    this.baseUrl = serverUrl(options.url);
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
     this.headers = { ...options.headers, ...authHeaders(options.token) };
     this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
@@ -192,7 +213,7 @@ export type SendOptions<R extends RouteName> = RequestOptions<R> & SendExtras;
  * server nor why. Say both; it stays a TypeError with the same `cause`, so
  * retries, reconnects and the CLI treat it as the network failure it is.
  */
-function unreachable(err: unknown, what: string, timeoutMs: number | null): unknown {
+export function unreachable(err: unknown, what: string, timeoutMs: number | null): unknown {
   if (err instanceof Error && err.name === 'TimeoutError' && timeoutMs !== null) {
     // AbortSignal.timeout's own message names neither the request nor the time. Still a TimeoutError: retried as one.
     const timedOut = new Error(`the runtrail server did not answer ${what} within ${timeoutMs} ms (requestTimeoutMs)`, { cause: err });

@@ -48,6 +48,7 @@ export function fence(
     const why = end?.error ? ` (${end.error.kind}: ${end.error.message})` : '';
     return new RuntrailError('lease_lost', `run ${runId} ended ${run.status}${why}; ${describeOwner(caller)} no longer holds its lease: stop working on it`, {
       status: run.status,
+      error: end?.error ?? null,
       owner: run.owner,
     });
   }

@@ -99,18 +99,65 @@ export function uploadHeaders(options: ArtifactOptions, size: number | null): Re
   return headers;
 }
 
-/** A byte stream as a web ReadableStream (what fetch sends). */
-export function toReadableStream(body: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> {
-  if (body instanceof ReadableStream) return body as ReadableStream<Uint8Array>;
-  const it = body[Symbol.asyncIterator]();
+/**
+ * A byte stream as a web ReadableStream (what fetch sends). `onSourceError`
+ * hears a failure to read `body` itself (a file that cannot be read, a
+ * stream that broke): fetch reports it as its own network failure.
+ */
+export function toReadableStream(body: AsyncIterable<Uint8Array>, onSourceError?: (err: unknown) => void): ReadableStream<Uint8Array> {
+  if (body instanceof ReadableStream && !onSourceError) return body as ReadableStream<Uint8Array>;
+  const it = body instanceof ReadableStream ? readerIterator((body as ReadableStream<Uint8Array>).getReader()) : body[Symbol.asyncIterator]();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      const { value, done } = await it.next();
-      if (done) controller.close();
-      else controller.enqueue(value instanceof Uint8Array ? value : new Uint8Array(value));
+      let next: IteratorResult<Uint8Array>;
+      try {
+        next = await it.next();
+      } catch (err) {
+        onSourceError?.(err);
+        throw err;
+      }
+      if (next.done) controller.close();
+      else controller.enqueue(next.value instanceof Uint8Array ? next.value : new Uint8Array(next.value));
     },
     async cancel(reason) {
       await it.return?.(reason);
     },
   });
+}
+
+function readerIterator(reader: ReadableStreamDefaultReader<Uint8Array>): AsyncIterator<Uint8Array> {
+  return {
+    next: async () => {
+      const { done, value } = await reader.read();
+      return done ? { done: true, value: undefined } : { done: false, value };
+    },
+    return: async (reason?: unknown) => {
+      await reader.cancel(reason);
+      return { done: true, value: undefined };
+    },
+  };
+}
+
+/**
+ * Send an upload whose body is `content`: a failure to read the content is
+ * thrown as what it is, naming `what`, rather than as the server being
+ * unreachable, which would also have an upload of a file retried for
+ * minutes over a read that can only fail again (a folder given as a file).
+ */
+export async function sendContent<T>(
+  content: AsyncIterable<Uint8Array> | Uint8Array,
+  what: string,
+  send: (body: BodyInit) => Promise<T>,
+): Promise<T> {
+  if (content instanceof Uint8Array) return send(content as BodyInit);
+  let sourceError: { err: unknown } | null = null;
+  const body = toReadableStream(content, (err) => (sourceError ??= { err }));
+  try {
+    return await send(body as BodyInit);
+  } catch (err) {
+    if (sourceError === null) throw err;
+    const why = (sourceError as { err: unknown }).err;
+    // The cause is fetch's failure, whose own cause is the read error.
+    throw new Error(`the content of ${what} could not be read: ${why instanceof Error ? why.message : String(why)}`, { cause: err });
+  }
 }

@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RunEvent } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '@runtrail/server';
-import { tempDir } from '@runtrail/test-support';
+import { tempDir, waitUntil } from '@runtrail/test-support';
+import { TcpProxy } from '@runtrail/test-support/tcp-proxy';
 import { RuntrailClient } from '../runtrail-client.js';
 
 /**
@@ -134,6 +136,73 @@ describe('a Node producer going away with its run open', () => {
     expect(run.snapshot.terminal?.error).toEqual({ kind: 'cancelled', message: 'cancel requested: wrong dataset' });
   });
 
+  it('a run the script ended itself (succeed() not awaited) before process.exit() ends as asked, with its events, not orphaned', async () => {
+    const p = producer('succeed-exit');
+    const runId = await p.runId;
+    const { code, stderr } = await p.exited;
+    expect(code).toBe(0);
+    expect(stderr).toContain(`runtrail: run ${runId} ended succeeded (its 1200 unsent events stored first)`);
+    const run = await client.getRun(runId);
+    expect(run.status).toBe('succeeded');
+    expect(run.output).toEqual({ items: 1200 });
+    expectAllProgress(await allEvents(runId));
+  });
+
+  it('a succeed the server stored before the process exited, unheard by the handle, is not contradicted', async () => {
+    // Before, the guard sent "exited without ending the run" under the same finish id: refused as a conflicting
+    // event id, and the line said the run could not be ended and the reaper would end it orphaned.
+    const p = producer('succeed-stored-exit');
+    const runId = await p.runId;
+    const { code, stderr } = await p.exited;
+    expect(code).toBe(0);
+    expect(stderr).toContain(`runtrail: run ${runId} ended succeeded`);
+    expect(stderr).not.toContain('could not be ended');
+    const run = await client.getRun(runId);
+    expect(run.status).toBe('succeeded');
+    expect(run.output).toEqual({ items: 1200 });
+  });
+
+  it('a fail() not awaited before a crash ends the run with the error the script gave', async () => {
+    const p = producer('fail-crash');
+    const runId = await p.runId;
+    expect((await p.exited).code).toBe(1);
+    const run = await client.getRun(runId);
+    expect(run.snapshot.terminal?.error).toEqual({ kind: 'error', message: 'bad batch' });
+    expectAllProgress(await allEvents(runId));
+  });
+
+  it('a process kept alive by its held heartbeat stays alive through a network outage, and hears the cancel after it', async () => {
+    // Before, the beat that failed as the connection dropped left only an unref'd timer: the process exited (code 0) and its run ended orphaned.
+    await server.close();
+    server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent', leaseTtlMs: 3000 });
+    client = new RuntrailClient({ url: server.url });
+    const link = await TcpProxy.start(server.url);
+    try {
+      const p = producer('wait-for-cancel', { producer: { holdHeartbeat: true } }, link.url);
+      const runId = await p.runId;
+      let exited = false;
+      void p.exited.then(() => (exited = true));
+      // Its events are stored, and its held beat (open since the run was made) is what keeps it alive: cut it.
+      await waitUntil(async () => (await client.getRun(runId)).seq === 1200, { what: 'the events' });
+      link.cut();
+      await waitUntil(async () => exited || Date.now() - (await client.getRun(runId)).heartbeatAt! > 1_500, { what: 'an outage of 1.5 s' });
+      link.allow();
+      const backAt = Date.now();
+      // Still there when the server is reachable again: it beats again (its next beat is due within lease/3).
+      await waitUntil(async () => exited || ((await client.getRun(runId)).heartbeatAt ?? 0) >= backAt, { what: 'a beat after the outage' });
+      expect(exited).toBe(false);
+      await client.cancelRun(runId, 'after the outage');
+      const { code, stdout } = await p.exited;
+      expect(code).toBe(0);
+      expect(stdout).toContain('ended');
+      const run = await client.getRun(runId);
+      expect(run.status).toBe('cancelled');
+      expect(run.snapshot.terminal?.error).toEqual({ kind: 'cancelled', message: 'stopping as asked' });
+    } finally {
+      await link.close();
+    }
+  });
+
   it('a process that handles uncaught exceptions itself lives on, and its run is its own to end', async () => {
     const p = producer('handled');
     const runId = await p.runId;
@@ -154,10 +223,40 @@ describe('a Node producer going away with its run open', () => {
     const { code, stderr } = await p.exited;
     expect(code).toBe(1);
     expect(stderr).toContain(`runtrail: run ${runId} could not be ended failed: Error: told to stop (`);
+    // Why: the server refused connections (before, the last attempt's 1 ms timeout, cut by the deadline, hid that).
+    expect(stderr).toMatch(/\(cannot reach the runtrail server: [^)]*\(ECONNREFUSED\)(; then no answer within 300 ms \(producer\.exitTimeoutMs\))?\)/);
+    expect(stderr).not.toContain('requestTimeoutMs');
     expect(stderr).toContain("the server's reaper ends it orphaned once its lease lapses");
     server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent' });
     client = new RuntrailClient({ url: server.url });
     expect((await client.getRun(runId)).status).toBe('running');
+  });
+
+  it('a server that takes connections but does not answer: the line names exitTimeoutMs, the bound that applied, not requestTimeoutMs', async () => {
+    // A proxy that forwards the producer's connections, then holds every new one unanswered (the worker's are new).
+    const held: Socket[] = [];
+    let answering = true;
+    const proxy = createNetServer((socket) => {
+      if (!answering) return void held.push(socket);
+      const upstream = connect(Number(new URL(server.url).port), '127.0.0.1');
+      socket.pipe(upstream).pipe(socket);
+      socket.on('error', () => upstream.destroy()); // the producer's process is gone: its connections reset
+      upstream.on('error', () => socket.destroy()); // the server closed at the test's end
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const p = producer('idle', { producer: { exitTimeoutMs: 400 } }, `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`);
+      const runId = await p.runId;
+      answering = false;
+      p.write('stop');
+      const { code, stderr } = await p.exited;
+      expect(code).toBe(1);
+      expect(stderr).toContain(`runtrail: run ${runId} could not be ended failed: Error: told to stop (no answer within 400 ms (producer.exitTimeoutMs))`);
+      expect(held.length).toBeGreaterThan(0);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 
   it('a run on a server of the same process is left to that server: the process exits without waiting for an answer that cannot come', async () => {

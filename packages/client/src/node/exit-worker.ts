@@ -35,15 +35,27 @@ async function endRun(job: ExitJob): Promise<ExitOutcome> {
   const deadline = Date.now() + job.deadlineMs;
   const api = new HttpApi({ url: job.url, headers: job.headers, requestTimeoutMs: job.timeoutMs });
   const left = () => Math.max(0, deadline - Date.now());
-  // Each attempt within what is left, so the last one cannot outlast the deadline.
-  const options = () => ({ params: { id: job.runId }, timeoutMs: Math.min(job.timeoutMs, Math.max(1, left())) });
+  // Why the server did not take the run's last words: an attempt cut short by the deadline says only
+  // that time ran out, so the failure of an attempt before it (the server refusing connections) is kept.
+  let cause: unknown = null;
+  const attempt = async <T>(send: (timeoutMs: number) => Promise<T>): Promise<T> => {
+    // Each attempt within what is left, so the last one cannot outlast the deadline.
+    const timeoutMs = Math.min(job.timeoutMs, Math.max(1, left()));
+    try {
+      return await send(timeoutMs);
+    } catch (err) {
+      if (timeoutMs === job.timeoutMs || !isTimeout(err)) cause = err;
+      throw err;
+    }
+  };
+  const params = { id: job.runId };
   try {
     for (const text of job.appends) {
-      await retrying(() => api.request('appendEvents', { ...options(), body: new JsonBody(text) }), left());
+      await retrying(() => attempt((timeoutMs) => api.request('appendEvents', { params, timeoutMs, body: new JsonBody(text) })), left());
     }
     if (!job.finish) return { runId: job.runId, stored: true };
     const finish = job.finish;
-    const run = await retrying(() => api.request('finishRun', { ...options(), body: finish }), left());
+    const run = await retrying(() => attempt((timeoutMs) => api.request('finishRun', { params, timeoutMs, body: finish })), left());
     return { runId: job.runId, status: run.status };
   } catch (err) {
     // Ended meanwhile (the reaper, a cancel through another node): say how.
@@ -51,8 +63,15 @@ async function endRun(job: ExitJob): Promise<ExitOutcome> {
       const status = (err.details as { status?: RunStatus } | undefined)?.status;
       if (status) return { runId: job.runId, status };
     }
-    return { runId: job.runId, error: err instanceof Error ? err.message : String(err) };
+    const ranOut = `no answer within ${job.deadlineMs} ms (producer.exitTimeoutMs)`;
+    if (isTimeout(err) && cause === null) return { runId: job.runId, error: ranOut };
+    const why = cause ?? err;
+    return { runId: job.runId, error: `${why instanceof Error ? why.message : String(why)}${why !== err ? `; then ${ranOut}` : ''}` };
   }
+}
+
+function isTimeout(err: unknown): boolean {
+  return err instanceof Error && err.name === 'TimeoutError';
 }
 
 const { work, done, port } = workerData as { work: ExitWork; done: Int32Array; port: MessagePort };

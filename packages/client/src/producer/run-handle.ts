@@ -20,7 +20,9 @@ import {
   type LogLevel,
   type Owner,
   type Run,
+  type RunError,
   type RunErrorKind,
+  type RunStatus,
 } from '@runtrail/protocol';
 import { backoffDelay, delay, retrying } from '../backoff.js';
 import { systemClock, unrefTimer, type Clock, type TimerHandle } from '../clock.js';
@@ -136,6 +138,12 @@ export class RunHandle {
   private endedWith: string | null = null;
   /** Why a cancel was requested, once one was (the signal's reason then says so too). */
   private cancelReason: string | null = null;
+  /**
+   * The end `finish()` was asked for and is sending (its events go first):
+   * a process that exits before it is stored ends the run so, not as if
+   * the script had never ended it.
+   */
+  private ending: Omit<FinishRunBody, 'id' | 'owner'> | null = null;
 
   constructor(options: RunHandleOptions) {
     this.id = options.runId;
@@ -320,6 +328,7 @@ export class RunHandle {
         { status: this.ended.status, terminal: this.ended.snapshot.terminal },
       );
     }
+    this.ending = body;
     try {
       await this.flush();
     } catch (err) {
@@ -420,8 +429,12 @@ export class RunHandle {
       this.close();
       return null;
     }
-    const cancelled = this.cancelReason !== null && (end.kind !== 'crash' || isAbort(end.error));
-    if (end.kind === 'crash' && !cancelled && !this.failure) {
+    // The script ended the run itself and the process went away while that was sent (`void run.succeed();
+    // process.exit()`): that end, with the same finish id, so a copy the server already stored is answered
+    // with the run. A success whose events could not all be stored is not one (succeed() would reject).
+    const asked = this.ending && !(this.failure && this.ending.status === 'succeeded') ? this.ending : null;
+    const cancelled = !asked && this.cancelReason !== null && (end.kind !== 'crash' || isAbort(end.error));
+    if (end.kind === 'crash' && !asked && !cancelled && !this.failure) {
       const stack = end.error instanceof Error && end.error.stack ? end.error.stack : describe(end.error);
       try {
         this.log(stack, 'error');
@@ -438,17 +451,19 @@ export class RunHandle {
       appends.push(appendBodyOf(this.queue.slice(from, from + count), this.owner).text);
       from += count;
     }
-    const body: Omit<FinishRunBody, 'id' | 'owner'> = cancelled
-      ? { status: 'cancelled', error: { kind: 'cancelled', message: this.cancelReason! } }
-      : {
-          status: 'failed',
-          error:
-            end.kind === 'crash'
-              ? { kind: 'error', message: cut(end.error instanceof Error ? `${end.error.name}: ${describe(end.error)}` : `uncaught: ${describe(end.error)}`) }
-              : end.kind === 'signal'
-                ? { kind: 'interrupted', message: `the producer process was stopped by ${end.signal}` }
-                : { kind: 'orphaned', message: `the producer process exited (code ${end.code}) without ending the run` },
-        };
+    const body: Omit<FinishRunBody, 'id' | 'owner'> = asked
+      ? asked
+      : cancelled
+        ? { status: 'cancelled', error: { kind: 'cancelled', message: this.cancelReason! } }
+        : {
+            status: 'failed',
+            error:
+              end.kind === 'crash'
+                ? { kind: 'error', message: cut(end.error instanceof Error ? `${end.error.name}: ${describe(end.error)}` : `uncaught: ${describe(end.error)}`) }
+                : end.kind === 'signal'
+                  ? { kind: 'interrupted', message: `the producer process was stopped by ${end.signal}` }
+                  : { kind: 'orphaned', message: `the producer process exited (code ${end.code}) without ending the run` },
+          };
     const events = this.failure ? 0 : this.queue.length;
     // Attached: its owner ends the run (from this process's exit); what was queued is all there is to send.
     if (!this.owner) return events > 0 ? { runId: this.id, appends, events, finish: null } : null;
@@ -502,7 +517,9 @@ export class RunHandle {
    * process alive. `held`: each beat asks the server to hold it for up to
    * `everyMs`, and one it held is followed at once by the next, so one is
    * always open; one answered at once (an older server, the server's own
-   * in-process transport, an error) waits out the rest of the period.
+   * in-process transport, an error) waits out the rest of the period. That
+   * wait keeps the process alive as the open beat did: a server restarting
+   * must not let a process that waits for its cancel exit meanwhile.
    */
   private scheduleBeat(everyMs: number, held: boolean, afterMs = everyMs): void {
     this.heartbeatTimer = this.clock.setTimeout(() => {
@@ -521,7 +538,7 @@ export class RunHandle {
         this.scheduleBeat(everyMs, held, Math.max(0, waitMs - (this.clock.now() - started)));
       });
     }, afterMs);
-    unrefTimer(this.heartbeatTimer);
+    if (!held) unrefTimer(this.heartbeatTimer);
   }
 
   private async beat(waitMs: number): Promise<void> {
@@ -531,9 +548,7 @@ export class RunHandle {
       const response = await this.transport.heartbeat(this.id, this.owner, waitMs, this.stopped.signal);
       if (response.cancelRequested) this.cancelRequested(response.cancelReason);
       if (isTerminalStatus(response.status)) {
-        // Says how, as an append refused for the same reason does (an older server sends no error).
-        const how = response.error ? ` (${response.error.kind}: ${response.error.message})` : '';
-        this.abortWith(`already ended ${response.status}${how}`);
+        this.abortWith(endedText(response.status, response.error));
         this.close();
       }
     } catch (err) {
@@ -541,7 +556,9 @@ export class RunHandle {
       if (this.stopped.signal.aborted) return;
       // Another owner holds the run, or it ended: this handle must stop working on it.
       if (RuntrailError.isCode(err, 'lease_lost')) {
-        this.abortWith(err.message);
+        // Ended before this heartbeat reached the server: said as a held one that the end woke says it.
+        const ended = err.details as { status?: RunStatus; error?: RunError | null } | undefined;
+        this.abortWith(ended?.status && isTerminalStatus(ended.status) ? endedText(ended.status, ended.error) : err.message);
         this.close();
         return;
       }
@@ -582,6 +599,11 @@ export class RunStopped extends Error {
 /** What `signal.reason` says of a cancel: the requester's reason when one was given (an older server sends none). */
 function cancelMessage(reason: string | null | undefined): string {
   return reason ? `cancel requested: ${reason}` : 'cancel requested';
+}
+
+/** Why a handle stops when its run ended without it: how it ended (an older server sends no error). */
+function endedText(status: RunStatus, error: RunError | null | undefined): string {
+  return `already ended ${status}${error ? ` (${error.kind}: ${error.message})` : ''}`;
 }
 
 /** How the process that holds a handle is going away (see RunHandle.lastWords). */

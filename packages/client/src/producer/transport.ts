@@ -9,7 +9,7 @@ import type {
   Run,
 } from '@runtrail/protocol';
 import { JsonBody, type HttpApi } from '../http-api.js';
-import { toReadableStream, uploadHeaders, type ArtifactOptions, type ArtifactTransport, type OpenedSource } from '../artifacts/source.js';
+import { sendContent, uploadHeaders, type ArtifactOptions, type ArtifactTransport, type OpenedSource } from '../artifacts/source.js';
 
 /**
  * An event as a RunHandle recorded it, its data already JSON: serialized
@@ -88,12 +88,14 @@ export async function putArtifact(
   { content, size }: OpenedSource,
   options: ArtifactOptions,
 ): Promise<Artifact> {
-  const response = await api.send('putArtifact', {
-    params: { id: runId, name },
-    ...(options.replace ? { query: { replace: 'true' } } : {}),
-    headers: uploadHeaders(options, size),
-    raw: (content instanceof Uint8Array ? content : toReadableStream(content)) as BodyInit,
-    timeoutMs: null,
-  });
+  const response = await sendContent(content, `artifact ${name} of run ${runId}`, (raw) =>
+    api.send('putArtifact', {
+      params: { id: runId, name },
+      ...(options.replace ? { query: { replace: 'true' } } : {}),
+      headers: uploadHeaders(options, size),
+      raw,
+      timeoutMs: null,
+    }),
+  );
   return (await response.json()) as Artifact;
 }

@@ -1,5 +1,5 @@
 import { RuntrailError, SSE_EVENTS, type CompactRunEvent, type ObserversCount, type RunEvent, type ServerMessage, type StreamEnd } from '@runtrail/protocol';
-import { errorFromResponse } from '../http-api.js';
+import { errorFromResponse, unreachable } from '../http-api.js';
 import { idleWatchdog } from './idle-watchdog.js';
 import { SseParser } from './sse-parser.js';
 import type { Connection, ConnectionReason, Transport } from './transport.js';
@@ -40,7 +40,10 @@ export class SseTransport implements Transport<ServerMessage> {
       () => conn.finish({ reason: 'idle_timeout', error: new RuntrailError('unavailable', `nothing received for ${idleTimeoutMs} ms; reconnecting`) }),
     );
     try {
-      const response = await this.options.fetch(url, { headers: { ...this.options.headers, accept: 'text/event-stream' }, signal: conn.signal });
+      // fetch's own network failure says only "fetch failed": the watcher's error says which server and why, as its HTTP reads do.
+      const response = await this.options.fetch(url, { headers: { ...this.options.headers, accept: 'text/event-stream' }, signal: conn.signal }).catch((err: unknown) => {
+        throw unreachable(err, `GET ${url}`, null);
+      });
       if (!response.ok) return { reason: 'error', error: errorFromResponse(response.status, safeJson(await response.text()), `GET ${url}`) };
       if (!(response.headers.get('content-type') ?? '').includes('text/event-stream') || !response.body) {
         return { reason: 'error', error: new RuntrailError('unavailable', `GET ${url} did not answer with an event stream`) };

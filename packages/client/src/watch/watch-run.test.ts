@@ -241,6 +241,20 @@ describe('reconnect', () => {
     await outage('tcp-kill', 2000, {});
   });
 
+  test('over SSE, a server that cannot be reached is named in the watcher\'s error, with why, not just "fetch failed"', async () => {
+    const s = await server();
+    const {
+      run: { id },
+    } = await s.runs.create({ name: 'sse unreachable' });
+    const proxy = await proxyFor(s);
+    const w = watch(id, { url: proxy.url, transports: ['sse'] });
+    await waitFor(() => w.getState().connection === 'live', { what: 'the stream' });
+    proxy.cut();
+    // The stream's own reconnect fails first (the HTTP reads already said which server and why).
+    await waitFor(() => /\/stream|^fetch failed$/.test(w.getState().error?.message ?? ''), { what: 'the stream to fail to reconnect' });
+    expect(w.getState().error?.message).toMatch(new RegExp(`^cannot reach the runtrail server: GET ${proxy.url}/api/v1/runs/${id}/stream\\S* failed \\((ECONNREFUSED|ECONNRESET)\\)$`));
+  });
+
   test('after a killed TCP connection and a 2 s outage, over SSE: every seq once, same snapshot', async () => {
     await outage('tcp-kill', 2000, { WebSocket: null });
   });

@@ -48,6 +48,30 @@ describe('run.artifact', () => {
   });
 });
 
+describe('run.artifact whose content cannot be read', () => {
+  it('rejects at once saying so, not as an unreachable server retried for minutes; nothing is stored and the run goes on', async () => {
+    // Before, fetch's "fetch failed" over the read error became "cannot reach the runtrail server", a
+    // network failure: a folder given as a file was retried for retryForMs (5 min) before rejecting.
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'unreadable' });
+    const started = Date.now();
+    await expect(run.artifact('folder', { path: dir.path })).rejects.toThrow(
+      new RegExp(`^the content of artifact folder of run ${run.id} could not be read: EISDIR`),
+    );
+    async function* broken() {
+      yield new Uint8Array([1, 2, 3]);
+      throw new Error('disk read failed');
+    }
+    await expect(run.artifact('stream.bin', broken())).rejects.toThrow(`the content of artifact stream.bin of run ${run.id} could not be read: disk read failed`);
+    const web = new ReadableStream<Uint8Array>({ pull: (controller) => controller.error(new Error('web source broke')) });
+    await expect(run.artifact('web.bin', web)).rejects.toThrow('could not be read: web source broke');
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(await client.listArtifacts(run.id)).toEqual([]);
+    await run.artifact('ok.txt', 'fine');
+    expect((await run.succeed()).status).toBe('succeeded');
+  });
+});
+
 describe('run.artifact of a file over the limit', () => {
   it('is refused from its declared length, before its bytes are sent, and not retried', async () => {
     const small = await startServer({ port: 0, dataDir: join(dir.path, 'small'), logLevel: 'silent', maxArtifactBytes: 1000 });
