@@ -26,6 +26,7 @@ const BY_EXTENSION: Record<string, string> = {
   '.webm': 'video/webm',
   '.pdf': 'application/pdf',
   '.zip': 'application/zip',
+  '.bin': 'application/octet-stream',
   '.gz': 'application/gzip',
   '.tar': 'application/x-tar',
 };
@@ -61,12 +62,23 @@ export function sniffContentType(name: string, head: Buffer): string {
   return looksLikeUtf8Text(head) ? 'text/plain; charset=utf-8' : 'application/octet-stream';
 }
 
+/**
+ * Text holds no control bytes but tab, line feed, form feed, carriage
+ * return, backspace and escape (a terminal log's colours and redraws keep
+ * it text); any other, such as the 0x01 0x02 of a binary blob, is binary
+ * even though it decodes as UTF-8.
+ */
+function isBinaryControl(byte: number): boolean {
+  return byte <= 0x07 || byte === 0x0b || (byte >= 0x0e && byte <= 0x1a) || (byte >= 0x1c && byte <= 0x1f) || byte === 0x7f;
+}
+
 function looksLikeUtf8Text(head: Buffer): boolean {
-  if (head.includes(0)) return false;
-  // The head may end inside a multi-byte character: judge all but its last 3 bytes strictly.
-  const sample = head.length > 4 ? head.subarray(0, head.length - 3) : head;
+  if (head.some(isBinaryControl)) return false;
+  // The head may end inside a multi-byte character: streaming, the decoder holds an unfinished last one
+  // back rather than failing on it. (Cutting the last 3 bytes off instead cut a short text's own last
+  // character, so a few words of Japanese were taken for binary.)
   try {
-    new TextDecoder('utf-8', { fatal: true }).decode(sample);
+    new TextDecoder('utf-8', { fatal: true }).decode(head, { stream: true });
     return true;
   } catch {
     // Not UTF-8: binary content.
