@@ -107,17 +107,21 @@ function sendFromWorker(work: ExitWork, waitMs: number): ExitOutcome[] | null {
 function outcomeText(job: ExitJob, outcome: ExitOutcome | undefined): string {
   if (!job.finish) {
     const owner = 'the process that owns it ends it';
-    if (outcome && 'stored' in outcome) return `run ${job.runId}: its ${job.events} unsent events were stored; ${owner}`;
+    if (outcome && 'stored' in outcome) return `run ${job.runId}: its ${unsent(job.events)} were stored; ${owner}`;
     const why = outcome && 'error' in outcome ? outcome.error : `no answer within ${Math.round(job.deadlineMs / 1000)} s`;
-    return `run ${job.runId}: ${job.events} unsent events could not be stored (${why}); ${owner}`;
+    return `run ${job.runId}: ${unsent(job.events)} could not be stored (${why}); ${owner}`;
   }
   const how = job.finish.error ? `${job.finish.status}: ${job.finish.error.message}` : job.finish.status;
   if (outcome && 'status' in outcome) {
-    const stored = job.events > 0 ? ` (its ${job.events} unsent events stored first)` : '';
+    const stored = job.events > 0 ? ` (its ${unsent(job.events)} stored first)` : '';
     return outcome.status === job.finish.status ? `run ${job.runId} ended ${how}${stored}` : `run ${job.runId} had already ended ${outcome.status}${stored}`;
   }
   const why = outcome && 'error' in outcome ? outcome.error : `no answer within ${Math.round(job.deadlineMs / 1000)} s`;
   return `run ${job.runId} could not be ended ${how} (${why}); the server's reaper ends it orphaned once its lease lapses`;
+}
+
+function unsent(events: number): string {
+  return events === 1 ? '1 unsent event' : `${events} unsent events`;
 }
 
 installExitGuard(nodeExitGuard);
