@@ -107,9 +107,9 @@ function sendFromWorker(work: ExitWork, waitMs: number): ExitOutcome[] | null {
 function outcomeText(job: ExitJob, outcome: ExitOutcome | undefined): string {
   if (!job.finish) {
     const owner = 'the process that owns it ends it';
-    if (outcome && 'stored' in outcome) return `run ${job.runId}: its ${unsent(job.events)} were stored; ${owner}`;
+    if (outcome && 'stored' in outcome) return `run ${job.runId}: stored its ${unsent(job.events)}; ${owner}`;
     const why = outcome && 'error' in outcome ? outcome.error : `no answer within ${Math.round(job.deadlineMs / 1000)} s`;
-    return `run ${job.runId}: ${unsent(job.events)} could not be stored (${why}); ${owner}`;
+    return `run ${job.runId}: could not store its ${unsent(job.events)} (${why}); ${owner}`;
   }
   const how = job.finish.error ? `${job.finish.status}: ${job.finish.error.message}` : job.finish.status;
   if (outcome && 'status' in outcome) {

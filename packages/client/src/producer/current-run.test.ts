@@ -71,7 +71,7 @@ describe('currentRun() under runtrail exec', () => {
     const result = await exec('crash');
     expect(result.code).toBe(1);
     const { run, events } = await theRun('crash');
-    expect(result.stderr).toContain(`runtrail: run ${run.id}: its 303 unsent events were stored; the process that owns it ends it`);
+    expect(result.stderr).toContain(`runtrail: run ${run.id}: stored its 303 unsent events; the process that owns it ends it`);
     expect(run.status).toBe('failed');
     // exec names the exception, from the stack trace Node printed; the stack itself is in the run's log too.
     expect(run.snapshot.terminal?.error?.message).toMatch(/ exited with code 1: Error: bad batch\n/);
