@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import type { Run } from '@runtrail/protocol';
@@ -121,6 +122,35 @@ describe('runtrail exec cancelled from elsewhere', () => {
     // The requester's reason, in the run's end and in what exec prints.
     expect(run.error?.message).toBe('sleep 600 stopped: cancel requested: wrong dataset; its process group got SIGTERM and it was killed by SIGTERM');
     expect(stderr).toContain(`run ${id} cancelled (cancelled: sleep 600 stopped: cancel requested: wrong dataset;`);
+  });
+});
+
+describe('runtrail exec when its server goes away before the end', () => {
+  it('says what it waits for once the command ended, and Ctrl-C stops the wait with the command\'s exit code', async () => {
+    const gone = await serve(['--port', '0', '--data-dir', `${dir.path}/gone`]);
+    onTestFinished(() => void gone.stop());
+    const flag = `${dir.path}/command-may-end`;
+    const child = spawnCli(['exec', '--server', gone.url, '--', 'sh', '-c', `echo working; while [ ! -e ${flag} ]; do sleep 0.05; done; exit 3`]);
+    onTestFinished(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d));
+    const id = await waitUntil(() => runIdOf(stderr), { what: 'exec to print its run id' });
+    const watching = new RuntrailClient({ url: gone.url });
+    await waitUntil(async () => (await watching.getRun(id)).snapshot.meta.exec, { what: 'exec to record its command' });
+    gone.child.kill('SIGKILL');
+    await once(gone.child, 'exit');
+    writeFileSync(flag, '');
+    // Before: silence for up to 5 minutes while its output log and end were retried, and Ctrl-C did nothing.
+    await waitUntil(() => stderr.includes(`runtrail: waiting for the server at ${gone.url} to record how run ${id} ended`), {
+      timeoutMs: 20_000,
+      what: 'exec to say what it waits for',
+    });
+    child.kill('SIGINT');
+    await waitUntil(() => child.exitCode !== null, { timeoutMs: 10_000, what: 'exec to stop waiting on Ctrl-C' });
+    expect(child.exitCode, stderr).toBe(3);
+    expect(stderr).toContain(`runtrail: stopped waiting: the server has not recorded how run ${id} ended; it ends it orphaned once its lease lapses`);
   });
 });
 

@@ -58,11 +58,17 @@ export function registerExec(program: Command): void {
     .addOption(durationOption('--collect-every', 'how often --collect looks at its folder while the command runs; a file is stored once it stayed the same that long', DEFAULT_COLLECT_INTERVAL_MS))
     .addHelpText('after', DURATION_HELP)
     .action(async (command: string, args: string[], flags: ExecFlags, cmd: Command) => {
-      process.exitCode = await execCommand(command, args, flags, cmd);
+      const { code, stoppedWaiting } = await execCommand(command, args, flags, cmd);
+      // The user stopped waiting for a server that does not answer: the retries still pending must not keep us.
+      if (stoppedWaiting) process.exit(code);
+      process.exitCode = code;
     });
 }
 
-async function execCommand(command: string, args: string[], flags: ExecFlags, cmd: Command): Promise<number> {
+/** How long the end may take before exec says what it waits for. */
+const END_NOTICE_AFTER_MS = 2_000;
+
+async function execCommand(command: string, args: string[], flags: ExecFlags, cmd: Command): Promise<{ code: number; stoppedWaiting: boolean }> {
   // In a terminal, a live progress line stays under the command's output (see LiveLine).
   const live = process.stderr.isTTY === true ? new LiveLine(process.stderr) : null;
   const say = (line: string) => (live ? live.print(process.stderr, `runtrail: ${line}\n`) : process.stderr.write(`runtrail: ${line}\n`));
@@ -110,7 +116,11 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
     const terminated = new AbortController();
     let interruptedByUser = false;
     let child: ReturnType<typeof spawnProcess> | null = null;
+    // Once the command has ended, Ctrl-C stops waiting for the server to record the run's end.
+    let commandEnded = false;
+    const stopWaiting = new AbortController();
     const onInterrupt = () => {
+      if (commandEnded) return stopWaiting.abort();
       if (!interruptedByUser) say(`interrupting ${command} (SIGINT to its process group; Ctrl-C again to stop it harder)`);
       interruptedByUser = true;
       if (child) child.interrupt('was interrupted (Ctrl-C)');
@@ -146,32 +156,50 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
         ...optional('idleTimeoutMs', flags.idleTimeout),
       });
       const result = await child.result;
+      commandEnded = true;
       if (result.sinkError) say(`some of the command's output was not recorded: ${result.sinkError.message}`);
-      if (collector) {
-        const collected = await collector.finish();
-        // The command replaced or hid the folder: its run still ends as the command did.
-        if (collected.unreadable) say(`cannot read ${collectDir} at the end (${collected.unreadable}): files written there since the last look were not stored`);
-        if (collected.stored.length > 0) say(`stored ${collected.stored.length} artifact(s) from ${collectDir}: ${collected.stored.join(', ')}`);
-        // Quoted, so a name with a newline or escape in it cannot break or forge the lines around it.
-        for (const { name, reason } of collected.skipped) say(`${JSON.stringify(name)} was not stored as an artifact: ${reason}`);
-      }
-      // After the command's own files, so theirs keep the first ordinals.
-      if (logToStore) await storeOutputLog(run, logToStore, say);
+      /** The command's last files, its whole output, then the run's end: all from the server. */
+      const recordEnd = async (): Promise<Run | null> => {
+        if (collector) {
+          const collected = await collector.finish();
+          // The command replaced or hid the folder: its run still ends as the command did.
+          if (collected.unreadable) say(`cannot read ${collectDir} at the end (${collected.unreadable}): files written there since the last look were not stored`);
+          if (collected.stored.length > 0) say(`stored ${collected.stored.length} artifact(s) from ${collectDir}: ${collected.stored.join(', ')}`);
+          // Quoted, so a name with a newline or escape in it cannot break or forge the lines around it.
+          for (const { name, reason } of collected.skipped) say(`${JSON.stringify(name)} was not stored as an artifact: ${reason}`);
+        }
+        // After the command's own files, so theirs keep the first ordinals.
+        if (logToStore) await storeOutputLog(run, logToStore, say);
+        return end(run, result);
+      };
+      const code = interruptedByUser ? EXIT_INTERRUPTED : exitCodeOf(result);
+      // A server that went away is retried for minutes: say so rather than hang in silence.
+      const notice = setTimeout(
+        () => say(`waiting for the server at ${url} to record how run ${run.id} ended (it is retried for up to 5 min; Ctrl-C stops waiting)`),
+        END_NOTICE_AFTER_MS,
+      );
+      const stopped = new Promise<'stopped'>((resolve) => stopWaiting.signal.addEventListener('abort', () => resolve('stopped'), { once: true }));
       try {
-        const ended = await end(run, result);
+        const ended = await Promise.race([recordEnd(), stopped]);
         await endLine();
+        if (ended === 'stopped') {
+          say(`stopped waiting: the server has not recorded how run ${run.id} ended; it ends it orphaned once its lease lapses`);
+          return { code, stoppedWaiting: true };
+        }
         say(ended ? `run ${run.id} ${describe(ended)}` : `run ${run.id} was already ended on the server`);
       } catch (err) {
         // The command ran; its exit code is what scripts calling us depend
         // on, whether or not the server could be told how it ended.
         say(`could not record the end of run ${run.id}: ${(err as Error).message}`);
+      } finally {
+        clearTimeout(notice);
       }
-      return interruptedByUser ? EXIT_INTERRUPTED : exitCodeOf(result);
+      return { code, stoppedWaiting: false };
     } catch (err) {
       if (err instanceof ProcessStartError) {
         await endQuietly(run, () => run.fail(err.message, 'error'));
         say(err.message);
-        return EXIT_NOT_FOUND;
+        return { code: EXIT_NOT_FOUND, stoppedWaiting: false };
       }
       // Whatever stopped us, the run gets its one end and the reason now,
       // rather than staying "running" until its lease lapses.
