@@ -8,6 +8,8 @@ import type { Principal } from './tokens.js';
  * - `read`: any scoped token (viewer and up);
  * - `readRun`: read access to the run in `:id` (a run token of that run or
  *   of an ancestor also has it);
+ * - `readChildren`: list runs: any scoped token; a run token lists the runs
+ *   under a run it covers (`parentId` / `parentIds` of such runs only);
  * - `writeRun`: add to the run in `:id` (events, artifacts): a producer or
  *   admin token, or a write run token of that run or of an ancestor;
  * - `produce`: a producer or admin token;
@@ -15,15 +17,15 @@ import type { Principal } from './tokens.js';
  * Every route of the table is listed, so a new route does not compile until
  * someone decides who may call it.
  */
-export type Access = 'open' | 'read' | 'readRun' | 'writeRun' | 'produce' | 'admin';
+export type Access = 'open' | 'read' | 'readRun' | 'readChildren' | 'writeRun' | 'produce' | 'admin';
 
 export const routeAccess = {
   health: 'open',
   ready: 'open',
   metrics: 'read',
   createRun: 'produce',
-  listRuns: 'read',
-  countRuns: 'read',
+  listRuns: 'readChildren',
+  countRuns: 'readChildren',
   getRun: 'readRun',
   deleteRun: 'admin',
   appendEvents: 'writeRun',
@@ -53,20 +55,28 @@ export const routeAccess = {
 } as const satisfies Record<RouteName, Access>;
 
 const SCOPE_ALLOWS: Record<TokenScope, ReadonlySet<Access>> = {
-  admin: new Set(['open', 'read', 'readRun', 'writeRun', 'produce', 'admin']),
-  producer: new Set(['open', 'read', 'readRun', 'writeRun', 'produce']),
-  viewer: new Set(['open', 'read', 'readRun']),
+  admin: new Set(['open', 'read', 'readRun', 'readChildren', 'writeRun', 'produce', 'admin']),
+  producer: new Set(['open', 'read', 'readRun', 'readChildren', 'writeRun', 'produce']),
+  viewer: new Set(['open', 'read', 'readRun', 'readChildren']),
 };
 
 /** How far up the parent chain a run token's reach is looked for. */
 const MAX_ANCESTRY = 32;
 
-/** Throws `forbidden` unless the principal may do `access` (on run `runId` for readRun). */
-export async function authorize(store: RunStore, principal: Principal, access: Access, runId?: string): Promise<void> {
+/**
+ * Throws `forbidden` unless the principal may do `access` (on run `runId`
+ * for readRun and writeRun; for readChildren, listing the runs under
+ * `parents`, the list's parentId or parentIds).
+ */
+export async function authorize(store: RunStore, principal: Principal, access: Access, runId?: string, parents: readonly string[] = []): Promise<void> {
   if (access === 'open' || principal.kind === 'open') return;
   if (principal.kind === 'scoped') {
     if (SCOPE_ALLOWS[principal.scope].has(access)) return;
     throw new RuntrailError('forbidden', `a ${principal.scope} token cannot do this; it needs the ${neededScope(access)} scope`);
+  }
+  if (access === 'readChildren') {
+    if (parents.length > 0 && (await everyCovered(store, principal.runId, parents))) return;
+    throw new RuntrailError('forbidden', `a run token lists only the runs under its run: ask with parentId=${principal.runId} (or a run under it)`);
   }
   const reaches = access === 'readRun' || (access === 'writeRun' && principal.write);
   if (reaches && runId !== undefined && (await runTokenCovers(store, principal.runId, runId))) return;
@@ -82,6 +92,18 @@ async function runTokenCovers(store: RunStore, tokenRunId: string, runId: string
     id = run?.parentId ?? null;
   }
   return false;
+}
+
+async function everyCovered(store: RunStore, tokenRunId: string, runIds: readonly string[]): Promise<boolean> {
+  for (const id of runIds) if (!(await runTokenCovers(store, tokenRunId, id))) return false;
+  return true;
+}
+
+/** The parents a runs list or runs stream is narrowed to: its parentId, or each of its parentIds. */
+export function listedParents(filter: { parentId?: unknown; parentIds?: unknown }): string[] {
+  if (typeof filter.parentId === 'string' && filter.parentId !== '') return [filter.parentId];
+  if (typeof filter.parentIds === 'string' && filter.parentIds !== '') return filter.parentIds.split(',');
+  return [];
 }
 
 function neededScope(access: Access): TokenScope {

@@ -150,6 +150,46 @@ describe('run tokens', () => {
   });
 });
 
+describe('run tokens and the runs under their run', () => {
+  it("list and watch their run's children (a shared page shows them), and no other list", async () => {
+    const { s, mint } = await authServer();
+    const producer = await mint('producer');
+    const make = async (body: Record<string, unknown>) => (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body })).body.id as string;
+    const mine = await make({ name: 'mine' });
+    const child = await make({ name: 'child', parentId: mine });
+    const grandchild = await make({ name: 'grandchild', parentId: child });
+    const other = await make({ name: 'other' });
+    const otherChild = await make({ name: 'other child', parentId: other });
+    const token = (await call(s, 'POST', `/api/v1/runs/${mine}/tokens`, { token: producer.token, body: {} })).body.token as string;
+
+    // Before: 403 for any list, so a shared link's page showed none of the children it may read.
+    const listed = await call(s, 'GET', `/api/v1/runs?parentId=${mine}`, { token });
+    expect(listed.status).toBe(200);
+    expect(listed.body.runs.map((r: { id: string }) => r.id)).toEqual([child]);
+    expect((await call(s, 'GET', `/api/v1/runs?parentId=${child}`, { token })).body.runs.map((r: { id: string }) => r.id)).toEqual([grandchild]);
+    expect((await call(s, 'GET', `/api/v1/runs?parentIds=${mine},${child}`, { token })).body.runs).toHaveLength(2);
+    expect((await call(s, 'GET', `/api/v1/run-counts?parentId=${mine}`, { token })).status).toBe(200);
+    for (const path of ['/api/v1/runs', `/api/v1/runs?parentId=${other}`, `/api/v1/runs?parentIds=${mine},${other}`, '/api/v1/run-counts', `/api/v1/runs?name=other`]) {
+      const refused = await call(s, 'GET', path, { token });
+      expect(refused.status, path).toBe(403);
+      expect(refused.body.error.message).toBe(`a run token lists only the runs under its run: ask with parentId=${mine} (or a run under it)`);
+    }
+
+    // The live list of its children over WebSocket; another parent's is refused.
+    const ws = new TestSocket(streamUrl(s, `?token=${encodeURIComponent(token)}`));
+    cleanups.push(() => ws.close());
+    expect(await ws.opened()).toBe(true);
+    ws.send({ op: 'subscribeRuns', filter: { parentId: other } });
+    await waitFor(() => ws.messages.some((m) => m.type === 'error' && m.code === 'forbidden'));
+    ws.send({ op: 'subscribeRuns', filter: { parentId: mine } });
+    await waitFor(() => ws.messages.some((m) => m.type === 'subscribedRuns'));
+    const late = await make({ name: 'late child', parentId: mine });
+    await call(s, 'POST', `/api/v1/runs/${otherChild}/events`, { token: producer.token, body: { events: [{ type: 'x.one' }] } });
+    await waitFor(() => ws.messages.some((m) => m.type === 'run' && m.run.id === late));
+    expect(ws.messages.some((m) => m.type === 'run' && m.run.id === otherChild)).toBe(false);
+  });
+});
+
 describe('write run tokens', () => {
   it('add events and artifacts to their run and its children, and do nothing else', async () => {
     const { s, mint } = await authServer();

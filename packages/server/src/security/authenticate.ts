@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { PathParams, parseOrThrow, type RouteName } from '@runtrail/protocol';
 import type { RunStore } from '@runtrail/store';
-import { authorize, routeAccess } from './access.js';
+import { authorize, listedParents, routeAccess } from './access.js';
 import type { Principal, TokenService } from './tokens.js';
 
 declare module 'fastify' {
@@ -59,6 +59,6 @@ export function installAuth(http: FastifyInstance, deps: { tokens: TokenService;
     });
     // A run token's check reads the store by this id: refuse a control character before that, as the route would.
     const runId = parseOrThrow(PathParams, request.params ?? {}, 'path').id;
-    await authorize(deps.store, request.principal, access, runId);
+    await authorize(deps.store, request.principal, access, runId, access === 'readChildren' ? listedParents(request.query as object) : []);
   });
 }

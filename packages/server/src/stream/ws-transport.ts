@@ -9,11 +9,12 @@ import {
   parseClientMessage,
   parseLabelFilter,
   runNotFound,
+  type RunsFilter,
   type ServerMessage,
   type StreamEnd,
 } from '@runtrail/protocol';
 import type { EventText, JoinedEventTexts } from '@runtrail/store';
-import { authorize, type Validity } from '../security/index.js';
+import { authorize, listedParents, type Validity } from '../security/index.js';
 import { sendFrames, wsEventFrames, wsJoinedFrameParts } from './frames.js';
 import { Outlet } from './outlet.js';
 import { RunSubscription, positionProblem, type SubscriptionSink } from './run-subscription.js';
@@ -100,6 +101,8 @@ export class WsConnection implements StreamConnection {
   alive = true;
   private readonly subs = new Map<string, RunSubscription>();
   private runsSub: RunsSubscription | null = null;
+  /** Counts subscribeRuns and unsubscribeRuns: a run token's check that a later one overtook is dropped. */
+  private runsGeneration = 0;
   /** Error replies this connection may still get now (a token bucket refilled over time). */
   private errorTokens = STREAM_ERROR_REPLIES_PER_SECOND;
   private errorTokensAt = Date.now();
@@ -167,6 +170,7 @@ export class WsConnection implements StreamConnection {
     this.admission.release();
     for (const sub of this.subs.values()) sub.close();
     this.subs.clear();
+    this.runsGeneration++;
     this.runsSub?.close();
     this.runsSub = null;
     this.onClosed(this);
@@ -270,16 +274,28 @@ export class WsConnection implements StreamConnection {
           this.sendInvalid((err as Error).message);
           return;
         }
-        // Synchronous for every principal but a run token, which may never list runs.
+        this.runsSub?.close();
+        this.runsSub = null;
+        const generation = ++this.runsGeneration;
+        // Synchronous for every principal but a run token, which lists only the runs under its run.
         if (this.principal.kind === 'run') {
-          this.send({ type: 'error', code: 'forbidden', message: 'a run token cannot watch the runs list' });
+          void authorize(this.deps.store, this.principal, 'readChildren', undefined, listedParents(msg.filter)).then(
+            // Unless another subscribeRuns or an unsubscribeRuns came meanwhile.
+            () => generation === this.runsGeneration && this.subscribeRuns(msg.filter, labels),
+            (err: unknown) => {
+              if (generation !== this.runsGeneration) return;
+              const forbidden = RuntrailError.isCode(err, 'forbidden');
+              if (!forbidden) this.deps.log.error({ err }, 'stream subscribeRuns: checking the run token failed');
+              this.send({ type: 'error', code: forbidden ? 'forbidden' : 'internal', message: forbidden ? (err as Error).message : 'could not check the token; try again' });
+            },
+          );
           return;
         }
-        this.runsSub?.close();
-        this.runsSub = new RunsSubscription(this.deps.hub, msg.filter, labels, this.outlet, (m) => this.send(m));
+        this.subscribeRuns(msg.filter, labels);
         return;
       }
       case 'unsubscribeRuns':
+        this.runsGeneration++;
         this.runsSub?.close();
         this.runsSub = null;
         return;
@@ -291,6 +307,10 @@ export class WsConnection implements StreamConnection {
         throw new Error(`unhandled client message ${JSON.stringify(never)}`);
       }
     }
+  }
+
+  private subscribeRuns(filter: RunsFilter, labels: Array<[string, string]>): void {
+    this.runsSub = new RunsSubscription(this.deps.hub, filter, labels, this.outlet, (m) => this.send(m));
   }
 
   private async subscribe(runId: string, after: number, compact: boolean, observers: boolean): Promise<void> {

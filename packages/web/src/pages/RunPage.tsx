@@ -1,6 +1,5 @@
 import { useRun } from '@runtrail/client/react';
 import { isTerminalStatus } from '@runtrail/protocol';
-import { useAccess } from '../access.js';
 import { LIVE_RENDER_MS } from '../client.js';
 import { Artifacts } from '../components/Artifacts.js';
 import { ChildRuns } from '../components/ChildRuns.js';
@@ -30,8 +29,7 @@ export function RunPage({ id }: { id: string }) {
   const { run, snapshot, events, connection, error, observers } = useRun(id, { throttleMs: LIVE_RENDER_MS, observers: true });
   const live = run !== null && !isTerminalStatus(run.status) && !snapshot.terminal;
   const now = useNow(live);
-  const access = useAccess();
-  const children = useChildRuns(id, access.canList);
+  const children = useChildRuns(id);
   const childCount = useChildCount(id, children.length);
   const shownStatus = snapshot.terminal?.status ?? run?.status;
   useDocumentTitle(run ? `${visibleText(run.name)} · ${shownStatus} · runtrail` : `run ${id} · runtrail`);

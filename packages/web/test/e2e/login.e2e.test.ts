@@ -131,6 +131,10 @@ describe('the dashboard with auth on', () => {
       events: [{ type: 'call.started', data: { callId: 'c1', label: 'doc 1' } }, { type: 'call.succeeded', data: { callId: 'c1' } }],
     });
     await waitUntil(async () => (await counters(page)).ok === 1, { what: 'the shared run to update live' });
+    // Its children, live: before, the page could not list them (403) and showed none.
+    await api('POST', '/api/v1/runs', producer.token, { name: 'shared-child', parentId: shared.id });
+    await page.getByRole('heading', { name: 'Child runs (1)' }).waitFor();
+    await page.getByRole('link', { name: 'shared-child' }).first().waitFor();
 
     // Another run: refused; the runs list: not offered.
     await page.goto(`${server!.url}/runs/${other.id}`);

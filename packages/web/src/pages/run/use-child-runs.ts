@@ -10,20 +10,16 @@ export const CHILDREN_WATCHED = 100;
 const COUNT_POLL_MS = 5000;
 
 const NONE: readonly Run[] = Object.freeze([]);
-const idle = { subscribe: () => () => undefined, getSnapshot: () => null };
 
 /**
  * A run's children (a task's experiments), live, oldest first; one
  * subscription shared by the panels that show them (table, timeline,
- * comparison chart). `enabled` false (a reader who may not list runs)
- * opens nothing.
+ * comparison chart). Every reader of the run may list them, a shared
+ * link's run token too.
  */
-export function useChildRuns(parentId: string, enabled: boolean): readonly Run[] {
+export function useChildRuns(parentId: string): readonly Run[] {
   const config = useRuntrailConfig();
-  const source = useMemo(
-    () => (enabled ? createRunsSource({ ...config, filter: { parentId }, limit: CHILDREN_WATCHED }) : idle),
-    [config, parentId, enabled],
-  );
+  const source = useMemo(() => createRunsSource({ ...config, filter: { parentId }, limit: CHILDREN_WATCHED }), [config, parentId]);
   const state = useSyncExternalStore(source.subscribe, source.getSnapshot, () => null);
   const runs = state?.runs ?? NONE;
   return useMemo(() => [...runs].sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id)), [runs]);
