@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'react';
 import { useRuns, type ConnectionState } from '@runtrail/client/react';
 import type { ListRunsQuery, Run, RunCounts, RunsFilter } from '@runtrail/protocol';
-import { pollEvery } from '@runtrail/client';
+import { isRetryable, pollEvery } from '@runtrail/client';
 import { client, LIVE_RENDER_MS } from './client.js';
 
 export const PAGE_SIZE = 25;
@@ -71,7 +71,12 @@ function usePolledList(query: ListRunsQuery | null): PolledList {
       () => client.listRuns(q),
       {
         onValue: (res) => setState({ runs: res.runs, nextCursor: res.nextCursor, connection: 'polling', error: null }),
-        onError: (err) => setState((s) => ({ ...s, connection: 'reconnecting', error: err instanceof Error ? err : new Error(String(err)) })),
+        onError: (err) => {
+          const error = err instanceof Error ? err : new Error(String(err));
+          // A page the server refuses (a hand-edited cursor) is refused again at every poll: say so once and stop.
+          if (!isRetryable(err)) stop.abort();
+          setState((s) => ({ ...s, connection: isRetryable(err) ? 'reconnecting' : 'ended', error }));
+        },
       },
       { intervalMs: POLL_MS, backoff: { maxMs: MAX_POLL_BACKOFF_MS }, signal: stop.signal },
     );

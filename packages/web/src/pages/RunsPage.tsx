@@ -209,7 +209,9 @@ function RunsList() {
           connection === 'connecting' && !error
             ? 'Loading…'
             : error
-              ? 'No runs to show until the server answers.'
+              ? connection === 'ended'
+                ? 'No runs to show: the server refused this page (start again from the first page).'
+                : 'No runs to show until the server answers.'
               : isFiltered(applied)
                 ? 'No runs match these filters.'
                 : 'No runs yet. Start one with “Start run”.'

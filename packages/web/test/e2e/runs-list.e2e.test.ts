@@ -298,6 +298,19 @@ describe('the runs list in a real browser', () => {
     for (const id of bulk.slice(3)) await finish(id, { status: 'succeeded' });
   });
 
+  it('a page address the server refuses (a hand-edited cursor) says why once, instead of reconnecting for ever', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${server!.url}/?cursor=garbage`);
+    await page.getByRole('alert').waitFor();
+    expect(await page.getByRole('alert').textContent()).toContain('cursor: must be a run id');
+    // Before: "reconnecting…" and "No runs to show until the server answers", asking again and again.
+    await waitUntil(async () => (await textNow(page.getByTestId('connection'))) === 'ended', { what: 'the indicator to stop reconnecting' });
+    await page.getByText('No runs to show: the server refused this page').waitFor();
+    await page.getByRole('button', { name: 'newer runs' }).click();
+    await waitUntil(() => new URL(page.url()).searchParams.get('cursor') === null, { what: 'the first page' });
+    await page.close();
+  });
+
   it('keeps the page of the list in the URL: Back from a run, a reload and the run page’s "All runs" return to it', async () => {
     // The 27 bulk runs of the test above: 25 on page 1, 2 on page 2.
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
