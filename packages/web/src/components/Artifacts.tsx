@@ -6,6 +6,7 @@ import { countOf } from '../format.js';
 import { parseCsv } from './csv.js';
 import { fileNameOf, followDownloadLink, saveResponse } from './download.js';
 import { Markdown } from './markdown.js';
+import { terminalText } from '../pages/run/terminal-line.js';
 import { visibleName, visibleText } from '../visible-text.js';
 import './artifacts.css';
 
@@ -246,7 +247,7 @@ function Preview({ source, kind, artifact: a }: { source: Source; kind: Kind; ar
   return (
     <>
       <pre className="artifact-text" aria-label={label}>
-        {visibleText(kind === 'json' && !loaded.clipped ? prettyJson(loaded.text) : loaded.text)}
+        {visibleText(kind === 'json' && !loaded.clipped ? prettyJson(loaded.text) : kind === 'text' && !isHtml(a) ? terminalText(loaded.text) : loaded.text)}
       </pre>
       {isHtml(a) && <p className="muted clip-note">A page a run stored is shown as its source: it never runs in the dashboard. Download it to open it.</p>}
       {note}

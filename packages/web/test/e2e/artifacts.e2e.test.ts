@@ -173,6 +173,17 @@ describe('the run page shows stored artifacts safely', () => {
     await run.succeed();
   });
 
+  it("previews a command's output log as a terminal showed it: no colour codes, a redrawn progress line in its last state", async () => {
+    const run: RunHandle = await client.createRun({ name: 'output log' });
+    await run.artifact('output.log', 'loading\n\u001b[32mok\u001b[0m 3 rows\nprogress 10%\rprogress 60%\rprogress 100%\n', { contentType: 'text/plain; charset=utf-8' });
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    const preview = page.getByLabel('contents of output.log');
+    await preview.waitFor();
+    // Before: ESC shown as a box before "[32m", and every redraw of the progress line run together.
+    expect(await preview.textContent()).toBe('loading\nok 3 rows\nprogress 100%\n');
+    await run.succeed();
+  });
+
   it('quotes a name that starts or ends with a space: "x.txt " is not shown as "x.txt"', async () => {
     const run: RunHandle = await client.createRun({ name: 'spaced' });
     await run.artifact('x.txt ', 'the name ends in a space', { contentType: 'text/plain' });
