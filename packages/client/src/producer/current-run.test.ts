@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { RunEvent } from '@runtrail/protocol';
-import { startServer, type RunningServer } from '@runtrail/server';
-import { tempDir } from '@runtrail/test-support';
+import { testScope, type TestServer } from '@runtrail/test-support/server';
 import { RuntrailClient } from '../runtrail-client.js';
 import { currentRun } from './current-run.js';
 
@@ -16,19 +15,13 @@ import { currentRun } from './current-run.js';
 const CLI = fileURLToPath(new URL('../../../cli/bin/runtrail.js', import.meta.url));
 const SCRIPT = fileURLToPath(new URL('../../test/fixtures/current-run.mjs', import.meta.url));
 
-let dir: ReturnType<typeof tempDir>;
-let server: RunningServer;
+const { server: startServer } = testScope();
+let server: TestServer;
 let client: RuntrailClient;
 
 beforeEach(async () => {
-  dir = tempDir();
-  server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent' });
+  server = await startServer();
   client = new RuntrailClient({ url: server.url });
-});
-
-afterEach(async () => {
-  await server.close();
-  dir.remove();
 });
 
 function exec(how: string): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -23,6 +23,17 @@ async function authServer(options: Parameters<typeof server>[0] = {}) {
   return { s, mint };
 }
 
+/** A producer token and runs made with it: "mine" with a "child" under it, and an unrelated "other". */
+async function family() {
+  const { s, mint } = await authServer();
+  const producer = await mint('producer');
+  const make = async (body: Record<string, unknown>) => (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body })).body.id as string;
+  const mine = await make({ name: 'mine' });
+  const child = await make({ name: 'child', parentId: mine });
+  const other = await make({ name: 'other' });
+  return { s, mint, producer, make, mine, child, other };
+}
+
 describe('tokens and scopes', () => {
   it('no token is 401, a wrong token is 401; /healthz stays open', async () => {
     const { s } = await authServer();
@@ -90,12 +101,7 @@ describe('tokens and scopes', () => {
 
 describe('run tokens', () => {
   it('read and watch their run and its children over HTTP, WS and SSE, and nothing else', async () => {
-    const { s, mint } = await authServer();
-    const producer = await mint('producer');
-    const make = async (body: Record<string, unknown>) => (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body })).body.id as string;
-    const mine = await make({ name: 'mine' });
-    const child = await make({ name: 'child', parentId: mine });
-    const other = await make({ name: 'other' });
+    const { s, mint, producer, mine, child, other } = await family();
     await call(s, 'POST', `/api/v1/runs/${mine}/events`, { token: producer.token, body: { events: [{ type: 'x.one' }] } });
 
     const minted = await call(s, 'POST', `/api/v1/runs/${mine}/tokens`, { token: producer.token, body: { ttlSeconds: 600 } });
@@ -152,13 +158,8 @@ describe('run tokens', () => {
 
 describe('run tokens and the runs under their run', () => {
   it("list and watch their run's children (a shared page shows them), and no other list", async () => {
-    const { s, mint } = await authServer();
-    const producer = await mint('producer');
-    const make = async (body: Record<string, unknown>) => (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body })).body.id as string;
-    const mine = await make({ name: 'mine' });
-    const child = await make({ name: 'child', parentId: mine });
+    const { s, producer, make, mine, child, other } = await family();
     const grandchild = await make({ name: 'grandchild', parentId: child });
-    const other = await make({ name: 'other' });
     const otherChild = await make({ name: 'other child', parentId: other });
     const token = (await call(s, 'POST', `/api/v1/runs/${mine}/tokens`, { token: producer.token, body: {} })).body.token as string;
 
@@ -192,12 +193,7 @@ describe('run tokens and the runs under their run', () => {
 
 describe('write run tokens', () => {
   it('add events and artifacts to their run and its children, and do nothing else', async () => {
-    const { s, mint } = await authServer();
-    const producer = await mint('producer');
-    const make = async (body: Record<string, unknown>) => (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body })).body.id as string;
-    const mine = await make({ name: 'mine' });
-    const child = await make({ name: 'child', parentId: mine });
-    const other = await make({ name: 'other' });
+    const { s, producer, mine, child, other } = await family();
     const minted = await call(s, 'POST', `/api/v1/runs/${mine}/tokens`, { token: producer.token, body: { ttlSeconds: 600, write: true } });
     expect(minted.status).toBe(201);
     expect(minted.body.write).toBe(true);
