@@ -31,9 +31,14 @@ export function useAccess(): Access {
   return useContext(AccessContext);
 }
 
+/** What a run token is, in the page's words: a shared link reads; a subprocess's token also adds to its run. */
+export function runLinkText(write: boolean): string {
+  return write ? 'link to one run that may add events and artifacts to it' : 'read-only link to one run';
+}
+
 /** Why a control is not offered, in the words the page shows. */
 export function cannotText(access: Access, needs: 'producer' | 'admin'): string {
   const p = access.principal;
-  const what = p.kind === 'run' ? 'a read-only link to one run' : p.kind === 'scoped' ? `a ${p.scope} token` : 'this token';
+  const what = p.kind === 'run' ? `a ${runLinkText(p.write)}` : p.kind === 'scoped' ? `a ${p.scope} token` : 'this token';
   return `Your token cannot do this: it is ${what}; this needs a ${needs} token.`;
 }

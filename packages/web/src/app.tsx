@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'react';
 import { RuntrailProvider } from '@runtrail/client/react';
 import { matchDashboardRunPath, type WhoamiResponse } from '@runtrail/protocol';
-import { AccessProvider, accessOf, type Access } from './access.js';
+import { AccessProvider, accessOf, runLinkText, type Access } from './access.js';
 import { client, serverUrl, token } from './client.js';
 import { problemText } from './problem-text.js';
 import { LoginPage } from './pages/LoginPage.js';
@@ -59,7 +59,7 @@ function useWhoami(): { value: WhoamiResponse | null; error: string | null } {
 function Identity({ access }: { access: Access }) {
   const p = access.principal;
   // A token's name is chosen by whoever made it: shown like every such text (see visibleText).
-  const who = p.kind === 'scoped' ? `${visibleText(p.name)} (${p.scope})` : p.kind === 'run' ? 'read-only link to one run' : 'open';
+  const who = p.kind === 'scoped' ? `${visibleText(p.name)} (${p.scope})` : p.kind === 'run' ? runLinkText(p.write) : 'open';
   return (
     <span className="identity">
       <span className="muted" data-testid="identity">

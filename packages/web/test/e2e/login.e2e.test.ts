@@ -136,6 +136,13 @@ describe('the dashboard with auth on', () => {
     await page.getByRole('heading', { name: 'Child runs (1)' }).waitFor();
     await page.getByRole('link', { name: 'shared-child' }).first().waitFor();
 
+    // A write run token (a subprocess's) is not called read-only.
+    const writing = await api('POST', `/api/v1/runs/${shared.id}/tokens`, producer.token, { ttlSeconds: 600, write: true });
+    const writer = await freshPage();
+    await writer.goto(`${server!.url}/runs/${shared.id}?token=${encodeURIComponent(writing.token)}`);
+    await writer.getByRole('heading', { name: 'shared-run' }).waitFor();
+    expect(await writer.getByTestId('identity').textContent()).toBe('link to one run that may add events and artifacts to it');
+
     // Another run: refused; the runs list: not offered.
     await page.goto(`${server!.url}/runs/${other.id}`);
     await page.getByRole('alert').waitFor();
