@@ -76,7 +76,15 @@ export function RunPage({ id }: { id: string }) {
       </div>
       <div className="grid">
         <InFlight snapshot={s} now={now} />
-        <LastErrorPanel lastError={s.lastError} runError={runError} events={events} failedCount={s.counters.failed} retriesCount={s.counters.retries} snapshotSeq={s.seq} />
+        <LastErrorPanel
+          lastError={s.lastError}
+          runError={runError}
+          events={events}
+          failedCount={s.counters.failed}
+          retriesCount={s.counters.retries}
+          snapshotSeq={s.seq}
+          cancelledAt={status === 'cancelled' ? run.cancelRequestedAt : null}
+        />
       </div>
       <Timeline run={run} snapshot={s} events={events} children={children} childCount={childCount} finishedAt={finishedAt} now={now} />
       <Metrics snapshot={s} events={events} children={children} childCount={childCount} />

@@ -182,6 +182,10 @@ describe('the dashboard in a real browser', () => {
     await cancelFromPage(page);
     expect((await api(second)).body.status).toBe('cancelled');
     expect(await page.getByTestId('error-kind').textContent()).toBe('cancelled');
+    // The phase (or a call) the cancel aborted is not shown in red as the run's last error, with no word of the cancel.
+    await page.getByTestId('last-error-after-cancel').waitFor();
+    expect(await page.getByTestId('last-error-after-cancel').textContent()).toMatch(/^.+, as the cancel stopped the run \(its reason is at the top\)\.$/);
+    expect(await page.getByTestId('last-error').count()).toBe(0);
   });
 
   it('retries a cancelled run as a new linked run, and deletes an ended run after asking', async () => {

@@ -19,8 +19,11 @@ export function LastErrorPanel({
   failedCount,
   retriesCount,
   snapshotSeq,
+  cancelledAt,
 }: {
   lastError: LastError | null;
+  /** When a cancel was asked of a run that then ended cancelled (null otherwise): what failed after it, the cancel stopped. */
+  cancelledAt: number | null;
   /** The run's own error, shown in the header: when it is the last error, it is not printed twice. */
   runError: RunError | null;
   events: readonly RunEvent[];
@@ -45,6 +48,11 @@ export function LastErrorPanel({
       {lastError && lastError.callId === null && lastError.message === runError?.message ? (
         <p className="muted" data-testid="last-error-is-run-error">
           The run's own error, shown at the top.
+        </p>
+      ) : lastError && cancelledAt !== null && lastError.ts >= cancelledAt ? (
+        // A phase or call the cancel aborted: not a failure of the run's own, so not shown as one.
+        <p className="muted" data-testid="last-error-after-cancel">
+          {visibleText(lastError.message)}, as the cancel stopped the run (its reason is at the top).
         </p>
       ) : lastError ? (
         <div className="invalid" data-testid="last-error">
