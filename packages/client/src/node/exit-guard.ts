@@ -108,16 +108,19 @@ function outcomeText(job: ExitJob, outcome: ExitOutcome | undefined): string {
   if (!job.finish) {
     const owner = 'the process that owns it ends it';
     if (outcome && 'stored' in outcome) return `run ${job.runId}: stored its ${unsent(job.events)}; ${owner}`;
-    const why = outcome && 'error' in outcome ? outcome.error : `no answer within ${Math.round(job.deadlineMs / 1000)} s`;
-    return `run ${job.runId}: could not store its ${unsent(job.events)} (${why}); ${owner}`;
+    return `run ${job.runId}: could not store its ${unsent(job.events)} (${whyNot(job, outcome)}); ${owner}`;
   }
   const how = job.finish.error ? `${job.finish.status}: ${job.finish.error.message}` : job.finish.status;
   if (outcome && 'status' in outcome) {
     const stored = job.events > 0 ? ` (its ${unsent(job.events)} stored first)` : '';
     return outcome.status === job.finish.status ? `run ${job.runId} ended ${how}${stored}` : `run ${job.runId} had already ended ${outcome.status}${stored}`;
   }
-  const why = outcome && 'error' in outcome ? outcome.error : `no answer within ${Math.round(job.deadlineMs / 1000)} s`;
-  return `run ${job.runId} could not be ended ${how} (${why}); the server's reaper ends it orphaned once its lease lapses`;
+  return `run ${job.runId} could not be ended ${how} (${whyNot(job, outcome)}); the server's reaper ends it orphaned once its lease lapses`;
+}
+
+/** Why the worker did not get the server to take a run's last words. */
+function whyNot(job: ExitJob, outcome: ExitOutcome | undefined): string {
+  return outcome && 'error' in outcome ? outcome.error : `no answer within ${Math.round(job.deadlineMs / 1000)} s`;
 }
 
 function unsent(events: number): string {
