@@ -298,6 +298,39 @@ describe('the runs list in a real browser', () => {
     for (const id of bulk.slice(3)) await finish(id, { status: 'succeeded' });
   });
 
+  it('nests a family to any depth: grandchildren under their parent, each generation foldable, new ones live', async () => {
+    const root = await create({ name: 'family-sweep' });
+    const child = await create({ name: 'family-trial', parentId: root });
+    const sibling = await create({ name: 'family-trial-b', parentId: root });
+    const grandchild = await create({ name: 'family-fold', parentId: child });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${server!.url}/`);
+    await row(page, grandchild).waitFor();
+    let late: string | null = null;
+    const family = async () => (await shownIds(page)).filter((id) => [root, child, sibling, grandchild, late].includes(id));
+    // Newest first in each generation, each run right under its parent.
+    expect(await family()).toEqual([root, sibling, child, grandchild]);
+    expect(await row(page, grandchild).getAttribute('data-depth')).toBe('2');
+    expect(await row(page, grandchild).getAttribute('data-parent-id')).toBe(child);
+    // A grandchild's row sits further in than its parent's.
+    const indent = async (id: string) => (await row(page, id).locator('.nest-mark').boundingBox())!.x;
+    expect(await indent(grandchild)).toBeGreaterThan(await indent(child));
+
+    // A great-grandchild started now appears under its parent, live.
+    late = await create({ name: 'family-fold-3', parentId: grandchild });
+    await row(page, late).waitFor();
+    expect(await family()).toEqual([root, sibling, child, grandchild, late]);
+    expect(await row(page, late).getAttribute('data-depth')).toBe('3');
+
+    // Folding a child hides its whole line; unfolding brings it back.
+    await page.getByRole('button', { name: 'hide the 1 child runs of family-trial' }).click();
+    await waitUntil(async () => JSON.stringify(await family()) === JSON.stringify([root, sibling, child]), { what: 'the grandchildren folded away' });
+    await page.getByRole('button', { name: 'show the 1 child runs of family-trial' }).click();
+    await waitUntil(async () => JSON.stringify(await family()) === JSON.stringify([root, sibling, child, grandchild, late]), { what: 'the grandchildren again' });
+    await page.close();
+    for (const id of [late, grandchild, child, sibling, root]) await finish(id, { status: 'succeeded' });
+  });
+
   it('a page address the server refuses (a hand-edited cursor) says why once, instead of reconnecting for ever', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`${server!.url}/?cursor=garbage`);

@@ -1,5 +1,5 @@
-import { Fragment, useState, type ReactNode } from 'react';
-import { RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, type RunsFilter, type Snapshot, hasCalls } from '@runtrail/protocol';
+import { Fragment, useState, type CSSProperties, type ReactNode } from 'react';
+import { MAX_PARENT_IDS, RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, type RunsFilter, type Snapshot, hasCalls } from '@runtrail/protocol';
 import { ProgressBar } from '../../components/ProgressBar.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
 import { errorKindText, formatDuration, formatTime } from '../../format.js';
@@ -34,17 +34,26 @@ export function RunsTable(props: RunsTableProps) {
   return props.nest && props.runs.length > 0 ? <NestedTable {...props} /> : <Table {...props} rows={props.runs.map((run) => <RunRow key={run.id} run={run} now={props.now} />)} shown={props.runs} />;
 }
 
+/** Which families the reader folded away, by the id of the run whose children are hidden. */
+interface Folding {
+  collapsed: ReadonlySet<string>;
+  toggle(id: string): void;
+}
+
 function NestedTable(props: RunsTableProps) {
   const { runs, now } = props;
   const { byParent } = useChildRuns(runs.map((r) => r.id));
   const [collapsed, setCollapsed] = useState<ReadonlySet<string>>(new Set());
-  const toggle = (id: string) =>
-    setCollapsed((c) => {
-      const next = new Set(c);
-      if (next.has(id)) next.delete(id);
-      else next.add(id);
-      return next;
-    });
+  const folding: Folding = {
+    collapsed,
+    toggle: (id) =>
+      setCollapsed((c) => {
+        const next = new Set(c);
+        if (next.has(id)) next.delete(id);
+        else next.add(id);
+        return next;
+      }),
+  };
   const rows: ReactNode[] = [];
   const shown: Run[] = [];
   for (const run of runs) {
@@ -52,11 +61,57 @@ function NestedTable(props: RunsTableProps) {
     const open = !collapsed.has(run.id);
     shown.push(run, ...children);
     rows.push(
-      <RunRow key={run.id} run={run} now={now} childCount={children.length} open={open} onToggle={children.length > 0 ? () => toggle(run.id) : undefined} />,
+      <RunRow key={run.id} run={run} now={now} childCount={children.length} open={open} onToggle={children.length > 0 ? () => folding.toggle(run.id) : undefined} />,
     );
-    if (open) for (const child of children) rows.push(<RunRow key={child.id} run={child} now={now} nested />);
+    if (open && children.length > 0) rows.push(<Generation key={`${run.id}-children`} runs={children} depth={1} now={now} folding={folding} />);
   }
   return <Table {...props} rows={rows} shown={shown} />;
+}
+
+/**
+ * Runs of one family at `depth` (1: children of a top-level run), each with
+ * its own children under it, to any depth. One live subscription asks for the
+ * children of up to MAX_PARENT_IDS of these runs (the API's bound), so a
+ * family of 200 children is 4; a generation opens only under a parent that
+ * is shown and unfolded. The totals' prompt re-read follows the top two
+ * generations (NestedTable's `shown`); deeper runs reach them by its poll.
+ */
+function Generation({ runs, depth, now, folding }: { runs: readonly Run[]; depth: number; now: number; folding: Folding }) {
+  const chunks: Run[][] = [];
+  for (let i = 0; i < runs.length; i += MAX_PARENT_IDS) chunks.push(runs.slice(i, i + MAX_PARENT_IDS));
+  return (
+    <>
+      {/* By place: a new child at the top shifts the chunks, and each keeps its subscription (re-aimed) rather than a new one. */}
+      {chunks.map((chunk, i) => (
+        <GenerationChunk key={i} runs={chunk} depth={depth} now={now} folding={folding} />
+      ))}
+    </>
+  );
+}
+
+function GenerationChunk({ runs, depth, now, folding }: { runs: readonly Run[]; depth: number; now: number; folding: Folding }) {
+  const { byParent } = useChildRuns(runs.map((r) => r.id));
+  return (
+    <>
+      {runs.map((run) => {
+        const children = byParent.get(run.id) ?? [];
+        const open = !folding.collapsed.has(run.id);
+        return (
+          <Fragment key={run.id}>
+            <RunRow
+              run={run}
+              now={now}
+              depth={depth}
+              childCount={children.length}
+              open={open}
+              onToggle={children.length > 0 ? () => folding.toggle(run.id) : undefined}
+            />
+            {open && children.length > 0 && <Generation runs={children} depth={depth + 1} now={now} folding={folding} />}
+          </Fragment>
+        );
+      })}
+    </>
+  );
 }
 
 function Table({ runs, rows, shown, empty, onClear, countFilter, onPick }: RunsTableProps & { rows: ReactNode[]; shown: readonly Run[] }) {
@@ -140,7 +195,8 @@ function StatusTotals({ counts, filtered, onPick }: { counts: RunCounts; filtere
 interface RunRowProps {
   run: Run;
   now: number;
-  nested?: boolean;
+  /** How far under its top-level ancestor the row sits in a nested list (0: top level or a flat list). */
+  depth?: number;
   childCount?: number;
   open?: boolean;
   onToggle?: (() => void) | undefined;
@@ -162,7 +218,7 @@ function useReadings(progress: Snapshot['progress']): ProgressSample[] {
   return readings;
 }
 
-function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggle }: RunRowProps) {
+function RunRow({ run, now, depth = 0, childCount = 0, open = true, onToggle }: RunRowProps) {
   const s = run.snapshot;
   const { counters, progress } = s;
   const end = run.finishedAt ?? (run.status === 'running' ? now : null);
@@ -183,10 +239,18 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
   const eta = estimate?.kind === 'eta' ? estimate.remainingMs : null;
   // Quiet for much longer than its pace so far, though the server has no stall timeout to say so: no ETA to trust.
   const quietMs = estimate?.kind === 'stalled' ? estimate.sinceMs : null;
+  const nested = depth > 0;
   return (
-    <tr data-run-id={run.id} data-parent-id={run.parentId ?? undefined} className={nested ? 'child-row' : undefined}>
+    <tr
+      data-run-id={run.id}
+      data-parent-id={run.parentId ?? undefined}
+      data-depth={nested ? depth : undefined}
+      className={nested ? 'child-row' : undefined}
+      style={nested ? ({ '--depth': depth } as CSSProperties) : undefined}
+    >
       <td className="col-name">
         <div className="name-line">
+          {nested && <span className="nest-mark" aria-hidden="true">↳</span>}
           {onToggle && (
             <button
               type="button"
@@ -199,7 +263,6 @@ function RunRow({ run, now, nested = false, childCount = 0, open = true, onToggl
               {childCount >= MAX_CHILDREN ? '+' : ''}
             </button>
           )}
-          {nested && <span className="nest-mark" aria-hidden="true">↳</span>}
           <Link href={dashboardRunPath(run.id)} className="run-name">
             {name}
           </Link>
