@@ -2,7 +2,7 @@ import { useEffect, useMemo, useRef, useState } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { countOf, formatNumber, formatTick } from '../format.js';
-import { alignedData, seriesColour, type ChartSeries } from './chart-data.js';
+import { alignedData, seriesColour, xRange, yAxisGroups, type ChartSeries } from './chart-data.js';
 import { visibleText } from '../visible-text.js';
 
 export type ChartX = 'step' | 'time';
@@ -33,24 +33,48 @@ function yAxisSize(_u: uPlot, values: string[] | null): number {
   return Math.max(56, Math.ceil(widest + 10 + 5 + 2));
 }
 
+/** An axis's name, cut to fit beside the plot (the legend has the whole name). */
+const MAX_AXIS_LABEL = 28;
+
 /**
  * Lines over step or time (x in ms since the epoch), drawn by uPlot: points
  * ordered by x, one colour per series with a legend when there are several
  * (clicking a legend entry hides that line), axes with the precision their
  * tick spacing needs. The numbers drawn are also offered as a table, for
  * readers who cannot see the plot or want the exact values.
+ *
+ * `yAxes`: 'shared' (one metric compared across runs: one scale, or the
+ * comparison would lie) or 'by-range' (different metrics: lines of unlike
+ * ranges get a y axis each, on the right, named and coloured as their
+ * lines; see yAxisGroups).
  */
-export function LineChart({ series, x, label, height = 180 }: { series: readonly ChartSeries[]; x: ChartX; label: string; height?: number }) {
+export function LineChart({
+  series,
+  x,
+  label,
+  height = 180,
+  yAxes = 'shared',
+}: {
+  series: readonly ChartSeries[];
+  x: ChartX;
+  label: string;
+  height?: number;
+  yAxes?: 'shared' | 'by-range';
+}) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const data = useMemo(() => alignedData(series), [series]);
-  const shape = `${x}|${series.map((s) => s.label).join('\u0000')}`;
+  const groups = useMemo(() => (yAxes === 'by-range' ? yAxisGroups(data) : series.map(() => 0)), [data, yAxes, series]);
+  // Which axis a line uses is part of the chart's make-up: a line moving to another axis rebuilds it.
+  const shape = `${x}|${series.map((s) => s.label).join('\u0000')}|${groups.join(',')}`;
 
   // The chart is made when its shape changes (axis kind, which lines) and
   // otherwise fed new data, so a run sending many metric events does not rebuild it.
   useEffect(() => {
     const el = box.current;
     if (!el) return;
+    // An axis the rebuilt chart no longer has must not go on reporting its old ticks.
+    for (const key of Object.keys(el.dataset)) if (/^y\d*Ticks$/.test(key)) delete el.dataset[key];
     const several = series.length > 1;
     const chart = new uPlot(
       {
@@ -58,7 +82,8 @@ export function LineChart({ series, x, label, height = 180 }: { series: readonly
         height,
         legend: { show: several, live: several },
         cursor: { show: true, drag: { x: false, y: false } },
-        scales: { x: { time: false } },
+        // uPlot pads a lone x by itself (to 0..10 for step 7) before asking: the data says whether it is one.
+        scales: { x: { time: false, range: (u, min, max) => (u.data[0].length === 1 ? xRange(u.data[0][0]!, u.data[0][0]!, x) : [min, max]) } },
         axes: [
           {
             stroke: 'currentColor',
@@ -69,20 +94,13 @@ export function LineChart({ series, x, label, height = 180 }: { series: readonly
             values: (_u, splits, _axis, _space, incr) =>
               drawn(el, 'xTicks', splits.map((v) => (x === 'time' ? TIME_FORMAT.format(v) : formatTick(v, incr)))),
           },
-          {
-            stroke: 'currentColor',
-            grid: { stroke: 'rgba(128,128,128,0.2)' },
-            font: AXIS_FONT,
-            size: yAxisSize,
-            // Ticks every 28 px or more: a 180 px chart reads at 4-6 values, not 2.
-            space: 28,
-            values: (_u, splits, _axis, _space, incr) => drawn(el, 'yTicks', splits.map((v) => formatTick(v, incr))),
-          },
+          ...yAxisOptions(el, series, groups),
         ],
         series: [
           { label: x, value: (_u, v) => (v === null ? '–' : x === 'time' ? TIME_FORMAT.format(v) : formatNumber(v)) },
           ...series.map((s, i) => ({
             label: visibleText(s.label),
+            scale: scaleKey(groups[i]!),
             stroke: seriesColour(i),
             width: 1.5,
             spanGaps: true,
@@ -118,12 +136,53 @@ export function LineChart({ series, x, label, height = 180 }: { series: readonly
   );
 }
 
+/** The scale of y axis `group`: 'y' for the first, as uPlot names it, then 'y2', 'y3', … */
+function scaleKey(group: number): string {
+  return group === 0 ? 'y' : `y${group + 1}`;
+}
+
+/**
+ * One y axis per group of lines: the first on the left, the others on the
+ * right with no grid of their own (two grids would not line up). With more
+ * than one axis each is named after its lines and, when it has one line,
+ * drawn in that line's colour, so the reader can tell which scale a line is
+ * read against.
+ */
+function yAxisOptions(el: HTMLElement, series: readonly ChartSeries[], groups: readonly number[]): uPlot.Axis[] {
+  const count = Math.max(0, ...groups) + 1;
+  const names: string[] = [];
+  const axes = Array.from({ length: count }, (_, group): uPlot.Axis => {
+    const members = series.flatMap((s, i) => (groups[i] === group ? [i] : []));
+    const colour = count > 1 && members.length === 1 ? seriesColour(members[0]!) : 'currentColor';
+    const name = members.map((i) => visibleText(series[i]!.label)).join(', ');
+    names.push(name);
+    const tickKey = group === 0 ? 'yTicks' : `y${group + 1}Ticks`;
+    return {
+      scale: scaleKey(group),
+      side: group === 0 ? 3 : 1,
+      stroke: colour,
+      grid: group === 0 ? { stroke: 'rgba(128,128,128,0.2)' } : { show: false },
+      font: AXIS_FONT,
+      size: yAxisSize,
+      // Ticks every 28 px or more: a 180 px chart reads at 4-6 values, not 2.
+      space: 28,
+      ...(count > 1 ? { label: name.length > MAX_AXIS_LABEL ? `${name.slice(0, MAX_AXIS_LABEL - 1)}…` : name, labelSize: 18, labelFont: AXIS_FONT } : {}),
+      values: (_u: uPlot, splits: number[], _axis: number, _space: number, incr: number) => drawn(el, tickKey, splits.map((v) => formatTick(v, incr))),
+    };
+  });
+  // The axes' names are drawn on the canvas: kept on the element too, as the ticks are (see drawn).
+  if (count > 1) el.dataset.yAxes = names.join(' | ');
+  else delete el.dataset.yAxes;
+  return axes;
+}
+
 /**
  * The tick labels drawn on the canvas, also kept on the chart's element
- * (`data-x-ticks`, `data-y-ticks`, joined by " | ") where text tools and
+ * (`data-x-ticks`, `data-y-ticks`, and `data-y2-ticks`, … for more y
+ * axes; joined by " | ") where text tools and
  * tests can read what the reader sees.
  */
-function drawn(el: HTMLElement, axis: 'xTicks' | 'yTicks', labels: string[]): string[] {
+function drawn(el: HTMLElement, axis: string, labels: string[]): string[] {
   el.dataset[axis] = labels.join(' | ');
   return labels;
 }

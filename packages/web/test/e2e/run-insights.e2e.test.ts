@@ -143,6 +143,63 @@ describe('the run page in a real browser', () => {
       expect(await noSidewaysScroll()).toBe(true);
     });
 
+    it('draws a lone point on an axis around it, over step and over time, not on 0 to 100', async () => {
+      const run = await createRun({ name: `lone-point-${viewport.name}` });
+      const ts = Date.now() - 5000;
+      await send(run.id, [{ type: 'metric', data: { name: 'loss', value: 0.42, step: 7 }, ts }]);
+      await open(run.id, `lone-point-${viewport.name}`);
+      const figure = page.getByRole('figure', { name: 'metric loss' });
+      const plot = figure.getByRole('img', { name: /^chart of loss over step/ });
+      await waitUntil(async () => ((await plot.getAttribute('data-x-ticks')) ?? '').length > 0, { what: 'the step axis to be drawn' });
+      const steps = (await plot.getAttribute('data-x-ticks'))!.split(' | ').map(Number);
+      expect(steps).toContain(7);
+      expect(Math.min(...steps)).toBeGreaterThanOrEqual(6);
+      expect(Math.max(...steps)).toBeLessThanOrEqual(8);
+
+      await page.getByRole('radio', { name: 'time' }).check();
+      const overTime = figure.getByRole('img', { name: /^chart of loss over time/ });
+      await waitUntil(async () => /\d\d:\d\d:\d\d/.test((await overTime.getAttribute('data-x-ticks')) ?? ''), { what: 'the time axis to be drawn' });
+      // Clock times within half a minute of the point (the whole axis spans one minute).
+      const clock = (await overTime.getAttribute('data-x-ticks'))!.split(' | ');
+      expect(clock.length).toBeGreaterThanOrEqual(2);
+      const seconds = (t: string) => t.split(':').map(Number).reduce((a, b) => a * 60 + b, 0);
+      const at = new Date(ts);
+      const point = at.getHours() * 3600 + at.getMinutes() * 60 + at.getSeconds();
+      for (const t of clock) expect(Math.abs(((seconds(t) - point + 43_200) % 86_400) - 43_200)).toBeLessThanOrEqual(31);
+      await page.getByRole('radio', { name: 'step' }).check();
+    });
+
+    it('overlaid metrics of unlike ranges each get a readable axis, named after their line, with their real values in the legend', async () => {
+      const run = await createRun({ name: `unlike-ranges-${viewport.name}` });
+      await send(
+        run.id,
+        [0, 1, 2, 3, 4].flatMap((step) => [
+          { type: 'metric', data: { name: 'accuracy', value: 0.5 + step / 10, step } },
+          { type: 'metric', data: { name: 'tokens', value: step * 2500, step } },
+        ]),
+      );
+      await open(run.id, `unlike-ranges-${viewport.name}`);
+      await page.getByRole('checkbox', { name: 'overlay' }).check();
+      const plot = page.getByRole('figure', { name: 'metrics overlaid' }).getByRole('img', { name: /^chart of accuracy, tokens over step/ });
+      const ticks = async (attr: string) => ((await plot.getAttribute(attr)) ?? '').split(' | ').filter(Boolean).map((t) => Number(t.replace(/,/g, '')));
+      await waitUntil(async () => (await ticks('data-y2-ticks')).length > 0, { what: 'a second y axis' });
+      // accuracy (0.5..0.9) on the left, spread over its axis rather than flat near 0 of 0..10,000.
+      const left = await ticks('data-y-ticks');
+      expect(Math.max(...left)).toBeLessThan(2);
+      expect(left.length).toBeGreaterThanOrEqual(3);
+      const right = await ticks('data-y2-ticks');
+      expect(Math.max(...right)).toBeGreaterThanOrEqual(7500);
+      expect(await plot.getAttribute('data-y-axes')).toBe('accuracy | tokens');
+      // The legend reads the values as reported, on hover.
+      const box = (await plot.locator('.u-over').boundingBox())!;
+      await page.mouse.move(box.x + box.width - 2, box.y + box.height / 2);
+      await waitUntil(async () => (await plot.locator('.u-legend .u-value').allTextContents()).includes('10,000'), {
+        what: 'the legend to show the last token count',
+      });
+      expect(await plot.locator('.u-legend .u-value').allTextContents()).toContain('0.9');
+      expect(await noSidewaysScroll()).toBe(true);
+    });
+
     it('writes every y-axis label in full beside the plot, for tiny and for long values', async () => {
       const run = await createRun({ name: `axis-labels-${viewport.name}` });
       // A loss near 1e-4 ticks at 0.000085, 0.000090, …; a token count near a million at 999,999.5.

@@ -56,7 +56,7 @@ export function Metrics({
       {names.length > 0 &&
         (overlay && names.length > 1 ? (
           <figure className="metric" aria-label="metrics overlaid">
-            <LineChart series={series} x={x} height={220} label={`chart of ${names.join(', ')} over ${x}`} />
+            <LineChart series={series} x={x} height={220} yAxes="by-range" label={`chart of ${names.join(', ')} over ${x}`} />
           </figure>
         ) : (
           <div className="metrics">
