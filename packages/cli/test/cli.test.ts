@@ -67,6 +67,25 @@ describe('runtrail CLI', () => {
     await run.succeed();
   });
 
+  it('shows the calls a run left in flight when it ended as unfinished', async () => {
+    const post = async (path: string, body: unknown) => {
+      const res = await fetch(`${url}/api/v1${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+      return (await res.json()) as { id: string };
+    };
+    const { id } = await post('/runs', { name: 'left-open' });
+    await post(`/runs/${id}/events`, {
+      events: [
+        { type: 'call.started', data: { callId: 'a', label: 'answered' } },
+        { type: 'call.succeeded', data: { callId: 'a' } },
+        { type: 'call.started', data: { callId: 'b', label: 'never answered' } },
+      ],
+    });
+    await post(`/runs/${id}/finish`, { status: 'failed', error: { kind: 'orphaned', message: 'gone' } });
+    const show = await runtrail(['runs', 'show', id, '--server', url]);
+    expect(show.stdout).toMatch(/calls\s+ok 1\s+failed 0\s+retries 0\s+in flight 0\s+unfinished 1\n/);
+  });
+
   it('lists failure kind, parent and labels, and shows input, output and the whole error', async () => {
     const client = new RuntrailClient({ url });
     const parent = await client.createRun({ name: 'sweep-19', input: { trials: 2 }, labels: { project: 'tune' } });

@@ -46,6 +46,7 @@ export {
   type TerminalInfo,
   type TerminalStatus,
   hasCalls,
+  unfinishedCalls,
 } from './snapshot.js';
 export {
   SnapshotFold,

@@ -4,7 +4,7 @@ import { RuntrailError, isErrorCode } from './errors.js';
 import { PROGRESS_TYPES, SnapshotFold, applyEvent, foldEvents, type ReducibleEvent } from './reducer.js';
 import { buildPath, routes } from './routes.js';
 import { CreateRunBody, FinishRunBody } from './run.js';
-import { SNAPSHOT_LIMITS, SnapshotSchema, initialSnapshot, type Snapshot } from './snapshot.js';
+import { SNAPSHOT_LIMITS, SnapshotSchema, hasCalls, initialSnapshot, unfinishedCalls, type Snapshot } from './snapshot.js';
 import { validateEventData } from './validate.js';
 
 /** A run's log as the store would number it: seq 1, 2, 3 … and ts = 1000 + 10·seq unless given. */
@@ -533,6 +533,47 @@ describe('reducer: run lifecycle and terminal events', () => {
     const s = fold(['call.started', { callId: 'a', label: 'A' }], ['run.cancelled', { reason: 'user pressed stop' }]);
     expect(s.terminal).toMatchObject({ status: 'cancelled', error: { kind: 'cancelled', message: 'user pressed stop' } });
     expect(s.current).toEqual({});
+  });
+
+  it('counts the calls in flight when the run ended as unfinished, so every started call is counted once', () => {
+    for (const end of [
+      ['run.failed', { error: { kind: 'orphaned', message: 'owner stopped heartbeating' } }],
+      ['run.failed', { error: { kind: 'timeout', message: 'ran too long' } }],
+      ['run.cancelled', { reason: 'stop' }],
+      ['run.succeeded', {}],
+    ] as const) {
+      const s = fold(
+        ['call.started', { callId: 'a', label: 'A' }],
+        ['call.succeeded', { callId: 'a' }],
+        ['call.started', { callId: 'b', label: 'B' }],
+        ['call.failed', { callId: 'b', error: 'no', willRetry: false }],
+        ['call.started', { callId: 'c', label: 'C' }],
+        ['call.failed', { callId: 'c', error: 'rate limited', willRetry: true }],
+        ['call.retried', { callId: 'c', attempt: 2 }],
+        ['call.started', { callId: 'd', label: 'D' }],
+        [end[0], end[1]],
+      );
+      expect(s.counters, end[0]).toMatchObject({ ok: 1, failed: 1, retries: 1, unfinished: 2 });
+      expect(unfinishedCalls(s)).toBe(2);
+      expect(s.current).toEqual({});
+    }
+  });
+
+  it('has no unfinished count while the run runs, nor for a run that ended with nothing in flight', () => {
+    const running = fold(['call.started', { callId: 'a', label: 'A' }]);
+    expect(running.counters).not.toHaveProperty('unfinished');
+    expect(unfinishedCalls(running)).toBe(0);
+    const ended = fold(['call.started', { callId: 'a', label: 'A' }], ['call.succeeded', { callId: 'a' }], ['run.succeeded', {}]);
+    expect(ended.counters).not.toHaveProperty('unfinished');
+    expect(SnapshotSchema.parse(ended).counters.unfinished).toBeUndefined();
+  });
+
+  it('reads a snapshot stored before unfinished calls were counted as none unfinished; a run whose only call never finished has calls', () => {
+    const stored = JSON.parse(JSON.stringify(fold(['call.started', { callId: 'a', label: 'A' }], ['run.failed', { error: { kind: 'orphaned', message: 'gone' } }]))) as Snapshot;
+    delete stored.counters.unfinished;
+    expect(SnapshotSchema.parse(stored).counters.unfinished).toBeUndefined();
+    expect(unfinishedCalls(stored)).toBe(0);
+    expect(hasCalls(fold(['call.started', { callId: 'a', label: 'A' }], ['run.cancelled', {}]))).toBe(true);
   });
 
   it('clears a stall when the run ends', () => {

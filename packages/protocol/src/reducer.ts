@@ -381,13 +381,19 @@ function terminal(
   output: unknown,
 ): Partial<Snapshot> {
   // Nothing is in flight once the run has ended, and a closed run has no
-  // running phase; keeping them would show spinners on a finished run.
+  // running phase; keeping them would show spinners on a finished run. The
+  // calls that were in flight never finish: they are counted as unfinished,
+  // so OK + Failed + Unfinished is every call started (as the timeline draws
+  // them), not a count that lost them. Only a run that had some gets the
+  // field, so a snapshot is unchanged where nothing was lost.
+  const open = Object.keys(s.current).length;
   const phases = s.phases.map((p) =>
     p.status === 'started'
       ? { ...p, status: status === 'succeeded' ? ('completed' as const) : ('failed' as const), endedAt: ts, durationMs: Math.max(0, ts - p.startedAt) }
       : p,
   );
   return {
+    ...(open > 0 ? { counters: { ...s.counters, unfinished: open } } : {}),
     current: dataRecord(),
     phase: null,
     phases,

@@ -85,7 +85,18 @@ export type TerminalInfo = z.infer<typeof TerminalInfoSchema>;
 export const SnapshotSchema = z
   .object({
     seq: z.number().describe('seq of the last event folded in'),
-    counters: z.object({ ok: z.number(), failed: z.number(), retries: z.number(), named: z.record(z.string(), z.number()) }),
+    counters: z.object({
+      ok: z.number(),
+      failed: z.number(),
+      retries: z.number(),
+      unfinished: z
+        .number()
+        .optional()
+        .describe(
+          `calls still in flight when the run ended, which never finished (at most ${SNAPSHOT_LIMITS.inFlight}, the calls the snapshot tracks); absent while the run runs, when there were none, and in snapshots stored before runtrail counted them`,
+        ),
+      named: z.record(z.string(), z.number()),
+    }),
     current: z.record(z.string(), CallInFlightSchema).describe('in-flight calls by callId'),
     phase: z.string().nullable().describe('name of the phase that is running now, if any'),
     phases: z.array(PhaseRecordSchema),
@@ -145,5 +156,10 @@ export function initialSnapshot(): Snapshot {
  */
 export function hasCalls(s: Snapshot): boolean {
   const { ok, failed, retries } = s.counters;
-  return ok + failed + retries > 0 || Object.keys(s.current).length > 0;
+  return ok + failed + retries + unfinishedCalls(s) > 0 || Object.keys(s.current).length > 0;
+}
+
+/** Calls in flight when the run ended, which never finished (0 while it runs; see `counters.unfinished`). */
+export function unfinishedCalls(s: Snapshot): number {
+  return s.counters.unfinished ?? 0;
 }

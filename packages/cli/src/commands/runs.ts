@@ -1,5 +1,5 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { RunErrorKind, RunStatus, failureKindOf, hasCalls, type Run, type RunCounts } from '@runtrail/protocol';
+import { RunErrorKind, RunStatus, failureKindOf, hasCalls, unfinishedCalls, type Run, type RunCounts } from '@runtrail/protocol';
 import { clientFor } from '../options.js';
 import { print, printJson } from '../output.js';
 
@@ -112,7 +112,8 @@ export function formatRun(run: Run & { observers?: number }, children?: RunCount
   lines.push(
     `duration   ${duration(run)}   seq ${run.seq}${run.observers !== undefined ? `   observers ${run.observers}` : ''}`,
     `progress   ${progressText(run)}${s.progress?.message ? `  ${s.progress.message}` : ''}`,
-    `calls      ok ${s.counters.ok}  failed ${s.counters.failed}  retries ${s.counters.retries}  in flight ${Object.keys(s.current).length}`,
+    // An ended run has nothing in flight; the calls it left open never finished, and are counted so.
+    `calls      ok ${s.counters.ok}  failed ${s.counters.failed}  retries ${s.counters.retries}  in flight ${Object.keys(s.current).length}${unfinishedCalls(s) > 0 ? `  unfinished ${unfinishedCalls(s)}` : ''}`,
   );
   for (const [name, value] of Object.entries(s.counters.named)) lines.push(`counter    ${name} ${value}`);
   for (const [name, m] of Object.entries(s.metrics)) {

@@ -491,6 +491,15 @@ describe('the run page in a real browser', () => {
       const barEnd = Number(await bar.getAttribute('data-start-ms')) + Number(await bar.getAttribute('data-duration-ms'));
       expect(barEnd).toBeLessThanOrEqual(ended.finishedAt - ended.startedAt);
       expect(await page.locator('.tl-row[data-state="running"]').count()).toBe(0);
+      // The counts agree with the timeline: one call answered, one that never was.
+      expect(await page.getByTestId('counter-ok').textContent()).toBe('1');
+      expect(await page.getByTestId('counter-failed').textContent()).toBe('0');
+      expect(await page.getByTestId('counter-unfinished').getAttribute('aria-label')).toBe('1 never finished: the run ended first');
+      // And so does the runs list.
+      await page.goto(`${server!.url}/?q=left-in-flight-${viewport.name}`);
+      await waitUntil(async () => (await textNow(page.locator(`tr[data-run-id="${run.id}"]`).getByTestId('unfinished'))) === '1 unfinished', {
+        what: 'the list to count the unfinished call',
+      });
     });
 
     it('fits a long run name without sideways scrolling', async () => {

@@ -1,10 +1,11 @@
-import { hasCalls } from '@runtrail/protocol';
+import { hasCalls, unfinishedCalls } from '@runtrail/protocol';
 import type { Snapshot } from '@runtrail/protocol';
 import { formatNumber } from '../../format.js';
 import { visibleText } from '../../visible-text.js';
 
 export function Counters({ snapshot }: { snapshot: Snapshot }) {
   const { ok, failed, retries, named } = snapshot.counters;
+  const unfinished = unfinishedCalls(snapshot);
   // Named counters (tokens, bytes) are shown even by a run without calls.
   if (!hasCalls(snapshot) && Object.keys(named).length === 0) return null;
   return (
@@ -14,6 +15,8 @@ export function Counters({ snapshot }: { snapshot: Snapshot }) {
         <Counter kind="ok" value={ok} name="OK" said="succeeded" />
         <Counter kind="failed" value={failed} name="Failed" said="failed" />
         <Counter kind="retries" value={retries} name="Retries" said="retries" />
+        {/* In flight when the run ended: striped on the timeline, and counted here so the two agree. */}
+        {unfinished > 0 && <Counter kind="unfinished" value={unfinished} name="Unfinished" said="never finished: the run ended first" />}
       </div>
       {Object.keys(named).length > 0 && (
         <dl className="named-counters">
@@ -30,7 +33,7 @@ export function Counters({ snapshot }: { snapshot: Snapshot }) {
 }
 
 /** One call counter: `kind` is its class and test id, `said` what a screen reader says after the number. */
-function Counter({ kind, value, name, said }: { kind: 'ok' | 'failed' | 'retries'; value: number; name: string; said: string }) {
+function Counter({ kind, value, name, said }: { kind: 'ok' | 'failed' | 'retries' | 'unfinished'; value: number; name: string; said: string }) {
   return (
     <div className={`counter ${kind}`}>
       <span className="value" data-testid={`counter-${kind}`} aria-label={`${value} ${said}`}>

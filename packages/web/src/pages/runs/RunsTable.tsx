@@ -1,5 +1,5 @@
 import { Fragment, useState, type CSSProperties, type ReactNode } from 'react';
-import { MAX_PARENT_IDS, RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, type RunsFilter, type Snapshot, hasCalls } from '@runtrail/protocol';
+import { MAX_PARENT_IDS, RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, type RunsFilter, type Snapshot, hasCalls, unfinishedCalls } from '@runtrail/protocol';
 import { ProgressBar } from '../../components/ProgressBar.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
 import { errorKindText, formatDuration, formatTime } from '../../format.js';
@@ -333,6 +333,11 @@ function RunRow({ run, now, depth = 0, childCount = 0, open = true, onToggle }: 
           <>
             <span className="ok">{counters.ok}</span> / <span className="failed">{counters.failed}</span> /{' '}
             <span className="retries">{counters.retries}</span>
+            {unfinishedCalls(s) > 0 && (
+              <div className="muted small unfinished" data-testid="unfinished" title="calls in flight when the run ended, which never finished">
+                {unfinishedCalls(s)} unfinished
+              </div>
+            )}
           </>
         ) : (
           <span className="muted" title="no calls" data-testid="no-calls">
