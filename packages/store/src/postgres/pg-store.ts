@@ -97,6 +97,8 @@ export interface PgStoreOptions extends CheckpointOptions {
   poolSize?: number | undefined;
   /** Longest a statement may run before PostgreSQL cancels it (ms, default 30 000; 0 = none). */
   statementTimeoutMs?: number | undefined;
+  /** How long to wait for a new connection to be answered (ms, default 10 000). */
+  connectTimeoutMs?: number | undefined;
   /** How many run heads (snapshots at a run's seq) to keep in memory. */
   snapshotCacheSize?: number | undefined;
   /** Told about errors of idle pool connections (a restarting server); they never crash the process. */
@@ -305,7 +307,7 @@ export class PgRunStore implements SharedRunStore {
       max: poolSize,
       types,
       options: `-c search_path=${this.schema} -c statement_timeout=${options.statementTimeoutMs ?? 30_000}`,
-      connectionTimeoutMillis: 10_000,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
       application_name: this.applicationName,
       // Statements sent without waiting (an append's write and its COMMIT) share one round trip.
       pipeline: true,
@@ -321,7 +323,7 @@ export class PgRunStore implements SharedRunStore {
       await store.migrate(options.onMigrating);
     } catch (err) {
       await store.pool.end();
-      throw explainOpenFailure(err, options.connectionString);
+      throw explainOpenFailure(err, options.connectionString, options.connectTimeoutMs ?? 10_000);
     }
     return store;
   }
