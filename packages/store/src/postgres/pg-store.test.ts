@@ -264,6 +264,31 @@ describe('PgRunStore specifics', () => {
     }
   });
 
+  it('a statement cancelled by the statement timeout says so and names the limit, not that the database is down', async () => {
+    const s = await schema();
+    const store = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: s, poolSize: 2, statementTimeoutMs: 200 });
+    const locker = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await locker.connect();
+    try {
+      await store.createRun({ id: 'locked-1', name: 'locked', now: 1, leaseTtlMs: 1000 });
+      // Another session holds the table: the store's read waits on the lock until its statement timeout.
+      await locker.query(`BEGIN; LOCK TABLE ${s}.runs IN ACCESS EXCLUSIVE MODE`);
+      const err = await store.listRuns({ limit: 10 }).then(
+        () => null,
+        (e: unknown) => e as Error,
+      );
+      expect(err).toMatchObject({ code: 'unavailable' });
+      expect(err?.message).toBe(
+        'PostgreSQL cancelled a statement that ran longer than the statement timeout (200 ms) (57014): a lock held by another session, or an overloaded database; ' +
+          'retry shortly, or raise databaseStatementTimeoutMs (--database-statement-timeout-ms) if such statements are expected',
+      );
+    } finally {
+      await locker.query('ROLLBACK');
+      await locker.end();
+      await store.close();
+    }
+  });
+
   it('a user that may not create schemas is told so; given a schema of its own, it needs no more', async () => {
     const role = `rt_test_role_${process.pid}_${Date.now().toString(36)}`;
     const own = await schema();
