@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RuntrailError } from '@runtrail/protocol';
-import { CLIENT_ENV, configKeys, resolveConfig, settings, ServerConfig, unknownEnvWarnings } from './config.js';
+import { CLIENT_ENV, configKeys, describeConfig, resolveConfig, settings, ServerConfig, unknownEnvWarnings } from './config.js';
 import { tempDir } from '@runtrail/test-support';
 
 let dir: ReturnType<typeof tempDir>;
@@ -62,6 +62,20 @@ describe('configuration', () => {
     expect(errorOf(() => resolveConfig({}, { env: {}, cwd: dir.path })).message).toContain('unknown key "leaseTTL"');
     writeFileSync(join(dir.path, 'runtrail.json'), '{port: 1}');
     expect(errorOf(() => resolveConfig({}, { env: {}, cwd: dir.path })).message).toContain('is not JSON');
+  });
+
+  it('shows which database a node uses with only its password masked, and the admin token not at all', () => {
+    const env = {
+      RUNTRAIL_DATABASE_URL: 'postgres://runtrail:s3cret-pw@db.internal:5432/runtrail?application_name=x&password=other-pw',
+      RUNTRAIL_ADMIN_TOKEN: 'an-admin-token-of-16+',
+    };
+    const shown = describeConfig(resolveConfig({}, { env, cwd: dir.path }).config);
+    expect(shown.databaseUrl).toBe('postgres://runtrail:***@db.internal:5432/runtrail?application_name=x&password=***');
+    expect(shown.adminToken).toBe('***');
+    const refused = errorOf(() => resolveConfig({}, { env: { RUNTRAIL_DATABASE_URL: 'mysql://runtrail:s3cret-pw@db/runtrail' }, cwd: dir.path }));
+    expect(refused.message).toBe(
+      'invalid configuration: databaseUrl (RUNTRAIL_DATABASE_URL = "mysql://runtrail:***@db/runtrail"): a postgres:// or postgresql:// URL',
+    );
   });
 
   it('declares every key once: env, flag and description derived from the one table, all distinct', () => {
