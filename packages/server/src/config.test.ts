@@ -64,6 +64,19 @@ describe('configuration', () => {
     expect(errorOf(() => resolveConfig({}, { env: {}, cwd: dir.path })).message).toContain('is not JSON');
   });
 
+  it('takes a number setting only as whole digits, and says which numbers it wants', () => {
+    const refused = (flags: Record<string, unknown>) => errorOf(() => resolveConfig(flags, { env: {}, cwd: dir.path, explicit: 'flag' })).message;
+    // An empty or blank value (a template whose variable was unset) was 0: no statement timeout, no executor.
+    expect(refused({ databaseStatementTimeoutMs: '' })).toBe('invalid configuration: databaseStatementTimeoutMs (--database-statement-timeout-ms = ""): a whole number of at least 0');
+    expect(refused({ concurrency: ' ' })).toBe('invalid configuration: concurrency (--concurrency = " "): a whole number of at least 0');
+    expect(refused({ port: '0x10' })).toBe('invalid configuration: port (--port = "0x10"): a whole number from 0 to 65535');
+    expect(refused({ databasePoolSize: 'abc' })).toBe('invalid configuration: databasePoolSize (--database-pool-size = "abc"): a whole number from 2 to 1000');
+    expect(refused({ databasePoolSize: '2.5' })).toBe('invalid configuration: databasePoolSize (--database-pool-size = "2.5"): a whole number from 2 to 1000');
+    expect(refused({ databasePoolSize: '1' })).toBe('invalid configuration: databasePoolSize (--database-pool-size = "1"): a whole number from 2 to 1000');
+    const { config } = resolveConfig({ databasePoolSize: ' 12 ' }, { env: { RUNTRAIL_CONCURRENCY: '3' }, cwd: dir.path });
+    expect([config.databasePoolSize, config.concurrency]).toEqual([12, 3]);
+  });
+
   it('shows which database a node uses with only its password masked, and the admin token not at all', () => {
     const env = {
       RUNTRAIL_DATABASE_URL: 'postgres://runtrail:s3cret-pw@db.internal:5432/runtrail?application_name=x&password=other-pw',

@@ -74,8 +74,19 @@ export const list = (fallback: string[], description: string, options: SettingOp
     options,
   );
 
-/** A whole number in [min, max]; strings from flags and env are coerced. */
-export const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+/**
+ * A whole number in [min, max]; strings from flags and env are read only
+ * when they are digits. Coercing any string let `--database-statement-timeout-ms ""`
+ * (a template whose variable was unset) become 0, no limit, and `0x10` 16; the
+ * one message says what is wanted, not zod's "expected number, received NaN".
+ */
+export const int = (min: number, max = Number.MAX_SAFE_INTEGER) => {
+  const error = `a whole number ${max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`}`;
+  return z.preprocess(
+    (v) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
+    z.number({ error }).int({ error }).min(min, { error }).max(max, { error }),
+  );
+};
 
 const declared = {
   host: value(z.string().min(1).default('127.0.0.1'), 'address to listen on'),
