@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RuntrailError } from '@runtrail/protocol';
-import { CLIENT_ENV, configKeys, resolveConfig, settings, ServerConfig, unknownEnvWarnings } from './config.js';
+import { CLIENT_ENV, configKeys, describeConfig, resolveConfig, settings, ServerConfig, unknownEnvWarnings } from './config.js';
 import { tempDir } from '@runtrail/test-support';
 
 let dir: ReturnType<typeof tempDir>;
@@ -62,6 +62,33 @@ describe('configuration', () => {
     expect(errorOf(() => resolveConfig({}, { env: {}, cwd: dir.path })).message).toContain('unknown key "leaseTTL"');
     writeFileSync(join(dir.path, 'runtrail.json'), '{port: 1}');
     expect(errorOf(() => resolveConfig({}, { env: {}, cwd: dir.path })).message).toContain('is not JSON');
+  });
+
+  it('takes a number setting only as whole digits, and says which numbers it wants', () => {
+    const refused = (flags: Record<string, unknown>) => errorOf(() => resolveConfig(flags, { env: {}, cwd: dir.path, explicit: 'flag' })).message;
+    // An empty or blank value (a template whose variable was unset) was 0: no statement timeout, no executor.
+    expect(refused({ databaseStatementTimeoutMs: '' })).toBe('invalid configuration: databaseStatementTimeoutMs (--database-statement-timeout-ms = ""): a whole number of at least 0');
+    expect(refused({ concurrency: ' ' })).toBe('invalid configuration: concurrency (--concurrency = " "): a whole number of at least 0');
+    expect(refused({ port: '0x10' })).toBe('invalid configuration: port (--port = "0x10"): a whole number from 0 to 65535');
+    expect(refused({ databasePoolSize: 'abc' })).toBe('invalid configuration: databasePoolSize (--database-pool-size = "abc"): a whole number from 2 to 1000');
+    expect(refused({ databasePoolSize: '2.5' })).toBe('invalid configuration: databasePoolSize (--database-pool-size = "2.5"): a whole number from 2 to 1000');
+    expect(refused({ databasePoolSize: '1' })).toBe('invalid configuration: databasePoolSize (--database-pool-size = "1"): a whole number from 2 to 1000');
+    const { config } = resolveConfig({ databasePoolSize: ' 12 ' }, { env: { RUNTRAIL_CONCURRENCY: '3' }, cwd: dir.path });
+    expect([config.databasePoolSize, config.concurrency]).toEqual([12, 3]);
+  });
+
+  it('shows which database a node uses with only its password masked, and the admin token not at all', () => {
+    const env = {
+      RUNTRAIL_DATABASE_URL: 'postgres://runtrail:s3cret-pw@db.internal:5432/runtrail?application_name=x&password=other-pw',
+      RUNTRAIL_ADMIN_TOKEN: 'an-admin-token-of-16+',
+    };
+    const shown = describeConfig(resolveConfig({}, { env, cwd: dir.path }).config);
+    expect(shown.databaseUrl).toBe('postgres://runtrail:***@db.internal:5432/runtrail?application_name=x&password=***');
+    expect(shown.adminToken).toBe('***');
+    const refused = errorOf(() => resolveConfig({}, { env: { RUNTRAIL_DATABASE_URL: 'mysql://runtrail:s3cret-pw@db/runtrail' }, cwd: dir.path }));
+    expect(refused.message).toBe(
+      'invalid configuration: databaseUrl (RUNTRAIL_DATABASE_URL = "mysql://runtrail:***@db/runtrail"): a postgres:// or postgresql:// URL',
+    );
   });
 
   it('declares every key once: env, flag and description derived from the one table, all distinct', () => {

@@ -20,14 +20,18 @@ export interface Setting<S extends z.ZodType = z.ZodType> {
   flag: string;
   /** `switch`: a flag without a value (`--insecure`); `list`: comma-separated in flags and env, an array in the file. */
   kind: 'value' | 'switch' | 'list';
-  /** Masked in `runtrail config` and in the start-up log line. */
-  secret: boolean;
+  /**
+   * Masked in `runtrail config` and in the start-up log line: `true`, the
+   * whole value; `'password'`, only a URL's password, so an operator can
+   * still see which database a node uses.
+   */
+  secret: boolean | 'password';
 }
 
 interface SettingOptions {
   env?: string;
   flag?: string;
-  secret?: boolean;
+  secret?: boolean | 'password';
 }
 
 const words = (key: string) => key.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase().split(' ');
@@ -70,8 +74,19 @@ export const list = (fallback: string[], description: string, options: SettingOp
     options,
   );
 
-/** A whole number in [min, max]; strings from flags and env are coerced. */
-export const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+/**
+ * A whole number in [min, max]; strings from flags and env are read only
+ * when they are digits. Coercing any string let `--database-statement-timeout-ms ""`
+ * (a template whose variable was unset) become 0, no limit, and `0x10` 16; the
+ * one message says what is wanted, not zod's "expected number, received NaN".
+ */
+export const int = (min: number, max = Number.MAX_SAFE_INTEGER) => {
+  const error = `a whole number ${max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`}`;
+  return z.preprocess(
+    (v) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
+    z.number({ error }).int({ error }).min(min, { error }).max(max, { error }),
+  );
+};
 
 const declared = {
   host: value(z.string().min(1).default('127.0.0.1'), 'address to listen on'),
@@ -80,7 +95,7 @@ const declared = {
   databaseUrl: value(
     z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// or postgresql:// URL').optional(),
     'postgres://… to keep runs in PostgreSQL, shared by every node given the same URL (store, executor queue, cross-node fan-out); unset: SQLite in dataDir',
-    { flag: 'database', secret: true },
+    { flag: 'database', secret: 'password' },
   ),
   databaseSchema: value(
     z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lower case letters, digits and _').default('public'),
@@ -330,7 +345,7 @@ export function resolveConfig(options: ServerConfigInput = {}, sources: ConfigSo
     const issues = result.error.issues.map((issue) => {
       const key = String(issue.path[0]) as ConfigKey;
       const origin = origins[key] ?? 'default';
-      const shown = settings[key]?.secret ? '***' : JSON.stringify(merged[key]);
+      const shown = settings[key]?.secret ? JSON.stringify(masked(key, merged[key])) : JSON.stringify(merged[key]);
       return { key, origin, message: `${key} (${origin} = ${shown}): ${issue.message}` };
     });
     const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
@@ -353,7 +368,16 @@ export function describeConfig(config: ServerConfig): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of configKeys) {
     const v = config[key];
-    out[key] = settings[key].secret && v !== undefined && v !== '' ? '***' : v;
+    out[key] = settings[key].secret && v !== undefined && v !== '' ? masked(key, v) : v;
   }
   return out;
+}
+
+/** A secret setting's value as it may be shown: `***`, or its URL with the password (also a `password=` parameter) as `***`. */
+function masked(key: ConfigKey, value: unknown): string {
+  if (settings[key].secret !== 'password' || typeof value !== 'string' || !URL.canParse(value)) return '***';
+  const url = new URL(value);
+  if (url.password) url.password = '***';
+  if (url.searchParams.has('password')) url.searchParams.set('password', '***');
+  return url.toString();
 }

@@ -100,6 +100,7 @@ describe('runtrail migrate', () => {
     expect(first.stdout).toContain('copied 2 run(s) and 42 event(s)');
     expect(first.stdout).toContain('1 copied run(s) had not ended');
     expect(first.stdout).toContain('stop the server and run runtrail migrate again');
+    expect(first.stdout).not.toContain('artifact record');
 
     // The run goes on in SQLite after its copy: past a checkpoint, an artifact, a heartbeat, its end.
     await sqlite.append(live.id, progressEvents(1500, 40), { now: 5000, owner });
@@ -113,6 +114,11 @@ describe('runtrail migrate', () => {
     expect(second.code, second.stderr).toBe(0);
     expect(second.stdout).toContain('copied 0 run(s) and 1502 event(s)');
     expect(second.stdout).toContain('brought 1 run(s) copied before up to date');
+    // Where the artifacts' content is, which migrate does not copy: the nodes must be pointed at it.
+    expect(second.stdout).toContain(
+      `copied 1 artifact record(s); their content is not copied: it stays in ${join(dir.path, 'artifacts')} (or the --artifacts-dir that server used): ` +
+        'give every node --artifacts-dir pointing at it, or at a copy of it',
+    );
     expect(second.stdout).not.toContain('had not ended');
     const pg = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema, poolSize: 2 });
     cleanups.push(() => pg.close());

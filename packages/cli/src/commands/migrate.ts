@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { RuntrailError } from '@runtrail/protocol';
@@ -99,6 +99,13 @@ export function registerMigrate(program: Command): void {
           `copied ${report.runs} run(s) and ${report.events} event(s) from ${filename} into schema ${flags.databaseSchema}, and ${report.tokens} token(s)`,
         ];
         if (report.updated) lines.push(`brought ${report.updated} run(s) copied before up to date (the events they got since, their state and artifacts)`);
+        if (report.artifacts) {
+          // The records point at content-addressed files only the data dir has: nodes answer 503 for an artifact whose file they lack.
+          lines.push(
+            `copied ${report.artifacts} artifact record(s); their content is not copied: it stays in ${resolve(flags.dataDir, 'artifacts')} ` +
+              "(or the --artifacts-dir that server used): give every node --artifacts-dir pointing at it, or at a copy of it",
+          );
+        }
         if (report.skipped) lines.push(`${report.skipped} run(s) were already there and were left as they are`);
         if (report.notEnded) {
           // A server still writing the data dir gives them events this copy does not have.

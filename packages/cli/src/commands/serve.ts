@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { RuntrailError } from '@runtrail/protocol';
 import type { RunningServer, StartOptions } from '@runtrail/server';
+import { describeConfig } from '@runtrail/server/config';
 import { defineDemoHandler } from '../demo/handler.js';
 import { addServeOptions, serveOptions, type ServeFlags } from '../options.js';
 
@@ -10,7 +11,9 @@ export function registerServe(program: Command): void {
       const server = await startServing(serveOptions(flags));
       defineDemoHandler(server);
       stopOnSignals(server);
-      process.stdout.write(`runtrail serving on ${server.url} (data in ${server.config.databaseUrl ? `PostgreSQL, schema ${server.config.databaseSchema}` : server.config.dataDir})\n`);
+      // Which database, its password masked: nodes meant to share one can be seen to.
+      const database = server.config.databaseUrl ? `PostgreSQL ${String(describeConfig(server.config).databaseUrl)}, schema ${server.config.databaseSchema}` : null;
+      process.stdout.write(`runtrail serving on ${server.url} (data in ${database ?? server.config.dataDir})\n`);
     });
 }
 

@@ -17,6 +17,8 @@ export interface CopyReport {
   notEnded: number;
   /** Tokens copied (revoked and expired ones too: a revocation must not be undone); ones already there are left as they are. */
   tokens: number;
+  /** Artifact records of the runs copied or brought up to date; their content stays in the data dir's files. */
+  artifacts: number;
 }
 
 export interface CopyOptions {
@@ -87,7 +89,7 @@ const UPDATE_RUN = `UPDATE runs SET (${RUN_COLUMNS.slice(1).join(', ')}) = (${RU
  */
 export async function copySqliteToPostgres(source: string | Database.Database, target: PgRunStore, options: CopyOptions = {}): Promise<CopyReport> {
   const db = typeof source === 'string' ? openSqliteSource(source) : source;
-  const report: CopyReport = { runs: 0, updated: 0, events: 0, skipped: 0, notEnded: 0, tokens: 0 };
+  const report: CopyReport = { runs: 0, updated: 0, events: 0, skipped: 0, notEnded: 0, tokens: 0, artifacts: 0 };
   try {
     const ids = db.prepare(`SELECT id FROM runs ORDER BY id`).pluck().all() as string[];
     const runById = db.prepare(`SELECT * FROM runs WHERE id = ?`);
@@ -158,9 +160,9 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
       }
     };
     // Replaced artifacts keep their ordinal, so the source's record of an ordinal wins.
-    const copyArtifacts = async (c: PoolClient, id: string): Promise<void> => {
+    const copyArtifacts = async (c: PoolClient, id: string): Promise<number> => {
       const artifacts = (artifactsOf?.all(id) ?? []) as ArtifactRow[];
-      if (artifacts.length === 0) return;
+      if (artifacts.length === 0) return 0;
       await c.query(
         `INSERT INTO artifacts (run_id, ordinal, name, content_type, size, sha256, created_at, metadata)
          SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::text[])
@@ -170,11 +172,12 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
           artifacts.map((a) => a.size), artifacts.map((a) => a.sha256), artifacts.map((a) => a.created_at),
           artifacts.map((a) => a.metadata)],
       );
+      return artifacts.length;
     };
     for (let i = 0; i < ids.length; i += RUNS_PER_COMMIT) {
       const chunk = ids.slice(i, i + RUNS_PER_COMMIT);
       // Counted into the report only once the commit took: a failed one copied nothing.
-      const counts = { runs: 0, updated: 0, events: 0, skipped: 0, notEnded: 0 };
+      const counts = { runs: 0, updated: 0, events: 0, skipped: 0, notEnded: 0, artifacts: 0 };
       await target.tx(async (c) => {
         // Locked: a node already serving a run must not append between our read of its seq and our write.
         const existing = new Map(
@@ -193,7 +196,7 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
               await c.query(`INSERT INTO run_checkpoints (run_id, seq, snapshot) VALUES ($1, $2, $3)`, [id, checkpoint.seq, checkpoint.snapshot]);
             }
             counts.events += await copyEvents(c, id, 0);
-            await copyArtifacts(c, id);
+            counts.artifacts += await copyArtifacts(c, id);
             counts.runs++;
             counts.notEnded += notEnded;
             continue;
@@ -220,7 +223,7 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
           } else {
             await c.query(`DELETE FROM run_checkpoints WHERE run_id = $1`, [id]);
           }
-          await copyArtifacts(c, id);
+          counts.artifacts += await copyArtifacts(c, id);
           counts.events += events;
           counts.updated++;
           counts.notEnded += notEnded;
@@ -231,6 +234,7 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
       report.events += counts.events;
       report.skipped += counts.skipped;
       report.notEnded += counts.notEnded;
+      report.artifacts += counts.artifacts;
       options.onProgress?.(i + chunk.length, ids.length);
     }
     report.tokens = await copyTokens(db, target);

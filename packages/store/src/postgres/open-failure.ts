@@ -9,7 +9,7 @@ import { RuntrailError } from '@runtrail/protocol';
  * Errors that are not about reaching or entering the database (a schema
  * migrated by a newer runtrail) are passed on as they are.
  */
-export function explainOpenFailure(err: unknown, connectionString: string): unknown {
+export function explainOpenFailure(err: unknown, connectionString: string, connectTimeoutMs: number): unknown {
   const where = describeTarget(connectionString);
   const code = codeOf(err);
   const message = (err as { message?: string })?.message ?? String(err);
@@ -33,9 +33,30 @@ export function explainOpenFailure(err: unknown, connectionString: string): unkn
       return unavailable(
         `${message} (42501): runtrail makes its schema and tables when it starts; grant the user CREATE on the database, or name a schema it may use with --database-schema`,
       );
-    default:
-      return err;
   }
+  // pg's errors of these have no code: the message is all there is (kept as the cause of the `unavailable` made of them).
+  const reason = causeText(err) ?? message;
+  if (/does not support SSL/i.test(reason)) {
+    return unavailable(`the server at ${where.server} does not accept SSL, and the URL asks for it (sslmode); drop sslmode from the URL, or turn ssl on in the server`);
+  }
+  if (/connection timeout|timeout exceeded when trying to connect/i.test(reason)) {
+    return unavailable(
+      `${where.server} accepted the connection but did not answer as PostgreSQL within ${connectTimeoutMs} ms; is PostgreSQL listening on that port (it is usually 5432), or is a firewall or proxy holding the connection?`,
+    );
+  }
+  if (/Connection terminated unexpectedly/i.test(reason)) {
+    return unavailable(
+      `${where.server} closed the connection before answering as PostgreSQL; is it PostgreSQL's port (it is usually 5432), and does a firewall or proxy between let the connection through?`,
+    );
+  }
+  return err;
+}
+
+/** The text an `unavailable` error made by asUnavailable keeps of what pg said, when pg gave no code. */
+function causeText(err: unknown): string | undefined {
+  if (!RuntrailError.isCode(err, 'unavailable')) return undefined;
+  const cause = (err.details as { cause?: unknown } | undefined)?.cause;
+  return typeof cause === 'string' ? cause : undefined;
 }
 
 /** pg's SQLSTATE or Node's network code: on the error, or kept in the details of the `unavailable` error made of it. */

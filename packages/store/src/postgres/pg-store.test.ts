@@ -208,6 +208,87 @@ describe('PgRunStore specifics', () => {
     expect(noRole.message).toMatch(/as user "runtrail_test_nobody_\d+": role "runtrail_test_nobody_\d+" does not exist \(28000\); check the URL's user/);
   });
 
+  it('a URL asking for SSL of a server without it is told which, not shown a stack', async () => {
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await admin.connect();
+    const { rows } = await admin.query<{ ssl: string }>('SHOW ssl').finally(() => admin.end());
+    // The case is the server saying no to SSL: the tests' own server has it off (.ci/run's cluster).
+    expect(rows[0]!.ssl, 'this test needs a RUNTRAIL_TEST_DATABASE_URL server with ssl off').toBe('off');
+    const refused = await openFailure(urlWith((u) => u.searchParams.set('sslmode', 'no-verify')));
+    expect(refused).toMatchObject({ code: 'unavailable' });
+    expect(refused.message).toMatch(/^cannot use the PostgreSQL database ".+" at .+: the server at .+ does not accept SSL, and the URL asks for it \(sslmode\); drop sslmode from the URL/);
+  });
+
+  /** A TCP server on loopback that is not PostgreSQL: `onConnection` decides what it does with each connection. */
+  const notPostgres = async (onConnection: (socket: import('node:net').Socket) => void) => {
+    const { createServer } = await import('node:net');
+    const sockets = new Set<import('node:net').Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      onConnection(socket);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    return {
+      port,
+      close: () => {
+        for (const socket of sockets) socket.destroy();
+        return new Promise<void>((resolve) => server.close(() => resolve()));
+      },
+    };
+  };
+
+  it('a port where something else closes the connection, or never answers, is named with what to check', async () => {
+    const closes = await notPostgres((socket) => socket.destroy());
+    const silent = await notPostgres(() => undefined /* holds the connection and says nothing, as a wrong service or a proxy may */);
+    try {
+      const closed = await openFailure(`postgres://postgres@127.0.0.1:${closes.port}/test`);
+      expect(closed).toMatchObject({ code: 'unavailable' });
+      expect(closed.message).toBe(
+        `cannot use the PostgreSQL database "test" at 127.0.0.1:${closes.port} as user "postgres": 127.0.0.1:${closes.port} closed the connection before answering as PostgreSQL; ` +
+          "is it PostgreSQL's port (it is usually 5432), and does a firewall or proxy between let the connection through?",
+      );
+      const timedOut = await PgRunStore.open({ connectionString: `postgres://postgres@127.0.0.1:${silent.port}/test`, poolSize: 1, connectTimeoutMs: 300 }).then(
+        () => null,
+        (e: unknown) => e as Error,
+      );
+      expect(timedOut).toMatchObject({ code: 'unavailable' });
+      expect(timedOut?.message).toBe(
+        `cannot use the PostgreSQL database "test" at 127.0.0.1:${silent.port} as user "postgres": 127.0.0.1:${silent.port} accepted the connection but did not answer as PostgreSQL within 300 ms; ` +
+          'is PostgreSQL listening on that port (it is usually 5432), or is a firewall or proxy holding the connection?',
+      );
+    } finally {
+      await closes.close();
+      await silent.close();
+    }
+  });
+
+  it('a statement cancelled by the statement timeout says so and names the limit, not that the database is down', async () => {
+    const s = await schema();
+    const store = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: s, poolSize: 2, statementTimeoutMs: 200 });
+    const locker = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await locker.connect();
+    try {
+      await store.createRun({ id: 'locked-1', name: 'locked', now: 1, leaseTtlMs: 1000 });
+      // Another session holds the table: the store's read waits on the lock until its statement timeout.
+      await locker.query(`BEGIN; LOCK TABLE ${s}.runs IN ACCESS EXCLUSIVE MODE`);
+      const err = await store.listRuns({ limit: 10 }).then(
+        () => null,
+        (e: unknown) => e as Error,
+      );
+      expect(err).toMatchObject({ code: 'unavailable' });
+      expect(err?.message).toBe(
+        'PostgreSQL cancelled a statement that ran longer than the statement timeout (200 ms) (57014): a lock held by another session, or an overloaded database; ' +
+          'retry shortly, or raise databaseStatementTimeoutMs (--database-statement-timeout-ms) if such statements are expected',
+      );
+    } finally {
+      await locker.query('ROLLBACK');
+      await locker.end();
+      await store.close();
+    }
+  });
+
   it('a user that may not create schemas is told so; given a schema of its own, it needs no more', async () => {
     const role = `rt_test_role_${process.pid}_${Date.now().toString(36)}`;
     const own = await schema();

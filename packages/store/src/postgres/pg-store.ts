@@ -97,6 +97,8 @@ export interface PgStoreOptions extends CheckpointOptions {
   poolSize?: number | undefined;
   /** Longest a statement may run before PostgreSQL cancels it (ms, default 30 000; 0 = none). */
   statementTimeoutMs?: number | undefined;
+  /** How long to wait for a new connection to be answered (ms, default 10 000). */
+  connectTimeoutMs?: number | undefined;
   /** How many run heads (snapshots at a run's seq) to keep in memory. */
   snapshotCacheSize?: number | undefined;
   /** Told about errors of idle pool connections (a restarting server); they never crash the process. */
@@ -261,6 +263,8 @@ export class PgRunStore implements SharedRunStore {
   private readonly applicationName: string;
   private readonly pool: pg.Pool;
   private readonly options: PgStoreOptions;
+  /** Named in the error of a statement PostgreSQL cancelled for outlasting it. */
+  private readonly statementTimeoutMs: number;
   private readonly heads: RunHeads;
   private readonly inputs = new ParsedInputs();
   private pending: PendingAppend[] = [];
@@ -298,14 +302,15 @@ export class PgRunStore implements SharedRunStore {
     this.channel = `runtrail_events.${this.schema}`;
     this.heads = new RunHeads(checkpointPolicy(options), options.snapshotCacheSize ?? 1000);
     this.applicationName = options.applicationName ?? 'runtrail';
+    this.statementTimeoutMs = options.statementTimeoutMs ?? 30_000;
     const poolSize = options.poolSize ?? 10;
     this.maxCommitting = Math.max(1, poolSize - 1);
     this.pool = new pg.Pool({
       connectionString: options.connectionString,
       max: poolSize,
       types,
-      options: `-c search_path=${this.schema} -c statement_timeout=${options.statementTimeoutMs ?? 30_000}`,
-      connectionTimeoutMillis: 10_000,
+      options: `-c search_path=${this.schema} -c statement_timeout=${this.statementTimeoutMs}`,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
       application_name: this.applicationName,
       // Statements sent without waiting (an append's write and its COMMIT) share one round trip.
       pipeline: true,
@@ -321,7 +326,7 @@ export class PgRunStore implements SharedRunStore {
       await store.migrate(options.onMigrating);
     } catch (err) {
       await store.pool.end();
-      throw explainOpenFailure(err, options.connectionString);
+      throw explainOpenFailure(err, options.connectionString, options.connectTimeoutMs ?? 10_000);
     }
     return store;
   }
@@ -332,7 +337,7 @@ export class PgRunStore implements SharedRunStore {
     try {
       await listener.start();
     } catch (err) {
-      throw asUnavailable(err);
+      throw asUnavailable(err, this.statementTimeoutMs);
     }
     this.listener = listener;
     return listener;
@@ -655,7 +660,7 @@ export class PgRunStore implements SharedRunStore {
     } catch (err) {
       // The others' outcomes follow from `err`; all are answered before the connection is released.
       await Promise.allSettled(queued);
-      const mapped = asUnavailable(err);
+      const mapped = asUnavailable(err, this.statementTimeoutMs);
       if (RuntrailError.isCode(mapped, 'unavailable')) {
         // The lane's connection may be gone: commits after this one take a new one.
         lane.broken = err as Error;
@@ -1120,7 +1125,7 @@ export class PgRunStore implements SharedRunStore {
     try {
       return await this.pool.query<R>(sql, params);
     } catch (err) {
-      throw asUnavailable(err);
+      throw asUnavailable(err, this.statementTimeoutMs);
     }
   }
 
@@ -1139,7 +1144,7 @@ export class PgRunStore implements SharedRunStore {
     try {
       client = await this.pool.connect();
     } catch (err) {
-      throw asUnavailable(err);
+      throw asUnavailable(err, this.statementTimeoutMs);
     }
     let broken: Error | undefined;
     // Statements `fn` sent without waiting: COMMIT follows them at once (in the same round trip, pipelined).
@@ -1163,7 +1168,7 @@ export class PgRunStore implements SharedRunStore {
         // The connection itself failed: drop it from the pool rather than reuse it.
         broken = rollbackErr as Error;
       }
-      throw asUnavailable(err);
+      throw asUnavailable(err, this.statementTimeoutMs);
     } finally {
       client.release(broken);
     }
@@ -1390,10 +1395,20 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE
  * (503 + Retry-After): the caller retries. A cancelled statement (the
  * statement timeout) is too. Anything else is passed on unchanged.
  */
-export function asUnavailable(err: unknown): unknown {
+export function asUnavailable(err: unknown, statementTimeoutMs?: number): unknown {
   if (err instanceof RuntrailError) return err;
   const e = err as { code?: string; message?: string };
   const message = e?.message ?? String(err);
+  // The database answered; a statement outlasted the limit the operator set (a lock held elsewhere, an overloaded server).
+  if (e?.code === '57014' && /statement timeout/i.test(message)) {
+    const limit = statementTimeoutMs === undefined ? 'the statement timeout' : `the statement timeout (${statementTimeoutMs} ms)`;
+    return new RuntrailError(
+      'unavailable',
+      `PostgreSQL cancelled a statement that ran longer than ${limit} (57014): a lock held by another session, or an overloaded database; ` +
+        'retry shortly, or raise databaseStatementTimeoutMs (--database-statement-timeout-ms) if such statements are expected',
+      { cause: e.code },
+    );
+  }
   const network = typeof e?.code === 'string' && NETWORK_CODES.has(e.code);
   const sqlState = typeof e?.code === 'string' && UNAVAILABLE_STATES.test(e.code);
   const timeout = e?.code === '57014';
