@@ -234,6 +234,38 @@ describe('write run tokens', () => {
     expect((await call(s, 'GET', `/api/v1/runs/${mine}/events`, { token: producer.token })).body.events).toHaveLength(2);
   });
 
+  it("cannot end, cancel or stall its run by sending the lifecycle's events: 403, and nothing of the batch is stored", async () => {
+    const { s, producer, mine, child } = await family();
+    const token = (await call(s, 'POST', `/api/v1/runs/${mine}/tokens`, { token: producer.token, body: { write: true } })).body.token as string;
+    const seqOf = async (id: string) => (await call(s, 'GET', `/api/v1/runs/${id}`, { token: producer.token })).body.seq as number;
+    const before = [await seqOf(mine), await seqOf(child)];
+    for (const id of [mine, child]) {
+      for (const event of [
+        { type: 'run.succeeded', data: {} },
+        { type: 'run.failed', data: { error: { message: 'x' } } },
+        { type: 'run.cancelled', data: {} },
+        { type: 'run.cancel_requested', data: {} },
+        { type: 'run.stalled', data: { stallTimeoutMs: 1000, lastProgressAt: 0 } },
+        { type: 'run.started', data: {} },
+      ]) {
+        const res = await call(s, 'POST', `/api/v1/runs/${id}/events`, { token, body: { events: [{ type: 'x.before', data: {} }, event] } });
+        expect(res.status, `${event.type}: ${JSON.stringify(res.body)}`).toBe(403);
+        expect(res.body.error.code).toBe('forbidden');
+        expect(res.body.error.message).toContain(`events[1].type: a run token cannot send ${event.type}`);
+      }
+    }
+    // Before the fix the first of these ended the run "succeeded" while its owner was still at work.
+    for (const id of [mine, child]) {
+      const run = (await call(s, 'GET', `/api/v1/runs/${id}`, { token: producer.token })).body;
+      expect(run.status).toBe('running');
+      expect(run.snapshot.cancelRequested).toBe(false);
+    }
+    expect([await seqOf(mine), await seqOf(child)]).toEqual(before);
+    // Its work still goes in, and the producer still ends the run with the same events.
+    expect((await call(s, 'POST', `/api/v1/runs/${mine}/events`, { token, body: { events: [{ type: 'progress', data: { done: 1, total: 2 } }] } })).status).toBe(200);
+    expect((await call(s, 'POST', `/api/v1/runs/${mine}/events`, { token: producer.token, body: { events: [{ type: 'run.succeeded', data: {} }] } })).status).toBe(200);
+  });
+
   it("a handler's subprocess gets one in RUNTRAIL_TOKEN: the Python client's current_run() reports into its run with auth on", async () => {
     const { s, mint } = await authServer();
     const producer = await mint('producer');
