@@ -154,6 +154,25 @@ describe('run tokens', () => {
     expect((await readSse(s, `/api/v1/runs/${other}/stream?token=${encodeURIComponent(token)}`, {}, () => true)).status).toBe(403);
     expect((await readSse(s, `/api/v1/runs/${mine}/stream`, {}, () => true)).status).toBe(401);
   });
+
+  it('never outlive the token that minted them (they cannot be revoked): a producer token expiring in 1 s mints none for longer', async () => {
+    const { s, mint } = await authServer();
+    const producer = await mint('producer', { expiresInSeconds: 1 });
+    const runId = (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body: { name: 'shared' } })).body.id as string;
+    const minted = await call(s, 'POST', `/api/v1/runs/${runId}/tokens`, { token: producer.token, body: { ttlSeconds: 30 * 24 * 3600, write: true } });
+    expect(minted.status).toBe(201);
+    // Before: 30 days from now, for a token that was to stop working within the second.
+    expect(minted.body.expiresAt).toBe(producer.expiresAt);
+    const token = minted.body.token as string;
+    expect((await call(s, 'GET', `/api/v1/runs/${runId}`, { token })).status).toBe(200);
+    await waitFor(() => Date.now() > producer.expiresAt!);
+    const refused = await call(s, 'GET', `/api/v1/runs/${runId}`, { token });
+    expect(refused.status).toBe(401);
+    expect(refused.body.error.message).toBe('the token has expired');
+    // A token that never expires (the admin's, a producer's without expiresInSeconds) mints what was asked.
+    const long = await call(s, 'POST', `/api/v1/runs/${runId}/tokens`, { token: ADMIN, body: { ttlSeconds: 600 } });
+    expect(long.body.expiresAt).toBeGreaterThan(Date.now() + 590_000);
+  });
 });
 
 describe('run tokens and the runs under their run', () => {
