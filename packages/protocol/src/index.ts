@@ -132,6 +132,7 @@ export {
 } from './stream.js';
 export {
   invalidRequest,
+  issuesOf,
   parseOrThrow,
   validateEventData,
   type FieldIssue,
