@@ -49,7 +49,9 @@ export const CreateRunTokenBody = z.strictObject({
   ttlSeconds: boundedInt(1, MAX_RUN_TOKEN_TTL_S).default(3600),
   /**
    * Also add events and artifacts to the run and the runs under it (for a
-   * subprocess that reports into its run); without it the token only reads.
+   * subprocess that reports into its run), but no `run.*` event: the run's
+   * start, cancel, stall and end are its owner's; without it the token only
+   * reads.
    */
   write: z.boolean().default(false),
 });

@@ -133,6 +133,7 @@ export {
 } from './stream.js';
 export {
   invalidRequest,
+  issuesOf,
   parseOrThrow,
   validateEventData,
   type FieldIssue,

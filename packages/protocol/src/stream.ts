@@ -117,13 +117,17 @@ export const StreamRunQuery = z.object({
   compact: z.enum(['true', 'false']).optional(),
 });
 
-/** The list route's filters (RunsFilterFields), for a live list. */
-export const RunsFilter = z.object(RunsFilterFields);
+/**
+ * The list route's filters (RunsFilterFields), for a live list. Strict, as
+ * the list route's query is: a misspelt filter (`parentid`) dropped would
+ * silently list every run.
+ */
+export const RunsFilter = z.strictObject(RunsFilterFields);
 export type RunsFilter = z.infer<typeof RunsFilter>;
 
-/** Messages a WebSocket client sends. */
+/** Messages a WebSocket client sends; a field one does not define is refused, naming it, never dropped. */
 export const ClientMessage = z.discriminatedUnion('op', [
-  z.object({
+  z.strictObject({
     op: z.literal('subscribe'),
     runId: nameText().min(1).max(100),
     after: z.number().int().min(0).default(0),
@@ -132,10 +136,10 @@ export const ClientMessage = z.discriminatedUnion('op', [
     /** Also `observers` messages: how many watch the run (on every node of a cluster), sent when it changes. */
     observers: z.boolean().default(false),
   }),
-  z.object({ op: z.literal('unsubscribe'), runId: z.string().min(1).max(100) }),
-  z.object({ op: z.literal('subscribeRuns'), filter: RunsFilter.default({}) }),
-  z.object({ op: z.literal('unsubscribeRuns') }),
-  z.object({ op: z.literal('ping') }),
+  z.strictObject({ op: z.literal('unsubscribe'), runId: z.string().min(1).max(100) }),
+  z.strictObject({ op: z.literal('subscribeRuns'), filter: RunsFilter.default({}) }),
+  z.strictObject({ op: z.literal('unsubscribeRuns') }),
+  z.strictObject({ op: z.literal('ping') }),
 ]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 

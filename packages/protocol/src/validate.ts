@@ -36,6 +36,11 @@ function fieldIssues(prefix: string, issues: ReadonlyArray<z.core.$ZodIssue>): F
   });
 }
 
+/** A failed parse's issues, one per bad field, as every error of the API names them (an unknown key by its own path). */
+export function issuesOf(error: z.ZodError): FieldIssue[] {
+  return fieldIssues('', error.issues);
+}
+
 /** Parse with a schema or throw invalid_request naming every bad field. */
 export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, where: string): z.infer<S> {
   const result = schema.safeParse(value);

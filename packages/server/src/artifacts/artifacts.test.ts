@@ -215,6 +215,22 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
       expect(filesOnDisk()).toEqual([]);
     });
 
+    it('refuses a Content-Type that is no media type with 400 naming the header, not "send JSON"', async () => {
+      const run = await createRun();
+      for (const type of ['garbage', 'text', '/plain']) {
+        const res = await put(run.id, 'notes.txt', 'hello', { 'content-type': type });
+        expect(res.status, type).toBe(400);
+        expect(res.body.error.code).toBe('invalid_request');
+        // Before: "send JSON with content-type application/json: Unsupported Media Type", to an upload that takes any type.
+        expect(res.body.error.message).toBe(
+          `content-type "${type}" is not a media type (type/subtype, such as text/plain or image/png); send one, or none to have the type sniffed`,
+        );
+      }
+      expect(await list(run.id)).toEqual([]);
+      expect(filesOnDisk()).toEqual([]);
+      expect((await put(run.id, 'notes.txt', 'hello', { 'content-type': 'text/plain' })).status).toBe(201);
+    });
+
     it('stores names as long as the limit allows, in any script, and names the limit past it', async () => {
       const run = await createRun();
       const names = ['n'.repeat(400), '😀'.repeat(200), 'é'.repeat(400)];

@@ -1,12 +1,15 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify';
-import { API_PREFIX, RuntrailError, echo, routes, type ErrorBody } from '@runtrail/protocol';
+import { API_PREFIX, RuntrailError, echo, routes, type ErrorBody, type RouteName } from '@runtrail/protocol';
 
 /** Map every failure to `{error: {code, message, details}}` with the status of its code. */
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | RuntrailError, request, reply) => {
-    const mapped = toRuntrailError(err, request.routeOptions.bodyLimit);
+    const mapped = toRuntrailError(err, request.routeOptions.bodyLimit, {
+      route: request.routeOptions.config.routeName,
+      contentType: request.headers['content-type'],
+    });
     if (mapped.code === 'internal') request.log.error({ err }, 'request failed');
     // Producers' SDKs wait this long before retrying a 503 (a locked or unreachable store).
     if (mapped.code === 'unavailable') void reply.header('retry-after', String(retryAfterSeconds(mapped)));
@@ -97,8 +100,15 @@ function retryAfterSeconds(err: RuntrailError): number {
   return typeof ms === 'number' && ms > 0 ? Math.ceil(ms / 1000) : 1;
 }
 
-/** `bodyLimit`: the route's body limit in bytes, which a 413 names (the client cannot guess it). */
-export function toRuntrailError(err: unknown, bodyLimit?: number): RuntrailError {
+/** Routes whose bodies are not JSON but content of any type (the artifact routes' own parser takes every media type). */
+const RAW_BODY_ROUTES: ReadonlySet<RouteName> = new Set(['putArtifact', 'importRun']);
+
+/**
+ * `bodyLimit`: the route's body limit in bytes, which a 413 names (the
+ * client cannot guess it); `request`: the route and the Content-Type sent,
+ * so a refused type is named for what that route takes.
+ */
+export function toRuntrailError(err: unknown, bodyLimit?: number, request: { route?: RouteName | undefined; contentType?: string | undefined } = {}): RuntrailError {
   if (err instanceof RuntrailError) return err;
   const fe = err as FastifyError;
   if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
@@ -110,6 +120,14 @@ export function toRuntrailError(err: unknown, bodyLimit?: number): RuntrailError
     );
   }
   if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    // An upload takes any type, but only a type: "garbage" is no media type, and "send JSON" would send the uploader astray.
+    if (request.route !== undefined && RAW_BODY_ROUTES.has(request.route)) {
+      return new RuntrailError(
+        'invalid_request',
+        `content-type ${JSON.stringify(echo(request.contentType ?? ''))} is not a media type (type/subtype, such as text/plain or image/png); ${request.route === 'putArtifact' ? 'send one, or none to have the type sniffed' : 'send application/x-tar'}`,
+        { issues: [{ path: 'content-type', message: 'must be a media type such as text/plain or image/png' }] },
+      );
+    }
     return new RuntrailError('invalid_request', `send JSON with content-type application/json: ${fe.message}`);
   }
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {

@@ -73,7 +73,8 @@ function queryParams(query: unknown, known: readonly string[]): unknown {
   const issues = Object.entries(params).flatMap(([name, value]) => {
     if (!known.includes(name)) return [{ path: name.slice(0, 100), message: `is not a parameter of this route; ${takes}` }];
     if (!Array.isArray(value)) return [];
-    // At most 3 values of 50 characters each are quoted back.
+    // A secret is not quoted back (an error travels to logs and screens, as the logs' URLs never carry it); anything else: at most 3 values of 50 characters each.
+    if (name === 'token') return [{ path: name, message: `given ${value.length} times; give it once` }];
     return [{ path: name, message: `given ${value.length} times (${value.slice(0, 3).map(quoted).join(', ')}${value.length > 3 ? ', …' : ''}); give it once` }];
   });
   if (issues.length > 0) throw invalidRequest('query', issues);

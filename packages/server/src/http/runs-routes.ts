@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { MAX_READ_LIMIT, RuntrailError, labelsAsSent } from '@runtrail/protocol';
 import { terminalEventOf, type RunService } from '../runs/run-service.js';
-import { ConnectionCounter, checkEventData, checkRunData, rateLimited, type PayloadLimits, type RateLimiter } from '../security/index.js';
+import { ConnectionCounter, authorizeEvents, checkEventData, checkRunData, rateLimited, type PayloadLimits, type RateLimiter } from '../security/index.js';
 import { serve } from './route-table.js';
 
 export interface RunRoutesOptions {
@@ -44,7 +44,8 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
     return null;
   });
 
-  serve(app, 'appendEvents', async ({ params, body }) => {
+  serve(app, 'appendEvents', async ({ params, body, request }) => {
+    authorizeEvents(request.principal, body.events);
     if (options.limits) checkEventData(body.events, options.limits);
     const wait = options.appendRate?.take(params.id!, body.events.length) ?? 0;
     if (wait > 0) throw rateLimited(`run ${params.id} is receiving events faster than this server accepts; retry later`, wait);

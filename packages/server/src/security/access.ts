@@ -83,6 +83,25 @@ export async function authorize(store: RunStore, principal: Principal, access: A
   throw new RuntrailError('forbidden', runTokenRefusal(access, principal.write));
 }
 
+/**
+ * A run token adds a run's work, never its lifecycle: `run.*` events (its
+ * start, a cancel request, a stall, its end) belong to the run's owner and
+ * the server, as finish and cancel do, so a write run token sending one is
+ * refused (403) rather than ending or cancelling the run by the back door.
+ * Events come in one batch: one such event refuses the whole batch, and
+ * nothing of it is stored.
+ */
+export function authorizeEvents(principal: Principal | undefined, events: readonly { type: string }[]): void {
+  if (principal?.kind !== 'run') return;
+  const at = events.findIndex((e) => e.type.startsWith('run.'));
+  if (at < 0) return;
+  throw new RuntrailError(
+    'forbidden',
+    `events[${at}].type: a run token cannot send ${events[at]!.type}: a run's lifecycle (start, cancel, stall, end) belongs to its owner, who ends it with POST /runs/:id/finish`,
+    { path: `events[${at}].type` },
+  );
+}
+
 /** Whether `runId` is `tokenRunId` or one of its descendants. An unknown run is not covered (a run token must not learn which ids exist). */
 async function runTokenCovers(store: RunStore, tokenRunId: string, runId: string): Promise<boolean> {
   let id: string | null = runId;

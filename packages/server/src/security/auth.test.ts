@@ -154,6 +154,25 @@ describe('run tokens', () => {
     expect((await readSse(s, `/api/v1/runs/${other}/stream?token=${encodeURIComponent(token)}`, {}, () => true)).status).toBe(403);
     expect((await readSse(s, `/api/v1/runs/${mine}/stream`, {}, () => true)).status).toBe(401);
   });
+
+  it('never outlive the token that minted them (they cannot be revoked): a producer token expiring in 1 s mints none for longer', async () => {
+    const { s, mint } = await authServer();
+    const producer = await mint('producer', { expiresInSeconds: 1 });
+    const runId = (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body: { name: 'shared' } })).body.id as string;
+    const minted = await call(s, 'POST', `/api/v1/runs/${runId}/tokens`, { token: producer.token, body: { ttlSeconds: 30 * 24 * 3600, write: true } });
+    expect(minted.status).toBe(201);
+    // Before: 30 days from now, for a token that was to stop working within the second.
+    expect(minted.body.expiresAt).toBe(producer.expiresAt);
+    const token = minted.body.token as string;
+    expect((await call(s, 'GET', `/api/v1/runs/${runId}`, { token })).status).toBe(200);
+    await waitFor(() => Date.now() > producer.expiresAt!);
+    const refused = await call(s, 'GET', `/api/v1/runs/${runId}`, { token });
+    expect(refused.status).toBe(401);
+    expect(refused.body.error.message).toBe('the token has expired');
+    // A token that never expires (the admin's, a producer's without expiresInSeconds) mints what was asked.
+    const long = await call(s, 'POST', `/api/v1/runs/${runId}/tokens`, { token: ADMIN, body: { ttlSeconds: 600 } });
+    expect(long.body.expiresAt).toBeGreaterThan(Date.now() + 590_000);
+  });
 });
 
 describe('run tokens and the runs under their run', () => {
@@ -234,6 +253,38 @@ describe('write run tokens', () => {
     expect((await call(s, 'GET', `/api/v1/runs/${mine}/events`, { token: producer.token })).body.events).toHaveLength(2);
   });
 
+  it("cannot end, cancel or stall its run by sending the lifecycle's events: 403, and nothing of the batch is stored", async () => {
+    const { s, producer, mine, child } = await family();
+    const token = (await call(s, 'POST', `/api/v1/runs/${mine}/tokens`, { token: producer.token, body: { write: true } })).body.token as string;
+    const seqOf = async (id: string) => (await call(s, 'GET', `/api/v1/runs/${id}`, { token: producer.token })).body.seq as number;
+    const before = [await seqOf(mine), await seqOf(child)];
+    for (const id of [mine, child]) {
+      for (const event of [
+        { type: 'run.succeeded', data: {} },
+        { type: 'run.failed', data: { error: { message: 'x' } } },
+        { type: 'run.cancelled', data: {} },
+        { type: 'run.cancel_requested', data: {} },
+        { type: 'run.stalled', data: { stallTimeoutMs: 1000, lastProgressAt: 0 } },
+        { type: 'run.started', data: {} },
+      ]) {
+        const res = await call(s, 'POST', `/api/v1/runs/${id}/events`, { token, body: { events: [{ type: 'x.before', data: {} }, event] } });
+        expect(res.status, `${event.type}: ${JSON.stringify(res.body)}`).toBe(403);
+        expect(res.body.error.code).toBe('forbidden');
+        expect(res.body.error.message).toContain(`events[1].type: a run token cannot send ${event.type}`);
+      }
+    }
+    // Before the fix the first of these ended the run "succeeded" while its owner was still at work.
+    for (const id of [mine, child]) {
+      const run = (await call(s, 'GET', `/api/v1/runs/${id}`, { token: producer.token })).body;
+      expect(run.status).toBe('running');
+      expect(run.snapshot.cancelRequested).toBe(false);
+    }
+    expect([await seqOf(mine), await seqOf(child)]).toEqual(before);
+    // Its work still goes in, and the producer still ends the run with the same events.
+    expect((await call(s, 'POST', `/api/v1/runs/${mine}/events`, { token, body: { events: [{ type: 'progress', data: { done: 1, total: 2 } }] } })).status).toBe(200);
+    expect((await call(s, 'POST', `/api/v1/runs/${mine}/events`, { token: producer.token, body: { events: [{ type: 'run.succeeded', data: {} }] } })).status).toBe(200);
+  });
+
   it("a handler's subprocess gets one in RUNTRAIL_TOKEN: the Python client's current_run() reports into its run with auth on", async () => {
     const { s, mint } = await authServer();
     const producer = await mint('producer');
@@ -284,6 +335,18 @@ describe('stream auth', () => {
     const ended = await sse;
     expect(ended.ended).toBe(true);
     expect(ended.text).toMatch(/event: error\ndata: \{"code":"unauthorized","message":"the token has expired"\}/);
+  });
+
+  it('a ?token= given twice is refused without quoting the secret back', async () => {
+    const { s, mint } = await authServer();
+    const viewer = await mint('viewer');
+    const runId = (await call(s, 'POST', '/api/v1/runs', { token: ADMIN, body: { name: 'r' } })).body.id as string;
+    const secret = encodeURIComponent(viewer.token);
+    const res = await call(s, 'GET', `/api/v1/runs/${runId}/stream?token=${secret}&token=${secret}`);
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toBe('invalid query: token: given 2 times; give it once');
+    // Before: the first 50 characters of each, the whole of a scoped token.
+    expect(JSON.stringify(res.body)).not.toContain(viewer.token.slice(0, 20));
   });
 
   it('revoking a token closes its open streams on its node at once', async () => {

@@ -35,9 +35,9 @@ export function registerTokenRoutes(http: FastifyInstance, deps: { tokens: Token
     return null;
   });
 
-  serve(http, 'createRunToken', async ({ params, body, reply }) => {
+  serve(http, 'createRunToken', async ({ params, body, request, reply }) => {
     const run = await deps.runs.get(params.id!);
     void reply.status(201);
-    return deps.tokens.mintRunToken(run.id, body.ttlSeconds, body.write);
+    return deps.tokens.mintRunToken(run.id, body.ttlSeconds, body.write, request.principal);
   });
 }

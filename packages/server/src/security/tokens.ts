@@ -93,8 +93,14 @@ export class TokenService {
     return () => this.revokedListeners.delete(listener);
   }
 
-  async mintRunToken(runId: string, ttlSeconds: number, write = false): Promise<CreatedRunToken> {
-    const expiresAt = this.deps.now() + ttlSeconds * 1000;
+  /**
+   * `by`: who asks. A run token cannot be revoked, so it must not outlive
+   * the token that minted it: its expiry is at most that token's (a
+   * producer token expiring in an hour cannot hand out 30 days).
+   */
+  async mintRunToken(runId: string, ttlSeconds: number, write = false, by?: Principal): Promise<CreatedRunToken> {
+    const wanted = this.deps.now() + ttlSeconds * 1000;
+    const expiresAt = by !== undefined && by.kind !== 'open' && by.expiresAt !== null ? Math.min(wanted, by.expiresAt) : wanted;
     // A reading token's claims stay as they always were: tokens minted before write tokens existed still verify.
     const payload = Buffer.from(JSON.stringify({ run: runId, exp: expiresAt, ...(write ? { w: true } : {}) })).toString('base64url');
     const mac = createHmac('sha256', await this.runSecret()).update(payload).digest('base64url');

@@ -517,6 +517,26 @@ describe('runs list subscription', () => {
     c.send({ op: 'subscribeRuns', filter: { label: 'no-equals-sign' } });
     await waitFor(() => c.messages.some((m) => m.type === 'error' && m.message.includes('"no-equals-sign" must be key=value')));
   });
+
+  test('a misspelt filter or message field is refused naming it, never dropped (a dropped parentid would list every run)', async () => {
+    const s = await server();
+    const { run: parent } = await s.runs.create({ name: 'parent' });
+    const c = await wsClient(s);
+    c.send({ op: 'subscribeRuns', filter: { parentid: parent.id } });
+    c.send({ op: 'subscribe', runId: parent.id, after: 0, compcat: true });
+    c.send({ op: 'ping', extra: 1 });
+    await waitFor(() => c.messages.length >= 3);
+    // Before: subscribedRuns with no filter at all, and every run of the server on this list.
+    expect(c.messages).toEqual([
+      { type: 'error', code: 'invalid_request', message: 'not a client message of the stream protocol: filter.parentid: unknown field (only the fields this object defines are accepted)' },
+      { type: 'error', runId: parent.id, code: 'invalid_request', message: 'not a client message of the stream protocol: compcat: unknown field (only the fields this object defines are accepted)' },
+      { type: 'error', code: 'invalid_request', message: 'not a client message of the stream protocol: extra: unknown field (only the fields this object defines are accepted)' },
+    ]);
+    await s.runs.create({ name: 'unrelated' });
+    c.send({ op: 'ping' });
+    await waitFor(() => c.messages.some((m) => m.type === 'pong'));
+    expect(c.messages.some((m) => m.type === 'subscribedRuns' || m.type === 'run' || m.type === 'subscribed')).toBe(false);
+  });
 });
 
 describe('keepalive', () => {

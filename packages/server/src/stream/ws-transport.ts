@@ -6,6 +6,7 @@ import {
   STREAM_CLOSE_CODES,
   STREAM_ERROR_REPLIES_PER_SECOND,
   STREAM_REPLY_ALLOWANCE_BYTES,
+  issuesOf,
   parseClientMessage,
   parseLabelFilter,
   runNotFound,
@@ -250,7 +251,7 @@ export class WsConnection implements StreamConnection {
       // Said with the run it was about, so a client with many subscriptions knows which one.
       const runId = (parsed as { runId?: unknown } | null)?.runId;
       this.sendInvalid(
-        `not a client message of the stream protocol: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+        `not a client message of the stream protocol: ${issuesOf(result.error).map((i) => `${i.path}: ${i.message}`).join('; ')}`,
         typeof runId === 'string' && runId.length <= 100 ? runId : undefined,
       );
       return;
