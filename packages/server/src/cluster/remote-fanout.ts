@@ -3,6 +3,7 @@ import type { AppendFeed, SharedRunStore, WatchersAnnouncement } from '@runtrail
 import type { Run, RunEvent } from '@runtrail/protocol';
 import type { Hub } from '../hub.js';
 import type { ClusterWatchers } from './cluster-watchers.js';
+import { RepeatedFailureLog } from '../repeated-failure-log.js';
 
 /** Events read from the store per query when catching up with other nodes' appends. */
 const PAGE = 1000;
@@ -40,6 +41,8 @@ export class RemoteFanout implements AppendFeed {
   private readonly unsubscribe: Array<() => void> = [];
   private feed: { close(): Promise<void> } | null = null;
   private stopped = false;
+  /** Reconnect attempts fail every backoff (≤ 2 s) while PostgreSQL is down: the loss logged once, counted, and the reconnect. */
+  private readonly listenerLosses: RepeatedFailureLog;
 
   constructor(
     private readonly store: SharedRunStore,
@@ -48,6 +51,11 @@ export class RemoteFanout implements AppendFeed {
     /** Other nodes' watcher counts, heard on the same channel. */
     private readonly watchers: ClusterWatchers | null = null,
   ) {
+    this.listenerLosses = new RepeatedFailureLog(log, {
+      failed: 'database listener disconnected; reconnecting',
+      recovered: 'database listener reconnected; catching up watched runs and live runs lists,',
+      level: 'warn',
+    });
     // What this node commits it publishes itself: never read it back.
     this.unsubscribe.push(
       hub.subscribeAll((events, run) => {
@@ -106,7 +114,7 @@ export class RemoteFanout implements AppendFeed {
 
   /** Notifications may have been lost while disconnected: re-read every watched run from what was published, lists refetch. */
   onReconnect(): void {
-    this.log.info('database listener reconnected; catching up watched runs and live runs lists');
+    this.listenerLosses.succeeded();
     this.hub.remoteRunChangesLost();
     this.hub.remoteStopsLost();
     for (const runId of this.hub.watchedRuns()) {
@@ -124,7 +132,7 @@ export class RemoteFanout implements AppendFeed {
   }
 
   onDisconnect(err: Error): void {
-    this.log.warn({ err: err.message }, 'database listener disconnected; reconnecting');
+    this.listenerLosses.failed(err);
   }
 
   private advance(runId: string, seq: number): void {

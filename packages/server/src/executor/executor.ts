@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { RunHandle } from '@runtrail/client';
 import { RunErrorKind, RuntrailError, isTerminalType, type Owner, type Run } from '@runtrail/protocol';
 import { outputLogPath } from '../runs/output-log.js';
+import { RepeatedFailureLog } from '../repeated-failure-log.js';
 import type { RunService } from '../runs/run-service.js';
 import type { ArtifactService } from '../artifacts/artifact-service.js';
 import { RunContext, type EventLimits } from './context.js';
@@ -92,6 +93,8 @@ export class Executor {
   private stopping: Promise<void> | null = null;
   private claiming: Promise<void> | null = null;
   private claimAgain = false;
+  /** Claims fail at every wake-up and poll while the store is down: logged once, counted, and its recovery. */
+  private readonly claimFailures: RepeatedFailureLog;
   private pollTimer: ReturnType<typeof setInterval> | null = null;
   private unsubscribe: (() => void) | null = null;
 
@@ -99,6 +102,7 @@ export class Executor {
     this.options = options;
     this.runs = options.runs;
     this.log = options.log;
+    this.claimFailures = new RepeatedFailureLog(options.log, { failed: 'executor could not claim runs', recovered: 'executor claims runs again' });
     this.owner = { kind: 'executor', node: options.node, id: options.incarnation };
     this.transport = new InProcessTransport(options.runs, options.artifacts);
   }
@@ -200,10 +204,13 @@ export class Executor {
       return;
     }
     this.claiming = this.claimOnce()
-      .catch((err: unknown) => {
-        // A failed claim (store busy) is retried by the next wake-up or poll.
-        this.log.error({ err }, 'executor could not claim runs');
-      })
+      .then(
+        () => this.claimFailures.succeeded(),
+        (err: unknown) => {
+          // A failed claim (store busy) is retried by the next wake-up or poll.
+          this.claimFailures.failed(err);
+        },
+      )
       .finally(() => {
         this.claiming = null;
         if (this.claimAgain) {

@@ -2,15 +2,20 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify';
 import { API_PREFIX, RuntrailError, echo, routes, type ErrorBody, type RouteName } from '@runtrail/protocol';
+import { RepeatedFailureLog } from '../repeated-failure-log.js';
 
 /** Map every failure to `{error: {code, message, details}}` with the status of its code. */
 export function installErrorHandler(app: FastifyInstance): void {
+  // A 503 (the database down, a file store unreachable) is on the node's log too, not only in
+  // runtrail_store_errors_total: once per outage and then as a count, since every request fails alike.
+  const unavailable = new RepeatedFailureLog(app.log, { failed: 'answered 503: unavailable', level: 'warn' });
   app.setErrorHandler((err: FastifyError | RuntrailError, request, reply) => {
     const mapped = toRuntrailError(err, request.routeOptions.bodyLimit, {
       route: request.routeOptions.config.routeName,
       contentType: request.headers['content-type'],
     });
     if (mapped.code === 'internal') request.log.error({ err }, 'request failed');
+    if (mapped.code === 'unavailable') unavailable.failed(mapped, { route: request.routeOptions.config.routeName ?? request.routeOptions.url });
     // Producers' SDKs wait this long before retrying a 503 (a locked or unreachable store).
     if (mapped.code === 'unavailable') void reply.header('retry-after', String(retryAfterSeconds(mapped)));
     if (mapped.code === 'unauthorized') void reply.header('www-authenticate', 'Bearer');

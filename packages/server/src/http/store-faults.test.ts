@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, cpSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
@@ -28,8 +29,20 @@ function scratchDir(prefix: string): { path: string; remove(): void } {
   return dir;
 }
 
-async function serve(dataDir: string): Promise<RunningServer> {
-  const server = await startServer({ port: 0, dataDir, logLevel: 'silent' });
+async function serve(dataDir: string, logLines?: Array<Record<string, unknown>>): Promise<RunningServer> {
+  const logging = logLines
+    ? {
+        logLevel: 'info' as const,
+        logFormat: 'json' as const,
+        logDestination: new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            for (const line of chunk.toString().split('\n').filter(Boolean)) logLines.push(JSON.parse(line) as Record<string, unknown>);
+            done();
+          },
+        }),
+      }
+    : { logLevel: 'silent' as const };
+  const server = await startServer({ port: 0, dataDir, ...logging });
   cleanups.push(() => server.close());
   return server;
 }
@@ -49,9 +62,9 @@ const appendOne = (server: RunningServer, id: string, n: number) =>
   call(server, 'POST', buildPath('appendEvents', { id }), { events: [{ type: 'counter', data: { name: 'n', delta: 1 }, id: `raw-${n}` }] });
 
 /** A server on a fresh data dir with one run, whose first event (raw-1) was stored. */
-async function servedRun(prefix: string, name: string) {
+async function servedRun(prefix: string, name: string, logLines?: Array<Record<string, unknown>>) {
   const dir = scratchDir(prefix);
-  const server = await serve(dir.path);
+  const server = await serve(dir.path, logLines);
   const created = await call(server, 'POST', buildPath('createRun', {}), { name });
   const id = created.body.id as string;
   expect((await appendOne(server, id, 1)).status).toBe(200);
@@ -170,8 +183,9 @@ describe('a locked database (issue 11, item 3)', () => {
 });
 
 describe('a database file that is gone or read-only (issue 11, item 4)', () => {
-  it('the data dir removed mid-run: no further write is acknowledged, /readyz fails with the reason, /healthz still answers', async () => {
-    const { dir, server, id } = await servedRun('runtrail-removed-', 'doomed');
+  it('the data dir removed mid-run: no further write is acknowledged, /readyz fails with the reason, /healthz still answers, the log says so once', async () => {
+    const logLines: Array<Record<string, unknown>> = [];
+    const { dir, server, id } = await servedRun('runtrail-removed-', 'doomed', logLines);
     expect((await call(server, 'GET', buildPath('ready', {}))).status).toBe(200);
 
     rmSync(dir.path, { recursive: true, force: true });
@@ -191,6 +205,12 @@ describe('a database file that is gone or read-only (issue 11, item 4)', () => {
     expect(ready.status).toBe(503);
     expect(ready.body.error.details.reasons.join(' ')).toMatch(/runtrail\.db was deleted/);
     expect((await call(server, 'GET', buildPath('health', {}))).status).toBe(200);
+    // The operator's log names the refusal and why, once: the three later writes refused alike are
+    // counted, not repeated; the readiness probe's refusal, another message, has its own line.
+    const refusals = logLines.filter((l) => l.msg === 'answered 503: unavailable');
+    expect(refusals.map((l) => [l.level, l.route])).toEqual([[40, 'appendEvents'], [40, '/readyz']]);
+    expect((refusals[0]!.err as { message: string }).message).toMatch(/^the database file .* was deleted while runtrail had it open/);
+    expect((refusals[1]!.err as { message: string }).message).toMatch(/^not ready: the database file/);
   });
 
   it('the database file replaced by another one: writes are refused with 503 and /readyz says so', async () => {

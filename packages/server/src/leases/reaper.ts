@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
+import { RepeatedFailureLog } from '../repeated-failure-log.js';
 import { stopRecordedGroup, type ProcessIdentity, type RecordedGroup } from '@runtrail/client/node';
 import { RuntrailError, type Owner, type Run } from '@runtrail/protocol';
 import { DEFAULT_KILL_GRACE_MS } from '../executor/executor.js';
@@ -52,6 +53,8 @@ export class Reaper {
   private current: Promise<unknown> | null = null;
   private stopped = false;
   private readonly onReaped: ReaperOptions['onReaped'];
+  /** A sweep fails every interval while the store is down: logged once, counted, and its recovery. */
+  private readonly sweepFailures: RepeatedFailureLog;
 
   constructor(options: ReaperOptions) {
     this.onReaped = options.onReaped;
@@ -60,6 +63,7 @@ export class Reaper {
     this.incarnation = options.incarnation;
     this.intervalMs = options.intervalMs;
     this.log = options.log;
+    this.sweepFailures = new RepeatedFailureLog(options.log, { failed: 'reaper sweep failed', recovered: 'reaper sweeps work again' });
     this.batchSize = options.batchSize ?? 200;
     this.killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   }
@@ -194,11 +198,14 @@ export class Reaper {
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
-    const pass = this.sweep().catch((err: unknown) => {
-      // A failed sweep (store busy, disk full) must not stop the reaper: the
-      // next interval tries again, and the error is on record.
-      this.log.error({ err }, 'reaper sweep failed');
-    });
+    const pass = this.sweep().then(
+      () => this.sweepFailures.succeeded(),
+      (err: unknown) => {
+        // A failed sweep (store busy, disk full) must not stop the reaper: the
+        // next interval tries again, and the error is on record.
+        this.sweepFailures.failed(err);
+      },
+    );
     this.current = pass;
     await pass;
     if (this.stopped) return;
