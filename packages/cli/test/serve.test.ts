@@ -44,7 +44,10 @@ describe('runtrail serve logs', () => {
         .split('\n')
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as Record<string, unknown>);
-      expect(lines.find((l) => String(l.msg).startsWith('runtrail listening on'))?.level).toBe(30);
+      const listening = lines.find((l) => String(l.msg).startsWith('runtrail listening on'));
+      expect(listening?.level).toBe(30);
+      // The settings line says the port the server listens on, not the 0 that asked for any.
+      expect((listening?.config as { port?: number } | undefined)?.port).toBe(Number(new URL(server.url).port));
       const about = lines.filter((l) => l.runId === run.id).map((l) => l.msg);
       expect(about).toEqual(['run created', 'run ended succeeded']);
     } finally {

@@ -148,7 +148,8 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
     app.executor.url = address;
     app.executor.start();
     app.readiness.start();
-    app.http.log.info({ config: describeConfig(config), store: store.kind }, `runtrail listening on ${address}`);
+    // The port the system chose for `--port 0`, not the 0 asked for.
+    app.http.log.info({ config: { ...describeConfig(config), port }, store: store.kind }, `runtrail listening on ${address}`);
     if (config.adminToken === undefined) {
       if (isLoopback(config.host)) {
         app.http.log.info(`auth is off: anyone on this machine can read and write every run at ${address}; set RUNTRAIL_ADMIN_TOKEN to require tokens`);
