@@ -15,7 +15,7 @@ from ._http import Http
 from ._limits import DEFAULT_MAX_BATCH_BYTES, MAX_EVENT_DATA_BYTES, MAX_META_BYTES
 from ._signals import end_runs_on_sigterm
 from .errors import RuntrailError
-from .run import Run
+from .run import Run, _text
 from .watch import watch as _watch
 
 DEFAULT_URL = "http://127.0.0.1:4310"
@@ -95,6 +95,7 @@ class Client:
         the server's 30 s) is renewed by the background thread every
         lease/3; if this process dies, the run ends ``orphaned`` after it.
         """
+        name = _text(name)
         owner = {"kind": "producer", "node": f"python-pid-{os.getpid()}@{socket.gethostname()}"[:200], "id": str(uuid.uuid4())}
         body: Dict[str, Any] = {"name": name, "owner": owner}
         for key, value in (
@@ -146,7 +147,7 @@ class Client:
 
     def cancel(self, run_id: str, reason: Optional[str] = None) -> Dict[str, Any]:
         """Ask a run to stop (what the dashboard's Cancel does); its producer sees ``Cancelled``."""
-        body = {"reason": reason} if reason is not None else {}
+        body = {"reason": _text(reason)} if reason is not None else {}
         return cast(Dict[str, Any], self._http.request("cancelRun", {"id": run_id}, json_body=body, retry_for=self.start_timeout))
 
     def artifacts(self, run_id: str) -> List[Dict[str, Any]]:

@@ -45,6 +45,18 @@ def describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
+def _text(value: Any) -> str:
+    """Free text (a log line, a label, a message) as the server stores it: bytes decoded as UTF-8, the rest as ``str()``.
+
+    Bytes are what a script has from a subprocess or a socket; ``str(b"x")``
+    would record ``b'x'``. Undecodable bytes become U+FFFD rather than
+    failing the call: a log line is worth keeping even when mangled.
+    """
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", errors="replace")
+    return value if isinstance(value, str) else str(value)
+
+
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -209,7 +221,7 @@ class Run:
 
     def fail(self, error: Union[BaseException, str], kind: str = "error") -> Dict[str, Any]:
         """End the run ``failed`` with an exception or a message; returns the final run."""
-        message = describe(error) if isinstance(error, BaseException) else str(error)
+        message = describe(error) if isinstance(error, BaseException) else _text(error)
         return self.finish("failed", message=message, kind=kind)
 
     def finish(self, status: str, *, message: Optional[str] = None, kind: Optional[str] = None) -> Dict[str, Any]:
@@ -330,7 +342,7 @@ class Run:
         if total is not None:
             data["total"] = _finite("total", total, 0)
         if message is not None:
-            data["message"] = _truncate(str(message), MAX_LABEL_CHARS)
+            data["message"] = _truncate(_text(message), MAX_LABEL_CHARS)
         self.event("progress", data)
 
     def metric(self, name: str, value: float, step: Optional[float] = None) -> None:
@@ -348,7 +360,7 @@ class Run:
         """Add a line to the run's log; ``level`` is debug, info, warn or error."""
         if level not in LOG_LEVELS:
             raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
-        self.event("log", {"level": level, "message": _truncate(str(message), MAX_LOG_CHARS)})
+        self.event("log", {"level": level, "message": _truncate(_text(message), MAX_LOG_CHARS)})
 
     def meta(self, values: Optional[Mapping[str, Any]] = None, **more: Any) -> None:
         """Set free-form metadata keys on the run (``run.meta({"model": "gpt-4"})`` or ``run.meta(model="gpt-4")``)."""
@@ -470,7 +482,7 @@ class Run:
         cid = call_id or f"c{next(self._call_numbers)}"
         if not isinstance(cid, str) or not 1 <= len(cid) <= MAX_NAME_CHARS:
             raise ValueError(f"call_id must be a str of 1 to {MAX_NAME_CHARS} characters, got {cid!r}")
-        self.event("call.started", {"callId": cid, "label": _truncate(str(label), MAX_LABEL_CHARS)})
+        self.event("call.started", {"callId": cid, "label": _truncate(_text(label), MAX_LABEL_CHARS)})
         return cid
 
 
