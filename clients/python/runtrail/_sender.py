@@ -79,6 +79,7 @@ class Sender:
         self._failure: Optional[BaseException] = None
         #: The error naming an event the server refused on its own (the run did not succeed, but may still end failed).
         self.refused: Optional[RuntrailError] = None
+        self._failure_raised = False  # the script saw _failure once: later calls say it is that earlier error
         self._next_batch_cap: Optional[int] = None  # the one batch after a refused one holds at most this many
         self._closing = False
         self._stop = threading.Event()  # cuts a retry wait short on close()
@@ -98,10 +99,7 @@ class Sender:
         """
         self._check_process()
         with self._cond:
-            if self._failure is not None:
-                raise self._failure
-            if self._closing:
-                raise RuntrailError("run_already_terminal", f"run {self.run_id} has ended; no more events can be added")
+            self._raise_if_stopped()
             if len(self._queue) >= self.max_queued:
                 raise RuntrailError(
                     "unavailable",
@@ -118,6 +116,37 @@ class Sender:
                 self._first_at = time.monotonic()
             if len(self._queue) >= self.max_batch or self._queued_bytes >= self.max_batch_bytes or len(self._queue) == 1:
                 self._cond.notify_all()
+
+    def _raise_if_stopped(self) -> None:
+        """Raise why no event can be queued any more; called under the lock."""
+        if self._failure is not None:
+            self._raise_failure()
+        if self._closing:
+            raise RuntrailError("run_already_terminal", f"run {self.run_id} has ended; no more events can be added")
+
+    def _raise_failure(self) -> None:
+        """Raise the error that stopped sending: as it was the first time, then said to be that earlier error.
+
+        Every later call raises (its event would be lost otherwise), but a
+        script that catches and logs them must not read each one as a new
+        failure. A fresh exception each time also keeps one object's
+        traceback from growing at every raise.
+        """
+        failure = self._failure
+        assert failure is not None
+        if not self._failure_raised or not isinstance(failure, RuntrailError):
+            self._failure_raised = True
+            raise failure
+        raise RuntrailError(
+            failure.code,
+            f"run {self.run_id}'s sender stopped earlier on this error, and has sent nothing since: {failure.message}",
+            failure.details,
+            failure.status,
+        ) from failure
+
+    def is_refusal(self, err: BaseException) -> bool:
+        """Whether ``err`` is the server's refusal of one of this run's events, as first raised or raised again later."""
+        return self.refused is not None and (err is self.refused or err.__cause__ is self.refused)
 
     def flush(self, timeout: Optional[float] = None) -> None:
         """Return once every event queued before this call is stored; raise why if one cannot be."""
@@ -151,7 +180,7 @@ class Sender:
                 slice_ = None if notice_at is None else max(0.0, notice_at - now)
                 self._cond.wait(slice_ if remaining is None else remaining if slice_ is None else min(remaining, slice_))
             if self._stored < target and self._failure is not None:
-                raise self._failure
+                self._raise_failure()
 
     def abandon(self) -> None:
         """Stop at once (the script was interrupted while it waited): nothing more is sent or retried, and the exit does not wait."""

@@ -186,8 +186,9 @@ class Run:
                 # succeed: the run ends failed with why, rather than waiting to
                 # be reaped orphaned. (After an outage the server may still be
                 # gone: the reaper ends that run.)
-                if self._ended is None and err is self._sender.refused:
-                    self._end_failed_or_warn(describe(err))
+                if self._ended is None and self._sender.is_refusal(err):
+                    # The refusal as first said, not "stopped earlier" around it.
+                    self._end_failed_or_warn(describe(self._sender.refused or err))
                 raise
             return False
         try:
@@ -261,7 +262,7 @@ class Run:
                 self._sender.flush()
             except RuntrailError as err:
                 # The server refused an event: it is there, and still takes the end of a run that did not succeed.
-                if status == "succeeded" or err is not self._sender.refused:
+                if status == "succeeded" or not self._sender.is_refusal(err):
                     raise
             final = self.client._http.request("finishRun", {"id": self.id}, json_body=body, retry_for=self.client.retry_for)
         except RuntrailError as err:

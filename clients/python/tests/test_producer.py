@@ -259,6 +259,28 @@ class ProducerTest(unittest.TestCase):
         self.assertIn("the server refused the progress event", final["error"]["message"])
         self.assertEqual([e["type"] for e in self.rt.events(run.id)["events"]], ["progress", "metric", "run.failed"])
 
+    def test_calls_after_the_sender_stopped_raise_its_error_again_saying_it_is_the_earlier_one(self) -> None:
+        # Before: the same exception object was raised at every call, read as a new failure each time.
+        rt = runtrail.Client(server.url, flush_interval=60)
+        with self.assertRaises(runtrail.RuntrailError) as left:
+            with rt.run("stopped sender") as run:
+                run.event("progress", {"done": "half"})
+                with self.assertRaises(runtrail.RuntrailError) as first:
+                    run.flush()
+                with self.assertRaises(runtrail.RuntrailError) as queued:
+                    run.metric("loss", 0.5)
+                with self.assertRaises(runtrail.RuntrailError) as flushed:
+                    run.flush()
+        self.assertIn("the server refused the progress event", first.exception.message)
+        self.assertNotIn("earlier", first.exception.message)
+        for later in (queued.exception, flushed.exception, left.exception):
+            self.assertEqual(later.code, "invalid_request")
+            self.assertEqual(later.message, f"run {run.id}'s sender stopped earlier on this error, and has sent nothing since: {first.exception.message}")
+            self.assertIs(later.__cause__, first.exception)
+        final = self.rt.get_run(run.id)
+        self.assertEqual(final["status"], "failed")
+        self.assertEqual(final["error"]["message"], f"RuntrailError: {first.exception}")
+
     def test_a_server_error_body_becomes_runtrail_error_with_code_message_details(self) -> None:
         with self.assertRaises(runtrail.RuntrailError) as caught:
             self.rt.get_run("no-such-run")
