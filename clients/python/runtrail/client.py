@@ -40,6 +40,10 @@ class Client:
       (one ``meta`` event) may carry, as JSON; larger is refused at the call
       site. The defaults are a server's (1 MiB, 64 KiB): set your server's
       ``maxEventDataBytes`` / ``maxMetaBytes`` here if you changed them.
+    - ``max_queued`` / ``queue_full_timeout``: at most this many events wait
+      in memory to be sent; a call that finds the queue full blocks until the
+      server has stored some, up to ``queue_full_timeout`` seconds (default
+      ``retry_for``), then raises ``RuntrailError('unavailable')`` saying why.
     - ``exit_timeout``: how long the process waits at exit for unsent events.
     """
 
@@ -57,6 +61,7 @@ class Client:
         max_event_data_bytes: int = MAX_EVENT_DATA_BYTES,
         max_meta_bytes: int = MAX_META_BYTES,
         max_queued: int = 100_000,
+        queue_full_timeout: Optional[float] = None,
         exit_timeout: Optional[float] = None,
     ) -> None:
         self.url = (url or os.environ.get("RUNTRAIL_URL") or DEFAULT_URL).rstrip("/")
@@ -71,6 +76,7 @@ class Client:
         self.max_event_data_bytes = max_event_data_bytes
         self.max_meta_bytes = max_meta_bytes
         self.max_queued = max_queued
+        self.queue_full_timeout = queue_full_timeout
         if exit_timeout is not None:
             _sender.exit_timeout[0] = exit_timeout
 

@@ -133,6 +133,7 @@ class Run:
             max_batch=client.max_batch,
             max_batch_bytes=client.max_batch_bytes,
             max_queued=client.max_queued,
+            queue_full_timeout=client.queue_full_timeout,
             retry_for=client.retry_for,
             on_stop=self._stop,
         )

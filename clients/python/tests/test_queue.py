@@ -1,0 +1,58 @@
+"""The bounded queue of a run's events: a producer faster than the server waits for room, within a bound."""
+
+from __future__ import annotations
+
+import time
+import unittest
+
+import runtrail
+from tests.support import Server
+
+server = Server()
+setUpModule, tearDownModule = server.start, server.close
+
+
+class QueueFullTest(unittest.TestCase):
+    def test_a_loop_faster_than_the_server_waits_for_room_and_every_event_is_stored(self) -> None:
+        # Before: the 11th event raised "unavailable" while the first batch was on its way.
+        rt = runtrail.Client(server.url, max_queued=10, max_batch=4, flush_interval=60)
+        most_waiting = 0
+        with rt.run("outruns the server") as run:
+            for _ in range(500):
+                run.counter("steps")
+                most_waiting = max(most_waiting, run._sender.pending)
+        self.assertLessEqual(most_waiting, 10)
+        final = rt.get_run(run.id)
+        self.assertEqual(final["status"], "succeeded")
+        self.assertEqual(final["snapshot"]["counters"]["named"]["steps"], 500)
+
+    def test_a_full_queue_with_the_server_down_waits_queue_full_timeout_then_says_why_and_the_run_goes_on_after(self) -> None:
+        rt = runtrail.Client(server.url, max_queued=5, queue_full_timeout=0.5, retry_for=60)
+        run = rt.run("server down")
+        server.kill()
+        try:
+            for i in range(5):
+                run.metric("loss", i)
+            started = time.monotonic()
+            with self.assertRaises(runtrail.RuntrailError) as full:
+                run.metric("loss", 5)
+            waited = time.monotonic() - started
+        finally:
+            server.start()
+        self.assertGreaterEqual(waited, 0.5)
+        err = full.exception
+        self.assertEqual(err.code, "unavailable")
+        self.assertIn(f"the queue of run {run.id} is full (5 events waiting, Client(max_queued=))", err.message)
+        self.assertIn("stored none of them in 0.5 s: it is unreachable or not answering", err.message)
+        self.assertIn("this event was not queued", err.message)
+        self.assertIn("Client(queue_full_timeout=)", err.message)
+        # The server back, the sender stores what waited (flush waits for it), and the script goes on.
+        run.flush()
+        run.metric("loss", 6)
+        run.succeed()
+        values = [e["data"]["value"] for e in rt.events(run.id)["events"] if e["type"] == "metric"]
+        self.assertEqual(values, [0, 1, 2, 3, 4, 6])
+
+
+if __name__ == "__main__":
+    unittest.main()
