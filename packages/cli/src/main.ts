@@ -14,6 +14,7 @@ import { registerMigrate } from './commands/migrate.js';
 import { registerArtifacts } from './commands/artifacts.js';
 import { registerArchive } from './commands/archive.js';
 import { registerConfig } from './commands/config.js';
+import { serverInUse } from './options.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 import { registerTokens } from './commands/tokens.js';
@@ -80,7 +81,9 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof TypeError && cause) {
     // fetch reports an unreachable server as TypeError("fetch failed") with the reason in `cause`.
     const reason = cause.code ?? cause.message ?? 'unreachable';
-    process.stderr.write(`runtrail: no server answers there (${reason}); start one with 'runtrail serve' or pass --server\n`);
+    // Named, since the user may not know which of --server, RUNTRAIL_URL and the default was used.
+    const where = serverInUse();
+    process.stderr.write(`runtrail: no server answers${where ? ` at ${where}` : ''} (${reason}); start one with 'runtrail serve' or pass --server\n`);
     process.exit(2);
   }
   process.stderr.write(`runtrail: ${(err as Error).stack ?? String(err)}\n`);

@@ -139,7 +139,8 @@ describe('runtrail CLI', () => {
     await new Promise((resolve) => closed.close(resolve));
     const down = await runtrail(['runs', 'ls', '--server', `http://127.0.0.1:${port}`]);
     expect(down.code).toBe(2);
-    expect(down.stderr).toContain('no server answers there (ECONNREFUSED)');
+    // The URL named: the user may not know whether --server, RUNTRAIL_URL or the default was used.
+    expect(down.stderr).toBe(`runtrail: no server answers at http://127.0.0.1:${port} (ECONNREFUSED); start one with 'runtrail serve' or pass --server\n`);
   });
 });
 
