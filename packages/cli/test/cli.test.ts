@@ -128,6 +128,29 @@ describe('runtrail CLI', () => {
     expect(result.code).toBe(1);
   });
 
+  it('tail --events of a run that already ended prints every event from the first, then how it ended', async () => {
+    // Before: nothing but the end line, as the stored snapshot's seq (the end) counted as printed.
+    const client = new RuntrailClient({ url });
+    const run = await client.createRun({ name: 'ended before the tail' });
+    for (let i = 1; i <= 3; i++) run.progress(i, 3);
+    await run.succeed();
+    const result = await runtrail(['tail', run.id, '--events', '--server', url]);
+    expect(result.code).toBe(0);
+    const lines = result.stdout.trim().split('\n');
+    const progress = lines.filter((line) => / progress /.test(line));
+    expect(progress.map((line) => JSON.parse(line.split(' ').slice(2).join(' ')).done)).toEqual([1, 2, 3]);
+    expect(lines.map((line) => Number(line.split(' ')[0])).slice(0, -1)).toEqual(Array.from({ length: lines.length - 1 }, (_, i) => i + 1));
+    expect(lines.at(-2)).toMatch(/^\d+ run\.succeeded /);
+    expect(lines.at(-1)).toBe(`run ${run.id} ended succeeded`);
+  });
+
+  it('tail of a run that does not exist says so on stderr and draws no status line, exit 2', async () => {
+    const result = await runtrail(['tail', 'no-such-run', '--server', url]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe('runtrail: run_not_found: run no-such-run does not exist\n');
+  });
+
   it('says clearly when a run does not exist or no server answers', async () => {
     const missing = await runtrail(['runs', 'show', 'no-such-run', '--server', url]);
     expect(missing.code).toBe(2);

@@ -46,6 +46,8 @@ describe('runtrail traps', () => {
     const port = await freePort();
     const result = await runtrail(['tail', 'some-run', '--server', `http://127.0.0.1:${port}`, '--give-up-after', '300']);
     expect(result.code).toBe(2);
+    // Giving up is not the run's end: no status line "ended" (closing the watcher drew one).
+    expect(result.stdout).not.toContain('ended');
     expect(lines(result.stderr)).toEqual([
       expect.stringMatching(new RegExp(`^runtrail: unavailable: no answer from http://127\\.0\\.0\\.1:${port} for 300 ms \\(.+\\); gave up \\(--give-up-after\\)$`)),
     ]);
