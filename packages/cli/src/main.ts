@@ -66,6 +66,14 @@ function usageErrorsInOneLine(command: Command): void {
   for (const sub of command.commands) usageErrorsInOneLine(sub);
 }
 
+// A reader that stopped reading (`runtrail tail ID --events | head`, `export -o - | head -c`) is
+// not an error to report: exit at once and quietly, with the status a shell gives a process
+// SIGPIPE ended (`yes | head` under pipefail), instead of a stack or "connection lost".
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(141);
+  throw err;
+});
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof StartupError) {
     process.stderr.write(`runtrail: ${err.message}\n`);

@@ -1,10 +1,11 @@
+import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import { tempDir } from '@runtrail/test-support';
-import { runtrail as run, serve, type ServeProcess } from './harness.js';
+import { runtrail as run, serve, spawnCli, type ServeProcess } from './harness.js';
 
 const runtrail = (args: string[], env: Record<string, string> = {}, cwd?: string) => run(args, { env, cwd });
 
@@ -149,6 +150,25 @@ describe('runtrail CLI', () => {
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');
     expect(result.stderr).toBe('runtrail: run_not_found: run no-such-run does not exist\n');
+  });
+
+  it('a reader that stops reading (| head) ends tail --events and export -o - at once and quietly, exit 141', async () => {
+    // Before: export said "the connection was lost ... (EPIPE)" and exited 2.
+    const client = new RuntrailClient({ url });
+    const run = await client.createRun({ name: 'piped' });
+    for (let i = 0; i < 5000; i++) run.count('steps');
+    await run.artifact('big.bin', new Uint8Array(4 * 1024 * 1024));
+    await run.succeed();
+    for (const args of [['tail', run.id, '--events'], ['export', run.id, '-o', '-', '--no-progress']]) {
+      const child = spawnCli([...args, '--server', url]);
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d));
+      // `head -c 1`: the first bytes read, then the pipe closed.
+      await once(child.stdout!, 'data');
+      child.stdout!.destroy();
+      const [code] = (await once(child, 'exit')) as [number | null];
+      expect({ args: args[0], code, stderr }).toEqual({ args: args[0], code: 141, stderr: '' });
+    }
   });
 
   it('says clearly when a run does not exist or no server answers', async () => {
