@@ -59,7 +59,13 @@ function usageErrorsInOneLine(command: Command): void {
         .replace(/^error: /, '')
         .replace(/\n\(Did you mean (.+)\?\)$/, ' (did you mean $1?)')
         .replace(/\.$/, '');
-      process.stderr.write(`runtrail: invalid_request: ${what}; \`${path.join(' ')} --help\` shows the usage\n`);
+      // `runtrail exec python3 -c '…'`: the command's own option, taken for one of exec's. Not
+      // for a near miss of exec's (--idle-timout), which commander names instead.
+      const commandsOption =
+        command.name() === 'exec' && err.code === 'commander.unknownOption' && !what.includes('did you mean')
+          ? ' (an option of the command goes after --: runtrail exec [options] -- CMD ARGS...)'
+          : '';
+      process.stderr.write(`runtrail: invalid_request: ${what}${commandsOption}; \`${path.join(' ')} --help\` shows the usage\n`);
     }
     process.exit(2);
   });

@@ -79,6 +79,9 @@ describe('runtrail traps', () => {
       [['runs', 'ls', '--no-such-flag'], "runtrail: invalid_request: unknown option '--no-such-flag'; `runtrail runs ls --help` shows the usage"],
       [['tail'], "runtrail: invalid_request: missing required argument 'id'; `runtrail tail --help` shows the usage"],
       [['no-such-command'], "runtrail: invalid_request: unknown command 'no-such-command'; `runtrail --help` shows the usage"],
+      // The command's own option without -- before the command: said how to pass it.
+      [['exec', 'python3', '-c', 'print(1)'], "runtrail: invalid_request: unknown option '-c' (an option of the command goes after --: runtrail exec [options] -- CMD ARGS...); `runtrail exec --help` shows the usage"],
+      [['exec', '--idle-timout', '1m', '--', 'true'], "runtrail: invalid_request: unknown option '--idle-timout' (did you mean --idle-timeout?); `runtrail exec --help` shows the usage"],
     ];
     for (const [args, message] of cases) {
       const result = await runtrail(args);
