@@ -269,6 +269,12 @@ class Sender:
             )
 
     @property
+    def full(self) -> bool:
+        """Whether a new event would wait for room (the queue holds max_queued)."""
+        with self._cond:
+            return len(self._queue) >= self.max_queued
+
+    @property
     def pending(self) -> int:
         """Events queued and not yet stored."""
         with self._cond:

@@ -197,10 +197,14 @@ class Run:
                 self.finish("cancelled", message=exc.reason, kind="cancelled")
             else:
                 formatted = "".join(traceback.format_exception(exc_type, exc, tb))
-                try:
-                    self.log(_truncate(formatted, MAX_LOG_CHARS), level="error")
-                except RuntrailError:
-                    pass  # sending stopped on an error: the run still ends failed, with the block's exception
+                # Not when the queue is full: that would wait for room (up to queue_full_timeout) before the
+                # end's own wait, and a Ctrl-C there would escape the end instead of stopping its wait. The
+                # run's error still carries the exception.
+                if not self._sender.full:
+                    try:
+                        self.log(_truncate(formatted, MAX_LOG_CHARS), level="error")
+                    except RuntrailError:
+                        pass  # sending stopped on an error: the run still ends failed, with the block's exception
                 kind = "interrupted" if isinstance(exc, (KeyboardInterrupt, Terminated)) else "error"
                 self.finish("failed", message=str(exc) if isinstance(exc, Terminated) else describe(exc), kind=kind)
         except RuntrailError as err:

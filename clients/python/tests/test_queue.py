@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import textwrap
 import time
 import unittest
 
 import runtrail
-from tests.support import Server
+from tests.support import ROOT, Server, python_env
 
 server = Server()
 setUpModule, tearDownModule = server.start, server.close
@@ -52,6 +56,43 @@ class QueueFullTest(unittest.TestCase):
         run.succeed()
         values = [e["data"]["value"] for e in rt.events(run.id)["events"] if e["type"] == "metric"]
         self.assertEqual(values, [0, 1, 2, 3, 4, 6])
+
+
+    def test_a_block_that_raises_while_the_queue_is_full_goes_straight_to_its_end_where_ctrl_c_stops_the_wait(self) -> None:
+        # Before: leaving the block first logged the traceback, which waited for room; a Ctrl-C there
+        # escaped the block's end, and the exit then waited exit_timeout again for the same events.
+        own = Server().start()
+        self.addCleanup(own.close)
+        script = textwrap.dedent(
+            """
+            import sys, runtrail
+            rt = runtrail.Client(max_queued=5, queue_full_timeout=60)
+            with rt.run("full at the end") as run:
+                print(run.id, flush=True)
+                sys.stdin.readline()  # the server is gone now
+                for i in range(5):
+                    run.metric("loss", i)
+                raise ValueError("the step failed")
+            """
+        )
+        child = subprocess.Popen(
+            [sys.executable, "-c", script], env=python_env(own.url), cwd=str(ROOT),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.addCleanup(child.kill)
+        assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+        child.stdout.readline()
+        own.kill()
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        # The end's wait says so on stderr (after 2 s); the wait for room would say "the queue ... is full".
+        notice = child.stderr.readline()
+        self.assertTrue(notice.startswith("runtrail: waiting for the server at"), notice)
+        child.send_signal(signal.SIGINT)
+        _, rest = child.communicate(timeout=30)
+        self.assertIn("events of run", rest)
+        self.assertIn("were not stored (interrupted while waiting", rest)
+        self.assertNotIn("were not all stored before exit", rest)
 
 
 if __name__ == "__main__":
