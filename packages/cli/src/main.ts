@@ -15,6 +15,7 @@ import { registerArtifacts } from './commands/artifacts.js';
 import { registerArchive } from './commands/archive.js';
 import { registerConfig } from './commands/config.js';
 import { serverInUse } from './options.js';
+import { stdoutReaderGone } from './output.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 import { registerTokens } from './commands/tokens.js';
@@ -74,11 +75,15 @@ function usageErrorsInOneLine(command: Command): void {
 
 // A reader that stopped reading (`runtrail tail ID --events | head`, `export -o - | head -c`) is
 // not an error to report: exit at once and quietly, with the status a shell gives a process
-// SIGPIPE ended (`yes | head` under pipefail), instead of a stack or "connection lost".
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(141);
-  throw err;
-});
+// SIGPIPE ended (`yes | head` under pipefail), instead of a stack or "connection lost"
+// (`exec` stops its command first).
+// Likewise stderr's (`2>&1 | head`), where nothing more can be said anyway.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    stdoutReaderGone();
+  });
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof StartupError) {

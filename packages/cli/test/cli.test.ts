@@ -171,6 +171,22 @@ describe('runtrail CLI', () => {
     }
   });
 
+  it('exec whose reader stops reading (| head) stops the command, ends the run cancelled saying why, and exits 141', async () => {
+    // Before: exec died of an unhandled EPIPE with a stack, and the run was failed with "write EPIPE".
+    const child = spawnCli(['exec', '--name', 'piped-exec', '--server', url, '--', 'sh', '-c', 'while :; do echo line; done']);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d));
+    await once(child.stdout!, 'data');
+    child.stdout!.destroy();
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).toBe(141);
+    expect(stderr).not.toMatch(/EPIPE|\n\s+at /);
+    const runId = /runtrail: run (\S+) on /.exec(stderr)![1]!;
+    const ended = await new RuntrailClient({ url }).getRun(runId);
+    expect(ended.status).toBe('cancelled');
+    expect(ended.error!.message).toContain("stopped: its output's reader went away (stdout closed, as by | head)");
+  });
+
   it('says clearly when a run does not exist or no server answers', async () => {
     const missing = await runtrail(['runs', 'show', 'no-such-run', '--server', url]);
     expect(missing.code).toBe(2);
