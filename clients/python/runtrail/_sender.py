@@ -54,6 +54,7 @@ class Sender:
         max_batch: int,
         max_batch_bytes: int,
         max_queued: int,
+        queue_full_timeout: Optional[float],
         retry_for: float,
         on_stop: Callable[..., None],
     ) -> None:
@@ -65,6 +66,9 @@ class Sender:
         self.max_batch = max_batch
         self.max_batch_bytes = max_batch_bytes
         self.max_queued = max_queued
+        # By default a full queue waits as long as the sender retries: a server
+        # outage the events survive, the producer waits through too.
+        self.queue_full_timeout = retry_for if queue_full_timeout is None else queue_full_timeout
         self.retry_for = retry_for
         self.beat_every = max(0.25, lease_ttl_ms / 3000.0) if heartbeat else None
         self.on_stop = on_stop
@@ -79,6 +83,7 @@ class Sender:
         self._failure: Optional[BaseException] = None
         #: The error naming an event the server refused on its own (the run did not succeed, but may still end failed).
         self.refused: Optional[RuntrailError] = None
+        self._failure_raised = False  # the script saw _failure once: later calls say it is that earlier error
         self._next_batch_cap: Optional[int] = None  # the one batch after a refused one holds at most this many
         self._closing = False
         self._stop = threading.Event()  # cuts a retry wait short on close()
@@ -98,16 +103,9 @@ class Sender:
         """
         self._check_process()
         with self._cond:
-            if self._failure is not None:
-                raise self._failure
-            if self._closing:
-                raise RuntrailError("run_already_terminal", f"run {self.run_id} has ended; no more events can be added")
+            self._raise_if_stopped()
             if len(self._queue) >= self.max_queued:
-                raise RuntrailError(
-                    "unavailable",
-                    f"{len(self._queue)} events of run {self.run_id} are waiting to be sent; "
-                    f"the server at {self.http.base_url} is not keeping up or unreachable (call run.flush())",
-                )
+                self._wait_for_room()
             # The id is given under the lock, so id order is queue order is seq order.
             event = {"type": event_type, "data_json": data_json, "ts": int(time.time() * 1000), "id": f"{self.id_prefix}.{self._queued}"}
             self._queue.append(event)
@@ -118,6 +116,79 @@ class Sender:
                 self._first_at = time.monotonic()
             if len(self._queue) >= self.max_batch or self._queued_bytes >= self.max_batch_bytes or len(self._queue) == 1:
                 self._cond.notify_all()
+
+    def _raise_if_stopped(self) -> None:
+        """Raise why no event can be queued any more; called under the lock."""
+        if self._failure is not None:
+            self._raise_failure()
+        if self._closing:
+            raise RuntrailError("run_already_terminal", f"run {self.run_id} has ended; no more events can be added")
+
+    def _raise_failure(self) -> None:
+        """Raise the error that stopped sending: as it was the first time, then said to be that earlier error.
+
+        Every later call raises (its event would be lost otherwise), but a
+        script that catches and logs them must not read each one as a new
+        failure. A fresh exception each time also keeps one object's
+        traceback from growing at every raise.
+        """
+        failure = self._failure
+        assert failure is not None
+        if not self._failure_raised or not isinstance(failure, RuntrailError):
+            self._failure_raised = True
+            raise failure
+        raise RuntrailError(
+            failure.code,
+            f"run {self.run_id}'s sender stopped earlier on this error, and has sent nothing since: {failure.message}",
+            failure.details,
+            failure.status,
+        ) from failure
+
+    def is_refusal(self, err: BaseException) -> bool:
+        """Whether ``err`` is the server's refusal of one of this run's events, as first raised or raised again later."""
+        return self.refused is not None and (err is self.refused or err.__cause__ is self.refused)
+
+    def _wait_for_room(self) -> None:
+        """Block the producer while the queue is full (backpressure), up to ``queue_full_timeout``; called under the lock.
+
+        The queue is bounded so a loop faster than the server cannot grow
+        memory without end; blocking, rather than raising at once, lets a
+        burst or a server restart pass without the script handling it.
+        """
+        started = time.monotonic()
+        deadline = started + self.queue_full_timeout
+        notice_at: Optional[float] = started + FLUSH_NOTICE_AFTER_S
+        stored_before = self._stored
+        self._cond.notify_all()
+        while len(self._queue) >= self.max_queued:
+            self._raise_if_stopped()
+            now = time.monotonic()
+            if now >= deadline:
+                stored = self._stored - stored_before
+                doing = (
+                    f"stored none of them in {self.queue_full_timeout:g} s: it is unreachable or not answering (the sender retries for "
+                    f"up to {self.retry_for:g} s, Client(retry_for=))"
+                    if stored == 0
+                    else f"stored only {stored} in {self.queue_full_timeout:g} s: this loop records events faster than it takes them "
+                    "(its appendEventsPerSecond)"
+                )
+                raise RuntrailError(
+                    "unavailable",
+                    f"the queue of run {self.run_id} is full ({self.max_queued} events waiting, Client(max_queued=)) and the server at "
+                    f"{self.http.base_url} {doing}; this event was not queued. Record less often (every Nth step), "
+                    "or wait longer with Client(queue_full_timeout=)",
+                    {"queued": len(self._queue), "maxQueued": self.max_queued, "storedWhileWaiting": stored},
+                )
+            if notice_at is not None and now >= notice_at:
+                # A loop that stops moving must say why, as a long flush does.
+                print(
+                    f"runtrail: the queue of run {self.run_id} is full ({self.max_queued} events); waiting for the server at "
+                    f"{self.http.base_url} to store some (up to {self.queue_full_timeout:g} s; Ctrl-C stops waiting)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                notice_at = None
+            self._cond.wait(min(deadline, notice_at or deadline) - now)
 
     def flush(self, timeout: Optional[float] = None) -> None:
         """Return once every event queued before this call is stored; raise why if one cannot be."""
@@ -151,7 +222,7 @@ class Sender:
                 slice_ = None if notice_at is None else max(0.0, notice_at - now)
                 self._cond.wait(slice_ if remaining is None else remaining if slice_ is None else min(remaining, slice_))
             if self._stored < target and self._failure is not None:
-                raise self._failure
+                self._raise_failure()
 
     def abandon(self) -> None:
         """Stop at once (the script was interrupted while it waited): nothing more is sent or retried, and the exit does not wait."""
@@ -198,6 +269,12 @@ class Sender:
             )
 
     @property
+    def full(self) -> bool:
+        """Whether a new event would wait for room (the queue holds max_queued)."""
+        with self._cond:
+            return len(self._queue) >= self.max_queued
+
+    @property
     def pending(self) -> int:
         """Events queued and not yet stored."""
         with self._cond:
@@ -216,6 +293,8 @@ class Sender:
                         or len(self._queue) >= self.max_batch
                         or self._queued_bytes >= self.max_batch_bytes
                         or self._stored < self._flush_upto
+                        # A producer waits for room: no batch timer holds back what would free it.
+                        or len(self._queue) >= self.max_queued
                         or now - (self._first_at or now) >= self.flush_interval
                     ):
                         count = 0

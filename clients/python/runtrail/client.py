@@ -15,7 +15,7 @@ from ._http import Http
 from ._limits import DEFAULT_MAX_BATCH_BYTES, MAX_EVENT_DATA_BYTES, MAX_META_BYTES
 from ._signals import end_runs_on_sigterm
 from .errors import RuntrailError
-from .run import Run
+from .run import Run, _text
 from .watch import watch as _watch
 
 DEFAULT_URL = "http://127.0.0.1:4310"
@@ -40,6 +40,10 @@ class Client:
       (one ``meta`` event) may carry, as JSON; larger is refused at the call
       site. The defaults are a server's (1 MiB, 64 KiB): set your server's
       ``maxEventDataBytes`` / ``maxMetaBytes`` here if you changed them.
+    - ``max_queued`` / ``queue_full_timeout``: at most this many events wait
+      in memory to be sent; a call that finds the queue full blocks until the
+      server has stored some, up to ``queue_full_timeout`` seconds (default
+      ``retry_for``), then raises ``RuntrailError('unavailable')`` saying why.
     - ``exit_timeout``: how long the process waits at exit for unsent events.
     """
 
@@ -57,6 +61,7 @@ class Client:
         max_event_data_bytes: int = MAX_EVENT_DATA_BYTES,
         max_meta_bytes: int = MAX_META_BYTES,
         max_queued: int = 100_000,
+        queue_full_timeout: Optional[float] = None,
         exit_timeout: Optional[float] = None,
     ) -> None:
         self.url = (url or os.environ.get("RUNTRAIL_URL") or DEFAULT_URL).rstrip("/")
@@ -71,6 +76,7 @@ class Client:
         self.max_event_data_bytes = max_event_data_bytes
         self.max_meta_bytes = max_meta_bytes
         self.max_queued = max_queued
+        self.queue_full_timeout = queue_full_timeout
         if exit_timeout is not None:
             _sender.exit_timeout[0] = exit_timeout
 
@@ -95,6 +101,7 @@ class Client:
         the server's 30 s) is renewed by the background thread every
         lease/3; if this process dies, the run ends ``orphaned`` after it.
         """
+        name = _text(name)
         owner = {"kind": "producer", "node": f"python-pid-{os.getpid()}@{socket.gethostname()}"[:200], "id": str(uuid.uuid4())}
         body: Dict[str, Any] = {"name": name, "owner": owner}
         for key, value in (
@@ -146,7 +153,7 @@ class Client:
 
     def cancel(self, run_id: str, reason: Optional[str] = None) -> Dict[str, Any]:
         """Ask a run to stop (what the dashboard's Cancel does); its producer sees ``Cancelled``."""
-        body = {"reason": reason} if reason is not None else {}
+        body = {"reason": _text(reason)} if reason is not None else {}
         return cast(Dict[str, Any], self._http.request("cancelRun", {"id": run_id}, json_body=body, retry_for=self.start_timeout))
 
     def artifacts(self, run_id: str) -> List[Dict[str, Any]]:

@@ -45,6 +45,18 @@ def describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
+def _text(value: Any) -> str:
+    """Free text (a log line, a label, a message) as the server stores it: bytes decoded as UTF-8, the rest as ``str()``.
+
+    Bytes are what a script has from a subprocess or a socket; ``str(b"x")``
+    would record ``b'x'``. Undecodable bytes become U+FFFD rather than
+    failing the call: a log line is worth keeping even when mangled.
+    """
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", errors="replace")
+    return value if isinstance(value, str) else str(value)
+
+
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -121,6 +133,7 @@ class Run:
             max_batch=client.max_batch,
             max_batch_bytes=client.max_batch_bytes,
             max_queued=client.max_queued,
+            queue_full_timeout=client.queue_full_timeout,
             retry_for=client.retry_for,
             on_stop=self._stop,
         )
@@ -174,8 +187,9 @@ class Run:
                 # succeed: the run ends failed with why, rather than waiting to
                 # be reaped orphaned. (After an outage the server may still be
                 # gone: the reaper ends that run.)
-                if self._ended is None and err is self._sender.refused:
-                    self._end_failed_or_warn(describe(err))
+                if self._ended is None and self._sender.is_refusal(err):
+                    # The refusal as first said, not "stopped earlier" around it.
+                    self._end_failed_or_warn(describe(self._sender.refused or err))
                 raise
             return False
         try:
@@ -183,10 +197,14 @@ class Run:
                 self.finish("cancelled", message=exc.reason, kind="cancelled")
             else:
                 formatted = "".join(traceback.format_exception(exc_type, exc, tb))
-                try:
-                    self.log(_truncate(formatted, MAX_LOG_CHARS), level="error")
-                except RuntrailError:
-                    pass  # sending stopped on an error: the run still ends failed, with the block's exception
+                # Not when the queue is full: that would wait for room (up to queue_full_timeout) before the
+                # end's own wait, and a Ctrl-C there would escape the end instead of stopping its wait. The
+                # run's error still carries the exception.
+                if not self._sender.full:
+                    try:
+                        self.log(_truncate(formatted, MAX_LOG_CHARS), level="error")
+                    except RuntrailError:
+                        pass  # sending stopped on an error: the run still ends failed, with the block's exception
                 kind = "interrupted" if isinstance(exc, (KeyboardInterrupt, Terminated)) else "error"
                 self.finish("failed", message=str(exc) if isinstance(exc, Terminated) else describe(exc), kind=kind)
         except RuntrailError as err:
@@ -209,7 +227,7 @@ class Run:
 
     def fail(self, error: Union[BaseException, str], kind: str = "error") -> Dict[str, Any]:
         """End the run ``failed`` with an exception or a message; returns the final run."""
-        message = describe(error) if isinstance(error, BaseException) else str(error)
+        message = describe(error) if isinstance(error, BaseException) else _text(error)
         return self.finish("failed", message=message, kind=kind)
 
     def finish(self, status: str, *, message: Optional[str] = None, kind: Optional[str] = None) -> Dict[str, Any]:
@@ -249,7 +267,7 @@ class Run:
                 self._sender.flush()
             except RuntrailError as err:
                 # The server refused an event: it is there, and still takes the end of a run that did not succeed.
-                if status == "succeeded" or err is not self._sender.refused:
+                if status == "succeeded" or not self._sender.is_refusal(err):
                     raise
             final = self.client._http.request("finishRun", {"id": self.id}, json_body=body, retry_for=self.client.retry_for)
         except RuntrailError as err:
@@ -330,7 +348,7 @@ class Run:
         if total is not None:
             data["total"] = _finite("total", total, 0)
         if message is not None:
-            data["message"] = _truncate(str(message), MAX_LABEL_CHARS)
+            data["message"] = _truncate(_text(message), MAX_LABEL_CHARS)
         self.event("progress", data)
 
     def metric(self, name: str, value: float, step: Optional[float] = None) -> None:
@@ -348,7 +366,7 @@ class Run:
         """Add a line to the run's log; ``level`` is debug, info, warn or error."""
         if level not in LOG_LEVELS:
             raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
-        self.event("log", {"level": level, "message": _truncate(str(message), MAX_LOG_CHARS)})
+        self.event("log", {"level": level, "message": _truncate(_text(message), MAX_LOG_CHARS)})
 
     def meta(self, values: Optional[Mapping[str, Any]] = None, **more: Any) -> None:
         """Set free-form metadata keys on the run (``run.meta({"model": "gpt-4"})`` or ``run.meta(model="gpt-4")``)."""
@@ -470,7 +488,7 @@ class Run:
         cid = call_id or f"c{next(self._call_numbers)}"
         if not isinstance(cid, str) or not 1 <= len(cid) <= MAX_NAME_CHARS:
             raise ValueError(f"call_id must be a str of 1 to {MAX_NAME_CHARS} characters, got {cid!r}")
-        self.event("call.started", {"callId": cid, "label": _truncate(str(label), MAX_LABEL_CHARS)})
+        self.event("call.started", {"callId": cid, "label": _truncate(_text(label), MAX_LABEL_CHARS)})
         return cid
 
 

@@ -139,6 +139,27 @@ class ProducerTest(unittest.TestCase):
         self.assertEqual(left["status"], "failed")
         self.assertEqual(left["error"]["kind"], "orphaned")
 
+    def test_bytes_given_as_text_are_recorded_decoded_not_as_their_repr(self) -> None:
+        # Before: str(b"x") was recorded, so a line read from a subprocess showed as "b'x'".
+        with self.rt.run(b"bytes-named") as run:
+            run.log(b"line from a pipe \xff")  # undecodable bytes become U+FFFD, the line is kept
+            run.progress(1, 2, message=bytearray(b"halfway"))
+            with run.call(memoryview(b"Evaluating doc_1")):
+                pass
+            with run.child(b"child") as child:
+                child.fail(b"it broke")
+        final = self.rt.get_run(run.id)
+        self.assertEqual(final["name"], "bytes-named")
+        self.assertEqual(final["snapshot"]["logs"][0]["message"], "line from a pipe \ufffd")
+        self.assertEqual(final["snapshot"]["progress"]["message"], "halfway")
+        started = [e for e in self.rt.events(run.id)["events"] if e["type"] == "call.started"]
+        self.assertEqual(started[0]["data"]["label"], "Evaluating doc_1")
+        failed = self.rt.get_run(child.id)
+        self.assertEqual((failed["name"], failed["error"]["message"]), ("child", "it broke"))
+        with self.rt.run("to cancel") as cancelled:
+            self.assertEqual(self.rt.cancel(cancelled.id, reason=b"enough")["snapshot"]["cancelReason"], "enough")
+            wait_until(lambda: cancelled.cancelled, what="the cancel to reach the script")
+
     def test_flush_returns_when_everything_queued_is_stored_in_order(self) -> None:
         rt = runtrail.Client(server.url, max_batch=100, flush_interval=10.0)
         run = rt.run("flushing")
@@ -237,6 +258,28 @@ class ProducerTest(unittest.TestCase):
         self.assertEqual(final["status"], "failed")
         self.assertIn("the server refused the progress event", final["error"]["message"])
         self.assertEqual([e["type"] for e in self.rt.events(run.id)["events"]], ["progress", "metric", "run.failed"])
+
+    def test_calls_after_the_sender_stopped_raise_its_error_again_saying_it_is_the_earlier_one(self) -> None:
+        # Before: the same exception object was raised at every call, read as a new failure each time.
+        rt = runtrail.Client(server.url, flush_interval=60)
+        with self.assertRaises(runtrail.RuntrailError) as left:
+            with rt.run("stopped sender") as run:
+                run.event("progress", {"done": "half"})
+                with self.assertRaises(runtrail.RuntrailError) as first:
+                    run.flush()
+                with self.assertRaises(runtrail.RuntrailError) as queued:
+                    run.metric("loss", 0.5)
+                with self.assertRaises(runtrail.RuntrailError) as flushed:
+                    run.flush()
+        self.assertIn("the server refused the progress event", first.exception.message)
+        self.assertNotIn("earlier", first.exception.message)
+        for later in (queued.exception, flushed.exception, left.exception):
+            self.assertEqual(later.code, "invalid_request")
+            self.assertEqual(later.message, f"run {run.id}'s sender stopped earlier on this error, and has sent nothing since: {first.exception.message}")
+            self.assertIs(later.__cause__, first.exception)
+        final = self.rt.get_run(run.id)
+        self.assertEqual(final["status"], "failed")
+        self.assertEqual(final["error"]["message"], f"RuntrailError: {first.exception}")
 
     def test_a_server_error_body_becomes_runtrail_error_with_code_message_details(self) -> None:
         with self.assertRaises(runtrail.RuntrailError) as caught:

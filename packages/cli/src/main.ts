@@ -14,6 +14,8 @@ import { registerMigrate } from './commands/migrate.js';
 import { registerArtifacts } from './commands/artifacts.js';
 import { registerArchive } from './commands/archive.js';
 import { registerConfig } from './commands/config.js';
+import { serverInUse } from './options.js';
+import { stdoutReaderGone } from './output.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 import { registerTokens } from './commands/tokens.js';
@@ -58,11 +60,29 @@ function usageErrorsInOneLine(command: Command): void {
         .replace(/^error: /, '')
         .replace(/\n\(Did you mean (.+)\?\)$/, ' (did you mean $1?)')
         .replace(/\.$/, '');
-      process.stderr.write(`runtrail: invalid_request: ${what}; \`${path.join(' ')} --help\` shows the usage\n`);
+      // `runtrail exec python3 -c '…'`: the command's own option, taken for one of exec's. Not
+      // for a near miss of exec's (--idle-timout), which commander names instead.
+      const commandsOption =
+        command.name() === 'exec' && err.code === 'commander.unknownOption' && !what.includes('did you mean')
+          ? ' (an option of the command goes after --: runtrail exec [options] -- CMD ARGS...)'
+          : '';
+      process.stderr.write(`runtrail: invalid_request: ${what}${commandsOption}; \`${path.join(' ')} --help\` shows the usage\n`);
     }
     process.exit(2);
   });
   for (const sub of command.commands) usageErrorsInOneLine(sub);
+}
+
+// A reader that stopped reading (`runtrail tail ID --events | head`, `export -o - | head -c`) is
+// not an error to report: exit at once and quietly, with the status a shell gives a process
+// SIGPIPE ended (`yes | head` under pipefail), instead of a stack or "connection lost"
+// (`exec` stops its command first).
+// Likewise stderr's (`2>&1 | head`), where nothing more can be said anyway.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    stdoutReaderGone();
+  });
 }
 
 program.parseAsync(process.argv).catch((err: unknown) => {
@@ -80,7 +100,9 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof TypeError && cause) {
     // fetch reports an unreachable server as TypeError("fetch failed") with the reason in `cause`.
     const reason = cause.code ?? cause.message ?? 'unreachable';
-    process.stderr.write(`runtrail: no server answers there (${reason}); start one with 'runtrail serve' or pass --server\n`);
+    // Named, since the user may not know which of --server, RUNTRAIL_URL and the default was used.
+    const where = serverInUse();
+    process.stderr.write(`runtrail: no server answers${where ? ` at ${where}` : ''} (${reason}); start one with 'runtrail serve' or pass --server\n`);
     process.exit(2);
   }
   process.stderr.write(`runtrail: ${(err as Error).stack ?? String(err)}\n`);

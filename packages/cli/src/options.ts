@@ -18,12 +18,24 @@ export function serverUrl(cmd: Command): string {
   return resolveServer(cmd).url;
 }
 
+/** The server the command resolved, for an error that comes from no server (fetch's "fetch failed" names none). */
+let resolvedUrl: string | undefined;
+
 /** serverUrl, and whether it was given (--server, RUNTRAIL_URL) rather than the default. */
 export function resolveServer(cmd: Command): { url: string; explicit: boolean } {
   const opts = cmd.optsWithGlobals<{ server?: string }>();
-  if (opts.server) return { url: checkedUrl(opts.server, '--server'), explicit: true };
-  if (process.env.RUNTRAIL_URL) return { url: checkedUrl(process.env.RUNTRAIL_URL, 'RUNTRAIL_URL'), explicit: true };
-  return { url: defaultServerUrl(), explicit: false };
+  const server = opts.server
+    ? { url: checkedUrl(opts.server, '--server'), explicit: true }
+    : process.env.RUNTRAIL_URL
+      ? { url: checkedUrl(process.env.RUNTRAIL_URL, 'RUNTRAIL_URL'), explicit: true }
+      : { url: defaultServerUrl(), explicit: false };
+  resolvedUrl = server.url;
+  return server;
+}
+
+/** The server URL this process's command talks to, once it resolved one. */
+export function serverInUse(): string | undefined {
+  return resolvedUrl;
 }
 
 /** An http(s) URL, or an error saying so: `127.0.0.1:4310` is not "a server that does not answer". */

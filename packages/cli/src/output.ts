@@ -8,3 +8,26 @@ export function print(text: string): void {
 export function printJson(value: unknown): void {
   print(JSON.stringify(value, null, 2));
 }
+
+/** Exit status when stdout's reader went away: what a shell reports for a process SIGPIPE ended. */
+export const EXIT_READER_GONE = 141;
+
+let readerGone: (() => void) | null = null;
+
+/**
+ * What to do when stdout's reader goes away (EPIPE: `runtrail … | head`)
+ * instead of exiting at once: `exec` first stops its command and ends the
+ * run. Returns the function that removes the handler.
+ */
+export function whenStdoutReaderGoes(handler: () => void): () => void {
+  readerGone = handler;
+  return () => {
+    if (readerGone === handler) readerGone = null;
+  };
+}
+
+/** stdout's reader went away: the command's handler, else exit quietly with EXIT_READER_GONE. */
+export function stdoutReaderGone(): void {
+  if (readerGone) readerGone();
+  else process.exit(EXIT_READER_GONE);
+}

@@ -46,11 +46,17 @@ export async function followRun(
   let printedSeq = 0;
   const draw = () => {
     const state = watch.getState();
+    // Stopped by an error (no such run, no access) before the run's end: the caller says it; a
+    // status line "ended" would read as though the run had.
+    if (state.connection === 'ended' && state.error && !state.snapshot.terminal) return;
     if (options.onEvent) {
+      // Up to the last event printed, not state.seq: replaying from 0, seq shows the stored
+      // snapshot's (the run's end) before its events arrive, which skipped every one of them.
       for (const event of state.events) {
-        if (event.seq > printedSeq) options.onEvent(`${event.seq} ${event.type} ${JSON.stringify(event.data)}`);
+        if (event.seq <= printedSeq) continue;
+        options.onEvent(`${event.seq} ${event.type} ${JSON.stringify(event.data)}`);
+        printedSeq = event.seq;
       }
-      printedSeq = state.seq;
       return;
     }
     const line = statusLine(state);
@@ -69,17 +75,22 @@ export async function followRun(
   try {
     final = await Promise.race([watch.done, gaveUp]);
   } catch (err) {
+    // Unsubscribed first: closing publishes "ended", which would be drawn as though the run had.
+    unsubscribe();
     watch.close();
     throw err;
   } finally {
     unsubscribe();
     if (silence) clearTimeout(silence);
   }
+  if (final.error && final.connection === 'ended' && !final.snapshot.terminal) {
+    watch.close();
+    throw final.error;
+  }
   draw();
   if (tty && options.live) options.live.end();
   else if (tty && !options.onEvent) process.stdout.write('\n');
   watch.close();
-  if (final.error && final.connection === 'ended' && !final.snapshot.terminal) throw final.error;
   return final;
 }
 

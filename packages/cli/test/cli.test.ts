@@ -1,10 +1,11 @@
+import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import { tempDir } from '@runtrail/test-support';
-import { runtrail as run, serve, type ServeProcess } from './harness.js';
+import { runtrail as run, serve, spawnCli, type ServeProcess } from './harness.js';
 
 const runtrail = (args: string[], env: Record<string, string> = {}, cwd?: string) => run(args, { env, cwd });
 
@@ -100,10 +101,10 @@ describe('runtrail CLI', () => {
     expect(header).toMatch(/^ID\s+NAME\s+STATUS\s+FAILED\s+.*PARENT\s+LABELS$/);
     expect(childRow).toMatch(new RegExp(`^${child.id}\\s+trial-19\\s+failed\\s+error\\s+.*${parent.id}\\s+lr=0.1,seed=3$`));
     expect(parentRow).toMatch(new RegExp(`^${parent.id}\\s+sweep-19\\s+succeeded\\s+-\\s+.*\\s-\\s+project=tune$`));
-    // A capped list says how many it leaves out.
-    const capped = (await runtrail(['runs', 'ls', '--search', '-19', '--limit', '1', '--server', url])).stdout.trim().split('\n');
-    expect(capped).toHaveLength(3);
-    expect(capped[2]).toMatch(/^… 1 of 2 runs shown \(1 succeeded, 1 failed\): --limit up to 200, or GET \/api\/v1\/runs\?cursor=\S+$/);
+    // A capped list says how many it leaves out, on stderr: stdout holds the table's lines only, for scripts.
+    const capped = await runtrail(['runs', 'ls', '--search', '-19', '--limit', '1', '--server', url]);
+    expect(capped.stdout.trim().split('\n')).toHaveLength(2);
+    expect(capped.stderr).toMatch(/^… 1 of 2 runs shown \(1 succeeded, 1 failed\): --limit up to 200, or GET \/api\/v1\/runs\?cursor=\S+\n$/);
     const onlyFailed = await runtrail(['runs', 'ls', '--failed-with', 'error', '--search', 'trial', '--json', '--server', url]);
     expect(JSON.parse(onlyFailed.stdout).runs.map((r: { id: string }) => r.id)).toEqual([child.id]);
 
@@ -147,6 +148,64 @@ describe('runtrail CLI', () => {
     expect(result.code).toBe(1);
   });
 
+  it('tail --events of a run that already ended prints every event from the first, then how it ended', async () => {
+    // Before: nothing but the end line, as the stored snapshot's seq (the end) counted as printed.
+    const client = new RuntrailClient({ url });
+    const run = await client.createRun({ name: 'ended before the tail' });
+    for (let i = 1; i <= 3; i++) run.progress(i, 3);
+    await run.succeed();
+    const result = await runtrail(['tail', run.id, '--events', '--server', url]);
+    expect(result.code).toBe(0);
+    const lines = result.stdout.trim().split('\n');
+    const progress = lines.filter((line) => / progress /.test(line));
+    expect(progress.map((line) => JSON.parse(line.split(' ').slice(2).join(' ')).done)).toEqual([1, 2, 3]);
+    expect(lines.map((line) => Number(line.split(' ')[0])).slice(0, -1)).toEqual(Array.from({ length: lines.length - 1 }, (_, i) => i + 1));
+    expect(lines.at(-2)).toMatch(/^\d+ run\.succeeded /);
+    expect(lines.at(-1)).toBe(`run ${run.id} ended succeeded`);
+  });
+
+  it('tail of a run that does not exist says so on stderr and draws no status line, exit 2', async () => {
+    const result = await runtrail(['tail', 'no-such-run', '--server', url]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe('runtrail: run_not_found: run no-such-run does not exist\n');
+  });
+
+  it('a reader that stops reading (| head) ends tail --events and export -o - at once and quietly, exit 141', async () => {
+    // Before: export said "the connection was lost ... (EPIPE)" and exited 2.
+    const client = new RuntrailClient({ url });
+    const run = await client.createRun({ name: 'piped' });
+    for (let i = 0; i < 5000; i++) run.count('steps');
+    await run.artifact('big.bin', new Uint8Array(4 * 1024 * 1024));
+    await run.succeed();
+    for (const args of [['tail', run.id, '--events'], ['export', run.id, '-o', '-', '--no-progress']]) {
+      const child = spawnCli([...args, '--server', url]);
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d));
+      // `head -c 1`: the first bytes read, then the pipe closed.
+      await once(child.stdout!, 'data');
+      child.stdout!.destroy();
+      const [code] = (await once(child, 'exit')) as [number | null];
+      expect({ args: args[0], code, stderr }).toEqual({ args: args[0], code: 141, stderr: '' });
+    }
+  });
+
+  it('exec whose reader stops reading (| head) stops the command, ends the run cancelled saying why, and exits 141', async () => {
+    // Before: exec died of an unhandled EPIPE with a stack, and the run was failed with "write EPIPE".
+    const child = spawnCli(['exec', '--name', 'piped-exec', '--server', url, '--', 'sh', '-c', 'while :; do echo line; done']);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d));
+    await once(child.stdout!, 'data');
+    child.stdout!.destroy();
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).toBe(141);
+    expect(stderr).not.toMatch(/EPIPE|\n\s+at /);
+    const runId = /runtrail: run (\S+) on /.exec(stderr)![1]!;
+    const ended = await new RuntrailClient({ url }).getRun(runId);
+    expect(ended.status).toBe('cancelled');
+    expect(ended.error!.message).toContain("stopped: its output's reader went away (stdout closed, as by | head)");
+  });
+
   it('says clearly when a run does not exist or no server answers', async () => {
     const missing = await runtrail(['runs', 'show', 'no-such-run', '--server', url]);
     expect(missing.code).toBe(2);
@@ -158,7 +217,8 @@ describe('runtrail CLI', () => {
     await new Promise((resolve) => closed.close(resolve));
     const down = await runtrail(['runs', 'ls', '--server', `http://127.0.0.1:${port}`]);
     expect(down.code).toBe(2);
-    expect(down.stderr).toContain('no server answers there (ECONNREFUSED)');
+    // The URL named: the user may not know whether --server, RUNTRAIL_URL or the default was used.
+    expect(down.stderr).toBe(`runtrail: no server answers at http://127.0.0.1:${port} (ECONNREFUSED); start one with 'runtrail serve' or pass --server\n`);
   });
 });
 

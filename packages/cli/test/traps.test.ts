@@ -46,6 +46,8 @@ describe('runtrail traps', () => {
     const port = await freePort();
     const result = await runtrail(['tail', 'some-run', '--server', `http://127.0.0.1:${port}`, '--give-up-after', '300']);
     expect(result.code).toBe(2);
+    // Giving up is not the run's end: no status line "ended" (closing the watcher drew one).
+    expect(result.stdout).not.toContain('ended');
     expect(lines(result.stderr)).toEqual([
       expect.stringMatching(new RegExp(`^runtrail: unavailable: no answer from http://127\\.0\\.0\\.1:${port} for 300 ms \\(.+\\); gave up \\(--give-up-after\\)$`)),
     ]);
@@ -77,6 +79,9 @@ describe('runtrail traps', () => {
       [['runs', 'ls', '--no-such-flag'], "runtrail: invalid_request: unknown option '--no-such-flag'; `runtrail runs ls --help` shows the usage"],
       [['tail'], "runtrail: invalid_request: missing required argument 'id'; `runtrail tail --help` shows the usage"],
       [['no-such-command'], "runtrail: invalid_request: unknown command 'no-such-command'; `runtrail --help` shows the usage"],
+      // The command's own option without -- before the command: said how to pass it.
+      [['exec', 'python3', '-c', 'print(1)'], "runtrail: invalid_request: unknown option '-c' (an option of the command goes after --: runtrail exec [options] -- CMD ARGS...); `runtrail exec --help` shows the usage"],
+      [['exec', '--idle-timout', '1m', '--', 'true'], "runtrail: invalid_request: unknown option '--idle-timout' (did you mean --idle-timeout?); `runtrail exec --help` shows the usage"],
     ];
     for (const [args, message] of cases) {
       const result = await runtrail(args);

@@ -11,6 +11,7 @@ import { DEFAULT_LEASE_TTL_MS, OUTPUT_LOG_ARTIFACT, RuntrailError, dashboardRunP
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
 import { DURATION_HELP, durationOption } from '../duration.js';
 import { resolveServer } from '../options.js';
+import { EXIT_READER_GONE, whenStdoutReaderGoes } from '../output.js';
 import { LiveLine, statusLine } from '../watch-line.js';
 
 interface ExecFlags {
@@ -127,6 +128,15 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       else terminated.abort(new Error('runtrail exec got SIGINT'));
     };
     const onTerminate = () => terminated.abort(new Error('runtrail exec got SIGTERM'));
+    // The reader of our stdout went away (`runtrail exec -- job | head`): as the shell's SIGPIPE
+    // would have, the command is stopped, and the run ends cancelled saying why, rather than exec
+    // dying mid-run (the run then reaped orphaned) or the job running on with no reader.
+    let stdoutGone = false;
+    const readerGone = new AbortController();
+    const forgetReader = whenStdoutReaderGoes(() => {
+      stdoutGone = true;
+      readerGone.abort(new Error("its output's reader went away (stdout closed, as by | head)"));
+    });
     process.on('SIGINT', onInterrupt);
     process.on('SIGTERM', onTerminate);
     const progress = live ? followLine(live, url, embedded ? undefined : process.env.RUNTRAIL_TOKEN || undefined, run.id) : null;
@@ -142,8 +152,16 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       child = spawnProcess(command, args, {
         sink: handleSink(run),
         env: runEnvironment({ runId: run.id, url }),
-        signal: AbortSignal.any([terminated.signal, run.signal]),
-        echo: flags.quiet ? false : live ? (stream, text) => live.print(stream === 'stdout' ? process.stdout : process.stderr, text) : true,
+        signal: AbortSignal.any([terminated.signal, run.signal, readerGone.signal]),
+        echo: flags.quiet
+          ? false
+          : (stream, text) => {
+              // Nothing more is echoed once a reader went away (with `2>&1 | head`, both streams' reader).
+              if (stdoutGone) return;
+              const to = stream === 'stdout' ? process.stdout : process.stderr;
+              if (live) live.print(to, text);
+              else to.write(text);
+            },
         onBadLine: (reason, line) => {
           badLines++;
           if (badLines <= BAD_LINES_SHOWN) say(`ignored a malformed ::runtrail:: line (${reason}): ${clip(line, 200)}`);
@@ -172,7 +190,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
         if (logToStore) await storeOutputLog(run, logToStore, say);
         return end(run, result);
       };
-      const code = interruptedByUser ? EXIT_INTERRUPTED : exitCodeOf(result);
+      const code = interruptedByUser ? EXIT_INTERRUPTED : stdoutGone && result.reason === 'aborted' ? EXIT_READER_GONE : exitCodeOf(result);
       // A server that went away is retried for minutes: say so rather than hang in silence.
       const notice = setTimeout(
         () => say(`waiting for the server at ${url} to record how run ${run.id} ended (it is retried for up to 5 min; Ctrl-C stops waiting)`),
@@ -212,6 +230,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       if (logToStore) await rm(logToStore, { force: true });
       process.off('SIGINT', onInterrupt);
       process.off('SIGTERM', onTerminate);
+      forgetReader();
       await endLine();
       run.close();
     }

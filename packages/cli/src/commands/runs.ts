@@ -51,8 +51,9 @@ export function registerRuns(program: Command): void {
       print(formatTable(page.runs));
       if (page.nextCursor) {
         // How much the table leaves out, by status, so a capped list does not pass for all of them.
+        // A note, so on stderr: a script reading the rows (`| awk 'NR>1 {print $1}'`) gets rows only.
         const counts = await client.countRuns(filter);
-        print(`… ${page.runs.length} of ${counts.total} runs shown (${byStatusText(counts)}): --limit up to 200, or GET /api/v1/runs?cursor=${page.nextCursor}`);
+        process.stderr.write(`… ${page.runs.length} of ${counts.total} runs shown (${byStatusText(counts)}): --limit up to 200, or GET /api/v1/runs?cursor=${page.nextCursor}\n`);
       }
     });
 
