@@ -30,8 +30,12 @@ function keptScroll(): number | null {
   return typeof y === 'number' && y > 0 ? y : null;
 }
 
-/** How long a page may take to grow tall enough (its rows, children and panels loading) to scroll back to. */
-const RESTORE_WITHIN_MS = 3000;
+/**
+ * How long a page may take to grow tall enough (its rows, children and panels loading) to scroll back to.
+ * Generous: a busy server or machine took over 3 s to load a list, and the reader, Back at the top,
+ * lost their place. Any scroll or key of theirs ends the wait at once.
+ */
+const RESTORE_WITHIN_MS = 10_000;
 /** The reader moving the page themselves: their position wins over the kept one. */
 const READER_INPUT = ['wheel', 'touchmove', 'keydown', 'mousedown'] as const;
 
