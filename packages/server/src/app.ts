@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import { uuidv7 } from 'uuidv7';
 import { openBlobStore, type BlobStore, type RunStore } from '@runtrail/store';
-import { MAX_ARTIFACT_NAME, MAX_RUN_TOKEN_TTL_S } from '@runtrail/protocol';
+import { MAX_ARTIFACT_NAME, MAX_RUN_TOKEN_TTL_S, RuntrailError, echo } from '@runtrail/protocol';
 import { ArtifactService, registerArtifactRoutes } from './artifacts/index.js';
 import type { ServerConfig } from './config.js';
 import { Executor, registerExecutorRoutes } from './executor/index.js';
@@ -147,6 +147,16 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   http.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body === '') done(null, undefined);
     else parseJson(request, body as string, done);
+  });
+  // Bodies are read as sent: a compressed one was parsed as if it were not ("not valid JSON"), and
+  // an upload's compressed bytes would be stored as its content. Refused, naming the header.
+  http.addHook('onRequest', async (request) => {
+    const encoding = request.headers['content-encoding'];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+      throw new RuntrailError('invalid_request', `content-encoding ${JSON.stringify(echo(encoding))} is not supported: send the body uncompressed, without a Content-Encoding header`, {
+        issues: [{ path: 'content-encoding', message: 'must be absent (or identity)' }],
+      });
+    }
   });
   const guard = new BrowserGuard(config);
   guard.install(http);

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT_HEADER, buildPath, foldEvents, routes, type RouteName, type RouteParams, type Run, type RunEvent } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '../start.js';
@@ -532,6 +533,32 @@ describe('HTTP API: bad input changes nothing and says exactly what is wrong', (
     const empty = await request('POST', path, '', { 'content-type': 'application/json' });
     expectError(empty, 400, 'invalid_request');
     await unchanged();
+  });
+
+  it('400 naming Content-Encoding for a compressed body (it was parsed as plain, or stored compressed), and nothing of it is written', async () => {
+    const path = url('appendEvents', { id: run.id });
+    const json = JSON.stringify(events({ type: 'x.ok' }));
+    for (const [encoding, body] of [['gzip', gzipSync(json)], ['br', Buffer.from(json)]] as const) {
+      const res = await fetch(server.url + path, { method: 'POST', body, headers: { [CLIENT_HEADER]: 'test', 'content-type': 'application/json', 'content-encoding': encoding } });
+      const reply = { status: res.status, body: await res.json(), headers: res.headers };
+      expectError(reply, 400, 'invalid_request', 'content-encoding');
+      expect(reply.body.error.message).toBe(`content-encoding "${encoding}" is not supported: send the body uncompressed, without a Content-Encoding header`);
+    }
+    const upload = await fetch(server.url + url('putArtifact', { id: run.id, name: 'report.txt' }), {
+      method: 'PUT',
+      body: gzipSync('hello'),
+      headers: { [CLIENT_HEADER]: 'test', 'content-type': 'text/plain', 'content-encoding': 'gzip' },
+    });
+    expect(upload.status).toBe(400);
+    await unchanged();
+    // Saying identity (no encoding), the same body is taken.
+    const other = await createRun({ name: 'identity' });
+    const plain = await fetch(server.url + url('appendEvents', { id: other.id }), {
+      method: 'POST',
+      body: json,
+      headers: { [CLIENT_HEADER]: 'test', 'content-type': 'application/json', 'content-encoding': 'identity' },
+    });
+    expect(plain.status).toBe(200);
   });
 
   it('413 payload_too_large for a body over the limit, and nothing of it is written', async () => {
