@@ -29,6 +29,8 @@ export function artifactNameProblem(name: string): string | null {
   if (name === '.') return 'is "."';
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return 'contains a control character';
+  // The "Trojan Source" trick: "report\u202Egnp.exe" is shown as "reportexe.png" in every file list.
+  if (/[\u202a-\u202e\u2066-\u2069]/.test(name)) return 'contains a bidirectional control character (U+202A to U+202E, U+2066 to U+2069), which shows a name as another';
   return null;
 }
 

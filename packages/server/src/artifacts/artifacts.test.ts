@@ -191,13 +191,14 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
   });
 
   describe('artifacts: refused uploads leave nothing behind', () => {
-    it('refuses path-traversal and control-character names with 400', async () => {
+    it('refuses path-traversal, control-character and bidi-override names with 400', async () => {
       const run = await createRun();
-      for (const name of ['../escape.txt', 'a/b.txt', 'a\\b.txt', 'x\u0000y', 'bell\u0007', 'n'.repeat(401)]) {
+      for (const name of ['../escape.txt', 'a/b.txt', 'a\\b.txt', 'x\u0000y', 'bell\u0007', 'n'.repeat(401), 'evil\u202egnp.exe', 'x\u2066y.txt']) {
         const res = await put(run.id, name, 'data');
         expect(res.status, name).toBe(400);
         expect(res.body.error.code).toBe('invalid_request');
       }
+      expect((await put(run.id, 'evil\u202egnp.exe', 'data')).body.error.message).toMatch(/bidirectional control character/);
       // Raw requests whose paths decode to traversal names (fetch would normalise them away).
       for (const raw of ['..', '%2E%2E', '..%2F..%2Fpasswd', '%2e%2e%5cwin.ini']) {
         const status = await new Promise<number>((resolve, reject) => {
@@ -213,6 +214,8 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
       }
       expect(await list(run.id)).toEqual([]);
       expect(filesOnDisk()).toEqual([]);
+      // Right-to-left text itself is a name like any other.
+      expect((await put((await createRun()).id, '\u05d3\u05d5\u05f4\u05d7.txt', 'data')).status).toBe(201);
     });
 
     it('refuses a Content-Type that is no media type with 400 naming the header, not "send JSON"', async () => {
