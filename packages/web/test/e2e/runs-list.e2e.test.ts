@@ -360,6 +360,34 @@ describe('the runs list in a real browser', () => {
     for (const id of [...olderKids, older, wide, root]) await finish(id, { status: 'succeeded' });
   });
 
+  it('re-counts the totals at once when a run ends at any depth shown, not at the next poll', async () => {
+    const root = await create({ name: 'deep-recount' });
+    const child = await create({ name: 'deep-recount-1', parentId: root });
+    const grandchild = await create({ name: 'deep-recount-2', parentId: child });
+    const greatGrandchild = await create({ name: 'deep-recount-3', parentId: grandchild });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    // When the page asked for the totals (not a family's count, which names its parent).
+    const asked: number[] = [];
+    page.on('request', (req) => {
+      const url = new URL(req.url());
+      if (url.pathname.endsWith('/run-counts') && !url.searchParams.has('parentId')) asked.push(Date.now());
+    });
+    await page.goto(`${server!.url}/`);
+    await row(page, greatGrandchild).waitFor();
+    for (const id of [greatGrandchild, grandchild]) {
+      // Right after a read of the totals, so the next poll is a whole interval (5 s) away.
+      const seen = asked.length;
+      await waitUntil(() => asked.length > seen, { what: 'a read of the totals' });
+      const last = asked.at(-1)!;
+      await finish(id, { status: 'succeeded' });
+      await waitUntil(async () => (await textNow(row(page, id).getByTestId('status'))) === 'succeeded', { what: 'the row to show the run ended' });
+      const next = await waitUntil(() => asked.find((t) => t > last), { what: 'the totals to be read again', timeoutMs: 15_000 });
+      expect(next - last, `depth ${id === grandchild ? 2 : 3}`).toBeLessThan(4000);
+    }
+    await page.close();
+    for (const id of [child, root]) await finish(id, { status: 'succeeded' });
+  });
+
   it('a page address the server refuses (a hand-edited cursor) says why once, instead of reconnecting for ever', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`${server!.url}/?cursor=garbage`);

@@ -1,4 +1,4 @@
-import { Fragment, useState, type CSSProperties, type ReactNode } from 'react';
+import { Fragment, useCallback, useEffect, useId, useState, type CSSProperties, type ReactNode } from 'react';
 import { MAX_PARENT_IDS, RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, type RunsFilter, type Snapshot, hasCalls, unfinishedCalls } from '@runtrail/protocol';
 import { ProgressBar } from '../../components/ProgressBar.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
@@ -40,6 +40,13 @@ interface Folding {
   toggle(id: string): void;
 }
 
+/**
+ * What a family's rows below the top two generations tell the totals: each
+ * generation reports its runs' states under a key of its own (null when it
+ * goes), so a grandchild that ends re-counts them at once, as a child does.
+ */
+type ReportShown = (key: string, states: string | null) => void;
+
 /** What the totals follow of a run: whether it started, ended or stalled. */
 const stateKey = (runs: readonly Run[]) => runs.map((r) => `${r.id}:${r.status}:${r.snapshot.stalled ? 1 : 0}`).join(',');
 
@@ -78,6 +85,18 @@ function NestedTable(props: RunsTableProps) {
         return next;
       }),
   };
+  const [deeper, setDeeper] = useState<ReadonlyMap<string, string>>(new Map());
+  const report = useCallback<ReportShown>(
+    (key, states) =>
+      setDeeper((known) => {
+        if ((known.get(key) ?? null) === states) return known;
+        const next = new Map(known);
+        if (states === null) next.delete(key);
+        else next.set(key, states);
+        return next;
+      }),
+    [],
+  );
   const rows: ReactNode[] = [];
   const shown: Run[] = [];
   for (const run of runs) {
@@ -85,9 +104,10 @@ function NestedTable(props: RunsTableProps) {
     const open = !collapsed.has(run.id);
     shown.push(run, ...children);
     rows.push(<RunRow key={run.id} run={run} now={now} family={family(run)} open={open} onToggle={children.length > 0 ? () => folding.toggle(run.id) : undefined} />);
-    if (open && children.length > 0) rows.push(<Generation key={`${run.id}-children`} runs={children} depth={1} now={now} folding={folding} />);
+    if (open && children.length > 0) rows.push(<Generation key={`${run.id}-children`} runs={children} depth={1} now={now} folding={folding} report={report} />);
   }
-  return <Table {...props} rows={rows} shown={shown} />;
+  const changedDeeper = [...deeper.keys()].sort().map((k) => deeper.get(k)).join(';');
+  return <Table {...props} rows={rows} shown={shown} changedDeeper={changedDeeper} />;
 }
 
 /**
@@ -95,24 +115,29 @@ function NestedTable(props: RunsTableProps) {
  * its own children under it, to any depth. One live subscription asks for the
  * children of up to MAX_PARENT_IDS of these runs (the API's bound), so a
  * family of 200 children is 4; a generation opens only under a parent that
- * is shown and unfolded. The totals' prompt re-read follows the top two
- * generations (NestedTable's `shown`); deeper runs reach them by its poll.
+ * is shown and unfolded.
  */
-function Generation({ runs, depth, now, folding }: { runs: readonly Run[]; depth: number; now: number; folding: Folding }) {
+function Generation({ runs, depth, now, folding, report }: { runs: readonly Run[]; depth: number; now: number; folding: Folding; report: ReportShown }) {
   const chunks: Run[][] = [];
   for (let i = 0; i < runs.length; i += MAX_PARENT_IDS) chunks.push(runs.slice(i, i + MAX_PARENT_IDS));
   return (
     <>
       {/* By place: a new child at the top shifts the chunks, and each keeps its subscription (re-aimed) rather than a new one. */}
       {chunks.map((chunk, i) => (
-        <GenerationChunk key={i} runs={chunk} depth={depth} now={now} folding={folding} />
+        <GenerationChunk key={i} runs={chunk} depth={depth} now={now} folding={folding} report={report} />
       ))}
     </>
   );
 }
 
-function GenerationChunk({ runs, depth, now, folding }: { runs: readonly Run[]; depth: number; now: number; folding: Folding }) {
+function GenerationChunk({ runs, depth, now, folding, report }: { runs: readonly Run[]; depth: number; now: number; folding: Folding; report: ReportShown }) {
   const { byParent, family } = useFamilies(runs);
+  // The children this chunk fetched (depth + 1, two below the top or deeper): NestedTable's own `shown`
+  // covers the top two generations.
+  const id = useId();
+  const states = stateKey([...byParent.values()].flat());
+  useEffect(() => report(id, states), [report, id, states]);
+  useEffect(() => () => report(id, null), [report, id]);
   return (
     <>
       {runs.map((run) => {
@@ -121,7 +146,7 @@ function GenerationChunk({ runs, depth, now, folding }: { runs: readonly Run[]; 
         return (
           <Fragment key={run.id}>
             <RunRow run={run} now={now} depth={depth} family={family(run)} open={open} onToggle={children.length > 0 ? () => folding.toggle(run.id) : undefined} />
-            {open && children.length > 0 && <Generation runs={children} depth={depth + 1} now={now} folding={folding} />}
+            {open && children.length > 0 && <Generation runs={children} depth={depth + 1} now={now} folding={folding} report={report} />}
           </Fragment>
         );
       })}
@@ -129,9 +154,9 @@ function GenerationChunk({ runs, depth, now, folding }: { runs: readonly Run[]; 
   );
 }
 
-function Table({ runs, rows, shown, empty, onClear, countFilter, onPick }: RunsTableProps & { rows: ReactNode[]; shown: readonly Run[] }) {
-  // A run shown here that starts, ends or stalls changes the totals: read them again then.
-  const changed = stateKey(shown);
+function Table({ runs, rows, shown, changedDeeper = '', empty, onClear, countFilter, onPick }: RunsTableProps & { rows: ReactNode[]; shown: readonly Run[]; changedDeeper?: string }) {
+  // A run shown here, at any depth, that starts, ends or stalls changes the totals: read them again then.
+  const changed = `${stateKey(shown)};${changedDeeper}`;
   const counts = useRunCounts(countFilter, changed);
   return (
     <>
