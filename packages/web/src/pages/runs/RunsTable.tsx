@@ -322,12 +322,6 @@ function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onTogg
               {open ? '▾' : '▸'} {familyText(family)}
             </button>
           )}
-          {/* Every child this run has is older than the ones its generation shows: none listed, but they exist. */}
-          {!onToggle && family.cut && family.total !== null && (
-            <Link href={dashboardRunPath(run.id)} className="toggle unlisted" data-testid="unlisted-children">
-              {family.total} child runs, not listed
-            </Link>
-          )}
           <Link href={dashboardRunPath(run.id)} className="run-name">
             {name}
           </Link>
@@ -344,6 +338,14 @@ function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onTogg
             </span>
           )}
         </div>
+        {/* Every child this run has is older than the ones its generation shows: none listed, but they exist. */}
+        {!onToggle && family.cut && family.total !== null && (
+          <div className="muted small">
+            <Link href={dashboardRunPath(run.id)} data-testid="unlisted-children">
+              {family.total} child runs, not listed
+            </Link>
+          </div>
+        )}
         {!nested && run.parentId !== null && (
           <div className="muted small">
             child of <Link href={dashboardRunPath(run.parentId)}>{run.parentId.slice(-8)}</Link>
