@@ -111,8 +111,20 @@ export function useRunCounts(filter: RunsFilter, changed: string): RunCounts | n
   return counts.key === key ? counts.counts : null;
 }
 
+export interface ChildRuns {
+  byParent: Map<string, Run[]>;
+  /**
+   * Null when every child of these parents is here. Otherwise the
+   * subscription is full (MAX_CHILDREN, the newest, for all the parents
+   * together) and children created before this time may be missing: a
+   * parent created at or before it may have more than it shows.
+   */
+  cutBefore: number | null;
+  error: Error | null;
+}
+
 /** Children of these runs, live (newest first), by parent; one subscription for the whole page. */
-export function useChildRuns(parentIds: readonly string[]): { byParent: Map<string, Run[]>; error: Error | null } {
+export function useChildRuns(parentIds: readonly string[]): ChildRuns {
   // No parent on the page: a filter nothing matches rather than a second hook path (hooks cannot be conditional).
   const live = useRuns(parentIds.length > 0 ? { parentIds: parentIds.join(',') } : { parentId: NO_PARENT }, { limit: MAX_CHILDREN, throttleMs: LIVE_RENDER_MS });
   const byParent = new Map<string, Run[]>();
@@ -122,8 +134,39 @@ export function useChildRuns(parentIds: readonly string[]): { byParent: Map<stri
     list.push(run);
     byParent.set(run.parentId, list);
   }
-  return { byParent, error: live.error };
+  const cutBefore = live.runs.length >= MAX_CHILDREN ? Math.min(...live.runs.map((r) => r.createdAt)) : null;
+  return { byParent, cutBefore, error: live.error };
 }
 /** The most children one page shows under its parents (the API's largest page). */
 export const MAX_CHILDREN = 200;
 const NO_PARENT = '-no-parent-';
+
+/**
+ * How many children each of these runs has in all (GET /run-counts per
+ * parent), read again every COUNTS_POLL_MS; for the few parents whose
+ * children a full subscription may have cut off (ChildRuns.cutBefore), so
+ * the list can say "200 of 534" at every depth. A parent not yet counted is
+ * missing from the map.
+ */
+export function useChildTotals(parentIds: readonly string[]): ReadonlyMap<string, number> {
+  const key = [...parentIds].sort().join(',');
+  // Kept across changes of the parents asked about, so a count already read does not blink back to "+".
+  const [totals, setTotals] = useState<ReadonlyMap<string, number>>(EMPTY_TOTALS);
+  useEffect(() => {
+    if (key === '') return;
+    const ids = key.split(',');
+    const stop = new AbortController();
+    pollEvery(
+      async () => new Map(await Promise.all(ids.map(async (id) => [id, (await client.countRuns({ parentId: id })).total] as const))),
+      {
+        onValue: (byParent) => setTotals((known) => new Map([...known, ...byParent])),
+        // The list still says "+" (some not shown) without the number; the poll asks again.
+        onError: () => undefined,
+      },
+      { intervalMs: COUNTS_POLL_MS, backoff: { maxMs: MAX_POLL_BACKOFF_MS }, signal: stop.signal },
+    );
+    return () => stop.abort();
+  }, [key]);
+  return totals;
+}
+const EMPTY_TOTALS: ReadonlyMap<string, number> = new Map();

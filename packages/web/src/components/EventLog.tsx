@@ -1,9 +1,10 @@
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
+import { useLayoutEffect, useMemo, useRef, useState } from 'react';
 import type { RunEvent } from '@runtrail/protocol';
 import { formatClock, formatNumber } from '../format.js';
 import { callLabels, eventSummary } from './event-summary.js';
 import { visibleText } from '../visible-text.js';
+import { useFollowTail } from './use-follow-tail.js';
 
 const ROW_HEIGHT = 24;
 
@@ -48,9 +49,7 @@ function indexOfSeq(events: readonly RunEvent[], seq: number): number {
 export function EventLog({ events, total }: { events: readonly RunEvent[]; total: number }) {
   const [type, setType] = useState('');
   const [text, setText] = useState('');
-  const [follow, setFollow] = useState(true);
   const [expanded, setExpanded] = useState<ReadonlySet<number>>(() => new Set());
-  const scroller = useRef<HTMLDivElement>(null);
   const toggle = (seq: number) =>
     setExpanded((open) => {
       const next = new Set(open);
@@ -73,6 +72,9 @@ export function EventLog({ events, total }: { events: readonly RunEvent[]; total
     );
   }, [events, type, text, labels]);
 
+  // Rows not yet measured have no height to scroll to: the virtualiser scrolls to the last one.
+  const tail = useFollowTail<HTMLDivElement>(shown.length, { toEnd: () => shown.length > 0 && rows.scrollToIndex(shown.length - 1, { align: 'end' }) });
+  const { following: follow, setFollowing: setFollow, ref: scroller } = tail;
   const rows = useVirtualizer({
     count: shown.length,
     getScrollElement: () => scroller.current,
@@ -81,10 +83,6 @@ export function EventLog({ events, total }: { events: readonly RunEvent[]; total
     getItemKey: (index) => shown[index]!.seq,
     overscan: 12,
   });
-
-  useEffect(() => {
-    if (follow && shown.length > 0) rows.scrollToIndex(shown.length - 1, { align: 'end' });
-  }, [follow, shown.length, rows]);
 
   // Not following, the rows in view stay in view. The page holds a long
   // run's latest events, so each new one pushes the oldest out at the top;
@@ -104,17 +102,14 @@ export function EventLog({ events, total }: { events: readonly RunEvent[]; total
     const index = indexOfSeq(shown, kept.seq);
     const item = index >= 0 ? rows.measurementsCache[index] : undefined;
     if (item && Math.abs(el.scrollTop - (item.start - kept.offset)) >= 1) el.scrollTop = item.start - kept.offset;
-  }, [shown, follow, rows]);
+  }, [shown, follow, rows, scroller]);
 
   // Seqs are 1, 2, … per run: held events that do not start at 1 are the latest of more.
   const partial = events.length > 0 && events[0]!.seq > 1 && total > events.length;
   const held = partial ? `the latest ${formatNumber(events.length)} of ${formatNumber(total)}` : formatNumber(events.length);
 
   const onScroll = () => {
-    const el = scroller.current;
-    if (!el) return;
-    const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < ROW_HEIGHT * 2;
-    if (atBottom !== follow) setFollow(atBottom);
+    tail.handlers.onScroll();
     rememberAnchor();
   };
 
@@ -152,7 +147,7 @@ export function EventLog({ events, total }: { events: readonly RunEvent[]; total
           loaded here (<code>runtrail export</code> has them all).
         </p>
       )}
-      <div ref={scroller} className="log-scroll" onScroll={onScroll} role="log" aria-label="event log" tabIndex={0}>
+      <div ref={scroller} className="log-scroll" {...tail.handlers} onScroll={onScroll} role="log" aria-label="event log" tabIndex={0}>
         <div style={{ height: rows.getTotalSize(), position: 'relative' }}>
           {rows.getVirtualItems().map((row) => {
             const e = shown[row.index]!;

@@ -224,6 +224,60 @@ describe('the run page in a real browser', () => {
       }
     });
 
+    it('the timeline of a live run follows its newest calls, stays put once scrolled up, and jumps back on request', async () => {
+      const run = await createRun({ name: `busy-${viewport.name}` });
+      let next = 0;
+      // Each batch: `n` calls started, all but the last three of them done; more than the box shows at once.
+      const calls = async (n: number) => {
+        const events: object[] = [];
+        for (let i = 0; i < n; i++) events.push({ type: 'call.started', data: { callId: `c${next + i}`, label: `doc ${next + i}` } });
+        for (let i = 0; i < n - 3; i++) events.push({ type: 'call.succeeded', data: { callId: `c${next + i}` } });
+        next += n;
+        await send(run.id, events);
+      };
+      await send(run.id, [{ type: 'phase', data: { name: 'evaluate', status: 'started' } }]);
+      await calls(60);
+      await open(run.id, `busy-${viewport.name}`);
+      const timeline = page.getByRole('table', { name: 'phases, child runs and calls over time' });
+      const rows = timeline.locator('.tl-row[data-kind="call"]');
+      const atEnd = () => timeline.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 8);
+      const scrollTop = () => timeline.evaluate((el) => el.scrollTop);
+      const jump = page.getByRole('button', { name: 'jump to the latest calls' });
+      await waitUntil(async () => (await rows.count()) === 60, { what: 'the 60 calls on the timeline' });
+      expect(await timeline.evaluate((el) => el.scrollHeight > el.clientHeight + 100)).toBe(true);
+      // Not scrolled yet: the calls in flight, at the bottom, are in view.
+      await waitUntil(atEnd, { what: 'the timeline to show its newest calls' });
+      expect(await rows.last().isVisible()).toBe(true);
+      await calls(20);
+      await waitUntil(async () => (await rows.count()) === 80, { what: '20 more calls' });
+      await waitUntil(atEnd, { what: 'the timeline to follow the new calls' });
+      expect(await jump.count()).toBe(0);
+
+      // Scrolled up, it stays where the reader is while calls keep coming, and offers the way back.
+      await timeline.hover();
+      await page.mouse.wheel(0, -100_000);
+      await jump.waitFor();
+      await waitUntil(
+        async () => {
+          if ((await scrollTop()) === 0) return true;
+          await page.mouse.wheel(0, -2_000);
+          return false;
+        },
+        { what: 'the scroll to reach the top' },
+      );
+      await calls(20);
+      await waitUntil(async () => (await rows.count()) === 100, { what: 'calls while scrolled up' });
+      expect(await scrollTop()).toBe(0);
+      expect(await withinViewport(page, jump)).toBe(true);
+      await jump.click();
+      await waitUntil(atEnd, { what: 'the timeline to jump to its newest calls' });
+      await jump.waitFor({ state: 'detached' });
+      await calls(10);
+      await waitUntil(async () => (await rows.count()) === 110, { what: 'calls after the jump' });
+      await waitUntil(atEnd, { what: 'the timeline to follow again' });
+      await finish(run.id, { status: 'succeeded' });
+    });
+
     it('lists child runs with their parameters and results, sorts by a column, compares a metric across them and draws them on the timeline', async () => {
       const parent = await createRun({ name: `autotune-${viewport.name}` });
       const t0 = Date.now();

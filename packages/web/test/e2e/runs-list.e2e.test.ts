@@ -331,6 +331,66 @@ describe('the runs list in a real browser', () => {
     for (const id of [late, grandchild, child, sibling, root]) await finish(id, { status: 'succeeded' });
   });
 
+  it('says at every depth when a family has more children than the list shows, and how many', async () => {
+    const root = await create({ name: 'big-family' });
+    const older = await create({ name: 'big-older', parentId: root });
+    const olderKids = [await create({ name: 'big-older-1', parentId: older }), await create({ name: 'big-older-2', parentId: older })];
+    const wide = await create({ name: 'big-trials', parentId: root });
+    // One more grandchild than the list asks for under a group of parents (200): their newest 200 are big-trials'.
+    const wideKids: string[] = [];
+    for (let i = 0; i < 201; i += 25) {
+      const batch = Array.from({ length: Math.min(25, 201 - i) }, (_, j) => create({ name: `big-trial-${i + j}`, parentId: wide }));
+      wideKids.push(...(await Promise.all(batch)));
+    }
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${server!.url}/`);
+    // Two levels down, the parent with more children than shown says so, with how many there are.
+    const wideToggle = row(page, wide).locator('button.toggle');
+    await waitUntil(async () => (await textNow(wideToggle)) === '▾ 200 of 201', { what: 'big-trials to say it shows 200 of its 201 children' });
+    expect(await wideToggle.getAttribute('aria-label')).toBe('hide the 200 of 201 child runs of big-trials');
+    // Its sibling's children are older than all 200 shown: none of them is listed, and its row says they exist.
+    await waitUntil(async () => (await textNow(row(page, older).getByTestId('unlisted-children'))) === '2 child runs, not listed', {
+      what: 'big-older to say its 2 children are not listed',
+    });
+    expect(await row(page, older).getByTestId('unlisted-children').getAttribute('href')).toBe(`/runs/${older}`);
+    // A family shown whole says just how many.
+    expect(await textNow(row(page, root).locator('button.toggle'))).toBe('▾ 2');
+    await page.close();
+    for (let i = 0; i < wideKids.length; i += 25) await Promise.all(wideKids.slice(i, i + 25).map((id) => finish(id, { status: 'succeeded' })));
+    for (const id of [...olderKids, older, wide, root]) await finish(id, { status: 'succeeded' });
+    // 204 rows more would make every later page of this list long, and its scroll-back test slow to settle.
+    const gone = await fetch(`${server!.url}/api/v1/runs/${root}`, { method: 'DELETE', headers: { 'x-runtrail-client': '1' } });
+    expect(gone.status, await gone.text()).toBeLessThan(300);
+  });
+
+  it('re-counts the totals at once when a run ends at any depth shown, not at the next poll', async () => {
+    const root = await create({ name: 'deep-recount' });
+    const child = await create({ name: 'deep-recount-1', parentId: root });
+    const grandchild = await create({ name: 'deep-recount-2', parentId: child });
+    const greatGrandchild = await create({ name: 'deep-recount-3', parentId: grandchild });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    // When the page asked for the totals (not a family's count, which names its parent).
+    const asked: number[] = [];
+    page.on('request', (req) => {
+      const url = new URL(req.url());
+      if (url.pathname.endsWith('/run-counts') && !url.searchParams.has('parentId')) asked.push(Date.now());
+    });
+    await page.goto(`${server!.url}/`);
+    await row(page, greatGrandchild).waitFor();
+    for (const id of [greatGrandchild, grandchild]) {
+      // Right after a read of the totals, so the next poll is a whole interval (5 s) away.
+      const seen = asked.length;
+      await waitUntil(() => asked.length > seen, { what: 'a read of the totals' });
+      const last = asked.at(-1)!;
+      await finish(id, { status: 'succeeded' });
+      await waitUntil(async () => (await textNow(row(page, id).getByTestId('status'))) === 'succeeded', { what: 'the row to show the run ended' });
+      const next = await waitUntil(() => asked.find((t) => t > last), { what: 'the totals to be read again', timeoutMs: 15_000 });
+      expect(next - last, `depth ${id === grandchild ? 2 : 3}`).toBeLessThan(4000);
+    }
+    await page.close();
+    for (const id of [child, root]) await finish(id, { status: 'succeeded' });
+  });
+
   it('a page address the server refuses (a hand-edited cursor) says why once, instead of reconnecting for ever', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`${server!.url}/?cursor=garbage`);

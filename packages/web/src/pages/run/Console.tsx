@@ -1,8 +1,9 @@
-import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
+import { useEffect, useMemo, useState, type ReactNode } from 'react';
 import { OUTPUT_LOG_ARTIFACT, RuntrailError, SNAPSHOT_LIMITS, type ArtifactRecord, type RunEvent, type Snapshot } from '@runtrail/protocol';
 import { client, messageOf } from '../../client.js';
 import { TRY_AGAIN, isUnreachable, problemText } from '../../problem-text.js';
 import { fileNameOf, saveResponse } from '../../components/download.js';
+import { useFollowTail } from '../../components/use-follow-tail.js';
 import { countOf, formatNumber } from '../../format.js';
 import { visibleText } from '../../visible-text.js';
 import { terminalLine } from './terminal-line.js';
@@ -101,9 +102,7 @@ export function Console({
   ended: boolean;
 }) {
   const [search, setSearch] = useState('');
-  const [follow, setFollow] = useState(true);
   const [downloadError, setDownloadError] = useState<string | null>(null);
-  const scroller = useRef<HTMLDivElement>(null);
   const logFile = useLogFile(runId, artifacts, ended);
   const lines = useMemo(() => linesOf(events), [events]);
   const needle = search.trim().toLowerCase();
@@ -115,19 +114,8 @@ export function Console({
   const within = olderOutput ? ` in the latest ${formatNumber(events.length)} events` : '';
   const shown = useMemo(() => (needle ? lines.filter((l) => l.message.toLowerCase().includes(needle)) : lines), [lines, needle]);
 
-  useEffect(() => {
-    const el = scroller.current;
-    if (follow && el) el.scrollTop = el.scrollHeight;
-  }, [follow, shown]);
-
-  // Scrolling up stops following at once (a wheel, a swipe or a key says so
-  // before the scroll position does, so new output cannot pull the reader
-  // back down); reaching the bottom again resumes it.
-  const stopFollowing = () => setFollow(false);
-  const onScroll = () => {
-    const el = scroller.current;
-    if (el && !follow && el.scrollHeight - el.scrollTop - el.clientHeight < 8) setFollow(true);
-  };
+  const tail = useFollowTail<HTMLDivElement>(shown);
+  const follow = tail.following;
 
   const download = async () => {
     setDownloadError(null);
@@ -147,7 +135,7 @@ export function Console({
         </h2>
         <div className="filters">
           <input type="search" aria-label="search the output" placeholder="search output" value={search} onChange={(e) => setSearch(e.target.value)} />
-          <button type="button" className="small" aria-pressed={follow} onClick={() => setFollow((f) => !f)}>
+          <button type="button" className="small" aria-pressed={follow} onClick={() => tail.setFollowing(!follow)}>
             {follow ? 'Following' : 'Follow'}
           </button>
           {logFile.state === 'here' && (
@@ -168,15 +156,12 @@ export function Console({
         </p>
       )}
       <div
-        ref={scroller}
+        ref={tail.ref}
         className="console"
         role="log"
         aria-label="run output"
         tabIndex={0}
-        onScroll={onScroll}
-        onWheel={(e) => e.deltaY < 0 && stopFollowing()}
-        onTouchMove={stopFollowing}
-        onKeyDown={(e) => (e.key === 'ArrowUp' || e.key === 'PageUp' || e.key === 'Home') && stopFollowing()}
+        {...tail.handlers}
       >
         {lines.length === 0 ? (
           <p className="muted console-empty">{olderOutput ? `No output${within}.` : ended ? 'No output.' : 'No output yet.'}</p>

@@ -4,6 +4,7 @@ import { formatDuration, formatNumber } from '../../format.js';
 import { Link } from '../../router.js';
 import { axisSpan, callBars, childBars, endOpenBars, phaseBars, tickLabel, timeTicks, type TimelineBar } from './timeline.js';
 import { visibleText } from '../../visible-text.js';
+import { useFollowTail } from '../../components/use-follow-tail.js';
 import './run-insights.css';
 
 const GROUP_TITLES = { phase: 'Phases', child: 'Child runs', call: 'Calls' } as const;
@@ -43,6 +44,9 @@ export function Timeline({
     ].filter((g) => g.bars.length > 0),
     [snapshot, children, calls, finishedAt],
   );
+  // Calls are drawn oldest first, so the ones in flight are at the bottom of the box: while the run
+  // goes on it keeps them in view, as the Console keeps the newest line, until the reader scrolls up.
+  const tail = useFollowTail<HTMLDivElement>(groups, { enabled: finishedAt === null });
   if (groups.length === 0) return null;
   const all = groups.flatMap((g) => g.bars);
   const from = Math.min(run.startedAt ?? run.createdAt, ...all.map((b) => b.start));
@@ -57,11 +61,15 @@ export function Timeline({
       <h2 id="timeline-title">Timeline</h2>
       {/* Bars are placed by CSS from the axis span (--span here, --start/--duration on each bar), so as the
           run goes on only this element and the running bars change, not every bar of a long run. */}
+      <div className="timeline-box">
       <div
+        ref={tail.ref}
         className="timeline"
         role="table"
         aria-label="phases, child runs and calls over time"
+        tabIndex={0}
         style={{ '--span': span } as CSSProperties}
+        {...tail.handlers}
       >
         <div className="tl-row tl-axis" role="row" aria-hidden="true">
           <span className="tl-label" />
@@ -93,6 +101,12 @@ export function Timeline({
             ))}
           </div>
         ))}
+      </div>
+      {finishedAt === null && !tail.following && (
+        <button type="button" className="small jump-latest" aria-label="jump to the latest calls" onClick={() => tail.setFollowing(true)}>
+          ↓ Latest
+        </button>
+      )}
       </div>
     </section>
   );

@@ -1,11 +1,11 @@
-import { Fragment, useState, type CSSProperties, type ReactNode } from 'react';
+import { Fragment, useCallback, useEffect, useId, useState, type CSSProperties, type ReactNode } from 'react';
 import { MAX_PARENT_IDS, RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, type RunsFilter, type Snapshot, hasCalls, unfinishedCalls } from '@runtrail/protocol';
 import { ProgressBar } from '../../components/ProgressBar.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
 import { errorKindText, formatDuration, formatTime } from '../../format.js';
 import { estimateProgress, recentSamples, progressSamples, stalledForMs, type ProgressSample } from '../../progress-estimate.js';
 import { Link } from '../../router.js';
-import { MAX_CHILDREN, useChildRuns, useRunCounts } from '../../use-runs-page.js';
+import { useChildRuns, useChildTotals, useRunCounts } from '../../use-runs-page.js';
 import { oneLine } from './failure-line.js';
 import { visibleText } from '../../visible-text.js';
 import { terminalText } from '../run/terminal-line.js';
@@ -40,9 +40,40 @@ interface Folding {
   toggle(id: string): void;
 }
 
+/**
+ * What a family's rows below the top two generations tell the totals: each
+ * generation reports its runs' states under a key of its own (null when it
+ * goes), so a grandchild that ends re-counts them at once, as a child does.
+ */
+type ReportShown = (key: string, states: string | null) => void;
+
+/** What the totals follow of a run: whether it started, ended or stalled. */
+const stateKey = (runs: readonly Run[]) => runs.map((r) => `${r.id}:${r.status}:${r.snapshot.stalled ? 1 : 0}`).join(',');
+
+/**
+ * The children of these runs, live, with how many each has in all when the
+ * subscription (the newest MAX_CHILDREN for all of them together) may have
+ * cut some off: the parents created before its oldest child are counted.
+ */
+function useFamilies(runs: readonly Run[]): { byParent: Map<string, Run[]>; family(run: Run): Family } {
+  const { byParent, cutBefore } = useChildRuns(runs.map((r) => r.id));
+  const maybeCut = cutBefore === null ? [] : runs.filter((r) => r.createdAt <= cutBefore).map((r) => r.id);
+  const totals = useChildTotals(maybeCut);
+  return {
+    byParent,
+    family: (run) => {
+      const shown = byParent.get(run.id)?.length ?? 0;
+      if (!maybeCut.includes(run.id)) return { shown, total: shown, cut: false };
+      const total = totals.get(run.id);
+      // Not counted yet: some may be missing ("200+"); counted, the count says whether any are.
+      return total === undefined ? { shown, total: null, cut: true } : { shown, total: Math.max(total, shown), cut: total > shown };
+    },
+  };
+}
+
 function NestedTable(props: RunsTableProps) {
   const { runs, now } = props;
-  const { byParent } = useChildRuns(runs.map((r) => r.id));
+  const { byParent, family } = useFamilies(runs);
   const [collapsed, setCollapsed] = useState<ReadonlySet<string>>(new Set());
   const folding: Folding = {
     collapsed,
@@ -54,18 +85,29 @@ function NestedTable(props: RunsTableProps) {
         return next;
       }),
   };
+  const [deeper, setDeeper] = useState<ReadonlyMap<string, string>>(new Map());
+  const report = useCallback<ReportShown>(
+    (key, states) =>
+      setDeeper((known) => {
+        if ((known.get(key) ?? null) === states) return known;
+        const next = new Map(known);
+        if (states === null) next.delete(key);
+        else next.set(key, states);
+        return next;
+      }),
+    [],
+  );
   const rows: ReactNode[] = [];
   const shown: Run[] = [];
   for (const run of runs) {
     const children = byParent.get(run.id) ?? [];
     const open = !collapsed.has(run.id);
     shown.push(run, ...children);
-    rows.push(
-      <RunRow key={run.id} run={run} now={now} childCount={children.length} open={open} onToggle={children.length > 0 ? () => folding.toggle(run.id) : undefined} />,
-    );
-    if (open && children.length > 0) rows.push(<Generation key={`${run.id}-children`} runs={children} depth={1} now={now} folding={folding} />);
+    rows.push(<RunRow key={run.id} run={run} now={now} family={family(run)} open={open} onToggle={children.length > 0 ? () => folding.toggle(run.id) : undefined} />);
+    if (open && children.length > 0) rows.push(<Generation key={`${run.id}-children`} runs={children} depth={1} now={now} folding={folding} report={report} />);
   }
-  return <Table {...props} rows={rows} shown={shown} />;
+  const changedDeeper = [...deeper.keys()].sort().map((k) => deeper.get(k)).join(';');
+  return <Table {...props} rows={rows} shown={shown} changedDeeper={changedDeeper} />;
 }
 
 /**
@@ -73,24 +115,29 @@ function NestedTable(props: RunsTableProps) {
  * its own children under it, to any depth. One live subscription asks for the
  * children of up to MAX_PARENT_IDS of these runs (the API's bound), so a
  * family of 200 children is 4; a generation opens only under a parent that
- * is shown and unfolded. The totals' prompt re-read follows the top two
- * generations (NestedTable's `shown`); deeper runs reach them by its poll.
+ * is shown and unfolded.
  */
-function Generation({ runs, depth, now, folding }: { runs: readonly Run[]; depth: number; now: number; folding: Folding }) {
+function Generation({ runs, depth, now, folding, report }: { runs: readonly Run[]; depth: number; now: number; folding: Folding; report: ReportShown }) {
   const chunks: Run[][] = [];
   for (let i = 0; i < runs.length; i += MAX_PARENT_IDS) chunks.push(runs.slice(i, i + MAX_PARENT_IDS));
   return (
     <>
       {/* By place: a new child at the top shifts the chunks, and each keeps its subscription (re-aimed) rather than a new one. */}
       {chunks.map((chunk, i) => (
-        <GenerationChunk key={i} runs={chunk} depth={depth} now={now} folding={folding} />
+        <GenerationChunk key={i} runs={chunk} depth={depth} now={now} folding={folding} report={report} />
       ))}
     </>
   );
 }
 
-function GenerationChunk({ runs, depth, now, folding }: { runs: readonly Run[]; depth: number; now: number; folding: Folding }) {
-  const { byParent } = useChildRuns(runs.map((r) => r.id));
+function GenerationChunk({ runs, depth, now, folding, report }: { runs: readonly Run[]; depth: number; now: number; folding: Folding; report: ReportShown }) {
+  const { byParent, family } = useFamilies(runs);
+  // The children this chunk fetched (depth + 1, two below the top or deeper): NestedTable's own `shown`
+  // covers the top two generations.
+  const id = useId();
+  const states = stateKey([...byParent.values()].flat());
+  useEffect(() => report(id, states), [report, id, states]);
+  useEffect(() => () => report(id, null), [report, id]);
   return (
     <>
       {runs.map((run) => {
@@ -98,15 +145,8 @@ function GenerationChunk({ runs, depth, now, folding }: { runs: readonly Run[]; 
         const open = !folding.collapsed.has(run.id);
         return (
           <Fragment key={run.id}>
-            <RunRow
-              run={run}
-              now={now}
-              depth={depth}
-              childCount={children.length}
-              open={open}
-              onToggle={children.length > 0 ? () => folding.toggle(run.id) : undefined}
-            />
-            {open && children.length > 0 && <Generation runs={children} depth={depth + 1} now={now} folding={folding} />}
+            <RunRow run={run} now={now} depth={depth} family={family(run)} open={open} onToggle={children.length > 0 ? () => folding.toggle(run.id) : undefined} />
+            {open && children.length > 0 && <Generation runs={children} depth={depth + 1} now={now} folding={folding} report={report} />}
           </Fragment>
         );
       })}
@@ -114,9 +154,9 @@ function GenerationChunk({ runs, depth, now, folding }: { runs: readonly Run[]; 
   );
 }
 
-function Table({ runs, rows, shown, empty, onClear, countFilter, onPick }: RunsTableProps & { rows: ReactNode[]; shown: readonly Run[] }) {
-  // A run shown here that starts, ends or stalls changes the totals: read them again then.
-  const changed = shown.map((r) => `${r.id}:${r.status}:${r.snapshot.stalled ? 1 : 0}`).join(',');
+function Table({ runs, rows, shown, changedDeeper = '', empty, onClear, countFilter, onPick }: RunsTableProps & { rows: ReactNode[]; shown: readonly Run[]; changedDeeper?: string }) {
+  // A run shown here, at any depth, that starts, ends or stalls changes the totals: read them again then.
+  const changed = `${stateKey(shown)};${changedDeeper}`;
   const counts = useRunCounts(countFilter, changed);
   return (
     <>
@@ -192,14 +232,33 @@ function StatusTotals({ counts, filtered, onPick }: { counts: RunCounts; filtere
   );
 }
 
+/**
+ * A run's children in the list: `shown` of `total`; `cut` when some are not
+ * shown (the newest MAX_CHILDREN of a group of parents are), `total` null
+ * while their number is not known yet.
+ */
+interface Family {
+  shown: number;
+  total: number | null;
+  cut: boolean;
+}
+const NO_CHILDREN: Family = { shown: 0, total: 0, cut: false };
+
 interface RunRowProps {
   run: Run;
   now: number;
   /** How far under its top-level ancestor the row sits in a nested list (0: top level or a flat list). */
   depth?: number;
-  childCount?: number;
+  /** Its children: how many the list shows, and how many it has when some are not shown. */
+  family?: Family;
   open?: boolean;
   onToggle?: (() => void) | undefined;
+}
+
+/** "200 of 534", "200+" while not counted, "3" when all are shown. */
+function familyText({ shown, total, cut }: Family): string {
+  if (!cut) return String(shown);
+  return total === null ? `${shown}+` : `${shown} of ${total}`;
 }
 
 /**
@@ -218,7 +277,7 @@ function useReadings(progress: Snapshot['progress']): ProgressSample[] {
   return readings;
 }
 
-function RunRow({ run, now, depth = 0, childCount = 0, open = true, onToggle }: RunRowProps) {
+function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onToggle }: RunRowProps) {
   const s = run.snapshot;
   const { counters, progress } = s;
   const end = run.finishedAt ?? (run.status === 'running' ? now : null);
@@ -256,11 +315,11 @@ function RunRow({ run, now, depth = 0, childCount = 0, open = true, onToggle }: 
               type="button"
               className="toggle"
               aria-expanded={open}
-              aria-label={`${open ? 'hide' : 'show'} the ${childCount} child runs of ${name}`}
+              aria-label={`${open ? 'hide' : 'show'} the ${family.shown}${family.cut ? (family.total === null ? ' listed' : ` of ${family.total}`) : ''} child runs of ${name}`}
+              title={family.cut ? `the list shows the newest ${family.shown}${family.total === null ? '; there are more' : ` of ${family.total}`}` : undefined}
               onClick={onToggle}
             >
-              {open ? '▾' : '▸'} {childCount}
-              {childCount >= MAX_CHILDREN ? '+' : ''}
+              {open ? '▾' : '▸'} {familyText(family)}
             </button>
           )}
           <Link href={dashboardRunPath(run.id)} className="run-name">
@@ -279,6 +338,14 @@ function RunRow({ run, now, depth = 0, childCount = 0, open = true, onToggle }: 
             </span>
           )}
         </div>
+        {/* Every child this run has is older than the ones its generation shows: none listed, but they exist. */}
+        {!onToggle && family.cut && family.total !== null && (
+          <div className="muted small">
+            <Link href={dashboardRunPath(run.id)} data-testid="unlisted-children">
+              {family.total} child runs, not listed
+            </Link>
+          </div>
+        )}
         {!nested && run.parentId !== null && (
           <div className="muted small">
             child of <Link href={dashboardRunPath(run.parentId)}>{run.parentId.slice(-8)}</Link>
