@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { RuntrailError } from '@runtrail/protocol';
 import { settings } from '@runtrail/server/config';
-import { REDRAW_MS } from '../transfer.js';
+import { CountProgress } from '../progress.js';
 
 interface MigrateFlags {
   dataDir: string;
@@ -14,42 +14,6 @@ interface MigrateFlags {
 
 /** Exit code after Ctrl-C, as a shell reports a command ended by SIGINT. */
 const EXIT_INTERRUPTED = 130;
-
-/**
- * How far the copy got, in runs: a line on stderr redrawn in place on a
- * terminal, or a line per redraw with --progress when stderr is not one.
- */
-class CopyProgress {
-  done = 0;
-  total: number | null = null;
-  private drawn = false;
-  private lastDraw = Date.now();
-  private readonly tty = process.stderr.isTTY === true;
-  private readonly show: boolean;
-
-  constructor(show: boolean | undefined) {
-    this.show = show ?? this.tty;
-  }
-
-  update = (done: number, total: number): void => {
-    this.done = done;
-    this.total = total;
-    if (this.show && (done === total || Date.now() - this.lastDraw >= REDRAW_MS)) this.draw();
-  };
-
-  /** Ends the line on a terminal, so what follows starts on a line of its own. */
-  end(): void {
-    if (this.drawn && this.tty) process.stderr.write('\n');
-    this.drawn = false;
-  }
-
-  private draw(): void {
-    this.lastDraw = Date.now();
-    this.drawn = true;
-    const line = `runtrail: migrating: ${this.done} of ${this.total} run(s)`;
-    process.stderr.write(this.tty ? `\r\x1b[2K${line}` : `${line}\n`);
-  }
-}
 
 /**
  * `runtrail migrate`: copy an embedded SQLite data dir into PostgreSQL, so a
@@ -81,7 +45,7 @@ export function registerMigrate(program: Command): void {
         source.close();
         throw err;
       });
-      const progress = new CopyProgress(flags.progress);
+      const progress = new CountProgress('migrating', 'run(s)', flags.progress);
       // Exiting drops the connection, so PostgreSQL rolls back the commit in flight: what was copied is whole runs.
       const onInterrupt = () => {
         progress.end();
