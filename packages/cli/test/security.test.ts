@@ -114,7 +114,13 @@ describe('runtrail serve: open only on loopback', { timeout: 180_000 }, () => {
     expect((await run(['runs', 'ls'], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: token.token })).code).toBe(0);
     const revoked = await run(['tokens', 'revoke', token.id], env);
     expect(revoked.code, revoked.stderr).toBe(0);
-    expect(revoked.stdout).toBe(`revoked token ${token.id}\n`);
+    // The id on stdout, as delete prints a run's; the sentence on stderr.
+    expect(revoked.stdout).toBe(`${token.id}\n`);
+    expect(revoked.stderr).toBe(`revoked token ${token.id} (ci-viewer, viewer); it stops working on every node within seconds\n`);
+    const monthlyId = (JSON.parse(monthly.stdout) as { id: string }).id;
+    const revokedJson = await run(['tokens', 'revoke', monthlyId, '--json'], env);
+    expect(revokedJson.code, revokedJson.stderr).toBe(0);
+    expect(JSON.parse(revokedJson.stdout)).toMatchObject({ id: monthlyId, name: 'monthly', scope: 'producer', revokedAt: expect.any(Number) });
     // Again: nothing to do, and the user is told so (when), as cancel tells of a run that already ended.
     const again = await run(['tokens', 'revoke', token.id], env);
     expect(again.code).toBe(2);

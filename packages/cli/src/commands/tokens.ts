@@ -45,7 +45,8 @@ export function registerTokens(program: Command): void {
   tokens
     .command('revoke <id>')
     .description('revoke a token: it stops working and its open streams close, on every node within seconds')
-    .action(async (id: string, _flags: unknown, cmd: Command) => {
+    .option('--json', 'print the revoked token as JSON (as `tokens ls --json` lists it)')
+    .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
       const client = clientFor(cmd);
       // The API's DELETE is idempotent (204 again); a user typing it twice is told nothing changed, as cancel of an ended run is.
       const token = (await client.listTokens()).find((t) => t.id === id);
@@ -54,7 +55,14 @@ export function registerTokens(program: Command): void {
         throw new RuntrailError('invalid_request', `token ${id} was already revoked at ${iso(token.revokedAt)} UTC; nothing changed`);
       }
       await client.revokeToken(id);
-      print(`revoked token ${id}`);
+      if (flags.json) {
+        // The API answers 204; the list has the revocation's time as the server recorded it.
+        const revoked = (await client.listTokens()).find((t) => t.id === id);
+        return printJson(revoked ?? token);
+      }
+      // The id on stdout, as delete prints the run's; the sentence is for the person.
+      print(id);
+      process.stderr.write(`revoked token ${id} (${token.name}, ${token.scope}); it stops working on every node within seconds\n`);
     });
 }
 
