@@ -73,6 +73,7 @@ describe('runtrail serve: open only on loopback', { timeout: 180_000 }, () => {
     const env = { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: ADMIN };
     const created = await run(['tokens', 'create', 'ci-viewer', '--scope', 'viewer', '--json'], env);
     expect(created.code, created.stderr).toBe(0);
+    expect(created.stderr).not.toMatch(/auth is off/);
     const token = JSON.parse(created.stdout) as { id: string; token: string };
     // A lifetime with a unit; a bare number is seconds; anything else is refused with what to give.
     const started = Date.now();

@@ -22,12 +22,23 @@ export function registerTokens(program: Command): void {
         throw new RuntrailError('invalid_request', `--expires-in must be whole seconds (3600) or a number with a unit (90m, 12h, 30d), not "${flags.expiresIn}"`);
       }
       const expiresInSeconds = expiresInMs === undefined ? undefined : expiresInMs / 1000;
-      const created = await clientFor(cmd).createToken({ name, scope: scope.data, expiresInSeconds });
-      if (flags.json) return printJson(created);
-      print(created.token);
-      process.stderr.write(
-        `token ${created.id} (${created.scope}) created${created.expiresAt ? `, expires ${iso(created.expiresAt)}` : ''}; the line above is its secret, shown this once\n`,
-      );
+      const client = clientFor(cmd);
+      // Asked first: a token made on a server with auth off works (it is kept for when auth is
+      // turned on), but the operator should know it is not needed or checked there yet.
+      const { auth } = await client.whoami();
+      const created = await client.createToken({ name, scope: scope.data, expiresInSeconds });
+      if (flags.json) printJson(created);
+      else {
+        print(created.token);
+        process.stderr.write(
+          `token ${created.id} (${created.scope}) created${created.expiresAt ? `, expires ${iso(created.expiresAt)}` : ''}; the line above is its secret, shown this once\n`,
+        );
+      }
+      if (!auth) {
+        process.stderr.write(
+          `runtrail: auth is off on ${client.api.baseUrl}, so no request there needs or checks this token yet; it will once that server runs with an admin token (--admin-token-file, RUNTRAIL_ADMIN_TOKEN)\n`,
+        );
+      }
     });
 
   tokens
