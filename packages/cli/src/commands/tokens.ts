@@ -10,8 +10,8 @@ export function registerTokens(program: Command): void {
 
   tokens
     .command('create <name>')
-    .description('mint a token; its secret is printed once and stored only as a hash')
-    .requiredOption('--scope <scope>', 'admin|producer|viewer')
+    .description('mint a token; its secret is printed once, on stdout, and stored only as a hash')
+    .requiredOption('--scope <scope>', 'what it may do (required): admin (everything, tokens too), producer (make, report, cancel and retry runs, and read), viewer (read and watch)')
     .option('--expires-in <duration>', 'the token stops working after this long: seconds (3600) or a number with a unit (12h, 30d)')
     .option('--json', 'print {id, name, scope, token, expiresAt} as JSON')
     .action(async (name: string, flags: { scope: string; expiresIn?: string; json?: boolean }, cmd: Command) => {
