@@ -83,15 +83,15 @@ class Server:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                process.kill()
-                process.wait()
+                ended(process)
                 raise AssertionError(f"runtrail serve did not start: {''.join(self.output)}")
             try:
                 line = lines.get(timeout=remaining)
             except queue.Empty:
                 continue
             if line is None:
-                process.wait()
+                pumping.join(10)
+                ended(process)
                 if "EADDRINUSE" in "".join(self.output):
                     raise AddressInUse()
                 raise AssertionError(f"runtrail serve exited {process.returncode}: {''.join(self.output)}")
@@ -134,6 +134,14 @@ class Server:
 
 class AddressInUse(Exception):
     pass
+
+
+def ended(process: "subprocess.Popen[str]") -> None:
+    """Kill ``process`` if it still runs, reap it and close its pipes, which the garbage collector would otherwise report as leaked (ResourceWarning)."""
+    if process.poll() is None:
+        process.kill()
+    # Popen's own exit: closes stdin, stdout and stderr and waits.
+    process.__exit__(None, None, None)
 
 
 def protocol_has_route(name: str) -> bool:

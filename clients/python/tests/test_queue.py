@@ -10,7 +10,7 @@ import time
 import unittest
 
 import runtrail
-from tests.support import ROOT, Server, python_env
+from tests.support import ROOT, Server, ended, python_env
 
 server = Server()
 setUpModule, tearDownModule = server.start, server.close
@@ -79,7 +79,7 @@ class QueueFullTest(unittest.TestCase):
             [sys.executable, "-c", script], env=python_env(own.url), cwd=str(ROOT),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        self.addCleanup(child.kill)
+        self.addCleanup(ended, child)
         assert child.stdin is not None and child.stdout is not None and child.stderr is not None
         child.stdout.readline()
         own.kill()

@@ -11,7 +11,7 @@ import unittest
 from typing import Any, Dict, List
 
 import runtrail
-from tests.support import Server, python_env, wait_until
+from tests.support import Server, ended, python_env, wait_until
 
 CALLS = 150
 
@@ -146,9 +146,7 @@ class ServerGoneAtTheEndTest(unittest.TestCase):
             script_process.wait(20)
             pump.join(10)
         finally:
-            if script_process.poll() is None:
-                script_process.kill()
-                script_process.wait()
+            ended(script_process)
             gone.close()
         output = "".join(errors)
         self.assertNotEqual(script_process.returncode, 0)

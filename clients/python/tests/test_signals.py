@@ -10,7 +10,7 @@ import unittest
 from typing import Any, Dict, List
 
 import runtrail
-from tests.support import Server, python_env
+from tests.support import Server, ended, python_env
 
 server = Server()
 setUpModule, tearDownModule = server.start, server.close
@@ -45,9 +45,7 @@ def stopped_by_sigterm(how: str) -> "tuple[subprocess.CompletedProcess[str], str
             runtrail.Client(url=server.url).cancel(run_id, reason="stop now")
         out, err = process.communicate(timeout=30)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        ended(process)
     return subprocess.CompletedProcess(process.args, process.returncode, out, err), run_id
 
 

@@ -25,7 +25,19 @@ const program = new Command('runtrail')
   .description('live progress of long-running runs, from a durable event log')
   .version(version, '-V, --version', 'print the runtrail version')
   .option('--server <url>', 'runtrail server for client commands (env RUNTRAIL_URL, default http://127.0.0.1:$RUNTRAIL_PORT or 4310)')
-;
+  // A new user's first question is what to type first, which the list of commands does not answer.
+  .addHelpText(
+    'after',
+    `
+Examples:
+  runtrail serve                          the API and the dashboard on http://127.0.0.1:4310
+  runtrail exec -- python3 train.py       run a command as a run, with a live progress line
+  runtrail runs ls --status failed        the runs that failed, newest first
+  runtrail tail ID                        follow one run live until it ends
+  runtrail runs --help                    a command's subcommands and options (every command takes --help)
+
+Client commands send the token in RUNTRAIL_TOKEN to a server with auth on.`,
+  );
 
 registerServe(program);
 registerConfig(program);

@@ -104,8 +104,15 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
       expect(intoFolder.stderr).toBe(`runtrail: wrote ${join(folder, `runtrail-${runId}.tar`)}\n`);
       const imported = await runtrail(['import', file, '--server', other.url]);
       expect(imported.code, imported.stderr).toBe(0);
-      expect(imported.stdout).toContain(`imported run ${runId}`);
+      // The id alone on stdout (`id=$(runtrail import run.tar)`), as retry prints its run's; the summary on stderr.
+      expect(imported.stdout).toBe(`${runId}\n`);
+      expect(imported.stderr).toMatch(new RegExp(`^imported run ${runId} \\(python3 render\\.py, succeeded, \\d+ events, \\d+ artifacts\\)\n$`));
       expect(await new RuntrailClient({ url: other.url }).listArtifacts(runId)).toEqual(stored);
+      // With --json, the run as the server answers it; again after a delete, as a script would redo it.
+      expect((await runtrail(['delete', runId, '--server', other.url])).code).toBe(0);
+      const asJson = await runtrail(['import', file, '--json', '--server', other.url]);
+      expect(asJson.code, asJson.stderr).toBe(0);
+      expect(JSON.parse(asJson.stdout)).toMatchObject({ id: runId, status: 'succeeded' });
       const again = await runtrail(['import', file, '--server', other.url]);
       expect(again.code).toBe(2);
       expect(again.stderr).toMatch(/run_already_exists/);

@@ -222,6 +222,21 @@ describe('runtrail CLI', () => {
   });
 });
 
+describe('runtrail tokens create on a server with auth off', () => {
+  it('makes the token, and says on stderr that the server neither needs nor checks it yet', async () => {
+    const note = `runtrail: auth is off on ${url}, so no request there needs or checks this token yet; it will once that server runs with an admin token (--admin-token-file, RUNTRAIL_ADMIN_TOKEN)\n`;
+    const created = await runtrail(['tokens', 'create', 'for-later', '--scope', 'producer', '--server', url]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toMatch(/^\S{16,}\n$/);
+    expect(created.stderr).toMatch(/^token \S+ \(producer\) created; the line above is its secret, shown this once\n/);
+    expect(created.stderr.endsWith(note)).toBe(true);
+    const asJson = await runtrail(['tokens', 'create', 'for-later-too', '--scope', 'viewer', '--json', '--server', url]);
+    expect(asJson.code, asJson.stderr).toBe(0);
+    expect(JSON.parse(asJson.stdout)).toMatchObject({ name: 'for-later-too', scope: 'viewer' });
+    expect(asJson.stderr).toBe(note);
+  });
+});
+
 describe('runtrail config', () => {
   it('prints the effective configuration with flags > RUNTRAIL_* env > runtrail.json > defaults, naming each source', async () => {
     const cwd = tempDir('runtrail-config-cli-');

@@ -125,6 +125,26 @@ describe('runtrail exec cancelled from elsewhere', () => {
   });
 });
 
+describe('runtrail exec when its server does not answer', () => {
+  it('says once, while it still retries, which server it waits for and for how long; then that none answers, exit 2', async () => {
+    const down = `http://127.0.0.1:${await freePort()}`;
+    const child = spawnCli(['exec', '--server', down, '--', 'true']);
+    onTestFinished(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d));
+    const exited = once(child, 'exit');
+    const notice = `runtrail: waiting for the server at ${down} to answer, for up to 5 s (the run is made there before the command starts)\n`;
+    // Before: nothing at all for the 5 s of retries, then only the last line.
+    await waitUntil(() => stderr.includes(notice), { timeoutMs: 4_000, what: 'exec to say what it waits for, before it gives up' });
+    expect(child.exitCode).toBe(null);
+    const [code] = (await exited) as [number | null];
+    expect(code).toBe(2);
+    expect(stderr).toBe(`${notice}runtrail: no server answers at ${down} (ECONNREFUSED); start one with 'runtrail serve' or pass --server\n`);
+  });
+});
+
 describe('runtrail exec when its server goes away before the end', () => {
   it('says what it waits for once the command ended, and Ctrl-C stops the wait with the command\'s exit code', async () => {
     const gone = await serve(['--port', '0', '--data-dir', `${dir.path}/gone`]);

@@ -73,6 +73,7 @@ describe('runtrail serve: open only on loopback', { timeout: 180_000 }, () => {
     const env = { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: ADMIN };
     const created = await run(['tokens', 'create', 'ci-viewer', '--scope', 'viewer', '--json'], env);
     expect(created.code, created.stderr).toBe(0);
+    expect(created.stderr).not.toMatch(/auth is off/);
     const token = JSON.parse(created.stdout) as { id: string; token: string };
     // A lifetime with a unit; a bare number is seconds; anything else is refused with what to give.
     const started = Date.now();
@@ -114,7 +115,13 @@ describe('runtrail serve: open only on loopback', { timeout: 180_000 }, () => {
     expect((await run(['runs', 'ls'], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: token.token })).code).toBe(0);
     const revoked = await run(['tokens', 'revoke', token.id], env);
     expect(revoked.code, revoked.stderr).toBe(0);
-    expect(revoked.stdout).toBe(`revoked token ${token.id}\n`);
+    // The id on stdout, as delete prints a run's; the sentence on stderr.
+    expect(revoked.stdout).toBe(`${token.id}\n`);
+    expect(revoked.stderr).toBe(`revoked token ${token.id} (ci-viewer, viewer); it stops working on every node within seconds\n`);
+    const monthlyId = (JSON.parse(monthly.stdout) as { id: string }).id;
+    const revokedJson = await run(['tokens', 'revoke', monthlyId, '--json'], env);
+    expect(revokedJson.code, revokedJson.stderr).toBe(0);
+    expect(JSON.parse(revokedJson.stdout)).toMatchObject({ id: monthlyId, name: 'monthly', scope: 'producer', revokedAt: expect.any(Number) });
     // Again: nothing to do, and the user is told so (when), as cancel tells of a run that already ended.
     const again = await run(['tokens', 'revoke', token.id], env);
     expect(again.code).toBe(2);

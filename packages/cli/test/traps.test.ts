@@ -93,6 +93,11 @@ describe('runtrail traps', () => {
       expect(help.code, args.join(' ')).toBe(0);
       expect(help.stdout, args.join(' ')).toMatch(/^Usage: runtrail /);
     }
+    // A new user sees what to type first, not only the list of commands.
+    const top = await runtrail(['--help']);
+    expect(top.stdout).toContain('\nExamples:\n  runtrail serve ');
+    expect(top.stdout).toContain('runtrail exec -- python3 train.py');
+    expect(top.stdout).toContain('RUNTRAIL_TOKEN');
   });
 
   it('a flag value out of its range or set is refused before any request, saying what it takes', async () => {

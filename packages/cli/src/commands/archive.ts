@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { clientFor } from '../options.js';
+import { print, printJson } from '../output.js';
 import { downloadTarget, fileToUpload, saveDownload } from '../transfer.js';
 
 const PROGRESS = 'show a progress line on stderr (default: when it is a terminal)';
@@ -24,9 +25,13 @@ export function registerArchive(program: Command): void {
     .description('load a run exported with `runtrail export` into a server; it keeps its id')
     .option('--progress', PROGRESS)
     .option('--no-progress', 'never show one')
-    .action(async (file: string, flags: { progress?: boolean }, cmd: Command) => {
+    .option('--json', 'print the imported run as JSON')
+    .action(async (file: string, flags: { progress?: boolean; json?: boolean }, cmd: Command) => {
       const upload = await fileToUpload(resolve(file), 'importing', flags.progress);
       const run = await upload.progress.until(clientFor(cmd).importRun(upload.content, { size: upload.size }), 'nothing was imported; try again');
-      process.stdout.write(`imported run ${run.id} (${run.name}, ${run.status}, ${run.seq} events, ${run.snapshot.artifacts.length} artifacts)\n`);
+      if (flags.json) return printJson(run);
+      // The id on stdout (`id=$(runtrail import run.tar)`), as retry prints the new run's; the summary is for the person.
+      print(run.id);
+      process.stderr.write(`imported run ${run.id} (${run.name}, ${run.status}, ${run.seq} events, ${run.snapshot.artifacts.length} artifacts)\n`);
     });
 }

@@ -292,7 +292,16 @@ describe('runtrail retry / delete', () => {
 
     const deleted = await runtrail(['delete', running.id, '--server', server.url]).done;
     expect(deleted.code).toBe(0);
-    expect(deleted.stdout).toBe(`deleted run ${running.id}\n`);
+    // The id on stdout, as retry and import print theirs; the sentence on stderr.
+    expect(deleted.stdout).toBe(`${running.id}\n`);
+    expect(deleted.stderr).toBe(`deleted run ${running.id}, with its events, output log and every run under it\n`);
     await expect(client.getRun(running.id)).rejects.toMatchObject({ code: 'run_not_found' });
+
+    const ended = await client.createRun({ name: 'done' });
+    await ended.succeed();
+    const asJson = await runtrail(['delete', ended.id, '--json', '--server', server.url]).done;
+    expect(asJson.code).toBe(0);
+    expect(JSON.parse(asJson.stdout)).toEqual({ id: ended.id, deleted: true });
+    expect(asJson.stderr).toBe('');
   });
 });

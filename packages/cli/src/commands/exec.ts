@@ -68,6 +68,19 @@ export function registerExec(program: Command): void {
 
 /** How long the end may take before exec says what it waits for. */
 const END_NOTICE_AFTER_MS = 2_000;
+/** How long exec retries a server that does not answer before it gives up, and before it says it waits. */
+const START_TIMEOUT_MS = 5_000;
+const START_NOTICE_AFTER_MS = 1_000;
+
+/** The promise's outcome; `notice` is called once if it has not settled after `afterMs`. */
+async function saidIfSlow<T>(promise: Promise<T>, afterMs: number, notice: () => void): Promise<T> {
+  const timer = setTimeout(notice, afterMs);
+  try {
+    return await promise;
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 async function execCommand(command: string, args: string[], flags: ExecFlags, cmd: Command): Promise<{ code: number; stoppedWaiting: boolean }> {
   // In a terminal, a live progress line stays under the command's output (see LiveLine).
@@ -89,13 +102,23 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
   try {
     // An embedded server is on loopback with auth off; any other may need RUNTRAIL_TOKEN.
     // A held heartbeat: a cancel from the dashboard stops the command as it is made, not up to lease/3 later.
-    const client = new RuntrailClient({ url, token: embedded ? undefined : process.env.RUNTRAIL_TOKEN || undefined, producer: { holdHeartbeat: true } });
-    const run = await client.createRun({
+    const client = new RuntrailClient({
+      url,
+      token: embedded ? undefined : process.env.RUNTRAIL_TOKEN || undefined,
+      startTimeoutMs: START_TIMEOUT_MS,
+      producer: { holdHeartbeat: true },
+    });
+    const creating = client.createRun({
       name: flags.name ?? defaultRunName(command, args),
       input: { command, args, cwd: process.cwd() },
       labels: parseLabels(flags.label ?? []),
       leaseTtlMs: flags.leaseTtl,
     });
+    // createRun retries a server that is down or restarting (one started just before exec is not
+    // an error): said once, so the wait before "no server answers" is not silence.
+    const run = await saidIfSlow(creating, START_NOTICE_AFTER_MS, () =>
+      say(`waiting for the server at ${url} to answer, for up to ${START_TIMEOUT_MS / 1000} s (the run is made there before the command starts)`),
+    );
     say(`run ${run.id} on ${url}`);
     // An embedded server's page lasts as long as this command; `runtrail serve` in its data dir shows the run after.
     say(`dashboard${embedded ? ' (while this runs)' : ''}: ${url}${dashboardRunPath(run.id)}`);

@@ -10,8 +10,8 @@ export function registerTokens(program: Command): void {
 
   tokens
     .command('create <name>')
-    .description('mint a token; its secret is printed once and stored only as a hash')
-    .requiredOption('--scope <scope>', 'admin|producer|viewer')
+    .description('mint a token; its secret is printed once, on stdout, and stored only as a hash')
+    .requiredOption('--scope <scope>', 'what it may do (required): admin (everything, tokens too), producer (make, report, cancel and retry runs, and read), viewer (read and watch)')
     .option('--expires-in <duration>', 'the token stops working after this long: seconds (3600) or a number with a unit (12h, 30d)')
     .option('--json', 'print {id, name, scope, token, expiresAt} as JSON')
     .action(async (name: string, flags: { scope: string; expiresIn?: string; json?: boolean }, cmd: Command) => {
@@ -22,12 +22,23 @@ export function registerTokens(program: Command): void {
         throw new RuntrailError('invalid_request', `--expires-in must be whole seconds (3600) or a number with a unit (90m, 12h, 30d), not "${flags.expiresIn}"`);
       }
       const expiresInSeconds = expiresInMs === undefined ? undefined : expiresInMs / 1000;
-      const created = await clientFor(cmd).createToken({ name, scope: scope.data, expiresInSeconds });
-      if (flags.json) return printJson(created);
-      print(created.token);
-      process.stderr.write(
-        `token ${created.id} (${created.scope}) created${created.expiresAt ? `, expires ${iso(created.expiresAt)}` : ''}; the line above is its secret, shown this once\n`,
-      );
+      const client = clientFor(cmd);
+      // Asked first: a token made on a server with auth off works (it is kept for when auth is
+      // turned on), but the operator should know it is not needed or checked there yet.
+      const { auth } = await client.whoami();
+      const created = await client.createToken({ name, scope: scope.data, expiresInSeconds });
+      if (flags.json) printJson(created);
+      else {
+        print(created.token);
+        process.stderr.write(
+          `token ${created.id} (${created.scope}) created${created.expiresAt ? `, expires ${iso(created.expiresAt)}` : ''}; the line above is its secret, shown this once\n`,
+        );
+      }
+      if (!auth) {
+        process.stderr.write(
+          `runtrail: auth is off on ${client.api.baseUrl}, so no request there needs or checks this token yet; it will once that server runs with an admin token (--admin-token-file, RUNTRAIL_ADMIN_TOKEN)\n`,
+        );
+      }
     });
 
   tokens
@@ -45,7 +56,8 @@ export function registerTokens(program: Command): void {
   tokens
     .command('revoke <id>')
     .description('revoke a token: it stops working and its open streams close, on every node within seconds')
-    .action(async (id: string, _flags: unknown, cmd: Command) => {
+    .option('--json', 'print the revoked token as JSON (as `tokens ls --json` lists it)')
+    .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
       const client = clientFor(cmd);
       // The API's DELETE is idempotent (204 again); a user typing it twice is told nothing changed, as cancel of an ended run is.
       const token = (await client.listTokens()).find((t) => t.id === id);
@@ -54,7 +66,14 @@ export function registerTokens(program: Command): void {
         throw new RuntrailError('invalid_request', `token ${id} was already revoked at ${iso(token.revokedAt)} UTC; nothing changed`);
       }
       await client.revokeToken(id);
-      print(`revoked token ${id}`);
+      if (flags.json) {
+        // The API answers 204; the list has the revocation's time as the server recorded it.
+        const revoked = (await client.listTokens()).find((t) => t.id === id);
+        return printJson(revoked ?? token);
+      }
+      // The id on stdout, as delete prints the run's; the sentence is for the person.
+      print(id);
+      process.stderr.write(`revoked token ${id} (${token.name}, ${token.scope}); it stops working on every node within seconds\n`);
     });
 }
 
