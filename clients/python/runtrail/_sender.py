@@ -206,14 +206,15 @@ class Sender:
                 if remaining is not None and remaining <= 0:
                     raise RuntrailError(
                         "unavailable",
-                        f"{target - self._stored} events of run {self.run_id} were not stored within {timeout:.1f} s "
+                        f"{target - self._stored} event(s) of run {self.run_id} were not stored within {timeout:.1f} s "
                         f"(server {self.http.base_url})",
                     )
                 if notice_at is not None and now >= notice_at:
                     # A script that stops doing anything at its end must say what it waits for, and how to stop it.
                     bound = f"{timeout:.0f} s" if timeout is not None else f"{self.retry_for:.0f} s, retrying"
+                    missing = target - self._stored
                     print(
-                        f"runtrail: waiting for the server at {self.http.base_url} to store {target - self._stored} events "
+                        f"runtrail: waiting for the server at {self.http.base_url} to store {missing} event{'' if missing == 1 else 's'} "
                         f"of run {self.run_id} (up to {bound}; Ctrl-C stops waiting)",
                         file=sys.stderr,
                         flush=True,

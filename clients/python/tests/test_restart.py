@@ -139,7 +139,7 @@ class ServerGoneAtTheEndTest(unittest.TestCase):
             errors: List[str] = []
             pump = threading.Thread(target=lambda: errors.extend(script_process.stderr), daemon=True)  # type: ignore[arg-type]
             pump.start()
-            notice = f"runtrail: waiting for the server at {gone.url} to store 1 events of run"
+            notice = f"runtrail: waiting for the server at {gone.url} to store 1 event of run"
             wait_until(lambda: any(notice in line for line in errors), 15, "the script to say what it waits for")
             script_process.send_signal(signal.SIGINT)
             # Before, the exit waited again, exit_timeout (120 s) more, after the user's Ctrl-C.

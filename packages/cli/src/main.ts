@@ -30,11 +30,12 @@ const program = new Command('runtrail')
     'after',
     `
 Examples:
-  runtrail serve                          the API and the dashboard on http://127.0.0.1:4310
-  runtrail exec -- python3 train.py       run a command as a run, with a live progress line
-  runtrail runs ls --status failed        the runs that failed, newest first
-  runtrail tail ID                        follow one run live until it ends
-  runtrail runs --help                    a command's subcommands and options (every command takes --help)
+  runtrail serve                              the API and the dashboard on http://127.0.0.1:4310
+  runtrail exec -- python3 train.py           run a command as a run, with a live progress line
+  runtrail runs ls --status failed            the runs that failed, newest first
+  runtrail tail ID                            follow one run live until it ends
+  runtrail prune --older-than 30d --dry-run   the ended runs a prune would delete
+  runtrail runs --help                        a command's subcommands and options (every command takes --help)
 
 Client commands send the token in RUNTRAIL_TOKEN to a server with auth on.`,
   );
