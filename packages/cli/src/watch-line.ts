@@ -44,12 +44,18 @@ export async function followRun(
   const tty = process.stdout.isTTY === true;
   let lastLine = '';
   let printedSeq = 0;
+  let saidLost = false;
   const draw = () => {
     const state = watch.getState();
     // Stopped by an error (no such run, no access) before the run's end: the caller says it; a
     // status line "ended" would read as though the run had.
     if (state.connection === 'ended' && state.error && !state.snapshot.terminal) return;
     if (options.onEvent) {
+      // No status line with --events: a lost server is said on stderr, once per loss, naming it.
+      const lost = state.connection === 'reconnecting';
+      if (lost && !saidLost) process.stderr.write(`runtrail: reconnecting to ${url}${state.error ? ` (${cut(state.error.message)})` : ''}\n`);
+      else if (!lost && saidLost && state.connection !== 'ended') process.stderr.write(`runtrail: ${url} answers again\n`);
+      saidLost = lost;
       // Up to the last event printed, not state.seq: replaying from 0, seq shows the stored
       // snapshot's (the run's end) before its events arrive, which skipped every one of them.
       for (const event of state.events) {
@@ -59,7 +65,7 @@ export async function followRun(
       }
       return;
     }
-    const line = statusLine(state);
+    const line = statusLine(state, url);
     // A log file gets a line per phase, status or 10% step, not per event.
     const key = tty ? line : coarseKey(state);
     if (key === lastLine) return;
@@ -101,7 +107,8 @@ function coarseKey(state: RunWatchState): string {
   return `${s.terminal?.status ?? state.run?.status}|${s.phase}|${Math.floor((s.progress?.percent ?? 0) / 10)}|${state.connection}`;
 }
 
-export function statusLine(state: RunWatchState): string {
+/** `url`: the server, named while the line waits for it (else a user sees only "reconnecting" for --give-up-after). */
+export function statusLine(state: RunWatchState, url?: string): string {
   const s = state.snapshot;
   const percent = s.progress?.percent ?? null;
   const filled = percent === null ? 0 : Math.round((percent / 100) * BAR_WIDTH);
@@ -110,7 +117,14 @@ export function statusLine(state: RunWatchState): string {
   const status = s.terminal?.status ?? state.run?.status ?? state.connection;
   const phase = s.phase ? ` ${s.phase}` : '';
   const c = s.counters;
-  return `[${bar}] ${pct} ${status}${phase}  ok ${c.ok}  failed ${c.failed}  retries ${c.retries}  in flight ${Object.keys(s.current).length}  (${state.connection})`;
+  const waiting = url !== undefined && (state.connection === 'connecting' || state.connection === 'reconnecting');
+  const connection = waiting ? `${state.connection} to ${url}${state.error ? `: ${cut(state.error.message)}` : ''}` : state.connection;
+  return `[${bar}] ${pct} ${status}${phase}  ok ${c.ok}  failed ${c.failed}  retries ${c.retries}  in flight ${Object.keys(s.current).length}  (${connection})`;
+}
+
+/** An error message short enough for a status line. */
+function cut(message: string): string {
+  return message.length > 80 ? `${message.slice(0, 79)}…` : message;
 }
 
 /**

@@ -48,9 +48,21 @@ describe('runtrail traps', () => {
     expect(result.code).toBe(2);
     // Giving up is not the run's end: no status line "ended" (closing the watcher drew one).
     expect(result.stdout).not.toContain('ended');
+    // While it waits, its line names the server it waits for (before: "(reconnecting)" until it gave up).
+    expect(result.stdout).toMatch(new RegExp(`\\((re)?connecting to http://127\\.0\\.0\\.1:${port}`));
     expect(lines(result.stderr)).toEqual([
       expect.stringMatching(new RegExp(`^runtrail: unavailable: no answer from http://127\\.0\\.0\\.1:${port} for 300 ms \\(.+\\); gave up \\(--give-up-after\\)$`)),
     ]);
+  });
+
+  it('tail --events (no status line) says on stderr which server it is reconnecting to, once, before giving up', async () => {
+    const port = await freePort();
+    const result = await runtrail(['tail', 'some-run', '--events', '--server', `http://127.0.0.1:${port}`, '--give-up-after', '1500']);
+    expect(result.code).toBe(2);
+    const said = lines(result.stderr);
+    expect(said).toHaveLength(2);
+    expect(said[0]).toMatch(new RegExp(`^runtrail: reconnecting to http://127\\.0\\.0\\.1:${port}`));
+    expect(said[1]).toMatch(/gave up \(--give-up-after\)$/);
   });
 
   it('serve with a data dir that cannot be made (under /proc, where Node spins for ever) says so in one line and exits 2', async () => {

@@ -352,7 +352,7 @@ async function startEmbedded(dataDir: string | undefined): Promise<{ server: Run
  */
 function followLine(live: LiveLine, url: string, token: string | undefined, runId: string): { stop(): Promise<void> } {
   const watch = watchRun(runId, { url, token, WebSocket: WebSocket as unknown as WebSocketConstructor });
-  const unsubscribe = watch.subscribe(() => live.draw(statusLine(watch.getState())));
+  const unsubscribe = watch.subscribe(() => live.draw(statusLine(watch.getState(), url)));
   let stopped = false;
   return {
     async stop() {
@@ -361,7 +361,7 @@ function followLine(live: LiveLine, url: string, token: string | undefined, runI
       // The end the command's runner just wrote, if the stream brings it promptly.
       // (A watch that failed has nothing more to draw; the run's end is said below either way.)
       await Promise.race([watch.done.catch(() => undefined), new Promise((r) => setTimeout(r, 1_000).unref())]);
-      live.draw(statusLine(watch.getState()));
+      live.draw(statusLine(watch.getState(), url));
       unsubscribe();
       watch.close();
     },
