@@ -10,12 +10,15 @@ export function registerCancel(program: Command): void {
     .action(
       runAction<{ reason?: string; json?: boolean }>(
         (client, id, flags) => client.cancelRun(id, flags.reason),
-        (run, id) =>
-          process.stdout.write(
+        (run, id) => {
+          // The id for a script, the sentence for a person (as retry, delete and import do).
+          process.stdout.write(`${id}\n`);
+          process.stderr.write(
             run.status === 'cancelled'
               ? `run ${id} cancelled\n`
               : `cancel requested for run ${id} (${run.status}); its owner stops it and ends it cancelled\n`,
-          ),
+          );
+        },
       ),
     );
 }

@@ -249,7 +249,8 @@ describe('runtrail exec', () => {
     await waitUntil(async () => (await client.getRun(id)).snapshot.logs.some((l) => l.message === 'started'), { what: 'the command to start' });
     const cancel = await runtrail(['cancel', id, '--server', server.url, '--reason', 'wrong input']).done;
     expect(cancel.code).toBe(0);
-    expect(cancel.stdout).toContain(`cancel requested for run ${id}`);
+    expect(cancel.stdout).toBe(`${id}\n`);
+    expect(cancel.stderr).toContain(`cancel requested for run ${id}`);
     const result = await exec.done;
     expect(result.code).toBe(128 + 15);
     const run = await client.getRun(id);
