@@ -87,7 +87,8 @@ export async function demoPipeline({ run, signal, input }: DemoContext): Promise
     await Promise.all(Array.from({ length: concurrency }, worker));
   });
   const accuracy = done > 0 ? correct / done : 0;
-  run.metric('accuracy', accuracy, done);
+  // The last step's value, unless the loop just reported it (a second value at one step reads as 25 values, 24 points).
+  if (done % 10 !== 0) run.metric('accuracy', accuracy, done);
   run.log(`accuracy ${(accuracy * 100).toFixed(1)}% over ${done} calls`);
   return { accuracy, calls: done };
 }

@@ -1,0 +1,43 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RuntrailClient } from '@runtrail/client';
+import { createServer, type RunningServer } from '@runtrail/server';
+import { tempDir, waitUntil } from '@runtrail/test-support';
+import { DEMO_HANDLER, defineDemoHandler } from './handler.js';
+
+/** The demo pipeline as `npm start` runs it: a handler on a real server, started through the API. */
+let dir: ReturnType<typeof tempDir>;
+let server: RunningServer;
+let client: RuntrailClient;
+
+beforeAll(async () => {
+  dir = tempDir('runtrail-demo-');
+  const built = await createServer({ port: 0, dataDir: dir.path, logLevel: 'silent' });
+  defineDemoHandler(built);
+  server = await built.listen();
+  client = new RuntrailClient({ url: server.url });
+});
+
+afterAll(async () => {
+  await server.close();
+  dir.remove();
+});
+
+describe('the demo pipeline', () => {
+  it('reports accuracy once per step: its chart has as many points as its summary has values', async () => {
+    // 5 documents × 2 models: 10 calls, so the loop's every-10th report lands on the last step.
+    const run = await client.createRun({ name: DEMO_HANDLER, execute: true, input: { docs: 5, latencyMs: 1, failureRate: 0 } });
+    const ended = await waitUntil(async () => {
+      const now = await client.getRun(run.id);
+      return now.status === 'queued' || now.status === 'running' ? null : now;
+    }, { what: 'the demo run to end', timeoutMs: 20_000 });
+    expect(ended.status).toBe('succeeded');
+    const steps: number[] = [];
+    for (let after = 0; after < ended.seq; ) {
+      const page = await client.readEvents(run.id, after);
+      for (const e of page.events) if (e.type === 'metric' && (e.data as { name: string }).name === 'accuracy') steps.push((e.data as { step: number }).step);
+      after = page.events.at(-1)!.seq;
+    }
+    expect(steps).toEqual([10]);
+    expect(ended.snapshot.metrics.accuracy).toMatchObject({ count: 1, step: 10 });
+  });
+});
