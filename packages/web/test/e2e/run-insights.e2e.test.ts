@@ -556,6 +556,18 @@ describe('the run page in a real browser', () => {
       });
     });
 
+    it("shows a progress message as the run's current activity only while it runs: after its end, as its last message", async () => {
+      const name = `last-message-${viewport.name}`;
+      const run = await createRun({ name });
+      await send(run.id, [{ type: 'progress', data: { done: 3, total: 3, message: 'evaluating' } }]);
+      await open(run.id, name);
+      const message = page.getByTestId('progress-message');
+      await waitUntil(async () => (await textNow(message)) === 'evaluating' || null, { what: 'the running run’s progress message' });
+      await finish(run.id, { status: 'succeeded' });
+      // Field note 8's kin: a finished run does not read as still "evaluating".
+      await waitUntil(async () => (await textNow(message)) === 'Last message: evaluating' || null, { what: 'the message marked as the last one' });
+    });
+
     it('fits a long run name without sideways scrolling', async () => {
       const name = `nightly-eval-${'x'.repeat(140)}`;
       const run = await createRun({ name, input: { model: 'y'.repeat(200) } });

@@ -40,7 +40,12 @@ export function ProgressPanel({
               </span>
             )}
           </p>
-          {p.message && <p className="muted">{visibleText(p.message)}</p>}
+          {p.message && (
+            // What the run is doing while it runs; once it has ended, only what it last said it was doing.
+            <p className="muted" data-testid="progress-message">
+              {snapshot.terminal || isTerminalStatus(status) ? `Last message: ${visibleText(p.message)}` : visibleText(p.message)}
+            </p>
+          )}
         </>
       ) : (
         <p className="muted">{snapshot.terminal || isTerminalStatus(status) ? 'No progress reported.' : 'No progress reported yet.'}</p>
