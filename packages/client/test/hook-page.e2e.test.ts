@@ -91,4 +91,18 @@ describe('useRun in a page of its own', () => {
     const complaints = console.filter((m) => (m.type() === 'error' || m.type() === 'warning') && /websocket/i.test(m.text()));
     expect(complaints.map((m) => m.text())).toEqual([]);
   });
+
+  it('a server that does not allow the app\'s origin is named in the error, with the flags that allow it, not just "Failed to fetch"', async () => {
+    const appUrl = await serveApp(cleanups);
+    const s = await server();
+    const { page } = await openPage(appUrl, `server=${encodeURIComponent(s.url)}`);
+    cleanups.push(() => page.close());
+    // The WebSocket is refused (403) twice, then the list is polled over fetch, which CORS refuses.
+    const error = await waitUntil(async () => (await text(page, 'runs-error')) || undefined, { what: 'the runs list to fail', timeoutMs: 15_000 });
+    expect(error).toBe(
+      `unavailable: cannot reach the runtrail server: GET ${s.url}/api/v1/runs?limit=50 failed (Failed to fetch): it is not running or not reachable from here, ` +
+        `or it does not allow this page's origin ${appUrl} (serve with --cors-origins ${appUrl} --allowed-origins ${appUrl})`,
+    );
+    expect(await text(page, 'runs-connection')).toBe('reconnecting');
+  });
 });
