@@ -142,7 +142,7 @@ export class HttpApi {
       body: !hasBody ? null : options.body instanceof JsonBody ? options.body.text : JSON.stringify(options.body),
       signal,
     }).catch((err: unknown) => {
-      throw unreachable(err, `${route.method} ${url}`, this.timeoutOf(options));
+      throw unreachable(err, route.method, url, this.timeoutOf(options));
     });
     // A route without a JSON answer (204) has RouteResult undefined.
     if (response.status === 204) return undefined as RouteResult<R>;
@@ -184,7 +184,7 @@ export class HttpApi {
       ...(isStream ? { duplex: 'half' } : {}),
     };
     const response = await this.fetchImpl(url, init).catch((err: unknown) => {
-      throw unreachable(err, `${route.method} ${url}`, this.timeoutOf(options));
+      throw unreachable(err, route.method, url, this.timeoutOf(options));
     });
     if (!response.ok && response.status !== 304) {
       const text = await response.text();
@@ -208,22 +208,40 @@ interface SendExtras {
 
 export type SendOptions<R extends RouteName> = RequestOptions<R> & SendExtras;
 
+/** What Chromium, Firefox and Safari's fetch reject with when no answer came (refused, CORS, offline). */
+const BROWSER_NETWORK_FAILURE = /^(Failed to fetch|NetworkError when attempting to fetch resource\.?|Load failed)$/;
+
 /**
- * fetch's own network failure says only "fetch failed", naming neither the
- * server nor why. Say both; it stays a TypeError with the same `cause`, so
- * retries, reconnects and the CLI treat it as the network failure it is.
+ * fetch's own network failure says only "fetch failed" (Node) or "Failed to
+ * fetch" (a browser), naming neither the server nor why. Say both; it stays
+ * a TypeError with the same `cause`, so retries, reconnects and the CLI
+ * treat it as the network failure it is.
  */
-export function unreachable(err: unknown, what: string, timeoutMs: number | null): unknown {
+export function unreachable(err: unknown, method: string, url: string, timeoutMs: number | null): unknown {
+  const what = `${method} ${url}`;
   if (err instanceof Error && err.name === 'TimeoutError' && timeoutMs !== null) {
     // AbortSignal.timeout's own message names neither the request nor the time. Still a TimeoutError: retried as one.
     const timedOut = new Error(`the runtrail server did not answer ${what} within ${timeoutMs} ms (requestTimeoutMs)`, { cause: err });
     timedOut.name = 'TimeoutError';
     return timedOut;
   }
-  if (!(err instanceof TypeError) || err.message !== 'fetch failed') return err;
-  const cause = err.cause as { code?: string; message?: string } | undefined;
-  const why = cause?.code ?? cause?.message ?? 'no answer';
-  return new TypeError(`cannot reach the runtrail server: ${what} failed (${why})`, { cause: err.cause });
+  if (!(err instanceof TypeError)) return err;
+  if (err.message === 'fetch failed') {
+    const cause = err.cause as { code?: string; message?: string } | undefined;
+    const why = cause?.code ?? cause?.message ?? 'no answer';
+    return new TypeError(`cannot reach the runtrail server: ${what} failed (${why})`, { cause: err.cause });
+  }
+  if (!BROWSER_NETWORK_FAILURE.test(err.message)) return err;
+  // A browser says the same for a server that is down and for one that refuses the page's origin (CORS),
+  // and lets the page see neither: name both, with the flags that allow an app on another origin.
+  const page = (globalThis as { location?: { origin?: string } }).location?.origin;
+  // `url` is relative when the client was given '' (the page's own origin).
+  const server = page !== undefined && page !== 'null' ? new URL(url, page).origin : undefined;
+  const origin =
+    server !== undefined && page !== server
+      ? `, or it does not allow this page's origin ${page} (serve with --cors-origins ${page} --allowed-origins ${page})`
+      : '';
+  return new TypeError(`cannot reach the runtrail server: ${what} failed (${err.message}): it is not running or not reachable from here${origin}`, { cause: err });
 }
 
 export function errorFromResponse(status: number, payload: unknown, what: string): RuntrailError {

@@ -12,7 +12,7 @@ export interface UseRunResult {
   events: readonly RunEvent[];
   connection: ConnectionState;
   error: RuntrailError | null;
-  /** How many watch the run on the server's node, this page included (with `observers: true`; null while not known). */
+  /** How many watch the run now, on every node of a cluster, this page included (with `observers: true`; null while not known). */
   observers: number | null;
 }
 
@@ -60,8 +60,15 @@ export interface UseRunsResult {
   error: RuntrailError | null;
 }
 
+export interface UseRunsOptions {
+  /** The newest this many runs are listed. Default 100 (at most 200, the API's page). */
+  limit?: number;
+  /** At most one render per this many ms (changes in between render together). Default 0: every change. */
+  throttleMs?: number;
+}
+
 /** A live runs list (newest first), filtered by status/name/parentId/label (`k=v[,k=v]`). */
-export function useRuns(filter: RunsFilter = {}, options: { limit?: number; throttleMs?: number } = {}): UseRunsResult {
+export function useRuns(filter: RunsFilter = {}, options: UseRunsOptions = {}): UseRunsResult {
   const config = useRuntrailConfig();
   const { limit, throttleMs } = options;
   // Re-subscribe only when a filter value changes (not on every new object literal).

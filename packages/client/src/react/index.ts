@@ -1,4 +1,4 @@
 export { RuntrailProvider, useRuntrailConfig, type RuntrailConfig, type RuntrailProviderProps } from './context.js';
-export { useRun, useRuns, type UseRunOptions, type UseRunResult, type UseRunsResult } from './hooks.js';
+export { useRun, useRuns, type UseRunOptions, type UseRunResult, type UseRunsOptions, type UseRunsResult } from './hooks.js';
 export { createRunSource, createRunsSource, type ExternalStore } from './sources.js';
 export type { ConnectionState } from '../watch/types.js';

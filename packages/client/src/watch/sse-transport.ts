@@ -42,7 +42,7 @@ export class SseTransport implements Transport<ServerMessage> {
     try {
       // fetch's own network failure says only "fetch failed": the watcher's error says which server and why, as its HTTP reads do.
       const response = await this.options.fetch(url, { headers: { ...this.options.headers, accept: 'text/event-stream' }, signal: conn.signal }).catch((err: unknown) => {
-        throw unreachable(err, `GET ${url}`, null);
+        throw unreachable(err, 'GET', url, null);
       });
       if (!response.ok) return { reason: 'error', error: errorFromResponse(response.status, safeJson(await response.text()), `GET ${url}`) };
       if (!(response.headers.get('content-type') ?? '').includes('text/event-stream') || !response.body) {

@@ -44,8 +44,8 @@ export interface WatchRunOptions extends WatchConnectionOptions {
   /** Events an async iterator may hold unread before it fails (it never drops silently). Default 100,000. */
   maxIteratorBacklog?: number;
   /**
-   * Keep `state.observers` current: the server pushes how many watch the run
-   * on the node this watcher is connected to when that changes (over
+   * Keep `state.observers` current: the server pushes how many watch the run,
+   * on every node of a cluster, when that changes (over
    * WebSocket or SSE; nothing is polled). Default false.
    */
   observers?: boolean;
@@ -72,7 +72,7 @@ export interface RunWatchState extends WatcherConnection {
   /** Why the watcher stopped (e.g. run_not_found), or the last connection problem while it retries. */
   error: RuntrailError | null;
   /**
-   * How many watch the run on the server's node now, this watcher included
+   * How many watch the run now, on every node of a cluster, this watcher included
    * (with `observers: true`). null while it is not known: not asked for, not
    * live over a stream (connecting, reconnecting, polling), or ended.
    */

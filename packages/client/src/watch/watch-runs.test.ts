@@ -75,3 +75,23 @@ for (const [name, options] of [
     expect(timedOut.getState().runs[0]!.error).toEqual({ kind: 'timeout', message: 'over its limit' });
   });
 }
+
+test('a runs list cut at its limit shows the next run when one of its runs is deleted, not one fewer', async () => {
+  const s = await startTestServer();
+  cleanups.push(() => s.cleanup());
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const { run } = await s.runs.create({ name: `run ${i}` });
+    await s.runs.finish(run.id, { status: 'succeeded' });
+    ids.push(run.id);
+  }
+  const list = watchRuns({ url: s.url, limit: 3, WebSocket: WebSocket as unknown as WebSocketConstructor });
+  cleanups.push(() => list.close());
+  await waitFor(() => list.getState().connection === 'live' && list.getState().runs.length === 3, { what: 'the newest 3 listed' });
+  expect(list.getState().runs.map((r) => r.id)).toEqual([ids[4], ids[3], ids[2]]);
+
+  await s.runs.delete(ids[4]!);
+  await s.runs.delete(ids[3]!);
+  await waitFor(() => !list.getState().runs.some((r) => r.id === ids[3]) && list.getState().runs.length === 3, { what: 'the list refilled to 3' });
+  expect(list.getState().runs.map((r) => r.id)).toEqual([ids[2], ids[1], ids[0]]);
+});

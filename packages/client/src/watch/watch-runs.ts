@@ -74,25 +74,15 @@ export class RunsWatch extends Watcher<RunsWatchState, RunsMessage> {
         return;
       case 'subscribedRuns':
         conn.open();
-        // Read the list now that changes are flowing; apply those that arrive meanwhile after it.
-        this.pending = [];
-        this.fetchList(conn.signal).then(
-          (list) => {
-            if (!conn.alive()) return;
-            const buffered = this.pending ?? [];
-            this.pending = null;
-            this.byId = new Map(list.map((r) => [r.id, r]));
-            for (const c of buffered) this.applyChange(c);
-            this.publish({ connection: 'live', error: null });
-          },
-          (error: unknown) => conn.finish({ reason: 'error', error }),
-        );
+        this.readList(conn);
         return;
       case 'run':
         if (this.pending) this.pending.push({ change: message.change, run: message.run });
         else {
+          const full = this.isFull();
           this.applyChange(message);
           this.publish({});
+          this.refillIfShort(conn, full);
         }
         return;
       case 'error':
@@ -103,13 +93,48 @@ export class RunsWatch extends Watcher<RunsWatchState, RunsMessage> {
     }
   }
 
+  /** Read the list now that changes are flowing; apply those that arrive meanwhile after it. */
+  private readList(conn: Connection): void {
+    this.pending = [];
+    this.fetchList(conn.signal).then(
+      (list) => {
+        if (!conn.alive()) return;
+        const buffered = this.pending ?? [];
+        this.pending = null;
+        this.byId = new Map(list.map((r) => [r.id, r]));
+        const full = this.isFull();
+        for (const c of buffered) this.applyChange(c);
+        this.publish({ connection: 'live', error: null });
+        this.refillIfShort(conn, full);
+      },
+      (error: unknown) => conn.finish({ reason: 'error', error }),
+    );
+  }
+
+  private isFull(): boolean {
+    return this.byId.size >= this.limit();
+  }
+
+  /**
+   * A list cut at `limit` that lost a run (deleted, or no longer matching the filter) may have more
+   * on the server, below the cut, that no change will ever bring: read it again, so a list of the
+   * newest 50 keeps showing 50, not fewer after each deletion.
+   */
+  private refillIfShort(conn: Connection, wasFull: boolean): void {
+    if (wasFull && !this.isFull() && conn.alive()) this.readList(conn);
+  }
+
+  private limit(): number {
+    return Math.min(this.options.limit ?? 100, 200);
+  }
+
   private filter(): RunsFilter {
     return { ...this.options.filter };
   }
 
   private async fetchList(signal: AbortSignal): Promise<Run[]> {
     const res = await this.api.request('listRuns', {
-      query: { ...this.filter(), limit: Math.min(this.options.limit ?? 100, 200) },
+      query: { ...this.filter(), limit: this.limit() },
       signal,
     });
     return res.runs;
@@ -129,7 +154,7 @@ export class RunsWatch extends Watcher<RunsWatchState, RunsMessage> {
   }
 
   private publish(patch: Partial<RunsWatchState>): void {
-    const limit = this.options.limit ?? 100;
+    const limit = this.limit();
     const runs = [...this.byId.values()].sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
     if (runs.length > limit) {
       runs.length = limit;

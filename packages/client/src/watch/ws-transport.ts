@@ -42,10 +42,21 @@ export class WsTransport implements Transport<ServerMessage> {
       'abort',
       () => {
         watchdog.stop();
-        ws.onopen = ws.onmessage = ws.onclose = null;
-        // Closing a socket that is still connecting makes it report an error; this connection is over, so nothing to report.
+        ws.onmessage = ws.onclose = null;
+        // This connection is over: whatever the socket reports now is nobody's business.
         ws.onerror = () => undefined;
-        if (ws.readyState <= 1) ws.close();
+        if (ws.readyState === 1) {
+          ws.onopen = null;
+          ws.close();
+        } else if (ws.readyState === 0) {
+          // Closing a socket that is still connecting makes a browser log "WebSocket is closed before the
+          // connection is established" as an error of the page (React's StrictMode mount, unmount, mount
+          // does it on every page load; so does leaving a page while it connects). Close it once it opens
+          // instead, without subscribing; a handshake that fails closes it anyway.
+          ws.onopen = () => ws.close();
+        } else {
+          ws.onopen = null;
+        }
       },
       { once: true },
     );
