@@ -57,6 +57,8 @@ export interface ContextDeps {
   url: string | null;
   /** Child runs this context opened; the executor ends the ones left open. */
   children: Set<RunHandle>;
+  /** Subprocesses of ctx.exec not yet ended; the executor waits for them to stop before giving up on a handler. */
+  execs: Set<Promise<unknown>>;
   /** The server's limits on one event's data, for the child runs' handles. */
   eventLimits: EventLimits;
   /** With auth on: a write run token of a run, for its subprocesses (RUNTRAIL_TOKEN). */
@@ -168,7 +170,7 @@ export class RunContext<Input = unknown> {
         })
       : null;
     // A command that cannot start stores nothing, and the folder is not looked at again.
-    const result = await runProcess(command, args, {
+    const running = runProcess(command, args, {
       sink: handleSink(this.handle),
       signal: this.signal,
       killGraceMs: options.killGraceMs ?? this.deps.killGraceMs,
@@ -178,10 +180,14 @@ export class RunContext<Input = unknown> {
       env: { ...options.env, ...runEnvironment({ runId: this.id, url: this.deps.url, token: await this.deps.runToken?.(this.id) }) },
       ...(options.cwd ? { cwd: options.cwd } : {}),
       ...(logFile ? { logFile } : {}),
-    }).catch((err: unknown) => {
-      collector?.stop();
-      throw err;
     });
+    this.deps.execs.add(running);
+    const result = await running
+      .catch((err: unknown) => {
+        collector?.stop();
+        throw err;
+      })
+      .finally(() => this.deps.execs.delete(running));
     if (collector) {
       const collected = await collector.finish();
       if (collected.unreadable) this.log(`cannot read ${collectDir} at the end (${collected.unreadable}): files written there since the last look were not stored`, 'warn');

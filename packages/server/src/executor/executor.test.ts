@@ -261,6 +261,46 @@ describe('executor', () => {
     expect(run.snapshot.counters.named.from_child).toBe(1);
   });
 
+  it('a cancelled handler that ignores its signal: the run ends cancelled after the grace period, saying so, and its slot runs the next run', async () => {
+    const inside = gate();
+    let count = 0;
+    server.define('deaf', async () => {
+      if (++count === 2) inside.open();
+      await new Promise(() => undefined);
+    });
+    server.define('quick', async () => 'ran');
+    // A 24 h lease: the reaper cannot be the one that ends these.
+    const deaf = await Promise.all([1, 2].map(async () => (await client.startRun({ name: 'deaf', leaseTtlMs: 24 * 3600_000 })).id));
+    await inside.wait;
+    const next = await client.startRun({ name: 'quick' });
+    for (const id of deaf) await client.cancelRun(id, 'not needed');
+    for (const id of deaf) {
+      const run = await ended(id);
+      expect(run.status).toBe('cancelled');
+      expect(run.error?.message).toBe('not needed; the handler did not stop within the grace period of 500 ms, so its run was ended without it');
+    }
+    // Both slots were held by the deaf handlers: this runs only if they were freed.
+    expect(await ended(next.id)).toMatchObject({ status: 'succeeded', output: 'ran' });
+    expect(server.executor.running).toBe(0);
+  });
+
+  it('handlers that ignore their signal past a timeout or a stall end free their slots for the runs queued behind them', async () => {
+    const inside = gate();
+    let count = 0;
+    server.define('deaf', async () => {
+      if (++count === 2) inside.open();
+      await new Promise(() => undefined);
+    });
+    server.define('quick', async () => 'ran');
+    const timedOut = await client.startRun({ name: 'deaf', timeoutMs: 200, leaseTtlMs: 24 * 3600_000 });
+    const stalled = await client.startRun({ name: 'deaf', stallTimeoutMs: 200, failOnStall: true, leaseTtlMs: 24 * 3600_000 });
+    await inside.wait;
+    const next = await client.startRun({ name: 'quick' });
+    expect((await ended(timedOut.id)).error?.kind).toBe('timeout');
+    expect((await ended(stalled.id)).error?.kind).toBe('stalled');
+    expect(await ended(next.id)).toMatchObject({ status: 'succeeded', output: 'ran' });
+  });
+
   it('graceful shutdown asks handlers to stop, ends the ones that do not as interrupted, and leaves nothing running', async () => {
     const started = gate();
     let count = 0;

@@ -69,7 +69,8 @@ interface Active {
   run: Run;
   handle: RunHandle;
   stop(kind: StopKind, message: string): void;
-  done: Promise<void>;
+  /** Settles once the run's slot is free: the handler returned and its end is written, or it was given up on. */
+  released: Promise<void>;
 }
 
 /**
@@ -177,23 +178,10 @@ export class Executor {
     await this.claiming;
     const pending = [...this.active.values()];
     if (pending.length === 0) return;
-    const grace = this.options.shutdownGraceMs;
-    this.log.info({ runs: pending.map((a) => a.run.id), graceMs: grace }, 'executor stopping: asking handlers to stop');
+    this.log.info({ runs: pending.map((a) => a.run.id), graceMs: this.options.shutdownGraceMs }, 'executor stopping: asking handlers to stop');
     for (const a of pending) a.stop('interrupted', `node ${this.options.node} is shutting down`);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const inTime = await Promise.race([
-      Promise.allSettled(pending.map((a) => a.done)).then(() => true),
-      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), grace))),
-    ]);
-    clearTimeout(timer);
-    if (inTime) return;
-    for (const a of this.active.values()) {
-      a.handle.close();
-      const message = `node ${this.options.node} shut down and the handler did not stop within the grace period of ${grace} ms`;
-      if (await this.runs.endIfRunning(a.run.id, 'failed', { kind: 'interrupted', message })) {
-        this.log.warn({ runId: a.run.id }, message);
-      }
-    }
+    // Bounded: a handler that does not return within the grace is given up on (see launch).
+    await Promise.allSettled(pending.map((a) => a.released));
   }
 
   /** Claim as many queued runs as there are free slots; coalesces concurrent wake-ups. */
@@ -238,13 +226,52 @@ export class Executor {
       leaseTtlMs: run.leaseTtlMs,
       ...this.options.eventLimits,
     });
+    const children = new Set<RunHandle>();
+    const execs = new Set<Promise<unknown>>();
     let stopped: RunStop | null = null;
     let finishing = false;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // Set when the handler did not return within the grace after its signal
+    // aborted: its run is ended and its slot freed without it.
+    let abandoned = false;
+    let graceTimer: ReturnType<typeof setTimeout> | null = null;
     const stop = (kind: StopKind, message: string) => {
       if (stopped || finishing) return;
-      stopped = new RunStop(kind, message);
+      const why = new RunStop(kind, message);
+      stopped = why;
       this.log.info({ runId: run.id, kind }, `stopping handler: ${message}`);
-      controller.abort(stopped);
+      controller.abort(why);
+      // JavaScript cannot stop a function that ignores its signal. Without a
+      // bound, a cancelled run would stay running (the handle keeps
+      // heartbeating) and the slot stay taken for as long as the handler
+      // hangs: `concurrency` such handlers and this node runs nothing more.
+      // The grace counts from when its subprocesses have stopped (each within
+      // its kill grace), so that their ends are recorded.
+      const grace = this.options.shutdownGraceMs;
+      void Promise.allSettled([...execs]).then(() => {
+        if (!finishing) graceTimer = setTimeout(() => void abandon(why, grace), grace);
+      });
+    };
+    const abandon = async (why: RunStop, grace: number) => {
+      if (finishing) return;
+      abandoned = true;
+      if (timeoutTimer) clearTimeout(timeoutTimer);
+      const message = `${why.message}; the handler did not stop within the grace period of ${grace} ms, so its run was ended without it`;
+      this.log.warn({ runId: run.id, kind: why.kind, graceMs: grace }, `${message} (it may still be running in this process, its events are refused)`);
+      try {
+        handle.close();
+        unsubscribe();
+        if (why.kind === 'cancelled') await this.runs.endIfRunning(run.id, 'cancelled', { kind: 'cancelled', message });
+        else if (why.kind !== 'ended') await this.runs.endIfRunning(run.id, 'failed', { kind: why.kind, message });
+        await this.closeChildren(run, children);
+      } catch (err) {
+        this.log.error({ err, runId: run.id }, 'could not end the run of a handler that did not stop');
+      } finally {
+        this.active.delete(run.id);
+        release();
+        this.wake();
+      }
     };
 
     // In-process, a cancel is seen the moment it is committed, not at the next heartbeat.
@@ -279,7 +306,6 @@ export class Executor {
       );
     }
 
-    const children = new Set<RunHandle>();
     const ctx = new RunContext({
       run,
       handle,
@@ -291,11 +317,12 @@ export class Executor {
       killGraceMs: this.options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
       url: this.url,
       children,
+      execs,
       eventLimits: this.options.eventLimits ?? {},
       runToken: this.options.runToken ?? null,
     });
 
-    const done = (async () => {
+    void (async () => {
       let outcome: { ok: true; output: unknown } | { ok: false; error: unknown };
       try {
         const fresh = await this.runs.find(run.id);
@@ -305,8 +332,11 @@ export class Executor {
       } catch (error) {
         outcome = { ok: false, error };
       }
-      finishing = true;
       if (timeoutTimer) clearTimeout(timeoutTimer);
+      // Given up on already: its run was ended and its slot handed on.
+      if (abandoned) return;
+      finishing = true;
+      if (graceTimer) clearTimeout(graceTimer);
       try {
         await this.end(run, handle, stopped, outcome);
       } finally {
@@ -314,10 +344,11 @@ export class Executor {
         handle.close();
         await this.closeChildren(run, children);
         this.active.delete(run.id);
+        release();
         this.wake();
       }
-    })();
-    this.active.set(run.id, { run, handle, stop, done });
+    })().catch((err: unknown) => this.log.error({ err, runId: run.id }, 'could not clean up after a handler'));
+    this.active.set(run.id, { run, handle, stop, released });
   }
 
   /** Write the one end the outcome calls for; losing to an end written elsewhere is fine. */
