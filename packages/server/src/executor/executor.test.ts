@@ -141,6 +141,14 @@ describe('executor', () => {
     expect(run.error).toEqual({ kind: 'error', message: 'model endpoint returned 500' });
   });
 
+  it("a handler's bug is told with its error's class in the run's error and its stack in the run's log", async () => {
+    server.define<{ config?: { model: string } }>('buggy', async (ctx) => ctx.input.config!.model);
+    const run = await ended((await client.startRun({ name: 'buggy', input: {} })).id);
+    expect(run.error).toEqual({ kind: 'error', message: "TypeError: Cannot read properties of undefined (reading 'model')" });
+    const stack = run.snapshot.logs.find((l) => l.level === 'error')?.message ?? '';
+    expect(stack).toMatch(/^TypeError: Cannot read properties of undefined \(reading 'model'\)\n\s+at .*executor\.test\.ts:\d+/);
+  });
+
   it('runs at most `concurrency` handlers at once; the others wait queued and run after', async () => {
     const release = gate();
     let inside = 0;

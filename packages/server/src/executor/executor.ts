@@ -6,7 +6,7 @@ import { outputLogPath } from '../runs/output-log.js';
 import { RepeatedFailureLog } from '../repeated-failure-log.js';
 import type { RunService } from '../runs/run-service.js';
 import type { ArtifactService } from '../artifacts/artifact-service.js';
-import { RunContext, type EventLimits } from './context.js';
+import { ExecError, RunContext, type EventLimits } from './context.js';
 import { InProcessTransport } from './in-process-transport.js';
 
 /** The work behind a run name: gets the run's context, returns its output (or throws to fail it). */
@@ -365,7 +365,7 @@ export class Executor {
       } else if (outcome.ok) {
         await handle.succeed(outcome.output);
       } else {
-        await handle.fail(outcome.error, errorKind(outcome.error));
+        await this.failed(run, handle, outcome.error);
       }
     } catch (err) {
       // Someone else (the handler itself, a cancel of a queued run, the
@@ -377,6 +377,28 @@ export class Executor {
         message: `the executor could not record the run's end: ${(err as Error).message}`,
       });
     }
+  }
+
+  /**
+   * End the run of a handler that threw. Its message alone ("Cannot read
+   * properties of undefined") says neither what kind of error it was nor
+   * where: the run's error names the class, and the stack goes to the run's
+   * log and to this server's log, as a crashing producer process's does.
+   */
+  private async failed(run: Run, handle: RunHandle, error: unknown): Promise<void> {
+    // An ExecError's message already says how the command ended, with its stderr; its stack is the executor's own.
+    const thrown = error instanceof Error && !(error instanceof ExecError) ? error : null;
+    this.log.warn({ err: error, runId: run.id, name: run.name }, 'handler failed');
+    if (thrown?.stack) {
+      try {
+        handle.log(thrown.stack, 'error');
+      } catch (err) {
+        // The handle refuses more events (its queue is full, or the server refused one): the run's error still says what was thrown.
+        void err;
+      }
+    }
+    const named = thrown && thrown.name !== 'Error' ? `${thrown.name}: ${thrown.message || '(no message)'}` : error;
+    await handle.fail(named, errorKind(error));
   }
 
   private async closeChildren(parent: Run, children: Set<RunHandle>): Promise<void> {
