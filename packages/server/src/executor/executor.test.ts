@@ -147,6 +147,14 @@ describe('executor', () => {
     expect(run.error).toEqual({ kind: 'error', message: "TypeError: Cannot read properties of undefined (reading 'model')" });
     const stack = run.snapshot.logs.find((l) => l.level === 'error')?.message ?? '';
     expect(stack).toMatch(/^TypeError: Cannot read properties of undefined \(reading 'model'\)\n\s+at .*executor\.test\.ts:\d+/);
+
+    // runtrail's own errors read as they are: they say what is wrong without a class name.
+    server.define('no-command', (ctx) => ctx.exec('runtrail-test-no-such-command', []));
+    server.define('bad-progress', async (ctx) => ctx.progress(-1));
+    const missing = await ended((await client.startRun({ name: 'no-command' })).id);
+    expect(missing.error?.message).toMatch(/^could not start runtrail-test-no-such-command: spawn runtrail-test-no-such-command ENOENT/);
+    const bad = await ended((await client.startRun({ name: 'bad-progress' })).id);
+    expect(bad.error?.message).toMatch(/^invalid progress event: progress\[0\]\.data\.done/);
   });
 
   it('runs at most `concurrency` handlers at once; the others wait queued and run after', async () => {

@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { RunHandle } from '@runtrail/client';
+import { ProcessStartError } from '@runtrail/client/node';
 import { RunErrorKind, RuntrailError, isTerminalType, type Owner, type Run } from '@runtrail/protocol';
 import { outputLogPath } from '../runs/output-log.js';
 import { RepeatedFailureLog } from '../repeated-failure-log.js';
@@ -386,8 +387,8 @@ export class Executor {
    * log and to this server's log, as a crashing producer process's does.
    */
   private async failed(run: Run, handle: RunHandle, error: unknown): Promise<void> {
-    // An ExecError's message already says how the command ended, with its stderr; its stack is the executor's own.
-    const thrown = error instanceof Error && !(error instanceof ExecError) ? error : null;
+    // ctx.exec's errors already say how the command ended (or why it could not start), with its stderr; their stacks are the executor's own.
+    const thrown = error instanceof Error && !(error instanceof ExecError) && !(error instanceof ProcessStartError) ? error : null;
     this.log.warn({ err: error, runId: run.id, name: run.name }, 'handler failed');
     if (thrown?.stack) {
       try {
@@ -397,7 +398,8 @@ export class Executor {
         void err;
       }
     }
-    const named = thrown && thrown.name !== 'Error' ? `${thrown.name}: ${thrown.message || '(no message)'}` : error;
+    // runtrail's own errors (an event the handler got wrong) read as they are.
+    const named = thrown && thrown.name !== 'Error' && !(thrown instanceof RuntrailError) ? `${thrown.name}: ${thrown.message || '(no message)'}` : error;
     await handle.fail(named, errorKind(error));
   }
 
