@@ -257,6 +257,23 @@ describe('executor', () => {
     expect(byName['step-2']!.error!.message).toContain(`parent run ${parent.id}`);
   });
 
+  it("cancelling a parent cancels the child runs its handler had open, with the parent's reason", async () => {
+    const inside = gate();
+    server.define('pipeline', async (ctx) => {
+      const child = await ctx.child('dataset a');
+      child.progress(1, 5);
+      await child.flush();
+      inside.open();
+      await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }));
+    });
+    const { id } = await client.startRun({ name: 'pipeline' });
+    await inside.wait;
+    await client.cancelRun(id, 'wrong model');
+    expect((await ended(id)).status).toBe('cancelled');
+    const [child] = (await client.listRuns({ parentId: id })).runs;
+    expect(child).toMatchObject({ status: 'cancelled', error: { kind: 'cancelled', message: `its parent run ${id} was cancelled: wrong model` } });
+  });
+
   it('ctx.waitFor polls an external job, each poll visible on the run, and returns its result', async () => {
     let polls = 0;
     server.define('await-job', async (ctx) =>

@@ -265,7 +265,7 @@ export class Executor {
         unsubscribe();
         if (why.kind === 'cancelled') await this.runs.endIfRunning(run.id, 'cancelled', { kind: 'cancelled', message });
         else if (why.kind !== 'ended') await this.runs.endIfRunning(run.id, 'failed', { kind: why.kind, message });
-        await this.closeChildren(run, children);
+        await this.closeChildren(run, children, why);
       } catch (err) {
         this.log.error({ err, runId: run.id }, 'could not end the run of a handler that did not stop');
       } finally {
@@ -343,7 +343,7 @@ export class Executor {
       } finally {
         unsubscribe();
         handle.close();
-        await this.closeChildren(run, children);
+        await this.closeChildren(run, children, stopped);
         this.active.delete(run.id);
         release();
         this.wake();
@@ -403,13 +403,20 @@ export class Executor {
     await handle.fail(named, errorKind(error));
   }
 
-  private async closeChildren(parent: Run, children: Set<RunHandle>): Promise<void> {
+  /**
+   * End the child runs a handler left open. A cancel or a shutdown of the
+   * parent is theirs too, and said so (`runs ls --failed-with cancelled`
+   * finds them with it); otherwise they were left behind: orphaned.
+   */
+  private async closeChildren(parent: Run, children: Set<RunHandle>, stopped: RunStop | null): Promise<void> {
     for (const child of children) {
       child.close();
-      const ended = await this.runs.endIfRunning(child.id, 'failed', {
-        kind: 'orphaned',
-        message: `its parent run ${parent.id} ended before it did`,
-      });
+      const ended =
+        stopped?.kind === 'cancelled'
+          ? await this.runs.endIfRunning(child.id, 'cancelled', { kind: 'cancelled', message: `its parent run ${parent.id} was cancelled: ${stopped.message}` })
+          : stopped?.kind === 'interrupted'
+            ? await this.runs.endIfRunning(child.id, 'failed', { kind: 'interrupted', message: `its parent run ${parent.id} was interrupted: ${stopped.message}` })
+            : await this.runs.endIfRunning(child.id, 'failed', { kind: 'orphaned', message: `its parent run ${parent.id} ended before it did` });
       if (ended) this.log.warn({ runId: child.id, parentId: parent.id }, 'ended a child run its handler left open');
     }
   }
