@@ -334,6 +334,22 @@ describe('executor', () => {
     expect(await ended(next.id)).toMatchObject({ status: 'succeeded', output: 'ran' });
   });
 
+  it('a Python script that prints with plain print() is seen as it prints, so an idle timeout does not kill it', async () => {
+    // As on a machine whose environment does not set it (this one's may).
+    const before = process.env.PYTHONUNBUFFERED;
+    delete process.env.PYTHONUNBUFFERED;
+    try {
+      server.define('score', (ctx) =>
+        ctx.exec('python3', ['-c', 'import time\nfor i in range(6):\n    print(f"scored {i}")\n    time.sleep(0.5)'], { idleTimeoutMs: 2_000 }),
+      );
+      const run = await ended((await client.startRun({ name: 'score' })).id);
+      expect(run.error).toBeNull();
+      expect(run.snapshot.logs.map((l) => l.message).filter((m) => m.startsWith('scored'))).toEqual([0, 1, 2, 3, 4, 5].map((i) => `scored ${i}`));
+    } finally {
+      if (before !== undefined) process.env.PYTHONUNBUFFERED = before;
+    }
+  });
+
   it('graceful shutdown asks handlers to stop, ends the ones that do not as interrupted, and leaves nothing running', async () => {
     const started = gate();
     let count = 0;
