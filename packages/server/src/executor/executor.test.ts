@@ -157,6 +157,20 @@ describe('executor', () => {
     expect(bad.error?.message).toMatch(/^invalid progress event: progress\[0\]\.data\.done/);
   });
 
+  it('a handler that returns something that is not JSON (a cycle, a BigInt) fails its run at once saying so, and frees its slot', async () => {
+    server.define('cyclic', async () => {
+      const out: Record<string, unknown> = { score: 1 };
+      out.self = out;
+      return out;
+    });
+    server.define('big', async () => ({ n: 10n }));
+    const cyclic = await ended((await client.startRun({ name: 'cyclic' })).id);
+    expect(cyclic.error?.message).toMatch(/^the handler's return value cannot be stored as the run's output: it is not JSON \(Converting circular structure/);
+    const big = await ended((await client.startRun({ name: 'big' })).id);
+    expect(big.error?.message).toBe("the handler's return value cannot be stored as the run's output: it is not JSON (Do not know how to serialize a BigInt)");
+    expect(server.executor.running).toBe(0);
+  });
+
   it('runs at most `concurrency` handlers at once; the others wait queued and run after', async () => {
     const release = gate();
     let inside = 0;

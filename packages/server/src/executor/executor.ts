@@ -364,7 +364,9 @@ export class Executor {
         if (stopped.kind === 'cancelled') await handle.cancelled(stopped.message);
         else if (stopped.kind !== 'ended') await handle.fail(stopped.message, stopped.kind);
       } else if (outcome.ok) {
-        await handle.succeed(outcome.output);
+        const notJson = jsonProblem(outcome.output);
+        if (notJson) await handle.fail(`the handler's return value cannot be stored as the run's output: it is not JSON (${notJson})`);
+        else await handle.succeed(outcome.output);
       } else {
         await this.failed(run, handle, outcome.error);
       }
@@ -419,6 +421,16 @@ export class Executor {
             : await this.runs.endIfRunning(child.id, 'failed', { kind: 'orphaned', message: `its parent run ${parent.id} ended before it did` });
       if (ended) this.log.warn({ runId: child.id, parentId: parent.id }, 'ended a child run its handler left open');
     }
+  }
+}
+
+/** Why `value` cannot be written as JSON (a cycle, a BigInt), or null. */
+function jsonProblem(value: unknown): string | null {
+  try {
+    JSON.stringify(value);
+    return null;
+  } catch (err) {
+    return (err as Error).message;
   }
 }
 
