@@ -1,3 +1,5 @@
+import { cpSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import { groupAlive } from '@runtrail/client/node';
@@ -363,6 +365,29 @@ describe('executor', () => {
       if (before !== undefined) process.env.PYTHONUNBUFFERED = before;
     }
   });
+
+  it('shutdown is bounded though the end of a run cannot be written (its database file was replaced): it does not wait out the SDK\'s retries', async () => {
+    const inside = gate();
+    server.define('cooperative', async (ctx) => {
+      inside.open();
+      await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }));
+    });
+    await client.startRun({ name: 'cooperative' });
+    await inside.wait;
+    const file = join(dir.path, 'runtrail.db');
+    cpSync(file, `${file}.copy`);
+    renameSync(`${file}.copy`, file);
+    const started = Date.now();
+    let deadline: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      server.executor.shutdown().then(() => 'stopped'),
+      new Promise((resolve) => (deadline = setTimeout(() => resolve('still waiting after 20 s'), 20_000))),
+    ]);
+    clearTimeout(deadline);
+    expect(outcome).toBe('stopped');
+    // The grace (500 ms) and the subprocesses' kill grace (5 s): not the SDK's 5 minutes of retries.
+    expect(Date.now() - started).toBeLessThan(10_000);
+  }, 30_000);
 
   it('graceful shutdown asks handlers to stop, ends the ones that do not as interrupted, and leaves nothing running', async () => {
     const started = gate();

@@ -181,8 +181,28 @@ export class Executor {
     if (pending.length === 0) return;
     this.log.info({ runs: pending.map((a) => a.run.id), graceMs: this.options.shutdownGraceMs }, 'executor stopping: asking handlers to stop');
     for (const a of pending) a.stop('interrupted', `node ${this.options.node} is shutting down`);
-    // Bounded: a handler that does not return within the grace is given up on (see launch).
-    await Promise.allSettled(pending.map((a) => a.released));
+    // A handler that does not return within the grace is given up on (see
+    // launch). This bound is for the rest: an end that cannot be written (a
+    // store that is down) would otherwise hold the shutdown for as long as
+    // the handle retries it. Subprocesses get their kill grace on top.
+    const bound = this.options.shutdownGraceMs + (this.options.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const inTime = await Promise.race([
+      Promise.allSettled(pending.map((a) => a.released)).then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), bound))),
+    ]);
+    clearTimeout(timer);
+    if (inTime) return;
+    for (const a of [...this.active.values()]) {
+      a.handle.close();
+      const message = `node ${this.options.node} shut down and the end of the run could not be recorded within ${bound} ms`;
+      const ended = await this.runs.endIfRunning(a.run.id, 'failed', { kind: 'interrupted', message }).catch((err: unknown) => {
+        // The store still refuses it: the next start of this node ends the run (orphaned), as after a crash.
+        this.log.error({ err, runId: a.run.id }, 'could not end a run at shutdown; the next start of this node ends it');
+        return false;
+      });
+      if (ended) this.log.warn({ runId: a.run.id }, message);
+    }
   }
 
   /** Claim as many queued runs as there are free slots; coalesces concurrent wake-ups. */
