@@ -90,6 +90,11 @@ describe('executor', () => {
     expect((await client.listRuns({})).runs).toHaveLength(0);
   });
 
+  it('define refuses a handler that is not a function, naming it, and registers nothing', async () => {
+    expect(() => server.define('scorer', { run: () => 1 } as never)).toThrow('the handler of "scorer" must be a function (ctx) => output; got object');
+    expect(await client.listHandlers()).toEqual([]);
+  });
+
   it('refuses, when it is created, a run whose input the handler\'s schema refuses (400 naming the fields); a valid one runs', async () => {
     const { z } = await import('zod');
     server.define<{ n: number }>('square', async (ctx) => ctx.input.n * ctx.input.n, { input: z.strictObject({ n: z.number().int() }) });

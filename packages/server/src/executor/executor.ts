@@ -113,6 +113,8 @@ export class Executor {
   define<Input = unknown, Output = unknown>(name: string, handler: Handler<Input, Output>, options: HandlerOptions = {}): void {
     if (name.length === 0 || name.length > 200) throw new Error('a handler name is 1 to 200 characters');
     if (this.handlers.has(name)) throw new Error(`a handler named "${name}" is already defined on this node`);
+    // Checked here, where the mistake is, not as "handler is not a function" on the first run, by then queued and failed.
+    if (typeof handler !== 'function') throw new TypeError(`the handler of "${name}" must be a function (ctx) => output; got ${handler === null ? 'null' : typeof handler}`);
     this.handlers.set(name, handler as Handler);
     if (options.input) this.inputSchemas.set(name, options.input);
     this.wake();
