@@ -162,6 +162,9 @@ describe('executor', () => {
     expect(missing.error?.message).toMatch(/^could not start runtrail-test-no-such-command: spawn runtrail-test-no-such-command ENOENT/);
     const bad = await ended((await client.startRun({ name: 'bad-progress' })).id);
     expect(bad.error?.message).toMatch(/^invalid progress event: progress\[0\]\.data\.done/);
+    server.define('never-ready', (ctx) => ctx.waitFor(() => null, { intervalMs: 10, timeoutMs: 50, label: 'render' }));
+    const waited = await ended((await client.startRun({ name: 'never-ready' })).id);
+    expect(waited.error).toEqual({ kind: 'timeout', message: expect.stringMatching(/^render was not ready after 50 ms/) });
   });
 
   it('a handler that returns something that is not JSON (a cycle, a BigInt) fails its run at once saying so, and frees its slot', async () => {

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import type { FastifyBaseLogger } from 'fastify';
-import { RunHandle } from '@runtrail/client';
+import { RunHandle, WaitForTimeoutError } from '@runtrail/client';
 import { ProcessStartError } from '@runtrail/client/node';
 import { RunErrorKind, RuntrailError, isTerminalType, type Owner, type Run } from '@runtrail/protocol';
 import { outputLogPath } from '../runs/output-log.js';
@@ -411,8 +411,10 @@ export class Executor {
    * log and to this server's log, as a crashing producer process's does.
    */
   private async failed(run: Run, handle: RunHandle, error: unknown): Promise<void> {
-    // ctx.exec's errors already say how the command ended (or why it could not start), with its stderr; their stacks are the executor's own.
-    const thrown = error instanceof Error && !(error instanceof ExecError) && !(error instanceof ProcessStartError) ? error : null;
+    // ctx.exec's and ctx.waitFor's errors already say what happened (how the command ended, with its stderr; what was
+    // not ready); their stacks are runtrail's own.
+    const own = error instanceof ExecError || error instanceof ProcessStartError || error instanceof WaitForTimeoutError;
+    const thrown = error instanceof Error && !own ? error : null;
     this.log.warn({ err: error, runId: run.id, name: run.name }, 'handler failed');
     if (thrown?.stack) {
       try {
