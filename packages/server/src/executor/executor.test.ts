@@ -341,6 +341,33 @@ describe('executor', () => {
     expect(server.executor.running).toBe(0);
   });
 
+  it('a cancel racing a handler that returns: every run ends once, as one or the other, and every slot is freed (60 runs)', async () => {
+    server.define('racy', async (ctx) => {
+      // Returns at about the moment the cancel lands; one in three ignores its signal.
+      const ignores = (ctx.input as { i: number }).i % 3 === 0;
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, (ctx.input as { i: number }).i % 7);
+        if (!ignores) ctx.signal.addEventListener('abort', () => (clearTimeout(timer), reject(ctx.signal.reason)), { once: true });
+      });
+      return 'done';
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      const { id } = await client.startRun({ name: 'racy', input: { i } });
+      ids.push(id);
+      void client.cancelRun(id, 'race').catch((err: unknown) => {
+        // The run may have ended first: that is one of the two outcomes raced for.
+        if (!RuntrailError.isCode(err, 'run_already_terminal')) throw err;
+      });
+    }
+    for (const id of ids) {
+      const run = await ended(id);
+      expect(['succeeded', 'cancelled'], id).toContain(run.status);
+      expect((await events(id)).filter((e) => e.type === 'run.succeeded' || e.type === 'run.cancelled' || e.type === 'run.failed')).toHaveLength(1);
+    }
+    await waitUntil(() => server.executor.running === 0, { what: 'every slot to be freed' });
+  }, 60_000);
+
   it('handlers that ignore their signal past a timeout or a stall end free their slots for the runs queued behind them', async () => {
     const inside = gate();
     let count = 0;
