@@ -7,7 +7,7 @@ import { DatabaseClock } from './cluster/database-clock.js';
 import { ClusterWatchers } from './cluster/cluster-watchers.js';
 import { RemoteFanout } from './cluster/remote-fanout.js';
 import { describeConfig, resolveConfig, type ConfigSources, type ServerConfig, type ServerConfigInput } from './config.js';
-import { createLogger } from './logger.js';
+import { createLogger, flushLog } from './logger.js';
 import { stopOnSignals } from './stop-on-signals.js';
 
 import { StartupError } from './startup-error.js';
@@ -142,6 +142,7 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
       await fanout?.stop();
       clock?.stop();
       await store.close();
+      flushLog(log);
     })());
   const listen = async (): Promise<RunningServer> => {
     // Before anyone can read a run: end what a previous incarnation of this

@@ -185,6 +185,29 @@ describe('a server started as the README shows (startServer, no signal handling 
     });
   }
 
+  it('the log lines of the shutdown (which runs ended how) are all written before the process ends by the signal (5 rounds)', async () => {
+    for (let round = 0; round < 5; round++) {
+      const port = await freePort();
+      const node = await spawnFixture(serverFixture('serve-as-readme.mjs'), serverEnv(port, { RUNTRAIL_SHUTDOWN_GRACE_MS: '300', RUNTRAIL_LOG_LEVEL: 'info', RUNTRAIL_LOG_FORMAT: 'json' }));
+      spawned.push(node);
+      const client = new RuntrailClient({ url: node.hello.url as string });
+      const ids = [(await client.startRun({ name: 'slow' })).id, (await client.startRun({ name: 'stubborn' })).id];
+      await waitUntil(async () => (await Promise.all(ids.map((id) => client.getRun(id)))).every((r) => r.status === 'running'), { what: 'both handlers to run' });
+      node.child.kill('SIGTERM');
+      expect(await node.exited).toEqual({ code: null, signal: 'SIGTERM' });
+      const logged = (await node.stdout).flatMap((line) => {
+        try {
+          return [JSON.parse(line) as { msg?: string; runId?: string }];
+        } catch (err) {
+          void err; // not a log line (none expected, but not this test's concern)
+          return [];
+        }
+      });
+      const endedLines = logged.filter((l) => l.msg === 'run ended failed').map((l) => l.runId);
+      expect(endedLines.sort(), `round ${round}`).toEqual([...ids].sort());
+    }
+  }, 60_000);
+
   it('a second SIGTERM while it waits for a stubborn handler ends the process at once', async () => {
     const port = await freePort();
     const node = await spawnFixture(serverFixture('serve-as-readme.mjs'), serverEnv(port, { RUNTRAIL_SHUTDOWN_GRACE_MS: '600000' }));
