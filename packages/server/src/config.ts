@@ -122,7 +122,7 @@ const declared = {
   leaseTtlMs: value(int(1000).default(30_000), 'lease given to a run whose creator does not ask for another'),
   reaperIntervalMs: value(int(50).default(2_000), 'how often the reaper looks for lapsed leases, stalls and timeouts'),
   concurrency: value(int(0).default(4), 'runs the executor works on at once'),
-  shutdownGraceMs: value(int(0).default(10_000), 'how long a stopping node waits for its handlers before ending their runs'),
+  shutdownGraceMs: value(int(0).default(10_000), 'how long a handler asked to stop (shutdown, cancel, timeout) has before its run is ended without it'),
   sendBufferBytes: value(
     int(16 * 1024).default(1024 * 1024),
     'bytes a WebSocket or SSE connection may have queued before it is switched to catch-up reads',

@@ -35,6 +35,23 @@ export function createLogger(
 }
 
 /**
+ * Write out, synchronously, the lines the log still holds. pino's stdout
+ * stream writes asynchronously and flushes on 'exit', which a process ended
+ * by a signal never emits (a server closed on SIGTERM raises it again), so
+ * the shutdown's own last lines, which runs ended how, could be lost.
+ */
+export function flushLog(log: FastifyBaseLogger): void {
+  const stream = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { flushSync?: () => void } | undefined;
+  if (typeof stream?.flushSync !== 'function') return;
+  try {
+    stream.flushSync();
+  } catch (err) {
+    // Its file descriptor is not open yet, or the stream was destroyed (stdout closed): nothing can be written.
+    void err;
+  }
+}
+
+/**
  * A child logger made when it first logs, not when it is asked for: pino's
  * child() serializes its bindings on the spot, and every request asks for
  * one (Fastify's, with the request id, and ours with the runId), while

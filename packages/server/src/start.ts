@@ -7,7 +7,8 @@ import { DatabaseClock } from './cluster/database-clock.js';
 import { ClusterWatchers } from './cluster/cluster-watchers.js';
 import { RemoteFanout } from './cluster/remote-fanout.js';
 import { describeConfig, resolveConfig, type ConfigSources, type ServerConfig, type ServerConfigInput } from './config.js';
-import { createLogger } from './logger.js';
+import { createLogger, flushLog } from './logger.js';
+import { stopOnSignals } from './stop-on-signals.js';
 
 import { StartupError } from './startup-error.js';
 
@@ -66,6 +67,12 @@ export interface StartOptions extends ServerConfigInput {
   sources?: ConfigSources;
   /** Where log lines go instead of stdout (`runtrail demo` routes them past its progress line). */
   logDestination?: NodeJS.WritableStream;
+  /**
+   * Close gracefully on SIGTERM and SIGINT, then end the process by the
+   * signal unless it listens for it itself (default true). False: the
+   * application handles signals and calls close().
+   */
+  stopOnSignals?: boolean;
 }
 
 /**
@@ -75,7 +82,7 @@ export interface StartOptions extends ServerConfigInput {
  * RUNTRAIL_* variables, runtrail.json and the defaults, as for `runtrail serve`.
  */
 export async function createServer(options: StartOptions = {}): Promise<RuntrailServer> {
-  const { store: given, sources, logDestination, ...rest } = options;
+  const { store: given, sources, logDestination, stopOnSignals: closeOnSignals = true, ...rest } = options;
   const resolved = resolveConfig(rest, sources);
   const config = resolveSecurity(resolved.config);
   const log = createLogger(config, undefined, logDestination);
@@ -135,6 +142,7 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
       await fanout?.stop();
       clock?.stop();
       await store.close();
+      flushLog(log);
     })());
   const listen = async (): Promise<RunningServer> => {
     // Before anyone can read a run: end what a previous incarnation of this
@@ -146,6 +154,7 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
     serverPortsInThisProcess().add(port);
     closing.push(() => serverPortsInThisProcess().delete(port));
     app.executor.url = address;
+    if (closeOnSignals) closing.push(stopOnSignals(close));
     app.executor.start();
     app.readiness.start();
     // The port the system chose for `--port 0`, not the 0 asked for.

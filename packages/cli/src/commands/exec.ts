@@ -342,7 +342,8 @@ async function startEmbedded(dataDir: string | undefined): Promise<{ server: Run
   };
   // Loaded only when needed: with a server, exec is a pure client and starts faster.
   const { startServer } = await import('@runtrail/server');
-  const server = await startServer(options);
+  // exec's own SIGINT/SIGTERM steps stop the command and then record its end through this server: a signal must not close it first.
+  const server = await startServer({ ...options, stopOnSignals: false });
   return { server, close: () => server.close() };
 }
 

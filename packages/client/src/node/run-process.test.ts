@@ -232,6 +232,12 @@ describe('runProcess', () => {
   it('rejects with ProcessStartError when the command does not exist', async () => {
     await expect(runProcess('/no/such/command-xyz', [])).rejects.toBeInstanceOf(ProcessStartError);
   });
+
+  it('a working directory that does not exist is named as what is wrong, not the command or the watchdog', async () => {
+    const err = await runProcess('sh', ['-c', 'true'], { cwd: '/no/such/folder-xyz' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProcessStartError);
+    expect((err as Error).message).toBe('could not start sh: its working directory /no/such/folder-xyz is not a folder that exists');
+  });
 });
 
 describe('interrupting a process group (a Ctrl-C)', () => {

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, statSync, type WriteStream } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -332,7 +332,11 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     const failedToStart = (err: NodeJS.ErrnoException) => {
       clearTimers();
       void logFile?.close();
-      reject(new ProcessStartError(command, err));
+      // A working directory that is not there fails the spawn as ENOENT naming the program
+      // spawned, the watchdog (node), which would send the reader looking for the wrong thing.
+      const cwd = options.cwd;
+      const why = err.code === 'ENOENT' && cwd !== undefined && !isFolder(cwd) ? Object.assign(new Error(`its working directory ${cwd} is not a folder that exists`), { code: err.code }) : err;
+      reject(new ProcessStartError(command, why));
     };
     let reported: WatchdogMessage['exit'] | undefined;
     let startError: NodeJS.ErrnoException | undefined;
@@ -608,4 +612,8 @@ export function handleSink(handle: { event(type: never, data: never): void; log(
     // A command's own lines say which stream they came from, so a console can tell stderr apart.
     log: (message, level = 'info', output) => (output ? send('log', { level, message, stream: output }) : handle.log(message, level)),
   };
+}
+
+function isFolder(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
 }

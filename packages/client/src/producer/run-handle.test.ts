@@ -346,6 +346,19 @@ describe('producer SDK', () => {
     expect((err as RuntrailError).message).toContain('succeeded');
   });
 
+  it('refuses at once an output that is not JSON (a cycle, a BigInt), naming why, and the run can still be ended', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'unsendable' });
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    for (const output of [cyclic, { n: 10n }]) {
+      const err = await run.succeed(output).catch((e: unknown) => e);
+      expect(RuntrailError.isCode(err, 'invalid_request')).toBe(true);
+      expect((err as Error).message).toMatch(new RegExp(`^the end of run ${run.id} cannot be sent as JSON \\((Converting circular structure|Do not know how to serialize a BigInt)`));
+    }
+    expect((await run.fail('bad output')).status).toBe('failed');
+  });
+
   it('a handle that ended its run answers the same end again, and refuses another end naming how the run ended', async () => {
     const client = new RuntrailClient({ url: server.url });
     const run = await client.createRun({ name: 'ended twice' });

@@ -328,6 +328,14 @@ export class RunHandle {
         { status: this.ended.status, terminal: this.ended.snapshot.terminal },
       );
     }
+    // Said now, not sent: JSON.stringify's TypeError (a cycle, a BigInt) looks
+    // like fetch's network failure, so the finish would be retried for
+    // retryForMs while the run stayed running.
+    try {
+      JSON.stringify(body);
+    } catch (err) {
+      throw new RuntrailError('invalid_request', `the end of run ${this.id} cannot be sent as JSON (${(err as Error).message}); end it with plain data`);
+    }
     this.ending = body;
     try {
       await this.flush();

@@ -57,6 +57,8 @@ export interface ContextDeps {
   url: string | null;
   /** Child runs this context opened; the executor ends the ones left open. */
   children: Set<RunHandle>;
+  /** Subprocesses of ctx.exec not yet ended; the executor waits for them to stop before giving up on a handler. */
+  execs: Set<Promise<unknown>>;
   /** The server's limits on one event's data, for the child runs' handles. */
   eventLimits: EventLimits;
   /** With auth on: a write run token of a run, for its subprocesses (RUNTRAIL_TOKEN). */
@@ -168,20 +170,24 @@ export class RunContext<Input = unknown> {
         })
       : null;
     // A command that cannot start stores nothing, and the folder is not looked at again.
-    const result = await runProcess(command, args, {
+    const running = runProcess(command, args, {
       sink: handleSink(this.handle),
       signal: this.signal,
       killGraceMs: options.killGraceMs ?? this.deps.killGraceMs,
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
       // The command can append to its own run: RUNTRAIL_RUN_ID, RUNTRAIL_URL, with auth on RUNTRAIL_TOKEN (these win over options.env).
-      env: { ...options.env, ...runEnvironment({ runId: this.id, url: this.deps.url, token: await this.deps.runToken?.(this.id) }) },
+      env: { ...unbufferedPython(options.env), ...options.env, ...runEnvironment({ runId: this.id, url: this.deps.url, token: await this.deps.runToken?.(this.id) }) },
       ...(options.cwd ? { cwd: options.cwd } : {}),
       ...(logFile ? { logFile } : {}),
-    }).catch((err: unknown) => {
-      collector?.stop();
-      throw err;
     });
+    this.deps.execs.add(running);
+    const result = await running
+      .catch((err: unknown) => {
+        collector?.stop();
+        throw err;
+      })
+      .finally(() => this.deps.execs.delete(running));
     if (collector) {
       const collected = await collector.finish();
       if (collected.unreadable) this.log(`cannot read ${collectDir} at the end (${collected.unreadable}): files written there since the last look were not stored`, 'warn');
@@ -203,4 +209,16 @@ export class RunContext<Input = unknown> {
     this.event('artifact', { name: OUTPUT_LOG_ARTIFACT, uri: pathToFileURL(this.logFile).href, contentType: 'text/plain' });
     return this.logFile;
   }
+}
+
+/**
+ * Python buffers stdout written to a pipe: a script's prints (its progress,
+ * its `::runtrail::` lines) would arrive only when it ends, and an idle
+ * timeout would kill a script that is printing all along. So a Python
+ * command runs unbuffered unless the handler or this server's own
+ * environment, which the command inherits, says otherwise.
+ */
+function unbufferedPython(env: ExecOptions['env']): Record<string, string> {
+  if ((env && Object.hasOwn(env, 'PYTHONUNBUFFERED')) || process.env.PYTHONUNBUFFERED !== undefined) return {};
+  return { PYTHONUNBUFFERED: '1' };
 }

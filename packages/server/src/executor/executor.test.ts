@@ -1,3 +1,5 @@
+import { cpSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import { groupAlive } from '@runtrail/client/node';
@@ -88,6 +90,11 @@ describe('executor', () => {
     expect((await client.listRuns({})).runs).toHaveLength(0);
   });
 
+  it('define refuses a handler that is not a function, naming it, and registers nothing', async () => {
+    expect(() => server.define('scorer', { run: () => 1 } as never)).toThrow('the handler of "scorer" must be a function (ctx) => output; got object');
+    expect(await client.listHandlers()).toEqual([]);
+  });
+
   it('refuses, when it is created, a run whose input the handler\'s schema refuses (400 naming the fields); a valid one runs', async () => {
     const { z } = await import('zod');
     server.define<{ n: number }>('square', async (ctx) => ctx.input.n * ctx.input.n, { input: z.strictObject({ n: z.number().int() }) });
@@ -139,6 +146,39 @@ describe('executor', () => {
     const run = await ended((await client.startRun({ name: 'boom' })).id);
     expect(run.status).toBe('failed');
     expect(run.error).toEqual({ kind: 'error', message: 'model endpoint returned 500' });
+  });
+
+  it("a handler's bug is told with its error's class in the run's error and its stack in the run's log", async () => {
+    server.define<{ config?: { model: string } }>('buggy', async (ctx) => ctx.input.config!.model);
+    const run = await ended((await client.startRun({ name: 'buggy', input: {} })).id);
+    expect(run.error).toEqual({ kind: 'error', message: "TypeError: Cannot read properties of undefined (reading 'model')" });
+    const stack = run.snapshot.logs.find((l) => l.level === 'error')?.message ?? '';
+    expect(stack).toMatch(/^TypeError: Cannot read properties of undefined \(reading 'model'\)\n\s+at .*executor\.test\.ts:\d+/);
+
+    // runtrail's own errors read as they are: they say what is wrong without a class name.
+    server.define('no-command', (ctx) => ctx.exec('runtrail-test-no-such-command', []));
+    server.define('bad-progress', async (ctx) => ctx.progress(-1));
+    const missing = await ended((await client.startRun({ name: 'no-command' })).id);
+    expect(missing.error?.message).toMatch(/^could not start runtrail-test-no-such-command: spawn runtrail-test-no-such-command ENOENT/);
+    const bad = await ended((await client.startRun({ name: 'bad-progress' })).id);
+    expect(bad.error?.message).toMatch(/^invalid progress event: progress\[0\]\.data\.done/);
+    server.define('never-ready', (ctx) => ctx.waitFor(() => null, { intervalMs: 10, timeoutMs: 50, label: 'render' }));
+    const waited = await ended((await client.startRun({ name: 'never-ready' })).id);
+    expect(waited.error).toEqual({ kind: 'timeout', message: expect.stringMatching(/^render was not ready after 50 ms/) });
+  });
+
+  it('a handler that returns something that is not JSON (a cycle, a BigInt) fails its run at once saying so, and frees its slot', async () => {
+    server.define('cyclic', async () => {
+      const out: Record<string, unknown> = { score: 1 };
+      out.self = out;
+      return out;
+    });
+    server.define('big', async () => ({ n: 10n }));
+    const cyclic = await ended((await client.startRun({ name: 'cyclic' })).id);
+    expect(cyclic.error?.message).toMatch(/^the handler's return value cannot be stored as the run's output: it is not JSON \(Converting circular structure/);
+    const big = await ended((await client.startRun({ name: 'big' })).id);
+    expect(big.error?.message).toBe("the handler's return value cannot be stored as the run's output: it is not JSON (Do not know how to serialize a BigInt)");
+    expect(server.executor.running).toBe(0);
   });
 
   it('runs at most `concurrency` handlers at once; the others wait queued and run after', async () => {
@@ -241,6 +281,23 @@ describe('executor', () => {
     expect(byName['step-2']!.error!.message).toContain(`parent run ${parent.id}`);
   });
 
+  it("cancelling a parent cancels the child runs its handler had open, with the parent's reason", async () => {
+    const inside = gate();
+    server.define('pipeline', async (ctx) => {
+      const child = await ctx.child('dataset a');
+      child.progress(1, 5);
+      await child.flush();
+      inside.open();
+      await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }));
+    });
+    const { id } = await client.startRun({ name: 'pipeline' });
+    await inside.wait;
+    await client.cancelRun(id, 'wrong model');
+    expect((await ended(id)).status).toBe('cancelled');
+    const [child] = (await client.listRuns({ parentId: id })).runs;
+    expect(child).toMatchObject({ status: 'cancelled', error: { kind: 'cancelled', message: `its parent run ${id} was cancelled: wrong model` } });
+  });
+
   it('ctx.waitFor polls an external job, each poll visible on the run, and returns its result', async () => {
     let polls = 0;
     server.define('await-job', async (ctx) =>
@@ -260,6 +317,112 @@ describe('executor', () => {
     expect(run.snapshot.logs.map((l) => l.message)).toContain(`run=${id} url=${server.url}`);
     expect(run.snapshot.counters.named.from_child).toBe(1);
   });
+
+  it('a cancelled handler that ignores its signal: the run ends cancelled after the grace period, saying so, and its slot runs the next run', async () => {
+    const inside = gate();
+    let count = 0;
+    server.define('deaf', async () => {
+      if (++count === 2) inside.open();
+      await new Promise(() => undefined);
+    });
+    server.define('quick', async () => 'ran');
+    // A 24 h lease: the reaper cannot be the one that ends these.
+    const deaf = await Promise.all([1, 2].map(async () => (await client.startRun({ name: 'deaf', leaseTtlMs: 24 * 3600_000 })).id));
+    await inside.wait;
+    const next = await client.startRun({ name: 'quick' });
+    for (const id of deaf) await client.cancelRun(id, 'not needed');
+    for (const id of deaf) {
+      const run = await ended(id);
+      expect(run.status).toBe('cancelled');
+      expect(run.error?.message).toBe('not needed; the handler did not stop within the grace period of 500 ms, so its run was ended without it');
+    }
+    // Both slots were held by the deaf handlers: this runs only if they were freed.
+    expect(await ended(next.id)).toMatchObject({ status: 'succeeded', output: 'ran' });
+    expect(server.executor.running).toBe(0);
+  });
+
+  it('a cancel racing a handler that returns: every run ends once, as one or the other, and every slot is freed (60 runs)', async () => {
+    server.define('racy', async (ctx) => {
+      // Returns at about the moment the cancel lands; one in three ignores its signal.
+      const ignores = (ctx.input as { i: number }).i % 3 === 0;
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, (ctx.input as { i: number }).i % 7);
+        if (!ignores) ctx.signal.addEventListener('abort', () => (clearTimeout(timer), reject(ctx.signal.reason)), { once: true });
+      });
+      return 'done';
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      const { id } = await client.startRun({ name: 'racy', input: { i } });
+      ids.push(id);
+      void client.cancelRun(id, 'race').catch((err: unknown) => {
+        // The run may have ended first: that is one of the two outcomes raced for.
+        if (!RuntrailError.isCode(err, 'run_already_terminal')) throw err;
+      });
+    }
+    for (const id of ids) {
+      const run = await ended(id);
+      expect(['succeeded', 'cancelled'], id).toContain(run.status);
+      expect((await events(id)).filter((e) => e.type === 'run.succeeded' || e.type === 'run.cancelled' || e.type === 'run.failed')).toHaveLength(1);
+    }
+    await waitUntil(() => server.executor.running === 0, { what: 'every slot to be freed' });
+  }, 60_000);
+
+  it('handlers that ignore their signal past a timeout or a stall end free their slots for the runs queued behind them', async () => {
+    const inside = gate();
+    let count = 0;
+    server.define('deaf', async () => {
+      if (++count === 2) inside.open();
+      await new Promise(() => undefined);
+    });
+    server.define('quick', async () => 'ran');
+    const timedOut = await client.startRun({ name: 'deaf', timeoutMs: 200, leaseTtlMs: 24 * 3600_000 });
+    const stalled = await client.startRun({ name: 'deaf', stallTimeoutMs: 200, failOnStall: true, leaseTtlMs: 24 * 3600_000 });
+    await inside.wait;
+    const next = await client.startRun({ name: 'quick' });
+    expect((await ended(timedOut.id)).error?.kind).toBe('timeout');
+    expect((await ended(stalled.id)).error?.kind).toBe('stalled');
+    expect(await ended(next.id)).toMatchObject({ status: 'succeeded', output: 'ran' });
+  });
+
+  it('a Python script that prints with plain print() is seen as it prints, so an idle timeout does not kill it', async () => {
+    // As on a machine whose environment does not set it (this one's may).
+    const before = process.env.PYTHONUNBUFFERED;
+    delete process.env.PYTHONUNBUFFERED;
+    try {
+      server.define('score', (ctx) =>
+        ctx.exec('python3', ['-c', 'import time\nfor i in range(6):\n    print(f"scored {i}")\n    time.sleep(0.5)'], { idleTimeoutMs: 2_000 }),
+      );
+      const run = await ended((await client.startRun({ name: 'score' })).id);
+      expect(run.error).toBeNull();
+      expect(run.snapshot.logs.map((l) => l.message).filter((m) => m.startsWith('scored'))).toEqual([0, 1, 2, 3, 4, 5].map((i) => `scored ${i}`));
+    } finally {
+      if (before !== undefined) process.env.PYTHONUNBUFFERED = before;
+    }
+  });
+
+  it('shutdown is bounded though the end of a run cannot be written (its database file was replaced): it does not wait out the SDK\'s retries', async () => {
+    const inside = gate();
+    server.define('cooperative', async (ctx) => {
+      inside.open();
+      await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }));
+    });
+    await client.startRun({ name: 'cooperative' });
+    await inside.wait;
+    const file = join(dir.path, 'runtrail.db');
+    cpSync(file, `${file}.copy`);
+    renameSync(`${file}.copy`, file);
+    const started = Date.now();
+    let deadline: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      server.executor.shutdown().then(() => 'stopped'),
+      new Promise((resolve) => (deadline = setTimeout(() => resolve('still waiting after 20 s'), 20_000))),
+    ]);
+    clearTimeout(deadline);
+    expect(outcome).toBe('stopped');
+    // The grace (500 ms) and the subprocesses' kill grace (5 s): not the SDK's 5 minutes of retries.
+    expect(Date.now() - started).toBeLessThan(10_000);
+  }, 30_000);
 
   it('graceful shutdown asks handlers to stop, ends the ones that do not as interrupted, and leaves nothing running', async () => {
     const started = gate();

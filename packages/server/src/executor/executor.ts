@@ -1,12 +1,13 @@
 import { rm } from 'node:fs/promises';
 import type { FastifyBaseLogger } from 'fastify';
-import { RunHandle } from '@runtrail/client';
+import { RunHandle, WaitForTimeoutError } from '@runtrail/client';
+import { ProcessStartError } from '@runtrail/client/node';
 import { RunErrorKind, RuntrailError, isTerminalType, type Owner, type Run } from '@runtrail/protocol';
 import { outputLogPath } from '../runs/output-log.js';
 import { RepeatedFailureLog } from '../repeated-failure-log.js';
 import type { RunService } from '../runs/run-service.js';
 import type { ArtifactService } from '../artifacts/artifact-service.js';
-import { RunContext, type EventLimits } from './context.js';
+import { ExecError, RunContext, type EventLimits } from './context.js';
 import { InProcessTransport } from './in-process-transport.js';
 
 /** The work behind a run name: gets the run's context, returns its output (or throws to fail it). */
@@ -69,7 +70,8 @@ interface Active {
   run: Run;
   handle: RunHandle;
   stop(kind: StopKind, message: string): void;
-  done: Promise<void>;
+  /** Settles once the run's slot is free: the handler returned and its end is written, or it was given up on. */
+  released: Promise<void>;
 }
 
 /**
@@ -111,6 +113,8 @@ export class Executor {
   define<Input = unknown, Output = unknown>(name: string, handler: Handler<Input, Output>, options: HandlerOptions = {}): void {
     if (name.length === 0 || name.length > 200) throw new Error('a handler name is 1 to 200 characters');
     if (this.handlers.has(name)) throw new Error(`a handler named "${name}" is already defined on this node`);
+    // Checked here, where the mistake is, not as "handler is not a function" on the first run, by then queued and failed.
+    if (typeof handler !== 'function') throw new TypeError(`the handler of "${name}" must be a function (ctx) => output; got ${handler === null ? 'null' : typeof handler}`);
     this.handlers.set(name, handler as Handler);
     if (options.input) this.inputSchemas.set(name, options.input);
     this.wake();
@@ -177,22 +181,29 @@ export class Executor {
     await this.claiming;
     const pending = [...this.active.values()];
     if (pending.length === 0) return;
-    const grace = this.options.shutdownGraceMs;
-    this.log.info({ runs: pending.map((a) => a.run.id), graceMs: grace }, 'executor stopping: asking handlers to stop');
+    this.log.info({ runs: pending.map((a) => a.run.id), graceMs: this.options.shutdownGraceMs }, 'executor stopping: asking handlers to stop');
     for (const a of pending) a.stop('interrupted', `node ${this.options.node} is shutting down`);
+    // A handler that does not return within the grace is given up on (see
+    // launch). This bound is for the rest: an end that cannot be written (a
+    // store that is down) would otherwise hold the shutdown for as long as
+    // the handle retries it. Subprocesses get their kill grace on top.
+    const bound = this.options.shutdownGraceMs + (this.options.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const inTime = await Promise.race([
-      Promise.allSettled(pending.map((a) => a.done)).then(() => true),
-      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), grace))),
+      Promise.allSettled(pending.map((a) => a.released)).then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), bound))),
     ]);
     clearTimeout(timer);
     if (inTime) return;
-    for (const a of this.active.values()) {
+    for (const a of [...this.active.values()]) {
       a.handle.close();
-      const message = `node ${this.options.node} shut down and the handler did not stop within the grace period of ${grace} ms`;
-      if (await this.runs.endIfRunning(a.run.id, 'failed', { kind: 'interrupted', message })) {
-        this.log.warn({ runId: a.run.id }, message);
-      }
+      const message = `node ${this.options.node} shut down and the end of the run could not be recorded within ${bound} ms`;
+      const ended = await this.runs.endIfRunning(a.run.id, 'failed', { kind: 'interrupted', message }).catch((err: unknown) => {
+        // The store still refuses it: the next start of this node ends the run (orphaned), as after a crash.
+        this.log.error({ err, runId: a.run.id }, 'could not end a run at shutdown; the next start of this node ends it');
+        return false;
+      });
+      if (ended) this.log.warn({ runId: a.run.id }, message);
     }
   }
 
@@ -238,13 +249,52 @@ export class Executor {
       leaseTtlMs: run.leaseTtlMs,
       ...this.options.eventLimits,
     });
+    const children = new Set<RunHandle>();
+    const execs = new Set<Promise<unknown>>();
     let stopped: RunStop | null = null;
     let finishing = false;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // Set when the handler did not return within the grace after its signal
+    // aborted: its run is ended and its slot freed without it.
+    let abandoned = false;
+    let graceTimer: ReturnType<typeof setTimeout> | null = null;
     const stop = (kind: StopKind, message: string) => {
       if (stopped || finishing) return;
-      stopped = new RunStop(kind, message);
+      const why = new RunStop(kind, message);
+      stopped = why;
       this.log.info({ runId: run.id, kind }, `stopping handler: ${message}`);
-      controller.abort(stopped);
+      controller.abort(why);
+      // JavaScript cannot stop a function that ignores its signal. Without a
+      // bound, a cancelled run would stay running (the handle keeps
+      // heartbeating) and the slot stay taken for as long as the handler
+      // hangs: `concurrency` such handlers and this node runs nothing more.
+      // The grace counts from when its subprocesses have stopped (each within
+      // its kill grace), so that their ends are recorded.
+      const grace = this.options.shutdownGraceMs;
+      void Promise.allSettled([...execs]).then(() => {
+        if (!finishing) graceTimer = setTimeout(() => void abandon(why, grace), grace);
+      });
+    };
+    const abandon = async (why: RunStop, grace: number) => {
+      if (finishing) return;
+      abandoned = true;
+      if (timeoutTimer) clearTimeout(timeoutTimer);
+      const message = `${why.message}; the handler did not stop within the grace period of ${grace} ms, so its run was ended without it`;
+      this.log.warn({ runId: run.id, kind: why.kind, graceMs: grace }, `${message} (it may still be running in this process, its events are refused)`);
+      try {
+        handle.close();
+        unsubscribe();
+        if (why.kind === 'cancelled') await this.runs.endIfRunning(run.id, 'cancelled', { kind: 'cancelled', message });
+        else if (why.kind !== 'ended') await this.runs.endIfRunning(run.id, 'failed', { kind: why.kind, message });
+        await this.closeChildren(run, children, why);
+      } catch (err) {
+        this.log.error({ err, runId: run.id }, 'could not end the run of a handler that did not stop');
+      } finally {
+        this.active.delete(run.id);
+        release();
+        this.wake();
+      }
     };
 
     // In-process, a cancel is seen the moment it is committed, not at the next heartbeat.
@@ -279,7 +329,6 @@ export class Executor {
       );
     }
 
-    const children = new Set<RunHandle>();
     const ctx = new RunContext({
       run,
       handle,
@@ -291,11 +340,12 @@ export class Executor {
       killGraceMs: this.options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
       url: this.url,
       children,
+      execs,
       eventLimits: this.options.eventLimits ?? {},
       runToken: this.options.runToken ?? null,
     });
 
-    const done = (async () => {
+    void (async () => {
       let outcome: { ok: true; output: unknown } | { ok: false; error: unknown };
       try {
         const fresh = await this.runs.find(run.id);
@@ -305,19 +355,23 @@ export class Executor {
       } catch (error) {
         outcome = { ok: false, error };
       }
-      finishing = true;
       if (timeoutTimer) clearTimeout(timeoutTimer);
+      // Given up on already: its run was ended and its slot handed on.
+      if (abandoned) return;
+      finishing = true;
+      if (graceTimer) clearTimeout(graceTimer);
       try {
         await this.end(run, handle, stopped, outcome);
       } finally {
         unsubscribe();
         handle.close();
-        await this.closeChildren(run, children);
+        await this.closeChildren(run, children, stopped);
         this.active.delete(run.id);
+        release();
         this.wake();
       }
-    })();
-    this.active.set(run.id, { run, handle, stop, done });
+    })().catch((err: unknown) => this.log.error({ err, runId: run.id }, 'could not clean up after a handler'));
+    this.active.set(run.id, { run, handle, stop, released });
   }
 
   /** Write the one end the outcome calls for; losing to an end written elsewhere is fine. */
@@ -332,9 +386,11 @@ export class Executor {
         if (stopped.kind === 'cancelled') await handle.cancelled(stopped.message);
         else if (stopped.kind !== 'ended') await handle.fail(stopped.message, stopped.kind);
       } else if (outcome.ok) {
-        await handle.succeed(outcome.output);
+        const notJson = jsonProblem(outcome.output);
+        if (notJson) await handle.fail(`the handler's return value cannot be stored as the run's output: it is not JSON (${notJson})`);
+        else await handle.succeed(outcome.output);
       } else {
-        await handle.fail(outcome.error, errorKind(outcome.error));
+        await this.failed(run, handle, outcome.error);
       }
     } catch (err) {
       // Someone else (the handler itself, a cancel of a queued run, the
@@ -348,15 +404,57 @@ export class Executor {
     }
   }
 
-  private async closeChildren(parent: Run, children: Set<RunHandle>): Promise<void> {
+  /**
+   * End the run of a handler that threw. Its message alone ("Cannot read
+   * properties of undefined") says neither what kind of error it was nor
+   * where: the run's error names the class, and the stack goes to the run's
+   * log and to this server's log, as a crashing producer process's does.
+   */
+  private async failed(run: Run, handle: RunHandle, error: unknown): Promise<void> {
+    // ctx.exec's and ctx.waitFor's errors already say what happened (how the command ended, with its stderr; what was
+    // not ready); their stacks are runtrail's own.
+    const own = error instanceof ExecError || error instanceof ProcessStartError || error instanceof WaitForTimeoutError;
+    const thrown = error instanceof Error && !own ? error : null;
+    this.log.warn({ err: error, runId: run.id, name: run.name }, 'handler failed');
+    if (thrown?.stack) {
+      try {
+        handle.log(thrown.stack, 'error');
+      } catch (err) {
+        // The handle refuses more events (its queue is full, or the server refused one): the run's error still says what was thrown.
+        void err;
+      }
+    }
+    // runtrail's own errors (an event the handler got wrong) read as they are.
+    const named = thrown && thrown.name !== 'Error' && !(thrown instanceof RuntrailError) ? `${thrown.name}: ${thrown.message || '(no message)'}` : error;
+    await handle.fail(named, errorKind(error));
+  }
+
+  /**
+   * End the child runs a handler left open. A cancel or a shutdown of the
+   * parent is theirs too, and said so (`runs ls --failed-with cancelled`
+   * finds them with it); otherwise they were left behind: orphaned.
+   */
+  private async closeChildren(parent: Run, children: Set<RunHandle>, stopped: RunStop | null): Promise<void> {
     for (const child of children) {
       child.close();
-      const ended = await this.runs.endIfRunning(child.id, 'failed', {
-        kind: 'orphaned',
-        message: `its parent run ${parent.id} ended before it did`,
-      });
+      const ended =
+        stopped?.kind === 'cancelled'
+          ? await this.runs.endIfRunning(child.id, 'cancelled', { kind: 'cancelled', message: `its parent run ${parent.id} was cancelled: ${stopped.message}` })
+          : stopped?.kind === 'interrupted'
+            ? await this.runs.endIfRunning(child.id, 'failed', { kind: 'interrupted', message: `its parent run ${parent.id} was interrupted: ${stopped.message}` })
+            : await this.runs.endIfRunning(child.id, 'failed', { kind: 'orphaned', message: `its parent run ${parent.id} ended before it did` });
       if (ended) this.log.warn({ runId: child.id, parentId: parent.id }, 'ended a child run its handler left open');
     }
+  }
+}
+
+/** Why `value` cannot be written as JSON (a cycle, a BigInt), or null. */
+function jsonProblem(value: unknown): string | null {
+  try {
+    JSON.stringify(value);
+    return null;
+  } catch (err) {
+    return (err as Error).message;
   }
 }
 

@@ -191,6 +191,26 @@ describe('retry and delete', () => {
     expect(done.output).toEqual({ attempt: 2, input: { doc: 3 } });
   });
 
+  it('retry of a run that is still queued or running is a 409 run_not_retryable saying so, and starts no second attempt', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    server.define('long', async () => {
+      entered();
+      await held;
+    });
+    const run = await client.startRun({ name: 'long' });
+    await inside;
+    const err = await client.retryRun(run.id).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'run_not_retryable', status: 409 });
+    expect((err as Error).message).toBe(`run ${run.id} (long) is still running: a retry runs it again once it has ended; cancel it first (runtrail cancel ${run.id}) to run it again now`);
+    release();
+    await waitUntil(async () => (await client.getRun(run.id)).status === 'succeeded', { what: 'the run to end' });
+    expect((await client.listRuns({ name: 'long' })).runs).toHaveLength(1);
+    expect((await client.retryRun(run.id)).attempt).toBe(2);
+  });
+
   it('retry of a run no handler executes is a 409 run_not_retryable, and creates no phantom run', async () => {
     const produced = await client.createRun({ name: 'by-a-producer' });
     await produced.succeed();

@@ -27,6 +27,8 @@ export interface SpawnedNode {
   child: ChildProcess;
   /** The JSON line with `ready: true` the process printed. */
   hello: Record<string, unknown>;
+  /** Every line of its stdout (its log lines too), once its stdout has closed. */
+  stdout: Promise<string[]>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stderr(): string;
 }
@@ -45,6 +47,9 @@ export async function spawnFixture(
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
   const lines = createInterface({ input: child.stdout! });
+  const printed: string[] = [];
+  lines.on('line', (line) => printed.push(line));
+  const stdout = new Promise<string[]>((resolve) => lines.once('close', () => resolve(printed)));
   const hello = await new Promise<Record<string, unknown>>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${script} printed nothing in ${timeoutMs} ms; stderr: ${err}`)), timeoutMs);
     // The server's own log lines share stdout; the fixture marks its line with `ready`.
@@ -65,7 +70,7 @@ export async function spawnFixture(
       reject(new Error(`${script} exited (${code ?? signal}) before it was ready; stderr: ${err}`));
     });
   });
-  return { child, hello, exited, stderr: () => err };
+  return { child, hello, stdout, exited, stderr: () => err };
 }
 
 /** SIGKILL a process and wait until it is gone. */

@@ -157,6 +157,78 @@ describe('server restart', () => {
   });
 });
 
+describe('a server started as the README shows (startServer, no signal handling of its own)', () => {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`stops gracefully on ${signal}: its handlers are asked to stop, nothing is left running, then the process ends by the signal`, async () => {
+      const port = await freePort();
+      const node = await spawnFixture(serverFixture('serve-as-readme.mjs'), serverEnv(port, { RUNTRAIL_SHUTDOWN_GRACE_MS: '500' }));
+      spawned.push(node);
+      const client = new RuntrailClient({ url: node.hello.url as string });
+      const slow = await client.startRun({ name: 'slow' });
+      const stubborn = await client.startRun({ name: 'stubborn' });
+      await waitUntil(async () => (await client.getRun(slow.id)).seq >= 3 && (await client.getRun(stubborn.id)).status === 'running', {
+        what: 'both handlers to run',
+      });
+      node.child.kill(signal);
+      expect(await node.exited).toEqual({ code: null, signal });
+
+      const store = new SqliteRunStore({ filename: join(dir.path, 'runtrail.db') });
+      try {
+        expect((await store.getRun(slow.id))!.error).toEqual({ kind: 'interrupted', message: 'node node-k is shutting down' });
+        const b = (await store.getRun(stubborn.id))!;
+        expect(b.error?.kind).toBe('interrupted');
+        expect(b.error?.message).toContain('did not stop within the grace period of 500 ms');
+        expect((await store.listRuns({ status: 'running' })).runs).toEqual([]);
+      } finally {
+        await store.close();
+      }
+    });
+  }
+
+  it('the log lines of the shutdown (which runs ended how) are all written before the process ends by the signal (5 rounds)', async () => {
+    for (let round = 0; round < 5; round++) {
+      const port = await freePort();
+      const node = await spawnFixture(serverFixture('serve-as-readme.mjs'), serverEnv(port, { RUNTRAIL_SHUTDOWN_GRACE_MS: '300', RUNTRAIL_LOG_LEVEL: 'info', RUNTRAIL_LOG_FORMAT: 'json' }));
+      spawned.push(node);
+      const client = new RuntrailClient({ url: node.hello.url as string });
+      const ids = [(await client.startRun({ name: 'slow' })).id, (await client.startRun({ name: 'stubborn' })).id];
+      await waitUntil(async () => (await Promise.all(ids.map((id) => client.getRun(id)))).every((r) => r.status === 'running'), { what: 'both handlers to run' });
+      node.child.kill('SIGTERM');
+      expect(await node.exited).toEqual({ code: null, signal: 'SIGTERM' });
+      const logged = (await node.stdout).flatMap((line) => {
+        try {
+          return [JSON.parse(line) as { msg?: string; runId?: string }];
+        } catch (err) {
+          void err; // not a log line (none expected, but not this test's concern)
+          return [];
+        }
+      });
+      const endedLines = logged.filter((l) => l.msg === 'run ended failed').map((l) => l.runId);
+      expect(endedLines.sort(), `round ${round}`).toEqual([...ids].sort());
+    }
+  }, 60_000);
+
+  it('a second SIGTERM while it waits for a stubborn handler ends the process at once', async () => {
+    const port = await freePort();
+    const node = await spawnFixture(serverFixture('serve-as-readme.mjs'), serverEnv(port, { RUNTRAIL_SHUTDOWN_GRACE_MS: '600000' }));
+    spawned.push(node);
+    const client = new RuntrailClient({ url: node.hello.url as string });
+    const slow = await client.startRun({ name: 'slow' });
+    const stubborn = await client.startRun({ name: 'stubborn' });
+    await waitUntil(async () => (await client.getRun(slow.id)).seq >= 3 && (await client.getRun(stubborn.id)).status === 'running', {
+      what: 'both handlers to run',
+    });
+    node.child.kill('SIGTERM');
+    // The cooperative handler stopping shows the shutdown under way; the stubborn one holds it for 10 minutes.
+    await waitUntil(async () => (await client.getRun(slow.id)).status === 'failed', { what: 'the slow handler to stop' });
+    node.child.kill('SIGTERM');
+    let deadline: ReturnType<typeof setTimeout> | undefined;
+    const exited = await Promise.race([node.exited, new Promise((resolve) => (deadline = setTimeout(() => resolve('still running after 5 s'), 5_000)))]);
+    clearTimeout(deadline);
+    expect(exited).toEqual({ code: null, signal: 'SIGTERM' });
+  });
+});
+
 describe('several reapers', () => {
   it('two server processes reaping one database end each abandoned run once', async () => {
     const [a, b] = await Promise.all([

@@ -330,6 +330,14 @@ export class RunService {
         { runId: id, execute: false },
       );
     }
+    // Two attempts at once of the same work (a retry clicked while the first still runs) is never what was meant.
+    if (prev.status === 'queued' || prev.status === 'running') {
+      throw new RuntrailError(
+        'run_not_retryable',
+        `run ${id} (${prev.name}) is still ${prev.status}: a retry runs it again once it has ended; cancel it first (runtrail cancel ${id}) to run it again now`,
+        { runId: id, status: prev.status },
+      );
+    }
     requireHandler?.(prev.name, prev.input);
     const { run } = await this.create(
       {
