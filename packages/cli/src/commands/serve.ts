@@ -22,7 +22,8 @@ export async function startServing(options: StartOptions): Promise<RunningServer
   // Loaded here, not at the top: client commands never pay for the server's modules.
   const { startServer } = await import('@runtrail/server');
   try {
-    return await startServer(options);
+    // The command handles SIGTERM/SIGINT itself (stopOnSignals below: a log line, exit 0), not the server's default.
+    return await startServer({ ...options, stopOnSignals: false });
   } catch (err) {
     const { code, port, address } = err as NodeJS.ErrnoException & { port?: number; address?: string };
     if (code !== 'EADDRINUSE') throw err;
