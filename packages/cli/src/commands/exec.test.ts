@@ -243,6 +243,24 @@ describe('runtrail exec', () => {
     }
   });
 
+  it('a Python script printing with plain print() is seen as it prints (unbuffered), so --idle-timeout does not kill it', async () => {
+    // As on a machine whose environment does not set PYTHONUNBUFFERED (this one's may).
+    const env = { ...process.env, RUNTRAIL_URL: '', RUNTRAIL_DATA_DIR: '' };
+    delete env.PYTHONUNBUFFERED;
+    const child = spawn(
+      process.execPath,
+      [BIN, 'exec', '--server', server.url, '--quiet', '--idle-timeout', '2s', '--', 'python3', '-c', 'import time\nfor i in range(6):\n    print(f"scored {i}")\n    time.sleep(0.5)'],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    child.stdout.resume();
+    const [code] = await once(child, 'exit');
+    expect(code, stderr).toBe(0);
+    const run = await client.getRun(runIdOf(stderr)!);
+    expect(run.snapshot.logs.map((l) => l.message).filter((m) => m.startsWith('scored'))).toEqual([0, 1, 2, 3, 4, 5].map((i) => `scored ${i}`));
+  });
+
   it('`runtrail cancel` stops a running exec: its command is killed and the run ends cancelled', async () => {
     const exec = runtrail(['exec', '--server', server.url, '--lease-ttl', '1500', '--kill-grace', '500', '--', 'sh', '-c', 'echo started; sleep 30']);
     const id = await waitUntil(() => runIdOf(exec.stderr()), { what: 'exec to create its run', timeoutMs: 30_000 });

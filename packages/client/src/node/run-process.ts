@@ -160,6 +160,10 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     if (value === undefined) delete env[key];
     else env[key] = value;
   }
+  // Python holds stdout written to a pipe until it ends: a script's prints (its progress, its
+  // `::runtrail::` lines) would arrive at its end, and an idle timeout would kill a script printing
+  // all along. Unbuffered, unless the caller or this process's environment says otherwise.
+  if (!Object.hasOwn(options.env ?? {}, 'PYTHONUNBUFFERED') && env.PYTHONUNBUFFERED === undefined) env.PYTHONUNBUFFERED = '1';
 
   const child: ChildProcess = spawn(process.execPath, [WATCHDOG, String(killGraceMs), command, ...args], {
     cwd: options.cwd,

@@ -177,7 +177,7 @@ export class RunContext<Input = unknown> {
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
       // The command can append to its own run: RUNTRAIL_RUN_ID, RUNTRAIL_URL, with auth on RUNTRAIL_TOKEN (these win over options.env).
-      env: { ...unbufferedPython(options.env), ...options.env, ...runEnvironment({ runId: this.id, url: this.deps.url, token: await this.deps.runToken?.(this.id) }) },
+      env: { ...options.env, ...runEnvironment({ runId: this.id, url: this.deps.url, token: await this.deps.runToken?.(this.id) }) },
       ...(options.cwd ? { cwd: options.cwd } : {}),
       ...(logFile ? { logFile } : {}),
     });
@@ -209,16 +209,4 @@ export class RunContext<Input = unknown> {
     this.event('artifact', { name: OUTPUT_LOG_ARTIFACT, uri: pathToFileURL(this.logFile).href, contentType: 'text/plain' });
     return this.logFile;
   }
-}
-
-/**
- * Python buffers stdout written to a pipe: a script's prints (its progress,
- * its `::runtrail::` lines) would arrive only when it ends, and an idle
- * timeout would kill a script that is printing all along. So a Python
- * command runs unbuffered unless the handler or this server's own
- * environment, which the command inherits, says otherwise.
- */
-function unbufferedPython(env: ExecOptions['env']): Record<string, string> {
-  if ((env && Object.hasOwn(env, 'PYTHONUNBUFFERED')) || process.env.PYTHONUNBUFFERED !== undefined) return {};
-  return { PYTHONUNBUFFERED: '1' };
 }
