@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
-import { tempDir } from '@runtrail/test-support';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { tempDir, waitUntil } from '@runtrail/test-support';
 import { join } from 'node:path';
 import { runtrail, serve } from './harness.js';
 // The store's fixture of a data file from before event bodies (schema version 6).
@@ -99,6 +100,61 @@ describe('runtrail serve logs', () => {
       expect(await server.stop()).toBe(0);
       expect(server.stdout()).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO.*: runtrail listening on http/m);
       expect(server.stdout()).not.toMatch(/^\{"level"/m);
+    } finally {
+      dir.remove();
+    }
+  });
+});
+
+describe('runtrail serve --handlers', () => {
+  const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/handlers/${name}`, import.meta.url));
+
+  /** Start a run of `name` with `input` on the server and wait for its end. */
+  async function execute(url: string, name: string, input: unknown) {
+    const created = await post(`${url}/api/v1/runs`, { name, input, execute: true });
+    expect(created.status, await created.clone().text()).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    return waitUntil(
+      async () => {
+        const run = (await (await fetch(`${url}/api/v1/runs/${id}`)).json()) as { status: string; output: unknown; snapshot: { logs: Array<{ message: string }> } };
+        return run.status === 'queued' || run.status === 'running' ? null : run;
+      },
+      { what: `the ${name} run to end` },
+    );
+  }
+
+  it("runs a team's handlers from their own modules (a function given the server, or handlers by name), beside the demo's", async () => {
+    const dir = tempDir();
+    const server = await serve(['--port', '0', '--data-dir', dir.path, '--log-level', 'silent', '--handlers', fixture('score.mjs'), '--handlers', fixture('by-name.mjs')]);
+    try {
+      expect(server.stdout()).toContain('handlers: demo-pipeline, echo, score\n');
+      const scored = await execute(server.url, 'score', { doc: 'doc_7' });
+      expect(scored).toMatchObject({ status: 'succeeded', output: { doc: 'doc_7', score: 0.9 } });
+      expect(scored.snapshot.logs.map((l) => l.message)).toContain('scoring doc_7');
+      expect(await execute(server.url, 'echo', [1, 2])).toMatchObject({ status: 'succeeded', output: { echoed: [1, 2] } });
+    } finally {
+      expect(await server.stop()).toBe(0);
+      dir.remove();
+    }
+  });
+
+  it('says in one line what is wrong with a module, before serving anything: a wrong path, a wrong export, a syntax error', async () => {
+    const dir = tempDir();
+    try {
+      const broken = join(dir.path, 'broken.mjs');
+      writeFileSync(broken, "export default (rt) => {\n  rt.define('broken', async () => {\n    return {\n  });\n};\n");
+      const cases: Array<[string, RegExp]> = [
+        ['./no-such-handlers.mjs', /^runtrail: invalid_request: --handlers \.\/no-such-handlers\.mjs: no such file \(\/.*no-such-handlers\.mjs\)\n$/],
+        [fixture('not-handlers.mjs'), /: its default export is missing; export a function that defines handlers \(export default \(rt\) => \{ rt\.define\('name', async \(ctx\) => …\) \}\) or an object of handlers by name\n$/],
+        [broken, /: loading it failed: Unexpected token '\)' at \/.*\/broken\.mjs:4\n$/],
+      ];
+      for (const [file, said] of cases) {
+        const result = await runtrail(['serve', '--port', '0', '--data-dir', join(dir.path, 'data'), '--handlers', file], { cwd: dir.path });
+        expect(result.code, file).toBe(2);
+        expect(result.stdout, file).not.toContain('serving on');
+        expect(result.stderr, file).toMatch(said);
+        expect(result.stderr.trim().split('\n'), file).toHaveLength(1);
+      }
     } finally {
       dir.remove();
     }

@@ -3,17 +3,34 @@ import { RuntrailError } from '@runtrail/protocol';
 import type { RunningServer, StartOptions } from '@runtrail/server';
 import { describeConfig } from '@runtrail/server/config';
 import { defineDemoHandler } from '../demo/handler.js';
+import { loadHandlerModules } from '../handler-modules.js';
 import { addServeOptions, serveOptions, type ServeFlags } from '../options.js';
 
 export function registerServe(program: Command): void {
   addServeOptions(program.command('serve').description('serve the API, the live streams and the dashboard'))
-    .action(async (flags: ServeFlags) => {
+    .option(
+      '--handlers <file>',
+      "a module of your handlers, loaded before serving (export default (rt) => { rt.define('name', async (ctx) => …) }, or an object of handlers by name); repeatable",
+      (file: string, files: string[] | undefined) => [...(files ?? []), file],
+    )
+    .action(async (flags: ServeFlags & { handlers?: string[] }) => {
+      // Loaded and checked first: a wrong module is said before anything listens.
+      const modules = await loadHandlerModules(flags.handlers ?? []);
       const server = await startServing(serveOptions(flags));
       defineDemoHandler(server);
+      for (const { file, register } of modules) {
+        try {
+          await register(server);
+        } catch (err) {
+          await server.close();
+          throw new RuntrailError('invalid_request', `--handlers ${file}: defining its handlers failed: ${(err as Error).message}`);
+        }
+      }
       stopOnSignals(server);
       // Which database, its password masked: nodes meant to share one can be seen to.
       const database = server.config.databaseUrl ? `PostgreSQL ${String(describeConfig(server.config).databaseUrl)}, schema ${server.config.databaseSchema}` : null;
-      process.stdout.write(`runtrail serving on ${server.url} (data in ${database ?? server.config.dataDir})\n`);
+      const handlers = modules.length > 0 ? `handlers: ${server.executor.names().join(', ')}\n` : '';
+      process.stdout.write(`runtrail serving on ${server.url} (data in ${database ?? server.config.dataDir})\n${handlers}`);
     });
 }
 
