@@ -86,6 +86,12 @@ describe('useRun in a page of its own', () => {
     expect(await text(page, 'runs')).toBe('strict');
     run.progress(3, 10);
     await waitUntil(async () => (await text(page, 'done')) === '3', { what: 'progress on the page', timeoutMs: 10_000 });
+    // What the page can say about its connection: over which transport, since when and why, up to which seq.
+    expect(await text(page, 'transport')).toBe('ws');
+    expect(await text(page, 'reason')).toBe('subscribed');
+    expect(await text(page, 'runs-reason')).toBe('subscribed');
+    const { seq } = await rt.getRun(run.id);
+    await waitUntil(async () => (await text(page, 'seq')) === String(seq), { what: `seq ${seq} on the page`, timeoutMs: 10_000 });
     // The first mount's socket, dropped while connecting, subscribed nothing: one watcher on the server.
     await waitUntil(async () => (await rt.getRun(run.id)).observers === 1, { what: 'one observer', timeoutMs: 10_000 });
     const complaints = console.filter((m) => (m.type() === 'error' || m.type() === 'warning') && /websocket/i.test(m.text()));

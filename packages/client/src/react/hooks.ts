@@ -1,7 +1,8 @@
 import { useMemo, useSyncExternalStore } from 'react';
 import type { Run, RunEvent, RunsFilter, Snapshot } from '@runtrail/protocol';
 import type { RuntrailError } from '@runtrail/protocol';
-import type { ConnectionState } from '../watch/types.js';
+import type { ConnectionReason } from '../watch/transport.js';
+import type { ConnectionState, TransportName } from '../watch/types.js';
 import { useRuntrailConfig } from './context.js';
 import { IDLE_RUNS_STATE, IDLE_RUN_STATE, createRunSource, createRunsSource, type ExternalStore } from './sources.js';
 
@@ -10,7 +11,14 @@ export interface UseRunResult {
   snapshot: Snapshot;
   /** The latest events (bounded by `maxEvents`), in seq order. */
   events: readonly RunEvent[];
+  /** seq of `snapshot` (0 before anything arrived). */
+  seq: number;
   connection: ConnectionState;
+  /** Why `connection` last changed (`error`, `closed`, `idle_timeout`, `fallback`, …). */
+  reason: ConnectionReason;
+  /** Transport of the current (or last) connection: 'ws', 'sse' or 'poll'; null before the first one. */
+  transport: TransportName | null;
+  /** Why the watcher stopped (e.g. run_not_found), or the last connection problem while it retries. */
   error: RuntrailError | null;
   /** How many watch the run now, on every node of a cluster, this page included (with `observers: true`; null while not known). */
   observers: number | null;
@@ -51,12 +59,25 @@ export function useRun(id: string | null | undefined, options: UseRunOptions = {
     [id, config, maxEvents, fromSnapshot, throttleMs, observers],
   );
   const state = useSyncExternalStore(store.subscribe, store.getSnapshot, () => IDLE_RUN_STATE);
-  return { run: state.run, snapshot: state.snapshot, events: state.events, connection: state.connection, error: state.error, observers: state.observers };
+  return {
+    run: state.run,
+    snapshot: state.snapshot,
+    events: state.events,
+    seq: state.seq,
+    connection: state.connection,
+    reason: state.reason,
+    transport: state.transport,
+    error: state.error,
+    observers: state.observers,
+  };
 }
 
 export interface UseRunsResult {
   runs: readonly Run[];
   connection: ConnectionState;
+  /** Why `connection` last changed (`error`, `closed`, `idle_timeout`, `fallback`, …). */
+  reason: ConnectionReason;
+  /** Why the watcher stopped (a refused filter or token), or the last connection problem while it retries. */
   error: RuntrailError | null;
 }
 
@@ -84,5 +105,5 @@ export function useRuns(filter: RunsFilter = {}, options: UseRunsOptions = {}): 
     [config, key, limit, throttleMs],
   );
   const state = useSyncExternalStore(store.subscribe, store.getSnapshot, () => IDLE_RUNS_STATE);
-  return { runs: state.runs, connection: state.connection, error: state.error };
+  return { runs: state.runs, connection: state.connection, reason: state.reason, error: state.error };
 }

@@ -83,10 +83,10 @@ test('a runs source lists runs live', async () => {
 
 test('useRun and useRuns render their idle state on the server and need a provider', () => {
   function RunView() {
-    const { run, snapshot, events, connection, error } = useRun('some-id');
-    const { runs } = useRuns({ status: 'running' });
+    const { run, snapshot, events, seq, connection, reason, transport, error } = useRun('some-id');
+    const { runs, reason: listReason } = useRuns({ status: 'running' });
     return (
-      <p>{`${connection}|${run === null ? 'no-run' : run.id}|${snapshot.seq}|${events.length}|${error === null ? 'ok' : error.code}|${runs.length}`}</p>
+      <p>{`${connection}|${reason}|${transport ?? 'no-transport'}|${seq}|${run === null ? 'no-run' : run.id}|${snapshot.seq}|${events.length}|${error === null ? 'ok' : error.code}|${runs.length}|${listReason}`}</p>
     );
   }
   const html = renderToString(
@@ -94,6 +94,6 @@ test('useRun and useRuns render their idle state on the server and need a provid
       <RunView />
     </RuntrailProvider>,
   );
-  expect(html).toContain('connecting|no-run|0|0|ok|0');
+  expect(html).toContain('connecting|start|no-transport|0|no-run|0|0|ok|0|start');
   expect(() => renderToString(<RunView />)).toThrow(/RuntrailProvider/);
 });
