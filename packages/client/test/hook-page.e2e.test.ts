@@ -98,6 +98,19 @@ describe('useRun in a page of its own', () => {
     expect(complaints.map((m) => m.text())).toEqual([]);
   });
 
+  it('a page with no run selected says useRun is idle, not connecting for ever', async () => {
+    const appUrl = await serveApp(cleanups);
+    const s = await server({ allowedOrigins: [appUrl], corsOrigins: [appUrl] });
+    const { page } = await openPage(appUrl, `server=${encodeURIComponent(s.url)}`);
+    cleanups.push(() => page.close());
+    // The list beside it going live says the page has mounted and subscribed.
+    await waitUntil(async () => (await text(page, 'runs-connection')) === 'live', { what: 'the runs list to go live', timeoutMs: 10_000 });
+    expect(await text(page, 'connection')).toBe('idle');
+    expect(await text(page, 'reason')).toBe('no_run');
+    expect(await text(page, 'transport')).toBe('');
+    expect(await text(page, 'error')).toBe('');
+  });
+
   it('a server that does not allow the app\'s origin is named in the error, with the flags that allow it, not just "Failed to fetch"', async () => {
     const appUrl = await serveApp(cleanups);
     const s = await server();

@@ -4,7 +4,7 @@ import type { RuntrailError } from '@runtrail/protocol';
 import type { ConnectionReason } from '../watch/transport.js';
 import type { ConnectionState, TransportName } from '../watch/types.js';
 import { useRuntrailConfig } from './context.js';
-import { IDLE_RUNS_STATE, IDLE_RUN_STATE, createRunSource, createRunsSource, type ExternalStore } from './sources.js';
+import { INITIAL_RUNS_STATE, INITIAL_RUN_STATE, NO_RUN_STATE, createRunSource, createRunsSource, type ExternalStore } from './sources.js';
 
 export interface UseRunResult {
   run: Run | null;
@@ -13,8 +13,9 @@ export interface UseRunResult {
   events: readonly RunEvent[];
   /** seq of `snapshot` (0 before anything arrived). */
   seq: number;
+  /** `idle` when `id` is null/undefined (nothing to watch); otherwise the watcher's connection. */
   connection: ConnectionState;
-  /** Why `connection` last changed (`error`, `closed`, `idle_timeout`, `fallback`, …). */
+  /** Why `connection` last changed (`error`, `closed`, `idle_timeout`, `fallback`, …; `no_run` when idle). */
   reason: ConnectionReason;
   /** Transport of the current (or last) connection: 'ws', 'sse' or 'poll'; null before the first one. */
   transport: TransportName | null;
@@ -40,7 +41,8 @@ const idleStore = <S>(state: S): ExternalStore<S> => ({ subscribe: () => () => u
 /**
  * The live state of one run. A thin useSyncExternalStore binding over
  * watchRun: same reducer as the server, resumes after drops, ends at the
- * run's terminal event. `id` null/undefined renders the idle state.
+ * run's terminal event. `id` null/undefined (no run selected) opens
+ * nothing and renders `connection: 'idle'`, reason `no_run`.
  */
 export function useRun(id: string | null | undefined, options: UseRunOptions = {}): UseRunResult {
   const config = useRuntrailConfig();
@@ -55,10 +57,10 @@ export function useRun(id: string | null | undefined, options: UseRunOptions = {
             ...(throttleMs !== undefined ? { throttleMs } : {}),
             ...(observers !== undefined ? { observers } : {}),
           })
-        : idleStore(IDLE_RUN_STATE),
+        : idleStore(NO_RUN_STATE),
     [id, config, maxEvents, fromSnapshot, throttleMs, observers],
   );
-  const state = useSyncExternalStore(store.subscribe, store.getSnapshot, () => IDLE_RUN_STATE);
+  const state = useSyncExternalStore(store.subscribe, store.getSnapshot, () => (id ? INITIAL_RUN_STATE : NO_RUN_STATE));
   return {
     run: state.run,
     snapshot: state.snapshot,
@@ -104,6 +106,6 @@ export function useRuns(filter: RunsFilter = {}, options: UseRunsOptions = {}): 
       }),
     [config, key, limit, throttleMs],
   );
-  const state = useSyncExternalStore(store.subscribe, store.getSnapshot, () => IDLE_RUNS_STATE);
+  const state = useSyncExternalStore(store.subscribe, store.getSnapshot, () => INITIAL_RUNS_STATE);
   return { runs: state.runs, connection: state.connection, reason: state.reason, error: state.error };
 }

@@ -82,18 +82,21 @@ test('a runs source lists runs live', async () => {
 });
 
 test('useRun and useRuns render their idle state on the server and need a provider', () => {
-  function RunView() {
-    const { run, snapshot, events, seq, connection, reason, transport, error } = useRun('some-id');
+  function RunView({ id }: { id: string | null }) {
+    const { run, snapshot, events, seq, connection, reason, transport, error } = useRun(id);
     const { runs, reason: listReason } = useRuns({ status: 'running' });
     return (
       <p>{`${connection}|${reason}|${transport ?? 'no-transport'}|${seq}|${run === null ? 'no-run' : run.id}|${snapshot.seq}|${events.length}|${error === null ? 'ok' : error.code}|${runs.length}|${listReason}`}</p>
     );
   }
-  const html = renderToString(
-    <RuntrailProvider url="http://127.0.0.1:1">
-      <RunView />
-    </RuntrailProvider>,
-  );
-  expect(html).toContain('connecting|start|no-transport|0|no-run|0|0|ok|0|start');
-  expect(() => renderToString(<RunView />)).toThrow(/RuntrailProvider/);
+  const page = (id: string | null) =>
+    renderToString(
+      <RuntrailProvider url="http://127.0.0.1:1">
+        <RunView id={id} />
+      </RuntrailProvider>,
+    );
+  expect(page('some-id')).toContain('connecting|start|no-transport|0|no-run|0|0|ok|0|start');
+  // No run selected: nothing will connect, and it says so rather than "connecting" for ever.
+  expect(page(null)).toContain('idle|no_run|no-transport|0|no-run|0|0|ok|0|start');
+  expect(() => renderToString(<RunView id="some-id" />)).toThrow(/RuntrailProvider/);
 });

@@ -8,7 +8,8 @@ export interface ExternalStore<S> {
   getSnapshot(): S;
 }
 
-export const IDLE_RUN_STATE: RunWatchState = Object.freeze({
+/** A run source before its watcher starts (and what a server render shows): about to connect. */
+export const INITIAL_RUN_STATE: RunWatchState = Object.freeze({
   run: null,
   snapshot: initialSnapshot(),
   events: [],
@@ -20,7 +21,10 @@ export const IDLE_RUN_STATE: RunWatchState = Object.freeze({
   observers: null,
 }) as RunWatchState;
 
-export const IDLE_RUNS_STATE: RunsWatchState = Object.freeze({ runs: [], connection: 'connecting', reason: 'start', error: null }) as RunsWatchState;
+/** `useRun(null)`: no run to watch, so no watcher, and nothing that will ever connect. */
+export const NO_RUN_STATE: RunWatchState = Object.freeze({ ...INITIAL_RUN_STATE, connection: 'idle', reason: 'no_run' }) as RunWatchState;
+
+export const INITIAL_RUNS_STATE: RunsWatchState = Object.freeze({ runs: [], connection: 'connecting', reason: 'start', error: null }) as RunsWatchState;
 
 /**
  * How often a source may tell React to render. A run at a few hundred
@@ -99,10 +103,10 @@ function lazySource<S, W extends { subscribe(l: () => void): () => void; getStat
 
 export function createRunSource(runId: string, options: WatchRunOptions & RenderThrottle): ExternalStore<RunWatchState> {
   const { throttleMs, ...watchOptions } = options;
-  return lazySource(() => new RunWatch(runId, watchOptions), IDLE_RUN_STATE, throttleMs);
+  return lazySource(() => new RunWatch(runId, watchOptions), INITIAL_RUN_STATE, throttleMs);
 }
 
 export function createRunsSource(options: WatchRunsOptions & RenderThrottle): ExternalStore<RunsWatchState> {
   const { throttleMs, ...watchOptions } = options;
-  return lazySource(() => new RunsWatch(watchOptions), IDLE_RUNS_STATE, throttleMs);
+  return lazySource(() => new RunsWatch(watchOptions), INITIAL_RUNS_STATE, throttleMs);
 }

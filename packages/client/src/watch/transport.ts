@@ -12,7 +12,8 @@ import type { TransportName } from './types.js';
  * - `upgrade`: a paused better transport is due again, so polling stops for it;
  * - `run_ended`: the run's terminal event was applied, nothing more will come;
  * - `not_found`: the run does not exist (or the request can never succeed);
- * - `closed_by_client`: `close()` was called.
+ * - `closed_by_client`: `close()` was called;
+ * - `no_run`: a React hook was given no run id (`connection: 'idle'`): nothing to watch.
  */
 export type ConnectionReason =
   | 'start'
@@ -25,7 +26,8 @@ export type ConnectionReason =
   | 'upgrade'
   | 'run_ended'
   | 'not_found'
-  | 'closed_by_client';
+  | 'closed_by_client'
+  | 'no_run';
 
 /** How one connection attempt ended. */
 export interface SessionOutcome {

@@ -1,8 +1,12 @@
 import type { BackoffOptions } from '../backoff.js';
 import type { Clock } from '../clock.js';
 
-/** How a watcher is connected right now. */
-export type ConnectionState = 'connecting' | 'live' | 'reconnecting' | 'polling' | 'ended';
+/**
+ * How a watcher is connected right now. `idle` is never a watcher's: it is
+ * what the React hooks say when they have nothing to watch (`useRun(null)`),
+ * so a page with no run selected is not shown "connecting" for ever.
+ */
+export type ConnectionState = 'idle' | 'connecting' | 'live' | 'reconnecting' | 'polling' | 'ended';
 
 export type TransportName = 'ws' | 'sse' | 'poll';
 

@@ -1,6 +1,8 @@
 import type { ConnectionState } from '@runtrail/client/react';
 
 const TEXT: Record<ConnectionState, string> = {
+  // A hook given no run (the dashboard always has one); the plain muted dot, as for ended.
+  idle: 'no run selected',
   connecting: 'connecting…',
   live: 'live',
   reconnecting: 'reconnecting…',
