@@ -111,6 +111,28 @@ describe('useRun in a page of its own', () => {
     expect(await text(page, 'error')).toBe('');
   });
 
+  it('with auth on and no token, the error says to pass `token` to <RuntrailProvider>, after the server\'s own words; with it the page goes live', async () => {
+    const admin = 'hook-page-admin-token-0123456789';
+    const appUrl = await serveApp(cleanups);
+    const s = await server({ adminToken: admin, allowedOrigins: [appUrl], corsOrigins: [appUrl] });
+    const rt = new RuntrailClient({ url: s.url, token: admin });
+    const run = await rt.createRun({ name: 'private' });
+    cleanups.push(() => run.succeed());
+    const bare = await openPage(appUrl, `server=${encodeURIComponent(s.url)}&run=${run.id}`);
+    cleanups.push(() => bare.page.close());
+    const error = await waitUntil(async () => (await text(bare.page, 'error')) || undefined, { what: 'the run to fail', timeoutMs: 10_000 });
+    expect(error).toBe(
+      'unauthorized: this server needs a token: send Authorization: Bearer <token> ' +
+        '(no token was given to this watcher: give the React hooks one as <RuntrailProvider url={…} token={…}>)',
+    );
+    expect(await text(bare.page, 'connection')).toBe('ended');
+    const listError = await waitUntil(async () => (await text(bare.page, 'runs-error')) || undefined, { what: 'the runs list to fail', timeoutMs: 10_000 });
+    expect(listError).toBe(error);
+    const given = await openPage(appUrl, `server=${encodeURIComponent(s.url)}&run=${run.id}&token=${admin}`);
+    cleanups.push(() => given.page.close());
+    await waitUntil(async () => (await text(given.page, 'connection')) === 'live', { what: 'the page with a token to go live', timeoutMs: 10_000 });
+  });
+
   it('a server that does not allow the app\'s origin is named in the error, with the flags that allow it, not just "Failed to fetch"', async () => {
     const appUrl = await serveApp(cleanups);
     const s = await server();

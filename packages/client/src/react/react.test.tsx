@@ -81,6 +81,19 @@ test('a runs source lists runs live', async () => {
   await waitFor(() => source.getSnapshot().runs.some((r) => r.id === run.id));
 });
 
+test('with auth on and no token, a hook\'s source ends unauthorized with the server\'s words, then where the hooks take a token', async () => {
+  const s = await startTestServer({ adminToken: 'react-test-admin-token-0123456789' });
+  cleanups.push(() => s.cleanup());
+  const { run } = await s.runs.create({ name: 'private' });
+  const hint = '(no token was given to this watcher: give the React hooks one as <RuntrailProvider url={…} token={…}>)';
+  for (const source of [createRunSource(run.id, { url: s.url, WebSocket: WS }), createRunsSource({ url: s.url, WebSocket: WS })]) {
+    cleanups.push(source.subscribe(() => undefined));
+    await waitFor(() => source.getSnapshot().connection === 'ended', { what: 'the source to end' });
+    expect(source.getSnapshot().error?.code).toBe('unauthorized');
+    expect(source.getSnapshot().error?.message).toBe(`this server needs a token: send Authorization: Bearer <token> ${hint}`);
+  }
+});
+
 test('useRun and useRuns render their idle state on the server and need a provider', () => {
   function RunView({ id }: { id: string | null }) {
     const { run, snapshot, events, seq, connection, reason, transport, error } = useRun(id);

@@ -101,12 +101,27 @@ function lazySource<S, W extends { subscribe(l: () => void): () => void; getStat
   };
 }
 
+/** A hook's user gives the token to the provider, not to a watcher it never sees. */
+const PROVIDER_TOKEN_HINT = 'give the React hooks one as <RuntrailProvider url={…} token={…}>';
+
+class HookRunWatch extends RunWatch {
+  protected override tokenHint(): string {
+    return PROVIDER_TOKEN_HINT;
+  }
+}
+
+class HookRunsWatch extends RunsWatch {
+  protected override tokenHint(): string {
+    return PROVIDER_TOKEN_HINT;
+  }
+}
+
 export function createRunSource(runId: string, options: WatchRunOptions & RenderThrottle): ExternalStore<RunWatchState> {
   const { throttleMs, ...watchOptions } = options;
-  return lazySource(() => new RunWatch(runId, watchOptions), INITIAL_RUN_STATE, throttleMs);
+  return lazySource(() => new HookRunWatch(runId, watchOptions), INITIAL_RUN_STATE, throttleMs);
 }
 
 export function createRunsSource(options: WatchRunsOptions & RenderThrottle): ExternalStore<RunsWatchState> {
   const { throttleMs, ...watchOptions } = options;
-  return lazySource(() => new RunsWatch(watchOptions), INITIAL_RUNS_STATE, throttleMs);
+  return lazySource(() => new HookRunsWatch(watchOptions), INITIAL_RUNS_STATE, throttleMs);
 }

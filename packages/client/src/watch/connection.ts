@@ -90,3 +90,20 @@ export function closeError(event: { code?: number; reason?: string }): RuntrailE
   if (event.code === STREAM_CLOSE_CODES.forbidden) return new RuntrailError('forbidden', event.reason || 'the token may not do this');
   return null;
 }
+
+/** Also how an error already hinted is known (a state's error handed back in is not hinted twice). */
+const NO_TOKEN_GIVEN = 'no token was given to this watcher';
+
+/**
+ * The server's "send Authorization: Bearer <token>" is written for any HTTP
+ * client; a watcher's user (a React app most of all) sets no header, and
+ * needs to be told where this SDK takes a token: `where`, in the caller's
+ * terms. Said only when none was given (a token given and refused keeps the
+ * server's own words), after the server's message.
+ */
+export function withTokenHint(error: RuntrailError, token: string | undefined, where: string): RuntrailError {
+  if (error.code !== 'unauthorized' || (token !== undefined && token !== '') || error.message.includes(NO_TOKEN_GIVEN)) return error;
+  const hinted = new RuntrailError('unauthorized', `${error.message} (${NO_TOKEN_GIVEN}: ${where})`, error.details);
+  hinted.retryAfterMs = error.retryAfterMs;
+  return hinted;
+}

@@ -59,3 +59,28 @@ test('a refused token ends the watchers with the reason instead of reconnecting 
   await waitFor(() => one.getState().connection === 'ended', { what: 'run watcher ended' });
   expect(one.getState().error?.code).toBe('unauthorized');
 });
+
+test('without a token the watchers end unauthorized with the server\'s words and how this SDK takes a token; a refused token keeps the server\'s words', async () => {
+  const s = await server({ adminToken: ADMIN });
+  const { run } = await s.runs.create({ name: 'private' });
+  const WS = WebSocket as unknown as WebSocketConstructor;
+  const backoff = { initialMs: 10, maxMs: 20 };
+  // The run watcher first reads the run over HTTP (401), the list watcher first opens a WebSocket (4401), SSE reads a 401 too.
+  const untokened = [
+    watchRun(run.id, { url: s.url, WebSocket: WS, backoff }),
+    watchRun(run.id, { url: s.url, WebSocket: null, transports: ['sse'], backoff }),
+    watchRuns({ url: s.url, WebSocket: WS, backoff }),
+    watchRuns({ url: s.url, WebSocket: null, backoff }),
+  ];
+  for (const [i, w] of untokened.entries()) {
+    cleanups.push(() => w.close());
+    await waitFor(() => w.getState().connection === 'ended', { what: `watcher ${i} ended` });
+    const error = w.getState().error;
+    expect(error?.code).toBe('unauthorized');
+    expect(error?.message).toBe('this server needs a token: send Authorization: Bearer <token> (no token was given to this watcher: pass one as the `token` option of watchRun/watchRuns)');
+  }
+  const refused = watchRun(run.id, { url: s.url, token: 'not-the-token-at-all-0000', WebSocket: WS, backoff });
+  cleanups.push(() => refused.close());
+  await waitFor(() => refused.getState().connection === 'ended', { what: 'watcher with a refused token ended' });
+  expect(refused.getState().error?.message).toBe('the token is not valid on this server');
+});

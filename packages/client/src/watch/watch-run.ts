@@ -359,7 +359,8 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
     this.finished = true;
     this.aborter.abort();
     this.update({ connection: 'ended', reason, observers: null, ...(error ? { error } : {}) });
-    for (const it of this.iterators) it.end(error);
+    // The error as the state shows it (with the token hint), so iterators and `done` say the same.
+    for (const it of this.iterators) it.end(error ? this.state.error : null);
     this.iterators.clear();
     this.resolveDone(this.state);
   }

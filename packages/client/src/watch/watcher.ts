@@ -1,6 +1,6 @@
 import type { ClientMessage, RuntrailError, ServerMessage } from '@runtrail/protocol';
 import type { HttpApi } from '../http-api.js';
-import { connectionSettings, type ConnectionSettings } from './connection.js';
+import { connectionSettings, withTokenHint, type ConnectionSettings } from './connection.js';
 import { reconnectLoop, type ConnectionChange, type ReconnectOptions } from './reconnect.js';
 import type { ConnectionReason, Transport } from './transport.js';
 import type { ConnectionState, WatchConnectionOptions } from './types.js';
@@ -72,12 +72,17 @@ export abstract class Watcher<S extends WatcherConnection, M> {
   }
 
   protected setConnection(fields: Partial<WatcherConnection>): void {
-    this.state = { ...this.state, ...fields };
-    this.notify();
+    this.update(fields as Partial<S>);
   }
 
+  /** Where this watcher's user gives a token, said when the server wants one and none was given. */
+  protected tokenHint(): string {
+    return 'pass one as the `token` option of watchRun/watchRuns';
+  }
+
+  /** Every change of the state goes through here, so every error it shows says how to give a missing token. */
   protected update(patch: Partial<S>): void {
-    this.state = { ...this.state, ...patch };
+    this.state = { ...this.state, ...patch, ...(patch.error ? { error: withTokenHint(patch.error, this.settings.token, this.tokenHint()) } : {}) };
     this.notify();
   }
 
