@@ -15,7 +15,7 @@ import { registerMigrate } from './commands/migrate.js';
 import { registerArtifacts } from './commands/artifacts.js';
 import { registerArchive } from './commands/archive.js';
 import { registerConfig } from './commands/config.js';
-import { serverInUse } from './options.js';
+import { CLI_TOKEN_HINT, serverInUse } from './options.js';
 import { stdoutReaderGone } from './output.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -107,7 +107,8 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   }
   if (err instanceof RuntrailError) {
     // The server's words are for any HTTP client; a command line user sets no header, only the variable.
-    const hint = err.code === 'unauthorized' && !process.env.RUNTRAIL_TOKEN ? ' (the CLI sends the token in RUNTRAIL_TOKEN, which is not set)' : '';
+    // (A watcher's error says it already.)
+    const hint = err.code === 'unauthorized' && !process.env.RUNTRAIL_TOKEN && !err.message.includes(CLI_TOKEN_HINT) ? ` (${CLI_TOKEN_HINT})` : '';
     process.stderr.write(`runtrail: ${err.code}: ${err.message}${hint}\n`);
     process.exit(2);
   }

@@ -103,3 +103,6 @@ export function serveOptions(flags: ServeFlags): ServerConfigInput & { sources: 
   }
   return { ...(options as ServerConfigInput), sources: { file: flags.config, explicit: 'flag' } };
 }
+
+/** What an unauthorized error tells a CLI user who set no token (the server's words are for any HTTP client). */
+export const CLI_TOKEN_HINT = 'the CLI sends the token in RUNTRAIL_TOKEN, which is not set';

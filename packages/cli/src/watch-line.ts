@@ -1,6 +1,7 @@
 import WebSocket from 'ws';
 import { watchRun, type RunWatchState, type WebSocketConstructor } from '@runtrail/client';
 import { RuntrailError } from '@runtrail/protocol';
+import { CLI_TOKEN_HINT } from './options.js';
 
 export interface FollowOptions {
   onEvent?: (line: string) => void;
@@ -20,7 +21,7 @@ export async function followRun(
   options: FollowOptions = {},
 ): Promise<RunWatchState> {
   const { url } = server;
-  const watch = watchRun(runId, { url, token: server.token, WebSocket: WebSocket as unknown as WebSocketConstructor });
+  const watch = watchRun(runId, { url, token: server.token, tokenHint: CLI_TOKEN_HINT, WebSocket: WebSocket as unknown as WebSocketConstructor });
   // The watcher reconnects for ever (right for a dashboard); a command must
   // end: a server silent for giveUpAfterMs is an error.
   let giveUp: (err: Error) => void = () => undefined;

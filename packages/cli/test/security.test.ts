@@ -138,5 +138,10 @@ describe('runtrail serve: open only on loopback', { timeout: 180_000 }, () => {
     // A command line sends no header of its own: it is told where the CLI takes the token from.
     expect(noToken.stderr, noToken.stderr).toMatch(/RUNTRAIL_TOKEN, which is not set/);
     expect(noToken.stderr.trim().split('\n')).toHaveLength(1);
+    // Watching too: said once, in the CLI's terms (not the SDK's `token` option).
+    const tail = await run(['tail', '01a22117-3ce3-7415-be4f-bd3e06356152', '--give-up-after', '5s'], { RUNTRAIL_URL: url });
+    expect(tail.code).toBe(2);
+    expect(tail.stderr.match(/RUNTRAIL_TOKEN, which is not set/g), tail.stderr).toHaveLength(1);
+    expect(tail.stderr).not.toContain('watchRun');
   });
 });

@@ -10,7 +10,7 @@ import { DEFAULT_COLLECT_INTERVAL_MS, DEFAULT_KILL_GRACE_MS, FolderCollector, Pr
 import { DEFAULT_LEASE_TTL_MS, OUTPUT_LOG_ARTIFACT, RuntrailError, dashboardRunPath, dataRecord, parseLabelPair, type Run } from '@runtrail/protocol';
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
 import { DURATION_HELP, durationOption } from '../duration.js';
-import { resolveServer } from '../options.js';
+import { CLI_TOKEN_HINT, resolveServer } from '../options.js';
 import { EXIT_READER_GONE, whenStdoutReaderGoes } from '../output.js';
 import { LiveLine, statusLine } from '../watch-line.js';
 
@@ -352,7 +352,7 @@ async function startEmbedded(dataDir: string | undefined): Promise<{ server: Run
  * server's view of the run, until stopped.
  */
 function followLine(live: LiveLine, url: string, token: string | undefined, runId: string): { stop(): Promise<void> } {
-  const watch = watchRun(runId, { url, token, WebSocket: WebSocket as unknown as WebSocketConstructor });
+  const watch = watchRun(runId, { url, token, tokenHint: CLI_TOKEN_HINT, WebSocket: WebSocket as unknown as WebSocketConstructor });
   const unsubscribe = watch.subscribe(() => live.draw(statusLine(watch.getState(), url)));
   let stopped = false;
   return {

@@ -15,6 +15,8 @@ export interface ConnectionSettings {
   headers: Record<string, string>;
   /** The token, for `?token=` on the WebSocket URL (browsers cannot set its headers). */
   token: string | undefined;
+  /** Where the user gives a token (WatchConnectionOptions.tokenHint). */
+  tokenHint?: string;
   /** Transports to try, best first. */
   wanted: TransportName[];
   idleTimeoutMs: number;
@@ -48,6 +50,7 @@ export function connectionSettings(options: WatchConnectionOptions): ConnectionS
     fetch: fetchImpl,
     headers: { ...options.headers, ...authHeaders(options.token) },
     token: options.token,
+    ...(options.tokenHint !== undefined ? { tokenHint: options.tokenHint } : {}),
     wanted,
     idleTimeoutMs: options.idleTimeoutMs ?? WATCH_DEFAULTS.idleTimeoutMs,
     pollIntervalMs: options.pollIntervalMs ?? WATCH_DEFAULTS.pollIntervalMs,

@@ -44,6 +44,13 @@ export interface WatchConnectionOptions {
    * SSE, `?token=` on the WebSocket URL (browsers cannot set its headers).
    */
   token?: string | undefined;
+  /**
+   * Where this watcher's user gives a token, in their terms, said after the
+   * server's message when it wants one and none was given (default: the
+   * `token` option; the React hooks name `<RuntrailProvider token>`, the CLI
+   * RUNTRAIL_TOKEN).
+   */
+  tokenHint?: string;
   /** Transports to try, best first. Default ['ws', 'sse', 'poll']. */
   transports?: TransportName[];
   /** Reconnect delays: exponential with full jitter. Default 250 ms doubling up to 10 s. */

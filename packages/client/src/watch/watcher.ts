@@ -77,7 +77,7 @@ export abstract class Watcher<S extends WatcherConnection, M> {
 
   /** Where this watcher's user gives a token, said when the server wants one and none was given. */
   protected tokenHint(): string {
-    return 'pass one as the `token` option of watchRun/watchRuns';
+    return this.settings.tokenHint ?? 'pass one as the `token` option of watchRun/watchRuns';
   }
 
   /** Every change of the state goes through here, so every error it shows says how to give a missing token. */
