@@ -100,12 +100,13 @@ export class RunService {
   }
 
   /**
-   * Claim up to `limit` queued runs named in `names` for `owner` (they become
+   * Claim up to `limit` queued runs named in `names` (at most `perName` of a
+   * name there) for `owner` (they become
    * running under its lease), and tell the runs list. The executor's one way
    * to take work; with several nodes on one store, each run goes to one of them.
    */
-  async claimQueued(owner: Owner, names: string[], limit: number): Promise<Run[]> {
-    const claimed = await this.store.claimQueued({ owner, names, limit, now: this.now() });
+  async claimQueued(owner: Owner, names: string[], limit: number, perName?: ReadonlyMap<string, number>): Promise<Run[]> {
+    const claimed = await this.store.claimQueued({ owner, names, limit, now: this.now(), perName });
     for (const run of claimed) this.hub.publishRun('updated', run);
     return claimed;
   }
