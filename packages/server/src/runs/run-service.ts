@@ -321,8 +321,12 @@ export class RunService {
    * drives (`runtrail exec`, the SDK, HTTP) has nothing here that could run
    * it again: a new `running` run would just wait for its lease to lapse
    * and end orphaned, so it is refused.
+   *
+   * With `idempotencyKey`, the same key answers the attempt it made
+   * (`created: false`) instead of making another: a retry sent twice (a
+   * double click, a client retrying a lost answer) is one new attempt.
    */
-  async retry(id: string, requireHandler?: (name: string, input?: unknown) => void): Promise<Run> {
+  async retry(id: string, requireHandler?: (name: string, input?: unknown) => void, idempotencyKey?: string): Promise<{ run: Run; created: boolean }> {
     const prev = await this.get(id);
     if (!prev.execute) {
       throw new RuntrailError(
@@ -340,7 +344,7 @@ export class RunService {
       );
     }
     requireHandler?.(prev.name, prev.input);
-    const { run } = await this.create(
+    const { run, created } = await this.create(
       {
         name: prev.name,
         input: prev.input ?? undefined,
@@ -352,9 +356,16 @@ export class RunService {
         stallTimeoutMs: prev.stallTimeoutMs ?? undefined,
         failOnStall: prev.failOnStall,
       },
-      { retryOf: prev.id, attempt: prev.attempt + 1 },
+      { retryOf: prev.id, attempt: prev.attempt + 1, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) },
     );
-    return run;
+    if (!created && run.retryOf !== prev.id) {
+      throw new RuntrailError(
+        'idempotency_conflict',
+        `Idempotency-Key ${idempotencyKey} was used for run ${run.id}, which is not a retry of run ${prev.id}; use a new key for each retry`,
+        { runId: run.id },
+      );
+    }
+    return { run, created };
   }
 
   /**
