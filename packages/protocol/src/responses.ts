@@ -46,7 +46,7 @@ export const routeResponses = {
   finishRun: { status: 200, description: 'The ended run', schema: RunSchema },
   heartbeat: { status: 200, description: 'The renewed lease, and whether a cancel was requested', schema: HeartbeatResponseSchema },
   cancelRun: { status: 200, description: 'The run (ended at once if queued or if nothing owns it)', schema: RunSchema },
-  retryRun: { status: 201, description: 'The new run (retryOf, attempt + 1)', schema: RunSchema },
+  retryRun: { status: 201, description: 'The new run (retryOf, attempt + 1); 200 with the same run for a repeated Idempotency-Key', schema: RunSchema },
   streamRun: {
     status: 200,
     description: 'Server-Sent Events: `run-event` (id = seq, data = RunEvent), then `end` (data = {runId, status, seq})',

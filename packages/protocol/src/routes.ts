@@ -93,7 +93,7 @@ export const routes = {
   retryRun: {
     method: 'POST',
     path: `${API_PREFIX}/runs/:id/retry`,
-    summary: 'Create a new attempt of a handler run (same input, linked by retryOf); 409 run_not_retryable for a run no handler executes',
+    summary: 'Create a new attempt of a handler run (same input, linked by retryOf; honours Idempotency-Key); 409 run_not_retryable for a run no handler executes',
   },
   streamRun: {
     method: 'GET',

@@ -760,6 +760,19 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect((await store.findOwnedBy('node-1', 'executor')).map((r) => r.id).sort()).toEqual(claims[0]!.map((r) => r.id).sort());
       });
 
+      it('claims at most perName of a capped name, oldest first, and the runs of other names queued behind its backlog', async () => {
+        const gpu = [];
+        for (let i = 0; i < 5; i++) gpu.push(await create({ name: 'gpu', execute: true }));
+        const cpu = [await create({ name: 'cpu', execute: true }), await create({ name: 'cpu', execute: true })];
+        const owner: Owner = { kind: 'executor', node: 'node-1', id: 'w1' };
+        const first = await store.claimQueued({ owner, names: ['gpu', 'cpu'], limit: 2, now: T0 + 100, perName: new Map([['gpu', 1]]) });
+        expect(first.map((r) => r.id)).toEqual([gpu[0]!.id, cpu[0]!.id]);
+        const none = await store.claimQueued({ owner, names: ['gpu', 'cpu'], limit: 4, now: T0 + 100, perName: new Map([['gpu', 0]]) });
+        expect(none.map((r) => r.id)).toEqual([cpu[1]!.id]);
+        const two = await store.claimQueued({ owner, names: ['gpu'], limit: 4, now: T0 + 100, perName: new Map([['gpu', 2]]) });
+        expect(two.map((r) => r.id)).toEqual([gpu[1]!.id, gpu[2]!.id]);
+      });
+
       it('finds running runs whose lease lapsed, that are past their timeout, or that made no progress', async () => {
         const leased = await create({ name: 'leased', leaseTtlMs: 1000 });
         const timed = await create({ name: 'timed', leaseTtlMs: 3_600_000, timeoutMs: 5000 });

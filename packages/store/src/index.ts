@@ -3,6 +3,7 @@ export type {
   NewRunRecord,
   AppendOptions,
   AppendResult,
+  ClaimOptions,
   DueRuns,
   StoreReadiness,
   AppendFeed,

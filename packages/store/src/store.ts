@@ -54,8 +54,13 @@ export interface RunStore {
   readJoinedEventTexts?(runId: string, after: number, limit: number, options?: { compact?: boolean }): Promise<JoinedEventTexts>;
 
   heartbeat(runId: string, options: { now: number; owner?: Owner | undefined }): Promise<Run>;
-  /** Atomically move up to `limit` queued runs of these handler names to running under `owner`. */
-  claimQueued(options: { owner: Owner; names: string[]; limit: number; now: number }): Promise<Run[]>;
+  /**
+   * Atomically move up to `limit` queued runs of these handler names to
+   * running under `owner`, oldest first; at most `perName.get(name)` of a
+   * name in `perName` (a handler's free slots), so that runs of a saturated
+   * handler never hold back the others.
+   */
+  claimQueued(options: ClaimOptions): Promise<Run[]>;
   /** Running runs that need the reaper's attention at `now`. */
   findDue(now: number, limit: number): Promise<DueRuns>;
   /** Non-terminal runs held by an owner on `node` (for recovery after a restart). */
@@ -205,6 +210,15 @@ export interface AppendResult {
    */
   appendedText: EventText[];
   run: Run;
+}
+
+export interface ClaimOptions {
+  owner: Owner;
+  names: string[];
+  limit: number;
+  now: number;
+  /** At most this many runs of each of these names in this claim (a name mapped to 0 is not claimed). */
+  perName?: ReadonlyMap<string, number> | undefined;
 }
 
 export interface DueRuns {

@@ -24,6 +24,12 @@ export interface InputSchema {
 
 export interface HandlerOptions {
   input?: InputSchema;
+  /**
+   * At most this many runs of this handler at once on this node (a whole
+   * number from 1; the node's `concurrency` bounds it too). Its other queued
+   * runs wait, unclaimed, while other handlers use the node's free slots.
+   */
+  concurrency?: number;
 }
 
 export type StopKind = 'cancelled' | 'timeout' | 'interrupted' | 'ended';
@@ -85,6 +91,9 @@ export class Executor {
   private readonly runs: RunService;
   private readonly handlers = new Map<string, Handler>();
   private readonly inputSchemas = new Map<string, InputSchema>();
+  /** Handlers' own concurrency limits, and how many of their functions run now. */
+  private readonly limits = new Map<string, number>();
+  private readonly runningByName = new Map<string, number>();
   private readonly active = new Map<string, Active>();
   private readonly transport: InProcessTransport;
   private readonly options: ExecutorOptions;
@@ -115,7 +124,12 @@ export class Executor {
     if (this.handlers.has(name)) throw new Error(`a handler named "${name}" is already defined on this node`);
     // Checked here, where the mistake is, not as "handler is not a function" on the first run, by then queued and failed.
     if (typeof handler !== 'function') throw new TypeError(`the handler of "${name}" must be a function (ctx) => output; got ${handler === null ? 'null' : typeof handler}`);
+    const limit = options.concurrency;
+    if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
+      throw new RangeError(`the concurrency of "${name}" must be a whole number from 1 (runs of it at once on this node); got ${String(limit)}`);
+    }
     this.handlers.set(name, handler as Handler);
+    if (limit !== undefined) this.limits.set(name, limit);
     if (options.input) this.inputSchemas.set(name, options.input);
     this.wake();
   }
@@ -234,8 +248,25 @@ export class Executor {
   private async claimOnce(): Promise<void> {
     const free = this.options.concurrency - this.active.size;
     if (free <= 0 || this.handlers.size === 0) return;
-    const claimed = await this.runs.claimQueued(this.owner, [...this.handlers.keys()], free);
+    // Only what can start now is claimed: a run claimed to wait for its
+    // handler's slot would hold a lease (and look running) while it waits.
+    // Claims are never concurrent (wake), so these counts stand until launch.
+    const perName = new Map<string, number>();
+    for (const [name, limit] of this.limits) perName.set(name, Math.max(0, limit - (this.runningByName.get(name) ?? 0)));
+    const names = [...this.handlers.keys()].filter((n) => perName.get(n) !== 0);
+    if (names.length === 0) return;
+    const claimed = await this.runs.claimQueued(this.owner, names, free, perName.size ? perName : undefined);
     for (const run of claimed) this.launch(run);
+  }
+
+  private handlerStarted(name: string): void {
+    this.runningByName.set(name, (this.runningByName.get(name) ?? 0) + 1);
+  }
+
+  private handlerReturned(name: string): void {
+    const left = (this.runningByName.get(name) ?? 1) - 1;
+    if (left > 0) this.runningByName.set(name, left);
+    else this.runningByName.delete(name);
   }
 
   private launch(run: Run): void {
@@ -356,8 +387,14 @@ export class Executor {
         outcome = { ok: false, error };
       }
       if (timeoutTimer) clearTimeout(timeoutTimer);
-      // Given up on already: its run was ended and its slot handed on.
-      if (abandoned) return;
+      // Given up on already: its run was ended and its node slot handed on.
+      // Its handler's own slot was kept until now: the function still ran
+      // (a GPU job limited to 1 at a time must not get a second beside it).
+      if (abandoned) {
+        this.handlerReturned(run.name);
+        this.wake();
+        return;
+      }
       finishing = true;
       if (graceTimer) clearTimeout(graceTimer);
       try {
@@ -367,11 +404,13 @@ export class Executor {
         handle.close();
         await this.closeChildren(run, children, stopped);
         this.active.delete(run.id);
+        this.handlerReturned(run.name);
         release();
         this.wake();
       }
     })().catch((err: unknown) => this.log.error({ err, runId: run.id }, 'could not clean up after a handler'));
     this.active.set(run.id, { run, handle, stop, released });
+    this.handlerStarted(run.name);
   }
 
   /** Write the one end the outcome calls for; losing to an end written elsewhere is fine. */

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { MAX_READ_LIMIT, RuntrailError, labelsAsSent } from '@runtrail/protocol';
 import { terminalEventOf, type RunService } from '../runs/run-service.js';
@@ -23,11 +24,7 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
   serve(app, 'createRun', async ({ body, request, reply }) => {
     if (options.limits) checkRunData(body, options.limits);
     if (body.execute) options.requireHandler?.(body.name, body.input);
-    const key = request.headers['idempotency-key'];
-    if (Array.isArray(key)) throw new RuntrailError('invalid_request', 'send one Idempotency-Key header');
-    if (key !== undefined && (key.length === 0 || key.length > 200)) {
-      throw new RuntrailError('invalid_request', 'Idempotency-Key must be 1 to 200 characters');
-    }
+    const key = idempotencyKeyOf(request.headers);
     const labels = labelsAsSent(request.body, body.labels);
     const { run, created } = await runs.create({ ...body, labels }, key === undefined ? {} : { idempotencyKey: key });
     void reply.status(created ? 201 : 200);
@@ -99,9 +96,19 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
   });
   serve(app, 'cancelRun', async ({ params, body }) => runs.cancel(params.id!, body.reason));
 
-  serve(app, 'retryRun', async ({ params, reply }) => {
-    const run = await runs.retry(params.id!, options.requireHandler);
-    void reply.status(201);
+  serve(app, 'retryRun', async ({ params, request, reply }) => {
+    const { run, created } = await runs.retry(params.id!, options.requireHandler, idempotencyKeyOf(request.headers));
+    void reply.status(created ? 201 : 200);
     return run;
   });
+}
+
+/** The request's Idempotency-Key: the same key gets the same run back (createRun, retryRun), not a second one. */
+function idempotencyKeyOf(headers: IncomingHttpHeaders): string | undefined {
+  const key = headers['idempotency-key'];
+  if (Array.isArray(key)) throw new RuntrailError('invalid_request', 'send one Idempotency-Key header');
+  if (key !== undefined && (key.length === 0 || key.length > 200)) {
+    throw new RuntrailError('invalid_request', 'Idempotency-Key must be 1 to 200 characters');
+  }
+  return key;
 }

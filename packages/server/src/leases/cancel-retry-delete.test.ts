@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
-import type { HeartbeatResponse, Run } from '@runtrail/protocol';
+import { CLIENT_HEADER, type HeartbeatResponse, type Run } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '../start.js';
 import { tempDir, waitUntil } from './lease.test-kit.js';
 
@@ -209,6 +209,36 @@ describe('retry and delete', () => {
     await waitUntil(async () => (await client.getRun(run.id)).status === 'succeeded', { what: 'the run to end' });
     expect((await client.listRuns({ name: 'long' })).runs).toHaveLength(1);
     expect((await client.retryRun(run.id)).attempt).toBe(2);
+  });
+
+  it('two retries sent at once with the same Idempotency-Key make one new attempt, and both answers name it (many times)', async () => {
+    server.define('fails', async () => {
+      throw new Error('always');
+    });
+    const firsts = await Promise.all(Array.from({ length: 25 }, async () => (await client.startRun({ name: 'fails' })).id));
+    await waitUntil(async () => (await Promise.all(firsts.map((id) => client.getRun(id)))).every((r) => r.status === 'failed'), {
+      what: 'the first attempts to fail',
+    });
+    const retry = async (id: string, key: string) => {
+      const res = await fetch(`${server.url}/api/v1/runs/${id}/retry`, { method: 'POST', headers: { [CLIENT_HEADER]: 'test', 'idempotency-key': key } });
+      return { status: res.status, body: (await res.json()) as Run & { error?: { code: string; message: string } } };
+    };
+    for (const [i, id] of firsts.entries()) {
+      const answers = await Promise.all([retry(id, `retry-${i}`), retry(id, `retry-${i}`)]);
+      expect(answers.map((a) => a.status).sort()).toEqual([200, 201]);
+      expect(answers[0]!.body.id).toBe(answers[1]!.body.id);
+      expect(answers[0]!.body).toMatchObject({ retryOf: id, attempt: 2 });
+      // Sent again later (its answer was lost): the same attempt still.
+      expect(await retry(id, `retry-${i}`)).toMatchObject({ status: 200, body: { id: answers[0]!.body.id } });
+    }
+    const all = await client.listRuns({ name: 'fails', limit: 200 });
+    expect(all.runs.filter((r) => r.retryOf !== null)).toHaveLength(firsts.length);
+    // A new key is a new attempt; a key used for another run's retry, or for a created run, is refused.
+    expect((await retry(firsts[0]!, 'retry-0-again')).status).toBe(201);
+    const reused = await retry(firsts[1]!, 'retry-0');
+    expect(reused.status).toBe(409);
+    expect(reused.body.error?.code).toBe('idempotency_conflict');
+    expect(reused.body.error?.message).toMatch(new RegExp(`^Idempotency-Key retry-0 was used for run \\S+, which is not a retry of run ${firsts[1]}; use a new key for each retry$`));
   });
 
   it('retry of a run no handler executes is a 409 run_not_retryable, and creates no phantom run', async () => {

@@ -100,12 +100,13 @@ export class RunService {
   }
 
   /**
-   * Claim up to `limit` queued runs named in `names` for `owner` (they become
+   * Claim up to `limit` queued runs named in `names` (at most `perName` of a
+   * name there) for `owner` (they become
    * running under its lease), and tell the runs list. The executor's one way
    * to take work; with several nodes on one store, each run goes to one of them.
    */
-  async claimQueued(owner: Owner, names: string[], limit: number): Promise<Run[]> {
-    const claimed = await this.store.claimQueued({ owner, names, limit, now: this.now() });
+  async claimQueued(owner: Owner, names: string[], limit: number, perName?: ReadonlyMap<string, number>): Promise<Run[]> {
+    const claimed = await this.store.claimQueued({ owner, names, limit, now: this.now(), perName });
     for (const run of claimed) this.hub.publishRun('updated', run);
     return claimed;
   }
@@ -320,8 +321,12 @@ export class RunService {
    * drives (`runtrail exec`, the SDK, HTTP) has nothing here that could run
    * it again: a new `running` run would just wait for its lease to lapse
    * and end orphaned, so it is refused.
+   *
+   * With `idempotencyKey`, the same key answers the attempt it made
+   * (`created: false`) instead of making another: a retry sent twice (a
+   * double click, a client retrying a lost answer) is one new attempt.
    */
-  async retry(id: string, requireHandler?: (name: string, input?: unknown) => void): Promise<Run> {
+  async retry(id: string, requireHandler?: (name: string, input?: unknown) => void, idempotencyKey?: string): Promise<{ run: Run; created: boolean }> {
     const prev = await this.get(id);
     if (!prev.execute) {
       throw new RuntrailError(
@@ -339,7 +344,7 @@ export class RunService {
       );
     }
     requireHandler?.(prev.name, prev.input);
-    const { run } = await this.create(
+    const { run, created } = await this.create(
       {
         name: prev.name,
         input: prev.input ?? undefined,
@@ -351,9 +356,16 @@ export class RunService {
         stallTimeoutMs: prev.stallTimeoutMs ?? undefined,
         failOnStall: prev.failOnStall,
       },
-      { retryOf: prev.id, attempt: prev.attempt + 1 },
+      { retryOf: prev.id, attempt: prev.attempt + 1, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) },
     );
-    return run;
+    if (!created && run.retryOf !== prev.id) {
+      throw new RuntrailError(
+        'idempotency_conflict',
+        `Idempotency-Key ${idempotencyKey} was used for run ${run.id}, which is not a retry of run ${prev.id}; use a new key for each retry`,
+        { runId: run.id },
+      );
+    }
+    return { run, created };
   }
 
   /**

@@ -27,6 +27,7 @@ import type {
   AppendOptions,
   AppendResult,
   DatabaseStats,
+  ClaimOptions,
   DueRuns,
   NewRunRecord,
   PutArtifactInput,
@@ -905,19 +906,44 @@ export class PgRunStore implements SharedRunStore {
     });
   }
 
-  async claimQueued(options: { owner: Owner; names: string[]; limit: number; now: number }): Promise<Run[]> {
+  async claimQueued(options: ClaimOptions): Promise<Run[]> {
     if (options.names.length === 0 || options.limit <= 0) return [];
     // SKIP LOCKED: claimers on several nodes take disjoint runs without waiting on each other.
-    const { rows } = await this.query<RunRow>(
-      `UPDATE runs SET status = 'running', started_at = $3, owner = $4, owner_node = $5, owner_kind = $6,
-         lease_expires_at = $3 + lease_ttl_ms, heartbeat_at = $3
-       WHERE id IN (
-         SELECT id FROM runs WHERE status = 'queued' AND execute AND name = ANY($1::text[])
-         ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
-       AND status = 'queued'
-       RETURNING *`,
-      [options.names, options.limit, options.now, JSON.stringify(options.owner), options.owner.node, options.owner.kind],
-    );
+    const owned = [options.now, JSON.stringify(options.owner), options.owner.node, options.owner.kind];
+    const perName = options.perName;
+    const { rows } = perName
+      ? // Each name looked up on its own, at most its cap (capped names) or
+        // `limit`, then the oldest `limit` of those: one lookup of the oldest
+        // runs would be filled by a saturated handler's backlog, and runs of
+        // other handlers behind it never claimed. The few locked but not
+        // claimed are released when the statement ends.
+        await this.query<RunRow>(
+          `UPDATE runs SET status = 'running', started_at = $1, owner = $2, owner_node = $3, owner_kind = $4,
+             lease_expires_at = $1 + lease_ttl_ms, heartbeat_at = $1
+           WHERE id IN (
+             SELECT r.id FROM unnest($5::text[], $6::int[]) AS n(name, cap),
+               LATERAL (SELECT id FROM runs WHERE status = 'queued' AND execute AND name = n.name
+                 ORDER BY id LIMIT n.cap FOR UPDATE SKIP LOCKED) r
+             ORDER BY r.id LIMIT $7)
+           AND status = 'queued'
+           RETURNING *`,
+          [
+            ...owned,
+            options.names,
+            options.names.map((n) => Math.min(perName.get(n) ?? options.limit, options.limit)),
+            options.limit,
+          ],
+        )
+      : await this.query<RunRow>(
+          `UPDATE runs SET status = 'running', started_at = $1, owner = $2, owner_node = $3, owner_kind = $4,
+             lease_expires_at = $1 + lease_ttl_ms, heartbeat_at = $1
+           WHERE id IN (
+             SELECT id FROM runs WHERE status = 'queued' AND execute AND name = ANY($5::text[])
+             ORDER BY id LIMIT $6 FOR UPDATE SKIP LOCKED)
+           AND status = 'queued'
+           RETURNING *`,
+          [...owned, options.names, options.limit],
+        );
     return this.runsOf(rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));
   }
 

@@ -25,6 +25,7 @@ import {
 import type {
   AppendOptions,
   AppendResult,
+  ClaimOptions,
   DueRuns,
   NewRunRecord,
   PutArtifactInput,
@@ -627,10 +628,10 @@ export class SqliteRunStore implements RunStore {
     );
   }
 
-  async claimQueued(options: { owner: Owner; names: string[]; limit: number; now: number }): Promise<Run[]> {
+  async claimQueued(options: ClaimOptions): Promise<Run[]> {
     if (options.names.length === 0 || options.limit <= 0) return [];
     return this.write(() => this.db.transaction(() => {
-      const ids = this.stmt.claimable.all(JSON.stringify(options.names), options.limit) as string[];
+      const ids = claimOrder(options, (names, limit) => this.stmt.claimable.all(JSON.stringify(names), limit) as string[]);
       const claimed: Run[] = [];
       for (const id of ids) {
         const changes = this.stmt.claim.run({
@@ -914,4 +915,23 @@ function switchToWal(db: Database.Database, waitMs: number): void {
       Atomics.wait(pause, 0, 0, 10);
     }
   }
+}
+
+/**
+ * The ids to claim, oldest first: up to `limit`, at most `perName` of each
+ * capped name. Each capped name is looked up on its own (at most its cap),
+ * the rest together: with one lookup of the oldest `limit` runs, a backlog
+ * of a saturated handler's runs would fill it, and runs of other handlers
+ * queued behind them would never be claimed.
+ */
+function claimOrder(options: ClaimOptions, oldest: (names: string[], limit: number) => string[]): string[] {
+  const perName = options.perName;
+  if (!perName) return oldest(options.names, options.limit);
+  const free = options.names.filter((n) => !perName.has(n));
+  const ids = free.length ? oldest(free, options.limit) : [];
+  for (const name of options.names) {
+    const cap = Math.min(perName.get(name) ?? 0, options.limit);
+    if (cap > 0) ids.push(...oldest([name], cap));
+  }
+  return ids.sort().slice(0, options.limit);
 }

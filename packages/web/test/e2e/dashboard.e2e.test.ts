@@ -188,8 +188,8 @@ describe('the dashboard in a real browser', () => {
     expect(await page.getByTestId('last-error').count()).toBe(0);
   });
 
-  it('retries a cancelled run as a new linked run, and deletes an ended run after asking', async () => {
-    await page.getByRole('button', { name: 'Retry' }).click();
+  it('retries a cancelled run as a new linked run (one, even on a double click), and deletes an ended run after asking', async () => {
+    await page.getByRole('button', { name: 'Retry' }).dblclick();
     const retry = await waitUntil(
       () => {
         const id = /^\/runs\/([^/]+)$/.exec(new URL(page.url()).pathname)?.[1];
@@ -197,6 +197,8 @@ describe('the dashboard in a real browser', () => {
       },
       { what: 'the retry’s page to open' },
     );
+    const listed = (await (await fetch(`${server!.url}/api/v1/runs?name=demo-pipeline&limit=100`)).json()) as { runs: Array<{ id: string; retryOf: string | null }> };
+    expect(listed.runs.filter((r) => r.retryOf === runs.second).map((r) => r.id)).toEqual([retry]);
     await page.getByRole('link', { name: 'earlier run' }).waitFor();
     await cancelFromPage(page);
 

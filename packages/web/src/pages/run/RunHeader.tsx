@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useRef, useState } from 'react';
 import type { ConnectionState } from '@runtrail/client/react';
 import { dashboardRunPath, isTerminalStatus, type Run, type RunError, type RunEvent, type RunStatus, RuntrailError, type Snapshot } from '@runtrail/protocol';
 import { cannotText, useAccess } from '../../access.js';
@@ -36,6 +36,10 @@ export interface RunHeaderProps {
 /** The run's name, status, timings, error and its actions (cancel, retry, delete). */
 export function RunHeader({ run, snapshot: s, events, status, runError, finishedAt, now, connection, observers, streamError, childCount }: RunHeaderProps) {
   const [actionError, setActionError] = useState<string | null>(null);
+  // A double click must not make two attempts: the ref refuses a second click
+  // before the disabled button is rendered, the state shows it is pending.
+  const retrying = useRef(false);
+  const [retryPending, setRetryPending] = useState(false);
   const access = useAccess();
   const terminal = isTerminalStatus(status);
   const cancel = cancelRequestOf(events, s);
@@ -139,11 +143,19 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
           {run.execute && (
             <button
               type="button"
-              disabled={!terminal}
+              disabled={!terminal || retryPending}
               onClick={() => {
+                if (retrying.current) return;
+                retrying.current = true;
+                setRetryPending(true);
                 void act('Retry', async () => {
-                  const next = await client.retryRun(run.id);
-                  navigate(dashboardRunPath(next.id));
+                  try {
+                    const next = await client.retryRun(run.id);
+                    navigate(dashboardRunPath(next.id));
+                  } finally {
+                    retrying.current = false;
+                    setRetryPending(false);
+                  }
                 })();
               }}
             >
