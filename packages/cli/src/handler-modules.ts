@@ -45,17 +45,32 @@ function syntaxErrorPlace(path: string): string {
   return place && /:\d+$/.test(place) ? ` at ${place}` : '';
 }
 
+type Handler = Parameters<App['define']>[1];
+type HandlerOptions = NonNullable<Parameters<App['define']>[2]>;
+
+/** A handler by name: the function, or `{ handler, ...define's options }` (`{ handler, concurrency: 1 }`). */
+function handlerEntry(value: unknown): { handler: Handler; options: HandlerOptions } | null {
+  if (typeof value === 'function') return { handler: value as Handler, options: {} };
+  if (value !== null && typeof value === 'object' && typeof (value as { handler?: unknown }).handler === 'function') {
+    const { handler, ...options } = value as { handler: Handler } & HandlerOptions;
+    return { handler, options };
+  }
+  return null;
+}
+
 function registrarOf(file: string, exported: unknown): Registrar {
   if (typeof exported === 'function') return exported as Registrar;
   if (exported !== null && typeof exported === 'object') {
-    const entries = Object.entries(exported);
-    const notHandler = entries.find(([, handler]) => typeof handler !== 'function');
+    const entries = Object.entries(exported).map(([name, value]) => [name, value, handlerEntry(value)] as const);
+    const notHandler = entries.find(([, , entry]) => entry === null);
     if (entries.length > 0 && !notHandler) {
       return (rt) => {
-        for (const [name, handler] of entries) rt.define(name, handler as Parameters<App['define']>[1]);
+        for (const [name, , entry] of entries) rt.define(name, entry!.handler, entry!.options);
       };
     }
-    if (notHandler) throw refused(file, `its default export's "${notHandler[0]}" is ${describe(notHandler[1])}, not a handler function`);
+    if (notHandler) {
+      throw refused(file, `its default export's "${notHandler[0]}" is ${describe(notHandler[1])}, not a handler function (or { handler, concurrency, input })`);
+    }
   }
   throw refused(
     file,

@@ -127,11 +127,12 @@ describe('runtrail serve --handlers', () => {
     const dir = tempDir();
     const server = await serve(['--port', '0', '--data-dir', dir.path, '--log-level', 'silent', '--handlers', fixture('score.mjs'), '--handlers', fixture('by-name.mjs')]);
     try {
-      expect(server.stdout()).toContain('handlers: demo-pipeline, echo, score\n');
+      expect(server.stdout()).toContain('handlers: demo-pipeline, echo, one-at-a-time, score\n');
       const scored = await execute(server.url, 'score', { doc: 'doc_7' });
       expect(scored).toMatchObject({ status: 'succeeded', output: { doc: 'doc_7', score: 0.9 } });
       expect(scored.snapshot.logs.map((l) => l.message)).toContain('scoring doc_7');
       expect(await execute(server.url, 'echo', [1, 2])).toMatchObject({ status: 'succeeded', output: { echoed: [1, 2] } });
+      expect(await execute(server.url, 'one-at-a-time', null)).toMatchObject({ status: 'succeeded', output: { alone: true } });
     } finally {
       expect(await server.stop()).toBe(0);
       dir.remove();
@@ -143,10 +144,14 @@ describe('runtrail serve --handlers', () => {
     try {
       const broken = join(dir.path, 'broken.mjs');
       writeFileSync(broken, "export default (rt) => {\n  rt.define('broken', async () => {\n    return {\n  });\n};\n");
+      // define's options given with a handler by name reach define, which refuses a wrong one.
+      const badCap = join(dir.path, 'bad-cap.mjs');
+      writeFileSync(badCap, 'export default { gpu: { handler: async () => 1, concurrency: 0 } };\n');
       const cases: Array<[string, RegExp]> = [
         ['./no-such-handlers.mjs', /^runtrail: invalid_request: --handlers \.\/no-such-handlers\.mjs: no such file \(\/.*no-such-handlers\.mjs\)\n$/],
         [fixture('not-handlers.mjs'), /: its default export is missing; export a function that defines handlers \(export default \(rt\) => \{ rt\.define\('name', async \(ctx\) => …\) \}\) or an object of handlers by name\n$/],
         [broken, /: loading it failed: Unexpected token '\)' at \/.*\/broken\.mjs:4\n$/],
+        [badCap, /: defining its handlers failed: the concurrency of "gpu" must be a whole number from 1 \(runs of it at once on this node\); got 0\n$/],
       ];
       for (const [file, said] of cases) {
         const result = await runtrail(['serve', '--port', '0', '--data-dir', join(dir.path, 'data'), '--handlers', file], { cwd: dir.path });
