@@ -318,7 +318,9 @@ describe('executor', () => {
     expect(run.snapshot.counters.named.from_child).toBe(1);
   });
 
-  it('a cancelled handler that ignores its signal: the run ends cancelled after the grace period, saying so, and its slot runs the next run', async () => {
+
+  /** `deaf` never returns, whatever its signal says (`inside` opens once two of it run); `quick` returns at once. */
+  function defineDeafAndQuick() {
     const inside = gate();
     let count = 0;
     server.define('deaf', async () => {
@@ -326,6 +328,10 @@ describe('executor', () => {
       await new Promise(() => undefined);
     });
     server.define('quick', async () => 'ran');
+    return inside;
+  }
+  it('a cancelled handler that ignores its signal: the run ends cancelled after the grace period, saying so, and its slot runs the next run', async () => {
+    const inside = defineDeafAndQuick();
     // A 24 h lease: the reaper cannot be the one that ends these.
     const deaf = await Promise.all([1, 2].map(async () => (await client.startRun({ name: 'deaf', leaseTtlMs: 24 * 3600_000 })).id));
     await inside.wait;
@@ -369,13 +375,7 @@ describe('executor', () => {
   }, 60_000);
 
   it('handlers that ignore their signal past a timeout or a stall end free their slots for the runs queued behind them', async () => {
-    const inside = gate();
-    let count = 0;
-    server.define('deaf', async () => {
-      if (++count === 2) inside.open();
-      await new Promise(() => undefined);
-    });
-    server.define('quick', async () => 'ran');
+    const inside = defineDeafAndQuick();
     const timedOut = await client.startRun({ name: 'deaf', timeoutMs: 200, leaseTtlMs: 24 * 3600_000 });
     const stalled = await client.startRun({ name: 'deaf', stallTimeoutMs: 200, failOnStall: true, leaseTtlMs: 24 * 3600_000 });
     await inside.wait;

@@ -157,18 +157,24 @@ describe('server restart', () => {
   });
 });
 
+/** The README's server program (serve-as-readme.mjs) with its cooperative (`slow`) and its `stubborn` handler both running. */
+async function readmeServerRunningBoth(port: number, shutdownGraceMs: string) {
+  const node = await spawnFixture(serverFixture('serve-as-readme.mjs'), serverEnv(port, { RUNTRAIL_SHUTDOWN_GRACE_MS: shutdownGraceMs }));
+  spawned.push(node);
+  const client = new RuntrailClient({ url: node.hello.url as string });
+  const slow = await client.startRun({ name: 'slow' });
+  const stubborn = await client.startRun({ name: 'stubborn' });
+  await waitUntil(async () => (await client.getRun(slow.id)).seq >= 3 && (await client.getRun(stubborn.id)).status === 'running', {
+    what: 'both handlers to run',
+  });
+  return { node, client, slow, stubborn };
+}
+
 describe('a server started as the README shows (startServer, no signal handling of its own)', () => {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`stops gracefully on ${signal}: its handlers are asked to stop, nothing is left running, then the process ends by the signal`, async () => {
       const port = await freePort();
-      const node = await spawnFixture(serverFixture('serve-as-readme.mjs'), serverEnv(port, { RUNTRAIL_SHUTDOWN_GRACE_MS: '500' }));
-      spawned.push(node);
-      const client = new RuntrailClient({ url: node.hello.url as string });
-      const slow = await client.startRun({ name: 'slow' });
-      const stubborn = await client.startRun({ name: 'stubborn' });
-      await waitUntil(async () => (await client.getRun(slow.id)).seq >= 3 && (await client.getRun(stubborn.id)).status === 'running', {
-        what: 'both handlers to run',
-      });
+      const { node, slow, stubborn } = await readmeServerRunningBoth(port, '500');
       node.child.kill(signal);
       expect(await node.exited).toEqual({ code: null, signal });
 
@@ -210,14 +216,7 @@ describe('a server started as the README shows (startServer, no signal handling 
 
   it('a second SIGTERM while it waits for a stubborn handler ends the process at once', async () => {
     const port = await freePort();
-    const node = await spawnFixture(serverFixture('serve-as-readme.mjs'), serverEnv(port, { RUNTRAIL_SHUTDOWN_GRACE_MS: '600000' }));
-    spawned.push(node);
-    const client = new RuntrailClient({ url: node.hello.url as string });
-    const slow = await client.startRun({ name: 'slow' });
-    const stubborn = await client.startRun({ name: 'stubborn' });
-    await waitUntil(async () => (await client.getRun(slow.id)).seq >= 3 && (await client.getRun(stubborn.id)).status === 'running', {
-      what: 'both handlers to run',
-    });
+    const { node, client, slow } = await readmeServerRunningBoth(port, '600000');
     node.child.kill('SIGTERM');
     // The cooperative handler stopping shows the shutdown under way; the stubborn one holds it for 10 minutes.
     await waitUntil(async () => (await client.getRun(slow.id)).status === 'failed', { what: 'the slow handler to stop' });
