@@ -330,6 +330,7 @@ describe('executor', () => {
     server.define('quick', async () => 'ran');
     return inside;
   }
+
   it('a cancelled handler that ignores its signal: the run ends cancelled after the grace period, saying so, and its slot runs the next run', async () => {
     const inside = defineDeafAndQuick();
     // A 24 h lease: the reaper cannot be the one that ends these.
