@@ -9,6 +9,9 @@ export function printJson(value: unknown): void {
   print(JSON.stringify(value, null, 2));
 }
 
+/** Exit status after Ctrl-C, as a shell reports a command ended by SIGINT. */
+export const EXIT_INTERRUPTED = 130;
+
 /** Exit status when stdout's reader went away: what a shell reports for a process SIGPIPE ended. */
 export const EXIT_READER_GONE = 141;
 

@@ -11,7 +11,7 @@ import { DEFAULT_LEASE_TTL_MS, OUTPUT_LOG_ARTIFACT, RuntrailError, dashboardRunP
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
 import { DURATION_HELP, durationOption } from '../duration.js';
 import { CLI_TOKEN_HINT, resolveServer } from '../options.js';
-import { EXIT_READER_GONE, whenStdoutReaderGoes } from '../output.js';
+import { EXIT_INTERRUPTED, EXIT_READER_GONE, whenStdoutReaderGoes } from '../output.js';
 import { LiveLine, statusLine } from '../watch-line.js';
 
 interface ExecFlags {
@@ -32,8 +32,6 @@ interface ExecFlags {
 /** Exit code of a command stopped by a time limit, as GNU timeout(1) uses. */
 const EXIT_TIMEOUT = 124;
 const EXIT_NOT_FOUND = 127;
-/** Exit code after Ctrl-C, as a shell reports a command ended by SIGINT. */
-const EXIT_INTERRUPTED = 130;
 /** Malformed `::runtrail::` lines shown in the terminal; the rest are only in the run's log. */
 const BAD_LINES_SHOWN = 5;
 

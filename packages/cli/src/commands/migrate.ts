@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { RuntrailError } from '@runtrail/protocol';
 import { settings } from '@runtrail/server/config';
+import { EXIT_INTERRUPTED } from '../output.js';
 import { CountProgress } from '../progress.js';
 
 interface MigrateFlags {
@@ -11,9 +12,6 @@ interface MigrateFlags {
   databaseSchema: string;
   progress?: boolean;
 }
-
-/** Exit code after Ctrl-C, as a shell reports a command ended by SIGINT. */
-const EXIT_INTERRUPTED = 130;
 
 /**
  * `runtrail migrate`: copy an embedded SQLite data dir into PostgreSQL, so a

@@ -4,7 +4,7 @@ import { RuntrailError, TERMINAL_STATUSES, isTerminalStatus, type Run, type Runs
 import type { RuntrailClient } from '@runtrail/client';
 import { durationOption } from '../duration.js';
 import { clientFor } from '../options.js';
-import { print, printJson } from '../output.js';
+import { EXIT_INTERRUPTED, print, printJson } from '../output.js';
 import { CountProgress } from '../progress.js';
 
 interface PruneFlags {
@@ -20,8 +20,6 @@ interface PruneFlags {
 
 /** Runs listed per request while pruning (the API's largest page). */
 const PAGE = 200;
-/** Exit code after Ctrl-C, as a shell reports a command ended by SIGINT. */
-const EXIT_INTERRUPTED = 130;
 
 /**
  * `runtrail prune`: delete the ended runs created before a cutoff, each with
