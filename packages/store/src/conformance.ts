@@ -873,6 +873,8 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect(await store.findTokenByHash(a.hash)).toEqual(a);
         expect(await store.findTokenByHash(b.hash)).toEqual(b);
         expect(await store.findTokenByHash('0'.repeat(64))).toBeNull();
+        expect(await store.findTokenById(a.id)).toEqual(a);
+        expect(await store.findTokenById('no-such-token')).toBeNull();
         expect(await store.listTokens()).toEqual([b, a]);
       });
 
@@ -892,6 +894,7 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         const second = await open(opened.location);
         extra.push(second);
         expect((await second.store.findTokenByHash(a.hash))?.revokedAt).toBe(T0 + 5);
+        expect((await second.store.findTokenById(a.id))?.revokedAt).toBe(T0 + 5);
       });
 
       it('keeps the first secret stored under a name, across connections', async () => {

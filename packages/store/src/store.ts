@@ -87,6 +87,8 @@ export interface RunStore {
   createToken(record: TokenRecord): Promise<void>;
   /** The token whose secret hashes to `hash`, revoked or not; null if none. */
   findTokenByHash(hash: string): Promise<TokenRecord | null>;
+  /** The token with this id, revoked or not; null if none (a run token names the token that minted it by id). */
+  findTokenById(id: string): Promise<TokenRecord | null>;
   /** Every token, newest first. */
   listTokens(): Promise<TokenRecord[]>;
   /** Mark a token revoked at `now` (once: a second revoke keeps the first time); null if there is no such token. */

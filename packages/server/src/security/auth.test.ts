@@ -155,7 +155,47 @@ describe('run tokens', () => {
     expect((await readSse(s, `/api/v1/runs/${mine}/stream`, {}, () => true)).status).toBe(401);
   });
 
-  it('never outlive the token that minted them (they cannot be revoked): a producer token expiring in 1 s mints none for longer', async () => {
+  it('end when the token that minted them is revoked: refused at once, their WebSocket and SSE streams closed; run tokens of other minters stay', async () => {
+    const { s, mint } = await authServer();
+    const producer = await mint('producer');
+    const otherProducer = await mint('producer');
+    const runId = (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body: { name: 'shared' } })).body.id as string;
+    const runToken = async (by: string, write = false) =>
+      (await call(s, 'POST', `/api/v1/runs/${runId}/tokens`, { token: by, body: { ttlSeconds: 600, write } })).body.token as string;
+    const shared = await runToken(producer.token);
+    const writer = await runToken(producer.token, true);
+    const fromOther = await runToken(otherProducer.token);
+    const fromAdmin = await runToken(ADMIN);
+    const ws = new TestSocket(streamUrl(s, `?token=${shared}`));
+    expect(await ws.opened()).toBe(true);
+    ws.send({ op: 'subscribe', runId, after: 0 });
+    const keep = new TestSocket(streamUrl(s, `?token=${fromOther}`));
+    cleanups.push(() => keep.close());
+    expect(await keep.opened()).toBe(true);
+    const sse = readSse(s, `/api/v1/runs/${runId}/stream?token=${writer}`, {}, () => false);
+    for (const token of [shared, writer]) expect((await call(s, 'GET', `/api/v1/runs/${runId}`, { token })).status).toBe(200);
+
+    expect((await call(s, 'DELETE', `/api/v1/tokens/${producer.id}`, { token: ADMIN })).status).toBe(204);
+    // Before: a leaked shared link kept working for its whole ttl after its producer token was revoked.
+    for (const token of [shared, writer]) {
+      const refused = await call(s, 'GET', `/api/v1/runs/${runId}`, { token });
+      expect(refused.status).toBe(401);
+      expect(refused.body.error.message).toBe('the token that minted this run token was revoked');
+    }
+    const append = await call(s, 'POST', `/api/v1/runs/${runId}/events`, { token: writer, body: { events: [{ type: 'x.late' }] } });
+    expect(append.status).toBe(401);
+    await ws.settled;
+    expect(ws.closeCode).toBe(STREAM_CLOSE_CODES.unauthorized);
+    expect(ws.closeReason).toMatch(/revoked/);
+    const ended = await sse;
+    expect(ended.ended).toBe(true);
+    expect(ended.text).toContain('"message":"the token that minted this run token was revoked"');
+    // Tokens minted by another producer or by the admin token do not depend on the revoked one.
+    for (const token of [fromOther, fromAdmin]) expect((await call(s, 'GET', `/api/v1/runs/${runId}`, { token })).status).toBe(200);
+    expect(keep.closeCode).toBeNull();
+  });
+
+  it('never outlive the token that minted them: a producer token expiring in 1 s mints none for longer', async () => {
     const { s, mint } = await authServer();
     const producer = await mint('producer', { expiresInSeconds: 1 });
     const runId = (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body: { name: 'shared' } })).body.id as string;
@@ -365,7 +405,7 @@ describe('stream auth', () => {
     expect(keep.closeCode).toBeNull();
   });
 
-  it('a token revoked on one node stops working on a second node sharing the database within seconds, and its streams there close', async () => {
+  it('a token revoked on one node stops working on a second node sharing the database within seconds (with the run tokens it minted), and its streams there close', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'runtrail-two-nodes-'));
     const nodes: RunningServer[] = [];
     cleanups.push(async () => {
@@ -380,14 +420,27 @@ describe('stream auth', () => {
     expect((await call(b, 'GET', '/api/v1/runs', { token: viewer.token })).status).toBe(200);
     const ws = new TestSocket(streamUrl(b), { authorization: `Bearer ${viewer.token}` });
     expect(await ws.opened()).toBe(true);
+    // A run token minted on node a by a producer token revoked there.
+    const producer = (await call(a, 'POST', '/api/v1/tokens', { token: ADMIN, body: { name: 'p', scope: 'producer' } })).body as CreatedToken;
+    const runId = (await call(a, 'POST', '/api/v1/runs', { token: producer.token, body: { name: 'shared' } })).body.id as string;
+    const runToken = (await call(a, 'POST', `/api/v1/runs/${runId}/tokens`, { token: producer.token, body: { ttlSeconds: 600 } })).body.token as string;
+    expect((await call(b, 'GET', `/api/v1/runs/${runId}`, { token: runToken })).status).toBe(200);
+    const runWs = new TestSocket(streamUrl(b, `?token=${runToken}`));
+    expect(await runWs.opened()).toBe(true);
 
     expect((await call(a, 'DELETE', `/api/v1/tokens/${viewer.id}`, { token: ADMIN })).status).toBe(204);
+    expect((await call(a, 'DELETE', `/api/v1/tokens/${producer.id}`, { token: ADMIN })).status).toBe(204);
     await waitFor(async () => (await call(b, 'GET', '/api/v1/runs', { token: viewer.token })).status === 401, {
       timeoutMs: 5000,
       what: 'node b to refuse the revoked token',
     });
-    // The open stream on node b is closed for the revoked token, without the client doing anything.
-    await waitFor(() => ws.closeCode !== null, { timeoutMs: 5000, what: "node b to close the revoked token's stream" });
+    await waitFor(async () => (await call(b, 'GET', `/api/v1/runs/${runId}`, { token: runToken })).status === 401, {
+      timeoutMs: 5000,
+      what: 'node b to refuse the run token of the revoked producer token',
+    });
+    // The open streams on node b are closed for the revoked tokens, without the clients doing anything.
+    await waitFor(() => ws.closeCode !== null && runWs.closeCode !== null, { timeoutMs: 5000, what: "node b to close the revoked tokens' streams" });
     expect(ws.closeCode).toBe(STREAM_CLOSE_CODES.unauthorized);
+    expect(runWs.closeCode).toBe(STREAM_CLOSE_CODES.unauthorized);
   });
 });

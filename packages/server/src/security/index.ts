@@ -1,5 +1,5 @@
 export { BrowserGuard, CONTENT_SECURITY_POLICY, SECURITY_HEADERS, type BrowserGuardOptions } from './browser-guard.js';
-export { TokenService, type Principal, type Validity } from './tokens.js';
+export { TokenService, invalidTokenMessage, type Principal, type Validity } from './tokens.js';
 export { authorize, authorizeEvents, listedParents, routeAccess, type Access } from './access.js';
 export { installAuth, redactUrl, tokenOf } from './authenticate.js';
 export { registerTokenRoutes } from './token-routes.js';

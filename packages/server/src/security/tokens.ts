@@ -13,8 +13,13 @@ import type { RunStore, TokenRecord } from '@runtrail/store';
 export type Principal =
   | { kind: 'open' }
   | { kind: 'scoped'; id: string; name: string; scope: TokenScope; expiresAt: number | null; hash: string }
-  /** `write`: may also add events and artifacts to its run and the runs under it. */
-  | { kind: 'run'; runId: string; expiresAt: number; write: boolean; hash: string };
+  /**
+   * `write`: may also add events and artifacts to its run and the runs under it.
+   * `mintedBy`: id of the scoped token that minted it, which it never
+   * outlives: revoking that token ends it too (absent when the admin token,
+   * the executor or an open server minted it).
+   */
+  | { kind: 'run'; runId: string; expiresAt: number; write: boolean; hash: string; mintedBy?: string };
 
 export type Validity = 'valid' | 'expired' | 'revoked';
 
@@ -48,7 +53,7 @@ export class TokenService {
   private readonly adminHash: Buffer | null;
   private readonly cache = new Map<string, { record: TokenRecord; checkedAt: number }>();
   private secret: Promise<Buffer> | null = null;
-  private readonly revokedListeners = new Set<(hash: string) => void>();
+  private readonly revokedListeners = new Set<(revoked: { id: string; hash: string }) => void>();
 
   constructor(private readonly deps: TokenServiceDeps) {
     this.adminHash = deps.adminToken === undefined ? null : Buffer.from(sha256(deps.adminToken), 'hex');
@@ -83,26 +88,30 @@ export class TokenService {
     const record = await this.deps.store.revokeToken(id, this.deps.now());
     if (!record) throw new RuntrailError('token_not_found', `no token with id ${id}; GET /api/v1/tokens lists them`, { id });
     this.cache.delete(record.hash);
-    for (const listener of this.revokedListeners) listener(record.hash);
+    this.cache.delete(byIdKey(record.id));
+    for (const listener of this.revokedListeners) listener({ id: record.id, hash: record.hash });
     return info(record);
   }
 
-  /** Called with the hash of each token revoked on THIS node (other nodes notice within cacheMs). */
-  onRevoked(listener: (hash: string) => void): () => void {
+  /** Called with each token revoked on THIS node (other nodes notice within cacheMs). */
+  onRevoked(listener: (revoked: { id: string; hash: string }) => void): () => void {
     this.revokedListeners.add(listener);
     return () => this.revokedListeners.delete(listener);
   }
 
   /**
-   * `by`: who asks. A run token cannot be revoked, so it must not outlive
-   * the token that minted it: its expiry is at most that token's (a
-   * producer token expiring in an hour cannot hand out 30 days).
+   * `by`: who asks. A run token must not outlive the token that minted it:
+   * its expiry is at most that token's (a producer token expiring in an
+   * hour cannot hand out 30 days), and it names that token, so revoking
+   * the producer token ends the run tokens it handed out.
    */
   async mintRunToken(runId: string, ttlSeconds: number, write = false, by?: Principal): Promise<CreatedRunToken> {
     const wanted = this.deps.now() + ttlSeconds * 1000;
     const expiresAt = by !== undefined && by.kind !== 'open' && by.expiresAt !== null ? Math.min(wanted, by.expiresAt) : wanted;
+    const mintedBy = by === undefined || by.kind === 'open' ? undefined : by.kind === 'run' ? by.mintedBy : by.id === 'admin' ? undefined : by.id;
     // A reading token's claims stay as they always were: tokens minted before write tokens existed still verify.
-    const payload = Buffer.from(JSON.stringify({ run: runId, exp: expiresAt, ...(write ? { w: true } : {}) })).toString('base64url');
+    const claims = { run: runId, exp: expiresAt, ...(write ? { w: true } : {}), ...(mintedBy !== undefined ? { by: mintedBy } : {}) };
+    const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
     const mac = createHmac('sha256', await this.runSecret()).update(payload).digest('base64url');
     return { token: `${RUN_PREFIX}${payload}.${mac}`, expiresAt, write };
   }
@@ -119,7 +128,7 @@ export class TokenService {
     const principal = token.length <= MAX_TOKEN_CHARS ? await this.verify(token) : null;
     if (!principal) throw new RuntrailError('unauthorized', 'the token is not valid on this server');
     const validity = await this.validity(principal);
-    if (validity !== 'valid') throw new RuntrailError('unauthorized', `the token ${validity === 'expired' ? 'has expired' : 'was revoked'}`);
+    if (validity !== 'valid') throw new RuntrailError('unauthorized', invalidTokenMessage(validity, principal));
     return principal;
   }
 
@@ -128,8 +137,13 @@ export class TokenService {
     if (principal.kind === 'open') return 'valid';
     const now = this.deps.now();
     if (principal.expiresAt !== null && principal.expiresAt <= now) return 'expired';
-    if (principal.kind === 'run' || principal.id === 'admin') return 'valid';
-    const record = await this.lookup(principal.hash);
+    if (principal.kind === 'run') {
+      if (principal.mintedBy === undefined) return 'valid';
+      const minter = await this.lookup(byIdKey(principal.mintedBy), () => this.deps.store.findTokenById(principal.mintedBy!));
+      return minter && minter.revokedAt === null ? 'valid' : 'revoked';
+    }
+    if (principal.id === 'admin') return 'valid';
+    const record = await this.lookup(principal.hash, () => this.deps.store.findTokenByHash(principal.hash));
     if (!record || record.revokedAt !== null) return 'revoked';
     return 'valid';
   }
@@ -141,7 +155,7 @@ export class TokenService {
       return { kind: 'scoped', id: 'admin', name: 'admin token', scope: 'admin', expiresAt: null, hash };
     }
     if (!token.startsWith(SCOPED_PREFIX)) return null;
-    const record = await this.lookup(hash);
+    const record = await this.lookup(hash, () => this.deps.store.findTokenByHash(hash));
     if (!record) return null;
     return { kind: 'scoped', id: record.id, name: record.name, scope: record.scope, expiresAt: record.expiresAt, hash };
   }
@@ -153,20 +167,28 @@ export class TokenService {
     const given = Buffer.from(mac, 'base64url');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
     // Signed by us, so well-formed; parsed defensively all the same.
-    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { run?: unknown; exp?: unknown; w?: unknown };
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { run?: unknown; exp?: unknown; w?: unknown; by?: unknown };
     if (typeof claims.run !== 'string' || typeof claims.exp !== 'number') return null;
-    return { kind: 'run', runId: claims.run, expiresAt: claims.exp, write: claims.w === true, hash: sha256(token) };
+    if (claims.by !== undefined && typeof claims.by !== 'string') return null;
+    return {
+      kind: 'run',
+      runId: claims.run,
+      expiresAt: claims.exp,
+      write: claims.w === true,
+      hash: sha256(token),
+      ...(claims.by !== undefined ? { mintedBy: claims.by } : {}),
+    };
   }
 
-  /** A token record, from the cache while it is younger than cacheMs. */
-  private async lookup(hash: string): Promise<TokenRecord | null> {
+  /** A token record under `key` (its hash, or byIdKey(id)), from the cache while it is younger than cacheMs. */
+  private async lookup(key: string, find: () => Promise<TokenRecord | null>): Promise<TokenRecord | null> {
     const now = this.deps.now();
-    const cached = this.cache.get(hash);
+    const cached = this.cache.get(key);
     if (cached && now - cached.checkedAt < this.deps.cacheMs) return cached.record;
-    const record = await this.deps.store.findTokenByHash(hash);
-    this.cache.delete(hash);
+    const record = await find();
+    this.cache.delete(key);
     if (record) {
-      this.cache.set(hash, { record, checkedAt: now });
+      this.cache.set(key, { record, checkedAt: now });
       if (this.cache.size > CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
     }
     return record;
@@ -183,6 +205,15 @@ export class TokenService {
     return this.secret;
   }
 }
+
+/** Why a token stopped working, as requests and streams are told. */
+export function invalidTokenMessage(why: Exclude<Validity, 'valid'>, principal: Principal): string {
+  if (why === 'expired') return 'the token has expired';
+  return principal.kind === 'run' ? 'the token that minted this run token was revoked' : 'the token was revoked';
+}
+
+/** Cache key of a token looked up by id; hashes are hex, so the two never meet. */
+const byIdKey = (id: string): string => `id:${id}`;
 
 function info(record: TokenRecord): TokenInfo {
   return {

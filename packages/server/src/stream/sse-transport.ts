@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { RuntrailError, SSE_EVENTS, wholeNumber, type ErrorCode, type ObserversCount } from '@runtrail/protocol';
 import { sendFrames, sseEventChunks } from './frames.js';
 import { Outlet } from './outlet.js';
-import type { Validity } from '../security/index.js';
+import { invalidTokenMessage, type Validity } from '../security/index.js';
 import { RunSubscription } from './run-subscription.js';
 import { subscriptionContext, type StreamConnection, type StreamDeps } from './types.js';
 import type { Admission } from './stream-auth.js';
@@ -106,7 +106,7 @@ export class SseConnection implements StreamConnection {
   }
 
   revoke(why: Exclude<Validity, 'valid'>): void {
-    this.sendError('unauthorized', why === 'expired' ? 'the token has expired' : 'the token was revoked');
+    this.sendError('unauthorized', invalidTokenMessage(why, this.principal));
     this.finish();
   }
 

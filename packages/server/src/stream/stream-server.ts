@@ -71,10 +71,11 @@ export class StreamServer {
 
     // A token revoked here ends its streams at once; expiry and revocations
     // on other nodes are found by the periodic check.
-    const stopListening = deps.tokens.onRevoked((hash) => {
+    const stopListening = deps.tokens.onRevoked((revoked) => {
       for (const conn of [...this.conns]) {
         const p = conn.principal;
-        if (p.kind !== 'open' && p.hash === hash) conn.revoke('revoked');
+        if (p.kind === 'open') continue;
+        if (p.hash === revoked.hash || (p.kind === 'run' && p.mintedBy === revoked.id)) conn.revoke('revoked');
       }
     });
     this.authTimer = setInterval(() => void this.recheckTokens(), AUTH_RECHECK_MS);

@@ -994,6 +994,11 @@ export class PgRunStore implements SharedRunStore {
     return rows[0] ? tokenOf(rows[0]) : null;
   }
 
+  async findTokenById(id: string): Promise<TokenRecord | null> {
+    const { rows } = await this.query<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE id = $1`, [id]);
+    return rows[0] ? tokenOf(rows[0]) : null;
+  }
+
   async listTokens(): Promise<TokenRecord[]> {
     const { rows } = await this.query<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at DESC, id DESC`);
     return rows.map(tokenOf);

@@ -693,6 +693,10 @@ export class SqliteRunStore implements RunStore {
     return (this.stmt.tokenByHash.get(hash) as TokenRecord | undefined) ?? null;
   }
 
+  async findTokenById(id: string): Promise<TokenRecord | null> {
+    return (this.stmt.tokenById.get(id) as TokenRecord | undefined) ?? null;
+  }
+
   async listTokens(): Promise<TokenRecord[]> {
     return this.stmt.listTokens.all() as TokenRecord[];
   }
