@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { RuntrailClient } from '@runtrail/client';
-import { RuntrailError } from '@runtrail/protocol';
+import { RuntrailError, dataRecord, parseLabelPair } from '@runtrail/protocol';
 import { configKeys, settings, type ConfigSources, type ServerConfigInput } from '@runtrail/server/config';
 
 /**
@@ -106,3 +106,19 @@ export function serveOptions(flags: ServeFlags): ServerConfigInput & { sources: 
 
 /** What an unauthorized error tells a CLI user who set no token (the server's words are for any HTTP client). */
 export const CLI_TOKEN_HINT = 'the CLI sends the token in RUNTRAIL_TOKEN, which is not set';
+
+/** Commander's collector of a repeatable option (`--label a=1 --label b=2`). */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** `--label key=value` flags as a run's labels. */
+export function parseLabels(pairs: string[]): Record<string, string> {
+  // A label key is data: "__proto__" must be a key, not a new prototype.
+  const labels = dataRecord<string>();
+  for (const pair of pairs) {
+    const [key, value] = parseLabelPair(pair, '--label');
+    labels[key] = value;
+  }
+  return labels;
+}

@@ -9,6 +9,8 @@ export interface FollowOptions {
   giveUpAfterMs?: number;
   /** Draw the status line here, under other output printed through it (on a TTY). */
   live?: LiveLine;
+  /** Where the status line goes (default stdout; stderr when stdout is kept for a --json answer). */
+  out?: NodeJS.WriteStream;
 }
 
 /**
@@ -42,7 +44,8 @@ export async function followRun(
     }
   };
   watchSilence(watch.getState());
-  const tty = process.stdout.isTTY === true;
+  const out = options.out ?? process.stdout;
+  const tty = out.isTTY === true;
   let lastLine = '';
   let printedSeq = 0;
   let saidLost = false;
@@ -72,7 +75,7 @@ export async function followRun(
     if (key === lastLine) return;
     lastLine = key;
     if (tty && options.live) options.live.draw(line);
-    else process.stdout.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
+    else out.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
   };
   const unsubscribe = watch.subscribe(() => {
     watchSilence(watch.getState());
@@ -96,7 +99,7 @@ export async function followRun(
   }
   draw();
   if (tty && options.live) options.live.end();
-  else if (tty && !options.onEvent) process.stdout.write('\n');
+  else if (tty && !options.onEvent) out.write('\n');
   watch.close();
   return final;
 }

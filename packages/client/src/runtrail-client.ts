@@ -104,9 +104,14 @@ export class RuntrailClient {
     return handle;
   }
 
-  /** Queue a run for a handler registered on the server (`rt.define`). */
-  startRun(body: Omit<CreateRunBody, 'execute' | 'owner'>): Promise<Run> {
-    return this.api.request('createRun', { body: { ...body, execute: true } });
+  /**
+   * Queue a run for a handler registered on the server (`rt.define`).
+   * `idempotencyKey`: asked again with the same key (a retried script),
+   * the server answers the run it made the first time instead of a second.
+   */
+  startRun(body: Omit<CreateRunBody, 'execute' | 'owner'>, options: { idempotencyKey?: string } = {}): Promise<Run> {
+    const headers = options.idempotencyKey === undefined ? undefined : { 'idempotency-key': options.idempotencyKey };
+    return this.api.request('createRun', { body: { ...body, execute: true }, ...(headers ? { headers } : {}) });
   }
 
   getRun(id: string): Promise<RunWithObservers> {

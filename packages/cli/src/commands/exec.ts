@@ -7,10 +7,10 @@ import type { Command } from 'commander';
 import WebSocket from 'ws';
 import { RuntrailClient, watchRun, type RunHandle, type WebSocketConstructor } from '@runtrail/client';
 import { DEFAULT_COLLECT_INTERVAL_MS, DEFAULT_KILL_GRACE_MS, FolderCollector, ProcessStartError, failureMessage, folderState, handleSink, runEnvironment, spawnProcess, type ProcessResult } from '@runtrail/client/node';
-import { DEFAULT_LEASE_TTL_MS, OUTPUT_LOG_ARTIFACT, RuntrailError, dashboardRunPath, dataRecord, parseLabelPair, type Run } from '@runtrail/protocol';
+import { DEFAULT_LEASE_TTL_MS, OUTPUT_LOG_ARTIFACT, RuntrailError, dashboardRunPath, type Run } from '@runtrail/protocol';
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
 import { DURATION_HELP, durationOption } from '../duration.js';
-import { CLI_TOKEN_HINT, resolveServer } from '../options.js';
+import { CLI_TOKEN_HINT, collect, parseLabels, resolveServer } from '../options.js';
 import { EXIT_INTERRUPTED, EXIT_READER_GONE, whenStdoutReaderGoes } from '../output.js';
 import { LiveLine, statusLine } from '../watch-line.js';
 
@@ -395,20 +395,6 @@ function clip(text: string, max: number): string {
 
 function optional<K extends string>(key: K, value: number | undefined): { [P in K]?: number } {
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: number };
-}
-
-function parseLabels(pairs: string[]): Record<string, string> {
-  // A label key is data: "__proto__" must be a key, not a new prototype.
-  const labels = dataRecord<string>();
-  for (const pair of pairs) {
-    const [key, value] = parseLabelPair(pair, '--label');
-    labels[key] = value;
-  }
-  return labels;
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }
 
 /** folderState of a --collect folder, or an error naming the flag: a file in its place, or one it cannot read. */

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { RunWatchState } from '@runtrail/client';
 import { DURATION_HELP, durationOption } from '../duration.js';
 import { clientOptions } from '../options.js';
 import { followRun } from '../watch-line.js';
@@ -15,11 +16,20 @@ export function registerTail(program: Command): void {
         giveUpAfterMs: flags.giveUpAfter,
         ...(flags.events ? { onEvent: (line: string) => process.stdout.write(`${line}\n`) } : {}),
       });
-      const end = final.snapshot.terminal;
-      if (end) {
-        const why = end.error ? ` (${end.error.kind}: ${end.error.message})` : '';
-        process.stdout.write(`run ${id} ended ${end.status}${why}\n`);
-        process.exitCode = end.status === 'succeeded' ? 0 : 1;
-      }
+      sayHowItEnded(id, final);
     });
+}
+
+/** After following a run to its end: how it ended, on stdout, and the exit status (0 only if it succeeded). */
+export function sayHowItEnded(id: string, final: RunWatchState): void {
+  const end = final.snapshot.terminal;
+  if (!end) return;
+  const why = end.error ? ` (${end.error.kind}: ${end.error.message})` : '';
+  process.stdout.write(`run ${id} ended ${end.status}${why}\n`);
+  process.exitCode = exitStatusOf(end.status);
+}
+
+/** A followed run's exit status: 0 only if it succeeded. */
+export function exitStatusOf(status: string): number {
+  return status === 'succeeded' ? 0 : 1;
 }
