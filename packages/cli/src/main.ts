@@ -33,6 +33,7 @@ const program = new Command('runtrail')
 Examples:
   runtrail serve                              the API and the dashboard on http://127.0.0.1:4310
   runtrail exec -- python3 train.py           run a command as a run, with a live progress line
+  runtrail start eval --input @job.json       queue a run for a handler the server defines
   runtrail runs ls --status failed            the runs that failed, newest first
   runtrail tail ID                            follow one run live until it ends
   runtrail prune --older-than 30d --dry-run   the ended runs a prune would delete
