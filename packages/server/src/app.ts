@@ -95,6 +95,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     // idle list and hold close() for the whole keep-alive timeout (72 s).
     // Handlers and streams are already stopped by then (startServer's close).
     forceCloseConnections: true,
+    // Node closes a connection that is slow to send its request's head, but
+    // never one that sends nothing at all: without an idle timeout, silent
+    // sockets held the process's file descriptors for ever (20,000 of them
+    // and it could accept no one). Streams take themselves out of it.
+    connectionTimeout: config.connectionIdleTimeoutMs,
     // An artifact name may have MAX_ARTIFACT_NAME characters, each up to 12 once
     // percent-encoded (4 UTF-8 bytes); the router's default (100) refused names of 34 emoji or 101 letters.
     routerOptions: { maxParamLength: MAX_ARTIFACT_NAME * 12 },
@@ -192,7 +197,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerRunRoutes(http, runs, {
     requireHandler: (name, input) => executor.requireHandler(name, input),
     limits: config,
-    heldHeartbeats: { perIp: config.maxConnectionsPerIp, perToken: config.maxConnectionsPerToken },
+    heldHeartbeats: {
+      perIp: config.maxConnectionsPerIp,
+      perToken: config.maxConnectionsPerToken,
+      maxHoldMs: Math.floor(config.connectionIdleTimeoutMs / 2),
+    },
     appendRate: new RateLimiter(
       config.appendEventsPerSecond,
       Math.max(2 * config.appendEventsPerSecond, config.maxEventsPerBatch),

@@ -163,6 +163,10 @@ const declared = {
   maxConnectionsPerIp: value(int(1).default(1024), 'open stream connections one client address may hold; more get 429 / close 4429 (heartbeats held open, ?waitMs=, are counted apart against the same number: more are answered at once)'),
   appendEventsPerSecond: value(int(1).default(20_000), 'events per second one run accepts over HTTP (bursts of twice that); more get 429 with Retry-After'),
   wsMessagesPerSecond: value(int(1).default(100), 'messages per second one WebSocket may send (bursts of twice that); more: close 4429'),
+  connectionIdleTimeoutMs: value(
+    int(1000).default(120_000),
+    'an HTTP connection that sends and receives nothing for this long is closed (one that never sends a request too); held heartbeats answer within half of it; WebSocket and SSE streams keep their own pings',
+  ),
 };
 
 type Declared = typeof declared;

@@ -16,8 +16,10 @@ export interface RunRoutesOptions {
    * Heartbeats held open (?waitMs=) at once per client address and per
    * token (the stream connection limits); one past them is answered at
    * once, as by a server that does not hold. Absent: 1,024 each.
+   * `maxHoldMs`: the longest one is held (half the connection idle
+   * timeout, so the wait never reads as an idle connection to close).
    */
-  heldHeartbeats?: { perIp: number; perToken: number };
+  heldHeartbeats?: { perIp: number; perToken: number; maxHoldMs?: number };
 }
 
 export function registerRunRoutes(app: FastifyInstance, runs: RunService, options: RunRoutesOptions = {}): void {
@@ -89,7 +91,8 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
     const gone = new AbortController();
     reply.raw.once('close', () => gone.abort());
     try {
-      return await runs.heartbeat(params.id!, body.owner, { waitMs: query.waitMs, gone: gone.signal });
+      const waitMs = Math.min(query.waitMs, heldLimits.maxHoldMs ?? Infinity);
+      return await runs.heartbeat(params.id!, body.owner, { waitMs, gone: gone.signal });
     } finally {
       slot.release();
     }

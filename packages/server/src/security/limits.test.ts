@@ -1,3 +1,4 @@
+import { createConnection, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { STREAM_CLOSE_CODES } from '@runtrail/protocol';
 import { SqliteRunStore } from '@runtrail/store';
@@ -6,7 +7,7 @@ import { loadConfig, type ServerConfigInput } from '../config.js';
 import { testScope, waitFor } from '../stream/stream.test-kit.js';
 import { tempDir } from '@runtrail/test-support';
 import { redactUrl } from './authenticate.js';
-import { call, streamUrl, TestSocket } from './security.test-kit.js';
+import { call, readSse, streamUrl, TestSocket } from './security.test-kit.js';
 
 /**
  * Limits of issue 15 (item 6): each one answers 413, 429 with Retry-After,
@@ -113,6 +114,40 @@ describe('limits', () => {
     const again = new TestSocket(streamUrl(s), { authorization: `Bearer ${admin}` });
     cleanups.push(() => again.close());
     expect(await again.opened()).toBe(true);
+  });
+
+  it('an HTTP connection that sends nothing, or half a request head, is closed after connectionIdleTimeoutMs; streams and a held heartbeat outlive it', async () => {
+    // Pings far apart, so only the streams' exemption keeps them open past the idle timeout.
+    const { server: s } = await limitedServer({ connectionIdleTimeoutMs: 1000, streamPingIntervalMs: 60_000 });
+    const run = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'x' } })).body;
+    const ws = new TestSocket(streamUrl(s));
+    cleanups.push(() => ws.close());
+    expect(await ws.opened()).toBe(true);
+    ws.send({ op: 'subscribe', runId: run.id, after: 0 });
+    const sse = readSse(s, `/api/v1/runs/${run.id}/stream`, {}, (text) => text.includes('x.after-idle'));
+    // Asked to wait a minute: answered within half the idle timeout instead of being cut by it.
+    const held = await call(s, 'POST', `/api/v1/runs/${run.id}/heartbeat?waitMs=60000`, { body: {} });
+    expect(held.status).toBe(200);
+    // Opened after the streams, so by the time these are closed the streams have been idle longer.
+    const closed = (socket: Socket) => new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    const silent = createConnection({ host: '127.0.0.1', port: Number(new URL(s.url).port) });
+    const halfHead = createConnection({ host: '127.0.0.1', port: Number(new URL(s.url).port) }, () => halfHead.write('GET /api/v1/runs HTTP/1.1\r\n'));
+    for (const socket of [silent, halfHead]) {
+      // The server ends them; nothing to report from this side.
+      socket.on('error', () => undefined);
+      cleanups.push(() => socket.destroy());
+    }
+    const silentClosed = closed(silent);
+    const halfHeadClosed = closed(halfHead);
+
+    // Before: neither was ever closed, and 20,000 such sockets left the process no file descriptor to accept with.
+    await Promise.all([silentClosed, halfHeadClosed]);
+    expect(ws.closeCode).toBeNull();
+    expect((await call(s, 'POST', `/api/v1/runs/${run.id}/events`, { body: { events: [{ type: 'x.after-idle' }] } })).status).toBe(200);
+    await waitFor(() => ws.messages.some((m) => m.type === 'events' && m.events.some((e) => e.type === 'x.after-idle')), { what: 'the WebSocket to get the event appended after the idle timeout' });
+    const read = await sse;
+    expect(read.ended).toBe(false);
+    expect(read.text).toContain('x.after-idle');
   });
 
   it('a ?token= never reaches a log line', () => {

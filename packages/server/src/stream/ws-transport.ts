@@ -425,6 +425,9 @@ export function createWsServer(deps: StreamDeps, onConnection: (ws: WebSocket, s
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     // A client may reset the socket while its token is being checked; that is its business, not a crash.
     socket.on('error', onSocketError);
+    // Pings and pongs keep a WebSocket honest; the connection idle timeout is for HTTP requests
+    // (Node stops acting on it at an upgrade, but its timer would go on firing).
+    request.socket.setTimeout(0);
     try {
       gate.checkUpgrade(request);
     } catch (err) {
