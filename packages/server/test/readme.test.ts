@@ -23,7 +23,8 @@ describe('the README', () => {
       const proof = row.split(' | ').at(-1)!;
       const paths = [...proof.matchAll(/`([^`\s]+\.(?:ts|tsx|mjs))`/g)].map((m) => m[1]!);
       expect(paths.length, `a row with no test named: ${row.slice(0, 60)}`).toBeGreaterThan(0);
-      for (const path of paths) expect(existsSync(`${root}packages/${path}`), `packages/${path}`).toBe(true);
+      // Paths are under packages/ (the table says so); a benchmark cited beside a test is under bench/.
+      for (const path of paths) expect(existsSync(path.startsWith('bench/') ? root + path : `${root}packages/${path}`), path).toBe(true);
     }
   });
 
@@ -35,5 +36,18 @@ describe('the README', () => {
     ];
     expect(named.length).toBeGreaterThan(50);
     expect(named.filter((path) => !found(path))).toEqual([]);
+  });
+
+  it('links only to headings it has and to files in the repository', () => {
+    // GitHub's anchors: lower case, punctuation dropped, spaces as hyphens.
+    const slug = (heading: string) => heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/ /g, '-');
+    const headings = new Set([...readme.replace(/```[^]*?```/g, '').matchAll(/^#{1,6} (.*)$/gm)].map((m) => slug(m[1]!)));
+    const anchors = [...readme.matchAll(/\]\(#([^)]+)\)/g)].map((m) => m[1]!);
+    expect(anchors.length).toBeGreaterThan(10);
+    expect(anchors.filter((a) => !headings.has(a))).toEqual([]);
+    // Links out of the checkout (`../shared/…`) depend on where it is, so only the repository's own are held here.
+    const files = [...readme.matchAll(/\]\((?!https?:|#|\.\.\/)([^)#\s]+)/g)].map((m) => m[1]!);
+    expect(files.length).toBeGreaterThan(5);
+    expect(files.filter((f) => !existsSync(root + f))).toEqual([]);
   });
 });
