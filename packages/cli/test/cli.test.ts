@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -134,6 +134,32 @@ describe('runtrail CLI', () => {
     expect(help.stdout).toMatch(/--port <value>\s+port to listen on.*\(env RUNTRAIL_PORT, default 4310\)/);
     expect(help.stdout).toMatch(/--data-dir <value>.*default \.\/\.runtrail\)/);
     expect(help.stdout).toMatch(/--concurrency <value>.*default 4\)/);
+  });
+
+  it("the README's CLI synopsis names every command and every option each takes", async () => {
+    const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    const synopsis = /\n## CLI\n[^]*?```\n([^]*?)```/.exec(readme)![1]!;
+    const commandsOf = (help: string) =>
+      [...(/\nCommands:\n([^]*?)(\n\n|$)/.exec(help)?.[1] ?? '').matchAll(/^ {2}([a-z]+)(?:\|[a-z]+)? /gm)].map((m) => m[1]!).filter((c) => c !== 'help');
+    const missing: string[] = [];
+    const check = async (path: string[]) => {
+      const { stdout } = await runtrail([...path, '--help']);
+      const subcommands = commandsOf(stdout);
+      if (subcommands.length > 0) {
+        for (const sub of subcommands) await check([...path, sub]);
+        return;
+      }
+      const usage = `runtrail ${path.join(' ')}`;
+      if (!new RegExp(`(^|[\\s|])${path.at(-1)}(\\||\\s|$)`, 'm').test(synopsis)) missing.push(usage);
+      // serve, config and demo take one flag per configuration key: the Configuration table's, tested in the server.
+      const own = stdout.split(/\n {2}--config <file>/)[0]!;
+      for (const [, short, flag] of own.matchAll(/^ {2}(?:(-\w), )?(--[\w-]+)/gm)) {
+        const named = (f: string) => new RegExp(`[[ |]${f}[\\] |]`).test(synopsis);
+        if (flag !== '--help' && !named(flag!) && !(short && named(short))) missing.push(`${usage} ${flag}`);
+      }
+    };
+    for (const command of commandsOf((await runtrail(['--help'])).stdout)) await check([command]);
+    expect(missing).toEqual([]);
   });
 
   it('tails a run live to its end and exits 1 when it failed', async () => {

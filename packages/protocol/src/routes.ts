@@ -151,7 +151,7 @@ export const routes = {
     method: 'GET',
     path: `${API_PREFIX}/runs/:id/log`,
     summary:
-      "The run's whole output log as this server wrote it (a subprocess's stdout lines as printed, stderr lines prefixed `[stderr] `), streamed as text/plain with range requests (206); 404 log_not_found saying where the output went when this server has no log of it (a log file on another host, or only log events)",
+      "The run's whole output log as this server wrote it (a subprocess's stdout lines as printed, stderr lines prefixed `[stderr] `), streamed as text/plain with range requests (206); a 307 to the run's output.log artifact when the log was stored as one (`runtrail exec` against a server on another host); 404 log_not_found saying where the output went when this server has no log of it (a log file on another host, or only log events)",
   },
   exportRun: {
     method: 'GET',

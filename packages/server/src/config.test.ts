@@ -112,6 +112,50 @@ describe('the README configuration table', () => {
     }
   });
 
+  it('lists no key the configuration does not have, and gives each key its real default', () => {
+    const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('\n## Configuration\n'), readme.indexOf('\n## Metrics\n'));
+    const rows = [...section.matchAll(/^\| `(\w+)` \(`--[\w-]+`, `\w+`\) \| ([^|]*) \|/gm)].map((m) => ({ key: m[1]!, cell: m[2]!.trim() }));
+    expect(rows.map((r) => r.key)).toEqual(configKeys);
+    const units: Record<string, number> = { KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+    for (const { key, cell } of rows) {
+      const fallback: unknown = settings[key as (typeof configKeys)[number]].schema.parse(undefined);
+      const what = `README default of ${key}: "${cell}"`;
+      if (typeof fallback === 'number') {
+        const sized = /^(\d+) (KiB|MiB|GiB)$/.exec(cell);
+        expect(sized ? Number(sized[1]) * units[sized[2]!]! : Number(cell), what).toBe(fallback);
+      } else if (key === 'node') {
+        expect(cell, what).toBe('the hostname');
+      } else if (typeof fallback === 'string' || typeof fallback === 'boolean') {
+        expect(cell, what).toBe(String(fallback));
+      } else if (Array.isArray(fallback)) {
+        expect(fallback, what).toEqual([]);
+        expect(cell, what).toMatch(/^none/);
+      } else {
+        // Unset by default: the cell says what happens then, never a value the key does not have.
+        expect(fallback, what).toBeUndefined();
+        expect(cell, what).not.toMatch(/^\d/);
+      }
+    }
+  });
+
+  it("gives the Security section's limits the defaults the configuration has", () => {
+    const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('\n**Limits.**'), readme.indexOf('\n**Bad input.**'));
+    const rows = [...section.matchAll(/^\| [^|]*\(`(\w+)`[^|]*\| ([^|]*) \|/gm)].map((m) => ({ key: m[1]!, cell: m[2]!.trim() }));
+    expect(rows.length).toBeGreaterThanOrEqual(10);
+    const units: Record<string, number> = { KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+    for (const { key, cell } of rows) {
+      expect(configKeys, `README limit row for ${key}`).toContain(key);
+      const [, digits, unit, burst] = /^([\d,]+)(?: (KiB|MiB|GiB)|\/s(?:, bursts of ([\d,]+))?)?$/.exec(cell) ?? [];
+      expect(digits, `README limit of ${key}: "${cell}"`).toBeDefined();
+      const n = Number(digits!.replace(/,/g, '')) * (unit ? units[unit]! : 1);
+      expect(n, `README limit of ${key}: "${cell}"`).toBe(settings[key as (typeof configKeys)[number]].schema.parse(undefined));
+      // A rate's burst is twice the rate (the token bucket's capacity).
+      if (burst !== undefined) expect(Number(burst.replace(/,/g, '')), `README burst of ${key}`).toBe(2 * n);
+    }
+  });
+
   it('warns about each unknown RUNTRAIL_* variable, naming the nearest known one, and about none the CLI, SDKs or tests use', () => {
     const env = {
       RUNTRAIL_LEASE_TTL: '5',

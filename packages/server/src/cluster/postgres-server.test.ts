@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../config.js';
 import { startServer, type RunningServer } from '../start.js';
-import { promtool, sample } from '../http/metrics.test-kit.js';
+import { promtool, readmeMetricsDrift, sample } from '../http/metrics.test-kit.js';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 
 describe('runtrail serve on PostgreSQL', () => {
@@ -43,6 +43,7 @@ describe('runtrail serve on PostgreSQL', () => {
     expect(sample(metrics, 'runtrail_database_listening')).toBe(1);
     expect(sample(metrics, 'runtrail_database_listener_reconnects_total')).toBe(0);
     expect(sample(metrics, 'runtrail_runs{status="running"}')).toBe(1);
+    expect(readmeMetricsDrift(metrics, (name) => name.startsWith('runtrail_database_'))).toEqual([]);
     await server.close();
     server = await start();
     const run = await fetch(`${server.url}/api/v1/runs/${created.id}`).then((r) => r.json() as Promise<{ seq: number; snapshot: { progress: { done: number } } }>);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RawWsClient, testScope, waitFor, wsUrl } from '../stream/stream.test-kit.js';
 import { waitUntil } from '@runtrail/test-support';
-import { promtool, sample } from './metrics.test-kit.js';
+import { promtool, readmeMetricsDrift, sample } from './metrics.test-kit.js';
 
 const { server: startTestServer, cleanups } = testScope();
 
@@ -85,5 +85,7 @@ describe('/metrics', () => {
     expect(sample(after, 'runtrail_runs{status="failed"}')).toBe(2);
     expect(sample(after, 'runtrail_store_errors_total')).toBeUndefined();
     expect(after).toContain('runtrail_process_resident_memory_bytes');
+    // The README's Metrics table is what an operator builds dashboards from: every series and label as served (PostgreSQL's aside).
+    expect(readmeMetricsDrift(after, (name) => !name.startsWith('runtrail_database_'))).toEqual([]);
   });
 });

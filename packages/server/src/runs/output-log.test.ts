@@ -132,6 +132,22 @@ describe('GET /api/v1/runs/:id/log', () => {
     await expect(client.fetchLog(remote.id)).rejects.toSatisfy((err) => RuntrailError.isCode(err, 'log_not_found'));
   });
 
+  it('a log stored as the run\'s output.log artifact (`runtrail exec` against a server elsewhere) is a 307 to that artifact', async () => {
+    const s = await server({ node: 'log-node' });
+    const client = new RuntrailClient({ url: s.url });
+    const run = await client.createRun({ name: 'exec-elsewhere' });
+    await run.artifact('output.log', 'loading data.csv\n[stderr] done\n', { contentType: 'text/plain' });
+    const path = `/api/v1/runs/${run.id}/log`;
+    const redirect = await fetch(s.url + path, { redirect: 'manual' });
+    expect(redirect.status).toBe(307);
+    expect(redirect.headers.get('location')).toBe(`/api/v1/runs/${run.id}/artifacts/output.log`);
+    // What curl -L and the page's "Download full log" get.
+    const followed = await fetch(s.url + path);
+    expect(followed.status).toBe(200);
+    expect(await followed.text()).toBe('loading data.csv\n[stderr] done\n');
+    run.close();
+  });
+
   it('follows the access rules of reading a run: no token 401, viewer 200, a token of another run 403, of this run 200', async () => {
     const s = await server({ node: 'log-node', adminToken: ADMIN });
     const admin = new RuntrailClient({ url: s.url, token: ADMIN });
