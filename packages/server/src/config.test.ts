@@ -117,7 +117,8 @@ describe('the README configuration table', () => {
     const section = readme.slice(readme.indexOf('\n## Configuration\n'), readme.indexOf('\n## Metrics\n'));
     const rows = [...section.matchAll(/^\| `(\w+)` \(`--[\w-]+`, `\w+`\) \| ([^|]*) \|/gm)].map((m) => ({ key: m[1]!, cell: m[2]!.trim() }));
     expect(rows.map((r) => r.key)).toEqual(configKeys);
-    const units: Record<string, number> = { KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+    // Sizes in bytes, durations (settings in ms) in seconds or minutes.
+    const units: Record<string, number> = { KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, s: 1000, min: 60_000 };
     for (const { key, cell } of rows) {
       const fallback: unknown = settings[key as (typeof configKeys)[number]].schema.parse(undefined);
       const what = `README default of ${key}: "${cell}"`;
@@ -144,10 +145,11 @@ describe('the README configuration table', () => {
     const section = readme.slice(readme.indexOf('\n**Limits.**'), readme.indexOf('\n**Bad input.**'));
     const rows = [...section.matchAll(/^\| [^|]*\(`(\w+)`[^|]*\| ([^|]*) \|/gm)].map((m) => ({ key: m[1]!, cell: m[2]!.trim() }));
     expect(rows.length).toBeGreaterThanOrEqual(10);
-    const units: Record<string, number> = { KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+    // Sizes in bytes, durations (settings in ms) in seconds or minutes.
+    const units: Record<string, number> = { KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, s: 1000, min: 60_000 };
     for (const { key, cell } of rows) {
       expect(configKeys, `README limit row for ${key}`).toContain(key);
-      const [, digits, unit, burst] = /^([\d,]+)(?: (KiB|MiB|GiB)|\/s(?:, bursts of ([\d,]+))?)?$/.exec(cell) ?? [];
+      const [, digits, unit, burst] = /^([\d,]+)(?: (KiB|MiB|GiB|s|min)|\/s(?:, bursts of ([\d,]+))?)?$/.exec(cell) ?? [];
       expect(digits, `README limit of ${key}: "${cell}"`).toBeDefined();
       const n = Number(digits!.replace(/,/g, '')) * (unit ? units[unit]! : 1);
       expect(n, `README limit of ${key}: "${cell}"`).toBe(settings[key as (typeof configKeys)[number]].schema.parse(undefined));
