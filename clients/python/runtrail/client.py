@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import secrets
 import socket
 import tempfile
 import threading
 import uuid
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Union, cast
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union, cast
 
 from . import _sender
 from ._http import Http
@@ -165,7 +167,8 @@ class Client:
         """The content of the run's artifact ``name``: as bytes, or written to ``dest`` and its path returned.
 
         ``dest`` is a file path, or an existing folder to put the file in
-        under the artifact's name. The content is streamed into a file beside
+        under the artifact's name; a folder that does not exist is a
+        ``FileNotFoundError`` before anything is downloaded. The content is streamed into a file beside
         it and checked against the sha256 the server gives; only then does it
         take the path (a failed or cut download leaves no file there). A
         connection cut midway is resumed where it stopped, through outages of
@@ -181,8 +184,13 @@ class Client:
         path = os.fspath(dest)
         if os.path.isdir(path):
             path = os.path.join(path, name)  # artifact names hold no path separators (the server refuses them)
+        elif path.endswith((os.sep, "/")):
+            raise FileNotFoundError(errno.ENOENT, f"download_artifact({name!r}): dest names a folder that does not exist; create it first", path)
         folder = os.path.dirname(os.path.abspath(path))
-        fd, partial = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=folder)
+        if not os.path.isdir(folder):
+            # Said before anything is downloaded, naming the folder rather than the hidden partial file.
+            raise FileNotFoundError(errno.ENOENT, f"download_artifact({name!r}): the folder of dest does not exist; create it first", folder)
+        fd, partial = _partial_file(folder, os.path.basename(path))
         try:
             with os.fdopen(fd, "w+b") as sink:
                 self._http.download("getArtifact", params, sink, retry_for=self.retry_for)
@@ -195,6 +203,22 @@ class Client:
     def watch(self, run_id: str, after: int = 0) -> Iterator[Dict[str, Any]]:
         """Yield the run's events after seq ``after`` until its end, resuming after drops (see ``runtrail.watch.watch``)."""
         return _watch(self, run_id, after)
+
+
+def _partial_file(folder: str, base: str) -> Tuple[int, str]:
+    """A new file beside the download's destination, made as ``open(path, "wb")`` would make it.
+
+    Not ``tempfile.mkstemp``: its file is private (0600), and the finished
+    download takes that file's place, so an artifact saved into a shared
+    folder would be unreadable to everyone else. Mode 0666 lets the umask
+    decide, as for any file the script writes.
+    """
+    while True:
+        partial = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.part")
+        try:
+            return os.open(partial, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), partial
+        except FileExistsError:
+            continue  # another download's partial file has this name: draw another
 
 
 _current: Dict[str, Run] = {}
