@@ -200,9 +200,28 @@ class Client:
             raise
         return path
 
-    def watch(self, run_id: str, after: int = 0) -> Iterator[Dict[str, Any]]:
-        """Yield the run's events after seq ``after`` until its end, resuming after drops (see ``runtrail.watch.watch``)."""
-        return _watch(self, run_id, after)
+    def watch(self, run_id: str, after: int = 0, timeout: Optional[float] = None) -> Iterator[Dict[str, Any]]:
+        """Yield the run's events after seq ``after`` until its end, resuming after drops (see ``runtrail.watch.watch``).
+
+        With ``timeout`` (seconds), a run still going then raises ``TimeoutError``.
+        """
+        return _watch(self, run_id, after, timeout=timeout)
+
+    def wait(self, run_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Block until the run has ended and return it as ``get_run`` does: final ``status``, ``snapshot``, ``output``, ``error``.
+
+        A run that had already ended is returned at once. It follows the
+        run's stream (as ``watch``, so a dropped connection or a server
+        restart is ridden out), never polls. ``timeout`` (seconds) raises
+        ``TimeoutError`` for a run still going then; Ctrl-C stops the wait
+        (the run goes on).
+        """
+        run = self.get_run(run_id)
+        if run["status"] in _sender.TERMINAL_STATUSES:
+            return run
+        for _ in _watch(self, run_id, int(run["seq"]), timeout=timeout):
+            pass
+        return self.get_run(run_id)
 
 
 def _partial_file(folder: str, base: str) -> Tuple[int, str]:
