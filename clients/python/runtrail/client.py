@@ -144,10 +144,23 @@ class Client:
         """``{runs, nextCursor}``, newest first; filters as the list route takes them: status, name,
         nameContains (a part of the name, any case), errorKind (how it failed), parentId, parentIds
         ("id1,id2"), topLevel ("true"), label ("k=v"), createdAfter/createdBefore (epoch ms); limit, cursor."""
+        for key, value in query.items():
+            # A list or dict would go as its repr: parentIds=[a, b] matched no run at all, silently.
+            if value is not None and not isinstance(value, (str, int, float)):
+                raise TypeError(
+                    f"list_runs({key}=...): a filter is one str or number, got {type(value).__name__}; "
+                    "several parent ids are one string (parentIds='id1,id2'), a label is 'key=value'"
+                )
         return cast(Dict[str, Any], self._http.request("listRuns", query=query, retry_for=self.start_timeout))
 
     def events(self, run_id: str, after: int = 0, limit: Optional[int] = None) -> Dict[str, Any]:
-        """One page of stored events after seq ``after``: ``{events, seq, status}``."""
+        """One page of stored events after seq ``after``: ``{events, seq, status}``.
+
+        ``limit`` is 1 to 5000 (the default). The answer's ``seq`` is the
+        run's last: page on with ``after`` = the last event's ``seq`` until
+        it reaches that.
+        """
+        _check_seq("events", after)
         return cast(
             Dict[str, Any],
             self._http.request("readEvents", {"id": run_id}, {"after": after, "limit": limit}, retry_for=self.start_timeout),
@@ -205,6 +218,7 @@ class Client:
 
         With ``timeout`` (seconds), a run still going then raises ``TimeoutError``.
         """
+        _check_seq("watch", after)
         return _watch(self, run_id, after, timeout=timeout)
 
     def wait(self, run_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
@@ -222,6 +236,13 @@ class Client:
         for _ in _watch(self, run_id, int(run["seq"]), timeout=timeout):
             pass
         return self.get_run(run_id)
+
+
+def _check_seq(method: str, after: Any) -> None:
+    if isinstance(after, bool) or not isinstance(after, int):
+        raise TypeError(f"{method}(after=...): a seq number (an int, 0 for the start), got {type(after).__name__} {after!r}")
+    if after < 0:
+        raise ValueError(f"{method}(after={after}): a seq number is 0 (the start) or more")
 
 
 def _partial_file(folder: str, base: str) -> Tuple[int, str]:

@@ -105,6 +105,44 @@ class WatchTest(unittest.TestCase):
             rt.wait("no-such-run")
         self.assertEqual(caught.exception.code, "run_not_found")
 
+    def test_events_pages_through_a_run_and_bad_arguments_are_refused_naming_what_is_wrong(self) -> None:
+        rt = runtrail.Client(server.url)
+        with rt.run("paged") as run:
+            for i in range(10):
+                run.progress(i + 1, 10)
+        pages, after = [], 0
+        while True:
+            page = rt.events(run.id, after=after, limit=4)
+            if not page["events"]:
+                break
+            pages.append([e["seq"] for e in page["events"]])
+            after = page["events"][-1]["seq"]
+        self.assertEqual(sum(pages, []), list(range(1, page["seq"] + 1)))
+        self.assertEqual([len(p) for p in pages[:-1]], [4] * (len(pages) - 1))
+        for bad in ("3", None, 2.0):
+            with self.assertRaises(TypeError) as caught:
+                rt.events(run.id, after=bad)  # type: ignore[arg-type]
+            self.assertIn("after", str(caught.exception))
+            with self.assertRaises(TypeError):
+                rt.watch(run.id, after=bad)  # type: ignore[arg-type]
+        with self.assertRaises(ValueError):
+            rt.watch(run.id, after=-1)
+
+    def test_list_runs_refuses_a_list_filter_instead_of_matching_nothing(self) -> None:
+        rt = runtrail.Client(server.url)
+        with rt.run("parent") as run:
+            with run.child("kid"):
+                pass
+        self.assertEqual(len(rt.list_runs(parentIds=f"{run.id},other")["runs"]), 1)
+        with self.assertRaises(TypeError) as caught:
+            rt.list_runs(parentIds=[run.id, "other"])
+        self.assertIn("parentIds", str(caught.exception))
+        self.assertIn("'id1,id2'", str(caught.exception))
+        with self.assertRaises(runtrail.RuntrailError) as refused:
+            rt.list_runs(stauts="running")
+        self.assertEqual(refused.exception.code, "invalid_request")
+        self.assertIn("stauts", refused.exception.message)
+
 
 class ContractTest(unittest.TestCase):
     def test_every_route_the_client_uses_is_in_the_protocol_route_table(self) -> None:
