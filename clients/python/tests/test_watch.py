@@ -10,10 +10,12 @@ import unittest
 from typing import Any, Dict, List
 
 import runtrail
+import runtrail.watch
 from runtrail._routes import ROUTES
 from tests.support import ROOT, Server
 
-server = Server()
+# Keepalives every 100 ms, not 15 s, so a test sees a watch's timeout hold while they flow.
+server = Server(env={"RUNTRAIL_STREAM_PING_INTERVAL_MS": "100"})
 # One server for the module's tests: started before the first, closed (its data dir removed) after the last.
 setUpModule, tearDownModule = server.start, server.close
 
@@ -83,6 +85,28 @@ class WatchTest(unittest.TestCase):
             with self.assertRaises(TimeoutError):
                 rt.wait(run.id, timeout=0.2)
         self.assertEqual(rt.get_run(run.id)["status"], "succeeded")
+
+    def test_keepalives_do_not_keep_a_watch_past_its_timeout(self) -> None:
+        rt = runtrail.Client(server.url)
+        with rt.run("silent") as run:
+            outcome: List[BaseException] = []
+
+            def watch() -> None:
+                try:
+                    for _ in runtrail.watch.watch(rt, run.id, idle_timeout=0.5, timeout=1.5):
+                        pass
+                except BaseException as err:  # noqa: BLE001 - handed to the test thread to assert on
+                    outcome.append(err)
+
+            started = time.monotonic()
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
+            watcher.join(15)
+            took = time.monotonic() - started
+            self.assertFalse(watcher.is_alive(), "the watch outlived its timeout while keepalives came")
+            self.assertIsInstance(outcome[0], TimeoutError)
+            self.assertGreaterEqual(took, 1.5)
+            self.assertLess(took, 2.5)
 
     def test_wait_blocks_until_the_run_ends_and_returns_its_final_state(self) -> None:
         rt = runtrail.Client(server.url)
