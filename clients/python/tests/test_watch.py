@@ -106,7 +106,7 @@ class WatchTest(unittest.TestCase):
             self.assertFalse(watcher.is_alive(), "the watch outlived its timeout while keepalives came")
             self.assertIsInstance(outcome[0], TimeoutError)
             self.assertGreaterEqual(took, 1.5)
-            self.assertLess(took, 2.5)
+            self.assertLess(took, 4)  # the deadline, give or take a reopen; not the run's end
 
     def test_wait_blocks_until_the_run_ends_and_returns_its_final_state(self) -> None:
         rt = runtrail.Client(server.url)
