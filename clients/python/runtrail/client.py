@@ -181,9 +181,11 @@ class Client:
 
         ``dest`` is a file path, or an existing folder to put the file in
         under the artifact's name; a folder that does not exist is a
-        ``FileNotFoundError`` before anything is downloaded. The content is streamed into a file beside
-        it and checked against the sha256 the server gives; only then does it
-        take the path (a failed or cut download leaves no file there). A
+        ``FileNotFoundError`` before anything is downloaded. The content is
+        streamed into a file beside it and checked against the sha256 the
+        server gives; only then does it take the path (a failed or cut
+        download leaves no file there), with the modes any file the script
+        writes gets. A
         connection cut midway is resumed where it stopped, through outages of
         up to ``retry_for`` seconds. Without ``dest`` the whole content is
         held in memory: give a path for big files.
