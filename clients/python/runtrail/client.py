@@ -185,9 +185,8 @@ class Client:
         streamed into a file beside it and checked against the sha256 the
         server gives; only then does it take the path (a failed or cut
         download leaves no file there), with the modes any file the script
-        writes gets. A
-        connection cut midway is resumed where it stopped, through outages of
-        up to ``retry_for`` seconds. Without ``dest`` the whole content is
+        writes gets. A connection cut midway is resumed where it stopped,
+        through outages of up to ``retry_for`` seconds. Without ``dest`` the whole content is
         held in memory: give a path for big files.
         """
         params = {"id": run_id, "name": name}
