@@ -115,7 +115,7 @@ class Http:
             return urllib.request.urlopen(request, timeout=timeout or self.timeout)  # type: ignore[no-any-return]
         except urllib.error.HTTPError as err:
             with err:
-                raise error_from_response(err.code, err.read(), f"{method} {url}", err.headers) from None
+                raise self.token_hint(error_from_response(err.code, err.read(), f"{method} {url}", err.headers)) from None
 
     def upload(
         self,
@@ -162,7 +162,7 @@ class Http:
             response = connection.getresponse()
             payload = response.read()
             if response.status >= 400:
-                raise error_from_response(response.status, payload, f"{method} {url}", response.headers)
+                raise self.token_hint(error_from_response(response.status, payload, f"{method} {url}", response.headers))
             return json.loads(payload.decode("utf-8")) if payload else None
         finally:
             connection.close()
@@ -269,6 +269,13 @@ class Http:
             return {"size": got["received"], "sha256": digest, "contentType": content_type}
 
         return self.request(route, params, attempt=fetch, retry_for=retry_for)  # type: ignore[no-any-return]
+
+    def token_hint(self, err: RuntrailError) -> RuntrailError:
+        """A server that wants a token this client has not got: say where a Python script gives one (the server says "send Authorization")."""
+        if err.code == "unauthorized" and not self.token:
+            err.message += "; this client has no token: pass runtrail.Client(token=...) or set RUNTRAIL_TOKEN"
+            err.args = (f"{err.code}: {err.message}",)
+        return err
 
     def unreachable(self, err: BaseException, retry_for: float) -> RuntrailError:
         """The error to raise once retries are over: the server's own if it answered, else a clear 'nobody answers'."""

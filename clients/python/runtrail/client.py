@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import secrets
 import socket
 import tempfile
 import threading
 import uuid
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Union, cast
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union, cast
 
 from . import _sender
 from ._http import Http
@@ -142,10 +144,23 @@ class Client:
         """``{runs, nextCursor}``, newest first; filters as the list route takes them: status, name,
         nameContains (a part of the name, any case), errorKind (how it failed), parentId, parentIds
         ("id1,id2"), topLevel ("true"), label ("k=v"), createdAfter/createdBefore (epoch ms); limit, cursor."""
+        for key, value in query.items():
+            # A list or dict would go as its repr: parentIds=[a, b] matched no run at all, silently.
+            if value is not None and not isinstance(value, (str, int, float)):
+                raise TypeError(
+                    f"list_runs({key}=...): a filter is one str or number, got {type(value).__name__}; "
+                    "several parent ids are one string (parentIds='id1,id2'), a label is 'key=value'"
+                )
         return cast(Dict[str, Any], self._http.request("listRuns", query=query, retry_for=self.start_timeout))
 
     def events(self, run_id: str, after: int = 0, limit: Optional[int] = None) -> Dict[str, Any]:
-        """One page of stored events after seq ``after``: ``{events, seq, status}``."""
+        """One page of stored events after seq ``after``: ``{events, seq, status}``.
+
+        ``limit`` is 1 to 5000 (the default). The answer's ``seq`` is the
+        run's last: page on with ``after`` = the last event's ``seq`` until
+        it reaches that.
+        """
+        _check_seq("events", after)
         return cast(
             Dict[str, Any],
             self._http.request("readEvents", {"id": run_id}, {"after": after, "limit": limit}, retry_for=self.start_timeout),
@@ -165,11 +180,13 @@ class Client:
         """The content of the run's artifact ``name``: as bytes, or written to ``dest`` and its path returned.
 
         ``dest`` is a file path, or an existing folder to put the file in
-        under the artifact's name. The content is streamed into a file beside
-        it and checked against the sha256 the server gives; only then does it
-        take the path (a failed or cut download leaves no file there). A
-        connection cut midway is resumed where it stopped, through outages of
-        up to ``retry_for`` seconds. Without ``dest`` the whole content is
+        under the artifact's name; a folder that does not exist is a
+        ``FileNotFoundError`` before anything is downloaded. The content is
+        streamed into a file beside it and checked against the sha256 the
+        server gives; only then does it take the path (a failed or cut
+        download leaves no file there), with the modes any file the script
+        writes gets. A connection cut midway is resumed where it stopped,
+        through outages of up to ``retry_for`` seconds. Without ``dest`` the whole content is
         held in memory: give a path for big files.
         """
         params = {"id": run_id, "name": name}
@@ -181,8 +198,13 @@ class Client:
         path = os.fspath(dest)
         if os.path.isdir(path):
             path = os.path.join(path, name)  # artifact names hold no path separators (the server refuses them)
+        elif path.endswith((os.sep, "/")):
+            raise FileNotFoundError(errno.ENOENT, f"download_artifact({name!r}): dest names a folder that does not exist; create it first", path)
         folder = os.path.dirname(os.path.abspath(path))
-        fd, partial = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=folder)
+        if not os.path.isdir(folder):
+            # Said before anything is downloaded, naming the folder rather than the hidden partial file.
+            raise FileNotFoundError(errno.ENOENT, f"download_artifact({name!r}): the folder of dest does not exist; create it first", folder)
+        fd, partial = _partial_file(folder, os.path.basename(path))
         try:
             with os.fdopen(fd, "w+b") as sink:
                 self._http.download("getArtifact", params, sink, retry_for=self.retry_for)
@@ -192,9 +214,52 @@ class Client:
             raise
         return path
 
-    def watch(self, run_id: str, after: int = 0) -> Iterator[Dict[str, Any]]:
-        """Yield the run's events after seq ``after`` until its end, resuming after drops (see ``runtrail.watch.watch``)."""
-        return _watch(self, run_id, after)
+    def watch(self, run_id: str, after: int = 0, timeout: Optional[float] = None) -> Iterator[Dict[str, Any]]:
+        """Yield the run's events after seq ``after`` until its end, resuming after drops (see ``runtrail.watch.watch``).
+
+        With ``timeout`` (seconds), a run still going then raises ``TimeoutError``.
+        """
+        _check_seq("watch", after)
+        return _watch(self, run_id, after, timeout=timeout)
+
+    def wait(self, run_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Block until the run has ended and return it as ``get_run`` does: final ``status``, ``snapshot``, ``output``, ``error``.
+
+        A run that had already ended is returned at once. It follows the
+        run's stream (as ``watch``, so a dropped connection or a server
+        restart is ridden out), never polls. ``timeout`` (seconds) raises
+        ``TimeoutError`` for a run still going then; Ctrl-C stops the wait
+        (the run goes on).
+        """
+        run = self.get_run(run_id)
+        if run["status"] in _sender.TERMINAL_STATUSES:
+            return run
+        for _ in _watch(self, run_id, int(run["seq"]), timeout=timeout):
+            pass
+        return self.get_run(run_id)
+
+
+def _check_seq(method: str, after: Any) -> None:
+    if isinstance(after, bool) or not isinstance(after, int):
+        raise TypeError(f"{method}(after=...): a seq number (an int, 0 for the start), got {type(after).__name__} {after!r}")
+    if after < 0:
+        raise ValueError(f"{method}(after={after}): a seq number is 0 (the start) or more")
+
+
+def _partial_file(folder: str, base: str) -> Tuple[int, str]:
+    """A new file beside the download's destination, made as ``open(path, "wb")`` would make it.
+
+    Not ``tempfile.mkstemp``: its file is private (0600), and the finished
+    download takes that file's place, so an artifact saved into a shared
+    folder would be unreadable to everyone else. Mode 0666 lets the umask
+    decide, as for any file the script writes.
+    """
+    while True:
+        partial = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.part")
+        try:
+            return os.open(partial, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), partial
+        except FileExistsError:
+            continue  # another download's partial file has this name: draw another
 
 
 _current: Dict[str, Run] = {}

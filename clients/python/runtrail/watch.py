@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Tuple
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def _sse_records(response: "http.client.HTTPResponse") -> Iterator[Tuple[str, str]]:
-    """(event name, data) of each record of an SSE response, until it closes; comments and retry: lines skipped."""
+    """(event name, data) of each record of an SSE response, until it closes; a comment (keepalive) is ``(":", "")``, retry: lines are skipped."""
     name, data = "message", []
     while True:
         raw = response.readline()
@@ -29,6 +30,7 @@ def _sse_records(response: "http.client.HTTPResponse") -> Iterator[Tuple[str, st
             name, data = "message", []
             continue
         if line.startswith(":"):
+            yield ":", ""  # a keepalive: the watch checks its deadline on it
             continue
         field, _, value = line.partition(":")
         value = value[1:] if value.startswith(" ") else value
@@ -38,31 +40,56 @@ def _sse_records(response: "http.client.HTTPResponse") -> Iterator[Tuple[str, st
             data.append(value)
 
 
-def watch(client: "Client", run_id: str, after: int = 0, idle_timeout: float = 45.0) -> Iterator[Dict[str, Any]]:
+def watch(
+    client: "Client", run_id: str, after: int = 0, idle_timeout: float = 45.0, timeout: Optional[float] = None
+) -> Iterator[Dict[str, Any]]:
     """Yield the events of run ``run_id`` after seq ``after``, in seq order, once each, until the run's end.
 
     Each event is a dict with ``seq``, ``type``, ``data``, ``ts`` and
     ``runId``. A dropped connection (a server restart, a proxy) is reopened
     with ``Last-Event-ID`` = the last seq seen, so nothing is skipped or
     repeated; the server ends the stream after the terminal event. An
-    unknown run raises ``RuntrailError('run_not_found')``; a server that
-    stays unreachable for ``client.retry_for`` seconds raises ``unavailable``.
-    A connection silent for ``idle_timeout`` seconds (the server sends a
-    keepalive every 15 s) is taken for dead and reopened.
+    unknown run raises ``RuntrailError('run_not_found')``. A server nobody
+    answers raises ``unavailable``: after ``client.start_timeout`` seconds
+    if it never answered this watch (a wrong URL, a server not started),
+    after ``client.retry_for`` once it had (an outage). A connection
+    silent for ``idle_timeout`` seconds (the server sends a keepalive every
+    15 s) is taken for dead and reopened. With ``timeout``, a run that has
+    not ended that many seconds after the watch began raises the built-in
+    ``TimeoutError`` (the events until then were yielded).
     """
     last = after
     attempt = 0
     outage_since: Optional[float] = None
+    answered = False
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def remaining() -> float:
+        return math.inf if deadline is None else deadline - time.monotonic()
+
+    def timed_out() -> TimeoutError:
+        return TimeoutError(f"run {run_id} did not end within {timeout} s (watched up to seq {last})")
+
     while True:
+        if remaining() <= 0:
+            raise timed_out()
+        read_timeout = min(idle_timeout, remaining())
         headers = {"accept": "text/event-stream"}
         if last > 0:
             headers["last-event-id"] = str(last)
+        reopen_now = False
         try:
-            response = client._http.open("streamRun", {"id": run_id}, {"after": last}, headers=headers, timeout=idle_timeout)
+            response = client._http.open("streamRun", {"id": run_id}, {"after": last}, headers=headers, timeout=read_timeout)
+            answered = True
             with response:
                 for name, data in _sse_records(response):
                     outage_since, attempt = None, 0
-                    if name == "run-event":
+                    if name == ":":
+                        # A keepalive restarts the read timeout: near the deadline, reopen with a shorter one.
+                        if remaining() < read_timeout:
+                            reopen_now = True
+                            break
+                    elif name == "run-event":
                         event = json.loads(data)
                         seq = int(event["seq"])
                         if seq <= last:
@@ -88,12 +115,17 @@ def watch(client: "Client", run_id: str, after: int = 0, idle_timeout: float = 4
         except Exception as err:  # noqa: BLE001 - sorted into retryable or raised just below
             if not is_retryable(err):
                 raise
+            if remaining() <= 0:
+                raise timed_out() from None  # a read cut short by the deadline, not an outage
             now = time.monotonic()
             outage_since = outage_since or now
-            if now - outage_since > client.retry_for:
-                raise client._http.unreachable(err, client.retry_for) from err
+            bound = client.retry_for if answered else client.start_timeout
+            if now - outage_since > bound:
+                raise client._http.unreachable(err, bound) from err
+        if reopen_now:
+            continue
         # The stream closed or dropped before the end: reopen from the last seq.
-        time.sleep(backoff_delay(attempt, initial=0.1, maximum=2.0))
+        time.sleep(max(0.0, min(backoff_delay(attempt, initial=0.1, maximum=2.0), remaining())))
         attempt += 1
 
 

@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import socket
+import stat
 import tempfile
 import threading
 import unittest
@@ -99,6 +100,26 @@ class ArtifactsReadTest(unittest.TestCase):
         with open(into, "rb") as f:
             self.assertEqual(f.read(), b"What is runtrail?")
         self.assertEqual(sorted(os.listdir(self.folder)), ["01_input.txt", "model.bin"])
+
+    def test_a_downloaded_file_gets_the_modes_of_any_file_the_script_writes_not_a_private_temp_files_0600(self) -> None:
+        old_umask = os.umask(0o022)
+        self.addCleanup(os.umask, old_umask)
+        path = self.rt.download_artifact(self.run_id, "01_input.txt", self.folder)
+        with open(os.path.join(self.folder, "written.txt"), "wb") as f:
+            f.write(b"x")
+        written = stat.S_IMODE(os.stat(os.path.join(self.folder, "written.txt")).st_mode)
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), written)
+        self.assertEqual(written, 0o644)
+
+    def test_a_dest_in_a_folder_that_does_not_exist_is_refused_before_downloading_naming_that_folder(self) -> None:
+        missing = os.path.join(self.folder, "no-such-folder")
+        for dest in (os.path.join(missing, "model.bin"), missing + os.sep):
+            with self.assertRaises(FileNotFoundError) as caught:
+                self.rt.download_artifact(self.run_id, "03_weights.bin", dest)
+            self.assertIn("does not exist", str(caught.exception))
+            self.assertIn(missing, str(caught.exception))
+            self.assertNotIn(".part", str(caught.exception))
+        self.assertEqual(os.listdir(self.folder), [])
 
     def test_a_missing_artifact_raises_its_code_and_leaves_no_file(self) -> None:
         with self.assertRaises(runtrail.RuntrailError) as caught:

@@ -23,6 +23,17 @@ class AuthTest(unittest.TestCase):
             rt.run("no token")
         self.assertEqual((caught.exception.code, caught.exception.status), ("unauthorized", 401))
 
+    def test_a_watch_without_a_token_says_how_to_give_one_and_a_wrong_token_is_not_told_to(self) -> None:
+        with mock.patch.dict(os.environ, {"RUNTRAIL_TOKEN": ""}):
+            with runtrail.Client(server.url, token=ADMIN_TOKEN).run("watched") as run:
+                pass
+            for rt, hinted in ((runtrail.Client(server.url), True), (runtrail.Client(server.url, token="not-the-token-0123456789"), False)):
+                with self.assertRaises(runtrail.RuntrailError) as caught:
+                    next(rt.watch(run.id))
+                self.assertEqual(caught.exception.code, "unauthorized")
+                self.assertEqual("RUNTRAIL_TOKEN" in str(caught.exception), hinted, str(caught.exception))
+                self.assertEqual("RUNTRAIL_TOKEN" in caught.exception.message, hinted)
+
     def test_the_token_from_RUNTRAIL_TOKEN_produces_and_watches_a_run(self) -> None:
         with mock.patch.dict(os.environ, {"RUNTRAIL_TOKEN": ADMIN_TOKEN}):
             rt = runtrail.Client(server.url)

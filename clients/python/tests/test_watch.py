@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import re
+import socket
+import threading
+import time
 import unittest
+from typing import Any, Dict, List
 
 import runtrail
+import runtrail.watch
 from runtrail._routes import ROUTES
 from tests.support import ROOT, Server
 
-server = Server()
+# Keepalives every 100 ms, not 15 s, so a test sees a watch's timeout hold while they flow.
+server = Server(env={"RUNTRAIL_STREAM_PING_INTERVAL_MS": "100"})
 # One server for the module's tests: started before the first, closed (its data dir removed) after the last.
 setUpModule, tearDownModule = server.start, server.close
 
@@ -36,6 +42,130 @@ class WatchTest(unittest.TestCase):
         with self.assertRaises(runtrail.RuntrailError) as caught:
             next(runtrail.Client(server.url).watch("no-such-run"))
         self.assertEqual(caught.exception.code, "run_not_found")
+
+    def test_watching_a_url_where_no_server_answers_fails_after_start_timeout_not_retry_for(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]  # closed again below: nobody listens there
+        rt = runtrail.Client(f"http://127.0.0.1:{port}", start_timeout=0.5, retry_for=300)
+        outcome: List[BaseException] = []
+
+        def watch() -> None:
+            try:
+                next(rt.watch("any-run"))
+            except BaseException as err:  # noqa: BLE001 - handed to the test thread to assert on
+                outcome.append(err)
+
+        started = time.monotonic()
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        watcher.join(30)
+        self.assertFalse(watcher.is_alive(), "the watch was still retrying after 30 s (retry_for is 300 s)")
+        self.assertLess(time.monotonic() - started, 30)
+        self.assertIsInstance(outcome[0], runtrail.RuntrailError)
+        self.assertEqual(outcome[0].code, "unavailable")  # type: ignore[attr-defined]
+        self.assertIn(f"127.0.0.1:{port}", str(outcome[0]))
+
+    def test_a_watch_with_a_timeout_yields_what_came_then_raises_TimeoutError_on_a_run_still_going(self) -> None:
+        rt = runtrail.Client(server.url)
+        with rt.run("still going") as run:
+            run.progress(1, 10)
+            run.flush()
+            seen: List[int] = []
+            started = time.monotonic()
+            with self.assertRaises(TimeoutError) as caught:
+                for event in rt.watch(run.id, timeout=0.5):
+                    seen.append(event["seq"])
+            took = time.monotonic() - started
+            self.assertEqual(seen, [e["seq"] for e in rt.events(run.id)["events"]])
+            self.assertNotEqual(seen, [])
+            self.assertIn(run.id, str(caught.exception))
+            self.assertGreaterEqual(took, 0.5)
+            self.assertLess(took, 10)
+            with self.assertRaises(TimeoutError):
+                rt.wait(run.id, timeout=0.2)
+        self.assertEqual(rt.get_run(run.id)["status"], "succeeded")
+
+    def test_keepalives_do_not_keep_a_watch_past_its_timeout(self) -> None:
+        rt = runtrail.Client(server.url)
+        with rt.run("silent") as run:
+            outcome: List[BaseException] = []
+
+            def watch() -> None:
+                try:
+                    for _ in runtrail.watch.watch(rt, run.id, idle_timeout=0.5, timeout=1.5):
+                        pass
+                except BaseException as err:  # noqa: BLE001 - handed to the test thread to assert on
+                    outcome.append(err)
+
+            started = time.monotonic()
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
+            watcher.join(15)
+            took = time.monotonic() - started
+            self.assertFalse(watcher.is_alive(), "the watch outlived its timeout while keepalives came")
+            self.assertIsInstance(outcome[0], TimeoutError)
+            self.assertGreaterEqual(took, 1.5)
+            self.assertLess(took, 4)  # the deadline, give or take a reopen; not the run's end
+
+    def test_wait_blocks_until_the_run_ends_and_returns_its_final_state(self) -> None:
+        rt = runtrail.Client(server.url)
+        outcome: List[Dict[str, Any]] = []
+        with rt.run("waited for") as run:
+            waiter = threading.Thread(target=lambda: outcome.append(rt.wait(run.id, timeout=60)), daemon=True)
+            waiter.start()
+            for i in range(5):
+                with run.call(f"doc {i}"):
+                    pass
+            run.output({"judged": 5})
+            run.flush()
+            self.assertTrue(waiter.is_alive(), "wait returned before the run ended")
+        waiter.join(30)
+        self.assertFalse(waiter.is_alive())
+        final = outcome[0]
+        self.assertEqual((final["status"], final["output"], final["snapshot"]["counters"]["ok"]), ("succeeded", {"judged": 5}, 5))
+        self.assertEqual(rt.wait(run.id), final)
+        with self.assertRaises(runtrail.RuntrailError) as caught:
+            rt.wait("no-such-run")
+        self.assertEqual(caught.exception.code, "run_not_found")
+
+    def test_events_pages_through_a_run_and_bad_arguments_are_refused_naming_what_is_wrong(self) -> None:
+        rt = runtrail.Client(server.url)
+        with rt.run("paged") as run:
+            for i in range(10):
+                run.progress(i + 1, 10)
+        pages, after = [], 0
+        while True:
+            page = rt.events(run.id, after=after, limit=4)
+            if not page["events"]:
+                break
+            pages.append([e["seq"] for e in page["events"]])
+            after = page["events"][-1]["seq"]
+        self.assertEqual(sum(pages, []), list(range(1, page["seq"] + 1)))
+        self.assertEqual([len(p) for p in pages[:-1]], [4] * (len(pages) - 1))
+        for bad in ("3", None, 2.0):
+            with self.assertRaises(TypeError) as caught:
+                rt.events(run.id, after=bad)  # type: ignore[arg-type]
+            self.assertIn("after", str(caught.exception))
+            with self.assertRaises(TypeError):
+                rt.watch(run.id, after=bad)  # type: ignore[arg-type]
+        with self.assertRaises(ValueError):
+            rt.watch(run.id, after=-1)
+
+    def test_list_runs_refuses_a_list_filter_instead_of_matching_nothing(self) -> None:
+        rt = runtrail.Client(server.url)
+        with rt.run("parent") as run:
+            with run.child("kid"):
+                pass
+        self.assertEqual(len(rt.list_runs(parentIds=f"{run.id},other")["runs"]), 1)
+        with self.assertRaises(TypeError) as caught:
+            rt.list_runs(parentIds=[run.id, "other"])
+        self.assertIn("parentIds", str(caught.exception))
+        self.assertIn("'id1,id2'", str(caught.exception))
+        with self.assertRaises(runtrail.RuntrailError) as refused:
+            rt.list_runs(stauts="running")
+        self.assertEqual(refused.exception.code, "invalid_request")
+        self.assertIn("stauts", refused.exception.message)
 
 
 class ContractTest(unittest.TestCase):
