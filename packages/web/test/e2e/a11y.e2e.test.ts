@@ -1,0 +1,156 @@
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { browserScene, postJson, waitUntil } from './harness.js';
+
+/**
+ * The dashboard for a reader who does not use a mouse or does not see the
+ * screen well: contrast measured from the styles the browser computed,
+ * motion under prefers-reduced-motion, what a screen reader is told while a
+ * run goes on (read from Chromium's own accessibility tree), and where the
+ * keyboard focus goes.
+ */
+
+interface ApiRun {
+  id: string;
+  status: string;
+}
+
+/** What the accessibility tree says of the node named `name`: its role and whether (how) it is live. */
+async function axNode(page: Page, name: string): Promise<{ role: string; live: string } | null> {
+  const cdp = await page.context().newCDPSession(page);
+  try {
+    const { nodes } = (await cdp.send('Accessibility.getFullAXTree')) as {
+      nodes: { role?: { value: string }; name?: { value: string }; properties?: { name: string; value: { value: unknown } }[] }[];
+    };
+    const node = nodes.find((n) => n.name?.value === name);
+    if (!node) return null;
+    const live = node.properties?.find((p) => p.name === 'live')?.value.value;
+    return { role: node.role?.value ?? '', live: typeof live === 'string' ? live : 'off' };
+  } finally {
+    await cdp.detach();
+  }
+}
+
+/**
+ * Every piece of visible text on the page whose colour against what is
+ * behind it is below WCAG AA (4.5:1; 3:1 for large text), as
+ * "text: ratio (colour on background)". Backgrounds are composited from
+ * the element up to the first opaque one; disabled controls are exempt
+ * (WCAG 1.4.3), so are form fields' placeholders only when they are
+ * covered by a value.
+ */
+function lowContrastTexts(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    type Rgba = [number, number, number, number];
+    const probe = document.createElement('span');
+    document.body.append(probe);
+    // Whatever the notation the browser computed (rgb(), color(srgb …), color-mix results), read back as rgba by a canvas.
+    const canvas = document.createElement('canvas').getContext('2d', { willReadFrequently: true })!;
+    const rgba = (css: string): Rgba => {
+      canvas.clearRect(0, 0, 1, 1);
+      canvas.fillStyle = '#000';
+      canvas.fillStyle = css;
+      canvas.fillRect(0, 0, 1, 1);
+      const [r, g, b, a] = canvas.getImageData(0, 0, 1, 1).data;
+      return [r!, g!, b!, a! / 255];
+    };
+    const over = (top: Rgba, below: Rgba): Rgba => {
+      const a = top[3];
+      return [top[0] * a + below[0] * (1 - a), top[1] * a + below[1] * (1 - a), top[2] * a + below[2] * (1 - a), 1];
+    };
+    const background = (el: Element | null): Rgba => {
+      const layers: Rgba[] = [];
+      for (let at = el; at; at = at.parentElement) {
+        const c = rgba(getComputedStyle(at).backgroundColor);
+        if (c[3] > 0) layers.push(c);
+        if (c[3] >= 1) break;
+      }
+      let out: Rgba = [255, 255, 255, 1];
+      for (const layer of layers.reverse()) out = over(layer, out);
+      return out;
+    };
+    const luminance = ([r, g, b]: Rgba) => {
+      const lin = (v: number) => (v / 255 <= 0.03928 ? v / 255 / 12.92 : ((v / 255 + 0.055) / 1.055) ** 2.4);
+      return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+    };
+    const ratio = (a: Rgba, b: Rgba) => {
+      const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+      return (hi! + 0.05) / (lo! + 0.05);
+    };
+    const large = (style: CSSStyleDeclaration) => {
+      const px = parseFloat(style.fontSize);
+      return px >= 24 || (px >= 18.66 && Number(style.fontWeight) >= 700);
+    };
+    const bad: string[] = [];
+    const check = (el: Element, text: string, style: CSSStyleDeclaration) => {
+      const bg = background(el);
+      const fg = over(rgba(style.color), bg);
+      const r = ratio(fg, bg);
+      if (r < (large(style) ? 3 : 4.5)) bad.push(`${text.slice(0, 40)}: ${r.toFixed(2)} (${style.color} on rgb(${bg.slice(0, 3).map(Math.round).join(', ')}))`);
+    };
+    for (const el of document.querySelectorAll('body *')) {
+      if (el.closest('[disabled], [aria-hidden="true"], svg, canvas, .u-legend')) continue;
+      const style = getComputedStyle(el);
+      if (style.visibility !== 'visible' || el.getClientRects().length === 0) continue;
+      if ((el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement) && el.placeholder && el.value === '') {
+        check(el, `placeholder "${el.placeholder}"`, getComputedStyle(el, '::placeholder'));
+      }
+      const own = [...el.childNodes].filter((n) => n.nodeType === Node.TEXT_NODE).map((n) => n.textContent!.trim()).join(' ').trim();
+      if (own) check(el, own, style);
+    }
+    probe.remove();
+    return bad;
+  });
+}
+
+describe('the dashboard for keyboard and screen-reader users', () => {
+  const scene = browserScene({ prefix: 'runtrail-e2e-a11y-', node: 'e2e-a11y' });
+  const post = <T = ApiRun>(path: string, body: unknown): Promise<T> => postJson<T>(scene.server.url, path, body);
+  const createRun = (body: object) => post('/runs', { leaseTtlMs: 600_000, ...body });
+  const send = (id: string, events: object[]) => post(`/runs/${id}/events`, { events });
+  const finish = (id: string, body: object) => post(`/runs/${id}/finish`, body);
+  const busy: { id?: string } = {};
+
+  beforeAll(async () => {
+    // A run with everything a run page can show in colour: calls ok/failed/retried, one in flight, output at every level, progress, a phase.
+    const run = await createRun({ name: 'a11y-busy', labels: { team: 'eval' } });
+    await send(run.id, [
+      { type: 'phase', data: { name: 'score', status: 'started' } },
+      { type: 'call.started', data: { callId: 'c1', label: 'doc 1' } },
+      { type: 'call.succeeded', data: { callId: 'c1' } },
+      { type: 'call.started', data: { callId: 'c2', label: 'doc 2' } },
+      { type: 'call.failed', data: { callId: 'c2', error: 'ValueError: bad doc', willRetry: false } },
+      { type: 'call.started', data: { callId: 'c3', label: 'doc 3' } },
+      { type: 'log', data: { level: 'info', message: 'scoring 3 docs', stream: 'stdout' } },
+      { type: 'log', data: { level: 'warn', message: 'slow answer', stream: 'stdout' } },
+      { type: 'log', data: { level: 'error', message: 'Traceback: ValueError', stream: 'stderr' } },
+      { type: 'log', data: { level: 'debug', message: 'cache miss' } },
+      { type: 'progress', data: { done: 1, total: 3, message: 'scoring' } },
+      { type: 'metric', data: { name: 'loss', value: 0.5, step: 1 } },
+    ]);
+    busy.id = run.id;
+    const failed = await createRun({ name: 'a11y-failed' });
+    await finish(failed.id, { status: 'failed', error: { message: 'no answer in 30 s' } });
+  });
+
+  const open = async (path: string, ready: string) => {
+    await scene.page.goto(`${scene.server.url}${path}`);
+    await scene.page.getByRole('heading', { name: ready }).waitFor();
+  };
+
+  it.each(['light', 'dark'] as const)('shows every text at WCAG AA contrast or better (%s scheme)', async (scheme) => {
+    const page = scene.page;
+    await page.emulateMedia({ colorScheme: scheme });
+    try {
+      await open('/', 'Runs');
+      await page.getByRole('link', { name: 'a11y-failed' }).waitFor();
+      await page.getByTestId('totals').waitFor();
+      const list = await lowContrastTexts(page);
+      await open(`/runs/${busy.id}`, 'a11y-busy');
+      await page.getByRole('log', { name: 'run output' }).getByText('slow answer').waitFor();
+      expect({ list, run: await lowContrastTexts(page) }).toEqual({ list: [], run: [] });
+    } finally {
+      await page.emulateMedia({ colorScheme: null });
+    }
+  });
+});
