@@ -1,6 +1,6 @@
 import type { Page } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { browserScene, postJson, waitUntil } from './harness.js';
+import { browserScene, postJson, textNow, waitUntil } from './harness.js';
 
 /**
  * The dashboard for a reader who does not use a mouse or does not see the
@@ -15,17 +15,21 @@ interface ApiRun {
   status: string;
 }
 
-/** What the accessibility tree says of the node named `name`: its role and whether (how) it is live. */
-async function axNode(page: Page, name: string): Promise<{ role: string; live: string } | null> {
+/**
+ * The live regions of the page as Chromium's accessibility tree has them
+ * (what a screen reader announces when their content changes): each one's
+ * role and name, "role name" or "role" when it has none. Implicit ones
+ * count (role log and status are polite by default).
+ */
+async function liveRegions(page: Page): Promise<string[]> {
   const cdp = await page.context().newCDPSession(page);
   try {
     const { nodes } = (await cdp.send('Accessibility.getFullAXTree')) as {
       nodes: { role?: { value: string }; name?: { value: string }; properties?: { name: string; value: { value: unknown } }[] }[];
     };
-    const node = nodes.find((n) => n.name?.value === name);
-    if (!node) return null;
-    const live = node.properties?.find((p) => p.name === 'live')?.value.value;
-    return { role: node.role?.value ?? '', live: typeof live === 'string' ? live : 'off' };
+    // Only a region's root carries `live`; what is inside it inherits (containerLive).
+    const live = (n: (typeof nodes)[number]) => n.properties?.find((p) => p.name === 'live')?.value.value;
+    return nodes.filter((n) => live(n) !== undefined && live(n) !== 'off').map((n) => [n.role?.value, n.name?.value].filter(Boolean).join(' '));
   } finally {
     await cdp.detach();
   }
@@ -104,7 +108,8 @@ function lowContrastTexts(page: Page): Promise<string[]> {
 }
 
 describe('the dashboard for keyboard and screen-reader users', () => {
-  const scene = browserScene({ prefix: 'runtrail-e2e-a11y-', node: 'e2e-a11y' });
+  // A quick reaper, so a run with a 1 s stall timeout is found stalled within the test.
+  const scene = browserScene({ prefix: 'runtrail-e2e-a11y-', node: 'e2e-a11y', env: { RUNTRAIL_REAPER_INTERVAL_MS: '200' } });
   const post = <T = ApiRun>(path: string, body: unknown): Promise<T> => postJson<T>(scene.server.url, path, body);
   const createRun = (body: object) => post('/runs', { leaseTtlMs: 600_000, ...body });
   const send = (id: string, events: object[]) => post(`/runs/${id}/events`, { events });
@@ -152,5 +157,27 @@ describe('the dashboard for keyboard and screen-reader users', () => {
     } finally {
       await page.emulateMedia({ colorScheme: null });
     }
+  });
+
+  it('tells a screen reader how the run goes (status, stalled, every tenth of progress), not each line of output, event or tick', async () => {
+    const page = scene.page;
+    const run = await createRun({ name: 'a11y-live', stallTimeoutMs: 1000 });
+    await send(run.id, [{ type: 'progress', data: { done: 1, total: 4 } }, { type: 'log', data: { level: 'info', message: 'first line' } }]);
+    await open(`/runs/${run.id}`, 'a11y-live');
+    const said = page.getByTestId('run-announcement');
+    await waitUntil(async () => (await textNow(said)) === 'Run running, 25% done.', { what: 'the run to be said running' });
+    await waitUntil(async () => (await textNow(page.getByTestId('connection'))) === 'live', { what: 'the page to be live' });
+    // Output and events arrive as fast as a run makes them: a screen reader reading each one out would say nothing else.
+    expect(await liveRegions(page)).toEqual(['status connection: live', 'status']);
+    await send(run.id, [{ type: 'progress', data: { done: 2 } }, { type: 'log', data: { level: 'info', message: 'second line' } }]);
+    await waitUntil(async () => (await textNow(said)) === 'Run running, 50% done.', { what: 'half way to be said' });
+    // No progress for a second: the server calls it stalled, and the banner counts the time up every second.
+    const banner = page.getByTestId('stalled');
+    await waitUntil(async () => (await textNow(said)) === 'Run running, 50% done, stalled.', { what: 'the stall to be said', timeoutMs: 15_000 });
+    const first = await banner.textContent();
+    await waitUntil(async () => (await banner.textContent()) !== first, { what: 'the stall banner to count on' });
+    expect(await liveRegions(page)).toEqual(['status connection: live', 'status']);
+    await finish(run.id, { status: 'succeeded' });
+    await waitUntil(async () => (await textNow(said)) === 'Run succeeded.', { what: 'the end to be said' });
   });
 });
