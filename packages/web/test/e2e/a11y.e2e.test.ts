@@ -180,4 +180,19 @@ describe('the dashboard for keyboard and screen-reader users', () => {
     await finish(run.id, { status: 'succeeded' });
     await waitUntil(async () => (await textNow(said)) === 'Run succeeded.', { what: 'the end to be said' });
   });
+
+  it('stops every animation when the reader asks for less motion', async () => {
+    const page = scene.page;
+    const running = () => page.evaluate(() => document.getAnimations().filter((a) => a.playState === 'running').length);
+    // The busy run has a call in flight: its spinner turns.
+    await open(`/runs/${busy.id}`, 'a11y-busy');
+    await page.getByRole('heading', { name: 'In flight' }).waitFor();
+    await waitUntil(async () => (await running()) > 0, { what: 'the in-flight spinner to turn' });
+    await page.emulateMedia({ reducedMotion: 'reduce' });
+    try {
+      await waitUntil(async () => (await running()) === 0, { what: 'every animation to stop' });
+    } finally {
+      await page.emulateMedia({ reducedMotion: null });
+    }
+  });
 });
