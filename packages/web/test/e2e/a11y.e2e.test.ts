@@ -93,7 +93,7 @@ function lowContrastTexts(page: Page): Promise<string[]> {
       if (r < (large(style) ? 3 : 4.5)) bad.push(`${text.slice(0, 40)}: ${r.toFixed(2)} (${style.color} on rgb(${bg.slice(0, 3).map(Math.round).join(', ')}))`);
     };
     for (const el of document.querySelectorAll('body *')) {
-      if (el.closest('[disabled], [aria-hidden="true"], svg, canvas, .u-legend')) continue;
+      if (el.closest('[disabled], [aria-disabled="true"], [aria-hidden="true"], svg, canvas, .u-legend')) continue;
       const style = getComputedStyle(el);
       if (style.visibility !== 'visible' || el.getClientRects().length === 0) continue;
       if ((el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement) && el.placeholder && el.value === '') {
@@ -194,5 +194,25 @@ describe('the dashboard for keyboard and screen-reader users', () => {
     } finally {
       await page.emulateMedia({ reducedMotion: null });
     }
+  });
+
+  it('keeps the focus on Cancel run after a cancel confirmed from the keyboard, so Tab goes on from there', async () => {
+    const page = scene.page;
+    const run = await createRun({ name: 'a11y-cancel' });
+    await open(`/runs/${run.id}`, 'a11y-cancel');
+    const cancel = page.getByRole('button', { name: 'Cancel run' });
+    await cancel.focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('textbox', { name: 'reason (optional)' }).waitFor();
+    await page.keyboard.type('wrong input');
+    await page.keyboard.press('Enter');
+    await page.getByText('Cancel requested; waiting for the run to stop.').waitFor();
+    // Asked once, it cannot be asked again, and says so; the focus did not fall back to the top of the page.
+    await waitUntil(() => cancel.evaluate((el) => el === document.activeElement), { what: 'the focus to be back on Cancel run' });
+    expect(await cancel.isDisabled()).toBe(true);
+    await page.keyboard.press('Enter');
+    expect(await page.getByRole('textbox', { name: 'reason (optional)' }).count()).toBe(0);
+    await page.keyboard.press('Tab');
+    expect(await page.getByRole('button', { name: 'Delete run' }).evaluate((el) => el === document.activeElement)).toBe(true);
   });
 });
