@@ -134,6 +134,7 @@ describe('the dashboard for keyboard and screen-reader users', () => {
       { type: 'metric', data: { name: 'loss', value: 0.5, step: 1 } },
     ]);
     busy.id = run.id;
+    await createRun({ name: 'a11y-child', parentId: run.id });
     const failed = await createRun({ name: 'a11y-failed' });
     await finish(failed.id, { status: 'failed', error: { message: 'no answer in 30 s' } });
   });
@@ -214,5 +215,34 @@ describe('the dashboard for keyboard and screen-reader users', () => {
     expect(await page.getByRole('textbox', { name: 'reason (optional)' }).count()).toBe(0);
     await page.keyboard.press('Tab');
     expect(await page.getByRole('button', { name: 'Delete run' }).evaluate((el) => el === document.activeElement)).toBe(true);
+  });
+
+  it('moves the focus into the new page when a link opens it, and every page title says where the reader is', async () => {
+    const page = scene.page;
+    const focusedText = () => page.evaluate(() => (document.activeElement as HTMLElement | null)?.innerText?.trim() ?? '');
+    await open('/', 'Runs');
+    expect(await page.title()).toBe('Runs · runtrail');
+    const link = page.getByRole('link', { name: 'a11y-busy' });
+    await link.focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'a11y-busy' }).waitFor();
+    await waitUntil(async () => (await page.title()) === 'a11y-busy · running · runtrail', { what: 'the tab to name the run' });
+    // The link that had the focus is gone with the list: the focus is on the new page's main region (a
+    // screen reader says where it is), not on the body, and the next Tab goes on from there.
+    const mainFocused = () => page.getByRole('main').evaluate((el) => el === document.activeElement);
+    await waitUntil(mainFocused, { what: 'the run page to have the focus' });
+    await page.keyboard.press('Tab');
+    expect(await focusedText()).toBe('← All runs');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Runs' }).waitFor();
+    await waitUntil(async () => (await page.title()) === 'Runs · runtrail', { what: 'the tab to say Runs again' });
+    await waitUntil(mainFocused, { what: 'the list to have the focus' });
+    await page.keyboard.press('Tab');
+    expect(await focusedText()).toBe('Start run');
+    // The run's children are a table named by its heading, with a header cell per column.
+    await open(`/runs/${busy.id}`, 'a11y-busy');
+    const children = page.getByRole('table', { name: 'Child runs (1)' });
+    await children.getByRole('link', { name: 'a11y-child' }).waitFor();
+    expect(await children.getByRole('columnheader').allInnerTexts()).toEqual(['Name', 'Status', 'Duration']);
   });
 });
