@@ -245,4 +245,20 @@ describe('the dashboard for keyboard and screen-reader users', () => {
     await children.getByRole('link', { name: 'a11y-child' }).waitFor();
     expect(await children.getByRole('columnheader').allInnerTexts()).toEqual(['Name', 'Status', 'Duration']);
   });
+
+  it('tells a screen reader how many runs match once the filters change, and only then', async () => {
+    const page = scene.page;
+    await open('/', 'Runs');
+    const said = page.getByTestId('filter-result');
+    await waitUntil(async () => /^\d+ runs\.$/.test((await textNow(said)) ?? ''), { what: 'the count of all runs' });
+    await page.getByRole('searchbox', { name: 'search run names' }).focus();
+    await page.keyboard.type('a11y-fail');
+    await waitUntil(async () => (await textNow(said)) === '1 run matches.', { what: 'the one match to be said' });
+    // A run that starts meanwhile re-counts the totals on the page; the reader, who changed nothing, is not told.
+    await createRun({ name: 'a11y-failing-later' });
+    await waitUntil(async () => (await textNow(page.getByTestId('totals')))?.startsWith('2 runs match'), { what: 'the totals to count the new run' });
+    expect(await textNow(said)).toBe('1 run matches.');
+    await page.keyboard.type('-nothing-like-it');
+    await waitUntil(async () => (await textNow(said)) === 'No runs match these filters.', { what: 'no match to be said' });
+  });
 });
