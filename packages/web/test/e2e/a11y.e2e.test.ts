@@ -261,4 +261,29 @@ describe('the dashboard for keyboard and screen-reader users', () => {
     await page.keyboard.type('-nothing-like-it');
     await waitUntil(async () => (await textNow(said)) === 'No runs match these filters.', { what: 'no match to be said' });
   });
+
+  it('hides and shows a line of an overlaid chart from its legend with the keyboard', async () => {
+    const page = scene.page;
+    const run = await createRun({ name: 'a11y-chart' });
+    await send(run.id, [1, 2, 3].flatMap((step) => [
+      { type: 'metric', data: { name: 'accuracy', value: 0.5 + step / 10, step } },
+      { type: 'metric', data: { name: 'loss', value: 1 / step, step } },
+    ]));
+    await open(`/runs/${run.id}`, 'a11y-chart');
+    const overlay = page.getByRole('checkbox', { name: 'overlay' });
+    await overlay.focus();
+    await page.keyboard.press('Space');
+    const chart = page.getByRole('figure', { name: 'metrics overlaid' });
+    await chart.waitFor();
+    // The legend comes next in the Tab order, one checkbox per line, each saying whether its line is drawn.
+    await page.keyboard.press('Tab');
+    const accuracy = chart.getByRole('checkbox', { name: 'accuracy' });
+    expect(await accuracy.evaluate((el) => el === document.activeElement)).toBe(true);
+    expect(await accuracy.isChecked()).toBe(true);
+    await page.keyboard.press('Space');
+    await waitUntil(async () => !(await accuracy.isChecked()), { what: 'the accuracy line to be hidden' });
+    expect(await chart.getByRole('checkbox', { name: 'loss' }).isChecked()).toBe(true);
+    await page.keyboard.press('Enter');
+    await waitUntil(() => accuracy.isChecked(), { what: 'the accuracy line to be shown again' });
+  });
 });
