@@ -114,7 +114,7 @@ describe('the dashboard for keyboard and screen-reader users', () => {
   const createRun = (body: object) => post('/runs', { leaseTtlMs: 600_000, ...body });
   const send = (id: string, events: object[]) => post(`/runs/${id}/events`, { events });
   const finish = (id: string, body: object) => post(`/runs/${id}/finish`, body);
-  const busy: { id?: string } = {};
+  const busy: { id?: string; failed?: string } = {};
 
   beforeAll(async () => {
     // A run with everything a run page can show in colour: calls ok/failed/retried, one in flight, output at every level, progress, a phase.
@@ -137,6 +137,7 @@ describe('the dashboard for keyboard and screen-reader users', () => {
     await createRun({ name: 'a11y-child', parentId: run.id });
     const failed = await createRun({ name: 'a11y-failed' });
     await finish(failed.id, { status: 'failed', error: { message: 'no answer in 30 s' } });
+    busy.failed = failed.id;
   });
 
   const open = async (path: string, ready: string) => {
@@ -151,10 +152,17 @@ describe('the dashboard for keyboard and screen-reader users', () => {
       await open('/', 'Runs');
       await page.getByRole('link', { name: 'a11y-failed' }).waitFor();
       await page.getByTestId('totals').waitFor();
+      // The start panel open too: its fields, its help and an input that is not JSON.
+      await page.getByRole('button', { name: 'Start run' }).click();
+      await page.getByLabel('run input as JSON').fill('{');
+      await page.getByText('Not valid JSON').waitFor();
       const list = await lowContrastTexts(page);
       await open(`/runs/${busy.id}`, 'a11y-busy');
       await page.getByRole('log', { name: 'run output' }).getByText('slow answer').waitFor();
-      expect({ list, run: await lowContrastTexts(page) }).toEqual({ list: [], run: [] });
+      const run = await lowContrastTexts(page);
+      await open(`/runs/${busy.failed}`, 'a11y-failed');
+      await page.getByTestId('run-error').waitFor();
+      expect({ list, run, failed: await lowContrastTexts(page) }).toEqual({ list: [], run: [], failed: [] });
     } finally {
       await page.emulateMedia({ colorScheme: null });
     }
