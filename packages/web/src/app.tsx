@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { RuntrailProvider } from '@runtrail/client/react';
 import { matchDashboardRunPath, type WhoamiResponse } from '@runtrail/protocol';
 import { AccessProvider, accessOf, runLinkText, type Access } from './access.js';
@@ -15,6 +15,7 @@ export function App() {
   const path = usePath();
   const runId = matchDashboardRunPath(path);
   const who = useWhoami();
+  useFocusOnNewPage(path);
   if (who.error) {
     return (
       <main className="page">
@@ -41,6 +42,22 @@ export function App() {
       </RuntrailProvider>
     </AccessProvider>
   );
+}
+
+/**
+ * When the app moves to another page (a link, Retry, Delete, Back), the
+ * focus goes to the new page's <main>: the link or button that had it is
+ * gone with the old page, and a keyboard user's next Tab started again at
+ * the top bar, with nothing said about the new page. Not on the first load,
+ * where the browser (and the login box's autofocus) decide.
+ */
+function useFocusOnNewPage(path: string): void {
+  const shown = useRef(path);
+  useEffect(() => {
+    if (shown.current === path) return;
+    shown.current = path;
+    document.querySelector<HTMLElement>('main')?.focus({ preventScroll: true });
+  }, [path]);
 }
 
 /** Whether the server needs a token and what ours may do; asked once per page load. */

@@ -59,7 +59,7 @@ export function ChildRuns({ children, total, now }: { children: readonly Run[]; 
         )}
       </div>
       <div className="children-wrap">
-        <table className="children-table">
+        <table className="children-table" aria-labelledby="children-title">
           <thead>
             <tr>
               {columns.map((c) => (

@@ -6,8 +6,10 @@ import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
  * `reasonLabel` it also offers a text field, whose text `onConfirm` gets
  * (e.g. why a run was cancelled, shown to everyone who looks at it later).
  * The question takes the focus (its reason field, else its confirm button),
- * Enter in the reason confirms, Escape keeps things as they are, and the focus then goes back to the
- * button: a keyboard user never lands on the page's body.
+ * Enter in the reason confirms, Escape keeps things as they are, and either way the focus then goes
+ * back to the button: a keyboard user never lands on the page's body. So the button is never
+ * `disabled`, which could not hold the focus (Cancel run is unavailable once a cancel was asked),
+ * but aria-disabled: announced and shown as unavailable, and a click does nothing.
  */
 export function ConfirmButton({
   label,
@@ -30,19 +32,20 @@ export function ConfirmButton({
   const [busy, setBusy] = useState(false);
   const [reason, setReason] = useState('');
   const button = useRef<HTMLButtonElement>(null);
-  const kept = useRef(false);
+  const giveFocusBack = useRef(false);
   useEffect(() => {
-    if (asking || !kept.current) return;
-    kept.current = false;
+    if (asking || !giveFocusBack.current) return;
+    giveFocusBack.current = false;
     button.current?.focus();
   }, [asking]);
   const keep = () => {
-    kept.current = true;
+    giveFocusBack.current = true;
     setAsking(false);
   };
   const confirm = () => {
     setBusy(true);
     onConfirm(reason.trim()).finally(() => {
+      giveFocusBack.current = true;
       setBusy(false);
       setAsking(false);
       setReason('');
@@ -56,7 +59,7 @@ export function ConfirmButton({
   };
   if (!asking) {
     return (
-      <button ref={button} type="button" className={danger ? 'danger' : undefined} disabled={disabled} onClick={() => setAsking(true)}>
+      <button ref={button} type="button" className={danger ? 'danger' : undefined} aria-disabled={disabled || undefined} onClick={() => !disabled && setAsking(true)}>
         {label}
       </button>
     );

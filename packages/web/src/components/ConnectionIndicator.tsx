@@ -20,13 +20,19 @@ export function connectionShown(state: ConnectionState, runEnded = false): { dot
   return { dot: state, text: TEXT[state] };
 }
 
-/** How fresh what the page shows is; a status region, so changes are announced. */
+/**
+ * How fresh what the page shows is; a status region, so changes are
+ * announced. The watcher count beside it is not in the region: pages come
+ * and go, and each would be announced.
+ */
 export function ConnectionIndicator({ state, observers, runEnded = false }: { state: ConnectionState; observers?: number | null; runEnded?: boolean }) {
   const { dot, text } = connectionShown(state, runEnded);
   return (
-    <span className="connection" role="status" aria-label={`connection: ${text}`} data-state={dot}>
-      <span className={`dot dot-${dot}`} aria-hidden="true" />
-      <span data-testid="connection">{text}</span>
+    <span className="connection" data-state={dot}>
+      <span className="connection-state" role="status" aria-label={`connection: ${text}`}>
+        <span className={`dot dot-${dot}`} aria-hidden="true" />
+        <span data-testid="connection">{text}</span>
+      </span>
       {observers !== undefined && observers !== null && (
         <span className="observers" data-testid="observers" title="pages and clients watching this run now, this one included">
           · {observers} watching

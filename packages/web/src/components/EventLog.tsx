@@ -147,7 +147,8 @@ export function EventLog({ events, total }: { events: readonly RunEvent[]; total
           loaded here (<code>runtrail export</code> has them all).
         </p>
       )}
-      <div ref={scroller} className="log-scroll" {...tail.handlers} onScroll={onScroll} role="log" aria-label="event log" tabIndex={0}>
+      {/* Not live (a log is polite by default): a screen reader would read out every event as it arrives. */}
+      <div ref={scroller} className="log-scroll" {...tail.handlers} onScroll={onScroll} role="log" aria-live="off" aria-label="event log" tabIndex={0}>
         <div style={{ height: rows.getTotalSize(), position: 'relative' }}>
           {rows.getVirtualItems().map((row) => {
             const e = shown[row.index]!;

@@ -62,6 +62,7 @@ export function LineChart({
   yAxes?: 'shared' | 'by-range';
 }) {
   const box = useRef<HTMLDivElement>(null);
+  const legendBox = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const data = useMemo(() => alignedData(series), [series]);
   const groups = useMemo(() => (yAxes === 'by-range' ? yAxisGroups(data) : series.map(() => 0)), [data, yAxes, series]);
@@ -80,7 +81,9 @@ export function LineChart({
       {
         width: Math.max(160, el.clientWidth),
         height,
-        legend: { show: several, live: several },
+        // Outside the plot's box: an image's content is hidden from assistive tech, and the legend is a set of controls.
+        legend: { show: several, live: several, mount: (_u, table) => legendBox.current?.append(table) },
+        hooks: { setSeries: [(u) => syncLegend(u, legendBox.current)] },
         cursor: { show: true, drag: { x: false, y: false } },
         // uPlot pads a lone x by itself (to 0..10 for step 7) before asking: the data says whether it is one.
         scales: { x: { time: false, range: (u, min, max) => (u.data[0].length === 1 ? xRange(u.data[0][0]!, u.data[0][0]!, x) : [min, max]) } },
@@ -113,10 +116,12 @@ export function LineChart({
       el,
     );
     plot.current = chart;
+    const unkeyed = several ? keyboardLegend(chart, legendBox.current) : () => {};
     const resize = new ResizeObserver(() => chart.setSize({ width: Math.max(160, el.clientWidth), height }));
     resize.observe(el);
     return () => {
       resize.disconnect();
+      unkeyed();
       chart.destroy();
       plot.current = null;
     };
@@ -131,9 +136,46 @@ export function LineChart({
   return (
     <>
       <div ref={box} className="chart-plot" role="img" aria-label={label} />
+      <div ref={legendBox} className="chart-legend" />
       <ChartTable series={series} data={data} x={x} />
     </>
   );
+}
+
+/** The legend's row of each line (uPlot's row i is series i; row 0, the x value, is no line). */
+function legendLines(box: HTMLElement | null): HTMLElement[] {
+  return box ? [...box.querySelectorAll<HTMLElement>('.u-series > th')].slice(1) : [];
+}
+
+/**
+ * A legend entry hides or shows its line on a click; from the keyboard it
+ * is a checkbox (Tab to it, Space or Enter) saying whether the line is
+ * shown. Returns what undoes it.
+ */
+function keyboardLegend(chart: uPlot, box: HTMLElement | null): () => void {
+  const table = box?.querySelector('table');
+  // A layout table: its rows are the lines' checkboxes, not data to be read as a grid.
+  table?.setAttribute('role', 'presentation');
+  const onKey = (e: KeyboardEvent) => {
+    if (e.key !== ' ' && e.key !== 'Enter') return;
+    e.preventDefault();
+    (e.currentTarget as HTMLElement).click();
+  };
+  const entries = legendLines(box);
+  for (const entry of entries) {
+    entry.tabIndex = 0;
+    entry.setAttribute('role', 'checkbox');
+    entry.addEventListener('keydown', onKey);
+  }
+  syncLegend(chart, box);
+  return () => {
+    for (const entry of entries) entry.removeEventListener('keydown', onKey);
+  };
+}
+
+/** Each legend checkbox says whether its line is shown (after a click, a key or at the start). */
+function syncLegend(chart: uPlot, box: HTMLElement | null): void {
+  legendLines(box).forEach((entry, i) => entry.setAttribute('aria-checked', String(chart.series[i + 1]?.show !== false)));
 }
 
 /** The scale of y axis `group`: 'y' for the first, as uPlot names it, then 'y2', 'y3', … */

@@ -37,7 +37,7 @@ export function RunPage({ id }: { id: string }) {
 
   if (!run) {
     return (
-      <main className="page">
+      <main className="page" tabIndex={-1}>
         <p>
           <Link href={listLocation()}>← All runs</Link>
         </p>
@@ -63,7 +63,7 @@ export function RunPage({ id }: { id: string }) {
   const finishedAt = run.finishedAt ?? s.terminal?.at ?? null;
 
   return (
-    <main className="page run-page">
+    <main className="page run-page" tabIndex={-1}>
       <p className="crumbs">
         <Link href={listLocation()}>← All runs</Link>
       </p>

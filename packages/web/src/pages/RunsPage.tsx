@@ -5,6 +5,7 @@ import { ConnectionIndicator } from '../components/ConnectionIndicator.js';
 import { StartRunForm } from '../components/StartRunForm.js';
 import { Link, navigate, pushQuery, rememberListLocation, replaceQuery, useQuery, useRestoredScroll } from '../router.js';
 import { useNow } from '../use-now.js';
+import { useDocumentTitle } from './run/use-document-title.js';
 import { useRunsPage } from '../use-runs-page.js';
 import { RunsTable } from './runs/RunsTable.js';
 import { TRY_AGAIN, problemText } from '../problem-text.js';
@@ -35,7 +36,7 @@ export function RunsPage() {
 /** A shared link's token reads one run (and its children) and nothing else: say so, and lead there. */
 function OneRunOnly({ runId }: { runId: string }) {
   return (
-    <main className="page runs-page">
+    <main className="page runs-page" tabIndex={-1}>
       <h1>Runs</h1>
       <p className="note" role="status">
         This tab opened a read-only link to one run; its token cannot list runs.
@@ -50,6 +51,7 @@ function OneRunOnly({ runId }: { runId: string }) {
 function RunsList() {
   const access = useAccess();
   useRestoredScroll();
+  useDocumentTitle('Runs · runtrail');
   // The URL is the filter: shareable, and a reload keeps it.
   const query = useQuery();
   const applied = filterFromQuery(query);
@@ -138,7 +140,7 @@ function RunsList() {
   const problem = pageError ?? error;
 
   return (
-    <main className="page runs-page">
+    <main className="page runs-page" tabIndex={-1}>
       <div className="page-head">
         <h1>Runs</h1>
         <ConnectionIndicator state={connection} />

@@ -190,13 +190,14 @@ describe('the run page in a real browser', () => {
       const right = await ticks('data-y2-ticks');
       expect(Math.max(...right)).toBeGreaterThanOrEqual(7500);
       expect(await plot.getAttribute('data-y-axes')).toBe('accuracy | tokens');
-      // The legend reads the values as reported, on hover.
+      // The legend (below the plot, outside its image) reads the values as reported, on hover.
+      const legend = page.getByRole('figure', { name: 'metrics overlaid' }).locator('.u-legend .u-value');
       const box = (await plot.locator('.u-over').boundingBox())!;
       await page.mouse.move(box.x + box.width - 2, box.y + box.height / 2);
-      await waitUntil(async () => (await plot.locator('.u-legend .u-value').allTextContents()).includes('10,000'), {
+      await waitUntil(async () => (await legend.allTextContents()).includes('10,000'), {
         what: 'the legend to show the last token count',
       });
-      expect(await plot.locator('.u-legend .u-value').allTextContents()).toContain('0.9');
+      expect(await legend.allTextContents()).toContain('0.9');
       expect(await noSidewaysScroll()).toBe(true);
     });
 

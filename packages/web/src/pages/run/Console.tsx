@@ -160,6 +160,8 @@ export function Console({
         className="console"
         role="log"
         aria-label="run output"
+        // A log is a polite live region by default: a screen reader would read out every line as it is printed.
+        aria-live="off"
         tabIndex={0}
         {...tail.handlers}
       >

@@ -12,6 +12,7 @@ import { Link, listLocation, navigate } from '../../router.js';
 import { stalledForMs } from '../../progress-estimate.js';
 import { logOut } from '../../session.js';
 import { cancelRequestOf } from './cancel-request.js';
+import { RunAnnouncement } from './RunAnnouncement.js';
 import { RunErrorBox } from './RunErrorBox.js';
 import { visibleText } from '../../visible-text.js';
 
@@ -63,6 +64,7 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
         )}
         <ConnectionIndicator state={connection} observers={observers} runEnded={terminal} />
       </div>
+      <RunAnnouncement status={status} stalled={s.stalled !== null} percent={s.progress?.percent ?? null} />
       <dl className="timings">
         <div>
           <dt>Run id</dt>
@@ -118,7 +120,8 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
         </p>
       )}
       {s.stalled && (
-        <p className="note warn" role="status" data-testid="stalled">
+        // Not a live region: it counts up every second (RunAnnouncement says "stalled" once).
+        <p className="note warn" data-testid="stalled">
           Stalled: no progress for {formatDuration(stalledForMs(s.stalled, run.startedAt, now))}
           {s.stalled.lastProgressAt !== null && ` (last progress at ${formatTime(s.stalled.lastProgressAt)})`}; it is
           called stalled after {formatDuration(s.stalled.stallTimeoutMs)}.

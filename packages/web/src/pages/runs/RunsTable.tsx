@@ -160,6 +160,7 @@ function Table({ runs, rows, shown, changedDeeper = '', empty, onClear, countFil
   const counts = useRunCounts(countFilter, changed);
   return (
     <>
+      <FilterResult filter={countFilter} counts={counts} />
       {counts !== null && counts.total > 0 && <StatusTotals counts={counts} filtered={Object.keys(countFilter).length > 0} onPick={onPick} />}
       <div className="table-wrap">
         <table className="runs-table" aria-label="runs, newest first">
@@ -196,6 +197,29 @@ function Table({ runs, rows, shown, changedDeeper = '', empty, onClear, countFil
         </table>
       </div>
     </>
+  );
+}
+
+/**
+ * What a screen reader is told when the filters change (typing a name
+ * included): how many runs match now, once the server has counted them.
+ * Only then: runs that start and end while the list is open re-count the
+ * totals, and each of those would be announced too.
+ */
+function FilterResult({ filter, counts }: { filter: RunsFilter; counts: RunCounts | null }) {
+  const key = JSON.stringify(filter);
+  const [said, setSaid] = useState<{ key: string; text: string } | null>(null);
+  if (counts !== null && said?.key !== key) {
+    const filtered = Object.keys(filter).length > 0;
+    const runs = `${counts.total} ${counts.total === 1 ? 'run' : 'runs'}`;
+    const text = counts.total === 0 ? (filtered ? 'No runs match these filters.' : 'No runs yet.') : filtered ? `${runs} ${counts.total === 1 ? 'matches' : 'match'}.` : `${runs}.`;
+    // Derived from the props as they change: React renders again at once with it.
+    setSaid({ key, text });
+  }
+  return (
+    <p className="visually-hidden" role="status" data-testid="filter-result">
+      {said?.text}
+    </p>
   );
 }
 
