@@ -103,30 +103,44 @@ class Client:
         the server's 30 s) is renewed by the background thread every
         lease/3; if this process dies, the run ends ``orphaned`` after it.
         """
-        name = _text(name)
         owner = {"kind": "producer", "node": f"python-pid-{os.getpid()}@{socket.gethostname()}"[:200], "id": str(uuid.uuid4())}
-        body: Dict[str, Any] = {"name": name, "owner": owner}
-        for key, value in (
-            ("input", input),
-            ("labels", dict(labels) if labels is not None else None),
-            ("parentId", parent_id),
-            ("leaseTtlMs", lease_ttl_ms),
-            ("timeoutMs", timeout_ms),
-            ("stallTimeoutMs", stall_timeout_ms),
-            ("failOnStall", fail_on_stall),
-        ):
-            if value is not None:
-                body[key] = value
-        try:
-            json.dumps(body, allow_nan=False)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"rt.run({name!r}): input and labels must be JSON (finite numbers, str keys): {err}") from err
+        body = _run_body(
+            "run", name, input, labels,
+            owner=owner, parentId=parent_id, leaseTtlMs=lease_ttl_ms, timeoutMs=timeout_ms,
+            stallTimeoutMs=stall_timeout_ms, failOnStall=fail_on_stall,
+        )
         # The key makes a create retried after a lost answer return the same run.
         record = self._http.request(
             "createRun", json_body=body, headers={"idempotency-key": owner["id"]}, retry_for=self.start_timeout
         )
         end_runs_on_sigterm()
         return Run(self, record, owner)
+
+    def start(
+        self,
+        name: str,
+        input: Any = None,
+        labels: Optional[Mapping[str, str]] = None,
+        *,
+        parent_id: Optional[str] = None,
+        timeout_ms: Optional[int] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Queue a run for a handler the server defines (``runtrail serve --handlers``, ``define()``) and return it (``queued``).
+
+        The server's executor runs it; this process only asked. ``rt.wait(run["id"])``
+        returns it once it has ended. An unknown handler raises ``RuntrailError``
+        ``handler_not_found`` listing the known ones; input the handler's schema
+        refuses raises ``invalid_request`` naming the fields. ``idempotency_key``:
+        asked again with the same key, the server answers the run it started the
+        first time (the call is retried through a restart with a key of its own).
+        """
+        body = _run_body("start", name, input, labels, execute=True, parentId=parent_id, timeoutMs=timeout_ms)
+        key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
+        return cast(
+            Dict[str, Any],
+            self._http.request("createRun", json_body=body, headers={"idempotency-key": key}, retry_for=self.start_timeout),
+        )
 
     def attach(self, run_id: str) -> Run:
         """A handle on a run another process owns (``runtrail exec``, or the parent of a worker process): add
@@ -237,6 +251,20 @@ class Client:
         for _ in _watch(self, run_id, int(run["seq"]), timeout=timeout):
             pass
         return self.get_run(run_id)
+
+
+def _run_body(method: str, name: str, input: Any, labels: Optional[Mapping[str, str]], **fields: Any) -> Dict[str, Any]:
+    """A createRun body: the name, input and labels, and each of ``fields`` that is not None; refused unless JSON."""
+    name = _text(name)
+    body: Dict[str, Any] = {"name": name}
+    for key, value in (("input", input), ("labels", dict(labels) if labels is not None else None), *fields.items()):
+        if value is not None:
+            body[key] = value
+    try:
+        json.dumps(body, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"rt.{method}({name!r}): input and labels must be JSON (finite numbers, str keys): {err}") from err
+    return body
 
 
 def _check_seq(method: str, after: Any) -> None:

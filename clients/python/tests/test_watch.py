@@ -129,6 +129,32 @@ class WatchTest(unittest.TestCase):
             rt.wait("no-such-run")
         self.assertEqual(caught.exception.code, "run_not_found")
 
+    def test_start_queues_a_handler_run_that_wait_follows_to_its_end(self) -> None:
+        rt = runtrail.Client(server.url)
+        job = {"docs": 2, "latencyMs": 1, "failureRate": 0}
+        started = rt.start("demo-pipeline", job, {"team": "search"}, idempotency_key="nightly-2026-11-28")
+        self.assertEqual((started["name"], started["status"], started["input"], started["labels"]), ("demo-pipeline", "queued", job, {"team": "search"}))
+        # Asked again with the key (a retried notebook cell): the same run, not a second.
+        self.assertEqual(rt.start("demo-pipeline", job, idempotency_key="nightly-2026-11-28")["id"], started["id"])
+        final = rt.wait(started["id"], timeout=60)
+        self.assertEqual(final["status"], "succeeded")
+        self.assertEqual(final["snapshot"]["counters"]["ok"], 4)  # 2 documents, each judged by 2 models
+
+    def test_start_names_what_is_wrong_and_starts_nothing(self) -> None:
+        rt = runtrail.Client(server.url)
+        before = len(rt.list_runs(name="demo-pipeline", limit=200)["runs"])
+        with self.assertRaises(runtrail.RuntrailError) as unknown:
+            rt.start("no-such-handler")
+        self.assertEqual(unknown.exception.code, "handler_not_found")
+        self.assertIn("known handlers: demo-pipeline", str(unknown.exception))
+        with self.assertRaises(runtrail.RuntrailError) as refused:
+            rt.start("demo-pipeline", {"docs": "many"})
+        self.assertEqual(refused.exception.code, "invalid_request")
+        self.assertIn("input.docs", str(refused.exception))
+        with self.assertRaisesRegex(ValueError, r"rt.start\('demo-pipeline'\): input and labels must be JSON"):
+            rt.start("demo-pipeline", {"docs": float("nan")})
+        self.assertEqual(len(rt.list_runs(name="demo-pipeline", limit=200)["runs"]), before)
+
     def test_events_pages_through_a_run_and_bad_arguments_are_refused_naming_what_is_wrong(self) -> None:
         rt = runtrail.Client(server.url)
         with rt.run("paged") as run:
