@@ -1,5 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import tar from 'tar-stream';
 import { RuntrailClient } from '@runtrail/client';
@@ -257,5 +258,60 @@ describe('an import is checked as a create and its appends would be', () => {
     expect(blobFiles(target)).toEqual([]);
     // The archive as exported still imports.
     expect((await importInto(target, archive)).status).toBe(201);
+  });
+});
+
+describe('an archive from elsewhere', () => {
+  it('a gzip-compressed export (`gzip run.tar`) imports as the tar it holds; a cut one is refused whole', async () => {
+    const source = await serverOn('sqlite', 'a');
+    const target = await serverOn('sqlite', 'b');
+    const run = await endedRunWithArtifacts(source);
+    const archive = await exportArchive(source, run.id);
+    const gzipped = gzipSync(archive);
+    const cut = await importInto(target, gzipped.subarray(0, Math.floor(gzipped.length / 2)));
+    expect(cut.status).toBe(400);
+    expect(cut.body.error.message).toMatch(/truncated or malformed.*nothing was imported/);
+    expect(blobFiles(target)).toEqual([]);
+    const imported = await importInto(target, gzipped);
+    expect(imported.status, JSON.stringify(imported.body)).toBe(201);
+    expect(await new RuntrailClient({ url: target.url }).getRun(run.id)).toEqual(await new RuntrailClient({ url: source.url }).getRun(run.id));
+  });
+
+  it('a newer format version, another format, an entry given twice and an oversized JSON entry are each refused naming what is wrong', async () => {
+    const source = await serverOn('sqlite', 'a');
+    const target = await serverOn('sqlite', 'b');
+    const client = new RuntrailClient({ url: source.url });
+    const made = await client.createRun({ name: 'plain' });
+    await made.succeed({ ok: true });
+    const archive = await exportArchive(source, made.id);
+    const entries = await entriesOf(archive);
+    const withManifest = (manifest: object) =>
+      tarOf(entries.map((e) => (e.name === 'runtrail-export.json' ? { name: e.name, content: JSON.stringify(manifest) } : e)));
+    const other = await client.createRun({ name: 'other' });
+    await other.succeed();
+    const otherRun = (await entriesOf(await exportArchive(source, other.id))).find((e) => e.name === 'run.json')!;
+
+    const cases: Array<[string, Buffer, RegExp]> = [
+      [
+        'version 2',
+        await withManifest({ format: 'runtrail-run', version: 2, runId: made.id }),
+        /format version 2, written by a newer runtrail; this server reads version 1: upgrade it, or import into a server as new as the one that exported the run/,
+      ],
+      ['another format', await withManifest({ format: 'something-else', version: 1 }), /format is "something-else", not "runtrail-run": this is not a runtrail run export/],
+      // Before: the second run.json silently won, importing a run the manifest's events do not belong to.
+      ['run.json twice', await tarOf([...entries, otherRun]), /entry "run\.json" appears twice/],
+      [
+        'an events file over 64 MiB',
+        await tarOf(entries.map((e) => (e.name.startsWith('events/') ? { name: e.name, content: Buffer.alloc(64 * 1024 * 1024 + 1, 0x20) } : e))),
+        /events\/000001\.ndjson is larger than 64 MiB/,
+      ],
+    ];
+    for (const [what, body, message] of cases) {
+      const res = await importInto(target, body);
+      expect(res.status, `${what}: ${JSON.stringify(res.body).slice(0, 300)}`).toBe(400);
+      expect(res.body.error.message, what).toMatch(message);
+      expect(res.body.error.message, what).toMatch(/nothing was imported/);
+    }
+    expect((await new RuntrailClient({ url: target.url }).listRuns()).runs).toEqual([]);
   });
 });

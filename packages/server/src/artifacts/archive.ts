@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { z } from 'zod';
 import {
@@ -43,6 +44,8 @@ export const ARCHIVE_VERSION = 1;
 const EVENTS_PER_FILE = 5000;
 /** Largest JSON entry an import reads into memory. */
 const MAX_JSON_ENTRY_BYTES = 64 * 1024 * 1024;
+/** The first bytes of gzip data (RFC 1952): `gzip run.tar` is how archives are usually kept. */
+const GZIP_MAGIC = [0x1f, 0x8b] as const;
 
 const Manifest = z.object({ format: z.literal(ARCHIVE_FORMAT), version: z.literal(ARCHIVE_VERSION), runId: RunId });
 /**
@@ -154,7 +157,8 @@ async function readEntries(
 ): Promise<ImportedBundle> {
   const maxBlobBytes = checks.maxBlobBytes;
   const extract = tar.extract();
-  const feeding = pipeline(Readable.from(body), extract);
+  const { gzipped, bytes } = await sniffGzip(body);
+  const feeding = gzipped ? pipeline(Readable.from(bytes), createGunzip(), extract) : pipeline(Readable.from(bytes), extract);
   // Its failure (a truncated archive) also ends the loop below, which reports it;
   // this handler only keeps it from counting as unhandled before `await feeding`.
   feeding.catch(() => undefined);
@@ -162,10 +166,14 @@ async function readEntries(
   let run: Run | null = null;
   let records: Artifact[] | null = null;
   const eventFiles = new Map<number, RunEvent[]>();
+  const seen = new Set<string>();
   try {
     for await (const entry of extract) {
       const { name, type } = entry.header;
       if (type !== 'file') throw refuse(`entry ${JSON.stringify(name)} is a ${type}, not a file`);
+      // A second run.json or events file would silently replace the first: which one is the run is then anyone's guess.
+      if (seen.has(name)) throw refuse(`entry ${JSON.stringify(name.slice(0, 200))} appears twice`);
+      seen.add(name);
       const blob = /^blobs\/([0-9a-f]{64})$/.exec(name);
       const events = /^events\/(\d{6})\.ndjson$/.exec(name);
       if (blob) {
@@ -174,12 +182,12 @@ async function readEntries(
         staged.set(sha256, content);
         if (content.sha256 !== sha256) throw refuse(`the content of ${name} does not hash to its name`);
       } else if (events) {
-        const text = await readText(entry as AsyncIterable<Uint8Array>);
+        const text = await readText(entry as AsyncIterable<Uint8Array>, name);
         const lines = text.split('\n').filter((l) => l.length > 0);
         eventFiles.set(Number(events[1]), lines.map((l, i) => parseJson(StoredEvent, l, `${name} line ${i + 1}`) as RunEvent));
-      } else if (name === 'runtrail-export.json') manifest = parseJson(Manifest, await readText(entry as AsyncIterable<Uint8Array>), name);
-      else if (name === 'run.json') run = parseRun(await readText(entry as AsyncIterable<Uint8Array>));
-      else if (name === 'artifacts.json') records = parseJson(z.array(Artifact), await readText(entry as AsyncIterable<Uint8Array>), name);
+      } else if (name === 'runtrail-export.json') manifest = parseManifest(await readText(entry as AsyncIterable<Uint8Array>, name));
+      else if (name === 'run.json') run = parseRun(await readText(entry as AsyncIterable<Uint8Array>, name));
+      else if (name === 'artifacts.json') records = parseJson(z.array(Artifact), await readText(entry as AsyncIterable<Uint8Array>, name), name);
       else throw refuse(`unexpected entry ${JSON.stringify(name.slice(0, 200))}; an export holds only runtrail-export.json, run.json, events/, artifacts.json and blobs/`);
     }
   } finally {
@@ -243,6 +251,53 @@ async function checkAsCreatedAndAppended(run: Run, events: RunEvent[], checks: I
   }
 }
 
+/**
+ * The manifest, with the two ways an archive from elsewhere fails said as
+ * what they are: another kind of file, or a newer runtrail's format that
+ * this server cannot read (not "expected 1").
+ */
+function parseManifest(text: string): z.infer<typeof Manifest> {
+  const where = 'runtrail-export.json';
+  const head = parseJson(z.object({ format: z.unknown(), version: z.unknown() }), text, where);
+  if (head.format !== ARCHIVE_FORMAT) throw refuse(`${where}: format is ${JSON.stringify(head.format)}, not ${JSON.stringify(ARCHIVE_FORMAT)}: this is not a runtrail run export`);
+  if (typeof head.version === 'number' && Number.isInteger(head.version) && head.version > ARCHIVE_VERSION) {
+    throw refuse(
+      `${where}: the archive is format version ${head.version}, written by a newer runtrail; this server reads version ${ARCHIVE_VERSION}: ` +
+        'upgrade it, or import into a server as new as the one that exported the run',
+    );
+  }
+  return parseJson(Manifest, text, where);
+}
+
+/**
+ * The body as it came, and whether it is gzip data (its first two bytes),
+ * read without losing a byte: a single first chunk of one byte is joined
+ * to the next before deciding.
+ */
+async function sniffGzip(body: AsyncIterable<Uint8Array>): Promise<{ gzipped: boolean; bytes: AsyncIterable<Uint8Array> }> {
+  const iterator = body[Symbol.asyncIterator]();
+  const head: Uint8Array[] = [];
+  let length = 0;
+  while (length < GZIP_MAGIC.length) {
+    const next = await iterator.next();
+    if (next.done) break;
+    head.push(next.value);
+    length += next.value.length;
+  }
+  const first = Buffer.concat(head);
+  const gzipped = GZIP_MAGIC.every((byte, i) => first[i] === byte);
+  async function* bytes(): AsyncIterable<Uint8Array> {
+    try {
+      if (first.length > 0) yield first;
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+    } finally {
+      // Stopped early (a refusal): the body's own iterator decides what stopping means for it.
+      await iterator.return?.();
+    }
+  }
+  return { gzipped, bytes: bytes() };
+}
+
 /** run.json, parsed as ImportedRun with every label kept as sent (also one named "__proto__", as create keeps it). */
 function parseRun(text: string): Run {
   const parsed = parseJson(ImportedRun, text, 'run.json') as Run;
@@ -254,12 +309,12 @@ function refuse(why: string): RuntrailError {
   return new RuntrailError('invalid_request', `not a valid runtrail export: ${why}; nothing was imported`);
 }
 
-async function readText(entry: AsyncIterable<Uint8Array>): Promise<string> {
+async function readText(entry: AsyncIterable<Uint8Array>, name: string): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of entry) {
     size += chunk.length;
-    if (size > MAX_JSON_ENTRY_BYTES) throw refuse(`an entry is larger than ${MAX_JSON_ENTRY_BYTES} bytes`);
+    if (size > MAX_JSON_ENTRY_BYTES) throw refuse(`${name} is larger than ${MAX_JSON_ENTRY_BYTES / 1024 / 1024} MiB, the most an import reads of one JSON entry`);
     chunks.push(Buffer.from(chunk));
   }
   return Buffer.concat(chunks).toString('utf8');
