@@ -266,6 +266,31 @@ describe('runtrail migrate', () => {
     expect((await pg.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rowCount).toBe(0);
   });
 
+  it('refuses a data dir a newer runtrail wrote, saying to upgrade, before creating anything in PostgreSQL', async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+    const filename = join(dir.path, 'runtrail.db');
+    const sqlite = new SqliteRunStore({ filename });
+    await sqlite.createRun({ id: '0190e000-0000-7000-8000-000000000001', name: 'job', now: 1000, leaseTtlMs: 30_000 });
+    await sqlite.close();
+    // As a later runtrail leaves it: one migration further, with a column this one does not copy.
+    const newer = new Database(filename);
+    newer.exec('ALTER TABLE runs ADD COLUMN later_thing TEXT');
+    newer.pragma(`user_version = ${(newer.pragma('user_version', { simple: true }) as number) + 1}`);
+    newer.close();
+    const r = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+    expect(r.stderr).toContain(`${filename} was written by a newer runtrail`);
+    expect(r.stderr).toContain('upgrade runtrail and run migrate again');
+    const pg = new pg_.Client({ connectionString: TEST_DATABASE_URL });
+    await pg.connect();
+    cleanups.push(() => pg.end());
+    expect((await pg.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rowCount).toBe(0);
+  });
+
   it('refuses a --database that is not a PostgreSQL URL as serve does, naming the flag, before connecting anywhere', async () => {
     const dir = tempDir('runtrail-migrate-');
     cleanups.push(() => dir.remove());

@@ -4,6 +4,7 @@ import type { PoolClient } from 'pg';
 import type { PgRunStore } from './pg-store.js';
 import type { ArtifactRow } from '../rows.js';
 import { eventBody } from '../event-text.js';
+import { migrations } from '../migrations.js';
 
 export interface CopyReport {
   /** Runs copied (with all their events). */
@@ -39,8 +40,8 @@ interface EventColumns {
 
 /**
  * Open a SQLite file to copy from, read-only, refusing (one line naming the
- * file) one that is not a runtrail data file: not SQLite at all, or another
- * program's database. Called before the target is touched, so a wrong file
+ * file) one that is not a runtrail data file (not SQLite at all, or another
+ * program's database) or one a newer runtrail wrote. Called before the target is touched, so a wrong file
  * leaves nothing behind in PostgreSQL.
  */
 export function openSqliteSource(filename: string): Database.Database {
@@ -50,9 +51,19 @@ export function openSqliteSource(filename: string): Database.Database {
     const tables = new Set(db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[]);
     const missing = ['runs', 'events'].filter((t) => !tables.has(t));
     if (missing.length > 0) throw new Error(`it has no ${missing.join(' or ')} table`);
+    // A newer runtrail's columns and tables are unknown here: copied, they would be dropped without a word.
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > migrations.length) {
+      throw new RuntrailError(
+        'invalid_request',
+        `${filename} was written by a newer runtrail (schema version ${version}, this one knows ${migrations.length}), ` +
+          'so this migrate would leave out what it does not know; upgrade runtrail and run migrate again',
+      );
+    }
     return db;
   } catch (err) {
     db?.close();
+    if (err instanceof RuntrailError) throw err;
     throw new RuntrailError('invalid_request', `${filename} is not a runtrail data file (${(err as Error).message}); pass the data dir of a runtrail server with --data-dir`);
   }
 }
