@@ -236,6 +236,32 @@ describe('runtrail migrate', () => {
     await expectLegacyRunIntact(pg);
   });
 
+  it('--json prints what it copied for a script; a --data-dir that names runtrail.db itself is told to name its folder', async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    const sqlite = new SqliteRunStore({ filename: join(dir.path, 'runtrail.db') });
+    const { run } = await sqlite.createRun({ id: '0190f000-0000-7000-8000-000000000001', name: 'job', now: 1000, leaseTtlMs: 30_000 });
+    await sqlite.putArtifact({ runId: run.id, name: 'a.txt', contentType: 'text/plain', size: 1, sha256: 'd'.repeat(64), metadata: null, now: 1050, replace: false, maxRunBytes: 1e9 });
+    await sqlite.append(run.id, [{ type: 'run.succeeded', data: {} }], { now: 1100 });
+    await sqlite.close();
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+    const file = join(dir.path, 'runtrail.db');
+    const wrong = await migrate(['--data-dir', file, '--database', TEST_DATABASE_URL, '--database-schema', schema]);
+    expect(wrong.code).toBe(2);
+    // Before: "no runtrail.db in …/runtrail.db", with the file right there.
+    expect(wrong.stderr).toBe(`runtrail: invalid_request: ${file} is a file; --data-dir is the folder that holds runtrail.db (--data-dir ${dir.path})\n`);
+
+    const r = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({
+      from: file, schema, runs: 1, updated: 0, events: 2, skipped: 0, notEnded: 0, tokens: 0, artifacts: 1, artifactsDir: join(dir.path, 'artifacts'),
+    });
+    const again = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema, '--json']);
+    expect(JSON.parse(again.stdout)).toMatchObject({ runs: 0, skipped: 1, artifacts: 0, artifactsDir: null });
+  });
+
   it('says what is missing instead of copying nothing', async () => {
     const dir = tempDir('runtrail-migrate-');
     cleanups.push(() => dir.remove());
