@@ -120,6 +120,13 @@ export async function fileToUpload(path: string, what: string, show: boolean | u
   return { content: progress.through(content as AsyncIterable<Uint8Array>), size, progress };
 }
 
+/** Stdin to upload, of a size not known until it ends (sent chunked), counted for the progress line. */
+export function stdinUpload(show: boolean | undefined): { content: AsyncIterable<Uint8Array>; size: null; progress: TransferProgress } {
+  if (process.stdin.isTTY) throw new RuntrailError('invalid_request', 'stdin is a terminal: pipe an archive into it (runtrail export ID -o - | runtrail import -), or name a file');
+  const progress = new TransferProgress('importing stdin', null, show);
+  return { content: progress.through(process.stdin), size: null, progress };
+}
+
 /**
  * Where a download goes: `-` (stdout) as it is; no -o, `defaultName` here;
  * an existing folder (or a path ending in /), `defaultName` in it, as cp

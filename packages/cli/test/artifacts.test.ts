@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -267,6 +268,32 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
     } finally {
       await (proxyClosed ?? proxy.close());
       await small.close();
+    }
+  });
+
+  it('`runtrail export ID -o - | runtrail import - --server OTHER` copies a run through a pipe, artifacts and all', async () => {
+    const made = await client.createRun({ name: 'piped' });
+    await made.artifact('notes.txt', 'through a pipe');
+    await made.succeed({ ok: true });
+    const other = await startServer({ port: 0, dataDir: join(dir.path, 'piped-into'), logLevel: 'silent' });
+    try {
+      const env = { ...process.env, RUNTRAIL_URL: '' };
+      const exporter = spawn(process.execPath, [BIN, 'export', made.id, '-o', '-', '--server', server.url], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+      const importer = spawn(process.execPath, [BIN, 'import', '-', '--server', other.url], { env, stdio: [exporter.stdout, 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      importer.stdout.on('data', (d: Buffer) => (stdout += d));
+      importer.stderr.on('data', (d: Buffer) => (stderr += d));
+      const [[exported], [imported]] = await Promise.all([once(exporter, 'exit'), once(importer, 'exit')]);
+      expect(exported).toBe(0);
+      expect(imported, stderr).toBe(0);
+      // Before: "no such file: <cwd>/-".
+      expect(stdout).toBe(`${made.id}\n`);
+      const copied = new RuntrailClient({ url: other.url });
+      expect(await copied.getRun(made.id)).toMatchObject({ status: 'succeeded', output: { ok: true } });
+      expect(await (await copied.fetchArtifact(made.id, 'notes.txt')).text()).toBe('through a pipe');
+    } finally {
+      await other.close();
     }
   });
 });

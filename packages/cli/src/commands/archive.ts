@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { clientFor } from '../options.js';
 import { print, printJson } from '../output.js';
-import { downloadTarget, fileToUpload, saveDownload } from '../transfer.js';
+import { downloadTarget, fileToUpload, saveDownload, stdinUpload } from '../transfer.js';
 
 const PROGRESS = 'show a progress line on stderr (default: when it is a terminal)';
 
@@ -22,13 +22,17 @@ export function registerArchive(program: Command): void {
 
   program
     .command('import <file>')
-    .description('load a run exported with `runtrail export` into a server; it keeps its id')
+    .description('load a run exported with `runtrail export` (a file, or - for stdin) into a server; it keeps its id')
     .option('--progress', PROGRESS)
     .option('--no-progress', 'never show one')
     .option('--json', 'print the imported run as JSON')
     .action(async (file: string, flags: { progress?: boolean; json?: boolean }, cmd: Command) => {
-      const upload = await fileToUpload(resolve(file), 'importing', flags.progress);
-      const run = await upload.progress.until(clientFor(cmd).importRun(upload.content, { size: upload.size }), 'nothing was imported; try again');
+      // `-`: stdin, so `runtrail export ID -o - | runtrail import - --server OTHER` copies a run without a file between.
+      const upload = file === '-' ? stdinUpload(flags.progress) : await fileToUpload(resolve(file), 'importing', flags.progress);
+      const run = await upload.progress.until(
+        clientFor(cmd).importRun(upload.content, upload.size === null ? {} : { size: upload.size }),
+        'nothing was imported; try again',
+      );
       if (flags.json) return printJson(run);
       // The id on stdout (`id=$(runtrail import run.tar)`), as retry prints the new run's; the summary is for the person.
       print(run.id);
