@@ -296,4 +296,21 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
       await other.close();
     }
   });
+
+  it('exporting a run that has not ended writes it and says an import will refuse it until it ends', async () => {
+    const live = await client.createRun({ name: 'still-going' });
+    try {
+      live.progress(1, 10);
+      await live.flush();
+      const file = join(dir.path, 'live.tar');
+      const exported = await runtrail(['export', live.id, '-o', file, '--server', server.url], { env: { RUNTRAIL_URL: '' } });
+      expect(exported.code, exported.stderr).toBe(0);
+      expect(exported.stderr).toBe(
+        `runtrail: wrote ${file}\n` +
+          `runtrail: run ${live.id} is running: the archive holds its events so far, and an import takes only ended runs; export it again once it ends\n`,
+      );
+    } finally {
+      live.close();
+    }
+  });
 });

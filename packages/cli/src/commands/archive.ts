@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { EXPORT_STATUS_HEADER, isTerminalStatus, type RunStatus } from '@runtrail/protocol';
 import { clientFor } from '../options.js';
 import { print, printJson } from '../output.js';
 import { downloadTarget, fileToUpload, saveDownload, stdinUpload } from '../transfer.js';
@@ -18,6 +19,11 @@ export function registerArchive(program: Command): void {
       const response = await clientFor(cmd).exportRun(runId);
       await saveDownload(response, target, `exporting run ${runId}`, flags.progress);
       if (target !== '-') process.stderr.write(`runtrail: wrote ${target}\n`);
+      // The archive is whole, but of a run that had not ended: an import refuses it, which a backup taken now would only show when it is needed.
+      const status = response.headers.get(EXPORT_STATUS_HEADER);
+      if (status !== null && !isTerminalStatus(status as RunStatus)) {
+        process.stderr.write(`runtrail: run ${runId} is ${status}: the archive holds its events so far, and an import takes only ended runs; export it again once it ends\n`);
+      }
     });
 
   program
