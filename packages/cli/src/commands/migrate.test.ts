@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunEvent, Run } from '@runtrail/protocol';
-import { PgRunStore, SqliteRunStore, type RunStore } from '@runtrail/store';
+import { PgRunStore, SqliteRunStore, copySqliteToPostgres, openSqliteSource, type RunStore } from '@runtrail/store';
 import { progressEvents, tempDir, waitUntil } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 // The store's fixture of a file from before event bodies: the same run its own migration is tested on.
@@ -197,6 +197,33 @@ describe('runtrail migrate', () => {
     expect(again.stdout).toContain('copied 199 run(s)');
     expect(again.stderr.trim().split('\n').at(-1)).toBe('runtrail: migrating: 400 of 400 run(s)');
     expect((await locker.query(`SELECT count(*)::int AS n FROM ${schema}.runs`)).rows[0].n).toBe(400);
+  });
+
+  it('a run with many events shows the copy moving with its events, not "0 of 1 run(s)" until it is all done', async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    const sqlite = new SqliteRunStore({ filename: join(dir.path, 'runtrail.db') });
+    const { run } = await sqlite.createRun({ id: '0190f100-0000-7000-8000-000000000001', name: 'big', now: 1000, leaseTtlMs: 30_000 });
+    for (let done = 0; done < 12_000; done += 1000) await sqlite.append(run.id, progressEvents(1000, done), { now: 2000 });
+    await sqlite.close();
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+
+    // What the progress line is drawn from: the events of the run in flight, before its commit.
+    const target = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema, poolSize: 2 });
+    const calls: Array<[number, number, number]> = [];
+    try {
+      await copySqliteToPostgres(openSqliteSource(join(dir.path, 'runtrail.db')), target, { onProgress: (...call) => calls.push(call) });
+    } finally {
+      await target.close();
+    }
+    expect(calls).toEqual([[0, 1, 0], [0, 1, 5000], [0, 1, 10_000], [0, 1, 12_000], [1, 1, 12_000]]);
+
+    const cliSchema = await freshSchema();
+    cleanups.push(() => dropSchema(cliSchema));
+    const again = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', cliSchema, '--progress']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr.trim().split('\n').at(-1)).toBe('runtrail: migrating: 1 of 1 run(s), 12000 event(s)');
   });
 
   it("copies the data dir's tokens, revocations included, so producers' and viewers' tokens keep working on PostgreSQL", async () => {

@@ -60,7 +60,9 @@ export function registerMigrate(program: Command): void {
       };
       process.on('SIGINT', onInterrupt);
       try {
-        const report = await copySqliteToPostgres(source, target, { onProgress: progress.update });
+        const report = await copySqliteToPostgres(source, target, {
+          onProgress: (done, total, events) => progress.update(done, total, events > 0 ? `${events} event(s)` : undefined),
+        });
         progress.end();
         if (flags.json) {
           const artifactsDir = report.artifacts ? resolve(flags.dataDir, 'artifacts') : null;

@@ -23,8 +23,13 @@ export interface CopyReport {
 }
 
 export interface CopyOptions {
-  /** Called after each commit with the runs done so far (copied, updated or skipped) and the runs of the source. */
-  onProgress?: (done: number, total: number) => void;
+  /**
+   * Called after each commit with the runs done so far (copied, updated or
+   * skipped) and the runs of the source, and as each batch of events goes
+   * in, so a run with millions of events shows it moving: `events` counts
+   * those of the commit in flight too.
+   */
+  onProgress?: (done: number, total: number, events: number) => void;
 }
 
 /** An event as a SQLite file of any schema version holds it: `body`, or before bodies, `data`. */
@@ -124,7 +129,10 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
     const eventsOf = db.prepare(
       `SELECT seq, type, ts, ${hasBodies ? 'body' : 'data'}, event_id, terminal FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
     );
-    options.onProgress?.(0, ids.length);
+    options.onProgress?.(0, ids.length, 0);
+    // Runs committed so far, and events written so far including the commit in flight.
+    let runsDone = 0;
+    let eventsWritten = 0;
     const bodyOf = (e: EventColumns): string => e.body ?? eventBody(e.seq, e.type, e.ts, e.data ?? null, e.event_id);
     const runValues = (r: Record<string, unknown>, snapshotSeq: number): unknown[] =>
       RUN_COLUMNS.map((c) => (c === 'execute' || c === 'fail_on_stall' ? r[c] === 1 : c === 'snapshot_seq' ? snapshotSeq : r[c]));
@@ -167,6 +175,8 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
             rows.map((e) => e.event_id), rows.map((e) => e.terminal === 1)],
         );
         copied += rows.length;
+        eventsWritten += rows.length;
+        options.onProgress?.(runsDone, ids.length, eventsWritten);
         after = rows[rows.length - 1]!.seq;
       }
     };
@@ -246,7 +256,9 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
       report.skipped += counts.skipped;
       report.notEnded += counts.notEnded;
       report.artifacts += counts.artifacts;
-      options.onProgress?.(i + chunk.length, ids.length);
+      runsDone = i + chunk.length;
+      eventsWritten = report.events;
+      options.onProgress?.(runsDone, ids.length, eventsWritten);
     }
     report.tokens = await copyTokens(db, target);
   } finally {
