@@ -313,4 +313,31 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
       live.close();
     }
   });
+
+  it('Ctrl-C during a long export leaves no file, not even the partial one beside it, and says how far it got', async () => {
+    const run = await client.createRun({ name: 'interrupted-export' });
+    // Large, so the export is still under way when it is interrupted (the rest cannot all sit in socket buffers).
+    await run.artifact('big.bin', randomBytes(32 * 1024 * 1024));
+    await run.succeed();
+    const proxy = await TcpProxy.start(server.url);
+    try {
+      const work = join(dir.path, 'interrupted');
+      mkdirSync(work, { recursive: true });
+      const child = spawnCli(['export', run.id, '-o', 'run.tar', '--server', proxy.url], { cwd: work });
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d));
+      const exited = once(child, 'exit');
+      const partial = join(work, '.run.tar.runtrail-partial');
+      await waitUntil(() => existsSync(partial) && statSync(partial).size > 0, { what: 'the export to be under way', intervalMs: 1 });
+      proxy.freeze();
+      child.kill('SIGINT');
+      const [code] = (await exited) as [number | null];
+      expect(code).toBe(130);
+      expect(stderr).toMatch(new RegExp(`^runtrail: interrupted after [\\d.]+ (KiB|MiB): nothing was written to ${join(work, 'run.tar').replace(/[.]/g, '\\.')}\n$`));
+      // Before: the killed process left .run.tar.runtrail-partial behind.
+      expect(readdirSync(work)).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
+  });
 });
