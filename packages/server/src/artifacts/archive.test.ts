@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -300,6 +301,8 @@ describe('an archive from elsewhere', () => {
       ['another format', await withManifest({ format: 'something-else', version: 1 }), /format is "something-else", not "runtrail-run": this is not a runtrail run export/],
       // Before: the second run.json silently won, importing a run the manifest's events do not belong to.
       ['run.json twice', await tarOf([...entries, otherRun]), /entry "run\.json" appears twice/],
+      // Before: imported, and its content was kept in the store for good, as no record (so no delete) names it.
+      ['content no artifact names', await tarOf([...entries, { name: `blobs/${createHash('sha256').update('stray').digest('hex')}`, content: 'stray' }]), /blobs\/[0-9a-f]{64} is the content of no artifact in artifacts\.json/],
       [
         'an events file over 64 MiB',
         await tarOf(entries.map((e) => (e.name.startsWith('events/') ? { name: e.name, content: Buffer.alloc(64 * 1024 * 1024 + 1, 0x20) } : e))),
@@ -313,5 +316,6 @@ describe('an archive from elsewhere', () => {
       expect(res.body.error.message, what).toMatch(/nothing was imported/);
     }
     expect((await new RuntrailClient({ url: target.url }).listRuns()).runs).toEqual([]);
+    expect(blobFiles(target)).toEqual([]);
   });
 });

@@ -215,6 +215,10 @@ async function readEntries(
     const blob = staged.get(a.sha256);
     if (blob ? blob.size !== a.size : !(await artifacts.blobs.has(a.sha256))) throw refuse(`the content of artifact ${a.name} (blobs/${a.sha256}) is missing or of another size`);
   }
+  // Content no record names would be committed with the run and never removed: no delete knows of it.
+  const named = new Set(records.map((a) => a.sha256));
+  const stray = [...staged.keys()].find((sha256) => !named.has(sha256));
+  if (stray !== undefined) throw refuse(`blobs/${stray} is the content of no artifact in artifacts.json`);
   return { run, events, artifacts: records, staged };
 }
 
