@@ -263,6 +263,25 @@ describe('an import is checked as a create and its appends would be', () => {
 });
 
 describe('an archive from elsewhere', () => {
+  it('a run whose events add up to more than an import reads of one entry (700 of 100 KiB) exports in pieces and imports whole', async () => {
+    const source = await serverOn('sqlite', 'a');
+    const target = await serverOn('sqlite', 'b');
+    const run = await new RuntrailClient({ url: source.url }).createRun({ name: 'big-events' });
+    const text = 'x'.repeat(100 * 1024);
+    for (let i = 0; i < 700; i++) run.event('x.output', { i, text });
+    await run.succeed();
+    const archive = await exportArchive(source, run.id);
+    expect(archive.length).toBeGreaterThan(64 * 1024 * 1024);
+    // Before: one events file of 70 MiB, which the import refused as larger than 64 MiB.
+    const imported = await importInto(target, archive);
+    expect(imported.status, JSON.stringify(imported.body).slice(0, 300)).toBe(201);
+    expect(imported.body.seq).toBe(701);
+    const events = (await new RuntrailClient({ url: target.url }).readEvents(run.id, 650, 100)).events;
+    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 51 }, (_, i) => 651 + i));
+    expect(events[0]!.data).toEqual({ i: 650, text });
+  });
+
+
   it('a gzip-compressed export (`gzip run.tar`) imports as the tar it holds; a cut one is refused whole', async () => {
     const source = await serverOn('sqlite', 'a');
     const target = await serverOn('sqlite', 'b');

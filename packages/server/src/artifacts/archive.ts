@@ -32,7 +32,7 @@ import { checkEventData, checkRunData, type PayloadLimits } from '../security/in
  *
  *   runtrail-export.json   {format: "runtrail-run", version: 1, runId}
  *   run.json               the run record
- *   events/000001.ndjson   its events, EVENTS_PER_FILE per file, in seq order
+ *   events/000001.ndjson   its events in seq order, at most EVENTS_PER_FILE and EVENTS_FILE_BYTES a file
  *   artifacts.json         its artifact records, in ordinal order
  *   blobs/<sha256>         each distinct content once
  *
@@ -42,6 +42,12 @@ import { checkEventData, checkRunData, type PayloadLimits } from '../security/in
 export const ARCHIVE_FORMAT = 'runtrail-run';
 export const ARCHIVE_VERSION = 1;
 const EVENTS_PER_FILE = 5000;
+/**
+ * An events file is closed before it passes this size, however few events
+ * it holds: 5000 events of 14 KB each made a file over the 64 MiB an import
+ * reads of one entry, so a run exported whole could not be imported.
+ */
+const EVENTS_FILE_BYTES = 16 * 1024 * 1024;
 /** Largest JSON entry an import reads into memory. */
 const MAX_JSON_ENTRY_BYTES = 64 * 1024 * 1024;
 /** The first bytes of gzip data (RFC 1952): `gzip run.tar` is how archives are usually kept. */
@@ -97,12 +103,23 @@ export function exportRun(artifacts: ArtifactService, run: Run, events: AsyncIte
     await json('runtrail-export.json', { format: ARCHIVE_FORMAT, version: ARCHIVE_VERSION, runId: run.id });
     await json('run.json', run);
     let file = 0;
+    let lines: Buffer[] = [];
+    let bytes = 0;
+    const flush = async () => {
+      if (lines.length === 0) return;
+      await addBuffer(pack, `events/${String(++file).padStart(6, '0')}.ndjson`, Buffer.concat(lines));
+      lines = [];
+      bytes = 0;
+    };
     for await (const page of events) {
-      for (let i = 0; i < page.length; i += EVENTS_PER_FILE) {
-        const lines = page.slice(i, i + EVENTS_PER_FILE).map((e) => `${JSON.stringify(e)}\n`);
-        await addBuffer(pack, `events/${String(++file).padStart(6, '0')}.ndjson`, Buffer.from(lines.join('')));
+      for (const e of page) {
+        const line = Buffer.from(`${JSON.stringify(e)}\n`);
+        if (lines.length >= EVENTS_PER_FILE || (lines.length > 0 && bytes + line.length > EVENTS_FILE_BYTES)) await flush();
+        lines.push(line);
+        bytes += line.length;
       }
     }
+    await flush();
     await json('artifacts.json', records);
     const written = new Set<string>();
     for (const a of records) {
