@@ -36,8 +36,10 @@ import { checkEventData, checkRunData, type PayloadLimits } from '../security/in
  *   artifacts.json         its artifact records, in ordinal order
  *   blobs/<sha256>         each distinct content once
  *
- * Written and read as streams: memory holds one events file or one JSON
- * entry at a time, never an artifact's content.
+ * Written as a stream: memory holds one events file or one JSON entry at a
+ * time. Read as one too, except that an import holds all of the run's
+ * events until the store writes them in one transaction. Never an
+ * artifact's content: that is staged to disk.
  */
 export const ARCHIVE_FORMAT = 'runtrail-run';
 export const ARCHIVE_VERSION = 1;
