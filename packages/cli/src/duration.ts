@@ -33,11 +33,11 @@ export function formatDuration(ms: number): string {
 export function durationOption(flag: string, description: string, defaultMs?: number): Option {
   const option = new Option(`${flag} <duration>`, description).argParser((value: string) => {
     const ms = parseDuration(value);
-    if (ms === null) throw new InvalidArgumentError(`give milliseconds (1500) or a number with a unit (500ms, 30s, 10m, 2h).`);
+    if (ms === null) throw new InvalidArgumentError(`give milliseconds (1500) or a number with a unit (500ms, 30s, 10m, 2h, 30d), more than 0.`);
     return ms;
   });
   return defaultMs === undefined ? option : option.default(defaultMs, formatDuration(defaultMs));
 }
 
 /** Help text a command with <duration> flags shows once under its options (`.addHelpText('after', …)`). */
-export const DURATION_HELP = '\nA <duration> is milliseconds (1500) or a number with a unit: 500ms, 30s, 10m, 2h.';
+export const DURATION_HELP = '\nA <duration> is milliseconds (1500) or a number with a unit: 500ms, 30s, 10m, 2h, 30d.';

@@ -9,6 +9,7 @@ import { REDRAW_MS } from './transfer.js';
 export class CountProgress {
   done = 0;
   total: number | null = null;
+  private detail: string | undefined;
   private drawn = false;
   private lastDraw = Date.now();
   private readonly tty = process.stderr.isTTY === true;
@@ -22,9 +23,11 @@ export class CountProgress {
     this.show = show ?? this.tty;
   }
 
-  update = (done: number, total: number): void => {
+  /** `detail`, when given, follows the count ("…: 0 of 1 run(s), 120000 event(s)"): what moves while the count cannot. */
+  update = (done: number, total: number, detail?: string): void => {
     this.done = done;
     this.total = total;
+    this.detail = detail;
     if (this.show && (done === total || Date.now() - this.lastDraw >= REDRAW_MS)) this.draw();
   };
 
@@ -37,7 +40,7 @@ export class CountProgress {
   private draw(): void {
     this.lastDraw = Date.now();
     this.drawn = true;
-    const line = `runtrail: ${this.doing}: ${this.done} of ${this.total} ${this.unit}`;
+    const line = `runtrail: ${this.doing}: ${this.done} of ${this.total} ${this.unit}${this.detail ? `, ${this.detail}` : ''}`;
     process.stderr.write(this.tty ? `\r\x1b[2K${line}` : `${line}\n`);
   }
 }

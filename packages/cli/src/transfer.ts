@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream, existsSync, rmSync } from 'node:fs';
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { RuntrailError } from '@runtrail/protocol';
+import { EXIT_INTERRUPTED } from './output.js';
 
 /** How often a progress line is redrawn; a transfer done sooner shows none. */
 export const REDRAW_MS = 200;
@@ -63,8 +64,13 @@ export class TransferProgress {
     }
   }
 
+  /** How far it got, for a message that the transfer stopped. */
+  get sofar(): string {
+    return this.count();
+  }
+
   /** Ends the line, redrawn at its final count if the transfer completed; on a terminal a transfer quick enough to draw none shows none. */
-  private end(completed: boolean): void {
+  end(completed: boolean): void {
     if (!this.show) return;
     if (completed && (this.drawn || !this.tty)) this.draw();
     if (this.drawn && this.tty) process.stderr.write('\n');
@@ -120,6 +126,13 @@ export async function fileToUpload(path: string, what: string, show: boolean | u
   return { content: progress.through(content as AsyncIterable<Uint8Array>), size, progress };
 }
 
+/** Stdin to upload, of a size not known until it ends (sent chunked), counted for the progress line. */
+export function stdinUpload(show: boolean | undefined): { content: AsyncIterable<Uint8Array>; size: null; progress: TransferProgress } {
+  if (process.stdin.isTTY) throw new RuntrailError('invalid_request', 'stdin is a terminal: pipe an archive into it (runtrail export ID -o - | runtrail import -), or name a file');
+  const progress = new TransferProgress('importing stdin', null, show);
+  return { content: progress.through(process.stdin), size: null, progress };
+}
+
 /**
  * Where a download goes: `-` (stdout) as it is; no -o, `defaultName` here;
  * an existing folder (or a path ending in /), `defaultName` in it, as cp
@@ -160,6 +173,14 @@ export async function saveDownload(response: Response, target: string, label: st
     throw new RuntrailError('invalid_request', `cannot write ${target}: ${fileProblem(err as NodeJS.ErrnoException, dirname(target))}; nothing was downloaded`);
   }
   const hash = createHash('sha256');
+  // Ctrl-C mid-download: the partial file goes too (exiting skips the cleanup below), so no dot-file is left to find later.
+  const onInterrupt = () => {
+    progress.end(false);
+    rmSync(partial, { force: true });
+    process.stderr.write(`runtrail: interrupted after ${progress.sofar}: nothing was written to ${target}\n`);
+    process.exit(EXIT_INTERRUPTED);
+  };
+  process.on('SIGINT', onInterrupt);
   try {
     await progress.until(
       pipeline(
@@ -185,6 +206,8 @@ export async function saveDownload(response: Response, target: string, label: st
     await file.close().catch((closeErr: unknown) => void closeErr /* already closed by its stream: nothing to release */);
     await rm(partial, { force: true });
     throw err;
+  } finally {
+    process.off('SIGINT', onInterrupt);
   }
 }
 

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -267,6 +268,76 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
     } finally {
       await (proxyClosed ?? proxy.close());
       await small.close();
+    }
+  });
+
+  it('`runtrail export ID -o - | runtrail import - --server OTHER` copies a run through a pipe, artifacts and all', async () => {
+    const made = await client.createRun({ name: 'piped' });
+    await made.artifact('notes.txt', 'through a pipe');
+    await made.succeed({ ok: true });
+    const other = await startServer({ port: 0, dataDir: join(dir.path, 'piped-into'), logLevel: 'silent' });
+    try {
+      const env = { ...process.env, RUNTRAIL_URL: '' };
+      const exporter = spawn(process.execPath, [BIN, 'export', made.id, '-o', '-', '--server', server.url], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+      const importer = spawn(process.execPath, [BIN, 'import', '-', '--server', other.url], { env, stdio: [exporter.stdout, 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      importer.stdout.on('data', (d: Buffer) => (stdout += d));
+      importer.stderr.on('data', (d: Buffer) => (stderr += d));
+      const [[exported], [imported]] = await Promise.all([once(exporter, 'exit'), once(importer, 'exit')]);
+      expect(exported).toBe(0);
+      expect(imported, stderr).toBe(0);
+      // Before: "no such file: <cwd>/-".
+      expect(stdout).toBe(`${made.id}\n`);
+      const copied = new RuntrailClient({ url: other.url });
+      expect(await copied.getRun(made.id)).toMatchObject({ status: 'succeeded', output: { ok: true } });
+      expect(await (await copied.fetchArtifact(made.id, 'notes.txt')).text()).toBe('through a pipe');
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('exporting a run that has not ended writes it and says an import will refuse it until it ends', async () => {
+    const live = await client.createRun({ name: 'still-going' });
+    try {
+      live.progress(1, 10);
+      await live.flush();
+      const file = join(dir.path, 'live.tar');
+      const exported = await runtrail(['export', live.id, '-o', file, '--server', server.url], { env: { RUNTRAIL_URL: '' } });
+      expect(exported.code, exported.stderr).toBe(0);
+      expect(exported.stderr).toBe(
+        `runtrail: wrote ${file}\n` +
+          `runtrail: run ${live.id} is running: the archive holds its events so far, and an import takes only ended runs; export it again once it ends\n`,
+      );
+    } finally {
+      live.close();
+    }
+  });
+
+  it('Ctrl-C during a long export leaves no file, not even the partial one beside it, and says how far it got', async () => {
+    const run = await client.createRun({ name: 'interrupted-export' });
+    // Large, so the export is still under way when it is interrupted (the rest cannot all sit in socket buffers).
+    await run.artifact('big.bin', randomBytes(32 * 1024 * 1024));
+    await run.succeed();
+    const proxy = await TcpProxy.start(server.url);
+    try {
+      const work = join(dir.path, 'interrupted');
+      mkdirSync(work, { recursive: true });
+      const child = spawnCli(['export', run.id, '-o', 'run.tar', '--server', proxy.url], { cwd: work });
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d));
+      const exited = once(child, 'exit');
+      const partial = join(work, '.run.tar.runtrail-partial');
+      await waitUntil(() => existsSync(partial) && statSync(partial).size > 0, { what: 'the export to be under way', intervalMs: 1 });
+      proxy.freeze();
+      child.kill('SIGINT');
+      const [code] = (await exited) as [number | null];
+      expect(code).toBe(130);
+      expect(stderr).toMatch(new RegExp(`^runtrail: interrupted after [\\d.]+ (KiB|MiB): nothing was written to ${join(work, 'run.tar').replace(/[.]/g, '\\.')}\n$`));
+      // Before: the killed process left .run.tar.runtrail-partial behind.
+      expect(readdirSync(work)).toEqual([]);
+    } finally {
+      await proxy.close();
     }
   });
 });

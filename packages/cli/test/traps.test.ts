@@ -117,7 +117,9 @@ describe('runtrail traps', () => {
       [['runs', 'ls', '--limit', 'abc'], "runtrail: invalid_request: option '--limit <n>' argument 'abc' is invalid. give a whole number from 1 to 200; `runtrail runs ls --help` shows the usage"],
       [['runs', 'ls', '--limit', '500'], "runtrail: invalid_request: option '--limit <n>' argument '500' is invalid. give a whole number from 1 to 200; `runtrail runs ls --help` shows the usage"],
       [['runs', 'ls', '--status', 'done'], "runtrail: invalid_request: option '--status <status>' argument 'done' is invalid. Allowed choices are queued, running, succeeded, failed, cancelled; `runtrail runs ls --help` shows the usage"],
-      [['tail', 'some-run', '--give-up-after', 'soon'], "runtrail: invalid_request: option '--give-up-after <duration>' argument 'soon' is invalid. give milliseconds (1500) or a number with a unit (500ms, 30s, 10m, 2h); `runtrail tail --help` shows the usage"],
+      [['tail', 'some-run', '--give-up-after', 'soon'], "runtrail: invalid_request: option '--give-up-after <duration>' argument 'soon' is invalid. give milliseconds (1500) or a number with a unit (500ms, 30s, 10m, 2h, 30d), more than 0; `runtrail tail --help` shows the usage"],
+      // '0s' has the form asked for: the message must say what is wrong with it. And `30d`, the README's prune example, is listed.
+      [['prune', '--older-than', '0s', '--dry-run'], "runtrail: invalid_request: option '--older-than <duration>' argument '0s' is invalid. give milliseconds (1500) or a number with a unit (500ms, 30s, 10m, 2h, 30d), more than 0; `runtrail prune --help` shows the usage"],
     ];
     // Nothing listens there: a request would fail differently.
     const server = `http://127.0.0.1:${await freePort()}`;

@@ -14,6 +14,8 @@ export const MAX_ARTIFACT_METADATA_BYTES = 16 * 1024;
 export const OUTPUT_LOG_ARTIFACT = 'output.log';
 /** Header carrying an artifact's free JSON metadata on upload. */
 export const ARTIFACT_METADATA_HEADER = 'x-runtrail-metadata';
+/** Header of an export naming the status of the run it holds: an import takes only ended runs, so a client can say so as it saves it. */
+export const EXPORT_STATUS_HEADER = 'x-runtrail-run-status';
 
 /**
  * Why a name is refused, or null. Names are data, never paths: storage is

@@ -140,6 +140,7 @@ export {
 } from './validate.js';
 export {
   ARTIFACT_METADATA_HEADER,
+  EXPORT_STATUS_HEADER,
   Artifact,
   ArtifactName,
   artifactEventData,

@@ -156,7 +156,7 @@ export const routes = {
   exportRun: {
     method: 'GET',
     path: `${API_PREFIX}/runs/:id/export`,
-    summary: 'The whole run (record, every event, every artifact) as one tar archive',
+    summary: 'The whole run (record, every event, every artifact) as one tar archive; x-runtrail-run-status names its status (an import takes only ended runs)',
   },
   importRun: {
     method: 'POST',

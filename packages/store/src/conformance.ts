@@ -997,6 +997,19 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         await expectError(target.append(run.id, [{ type: 'x.late' }], { now: T0 }), 'run_already_terminal');
       });
 
+      it('refuses to import a run under a parent that is not there (deleted since its archive was checked), storing nothing', async () => {
+        const parent = await create();
+        const child = await create({ parentId: parent.id });
+        await store.append(child.id, [{ type: 'run.succeeded', data: {} }], { now: T0 + 1 });
+        const source = (await store.getRun(child.id))!;
+        const events = await readAll(child.id);
+        const target = (extra[extra.push(await open()) - 1]!).store;
+        const err = await expectError(target.importRun({ run: source, events, artifacts: [] }), 'invalid_request');
+        expect(err.message).toContain(`parent run ${parent.id} does not exist here`);
+        expect(await target.getRun(child.id)).toBeNull();
+        await expectError(target.readEvents(child.id, 0, 10), 'run_not_found');
+      });
+
       it('keeps a large input as it was through appends, and a run imported again under a deleted id has its new input', async () => {
         // Large inputs are parsed once and shared (ParsedInputs): none of that may show.
         const input = { rows: Array.from({ length: 400 }, (_, i) => ({ i, prompt: `question ${i} `.repeat(8) })) };

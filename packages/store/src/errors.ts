@@ -145,6 +145,19 @@ export function runAlreadyExists(runId: string): RuntrailError {
 }
 
 /**
+ * An imported run's parent is checked again where the run is written: the
+ * archive's check comes before, and a delete of the parent in between
+ * would leave the run under a run that is gone.
+ */
+export function importParentMissing(runId: string, parentId: string): RuntrailError {
+  return new RuntrailError(
+    'invalid_request',
+    `run ${runId}'s parent run ${parentId} does not exist here (it was deleted while the run was being imported); import the parent first; nothing was imported`,
+    { runId, parentId },
+  );
+}
+
+/**
  * A run is deleted only once no run is under it: a child created after the
  * caller listed the family (on any node) would otherwise be left pointing
  * at nothing, missing from the list of top-level runs. `details.parentId`

@@ -1,8 +1,9 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { EXPORT_STATUS_HEADER, isTerminalStatus, type RunStatus } from '@runtrail/protocol';
 import { clientFor } from '../options.js';
 import { print, printJson } from '../output.js';
-import { downloadTarget, fileToUpload, saveDownload } from '../transfer.js';
+import { downloadTarget, fileToUpload, saveDownload, stdinUpload } from '../transfer.js';
 
 const PROGRESS = 'show a progress line on stderr (default: when it is a terminal)';
 
@@ -18,17 +19,26 @@ export function registerArchive(program: Command): void {
       const response = await clientFor(cmd).exportRun(runId);
       await saveDownload(response, target, `exporting run ${runId}`, flags.progress);
       if (target !== '-') process.stderr.write(`runtrail: wrote ${target}\n`);
+      // The archive is whole, but of a run that had not ended: an import refuses it, which a backup taken now would only show when it is needed.
+      const status = response.headers.get(EXPORT_STATUS_HEADER);
+      if (status !== null && !isTerminalStatus(status as RunStatus)) {
+        process.stderr.write(`runtrail: run ${runId} is ${status}: the archive holds its events so far, and an import takes only ended runs; export it again once it ends\n`);
+      }
     });
 
   program
     .command('import <file>')
-    .description('load a run exported with `runtrail export` into a server; it keeps its id')
+    .description('load a run exported with `runtrail export` (a file, or - for stdin) into a server; it keeps its id')
     .option('--progress', PROGRESS)
     .option('--no-progress', 'never show one')
     .option('--json', 'print the imported run as JSON')
     .action(async (file: string, flags: { progress?: boolean; json?: boolean }, cmd: Command) => {
-      const upload = await fileToUpload(resolve(file), 'importing', flags.progress);
-      const run = await upload.progress.until(clientFor(cmd).importRun(upload.content, { size: upload.size }), 'nothing was imported; try again');
+      // `-`: stdin, so `runtrail export ID -o - | runtrail import - --server OTHER` copies a run without a file between.
+      const upload = file === '-' ? stdinUpload(flags.progress) : await fileToUpload(resolve(file), 'importing', flags.progress);
+      const run = await upload.progress.until(
+        clientFor(cmd).importRun(upload.content, upload.size === null ? {} : { size: upload.size }),
+        'nothing was imported; try again',
+      );
       if (flags.json) return printJson(run);
       // The id on stdout (`id=$(runtrail import run.tar)`), as retry prints the new run's; the summary is for the person.
       print(run.id);

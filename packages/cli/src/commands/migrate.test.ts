@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunEvent, Run } from '@runtrail/protocol';
-import { PgRunStore, SqliteRunStore, type RunStore } from '@runtrail/store';
+import { PgRunStore, SqliteRunStore, copySqliteToPostgres, openSqliteSource, type RunStore } from '@runtrail/store';
 import { progressEvents, tempDir, waitUntil } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 // The store's fixture of a file from before event bodies: the same run its own migration is tested on.
@@ -199,6 +199,33 @@ describe('runtrail migrate', () => {
     expect((await locker.query(`SELECT count(*)::int AS n FROM ${schema}.runs`)).rows[0].n).toBe(400);
   });
 
+  it('a run with many events shows the copy moving with its events, not "0 of 1 run(s)" until it is all done', async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    const sqlite = new SqliteRunStore({ filename: join(dir.path, 'runtrail.db') });
+    const { run } = await sqlite.createRun({ id: '0190f100-0000-7000-8000-000000000001', name: 'big', now: 1000, leaseTtlMs: 30_000 });
+    for (let done = 0; done < 12_000; done += 1000) await sqlite.append(run.id, progressEvents(1000, done), { now: 2000 });
+    await sqlite.close();
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+
+    // What the progress line is drawn from: the events of the run in flight, before its commit.
+    const target = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema, poolSize: 2 });
+    const calls: Array<[number, number, number]> = [];
+    try {
+      await copySqliteToPostgres(openSqliteSource(join(dir.path, 'runtrail.db')), target, { onProgress: (...call) => calls.push(call) });
+    } finally {
+      await target.close();
+    }
+    expect(calls).toEqual([[0, 1, 0], [0, 1, 5000], [0, 1, 10_000], [0, 1, 12_000], [1, 1, 12_000]]);
+
+    const cliSchema = await freshSchema();
+    cleanups.push(() => dropSchema(cliSchema));
+    const again = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', cliSchema, '--progress']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr.trim().split('\n').at(-1)).toBe('runtrail: migrating: 1 of 1 run(s), 12000 event(s)');
+  });
+
   it("copies the data dir's tokens, revocations included, so producers' and viewers' tokens keep working on PostgreSQL", async () => {
     const dir = tempDir('runtrail-migrate-');
     cleanups.push(() => dir.remove());
@@ -236,6 +263,32 @@ describe('runtrail migrate', () => {
     await expectLegacyRunIntact(pg);
   });
 
+  it('--json prints what it copied for a script; a --data-dir that names runtrail.db itself is told to name its folder', async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    const sqlite = new SqliteRunStore({ filename: join(dir.path, 'runtrail.db') });
+    const { run } = await sqlite.createRun({ id: '0190f000-0000-7000-8000-000000000001', name: 'job', now: 1000, leaseTtlMs: 30_000 });
+    await sqlite.putArtifact({ runId: run.id, name: 'a.txt', contentType: 'text/plain', size: 1, sha256: 'd'.repeat(64), metadata: null, now: 1050, replace: false, maxRunBytes: 1e9 });
+    await sqlite.append(run.id, [{ type: 'run.succeeded', data: {} }], { now: 1100 });
+    await sqlite.close();
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+    const file = join(dir.path, 'runtrail.db');
+    const wrong = await migrate(['--data-dir', file, '--database', TEST_DATABASE_URL, '--database-schema', schema]);
+    expect(wrong.code).toBe(2);
+    // Before: "no runtrail.db in …/runtrail.db", with the file right there.
+    expect(wrong.stderr).toBe(`runtrail: invalid_request: ${file} is a file; --data-dir is the folder that holds runtrail.db (--data-dir ${dir.path})\n`);
+
+    const r = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({
+      from: file, schema, runs: 1, updated: 0, events: 2, skipped: 0, notEnded: 0, tokens: 0, artifacts: 1, artifactsDir: join(dir.path, 'artifacts'),
+    });
+    const again = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema, '--json']);
+    expect(JSON.parse(again.stdout)).toMatchObject({ runs: 0, skipped: 1, artifacts: 0, artifactsDir: null });
+  });
+
   it('says what is missing instead of copying nothing', async () => {
     const dir = tempDir('runtrail-migrate-');
     cleanups.push(() => dir.remove());
@@ -260,6 +313,31 @@ describe('runtrail migrate', () => {
       expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
       expect(r.stderr).toContain(`${filename} is not a runtrail data file`);
     }
+    const pg = new pg_.Client({ connectionString: TEST_DATABASE_URL });
+    await pg.connect();
+    cleanups.push(() => pg.end());
+    expect((await pg.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rowCount).toBe(0);
+  });
+
+  it('refuses a data dir a newer runtrail wrote, saying to upgrade, before creating anything in PostgreSQL', async () => {
+    const dir = tempDir('runtrail-migrate-');
+    cleanups.push(() => dir.remove());
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+    const filename = join(dir.path, 'runtrail.db');
+    const sqlite = new SqliteRunStore({ filename });
+    await sqlite.createRun({ id: '0190e000-0000-7000-8000-000000000001', name: 'job', now: 1000, leaseTtlMs: 30_000 });
+    await sqlite.close();
+    // As a later runtrail leaves it: one migration further, with a column this one does not copy.
+    const newer = new Database(filename);
+    newer.exec('ALTER TABLE runs ADD COLUMN later_thing TEXT');
+    newer.pragma(`user_version = ${(newer.pragma('user_version', { simple: true }) as number) + 1}`);
+    newer.close();
+    const r = await migrate(['--data-dir', dir.path, '--database', TEST_DATABASE_URL, '--database-schema', schema]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+    expect(r.stderr).toContain(`${filename} was written by a newer runtrail`);
+    expect(r.stderr).toContain('upgrade runtrail and run migrate again');
     const pg = new pg_.Client({ connectionString: TEST_DATABASE_URL });
     await pg.connect();
     cleanups.push(() => pg.end());

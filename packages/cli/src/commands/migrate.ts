@@ -1,9 +1,9 @@
-import { join, resolve } from 'node:path';
-import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { RuntrailError } from '@runtrail/protocol';
 import { settings } from '@runtrail/server/config';
-import { EXIT_INTERRUPTED } from '../output.js';
+import { EXIT_INTERRUPTED, printJson } from '../output.js';
 import { CountProgress } from '../progress.js';
 
 interface MigrateFlags {
@@ -11,6 +11,7 @@ interface MigrateFlags {
   database?: string;
   databaseSchema: string;
   progress?: boolean;
+  json?: boolean;
 }
 
 /**
@@ -26,8 +27,12 @@ export function registerMigrate(program: Command): void {
     .option('--database-schema <schema>', "schema of runtrail's tables (env RUNTRAIL_DATABASE_SCHEMA)", process.env.RUNTRAIL_DATABASE_SCHEMA ?? 'public')
     .option('--progress', 'show a progress line on stderr (default: when it is a terminal)')
     .option('--no-progress', 'never show one')
+    .option('--json', 'print what was copied as JSON (the counts of the sentences it prints otherwise)')
     .action(async (flags: MigrateFlags) => {
       const filename = join(flags.dataDir, 'runtrail.db');
+      if (statSync(flags.dataDir, { throwIfNoEntry: false })?.isFile()) {
+        throw new RuntrailError('invalid_request', `${flags.dataDir} is a file; --data-dir is the folder that holds runtrail.db (--data-dir ${dirname(flags.dataDir)})`);
+      }
       if (!existsSync(filename)) throw new RuntrailError('invalid_request', `no runtrail.db in ${flags.dataDir}; pass the data dir with --data-dir`);
       if (!flags.database) throw new RuntrailError('invalid_request', 'say where to copy to with --database postgres://… (or RUNTRAIL_DATABASE_URL)');
       // As serve checks it: pg ignores the scheme and reads a bare path as a socket on localhost.
@@ -55,8 +60,14 @@ export function registerMigrate(program: Command): void {
       };
       process.on('SIGINT', onInterrupt);
       try {
-        const report = await copySqliteToPostgres(source, target, { onProgress: progress.update });
+        const report = await copySqliteToPostgres(source, target, {
+          onProgress: (done, total, events) => progress.update(done, total, events > 0 ? `${events} event(s)` : undefined),
+        });
         progress.end();
+        if (flags.json) {
+          const artifactsDir = report.artifacts ? resolve(flags.dataDir, 'artifacts') : null;
+          return printJson({ from: resolve(filename), schema: flags.databaseSchema, ...report, artifactsDir });
+        }
         const lines = [
           `copied ${report.runs} run(s) and ${report.events} event(s) from ${filename} into schema ${flags.databaseSchema}, and ${report.tokens} token(s)`,
         ];

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import tar from 'tar-stream';
 import { RuntrailClient } from '@runtrail/client';
@@ -257,5 +259,82 @@ describe('an import is checked as a create and its appends would be', () => {
     expect(blobFiles(target)).toEqual([]);
     // The archive as exported still imports.
     expect((await importInto(target, archive)).status).toBe(201);
+  });
+});
+
+describe('an archive from elsewhere', () => {
+  it('a run whose events add up to more than an import reads of one entry (700 of 100 KiB) exports in pieces and imports whole', async () => {
+    const source = await serverOn('sqlite', 'a');
+    const target = await serverOn('sqlite', 'b');
+    const run = await new RuntrailClient({ url: source.url }).createRun({ name: 'big-events' });
+    const text = 'x'.repeat(100 * 1024);
+    for (let i = 0; i < 700; i++) run.event('x.output', { i, text });
+    await run.succeed();
+    const archive = await exportArchive(source, run.id);
+    expect(archive.length).toBeGreaterThan(64 * 1024 * 1024);
+    // Before: one events file of 70 MiB, which the import refused as larger than 64 MiB.
+    const imported = await importInto(target, archive);
+    expect(imported.status, JSON.stringify(imported.body).slice(0, 300)).toBe(201);
+    expect(imported.body.seq).toBe(701);
+    const events = (await new RuntrailClient({ url: target.url }).readEvents(run.id, 650, 100)).events;
+    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 51 }, (_, i) => 651 + i));
+    expect(events[0]!.data).toEqual({ i: 650, text });
+  });
+
+
+  it('a gzip-compressed export (`gzip run.tar`) imports as the tar it holds; a cut one is refused whole', async () => {
+    const source = await serverOn('sqlite', 'a');
+    const target = await serverOn('sqlite', 'b');
+    const run = await endedRunWithArtifacts(source);
+    const archive = await exportArchive(source, run.id);
+    const gzipped = gzipSync(archive);
+    const cut = await importInto(target, gzipped.subarray(0, Math.floor(gzipped.length / 2)));
+    expect(cut.status).toBe(400);
+    expect(cut.body.error.message).toMatch(/truncated or malformed.*nothing was imported/);
+    expect(blobFiles(target)).toEqual([]);
+    const imported = await importInto(target, gzipped);
+    expect(imported.status, JSON.stringify(imported.body)).toBe(201);
+    expect(await new RuntrailClient({ url: target.url }).getRun(run.id)).toEqual(await new RuntrailClient({ url: source.url }).getRun(run.id));
+  });
+
+  it('a newer format version, another format, an entry given twice and an oversized JSON entry are each refused naming what is wrong', async () => {
+    const source = await serverOn('sqlite', 'a');
+    const target = await serverOn('sqlite', 'b');
+    const client = new RuntrailClient({ url: source.url });
+    const made = await client.createRun({ name: 'plain' });
+    await made.succeed({ ok: true });
+    const archive = await exportArchive(source, made.id);
+    const entries = await entriesOf(archive);
+    const withManifest = (manifest: object) =>
+      tarOf(entries.map((e) => (e.name === 'runtrail-export.json' ? { name: e.name, content: JSON.stringify(manifest) } : e)));
+    const other = await client.createRun({ name: 'other' });
+    await other.succeed();
+    const otherRun = (await entriesOf(await exportArchive(source, other.id))).find((e) => e.name === 'run.json')!;
+
+    const cases: Array<[string, Buffer, RegExp]> = [
+      [
+        'version 2',
+        await withManifest({ format: 'runtrail-run', version: 2, runId: made.id }),
+        /format version 2, written by a newer runtrail; this server reads version 1: upgrade it, or import into a server as new as the one that exported the run/,
+      ],
+      ['another format', await withManifest({ format: 'something-else', version: 1 }), /format is "something-else", not "runtrail-run": this is not a runtrail run export/],
+      // Before: the second run.json silently won, importing a run the manifest's events do not belong to.
+      ['run.json twice', await tarOf([...entries, otherRun]), /entry "run\.json" appears twice/],
+      // Before: imported, and its content was kept in the store for good, as no record (so no delete) names it.
+      ['content no artifact names', await tarOf([...entries, { name: `blobs/${createHash('sha256').update('stray').digest('hex')}`, content: 'stray' }]), /blobs\/[0-9a-f]{64} is the content of no artifact in artifacts\.json/],
+      [
+        'an events file over 64 MiB',
+        await tarOf(entries.map((e) => (e.name.startsWith('events/') ? { name: e.name, content: Buffer.alloc(64 * 1024 * 1024 + 1, 0x20) } : e))),
+        /events\/000001\.ndjson is larger than 64 MiB/,
+      ],
+    ];
+    for (const [what, body, message] of cases) {
+      const res = await importInto(target, body);
+      expect(res.status, `${what}: ${JSON.stringify(res.body).slice(0, 300)}`).toBe(400);
+      expect(res.body.error.message, what).toMatch(message);
+      expect(res.body.error.message, what).toMatch(/nothing was imported/);
+    }
+    expect((await new RuntrailClient({ url: target.url }).listRuns()).runs).toEqual([]);
+    expect(blobFiles(target)).toEqual([]);
   });
 });

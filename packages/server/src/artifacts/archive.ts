@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { z } from 'zod';
 import {
@@ -31,18 +32,28 @@ import { checkEventData, checkRunData, type PayloadLimits } from '../security/in
  *
  *   runtrail-export.json   {format: "runtrail-run", version: 1, runId}
  *   run.json               the run record
- *   events/000001.ndjson   its events, EVENTS_PER_FILE per file, in seq order
+ *   events/000001.ndjson   its events in seq order, at most EVENTS_PER_FILE and EVENTS_FILE_BYTES a file
  *   artifacts.json         its artifact records, in ordinal order
  *   blobs/<sha256>         each distinct content once
  *
- * Written and read as streams: memory holds one events file or one JSON
- * entry at a time, never an artifact's content.
+ * Written as a stream: memory holds one events file or one JSON entry at a
+ * time. Read as one too, except that an import holds all of the run's
+ * events until the store writes them in one transaction. Never an
+ * artifact's content: that is staged to disk.
  */
 export const ARCHIVE_FORMAT = 'runtrail-run';
 export const ARCHIVE_VERSION = 1;
 const EVENTS_PER_FILE = 5000;
+/**
+ * An events file is closed before it passes this size, however few events
+ * it holds: 5000 events of 14 KB each made a file over the 64 MiB an import
+ * reads of one entry, so a run exported whole could not be imported.
+ */
+const EVENTS_FILE_BYTES = 16 * 1024 * 1024;
 /** Largest JSON entry an import reads into memory. */
 const MAX_JSON_ENTRY_BYTES = 64 * 1024 * 1024;
+/** The first bytes of gzip data (RFC 1952): `gzip run.tar` is how archives are usually kept. */
+const GZIP_MAGIC = [0x1f, 0x8b] as const;
 
 const Manifest = z.object({ format: z.literal(ARCHIVE_FORMAT), version: z.literal(ARCHIVE_VERSION), runId: RunId });
 /**
@@ -94,12 +105,23 @@ export function exportRun(artifacts: ArtifactService, run: Run, events: AsyncIte
     await json('runtrail-export.json', { format: ARCHIVE_FORMAT, version: ARCHIVE_VERSION, runId: run.id });
     await json('run.json', run);
     let file = 0;
+    let lines: Buffer[] = [];
+    let bytes = 0;
+    const flush = async () => {
+      if (lines.length === 0) return;
+      await addBuffer(pack, `events/${String(++file).padStart(6, '0')}.ndjson`, Buffer.concat(lines));
+      lines = [];
+      bytes = 0;
+    };
     for await (const page of events) {
-      for (let i = 0; i < page.length; i += EVENTS_PER_FILE) {
-        const lines = page.slice(i, i + EVENTS_PER_FILE).map((e) => `${JSON.stringify(e)}\n`);
-        await addBuffer(pack, `events/${String(++file).padStart(6, '0')}.ndjson`, Buffer.from(lines.join('')));
+      for (const e of page) {
+        const line = Buffer.from(`${JSON.stringify(e)}\n`);
+        if (lines.length >= EVENTS_PER_FILE || (lines.length > 0 && bytes + line.length > EVENTS_FILE_BYTES)) await flush();
+        lines.push(line);
+        bytes += line.length;
       }
     }
+    await flush();
     await json('artifacts.json', records);
     const written = new Set<string>();
     for (const a of records) {
@@ -154,7 +176,8 @@ async function readEntries(
 ): Promise<ImportedBundle> {
   const maxBlobBytes = checks.maxBlobBytes;
   const extract = tar.extract();
-  const feeding = pipeline(Readable.from(body), extract);
+  const { gzipped, bytes } = await sniffGzip(body);
+  const feeding = gzipped ? pipeline(Readable.from(bytes), createGunzip(), extract) : pipeline(Readable.from(bytes), extract);
   // Its failure (a truncated archive) also ends the loop below, which reports it;
   // this handler only keeps it from counting as unhandled before `await feeding`.
   feeding.catch(() => undefined);
@@ -162,10 +185,14 @@ async function readEntries(
   let run: Run | null = null;
   let records: Artifact[] | null = null;
   const eventFiles = new Map<number, RunEvent[]>();
+  const seen = new Set<string>();
   try {
     for await (const entry of extract) {
       const { name, type } = entry.header;
       if (type !== 'file') throw refuse(`entry ${JSON.stringify(name)} is a ${type}, not a file`);
+      // A second run.json or events file would silently replace the first: which one is the run is then anyone's guess.
+      if (seen.has(name)) throw refuse(`entry ${JSON.stringify(name.slice(0, 200))} appears twice`);
+      seen.add(name);
       const blob = /^blobs\/([0-9a-f]{64})$/.exec(name);
       const events = /^events\/(\d{6})\.ndjson$/.exec(name);
       if (blob) {
@@ -174,12 +201,12 @@ async function readEntries(
         staged.set(sha256, content);
         if (content.sha256 !== sha256) throw refuse(`the content of ${name} does not hash to its name`);
       } else if (events) {
-        const text = await readText(entry as AsyncIterable<Uint8Array>);
+        const text = await readText(entry as AsyncIterable<Uint8Array>, name);
         const lines = text.split('\n').filter((l) => l.length > 0);
         eventFiles.set(Number(events[1]), lines.map((l, i) => parseJson(StoredEvent, l, `${name} line ${i + 1}`) as RunEvent));
-      } else if (name === 'runtrail-export.json') manifest = parseJson(Manifest, await readText(entry as AsyncIterable<Uint8Array>), name);
-      else if (name === 'run.json') run = parseRun(await readText(entry as AsyncIterable<Uint8Array>));
-      else if (name === 'artifacts.json') records = parseJson(z.array(Artifact), await readText(entry as AsyncIterable<Uint8Array>), name);
+      } else if (name === 'runtrail-export.json') manifest = parseManifest(await readText(entry as AsyncIterable<Uint8Array>, name));
+      else if (name === 'run.json') run = parseRun(await readText(entry as AsyncIterable<Uint8Array>, name));
+      else if (name === 'artifacts.json') records = parseJson(z.array(Artifact), await readText(entry as AsyncIterable<Uint8Array>, name), name);
       else throw refuse(`unexpected entry ${JSON.stringify(name.slice(0, 200))}; an export holds only runtrail-export.json, run.json, events/, artifacts.json and blobs/`);
     }
   } finally {
@@ -207,6 +234,10 @@ async function readEntries(
     const blob = staged.get(a.sha256);
     if (blob ? blob.size !== a.size : !(await artifacts.blobs.has(a.sha256))) throw refuse(`the content of artifact ${a.name} (blobs/${a.sha256}) is missing or of another size`);
   }
+  // Content no record names would be committed with the run and never removed: no delete knows of it.
+  const named = new Set(records.map((a) => a.sha256));
+  const stray = [...staged.keys()].find((sha256) => !named.has(sha256));
+  if (stray !== undefined) throw refuse(`blobs/${stray} is the content of no artifact in artifacts.json`);
   return { run, events, artifacts: records, staged };
 }
 
@@ -243,6 +274,53 @@ async function checkAsCreatedAndAppended(run: Run, events: RunEvent[], checks: I
   }
 }
 
+/**
+ * The manifest, with the two ways an archive from elsewhere fails said as
+ * what they are: another kind of file, or a newer runtrail's format that
+ * this server cannot read (not "expected 1").
+ */
+function parseManifest(text: string): z.infer<typeof Manifest> {
+  const where = 'runtrail-export.json';
+  const head = parseJson(z.object({ format: z.unknown(), version: z.unknown() }), text, where);
+  if (head.format !== ARCHIVE_FORMAT) throw refuse(`${where}: format is ${JSON.stringify(head.format)}, not ${JSON.stringify(ARCHIVE_FORMAT)}: this is not a runtrail run export`);
+  if (typeof head.version === 'number' && Number.isInteger(head.version) && head.version > ARCHIVE_VERSION) {
+    throw refuse(
+      `${where}: the archive is format version ${head.version}, written by a newer runtrail; this server reads version ${ARCHIVE_VERSION}: ` +
+        'upgrade it, or import into a server as new as the one that exported the run',
+    );
+  }
+  return parseJson(Manifest, text, where);
+}
+
+/**
+ * The body as it came, and whether it is gzip data (its first two bytes),
+ * read without losing a byte: a single first chunk of one byte is joined
+ * to the next before deciding.
+ */
+async function sniffGzip(body: AsyncIterable<Uint8Array>): Promise<{ gzipped: boolean; bytes: AsyncIterable<Uint8Array> }> {
+  const iterator = body[Symbol.asyncIterator]();
+  const head: Uint8Array[] = [];
+  let length = 0;
+  while (length < GZIP_MAGIC.length) {
+    const next = await iterator.next();
+    if (next.done) break;
+    head.push(next.value);
+    length += next.value.length;
+  }
+  const first = Buffer.concat(head);
+  const gzipped = GZIP_MAGIC.every((byte, i) => first[i] === byte);
+  async function* bytes(): AsyncIterable<Uint8Array> {
+    try {
+      if (first.length > 0) yield first;
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+    } finally {
+      // Stopped early (a refusal): the body's own iterator decides what stopping means for it.
+      await iterator.return?.();
+    }
+  }
+  return { gzipped, bytes: bytes() };
+}
+
 /** run.json, parsed as ImportedRun with every label kept as sent (also one named "__proto__", as create keeps it). */
 function parseRun(text: string): Run {
   const parsed = parseJson(ImportedRun, text, 'run.json') as Run;
@@ -254,12 +332,12 @@ function refuse(why: string): RuntrailError {
   return new RuntrailError('invalid_request', `not a valid runtrail export: ${why}; nothing was imported`);
 }
 
-async function readText(entry: AsyncIterable<Uint8Array>): Promise<string> {
+async function readText(entry: AsyncIterable<Uint8Array>, name: string): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of entry) {
     size += chunk.length;
-    if (size > MAX_JSON_ENTRY_BYTES) throw refuse(`an entry is larger than ${MAX_JSON_ENTRY_BYTES} bytes`);
+    if (size > MAX_JSON_ENTRY_BYTES) throw refuse(`${name} is larger than ${MAX_JSON_ENTRY_BYTES / 1024 / 1024} MiB, the most an import reads of one JSON entry`);
     chunks.push(Buffer.from(chunk));
   }
   return Buffer.concat(chunks).toString('utf8');

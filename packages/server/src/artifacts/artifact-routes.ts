@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   ARTIFACT_METADATA_HEADER,
+  EXPORT_STATUS_HEADER,
   JsonValue,
   MAX_ARTIFACT_METADATA_BYTES,
   RuntrailError,
@@ -68,6 +69,7 @@ export async function registerArtifactRoutes(app: FastifyInstance, artifacts: Ar
     void reply
       .header('content-type', 'application/x-tar')
       .header('x-content-type-options', 'nosniff')
+      .header(EXPORT_STATUS_HEADER, run.status)
       .header('content-disposition', contentDisposition('attachment', `runtrail-${run.id}.tar`));
     return reply.send(archive);
   });

@@ -4,6 +4,7 @@ import type { PoolClient } from 'pg';
 import type { PgRunStore } from './pg-store.js';
 import type { ArtifactRow } from '../rows.js';
 import { eventBody } from '../event-text.js';
+import { migrations } from '../migrations.js';
 
 export interface CopyReport {
   /** Runs copied (with all their events). */
@@ -22,8 +23,13 @@ export interface CopyReport {
 }
 
 export interface CopyOptions {
-  /** Called after each commit with the runs done so far (copied, updated or skipped) and the runs of the source. */
-  onProgress?: (done: number, total: number) => void;
+  /**
+   * Called after each commit with the runs done so far (copied, updated or
+   * skipped) and the runs of the source, and as each batch of events goes
+   * in, so a run with millions of events shows it moving: `events` counts
+   * those of the commit in flight too.
+   */
+  onProgress?: (done: number, total: number, events: number) => void;
 }
 
 /** An event as a SQLite file of any schema version holds it: `body`, or before bodies, `data`. */
@@ -39,8 +45,8 @@ interface EventColumns {
 
 /**
  * Open a SQLite file to copy from, read-only, refusing (one line naming the
- * file) one that is not a runtrail data file: not SQLite at all, or another
- * program's database. Called before the target is touched, so a wrong file
+ * file) one that is not a runtrail data file (not SQLite at all, or another
+ * program's database) or one a newer runtrail wrote. Called before the target is touched, so a wrong file
  * leaves nothing behind in PostgreSQL.
  */
 export function openSqliteSource(filename: string): Database.Database {
@@ -50,9 +56,19 @@ export function openSqliteSource(filename: string): Database.Database {
     const tables = new Set(db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[]);
     const missing = ['runs', 'events'].filter((t) => !tables.has(t));
     if (missing.length > 0) throw new Error(`it has no ${missing.join(' or ')} table`);
+    // A newer runtrail's columns and tables are unknown here: copied, they would be dropped without a word.
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > migrations.length) {
+      throw new RuntrailError(
+        'invalid_request',
+        `${filename} was written by a newer runtrail (schema version ${version}, this one knows ${migrations.length}), ` +
+          'so this migrate would leave out what it does not know; upgrade runtrail and run migrate again',
+      );
+    }
     return db;
   } catch (err) {
     db?.close();
+    if (err instanceof RuntrailError) throw err;
     throw new RuntrailError('invalid_request', `${filename} is not a runtrail data file (${(err as Error).message}); pass the data dir of a runtrail server with --data-dir`);
   }
 }
@@ -113,7 +129,10 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
     const eventsOf = db.prepare(
       `SELECT seq, type, ts, ${hasBodies ? 'body' : 'data'}, event_id, terminal FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
     );
-    options.onProgress?.(0, ids.length);
+    options.onProgress?.(0, ids.length, 0);
+    // Runs committed so far, and events written so far including the commit in flight.
+    let runsDone = 0;
+    let eventsWritten = 0;
     const bodyOf = (e: EventColumns): string => e.body ?? eventBody(e.seq, e.type, e.ts, e.data ?? null, e.event_id);
     const runValues = (r: Record<string, unknown>, snapshotSeq: number): unknown[] =>
       RUN_COLUMNS.map((c) => (c === 'execute' || c === 'fail_on_stall' ? r[c] === 1 : c === 'snapshot_seq' ? snapshotSeq : r[c]));
@@ -156,6 +175,8 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
             rows.map((e) => e.event_id), rows.map((e) => e.terminal === 1)],
         );
         copied += rows.length;
+        eventsWritten += rows.length;
+        options.onProgress?.(runsDone, ids.length, eventsWritten);
         after = rows[rows.length - 1]!.seq;
       }
     };
@@ -235,7 +256,9 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
       report.skipped += counts.skipped;
       report.notEnded += counts.notEnded;
       report.artifacts += counts.artifacts;
-      options.onProgress?.(i + chunk.length, ids.length);
+      runsDone = i + chunk.length;
+      eventsWritten = report.events;
+      options.onProgress?.(runsDone, ids.length, eventsWritten);
     }
     report.tokens = await copyTokens(db, target);
   } finally {

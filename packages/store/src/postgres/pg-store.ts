@@ -38,7 +38,7 @@ import type {
   TokenRecord,
   WatchersAnnouncement,
 } from '../store.js';
-import { fence, notFound, planArtifact, runAlreadyExists, runHasChildren, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
+import { fence, importParentMissing, notFound, planArtifact, runAlreadyExists, runHasChildren, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import {
   artifactRow,
   importedRun,
@@ -1097,6 +1097,11 @@ export class PgRunStore implements SharedRunStore {
     const { columns, checkpoint } = importedRun(run, events);
     const names = Object.keys(columns);
     const row = await this.tx(async (c) => {
+      if (run.parentId !== null) {
+        // KEY SHARE, as a create under a parent takes it: a delete of the parent waits for this import and then finds it, or this waits for the delete.
+        const parent = await c.query(`SELECT 1 FROM runs WHERE id = $1 FOR KEY SHARE`, [run.parentId]);
+        if (parent.rowCount === 0) throw importParentMissing(run.id, run.parentId);
+      }
       const inserted = await c.query<RunRow>(
         `INSERT INTO runs (${names.join(', ')}) VALUES (${names.map((n, i) => (n === 'labels' ? `$${i + 1}::jsonb` : `$${i + 1}`)).join(', ')})
          ON CONFLICT (id) DO NOTHING RETURNING *`,

@@ -35,7 +35,7 @@ import type {
   StoreReadiness,
   TokenRecord,
 } from '../store.js';
-import { fence, planArtifact, runAlreadyExists, runHasChildren, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
+import { fence, importParentMissing, planArtifact, runAlreadyExists, runHasChildren, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import {
   artifactRow,
   importedRun,
@@ -760,6 +760,7 @@ export class SqliteRunStore implements RunStore {
     const { run, events, artifacts } = bundle;
     return this.db.transaction(() => {
       if (this.stmt.runById.get(run.id)) throw runAlreadyExists(run.id);
+      if (run.parentId !== null && !this.stmt.runById.get(run.parentId)) throw importParentMissing(run.id, run.parentId);
       const { columns, checkpoint } = importedRun(run, events);
       this.stmt.insertImportedRun.run({ ...columns, execute: columns.execute ? 1 : 0, fail_on_stall: columns.fail_on_stall ? 1 : 0 });
       if (checkpoint) this.stmt.writeCheckpoint.run(run.id, checkpoint.seq, checkpoint.snapshot);
