@@ -32,6 +32,9 @@ export interface HandlerOptions {
   concurrency?: number;
 }
 
+/** The keys of HandlerOptions: define refuses any other, by name. */
+const HANDLER_OPTION_KEYS: readonly string[] = ['input', 'concurrency'] satisfies ReadonlyArray<keyof HandlerOptions>;
+
 export type StopKind = 'cancelled' | 'timeout' | 'interrupted' | 'ended';
 
 /** Why a handler's `ctx.signal` aborted; also the reason its run ends with. */
@@ -124,6 +127,11 @@ export class Executor {
     if (this.handlers.has(name)) throw new Error(`a handler named "${name}" is already defined on this node`);
     // Checked here, where the mistake is, not as "handler is not a function" on the first run, by then queued and failed.
     if (typeof handler !== 'function') throw new TypeError(`the handler of "${name}" must be a function (ctx) => output; got ${handler === null ? 'null' : typeof handler}`);
+    // A misspelt option (`concurency: 1`) would otherwise be dropped in silence, and the GPU job it was to limit run many at once.
+    const unknown = Object.keys(options).filter((key) => !HANDLER_OPTION_KEYS.includes(key));
+    if (unknown.length > 0) {
+      throw new TypeError(`the options of "${name}" have no ${unknown.map((k) => `"${k}"`).join(', ')}; a handler's options are ${HANDLER_OPTION_KEYS.join(', ')}`);
+    }
     const limit = options.concurrency;
     if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
       throw new RangeError(`the concurrency of "${name}" must be a whole number from 1 (runs of it at once on this node); got ${String(limit)}`);
