@@ -904,6 +904,25 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
       });
     });
 
+    describe('executor registry (which node executes which handlers)', () => {
+      it("keeps each node's last announcement, seen by a second connection; an older one is not live, a forgotten one is gone", async () => {
+        await store.announceHandlers('node-b', ['render', 'gpu'], T0);
+        await store.announceHandlers('node-a', ['score'], T0 + 10);
+        const second = await open(opened.location);
+        extra.push(second);
+        expect(await second.store.nodeHandlers(T0)).toEqual([
+          { node: 'node-a', handlers: ['score'], heardAt: T0 + 10 },
+          { node: 'node-b', handlers: ['gpu', 'render'], heardAt: T0 },
+        ]);
+        // A new announcement replaces the node's names and time: a handler it dropped is no longer its.
+        await second.store.announceHandlers('node-b', ['render'], T0 + 20);
+        expect(await store.nodeHandlers(T0 + 11)).toEqual([{ node: 'node-b', handlers: ['render'], heardAt: T0 + 20 }]);
+        await store.forgetHandlers('node-b');
+        await store.forgetHandlers('no-such-node');
+        expect(await second.store.nodeHandlers(0)).toEqual([{ node: 'node-a', handlers: ['score'], heardAt: T0 + 10 }]);
+      });
+    });
+
     describe('artifacts', () => {
       const sha = (c: string) => c.repeat(64);
       const put = (runId: string, name: string, over: Partial<PutArtifactInput> = {}) =>

@@ -97,6 +97,17 @@ export interface RunStore {
    */
   ensureSecret(name: string, candidate: string): Promise<string>;
   /**
+   * The executor registry: `node` executes runs of these handler names
+   * (replacing what it announced before), heard at `now`. Nodes announce
+   * again with their heartbeat, so a node asked for a run of a handler it
+   * lacks can tell whether a live node has it.
+   */
+  announceHandlers(node: string, handlers: string[], now: number): Promise<void>;
+  /** The last announcement of every node heard at or after `since`, by node name. */
+  nodeHandlers(since: number): Promise<NodeHandlers[]>;
+  /** Take `node` out of the registry: it no longer executes runs (it shut down). */
+  forgetHandlers(node: string): Promise<void>;
+  /**
    * Record an artifact whose content is already in the blob store, and
    * append its `artifact` event, in ONE transaction: a watcher sees the event
    * only once the record is there, and a refused put writes neither.
@@ -120,6 +131,14 @@ export interface RunStore {
   importRun(bundle: RunBundle): Promise<Run>;
 
   close(): Promise<void>;
+}
+
+/** One node's announcement in the executor registry (RunStore.announceHandlers). */
+export interface NodeHandlers {
+  node: string;
+  /** Sorted. */
+  handlers: string[];
+  heardAt: number;
 }
 
 export interface StoreReadiness {

@@ -37,6 +37,7 @@ import type {
   StoreReadiness,
   TokenRecord,
   WatchersAnnouncement,
+  NodeHandlers,
 } from '../store.js';
 import { fence, notFound, planArtifact, runAlreadyExists, runHasChildren, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import {
@@ -1011,6 +1012,26 @@ export class PgRunStore implements SharedRunStore {
     await this.query(`INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, [name, candidate]);
     const { rows } = await this.query<{ value: string }>(`SELECT value FROM secrets WHERE name = $1`, [name]);
     return rows[0]!.value;
+  }
+
+  async announceHandlers(node: string, handlers: string[], now: number): Promise<void> {
+    await this.query(
+      `INSERT INTO node_handlers (node, handlers, heard_at) VALUES ($1, $2, $3)
+       ON CONFLICT (node) DO UPDATE SET handlers = excluded.handlers, heard_at = excluded.heard_at`,
+      [node, JSON.stringify([...handlers].sort()), now],
+    );
+  }
+
+  async nodeHandlers(since: number): Promise<NodeHandlers[]> {
+    const { rows } = await this.query<{ node: string; handlers: string; heard_at: string | number }>(
+      `SELECT node, handlers, heard_at FROM node_handlers WHERE heard_at >= $1 ORDER BY node COLLATE "C"`,
+      [since],
+    );
+    return rows.map((r) => ({ node: r.node, handlers: JSON.parse(r.handlers) as string[], heardAt: Number(r.heard_at) }));
+  }
+
+  async forgetHandlers(node: string): Promise<void> {
+    await this.query(`DELETE FROM node_handlers WHERE node = $1`, [node]);
   }
 
   async putArtifact(input: PutArtifactInput): Promise<PutArtifactResult> {
