@@ -95,7 +95,7 @@ describe('the handlers of a node killed with SIGKILL', () => {
   it("are accepted through the other node while it lives, and refused once its announcements lapse (2.5 × TTL / 3)", async () => {
     const c = await cluster({ RUNTRAIL_LEASE_TTL_MS: String(TTL_MS), RUNTRAIL_REAPER_INTERVAL_MS: String(REAPER_INTERVAL_MS) });
     const a = await c.start('node-a');
-    const b = await c.start('node-b', { RUNTRAIL_TEST_OWN_HANDLER: 'only-on-b' });
+    const b = await c.start('node-b', { FIXTURE_OWN_HANDLER: 'only-on-b' });
     const accepted = await http<Run>('POST', `${a.url}/api/v1/runs`, { name: 'only-on-b', execute: true });
     expect(accepted.status).toBe(201);
     const done = await waitUntil(
