@@ -130,6 +130,32 @@ describe('handlers on two nodes sharing PostgreSQL', () => {
   });
 });
 
+describe('a cancel through one node of a run another node executes', () => {
+  it("reaches the handler's ctx.signal at once, not at the owner's next heartbeat (lease TTL / 3 = 10 s), and the run ends cancelled with the reason", async () => {
+    const [a, b] = await twoNodes();
+    const aborted = new Map<string, { at: number; reason: string }>();
+    b.define('slow', (ctx) => {
+      const { signal } = ctx;
+      return new Promise<void>((resolve) =>
+        signal.addEventListener('abort', () => {
+          aborted.set(ctx.id, { at: Date.now(), reason: (signal.reason as Error).message });
+          resolve();
+        }),
+      );
+    });
+    for (let i = 0; i < 5; i++) {
+      const made = (await http<Run>('POST', `${b.url}/api/v1/runs`, { name: 'slow', execute: true })).body;
+      await waitUntil(async () => (await http<Run>('GET', `${a.url}/api/v1/runs/${made.id}`)).body.status === 'running', { what: 'node-b to start the run' });
+      const cancelledAt = Date.now();
+      expect((await http('POST', `${a.url}/api/v1/runs/${made.id}/cancel`, { reason: `from A ${i}` })).status).toBe(200);
+      const seen = await waitUntil(() => aborted.get(made.id), { timeoutMs: 15_000, what: "the handler's signal to abort" });
+      expect(seen.reason).toBe(`from A ${i}`);
+      expect(seen.at - cancelledAt).toBeLessThan(3_000);
+      expect(await runEnded(a, made.id)).toMatchObject({ status: 'cancelled', error: { kind: 'cancelled', message: `from A ${i}` } });
+    }
+  });
+});
+
 async function runEnded(node: RunningServer, id: string): Promise<Run> {
   return waitUntil(
     async () => {
