@@ -15,7 +15,7 @@ export const HandlersResponseSchema = z.object({
   /** The handlers this node executes. */
   handlers: z.array(z.string()),
   /** Every live node's handlers (this node's included), by node name: which node can execute which runs. */
-  nodes: z.array(z.object({ node: z.string(), handlers: z.array(z.string()), heardAt: z.number().int() })),
+  nodes: z.array(z.object({ node: z.string(), handlers: z.array(z.string()), heardAt: z.number().int(), liveUntil: z.number().int() })),
 });
 export type HandlersResponse = z.infer<typeof HandlersResponseSchema>;
 

@@ -202,7 +202,8 @@ export const migrations: Array<(d: Dialect) => string> = [
   CREATE TABLE node_handlers (
     node TEXT PRIMARY KEY,
     handlers TEXT NOT NULL,
-    heard_at ${d.int64} NOT NULL
+    heard_at ${d.int64} NOT NULL,
+    live_until ${d.int64} NOT NULL
   )${d.clustered};
   `,
 ];

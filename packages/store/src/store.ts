@@ -98,13 +98,15 @@ export interface RunStore {
   ensureSecret(name: string, candidate: string): Promise<string>;
   /**
    * The executor registry: `node` executes runs of these handler names
-   * (replacing what it announced before), heard at `now`. Nodes announce
-   * again with their heartbeat, so a node asked for a run of a handler it
-   * lacks can tell whether a live node has it.
+   * (replacing what it announced before), heard at `now`, and counts as
+   * live until `liveUntil` unless it announces again. The announcer says how
+   * long, so nodes that announce at different intervals judge each other
+   * right. A node asked for a run of a handler it lacks can so tell whether
+   * a live node has it.
    */
-  announceHandlers(node: string, handlers: string[], now: number): Promise<void>;
-  /** The last announcement of every node heard at or after `since`, by node name. */
-  nodeHandlers(since: number): Promise<NodeHandlers[]>;
+  announceHandlers(node: string, handlers: string[], now: number, liveUntil: number): Promise<void>;
+  /** The last announcement of every node still live at `now`, by node name. */
+  nodeHandlers(now: number): Promise<NodeHandlers[]>;
   /** Take `node` out of the registry: it no longer executes runs (it shut down). */
   forgetHandlers(node: string): Promise<void>;
   /**
@@ -139,6 +141,7 @@ export interface NodeHandlers {
   /** Sorted. */
   handlers: string[];
   heardAt: number;
+  liveUntil: number;
 }
 
 export interface StoreReadiness {

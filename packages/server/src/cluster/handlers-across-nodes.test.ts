@@ -19,15 +19,24 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function twoNodes(): Promise<[RunningServer, RunningServer]> {
+async function twoNodes(leaseTtlMs: [number, number] = [30_000, 30_000]): Promise<[RunningServer, RunningServer]> {
   const schema = await freshSchema();
   cleanups.push(() => dropSchema(schema));
-  const start = async (node: string) => {
-    const server = await startServer({ port: 0, logLevel: 'silent', databaseUrl: TEST_DATABASE_URL, databaseSchema: schema, node, concurrency: 4, shutdownGraceMs: 500 });
+  const start = async (node: string, ttl: number) => {
+    const server = await startServer({
+      port: 0,
+      logLevel: 'silent',
+      databaseUrl: TEST_DATABASE_URL,
+      databaseSchema: schema,
+      node,
+      concurrency: 4,
+      shutdownGraceMs: 500,
+      leaseTtlMs: ttl,
+    });
     cleanups.push(() => server.close());
     return server;
   };
-  return [await start('node-a'), await start('node-b')];
+  return [await start('node-a', leaseTtlMs[0]), await start('node-b', leaseTtlMs[1])];
 }
 
 describe('handlers on two nodes sharing PostgreSQL', () => {
@@ -127,6 +136,27 @@ describe('handlers on two nodes sharing PostgreSQL', () => {
     expect(gone.status).toBe(404);
     expect(gone.body.error.message).toBe('no handler named "only-b" on node node-a; known handlers: everywhere (register one with define(name, handler))');
     expect((await http<Handlers>('GET', `${a.url}/api/v1/handlers`)).body.nodes.map((n) => n.node)).toEqual(['node-a']);
+  });
+});
+
+describe('nodes with different lease TTLs', () => {
+  it('each counts the other live for as long as the other said (2.5 of its own announcement intervals), not by its own interval', async () => {
+    const [a, b] = await twoNodes([1_500, 30_000]);
+    a.define('on-a', async () => 'a');
+    b.define('on-b', async () => 'b');
+    type Handlers = { nodes: Array<{ node: string; heardAt: number; liveUntil: number }> };
+    const nodes = await waitUntil(
+      async () => {
+        const body = (await http<Handlers>('GET', `${a.url}/api/v1/handlers`)).body;
+        return body.nodes.length === 2 && body.nodes;
+      },
+      { what: 'both nodes in the registry' },
+    );
+    // A announces every 500 ms; B every 10 s, and A must not call B gone 1.25 s after B's announcement.
+    expect(nodes.map((n) => [n.node, n.liveUntil - n.heardAt])).toEqual([
+      ['node-a', 1_250],
+      ['node-b', 25_000],
+    ]);
   });
 });
 

@@ -194,7 +194,7 @@ export class Executor {
 
   /** Every live node's handlers, this node's included (GET /handlers). */
   liveNodes(): Promise<NodeHandlers[]> {
-    return this.runs.nodeHandlers(LIVE_ANNOUNCEMENTS * this.announceEveryMs);
+    return this.runs.nodeHandlers();
   }
 
   private get announceEveryMs(): number {
@@ -221,7 +221,7 @@ export class Executor {
       return;
     }
     this.announcing = this.runs
-      .announceHandlers(this.options.node, this.names())
+      .announceHandlers(this.options.node, this.names(), LIVE_ANNOUNCEMENTS * this.announceEveryMs)
       .then(
         () => this.announceFailures.succeeded(),
         (err: unknown) => this.announceFailures.failed(err),

@@ -112,13 +112,14 @@ export class RunService {
   }
 
   /** The executor registry (RunStore.announceHandlers): which node executes which handlers. */
-  announceHandlers(node: string, handlers: string[]): Promise<void> {
-    return this.store.announceHandlers(node, handlers, this.now());
+  announceHandlers(node: string, handlers: string[], liveForMs: number): Promise<void> {
+    const now = this.now();
+    return this.store.announceHandlers(node, handlers, now, now + liveForMs);
   }
 
-  /** The nodes whose announcement was heard within the last `withinMs`. */
-  nodeHandlers(withinMs: number): ReturnType<RunStore['nodeHandlers']> {
-    return this.store.nodeHandlers(this.now() - withinMs);
+  /** The nodes live now by their last announcement. */
+  nodeHandlers(): ReturnType<RunStore['nodeHandlers']> {
+    return this.store.nodeHandlers(this.now());
   }
 
   forgetHandlers(node: string): Promise<void> {

@@ -1014,20 +1014,20 @@ export class PgRunStore implements SharedRunStore {
     return rows[0]!.value;
   }
 
-  async announceHandlers(node: string, handlers: string[], now: number): Promise<void> {
+  async announceHandlers(node: string, handlers: string[], now: number, liveUntil: number): Promise<void> {
     await this.query(
-      `INSERT INTO node_handlers (node, handlers, heard_at) VALUES ($1, $2, $3)
-       ON CONFLICT (node) DO UPDATE SET handlers = excluded.handlers, heard_at = excluded.heard_at`,
-      [node, JSON.stringify([...handlers].sort()), now],
+      `INSERT INTO node_handlers (node, handlers, heard_at, live_until) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (node) DO UPDATE SET handlers = excluded.handlers, heard_at = excluded.heard_at, live_until = excluded.live_until`,
+      [node, JSON.stringify([...handlers].sort()), now, liveUntil],
     );
   }
 
-  async nodeHandlers(since: number): Promise<NodeHandlers[]> {
-    const { rows } = await this.query<{ node: string; handlers: string; heard_at: string | number }>(
-      `SELECT node, handlers, heard_at FROM node_handlers WHERE heard_at >= $1 ORDER BY node COLLATE "C"`,
-      [since],
+  async nodeHandlers(now: number): Promise<NodeHandlers[]> {
+    const { rows } = await this.query<{ node: string; handlers: string; heard_at: string | number; live_until: string | number }>(
+      `SELECT node, handlers, heard_at, live_until FROM node_handlers WHERE live_until >= $1 ORDER BY node COLLATE "C"`,
+      [now],
     );
-    return rows.map((r) => ({ node: r.node, handlers: JSON.parse(r.handlers) as string[], heardAt: Number(r.heard_at) }));
+    return rows.map((r) => ({ node: r.node, handlers: JSON.parse(r.handlers) as string[], heardAt: Number(r.heard_at), liveUntil: Number(r.live_until) }));
   }
 
   async forgetHandlers(node: string): Promise<void> {
