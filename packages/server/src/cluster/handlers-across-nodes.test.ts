@@ -139,6 +139,25 @@ describe('handlers on two nodes sharing PostgreSQL', () => {
   });
 });
 
+describe('a node that shuts down while the store does not answer its leaving the registry', () => {
+  it("still aborts its handlers' signals at once and ends within the grace", async () => {
+    const [, b] = await twoNodes();
+    let abortedAt = 0;
+    b.define('waits', (ctx) => new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => ((abortedAt = Date.now()), resolve()))));
+    const made = (await http<Run>('POST', `${b.url}/api/v1/runs`, { name: 'waits', execute: true })).body;
+    await waitUntil(async () => (await http<Run>('GET', `${b.url}/api/v1/runs/${made.id}`)).body.status === 'running', { what: 'the run to start' });
+    // A store that never answers this one call (a partition at the wrong moment).
+    b.runs.forgetHandlers = () => new Promise<void>(() => {});
+    const stoppingAt = Date.now();
+    await b.executor.shutdown();
+    expect(abortedAt).toBeGreaterThan(0);
+    expect(abortedAt - stoppingAt).toBeLessThan(250);
+    // shutdownGraceMs is 500: the registry waits no longer than that.
+    expect(Date.now() - stoppingAt).toBeLessThan(2_000);
+    expect((await http<Run>('GET', `${b.url}/api/v1/runs/${made.id}`)).body).toMatchObject({ status: 'failed', error: { kind: 'interrupted' } });
+  });
+});
+
 describe('nodes with different lease TTLs', () => {
   it('each counts the other live for as long as the other said (2.5 of its own announcement intervals), not by its own interval', async () => {
     const [a, b] = await twoNodes([1_500, 30_000]);

@@ -277,14 +277,29 @@ export class Executor {
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.announceTimer) clearInterval(this.announceTimer);
     this.unsubscribe?.();
-    // Runs of its handlers are no longer accepted for it elsewhere; the announcement would lapse anyway.
-    if (this.started && this.handlers.size > 0) {
-      // One still in flight would otherwise put the node back after it is forgotten.
-      await this.announcing;
-      await this.runs.forgetHandlers(this.options.node).catch((err: unknown) => {
-        this.log.warn({ err }, 'could not take this node out of the handler registry; it lapses unannounced');
-      });
+    // Beside the handlers' stop, not before it: a store that does not answer must not delay their signal.
+    const left = this.leaveRegistry();
+    try {
+      await this.stopHandlers();
+    } finally {
+      // Bounded as the rest of the shutdown: the announcement lapses by itself anyway.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([left, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.shutdownGraceMs)))]);
+      clearTimeout(timer);
     }
+  }
+
+  /** Runs of this node's handlers are no longer accepted for it through other nodes. */
+  private async leaveRegistry(): Promise<void> {
+    if (!this.started || this.handlers.size === 0) return;
+    // One still in flight would otherwise put the node back after it is forgotten.
+    await this.announcing;
+    await this.runs.forgetHandlers(this.options.node).catch((err: unknown) => {
+      this.log.warn({ err }, 'could not take this node out of the handler registry; it lapses unannounced');
+    });
+  }
+
+  private async stopHandlers(): Promise<void> {
     await this.claiming;
     const pending = [...this.active.values()];
     if (pending.length === 0) return;
