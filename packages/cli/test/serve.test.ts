@@ -147,11 +147,15 @@ describe('runtrail serve --handlers', () => {
       // define's options given with a handler by name reach define, which refuses a wrong one.
       const badCap = join(dir.path, 'bad-cap.mjs');
       writeFileSync(badCap, 'export default { gpu: { handler: async () => 1, concurrency: 0 } };\n');
+      // A misspelt option would otherwise leave the handler without the limit it was meant to have.
+      const misspelt = join(dir.path, 'misspelt.mjs');
+      writeFileSync(misspelt, 'export default { gpu: { handler: async () => 1, concurency: 1 } };\n');
       const cases: Array<[string, RegExp]> = [
         ['./no-such-handlers.mjs', /^runtrail: invalid_request: --handlers \.\/no-such-handlers\.mjs: no such file \(\/.*no-such-handlers\.mjs\)\n$/],
         [fixture('not-handlers.mjs'), /: its default export is missing; export a function that defines handlers \(export default \(rt\) => \{ rt\.define\('name', async \(ctx\) => …\) \}\) or an object of handlers by name\n$/],
         [broken, /: loading it failed: Unexpected token '\)' at \/.*\/broken\.mjs:4\n$/],
         [badCap, /: defining its handlers failed: the concurrency of "gpu" must be a whole number from 1 \(runs of it at once on this node\); got 0\n$/],
+        [misspelt, /: defining its handlers failed: the options of "gpu" have no "concurency"; a handler's options are input, concurrency\n$/],
       ];
       for (const [file, said] of cases) {
         const result = await runtrail(['serve', '--port', '0', '--data-dir', join(dir.path, 'data'), '--handlers', file], { cwd: dir.path });

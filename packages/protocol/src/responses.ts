@@ -11,7 +11,12 @@ import { AppendEventsResponseSchema, HeartbeatResponseSchema, ListRunsResponseSc
  */
 export const HealthResponseSchema = z.object({ ok: z.boolean(), node: z.string(), store: z.string() });
 export const ReadyResponseSchema = z.object({ ready: z.literal(true), node: z.string(), store: z.string() });
-export const HandlersResponseSchema = z.object({ handlers: z.array(z.string()) });
+export const HandlersResponseSchema = z.object({
+  /** The handlers this node executes. */
+  handlers: z.array(z.string()),
+  /** Every live node's handlers (this node's included), by node name: which node can execute which runs. */
+  nodes: z.array(z.object({ node: z.string(), handlers: z.array(z.string()), heardAt: z.number().int(), liveUntil: z.number().int() })),
+});
 export type HandlersResponse = z.infer<typeof HandlersResponseSchema>;
 
 export interface RouteResponse {
@@ -56,7 +61,7 @@ export const routeResponses = {
     status: 101,
     description: 'WebSocket upgrade; client messages are ClientMessage, server messages ServerMessage (components)',
   },
-  listHandlers: { status: 200, description: 'Handlers this node executes', schema: HandlersResponseSchema },
+  listHandlers: { status: 200, description: 'Handlers this node executes, and those of every live node', schema: HandlersResponseSchema },
   openapi: {
     status: 200,
     description: 'The OpenAPI 3.1 document',

@@ -167,7 +167,7 @@ export const routes = {
   listHandlers: {
     method: 'GET',
     path: `${API_PREFIX}/handlers`,
-    summary: 'Names of the handlers this node can execute',
+    summary: 'Names of the handlers this node can execute, and which live node executes which (nodes, from the registry every node keeps in the store)',
   },
   openapi: {
     method: 'GET',

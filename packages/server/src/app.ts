@@ -185,6 +185,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     eventLimits: { maxEventDataBytes: config.maxEventDataBytes, maxMetaBytes: config.maxMetaBytes },
     // A subprocess reports into its run and no other: its token writes to that run's tree only, for as long as a run token may live.
     runToken: tokens.enabled ? async (runId) => (await tokens.mintRunToken(runId, MAX_RUN_TOKEN_TTL_S, true)).token : null,
+    // As often as watcher counts are repeated: a killed node's handlers stop counting within 2.5 of these.
+    announceEveryMs: Math.max(250, Math.floor(config.leaseTtlMs / 3)),
   });
   const reaper = new Reaper({
     runs,

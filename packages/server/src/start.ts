@@ -155,7 +155,8 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
     closing.push(() => serverPortsInThisProcess().delete(port));
     app.executor.url = address;
     if (closeOnSignals) closing.push(stopOnSignals(close));
-    app.executor.start();
+    // A run of its handlers sent to another node right after this one answers is accepted there.
+    await app.executor.start();
     app.readiness.start();
     // The port the system chose for `--port 0`, not the 0 asked for.
     app.http.log.info({ config: { ...describeConfig(config), port }, store: store.kind }, `runtrail listening on ${address}`);

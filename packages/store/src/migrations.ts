@@ -196,6 +196,16 @@ export const migrations: Array<(d: Dialect) => string> = [
   ${d.only('postgres', 'ALTER TABLE events ALTER COLUMN body SET NOT NULL;')}
   ALTER TABLE events DROP COLUMN data;
   `,
+  (d) => `
+  -- The executor registry: which handlers each node executes, re-announced with its heartbeat,
+  -- so that a node asked for a run of a handler it lacks can tell whether a live node has it.
+  CREATE TABLE node_handlers (
+    node TEXT PRIMARY KEY,
+    handlers TEXT NOT NULL,
+    heard_at ${d.int64} NOT NULL,
+    live_until ${d.int64} NOT NULL
+  )${d.clustered};
+  `,
 ];
 
 /**

@@ -99,6 +99,19 @@ export interface RunStore {
    */
   ensureSecret(name: string, candidate: string): Promise<string>;
   /**
+   * The executor registry: `node` executes runs of these handler names
+   * (replacing what it announced before), heard at `now`, and counts as
+   * live until `liveUntil` unless it announces again. The announcer says how
+   * long, so nodes that announce at different intervals judge each other
+   * right. A node asked for a run of a handler it lacks can so tell whether
+   * a live node has it.
+   */
+  announceHandlers(node: string, handlers: string[], now: number, liveUntil: number): Promise<void>;
+  /** The last announcement of every node still live at `now`, by node name. */
+  nodeHandlers(now: number): Promise<NodeHandlers[]>;
+  /** Take `node` out of the registry: it no longer executes runs (it shut down). */
+  forgetHandlers(node: string): Promise<void>;
+  /**
    * Record an artifact whose content is already in the blob store, and
    * append its `artifact` event, in ONE transaction: a watcher sees the event
    * only once the record is there, and a refused put writes neither.
@@ -122,6 +135,15 @@ export interface RunStore {
   importRun(bundle: RunBundle): Promise<Run>;
 
   close(): Promise<void>;
+}
+
+/** One node's announcement in the executor registry (RunStore.announceHandlers). */
+export interface NodeHandlers {
+  node: string;
+  /** Sorted. */
+  handlers: string[];
+  heardAt: number;
+  liveUntil: number;
 }
 
 export interface StoreReadiness {

@@ -90,3 +90,34 @@ describe('a node killed while executing runs', () => {
     expect(after.owner).toEqual(taken.owner);
   }, 120_000);
 });
+
+describe('the handlers of a node killed with SIGKILL', () => {
+  it("are accepted through the other node while it lives, and refused once its announcements lapse (2.5 × TTL / 3)", async () => {
+    const c = await cluster({ RUNTRAIL_LEASE_TTL_MS: String(TTL_MS), RUNTRAIL_REAPER_INTERVAL_MS: String(REAPER_INTERVAL_MS) });
+    const a = await c.start('node-a');
+    const b = await c.start('node-b', { FIXTURE_OWN_HANDLER: 'only-on-b' });
+    const accepted = await http<Run>('POST', `${a.url}/api/v1/runs`, { name: 'only-on-b', execute: true });
+    expect(accepted.status).toBe(201);
+    const done = await waitUntil(
+      async () => {
+        const r = (await http<Run>('GET', `${a.url}/api/v1/runs/${accepted.body.id}`)).body;
+        return r.status === 'succeeded' && r;
+      },
+      { what: 'the run of only-on-b to be executed by node-b' },
+    );
+    expect(done.output).toBe('node-b');
+
+    await kill9(b);
+    const killedAt = Date.now();
+    const refused = await waitUntil(
+      async () => {
+        const r = await http<{ error: { code: string; message: string } }>('POST', `${a.url}/api/v1/runs`, { name: 'only-on-b', execute: true });
+        return r.status === 404 && r;
+      },
+      { timeoutMs: 20_000, what: "node-b's handlers to lapse" },
+    );
+    expect(Date.now() - killedAt).toBeLessThan(2.5 * (TTL_MS / 3) + SLACK_MS);
+    expect(refused.body.error.code).toBe('handler_not_found');
+    expect(refused.body.error.message).toContain('no handler named "only-on-b" on node node-a;');
+  }, 120_000);
+});

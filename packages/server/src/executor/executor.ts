@@ -5,6 +5,7 @@ import { ProcessStartError } from '@runtrail/client/node';
 import { RunErrorKind, RuntrailError, isTerminalType, type Owner, type Run } from '@runtrail/protocol';
 import { outputLogPath } from '../runs/output-log.js';
 import { RepeatedFailureLog } from '../repeated-failure-log.js';
+import type { NodeHandlers } from '@runtrail/store';
 import type { RunService } from '../runs/run-service.js';
 import type { ArtifactService } from '../artifacts/artifact-service.js';
 import { ExecError, RunContext, type EventLimits } from './context.js';
@@ -31,6 +32,9 @@ export interface HandlerOptions {
    */
   concurrency?: number;
 }
+
+/** The keys of HandlerOptions: define refuses any other, by name. */
+const HANDLER_OPTION_KEYS: readonly string[] = ['input', 'concurrency'] satisfies ReadonlyArray<keyof HandlerOptions>;
 
 export type StopKind = 'cancelled' | 'timeout' | 'interrupted' | 'ended';
 
@@ -67,7 +71,19 @@ export interface ExecutorOptions {
   eventLimits?: EventLimits;
   /** With auth on: mints a write run token of a run, given to its ctx.exec subprocesses. */
   runToken?: ((runId: string) => Promise<string>) | null;
+  /**
+   * How often this node announces its handlers in the store's registry
+   * (default 10 s); a node not heard from for 2.5 of these is not counted
+   * live, so a run of a handler only it has is refused elsewhere.
+   */
+  announceEveryMs?: number;
 }
+
+/** A run's input its handler's schema refuses: the message names the fields; the stack is runtrail's own. */
+class InputRefused extends RuntrailError {}
+
+/** How many announcement intervals a node's handlers count as live after it was last heard (as watcher counts). */
+const LIVE_ANNOUNCEMENTS = 2.5;
 
 /** SIGTERM-to-SIGKILL grace of ctx.exec subprocesses when the executor is not told another. */
 export const DEFAULT_KILL_GRACE_MS = 5_000;
@@ -107,6 +123,10 @@ export class Executor {
   /** Claims fail at every wake-up and poll while the store is down: logged once, counted, and its recovery. */
   private readonly claimFailures: RepeatedFailureLog;
   private pollTimer: ReturnType<typeof setInterval> | null = null;
+  private announceTimer: ReturnType<typeof setInterval> | null = null;
+  private announcing: Promise<void> | null = null;
+  private announceAgain = false;
+  private readonly announceFailures: RepeatedFailureLog;
   private unsubscribe: (() => void) | null = null;
 
   constructor(options: ExecutorOptions) {
@@ -114,6 +134,10 @@ export class Executor {
     this.runs = options.runs;
     this.log = options.log;
     this.claimFailures = new RepeatedFailureLog(options.log, { failed: 'executor could not claim runs', recovered: 'executor claims runs again' });
+    this.announceFailures = new RepeatedFailureLog(options.log, {
+      failed: 'executor could not announce its handlers',
+      recovered: 'executor announces its handlers again',
+    });
     this.owner = { kind: 'executor', node: options.node, id: options.incarnation };
     this.transport = new InProcessTransport(options.runs, options.artifacts);
   }
@@ -124,6 +148,11 @@ export class Executor {
     if (this.handlers.has(name)) throw new Error(`a handler named "${name}" is already defined on this node`);
     // Checked here, where the mistake is, not as "handler is not a function" on the first run, by then queued and failed.
     if (typeof handler !== 'function') throw new TypeError(`the handler of "${name}" must be a function (ctx) => output; got ${handler === null ? 'null' : typeof handler}`);
+    // A misspelt option (`concurency: 1`) would otherwise be dropped in silence, and the GPU job it was to limit run many at once.
+    const unknown = Object.keys(options).filter((key) => !HANDLER_OPTION_KEYS.includes(key));
+    if (unknown.length > 0) {
+      throw new TypeError(`the options of "${name}" have no ${unknown.map((k) => `"${k}"`).join(', ')}; a handler's options are ${HANDLER_OPTION_KEYS.join(', ')}`);
+    }
     const limit = options.concurrency;
     if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
       throw new RangeError(`the concurrency of "${name}" must be a whole number from 1 (runs of it at once on this node); got ${String(limit)}`);
@@ -131,6 +160,7 @@ export class Executor {
     this.handlers.set(name, handler as Handler);
     if (limit !== undefined) this.limits.set(name, limit);
     if (options.input) this.inputSchemas.set(name, options.input);
+    this.announce();
     this.wake();
   }
 
@@ -138,22 +168,71 @@ export class Executor {
     return [...this.handlers.keys()].sort();
   }
 
-  /** Throw handler_not_found unless this node can execute runs named `name`, and invalid_request if its input schema refuses `input`. */
-  requireHandler(name: string, input?: unknown): void {
+  /**
+   * Throw handler_not_found unless this node or another live one executes
+   * runs named `name`, and invalid_request if this node's input schema
+   * refuses `input` (a run for a handler only another node has is checked
+   * by the node that runs it).
+   */
+  async requireHandler(name: string, input?: unknown): Promise<void> {
     if (this.handlers.has(name)) {
-      const checked = this.inputSchemas.get(name)?.safeParse(input ?? undefined);
-      if (checked && !checked.success) {
-        const issues = checked.error.issues.map((i) => ({ path: ['input', ...i.path].map(String).join('.'), message: i.message }));
-        throw new RuntrailError('invalid_request', `the input of a "${name}" run: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues });
-      }
+      const refused = this.inputRefusal(name, input);
+      if (refused) throw refused;
       return;
     }
-    const known = this.names();
+    // Behind a load balancer the node a run reaches need not be one that runs it.
+    const others = (await this.liveNodes()).filter((n) => n.node !== this.options.node);
+    if (others.some((n) => n.handlers.includes(name))) return;
+    const known = [...new Set([...this.names(), ...others.flatMap((n) => n.handlers)])].sort();
+    const where = others.length ? ` nor on the other live nodes (${others.map((n) => n.node).join(', ')})` : '';
     throw new RuntrailError(
       'handler_not_found',
-      `no handler named "${name}" on node ${this.options.node}; ${known.length ? `known handlers: ${known.join(', ')}` : 'no handlers are defined'} (register one with define(name, handler))`,
+      `no handler named "${name}" on node ${this.options.node}${where}; ${known.length ? `known handlers: ${known.join(', ')}` : 'no handlers are defined'} (register one with define(name, handler))`,
       { name, handlers: known },
     );
+  }
+
+  /** Every live node's handlers, this node's included (GET /handlers). */
+  liveNodes(): Promise<NodeHandlers[]> {
+    return this.runs.nodeHandlers();
+  }
+
+  private get announceEveryMs(): number {
+    return this.options.announceEveryMs ?? 10_000;
+  }
+
+  /** The error of a run whose input this node's schema of its handler refuses, or null. */
+  private inputRefusal(name: string, input: unknown): InputRefused | null {
+    const checked = this.inputSchemas.get(name)?.safeParse(input ?? undefined);
+    if (!checked || checked.success) return null;
+    const issues = checked.error.issues.map((i) => ({ path: ['input', ...i.path].map(String).join('.'), message: i.message }));
+    return new InputRefused('invalid_request', `the input of a "${name}" run: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues });
+  }
+
+  /**
+   * Tell the registry which handlers this node executes; a failure is
+   * retried at the next announcement. One at a time: two in flight (two
+   * defines in a row) could commit out of order and leave the shorter list.
+   */
+  private announce(): void {
+    if (!this.started || this.stopping || this.handlers.size === 0) return;
+    if (this.announcing) {
+      this.announceAgain = true;
+      return;
+    }
+    this.announcing = this.runs
+      .announceHandlers(this.options.node, this.names(), LIVE_ANNOUNCEMENTS * this.announceEveryMs)
+      .then(
+        () => this.announceFailures.succeeded(),
+        (err: unknown) => this.announceFailures.failed(err),
+      )
+      .finally(() => {
+        this.announcing = null;
+        if (this.announceAgain) {
+          this.announceAgain = false;
+          this.announce();
+        }
+      });
   }
 
   /** Runs being executed now. */
@@ -161,8 +240,9 @@ export class Executor {
     return this.active.size;
   }
 
-  start(): void {
-    if (this.started) return;
+  /** Start claiming; settles once the registry has this node's handlers (or was told and refused, which is logged). */
+  start(): Promise<void> {
+    if (this.started) return Promise.resolve();
     this.started = true;
     this.unsubscribe = this.runs.onRunChange((change, run) => {
       if (change === 'created' && run.status === 'queued' && this.handlers.has(run.name)) this.wake();
@@ -176,7 +256,11 @@ export class Executor {
     });
     this.pollTimer = setInterval(() => this.wake(), this.options.claimIntervalMs ?? 1_000);
     this.pollTimer.unref?.();
+    this.announceTimer = setInterval(() => this.announce(), this.announceEveryMs);
+    this.announceTimer.unref?.();
+    this.announce();
     this.wake();
+    return this.announcing ?? Promise.resolve();
   }
 
   /**
@@ -191,7 +275,31 @@ export class Executor {
 
   private async drain(): Promise<void> {
     if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.announceTimer) clearInterval(this.announceTimer);
     this.unsubscribe?.();
+    // Beside the handlers' stop, not before it: a store that does not answer must not delay their signal.
+    const left = this.leaveRegistry();
+    try {
+      await this.stopHandlers();
+    } finally {
+      // Bounded as the rest of the shutdown: the announcement lapses by itself anyway.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([left, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.shutdownGraceMs)))]);
+      clearTimeout(timer);
+    }
+  }
+
+  /** Runs of this node's handlers are no longer accepted for it through other nodes. */
+  private async leaveRegistry(): Promise<void> {
+    if (!this.started || this.handlers.size === 0) return;
+    // One still in flight would otherwise put the node back after it is forgotten.
+    await this.announcing;
+    await this.runs.forgetHandlers(this.options.node).catch((err: unknown) => {
+      this.log.warn({ err }, 'could not take this node out of the handler registry; it lapses unannounced');
+    });
+  }
+
+  private async stopHandlers(): Promise<void> {
     await this.claiming;
     const pending = [...this.active.values()];
     if (pending.length === 0) return;
@@ -382,6 +490,9 @@ export class Executor {
         const fresh = await this.runs.find(run.id);
         if (fresh && fresh.cancelRequestedAt !== null) stop('cancelled', fresh.snapshot.cancelReason ?? 'cancel requested');
         handle.event('run.started', { node: this.options.node, attempt: run.attempt });
+        // Made through a node without this handler, its input was not checked there.
+        const refused = this.inputRefusal(run.name, run.input);
+        if (refused) throw refused;
         outcome = { ok: true, output: await handler(ctx) };
       } catch (error) {
         outcome = { ok: false, error };
@@ -452,7 +563,7 @@ export class Executor {
   private async failed(run: Run, handle: RunHandle, error: unknown): Promise<void> {
     // ctx.exec's and ctx.waitFor's errors already say what happened (how the command ended, with its stderr; what was
     // not ready); their stacks are runtrail's own.
-    const own = error instanceof ExecError || error instanceof ProcessStartError || error instanceof WaitForTimeoutError;
+    const own = error instanceof ExecError || error instanceof ProcessStartError || error instanceof WaitForTimeoutError || error instanceof InputRefused;
     const thrown = error instanceof Error && !own ? error : null;
     this.log.warn({ err: error, runId: run.id, name: run.name }, 'handler failed');
     if (thrown?.stack) {

@@ -144,4 +144,16 @@ describe('define(name, handler, { concurrency })', () => {
     server.define('gpu', async () => undefined, { concurrency: 8 });
     expect(server.executor.names()).toEqual(['gpu']);
   });
+
+  it('refuses an option it does not know, naming it, rather than running the handler without the limit a misspelt one meant', async () => {
+    const dir = tempDir('runtrail-handler-limit-');
+    cleanups.push(() => dir.remove());
+    const server = await startServer({ port: 0, logLevel: 'silent', dataDir: dir.path, concurrency: 2 });
+    cleanups.push(() => server.close());
+    const misspelt = { concurency: 1 } as unknown as { concurrency: number };
+    expect(() => server.define('gpu', async () => undefined, misspelt)).toThrow(
+      'the options of "gpu" have no "concurency"; a handler\'s options are input, concurrency',
+    );
+    expect(server.executor.names()).toEqual([]);
+  });
 });

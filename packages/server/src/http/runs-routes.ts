@@ -6,8 +6,8 @@ import { ConnectionCounter, authorizeEvents, checkEventData, checkRunData, rateL
 import { serve } from './route-table.js';
 
 export interface RunRoutesOptions {
-  /** Throws handler_not_found unless this node can execute runs of that name. */
-  requireHandler?: (name: string, input?: unknown) => void;
+  /** Throws handler_not_found unless this node, or another live one, can execute runs of that name. */
+  requireHandler?: (name: string, input?: unknown) => void | Promise<void>;
   /** Size limits of what producers send (see ServerConfig); absent: the protocol's own bounds only. */
   limits?: PayloadLimits;
   /** Events per second per run; absent: unlimited. */
@@ -25,7 +25,7 @@ export interface RunRoutesOptions {
 export function registerRunRoutes(app: FastifyInstance, runs: RunService, options: RunRoutesOptions = {}): void {
   serve(app, 'createRun', async ({ body, request, reply }) => {
     if (options.limits) checkRunData(body, options.limits);
-    if (body.execute) options.requireHandler?.(body.name, body.input);
+    if (body.execute) await options.requireHandler?.(body.name, body.input);
     const key = idempotencyKeyOf(request.headers);
     const labels = labelsAsSent(request.body, body.labels);
     const { run, created } = await runs.create({ ...body, labels }, key === undefined ? {} : { idempotencyKey: key });

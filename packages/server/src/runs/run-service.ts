@@ -111,6 +111,21 @@ export class RunService {
     return claimed;
   }
 
+  /** The executor registry (RunStore.announceHandlers): which node executes which handlers. */
+  announceHandlers(node: string, handlers: string[], liveForMs: number): Promise<void> {
+    const now = this.now();
+    return this.store.announceHandlers(node, handlers, now, now + liveForMs);
+  }
+
+  /** The nodes live now by their last announcement. */
+  nodeHandlers(): ReturnType<RunStore['nodeHandlers']> {
+    return this.store.nodeHandlers(this.now());
+  }
+
+  forgetHandlers(node: string): Promise<void> {
+    return this.store.forgetHandlers(node);
+  }
+
   /** Runs held by `node`'s executor (a restarted node ends those of its previous incarnation). */
   findOwnedBy(node: string, kind: 'executor' | 'producer'): Promise<Run[]> {
     return this.store.findOwnedBy(node, kind);
@@ -326,7 +341,7 @@ export class RunService {
    * (`created: false`) instead of making another: a retry sent twice (a
    * double click, a client retrying a lost answer) is one new attempt.
    */
-  async retry(id: string, requireHandler?: (name: string, input?: unknown) => void, idempotencyKey?: string): Promise<{ run: Run; created: boolean }> {
+  async retry(id: string, requireHandler?: (name: string, input?: unknown) => void | Promise<void>, idempotencyKey?: string): Promise<{ run: Run; created: boolean }> {
     const prev = await this.get(id);
     if (!prev.execute) {
       throw new RuntrailError(
@@ -343,7 +358,7 @@ export class RunService {
         { runId: id, status: prev.status },
       );
     }
-    requireHandler?.(prev.name, prev.input);
+    await requireHandler?.(prev.name, prev.input);
     const { run, created } = await this.create(
       {
         name: prev.name,

@@ -37,6 +37,7 @@ import type {
   StoreReadiness,
   TokenRecord,
   WatchersAnnouncement,
+  NodeHandlers,
 } from '../store.js';
 import { fence, importParentMissing, notFound, planArtifact, runAlreadyExists, runHasChildren, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import {
@@ -1016,6 +1017,26 @@ export class PgRunStore implements SharedRunStore {
     await this.query(`INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, [name, candidate]);
     const { rows } = await this.query<{ value: string }>(`SELECT value FROM secrets WHERE name = $1`, [name]);
     return rows[0]!.value;
+  }
+
+  async announceHandlers(node: string, handlers: string[], now: number, liveUntil: number): Promise<void> {
+    await this.query(
+      `INSERT INTO node_handlers (node, handlers, heard_at, live_until) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (node) DO UPDATE SET handlers = excluded.handlers, heard_at = excluded.heard_at, live_until = excluded.live_until`,
+      [node, JSON.stringify([...handlers].sort()), now, liveUntil],
+    );
+  }
+
+  async nodeHandlers(now: number): Promise<NodeHandlers[]> {
+    const { rows } = await this.query<{ node: string; handlers: string; heard_at: string | number; live_until: string | number }>(
+      `SELECT node, handlers, heard_at, live_until FROM node_handlers WHERE live_until >= $1 ORDER BY node COLLATE "C"`,
+      [now],
+    );
+    return rows.map((r) => ({ node: r.node, handlers: JSON.parse(r.handlers) as string[], heardAt: Number(r.heard_at), liveUntil: Number(r.live_until) }));
+  }
+
+  async forgetHandlers(node: string): Promise<void> {
+    await this.query(`DELETE FROM node_handlers WHERE node = $1`, [node]);
   }
 
   async putArtifact(input: PutArtifactInput): Promise<PutArtifactResult> {
