@@ -218,9 +218,20 @@ export class RuntrailClient {
     });
   }
 
+  /** The handlers the node this client reaches can execute. */
   async listHandlers(): Promise<string[]> {
     const response = await this.api.request('listHandlers');
     return response.handlers;
+  }
+
+  /**
+   * The handlers a run can be started for through this node: its own and
+   * those of every other live node on the same database (any node accepts
+   * those, and one that has the handler runs it), sorted.
+   */
+  async startableHandlers(): Promise<string[]> {
+    const { handlers, nodes } = await this.api.request('listHandlers');
+    return [...new Set([...handlers, ...nodes.flatMap((n) => n.handlers)])].sort();
   }
 }
 

@@ -103,6 +103,9 @@ describe('handlers on two nodes sharing PostgreSQL', () => {
       { node: 'node-a', handlers: ['everywhere'] },
       { node: 'node-b', handlers: ['everywhere', 'only-b', 'only-b-checked'] },
     ]);
+    // What the dashboard's Start run offers through node-a: every handler a live node executes.
+    expect(await new RuntrailClient({ url: a.url }).startableHandlers()).toEqual(['everywhere', 'only-b', 'only-b-checked']);
+    expect(await new RuntrailClient({ url: a.url }).listHandlers()).toEqual(['everywhere']);
 
     const made = await http<Run>('POST', `${a.url}/api/v1/runs`, { name: 'only-b', execute: true });
     expect(made.status).toBe(201);

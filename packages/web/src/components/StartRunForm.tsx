@@ -48,7 +48,8 @@ export function StartRunForm({ onStarted, onClose }: { onStarted: (runId: string
 
   useEffect(() => {
     let live = true;
-    client.listHandlers().then(
+    // Behind a load balancer any node takes a run another live node can execute.
+    client.startableHandlers().then(
       (names) => {
         if (!live) return;
         setHandlers(names);
