@@ -9,7 +9,13 @@ import { AppendEventsResponseSchema, HeartbeatResponseSchema, ListRunsResponseSc
  * types (which are inferred from them), so the code, the OpenAPI document
  * (openapi.ts) and the typed client calls (`RouteResult`) say the same.
  */
-export const HealthResponseSchema = z.object({ ok: z.boolean(), node: z.string(), store: z.string() });
+export const HealthResponseSchema = z.object({
+  ok: z.boolean(),
+  node: z.string(),
+  /** This process's id: a process starting under the same node name asks whether it still lives. */
+  incarnation: z.string(),
+  store: z.string(),
+});
 export const ReadyResponseSchema = z.object({ ready: z.literal(true), node: z.string(), store: z.string() });
 export const HandlersResponseSchema = z.object({
   /** The handlers this node executes. */

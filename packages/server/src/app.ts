@@ -139,7 +139,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   installErrorHandler(http);
   logRunIds(http);
   const readiness = new Readiness(store, http.log, READINESS_INTERVAL_MS);
-  registerHealthRoutes(http, { node: config.node, store, readiness });
+  // One id per process: runs held under another id on this node belong to a dead incarnation
+  // (unless /healthz of the process that announced it answers with it: see start.ts).
+  const incarnation = newId();
+  registerHealthRoutes(http, { node: config.node, incarnation, store, readiness });
   // Bodies are JSON or nothing: Fastify's default text/plain parser is what let
   // a cross-site "simple" POST through (issue 15).
   http.removeContentTypeParser('text/plain');
@@ -169,8 +172,6 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   guard.install(http);
   const tokens = new TokenService({ store, now, newId, adminToken: config.adminToken, cacheMs: config.tokenCacheMs });
   installAuth(http, { tokens, store });
-  // One id per process: runs held under another id on this node belong to a dead incarnation.
-  const incarnation = newId();
   // Per-run output logs: written by ctx.exec (and an embedded `runtrail exec`), served at GET /runs/:id/log.
   const logDir = join(config.dataDir, 'logs');
   const executor = new Executor({

@@ -108,7 +108,7 @@ const declared = {
   ),
   node: value(
     z.string().min(1).default(hostname()),
-    "this node's name in run owners; a restarted node with the same name recovers its runs",
+    "this node's name in run owners; a restarted node with the same name recovers its runs; a process started under the name of a live one refuses to start",
   ),
   bodyLimitBytes: value(int(1024).default(8 * 1024 * 1024), 'larger request bodies get 413'),
   logLevel: value(

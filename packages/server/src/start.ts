@@ -11,6 +11,7 @@ import { createLogger, flushLog } from './logger.js';
 import { stopOnSignals } from './stop-on-signals.js';
 
 import { StartupError } from './startup-error.js';
+import { refuseLiveNamesake } from './leases/live-namesake.js';
 
 export { StartupError };
 
@@ -145,6 +146,11 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
       flushLog(log);
     })());
   const listen = async (): Promise<RunningServer> => {
+    // Not under the name of a process that still lives: its runs are not a dead one's.
+    await refuseLiveNamesake(app.runs, config.node, app.executor.owner.id).catch(async (err: unknown) => {
+      await close();
+      throw err;
+    });
     // Before anyone can read a run: end what a previous incarnation of this
     // node was executing, so nobody sees a dead run as running.
     await app.reaper.start();

@@ -909,21 +909,23 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
 
     describe('executor registry (which node executes which handlers)', () => {
       it("keeps each node's last announcement, seen by a second connection, live until the time it gave; a forgotten one is gone", async () => {
-        await store.announceHandlers('node-b', ['render', 'gpu'], T0, T0 + 1000);
+        const announce = (node: string, handlers: string[], now: number, liveUntil: number, incarnation: string | null = null, url: string | null = null) =>
+          store.announceHandlers({ node, handlers, now, liveUntil, incarnation, url });
+        await announce('node-b', ['render', 'gpu'], T0, T0 + 1000, 'inc-b1', 'http://10.0.0.2:4310');
         // A node that announces less often says it lives longer: judged by its word, not the reader's interval.
-        await store.announceHandlers('node-a', ['score'], T0 + 10, T0 + 30_000);
+        await announce('node-a', ['score'], T0 + 10, T0 + 30_000);
         const second = await open(opened.location);
         extra.push(second);
         expect(await second.store.nodeHandlers(T0 + 1000)).toEqual([
-          { node: 'node-a', handlers: ['score'], heardAt: T0 + 10, liveUntil: T0 + 30_000 },
-          { node: 'node-b', handlers: ['gpu', 'render'], heardAt: T0, liveUntil: T0 + 1000 },
+          { node: 'node-a', handlers: ['score'], heardAt: T0 + 10, liveUntil: T0 + 30_000, incarnation: null, url: null },
+          { node: 'node-b', handlers: ['gpu', 'render'], heardAt: T0, liveUntil: T0 + 1000, incarnation: 'inc-b1', url: 'http://10.0.0.2:4310' },
         ]);
         expect((await store.nodeHandlers(T0 + 1001)).map((n) => n.node)).toEqual(['node-a']);
-        // A new announcement replaces the node's names and times: a handler it dropped is no longer its.
-        await second.store.announceHandlers('node-b', ['render'], T0 + 2000, T0 + 3000);
+        // A new announcement replaces the node's names, times and process: a handler it dropped is no longer its.
+        await second.store.announceHandlers({ node: 'node-b', handlers: ['render'], now: T0 + 2000, liveUntil: T0 + 3000, incarnation: 'inc-b2', url: 'http://10.0.0.2:4311' });
         expect(await store.nodeHandlers(T0 + 2500)).toEqual([
-          { node: 'node-a', handlers: ['score'], heardAt: T0 + 10, liveUntil: T0 + 30_000 },
-          { node: 'node-b', handlers: ['render'], heardAt: T0 + 2000, liveUntil: T0 + 3000 },
+          { node: 'node-a', handlers: ['score'], heardAt: T0 + 10, liveUntil: T0 + 30_000, incarnation: null, url: null },
+          { node: 'node-b', handlers: ['render'], heardAt: T0 + 2000, liveUntil: T0 + 3000, incarnation: 'inc-b2', url: 'http://10.0.0.2:4311' },
         ]);
         await store.forgetHandlers('node-b');
         await store.forgetHandlers('no-such-node');

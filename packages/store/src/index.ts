@@ -14,6 +14,7 @@ export type {
   PutArtifactInput,
   PutArtifactResult,
   RunBundle,
+  HandlersAnnouncement,
   NodeHandlers,
 } from './store.js';
 export { isSharedStore } from './store.js';

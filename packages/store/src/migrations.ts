@@ -203,7 +203,11 @@ export const migrations: Array<(d: Dialect) => string> = [
     node TEXT PRIMARY KEY,
     handlers TEXT NOT NULL,
     heard_at ${d.int64} NOT NULL,
-    live_until ${d.int64} NOT NULL
+    live_until ${d.int64} NOT NULL,
+    -- The announcing process (its executor's owner id) and where it answers: a process starting
+    -- under the same name asks it whether it is alive before taking its runs for a dead one's.
+    incarnation TEXT,
+    url TEXT
   )${d.clustered};
   `,
 ];

@@ -12,6 +12,7 @@ import {
   type Snapshot,
 } from '@runtrail/protocol';
 import { eventJson, type EventText } from './event-text.js';
+import type { NodeHandlers } from './store.js';
 
 /**
  * The run and event rows both adapters store (same columns; SQLite keeps
@@ -288,4 +289,25 @@ export function runCountsOf(rows: readonly StatusCountRow[], stalled: number): R
     total += Number(row.n);
   }
   return { total, byStatus, stalled };
+}
+
+/** A node_handlers row (the executor registry), as both adapters read it. */
+export interface NodeHandlersRow {
+  node: string;
+  handlers: string;
+  heard_at: string | number;
+  live_until: string | number;
+  incarnation: string | null;
+  url: string | null;
+}
+
+export function nodeHandlersOf(r: NodeHandlersRow): NodeHandlers {
+  return {
+    node: r.node,
+    handlers: JSON.parse(r.handlers) as string[],
+    heardAt: Number(r.heard_at),
+    liveUntil: Number(r.live_until),
+    incarnation: r.incarnation,
+    url: r.url,
+  };
 }

@@ -106,7 +106,7 @@ export interface RunStore {
    * right. A node asked for a run of a handler it lacks can so tell whether
    * a live node has it.
    */
-  announceHandlers(node: string, handlers: string[], now: number, liveUntil: number): Promise<void>;
+  announceHandlers(announcement: HandlersAnnouncement): Promise<void>;
   /** The last announcement of every node still live at `now`, by node name. */
   nodeHandlers(now: number): Promise<NodeHandlers[]>;
   /** Take `node` out of the registry: it no longer executes runs (it shut down). */
@@ -137,6 +137,22 @@ export interface RunStore {
   close(): Promise<void>;
 }
 
+/** What a node tells the executor registry (RunStore.announceHandlers). */
+export interface HandlersAnnouncement {
+  node: string;
+  handlers: string[];
+  now: number;
+  liveUntil: number;
+  /**
+   * The announcing process: the id its executor owns runs under, and the
+   * URL it answers at. A process starting under the same node name asks
+   * that URL whether this incarnation still lives before it ends the runs
+   * it holds as a dead predecessor's.
+   */
+  incarnation: string | null;
+  url: string | null;
+}
+
 /** One node's announcement in the executor registry (RunStore.announceHandlers). */
 export interface NodeHandlers {
   node: string;
@@ -144,6 +160,8 @@ export interface NodeHandlers {
   handlers: string[];
   heardAt: number;
   liveUntil: number;
+  incarnation: string | null;
+  url: string | null;
 }
 
 export interface StoreReadiness {

@@ -221,7 +221,13 @@ export class Executor {
       return;
     }
     this.announcing = this.runs
-      .announceHandlers(this.options.node, this.names(), LIVE_ANNOUNCEMENTS * this.announceEveryMs)
+      .announceHandlers({
+        node: this.options.node,
+        handlers: this.names(),
+        liveForMs: LIVE_ANNOUNCEMENTS * this.announceEveryMs,
+        incarnation: this.options.incarnation,
+        url: this.url,
+      })
       .then(
         () => this.announceFailures.succeeded(),
         (err: unknown) => this.announceFailures.failed(err),

@@ -3,5 +3,9 @@ import { serve } from '../http/route-table.js';
 import type { Executor } from './executor.js';
 
 export function registerExecutorRoutes(app: FastifyInstance, executor: Executor): void {
-  serve(app, 'listHandlers', async () => ({ handlers: executor.names(), nodes: await executor.liveNodes() }));
+  serve(app, 'listHandlers', async () => ({
+    handlers: executor.names(),
+    // Which process and where it answers is for nodes checking each other, not for readers.
+    nodes: (await executor.liveNodes()).map(({ node, handlers, heardAt, liveUntil }) => ({ node, handlers, heardAt, liveUntil })),
+  }));
 }

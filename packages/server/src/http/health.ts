@@ -47,8 +47,8 @@ export class Readiness {
 }
 
 /** GET /healthz (liveness: never waits on the store) and GET /readyz (can this node take writes, and if not why). */
-export function registerHealthRoutes(app: FastifyInstance, options: { node: string; store: RunStore; readiness: Readiness }): void {
-  app.get(routes.health.path, async () => ({ ok: true, node: options.node, store: options.store.kind }));
+export function registerHealthRoutes(app: FastifyInstance, options: { node: string; incarnation: string; store: RunStore; readiness: Readiness }): void {
+  app.get(routes.health.path, async () => ({ ok: true, node: options.node, incarnation: options.incarnation, store: options.store.kind }));
   app.get(routes.ready.path, async () => {
     const state = await options.readiness.check();
     if (!state.ready) {

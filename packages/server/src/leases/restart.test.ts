@@ -91,6 +91,31 @@ describe('server restart', () => {
     await waitUntil(async () => (await client.getRun(fresh.id)).status === 'cancelled', { what: 'cancel' });
   });
 
+  it('a second process given the node name of a live one refuses to start, naming it, and leaves its runs running; once that one is dead, it starts', async () => {
+    const first = await startFixtureServer(await freePort());
+    const client = new RuntrailClient({ url: first.hello.url as string });
+    const { id } = await client.startRun({ name: 'slow' });
+    await waitUntil(async () => (await client.getRun(id)).seq >= 5, { what: 'the handler to report progress' });
+    const port = await freePort();
+
+    // Before: it took the live process's run for a dead predecessor's and ended it orphaned (and stopped its subprocesses).
+    await expect(startFixtureServer(port)).rejects.toThrow(
+      `node name "node-k" is taken: the runtrail at ${first.hello.url as string} executes runs as node-k and answers; ` +
+        "under the same name this process would end its running runs as a dead process's. " +
+        `Use that server (--server ${first.hello.url as string}), or give each process its own name (--node, RUNTRAIL_NODE)`,
+    );
+    const seq = (await client.getRun(id)).seq;
+    await waitUntil(async () => (await client.getRun(id)).seq > seq + 5, { what: 'the run to go on after the refused start' });
+    expect((await client.getRun(id)).status).toBe('running');
+
+    // A dead one does not answer: the start goes on, and ends its runs at once as before.
+    await kill9(first);
+    const second = await startFixtureServer(port);
+    const ended = await new RuntrailClient({ url: second.hello.url as string }).getRun(id);
+    expect(ended.status).toBe('failed');
+    expect(ended.error?.kind).toBe('orphaned');
+  });
+
   it("an external producer's run survives a server restart with no lost and no duplicate events, and ends succeeded", async () => {
     const port = await freePort();
     let server = await startFixtureServer(port);

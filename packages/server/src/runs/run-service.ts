@@ -22,7 +22,7 @@ import {
   type RunEvent,
   type RunWithObservers,
 } from '@runtrail/protocol';
-import type { AppendResult, PutArtifactInput, PutArtifactResult, RunBundle, RunStore } from '@runtrail/store';
+import type { AppendResult, HandlersAnnouncement, PutArtifactInput, PutArtifactResult, RunBundle, RunStore } from '@runtrail/store';
 import type { Hub } from '../hub.js';
 
 export interface Clock {
@@ -111,10 +111,11 @@ export class RunService {
     return claimed;
   }
 
-  /** The executor registry (RunStore.announceHandlers): which node executes which handlers. */
-  announceHandlers(node: string, handlers: string[], liveForMs: number): Promise<void> {
+  /** The executor registry (RunStore.announceHandlers): which node executes which handlers, and which process it is. */
+  announceHandlers(announcement: Omit<HandlersAnnouncement, 'now' | 'liveUntil'> & { liveForMs: number }): Promise<void> {
+    const { liveForMs, ...rest } = announcement;
     const now = this.now();
-    return this.store.announceHandlers(node, handlers, now, now + liveForMs);
+    return this.store.announceHandlers({ ...rest, now, liveUntil: now + liveForMs });
   }
 
   /** The nodes live now by their last announcement. */

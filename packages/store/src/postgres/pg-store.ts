@@ -37,6 +37,7 @@ import type {
   StoreReadiness,
   TokenRecord,
   WatchersAnnouncement,
+  HandlersAnnouncement,
   NodeHandlers,
 } from '../store.js';
 import { fence, importParentMissing, notFound, planArtifact, runAlreadyExists, runHasChildren, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
@@ -59,6 +60,8 @@ import {
   headOfRow,
   type RunHead,
   runCountsOf,
+  nodeHandlersOf,
+  type NodeHandlersRow,
   type StatusCountRow,
 } from '../rows.js';
 import { pendingMigrations, postgresDialect, type OnMigrating } from '../migrations.js';
@@ -1019,20 +1022,21 @@ export class PgRunStore implements SharedRunStore {
     return rows[0]!.value;
   }
 
-  async announceHandlers(node: string, handlers: string[], now: number, liveUntil: number): Promise<void> {
+  async announceHandlers(a: HandlersAnnouncement): Promise<void> {
     await this.query(
-      `INSERT INTO node_handlers (node, handlers, heard_at, live_until) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (node) DO UPDATE SET handlers = excluded.handlers, heard_at = excluded.heard_at, live_until = excluded.live_until`,
-      [node, JSON.stringify([...handlers].sort()), now, liveUntil],
+      `INSERT INTO node_handlers (node, handlers, heard_at, live_until, incarnation, url) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (node) DO UPDATE SET handlers = excluded.handlers, heard_at = excluded.heard_at, live_until = excluded.live_until,
+         incarnation = excluded.incarnation, url = excluded.url`,
+      [a.node, JSON.stringify([...a.handlers].sort()), a.now, a.liveUntil, a.incarnation, a.url],
     );
   }
 
   async nodeHandlers(now: number): Promise<NodeHandlers[]> {
-    const { rows } = await this.query<{ node: string; handlers: string; heard_at: string | number; live_until: string | number }>(
-      `SELECT node, handlers, heard_at, live_until FROM node_handlers WHERE live_until >= $1 ORDER BY node COLLATE "C"`,
+    const { rows } = await this.query<NodeHandlersRow>(
+      `SELECT node, handlers, heard_at, live_until, incarnation, url FROM node_handlers WHERE live_until >= $1 ORDER BY node COLLATE "C"`,
       [now],
     );
-    return rows.map((r) => ({ node: r.node, handlers: JSON.parse(r.handlers) as string[], heardAt: Number(r.heard_at), liveUntil: Number(r.live_until) }));
+    return rows.map(nodeHandlersOf);
   }
 
   async forgetHandlers(node: string): Promise<void> {

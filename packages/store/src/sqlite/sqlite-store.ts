@@ -34,6 +34,7 @@ import type {
   RunStore,
   StoreReadiness,
   TokenRecord,
+  HandlersAnnouncement,
   NodeHandlers,
 } from '../store.js';
 import { fence, importParentMissing, planArtifact, runAlreadyExists, runHasChildren, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
@@ -55,6 +56,8 @@ import {
   HeadFold,
   headOfRow,
   runCountsOf,
+  nodeHandlersOf,
+  type NodeHandlersRow,
   type StatusCountRow,
 } from '../rows.js';
 import { migrations, pendingMigrations, sqliteDialect, type OnMigrating } from '../migrations.js';
@@ -245,9 +248,10 @@ export class SqliteRunStore implements RunStore {
       revokeToken: db.prepare(`UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`),
       insertSecret: db.prepare(`INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`),
       secretByName: db.prepare(`SELECT value FROM secrets WHERE name = ?`).pluck(),
-      announceHandlers: db.prepare(`INSERT INTO node_handlers (node, handlers, heard_at, live_until) VALUES (?, ?, ?, ?)
-        ON CONFLICT (node) DO UPDATE SET handlers = excluded.handlers, heard_at = excluded.heard_at, live_until = excluded.live_until`),
-      nodeHandlers: db.prepare(`SELECT node, handlers, heard_at, live_until FROM node_handlers WHERE live_until >= ? ORDER BY node`),
+      announceHandlers: db.prepare(`INSERT INTO node_handlers (node, handlers, heard_at, live_until, incarnation, url) VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (node) DO UPDATE SET handlers = excluded.handlers, heard_at = excluded.heard_at, live_until = excluded.live_until,
+          incarnation = excluded.incarnation, url = excluded.url`),
+      nodeHandlers: db.prepare(`SELECT node, handlers, heard_at, live_until, incarnation, url FROM node_handlers WHERE live_until >= ? ORDER BY node`),
       forgetHandlers: db.prepare(`DELETE FROM node_handlers WHERE node = ?`),
       ownedBy: db.prepare(`SELECT * FROM runs WHERE owner_node = ? AND owner_kind = ?
         AND status IN ('queued','running') ORDER BY id`),
@@ -720,13 +724,12 @@ export class SqliteRunStore implements RunStore {
     }).immediate();
   }
 
-  async announceHandlers(node: string, handlers: string[], now: number, liveUntil: number): Promise<void> {
-    this.stmt.announceHandlers.run(node, JSON.stringify([...handlers].sort()), now, liveUntil);
+  async announceHandlers(a: HandlersAnnouncement): Promise<void> {
+    this.stmt.announceHandlers.run(a.node, JSON.stringify([...a.handlers].sort()), a.now, a.liveUntil, a.incarnation, a.url);
   }
 
   async nodeHandlers(now: number): Promise<NodeHandlers[]> {
-    const rows = this.stmt.nodeHandlers.all(now) as Array<{ node: string; handlers: string; heard_at: number; live_until: number }>;
-    return rows.map((r) => ({ node: r.node, handlers: JSON.parse(r.handlers) as string[], heardAt: r.heard_at, liveUntil: r.live_until }));
+    return (this.stmt.nodeHandlers.all(now) as NodeHandlersRow[]).map(nodeHandlersOf);
   }
 
   async forgetHandlers(node: string): Promise<void> {
