@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
@@ -73,6 +74,12 @@ export const list = (fallback: string[], description: string, options: SettingOp
     description,
     options,
   );
+
+/** A list of IP addresses (none by default): a host name would never equal a connection's peer, and so silently match nothing. */
+const ipList = (description: string) => {
+  const base = list([], description);
+  return { ...base, schema: base.schema.refine((all) => all.every((one) => isIP(one) !== 0), 'IP addresses, comma-separated (not host names)') };
+};
 
 /**
  * A whole number in [min, max]; strings from flags and env are read only
@@ -163,6 +170,13 @@ const declared = {
   maxConnectionsPerIp: value(int(1).default(1024), 'open stream connections one client address may hold; more get 429 / close 4429 (heartbeats held open, ?waitMs=, are counted apart against the same number: more are answered at once)'),
   appendEventsPerSecond: value(int(1).default(20_000), 'events per second one run accepts over HTTP (bursts of twice that); more get 429 with Retry-After'),
   wsMessagesPerSecond: value(int(1).default(100), 'messages per second one WebSocket may send (bursts of twice that); more: close 4429'),
+  maxHttpConnectionsPerIp: value(
+    int(1).default(4096),
+    'TCP connections one client address may hold open at once (requests being sent, idle keep-alive, streams); one more is answered 429 and closed; connections from trustedProxies are not counted here',
+  ),
+  trustedProxies: ipList(
+    "addresses (IP literals) of reverse proxies in front of the server: a connection from one is counted under the client its X-Forwarded-For names (the per-address limits), not under the proxy's",
+  ),
   connectionIdleTimeoutMs: value(
     int(1000).default(120_000),
     'an HTTP connection that sends and receives nothing for this long is closed (one that never sends a request too); held heartbeats answer within half of it; WebSocket and SSE streams keep their own pings',

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { MAX_READ_LIMIT, RuntrailError, labelsAsSent } from '@runtrail/protocol';
 import { terminalEventOf, type RunService } from '../runs/run-service.js';
@@ -20,6 +20,8 @@ export interface RunRoutesOptions {
    * timeout, so the wait never reads as an idle connection to close).
    */
   heldHeartbeats?: { perIp: number; perToken: number; maxHoldMs?: number };
+  /** The client address a held heartbeat is counted under; absent: the connection's peer. */
+  clientAddress?: (request: IncomingMessage) => string;
 }
 
 export function registerRunRoutes(app: FastifyInstance, runs: RunService, options: RunRoutesOptions = {}): void {
@@ -81,8 +83,9 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
   serve(app, 'heartbeat', async ({ params, body, query, request, reply }) => {
     if (!query.waitMs) return runs.heartbeat(params.id!, body.owner);
     const principal = request.principal;
+    const ip = options.clientAddress?.(request.raw) ?? request.ip;
     const slot = held.acquire([
-      { key: `ip:${request.ip}`, limit: heldLimits.perIp, what: `client address ${request.ip}` },
+      { key: `ip:${ip}`, limit: heldLimits.perIp, what: `client address ${ip}` },
       ...(principal && principal.kind !== 'open' ? [{ key: `token:${principal.hash}`, limit: heldLimits.perToken, what: 'this token' }] : []),
     ]);
     // Past the bound: renewed and answered at once; the producer asks again lease/3 later.

@@ -32,6 +32,25 @@ async function limitedServer(options: ServerConfigInput) {
   return { server, tick: (ms: number) => (now += ms) };
 }
 
+/** Write a raw request and read the answer: its first chunk, or (untilClose) all of it until the server closes. */
+function rawRequest(socket: Socket, request: string, options: { untilClose?: boolean } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString();
+      if (!options.untilClose && /\r\n\r\n/.test(text)) finish();
+    };
+    const finish = () => {
+      socket.off('data', onData);
+      resolve(text);
+    };
+    socket.on('data', onData);
+    socket.once('close', finish);
+    socket.once('error', (err) => (text ? finish() : reject(err)));
+    socket.write(request);
+  });
+}
+
 describe('limits', () => {
   it('413 past the events per batch, the data, meta, input and labels sizes, naming the setting', async () => {
     const { server: s } = await limitedServer({ maxEventsPerBatch: 3, maxEventDataBytes: 100, maxMetaBytes: 80, maxInputBytes: 100, maxLabelsBytes: 64 });
@@ -148,6 +167,78 @@ describe('limits', () => {
     const read = await sse;
     expect(read.ended).toBe(false);
     expect(read.text).toContain('x.after-idle');
+  });
+
+  it('TCP connections of one client address past maxHttpConnectionsPerIp: 429 naming the setting; other addresses get in; a closed one frees its slot', async () => {
+    const { server: s } = await limitedServer({ maxHttpConnectionsPerIp: 3 });
+    const port = Number(new URL(s.url).port);
+    // Idle keep-alive connections (one request answered, then nothing), all from 127.0.0.1.
+    const held: Socket[] = [];
+    for (let i = 0; i < 3; i++) {
+      const socket = createConnection({ host: '127.0.0.1', port });
+      cleanups.push(() => socket.destroy());
+      held.push(socket);
+      expect(await rawRequest(socket, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')).toMatch(/^HTTP\/1.1 200/);
+    }
+    // Before: nothing bounded them, and 19,000 such sockets from one client left the process no file descriptor.
+    const refused = createConnection({ host: '127.0.0.1', port });
+    cleanups.push(() => refused.destroy());
+    const answer = await rawRequest(refused, 'POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 14\r\nConnection: close\r\n\r\n{"name":"sly"}', { untilClose: true });
+    expect(answer).toMatch(/^HTTP\/1.1 429/);
+    expect(answer).toMatch(/retry-after: 1/i);
+    expect(answer).toContain('client address 127.0.0.1 has 3 connections open');
+    expect(answer).toContain('maxHttpConnectionsPerIp');
+    // Its request was not served: the 429 was its answer.
+    expect((await s.runs.list({ name: 'sly' })).runs).toEqual([]);
+    // Another address is not held back by this one.
+    const other = createConnection({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
+    cleanups.push(() => other.destroy());
+    expect(await rawRequest(other, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')).toMatch(/^HTTP\/1.1 200/);
+    held[0]!.destroy();
+    await waitFor(async () => (await fetch(`${s.url}/healthz`)).status === 200, { what: 'a slot freed by the closed connection' });
+  });
+
+  it('behind trustedProxies, the per-address limits count the client X-Forwarded-For names, from its right end; without it, the proxy', async () => {
+    const { server: s } = await limitedServer({ maxConnectionsPerIp: 1, maxHttpConnectionsPerIp: 1, trustedProxies: ['127.0.0.1'] });
+    const run = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'x' } })).body;
+    const open: Response[] = [];
+    const sse = async (forwardedFor: string) => {
+      const res = await fetch(`${s.url}/api/v1/runs/${run.id}/stream`, { headers: { 'x-forwarded-for': forwardedFor } });
+      if (res.status === 200) open.push(res);
+      else await res.text();
+      return res;
+    };
+    cleanups.push(async () => {
+      for (const res of open) await res.body?.cancel();
+    });
+    // The proxy's own connections (more than maxHttpConnectionsPerIp of them) are not capped.
+    expect((await sse('10.0.0.1')).status).toBe(200);
+    expect((await sse('10.0.0.2')).status).toBe(200);
+    const again = await sse('10.0.0.1');
+    expect(again.status).toBe(429);
+    // A client that writes its own X-Forwarded-For is still counted by what the proxy appended after it.
+    const spoofed = await fetch(`${s.url}/api/v1/runs/${run.id}/stream`, { headers: { 'x-forwarded-for': '10.0.0.9, 10.0.0.2' } });
+    expect(spoofed.status).toBe(429);
+    expect((await spoofed.json()).error.message).toContain('client address 10.0.0.2');
+    const ws = new TestSocket(streamUrl(s), { 'x-forwarded-for': '10.0.0.1' });
+    cleanups.push(() => ws.close());
+    await ws.settled;
+    expect(ws.closeCode).toBe(STREAM_CLOSE_CODES.rateLimited);
+    expect(ws.closeReason).toContain('client address 10.0.0.1');
+
+    const { server: direct } = await limitedServer({ maxConnectionsPerIp: 1 });
+    const run2 = (await call(direct, 'POST', '/api/v1/runs', { body: { name: 'x' } })).body;
+    const first = await fetch(`${direct.url}/api/v1/runs/${run2.id}/stream`, { headers: { 'x-forwarded-for': '10.0.0.1' } });
+    cleanups.push(() => first.body?.cancel());
+    expect(first.status).toBe(200);
+    const second = await fetch(`${direct.url}/api/v1/runs/${run2.id}/stream`, { headers: { 'x-forwarded-for': '10.0.0.2' } });
+    expect(second.status).toBe(429);
+    expect((await second.json()).error.message).toContain('client address 127.0.0.1');
+  });
+
+  it('trustedProxies must be IP addresses: a host name would match no connection', () => {
+    expect(() => loadConfig({ trustedProxies: ['proxy.internal'] }, {})).toThrow(/trustedProxies .*IP addresses/);
+    expect(loadConfig({}, { RUNTRAIL_TRUSTED_PROXIES: '10.0.0.5, ::1' }).trustedProxies).toEqual(['10.0.0.5', '::1']);
   });
 
   it('a ?token= never reaches a log line', () => {

@@ -434,7 +434,7 @@ export function createWsServer(deps: StreamDeps, onConnection: (ws: WebSocket, s
       refuseUpgrade(socket, err as RuntrailError);
       return;
     }
-    const ip = request.socket.remoteAddress;
+    const ip = deps.clientAddress?.(request) ?? request.socket.remoteAddress;
     gate.authenticate(request).then(
       (principal) => {
         if (socket.destroyed) return;
