@@ -20,7 +20,7 @@ import { registerStatic } from './http/static.js';
 import { Reaper } from './leases/reaper.js';
 import { registerOutputLogRoute } from './runs/output-log.js';
 import { RunService } from './runs/run-service.js';
-import { BrowserGuard, RateLimiter, TokenService, clientAddress, installAuth, limitConnectionsPerAddress, plainAddress, registerTokenRoutes } from './security/index.js';
+import { BrowserGuard, RateLimiter, TokenService, clientAddress, installAuth, limitBodyBytesPerAddress, limitConnectionsPerAddress, plainAddress, registerTokenRoutes } from './security/index.js';
 import { StreamServer } from './stream/index.js';
 
 /** The version of @runtrail/server (in the OpenAPI document). */
@@ -123,6 +123,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const trustedProxies = new Set(config.trustedProxies.map((address) => plainAddress(address)!));
   const addressOf = (request: IncomingMessage): string => clientAddress(request, trustedProxies);
   limitConnectionsPerAddress(http, { max: config.maxHttpConnectionsPerIp, trustedProxies, log: http.log });
+  limitBodyBytesPerAddress(http, { max: config.maxBodyBytesPerIp, clientAddress: addressOf });
   const now = deps.now ?? Date.now;
   const hub = new Hub((err) => http.log.error({ err }, 'a stream watcher failed during a hub flush'));
   const metrics = new ServerMetrics();

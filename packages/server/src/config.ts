@@ -174,6 +174,10 @@ const declared = {
     int(1).default(4096),
     'TCP connections one client address may hold open at once (requests being sent, idle keep-alive, streams); one more is answered 429 and closed; connections from trustedProxies are not counted here',
   ),
+  maxBodyBytesPerIp: value(
+    int(1024).default(64 * 1024 * 1024),
+    'bytes of JSON request bodies one client address may have on their way in at once (each is held in memory until whole); a body past it gets 429; artifact uploads stream to disk and are not counted',
+  ),
   trustedProxies: ipList(
     "addresses (IP literals) of reverse proxies in front of the server: a connection from one is counted under the client its X-Forwarded-For names (the per-address limits), not under the proxy's",
   ),

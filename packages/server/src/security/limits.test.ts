@@ -236,6 +236,40 @@ describe('limits', () => {
     expect((await second.json()).error.message).toContain('client address 127.0.0.1');
   });
 
+  it('JSON bodies of one client address past maxBodyBytesPerIp at once: 429 naming the setting; an artifact upload larger than it streams through', async () => {
+    const { server: s } = await limitedServer({ maxBodyBytesPerIp: 64 * 1024 });
+    const port = Number(new URL(s.url).port);
+    // Two bodies of 50 KiB, each held back short of its last bytes (as a client sending one byte a minute would):
+    // 80 KiB of them are on their way in at once.
+    const body = JSON.stringify({ name: 'held-body', input: 'x'.repeat(50 * 1024) });
+    const head = `POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`;
+    const sockets = [0, 1].map(() => {
+      const socket = createConnection({ host: '127.0.0.1', port });
+      cleanups.push(() => socket.destroy());
+      return socket;
+    });
+    const answers = sockets.map((socket) => rawRequest(socket, head + body.slice(0, 40 * 1024), { untilClose: true }));
+    // The one refused is answered while its body is still unfinished; the other takes its last bytes.
+    const first = await Promise.race(answers);
+    expect(first).toMatch(/^HTTP\/1.1 429/);
+    expect(first).toContain('maxBodyBytesPerIp');
+    expect(first).toContain('client address 127.0.0.1');
+    for (const socket of sockets) if (!socket.destroyed) socket.write(body.slice(40 * 1024));
+    const statuses = (await Promise.all(answers)).map((answer) => Number(answer.slice(9, 12))).sort();
+    expect(statuses).toEqual([201, 429]);
+    expect((await s.runs.list({ name: 'held-body' })).runs).toHaveLength(1);
+    // Its bytes were let go with it: the same body again is taken.
+    await waitFor(async () => (await call(s, 'POST', '/api/v1/runs', { body: JSON.parse(body) })).status === 201, { what: 'the budget released' });
+    // Streamed to a file, never held: larger than the budget and taken.
+    const run = (await s.runs.list({ name: 'held-body' })).runs[0]!;
+    const upload = await fetch(`${s.url}/api/v1/runs/${run.id}/artifacts/big.bin`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream', 'x-runtrail-client': '1' },
+      body: Buffer.alloc(200 * 1024, 7),
+    });
+    expect(upload.status).toBe(201);
+  });
+
   it('trustedProxies must be IP addresses: a host name would match no connection', () => {
     expect(() => loadConfig({ trustedProxies: ['proxy.internal'] }, {})).toThrow(/trustedProxies .*IP addresses/);
     expect(loadConfig({}, { RUNTRAIL_TRUSTED_PROXIES: '10.0.0.5, ::1' }).trustedProxies).toEqual(['10.0.0.5', '::1']);
