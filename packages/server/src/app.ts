@@ -202,6 +202,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerRunRoutes(http, runs, {
     requireHandler: (name, input) => executor.requireHandler(name, input),
     limits: config,
+    readPageBytes: config.readPageBytes,
     heldHeartbeats: {
       perIp: config.maxConnectionsPerIp,
       perToken: config.maxConnectionsPerToken,

@@ -165,6 +165,10 @@ const declared = {
   maxMetaBytes: value(int(64).default(MAX_META_BYTES), "bytes of a meta event's data as JSON; more gets 413"),
   maxInputBytes: value(int(64).default(1024 * 1024), "bytes of a run's input as JSON; more gets 413"),
   maxLabelsBytes: value(int(64).default(16 * 1024), "bytes of a run's labels as JSON (also at most 50 labels); more gets 413"),
+  readPageBytes: value(
+    int(1024).default(8 * 1024 * 1024),
+    'bytes of events one GET /runs/:id/events page holds at most (at least one event, however large); a page cut short says by its seq that more is waiting',
+  ),
   maxSubscriptionsPerConnection: value(int(1).default(1000), 'subscriptions one WebSocket may hold; more get an error frame'),
   maxConnectionsPerToken: value(int(1).default(1024), 'open stream connections (WebSocket + SSE) one token may hold; more get 429 / close 4429 (held heartbeats alike, apart)'),
   maxConnectionsPerIp: value(int(1).default(1024), 'open stream connections one client address may hold; more get 429 / close 4429 (heartbeats held open, ?waitMs=, are counted apart against the same number: more are answered at once)'),

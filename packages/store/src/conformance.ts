@@ -343,6 +343,26 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect(await store.readEvents((await create()).id, 0, 100)).toEqual([]);
       });
 
+      it('cuts a page of event texts short at maxBytes, always taking its first event, however large', async () => {
+        const run = await create();
+        // Five events of about 1,050 bytes each.
+        await store.append(run.id, Array.from({ length: 5 }, (_, i) => ({ type: 'x.big', data: { i, text: 'a'.repeat(1000) } })), { now: T0 });
+        const seqs = async (after: number, limit: number, maxBytes: number) => (await store.readEventTexts(run.id, after, limit, { maxBytes })).map((t) => t.seq);
+        expect(await seqs(0, 100, 2500)).toEqual([1, 2]);
+        expect(await seqs(3, 100, 2500)).toEqual([4, 5]);
+        expect(await seqs(0, 1, 2500)).toEqual([1]);
+        // Larger than the budget on its own: taken, or a reader could never get past it.
+        expect(await seqs(1, 100, 10)).toEqual([2]);
+        expect(await seqs(0, 100, 1_000_000)).toEqual([1, 2, 3, 4, 5]);
+        expect(await seqs(5, 100, 2500)).toEqual([]);
+        expect(await seqs(2 ** 31, 100, 2500)).toEqual([]);
+        // The texts are those of the whole page, byte for byte.
+        expect((await store.readEventTexts(run.id, 0, 100, { maxBytes: 2500 })).map((t) => t.json)).toEqual(
+          (await store.readEventTexts(run.id, 0, 2)).map((t) => t.json),
+        );
+        await expectError(store.readEventTexts(uuidv7(), 0, 10, { maxBytes: 2500 }), 'run_not_found');
+      });
+
       it('keeps extension events and their data untouched', async () => {
         const run = await create();
         const data = { nested: { list: [1, 'two', null], flag: false }, unicode: 'héllo ✓' };

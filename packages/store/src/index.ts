@@ -14,6 +14,7 @@ export type {
   PutArtifactInput,
   PutArtifactResult,
   RunBundle,
+  ReadPageOptions,
 } from './store.js';
 export { isSharedStore } from './store.js';
 export { compactEventJson, eventJson, eventTextOf, type EventText, type JoinedEventTexts } from './event-text.js';

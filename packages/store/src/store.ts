@@ -28,6 +28,18 @@ import type { EventText, JoinedEventTexts } from './event-text.js';
  * - at most one terminal event per run, enforced by the database.
  * - a failed call changes nothing.
  */
+/** How far one page of events may go besides its count. */
+export interface ReadPageOptions {
+  /**
+   * Stop before the event whose stored text would take the page past this
+   * many bytes (the first event is always taken, however large): a page of
+   * 5,000 events of 1 MiB each was 5 GB to hold at once, more than a
+   * string can be, and the read failed. A page cut short is one the reader
+   * asks again after.
+   */
+  maxBytes?: number;
+}
+
 export interface RunStore {
   readonly kind: string;
 
@@ -42,7 +54,7 @@ export interface RunStore {
    * The same page as readEvents, as each event's JSON text (see EventText):
    * what streams send, read without parsing a single event's data.
    */
-  readEventTexts(runId: string, after: number, limit: number): Promise<EventText[]>;
+  readEventTexts(runId: string, after: number, limit: number, options?: ReadPageOptions): Promise<EventText[]>;
   /**
    * The same page again, its texts joined with commas into one buffer (the
    * inside of a JSON array): what a catch-up sends as one frame, made

@@ -20,6 +20,8 @@ export interface RunRoutesOptions {
    * timeout, so the wait never reads as an idle connection to close).
    */
   heldHeartbeats?: { perIp: number; perToken: number; maxHoldMs?: number };
+  /** Bytes of events one readEvents page holds at most (at least one event); absent: no bound but the count. */
+  readPageBytes?: number;
   /** The client address a held heartbeat is counted under; absent: the connection's peer. */
   clientAddress?: (request: IncomingMessage) => string;
 }
@@ -67,7 +69,8 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
   });
 
   serve(app, 'readEvents', async ({ params, query, reply }) => {
-    const body = await runs.readEventsJson(params.id!, query.after ?? 0, query.limit ?? MAX_READ_LIMIT);
+    // A page of big events is cut short by its bytes: its `seq` tells the reader more is waiting.
+    const body = await runs.readEventsJson(params.id!, query.after ?? 0, query.limit ?? MAX_READ_LIMIT, options.readPageBytes);
     // Already JSON (the events' stored texts): sent as it is.
     void reply.type('application/json; charset=utf-8');
     return body;

@@ -145,8 +145,9 @@ export class RunService {
    * JSON text of the readEvents response (ReadEventsResponse), made from the
    * events' stored texts: a catch-up read parses and serializes no event.
    */
-  async readEventsJson(id: string, after: number, limit: number): Promise<string> {
-    const texts = await this.store.readEventTexts(id, after, limit);
+  /** A page of events as the readEvents route answers it; `maxBytes`: cut short past this many bytes of events (at least one). */
+  async readEventsJson(id: string, after: number, limit: number, maxBytes?: number): Promise<string> {
+    const texts = await this.store.readEventTexts(id, after, limit, maxBytes === undefined ? {} : { maxBytes });
     const run = await this.store.getRun(id);
     if (!run) throw runNotFound(id);
     return `{"events":[${texts.map((t) => t.json).join(',')}],"seq":${run.seq},"status":${JSON.stringify(run.status)}}`;

@@ -270,6 +270,25 @@ describe('limits', () => {
     expect(upload.status).toBe(201);
   });
 
+  it('a page of GET /runs/:id/events stops at readPageBytes, its seq saying more is waiting; a reader that follows gets every event once', async () => {
+    const { server: s } = await limitedServer({ readPageBytes: 4096 });
+    const run = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'big-events' } })).body;
+    const events = Array.from({ length: 10 }, (_, i) => ({ type: 'x.big', data: { i, text: 'a'.repeat(1500) } }));
+    expect((await call(s, 'POST', `/api/v1/runs/${run.id}/events`, { body: { events } })).status).toBe(200);
+    // Before: the whole default page (5,000 events) at once; of 1 MiB events, 600 were a 500 and half a GB held.
+    const first = await call(s, 'GET', `/api/v1/runs/${run.id}/events?after=0`);
+    expect(first.status).toBe(200);
+    expect(first.body.events.map((e: { seq: number }) => e.seq)).toEqual([1, 2]);
+    expect(first.body.seq).toBe(10);
+    const seen: number[] = [];
+    for (let after = 0; after < 10; ) {
+      const page = (await call(s, 'GET', `/api/v1/runs/${run.id}/events?after=${after}`)).body;
+      seen.push(...page.events.map((e: { seq: number }) => e.seq));
+      after = page.events.at(-1).seq;
+    }
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
   it('trustedProxies must be IP addresses: a host name would match no connection', () => {
     expect(() => loadConfig({ trustedProxies: ['proxy.internal'] }, {})).toThrow(/trustedProxies .*IP addresses/);
     expect(loadConfig({}, { RUNTRAIL_TRUSTED_PROXIES: '10.0.0.5, ::1' }).trustedProxies).toEqual(['10.0.0.5', '::1']);

@@ -37,6 +37,7 @@ import type {
   StoreReadiness,
   TokenRecord,
   WatchersAnnouncement,
+  ReadPageOptions,
 } from '../store.js';
 import { fence, notFound, planArtifact, runAlreadyExists, runHasChildren, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import {
@@ -215,6 +216,18 @@ const APPEND_SQL = `WITH inserted AS (
  */
 export const EVENTS_PAGE_SQL = `SELECT run_id, seq, type, body FROM events
   WHERE run_id = $1 AND seq > $2::bigint AND seq <= $2::bigint + $3::bigint ORDER BY seq LIMIT $3`;
+
+/**
+ * The same page, cut before the event that takes it past $4 bytes (the
+ * first is always taken): the sizes are summed in the database, so the
+ * bodies past the cut are never sent.
+ */
+export const EVENTS_PAGE_BYTES_SQL = `SELECT run_id, seq, type, body FROM (
+    SELECT run_id, seq, type, body, sum(octet_length(body)) OVER (ORDER BY seq) AS upto, row_number() OVER (ORDER BY seq) AS n
+    FROM events WHERE run_id = $1 AND seq > $2::bigint AND seq <= $2::bigint + $3::bigint ORDER BY seq LIMIT $3
+  ) page
+  WHERE upto <= $4::bigint OR n = 1
+  ORDER BY seq`;
 
 /** BIGINT columns hold epoch milliseconds and durations: numbers, not strings. */
 const types = {
@@ -874,12 +887,15 @@ export class PgRunStore implements SharedRunStore {
     return (await this.readEventRows(runId, after, limit)).map(rowToEvent);
   }
 
-  async readEventTexts(runId: string, after: number, limit: number): Promise<EventText[]> {
-    return (await this.readEventRows(runId, after, limit)).map(rowToEventText);
+  async readEventTexts(runId: string, after: number, limit: number, options: ReadPageOptions = {}): Promise<EventText[]> {
+    return (await this.readEventRows(runId, after, limit, options.maxBytes)).map(rowToEventText);
   }
 
-  private async readEventRows(runId: string, after: number, limit: number): Promise<EventRow[]> {
-    const { rows } = await this.query<EventRow>(EVENTS_PAGE_SQL, [runId, after, limit]);
+  private async readEventRows(runId: string, after: number, limit: number, maxBytes?: number): Promise<EventRow[]> {
+    const { rows } =
+      maxBytes === undefined
+        ? await this.query<EventRow>(EVENTS_PAGE_SQL, [runId, after, limit])
+        : await this.query<EventRow>(EVENTS_PAGE_BYTES_SQL, [runId, after, limit, maxBytes]);
     if (rows.length === 0) {
       const exists = await this.query(`SELECT 1 FROM runs WHERE id = $1`, [runId]);
       if (exists.rowCount === 0) throw notFound(runId);

@@ -34,6 +34,7 @@ import type {
   RunStore,
   StoreReadiness,
   TokenRecord,
+  ReadPageOptions,
 } from '../store.js';
 import { fence, planArtifact, runAlreadyExists, runHasChildren, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import {
@@ -578,8 +579,21 @@ export class SqliteRunStore implements RunStore {
     return this.read(() => this.readEventRows(runId, after, limit).map(rowToEvent));
   }
 
-  async readEventTexts(runId: string, after: number, limit: number): Promise<EventText[]> {
-    return this.read(() => this.readEventRows(runId, after, limit).map(rowToEventText));
+  async readEventTexts(runId: string, after: number, limit: number, options: ReadPageOptions = {}): Promise<EventText[]> {
+    const { maxBytes } = options;
+    if (maxBytes === undefined) return this.read(() => this.readEventRows(runId, after, limit).map(rowToEventText));
+    return this.read(() => {
+      // Row by row, stopping at the budget: reading the page whole first held every row it would then drop.
+      const texts: EventText[] = [];
+      let bytes = 0;
+      for (const row of this.stmt.readEvents.iterate(runId, after, limit) as IterableIterator<EventRow>) {
+        bytes += Buffer.byteLength(row.body);
+        if (texts.length > 0 && bytes > maxBytes) break;
+        texts.push(rowToEventText(row));
+      }
+      if (texts.length === 0) this.requireHead(runId);
+      return texts;
+    });
   }
 
   async readJoinedEventTexts(runId: string, after: number, limit: number, options: { compact?: boolean } = {}): Promise<JoinedEventTexts> {
