@@ -274,6 +274,23 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect((await store.listRuns({ label: 'a.b=v' })).runs).toEqual([]);
       });
 
+      it('matches a label filter of many pairs, repeated pairs and two values of one key the same in the list and its counts', async () => {
+        const both = await create({ name: 'labelled', labels: { team: 'ml', env: 'prod', ['__proto__']: 'p', 'k"1': 'v;=' } });
+        const one = await create({ name: 'labelled', labels: { team: 'ml' } });
+        const ids = async (label: string) => (await store.listRuns({ name: 'labelled', label })).runs.map((r) => r.id);
+        expect(await ids('team=ml')).toEqual([one.id, both.id]);
+        expect(await ids(Array.from({ length: 200 }, () => 'team=ml').join(','))).toEqual([one.id, both.id]);
+        expect(await ids('team=ml,env=prod,team=ml,env=prod')).toEqual([both.id]);
+        expect(await ids('__proto__=p,team=ml,k"1=v;=')).toEqual([both.id]);
+        // Many pairs that all match but the last: nothing (a filter a run must meet whole).
+        expect(await ids([...Array.from({ length: 150 }, () => 'team=ml'), 'env=dev'].join(','))).toEqual([]);
+        // One key, two values: no run has both.
+        expect(await ids('team=ml,team=web')).toEqual([]);
+        expect(await ids('team=ml,team=ml,env=prod,env=prod')).toEqual([both.id]);
+        expect((await store.countRuns({ name: 'labelled', label: 'team=ml,team=web' })).total).toBe(0);
+        expect((await store.countRuns({ name: 'labelled', label: 'team=ml,env=prod,team=ml' })).total).toBe(1);
+      });
+
       it('pages through runs with a cursor, with no overlap and no gap', async () => {
         const created: string[] = [];
         for (let i = 0; i < 7; i++) created.push((await create({ name: `r${i}` })).id);

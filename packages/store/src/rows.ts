@@ -289,3 +289,23 @@ export function runCountsOf(rows: readonly StatusCountRow[], stalled: number): R
   }
   return { total, byStatus, stalled };
 }
+
+/**
+ * The pairs of a label filter (parseLabelFilter's), each once: the same
+ * pair given again asks nothing more, and the stores match the pairs in
+ * one pass over a run's labels, counting distinct matches.
+ */
+export function distinctLabelPairs(pairs: ReadonlyArray<[string, string]>): Array<[string, string]> {
+  const seen = new Set<string>();
+  return pairs.filter((pair) => {
+    const key = JSON.stringify(pair);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** Whether two pairs name the same key with different values: no run has both, so the filter matches nothing. */
+export function labelPairsConflict(pairs: ReadonlyArray<[string, string]>): boolean {
+  return new Set(pairs.map(([key]) => key)).size < pairs.length;
+}

@@ -60,6 +60,8 @@ import {
   type RunHead,
   runCountsOf,
   type StatusCountRow,
+  distinctLabelPairs,
+  labelPairsConflict,
 } from '../rows.js';
 import { pendingMigrations, postgresDialect, type OnMigrating } from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions, type WrittenCheckpoint } from '../checkpoints.js';
@@ -512,9 +514,11 @@ export class PgRunStore implements SharedRunStore {
       // failureKindOf in SQL: the error's kind, or a running run stalled now.
       add((n) => `((${storedJsonb('error')})->>'kind' = $${n} OR ($${n} = 'stalled' AND status = 'running' AND stalled_at IS NOT NULL))`, query.errorKind);
     }
-    for (const [key, value] of parseLabelFilter(query.label)) {
-      add((n) => `labels @> jsonb_build_object($${n}::text, $${n + 1}::text)`, key, value);
-    }
+    const pairs = distinctLabelPairs(parseLabelFilter(query.label));
+    // One containment of all the pairs (a test per pair read each run's labels once per pair);
+    // two values of one key are in no run.
+    if (labelPairsConflict(pairs)) where.push('false');
+    else if (pairs.length > 0) add((n) => `labels @> $${n}::jsonb`, JSON.stringify(Object.fromEntries(pairs)));
     return { where, params };
   }
 

@@ -56,6 +56,7 @@ import {
   headOfRow,
   runCountsOf,
   type StatusCountRow,
+  distinctLabelPairs,
 } from '../rows.js';
 import { migrations, pendingMigrations, sqliteDialect, type OnMigrating } from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions } from '../checkpoints.js';
@@ -381,11 +382,16 @@ export class SqliteRunStore implements RunStore {
       where.push(`(json_extract(error, '$.kind') = ? OR (? = 'stalled' AND status = 'running' AND stalled_at IS NOT NULL))`);
       params.push(query.errorKind, query.errorKind);
     }
-    for (const [key, value] of parseLabelFilter(query.label)) {
+    const pairs = distinctLabelPairs(parseLabelFilter(query.label));
+    if (pairs.length > 0) {
       // Matched with json_each rather than a JSON path: a path cannot quote every
-      // key (one with a `"` silently matched nothing).
-      where.push(`EXISTS (SELECT 1 FROM json_each(labels) WHERE key = ? AND value = ?)`);
-      params.push(key, value);
+      // key (one with a `"` silently matched nothing). One pass over a run's labels
+      // for all the pairs: a json_each per pair made a filter of 250 pairs that
+      // matched nothing read 100,000 runs' labels 250 times each, and the server
+      // answered no one else for 3.8 s. A run's keys are distinct, so it matches
+      // when as many of its labels are in the list as the list has pairs.
+      where.push(`(SELECT count(*) FROM json_each(labels) WHERE (key, value) IN (VALUES ${pairs.map(() => '(?, ?)').join(', ')})) = ?`);
+      params.push(...pairs.flat(), pairs.length);
     }
     return { where, params };
   }
