@@ -291,6 +291,36 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect((await store.countRuns({ name: 'labelled', label: 'team=ml,env=prod,team=ml' })).total).toBe(1);
       });
 
+      it('cuts a page of runs short at maxBytes of their inputs and outputs, always taking the first, with a cursor to the rest', async () => {
+        const ids: string[] = [];
+        // Oldest first: a small input, four of about 1,000 bytes, then one of 3,000 (the newest).
+        ids.push((await create({ name: 'paged-bytes', input: { t: 's' } })).id);
+        for (let i = 0; i < 4; i++) ids.push((await create({ name: 'paged-bytes', input: { t: 'a'.repeat(1000) } })).id);
+        ids.push((await create({ name: 'paged-bytes', input: { t: 'b'.repeat(3000) } })).id);
+        const newest = [...ids].reverse();
+        const page = (cursor?: string, limit = 50) => store.listRuns({ name: 'paged-bytes', limit, ...(cursor ? { cursor } : {}) }, { maxBytes: 2500 });
+        const first = await page();
+        // Larger than the budget alone: taken, or a reader could never get past it.
+        expect(first.runs.map((r) => r.id)).toEqual(newest.slice(0, 1));
+        expect(first.nextCursor).toBe(newest[0]);
+        const second = await page(first.nextCursor!);
+        expect(second.runs.map((r) => r.id)).toEqual(newest.slice(1, 3));
+        expect(second.runs[0]!.input).toEqual({ t: 'a'.repeat(1000) });
+        const seen = [...first.runs, ...second.runs].map((r) => r.id);
+        for (let cursor = second.nextCursor; cursor; ) {
+          const next = await page(cursor);
+          seen.push(...next.runs.map((r) => r.id));
+          cursor = next.nextCursor;
+        }
+        expect(seen).toEqual(newest);
+        // The count still bounds it, with its cursor.
+        const counted = await page(newest[2], 1);
+        expect(counted.runs.map((r) => r.id)).toEqual([newest[3]]);
+        expect(counted.nextCursor).toBe(newest[3]);
+        expect((await store.listRuns({ name: 'paged-bytes' }, { maxBytes: 1_000_000 })).runs.map((r) => r.id)).toEqual(newest);
+        expect((await store.listRuns({ name: 'paged-bytes' }, { maxBytes: 1_000_000 })).nextCursor).toBeNull();
+      });
+
       it('pages through runs with a cursor, with no overlap and no gap', async () => {
         const created: string[] = [];
         for (let i = 0; i < 7; i++) created.push((await create({ name: `r${i}` })).id);

@@ -309,3 +309,8 @@ export function distinctLabelPairs(pairs: ReadonlyArray<[string, string]>): Arra
 export function labelPairsConflict(pairs: ReadonlyArray<[string, string]>): boolean {
   return new Set(pairs.map(([key]) => key)).size < pairs.length;
 }
+
+/** The bytes of a run row that a list page is bounded by (ReadPageOptions): its input, output and error, the parts that can be large. */
+export function runRowBytes(row: { input: string | null; output: string | null; error: string | null }): number {
+  return (row.input === null ? 0 : Buffer.byteLength(row.input)) + (row.output === null ? 0 : Buffer.byteLength(row.output)) + (row.error === null ? 0 : Buffer.byteLength(row.error));
+}

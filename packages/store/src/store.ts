@@ -28,14 +28,15 @@ import type { EventText, JoinedEventTexts } from './event-text.js';
  * - at most one terminal event per run, enforced by the database.
  * - a failed call changes nothing.
  */
-/** How far one page of events may go besides its count. */
+/** How far one page (of events, of runs) may go besides its count. */
 export interface ReadPageOptions {
   /**
-   * Stop before the event whose stored text would take the page past this
-   * many bytes (the first event is always taken, however large): a page of
-   * 5,000 events of 1 MiB each was 5 GB to hold at once, more than a
-   * string can be, and the read failed. A page cut short is one the reader
-   * asks again after.
+   * Stop before the event whose stored text, or the run whose input,
+   * output and error, would take the page past this many bytes (the first
+   * is always taken, however large): a page of 5,000 events of 1 MiB each
+   * was 5 GB to hold at once, more than a string can be, and the read
+   * failed; a list of 200 runs with 1 MB inputs, 200 MB. A page cut short
+   * is one the reader asks again after (a list's nextCursor says so).
    */
   maxBytes?: number;
 }
@@ -45,7 +46,7 @@ export interface RunStore {
 
   createRun(record: NewRunRecord): Promise<{ run: Run; created: boolean }>;
   getRun(id: string): Promise<Run | null>;
-  listRuns(query: ListRunsQuery): Promise<ListRunsResponse>;
+  listRuns(query: ListRunsQuery, options?: ReadPageOptions): Promise<ListRunsResponse>;
   deleteRun(id: string): Promise<void>;
 
   append(runId: string, events: EventInput[], options: AppendOptions): Promise<AppendResult>;

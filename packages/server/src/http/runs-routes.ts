@@ -20,7 +20,10 @@ export interface RunRoutesOptions {
    * timeout, so the wait never reads as an idle connection to close).
    */
   heldHeartbeats?: { perIp: number; perToken: number; maxHoldMs?: number };
-  /** Bytes of events one readEvents page holds at most (at least one event); absent: no bound but the count. */
+  /**
+   * Bytes one page holds at most: of events (readEvents), of runs' inputs, outputs and errors
+   * (listRuns); at least one of either. Absent: no bound but the count.
+   */
   readPageBytes?: number;
   /** The client address a held heartbeat is counted under; absent: the connection's peer. */
   clientAddress?: (request: IncomingMessage) => string;
@@ -37,7 +40,8 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
     return run;
   });
 
-  serve(app, 'listRuns', async ({ query }) => runs.list(query));
+  // A page of runs with large inputs is cut short by its bytes, with a nextCursor to the rest.
+  serve(app, 'listRuns', async ({ query }) => runs.list(query, options.readPageBytes));
   serve(app, 'countRuns', async ({ query }) => runs.count(query));
   serve(app, 'getRun', async ({ params }) => runs.get(params.id!));
 

@@ -131,8 +131,9 @@ export class RunService {
     return this.hub.subscribeRuns(listener);
   }
 
-  list(query: ListRunsQuery): Promise<ListRunsResponse> {
-    return this.store.listRuns(query);
+  /** A page of runs; `maxBytes`: cut short past this many bytes of their inputs, outputs and errors (at least one run), with a nextCursor. */
+  list(query: ListRunsQuery, maxBytes?: number): Promise<ListRunsResponse> {
+    return this.store.listRuns(query, maxBytes === undefined ? {} : { maxBytes });
   }
 
   /** How many runs match a list's filter, by status, over every page. */

@@ -289,6 +289,23 @@ describe('limits', () => {
     expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   });
 
+  it('a page of GET /runs stops at readPageBytes of the runs\' inputs, its nextCursor leading to the rest', async () => {
+    const { server: s } = await limitedServer({ readPageBytes: 4096 });
+    const created: string[] = [];
+    for (let i = 0; i < 6; i++) created.push((await call(s, 'POST', '/api/v1/runs', { body: { name: 'big-input', input: { text: 'i'.repeat(1500) } } })).body.id);
+    // Before: the whole page whatever its size; 200 runs of 1 MB inputs were 200 MB to build and send, per request.
+    const first = (await call(s, 'GET', '/api/v1/runs?name=big-input&limit=200')).body;
+    expect(first.runs).toHaveLength(2);
+    expect(first.nextCursor).toBe(first.runs[1].id);
+    const seen: string[] = first.runs.map((r: { id: string }) => r.id);
+    for (let cursor = first.nextCursor; cursor; ) {
+      const page = (await call(s, 'GET', `/api/v1/runs?name=big-input&limit=200&cursor=${cursor}`)).body;
+      seen.push(...page.runs.map((r: { id: string }) => r.id));
+      cursor = page.nextCursor;
+    }
+    expect(seen).toEqual([...created].reverse());
+  });
+
   it('trustedProxies must be IP addresses: a host name would match no connection', () => {
     expect(() => loadConfig({ trustedProxies: ['proxy.internal'] }, {})).toThrow(/trustedProxies .*IP addresses/);
     expect(loadConfig({}, { RUNTRAIL_TRUSTED_PROXIES: '10.0.0.5, ::1' }).trustedProxies).toEqual(['10.0.0.5', '::1']);

@@ -466,7 +466,7 @@ export class PgRunStore implements SharedRunStore {
     return (await this.runsOf(rows))[0] ?? null;
   }
 
-  async listRuns(query: ListRunsQuery): Promise<ListRunsResponse> {
+  async listRuns(query: ListRunsQuery, options: ReadPageOptions = {}): Promise<ListRunsResponse> {
     const { where, params } = this.filterClauses(query);
     if (query.cursor) {
       params.push(query.cursor);
@@ -475,10 +475,23 @@ export class PgRunStore implements SharedRunStore {
     const limit = Math.min(query.limit ?? 50, MAX_LIST_LIMIT);
     params.push(limit + 1);
     // ids are UUIDv7: ordering by id is ordering by creation time.
-    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${params.length}`;
-    const { rows } = await this.query<RunRow>(sql, params);
-    const page = rows.slice(0, limit);
-    return { runs: await this.runsOf(page), nextCursor: rows.length > limit ? page[page.length - 1]!.id : null };
+    const whereSql = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    let sql = `SELECT * FROM runs ${whereSql} ORDER BY id DESC LIMIT $${params.length}`;
+    if (options.maxBytes !== undefined) {
+      // Cut by bytes in the database (runRowBytes in SQL), so the runs past the cut are never sent;
+      // the run that crosses the budget (or the second, when the first alone does) comes along, as the
+      // one past the limit does, to say more is waiting.
+      params.push(options.maxBytes);
+      const bytes = 'coalesce(octet_length(input), 0) + coalesce(octet_length(output), 0) + coalesce(octet_length(error), 0)';
+      sql = `SELECT * FROM (
+          SELECT *, ${bytes} AS row_bytes, sum(${bytes}) OVER (ORDER BY id DESC) AS page_bytes, row_number() OVER (ORDER BY id DESC) AS page_row
+          FROM runs ${whereSql} ORDER BY id DESC LIMIT $${params.length - 1}
+        ) page WHERE page_row <= 2 OR page_bytes - row_bytes <= $${params.length}::bigint ORDER BY id DESC`;
+    }
+    const { rows } = await this.query<RunRow & { page_bytes?: number }>(sql, params);
+    const maxBytes = options.maxBytes ?? Infinity;
+    const page = rows.filter((row, i) => i === 0 || (row.page_bytes ?? 0) <= maxBytes).slice(0, limit);
+    return { runs: await this.runsOf(page), nextCursor: rows.length > page.length ? page[page.length - 1]!.id : null };
   }
 
   async countRuns(filter: RunsFilter): Promise<RunCounts> {

@@ -57,6 +57,7 @@ import {
   runCountsOf,
   type StatusCountRow,
   distinctLabelPairs,
+  runRowBytes,
 } from '../rows.js';
 import { migrations, pendingMigrations, sqliteDialect, type OnMigrating } from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions } from '../checkpoints.js';
@@ -325,7 +326,7 @@ export class SqliteRunStore implements RunStore {
     });
   }
 
-  async listRuns(query: ListRunsQuery): Promise<ListRunsResponse> {
+  async listRuns(query: ListRunsQuery, options: ReadPageOptions = {}): Promise<ListRunsResponse> {
     const { where, params } = this.filterClauses(query);
     if (query.cursor) {
       where.push('id < ?');
@@ -334,11 +335,21 @@ export class SqliteRunStore implements RunStore {
     const limit = Math.min(query.limit ?? 50, MAX_LIST_LIMIT);
     // ids are UUIDv7: ordering by id is ordering by creation time.
     const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
-    const rows = this.read(() => this.db.prepare(sql).all(...params, limit + 1) as RunRow[]);
-    const page = rows.slice(0, limit);
+    const maxBytes = options.maxBytes ?? Infinity;
+    // Row by row, so a page cut by its bytes never holds the rows after the cut.
+    const { page, more } = this.read(() => {
+      const taken: RunRow[] = [];
+      let bytes = 0;
+      for (const row of this.db.prepare(sql).iterate(...params, limit + 1) as IterableIterator<RunRow>) {
+        bytes += runRowBytes(row);
+        if (taken.length === limit || (taken.length > 0 && bytes > maxBytes)) return { page: taken, more: true };
+        taken.push(row);
+      }
+      return { page: taken, more: false };
+    });
     return {
       runs: page.map((r) => this.toRun(r)),
-      nextCursor: rows.length > limit ? page[page.length - 1]!.id : null,
+      nextCursor: more ? page[page.length - 1]!.id : null,
     };
   }
 
