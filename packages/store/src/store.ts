@@ -236,6 +236,7 @@ export interface ClaimOptions {
   perName?: ReadonlyMap<string, number> | undefined;
 }
 
+/** Runs due for the reaper, without their inputs (each reads as null: the reaper never needs one). */
 export interface DueRuns {
   /** Running runs whose lease lapsed. */
   expired: Run[];

@@ -62,6 +62,7 @@ import {
   type StatusCountRow,
   distinctLabelPairs,
   labelPairsConflict,
+  RUN_COLUMNS_WITHOUT_INPUT,
 } from '../rows.js';
 import { pendingMigrations, postgresDialect, type OnMigrating } from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions, type WrittenCheckpoint } from '../checkpoints.js';
@@ -983,12 +984,12 @@ export class PgRunStore implements SharedRunStore {
   async findDue(now: number, limit: number): Promise<DueRuns> {
     const rows = async (sql: string) => this.runsOf((await this.query<RunRow>(sql, [now, limit])).rows);
     const [expired, overdue, stalled, phaseOverdue] = await Promise.all([
-      rows(`SELECT * FROM runs WHERE status = 'running' AND lease_expires_at < $1 ORDER BY id LIMIT $2`),
-      rows(`SELECT * FROM runs WHERE status = 'running' AND timeout_ms IS NOT NULL AND started_at + timeout_ms < $1 ORDER BY id LIMIT $2`),
-      rows(`SELECT * FROM runs WHERE status = 'running' AND stall_timeout_ms IS NOT NULL AND stalled_at IS NULL
+      rows(`SELECT ${RUN_COLUMNS_WITHOUT_INPUT} FROM runs WHERE status = 'running' AND lease_expires_at < $1 ORDER BY id LIMIT $2`),
+      rows(`SELECT ${RUN_COLUMNS_WITHOUT_INPUT} FROM runs WHERE status = 'running' AND timeout_ms IS NOT NULL AND started_at + timeout_ms < $1 ORDER BY id LIMIT $2`),
+      rows(`SELECT ${RUN_COLUMNS_WITHOUT_INPUT} FROM runs WHERE status = 'running' AND stall_timeout_ms IS NOT NULL AND stalled_at IS NULL
         AND COALESCE(last_progress_at, started_at) + stall_timeout_ms < $1 ORDER BY id LIMIT $2`),
       // Phases live in the snapshot checkpoint, which every phase change writes (RunHeads); only running runs are scanned, and few run at once.
-      rows(`SELECT * FROM runs WHERE status = 'running' AND EXISTS (
+      rows(`SELECT ${RUN_COLUMNS_WITHOUT_INPUT} FROM runs WHERE status = 'running' AND EXISTS (
         SELECT 1 FROM run_checkpoints c, jsonb_array_elements(${storedJsonb('c.snapshot')} -> 'phases') p
         WHERE c.run_id = runs.id AND p->>'status' = 'started' AND jsonb_typeof(p->'timeoutMs') = 'number'
           AND (p->>'startedAt')::float8 + (p->>'timeoutMs')::float8 < $1)

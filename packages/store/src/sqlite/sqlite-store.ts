@@ -58,6 +58,7 @@ import {
   type StatusCountRow,
   distinctLabelPairs,
   runRowBytes,
+  RUN_COLUMNS_WITHOUT_INPUT,
 } from '../rows.js';
 import { migrations, pendingMigrations, sqliteDialect, type OnMigrating } from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions } from '../checkpoints.js';
@@ -228,13 +229,13 @@ export class SqliteRunStore implements RunStore {
       claim: db.prepare(`UPDATE runs SET status = 'running', started_at = @now, owner = @owner,
         owner_node = @owner_node, owner_kind = @owner_kind, lease_expires_at = @now + lease_ttl_ms,
         heartbeat_at = @now WHERE id = @id AND status = 'queued'`),
-      expired: db.prepare(`SELECT * FROM runs WHERE status = 'running' AND lease_expires_at < ? ORDER BY id LIMIT ?`),
-      overdue: db.prepare(`SELECT * FROM runs WHERE status = 'running' AND timeout_ms IS NOT NULL
+      expired: db.prepare(`SELECT ${RUN_COLUMNS_WITHOUT_INPUT} FROM runs WHERE status = 'running' AND lease_expires_at < ? ORDER BY id LIMIT ?`),
+      overdue: db.prepare(`SELECT ${RUN_COLUMNS_WITHOUT_INPUT} FROM runs WHERE status = 'running' AND timeout_ms IS NOT NULL
         AND started_at + timeout_ms < ? ORDER BY id LIMIT ?`),
-      stalled: db.prepare(`SELECT * FROM runs WHERE status = 'running' AND stall_timeout_ms IS NOT NULL
+      stalled: db.prepare(`SELECT ${RUN_COLUMNS_WITHOUT_INPUT} FROM runs WHERE status = 'running' AND stall_timeout_ms IS NOT NULL
         AND stalled_at IS NULL AND COALESCE(last_progress_at, started_at) + stall_timeout_ms < ? ORDER BY id LIMIT ?`),
       // Phases live in the snapshot checkpoint, which every phase change writes (RunHeads); only running runs are scanned, and few run at once.
-      phaseOverdue: db.prepare(`SELECT * FROM runs WHERE status = 'running' AND EXISTS (
+      phaseOverdue: db.prepare(`SELECT ${RUN_COLUMNS_WITHOUT_INPUT} FROM runs WHERE status = 'running' AND EXISTS (
         SELECT 1 FROM run_checkpoints c, json_each(c.snapshot, '$.phases') p
         WHERE c.run_id = runs.id AND json_extract(p.value, '$.status') = 'started' AND json_extract(p.value, '$.timeoutMs') IS NOT NULL
           AND json_extract(p.value, '$.startedAt') + json_extract(p.value, '$.timeoutMs') < ?)
