@@ -180,7 +180,7 @@ const declared = {
   ),
   maxBodyBytesPerIp: value(
     int(1024).default(64 * 1024 * 1024),
-    'bytes of JSON request bodies one client address may have on their way in at once (each is held in memory until whole); a body past it gets 429; artifact uploads stream to disk and are not counted',
+    'bytes of JSON request bodies one client address may have on their way in at once (each is held in memory until whole); a body past it gets 429; artifact uploads stream to disk and are not counted; at least bodyLimitBytes',
   ),
   trustedProxies: ipList(
     "addresses (IP literals) of reverse proxies in front of the server: a connection from one is counted under the client its X-Forwarded-For names (the per-address limits), not under the proxy's",
@@ -278,11 +278,17 @@ function editDistance(a: string, b: string): number {
  * explicit options (CLI flags) > RUNTRAIL_* environment > config file > defaults.
  * Nothing else in the server reads process.env.
  */
-export const ServerConfig = z.strictObject(
-  Object.fromEntries(configKeys.map((key) => [key, settings[key].schema])) as {
-    [K in ConfigKey]: Declared[K]['schema'];
-  },
-);
+export const ServerConfig = z
+  .strictObject(
+    Object.fromEntries(configKeys.map((key) => [key, settings[key].schema])) as {
+      [K in ConfigKey]: Declared[K]['schema'];
+    },
+  )
+  // The largest body one request may send must fit an address's budget, or it would get 429, be retried, and never fit.
+  .refine((config) => config.maxBodyBytesPerIp >= config.bodyLimitBytes, {
+    path: ['maxBodyBytesPerIp'],
+    error: 'must be at least bodyLimitBytes (one largest request must fit)',
+  });
 export type ServerConfig = z.infer<typeof ServerConfig>;
 export type ServerConfigInput = z.input<typeof ServerConfig>;
 

@@ -23,6 +23,9 @@ export function limitBodyBytesPerAddress(
   http.addHook('preParsing', (request, reply, payload, done) => {
     const route = request.routeOptions.config.routeName;
     if (route !== undefined && RAW_BODY_ROUTES.has(route)) return done(null, payload);
+    // No body (a GET, a DELETE): nothing to count, and no stream to put in its way.
+    const { 'content-length': length, 'transfer-encoding': chunked } = request.headers;
+    if (chunked === undefined && (length === undefined || length === '0')) return done(null, payload);
     const address = options.clientAddress(request.raw);
     let counted = 0;
     const release = (): void => {

@@ -237,7 +237,7 @@ describe('limits', () => {
   });
 
   it('JSON bodies of one client address past maxBodyBytesPerIp at once: 429 naming the setting; an artifact upload larger than it streams through', async () => {
-    const { server: s } = await limitedServer({ maxBodyBytesPerIp: 64 * 1024 });
+    const { server: s } = await limitedServer({ maxBodyBytesPerIp: 64 * 1024, bodyLimitBytes: 64 * 1024 });
     const port = Number(new URL(s.url).port);
     // Two bodies of 50 KiB, each held back short of its last bytes (as a client sending one byte a minute would):
     // 80 KiB of them are on their way in at once.
@@ -304,6 +304,11 @@ describe('limits', () => {
       cursor = page.nextCursor;
     }
     expect(seen).toEqual([...created].reverse());
+  });
+
+  it('maxBodyBytesPerIp below bodyLimitBytes is refused at start, naming both: the largest request would be refused for ever', () => {
+    expect(() => loadConfig({ maxBodyBytesPerIp: 4096, bodyLimitBytes: 8192 }, {})).toThrow(/maxBodyBytesPerIp .*at least bodyLimitBytes/);
+    expect(loadConfig({ maxBodyBytesPerIp: 8192, bodyLimitBytes: 8192 }, {}).maxBodyBytesPerIp).toBe(8192);
   });
 
   it('trustedProxies must be IP addresses: a host name would match no connection', () => {
