@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import { uuidv7 } from 'uuidv7';
@@ -19,7 +20,7 @@ import { registerStatic } from './http/static.js';
 import { Reaper } from './leases/reaper.js';
 import { registerOutputLogRoute } from './runs/output-log.js';
 import { RunService } from './runs/run-service.js';
-import { BrowserGuard, RateLimiter, TokenService, installAuth, registerTokenRoutes } from './security/index.js';
+import { BrowserGuard, RateLimiter, TokenService, clientAddress, installAuth, limitBodyBytesPerAddress, limitConnectionsPerAddress, plainAddress, registerTokenRoutes } from './security/index.js';
 import { StreamServer } from './stream/index.js';
 
 /** The version of @runtrail/server (in the OpenAPI document). */
@@ -119,6 +120,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       void (reply as FastifyReply).status(mapped.status).send(mapped.toBody());
     },
   });
+  const trustedProxies = new Set(config.trustedProxies.map((address) => plainAddress(address)!));
+  const addressOf = (request: IncomingMessage): string => clientAddress(request, trustedProxies);
+  limitConnectionsPerAddress(http, { max: config.maxHttpConnectionsPerIp, trustedProxies, log: http.log });
+  limitBodyBytesPerAddress(http, { max: config.maxBodyBytesPerIp, clientAddress: addressOf });
   const now = deps.now ?? Date.now;
   const hub = new Hub((err) => http.log.error({ err }, 'a stream watcher failed during a hub flush'));
   const metrics = new ServerMetrics();
@@ -200,11 +205,13 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerRunRoutes(http, runs, {
     requireHandler: (name, input) => executor.requireHandler(name, input),
     limits: config,
+    readPageBytes: config.readPageBytes,
     heldHeartbeats: {
       perIp: config.maxConnectionsPerIp,
       perToken: config.maxConnectionsPerToken,
       maxHoldMs: Math.floor(config.connectionIdleTimeoutMs / 2),
     },
+    clientAddress: addressOf,
     appendRate: new RateLimiter(
       config.appendEventsPerSecond,
       Math.max(2 * config.appendEventsPerSecond, config.maxEventsPerBatch),
@@ -226,6 +233,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     guard,
     now,
     limits: config,
+    clientAddress: addressOf,
   });
   registerMetrics(http, metrics, { hub, stream, store, executor, concurrency: config.concurrency, heldHeartbeats: () => runs.heldHeartbeats });
   logRunLifecycle(http.log, hub);

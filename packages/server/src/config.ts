@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
@@ -73,6 +74,12 @@ export const list = (fallback: string[], description: string, options: SettingOp
     description,
     options,
   );
+
+/** A list of IP addresses (none by default): a host name would never equal a connection's peer, and so silently match nothing. */
+const ipList = (description: string) => {
+  const base = list([], description);
+  return { ...base, schema: base.schema.refine((all) => all.every((one) => isIP(one) !== 0), 'IP addresses, comma-separated (not host names)') };
+};
 
 /**
  * A whole number in [min, max]; strings from flags and env are read only
@@ -158,11 +165,26 @@ const declared = {
   maxMetaBytes: value(int(64).default(MAX_META_BYTES), "bytes of a meta event's data as JSON; more gets 413"),
   maxInputBytes: value(int(64).default(1024 * 1024), "bytes of a run's input as JSON; more gets 413"),
   maxLabelsBytes: value(int(64).default(16 * 1024), "bytes of a run's labels as JSON (also at most 50 labels); more gets 413"),
+  readPageBytes: value(
+    int(1024).default(8 * 1024 * 1024),
+    "bytes one page of GET /runs/:id/events (events) or GET /runs (runs' inputs, outputs and errors) holds at most, at least one however large; a page cut short says more is waiting (the events' seq, the list's nextCursor)",
+  ),
   maxSubscriptionsPerConnection: value(int(1).default(1000), 'subscriptions one WebSocket may hold; more get an error frame'),
   maxConnectionsPerToken: value(int(1).default(1024), 'open stream connections (WebSocket + SSE) one token may hold; more get 429 / close 4429 (held heartbeats alike, apart)'),
   maxConnectionsPerIp: value(int(1).default(1024), 'open stream connections one client address may hold; more get 429 / close 4429 (heartbeats held open, ?waitMs=, are counted apart against the same number: more are answered at once)'),
   appendEventsPerSecond: value(int(1).default(20_000), 'events per second one run accepts over HTTP (bursts of twice that); more get 429 with Retry-After'),
   wsMessagesPerSecond: value(int(1).default(100), 'messages per second one WebSocket may send (bursts of twice that); more: close 4429'),
+  maxHttpConnectionsPerIp: value(
+    int(1).default(4096),
+    'TCP connections one client address may hold open at once (requests being sent, idle keep-alive, streams); one more is answered 429 and closed; connections from trustedProxies are not counted here',
+  ),
+  maxBodyBytesPerIp: value(
+    int(1024).default(64 * 1024 * 1024),
+    'bytes of JSON request bodies one client address may have on their way in at once (each is held in memory until whole); a body past it gets 429; artifact uploads stream to disk and are not counted; at least bodyLimitBytes',
+  ),
+  trustedProxies: ipList(
+    "addresses (IP literals) of reverse proxies in front of the server: a connection from one is counted under the client its X-Forwarded-For names (the per-address limits), not under the proxy's",
+  ),
   connectionIdleTimeoutMs: value(
     int(1000).default(120_000),
     'an HTTP connection that sends and receives nothing for this long is closed (one that never sends a request too); held heartbeats answer within half of it; WebSocket and SSE streams keep their own pings',
@@ -256,11 +278,17 @@ function editDistance(a: string, b: string): number {
  * explicit options (CLI flags) > RUNTRAIL_* environment > config file > defaults.
  * Nothing else in the server reads process.env.
  */
-export const ServerConfig = z.strictObject(
-  Object.fromEntries(configKeys.map((key) => [key, settings[key].schema])) as {
-    [K in ConfigKey]: Declared[K]['schema'];
-  },
-);
+export const ServerConfig = z
+  .strictObject(
+    Object.fromEntries(configKeys.map((key) => [key, settings[key].schema])) as {
+      [K in ConfigKey]: Declared[K]['schema'];
+    },
+  )
+  // The largest body one request may send must fit an address's budget, or it would get 429, be retried, and never fit.
+  .refine((config) => config.maxBodyBytesPerIp >= config.bodyLimitBytes, {
+    path: ['maxBodyBytesPerIp'],
+    error: 'must be at least bodyLimitBytes (one largest request must fit)',
+  });
 export type ServerConfig = z.infer<typeof ServerConfig>;
 export type ServerConfigInput = z.input<typeof ServerConfig>;
 

@@ -274,6 +274,53 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect((await store.listRuns({ label: 'a.b=v' })).runs).toEqual([]);
       });
 
+      it('matches a label filter of many pairs, repeated pairs and two values of one key the same in the list and its counts', async () => {
+        const both = await create({ name: 'labelled', labels: { team: 'ml', env: 'prod', ['__proto__']: 'p', 'k"1': 'v;=' } });
+        const one = await create({ name: 'labelled', labels: { team: 'ml' } });
+        const ids = async (label: string) => (await store.listRuns({ name: 'labelled', label })).runs.map((r) => r.id);
+        expect(await ids('team=ml')).toEqual([one.id, both.id]);
+        expect(await ids(Array.from({ length: 200 }, () => 'team=ml').join(','))).toEqual([one.id, both.id]);
+        expect(await ids('team=ml,env=prod,team=ml,env=prod')).toEqual([both.id]);
+        expect(await ids('__proto__=p,team=ml,k"1=v;=')).toEqual([both.id]);
+        // Many pairs that all match but the last: nothing (a filter a run must meet whole).
+        expect(await ids([...Array.from({ length: 150 }, () => 'team=ml'), 'env=dev'].join(','))).toEqual([]);
+        // One key, two values: no run has both.
+        expect(await ids('team=ml,team=web')).toEqual([]);
+        expect(await ids('team=ml,team=ml,env=prod,env=prod')).toEqual([both.id]);
+        expect((await store.countRuns({ name: 'labelled', label: 'team=ml,team=web' })).total).toBe(0);
+        expect((await store.countRuns({ name: 'labelled', label: 'team=ml,env=prod,team=ml' })).total).toBe(1);
+      });
+
+      it('cuts a page of runs short at maxBytes of their inputs and outputs, always taking the first, with a cursor to the rest', async () => {
+        const ids: string[] = [];
+        // Oldest first: a small input, four of about 1,000 bytes, then one of 3,000 (the newest).
+        ids.push((await create({ name: 'paged-bytes', input: { t: 's' } })).id);
+        for (let i = 0; i < 4; i++) ids.push((await create({ name: 'paged-bytes', input: { t: 'a'.repeat(1000) } })).id);
+        ids.push((await create({ name: 'paged-bytes', input: { t: 'b'.repeat(3000) } })).id);
+        const newest = [...ids].reverse();
+        const page = (cursor?: string, limit = 50) => store.listRuns({ name: 'paged-bytes', limit, ...(cursor ? { cursor } : {}) }, { maxBytes: 2500 });
+        const first = await page();
+        // Larger than the budget alone: taken, or a reader could never get past it.
+        expect(first.runs.map((r) => r.id)).toEqual(newest.slice(0, 1));
+        expect(first.nextCursor).toBe(newest[0]);
+        const second = await page(first.nextCursor!);
+        expect(second.runs.map((r) => r.id)).toEqual(newest.slice(1, 3));
+        expect(second.runs[0]!.input).toEqual({ t: 'a'.repeat(1000) });
+        const seen = [...first.runs, ...second.runs].map((r) => r.id);
+        for (let cursor = second.nextCursor; cursor; ) {
+          const next = await page(cursor);
+          seen.push(...next.runs.map((r) => r.id));
+          cursor = next.nextCursor;
+        }
+        expect(seen).toEqual(newest);
+        // The count still bounds it, with its cursor.
+        const counted = await page(newest[2], 1);
+        expect(counted.runs.map((r) => r.id)).toEqual([newest[3]]);
+        expect(counted.nextCursor).toBe(newest[3]);
+        expect((await store.listRuns({ name: 'paged-bytes' }, { maxBytes: 1_000_000 })).runs.map((r) => r.id)).toEqual(newest);
+        expect((await store.listRuns({ name: 'paged-bytes' }, { maxBytes: 1_000_000 })).nextCursor).toBeNull();
+      });
+
       it('pages through runs with a cursor, with no overlap and no gap', async () => {
         const created: string[] = [];
         for (let i = 0; i < 7; i++) created.push((await create({ name: `r${i}` })).id);
@@ -341,6 +388,26 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect(await store.readEvents(run.id, Number.MAX_SAFE_INTEGER, 100)).toEqual([]);
         expect(await store.readEventTexts(run.id, 2 ** 31, 100)).toEqual([]);
         expect(await store.readEvents((await create()).id, 0, 100)).toEqual([]);
+      });
+
+      it('cuts a page of event texts short at maxBytes, always taking its first event, however large', async () => {
+        const run = await create();
+        // Five events of about 1,050 bytes each.
+        await store.append(run.id, Array.from({ length: 5 }, (_, i) => ({ type: 'x.big', data: { i, text: 'a'.repeat(1000) } })), { now: T0 });
+        const seqs = async (after: number, limit: number, maxBytes: number) => (await store.readEventTexts(run.id, after, limit, { maxBytes })).map((t) => t.seq);
+        expect(await seqs(0, 100, 2500)).toEqual([1, 2]);
+        expect(await seqs(3, 100, 2500)).toEqual([4, 5]);
+        expect(await seqs(0, 1, 2500)).toEqual([1]);
+        // Larger than the budget on its own: taken, or a reader could never get past it.
+        expect(await seqs(1, 100, 10)).toEqual([2]);
+        expect(await seqs(0, 100, 1_000_000)).toEqual([1, 2, 3, 4, 5]);
+        expect(await seqs(5, 100, 2500)).toEqual([]);
+        expect(await seqs(2 ** 31, 100, 2500)).toEqual([]);
+        // The texts are those of the whole page, byte for byte.
+        expect((await store.readEventTexts(run.id, 0, 100, { maxBytes: 2500 })).map((t) => t.json)).toEqual(
+          (await store.readEventTexts(run.id, 0, 2)).map((t) => t.json),
+        );
+        await expectError(store.readEventTexts(uuidv7(), 0, 10, { maxBytes: 2500 }), 'run_not_found');
       });
 
       it('keeps extension events and their data untouched', async () => {
@@ -801,6 +868,20 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         for (const r of [leased, timed, stalling]) await store.append(r.id, [{ type: 'run.succeeded', data: {} }], { now: T0 + 13_000 });
         expect(await ids(T0 + 1e9)).toEqual({ expired: [], overdue: [], stalled: [] });
         expect((await store.findDue(T0 + 1e9, 100)).expired).toEqual([]);
+      });
+
+      it('finds due runs without their inputs, which reads of the run still give whole', async () => {
+        const input = { prompt: 'p'.repeat(20_000) };
+        const leased = await create({ name: 'leased-big', leaseTtlMs: 1000, timeoutMs: 2000, stallTimeoutMs: 1500, input });
+        const due = await store.findDue(T0 + 5000, 100);
+        for (const kind of ['expired', 'overdue', 'stalled'] as const) {
+          const found = due[kind].find((r) => r.id === leased.id);
+          expect(found, kind).toBeDefined();
+          // Before: every sweep read and parsed each due run's input, never used (200 runs of 1 MiB: 200 MB a sweep).
+          expect(found!.input, kind).toBeNull();
+          expect(found!.leaseExpiresAt, kind).toBe(leased.leaseExpiresAt);
+        }
+        expect((await store.getRun(leased.id))!.input).toEqual(input);
       });
 
       it('finds the unfinished runs an owner node holds, by kind', async () => {

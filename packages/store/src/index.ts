@@ -16,6 +16,7 @@ export type {
   RunBundle,
   HandlersAnnouncement,
   NodeHandlers,
+  ReadPageOptions,
 } from './store.js';
 export { isSharedStore } from './store.js';
 export { compactEventJson, eventJson, eventTextOf, type EventText, type JoinedEventTexts } from './event-text.js';

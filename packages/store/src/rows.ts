@@ -311,3 +311,39 @@ export function nodeHandlersOf(r: NodeHandlersRow): NodeHandlers {
     url: r.url,
   };
 }
+
+/**
+ * The pairs of a label filter (parseLabelFilter's), each once: the same
+ * pair given again asks nothing more, and the stores match the pairs in
+ * one pass over a run's labels, counting distinct matches.
+ */
+export function distinctLabelPairs(pairs: ReadonlyArray<[string, string]>): Array<[string, string]> {
+  const seen = new Set<string>();
+  return pairs.filter((pair) => {
+    const key = JSON.stringify(pair);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** Whether two pairs name the same key with different values: no run has both, so the filter matches nothing. */
+export function labelPairsConflict(pairs: ReadonlyArray<[string, string]>): boolean {
+  return new Set(pairs.map(([key]) => key)).size < pairs.length;
+}
+
+/** The bytes of a run row that a list page is bounded by (ReadPageOptions): its input, output and error, the parts that can be large. */
+export function runRowBytes(row: { input: string | null; output: string | null; error: string | null }): number {
+  return (row.input === null ? 0 : Buffer.byteLength(row.input)) + (row.output === null ? 0 : Buffer.byteLength(row.output)) + (row.error === null ? 0 : Buffer.byteLength(row.error));
+}
+
+/**
+ * The columns of a run row without its input (which reads as null): what
+ * the reaper's queries (findDue) select. It never looks at an input, and a
+ * sweep takes up to 200 runs of each kind: with 1 MiB inputs, every sweep
+ * (each 2 s) read and parsed hundreds of MB, and a restarted server
+ * holding abandoned runs climbed to 900 MB before it answered anything.
+ */
+export const RUN_COLUMNS_WITHOUT_INPUT = `id, name, parent_id, status, created_at, started_at, finished_at, NULL AS input, labels,
+  error, output, seq, snapshot_seq, execute, owner, owner_node, owner_kind, lease_ttl_ms, lease_expires_at, heartbeat_at,
+  cancel_requested_at, timeout_ms, stall_timeout_ms, fail_on_stall, last_progress_at, stalled_at, retry_of, attempt`;

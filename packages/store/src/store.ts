@@ -28,12 +28,25 @@ import type { EventText, JoinedEventTexts } from './event-text.js';
  * - at most one terminal event per run, enforced by the database.
  * - a failed call changes nothing.
  */
+/** How far one page (of events, of runs) may go besides its count. */
+export interface ReadPageOptions {
+  /**
+   * Stop before the event whose stored text, or the run whose input,
+   * output and error, would take the page past this many bytes (the first
+   * is always taken, however large): a page of 5,000 events of 1 MiB each
+   * was 5 GB to hold at once, more than a string can be, and the read
+   * failed; a list of 200 runs with 1 MB inputs, 200 MB. A page cut short
+   * is one the reader asks again after (a list's nextCursor says so).
+   */
+  maxBytes?: number;
+}
+
 export interface RunStore {
   readonly kind: string;
 
   createRun(record: NewRunRecord): Promise<{ run: Run; created: boolean }>;
   getRun(id: string): Promise<Run | null>;
-  listRuns(query: ListRunsQuery): Promise<ListRunsResponse>;
+  listRuns(query: ListRunsQuery, options?: ReadPageOptions): Promise<ListRunsResponse>;
   deleteRun(id: string): Promise<void>;
 
   append(runId: string, events: EventInput[], options: AppendOptions): Promise<AppendResult>;
@@ -42,7 +55,7 @@ export interface RunStore {
    * The same page as readEvents, as each event's JSON text (see EventText):
    * what streams send, read without parsing a single event's data.
    */
-  readEventTexts(runId: string, after: number, limit: number): Promise<EventText[]>;
+  readEventTexts(runId: string, after: number, limit: number, options?: ReadPageOptions): Promise<EventText[]>;
   /**
    * The same page again, its texts joined with commas into one buffer (the
    * inside of a JSON array): what a catch-up sends as one frame, made
@@ -263,6 +276,7 @@ export interface ClaimOptions {
   perName?: ReadonlyMap<string, number> | undefined;
 }
 
+/** Runs due for the reaper, without their inputs (each reads as null: the reaper never needs one). */
 export interface DueRuns {
   /** Running runs whose lease lapsed. */
   expired: Run[];

@@ -106,7 +106,7 @@ function retryAfterSeconds(err: RuntrailError): number {
 }
 
 /** Routes whose bodies are not JSON but content of any type (the artifact routes' own parser takes every media type). */
-const RAW_BODY_ROUTES: ReadonlySet<RouteName> = new Set(['putArtifact', 'importRun']);
+export const RAW_BODY_ROUTES: ReadonlySet<RouteName> = new Set(['putArtifact', 'importRun']);
 
 /**
  * `bodyLimit`: the route's body limit in bytes, which a 413 names (the

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { MAX_READ_LIMIT, RuntrailError, labelsAsSent } from '@runtrail/protocol';
 import { terminalEventOf, type RunService } from '../runs/run-service.js';
@@ -20,6 +20,13 @@ export interface RunRoutesOptions {
    * timeout, so the wait never reads as an idle connection to close).
    */
   heldHeartbeats?: { perIp: number; perToken: number; maxHoldMs?: number };
+  /**
+   * Bytes one page holds at most: of events (readEvents), of runs' inputs, outputs and errors
+   * (listRuns); at least one of either. Absent: no bound but the count.
+   */
+  readPageBytes?: number;
+  /** The client address a held heartbeat is counted under; absent: the connection's peer. */
+  clientAddress?: (request: IncomingMessage) => string;
 }
 
 export function registerRunRoutes(app: FastifyInstance, runs: RunService, options: RunRoutesOptions = {}): void {
@@ -33,7 +40,8 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
     return run;
   });
 
-  serve(app, 'listRuns', async ({ query }) => runs.list(query));
+  // A page of runs with large inputs is cut short by its bytes, with a nextCursor to the rest.
+  serve(app, 'listRuns', async ({ query }) => runs.list(query, options.readPageBytes));
   serve(app, 'countRuns', async ({ query }) => runs.count(query));
   serve(app, 'getRun', async ({ params }) => runs.get(params.id!));
 
@@ -65,7 +73,8 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
   });
 
   serve(app, 'readEvents', async ({ params, query, reply }) => {
-    const body = await runs.readEventsJson(params.id!, query.after ?? 0, query.limit ?? MAX_READ_LIMIT);
+    // A page of big events is cut short by its bytes: its `seq` tells the reader more is waiting.
+    const body = await runs.readEventsJson(params.id!, query.after ?? 0, query.limit ?? MAX_READ_LIMIT, options.readPageBytes);
     // Already JSON (the events' stored texts): sent as it is.
     void reply.type('application/json; charset=utf-8');
     return body;
@@ -81,8 +90,9 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
   serve(app, 'heartbeat', async ({ params, body, query, request, reply }) => {
     if (!query.waitMs) return runs.heartbeat(params.id!, body.owner);
     const principal = request.principal;
+    const ip = options.clientAddress?.(request.raw) ?? request.ip;
     const slot = held.acquire([
-      { key: `ip:${request.ip}`, limit: heldLimits.perIp, what: `client address ${request.ip}` },
+      { key: `ip:${ip}`, limit: heldLimits.perIp, what: `client address ${ip}` },
       ...(principal && principal.kind !== 'open' ? [{ key: `token:${principal.hash}`, limit: heldLimits.perToken, what: 'this token' }] : []),
     ]);
     // Past the bound: renewed and answered at once; the producer asks again lease/3 later.

@@ -76,6 +76,28 @@ describe('reaper', () => {
     expect(ended.error?.message).toContain(new Date(lastBeat).toISOString());
   });
 
+  it("within a lease of its start, a reaper leaves a lapsed producer run alone without reading it whole; then it ends it", async () => {
+    const run = await producerRun({ input: { prompt: 'p'.repeat(100_000) } });
+    clock += 5000; // lapsed before this node started
+    const reaper = reaperFor(app);
+    const reads: string[] = [];
+    const find = app.runs.find.bind(app.runs);
+    app.runs.find = async (id: string) => {
+      reads.push(id);
+      return find(id);
+    };
+    await reaper.start();
+    await reaper.stop();
+    clock += 500;
+    // Before: each sweep in the grace read the due run again, input and all (200 runs of 1 MiB inputs: 500 MB held).
+    expect((await reaper.sweep()).orphaned).toEqual([]);
+    expect(reads).toEqual([]);
+    clock += 501;
+    expect((await reaper.sweep()).orphaned).toEqual([run.id]);
+    expect(reads).toEqual([run.id]);
+    expect((await store.getRun(run.id))!.error?.kind).toBe('orphaned');
+  });
+
   it('keeps a run alive for as long as its owner heartbeats or appends', async () => {
     const run = await producerRun();
     const reaper = await sweptOnceReaper();

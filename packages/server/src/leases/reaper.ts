@@ -119,12 +119,17 @@ export class Reaper {
     const report: SweepReport = { orphaned: [], timedOut: [], stalled: [] };
 
     for (const run of due.expired) {
+      // Within the start-up grace (below) by what the query saw, before the run is read whole: a
+      // restarted server found the same abandoned runs due on every sweep for a lease's length, and
+      // reading each one's input again made one with 200 such runs of 1 MiB inputs hold 500 MB.
+      // An owner or lease renewed since only makes the run less due.
+      if (this.inStartupGrace(run, now)) continue;
       const fresh = await this.runs.find(run.id);
       // The owner may have renewed between the query and now; its word wins.
       if (!fresh || fresh.status !== 'running' || fresh.leaseExpiresAt === null || fresh.leaseExpiresAt >= now) continue;
       // Nobody could heartbeat to this node while it was down: give every
       // run one full lease after start-up before calling its owner gone.
-      if (!this.isOwnExecutor(fresh.owner) && this.startedAt !== null && now < this.startedAt + fresh.leaseTtlMs) continue;
+      if (this.inStartupGrace(fresh, now)) continue;
       const silence = `${describeOwner(fresh.owner)} stopped heartbeating: last heartbeat ${at(fresh.heartbeatAt)}, lease of ${fresh.leaseTtlMs} ms lapsed ${at(fresh.leaseExpiresAt)}`;
       const ended =
         fresh.cancelRequestedAt !== null
@@ -190,6 +195,11 @@ export class Reaper {
     // A stalled run that fails on stall was counted when it was marked.
     if (run && kind !== 'stalled') this.onReaped?.(kind);
     return run !== null;
+  }
+
+  /** Whether this node started less than the run's lease ago (not its own executor's run): nobody could heartbeat to it meanwhile. */
+  private inStartupGrace(run: Run, now: number): boolean {
+    return !this.isOwnExecutor(run.owner) && this.startedAt !== null && now < this.startedAt + run.leaseTtlMs;
   }
 
   private isOwnExecutor(owner: Owner | null): boolean {

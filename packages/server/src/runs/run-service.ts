@@ -147,8 +147,9 @@ export class RunService {
     return this.hub.subscribeRuns(listener);
   }
 
-  list(query: ListRunsQuery): Promise<ListRunsResponse> {
-    return this.store.listRuns(query);
+  /** A page of runs; `maxBytes`: cut short past this many bytes of their inputs, outputs and errors (at least one run), with a nextCursor. */
+  list(query: ListRunsQuery, maxBytes?: number): Promise<ListRunsResponse> {
+    return this.store.listRuns(query, maxBytes === undefined ? {} : { maxBytes });
   }
 
   /** How many runs match a list's filter, by status, over every page. */
@@ -161,8 +162,9 @@ export class RunService {
    * JSON text of the readEvents response (ReadEventsResponse), made from the
    * events' stored texts: a catch-up read parses and serializes no event.
    */
-  async readEventsJson(id: string, after: number, limit: number): Promise<string> {
-    const texts = await this.store.readEventTexts(id, after, limit);
+  /** A page of events as the readEvents route answers it; `maxBytes`: cut short past this many bytes of events (at least one). */
+  async readEventsJson(id: string, after: number, limit: number, maxBytes?: number): Promise<string> {
+    const texts = await this.store.readEventTexts(id, after, limit, maxBytes === undefined ? {} : { maxBytes });
     const run = await this.store.getRun(id);
     if (!run) throw runNotFound(id);
     return `{"events":[${texts.map((t) => t.json).join(',')}],"seq":${run.seq},"status":${JSON.stringify(run.status)}}`;

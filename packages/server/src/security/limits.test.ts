@@ -32,6 +32,25 @@ async function limitedServer(options: ServerConfigInput) {
   return { server, tick: (ms: number) => (now += ms) };
 }
 
+/** Write a raw request and read the answer: its first chunk, or (untilClose) all of it until the server closes. */
+function rawRequest(socket: Socket, request: string, options: { untilClose?: boolean } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString();
+      if (!options.untilClose && /\r\n\r\n/.test(text)) finish();
+    };
+    const finish = () => {
+      socket.off('data', onData);
+      resolve(text);
+    };
+    socket.on('data', onData);
+    socket.once('close', finish);
+    socket.once('error', (err) => (text ? finish() : reject(err)));
+    socket.write(request);
+  });
+}
+
 describe('limits', () => {
   it('413 past the events per batch, the data, meta, input and labels sizes, naming the setting', async () => {
     const { server: s } = await limitedServer({ maxEventsPerBatch: 3, maxEventDataBytes: 100, maxMetaBytes: 80, maxInputBytes: 100, maxLabelsBytes: 64 });
@@ -148,6 +167,153 @@ describe('limits', () => {
     const read = await sse;
     expect(read.ended).toBe(false);
     expect(read.text).toContain('x.after-idle');
+  });
+
+  it('TCP connections of one client address past maxHttpConnectionsPerIp: 429 naming the setting; other addresses get in; a closed one frees its slot', async () => {
+    const { server: s } = await limitedServer({ maxHttpConnectionsPerIp: 3 });
+    const port = Number(new URL(s.url).port);
+    // Idle keep-alive connections (one request answered, then nothing), all from 127.0.0.1.
+    const held: Socket[] = [];
+    for (let i = 0; i < 3; i++) {
+      const socket = createConnection({ host: '127.0.0.1', port });
+      cleanups.push(() => socket.destroy());
+      held.push(socket);
+      expect(await rawRequest(socket, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')).toMatch(/^HTTP\/1.1 200/);
+    }
+    // Before: nothing bounded them, and 19,000 such sockets from one client left the process no file descriptor.
+    const refused = createConnection({ host: '127.0.0.1', port });
+    cleanups.push(() => refused.destroy());
+    const answer = await rawRequest(refused, 'POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 14\r\nConnection: close\r\n\r\n{"name":"sly"}', { untilClose: true });
+    expect(answer).toMatch(/^HTTP\/1.1 429/);
+    expect(answer).toMatch(/retry-after: 1/i);
+    expect(answer).toContain('client address 127.0.0.1 has 3 connections open');
+    expect(answer).toContain('maxHttpConnectionsPerIp');
+    // Its request was not served: the 429 was its answer.
+    expect((await s.runs.list({ name: 'sly' })).runs).toEqual([]);
+    // Another address is not held back by this one.
+    const other = createConnection({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
+    cleanups.push(() => other.destroy());
+    expect(await rawRequest(other, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')).toMatch(/^HTTP\/1.1 200/);
+    held[0]!.destroy();
+    await waitFor(async () => (await fetch(`${s.url}/healthz`)).status === 200, { what: 'a slot freed by the closed connection' });
+  });
+
+  it('behind trustedProxies, the per-address limits count the client X-Forwarded-For names, from its right end; without it, the proxy', async () => {
+    const { server: s } = await limitedServer({ maxConnectionsPerIp: 1, maxHttpConnectionsPerIp: 1, trustedProxies: ['127.0.0.1'] });
+    const run = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'x' } })).body;
+    const open: Response[] = [];
+    const sse = async (forwardedFor: string) => {
+      const res = await fetch(`${s.url}/api/v1/runs/${run.id}/stream`, { headers: { 'x-forwarded-for': forwardedFor } });
+      if (res.status === 200) open.push(res);
+      else await res.text();
+      return res;
+    };
+    cleanups.push(async () => {
+      for (const res of open) await res.body?.cancel();
+    });
+    // The proxy's own connections (more than maxHttpConnectionsPerIp of them) are not capped.
+    expect((await sse('10.0.0.1')).status).toBe(200);
+    expect((await sse('10.0.0.2')).status).toBe(200);
+    const again = await sse('10.0.0.1');
+    expect(again.status).toBe(429);
+    // A client that writes its own X-Forwarded-For is still counted by what the proxy appended after it.
+    const spoofed = await fetch(`${s.url}/api/v1/runs/${run.id}/stream`, { headers: { 'x-forwarded-for': '10.0.0.9, 10.0.0.2' } });
+    expect(spoofed.status).toBe(429);
+    expect((await spoofed.json()).error.message).toContain('client address 10.0.0.2');
+    const ws = new TestSocket(streamUrl(s), { 'x-forwarded-for': '10.0.0.1' });
+    cleanups.push(() => ws.close());
+    await ws.settled;
+    expect(ws.closeCode).toBe(STREAM_CLOSE_CODES.rateLimited);
+    expect(ws.closeReason).toContain('client address 10.0.0.1');
+
+    const { server: direct } = await limitedServer({ maxConnectionsPerIp: 1 });
+    const run2 = (await call(direct, 'POST', '/api/v1/runs', { body: { name: 'x' } })).body;
+    const first = await fetch(`${direct.url}/api/v1/runs/${run2.id}/stream`, { headers: { 'x-forwarded-for': '10.0.0.1' } });
+    cleanups.push(() => first.body?.cancel());
+    expect(first.status).toBe(200);
+    const second = await fetch(`${direct.url}/api/v1/runs/${run2.id}/stream`, { headers: { 'x-forwarded-for': '10.0.0.2' } });
+    expect(second.status).toBe(429);
+    expect((await second.json()).error.message).toContain('client address 127.0.0.1');
+  });
+
+  it('JSON bodies of one client address past maxBodyBytesPerIp at once: 429 naming the setting; an artifact upload larger than it streams through', async () => {
+    const { server: s } = await limitedServer({ maxBodyBytesPerIp: 64 * 1024, bodyLimitBytes: 64 * 1024 });
+    const port = Number(new URL(s.url).port);
+    // Two bodies of 50 KiB, each held back short of its last bytes (as a client sending one byte a minute would):
+    // 80 KiB of them are on their way in at once.
+    const body = JSON.stringify({ name: 'held-body', input: 'x'.repeat(50 * 1024) });
+    const head = `POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`;
+    const sockets = [0, 1].map(() => {
+      const socket = createConnection({ host: '127.0.0.1', port });
+      cleanups.push(() => socket.destroy());
+      return socket;
+    });
+    const answers = sockets.map((socket) => rawRequest(socket, head + body.slice(0, 40 * 1024), { untilClose: true }));
+    // The one refused is answered while its body is still unfinished; the other takes its last bytes.
+    const first = await Promise.race(answers);
+    expect(first).toMatch(/^HTTP\/1.1 429/);
+    expect(first).toContain('maxBodyBytesPerIp');
+    expect(first).toContain('client address 127.0.0.1');
+    for (const socket of sockets) if (!socket.destroyed) socket.write(body.slice(40 * 1024));
+    const statuses = (await Promise.all(answers)).map((answer) => Number(answer.slice(9, 12))).sort();
+    expect(statuses).toEqual([201, 429]);
+    expect((await s.runs.list({ name: 'held-body' })).runs).toHaveLength(1);
+    // Its bytes were let go with it: the same body again is taken.
+    await waitFor(async () => (await call(s, 'POST', '/api/v1/runs', { body: JSON.parse(body) })).status === 201, { what: 'the budget released' });
+    // Streamed to a file, never held: larger than the budget and taken.
+    const run = (await s.runs.list({ name: 'held-body' })).runs[0]!;
+    const upload = await fetch(`${s.url}/api/v1/runs/${run.id}/artifacts/big.bin`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream', 'x-runtrail-client': '1' },
+      body: Buffer.alloc(200 * 1024, 7),
+    });
+    expect(upload.status).toBe(201);
+  });
+
+  it('a page of GET /runs/:id/events stops at readPageBytes, its seq saying more is waiting; a reader that follows gets every event once', async () => {
+    const { server: s } = await limitedServer({ readPageBytes: 4096 });
+    const run = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'big-events' } })).body;
+    const events = Array.from({ length: 10 }, (_, i) => ({ type: 'x.big', data: { i, text: 'a'.repeat(1500) } }));
+    expect((await call(s, 'POST', `/api/v1/runs/${run.id}/events`, { body: { events } })).status).toBe(200);
+    // Before: the whole default page (5,000 events) at once; of 1 MiB events, 600 were a 500 and half a GB held.
+    const first = await call(s, 'GET', `/api/v1/runs/${run.id}/events?after=0`);
+    expect(first.status).toBe(200);
+    expect(first.body.events.map((e: { seq: number }) => e.seq)).toEqual([1, 2]);
+    expect(first.body.seq).toBe(10);
+    const seen: number[] = [];
+    for (let after = 0; after < 10; ) {
+      const page = (await call(s, 'GET', `/api/v1/runs/${run.id}/events?after=${after}`)).body;
+      seen.push(...page.events.map((e: { seq: number }) => e.seq));
+      after = page.events.at(-1).seq;
+    }
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
+  it('a page of GET /runs stops at readPageBytes of the runs\' inputs, its nextCursor leading to the rest', async () => {
+    const { server: s } = await limitedServer({ readPageBytes: 4096 });
+    const created: string[] = [];
+    for (let i = 0; i < 6; i++) created.push((await call(s, 'POST', '/api/v1/runs', { body: { name: 'big-input', input: { text: 'i'.repeat(1500) } } })).body.id);
+    // Before: the whole page whatever its size; 200 runs of 1 MB inputs were 200 MB to build and send, per request.
+    const first = (await call(s, 'GET', '/api/v1/runs?name=big-input&limit=200')).body;
+    expect(first.runs).toHaveLength(2);
+    expect(first.nextCursor).toBe(first.runs[1].id);
+    const seen: string[] = first.runs.map((r: { id: string }) => r.id);
+    for (let cursor = first.nextCursor; cursor; ) {
+      const page = (await call(s, 'GET', `/api/v1/runs?name=big-input&limit=200&cursor=${cursor}`)).body;
+      seen.push(...page.runs.map((r: { id: string }) => r.id));
+      cursor = page.nextCursor;
+    }
+    expect(seen).toEqual([...created].reverse());
+  });
+
+  it('maxBodyBytesPerIp below bodyLimitBytes is refused at start, naming both: the largest request would be refused for ever', () => {
+    expect(() => loadConfig({ maxBodyBytesPerIp: 4096, bodyLimitBytes: 8192 }, {})).toThrow(/maxBodyBytesPerIp .*at least bodyLimitBytes/);
+    expect(loadConfig({ maxBodyBytesPerIp: 8192, bodyLimitBytes: 8192 }, {}).maxBodyBytesPerIp).toBe(8192);
+  });
+
+  it('trustedProxies must be IP addresses: a host name would match no connection', () => {
+    expect(() => loadConfig({ trustedProxies: ['proxy.internal'] }, {})).toThrow(/trustedProxies .*IP addresses/);
+    expect(loadConfig({}, { RUNTRAIL_TRUSTED_PROXIES: '10.0.0.5, ::1' }).trustedProxies).toEqual(['10.0.0.5', '::1']);
   });
 
   it('a ?token= never reaches a log line', () => {

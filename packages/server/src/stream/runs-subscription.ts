@@ -1,4 +1,4 @@
-import { matchesFixedFilter, type Run, type RunsFilter, type ServerMessage } from '@runtrail/protocol';
+import { matchesFixedFilter, parseLabelFilter, type Run, type RunsFilter, type ServerMessage } from '@runtrail/protocol';
 import type { Hub, RunChange } from '../hub.js';
 import { wsTextFrame } from './frames.js';
 import type { Outlet } from './outlet.js';
@@ -26,6 +26,23 @@ export function runChangeFrame(change: RunChange, run: Run): Buffer {
     byChange.set(change, (frame = wsTextFrame(Buffer.from(JSON.stringify(message)))));
   }
   return frame;
+}
+
+/**
+ * The pairs of a live list's label filter (throws on a malformed one), each
+ * once. Every change of every run is matched against every live list's
+ * filter, so a filter of 250 copies of a pair that matched, on 1,000 lists
+ * of one client, cut a producer's appends from 1,400/s to 100-300/s; a
+ * repeated pair asks nothing more, and a run has at most 50 labels.
+ */
+export function liveListLabels(label: string | undefined): Array<[string, string]> {
+  const seen = new Set<string>();
+  return parseLabelFilter(label).filter((pair) => {
+    const key = JSON.stringify(pair);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /**

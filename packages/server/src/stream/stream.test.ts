@@ -4,6 +4,7 @@ import { STREAM_CLOSE_CODES, eventsOf, type RunEvent, type RunWithObservers } fr
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 import { SseParser } from '../../../client/src/watch/sse-parser.js';
 import { TARGET_FRAME_BYTES } from './frames.js';
+import { liveListLabels } from './runs-subscription.js';
 import { RawWsClient, isExactRange, progressEvents, startTestServer, testScope, waitFor, wsUrl } from './stream.test-kit.js';
 
 type TestServer = Awaited<ReturnType<typeof startTestServer>>;
@@ -516,6 +517,23 @@ describe('runs list subscription', () => {
 
     c.send({ op: 'subscribeRuns', filter: { label: 'no-equals-sign' } });
     await waitFor(() => c.messages.some((m) => m.type === 'error' && m.message.includes('"no-equals-sign" must be key=value')));
+  });
+
+  test('a live list matches a label filter of repeated pairs as the pairs once, and one key with two values as nothing', async () => {
+    // Each pair once: every run change is matched against every live list, and 250 copies of a pair on 1,000 lists cut appends 5-13 fold.
+    expect(liveListLabels(Array.from({ length: 250 }, () => 'team=search').join(',') + ',tier=gold,team=search')).toEqual([['team', 'search'], ['tier', 'gold']]);
+    const s = await server();
+    const repeated = await wsClient(s);
+    const conflicting = await wsClient(s);
+    repeated.send({ op: 'subscribeRuns', filter: { label: Array.from({ length: 80 }, () => 'team=search').join(',') } });
+    conflicting.send({ op: 'subscribeRuns', filter: { label: 'team=search,team=ads' } });
+    await waitFor(() => [repeated, conflicting].every((c) => c.messages.some((m) => m.type === 'subscribedRuns')));
+    const { run } = await s.runs.create({ name: 'a', labels: { team: 'search' } });
+    await waitFor(() => repeated.messages.some((m) => m.type === 'run' && m.run.id === run.id));
+    // The clock: a pong, sent behind anything the run's creation put on that connection.
+    conflicting.send({ op: 'ping' });
+    await waitFor(() => conflicting.messages.some((m) => m.type === 'pong'));
+    expect(conflicting.messages.some((m) => m.type === 'run')).toBe(false);
   });
 
   test('a misspelt filter or message field is refused naming it, never dropped (a dropped parentid would list every run)', async () => {

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
 import type { RunStore } from '@runtrail/store';
 import type { Hub } from '../hub.js';
@@ -17,6 +18,8 @@ export interface StreamDeps {
   guard: BrowserGuard;
   now: () => number;
   limits: StreamLimits;
+  /** The client address a stream is counted under (maxConnectionsPerIp); absent: the connection's peer. */
+  clientAddress?: (request: IncomingMessage) => string;
 }
 
 export interface StreamLimits {

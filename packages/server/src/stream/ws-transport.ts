@@ -8,7 +8,6 @@ import {
   STREAM_REPLY_ALLOWANCE_BYTES,
   issuesOf,
   parseClientMessage,
-  parseLabelFilter,
   runNotFound,
   type RunsFilter,
   type ServerMessage,
@@ -19,7 +18,7 @@ import { authorize, listedParents, type Validity } from '../security/index.js';
 import { sendFrames, wsEventFrames, wsJoinedFrameParts } from './frames.js';
 import { Outlet } from './outlet.js';
 import { RunSubscription, positionProblem, type SubscriptionSink } from './run-subscription.js';
-import { RunsSubscription } from './runs-subscription.js';
+import { RunsSubscription, liveListLabels } from './runs-subscription.js';
 import { subscriptionContext, type StreamConnection, type StreamDeps } from './types.js';
 import { StreamGate, refuseUpgrade, type Admission } from './stream-auth.js';
 
@@ -270,7 +269,7 @@ export class WsConnection implements StreamConnection {
       case 'subscribeRuns': {
         let labels: Array<[string, string]>;
         try {
-          labels = parseLabelFilter(msg.filter.label);
+          labels = liveListLabels(msg.filter.label);
         } catch (err) {
           this.sendInvalid((err as Error).message);
           return;
@@ -434,7 +433,7 @@ export function createWsServer(deps: StreamDeps, onConnection: (ws: WebSocket, s
       refuseUpgrade(socket, err as RuntrailError);
       return;
     }
-    const ip = request.socket.remoteAddress;
+    const ip = deps.clientAddress?.(request) ?? request.socket.remoteAddress;
     gate.authenticate(request).then(
       (principal) => {
         if (socket.destroyed) return;

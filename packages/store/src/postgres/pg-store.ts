@@ -39,6 +39,7 @@ import type {
   WatchersAnnouncement,
   HandlersAnnouncement,
   NodeHandlers,
+  ReadPageOptions,
 } from '../store.js';
 import { fence, importParentMissing, notFound, planArtifact, runAlreadyExists, runHasChildren, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import {
@@ -63,6 +64,9 @@ import {
   nodeHandlersOf,
   type NodeHandlersRow,
   type StatusCountRow,
+  distinctLabelPairs,
+  labelPairsConflict,
+  RUN_COLUMNS_WITHOUT_INPUT,
 } from '../rows.js';
 import { pendingMigrations, postgresDialect, type OnMigrating } from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions, type WrittenCheckpoint } from '../checkpoints.js';
@@ -219,6 +223,18 @@ const APPEND_SQL = `WITH inserted AS (
  */
 export const EVENTS_PAGE_SQL = `SELECT run_id, seq, type, body FROM events
   WHERE run_id = $1 AND seq > $2::bigint AND seq <= $2::bigint + $3::bigint ORDER BY seq LIMIT $3`;
+
+/**
+ * The same page, cut before the event that takes it past $4 bytes (the
+ * first is always taken): the sizes are summed in the database, so the
+ * bodies past the cut are never sent.
+ */
+export const EVENTS_PAGE_BYTES_SQL = `SELECT run_id, seq, type, body FROM (
+    SELECT run_id, seq, type, body, sum(octet_length(body)) OVER (ORDER BY seq) AS upto, row_number() OVER (ORDER BY seq) AS n
+    FROM events WHERE run_id = $1 AND seq > $2::bigint AND seq <= $2::bigint + $3::bigint ORDER BY seq LIMIT $3
+  ) page
+  WHERE upto <= $4::bigint OR n = 1
+  ORDER BY seq`;
 
 /** BIGINT columns hold epoch milliseconds and durations: numbers, not strings. */
 const types = {
@@ -455,7 +471,7 @@ export class PgRunStore implements SharedRunStore {
     return (await this.runsOf(rows))[0] ?? null;
   }
 
-  async listRuns(query: ListRunsQuery): Promise<ListRunsResponse> {
+  async listRuns(query: ListRunsQuery, options: ReadPageOptions = {}): Promise<ListRunsResponse> {
     const { where, params } = this.filterClauses(query);
     if (query.cursor) {
       params.push(query.cursor);
@@ -464,10 +480,23 @@ export class PgRunStore implements SharedRunStore {
     const limit = Math.min(query.limit ?? 50, MAX_LIST_LIMIT);
     params.push(limit + 1);
     // ids are UUIDv7: ordering by id is ordering by creation time.
-    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${params.length}`;
-    const { rows } = await this.query<RunRow>(sql, params);
-    const page = rows.slice(0, limit);
-    return { runs: await this.runsOf(page), nextCursor: rows.length > limit ? page[page.length - 1]!.id : null };
+    const whereSql = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    let sql = `SELECT * FROM runs ${whereSql} ORDER BY id DESC LIMIT $${params.length}`;
+    if (options.maxBytes !== undefined) {
+      // Cut by bytes in the database (runRowBytes in SQL), so the runs past the cut are never sent;
+      // the run that crosses the budget (or the second, when the first alone does) comes along, as the
+      // one past the limit does, to say more is waiting.
+      params.push(options.maxBytes);
+      const bytes = 'coalesce(octet_length(input), 0) + coalesce(octet_length(output), 0) + coalesce(octet_length(error), 0)';
+      sql = `SELECT * FROM (
+          SELECT *, ${bytes} AS row_bytes, sum(${bytes}) OVER (ORDER BY id DESC) AS page_bytes, row_number() OVER (ORDER BY id DESC) AS page_row
+          FROM runs ${whereSql} ORDER BY id DESC LIMIT $${params.length - 1}
+        ) page WHERE page_row <= 2 OR page_bytes - row_bytes <= $${params.length}::bigint ORDER BY id DESC`;
+    }
+    const { rows } = await this.query<RunRow & { page_bytes?: number }>(sql, params);
+    const maxBytes = options.maxBytes ?? Infinity;
+    const page = rows.filter((row, i) => i === 0 || (row.page_bytes ?? 0) <= maxBytes).slice(0, limit);
+    return { runs: await this.runsOf(page), nextCursor: rows.length > page.length ? page[page.length - 1]!.id : null };
   }
 
   async countRuns(filter: RunsFilter): Promise<RunCounts> {
@@ -503,9 +532,11 @@ export class PgRunStore implements SharedRunStore {
       // failureKindOf in SQL: the error's kind, or a running run stalled now.
       add((n) => `((${storedJsonb('error')})->>'kind' = $${n} OR ($${n} = 'stalled' AND status = 'running' AND stalled_at IS NOT NULL))`, query.errorKind);
     }
-    for (const [key, value] of parseLabelFilter(query.label)) {
-      add((n) => `labels @> jsonb_build_object($${n}::text, $${n + 1}::text)`, key, value);
-    }
+    const pairs = distinctLabelPairs(parseLabelFilter(query.label));
+    // One containment of all the pairs (a test per pair read each run's labels once per pair);
+    // two values of one key are in no run.
+    if (labelPairsConflict(pairs)) where.push('false');
+    else if (pairs.length > 0) add((n) => `labels @> $${n}::jsonb`, JSON.stringify(Object.fromEntries(pairs)));
     return { where, params };
   }
 
@@ -878,12 +909,15 @@ export class PgRunStore implements SharedRunStore {
     return (await this.readEventRows(runId, after, limit)).map(rowToEvent);
   }
 
-  async readEventTexts(runId: string, after: number, limit: number): Promise<EventText[]> {
-    return (await this.readEventRows(runId, after, limit)).map(rowToEventText);
+  async readEventTexts(runId: string, after: number, limit: number, options: ReadPageOptions = {}): Promise<EventText[]> {
+    return (await this.readEventRows(runId, after, limit, options.maxBytes)).map(rowToEventText);
   }
 
-  private async readEventRows(runId: string, after: number, limit: number): Promise<EventRow[]> {
-    const { rows } = await this.query<EventRow>(EVENTS_PAGE_SQL, [runId, after, limit]);
+  private async readEventRows(runId: string, after: number, limit: number, maxBytes?: number): Promise<EventRow[]> {
+    const { rows } =
+      maxBytes === undefined
+        ? await this.query<EventRow>(EVENTS_PAGE_SQL, [runId, after, limit])
+        : await this.query<EventRow>(EVENTS_PAGE_BYTES_SQL, [runId, after, limit, maxBytes]);
     if (rows.length === 0) {
       const exists = await this.query(`SELECT 1 FROM runs WHERE id = $1`, [runId]);
       if (exists.rowCount === 0) throw notFound(runId);
@@ -954,12 +988,12 @@ export class PgRunStore implements SharedRunStore {
   async findDue(now: number, limit: number): Promise<DueRuns> {
     const rows = async (sql: string) => this.runsOf((await this.query<RunRow>(sql, [now, limit])).rows);
     const [expired, overdue, stalled, phaseOverdue] = await Promise.all([
-      rows(`SELECT * FROM runs WHERE status = 'running' AND lease_expires_at < $1 ORDER BY id LIMIT $2`),
-      rows(`SELECT * FROM runs WHERE status = 'running' AND timeout_ms IS NOT NULL AND started_at + timeout_ms < $1 ORDER BY id LIMIT $2`),
-      rows(`SELECT * FROM runs WHERE status = 'running' AND stall_timeout_ms IS NOT NULL AND stalled_at IS NULL
+      rows(`SELECT ${RUN_COLUMNS_WITHOUT_INPUT} FROM runs WHERE status = 'running' AND lease_expires_at < $1 ORDER BY id LIMIT $2`),
+      rows(`SELECT ${RUN_COLUMNS_WITHOUT_INPUT} FROM runs WHERE status = 'running' AND timeout_ms IS NOT NULL AND started_at + timeout_ms < $1 ORDER BY id LIMIT $2`),
+      rows(`SELECT ${RUN_COLUMNS_WITHOUT_INPUT} FROM runs WHERE status = 'running' AND stall_timeout_ms IS NOT NULL AND stalled_at IS NULL
         AND COALESCE(last_progress_at, started_at) + stall_timeout_ms < $1 ORDER BY id LIMIT $2`),
       // Phases live in the snapshot checkpoint, which every phase change writes (RunHeads); only running runs are scanned, and few run at once.
-      rows(`SELECT * FROM runs WHERE status = 'running' AND EXISTS (
+      rows(`SELECT ${RUN_COLUMNS_WITHOUT_INPUT} FROM runs WHERE status = 'running' AND EXISTS (
         SELECT 1 FROM run_checkpoints c, jsonb_array_elements(${storedJsonb('c.snapshot')} -> 'phases') p
         WHERE c.run_id = runs.id AND p->>'status' = 'started' AND jsonb_typeof(p->'timeoutMs') = 'number'
           AND (p->>'startedAt')::float8 + (p->>'timeoutMs')::float8 < $1)

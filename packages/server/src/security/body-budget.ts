@@ -1,0 +1,62 @@
+import type { IncomingMessage } from 'node:http';
+import { Transform } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { RuntrailError } from '@runtrail/protocol';
+import { RAW_BODY_ROUTES } from '../http/errors.js';
+
+/**
+ * Bound the bytes of request bodies one client address has on their way
+ * in at once. A JSON body is held in memory until it is whole, and only
+ * the idle timeout ended a slow one, which one byte a minute never meets:
+ * a client that sent all but the last byte of 8 MiB bodies over many
+ * connections made the server hold 8 MiB each (60 of them: 340 MiB more;
+ * the connections one address may open, thousands: far past the heap).
+ * A body that would pass the budget is refused with 429 (the SDKs retry
+ * it), and its bytes so far are let go. Artifact uploads and imports are
+ * streamed to their files, not held, so they are not counted.
+ */
+export function limitBodyBytesPerAddress(
+  http: FastifyInstance,
+  options: { max: number; clientAddress: (request: IncomingMessage) => string },
+): void {
+  const held = new Map<string, number>();
+  http.addHook('preParsing', (request, reply, payload, done) => {
+    const route = request.routeOptions.config.routeName;
+    if (route !== undefined && RAW_BODY_ROUTES.has(route)) return done(null, payload);
+    // No body (a GET, a DELETE): nothing to count, and no stream to put in its way.
+    const { 'content-length': length, 'transfer-encoding': chunked } = request.headers;
+    if (chunked === undefined && (length === undefined || length === '0')) return done(null, payload);
+    const address = options.clientAddress(request.raw);
+    let counted = 0;
+    const release = (): void => {
+      const left = (held.get(address) ?? 0) - counted;
+      counted = 0;
+      if (left <= 0) held.delete(address);
+      else held.set(address, left);
+    };
+    // Over when the request is: answered, or its connection gone.
+    reply.raw.once('close', release);
+    const counter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        const now = held.get(address) ?? 0;
+        if (now + chunk.length > options.max) {
+          release();
+          callback(
+            new RuntrailError(
+              'rate_limited',
+              `client address ${address} is sending more than ${options.max} bytes of request bodies at once (maxBodyBytesPerIp on the server); send them one after another`,
+              { retryAfterMs: 1000, limit: options.max },
+            ),
+          );
+          return;
+        }
+        held.set(address, now + chunk.length);
+        counted += chunk.length;
+        callback(null, chunk);
+      },
+    });
+    payload.on('error', (err) => counter.destroy(err));
+    payload.pipe(counter);
+    done(null, counter);
+  });
+}

@@ -1,0 +1,96 @@
+import type { IncomingMessage, Server } from 'node:http';
+import { isIP, type Socket } from 'node:net';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { RuntrailError } from '@runtrail/protocol';
+import { refuseUpgrade } from '../stream/stream-auth.js';
+
+/**
+ * How long a connection refused for its address's count has to read its
+ * 429 before it is closed: ending it at once would reset it under a request
+ * it had already sent, and the client would see a reset instead of why.
+ */
+const REFUSED_GRACE_MS = 1000;
+
+/** `::ffff:10.0.0.1` (an IPv4 client of a dual-stack listener) is 10.0.0.1, as the client and an operator spell it. */
+export function plainAddress(address: string | undefined): string | undefined {
+  return address?.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+}
+
+/**
+ * The address of the client a request comes from: the connection's peer,
+ * unless that peer is one of `trustedProxies`, whose X-Forwarded-For is
+ * then read from its right end (the entry the proxy itself added) past
+ * every trusted hop. Entries a client wrote on the left are never reached
+ * while a trusted proxy appends the address it saw, so a client cannot
+ * pick its own address; an entry that is not an IP address stops the walk
+ * at the proxy, which then counts as the client.
+ */
+export function clientAddress(request: IncomingMessage, trustedProxies: ReadonlySet<string>): string {
+  let address = plainAddress(request.socket.remoteAddress) ?? '?';
+  if (!trustedProxies.has(address)) return address;
+  const header = request.headers['x-forwarded-for'];
+  const hops = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',');
+  while (trustedProxies.has(address) && hops.length > 0) {
+    const hop = plainAddress(hops.pop()!.trim())!;
+    if (isIP(hop) === 0) break;
+    address = hop;
+  }
+  return address;
+}
+
+/**
+ * Bound the TCP connections one client address holds at once (requests
+ * being sent, idle keep-alive, streams). Node bounds none: one client that
+ * opened thousands of idle or half-sent connections took the process's
+ * file descriptors, and then no one else could connect, an artifact could
+ * not be stored and the database could not be opened. One past the bound
+ * is answered 429 naming the setting and closed. A trusted proxy's
+ * connections are not counted here (they carry many clients; the proxy
+ * bounds its own), the streams and held heartbeats behind it are, by the
+ * address it forwards.
+ */
+export function limitConnectionsPerAddress(
+  http: FastifyInstance,
+  options: { max: number; trustedProxies: ReadonlySet<string>; log: FastifyBaseLogger },
+): void {
+  const server: Server = http.server;
+  const counts = new Map<string, number>();
+  const refused = new WeakSet<Socket>();
+  // Before Node's own listener, so a refused connection is marked before any request of it is parsed.
+  server.prependListener('connection', (socket: Socket) => {
+    const address = plainAddress(socket.remoteAddress);
+    if (address === undefined || options.trustedProxies.has(address)) return;
+    const open = counts.get(address) ?? 0;
+    if (open >= options.max) {
+      refused.add(socket);
+      options.log.debug({ address, open }, 'connection refused: its address holds the most connections allowed');
+      refuseUpgrade(
+        socket,
+        new RuntrailError(
+          'rate_limited',
+          `client address ${address} has ${options.max} connections open, the most allowed (maxHttpConnectionsPerIp on the server); close some, or reuse them with keep-alive`,
+          { retryAfterMs: 1000 },
+        ),
+      );
+      const timer = setTimeout(() => socket.destroy(), REFUSED_GRACE_MS);
+      timer.unref();
+      socket.once('close', () => clearTimeout(timer));
+      return;
+    }
+    counts.set(address, open + 1);
+    socket.once('close', () => {
+      const left = (counts.get(address) ?? 1) - 1;
+      if (left <= 0) counts.delete(address);
+      else counts.set(address, left);
+    });
+  });
+  // A request that arrived on a refused connection before it closed is not served: its answer was
+  // the 429 (already on its way; the grace timer or the client ends the connection).
+  http.addHook('onRequest', (request, reply, done) => {
+    if (!refused.has(request.raw.socket)) return done();
+    void reply.hijack();
+  });
+  server.prependListener('upgrade', (request: IncomingMessage, socket: Socket) => {
+    if (refused.has(socket)) socket.destroy();
+  });
+}
