@@ -71,7 +71,7 @@ describe('the dashboard in a real browser', () => {
 
   it('starts a demo run from the UI, shows it live across a reload, and ends with the server’s counters', async () => {
     await page.goto(`${server!.url}/`);
-    await page.getByText('No runs yet').waitFor();
+    await page.getByTestId('runs-empty').getByText('No runs yet').waitFor();
 
     // Long enough (about 12 s) that a browser starved by the rest of the suite still sees it running at a
     // fifth of the way: with 100 docs (5 s) it once saw 30 % only after the run had ended.
