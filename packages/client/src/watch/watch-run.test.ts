@@ -578,9 +578,10 @@ describe('a run longer than the watcher keeps', () => {
     const states: RunWatchState[] = [];
     w.subscribe(() => states.push(w.getState()));
     await waitFor(() => w.getState().connection === 'live', { what: 'the watcher is live' });
-    // The first state with the run already has the whole log's counters and the latest events.
+    // The first state with the run already shows the whole log's counters, before any event is read.
     const first = states.find((st) => st.run !== null)!;
     expect(first.snapshot.counters).toEqual(before.snapshot.counters);
+    expect(first.events).toEqual([]);
     expect(seqsOf(w)).toEqual(Array.from({ length: 100 }, (_, i) => before.seq - 99 + i));
 
     const live = callEvents(5, 900);

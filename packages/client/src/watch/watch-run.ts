@@ -195,20 +195,22 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
           );
         }
         const keep = this.options.maxEvents ?? 5000;
-        let latest: RunEvent[] | null = null;
+        let keptFrom: number | null = null;
         if (this.options.fromSnapshot && run.seq > this.fold.seq) this.fold = { snapshot: run.snapshot, seq: run.seq };
         else if (this.options.after === undefined && run.seq > keep && this.iterators.size === 0) {
           // A log longer than the watcher keeps, and no iterator that wants every event: start
           // from the server's snapshot and read only the events kept. Replaying it all (a million
           // events of a long eval) cost every page that opened the run the whole log over the
           // wire and through the reducer, only to reach the snapshot the server already had.
-          latest = await this.readThrough(run.seq - keep, run.seq);
           this.fold = { snapshot: run.snapshot, seq: run.seq };
+          keptFrom = run.seq - keep;
         }
         // A full replay starts below what the server persisted: show that until the replay passes it.
         else if ((this.options.after ?? 0) === 0 && run.seq > this.fold.seq) this.held = { snapshot: run.snapshot, seq: run.seq };
         this.endedWhenRead = isTerminalStatus(run.status);
-        this.publish(latest ? { run, events: latest } : { run });
+        this.publish({ run });
+        // The run's numbers are shown; then the events kept, which arrive behind seq as a replay's do.
+        if (keptFrom !== null) this.publish({ events: await this.readThrough(keptFrom, run.seq) });
         // Starting at or past the end: nothing will ever arrive, so end now.
         if (isTerminalStatus(run.status) && this.fold.seq >= run.seq) void this.onTerminal(run.status);
         return;
