@@ -23,7 +23,9 @@ export async function followRun(
   options: FollowOptions = {},
 ): Promise<RunWatchState> {
   const { url } = server;
-  const watch = watchRun(runId, { url, token: server.token, tokenHint: CLI_TOKEN_HINT, WebSocket: WebSocket as unknown as WebSocketConstructor });
+  // --events prints every event from the first: a replay from 0 (by default a long run's watcher reads only its latest events).
+  const from = options.onEvent ? { after: 0 } : {};
+  const watch = watchRun(runId, { url, token: server.token, tokenHint: CLI_TOKEN_HINT, WebSocket: WebSocket as unknown as WebSocketConstructor, ...from });
   // The watcher reconnects for ever (right for a dashboard); a command must
   // end: a server silent for giveUpAfterMs is an error.
   let giveUp: (err: Error) => void = () => undefined;

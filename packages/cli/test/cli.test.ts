@@ -190,6 +190,22 @@ describe('runtrail CLI', () => {
     expect(lines.at(-1)).toBe(`run ${run.id} ended succeeded`);
   });
 
+  it('tail --events of a run longer than a watcher keeps (6,000 events) still prints every event from the first', async () => {
+    // A watcher reads only a long run's latest 5,000 events unless it asks for the whole log (after: 0).
+    const client = new RuntrailClient({ url });
+    const run = await client.createRun({ name: 'long before the tail' });
+    for (let start = 0; start < 6000; start += 3000) {
+      const events = Array.from({ length: 3000 }, (_, i) => ({ type: 'progress', data: { done: start + i + 1, total: 6000 } }));
+      const response = await fetch(`${url}/api/v1/runs/${run.id}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events }) });
+      expect(response.status).toBe(200);
+    }
+    await run.succeed();
+    const result = await runtrail(['tail', run.id, '--events', '--server', url]);
+    expect(result.code).toBe(0);
+    const seqs = result.stdout.trim().split('\n').slice(0, -1).map((line) => Number(line.split(' ')[0]));
+    expect(seqs).toEqual(Array.from({ length: 6001 }, (_, i) => i + 1));
+  });
+
   it('tail of a run that does not exist says so on stderr and draws no status line, exit 2', async () => {
     const result = await runtrail(['tail', 'no-such-run', '--server', url]);
     expect(result.code).toBe(2);

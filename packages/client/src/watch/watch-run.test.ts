@@ -541,6 +541,71 @@ describe('terminal through the SDK', () => {
   });
 });
 
+describe('a run longer than the watcher keeps', () => {
+  /** A fetch that counts the events it carried: SSE `run-event`s and the events of HTTP reads. */
+  function countingFetch(): { fetch: typeof fetch; received: () => number } {
+    let received = 0;
+    const counting: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      const url = String(input);
+      if (url.includes('/stream') && response.body) {
+        const decoder = new TextDecoder();
+        const counted = response.body.pipeThrough(
+          new TransformStream({
+            transform: (chunk, c) => {
+              received += decoder.decode(chunk, { stream: true }).split('event: run-event').length - 1;
+              c.enqueue(chunk);
+            },
+          }),
+        );
+        return new Response(counted, { status: response.status, headers: response.headers });
+      }
+      if (/\/events\?/.test(url)) received += ((await response.clone().json()) as { events: unknown[] }).events.length;
+      return response;
+    };
+    return { fetch: counting, received: () => received };
+  }
+
+  test("a page's watcher is sent only the events it keeps, shows the run's counters at once, and follows live", async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'long eval' });
+    await s.runs.appendEvents(run.id, callEvents(900));
+    const before = await serverRun(s, run.id);
+    expect(before.seq).toBeGreaterThan(3000);
+
+    const counted = countingFetch();
+    const w = watch(run.id, { url: s.url, WebSocket: null, fetch: counted.fetch, maxEvents: 100 });
+    const states: RunWatchState[] = [];
+    w.subscribe(() => states.push(w.getState()));
+    await waitFor(() => w.getState().connection === 'live', { what: 'the watcher is live' });
+    // The first state with the run already shows the whole log's counters, before any event is read.
+    const first = states.find((st) => st.run !== null)!;
+    expect(first.snapshot.counters).toEqual(before.snapshot.counters);
+    expect(first.events).toEqual([]);
+    expect(seqsOf(w)).toEqual(Array.from({ length: 100 }, (_, i) => before.seq - 99 + i));
+
+    const live = callEvents(5, 900);
+    await s.runs.appendEvents(run.id, live);
+    await waitFor(() => w.getState().seq === before.seq + live.length, { what: 'the live events arrived' });
+    expect(w.getState().snapshot).toEqual((await serverRun(s, run.id)).snapshot);
+    expect(seqsOf(w)).toEqual(Array.from({ length: 100 }, (_, i) => before.seq + live.length - 99 + i));
+    // Not the 3,000-odd events of the whole log: the 100 kept, then the live ones.
+    expect(counted.received()).toBe(100 + live.length);
+  });
+
+  test('an async iterator made before it connects still gets every event from seq 1', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'long eval' });
+    await s.runs.appendEvents(run.id, progressEvents(300));
+    await s.runs.finish(run.id, { status: 'succeeded' });
+    const w = watch(run.id, { url: s.url, maxEvents: 100 });
+    const seen: number[] = [];
+    for await (const e of w) seen.push(e.seq);
+    expect(isExactRange(seen, 0, 301)).toBe(true);
+    expect(seqsOf(w)).toEqual(Array.from({ length: 100 }, (_, i) => 202 + i));
+  });
+});
+
 /** `n` LLM-style calls from call number `start`: every 5th fails once and is retried (about 3.4 events a call). */
 function callEvents(n: number, start = 0): Array<{ type: string; data: Record<string, unknown> }> {
   const events: Array<{ type: string; data: Record<string, unknown> }> = [];

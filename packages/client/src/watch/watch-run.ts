@@ -29,8 +29,11 @@ import { Watcher, type WatcherConnection } from './watcher.js';
 export interface WatchRunOptions extends WatchConnectionOptions {
   /**
    * Start after this seq (the watcher then folds only later events onto an
-   * empty snapshot). Default 0: the whole log, so `events` and the snapshot
-   * are complete.
+   * empty snapshot); 0 replays the whole log. Default: the whole log's
+   * snapshot, and every event to an async iterator made before the watcher
+   * connects; a watcher without one, of a log longer than `maxEvents`,
+   * starts from the server's snapshot and reads only the latest `maxEvents`
+   * events, which is all it keeps.
    */
   after?: number;
   /**
@@ -191,11 +194,23 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
             { runId: this.runId, after: this.fold.seq, seq: run.seq },
           );
         }
+        const keep = this.options.maxEvents ?? 5000;
+        let keptFrom: number | null = null;
         if (this.options.fromSnapshot && run.seq > this.fold.seq) this.fold = { snapshot: run.snapshot, seq: run.seq };
+        else if (this.options.after === undefined && run.seq > keep && this.iterators.size === 0) {
+          // A log longer than the watcher keeps, and no iterator that wants every event: start
+          // from the server's snapshot and read only the events kept. Replaying it all (a million
+          // events of a long eval) cost every page that opened the run the whole log over the
+          // wire and through the reducer, only to reach the snapshot the server already had.
+          this.fold = { snapshot: run.snapshot, seq: run.seq };
+          keptFrom = run.seq - keep;
+        }
         // A full replay starts below what the server persisted: show that until the replay passes it.
         else if ((this.options.after ?? 0) === 0 && run.seq > this.fold.seq) this.held = { snapshot: run.snapshot, seq: run.seq };
         this.endedWhenRead = isTerminalStatus(run.status);
         this.publish({ run });
+        // The run's numbers are shown; then the events kept, which arrive behind seq as a replay's do.
+        if (keptFrom !== null) this.publish({ events: await this.readThrough(keptFrom, run.seq) });
         // Starting at or past the end: nothing will ever arrive, so end now.
         if (isTerminalStatus(run.status) && this.fold.seq >= run.seq) void this.onTerminal(run.status);
         return;
@@ -292,6 +307,19 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
       if (wanted.length === 0) throw new RuntrailError('internal', `events ${this.fold.seq + 1}..${through} of run ${this.runId} are missing on the server`);
       this.apply(wanted.filter((e) => e.seq > this.fold.seq));
     }
+  }
+
+  /** The events after..through, read page by page (the log up to a seq the server reported never changes). */
+  private async readThrough(after: number, through: number): Promise<RunEvent[]> {
+    const events: RunEvent[] = [];
+    while (after < through) {
+      const page = await this.readEvents(after, this.aborter.signal);
+      const wanted = page.events.filter((e) => e.seq > after && e.seq <= through);
+      if (wanted.length === 0) throw new RuntrailError('internal', `events ${after + 1}..${through} of run ${this.runId} are missing on the server`);
+      events.push(...wanted);
+      after = wanted[wanted.length - 1]!.seq;
+    }
+    return events;
   }
 
   private readEvents(after: number, signal: AbortSignal): Promise<ReadEventsResponse> {

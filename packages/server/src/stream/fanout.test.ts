@@ -116,6 +116,37 @@ describe('fan-out in flushes (issue 13)', () => {
     for (const sub of subs) sub.close();
   });
 
+  test('a watcher catching up on a long log leaves the server free to answer others between pages, and still gets every event once', async () => {
+    // SQLite reads return without waiting on I/O: a catch-up that never yielded kept every other
+    // request of the server waiting until its last page (a 1,000,000-event replay: the runs list
+    // took 400 ms instead of 36).
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'long log' });
+    const total = 10 * CATCH_UP_PAGE;
+    for (let k = 0; k < total; k += 5000) await s.runs.appendEvents(run.id, progressEvents(5000, k));
+    const seqs: number[] = [];
+    const sink: SubscriptionSink = {
+      // A reader that keeps up: the outlet is never over its bound.
+      outlet: { blocked: false, closed: false } as Outlet,
+      events: (events) => {
+        for (const e of events) seqs.push(e.seq);
+        return events.length;
+      },
+      end: () => {},
+      fail: (err) => {
+        throw err;
+      },
+    };
+    const sub = new RunSubscription({ store: s.store, hub: s.hub }, run.id, 0, sink);
+    cleanups.push(() => sub.close());
+    // What another request gets to do once the catch-up has started: it runs at the event loop's next turn.
+    const answeredAt = new Promise<number>((resolve) => setImmediate(() => resolve(seqs.length)));
+    sub.start();
+    await waitFor(() => seqs.length >= total, { what: 'every event' });
+    expect(await answeredAt).toBeLessThan(total);
+    expect(isExactRange(seqs, 0, total)).toBe(true);
+  });
+
   test('on PostgreSQL, a watcher that reads its backlog while appends keep coming joins the shared flushes instead of reading again after every append', async () => {
     // PostgreSQL reads really wait on I/O, so hub flushes arrive while a catch-up read is in flight.
     const schema = await freshSchema();

@@ -225,8 +225,13 @@ export class RunSubscription {
     }
     this.pumping = true;
     let joinedLimit = FIRST_JOINED_PAGE;
+    let pages = 0;
     try {
       for (;;) {
+        // A store read that does not wait on I/O (SQLite) resolves without giving the event loop a
+        // turn: a catch-up of a long log held every other request of the server until its last
+        // page. One turn between pages lets them in (what arrives meanwhile is in the next read).
+        if (pages++ > 0) await new Promise<void>((resolve) => setImmediate(resolve));
         // The read below sees everything committed before it starts, held flushes included.
         this.again = false;
         this.dropHeld();

@@ -74,17 +74,21 @@ export function Metrics({
  * Each metric's line, rebuilt only when that metric changed (its summary in
  * the snapshot is a new object exactly then): most events are not metrics,
  * and redrawing every chart at each of them kept a busy run's page busy.
+ * Also once when the page's first events arrive: a long run's page shows
+ * the stored snapshot first and reads the events it keeps after it, with
+ * no change to the snapshot.
  */
 function useMetricSeries(names: string[], snapshot: Snapshot, events: readonly RunEvent[], x: ChartX): ChartSeries[] {
-  const cache = useRef(new Map<string, { summary: MetricSummary; x: ChartX; series: ChartSeries }>());
+  const cache = useRef(new Map<string, { summary: MetricSummary; x: ChartX; held: boolean; series: ChartSeries }>());
   const last = useRef<ChartSeries[]>([]);
+  const held = events.length > 0;
   const stale = names.filter((name) => {
     const hit = cache.current.get(name);
-    return !hit || hit.summary !== snapshot.metrics[name] || hit.x !== x;
+    return !hit || hit.summary !== snapshot.metrics[name] || hit.x !== x || hit.held !== held;
   });
   if (stale.length > 0) {
     const points = metricPoints(events, snapshot);
-    for (const name of stale) cache.current.set(name, { summary: snapshot.metrics[name]!, x, series: toSeries(name, points.get(name) ?? [], x) });
+    for (const name of stale) cache.current.set(name, { summary: snapshot.metrics[name]!, x, held, series: toSeries(name, points.get(name) ?? [], x) });
   }
   const next = names.map((name) => cache.current.get(name)!.series);
   if (next.length !== last.current.length || next.some((s, i) => s !== last.current[i])) last.current = next;
