@@ -65,6 +65,12 @@ describe('runtrail migrate', () => {
     const pg = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema, poolSize: 2 });
     cleanups.push(() => pg.close());
     expect(await everything(pg)).toEqual(before);
+    // Analysed once copied: the planner counts the runs and events it holds (never-analysed tables say -1).
+    const planned = await pg.query<{ relname: string; reltuples: number }>(
+      `SELECT c.relname, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname IN ('runs', 'events') ORDER BY c.relname`,
+      [schema],
+    );
+    expect(planned.rows).toEqual([{ relname: 'events', reltuples: 63 }, { relname: 'runs', reltuples: 3 }]);
     expect((await pg.listRuns({ label: 'we"ird=v' })).runs.map((r) => r.id)).toEqual([parent.id]);
     // It carries on where SQLite stopped: ids, seqs, the single end and idempotency keys still hold.
     expect((await pg.append(child.id, [{ type: 'run.succeeded', data: {} }], { now: 3000 }).catch((e: { code: string }) => e.code))).toBe('run_already_terminal');

@@ -261,6 +261,11 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
       options.onProgress?.(runsDone, ids.length, eventsWritten);
     }
     report.tokens = await copyTokens(db, target);
+    // The planner knows nothing of rows a bulk copy wrote until they are
+    // analysed (autovacuum may be off, or not come round for a while): a
+    // freshly migrated schema planned the runs list's first page as a scan
+    // of every top-level run and a sort, not a walk of the primary key.
+    if (report.runs + report.updated > 0) await target.query(`ANALYZE runs, events, run_checkpoints, artifacts`);
   } finally {
     db.close();
   }
