@@ -49,6 +49,7 @@ describe('runtrail serve logs', () => {
       expect(listening?.level).toBe(30);
       // The settings line says the port the server listens on, not the 0 that asked for any.
       expect((listening?.config as { port?: number } | undefined)?.port).toBe(Number(new URL(server.url).port));
+      expect(listening?.config).toHaveProperty('maxEventsPerBatch', 5000);
       const about = lines.filter((l) => l.runId === run.id).map((l) => l.msg);
       expect(about).toEqual(['run created', 'run ended succeeded']);
     } finally {
@@ -100,6 +101,11 @@ describe('runtrail serve logs', () => {
       expect(await server.stop()).toBe(0);
       expect(server.stdout()).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO.*: runtrail listening on http/m);
       expect(server.stdout()).not.toMatch(/^\{"level"/m);
+      // A person reads the settings given, not 40 lines of defaults (the JSON line, for machines, keeps them all).
+      expect(server.stdout()).toContain(`"dataDir": "${dir.path}"`);
+      expect(server.stdout()).toContain('"logFormat": "pretty"');
+      expect(server.stdout()).toContain('"others": "defaults (runtrail config lists every setting)"');
+      expect(server.stdout()).not.toContain('maxEventsPerBatch');
     } finally {
       dir.remove();
     }

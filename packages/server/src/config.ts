@@ -405,6 +405,21 @@ export function describeConfig(config: ServerConfig): Record<string, unknown> {
   return out;
 }
 
+/**
+ * describeConfig, only the settings that differ from their defaults: what a
+ * person reading a terminal needs (40 lines of defaults pushed the dashboard
+ * URL off `npm start`'s screen); `runtrail config` shows every one.
+ */
+export function describeChangedConfig(config: ServerConfig): Record<string, unknown> {
+  const all = describeConfig(config);
+  const out: Record<string, unknown> = {};
+  for (const key of configKeys) {
+    const fallback: unknown = settings[key].schema.safeParse(undefined).data;
+    if (JSON.stringify(config[key]) !== JSON.stringify(fallback)) out[key] = all[key];
+  }
+  return out;
+}
+
 /** A secret setting's value as it may be shown: `***`, or its URL with the password (also a `password=` parameter) as `***`. */
 function masked(key: ConfigKey, value: unknown): string {
   if (settings[key].secret !== 'password' || typeof value !== 'string' || !URL.canParse(value)) return '***';

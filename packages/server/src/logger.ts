@@ -25,13 +25,18 @@ export function createLogger(
       req: (req: { method?: string; url?: string; id?: string }) => ({ id: req.id, method: req.method, url: req.url === undefined ? undefined : redactUrl(req.url) }),
     },
   };
-  const pretty = config.logFormat === 'pretty' || (config.logFormat === 'auto' && isTTY);
+  const pretty = logsForPeople(config, isTTY);
   if (!pretty) return destination ? pino(options, destination) : pino(options);
   // Synchronous, in this thread: a worker-thread transport could lose the last lines when the process exits.
   return pino(
     options,
     PinoPretty({ sync: true, colorize: isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,node', ...(destination ? { destination } : {}) }),
   );
+}
+
+/** Whether the log is written as human lines (a terminal, or `--log-format pretty`) rather than JSON for machines. */
+export function logsForPeople(config: Pick<ServerConfig, 'logFormat'>, isTTY = Boolean(process.stdout.isTTY)): boolean {
+  return config.logFormat === 'pretty' || (config.logFormat === 'auto' && isTTY);
 }
 
 /**

@@ -6,8 +6,8 @@ import { buildApp, type App } from './app.js';
 import { DatabaseClock } from './cluster/database-clock.js';
 import { ClusterWatchers } from './cluster/cluster-watchers.js';
 import { RemoteFanout } from './cluster/remote-fanout.js';
-import { describeConfig, resolveConfig, type ConfigSources, type ServerConfig, type ServerConfigInput } from './config.js';
-import { createLogger, flushLog } from './logger.js';
+import { describeChangedConfig, describeConfig, resolveConfig, type ConfigSources, type ServerConfig, type ServerConfigInput } from './config.js';
+import { createLogger, flushLog, logsForPeople } from './logger.js';
 import { stopOnSignals } from './stop-on-signals.js';
 
 import { StartupError } from './startup-error.js';
@@ -165,7 +165,8 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
     await app.executor.start();
     app.readiness.start();
     // The port the system chose for `--port 0`, not the 0 asked for.
-    app.http.log.info({ config: { ...describeConfig(config), port }, store: store.kind }, `runtrail listening on ${address}`);
+    const shown = logsForPeople(config) ? { ...describeChangedConfig(config), port, others: 'defaults (runtrail config lists every setting)' } : { ...describeConfig(config), port };
+    app.http.log.info({ config: shown, store: store.kind }, `runtrail listening on ${address}`);
     if (config.adminToken === undefined) {
       if (isLoopback(config.host)) {
         app.http.log.info(`auth is off: anyone on this machine can read and write every run at ${address}; set RUNTRAIL_ADMIN_TOKEN to require tokens`);
