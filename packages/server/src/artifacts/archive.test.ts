@@ -477,6 +477,20 @@ describe('a whole family in one archive (?family=true)', () => {
         new RegExp(`runs/${grandchild.id}/run\\.json is missing`),
       ],
       [
+        'parents in a loop (a child made the child of its own child)',
+        await editedFamily(archive, (_m, entries) =>
+          entries.map((e) => (e.name === `runs/${middle}/run.json` ? { ...e, content: JSON.stringify({ ...JSON.parse(e.content.toString()), parentId: grandchild.id }) } : e)),
+        ),
+        /is its own ancestor through parentId: the runs' parents form a loop/,
+      ],
+      [
+        'a top run whose parent is in the archive',
+        await editedFamily(archive, (_m, entries) =>
+          entries.map((e) => (e.name === `runs/${parent.id}/run.json` ? { ...e, content: JSON.stringify({ ...JSON.parse(e.content.toString()), parentId: grandchild.id }) } : e)),
+        ),
+        new RegExp(`runId ${parent.id} is not the top of the family: its parent run ${grandchild.id} is in the archive too`),
+      ],
+      [
         'a run filed under another run',
         await editedFamily(archive, (_m, entries) =>
           entries.map((e) => (e.name === `runs/${grandchild.id}/run.json` ? { ...e, content: entries.find((x) => x.name === `runs/${middle}/run.json`)!.content } : e)),

@@ -365,6 +365,10 @@ async function familyRuns(manifest: Manifest & { runs: string[] }, parts: Map<st
     await checkAsCreatedAndAppended(run, bundle.events, checks, `runs/${id}/run.json`);
     byId.set(id, bundle);
   }
+  const top = byId.get(manifest.runId)!.run;
+  if (top.parentId !== null && ids.has(top.parentId)) {
+    throw refuse(`runtrail-export.json: runId ${top.id} is not the top of the family: its parent run ${top.parentId} is in the archive too`);
+  }
   for (const { run } of byId.values()) {
     if (run.parentId === null || ids.has(run.parentId)) continue;
     if (!(await checks.runExists(run.parentId))) {
