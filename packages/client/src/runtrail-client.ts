@@ -1,4 +1,5 @@
 import {
+  IMPORTED_RUNS_HEADER,
   type Artifact,
   type CreateRunBody,
   type CreateTokenBody,
@@ -185,9 +186,18 @@ export class RuntrailClient {
     });
   }
 
-  /** The whole run (its record, every event, every artifact) as one tar archive, streamed. */
-  exportRun(id: string, options: { signal?: AbortSignal } = {}): Promise<Response> {
-    return this.api.send('exportRun', { params: { id }, timeoutMs: null, ...(options.signal ? { signal: options.signal } : {}) });
+  /**
+   * The whole run (its record, every event, every artifact) as one tar
+   * archive, streamed; `family: true`, with every run under it (children,
+   * theirs…), refused while any of them has not ended.
+   */
+  exportRun(id: string, options: { signal?: AbortSignal; family?: boolean } = {}): Promise<Response> {
+    return this.api.send('exportRun', {
+      params: { id },
+      ...(options.family ? { query: { family: 'true' } } : {}),
+      timeoutMs: null,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
   }
 
   /**
@@ -195,13 +205,24 @@ export class RuntrailClient {
    * this server: the run keeps its id, and one that exists here is a 409.
    */
   async importRun(archive: ArtifactSource, options: { size?: number } = {}): Promise<Run> {
+    return (await this.importArchive(archive, options)).run;
+  }
+
+  /**
+   * importRun, also saying how many runs the archive loaded: 1, or for a
+   * family archive (exportRun with `family: true`) the run and every run
+   * under it, all loaded in one transaction or none.
+   */
+  async importArchive(archive: ArtifactSource, options: { size?: number } = {}): Promise<{ run: Run; runs: number }> {
     const { content, size } = await openSource(archive, options.size);
     const response = await this.api.send('importRun', {
       raw: (content instanceof Uint8Array ? content : toReadableStream(content)) as BodyInit,
       headers: { 'content-type': 'application/x-tar', ...(size === null ? {} : { 'content-length': String(size) }) },
       timeoutMs: null,
     });
-    return (await response.json()) as Run;
+    const run = (await response.json()) as Run;
+    // A server older than family archives sends no count: it imported the one run.
+    return { run, runs: Number(response.headers.get(IMPORTED_RUNS_HEADER) ?? 1) };
   }
 
   /**

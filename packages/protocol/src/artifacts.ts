@@ -16,6 +16,10 @@ export const OUTPUT_LOG_ARTIFACT = 'output.log';
 export const ARTIFACT_METADATA_HEADER = 'x-runtrail-metadata';
 /** Header of an export naming the status of the run it holds: an import takes only ended runs, so a client can say so as it saves it. */
 export const EXPORT_STATUS_HEADER = 'x-runtrail-run-status';
+/** Header of a family export (`?family=true`) saying how many runs it holds, the run and every run under it. */
+export const EXPORT_RUNS_HEADER = 'x-runtrail-export-runs';
+/** Header of an import's answer saying how many runs it loaded (more than 1 for a family archive). */
+export const IMPORTED_RUNS_HEADER = 'x-runtrail-imported-runs';
 
 /**
  * Why a name is refused, or null. Names are data, never paths: storage is
@@ -79,6 +83,11 @@ export type ListArtifactsResponse = z.infer<typeof ListArtifactsResponseSchema>;
 
 export const PutArtifactQuery = z.object({
   replace: z.enum(['true', 'false']).optional(),
+});
+
+export const ExportRunQuery = z.object({
+  /** `true`: the run with every run under it (children, theirs…), as one archive that imports in one transaction. */
+  family: z.enum(['true', 'false']).optional(),
 });
 
 /** The `artifact` event of a stored artifact: every field of its record but the run id. */

@@ -141,6 +141,8 @@ export {
 export {
   ARTIFACT_METADATA_HEADER,
   EXPORT_STATUS_HEADER,
+  EXPORT_RUNS_HEADER,
+  IMPORTED_RUNS_HEADER,
   Artifact,
   ArtifactName,
   artifactEventData,
@@ -150,6 +152,7 @@ export {
   MAX_ARTIFACT_NAME,
   OUTPUT_LOG_ARTIFACT,
   PutArtifactQuery,
+  ExportRunQuery,
   requireArtifactName,
   Sha256Hex,
   type ListArtifactsResponse,

@@ -138,7 +138,13 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const artifacts = new ArtifactService({
     runs,
     blobs: deps.blobs ?? openBlobStore({ dir: config.artifactsDir ?? join(config.dataDir, 'artifacts') }),
-    limits: { maxArtifactBytes: config.maxArtifactBytes, maxRunArtifactBytes: config.maxRunArtifactBytes, payload: config },
+    limits: {
+      maxArtifactBytes: config.maxArtifactBytes,
+      maxRunArtifactBytes: config.maxRunArtifactBytes,
+      payload: config,
+      maxImportRuns: config.maxImportRuns,
+      maxImportBytes: config.maxImportBytes,
+    },
     log: http.log,
   });
   installErrorHandler(http);

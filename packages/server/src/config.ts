@@ -144,6 +144,14 @@ const declared = {
     int(1).default(10 * 1024 * 1024 * 1024),
     'most artifact bytes one run may hold; an upload past it gets 413 and leaves nothing behind',
   ),
+  maxImportRuns: value(
+    int(1).default(10_000),
+    'most runs one family archive may hold (an export with ?family=true of a run with more under it is refused too); more gets 413 and nothing imported',
+  ),
+  maxImportBytes: value(
+    int(1024).default(16 * 1024 * 1024 * 1024),
+    'most bytes one family archive may hold (as a tar, unpacked from gzip: records, events and artifact content); more gets 413 and nothing imported',
+  ),
   webDir: value(z.string().min(1).optional(), 'folder of the built dashboard served at / (default: the build of the installed @runtrail/web package)'),
 
   // Security (issue 15; the README's "Security" section).

@@ -1117,6 +1117,48 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         await expectError(target.readEvents(child.id, 0, 10), 'run_not_found');
       });
 
+      it('imports a family (a parent, its children, a grandchild) in one transaction, parents first, keeping ids and links', async () => {
+        const parent = await create();
+        const children = [await create({ parentId: parent.id }), await create({ parentId: parent.id })];
+        const grandchild = await create({ parentId: children[1]!.id });
+        const family = [parent, ...children, grandchild];
+        await put(grandchild.id, 'g.txt', { metadata: { deep: true } });
+        for (const r of [...family].reverse()) await store.append(r.id, [{ type: 'run.succeeded', data: {} }], { now: T0 + 5 });
+        const bundles = [];
+        for (const r of family) bundles.push({ run: (await store.getRun(r.id))!, events: await readAll(r.id), artifacts: await store.listArtifacts(r.id) });
+        const target = (extra[extra.push(await open()) - 1]!).store;
+        const imported = await target.importRuns(bundles);
+        expect(imported.map((r) => [r.id, r.parentId])).toEqual(family.map((r) => [r.id, r.parentId]));
+        expect((await target.listRuns({ parentId: parent.id, limit: 10 })).runs.map((r) => r.id).sort()).toEqual(children.map((r) => r.id).sort());
+        expect(await target.listArtifacts(grandchild.id)).toEqual(await store.listArtifacts(grandchild.id));
+        expect(await readAll(grandchild.id, target)).toEqual(await readAll(grandchild.id));
+      });
+
+      it('imports no run of a family when one is refused: an id taken here (every taken one named), or a parent that is neither in it nor here', async () => {
+        const parent = await create();
+        const child = await create({ parentId: parent.id });
+        const grandchild = await create({ parentId: child.id });
+        for (const r of [grandchild, child, parent]) await store.append(r.id, [{ type: 'run.succeeded', data: {} }], { now: T0 + 5 });
+        const bundleOf = async (r: Run) => ({ run: (await store.getRun(r.id))!, events: await readAll(r.id), artifacts: [] });
+        const bundles = [await bundleOf(parent), await bundleOf(child), await bundleOf(grandchild)];
+        const target = (extra[extra.push(await open()) - 1]!).store;
+        // The child and grandchild are here already (the child imported on its own, as a top-level run).
+        await target.importRun({ ...bundles[1]!, run: { ...bundles[1]!.run, parentId: null } });
+        await target.importRun(bundles[2]!);
+        const taken = await expectError(target.importRuns(bundles), 'run_already_exists');
+        expect(taken.message).toContain(child.id);
+        expect(taken.message).toContain(grandchild.id);
+        expect((taken.details as { runIds: string[] }).runIds).toEqual([child.id, grandchild.id]);
+        expect(await target.getRun(parent.id)).toBeNull();
+
+        const fresh = (extra[extra.push(await open()) - 1]!).store;
+        // The grandchild's parent is neither in the list nor stored: the parent written before it goes too.
+        const orphan = await expectError(fresh.importRuns([bundles[0]!, bundles[2]!]), 'invalid_request');
+        expect(orphan.message).toContain(`run ${grandchild.id}'s parent run ${child.id} does not exist here`);
+        expect(await fresh.getRun(parent.id)).toBeNull();
+        expect(await fresh.getRun(grandchild.id)).toBeNull();
+      });
+
       it('keeps a large input as it was through appends, and a run imported again under a deleted id has its new input', async () => {
         // Large inputs are parsed once and shared (ParsedInputs): none of that may show.
         const input = { rows: Array.from({ length: 400 }, (_, i) => ({ i, prompt: `question ${i} `.repeat(8) })) };

@@ -144,6 +144,18 @@ export function runAlreadyExists(runId: string): RuntrailError {
   return new RuntrailError('run_already_exists', `run ${runId} already exists on this server; delete it first to import it again`, { runId });
 }
 
+/** Runs of an import that are taken here, all of them named: a family refused for one would otherwise be refused again for the next. */
+export function runsAlreadyExist(runIds: string[]): RuntrailError {
+  if (runIds.length === 1) return runAlreadyExists(runIds[0]!);
+  const shown = runIds.slice(0, 20).join(', ');
+  const more = runIds.length > 20 ? ` and ${runIds.length - 20} more` : '';
+  return new RuntrailError(
+    'run_already_exists',
+    `${runIds.length} runs of the import already exist on this server (${shown}${more}); delete them first to import them again; nothing was imported`,
+    { runId: runIds[0], runIds },
+  );
+}
+
 /**
  * An imported run's parent is checked again where the run is written: the
  * archive's check comes before, and a delete of the parent in between

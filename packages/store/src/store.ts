@@ -146,6 +146,14 @@ export interface RunStore {
    * folded from the events. `run_already_exists` if the id is taken.
    */
   importRun(bundle: RunBundle): Promise<Run>;
+  /**
+   * Load several exported runs (a run and every run under it) in ONE
+   * transaction, in the order given, parents before their children: all of
+   * them or, on any refusal, none. `run_already_exists` names every id
+   * already taken (details.runIds); a parent neither earlier in the list
+   * nor stored here is `invalid_request` naming the run.
+   */
+  importRuns(bundles: RunBundle[]): Promise<Run[]>;
 
   close(): Promise<void>;
 }

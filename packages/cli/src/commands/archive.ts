@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { EXPORT_STATUS_HEADER, isTerminalStatus, type RunStatus } from '@runtrail/protocol';
+import { EXPORT_RUNS_HEADER, EXPORT_STATUS_HEADER, isTerminalStatus, type RunStatus } from '@runtrail/protocol';
 import { clientFor } from '../options.js';
 import { print, printJson } from '../output.js';
 import { downloadTarget, fileToUpload, saveDownload, stdinUpload } from '../transfer.js';
@@ -11,14 +11,17 @@ export function registerArchive(program: Command): void {
   program
     .command('export <run>')
     .description('write a run (record, events, artifacts) as one tar archive')
-    .option('-o, --output <file>', 'where to write it: a file, a folder, or - for stdout (default ./runtrail-<run>.tar)')
+    .option('-o, --output <file>', 'where to write it: a file, a folder, or - for stdout (default ./runtrail-<run>.tar, with --family ./runtrail-<run>-family.tar)')
+    .option('--family', 'with every run under it (children, theirs…), imported all at once; refused while any of them has not ended')
     .option('--progress', PROGRESS)
     .option('--no-progress', 'never show one')
-    .action(async (runId: string, flags: { output?: string; progress?: boolean }, cmd: Command) => {
-      const target = await downloadTarget(flags.output, `runtrail-${runId}.tar`);
-      const response = await clientFor(cmd).exportRun(runId);
-      await saveDownload(response, target, `exporting run ${runId}`, flags.progress);
-      if (target !== '-') process.stderr.write(`runtrail: wrote ${target}\n`);
+    .action(async (runId: string, flags: { output?: string; family?: boolean; progress?: boolean }, cmd: Command) => {
+      const family = flags.family === true;
+      const target = await downloadTarget(flags.output, `runtrail-${runId}${family ? '-family' : ''}.tar`);
+      const response = await clientFor(cmd).exportRun(runId, { family });
+      const runs = Number(response.headers.get(EXPORT_RUNS_HEADER) ?? 1);
+      await saveDownload(response, target, family ? `exporting run ${runId} with ${plural(runs - 1, 'run')} under it` : `exporting run ${runId}`, flags.progress);
+      if (target !== '-') process.stderr.write(`runtrail: wrote ${target}${family ? ` (${plural(runs, 'run')})` : ''}\n`);
       // The archive is whole, but of a run that had not ended: an import refuses it, which a backup taken now would only show when it is needed.
       const status = response.headers.get(EXPORT_STATUS_HEADER);
       if (status !== null && !isTerminalStatus(status as RunStatus)) {
@@ -28,20 +31,25 @@ export function registerArchive(program: Command): void {
 
   program
     .command('import <file>')
-    .description('load a run exported with `runtrail export` (a file, or - for stdin) into a server; it keeps its id')
+    .description('load a run exported with `runtrail export` (a file, or - for stdin) into a server; it keeps its id (a --family export: every run in it, all or none)')
     .option('--progress', PROGRESS)
     .option('--no-progress', 'never show one')
     .option('--json', 'print the imported run as JSON')
     .action(async (file: string, flags: { progress?: boolean; json?: boolean }, cmd: Command) => {
       // `-`: stdin, so `runtrail export ID -o - | runtrail import - --server OTHER` copies a run without a file between.
       const upload = file === '-' ? stdinUpload(flags.progress) : await fileToUpload(resolve(file), 'importing', flags.progress);
-      const run = await upload.progress.until(
-        clientFor(cmd).importRun(upload.content, upload.size === null ? {} : { size: upload.size }),
+      const { run, runs } = await upload.progress.until(
+        clientFor(cmd).importArchive(upload.content, upload.size === null ? {} : { size: upload.size }),
         'nothing was imported; try again',
       );
       if (flags.json) return printJson(run);
       // The id on stdout (`id=$(runtrail import run.tar)`), as retry prints the new run's; the summary is for the person.
       print(run.id);
-      process.stderr.write(`imported run ${run.id} (${run.name}, ${run.status}, ${run.seq} events, ${run.snapshot.artifacts.length} artifacts)\n`);
+      const under = runs > 1 ? `, with ${plural(runs - 1, 'run')} under it` : '';
+      process.stderr.write(`imported run ${run.id} (${run.name}, ${run.status}, ${run.seq} events, ${run.snapshot.artifacts.length} artifacts)${under}\n`);
     });
+}
+
+function plural(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`;
 }

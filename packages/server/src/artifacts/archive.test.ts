@@ -313,9 +313,9 @@ describe('an archive from elsewhere', () => {
 
     const cases: Array<[string, Buffer, RegExp]> = [
       [
-        'version 2',
-        await withManifest({ format: 'runtrail-run', version: 2, runId: made.id }),
-        /format version 2, written by a newer runtrail; this server reads version 1: upgrade it, or import into a server as new as the one that exported the run/,
+        'version 3',
+        await withManifest({ format: 'runtrail-run', version: 3, runId: made.id }),
+        /format version 3, written by a newer runtrail; this server reads versions 1 and 2: upgrade it, or import into a server as new as the one that exported the run/,
       ],
       ['another format', await withManifest({ format: 'something-else', version: 1 }), /format is "something-else", not "runtrail-run": this is not a runtrail run export/],
       // Before: the second run.json silently won, importing a run the manifest's events do not belong to.
@@ -336,5 +336,200 @@ describe('an archive from elsewhere', () => {
     }
     expect((await new RuntrailClient({ url: target.url }).listRuns()).runs).toEqual([]);
     expect(blobFiles(target)).toEqual([]);
+  });
+});
+
+/** A parent (an autotune run, say) with three children, the second with a child of its own; artifacts on several, one content shared. */
+async function endedFamily(server: RunningServer) {
+  const client = new RuntrailClient({ url: server.url });
+  const parent = await client.createRun({ name: 'autotune' });
+  const children = [];
+  for (let i = 0; i < 3; i++) {
+    const child = await client.createRun({ name: `trial-${i}`, parentId: parent.id, input: { lr: i } });
+    await child.artifact(`trial-${i}.json`, JSON.stringify({ score: i / 10 }));
+    children.push(child);
+  }
+  const grandchild = await client.createRun({ name: 'eval', parentId: children[1]!.id });
+  await grandchild.artifact('same.txt', 'shared content');
+  await children[2]!.artifact('same.txt', 'shared content');
+  await grandchild.succeed({ ok: true });
+  for (const child of children) await child.succeed();
+  await parent.artifact('summary.txt', 'best: trial-1');
+  await parent.succeed();
+  return { parent, children, grandchild, ids: [parent.id, ...children.map((c) => c.id), grandchild.id] };
+}
+
+async function exportFamily(server: RunningServer, runId: string): Promise<Response> {
+  return fetch(server.url + buildPath('exportRun', { id: runId }, { family: 'true' }));
+}
+
+/** A family archive with its manifest and entries changed by `edit`. */
+async function editedFamily(archive: Buffer, edit: (manifest: any, entries: Array<{ name: string; content: string | Buffer }>) => Array<{ name: string; content: string | Buffer }>): Promise<Buffer> {
+  const entries = await entriesOf(archive);
+  const manifest = JSON.parse(entries.find((e) => e.name === 'runtrail-export.json')!.content.toString());
+  const rest = edit(manifest, entries.filter((e) => e.name !== 'runtrail-export.json'));
+  return tarOf([{ name: 'runtrail-export.json', content: JSON.stringify(manifest) }, ...rest]);
+}
+
+describe('a whole family in one archive (?family=true)', () => {
+  it('holds the run and every run under it, parents first (format version 2); the single-run export of the same run is version 1 as before', async () => {
+    const source = await serverOn('sqlite', 'a');
+    const target = await serverOn('sqlite', 'b');
+    const { parent, children, grandchild, ids } = await endedFamily(source);
+    const res = await exportFamily(source, parent.id);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-runtrail-export-runs')).toBe('5');
+    const archive = Buffer.from(await res.arrayBuffer());
+    const entries = await entriesOf(archive);
+    const manifest = JSON.parse(entries[0]!.content.toString());
+    expect(manifest).toMatchObject({ format: 'runtrail-run', version: 2, runId: parent.id });
+    expect([...manifest.runs].sort()).toEqual([...ids].sort());
+    expect(manifest.runs[0]).toBe(parent.id);
+    expect(manifest.runs.indexOf(grandchild.id)).toBeGreaterThan(manifest.runs.indexOf(children[1]!.id));
+    // Six artifacts, five contents: the one two runs share is in the archive once.
+    expect(entries.filter((e) => e.name.startsWith('blobs/'))).toHaveLength(5);
+    const single = await entriesOf(await exportArchive(source, parent.id));
+    expect(JSON.parse(single[0]!.content.toString())).toEqual({ format: 'runtrail-run', version: 1, runId: parent.id });
+    expect(single.map((e) => e.name)).not.toContain(`runs/${ids[1]}/run.json`);
+
+    const imported = await importInto(target, archive);
+    expect(imported.status, JSON.stringify(imported.body)).toBe(201);
+    expect(imported.body.id).toBe(parent.id);
+    const a = new RuntrailClient({ url: source.url });
+    const b = new RuntrailClient({ url: target.url });
+    for (const id of ids) {
+      expect(await b.getRun(id)).toEqual(await a.getRun(id));
+      expect(await b.listArtifacts(id)).toEqual(await a.listArtifacts(id));
+    }
+  });
+
+  it('a family with a run still going is refused naming it: the export with 409, an archive of it made otherwise by the import with 400, importing nothing', async () => {
+    const source = await serverOn('sqlite', 'a');
+    const target = await serverOn('postgres', 'b');
+    const { parent, children, grandchild } = await endedFamily(source);
+    const client = new RuntrailClient({ url: source.url });
+    const late = await client.createRun({ name: 'late-trial', parentId: children[0]!.id });
+    const refused = await exportFamily(source, parent.id);
+    expect(refused.status).toBe(409);
+    const error = ((await refused.json()) as any).error;
+    expect(error.code).toBe('run_not_terminal');
+    expect(error.message).toContain(`run ${late.id} (late-trial) under run ${parent.id} is running`);
+    // The single-run export is as it was: the run so far, its status in a header.
+    expect((await fetch(source.url + buildPath('exportRun', { id: late.id }))).headers.get('x-runtrail-run-status')).toBe('running');
+    await late.succeed();
+
+    const archive = Buffer.from(await (await exportFamily(source, parent.id)).arrayBuffer());
+    const running = await editedFamily(archive, (_m, entries) =>
+      entries.map((e) => (e.name === `runs/${grandchild.id}/run.json` ? { ...e, content: JSON.stringify({ ...JSON.parse(e.content.toString()), status: 'running' }) } : e)),
+    );
+    const res = await importInto(target, running);
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toMatch(new RegExp(`run ${grandchild.id} \\(eval\\) is running: a family is imported only when every run in it has ended.*nothing was imported`));
+    expect((await new RuntrailClient({ url: target.url }).listRuns()).runs).toEqual([]);
+    expect(blobFiles(target)).toEqual([]);
+  });
+
+  it('an import of a family a run of which exists here is 409 naming it; none of the others is imported, nor their content kept', async () => {
+    const source = await serverOn('sqlite', 'a');
+    const target = await serverOn('sqlite', 'b');
+    const { parent, ids } = await endedFamily(source);
+    const archive = Buffer.from(await (await exportFamily(source, parent.id)).arrayBuffer());
+    // The parent alone, imported earlier.
+    expect((await importInto(target, await exportArchive(source, parent.id))).status).toBe(201);
+    const kept = blobFiles(target);
+    const res = await importInto(target, archive);
+    expect(res.status).toBe(409);
+    expect(res.body.error.code).toBe('run_already_exists');
+    expect(res.body.error.message).toContain(`run ${parent.id} already exists on this server`);
+    const b = new RuntrailClient({ url: target.url });
+    expect((await b.listRuns({ parentId: parent.id })).runs).toEqual([]);
+    for (const id of ids.slice(1)) await expect(b.getRun(id)).rejects.toMatchObject({ code: 'run_not_found' });
+    expect(blobFiles(target).sort()).toEqual(kept.sort());
+  });
+
+  it('a damaged family archive is refused with 400 naming what is wrong (a run whose parent is nowhere, a run the manifest does not name, a missing run), importing nothing', async () => {
+    const source = await serverOn('sqlite', 'a');
+    const target = await serverOn('postgres', 'b');
+    const { parent, children, grandchild } = await endedFamily(source);
+    const archive = Buffer.from(await (await exportFamily(source, parent.id)).arrayBuffer());
+    const middle = children[1]!.id;
+    const withoutMiddle = (manifest: any, entries: Array<{ name: string; content: string | Buffer }>) => {
+      manifest.runs = manifest.runs.filter((id: string) => id !== middle);
+      return entries.filter((e) => !e.name.startsWith(`runs/${middle}/`));
+    };
+    const cases: Array<[string, Buffer, RegExp]> = [
+      [
+        'a grandchild whose parent is not in the archive nor here',
+        await editedFamily(archive, withoutMiddle),
+        new RegExp(`run ${grandchild.id} \\(runs/${grandchild.id}/run\\.json\\): parentId: its parent run ${middle} is neither in the archive nor here`),
+      ],
+      [
+        'a run the manifest does not name',
+        await editedFamily(archive, (manifest, entries) => {
+          manifest.runs = manifest.runs.filter((id: string) => id !== grandchild.id);
+          return entries;
+        }),
+        new RegExp(`runs/${grandchild.id}/ is not a run runtrail-export\\.json names`),
+      ],
+      [
+        'a run the manifest names with no run.json',
+        await editedFamily(archive, (_m, entries) => entries.filter((e) => e.name !== `runs/${grandchild.id}/run.json`)),
+        new RegExp(`runs/${grandchild.id}/run\\.json is missing`),
+      ],
+      [
+        'parents in a loop (a child made the child of its own child)',
+        await editedFamily(archive, (_m, entries) =>
+          entries.map((e) => (e.name === `runs/${middle}/run.json` ? { ...e, content: JSON.stringify({ ...JSON.parse(e.content.toString()), parentId: grandchild.id }) } : e)),
+        ),
+        /is its own ancestor through parentId: the runs' parents form a loop/,
+      ],
+      [
+        'a top run whose parent is in the archive',
+        await editedFamily(archive, (_m, entries) =>
+          entries.map((e) => (e.name === `runs/${parent.id}/run.json` ? { ...e, content: JSON.stringify({ ...JSON.parse(e.content.toString()), parentId: grandchild.id }) } : e)),
+        ),
+        new RegExp(`runId ${parent.id} is not the top of the family: its parent run ${grandchild.id} is in the archive too`),
+      ],
+      [
+        'a run filed under another run',
+        await editedFamily(archive, (_m, entries) =>
+          entries.map((e) => (e.name === `runs/${grandchild.id}/run.json` ? { ...e, content: entries.find((x) => x.name === `runs/${middle}/run.json`)!.content } : e)),
+        ),
+        new RegExp(`runs/${grandchild.id}/run\\.json is run ${middle}, not the run its folder names`),
+      ],
+    ];
+    for (const [what, body, message] of cases) {
+      const res = await importInto(target, body);
+      expect(res.status, `${what}: ${JSON.stringify(res.body).slice(0, 300)}`).toBe(400);
+      expect(res.body.error.message, what).toMatch(message);
+      expect(res.body.error.message, what).toMatch(/nothing was imported/);
+    }
+    expect((await new RuntrailClient({ url: target.url }).listRuns()).runs).toEqual([]);
+    expect(blobFiles(target)).toEqual([]);
+    expect((await importInto(target, archive)).status).toBe(201);
+  });
+
+  it("a family over the server's limits is refused with 413 naming the limit: more runs than maxImportRuns (export and import), more bytes than maxImportBytes", async () => {
+    const source = await serverOn('sqlite', 'a');
+    const { parent } = await endedFamily(source);
+    const archive = Buffer.from(await (await exportFamily(source, parent.id)).arrayBuffer());
+    const few = await serverOn('sqlite', 'few', { maxImportRuns: 4 });
+    const small = await serverOn('sqlite', 'small', { maxImportBytes: 4096 });
+    for (const [server, message] of [
+      [few, /the archive holds 5 runs; this server imports at most 4 in one archive \(maxImportRuns\); nothing was imported/],
+      [small, /the archive holds more than 4096 bytes, the most this server imports in one archive \(maxImportBytes\); nothing was imported/],
+    ] as const) {
+      const res = await importInto(server, archive);
+      expect(res.status, JSON.stringify(res.body)).toBe(413);
+      expect(res.body.error.code).toBe('payload_too_large');
+      expect(res.body.error.message).toMatch(message);
+      expect((await new RuntrailClient({ url: server.url }).listRuns()).runs).toEqual([]);
+      expect(blobFiles(server)).toEqual([]);
+    }
+    expect((await importInto(few, archive)).status).toBe(413);
+    const { parent: theirs } = await endedFamily(few);
+    const refused = await exportFamily(few, theirs.id);
+    expect(refused.status).toBe(413);
+    expect(((await refused.json()) as any).error.message).toMatch(/are more than 4 runs, the most one archive may hold here \(maxImportRuns\)/);
   });
 });

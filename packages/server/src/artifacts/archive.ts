@@ -23,7 +23,7 @@ import {
   type Run,
   type RunEvent,
 } from '@runtrail/protocol';
-import type { StagedBlob } from '@runtrail/store';
+import type { RunBundle, StagedBlob } from '@runtrail/store';
 import type { ArtifactService } from './artifact-service.js';
 import { checkEventData, checkRunData, type PayloadLimits } from '../security/index.js';
 
@@ -36,13 +36,25 @@ import { checkEventData, checkRunData, type PayloadLimits } from '../security/in
  *   artifacts.json         its artifact records, in ordinal order
  *   blobs/<sha256>         each distinct content once
  *
+ * A run with every run under it (`?family=true`) is version 2:
+ *
+ *   runtrail-export.json   {format: "runtrail-run", version: 2, runId, runs: [ids, parents before children]}
+ *   runs/<id>/run.json, runs/<id>/events/NNNNNN.ndjson, runs/<id>/artifacts.json   each run, as above
+ *   blobs/<sha256>         each distinct content of the whole family once
+ *
+ * A single run is still written as version 1, so a server that reads only
+ * version 1 imports it; one of those given a family says it is too old.
+ *
  * Written as a stream: memory holds one events file or one JSON entry at a
- * time. Read as one too, except that an import holds all of the run's
+ * time. Read as one too, except that an import holds all of the runs'
  * events until the store writes them in one transaction. Never an
  * artifact's content: that is staged to disk.
  */
-export const ARCHIVE_FORMAT = 'runtrail-run';
-export const ARCHIVE_VERSION = 1;
+export const ARCHIVE_FORMAT = 'runtrail-run' as const;
+/** The version of a single-run archive. */
+export const ARCHIVE_VERSION = 1 as const;
+/** The version of a family archive (`runs` in the manifest, each run under runs/<id>/). */
+export const FAMILY_ARCHIVE_VERSION = 2 as const;
 const EVENTS_PER_FILE = 5000;
 /**
  * An events file is closed before it passes this size, however few events
@@ -52,10 +64,20 @@ const EVENTS_PER_FILE = 5000;
 const EVENTS_FILE_BYTES = 16 * 1024 * 1024;
 /** Largest JSON entry an import reads into memory. */
 const MAX_JSON_ENTRY_BYTES = 64 * 1024 * 1024;
+/**
+ * Most bytes of JSON (records and events) a family import reads into
+ * memory: all of it is held until the store writes the family in one
+ * transaction, so the sum is bounded, not only each entry.
+ */
+export const MAX_FAMILY_JSON_BYTES = 512 * 1024 * 1024;
 /** The first bytes of gzip data (RFC 1952): `gzip run.tar` is how archives are usually kept. */
 const GZIP_MAGIC = [0x1f, 0x8b] as const;
 
-const Manifest = z.object({ format: z.literal(ARCHIVE_FORMAT), version: z.literal(ARCHIVE_VERSION), runId: RunId });
+const Manifest = z.union([
+  z.object({ format: z.literal(ARCHIVE_FORMAT), version: z.literal(ARCHIVE_VERSION), runId: RunId }),
+  z.object({ format: z.literal(ARCHIVE_FORMAT), version: z.literal(FAMILY_ARCHIVE_VERSION), runId: RunId, runs: z.array(RunId).min(1) }),
+]);
+type Manifest = z.infer<typeof Manifest>;
 /**
  * The run record of an import: what create would accept, with the same
  * schemas (a name, labels, input and owner as a create body's; ids the
@@ -96,35 +118,59 @@ export interface ImportChecks {
   now: () => number;
   /** Whether a run with this id exists here (an imported run's parent must). */
   runExists: (id: string) => Promise<boolean>;
+  /** Most runs one family archive may hold (maxImportRuns). */
+  maxRuns: number;
+  /** Most bytes one family archive may hold, as a tar (maxImportBytes). */
+  maxBytes: number;
+}
+
+/** One run of an export: its record, its events (read page by page as they are written), its artifact records. */
+export interface ExportedRun {
+  run: Run;
+  events: () => AsyncIterable<RunEvent[]>;
+  records: Artifact[];
 }
 
 export function exportRun(artifacts: ArtifactService, run: Run, events: AsyncIterable<RunEvent[]>, records: Artifact[]): Readable {
+  return writeArchive(artifacts, { format: ARCHIVE_FORMAT, version: ARCHIVE_VERSION, runId: run.id }, [{ run, events: () => events, records }], () => '');
+}
+
+/** A run and every run under it (`family`, parents before children, the run first) as one version 2 archive. */
+export function exportFamily(artifacts: ArtifactService, family: ExportedRun[]): Readable {
+  const manifest: Manifest = { format: ARCHIVE_FORMAT, version: FAMILY_ARCHIVE_VERSION, runId: family[0]!.run.id, runs: family.map((m) => m.run.id) };
+  return writeArchive(artifacts, manifest, family, (id) => `runs/${id}/`);
+}
+
+function writeArchive(artifacts: ArtifactService, manifest: Manifest, members: ExportedRun[], folder: (id: string) => string): Readable {
   const pack = tar.pack();
   const json = (name: string, value: unknown) => addBuffer(pack, name, Buffer.from(`${JSON.stringify(value, null, 2)}\n`));
   void (async () => {
-    await json('runtrail-export.json', { format: ARCHIVE_FORMAT, version: ARCHIVE_VERSION, runId: run.id });
-    await json('run.json', run);
-    let file = 0;
-    let lines: Buffer[] = [];
-    let bytes = 0;
-    const flush = async () => {
-      if (lines.length === 0) return;
-      await addBuffer(pack, `events/${String(++file).padStart(6, '0')}.ndjson`, Buffer.concat(lines));
-      lines = [];
-      bytes = 0;
-    };
-    for await (const page of events) {
-      for (const e of page) {
-        const line = Buffer.from(`${JSON.stringify(e)}\n`);
-        if (lines.length >= EVENTS_PER_FILE || (lines.length > 0 && bytes + line.length > EVENTS_FILE_BYTES)) await flush();
-        lines.push(line);
-        bytes += line.length;
+    await json('runtrail-export.json', manifest);
+    for (const { run, events, records } of members) {
+      const prefix = folder(run.id);
+      await json(`${prefix}run.json`, run);
+      let file = 0;
+      let lines: Buffer[] = [];
+      let bytes = 0;
+      const flush = async () => {
+        if (lines.length === 0) return;
+        await addBuffer(pack, `${prefix}events/${String(++file).padStart(6, '0')}.ndjson`, Buffer.concat(lines));
+        lines = [];
+        bytes = 0;
+      };
+      for await (const page of events()) {
+        for (const e of page) {
+          const line = Buffer.from(`${JSON.stringify(e)}\n`);
+          if (lines.length >= EVENTS_PER_FILE || (lines.length > 0 && bytes + line.length > EVENTS_FILE_BYTES)) await flush();
+          lines.push(line);
+          bytes += line.length;
+        }
       }
+      await flush();
+      await json(`${prefix}artifacts.json`, records);
     }
-    await flush();
-    await json('artifacts.json', records);
     const written = new Set<string>();
-    for (const a of records) {
+    for (const a of members.flatMap((m) => m.records)) {
       if (written.has(a.sha256)) continue;
       written.add(a.sha256);
       // Opened before its entry exists: an entry left unwritten when the pack is destroyed
@@ -142,22 +188,25 @@ function addBuffer(pack: tar.Pack, name: string, content: Buffer): Promise<void>
   return new Promise((resolve, reject) => pack.entry({ name, size: content.length }, content, (err) => (err ? reject(err) : resolve())));
 }
 
-export interface ImportedBundle {
-  run: Run;
-  events: RunEvent[];
-  artifacts: Artifact[];
+export interface ImportedArchive {
+  /** The runs, parents before their children: one for a single-run archive. */
+  runs: RunBundle[];
+  /** Whether the archive is a family's (version 2), even of one run. */
+  family: boolean;
   /** Content read from the archive, staged, not yet committed. */
   staged: Map<string, StagedBlob>;
 }
 
 /**
- * Read an archive into a validated bundle. Anything unexpected (an entry
- * that is not one of the names above, a path that would leave the archive,
- * a truncated or malformed file, content whose hash is not its name,
- * events that do not fold into the run) is `invalid_request`, and the
- * content staged so far is discarded: nothing changes.
+ * Read an archive into validated runs. Anything unexpected (an entry that
+ * is not one of the names above, a path that would leave the archive, a
+ * truncated or malformed file, content whose hash is not its name, events
+ * that do not fold into their run, a run of a family whose parent is
+ * nowhere) is `invalid_request`, an archive over this server's limits
+ * `payload_too_large`, and the content staged so far is discarded:
+ * nothing changes.
  */
-export async function readArchive(artifacts: ArtifactService, body: AsyncIterable<Uint8Array>, checks: ImportChecks): Promise<ImportedBundle> {
+export async function readArchive(artifacts: ArtifactService, body: AsyncIterable<Uint8Array>, checks: ImportChecks): Promise<ImportedArchive> {
   const staged = new Map<string, StagedBlob>();
   try {
     return await readEntries(artifacts, body, checks, staged);
@@ -168,12 +217,22 @@ export async function readArchive(artifacts: ArtifactService, body: AsyncIterabl
   }
 }
 
+/** What the archive holds of one run, as its entries are read. */
+interface RunParts {
+  run: Run | null;
+  records: Artifact[] | null;
+  eventFiles: Map<number, RunEvent[]>;
+}
+
+/** run.json, artifacts.json or events/NNNNNN.ndjson, at the top (version 1) or under runs/<id>/ (version 2). */
+const RUN_ENTRY = /^(?:runs\/([^/]{1,100})\/)?(run\.json|artifacts\.json|events\/(\d{6})\.ndjson)$/;
+
 async function readEntries(
   artifacts: ArtifactService,
   body: AsyncIterable<Uint8Array>,
   checks: ImportChecks,
   staged: Map<string, StagedBlob>,
-): Promise<ImportedBundle> {
+): Promise<ImportedArchive> {
   const maxBlobBytes = checks.maxBlobBytes;
   const extract = tar.extract();
   const { gzipped, bytes } = await sniffGzip(body);
@@ -181,11 +240,27 @@ async function readEntries(
   // Its failure (a truncated archive) also ends the loop below, which reports it;
   // this handler only keeps it from counting as unhandled before `await feeding`.
   feeding.catch(() => undefined);
-  let manifest: z.infer<typeof Manifest> | null = null;
-  let run: Run | null = null;
-  let records: Artifact[] | null = null;
-  const eventFiles = new Map<number, RunEvent[]>();
+  let manifest: Manifest | null = null;
+  // Keyed by run id; '' for the one run of a version 1 archive.
+  const parts = new Map<string, RunParts>();
   const seen = new Set<string>();
+  // A family's bounds (single-run archives are read as they always were):
+  // known to be one from its manifest or its first runs/ entry.
+  let family = false;
+  let archiveBytes = 0;
+  let jsonBytes = 0;
+  const checkBytes = () => {
+    if (family && archiveBytes > checks.maxBytes) throw tooLarge(`the archive holds more than ${checks.maxBytes} bytes, the most this server imports in one archive (maxImportBytes)`);
+  };
+  const partsOf = (key: string): RunParts => {
+    let found = parts.get(key);
+    if (!found) {
+      if (key !== '' && parts.size >= checks.maxRuns) throw tooManyRuns(checks.maxRuns);
+      found = { run: null, records: null, eventFiles: new Map() };
+      parts.set(key, found);
+    }
+    return found;
+  };
   try {
     for await (const entry of extract) {
       const { name, type } = entry.header;
@@ -193,21 +268,44 @@ async function readEntries(
       // A second run.json or events file would silently replace the first: which one is the run is then anyone's guess.
       if (seen.has(name)) throw refuse(`entry ${JSON.stringify(name.slice(0, 200))} appears twice`);
       seen.add(name);
+      archiveBytes += entry.header.size ?? 0;
+      checkBytes();
+      const text = async () => {
+        const room = family ? Math.min(MAX_JSON_ENTRY_BYTES, MAX_FAMILY_JSON_BYTES - jsonBytes) : MAX_JSON_ENTRY_BYTES;
+        const read = await readText(entry as AsyncIterable<Uint8Array>, name, room, family && room < MAX_JSON_ENTRY_BYTES);
+        jsonBytes += Buffer.byteLength(read);
+        return read;
+      };
       const blob = /^blobs\/([0-9a-f]{64})$/.exec(name);
-      const events = /^events\/(\d{6})\.ndjson$/.exec(name);
+      const ofRun = RUN_ENTRY.exec(name);
       if (blob) {
         const sha256 = blob[1]!;
         const content = await artifacts.blobs.stage(entry as AsyncIterable<Uint8Array>, { maxBytes: maxBlobBytes });
         staged.set(sha256, content);
         if (content.sha256 !== sha256) throw refuse(`the content of ${name} does not hash to its name`);
-      } else if (events) {
-        const text = await readText(entry as AsyncIterable<Uint8Array>, name);
-        const lines = text.split('\n').filter((l) => l.length > 0);
-        eventFiles.set(Number(events[1]), lines.map((l, i) => parseJson(StoredEvent, l, `${name} line ${i + 1}`) as RunEvent));
-      } else if (name === 'runtrail-export.json') manifest = parseManifest(await readText(entry as AsyncIterable<Uint8Array>, name));
-      else if (name === 'run.json') run = parseRun(await readText(entry as AsyncIterable<Uint8Array>, name));
-      else if (name === 'artifacts.json') records = parseJson(z.array(Artifact), await readText(entry as AsyncIterable<Uint8Array>, name), name);
-      else throw refuse(`unexpected entry ${JSON.stringify(name.slice(0, 200))}; an export holds only runtrail-export.json, run.json, events/, artifacts.json and blobs/`);
+      } else if (ofRun) {
+        const [, id, file, events] = ofRun;
+        if (id !== undefined) {
+          if (!RunId.safeParse(id).success) throw refuse(`entry ${JSON.stringify(name.slice(0, 200))} is under runs/ but ${JSON.stringify(id)} is not a run id`);
+          family = true;
+          checkBytes();
+        }
+        const run = partsOf(id ?? '');
+        if (events !== undefined) {
+          const lines = (await text()).split('\n').filter((l) => l.length > 0);
+          run.eventFiles.set(Number(events), lines.map((l, i) => parseJson(StoredEvent, l, `${name} line ${i + 1}`) as RunEvent));
+        } else if (file === 'run.json') run.run = parseRun(await text(), name);
+        else run.records = parseJson(z.array(Artifact), await text(), name);
+      } else if (name === 'runtrail-export.json') {
+        manifest = parseManifest(await readText(entry as AsyncIterable<Uint8Array>, name, MAX_JSON_ENTRY_BYTES, false), checks.maxRuns);
+        if (manifest.version === FAMILY_ARCHIVE_VERSION) family = true;
+        checkBytes();
+      } else {
+        throw refuse(
+          `unexpected entry ${JSON.stringify(name.slice(0, 200))}; an export holds only runtrail-export.json, run.json, events/, artifacts.json and blobs/ ` +
+            '(a family export: runtrail-export.json, runs/<id>/run.json, runs/<id>/events/, runs/<id>/artifacts.json and blobs/)',
+        );
+      }
     }
   } finally {
     // Stop reading the body once we stop reading the archive (a refusal mid-way).
@@ -216,16 +314,106 @@ async function readEntries(
   }
   await feeding;
   if (!manifest) throw refuse('runtrail-export.json is missing: this is not a runtrail export');
+  const runs = manifest.version === ARCHIVE_VERSION ? [await singleRun(manifest, parts, checks)] : await familyRuns(manifest, parts, checks);
+  for (const bundle of runs) await checkRecords(artifacts, bundle, staged);
+  // Content no record names would be committed with the run and never removed: no delete knows of it.
+  const named = new Set(runs.flatMap((b) => b.artifacts.map((a) => a.sha256)));
+  const stray = [...staged.keys()].find((sha256) => !named.has(sha256));
+  if (stray !== undefined) throw refuse(`blobs/${stray} is the content of no artifact in artifacts.json`);
+  return { runs, family: manifest.version === FAMILY_ARCHIVE_VERSION, staged };
+}
+
+/** The run of a version 1 archive, checked whole, its parent here. */
+async function singleRun(manifest: Manifest, parts: Map<string, RunParts>, checks: ImportChecks): Promise<RunBundle> {
+  const family = [...parts.keys()].find((key) => key !== '');
+  if (family !== undefined) throw refuse(`runs/${family}/ is a family export's entry, but runtrail-export.json is of version ${ARCHIVE_VERSION}, a single run`);
+  const { run, records } = parts.get('') ?? { run: null, records: null };
   if (!run || !records) throw refuse(`${run ? 'artifacts.json' : 'run.json'} is missing`);
   if (run.id !== manifest.runId) throw refuse('run.json is not the run runtrail-export.json names');
   if (!isTerminalStatus(run.status)) throw refuse(`the run is ${run.status}; export a run after it ends`);
-  const order = [...eventFiles.keys()].sort((a, b) => a - b);
-  const events = order.flatMap((n) => eventFiles.get(n)!);
+  const bundle = { run, events: eventsOf(run, parts.get('')!), artifacts: records };
+  await checkAsCreatedAndAppended(bundle.run, bundle.events, checks);
+  if (run.parentId !== null && !(await checks.runExists(run.parentId))) {
+    throw refuse(`run.json: parentId: parent run ${run.parentId} does not exist here; import the parent first`);
+  }
+  return bundle;
+}
+
+/**
+ * The runs of a version 2 archive, each checked as a single run is, every
+ * run the manifest names there and no other, each one's parent in the
+ * archive or here; ordered parents before children, whatever the order of
+ * the manifest, so the store can write them in one pass.
+ */
+async function familyRuns(manifest: Manifest & { runs: string[] }, parts: Map<string, RunParts>, checks: ImportChecks): Promise<RunBundle[]> {
+  if (parts.has('')) throw refuse(`run.json, events/ and artifacts.json belong under runs/<id>/ in a family export (runtrail-export.json is of version ${FAMILY_ARCHIVE_VERSION})`);
+  const ids = new Set(manifest.runs);
+  if (ids.size !== manifest.runs.length) throw refuse('runtrail-export.json: runs names a run twice');
+  if (manifest.runs[0] !== manifest.runId) throw refuse('runtrail-export.json: runs must begin with runId, the run the family was exported from');
+  const stray = [...parts.keys()].find((id) => !ids.has(id));
+  if (stray !== undefined) throw refuse(`runs/${stray}/ is not a run runtrail-export.json names`);
+  const byId = new Map<string, RunBundle>();
+  for (const id of manifest.runs) {
+    const found = parts.get(id);
+    if (!found?.run || !found.records) throw refuse(`runs/${id}/${found?.run ? 'artifacts.json' : 'run.json'} is missing`);
+    const { run } = found;
+    if (run.id !== id) throw refuse(`runs/${id}/run.json is run ${run.id}, not the run its folder names`);
+    if (!isTerminalStatus(run.status)) {
+      throw refuse(`run ${id} (${run.name}) is ${run.status}: a family is imported only when every run in it has ended; export it again once it ends`);
+    }
+    const bundle = { run, events: eventsOf(run, found, `runs/${id}/`), artifacts: found.records };
+    await checkAsCreatedAndAppended(run, bundle.events, checks, `runs/${id}/run.json`);
+    byId.set(id, bundle);
+  }
+  const top = byId.get(manifest.runId)!.run;
+  if (top.parentId !== null && ids.has(top.parentId)) {
+    throw refuse(`runtrail-export.json: runId ${top.id} is not the top of the family: its parent run ${top.parentId} is in the archive too`);
+  }
+  for (const { run } of byId.values()) {
+    if (run.parentId === null || ids.has(run.parentId)) continue;
+    if (!(await checks.runExists(run.parentId))) {
+      throw refuse(
+        `run ${run.id} (runs/${run.id}/run.json): parentId: its parent run ${run.parentId} is neither in the archive nor here; ` +
+          'import the parent first, or export the family from a run above it',
+      );
+    }
+  }
+  return parentsFirst(manifest.runs, byId);
+}
+
+/** The runs with each one after its parent; a cycle of parents (no run of it is above the others) is refused. */
+function parentsFirst(order: string[], byId: Map<string, RunBundle>): RunBundle[] {
+  const out: RunBundle[] = [];
+  const placed = new Set<string>();
+  for (const id of order) {
+    const chain: RunBundle[] = [];
+    const onChain = new Set<string>();
+    for (let at: string | null = id; at !== null && byId.has(at) && !placed.has(at); at = byId.get(at)!.run.parentId) {
+      if (onChain.has(at)) throw refuse(`run ${at} is its own ancestor through parentId: the runs' parents form a loop`);
+      onChain.add(at);
+      chain.push(byId.get(at)!);
+    }
+    for (const bundle of chain.reverse()) {
+      placed.add(bundle.run.id);
+      out.push(bundle);
+    }
+  }
+  return out;
+}
+
+/** A run's events from its files, checked to be exactly its seq 1..seq in order. */
+function eventsOf(run: Run, found: RunParts, where = ''): RunEvent[] {
+  const order = [...found.eventFiles.keys()].sort((a, b) => a - b);
+  const events = order.flatMap((n) => found.eventFiles.get(n)!);
   events.forEach((e, i) => {
-    if (e.runId !== run!.id || e.seq !== i + 1) throw refuse(`events are not run ${run!.id}'s seq 1..${events.length} in order (at seq ${e.seq})`);
+    if (e.runId !== run.id || e.seq !== i + 1) throw refuse(`${where}events are not run ${run.id}'s seq 1..${events.length} in order (at seq ${e.seq})`);
   });
-  if (events.length !== run.seq) throw refuse(`run.json says seq ${run.seq} but the archive holds ${events.length} events`);
-  await checkAsCreatedAndAppended(run, events, checks);
+  if (events.length !== run.seq) throw refuse(`${where}run.json says seq ${run.seq} but the archive holds ${events.length} events`);
+  return events;
+}
+
+/** A run's artifact records: its own, each name once, each content in the archive (or here) at its size. */
+async function checkRecords(artifacts: ArtifactService, { run, artifacts: records }: RunBundle, staged: Map<string, StagedBlob>): Promise<void> {
   const names = new Set<string>();
   for (const a of records) {
     if (a.runId !== run.id) throw refuse(`artifact ${a.name} belongs to another run`);
@@ -234,20 +422,15 @@ async function readEntries(
     const blob = staged.get(a.sha256);
     if (blob ? blob.size !== a.size : !(await artifacts.blobs.has(a.sha256))) throw refuse(`the content of artifact ${a.name} (blobs/${a.sha256}) is missing or of another size`);
   }
-  // Content no record names would be committed with the run and never removed: no delete knows of it.
-  const named = new Set(records.map((a) => a.sha256));
-  const stray = [...staged.keys()].find((sha256) => !named.has(sha256));
-  if (stray !== undefined) throw refuse(`blobs/${stray} is the content of no artifact in artifacts.json`);
-  return { run, events, artifacts: records, staged };
 }
 
 /**
  * The checks a create and the appends of these events would have made
- * (event types and data, sizes, the parent), and the ones that keep the
+ * (event types and data, sizes; the parent is checked by the caller), and the ones that keep the
  * list in order (an id no later than now) and the run whole (it ends with
  * the terminal event of its status, and only there).
  */
-async function checkAsCreatedAndAppended(run: Run, events: RunEvent[], checks: ImportChecks): Promise<void> {
+async function checkAsCreatedAndAppended(run: Run, events: RunEvent[], checks: ImportChecks, where = 'run.json'): Promise<void> {
   const issues = validateEventData(events as EventInput[]);
   if (issues.length > 0) throw refuse(invalidRequest('events', issues).message);
   try {
@@ -262,10 +445,7 @@ async function checkAsCreatedAndAppended(run: Run, events: RunEvent[], checks: I
     throw err;
   }
   if (runIdTime(run.id) > checks.now() + MAX_ID_CLOCK_SKEW_MS) {
-    throw refuse(`run.json: id ${run.id} was minted at ${new Date(runIdTime(run.id)).toISOString()}, later than now here`);
-  }
-  if (run.parentId !== null && !(await checks.runExists(run.parentId))) {
-    throw refuse(`run.json: parentId: parent run ${run.parentId} does not exist here; import the parent first`);
+    throw refuse(`${where}: id ${run.id} was minted at ${new Date(runIdTime(run.id)).toISOString()}, later than now here`);
   }
   const end = events.findIndex((e) => isTerminalType(e.type));
   const last = events.at(-1);
@@ -277,19 +457,29 @@ async function checkAsCreatedAndAppended(run: Run, events: RunEvent[], checks: I
 /**
  * The manifest, with the two ways an archive from elsewhere fails said as
  * what they are: another kind of file, or a newer runtrail's format that
- * this server cannot read (not "expected 1").
+ * this server cannot read (not "expected 1"); and a family over this
+ * server's count of runs said as that limit.
  */
-function parseManifest(text: string): z.infer<typeof Manifest> {
+function parseManifest(text: string, maxRuns: number): Manifest {
   const where = 'runtrail-export.json';
-  const head = parseJson(z.object({ format: z.unknown(), version: z.unknown() }), text, where);
+  const head = parseJson(z.object({ format: z.unknown(), version: z.unknown(), runs: z.unknown().optional() }), text, where);
   if (head.format !== ARCHIVE_FORMAT) throw refuse(`${where}: format is ${JSON.stringify(head.format)}, not ${JSON.stringify(ARCHIVE_FORMAT)}: this is not a runtrail run export`);
-  if (typeof head.version === 'number' && Number.isInteger(head.version) && head.version > ARCHIVE_VERSION) {
+  if (typeof head.version === 'number' && Number.isInteger(head.version) && head.version > FAMILY_ARCHIVE_VERSION) {
     throw refuse(
-      `${where}: the archive is format version ${head.version}, written by a newer runtrail; this server reads version ${ARCHIVE_VERSION}: ` +
+      `${where}: the archive is format version ${head.version}, written by a newer runtrail; this server reads versions ${ARCHIVE_VERSION} and ${FAMILY_ARCHIVE_VERSION}: ` +
         'upgrade it, or import into a server as new as the one that exported the run',
     );
   }
+  if (Array.isArray(head.runs) && head.runs.length > maxRuns) throw tooManyRuns(maxRuns, head.runs.length);
   return parseJson(Manifest, text, where);
+}
+
+function tooManyRuns(maxRuns: number, count?: number): RuntrailError {
+  return tooLarge(`the archive holds ${count ?? `more than ${maxRuns}`} runs; this server imports at most ${maxRuns} in one archive (maxImportRuns)`);
+}
+
+function tooLarge(why: string): RuntrailError {
+  return new RuntrailError('payload_too_large', `${why}; nothing was imported`);
 }
 
 /**
@@ -322,8 +512,8 @@ async function sniffGzip(body: AsyncIterable<Uint8Array>): Promise<{ gzipped: bo
 }
 
 /** run.json, parsed as ImportedRun with every label kept as sent (also one named "__proto__", as create keeps it). */
-function parseRun(text: string): Run {
-  const parsed = parseJson(ImportedRun, text, 'run.json') as Run;
+function parseRun(text: string, where: string): Run {
+  const parsed = parseJson(ImportedRun, text, where) as Run;
   const labels = labelsAsSent(JSON.parse(text), parsed.labels);
   return { ...parsed, labels: labels ?? parsed.labels };
 }
@@ -332,12 +522,16 @@ function refuse(why: string): RuntrailError {
   return new RuntrailError('invalid_request', `not a valid runtrail export: ${why}; nothing was imported`);
 }
 
-async function readText(entry: AsyncIterable<Uint8Array>, name: string): Promise<string> {
+/** An entry as text, of at most `room` bytes; `ofFamily`: the room left is the family's (MAX_FAMILY_JSON_BYTES), not the entry's. */
+async function readText(entry: AsyncIterable<Uint8Array>, name: string, room: number, ofFamily: boolean): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of entry) {
     size += chunk.length;
-    if (size > MAX_JSON_ENTRY_BYTES) throw refuse(`${name} is larger than ${MAX_JSON_ENTRY_BYTES / 1024 / 1024} MiB, the most an import reads of one JSON entry`);
+    if (size > room && ofFamily) {
+      throw tooLarge(`the runs and events of the archive add up to more than ${MAX_FAMILY_JSON_BYTES / 1024 / 1024} MiB (at ${name}), the most an import holds in memory to write a family in one transaction; export it in parts: the run alone, then the family of each run under it`);
+    }
+    if (size > room) throw refuse(`${name} is larger than ${MAX_JSON_ENTRY_BYTES / 1024 / 1024} MiB, the most an import reads of one JSON entry`);
     chunks.push(Buffer.from(chunk));
   }
   return Buffer.concat(chunks).toString('utf8');

@@ -1,7 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   ARTIFACT_METADATA_HEADER,
+  EXPORT_RUNS_HEADER,
   EXPORT_STATUS_HEADER,
+  IMPORTED_RUNS_HEADER,
   JsonValue,
   MAX_ARTIFACT_METADATA_BYTES,
   RuntrailError,
@@ -54,9 +56,9 @@ export async function registerArtifactRoutes(app: FastifyInstance, artifacts: Ar
 
     serve(raw, 'importRun', async ({ request, reply }) => {
       try {
-        const run = await artifacts.importArchive(request.raw.iterator({ destroyOnReturn: false }));
-        void reply.status(201);
-        return run;
+        const runs = await artifacts.importArchive(request.raw.iterator({ destroyOnReturn: false }));
+        void reply.status(201).header(IMPORTED_RUNS_HEADER, runs.length);
+        return runs[0];
       } catch (err) {
         discardRest(request, reply);
         throw err;
@@ -64,13 +66,16 @@ export async function registerArtifactRoutes(app: FastifyInstance, artifacts: Ar
     });
   });
 
-  serve(app, 'exportRun', async ({ params, reply }) => {
-    const { run, archive } = await artifacts.exportRun(params.id!);
+  serve(app, 'exportRun', async ({ params, query, reply }) => {
+    const family = query.family === 'true';
+    const { runs, archive } = await artifacts.exportRun(params.id!, { family });
+    const run = runs[0]!;
+    if (family) void reply.header(EXPORT_RUNS_HEADER, runs.length);
     void reply
       .header('content-type', 'application/x-tar')
       .header('x-content-type-options', 'nosniff')
       .header(EXPORT_STATUS_HEADER, run.status)
-      .header('content-disposition', contentDisposition('attachment', `runtrail-${run.id}.tar`));
+      .header('content-disposition', contentDisposition('attachment', `runtrail-${run.id}${family ? '-family' : ''}.tar`));
     return reply.send(archive);
   });
 

@@ -14,7 +14,7 @@ import type { BlobStore } from '@runtrail/store';
 import type { RunService } from '../runs/run-service.js';
 import type { PayloadLimits } from '../security/index.js';
 import { KeyedLock } from './keyed-lock.js';
-import { exportRun as exportRunArchive, readArchive } from './archive.js';
+import { exportFamily, exportRun as exportRunArchive, readArchive, type ExportedRun } from './archive.js';
 import { normalizeContentType, sniffContentType } from './content-type.js';
 
 export interface ArtifactLimits {
@@ -22,7 +22,14 @@ export interface ArtifactLimits {
   maxRunArtifactBytes: number;
   /** What an import's run and events must fit, as a create's and an append's do. */
   payload?: PayloadLimits;
+  /** Most runs one family archive may hold (absent: 10 000). */
+  maxImportRuns?: number;
+  /** Most bytes one family archive may hold (absent: 16 GiB). */
+  maxImportBytes?: number;
 }
+
+const DEFAULT_MAX_IMPORT_RUNS = 10_000;
+const DEFAULT_MAX_IMPORT_BYTES = 16 * 1024 ** 3;
 
 export interface PutArtifactOptions {
   /** The upload's Content-Type; sniffed from the content and name when absent. */
@@ -167,46 +174,65 @@ export class ArtifactService {
 
   /**
    * Load an exported archive (see archive.ts): the content is committed,
-   * then the run, its events and records in one store transaction; if that
-   * is refused (the id exists), the content no record needs is removed.
+   * then the runs (one, or a whole family parents first), their events and
+   * records in one store transaction; if that is refused (an id exists),
+   * the content no record needs is removed. Answers the runs, the one the
+   * archive was exported from first.
    */
-  async importArchive(body: AsyncIterable<Uint8Array>): Promise<Run> {
-    const bundle = await readArchive(this, body, {
+  async importArchive(body: AsyncIterable<Uint8Array>): Promise<Run[]> {
+    const archive = await readArchive(this, body, {
       maxBlobBytes: this.limits.maxArtifactBytes,
       limits: this.limits.payload,
       now: this.runs.now,
       runExists: async (id) => (await this.runs.find(id)) !== null,
+      maxRuns: this.limits.maxImportRuns ?? DEFAULT_MAX_IMPORT_RUNS,
+      maxBytes: this.limits.maxImportBytes ?? DEFAULT_MAX_IMPORT_BYTES,
     });
-    const shas = [...bundle.staged.keys()];
-    for (const [sha256, blob] of bundle.staged) await this.locks.with(sha256, () => blob.commit());
+    const shas = [...archive.staged.keys()];
+    for (const [sha256, blob] of archive.staged) await this.locks.with(sha256, () => blob.commit());
+    const root = archive.runs[0]!.run;
     try {
-      const run = await this.runs.importRun({ run: bundle.run, events: bundle.events, artifacts: bundle.artifacts });
-      this.log.info({ runId: run.id, events: bundle.events.length, artifacts: bundle.artifacts.length }, 'run imported');
-      return run;
+      const runs = archive.family ? await this.runs.importRuns(archive.runs) : [await this.runs.importRun(archive.runs[0]!)];
+      const events = archive.runs.reduce((sum, b) => sum + b.events.length, 0);
+      const artifacts = archive.runs.reduce((sum, b) => sum + b.artifacts.length, 0);
+      this.log.info({ runId: root.id, runs: runs.length, events, artifacts }, archive.family ? 'family imported' : 'run imported');
+      // The run the archive was exported from, first: parents-first order puts the top run first, and that is it.
+      return runs;
     } catch (err) {
-      await this.release(shas, bundle.run.id);
+      await this.release(shas, root.id);
       throw err;
     }
   }
 
-  /** The run as one tar archive: record, every event, every artifact (archive.ts). */
-  async exportRun(runId: string): Promise<{ run: Run; archive: Readable }> {
-    const run = await this.runs.get(runId);
-    const { observers: _observers, ...record } = run;
-    const records = await this.runs.listArtifacts(runId);
-    // Before the 200: once the archive streams, a missing file can only cut it.
-    await this.checkContent(records);
-    const runs = this.runs;
-    // Only the events the exported record counts, even if the run is still moving.
-    async function* pages(): AsyncIterable<RunEvent[]> {
-      for (let after = 0; after < run.seq; ) {
-        const page = (await runs.readEventPage(runId, after, 5000)).filter((e) => e.seq <= run.seq);
-        if (page.length === 0) return;
-        yield page;
-        after = page.at(-1)!.seq;
-      }
+  /**
+   * The run as one tar archive: record, every event, every artifact
+   * (archive.ts); with `family`, every run under it too, refused while any
+   * of them has not ended (an import would refuse it). Answers the runs it
+   * holds, the run asked for first.
+   */
+  async exportRun(runId: string, options: { family?: boolean } = {}): Promise<{ runs: Run[]; archive: Readable }> {
+    const members = options.family ? await this.runs.endedFamily(runId, this.limits.maxImportRuns ?? DEFAULT_MAX_IMPORT_RUNS) : [await this.runs.get(runId)];
+    const exported: ExportedRun[] = [];
+    for (const member of members) {
+      // The one run asked for alone comes with its watchers, which are no part of its record.
+      const { observers: _observers, ...record } = member as Run & { observers?: unknown };
+      const records = await this.runs.listArtifacts(member.id);
+      // Before the 200: once the archive streams, a missing file can only cut it.
+      await this.checkContent(records);
+      exported.push({ run: record, events: () => this.pages(record), records });
     }
-    return { run: record, archive: exportRunArchive(this, record, pages(), records) };
+    const archive = options.family ? exportFamily(this, exported) : exportRunArchive(this, exported[0]!.run, exported[0]!.events(), exported[0]!.records);
+    return { runs: exported.map((m) => m.run), archive };
+  }
+
+  /** A run's events page by page, only those its exported record counts, even if the run is still moving. */
+  private async *pages(run: Run): AsyncIterable<RunEvent[]> {
+    for (let after = 0; after < run.seq; ) {
+      const page = (await this.runs.readEventPage(run.id, after, 5000)).filter((e) => e.seq <= run.seq);
+      if (page.length === 0) return;
+      yield page;
+      after = page.at(-1)!.seq;
+    }
   }
 
   /** Delete the content of these hashes that no record refers to any more. */

@@ -236,6 +236,32 @@ export class RunService {
     return run;
   }
 
+  /** Load exported runs, parents first, in one store transaction (all or none), then tell live run lists of each. */
+  async importRuns(bundles: RunBundle[]): Promise<Run[]> {
+    const runs = await this.store.importRuns(bundles);
+    for (const run of runs) this.hub.publishRun('created', run);
+    return runs;
+  }
+
+  /**
+   * The run and every run under it, parents before their children, for an
+   * export of the whole family; refused (nothing exported) when one of them
+   * has not ended, naming it, or when there are more than `maxRuns`.
+   */
+  async endedFamily(id: string, maxRuns: number): Promise<Run[]> {
+    const run = await this.get(id);
+    const family = [run, ...(await this.descendantsOf(run, maxRuns - 1, 'export'))];
+    const live = family.find((r) => !isTerminalStatus(r.status));
+    if (live) {
+      const what = live.id === id ? `run ${id} is ${live.status}` : `run ${live.id} (${live.name}) under run ${id} is ${live.status}`;
+      throw new RuntrailError('run_not_terminal', `${what}; an import takes a family only once every run in it has ended: export it then`, {
+        status: live.status,
+        runId: live.id,
+      });
+    }
+    return family;
+  }
+
   /** Called after a run is deleted, with the artifact records it had (their content may now be unreferenced). */
   onDeleted(hook: (run: Run, artifacts: Artifact[]) => Promise<void>): void {
     this.deletedHooks.push(hook);
@@ -414,7 +440,7 @@ export class RunService {
 
   private async deleteFamily(id: string, deleted: { count: number }): Promise<void> {
     const run = await this.get(id);
-    const family = await this.descendantsOf(run);
+    const family = await this.descendantsOf(run, MAX_RUNS_DELETED_AT_ONCE - 1, 'delete');
     const live = [run, ...family].find((r) => !isTerminalStatus(r.status));
     if (live) {
       const what = live.id === id ? `run ${id} is ${live.status}` : `run ${live.id} under run ${id} is ${live.status}`;
@@ -429,8 +455,8 @@ export class RunService {
     }
   }
 
-  /** Every run under `run`, parents before their children. */
-  private async descendantsOf(run: Run): Promise<Run[]> {
+  /** Every run under `run`, parents before their children; refused when there are more than `max` with it. */
+  private async descendantsOf(run: Run, max: number, doing: 'delete' | 'export'): Promise<Run[]> {
     const found: Run[] = [];
     for (let i = -1; i < found.length; i++) {
       const parentId = i < 0 ? run.id : found[i]!.id;
@@ -438,18 +464,29 @@ export class RunService {
       do {
         const page = await this.store.listRuns({ parentId, limit: MAX_LIST_LIMIT, ...(cursor ? { cursor } : {}) });
         found.push(...page.runs);
-        if (found.length >= MAX_RUNS_DELETED_AT_ONCE) {
-          throw new RuntrailError(
-            'invalid_request',
-            `run ${run.id} has more than ${MAX_RUNS_DELETED_AT_ONCE - 1} runs under it; delete some of its children first`,
-            { runId: run.id, limit: MAX_RUNS_DELETED_AT_ONCE - 1 },
-          );
-        }
+        if (found.length > max) throw tooManyUnder(run.id, max, doing);
         cursor = page.nextCursor ?? undefined;
       } while (cursor);
     }
     return found;
   }
+}
+
+/**
+ * A family too large to handle at once: a delete's is 400 (delete some of
+ * its children first), as it always was; an export's is 413 naming the
+ * server's maxImportRuns, the most one archive may hold.
+ */
+function tooManyUnder(runId: string, max: number, doing: 'delete' | 'export'): RuntrailError {
+  if (doing === 'delete') {
+    return new RuntrailError('invalid_request', `run ${runId} has more than ${max} runs under it; delete some of its children first`, { runId, limit: max });
+  }
+  return new RuntrailError(
+    'payload_too_large',
+    `run ${runId} and the runs under it are more than ${max + 1} runs, the most one archive may hold here (maxImportRuns); ` +
+      'export the run alone, then the family of each run under it',
+    { runId, limit: max + 1 },
+  );
 }
 
 /** How often a delete lists the family again when runs keep being created under it. */

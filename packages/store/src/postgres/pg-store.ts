@@ -41,7 +41,7 @@ import type {
   NodeHandlers,
   ReadPageOptions,
 } from '../store.js';
-import { fence, importParentMissing, notFound, planArtifact, runAlreadyExists, runHasChildren, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
+import { fence, importParentMissing, notFound, planArtifact, runHasChildren, runsAlreadyExist, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import {
   artifactRow,
   importedRun,
@@ -1152,61 +1152,80 @@ export class PgRunStore implements SharedRunStore {
   }
 
   async importRun(bundle: RunBundle): Promise<Run> {
-    const { run, events, artifacts } = bundle;
-    const { columns, checkpoint } = importedRun(run, events);
-    const names = Object.keys(columns);
-    const row = await this.tx(async (c) => {
-      if (run.parentId !== null) {
-        // KEY SHARE, as a create under a parent takes it: a delete of the parent waits for this import and then finds it, or this waits for the delete.
-        const parent = await c.query(`SELECT 1 FROM runs WHERE id = $1 FOR KEY SHARE`, [run.parentId]);
-        if (parent.rowCount === 0) throw importParentMissing(run.id, run.parentId);
+    return (await this.importRuns([bundle]))[0]!;
+  }
+
+  async importRuns(bundles: RunBundle[]): Promise<Run[]> {
+    const rows = await this.tx(async (c) => {
+      const ids = bundles.map((b) => b.run.id);
+      const existing = await c.query<{ id: string }>(`SELECT id FROM runs WHERE id = ANY($1::text[])`, [ids]);
+      if (existing.rows.length > 0) {
+        const taken = new Set(existing.rows.map((r) => r.id));
+        throw runsAlreadyExist(ids.filter((id) => taken.has(id)));
       }
-      const inserted = await c.query<RunRow>(
-        `INSERT INTO runs (${names.join(', ')}) VALUES (${names.map((n, i) => (n === 'labels' ? `$${i + 1}::jsonb` : `$${i + 1}`)).join(', ')})
-         ON CONFLICT (id) DO NOTHING RETURNING *`,
-        Object.values(columns),
-      );
-      if (!inserted.rows[0]) throw runAlreadyExists(run.id);
-      if (checkpoint) {
-        await c.query(`INSERT INTO run_checkpoints (run_id, seq, snapshot) VALUES ($1, $2, $3)`, [run.id, checkpoint.seq, checkpoint.snapshot]);
-      }
-      if (events.length > 0) {
-        await c.query(
-          `INSERT INTO events (run_id, seq, type, ts, body, event_id, terminal)
-           SELECT $1, * FROM unnest($2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bool[])`,
-          [
-            run.id,
-            events.map((e) => e.seq),
-            events.map((e) => e.type),
-            events.map((e) => e.ts),
-            events.map((e) => eventBody(e.seq, e.type, e.ts, JSON.stringify(e.data ?? {}), e.id)),
-            events.map((e) => e.id ?? null),
-            events.map((e) => isTerminalType(e.type)),
-          ],
+      const written: RunRow[] = [];
+      for (const { run, events, artifacts } of bundles) {
+        const { columns, checkpoint } = importedRun(run, events);
+        const names = Object.keys(columns);
+        if (run.parentId !== null) {
+          // KEY SHARE, as a create under a parent takes it: a delete of the parent waits for this import and then finds it, or this waits for the delete.
+          const parent = await c.query(`SELECT 1 FROM runs WHERE id = $1 FOR KEY SHARE`, [run.parentId]);
+          if (parent.rowCount === 0) throw importParentMissing(run.id, run.parentId);
+        }
+        const inserted = await c.query<RunRow>(
+          `INSERT INTO runs (${names.join(', ')}) VALUES (${names.map((n, i) => (n === 'labels' ? `$${i + 1}::jsonb` : `$${i + 1}`)).join(', ')})
+           ON CONFLICT (id) DO NOTHING RETURNING *`,
+          Object.values(columns),
         );
+        // Taken since the check above (another import of it, on any node).
+        if (!inserted.rows[0]) throw runsAlreadyExist([run.id]);
+        if (checkpoint) {
+          await c.query(`INSERT INTO run_checkpoints (run_id, seq, snapshot) VALUES ($1, $2, $3)`, [run.id, checkpoint.seq, checkpoint.snapshot]);
+        }
+        if (events.length > 0) {
+          await c.query(
+            `INSERT INTO events (run_id, seq, type, ts, body, event_id, terminal)
+             SELECT $1, * FROM unnest($2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bool[])`,
+            [
+              run.id,
+              events.map((e) => e.seq),
+              events.map((e) => e.type),
+              events.map((e) => e.ts),
+              events.map((e) => eventBody(e.seq, e.type, e.ts, JSON.stringify(e.data ?? {}), e.id)),
+              events.map((e) => e.id ?? null),
+              events.map((e) => isTerminalType(e.type)),
+            ],
+          );
+        }
+        if (artifacts.length > 0) {
+          const rows = artifacts.map((a) => artifactRow({ ...a, runId: run.id }));
+          await c.query(
+            `INSERT INTO artifacts (run_id, ordinal, name, content_type, size, sha256, created_at, metadata)
+             SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::text[])`,
+            [
+              run.id,
+              rows.map((a) => a.ordinal),
+              rows.map((a) => a.name),
+              rows.map((a) => a.content_type),
+              rows.map((a) => a.size),
+              rows.map((a) => a.sha256),
+              rows.map((a) => a.created_at),
+              rows.map((a) => a.metadata),
+            ],
+          );
+        }
+        // Other nodes' live run lists learn of it.
+        await c.query(`SELECT pg_notify($1, $2)`, [this.channel, appendPayload(0, columns.seq, run.id)]);
+        written.push(inserted.rows[0]);
       }
-      if (artifacts.length > 0) {
-        const rows = artifacts.map((a) => artifactRow({ ...a, runId: run.id }));
-        await c.query(
-          `INSERT INTO artifacts (run_id, ordinal, name, content_type, size, sha256, created_at, metadata)
-           SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::text[])`,
-          [
-            run.id,
-            rows.map((a) => a.ordinal),
-            rows.map((a) => a.name),
-            rows.map((a) => a.content_type),
-            rows.map((a) => a.size),
-            rows.map((a) => a.sha256),
-            rows.map((a) => a.created_at),
-            rows.map((a) => a.metadata),
-          ],
-        );
-      }
-      // Other nodes' live run lists learn of it.
-      await c.query(`SELECT pg_notify($1, $2)`, [this.channel, appendPayload(0, columns.seq, run.id)]);
-      return inserted.rows[0];
+      return written;
     });
-    return this.toRun(row);
+    const runs = await this.runsOf(rows);
+    // Deleted between the commit and this read: said as toRun says it of one run.
+    const read = new Set(runs.map((r) => r.id));
+    const gone = rows.find((row) => !read.has(row.id));
+    if (gone) throw notFound(gone.id);
+    return runs;
   }
 
   async close(): Promise<void> {

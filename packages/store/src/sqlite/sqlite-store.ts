@@ -38,7 +38,7 @@ import type {
   NodeHandlers,
   ReadPageOptions,
 } from '../store.js';
-import { fence, importParentMissing, planArtifact, runAlreadyExists, runHasChildren, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
+import { fence, importParentMissing, planArtifact, runHasChildren, runsAlreadyExist, sameEventOrConflict, terminalConflict, type StoredEventRef } from '../errors.js';
 import {
   artifactRow,
   importedRun,
@@ -810,19 +810,28 @@ export class SqliteRunStore implements RunStore {
   }
 
   async importRun(bundle: RunBundle): Promise<Run> {
-    const { run, events, artifacts } = bundle;
+    return (await this.importRuns([bundle]))[0]!;
+  }
+
+  async importRuns(bundles: RunBundle[]): Promise<Run[]> {
     return this.db.transaction(() => {
-      if (this.stmt.runById.get(run.id)) throw runAlreadyExists(run.id);
-      if (run.parentId !== null && !this.stmt.runById.get(run.parentId)) throw importParentMissing(run.id, run.parentId);
-      const { columns, checkpoint } = importedRun(run, events);
-      this.stmt.insertImportedRun.run({ ...columns, execute: columns.execute ? 1 : 0, fail_on_stall: columns.fail_on_stall ? 1 : 0 });
-      if (checkpoint) this.stmt.writeCheckpoint.run(run.id, checkpoint.seq, checkpoint.snapshot);
-      for (const e of events) {
-        const body = eventBody(e.seq, e.type, e.ts, JSON.stringify(e.data ?? {}), e.id);
-        this.stmt.insertEvent.run(run.id, e.seq, e.type, e.ts, body, e.id ?? null, isTerminalType(e.type) ? 1 : 0);
+      const taken = bundles.filter(({ run }) => this.stmt.runById.get(run.id)).map(({ run }) => run.id);
+      if (taken.length > 0) throw runsAlreadyExist(taken);
+      const runs: Run[] = [];
+      for (const { run, events, artifacts } of bundles) {
+        // Earlier runs of the list are already written in this transaction: a parent among them is found here.
+        if (run.parentId !== null && !this.stmt.runById.get(run.parentId)) throw importParentMissing(run.id, run.parentId);
+        const { columns, checkpoint } = importedRun(run, events);
+        this.stmt.insertImportedRun.run({ ...columns, execute: columns.execute ? 1 : 0, fail_on_stall: columns.fail_on_stall ? 1 : 0 });
+        if (checkpoint) this.stmt.writeCheckpoint.run(run.id, checkpoint.seq, checkpoint.snapshot);
+        for (const e of events) {
+          const body = eventBody(e.seq, e.type, e.ts, JSON.stringify(e.data ?? {}), e.id);
+          this.stmt.insertEvent.run(run.id, e.seq, e.type, e.ts, body, e.id ?? null, isTerminalType(e.type) ? 1 : 0);
+        }
+        for (const a of artifacts) this.stmt.insertArtifact.run(artifactRow({ ...a, runId: run.id }));
+        runs.push(this.toRun(this.stmt.runById.get(run.id) as RunRow));
       }
-      for (const a of artifacts) this.stmt.insertArtifact.run(artifactRow({ ...a, runId: run.id }));
-      return this.toRun(this.stmt.runById.get(run.id) as RunRow);
+      return runs;
     }).immediate();
   }
 
