@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 import unittest
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 import runtrail
 import runtrail.watch
@@ -48,20 +48,8 @@ class WatchTest(unittest.TestCase):
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]  # closed again below: nobody listens there
         rt = runtrail.Client(f"http://127.0.0.1:{port}", start_timeout=0.5, retry_for=300)
-        outcome: List[BaseException] = []
-
-        def watch() -> None:
-            try:
-                next(rt.watch("any-run"))
-            except BaseException as err:  # noqa: BLE001 - handed to the test thread to assert on
-                outcome.append(err)
-
-        started = time.monotonic()
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        watcher.join(30)
-        self.assertFalse(watcher.is_alive(), "the watch was still retrying after 30 s (retry_for is 300 s)")
-        self.assertLess(time.monotonic() - started, 30)
+        outcome, took = _raised_in_a_thread(lambda: next(rt.watch("any-run")), 30)
+        self.assertLess(took, 30, "the watch was still retrying after 30 s (retry_for is 300 s)")
         self.assertIsInstance(outcome[0], runtrail.RuntrailError)
         self.assertEqual(outcome[0].code, "unavailable")  # type: ignore[attr-defined]
         self.assertIn(f"127.0.0.1:{port}", str(outcome[0]))
@@ -89,21 +77,8 @@ class WatchTest(unittest.TestCase):
     def test_keepalives_do_not_keep_a_watch_past_its_timeout(self) -> None:
         rt = runtrail.Client(server.url)
         with rt.run("silent") as run:
-            outcome: List[BaseException] = []
-
-            def watch() -> None:
-                try:
-                    for _ in runtrail.watch.watch(rt, run.id, idle_timeout=0.5, timeout=1.5):
-                        pass
-                except BaseException as err:  # noqa: BLE001 - handed to the test thread to assert on
-                    outcome.append(err)
-
-            started = time.monotonic()
-            watcher = threading.Thread(target=watch, daemon=True)
-            watcher.start()
-            watcher.join(15)
-            took = time.monotonic() - started
-            self.assertFalse(watcher.is_alive(), "the watch outlived its timeout while keepalives came")
+            outcome, took = _raised_in_a_thread(lambda: list(runtrail.watch.watch(rt, run.id, idle_timeout=0.5, timeout=1.5)), 15)
+            self.assertLess(took, 15, "the watch outlived its timeout while keepalives came")
             self.assertIsInstance(outcome[0], TimeoutError)
             self.assertGreaterEqual(took, 1.5)
             self.assertLess(took, 4)  # the deadline, give or take a reopen; not the run's end
@@ -210,3 +185,20 @@ class ContractTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def _raised_in_a_thread(call: Callable[[], object], wait: float) -> Tuple[List[BaseException], float]:
+    """Run ``call`` in a daemon thread for up to ``wait`` seconds: what it raised (empty if nothing), and how long it took."""
+    outcome: List[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as err:  # noqa: BLE001 - handed to the test thread to assert on
+            outcome.append(err)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(wait)
+    return outcome, time.monotonic() - started

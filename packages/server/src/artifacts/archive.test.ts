@@ -73,6 +73,18 @@ async function importInto(server: RunningServer, body: Buffer, token?: string) {
 }
 
 /** Every content file of the server's artifact store, and anything left in staging. */
+/** Each archive is refused with 400 and a message matching its pattern, and the server is left holding no run and no content. */
+async function expectEachRefused(target: RunningServer, cases: Array<[string, Buffer, RegExp]>): Promise<void> {
+  for (const [what, body, message] of cases) {
+    const res = await importInto(target, body);
+    expect(res.status, `${what}: ${JSON.stringify(res.body).slice(0, 300)}`).toBe(400);
+    expect(res.body.error.message, what).toMatch(message);
+    expect(res.body.error.message, what).toMatch(/nothing was imported/);
+  }
+  expect((await new RuntrailClient({ url: target.url }).listRuns()).runs).toEqual([]);
+  expect(blobFiles(target)).toEqual([]);
+}
+
 function blobFiles(server: RunningServer): string[] {
   const root = server.config.artifactsDir ?? join(server.config.dataDir, 'artifacts');
   if (!existsSync(root)) return [];
@@ -328,14 +340,7 @@ describe('an archive from elsewhere', () => {
         /events\/000001\.ndjson is larger than 64 MiB/,
       ],
     ];
-    for (const [what, body, message] of cases) {
-      const res = await importInto(target, body);
-      expect(res.status, `${what}: ${JSON.stringify(res.body).slice(0, 300)}`).toBe(400);
-      expect(res.body.error.message, what).toMatch(message);
-      expect(res.body.error.message, what).toMatch(/nothing was imported/);
-    }
-    expect((await new RuntrailClient({ url: target.url }).listRuns()).runs).toEqual([]);
-    expect(blobFiles(target)).toEqual([]);
+    await expectEachRefused(target, cases);
   });
 });
 
@@ -498,14 +503,7 @@ describe('a whole family in one archive (?family=true)', () => {
         new RegExp(`runs/${grandchild.id}/run\\.json is run ${middle}, not the run its folder names`),
       ],
     ];
-    for (const [what, body, message] of cases) {
-      const res = await importInto(target, body);
-      expect(res.status, `${what}: ${JSON.stringify(res.body).slice(0, 300)}`).toBe(400);
-      expect(res.body.error.message, what).toMatch(message);
-      expect(res.body.error.message, what).toMatch(/nothing was imported/);
-    }
-    expect((await new RuntrailClient({ url: target.url }).listRuns()).runs).toEqual([]);
-    expect(blobFiles(target)).toEqual([]);
+    await expectEachRefused(target, cases);
     expect((await importInto(target, archive)).status).toBe(201);
   });
 
