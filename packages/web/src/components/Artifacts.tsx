@@ -118,7 +118,7 @@ function ArtifactItem({ runId, artifact: a, stored, openAtFirst }: { runId: stri
         )}
         {a.size !== null && <span className="muted">{formatSize(a.size)}</span>}
         {canPreview && (
-          <button type="button" className="small" aria-expanded={open} aria-label={`preview ${a.name}`} onClick={() => setOpen((o) => !o)}>
+          <button type="button" className="small" aria-expanded={open} aria-label={`${open ? 'hide' : 'preview'} ${a.name}`} onClick={() => setOpen((o) => !o)}>
             {open ? 'Hide' : 'Preview'}
           </button>
         )}

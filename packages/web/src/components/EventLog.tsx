@@ -72,17 +72,20 @@ export function EventLog({ events, total }: { events: readonly RunEvent[]; total
     );
   }, [events, type, text, labels]);
 
-  // Rows not yet measured have no height to scroll to: the virtualiser scrolls to the last one.
-  const tail = useFollowTail<HTMLDivElement>(shown.length, { toEnd: () => shown.length > 0 && rows.scrollToIndex(shown.length - 1, { align: 'end' }) });
-  const { following: follow, setFollowing: setFollow, ref: scroller } = tail;
+  // The virtualiser before the follow hook: its layout effect, which gives it
+  // the scroll box, runs first, so a log mounted with its events already held
+  // scrolls to its last row at once, not before the virtualiser has a box to scroll.
   const rows = useVirtualizer({
     count: shown.length,
-    getScrollElement: () => scroller.current,
+    getScrollElement: () => tail.ref.current,
     estimateSize: () => ROW_HEIGHT,
     // Sizes belong to events, not positions: an open row keeps its height when a filter moves it.
     getItemKey: (index) => shown[index]!.seq,
     overscan: 12,
   });
+  // Rows not yet measured have no height to scroll to: the virtualiser scrolls to the last one.
+  const tail = useFollowTail<HTMLDivElement>(shown.length, { toEnd: () => shown.length > 0 && rows.scrollToIndex(shown.length - 1, { align: 'end' }) });
+  const { following: follow, setFollowing: setFollow, ref: scroller } = tail;
 
   // Not following, the rows in view stay in view. The page holds a long
   // run's latest events, so each new one pushes the oldest out at the top;

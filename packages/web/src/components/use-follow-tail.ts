@@ -14,6 +14,7 @@ export interface FollowTail<T extends HTMLElement> {
     onWheel(e: WheelEvent): void;
     onTouchMove(): void;
     onKeyDown(e: KeyboardEvent): void;
+    onPointerDown(): void;
   };
 }
 
@@ -21,7 +22,9 @@ export interface FollowTail<T extends HTMLElement> {
  * A live scroll box that follows its newest content while the reader is at
  * its end (or has not scrolled), and stays put once they scroll up, until
  * they scroll back to the end or ask to follow again. The one behaviour of
- * the run page's Console, event log and timeline.
+ * the run page's Console, event log and timeline. Only the reader stops it
+ * (a wheel, a swipe, a key, or a pointer held on the box); a scroll the box
+ * makes by itself while following is put back at the end.
  *
  * `content` changes when there is something new to show; `toEnd` scrolls to
  * it (a virtualised list scrolls to its last row, not to a height it has not
@@ -34,9 +37,29 @@ export function useFollowTail<T extends HTMLElement>(
 ): FollowTail<T> {
   const { enabled = true, toEnd = scrollToEnd } = options;
   const ref = useRef<T>(null);
-  const [following, setFollowing] = useState(true);
-  // Where the last scroll left the box: a scroll that lands higher than that, short of the end, is the reader's.
+  const [following, setFollowingState] = useState(true);
+  // What the state will be once React renders: a scroll event can come between a wheel up and that render.
+  const followingNow = useRef(true);
+  const setFollowing = (on: boolean) => {
+    followingNow.current = on;
+    setFollowingState(on);
+  };
+  // Where the last scroll left the box: a drag that lands higher than that, short of the end, is the reader's.
   const lastTop = useRef(0);
+  // A pointer or a key held down on the box (its scroll bar, a text selection, Shift+Tab to a row above):
+  // only then is a scroll up with no wheel the reader's.
+  const held = useRef(false);
+  const hold = (until: 'pointerup' | 'keyup') => {
+    held.current = true;
+    // Released anywhere: a drag of the scroll bar often ends outside the box.
+    const release = () => {
+      held.current = false;
+      window.removeEventListener(until, release);
+      window.removeEventListener('blur', release);
+    };
+    window.addEventListener(until, release);
+    window.addEventListener('blur', release);
+  };
 
   useLayoutEffect(() => {
     const el = ref.current;
@@ -50,28 +73,42 @@ export function useFollowTail<T extends HTMLElement>(
   // A wheel, a swipe or a key says "up" before the scroll position does, so
   // new content arriving in between cannot pull the reader back down. Only a
   // box with something above to scroll to: otherwise the page scrolls, not it.
+  // Where the last scroll event left it counts too: the browser may have
+  // scrolled a wheel's way already when its (passive) handler runs.
   const stopIfUp = () => {
     const el = ref.current;
-    if (el && el.scrollTop > 0) setFollowing(false);
+    if (el && (el.scrollTop > 0 || lastTop.current > 0)) setFollowing(false);
   };
   const handlers = {
     onScroll: () => {
       const el = ref.current;
       if (!el) return;
       const atEnd = el.scrollHeight - el.scrollTop - el.clientHeight < AT_END_PX;
-      // Dragging the scroll bar has no wheel or key: a scroll up is one too.
       const up = el.scrollTop < lastTop.current - 1;
       lastTop.current = el.scrollTop;
       if (atEnd) setFollowing(true);
-      else if (up) setFollowing(false);
+      // Dragging the scroll bar or moving the focus up: the reader's, while they hold the pointer or the key.
+      else if (up && held.current) setFollowing(false);
+      // Any other scroll away from the end is the box's own: a virtualised list
+      // that re-measures its rows after it mounts (or is first given its
+      // scroll box) writes a scroll position of its own, and content that
+      // grows above the end moves it too. Reading that as the reader's scroll
+      // up left a log opened on a long run at its oldest rows, no longer
+      // following; while following, the box goes back to its end instead.
+      else if (followingNow.current && enabled) {
+        toEnd(el);
+        lastTop.current = el.scrollTop;
+      }
     },
     onWheel: (e: WheelEvent) => {
       if (e.deltaY < 0) stopIfUp();
     },
     onTouchMove: stopIfUp,
     onKeyDown: (e: KeyboardEvent) => {
+      hold('keyup');
       if (e.key === 'ArrowUp' || e.key === 'PageUp' || e.key === 'Home') stopIfUp();
     },
+    onPointerDown: () => hold('pointerup'),
   };
   return { ref, following, setFollowing, handlers };
 }

@@ -36,6 +36,40 @@ async function liveRegions(page: Page): Promise<string[]> {
 }
 
 /**
+ * Every button and link whose accessible name (as Chromium's accessibility
+ * tree computes it) does not contain the text it shows, as
+ * "role: shown → name" (WCAG 2.5.3 Label in Name: a voice-control user says
+ * what they see). Only words and numbers count: a glyph such as ▸, ← or ✕
+ * is not something a reader says.
+ */
+async function labelsNotInName(page: Page): Promise<string[]> {
+  const words = (text: string) => (text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).join(' ');
+  const cdp = await page.context().newCDPSession(page);
+  try {
+    const { nodes } = (await cdp.send('Accessibility.getFullAXTree')) as {
+      nodes: { ignored: boolean; role?: { value: string }; name?: { value: string }; backendDOMNodeId?: number }[];
+    };
+    const bad: string[] = [];
+    for (const n of nodes) {
+      const role = n.role?.value;
+      if (n.ignored || (role !== 'button' && role !== 'link') || n.backendDOMNodeId === undefined) continue;
+      const { object } = (await cdp.send('DOM.resolveNode', { backendNodeId: n.backendDOMNodeId })) as { object: { objectId: string } };
+      const { result } = (await cdp.send('Runtime.callFunctionOn', {
+        objectId: object.objectId,
+        functionDeclaration: 'function () { return this.innerText ?? this.textContent ?? ""; }',
+        returnByValue: true,
+      })) as { result: { value: string } };
+      const shown = words(result.value);
+      const name = n.name?.value ?? '';
+      if (shown !== '' && !` ${words(name)} `.includes(` ${shown} `)) bad.push(`${role}: ${result.value.trim()} → ${name}`);
+    }
+    return bad;
+  } finally {
+    await cdp.detach();
+  }
+}
+
+/**
  * Every piece of visible text on the page whose colour against what is
  * behind it is below WCAG AA (4.5:1; 3:1 for large text), as
  * "text: ratio (colour on background)". Backgrounds are composited from
@@ -166,6 +200,31 @@ describe('the dashboard for keyboard and screen-reader users', () => {
     } finally {
       await page.emulateMedia({ colorScheme: null });
     }
+  });
+
+  it('names every button and link on the runs list and a run page with the text it shows (a voice-control user says "3 running")', async () => {
+    const page = scene.page;
+    await open('/', 'Runs');
+    await page.getByRole('link', { name: 'a11y-failed' }).waitFor();
+    await waitUntil(async () => /\b1 failed\b/.test((await textNow(page.getByTestId('totals'))) ?? ''), { what: 'the status totals' });
+    expect(await labelsNotInName(page)).toEqual([]);
+    // The status totals are buttons that show "1 failed": saying it clicks it.
+    await page.getByTestId('totals').getByRole('button', { name: /^1 failed\b/ }).click();
+    await waitUntil(async () => new URL(page.url()).searchParams.get('status') === 'failed', { what: 'saying "1 failed" to list the failed runs' });
+
+    const run = await createRun({ name: 'a11y-names' });
+    await send(run.id, [
+      { type: 'call.started', data: { callId: 'n1', label: 'doc 1' } },
+      { type: 'log', data: { level: 'info', message: 'a line' } },
+      { type: 'artifact', data: { name: 'notes.txt', uri: `data:text/plain,${encodeURIComponent('all good')}`, contentType: 'text/plain' } },
+    ]);
+    await createRun({ name: 'a11y-names-child', parentId: run.id });
+    await open(`/runs/${run.id}`, 'a11y-names');
+    await page.getByRole('table', { name: 'Child runs (1)' }).getByRole('link', { name: 'a11y-names-child' }).waitFor();
+    // An open preview's button shows "Hide".
+    await page.getByRole('button', { name: 'preview notes.txt' }).click();
+    await page.getByLabel('contents of notes.txt').waitFor();
+    expect(await labelsNotInName(page)).toEqual([]);
   });
 
   it('tells a screen reader how the run goes (status, stalled, every tenth of progress), not each line of output, event or tick', async () => {

@@ -140,3 +140,133 @@ describe('a run with more than the page holds', () => {
     expect(scene.errors).toEqual([]);
   });
 });
+
+/**
+ * The live boxes of a run page (event log, Console, timeline) opened on a run
+ * that already has thousands of events: they open at the newest and follow
+ * what comes next. The server answers the page's first read of the run 503
+ * (busy, restarting): the page says it is reconnecting, reads it again, and
+ * the run and its latest 5,000 events reach the page in one render, so the
+ * event log is mounted with them already held.
+ */
+describe('the page of a long run whose events are held before the event log shows', () => {
+  const scene = browserScene({ prefix: 'runtrail-web-long-open-', node: 'e2e-long-open' });
+  const page = () => scene.page;
+
+  /** A live run with 6,000 events (3,000 calls still open, each with a line of output), whose first read answers 503. */
+  const longLiveRun = async (name: string) => {
+    const run = await postJson<{ id: string }>(scene.server.url, '/runs', { name, leaseTtlMs: 600_000 });
+    const batch = (from: number, n: number) =>
+      Array.from({ length: n }, (_, k) => [
+        { type: 'call.started', data: { callId: `c${from + k}`, label: `doc ${from + k}` } },
+        { type: 'log', data: { level: 'info', message: `done doc ${from + k}` } },
+      ]).flat();
+    const send = (from: number, n: number) => postJson(scene.server.url, `/runs/${run.id}/events`, { events: batch(from, n) });
+    await send(0, 1500);
+    await send(1500, 1500);
+    let answered = false;
+    await page().route(`**/api/v1/runs/${run.id}`, (route) => {
+      if (answered) return route.continue();
+      answered = true;
+      return route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'unavailable', message: 'restarting' } }) });
+    });
+    return { id: run.id, send, answered: () => answered };
+  };
+  const log = () => page().getByRole('log', { name: 'event log' });
+  const following = () => page().getByRole('checkbox', { name: 'follow the newest events' });
+  const title = () => page().locator('#events-title');
+  /** Whether the event with this seq is a row the reader sees whole in the log's box. */
+  const rowInView = (seq: number) =>
+    log().evaluate((el, want) => {
+      const box = el.getBoundingClientRect();
+      const row = [...el.querySelectorAll('.log-entry')].find((r) => r.querySelector('.log-seq')?.textContent === String(want));
+      const at = row?.getBoundingClientRect();
+      return at !== undefined && at.top >= box.top - 1 && at.bottom <= box.bottom + 1;
+    }, seq);
+  const atEnd = (role: 'log' | 'table', name: string) =>
+    page().getByRole(role, { name }).evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 8);
+
+  /** Every live box at its newest once the page holds the run's events, and new events appear at the bottom. */
+  const expectFollowing = async (run: Awaited<ReturnType<typeof longLiveRun>>) => {
+    await waitUntil(async () => /of 6,000\)/.test((await textNow(title())) ?? ''), { what: 'the log to hold the latest 5,000 of 6,000' });
+    expect(run.answered()).toBe(true);
+    await waitUntil(() => rowInView(6000), { what: 'the newest event in view' });
+    expect(await following().isChecked()).toBe(true);
+    await waitUntil(() => atEnd('log', 'run output'), { what: 'the console at its newest line' });
+    await waitUntil(() => atEnd('table', 'phases, child runs and calls over time'), { what: 'the timeline at its newest calls' });
+    await run.send(3000, 10);
+    await waitUntil(async () => /of 6,020\)/.test((await textNow(title())) ?? ''), { what: 'the 20 new events' });
+    await waitUntil(() => rowInView(6020), { what: 'the newest new event in view' });
+    expect(await following().isChecked()).toBe(true);
+    await waitUntil(() => atEnd('log', 'run output'), { what: 'the console to follow the new lines' });
+  };
+
+  it('opened at its address: the newest event in view, new ones appear at the bottom; a scroll up stops following', async () => {
+    const run = await longLiveRun('long-opened-run');
+    await page().goto(`${scene.server.url}/runs/${run.id}`);
+    await page().getByRole('heading', { level: 1, name: 'long-opened-run' }).waitFor();
+    await expectFollowing(run);
+
+    // The reader scrolls up: the log stays where they are while events keep coming.
+    await log().scrollIntoViewIfNeeded();
+    await log().hover();
+    await page().mouse.wheel(0, -600);
+    await waitUntil(async () => !(await following().isChecked()), { what: 'scrolling up to stop following' });
+    await run.send(3010, 10);
+    await waitUntil(async () => /of 6,040\)/.test((await textNow(title())) ?? ''), { what: 'the 20 more events' });
+    expect(await rowInView(6040)).toBe(false);
+    expect(await following().isChecked()).toBe(false);
+  });
+
+  it('switched to from the runs list: the newest event in view, new ones appear at the bottom', async () => {
+    const run = await longLiveRun('long-switched-run');
+    await page().goto(`${scene.server.url}/`);
+    await page().getByRole('link', { name: 'long-switched-run' }).click();
+    await page().getByRole('heading', { level: 1, name: 'long-switched-run' }).waitFor();
+    await expectFollowing(run);
+  });
+
+  it('paging the event log up from the keyboard stops following; End takes it back to the newest, following again', async () => {
+    const run = await longLiveRun('long-paged-run');
+    await page().goto(`${scene.server.url}/runs/${run.id}`);
+    await expectFollowing(run);
+    await log().focus();
+    await page().keyboard.press('PageUp');
+    await waitUntil(async () => !(await following().isChecked()), { what: 'paging up to stop following' });
+    await run.send(3010, 10);
+    await waitUntil(async () => /of 6,040\)/.test((await textNow(title())) ?? ''), { what: 'the 20 more events' });
+    expect(await rowInView(6040)).toBe(false);
+    await page().keyboard.press('End');
+    await waitUntil(() => following().isChecked(), { what: 'the log back at its newest to follow again' });
+    await run.send(3020, 10);
+    await waitUntil(() => rowInView(6060), { what: 'the newest event in view again' });
+  });
+
+  it('selecting Console text by dragging up past its top scrolls it up and stops following', async () => {
+    const run = await longLiveRun('long-selected-run');
+    await page().goto(`${scene.server.url}/runs/${run.id}`);
+    await expectFollowing(run);
+    const output = page().getByRole('log', { name: 'run output' });
+    const follow = page().getByRole('button', { name: /^Follow/ });
+    await output.scrollIntoViewIfNeeded();
+    const box = (await output.boundingBox())!;
+    await page().mouse.move(box.x + 100, box.y + box.height / 2);
+    await page().mouse.down();
+    // Held past the top, the browser scrolls the box up to extend the selection.
+    await page().mouse.move(box.x + 100, box.y - 20, { steps: 5 });
+    try {
+      await waitUntil(async () => (await follow.getAttribute('aria-pressed')) === 'false', { what: 'the selection drag to stop following' });
+    } finally {
+      await page().mouse.up();
+    }
+    const at = await output.evaluate((el) => el.scrollTop);
+    await run.send(3010, 10);
+    await waitUntil(async () => /of 6,040\)/.test((await textNow(title())) ?? ''), { what: 'the 20 more events' });
+    expect(await output.evaluate((el) => el.scrollTop)).toBeLessThanOrEqual(at);
+    expect(await atEnd('log', 'run output')).toBe(false);
+  });
+
+  it('logged no console errors but the 503s it was served', () => {
+    expect(scene.errors.filter((e) => !/status of 503/.test(e))).toEqual([]);
+  });
+});

@@ -388,7 +388,7 @@ describe('the run page: context, failures, console and artifacts', () => {
     await download.saveAs(saved);
     expect(readFileSync(saved)).toEqual(Buffer.from(Array.from({ length: 256 }, (_, i) => i)));
     // A stored preview folds away like any other.
-    await page.getByRole('button', { name: 'preview 01_input.txt' }).click();
+    await page.getByRole('button', { name: 'hide 01_input.txt' }).click();
     await page.getByLabel('contents of 01_input.txt').waitFor({ state: 'detached' });
   });
 

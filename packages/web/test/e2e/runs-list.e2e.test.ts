@@ -184,13 +184,13 @@ describe('the runs list in a real browser', () => {
         );
 
         // A status in the totals lists those runs alone, as the filters would.
-        await page.getByTestId('totals').getByRole('button', { name: 'list only the cancelled runs' }).click();
+        await page.getByTestId('totals').getByRole('button', { name: '1 cancelled: list only the cancelled runs' }).click();
         await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.cancelled]), { what: 'the cancelled run alone' });
         expect(query(page)).toEqual({ status: 'cancelled' });
         expect(await page.getByLabel('filter by status').inputValue()).toBe('cancelled');
         await page.getByRole('button', { name: 'Clear', exact: true }).click();
         await row(page, scene.children[0]!).waitFor();
-        await page.getByTestId('totals').getByRole('button', { name: 'list only the stalled runs' }).click();
+        await page.getByTestId('totals').getByRole('button', { name: '1 stalled: list only the stalled runs' }).click();
         await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.stuck]), { what: 'the stalled run alone' });
         expect(query(page)).toEqual({ failed: 'stalled' });
         expect(await page.getByLabel('filter by failure kind').inputValue()).toBe('stalled');

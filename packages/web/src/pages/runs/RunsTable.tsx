@@ -231,8 +231,9 @@ function FilterResult({ filter, counts }: { filter: RunsFilter; counts: RunCount
 function StatusTotals({ counts, filtered, onPick }: { counts: RunCounts; filtered: boolean; onPick: (pick: TotalsPick) => void }) {
   const statuses = RunStatus.options.filter((s) => counts.byStatus[s] > 0);
   const runs = `${counts.total} ${counts.total === 1 ? 'run' : 'runs'}`;
+  // The name starts with what the button shows (WCAG 2.5.3): a voice-control user says "click 3 running".
   const pick = (text: string, what: TotalsPick, label: string) => (
-    <button type="button" className="link-button" aria-label={label} onClick={() => onPick(what)}>
+    <button type="button" className="link-button" aria-label={`${text}: ${label}`} onClick={() => onPick(what)}>
       {text}
     </button>
   );
