@@ -170,9 +170,10 @@ class Client:
     def events(self, run_id: str, after: int = 0, limit: Optional[int] = None) -> Dict[str, Any]:
         """One page of stored events after seq ``after``: ``{events, seq, status}``.
 
-        ``limit`` is 1 to 5000 (the default). The answer's ``seq`` is the
-        run's last: page on with ``after`` = the last event's ``seq`` until
-        it reaches that.
+        ``limit`` is 1 to 5000 (the default); a page also stops at the
+        server's ``readPageBytes`` (8 MiB of events), so large events come
+        fewer to a page. The answer's ``seq`` is the run's last: page on with
+        ``after`` = the last event's ``seq`` until it reaches that.
         """
         _check_seq("events", after)
         return cast(
