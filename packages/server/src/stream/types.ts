@@ -11,6 +11,8 @@ export interface StreamDeps {
   store: RunStore;
   hub: Hub;
   sendBufferBytes: number;
+  /** Bytes of events one catch-up read of the store returns at most (at least one event). */
+  readPageBytes: number;
   pingIntervalMs: number;
   log: FastifyBaseLogger;
   metrics?: StreamMetrics;
@@ -56,6 +58,7 @@ export function subscriptionContext(deps: StreamDeps, transport: Transport): Sub
     store: deps.store,
     hub: deps.hub,
     observerCounts: observerCountsOf(deps.hub),
+    readPageBytes: deps.readPageBytes,
     onError: (err, runId) => deps.log.error({ err, runId }, `${transport} subscription failed`),
     onDelivered: metrics && ((publishedAt) => metrics.delivered(transport, (performance.now() - publishedAt) / 1000)),
     onResync: metrics && (() => metrics.resynced(transport)),
