@@ -156,7 +156,8 @@ describe.each(stores)('catch-up of 512 KiB events on $name', ({ options }) => {
       expect(watcher.seqs).toEqual(Array.from({ length: total }, (_, k) => k + 1));
       expect(watcher.broken).toEqual([]);
     }
-    // The backlog came from the store, in pages of at most readPageBytes (8 MiB: 15 of these events).
+    // The backlog came from the store, in pages of at most readPageBytes (8 MiB: 15 of these events;
+    // a catch-up's pages are no bigger than the send buffer, 1 MiB, either).
     expect(reads.length).toBeGreaterThanOrEqual(Math.ceil((EVENTS / 2) / Math.floor(bound / (TEXT + 200))));
     expect(overBound(reads, bound)).toEqual([]);
   }, 180_000);
