@@ -233,6 +233,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     hub,
     metrics,
     sendBufferBytes: config.sendBufferBytes,
+    readPageBytes: config.readPageBytes,
     pingIntervalMs: config.streamPingIntervalMs,
     log: http.log,
     tokens,

@@ -200,4 +200,23 @@ describe('Hub flushes', () => {
     expect(hub.observers(run.id)).toBe(0);
     expect(hub.watchedRuns()).toEqual([]);
   });
+
+  test('whenFlushed resolves once what was queued before it reached the watchers, and at once when nothing is queued', async () => {
+    const hub = new Hub();
+    await hub.whenFlushed();
+    const got: number[] = [];
+    hub.watch(run.id, (batch) => got.push(...batch.map((e) => e.seq)));
+    hub.publishRemoteTexts(run.id, events(1, 3).map(eventTextOf));
+    await hub.whenFlushed();
+    expect(got).toEqual([1, 2, 3]);
+    // Called while a flush is under way with nothing queued for later: that flush's end is enough.
+    const other = { ...run, id: 'r2' } as Run;
+    let during: Promise<void> | null = null;
+    hub.watch(other.id, () => {
+      during ??= hub.whenFlushed();
+    });
+    hub.publishEvents(other, events(1, 1));
+    await waitUntil(() => during !== null, { what: 'the flush' });
+    await during;
+  });
 });

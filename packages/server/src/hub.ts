@@ -138,6 +138,9 @@ export class Hub {
   private readonly watcherCountListeners = new Set<(runId: string) => void>();
   /** Watchers of a run on the other nodes of a cluster, as this node last heard (ClusterWatchers); none alone. */
   private remoteWatchers: (runId: string) => number = () => 0;
+  /** whenFlushed callers waiting for the next flush to start, then those waiting for the flush under way to end. */
+  private flushWaiters: Array<() => void> = [];
+  private flushingWaiters: Array<() => void> = [];
 
   /** `onWatcherError`: a watcher threw during a flush (the flush goes on to the others). */
   constructor(private readonly onWatcherError: (err: unknown) => void = (err) => console.error('hub watcher failed', err)) {}
@@ -279,6 +282,17 @@ export class Hub {
     this.queue(runId, texts, performance.now());
   }
 
+  /**
+   * Resolves once everything queued for watchers before the call has been
+   * handed to them (the flush that took it has ended). A reader that
+   * publishes a log page by page (another node's appends) waits for it
+   * between pages, so pages never pile up here faster than they go out.
+   */
+  whenFlushed(): Promise<void> {
+    if (this.pending.size === 0 && !this.flushInProgress) return Promise.resolve();
+    return new Promise((resolve) => this.flushWaiters.push(resolve));
+  }
+
   publishRun(change: RunChange, run: Run, origin: Origin = 'local'): void {
     for (const [listener, { remote }] of [...this.runListeners]) {
       if (origin === 'local' || remote) listener(change, run, origin);
@@ -353,6 +367,8 @@ export class Hub {
       if (watchers) for (const segment of segments) this.flushing.push({ runId, segment, watchers: [...watchers], next: 0 });
     }
     this.pending.clear();
+    this.flushingWaiters = this.flushWaiters;
+    this.flushWaiters = [];
     this.continueFlush();
   };
 
@@ -387,6 +403,10 @@ export class Hub {
     this.flushBusyMs += Math.min(ended - sliceStarted, SLICE_COUNTED_MAX_MS);
     this.nextFlushAt = Math.max(ended + this.flushBusyMs * FLUSH_REST_SHARE, this.flushStartedAt + MIN_FLUSH_INTERVAL_MS);
     this.flushInProgress = false;
+    // Nothing queued meanwhile: those waiting for the next flush have nothing left to wait for either.
+    const flushed = this.pending.size > 0 ? this.flushingWaiters : this.flushingWaiters.concat(this.flushWaiters.splice(0));
+    this.flushingWaiters = [];
+    for (const resolve of flushed) resolve();
     // Published while this flush was under way: their turn comes now.
     if (this.pending.size > 0) this.scheduleFlush();
   };

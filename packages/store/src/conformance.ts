@@ -410,6 +410,52 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         await expectError(store.readEventTexts(uuidv7(), 0, 10, { maxBytes: 2500 }), 'run_not_found');
       });
 
+      it('says when maxBytes cut a page of events short, and only then: a reader that reads on after cut pages gets every event once', async () => {
+        const run = await create();
+        // Five events of about 1,050 bytes each.
+        await store.append(run.id, Array.from({ length: 5 }, (_, i) => ({ type: 'x.big', data: { i, text: 'a'.repeat(1000) } })), { now: T0 });
+        const page = async (after: number, limit: number, maxBytes?: number) => {
+          const { texts, cut } = await store.readEventTextPage(run.id, after, limit, maxBytes === undefined ? {} : { maxBytes });
+          return { seqs: texts.map((t) => t.seq), cut };
+        };
+        expect(await page(0, 100, 2500)).toEqual({ seqs: [1, 2], cut: true });
+        expect(await page(0, 3, 2500)).toEqual({ seqs: [1, 2], cut: true });
+        // Short because the log ends there, or full by count: not cut.
+        expect(await page(3, 100, 2500)).toEqual({ seqs: [4, 5], cut: false });
+        expect(await page(0, 2, 2500)).toEqual({ seqs: [1, 2], cut: false });
+        // One event over the budget on its own is taken; cut when more follow it.
+        expect(await page(1, 100, 10)).toEqual({ seqs: [2], cut: true });
+        expect(await page(4, 100, 10)).toEqual({ seqs: [5], cut: false });
+        expect(await page(0, 100, 1_000_000)).toEqual({ seqs: [1, 2, 3, 4, 5], cut: false });
+        expect(await page(0, 100)).toEqual({ seqs: [1, 2, 3, 4, 5], cut: false });
+        expect(await page(5, 100, 2500)).toEqual({ seqs: [], cut: false });
+        // The texts are readEventTexts' own, byte for byte.
+        expect((await store.readEventTextPage(run.id, 0, 100, { maxBytes: 2500 })).texts).toEqual(await store.readEventTexts(run.id, 0, 2));
+        await expectError(store.readEventTextPage(uuidv7(), 0, 10, { maxBytes: 2500 }), 'run_not_found');
+        // A follower that takes a short page as "at the end" unless it was cut reads the whole log, once.
+        const followed: number[] = [];
+        for (let after = 0; ; ) {
+          const { texts, cut } = await store.readEventTextPage(run.id, after, 100, { maxBytes: 1500 });
+          followed.push(...texts.map((t) => t.seq));
+          if (texts.length > 0) after = texts[texts.length - 1]!.seq;
+          if (!cut && texts.length < 100) break;
+        }
+        expect(followed).toEqual([1, 2, 3, 4, 5]);
+        if (store.readJoinedEventTexts) {
+          for (const compact of [false, true]) {
+            const joined = await store.readJoinedEventTexts(run.id, 0, 100, { compact, maxBytes: 2500 });
+            expect({ count: joined.count, last: joined.last, cut: joined.cut }).toEqual({ count: 2, last: 2, cut: true });
+            const whole = await store.readJoinedEventTexts(run.id, 0, 2, { compact });
+            expect(joined.json.equals(whole.json)).toBe(true);
+            expect(whole.cut).toBe(false);
+            const tail = await store.readJoinedEventTexts(run.id, 3, 100, { compact, maxBytes: 2500 });
+            expect({ count: tail.count, last: tail.last, cut: tail.cut }).toEqual({ count: 2, last: 5, cut: false });
+            const alone = await store.readJoinedEventTexts(run.id, 1, 100, { compact, maxBytes: 10 });
+            expect({ count: alone.count, last: alone.last, cut: alone.cut }).toEqual({ count: 1, last: 2, cut: true });
+          }
+        }
+      });
+
       it('keeps extension events and their data untouched', async () => {
         const run = await create();
         const data = { nested: { list: [1, 'two', null], flag: false }, unicode: 'héllo ✓' };

@@ -62,5 +62,20 @@ export interface JoinedEventTexts {
   last: number;
   lastType: string;
   json: Buffer;
+  /** maxBytes stopped the page before its limit with events after it (see EventTextPage.cut). */
+  cut: boolean;
+}
+
+/** A page of events' texts that says whether its byte bound cut it short (RunStore.readEventTextPage). */
+export interface EventTextPage {
+  texts: EventText[];
+  /**
+   * `maxBytes` stopped the page before `limit` while events were left after
+   * it: the reader reads again after its last. A page shorter than `limit`
+   * that is not cut reached the run's last event as of the read, which is
+   * what a stream's catch-up takes as "caught up"; a cut page taken so
+   * left a watcher waiting for events already stored.
+   */
+  cut: boolean;
 }
 

@@ -19,7 +19,7 @@ export type {
   ReadPageOptions,
 } from './store.js';
 export { isSharedStore } from './store.js';
-export { compactEventJson, eventJson, eventTextOf, type EventText, type JoinedEventTexts } from './event-text.js';
+export { compactEventJson, eventJson, eventTextOf, type EventText, type EventTextPage, type JoinedEventTexts } from './event-text.js';
 export { FsBlobStore, isSha256Hex, type BlobStore, type StagedBlob } from './blobs/index.js';
 export { SqliteRunStore, type SqliteStoreOptions } from './sqlite/sqlite-store.js';
 export { PgRunStore, type PgStoreOptions } from './postgres/pg-store.js';

@@ -12,7 +12,7 @@ import type {
   RunStatus,
   TokenScope,
 } from '@runtrail/protocol';
-import type { EventText, JoinedEventTexts } from './event-text.js';
+import type { EventText, EventTextPage, JoinedEventTexts } from './event-text.js';
 
 /**
  * The one persistence interface of runtrail. Adapters (SQLite now, others
@@ -57,14 +57,21 @@ export interface RunStore {
    */
   readEventTexts(runId: string, after: number, limit: number, options?: ReadPageOptions): Promise<EventText[]>;
   /**
+   * The same page as readEventTexts, saying whether `maxBytes` cut it short:
+   * what a reader that follows the log (a stream's catch-up, another node's
+   * appends) reads, since for it a short page otherwise means "at the end".
+   */
+  readEventTextPage(runId: string, after: number, limit: number, options?: ReadPageOptions): Promise<EventTextPage>;
+  /**
    * The same page again, its texts joined with commas into one buffer (the
    * inside of a JSON array): what a catch-up sends as one frame, made
    * without a JavaScript object or string per event. Only adapters that join
    * in the database have it (SQLite); streams read texts one by one otherwise.
    * `compact`: each text without its runId (compactEventJson), for the
-   * frames of a compact subscription.
+   * frames of a compact subscription. `maxBytes` bounds it as ReadPageOptions
+   * does, and its `cut` says so.
    */
-  readJoinedEventTexts?(runId: string, after: number, limit: number, options?: { compact?: boolean }): Promise<JoinedEventTexts>;
+  readJoinedEventTexts?(runId: string, after: number, limit: number, options?: { compact?: boolean } & ReadPageOptions): Promise<JoinedEventTexts>;
 
   heartbeat(runId: string, options: { now: number; owner?: Owner | undefined }): Promise<Run>;
   /**

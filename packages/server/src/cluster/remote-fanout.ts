@@ -5,7 +5,7 @@ import type { Hub } from '../hub.js';
 import type { ClusterWatchers } from './cluster-watchers.js';
 import { RepeatedFailureLog } from '../repeated-failure-log.js';
 
-/** Events read from the store per query when catching up with other nodes' appends. */
+/** Events read from the store per query when catching up with other nodes' appends (and readPageBytes of them at most). */
 const PAGE = 1000;
 /** Runs whose last known seq is remembered for the live runs lists; past it the memory restarts (costs one extra read each). */
 const MAX_LISTED = 10_000;
@@ -18,6 +18,9 @@ const MAX_LISTED = 10_000;
  * texts and queued for the hub's next flush like a local commit, in pages,
  * with notifications that arrive meanwhile folded into the next read (one
  * query per page; the run is read too only for in-process listeners).
+ * A page holds readPageBytes of events at most; after one its bytes cut
+ * short, the next is read once the hub has flushed it, so a backlog of big
+ * events (a listener outage) is never queued here whole.
  *
  * Correctness never rests on this path: a subscription delivers only
  * `lastSent + 1` onwards and reads the store itself when it sees a gap.
@@ -49,7 +52,9 @@ export class RemoteFanout implements AppendFeed {
     private readonly hub: Hub,
     private readonly log: FastifyBaseLogger,
     /** Other nodes' watcher counts, heard on the same channel. */
-    private readonly watchers: ClusterWatchers | null = null,
+    private readonly watchers: ClusterWatchers | null,
+    /** Bytes of events one read of the store returns at most (at least one event). */
+    private readonly readPageBytes: number,
   ) {
     this.listenerLosses = new RepeatedFailureLog(log, {
       failed: 'database listener disconnected; reconnecting',
@@ -161,7 +166,7 @@ export class RemoteFanout implements AppendFeed {
         const from = known ?? Math.max(0, target - 1);
         // The stored texts, as a local append publishes them: watchers here get the flush's shared
         // frames, and no event is parsed or serialized again on the way.
-        const texts = await this.store.readEventTexts(runId, from, PAGE);
+        const { texts, cut } = await this.store.readEventTextPage(runId, from, PAGE, { maxBytes: this.readPageBytes });
         if (texts.length === 0) {
           this.advance(runId, target);
           continue;
@@ -180,6 +185,8 @@ export class RemoteFanout implements AppendFeed {
           this.advance(runId, last);
           this.hub.publishRemoteTexts(runId, texts);
         }
+        // More is stored than one page's bytes: hand this page to the watchers before holding the next.
+        if (cut) await this.hub.whenFlushed();
       }
     } catch (err) {
       // The store failed (restarting?): the next notification, or the

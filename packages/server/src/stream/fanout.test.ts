@@ -94,11 +94,11 @@ describe('fan-out in flushes (issue 13)', () => {
       },
     });
     // Both have seqs 1-3 already: each reads the store (nothing new), then takes flushes.
-    const subs = [0, 1].map((k) => new RunSubscription({ store: s.store, hub: s.hub }, run.id, 3, sink(k)));
+    const subs = [0, 1].map((k) => new RunSubscription({ store: s.store, hub: s.hub, readPageBytes: s.config.readPageBytes }, run.id, 3, sink(k)));
     const reads: Array<Promise<unknown>> = [];
-    const readTexts = s.store.readEventTexts.bind(s.store);
-    s.store.readEventTexts = (...args) => {
-      const read = readTexts(...args);
+    const readPage = s.store.readEventTextPage.bind(s.store);
+    s.store.readEventTextPage = (...args) => {
+      const read = readPage(...args);
       reads.push(read);
       return read;
     };
@@ -108,7 +108,7 @@ describe('fan-out in flushes (issue 13)', () => {
     // Stored but not yet published here (as another node's commit), then a flush that begins at seq 2:
     // as when commits joined the previous flush after it had passed others.
     await s.store.append(run.id, progressEvents(2, 3), { now: Date.now() });
-    const flushed = await readTexts(run.id, 1, 10);
+    const flushed = await s.store.readEventTexts(run.id, 1, 10);
     s.hub.publishRemoteTexts(run.id, flushed);
     await waitFor(() => received.every((r) => r.length === 1), { what: 'the flush' });
     expect(received[0]![0]!.map((e) => e.seq)).toEqual([4, 5]);
@@ -137,7 +137,7 @@ describe('fan-out in flushes (issue 13)', () => {
         throw err;
       },
     };
-    const sub = new RunSubscription({ store: s.store, hub: s.hub }, run.id, 0, sink);
+    const sub = new RunSubscription({ store: s.store, hub: s.hub, readPageBytes: s.config.readPageBytes }, run.id, 0, sink);
     cleanups.push(() => sub.close());
     // What another request gets to do once the catch-up has started: it runs at the event loop's next turn.
     const answeredAt = new Promise<number>((resolve) => setImmediate(() => resolve(seqs.length)));
@@ -156,8 +156,8 @@ describe('fan-out in flushes (issue 13)', () => {
     const backlog = 2 * CATCH_UP_PAGE;
     for (let k = 0; k < backlog; k += 500) await s.runs.appendEvents(run.id, progressEvents(500, k));
     let reads = 0;
-    const read = s.store.readEventTexts.bind(s.store);
-    s.store.readEventTexts = (...args) => {
+    const read = s.store.readEventTextPage.bind(s.store);
+    s.store.readEventTextPage = (...args) => {
       reads += 1;
       return read(...args);
     };

@@ -12,7 +12,11 @@ import { TARGET_FRAME_BYTES } from './frames.js';
 import type { ObserverCounts } from './observer-counts.js';
 import type { Outlet } from './outlet.js';
 
-/** Events read from the store per catch-up query (of texts one by one; and held flushes at most). */
+/**
+ * Events read from the store per catch-up query (of texts one by one; and
+ * held flushes at most). Each read is bounded by SubscriptionContext's
+ * readPageBytes too: 1,000 events of 1 MiB were a GB per read.
+ */
 export const CATCH_UP_PAGE = 1000;
 /**
  * Joined pages are sized to be one frame of about TARGET_FRAME_BYTES: the
@@ -100,6 +104,12 @@ export interface SubscriptionContext {
   onResync?: (() => void) | undefined;
   /** Where subscriptions that asked for their run's watcher count follow it. */
   observerCounts: ObserverCounts;
+  /**
+   * Bytes of events one catch-up read returns at most (at least one event),
+   * and held flushes hold at most (readPageBytes): a page cut short by them
+   * says so (EventTextPage.cut) and the subscription reads on.
+   */
+  readPageBytes: number;
 }
 
 /**
@@ -134,6 +144,7 @@ export class RunSubscription {
    */
   private held: Array<{ events: EventText[]; publishedAt: number }> | null = null;
   private heldCount = 0;
+  private heldBytes = 0;
   private waitingForDrain = false;
   private done = false;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
@@ -176,9 +187,11 @@ export class RunSubscription {
   private readonly onHub = (events: EventText[], publishedAt: number): void => {
     if (this.done) return;
     if (this.pumping) {
-      if (this.heldCount + events.length <= CATCH_UP_PAGE) {
+      const bytes = this.heldCount + events.length <= CATCH_UP_PAGE ? textBytes(events) : Infinity;
+      if (this.heldBytes + bytes <= this.context.readPageBytes) {
         (this.held ??= []).push({ events, publishedAt });
         this.heldCount += events.length;
+        this.heldBytes += bytes;
       } else {
         this.again = true;
       }
@@ -243,7 +256,10 @@ export class RunSubscription {
         const { store } = this.context;
         if (this.sink.joined && store.readJoinedEventTexts) {
           const limit = joinedLimit;
-          const page = await store.readJoinedEventTexts(this.runId, this.lastSent, limit, { compact: this.sink.compact === true });
+          const page = await store.readJoinedEventTexts(this.runId, this.lastSent, limit, {
+            compact: this.sink.compact === true,
+            maxBytes: this.context.readPageBytes,
+          });
           if (this.done) return;
           if (page.count > 0) {
             // Sized for about one frame by the events before it; these were bigger: read fewer.
@@ -252,11 +268,13 @@ export class RunSubscription {
             // Blocked meanwhile (another subscription of the connection wrote): go round to wait for the drain.
             if (!this.deliverJoined(page)) continue;
           } else if (await this.endIfTerminal()) return;
-          // As below: a short page reached the head as of that read.
-          if (page.count < limit && !this.again && this.deliverHeld()) return;
+          // As below: a short page reached the head as of that read, unless its bytes cut it.
+          if (page.count < limit && !page.cut && !this.again && this.deliverHeld()) return;
           continue;
         }
-        const page = await this.context.store.readEventTexts(this.runId, this.lastSent, CATCH_UP_PAGE);
+        const { texts: page, cut } = await store.readEventTextPage(this.runId, this.lastSent, CATCH_UP_PAGE, {
+          maxBytes: this.context.readPageBytes,
+        });
         if (this.done) return;
         const fresh = page.length > 0 && page[0]!.seq <= this.lastSent ? page.filter((e) => e.seq > this.lastSent) : page;
         // Stopped by a full buffer: go round to wait for the drain.
@@ -265,11 +283,11 @@ export class RunSubscription {
         // or after the terminal event, and is told so rather than left
         // waiting for events that will never come (field note 7).
         if (fresh.length === 0 && (await this.endIfTerminal())) return;
-        // A short page means we reached the head as of that read; anything
-        // committed later was published to our watcher: held while we are
-        // still here (delivered now, unless it leaves a gap), or taken on the
-        // fast path once we are not.
-        if (page.length < CATCH_UP_PAGE && !this.again && this.deliverHeld()) return;
+        // A short page means we reached the head as of that read (unless
+        // its bytes cut it: more is stored); anything committed later was
+        // published to our watcher: held while we are still here (delivered
+        // now, unless it leaves a gap), or taken on the fast path once we are not.
+        if (page.length < CATCH_UP_PAGE && !cut && !this.again && this.deliverHeld()) return;
       }
     } catch (err) {
       // The store is unreachable for now (a database restarting): try again
@@ -326,6 +344,7 @@ export class RunSubscription {
   private dropHeld(): void {
     this.held = null;
     this.heldCount = 0;
+    this.heldBytes = 0;
   }
 
   /** End the subscription if the run has ended and everything up to its end is behind lastSent. */
@@ -346,4 +365,11 @@ export class RunSubscription {
       void this.pump();
     });
   }
+}
+
+/** What holding events' texts costs, near enough: their length in characters (readPageBytes bounds them so). */
+function textBytes(events: EventText[]): number {
+  let bytes = 0;
+  for (const e of events) bytes += e.json.length;
+  return bytes;
 }

@@ -11,6 +11,8 @@ export interface StreamDeps {
   store: RunStore;
   hub: Hub;
   sendBufferBytes: number;
+  /** Bytes of events one read of the store returns at most (at least one event); a catch-up's, sendBufferBytes at most too. */
+  readPageBytes: number;
   pingIntervalMs: number;
   log: FastifyBaseLogger;
   metrics?: StreamMetrics;
@@ -56,6 +58,10 @@ export function subscriptionContext(deps: StreamDeps, transport: Transport): Sub
     store: deps.store,
     hub: deps.hub,
     observerCounts: observerCountsOf(deps.hub),
+    // A page bigger than the connection's send buffer is mostly dropped (the outlet blocks past
+    // sendBufferBytes and the rest is read again after the drain): 8 MiB pages of 512 KiB events
+    // made ten watchers' catch-up take 42 s instead of 6.7 s with pages of the 1 MiB buffer.
+    readPageBytes: Math.min(deps.readPageBytes, deps.sendBufferBytes),
     onError: (err, runId) => deps.log.error({ err, runId }, `${transport} subscription failed`),
     onDelivered: metrics && ((publishedAt) => metrics.delivered(transport, (performance.now() - publishedAt) / 1000)),
     onResync: metrics && (() => metrics.resynced(transport)),

@@ -71,7 +71,7 @@ import {
 import { pendingMigrations, postgresDialect, type OnMigrating } from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions, type WrittenCheckpoint } from '../checkpoints.js';
 import { ParsedInputs } from '../parsed-inputs.js';
-import { eventBody, eventJson, type EventText } from '../event-text.js';
+import { eventBody, eventJson, type EventText, type EventTextPage } from '../event-text.js';
 import { appendPayload, appendPayloadSql, deletedPayload, stopPayloadSql, watchersPayloads } from './notifications.js';
 import { explainOpenFailure } from './open-failure.js';
 import { PgListener } from './pg-listener.js';
@@ -227,13 +227,18 @@ export const EVENTS_PAGE_SQL = `SELECT run_id, seq, type, body FROM events
 /**
  * The same page, cut before the event that takes it past $4 bytes (the
  * first is always taken): the sizes are summed in the database, so the
- * bodies past the cut are never sent.
+ * bodies past the cut are never sent. The first event past the cut comes
+ * too, without its body (null): the page can so say it was cut short
+ * (EventTextPage.cut) for the cost of one row's seq and type. An event
+ * is in the page when the events before it fit (`upto - bytes`), or it is
+ * the second (the first is always in); it has its body when it fits too.
  */
-export const EVENTS_PAGE_BYTES_SQL = `SELECT run_id, seq, type, body FROM (
-    SELECT run_id, seq, type, body, sum(octet_length(body)) OVER (ORDER BY seq) AS upto, row_number() OVER (ORDER BY seq) AS n
+export const EVENTS_PAGE_BYTES_SQL = `SELECT run_id, seq, type, CASE WHEN upto <= $4::bigint OR n = 1 THEN body END AS body FROM (
+    SELECT run_id, seq, type, body, octet_length(body) AS bytes,
+      sum(octet_length(body)) OVER (ORDER BY seq) AS upto, row_number() OVER (ORDER BY seq) AS n
     FROM events WHERE run_id = $1 AND seq > $2::bigint AND seq <= $2::bigint + $3::bigint ORDER BY seq LIMIT $3
   ) page
-  WHERE upto <= $4::bigint OR n = 1
+  WHERE upto - bytes <= $4::bigint OR n <= 2
   ORDER BY seq`;
 
 /** BIGINT columns hold epoch milliseconds and durations: numbers, not strings. */
@@ -910,19 +915,29 @@ export class PgRunStore implements SharedRunStore {
   }
 
   async readEventTexts(runId: string, after: number, limit: number, options: ReadPageOptions = {}): Promise<EventText[]> {
-    return (await this.readEventRows(runId, after, limit, options.maxBytes)).map(rowToEventText);
+    return (await this.readEventTextPage(runId, after, limit, options)).texts;
   }
 
-  private async readEventRows(runId: string, after: number, limit: number, maxBytes?: number): Promise<EventRow[]> {
-    const { rows } =
-      maxBytes === undefined
-        ? await this.query<EventRow>(EVENTS_PAGE_SQL, [runId, after, limit])
-        : await this.query<EventRow>(EVENTS_PAGE_BYTES_SQL, [runId, after, limit, maxBytes]);
-    if (rows.length === 0) {
-      const exists = await this.query(`SELECT 1 FROM runs WHERE id = $1`, [runId]);
-      if (exists.rowCount === 0) throw notFound(runId);
-    }
+  async readEventTextPage(runId: string, after: number, limit: number, options: ReadPageOptions = {}): Promise<EventTextPage> {
+    if (options.maxBytes === undefined) return { texts: (await this.readEventRows(runId, after, limit)).map(rowToEventText), cut: false };
+    const { rows } = await this.query<Omit<EventRow, 'body'> & { body: string | null }>(EVENTS_PAGE_BYTES_SQL, [runId, after, limit, options.maxBytes]);
+    if (rows.length === 0) await this.requireRun(runId);
+    // The first event past a cut comes without its body (EVENTS_PAGE_BYTES_SQL).
+    const cut = rows.length > 1 && rows[rows.length - 1]!.body === null;
+    if (cut) rows.pop();
+    return { texts: (rows as EventRow[]).map(rowToEventText), cut };
+  }
+
+  private async readEventRows(runId: string, after: number, limit: number): Promise<EventRow[]> {
+    const { rows } = await this.query<EventRow>(EVENTS_PAGE_SQL, [runId, after, limit]);
+    if (rows.length === 0) await this.requireRun(runId);
     return rows;
+  }
+
+  /** An empty page of a run that does not exist is run_not_found, not "nothing yet". */
+  private async requireRun(runId: string): Promise<void> {
+    const exists = await this.query(`SELECT 1 FROM runs WHERE id = $1`, [runId]);
+    if (exists.rowCount === 0) throw notFound(runId);
   }
 
   async heartbeat(runId: string, options: { now: number; owner?: Owner | undefined }): Promise<Run> {

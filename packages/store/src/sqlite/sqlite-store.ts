@@ -67,7 +67,7 @@ import {
 import { migrations, pendingMigrations, sqliteDialect, type OnMigrating } from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions } from '../checkpoints.js';
 import { ParsedInputs } from '../parsed-inputs.js';
-import { eventBody, eventJson, type EventText, type JoinedEventTexts } from '../event-text.js';
+import { eventBody, eventJson, type EventText, type EventTextPage, type JoinedEventTexts } from '../event-text.js';
 
 export interface SqliteStoreOptions extends CheckpointOptions {
   filename: string;
@@ -173,6 +173,7 @@ export class SqliteRunStore implements RunStore {
       ),
       eventById: db.prepare(`SELECT seq, type, ts, body FROM events WHERE run_id = ? AND event_id = ?`),
       readEvents: db.prepare(`SELECT run_id, seq, type, body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`),
+      eventSizes: db.prepare(`SELECT octet_length(body) FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`).pluck(),
       // eventJson in SQL (the run id comes quoted as @runJson), joined in the database: one
       // buffer per page, no row object or string per event. The conformance suite checks it
       // byte for byte.
@@ -607,28 +608,34 @@ export class SqliteRunStore implements RunStore {
   }
 
   async readEventTexts(runId: string, after: number, limit: number, options: ReadPageOptions = {}): Promise<EventText[]> {
+    if (options.maxBytes === undefined) return this.read(() => this.readEventRows(runId, after, limit).map(rowToEventText));
+    return (await this.readEventTextPage(runId, after, limit, options)).texts;
+  }
+
+  async readEventTextPage(runId: string, after: number, limit: number, options: ReadPageOptions = {}): Promise<EventTextPage> {
     const { maxBytes } = options;
-    if (maxBytes === undefined) return this.read(() => this.readEventRows(runId, after, limit).map(rowToEventText));
+    if (maxBytes === undefined) return { texts: await this.readEventTexts(runId, after, limit), cut: false };
     return this.read(() => {
       // Row by row, stopping at the budget: reading the page whole first held every row it would then drop.
       const texts: EventText[] = [];
       let bytes = 0;
       for (const row of this.stmt.readEvents.iterate(runId, after, limit) as IterableIterator<EventRow>) {
         bytes += Buffer.byteLength(row.body);
-        if (texts.length > 0 && bytes > maxBytes) break;
+        if (texts.length > 0 && bytes > maxBytes) return { texts, cut: true };
         texts.push(rowToEventText(row));
       }
       if (texts.length === 0) this.requireHead(runId);
-      return texts;
+      return { texts, cut: false };
     });
   }
 
-  async readJoinedEventTexts(runId: string, after: number, limit: number, options: { compact?: boolean } = {}): Promise<JoinedEventTexts> {
+  async readJoinedEventTexts(runId: string, after: number, limit: number, options: { compact?: boolean } & ReadPageOptions = {}): Promise<JoinedEventTexts> {
     return this.read(() => {
+      const fit = options.maxBytes === undefined ? { count: limit, cut: false } : this.eventsFitting(runId, after, limit, options.maxBytes);
       const page = (
         options.compact
-          ? this.stmt.readJoinedCompact.get({ runId, after, limit })
-          : this.stmt.readJoined.get({ runId, runJson: JSON.stringify(runId), after, limit })
+          ? this.stmt.readJoinedCompact.get({ runId, after, limit: fit.count })
+          : this.stmt.readJoined.get({ runId, runJson: JSON.stringify(runId), after, limit: fit.count })
       ) as {
         count: number;
         last: number | null;
@@ -637,10 +644,28 @@ export class SqliteRunStore implements RunStore {
       };
       if (page.count === 0) {
         this.requireHead(runId);
-        return { count: 0, last: 0, lastType: '', json: Buffer.alloc(0) };
+        return { count: 0, last: 0, lastType: '', json: Buffer.alloc(0), cut: false };
       }
-      return { count: page.count, last: page.last!, lastType: page.lastType!, json: page.json! };
+      return { count: page.count, last: page.last!, lastType: page.lastType!, json: page.json!, cut: fit.cut };
     });
+  }
+
+  /**
+   * How many of the events after `after` (at most `limit`) fit in `maxBytes`
+   * of stored text, the first always, and whether that stopped short of
+   * more. Read from their sizes alone (octet_length of a column is answered
+   * from the record header, no text loaded), in the same synchronous read
+   * as the page it sizes: the events it counted are still the page's first.
+   */
+  private eventsFitting(runId: string, after: number, limit: number, maxBytes: number): { count: number; cut: boolean } {
+    let count = 0;
+    let bytes = 0;
+    for (const size of this.stmt.eventSizes.iterate(runId, after, limit) as IterableIterator<number>) {
+      bytes += size;
+      if (count > 0 && bytes > maxBytes) return { count, cut: true };
+      count += 1;
+    }
+    return { count, cut: false };
   }
 
   private readEventRows(runId: string, after: number, limit: number): EventRow[] {
