@@ -167,6 +167,20 @@ describe('a run that does not exist', () => {
   });
 });
 
+describe('polling a run of large events', () => {
+  test('reads page after page at once when the server cuts pages by bytes', async () => {
+    // Pages of 64 KiB (3 of these 20 KB events), and a poll interval of a minute.
+    const s = await server({ readPageBytes: 65_536 });
+    const { run } = await s.runs.create({ name: 'large events' });
+    await s.runs.appendEvents(run.id, Array.from({ length: 30 }, (_, i) => ({ type: 'x.big', data: { i, text: 'x'.repeat(20_000) } })));
+    const w = watch(run.id, { url: s.url, transports: ['poll'], pollIntervalMs: 60_000, after: 0 });
+    // Before: a page short of 5,000 events read as "nothing more yet", so each next page came a poll interval (here a minute) later.
+    await waitFor(() => w.getState().events.at(-1)?.seq === 30, { timeoutMs: 10_000, what: 'the watcher to read every page of the running run' });
+    expect(seqsOf(w)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    expect(w.getState().connection).toBe('polling');
+  });
+});
+
 describe('a position past the end of the run', () => {
   // Before: on a running run the watcher reconnected for ever (WS, SSE) or polled in silence; on an ended
   // one it ended cleanly reporting the bad position as the run's seq.

@@ -254,7 +254,10 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
   /** One polling read: the next page, and the end once it is all here. */
   private async poll(signal: AbortSignal): Promise<{ messages: ServerMessage[]; more: boolean }> {
     const page = await this.readEvents(this.fold.seq, signal);
-    const more = page.events.length === MAX_READ_LIMIT;
+    // More is stored than came (a page is cut at MAX_READ_LIMIT events or at the server's readPageBytes):
+    // read again at once, rather than a poll interval later per page, and do not end short of the last seq.
+    const last = page.events.at(-1)?.seq ?? this.fold.seq;
+    const more = page.events.length > 0 && last < page.seq;
     const messages: ServerMessage[] = [{ type: 'events', runId: this.runId, events: page.events }];
     if (!more && isTerminalStatus(page.status)) messages.push({ type: 'end', runId: this.runId, status: page.status, seq: page.seq });
     return { messages, more };
