@@ -207,6 +207,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     intervalMs: config.reaperIntervalMs,
     log: http.log,
     onReaped: metrics.onReaped,
+    queuedOrphanTimeoutMs: config.queuedOrphanTimeoutMs,
   });
   registerRunRoutes(http, runs, {
     requireHandler: (name, input) => executor.requireHandler(name, input),

@@ -128,6 +128,10 @@ const declared = {
   ),
   leaseTtlMs: value(int(1000).default(30_000), 'lease given to a run whose creator does not ask for another'),
   reaperIntervalMs: value(int(50).default(2_000), 'how often the reaper looks for lapsed leases, stalls and timeouts'),
+  queuedOrphanTimeoutMs: value(
+    int(0).default(600_000),
+    'queued runs of a handler that no live node has defined for this long end failed/orphaned (0: they wait for one forever)',
+  ),
   concurrency: value(int(0).default(4), 'runs the executor works on at once'),
   shutdownGraceMs: value(int(0).default(10_000), 'how long a handler asked to stop (shutdown, cancel, timeout) has before its run is ended without it'),
   sendBufferBytes: value(

@@ -873,6 +873,22 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect((await store.findOwnedBy('node-1', 'executor')).map((r) => r.id).sort()).toEqual(claims[0]!.map((r) => r.id).sort());
       });
 
+      it('names the handlers of queued runs once each, sorted, and only while a run of theirs is queued', async () => {
+        expect(await store.queuedHandlerNames(10)).toEqual([]);
+        await create({ name: 'zeta', execute: true });
+        await create({ name: 'alpha', execute: true });
+        await create({ name: 'alpha', execute: true });
+        await create({ name: 'producer-only' });
+        const mu = await create({ name: 'mu', execute: true });
+        expect(await store.queuedHandlerNames(10)).toEqual(['alpha', 'mu', 'zeta']);
+        expect(await store.queuedHandlerNames(2)).toEqual(['alpha', 'mu']);
+        await store.claimQueued({ owner: { kind: 'executor', node: 'node-1', id: 'w1' }, names: ['mu'], limit: 1, now: T0 + 100 });
+        const zeta = (await store.listRuns({ name: 'zeta', limit: 10 })).runs[0]!;
+        await store.append(zeta.id, [{ type: 'run.cancelled', data: {} }], { now: T0 + 200 });
+        expect((await store.getRun(mu.id))!.status).toBe('running');
+        expect(await store.queuedHandlerNames(10)).toEqual(['alpha']);
+      });
+
       it('claims at most perName of a capped name, oldest first, and the runs of other names queued behind its backlog', async () => {
         const gpu = [];
         for (let i = 0; i < 5; i++) gpu.push(await create({ name: 'gpu', execute: true }));

@@ -83,6 +83,11 @@ export interface RunStore {
   claimQueued(options: ClaimOptions): Promise<Run[]>;
   /** Running runs that need the reaper's attention at `now`. */
   findDue(now: number, limit: number): Promise<DueRuns>;
+  /**
+   * The distinct handler names of queued runs (`execute`), sorted, at most
+   * `limit`: what the reaper checks some live node still defines.
+   */
+  queuedHandlerNames(limit: number): Promise<string[]>;
   /** Non-terminal runs held by an owner on `node` (for recovery after a restart). */
   findOwnedBy(node: string, kind: Owner['kind']): Promise<Run[]>;
   /**

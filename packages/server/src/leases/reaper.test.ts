@@ -25,8 +25,8 @@ async function makeApp(node = 'node-a'): Promise<App> {
   return buildApp({ config, store, now: () => clock });
 }
 
-function reaperFor(a: App, incarnation = 'me', node = 'node-a'): Reaper {
-  return new Reaper({ runs: a.runs, node, incarnation, intervalMs: 50, log: a.http.log });
+function reaperFor(a: App, incarnation = 'me', node = 'node-a', queuedOrphanTimeoutMs = 0): Reaper {
+  return new Reaper({ runs: a.runs, node, incarnation, intervalMs: 50, log: a.http.log, queuedOrphanTimeoutMs });
 }
 
 /** A reaper that has started (its first sweep) and stopped again: the test sweeps by hand, at the times it sets. */
@@ -223,5 +223,60 @@ describe('reaper', () => {
       expect(events.filter((e) => ['run.failed', 'run.succeeded', 'run.cancelled'].includes(e.type))).toHaveLength(1);
       expect(events.filter((e) => e.type === 'run.stalled').length).toBeLessThanOrEqual(1);
     }
+  });
+  describe('queued runs of a handler no live node defines', () => {
+    const announce = (node: string, handlers: string[]) =>
+      app.runs.announceHandlers({ node, handlers, incarnation: `${node}-1`, url: null, liveForMs: 10_000 });
+    const queued = async (name: string) => (await app.runs.create({ name, execute: true })).run;
+
+    it('end failed/orphaned, naming the handler, once it has gone undefined for queuedOrphanTimeoutMs', async () => {
+      await announce('node-b', ['kept']);
+      const gone = [await queued('resize'), await queued('resize')];
+      const kept = await queued('kept');
+      const reaper = reaperFor(app, 'me', 'node-a', 60_000);
+      expect((await reaper.sweep()).orphaned).toEqual([]);
+      clock += 5_000;
+      await announce('node-b', ['kept']);
+      clock += 54_999;
+      expect((await reaper.sweep()).orphaned).toEqual([]);
+      expect((await store.getRun(gone[0]!.id))!.status).toBe('queued');
+      clock += 1;
+      expect((await reaper.sweep()).orphaned.sort()).toEqual(gone.map((r) => r.id).sort());
+      for (const run of gone) {
+        const ended = (await store.getRun(run.id))!;
+        expect(ended.status).toBe('failed');
+        expect(ended.error).toEqual({ kind: 'orphaned', message: expect.stringContaining('no live node has defined handler "resize" since') });
+        expect(ended.error!.message).toContain('queuedOrphanTimeoutMs 60000 ms');
+      }
+      // A handler some live node defines keeps its queued runs however long they wait.
+      expect((await store.getRun(kept.id))!.status).toBe('queued');
+      expect((await reaper.sweep()).orphaned).toEqual([]);
+    });
+
+    it('wait again from the start when a node defines the handler before the time is up', async () => {
+      const run = await queued('render');
+      const reaper = reaperFor(app, 'me', 'node-a', 60_000);
+      await reaper.sweep();
+      clock += 50_000;
+      await announce('node-c', ['render']);
+      await reaper.sweep();
+      // node-c stops announcing: it counts as gone once its announcement's liveUntil has passed.
+      clock += 10_001;
+      await reaper.sweep();
+      clock += 59_999;
+      expect((await reaper.sweep()).orphaned).toEqual([]);
+      expect((await store.getRun(run.id))!.status).toBe('queued');
+      clock += 1;
+      expect((await reaper.sweep()).orphaned).toEqual([run.id]);
+    });
+
+    it('are left queued when the setting is 0', async () => {
+      const run = await queued('resize');
+      const reaper = reaperFor(app, 'me', 'node-a', 0);
+      await reaper.sweep();
+      clock += 365 * 24 * 3_600_000;
+      expect((await reaper.sweep()).orphaned).toEqual([]);
+      expect((await store.getRun(run.id))!.status).toBe('queued');
+    });
   });
 });

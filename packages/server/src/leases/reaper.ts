@@ -23,6 +23,12 @@ export interface ReaperOptions {
   batchSize?: number;
   /** SIGTERM-to-SIGKILL grace for a subprocess group a dead incarnation left running. */
   killGraceMs?: number;
+  /**
+   * How long the handler of queued runs may go undefined by every live node
+   * before those runs end failed/orphaned (config.queuedOrphanTimeoutMs);
+   * 0 or absent: they wait for such a node forever.
+   */
+  queuedOrphanTimeoutMs?: number;
 }
 
 export type ReapKind = 'orphaned' | 'timeout' | 'stalled' | 'cancelled';
@@ -53,6 +59,9 @@ export class Reaper {
   private current: Promise<unknown> | null = null;
   private stopped = false;
   private readonly onReaped: ReaperOptions['onReaped'];
+  private readonly queuedOrphanTimeoutMs: number;
+  /** Per handler name of queued runs: when this reaper first saw no live node define it (since then without a break). */
+  private readonly undefinedSince = new Map<string, number>();
   /** A sweep fails every interval while the store is down: logged once, counted, and its recovery. */
   private readonly sweepFailures: RepeatedFailureLog;
 
@@ -66,6 +75,7 @@ export class Reaper {
     this.sweepFailures = new RepeatedFailureLog(options.log, { failed: 'reaper sweep failed', recovered: 'reaper sweeps work again' });
     this.batchSize = options.batchSize ?? 200;
     this.killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
+    this.queuedOrphanTimeoutMs = options.queuedOrphanTimeoutMs ?? 0;
   }
 
   /** Recover this node's dead runs, sweep once, then keep sweeping every interval. */
@@ -156,9 +166,42 @@ export class Reaper {
       if (await this.markStalled(run)) report.stalled.push(run.id);
     }
 
+    if (this.queuedOrphanTimeoutMs > 0) report.orphaned.push(...(await this.endUnclaimable(now)));
+
     const total = report.orphaned.length + report.timedOut.length + report.stalled.length;
     if (total > 0) this.log.info({ ...report }, 'reaper sweep');
     return report;
+  }
+
+  /**
+   * Queued runs of a handler that no live node defines (every node that had
+   * it shut down or died, or a redeploy dropped it) would show `queued`
+   * forever: nothing will ever claim them, and unlike a running run they
+   * have no lease to lapse. Once no live node has defined the handler for
+   * queuedOrphanTimeoutMs, as this reaper saw it without a break (long
+   * enough for a redeploy; a reaper that just started waits the whole of
+   * it), they end failed/orphaned, naming the handler. A node that defines
+   * it again before then claims them as usual.
+   */
+  private async endUnclaimable(now: number): Promise<string[]> {
+    const names = await this.runs.queuedHandlerNames(MAX_QUEUED_NAMES);
+    const defined = new Set((await this.runs.nodeHandlers()).flatMap((n) => n.handlers));
+    for (const name of this.undefinedSince.keys()) if (!names.includes(name) || defined.has(name)) this.undefinedSince.delete(name);
+    const ended: string[] = [];
+    for (const name of names) {
+      if (defined.has(name)) continue;
+      const since = this.undefinedSince.get(name) ?? now;
+      this.undefinedSince.set(name, since);
+      if (now - since < this.queuedOrphanTimeoutMs) continue;
+      const { runs } = await this.runs.list({ status: 'queued', name, limit: this.batchSize });
+      for (const run of runs) {
+        const message =
+          `no live node has defined handler "${name}" since ${new Date(since).toISOString()} (queuedOrphanTimeoutMs ${this.queuedOrphanTimeoutMs} ms), ` +
+          `so nothing would ever start this run, queued ${at(run.createdAt)}; start a node that defines it and retry the run`;
+        if (await this.end(run.id, 'failed', 'orphaned', message)) ended.push(run.id);
+      }
+    }
+    return ended;
   }
 
   private async markStalled(run: Run): Promise<boolean> {
@@ -237,6 +280,9 @@ function runningGroupOf(run: Run): RecordedGroup | null {
   }
   return members.length > 0 ? { pgid: exec.pgid, members } : null;
 }
+
+/** Handler names of queued runs checked per sweep; a store with more looks at the first this many by name. */
+const MAX_QUEUED_NAMES = 1000;
 
 function at(ms: number | null): string {
   return ms === null ? 'never' : `at ${new Date(ms).toISOString()}`;

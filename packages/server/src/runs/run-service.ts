@@ -132,6 +132,11 @@ export class RunService {
     return this.store.findOwnedBy(node, kind);
   }
 
+  /** The handler names of queued runs (the reaper checks a live node still defines each). */
+  queuedHandlerNames(limit: number): Promise<string[]> {
+    return this.store.queuedHandlerNames(limit);
+  }
+
   /** Running runs whose lease lapsed, whose total timeout passed or that stalled, as of `now`. */
   findDue(now: number, limit: number): ReturnType<RunStore['findDue']> {
     return this.store.findDue(now, limit);

@@ -1017,6 +1017,15 @@ export class PgRunStore implements SharedRunStore {
     return { expired, overdue, stalled, phaseOverdue };
   }
 
+  async queuedHandlerNames(limit: number): Promise<string[]> {
+    // The runs_queued partial index holds exactly these rows, by name.
+    const { rows } = await this.query<{ name: string }>(
+      `SELECT DISTINCT name FROM runs WHERE status = 'queued' AND execute ORDER BY name LIMIT $1`,
+      [limit],
+    );
+    return rows.map((r) => r.name);
+  }
+
   async findOwnedBy(node: string, kind: Owner['kind']): Promise<Run[]> {
     const { rows } = await this.query<RunRow>(
       `SELECT * FROM runs WHERE owner_node = $1 AND owner_kind = $2 AND status IN ('queued','running') ORDER BY id`,

@@ -234,6 +234,7 @@ export class SqliteRunStore implements RunStore {
       claim: db.prepare(`UPDATE runs SET status = 'running', started_at = @now, owner = @owner,
         owner_node = @owner_node, owner_kind = @owner_kind, lease_expires_at = @now + lease_ttl_ms,
         heartbeat_at = @now WHERE id = @id AND status = 'queued'`),
+      queuedNames: db.prepare(`SELECT DISTINCT name FROM runs WHERE status = 'queued' AND execute = 1 ORDER BY name LIMIT ?`).pluck(),
       expired: db.prepare(`SELECT ${RUN_COLUMNS_WITHOUT_INPUT} FROM runs WHERE status = 'running' AND lease_expires_at < ? ORDER BY id LIMIT ?`),
       overdue: db.prepare(`SELECT ${RUN_COLUMNS_WITHOUT_INPUT} FROM runs WHERE status = 'running' AND timeout_ms IS NOT NULL
         AND started_at + timeout_ms < ? ORDER BY id LIMIT ?`),
@@ -721,6 +722,10 @@ export class SqliteRunStore implements RunStore {
       stalled: rows(this.stmt.stalled),
       phaseOverdue: rows(this.stmt.phaseOverdue),
     };
+  }
+
+  async queuedHandlerNames(limit: number): Promise<string[]> {
+    return this.read(() => this.stmt.queuedNames.all(limit) as string[]);
   }
 
   async findOwnedBy(node: string, kind: Owner['kind']): Promise<Run[]> {
