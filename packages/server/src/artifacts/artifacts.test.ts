@@ -391,6 +391,25 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
       });
       expect(res.status).toBe(400);
     });
+
+    it('refuses an artifact event from a producer that neither links content (uri) nor was stored, naming uri, and stores nothing', async () => {
+      const run = await createRun();
+      const append = (events: unknown[]) =>
+        fetch(server.url + buildPath('appendEvents', { id: run.id }), {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ events }),
+        });
+      const res = await append([{ type: 'log', data: { level: 'info', message: 'before' } }, { type: 'artifact', data: { name: 'report.pdf', size: 10 } }]);
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { error: { message: string } };
+      expect(body.error.message).toContain('events[1].data.uri');
+      expect(body.error.message).toContain('PUT /api/v1/runs/:id/artifacts/:name');
+      const linked = await append([{ type: 'artifact', data: { name: 'report.pdf', uri: 's3://bucket/report.pdf' } }]);
+      expect(linked.status).toBe(200);
+      const events = (await (await fetch(server.url + buildPath('readEvents', { id: run.id }))).json()) as { events: Array<{ type: string; data: { uri?: string } }> };
+      expect(events.events.filter((e) => e.type !== 'run.started').map((e) => [e.type, e.data.uri])).toEqual([['artifact', 's3://bucket/report.pdf']]);
+    });
   });
 });
 

@@ -181,8 +181,15 @@ export class RunService {
     body.events.forEach((event, i) => {
       // Stored artifacts are announced by the server when their content is stored; a producer can only link.
       const data = event.data as Record<string, unknown> | undefined;
-      if (event.type === 'artifact' && data && (data.ordinal !== undefined || data.sha256 !== undefined)) {
+      if (event.type !== 'artifact' || !data) return;
+      if (data.ordinal !== undefined || data.sha256 !== undefined) {
         issues.push({ path: `events[${i}].data`, message: 'ordinal and sha256 are set by the server; store content with PUT /api/v1/runs/:id/artifacts/:name' });
+      } else if (data.uri === undefined) {
+        // Without a uri it would be listed as stored content nobody can download (404 behind every link).
+        issues.push({
+          path: `events[${i}].data.uri`,
+          message: 'required: an artifact event a producer appends links content kept elsewhere; store content with PUT /api/v1/runs/:id/artifacts/:name',
+        });
       }
     });
     if (issues.length > 0) throw invalidRequest('events', issues);
