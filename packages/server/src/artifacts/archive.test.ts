@@ -10,6 +10,8 @@ import { tempDir } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 import type { ServerConfigInput } from '../config.js';
 import { startServer, type RunningServer } from '../start.js';
+import { readArchive } from './archive.js';
+import type { ArtifactService } from './artifact-service.js';
 
 /**
  * Export from one server, import into a fresh one (issue 16): the run comes
@@ -275,6 +277,47 @@ describe('an import is checked as a create and its appends would be', () => {
 });
 
 describe('an archive from elsewhere', () => {
+  it("a single run's archive is bounded as a family's: past maxImportBytes it is refused with 413 naming the setting, importing nothing", async () => {
+    const source = await serverOn('sqlite', 'a');
+    const run = await endedRunWithArtifacts(source);
+    const archive = await exportArchive(source, run.id);
+    expect(archive.length).toBeGreaterThan(4096);
+    const small = await serverOn('sqlite', 'small', { maxImportBytes: 4096 });
+    const res = await importInto(small, archive);
+    expect(res.status, JSON.stringify(res.body)).toBe(413);
+    expect(res.body.error.code).toBe('payload_too_large');
+    expect(res.body.error.message).toMatch(/the archive holds more than 4096 bytes, the most this server imports in one archive \(maxImportBytes\); nothing was imported/);
+    expect((await new RuntrailClient({ url: small.url }).listRuns()).runs).toEqual([]);
+    expect(blobFiles(small)).toEqual([]);
+  });
+
+  it("a single run's records and events held in memory for its one transaction are bounded in total, not only per entry: past the bound, 413 naming it", async () => {
+    const source = await serverOn('sqlite', 'a');
+    const client = new RuntrailClient({ url: source.url });
+    const run = await client.createRun({ name: 'many-events' });
+    for (let i = 0; i < 50; i++) run.event('x.output', { i, text: 'y'.repeat(1000) });
+    await run.succeed();
+    const archive = await exportArchive(source, run.id);
+    const runJson = (await entriesOf(archive)).find((e) => e.name === 'run.json')!;
+    // Room for run.json and a little more: the events file (50 KiB), itself far under the 64 MiB of one entry, passes the total.
+    const maxJsonBytes = runJson.content.length + 1024;
+    const noBlobs = { blobs: { stage: () => Promise.reject(new Error('no content in this archive')), has: async () => false } } as unknown as ArtifactService;
+    const checks = { maxBlobBytes: 1024, now: () => Date.now(), runExists: async () => false, maxRuns: 10, maxBytes: 1024 ** 3, maxJsonBytes };
+    const body = async function* () {
+      yield archive;
+    };
+    const refused = await readArchive(noBlobs, body(), checks).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(refused).toMatchObject({ code: 'payload_too_large' });
+    expect((refused as Error).message).toMatch(
+      new RegExp(`the run and its events add up to more than ${maxJsonBytes} bytes \\(at events/000001\\.ndjson\\), the most an import holds in memory to write a run in one transaction; nothing was imported`),
+    );
+    const read = await readArchive(noBlobs, body(), { ...checks, maxJsonBytes: undefined });
+    expect(read.runs[0]!.events).toHaveLength(51);
+  });
+
   it('a run whose events add up to more than an import reads of one entry (700 of 100 KiB) exports in pieces and imports whole', async () => {
     const source = await serverOn('sqlite', 'a');
     const target = await serverOn('sqlite', 'b');

@@ -24,7 +24,7 @@ export interface ArtifactLimits {
   payload?: PayloadLimits;
   /** Most runs one family archive may hold (absent: 10 000). */
   maxImportRuns?: number;
-  /** Most bytes one family archive may hold (absent: 16 GiB). */
+  /** Most bytes one archive may hold, a single run's or a family's (absent: 16 GiB). */
   maxImportBytes?: number;
 }
 
