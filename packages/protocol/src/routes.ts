@@ -158,6 +158,7 @@ export const routes = {
     path: `${API_PREFIX}/runs/:id/export`,
     summary:
       'The whole run (record, every event, every artifact) as one tar archive; x-runtrail-run-status names its status (an import takes only ended runs). ' +
+      'Streamed, with no Content-Length: x-runtrail-export-estimated-bytes says about how many bytes it will have, for a progress display (exact for records and artifact content, events estimated from a sample). ' +
       '`?family=true`: the run with every run under it, parents first, in one archive (format version 2; x-runtrail-export-runs says how many runs); ' +
       '409 run_not_terminal naming a run of it that has not ended, 413 past maxImportRuns runs',
     query: ExportRunQuery,

@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import tar from 'tar-stream';
 import { RuntrailClient } from '@runtrail/client';
-import { CLIENT_HEADER, buildPath, type Run } from '@runtrail/protocol';
+import { CLIENT_HEADER, EXPORT_ESTIMATED_BYTES_HEADER, buildPath, type Run } from '@runtrail/protocol';
 import { tempDir } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 import type { ServerConfigInput } from '../config.js';
@@ -273,6 +273,28 @@ describe('an import is checked as a create and its appends would be', () => {
     expect(blobFiles(target)).toEqual([]);
     // The archive as exported still imports.
     expect((await importInto(target, archive)).status).toBe(201);
+  });
+});
+
+describe('the size of an export', () => {
+  it('is streamed with no Content-Length, and x-runtrail-export-estimated-bytes comes within 5 % of its size: exact for the records and content, the events from a sample', async () => {
+    const server = await serverOn('sqlite', 'a');
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'sized' });
+    for (let i = 0; i < 3000; i++) run.event('x.step', { i, text: 'z'.repeat(300) });
+    await run.artifact('weights.bin', Buffer.alloc(200_000, 7));
+    await run.succeed();
+    const child = await client.createRun({ name: 'sized-child', parentId: run.id });
+    await child.artifact('weights.bin', Buffer.alloc(200_000, 7));
+    await child.succeed();
+    for (const family of [false, true]) {
+      const res = await fetch(server.url + buildPath('exportRun', { id: run.id }, family ? { family: 'true' } : {}));
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-length')).toBeNull();
+      const estimate = Number(res.headers.get(EXPORT_ESTIMATED_BYTES_HEADER));
+      const actual = (await res.arrayBuffer()).byteLength;
+      expect(Math.abs(estimate - actual) / actual, `family=${family}: estimated ${estimate}, got ${actual}`).toBeLessThan(0.05);
+    }
   });
 });
 

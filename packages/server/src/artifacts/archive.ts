@@ -140,13 +140,60 @@ export interface ExportedRun {
 }
 
 export function exportRun(artifacts: ArtifactService, run: Run, events: AsyncIterable<RunEvent[]>, records: Artifact[]): Readable {
-  return writeArchive(artifacts, { format: ARCHIVE_FORMAT, version: ARCHIVE_VERSION, runId: run.id }, [{ run, events: () => events, records }], () => '');
+  const { manifest, folder } = layoutOf([{ run }], false);
+  return writeArchive(artifacts, manifest, [{ run, events: () => events, records }], folder);
 }
 
 /** A run and every run under it (`family`, parents before children, the run first) as one version 2 archive. */
 export function exportFamily(artifacts: ArtifactService, family: ExportedRun[]): Readable {
-  const manifest: Manifest = { format: ARCHIVE_FORMAT, version: FAMILY_ARCHIVE_VERSION, runId: family[0]!.run.id, runs: family.map((m) => m.run.id) };
-  return writeArchive(artifacts, manifest, family, (id) => `runs/${id}/`);
+  const { manifest, folder } = layoutOf(family, true);
+  return writeArchive(artifacts, manifest, family, folder);
+}
+
+/** The manifest of an export and where each run's entries go in it: a single run at the top (version 1), a family's under runs/<id>/ (version 2). */
+function layoutOf(members: Array<{ run: Run }>, family: boolean): { manifest: Manifest; folder: (id: string) => string } {
+  const runId = members[0]!.run.id;
+  return family
+    ? { manifest: { format: ARCHIVE_FORMAT, version: FAMILY_ARCHIVE_VERSION, runId, runs: members.map((m) => m.run.id) }, folder: (id) => `runs/${id}/` }
+    : { manifest: { format: ARCHIVE_FORMAT, version: ARCHIVE_VERSION, runId }, folder: () => '' };
+}
+
+const TAR_BLOCK = 512;
+/** A tar entry of `size` bytes: its header block and its content padded to whole blocks (names here fit the header: no extended header). */
+const tarEntryBytes = (size: number) => TAR_BLOCK + Math.ceil(size / TAR_BLOCK) * TAR_BLOCK;
+const jsonEntryBytes = (value: unknown) => tarEntryBytes(Buffer.byteLength(`${JSON.stringify(value, null, 2)}\n`));
+
+/**
+ * About how many bytes the archive of `members` will have, sent as
+ * x-runtrail-export-estimated-bytes for a progress display: exact for the
+ * manifest, the run records, the artifact records and the content (each
+ * with its tar framing) and the end of the archive; the events, which are
+ * read only as they are written, are counted as `bytesPerEvent` each (a
+ * sample's average) in files split as writeArchive splits them. Knowing
+ * them exactly would mean reading every event twice.
+ */
+export function estimateArchiveBytes(members: Array<{ run: Run; records: Artifact[] }>, family: boolean, bytesPerEvent: number): number {
+  const { manifest } = layoutOf(members, family);
+  let bytes = jsonEntryBytes(manifest) + 2 * TAR_BLOCK;
+  const blobs = new Set<string>();
+  for (const { run, records } of members) {
+    bytes += jsonEntryBytes(run) + jsonEntryBytes(records);
+    const events = run.seq * bytesPerEvent;
+    const files = run.seq === 0 ? 0 : Math.max(Math.ceil(run.seq / EVENTS_PER_FILE), Math.ceil(events / EVENTS_FILE_BYTES));
+    // Each file's header, and on average half a block of padding.
+    bytes += Math.round(events) + files * (TAR_BLOCK + TAR_BLOCK / 2);
+    for (const a of records) {
+      if (blobs.has(a.sha256)) continue;
+      blobs.add(a.sha256);
+      bytes += tarEntryBytes(a.size);
+    }
+  }
+  return bytes;
+}
+
+/** The bytes of `events` as lines of an events file: one JSON text and a newline each. */
+export function eventLineBytes(events: RunEvent[]): number {
+  return events.reduce((sum, e) => sum + Buffer.byteLength(JSON.stringify(e)) + 1, 0);
 }
 
 function writeArchive(artifacts: ArtifactService, manifest: Manifest, members: ExportedRun[], folder: (id: string) => string): Readable {
@@ -168,6 +215,7 @@ function writeArchive(artifacts: ArtifactService, manifest: Manifest, members: E
       };
       for await (const page of events()) {
         for (const e of page) {
+          // As eventLineBytes counts it.
           const line = Buffer.from(`${JSON.stringify(e)}\n`);
           if (lines.length >= EVENTS_PER_FILE || (lines.length > 0 && bytes + line.length > EVENTS_FILE_BYTES)) await flush();
           lines.push(line);
