@@ -124,10 +124,15 @@ class Http:
         query: Optional[Mapping[str, QueryValue]],
         *,
         open_body: Callable[[], IO[bytes]],
-        size: int,
+        size: Optional[int],
         headers: Optional[Mapping[str, str]] = None,
+        answer_headers: Optional[Dict[str, str]] = None,
     ) -> Any:
         """One request with a raw body of ``size`` bytes (an artifact's content), streamed; returns its JSON answer.
+
+        ``size`` None: a body whose size is not known before it ends (a pipe),
+        sent chunked, to its end. ``answer_headers``, when given, gets the
+        answer's headers (lower-case names).
 
         The length is declared, so a server refuses an upload over its limits
         from the headers, and between blocks the connection is checked for an
@@ -144,23 +149,32 @@ class Http:
         connection = connection_type(parts.hostname or "127.0.0.1", parts.port, timeout=self.timeout)
         try:
             connection.putrequest(method, parts.path + (f"?{parts.query}" if parts.query else ""), skip_accept_encoding=True)
-            for name, value in self.headers({**(headers or {}), "content-length": str(size)}).items():
+            framing = {"content-length": str(size)} if size is not None else {"transfer-encoding": "chunked"}
+            for name, value in self.headers({**(headers or {}), **framing}).items():
                 connection.putheader(name, value)
             connection.endheaders()
             sock = connection.sock
             with open_body() as body:
                 sent = 0
-                while sent < size and not select.select([sock], [], [], 0)[0]:
-                    block = body.read(min(UPLOAD_BLOCK, size - sent))
-                    if not block:
+                while (size is None or sent < size) and not select.select([sock], [], [], 0)[0]:
+                    block = body.read(UPLOAD_BLOCK if size is None else min(UPLOAD_BLOCK, size - sent))
+                    if not block and size is not None:
                         raise RuntrailError("invalid_request", f"the content got shorter while it was uploaded ({sent} of {size} bytes); nothing was stored")
                     try:
-                        sock.sendall(block)
+                        if size is not None:
+                            sock.sendall(block)
+                        elif block:
+                            sock.sendall(b"%x\r\n%s\r\n" % (len(block), block))
+                        else:
+                            sock.sendall(b"0\r\n\r\n")  # the last chunk: the body is whole
+                            break
                     except (BrokenPipeError, ConnectionResetError):
                         break  # the server stopped reading: its answer, if it sent one, is read below
                     sent += len(block)
             response = connection.getresponse()
             payload = response.read()
+            if answer_headers is not None:
+                answer_headers.update((name.lower(), value) for name, value in response.getheaders())
             if response.status >= 400:
                 raise self.token_hint(error_from_response(response.status, payload, f"{method} {url}", response.headers))
             return json.loads(payload.decode("utf-8")) if payload else None

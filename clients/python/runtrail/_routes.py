@@ -27,6 +27,8 @@ ROUTES: Dict[str, Tuple[str, str]] = {
     "putArtifact": ("PUT", f"{API_PREFIX}/runs/:id/artifacts/:name"),
     "listArtifacts": ("GET", f"{API_PREFIX}/runs/:id/artifacts"),
     "getArtifact": ("GET", f"{API_PREFIX}/runs/:id/artifacts/:name"),
+    "exportRun": ("GET", f"{API_PREFIX}/runs/:id/export"),
+    "importRun": ("POST", f"{API_PREFIX}/import"),
 }
 
 QueryValue = Union[str, int, float, bool, None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -10,7 +11,8 @@ import socket
 import tempfile
 import threading
 import uuid
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union, cast
+import warnings
+from typing import Any, BinaryIO, Dict, Iterator, List, Mapping, Optional, Tuple, Union, cast
 
 from . import _sender
 from ._http import Http
@@ -21,6 +23,10 @@ from .run import Run, _text
 from .watch import watch as _watch
 
 DEFAULT_URL = "http://127.0.0.1:4310"
+#: The headers of an export (the status of its run) and of an import's answer (how many runs it loaded), as in packages/protocol/src/artifacts.ts.
+EXPORT_STATUS_HEADER = "x-runtrail-run-status"
+IMPORTED_RUNS_HEADER = "x-runtrail-imported-runs"
+_EXPORT_BLOCK = 1024 * 1024
 
 
 class Client:
@@ -229,6 +235,99 @@ class Client:
             raise
         return path
 
+    def export_run(self, run_id: str, path_or_file: Union[str, "os.PathLike[str]", BinaryIO], family: bool = False) -> Optional[str]:
+        """Write the run (record, every event, every artifact) as one tar archive, as ``runtrail export`` does.
+
+        ``path_or_file`` is a file path, an existing folder to put it in as
+        ``runtrail-<id>.tar`` (``runtrail-<id>-family.tar``), or a binary
+        file open for writing, which gets the archive from where it stands
+        (and is neither rewound nor closed). A path returns the path
+        written: the archive is streamed into a file beside it and takes
+        the path only once whole (a failed or cut export leaves no file
+        there), with the modes any file the script writes gets; a folder
+        that does not exist is a ``FileNotFoundError`` before anything is
+        fetched. A connection cut midway starts the export again, through
+        outages of up to ``retry_for`` seconds (a file object is written once:
+        a cut there raises). ``family=True``: the run with every run under it,
+        in one archive that ``import_runs`` loads all or none; refused
+        (``run_not_terminal``, naming it) while any of them has not ended. A
+        single run that has not ended is exported (its events so far) with
+        a ``RuntimeWarning`` saying an import will refuse it.
+        """
+        query = {"family": True if family else None}
+        params = {"id": run_id}
+        if not isinstance(path_or_file, (str, os.PathLike)):
+            _warn_if_not_ended(run_id, self._export_into(params, query, path_or_file, rewind=False))
+            return None
+        path = os.fspath(path_or_file)
+        default_name = f"runtrail-{run_id}{'-family' if family else ''}.tar"
+        if os.path.isdir(path):
+            path = os.path.join(path, default_name)
+        elif path.endswith((os.sep, "/")):
+            raise FileNotFoundError(errno.ENOENT, f"export_run({run_id!r}): the path names a folder that does not exist; create it first", path)
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(errno.ENOENT, f"export_run({run_id!r}): the folder of the path does not exist; create it first", folder)
+        fd, partial = _partial_file(folder, os.path.basename(path))
+        try:
+            with os.fdopen(fd, "w+b") as sink:
+                status = self._http.request(
+                    "exportRun", params, query, attempt=lambda: self._export_into(params, query, sink, rewind=True), retry_for=self.retry_for
+                )
+            os.replace(partial, path)
+        except BaseException:
+            os.unlink(partial)
+            raise
+        _warn_if_not_ended(run_id, status)
+        return path
+
+    def _export_into(self, params: Mapping[str, str], query: Mapping[str, Any], sink: BinaryIO, *, rewind: bool) -> Optional[str]:
+        """One export request streamed into ``sink``; ``rewind``: the sink is ours, emptied first (a retry starts it over). Returns the run's status."""
+        if rewind:
+            sink.seek(0)
+            sink.truncate()
+        with self._http.open("exportRun", params, query, headers={"accept": "*/*"}) as response:
+            status = response.headers.get(EXPORT_STATUS_HEADER)
+            while True:
+                # A cut body ends in http.client.IncompleteRead (the archive is sent chunked): retried, or raised.
+                block = response.read(_EXPORT_BLOCK)
+                if not block:
+                    break
+                sink.write(block)
+        return status
+
+    def import_runs(self, path_or_file: Union[str, "os.PathLike[str]", BinaryIO]) -> Dict[str, Any]:
+        """Load an archive ``export_run`` (or ``runtrail export``) wrote into this server; returns ``{"run": ..., "runs": n}``.
+
+        ``run`` is the run the archive was exported from, as ``get_run``
+        returns it; ``runs`` how many runs came (more than 1 for a family
+        archive, all loaded or none). Ids are kept: a run that exists here
+        is ``RuntrailError`` ``run_already_exists`` (naming each), and an
+        archive the server refuses (truncated, of a run that has not ended,
+        past its ``maxImportBytes``) imports nothing. ``path_or_file`` is a
+        path (streamed, never read whole into memory; its gzip is read too)
+        or a binary file open for reading, sent from where it stands to its
+        end (a pipe is sent chunked). Needs an admin token when auth is on.
+        A path is sent again through outages of up to ``retry_for``; a file
+        object once.
+        """
+        answer: Dict[str, str] = {}
+        headers = {"content-type": "application/x-tar"}
+        if isinstance(path_or_file, (str, os.PathLike)):
+            path = os.fspath(path_or_file)
+            size = os.path.getsize(path)  # also the FileNotFoundError of a path that is not there, before any request
+            run = self._http.request(
+                "importRun",
+                attempt=lambda: self._http.upload("importRun", None, None, open_body=lambda: open(path, "rb"), size=size, headers=headers, answer_headers=answer),
+                retry_for=self.retry_for,
+            )
+        else:
+            source = path_or_file
+            size = _remaining_size(source)
+            run = self._http.upload("importRun", None, None, open_body=lambda: contextlib.nullcontext(source), size=size, headers=headers, answer_headers=answer)  # type: ignore[arg-type,return-value]
+        count = answer.get(IMPORTED_RUNS_HEADER, "1")
+        return {"run": run, "runs": int(count) if count.isdigit() else 1}
+
     def watch(self, run_id: str, after: int = 0, timeout: Optional[float] = None) -> Iterator[Dict[str, Any]]:
         """Yield the run's events after seq ``after`` until its end, resuming after drops (see ``runtrail.watch.watch``).
 
@@ -273,6 +372,29 @@ def _check_seq(method: str, after: Any) -> None:
         raise TypeError(f"{method}(after=...): a seq number (an int, 0 for the start), got {type(after).__name__} {after!r}")
     if after < 0:
         raise ValueError(f"{method}(after={after}): a seq number is 0 (the start) or more")
+
+
+def _warn_if_not_ended(run_id: str, status: Optional[str]) -> None:
+    """An archive of a run still going is whole, but an import refuses it: said now, not when a backup is needed."""
+    if status is not None and status not in _sender.TERMINAL_STATUSES:
+        warnings.warn(
+            f"runtrail: run {run_id} is {status}: the archive holds its events so far, and an import takes only ended runs; export it again once it ends",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _remaining_size(source: BinaryIO) -> Optional[int]:
+    """How many bytes a file object holds from where it stands to its end, or None for one that cannot tell (a pipe)."""
+    try:
+        if not source.seekable():
+            return None
+        here = source.tell()
+        end = source.seek(0, os.SEEK_END)
+        source.seek(here)
+    except (OSError, ValueError):
+        return None  # a stream that claims to seek and cannot: sent chunked, to its end
+    return end - here
 
 
 def _partial_file(folder: str, base: str) -> Tuple[int, str]:

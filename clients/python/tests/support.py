@@ -7,6 +7,7 @@ import queue
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -161,3 +162,52 @@ def python_env(server_url: str, **extra: str) -> Dict[str, str]:
 
 def run_python(code: str, env: Dict[str, str], timeout: float = 60.0) -> "subprocess.CompletedProcess[str]":
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout, cwd=str(ROOT))
+
+
+class CuttingProxy:
+    """A TCP proxy in front of the server that cuts the first ``cuts`` responses after ``after`` bytes; records each request's head."""
+
+    def __init__(self, target_port: int, after: int, cuts: int = 1) -> None:
+        self.target_port = target_port
+        self.after = after
+        self.cuts = cuts
+        self.requests: List[str] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.target_port))
+        with client, upstream:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            self.requests.append(head.decode("latin-1"))
+            cut = self.cuts > 0
+            self.cuts -= 1
+            upstream.sendall(head)
+            relayed = 0
+            while True:
+                chunk = upstream.recv(65536)
+                if not chunk:
+                    return
+                if cut and relayed + len(chunk) >= self.after:
+                    client.sendall(chunk[: self.after - relayed])
+                    return  # both sockets close: the client sees the body end early
+                client.sendall(chunk)
+                relayed += len(chunk)
+
+    def close(self) -> None:
+        self.listener.close()

@@ -5,7 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { RuntrailError } from '@runtrail/protocol';
+import { EXPORT_ESTIMATED_BYTES_HEADER, RuntrailError } from '@runtrail/protocol';
 import { EXIT_INTERRUPTED } from './output.js';
 
 /** How often a progress line is redrawn; a transfer done sooner shows none. */
@@ -16,10 +16,13 @@ export const REDRAW_MS = 200;
  * stderr ("runtrail: uploading big.bin: 12.0 MiB of 47.7 MiB (25%)"),
  * redrawn in place on a terminal, or a line per redraw with --progress
  * when stderr is not one. `show` is --progress / --no-progress; unset,
- * the line shows on a terminal only.
+ * the line shows on a terminal only. An `estimated` total (an export's,
+ * which has no Content-Length) is said as one ("of about 47.7 MiB") and
+ * its percentage stops at 99 until the transfer completes.
  */
 export class TransferProgress {
   private done = 0;
+  private completed = false;
   private drawn = false;
   private lastDraw: number;
   private readonly tty = process.stderr.isTTY === true;
@@ -29,6 +32,7 @@ export class TransferProgress {
     private readonly what: string,
     private readonly total: number | null,
     show: boolean | undefined,
+    private readonly estimated = false,
   ) {
     this.show = show ?? this.tty;
     this.lastDraw = Date.now();
@@ -72,6 +76,7 @@ export class TransferProgress {
   /** Ends the line, redrawn at its final count if the transfer completed; on a terminal a transfer quick enough to draw none shows none. */
   end(completed: boolean): void {
     if (!this.show) return;
+    this.completed = completed;
     if (completed && (this.drawn || !this.tty)) this.draw();
     if (this.drawn && this.tty) process.stderr.write('\n');
   }
@@ -85,7 +90,9 @@ export class TransferProgress {
 
   private count(): string {
     if (this.total === null) return formatSize(this.done);
-    return `${formatSize(this.done)} of ${formatSize(this.total)} (${Math.floor((100 * this.done) / Math.max(1, this.total))}%)`;
+    if (!this.estimated) return `${formatSize(this.done)} of ${formatSize(this.total)} (${Math.floor((100 * this.done) / Math.max(1, this.total))}%)`;
+    if (this.completed) return `${formatSize(this.done)} (100%)`;
+    return `${formatSize(this.done)} of about ${formatSize(this.total)} (${Math.min(99, Math.floor((100 * this.done) / Math.max(1, this.total)))}%)`;
   }
 }
 
@@ -157,8 +164,9 @@ export async function downloadTarget(output: string | undefined, defaultName: st
  * bytes hash to it), so a cut download never leaves a file that looks whole.
  */
 export async function saveDownload(response: Response, target: string, label: string, show: boolean | undefined): Promise<void> {
-  const length = Number(response.headers.get('content-length'));
-  const progress = new TransferProgress(label, Number.isFinite(length) && length > 0 ? length : null, show);
+  const length = sizeHeader(response, 'content-length');
+  const estimate = length === null ? sizeHeader(response, EXPORT_ESTIMATED_BYTES_HEADER) : null;
+  const progress = new TransferProgress(label, length ?? estimate, show, estimate !== null);
   const body = () => progress.through(Readable.fromWeb(response.body! as WebReadableStream<Uint8Array>));
   if (target === '-') return progress.until(pipeline(body(), process.stdout), 'what was written to stdout is incomplete');
   const expected = /^"([0-9a-f]{64})"$/.exec(response.headers.get('etag') ?? '')?.[1];
@@ -209,6 +217,12 @@ export async function saveDownload(response: Response, target: string, label: st
   } finally {
     process.off('SIGINT', onInterrupt);
   }
+}
+
+/** A header holding a positive byte count, else null. */
+function sizeHeader(response: Response, name: string): number | null {
+  const value = Number(response.headers.get(name));
+  return Number.isFinite(value) && value > 0 ? value : null;
 }
 
 /** A file error as a user reads it. */

@@ -18,6 +18,13 @@ export const ARTIFACT_METADATA_HEADER = 'x-runtrail-metadata';
 export const EXPORT_STATUS_HEADER = 'x-runtrail-run-status';
 /** Header of a family export (`?family=true`) saying how many runs it holds, the run and every run under it. */
 export const EXPORT_RUNS_HEADER = 'x-runtrail-export-runs';
+/**
+ * Header of an export giving about how many bytes the archive will have, for
+ * a progress display only: the archive is streamed as it is read (no
+ * Content-Length), and its size is known exactly only for records and
+ * artifact content; the events are estimated from a sample of them.
+ */
+export const EXPORT_ESTIMATED_BYTES_HEADER = 'x-runtrail-export-estimated-bytes';
 /** Header of an import's answer saying how many runs it loaded (more than 1 for a family archive). */
 export const IMPORTED_RUNS_HEADER = 'x-runtrail-imported-runs';
 

@@ -158,6 +158,7 @@ export const routes = {
     path: `${API_PREFIX}/runs/:id/export`,
     summary:
       'The whole run (record, every event, every artifact) as one tar archive; x-runtrail-run-status names its status (an import takes only ended runs). ' +
+      'Streamed, with no Content-Length: x-runtrail-export-estimated-bytes says about how many bytes it will have, for a progress display (exact for records and artifact content, events estimated from a sample). ' +
       '`?family=true`: the run with every run under it, parents first, in one archive (format version 2; x-runtrail-export-runs says how many runs); ' +
       '409 run_not_terminal naming a run of it that has not ended, 413 past maxImportRuns runs',
     query: ExportRunQuery,
@@ -166,7 +167,7 @@ export const routes = {
     method: 'POST',
     path: `${API_PREFIX}/import`,
     summary:
-      'Load an exported tar archive (the raw body; admin); 201 with the run, keeping its id (409 if that id exists here); 400 for a truncated, malformed or unsafe archive, changing nothing. ' +
+      'Load an exported tar archive (the raw body; admin); 201 with the run, keeping its id (409 if that id exists here); 400 for a truncated, malformed or unsafe archive, 413 past maxImportBytes bytes, each changing nothing. ' +
       'A family archive loads every run in it in one transaction, all or none (x-runtrail-imported-runs says how many): 409 run_already_exists naming every run of it that exists here, ' +
       '400 naming a run that has not ended or whose parent is neither in the archive nor here, 413 past maxImportRuns runs or maxImportBytes bytes',
     rawBody: 'application/x-tar',

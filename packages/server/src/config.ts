@@ -154,7 +154,7 @@ const declared = {
   ),
   maxImportBytes: value(
     int(1024).default(16 * 1024 * 1024 * 1024),
-    'most bytes one family archive may hold (as a tar, unpacked from gzip: records, events and artifact content); more gets 413 and nothing imported',
+    'most bytes one archive may hold, a single run or a family (as a tar, unpacked from gzip: records, events and artifact content); more gets 413 and nothing imported',
   ),
   webDir: value(z.string().min(1).optional(), 'folder of the built dashboard served at / (default: the build of the installed @runtrail/web package)'),
 

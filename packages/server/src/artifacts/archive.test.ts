@@ -5,11 +5,13 @@ import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import tar from 'tar-stream';
 import { RuntrailClient } from '@runtrail/client';
-import { CLIENT_HEADER, buildPath, type Run } from '@runtrail/protocol';
+import { CLIENT_HEADER, EXPORT_ESTIMATED_BYTES_HEADER, buildPath, type Run } from '@runtrail/protocol';
 import { tempDir } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 import type { ServerConfigInput } from '../config.js';
 import { startServer, type RunningServer } from '../start.js';
+import { readArchive } from './archive.js';
+import type { ArtifactService } from './artifact-service.js';
 
 /**
  * Export from one server, import into a fresh one (issue 16): the run comes
@@ -274,7 +276,70 @@ describe('an import is checked as a create and its appends would be', () => {
   });
 });
 
+describe('the size of an export', () => {
+  it('is streamed with no Content-Length, and x-runtrail-export-estimated-bytes comes within 5 % of its size: exact for the records and content, the events from a sample', async () => {
+    const server = await serverOn('sqlite', 'a');
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'sized' });
+    for (let i = 0; i < 3000; i++) run.event('x.step', { i, text: 'z'.repeat(300) });
+    await run.artifact('weights.bin', Buffer.alloc(200_000, 7));
+    await run.succeed();
+    const child = await client.createRun({ name: 'sized-child', parentId: run.id });
+    await child.artifact('weights.bin', Buffer.alloc(200_000, 7));
+    await child.succeed();
+    for (const family of [false, true]) {
+      const res = await fetch(server.url + buildPath('exportRun', { id: run.id }, family ? { family: 'true' } : {}));
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-length')).toBeNull();
+      const estimate = Number(res.headers.get(EXPORT_ESTIMATED_BYTES_HEADER));
+      const actual = (await res.arrayBuffer()).byteLength;
+      expect(Math.abs(estimate - actual) / actual, `family=${family}: estimated ${estimate}, got ${actual}`).toBeLessThan(0.05);
+    }
+  });
+});
+
 describe('an archive from elsewhere', () => {
+  it("a single run's archive is bounded as a family's: past maxImportBytes it is refused with 413 naming the setting, importing nothing", async () => {
+    const source = await serverOn('sqlite', 'a');
+    const run = await endedRunWithArtifacts(source);
+    const archive = await exportArchive(source, run.id);
+    expect(archive.length).toBeGreaterThan(4096);
+    const small = await serverOn('sqlite', 'small', { maxImportBytes: 4096 });
+    const res = await importInto(small, archive);
+    expect(res.status, JSON.stringify(res.body)).toBe(413);
+    expect(res.body.error.code).toBe('payload_too_large');
+    expect(res.body.error.message).toMatch(/the archive holds more than 4096 bytes, the most this server imports in one archive \(maxImportBytes\); nothing was imported/);
+    expect((await new RuntrailClient({ url: small.url }).listRuns()).runs).toEqual([]);
+    expect(blobFiles(small)).toEqual([]);
+  });
+
+  it("a single run's records and events held in memory for its one transaction are bounded in total, not only per entry: past the bound, 413 naming it", async () => {
+    const source = await serverOn('sqlite', 'a');
+    const client = new RuntrailClient({ url: source.url });
+    const run = await client.createRun({ name: 'many-events' });
+    for (let i = 0; i < 50; i++) run.event('x.output', { i, text: 'y'.repeat(1000) });
+    await run.succeed();
+    const archive = await exportArchive(source, run.id);
+    const runJson = (await entriesOf(archive)).find((e) => e.name === 'run.json')!;
+    // Room for run.json and a little more: the events file (50 KiB), itself far under the 64 MiB of one entry, passes the total.
+    const maxJsonBytes = runJson.content.length + 1024;
+    const noBlobs = { blobs: { stage: () => Promise.reject(new Error('no content in this archive')), has: async () => false } } as unknown as ArtifactService;
+    const checks = { maxBlobBytes: 1024, now: () => Date.now(), runExists: async () => false, maxRuns: 10, maxBytes: 1024 ** 3, maxJsonBytes };
+    const body = async function* () {
+      yield archive;
+    };
+    const refused = await readArchive(noBlobs, body(), checks).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(refused).toMatchObject({ code: 'payload_too_large' });
+    expect((refused as Error).message).toMatch(
+      new RegExp(`the run and its events add up to more than ${maxJsonBytes} bytes \\(at events/000001\\.ndjson\\), the most an import holds in memory to write a run in one transaction; nothing was imported`),
+    );
+    const read = await readArchive(noBlobs, body(), { ...checks, maxJsonBytes: undefined });
+    expect(read.runs[0]!.events).toHaveLength(51);
+  });
+
   it('a run whose events add up to more than an import reads of one entry (700 of 100 KiB) exports in pieces and imports whole', async () => {
     const source = await serverOn('sqlite', 'a');
     const target = await serverOn('sqlite', 'b');

@@ -47,7 +47,8 @@ import { checkEventData, checkRunData, type PayloadLimits } from '../security/in
  *
  * Written as a stream: memory holds one events file or one JSON entry at a
  * time. Read as one too, except that an import holds all of the runs'
- * events until the store writes them in one transaction. Never an
+ * events until the store writes them in one transaction (bounded by
+ * MAX_IMPORT_JSON_BYTES, a single run's as a family's). Never an
  * artifact's content: that is staged to disk.
  */
 export const ARCHIVE_FORMAT = 'runtrail-run' as const;
@@ -65,11 +66,16 @@ const EVENTS_FILE_BYTES = 16 * 1024 * 1024;
 /** Largest JSON entry an import reads into memory. */
 const MAX_JSON_ENTRY_BYTES = 64 * 1024 * 1024;
 /**
- * Most bytes of JSON (records and events) a family import reads into
- * memory: all of it is held until the store writes the family in one
- * transaction, so the sum is bounded, not only each entry.
+ * Most bytes of JSON (records and events) an import reads into memory: all
+ * of it is held until the store writes the run (or the family) in one
+ * transaction, so the sum is bounded, not only each entry. A single run is
+ * held whole too: its events cannot go to the store page by page as they
+ * are read, since they are checked whole first (seq 1..n, ending with the
+ * run's terminal event, artifacts.json and the content after them) and a
+ * SQLite transaction cannot stay open across the reads of a request body
+ * (other requests' writes on the one connection would land inside it).
  */
-export const MAX_FAMILY_JSON_BYTES = 512 * 1024 * 1024;
+export const MAX_IMPORT_JSON_BYTES = 512 * 1024 * 1024;
 /** The first bytes of gzip data (RFC 1952): `gzip run.tar` is how archives are usually kept. */
 const GZIP_MAGIC = [0x1f, 0x8b] as const;
 
@@ -120,8 +126,10 @@ export interface ImportChecks {
   runExists: (id: string) => Promise<boolean>;
   /** Most runs one family archive may hold (maxImportRuns). */
   maxRuns: number;
-  /** Most bytes one family archive may hold, as a tar (maxImportBytes). */
+  /** Most bytes one archive may hold, as a tar (maxImportBytes). */
   maxBytes: number;
+  /** Most bytes of records and events held in memory until the store writes them (default MAX_IMPORT_JSON_BYTES). */
+  maxJsonBytes?: number | undefined;
 }
 
 /** One run of an export: its record, its events (read page by page as they are written), its artifact records. */
@@ -132,13 +140,60 @@ export interface ExportedRun {
 }
 
 export function exportRun(artifacts: ArtifactService, run: Run, events: AsyncIterable<RunEvent[]>, records: Artifact[]): Readable {
-  return writeArchive(artifacts, { format: ARCHIVE_FORMAT, version: ARCHIVE_VERSION, runId: run.id }, [{ run, events: () => events, records }], () => '');
+  const { manifest, folder } = layoutOf([{ run }], false);
+  return writeArchive(artifacts, manifest, [{ run, events: () => events, records }], folder);
 }
 
 /** A run and every run under it (`family`, parents before children, the run first) as one version 2 archive. */
 export function exportFamily(artifacts: ArtifactService, family: ExportedRun[]): Readable {
-  const manifest: Manifest = { format: ARCHIVE_FORMAT, version: FAMILY_ARCHIVE_VERSION, runId: family[0]!.run.id, runs: family.map((m) => m.run.id) };
-  return writeArchive(artifacts, manifest, family, (id) => `runs/${id}/`);
+  const { manifest, folder } = layoutOf(family, true);
+  return writeArchive(artifacts, manifest, family, folder);
+}
+
+/** The manifest of an export and where each run's entries go in it: a single run at the top (version 1), a family's under runs/<id>/ (version 2). */
+function layoutOf(members: Array<{ run: Run }>, family: boolean): { manifest: Manifest; folder: (id: string) => string } {
+  const runId = members[0]!.run.id;
+  return family
+    ? { manifest: { format: ARCHIVE_FORMAT, version: FAMILY_ARCHIVE_VERSION, runId, runs: members.map((m) => m.run.id) }, folder: (id) => `runs/${id}/` }
+    : { manifest: { format: ARCHIVE_FORMAT, version: ARCHIVE_VERSION, runId }, folder: () => '' };
+}
+
+const TAR_BLOCK = 512;
+/** A tar entry of `size` bytes: its header block and its content padded to whole blocks (names here fit the header: no extended header). */
+const tarEntryBytes = (size: number) => TAR_BLOCK + Math.ceil(size / TAR_BLOCK) * TAR_BLOCK;
+const jsonEntryBytes = (value: unknown) => tarEntryBytes(Buffer.byteLength(`${JSON.stringify(value, null, 2)}\n`));
+
+/**
+ * About how many bytes the archive of `members` will have, sent as
+ * x-runtrail-export-estimated-bytes for a progress display: exact for the
+ * manifest, the run records, the artifact records and the content (each
+ * with its tar framing) and the end of the archive; the events, which are
+ * read only as they are written, are counted as `bytesPerEvent` each (a
+ * sample's average) in files split as writeArchive splits them. Knowing
+ * them exactly would mean reading every event twice.
+ */
+export function estimateArchiveBytes(members: Array<{ run: Run; records: Artifact[] }>, family: boolean, bytesPerEvent: number): number {
+  const { manifest } = layoutOf(members, family);
+  let bytes = jsonEntryBytes(manifest) + 2 * TAR_BLOCK;
+  const blobs = new Set<string>();
+  for (const { run, records } of members) {
+    bytes += jsonEntryBytes(run) + jsonEntryBytes(records);
+    const events = run.seq * bytesPerEvent;
+    const files = run.seq === 0 ? 0 : Math.max(Math.ceil(run.seq / EVENTS_PER_FILE), Math.ceil(events / EVENTS_FILE_BYTES));
+    // Each file's header, and on average half a block of padding.
+    bytes += Math.round(events) + files * (TAR_BLOCK + TAR_BLOCK / 2);
+    for (const a of records) {
+      if (blobs.has(a.sha256)) continue;
+      blobs.add(a.sha256);
+      bytes += tarEntryBytes(a.size);
+    }
+  }
+  return bytes;
+}
+
+/** The bytes of `events` as lines of an events file: one JSON text and a newline each. */
+export function eventLineBytes(events: RunEvent[]): number {
+  return events.reduce((sum, e) => sum + Buffer.byteLength(JSON.stringify(e)) + 1, 0);
 }
 
 function writeArchive(artifacts: ArtifactService, manifest: Manifest, members: ExportedRun[], folder: (id: string) => string): Readable {
@@ -160,6 +215,7 @@ function writeArchive(artifacts: ArtifactService, manifest: Manifest, members: E
       };
       for await (const page of events()) {
         for (const e of page) {
+          // As eventLineBytes counts it.
           const line = Buffer.from(`${JSON.stringify(e)}\n`);
           if (lines.length >= EVENTS_PER_FILE || (lines.length > 0 && bytes + line.length > EVENTS_FILE_BYTES)) await flush();
           lines.push(line);
@@ -244,13 +300,14 @@ async function readEntries(
   // Keyed by run id; '' for the one run of a version 1 archive.
   const parts = new Map<string, RunParts>();
   const seen = new Set<string>();
-  // A family's bounds (single-run archives are read as they always were):
-  // known to be one from its manifest or its first runs/ entry.
+  // Known to be a family's from its manifest or its first runs/ entry.
   let family = false;
   let archiveBytes = 0;
   let jsonBytes = 0;
+  const maxJsonBytes = checks.maxJsonBytes ?? MAX_IMPORT_JSON_BYTES;
+  // Both bounds hold for a single run as for a family: a single run's events are held in memory until its one transaction too.
   const checkBytes = () => {
-    if (family && archiveBytes > checks.maxBytes) throw tooLarge(`the archive holds more than ${checks.maxBytes} bytes, the most this server imports in one archive (maxImportBytes)`);
+    if (archiveBytes > checks.maxBytes) throw tooLarge(`the archive holds more than ${checks.maxBytes} bytes, the most this server imports in one archive (maxImportBytes)`);
   };
   const partsOf = (key: string): RunParts => {
     let found = parts.get(key);
@@ -271,8 +328,9 @@ async function readEntries(
       archiveBytes += entry.header.size ?? 0;
       checkBytes();
       const text = async () => {
-        const room = family ? Math.min(MAX_JSON_ENTRY_BYTES, MAX_FAMILY_JSON_BYTES - jsonBytes) : MAX_JSON_ENTRY_BYTES;
-        const read = await readText(entry as AsyncIterable<Uint8Array>, name, room, family && room < MAX_JSON_ENTRY_BYTES);
+        const left = maxJsonBytes - jsonBytes;
+        const room = Math.min(MAX_JSON_ENTRY_BYTES, left);
+        const read = await readText(entry as AsyncIterable<Uint8Array>, name, room, left < MAX_JSON_ENTRY_BYTES ? { maxJsonBytes, family } : null);
         jsonBytes += Buffer.byteLength(read);
         return read;
       };
@@ -297,7 +355,7 @@ async function readEntries(
         } else if (file === 'run.json') run.run = parseRun(await text(), name);
         else run.records = parseJson(z.array(Artifact), await text(), name);
       } else if (name === 'runtrail-export.json') {
-        manifest = parseManifest(await readText(entry as AsyncIterable<Uint8Array>, name, MAX_JSON_ENTRY_BYTES, false), checks.maxRuns);
+        manifest = parseManifest(await readText(entry as AsyncIterable<Uint8Array>, name, MAX_JSON_ENTRY_BYTES, null), checks.maxRuns);
         if (manifest.version === FAMILY_ARCHIVE_VERSION) family = true;
         checkBytes();
       } else {
@@ -522,19 +580,31 @@ function refuse(why: string): RuntrailError {
   return new RuntrailError('invalid_request', `not a valid runtrail export: ${why}; nothing was imported`);
 }
 
-/** An entry as text, of at most `room` bytes; `ofFamily`: the room left is the family's (MAX_FAMILY_JSON_BYTES), not the entry's. */
-async function readText(entry: AsyncIterable<Uint8Array>, name: string, room: number, ofFamily: boolean): Promise<string> {
+/**
+ * An entry as text, of at most `room` bytes; `ofArchive` when the room left
+ * is the whole archive's (maxJsonBytes), not the entry's.
+ */
+async function readText(entry: AsyncIterable<Uint8Array>, name: string, room: number, ofArchive: { maxJsonBytes: number; family: boolean } | null): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of entry) {
     size += chunk.length;
-    if (size > room && ofFamily) {
-      throw tooLarge(`the runs and events of the archive add up to more than ${MAX_FAMILY_JSON_BYTES / 1024 / 1024} MiB (at ${name}), the most an import holds in memory to write a family in one transaction; export it in parts: the run alone, then the family of each run under it`);
+    if (size > room && ofArchive) {
+      const most = `${formatMiB(ofArchive.maxJsonBytes)} (at ${name}), the most an import holds in memory to write`;
+      throw tooLarge(
+        ofArchive.family
+          ? `the runs and events of the archive add up to more than ${most} a family in one transaction; export it in parts: the run alone, then the family of each run under it`
+          : `the run and its events add up to more than ${most} a run in one transaction`,
+      );
     }
     if (size > room) throw refuse(`${name} is larger than ${MAX_JSON_ENTRY_BYTES / 1024 / 1024} MiB, the most an import reads of one JSON entry`);
     chunks.push(Buffer.from(chunk));
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+function formatMiB(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${bytes / 1024 / 1024} MiB` : `${bytes} bytes`;
 }
 
 function parseJson<S extends z.ZodType>(schema: S, text: string, where: string): z.infer<S> {

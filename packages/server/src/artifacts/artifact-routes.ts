@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   ARTIFACT_METADATA_HEADER,
+  EXPORT_ESTIMATED_BYTES_HEADER,
   EXPORT_RUNS_HEADER,
   EXPORT_STATUS_HEADER,
   IMPORTED_RUNS_HEADER,
@@ -68,13 +69,15 @@ export async function registerArtifactRoutes(app: FastifyInstance, artifacts: Ar
 
   serve(app, 'exportRun', async ({ params, query, reply }) => {
     const family = query.family === 'true';
-    const { runs, archive } = await artifacts.exportRun(params.id!, { family });
+    const { runs, archive, estimatedBytes } = await artifacts.exportRun(params.id!, { family });
     const run = runs[0]!;
     if (family) void reply.header(EXPORT_RUNS_HEADER, runs.length);
     void reply
       .header('content-type', 'application/x-tar')
       .header('x-content-type-options', 'nosniff')
       .header(EXPORT_STATUS_HEADER, run.status)
+      // Streamed as it is read, so no Content-Length; this lets a client show a percentage (runtrail export does).
+      .header(EXPORT_ESTIMATED_BYTES_HEADER, estimatedBytes)
       .header('content-disposition', contentDisposition('attachment', `runtrail-${run.id}${family ? '-family' : ''}.tar`));
     return reply.send(archive);
   });

@@ -14,7 +14,7 @@ import type { BlobStore } from '@runtrail/store';
 import type { RunService } from '../runs/run-service.js';
 import type { PayloadLimits } from '../security/index.js';
 import { KeyedLock } from './keyed-lock.js';
-import { exportFamily, exportRun as exportRunArchive, readArchive, type ExportedRun } from './archive.js';
+import { estimateArchiveBytes, eventLineBytes, exportFamily, exportRun as exportRunArchive, readArchive, type ExportedRun } from './archive.js';
 import { normalizeContentType, sniffContentType } from './content-type.js';
 
 export interface ArtifactLimits {
@@ -24,12 +24,14 @@ export interface ArtifactLimits {
   payload?: PayloadLimits;
   /** Most runs one family archive may hold (absent: 10 000). */
   maxImportRuns?: number;
-  /** Most bytes one family archive may hold (absent: 16 GiB). */
+  /** Most bytes one archive may hold, a single run's or a family's (absent: 16 GiB). */
   maxImportBytes?: number;
 }
 
 const DEFAULT_MAX_IMPORT_RUNS = 10_000;
 const DEFAULT_MAX_IMPORT_BYTES = 16 * 1024 ** 3;
+/** How many events an export reads ahead to estimate the size of all of them. */
+const EVENTS_SAMPLED = 200;
 
 export interface PutArtifactOptions {
   /** The upload's Content-Type; sniffed from the content and name when absent. */
@@ -208,9 +210,10 @@ export class ArtifactService {
    * The run as one tar archive: record, every event, every artifact
    * (archive.ts); with `family`, every run under it too, refused while any
    * of them has not ended (an import would refuse it). Answers the runs it
-   * holds, the run asked for first.
+   * holds, the run asked for first, and about how many bytes the archive
+   * will have (estimateArchiveBytes: for a progress display, not a length).
    */
-  async exportRun(runId: string, options: { family?: boolean } = {}): Promise<{ runs: Run[]; archive: Readable }> {
+  async exportRun(runId: string, options: { family?: boolean } = {}): Promise<{ runs: Run[]; archive: Readable; estimatedBytes: number }> {
     const members = options.family ? await this.runs.endedFamily(runId, this.limits.maxImportRuns ?? DEFAULT_MAX_IMPORT_RUNS) : [await this.runs.get(runId)];
     const exported: ExportedRun[] = [];
     for (const member of members) {
@@ -221,8 +224,12 @@ export class ArtifactService {
       await this.checkContent(records);
       exported.push({ run: record, events: () => this.pages(record), records });
     }
+    // The size of the events is estimated from the first of the first run with any: one small read, however large the family.
+    const sampled = exported.find((m) => m.run.seq > 0);
+    const sample = sampled ? await this.runs.readEventPage(sampled.run.id, 0, EVENTS_SAMPLED) : [];
+    const estimatedBytes = estimateArchiveBytes(exported, options.family === true, sample.length > 0 ? eventLineBytes(sample) / sample.length : 0);
     const archive = options.family ? exportFamily(this, exported) : exportRunArchive(this, exported[0]!.run, exported[0]!.events(), exported[0]!.records);
-    return { runs: exported.map((m) => m.run), archive };
+    return { runs: exported.map((m) => m.run), archive, estimatedBytes };
   }
 
   /** A run's events page by page, only those its exported record counts, even if the run is still moving. */

@@ -258,6 +258,70 @@ describe('SqliteRunStore specifics', () => {
   });
 });
 
+describe('SQLite import and a locked database', () => {
+  /** An ended run with its events and no artifacts, as an archive would carry it, from a store of its own. */
+  async function endedRunBundle() {
+    const source = new SqliteRunStore({ filename: join(tempDir(), 'source.db') });
+    try {
+      const { run } = await source.createRun({ id: uuidv7(), name: 'imported', now: Date.now(), leaseTtlMs: 30_000 });
+      await source.append(run.id, [{ type: 'progress', data: { done: 1, total: 1 } }, { type: 'run.succeeded', data: {} }], { now: Date.now() });
+      return { run: (await source.getRun(run.id))!, events: await source.readEvents(run.id, 0, 100), artifacts: [] };
+    } finally {
+      await source.close();
+    }
+  }
+
+  /** Another connection on the file holding its write lock until `release()`. */
+  function holdWriteLock(filename: string) {
+    const other = new Database(filename);
+    other.exec('BEGIN EXCLUSIVE');
+    return {
+      release() {
+        if (!other.open) return;
+        other.exec('COMMIT');
+        other.close();
+      },
+    };
+  }
+
+  it('an import made while another connection holds the write lock is retried and stored once the lock is released', async () => {
+    const bundle = await endedRunBundle();
+    const filename = join(tempDir(), 'runtrail.db');
+    const store = new SqliteRunStore({ filename, busyWaitMs: 30_000 });
+    const lock = holdWriteLock(filename);
+    try {
+      // Its first try has met the lock already (the call runs up to its first wait at once).
+      const importing = store.importRun(bundle);
+      lock.release();
+      const imported = await importing;
+      expect(imported.id).toBe(bundle.run.id);
+      expect(await store.readEvents(bundle.run.id, 0, 100)).toEqual(bundle.events);
+    } finally {
+      lock.release();
+      await store.close();
+    }
+  });
+
+  it('an import against a lock held past busyWaitMs fails unavailable (database_locked), storing nothing, like any other write', async () => {
+    const bundle = await endedRunBundle();
+    const filename = join(tempDir(), 'runtrail.db');
+    const store = new SqliteRunStore({ filename, busyWaitMs: 50 });
+    const lock = holdWriteLock(filename);
+    try {
+      const err = await store.importRun(bundle).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toMatchObject({ code: 'unavailable', details: { reason: 'database_locked' } });
+      lock.release();
+      expect(await store.getRun(bundle.run.id)).toBeNull();
+    } finally {
+      lock.release();
+      await store.close();
+    }
+  });
+});
+
 describe('SqliteRunStore across processes', () => {
   it('4 producer processes on one file append 10,000 events into one run: seq 1..10,000, snapshot == fold', async () => {
     requireFreshBuild();

@@ -844,7 +844,9 @@ export class SqliteRunStore implements RunStore {
   }
 
   async importRuns(bundles: RunBundle[]): Promise<Run[]> {
-    return this.db.transaction(() => {
+    // Through write() as every other write: another process holding the lock for a moment
+    // is waited out (the event loop free between tries), not a raw SQLITE_BUSY 500.
+    return this.write(() => this.db.transaction(() => {
       const taken = bundles.filter(({ run }) => this.stmt.runById.get(run.id)).map(({ run }) => run.id);
       if (taken.length > 0) throw runsAlreadyExist(taken);
       const runs: Run[] = [];
@@ -862,7 +864,7 @@ export class SqliteRunStore implements RunStore {
         runs.push(this.toRun(this.stmt.runById.get(run.id) as RunRow));
       }
       return runs;
-    }).immediate();
+    }).immediate());
   }
 
   async close(): Promise<void> {
