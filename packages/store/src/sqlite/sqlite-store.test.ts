@@ -322,6 +322,53 @@ describe('SQLite import and a locked database', () => {
   });
 });
 
+describe('SQLite writes besides appends and a locked database', () => {
+  /** Each write, after what it needs exists, and what a reader sees once it is stored. */
+  const writes: Array<[string, (store: SqliteRunStore, runId: string) => Promise<unknown>, (store: SqliteRunStore, runId: string) => Promise<void>]> = [
+    [
+      'createToken',
+      (store) => store.createToken({ id: 'tok-2', name: 'ci', scope: 'producer', hash: 'b'.repeat(64), createdAt: 1, expiresAt: null, revokedAt: null }),
+      async (store) => expect(await store.findTokenById('tok-2')).toMatchObject({ name: 'ci' }),
+    ],
+    ['revokeToken', (store) => store.revokeToken('tok-1', 5), async (store) => expect(await store.findTokenById('tok-1')).toMatchObject({ revokedAt: 5 })],
+    ['ensureSecret', (store) => store.ensureSecret('signing', 'fresh'), async (store) => expect(await store.ensureSecret('signing', 'other')).toBe('fresh')],
+    [
+      'announceHandlers',
+      (store) => store.announceHandlers({ node: 'n1', handlers: ['resize'], now: 10, liveUntil: 1_000, incarnation: 'i1', url: null }),
+      async (store) => expect((await store.nodeHandlers(20)).find((n) => n.node === 'n1')?.handlers).toEqual(['resize']),
+    ],
+    ['forgetHandlers', (store) => store.forgetHandlers('n0'), async (store) => expect(await store.nodeHandlers(20)).toEqual([])],
+    [
+      'putArtifact',
+      (store, runId) =>
+        store.putArtifact({ runId, name: 'out.txt', contentType: 'text/plain', size: 3, sha256: 'c'.repeat(64), metadata: null, now: 30, replace: false, maxRunBytes: 1_000 }),
+      async (store, runId) => expect((await store.listArtifacts(runId)).map((a) => a.name)).toEqual(['out.txt']),
+    ],
+  ];
+
+  for (const [name, write, stored] of writes) {
+    it(`${name} made while another connection holds the write lock is retried and stored once the lock is released`, async () => {
+      const filename = join(tempDir(), 'runtrail.db');
+      const store = new SqliteRunStore({ filename, busyWaitMs: 30_000 });
+      try {
+        const { run } = await store.createRun({ id: uuidv7(), name: 'job', now: 1, leaseTtlMs: 30_000 });
+        await store.createToken({ id: 'tok-1', name: 'dev', scope: 'producer', hash: 'a'.repeat(64), createdAt: 1, expiresAt: null, revokedAt: null });
+        await store.announceHandlers({ node: 'n0', handlers: ['old'], now: 1, liveUntil: 1_000, incarnation: 'i0', url: null });
+        const other = new Database(filename);
+        other.exec('BEGIN EXCLUSIVE');
+        // Its first try has met the lock already (the call runs up to its first wait at once).
+        const writing = write(store, run.id);
+        other.exec('COMMIT');
+        other.close();
+        await writing;
+        await stored(store, run.id);
+      } finally {
+        await store.close();
+      }
+    });
+  }
+});
+
 describe('SqliteRunStore across processes', () => {
   it('4 producer processes on one file append 10,000 events into one run: seq 1..10,000, snapshot == fold', async () => {
     requireFreshBuild();

@@ -757,7 +757,7 @@ export class SqliteRunStore implements RunStore {
   }
 
   async createToken(record: TokenRecord): Promise<void> {
-    this.stmt.insertToken.run(record);
+    await this.write(() => this.stmt.insertToken.run(record));
   }
 
   async findTokenByHash(hash: string): Promise<TokenRecord | null> {
@@ -773,21 +773,21 @@ export class SqliteRunStore implements RunStore {
   }
 
   async revokeToken(id: string, now: number): Promise<TokenRecord | null> {
-    return this.db.transaction(() => {
+    return this.write(() => this.db.transaction(() => {
       this.stmt.revokeToken.run(now, id);
       return (this.stmt.tokenById.get(id) as TokenRecord | undefined) ?? null;
-    }).immediate();
+    }).immediate());
   }
 
   async ensureSecret(name: string, candidate: string): Promise<string> {
-    return this.db.transaction(() => {
+    return this.write(() => this.db.transaction(() => {
       this.stmt.insertSecret.run(name, candidate);
       return this.stmt.secretByName.get(name) as string;
-    }).immediate();
+    }).immediate());
   }
 
   async announceHandlers(a: HandlersAnnouncement): Promise<void> {
-    this.stmt.announceHandlers.run(a.node, JSON.stringify([...a.handlers].sort()), a.now, a.liveUntil, a.incarnation, a.url);
+    await this.write(() => this.stmt.announceHandlers.run(a.node, JSON.stringify([...a.handlers].sort()), a.now, a.liveUntil, a.incarnation, a.url));
   }
 
   async nodeHandlers(now: number): Promise<NodeHandlers[]> {
@@ -795,17 +795,19 @@ export class SqliteRunStore implements RunStore {
   }
 
   async forgetHandlers(node: string): Promise<void> {
-    this.stmt.forgetHandlers.run(node);
+    await this.write(() => this.stmt.forgetHandlers.run(node));
   }
 
   async putArtifact(input: PutArtifactInput): Promise<PutArtifactResult> {
-    try {
-      return this.db.transaction(() => this.putArtifactInTx(input)).immediate();
-    } catch (err) {
-      // The event's savepoint rolled back with the rest; the cache may be ahead.
-      this.heads.forget(input.runId);
-      throw err;
-    }
+    return this.write(() => {
+      try {
+        return this.db.transaction(() => this.putArtifactInTx(input)).immediate();
+      } catch (err) {
+        // The event's savepoint rolled back with the rest; the cache may be ahead.
+        this.heads.forget(input.runId);
+        throw err;
+      }
+    });
   }
 
   private putArtifactInTx(input: PutArtifactInput): PutArtifactResult {
