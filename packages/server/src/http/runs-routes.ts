@@ -25,11 +25,11 @@ export interface RunRoutesOptions {
    * (listRuns); at least one of either. Absent: no bound but the count.
    */
   readPageBytes?: number;
-  /** The client address a held heartbeat is counted under; absent: the connection's peer. */
-  clientAddress?: (request: IncomingMessage) => string;
+  /** The key a held heartbeat is counted under: its client's address (an IPv6 one by its /64; see addressKey). */
+  clientKey: (request: IncomingMessage) => string;
 }
 
-export function registerRunRoutes(app: FastifyInstance, runs: RunService, options: RunRoutesOptions = {}): void {
+export function registerRunRoutes(app: FastifyInstance, runs: RunService, options: RunRoutesOptions): void {
   serve(app, 'createRun', async ({ body, request, reply }) => {
     if (options.limits) checkRunData(body, options.limits);
     if (body.execute) await options.requireHandler?.(body.name, body.input);
@@ -90,7 +90,7 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
   serve(app, 'heartbeat', async ({ params, body, query, request, reply }) => {
     if (!query.waitMs) return runs.heartbeat(params.id!, body.owner);
     const principal = request.principal;
-    const ip = options.clientAddress?.(request.raw) ?? request.ip;
+    const ip = options.clientKey(request.raw);
     const slot = held.acquire([
       { key: `ip:${ip}`, limit: heldLimits.perIp, what: `client address ${ip}` },
       ...(principal && principal.kind !== 'open' ? [{ key: `token:${principal.hash}`, limit: heldLimits.perToken, what: 'this token' }] : []),

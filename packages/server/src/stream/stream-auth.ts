@@ -20,10 +20,10 @@ export class StreamGate {
 
   constructor(private readonly deps: StreamDeps) {}
 
-  /** Count a connection of `principal` from `ip`, or throw rate_limited (429). */
-  admit(principal: Principal, ip: string | undefined): Admission {
+  /** Count a connection of `principal` from the client `address` (its key: see addressKey), or throw rate_limited (429). */
+  admit(principal: Principal, address: string): Admission {
     const { maxConnectionsPerIp, maxConnectionsPerToken } = this.deps.limits;
-    const keys = [{ key: `ip:${ip ?? '?'}`, limit: maxConnectionsPerIp, what: `client address ${ip ?? '?'}` }];
+    const keys = [{ key: `ip:${address}`, limit: maxConnectionsPerIp, what: `client address ${address}` }];
     if (principal.kind !== 'open') keys.push({ key: `token:${principal.hash}`, limit: maxConnectionsPerToken, what: 'this token' });
     const slot = this.counter.acquire(keys);
     if ('refused' in slot) {

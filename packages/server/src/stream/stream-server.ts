@@ -58,7 +58,7 @@ export class StreamServer {
       if (beyond) throw beyond;
       // Fastify answers HEAD with the GET handler; a HEAD must not open a stream that never ends.
       if (request.method === 'HEAD') return reply.header('content-type', 'text/event-stream; charset=utf-8').send();
-      const admission = gate.admit(request.principal, deps.clientAddress?.(request.raw) ?? request.socket.remoteAddress);
+      const admission = gate.admit(request.principal, deps.clientKey(request.raw));
       // A stream keeps itself alive with pings and ends with its reader or its
       // run; the connection idle timeout is for requests, and would cut it.
       request.socket.setTimeout(0);

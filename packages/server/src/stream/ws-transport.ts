@@ -433,7 +433,7 @@ export function createWsServer(deps: StreamDeps, onConnection: (ws: WebSocket, s
       refuseUpgrade(socket, err as RuntrailError);
       return;
     }
-    const ip = deps.clientAddress?.(request) ?? request.socket.remoteAddress;
+    const ip = deps.clientKey(request);
     gate.authenticate(request).then(
       (principal) => {
         if (socket.destroyed) return;
