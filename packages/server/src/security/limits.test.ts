@@ -327,6 +327,43 @@ describe('limits', () => {
     expect(statuses).toEqual([201, 429]);
   });
 
+  it('WebSocket messages of one client address over all its sockets past wsMessagesPerSecondPerIp: the socket that sends past it is closed 4429 naming the setting; other addresses and other sockets go on', async () => {
+    const { server: s, tick } = await limitedServer({ wsMessagesPerSecond: 5, wsMessagesPerSecondPerIp: 6, trustedProxies: ['127.0.0.1'] });
+    const socket = (forwardedFor?: string) => {
+      const ws = new TestSocket(streamUrl(s), forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor });
+      cleanups.push(() => ws.close());
+      return ws;
+    };
+    const pongs = (ws: TestSocket) => ws.messages.filter((m) => m.type === 'pong').length;
+    const a = socket();
+    const b = socket();
+    expect(await a.opened()).toBe(true);
+    expect(await b.opened()).toBe(true);
+    // The clock stands still: each socket may send 10 (2 s of its own 5/s), the address 12 (2 s of 6/s).
+    for (let i = 0; i < 8; i++) a.send({ op: 'ping' });
+    await waitFor(() => pongs(a) === 8, { what: "the first socket's 8 pongs" });
+    // Before: b had its own 10 whatever a had sent, so an address with 1,024 sockets had 1,024 budgets.
+    for (let i = 0; i < 8; i++) b.send({ op: 'ping' });
+    // Closed, or (before) all 8 answered: whichever comes, with a deadline.
+    await waitFor(() => b.closeCode !== null || pongs(b) === 8, { what: 'the second socket closed or answered' });
+    expect(b.closeCode).toBe(STREAM_CLOSE_CODES.rateLimited);
+    await b.settled;
+    expect(pongs(b)).toBe(4);
+    expect(b.closeReason).toContain('wsMessagesPerSecondPerIp');
+    expect(b.closeReason).toContain('127.0.0.1');
+    expect(a.closeCode).toBeNull();
+    // Another client (behind the trusted proxy) has its own budget.
+    const other = socket('10.0.0.7');
+    expect(await other.opened()).toBe(true);
+    for (let i = 0; i < 8; i++) other.send({ op: 'ping' });
+    await waitFor(() => pongs(other) === 8, { what: "the other address's 8 pongs" });
+    // It refills with time: a second later the first address may send 6 more.
+    tick(1000);
+    for (let i = 0; i < 6; i++) a.send({ op: 'ping' });
+    await waitFor(() => pongs(a) === 14, { what: 'the refilled pongs' });
+    expect(a.closeCode).toBeNull();
+  });
+
   it('a page of GET /runs/:id/events stops at readPageBytes, its seq saying more is waiting; a reader that follows gets every event once', async () => {
     const { server: s } = await limitedServer({ readPageBytes: 4096 });
     const run = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'big-events' } })).body;

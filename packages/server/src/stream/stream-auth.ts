@@ -7,6 +7,8 @@ import type { StreamDeps } from './types.js';
 /** A stream connection admitted: who it is, and the slot it holds until released. */
 export interface Admission {
   principal: Principal;
+  /** The client address key it is counted under (see addressKey). */
+  address: string;
   release(): void;
 }
 
@@ -29,7 +31,7 @@ export class StreamGate {
     if ('refused' in slot) {
       throw new RuntrailError('rate_limited', `${slot.refused}; close one first`, { retryAfterMs: 5000 });
     }
-    return { principal, release: slot.release };
+    return { principal, address, release: slot.release };
   }
 
   /**

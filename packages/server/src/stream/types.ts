@@ -20,7 +20,7 @@ export interface StreamDeps {
   guard: BrowserGuard;
   now: () => number;
   limits: StreamLimits;
-  /** The key a stream is counted under (maxConnectionsPerIp): its client's address, an IPv6 one by its /64 (see addressKey). */
+  /** The key a stream is counted under (maxConnectionsPerIp, wsMessagesPerSecondPerIp): its client's address, an IPv6 one by its /64 (see addressKey). */
   clientKey: (request: IncomingMessage) => string;
 }
 
@@ -29,6 +29,7 @@ export interface StreamLimits {
   maxConnectionsPerToken: number;
   maxConnectionsPerIp: number;
   wsMessagesPerSecond: number;
+  wsMessagesPerSecondPerIp: number;
 }
 
 export type Transport = 'ws' | 'sse';
