@@ -219,6 +219,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       maxHoldMs: Math.floor(config.connectionIdleTimeoutMs / 2),
     },
     clientKey: keyOf,
+    createRate: { limiter: new RateLimiter(config.createRunsPerSecondPerIp, 2 * config.createRunsPerSecondPerIp, now), perSecond: config.createRunsPerSecondPerIp },
     appendRate: new RateLimiter(
       config.appendEventsPerSecond,
       Math.max(2 * config.appendEventsPerSecond, config.maxEventsPerBatch),

@@ -12,6 +12,8 @@ export interface RunRoutesOptions {
   limits?: PayloadLimits;
   /** Events per second per run; absent: unlimited. */
   appendRate?: RateLimiter;
+  /** Runs created (and retried) per second per client key, and its setting's value; absent: unlimited. */
+  createRate?: { limiter: RateLimiter; perSecond: number };
   /**
    * Heartbeats held open (?waitMs=) at once per client address and per
    * token (the stream connection limits); one past them is answered at
@@ -30,11 +32,25 @@ export interface RunRoutesOptions {
 }
 
 export function registerRunRoutes(app: FastifyInstance, runs: RunService, options: RunRoutesOptions): void {
+  /**
+   * A run created (or retried) by the client of `request`, or 429 past its address's rate: each one is a
+   * row kept until deleted and a message to every live list, and nothing else bounded how fast one client made them.
+   */
+  const takeCreate = (request: IncomingMessage): void => {
+    if (!options.createRate) return;
+    const address = options.clientKey(request);
+    const wait = options.createRate.limiter.take(address, 1);
+    if (wait > 0) {
+      const perSecond = options.createRate.perSecond;
+      throw rateLimited(`client address ${address} is creating runs faster than ${perSecond} per second (createRunsPerSecondPerIp on the server); retry after Retry-After`, wait);
+    }
+  };
   serve(app, 'createRun', async ({ body, request, reply }) => {
     if (options.limits) checkRunData(body, options.limits);
     if (body.execute) await options.requireHandler?.(body.name, body.input);
     const key = idempotencyKeyOf(request.headers);
     const labels = labelsAsSent(request.body, body.labels);
+    takeCreate(request.raw);
     const { run, created } = await runs.create({ ...body, labels }, key === undefined ? {} : { idempotencyKey: key });
     void reply.status(created ? 201 : 200);
     return run;
@@ -110,6 +126,7 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
   serve(app, 'cancelRun', async ({ params, body }) => runs.cancel(params.id!, body.reason));
 
   serve(app, 'retryRun', async ({ params, request, reply }) => {
+    takeCreate(request.raw);
     const { run, created } = await runs.retry(params.id!, options.requireHandler, idempotencyKeyOf(request.headers));
     void reply.status(created ? 201 : 200);
     return run;

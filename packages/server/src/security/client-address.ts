@@ -18,8 +18,8 @@ export function plainAddress(address: string | undefined): string | undefined {
 
 /**
  * The key every per-address limit counts a client under (connections,
- * body bytes in flight, streams, held heartbeats, WebSocket messages):
- * an IPv4 address as it is (an IPv4-mapped IPv6 one,
+ * body bytes in flight, streams, held heartbeats, WebSocket messages,
+ * run creations): an IPv4 address as it is (an IPv4-mapped IPv6 one,
  * `::ffff:10.0.0.1` in any spelling, as its IPv4 address); an IPv6
  * address by its /64, `2001:db8:1:2::/64`, in the RFC 5952 spelling
  * whatever the client's. A /64 is what one host (a home line, a VM) is

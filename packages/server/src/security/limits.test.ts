@@ -364,6 +364,34 @@ describe('limits', () => {
     expect(a.closeCode).toBeNull();
   });
 
+  it('runs created by one client address past createRunsPerSecondPerIp: 429 with Retry-After naming the setting, retries counted alike; other addresses go on; it refills with time', async () => {
+    const { server: s, tick } = await limitedServer({ createRunsPerSecondPerIp: 2, trustedProxies: ['127.0.0.1'] });
+    s.define('handler', async () => undefined);
+    // The clock stands still: a burst of 4 (2 s worth), a handler run among them, then no more.
+    for (let i = 0; i < 3; i++) expect((await call(s, 'POST', '/api/v1/runs', { body: { name: `r${i}` } })).status).toBe(201);
+    expect((await call(s, 'POST', '/api/v1/runs', { body: { name: 'handler', execute: true } })).status).toBe(201);
+    // Before: nothing bounded how fast one client made runs (each a row kept until deleted, and a message to every live list).
+    const refused = await call(s, 'POST', '/api/v1/runs', { body: { name: 'one-too-many' } });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(refused.body.error.code).toBe('rate_limited');
+    expect(refused.body.error.message).toContain('client address 127.0.0.1 is creating runs faster than 2 per second');
+    expect(refused.body.error.message).toContain('createRunsPerSecondPerIp');
+    expect((await s.runs.list({ name: 'one-too-many' })).runs).toEqual([]);
+    const handlerRun = await call(s, 'POST', '/api/v1/runs', { body: { name: 'handler', execute: true } });
+    expect(handlerRun.status).toBe(429);
+    expect(handlerRun.body.error.message).toContain('createRunsPerSecondPerIp');
+    const ended = (await s.runs.list({ name: 'r0' })).runs[0]!;
+    const retry = await call(s, 'POST', `/api/v1/runs/${ended.id}/retry`);
+    expect(retry.status).toBe(429);
+    expect(retry.body.error.message).toContain('createRunsPerSecondPerIp');
+    // Another client (behind the trusted proxy) has its own budget.
+    expect((await call(s, 'POST', '/api/v1/runs', { body: { name: 'other' }, headers: { 'x-forwarded-for': '10.0.0.8' } })).status).toBe(201);
+    tick(500);
+    expect((await call(s, 'POST', '/api/v1/runs', { body: { name: 'later' } })).status).toBe(201);
+    expect((await call(s, 'POST', '/api/v1/runs', { body: { name: 'later' } })).status).toBe(429);
+  });
+
   it('a page of GET /runs/:id/events stops at readPageBytes, its seq saying more is waiting; a reader that follows gets every event once', async () => {
     const { server: s } = await limitedServer({ readPageBytes: 4096 });
     const run = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'big-events' } })).body;
