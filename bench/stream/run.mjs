@@ -556,7 +556,7 @@ ${checkText}
 - Three kinds of process per workload, started fresh for each system: the server, one producer, and
   the observers (${P.a.obsProcs} process(es) for the 1,000-observer workloads, one otherwise), all on 127.0.0.1.
 - runtrail: \`startServer\` from packages/server/dist, SQLite in a temp dir, log level silent, the abuse
-  limits raised (maxConnectionsPerIp/Token 100,000, appendEventsPerSecond 10,000,000: every observer comes
+  limits raised (maxConnectionsPerIp/Token 100,000, appendEventsPerSecond and wsMessagesPerSecondPerIp 10,000,000: every observer comes
   from 127.0.0.1 and the broadcasters have no such limits). Watchers use
   the WebSocket protocol (\`subscribe\` with \`after\`) and resubscribe with after = last seq after a drop.
 - plain ws: an HTTP endpoint that broadcasts each appended event to every open \`ws\` connection (one frame

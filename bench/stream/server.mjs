@@ -91,9 +91,11 @@ async function startRuntrail() {
     dataDir,
     logLevel: 'silent',
     // Every observer comes from 127.0.0.1 without a token, and the producer flat out exceeds one run's
-    // default append rate: the abuse limits (1,024 streams per address, 20,000 ev/s per run) are policy,
-    // not the machinery measured here, and the broadcasters have none.
+    // default append rate: the abuse limits (1,024 streams per address, 20,000 ev/s per run, 1,000 WebSocket
+    // messages/s per address: 1,000 observers resubscribing at once) are policy, not the machinery measured
+    // here, and the broadcasters have none.
     maxConnectionsPerIp: 100_000,
+    wsMessagesPerSecondPerIp: 10_000_000,
     maxConnectionsPerToken: 100_000,
     appendEventsPerSecond: 10_000_000,
   });

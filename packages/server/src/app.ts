@@ -20,7 +20,7 @@ import { registerStatic } from './http/static.js';
 import { Reaper } from './leases/reaper.js';
 import { registerOutputLogRoute } from './runs/output-log.js';
 import { RunService } from './runs/run-service.js';
-import { BrowserGuard, RateLimiter, TokenService, clientAddress, installAuth, limitBodyBytesPerAddress, limitConnectionsPerAddress, plainAddress, registerTokenRoutes } from './security/index.js';
+import { BrowserGuard, RateLimiter, TokenService, clientKey, installAuth, limitBodyBytesPerAddress, limitConnectionsPerAddress, plainAddress, registerTokenRoutes } from './security/index.js';
 import { StreamServer } from './stream/index.js';
 
 /** The version of @runtrail/server (in the OpenAPI document). */
@@ -121,9 +121,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     },
   });
   const trustedProxies = new Set(config.trustedProxies.map((address) => plainAddress(address)!));
-  const addressOf = (request: IncomingMessage): string => clientAddress(request, trustedProxies);
+  // Every per-address limit counts a request under this key (IPv6 by its /64: see addressKey).
+  const keyOf = (request: IncomingMessage): string => clientKey(request, trustedProxies);
   limitConnectionsPerAddress(http, { max: config.maxHttpConnectionsPerIp, trustedProxies, log: http.log });
-  limitBodyBytesPerAddress(http, { max: config.maxBodyBytesPerIp, clientAddress: addressOf });
+  limitBodyBytesPerAddress(http, { max: config.maxBodyBytesPerIp, clientKey: keyOf });
   const now = deps.now ?? Date.now;
   const hub = new Hub((err) => http.log.error({ err }, 'a stream watcher failed during a hub flush'));
   const metrics = new ServerMetrics();
@@ -218,7 +219,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       perToken: config.maxConnectionsPerToken,
       maxHoldMs: Math.floor(config.connectionIdleTimeoutMs / 2),
     },
-    clientAddress: addressOf,
+    clientKey: keyOf,
+    createRate: { limiter: new RateLimiter(config.createRunsPerSecondPerIp, 2 * config.createRunsPerSecondPerIp, now), perSecond: config.createRunsPerSecondPerIp },
     appendRate: new RateLimiter(
       config.appendEventsPerSecond,
       Math.max(2 * config.appendEventsPerSecond, config.maxEventsPerBatch),
@@ -241,7 +243,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     guard,
     now,
     limits: config,
-    clientAddress: addressOf,
+    clientKey: keyOf,
   });
   registerMetrics(http, metrics, { hub, stream, store, executor, concurrency: config.concurrency, heldHeartbeats: () => runs.heldHeartbeats });
   logRunLifecycle(http.log, hub);

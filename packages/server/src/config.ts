@@ -185,7 +185,15 @@ const declared = {
   maxConnectionsPerToken: value(int(1).default(1024), 'open stream connections (WebSocket + SSE) one token may hold; more get 429 / close 4429 (held heartbeats alike, apart)'),
   maxConnectionsPerIp: value(int(1).default(1024), 'open stream connections one client address may hold; more get 429 / close 4429 (heartbeats held open, ?waitMs=, are counted apart against the same number: more are answered at once)'),
   appendEventsPerSecond: value(int(1).default(20_000), 'events per second one run accepts over HTTP (bursts of twice that); more get 429 with Retry-After'),
+  createRunsPerSecondPerIp: value(
+    int(1).default(2000),
+    'runs one client address may create per second, new runs and retries, handler runs included (bursts of twice that); more get 429 with Retry-After naming the setting',
+  ),
   wsMessagesPerSecond: value(int(1).default(100), 'messages per second one WebSocket may send (bursts of twice that); more: close 4429'),
+  wsMessagesPerSecondPerIp: value(
+    int(1).default(1000),
+    "messages per second one client address may send over all its WebSockets together (bursts of twice that); the socket that sends past it is closed with 4429 naming the setting (else a client's sockets, up to maxConnectionsPerIp, each had wsMessagesPerSecond)",
+  ),
   maxHttpConnectionsPerIp: value(
     int(1).default(4096),
     'TCP connections one client address may hold open at once (requests being sent, idle keep-alive, streams); one more is answered 429 and closed; connections from trustedProxies are not counted here',

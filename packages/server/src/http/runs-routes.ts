@@ -12,6 +12,8 @@ export interface RunRoutesOptions {
   limits?: PayloadLimits;
   /** Events per second per run; absent: unlimited. */
   appendRate?: RateLimiter;
+  /** Runs created (and retried) per second per client key, and its setting's value; absent: unlimited. */
+  createRate?: { limiter: RateLimiter; perSecond: number };
   /**
    * Heartbeats held open (?waitMs=) at once per client address and per
    * token (the stream connection limits); one past them is answered at
@@ -25,16 +27,30 @@ export interface RunRoutesOptions {
    * (listRuns); at least one of either. Absent: no bound but the count.
    */
   readPageBytes?: number;
-  /** The client address a held heartbeat is counted under; absent: the connection's peer. */
-  clientAddress?: (request: IncomingMessage) => string;
+  /** The key a held heartbeat is counted under: its client's address (an IPv6 one by its /64; see addressKey). */
+  clientKey: (request: IncomingMessage) => string;
 }
 
-export function registerRunRoutes(app: FastifyInstance, runs: RunService, options: RunRoutesOptions = {}): void {
+export function registerRunRoutes(app: FastifyInstance, runs: RunService, options: RunRoutesOptions): void {
+  /**
+   * A run created (or retried) by the client of `request`, or 429 past its address's rate: each one is a
+   * row kept until deleted and a message to every live list, and nothing else bounded how fast one client made them.
+   */
+  const takeCreate = (request: IncomingMessage): void => {
+    if (!options.createRate) return;
+    const address = options.clientKey(request);
+    const wait = options.createRate.limiter.take(address, 1);
+    if (wait > 0) {
+      const perSecond = options.createRate.perSecond;
+      throw rateLimited(`client address ${address} is creating runs faster than ${perSecond} per second (createRunsPerSecondPerIp on the server); retry after Retry-After`, wait);
+    }
+  };
   serve(app, 'createRun', async ({ body, request, reply }) => {
     if (options.limits) checkRunData(body, options.limits);
     if (body.execute) await options.requireHandler?.(body.name, body.input);
     const key = idempotencyKeyOf(request.headers);
     const labels = labelsAsSent(request.body, body.labels);
+    takeCreate(request.raw);
     const { run, created } = await runs.create({ ...body, labels }, key === undefined ? {} : { idempotencyKey: key });
     void reply.status(created ? 201 : 200);
     return run;
@@ -90,7 +106,7 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
   serve(app, 'heartbeat', async ({ params, body, query, request, reply }) => {
     if (!query.waitMs) return runs.heartbeat(params.id!, body.owner);
     const principal = request.principal;
-    const ip = options.clientAddress?.(request.raw) ?? request.ip;
+    const ip = options.clientKey(request.raw);
     const slot = held.acquire([
       { key: `ip:${ip}`, limit: heldLimits.perIp, what: `client address ${ip}` },
       ...(principal && principal.kind !== 'open' ? [{ key: `token:${principal.hash}`, limit: heldLimits.perToken, what: 'this token' }] : []),
@@ -110,6 +126,7 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
   serve(app, 'cancelRun', async ({ params, body }) => runs.cancel(params.id!, body.reason));
 
   serve(app, 'retryRun', async ({ params, request, reply }) => {
+    takeCreate(request.raw);
     const { run, created } = await runs.retry(params.id!, options.requireHandler, idempotencyKeyOf(request.headers));
     void reply.status(created ? 201 : 200);
     return run;

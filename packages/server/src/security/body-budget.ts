@@ -17,7 +17,7 @@ import { RAW_BODY_ROUTES } from '../http/errors.js';
  */
 export function limitBodyBytesPerAddress(
   http: FastifyInstance,
-  options: { max: number; clientAddress: (request: IncomingMessage) => string },
+  options: { max: number; clientKey: (request: IncomingMessage) => string },
 ): void {
   const held = new Map<string, number>();
   http.addHook('preParsing', (request, reply, payload, done) => {
@@ -26,7 +26,7 @@ export function limitBodyBytesPerAddress(
     // No body (a GET, a DELETE): nothing to count, and no stream to put in its way.
     const { 'content-length': length, 'transfer-encoding': chunked } = request.headers;
     if (chunked === undefined && (length === undefined || length === '0')) return done(null, payload);
-    const address = options.clientAddress(request.raw);
+    const address = options.clientKey(request.raw);
     let counted = 0;
     const release = (): void => {
       const left = (held.get(address) ?? 0) - counted;

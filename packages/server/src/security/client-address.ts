@@ -17,6 +17,74 @@ export function plainAddress(address: string | undefined): string | undefined {
 }
 
 /**
+ * The key every per-address limit counts a client under (connections,
+ * body bytes in flight, streams, held heartbeats, WebSocket messages,
+ * run creations): an IPv4 address as it is (an IPv4-mapped IPv6 one,
+ * `::ffff:10.0.0.1` in any spelling, as its IPv4 address); an IPv6
+ * address by its /64, `2001:db8:1:2::/64`, in the RFC 5952 spelling
+ * whatever the client's. A /64 is what one host (a home line, a VM) is
+ * given, and it picks any address in it at will: keyed by the whole
+ * address, one host had as many budgets as it cared to use. A zone id
+ * (`fe80::1%eth0`) is kept, as `fe80::%eth0/64`: a link-local prefix is
+ * the same on every link. Anything that is not an IP address ('?', an
+ * unreadable peer) is its own key.
+ */
+export function addressKey(address: string): string {
+  const zoneAt = address.indexOf('%');
+  const bare = zoneAt < 0 ? address : address.slice(0, zoneAt);
+  const version = isIP(bare);
+  if (version !== 6) return address;
+  const groups = ipv6Groups(bare);
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return `${groups[6]! >> 8}.${groups[6]! & 0xff}.${groups[7]! >> 8}.${groups[7]! & 0xff}`;
+  }
+  return `${ipv6Text([...groups.slice(0, 4), 0, 0, 0, 0])}${zoneAt < 0 ? '' : address.slice(zoneAt)}/64`;
+}
+
+/** The eight 16-bit groups of an IPv6 address `isIP` accepted (no zone id): `::` expanded, an IPv4 tail as two groups. */
+function ipv6Groups(address: string): number[] {
+  const parse = (part: string): number[] => {
+    if (part === '') return [];
+    return part.split(':').flatMap((group) => {
+      if (!group.includes('.')) return [parseInt(group, 16)];
+      const [a, b, c, d] = group.split('.').map(Number) as [number, number, number, number];
+      return [(a << 8) | b, (c << 8) | d];
+    });
+  };
+  const gap = address.indexOf('::');
+  if (gap < 0) return parse(address);
+  const head = parse(address.slice(0, gap));
+  const tail = parse(address.slice(gap + 2));
+  return [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+}
+
+/** Eight groups as RFC 5952 writes them: lower-case hex, no leading zeros, the longest run of two or more zero groups (the first of equals) as `::`. */
+function ipv6Text(groups: number[]): string {
+  let best = { at: -1, length: 1 };
+  for (let at = 0; at < 8; ) {
+    if (groups[at] !== 0) {
+      at++;
+      continue;
+    }
+    let end = at;
+    while (end < 8 && groups[end] === 0) end++;
+    if (end - at > best.length) best = { at, length: end - at };
+    at = end;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best.at < 0) return hex.join(':');
+  return `${hex.slice(0, best.at).join(':')}::${hex.slice(best.at + best.length).join(':')}`;
+}
+
+/**
+ * The key a request is counted under by the per-address limits: addressKey
+ * of its client's address (clientAddress).
+ */
+export function clientKey(request: IncomingMessage, trustedProxies: ReadonlySet<string>): string {
+  return addressKey(clientAddress(request, trustedProxies));
+}
+
+/**
  * The address of the client a request comes from: the connection's peer,
  * unless that peer is one of `trustedProxies`, whose X-Forwarded-For is
  * then read from its right end (the entry the proxy itself added) past
@@ -58,8 +126,9 @@ export function limitConnectionsPerAddress(
   const refused = new WeakSet<Socket>();
   // Before Node's own listener, so a refused connection is marked before any request of it is parsed.
   server.prependListener('connection', (socket: Socket) => {
-    const address = plainAddress(socket.remoteAddress);
-    if (address === undefined || options.trustedProxies.has(address)) return;
+    const peer = plainAddress(socket.remoteAddress);
+    if (peer === undefined || options.trustedProxies.has(peer)) return;
+    const address = addressKey(peer);
     const open = counts.get(address) ?? 0;
     if (open >= options.max) {
       refused.add(socket);

@@ -4,5 +4,5 @@ export { authorize, authorizeEvents, listedParents, routeAccess, type Access } f
 export { installAuth, redactUrl, tokenOf } from './authenticate.js';
 export { registerTokenRoutes } from './token-routes.js';
 export { ConnectionCounter, RateLimiter, checkEventData, checkRunData, jsonBytes, rateLimited, tooLarge, type PayloadLimits } from './limits.js';
-export { clientAddress, limitConnectionsPerAddress, plainAddress } from './client-address.js';
+export { addressKey, clientAddress, clientKey, limitConnectionsPerAddress, plainAddress } from './client-address.js';
 export { limitBodyBytesPerAddress } from './body-budget.js';

@@ -16,13 +16,13 @@ import { call, readSse, streamUrl, TestSocket } from './security.test-kit.js';
  */
 const { cleanups } = testScope();
 
-async function limitedServer(options: ServerConfigInput) {
+async function limitedServer(options: ServerConfigInput, host = '127.0.0.1') {
   const dir = tempDir('runtrail-limits-');
   const store = new SqliteRunStore({ filename: `${dir.path}/runtrail.db` });
   let now = 1_700_000_000_000;
   const config = loadConfig({ port: 0, dataDir: dir.path, logLevel: 'silent', ...options }, {});
   const app = await buildApp({ config, store, now: () => now });
-  const url = await app.http.listen({ host: '127.0.0.1', port: 0 });
+  const url = await app.http.listen({ host, port: 0 });
   cleanups.push(async () => {
     await app.http.close();
     await store.close();
@@ -268,6 +268,128 @@ describe('limits', () => {
       body: Buffer.alloc(200 * 1024, 7),
     });
     expect(upload.status).toBe(201);
+  });
+
+  it('an IPv6 client is counted by its /64: over real sockets on ::1, its connections, streams and body bytes are one budget however many addresses it rotates through', async () => {
+    // The server's own ::1 connections: counted under ::/64, the key of ::1's /64.
+    const { server: s } = await limitedServer({ maxHttpConnectionsPerIp: 2 }, '::1');
+    const port = Number(new URL(s.url).port);
+    for (let i = 0; i < 2; i++) {
+      const socket = createConnection({ host: '::1', port });
+      cleanups.push(() => socket.destroy());
+      expect(await rawRequest(socket, 'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n')).toMatch(/^HTTP\/1.1 200/);
+    }
+    const refused = createConnection({ host: '::1', port });
+    cleanups.push(() => refused.destroy());
+    const answer = await rawRequest(refused, 'GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n', { untilClose: true });
+    expect(answer).toMatch(/^HTTP\/1.1 429/);
+    expect(answer).toContain('client address ::/64 has 2 connections open');
+
+    // Addresses of one /64 (only ::1 is on this machine's loopback, so they come through a trusted proxy on ::1, by X-Forwarded-For).
+    const { server: p } = await limitedServer({ maxConnectionsPerIp: 1, maxBodyBytesPerIp: 64 * 1024, bodyLimitBytes: 64 * 1024, trustedProxies: ['::1'] }, '::1');
+    const run = (await call(p, 'POST', '/api/v1/runs', { body: { name: 'x' } })).body;
+    const open: Response[] = [];
+    cleanups.push(async () => {
+      for (const res of open) await res.body?.cancel();
+    });
+    const sse = async (forwardedFor: string) => {
+      const res = await fetch(`${p.url}/api/v1/runs/${run.id}/stream`, { headers: { 'x-forwarded-for': forwardedFor } });
+      if (res.status === 200) open.push(res);
+      return res;
+    };
+    expect((await sse('2001:db8:1:2::a')).status).toBe(200);
+    // Before: a new address of the same /64 was a new client, with a budget of its own.
+    const rotated = await sse('2001:0db8:0001:0002:ffff::b');
+    expect(rotated.status).toBe(429);
+    expect((await rotated.json()).error.message).toContain('client address 2001:db8:1:2::/64 has 1 stream connections open');
+    expect((await sse('2001:db8:1:3::a')).status).toBe(200);
+    // A mapped IPv4 client is the IPv4 one.
+    expect((await sse('::ffff:10.0.0.1')).status).toBe(200);
+    const plain = await sse('10.0.0.1');
+    expect(plain.status).toBe(429);
+    await plain.text();
+
+    // Two bodies of 50 KiB from two addresses of one /64, each held short of its end: 80 KiB of one budget of 64 KiB.
+    const body = JSON.stringify({ name: 'held-body', input: 'x'.repeat(50 * 1024) });
+    const pport = Number(new URL(p.url).port);
+    const answers = ['2001:db8:1:2::c', '2001:db8:1:2::d'].map((address) => {
+      const socket = createConnection({ host: '::1', port: pport });
+      cleanups.push(() => socket.destroy());
+      const head = `POST /api/v1/runs HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: ${address}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`;
+      return { socket, answer: rawRequest(socket, head + body.slice(0, 40 * 1024), { untilClose: true }) };
+    });
+    const first = await Promise.race(answers.map((a) => a.answer));
+    expect(first).toMatch(/^HTTP\/1.1 429/);
+    expect(first).toContain('client address 2001:db8:1:2::/64 is sending more than 65536 bytes');
+    expect(first).toContain('maxBodyBytesPerIp');
+    for (const { socket } of answers) if (!socket.destroyed) socket.write(body.slice(40 * 1024));
+    const statuses = (await Promise.all(answers.map((a) => a.answer))).map((text) => Number(text.slice(9, 12))).sort();
+    expect(statuses).toEqual([201, 429]);
+  });
+
+  it('WebSocket messages of one client address over all its sockets past wsMessagesPerSecondPerIp: the socket that sends past it is closed 4429 naming the setting; other addresses and other sockets go on', async () => {
+    const { server: s, tick } = await limitedServer({ wsMessagesPerSecond: 5, wsMessagesPerSecondPerIp: 6, trustedProxies: ['127.0.0.1'] });
+    const socket = (forwardedFor?: string) => {
+      const ws = new TestSocket(streamUrl(s), forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor });
+      cleanups.push(() => ws.close());
+      return ws;
+    };
+    const pongs = (ws: TestSocket) => ws.messages.filter((m) => m.type === 'pong').length;
+    const a = socket();
+    const b = socket();
+    expect(await a.opened()).toBe(true);
+    expect(await b.opened()).toBe(true);
+    // The clock stands still: each socket may send 10 (2 s of its own 5/s), the address 12 (2 s of 6/s).
+    for (let i = 0; i < 8; i++) a.send({ op: 'ping' });
+    await waitFor(() => pongs(a) === 8, { what: "the first socket's 8 pongs" });
+    // Before: b had its own 10 whatever a had sent, so an address with 1,024 sockets had 1,024 budgets.
+    for (let i = 0; i < 8; i++) b.send({ op: 'ping' });
+    // Closed, or (before) all 8 answered: whichever comes, with a deadline.
+    await waitFor(() => b.closeCode !== null || pongs(b) === 8, { what: 'the second socket closed or answered' });
+    expect(b.closeCode).toBe(STREAM_CLOSE_CODES.rateLimited);
+    await b.settled;
+    expect(pongs(b)).toBe(4);
+    expect(b.closeReason).toContain('wsMessagesPerSecondPerIp');
+    expect(b.closeReason).toContain('127.0.0.1');
+    expect(a.closeCode).toBeNull();
+    // Another client (behind the trusted proxy) has its own budget.
+    const other = socket('10.0.0.7');
+    expect(await other.opened()).toBe(true);
+    for (let i = 0; i < 8; i++) other.send({ op: 'ping' });
+    await waitFor(() => pongs(other) === 8, { what: "the other address's 8 pongs" });
+    // It refills with time: a second later the first address may send 6 more.
+    tick(1000);
+    for (let i = 0; i < 6; i++) a.send({ op: 'ping' });
+    await waitFor(() => pongs(a) === 14, { what: 'the refilled pongs' });
+    expect(a.closeCode).toBeNull();
+  });
+
+  it('runs created by one client address past createRunsPerSecondPerIp: 429 with Retry-After naming the setting, retries counted alike; other addresses go on; it refills with time', async () => {
+    const { server: s, tick } = await limitedServer({ createRunsPerSecondPerIp: 2, trustedProxies: ['127.0.0.1'] });
+    s.define('handler', async () => undefined);
+    // The clock stands still: a burst of 4 (2 s worth), a handler run among them, then no more.
+    for (let i = 0; i < 3; i++) expect((await call(s, 'POST', '/api/v1/runs', { body: { name: `r${i}` } })).status).toBe(201);
+    expect((await call(s, 'POST', '/api/v1/runs', { body: { name: 'handler', execute: true } })).status).toBe(201);
+    // Before: nothing bounded how fast one client made runs (each a row kept until deleted, and a message to every live list).
+    const refused = await call(s, 'POST', '/api/v1/runs', { body: { name: 'one-too-many' } });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(refused.body.error.code).toBe('rate_limited');
+    expect(refused.body.error.message).toContain('client address 127.0.0.1 is creating runs faster than 2 per second');
+    expect(refused.body.error.message).toContain('createRunsPerSecondPerIp');
+    expect((await s.runs.list({ name: 'one-too-many' })).runs).toEqual([]);
+    const handlerRun = await call(s, 'POST', '/api/v1/runs', { body: { name: 'handler', execute: true } });
+    expect(handlerRun.status).toBe(429);
+    expect(handlerRun.body.error.message).toContain('createRunsPerSecondPerIp');
+    const ended = (await s.runs.list({ name: 'r0' })).runs[0]!;
+    const retry = await call(s, 'POST', `/api/v1/runs/${ended.id}/retry`);
+    expect(retry.status).toBe(429);
+    expect(retry.body.error.message).toContain('createRunsPerSecondPerIp');
+    // Another client (behind the trusted proxy) has its own budget.
+    expect((await call(s, 'POST', '/api/v1/runs', { body: { name: 'other' }, headers: { 'x-forwarded-for': '10.0.0.8' } })).status).toBe(201);
+    tick(500);
+    expect((await call(s, 'POST', '/api/v1/runs', { body: { name: 'later' } })).status).toBe(201);
+    expect((await call(s, 'POST', '/api/v1/runs', { body: { name: 'later' } })).status).toBe(429);
   });
 
   it('a page of GET /runs/:id/events stops at readPageBytes, its seq saying more is waiting; a reader that follows gets every event once', async () => {

@@ -7,6 +7,8 @@ import type { StreamDeps } from './types.js';
 /** A stream connection admitted: who it is, and the slot it holds until released. */
 export interface Admission {
   principal: Principal;
+  /** The client address key it is counted under (see addressKey). */
+  address: string;
   release(): void;
 }
 
@@ -20,16 +22,16 @@ export class StreamGate {
 
   constructor(private readonly deps: StreamDeps) {}
 
-  /** Count a connection of `principal` from `ip`, or throw rate_limited (429). */
-  admit(principal: Principal, ip: string | undefined): Admission {
+  /** Count a connection of `principal` from the client `address` (its key: see addressKey), or throw rate_limited (429). */
+  admit(principal: Principal, address: string): Admission {
     const { maxConnectionsPerIp, maxConnectionsPerToken } = this.deps.limits;
-    const keys = [{ key: `ip:${ip ?? '?'}`, limit: maxConnectionsPerIp, what: `client address ${ip ?? '?'}` }];
+    const keys = [{ key: `ip:${address}`, limit: maxConnectionsPerIp, what: `client address ${address}` }];
     if (principal.kind !== 'open') keys.push({ key: `token:${principal.hash}`, limit: maxConnectionsPerToken, what: 'this token' });
     const slot = this.counter.acquire(keys);
     if ('refused' in slot) {
       throw new RuntrailError('rate_limited', `${slot.refused}; close one first`, { retryAfterMs: 5000 });
     }
-    return { principal, release: slot.release };
+    return { principal, address, release: slot.release };
   }
 
   /**

@@ -3,7 +3,7 @@ import { RuntrailError, runNotFound } from '@runtrail/protocol';
 import { serve } from '../http/route-table.js';
 import { SseConnection, sseAfter } from './sse-transport.js';
 import { positionProblem } from './run-subscription.js';
-import type { Validity } from '../security/index.js';
+import { RateLimiter, type Validity } from '../security/index.js';
 import type { StreamConnection, StreamDeps } from './types.js';
 import { WsConnection, createWsServer } from './ws-transport.js';
 
@@ -39,8 +39,11 @@ export class StreamServer {
     private readonly deps: StreamDeps,
   ) {
     const onClosed = (conn: StreamConnection): void => this.remove(conn);
+    // One bucket per client address for all its WebSockets: each socket's own budget, times the sockets an address may open, was no bound.
+    const rate = deps.limits.wsMessagesPerSecondPerIp;
+    const addressMessages = new RateLimiter(rate, 2 * rate, deps.now);
     const { wss, onUpgrade, gate } = createWsServer(deps, (ws, socket, admission) => {
-      this.add(new WsConnection(ws, socket, deps, admission, onClosed));
+      this.add(new WsConnection(ws, socket, deps, admission, addressMessages, onClosed));
     });
     http.server.on('upgrade', onUpgrade);
 
@@ -58,7 +61,7 @@ export class StreamServer {
       if (beyond) throw beyond;
       // Fastify answers HEAD with the GET handler; a HEAD must not open a stream that never ends.
       if (request.method === 'HEAD') return reply.header('content-type', 'text/event-stream; charset=utf-8').send();
-      const admission = gate.admit(request.principal, deps.clientAddress?.(request.raw) ?? request.socket.remoteAddress);
+      const admission = gate.admit(request.principal, deps.clientKey(request.raw));
       // A stream keeps itself alive with pings and ends with its reader or its
       // run; the connection idle timeout is for requests, and would cut it.
       request.socket.setTimeout(0);

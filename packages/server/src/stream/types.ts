@@ -20,8 +20,8 @@ export interface StreamDeps {
   guard: BrowserGuard;
   now: () => number;
   limits: StreamLimits;
-  /** The client address a stream is counted under (maxConnectionsPerIp); absent: the connection's peer. */
-  clientAddress?: (request: IncomingMessage) => string;
+  /** The key a stream is counted under (maxConnectionsPerIp, wsMessagesPerSecondPerIp): its client's address, an IPv6 one by its /64 (see addressKey). */
+  clientKey: (request: IncomingMessage) => string;
 }
 
 export interface StreamLimits {
@@ -29,6 +29,7 @@ export interface StreamLimits {
   maxConnectionsPerToken: number;
   maxConnectionsPerIp: number;
   wsMessagesPerSecond: number;
+  wsMessagesPerSecondPerIp: number;
 }
 
 export type Transport = 'ws' | 'sse';

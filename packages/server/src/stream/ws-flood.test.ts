@@ -102,8 +102,10 @@ describe('a WebSocket client that floods and never reads (issue 11, item 1)', ()
       RUNTRAIL_PORT: '0',
       RUNTRAIL_LOG_LEVEL: 'silent',
       RUNTRAIL_SEND_BUFFER_BYTES: String(SEND_BUFFER_BYTES),
-      // This test is about the send bound (4008); the message-rate limit (issue 15, close 4429) would end the flood first.
+      // This test is about the send bound (4008); the message-rate limits (issue 15, close 4429), the socket's and its
+      // address's, would end the flood first.
       RUNTRAIL_WS_MESSAGES_PER_SECOND: '100000000',
+      RUNTRAIL_WS_MESSAGES_PER_SECOND_PER_IP: '100000000',
     }, 30_000);
     cleanups.push(() => void child.kill('SIGKILL'));
     const url = hello.url as string;

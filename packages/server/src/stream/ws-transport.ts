@@ -14,7 +14,7 @@ import {
   type StreamEnd,
 } from '@runtrail/protocol';
 import type { EventText, JoinedEventTexts } from '@runtrail/store';
-import { authorize, listedParents, type Validity } from '../security/index.js';
+import { authorize, listedParents, type RateLimiter, type Validity } from '../security/index.js';
 import { sendFrames, wsEventFrames, wsJoinedFrameParts } from './frames.js';
 import { Outlet } from './outlet.js';
 import { RunSubscription, positionProblem, type SubscriptionSink } from './run-subscription.js';
@@ -120,6 +120,8 @@ export class WsConnection implements StreamConnection {
     private readonly socket: Duplex,
     readonly deps: StreamDeps,
     private readonly admission: Admission,
+    /** Messages of all the WebSockets of one client address (wsMessagesPerSecondPerIp), keyed by admission.address. */
+    private readonly addressMessages: RateLimiter,
     private readonly onClosed: (conn: WsConnection) => void,
   ) {
     this.outlet = new WsOutlet(ws, socket, deps.sendBufferBytes);
@@ -230,6 +232,15 @@ export class WsConnection implements StreamConnection {
     this.messageTokensAt = now;
     if (this.messageTokens < 1) {
       this.ws.close(STREAM_CLOSE_CODES.rateLimited, `more than ${rate} messages per second`);
+      this.cleanup();
+      return;
+    }
+    if (this.addressMessages.take(this.admission.address, 1) > 0) {
+      const perIp = this.deps.limits.wsMessagesPerSecondPerIp;
+      // A close reason is at most 123 bytes: a long address key (an IPv6 /64 with a zone id) is cut, the setting's name kept.
+      // (Keys are ASCII: isIP refuses any other character, so characters are bytes here.)
+      const reason = `over wsMessagesPerSecondPerIp: more than ${perIp} messages per second from ${this.admission.address}`;
+      this.ws.close(STREAM_CLOSE_CODES.rateLimited, reason.slice(0, 123));
       this.cleanup();
       return;
     }
@@ -433,7 +444,7 @@ export function createWsServer(deps: StreamDeps, onConnection: (ws: WebSocket, s
       refuseUpgrade(socket, err as RuntrailError);
       return;
     }
-    const ip = deps.clientAddress?.(request) ?? request.socket.remoteAddress;
+    const ip = deps.clientKey(request);
     gate.authenticate(request).then(
       (principal) => {
         if (socket.destroyed) return;
