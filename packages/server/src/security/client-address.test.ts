@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { addressKey } from './client-address.js';
+import type { IncomingMessage } from 'node:http';
+import { addressKey, clientAddress, plainAddress } from './client-address.js';
 
 describe('addressKey: the key every per-address limit counts a client under', () => {
   it('keeps an IPv4 address as it is', () => {
@@ -46,5 +47,29 @@ describe('addressKey: the key every per-address limit counts a client under', ()
 
   it('keys anything that is not an IP address by itself', () => {
     for (const other of ['?', 'localhost', '', '1::2::3', '10.0.0.256']) expect(addressKey(other), other).toBe(other);
+  });
+});
+
+describe('plainAddress: one spelling per address, for trusted proxies and forwarded hops', () => {
+  it('spells IPv6 as Node reports a peer, IPv4-mapped as IPv4, and leaves IPv4 and non-addresses alone', () => {
+    expect(plainAddress('2001:0DB8:0000:0000:0000:0000:0000:0001')).toBe('2001:db8::1');
+    expect(plainAddress('2001:db8::1')).toBe('2001:db8::1');
+    expect(plainAddress('FE80::1%eth0')).toBe('fe80::1%eth0');
+    expect(plainAddress('::FFFF:10.0.0.1')).toBe('10.0.0.1');
+    expect(plainAddress('10.0.0.1')).toBe('10.0.0.1');
+    expect(plainAddress('unknown')).toBe('unknown');
+    expect(plainAddress(undefined)).toBeUndefined();
+  });
+
+  it('a trusted proxy given in another spelling than Node reports it is still trusted, and so is a hop', () => {
+    // What the server builds from --trusted-proxies (app.ts), and a request as Node hands it over.
+    const trusted = new Set(['2001:0DB8::0001', '::FFFF:192.168.0.9'].map((a) => plainAddress(a)!));
+    const from = (remoteAddress: string, forwarded: string) =>
+      ({ socket: { remoteAddress }, headers: { 'x-forwarded-for': forwarded } }) as unknown as IncomingMessage;
+    expect(clientAddress(from('2001:db8::1', '203.0.113.7'), trusted)).toBe('203.0.113.7');
+    expect(clientAddress(from('::ffff:192.168.0.9', '203.0.113.8'), trusted)).toBe('203.0.113.8');
+    // The proxy chain spelt otherwise in the header: the hop after the nearer proxy is read too.
+    expect(clientAddress(from('::ffff:192.168.0.9', '2001:db8:5::9, 2001:0db8:0:0::1'), trusted)).toBe('2001:db8:5::9');
+    expect(clientAddress(from('2001:db8::2', '203.0.113.9'), trusted)).toBe('2001:db8::2');
   });
 });

@@ -11,9 +11,27 @@ import { refuseUpgrade } from '../stream/stream-auth.js';
  */
 const REFUSED_GRACE_MS = 1000;
 
-/** `::ffff:10.0.0.1` (an IPv4 client of a dual-stack listener) is 10.0.0.1, as the client and an operator spell it. */
+/**
+ * An address in the one spelling it is compared in: `::ffff:10.0.0.1` (an
+ * IPv4 client of a dual-stack listener), in any spelling, is 10.0.0.1, as
+ * the client and an operator write it; any other IPv6 address is written
+ * as RFC 5952 does (lower case, no leading zeros, the longest zero run as
+ * `::`), as Node reports a peer. Compared as typed, `--trusted-proxies
+ * 2001:0DB8::1` never matched the proxy Node calls `2001:db8::1`, and an
+ * X-Forwarded-For hop spelt another way was another client.
+ */
 export function plainAddress(address: string | undefined): string | undefined {
-  return address?.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+  if (address === undefined) return undefined;
+  const zoneAt = address.indexOf('%');
+  const bare = zoneAt < 0 ? address : address.slice(0, zoneAt);
+  if (isIP(bare) !== 6) return address;
+  const groups = ipv6Groups(bare);
+  if (isMappedIpv4(groups)) return `${groups[6]! >> 8}.${groups[6]! & 0xff}.${groups[7]! >> 8}.${groups[7]! & 0xff}`;
+  return `${ipv6Text(groups)}${zoneAt < 0 ? '' : address.slice(zoneAt)}`;
+}
+
+function isMappedIpv4(groups: number[]): boolean {
+  return groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff;
 }
 
 /**
@@ -35,9 +53,7 @@ export function addressKey(address: string): string {
   const version = isIP(bare);
   if (version !== 6) return address;
   const groups = ipv6Groups(bare);
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return `${groups[6]! >> 8}.${groups[6]! & 0xff}.${groups[7]! >> 8}.${groups[7]! & 0xff}`;
-  }
+  if (isMappedIpv4(groups)) return plainAddress(bare)!;
   return `${ipv6Text([...groups.slice(0, 4), 0, 0, 0, 0])}${zoneAt < 0 ? '' : address.slice(zoneAt)}/64`;
 }
 
