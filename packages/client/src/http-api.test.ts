@@ -1,8 +1,12 @@
 import { createServer } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { expect, it } from 'vitest';
+import { RuntrailError } from '@runtrail/protocol';
+import { startTestServer } from '@runtrail/test-support/server';
 import { RuntrailClient } from './runtrail-client.js';
 import { watchRun } from './watch/index.js';
+
+const ADMIN = 'http-api-admin-token-0123456789';
 
 /** A loopback port that nothing listens on (taken, then released). */
 async function closedPort(): Promise<number> {
@@ -49,5 +53,32 @@ it('a server that takes longer than the request timeout is named in the error, w
   } finally {
     silent.closeAllConnections();
     await new Promise<void>((resolve) => silent.close(() => resolve()));
+  }
+});
+
+it('a 401 to a client given no token says how to give it one; a refused token keeps the server\'s words', async () => {
+  const s = await startTestServer({ adminToken: ADMIN });
+  try {
+    const anonymous = new RuntrailClient({ url: s.url, startTimeoutMs: 0 });
+    // Before, only the server's words, written for any HTTP client: which option of this SDK takes the token was left to guess.
+    const hinted = 'this server needs a token: send Authorization: Bearer <token> (no token was given to this client: pass one as the `token` option, new RuntrailClient({ url, token }))';
+    for (const call of [() => anonymous.listRuns(), () => anonymous.createRun({ name: 'private' }), () => anonymous.exportRun('01a22003-8dc8-7235-9aef-0608e89bc08d')]) {
+      const err = await call().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RuntrailError);
+      expect(err).toMatchObject({ code: 'unauthorized', message: hinted });
+    }
+    // An empty token (an unset variable read as '') is no token.
+    await expect(new RuntrailClient({ url: s.url, token: '' }).listRuns()).rejects.toMatchObject({ message: hinted });
+    await expect(new RuntrailClient({ url: s.url, token: 'not-the-token-at-all-0000' }).listRuns()).rejects.toMatchObject({
+      code: 'unauthorized',
+      message: 'the token is not valid on this server',
+    });
+    // A caller that tells its users otherwise (the CLI: RUNTRAIL_TOKEN) says that instead.
+    await expect(new RuntrailClient({ url: s.url, tokenHint: 'set RUNTRAIL_TOKEN' }).listRuns()).rejects.toMatchObject({
+      message: 'this server needs a token: send Authorization: Bearer <token> (no token was given to this client: set RUNTRAIL_TOKEN)',
+    });
+    expect((await new RuntrailClient({ url: s.url, token: ADMIN }).listRuns()).runs).toEqual([]);
+  } finally {
+    await s.cleanup();
   }
 });

@@ -21,6 +21,13 @@ export interface HttpApiOptions {
   headers?: Record<string, string>;
   /** Sent as `Authorization: Bearer <token>` on every request (servers with auth on need one). */
   token?: string | undefined;
+  /**
+   * Where this client's user gives a token, in their terms, said after the
+   * server's message when it answers 401 and no token was given (the
+   * server's "send Authorization: Bearer" is written for any HTTP client).
+   * RuntrailClient names its `token` option; the CLI names RUNTRAIL_TOKEN.
+   */
+  tokenHint?: string;
   fetch?: typeof fetch;
 }
 
@@ -105,12 +112,16 @@ export class HttpApi {
   readonly timeoutMs: number;
   private readonly headers: Record<string, string>;
   private readonly fetchImpl: typeof fetch;
+  /** Said on a 401 when this client has no token; undefined: the server's words alone. */
+  private readonly missingTokenHint: string | undefined;
 
   constructor(options: HttpApiOptions) {
     this.baseUrl = serverUrl(options.url);
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
     this.headers = { ...options.headers, ...authHeaders(options.token) };
     this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+    // A token given and refused keeps the server's own words: the hint is for one never given.
+    this.missingTokenHint = options.token ? undefined : options.tokenHint;
   }
 
   /** Where and how this client connects, as plain data: what a worker thread needs to send a producer's last words at exit. */
@@ -149,7 +160,7 @@ export class HttpApi {
     const text = await response.text();
     const payload = text.length > 0 ? (JSON.parse(text) as unknown) : undefined;
     if (!response.ok) {
-      const err = errorFromResponse(response.status, payload, `${route.method} ${url}`);
+      const err = this.errorOf(response.status, payload, `${route.method} ${url}`);
       err.retryAfterMs = retryAfterMs(response.headers.get('retry-after'));
       throw err;
     }
@@ -195,11 +206,21 @@ export class HttpApi {
         // Not our JSON error body (a proxy's page): the status says enough.
         payload = undefined;
       }
-      throw errorFromResponse(response.status, payload, `${route.method} ${url}`);
+      throw this.errorOf(response.status, payload, `${route.method} ${url}`);
     }
     return response;
   }
+
+  /** The server's error, with where to give a token when it wants one and this client has none. */
+  private errorOf(status: number, payload: unknown, what: string): RuntrailError {
+    const err = errorFromResponse(status, payload, what);
+    if (err.code !== 'unauthorized' || this.missingTokenHint === undefined) return err;
+    return new RuntrailError('unauthorized', `${err.message} (${NO_TOKEN_GIVEN}: ${this.missingTokenHint})`, err.details);
+  }
 }
+
+/** How a hinted 401's hint begins, as the watchers' "no token was given to this watcher". */
+const NO_TOKEN_GIVEN = 'no token was given to this client';
 
 interface SendExtras {
   /** A raw body (bytes, text, a stream); sent as is, not as JSON. */
