@@ -70,8 +70,6 @@ export interface RunWatchState extends WatcherConnection {
   events: readonly RunEvent[];
   /** seq of `snapshot`. */
   seq: number;
-  /** Transport of the current (or last) connection. */
-  transport: TransportName | null;
   /** Why the watcher stopped (e.g. run_not_found), or the last connection problem while it retries. */
   error: RuntrailError | null;
   /**
@@ -224,7 +222,7 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
 
   protected override onConnectionChange(change: ConnectionChange): void {
     // A count is only known while a stream that reports it is live; the next one reports it afresh.
-    this.state = { ...this.state, transport: change.transport, ...(change.connection === 'live' ? {} : { observers: null }) };
+    if (change.connection !== 'live') this.state = { ...this.state, observers: null };
     super.onConnectionChange(change);
   }
 
