@@ -82,3 +82,30 @@ it('a 401 to a client given no token says how to give it one; a refused token ke
     await s.cleanup();
   }
 });
+
+it('a url that reaches some other server (an HTML page, a 404 without runtrail\'s error) is said to be one, not a JSON parse error', async () => {
+  // A dev server on the wrong port: a page for every path, 404 for /missing.
+  const other = createHttpServer((req, res) => {
+    res.writeHead(req.url?.includes('01a22003') ? 404 : 200, { 'content-type': 'text/html' });
+    res.end('<!doctype html><title>not runtrail</title>');
+  });
+  await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${(other.address() as { port: number }).port}`;
+    const rt = new RuntrailClient({ url, startTimeoutMs: 5_000 });
+    const advice = "not as a runtrail server does: is the client's url the runtrail server's, with no path (such as http://127.0.0.1:4310)?";
+    // Before: SyntaxError "Unexpected token '<', "<!doctype "... is not valid JSON", naming neither the URL nor what was wrong.
+    await expect(rt.listRuns()).rejects.toMatchObject({ code: 'invalid_request', message: `GET ${url}/api/v1/runs answered 200 with text/html, ${advice}` });
+    // Not retried for startTimeoutMs: a wrong URL does not get better.
+    await expect(rt.createRun({ name: 'nowhere' })).rejects.toMatchObject({ code: 'invalid_request', message: `POST ${url}/api/v1/runs answered 200 with text/html, ${advice}` });
+    const id = '01a22003-8dc8-7235-9aef-0608e89bc08d';
+    await expect(rt.getRun(id)).rejects.toMatchObject({ code: 'invalid_request', message: `GET ${url}/api/v1/runs/${id} answered 404, ${advice}` });
+    const watch = watchRun(id, { url, transports: ['poll'] });
+    const final = await watch.done;
+    expect(final.connection).toBe('ended');
+    expect(final.error).toMatchObject({ code: 'invalid_request', message: `GET ${url}/api/v1/runs/${id} answered 404, ${advice}` });
+  } finally {
+    other.closeAllConnections();
+    await new Promise<void>((resolve) => other.close(() => resolve()));
+  }
+});

@@ -158,7 +158,15 @@ export class HttpApi {
     // A route without a JSON answer (204) has RouteResult undefined.
     if (response.status === 204) return undefined as RouteResult<R>;
     const text = await response.text();
-    const payload = text.length > 0 ? (JSON.parse(text) as unknown) : undefined;
+    let payload: unknown;
+    try {
+      payload = text.length > 0 ? (JSON.parse(text) as unknown) : undefined;
+    } catch (err) {
+      // Another server answered (a dev server on the wrong port, a proxy's page): say so, not "Unexpected token '<'".
+      void err;
+      if (response.ok) throw notRuntrail(`${route.method} ${url}`, `${response.status} with ${response.headers.get('content-type') ?? 'no content type'}`);
+      payload = undefined;
+    }
     if (!response.ok) {
       const err = this.errorOf(response.status, payload, `${route.method} ${url}`);
       err.retryAfterMs = retryAfterMs(response.headers.get('retry-after'));
@@ -270,7 +278,16 @@ export function errorFromResponse(status: number, payload: unknown, what: string
   const code = body?.error?.code;
   if (isErrorCode(code)) return new RuntrailError(code, body!.error!.message, body!.error!.details);
   if (status >= 500) return new RuntrailError('unavailable', `${what} answered ${status}`);
-  return new RuntrailError('invalid_request', `${what} answered ${status}`);
+  return notRuntrail(what, String(status));
+}
+
+/**
+ * An answer without runtrail's JSON (no error body, or a success that is
+ * not JSON): the URL reaches some other server. A status alone, or a JSON
+ * parser's "Unexpected token '<'", leaves the user to guess that.
+ */
+function notRuntrail(what: string, answered: string): RuntrailError {
+  return new RuntrailError('invalid_request', `${what} answered ${answered}, not as a runtrail server does: is the client's url the runtrail server's, with no path (such as http://127.0.0.1:4310)?`);
 }
 
 /** A Retry-After header (seconds or an HTTP date) in ms; undefined when absent or unreadable. */
