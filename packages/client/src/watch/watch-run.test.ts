@@ -8,6 +8,7 @@ import { RunWatch, watchRun, type RunWatchState, type WatchRunOptions } from './
 import { watchRuns } from './watch-runs.js';
 import type { WebSocketConstructor } from './types.js';
 import { systemClock, type Clock } from '../clock.js';
+import { RuntrailClient } from '../runtrail-client.js';
 
 /** A clock that runs `factor` times faster than the wall clock. */
 function fastClock(factor: number): Clock {
@@ -164,6 +165,19 @@ describe('a run that does not exist', () => {
     const final = await w.done;
     expect(final.connection).toBe('ended');
     expect(final.error?.code).toBe('run_not_found');
+  });
+
+  test('an id that is no id (an unset variable: undefined, empty) is refused when the watcher is made, and by the client', async () => {
+    const s = await server();
+    // Before: the watcher ended later with "buildPath(getRun): missing param id", or the server's "run  does not exist".
+    expect(() => watchRun(undefined as unknown as string, { url: s.url })).toThrow(
+      expect.objectContaining({ code: 'invalid_request', message: "invalid watchRun arguments: runId: must be a run's id, not undefined" }),
+    );
+    expect(() => watchRun('', { url: s.url })).toThrow("invalid watchRun arguments: runId: must be a run's id, not an empty string");
+    const rt = new RuntrailClient({ url: s.url, startTimeoutMs: 5_000 });
+    await expect(rt.getRun('')).rejects.toMatchObject({ code: 'invalid_request', message: 'invalid getRun path: id: must be a non-empty string, not an empty string' });
+    // Not retried for startTimeoutMs as if the server were away.
+    await expect(rt.attach(undefined as unknown as string)).rejects.toMatchObject({ code: 'invalid_request', message: 'invalid getRun path: id: must be a non-empty string, not undefined' });
   });
 });
 

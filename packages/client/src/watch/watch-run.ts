@@ -4,6 +4,7 @@ import {
   eventsOf,
   foldEvents,
   initialSnapshot,
+  invalidRequest,
   isTerminalStatus,
   isTerminalType,
   terminalStatusOf,
@@ -113,6 +114,10 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
   private ingestChain: Promise<void> = Promise.resolve();
 
   constructor(runId: string, options: WatchRunOptions) {
+    // An id from an unset variable: refused where the mistake is, not met later as the watcher's error about a path.
+    if (typeof runId !== 'string' || runId === '') {
+      throw invalidRequest('watchRun arguments', [{ path: 'runId', message: `must be a run's id, not ${runId === '' ? 'an empty string' : String(runId)}` }]);
+    }
     const after = options.after ?? 0;
     const fold: Fold = { snapshot: { ...initialSnapshot(), seq: after }, seq: after };
     super(
