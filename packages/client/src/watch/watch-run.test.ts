@@ -108,6 +108,27 @@ describe('late joiner through the SDK', () => {
     await reading;
     expect(isExactRange(seen, 0, 501)).toBe(true);
   });
+
+  test('a loop that breaks early closes a watcher no one else reads, so a script can end; one with a subscriber stays open', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'break' });
+    await s.runs.appendEvents(run.id, progressEvents(3));
+    // Before, the watcher stayed live after the break and its socket kept the process alive until the run ended.
+    const alone = watch(run.id, { url: s.url });
+    for await (const e of alone) if (e.seq === 2) break;
+    expect(alone.getState()).toMatchObject({ connection: 'ended', reason: 'closed_by_client' });
+    expect((await alone.done).reason).toBe('closed_by_client');
+    await waitFor(async () => (await s.runs.get(run.id)).observers === 0, { what: 'the closed watcher to leave the server' });
+
+    const shown = watch(run.id, { url: s.url });
+    const unsubscribe = shown.subscribe(() => undefined);
+    for await (const e of shown) if (e.seq === 2) break;
+    // A page still shows it: only the loop stopped.
+    expect(shown.getState().connection).not.toBe('ended');
+    await s.runs.appendEvents(run.id, progressEvents(1, 3));
+    await waitFor(() => shown.getState().seq === 4, { what: 'the subscribed watcher to go on' });
+    unsubscribe();
+  });
 });
 
 describe('a run that had ended when the watch began', () => {

@@ -136,8 +136,18 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
     this.stop(null, 'closed_by_client');
   }
 
+  /**
+   * Every event once, in order, ending after the terminal one. A loop that
+   * stops early (`break`, a throw, an iterator that fell too far behind)
+   * closes the watcher when no other iterator or subscriber still reads
+   * it: nothing would read what it receives, and its open connection
+   * would keep the process alive until the run ended.
+   */
   [Symbol.asyncIterator](): AsyncIterator<RunEvent> {
-    const queue = new EventQueue(this.options.maxIteratorBacklog ?? 100_000, () => this.iterators.delete(queue));
+    const queue = new EventQueue(this.options.maxIteratorBacklog ?? 100_000, () => {
+      this.iterators.delete(queue);
+      if (this.iterators.size === 0 && !this.hasSubscribers()) this.close();
+    });
     // A late iterator starts with the events still held, then continues live.
     queue.push(this.state.events);
     if (this.finished) queue.end(null);

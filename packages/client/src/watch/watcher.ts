@@ -48,6 +48,11 @@ export abstract class Watcher<S extends WatcherConnection, M> {
 
   getState = (): S => this.state;
 
+  /** Whether anyone subscribed to the state (a UI binding) and has not unsubscribed. */
+  protected hasSubscribers(): boolean {
+    return this.listeners.size > 0;
+  }
+
   subscribe = (listener: () => void): (() => void) => {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
