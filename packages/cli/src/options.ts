@@ -58,9 +58,9 @@ export function clientOptions(cmd: Command): { url: string; token: string | unde
   return { url: serverUrl(cmd), token: process.env.RUNTRAIL_TOKEN || undefined };
 }
 
-/** The client of a command's server (see clientOptions). */
+/** The client of a command's server (see clientOptions); a 401 without a token names RUNTRAIL_TOKEN, not the SDK's option. */
 export function clientFor(cmd: Command): RuntrailClient {
-  return new RuntrailClient(clientOptions(cmd));
+  return new RuntrailClient({ ...clientOptions(cmd), tokenHint: CLI_TOKEN_HINT });
 }
 
 function defaultText(key: (typeof configKeys)[number]): string {

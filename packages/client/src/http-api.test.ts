@@ -1,8 +1,12 @@
 import { createServer } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { expect, it } from 'vitest';
+import { RuntrailError } from '@runtrail/protocol';
+import { startTestServer } from '@runtrail/test-support/server';
 import { RuntrailClient } from './runtrail-client.js';
 import { watchRun } from './watch/index.js';
+
+const ADMIN = 'http-api-admin-token-0123456789';
 
 /** A loopback port that nothing listens on (taken, then released). */
 async function closedPort(): Promise<number> {
@@ -49,5 +53,59 @@ it('a server that takes longer than the request timeout is named in the error, w
   } finally {
     silent.closeAllConnections();
     await new Promise<void>((resolve) => silent.close(() => resolve()));
+  }
+});
+
+it('a 401 to a client given no token says how to give it one; a refused token keeps the server\'s words', async () => {
+  const s = await startTestServer({ adminToken: ADMIN });
+  try {
+    const anonymous = new RuntrailClient({ url: s.url, startTimeoutMs: 0 });
+    // Before, only the server's words, written for any HTTP client: which option of this SDK takes the token was left to guess.
+    const hinted = 'this server needs a token: send Authorization: Bearer <token> (no token was given to this client: pass one as the `token` option, new RuntrailClient({ url, token }))';
+    for (const call of [() => anonymous.listRuns(), () => anonymous.createRun({ name: 'private' }), () => anonymous.exportRun('01a22003-8dc8-7235-9aef-0608e89bc08d')]) {
+      const err = await call().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RuntrailError);
+      expect(err).toMatchObject({ code: 'unauthorized', message: hinted });
+    }
+    // An empty token (an unset variable read as '') is no token.
+    await expect(new RuntrailClient({ url: s.url, token: '' }).listRuns()).rejects.toMatchObject({ message: hinted });
+    await expect(new RuntrailClient({ url: s.url, token: 'not-the-token-at-all-0000' }).listRuns()).rejects.toMatchObject({
+      code: 'unauthorized',
+      message: 'the token is not valid on this server',
+    });
+    // A caller that tells its users otherwise (the CLI: RUNTRAIL_TOKEN) says that instead.
+    await expect(new RuntrailClient({ url: s.url, tokenHint: 'set RUNTRAIL_TOKEN' }).listRuns()).rejects.toMatchObject({
+      message: 'this server needs a token: send Authorization: Bearer <token> (no token was given to this client: set RUNTRAIL_TOKEN)',
+    });
+    expect((await new RuntrailClient({ url: s.url, token: ADMIN }).listRuns()).runs).toEqual([]);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+it('a url that reaches some other server (an HTML page, a 404 without runtrail\'s error) is said to be one, not a JSON parse error', async () => {
+  // A dev server on the wrong port: a page for every path, 404 for /missing.
+  const other = createHttpServer((req, res) => {
+    res.writeHead(req.url?.includes('01a22003') ? 404 : 200, { 'content-type': 'text/html' });
+    res.end('<!doctype html><title>not runtrail</title>');
+  });
+  await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${(other.address() as { port: number }).port}`;
+    const rt = new RuntrailClient({ url, startTimeoutMs: 5_000 });
+    const advice = "not as a runtrail server does: is the client's url the runtrail server's, with no path (such as http://127.0.0.1:4310)?";
+    // Before: SyntaxError "Unexpected token '<', "<!doctype "... is not valid JSON", naming neither the URL nor what was wrong.
+    await expect(rt.listRuns()).rejects.toMatchObject({ code: 'invalid_request', message: `GET ${url}/api/v1/runs answered 200 with text/html, ${advice}` });
+    // Not retried for startTimeoutMs: a wrong URL does not get better.
+    await expect(rt.createRun({ name: 'nowhere' })).rejects.toMatchObject({ code: 'invalid_request', message: `POST ${url}/api/v1/runs answered 200 with text/html, ${advice}` });
+    const id = '01a22003-8dc8-7235-9aef-0608e89bc08d';
+    await expect(rt.getRun(id)).rejects.toMatchObject({ code: 'invalid_request', message: `GET ${url}/api/v1/runs/${id} answered 404, ${advice}` });
+    const watch = watchRun(id, { url, transports: ['poll'] });
+    const final = await watch.done;
+    expect(final.connection).toBe('ended');
+    expect(final.error).toMatchObject({ code: 'invalid_request', message: `GET ${url}/api/v1/runs/${id} answered 404, ${advice}` });
+  } finally {
+    other.closeAllConnections();
+    await new Promise<void>((resolve) => other.close(() => resolve()));
   }
 });

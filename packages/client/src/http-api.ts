@@ -21,6 +21,13 @@ export interface HttpApiOptions {
   headers?: Record<string, string>;
   /** Sent as `Authorization: Bearer <token>` on every request (servers with auth on need one). */
   token?: string | undefined;
+  /**
+   * Where this client's user gives a token, in their terms, said after the
+   * server's message when it answers 401 and no token was given (the
+   * server's "send Authorization: Bearer" is written for any HTTP client).
+   * RuntrailClient names its `token` option; the CLI names RUNTRAIL_TOKEN.
+   */
+  tokenHint?: string;
   fetch?: typeof fetch;
 }
 
@@ -105,12 +112,16 @@ export class HttpApi {
   readonly timeoutMs: number;
   private readonly headers: Record<string, string>;
   private readonly fetchImpl: typeof fetch;
+  /** Said on a 401 when this client has no token; undefined: the server's words alone. */
+  private readonly missingTokenHint: string | undefined;
 
   constructor(options: HttpApiOptions) {
     this.baseUrl = serverUrl(options.url);
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
     this.headers = { ...options.headers, ...authHeaders(options.token) };
     this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+    // A token given and refused keeps the server's own words: the hint is for one never given.
+    this.missingTokenHint = options.token ? undefined : options.tokenHint;
   }
 
   /** Where and how this client connects, as plain data: what a worker thread needs to send a producer's last words at exit. */
@@ -147,9 +158,17 @@ export class HttpApi {
     // A route without a JSON answer (204) has RouteResult undefined.
     if (response.status === 204) return undefined as RouteResult<R>;
     const text = await response.text();
-    const payload = text.length > 0 ? (JSON.parse(text) as unknown) : undefined;
+    let payload: unknown;
+    try {
+      payload = text.length > 0 ? (JSON.parse(text) as unknown) : undefined;
+    } catch (err) {
+      // Another server answered (a dev server on the wrong port, a proxy's page): say so, not "Unexpected token '<'".
+      void err;
+      if (response.ok) throw notRuntrail(`${route.method} ${url}`, `${response.status} with ${response.headers.get('content-type') ?? 'no content type'}`);
+      payload = undefined;
+    }
     if (!response.ok) {
-      const err = errorFromResponse(response.status, payload, `${route.method} ${url}`);
+      const err = this.errorOf(response.status, payload, `${route.method} ${url}`);
       err.retryAfterMs = retryAfterMs(response.headers.get('retry-after'));
       throw err;
     }
@@ -195,11 +214,21 @@ export class HttpApi {
         // Not our JSON error body (a proxy's page): the status says enough.
         payload = undefined;
       }
-      throw errorFromResponse(response.status, payload, `${route.method} ${url}`);
+      throw this.errorOf(response.status, payload, `${route.method} ${url}`);
     }
     return response;
   }
+
+  /** The server's error, with where to give a token when it wants one and this client has none. */
+  private errorOf(status: number, payload: unknown, what: string): RuntrailError {
+    const err = errorFromResponse(status, payload, what);
+    if (err.code !== 'unauthorized' || this.missingTokenHint === undefined) return err;
+    return new RuntrailError('unauthorized', `${err.message} (${NO_TOKEN_GIVEN}: ${this.missingTokenHint})`, err.details);
+  }
 }
+
+/** How a hinted 401's hint begins, as the watchers' "no token was given to this watcher". */
+const NO_TOKEN_GIVEN = 'no token was given to this client';
 
 interface SendExtras {
   /** A raw body (bytes, text, a stream); sent as is, not as JSON. */
@@ -249,7 +278,16 @@ export function errorFromResponse(status: number, payload: unknown, what: string
   const code = body?.error?.code;
   if (isErrorCode(code)) return new RuntrailError(code, body!.error!.message, body!.error!.details);
   if (status >= 500) return new RuntrailError('unavailable', `${what} answered ${status}`);
-  return new RuntrailError('invalid_request', `${what} answered ${status}`);
+  return notRuntrail(what, String(status));
+}
+
+/**
+ * An answer without runtrail's JSON (no error body, or a success that is
+ * not JSON): the URL reaches some other server. A status alone, or a JSON
+ * parser's "Unexpected token '<'", leaves the user to guess that.
+ */
+function notRuntrail(what: string, answered: string): RuntrailError {
+  return new RuntrailError('invalid_request', `${what} answered ${answered}, not as a runtrail server does: is the client's url the runtrail server's, with no path (such as http://127.0.0.1:4310)?`);
 }
 
 /** A Retry-After header (seconds or an HTTP date) in ms; undefined when absent or unreadable. */

@@ -48,6 +48,9 @@ export type RuntrailClientOptions = HttpApiOptions & {
   };
 };
 
+/** Where a RuntrailClient's user gives a token (the server's 401 says only "send Authorization: Bearer"). */
+const CLIENT_TOKEN_HINT = 'pass one as the `token` option, new RuntrailClient({ url, token })';
+
 /** The REST face of a runtrail server, and the factory of producer handles. */
 export class RuntrailClient {
   readonly api: HttpApi;
@@ -55,7 +58,7 @@ export class RuntrailClient {
   private readonly startTimeoutMs: number;
 
   constructor(options: RuntrailClientOptions) {
-    this.api = new HttpApi(options);
+    this.api = new HttpApi({ tokenHint: CLIENT_TOKEN_HINT, ...options });
     this.producerOptions = options.producer;
     this.startTimeoutMs = options.startTimeoutMs ?? 5_000;
   }

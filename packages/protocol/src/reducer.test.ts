@@ -772,7 +772,14 @@ describe('protocol: buildPath', () => {
   });
 
   it('refuses to build a path with a missing param', () => {
-    expect(() => buildPath('getRun', {} as { id: string })).toThrow(/missing param id/);
+    expect(() => buildPath('getRun', {} as { id: string })).toThrow(
+      expect.objectContaining({ code: 'invalid_request', message: 'invalid getRun path: id: must be a non-empty string, not undefined' }),
+    );
+    // Before, '' built /api/v1/runs/ and the server said "run  does not exist".
+    expect(() => buildPath('getRun', { id: '' })).toThrow(
+      expect.objectContaining({ code: 'invalid_request', message: 'invalid getRun path: id: must be a non-empty string, not an empty string' }),
+    );
+    expect(() => buildPath('getArtifact', { id: 'r1', name: 42 as unknown as string })).toThrow(/invalid getArtifact path: name: must be a non-empty string, not a number \(42\)/);
   });
 
   it('builds every route of the table to a path with no unfilled param', () => {

@@ -12,6 +12,7 @@ import {
 import { RunsFilter, StreamRunQuery } from './stream.js';
 import { CreateRunTokenBody, CreateTokenBody } from './auth.js';
 import { ExportRunQuery, PutArtifactQuery } from './artifacts.js';
+import { invalidRequest } from './validate.js';
 
 /**
  * Every HTTP route of runtrail, defined once. The server registers exactly
@@ -211,8 +212,12 @@ export function buildPath<R extends RouteName>(
 ): string {
   const template: string = routes[name].path;
   const path = template.replace(/:([A-Za-z]+)/g, (_, key: string) => {
-    const value = (params as Record<string, string>)[key];
-    if (value === undefined) throw new Error(`buildPath(${name}): missing param ${key}`);
+    const value: unknown = (params as Record<string, unknown>)[key];
+    // An id from an unset variable (undefined, '') would otherwise reach another route or say "run  does not exist".
+    if (typeof value !== 'string' || value === '') {
+      const given = value === undefined ? 'undefined' : typeof value === 'string' ? 'an empty string' : `a ${typeof value} (${String(value)})`;
+      throw invalidRequest(`${name} path`, [{ path: key, message: `must be a non-empty string, not ${given}` }]);
+    }
     return encodeURIComponent(value);
   });
   if (!query) return path;

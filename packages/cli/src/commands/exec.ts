@@ -103,6 +103,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
     const client = new RuntrailClient({
       url,
       token: embedded ? undefined : process.env.RUNTRAIL_TOKEN || undefined,
+      tokenHint: CLI_TOKEN_HINT,
       startTimeoutMs: START_TIMEOUT_MS,
       producer: { holdHeartbeat: true },
     });

@@ -73,6 +73,24 @@ describe('currentRun() under runtrail exec', () => {
     expect(events.filter((e) => e.type === 'metric')).toHaveLength(1);
   });
 
+  it('against a server with auth on and no RUNTRAIL_TOKEN, says the variable is not set (not an SDK option its user never wrote)', async () => {
+    const authed = await startServer({ adminToken: 'current-run-admin-token-0123456789' });
+    const saved = { id: process.env.RUNTRAIL_RUN_ID, url: process.env.RUNTRAIL_URL, token: process.env.RUNTRAIL_TOKEN };
+    Object.assign(process.env, { RUNTRAIL_RUN_ID: '01a22003-8dc8-7235-9aef-0608e89bc08d', RUNTRAIL_URL: authed.url });
+    delete process.env.RUNTRAIL_TOKEN;
+    try {
+      await expect(currentRun({ startTimeoutMs: 0 })).rejects.toMatchObject({
+        code: 'unauthorized',
+        message: 'this server needs a token: send Authorization: Bearer <token> (no token was given to this client: currentRun() sends the token in RUNTRAIL_TOKEN, which is not set)',
+      });
+    } finally {
+      for (const [name, value] of [['RUNTRAIL_RUN_ID', saved.id], ['RUNTRAIL_URL', saved.url], ['RUNTRAIL_TOKEN', saved.token]] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+
   it('is null in a process that runs under no run', async () => {
     expect(process.env.RUNTRAIL_RUN_ID ?? '').toBe('');
     expect(await currentRun()).toBeNull();

@@ -4,6 +4,9 @@ import type { RunHandle } from './run-handle.js';
 /** Where a process finds its server when RUNTRAIL_URL is not set (runtrail serve's default). */
 const DEFAULT_URL = 'http://127.0.0.1:4310';
 
+/** Where currentRun() takes a token from (its 401 would otherwise name RuntrailClient's option, which its user never sees). */
+const CURRENT_RUN_TOKEN_HINT = 'currentRun() sends the token in RUNTRAIL_TOKEN, which is not set';
+
 const attached = new Map<string, Promise<RunHandle>>();
 
 /**
@@ -21,7 +24,7 @@ export function currentRun(options: Omit<RuntrailClientOptions, 'url'> = {}): Pr
   if (!runId) return Promise.resolve(null);
   let handle = attached.get(runId);
   if (!handle) {
-    handle = new RuntrailClient({ url: env.RUNTRAIL_URL || DEFAULT_URL, token: env.RUNTRAIL_TOKEN || undefined, ...options }).attach(runId);
+    handle = new RuntrailClient({ url: env.RUNTRAIL_URL || DEFAULT_URL, token: env.RUNTRAIL_TOKEN || undefined, tokenHint: CURRENT_RUN_TOKEN_HINT, ...options }).attach(runId);
     attached.set(runId, handle);
     // A server that did not answer is asked again by the next call.
     handle.catch(() => attached.delete(runId));

@@ -79,6 +79,8 @@ export interface UseRunsResult {
   connection: ConnectionState;
   /** Why `connection` last changed (`error`, `closed`, `idle_timeout`, `fallback`, …). */
   reason: ConnectionReason;
+  /** Transport of the current (or last) connection: 'ws' or 'poll' (a runs list has no SSE route); null before the first one. */
+  transport: TransportName | null;
   /** Why the watcher stopped (a refused filter or token), or the last connection problem while it retries. */
   error: RuntrailError | null;
 }
@@ -107,5 +109,5 @@ export function useRuns(filter: RunsFilter = {}, options: UseRunsOptions = {}): 
     [config, key, limit, throttleMs],
   );
   const state = useSyncExternalStore(store.subscribe, store.getSnapshot, () => INITIAL_RUNS_STATE);
-  return { runs: state.runs, connection: state.connection, reason: state.reason, error: state.error };
+  return { runs: state.runs, connection: state.connection, reason: state.reason, transport: state.transport, error: state.error };
 }

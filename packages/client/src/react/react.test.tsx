@@ -77,6 +77,7 @@ test('a runs source lists runs live', async () => {
   const off = source.subscribe(() => undefined);
   cleanups.push(off);
   await waitFor(() => source.getSnapshot().connection === 'live');
+  expect(source.getSnapshot().transport).toBe('ws');
   const { run } = await s.runs.create({ name: 'new' });
   await waitFor(() => source.getSnapshot().runs.some((r) => r.id === run.id));
 });
@@ -97,9 +98,9 @@ test('with auth on and no token, a hook\'s source ends unauthorized with the ser
 test('useRun and useRuns render their idle state on the server and need a provider', () => {
   function RunView({ id }: { id: string | null }) {
     const { run, snapshot, events, seq, connection, reason, transport, error } = useRun(id);
-    const { runs, reason: listReason } = useRuns({ status: 'running' });
+    const { runs, reason: listReason, transport: listTransport } = useRuns({ status: 'running' });
     return (
-      <p>{`${connection}|${reason}|${transport ?? 'no-transport'}|${seq}|${run === null ? 'no-run' : run.id}|${snapshot.seq}|${events.length}|${error === null ? 'ok' : error.code}|${runs.length}|${listReason}`}</p>
+      <p>{`${connection}|${reason}|${transport ?? 'no-transport'}|${seq}|${run === null ? 'no-run' : run.id}|${snapshot.seq}|${events.length}|${error === null ? 'ok' : error.code}|${runs.length}|${listReason}|${listTransport ?? 'no-transport'}`}</p>
     );
   }
   const page = (id: string | null) =>
@@ -108,8 +109,8 @@ test('useRun and useRuns render their idle state on the server and need a provid
         <RunView id={id} />
       </RuntrailProvider>,
     );
-  expect(page('some-id')).toContain('connecting|start|no-transport|0|no-run|0|0|ok|0|start');
+  expect(page('some-id')).toContain('connecting|start|no-transport|0|no-run|0|0|ok|0|start|no-transport');
   // No run selected: nothing will connect, and it says so rather than "connecting" for ever.
-  expect(page(null)).toContain('idle|no_run|no-transport|0|no-run|0|0|ok|0|start');
+  expect(page(null)).toContain('idle|no_run|no-transport|0|no-run|0|0|ok|0|start|no-transport');
   expect(() => renderToString(<RunView id="some-id" />)).toThrow(/RuntrailProvider/);
 });

@@ -8,6 +8,7 @@ import { RunWatch, watchRun, type RunWatchState, type WatchRunOptions } from './
 import { watchRuns } from './watch-runs.js';
 import type { WebSocketConstructor } from './types.js';
 import { systemClock, type Clock } from '../clock.js';
+import { RuntrailClient } from '../runtrail-client.js';
 
 /** A clock that runs `factor` times faster than the wall clock. */
 function fastClock(factor: number): Clock {
@@ -107,6 +108,27 @@ describe('late joiner through the SDK', () => {
     await reading;
     expect(isExactRange(seen, 0, 501)).toBe(true);
   });
+
+  test('a loop that breaks early closes a watcher no one else reads, so a script can end; one with a subscriber stays open', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'break' });
+    await s.runs.appendEvents(run.id, progressEvents(3));
+    // Before, the watcher stayed live after the break and its socket kept the process alive until the run ended.
+    const alone = watch(run.id, { url: s.url });
+    for await (const e of alone) if (e.seq === 2) break;
+    expect(alone.getState()).toMatchObject({ connection: 'ended', reason: 'closed_by_client' });
+    expect((await alone.done).reason).toBe('closed_by_client');
+    await waitFor(async () => (await s.runs.get(run.id)).observers === 0, { what: 'the closed watcher to leave the server' });
+
+    const shown = watch(run.id, { url: s.url });
+    const unsubscribe = shown.subscribe(() => undefined);
+    for await (const e of shown) if (e.seq === 2) break;
+    // A page still shows it: only the loop stopped.
+    expect(shown.getState().connection).not.toBe('ended');
+    await s.runs.appendEvents(run.id, progressEvents(1, 3));
+    await waitFor(() => shown.getState().seq === 4, { what: 'the subscribed watcher to go on' });
+    unsubscribe();
+  });
 });
 
 describe('a run that had ended when the watch began', () => {
@@ -164,6 +186,19 @@ describe('a run that does not exist', () => {
     const final = await w.done;
     expect(final.connection).toBe('ended');
     expect(final.error?.code).toBe('run_not_found');
+  });
+
+  test('an id that is no id (an unset variable: undefined, empty) is refused when the watcher is made, and by the client', async () => {
+    const s = await server();
+    // Before: the watcher ended later with "buildPath(getRun): missing param id", or the server's "run  does not exist".
+    expect(() => watchRun(undefined as unknown as string, { url: s.url })).toThrow(
+      expect.objectContaining({ code: 'invalid_request', message: "invalid watchRun arguments: runId: must be a run's id, not undefined" }),
+    );
+    expect(() => watchRun('', { url: s.url })).toThrow("invalid watchRun arguments: runId: must be a run's id, not an empty string");
+    const rt = new RuntrailClient({ url: s.url, startTimeoutMs: 5_000 });
+    await expect(rt.getRun('')).rejects.toMatchObject({ code: 'invalid_request', message: 'invalid getRun path: id: must be a non-empty string, not an empty string' });
+    // Not retried for startTimeoutMs as if the server were away.
+    await expect(rt.attach(undefined as unknown as string)).rejects.toMatchObject({ code: 'invalid_request', message: 'invalid getRun path: id: must be a non-empty string, not undefined' });
   });
 });
 

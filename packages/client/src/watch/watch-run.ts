@@ -4,6 +4,7 @@ import {
   eventsOf,
   foldEvents,
   initialSnapshot,
+  invalidRequest,
   isTerminalStatus,
   isTerminalType,
   terminalStatusOf,
@@ -70,8 +71,6 @@ export interface RunWatchState extends WatcherConnection {
   events: readonly RunEvent[];
   /** seq of `snapshot`. */
   seq: number;
-  /** Transport of the current (or last) connection. */
-  transport: TransportName | null;
   /** Why the watcher stopped (e.g. run_not_found), or the last connection problem while it retries. */
   error: RuntrailError | null;
   /**
@@ -115,6 +114,10 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
   private ingestChain: Promise<void> = Promise.resolve();
 
   constructor(runId: string, options: WatchRunOptions) {
+    // An id from an unset variable: refused where the mistake is, not met later as the watcher's error about a path.
+    if (typeof runId !== 'string' || runId === '') {
+      throw invalidRequest('watchRun arguments', [{ path: 'runId', message: `must be a run's id, not ${runId === '' ? 'an empty string' : String(runId)}` }]);
+    }
     const after = options.after ?? 0;
     const fold: Fold = { snapshot: { ...initialSnapshot(), seq: after }, seq: after };
     super(
@@ -133,8 +136,18 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
     this.stop(null, 'closed_by_client');
   }
 
+  /**
+   * Every event once, in order, ending after the terminal one. A loop that
+   * stops early (`break`, a throw, an iterator that fell too far behind)
+   * closes the watcher when no other iterator or subscriber still reads
+   * it: nothing would read what it receives, and its open connection
+   * would keep the process alive until the run ended.
+   */
   [Symbol.asyncIterator](): AsyncIterator<RunEvent> {
-    const queue = new EventQueue(this.options.maxIteratorBacklog ?? 100_000, () => this.iterators.delete(queue));
+    const queue = new EventQueue(this.options.maxIteratorBacklog ?? 100_000, () => {
+      this.iterators.delete(queue);
+      if (this.iterators.size === 0 && !this.hasSubscribers()) this.close();
+    });
     // A late iterator starts with the events still held, then continues live.
     queue.push(this.state.events);
     if (this.finished) queue.end(null);
@@ -224,7 +237,7 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
 
   protected override onConnectionChange(change: ConnectionChange): void {
     // A count is only known while a stream that reports it is live; the next one reports it afresh.
-    this.state = { ...this.state, transport: change.transport, ...(change.connection === 'live' ? {} : { observers: null }) };
+    if (change.connection !== 'live') this.state = { ...this.state, observers: null };
     super.onConnectionChange(change);
   }
 

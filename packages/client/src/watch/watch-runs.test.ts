@@ -23,6 +23,8 @@ for (const [name, options] of [
     cleanups.push(() => all.close(), () => running.close());
     await waitFor(() => all.getState().runs.length === 1 && running.getState().runs.length === 1, { what: 'initial list' });
     expect(all.getState().connection).toBe(options.WebSocket ? 'live' : 'polling');
+    // Says how it is connected, as a run watcher does (before, a list's state had no transport).
+    expect(all.getState().transport).toBe(options.WebSocket ? 'ws' : 'poll');
 
     const { run } = await s.runs.create({ name: 'listed', input: { dataset: 'docs-v2', seed: 7 } });
     await s.runs.create({ name: 'unrelated' });

@@ -3,7 +3,7 @@ import type { HttpApi } from '../http-api.js';
 import { connectionSettings, withTokenHint, type ConnectionSettings } from './connection.js';
 import { reconnectLoop, type ConnectionChange, type ReconnectOptions } from './reconnect.js';
 import type { ConnectionReason, Transport } from './transport.js';
-import type { ConnectionState, WatchConnectionOptions } from './types.js';
+import type { ConnectionState, TransportName, WatchConnectionOptions } from './types.js';
 import { WsTransport } from './ws-transport.js';
 
 /** What every watcher's state says about its connection. */
@@ -11,6 +11,8 @@ export interface WatcherConnection {
   connection: ConnectionState;
   /** Why `connection` last changed. */
   reason: ConnectionReason;
+  /** Transport of the current (or last) connection: 'ws', 'sse' or 'poll'; null before the first one. */
+  transport: TransportName | null;
   error: RuntrailError | null;
 }
 
@@ -46,6 +48,11 @@ export abstract class Watcher<S extends WatcherConnection, M> {
 
   getState = (): S => this.state;
 
+  /** Whether anyone subscribed to the state (a UI binding) and has not unsubscribed. */
+  protected hasSubscribers(): boolean {
+    return this.listeners.size > 0;
+  }
+
   subscribe = (listener: () => void): (() => void) => {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -68,7 +75,7 @@ export abstract class Watcher<S extends WatcherConnection, M> {
 
   /** The state's connection fields follow the loop; a subclass may record more of the change. */
   protected onConnectionChange(change: ConnectionChange): void {
-    this.setConnection({ connection: change.connection, reason: change.reason, ...(change.error !== undefined ? { error: change.error } : {}) });
+    this.setConnection({ connection: change.connection, reason: change.reason, transport: change.transport, ...(change.error !== undefined ? { error: change.error } : {}) });
   }
 
   protected setConnection(fields: Partial<WatcherConnection>): void {
