@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import errno
 import hashlib
 import http.client
 import json
@@ -35,13 +36,31 @@ def backoff_delay(attempt: int, initial: float = 0.05, maximum: float = 2.0) -> 
     return random.random() * min(maximum, initial * (2 ** min(attempt, 30)))
 
 
+#: errno values of an OSError that is the network's, not this machine's files: worth another try.
+NETWORK_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "EHOSTDOWN",
+        "ENETUNREACH", "ENETDOWN", "ENETRESET", "EADDRNOTAVAIL", "ENOTCONN", "ESHUTDOWN",
+    )
+    if hasattr(errno, name)
+)
+
+
 def is_retryable(err: BaseException) -> bool:
-    """Worth retrying: no answer (refused, reset, timed out), or the server said it is busy or failed."""
+    """Worth retrying: no answer (refused, reset, timed out), or the server said it is busy or failed.
+
+    An OSError of this machine's own (a full disk or no permission while a
+    download is written) is not: trying again for ``retry_for`` would only
+    hide it that long.
+    """
     if isinstance(err, RuntrailError):
         return err.code in RETRYABLE_CODES or (err.status in RETRYABLE_STATUSES)
     if isinstance(err, urllib.error.HTTPError):
         return False
-    return isinstance(err, (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout, http.client.HTTPException, OSError))
+    if isinstance(err, (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout, socket.gaierror, http.client.HTTPException)):
+        return True
+    return isinstance(err, OSError) and err.errno in NETWORK_ERRNOS
 
 
 def retry_after_seconds(err: BaseException) -> Optional[float]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import errno
 import os
+import resource
 import shutil
 import stat
 import tempfile
@@ -140,6 +142,22 @@ class ArchiveTest(unittest.TestCase):
         with self.assertRaises(runtrail.RuntrailError) as caught:
             runtrail.Client(f"http://127.0.0.1:{cutting.port}", retry_for=0).export_run(self.run_id, self.folder)
         self.assertEqual(caught.exception.code, "unavailable")
+        self.assertEqual(os.listdir(self.folder), [])
+
+    def test_a_local_write_error_while_exporting_raises_at_once_without_asking_again(self) -> None:
+        # A file size limit makes the partial file's write fail as a full disk would (EFBIG; Python ignores SIGXFSZ).
+        port = int(source.url.rsplit(":", 1)[1])
+        proxy = CuttingProxy(port, after=0, cuts=0)
+        self.addCleanup(proxy.close)
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
+        try:
+            with self.assertRaises(OSError) as caught:
+                runtrail.Client(f"http://127.0.0.1:{proxy.port}", retry_for=20).export_run(self.run_id, self.folder)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        self.assertEqual(caught.exception.errno, errno.EFBIG)
+        self.assertEqual(len(proxy.requests), 1)
         self.assertEqual(os.listdir(self.folder), [])
 
     def test_a_run_still_going_exports_with_a_warning_and_its_import_is_refused_importing_nothing(self) -> None:
