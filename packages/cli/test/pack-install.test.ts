@@ -90,6 +90,11 @@ describe('the packed packages installed in a fresh project', () => {
         expect(() => readFileSync(join(dir, entry.default)), `${name} ${entry.default}`).not.toThrow();
       }
       expect(readdirSync(dir).filter((f) => f === 'src' || f === 'test' || f === 'tsconfig.json')).toEqual([]);
+      // Without src, a source map that only pointed at ../src made bundlers warn and debuggers show nothing.
+      const map = JSON.parse(readFileSync(join(dir, name === 'cli' ? 'dist/main.js.map' : 'dist/index.js.map'), 'utf8')) as { sources: string[]; sourcesContent?: string[] };
+      expect(map.sourcesContent?.length, `${name} source map`).toBe(map.sources.length);
+      expect(map.sourcesContent!.every((text) => text.length > 0)).toBe(true);
+      expect((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { engines?: { node?: string } }).engines?.node, name).toBe('>=20.19');
     }
     const tsc = spawnSync(
       process.execPath,
