@@ -25,27 +25,16 @@ export async function followRun(
   const { url } = server;
   // --events prints every event from the first: a replay from 0 (by default a long run's watcher reads only its latest events).
   const from = options.onEvent ? { after: 0 } : {};
-  const watch = watchRun(runId, { url, token: server.token, tokenHint: CLI_TOKEN_HINT, WebSocket: WebSocket as unknown as WebSocketConstructor, ...from });
-  // The watcher reconnects for ever (right for a dashboard); a command must
-  // end: a server silent for giveUpAfterMs is an error.
-  let giveUp: (err: Error) => void = () => undefined;
-  const gaveUp = new Promise<never>((_, reject) => (giveUp = reject));
-  let silence: ReturnType<typeof setTimeout> | null = null;
-  const watchSilence = (state: RunWatchState) => {
-    const { giveUpAfterMs: ms } = options;
-    if (ms === undefined) return;
-    const answering = (state.connection === 'live' || state.connection === 'polling' || state.connection === 'ended') && state.error === null;
-    if (answering) {
-      if (silence) clearTimeout(silence);
-      silence = null;
-    } else {
-      silence ??= setTimeout(
-        () => giveUp(new RuntrailError('unavailable', `no answer from ${url} for ${ms} ms (${state.error?.message ?? state.connection}); gave up (--give-up-after)`)),
-        ms,
-      );
-    }
-  };
-  watchSilence(watch.getState());
+  // The watcher reconnects for ever by default (right for a dashboard); a command must end: a
+  // server silent for giveUpAfterMs stops it with an error.
+  const watch = watchRun(runId, {
+    url,
+    token: server.token,
+    tokenHint: CLI_TOKEN_HINT,
+    WebSocket: WebSocket as unknown as WebSocketConstructor,
+    ...from,
+    ...(options.giveUpAfterMs !== undefined ? { giveUpAfterMs: options.giveUpAfterMs } : {}),
+  });
   const out = options.out ?? process.stdout;
   const tty = out.isTTY === true;
   let lastLine = '';
@@ -79,24 +68,20 @@ export async function followRun(
     if (tty && options.live) options.live.draw(line);
     else out.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
   };
-  const unsubscribe = watch.subscribe(() => {
-    watchSilence(watch.getState());
-    draw();
-  });
+  const unsubscribe = watch.subscribe(draw);
   let final: RunWatchState;
   try {
-    final = await Promise.race([watch.done, gaveUp]);
-  } catch (err) {
-    // Unsubscribed first: closing publishes "ended", which would be drawn as though the run had.
-    unsubscribe();
-    watch.close();
-    throw err;
+    final = await watch.done;
   } finally {
     unsubscribe();
-    if (silence) clearTimeout(silence);
   }
   if (final.error && final.connection === 'ended' && !final.snapshot.terminal) {
     watch.close();
+    const details = final.error.details as { reason?: string; problem?: string } | undefined;
+    if (details?.reason === 'gave_up') {
+      // The option as this command's user gives it.
+      throw new RuntrailError('unavailable', `no answer from ${url} for ${options.giveUpAfterMs} ms (${String(details.problem)}); gave up (--give-up-after)`);
+    }
     throw final.error;
   }
   draw();

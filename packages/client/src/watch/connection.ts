@@ -22,6 +22,7 @@ export interface ConnectionSettings {
   idleTimeoutMs: number;
   pollIntervalMs: number;
   reconnect: { clock: Clock; backoff: BackoffOptions; random?: () => number; transportRetryMs: number };
+  giveUpAfterMs: number | null;
 }
 
 export const WATCH_DEFAULTS = {
@@ -38,6 +39,10 @@ export function connectionSettings(options: WatchConnectionOptions): ConnectionS
   const WebSocket = options.WebSocket !== undefined ? options.WebSocket : ((globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? null);
   const wanted = options.transports ?? [...WATCH_DEFAULTS.transports];
   requireUsableTransports(wanted, WebSocket !== null);
+  const { giveUpAfterMs } = options;
+  if (giveUpAfterMs !== undefined && !(typeof giveUpAfterMs === 'number' && giveUpAfterMs > 0 && Number.isFinite(giveUpAfterMs))) {
+    throw new RuntrailError('invalid_request', `giveUpAfterMs: a number of milliseconds above 0, not ${String(giveUpAfterMs)} (leave it out to keep trying for ever)`);
+  }
   return {
     api: new HttpApi({
       url: options.url,
@@ -60,6 +65,7 @@ export function connectionSettings(options: WatchConnectionOptions): ConnectionS
       ...(options.random ? { random: options.random } : {}),
       transportRetryMs: options.transportRetryMs ?? WATCH_DEFAULTS.transportRetryMs,
     },
+    giveUpAfterMs: options.giveUpAfterMs ?? null,
   };
 }
 

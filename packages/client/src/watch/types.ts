@@ -71,6 +71,14 @@ export interface WatchConnectionOptions {
   idleTimeoutMs?: number;
   /** Per-HTTP-request timeout. Default 10 s. */
   requestTimeoutMs?: number;
+  /**
+   * Stop, with an `unavailable` error saying so, once the server has not
+   * answered for this long (not reached, or every try failed since the
+   * last answer): `done` resolves and iterators throw, so a script that
+   * waits for a run ends rather than waiting for ever. Default: keep
+   * trying for ever (right for a dashboard).
+   */
+  giveUpAfterMs?: number;
   /** Randomness of the jitter (tests may fix it). */
   random?: () => number;
   /** Time for backoff, transport pauses, polling and the idle watchdog (tests may drive it). */

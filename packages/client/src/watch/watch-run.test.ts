@@ -453,6 +453,62 @@ describe('after the server was away', () => {
   });
 });
 
+describe('giveUpAfterMs', () => {
+  test('a watcher whose server stays away stops with unavailable naming the server and the option: done resolves, a for-await loop throws', async () => {
+    const s = await server();
+    const proxy = await proxyFor(s);
+    const { run } = await s.runs.create({ name: 'abandoned' });
+    await s.runs.appendEvents(run.id, progressEvents(2));
+    const w = watch(run.id, { url: proxy.url, giveUpAfterMs: 400, backoff: { initialMs: 20, maxMs: 100 } });
+    const loop = (async () => {
+      for await (const event of w) void event;
+    })();
+    await waitFor(() => w.getState().connection === 'live' && w.getState().seq === 2, { what: 'live' });
+    proxy.cut();
+    const final = await w.done;
+    expect(final.connection).toBe('ended');
+    expect(final.error?.code).toBe('unavailable');
+    expect(final.error?.message).toMatch(new RegExp(`^no answer from ${proxy.url.replace(/[.]/g, '\\.')} for 400 ms \\(.+\\); gave up \\(giveUpAfterMs\\)$`));
+    expect(final.error?.details).toMatchObject({ reason: 'gave_up', giveUpAfterMs: 400 });
+    await expect(loop).rejects.toMatchObject({ code: 'unavailable' });
+    // It stopped: the server back does not bring it back, and it has kept what it had.
+    proxy.allow();
+    expect(w.getState().seq).toBe(2);
+  });
+
+  test('a server that answers again within the time keeps the watcher going; one that never answered is given up on too', async () => {
+    const s = await server();
+    const proxy = await proxyFor(s);
+    const { run } = await s.runs.create({ name: 'blip' });
+    const w = watch(run.id, { url: proxy.url, giveUpAfterMs: 5_000, backoff: { initialMs: 20, maxMs: 50 } });
+    await waitFor(() => w.getState().connection === 'live', { what: 'live' });
+    proxy.cut();
+    await waitFor(() => w.getState().connection === 'reconnecting', { what: 'reconnecting' });
+    proxy.allow();
+    await waitFor(() => w.getState().connection === 'live', { what: 'live again' });
+    await s.runs.appendEvents(run.id, progressEvents(3));
+    await s.runs.finish(run.id, { status: 'succeeded' });
+    const final = await w.done;
+    expect(final.error).toBeNull();
+    expect(final.seq).toBe(4);
+
+    proxy.cut();
+    const never = watch(run.id, { url: proxy.url, giveUpAfterMs: 300, backoff: { initialMs: 20, maxMs: 50 } });
+    expect((await never.done).error?.message).toContain('gave up (giveUpAfterMs)');
+    const list = watchRuns({ url: proxy.url, WebSocket: WS, giveUpAfterMs: 300, backoff: { initialMs: 20, maxMs: 50 } });
+    cleanups.push(() => list.close());
+    await waitFor(() => list.getState().connection === 'ended', { what: 'the list given up on' });
+    expect(list.getState().error?.message).toContain('gave up (giveUpAfterMs)');
+  });
+
+  test('a value that is no positive number of ms is refused when the watcher is made, naming it', async () => {
+    const s = await server();
+    for (const bad of [0, -1, Number.NaN, Infinity, '30s' as unknown as number]) {
+      expect(() => watchRun('r', { url: s.url, WebSocket: WS, giveUpAfterMs: bad }), String(bad)).toThrow(/giveUpAfterMs: a number of milliseconds above 0/);
+    }
+  });
+});
+
 describe('gaps and duplicates', () => {
   test('a lost frame is detected as a gap and refetched; replayed frames are dropped', async () => {
     const s = await server();

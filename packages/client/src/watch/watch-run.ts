@@ -399,6 +399,10 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
     this.resolveDone(this.state);
   }
 
+  protected giveUp(error: RuntrailError): void {
+    this.stop(error, 'error');
+  }
+
   private stop(error: RuntrailError | null, reason: ConnectionReason): void {
     this.finished = true;
     this.aborter.abort();

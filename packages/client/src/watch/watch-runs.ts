@@ -42,6 +42,11 @@ export class RunsWatch extends Watcher<RunsWatchState, RunsMessage> {
     this.update({ connection: 'ended', reason: 'closed_by_client' });
   }
 
+  protected giveUp(error: RuntrailError): void {
+    this.aborter.abort();
+    this.update({ connection: 'ended', reason: 'error', error });
+  }
+
   protected async run(): Promise<void> {
     try {
       await this.reconnect({

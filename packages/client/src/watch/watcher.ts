@@ -1,4 +1,5 @@
-import type { ClientMessage, RuntrailError, ServerMessage } from '@runtrail/protocol';
+import { RuntrailError, type ClientMessage, type ServerMessage } from '@runtrail/protocol';
+import { unrefTimer, type TimerHandle } from '../clock.js';
 import type { HttpApi } from '../http-api.js';
 import { connectionSettings, withTokenHint, type ConnectionSettings } from './connection.js';
 import { reconnectLoop, type ConnectionChange, type ReconnectOptions } from './reconnect.js';
@@ -31,6 +32,8 @@ export abstract class Watcher<S extends WatcherConnection, M> {
   protected readonly aborter = new AbortController();
   private readonly listeners = new Set<() => void>();
   private started = false;
+  /** Runs out giveUpAfterMs after the server last answered (set while it does not). */
+  private silence: TimerHandle | null = null;
 
   constructor(initial: S, options: WatchConnectionOptions) {
     this.state = initial;
@@ -61,6 +64,9 @@ export abstract class Watcher<S extends WatcherConnection, M> {
   /** Connect, and keep connecting until stopped or a fatal error, which it throws. */
   protected abstract run(): Promise<void>;
 
+  /** Stop for good with this error (giveUpAfterMs ran out): the state ends, iterators and `done` say why. */
+  protected abstract giveUp(error: RuntrailError): void;
+
   /** The one reconnect loop, over this watcher's settings, ended by its aborter. */
   protected reconnect(options: Pick<ReconnectOptions<M>, 'transports' | 'deliver' | 'isFatal' | 'settle'>): Promise<void> {
     return reconnectLoop<M>({
@@ -90,7 +96,41 @@ export abstract class Watcher<S extends WatcherConnection, M> {
   /** Every change of the state goes through here, so every error it shows says how to give a missing token. */
   protected update(patch: Partial<S>): void {
     this.state = { ...this.state, ...patch, ...(patch.error ? { error: withTokenHint(patch.error, this.settings.token, this.tokenHint()) } : {}) };
+    this.watchSilence();
     this.notify();
+  }
+
+  /**
+   * giveUpAfterMs: a timer runs from when the server stops answering (a
+   * connection lost or refused, a failed read) and is cleared when it
+   * answers again; if it runs out the watcher stops. A stream that is live
+   * or a poll that read is an answer.
+   */
+  private watchSilence(): void {
+    const ms = this.settings.giveUpAfterMs;
+    if (ms === null) return;
+    const { clock } = this.settings.reconnect;
+    const { connection, error } = this.state;
+    const answering = connection === 'idle' || connection === 'ended' || ((connection === 'live' || connection === 'polling') && error === null);
+    if (answering || this.aborter.signal.aborted) {
+      if (this.silence !== null) clock.clearTimeout(this.silence);
+      this.silence = null;
+      return;
+    }
+    if (this.silence !== null) return;
+    this.silence = clock.setTimeout(() => {
+      this.silence = null;
+      if (this.aborter.signal.aborted) return;
+      const problem = this.state.error?.message ?? this.state.connection;
+      this.giveUp(
+        new RuntrailError('unavailable', `no answer from ${this.api.baseUrl} for ${ms} ms (${problem}); gave up (giveUpAfterMs)`, {
+          reason: 'gave_up',
+          giveUpAfterMs: ms,
+          problem,
+        }),
+      );
+    }, ms);
+    unrefTimer(this.silence);
   }
 
   /** The WebSocket transport when there is a WebSocket class and it is wanted; `hello` subscribes. */
