@@ -20,6 +20,11 @@ export class Readiness {
     private readonly intervalMs: number,
   ) {}
 
+  /** The last check's answer, without checking again (the readiness gauge reads it at every scrape). */
+  get ready(): boolean {
+    return this.last.ready;
+  }
+
   start(): void {
     this.timer ??= setInterval(() => void this.check(), this.intervalMs);
     this.timer.unref();
