@@ -133,6 +133,7 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
   const closing: Array<() => void> = [];
   const close = () =>
     (closed ??= (async () => {
+      const started = Date.now();
       // Handlers get their grace period while watchers can still see them end.
       app.readiness.stop();
       for (const step of closing.splice(0)) step();
@@ -143,6 +144,9 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
       await fanout?.stop();
       clock?.stop();
       await store.close();
+      // The last line: an operator reading the log of a stop knows it ended here, and how long it took.
+      const ms = Date.now() - started;
+      log.info({ ms }, `stopped in ${(ms / 1000).toFixed(1)} s: handlers ended, streams closed, store closed`);
       flushLog(log);
     })());
   const listen = async (): Promise<RunningServer> => {
