@@ -100,6 +100,12 @@ export class StreamServer {
       clearInterval(this.timer);
       clearInterval(this.authTimer);
       stopListening();
+      // What was committed before the close goes out first: the runs the executor just ended
+      // (interrupted) waited for the hub's next flush, and their watchers were closed without
+      // the end. Bounded: a flush hands out what is queued, it does not wait for readers.
+      let flushTimer: NodeJS.Timeout | undefined;
+      await Promise.race([deps.hub.whenFlushed(), new Promise<void>((resolve) => (flushTimer = setTimeout(resolve, CLOSE_ANSWER_MS)))]);
+      clearTimeout(flushTimer);
       const open = this.disconnectAll('close');
       wss.close();
       if (open === 0) return;

@@ -704,6 +704,27 @@ describe('shutdown', () => {
     await waitFor(() => sse.state.closed, { what: 'SSE stream ended' });
   });
 
+  test('a watcher of a run whose handler ignores the stop sees the run end interrupted, then its stream closes', async () => {
+    const s = await startTestServer({ shutdownGraceMs: 300 });
+    s.define('stubborn', async (ctx) => {
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        ctx.progress(1);
+      }
+    });
+    const { run } = await s.runs.create({ name: 'stubborn', execute: true });
+    const c = new RawWsClient(wsUrl(s));
+    await c.opened();
+    c.send({ op: 'subscribe', runId: run.id, after: 0 });
+    await waitFor(() => (c.events.get(run.id)?.length ?? 0) > 3, { what: 'the handler running' });
+    const closed = new Promise<number>((resolve) => c.ws.once('close', (code) => resolve(code)));
+    await s.cleanup();
+    expect(await closed).toBe(STREAM_CLOSE_CODES.goingAway);
+    // The end the executor wrote while shutting down reached the watcher before the close did.
+    expect(c.events.get(run.id)!.at(-1)).toMatchObject({ type: 'run.failed', data: { error: { kind: 'interrupted' } } });
+    expect(c.ended.has(run.id)).toBe(true);
+  });
+
   test('a WebSocket watcher that does not read cannot hold the shutdown: its connection is reset instead of awaited for 30 s', async () => {
     const s = await startTestServer();
     const { run } = await s.runs.create({ name: 'silent-watcher' });
