@@ -245,7 +245,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     limits: config,
     clientKey: keyOf,
   });
-  registerMetrics(http, metrics, { hub, stream, store, executor, concurrency: config.concurrency, heldHeartbeats: () => runs.heldHeartbeats });
+  registerMetrics(http, metrics, { hub, stream, store, executor, concurrency: config.concurrency, heldHeartbeats: () => runs.heldHeartbeats, ready: () => readiness.ready });
   logRunLifecycle(http.log, hub);
   await registerApiDocs(http, SERVER_VERSION);
   await registerStatic(http, config.webDir);

@@ -46,6 +46,24 @@ describe('RepeatedFailureLog', () => {
     expect(lines.at(-1)).toMatchObject({ level: 30, failures: 600, msg: 'reaper sweeps work again after 600 failure(s) over 600 s' });
   });
 
+  it('takes one outage met by different calls (read, write, connect ECONNRESET) for one failure: logged once, then counted', () => {
+    const { log, lines, advance } = setup();
+    const calls = ['read ECONNRESET', 'connect ECONNRESET 127.0.0.1:47399', 'write ECONNRESET'];
+    for (let i = 0; i < 120; i++) {
+      log.failed(new Error(`the database is unavailable (${calls[i % 3]}); retry shortly`));
+      advance(500);
+    }
+    log.succeeded();
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([
+      [50, 'reaper sweep failed'],
+      [30, 'reaper sweeps work again after 120 failure(s) over 60 s'],
+    ]);
+    // A failure of another kind is still a new one.
+    log.failed(new Error('the database is unavailable (read ECONNRESET); retry shortly'));
+    log.failed(new Error('the database is unavailable (connect ECONNREFUSED 127.0.0.1:5432); retry shortly'));
+    expect(lines.slice(2).map((l) => l.level)).toEqual([50, 50]);
+  });
+
   it('logs a different failure in full, and says nothing on success when nothing failed', () => {
     const { log, lines, advance } = setup({ level: 'warn' });
     log.succeeded();

@@ -4,6 +4,18 @@ import type { FastifyBaseLogger } from 'fastify';
 export const REPEAT_REPORT_MS = 60_000;
 
 /**
+ * A failure's message without what varies between tries of the same
+ * failure: Node's network errors name the call that met them ("read
+ * ECONNRESET", "write ECONNRESET", "connect ECONNRESET 127.0.0.1:5432"). With
+ * the database behind a cut link the three took turns, each taken for a new
+ * failure: a 12-second outage was 50 log lines, stack traces and NOT READY
+ * included, instead of one each.
+ */
+export function failureKind(message: string): string {
+  return message.replace(/\b(?:read|write|connect|getaddrinfo) (E[A-Z]+)(?: [\w.:%[\]-]+)?/g, '$1');
+}
+
+/**
  * Logs a failure that repeats as an operator wants to read it. While the
  * database is down every reaper sweep, executor claim, reconnect and request
  * fails the same way, several times a second: logged each time, a ten-minute
@@ -16,7 +28,7 @@ export const REPEAT_REPORT_MS = 60_000;
  * first line per outage).
  */
 export class RepeatedFailureLog {
-  private streak: { message: string; since: number; last: number; reportedAt: number; failures: number; unreported: number } | null = null;
+  private streak: { message: string; kind: string; since: number; last: number; reportedAt: number; failures: number; unreported: number } | null = null;
 
   constructor(
     private readonly log: FastifyBaseLogger,
@@ -35,17 +47,19 @@ export class RepeatedFailureLog {
     const now = (this.options.now ?? Date.now)();
     const every = this.options.reportEveryMs ?? REPEAT_REPORT_MS;
     const message = err instanceof Error ? err.message : String(err);
+    const kind = failureKind(message);
     const streak = this.streak;
     if (streak === null || now - streak.last >= every) {
       if (streak !== null) this.reportRepeats(streak, streak.last);
-      this.streak = { message, since: now, last: now, reportedAt: now, failures: 1, unreported: 0 };
+      this.streak = { message, kind, since: now, last: now, reportedAt: now, failures: 1, unreported: 0 };
       this.log[this.options.level ?? 'error']({ ...bindings, err }, this.options.failed);
       return;
     }
     streak.failures++;
     streak.last = now;
-    if (message !== streak.message) {
-      streak.message = message;
+    streak.message = message;
+    if (kind !== streak.kind) {
+      streak.kind = kind;
       streak.reportedAt = now;
       streak.unreported = 0;
       this.log[this.options.level ?? 'error']({ ...bindings, err }, this.options.failed);

@@ -8,6 +8,7 @@ import { ClusterWatchers } from './cluster/cluster-watchers.js';
 import { RemoteFanout } from './cluster/remote-fanout.js';
 import { describeChangedConfig, describeConfig, resolveConfig, type ConfigSources, type ServerConfig, type ServerConfigInput } from './config.js';
 import { createLogger, flushLog, logsForPeople } from './logger.js';
+import { RepeatedFailureLog } from './repeated-failure-log.js';
 import { stopOnSignals } from './stop-on-signals.js';
 
 import { StartupError } from './startup-error.js';
@@ -88,6 +89,7 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
   const config = resolveSecurity(resolved.config);
   const log = createLogger(config, undefined, logDestination);
   for (const warning of resolved.warnings) log.warn(warning);
+  const poolLosses = new RepeatedFailureLog(log, { failed: 'database connection lost; the pool reconnects on next use', level: 'warn' });
   // Set by onMigrating when the store's schema is upgraded while it opens.
   const upgrade = { to: 0, startedAt: 0 };
   const store =
@@ -99,7 +101,8 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
       poolSize: config.databasePoolSize,
       statementTimeoutMs: config.databaseStatementTimeoutMs,
       applicationName: `runtrail ${config.node}`,
-      onError: (err) => log.warn({ err }, 'database connection lost; the pool reconnects on next use'),
+      // Every idle connection of the pool fails at once when the database goes away: one line, then a count.
+      onError: (err) => poolLosses.failed(err),
       onMigrating: (from, to) => {
         // A new store's schema is made in a moment; an upgrade rewrites what it holds.
         if (from === 0) return;
@@ -133,6 +136,7 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
   const closing: Array<() => void> = [];
   const close = () =>
     (closed ??= (async () => {
+      const started = Date.now();
       // Handlers get their grace period while watchers can still see them end.
       app.readiness.stop();
       for (const step of closing.splice(0)) step();
@@ -143,6 +147,9 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
       await fanout?.stop();
       clock?.stop();
       await store.close();
+      // The last line: an operator reading the log of a stop knows it ended here, and how long it took.
+      const ms = Date.now() - started;
+      log.info({ ms }, `stopped in ${(ms / 1000).toFixed(1)} s: handlers ended, streams closed, store closed`);
       flushLog(log);
     })());
   const listen = async (): Promise<RunningServer> => {

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { RuntrailError, routes } from '@runtrail/protocol';
 import type { RunStore, StoreReadiness } from '@runtrail/store';
+import { failureKind } from '../repeated-failure-log.js';
 
 /**
  * Whether this node can take writes, checked on a timer so that a store
@@ -11,12 +12,18 @@ import type { RunStore, StoreReadiness } from '@runtrail/store';
 export class Readiness {
   private last: StoreReadiness = { ready: true, reasons: [] };
   private timer: NodeJS.Timeout | null = null;
+  private notReadySince: number | null = null;
 
   constructor(
     private readonly store: RunStore,
     private readonly log: FastifyBaseLogger,
     private readonly intervalMs: number,
   ) {}
+
+  /** The last check's answer, without checking again (the readiness gauge reads it at every scrape). */
+  get ready(): boolean {
+    return this.last.ready;
+  }
 
   start(): void {
     this.timer ??= setInterval(() => void this.check(), this.intervalMs);
@@ -35,11 +42,15 @@ export class Readiness {
     } catch (err) {
       now = { ready: false, reasons: [`the store's readiness check failed: ${(err as Error).message}`] };
     }
-    const changed = now.ready !== this.last.ready || now.reasons.join('\n') !== this.last.reasons.join('\n');
+    // The same outage seen through another call ("read ECONNRESET", "connect ECONNRESET …") is no change.
+    const changed = now.ready !== this.last.ready || failureKind(now.reasons.join('\n')) !== failureKind(this.last.reasons.join('\n'));
     if (changed && !now.ready) {
+      this.notReadySince ??= Date.now();
       this.log.error({ reasons: now.reasons, store: this.store.kind }, `NOT READY: writes are refused with 503: ${now.reasons.join('; ')}`);
     } else if (changed) {
-      this.log.warn({ store: this.store.kind }, 'ready again: the store takes writes');
+      const ms = this.notReadySince === null ? 0 : Date.now() - this.notReadySince;
+      this.notReadySince = null;
+      this.log.warn({ store: this.store.kind, notReadyMs: ms }, `ready again after ${(ms / 1000).toFixed(1)} s: the store takes writes`);
     }
     this.last = now;
     return now;

@@ -160,6 +160,8 @@ export interface MetricsDeps {
   store: RunStore;
   executor: Executor;
   concurrency: number;
+  /** Whether the store took writes at the readiness timer's last check (GET /readyz). */
+  ready: () => boolean;
 }
 
 /** Serve the metrics at routes.metrics, with the gauges read at scrape time. */
@@ -190,6 +192,16 @@ export function registerMetrics(http: FastifyInstance, metrics: ServerMetrics, d
       const queued = await storeRead(() => deps.store.countRuns({ status: 'queued' }));
       this.reset();
       if (queued) this.set(queued.total);
+    },
+  });
+  // What /readyz answers, for an alert written on metrics: read from the readiness timer's
+  // last check (every second), never from the store, so it answers while the store cannot.
+  new Gauge({
+    name: 'runtrail_ready',
+    help: 'Whether this node takes writes, as GET /readyz answers: 1 ready, 0 not (the store cannot be written or reached; the log says why)',
+    registers: [registry],
+    collect() {
+      this.set(deps.ready() ? 1 : 0);
     },
   });
   new Gauge({

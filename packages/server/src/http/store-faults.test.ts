@@ -9,6 +9,7 @@ import { RuntrailClient } from '@runtrail/client';
 import { buildPath, type RunEvent } from '@runtrail/protocol';
 import { tempDir, waitUntil } from '@runtrail/test-support';
 import { serverFixture, spawnFixture } from '../leases/lease.test-kit.js';
+import { sample } from './metrics.test-kit.js';
 import { startServer, type RunningServer } from '../start.js';
 
 /**
@@ -45,6 +46,10 @@ async function serve(dataDir: string, logLines?: Array<Record<string, unknown>>)
   const server = await startServer({ port: 0, dataDir, ...logging });
   cleanups.push(() => server.close());
   return server;
+}
+
+async function scrape(server: RunningServer): Promise<string> {
+  return (await fetch(`${server.url}${buildPath('metrics', {})}`)).text();
 }
 
 async function call(server: RunningServer, method: string, path: string, body?: unknown) {
@@ -187,6 +192,7 @@ describe('a database file that is gone or read-only (issue 11, item 4)', () => {
     const logLines: Array<Record<string, unknown>> = [];
     const { dir, server, id } = await servedRun('runtrail-removed-', 'doomed', logLines);
     expect((await call(server, 'GET', buildPath('ready', {}))).status).toBe(200);
+    expect(sample(await scrape(server), 'runtrail_ready')).toBe(1);
 
     rmSync(dir.path, { recursive: true, force: true });
 
@@ -205,6 +211,8 @@ describe('a database file that is gone or read-only (issue 11, item 4)', () => {
     expect(ready.status).toBe(503);
     expect(ready.body.error.details.reasons.join(' ')).toMatch(/runtrail\.db was deleted/);
     expect((await call(server, 'GET', buildPath('health', {}))).status).toBe(200);
+    // An alert written on metrics sees it too: the gauge follows the readiness check.
+    expect(sample(await scrape(server), 'runtrail_ready')).toBe(0);
     // The operator's log names the refusal and why, once: the three later writes refused alike are
     // counted, not repeated; the readiness probe's refusal, another message, has its own line.
     const refusals = logLines.filter((l) => l.msg === 'answered 503: unavailable');

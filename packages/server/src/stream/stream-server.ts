@@ -10,6 +10,15 @@ import { WsConnection, createWsServer } from './ws-transport.js';
 /** How often open streams' tokens are checked again (expiry, revocation on another node). */
 export const AUTH_RECHECK_MS = 1000;
 
+/**
+ * How long a closing server waits for WebSocket peers to answer its close
+ * frame before it resets their connections. A peer that does not read (a
+ * stalled tab, a client stuck behind a full buffer) never answers, and the
+ * ws library would wait 30 s for each: SIGTERM took 35 s with 20 such
+ * watchers open, past a typical orchestrator's kill deadline.
+ */
+export const CLOSE_ANSWER_MS = 2000;
+
 export interface StreamStats {
   connections: { ws: number; sse: number };
   /** Run and runs-list subscriptions held by those connections. */
@@ -33,6 +42,8 @@ export class StreamServer {
   private readonly timer: NodeJS.Timeout;
   private readonly authTimer: NodeJS.Timeout;
   private rechecking = false;
+  /** Called when the last connection is gone (a closing server waits on it). */
+  private onEmpty: (() => void) | null = null;
 
   constructor(
     private readonly http: FastifyInstance,
@@ -92,8 +103,25 @@ export class StreamServer {
       clearInterval(this.timer);
       clearInterval(this.authTimer);
       stopListening();
-      this.disconnectAll('close');
+      // What was committed before the close goes out first: the runs the executor just ended
+      // (interrupted) waited for the hub's next flush, and their watchers were closed without
+      // the end. Bounded: a flush hands out what is queued, it does not wait for readers.
+      let flushTimer: NodeJS.Timeout | undefined;
+      await Promise.race([deps.hub.whenFlushed(), new Promise<void>((resolve) => (flushTimer = setTimeout(resolve, CLOSE_ANSWER_MS)))]);
+      clearTimeout(flushTimer);
+      const open = this.disconnectAll('close');
       wss.close();
+      if (open === 0) return;
+      const started = Date.now();
+      if (await this.emptied(CLOSE_ANSWER_MS)) {
+        deps.log.info({ streams: open, ms: Date.now() - started }, `closed ${open} live stream(s): watchers were told the server is going away`);
+        return;
+      }
+      const silent = this.disconnectAll('reset');
+      deps.log.warn(
+        { streams: open, reset: silent },
+        `closed ${open} live stream(s); ${silent} WebSocket watcher(s) did not answer the close within ${CLOSE_ANSWER_MS} ms (not reading), so their connections were reset rather than holding up the shutdown`,
+      );
     });
   }
 
@@ -150,5 +178,22 @@ export class StreamServer {
 
   private remove(conn: StreamConnection): void {
     if (this.conns.delete(conn)) this.peakOfClosed = Math.max(this.peakOfClosed, conn.outlet.peakQueuedBytes);
+    if (this.conns.size === 0) this.onEmpty?.();
+  }
+
+  /** Whether every connection has gone within `ms`. */
+  private emptied(ms: number): Promise<boolean> {
+    if (this.conns.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.onEmpty = null;
+        resolve(false);
+      }, ms);
+      this.onEmpty = () => {
+        clearTimeout(timer);
+        this.onEmpty = null;
+        resolve(true);
+      };
+    });
   }
 }

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { EventSource } from 'eventsource';
 import { describe, expect, test } from 'vitest';
 import { STREAM_CLOSE_CODES, eventsOf, type RunEvent, type RunWithObservers } from '@runtrail/protocol';
@@ -702,4 +703,60 @@ describe('shutdown', () => {
     expect(await closed).toBe(STREAM_CLOSE_CODES.goingAway);
     await waitFor(() => sse.state.closed, { what: 'SSE stream ended' });
   });
+
+  test('a watcher of a run whose handler ignores the stop sees the run end interrupted, then its stream closes', async () => {
+    const s = await startTestServer({ shutdownGraceMs: 300 });
+    s.define('stubborn', async (ctx) => {
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        ctx.progress(1);
+      }
+    });
+    const { run } = await s.runs.create({ name: 'stubborn', execute: true });
+    const c = new RawWsClient(wsUrl(s));
+    await c.opened();
+    c.send({ op: 'subscribe', runId: run.id, after: 0 });
+    await waitFor(() => (c.events.get(run.id)?.length ?? 0) > 3, { what: 'the handler running' });
+    const closed = new Promise<number>((resolve) => c.ws.once('close', (code) => resolve(code)));
+    await s.cleanup();
+    expect(await closed).toBe(STREAM_CLOSE_CODES.goingAway);
+    // The end the executor wrote while shutting down reached the watcher before the close did.
+    expect(c.events.get(run.id)!.at(-1)).toMatchObject({ type: 'run.failed', data: { error: { kind: 'interrupted' } } });
+    expect(c.ended.has(run.id)).toBe(true);
+  });
+
+  test('a WebSocket watcher that does not read cannot hold the shutdown: its connection is reset instead of awaited for 30 s', async () => {
+    const s = await startTestServer();
+    const { run } = await s.runs.create({ name: 'silent-watcher' });
+    // A raw peer that completes the upgrade, subscribes, then never reads again:
+    // it never sees the server's close frame, so never answers it.
+    const { port } = new URL(s.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.on('error', () => undefined /* the reset this test expects */);
+    let head = '';
+    socket.on('data', (chunk: Buffer) => {
+      head += chunk.toString('latin1');
+    });
+    socket.write(
+      `GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+    await waitFor(() => head.includes('\r\n\r\n'), { what: 'the upgrade answered' });
+    expect(head).toMatch(/^HTTP\/1\.1 101/);
+    socket.write(maskedTextFrame(JSON.stringify({ op: 'subscribe', runId: run.id, after: 0 })));
+    await waitFor(() => s.stream.stats().subscriptions.ws === 1, { what: 'the silent peer subscribed' });
+    socket.pause();
+    const closed = s.cleanup().then(() => 'closed' as const);
+    // Far under the ws library's own 30 s wait for a close answer, far over CLOSE_ANSWER_MS.
+    const deadline = new Promise<'deadline'>((resolve) => setTimeout(() => resolve('deadline'), 15_000).unref());
+    expect(await Promise.race([closed, deadline])).toBe('closed');
+    socket.destroy();
+  });
 });
+
+/** One client-to-server text frame (clients must mask; the mask here is zero). */
+function maskedTextFrame(text: string): Buffer {
+  const payload = Buffer.from(text);
+  if (payload.length > 125) throw new Error('short frames only');
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length, 0, 0, 0, 0]), payload]);
+}

@@ -5,6 +5,7 @@ import { builtStoreUrl, requireFreshBuild } from '../fresh-build.test-kit.js';
 import { checkpointSuite, type CheckpointRow } from '../checkpoints.test-kit.js';
 import { waitUntil } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
+import { TcpProxy } from '@runtrail/test-support/tcp-proxy';
 import { migrations, postgresDialect } from '../migrations.js';
 import { LEGACY_RUN_ID, LEGACY_RUN_SQL, LEGACY_VERSION, expectLegacyRunIntact, legacyEventRows, legacySchema } from '../legacy-events.test-kit.js';
 import { EVENTS_PAGE_SQL, PgRunStore } from './pg-store.js';
@@ -180,6 +181,28 @@ describe('PgRunStore specifics', () => {
       `cannot use the PostgreSQL database "test" at 127.0.0.1:${port} as user "postgres": nothing accepts connections at 127.0.0.1:${port} (ECONNREFUSED); ` +
         "is PostgreSQL running there, and are the URL's host and port right?",
     );
+  });
+
+  it('survives a connection lost while a transaction holds it between statements: that transaction gets `unavailable`, the process carries on', async () => {
+    const proxy = await TcpProxy.start(TEST_DATABASE_URL.replace(/^postgres:/, 'http:'));
+    const url = new URL(TEST_DATABASE_URL);
+    url.host = new URL(proxy.url).host;
+    const store = await PgRunStore.open({ connectionString: url.toString(), schema: await schema(), poolSize: 2 });
+    try {
+      const failed = store.tx(async (client) => {
+        // Checked out, nothing in flight: the cut reaches only the client's own 'error' event.
+        const lost = new Promise<void>((resolve) => client.once('end', () => resolve()));
+        proxy.cut();
+        await lost;
+        return client.query('SELECT 1');
+      });
+      await expect(failed).rejects.toMatchObject({ code: 'unavailable' });
+      proxy.allow();
+      await waitUntil(async () => (await store.readiness()).ready, { what: 'the store answers again through the proxy' });
+    } finally {
+      await store.close();
+      await proxy.close();
+    }
   });
 
   /** TEST_DATABASE_URL with another user or database. */

@@ -343,6 +343,14 @@ export class PgRunStore implements SharedRunStore {
     });
     // An idle connection that dies (server restart) emits here; unhandled, it would end the process.
     this.pool.on('error', (err) => options.onError?.(err));
+    // The pool listens for a connection's errors only while it is idle. One that
+    // dies while checked out with no statement in flight (between a transaction's
+    // statements, or on the commit lane between commits) emits on the client with
+    // nobody listening: a network cut while a run appended ended the process.
+    // Nothing is lost by not acting here: the next statement on that client
+    // fails ("Client has encountered a connection error", mapped to 503) and
+    // the client is released broken, so the pool drops it.
+    this.pool.on('connect', (client) => client.on('error', () => undefined));
   }
 
   /** Connect, create the schema if needed and apply pending migrations (under an advisory lock). */

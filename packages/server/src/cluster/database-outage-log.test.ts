@@ -1,0 +1,56 @@
+import { Writable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isSharedStore } from '@runtrail/store';
+import { tempDir, waitUntil } from '@runtrail/test-support';
+import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
+import { TcpProxy } from '@runtrail/test-support/tcp-proxy';
+import { startServer } from '../start.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+describe('the database going away, in the log', () => {
+  it("logs the pool's lost connections once, not once per connection", async () => {
+    const proxy = await TcpProxy.start(TEST_DATABASE_URL.replace(/^postgres:/, 'http:'));
+    cleanups.push(() => proxy.close());
+    const url = new URL(TEST_DATABASE_URL);
+    url.host = new URL(proxy.url).host;
+    const schema = await freshSchema();
+    cleanups.push(() => dropSchema(schema));
+    const dir = tempDir('runtrail-outage-log-');
+    cleanups.push(() => dir.remove());
+    const lines: Array<Record<string, unknown>> = [];
+    const server = await startServer({
+      port: 0,
+      dataDir: dir.path,
+      databaseUrl: url.toString(),
+      databaseSchema: schema,
+      databasePoolSize: 6,
+      logLevel: 'warn',
+      logFormat: 'json',
+      stopOnSignals: false,
+      logDestination: new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+          done();
+        },
+      }),
+    });
+    cleanups.push(() => server.close());
+    const store = server.store;
+    if (!isSharedStore(store)) throw new Error('expected the PostgreSQL store');
+    // Several connections open and idle in the pool, as on a node that has been serving.
+    await Promise.all(Array.from({ length: 6 }, () => store.countRuns({})));
+    await waitUntil(() => store.databaseStats().connections.idle >= 3, { what: 'idle pool connections' });
+    const idle = store.databaseStats().connections.idle;
+
+    proxy.cut();
+    const lost = () => lines.filter((l) => l.msg === 'database connection lost; the pool reconnects on next use');
+    await waitUntil(() => store.databaseStats().connections.idle === 0 && lost().length > 0, { what: 'the idle connections lost' });
+    expect(idle).toBeGreaterThanOrEqual(3);
+    expect(lost()).toHaveLength(1);
+    proxy.allow();
+  });
+});
