@@ -340,7 +340,8 @@ function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onTogg
               type="button"
               className="toggle"
               aria-expanded={open}
-              aria-label={`${open ? 'hide' : 'show'} the ${family.shown}${family.cut ? (family.total === null ? ' listed' : ` of ${family.total}`) : ''} child runs of ${name}`}
+              // What it shows first ("200 of 534"), then whose children they are; shown or hidden is aria-expanded.
+              aria-label={`${familyText(family)} ${family.shown === 1 && !family.cut ? 'child run' : 'child runs'} of ${name}`}
               title={family.cut ? `the list shows the newest ${family.shown}${family.total === null ? '; there are more' : ` of ${family.total}`}` : undefined}
               onClick={onToggle}
             >
