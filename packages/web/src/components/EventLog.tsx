@@ -1,7 +1,7 @@
 import { elementScroll, useVirtualizer } from '@tanstack/react-virtual';
 import { useLayoutEffect, useMemo, useRef, useState } from 'react';
 import type { RunEvent } from '@runtrail/protocol';
-import { formatClock, formatNumber } from '../format.js';
+import { formatClock, formatFullTime, formatNumber } from '../format.js';
 import { callLabels, eventSummary } from './event-summary.js';
 import { visibleText } from '../visible-text.js';
 import { JumpToLatest } from './JumpToLatest.js';
@@ -183,7 +183,9 @@ export function EventLog({ events, total }: { events: readonly RunEvent[]; total
                     {open ? '▾' : '▸'}
                   </button>
                   <span className="log-seq">{e.seq}</span>
-                  <span className="log-time">{formatClock(e.ts)}</span>
+                  <time className="log-time" dateTime={new Date(e.ts).toISOString()} title={formatFullTime(e.ts)}>
+                    {formatClock(e.ts)}
+                  </time>
                   <span className="log-type">{visibleText(e.type)}</span>
                   <span className="log-data">{visibleText(eventSummary(e, labels))}</span>
                 </div>
