@@ -477,6 +477,30 @@ describe('the runs list in a real browser', () => {
     for (const id of [longName, longLabel]) await finish(id, { status: 'succeeded' });
   });
 
+  it('on a phone a run\'s progress bar and its percentage fit their column: the list does not scroll sideways, at 375 and 390 px', async () => {
+    const done = await create({ name: 'fits-done' });
+    await events(done, [{ type: 'progress', data: { done: 10, total: 10 } }]);
+    const half = await create({ name: 'fits-half' });
+    await events(half, [{ type: 'progress', data: { done: 47, total: 100 } }]);
+    for (const width of [375, 390]) {
+      const page = await browser.newPage({ viewport: { width, height: 900 } });
+      await page.goto(`${server!.url}/?q=fits-`);
+      await waitUntil(async () => (await shownIds(page)).length === 2, { what: 'the two runs with progress' });
+      for (const id of [done, half]) {
+        const over = await row(page, id).evaluate((tr) => {
+          const cell = tr.querySelector('td.col-progress')!.getBoundingClientRect();
+          const text = tr.querySelector('td.col-progress .progress-text')!.getBoundingClientRect();
+          return text.right - cell.right;
+        });
+        expect(over, `${id} at ${width} px`).toBeLessThanOrEqual(0);
+      }
+      const wrap = page.locator('.table-wrap');
+      expect(await wrap.evaluate((el) => el.scrollWidth - el.clientWidth), `at ${width} px`).toBeLessThanOrEqual(0);
+      await page.close();
+    }
+    for (const id of [done, half]) await finish(id, { status: 'succeeded' });
+  });
+
   it('marks a running run whose cancel was asked for, until its owner stops it', async () => {
     const id = await create({ name: 'asked-to-stop' });
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
