@@ -33,6 +33,8 @@ export function formatDuration(ms: number | null): string {
  */
 const TIME = new Intl.DateTimeFormat(undefined, { hourCycle: 'h23', hour: '2-digit', minute: '2-digit', second: '2-digit' });
 const DATE_TIME = new Intl.DateTimeFormat(undefined, { hourCycle: 'h23', dateStyle: 'short', timeStyle: 'medium' });
+const FULL_DATE_TIME = new Intl.DateTimeFormat(undefined, { hourCycle: 'h23', dateStyle: 'full', timeStyle: 'full' });
+const ZONE = new Intl.DateTimeFormat(undefined, { timeZoneName: 'short' });
 const INTEGER = new Intl.NumberFormat();
 const ONE_DECIMAL = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
 const THREE_DECIMALS = new Intl.NumberFormat(undefined, { maximumFractionDigits: 3 });
@@ -50,6 +52,21 @@ export function formatTime(ts: number | null): string {
   const d = new Date(ts);
   const sameDay = d.toDateString() === new Date().toDateString();
   return sameDay ? TIME.format(d) : DATE_TIME.format(d);
+}
+
+/**
+ * The time zone the page shows times in (the browser's), by its short name
+ * at `ts` ("UTC", "GMT+5:30", "CET"): the times on the page are the
+ * reader's local times, and a reader comparing them with a server's log in
+ * UTC needs to know which.
+ */
+export function formatZone(ts: number = Date.now()): string {
+  return ZONE.formatToParts(ts).find((p) => p.type === 'timeZoneName')?.value ?? '';
+}
+
+/** A moment in full, date and zone included ("Saturday, 28 November 2026 at 12:10:40 Coordinated Universal Time"): a time's tooltip. */
+export function formatFullTime(ts: number): string {
+  return FULL_DATE_TIME.format(ts);
 }
 
 /**

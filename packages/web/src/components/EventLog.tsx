@@ -1,9 +1,10 @@
-import { useVirtualizer } from '@tanstack/react-virtual';
+import { elementScroll, useVirtualizer } from '@tanstack/react-virtual';
 import { useLayoutEffect, useMemo, useRef, useState } from 'react';
 import type { RunEvent } from '@runtrail/protocol';
-import { formatClock, formatNumber } from '../format.js';
+import { formatClock, formatFullTime, formatNumber } from '../format.js';
 import { callLabels, eventSummary } from './event-summary.js';
 import { visibleText } from '../visible-text.js';
+import { JumpToLatest } from './JumpToLatest.js';
 import { useFollowTail } from './use-follow-tail.js';
 
 const ROW_HEIGHT = 24;
@@ -82,10 +83,12 @@ export function EventLog({ events, total }: { events: readonly RunEvent[]; total
     // Sizes belong to events, not positions: an open row keeps its height when a filter moves it.
     getItemKey: (index) => shown[index]!.seq,
     overscan: 12,
+    // Its own scrolls (to a row, after it measures rows) are the page's, not the reader's scroll away from the newest.
+    scrollToFn: (offset, how, instance) => tail.ownScroll(() => elementScroll(offset, how, instance)),
   });
   // Rows not yet measured have no height to scroll to: the virtualiser scrolls to the last one.
   const tail = useFollowTail<HTMLDivElement>(shown.length, { toEnd: () => shown.length > 0 && rows.scrollToIndex(shown.length - 1, { align: 'end' }) });
-  const { following: follow, setFollowing: setFollow, ref: scroller } = tail;
+  const { following: follow, setFollowing: setFollow, ref: scroller, ownScroll } = tail;
 
   // Not following, the rows in view stay in view. The page holds a long
   // run's latest events, so each new one pushes the oldest out at the top;
@@ -104,8 +107,8 @@ export function EventLog({ events, total }: { events: readonly RunEvent[]; total
     if (follow || !el || !kept) return;
     const index = indexOfSeq(shown, kept.seq);
     const item = index >= 0 ? rows.measurementsCache[index] : undefined;
-    if (item && Math.abs(el.scrollTop - (item.start - kept.offset)) >= 1) el.scrollTop = item.start - kept.offset;
-  }, [shown, follow, rows, scroller]);
+    if (item && Math.abs(el.scrollTop - (item.start - kept.offset)) >= 1) ownScroll(() => (el.scrollTop = item.start - kept.offset));
+  }, [shown, follow, rows, scroller, ownScroll]);
 
   // Seqs are 1, 2, … per run: held events that do not start at 1 are the latest of more.
   const partial = events.length > 0 && events[0]!.seq > 1 && total > events.length;
@@ -151,7 +154,8 @@ export function EventLog({ events, total }: { events: readonly RunEvent[]; total
         </p>
       )}
       {/* Not live (a log is polite by default): a screen reader would read out every event as it arrives. */}
-      <div ref={scroller} className="log-scroll" {...tail.handlers} onScroll={onScroll} role="log" aria-live="off" aria-label="event log" tabIndex={0}>
+      <div className="follow-box">
+      <div ref={scroller} className="log-scroll" {...tail.handlers} onScroll={onScroll} style={tail.style} role="log" aria-live="off" aria-label="event log" tabIndex={0}>
         <div style={{ height: rows.getTotalSize(), position: 'relative' }}>
           {rows.getVirtualItems().map((row) => {
             const e = shown[row.index]!;
@@ -179,7 +183,9 @@ export function EventLog({ events, total }: { events: readonly RunEvent[]; total
                     {open ? '▾' : '▸'}
                   </button>
                   <span className="log-seq">{e.seq}</span>
-                  <span className="log-time">{formatClock(e.ts)}</span>
+                  <time className="log-time" dateTime={new Date(e.ts).toISOString()} title={formatFullTime(e.ts)}>
+                    {formatClock(e.ts)}
+                  </time>
                   <span className="log-type">{visibleText(e.type)}</span>
                   <span className="log-data">{visibleText(eventSummary(e, labels))}</span>
                 </div>
@@ -192,6 +198,8 @@ export function EventLog({ events, total }: { events: readonly RunEvent[]; total
             );
           })}
         </div>
+      </div>
+      {!follow && <JumpToLatest what="events" onJump={() => setFollow(true)} />}
       </div>
     </section>
   );

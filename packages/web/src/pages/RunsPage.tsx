@@ -224,11 +224,11 @@ function RunsList() {
       />
 
       <nav className="pager" aria-label="pages of runs">
-        <button type="button" disabled={cursors.length === 0} onClick={() => toPage(cursors.slice(0, -1))} aria-label="newer runs">
+        <button type="button" disabled={cursors.length === 0} onClick={() => toPage(cursors.slice(0, -1))} aria-label="Newer runs">
           ← Newer
         </button>
         <span className="muted">page {cursors.length + 1}</span>
-        <button type="button" disabled={!hasOlder} onClick={older} aria-label="older runs">
+        <button type="button" disabled={!hasOlder} onClick={older} aria-label="Older runs">
           Older →
         </button>
       </nav>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { browserScene, postJson, textNow, waitUntil } from './harness.js';
+import { browserScene, postJson, textNow, waitUntil, withinViewport } from './harness.js';
 
 /**
  * A run with more than the page holds (the watcher keeps the latest 5,000
@@ -264,6 +264,86 @@ describe('the page of a long run whose events are held before the event log show
     await waitUntil(async () => /of 6,040\)/.test((await textNow(title())) ?? ''), { what: 'the 20 more events' });
     expect(await output.evaluate((el) => el.scrollTop)).toBeLessThanOrEqual(at);
     expect(await atEnd('log', 'run output')).toBe(false);
+  });
+
+  /**
+   * The browser's find in page (Ctrl+F), started from the top of `box`, for
+   * `text`: window.find selects the match, and the match is scrolled to the
+   * middle of the view as the find bar reveals it (headless Chromium's
+   * window.find selects without scrolling). Whether it found `text` there.
+   */
+  const findInPage = (box: ReturnType<typeof log>, text: string) =>
+    box.evaluate((el, want) => {
+      getSelection()!.collapse(el, 0);
+      const found = (window as unknown as { find(s: string, caseSensitive: boolean): boolean }).find(want, true);
+      const at = getSelection()!.anchorNode;
+      if (!found || !at || !el.contains(at)) return false;
+      (at instanceof Element ? at : at.parentElement!).scrollIntoView({ block: 'center' });
+      return true;
+    }, text);
+  /** Whether the current selection (what find in page found) is in view in its scroll box. */
+  const selectionInView = (box: ReturnType<typeof log>) =>
+    box.evaluate((el) => {
+      const at = getSelection()!.getRangeAt(0).getBoundingClientRect();
+      const view = el.getBoundingClientRect();
+      return at.height > 0 && at.top >= view.top - 1 && at.bottom <= view.bottom + 1;
+    });
+
+  it('find in page jumping up in the Console stops following and offers "Jump to latest", which follows again', async () => {
+    const run = await longLiveRun('long-found-run');
+    await page().goto(`${scene.server.url}/runs/${run.id}`);
+    await expectFollowing(run);
+    const output = page().getByRole('log', { name: 'run output' });
+    const follow = page().getByRole('button', { name: /^Follow/ });
+    const jump = page().getByRole('button', { name: 'Jump to latest output' });
+    expect(await jump.count()).toBe(0);
+    // A line far above the end (the page holds lines from doc 500 on).
+    expect(await findInPage(output, 'done doc 1200')).toBe(true);
+    await waitUntil(async () => (await follow.getAttribute('aria-pressed')) === 'false', { what: 'find in page to stop following' });
+    await jump.waitFor();
+    expect(await withinViewport(page(), jump)).toBe(true);
+    await run.send(3010, 10);
+    await waitUntil(async () => /of 6,040\)/.test((await textNow(title())) ?? ''), { what: 'the 20 more events' });
+    // The found line stays where the reader is looking.
+    expect(await selectionInView(output)).toBe(true);
+    expect(await atEnd('log', 'run output')).toBe(false);
+    await jump.click();
+    await waitUntil(() => atEnd('log', 'run output'), { what: 'the console back at its newest line' });
+    expect(await follow.getAttribute('aria-pressed')).toBe('true');
+    await jump.waitFor({ state: 'detached' });
+    await run.send(3020, 10);
+    await waitUntil(async () => /of 6,060\)/.test((await textNow(title())) ?? ''), { what: 'the 20 events after the jump' });
+    await waitUntil(() => atEnd('log', 'run output'), { what: 'the console to follow again' });
+  });
+
+  it('find in page jumping up in the event log stops following and offers "Jump to latest"; back at the end it follows again', async () => {
+    const run = await longLiveRun('long-found-events-run');
+    await page().goto(`${scene.server.url}/runs/${run.id}`);
+    await expectFollowing(run);
+    const jump = page().getByRole('button', { name: 'Jump to latest events' });
+    expect(await jump.count()).toBe(0);
+    // Virtualised: only the rows near the view are on the page; one rendered above the view is what find can reach.
+    const above = await log().evaluate((el) => {
+      const view = el.getBoundingClientRect();
+      const rows = [...el.querySelectorAll('.log-entry')].filter((r) => r.getBoundingClientRect().bottom < view.top);
+      return rows.map((r) => r.querySelector('.log-seq')!.textContent!).sort((a, b) => Number(a) - Number(b))[0];
+    });
+    expect(above).toBeDefined();
+    const row = log().locator('.log-entry', { has: page().locator('.log-seq', { hasText: new RegExp(`^${above}$`) }) });
+    const rowText = (await row.locator('.log-data').textContent())!;
+    expect(await findInPage(log(), rowText)).toBe(true);
+    await waitUntil(async () => !(await following().isChecked()), { what: 'find in page to stop following' });
+    await jump.waitFor();
+    await run.send(3010, 10);
+    await waitUntil(async () => /of 6,040\)/.test((await textNow(title())) ?? ''), { what: 'the 20 more events' });
+    expect(await rowInView(Number(above))).toBe(true);
+    expect(await rowInView(6040)).toBe(false);
+    // Scrolled back down to the end by the reader: following again, no button.
+    await log().evaluate((el) => el.scrollTo({ top: el.scrollHeight }));
+    await waitUntil(() => following().isChecked(), { what: 'the log at its end to follow again' });
+    await jump.waitFor({ state: 'detached' });
+    await run.send(3020, 10);
+    await waitUntil(() => rowInView(6060), { what: 'the newest event in view again' });
   });
 
   it('logged no console errors but the 503s it was served', () => {

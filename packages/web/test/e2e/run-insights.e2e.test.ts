@@ -243,7 +243,7 @@ describe('the run page in a real browser', () => {
       const rows = timeline.locator('.tl-row[data-kind="call"]');
       const atEnd = () => timeline.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 8);
       const scrollTop = () => timeline.evaluate((el) => el.scrollTop);
-      const jump = page.getByRole('button', { name: 'jump to the latest calls' });
+      const jump = page.getByRole('button', { name: 'Jump to latest calls' });
       await waitUntil(async () => (await rows.count()) === 60, { what: 'the 60 calls on the timeline' });
       expect(await timeline.evaluate((el) => el.scrollHeight > el.clientHeight + 100)).toBe(true);
       // Not scrolled yet: the calls in flight, at the bottom, are in view.

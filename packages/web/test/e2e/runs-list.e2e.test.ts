@@ -198,11 +198,12 @@ describe('the runs list in a real browser', () => {
         await row(page, scene.children[0]!).waitFor();
 
         const n = scene.children.length;
-        const toggle = page.getByRole('button', { name: `hide the ${n} child runs of autotune-lr` });
+        const toggle = page.getByRole('button', { name: `${n} child runs of autotune-lr`, exact: true });
         expect(await toggle.getAttribute('aria-expanded')).toBe('true');
         await toggle.click();
         await waitUntil(async () => (await row(page, scene.children[0]!).count()) === 0, { what: 'the children to fold away' });
-        await page.getByRole('button', { name: `show the ${n} child runs of autotune-lr` }).click();
+        expect(await toggle.getAttribute('aria-expanded')).toBe('false');
+        await toggle.click();
         await row(page, scene.children[0]!).waitFor();
 
         // A child started now appears under its parent, live.
@@ -323,9 +324,11 @@ describe('the runs list in a real browser', () => {
     expect(await row(page, late).getAttribute('data-depth')).toBe('3');
 
     // Folding a child hides its whole line; unfolding brings it back.
-    await page.getByRole('button', { name: 'hide the 1 child runs of family-trial' }).click();
+    const fold = page.getByRole('button', { name: '1 child run of family-trial', exact: true });
+    await fold.click();
     await waitUntil(async () => JSON.stringify(await family()) === JSON.stringify([root, sibling, child]), { what: 'the grandchildren folded away' });
-    await page.getByRole('button', { name: 'show the 1 child runs of family-trial' }).click();
+    expect(await fold.getAttribute('aria-expanded')).toBe('false');
+    await fold.click();
     await waitUntil(async () => JSON.stringify(await family()) === JSON.stringify([root, sibling, child, grandchild, late]), { what: 'the grandchildren again' });
     await page.close();
     for (const id of [late, grandchild, child, sibling, root]) await finish(id, { status: 'succeeded' });
@@ -347,7 +350,7 @@ describe('the runs list in a real browser', () => {
     // Two levels down, the parent with more children than shown says so, with how many there are.
     const wideToggle = row(page, wide).locator('button.toggle');
     await waitUntil(async () => (await textNow(wideToggle)) === '▾ 200 of 201', { what: 'big-trials to say it shows 200 of its 201 children' });
-    expect(await wideToggle.getAttribute('aria-label')).toBe('hide the 200 of 201 child runs of big-trials');
+    expect(await wideToggle.getAttribute('aria-label')).toBe('200 of 201 child runs of big-trials');
     // Its sibling's children are older than all 200 shown: none of them is listed, and its row says they exist.
     await waitUntil(async () => (await textNow(row(page, older).getByTestId('unlisted-children'))) === '2 child runs, not listed', {
       what: 'big-older to say its 2 children are not listed',
@@ -472,6 +475,30 @@ describe('the runs list in a real browser', () => {
       await page.close();
     }
     for (const id of [longName, longLabel]) await finish(id, { status: 'succeeded' });
+  });
+
+  it('on a phone a run\'s progress bar and its percentage fit their column: the list does not scroll sideways, at 375 and 390 px', async () => {
+    const done = await create({ name: 'fits-done' });
+    await events(done, [{ type: 'progress', data: { done: 10, total: 10 } }]);
+    const half = await create({ name: 'fits-half' });
+    await events(half, [{ type: 'progress', data: { done: 47, total: 100 } }]);
+    for (const width of [375, 390]) {
+      const page = await browser.newPage({ viewport: { width, height: 900 } });
+      await page.goto(`${server!.url}/?q=fits-`);
+      await waitUntil(async () => (await shownIds(page)).length === 2, { what: 'the two runs with progress' });
+      for (const id of [done, half]) {
+        const over = await row(page, id).evaluate((tr) => {
+          const cell = tr.querySelector('td.col-progress')!.getBoundingClientRect();
+          const text = tr.querySelector('td.col-progress .progress-text')!.getBoundingClientRect();
+          return text.right - cell.right;
+        });
+        expect(over, `${id} at ${width} px`).toBeLessThanOrEqual(0);
+      }
+      const wrap = page.locator('.table-wrap');
+      expect(await wrap.evaluate((el) => el.scrollWidth - el.clientWidth), `at ${width} px`).toBeLessThanOrEqual(0);
+      await page.close();
+    }
+    for (const id of [done, half]) await finish(id, { status: 'succeeded' });
   });
 
   it('marks a running run whose cancel was asked for, until its owner stops it', async () => {

@@ -3,6 +3,7 @@ import { OUTPUT_LOG_ARTIFACT, RuntrailError, SNAPSHOT_LIMITS, type ArtifactRecor
 import { client, messageOf } from '../../client.js';
 import { TRY_AGAIN, isUnreachable, problemText } from '../../problem-text.js';
 import { fileNameOf, saveResponse } from '../../components/download.js';
+import { JumpToLatest } from '../../components/JumpToLatest.js';
 import { useFollowTail } from '../../components/use-follow-tail.js';
 import { countOf, formatNumber } from '../../format.js';
 import { visibleText } from '../../visible-text.js';
@@ -155,6 +156,7 @@ export function Console({
           {downloadError}
         </p>
       )}
+      <div className="follow-box">
       <div
         ref={tail.ref}
         className="console"
@@ -164,6 +166,7 @@ export function Console({
         aria-live="off"
         tabIndex={0}
         {...tail.handlers}
+        style={tail.style}
       >
         {lines.length === 0 ? (
           <p className="muted console-empty">{olderOutput ? `No output${within}.` : ended ? 'No output.' : 'No output yet.'}</p>
@@ -179,6 +182,8 @@ export function Console({
             </div>
           ))
         )}
+      </div>
+      {!follow && !ended && <JumpToLatest what="output" onJump={() => tail.setFollowing(true)} />}
       </div>
     </section>
   );

@@ -7,7 +7,8 @@ import { TRY_AGAIN, problemText } from '../../problem-text.js';
 import { ConfirmButton } from '../../components/ConfirmButton.js';
 import { ConnectionIndicator } from '../../components/ConnectionIndicator.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
-import { formatDuration, formatTime } from '../../format.js';
+import { formatDuration, formatTime, formatZone } from '../../format.js';
+import { When } from '../../components/When.js';
 import { Link, listLocation, navigate } from '../../router.js';
 import { stalledForMs } from '../../progress-estimate.js';
 import { logOut } from '../../session.js';
@@ -72,21 +73,32 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
         </div>
         <div>
           <dt>Created</dt>
-          <dd>{formatTime(run.createdAt)}</dd>
+          <dd>
+            <When ts={run.createdAt} />
+          </dd>
         </div>
         <div>
           <dt>Started</dt>
-          <dd>{formatTime(run.startedAt)}</dd>
+          <dd>
+            <When ts={run.startedAt} />
+          </dd>
         </div>
         <div>
           <dt>Finished</dt>
-          <dd>{formatTime(finishedAt)}</dd>
+          <dd>
+            <When ts={finishedAt} />
+          </dd>
         </div>
         <div>
           <dt>Duration</dt>
           <dd data-testid="duration">
             {formatDuration(run.startedAt === null ? null : (finishedAt ?? now) - run.startedAt)}
           </dd>
+        </div>
+        <div>
+          {/* The times above are the reader's local times: which zone that is, once. */}
+          <dt>Time zone</dt>
+          <dd data-testid="time-zone">{formatZone(run.createdAt)}</dd>
         </div>
         {run.attempt > 1 && (
           <div>

@@ -4,6 +4,7 @@ import { formatDuration, formatNumber } from '../../format.js';
 import { Link } from '../../router.js';
 import { axisSpan, callBars, childBars, endOpenBars, phaseBars, tickLabel, timeTicks, type TimelineBar } from './timeline.js';
 import { visibleText } from '../../visible-text.js';
+import { JumpToLatest } from '../../components/JumpToLatest.js';
 import { useFollowTail } from '../../components/use-follow-tail.js';
 import './run-insights.css';
 
@@ -61,15 +62,15 @@ export function Timeline({
       <h2 id="timeline-title">Timeline</h2>
       {/* Bars are placed by CSS from the axis span (--span here, --start/--duration on each bar), so as the
           run goes on only this element and the running bars change, not every bar of a long run. */}
-      <div className="timeline-box">
+      <div className="follow-box">
       <div
         ref={tail.ref}
         className="timeline"
         role="table"
         aria-label="phases, child runs and calls over time"
         tabIndex={0}
-        style={{ '--span': span } as CSSProperties}
         {...tail.handlers}
+        style={{ '--span': span, ...tail.style } as CSSProperties}
       >
         <div className="tl-row tl-axis" role="row" aria-hidden="true">
           <span className="tl-label" />
@@ -102,11 +103,7 @@ export function Timeline({
           </div>
         ))}
       </div>
-      {finishedAt === null && !tail.following && (
-        <button type="button" className="small jump-latest" aria-label="jump to the latest calls" onClick={() => tail.setFollowing(true)}>
-          ↓ Latest
-        </button>
-      )}
+      {finishedAt === null && !tail.following && <JumpToLatest what="calls" onJump={() => tail.setFollowing(true)} />}
       </div>
     </section>
   );

@@ -2,7 +2,8 @@ import { Fragment, useCallback, useEffect, useId, useState, type CSSProperties, 
 import { MAX_PARENT_IDS, RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, type RunsFilter, type Snapshot, hasCalls, unfinishedCalls } from '@runtrail/protocol';
 import { ProgressBar } from '../../components/ProgressBar.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
-import { errorKindText, formatDuration, formatTime } from '../../format.js';
+import { errorKindText, formatDuration, formatTime, formatZone } from '../../format.js';
+import { When } from '../../components/When.js';
 import { estimateProgress, recentSamples, progressSamples, stalledForMs, type ProgressSample } from '../../progress-estimate.js';
 import { Link } from '../../router.js';
 import { useChildRuns, useChildTotals, useRunCounts } from '../../use-runs-page.js';
@@ -173,7 +174,10 @@ function Table({ runs, rows, shown, changedDeeper = '', empty, onClear, countFil
                 OK / Failed / Retries
               </th>
               <th scope="col" className="num col-duration">Duration</th>
-              <th scope="col" className="col-started">Started</th>
+              <th scope="col" className="col-started">
+                {/* The reader's local time: which zone, so it can be matched with a log in UTC. */}
+                Started <span className="th-zone">({formatZone()})</span>
+              </th>
             </tr>
           </thead>
           <tbody>
@@ -340,7 +344,8 @@ function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onTogg
               type="button"
               className="toggle"
               aria-expanded={open}
-              aria-label={`${open ? 'hide' : 'show'} the ${family.shown}${family.cut ? (family.total === null ? ' listed' : ` of ${family.total}`) : ''} child runs of ${name}`}
+              // What it shows first ("200 of 534"), then whose children they are; shown or hidden is aria-expanded.
+              aria-label={`${familyText(family)} ${family.shown === 1 && !family.cut ? 'child run' : 'child runs'} of ${name}`}
               title={family.cut ? `the list shows the newest ${family.shown}${family.total === null ? '; there are more' : ` of ${family.total}`}` : undefined}
               onClick={onToggle}
             >
@@ -444,7 +449,7 @@ function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onTogg
             –
           </span>
         ) : (
-          formatTime(run.startedAt)
+          <When ts={run.startedAt} />
         )}
       </td>
     </tr>
