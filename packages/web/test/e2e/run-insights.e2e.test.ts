@@ -94,7 +94,8 @@ describe('the run page in a real browser', () => {
       expect(await loss.locator('figcaption').textContent()).toContain('min 0.2 · max 1 · 5 values');
       await loss.getByText('Data (5 points)').click();
       const xs = () => loss.locator('.chart-table td[data-x]').evaluateAll((cells) => cells.map((c) => Number(c.getAttribute('data-x'))));
-      expect(await xs()).toEqual([1, 2, 3, 4, 5]);
+      // The table is drawn when its <details> opens, after the click's answer: waited for, not read at once.
+      await expect.poll(xs, { timeout: 10_000 }).toEqual([1, 2, 3, 4, 5]);
       // The values travel with their steps, at a readable precision: loss at step 3 is 0.333, at step 4 0.25.
       const rows = await loss.locator('.chart-table tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
       expect(rows).toEqual([['1', '1'], ['2', '0.5'], ['3', '0.333'], ['4', '0.25'], ['5', '0.2']]);
