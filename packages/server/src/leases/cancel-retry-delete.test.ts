@@ -145,6 +145,19 @@ describe('heartbeat and cancel', () => {
     expect(ended.snapshot.terminal?.error).toEqual({ kind: 'cancelled', message: 'user pressed stop' });
   });
 
+  it('a producer that finishes anyway after a cancel request ends the run as it says, the request kept in the log', async () => {
+    const run = await client.createRun({ name: 'last step', leaseTtlMs: 30_000 });
+    const sawCancel = new Promise<void>((resolve) => run.signal.addEventListener('abort', () => resolve(), { once: true }));
+    await client.cancelRun(run.id, 'too slow');
+    run.progress(10, 10);
+    await run.flush();
+    await sawCancel;
+    const ended = await run.succeed({ kept: true });
+    expect(ended).toMatchObject({ status: 'succeeded', output: { kept: true }, error: null });
+    const { events } = await client.api.request('readEvents', { params: { id: run.id }, query: {} });
+    expect(events.map((e) => e.type)).toEqual(['run.cancel_requested', 'progress', 'run.succeeded']);
+  });
+
   it('a queued run is cancelled at once; cancelling an ended run is 409 naming its end', async () => {
     server.define('never-claimed', async () => undefined);
     await server.executor.shutdown(); // nobody claims: the run stays queued
