@@ -229,7 +229,8 @@ class Http:
         if json_body is not None:
             data = json.dumps(json_body, allow_nan=False).encode("utf-8")
             extra.setdefault("content-type", "application/json")
-        deadline = time.monotonic() + retry_for
+        began = time.monotonic()
+        deadline = began + retry_for
         tries = 0
         while True:
             try:
@@ -245,10 +246,13 @@ class Http:
                 if wait is None:
                     wait = backoff_delay(tries)
                 if time.monotonic() + wait > deadline:
-                    raise self.unreachable(err, retry_for) from err
+                    final = self.gave_up(err, retry_for, tries + 1, time.monotonic() - began, wait)
+                    # The server's own answer is raised as itself (not chained to itself); "nobody answers" is chained to why.
+                    raise final from (None if final is err else err)
                 if stop is not None:
                     if stop.wait(wait):
-                        raise self.unreachable(err, retry_for) from err
+                        final = self.unreachable(err, retry_for)  # stopped (an exit), not out of time: no "gave up"
+                        raise final from (None if final is err else err)
                 else:
                     time.sleep(wait)
                 tries += 1
@@ -309,6 +313,25 @@ class Http:
             err.message += "; this client has no token: pass runtrail.Client(token=...) or set RUNTRAIL_TOKEN"
             err.args = (f"{err.code}: {err.message}",)
         return err
+
+    def gave_up(self, err: BaseException, retry_for: float, attempts: int, elapsed: float, next_wait: Optional[float]) -> RuntrailError:
+        """The error to raise when retries are over: ``unreachable``'s, and for a busy server's own answer, that it was retried.
+
+        A 429 or 503 raised as the server worded it ("retry after
+        Retry-After") read as if nothing had retried it: it now says how
+        long and how often it was tried, and what the server asked for next.
+        """
+        final = self.unreachable(err, retry_for)
+        if final is err and retry_for > 0:
+            assert isinstance(err, RuntrailError)
+            asked = retry_after_seconds(err)
+            err.message += (
+                f" [runtrail-python retried it {attempts - 1} time{'' if attempts == 2 else 's'} in {elapsed:.1f} s and gave up: "
+                + (f"the server asked to wait {next_wait:g} s more (Retry-After), past " if asked is not None and next_wait is not None else "")
+                + f"this call's bound of {retry_for:g} s. Client(start_timeout=) bounds creates and reads, Client(retry_for=) events, ends and downloads]"
+            )
+            err.args = (f"{err.code}: {err.message}",)
+        return final
 
     def unreachable(self, err: BaseException, retry_for: float) -> RuntrailError:
         """The error to raise once retries are over: the server's own if it answered, else a clear 'nobody answers'."""
