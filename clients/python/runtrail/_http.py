@@ -196,7 +196,7 @@ class Http:
                 answer_headers.update((name.lower(), value) for name, value in response.getheaders())
             if response.status >= 400:
                 raise self.token_hint(error_from_response(response.status, payload, f"{method} {url}", response.headers))
-            return json.loads(payload.decode("utf-8")) if payload else None
+            return self.json_answer(route, params, query, response, payload)
         finally:
             connection.close()
 
@@ -238,7 +238,7 @@ class Http:
                     return attempt()
                 with self.open(route, params, query, body=data, headers=extra, timeout=timeout) as response:
                     payload = response.read()
-                return json.loads(payload.decode("utf-8")) if payload else None
+                return self.json_answer(route, params, query, response, payload)
             except Exception as err:  # noqa: BLE001 - sorted into retryable or raised just below
                 if not is_retryable(err):
                     raise
@@ -307,8 +307,35 @@ class Http:
 
         return self.request(route, params, attempt=fetch, retry_for=retry_for)  # type: ignore[no-any-return]
 
+    def json_answer(
+        self,
+        route: str,
+        params: Optional[Mapping[str, str]],
+        query: Optional[Mapping[str, QueryValue]],
+        response: http.client.HTTPResponse,
+        payload: bytes,
+    ) -> Any:
+        """A 2xx answer's JSON; one that is not JSON (another web server on that port, a proxy's login page) is said to be so."""
+        if not payload:
+            return None
+        try:
+            return json.loads(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            kind = response.headers.get("content-type") or "no content-type"
+            raise RuntrailError(
+                "invalid_response",
+                f"{ROUTES[route][0]} {self.url(route, params, query)} answered {response.status} with {kind}, not JSON: "
+                f"is {self.base_url} a runtrail server? Set RUNTRAIL_URL (or Client(url=)) to its root URL",
+                {"url": self.base_url, "status": response.status, "contentType": kind},
+                response.status,
+            ) from None
+
     def token_hint(self, err: RuntrailError) -> RuntrailError:
         """A server that wants a token this client has not got: say where a Python script gives one (the server says "send Authorization")."""
+        if err.code == "route_not_found" and urllib.parse.urlsplit(self.base_url).path:
+            # The server's own answer names only the path: the usual cause is a URL given with a path (a run's page, the API's).
+            err.message += f"; this client's URL is {self.base_url}: give the server's root (with only the prefix a proxy serves it under)"
+            err.args = (f"{err.code}: {err.message}",)
         if err.code == "unauthorized" and not self.token:
             err.message += "; this client has no token: pass runtrail.Client(token=...) or set RUNTRAIL_TOKEN"
             err.args = (f"{err.code}: {err.message}",)

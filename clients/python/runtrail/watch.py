@@ -82,6 +82,16 @@ def watch(
             response = client._http.open("streamRun", {"id": run_id}, {"after": last}, headers=headers, timeout=read_timeout)
             answered = True
             with response:
+                kind = response.headers.get("content-type") or ""
+                if not kind.startswith("text/event-stream"):
+                    # Another web server (or a proxy's page) on that URL: read as a stream that closes at once, it was reopened forever.
+                    raise RuntrailError(
+                        "invalid_response",
+                        f"GET {client._http.url('streamRun', {'id': run_id})} answered {response.status} with {kind or 'no content-type'}, "
+                        f"not an event stream: is {client.url} a runtrail server? Set RUNTRAIL_URL (or Client(url=)) to its root URL",
+                        {"url": client.url, "status": response.status, "contentType": kind or None},
+                        response.status,
+                    )
                 for name, data in _sse_records(response):
                     outage_since, attempt = None, 0
                     if name == ":":
