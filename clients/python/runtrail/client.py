@@ -54,7 +54,8 @@ class Client:
       in memory to be sent; a call that finds the queue full blocks until the
       server has stored some, up to ``queue_full_timeout`` seconds (default
       ``retry_for``), then raises ``RuntrailError('unavailable')`` saying why.
-    - ``exit_timeout``: how long the process waits at exit for unsent events.
+    - ``exit_timeout``: how long the process waits at exit for unsent events, and to end
+      runs the script left open (``failed``, kind ``orphaned``).
     """
 
     def __init__(

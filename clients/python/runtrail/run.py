@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import io
 import itertools
@@ -10,16 +11,19 @@ import math
 import mimetypes
 import os
 import re
+import sys
 import threading
 import time
 import traceback
 import uuid
 import warnings
+import weakref
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Type, TypeVar, Union, cast
 
 from ._http import backoff_delay
 from ._limits import MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS
+from . import _sender
 from ._sender import Sender
 from .errors import Cancelled, RuntrailError, Terminated
 
@@ -138,6 +142,11 @@ class Run:
             on_stop=self._stop,
         )
 
+        if owner is not None and not attached:
+            # Ended at exit if the script never did (no with block, no succeed/fail), in this process only (not a forked child).
+            self._pid = os.getpid()
+            _open_runs.add(self)
+
     def __repr__(self) -> str:
         return f"<runtrail.Run {self.name} {self.id}>"
 
@@ -230,7 +239,7 @@ class Run:
         message = describe(error) if isinstance(error, BaseException) else _text(error)
         return self.finish("failed", message=message, kind=kind)
 
-    def finish(self, status: str, *, message: Optional[str] = None, kind: Optional[str] = None) -> Dict[str, Any]:
+    def finish(self, status: str, *, message: Optional[str] = None, kind: Optional[str] = None, _deadline: Optional[float] = None) -> Dict[str, Any]:
         """Write the run's one terminal event after everything queued, and return the final run.
 
         ``status`` is ``succeeded``, ``failed`` (needs ``message``) or
@@ -251,9 +260,9 @@ class Run:
         for child in list(self._children):
             if child._ended is None:
                 if status == "cancelled":
-                    child._finish_ignoring_end("cancelled", message=f"its parent run {self.id} was cancelled", kind="cancelled")
+                    child._finish_ignoring_end("cancelled", message=f"its parent run {self.id} was cancelled", kind="cancelled", deadline=_deadline)
                 else:
-                    child._finish_ignoring_end("failed", message=f"its parent run {self.id} ended before it did", kind="orphaned")
+                    child._finish_ignoring_end("failed", message=f"its parent run {self.id} ended before it did", kind="orphaned", deadline=_deadline)
         body: Dict[str, Any] = {"status": status, "id": f"{self._id_prefix}.finish"}
         if self._owner is not None:
             # Fencing: a finish from an owner that lost the lease is refused (409 lease_lost).
@@ -264,12 +273,13 @@ class Run:
             body["output"] = self._output
         try:
             try:
-                self._sender.flush()
+                self._sender.flush(None if _deadline is None else max(0.0, _deadline - time.monotonic()))
             except RuntrailError as err:
                 # The server refused an event: it is there, and still takes the end of a run that did not succeed.
                 if status == "succeeded" or not self._sender.is_refusal(err):
                     raise
-            final = self.client._http.request("finishRun", {"id": self.id}, json_body=body, retry_for=self.client.retry_for)
+            retry_for = self.client.retry_for if _deadline is None else max(0.0, _deadline - time.monotonic())
+            final = self.client._http.request("finishRun", {"id": self.id}, json_body=body, retry_for=retry_for)
         except RuntrailError as err:
             if err.code == "run_already_terminal" and status == "cancelled":
                 final = self.client.get_run(self.id)
@@ -285,9 +295,9 @@ class Run:
         self._sender.close()
         return cast(Dict[str, Any], final)
 
-    def _finish_ignoring_end(self, status: str, *, message: str, kind: str) -> None:
+    def _finish_ignoring_end(self, status: str, *, message: str, kind: str, deadline: Optional[float] = None) -> None:
         try:
-            self.finish(status, message=message, kind=kind)
+            self.finish(status, message=message, kind=kind, _deadline=deadline)
         except RuntrailError as err:
             if err.code != "run_already_terminal":
                 raise
@@ -575,3 +585,29 @@ class Call:
         if callable(self.retry_delay):
             return float(self.retry_delay(attempt))
         return float(self.retry_delay)
+
+
+#: Runs this process created (``rt.run``, ``run.child``) and may not have ended: those still open at exit are ended there.
+_open_runs: "weakref.WeakSet[Run]" = weakref.WeakSet()
+
+
+@atexit.register
+def _end_open_runs_at_exit() -> None:
+    """End ``failed`` the runs the script left open (no ``with`` block, no ``succeed``/``fail``), within ``exit_timeout``.
+
+    Before, such a run showed ``running`` until its lease lapsed and the
+    reaper ended it ``orphaned`` (30 s later by default), though the script
+    was long gone. Registered after the sender's exit flush, so it runs
+    first (atexit is last in, first out); parents before their children.
+    """
+    deadline = time.monotonic() + _sender.exit_timeout[0]
+    runs = sorted((run for run in list(_open_runs) if run._pid == os.getpid()), key=lambda run: run.parent_id is not None)
+    for run in runs:
+        if run._ended is not None or run._sender.closed:
+            continue  # ended (also as a parent's child), or abandoned by a Ctrl-C: the exit does not wait for it
+        message = f"the script exited without ending run {run.id}: leave a `with rt.run(...)` block, or call run.succeed() or run.fail()"
+        print(f"runtrail: {message}; ending it failed", file=sys.stderr)
+        try:
+            run.finish("failed", message=message, kind="orphaned", _deadline=deadline)
+        except Exception as err:  # noqa: BLE001 - reported: the process is exiting, there is no caller to raise to
+            print(f"runtrail: could not end run {run.id} at exit (its lease will lapse on the server): {err}", file=sys.stderr)
