@@ -19,7 +19,7 @@ import uuid
 import warnings
 import weakref
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Type, TypeVar, Union, cast
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Literal, Mapping, Optional, Type, TypeVar, Union, cast
 
 from ._http import backoff_delay
 from ._limits import MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS
@@ -172,7 +172,7 @@ class Run:
     def __enter__(self) -> "Run":
         return self
 
-    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> bool:
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> Literal[False]:
         if self._attached or self._ended is not None:
             if self._attached:
                 # Done with the run here (a worker's task): its events stored, its sender thread stopped,
@@ -518,7 +518,7 @@ class Phase:
         self.run.event("phase", data)
         return self
 
-    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> bool:
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> Literal[False]:
         self.run.event("phase", {"name": self.name, "status": "completed" if exc is None else "failed"})
         return False
 
@@ -542,7 +542,7 @@ class Call:
         self._started = time.monotonic()
         return self
 
-    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> bool:
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> Literal[False]:
         assert self.id is not None
         if exc is None:
             self.run.event("call.succeeded", {"callId": self.id, "durationMs": self._elapsed_ms()})
