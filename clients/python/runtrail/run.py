@@ -313,8 +313,20 @@ class Run:
 
     def check_cancelled(self) -> None:
         """Raise ``runtrail.Cancelled`` if the run was asked to stop (what every call boundary does)."""
+        self._check_not_ended()
         if self._stop_reason is not None:
             raise Cancelled(self.id, self._stop_reason)
+
+    def _check_not_ended(self) -> None:
+        """An event on a run this handle ended is the script's mistake, said as such: not ``Cancelled``, which nobody asked for."""
+        ended = self._ended
+        if ended is not None and not self._cancel_requested:
+            raise RuntrailError(
+                "run_already_terminal",
+                f"run {self.id} already ended {ended.get('status')} (its with block was left, or succeed/fail/finish was called): "
+                "it takes no more events; record them inside the block, or start another run",
+                {"runId": self.id, "status": ended.get("status")},
+            )
 
     # -- events ------------------------------------------------------------
 
@@ -326,6 +338,7 @@ class Run:
         1 MiB; 64 KiB for ``meta``). Larger data raises ``RuntrailError('payload_too_large')``
         naming the event, its size and the limit; it is not queued, and the run goes on.
         """
+        self._check_not_ended()
         if not isinstance(event_type, str) or not (event_type in KNOWN_EVENT_TYPES or (event_type.startswith("x.") and len(event_type) > 2)):
             raise ValueError(f"event type must be a runtrail type or your own starting with 'x.' (such as 'x.{event_type}'), got {event_type!r}")
         if data is None:

@@ -6,7 +6,7 @@ import textwrap
 import unittest
 
 import runtrail
-from tests.support import Server, python_env, run_python
+from tests.support import Server, python_env, run_python, wait_until
 
 server = Server()
 setUpModule, tearDownModule = server.start, server.close
@@ -54,3 +54,25 @@ class ExitTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class AfterTheEndTest(unittest.TestCase):
+    def test_an_event_after_the_block_is_run_already_terminal_not_cancelled(self) -> None:
+        rt = runtrail.Client(server.url)
+        with rt.run("ended by its block") as run:
+            run.progress(1, 1)
+        for record in (lambda: run.progress(2), lambda: run.metric("m", 1), lambda: run.log("late"), lambda: run.call("late").__enter__()):
+            with self.assertRaises(runtrail.RuntrailError) as caught:
+                record()
+            self.assertEqual(caught.exception.code, "run_already_terminal")
+            self.assertIn(f"run {run.id} already ended succeeded (its with block was left", str(caught.exception))
+
+    def test_a_cancelled_run_still_raises_cancelled_after_its_block(self) -> None:
+        rt = runtrail.Client(server.url)
+        with self.assertRaises(runtrail.Cancelled):
+            with rt.run("cancelled") as run:
+                rt.cancel(run.id, reason="enough")
+                wait_until(lambda: run.cancelled, what="the cancel to reach the script")
+                run.check_cancelled()
+        with self.assertRaises(runtrail.Cancelled):
+            run.progress(1)
