@@ -247,12 +247,13 @@ class Http:
                     wait = backoff_delay(tries)
                 if time.monotonic() + wait > deadline:
                     final = self.gave_up(err, retry_for, tries + 1, time.monotonic() - began, wait)
-                    # The server's own answer is raised as itself (not chained to itself); "nobody answers" is chained to why.
-                    raise final from (None if final is err else err)
+                    # Not chained: the message names the cause (refused, timed out, the server's answer), and a chain
+                    # printed some sixty lines of urllib and socket internals over a wrong URL or a server not started.
+                    raise final from None
                 if stop is not None:
                     if stop.wait(wait):
                         final = self.unreachable(err, retry_for)  # stopped (an exit), not out of time: no "gave up"
-                        raise final from (None if final is err else err)
+                        raise final from None
                 else:
                     time.sleep(wait)
                 tries += 1

@@ -131,7 +131,7 @@ def watch(
             outage_since = outage_since or now
             bound = client.retry_for if answered else client.start_timeout
             if now - outage_since > bound:
-                raise client._http.unreachable(err, bound) from err
+                raise client._http.unreachable(err, bound) from None  # its message names the cause
         if reopen_now:
             continue
         # The stream closed or dropped before the end: reopen from the last seq.

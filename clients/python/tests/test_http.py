@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+import traceback
 import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Tuple
@@ -110,6 +111,18 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(len(keys), 4)  # 429, 429, created; then the keyed one at once
         self.assertTrue(keys[0] and keys[0] == keys[1] == keys[2], keys)
         self.assertEqual(keys[3], "mine")
+
+    def test_no_server_is_one_short_traceback_naming_the_cause_not_urllib_internals(self) -> None:
+        rt = runtrail.Client("http://127.0.0.1:1", start_timeout=0.3)
+        for call in (lambda: rt.get_run("r1"), lambda: list(rt.watch("r1"))):
+            with self.assertRaises(runtrail.RuntrailError) as caught:
+                call()
+            err = caught.exception
+            self.assertEqual(err.code, "unavailable")
+            self.assertIn("Connection refused", str(err))
+            printed = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+            self.assertNotIn("urllib", printed)
+            self.assertNotIn("During handling", printed)
 
 
 class CreateRateLimitedTest(unittest.TestCase):
