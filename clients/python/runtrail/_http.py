@@ -10,6 +10,7 @@ import json
 import random
 import select
 import socket
+import ssl
 import threading
 import time
 import urllib.error
@@ -56,11 +57,22 @@ def is_retryable(err: BaseException) -> bool:
     """
     if isinstance(err, RuntrailError):
         return err.code in RETRYABLE_CODES or (err.status in RETRYABLE_STATUSES)
-    if isinstance(err, urllib.error.HTTPError):
+    if isinstance(err, urllib.error.HTTPError) or tls_refusal(err) is not None:
         return False
     if isinstance(err, (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout, socket.gaierror, http.client.HTTPException)):
         return True
     return isinstance(err, OSError) and err.errno in NETWORK_ERRNOS
+
+
+def tls_refusal(err: BaseException) -> Optional[ssl.SSLError]:
+    """The TLS failure under ``err`` that trying again cannot mend (a certificate not trusted, https to a plain http port), if any.
+
+    An end of the connection midway (``SSLEOFError``, ``SSLZeroReturnError``) is the network's: retried as any drop.
+    """
+    reason = getattr(err, "reason", err)
+    if isinstance(reason, ssl.SSLError) and not isinstance(reason, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLWantReadError, ssl.SSLWantWriteError)):
+        return reason
+    return None
 
 
 def retry_after_seconds(err: BaseException) -> Optional[float]:
@@ -241,6 +253,9 @@ class Http:
                 return self.json_answer(route, params, query, response, payload)
             except Exception as err:  # noqa: BLE001 - sorted into retryable or raised just below
                 if not is_retryable(err):
+                    tls = tls_refusal(err)
+                    if tls is not None:
+                        raise self.tls_error(tls) from None
                     raise
                 wait = retry_after_seconds(err)
                 if wait is None:
@@ -360,6 +375,14 @@ class Http:
             )
             err.args = (f"{err.code}: {err.message}",)
         return final
+
+    def tls_error(self, reason: ssl.SSLError) -> RuntrailError:
+        """A TLS failure said at once with what to check, rather than retried for start_timeout and called 'no server answers'."""
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            hint = "its certificate is not trusted here: give Python the CA that signed it (SSL_CERT_FILE=/path/to/ca.pem)"
+        else:
+            hint = "is the server serving https on that port? A plain `runtrail serve` answers http:// (set RUNTRAIL_URL accordingly)"
+        return RuntrailError("unavailable", f"TLS with {self.base_url} failed: {reason}; {hint}", {"url": self.base_url, "cause": str(reason)})
 
     def unreachable(self, err: BaseException, retry_for: float) -> RuntrailError:
         """The error to raise once retries are over: the server's own if it answered, else a clear 'nobody answers'."""

@@ -7,7 +7,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Tuple
 
-from ._http import backoff_delay, is_retryable
+from ._http import backoff_delay, is_retryable, tls_refusal
 from .errors import RuntrailError
 
 if TYPE_CHECKING:
@@ -124,6 +124,9 @@ def watch(
                         raise RuntrailError(err.get("code", "internal"), err.get("message", "stream error"))
         except Exception as err:  # noqa: BLE001 - sorted into retryable or raised just below
             if not is_retryable(err):
+                tls = tls_refusal(err)
+                if tls is not None:
+                    raise client._http.tls_error(tls) from None
                 raise
             if remaining() <= 0:
                 raise timed_out() from None  # a read cut short by the deadline, not an outage

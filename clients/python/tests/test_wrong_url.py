@@ -81,6 +81,16 @@ class WrongUrlTest(unittest.TestCase):
         self.assertIn("not an event stream: is", str(caught.exception))
         self.assertLess(time.monotonic() - began, 2)
 
+    def test_https_to_a_plain_http_server_is_said_at_once_not_retried_as_no_answer(self) -> None:
+        rt = runtrail.Client(server.url.replace("http://", "https://"), start_timeout=5)
+        for call in (lambda: rt.get_run("r1"), lambda: list(rt.watch("r1"))):
+            began = time.monotonic()
+            with self.assertRaises(runtrail.RuntrailError) as caught:
+                call()
+            self.assertLess(time.monotonic() - began, 2, "a TLS refusal is not retried for start_timeout")
+            self.assertIn("TLS with https://", str(caught.exception))
+            self.assertIn("is the server serving https on that port?", str(caught.exception))
+
 
 if __name__ == "__main__":
     unittest.main()
