@@ -10,6 +10,7 @@ import json
 import random
 import select
 import socket
+import ssl
 import threading
 import time
 import urllib.error
@@ -56,11 +57,22 @@ def is_retryable(err: BaseException) -> bool:
     """
     if isinstance(err, RuntrailError):
         return err.code in RETRYABLE_CODES or (err.status in RETRYABLE_STATUSES)
-    if isinstance(err, urllib.error.HTTPError):
+    if isinstance(err, urllib.error.HTTPError) or tls_refusal(err) is not None:
         return False
     if isinstance(err, (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout, socket.gaierror, http.client.HTTPException)):
         return True
     return isinstance(err, OSError) and err.errno in NETWORK_ERRNOS
+
+
+def tls_refusal(err: BaseException) -> Optional[ssl.SSLError]:
+    """The TLS failure under ``err`` that trying again cannot mend (a certificate not trusted, https to a plain http port), if any.
+
+    An end of the connection midway (``SSLEOFError``, ``SSLZeroReturnError``) is the network's: retried as any drop.
+    """
+    reason = getattr(err, "reason", err)
+    if isinstance(reason, ssl.SSLError) and not isinstance(reason, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLWantReadError, ssl.SSLWantWriteError)):
+        return reason
+    return None
 
 
 def retry_after_seconds(err: BaseException) -> Optional[float]:
@@ -196,7 +208,7 @@ class Http:
                 answer_headers.update((name.lower(), value) for name, value in response.getheaders())
             if response.status >= 400:
                 raise self.token_hint(error_from_response(response.status, payload, f"{method} {url}", response.headers))
-            return json.loads(payload.decode("utf-8")) if payload else None
+            return self.json_answer(route, params, query, response, payload)
         finally:
             connection.close()
 
@@ -229,7 +241,8 @@ class Http:
         if json_body is not None:
             data = json.dumps(json_body, allow_nan=False).encode("utf-8")
             extra.setdefault("content-type", "application/json")
-        deadline = time.monotonic() + retry_for
+        began = time.monotonic()
+        deadline = began + retry_for
         tries = 0
         while True:
             try:
@@ -237,18 +250,25 @@ class Http:
                     return attempt()
                 with self.open(route, params, query, body=data, headers=extra, timeout=timeout) as response:
                     payload = response.read()
-                return json.loads(payload.decode("utf-8")) if payload else None
+                return self.json_answer(route, params, query, response, payload)
             except Exception as err:  # noqa: BLE001 - sorted into retryable or raised just below
                 if not is_retryable(err):
+                    tls = tls_refusal(err)
+                    if tls is not None:
+                        raise self.tls_error(tls) from None
                     raise
                 wait = retry_after_seconds(err)
                 if wait is None:
                     wait = backoff_delay(tries)
                 if time.monotonic() + wait > deadline:
-                    raise self.unreachable(err, retry_for) from err
+                    final = self.gave_up(err, retry_for, tries + 1, time.monotonic() - began, wait)
+                    # Not chained: the message names the cause (refused, timed out, the server's answer), and a chain
+                    # printed some sixty lines of urllib and socket internals over a wrong URL or a server not started.
+                    raise final from None
                 if stop is not None:
                     if stop.wait(wait):
-                        raise self.unreachable(err, retry_for) from err
+                        final = self.unreachable(err, retry_for)  # stopped (an exit), not out of time: no "gave up"
+                        raise final from None
                 else:
                     time.sleep(wait)
                 tries += 1
@@ -303,12 +323,66 @@ class Http:
 
         return self.request(route, params, attempt=fetch, retry_for=retry_for)  # type: ignore[no-any-return]
 
+    def json_answer(
+        self,
+        route: str,
+        params: Optional[Mapping[str, str]],
+        query: Optional[Mapping[str, QueryValue]],
+        response: http.client.HTTPResponse,
+        payload: bytes,
+    ) -> Any:
+        """A 2xx answer's JSON; one that is not JSON (another web server on that port, a proxy's login page) is said to be so."""
+        if not payload:
+            return None
+        try:
+            return json.loads(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            kind = response.headers.get("content-type") or "no content-type"
+            raise RuntrailError(
+                "invalid_response",
+                f"{ROUTES[route][0]} {self.url(route, params, query)} answered {response.status} with {kind}, not JSON: "
+                f"is {self.base_url} a runtrail server? Set RUNTRAIL_URL (or Client(url=)) to its root URL",
+                {"url": self.base_url, "status": response.status, "contentType": kind},
+                response.status,
+            ) from None
+
     def token_hint(self, err: RuntrailError) -> RuntrailError:
         """A server that wants a token this client has not got: say where a Python script gives one (the server says "send Authorization")."""
+        if err.code == "route_not_found" and urllib.parse.urlsplit(self.base_url).path:
+            # The server's own answer names only the path: the usual cause is a URL given with a path (a run's page, the API's).
+            err.message += f"; this client's URL is {self.base_url}: give the server's root (with only the prefix a proxy serves it under)"
+            err.args = (f"{err.code}: {err.message}",)
         if err.code == "unauthorized" and not self.token:
             err.message += "; this client has no token: pass runtrail.Client(token=...) or set RUNTRAIL_TOKEN"
             err.args = (f"{err.code}: {err.message}",)
         return err
+
+    def gave_up(self, err: BaseException, retry_for: float, attempts: int, elapsed: float, next_wait: Optional[float]) -> RuntrailError:
+        """The error to raise when retries are over: ``unreachable``'s, and for a busy server's own answer, that it was retried.
+
+        A 429 or 503 raised as the server worded it ("retry after
+        Retry-After") read as if nothing had retried it: it now says how
+        long and how often it was tried, and what the server asked for next.
+        """
+        final = self.unreachable(err, retry_for)
+        if final is err and retry_for > 0:
+            assert isinstance(err, RuntrailError)
+            asked = retry_after_seconds(err)
+            err.message += (
+                f" [runtrail-python retried it {attempts - 1} time{'' if attempts == 2 else 's'} in {elapsed:.1f} s and gave up: "
+                + (f"the server asked to wait {next_wait:g} s more (Retry-After), past " if asked is not None and next_wait is not None else "")
+                + f"this call's bound of {retry_for:g} s. Client(start_timeout=) bounds creates and reads, Client(retry_for=) events, ends and downloads]"
+            )
+            err.args = (f"{err.code}: {err.message}",)
+        return final
+
+    def tls_error(self, reason: ssl.SSLError) -> RuntrailError:
+        """A TLS failure said at once with what to check, rather than retried for start_timeout and called 'no server answers'."""
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            hint = "its certificate is not trusted here: give Python the CA that signed it (SSL_CERT_FILE=/path/to/ca.pem)"
+        else:
+            hint = "is the server serving https on that port? A plain `runtrail serve` answers http:// (set RUNTRAIL_URL accordingly)"
+        return RuntrailError("unavailable", f"TLS with {self.base_url} failed: {reason}; {hint}", {"url": self.base_url, "cause": str(reason)})
 
     def unreachable(self, err: BaseException, retry_for: float) -> RuntrailError:
         """The error to raise once retries are over: the server's own if it answered, else a clear 'nobody answers'."""

@@ -6,10 +6,12 @@ import contextlib
 import errno
 import json
 import os
+import re
 import secrets
 import socket
 import tempfile
 import threading
+import urllib.parse
 import uuid
 import warnings
 from typing import Any, BinaryIO, Dict, Iterator, List, Mapping, Optional, Tuple, Union, cast
@@ -52,7 +54,8 @@ class Client:
       in memory to be sent; a call that finds the queue full blocks until the
       server has stored some, up to ``queue_full_timeout`` seconds (default
       ``retry_for``), then raises ``RuntrailError('unavailable')`` saying why.
-    - ``exit_timeout``: how long the process waits at exit for unsent events.
+    - ``exit_timeout``: how long the process waits at exit for unsent events, and to end
+      runs the script left open (``failed``, kind ``orphaned``).
     """
 
     def __init__(
@@ -75,6 +78,12 @@ class Client:
         self.url = (url or os.environ.get("RUNTRAIL_URL") or DEFAULT_URL).rstrip("/")
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(f"runtrail server URL must start with http:// or https://, got {self.url!r}")
+        api = re.search(r"/api/v1(/|$)", urllib.parse.urlsplit(self.url).path)
+        if api:
+            # Every route is built as <url>/api/v1/...: an API URL here answered route_not_found for /api/v1/api/v1/runs.
+            root = self.url[: self.url.index("/api/v1", len(self.url) - len(urllib.parse.urlsplit(self.url).path))]
+            where = "" if url else " (from RUNTRAIL_URL)"
+            raise ValueError(f"runtrail server URL is the server's root, not its API path: got {self.url!r}{where}, give {root!r}")
         self._http = Http(self.url, token if token is not None else os.environ.get("RUNTRAIL_TOKEN"), timeout)
         self.start_timeout = start_timeout
         self.retry_for = retry_for

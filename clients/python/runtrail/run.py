@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import io
 import itertools
@@ -10,16 +11,19 @@ import math
 import mimetypes
 import os
 import re
+import sys
 import threading
 import time
 import traceback
 import uuid
 import warnings
+import weakref
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Type, TypeVar, Union, cast
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Literal, Mapping, Optional, Type, TypeVar, Union, cast
 
 from ._http import backoff_delay
 from ._limits import MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS
+from . import _sender
 from ._sender import Sender
 from .errors import Cancelled, RuntrailError, Terminated
 
@@ -138,6 +142,11 @@ class Run:
             on_stop=self._stop,
         )
 
+        if owner is not None and not attached:
+            # Ended at exit if the script never did (no with block, no succeed/fail), in this process only (not a forked child).
+            self._pid = os.getpid()
+            _open_runs.add(self)
+
     def __repr__(self) -> str:
         return f"<runtrail.Run {self.name} {self.id}>"
 
@@ -163,7 +172,7 @@ class Run:
     def __enter__(self) -> "Run":
         return self
 
-    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> bool:
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> Literal[False]:
         if self._attached or self._ended is not None:
             if self._attached:
                 # Done with the run here (a worker's task): its events stored, its sender thread stopped,
@@ -230,7 +239,7 @@ class Run:
         message = describe(error) if isinstance(error, BaseException) else _text(error)
         return self.finish("failed", message=message, kind=kind)
 
-    def finish(self, status: str, *, message: Optional[str] = None, kind: Optional[str] = None) -> Dict[str, Any]:
+    def finish(self, status: str, *, message: Optional[str] = None, kind: Optional[str] = None, _deadline: Optional[float] = None) -> Dict[str, Any]:
         """Write the run's one terminal event after everything queued, and return the final run.
 
         ``status`` is ``succeeded``, ``failed`` (needs ``message``) or
@@ -251,9 +260,9 @@ class Run:
         for child in list(self._children):
             if child._ended is None:
                 if status == "cancelled":
-                    child._finish_ignoring_end("cancelled", message=f"its parent run {self.id} was cancelled", kind="cancelled")
+                    child._finish_ignoring_end("cancelled", message=f"its parent run {self.id} was cancelled", kind="cancelled", deadline=_deadline)
                 else:
-                    child._finish_ignoring_end("failed", message=f"its parent run {self.id} ended before it did", kind="orphaned")
+                    child._finish_ignoring_end("failed", message=f"its parent run {self.id} ended before it did", kind="orphaned", deadline=_deadline)
         body: Dict[str, Any] = {"status": status, "id": f"{self._id_prefix}.finish"}
         if self._owner is not None:
             # Fencing: a finish from an owner that lost the lease is refused (409 lease_lost).
@@ -264,12 +273,13 @@ class Run:
             body["output"] = self._output
         try:
             try:
-                self._sender.flush()
+                self._sender.flush(None if _deadline is None else max(0.0, _deadline - time.monotonic()))
             except RuntrailError as err:
                 # The server refused an event: it is there, and still takes the end of a run that did not succeed.
                 if status == "succeeded" or not self._sender.is_refusal(err):
                     raise
-            final = self.client._http.request("finishRun", {"id": self.id}, json_body=body, retry_for=self.client.retry_for)
+            retry_for = self.client.retry_for if _deadline is None else max(0.0, _deadline - time.monotonic())
+            final = self.client._http.request("finishRun", {"id": self.id}, json_body=body, retry_for=retry_for)
         except RuntrailError as err:
             if err.code == "run_already_terminal" and status == "cancelled":
                 final = self.client.get_run(self.id)
@@ -285,9 +295,9 @@ class Run:
         self._sender.close()
         return cast(Dict[str, Any], final)
 
-    def _finish_ignoring_end(self, status: str, *, message: str, kind: str) -> None:
+    def _finish_ignoring_end(self, status: str, *, message: str, kind: str, deadline: Optional[float] = None) -> None:
         try:
-            self.finish(status, message=message, kind=kind)
+            self.finish(status, message=message, kind=kind, _deadline=deadline)
         except RuntrailError as err:
             if err.code != "run_already_terminal":
                 raise
@@ -303,8 +313,20 @@ class Run:
 
     def check_cancelled(self) -> None:
         """Raise ``runtrail.Cancelled`` if the run was asked to stop (what every call boundary does)."""
+        self._check_not_ended()
         if self._stop_reason is not None:
             raise Cancelled(self.id, self._stop_reason)
+
+    def _check_not_ended(self) -> None:
+        """An event on a run this handle ended is the script's mistake, said as such: not ``Cancelled``, which nobody asked for."""
+        ended = self._ended
+        if ended is not None and not self._cancel_requested:
+            raise RuntrailError(
+                "run_already_terminal",
+                f"run {self.id} already ended {ended.get('status')} (its with block was left, or succeed/fail/finish was called): "
+                "it takes no more events; record them inside the block, or start another run",
+                {"runId": self.id, "status": ended.get("status")},
+            )
 
     # -- events ------------------------------------------------------------
 
@@ -316,6 +338,7 @@ class Run:
         1 MiB; 64 KiB for ``meta``). Larger data raises ``RuntrailError('payload_too_large')``
         naming the event, its size and the limit; it is not queued, and the run goes on.
         """
+        self._check_not_ended()
         if not isinstance(event_type, str) or not (event_type in KNOWN_EVENT_TYPES or (event_type.startswith("x.") and len(event_type) > 2)):
             raise ValueError(f"event type must be a runtrail type or your own starting with 'x.' (such as 'x.{event_type}'), got {event_type!r}")
         if data is None:
@@ -508,7 +531,7 @@ class Phase:
         self.run.event("phase", data)
         return self
 
-    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> bool:
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> Literal[False]:
         self.run.event("phase", {"name": self.name, "status": "completed" if exc is None else "failed"})
         return False
 
@@ -532,7 +555,7 @@ class Call:
         self._started = time.monotonic()
         return self
 
-    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> bool:
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> Literal[False]:
         assert self.id is not None
         if exc is None:
             self.run.event("call.succeeded", {"callId": self.id, "durationMs": self._elapsed_ms()})
@@ -575,3 +598,29 @@ class Call:
         if callable(self.retry_delay):
             return float(self.retry_delay(attempt))
         return float(self.retry_delay)
+
+
+#: Runs this process created (``rt.run``, ``run.child``) and may not have ended: those still open at exit are ended there.
+_open_runs: "weakref.WeakSet[Run]" = weakref.WeakSet()
+
+
+@atexit.register
+def _end_open_runs_at_exit() -> None:
+    """End ``failed`` the runs the script left open (no ``with`` block, no ``succeed``/``fail``), within ``exit_timeout``.
+
+    Before, such a run showed ``running`` until its lease lapsed and the
+    reaper ended it ``orphaned`` (30 s later by default), though the script
+    was long gone. Registered after the sender's exit flush, so it runs
+    first (atexit is last in, first out); parents before their children.
+    """
+    deadline = time.monotonic() + _sender.exit_timeout[0]
+    runs = sorted((run for run in list(_open_runs) if run._pid == os.getpid()), key=lambda run: run.parent_id is not None)
+    for run in runs:
+        if run._ended is not None or run._sender.closed:
+            continue  # ended (also as a parent's child), or abandoned by a Ctrl-C: the exit does not wait for it
+        message = f"the script exited without ending run {run.id}: leave a `with rt.run(...)` block, or call run.succeed() or run.fail()"
+        print(f"runtrail: {message}; ending it failed", file=sys.stderr)
+        try:
+            run.finish("failed", message=message, kind="orphaned", _deadline=deadline)
+        except Exception as err:  # noqa: BLE001 - reported: the process is exiting, there is no caller to raise to
+            print(f"runtrail: could not end run {run.id} at exit (its lease will lapse on the server): {err}", file=sys.stderr)

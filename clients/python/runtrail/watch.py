@@ -7,7 +7,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Tuple
 
-from ._http import backoff_delay, is_retryable
+from ._http import backoff_delay, is_retryable, tls_refusal
 from .errors import RuntrailError
 
 if TYPE_CHECKING:
@@ -82,6 +82,16 @@ def watch(
             response = client._http.open("streamRun", {"id": run_id}, {"after": last}, headers=headers, timeout=read_timeout)
             answered = True
             with response:
+                kind = response.headers.get("content-type") or ""
+                if not kind.startswith("text/event-stream"):
+                    # Another web server (or a proxy's page) on that URL: read as a stream that closes at once, it was reopened forever.
+                    raise RuntrailError(
+                        "invalid_response",
+                        f"GET {client._http.url('streamRun', {'id': run_id})} answered {response.status} with {kind or 'no content-type'}, "
+                        f"not an event stream: is {client.url} a runtrail server? Set RUNTRAIL_URL (or Client(url=)) to its root URL",
+                        {"url": client.url, "status": response.status, "contentType": kind or None},
+                        response.status,
+                    )
                 for name, data in _sse_records(response):
                     outage_since, attempt = None, 0
                     if name == ":":
@@ -114,6 +124,9 @@ def watch(
                         raise RuntrailError(err.get("code", "internal"), err.get("message", "stream error"))
         except Exception as err:  # noqa: BLE001 - sorted into retryable or raised just below
             if not is_retryable(err):
+                tls = tls_refusal(err)
+                if tls is not None:
+                    raise client._http.tls_error(tls) from None
                 raise
             if remaining() <= 0:
                 raise timed_out() from None  # a read cut short by the deadline, not an outage
@@ -121,7 +134,7 @@ def watch(
             outage_since = outage_since or now
             bound = client.retry_for if answered else client.start_timeout
             if now - outage_since > bound:
-                raise client._http.unreachable(err, bound) from err
+                raise client._http.unreachable(err, bound) from None  # its message names the cause
         if reopen_now:
             continue
         # The stream closed or dropped before the end: reopen from the last seq.
