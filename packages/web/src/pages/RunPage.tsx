@@ -91,7 +91,7 @@ export function RunPage({ id }: { id: string }) {
       <ChildRuns children={children} total={childCount} now={now} />
       <Artifacts runId={run.id} artifacts={s.artifacts} />
       <Console runId={run.id} events={events} recentLogs={s.logs} artifacts={s.artifacts} ended={isTerminalStatus(status)} />
-      <EventLog events={events} total={s.seq} />
+      <EventLog events={events} total={s.seq} ended={isTerminalStatus(status)} />
     </main>
   );
 }
