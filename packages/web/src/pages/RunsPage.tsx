@@ -4,7 +4,7 @@ import { cannotText, useAccess } from '../access.js';
 import { ConnectionIndicator } from '../components/ConnectionIndicator.js';
 import { StartRunForm } from '../components/StartRunForm.js';
 import { Link, navigate, pushQuery, rememberListLocation, replaceQuery, useQuery, useRestoredScroll } from '../router.js';
-import { useNow } from '../use-now.js';
+import { useServerNow } from '../use-now.js';
 import { useDocumentTitle } from './run/use-document-title.js';
 import { useRunsPage } from '../use-runs-page.js';
 import { RunsTable } from './runs/RunsTable.js';
@@ -129,7 +129,8 @@ function RunsList() {
     );
   };
   const anyRunning = runs.some((r) => r.status === 'running');
-  const now = useNow(anyRunning);
+  // Frozen while the server is away: the list knows nothing newer than when it last heard it.
+  const { now, asOf } = useServerNow(anyRunning, connection);
   const labelInvalid = !labelFilterValid(draft.label);
   // The labels the list is filtered by while the box holds text that is not (yet) a filter: never a silent old result.
   const appliedLabel = server.label ?? '';
@@ -143,7 +144,7 @@ function RunsList() {
     <main className="page runs-page" tabIndex={-1}>
       <div className="page-head">
         <h1>Runs</h1>
-        <ConnectionIndicator state={connection} />
+        <ConnectionIndicator state={connection} asOf={asOf} />
         <button
           ref={startButton}
           type="button"

@@ -27,6 +27,8 @@ export interface RunHeaderProps {
   runError: RunError | null;
   finishedAt: number | null;
   now: number;
+  /** While the server is away: when the page last heard it (its figures are from then). */
+  asOf: number | null;
   connection: ConnectionState;
   observers: number | null;
   /** Why the page's watcher gave up, if it did (a revoked token): said, never just an "ended" dot. */
@@ -36,7 +38,7 @@ export interface RunHeaderProps {
 }
 
 /** The run's name, status, timings, error and its actions (cancel, retry, delete). */
-export function RunHeader({ run, snapshot: s, events, status, runError, finishedAt, now, connection, observers, streamError, childCount }: RunHeaderProps) {
+export function RunHeader({ run, snapshot: s, events, status, runError, finishedAt, now, asOf, connection, observers, streamError, childCount }: RunHeaderProps) {
   const [actionError, setActionError] = useState<string | null>(null);
   // A double click must not make two attempts: the ref refuses a second click
   // before the disabled button is rendered, the state shows it is pending.
@@ -63,7 +65,7 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
             stalled
           </span>
         )}
-        <ConnectionIndicator state={connection} observers={observers} runEnded={terminal} />
+        <ConnectionIndicator state={connection} observers={observers} runEnded={terminal} asOf={asOf} />
       </div>
       <RunAnnouncement status={status} stalled={s.stalled !== null} percent={s.progress?.percent ?? null} />
       <dl className="timings">
