@@ -6,6 +6,7 @@ import { ChildRuns } from '../components/ChildRuns.js';
 import { EventLog } from '../components/EventLog.js';
 import { problemText } from '../problem-text.js';
 import { Link, listLocation, useRestoredScroll } from '../router.js';
+import { useLiveHandlers } from '../use-live-handlers.js';
 import { useServerNow } from '../use-now.js';
 import { Console } from './run/Console.js';
 import { Counters } from './run/Counters.js';
@@ -30,6 +31,7 @@ export function RunPage({ id }: { id: string }) {
   const live = run !== null && !isTerminalStatus(run.status) && !snapshot.terminal;
   // Frozen while the server is away: the page knows nothing newer than when it last heard it.
   const { now, asOf } = useServerNow(live, connection);
+  const handlers = useLiveHandlers(run !== null && run.status === 'queued' && run.execute && !snapshot.terminal);
   const children = useChildRuns(id);
   const childCount = useChildCount(id, children.length);
   const shownStatus = snapshot.terminal?.status ?? run?.status;
@@ -68,7 +70,7 @@ export function RunPage({ id }: { id: string }) {
       <p className="crumbs">
         <Link href={listLocation()}>← All runs</Link>
       </p>
-      <RunHeader run={run} snapshot={s} events={events} status={status} runError={runError} finishedAt={finishedAt} now={now} asOf={asOf} connection={connection} observers={observers} streamError={error} childCount={childCount} />
+      <RunHeader run={run} snapshot={s} events={events} status={status} runError={runError} finishedAt={finishedAt} now={now} asOf={asOf} handlers={handlers} connection={connection} observers={observers} streamError={error} childCount={childCount} />
       <RunContext run={run} snapshot={s} ended={isTerminalStatus(status)} now={now} />
 
       <div className="grid">
