@@ -64,4 +64,24 @@ describe('the dashboard on a phone (375 px)', () => {
     expect(onPage).toEqual(onPage.map((d) => ({ ...d, lines: 1 })));
     await postJson(server.url, `/runs/${run.id}/finish`, { status: 'failed', error: { message: 'no progress' } });
   });
+
+  it('shows the labels filter\'s whole placeholder', async () => {
+    const { page, server } = scene;
+    await page.setViewportSize({ width: 375, height: 740 });
+    await page.goto(`${server.url}/`);
+    const labels = page.getByLabel('filter by labels (key=value, comma separated)');
+    await labels.waitFor();
+    const fit = await labels.evaluate((input) => {
+      const box = input as HTMLInputElement;
+      const style = getComputedStyle(box);
+      const context = document.createElement('canvas').getContext('2d')!;
+      context.font = style.font;
+      const room = box.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+      return { placeholder: box.placeholder, needs: context.measureText(box.placeholder).width, room };
+    });
+    expect(fit.placeholder).toContain('key=value');
+    expect(fit.needs).toBeLessThanOrEqual(fit.room);
+    // Nothing of the form runs off the side of the phone.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+  });
 });
