@@ -367,8 +367,8 @@ describe('the run page in a real browser', () => {
       // Drawn where they ran: the second starts to the right of the first and is longer.
       expect(c2!.left).toBeGreaterThan(c1!.left);
       expect(c2!.width / c1!.width).toBeCloseTo(2.5, 1);
-      expect(await calls.nth(0).locator('.tl-duration').textContent()).toBe('1.0 s');
-      expect(await calls.nth(1).locator('.tl-duration').textContent()).toBe('2.5 s');
+      expect(await calls.nth(0).locator('.tl-duration').textContent()).toBe('1.0\u00a0s');
+      expect(await calls.nth(1).locator('.tl-duration').textContent()).toBe('2.5\u00a0s');
       const childStates = await timeline.locator('.tl-row[data-kind="child"]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-state')));
       expect(childStates).toEqual(['failed', 'ok', 'running']);
       // The time axis: round times from 0, none of the labels shown overlapping another or cut off.
@@ -410,7 +410,7 @@ describe('the run page in a real browser', () => {
       const first = await waitUntil(stuckFor, { what: 'the stall banner to say how long' });
       // It is the time stuck, which grows, not the 1 s threshold.
       await waitUntil(async () => ((await stuckFor()) ?? 0) >= first + 1, { what: 'the time stuck to grow' });
-      expect(await banner.textContent()).toContain('called stalled after 1.0 s');
+      expect(await banner.textContent()).toContain('called stalled after 1.0\u00a0s');
 
       const watching = page.getByTestId('observers');
       await waitUntil(async () => (await watching.textContent())?.includes('1 watching'), { what: 'this page to count itself' });
