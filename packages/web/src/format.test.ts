@@ -1,5 +1,5 @@
 import { expect, test } from 'vitest';
-import { formatNumber, formatTick } from './format.js';
+import { formatDuration, formatNumber, formatTick } from './format.js';
 
 test('numbers keep the precision a reader can use', () => {
   expect(formatNumber(1234567)).toBe((1234567).toLocaleString());
@@ -18,4 +18,11 @@ test('axis ticks have as many decimals as their spacing needs', () => {
   expect(formatTick(2.5, 2.5)).toBe('2.5');
   expect(formatTick(0.0003, 0.0001)).toBe('0.0003');
   expect(formatTick(2_500_000, 500_000)).toBe('2.5M');
+});
+
+test('a duration is one unbreakable word: its spaces are non-breaking', () => {
+  expect(formatDuration(260_000)).toBe('4\u00a0m\u00a020\u00a0s');
+  expect(formatDuration(2_300)).toBe('2.3\u00a0s');
+  expect(formatDuration(7_500_000)).toBe('2\u00a0h\u00a05\u00a0m');
+  expect(formatDuration(null)).toBe('–');
 });

@@ -14,15 +14,22 @@ export function errorKindText(kind: RunErrorKind): string {
   return ERROR_KIND_TEXT[kind];
 }
 
+const NBSP = '\u00a0';
+
+/**
+ * A duration as a reader takes it in, "4 m 20 s", its spaces non-breaking
+ * (U+00A0): on a phone a plain space let the line break inside it ("no
+ * progress for 4" / "m 20 s"). Match it in tests with `\s`, not a space.
+ */
 export function formatDuration(ms: number | null): string {
   if (ms === null || !Number.isFinite(ms)) return '–';
-  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}${NBSP}ms`;
   const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
+  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)}${NBSP}s`;
   const m = Math.floor(s / 60);
-  if (m < 60) return `${m} m ${Math.floor(s % 60)} s`;
+  if (m < 60) return `${m}${NBSP}m${NBSP}${Math.floor(s % 60)}${NBSP}s`;
   const h = Math.floor(m / 60);
-  return `${h} h ${m % 60} m`;
+  return `${h}${NBSP}h${NBSP}${m % 60}${NBSP}m`;
 }
 
 /*

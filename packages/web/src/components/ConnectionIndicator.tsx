@@ -1,4 +1,5 @@
 import type { ConnectionState } from '@runtrail/client/react';
+import { formatClock } from '../format.js';
 
 const TEXT: Record<ConnectionState, string> = {
   // A hook given no run (the dashboard always has one); the plain muted dot, as for ended.
@@ -25,8 +26,21 @@ export function connectionShown(state: ConnectionState, runEnded = false): { dot
  * announced. The watcher count beside it is not in the region: pages come
  * and go, and each would be announced.
  */
-export function ConnectionIndicator({ state, observers, runEnded = false }: { state: ConnectionState; observers?: number | null; runEnded?: boolean }) {
-  const { dot, text } = connectionShown(state, runEnded);
+export function ConnectionIndicator({
+  state,
+  observers,
+  runEnded = false,
+  asOf = null,
+}: {
+  state: ConnectionState;
+  observers?: number | null;
+  runEnded?: boolean;
+  /** When the page last heard the server, while it is away: what it shows is as of then, not now. */
+  asOf?: number | null;
+}) {
+  const shown = connectionShown(state, runEnded);
+  const dot = shown.dot;
+  const text = asOf === null ? shown.text : `${shown.text} (shown as of ${formatClock(asOf)})`;
   return (
     <span className="connection" data-state={dot}>
       <span className="connection-state" role="status" aria-label={`connection: ${text}`}>

@@ -47,7 +47,7 @@ function indexOfSeq(events: readonly RunEvent[], seq: number): number {
  * A row opens to its full text (a long message, a traceback, the whole
  * data), wrapped to the width of the page, on a phone too.
  */
-export function EventLog({ events, total }: { events: readonly RunEvent[]; total: number }) {
+export function EventLog({ events, total, ended }: { events: readonly RunEvent[]; total: number; ended: boolean }) {
   const [type, setType] = useState('');
   const [text, setText] = useState('');
   const [expanded, setExpanded] = useState<ReadonlySet<number>>(() => new Set());
@@ -141,10 +141,17 @@ export function EventLog({ events, total }: { events: readonly RunEvent[]; total
             value={text}
             onChange={(e) => setText(e.target.value)}
           />
-          <label className="check">
-            <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.target.checked)} aria-label="follow the newest events" />
-            follow
-          </label>
+          {/* An ended run gets no new events: a "follow" to tick would promise some. "Jump to latest" still reaches the end. */}
+          {ended ? (
+            <span className="muted follow-ended" data-testid="events-ended">
+              run ended: no new events
+            </span>
+          ) : (
+            <label className="check">
+              <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.target.checked)} aria-label="follow the newest events" />
+              follow
+            </label>
+          )}
         </div>
       </header>
       {partial && (

@@ -21,7 +21,7 @@ test('each kind of event reads as words, numbers at a readable precision, not as
 
 test("a call's later events name it by its label, and a failure by its headline (a traceback's exception line)", () => {
   expect(say('call.started', { callId: 'c1', label: 'Evaluating doc_1 with gpt-4o' })).toBe('Evaluating doc_1 with gpt-4o');
-  expect(say('call.succeeded', { callId: 'c1', durationMs: 2385 })).toBe('Evaluating doc_1 with gpt-4o succeeded in 2.4 s');
+  expect(say('call.succeeded', { callId: 'c1', durationMs: 2385 })).toBe('Evaluating doc_1 with gpt-4o succeeded in 2.4\u00a0s');
   expect(say('call.succeeded', { callId: 'c9' })).toBe('c9 succeeded');
   const traceback = 'Traceback (most recent call last):\n  File "eval.py", line 3, in score\nZeroDivisionError: division by zero';
   expect(say('call.failed', { callId: 'c1', error: traceback, willRetry: false })).toBe('Evaluating doc_1 with gpt-4o failed: ZeroDivisionError: division by zero');

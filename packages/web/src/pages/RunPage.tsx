@@ -6,7 +6,8 @@ import { ChildRuns } from '../components/ChildRuns.js';
 import { EventLog } from '../components/EventLog.js';
 import { problemText } from '../problem-text.js';
 import { Link, listLocation, useRestoredScroll } from '../router.js';
-import { useNow } from '../use-now.js';
+import { useLiveHandlers } from '../use-live-handlers.js';
+import { useServerNow } from '../use-now.js';
 import { Console } from './run/Console.js';
 import { Counters } from './run/Counters.js';
 import { InFlight } from './run/InFlight.js';
@@ -28,7 +29,9 @@ export function RunPage({ id }: { id: string }) {
   // "N watching": pushed by the server on the page's stream while it is live (null otherwise), never polled.
   const { run, snapshot, events, connection, error, observers } = useRun(id, { throttleMs: LIVE_RENDER_MS, observers: true });
   const live = run !== null && !isTerminalStatus(run.status) && !snapshot.terminal;
-  const now = useNow(live);
+  // Frozen while the server is away: the page knows nothing newer than when it last heard it.
+  const { now, asOf } = useServerNow(live, connection);
+  const handlers = useLiveHandlers(run !== null && run.status === 'queued' && run.execute && !snapshot.terminal);
   const children = useChildRuns(id);
   const childCount = useChildCount(id, children.length);
   const shownStatus = snapshot.terminal?.status ?? run?.status;
@@ -67,7 +70,7 @@ export function RunPage({ id }: { id: string }) {
       <p className="crumbs">
         <Link href={listLocation()}>← All runs</Link>
       </p>
-      <RunHeader run={run} snapshot={s} events={events} status={status} runError={runError} finishedAt={finishedAt} now={now} connection={connection} observers={observers} streamError={error} childCount={childCount} />
+      <RunHeader run={run} snapshot={s} events={events} status={status} runError={runError} finishedAt={finishedAt} now={now} asOf={asOf} handlers={handlers} connection={connection} observers={observers} streamError={error} childCount={childCount} />
       <RunContext run={run} snapshot={s} ended={isTerminalStatus(status)} now={now} />
 
       <div className="grid">
@@ -91,7 +94,7 @@ export function RunPage({ id }: { id: string }) {
       <ChildRuns children={children} total={childCount} now={now} />
       <Artifacts runId={run.id} artifacts={s.artifacts} />
       <Console runId={run.id} events={events} recentLogs={s.logs} artifacts={s.artifacts} ended={isTerminalStatus(status)} />
-      <EventLog events={events} total={s.seq} />
+      <EventLog events={events} total={s.seq} ended={isTerminalStatus(status)} />
     </main>
   );
 }

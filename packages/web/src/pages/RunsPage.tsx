@@ -4,7 +4,9 @@ import { cannotText, useAccess } from '../access.js';
 import { ConnectionIndicator } from '../components/ConnectionIndicator.js';
 import { StartRunForm } from '../components/StartRunForm.js';
 import { Link, navigate, pushQuery, rememberListLocation, replaceQuery, useQuery, useRestoredScroll } from '../router.js';
-import { useNow } from '../use-now.js';
+import { LiveHandlers } from '../components/QueuedWhy.js';
+import { useLiveHandlers } from '../use-live-handlers.js';
+import { useServerNow } from '../use-now.js';
 import { useDocumentTitle } from './run/use-document-title.js';
 import { useRunsPage } from '../use-runs-page.js';
 import { RunsTable } from './runs/RunsTable.js';
@@ -129,7 +131,9 @@ function RunsList() {
     );
   };
   const anyRunning = runs.some((r) => r.status === 'running');
-  const now = useNow(anyRunning);
+  // Frozen while the server is away: the list knows nothing newer than when it last heard it.
+  const { now, asOf } = useServerNow(anyRunning, connection);
+  const handlers = useLiveHandlers(runs.some((r) => r.status === 'queued' && r.execute));
   const labelInvalid = !labelFilterValid(draft.label);
   // The labels the list is filtered by while the box holds text that is not (yet) a filter: never a silent old result.
   const appliedLabel = server.label ?? '';
@@ -143,7 +147,7 @@ function RunsList() {
     <main className="page runs-page" tabIndex={-1}>
       <div className="page-head">
         <h1>Runs</h1>
-        <ConnectionIndicator state={connection} />
+        <ConnectionIndicator state={connection} asOf={asOf} />
         <button
           ref={startButton}
           type="button"
@@ -203,25 +207,27 @@ function RunsList() {
         </p>
       )}
 
-      <RunsTable
-        runs={runs}
-        now={now}
-        nest={!narrows(applied)}
-        empty={
-          connection === 'connecting' && !error
-            ? 'Loading…'
-            : error
-              ? connection === 'ended'
-                ? 'No runs to show: the server refused this page (start again from the first page).'
-                : 'No runs to show until the server answers.'
-              : isFiltered(applied)
-                ? 'No runs match these filters.'
-                : 'No runs yet. Start one with “Start run”.'
-        }
-        onClear={isFiltered(applied) && runs.length === 0 && !error ? clear : undefined}
-        countFilter={countFilter}
-        onPick={(pick) => change(pick)}
-      />
+      <LiveHandlers.Provider value={handlers}>
+        <RunsTable
+          runs={runs}
+          now={now}
+          nest={!narrows(applied)}
+          empty={
+            connection === 'connecting' && !error
+              ? 'Loading…'
+              : error
+                ? connection === 'ended'
+                  ? 'No runs to show: the server refused this page (start again from the first page).'
+                  : 'No runs to show until the server answers.'
+                : isFiltered(applied)
+                  ? 'No runs match these filters.'
+                  : 'No runs yet. Start one with “Start run”.'
+          }
+          onClear={isFiltered(applied) && runs.length === 0 && !error ? clear : undefined}
+          countFilter={countFilter}
+          onPick={(pick) => change(pick)}
+        />
+      </LiveHandlers.Provider>
 
       <nav className="pager" aria-label="pages of runs">
         <button type="button" disabled={cursors.length === 0} onClick={() => toPage(cursors.slice(0, -1))} aria-label="Newer runs">

@@ -47,6 +47,8 @@ export async function spawnServer(options: {
   node: string;
   port?: number;
   env?: Record<string, string>;
+  /** More `runtrail serve` flags (`--handlers FILE`). */
+  args?: readonly string[];
 }): Promise<ServerProcess> {
   const child = spawn(
     process.execPath,
@@ -61,6 +63,7 @@ export async function spawnServer(options: {
       options.node,
       '--log-level',
       'warn',
+      ...(options.args ?? []),
     ],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUNTRAIL_LOG_LEVEL: 'warn', ...options.env } },
   );

@@ -328,7 +328,7 @@ describe('the run page in a real browser', () => {
       // A failed experiment says why in its row; every row says how long it ran.
       expect(await table.locator(`tr[data-run-id="${children[0]}"]`).getByTestId('child-reason').textContent()).toBe('diverged');
       for (const duration of await table.locator('tbody td[data-column="duration"]').allTextContents()) {
-        expect(duration).toMatch(/^(\d+ ms|\d+(\.\d)? s|\d+ m \d+ s)$/);
+        expect(duration).toMatch(/^(\d+\sms|\d+(\.\d)?\ss|\d+\sm\s\d+\ss)$/);
       }
       // On a phone the table scrolls sideways within its panel, the page does not, and the name stays in view.
       await page.locator('.children-wrap').evaluate((el) => (el.scrollLeft = el.scrollWidth));
@@ -367,8 +367,8 @@ describe('the run page in a real browser', () => {
       // Drawn where they ran: the second starts to the right of the first and is longer.
       expect(c2!.left).toBeGreaterThan(c1!.left);
       expect(c2!.width / c1!.width).toBeCloseTo(2.5, 1);
-      expect(await calls.nth(0).locator('.tl-duration').textContent()).toBe('1.0 s');
-      expect(await calls.nth(1).locator('.tl-duration').textContent()).toBe('2.5 s');
+      expect(await calls.nth(0).locator('.tl-duration').textContent()).toBe('1.0\u00a0s');
+      expect(await calls.nth(1).locator('.tl-duration').textContent()).toBe('2.5\u00a0s');
       const childStates = await timeline.locator('.tl-row[data-kind="child"]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-state')));
       expect(childStates).toEqual(['failed', 'ok', 'running']);
       // The time axis: round times from 0, none of the labels shown overlapping another or cut off.
@@ -404,13 +404,13 @@ describe('the run page in a real browser', () => {
       const banner = page.getByTestId('stalled');
       const stuckFor = async () => {
         const text = (await banner.textContent()) ?? '';
-        const m = /no progress for ([\d.]+) s/.exec(text);
+        const m = /no progress for ([\d.]+)\ss/.exec(text);
         return m ? Number(m[1]) : null;
       };
       const first = await waitUntil(stuckFor, { what: 'the stall banner to say how long' });
       // It is the time stuck, which grows, not the 1 s threshold.
       await waitUntil(async () => ((await stuckFor()) ?? 0) >= first + 1, { what: 'the time stuck to grow' });
-      expect(await banner.textContent()).toContain('called stalled after 1.0 s');
+      expect(await banner.textContent()).toContain('called stalled after 1.0\u00a0s');
 
       const watching = page.getByTestId('observers');
       await waitUntil(async () => (await watching.textContent())?.includes('1 watching'), { what: 'this page to count itself' });
@@ -455,7 +455,7 @@ describe('the run page in a real browser', () => {
       const inCard = /no progress for (.+)$/.exec(card!)?.[1];
       expect(inCard).toBe(inBanner);
       // Counted from the last event that showed it moving (10 s before the run was sent), as the server's stall detector counts.
-      const seconds = Number(/^(\d+(?:\.\d)?) s$/.exec(inBanner ?? '')?.[1]);
+      const seconds = Number(/^(\d+(?:\.\d)?)\ss$/.exec(inBanner ?? '')?.[1]);
       expect(seconds).toBeGreaterThanOrEqual(10);
       expect(seconds).toBeLessThanOrEqual((Date.now() - now) / 1000 + 10 + 1);
       await finish(run.id, { status: 'failed', error: { message: 'no progress' } });
@@ -473,7 +473,7 @@ describe('the run page in a real browser', () => {
       await open(run.id, `slowing-${viewport.name}`);
       const eta = page.getByTestId('eta');
       const seconds = async () => {
-        const m = /about (?:(\d+) m )?(\d+(?:\.\d)?) s left/.exec((await textNow(eta)) ?? '');
+        const m = /about (?:(\d+)\sm\s)?(\d+(?:\.\d)?)\ss left/.exec((await textNow(eta)) ?? '');
         return m ? Number(m[1] ?? 0) * 60 + Number(m[2]) : null;
       };
       const left = await waitUntil(seconds, { what: 'an estimate of the time left' });

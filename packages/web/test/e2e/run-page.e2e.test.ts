@@ -199,7 +199,7 @@ describe('the run page: context, failures, console and artifacts', () => {
       expect(await context.getByTestId('exec-command').textContent()).toBe('python3 -u train.py');
       expect(await context.getByTestId('exec-exit').textContent()).toBe('exit code 1');
       expect(await context.getByTestId('exec-host').textContent()).toBe(hostname());
-      expect(await context.getByTestId('exec-duration').textContent()).toMatch(/^\d+(\.\d)? (ms|s)$/);
+      expect(await context.getByTestId('exec-duration').textContent()).toMatch(/^\d+(\.\d)?\s(ms|s)$/);
       expect(await context.getByTestId('run-labels').textContent()).toBe('Labelsteam=ml');
       const input = await context.getByLabel('Input as JSON').textContent();
       expect(JSON.parse(input!)).toEqual({ command: 'python3', args: ['-u', 'train.py'], cwd: work });
@@ -515,7 +515,7 @@ describe('the run page: context, failures, console and artifacts', () => {
       expect(await line('provider returned 500').locator('.console-gutter').textContent()).toBe('error');
       expect(await line('slow response').locator('.console-gutter').textContent()).toBe('warn');
       expect(new Set([await colour('provider returned 500'), await colour('slow response'), await colour('summary: xxx')]).size).toBe(3);
-      expect(await context.getByTestId('exec-duration').textContent()).toBe('1.5 s');
+      expect(await context.getByTestId('exec-duration').textContent()).toBe('1.5\u00a0s');
       expect(await page.getByTestId('log-elsewhere').textContent()).toBe(
         `the output of run ${run.id} went to the log file /home/ana/job/out.log on another host, build-box-7; this server (node e2e-run-page) has no copy of it. What it printed is also in its log events.`,
       );

@@ -147,7 +147,7 @@ describe('the runs list in a real browser', () => {
         const ahead = await later.newPage();
         await ahead.goto(`${server!.url}/?q=llm-eval`);
         await row(ahead, scene.evalRun).waitFor();
-        expect(await row(ahead, scene.evalRun).getByTestId('progress-notes').textContent()).toMatch(/^8 in flightno progress for 1\d m \d+ s$/);
+        expect(await row(ahead, scene.evalRun).getByTestId('progress-notes').textContent()).toMatch(/^8 in flightno progress for 1\d\sm\s\d+\ss$/);
         expect(await row(ahead, scene.evalRun).locator('progress').getAttribute('class')).toBe('progress progress-running progress-stalled');
         await later.close();
 
@@ -572,7 +572,7 @@ describe('the runs list in a real browser', () => {
       await waitUntil(async () => Number(await bar.getAttribute('value')) === (100 + i) / 10, { what: `reading ${i} on the page` });
     }
     const minutes = async () => {
-      const m = /~(?:(\d+) h )?(\d+) m(?: \d+ s)? left/.exec((await textNow(row(page, id).getByTestId('progress-notes'))) ?? '');
+      const m = /~(?:(\d+)\sh\s)?(\d+)\sm(?:\s\d+\ss)? left/.exec((await textNow(row(page, id).getByTestId('progress-notes'))) ?? '');
       return m ? Number(m[1] ?? 0) * 60 + Number(m[2]) : null;
     };
     expect(await minutes()).toBeGreaterThanOrEqual(20);

@@ -136,9 +136,16 @@ export function Console({
         </h2>
         <div className="filters">
           <input type="search" aria-label="search the output" placeholder="search output" value={search} onChange={(e) => setSearch(e.target.value)} />
-          <button type="button" className="small" aria-pressed={follow} onClick={() => tail.setFollowing(!follow)}>
-            {follow ? 'Following' : 'Follow'}
-          </button>
+          {/* An ended run prints nothing more: a pressed "Following" would promise lines that never come. */}
+          {ended ? (
+            <span className="muted follow-ended" data-testid="console-ended">
+              run ended: no new output
+            </span>
+          ) : (
+            <button type="button" className="small" aria-pressed={follow} onClick={() => tail.setFollowing(!follow)}>
+              {follow ? 'Following' : 'Follow'}
+            </button>
+          )}
           {logFile.state === 'here' && (
             <button type="button" className="small" onClick={() => void download()}>
               Download full log

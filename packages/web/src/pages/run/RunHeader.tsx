@@ -6,6 +6,7 @@ import { client } from '../../client.js';
 import { TRY_AGAIN, problemText } from '../../problem-text.js';
 import { ConfirmButton } from '../../components/ConfirmButton.js';
 import { ConnectionIndicator } from '../../components/ConnectionIndicator.js';
+import { QueuedWhy } from '../../components/QueuedWhy.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
 import { formatDuration, formatTime, formatZone } from '../../format.js';
 import { When } from '../../components/When.js';
@@ -27,6 +28,10 @@ export interface RunHeaderProps {
   runError: RunError | null;
   finishedAt: number | null;
   now: number;
+  /** While the server is away: when the page last heard it (its figures are from then). */
+  asOf: number | null;
+  /** The handlers live nodes define (null: not known or not asked), to say why a queued run waits. */
+  handlers: ReadonlySet<string> | null;
   connection: ConnectionState;
   observers: number | null;
   /** Why the page's watcher gave up, if it did (a revoked token): said, never just an "ended" dot. */
@@ -36,7 +41,7 @@ export interface RunHeaderProps {
 }
 
 /** The run's name, status, timings, error and its actions (cancel, retry, delete). */
-export function RunHeader({ run, snapshot: s, events, status, runError, finishedAt, now, connection, observers, streamError, childCount }: RunHeaderProps) {
+export function RunHeader({ run, snapshot: s, events, status, runError, finishedAt, now, asOf, handlers, connection, observers, streamError, childCount }: RunHeaderProps) {
   const [actionError, setActionError] = useState<string | null>(null);
   // A double click must not make two attempts: the ref refuses a second click
   // before the disabled button is rendered, the state shows it is pending.
@@ -63,7 +68,7 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
             stalled
           </span>
         )}
-        <ConnectionIndicator state={connection} observers={observers} runEnded={terminal} />
+        <ConnectionIndicator state={connection} observers={observers} runEnded={terminal} asOf={asOf} />
       </div>
       <RunAnnouncement status={status} stalled={s.stalled !== null} percent={s.progress?.percent ?? null} />
       <dl className="timings">
@@ -124,6 +129,7 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
         )}
       </dl>
       <RunErrorBox error={runError} />
+      {status === 'queued' && <QueuedWhy run={run} handlers={handlers} />}
       {s.cancelRequested && !terminal && <p className="note">Cancel requested; waiting for the run to stop.</p>}
       {cancel?.reason && cancel.reason !== runError?.message && (
         <p className="note" data-testid="cancel-reason">

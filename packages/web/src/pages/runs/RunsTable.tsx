@@ -1,6 +1,7 @@
-import { Fragment, useCallback, useEffect, useId, useState, type CSSProperties, type ReactNode } from 'react';
+import { Fragment, useCallback, useContext, useEffect, useId, useState, type CSSProperties, type ReactNode } from 'react';
 import { MAX_PARENT_IDS, RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, type RunsFilter, type Snapshot, hasCalls, unfinishedCalls } from '@runtrail/protocol';
 import { ProgressBar } from '../../components/ProgressBar.js';
+import { LiveHandlers, QueuedWhy } from '../../components/QueuedWhy.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
 import { errorKindText, formatDuration, formatTime, formatZone } from '../../format.js';
 import { When } from '../../components/When.js';
@@ -319,6 +320,7 @@ function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onTogg
   const reason = run.error ? visibleText(oneLine(terminalText(run.error.message))) : null;
   const activity = run.status === 'running' ? visibleText([s.phase, progress?.message].filter(Boolean).join(' · ')) : '';
   const name = visibleText(run.name);
+  const handlers = useContext(LiveHandlers);
   const readings = useReadings(progress);
   // The list has no events, only each snapshot's latest reading. Once it has seen two, the rate is the
   // one between them (the pace now, as on the run's page); before that, from the start up to now.
@@ -405,6 +407,11 @@ function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onTogg
       </td>
       <td className="col-progress">
         {progress ? <ProgressBar percent={progress.percent} label={`progress of ${name}`} status={run.status} stalled={stalled || quietMs !== null} /> : <span className="muted">–</span>}
+        {run.status === 'queued' && run.execute && handlers !== null && (
+          <div className="muted small progress-notes">
+            <QueuedWhy run={run} handlers={handlers} short />
+          </div>
+        )}
         {run.status === 'running' && (
           <div className="muted small progress-notes" data-testid="progress-notes">
             {inFlight > 0 && <span>{inFlight} in flight</span>}

@@ -1,0 +1,82 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertBuilt, collectConsoleErrors, launchChromium, postJson, spawnServer, stopServer, tempDir, textNow, waitUntil, type ServerProcess } from './harness.js';
+
+/**
+ * A queued run says why it waits: for a free slot on a node that defines
+ * its handler, or for a node that defines it at all (then the reaper ends
+ * it after queuedOrphanTimeoutMs). A node of concurrency 0 claims nothing,
+ * so its runs stay queued however long the test takes.
+ */
+describe('a queued run', () => {
+  const dir = tempDir('runtrail-web-queued-');
+  let server: ServerProcess | null = null;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    assertBuilt();
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await stopServer(server);
+    dir.remove();
+  });
+
+  it('says it waits for a free slot while a live node defines its handler, and that none does once that node is gone', async () => {
+    const dataDir = join(dir.path, 'data');
+    const handlers = join(dir.path, 'handlers.mjs');
+    writeFileSync(handlers, "export default { 'nightly-import': async () => {} };\n");
+    const node = 'e2e-queued-node';
+    const env = { RUNTRAIL_CONCURRENCY: '0' };
+    server = await spawnServer({ dataDir, node, env, args: ['--handlers', handlers] });
+    const demo = await postJson<{ id: string; status: string }>(server.url, '/runs', { name: 'demo-pipeline', execute: true, input: { docs: 4 } });
+    const nightly = await postJson<{ id: string; status: string }>(server.url, '/runs', { name: 'nightly-import', execute: true });
+    expect([demo.status, nightly.status]).toEqual(['queued', 'queued']);
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors = collectConsoleErrors(page);
+    const why = (id: string) => page.locator(`tr[data-run-id="${id}"]`).getByTestId('queued-why');
+    await page.goto(`${server.url}/`);
+    await waitUntil(async () => (await textNow(why(nightly.id))) === 'waiting for a free slot', { what: 'the list to say the run waits for a slot' });
+    expect(await textNow(why(demo.id))).toBe('waiting for a free slot');
+    await page.goto(`${server.url}/runs/${nightly.id}`);
+    const note = page.getByTestId('queued-why');
+    await waitUntil(async () => (await textNow(note)) !== null, { what: 'the run page to say why the run waits' });
+    expect(await textNow(note)).toBe('Queued: a live node defines handler nightly-import; the run waits for a free slot on one.');
+
+    // The node that defined nightly-import goes; the one that comes back defines demo-pipeline only.
+    const port = server.port;
+    await stopServer(server);
+    server = await spawnServer({ dataDir, node, port, env });
+    await page.reload();
+    await waitUntil(async () => /no live node defines/.test((await textNow(note)) ?? ''), { what: 'the run page to say no live node defines the handler' });
+    expect(await textNow(note)).toBe(
+      "Queued: no live node defines handler nightly-import. It starts if a node that defines it comes up; if none does within the server's queuedOrphanTimeoutMs (10 min by default), it ends failed / orphaned.",
+    );
+    await page.goto(`${server.url}/`);
+    await waitUntil(async () => (await textNow(why(nightly.id))) === 'no live node defines nightly-import', { what: 'the list to say no live node defines it' });
+    expect(await why(nightly.id).getAttribute('title')).toContain('queuedOrphanTimeoutMs');
+    expect(await textNow(why(demo.id))).toBe('waiting for a free slot');
+
+    // Asked once on opening, then at most every 15 s: never once per render or per row.
+    const asked: number[] = [];
+    page.on('request', (request) => new URL(request.url()).pathname === '/api/v1/handlers' && asked.push(Date.now()));
+    await page.clock.install();
+    await page.reload();
+    // Shown once the answer is in, and the next ask is scheduled from there.
+    await waitUntil(async () => (await textNow(why(nightly.id))) !== null, { what: 'the list to say why again' });
+    expect(asked).toHaveLength(1);
+    await page.clock.fastForward('00:14');
+    await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+    expect(asked).toHaveLength(1);
+    await page.clock.fastForward('00:02');
+    await waitUntil(() => asked.length === 2, { what: 'the list to ask again after 15 s' });
+    // Refused connections while the server restarted are the browser's noise; a crash of the page is not.
+    expect(errors.filter((e) => e.startsWith('uncaught:'))).toEqual([]);
+    await page.close();
+  });
+});
