@@ -14,7 +14,7 @@ import threading
 import urllib.parse
 import uuid
 import warnings
-from typing import Any, BinaryIO, Dict, Iterator, List, Mapping, Optional, Tuple, Union, cast
+from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union, cast
 
 from . import _sender
 from ._http import Http
@@ -225,23 +225,10 @@ class Client:
                 self._http.download("getArtifact", params, sink, retry_for=self.retry_for)
                 sink.seek(0)
                 return sink.read()
-        path = os.fspath(dest)
-        if os.path.isdir(path):
-            path = os.path.join(path, name)  # artifact names hold no path separators (the server refuses them)
-        elif path.endswith((os.sep, "/")):
-            raise FileNotFoundError(errno.ENOENT, f"download_artifact({name!r}): dest names a folder that does not exist; create it first", path)
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            # Said before anything is downloaded, naming the folder rather than the hidden partial file.
-            raise FileNotFoundError(errno.ENOENT, f"download_artifact({name!r}): the folder of dest does not exist; create it first", folder)
-        fd, partial = _partial_file(folder, os.path.basename(path))
-        try:
-            with os.fdopen(fd, "w+b") as sink:
-                self._http.download("getArtifact", params, sink, retry_for=self.retry_for)
-            os.replace(partial, path)
-        except BaseException:
-            os.unlink(partial)
-            raise
+        # Artifact names hold no path separators (the server refuses them): one is a file name in any folder.
+        path, _ = _write_into_place(
+            dest, name, f"download_artifact({name!r})", "dest", lambda sink: self._http.download("getArtifact", params, sink, retry_for=self.retry_for)
+        )
         return path
 
     def export_run(self, run_id: str, path_or_file: Union[str, "os.PathLike[str]", BinaryIO], family: bool = False) -> Optional[str]:
@@ -268,25 +255,15 @@ class Client:
         if not isinstance(path_or_file, (str, os.PathLike)):
             _warn_if_not_ended(run_id, self._export_into(params, query, path_or_file, rewind=False))
             return None
-        path = os.fspath(path_or_file)
-        default_name = f"runtrail-{run_id}{'-family' if family else ''}.tar"
-        if os.path.isdir(path):
-            path = os.path.join(path, default_name)
-        elif path.endswith((os.sep, "/")):
-            raise FileNotFoundError(errno.ENOENT, f"export_run({run_id!r}): the path names a folder that does not exist; create it first", path)
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise FileNotFoundError(errno.ENOENT, f"export_run({run_id!r}): the folder of the path does not exist; create it first", folder)
-        fd, partial = _partial_file(folder, os.path.basename(path))
-        try:
-            with os.fdopen(fd, "w+b") as sink:
-                status = self._http.request(
-                    "exportRun", params, query, attempt=lambda: self._export_into(params, query, sink, rewind=True), retry_for=self.retry_for
-                )
-            os.replace(partial, path)
-        except BaseException:
-            os.unlink(partial)
-            raise
+        path, status = _write_into_place(
+            path_or_file,
+            f"runtrail-{run_id}{'-family' if family else ''}.tar",
+            f"export_run({run_id!r})",
+            "the path",
+            lambda sink: self._http.request(
+                "exportRun", params, query, attempt=lambda: self._export_into(params, query, sink, rewind=True), retry_for=self.retry_for
+            ),
+        )
         _warn_if_not_ended(run_id, status)
         return path
 
@@ -404,6 +381,37 @@ def _remaining_size(source: BinaryIO) -> Optional[int]:
     except (OSError, ValueError):
         return None  # a stream that claims to seek and cannot: sent chunked, to its end
     return end - here
+
+
+_Written = TypeVar("_Written")
+
+
+def _write_into_place(
+    dest: Union[str, "os.PathLike[str]"], default_name: str, what: str, arg: str, write: Callable[[BinaryIO], _Written]
+) -> Tuple[str, _Written]:
+    """Have ``write`` fill a file that takes ``dest`` (or ``default_name`` in the folder ``dest``) only once whole.
+
+    A folder that does not exist is a ``FileNotFoundError`` naming it before
+    ``write`` runs (not the hidden partial file); whatever ``write`` raises
+    leaves no file behind. Returns the path written and what ``write`` returned.
+    """
+    path = os.fspath(dest)
+    if os.path.isdir(path):
+        path = os.path.join(path, default_name)
+    elif path.endswith((os.sep, "/")):
+        raise FileNotFoundError(errno.ENOENT, f"{what}: {arg} names a folder that does not exist; create it first", path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, f"{what}: the folder of {arg} does not exist; create it first", folder)
+    fd, partial = _partial_file(folder, os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w+b") as sink:
+            result = write(sink)
+        os.replace(partial, path)
+    except BaseException:
+        os.unlink(partial)
+        raise
+    return path, result
 
 
 def _partial_file(folder: str, base: str) -> Tuple[int, str]:
