@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RawWsClient, testScope, waitFor, wsUrl } from '../stream/stream.test-kit.js';
 import { waitUntil } from '@runtrail/test-support';
+import { RUN_STORE_OPERATIONS } from '@runtrail/store';
 import { promtool, readmeMetricsDrift, sample } from './metrics.test-kit.js';
 
 const { server: startTestServer, cleanups } = testScope();
@@ -23,6 +24,10 @@ describe('/metrics', () => {
     // The database's series are a shared store's (PostgreSQL): none on SQLite.
     expect(before).not.toContain('runtrail_database_');
     expect(sample(before, 'runtrail_append_duration_seconds_count')).toBe(0);
+    // Every store operation's failures are counted from 0 before the first one: rate() and
+    // increase() see an outage from its first failed call, not from the second scrape after it.
+    const storeErrors = (text: string) => [...text.matchAll(/^runtrail_store_errors_total\{operation="(\w+)"\} (\S+)$/gm)].map((m) => [m[1], Number(m[2])]);
+    expect(storeErrors(before)).toEqual([...RUN_STORE_OPERATIONS].map((operation) => [operation, 0]));
 
     const run = (await (await post('/api/v1/runs', { name: 'measured' })).json()) as { id: string };
     // Watchers on both transports, live before the appends.
@@ -83,9 +88,10 @@ describe('/metrics', () => {
     expect(sample(after, 'runtrail_runs_ended_total{status="failed",kind="orphaned"}')).toBe(1);
     expect(sample(after, 'runtrail_runs{status="running"}')).toBe(0);
     expect(sample(after, 'runtrail_runs{status="failed"}')).toBe(2);
-    expect(sample(after, 'runtrail_store_errors_total')).toBeUndefined();
+    expect(storeErrors(after)).toEqual([...RUN_STORE_OPERATIONS].map((operation) => [operation, 0]));
     expect(after).toContain('runtrail_process_resident_memory_bytes');
     // The README's Metrics table is what an operator builds dashboards from: every series and label as served (PostgreSQL's aside).
     expect(readmeMetricsDrift(after, (name) => !name.startsWith('runtrail_database_'))).toEqual([]);
   });
+
 });

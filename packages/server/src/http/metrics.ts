@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { RuntrailError, RunStatus, routes } from '@runtrail/protocol';
-import { isSharedStore, type RunStore, type SharedRunStore } from '@runtrail/store';
+import { RUN_STORE_OPERATIONS, isSharedStore, type RunStore, type SharedRunStore } from '@runtrail/store';
 import type { Executor } from '../executor/index.js';
 import { isEndUpdate, type Hub } from '../hub.js';
 import type { ReapKind } from '../leases/reaper.js';
@@ -114,6 +114,10 @@ export class ServerMetrics implements StreamMetrics {
   /** The store, with every failed call counted in runtrail_store_errors_total. */
   instrumentStore(store: RunStore): RunStore {
     const errors = this.storeErrors;
+    // At zero from the start, one series per operation the wrapper counts under: a series born
+    // with the first failure has no earlier sample, so rate() and increase() missed the start of
+    // every outage. Only the methods this store has (readJoinedEventTexts is optional).
+    for (const operation of RUN_STORE_OPERATIONS) if (typeof store[operation] === 'function') errors.inc({ operation }, 0);
     const failed = (operation: string, err: unknown) => {
       // A RuntrailError is the store's answer (not found, conflict), not a failure of the store,
       // except `unavailable`: the database is locked, read-only or gone.
