@@ -260,6 +260,24 @@ export function registerMetrics(http: FastifyInstance, metrics: ServerMetrics, d
       this.set(deps.stream.stats().queuedBytes);
     },
   });
+  // Above 0 for long: watchers that cannot keep up (a slow link, a stalled tab), each reading from the store as it drains.
+  new Gauge({
+    name: 'runtrail_stream_blocked_connections',
+    help: 'Live-stream connections whose send buffer is past sendBufferBytes now: not written to until they drain, then caught up from the store',
+    registers: [registry],
+    collect() {
+      this.set(deps.stream.stats().blockedConnections);
+    },
+  });
+  // What to size sendBufferBytes by: a connection holds at most the bound plus one frame.
+  new Gauge({
+    name: 'runtrail_stream_peak_queued_bytes',
+    help: 'The most bytes one live-stream connection has had queued since this node started (at most sendBufferBytes plus one frame)',
+    registers: [registry],
+    collect() {
+      this.set(deps.stream.stats().peakQueuedBytes);
+    },
+  });
 
   const appendUrl = routes.appendEvents.path;
   // A callback hook, not an async one: it runs for every request, and a promise per request is not free.
