@@ -140,8 +140,11 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
       // Handlers get their grace period while watchers can still see them end.
       app.readiness.stop();
       for (const step of closing.splice(0)) step();
-      await app.executor.shutdown();
+      // The reaper first: it kept sweeping through the executor's grace period (seconds), and
+      // failing every interval when the shutdown came with the database gone. What it would end
+      // now, the next sweep of any node (this one's next start included) ends.
       await app.reaper.stop();
+      await app.executor.shutdown();
       await app.http.close();
       await watchers?.stop();
       await fanout?.stop();
