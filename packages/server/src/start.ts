@@ -89,7 +89,11 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
   const config = resolveSecurity(resolved.config);
   const log = createLogger(config, undefined, logDestination);
   for (const warning of resolved.warnings) log.warn(warning);
-  const poolLosses = new RepeatedFailureLog(log, { failed: 'database connection lost; the pool reconnects on next use', level: 'warn' });
+  const poolLosses = new RepeatedFailureLog(log, {
+    failed: 'database connection lost; the pool reconnects on next use',
+    recovered: 'the pool connects to the database again',
+    level: 'warn',
+  });
   // Set by onMigrating when the store's schema is upgraded while it opens.
   const upgrade = { to: 0, startedAt: 0 };
   const store =
@@ -103,6 +107,8 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
       applicationName: `runtrail ${config.node}`,
       // Every idle connection of the pool fails at once when the database goes away: one line, then a count.
       onError: (err) => poolLosses.failed(err),
+      // The losses not yet reported as a count were otherwise only told with the next outage's first line.
+      onConnect: () => poolLosses.succeeded(),
       onMigrating: (from, to) => {
         // A new store's schema is made in a moment; an upgrade rewrites what it holds.
         if (from === 0) return;
