@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { isIP, type AddressInfo } from 'node:net';
+import { createServer as createNetServer, isIP, type AddressInfo } from 'node:net';
 import { serverPortsInThisProcess } from '@runtrail/client';
 import { connectStore, isSharedStore, type RunStore } from '@runtrail/store';
 import { buildApp, type App } from './app.js';
@@ -48,6 +48,22 @@ export function resolveSecurity(config: ServerConfig): ServerConfig {
   return { ...config, adminToken };
 }
 
+/**
+ * Fail as listen would (EADDRINUSE, EACCES, EADDRNOTAVAIL) when host:port cannot be
+ * listened on, before the store is opened: a serve whose port was taken had already
+ * created and migrated its PostgreSQL schema (or its data file), then failed. Another
+ * process may still take the port before listen(), which then fails as before.
+ */
+async function checkListenable(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  const probe = createNetServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen({ host, port, exclusive: true }, resolve);
+  });
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+}
+
 export interface RunningServer extends App {
   url: string;
   store: RunStore;
@@ -94,6 +110,7 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
     recovered: 'the pool connects to the database again',
     level: 'warn',
   });
+  await checkListenable(config.host, config.port);
   // Set by onMigrating when the store's schema is upgraded while it opens.
   const upgrade = { to: 0, startedAt: 0 };
   const store =
