@@ -47,6 +47,17 @@ export async function dropSchema(schema: string, url = TEST_DATABASE_URL): Promi
   }
 }
 
+/** Whether `schema` exists (a test that expects nothing to have been made asks this). */
+export async function schemaExists(schema: string, url = TEST_DATABASE_URL): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return ((await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rowCount ?? 0) > 0;
+  } finally {
+    await client.end();
+  }
+}
+
 /** Ends the server's connections whose last statement was `query` (as a network cut would); how many it ended. */
 export async function terminateConnections(query: string, url = TEST_DATABASE_URL): Promise<number> {
   const client = new pg.Client({ connectionString: url });

@@ -1,8 +1,10 @@
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '@runtrail/test-support';
-import { TEST_DATABASE_URL } from '@runtrail/test-support/postgres';
+import { TEST_DATABASE_URL, dropSchema, freshSchema, schemaExists } from '@runtrail/test-support/postgres';
 import { freePort, runtrail } from './harness.js';
 
 /**
@@ -14,7 +16,7 @@ import { freePort, runtrail } from './harness.js';
 const lines = (text: string) => text.split('\n').filter((l) => l.length > 0);
 
 describe('runtrail traps', () => {
-  it('serve on a port in use says so in one line and exits 2', async () => {
+  it('serve on a port in use says so in one line and exits 2, having made no data file', async () => {
     const busy = createServer().listen(0, '127.0.0.1');
     await once(busy, 'listening');
     const { port } = busy.address() as { port: number };
@@ -25,9 +27,43 @@ describe('runtrail traps', () => {
       expect(lines(result.stderr)).toEqual([
         `runtrail: unavailable: port ${port} on 127.0.0.1 is in use (another runtrail serve?): pass --port 0 for a free port, or another --port`,
       ]);
+      // The port is checked before the store is opened: a mistyped --port leaves nothing behind.
+      expect(existsSync(join(dir.path, 'runtrail.db'))).toBe(false);
     } finally {
       busy.close();
       dir.remove();
+    }
+  });
+
+  it('serve on PostgreSQL on a port in use creates no schema before failing', async () => {
+    const busy = createServer().listen(0, '127.0.0.1');
+    await once(busy, 'listening');
+    const { port } = busy.address() as { port: number };
+    const dir = tempDir();
+    const schema = await freshSchema();
+    try {
+      const result = await runtrail([
+        'serve',
+        '--port',
+        String(port),
+        '--data-dir',
+        dir.path,
+        '--database',
+        TEST_DATABASE_URL,
+        '--database-schema',
+        schema,
+        '--log-level',
+        'silent',
+      ]);
+      expect(result.code).toBe(2);
+      expect(lines(result.stderr)).toEqual([
+        `runtrail: unavailable: port ${port} on 127.0.0.1 is in use (another runtrail serve?): pass --port 0 for a free port, or another --port`,
+      ]);
+      expect(await schemaExists(schema)).toBe(false);
+    } finally {
+      busy.close();
+      dir.remove();
+      await dropSchema(schema);
     }
   });
 

@@ -1,32 +1,93 @@
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { tempDir } from '@runtrail/test-support';
-import { startServer } from './start.js';
+import { RuntrailError } from '@runtrail/protocol';
+import { openStore, type RunStore } from '@runtrail/store';
+import { tempDir, waitUntil } from '@runtrail/test-support';
+import { createServer, startServer } from './start.js';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
   for (const fn of cleanups.splice(0)) fn();
 });
 
+/** A log destination that keeps the JSON lines. */
+function jsonLines(): { lines: Array<Record<string, unknown>>; destination: Writable } {
+  const lines: Array<Record<string, unknown>> = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { lines, destination };
+}
+
 describe('shutdown', () => {
   it('ends its log with one line saying it stopped and how long stopping took', async () => {
     const dir = tempDir('runtrail-shutdown-');
     cleanups.push(() => dir.remove());
-    const lines: Array<Record<string, unknown>> = [];
-    const server = await startServer({
+    const { lines, destination } = jsonLines();
+    const server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'info', logFormat: 'json', stopOnSignals: false, logDestination: destination });
+    await server.close();
+    expect(lines.at(-1)).toMatchObject({ level: 30, ms: expect.any(Number), msg: expect.stringMatching(/^stopped in \d+\.\d s: handlers ended, streams closed, store closed$/) });
+  });
+
+  it('stops the reaper before handlers get their grace period: no sweep (failing or not) while the executor waits for them', async () => {
+    const dir = tempDir('runtrail-shutdown-reaper-');
+    cleanups.push(() => dir.remove());
+    const { lines, destination } = jsonLines();
+    // The reaper's sweep starts with findDue: once the handler has been told to stop, every
+    // sweep is recorded and fails, as it would with the database gone during a shutdown.
+    const sqlite = openStore({ dataDir: dir.path });
+    let stopping = false;
+    let sweepsWhileStopping = 0;
+    const store = new Proxy(sqlite, {
+      get(target, key, receiver) {
+        const value: unknown = Reflect.get(target, key, receiver);
+        if (key !== 'findDue' || typeof value !== 'function') return typeof value === 'function' ? value.bind(target) : value;
+        return (...args: unknown[]) => {
+          if (!stopping) return value.apply(target, args);
+          sweepsWhileStopping++;
+          return Promise.reject(new RuntrailError('unavailable', 'the database is gone'));
+        };
+      },
+    }) as RunStore;
+    const server = await createServer({
       port: 0,
       dataDir: dir.path,
+      store,
+      reaperIntervalMs: 50,
+      // Ten sweeps' worth: before the fix the reaper swept (and failed) about ten times in it.
+      shutdownGraceMs: 500,
       logLevel: 'info',
       logFormat: 'json',
       stopOnSignals: false,
-      logDestination: new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-          done();
-        },
-      }),
+      logDestination: destination,
     });
-    await server.close();
-    expect(lines.at(-1)).toMatchObject({ level: 30, ms: expect.any(Number), msg: expect.stringMatching(/^stopped in \d+\.\d s: handlers ended, streams closed, store closed$/) });
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    cleanups.push(release);
+    let started = false;
+    // A handler that does not stop when asked: the executor waits its whole grace period.
+    server.define('stubborn', async (ctx) => {
+      started = true;
+      ctx.signal.addEventListener('abort', () => (stopping = true), { once: true });
+      await released;
+    });
+    const running = await server.listen();
+    const created = await fetch(`${running.url}/api/v1/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'stubborn', execute: true }),
+    });
+    expect(created.status).toBe(201);
+    await waitUntil(() => started, { what: 'the handler to start' });
+
+    await running.close();
+    expect(stopping).toBe(true);
+    expect(lines.some((l) => l.msg === 'executor stopping: asking handlers to stop')).toBe(true);
+    expect(lines.some((l) => typeof l.msg === 'string' && l.msg.includes('did not stop within the grace period'))).toBe(true);
+    expect(sweepsWhileStopping).toBe(0);
+    expect(lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('reaper sweep'))).toEqual([]);
   });
 });

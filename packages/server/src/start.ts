@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { isIP, type AddressInfo } from 'node:net';
+import { createServer as createNetServer, isIP, type AddressInfo } from 'node:net';
 import { serverPortsInThisProcess } from '@runtrail/client';
 import { connectStore, isSharedStore, type RunStore } from '@runtrail/store';
 import { buildApp, type App } from './app.js';
@@ -48,6 +48,22 @@ export function resolveSecurity(config: ServerConfig): ServerConfig {
   return { ...config, adminToken };
 }
 
+/**
+ * Fail as listen would (EADDRINUSE, EACCES, EADDRNOTAVAIL) when host:port cannot be
+ * listened on, before the store is opened: a serve whose port was taken had already
+ * created and migrated its PostgreSQL schema (or its data file), then failed. Another
+ * process may still take the port before listen(), which then fails as before.
+ */
+async function checkListenable(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  const probe = createNetServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen({ host, port, exclusive: true }, resolve);
+  });
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+}
+
 export interface RunningServer extends App {
   url: string;
   store: RunStore;
@@ -89,7 +105,12 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
   const config = resolveSecurity(resolved.config);
   const log = createLogger(config, undefined, logDestination);
   for (const warning of resolved.warnings) log.warn(warning);
-  const poolLosses = new RepeatedFailureLog(log, { failed: 'database connection lost; the pool reconnects on next use', level: 'warn' });
+  const poolLosses = new RepeatedFailureLog(log, {
+    failed: 'database connection lost; the pool reconnects on next use',
+    recovered: 'the pool connects to the database again',
+    level: 'warn',
+  });
+  await checkListenable(config.host, config.port);
   // Set by onMigrating when the store's schema is upgraded while it opens.
   const upgrade = { to: 0, startedAt: 0 };
   const store =
@@ -103,6 +124,8 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
       applicationName: `runtrail ${config.node}`,
       // Every idle connection of the pool fails at once when the database goes away: one line, then a count.
       onError: (err) => poolLosses.failed(err),
+      // The losses not yet reported as a count were otherwise only told with the next outage's first line.
+      onConnect: () => poolLosses.succeeded(),
       onMigrating: (from, to) => {
         // A new store's schema is made in a moment; an upgrade rewrites what it holds.
         if (from === 0) return;
@@ -140,8 +163,11 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
       // Handlers get their grace period while watchers can still see them end.
       app.readiness.stop();
       for (const step of closing.splice(0)) step();
-      await app.executor.shutdown();
+      // The reaper first: it kept sweeping through the executor's grace period (seconds), and
+      // failing every interval when the shutdown came with the database gone. What it would end
+      // now, the next sweep of any node (this one's next start included) ends.
       await app.reaper.stop();
+      await app.executor.shutdown();
       await app.http.close();
       await watchers?.stop();
       await fanout?.stop();

@@ -17,8 +17,9 @@ export type {
   HandlersAnnouncement,
   NodeHandlers,
   ReadPageOptions,
+  RunStoreOperation,
 } from './store.js';
-export { isSharedStore } from './store.js';
+export { RUN_STORE_OPERATIONS, isSharedStore } from './store.js';
 export { compactEventJson, eventJson, eventTextOf, type EventText, type EventTextPage, type JoinedEventTexts } from './event-text.js';
 export { FsBlobStore, isSha256Hex, type BlobStore, type StagedBlob } from './blobs/index.js';
 export { SqliteRunStore, type SqliteStoreOptions } from './sqlite/sqlite-store.js';

@@ -33,6 +33,7 @@ export interface ConnectConfig extends StoreConfig {
   poolSize?: number | undefined;
   statementTimeoutMs?: number | undefined;
   onError?: PgStoreOptions['onError'];
+  onConnect?: PgStoreOptions['onConnect'];
   applicationName?: string | undefined;
 }
 
@@ -45,6 +46,7 @@ export async function connectStore(config: ConnectConfig): Promise<RunStore> {
     poolSize: config.poolSize,
     statementTimeoutMs: config.statementTimeoutMs,
     onError: config.onError,
+    onConnect: config.onConnect,
     onMigrating: config.onMigrating,
     applicationName: config.applicationName,
   });

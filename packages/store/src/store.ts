@@ -170,6 +170,52 @@ export interface RunStore {
   close(): Promise<void>;
 }
 
+/** The names of RunStore's methods: what a wrapper of the store (the server's error counter) calls operations. */
+export type RunStoreOperation = {
+  [K in keyof RunStore]-?: NonNullable<RunStore[K]> extends (...args: never[]) => unknown ? K : never;
+}[keyof RunStore];
+
+/**
+ * Every RunStore method once. Typed as a Record of them, so the compiler
+ * holds it to the interface: a method added there and not here (or left
+ * here after it went) does not build, and the list never drifts.
+ */
+const operations: Record<RunStoreOperation, null> = {
+  createRun: null,
+  getRun: null,
+  listRuns: null,
+  deleteRun: null,
+  append: null,
+  readEvents: null,
+  readEventTexts: null,
+  readEventTextPage: null,
+  readJoinedEventTexts: null,
+  heartbeat: null,
+  claimQueued: null,
+  findDue: null,
+  queuedHandlerNames: null,
+  findOwnedBy: null,
+  countRuns: null,
+  readiness: null,
+  createToken: null,
+  findTokenByHash: null,
+  findTokenById: null,
+  listTokens: null,
+  revokeToken: null,
+  ensureSecret: null,
+  announceHandlers: null,
+  nodeHandlers: null,
+  forgetHandlers: null,
+  putArtifact: null,
+  listArtifacts: null,
+  getArtifact: null,
+  blobsInUse: null,
+  importRun: null,
+  importRuns: null,
+  close: null,
+};
+export const RUN_STORE_OPERATIONS: readonly RunStoreOperation[] = Object.keys(operations) as RunStoreOperation[];
+
 /** What a node tells the executor registry (RunStore.announceHandlers). */
 export interface HandlersAnnouncement {
   node: string;

@@ -12,7 +12,7 @@ afterEach(async () => {
 });
 
 describe('the database going away, in the log', () => {
-  it("logs the pool's lost connections once, not once per connection", async () => {
+  it("logs the pool's lost connections once, not once per connection, and its recovery with their count", async () => {
     const proxy = await TcpProxy.start(TEST_DATABASE_URL.replace(/^postgres:/, 'http:'));
     cleanups.push(() => proxy.close());
     const url = new URL(TEST_DATABASE_URL);
@@ -28,7 +28,7 @@ describe('the database going away, in the log', () => {
       databaseUrl: url.toString(),
       databaseSchema: schema,
       databasePoolSize: 6,
-      logLevel: 'warn',
+      logLevel: 'info',
       logFormat: 'json',
       stopOnSignals: false,
       logDestination: new Writable({
@@ -51,6 +51,19 @@ describe('the database going away, in the log', () => {
     await waitUntil(() => store.databaseStats().connections.idle === 0 && lost().length > 0, { what: 'the idle connections lost' });
     expect(idle).toBeGreaterThanOrEqual(3);
     expect(lost()).toHaveLength(1);
+    // Every lost connection is counted; the ones after the first were only reported with the
+    // next outage's first line (or never) until the pool's next connection said it recovered.
+    await waitUntil(() => store.databaseStats().connections.idle + store.databaseStats().connections.busy === 0, { what: 'the pool emptied' });
     proxy.allow();
+    await store.countRuns({});
+    const recovered = await waitUntil(() => lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('the pool connects to the database again')), {
+      what: 'the recovery line',
+    });
+    // Each idle connection lost is one failure (one taken for a statement at the cut fails that statement instead).
+    const failures = recovered.failures as number;
+    expect(failures).toBeGreaterThanOrEqual(2);
+    expect(failures).toBeLessThanOrEqual(6);
+    expect(recovered).toMatchObject({ level: 30, sinceMs: expect.any(Number) });
+    expect(recovered.msg).toMatch(new RegExp(`^the pool connects to the database again after ${failures} failure\\(s\\) over \\d+(\\.\\d)? s$`));
   });
 });

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { RawWsClient, testScope, waitFor, wsUrl } from '../stream/stream.test-kit.js';
 import { waitUntil } from '@runtrail/test-support';
+import { RUN_STORE_OPERATIONS } from '@runtrail/store';
+import { TARGET_FRAME_BYTES } from '../stream/frames.js';
 import { promtool, readmeMetricsDrift, sample } from './metrics.test-kit.js';
 
 const { server: startTestServer, cleanups } = testScope();
@@ -23,6 +25,10 @@ describe('/metrics', () => {
     // The database's series are a shared store's (PostgreSQL): none on SQLite.
     expect(before).not.toContain('runtrail_database_');
     expect(sample(before, 'runtrail_append_duration_seconds_count')).toBe(0);
+    // Every store operation's failures are counted from 0 before the first one: rate() and
+    // increase() see an outage from its first failed call, not from the second scrape after it.
+    const storeErrors = (text: string) => [...text.matchAll(/^runtrail_store_errors_total\{operation="(\w+)"\} (\S+)$/gm)].map((m) => [m[1], Number(m[2])]);
+    expect(storeErrors(before)).toEqual([...RUN_STORE_OPERATIONS].map((operation) => [operation, 0]));
 
     const run = (await (await post('/api/v1/runs', { name: 'measured' })).json()) as { id: string };
     // Watchers on both transports, live before the appends.
@@ -83,9 +89,53 @@ describe('/metrics', () => {
     expect(sample(after, 'runtrail_runs_ended_total{status="failed",kind="orphaned"}')).toBe(1);
     expect(sample(after, 'runtrail_runs{status="running"}')).toBe(0);
     expect(sample(after, 'runtrail_runs{status="failed"}')).toBe(2);
-    expect(sample(after, 'runtrail_store_errors_total')).toBeUndefined();
+    expect(storeErrors(after)).toEqual([...RUN_STORE_OPERATIONS].map((operation) => [operation, 0]));
     expect(after).toContain('runtrail_process_resident_memory_bytes');
     // The README's Metrics table is what an operator builds dashboards from: every series and label as served (PostgreSQL's aside).
     expect(readmeMetricsDrift(after, (name) => !name.startsWith('runtrail_database_'))).toEqual([]);
+  });
+
+  it('shows a watcher past its send bound in runtrail_stream_blocked_connections until it drains, and the most one connection queued', async () => {
+    const sendBufferBytes = 64 * 1024;
+    const server = await startTestServer({ sendBufferBytes, streamPingIntervalMs: 10 * 60_000 });
+    const scrape = async () => (await fetch(`${server.url}/metrics`)).text();
+    const idle = await scrape();
+    expect(sample(idle, 'runtrail_stream_blocked_connections')).toBe(0);
+    expect(sample(idle, 'runtrail_stream_peak_queued_bytes')).toBe(0);
+
+    const { run } = await server.runs.create({ name: 'firehose' });
+    const slow = new RawWsClient(wsUrl(server));
+    cleanups.push(() => slow.close());
+    await slow.opened();
+    slow.send({ op: 'subscribe', runId: run.id, after: 0 });
+    await waitFor(() => slow.messages.some((m) => m.type === 'subscribed'), { what: 'the WS subscription' });
+    // A reader that stops reading: its kernel buffers fill, then the server's send buffer passes its bound.
+    slow.ws.pause();
+    const total = 8000;
+    const message = 'x'.repeat(400);
+    await server.runs.appendEvents(run.id, Array.from({ length: total }, (_, i) => ({ type: 'log' as const, data: { level: 'info' as const, message: `${i} ${message}` } })));
+    const blocked = await waitUntil(
+      async () => {
+        const text = await scrape();
+        return sample(text, 'runtrail_stream_blocked_connections') === 1 ? text : undefined;
+      },
+      { what: 'the paused watcher over its bound in /metrics' },
+    );
+    expect(await promtool(blocked)).toEqual({ code: 0, output: '' });
+    const peak = sample(blocked, 'runtrail_stream_peak_queued_bytes')!;
+    expect(peak).toBeGreaterThan(sendBufferBytes);
+    expect(peak).toBeLessThanOrEqual(sendBufferBytes + 2 * TARGET_FRAME_BYTES);
+
+    slow.ws.resume();
+    await waitFor(() => slow.seqs(run.id).length === total, { timeoutMs: 20_000, what: 'the watcher caught up' });
+    const drained = await waitUntil(
+      async () => {
+        const text = await scrape();
+        return sample(text, 'runtrail_stream_blocked_connections') === 0 ? text : undefined;
+      },
+      { what: 'the watcher no longer blocked in /metrics' },
+    );
+    // A peak since start: what the node held at worst, still there once the watcher caught up.
+    expect(sample(drained, 'runtrail_stream_peak_queued_bytes')).toBeGreaterThanOrEqual(peak);
   });
 });

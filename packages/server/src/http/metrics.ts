@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { RuntrailError, RunStatus, routes } from '@runtrail/protocol';
-import { isSharedStore, type RunStore, type SharedRunStore } from '@runtrail/store';
+import { RUN_STORE_OPERATIONS, isSharedStore, type RunStore, type SharedRunStore } from '@runtrail/store';
 import type { Executor } from '../executor/index.js';
 import { isEndUpdate, type Hub } from '../hub.js';
 import type { ReapKind } from '../leases/reaper.js';
@@ -114,6 +114,10 @@ export class ServerMetrics implements StreamMetrics {
   /** The store, with every failed call counted in runtrail_store_errors_total. */
   instrumentStore(store: RunStore): RunStore {
     const errors = this.storeErrors;
+    // At zero from the start, one series per operation the wrapper counts under: a series born
+    // with the first failure has no earlier sample, so rate() and increase() missed the start of
+    // every outage. Only the methods this store has (readJoinedEventTexts is optional).
+    for (const operation of RUN_STORE_OPERATIONS) if (typeof store[operation] === 'function') errors.inc({ operation }, 0);
     const failed = (operation: string, err: unknown) => {
       // A RuntrailError is the store's answer (not found, conflict), not a failure of the store,
       // except `unavailable`: the database is locked, read-only or gone.
@@ -254,6 +258,24 @@ export function registerMetrics(http: FastifyInstance, metrics: ServerMetrics, d
     registers: [registry],
     collect() {
       this.set(deps.stream.stats().queuedBytes);
+    },
+  });
+  // Above 0 for long: watchers that cannot keep up (a slow link, a stalled tab), each reading from the store as it drains.
+  new Gauge({
+    name: 'runtrail_stream_blocked_connections',
+    help: 'Live-stream connections whose send buffer is past sendBufferBytes now: not written to until they drain, then caught up from the store',
+    registers: [registry],
+    collect() {
+      this.set(deps.stream.stats().blockedConnections);
+    },
+  });
+  // What to size sendBufferBytes by: a connection holds at most the bound plus one frame.
+  new Gauge({
+    name: 'runtrail_stream_peak_queued_bytes',
+    help: 'The most bytes one live-stream connection has had queued since this node started (at most sendBufferBytes plus one frame)',
+    registers: [registry],
+    collect() {
+      this.set(deps.stream.stats().peakQueuedBytes);
     },
   });
 

@@ -112,6 +112,8 @@ export interface PgStoreOptions extends CheckpointOptions {
   snapshotCacheSize?: number | undefined;
   /** Told about errors of idle pool connections (a restarting server); they never crash the process. */
   onError?: ((err: Error) => void) | undefined;
+  /** Told each time the pool makes a new connection (after losses reported to onError: the database is back). */
+  onConnect?: (() => void) | undefined;
   onMigrating?: OnMigrating | undefined;
   /**
    * The connections' application_name (default `runtrail`; a server sets
@@ -350,7 +352,10 @@ export class PgRunStore implements SharedRunStore {
     // Nothing is lost by not acting here: the next statement on that client
     // fails ("Client has encountered a connection error", mapped to 503) and
     // the client is released broken, so the pool drops it.
-    this.pool.on('connect', (client) => client.on('error', () => undefined));
+    this.pool.on('connect', (client) => {
+      client.on('error', () => undefined);
+      options.onConnect?.();
+    });
   }
 
   /** Connect, create the schema if needed and apply pending migrations (under an advisory lock). */
