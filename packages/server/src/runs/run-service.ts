@@ -310,10 +310,23 @@ export class RunService {
       const answer = heartbeatAnswer(run);
       if (!news || answer.cancelRequested || run.status !== 'running') return answer;
       this.held++;
-      const woke = await news.wait(Math.min(waitMs, Math.floor(run.leaseTtlMs / 3)), options.gone).finally(() => this.held--);
-      // Nobody is there to read a fresher answer.
-      if (woke === 'gone') return answer;
-      return heartbeatAnswer(await this.get(id));
+      try {
+        const until = Date.now() + Math.min(waitMs, Math.floor(run.leaseTtlMs / 3));
+        for (;;) {
+          const woke = await news.wait(until - Date.now(), options.gone);
+          // Nobody is there to read a fresher answer.
+          if (woke === 'gone') return answer;
+          // Read again from here on: news that comes while the run is read wakes the next wait at once.
+          news.heardNothing();
+          const fresh = heartbeatAnswer(await this.get(id));
+          // A wake that brought no stop (every held heartbeat re-reads after the database listener
+          // reconnected, whatever its run) holds on: answered at once, the cancel made a moment
+          // later reached the owner a whole heartbeat late.
+          if (woke === 'time' || fresh.cancelRequested || fresh.status !== 'running') return fresh;
+        }
+      } finally {
+        this.held--;
+      }
     } finally {
       news?.stop();
     }
@@ -324,7 +337,7 @@ export class RunService {
    * request, the run's end, on any node: Hub.onStop), so none is missed
    * between a read of the run and the wait.
    */
-  private stopNews(id: string): { wait(ms: number, gone?: AbortSignal): Promise<'news' | 'time' | 'gone'>; stop(): void } {
+  private stopNews(id: string): { wait(ms: number, gone?: AbortSignal): Promise<'news' | 'time' | 'gone'>; heardNothing(): void; stop(): void } {
     let heard = false;
     let wake: (() => void) | null = null;
     const off = this.hub.onStop(id, () => {
@@ -347,6 +360,9 @@ export class RunService {
           gone?.addEventListener('abort', onGone, { once: true });
           wake = () => done('news');
         }),
+      heardNothing: () => {
+        heard = false;
+      },
       stop: off,
     };
   }
