@@ -1,5 +1,5 @@
-/** Types whose document, opened on its own, cannot run script: raster images, audio, video. */
-const INERT_MEDIA = /^(image\/(png|jpeg|gif|webp|avif|bmp|apng|x-icon|vnd\.microsoft\.icon)|audio\/[a-z0-9.+-]+|video\/[a-z0-9.+-]+)$/;
+/** Types whose document, opened on its own, cannot run script: raster images, audio, video (no `+xml` kind of them). */
+const INERT_MEDIA = /^(image\/(png|jpeg|gif|webp|avif|bmp|apng|x-icon|vnd\.microsoft\.icon)|audio\/[a-z0-9.-]+|video\/[a-z0-9.-]+)$/;
 
 /**
  * The URL a preview plays fetched media from. A blob: URL belongs to the
@@ -12,11 +12,10 @@ const INERT_MEDIA = /^(image\/(png|jpeg|gif|webp|avif|bmp|apng|x-icon|vnd\.micro
 export async function mediaUrl(blob: Blob): Promise<{ url: string; revoke: boolean }> {
   const type = blob.type.split(';')[0]!.trim().toLowerCase();
   if (INERT_MEDIA.test(type)) return { url: URL.createObjectURL(blob), revoke: true };
-  const url = await new Promise<string>((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(reader.result as string);
-    reader.onerror = () => reject(reader.error ?? new Error('could not read the media'));
-    reader.readAsDataURL(blob);
-  });
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  let binary = '';
+  // In slices: String.fromCharCode takes its bytes as arguments, and a call has only so many.
+  for (let at = 0; at < bytes.length; at += 0x8000) binary += String.fromCharCode(...bytes.subarray(at, at + 0x8000));
+  const url = `data:${/^[a-z0-9.+-]+\/[a-z0-9.+-]+$/.test(type) ? type : 'application/octet-stream'};base64,${btoa(binary)}`;
   return { url, revoke: false };
 }
