@@ -101,6 +101,25 @@ describe('browser guard (auth off, loopback)', () => {
     }
   });
 
+  it('an event stream (SSE), answered past Fastify, carries the same headers, and CORS for a --cors-origins origin', async () => {
+    const s = await server({ corsOrigins: ['http://app.example:8080'] });
+    const { run } = await s.runs.create({ name: 'watched' });
+    const controller = new AbortController();
+    try {
+      const res = await fetch(`${s.url}/api/v1/runs/${run.id}/stream?after=0`, { headers: { origin: 'http://app.example:8080' }, signal: controller.signal });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      expect(res.headers.get('content-security-policy')).toMatch(/frame-ancestors 'none'/);
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('x-frame-options')).toBe('DENY');
+      expect(res.headers.get('cross-origin-resource-policy')).toBe('same-origin');
+      // Without it the allowed origin's EventSource could not read its own stream.
+      expect(res.headers.get('access-control-allow-origin')).toBe('http://app.example:8080');
+    } finally {
+      controller.abort();
+    }
+  });
+
   it('opens the WebSocket for its own origin and for --allowed-origins, refuses any other Origin at the handshake', async () => {
     const s = await server({ allowedOrigins: ['http://dash.example'] });
     const { run } = await s.runs.create({ name: 'watched' });
