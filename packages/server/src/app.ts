@@ -20,7 +20,7 @@ import { registerStatic } from './http/static.js';
 import { Reaper } from './leases/reaper.js';
 import { registerOutputLogRoute } from './runs/output-log.js';
 import { RunService } from './runs/run-service.js';
-import { BrowserGuard, RateLimiter, TokenService, clientKey, installAuth, limitBodyBytesPerAddress, limitConnectionsPerAddress, plainAddress, registerTokenRoutes } from './security/index.js';
+import { BrowserGuard, RateLimiter, SECURITY_HEADERS, TokenService, clientKey, installAuth, limitBodyBytesPerAddress, limitConnectionsPerAddress, plainAddress, registerTokenRoutes } from './security/index.js';
 import { StreamServer } from './stream/index.js';
 
 /** The version of @runtrail/server (in the OpenAPI document). */
@@ -114,10 +114,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     onProtoPoisoning: 'ignore',
     onConstructorPoisoning: 'ignore',
     clientErrorHandler,
-    // Errors Fastify raises before routing (a malformed URL) get our error body too.
+    // Errors Fastify raises before routing (a malformed URL) get our error body too, and the
+    // headers every answer carries (no hook runs for them: they echo the URL, so nosniff matters).
     frameworkErrors: (err, _request, reply) => {
       const mapped = toRuntrailError(err);
-      void (reply as FastifyReply).status(mapped.status).send(mapped.toBody());
+      void (reply as FastifyReply).headers(SECURITY_HEADERS).status(mapped.status).send(mapped.toBody());
     },
   });
   const trustedProxies = new Set(config.trustedProxies.map((address) => plainAddress(address)!));

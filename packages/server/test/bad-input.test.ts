@@ -772,6 +772,13 @@ describe('input handling: limits, numbers, cursors', () => {
     const length = await raw('POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 12x\r\n\r\n{"name":"a"}');
     expect(length).toMatch(/^HTTP\/1.1 400 Bad Request\r\n/);
     expect(bodyOf(length).error.message).toMatch(/^malformed HTTP request: .*Content-Length/);
+    // Written on the socket, past Fastify and its hooks, yet with the headers every answer carries.
+    for (const answer of [control, length]) {
+      const head = answer.slice(0, answer.indexOf('\r\n\r\n')).toLowerCase();
+      expect(head).toContain("\r\ncontent-security-policy: default-src 'self'");
+      expect(head).toContain('\r\nx-content-type-options: nosniff');
+      expect(head).toContain('\r\nx-frame-options: deny');
+    }
     expect((await request('GET', '/api/v1/runs?name=a')).json!.runs).toEqual([]);
   });
 

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify';
 import { API_PREFIX, RuntrailError, echo, routes, type ErrorBody, type RouteName } from '@runtrail/protocol';
 import { RepeatedFailureLog } from '../repeated-failure-log.js';
+import { SECURITY_HEADERS } from '../security/browser-guard.js';
 
 /** Map every failure to `{error: {code, message, details}}` with the status of its code. */
 export function installErrorHandler(app: FastifyInstance): void {
@@ -93,8 +94,10 @@ export function clientErrorHandler(this: { log: FastifyBaseLogger }, err: Error 
   this.log.trace({ err }, 'client error');
   if (socket.writable) {
     const body = JSON.stringify(error.toBody());
+    // No hook runs for this answer: it carries the headers every answer does itself.
+    const security = Object.entries(SECURITY_HEADERS).map(([name, value]) => `${name}: ${value}\r\n`).join('');
     socket.write(
-      `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${security}Connection: close\r\n\r\n${body}`,
     );
   }
   socket.destroy(err);

@@ -87,7 +87,8 @@ describe('browser guard (auth off, loopback)', () => {
 
   it('sends the security headers: CSP without inline script, nosniff, Referrer-Policy, no framing', async () => {
     const s = await server();
-    for (const path of ['/', '/api/v1/runs', '/no/such/path']) {
+    // A malformed URL is refused by the router before any route or hook: that answer carries them too.
+    for (const path of ['/', '/api/v1/runs', '/no/such/path', '/api/v1/runs/%E0%A4%A', '/%']) {
       const res = await fetch(s.url + path);
       const csp = res.headers.get('content-security-policy') ?? '';
       expect(csp, path).toMatch(/script-src 'self'(;|$)/);
@@ -96,6 +97,26 @@ describe('browser guard (auth off, loopback)', () => {
       expect(res.headers.get('x-content-type-options')).toBe('nosniff');
       expect(res.headers.get('referrer-policy')).toBe('no-referrer');
       expect(res.headers.get('x-frame-options')).toBe('DENY');
+      expect(res.headers.get('cross-origin-resource-policy')).toBe('same-origin');
+    }
+  });
+
+  it('an event stream (SSE), answered past Fastify, carries the same headers, and CORS for a --cors-origins origin', async () => {
+    const s = await server({ corsOrigins: ['http://app.example:8080'] });
+    const { run } = await s.runs.create({ name: 'watched' });
+    const controller = new AbortController();
+    try {
+      const res = await fetch(`${s.url}/api/v1/runs/${run.id}/stream?after=0`, { headers: { origin: 'http://app.example:8080' }, signal: controller.signal });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      expect(res.headers.get('content-security-policy')).toMatch(/frame-ancestors 'none'/);
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('x-frame-options')).toBe('DENY');
+      expect(res.headers.get('cross-origin-resource-policy')).toBe('same-origin');
+      // Without it the allowed origin's EventSource could not read its own stream.
+      expect(res.headers.get('access-control-allow-origin')).toBe('http://app.example:8080');
+    } finally {
+      controller.abort();
     }
   });
 

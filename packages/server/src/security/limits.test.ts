@@ -188,6 +188,9 @@ describe('limits', () => {
     expect(answer).toMatch(/retry-after: 1/i);
     expect(answer).toContain('client address 127.0.0.1 has 3 connections open');
     expect(answer).toContain('maxHttpConnectionsPerIp');
+    // Written on the socket before any request is parsed, yet with the headers every answer carries.
+    expect(answer).toMatch(/\r\ncontent-security-policy: default-src 'self'/i);
+    expect(answer).toMatch(/\r\nx-content-type-options: nosniff\r\n/i);
     // Its request was not served: the 429 was its answer.
     expect((await s.runs.list({ name: 'sly' })).runs).toEqual([]);
     // Another address is not held back by this one.

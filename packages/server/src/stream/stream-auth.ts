@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { RuntrailError, errorStatus, routes, type ErrorCode } from '@runtrail/protocol';
-import { ConnectionCounter, tokenOf, type Principal } from '../security/index.js';
+import { ConnectionCounter, SECURITY_HEADERS, tokenOf, type Principal } from '../security/index.js';
 import type { StreamDeps } from './types.js';
 
 /** A stream connection admitted: who it is, and the slot it holds until released. */
@@ -66,6 +66,8 @@ export function refuseUpgrade(socket: Duplex, err: RuntrailError): void {
     'Content-Type: application/json; charset=utf-8',
     `Content-Length: ${Buffer.byteLength(body)}`,
     ...(retry === undefined ? [] : [`Retry-After: ${Math.ceil(retry / 1000)}`]),
+    // Past Fastify's hooks (a refused upgrade, a connection over its address's limit): the headers every answer carries.
+    ...Object.entries(SECURITY_HEADERS).map(([name, value]) => `${name}: ${value}`),
   ];
   if (socket.writable) socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
   else socket.destroy();

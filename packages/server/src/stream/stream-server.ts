@@ -76,6 +76,9 @@ export class StreamServer {
       // A stream keeps itself alive with pings and ends with its reader or its
       // run; the connection idle timeout is for requests, and would cut it.
       request.socket.setTimeout(0);
+      // A hijacked reply sends none of the headers set on it (the security headers, CORS for an
+      // allowed origin): they go on the raw response, which the stream writes its head with.
+      for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(name, value);
       reply.hijack();
       this.add(new SseConnection(reply.raw, runId, after, { observers: query.observers === 'true', compact: query.compact === 'true' }, deps, admission, onClosed));
       return undefined;

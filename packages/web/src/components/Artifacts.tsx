@@ -6,6 +6,7 @@ import { countOf } from '../format.js';
 import { parseCsv } from './csv.js';
 import { fileNameOf, followDownloadLink, saveResponse } from './download.js';
 import { Markdown } from './markdown.js';
+import { mediaUrl } from './media-url.js';
 import { terminalText } from '../pages/run/terminal-line.js';
 import { visibleName, visibleText } from '../visible-text.js';
 import './artifacts.css';
@@ -171,8 +172,14 @@ function useContent(runId: string | null, name: string, uri: string | null, kind
     fetchContent(source, !media, aborter.signal)
       .then(async (res) => {
         if (media) {
-          objectUrl = URL.createObjectURL(await res.blob());
-          setState({ loaded: { url: objectUrl }, error: null });
+          const { url, revoke } = await mediaUrl(await res.blob());
+          if (aborter.signal.aborted) {
+            // Closed while it was read: the cleanup below has run already.
+            if (revoke) URL.revokeObjectURL(url);
+            return;
+          }
+          if (revoke) objectUrl = url;
+          setState({ loaded: { url }, error: null });
           return;
         }
         const bytes = new Uint8Array(await res.arrayBuffer());

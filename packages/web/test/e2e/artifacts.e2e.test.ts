@@ -232,6 +232,34 @@ describe('the run page shows stored artifacts safely', () => {
     }
   });
 
+  it('an SVG preview opened in a tab of its own (“Open image in new tab”) runs no script in the dashboard’s origin', async () => {
+    // Its script names the origin it ran in: in the dashboard's, it could read the tab's token and call the API.
+    const svg =
+      '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="30" onload="document.title = \'ran in \' + self.origin">' +
+      '<rect width="40" height="30" fill="teal"/></svg>';
+    const run = await client.createRun({ name: 'svg-opened-alone' });
+    await run.artifact('alone.svg', Buffer.from(svg));
+    await run.succeed();
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      const tab = await context.newPage();
+      await tab.goto(`${server!.url}/runs/${run.id}`);
+      const img = tab.getByRole('img', { name: 'alone.svg' });
+      await waitUntil(() => img.evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth === 40 && i.naturalHeight === 30), {
+        what: 'the SVG preview to load',
+      });
+      const src = (await img.getAttribute('src'))!;
+      // What the browser's own "Open image in new tab" does: a navigation of a new tab to the image's URL, in the same profile.
+      const opened = await context.newPage();
+      await opened.goto(src);
+      const { origin, title } = await opened.evaluate(() => ({ origin: self.origin, title: document.title }));
+      expect(title).not.toBe(`ran in ${new URL(server!.url).origin}`);
+      expect(origin).not.toBe(new URL(server!.url).origin);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('with auth on, a shared link’s run token previews and downloads the run’s artifacts (the page sends the token; a plain link could not)', async () => {
     const admin = 'e2e-admin-token-0123456789';
     const secured = await spawnServer({ dataDir: join(dir.path, 'secured'), node: 'e2e-artifacts-auth', env: { RUNTRAIL_ADMIN_TOKEN: admin } });

@@ -1,14 +1,16 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page, type Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SSE_EVENTS } from '@runtrail/protocol';
 import { assertBuilt, spawnServer, stopServer, tempDir, waitUntil, type ServerProcess } from './harness.js';
 
 /**
  * Issue 15, item 5, in a real browser: a hostile page served from a second
  * loopback origin attacks a runtrail server that has auth OFF. It must not
- * cancel, retry or delete a run, open the WebSocket, or read a run; and a
+ * create, cancel, retry or delete a run, open the WebSocket or an
+ * EventSource, or read a run; and a
  * name rebound to 127.0.0.1 (DNS rebinding) gets no answer.
  */
 const REBOUND = 'rebind.attacker.test';
@@ -97,6 +99,78 @@ describe('a page on another origin, against a server with auth off', () => {
     expect(after.ended.seq).toBe(before.ended.seq);
     const all = (await api('/api/v1/runs')).body.runs as Array<{ id: string }>;
     expect(all.map((r) => r.id).sort()).toEqual([live.id, ended.id].sort());
+  });
+
+  it('cannot create a run with a simple request: text/plain JSON, a multipart or urlencoded form, a beacon', async () => {
+    const before = (await api('/api/v1/runs')).body.runs.length as number;
+    await page.goto(attackerUrl);
+    // Each forged request counts once the browser has the server's answer (or refused to show it to the page).
+    const answered: string[] = [];
+    const onEnd = (request: Request) => {
+      if (request.method() === 'POST' && request.url() === `${server!.url}/api/v1/runs`) answered.push(request.failure()?.errorText ?? 'answered');
+    };
+    page.on('requestfinished', onEnd).on('requestfailed', onEnd);
+    const sent = await page.evaluate(async (target) => {
+      const body = JSON.stringify({ name: 'forged' });
+      const form = new FormData();
+      form.append('name', 'forged');
+      const results: Record<string, string> = {};
+      for (const [name, init] of [
+        ['text/plain JSON', { body, headers: { 'content-type': 'text/plain' } }],
+        ['multipart', { body: form }],
+        ['urlencoded', { body: new URLSearchParams({ name: 'forged' }) }],
+      ] as const) {
+        try {
+          const res = await fetch(`${target}/api/v1/runs`, { method: 'POST', mode: 'no-cors', ...init });
+          results[name] = res.type;
+        } catch (err) {
+          // The browser may refuse to hand an answer to this page (CORP): the request went out all the same.
+          results[name] = `no answer: ${(err as Error).name}`;
+        }
+      }
+      results.beacon = String(navigator.sendBeacon(`${target}/api/v1/runs`, new Blob([body], { type: 'text/plain' })));
+      const f = document.getElementById('f') as HTMLFormElement;
+      f.action = `${target}/api/v1/runs`;
+      f.enctype = 'multipart/form-data';
+      const input = document.createElement('input');
+      input.name = 'name';
+      input.value = 'forged';
+      f.append(input);
+      f.submit();
+      return results;
+    }, server!.url);
+    expect(sent.beacon).toBe('true');
+    await waitUntil(() => answered.length === 5, { what: 'the 5 forged requests to be answered' });
+    page.off('requestfinished', onEnd).off('requestfailed', onEnd);
+    const runs = (await api('/api/v1/runs')).body.runs as Array<{ name: string }>;
+    expect(runs.map((r) => r.name)).not.toContain('forged');
+    expect(runs).toHaveLength(before);
+  });
+
+  it("cannot read a run's event stream with an EventSource (which the server's own page can)", async () => {
+    const run = (await api('/api/v1/runs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'secret', input: { prompt: 'do not leak' } }) })).body;
+    const events = [{ type: 'log', data: { level: 'info', message: 'do not leak' } }];
+    await api(`/api/v1/runs/${run.id}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events }) });
+    const listen = (from: string) =>
+      page.goto(from).then(() =>
+        page.evaluate(
+          ({ target, id, types }) =>
+            new Promise<string>((resolve) => {
+              const source = new EventSource(`${target}/api/v1/runs/${id}/stream?after=0`);
+              // A record the server sent (its own `error` record too) has data; a failed connection is a bare Event.
+              const read = (e: Event) => {
+                source.close();
+                resolve(e instanceof MessageEvent ? `read: ${String(e.data)}` : 'refused');
+              };
+              source.onmessage = read;
+              for (const type of types) source.addEventListener(type, read);
+              source.onerror = read;
+            }),
+          { target: server!.url, id: run.id, types: Object.values(SSE_EVENTS) },
+        ),
+      );
+    expect(await listen(`${server!.url}/`)).toMatch(/^read: .*do not leak/);
+    expect(await listen(attackerUrl)).toBe('refused');
   });
 
   it('cannot read a run or the runs list, nor open the WebSocket', async () => {
