@@ -180,13 +180,14 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
       await put(run.id, 'page.html', '<script>alert(1)</script>', { 'content-type': 'text/html' });
       // A Buffer body carries no Content-Type: the type is sniffed from the name.
       await put(run.id, 'pic.svg', Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'));
-      for (const name of ['page.html', 'pic.svg']) {
+      await put(run.id, 'clip.xml', '<x:video xmlns:x="urn:x"/>', { 'content-type': 'video/x-clip+xml' });
+      for (const name of ['page.html', 'pic.svg', 'clip.xml']) {
         const res = await fetch(server.url + buildPath('getArtifact', { id: run.id, name }));
         expect(res.headers.get('content-disposition')).toMatch(/^attachment;/);
         expect(res.headers.get('x-content-type-options')).toBe('nosniff');
         expect(res.headers.get('content-security-policy')).toMatch(/sandbox/);
       }
-      expect((await list(run.id)).map((a) => a.contentType)).toEqual(['text/html', 'image/svg+xml']);
+      expect((await list(run.id)).map((a) => a.contentType)).toEqual(['text/html', 'image/svg+xml', 'video/x-clip+xml']);
     });
   });
 

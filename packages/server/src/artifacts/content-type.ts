@@ -104,6 +104,7 @@ export function normalizeContentType(value: string): string {
 export function isSafeInline(contentType: string): boolean {
   const type = contentType.split(';')[0]!.trim().toLowerCase();
   if (type === 'image/svg+xml') return false;
-  if (/^(image\/(png|jpeg|gif|webp|avif)|audio\/[a-z0-9.+-]+|video\/[a-z0-9.+-]+)$/.test(type)) return true;
+  // No '+' in audio/video subtypes: an XML-based one (a +xml suffix) is a document a browser may script.
+  if (/^(image\/(png|jpeg|gif|webp|avif)|audio\/[a-z0-9.-]+|video\/[a-z0-9.-]+)$/.test(type)) return true;
   return ['text/plain', 'text/csv', 'text/tab-separated-values', 'text/markdown', 'application/json', 'application/x-ndjson'].includes(type);
 }
