@@ -35,9 +35,24 @@ export function tokenOf(headers: IncomingHttpHeaders, url: string | undefined, a
   return new URLSearchParams(url.slice(q + 1)).get('token') ?? undefined;
 }
 
-/** `?token=…` (and nothing else) replaced, for logs. */
+/**
+ * `?token=…` (and nothing else) replaced, for logs. The name is compared
+ * decoded, as tokenOf reads it: `?%74oken=` is the token too.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]');
+  return url.replace(/([?&])([^=&#]*)=([^&#]*)/g, (whole, sep: string, name: string) =>
+    queryName(name).toLowerCase() === 'token' ? `${sep}${name}=[redacted]` : whole,
+  );
+}
+
+/** A query parameter's name as URLSearchParams decodes it; as sent when it is no valid escape. */
+function queryName(raw: string): string {
+  try {
+    return decodeURIComponent(raw.replace(/\+/g, ' '));
+  } catch (err) {
+    void err; // a malformed escape (%E0%A4%A): compared as it was sent
+    return raw;
+  }
 }
 
 /**

@@ -445,5 +445,8 @@ describe('limits', () => {
     expect(redactUrl('/api/v1/stream?token=rt_secret&x=1')).toBe('/api/v1/stream?token=[redacted]&x=1');
     expect(redactUrl('/api/v1/runs/a/stream?after=3&TOKEN=rtr_a.b')).toBe('/api/v1/runs/a/stream?after=3&TOKEN=[redacted]');
     expect(redactUrl('/api/v1/runs?tokenish=1')).toBe('/api/v1/runs?tokenish=1');
+    // Spelt with an escape, as the server still reads it as the token.
+    expect(redactUrl('/api/v1/stream?%74oken=rt_secret')).toBe('/api/v1/stream?%74oken=[redacted]');
+    expect(redactUrl('/api/v1/stream?a=%E0%A4%A&%74OKEN=rt_x#f')).toBe('/api/v1/stream?a=%E0%A4%A&%74OKEN=[redacted]#f');
   });
 });
