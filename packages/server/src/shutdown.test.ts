@@ -1,32 +1,20 @@
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RuntrailError } from '@runtrail/protocol';
 import { openStore, type RunStore } from '@runtrail/store';
 import { tempDir, waitUntil } from '@runtrail/test-support';
 import { createServer, startServer } from './start.js';
+import { jsonLogLines } from './log-lines.test-kit.js';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
   for (const fn of cleanups.splice(0)) fn();
 });
 
-/** A log destination that keeps the JSON lines. */
-function jsonLines(): { lines: Array<Record<string, unknown>>; destination: Writable } {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { lines, destination };
-}
-
 describe('shutdown', () => {
   it('ends its log with one line saying it stopped and how long stopping took', async () => {
     const dir = tempDir('runtrail-shutdown-');
     cleanups.push(() => dir.remove());
-    const { lines, destination } = jsonLines();
+    const { lines, destination } = jsonLogLines();
     const server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'info', logFormat: 'json', stopOnSignals: false, logDestination: destination });
     await server.close();
     expect(lines.at(-1)).toMatchObject({ level: 30, ms: expect.any(Number), msg: expect.stringMatching(/^stopped in \d+\.\d s: handlers ended, streams closed, store closed$/) });
@@ -35,7 +23,7 @@ describe('shutdown', () => {
   it('stops the reaper before handlers get their grace period: no sweep (failing or not) while the executor waits for them', async () => {
     const dir = tempDir('runtrail-shutdown-reaper-');
     cleanups.push(() => dir.remove());
-    const { lines, destination } = jsonLines();
+    const { lines, destination } = jsonLogLines();
     // The reaper's sweep starts with findDue: once the handler has been told to stop, every
     // sweep is recorded and fails, as it would with the database gone during a shutdown.
     const sqlite = openStore({ dataDir: dir.path });

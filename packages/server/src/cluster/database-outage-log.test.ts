@@ -1,10 +1,10 @@
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isSharedStore } from '@runtrail/store';
 import { tempDir, waitUntil } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 import { TcpProxy } from '@runtrail/test-support/tcp-proxy';
 import { startServer } from '../start.js';
+import { jsonLogLines } from '../log-lines.test-kit.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -21,7 +21,7 @@ describe('the database going away, in the log', () => {
     cleanups.push(() => dropSchema(schema));
     const dir = tempDir('runtrail-outage-log-');
     cleanups.push(() => dir.remove());
-    const lines: Array<Record<string, unknown>> = [];
+    const { lines, destination } = jsonLogLines();
     const server = await startServer({
       port: 0,
       dataDir: dir.path,
@@ -31,12 +31,7 @@ describe('the database going away, in the log', () => {
       logLevel: 'info',
       logFormat: 'json',
       stopOnSignals: false,
-      logDestination: new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-          done();
-        },
-      }),
+      logDestination: destination,
     });
     cleanups.push(() => server.close());
     const store = server.store;

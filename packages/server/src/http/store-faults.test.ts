@@ -2,7 +2,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, cpSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
@@ -11,6 +10,7 @@ import { tempDir, waitUntil } from '@runtrail/test-support';
 import { serverFixture, spawnFixture } from '../leases/lease.test-kit.js';
 import { sample } from './metrics.test-kit.js';
 import { startServer, type RunningServer } from '../start.js';
+import { jsonLogLines } from '../log-lines.test-kit.js';
 
 /**
  * Issue 11, items 3 and 4: a database that is locked, deleted, replaced or
@@ -35,12 +35,7 @@ async function serve(dataDir: string, logLines?: Array<Record<string, unknown>>)
     ? {
         logLevel: 'info' as const,
         logFormat: 'json' as const,
-        logDestination: new Writable({
-          write(chunk: Buffer, _encoding, done) {
-            for (const line of chunk.toString().split('\n').filter(Boolean)) logLines.push(JSON.parse(line) as Record<string, unknown>);
-            done();
-          },
-        }),
+        logDestination: jsonLogLines(logLines).destination,
       }
     : { logLevel: 'silent' as const };
   const server = await startServer({ port: 0, dataDir, ...logging });
