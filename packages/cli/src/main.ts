@@ -18,6 +18,7 @@ import { registerArchive } from './commands/archive.js';
 import { registerConfig } from './commands/config.js';
 import { CLI_TOKEN_HINT, serverInUse } from './options.js';
 import { stdoutReaderGone } from './output.js';
+import { addHelpCommands, unknownCommandText } from './help.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 import { registerTokens } from './commands/tokens.js';
@@ -58,6 +59,7 @@ registerTokens(program);
 registerArtifacts(program);
 registerArchive(program);
 
+addHelpCommands(program);
 usageErrorsInOneLine(program);
 
 /**
@@ -74,10 +76,14 @@ function usageErrorsInOneLine(command: Command): void {
   command.exitOverride((err: CommanderError) => {
     if (err.exitCode === 0) process.exit(0);
     if (err.code !== 'commander.help') {
-      const what = err.message
-        .replace(/^error: /, '')
-        .replace(/\n\(Did you mean (.+)\?\)$/, ' (did you mean $1?)')
-        .replace(/\.$/, '');
+      // An unknown command: also named when it is a subcommand of a group (`runtrail show ID`: runs show).
+      const what =
+        err.code === 'commander.unknownCommand' && command.args[0] !== undefined
+          ? unknownCommandText(command, command.args[0])
+          : err.message
+              .replace(/^error: /, '')
+              .replace(/\n\(Did you mean (.+)\?\)$/, ' (did you mean $1?)')
+              .replace(/\.$/, '');
       // `runtrail exec python3 -c '…'`: the command's own option, taken for one of exec's. Not
       // for a near miss of exec's (--idle-timout), which commander names instead.
       const commandsOption =

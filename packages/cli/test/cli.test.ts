@@ -136,6 +136,21 @@ describe('runtrail CLI', () => {
     expect(help.stdout).toMatch(/--concurrency <value>.*default 4\)/);
   });
 
+  it("help COMMAND SUBCOMMAND shows that subcommand; an unknown name is one line naming the nearest, also a group's subcommand typed alone", async () => {
+    // Before: `help runs ls` showed the help of `runs`, and `help nosuch` printed the whole help on stderr.
+    for (const args of [['help', 'runs', 'ls'], ['runs', 'help', 'ls']]) {
+      const help = await runtrail(args);
+      expect({ args, code: help.code, first: help.stdout.split('\n')[0] }).toEqual({ args, code: 0, first: 'Usage: runtrail runs ls|list [options]' });
+    }
+    const unknown = await runtrail(['help', 'tial']);
+    expect([unknown.code, unknown.stdout, unknown.stderr]).toEqual([2, '', "runtrail: invalid_request: unknown command 'tial' (did you mean tail?); `runtrail --help` shows the usage\n"]);
+    // Before: `runtrail show ID` named nothing; `show` is `runs show`, as a kubectl or gh user types it first.
+    const show = await runtrail(['show', 'some-id']);
+    expect([show.code, show.stderr]).toEqual([2, "runtrail: invalid_request: unknown command 'show' (did you mean runs show?); `runtrail --help` shows the usage\n"]);
+    const ls = await runtrail(['ls']);
+    expect(ls.stderr).toBe("runtrail: invalid_request: unknown command 'ls' (did you mean one of runs ls, tokens ls, artifacts ls?); `runtrail --help` shows the usage\n");
+  });
+
   it("the README's CLI synopsis names every command and every option each takes", async () => {
     const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
     const synopsis = /\n## CLI\n[^]*?```\n([^]*?)```/.exec(readme)![1]!;
