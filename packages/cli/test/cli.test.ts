@@ -189,6 +189,21 @@ describe('runtrail CLI', () => {
     expect(result.code).toBe(1);
   });
 
+  it('tail --json prints the run as it ended on stdout, the status line on stderr, and exits 1 when it failed', async () => {
+    // Before: tail had no --json (unknown option, exit 2), though `start --follow --json` had.
+    const client = new RuntrailClient({ url });
+    const run = await client.createRun({ name: 'tailed as json' });
+    const tail = runtrail(['tail', run.id, '--json', '--server', url]);
+    run.progress(1, 2);
+    await run.fail(new Error('judge model unavailable'));
+    const result = await tail;
+    expect(result.code, result.stderr).toBe(1);
+    expect(JSON.parse(result.stdout)).toMatchObject({ id: run.id, status: 'failed', error: { message: 'judge model unavailable' } });
+    expect(result.stderr).toMatch(/ failed .*\((live|ended)\)\n$/);
+    const both = await runtrail(['tail', run.id, '--json', '--events', '--server', url]);
+    expect([both.code, both.stderr]).toEqual([2, "runtrail: invalid_request: option '--json' cannot be used with option '--events'; `runtrail tail --help` shows the usage\n"]);
+  });
+
   it('tail --events of a run that already ended prints every event from the first, then how it ended', async () => {
     // Before: nothing but the end line, as the stored snapshot's seq (the end) counted as printed.
     const client = new RuntrailClient({ url });

@@ -2,10 +2,9 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { RuntrailError, dashboardRunPath } from '@runtrail/protocol';
 import { DURATION_HELP, durationOption } from '../duration.js';
-import { clientFor, clientOptions, collect, parseLabels, serverUrl } from '../options.js';
+import { clientFor, collect, parseLabels, serverUrl } from '../options.js';
 import { printJson } from '../output.js';
-import { followRun } from '../watch-line.js';
-import { exitStatusOf, sayHowItEnded } from './tail.js';
+import { followToEnd } from './tail.js';
 
 interface StartFlags {
   input?: string;
@@ -55,11 +54,7 @@ export function registerStart(program: Command): void {
         return;
       }
       process.stderr.write(`run ${run.id} of ${run.name} is ${run.status}; following it (Ctrl-C stops following, not the run)\n`);
-      const final = await followRun(clientOptions(cmd), run.id, { giveUpAfterMs: flags.giveUpAfter, ...(flags.json ? { out: process.stderr } : {}) });
-      if (!flags.json) return sayHowItEnded(run.id, final);
-      const ended = await client.getRun(run.id);
-      printJson(ended);
-      process.exitCode = exitStatusOf(ended.status);
+      await followToEnd(cmd, run.id, { giveUpAfter: flags.giveUpAfter, json: flags.json });
     });
 }
 
