@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -351,6 +351,22 @@ describe('runtrail config', () => {
       expect(served.stdout()).not.toMatch(/RUNTRAIL_(URL|TOKEN|RUN_ID)\b/);
     } finally {
       expect(await served.stop()).toBe(0);
+      data.remove();
+    }
+  });
+
+  it('demo refuses a --docs that is not a whole number as a usage error, before it serves anything', async () => {
+    // Before: `--docs abc` started a server, then the demo handler refused "input.docs: ... received null".
+    const data = tempDir('runtrail-demo-docs-');
+    try {
+      const result = await runtrail(['demo', '--docs', 'abc', '--port', '0', '--data-dir', join(data.path, 'data')]);
+      expect([result.code, result.stdout, result.stderr]).toEqual([
+        2,
+        '',
+        "runtrail: invalid_request: option '--docs <n>' argument 'abc' is invalid. give a whole number from 1 to 100000; `runtrail demo --help` shows the usage\n",
+      ]);
+      expect(existsSync(join(data.path, 'data'))).toBe(false);
+    } finally {
       data.remove();
     }
   });
