@@ -68,6 +68,24 @@ describe('runtrail CLI', () => {
     await run.succeed();
   });
 
+  it('--label given twice to runs ls and prune matches runs with both labels, as start and exec take it twice', async () => {
+    // Before: the second --label replaced the first, so `prune --label team=a --label env=x` matched (and deleted) team b's runs too.
+    const client = new RuntrailClient({ url });
+    const both = await client.createRun({ name: 'labelled', labels: { team: 'a', env: 'labels-test' } });
+    const other = await client.createRun({ name: 'labelled', labels: { team: 'b', env: 'labels-test' } });
+    await both.succeed();
+    await other.succeed();
+    const listed = await runtrail(['runs', 'ls', '--label', 'team=a', '--label', 'env=labels-test', '--json', '--server', url]);
+    expect(JSON.parse(listed.stdout).runs.map((r: { id: string }) => r.id)).toEqual([both.id]);
+    const pruned = await runtrail(['prune', '--older-than', '1ms', '--label', 'team=a', '--label', 'env=labels-test', '--dry-run', '--json', '--server', url]);
+    expect(pruned.code, pruned.stderr).toBe(0);
+    expect(JSON.parse(pruned.stdout).runs.map((r: { id: string }) => r.id)).toEqual([both.id]);
+    // The comma form still works, and help shows no "(default: [])" for a repeatable flag.
+    const comma = await runtrail(['runs', 'ls', '--label', 'team=a,env=labels-test', '--json', '--server', url]);
+    expect(JSON.parse(comma.stdout).runs.map((r: { id: string }) => r.id)).toEqual([both.id]);
+    expect((await runtrail(['runs', 'ls', '--help'])).stdout).not.toContain('(default: [])');
+  });
+
   it('shows the calls a run left in flight when it ended as unfinished', async () => {
     const post = async (path: string, body: unknown) => {
       const res = await fetch(`${url}/api/v1${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

@@ -8,7 +8,7 @@ import { followToEnd } from './tail.js';
 
 interface StartFlags {
   input?: string;
-  label: string[];
+  label?: string[];
   parent?: string;
   timeout?: number;
   idempotencyKey?: string;
@@ -23,7 +23,7 @@ export function registerStart(program: Command): void {
     .command('start <handler>')
     .description("queue a run for a handler the server defines (serve --handlers, define()); prints the run's id")
     .option('--input <json>', "the run's input: JSON text, or @FILE for a file that holds it (@- reads stdin)")
-    .option('--label <k=v>', 'a label of the run (repeatable)', collect, [])
+    .option('--label <k=v>', 'a label of the run (repeatable)', collect)
     .option('--parent <id>', 'start it as a child of this run')
     .addOption(durationOption('--timeout', 'end the run failed (kind timeout) if it runs longer than this'))
     .option('--idempotency-key <key>', 'the same key again answers the run it started instead of starting another (a retried script)')
@@ -41,7 +41,7 @@ export function registerStart(program: Command): void {
         {
           name: handler,
           ...(input !== undefined ? { input } : {}),
-          ...(flags.label.length > 0 ? { labels: parseLabels(flags.label) } : {}),
+          ...(flags.label ? { labels: parseLabels(flags.label) } : {}),
           ...(flags.parent !== undefined ? { parentId: flags.parent } : {}),
           ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}),
         },
