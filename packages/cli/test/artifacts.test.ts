@@ -90,6 +90,10 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
     const put = await runtrail(['artifacts', 'put', live.id, notes, '--metadata', '{"by":"cli"}', '--server', server.url]);
     expect(put.code, put.stderr).toBe(0);
     expect(await client.listArtifacts(live.id)).toMatchObject([{ ordinal: 1, name: 'notes.md', contentType: 'text/markdown; charset=utf-8', metadata: { by: 'cli' } }]);
+    // --json, as ls has it: the stored artifact as `artifacts ls --json` lists it (before: an unknown option).
+    const putJson = await runtrail(['artifacts', 'put', live.id, notes, '--name', 'notes-again.md', '--json', '--server', server.url]);
+    expect(putJson.code, putJson.stderr).toBe(0);
+    expect(JSON.parse(putJson.stdout)).toEqual((await client.listArtifacts(live.id)).find((a) => a.name === 'notes-again.md'));
     const refused = await runtrail(['artifacts', 'put', runId, notes, '--server', server.url]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/run_already_terminal/);
