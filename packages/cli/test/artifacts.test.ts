@@ -301,6 +301,22 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
     }
   });
 
+  it('export -o - to a terminal is refused, as import - from one is: a tar is not for the screen', async () => {
+    // Before: the archive's bytes (NULs, tar headers) were written to the terminal.
+    const made = await client.createRun({ name: 'not for a terminal' });
+    await made.succeed();
+    // script(1) gives the command a terminal for its stdout, as a person's shell would.
+    const command = [process.execPath, BIN, 'export', made.id, '-o', '-', '--server', server.url].map((arg) => `'${arg}'`).join(' ');
+    const child = spawn('script', ['-qfec', command, '/dev/null'], { env: { ...process.env, RUNTRAIL_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let screen = '';
+    child.stdout.on('data', (d: Buffer) => (screen += d));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).toBe(2);
+    expect(screen.replace(/\r/g, '')).toBe(
+      'runtrail: invalid_request: stdout is a terminal: -o - writes a binary archive; pipe it (runtrail export ID -o - | runtrail import -) or name a file with -o\n',
+    );
+  });
+
   it('exporting a run that has not ended writes it and says an import will refuse it until it ends', async () => {
     const live = await client.createRun({ name: 'still-going' });
     try {
