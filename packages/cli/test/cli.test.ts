@@ -169,6 +169,17 @@ describe('runtrail CLI', () => {
     expect(ls.stderr).toBe("runtrail: invalid_request: unknown command 'ls' (did you mean one of runs ls, tokens ls, artifacts ls?); `runtrail --help` shows the usage\n");
   });
 
+  it("every client command's help says how to reach a server (--server, RUNTRAIL_URL) and where the token goes (RUNTRAIL_TOKEN)", async () => {
+    // Before: `runtrail tail --help` named neither; only `runtrail --help` did.
+    for (const path of [['tail'], ['runs', 'ls'], ['tokens', 'create'], ['exec'], ['export']]) {
+      const { stdout } = await runtrail([...path, '--help']);
+      const global = stdout.split('\nGlobal Options:\n')[1] ?? '';
+      expect({ path, global }).toEqual({ path, global: expect.stringMatching(/^ {2}--server <url> [^]*RUNTRAIL_URL[^]*RUNTRAIL_TOKEN/) });
+    }
+    // Commands that serve (or copy a data dir) talk to no server: no --server in their help.
+    for (const command of ['serve', 'demo', 'config', 'migrate']) expect((await runtrail([command, '--help'])).stdout).not.toContain('Global Options');
+  });
+
   it("the README's CLI synopsis names every command and every option each takes", async () => {
     const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
     const synopsis = /\n## CLI\n[^]*?```\n([^]*?)```/.exec(readme)![1]!;
