@@ -18,14 +18,21 @@ import { registerArchive } from './commands/archive.js';
 import { registerConfig } from './commands/config.js';
 import { CLI_TOKEN_HINT, serverInUse } from './options.js';
 import { stdoutReaderGone } from './output.js';
+import { addHelpCommands, unknownCommandText } from './help.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 import { registerTokens } from './commands/tokens.js';
 
+/** Commands that are no client of a server: --server means nothing to them. */
+const SERVING_COMMANDS = new Set(['serve', 'config', 'demo', 'migrate']);
+
 const program = new Command('runtrail')
   .description('live progress of long-running runs, from a durable event log')
   .version(version, '-V, --version', 'print the runtrail version')
-  .option('--server <url>', 'runtrail server for client commands (env RUNTRAIL_URL, default http://127.0.0.1:$RUNTRAIL_PORT or 4310)')
+  .option(
+    '--server <url>',
+    'runtrail server for client commands (env RUNTRAIL_URL, default http://127.0.0.1:$RUNTRAIL_PORT or 4310); a token, when it needs one, in env RUNTRAIL_TOKEN',
+  )
   // A new user's first question is what to type first, which the list of commands does not answer.
   .addHelpText(
     'after',
@@ -41,6 +48,17 @@ Examples:
 
 Client commands send the token in RUNTRAIL_TOKEN to a server with auth on.`,
   );
+
+// Each client command's help names --server and the token's variable: `runtrail tail --help` said
+// nothing of how to reach another server. Not on the commands that serve or copy files themselves.
+program.configureHelp({
+  showGlobalOptions: true,
+  visibleGlobalOptions: (cmd: Command) => {
+    let top = cmd;
+    while (top.parent && top.parent !== program) top = top.parent;
+    return top === program || SERVING_COMMANDS.has(top.name()) ? [] : program.options.filter((option) => option.long === '--server');
+  },
+});
 
 registerServe(program);
 registerConfig(program);
@@ -58,6 +76,7 @@ registerTokens(program);
 registerArtifacts(program);
 registerArchive(program);
 
+addHelpCommands(program);
 usageErrorsInOneLine(program);
 
 /**
@@ -74,10 +93,14 @@ function usageErrorsInOneLine(command: Command): void {
   command.exitOverride((err: CommanderError) => {
     if (err.exitCode === 0) process.exit(0);
     if (err.code !== 'commander.help') {
-      const what = err.message
-        .replace(/^error: /, '')
-        .replace(/\n\(Did you mean (.+)\?\)$/, ' (did you mean $1?)')
-        .replace(/\.$/, '');
+      // An unknown command: also named when it is a subcommand of a group (`runtrail show ID`: runs show).
+      const what =
+        err.code === 'commander.unknownCommand' && command.args[0] !== undefined
+          ? unknownCommandText(command, command.args[0])
+          : err.message
+              .replace(/^error: /, '')
+              .replace(/\n\(Did you mean (.+)\?\)$/, ' (did you mean $1?)')
+              .replace(/\.$/, '');
       // `runtrail exec python3 -c '…'`: the command's own option, taken for one of exec's. Not
       // for a near miss of exec's (--idle-timout), which commander names instead.
       const commandsOption =

@@ -107,9 +107,17 @@ export function serveOptions(flags: ServeFlags): ServerConfigInput & { sources: 
 /** What an unauthorized error tells a CLI user who set no token (the server's words are for any HTTP client). */
 export const CLI_TOKEN_HINT = 'the CLI sends the token in RUNTRAIL_TOKEN, which is not set';
 
-/** Commander's collector of a repeatable option (`--label a=1 --label b=2`). */
-export function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+/**
+ * Commander's collector of a repeatable option (`--label a=1 --label b=2`).
+ * It starts from no default (undefined) rather than `[]`, which help would show as "(default: [])".
+ */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** Repeated `--label k=v` filter flags (each may be `k=v,k=v` too) as the API's one `label` filter: all must match. */
+export function labelFilter(flags: string[] | undefined): string | undefined {
+  return flags && flags.length > 0 ? flags.join(',') : undefined;
 }
 
 /** `--label key=value` flags as a run's labels. */

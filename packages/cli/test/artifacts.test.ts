@@ -90,6 +90,10 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
     const put = await runtrail(['artifacts', 'put', live.id, notes, '--metadata', '{"by":"cli"}', '--server', server.url]);
     expect(put.code, put.stderr).toBe(0);
     expect(await client.listArtifacts(live.id)).toMatchObject([{ ordinal: 1, name: 'notes.md', contentType: 'text/markdown; charset=utf-8', metadata: { by: 'cli' } }]);
+    // --json, as ls has it: the stored artifact as `artifacts ls --json` lists it (before: an unknown option).
+    const putJson = await runtrail(['artifacts', 'put', live.id, notes, '--name', 'notes-again.md', '--json', '--server', server.url]);
+    expect(putJson.code, putJson.stderr).toBe(0);
+    expect(JSON.parse(putJson.stdout)).toEqual((await client.listArtifacts(live.id)).find((a) => a.name === 'notes-again.md'));
     const refused = await runtrail(['artifacts', 'put', runId, notes, '--server', server.url]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/run_already_terminal/);
@@ -295,6 +299,22 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
     } finally {
       await other.close();
     }
+  });
+
+  it('export -o - to a terminal is refused, as import - from one is: a tar is not for the screen', async () => {
+    // Before: the archive's bytes (NULs, tar headers) were written to the terminal.
+    const made = await client.createRun({ name: 'not for a terminal' });
+    await made.succeed();
+    // script(1) gives the command a terminal for its stdout, as a person's shell would.
+    const command = [process.execPath, BIN, 'export', made.id, '-o', '-', '--server', server.url].map((arg) => `'${arg}'`).join(' ');
+    const child = spawn('script', ['-qfec', command, '/dev/null'], { env: { ...process.env, RUNTRAIL_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let screen = '';
+    child.stdout.on('data', (d: Buffer) => (screen += d));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).toBe(2);
+    expect(screen.replace(/\r/g, '')).toBe(
+      'runtrail: invalid_request: stdout is a terminal: -o - writes a binary archive; pipe it (runtrail export ID -o - | runtrail import -) or name a file with -o\n',
+    );
   });
 
   it('exporting a run that has not ended writes it and says an import will refuse it until it ends', async () => {

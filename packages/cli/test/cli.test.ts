@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -66,6 +66,24 @@ describe('runtrail CLI', () => {
     expect(show.stdout).toMatch(/calls\s+ok 1\s+failed 0\s+retries 0/);
     expect(show.stdout).toMatch(/phase\s+evaluate completed/);
     await run.succeed();
+  });
+
+  it('--label given twice to runs ls and prune matches runs with both labels, as start and exec take it twice', async () => {
+    // Before: the second --label replaced the first, so `prune --label team=a --label env=x` matched (and deleted) team b's runs too.
+    const client = new RuntrailClient({ url });
+    const both = await client.createRun({ name: 'labelled', labels: { team: 'a', env: 'labels-test' } });
+    const other = await client.createRun({ name: 'labelled', labels: { team: 'b', env: 'labels-test' } });
+    await both.succeed();
+    await other.succeed();
+    const listed = await runtrail(['runs', 'ls', '--label', 'team=a', '--label', 'env=labels-test', '--json', '--server', url]);
+    expect(JSON.parse(listed.stdout).runs.map((r: { id: string }) => r.id)).toEqual([both.id]);
+    const pruned = await runtrail(['prune', '--older-than', '1ms', '--label', 'team=a', '--label', 'env=labels-test', '--dry-run', '--json', '--server', url]);
+    expect(pruned.code, pruned.stderr).toBe(0);
+    expect(JSON.parse(pruned.stdout).runs.map((r: { id: string }) => r.id)).toEqual([both.id]);
+    // The comma form still works, and help shows no "(default: [])" for a repeatable flag.
+    const comma = await runtrail(['runs', 'ls', '--label', 'team=a,env=labels-test', '--json', '--server', url]);
+    expect(JSON.parse(comma.stdout).runs.map((r: { id: string }) => r.id)).toEqual([both.id]);
+    expect((await runtrail(['runs', 'ls', '--help'])).stdout).not.toContain('(default: [])');
   });
 
   it('shows the calls a run left in flight when it ended as unfinished', async () => {
@@ -136,6 +154,32 @@ describe('runtrail CLI', () => {
     expect(help.stdout).toMatch(/--concurrency <value>.*default 4\)/);
   });
 
+  it("help COMMAND SUBCOMMAND shows that subcommand; an unknown name is one line naming the nearest, also a group's subcommand typed alone", async () => {
+    // Before: `help runs ls` showed the help of `runs`, and `help nosuch` printed the whole help on stderr.
+    for (const args of [['help', 'runs', 'ls'], ['runs', 'help', 'ls']]) {
+      const help = await runtrail(args);
+      expect({ args, code: help.code, first: help.stdout.split('\n')[0] }).toEqual({ args, code: 0, first: 'Usage: runtrail runs ls|list [options]' });
+    }
+    const unknown = await runtrail(['help', 'tial']);
+    expect([unknown.code, unknown.stdout, unknown.stderr]).toEqual([2, '', "runtrail: invalid_request: unknown command 'tial' (did you mean tail?); `runtrail --help` shows the usage\n"]);
+    // Before: `runtrail show ID` named nothing; `show` is `runs show`, as a kubectl or gh user types it first.
+    const show = await runtrail(['show', 'some-id']);
+    expect([show.code, show.stderr]).toEqual([2, "runtrail: invalid_request: unknown command 'show' (did you mean runs show?); `runtrail --help` shows the usage\n"]);
+    const ls = await runtrail(['ls']);
+    expect(ls.stderr).toBe("runtrail: invalid_request: unknown command 'ls' (did you mean one of runs ls, tokens ls, artifacts ls?); `runtrail --help` shows the usage\n");
+  });
+
+  it("every client command's help says how to reach a server (--server, RUNTRAIL_URL) and where the token goes (RUNTRAIL_TOKEN)", async () => {
+    // Before: `runtrail tail --help` named neither; only `runtrail --help` did.
+    for (const path of [['tail'], ['runs', 'ls'], ['tokens', 'create'], ['exec'], ['export']]) {
+      const { stdout } = await runtrail([...path, '--help']);
+      const global = stdout.split('\nGlobal Options:\n')[1] ?? '';
+      expect({ path, global }).toEqual({ path, global: expect.stringMatching(/^ {2}--server <url> [^]*RUNTRAIL_URL[^]*RUNTRAIL_TOKEN/) });
+    }
+    // Commands that serve (or copy a data dir) talk to no server: no --server in their help.
+    for (const command of ['serve', 'demo', 'config', 'migrate']) expect((await runtrail([command, '--help'])).stdout).not.toContain('Global Options');
+  });
+
   it("the README's CLI synopsis names every command and every option each takes", async () => {
     const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
     const synopsis = /\n## CLI\n[^]*?```\n([^]*?)```/.exec(readme)![1]!;
@@ -172,6 +216,21 @@ describe('runtrail CLI', () => {
     expect(result.stdout).toContain('100%');
     expect(result.stdout).toContain(`run ${run.id} ended failed (error: judge model unavailable)`);
     expect(result.code).toBe(1);
+  });
+
+  it('tail --json prints the run as it ended on stdout, the status line on stderr, and exits 1 when it failed', async () => {
+    // Before: tail had no --json (unknown option, exit 2), though `start --follow --json` had.
+    const client = new RuntrailClient({ url });
+    const run = await client.createRun({ name: 'tailed as json' });
+    const tail = runtrail(['tail', run.id, '--json', '--server', url]);
+    run.progress(1, 2);
+    await run.fail(new Error('judge model unavailable'));
+    const result = await tail;
+    expect(result.code, result.stderr).toBe(1);
+    expect(JSON.parse(result.stdout)).toMatchObject({ id: run.id, status: 'failed', error: { message: 'judge model unavailable' } });
+    expect(result.stderr).toMatch(/ failed .*\((live|ended)\)\n$/);
+    const both = await runtrail(['tail', run.id, '--json', '--events', '--server', url]);
+    expect([both.code, both.stderr]).toEqual([2, "runtrail: invalid_request: option '--json' cannot be used with option '--events'; `runtrail tail --help` shows the usage\n"]);
   });
 
   it('tail --events of a run that already ended prints every event from the first, then how it ended', async () => {
@@ -321,6 +380,22 @@ describe('runtrail config', () => {
       expect(served.stdout()).not.toMatch(/RUNTRAIL_(URL|TOKEN|RUN_ID)\b/);
     } finally {
       expect(await served.stop()).toBe(0);
+      data.remove();
+    }
+  });
+
+  it('demo refuses a --docs that is not a whole number as a usage error, before it serves anything', async () => {
+    // Before: `--docs abc` started a server, then the demo handler refused "input.docs: ... received null".
+    const data = tempDir('runtrail-demo-docs-');
+    try {
+      const result = await runtrail(['demo', '--docs', 'abc', '--port', '0', '--data-dir', join(data.path, 'data')]);
+      expect([result.code, result.stdout, result.stderr]).toEqual([
+        2,
+        '',
+        "runtrail: invalid_request: option '--docs <n>' argument 'abc' is invalid. give a whole number from 1 to 100000; `runtrail demo --help` shows the usage\n",
+      ]);
+      expect(existsSync(join(data.path, 'data'))).toBe(false);
+    } finally {
       data.remove();
     }
   });

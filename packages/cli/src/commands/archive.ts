@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { EXPORT_RUNS_HEADER, EXPORT_STATUS_HEADER, isTerminalStatus, type RunStatus } from '@runtrail/protocol';
+import { EXPORT_RUNS_HEADER, EXPORT_STATUS_HEADER, RuntrailError, isTerminalStatus, type RunStatus } from '@runtrail/protocol';
 import { clientFor } from '../options.js';
 import { print, printJson } from '../output.js';
 import { downloadTarget, fileToUpload, saveDownload, stdinUpload } from '../transfer.js';
@@ -18,6 +18,11 @@ export function registerArchive(program: Command): void {
     .action(async (runId: string, flags: { output?: string; family?: boolean; progress?: boolean }, cmd: Command) => {
       const family = flags.family === true;
       const target = await downloadTarget(flags.output, `runtrail-${runId}${family ? '-family' : ''}.tar`);
+      // A tar in a terminal is garbage on the screen (and may leave it in a strange state), as
+      // import refuses a terminal for its stdin: said before anything is asked of the server.
+      if (target === '-' && process.stdout.isTTY) {
+        throw new RuntrailError('invalid_request', 'stdout is a terminal: -o - writes a binary archive; pipe it (runtrail export ID -o - | runtrail import -) or name a file with -o');
+      }
       const response = await clientFor(cmd).exportRun(runId, { family });
       const runs = Number(response.headers.get(EXPORT_RUNS_HEADER) ?? 1);
       await saveDownload(response, target, family ? `exporting run ${runId} with ${plural(runs - 1, 'run')} under it` : `exporting run ${runId}`, flags.progress);

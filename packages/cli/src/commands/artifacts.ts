@@ -42,13 +42,14 @@ export function registerArtifacts(program: Command): void {
     .option('--content-type <type>', 'media type (default: sniffed by the server)')
     .option('--metadata <json>', 'free JSON metadata')
     .option('--replace', 'replace different content stored under the same name')
+    .option('--json', 'print the stored artifact as JSON (as `artifacts ls --json` lists it)')
     .option('--progress', PROGRESS)
     .option('--no-progress', 'never show one')
     .action(
       async (
         runId: string,
         file: string,
-        flags: { name?: string; contentType?: string; metadata?: string; replace?: boolean; progress?: boolean },
+        flags: { name?: string; contentType?: string; metadata?: string; replace?: boolean; json?: boolean; progress?: boolean },
         cmd: Command,
       ) => {
         let metadata: unknown;
@@ -69,6 +70,7 @@ export function registerArtifacts(program: Command): void {
           }),
           'nothing was stored; try again',
         );
+        if (flags.json) return printJson(artifact);
         print(formatArtifacts([artifact]));
       },
     );

@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import type { Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { buildPath, dashboardRunPath } from '@runtrail/protocol';
 import { RuntrailClient } from '@runtrail/client';
 import { DEMO_HANDLER, defineDemoHandler } from '../demo/handler.js';
@@ -12,8 +12,16 @@ export function registerDemo(program: Command): void {
     program
       .command('demo')
       .description('serve runtrail and run a simulated LLM evaluation pipeline you can watch live')
-      .option('--docs <n>', 'documents to evaluate', '120'),
-  ).action(async (flags: ServeFlags & { docs: string }) => {
+      .addOption(
+        // Checked as the command line is read: `--docs abc` was sent on as null and refused by the
+        // handler's schema ("input.docs: expected number, received null") after the server started.
+        new Option('--docs <n>', 'documents to evaluate (1-100000)').default(120).argParser((value: string) => {
+          const n = Number(value);
+          if (!/^\d+$/.test(value) || n < 1 || n > 100_000) throw new InvalidArgumentError('give a whole number from 1 to 100000.');
+          return n;
+        }),
+      ),
+  ).action(async (flags: ServeFlags & { docs: number }) => {
     // The run's progress line stays at the bottom of a terminal; the server's log lines go above it.
     const live = process.stdout.isTTY ? new LiveLine(process.stdout) : null;
     const logDestination = live ? new Writable({ write: (chunk: Buffer, _encoding, done) => (live.print(process.stdout, chunk.toString()), done()) }) : undefined;
@@ -22,7 +30,7 @@ export function registerDemo(program: Command): void {
     stopOnSignals(server);
     const run = await new RuntrailClient({ url: server.url }).startRun({
       name: DEMO_HANDLER,
-      input: { docs: Number(flags.docs) },
+      input: { docs: flags.docs },
       labels: { kind: 'demo' },
     });
     const say = (line: string) => (live ? live.print(process.stdout, `${line}\n`) : process.stdout.write(`${line}\n`));

@@ -49,7 +49,7 @@ export function registerExec(program: Command): void {
     .addOption(durationOption('--idle-timeout', 'stop it after this long without any output'))
     .addOption(durationOption('--kill-grace', 'time between SIGTERM and SIGKILL', DEFAULT_KILL_GRACE_MS))
     .addOption(durationOption('--lease-ttl', "the run's lease: if this process dies, the run ends orphaned this long after", DEFAULT_LEASE_TTL_MS))
-    .option('--label <k=v>', 'a label of the run (repeatable)', collect, [])
+    .option('--label <k=v>', 'a label of the run (repeatable)', collect)
     .option('--data-dir <dir>', "when no server answers and exec runs embedded: its data dir (env RUNTRAIL_DATA_DIR; default ./.runtrail, serve's)")
     .option('--log-file <path>', "also write the command's whole output here, unthrottled (default with an embedded server and a data dir: <data-dir>/logs/<run id>.log)")
     .option('--quiet', "do not copy the command's output to this terminal")

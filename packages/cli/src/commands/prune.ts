@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import { RuntrailError, TERMINAL_STATUSES, isTerminalStatus, type Run, type RunsFilter, type TerminalStatus } from '@runtrail/protocol';
 import type { RuntrailClient } from '@runtrail/client';
 import { durationOption } from '../duration.js';
-import { clientFor } from '../options.js';
+import { clientFor, collect, labelFilter } from '../options.js';
 import { EXIT_INTERRUPTED, print, printJson } from '../output.js';
 import { CountProgress } from '../progress.js';
 
@@ -11,7 +11,7 @@ interface PruneFlags {
   olderThan: number;
   status?: TerminalStatus;
   name?: string;
-  label?: string;
+  label?: string[];
   dryRun?: boolean;
   yes?: boolean;
   json?: boolean;
@@ -34,7 +34,8 @@ export function registerPrune(program: Command): void {
     .addOption(durationOption('--older-than', 'runs created more than this long ago (30d, 12h, 90m)').makeOptionMandatory())
     .addOption(new Option('--status <status>', 'only runs that ended this way').choices(TERMINAL_STATUSES))
     .option('--name <name>', 'only runs with this name')
-    .option('--label <k=v>', 'only runs with these labels (k=v[,k=v])')
+    // Repeatable, as start's and exec's --label are: a second --label used to replace the first, silently widening the match.
+    .option('--label <k=v>', 'only runs with this label (repeatable; or k=v,k=v)', collect)
     .option('--dry-run', 'list what would be deleted, delete nothing')
     .option('-y, --yes', 'delete without asking (needed when stdin is not a terminal)')
     .option('--json', 'print what was (or would be) deleted as JSON')
@@ -43,7 +44,7 @@ export function registerPrune(program: Command): void {
     .action(async (flags: PruneFlags, cmd: Command) => {
       const client = clientFor(cmd);
       const before = Date.now() - flags.olderThan;
-      const filter: RunsFilter = { topLevel: 'true', createdBefore: before, status: flags.status, name: flags.name, label: flags.label };
+      const filter: RunsFilter = { topLevel: 'true', createdBefore: before, status: flags.status, name: flags.name, label: labelFilter(flags.label) };
       const counts = await client.countRuns(filter);
       const ended = (flags.status ? [flags.status] : TERMINAL_STATUSES).reduce((sum, s) => sum + (counts.byStatus[s] ?? 0), 0);
       const going = counts.total - ended;

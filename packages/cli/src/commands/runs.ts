@@ -1,6 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { RunErrorKind, RunStatus, failureKindOf, hasCalls, unfinishedCalls, type Run, type RunCounts } from '@runtrail/protocol';
-import { clientFor } from '../options.js';
+import { clientFor, collect, labelFilter } from '../options.js';
 import { print, printJson } from '../output.js';
 
 interface LsFlags {
@@ -9,7 +9,7 @@ interface LsFlags {
   search?: string;
   failedWith?: RunErrorKind;
   parent?: string;
-  label?: string;
+  label?: string[];
   limit: number;
   json?: boolean;
 }
@@ -26,7 +26,8 @@ export function registerRuns(program: Command): void {
     .option('--search <text>', 'only runs whose name contains this (A-Z in either case, other letters as typed)')
     .addOption(new Option('--failed-with <kind>', 'only runs that failed this way').choices(RunErrorKind.options))
     .option('--parent <id>', 'only child runs of this run')
-    .option('--label <k=v>', 'only runs with these labels (k=v[,k=v])')
+    // Repeatable, as start's and exec's --label are: a second --label used to replace the first, silently widening the match.
+    .option('--label <k=v>', 'only runs with this label (repeatable; or k=v,k=v)', collect)
     .addOption(
       new Option('--limit <n>', 'how many (1-200)').default(20).argParser((value: string) => {
         const n = Number(value);
@@ -43,7 +44,7 @@ export function registerRuns(program: Command): void {
         nameContains: flags.search,
         errorKind: flags.failedWith,
         parentId: flags.parent,
-        label: flags.label,
+        label: labelFilter(flags.label),
       };
       const page = await client.listRuns({ ...filter, limit: flags.limit });
       if (flags.json) return printJson(page);

@@ -2,14 +2,13 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { RuntrailError, dashboardRunPath } from '@runtrail/protocol';
 import { DURATION_HELP, durationOption } from '../duration.js';
-import { clientFor, clientOptions, collect, parseLabels, serverUrl } from '../options.js';
+import { clientFor, collect, parseLabels, serverUrl } from '../options.js';
 import { printJson } from '../output.js';
-import { followRun } from '../watch-line.js';
-import { exitStatusOf, sayHowItEnded } from './tail.js';
+import { followToEnd } from './tail.js';
 
 interface StartFlags {
   input?: string;
-  label: string[];
+  label?: string[];
   parent?: string;
   timeout?: number;
   idempotencyKey?: string;
@@ -24,7 +23,7 @@ export function registerStart(program: Command): void {
     .command('start <handler>')
     .description("queue a run for a handler the server defines (serve --handlers, define()); prints the run's id")
     .option('--input <json>', "the run's input: JSON text, or @FILE for a file that holds it (@- reads stdin)")
-    .option('--label <k=v>', 'a label of the run (repeatable)', collect, [])
+    .option('--label <k=v>', 'a label of the run (repeatable)', collect)
     .option('--parent <id>', 'start it as a child of this run')
     .addOption(durationOption('--timeout', 'end the run failed (kind timeout) if it runs longer than this'))
     .option('--idempotency-key <key>', 'the same key again answers the run it started instead of starting another (a retried script)')
@@ -42,7 +41,7 @@ export function registerStart(program: Command): void {
         {
           name: handler,
           ...(input !== undefined ? { input } : {}),
-          ...(flags.label.length > 0 ? { labels: parseLabels(flags.label) } : {}),
+          ...(flags.label ? { labels: parseLabels(flags.label) } : {}),
           ...(flags.parent !== undefined ? { parentId: flags.parent } : {}),
           ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}),
         },
@@ -55,11 +54,7 @@ export function registerStart(program: Command): void {
         return;
       }
       process.stderr.write(`run ${run.id} of ${run.name} is ${run.status}; following it (Ctrl-C stops following, not the run)\n`);
-      const final = await followRun(clientOptions(cmd), run.id, { giveUpAfterMs: flags.giveUpAfter, ...(flags.json ? { out: process.stderr } : {}) });
-      if (!flags.json) return sayHowItEnded(run.id, final);
-      const ended = await client.getRun(run.id);
-      printJson(ended);
-      process.exitCode = exitStatusOf(ended.status);
+      await followToEnd(cmd, run.id, { giveUpAfter: flags.giveUpAfter, json: flags.json });
     });
 }
 
