@@ -1,17 +1,12 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { DeferredChildLogger, deferredRequestLogger } from './logger.js';
+import { DeferredChildLogger, createLogger, deferredRequestLogger } from './logger.js';
+import { jsonLogLines } from './log-lines.test-kit.js';
 
 /** A pino logger writing JSON lines into an array, and how many children it was asked for. */
 function capture(level = 'info') {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
+  const { lines, destination: sink } = jsonLogLines();
   const root = pino({ level, base: { node: 'n1' } }, sink);
   let children = 0;
   // Pino's children inherit `child` from the root: counted for them too, each made from the logger it is called on.
@@ -51,5 +46,26 @@ describe('DeferredChildLogger', () => {
     quiet.debug('kept');
     expect(lines.map((l) => l.msg)).toEqual(['kept']);
     expect(quiet.level).toBe('debug');
+  });
+});
+
+describe('createLogger in a terminal', () => {
+  function prettyLine(env: Record<string, string | undefined>): string {
+    let text = '';
+    const into = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        text += chunk.toString();
+        done();
+      },
+    });
+    createLogger({ logLevel: 'info', logFormat: 'auto', node: 'n1' }, true, into, env).warn('database listener disconnected');
+    return text;
+  }
+
+  it('colours its lines, and not when NO_COLOR is set (no-color.org), nor for an empty NO_COLOR', () => {
+    expect(prettyLine({})).toContain('\x1b[');
+    expect(prettyLine({ NO_COLOR: '1' })).not.toContain('\x1b[');
+    expect(prettyLine({ NO_COLOR: '1' })).toContain('database listener disconnected');
+    expect(prettyLine({ NO_COLOR: '' })).toContain('\x1b[');
   });
 });

@@ -16,6 +16,7 @@ export function createLogger(
   isTTY = Boolean(process.stdout.isTTY),
   /** Where lines go instead of stdout (a command that draws its own line on the terminal routes them past it). */
   destination?: NodeJS.WritableStream,
+  env: Record<string, string | undefined> = process.env,
 ): FastifyBaseLogger {
   const options = {
     level: config.logLevel,
@@ -30,7 +31,8 @@ export function createLogger(
   // Synchronous, in this thread: a worker-thread transport could lose the last lines when the process exits.
   return pino(
     options,
-    PinoPretty({ sync: true, colorize: isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,node', ...(destination ? { destination } : {}) }),
+    // NO_COLOR (no-color.org): set and not empty, a terminal gets no colour codes either.
+    PinoPretty({ sync: true, colorize: isTTY && !env.NO_COLOR, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,node', ...(destination ? { destination } : {}) }),
   );
 }
 
