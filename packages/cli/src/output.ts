@@ -4,6 +4,18 @@ export function print(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
+/**
+ * Run data as a terminal is to show it: control characters (ESC, BEL, a
+ * lone CR, C1) and bidirectional overrides written as `\u001b` and the
+ * like, newlines and tabs kept. A progress message or an error is the
+ * producer's text: carrying an escape sequence it could retitle the
+ * window, write the clipboard (OSC 52) or redraw what the user reads.
+ */
+export function terminalSafe(text: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this finds
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** The `--json` answer: the value, indented, one document. */
 export function printJson(value: unknown): void {
   print(JSON.stringify(value, null, 2));

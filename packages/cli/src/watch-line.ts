@@ -2,6 +2,7 @@ import WebSocket from 'ws';
 import { watchRun, type RunWatchState, type WebSocketConstructor } from '@runtrail/client';
 import { RuntrailError } from '@runtrail/protocol';
 import { CLI_TOKEN_HINT } from './options.js';
+import { terminalSafe } from './output.js';
 
 export interface FollowOptions {
   onEvent?: (line: string) => void;
@@ -110,7 +111,7 @@ export function statusLine(state: RunWatchState, url?: string): string {
   const c = s.counters;
   const waiting = url !== undefined && (state.connection === 'connecting' || state.connection === 'reconnecting');
   const connection = waiting ? `${state.connection} to ${url}${state.error ? `: ${cut(state.error.message)}` : ''}` : state.connection;
-  return `[${bar}] ${pct} ${status}${phase}  ok ${c.ok}  failed ${c.failed}  retries ${c.retries}  in flight ${Object.keys(s.current).length}  (${connection})`;
+  return terminalSafe(`[${bar}] ${pct} ${status}${phase}  ok ${c.ok}  failed ${c.failed}  retries ${c.retries}  in flight ${Object.keys(s.current).length}  (${connection})`);
 }
 
 /** An error message short enough for a status line. */

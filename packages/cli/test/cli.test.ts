@@ -29,6 +29,29 @@ afterAll(async () => {
 });
 
 describe('runtrail CLI', () => {
+  it("shows a run's text with its control characters written out, so run data cannot drive the terminal", async () => {
+    const client = new RuntrailClient({ url });
+    const run = await client.createRun({ name: 'escapes', labels: { team: 'x' } });
+    // A window title (OSC 0), a clipboard write (OSC 52), a bidi override, a bell.
+    run.progress(1, 2, 'step \x1b]0;PWNED\x07 \x1b]52;c;ZWNobyBoaQ==\x07 \u202eevil\u202c');
+    await run.fail(new Error('bad \x1b[2J\x1b[Hwiped'));
+    const show = await runtrail(['runs', 'show', run.id, '--server', url]);
+    expect(show.code).toBe(0);
+    // eslint-disable-next-line no-control-regex -- control characters are what must not be printed
+    const controls = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e]/;
+    expect(show.stdout).not.toMatch(controls);
+    expect(show.stdout).toContain('step \\u001b]0;PWNED\\u0007 \\u001b]52;c;ZWNobyBoaQ==\\u0007 \\u202eevil\\u202c');
+    expect(show.stdout).toContain('bad \\u001b[2J\\u001b[Hwiped');
+    const ls = await runtrail(['runs', 'ls', '--name', 'escapes', '--server', url]);
+    expect([ls.code, ls.stdout]).toEqual([0, expect.stringContaining('escapes')]);
+    expect(ls.stdout).not.toMatch(controls);
+    // --json keeps the text exactly (JSON escapes it): a script gets what was stored.
+    const json = await runtrail(['runs', 'show', run.id, '--json', '--server', url]);
+    expect((JSON.parse(json.stdout) as { snapshot: { progress: { message: string } } }).snapshot.progress.message).toBe(
+      'step \x1b]0;PWNED\x07 \x1b]52;c;ZWNobyBoaQ==\x07 \u202eevil\u202c',
+    );
+  });
+
   it('lists runs newest first and shows one with its counters, progress and phases', async () => {
     const client = new RuntrailClient({ url });
     const older = await client.createRun({ name: 'older-run' });

@@ -1,7 +1,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { RunErrorKind, RunStatus, failureKindOf, hasCalls, unfinishedCalls, type Run, type RunCounts } from '@runtrail/protocol';
 import { clientFor, collect, labelFilter } from '../options.js';
-import { print, printJson } from '../output.js';
+import { print, printJson, terminalSafe } from '../output.js';
 
 interface LsFlags {
   status?: RunStatus;
@@ -84,7 +84,7 @@ export function formatTable(runs: Run[]): string {
     new Date(r.createdAt).toISOString().replace('T', ' ').slice(0, 19),
     r.parentId ?? '-',
     labelsText(r) || '-',
-  ]);
+  ].map(terminalSafe));
   const header = ['ID', 'NAME', 'STATUS', 'FAILED', 'PROGRESS', 'OK/FAIL/RETRY', 'DURATION', 'CREATED', 'PARENT', 'LABELS'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
@@ -131,7 +131,7 @@ export function formatRun(run: Run & { observers?: number }, children?: RunCount
   lines.push(...block('input', run.input), ...block('output', run.output));
   // The error last and whole: a traceback keeps its lines and indentation.
   if (run.error) lines.push(...block(`error (${run.error.kind})`, run.error.message));
-  return lines.join('\n');
+  return terminalSafe(lines.join('\n'));
 }
 
 /** A titled, indented block of a value: text as it is, anything else as pretty JSON; nothing for no value. */
