@@ -130,14 +130,14 @@ describe('handlers on two nodes sharing PostgreSQL', () => {
     expect(nowhere.status).toBe(404);
     expect(nowhere.body.error.code).toBe('handler_not_found');
     expect(nowhere.body.error.message).toBe(
-      'no handler named "nowhere" on node node-a nor on the other live nodes (node-b); known handlers: everywhere, only-b, only-b-checked (register one with define(name, handler))',
+      'no handler named "nowhere" on node node-a nor on the other live nodes (node-b); known handlers: everywhere, only-b, only-b-checked (a node defines one with define(name, handler) in its program, or `runtrail serve --handlers FILE`)',
     );
 
     // A node that shuts down leaves the registry as it stops claiming: its handlers are refused elsewhere at once.
     await b.close();
     const gone = await http<{ error: { code: string; message: string } }>('POST', `${a.url}/api/v1/runs`, { name: 'only-b', execute: true });
     expect(gone.status).toBe(404);
-    expect(gone.body.error.message).toBe('no handler named "only-b" on node node-a; known handlers: everywhere (register one with define(name, handler))');
+    expect(gone.body.error.message).toBe('no handler named "only-b" on node node-a; known handlers: everywhere (a node defines one with define(name, handler) in its program, or `runtrail serve --handlers FILE`)');
     expect((await http<Handlers>('GET', `${a.url}/api/v1/handlers`)).body.nodes.map((n) => n.node)).toEqual(['node-a']);
   });
 });

@@ -187,7 +187,7 @@ export class Executor {
     const where = others.length ? ` nor on the other live nodes (${others.map((n) => n.node).join(', ')})` : '';
     throw new RuntrailError(
       'handler_not_found',
-      `no handler named "${name}" on node ${this.options.node}${where}; ${known.length ? `known handlers: ${known.join(', ')}` : 'no handlers are defined'} (register one with define(name, handler))`,
+      `no handler named "${name}" on node ${this.options.node}${where}; ${known.length ? `known handlers: ${known.join(', ')}` : 'no handlers are defined'} (a node defines one with define(name, handler) in its program, or \`runtrail serve --handlers FILE\`)`,
       { name, handlers: known },
     );
   }
