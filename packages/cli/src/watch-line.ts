@@ -96,7 +96,9 @@ const BAR_WIDTH = 24;
 
 function coarseKey(state: RunWatchState): string {
   const s = state.snapshot;
-  return `${s.terminal?.status ?? state.run?.status}|${s.phase}|${Math.floor((s.progress?.percent ?? 0) / 10)}|${state.connection}`;
+  // A run seen ending live: the stream closing after it is no news (its end was printed once, not again as "(ended)").
+  const connection = s.terminal && (state.connection === 'live' || state.connection === 'ended') ? 'over' : state.connection;
+  return `${s.terminal?.status ?? state.run?.status}|${s.phase}|${Math.floor((s.progress?.percent ?? 0) / 10)}|${connection}`;
 }
 
 /** `url`: the server, named while the line waits for it (else a user sees only "reconnecting" for --give-up-after). */

@@ -4,7 +4,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
-import { tempDir } from '@runtrail/test-support';
+import { tempDir, waitUntil } from '@runtrail/test-support';
 import { runtrail as run, serve, spawnCli, type ServeProcess } from './harness.js';
 
 const runtrail = (args: string[], env: Record<string, string> = {}, cwd?: string) => run(args, { env, cwd });
@@ -233,11 +233,15 @@ describe('runtrail CLI', () => {
     const client = new RuntrailClient({ url });
     const run = await client.createRun({ name: 'tailed' });
     const tail = runtrail(['tail', run.id, '--server', url]);
+    // The tail follows the run live before it moves (its stream counts as an observer).
+    await waitUntil(async () => ((await client.getRun(run.id)) as { observers?: number }).observers === 1, { what: 'the tail live on the run' });
     for (let i = 1; i <= 5; i++) run.progress(i, 5);
     await run.fail(new Error('judge model unavailable'));
     const result = await tail;
     expect(result.stdout).toContain('100%');
     expect(result.stdout).toContain(`run ${run.id} ended failed (error: judge model unavailable)`);
+    // Piped, a line per change: the run's end once (before, again as "(ended)" when the stream closed).
+    expect(result.stdout.split('\n').filter((line) => /^\[[#. ]+\]\s+\d+% failed /.test(line))).toHaveLength(1);
     expect(result.code).toBe(1);
   });
 
