@@ -12,6 +12,8 @@ export class TcpProxy {
   private readonly pairs = new Set<[Socket, Socket]>();
   private readonly frozen = new Set<[Socket, Socket]>();
   private open = true;
+  /** While set, new connections get this HTTP answer instead of the server (see answerUnavailable). */
+  private unavailable = false;
 
   private constructor(server: Server) {
     this.server = server;
@@ -28,6 +30,12 @@ export class TcpProxy {
         return;
       }
       proxy.accepted++;
+      if (proxy.unavailable) {
+        // Whatever the request (an upgrade included), once its head has arrived, as a server that is closing answers it.
+        client.on('error', () => client.destroy()); // a client giving up first is the point of the test, not a failure
+        client.once('data', () => client.end('HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 19\r\nconnection: close\r\n\r\nService Unavailable'));
+        return;
+      }
       const upstream = connect(Number(target.port), target.hostname);
       const pair: [Socket, Socket] = [client, upstream];
       proxy.pairs.add(pair);
@@ -81,6 +89,17 @@ export class TcpProxy {
     this.pairs.clear();
   }
 
+  /**
+   * Reset every connection and answer new ones `503 Service Unavailable`
+   * until `allow()`: a server that is stopping or starting (Fastify while it
+   * closes), or a load balancer with no node behind it.
+   */
+  answerUnavailable(): void {
+    this.cut();
+    this.open = true;
+    this.unavailable = true;
+  }
+
   /** Refuse new connections, leave the current ones alone. */
   block(): void {
     this.open = false;
@@ -88,6 +107,7 @@ export class TcpProxy {
 
   allow(): void {
     this.open = true;
+    this.unavailable = false;
   }
 
   async close(): Promise<void> {

@@ -43,6 +43,8 @@ export interface ReconnectOptions<M> {
  * connect, or SSE's request never reached the server), it was the server
  * that was away, and the transports paused meanwhile are tried again as
  * soon as any connection opens, not after `transportRetryMs` of polling.
+ * So is a transport that had opened before it failed (the server answered
+ * 503 while it restarted, and polling found it back at once).
  * Each connection gets a new id; only the current one may change the
  * watcher's state.
  */
@@ -52,6 +54,8 @@ export async function reconnectLoop<M>(options: ReconnectOptions<M>): Promise<vo
   const failures = new Map<TransportName, number>();
   /** Transports paused while the server itself was unreachable: not their fault. */
   const pausedInOutage = new Set<TransportName>();
+  /** Transports that opened since they were last paused: they work here, so failing now is the server's doing. */
+  const workedHere = new Set<TransportName>();
   let current = 0;
   let attempt = 0;
   let reason: ConnectionReason = 'start';
@@ -97,6 +101,7 @@ export async function reconnectLoop<M>(options: ReconnectOptions<M>): Promise<vo
     if (outcome.opened) {
       attempt = 0;
       failures.set(name, 0);
+      workedHere.add(name);
     } else {
       const failed = (failures.get(name) ?? 0) + 1;
       failures.set(name, failed);
@@ -104,6 +109,10 @@ export async function reconnectLoop<M>(options: ReconnectOptions<M>): Promise<vo
         failures.set(name, 0);
         skipUntil.set(name, clock.now() + options.transportRetryMs);
         reason = 'fallback';
+        // A server stopping or starting answers 503 to every transport, and polling may find it back at
+        // its first try: a transport that worked until now is tried again then. Once: if it fails again
+        // without opening, it is paused for transportRetryMs like any other.
+        if (workedHere.delete(name)) pausedInOutage.add(name);
       }
       if (polling || (name === 'sse' && isNetworkFailure(outcome.error))) {
         const now = clock.now();

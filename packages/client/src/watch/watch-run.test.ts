@@ -451,6 +451,31 @@ describe('after the server was away', () => {
     await waitFor(() => w.getState().seq === 3, { what: 'events after the return' });
     w.close();
   });
+
+  test('one that fell back while the server answered 503 (stopping, starting) is back on WebSocket as soon as it serves, even when its first poll is answered', async () => {
+    const s = await server();
+    const proxy = await proxyFor(s);
+    const { run } = await s.runs.create({ name: 'restarting' });
+    const w = watch(run.id, { url: proxy.url, backoff: { initialMs: 20, maxMs: 200 }, transportRetryMs: 3_600_000, pollIntervalMs: 50 });
+    await waitFor(() => w.getState().connection === 'live' && w.getState().transport === 'ws', { what: 'live over WebSocket' });
+    // The server comes back just as the watcher falls back to polling: polling never fails, so only
+    // SSE's 503s say the server was away (they used to count as SSE not working here: an hour of polling).
+    let fellBackToPolling = false;
+    const off = w.subscribe(() => {
+      const state = w.getState();
+      if (!fellBackToPolling && state.transport === 'poll' && state.reason === 'fallback') {
+        fellBackToPolling = true;
+        proxy.allow();
+      }
+    });
+    cleanups.push(off);
+    proxy.answerUnavailable();
+    await waitFor(() => fellBackToPolling, { timeoutMs: 20_000, what: 'the fallback to polling' });
+    await waitFor(() => w.getState().transport === 'ws' && w.getState().connection === 'live', { what: 'back on WebSocket' });
+    await s.runs.appendEvents(run.id, progressEvents(3));
+    await waitFor(() => w.getState().seq === 3, { what: 'events after the return' });
+    w.close();
+  });
 });
 
 describe('giveUpAfterMs', () => {
