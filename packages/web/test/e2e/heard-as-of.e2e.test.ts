@@ -1,8 +1,7 @@
-import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { afterAll, describe, expect, it } from 'vitest';
 import { TcpProxy } from '@runtrail/test-support/tcp-proxy';
-import { assertBuilt, launchChromium, postJson, progressPercent, spawnServer, stopServer, tempDir, textNow, waitUntil, type ServerProcess } from './harness.js';
+import { browserScene, postJson, progressPercent, textNow, waitUntil } from './harness.js';
 
 /**
  * A connection that dies without a close (a NAT that forgot the flow, a
@@ -11,25 +10,16 @@ import { assertBuilt, launchChromium, postJson, progressPercent, spawnServer, st
  * say that moment, not the later one when the page noticed.
  */
 describe('the dashboard after its connection died silently', () => {
-  const dir = tempDir('runtrail-web-heard-');
-  let server: ServerProcess | null = null;
+  const scene = browserScene({ prefix: 'runtrail-web-heard-', node: 'e2e-heard-node' });
   let proxy: TcpProxy | null = null;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    assertBuilt();
-    browser = await launchChromium();
-  });
 
   afterAll(async () => {
-    await browser?.close();
     await proxy?.close();
-    await stopServer(server);
-    dir.remove();
   });
 
   it('says it shows the run page and the list as of when it last heard the server, not when it noticed', async () => {
-    server = await spawnServer({ dataDir: join(dir.path, 'data'), node: 'e2e-heard-node' });
+    const server = scene.server;
+    const browser = scene.browser;
     // The page reaches the server through a proxy that can go silent without closing anything.
     proxy = await TcpProxy.start(server.url);
     const run = await postJson<{ id: string }>(server.url, '/runs', { name: 'quiet-eval', leaseTtlMs: 600_000 });
