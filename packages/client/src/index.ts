@@ -1,4 +1,4 @@
-export { RuntrailClient, type RuntrailClientOptions } from './runtrail-client.js';
+export { RuntrailClient, type HandlerAvailability, type RuntrailClientOptions } from './runtrail-client.js';
 export { RunHandle, RunStopped, type RunHandleOptions, type CallOptions } from './producer/run-handle.js';
 export { currentRun } from './producer/current-run.js';
 export { serverPortsInThisProcess } from './producer/exit-guard.js';

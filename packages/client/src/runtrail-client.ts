@@ -52,6 +52,16 @@ export type RuntrailClientOptions = HttpApiOptions & {
 const CLIENT_TOKEN_HINT = 'pass one as the `token` option, new RuntrailClient({ url, token })';
 
 /** The REST face of a runtrail server, and the factory of producer handles. */
+/** What RuntrailClient.handlerAvailability says (GET /handlers). */
+export interface HandlerAvailability {
+  /** Handlers a run can be started for through this node, sorted. */
+  startable: string[];
+  /** How long queued runs wait for a node that defines their handler; 0 = for ever. */
+  queuedOrphanTimeoutMs: number;
+  /** By handler no live node defines (as the server's reaper counts): when its queued runs end failed/orphaned, epoch ms. */
+  endsAt: ReadonlyMap<string, number>;
+}
+
 export class RuntrailClient {
   readonly api: HttpApi;
   private readonly producerOptions: RuntrailClientOptions['producer'];
@@ -254,8 +264,24 @@ export class RuntrailClient {
    * those, and one that has the handler runs it), sorted.
    */
   async startableHandlers(): Promise<string[]> {
-    const { handlers, nodes } = await this.api.request('listHandlers');
-    return [...new Set([...handlers, ...nodes.flatMap((n) => n.handlers)])].sort();
+    return (await this.handlerAvailability()).startable;
+  }
+
+  /**
+   * Whether queued runs of a handler will start, and when they end if not:
+   * the handlers startable through this node (startableHandlers), how long
+   * the server lets queued runs wait for a node that defines their handler
+   * (queuedOrphanTimeoutMs, 0 = for ever), and, for each handler its reaper
+   * finds no live node defining, the moment its queued runs end
+   * failed/orphaned if none defines it by then (`endsAt`, epoch ms).
+   */
+  async handlerAvailability(): Promise<HandlerAvailability> {
+    const { handlers, nodes, queuedOrphanTimeoutMs, unclaimable } = await this.api.request('listHandlers');
+    return {
+      startable: [...new Set([...handlers, ...nodes.flatMap((n) => n.handlers)])].sort(),
+      queuedOrphanTimeoutMs,
+      endsAt: new Map(unclaimable.map((u) => [u.handler, u.endsAt])),
+    };
   }
 }
 

@@ -22,6 +22,28 @@ export const HandlersResponseSchema = z.object({
   handlers: z.array(z.string()),
   /** Every live node's handlers (this node's included), by node name: which node can execute which runs. */
   nodes: z.array(z.object({ node: z.string(), handlers: z.array(z.string()), heardAt: z.number().int(), liveUntil: z.number().int() })),
+  queuedOrphanTimeoutMs: z
+    .number()
+    .int()
+    .min(0)
+    .describe('how long queued runs of a handler no live node defines wait before this node\'s reaper ends them failed/orphaned; 0: they wait for ever'),
+  /**
+   * The handlers of queued runs that this node's reaper found no live node
+   * defining, and when their runs end: the reaper counts from the sweep
+   * that first found it so (not from when a run was queued, nor from when
+   * a node last defined it), and starts over when a node defines it again
+   * or after a restart. Another node's reaper, counting on its own, may end
+   * them sooner. Empty when queuedOrphanTimeoutMs is 0.
+   */
+  unclaimable: z
+    .array(
+      z.object({
+        handler: z.string(),
+        undefinedSince: z.number().int().describe("when this node's reaper started counting (epoch ms)"),
+        endsAt: z.number().int().describe('undefinedSince + queuedOrphanTimeoutMs: its queued runs end failed/orphaned at the first sweep from then (every reaperIntervalMs)'),
+      }),
+    )
+    .describe("handlers of queued runs that this node's reaper finds no live node defining, and when their runs end if none defines them by then"),
 });
 export type HandlersResponse = z.infer<typeof HandlersResponseSchema>;
 

@@ -176,7 +176,10 @@ export const routes = {
   listHandlers: {
     method: 'GET',
     path: `${API_PREFIX}/handlers`,
-    summary: 'Names of the handlers this node can execute, and which live node executes which (nodes, from the registry every node keeps in the store)',
+    summary:
+      'Names of the handlers this node can execute, which live node executes which (nodes, from the registry every node keeps in the store), ' +
+      "and when queued runs of a handler no live node defines end failed/orphaned: queuedOrphanTimeoutMs (0: they wait for ever), and unclaimable, each such handler's " +
+      "undefinedSince (when this node's reaper first found no live node defining it; it starts over when one does, or when the node restarts) and endsAt (undefinedSince + queuedOrphanTimeoutMs; another node's reaper may end them sooner)",
   },
   openapi: {
     method: 'GET',

@@ -229,7 +229,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     ),
   });
   registerOutputLogRoute(http, runs, { logDir, node: config.node });
-  registerExecutorRoutes(http, executor);
+  registerExecutorRoutes(http, executor, reaper, config.queuedOrphanTimeoutMs);
   registerTokenRoutes(http, { tokens, runs });
   await registerArtifactRoutes(http, artifacts);
   const stream = new StreamServer(http, {

@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'react';
+import type { HandlerAvailability } from '@runtrail/client';
 import { client } from './client.js';
 
 /**
@@ -10,19 +11,20 @@ export const HANDLERS_REFRESH_MS = 15_000;
 
 /**
  * The handlers some live node defines (`GET /api/v1/handlers`, every live
- * node's), while `active`; null while not known (not asked yet, or the
- * server did not answer: then the page says nothing rather than guess).
- * Asked once when a queued run appears, then every HANDLERS_REFRESH_MS.
+ * node's), with when queued runs of the others end, while `active`; null
+ * while not known (not asked yet, or the server did not answer: then the
+ * page says nothing rather than guess). Asked once when a queued run
+ * appears, then every HANDLERS_REFRESH_MS.
  */
-export function useLiveHandlers(active: boolean): ReadonlySet<string> | null {
-  const [handlers, setHandlers] = useState<ReadonlySet<string> | null>(null);
+export function useLiveHandlers(active: boolean): HandlerAvailability | null {
+  const [handlers, setHandlers] = useState<HandlerAvailability | null>(null);
   useEffect(() => {
     if (!active) return;
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const ask = () => {
-      client.startableHandlers().then(
-        (names) => !stopped && setHandlers(new Set(names)),
+      client.handlerAvailability().then(
+        (availability) => !stopped && setHandlers(availability),
         // Unknown is said as nothing: "no live node defines it" from a failed request would be a false alarm.
         () => !stopped && setHandlers(null),
       ).finally(() => {

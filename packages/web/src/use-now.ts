@@ -19,18 +19,20 @@ export function useNow(running: boolean, intervalMs = 1000): number {
 /**
  * The clock for a live page's durations that stops while the page cannot
  * hear its server. Away (reconnecting, or a watcher that gave up on a run
- * that had not ended), the page knows nothing newer than the moment it lost
- * the server: counting "running for" and "no progress for" on from the
- * browser's clock beside a "running" badge would claim what nobody knows.
- * `asOf` is that moment while away (null otherwise), for the page to say
- * its figures are from then; back live, the clock runs again.
+ * that had not ended), the page knows nothing newer than the moment it last
+ * heard the server (`lastHeardAt`, the watcher's): counting "running for"
+ * and "no progress for" on from the browser's clock beside a "running"
+ * badge would claim what nobody knows. `asOf` is that moment while away
+ * (null otherwise), for the page to say its figures are from then; back
+ * live, the clock runs again. Not the moment the page noticed the loss:
+ * a connection that died silently is noticed an idle timeout later.
  */
-export function useServerNow(running: boolean, connection: ConnectionState): { now: number; asOf: number | null } {
+export function useServerNow(running: boolean, connection: ConnectionState, lastHeardAt: number | null): { now: number; asOf: number | null } {
   const away = running && (connection === 'reconnecting' || connection === 'ended');
   const [lostAt, setLostAt] = useState<number | null>(null);
-  // When the page noticed: the stream closes at once when a server stops, so this is when it was last heard.
+  // Never heard at all (the page opened while the server was away): then it is as of when the page noticed.
   useEffect(() => setLostAt(away ? Date.now() : null), [away]);
   const now = useNow(running && !away);
-  const asOf = away ? (lostAt ?? now) : null;
+  const asOf = away ? (lastHeardAt ?? lostAt ?? now) : null;
   return { now: asOf ?? now, asOf };
 }

@@ -14,6 +14,8 @@ export interface RunsPage {
   runs: readonly Run[];
   connection: ConnectionState;
   error: Error | null;
+  /** When the page last heard the server about this page (epoch ms; null before). */
+  lastHeardAt: number | null;
   /** Whether older runs may exist past this page. */
   hasOlder: boolean;
   /** The cursor of the page after this one (asks the server when the page is the live one). */
@@ -37,6 +39,7 @@ export function useRunsPage(filter: RunsFilter, cursor: string | undefined): Run
       runs: live.runs,
       connection: live.connection,
       error: live.error,
+      lastHeardAt: live.lastHeardAt,
       hasOlder: live.runs.length >= PAGE_SIZE,
       olderCursor: async () => (await client.listRuns(query)).nextCursor,
     };
@@ -45,6 +48,7 @@ export function useRunsPage(filter: RunsFilter, cursor: string | undefined): Run
     runs: polled.runs,
     connection: polled.connection,
     error: polled.error,
+    lastHeardAt: polled.lastHeardAt,
     hasOlder: polled.nextCursor !== null,
     olderCursor: async () => polled.nextCursor,
   };
@@ -55,9 +59,10 @@ interface PolledList {
   nextCursor: string | null;
   connection: ConnectionState;
   error: Error | null;
+  lastHeardAt: number | null;
 }
 
-const IDLE: PolledList = { runs: [], nextCursor: null, connection: 'connecting', error: null };
+const IDLE: PolledList = { runs: [], nextCursor: null, connection: 'connecting', error: null, lastHeardAt: null };
 
 function usePolledList(query: ListRunsQuery | null): PolledList {
   const [state, setState] = useState<PolledList>(IDLE);
@@ -70,7 +75,7 @@ function usePolledList(query: ListRunsQuery | null): PolledList {
     pollEvery(
       () => client.listRuns(q),
       {
-        onValue: (res) => setState({ runs: res.runs, nextCursor: res.nextCursor, connection: 'polling', error: null }),
+        onValue: (res) => setState({ runs: res.runs, nextCursor: res.nextCursor, connection: 'polling', error: null, lastHeardAt: Date.now() }),
         onError: (err) => {
           const error = err instanceof Error ? err : new Error(String(err));
           // A page the server refuses (a hand-edited cursor) is refused again at every poll: say so once and stop.

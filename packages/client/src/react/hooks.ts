@@ -23,6 +23,8 @@ export interface UseRunResult {
   error: RuntrailError | null;
   /** How many watch the run now, on every node of a cluster, this page included (with `observers: true`; null while not known). */
   observers: number | null;
+  /** When the watcher last heard the server (epoch ms; null before): what is shown is as of then while it reconnects. */
+  lastHeardAt: number | null;
 }
 
 export interface UseRunOptions {
@@ -71,6 +73,7 @@ export function useRun(id: string | null | undefined, options: UseRunOptions = {
     transport: state.transport,
     error: state.error,
     observers: state.observers,
+    lastHeardAt: state.lastHeardAt,
   };
 }
 
@@ -83,6 +86,8 @@ export interface UseRunsResult {
   transport: TransportName | null;
   /** Why the watcher stopped (a refused filter or token), or the last connection problem while it retries. */
   error: RuntrailError | null;
+  /** When the watcher last heard the server (epoch ms; null before): what is shown is as of then while it reconnects. */
+  lastHeardAt: number | null;
 }
 
 export interface UseRunsOptions {
@@ -109,5 +114,5 @@ export function useRuns(filter: RunsFilter = {}, options: UseRunsOptions = {}): 
     [config, key, limit, throttleMs],
   );
   const state = useSyncExternalStore(store.subscribe, store.getSnapshot, () => INITIAL_RUNS_STATE);
-  return { runs: state.runs, connection: state.connection, reason: state.reason, transport: state.transport, error: state.error };
+  return { runs: state.runs, connection: state.connection, reason: state.reason, transport: state.transport, error: state.error, lastHeardAt: state.lastHeardAt };
 }

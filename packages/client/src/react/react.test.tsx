@@ -97,10 +97,10 @@ test('with auth on and no token, a hook\'s source ends unauthorized with the ser
 
 test('useRun and useRuns render their idle state on the server and need a provider', () => {
   function RunView({ id }: { id: string | null }) {
-    const { run, snapshot, events, seq, connection, reason, transport, error } = useRun(id);
-    const { runs, reason: listReason, transport: listTransport } = useRuns({ status: 'running' });
+    const { run, snapshot, events, seq, connection, reason, transport, error, lastHeardAt } = useRun(id);
+    const { runs, reason: listReason, transport: listTransport, lastHeardAt: listHeardAt } = useRuns({ status: 'running' });
     return (
-      <p>{`${connection}|${reason}|${transport ?? 'no-transport'}|${seq}|${run === null ? 'no-run' : run.id}|${snapshot.seq}|${events.length}|${error === null ? 'ok' : error.code}|${runs.length}|${listReason}|${listTransport ?? 'no-transport'}`}</p>
+      <p>{`${connection}|${reason}|${transport ?? 'no-transport'}|${seq}|${run === null ? 'no-run' : run.id}|${snapshot.seq}|${events.length}|${error === null ? 'ok' : error.code}|${runs.length}|${listReason}|${listTransport ?? 'no-transport'}|heard ${String(lastHeardAt)}|${String(listHeardAt)}`}</p>
     );
   }
   const page = (id: string | null) =>
@@ -109,8 +109,8 @@ test('useRun and useRuns render their idle state on the server and need a provid
         <RunView id={id} />
       </RuntrailProvider>,
     );
-  expect(page('some-id')).toContain('connecting|start|no-transport|0|no-run|0|0|ok|0|start|no-transport');
+  expect(page('some-id')).toContain('connecting|start|no-transport|0|no-run|0|0|ok|0|start|no-transport|heard null|null');
   // No run selected: nothing will connect, and it says so rather than "connecting" for ever.
-  expect(page(null)).toContain('idle|no_run|no-transport|0|no-run|0|0|ok|0|start|no-transport');
+  expect(page(null)).toContain('idle|no_run|no-transport|0|no-run|0|0|ok|0|start|no-transport|heard null|null');
   expect(() => renderToString(<RunView id="some-id" />)).toThrow(/RuntrailProvider/);
 });

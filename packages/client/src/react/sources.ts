@@ -19,12 +19,13 @@ export const INITIAL_RUN_STATE: RunWatchState = Object.freeze({
   transport: null,
   error: null,
   observers: null,
+  lastHeardAt: null,
 }) as RunWatchState;
 
 /** `useRun(null)`: no run to watch, so no watcher, and nothing that will ever connect. */
 export const NO_RUN_STATE: RunWatchState = Object.freeze({ ...INITIAL_RUN_STATE, connection: 'idle', reason: 'no_run' }) as RunWatchState;
 
-export const INITIAL_RUNS_STATE: RunsWatchState = Object.freeze({ runs: [], connection: 'connecting', reason: 'start', transport: null, error: null }) as RunsWatchState;
+export const INITIAL_RUNS_STATE: RunsWatchState = Object.freeze({ runs: [], connection: 'connecting', reason: 'start', transport: null, error: null, lastHeardAt: null }) as RunsWatchState;
 
 /**
  * How often a source may tell React to render. A run at a few hundred

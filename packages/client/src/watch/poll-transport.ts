@@ -26,6 +26,7 @@ export class PollTransport<M> implements Transport<M> {
       while (conn.alive()) {
         const page = await this.options.read(conn.signal);
         if (!conn.alive()) break;
+        conn.heard();
         conn.open();
         for (const message of page.messages) await deliver(message);
         if (page.more) continue;

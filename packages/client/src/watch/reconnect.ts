@@ -23,6 +23,8 @@ export interface ReconnectOptions<M> {
   /** Awaited after each connection ends, before the next (a watcher finishes applying what arrived). */
   settle?(): Promise<void>;
   onChange(change: ConnectionChange): void;
+  /** The current connection received something from the server. */
+  onHeard(): void;
   backoff: BackoffOptions;
   random?: () => number;
   /** A transport that failed to connect twice in a row is skipped this long. */
@@ -84,6 +86,7 @@ export async function reconnectLoop<M>(options: ReconnectOptions<M>): Promise<vo
         pausedInOutage.clear();
         options.onChange({ connection: polling ? 'polling' : 'live', reason: 'subscribed', transport: name, error: null });
       },
+      onHeard: () => options.onHeard(),
       isCurrent: (id) => id === current,
       upgradeDue: () => upgradeDue(name),
     });

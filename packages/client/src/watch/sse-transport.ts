@@ -48,6 +48,7 @@ export class SseTransport implements Transport<ServerMessage> {
       if (!(response.headers.get('content-type') ?? '').includes('text/event-stream') || !response.body) {
         return { reason: 'error', error: new RuntrailError('unavailable', `GET ${url} did not answer with an event stream`) };
       }
+      conn.heard();
       conn.open();
       const parser = new SseParser();
       const decoder = new TextDecoder();
@@ -56,6 +57,8 @@ export class SseTransport implements Transport<ServerMessage> {
         const { value, done } = await reader.read();
         watchdog.touch();
         if (done || !conn.alive()) return { reason: 'closed' };
+        // Keepalive comments included: they say the server is there, and parse to nothing.
+        conn.heard();
         // Compact when the URL asked for it: the watcher's eventsOf puts the runId back.
         let events: Array<RunEvent | CompactRunEvent> = [];
         for (const record of parser.push(decoder.decode(value, { stream: true }))) {

@@ -86,6 +86,11 @@ export class Connection {
     this.hooks.onOpen();
   }
 
+  /** Something arrived from the server (a frame, a chunk, a keepalive, a poll's answer): the watcher's lastHeardAt. */
+  heard(): void {
+    if (this.alive()) this.hooks.onHeard();
+  }
+
   /** A better transport paused after failures may be tried again (polling then ends for it). */
   upgradeDue(): boolean {
     return this.hooks.upgradeDue();
@@ -103,6 +108,7 @@ export class Connection {
 
 export interface ConnectionHooks {
   onOpen(): void;
+  onHeard(): void;
   isCurrent(id: number): boolean;
   upgradeDue(): boolean;
 }

@@ -345,6 +345,49 @@ describe('a connection that dies silently', () => {
   }
 });
 
+describe('lastHeardAt', () => {
+  for (const [name, options] of [
+    ['WebSocket', { transports: ['ws'] }],
+    ['SSE', { transports: ['sse'] }],
+    ['polling', { transports: ['poll'], pollIntervalMs: 50 }],
+  ] as Array<[string, Partial<WatchRunOptions>]>) {
+    test(`over ${name}: it follows what arrives, keepalives and empty polls included, and stays at the last answer while the watcher reconnects through a proxy gone silent`, async () => {
+      const s = await server({ streamPingIntervalMs: 100 });
+      const proxy = await proxyFor(s);
+      const { run } = await s.runs.create({ name: 'heard' });
+      // A silent connection is noticed an idle timeout later (a poll: a request timeout later).
+      const w = watch(run.id, { url: proxy.url, idleTimeoutMs: 600, requestTimeoutMs: 600, backoff: { initialMs: 50, maxMs: 200 }, ...options });
+      expect(w.getState().lastHeardAt).toBeNull();
+      await waitFor(() => w.getState().connection === (name === 'polling' ? 'polling' : 'live'), { what: 'connected' });
+      await s.runs.appendEvents(run.id, progressEvents(10));
+      await waitFor(() => w.getState().seq === 10, { what: 'the events' });
+      // Nothing more is appended: what arrives now is keepalives (pongs, SSE comments) or empty polls.
+      const afterEvents = Date.now();
+      await waitFor(() => (w.getState().lastHeardAt ?? 0) > afterEvents, { what: 'a keepalive or an empty poll to be heard' });
+
+      const heardBefore = w.getState().lastHeardAt!;
+      proxy.block();
+      proxy.freeze();
+      const frozenAt = Date.now();
+      await waitFor(() => w.getState().connection === 'reconnecting', { what: 'the watcher to notice the silence' });
+      const noticedAt = Date.now();
+      const { lastHeardAt } = w.getState();
+      expect(lastHeardAt).toBeGreaterThanOrEqual(heardBefore);
+      expect(lastHeardAt).toBeLessThanOrEqual(frozenAt);
+      // A stream notices only after its idle timeout of silence: "as of" the noticing would have been that much too late.
+      if (name !== 'polling') expect(noticedAt - lastHeardAt!).toBeGreaterThanOrEqual(600);
+      // Refused reconnects hear nothing either.
+      await waitFor(() => proxy.refused > 0, { what: 'a refused reconnect' });
+      expect(w.getState().lastHeardAt).toBe(lastHeardAt);
+
+      proxy.allow();
+      const allowedAt = Date.now();
+      await waitFor(() => (w.getState().lastHeardAt ?? 0) >= allowedAt, { what: 'the server heard again' });
+      w.close();
+    });
+  }
+});
+
 describe('transport fallback', () => {
   test('WebSocket unavailable -> SSE; SSE refused by a proxy -> polling; the watcher still ends complete', async () => {
     const s = await server();

@@ -121,7 +121,7 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
     const after = options.after ?? 0;
     const fold: Fold = { snapshot: { ...initialSnapshot(), seq: after }, seq: after };
     super(
-      { run: null, snapshot: fold.snapshot, events: [], seq: after, connection: 'connecting', reason: 'start', transport: null, error: null, observers: null },
+      { run: null, snapshot: fold.snapshot, events: [], seq: after, connection: 'connecting', reason: 'start', transport: null, error: null, observers: null, lastHeardAt: null },
       options,
     );
     this.fold = fold;
@@ -198,6 +198,7 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
     for (let attempt = 0; ; attempt++) {
       try {
         const run = await this.getRun(this.aborter.signal);
+        this.heard();
         // A position past the end (a seq of another run, a typo) would wait for events numbered from
         // there, for ever on a running run: say so, as the server does, whether or not the run ended.
         if (!this.options.fromSnapshot && this.fold.seq > run.seq) {

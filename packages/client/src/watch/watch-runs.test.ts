@@ -25,6 +25,7 @@ for (const [name, options] of [
     expect(all.getState().connection).toBe(options.WebSocket ? 'live' : 'polling');
     // Says how it is connected, as a run watcher does (before, a list's state had no transport).
     expect(all.getState().transport).toBe(options.WebSocket ? 'ws' : 'poll');
+    expect(all.getState().lastHeardAt).not.toBeNull();
 
     const { run } = await s.runs.create({ name: 'listed', input: { dataset: 'docs-v2', seed: 7 } });
     await s.runs.create({ name: 'unrelated' });
@@ -32,8 +33,11 @@ for (const [name, options] of [
     // Newest first.
     expect(all.getState().runs.map((r) => r.id)).toEqual([run.id, existing.id]);
 
+    const beforeUpdate = Date.now();
     await s.runs.appendEvents(run.id, progressEvents(4));
     await waitFor(() => all.getState().runs[0]!.seq === 4, { what: 'update shown' });
+    // What brought the update was heard from the server.
+    expect(all.getState().lastHeardAt).toBeGreaterThanOrEqual(beforeUpdate);
     // Updates leave the input out on the wire; the list keeps the one it had.
     expect(all.getState().runs[0]!.input).toEqual({ dataset: 'docs-v2', seed: 7 });
 

@@ -34,7 +34,7 @@ export class RunsWatch extends Watcher<RunsWatchState, RunsMessage> {
   private pending: Change[] | null = null;
 
   constructor(private readonly options: WatchRunsOptions) {
-    super({ runs: [], connection: 'connecting', reason: 'start', transport: null, error: null }, options);
+    super({ runs: [], connection: 'connecting', reason: 'start', transport: null, error: null, lastHeardAt: null }, options);
   }
 
   close(): void {

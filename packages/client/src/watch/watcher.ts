@@ -15,6 +15,13 @@ export interface WatcherConnection {
   /** Transport of the current (or last) connection: 'ws', 'sse' or 'poll'; null before the first one. */
   transport: TransportName | null;
   error: RuntrailError | null;
+  /**
+   * When this watcher last received anything from the server (events, an
+   * observers count, a keepalive, a poll's answer, the run it read first),
+   * epoch ms by its clock; null before the first. While it reconnects, what
+   * it shows is as of then.
+   */
+  lastHeardAt: number | null;
 }
 
 /**
@@ -76,6 +83,9 @@ export abstract class Watcher<S extends WatcherConnection, M> {
       onChange: (change) => {
         if (!this.aborter.signal.aborted) this.onConnectionChange(change);
       },
+      onHeard: () => {
+        if (!this.aborter.signal.aborted) this.heard();
+      },
     });
   }
 
@@ -86,6 +96,11 @@ export abstract class Watcher<S extends WatcherConnection, M> {
 
   protected setConnection(fields: Partial<WatcherConnection>): void {
     this.update(fields as Partial<S>);
+  }
+
+  /** The server answered: lastHeardAt is now. */
+  protected heard(): void {
+    this.update({ lastHeardAt: this.settings.reconnect.clock.now() } as Partial<S>);
   }
 
   /** Where this watcher's user gives a token, said when the server wants one and none was given. */

@@ -72,6 +72,7 @@ export class WsTransport implements Transport<ServerMessage> {
     ws.onmessage = (event: { data: unknown }) => {
       if (!conn.alive()) return;
       watchdog.touch();
+      conn.heard();
       let message: ServerMessage;
       try {
         message = JSON.parse(String(event.data)) as ServerMessage;

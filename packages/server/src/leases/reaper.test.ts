@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteRunStore } from '@runtrail/store';
-import type { Owner, Run } from '@runtrail/protocol';
+import type { HandlersResponse, Owner, Run } from '@runtrail/protocol';
 import { buildApp, type App } from '../app.js';
 import { loadConfig } from '../config.js';
 import { Reaper } from './reaper.js';
@@ -268,6 +268,39 @@ describe('reaper', () => {
       expect((await store.getRun(run.id))!.status).toBe('queued');
       clock += 1;
       expect((await reaper.sweep()).orphaned).toEqual([run.id]);
+    });
+
+    it('are reported by GET /handlers with the moment the reaper ends them, counted from its first sweep that finds the handler undefined, not from when each run was queued', async () => {
+      const handlers = async () => (await app.http.inject({ method: 'GET', url: '/api/v1/handlers' })).json<HandlersResponse>();
+      const first = await queued('resize');
+      // Not counted before a sweep has looked: nothing to report yet, only the setting.
+      expect(await handlers()).toMatchObject({ queuedOrphanTimeoutMs: 600_000, unclaimable: [] });
+      clock += 1_234;
+      const countedFrom = clock;
+      await app.reaper.sweep();
+      clock += 30_000;
+      // Queued later, it ends with the others: the count is the handler's.
+      const later = await queued('resize');
+      await app.reaper.sweep();
+      const reported = { handler: 'resize', undefinedSince: countedFrom, endsAt: countedFrom + 600_000 };
+      expect((await handlers()).unclaimable).toEqual([reported]);
+      clock = reported.endsAt - 1;
+      expect((await app.reaper.sweep()).orphaned).toEqual([]);
+      clock = reported.endsAt;
+      expect((await app.reaper.sweep()).orphaned.sort()).toEqual([first.id, later.id].sort());
+      expect((await store.getRun(later.id))!.error!.message).toContain(`since ${new Date(reported.undefinedSince).toISOString()}`);
+      // Nothing queued is left for it: nothing to report.
+      await app.reaper.sweep();
+      expect((await handlers()).unclaimable).toEqual([]);
+    });
+
+    it('are reported by GET /handlers as waiting for ever when the setting is 0', async () => {
+      await app.http.close();
+      app = await buildApp({ config: loadConfig({ dataDir: dir.path, logLevel: 'silent', node: 'node-a', queuedOrphanTimeoutMs: 0 }, {}), store, now: () => clock });
+      await queued('resize');
+      await app.reaper.sweep();
+      const body = (await app.http.inject({ method: 'GET', url: '/api/v1/handlers' })).json<HandlersResponse>();
+      expect(body).toMatchObject({ queuedOrphanTimeoutMs: 0, unclaimable: [] });
     });
 
     it('are left queued when the setting is 0', async () => {

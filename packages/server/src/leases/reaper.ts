@@ -192,7 +192,7 @@ export class Reaper {
       if (defined.has(name)) continue;
       const since = this.undefinedSince.get(name) ?? now;
       this.undefinedSince.set(name, since);
-      if (now - since < this.queuedOrphanTimeoutMs) continue;
+      if (now < since + this.queuedOrphanTimeoutMs) continue;
       const { runs } = await this.runs.list({ status: 'queued', name, limit: this.batchSize });
       for (const run of runs) {
         const message =
@@ -202,6 +202,16 @@ export class Reaper {
       }
     }
     return ended;
+  }
+
+  /**
+   * The handlers this reaper counts as undefined (see endUnclaimable), with
+   * the moment it started counting and the moment from which its sweeps end
+   * their queued runs: GET /handlers reports them, so a page can say when.
+   */
+  unclaimable(): Array<{ handler: string; undefinedSince: number; endsAt: number }> {
+    if (this.queuedOrphanTimeoutMs === 0) return [];
+    return [...this.undefinedSince].map(([handler, since]) => ({ handler, undefinedSince: since, endsAt: since + this.queuedOrphanTimeoutMs }));
   }
 
   private async markStalled(run: Run): Promise<boolean> {

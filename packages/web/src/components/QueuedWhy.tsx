@@ -1,24 +1,24 @@
 import { createContext } from 'react';
+import type { HandlerAvailability } from '@runtrail/client';
 import type { Run } from '@runtrail/protocol';
+import { formatDuration, formatTime, formatZone } from '../format.js';
 import { visibleText } from '../visible-text.js';
 
 /** The runs list's live handlers (useLiveHandlers), for every row however deep it is nested. */
-export const LiveHandlers = createContext<ReadonlySet<string> | null>(null);
+export const LiveHandlers = createContext<HandlerAvailability | null>(null);
 
 /**
  * Why a queued run waits, when the page knows: its handler is defined by
  * a live node (it waits for a free slot there), or by none (it waits for a
  * node that defines it, and the server's reaper ends it failed / orphaned
- * after queuedOrphanTimeoutMs, 10 min by default, if none comes). `short`
- * is the runs list's one line; the full sentence is its title.
+ * at the moment GET /handlers names, if none comes by then). `short` is
+ * the runs list's one line; the full sentence is its title.
  */
-export function QueuedWhy({ run, handlers, short = false }: { run: Run; handlers: ReadonlySet<string> | null; short?: boolean }) {
+export function QueuedWhy({ run, handlers, short = false }: { run: Run; handlers: HandlerAvailability | null; short?: boolean }) {
   if (run.status !== 'queued' || !run.execute || handlers === null) return null;
   const name = visibleText(run.name);
-  const defined = handlers.has(run.name);
-  const full = defined
-    ? `Queued: a live node defines handler ${name}; the run waits for a free slot on one.`
-    : `Queued: no live node defines handler ${name}. It starts if a node that defines it comes up; if none does within the server's queuedOrphanTimeoutMs (10 min by default), it ends failed / orphaned.`;
+  const defined = handlers.startable.includes(run.name);
+  const full = queuedWhyText(run.name, handlers);
   if (short) {
     return (
       <span className={defined ? undefined : 'stalled-text'} data-testid="queued-why" title={full}>
@@ -31,4 +31,22 @@ export function QueuedWhy({ run, handlers, short = false }: { run: Run; handlers
       {full}
     </p>
   );
+}
+
+/** The whole sentence: why a queued run of `handler` waits, and when it ends if nothing can start it. */
+export function queuedWhyText(handler: string, handlers: HandlerAvailability): string {
+  const name = visibleText(handler);
+  return handlers.startable.includes(handler)
+    ? `Queued: a live node defines handler ${name}; the run waits for a free slot on one.`
+    : `Queued: no live node defines handler ${name}. It starts if a node that defines it comes up; ${whenItEnds(handlers, handler)}`;
+}
+
+/** What becomes of a run whose handler no live node defines, by the server's queuedOrphanTimeoutMs and its reaper's count. */
+function whenItEnds({ queuedOrphanTimeoutMs, endsAt }: HandlerAvailability, handler: string): string {
+  if (queuedOrphanTimeoutMs === 0) return 'the server lets it wait for one for ever (its queuedOrphanTimeoutMs is 0).';
+  const at = endsAt.get(handler);
+  const timeout = formatDuration(queuedOrphanTimeoutMs);
+  // Not counted yet: the reaper's next sweep (every few seconds) starts the count, and the next ask of the page names the moment.
+  if (at === undefined) return `if none does within ${timeout} (the server's queuedOrphanTimeoutMs) of the server finding none, it ends failed / orphaned.`;
+  return `if none does by ${formatTime(at)} ${formatZone(at)}, it ends failed / orphaned (the server's queuedOrphanTimeoutMs, ${timeout}, from when it found none).`;
 }

@@ -27,10 +27,10 @@ import { visibleText } from '../visible-text.js';
  */
 export function RunPage({ id }: { id: string }) {
   // "N watching": pushed by the server on the page's stream while it is live (null otherwise), never polled.
-  const { run, snapshot, events, connection, error, observers } = useRun(id, { throttleMs: LIVE_RENDER_MS, observers: true });
+  const { run, snapshot, events, connection, error, observers, lastHeardAt } = useRun(id, { throttleMs: LIVE_RENDER_MS, observers: true });
   const live = run !== null && !isTerminalStatus(run.status) && !snapshot.terminal;
   // Frozen while the server is away: the page knows nothing newer than when it last heard it.
-  const { now, asOf } = useServerNow(live, connection);
+  const { now, asOf } = useServerNow(live, connection, lastHeardAt);
   const handlers = useLiveHandlers(run !== null && run.status === 'queued' && run.execute && !snapshot.terminal);
   const children = useChildRuns(id);
   const childCount = useChildCount(id, children.length);

@@ -120,7 +120,7 @@ function RunsList() {
     const { topLevel: _nested, ...rest } = server;
     return rest;
   }, [server]);
-  const { runs, connection, error, hasOlder, olderCursor } = useRunsPage(server, cursor);
+  const { runs, connection, error, hasOlder, olderCursor, lastHeardAt } = useRunsPage(server, cursor);
   const [pageError, setPageError] = useState<unknown>(null);
   const older = () => {
     setPageError(null);
@@ -132,7 +132,7 @@ function RunsList() {
   };
   const anyRunning = runs.some((r) => r.status === 'running');
   // Frozen while the server is away: the list knows nothing newer than when it last heard it.
-  const { now, asOf } = useServerNow(anyRunning, connection);
+  const { now, asOf } = useServerNow(anyRunning, connection, lastHeardAt);
   const handlers = useLiveHandlers(runs.some((r) => r.status === 'queued' && r.execute));
   const labelInvalid = !labelFilterValid(draft.label);
   // The labels the list is filtered by while the box holds text that is not (yet) a filter: never a silent old result.

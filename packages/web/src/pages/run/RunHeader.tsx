@@ -1,5 +1,6 @@
 import { useRef, useState } from 'react';
 import type { ConnectionState } from '@runtrail/client/react';
+import type { HandlerAvailability } from '@runtrail/client';
 import { dashboardRunPath, isTerminalStatus, type Run, type RunError, type RunEvent, type RunStatus, RuntrailError, type Snapshot } from '@runtrail/protocol';
 import { cannotText, useAccess } from '../../access.js';
 import { client } from '../../client.js';
@@ -30,8 +31,8 @@ export interface RunHeaderProps {
   now: number;
   /** While the server is away: when the page last heard it (its figures are from then). */
   asOf: number | null;
-  /** The handlers live nodes define (null: not known or not asked), to say why a queued run waits. */
-  handlers: ReadonlySet<string> | null;
+  /** The handlers live nodes define and when queued runs of the others end (null: not known or not asked), to say why a queued run waits. */
+  handlers: HandlerAvailability | null;
   connection: ConnectionState;
   observers: number | null;
   /** Why the page's watcher gave up, if it did (a revoked token): said, never just an "ended" dot. */
