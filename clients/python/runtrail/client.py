@@ -341,6 +341,9 @@ class Client:
 
 def _run_body(method: str, name: str, input: Any, labels: Optional[Mapping[str, str]], **fields: Any) -> Dict[str, Any]:
     """A createRun body: the name, input and labels, and each of ``fields`` that is not None; refused unless JSON."""
+    if not isinstance(name, (str, bytes, bytearray, memoryview)):
+        # str() of anything would do: rt.run(os.environ.get("RUN_NAME")) made a run named "None".
+        raise TypeError(f"rt.{method}(name): a run's name is a str, got {type(name).__name__} {name!r}")
     name = _text(name)
     body: Dict[str, Any] = {"name": name}
     for key, value in (("input", input), ("labels", dict(labels) if labels is not None else None), *fields.items()):

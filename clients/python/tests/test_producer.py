@@ -139,6 +139,16 @@ class ProducerTest(unittest.TestCase):
         self.assertEqual(left["status"], "failed")
         self.assertEqual(left["error"]["kind"], "orphaned")
 
+    def test_a_run_name_that_is_not_text_is_a_type_error_and_makes_no_run(self) -> None:
+        # str() of it made a run named "None" for rt.run(os.environ.get("RUN_NAME")) with the variable unset.
+        before = {r["id"] for r in self.rt.list_runs(limit=200)["runs"]}
+        with self.rt.run("named parent") as parent:
+            for make in (lambda: self.rt.run(None), lambda: self.rt.start(None), lambda: parent.child(None), lambda: self.rt.run(42)):  # type: ignore[arg-type]
+                with self.assertRaisesRegex(TypeError, r"rt\.(run|start)\(name\): a run's name is a str, got (NoneType None|int 42)"):
+                    make()
+        after = self.rt.list_runs(limit=200)["runs"]
+        self.assertEqual([r["name"] for r in after if r["id"] not in before], ["named parent"])
+
     def test_bytes_given_as_text_are_recorded_decoded_not_as_their_repr(self) -> None:
         # Before: str(b"x") was recorded, so a line read from a subprocess showed as "b'x'".
         with self.rt.run(b"bytes-named") as run:
