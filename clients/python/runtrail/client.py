@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import os
 import re
@@ -253,6 +254,7 @@ class Client:
         query = {"family": True if family else None}
         params = {"id": run_id}
         if not isinstance(path_or_file, (str, os.PathLike)):
+            _check_binary(path_or_file, f"export_run({run_id!r})", "wb")
             _warn_if_not_ended(run_id, self._export_into(params, query, path_or_file, rewind=False))
             return None
         path, status = _write_into_place(
@@ -309,6 +311,7 @@ class Client:
             )
         else:
             source = path_or_file
+            _check_binary(source, "import_runs()", "rb")
             size = _remaining_size(source)
             run = self._http.upload("importRun", None, None, open_body=lambda: contextlib.nullcontext(source), size=size, headers=headers, answer_headers=answer)  # type: ignore[arg-type,return-value]
         count = answer.get(IMPORTED_RUNS_HEADER, "1")
@@ -371,6 +374,15 @@ def _warn_if_not_ended(run_id: str, status: Optional[str]) -> None:
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+def _check_binary(file: Any, what: str, mode: str) -> None:
+    """Refuse a text file before any request: an archive is bytes, and a text file (``sys.stdout``, ``open(path)``)
+    failed only at its first write or read, with a TypeError about str and bytes that named neither the call nor the fix."""
+    if isinstance(file, io.TextIOBase):
+        standard = getattr(file, "name", None) in ("<stdin>", "<stdout>")
+        fix = f"pass sys.{file.name[1:-1]}.buffer" if standard else f"open it with mode {mode!r}"
+        raise TypeError(f"{what}: {file!r} is a text file and an archive is bytes: {fix}, or give a path")
 
 
 def _remaining_size(source: BinaryIO) -> Optional[int]:
