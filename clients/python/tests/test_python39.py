@@ -133,7 +133,8 @@ class _Checker(ast.NodeVisitor):
         if isinstance(node, ast.Name):
             if node.id in self.aliases:
                 return self.aliases[node.id]
-            return node.id if hasattr(builtins, node.id) else None
+            # A builtin, or one the running Python may lack (ExceptionGroup on 3.9 itself).
+            return node.id if hasattr(builtins, node.id) or node.id in NEWER_NAMES else None
         if isinstance(node, ast.Attribute):
             base = self.dotted(node.value)
             return f"{base}.{node.attr}" if base else None
@@ -161,8 +162,9 @@ class _Checker(ast.NodeVisitor):
                 self.aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
 
     def visit_Name(self, node: ast.Name) -> None:
-        if isinstance(node.ctx, ast.Load) and node.id not in self.aliases and hasattr(builtins, node.id):
-            self.check_name(node, node.id)
+        name = self.dotted(node)
+        if isinstance(node.ctx, ast.Load) and name is not None and node.id not in self.aliases:
+            self.check_name(node, name)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         name = self.dotted(node)
