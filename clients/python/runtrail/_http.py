@@ -396,7 +396,7 @@ class Http:
         if isinstance(err, RuntrailError):
             return err
         reason = getattr(err, "reason", err)
-        # The setting is named: a server gone for longer than a script's run must be, the user's fix is to raise it.
+        # Named, so that a script whose server was gone longer than this knows which setting to raise.
         tried = f" (retried for {retry_for:.0f} s: {RETRY_BOUNDS})" if retry_for >= 1 else ""
         return RuntrailError(
             "unavailable",
