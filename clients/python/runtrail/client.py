@@ -6,6 +6,7 @@ import contextlib
 import errno
 import io
 import json
+import math
 import os
 import re
 import secrets
@@ -76,6 +77,21 @@ class Client:
         queue_full_timeout: Optional[float] = None,
         exit_timeout: Optional[float] = None,
     ) -> None:
+        for setting, value in (("url", url), ("token", token)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"Client({setting}=...) is a str, got {type(value).__name__} {value!r}")
+        # Checked here: a wrong one failed later, in the sender thread or at a run's end, with a TypeError naming no setting.
+        _setting("timeout", timeout, above_zero=True)
+        for setting, value in (("start_timeout", start_timeout), ("retry_for", retry_for), ("flush_interval", flush_interval)):
+            _setting(setting, value)
+        for setting, value in (("queue_full_timeout", queue_full_timeout), ("exit_timeout", exit_timeout)):
+            if value is not None:
+                _setting(setting, value)
+        for setting, value in (
+            ("max_batch", max_batch), ("max_batch_bytes", max_batch_bytes), ("max_event_data_bytes", max_event_data_bytes),
+            ("max_meta_bytes", max_meta_bytes), ("max_queued", max_queued),
+        ):
+            _setting(setting, value, integer=True, above_zero=True)
         self.url = (url or os.environ.get("RUNTRAIL_URL") or DEFAULT_URL).rstrip("/")
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(f"runtrail server URL must start with http:// or https://, got {self.url!r}")
@@ -340,6 +356,16 @@ class Client:
         for _ in _watch(self, run_id, int(run["seq"]), timeout=timeout):
             pass
         return self.get_run(run_id)
+
+
+def _setting(name: str, value: Any, *, integer: bool = False, above_zero: bool = False) -> Any:
+    """A Client setting that is a number of seconds (or, ``integer``, a count), checked: not negative, or ``above_zero``."""
+    wanted = "an int" if integer else "a number of seconds"
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise TypeError(f"Client({name}=...) is {wanted}, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value < 0 or (above_zero and value == 0):
+        raise ValueError(f"Client({name}=...) is {wanted} {'above 0' if above_zero else '0 or more'}, got {value!r}")
+    return value
 
 
 def _run_body(method: str, name: str, input: Any, labels: Optional[Mapping[str, str]], **fields: Any) -> Dict[str, Any]:
