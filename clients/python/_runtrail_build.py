@@ -143,8 +143,28 @@ def build_wheel(wheel_directory: str, config_settings: Optional[Dict[str, Any]] 
 
 
 def build_editable(wheel_directory: str, config_settings: Optional[Dict[str, Any]] = None, metadata_directory: Optional[str] = None) -> str:
-    """``pip install -e``: a wheel holding a .pth file that puts this folder on sys.path, so edits take effect at once."""
-    return _write_wheel(wheel_directory, [(f"__editable__.{PACKAGE}.pth", (HERE + "\n").encode("utf-8"))])
+    """``pip install -e``: a wheel holding a .pth file that finds ``runtrail`` in this folder, so edits take effect at once."""
+    return _write_wheel(wheel_directory, [(f"__editable__.{PACKAGE}.pth", _editable_pth().encode("utf-8"))])
+
+
+def _editable_pth() -> str:
+    """The one line of the editable install's .pth: an import finder that answers ``runtrail`` alone, from this folder.
+
+    A .pth holding this folder's path would put all of it on sys.path: ``tests``
+    and this backend too, importable by every script of the environment (and
+    shadowing a project's own ``tests``). A .pth line that starts with
+    ``import`` is run by ``site`` at start-up; a finder appended to
+    ``sys.meta_path`` is asked only after sys.path had no ``runtrail``, as a
+    path in the .pth would be. It stays one line so that the install adds no
+    module of its own either.
+    """
+    finder = (
+        "type('RuntrailEditableFinder', (), {'find_spec': staticmethod("
+        f"lambda name, path=None, target=None, find=importlib.machinery.PathFinder.find_spec: find(name, [{HERE!r}]) if name == {PACKAGE!r} else None"
+        ")})()"
+    )
+    # `find` is bound as a default: site runs the line with exec in a function, whose names the lambda cannot see later.
+    return f"import sys, importlib.machinery; sys.meta_path.append({finder})\n"
 
 
 def build_sdist(sdist_directory: str, config_settings: Optional[Dict[str, Any]] = None) -> str:

@@ -108,6 +108,13 @@ def error_from_response(status: int, body: bytes, what: str, headers: Optional[M
     return err
 
 
+# Which Client setting bounds the retries of what: said when retries run out.
+RETRY_BOUNDS = (
+    "Client(start_timeout=) bounds creates, reads and a watch until the server first answers; "
+    "Client(retry_for=) events, ends, downloads and a watch's later outages"
+)
+
+
 class Http:
     """Requests to one server. Every URL comes from the route table (``_routes.ROUTES``)."""
 
@@ -371,7 +378,7 @@ class Http:
             err.message += (
                 f" [runtrail-python retried it {attempts - 1} time{'' if attempts == 2 else 's'} in {elapsed:.1f} s and gave up: "
                 + (f"the server asked to wait {next_wait:g} s more (Retry-After), past " if asked is not None and next_wait is not None else "")
-                + f"this call's bound of {retry_for:g} s. Client(start_timeout=) bounds creates and reads, Client(retry_for=) events, ends and downloads]"
+                + f"this call's bound of {retry_for:g} s. {RETRY_BOUNDS}]"
             )
             err.args = (f"{err.code}: {err.message}",)
         return final
@@ -389,7 +396,8 @@ class Http:
         if isinstance(err, RuntrailError):
             return err
         reason = getattr(err, "reason", err)
-        tried = f" (retried for {retry_for:.0f} s)" if retry_for >= 1 else ""
+        # Named, so that a script whose server was gone longer than this knows which setting to raise.
+        tried = f" (retried for {retry_for:.0f} s: {RETRY_BOUNDS})" if retry_for >= 1 else ""
         return RuntrailError(
             "unavailable",
             f"no runtrail server answers at {self.base_url}: {reason}{tried}. "

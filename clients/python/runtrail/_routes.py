@@ -33,6 +33,17 @@ ROUTES: Dict[str, Tuple[str, str]] = {
 
 QueryValue = Union[str, int, float, bool, None]
 
+_PARAM_NAMES = {"id": "a run id", "name": "an artifact name"}
+
+
+def _id_hint(value: object) -> str:
+    """How to get the id out of what a script has in hand instead: a run as get_run/start return it, or a Run handle."""
+    if isinstance(value, dict) and isinstance(value.get("id"), str):
+        return ": pass run[\"id\"]"
+    if isinstance(getattr(value, "id", None), str):
+        return ": pass run.id"
+    return ""
+
 
 def build_path(name: str, params: Optional[Mapping[str, str]] = None, query: Optional[Mapping[str, QueryValue]] = None) -> str:
     """The path of route ``name`` with its ``:params`` filled in (URL-encoded) and a query string."""
@@ -43,7 +54,11 @@ def build_path(name: str, params: Optional[Mapping[str, str]] = None, query: Opt
         key = match.group(1)
         if key not in values:
             raise KeyError(f"build_path({name}): missing param {key}")
-        return quote(str(values[key]), safe="")
+        value = values[key]
+        if not isinstance(value, str):
+            # str() of it asked for a run named "{'id': ...}" or "<runtrail.Run ...>": run_not_found, hiding the slip.
+            raise TypeError(f"{_PARAM_NAMES.get(key, key)} is a str, got {type(value).__name__} {value!r:.100}{_id_hint(value)}")
+        return quote(value, safe="")
 
     path = re.sub(r":([A-Za-z]+)", fill, template)
     pairs = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (query or {}).items() if v is not None]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
+import math
 import os
 import re
 import secrets
@@ -75,6 +77,21 @@ class Client:
         queue_full_timeout: Optional[float] = None,
         exit_timeout: Optional[float] = None,
     ) -> None:
+        for setting, value in (("url", url), ("token", token)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"Client({setting}=...) is a str, got {type(value).__name__} {value!r}")
+        # Checked here: a wrong one failed later, in the sender thread or at a run's end, with a TypeError naming no setting.
+        _setting("timeout", timeout, above_zero=True)
+        for setting, value in (("start_timeout", start_timeout), ("retry_for", retry_for), ("flush_interval", flush_interval)):
+            _setting(setting, value)
+        for setting, value in (("queue_full_timeout", queue_full_timeout), ("exit_timeout", exit_timeout)):
+            if value is not None:
+                _setting(setting, value)
+        for setting, value in (
+            ("max_batch", max_batch), ("max_batch_bytes", max_batch_bytes), ("max_event_data_bytes", max_event_data_bytes),
+            ("max_meta_bytes", max_meta_bytes), ("max_queued", max_queued),
+        ):
+            _setting(setting, value, integer=True, above_zero=True)
         self.url = (url or os.environ.get("RUNTRAIL_URL") or DEFAULT_URL).rstrip("/")
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(f"runtrail server URL must start with http:// or https://, got {self.url!r}")
@@ -253,6 +270,7 @@ class Client:
         query = {"family": True if family else None}
         params = {"id": run_id}
         if not isinstance(path_or_file, (str, os.PathLike)):
+            _check_binary(path_or_file, f"export_run({run_id!r})", "wb")
             _warn_if_not_ended(run_id, self._export_into(params, query, path_or_file, rewind=False))
             return None
         path, status = _write_into_place(
@@ -309,6 +327,7 @@ class Client:
             )
         else:
             source = path_or_file
+            _check_binary(source, "import_runs()", "rb")
             size = _remaining_size(source)
             run = self._http.upload("importRun", None, None, open_body=lambda: contextlib.nullcontext(source), size=size, headers=headers, answer_headers=answer)  # type: ignore[arg-type,return-value]
         count = answer.get(IMPORTED_RUNS_HEADER, "1")
@@ -339,8 +358,21 @@ class Client:
         return self.get_run(run_id)
 
 
+def _setting(name: str, value: Any, *, integer: bool = False, above_zero: bool = False) -> Any:
+    """A Client setting that is a number of seconds (or, ``integer``, a count), checked: not negative, or ``above_zero``."""
+    wanted = "an int" if integer else "a number of seconds"
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise TypeError(f"Client({name}=...) is {wanted}, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value < 0 or (above_zero and value == 0):
+        raise ValueError(f"Client({name}=...) is {wanted} {'above 0' if above_zero else '0 or more'}, got {value!r}")
+    return value
+
+
 def _run_body(method: str, name: str, input: Any, labels: Optional[Mapping[str, str]], **fields: Any) -> Dict[str, Any]:
     """A createRun body: the name, input and labels, and each of ``fields`` that is not None; refused unless JSON."""
+    if not isinstance(name, (str, bytes, bytearray, memoryview)):
+        # str() of anything would do: rt.run(os.environ.get("RUN_NAME")) made a run named "None".
+        raise TypeError(f"rt.{method}(name): a run's name is a str, got {type(name).__name__} {name!r}")
     name = _text(name)
     body: Dict[str, Any] = {"name": name}
     for key, value in (("input", input), ("labels", dict(labels) if labels is not None else None), *fields.items()):
@@ -368,6 +400,15 @@ def _warn_if_not_ended(run_id: str, status: Optional[str]) -> None:
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+def _check_binary(file: Any, what: str, mode: str) -> None:
+    """Refuse a text file before any request: an archive is bytes, and a text file (``sys.stdout``, ``open(path)``)
+    failed only at its first write or read, with a TypeError about str and bytes that named neither the call nor the fix."""
+    if isinstance(file, io.TextIOBase):
+        standard = getattr(file, "name", None) in ("<stdin>", "<stdout>")
+        fix = f"pass sys.{file.name[1:-1]}.buffer" if standard else f"open it with mode {mode!r}"
+        raise TypeError(f"{what}: {file!r} is a text file and an archive is bytes: {fix}, or give a path")
 
 
 def _remaining_size(source: BinaryIO) -> Optional[int]:

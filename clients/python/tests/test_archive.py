@@ -9,6 +9,7 @@ import os
 import resource
 import shutil
 import stat
+import sys
 import tempfile
 import threading
 import unittest
@@ -179,6 +180,23 @@ class ArchiveTest(unittest.TestCase):
         with self.assertRaises(runtrail.RuntrailError) as missing:
             self.there.get_run(run.id)
         self.assertEqual(missing.exception.code, "run_not_found")
+
+    def test_a_text_file_is_refused_before_any_request_saying_to_open_it_binary(self) -> None:
+        # It failed at the first write or read with "write() argument must be str, not bytes", naming neither call nor fix.
+        path = os.path.join(self.folder, "run.tar")
+        with open(path, "w") as text:
+            with self.assertRaisesRegex(TypeError, r"export_run\('[^']+'\): .* is a text file and an archive is bytes: open it with mode 'wb', or give a path"):
+                self.rt.export_run(self.run_id, text)
+            self.assertEqual(text.tell(), 0)
+        with self.assertRaisesRegex(TypeError, r"pass sys\.stdout\.buffer"):
+            self.rt.export_run(self.run_id, sys.__stdout__)  # sys.stdout may be unittest -b's StringIO
+        self.rt.export_run(self.run_id, path)
+        with open(path) as text:
+            with self.assertRaisesRegex(TypeError, r"import_runs\(\): .* is a text file and an archive is bytes: open it with mode 'rb'"):
+                self.there.import_runs(text)
+        with self.assertRaises(runtrail.RuntrailError) as caught:
+            self.there.get_run(self.run_id)
+        self.assertEqual(caught.exception.code, "run_not_found", "nothing was imported")
 
     def test_a_path_to_import_that_does_not_exist_is_file_not_found_before_any_request(self) -> None:
         with self.assertRaises(FileNotFoundError):

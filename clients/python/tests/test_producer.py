@@ -139,6 +139,16 @@ class ProducerTest(unittest.TestCase):
         self.assertEqual(left["status"], "failed")
         self.assertEqual(left["error"]["kind"], "orphaned")
 
+    def test_a_run_name_that_is_not_text_is_a_type_error_and_makes_no_run(self) -> None:
+        # str() of it made a run named "None" for rt.run(os.environ.get("RUN_NAME")) with the variable unset.
+        before = {r["id"] for r in self.rt.list_runs(limit=200)["runs"]}
+        with self.rt.run("named parent") as parent:
+            for make in (lambda: self.rt.run(None), lambda: self.rt.start(None), lambda: parent.child(None), lambda: self.rt.run(42)):  # type: ignore[arg-type]
+                with self.assertRaisesRegex(TypeError, r"rt\.(run|start)\(name\): a run's name is a str, got (NoneType None|int 42)"):
+                    make()
+        after = self.rt.list_runs(limit=200)["runs"]
+        self.assertEqual([r["name"] for r in after if r["id"] not in before], ["named parent"])
+
     def test_bytes_given_as_text_are_recorded_decoded_not_as_their_repr(self) -> None:
         # Before: str(b"x") was recorded, so a line read from a subprocess showed as "b'x'".
         with self.rt.run(b"bytes-named") as run:
@@ -317,6 +327,26 @@ class ProducerTest(unittest.TestCase):
         self.assertEqual(caught.exception.code, "unavailable")
         self.assertIn(f"no runtrail server answers at http://127.0.0.1:{port}", caught.exception.message)
         self.assertIn("runtrail serve", caught.exception.message)
+
+    def test_a_server_gone_for_longer_than_retry_for_is_an_error_naming_that_setting(self) -> None:
+        # It said "(retried for 1 s)" and nothing of which setting a script should raise to ride out a longer outage.
+        gone = Server().start()
+        self.addCleanup(gone.close)
+        rt = runtrail.Client(gone.url, retry_for=1, start_timeout=1)
+        with self.assertRaises(runtrail.RuntrailError) as ended:
+            with rt.run("server goes away") as run:
+                run.progress(1, 2)
+                run.flush()
+                gone.kill()
+                run.progress(2, 2)
+        with self.assertRaises(runtrail.RuntrailError) as watched:
+            next(rt.watch(run.id, after=1))
+        for caught in (ended, watched):
+            self.assertEqual(caught.exception.code, "unavailable")
+            self.assertIn(f"no runtrail server answers at {gone.url}", caught.exception.message)
+            self.assertIn("retried for 1 s", caught.exception.message)
+            self.assertIn("Client(start_timeout=) bounds creates, reads and a watch until the server first answers", caught.exception.message)
+            self.assertIn("Client(retry_for=) events, ends, downloads and a watch's later outages", caught.exception.message)
 
     def test_events_queued_before_the_process_exits_are_flushed_at_exit(self) -> None:
         script = textwrap.dedent(

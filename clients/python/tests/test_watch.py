@@ -43,6 +43,22 @@ class WatchTest(unittest.TestCase):
             next(runtrail.Client(server.url).watch("no-such-run"))
         self.assertEqual(caught.exception.code, "run_not_found")
 
+    def test_a_run_or_a_handle_given_for_a_run_id_is_a_type_error_saying_what_to_pass(self) -> None:
+        # rt.wait(rt.start(...)) asked for run "{'id': ...}" and got run_not_found, hiding the slip.
+        rt = runtrail.Client(server.url)
+        with rt.run("given whole") as handle:
+            pass
+        record = rt.get_run(handle.id)
+        for call, hint in (
+            (lambda: rt.wait(record), r'a run id is a str, got dict .*: pass run\["id"\]'),  # type: ignore[arg-type]
+            (lambda: rt.get_run(handle), r"a run id is a str, got Run .*: pass run\.id"),  # type: ignore[arg-type]
+            (lambda: next(rt.watch(record)), r'pass run\["id"\]'),  # type: ignore[arg-type]
+            (lambda: rt.events(None), r"a run id is a str, got NoneType None$"),  # type: ignore[arg-type]
+            (lambda: rt.download_artifact(handle.id, 1), r"an artifact name is a str, got int 1$"),  # type: ignore[arg-type]
+        ):
+            with self.subTest(hint=hint), self.assertRaisesRegex(TypeError, hint):
+                call()
+
     def test_watching_a_url_where_no_server_answers_fails_after_start_timeout_not_retry_for(self) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))

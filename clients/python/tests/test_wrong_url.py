@@ -54,6 +54,26 @@ class WrongUrlTest(unittest.TestCase):
         self.assertIn(f"give {server.url + '/proxy'!r}", str(caught.exception))
         self.assertEqual(runtrail.Client(server.url + "/api-proxy").url, server.url + "/api-proxy")
 
+    def test_a_setting_of_the_wrong_type_or_range_is_refused_by_the_client_naming_it(self) -> None:
+        # retry_for="5" made a run no end could reach (a TypeError at its end, the run orphaned at exit);
+        # max_batch=0 killed the sender thread with an IndexError; timeout=-1 failed each request.
+        for settings, error, message in (
+            ({"retry_for": "5"}, TypeError, "Client(retry_for=...) is a number of seconds, got str '5'"),
+            ({"start_timeout": True}, TypeError, "Client(start_timeout=...) is a number of seconds, got bool True"),
+            ({"timeout": -1}, ValueError, "Client(timeout=...) is a number of seconds above 0, got -1"),
+            ({"exit_timeout": float("nan")}, ValueError, "Client(exit_timeout=...) is a number of seconds 0 or more, got nan"),
+            ({"max_batch": 0}, ValueError, "Client(max_batch=...) is an int above 0, got 0"),
+            ({"max_queued": 1.5}, TypeError, "Client(max_queued=...) is an int, got float 1.5"),
+            ({"url": 4310}, TypeError, "Client(url=...) is a str, got int 4310"),
+            ({"token": 5}, TypeError, "Client(token=...) is a str, got int 5"),
+        ):
+            with self.subTest(settings=settings):
+                with self.assertRaises(error) as caught:
+                    runtrail.Client(**{"url": server.url, **settings})
+                self.assertEqual(str(caught.exception), message)
+        # The edges are settings too: no retries, no wait at exit, one event a batch.
+        self.assertIsInstance(runtrail.Client(server.url, retry_for=0, exit_timeout=0, max_batch=1).list_runs(limit=1)["runs"], list)
+
     def test_a_runs_page_url_says_to_give_the_servers_root(self) -> None:
         rt = runtrail.Client(server.url + "/runs/some-run")
         with self.assertRaises(runtrail.RuntrailError) as caught:
