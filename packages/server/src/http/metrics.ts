@@ -269,13 +269,16 @@ export function registerMetrics(http: FastifyInstance, metrics: ServerMetrics, d
       this.set(deps.stream.stats().blockedConnections);
     },
   });
-  // What to size sendBufferBytes by: a connection holds at most the bound plus one frame.
+  // What to size sendBufferBytes by: a connection holds at most the bound plus one frame. A
+  // high-water mark that resets on collect (the Prometheus convention): a peak since start stayed
+  // at the first burst's for ever and told an operator nothing after it.
   new Gauge({
     name: 'runtrail_stream_peak_queued_bytes',
-    help: 'The most bytes one live-stream connection has had queued since this node started (at most sendBufferBytes plus one frame)',
+    help: 'The most bytes one live-stream connection has had queued since the previous scrape (at most sendBufferBytes plus one frame)',
     registers: [registry],
     collect() {
       this.set(deps.stream.stats().peakQueuedBytes);
+      deps.stream.resetPeakQueuedBytes();
     },
   });
 
