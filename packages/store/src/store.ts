@@ -216,6 +216,24 @@ const operations: Record<RunStoreOperation, null> = {
 };
 export const RUN_STORE_OPERATIONS: readonly RunStoreOperation[] = Object.keys(operations) as RunStoreOperation[];
 
+/**
+ * What a node's cluster parts do with a shared store, each counted under a
+ * name of its own rather than with the requests' calls: measuring the
+ * database clock (`databaseNow`), telling other nodes this node's watcher
+ * counts (`announceWatchers`), and reading other nodes' appends for this
+ * node's watchers (`fanoutRead`: the remote fan-out's getRun and
+ * readEventTextPage). Typed against SharedRunStore where a name is its method.
+ */
+const clusterOperations = {
+  databaseNow: null,
+  announceWatchers: null,
+  fanoutRead: null,
+} satisfies Partial<Record<keyof SharedRunStore, null>> & Record<string, null>;
+export type ClusterStoreOperation = keyof typeof clusterOperations;
+export const CLUSTER_STORE_OPERATIONS: readonly ClusterStoreOperation[] = Object.keys(clusterOperations) as ClusterStoreOperation[];
+/** Every operation name runtrail_store_errors_total counts under. */
+export type StoreOperation = RunStoreOperation | ClusterStoreOperation;
+
 /** What a node tells the executor registry (RunStore.announceHandlers). */
 export interface HandlersAnnouncement {
   node: string;
