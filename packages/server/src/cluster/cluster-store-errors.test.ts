@@ -6,7 +6,7 @@ import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-suppo
 import { TcpProxy } from '@runtrail/test-support/tcp-proxy';
 import { startServer, type RunningServer } from '../start.js';
 import { RawWsClient } from '../stream/stream.test-kit.js';
-import { sample } from '../http/metrics.test-kit.js';
+import { sample, scrape } from '../http/metrics.test-kit.js';
 import { http } from './cluster.test-kit.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -33,13 +33,6 @@ async function node(name: string, databaseUrl: string, schema: string): Promise<
   });
   cleanups.push(() => server.close());
   return server;
-}
-
-async function scrape(url: string): Promise<string> {
-  const res = await fetch(`${url}/metrics`);
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}: ${text}`);
-  return text;
 }
 
 describe("a node's cluster parts losing the database", () => {
