@@ -11,6 +11,7 @@ export type {
   DatabaseStats,
   WatchersAnnouncement,
   TokenRecord,
+  RunTokenRecord,
   PutArtifactInput,
   PutArtifactResult,
   RunBundle,

@@ -95,7 +95,8 @@ export class StreamServer {
       for (const conn of [...this.conns]) {
         const p = conn.principal;
         if (p.kind === 'open') continue;
-        if (p.hash === revoked.hash || (p.kind === 'run' && p.mintedBy === revoked.id)) conn.revoke('revoked');
+        if (p.hash === revoked.hash || (p.kind === 'run' && p.id === revoked.id)) conn.revoke('revoked');
+        else if (p.kind === 'run' && p.mintedBy === revoked.id) conn.revoke('minter_revoked');
       }
     });
     this.authTimer = setInterval(() => void this.recheckTokens(), AUTH_RECHECK_MS);
