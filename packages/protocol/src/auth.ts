@@ -57,7 +57,12 @@ export const CreateRunTokenBody = z.strictObject({
 });
 export type CreateRunTokenBody = z.infer<typeof CreateRunTokenBody>;
 
-export const CreatedRunTokenSchema = z.object({ token: z.string(), expiresAt: z.number(), write: z.boolean() });
+export const CreatedRunTokenSchema = z.object({
+  id: z.string().describe('revokes it: DELETE /api/v1/tokens/{id}'),
+  token: z.string(),
+  expiresAt: z.number(),
+  write: z.boolean(),
+});
 export type CreatedRunToken = z.infer<typeof CreatedRunTokenSchema>;
 
 /** What a token is, as `whoami` says (never its secret). */

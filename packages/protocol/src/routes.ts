@@ -122,12 +122,12 @@ export const routes = {
   revokeToken: {
     method: 'DELETE',
     path: `${API_PREFIX}/tokens/:id`,
-    summary: "Revoke a token (admin); its open streams close, on every node within seconds",
+    summary: "Revoke a scoped token, or a run token by the id it was minted with (admin); its open streams close, on every node within seconds",
   },
   createRunToken: {
     method: 'POST',
     path: `${API_PREFIX}/runs/:id/tokens`,
-    summary: 'Mint a token that reads and watches this run and its children only (producer); 201 {token, expiresAt}',
+    summary: 'Mint a token that reads and watches this run and its children only (producer); 201 {id, token, expiresAt, write}, revoked by DELETE /api/v1/tokens/{id}',
     body: CreateRunTokenBody,
   },
   putArtifact: {

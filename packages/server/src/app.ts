@@ -38,6 +38,8 @@ export interface AppDeps {
   /** Injected so tests can drive leases and timeouts without sleeping. */
   now?: () => number;
   newId?: () => string;
+  /** The node's metrics, when made before the app (createServer counts the cluster parts' store errors in them). */
+  metrics?: ServerMetrics;
 }
 
 export interface App {
@@ -59,6 +61,8 @@ export interface App {
   define: Executor['define'];
   /** Whether the store takes writes; checked on a timer (started by startServer) and by GET /readyz. */
   readiness: Readiness;
+  /** What /metrics serves; `instrumentStore` counts a store's failed calls in it. */
+  metrics: ServerMetrics;
 }
 
 /**
@@ -128,7 +132,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   limitBodyBytesPerAddress(http, { max: config.maxBodyBytesPerIp, clientKey: keyOf });
   const now = deps.now ?? Date.now;
   const hub = new Hub((err) => http.log.error({ err }, 'a stream watcher failed during a hub flush'));
-  const metrics = new ServerMetrics();
+  const metrics = deps.metrics ?? new ServerMetrics();
   const store = metrics.instrumentStore(deps.store);
   const runs = new RunService({
     store,
@@ -250,5 +254,5 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   logRunLifecycle(http.log, hub);
   await registerApiDocs(http, SERVER_VERSION);
   await registerStatic(http, config.webDir);
-  return { http, runs, artifacts, hub, stream, config, executor, reaper, readiness, tokens, define: executor.define.bind(executor) };
+  return { http, runs, artifacts, hub, stream, config, executor, reaper, readiness, tokens, metrics, define: executor.define.bind(executor) };
 }

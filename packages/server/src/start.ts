@@ -3,7 +3,8 @@ import { createServer as createNetServer, isIP, type AddressInfo } from 'node:ne
 import { serverPortsInThisProcess } from '@runtrail/client';
 import { connectStore, isSharedStore, type RunStore } from '@runtrail/store';
 import { buildApp, type App } from './app.js';
-import { DatabaseClock } from './cluster/database-clock.js';
+import { CLOCK_RESYNC_MS, DatabaseClock } from './cluster/database-clock.js';
+import { ServerMetrics } from './http/metrics.js';
 import { ClusterWatchers } from './cluster/cluster-watchers.js';
 import { RemoteFanout } from './cluster/remote-fanout.js';
 import { describeChangedConfig, describeConfig, resolveConfig, type ConfigSources, type ServerConfig, type ServerConfigInput } from './config.js';
@@ -143,15 +144,21 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
   }
   // Several nodes on one database: leases on the database's clock, and other
   // nodes' appends fanned out to this node's watchers.
+  // Their store calls fail in runtrail_store_errors_total like the requests' (databaseNow,
+  // announceWatchers), the fan-out's reads under a name of their own (fanoutRead): before, an
+  // outage that only they met was a log line and no count. (The fan-out's listen() is counted
+  // there too; it fails only at start, which then fails.)
   const shared = isSharedStore(store) ? store : null;
-  const clock = shared
-    ? new DatabaseClock(shared, (err) => app.http.log.warn({ err }, 'could not read the database clock; keeping the last offset'))
+  const metrics = new ServerMetrics();
+  const counted = shared ? metrics.instrumentStore(shared) : null;
+  const clock = counted
+    ? new DatabaseClock(counted, (err) => app.http.log.warn({ err }, 'could not read the database clock; keeping the last offset'), Math.min(CLOCK_RESYNC_MS, config.leaseTtlMs))
     : null;
   await clock?.start();
-  const app = await buildApp({ config, store, log, ...(clock ? { now: clock.now } : {}) });
+  const app = await buildApp({ config, store, log, metrics, ...(clock ? { now: clock.now } : {}) });
   // "N watching" counts every node's watchers: a node repeats its counts every lease TTL / 3.
-  const watchers = shared ? new ClusterWatchers(shared, app.hub, app.http.log, Math.max(1_000, Math.round(config.leaseTtlMs / 3))) : null;
-  const fanout = shared ? new RemoteFanout(shared, app.hub, app.http.log, watchers, config.readPageBytes) : null;
+  const watchers = counted ? new ClusterWatchers(counted, app.hub, app.http.log, Math.max(1_000, Math.round(config.leaseTtlMs / 3))) : null;
+  const fanout = shared ? new RemoteFanout(metrics.instrumentStore(shared, 'fanoutRead'), app.hub, app.http.log, watchers, config.readPageBytes) : null;
   await fanout?.start();
   watchers?.start();
   let closed: Promise<void> | null = null;

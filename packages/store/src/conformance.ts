@@ -15,7 +15,7 @@ import {
   type Run,
   type RunEvent,
 } from '@runtrail/protocol';
-import type { NewRunRecord, PutArtifactInput, RunStore, TokenRecord } from './store.js';
+import type { NewRunRecord, PutArtifactInput, RunStore, RunTokenRecord, TokenRecord } from './store.js';
 
 /**
  * The contract every RunStore adapter must keep, as vitest suites. An adapter's
@@ -1038,6 +1038,31 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         extra.push(second);
         expect((await second.store.findTokenByHash(a.hash))?.revokedAt).toBe(T0 + 5);
         expect((await second.store.findTokenById(a.id))?.revokedAt).toBe(T0 + 5);
+      });
+
+      it('records run tokens by id, revokes one once (the first time stays) seen by a second connection, drops expired ones; unknown ids give null', async () => {
+        const run = (over: Partial<RunTokenRecord> = {}): RunTokenRecord => ({ id: uuidv7(), runId: uuidv7(), write: false, createdAt: T0, expiresAt: T0 + 60_000, revokedAt: null, ...over });
+        const reader = run();
+        const writer = run({ write: true, expiresAt: T0 + 1_000 });
+        await store.createRunToken(reader);
+        await store.createRunToken(writer);
+        expect(await store.findRunTokenById(reader.id)).toEqual(reader);
+        expect(await store.findRunTokenById(writer.id)).toEqual(writer);
+        expect(await store.findRunTokenById('no-such-token')).toBeNull();
+        expect(await store.revokeRunToken(reader.id, T0 + 5)).toEqual({ ...reader, revokedAt: T0 + 5 });
+        expect(await store.revokeRunToken(reader.id, T0 + 9)).toEqual({ ...reader, revokedAt: T0 + 5 });
+        expect(await store.revokeRunToken('no-such-token', T0)).toBeNull();
+        const second = await open(opened.location);
+        extra.push(second);
+        expect((await second.store.findRunTokenById(reader.id))?.revokedAt).toBe(T0 + 5);
+        // A run token minted after `writer` expired drops its record (its signature refuses it already).
+        const later = run({ createdAt: T0 + 2_000 });
+        await store.createRunToken(later);
+        expect(await store.findRunTokenById(writer.id)).toBeNull();
+        expect(await store.findRunTokenById(reader.id)).toEqual({ ...reader, revokedAt: T0 + 5 });
+        expect(await store.findRunTokenById(later.id)).toEqual(later);
+        // Scoped tokens and run tokens are apart: neither revoke finds the other's ids.
+        expect(await store.revokeToken(later.id, T0)).toBeNull();
       });
 
       it('keeps the first secret stored under a name, across connections', async () => {

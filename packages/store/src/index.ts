@@ -11,6 +11,7 @@ export type {
   DatabaseStats,
   WatchersAnnouncement,
   TokenRecord,
+  RunTokenRecord,
   PutArtifactInput,
   PutArtifactResult,
   RunBundle,
@@ -18,8 +19,10 @@ export type {
   NodeHandlers,
   ReadPageOptions,
   RunStoreOperation,
+  ClusterStoreOperation,
+  StoreOperation,
 } from './store.js';
-export { RUN_STORE_OPERATIONS, isSharedStore } from './store.js';
+export { CLUSTER_STORE_OPERATIONS, RUN_STORE_OPERATIONS, isSharedStore } from './store.js';
 export { compactEventJson, eventJson, eventTextOf, type EventText, type EventTextPage, type JoinedEventTexts } from './event-text.js';
 export { FsBlobStore, isSha256Hex, type BlobStore, type StagedBlob } from './blobs/index.js';
 export { SqliteRunStore, type SqliteStoreOptions } from './sqlite/sqlite-store.js';

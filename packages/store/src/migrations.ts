@@ -210,6 +210,20 @@ export const migrations: Array<(d: Dialect) => string> = [
     url TEXT
   )${d.clustered};
   `,
+  (d) => `
+  -- Run tokens are signed (run id, expiry) and were checked by their signature alone, so one
+  -- could not be revoked before it expired. Each is recorded here by the id it carries, and
+  -- every check reads revoked_at (cached like scoped tokens). Rows of expired tokens are dropped.
+  CREATE TABLE run_tokens (
+    id TEXT PRIMARY KEY,
+    run_id ${d.id} NOT NULL,
+    write ${d.bool} NOT NULL,
+    created_at ${d.int64} NOT NULL,
+    expires_at ${d.int64} NOT NULL,
+    revoked_at ${d.int64}
+  )${d.clustered};
+  CREATE INDEX run_tokens_expiry ON run_tokens (expires_at);
+  `,
 ];
 
 /**

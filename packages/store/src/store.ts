@@ -119,6 +119,16 @@ export interface RunStore {
   /** Mark a token revoked at `now` (once: a second revoke keeps the first time); null if there is no such token. */
   revokeToken(id: string, now: number): Promise<TokenRecord | null>;
   /**
+   * Record a minted run token (a signed token: its secret is never stored),
+   * so it can be revoked by id. Drops the records of run tokens expired
+   * before `record.createdAt`: their signature refuses them already.
+   */
+  createRunToken(record: RunTokenRecord): Promise<void>;
+  /** The run token with this id, revoked or not; null if none (never recorded, or expired and dropped). */
+  findRunTokenById(id: string): Promise<RunTokenRecord | null>;
+  /** Mark a run token revoked at `now` (once: a second revoke keeps the first time); null if there is no such run token. */
+  revokeRunToken(id: string, now: number): Promise<RunTokenRecord | null>;
+  /**
    * The secret stored under `name`; if there is none yet, `candidate` is
    * stored and returned. Nodes racing to create it all get the one that won.
    */
@@ -202,6 +212,9 @@ const operations: Record<RunStoreOperation, null> = {
   findTokenById: null,
   listTokens: null,
   revokeToken: null,
+  createRunToken: null,
+  findRunTokenById: null,
+  revokeRunToken: null,
   ensureSecret: null,
   announceHandlers: null,
   nodeHandlers: null,
@@ -215,6 +228,24 @@ const operations: Record<RunStoreOperation, null> = {
   close: null,
 };
 export const RUN_STORE_OPERATIONS: readonly RunStoreOperation[] = Object.keys(operations) as RunStoreOperation[];
+
+/**
+ * What a node's cluster parts do with a shared store, each counted under a
+ * name of its own rather than with the requests' calls: measuring the
+ * database clock (`databaseNow`), telling other nodes this node's watcher
+ * counts (`announceWatchers`), and reading other nodes' appends for this
+ * node's watchers (`fanoutRead`: the remote fan-out's getRun and
+ * readEventTextPage). Typed against SharedRunStore where a name is its method.
+ */
+const clusterOperations = {
+  databaseNow: null,
+  announceWatchers: null,
+  fanoutRead: null,
+} satisfies Partial<Record<keyof SharedRunStore, null>> & Record<string, null>;
+export type ClusterStoreOperation = keyof typeof clusterOperations;
+export const CLUSTER_STORE_OPERATIONS: readonly ClusterStoreOperation[] = Object.keys(clusterOperations) as ClusterStoreOperation[];
+/** Every operation name runtrail_store_errors_total counts under. */
+export type StoreOperation = RunStoreOperation | ClusterStoreOperation;
 
 /** What a node tells the executor registry (RunStore.announceHandlers). */
 export interface HandlersAnnouncement {
@@ -302,6 +333,16 @@ export interface TokenRecord {
   hash: string;
   createdAt: number;
   expiresAt: number | null;
+  revokedAt: number | null;
+}
+
+/** A minted run token as the store keeps it: what it is for, never the token. */
+export interface RunTokenRecord {
+  id: string;
+  runId: string;
+  write: boolean;
+  createdAt: number;
+  expiresAt: number;
   revokedAt: number | null;
 }
 

@@ -1,13 +1,13 @@
 import type { SharedRunStore } from '@runtrail/store';
 
-/** How often the offset to the database clock is measured again. */
-const RESYNC_MS = 30_000;
+/** How often the offset to the database clock is measured again, at most: and at least once per lease TTL (see createServer). */
+export const CLOCK_RESYNC_MS = 30_000;
 
 /**
  * Nodes sharing a database judge leases on ITS clock, not their own: a node
  * whose clock runs ahead would otherwise reap healthy runs of the others.
  * `now()` is the local clock plus the offset measured to the database (from
- * the midpoint of a round trip), re-measured every 30 s; a failed
+ * the midpoint of a round trip), re-measured every `resyncMs`; a failed
  * measurement keeps the last offset.
  */
 export class DatabaseClock {
@@ -17,6 +17,7 @@ export class DatabaseClock {
   constructor(
     private readonly store: SharedRunStore,
     private readonly onError: (err: unknown) => void,
+    private readonly resyncMs: number,
   ) {}
 
   readonly now = (): number => Date.now() + this.offsetMs;
@@ -30,7 +31,7 @@ export class DatabaseClock {
     this.timer = setInterval(() => {
       // A failed measurement keeps the last offset; the error is reported.
       this.sync().catch(this.onError);
-    }, RESYNC_MS);
+    }, this.resyncMs);
     this.timer.unref();
   }
 

@@ -4,7 +4,7 @@ import { waitUntil } from '../leases/lease.test-kit.js';
 import { isExactRange } from '../stream/stream.test-kit.js';
 import { throwawayPostgres, type ThrowawayPostgres } from '@runtrail/test-support/postgres';
 import { cluster, http, stopCluster, watchOnEach } from './cluster.test-kit.js';
-import { sample } from '../http/metrics.test-kit.js';
+import { sample, scrape } from '../http/metrics.test-kit.js';
 
 /**
  * PostgreSQL stopped and started again under two live nodes. It runs on a
@@ -42,14 +42,6 @@ async function appendWithRetry(url: string, runId: string, events: Array<{ id: s
     seen.retryAfter.add(res.headers.get('retry-after') ?? '(none)');
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-/** A node's /metrics text; it must answer 200 whether or not the database does. */
-async function scrape(url: string): Promise<string> {
-  const res = await fetch(`${url}/metrics`);
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}: ${text}`);
-  return text;
 }
 
 describe('PostgreSQL restarted under two nodes', () => {

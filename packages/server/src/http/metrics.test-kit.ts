@@ -8,6 +8,14 @@ export function sample(text: string, series: string): number | undefined {
   return found === undefined ? undefined : Number(found.slice(series.length).trim());
 }
 
+/** A node's /metrics text; it must answer 200 whether or not the database does. */
+export async function scrape(url: string): Promise<string> {
+  const res = await fetch(`${url}/metrics`);
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}: ${text}`);
+  return text;
+}
+
 /** `promtool check metrics` (Debian package prometheus; .ci/run installs it): lint errors or ''. */
 export async function promtool(text: string): Promise<{ code: number | null; output: string }> {
   const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { RuntrailError, RunStatus, routes } from '@runtrail/protocol';
-import { RUN_STORE_OPERATIONS, isSharedStore, type RunStore, type SharedRunStore } from '@runtrail/store';
+import { CLUSTER_STORE_OPERATIONS, RUN_STORE_OPERATIONS, isSharedStore, type RunStore, type SharedRunStore, type StoreOperation } from '@runtrail/store';
 import type { Executor } from '../executor/index.js';
 import { isEndUpdate, type Hub } from '../hub.js';
 import type { ReapKind } from '../leases/reaper.js';
@@ -111,13 +111,19 @@ export class ServerMetrics implements StreamMetrics {
     this.reaped.inc({ kind });
   };
 
-  /** The store, with every failed call counted in runtrail_store_errors_total. */
-  instrumentStore(store: RunStore): RunStore {
+  /**
+   * The store, with every failed call counted in runtrail_store_errors_total
+   * under its method's name, or under `as` whatever the method: a cluster
+   * part's reads (the remote fan-out's) counted apart from the requests'.
+   */
+  instrumentStore<S extends RunStore>(store: S, as?: StoreOperation): S {
     const errors = this.storeErrors;
     // At zero from the start, one series per operation the wrapper counts under: a series born
     // with the first failure has no earlier sample, so rate() and increase() missed the start of
-    // every outage. Only the methods this store has (readJoinedEventTexts is optional).
-    for (const operation of RUN_STORE_OPERATIONS) if (typeof store[operation] === 'function') errors.inc({ operation }, 0);
+    // every outage. Only the methods this store has (readJoinedEventTexts is optional; a shared
+    // store's databaseNow and announceWatchers), and `as`.
+    if (as !== undefined) errors.inc({ operation: as }, 0);
+    else for (const operation of [...RUN_STORE_OPERATIONS, ...CLUSTER_STORE_OPERATIONS]) if (typeof Reflect.get(store, operation) === 'function') errors.inc({ operation }, 0);
     const failed = (operation: string, err: unknown) => {
       // A RuntrailError is the store's answer (not found, conflict), not a failure of the store,
       // except `unavailable`: the database is locked, read-only or gone.
@@ -128,12 +134,13 @@ export class ServerMetrics implements StreamMetrics {
       get(target, key, receiver) {
         const value: unknown = Reflect.get(target, key, receiver);
         if (typeof value !== 'function' || typeof key !== 'string') return value;
+        const operation = as ?? key;
         return (...args: unknown[]) => {
           try {
             const result: unknown = value.apply(target, args);
-            return result instanceof Promise ? result.catch((err: unknown) => failed(key, err)) : result;
+            return result instanceof Promise ? result.catch((err: unknown) => failed(operation, err)) : result;
           } catch (err) {
-            return failed(key, err);
+            return failed(operation, err);
           }
         };
       },
@@ -269,13 +276,16 @@ export function registerMetrics(http: FastifyInstance, metrics: ServerMetrics, d
       this.set(deps.stream.stats().blockedConnections);
     },
   });
-  // What to size sendBufferBytes by: a connection holds at most the bound plus one frame.
+  // What to size sendBufferBytes by: a connection holds at most the bound plus one frame. A
+  // high-water mark that resets on collect (the Prometheus convention): a peak since start stayed
+  // at the first burst's for ever and told an operator nothing after it.
   new Gauge({
     name: 'runtrail_stream_peak_queued_bytes',
-    help: 'The most bytes one live-stream connection has had queued since this node started (at most sendBufferBytes plus one frame)',
+    help: 'The most bytes one live-stream connection has had queued since the previous scrape (at most sendBufferBytes plus one frame)',
     registers: [registry],
     collect() {
       this.set(deps.stream.stats().peakQueuedBytes);
+      deps.stream.resetPeakQueuedBytes();
     },
   });
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { waitUntil } from '@runtrail/test-support';
+import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 import { STREAM_CLOSE_CODES, type CreatedToken } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '../start.js';
 import { testScope, waitFor } from '../stream/stream.test-kit.js';
@@ -443,4 +444,68 @@ describe('stream auth', () => {
     expect(ws.closeCode).toBe(STREAM_CLOSE_CODES.unauthorized);
     expect(runWs.closeCode).toBe(STREAM_CLOSE_CODES.unauthorized);
   });
+
+  for (const kind of ['sqlite', 'postgres'] as const) {
+    it(`a run token minted with the admin token is revoked by its id: refused at once on its node and within seconds on another (${kind}), its streams on both closed; other run tokens stay`, async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'runtrail-run-token-revoke-'));
+      const schema = kind === 'postgres' ? await freshSchema() : null;
+      const nodes: RunningServer[] = [];
+      cleanups.push(async () => {
+        for (const n of nodes) await n.close();
+        if (schema) await dropSchema(schema);
+        rmSync(dataDir, { recursive: true, force: true });
+      });
+      for (const node of ['node-a', 'node-b']) {
+        const store = schema ? { databaseUrl: TEST_DATABASE_URL, databaseSchema: schema } : {};
+        nodes.push(await startServer({ port: 0, dataDir: join(dataDir, schema ? node : ''), node, logLevel: 'silent', adminToken: ADMIN, stopOnSignals: false, ...store }));
+      }
+      const [a, b] = nodes as [RunningServer, RunningServer];
+      const runId = (await call(a, 'POST', '/api/v1/runs', { token: ADMIN, body: { name: 'shared' } })).body.id as string;
+      const mint = async (write: boolean) => {
+        const minted = await call(a, 'POST', `/api/v1/runs/${runId}/tokens`, { token: ADMIN, body: { ttlSeconds: 600, write } });
+        expect(minted.status).toBe(201);
+        return minted.body as { id: string; token: string };
+      };
+      const link = await mint(false);
+      const writer = await mint(true);
+      const kept = await mint(false);
+      const wsA = new TestSocket(streamUrl(a, `?token=${link.token}`));
+      const wsB = new TestSocket(streamUrl(b, `?token=${link.token}`));
+      const keep = new TestSocket(streamUrl(b, `?token=${kept.token}`));
+      cleanups.push(() => keep.close());
+      for (const ws of [wsA, wsB, keep]) expect(await ws.opened()).toBe(true);
+      const sseB = readSse(b, `/api/v1/runs/${runId}/stream?token=${writer.token}`, {}, () => false);
+      const append = (node: RunningServer) => call(node, 'POST', `/api/v1/runs/${runId}/events`, { token: writer.token, body: { events: [{ type: 'x.step' }] } });
+      expect((await append(b)).status).toBe(200);
+      expect((await call(b, 'GET', `/api/v1/runs/${runId}`, { token: link.token })).status).toBe(200);
+
+      for (const { id } of [link, writer]) expect((await call(a, 'DELETE', `/api/v1/tokens/${id}`, { token: ADMIN })).status).toBe(204);
+      // Before: a run token minted with the admin token could not be revoked at all, only wait for its expiry.
+      const refused = await call(a, 'GET', `/api/v1/runs/${runId}`, { token: link.token });
+      expect(refused.status).toBe(401);
+      expect(refused.body.error.message).toBe('the run token was revoked');
+      expect((await append(a)).status).toBe(401);
+      await wsA.settled;
+      expect(wsA.closeCode).toBe(STREAM_CLOSE_CODES.unauthorized);
+      expect(wsA.closeReason).toMatch(/revoked/);
+      // Node b asks the store again once its cached check of each token is older than tokenCacheMs.
+      await waitFor(async () => (await call(b, 'GET', `/api/v1/runs/${runId}`, { token: link.token })).status === 401, {
+        timeoutMs: 5000,
+        what: 'node b to refuse the revoked run token',
+      });
+      await waitFor(async () => (await append(b)).status === 401, { timeoutMs: 5000, what: 'node b to refuse appends with the revoked write token' });
+      // The streams open on node b end at their next check, without the clients doing anything.
+      await waitFor(() => wsB.closeCode !== null, { timeoutMs: 5000, what: "node b to close the revoked run token's WebSocket" });
+      expect(wsB.closeCode).toBe(STREAM_CLOSE_CODES.unauthorized);
+      const ended = await sseB;
+      expect(ended.ended).toBe(true);
+      expect(ended.text).toContain('"message":"the run token was revoked"');
+      // The run's other run token is not touched; a revoked id is not a token to revoke twice silently.
+      expect((await call(b, 'GET', `/api/v1/runs/${runId}`, { token: kept.token })).status).toBe(200);
+      expect(keep.closeCode).toBeNull();
+      const unknown = await call(a, 'DELETE', '/api/v1/tokens/no-such-token', { token: ADMIN });
+      expect(unknown.status).toBe(404);
+      expect(unknown.body.error.code).toBe('token_not_found');
+    });
+  }
 });

@@ -7,7 +7,7 @@ import {
   type TokenInfo,
   type TokenScope,
 } from '@runtrail/protocol';
-import type { RunStore, TokenRecord } from '@runtrail/store';
+import type { RunStore, RunTokenRecord, TokenRecord } from '@runtrail/store';
 
 /** Who a request is. `open`: auth is off, everyone may do everything. */
 export type Principal =
@@ -18,10 +18,14 @@ export type Principal =
    * `mintedBy`: id of the scoped token that minted it, which it never
    * outlives: revoking that token ends it too (absent when the admin token,
    * the executor or an open server minted it).
+   * `id`: its own id, under which the store records it and DELETE
+   * /tokens/:id revokes it (absent from tokens minted before run tokens
+   * were recorded: those end only at their expiry or with their minter).
    */
-  | { kind: 'run'; runId: string; expiresAt: number; write: boolean; hash: string; mintedBy?: string };
+  | { kind: 'run'; runId: string; expiresAt: number; write: boolean; hash: string; mintedBy?: string; id?: string };
 
-export type Validity = 'valid' | 'expired' | 'revoked';
+/** `minter_revoked`: a run token whose minting token was revoked. */
+export type Validity = 'valid' | 'expired' | 'revoked' | 'minter_revoked';
 
 const SCOPED_PREFIX = 'rt_';
 const RUN_PREFIX = 'rtr_';
@@ -53,7 +57,9 @@ export class TokenService {
   private readonly adminHash: Buffer | null;
   private readonly cache = new Map<string, { record: TokenRecord; checkedAt: number }>();
   private secret: Promise<Buffer> | null = null;
-  private readonly revokedListeners = new Set<(revoked: { id: string; hash: string }) => void>();
+  private readonly revokedListeners = new Set<(revoked: { id: string; hash: string | null }) => void>();
+  /** Run token records by id, as `cache` holds scoped ones. */
+  private readonly runTokenCache = new Map<string, { record: RunTokenRecord; checkedAt: number }>();
 
   constructor(private readonly deps: TokenServiceDeps) {
     this.adminHash = deps.adminToken === undefined ? null : Buffer.from(sha256(deps.adminToken), 'hex');
@@ -84,17 +90,30 @@ export class TokenService {
     return (await this.deps.store.listTokens()).map(info);
   }
 
-  async revoke(id: string): Promise<TokenInfo> {
-    const record = await this.deps.store.revokeToken(id, this.deps.now());
-    if (!record) throw new RuntrailError('token_not_found', `no token with id ${id}; GET /api/v1/tokens lists them`, { id });
-    this.cache.delete(record.hash);
-    this.cache.delete(byIdKey(record.id));
-    for (const listener of this.revokedListeners) listener({ id: record.id, hash: record.hash });
-    return info(record);
+  /** Revoke a scoped token, or a run token by the id it was minted with. */
+  async revoke(id: string): Promise<void> {
+    const now = this.deps.now();
+    const record = await this.deps.store.revokeToken(id, now);
+    if (record) {
+      this.cache.delete(record.hash);
+      this.cache.delete(byIdKey(record.id));
+      for (const listener of this.revokedListeners) listener({ id: record.id, hash: record.hash });
+      return;
+    }
+    const runToken = await this.deps.store.revokeRunToken(id, now);
+    if (!runToken) {
+      throw new RuntrailError('token_not_found', `no token with id ${id}; GET /api/v1/tokens lists scoped tokens, and a run token's id is the \`id\` it was minted with`, { id });
+    }
+    this.runTokenCache.delete(id);
+    for (const listener of this.revokedListeners) listener({ id, hash: null });
   }
 
-  /** Called with each token revoked on THIS node (other nodes notice within cacheMs). */
-  onRevoked(listener: (revoked: { id: string; hash: string }) => void): () => void {
+  /**
+   * Called with each token revoked on THIS node (other nodes notice within
+   * cacheMs): a scoped token by id and hash, a run token by its id (`hash`
+   * null: the store never saw the token, only its id).
+   */
+  onRevoked(listener: (revoked: { id: string; hash: string | null }) => void): () => void {
     this.revokedListeners.add(listener);
     return () => this.revokedListeners.delete(listener);
   }
@@ -106,14 +125,18 @@ export class TokenService {
    * the producer token ends the run tokens it handed out.
    */
   async mintRunToken(runId: string, ttlSeconds: number, write = false, by?: Principal): Promise<CreatedRunToken> {
-    const wanted = this.deps.now() + ttlSeconds * 1000;
+    const now = this.deps.now();
+    const wanted = now + ttlSeconds * 1000;
     const expiresAt = by !== undefined && by.kind !== 'open' && by.expiresAt !== null ? Math.min(wanted, by.expiresAt) : wanted;
     const mintedBy = by === undefined || by.kind === 'open' ? undefined : by.kind === 'run' ? by.mintedBy : by.id === 'admin' ? undefined : by.id;
+    // Recorded before it is handed out, so it can be revoked by its id: a signature alone can only expire.
+    const id = this.deps.newId();
+    await this.deps.store.createRunToken({ id, runId, write, createdAt: now, expiresAt, revokedAt: null });
     // A reading token's claims stay as they always were: tokens minted before write tokens existed still verify.
-    const claims = { run: runId, exp: expiresAt, ...(write ? { w: true } : {}), ...(mintedBy !== undefined ? { by: mintedBy } : {}) };
+    const claims = { run: runId, exp: expiresAt, id, ...(write ? { w: true } : {}), ...(mintedBy !== undefined ? { by: mintedBy } : {}) };
     const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
     const mac = createHmac('sha256', await this.runSecret()).update(payload).digest('base64url');
-    return { token: `${RUN_PREFIX}${payload}.${mac}`, expiresAt, write };
+    return { id, token: `${RUN_PREFIX}${payload}.${mac}`, expiresAt, write };
   }
 
   /**
@@ -138,12 +161,17 @@ export class TokenService {
     const now = this.deps.now();
     if (principal.expiresAt !== null && principal.expiresAt <= now) return 'expired';
     if (principal.kind === 'run') {
+      if (principal.id !== undefined) {
+        // Not recorded (a store that lost it): refused, as a scoped token the store does not know is.
+        const own = await this.lookup(this.runTokenCache, principal.id, () => this.deps.store.findRunTokenById(principal.id!));
+        if (!own || own.revokedAt !== null) return 'revoked';
+      }
       if (principal.mintedBy === undefined) return 'valid';
-      const minter = await this.lookup(byIdKey(principal.mintedBy), () => this.deps.store.findTokenById(principal.mintedBy!));
-      return minter && minter.revokedAt === null ? 'valid' : 'revoked';
+      const minter = await this.lookup(this.cache, byIdKey(principal.mintedBy), () => this.deps.store.findTokenById(principal.mintedBy!));
+      return minter && minter.revokedAt === null ? 'valid' : 'minter_revoked';
     }
     if (principal.id === 'admin') return 'valid';
-    const record = await this.lookup(principal.hash, () => this.deps.store.findTokenByHash(principal.hash));
+    const record = await this.lookup(this.cache, principal.hash, () => this.deps.store.findTokenByHash(principal.hash));
     if (!record || record.revokedAt !== null) return 'revoked';
     return 'valid';
   }
@@ -155,7 +183,7 @@ export class TokenService {
       return { kind: 'scoped', id: 'admin', name: 'admin token', scope: 'admin', expiresAt: null, hash };
     }
     if (!token.startsWith(SCOPED_PREFIX)) return null;
-    const record = await this.lookup(hash, () => this.deps.store.findTokenByHash(hash));
+    const record = await this.lookup(this.cache, hash, () => this.deps.store.findTokenByHash(hash));
     if (!record) return null;
     return { kind: 'scoped', id: record.id, name: record.name, scope: record.scope, expiresAt: record.expiresAt, hash };
   }
@@ -167,9 +195,10 @@ export class TokenService {
     const given = Buffer.from(mac, 'base64url');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
     // Signed by us, so well-formed; parsed defensively all the same.
-    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { run?: unknown; exp?: unknown; w?: unknown; by?: unknown };
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { run?: unknown; exp?: unknown; w?: unknown; by?: unknown; id?: unknown };
     if (typeof claims.run !== 'string' || typeof claims.exp !== 'number') return null;
     if (claims.by !== undefined && typeof claims.by !== 'string') return null;
+    if (claims.id !== undefined && typeof claims.id !== 'string') return null;
     return {
       kind: 'run',
       runId: claims.run,
@@ -177,19 +206,23 @@ export class TokenService {
       write: claims.w === true,
       hash: sha256(token),
       ...(claims.by !== undefined ? { mintedBy: claims.by } : {}),
+      ...(claims.id !== undefined ? { id: claims.id } : {}),
     };
   }
 
-  /** A token record under `key` (its hash, or byIdKey(id)), from the cache while it is younger than cacheMs. */
-  private async lookup(key: string, find: () => Promise<TokenRecord | null>): Promise<TokenRecord | null> {
+  /**
+   * A record under `key` in `cache` (a scoped token by its hash or byIdKey(id), a run token by
+   * its id), from the cache while it is younger than cacheMs.
+   */
+  private async lookup<T>(cache: Map<string, { record: T; checkedAt: number }>, key: string, find: () => Promise<T | null>): Promise<T | null> {
     const now = this.deps.now();
-    const cached = this.cache.get(key);
+    const cached = cache.get(key);
     if (cached && now - cached.checkedAt < this.deps.cacheMs) return cached.record;
     const record = await find();
-    this.cache.delete(key);
+    cache.delete(key);
     if (record) {
-      this.cache.set(key, { record, checkedAt: now });
-      if (this.cache.size > CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
+      cache.set(key, { record, checkedAt: now });
+      if (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
     }
     return record;
   }
@@ -209,7 +242,8 @@ export class TokenService {
 /** Why a token stopped working, as requests and streams are told. */
 export function invalidTokenMessage(why: Exclude<Validity, 'valid'>, principal: Principal): string {
   if (why === 'expired') return 'the token has expired';
-  return principal.kind === 'run' ? 'the token that minted this run token was revoked' : 'the token was revoked';
+  if (why === 'minter_revoked') return 'the token that minted this run token was revoked';
+  return principal.kind === 'run' ? 'the run token was revoked' : 'the token was revoked';
 }
 
 /** Cache key of a token looked up by id; hashes are hex, so the two never meet. */

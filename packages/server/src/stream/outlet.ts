@@ -11,7 +11,7 @@
 const FRAMING_BYTES = 64;
 
 export abstract class Outlet {
-  /** Largest number of queued bytes seen right after a write (the gauge tests and /metrics read). */
+  /** Largest number of queued bytes seen right after a write since StreamServer.resetPeakQueuedBytes (the gauge tests and /metrics read). */
   peakQueuedBytes = 0;
   /** Made when first needed: most connections never go over their bound. */
   private drainWaiters: Array<() => void> | null = null;

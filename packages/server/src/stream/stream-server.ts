@@ -25,7 +25,7 @@ export interface StreamStats {
   subscriptions: { ws: number; sse: number };
   /** Bytes queued right now over all stream connections. */
   queuedBytes: number;
-  /** The most bytes any one connection has had queued since start (bounded by sendBufferBytes + one frame). */
+  /** The most bytes any one connection has had queued since the last resetPeakQueuedBytes(), or since start (bounded by sendBufferBytes + one frame). */
   peakQueuedBytes: number;
   /** Connections over their bound right now (reading from the store when they drain). */
   blockedConnections: number;
@@ -95,7 +95,8 @@ export class StreamServer {
       for (const conn of [...this.conns]) {
         const p = conn.principal;
         if (p.kind === 'open') continue;
-        if (p.hash === revoked.hash || (p.kind === 'run' && p.mintedBy === revoked.id)) conn.revoke('revoked');
+        if (p.hash === revoked.hash || (p.kind === 'run' && p.id === revoked.id)) conn.revoke('revoked');
+        else if (p.kind === 'run' && p.mintedBy === revoked.id) conn.revoke('minter_revoked');
       }
     });
     this.authTimer = setInterval(() => void this.recheckTokens(), AUTH_RECHECK_MS);
@@ -144,6 +145,16 @@ export class StreamServer {
       if (conn.outlet.blocked) blocked++;
     }
     return { connections: { ws, sse }, subscriptions, queuedBytes, peakQueuedBytes: peak, blockedConnections: blocked };
+  }
+
+  /**
+   * Start a new window for stats().peakQueuedBytes (a scrape of /metrics
+   * does, after reading it): a peak since start told nothing after the first
+   * burst. Each open connection's window starts at what it holds now.
+   */
+  resetPeakQueuedBytes(): void {
+    this.peakOfClosed = 0;
+    for (const conn of this.conns) conn.outlet.peakQueuedBytes = conn.outlet.queuedBytes();
   }
 
   /** End every stream connection from the server side: a clean close, or a TCP reset. */

@@ -273,8 +273,9 @@ export async function copySqliteToPostgres(source: string | Database.Database, t
 }
 
 /**
- * The data dir's tokens (hashes only, as stored) and the secret run tokens
- * are signed with, so the tokens handed out keep working after the move.
+ * The data dir's tokens (hashes only, as stored), its run tokens' records
+ * and the secret run tokens are signed with, so the tokens handed out keep
+ * working after the move (and revoked ones stay revoked).
  * What the target holds already wins: an id or hash there, or its own secret.
  */
 async function copyTokens(db: Database.Database, target: PgRunStore): Promise<number> {
@@ -283,6 +284,11 @@ async function copyTokens(db: Database.Database, target: PgRunStore): Promise<nu
   const tokens = db.prepare(`SELECT id, name, scope, hash, created_at, expires_at, revoked_at FROM tokens ORDER BY id`).all() as Array<{
     id: string; name: string; scope: string; hash: string; created_at: number; expires_at: number | null; revoked_at: number | null;
   }>;
+  const runTokens = has('run_tokens')
+    ? (db.prepare(`SELECT id, run_id, write, created_at, expires_at, revoked_at FROM run_tokens ORDER BY id`).all() as Array<{
+        id: string; run_id: string; write: number; created_at: number; expires_at: number; revoked_at: number | null;
+      }>)
+    : [];
   const secrets = has('secrets') ? (db.prepare(`SELECT name, value FROM secrets`).all() as Array<{ name: string; value: string }>) : [];
   return target.tx(async (c) => {
     let copied = 0;
@@ -295,6 +301,17 @@ async function copyTokens(db: Database.Database, target: PgRunStore): Promise<nu
           tokens.map((t) => t.created_at), tokens.map((t) => t.expires_at), tokens.map((t) => t.revoked_at)],
       );
       copied = result.rowCount ?? 0;
+    }
+    // Run tokens too: a signed run token is valid only while its record is there (revoked ones stay revoked).
+    if (runTokens.length > 0) {
+      const result = await c.query(
+        `INSERT INTO run_tokens (id, run_id, write, created_at, expires_at, revoked_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[], $5::bigint[], $6::bigint[])
+         ON CONFLICT DO NOTHING`,
+        [runTokens.map((t) => t.id), runTokens.map((t) => t.run_id), runTokens.map((t) => t.write === 1), runTokens.map((t) => t.created_at),
+          runTokens.map((t) => t.expires_at), runTokens.map((t) => t.revoked_at)],
+      );
+      copied += result.rowCount ?? 0;
     }
     for (const secret of secrets) {
       await c.query(`INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [secret.name, secret.value]);

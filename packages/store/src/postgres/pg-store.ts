@@ -36,6 +36,7 @@ import type {
   SharedRunStore,
   StoreReadiness,
   TokenRecord,
+  RunTokenRecord,
   WatchersAnnouncement,
   HandlersAnnouncement,
   NodeHandlers,
@@ -94,6 +95,24 @@ const tokenOf = (r: TokenRow): TokenRecord => ({
   hash: r.hash,
   createdAt: Number(r.created_at),
   expiresAt: r.expires_at === null ? null : Number(r.expires_at),
+  revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
+});
+
+const RUN_TOKEN_COLUMNS = `id, run_id, write, created_at, expires_at, revoked_at`;
+interface RunTokenRow {
+  id: string;
+  run_id: string;
+  write: boolean;
+  created_at: string | number;
+  expires_at: string | number;
+  revoked_at: string | number | null;
+}
+const runTokenOf = (r: RunTokenRow): RunTokenRecord => ({
+  id: r.id,
+  runId: r.run_id,
+  write: r.write,
+  createdAt: Number(r.created_at),
+  expiresAt: Number(r.expires_at),
   revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
 });
 
@@ -1085,6 +1104,28 @@ export class PgRunStore implements SharedRunStore {
       [id, now],
     );
     return rows[0] ? tokenOf(rows[0]) : null;
+  }
+
+  async createRunToken(record: RunTokenRecord): Promise<void> {
+    // One round trip: the expired records go with the insert.
+    await this.query(
+      `WITH dropped AS (DELETE FROM run_tokens WHERE expires_at < $4)
+       INSERT INTO run_tokens (id, run_id, write, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+      [record.id, record.runId, record.write, record.createdAt, record.expiresAt, record.revokedAt],
+    );
+  }
+
+  async findRunTokenById(id: string): Promise<RunTokenRecord | null> {
+    const { rows } = await this.query<RunTokenRow>(`SELECT ${RUN_TOKEN_COLUMNS} FROM run_tokens WHERE id = $1`, [id]);
+    return rows[0] ? runTokenOf(rows[0]) : null;
+  }
+
+  async revokeRunToken(id: string, now: number): Promise<RunTokenRecord | null> {
+    const { rows } = await this.query<RunTokenRow>(
+      `UPDATE run_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING ${RUN_TOKEN_COLUMNS}`,
+      [id, now],
+    );
+    return rows[0] ? runTokenOf(rows[0]) : null;
   }
 
   async ensureSecret(name: string, candidate: string): Promise<string> {

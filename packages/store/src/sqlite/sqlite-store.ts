@@ -34,6 +34,7 @@ import type {
   RunStore,
   StoreReadiness,
   TokenRecord,
+  RunTokenRecord,
   HandlersAnnouncement,
   NodeHandlers,
   ReadPageOptions,
@@ -105,6 +106,9 @@ interface PendingAppend {
 
 
 const TOKEN_COLUMNS = `id, name, scope, hash, created_at AS createdAt, expires_at AS expiresAt, revoked_at AS revokedAt`;
+const RUN_TOKEN_COLUMNS = `id, run_id AS runId, write, created_at AS createdAt, expires_at AS expiresAt, revoked_at AS revokedAt`;
+type RunTokenRow = Omit<RunTokenRecord, 'write'> & { write: number };
+const runTokenOf = (row: RunTokenRow | undefined): RunTokenRecord | null => (row ? { ...row, write: row.write === 1 } : null);
 
 /**
  * The embedded store: one SQLite file in WAL mode, written through
@@ -252,6 +256,10 @@ export class SqliteRunStore implements RunStore {
       tokenById: db.prepare(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE id = ?`),
       listTokens: db.prepare(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at DESC, id DESC`),
       revokeToken: db.prepare(`UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`),
+      insertRunToken: db.prepare(`INSERT INTO run_tokens (id, run_id, write, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)`),
+      dropExpiredRunTokens: db.prepare(`DELETE FROM run_tokens WHERE expires_at < ?`),
+      runTokenById: db.prepare(`SELECT ${RUN_TOKEN_COLUMNS} FROM run_tokens WHERE id = ?`),
+      revokeRunToken: db.prepare(`UPDATE run_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`),
       insertSecret: db.prepare(`INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`),
       secretByName: db.prepare(`SELECT value FROM secrets WHERE name = ?`).pluck(),
       announceHandlers: db.prepare(`INSERT INTO node_handlers (node, handlers, heard_at, live_until, incarnation, url) VALUES (?, ?, ?, ?, ?, ?)
@@ -776,6 +784,24 @@ export class SqliteRunStore implements RunStore {
     return this.write(() => this.db.transaction(() => {
       this.stmt.revokeToken.run(now, id);
       return (this.stmt.tokenById.get(id) as TokenRecord | undefined) ?? null;
+    }).immediate());
+  }
+
+  async createRunToken(record: RunTokenRecord): Promise<void> {
+    await this.write(() => this.db.transaction(() => {
+      this.stmt.dropExpiredRunTokens.run(record.createdAt);
+      this.stmt.insertRunToken.run(record.id, record.runId, record.write ? 1 : 0, record.createdAt, record.expiresAt, record.revokedAt);
+    }).immediate());
+  }
+
+  async findRunTokenById(id: string): Promise<RunTokenRecord | null> {
+    return runTokenOf(this.stmt.runTokenById.get(id) as RunTokenRow | undefined);
+  }
+
+  async revokeRunToken(id: string, now: number): Promise<RunTokenRecord | null> {
+    return this.write(() => this.db.transaction(() => {
+      this.stmt.revokeRunToken.run(now, id);
+      return runTokenOf(this.stmt.runTokenById.get(id) as RunTokenRow | undefined);
     }).immediate());
   }
 
