@@ -73,13 +73,23 @@ export async function spawnServer(options: {
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let gone = false;
   void exited.then(() => (gone = true));
-  const url = await waitUntil(
-    () => {
-      if (gone) throw new Error(`runtrail serve exited early:\n${out}`);
-      return /runtrail serving on (http:\/\/\S+)/.exec(out)?.[1];
-    },
-    { what: 'the server to listen', timeoutMs: 20_000 },
-  );
+  let url: string;
+  try {
+    url = await waitUntil(
+      () => {
+        if (gone) throw new Error(`runtrail serve exited early:\n${out}`);
+        return /runtrail serving on (http:\/\/\S+)/.exec(out)?.[1];
+      },
+      { what: 'the server to listen', timeoutMs: 20_000 },
+    );
+  } catch (err) {
+    // A server that never said where it listens is nobody's to stop: without this it outlives the test run.
+    if (!gone) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    throw err;
+  }
   return { url, port: Number(new URL(url).port), child, output: () => out, exited };
 }
 
