@@ -164,6 +164,99 @@ export async function withinViewport(page: Page, locator: Locator): Promise<bool
   return box !== null && box.x >= 0 && box.x + box.width <= width + 0.5;
 }
 
+/** What restartingScene starts: read its fields inside tests (they exist once beforeAll ran). */
+export interface RestartingScene {
+  readonly dir: { path: string };
+  /** The data dir every server of the scene serves, so a server that comes back finds the runs of the one before. */
+  readonly dataDir: string;
+  readonly browser: Browser;
+  /** The server up now; reading it while none is up throws. */
+  readonly server: ServerProcess;
+  /**
+   * Start the scene's server (with `args`, none by default): the first on a
+   * free port, each later one on the port of the one before, so the pages
+   * open on it find it again.
+   */
+  start(options?: { args?: readonly string[] }): Promise<ServerProcess>;
+  /** Stop the server up now: SIGTERM by default, SIGKILL to end it as a crash would. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Stop the server and start the next on its port. */
+  restart(options?: { signal?: NodeJS.Signals; args?: readonly string[] }): Promise<ServerProcess>;
+  /** A 1280×900 page and its console errors (collectConsoleErrors); closed with the browser. */
+  newPage(): Promise<{ page: Page; errors: string[] }>;
+}
+
+/**
+ * A data dir of its own, Chromium, and a `runtrail serve` that the tests of
+ * one describe block start, stop and start again: the scene owns whichever
+ * server is up and stops it after them, also when a test failed halfway
+ * (registers beforeAll/afterAll). Every server gets the same node name and
+ * env, as one node restarting would.
+ */
+export function restartingScene(options: { prefix: string; node: string; env?: Record<string, string> }): RestartingScene {
+  const dir = tempDir(options.prefix);
+  const dataDir = `${dir.path}/data`;
+  let server: ServerProcess | null = null;
+  let port = 0;
+  let browser: Browser | null = null;
+  beforeAll(async () => {
+    assertBuilt();
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    try {
+      await browser?.close();
+    } finally {
+      try {
+        await stopServer(server);
+      } finally {
+        dir.remove();
+      }
+    }
+  });
+  const started = <T>(value: T | null, what: string): T => {
+    if (value === null) throw new Error(`restartingScene: no ${what} up now (read it inside a test, after start())`);
+    return value;
+  };
+  const start = async (startOptions: { args?: readonly string[] } = {}): Promise<ServerProcess> => {
+    if (server) throw new Error(`restartingScene: a server is up already on port ${server.port}; stop() it first`);
+    server = await spawnServer({
+      dataDir,
+      node: options.node,
+      port,
+      ...(options.env ? { env: options.env } : {}),
+      ...(startOptions.args ? { args: startOptions.args } : {}),
+    });
+    port = server.port;
+    return server;
+  };
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+    const stopping = server;
+    server = null;
+    await stopServer(stopping, signal);
+  };
+  return {
+    dir,
+    dataDir,
+    get browser() {
+      return started(browser, 'browser');
+    },
+    get server() {
+      return started(server, 'server');
+    },
+    start,
+    stop,
+    async restart(restartOptions = {}) {
+      await stop(restartOptions.signal);
+      return start(restartOptions.args ? { args: restartOptions.args } : {});
+    },
+    async newPage() {
+      const page = await started(browser, 'browser').newPage({ viewport: { width: 1280, height: 900 } });
+      return { page, errors: collectConsoleErrors(page) };
+    },
+  };
+}
+
 /** What browserScene starts: read its fields inside tests (they exist once beforeAll ran). */
 export interface BrowserScene {
   readonly dir: { path: string };
@@ -176,44 +269,34 @@ export interface BrowserScene {
 
 /**
  * A `runtrail serve` in a data dir of its own and a 1280×900 Chromium page,
- * for the tests of one describe block: started before them, stopped and
- * removed after them (registers beforeAll/afterAll).
+ * for the tests of one describe block whose server stays up: a
+ * restartingScene started before them, stopped and removed after them
+ * (registers beforeAll/afterAll).
  */
 export function browserScene(options: { prefix: string; node: string; env?: Record<string, string> }): BrowserScene {
-  const dir = tempDir(options.prefix);
-  let server: ServerProcess | null = null;
-  let browser: Browser | null = null;
-  let page: Page | null = null;
-  let errors: string[] = [];
+  const scene = restartingScene(options);
+  let opened: { page: Page; errors: string[] } | null = null;
   beforeAll(async () => {
-    assertBuilt();
-    server = await spawnServer({ dataDir: `${dir.path}/data`, node: options.node, ...(options.env ? { env: options.env } : {}) });
-    browser = await launchChromium();
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    errors = collectConsoleErrors(page);
+    await scene.start();
+    opened = await scene.newPage();
   });
-  afterAll(async () => {
-    await browser?.close();
-    await stopServer(server);
-    dir.remove();
-  });
-  const started = <T>(value: T | null, what: string): T => {
-    if (value === null) throw new Error(`browserScene: no ${what} yet (read it inside a test)`);
-    return value;
+  const page = (): { page: Page; errors: string[] } => {
+    if (opened === null) throw new Error('browserScene: no page yet (read it inside a test)');
+    return opened;
   };
   return {
-    dir,
+    dir: scene.dir,
     get server() {
-      return started(server, 'server');
+      return scene.server;
     },
     get browser() {
-      return started(browser, 'browser');
+      return scene.browser;
     },
     get page() {
-      return started(page, 'page');
+      return page().page;
     },
     get errors() {
-      return errors;
+      return opened?.errors ?? [];
     },
   };
 }
