@@ -25,10 +25,20 @@ describe('a queued run', () => {
     await page.goto(`${server.url}/`);
     await waitUntil(async () => (await textNow(why(nightly.id))) === 'waiting for a free slot', { what: 'the list to say the run waits for a slot' });
     expect(await textNow(why(demo.id))).toBe('waiting for a free slot');
+    // It has no duration yet; the list says how long it has waited, and counts on.
+    const queuedFor = page.locator(`tr[data-run-id="${nightly.id}"]`).getByTestId('queued-for');
+    const listed = await textNow(queuedFor);
+    expect(listed).toMatch(/^queued \d/);
+    await waitUntil(async () => (await textNow(queuedFor)) !== listed, { what: 'the list to count the wait on' });
     await page.goto(`${server.url}/runs/${nightly.id}`);
     const note = page.getByTestId('queued-why');
     await waitUntil(async () => (await textNow(note)) !== null, { what: 'the run page to say why the run waits' });
     expect(await textNow(note)).toBe('Queued: a live node defines handler nightly-import; the run waits for a free slot on one.');
+    // And its page says so where a duration would be.
+    expect(await textNow(page.getByTestId('duration-title'))).toBe('Queued for');
+    const waited = await textNow(page.getByTestId('duration'));
+    expect(waited).toMatch(/^\d/);
+    await waitUntil(async () => (await textNow(page.getByTestId('duration'))) !== waited, { what: 'the run page to count the wait on' });
 
     // The node that defined nightly-import goes; the one that comes back defines demo-pipeline only.
     server = await scene.restart();
