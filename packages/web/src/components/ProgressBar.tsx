@@ -1,4 +1,5 @@
 import type { RunStatus } from '@runtrail/protocol';
+import { formatNumber } from '../format.js';
 
 /**
  * A native <progress> keeps the role and value readable by assistive tech.
@@ -6,10 +7,31 @@ import type { RunStatus } from '@runtrail/protocol';
  * cancelled run must not draw a bar in the colour of one under way, and a
  * stalled one is drawn in the warning colour (`progress-stalled`).
  */
-export function ProgressBar({ percent, label, status = 'running', stalled = false }: { percent: number | null; label: string; status?: RunStatus; stalled?: boolean }) {
+export function ProgressBar({
+  percent,
+  label,
+  status = 'running',
+  stalled = false,
+  done,
+}: {
+  percent: number | null;
+  label: string;
+  status?: RunStatus;
+  stalled?: boolean;
+  /** Items done, said beside a bar of unknown total (where a percentage would be), so a row shows how far it got. */
+  done?: number;
+}) {
   const className = `progress progress-${status}${stalled ? ' progress-stalled' : ''}`;
   if (percent === null) {
-    return <progress className={className} aria-label={label} />;
+    if (done === undefined) return <progress className={className} aria-label={label} />;
+    return (
+      <span className="progress-wrap">
+        <progress className={className} aria-label={label} />
+        <span className="progress-text" data-testid="progress-count" title={`${formatNumber(done)} done; total not known`}>
+          {formatNumber(done)}
+        </span>
+      </span>
+    );
   }
   const value = Math.round(percent * 10) / 10;
   return (

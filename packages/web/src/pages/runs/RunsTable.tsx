@@ -406,7 +406,7 @@ function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onTogg
         )}
       </td>
       <td className="col-progress">
-        {progress ? <ProgressBar percent={progress.percent} label={`progress of ${name}`} status={run.status} stalled={stalled || quietMs !== null} /> : <span className="muted">–</span>}
+        {progress ? <ProgressBar percent={progress.percent} done={progress.done} label={`progress of ${name}`} status={run.status} stalled={stalled || quietMs !== null} /> : <span className="muted">–</span>}
         {run.status === 'queued' && run.execute && handlers !== null && (
           <div className="muted small progress-notes">
             <QueuedWhy run={run} handlers={handlers} short />
