@@ -1,4 +1,4 @@
-import type { RunStatus } from '@runtrail/protocol';
+import { isTerminalStatus, type RunStatus } from '@runtrail/protocol';
 import { formatNumber } from '../format.js';
 
 /**
@@ -23,10 +23,12 @@ export function ProgressBar({
 }) {
   const className = `progress progress-${status}${stalled ? ' progress-stalled' : ''}`;
   if (percent === null) {
-    if (done === undefined) return <progress className={className} aria-label={label} />;
+    // A bar of unknown total moves to show work under way: an ended run's would claim work that stopped.
+    const bar = isTerminalStatus(status) ? null : <progress className={className} aria-label={label} />;
+    if (done === undefined) return bar;
     return (
       <span className="progress-wrap">
-        <progress className={className} aria-label={label} />
+        {bar}
         <span className="progress-text" data-testid="progress-count" title={`${formatNumber(done)} done; total not known`}>
           {formatNumber(done)}
         </span>
