@@ -166,9 +166,8 @@ export async function withinViewport(page: Page, locator: Locator): Promise<bool
 
 /** What restartingScene starts: read its fields inside tests (they exist once beforeAll ran). */
 export interface RestartingScene {
+  /** Made before the tests; every server of the scene serves `data` in it, so one that comes back finds the runs of the one before. */
   readonly dir: { path: string };
-  /** The data dir every server of the scene serves, so a server that comes back finds the runs of the one before. */
-  readonly dataDir: string;
   readonly browser: Browser;
   /** The server up now; reading it while none is up throws. */
   readonly server: ServerProcess;
@@ -194,13 +193,15 @@ export interface RestartingScene {
  * env, as one node restarting would.
  */
 export function restartingScene(options: { prefix: string; node: string; env?: Record<string, string> }): RestartingScene {
-  const dir = tempDir(options.prefix);
-  const dataDir = `${dir.path}/data`;
+  // Made in beforeAll, not when the describe block is read: a block whose tests are all filtered out
+  // (`vitest -t`) runs no hooks, and a dir made up front was left behind.
+  let made: { path: string; remove(): void } | null = null;
   let server: ServerProcess | null = null;
   let port = 0;
   let browser: Browser | null = null;
   beforeAll(async () => {
     assertBuilt();
+    made = tempDir(options.prefix);
     browser = await launchChromium();
   });
   afterAll(async () => {
@@ -210,7 +211,8 @@ export function restartingScene(options: { prefix: string; node: string; env?: R
       try {
         await stopServer(server);
       } finally {
-        dir.remove();
+        made?.remove();
+        made = null;
       }
     }
   });
@@ -218,10 +220,15 @@ export function restartingScene(options: { prefix: string; node: string; env?: R
     if (value === null) throw new Error(`restartingScene: no ${what} up now (read it inside a test, after start())`);
     return value;
   };
+  const dir = {
+    get path() {
+      return started(made, 'temp dir').path;
+    },
+  };
   const start = async (startOptions: { args?: readonly string[] } = {}): Promise<ServerProcess> => {
     if (server) throw new Error(`restartingScene: a server is up already on port ${server.port}; stop() it first`);
     server = await spawnServer({
-      dataDir,
+      dataDir: `${dir.path}/data`,
       node: options.node,
       port,
       ...(options.env ? { env: options.env } : {}),
@@ -237,7 +244,6 @@ export function restartingScene(options: { prefix: string; node: string; env?: R
   };
   return {
     dir,
-    dataDir,
     get browser() {
       return started(browser, 'browser');
     },
