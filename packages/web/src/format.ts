@@ -94,6 +94,13 @@ export function countOf(n: number, noun: string, plural = `${noun}s`): string {
   return `${formatNumber(n)} ${n === 1 ? noun : plural}`;
 }
 
+/** A size in bytes as people read it: "35 bytes", "137.4 KiB", "2.0 MiB". */
+export function formatSize(bytes: number): string {
+  if (bytes < 1024) return countOf(bytes, 'byte');
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
 /**
  * An axis tick: as many decimals as the spacing between ticks needs (ticks
  * 0.05 apart read 0.10, 0.15, not 0.1, 0.15000000000000002; ticks 0.25 apart

@@ -2,7 +2,7 @@ import { useEffect, useState } from 'react';
 import { buildPath, type ArtifactRecord } from '@runtrail/protocol';
 import { client, serverUrl, token } from '../client.js';
 import { TRY_AGAIN, problemText } from '../problem-text.js';
-import { countOf } from '../format.js';
+import { formatSize } from '../format.js';
 import { parseCsv } from './csv.js';
 import { fileNameOf, followDownloadLink, saveResponse } from './download.js';
 import { Markdown } from './markdown.js';
@@ -137,12 +137,6 @@ function ArtifactItem({ runId, artifact: a, stored, openAtFirst }: { runId: stri
 }
 
 type Source = { runId: string; name: string } | { uri: string };
-
-function formatSize(bytes: number): string {
-  if (bytes < 1024) return countOf(bytes, 'byte');
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-}
 
 /** The artifact's bytes (for text, the first MAX_PREVIEW_BYTES: a range request), through the API with the tab's token, or from its link. */
 async function fetchContent(source: Source, text: boolean, signal: AbortSignal): Promise<Response> {

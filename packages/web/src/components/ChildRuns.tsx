@@ -105,7 +105,7 @@ function Cell({ column, run, siblings, now }: { column: ChildColumn; run: Run; s
         <span className="child-status">
           <StatusBadge status={run.status} />
           {run.snapshot.progress && run.status === 'running' && (
-            <ProgressBar percent={run.snapshot.progress.percent} label={`progress of ${visibleText(run.name)}`} status={run.status} />
+            <ProgressBar percent={run.snapshot.progress.percent} done={run.snapshot.progress.done} label={`progress of ${visibleText(run.name)}`} status={run.status} />
           )}
           {run.error && (
             <span className="child-reason" data-testid="child-reason" title={visibleText(terminalText(`${run.error.kind}: ${run.error.message}`))}>

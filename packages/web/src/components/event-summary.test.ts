@@ -31,3 +31,12 @@ test("a call's later events name it by its label, and a failure by its headline 
     'error: python3 x.py exited with code 1: ValueError: bad',
   );
 });
+
+test('an artifact reads as its name, type and size, as the Artifacts panel shows it, not as its record', () => {
+  const sha256 = 'f'.repeat(64);
+  expect(say('artifact', { ordinal: 1, name: '01_input.txt', contentType: 'text/plain', size: 35, sha256, createdAt: 1 })).toBe('01_input.txt · text/plain · 35 bytes');
+  expect(say('artifact', { ordinal: 3, name: 'render.png', contentType: 'image/png', size: 140_748, sha256, createdAt: 1, metadata: { seed: 7 } })).toBe(
+    'render.png · image/png · 137.4 KiB · metadata: {"seed":7}',
+  );
+  expect(say('artifact', { name: 'report', uri: 'https://example.com/r.html' })).toBe('report · link https://example.com/r.html');
+});

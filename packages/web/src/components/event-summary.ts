@@ -1,5 +1,5 @@
 import type { RunEvent } from '@runtrail/protocol';
-import { formatDuration, formatNumber, formatTime } from '../format.js';
+import { formatDuration, formatNumber, formatSize, formatTime } from '../format.js';
 import { errorParts } from './error-headline.js';
 
 type Data = Record<string, unknown>;
@@ -77,6 +77,15 @@ export function eventSummary(event: RunEvent, labels: ReadonlyMap<string, string
       const delta = num(d.delta);
       return `${valueText(d.name)} ${delta !== null && delta >= 0 ? '+' : ''}${valueText(d.delta)}`;
     }
+    case 'artifact':
+      // What the Artifacts panel shows of it; the ordinal, hash and time stay in the expanded row.
+      return joined(
+        valueText(d.name),
+        str(d.contentType),
+        num(d.size) !== null && formatSize(num(d.size)!),
+        str(d.uri) !== null && `link ${str(d.uri)}`,
+        fields(d, ['name', 'contentType', 'size', 'uri', 'ordinal', 'sha256', 'createdAt']),
+      );
     case 'run.cancel_requested':
       return str(d.reason) ? `cancel requested: ${str(d.reason)}` : 'cancel requested (no reason given)';
     case 'run.stalled':

@@ -130,9 +130,10 @@ function RunsList() {
       (err: unknown) => setPageError(err),
     );
   };
-  const anyRunning = runs.some((r) => r.status === 'running');
+  // Running and queued rows count time on (how long each has run, or waited).
+  const anyLive = runs.some((r) => r.status === 'running' || r.status === 'queued');
   // Frozen while the server is away: the list knows nothing newer than when it last heard it.
-  const { now, asOf } = useServerNow(anyRunning, connection, lastHeardAt);
+  const { now, asOf } = useServerNow(anyLive, connection, lastHeardAt);
   const handlers = useLiveHandlers(runs.some((r) => r.status === 'queued' && r.execute));
   const labelInvalid = !labelFilterValid(draft.label);
   // The labels the list is filtered by while the box holds text that is not (yet) a filter: never a silent old result.

@@ -73,13 +73,23 @@ export async function spawnServer(options: {
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let gone = false;
   void exited.then(() => (gone = true));
-  const url = await waitUntil(
-    () => {
-      if (gone) throw new Error(`runtrail serve exited early:\n${out}`);
-      return /runtrail serving on (http:\/\/\S+)/.exec(out)?.[1];
-    },
-    { what: 'the server to listen', timeoutMs: 20_000 },
-  );
+  let url: string;
+  try {
+    url = await waitUntil(
+      () => {
+        if (gone) throw new Error(`runtrail serve exited early:\n${out}`);
+        return /runtrail serving on (http:\/\/\S+)/.exec(out)?.[1];
+      },
+      { what: 'the server to listen', timeoutMs: 20_000 },
+    );
+  } catch (err) {
+    // A server that never said where it listens is nobody's to stop: without this it outlives the test run.
+    if (!gone) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    throw err;
+  }
   return { url, port: Number(new URL(url).port), child, output: () => out, exited };
 }
 
@@ -154,6 +164,105 @@ export async function withinViewport(page: Page, locator: Locator): Promise<bool
   return box !== null && box.x >= 0 && box.x + box.width <= width + 0.5;
 }
 
+/** What restartingScene starts: read its fields inside tests (they exist once beforeAll ran). */
+export interface RestartingScene {
+  /** Made before the tests; every server of the scene serves `data` in it, so one that comes back finds the runs of the one before. */
+  readonly dir: { path: string };
+  readonly browser: Browser;
+  /** The server up now; reading it while none is up throws. */
+  readonly server: ServerProcess;
+  /**
+   * Start the scene's server (with `args`, none by default): the first on a
+   * free port, each later one on the port of the one before, so the pages
+   * open on it find it again.
+   */
+  start(options?: { args?: readonly string[] }): Promise<ServerProcess>;
+  /** Stop the server up now: SIGTERM by default, SIGKILL to end it as a crash would. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Stop the server and start the next on its port. */
+  restart(options?: { signal?: NodeJS.Signals; args?: readonly string[] }): Promise<ServerProcess>;
+  /** A 1280×900 page and its console errors (collectConsoleErrors); closed with the browser. */
+  newPage(): Promise<{ page: Page; errors: string[] }>;
+}
+
+/**
+ * A data dir of its own, Chromium, and a `runtrail serve` that the tests of
+ * one describe block start, stop and start again: the scene owns whichever
+ * server is up and stops it after them, also when a test failed halfway
+ * (registers beforeAll/afterAll). Every server gets the same node name and
+ * env, as one node restarting would.
+ */
+export function restartingScene(options: { prefix: string; node: string; env?: Record<string, string> }): RestartingScene {
+  // Made in beforeAll, not when the describe block is read: a block whose tests are all filtered out
+  // (`vitest -t`) runs no hooks, and a dir made up front was left behind.
+  let made: { path: string; remove(): void } | null = null;
+  let server: ServerProcess | null = null;
+  let port = 0;
+  let browser: Browser | null = null;
+  beforeAll(async () => {
+    assertBuilt();
+    made = tempDir(options.prefix);
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    try {
+      await browser?.close();
+    } finally {
+      try {
+        await stopServer(server);
+      } finally {
+        made?.remove();
+        made = null;
+      }
+    }
+  });
+  const started = <T>(value: T | null, what: string): T => {
+    if (value === null) throw new Error(`restartingScene: no ${what} up now (read it inside a test, after start())`);
+    return value;
+  };
+  const dir = {
+    get path() {
+      return started(made, 'temp dir').path;
+    },
+  };
+  const start = async (startOptions: { args?: readonly string[] } = {}): Promise<ServerProcess> => {
+    if (server) throw new Error(`restartingScene: a server is up already on port ${server.port}; stop() it first`);
+    server = await spawnServer({
+      dataDir: `${dir.path}/data`,
+      node: options.node,
+      port,
+      ...(options.env ? { env: options.env } : {}),
+      ...(startOptions.args ? { args: startOptions.args } : {}),
+    });
+    port = server.port;
+    return server;
+  };
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+    const stopping = server;
+    server = null;
+    await stopServer(stopping, signal);
+  };
+  return {
+    dir,
+    get browser() {
+      return started(browser, 'browser');
+    },
+    get server() {
+      return started(server, 'server');
+    },
+    start,
+    stop,
+    async restart(restartOptions = {}) {
+      await stop(restartOptions.signal);
+      return start(restartOptions.args ? { args: restartOptions.args } : {});
+    },
+    async newPage() {
+      const page = await started(browser, 'browser').newPage({ viewport: { width: 1280, height: 900 } });
+      return { page, errors: collectConsoleErrors(page) };
+    },
+  };
+}
+
 /** What browserScene starts: read its fields inside tests (they exist once beforeAll ran). */
 export interface BrowserScene {
   readonly dir: { path: string };
@@ -166,44 +275,34 @@ export interface BrowserScene {
 
 /**
  * A `runtrail serve` in a data dir of its own and a 1280×900 Chromium page,
- * for the tests of one describe block: started before them, stopped and
- * removed after them (registers beforeAll/afterAll).
+ * for the tests of one describe block whose server stays up: a
+ * restartingScene started before them, stopped and removed after them
+ * (registers beforeAll/afterAll).
  */
 export function browserScene(options: { prefix: string; node: string; env?: Record<string, string> }): BrowserScene {
-  const dir = tempDir(options.prefix);
-  let server: ServerProcess | null = null;
-  let browser: Browser | null = null;
-  let page: Page | null = null;
-  let errors: string[] = [];
+  const scene = restartingScene(options);
+  let opened: { page: Page; errors: string[] } | null = null;
   beforeAll(async () => {
-    assertBuilt();
-    server = await spawnServer({ dataDir: `${dir.path}/data`, node: options.node, ...(options.env ? { env: options.env } : {}) });
-    browser = await launchChromium();
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    errors = collectConsoleErrors(page);
+    await scene.start();
+    opened = await scene.newPage();
   });
-  afterAll(async () => {
-    await browser?.close();
-    await stopServer(server);
-    dir.remove();
-  });
-  const started = <T>(value: T | null, what: string): T => {
-    if (value === null) throw new Error(`browserScene: no ${what} yet (read it inside a test)`);
-    return value;
+  const page = (): { page: Page; errors: string[] } => {
+    if (opened === null) throw new Error('browserScene: no page yet (read it inside a test)');
+    return opened;
   };
   return {
-    dir,
+    dir: scene.dir,
     get server() {
-      return started(server, 'server');
+      return scene.server;
     },
     get browser() {
-      return started(browser, 'browser');
+      return scene.browser;
     },
     get page() {
-      return started(page, 'page');
+      return page().page;
     },
     get errors() {
-      return errors;
+      return opened?.errors ?? [];
     },
   };
 }

@@ -1,40 +1,12 @@
-import { join } from 'node:path';
-import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  assertBuilt,
-  collectConsoleErrors,
-  counters,
-  launchChromium,
-  spawnServer,
-  stopServer,
-  tempDir,
-  waitUntil,
-  type ServerProcess,
-} from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { counters, restartingScene, waitUntil } from './harness.js';
 
 describe('the dashboard when its server dies', () => {
-  const dir = tempDir('runtrail-web-orphan-');
-  let server: ServerProcess | null = null;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    assertBuilt();
-    browser = await launchChromium();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await stopServer(server);
-    dir.remove();
-  });
+  const scene = restartingScene({ prefix: 'runtrail-web-orphan-', node: 'e2e-orphan-node' });
 
   it('shows a run the killed server was executing as failed, orphaned, once the server is back, without a reload', async () => {
-    const dataDir = join(dir.path, 'data');
-    const node = 'e2e-orphan-node';
-    server = await spawnServer({ dataDir, node });
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    const errors = collectConsoleErrors(page);
+    const server = await scene.start();
+    const { page, errors } = await scene.newPage();
 
     await page.goto(`${server.url}/`);
     await page.getByRole('button', { name: 'Start run' }).click();
@@ -50,8 +22,7 @@ describe('the dashboard when its server dies', () => {
     const navigations: string[] = [];
     page.on('framenavigated', (frame) => frame === page.mainFrame() && navigations.push(frame.url()));
 
-    const port = server.port;
-    await stopServer(server, 'SIGKILL');
+    await scene.stop('SIGKILL');
     await waitUntil(
       async () => {
         const state = await page.getByTestId('connection').textContent();
@@ -60,7 +31,7 @@ describe('the dashboard when its server dies', () => {
       { what: 'the page to notice the server is gone' },
     );
 
-    server = await spawnServer({ dataDir, node, port });
+    await scene.start();
     const badge = page.locator('.run-head').getByTestId('status');
     await waitUntil(async () => (await badge.textContent()) === 'failed', { what: 'the run to show failed', timeoutMs: 30_000 });
     expect(await page.getByTestId('error-kind').textContent()).toBe('orphaned');

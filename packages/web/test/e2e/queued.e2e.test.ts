@@ -1,8 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, collectConsoleErrors, launchChromium, postJson, spawnServer, stopServer, tempDir, textNow, waitUntil, type ServerProcess } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { postJson, restartingScene, textNow, waitUntil } from './harness.js';
 
 /**
  * A queued run says why it waits: for a free slot on a node that defines
@@ -11,47 +10,38 @@ import { assertBuilt, collectConsoleErrors, launchChromium, postJson, spawnServe
  * so its runs stay queued however long the test takes.
  */
 describe('a queued run', () => {
-  const dir = tempDir('runtrail-web-queued-');
-  let server: ServerProcess | null = null;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    assertBuilt();
-    browser = await launchChromium();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await stopServer(server);
-    dir.remove();
-  });
+  const scene = restartingScene({ prefix: 'runtrail-web-queued-', node: 'e2e-queued-node', env: { RUNTRAIL_CONCURRENCY: '0' } });
 
   it('says it waits for a free slot while a live node defines its handler, and that none does once that node is gone', async () => {
-    const dataDir = join(dir.path, 'data');
-    const handlers = join(dir.path, 'handlers.mjs');
+    const handlers = join(scene.dir.path, 'handlers.mjs');
     writeFileSync(handlers, "export default { 'nightly-import': async () => {} };\n");
-    const node = 'e2e-queued-node';
-    const env = { RUNTRAIL_CONCURRENCY: '0' };
-    server = await spawnServer({ dataDir, node, env, args: ['--handlers', handlers] });
+    let server = await scene.start({ args: ['--handlers', handlers] });
     const demo = await postJson<{ id: string; status: string }>(server.url, '/runs', { name: 'demo-pipeline', execute: true, input: { docs: 4 } });
     const nightly = await postJson<{ id: string; status: string }>(server.url, '/runs', { name: 'nightly-import', execute: true });
     expect([demo.status, nightly.status]).toEqual(['queued', 'queued']);
 
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    const errors = collectConsoleErrors(page);
+    const { page, errors } = await scene.newPage();
     const why = (id: string) => page.locator(`tr[data-run-id="${id}"]`).getByTestId('queued-why');
     await page.goto(`${server.url}/`);
     await waitUntil(async () => (await textNow(why(nightly.id))) === 'waiting for a free slot', { what: 'the list to say the run waits for a slot' });
     expect(await textNow(why(demo.id))).toBe('waiting for a free slot');
+    // It has no duration yet; the list says how long it has waited, and counts on.
+    const queuedFor = page.locator(`tr[data-run-id="${nightly.id}"]`).getByTestId('queued-for');
+    const listed = await textNow(queuedFor);
+    expect(listed).toMatch(/^queued \d/);
+    await waitUntil(async () => (await textNow(queuedFor)) !== listed, { what: 'the list to count the wait on' });
     await page.goto(`${server.url}/runs/${nightly.id}`);
     const note = page.getByTestId('queued-why');
     await waitUntil(async () => (await textNow(note)) !== null, { what: 'the run page to say why the run waits' });
     expect(await textNow(note)).toBe('Queued: a live node defines handler nightly-import; the run waits for a free slot on one.');
+    // And its page says so where a duration would be.
+    expect(await textNow(page.getByTestId('duration-title'))).toBe('Queued for');
+    const waited = await textNow(page.getByTestId('duration'));
+    expect(waited).toMatch(/^\d/);
+    await waitUntil(async () => (await textNow(page.getByTestId('duration'))) !== waited, { what: 'the run page to count the wait on' });
 
     // The node that defined nightly-import goes; the one that comes back defines demo-pipeline only.
-    const port = server.port;
-    await stopServer(server);
-    server = await spawnServer({ dataDir, node, port, env });
+    server = await scene.restart();
     await page.reload();
     await waitUntil(async () => /no live node defines/.test((await textNow(note)) ?? ''), { what: 'the run page to say no live node defines the handler' });
     // When it ends: queued-orphan.e2e.test.ts.

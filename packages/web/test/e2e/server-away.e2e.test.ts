@@ -1,7 +1,6 @@
-import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, launchChromium, postJson, spawnServer, stopServer, tempDir, textNow, waitUntil, type ServerProcess } from './harness.js';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { postJson, restartingScene, textNow, waitUntil } from './harness.js';
 
 /**
  * While its server is away the page cannot know whether a run still runs:
@@ -9,34 +8,19 @@ import { assertBuilt, launchChromium, postJson, spawnServer, stopServer, tempDir
  * so, rather than count on from the browser's clock beside "running".
  */
 describe('the dashboard while its server is away', () => {
-  const dir = tempDir('runtrail-web-away-');
-  let server: ServerProcess | null = null;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    assertBuilt();
-    browser = await launchChromium();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await stopServer(server);
-    dir.remove();
-  });
+  const scene = restartingScene({ prefix: 'runtrail-web-away-', node: 'e2e-away-node', env: { RUNTRAIL_REAPER_INTERVAL_MS: '100' } });
 
   it('freezes the run page\'s and the list\'s durations at the last time it heard the server, says so, and counts on once it is back', async () => {
-    const dataDir = join(dir.path, 'data');
-    const node = 'e2e-away-node';
-    server = await spawnServer({ dataDir, node, env: { RUNTRAIL_REAPER_INTERVAL_MS: '100' } });
+    const server = await scene.start();
     // A producer run outlives a server restart; the long lease keeps it running while nobody heartbeats it.
     const run = await postJson<{ id: string }>(server.url, '/runs', { name: 'long-eval', stallTimeoutMs: 1000, leaseTtlMs: 600_000 });
     await postJson(server.url, `/runs/${run.id}/events`, { events: [{ type: 'progress', data: { done: 3, total: 64 }, ts: Date.now() - 120_000 }] });
 
     const open = async (path: string): Promise<Page> => {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const { page } = await scene.newPage();
       // The page's clock can be moved on: a minute passes for it without the test waiting a minute.
       await page.clock.install();
-      await page.goto(`${server!.url}${path}`);
+      await page.goto(`${server.url}${path}`);
       return page;
     };
     const runPage = await open(`/runs/${run.id}`);
@@ -47,8 +31,7 @@ describe('the dashboard while its server is away', () => {
     await waitUntil(async () => /no progress for 2\sm/.test((await textNow(banner)) ?? ''), { what: 'the run page to say it is stalled' });
     await waitUntil(async () => /stalled 2\sm/.test((await textNow(notes)) ?? ''), { what: 'the list to say it is stalled' });
 
-    const port = server.port;
-    await stopServer(server, 'SIGKILL');
+    await scene.stop('SIGKILL');
     for (const page of [runPage, listPage]) {
       await waitUntil(async () => (await textNow(page.getByTestId('connection')))?.startsWith('reconnecting'), { what: 'the page to notice the server is gone' });
     }
@@ -62,7 +45,7 @@ describe('the dashboard while its server is away', () => {
     // And each says its figures are from when it last heard the server.
     for (const page of [runPage, listPage]) expect(await textNow(page.getByTestId('connection'))).toMatch(/^reconnecting… \(shown as of \d\d:\d\d:\d\d\)$/);
 
-    server = await spawnServer({ dataDir, node, port, env: { RUNTRAIL_REAPER_INTERVAL_MS: '100' } });
+    await scene.start();
     // Back: hearing the server again, the "as of" gone, and the counts run on from the browser's clock once more.
     // Polling counts: a transport that failed twice while the server was away may stay paused for
     // transportRetryMs (30 s) before the page is back on WebSocket; polling hears the server meanwhile.
@@ -71,7 +54,7 @@ describe('the dashboard while its server is away', () => {
     }
     await waitUntil(async () => (await textNow(duration)) !== before.duration, { what: 'the run page\'s duration to count on' });
     await waitUntil(async () => (await textNow(notes)) !== before.notes, { what: 'the list\'s stall time to count on' });
-    await postJson(server.url, `/runs/${run.id}/finish`, { status: 'failed', error: { message: 'no progress' } });
+    await postJson(scene.server.url, `/runs/${run.id}/finish`, { status: 'failed', error: { message: 'no progress' } });
     await runPage.close();
     await listPage.close();
   });

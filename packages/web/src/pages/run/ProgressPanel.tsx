@@ -34,9 +34,11 @@ export function ProgressPanel({
             {p.percent !== null && ` (${p.percent.toFixed(1)}%)`}
             {estimate?.kind === 'eta' && <span data-testid="eta"> · about {formatDuration(estimate.remainingMs)} left</span>}
             {estimate?.kind === 'stalled' && (
+              // "Stalled" is the server's finding (its badge and banner say it too); a quiet spell only this page
+              // sees is "no progress for", as the runs list says, so the two never disagree on whether it stalled.
               <span data-testid="eta" className="warn-text">
                 {' '}
-                · stalled: no progress for {formatDuration(estimate.sinceMs)}
+                · {stalled !== null ? 'stalled: ' : ''}no progress for {formatDuration(estimate.sinceMs)}
               </span>
             )}
           </p>

@@ -50,6 +50,7 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
   const [retryPending, setRetryPending] = useState(false);
   const access = useAccess();
   const terminal = isTerminalStatus(status);
+  const waiting = status === 'queued' && run.startedAt === null;
   const cancel = cancelRequestOf(events, s);
   const act = (what: string, action: () => Promise<void>) => async () => {
     setActionError(null);
@@ -96,9 +97,10 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
           </dd>
         </div>
         <div>
-          <dt>Duration</dt>
+          {/* A run still queued has no duration yet: how long it has waited is what its reader asks. */}
+          <dt data-testid="duration-title">{waiting ? 'Queued for' : 'Duration'}</dt>
           <dd data-testid="duration">
-            {formatDuration(run.startedAt === null ? null : (finishedAt ?? now) - run.startedAt)}
+            {formatDuration(waiting ? now - run.createdAt : run.startedAt === null ? null : (finishedAt ?? now) - run.startedAt)}
           </dd>
         </div>
         <div>

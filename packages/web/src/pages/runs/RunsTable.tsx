@@ -406,7 +406,7 @@ function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onTogg
         )}
       </td>
       <td className="col-progress">
-        {progress ? <ProgressBar percent={progress.percent} label={`progress of ${name}`} status={run.status} stalled={stalled || quietMs !== null} /> : <span className="muted">–</span>}
+        {progress ? <ProgressBar percent={progress.percent} done={progress.done} label={`progress of ${name}`} status={run.status} stalled={stalled || quietMs !== null} /> : <span className="muted">–</span>}
         {run.status === 'queued' && run.execute && handlers !== null && (
           <div className="muted small progress-notes">
             <QueuedWhy run={run} handlers={handlers} short />
@@ -449,7 +449,16 @@ function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onTogg
           </span>
         )}
       </td>
-      <td className="num col-duration">{formatDuration(run.startedAt !== null && end !== null ? end - run.startedAt : null)}</td>
+      <td className="num col-duration">
+        {run.status === 'queued' && run.startedAt === null ? (
+          // No duration yet: how long it has waited, as its page says ("Queued for").
+          <span className="muted" data-testid="queued-for" title={`queued since ${formatTime(run.createdAt)}`}>
+            queued {formatDuration(now - run.createdAt)}
+          </span>
+        ) : (
+          formatDuration(run.startedAt !== null && end !== null ? end - run.startedAt : null)
+        )}
+      </td>
       <td className="col-started">
         {run.startedAt === null ? (
           <span className="muted" title={`queued since ${formatTime(run.createdAt)}`}>
