@@ -1,7 +1,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { RunErrorKind, RunStatus, failureKindOf, hasCalls, unfinishedCalls, type Run, type RunCounts } from '@runtrail/protocol';
 import { clientFor, collect, labelFilter } from '../options.js';
-import { print, printJson, terminalSafe } from '../output.js';
+import { note, print, printJson, table, terminalSafe, utcTime } from '../output.js';
 
 interface LsFlags {
   status?: RunStatus;
@@ -48,7 +48,7 @@ export function registerRuns(program: Command): void {
       };
       const page = await client.listRuns({ ...filter, limit: flags.limit });
       if (flags.json) return printJson(page);
-      if (page.runs.length === 0) return print('no runs');
+      if (page.runs.length === 0) return note('no runs');
       print(formatTable(page.runs));
       if (page.nextCursor) {
         // How much the table leaves out, by status, so a capped list does not pass for all of them.
@@ -81,13 +81,11 @@ export function formatTable(runs: Run[]): string {
     // A command or a parent makes no calls: no counters, as on the dashboard.
     hasCalls(r.snapshot) ? `${r.snapshot.counters.ok}/${r.snapshot.counters.failed}/${r.snapshot.counters.retries}` : '-',
     duration(r),
-    new Date(r.createdAt).toISOString().replace('T', ' ').slice(0, 19),
+    utcTime(r.createdAt),
     r.parentId ?? '-',
     labelsText(r) || '-',
-  ].map(terminalSafe));
-  const header = ['ID', 'NAME', 'STATUS', 'FAILED', 'PROGRESS', 'OK/FAIL/RETRY', 'DURATION', 'CREATED', 'PARENT', 'LABELS'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  ]);
+  return table(['ID', 'NAME', 'STATUS', 'FAILED', 'PROGRESS', 'OK/FAIL/RETRY', 'DURATION', 'CREATED (UTC)', 'PARENT', 'LABELS'], rows);
 }
 
 /** "2 running, 3 succeeded, 1 failed": the statuses that have runs. */
