@@ -80,4 +80,26 @@ describe('list commands', () => {
     expect(tokens[0]).toMatch(/\sEXPIRES \(UTC\)\s+CREATED \(UTC\)$/);
     expect(tokens.find((line) => line.startsWith(made.id))).toContain(new Date(made.expiresAt).toISOString().replace('T', ' ').slice(0, 19));
   });
+
+  it('runs ls --cursor shows the next page, which the note under a cut table names', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const handle = await client.createRun({ name: 'paged' });
+      await handle.succeed();
+      ids.unshift(handle.id);
+    }
+    const rows = (stdout: string) => stdout.trim().split('\n').slice(1).map((line) => line.split(/\s+/)[0]);
+    const first = await runtrail(['runs', 'ls', '--name', 'paged', '--limit', '2']);
+    expect(rows(first.stdout)).toEqual(ids.slice(0, 2));
+    const cursor = /the next page: the same command with --cursor (\S+)\n$/.exec(first.stderr)?.[1];
+    expect(cursor, first.stderr).toBe(ids[1]);
+    const next = await runtrail(['runs', 'ls', '--name', 'paged', '--limit', '2', '--cursor', cursor!]);
+    expect({ code: next.code, rows: rows(next.stdout), stderr: next.stderr }).toEqual({ code: 0, rows: ids.slice(2), stderr: '' });
+    const json = JSON.parse((await runtrail(['runs', 'ls', '--name', 'paged', '--limit', '2', '--cursor', cursor!, '--json'])).stdout) as {
+      runs: Array<{ id: string }>;
+      nextCursor: string | null;
+    };
+    expect({ ids: json.runs.map((r) => r.id), nextCursor: json.nextCursor }).toEqual({ ids: ids.slice(2), nextCursor: null });
+  });
 });

@@ -11,6 +11,7 @@ interface LsFlags {
   parent?: string;
   label?: string[];
   limit: number;
+  cursor?: string;
   json?: boolean;
 }
 
@@ -35,7 +36,9 @@ export function registerRuns(program: Command): void {
         return n;
       }),
     )
-    .option('--json', 'print JSON')
+    // The API pages by cursor; without the flag a user told "20 of 45 shown" had no way to see the rest past 200.
+    .option('--cursor <id>', 'the next page: the run id the note under a cut table names (nextCursor in --json)')
+    .option('--json', 'print {runs, nextCursor} as JSON')
     .action(async (flags: LsFlags, cmd: Command) => {
       const client = clientFor(cmd);
       const filter = {
@@ -46,7 +49,7 @@ export function registerRuns(program: Command): void {
         parentId: flags.parent,
         label: labelFilter(flags.label),
       };
-      const page = await client.listRuns({ ...filter, limit: flags.limit });
+      const page = await client.listRuns({ ...filter, limit: flags.limit, ...(flags.cursor ? { cursor: flags.cursor } : {}) });
       if (flags.json) return printJson(page);
       if (page.runs.length === 0) return note('no runs');
       print(formatTable(page.runs));
@@ -54,7 +57,7 @@ export function registerRuns(program: Command): void {
         // How much the table leaves out, by status, so a capped list does not pass for all of them.
         // A note, so on stderr: a script reading the rows (`| awk 'NR>1 {print $1}'`) gets rows only.
         const counts = await client.countRuns(filter);
-        process.stderr.write(`… ${page.runs.length} of ${counts.total} runs shown (${byStatusText(counts)}): --limit up to 200, or GET /api/v1/runs?cursor=${page.nextCursor}\n`);
+        note(`… ${page.runs.length} runs shown of ${counts.total} that match (${byStatusText(counts)}); the next page: the same command with --cursor ${page.nextCursor}`);
       }
     });
 
