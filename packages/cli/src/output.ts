@@ -44,6 +44,11 @@ export function utcTime(ms: number): string {
   return new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
 }
 
+/** "1 run", "3 runs". */
+export function plural(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`;
+}
+
 /** The `--json` answer: the value, indented, one document. */
 export function printJson(value: unknown): void {
   print(JSON.stringify(value, null, 2));

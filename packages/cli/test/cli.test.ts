@@ -145,7 +145,7 @@ describe('runtrail CLI', () => {
     // A capped list says how many it leaves out, on stderr: stdout holds the table's lines only, for scripts.
     const capped = await runtrail(['runs', 'ls', '--search', '-19', '--limit', '1', '--server', url]);
     expect(capped.stdout.trim().split('\n')).toHaveLength(2);
-    expect(capped.stderr).toMatch(/^… 1 runs shown of 2 that match \(1 succeeded, 1 failed\); the next page: the same command with --cursor \S+\n$/);
+    expect(capped.stderr).toMatch(/^… 1 run shown of 2 that match \(1 succeeded, 1 failed\); the next page: the same command with --cursor \S+\n$/);
     const onlyFailed = await runtrail(['runs', 'ls', '--failed-with', 'error', '--search', 'trial', '--json', '--server', url]);
     expect(JSON.parse(onlyFailed.stdout).runs.map((r: { id: string }) => r.id)).toEqual([child.id]);
 

@@ -1,7 +1,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { RunErrorKind, RunStatus, failureKindOf, hasCalls, unfinishedCalls, type Run, type RunCounts } from '@runtrail/protocol';
 import { clientFor, collect, labelFilter } from '../options.js';
-import { note, print, printJson, table, terminalSafe, utcTime } from '../output.js';
+import { note, plural, print, printJson, table, terminalSafe, utcTime } from '../output.js';
 
 interface LsFlags {
   status?: RunStatus;
@@ -57,7 +57,7 @@ export function registerRuns(program: Command): void {
         // How much the table leaves out, by status, so a capped list does not pass for all of them.
         // A note, so on stderr: a script reading the rows (`| awk 'NR>1 {print $1}'`) gets rows only.
         const counts = await client.countRuns(filter);
-        note(`… ${page.runs.length} runs shown of ${counts.total} that match (${byStatusText(counts)}); the next page: the same command with --cursor ${page.nextCursor}`);
+        note(`… ${plural(page.runs.length, 'run')} shown of ${counts.total} that match (${byStatusText(counts)}); the next page: the same command with --cursor ${page.nextCursor}`);
       }
     });
 
