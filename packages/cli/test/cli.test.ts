@@ -348,6 +348,23 @@ describe('runtrail CLI', () => {
     // The URL named: the user may not know whether --server, RUNTRAIL_URL or the default was used.
     expect(down.stderr).toBe(`runtrail: no server answers at http://127.0.0.1:${port} (ECONNREFUSED); start one with 'runtrail serve' or pass --server\n`);
   });
+
+  it('refuses an empty value for a flag or an argument, naming it, where one was taken for no flag or refused by a name the user never typed', async () => {
+    // `--server "$URL"` with URL unset quietly meant RUNTRAIL_URL or the default server.
+    const cases: Array<[string[], string]> = [
+      [['runs', 'ls', '--server', ''], '--server given an empty value; `runtrail runs ls --help` shows the usage'],
+      [['runs', 'ls', '--search', ''], '--search given an empty value; `runtrail runs ls --help` shows the usage'],
+      [['runs', 'show', ''], '<id> given an empty value; `runtrail runs show --help` shows the usage'],
+      [['exec', '--name', '', '--', 'true'], '--name given an empty value; `runtrail exec --help` shows the usage'],
+    ];
+    for (const [args, message] of cases) {
+      const result = await runtrail(args, { RUNTRAIL_URL: url });
+      expect({ args, code: result.code, stdout: result.stdout, stderr: result.stderr }).toEqual({ args, code: 2, stdout: '', stderr: `runtrail: invalid_request: ${message}\n` });
+    }
+    // A command's own arguments may be empty: they are its business.
+    const exec = await runtrail(['exec', '--quiet', '--', 'sh', '-c', 'test -z "$1"', 'sh', ''], { RUNTRAIL_URL: url });
+    expect(exec.code, exec.stderr).toBe(0);
+  });
 });
 
 describe('runtrail tokens create on a server with auth off', () => {
