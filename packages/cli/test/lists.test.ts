@@ -102,4 +102,20 @@ describe('list commands', () => {
     };
     expect({ ids: json.runs.map((r) => r.id), nextCursor: json.nextCursor }).toEqual({ ids: ids.slice(2), nextCursor: null });
   });
+
+  it('runs ls --parent of a run that does not exist says so, exit 2; of one without children, no runs', async () => {
+    const missing = '01a2222d-0000-7000-8000-000000000000';
+    for (const json of [[], ['--json']]) {
+      const result = await runtrail(['runs', 'ls', '--parent', missing, ...json]);
+      expect({ code: result.code, stdout: result.stdout, stderr: result.stderr }).toEqual({
+        code: 2,
+        stdout: '',
+        stderr: `runtrail: run_not_found: run ${missing} does not exist\n`,
+      });
+    }
+    const childless = await new RuntrailClient({ url: server.url }).createRun({ name: 'childless' });
+    const none = await runtrail(['runs', 'ls', '--parent', childless.id]);
+    expect({ code: none.code, stdout: none.stdout, stderr: none.stderr }).toEqual({ code: 0, stdout: '', stderr: 'no runs\n' });
+    await childless.succeed();
+  });
 });

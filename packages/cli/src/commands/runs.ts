@@ -50,6 +50,8 @@ export function registerRuns(program: Command): void {
         label: labelFilter(flags.label),
       };
       const page = await client.listRuns({ ...filter, limit: flags.limit, ...(flags.cursor ? { cursor: flags.cursor } : {}) });
+      // A mistyped parent id matches no run, as a parent without children does: only one of them is "no runs".
+      if (page.runs.length === 0 && flags.parent !== undefined) await client.getRun(flags.parent);
       if (flags.json) return printJson(page);
       if (page.runs.length === 0) return note('no runs');
       print(formatTable(page.runs));
