@@ -71,6 +71,10 @@ describe('list commands', () => {
     const [header, row] = (await runtrail(['runs', 'ls', '--name', 'utc-times'])).stdout.trim().split('\n');
     expect(header).toMatch(/\sCREATED \(UTC\)\s/);
     expect(row).toContain(utc);
+    // runs show says when it was made and when it ended, in the same words.
+    const ended = (await client.getRun(handle.id)).finishedAt!;
+    const show = (await runtrail(['runs', 'show', handle.id])).stdout;
+    expect(show).toContain(`\ncreated    ${utc} UTC\nended      ${new Date(ended).toISOString().replace('T', ' ').slice(0, 19)} UTC\n`);
 
     const made = JSON.parse((await runtrail(['tokens', 'create', 'dated', '--scope', 'viewer', '--expires-in', '1d', '--json'])).stdout) as {
       id: string;

@@ -114,6 +114,9 @@ export function formatRun(run: Run & { observers?: number }, children?: RunCount
   if (children && children.total > 0) lines.push(`children   ${children.total}: ${byStatusText(children)} (runtrail runs ls --parent ${run.id})`);
   const labels = labelsText(run);
   if (labels) lines.push(`labels     ${labels}`);
+  // When, not only how long: "it failed" is half an answer to "did last night's run fail?".
+  lines.push(`created    ${utcTime(run.createdAt)} UTC`);
+  if (run.finishedAt !== null) lines.push(`ended      ${utcTime(run.finishedAt)} UTC`);
   lines.push(
     `duration   ${duration(run)}   seq ${run.seq}${run.observers !== undefined ? `   observers ${run.observers}` : ''}`,
     `progress   ${progressText(run)}${s.progress?.message ? `  ${s.progress.message}` : ''}`,
@@ -128,7 +131,7 @@ export function formatRun(run: Run & { observers?: number }, children?: RunCount
     lines.push(`phase      ${p.name} ${p.status}${p.durationMs !== null ? ` in ${(p.durationMs / 1000).toFixed(1)}s` : ''}`);
   }
   for (const call of Object.values(s.current).slice(0, 10)) lines.push(`in flight  ${call.label} (attempt ${call.attempt})`);
-  if (s.stalled && run.status === 'running') lines.push(`stalled    no progress since ${new Date(s.stalled.lastProgressAt ?? s.stalled.at).toISOString()}`);
+  if (s.stalled && run.status === 'running') lines.push(`stalled    no progress since ${utcTime(s.stalled.lastProgressAt ?? s.stalled.at)} UTC`);
   // The run's own error is shown whole below; a call's or a phase's that it did not end with, here.
   if (s.lastError && s.lastError.message !== run.error?.message) lines.push(`last error ${s.lastError.message}`);
   lines.push(...block('input', run.input), ...block('output', run.output));
