@@ -212,6 +212,22 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
     expect(run.error?.message).toContain('exited with code 3');
   });
 
+  it('a --collect that stored nothing says so: a folder that never appeared (a typo), or one the command wrote nothing new to', async () => {
+    const work = join(dir.path, 'typo');
+    mkdirSync(join(work, 'same'), { recursive: true });
+    const typo = await runtrail(['exec', '--server', server.url, '--collect', 'ouptut', '--', 'sh', '-c', 'mkdir output && echo x > output/a.txt'], {
+      cwd: work,
+      env: { RUNTRAIL_URL: '' },
+    });
+    expect(typo.code, typo.stderr).toBe(0);
+    expect(typo.stderr.split('\n')).toContain(
+      `runtrail: stored no artifact from ${join(work, 'ouptut')}: there is no such folder (did the command write its files elsewhere?)`,
+    );
+    const nothing = await runtrail(['exec', '--server', server.url, '--collect', 'same', '--', 'true'], { cwd: work, env: { RUNTRAIL_URL: '' } });
+    expect(nothing.code, nothing.stderr).toBe(0);
+    expect(nothing.stderr.split('\n')).toContain(`runtrail: stored no artifact from ${join(work, 'same')}: the command wrote no new file there`);
+  });
+
   it('long uploads and downloads say how far they got; a file over the limit is refused before it is sent; a cut download leaves no file', async () => {
     const MiB = 1024 * 1024;
     const small = await startServer({ port: 0, dataDir: join(dir.path, 'small'), logLevel: 'silent', maxArtifactBytes: 4 * MiB });

@@ -205,6 +205,10 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
           // The command replaced or hid the folder: its run still ends as the command did.
           if (collected.unreadable) say(`cannot read ${collectDir} at the end (${collected.unreadable}): files written there since the last look were not stored`);
           if (collected.stored.length > 0) say(`stored ${collected.stored.length} artifact(s) from ${collectDir}: ${collected.stored.join(', ')}`);
+          // Said, not silent: a mistyped --collect (or a command that wrote elsewhere) stored nothing, and looked like success.
+          else if (!collected.unreadable && collected.skipped.length === 0) {
+            say(`stored no artifact from ${collectDir}: ${statSync(collectDir!, { throwIfNoEntry: false }) ? 'the command wrote no new file there' : 'there is no such folder (did the command write its files elsewhere?)'}`);
+          }
           // Quoted, so a name with a newline or escape in it cannot break or forge the lines around it.
           for (const { name, reason } of collected.skipped) say(`${JSON.stringify(name)} was not stored as an artifact: ${reason}`);
         }
