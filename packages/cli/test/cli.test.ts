@@ -368,6 +368,17 @@ describe('runtrail CLI', () => {
 });
 
 describe('runtrail tokens create on a server with auth off', () => {
+  it('refuses an --expires-in longer than a token may live in the flag\'s words, not the API field\'s', async () => {
+    for (const long of ['20000d', '99999999999999']) {
+      const result = await runtrail(['tokens', 'create', 'forever', '--scope', 'viewer', '--expires-in', long, '--server', url]);
+      expect({ code: result.code, stdout: result.stdout, stderr: result.stderr }).toEqual({
+        code: 2,
+        stdout: '',
+        stderr: `runtrail: invalid_request: --expires-in ${long} is longer than a token may live, 3650d; leave --expires-in out for a token that never expires\n`,
+      });
+    }
+  });
+
   it('makes the token, and says on stderr that the server neither needs nor checks it yet', async () => {
     const note = `runtrail: auth is off on ${url}, so no request there needs or checks this token yet; it will once that server runs with an admin token (--admin-token-file, RUNTRAIL_ADMIN_TOKEN)\n`;
     const created = await runtrail(['tokens', 'create', 'for-later', '--scope', 'producer', '--server', url]);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { RuntrailError, TokenScope, type TokenInfo } from '@runtrail/protocol';
-import { parseDuration } from '../duration.js';
+import { CreateTokenBody, RuntrailError, TokenScope, type TokenInfo } from '@runtrail/protocol';
+import { formatDuration, parseDuration } from '../duration.js';
 import { clientFor } from '../options.js';
 import { note, print, printJson, table, utcTime } from '../output.js';
 
@@ -18,6 +18,12 @@ export function registerTokens(program: Command): void {
       const scope = TokenScope.safeParse(flags.scope);
       if (!scope.success) throw new RuntrailError('invalid_request', `--scope must be one of ${TokenScope.options.join(', ')}`);
       const expiresInMs = flags.expiresIn === undefined ? undefined : parseDuration(flags.expiresIn, 's');
+      // Said in the flag's words: the server's refusal names its field, expiresInSeconds, and a number of seconds.
+      const longestMs = (CreateTokenBody.shape.expiresInSeconds.unwrap().maxValue ?? Infinity) * 1000;
+      const tooLong = expiresInMs === null ? /^\d+(\.\d+)?(ms|s|m|h|d)?$/.test(flags.expiresIn!.trim()) && parseFloat(flags.expiresIn!) > 0 : (expiresInMs ?? 0) > longestMs;
+      if (tooLong) {
+        throw new RuntrailError('invalid_request', `--expires-in ${flags.expiresIn} is longer than a token may live, ${formatDuration(longestMs)}; leave --expires-in out for a token that never expires`);
+      }
       if (expiresInMs === null || (expiresInMs !== undefined && expiresInMs % 1000 !== 0)) {
         throw new RuntrailError('invalid_request', `--expires-in must be whole seconds (3600) or a number with a unit (90m, 12h, 30d), not "${flags.expiresIn}"`);
       }
