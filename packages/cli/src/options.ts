@@ -126,6 +126,10 @@ export function parseLabels(pairs: string[]): Record<string, string> {
   const labels = dataRecord<string>();
   for (const pair of pairs) {
     const [key, value] = parseLabelPair(pair, '--label');
+    // A run has one value per label: a second one silently replaced the first (`--label env=dev --label env=prod`).
+    if (Object.hasOwn(labels, key) && labels[key] !== value) {
+      throw new RuntrailError('invalid_request', `--label ${key} given twice, "${labels[key]}" and "${value}": a label has one value`);
+    }
     labels[key] = value;
   }
   return labels;
