@@ -347,6 +347,15 @@ describe('runtrail CLI', () => {
     expect(down.code).toBe(2);
     // The URL named: the user may not know whether --server, RUNTRAIL_URL or the default was used.
     expect(down.stderr).toBe(`runtrail: no server answers at http://127.0.0.1:${port} (ECONNREFUSED); start one with 'runtrail serve' or pass --server\n`);
+
+    // The API's URL (from a curl line) is not the server's: said, with the one to give.
+    const api = await runtrail(['runs', 'ls', '--server', `${url}/api/v1`]);
+    expect({ code: api.code, stderr: api.stderr }).toEqual({
+      code: 2,
+      stderr: `runtrail: invalid_request: --server ${url}/api/v1 is the API's URL; give the server's, without /api/v1: ${url}\n`,
+    });
+    const fromEnv = await runtrail(['runs', 'ls'], { RUNTRAIL_URL: `${url}/api/v1/runs` });
+    expect(fromEnv.stderr).toBe(`runtrail: invalid_request: RUNTRAIL_URL ${url}/api/v1/runs is the API's URL; give the server's, without /api/v1: ${url}\n`);
   });
 
   it('refuses an empty value for a flag or an argument, naming it, where one was taken for no flag or refused by a name the user never typed', async () => {
