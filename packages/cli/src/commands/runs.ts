@@ -31,8 +31,9 @@ export function registerRuns(program: Command): void {
     .option('--label <k=v>', 'only runs with this label (repeatable; or k=v,k=v)', collect)
     .addOption(
       new Option('--limit <n>', 'how many (1-200)').default(20).argParser((value: string) => {
+        // Digits only, as the API takes a query's integers: Number() also reads 1e1 and 0x10.
         const n = Number(value);
-        if (!Number.isInteger(n) || n < 1 || n > 200) throw new InvalidArgumentError('give a whole number from 1 to 200.');
+        if (!/^\d+$/.test(value) || n < 1 || n > 200) throw new InvalidArgumentError('give a whole number from 1 to 200.');
         return n;
       }),
     )
