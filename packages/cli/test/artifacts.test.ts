@@ -215,17 +215,15 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
   it('a --collect that stored nothing says so: a folder that never appeared (a typo), or one the command wrote nothing new to', async () => {
     const work = join(dir.path, 'typo');
     mkdirSync(join(work, 'same'), { recursive: true });
-    const typo = await runtrail(['exec', '--server', server.url, '--collect', 'ouptut', '--', 'sh', '-c', 'mkdir output && echo x > output/a.txt'], {
-      cwd: work,
-      env: { RUNTRAIL_URL: '' },
-    });
-    expect(typo.code, typo.stderr).toBe(0);
-    expect(typo.stderr.split('\n')).toContain(
-      `runtrail: stored no artifact from ${join(work, 'ouptut')}: there is no such folder (did the command write its files elsewhere?)`,
-    );
-    const nothing = await runtrail(['exec', '--server', server.url, '--collect', 'same', '--', 'true'], { cwd: work, env: { RUNTRAIL_URL: '' } });
-    expect(nothing.code, nothing.stderr).toBe(0);
-    expect(nothing.stderr.split('\n')).toContain(`runtrail: stored no artifact from ${join(work, 'same')}: the command wrote no new file there`);
+    const said = [
+      ['ouptut', 'mkdir output && echo x > output/a.txt', 'there is no such folder (did the command write its files elsewhere?)'],
+      ['same', 'true', 'the command wrote no new file there'],
+    ];
+    for (const [folder, script, why] of said) {
+      const result = await runtrail(['exec', '--server', server.url, '--collect', folder!, '--', 'sh', '-c', script!], { cwd: work, env: { RUNTRAIL_URL: '' } });
+      expect({ folder, code: result.code }, result.stderr).toEqual({ folder, code: 0 });
+      expect(result.stderr.split('\n')).toContain(`runtrail: stored no artifact from ${join(work, folder!)}: ${why}`);
+    }
   });
 
   it('long uploads and downloads say how far they got; a file over the limit is refused before it is sent; a cut download leaves no file', async () => {
