@@ -25,15 +25,25 @@ export function formatDuration(ms: number): string {
   return `${ms}ms`;
 }
 
+/** The bounds a duration flag's value must keep: the API's own, read from its schema (a zod number's minValue and maxValue). */
+export interface DurationRange {
+  minValue: number | null;
+  maxValue: number | null;
+}
+
 /**
  * A flag taking a duration, parsed when the command line is read: a wrong
  * value is a usage error before anything is done (no run is created for a
- * command that will not start). The action gets milliseconds.
+ * command that will not start). The action gets milliseconds. With `range`,
+ * a value outside it is refused in the flag's words ("give from 1s to 1d"),
+ * not by the server naming its field in milliseconds (leaseTtlMs).
  */
-export function durationOption(flag: string, description: string, defaultMs?: number): Option {
+export function durationOption(flag: string, description: string, defaultMs?: number, range?: DurationRange): Option {
   const option = new Option(`${flag} <duration>`, description).argParser((value: string) => {
     const ms = parseDuration(value);
     if (ms === null) throw new InvalidArgumentError(`give milliseconds (1500) or a number with a unit (500ms, 30s, 10m, 2h, 30d), more than 0.`);
+    const [min, max] = [range?.minValue ?? 1, range?.maxValue ?? Number.MAX_SAFE_INTEGER];
+    if (ms < min || ms > max) throw new InvalidArgumentError(`give from ${formatDuration(min)} to ${formatDuration(max)}.`);
     return ms;
   });
   return defaultMs === undefined ? option : option.default(defaultMs, formatDuration(defaultMs));

@@ -78,6 +78,35 @@ registerArchive(program);
 
 addHelpCommands(program);
 usageErrorsInOneLine(program);
+program.hook('preAction', (_program, command) => refuseEmptyValues(command));
+
+/**
+ * An empty value given to a client command (`--server "$URL"` with URL unset,
+ * `runs show ""`) is a mistake to say in its own words: `--server ''` quietly
+ * meant the default server, and the rest were refused by the server naming
+ * its own fields (`invalid query: nameContains` for `--search ''`). The
+ * serving commands are left out: a setting may be empty on purpose
+ * (`--cors-origins ''`), and exec's command arguments may be empty too.
+ */
+function refuseEmptyValues(command: Command): void {
+  let top = command;
+  while (top.parent && top.parent !== program) top = top.parent;
+  if (SERVING_COMMANDS.has(top.name())) return;
+  const values = command.optsWithGlobals<Record<string, unknown>>();
+  const empty = [...command.options, ...program.options]
+    .filter((option) => {
+      const value = values[option.attributeName()];
+      return value === '' || (Array.isArray(value) && value.includes(''));
+    })
+    .map((option) => option.long ?? option.flags);
+  command.registeredArguments.forEach((argument, i) => {
+    if (!argument.variadic && command.processedArgs[i] === '') empty.push(`<${argument.name()}>`);
+  });
+  if (empty.length === 0) return;
+  const names: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
+  throw new RuntrailError('invalid_request', `${empty.join(', ')} given an empty value; \`${names.join(' ')} --help\` shows the usage`);
+}
 
 /**
  * A usage error (unknown command or option, missing argument, bad value)

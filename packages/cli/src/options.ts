@@ -50,6 +50,12 @@ function checkedUrl(raw: string, from: string): string {
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
     throw new RuntrailError('invalid_request', `invalid URL "${raw}" (${from}): give the whole URL with its scheme, e.g. http://127.0.0.1:4310`);
   }
+  // The API's URL, pasted from a curl line or the docs: the client adds /api/v1 itself, and "no route GET
+  // /api/v1/api/v1/runs" would not say why. A path before it (a server behind a proxy's prefix) is kept.
+  const api = url.pathname.search(/\/api\/v1(\/|$)/);
+  if (api >= 0) {
+    throw new RuntrailError('invalid_request', `${from} ${raw} is the API's URL; give the server's, without /api/v1: ${url.origin}${url.pathname.slice(0, api)}`);
+  }
   return raw.replace(/\/+$/, '');
 }
 
@@ -126,6 +132,10 @@ export function parseLabels(pairs: string[]): Record<string, string> {
   const labels = dataRecord<string>();
   for (const pair of pairs) {
     const [key, value] = parseLabelPair(pair, '--label');
+    // A run has one value per label: a second one silently replaced the first (`--label env=dev --label env=prod`).
+    if (Object.hasOwn(labels, key) && labels[key] !== value) {
+      throw new RuntrailError('invalid_request', `--label ${key} given twice, "${labels[key]}" and "${value}": a label has one value`);
+    }
     labels[key] = value;
   }
   return labels;

@@ -16,6 +16,39 @@ export function terminalSafe(text: string): string {
   return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/**
+ * A human notice on stderr ("no runs", "wrote FILE"): stdout is for data only,
+ * so `runtrail runs ls | wc -l` counts runs and a script never reads a
+ * sentence as a row.
+ */
+export function note(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
+/**
+ * Rows under a header, each column as wide as its widest cell. Every cell is
+ * run data or made from it, so each is written terminal-safe.
+ */
+export function table(header: string[], rows: string[][]): string {
+  const safe = rows.map((row) => row.map(terminalSafe));
+  const widths = header.map((h, i) => Math.max(h.length, ...safe.map((row) => row[i]!.length)));
+  return [header, ...safe].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+/**
+ * A time as tables print it: UTC to the second ("2026-11-28 14:56:19"),
+ * always UTC whatever the machine's zone, so two people comparing output
+ * see the same times; the column headers say "(UTC)".
+ */
+export function utcTime(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
+}
+
+/** "1 run", "3 runs". */
+export function plural(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`;
+}
+
 /** The `--json` answer: the value, indented, one document. */
 export function printJson(value: unknown): void {
   print(JSON.stringify(value, null, 2));

@@ -212,6 +212,20 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
     expect(run.error?.message).toContain('exited with code 3');
   });
 
+  it('a --collect that stored nothing says so: a folder that never appeared (a typo), or one the command wrote nothing new to', async () => {
+    const work = join(dir.path, 'typo');
+    mkdirSync(join(work, 'same'), { recursive: true });
+    const said = [
+      ['ouptut', 'mkdir output && echo x > output/a.txt', 'there is no such folder (did the command write its files elsewhere?)'],
+      ['same', 'true', 'the command wrote no new file there'],
+    ];
+    for (const [folder, script, why] of said) {
+      const result = await runtrail(['exec', '--server', server.url, '--collect', folder!, '--', 'sh', '-c', script!], { cwd: work, env: { RUNTRAIL_URL: '' } });
+      expect({ folder, code: result.code }, result.stderr).toEqual({ folder, code: 0 });
+      expect(result.stderr.split('\n')).toContain(`runtrail: stored no artifact from ${join(work, folder!)}: ${why}`);
+    }
+  });
+
   it('long uploads and downloads say how far they got; a file over the limit is refused before it is sent; a cut download leaves no file', async () => {
     const MiB = 1024 * 1024;
     const small = await startServer({ port: 0, dataDir: join(dir.path, 'small'), logLevel: 'silent', maxArtifactBytes: 4 * MiB });

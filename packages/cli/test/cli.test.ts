@@ -145,7 +145,7 @@ describe('runtrail CLI', () => {
     // A capped list says how many it leaves out, on stderr: stdout holds the table's lines only, for scripts.
     const capped = await runtrail(['runs', 'ls', '--search', '-19', '--limit', '1', '--server', url]);
     expect(capped.stdout.trim().split('\n')).toHaveLength(2);
-    expect(capped.stderr).toMatch(/^… 1 of 2 runs shown \(1 succeeded, 1 failed\): --limit up to 200, or GET \/api\/v1\/runs\?cursor=\S+\n$/);
+    expect(capped.stderr).toMatch(/^… 1 run shown of 2 that match \(1 succeeded, 1 failed\); the next page: the same command with --cursor \S+\n$/);
     const onlyFailed = await runtrail(['runs', 'ls', '--failed-with', 'error', '--search', 'trial', '--json', '--server', url]);
     expect(JSON.parse(onlyFailed.stdout).runs.map((r: { id: string }) => r.id)).toEqual([child.id]);
 
@@ -347,10 +347,47 @@ describe('runtrail CLI', () => {
     expect(down.code).toBe(2);
     // The URL named: the user may not know whether --server, RUNTRAIL_URL or the default was used.
     expect(down.stderr).toBe(`runtrail: no server answers at http://127.0.0.1:${port} (ECONNREFUSED); start one with 'runtrail serve' or pass --server\n`);
+
+    // The API's URL (from a curl line) is not the server's: said, with the one to give.
+    const api = await runtrail(['runs', 'ls', '--server', `${url}/api/v1`]);
+    expect({ code: api.code, stderr: api.stderr }).toEqual({
+      code: 2,
+      stderr: `runtrail: invalid_request: --server ${url}/api/v1 is the API's URL; give the server's, without /api/v1: ${url}\n`,
+    });
+    const fromEnv = await runtrail(['runs', 'ls'], { RUNTRAIL_URL: `${url}/api/v1/runs` });
+    expect(fromEnv.stderr).toBe(`runtrail: invalid_request: RUNTRAIL_URL ${url}/api/v1/runs is the API's URL; give the server's, without /api/v1: ${url}\n`);
+  });
+
+  it('refuses an empty value for a flag or an argument, naming it, where one was taken for no flag or refused by a name the user never typed', async () => {
+    // `--server "$URL"` with URL unset quietly meant RUNTRAIL_URL or the default server.
+    const cases: Array<[string[], string]> = [
+      [['runs', 'ls', '--server', ''], '--server given an empty value; `runtrail runs ls --help` shows the usage'],
+      [['runs', 'ls', '--search', ''], '--search given an empty value; `runtrail runs ls --help` shows the usage'],
+      [['runs', 'show', ''], '<id> given an empty value; `runtrail runs show --help` shows the usage'],
+      [['exec', '--name', '', '--', 'true'], '--name given an empty value; `runtrail exec --help` shows the usage'],
+    ];
+    for (const [args, message] of cases) {
+      const result = await runtrail(args, { RUNTRAIL_URL: url });
+      expect({ args, code: result.code, stdout: result.stdout, stderr: result.stderr }).toEqual({ args, code: 2, stdout: '', stderr: `runtrail: invalid_request: ${message}\n` });
+    }
+    // A command's own arguments may be empty: they are its business.
+    const exec = await runtrail(['exec', '--quiet', '--', 'sh', '-c', 'test -z "$1"', 'sh', ''], { RUNTRAIL_URL: url });
+    expect(exec.code, exec.stderr).toBe(0);
   });
 });
 
 describe('runtrail tokens create on a server with auth off', () => {
+  it('refuses an --expires-in longer than a token may live in the flag\'s words, not the API field\'s', async () => {
+    for (const long of ['20000d', '99999999999999']) {
+      const result = await runtrail(['tokens', 'create', 'forever', '--scope', 'viewer', '--expires-in', long, '--server', url]);
+      expect({ code: result.code, stdout: result.stdout, stderr: result.stderr }).toEqual({
+        code: 2,
+        stdout: '',
+        stderr: `runtrail: invalid_request: --expires-in ${long} is longer than a token may live, 3650d; leave --expires-in out for a token that never expires\n`,
+      });
+    }
+  });
+
   it('makes the token, and says on stderr that the server neither needs nor checks it yet', async () => {
     const note = `runtrail: auth is off on ${url}, so no request there needs or checks this token yet; it will once that server runs with an admin token (--admin-token-file, RUNTRAIL_ADMIN_TOKEN)\n`;
     const created = await runtrail(['tokens', 'create', 'for-later', '--scope', 'producer', '--server', url]);

@@ -81,6 +81,7 @@ describe('runtrail start', () => {
       [['answer', '--input', `@${dir.path}`], `runtrail: invalid_request: --input @${dir.path}: it is a folder\n`],
       [['no-such-handler'], 'runtrail: handler_not_found: no handler named "no-such-handler" on node '],
       [['answer', '--label', 'team'], 'runtrail: invalid_request: --label "team" must be key=value\n'],
+      [['answer', '--label', 'env=dev', '--label', 'env=prod'], 'runtrail: invalid_request: --label env given twice, "dev" and "prod": a label has one value\n'],
     ];
     for (const [args, said] of cases) {
       const result = await start(args);

@@ -152,6 +152,9 @@ describe('runtrail traps', () => {
     const cases: Array<[string[], string]> = [
       [['runs', 'ls', '--limit', 'abc'], "runtrail: invalid_request: option '--limit <n>' argument 'abc' is invalid. give a whole number from 1 to 200; `runtrail runs ls --help` shows the usage"],
       [['runs', 'ls', '--limit', '500'], "runtrail: invalid_request: option '--limit <n>' argument '500' is invalid. give a whole number from 1 to 200; `runtrail runs ls --help` shows the usage"],
+      // Written in decimal digits, as the API takes a query's numbers: not 1e1 or 0x10, which Number() reads.
+      [['runs', 'ls', '--limit', '1e1'], "runtrail: invalid_request: option '--limit <n>' argument '1e1' is invalid. give a whole number from 1 to 200; `runtrail runs ls --help` shows the usage"],
+      [['runs', 'ls', '--limit', '0x10'], "runtrail: invalid_request: option '--limit <n>' argument '0x10' is invalid. give a whole number from 1 to 200; `runtrail runs ls --help` shows the usage"],
       [['runs', 'ls', '--status', 'done'], "runtrail: invalid_request: option '--status <status>' argument 'done' is invalid. Allowed choices are queued, running, succeeded, failed, cancelled; `runtrail runs ls --help` shows the usage"],
       [['tail', 'some-run', '--give-up-after', 'soon'], "runtrail: invalid_request: option '--give-up-after <duration>' argument 'soon' is invalid. give milliseconds (1500) or a number with a unit (500ms, 30s, 10m, 2h, 30d), more than 0; `runtrail tail --help` shows the usage"],
       // '0s' has the form asked for: the message must say what is wrong with it. And `30d`, the README's prune example, is listed.

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { EXPORT_RUNS_HEADER, EXPORT_STATUS_HEADER, RuntrailError, isTerminalStatus, type RunStatus } from '@runtrail/protocol';
 import { clientFor } from '../options.js';
-import { print, printJson } from '../output.js';
+import { plural, print, printJson } from '../output.js';
 import { downloadTarget, fileToUpload, saveDownload, stdinUpload } from '../transfer.js';
 
 const PROGRESS = 'show a progress line on stderr (default: when it is a terminal)';
@@ -53,8 +53,4 @@ export function registerArchive(program: Command): void {
       const under = runs > 1 ? `, with ${plural(runs - 1, 'run')} under it` : '';
       process.stderr.write(`imported run ${run.id} (${run.name}, ${run.status}, ${run.seq} events, ${run.snapshot.artifacts.length} artifacts)${under}\n`);
     });
-}
-
-function plural(n: number, what: string): string {
-  return `${n} ${what}${n === 1 ? '' : 's'}`;
 }

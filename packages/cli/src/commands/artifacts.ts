@@ -2,7 +2,7 @@ import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { RuntrailError, type Artifact } from '@runtrail/protocol';
 import { clientFor } from '../options.js';
-import { print, printJson } from '../output.js';
+import { note, print, printJson, table } from '../output.js';
 import { downloadTarget, fileToUpload, saveDownload } from '../transfer.js';
 
 const PROGRESS = 'show a progress line on stderr (default: when it is a terminal)';
@@ -18,7 +18,8 @@ export function registerArtifacts(program: Command): void {
     .action(async (runId: string, flags: { json?: boolean }, cmd: Command) => {
       const list = await clientFor(cmd).listArtifacts(runId);
       if (flags.json) return printJson({ artifacts: list });
-      print(list.length === 0 ? 'no artifacts' : formatArtifacts(list));
+      if (list.length === 0) return note('no artifacts');
+      print(formatArtifacts(list));
     });
 
   artifacts
@@ -77,9 +78,8 @@ export function registerArtifacts(program: Command): void {
 }
 
 function formatArtifacts(list: Artifact[]): string {
-  const rows = list.map((a) => [String(a.ordinal), a.name, a.contentType, String(a.size), a.sha256.slice(0, 12)]);
-  const header = ['#', 'NAME', 'TYPE', 'BYTES', 'SHA256'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return table(
+    ['#', 'NAME', 'TYPE', 'BYTES', 'SHA256'],
+    list.map((a) => [String(a.ordinal), a.name, a.contentType, String(a.size), a.sha256.slice(0, 12)]),
+  );
 }
-

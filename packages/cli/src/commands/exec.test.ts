@@ -206,6 +206,9 @@ describe('runtrail exec', () => {
       [['--idle-timeout', '0'], /option '--idle-timeout <duration>' argument '0' is invalid/],
       [['--kill-grace', '-1'], /option '--kill-grace <duration>' argument '-1' is invalid/],
       [['--lease-ttl', 'soon'], /option '--lease-ttl <duration>' argument 'soon' is invalid/],
+      // Outside the API's bounds: said in the flag's words, not as the server's leaseTtlMs in milliseconds.
+      [['--lease-ttl', '99999d'], /^runtrail: invalid_request: option '--lease-ttl <duration>' argument '99999d' is invalid\. give from 1s to 1d; /m],
+      [['--lease-ttl', '500ms'], /^runtrail: invalid_request: option '--lease-ttl <duration>' argument '500ms' is invalid\. give from 1s to 1d; /m],
       [['--collect', notAFolder], new RegExp(`^runtrail: invalid_request: --collect ${notAFolder}: it is not a folder$`, 'm')],
     ];
     const before = (await client.listRuns({ limit: 200 })).runs.length;

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import WebSocket from 'ws';
 import { RuntrailClient, watchRun, type RunHandle, type WebSocketConstructor } from '@runtrail/client';
 import { DEFAULT_COLLECT_INTERVAL_MS, DEFAULT_KILL_GRACE_MS, FolderCollector, ProcessStartError, failureMessage, folderState, handleSink, runEnvironment, spawnProcess, type ProcessResult } from '@runtrail/client/node';
-import { DEFAULT_LEASE_TTL_MS, OUTPUT_LOG_ARTIFACT, RuntrailError, dashboardRunPath, type Run } from '@runtrail/protocol';
+import { CreateRunBody, DEFAULT_LEASE_TTL_MS, OUTPUT_LOG_ARTIFACT, RuntrailError, dashboardRunPath, type Run } from '@runtrail/protocol';
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
 import { DURATION_HELP, durationOption } from '../duration.js';
 import { CLI_TOKEN_HINT, collect, parseLabels, resolveServer } from '../options.js';
@@ -48,7 +48,9 @@ export function registerExec(program: Command): void {
     .addOption(durationOption('--timeout', 'stop the command (SIGTERM to its process group, then SIGKILL) after this long'))
     .addOption(durationOption('--idle-timeout', 'stop it after this long without any output'))
     .addOption(durationOption('--kill-grace', 'time between SIGTERM and SIGKILL', DEFAULT_KILL_GRACE_MS))
-    .addOption(durationOption('--lease-ttl', "the run's lease: if this process dies, the run ends orphaned this long after", DEFAULT_LEASE_TTL_MS))
+    .addOption(
+      durationOption('--lease-ttl', "the run's lease: if this process dies, the run ends orphaned this long after", DEFAULT_LEASE_TTL_MS, CreateRunBody.shape.leaseTtlMs.unwrap()),
+    )
     .option('--label <k=v>', 'a label of the run (repeatable)', collect)
     .option('--data-dir <dir>', "when no server answers and exec runs embedded: its data dir (env RUNTRAIL_DATA_DIR; default ./.runtrail, serve's)")
     .option('--log-file <path>', "also write the command's whole output here, unthrottled (default with an embedded server and a data dir: <data-dir>/logs/<run id>.log)")
@@ -205,6 +207,10 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
           // The command replaced or hid the folder: its run still ends as the command did.
           if (collected.unreadable) say(`cannot read ${collectDir} at the end (${collected.unreadable}): files written there since the last look were not stored`);
           if (collected.stored.length > 0) say(`stored ${collected.stored.length} artifact(s) from ${collectDir}: ${collected.stored.join(', ')}`);
+          // Said, not silent: a mistyped --collect (or a command that wrote elsewhere) stored nothing, and looked like success.
+          else if (!collected.unreadable && collected.skipped.length === 0) {
+            say(`stored no artifact from ${collectDir}: ${statSync(collectDir!, { throwIfNoEntry: false }) ? 'the command wrote no new file there' : 'there is no such folder (did the command write its files elsewhere?)'}`);
+          }
           // Quoted, so a name with a newline or escape in it cannot break or forge the lines around it.
           for (const { name, reason } of collected.skipped) say(`${JSON.stringify(name)} was not stored as an artifact: ${reason}`);
         }

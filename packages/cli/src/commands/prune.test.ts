@@ -127,5 +127,12 @@ describe('runtrail prune', () => {
     const bad = await runtrail(['prune', '--older-than', 'a month', '--server', server.url]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--older-than');
+    // A whole number of days that reaches back past 1970: named by the flag the user typed, not the API's query field.
+    const ancient = await runtrail(['prune', '--older-than', '100000d', '--dry-run', '--server', server.url]);
+    expect({ code: ancient.code, stdout: ancient.stdout, stderr: ancient.stderr }).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'runtrail: invalid_request: --older-than 100000d reaches back before 1970, before any run was made; give a shorter time (30d, 12h)\n',
+    });
   });
 });

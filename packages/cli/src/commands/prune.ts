@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline/promises';
 import { Option, type Command } from 'commander';
 import { RuntrailError, TERMINAL_STATUSES, isTerminalStatus, type Run, type RunsFilter, type TerminalStatus } from '@runtrail/protocol';
 import type { RuntrailClient } from '@runtrail/client';
-import { durationOption } from '../duration.js';
+import { durationOption, formatDuration } from '../duration.js';
 import { clientFor, collect, labelFilter } from '../options.js';
 import { EXIT_INTERRUPTED, print, printJson } from '../output.js';
 import { CountProgress } from '../progress.js';
@@ -42,8 +42,12 @@ export function registerPrune(program: Command): void {
     .option('--progress', 'show a progress line on stderr (default: when it is a terminal)')
     .option('--no-progress', 'never show one')
     .action(async (flags: PruneFlags, cmd: Command) => {
-      const client = clientFor(cmd);
       const before = Date.now() - flags.olderThan;
+      // The API takes no cutoff before 1970 and would refuse it naming its own query field (createdBefore), which the user never typed.
+      if (before < 0) {
+        throw new RuntrailError('invalid_request', `--older-than ${formatDuration(flags.olderThan)} reaches back before 1970, before any run was made; give a shorter time (30d, 12h)`);
+      }
+      const client = clientFor(cmd);
       const filter: RunsFilter = { topLevel: 'true', createdBefore: before, status: flags.status, name: flags.name, label: labelFilter(flags.label) };
       const counts = await client.countRuns(filter);
       const ended = (flags.status ? [flags.status] : TERMINAL_STATUSES).reduce((sum, s) => sum + (counts.byStatus[s] ?? 0), 0);

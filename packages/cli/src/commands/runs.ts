@@ -1,7 +1,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { RunErrorKind, RunStatus, failureKindOf, hasCalls, unfinishedCalls, type Run, type RunCounts } from '@runtrail/protocol';
 import { clientFor, collect, labelFilter } from '../options.js';
-import { print, printJson, terminalSafe } from '../output.js';
+import { note, plural, print, printJson, table, terminalSafe, utcTime } from '../output.js';
 
 interface LsFlags {
   status?: RunStatus;
@@ -11,6 +11,7 @@ interface LsFlags {
   parent?: string;
   label?: string[];
   limit: number;
+  cursor?: string;
   json?: boolean;
 }
 
@@ -30,12 +31,15 @@ export function registerRuns(program: Command): void {
     .option('--label <k=v>', 'only runs with this label (repeatable; or k=v,k=v)', collect)
     .addOption(
       new Option('--limit <n>', 'how many (1-200)').default(20).argParser((value: string) => {
+        // Digits only, as the API takes a query's integers: Number() also reads 1e1 and 0x10.
         const n = Number(value);
-        if (!Number.isInteger(n) || n < 1 || n > 200) throw new InvalidArgumentError('give a whole number from 1 to 200.');
+        if (!/^\d+$/.test(value) || n < 1 || n > 200) throw new InvalidArgumentError('give a whole number from 1 to 200.');
         return n;
       }),
     )
-    .option('--json', 'print JSON')
+    // The API pages by cursor; without the flag a user told "20 of 45 shown" had no way to see the rest past 200.
+    .option('--cursor <id>', 'the next page: the run id the note under a cut table names (nextCursor in --json)')
+    .option('--json', 'print {runs, nextCursor} as JSON')
     .action(async (flags: LsFlags, cmd: Command) => {
       const client = clientFor(cmd);
       const filter = {
@@ -46,15 +50,17 @@ export function registerRuns(program: Command): void {
         parentId: flags.parent,
         label: labelFilter(flags.label),
       };
-      const page = await client.listRuns({ ...filter, limit: flags.limit });
+      const page = await client.listRuns({ ...filter, limit: flags.limit, ...(flags.cursor ? { cursor: flags.cursor } : {}) });
+      // A mistyped parent id matches no run, as a parent without children does: only one of them is "no runs".
+      if (page.runs.length === 0 && flags.parent !== undefined) await client.getRun(flags.parent);
       if (flags.json) return printJson(page);
-      if (page.runs.length === 0) return print('no runs');
+      if (page.runs.length === 0) return note('no runs');
       print(formatTable(page.runs));
       if (page.nextCursor) {
         // How much the table leaves out, by status, so a capped list does not pass for all of them.
         // A note, so on stderr: a script reading the rows (`| awk 'NR>1 {print $1}'`) gets rows only.
         const counts = await client.countRuns(filter);
-        process.stderr.write(`… ${page.runs.length} of ${counts.total} runs shown (${byStatusText(counts)}): --limit up to 200, or GET /api/v1/runs?cursor=${page.nextCursor}\n`);
+        note(`… ${plural(page.runs.length, 'run')} shown of ${counts.total} that match (${byStatusText(counts)}); the next page: the same command with --cursor ${page.nextCursor}`);
       }
     });
 
@@ -81,13 +87,11 @@ export function formatTable(runs: Run[]): string {
     // A command or a parent makes no calls: no counters, as on the dashboard.
     hasCalls(r.snapshot) ? `${r.snapshot.counters.ok}/${r.snapshot.counters.failed}/${r.snapshot.counters.retries}` : '-',
     duration(r),
-    new Date(r.createdAt).toISOString().replace('T', ' ').slice(0, 19),
+    utcTime(r.createdAt),
     r.parentId ?? '-',
     labelsText(r) || '-',
-  ].map(terminalSafe));
-  const header = ['ID', 'NAME', 'STATUS', 'FAILED', 'PROGRESS', 'OK/FAIL/RETRY', 'DURATION', 'CREATED', 'PARENT', 'LABELS'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  ]);
+  return table(['ID', 'NAME', 'STATUS', 'FAILED', 'PROGRESS', 'OK/FAIL/RETRY', 'DURATION', 'CREATED (UTC)', 'PARENT', 'LABELS'], rows);
 }
 
 /** "2 running, 3 succeeded, 1 failed": the statuses that have runs. */
@@ -111,6 +115,9 @@ export function formatRun(run: Run & { observers?: number }, children?: RunCount
   if (children && children.total > 0) lines.push(`children   ${children.total}: ${byStatusText(children)} (runtrail runs ls --parent ${run.id})`);
   const labels = labelsText(run);
   if (labels) lines.push(`labels     ${labels}`);
+  // When, not only how long: "it failed" is half an answer to "did last night's run fail?".
+  lines.push(`created    ${utcTime(run.createdAt)} UTC`);
+  if (run.finishedAt !== null) lines.push(`ended      ${utcTime(run.finishedAt)} UTC`);
   lines.push(
     `duration   ${duration(run)}   seq ${run.seq}${run.observers !== undefined ? `   observers ${run.observers}` : ''}`,
     `progress   ${progressText(run)}${s.progress?.message ? `  ${s.progress.message}` : ''}`,
@@ -125,7 +132,7 @@ export function formatRun(run: Run & { observers?: number }, children?: RunCount
     lines.push(`phase      ${p.name} ${p.status}${p.durationMs !== null ? ` in ${(p.durationMs / 1000).toFixed(1)}s` : ''}`);
   }
   for (const call of Object.values(s.current).slice(0, 10)) lines.push(`in flight  ${call.label} (attempt ${call.attempt})`);
-  if (s.stalled && run.status === 'running') lines.push(`stalled    no progress since ${new Date(s.stalled.lastProgressAt ?? s.stalled.at).toISOString()}`);
+  if (s.stalled && run.status === 'running') lines.push(`stalled    no progress since ${utcTime(s.stalled.lastProgressAt ?? s.stalled.at)} UTC`);
   // The run's own error is shown whole below; a call's or a phase's that it did not end with, here.
   if (s.lastError && s.lastError.message !== run.error?.message) lines.push(`last error ${s.lastError.message}`);
   lines.push(...block('input', run.input), ...block('output', run.output));

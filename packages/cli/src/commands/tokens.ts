@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { RuntrailError, TokenScope, type TokenInfo } from '@runtrail/protocol';
-import { parseDuration } from '../duration.js';
+import { CreateTokenBody, RuntrailError, TokenScope, type TokenInfo } from '@runtrail/protocol';
+import { formatDuration, parseDuration } from '../duration.js';
 import { clientFor } from '../options.js';
-import { print, printJson } from '../output.js';
+import { note, print, printJson, table, utcTime } from '../output.js';
 
 /** `runtrail tokens create|ls|revoke`: scoped tokens, with RUNTRAIL_TOKEN holding an admin token. */
 export function registerTokens(program: Command): void {
@@ -18,6 +18,12 @@ export function registerTokens(program: Command): void {
       const scope = TokenScope.safeParse(flags.scope);
       if (!scope.success) throw new RuntrailError('invalid_request', `--scope must be one of ${TokenScope.options.join(', ')}`);
       const expiresInMs = flags.expiresIn === undefined ? undefined : parseDuration(flags.expiresIn, 's');
+      // Said in the flag's words: the server's refusal names its field, expiresInSeconds, and a number of seconds.
+      const longestMs = (CreateTokenBody.shape.expiresInSeconds.unwrap().maxValue ?? Infinity) * 1000;
+      const tooLong = expiresInMs === null ? /^\d+(\.\d+)?(ms|s|m|h|d)?$/.test(flags.expiresIn!.trim()) && parseFloat(flags.expiresIn!) > 0 : (expiresInMs ?? 0) > longestMs;
+      if (tooLong) {
+        throw new RuntrailError('invalid_request', `--expires-in ${flags.expiresIn} is longer than a token may live, ${formatDuration(longestMs)}; leave --expires-in out for a token that never expires`);
+      }
       if (expiresInMs === null || (expiresInMs !== undefined && expiresInMs % 1000 !== 0)) {
         throw new RuntrailError('invalid_request', `--expires-in must be whole seconds (3600) or a number with a unit (90m, 12h, 30d), not "${flags.expiresIn}"`);
       }
@@ -31,7 +37,7 @@ export function registerTokens(program: Command): void {
       else {
         print(created.token);
         process.stderr.write(
-          `token ${created.id} (${created.scope}) created${created.expiresAt ? `, expires ${iso(created.expiresAt)}` : ''}; the line above is its secret, shown this once\n`,
+          `token ${created.id} (${created.scope}) created${created.expiresAt ? `, expires ${utcTime(created.expiresAt)} UTC` : ''}; the line above is its secret, shown this once\n`,
         );
       }
       if (!auth) {
@@ -48,8 +54,8 @@ export function registerTokens(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (flags: { json?: boolean }, cmd: Command) => {
       const list = await clientFor(cmd).listTokens();
-      if (flags.json) return printJson(list);
-      if (list.length === 0) return print('no tokens');
+      if (flags.json) return printJson({ tokens: list });
+      if (list.length === 0) return note('no tokens');
       print(formatTokens(list));
     });
 
@@ -63,7 +69,7 @@ export function registerTokens(program: Command): void {
       const token = (await client.listTokens()).find((t) => t.id === id);
       if (!token) throw new RuntrailError('token_not_found', `no token with id ${id}; \`runtrail tokens ls\` lists them`);
       if (token.revokedAt !== null) {
-        throw new RuntrailError('invalid_request', `token ${id} was already revoked at ${iso(token.revokedAt)} UTC; nothing changed`);
+        throw new RuntrailError('invalid_request', `token ${id} was already revoked at ${utcTime(token.revokedAt)} UTC; nothing changed`);
       }
       await client.revokeToken(id);
       if (flags.json) {
@@ -82,16 +88,9 @@ function formatTokens(list: TokenInfo[]): string {
     t.id,
     t.name,
     t.scope,
-    t.revokedAt !== null ? `revoked ${iso(t.revokedAt)}` : t.expiresAt !== null && t.expiresAt <= Date.now() ? 'expired' : 'active',
-    t.expiresAt === null ? '-' : iso(t.expiresAt),
-    iso(t.createdAt),
+    t.revokedAt !== null ? `revoked ${utcTime(t.revokedAt)} UTC` : t.expiresAt !== null && t.expiresAt <= Date.now() ? 'expired' : 'active',
+    t.expiresAt === null ? '-' : utcTime(t.expiresAt),
+    utcTime(t.createdAt),
   ]);
-  const header = ['ID', 'NAME', 'SCOPE', 'STATE', 'EXPIRES', 'CREATED'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return table(['ID', 'NAME', 'SCOPE', 'STATE', 'EXPIRES (UTC)', 'CREATED (UTC)'], rows);
 }
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
-}
-

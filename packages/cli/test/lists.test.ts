@@ -1,0 +1,125 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RuntrailClient } from '@runtrail/client';
+import { tempDir } from '@runtrail/test-support';
+import { runtrail as run, serve, type ServeProcess } from './harness.js';
+
+/**
+ * What the list commands (`runs ls`, `artifacts ls`, `tokens ls`) print, as a
+ * script reads it: data on stdout, notices on stderr, one JSON shape.
+ */
+let dir: ReturnType<typeof tempDir>;
+let server: ServeProcess;
+
+beforeAll(async () => {
+  dir = tempDir();
+  server = await serve(['--port', '0', '--data-dir', dir.path, '--log-level', 'warn']);
+});
+
+afterAll(async () => {
+  expect(await server.stop()).toBe(0);
+  dir.remove();
+});
+
+// A zone far from UTC, so a table that printed local time would show it.
+const runtrail = (args: string[]) => run([...args, '--server', server.url], { env: { TZ: 'America/New_York' } });
+
+describe('list commands', () => {
+  it('an empty list prints nothing on stdout and says so on stderr; --json is still an object with the plural key', async () => {
+    // A run with no artifacts, on a server with no tokens: every list is empty.
+    const { id } = await new RuntrailClient({ url: server.url }).createRun({ name: 'empty-lists' });
+    const cases = [
+      { args: ['runs', 'ls', '--name', 'no-such-run'], notice: 'no runs', key: 'runs' },
+      { args: ['artifacts', 'ls', id], notice: 'no artifacts', key: 'artifacts' },
+      { args: ['tokens', 'ls'], notice: 'no tokens', key: 'tokens' },
+    ];
+    for (const { args, notice, key } of cases) {
+      const text = await runtrail(args);
+      // `runtrail runs ls | wc -l` counts 0, not the notice.
+      expect({ args, code: text.code, stdout: text.stdout, stderr: text.stderr }).toEqual({ args, code: 0, stdout: '', stderr: `${notice}\n` });
+      const json = await runtrail([...args, '--json']);
+      expect({ args, code: json.code, stderr: json.stderr }).toEqual({ args, code: 0, stderr: '' });
+      expect(JSON.parse(json.stdout)).toMatchObject({ [key]: [] });
+    }
+  });
+
+  it('--json of every list is an object whose plural key holds the items', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const handle = await client.createRun({ name: 'json-shapes' });
+    const file = join(dir.path, 'notes.txt');
+    writeFileSync(file, 'hello\n');
+    expect((await runtrail(['artifacts', 'put', handle.id, file])).code).toBe(0);
+    const token = JSON.parse((await runtrail(['tokens', 'create', 'lister', '--scope', 'viewer', '--json'])).stdout) as { id: string };
+
+    const runs = JSON.parse((await runtrail(['runs', 'ls', '--name', 'json-shapes', '--json'])).stdout) as { runs: Array<{ id: string }> };
+    expect(runs.runs.map((r) => r.id)).toEqual([handle.id]);
+    const artifacts = JSON.parse((await runtrail(['artifacts', 'ls', handle.id, '--json'])).stdout) as { artifacts: Array<{ name: string }> };
+    expect(artifacts.artifacts.map((a) => a.name)).toEqual(['notes.txt']);
+    const tokens = JSON.parse((await runtrail(['tokens', 'ls', '--json'])).stdout) as { tokens: Array<{ id: string }> };
+    expect(tokens.tokens.map((t) => t.id)).toContain(token.id);
+    await handle.succeed();
+  });
+
+  it('tables say their times are UTC, and print them in UTC whatever the local zone', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const handle = await client.createRun({ name: 'utc-times' });
+    await handle.succeed();
+    const created = (await client.getRun(handle.id)).createdAt;
+    const utc = new Date(created).toISOString().replace('T', ' ').slice(0, 19);
+
+    const [header, row] = (await runtrail(['runs', 'ls', '--name', 'utc-times'])).stdout.trim().split('\n');
+    expect(header).toMatch(/\sCREATED \(UTC\)\s/);
+    expect(row).toContain(utc);
+    // runs show says when it was made and when it ended, in the same words.
+    const ended = (await client.getRun(handle.id)).finishedAt!;
+    const show = (await runtrail(['runs', 'show', handle.id])).stdout;
+    expect(show).toContain(`\ncreated    ${utc} UTC\nended      ${new Date(ended).toISOString().replace('T', ' ').slice(0, 19)} UTC\n`);
+
+    const made = JSON.parse((await runtrail(['tokens', 'create', 'dated', '--scope', 'viewer', '--expires-in', '1d', '--json'])).stdout) as {
+      id: string;
+      expiresAt: number;
+    };
+    const tokens = (await runtrail(['tokens', 'ls'])).stdout.trim().split('\n');
+    expect(tokens[0]).toMatch(/\sEXPIRES \(UTC\)\s+CREATED \(UTC\)$/);
+    expect(tokens.find((line) => line.startsWith(made.id))).toContain(new Date(made.expiresAt).toISOString().replace('T', ' ').slice(0, 19));
+  });
+
+  it('runs ls --cursor shows the next page, which the note under a cut table names', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const handle = await client.createRun({ name: 'paged' });
+      await handle.succeed();
+      ids.unshift(handle.id);
+    }
+    const rows = (stdout: string) => stdout.trim().split('\n').slice(1).map((line) => line.split(/\s+/)[0]);
+    const first = await runtrail(['runs', 'ls', '--name', 'paged', '--limit', '2']);
+    expect(rows(first.stdout)).toEqual(ids.slice(0, 2));
+    const cursor = /the next page: the same command with --cursor (\S+)\n$/.exec(first.stderr)?.[1];
+    expect(cursor, first.stderr).toBe(ids[1]);
+    const next = await runtrail(['runs', 'ls', '--name', 'paged', '--limit', '2', '--cursor', cursor!]);
+    expect({ code: next.code, rows: rows(next.stdout), stderr: next.stderr }).toEqual({ code: 0, rows: ids.slice(2), stderr: '' });
+    const json = JSON.parse((await runtrail(['runs', 'ls', '--name', 'paged', '--limit', '2', '--cursor', cursor!, '--json'])).stdout) as {
+      runs: Array<{ id: string }>;
+      nextCursor: string | null;
+    };
+    expect({ ids: json.runs.map((r) => r.id), nextCursor: json.nextCursor }).toEqual({ ids: ids.slice(2), nextCursor: null });
+  });
+
+  it('runs ls --parent of a run that does not exist says so, exit 2; of one without children, no runs', async () => {
+    const missing = '01a2222d-0000-7000-8000-000000000000';
+    for (const json of [[], ['--json']]) {
+      const result = await runtrail(['runs', 'ls', '--parent', missing, ...json]);
+      expect({ code: result.code, stdout: result.stdout, stderr: result.stderr }).toEqual({
+        code: 2,
+        stdout: '',
+        stderr: `runtrail: run_not_found: run ${missing} does not exist\n`,
+      });
+    }
+    const childless = await new RuntrailClient({ url: server.url }).createRun({ name: 'childless' });
+    const none = await runtrail(['runs', 'ls', '--parent', childless.id]);
+    expect({ code: none.code, stdout: none.stdout, stderr: none.stderr }).toEqual({ code: 0, stdout: '', stderr: 'no runs\n' });
+    await childless.succeed();
+  });
+});
