@@ -101,6 +101,21 @@ describe('browser guard (auth off, loopback)', () => {
     }
   });
 
+  it('the dashboard requires Trusted Types; the API docs page (Swagger UI sets innerHTML from strings) keeps the rest of the policy without them', async () => {
+    const s = await server();
+    for (const path of ['/', '/runs/x', '/api/v1/runs', '/no/such/path', '/api/docsx', '/%']) {
+      const csp = (await fetch(s.url + path)).headers.get('content-security-policy') ?? '';
+      expect(csp, path).toMatch(/require-trusted-types-for 'script'/);
+      expect(csp, path).toMatch(/trusted-types 'none'/);
+    }
+    for (const path of ['/api/docs', '/api/docs?x=1', '/api/docs/assets/init.js']) {
+      const csp = (await fetch(s.url + path)).headers.get('content-security-policy') ?? '';
+      expect(csp, path).not.toMatch(/trusted-types/);
+      expect(csp, path).toMatch(/script-src 'self'(;|$)/);
+      expect(csp, path).toMatch(/frame-ancestors 'none'/);
+    }
+  });
+
   it('an event stream (SSE), answered past Fastify, carries the same headers, and CORS for a --cors-origins origin', async () => {
     const s = await server({ corsOrigins: ['http://app.example:8080'] });
     const { run } = await s.runs.create({ name: 'watched' });

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { CLIENT_HEADER, RuntrailError } from '@runtrail/protocol';
+import { CLIENT_HEADER, RuntrailError, routes } from '@runtrail/protocol';
 
 /**
  * Defences against hostile web pages, on whether or not auth is on (issue
@@ -26,23 +26,53 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const CORS_HEADERS = ['authorization', 'content-type', 'idempotency-key', 'last-event-id', CLIENT_HEADER].join(', ');
 
 /**
- * Script only from the server's own files; connections, images and media
- * may go further because artifact previews load from wherever the producer
- * stored them (or from blob: URLs of content fetched with the tab's token).
- * No framing at all.
+ * What every page of the server may do, whatever it is: script only from
+ * the server's own files, no plugins, no <base>, forms only to itself, no
+ * framing at all.
+ *
+ * Images, media and connections may go further (any http(s) host) because
+ * a producer may record an artifact as a link to where it keeps it (an
+ * object store) and a viewer may preview it in the page. The CSP cannot
+ * tell a load the viewer asked for from one the page made by itself, so it
+ * cannot keep a producer's URL from being fetched: the dashboard does, by
+ * loading a link's preview only when the viewer presses a button naming
+ * its host (web/src/components/Artifacts.tsx). Narrowing these to 'self'
+ * would end those previews, and a list of hosts would be a setting every
+ * deployment must keep in step with its producers; so they stay open to
+ * http(s), written out rather than `*` so a reader sees what that means.
+ * What the CSP buys is the rest: no injected or inline script, no string
+ * turned into markup or script (Trusted Types, below), no plugin, no
+ * framing.
  */
-export const CONTENT_SECURITY_POLICY = [
+const BASE_POLICY = [
   "default-src 'self'",
   "script-src 'self'",
   "style-src 'self'",
-  'img-src * data: blob:',
-  'media-src * data: blob:',
+  "img-src 'self' http: https: data: blob:",
+  "media-src 'self' http: https: data: blob:",
   "connect-src 'self' http: https: ws: wss: data: blob:",
   "object-src 'none'",
   "base-uri 'none'",
   "form-action 'self'",
   "frame-ancestors 'none'",
-].join('; ');
+];
+
+/**
+ * The dashboard's policy, sent with every answer but the API docs page:
+ * Trusted Types, so no string ever reaches an HTML or script sink
+ * (innerHTML, DOMParser, script src, eval): a producer's text that slipped
+ * past rendering still could not become markup. The dashboard (React, no
+ * innerHTML of its own) needs no policy of its own, so none may be made.
+ */
+export const CONTENT_SECURITY_POLICY = [...BASE_POLICY, "require-trusted-types-for 'script'", "trusted-types 'none'"].join('; ');
+
+/**
+ * The API docs page (Swagger UI, third-party) sets innerHTML from strings
+ * and parses Markdown into markup: under Trusted Types it renders nothing.
+ * It shows the server's own OpenAPI document, no producer's data, so it
+ * keeps the rest of the policy without them.
+ */
+const API_DOCS_CONTENT_SECURITY_POLICY = BASE_POLICY.join('; ');
 
 export const SECURITY_HEADERS: Record<string, string> = {
   'content-security-policy': CONTENT_SECURITY_POLICY,
@@ -116,6 +146,7 @@ export class BrowserGuard {
   install(http: FastifyInstance): void {
     http.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
       for (const [name, value] of Object.entries(SECURITY_HEADERS)) void reply.header(name, value);
+      if (isApiDocsPage(request.url)) void reply.header('content-security-policy', API_DOCS_CONTENT_SECURITY_POLICY);
       this.checkHost(request.headers);
       const origin = request.headers.origin;
       if (origin !== undefined && !this.sameOrigin(origin, request.headers) && this.cors.has(normalizeOrigin(origin))) {
@@ -148,6 +179,12 @@ export class BrowserGuard {
       return false;
     }
   }
+}
+
+/** The API docs page and its files (a policy applies to the document it came with; the files' own do not matter, but they are one prefix). */
+function isApiDocsPage(url: string): boolean {
+  const path = url.split('?')[0]!;
+  return path === routes.apiDocs.path || path.startsWith(`${routes.apiDocs.path}/`);
 }
 
 function normalizeHostname(name: string): string {

@@ -38,20 +38,22 @@ function kindOf(a: ArtifactRecord): Kind | null {
 /**
  * Producers choose artifact URIs, so the page only follows ones that cannot
  * run script: http(s) and same-origin paths as links, and data: URIs only
- * for previews (never as a link target).
+ * for previews (never as a link target). `host` is whom a preview of an
+ * http(s) URI contacts (null for data:, which contacts no one).
  */
-function resolveUri(uri: string | null): { href: string | null; preview: string | null } {
-  if (!uri) return { href: null, preview: null };
+function resolveUri(uri: string | null): { href: string | null; preview: string | null; host: string | null } {
+  const none = { href: null, preview: null, host: null };
+  if (!uri) return none;
   let url: URL;
   try {
     url = new URL(uri, window.location.origin);
   } catch {
     // Not a URL at all: show the name without a link rather than fail the page.
-    return { href: null, preview: null };
+    return none;
   }
-  if (url.protocol === 'http:' || url.protocol === 'https:') return { href: url.href, preview: url.href };
-  if (url.protocol === 'data:') return { href: null, preview: url.href };
-  return { href: null, preview: null };
+  if (url.protocol === 'http:' || url.protocol === 'https:') return { href: url.href, preview: url.href, host: url.host };
+  if (url.protocol === 'data:') return { href: null, preview: url.href, host: null };
+  return none;
 }
 
 /**
@@ -59,6 +61,13 @@ function resolveUri(uri: string | null): { href: string | null; preview: string 
  * with a preview of their content (text, JSON pretty-printed, Markdown
  * rendered safely, CSV as a table, images, audio and video) and a download;
  * links to content kept elsewhere with a preview of what they point to.
+ *
+ * A link's preview loads only when the viewer asks, from a button naming
+ * the host it contacts: a producer chooses the URI, and a preview that
+ * opened by itself would make every viewer's browser request a URL of the
+ * producer's choosing the moment the page opens (a tracking pixel, a
+ * request into the viewer's own network). The dashboard's CSP cannot tell
+ * such a load from one the viewer asked for, so this is the only line.
  */
 export function Artifacts({ runId, artifacts }: { runId: string; artifacts: ArtifactRecord[] }) {
   if (artifacts.length === 0) return null;
@@ -69,6 +78,7 @@ export function Artifacts({ runId, artifacts }: { runId: string; artifacts: Arti
       <ul className="artifacts">
         {artifacts.map((a) => {
           const isStored = a.uri === null && a.sha256 !== null;
+          // Only content this server stores opens by itself: a link's preview waits for the viewer (see above).
           const openAtFirst = isStored && stored++ < OPEN_PREVIEWS;
           return <ArtifactItem key={a.seq} runId={runId} artifact={a} stored={isStored} openAtFirst={openAtFirst} />;
         })}
@@ -79,7 +89,7 @@ export function Artifacts({ runId, artifacts }: { runId: string; artifacts: Arti
 
 function ArtifactItem({ runId, artifact: a, stored, openAtFirst }: { runId: string; artifact: ArtifactRecord; stored: boolean; openAtFirst: boolean }) {
   const kind = kindOf(a);
-  const { href, preview } = resolveUri(a.uri);
+  const { href, preview, host } = resolveUri(a.uri);
   const source: Source | null = stored ? { runId, name: a.name } : preview ? { uri: preview } : null;
   const tooBig = a.size !== null && a.size > MAX_MEDIA_BYTES && (kind === 'image' || kind === 'audio' || kind === 'video');
   const canPreview = source !== null && kind !== null && !tooBig;
@@ -119,8 +129,16 @@ function ArtifactItem({ runId, artifact: a, stored, openAtFirst }: { runId: stri
         )}
         {a.size !== null && <span className="muted">{formatSize(a.size)}</span>}
         {canPreview && (
-          <button type="button" className="small" aria-expanded={open} aria-label={`${open ? 'hide' : 'preview'} ${a.name}`} onClick={() => setOpen((o) => !o)}>
-            {open ? 'Hide' : 'Preview'}
+          <button
+            type="button"
+            className="small"
+            aria-expanded={open}
+            aria-label={open ? `hide ${a.name}` : host === null ? `preview ${a.name}` : `load from ${host}: ${a.name}`}
+            title={!open && host !== null ? `Fetches ${preview}: ${host} learns your address and when you looked` : undefined}
+            onClick={() => setOpen((o) => !o)}
+          >
+            {/* URL.host is ASCII (an IDN in punycode): the name a look-alike host cannot fake. */}
+            {open ? 'Hide' : host === null ? 'Preview' : `Load from ${host}`}
           </button>
         )}
         {stored && (
