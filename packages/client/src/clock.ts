@@ -12,10 +12,44 @@ export interface Clock {
 /** Opaque: whatever the clock's setTimeout returned (a Node Timeout has `unref`). */
 export type TimerHandle = unknown;
 
+/**
+ * The longest delay setTimeout keeps: past it (24.8 days) Node fires the
+ * timer after 1 ms with a TimeoutOverflowWarning, and browsers at once.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A timer from longTimeout: `clear()` stops it, `unref()` lets it not keep a Node process alive. */
+export interface LongTimer {
+  clear(): void;
+  unref(): void;
+}
+
+/**
+ * setTimeout for any delay a user can give: a timeout of 25 days (a run's,
+ * a command's, a watcher's give-up) fired at once instead, ending what it
+ * guarded as timed out. Past MAX_TIMER_MS the wait is re-armed in steps.
+ */
+export function longTimeout(fn: () => void, ms: number): LongTimer {
+  let timer: ReturnType<typeof setTimeout>;
+  let unref = false;
+  const arm = (left: number): void => {
+    timer = left > MAX_TIMER_MS ? setTimeout(() => arm(left - MAX_TIMER_MS), MAX_TIMER_MS) : setTimeout(fn, left);
+    if (unref) timer.unref?.();
+  };
+  arm(Math.max(0, ms));
+  return {
+    clear: () => clearTimeout(timer),
+    unref: () => {
+      unref = true;
+      timer.unref?.();
+    },
+  };
+}
+
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  setTimeout: (fn, ms) => longTimeout(fn, ms),
+  clearTimeout: (handle) => (handle as LongTimer).clear(),
 };
 
 /** Let a timer not keep a Node process alive on its own (no-op in browsers and fake clocks). */

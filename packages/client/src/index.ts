@@ -5,7 +5,7 @@ export { serverPortsInThisProcess } from './producer/exit-guard.js';
 export { HttpProducerTransport, putArtifact, eventInputOf, type ProducerTransport, type RecordedEvent } from './producer/transport.js';
 export { openSource, toReadableStream, type ArtifactSource, type ArtifactOptions, type ArtifactTransport, type OpenedSource } from './artifacts/source.js';
 export { isRetryable, type HttpApiOptions } from './http-api.js';
-export { systemClock, type Clock } from './clock.js';
+export { longTimeout, MAX_TIMER_MS, systemClock, type Clock, type LongTimer } from './clock.js';
 export { pollEvery, type PollEveryOptions } from './poll-every.js';
 export { waitFor, WaitForTimeoutError, type WaitForOptions, type Ready } from './wait-for.js';
 export { RuntrailError } from '@runtrail/protocol';

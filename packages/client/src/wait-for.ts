@@ -1,3 +1,5 @@
+import { longTimeout } from './clock.js';
+
 export interface WaitForOptions {
   /** Time between the end of one check and the start of the next (default 1 s). */
   intervalMs?: number;
@@ -59,10 +61,10 @@ function pause(ms: number): Promise<void> {
 /** Settle with `work`, or reject when `ms` elapse or `signal` aborts, whichever is first. */
 function bounded<T>(work: Promise<T>, ms: number, signal: AbortSignal | undefined, onTimeout: () => Error): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => finish(() => reject(onTimeout())), Math.max(0, ms));
+    const timer = longTimeout(() => finish(() => reject(onTimeout())), ms);
     const onAbort = () => finish(() => reject(signal!.reason));
     const finish = (settle: () => void) => {
-      clearTimeout(timer);
+      timer.clear();
       signal?.removeEventListener('abort', onAbort);
       settle();
     };

@@ -170,6 +170,16 @@ describe('runProcess', () => {
     expect(groupAlive(result.pgid)).toBe(false);
   });
 
+  it('a timeout or idle timeout of 25 days (past what setTimeout holds) lets the command finish', async () => {
+    const sink = new Collect();
+    const days25 = 25 * 24 * 3600_000;
+    // Node fires a timer of more than 2^31-1 ms after 1 ms: the command was killed as timed out at once.
+    const result = await runProcess('sh', ['-c', 'sleep 0.2; echo done'], { sink, timeoutMs: days25, idleTimeoutMs: days25, killGraceMs: 1_000 });
+    expect(result.reason).toBe('exit');
+    expect(result.exitCode).toBe(0);
+    expect(sink.logs.map((l) => l.message)).toContain('done');
+  });
+
   it('an abort stops the whole group at once', async () => {
     const controller = new AbortController();
     const running = spawnProcess('sh', ['-c', 'sleep 60 & sleep 60'], { signal: controller.signal, killGraceMs: 2_000 });

@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LogLevel } from '@runtrail/protocol';
+import { longTimeout, type LongTimer } from '../clock.js';
 import { groupAlive, processStartTime, signalGroup } from './process-group.js';
 import { EchoFilter } from './echo-filter.js';
 import { LINE_PREFIX, LineSplitter, parseLine } from './protocol-line.js';
@@ -178,8 +179,8 @@ export function spawnProcess(command: string, args: string[], options: RunProces
   /** The signals sent to the group so far, in order, for the result's message. */
   const sent: Array<{ signal: NodeJS.Signals; afterMs: number | null }> = [];
   let killTimer: ReturnType<typeof setTimeout> | null = null;
-  let idleTimer: ReturnType<typeof setTimeout> | null = null;
-  let totalTimer: ReturnType<typeof setTimeout> | null = null;
+  let idleTimer: LongTimer | null = null;
+  let totalTimer: LongTimer | null = null;
   let sinkError: Error | null = null;
   let lines = 0;
   let droppedLines = 0;
@@ -289,14 +290,14 @@ export function spawnProcess(command: string, args: string[], options: RunProces
 
   const armIdle = () => {
     if (!options.idleTimeoutMs || stopped) return;
-    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer?.clear();
     const ms = options.idleTimeoutMs;
-    idleTimer = setTimeout(() => stop('idle_timeout', `printed nothing for ${ms} ms (idle timeout)`), ms);
+    idleTimer = longTimeout(() => stop('idle_timeout', `printed nothing for ${ms} ms (idle timeout)`), ms);
   };
 
   const clearTimers = () => {
-    if (idleTimer) clearTimeout(idleTimer);
-    if (totalTimer) clearTimeout(totalTimer);
+    idleTimer?.clear();
+    totalTimer?.clear();
     idleTimer = totalTimer = null;
   };
 
@@ -367,7 +368,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
       armIdle();
       if (options.timeoutMs) {
         const ms = options.timeoutMs;
-        totalTimer = setTimeout(() => stop('timeout', `ran longer than its timeout of ${ms} ms`), ms);
+        totalTimer = longTimeout(() => stop('timeout', `ran longer than its timeout of ${ms} ms`), ms);
       }
       if (options.signal) {
         const signal = options.signal;

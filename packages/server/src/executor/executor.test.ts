@@ -262,6 +262,22 @@ describe('executor', () => {
     expect(run.error?.message).toContain('total timeout of 300 ms');
   });
 
+  it('a total timeoutMs of 25 days (past what setTimeout holds) does not end the run at once', async () => {
+    let started!: () => void;
+    const handlerStarted = new Promise<void>((resolve) => (started = resolve));
+    server.define('long', async (ctx) => {
+      started();
+      await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
+    });
+    const { id } = await client.startRun({ name: 'long', timeoutMs: 25 * 24 * 3600_000 });
+    await handlerStarted;
+    // Node fires a timer of more than 2^31-1 ms after 1 ms: the run failed "timeout" as it started.
+    await client.cancelRun(id, 'done looking');
+    const run = await ended(id);
+    expect(run.status).toBe('cancelled');
+    expect(run.error?.kind).toBe('cancelled');
+  });
+
   it('ctx.child opens a linked child run; a child left open ends when its parent ends', async () => {
     server.define('parent', async (ctx) => {
       const done = await ctx.child('step-1');

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import type { FastifyBaseLogger } from 'fastify';
-import { RunHandle, WaitForTimeoutError } from '@runtrail/client';
+import { longTimeout, RunHandle, WaitForTimeoutError, type LongTimer } from '@runtrail/client';
 import { ProcessStartError } from '@runtrail/client/node';
 import { RunErrorKind, RuntrailError, isTerminalType, type Owner, type Run } from '@runtrail/protocol';
 import { outputLogPath } from '../runs/output-log.js';
@@ -424,7 +424,7 @@ export class Executor {
     const abandon = async (why: RunStop, grace: number) => {
       if (finishing) return;
       abandoned = true;
-      if (timeoutTimer) clearTimeout(timeoutTimer);
+      timeoutTimer?.clear();
       const message = `${why.message}; the handler did not stop within the grace period of ${grace} ms, so its run was ended without it`;
       this.log.warn({ runId: run.id, kind: why.kind, graceMs: grace }, `${message} (it may still be running in this process, its events are refused)`);
       try {
@@ -465,10 +465,10 @@ export class Executor {
       );
     });
 
-    let timeoutTimer: ReturnType<typeof setTimeout> | null = null;
+    let timeoutTimer: LongTimer | null = null;
     if (run.timeoutMs !== null && run.startedAt !== null) {
       const ms = run.timeoutMs;
-      timeoutTimer = setTimeout(
+      timeoutTimer = longTimeout(
         () => stop('timeout', `run exceeded its total timeout of ${ms} ms`),
         Math.max(0, run.startedAt + ms - this.runs.now()),
       );
@@ -503,7 +503,7 @@ export class Executor {
       } catch (error) {
         outcome = { ok: false, error };
       }
-      if (timeoutTimer) clearTimeout(timeoutTimer);
+      timeoutTimer?.clear();
       // Given up on already: its run was ended and its node slot handed on.
       // Its handler's own slot was kept until now: the function still ran
       // (a GPU job limited to 1 at a time must not get a second beside it).
