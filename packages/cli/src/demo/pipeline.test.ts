@@ -40,4 +40,14 @@ describe('the demo pipeline', () => {
     expect(steps).toEqual([10]);
     expect(ended.snapshot.metrics.accuracy).toMatchObject({ count: 1, step: 10 });
   });
+
+  it("gives generating time for the documents asked for: a big demo is not failed by the phase's timeout", async () => {
+    // 20,000 documents: 1,000 pauses of 250 ms, 250 s of generating, over the minute that was every run's timeout.
+    const run = await client.createRun({ name: DEMO_HANDLER, execute: true, input: { docs: 20_000, latencyMs: 1_000 } });
+    const generating = await waitUntil(async () => (await client.getRun(run.id)).snapshot.phases.find((p) => p.name === 'generate') ?? null, {
+      what: 'the generate phase to start',
+    });
+    await client.cancelRun(run.id, 'seen enough');
+    expect(generating.timeoutMs).toBeGreaterThanOrEqual(250_000);
+  });
 });

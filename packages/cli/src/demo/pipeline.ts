@@ -37,6 +37,9 @@ export async function demoPipeline({ run, signal, input }: DemoContext): Promise
   const failureRate = Math.min(0.9, Math.max(0, input.failureRate ?? 0.1));
   const latencyMs = clamp(input.latencyMs ?? 350, 1, 60_000);
   run.meta({ docs, models, concurrency, failureRate });
+  // What generating should take (a pause of latencyMs / 4 per 20 documents), twice over, and a minute at least:
+  // a fixed minute failed every run of 5,000 documents at the default latency.
+  const generateTimeoutMs = Math.max(60_000, 2 * Math.ceil(docs / 20) * (latencyMs / 4));
 
   const documents = await run.withPhase('generate', async () => {
     const out: string[] = [];
@@ -49,7 +52,7 @@ export async function demoPipeline({ run, signal, input }: DemoContext): Promise
     }
     run.log(`generated ${docs} documents`);
     return out;
-  }, { timeoutMs: 60_000 });
+  }, { timeoutMs: generateTimeoutMs });
 
   const jobs = documents.flatMap((doc) => models.map((model) => ({ doc, model })));
   let done = 0;
