@@ -49,7 +49,8 @@ export function longTimeout(fn: () => void, ms: number): LongTimer {
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => longTimeout(fn, ms),
-  clearTimeout: (handle) => (handle as LongTimer).clear(),
+  // Like clearTimeout, a handle that is not a timer (undefined, null) is nothing to clear.
+  clearTimeout: (handle) => (handle as LongTimer | null | undefined)?.clear(),
 };
 
 /** Let a timer not keep a Node process alive on its own (no-op in browsers and fake clocks). */

@@ -18,6 +18,7 @@ const page = (specUrl: string, assets: string) => `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>runtrail API</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="${assets}/swagger-ui.css">
 </head>
 <body>
