@@ -164,8 +164,10 @@ export { freeText, freeTextProblem, nameText, nameTextProblem, PathParams, TEXT_
 export { renderApiReference } from './api-reference.js';
 export {
   HealthResponseSchema,
+  HandlerInputSchema,
   HandlersResponseSchema,
   routeResponses,
+  type HandlerInput,
   type HandlersResponse,
   type RouteResponse,
   type RouteResult,
