@@ -35,6 +35,8 @@ describe('a handler input schema in words', () => {
   });
 
   it('describes an input that is not an object by its type and bounds, with no fields', () => {
+    expect(describeInputSchema(jsonSchemaOf(z.array(z.string().min(1)).length(1))).type).toBe('array of string (at least 1 character)');
+    expect(describeInputSchema(jsonSchemaOf(z.array(z.string().min(1)).length(1))).bounds).toEqual(['exactly 1 item']);
     expect(describeInputSchema(jsonSchemaOf(z.string().max(80)))).toEqual({ type: 'string', bounds: ['at most 80 characters'], fields: [], otherFields: true });
   });
 

@@ -77,12 +77,13 @@ function typeText(given: JsonSchema, root: JsonSchema, depth = 0): string {
   return type;
 }
 
+/** "1 to 20 items", "at least 1 character", "exactly 3 items"; a bare number range without a unit. */
 function range(low: unknown, high: unknown, unit: string): string | null {
   const has = (v: unknown): v is number => typeof v === 'number';
-  const u = unit ? ` ${unit}` : '';
-  if (has(low) && has(high)) return low === high ? `exactly ${low}${u}` : `${low} to ${high}${u}`;
-  if (has(low)) return `at least ${low}${u}`;
-  if (has(high)) return `at most ${high}${u}`;
+  const u = (n: number) => (unit ? ` ${unit}${n === 1 ? '' : 's'}` : '');
+  if (has(low) && has(high)) return low === high ? `exactly ${low}${u(low)}` : `${low} to ${high}${u(high)}`;
+  if (has(low)) return `at least ${low}${u(low)}`;
+  if (has(high)) return `at most ${high}${u(high)}`;
   return null;
 }
 
@@ -98,8 +99,8 @@ function boundsOf(schema: JsonSchema): string[] {
     typeof schema.exclusiveMinimum === 'number' ? `more than ${schema.exclusiveMinimum}` : null,
     typeof schema.exclusiveMaximum === 'number' ? `less than ${schema.exclusiveMaximum}` : null,
     typeof schema.multipleOf === 'number' ? `a multiple of ${schema.multipleOf}` : null,
-    range(schema.minLength, schema.maxLength, 'characters'),
-    range(schema.minItems, schema.maxItems, 'items'),
+    range(schema.minLength, schema.maxLength, 'character'),
+    range(schema.minItems, schema.maxItems, 'item'),
     schema.uniqueItems === true ? 'no repeats' : null,
     typeof schema.pattern === 'string' ? `matching /${schema.pattern}/` : null,
     typeof schema.format === 'string' ? `format ${schema.format}` : null,
