@@ -1,18 +1,20 @@
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
-import { tempDir } from '@runtrail/test-support';
+import { tempDir, waitUntil } from '@runtrail/test-support';
+import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 import { runtrail, serve, type ServeProcess } from './harness.js';
 
 /** `runtrail handlers [NAME]`, against a `runtrail serve --handlers` process, as a user finds out what to start. */
 let dir: ReturnType<typeof tempDir>;
 let server: ServeProcess;
+const inputsModule = fileURLToPath(new URL('./fixtures/handlers/inputs.mjs', import.meta.url));
 const handlers = (args: string[]) => runtrail(['handlers', ...args, '--server', server.url]);
 
 beforeAll(async () => {
   dir = tempDir();
-  const file = fileURLToPath(new URL('./fixtures/handlers/inputs.mjs', import.meta.url));
-  server = await serve(['--port', '0', '--data-dir', dir.path, '--log-level', 'silent', '--node', 'cli-handlers', '--handlers', file]);
+  server = await serve(['--port', '0', '--data-dir', dir.path, '--log-level', 'silent', '--node', 'cli-handlers', '--handlers', inputsModule]);
 });
 
 afterAll(async () => {
@@ -95,5 +97,32 @@ describe('runtrail handlers', () => {
     const label = await runtrail(['start', 'scored', '--input', '{"dataset": "d"}', '--label', 'k=\u0001', '--server', server.url]);
     expect(label.code).toBe(2);
     expect(label.stderr).not.toContain('runtrail handlers');
+  });
+
+  it('of a handler only another node defines, says which nodes and that this server does not know its input, rather than guess', async () => {
+    const schema = await freshSchema();
+    const nodesDir = tempDir('runtrail-cli-handlers-nodes-');
+    const env = { RUNTRAIL_DATABASE_URL: TEST_DATABASE_URL, RUNTRAIL_DATABASE_SCHEMA: schema, RUNTRAIL_LOG_LEVEL: 'warn' };
+    const started: ServeProcess[] = [];
+    try {
+      started.push(await serve(['--port', '0', '--node', 'node-a', '--data-dir', join(nodesDir.path, 'a')], { env }));
+      started.push(await serve(['--port', '0', '--node', 'node-b', '--data-dir', join(nodesDir.path, 'b'), '--handlers', inputsModule], { env }));
+      const a = started[0]!;
+      const onA = (args: string[]) => runtrail(['handlers', ...args, '--server', a.url]);
+      await waitUntil(async () => (await new RuntrailClient({ url: a.url }).describeHandlers()).inputs.some((e) => e.handler === 'scored'), {
+        what: "node-b's handlers to reach node-a",
+      });
+      const list = await onA([]);
+      expect(list.code, list.stderr).toBe(0);
+      expect(list.stdout.split('\n')).toContain('scored         node-b          known only on its nodes');
+      expect(list.stdout.split('\n')).toContain('demo-pipeline  node-a, node-b  object or null: docs, models, concurrency, failureRate, latencyMs');
+      expect((await onA(['scored'])).stdout).toBe(
+        'scored, defined on node-b\ninput: not known to this server: only node-b knows its schema, and checks the input when it runs (`runtrail --server URL-OF-THAT-NODE handlers scored` shows it)\n',
+      );
+    } finally {
+      for (const node of started) expect(await node.stop()).toBe(0);
+      nodesDir.remove();
+      await dropSchema(schema);
+    }
   });
 });
