@@ -61,11 +61,12 @@ export function StartRunForm({ onStarted, onClose }: { onStarted: (runId: string
       ({ inputs }) => {
         if (!live) return;
         const names = inputs.map((entry) => entry.handler);
-        const first = names.includes('demo-pipeline') ? 'demo-pipeline' : (names[0] ?? '');
+        const initial = names.includes('demo-pipeline') ? 'demo-pipeline' : (names[0] ?? '');
         setHandlers(inputs);
-        setHandler(first);
-        const example = exampleText(inputs.find((entry) => entry.handler === first));
-        setInput(example);
+        setHandler(initial);
+        const example = exampleText(inputs.find((entry) => entry.handler === initial));
+        // Typed while the handlers loaded: theirs stays, and a handler chosen next does not replace it either.
+        setInput((typed) => (typed === '' ? example : typed));
         setFilled(example);
       },
       (err: unknown) => live && setError(problemText(err, 'could not list handlers', TRY_AGAIN)),
