@@ -10,6 +10,7 @@ import { registerExec } from './commands/exec.js';
 import { registerCancel } from './commands/cancel.js';
 import { registerRetry } from './commands/retry.js';
 import { registerStart } from './commands/start.js';
+import { registerHandlers } from './commands/handlers.js';
 import { registerDelete } from './commands/delete.js';
 import { registerPrune } from './commands/prune.js';
 import { registerMigrate } from './commands/migrate.js';
@@ -40,6 +41,7 @@ const program = new Command('runtrail')
 Examples:
   runtrail serve                              the API and the dashboard on http://127.0.0.1:4310
   runtrail exec -- python3 train.py           run a command as a run, with a live progress line
+  runtrail handlers demo-pipeline             what input a handler takes
   runtrail start eval --input @job.json       queue a run for a handler the server defines
   runtrail runs ls --status failed            the runs that failed, newest first
   runtrail tail ID                            follow one run live until it ends
@@ -66,6 +68,7 @@ registerDemo(program);
 registerRuns(program);
 registerTail(program);
 registerStart(program);
+registerHandlers(program);
 registerExec(program);
 registerCancel(program);
 registerRetry(program);

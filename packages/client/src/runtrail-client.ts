@@ -1,6 +1,7 @@
 import {
   IMPORTED_RUNS_HEADER,
   type Artifact,
+  type HandlersResponse,
   type CreateRunBody,
   type CreateTokenBody,
   type CreatedRunToken,
@@ -250,6 +251,16 @@ export class RuntrailClient {
       timeoutMs: null,
       ...(options.signal ? { signal: options.signal } : {}),
     });
+  }
+
+  /**
+   * The whole GET /handlers answer: this node's handlers, every live
+   * node's, when queued runs no node defines end, and `inputs`: each
+   * startable handler with the nodes that define it and its input's JSON
+   * Schema where this node defines it (or why there is none).
+   */
+  describeHandlers(): Promise<HandlersResponse> {
+    return this.api.request('listHandlers');
   }
 
   /** The handlers the node this client reaches can execute. */

@@ -159,13 +159,16 @@ export {
   type ListArtifactsResponse,
 } from './artifacts.js';
 export { dataRecord, ownValue, withKey } from './data-keys.js';
+export { describeInputSchema, exampleInput, type InputDescription, type InputField } from './input-schema-text.js';
 export { MAX_EVENT_DATA_BYTES, MAX_META_BYTES, MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS, utf8Length } from './limits.js';
 export { freeText, freeTextProblem, nameText, nameTextProblem, PathParams, TEXT_RULES } from './text.js';
 export { renderApiReference } from './api-reference.js';
 export {
   HealthResponseSchema,
+  HandlerInputSchema,
   HandlersResponseSchema,
   routeResponses,
+  type HandlerInput,
   type HandlersResponse,
   type RouteResponse,
   type RouteResult,

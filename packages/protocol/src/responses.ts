@@ -17,6 +17,30 @@ export const HealthResponseSchema = z.object({
   store: z.string(),
 });
 export const ReadyResponseSchema = z.object({ ready: z.literal(true), node: z.string(), store: z.string() });
+/**
+ * What input a handler takes, as far as this node knows: the JSON Schema
+ * of its input (converted from the zod schema it was defined with), or why
+ * there is none. A handler only other nodes define is never guessed at.
+ */
+export const HandlerInputSchema = z
+  .discriminatedUnion('kind', [
+    z.object({
+      kind: z.literal('schema'),
+      schema: z.record(z.string(), z.unknown()).describe("the input's JSON Schema (draft 2020-12), as this node checks it when a run is created"),
+    }),
+    z.object({ kind: z.literal('any').describe('this node defines it with no input schema: any input (or none) is passed to it') }),
+    z.object({
+      kind: z.literal('unconvertible'),
+      reason: z.string().describe('why its schema has no JSON Schema (a transform, a date, a schema that is not zod 4, …): this node still checks input when a run is created'),
+    }),
+    z.object({
+      kind: z.literal('elsewhere'),
+      nodes: z.array(z.string()).describe('the live nodes that define it: only they know its input schema, and check input when they run it'),
+    }),
+  ])
+  .describe('what input a handler takes, as far as this node knows');
+export type HandlerInput = z.infer<typeof HandlerInputSchema>;
+
 export const HandlersResponseSchema = z.object({
   /** The handlers this node executes. */
   handlers: z.array(z.string()),
@@ -44,6 +68,9 @@ export const HandlersResponseSchema = z.object({
       }),
     )
     .describe("handlers of queued runs that this node's reaper finds no live node defining, and when their runs end if none defines them by then"),
+  inputs: z
+    .array(z.object({ handler: z.string(), nodes: z.array(z.string()).describe('the live nodes that define it'), input: HandlerInputSchema }))
+    .describe("every handler a run can be started for through this node (its own and every live node's), sorted by name, with the nodes that define it and what input it takes"),
 });
 export type HandlersResponse = z.infer<typeof HandlersResponseSchema>;
 

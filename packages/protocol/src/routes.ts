@@ -179,7 +179,9 @@ export const routes = {
     summary:
       'Names of the handlers this node can execute, which live node executes which (nodes, from the registry every node keeps in the store), ' +
       "and when queued runs of a handler no live node defines end failed/orphaned: queuedOrphanTimeoutMs (0: they wait for ever), and unclaimable, each such handler's " +
-      "undefinedSince (when this node's reaper first found no live node defining it; it starts over when one does, or when the node restarts) and endsAt (undefinedSince + queuedOrphanTimeoutMs; another node's reaper may end them sooner)",
+      "undefinedSince (when this node's reaper first found no live node defining it; it starts over when one does, or when the node restarts) and endsAt (undefinedSince + queuedOrphanTimeoutMs; another node's reaper may end them sooner). " +
+      "inputs: each handler a run can be started for here, the live nodes that define it, and its input as JSON Schema where this node defines it " +
+      "(or why not: defined with no schema, a schema JSON Schema cannot express, or defined only on other nodes, whose schemas this node does not know)",
   },
   openapi: {
     method: 'GET',

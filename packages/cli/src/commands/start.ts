@@ -37,16 +37,20 @@ export function registerStart(program: Command): void {
     .action(async (handler: string, flags: StartFlags, cmd: Command) => {
       const input = flags.input === undefined ? undefined : await readInput(flags.input);
       const client = clientFor(cmd);
-      const run = await client.startRun(
-        {
-          name: handler,
-          ...(input !== undefined ? { input } : {}),
-          ...(flags.label ? { labels: parseLabels(flags.label) } : {}),
-          ...(flags.parent !== undefined ? { parentId: flags.parent } : {}),
-          ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}),
-        },
-        flags.idempotencyKey === undefined ? {} : { idempotencyKey: flags.idempotencyKey },
-      );
+      const run = await client
+        .startRun(
+          {
+            name: handler,
+            ...(input !== undefined ? { input } : {}),
+            ...(flags.label ? { labels: parseLabels(flags.label) } : {}),
+            ...(flags.parent !== undefined ? { parentId: flags.parent } : {}),
+            ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}),
+          },
+          flags.idempotencyKey === undefined ? {} : { idempotencyKey: flags.idempotencyKey },
+        )
+        .catch((err: unknown) => {
+          throw inputRefused(err) ? new RuntrailError(err.code, `${err.message}; \`runtrail handlers ${handler}\` shows the input it takes`, err.details) : err;
+        });
       if (!flags.follow) {
         if (flags.json) return printJson(run);
         process.stdout.write(`${run.id}\n`);
@@ -56,6 +60,20 @@ export function registerStart(program: Command): void {
       process.stderr.write(`run ${run.id} of ${run.name} is ${run.status}; following it (Ctrl-C stops following, not the run)\n`);
       await followToEnd(cmd, run.id, { giveUpAfter: flags.giveUpAfter, json: flags.json });
     });
+}
+
+/** An input the handler's schema refused: every issue the server names is in the input (not a label, not the name). */
+function inputRefused(err: unknown): err is RuntrailError {
+  if (!RuntrailError.isCode(err, 'invalid_request')) return false;
+  const issues = (err.details as { issues?: unknown } | undefined)?.issues;
+  return (
+    Array.isArray(issues) &&
+    issues.length > 0 &&
+    issues.every((issue: unknown) => {
+      const path = (issue as { path?: unknown } | null)?.path;
+      return typeof path === 'string' && (path === 'input' || path.startsWith('input.'));
+    })
+  );
 }
 
 /** --input as JSON: the text itself, or the file (or stdin) that @ names; an error names which and why. */

@@ -19,6 +19,19 @@ export interface DemoInput {
   latencyMs?: number;
 }
 
+/**
+ * What a demo run does with no input, or a field left out: its input
+ * schema states them as defaults, so the dashboard's Start run form and
+ * `runtrail handlers demo-pipeline` show them.
+ */
+export const DEMO_DEFAULTS = {
+  docs: 120,
+  models: ['gpt-4o', 'claude-sonnet'],
+  concurrency: 6,
+  failureRate: 0.1,
+  latencyMs: 350,
+} as const satisfies Required<DemoInput>;
+
 export interface DemoContext {
   run: RunHandle;
   signal: AbortSignal;
@@ -31,11 +44,11 @@ export interface DemoContext {
  * LLM-style calls that are slow, sometimes fail and get retried.
  */
 export async function demoPipeline({ run, signal, input }: DemoContext): Promise<{ accuracy: number; calls: number }> {
-  const docs = clamp(input.docs ?? 120, 1, 100_000);
-  const models = input.models?.length ? input.models : ['gpt-4o', 'claude-sonnet'];
-  const concurrency = clamp(input.concurrency ?? 6, 1, 256);
-  const failureRate = Math.min(0.9, Math.max(0, input.failureRate ?? 0.1));
-  const latencyMs = clamp(input.latencyMs ?? 350, 1, 60_000);
+  const docs = clamp(input.docs ?? DEMO_DEFAULTS.docs, 1, 100_000);
+  const models = input.models?.length ? input.models : [...DEMO_DEFAULTS.models];
+  const concurrency = clamp(input.concurrency ?? DEMO_DEFAULTS.concurrency, 1, 256);
+  const failureRate = Math.min(0.9, Math.max(0, input.failureRate ?? DEMO_DEFAULTS.failureRate));
+  const latencyMs = clamp(input.latencyMs ?? DEMO_DEFAULTS.latencyMs, 1, 60_000);
   run.meta({ docs, models, concurrency, failureRate });
   // What generating should take (a pause of latencyMs / 4 per 20 documents), twice over, and a minute at least:
   // a fixed minute failed every run of 5,000 documents at the default latency.

@@ -103,6 +103,12 @@ describe('handlers on two nodes sharing PostgreSQL', () => {
       { node: 'node-a', handlers: ['everywhere'] },
       { node: 'node-b', handlers: ['everywhere', 'only-b', 'only-b-checked'] },
     ]);
+    // node-a knows the schemas of its own handlers only: of another node's it says so, and which nodes have them.
+    expect((await new RuntrailClient({ url: a.url }).describeHandlers()).inputs).toEqual([
+      { handler: 'everywhere', nodes: ['node-a', 'node-b'], input: { kind: 'any' } },
+      { handler: 'only-b', nodes: ['node-b'], input: { kind: 'elsewhere', nodes: ['node-b'] } },
+      { handler: 'only-b-checked', nodes: ['node-b'], input: { kind: 'elsewhere', nodes: ['node-b'] } },
+    ]);
     // What the dashboard's Start run offers through node-a: every handler a live node executes.
     expect(await new RuntrailClient({ url: a.url }).startableHandlers()).toEqual(['everywhere', 'only-b', 'only-b-checked']);
     expect(await new RuntrailClient({ url: a.url }).listHandlers()).toEqual(['everywhere']);

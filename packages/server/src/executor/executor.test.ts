@@ -112,6 +112,36 @@ describe('executor', () => {
     expect(run.output).toBe(49);
   });
 
+  it("GET /handlers reports each handler's input as JSON Schema, or why there is none, and keeps its other fields", async () => {
+    const { z } = await import('zod');
+    server.define('square', async () => 1, { input: z.strictObject({ n: z.number().int().min(0).default(3) }) });
+    server.define('free', async () => 1);
+    server.define('dated', async () => 1, { input: z.object({ at: z.date() }) });
+    server.define('hand-checked', async () => 1, { input: { safeParse: () => ({ success: true }) as const } });
+    const body = await client.describeHandlers();
+    expect(body.handlers).toEqual(['dated', 'free', 'hand-checked', 'square']);
+    expect(body.nodes.map((n) => n.node)).toEqual(['exec-node']);
+    expect(body).toMatchObject({ queuedOrphanTimeoutMs: expect.any(Number), unclaimable: [] });
+    expect(body.inputs).toEqual([
+      { handler: 'dated', nodes: ['exec-node'], input: { kind: 'unconvertible', reason: 'Date cannot be represented in JSON Schema' } },
+      { handler: 'free', nodes: ['exec-node'], input: { kind: 'any' } },
+      { handler: 'hand-checked', nodes: ['exec-node'], input: { kind: 'unconvertible', reason: 'its schema is not a zod 4 schema, so it has no JSON Schema here' } },
+      {
+        handler: 'square',
+        nodes: ['exec-node'],
+        input: {
+          kind: 'schema',
+          schema: {
+            $schema: 'https://json-schema.org/draft/2020-12/schema',
+            type: 'object',
+            properties: { n: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 3 } },
+            additionalProperties: false,
+          },
+        },
+      },
+    ]);
+  });
+
   it('gives a handler its own copy of a large input: it may change it, and the run\'s input stays as created', async () => {
     // Large enough that the store shares one frozen parse of it (ParsedInputs).
     const input = { items: Array.from({ length: 500 }, (_, i) => ({ i, done: false, prompt: `item ${i} `.repeat(6) })) };

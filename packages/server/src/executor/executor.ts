@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { longTimeout, RunHandle, WaitForTimeoutError, type LongTimer } from '@runtrail/client';
 import { ProcessStartError } from '@runtrail/client/node';
-import { RunErrorKind, RuntrailError, isTerminalType, type Owner, type Run } from '@runtrail/protocol';
+import { RunErrorKind, RuntrailError, isTerminalType, type HandlerInput, type Owner, type Run } from '@runtrail/protocol';
 import { outputLogPath } from '../runs/output-log.js';
 import { RepeatedFailureLog } from '../repeated-failure-log.js';
 import type { NodeHandlers } from '@runtrail/store';
@@ -10,6 +10,7 @@ import type { RunService } from '../runs/run-service.js';
 import type { ArtifactService } from '../artifacts/artifact-service.js';
 import { ExecError, RunContext, type EventLimits } from './context.js';
 import { InProcessTransport } from './in-process-transport.js';
+import { handlerInputOf } from './input-json-schema.js';
 
 /** The work behind a run name: gets the run's context, returns its output (or throws to fail it). */
 export type Handler<Input = unknown, Output = unknown> = (ctx: RunContext<Input>) => Output | Promise<Output>;
@@ -107,6 +108,8 @@ export class Executor {
   private readonly runs: RunService;
   private readonly handlers = new Map<string, Handler>();
   private readonly inputSchemas = new Map<string, InputSchema>();
+  /** What each handler's input is, as GET /handlers reports it (its JSON Schema, or why none). */
+  private readonly inputs = new Map<string, HandlerInput>();
   /** Handlers' own concurrency limits, and how many of their functions run now. */
   private readonly limits = new Map<string, number>();
   private readonly runningByName = new Map<string, number>();
@@ -160,12 +163,18 @@ export class Executor {
     this.handlers.set(name, handler as Handler);
     if (limit !== undefined) this.limits.set(name, limit);
     if (options.input) this.inputSchemas.set(name, options.input);
+    this.inputs.set(name, handlerInputOf(options.input));
     this.announce();
     this.wake();
   }
 
   names(): string[] {
     return [...this.handlers.keys()].sort();
+  }
+
+  /** What input a handler this node defines takes (its JSON Schema, or why none); undefined for a handler it does not define. */
+  inputOf(name: string): HandlerInput | undefined {
+    return this.inputs.get(name);
   }
 
   /**

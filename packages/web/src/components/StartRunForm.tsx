@@ -1,9 +1,15 @@
 import { useEffect, useId, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
-import { dataRecord } from '@runtrail/protocol';
+import { dataRecord, exampleInput, type HandlersResponse } from '@runtrail/protocol';
 import { client, messageOf } from '../client.js';
 import { TRY_AGAIN, problemText } from '../problem-text.js';
+import { InputHelp } from './InputHelp.js';
 
-const DEFAULT_INPUT = '{\n  "docs": 40\n}';
+type HandlerEntry = HandlersResponse['inputs'][number];
+
+/** The input a handler's form starts with: an example its schema accepts (its defaults), or none where the schema is not known here. */
+function exampleText(entry: HandlerEntry | undefined): string {
+  return entry?.input.kind === 'schema' ? JSON.stringify(exampleInput(entry.input.schema), null, 2) : '';
+}
 
 /** `key=value` pairs separated by commas, as the runs filter takes them. */
 function parseLabels(text: string): { ok: true; value: Record<string, string> } | { ok: false; error: string } {
@@ -28,9 +34,11 @@ function parseInput(text: string): { ok: true; value: unknown } | { ok: false; e
 
 /** Start any handler the server has registered, with a JSON input checked as it is typed. */
 export function StartRunForm({ onStarted, onClose }: { onStarted: (runId: string) => void; onClose: () => void }) {
-  const [handlers, setHandlers] = useState<string[] | null>(null);
+  const [handlers, setHandlers] = useState<HandlerEntry[] | null>(null);
   const [handler, setHandler] = useState('');
-  const [input, setInput] = useState(DEFAULT_INPUT);
+  const [input, setInput] = useState('');
+  // What the form last filled in: a handler chosen next replaces it, but never what the user typed.
+  const [filled, setFilled] = useState('');
   const [labelsText, setLabelsText] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -49,11 +57,17 @@ export function StartRunForm({ onStarted, onClose }: { onStarted: (runId: string
   useEffect(() => {
     let live = true;
     // Behind a load balancer any node takes a run another live node can execute.
-    client.startableHandlers().then(
-      (names) => {
+    client.describeHandlers().then(
+      ({ inputs }) => {
         if (!live) return;
-        setHandlers(names);
-        setHandler((current) => current || (names.includes('demo-pipeline') ? 'demo-pipeline' : (names[0] ?? '')));
+        const names = inputs.map((entry) => entry.handler);
+        const initial = names.includes('demo-pipeline') ? 'demo-pipeline' : (names[0] ?? '');
+        setHandlers(inputs);
+        setHandler(initial);
+        const example = exampleText(inputs.find((entry) => entry.handler === initial));
+        // Typed while the handlers loaded: theirs stays, and a handler chosen next does not replace it either.
+        setInput((typed) => (typed === '' ? example : typed));
+        setFilled(example);
       },
       (err: unknown) => live && setError(problemText(err, 'could not list handlers', TRY_AGAIN)),
     );
@@ -62,6 +76,14 @@ export function StartRunForm({ onStarted, onClose }: { onStarted: (runId: string
     };
   }, []);
 
+  const chosen = handlers?.find((entry) => entry.handler === handler);
+  const choose = (name: string) => {
+    setHandler(name);
+    if (input !== filled) return;
+    const example = exampleText(handlers?.find((entry) => entry.handler === name));
+    setInput(example);
+    setFilled(example);
+  };
   const parsed = parseInput(input);
   const labels = parseLabels(labelsText);
   const submit = (e: FormEvent) => {
@@ -87,16 +109,17 @@ export function StartRunForm({ onStarted, onClose }: { onStarted: (runId: string
       <label>
         Handler
         {/* Not disabled while the handlers load: it holds the focus from the start ("loading…" starts nothing). */}
-        <select ref={first} aria-label="handler" aria-busy={handlers === null} value={handler} onChange={(e) => setHandler(e.target.value)}>
+        <select ref={first} aria-label="handler" aria-busy={handlers === null} value={handler} onChange={(e) => choose(e.target.value)}>
           {handlers === null && <option value="">loading…</option>}
           {handlers?.length === 0 && <option value="">no handlers registered on this server</option>}
-          {handlers?.map((name) => (
+          {handlers?.map(({ handler: name }) => (
             <option key={name} value={name}>
               {name}
             </option>
           ))}
         </select>
       </label>
+      {chosen && <InputHelp handler={chosen.handler} input={chosen.input} />}
       <label>
         Input (JSON)
         <textarea

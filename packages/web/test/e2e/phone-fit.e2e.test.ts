@@ -84,4 +84,16 @@ describe('the dashboard on a phone (375 px)', () => {
     // Nothing of the form runs off the side of the phone.
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
   });
+
+  it("fits the Start run form's table of the demo's input on the phone, nothing off its side", async () => {
+    const { page, server } = scene;
+    await page.setViewportSize({ width: 375, height: 740 });
+    await page.goto(`${server.url}/`);
+    await page.getByRole('button', { name: 'Start run' }).click();
+    const table = page.getByRole('table', { name: 'input of demo-pipeline' });
+    await table.waitFor();
+    const edges = await table.evaluate((el) => ({ table: el.getBoundingClientRect().right, form: el.closest('form')!.getBoundingClientRect().right }));
+    expect(edges.table).toBeLessThanOrEqual(edges.form);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+  });
 });
