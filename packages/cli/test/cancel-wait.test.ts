@@ -1,10 +1,13 @@
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import type { Run } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '@runtrail/server';
 import { tempDir, waitUntil } from '@runtrail/test-support';
-import { runtrail, serve, spawnCli } from './harness.js';
+import { BIN, runtrail, serve, spawnCli } from './harness.js';
 
 /**
  * `runtrail cancel ID --wait`: the request, then the wait for the run's end,
@@ -120,6 +123,47 @@ describe('runtrail cancel --wait', () => {
     expect(lines).toHaveLength(2);
     expect(lines[1]).toMatch(new RegExp(`^runtrail: unavailable: no answer from ${gone.url.replace(/\./g, '\\.')} for 1000 ms \\(.+\\); gave up \\(--give-up-after\\)$`));
     expect(waiting.out.stdout).toBe('');
+  });
+
+  it('on a terminal, draws what it waits for as one status line cut to the width, then says how the run ended', async () => {
+    // A tmux server of this test's own, so no other tmux session is touched; its socket goes with the temp dir.
+    const socket = join(dir.path, 'tmux.sock');
+    const tmux = (...args: string[]) => execFileSync('tmux', ['-S', socket, ...args], { encoding: 'utf8' });
+    const screen = () => tmux('capture-pane', '-p', '-J', '-t', 'cancel', '-S', '-50');
+    onTestFinished(() => {
+      try {
+        tmux('kill-server');
+      } catch (err) {
+        // Already gone (the session ended and the server with it): nothing to stop.
+        void err;
+      }
+    });
+    const owner = { kind: 'producer', node: 'tty-host', id: 'pid-4' };
+    const run = await ownedRun(server.url, { name: 'watched-in-a-terminal', leaseTtlMs: 60_000, owner });
+    const exitFile = join(dir.path, 'cancel-exit-code');
+    tmux('new-session', '-d', '-s', 'cancel', '-x', '120', '-y', '30', 'bash --norc --noprofile');
+    const command = [process.execPath, BIN, 'cancel', run.id, '--wait', '--server', server.url].map((arg) => `'${arg}'`).join(' ');
+    tmux('send-keys', '-t', 'cancel', `${command}; echo $? > '${exitFile}'`, 'Enter');
+
+    const drawn = `runtrail: cancel requested; waiting for run ${run.id} to end (live): its owner`;
+    await waitUntil(() => screen().includes(drawn), { what: 'the status line of the wait', timeoutMs: 30_000 });
+    const line = screen().split('\n').find((l) => l.startsWith(drawn))!;
+    // Cut to the 120 columns, so it is redrawn in place rather than wrapped.
+    expect(line.length).toBeLessThan(120);
+    expect(line.endsWith('…')).toBe(true);
+
+    const res = await fetch(`${server.url}/api/v1/runs/${run.id}/finish`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ status: 'cancelled', error: { kind: 'cancelled', message: 'stopped on request' }, owner }),
+    });
+    expect(res.status).toBe(200);
+    await waitUntil(() => existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim() !== '', { what: 'cancel --wait to exit', timeoutMs: 30_000 });
+    expect(readFileSync(exitFile, 'utf8').trim()).toBe('0');
+    const after = screen();
+    expect(after).toContain(`run ${run.id} ended cancelled (cancelled: stopped on request)`);
+    // One status line, redrawn in place, not one per change.
+    expect(after.split('\n').filter((l) => l.includes('waiting for run'))).toHaveLength(1);
   });
 
   it('refuses --give-up-after without --wait, naming both', async () => {

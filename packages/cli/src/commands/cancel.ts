@@ -39,11 +39,12 @@ export function registerCancel(program: Command): void {
         return;
       }
       const { url } = clientOptions(cmd);
-      const waitingFor = `runtrail: cancel requested; waiting for run ${id} to end: ${whoEndsIt(run)}`;
+      const waitingFor = `runtrail: cancel requested; waiting for run ${id} to end`;
       await followToEnd(cmd, id, flags, {
         wanted: 'cancelled',
-        // On a terminal the line also says how the watch stands (a lost server is named as it is retried).
-        waitingLine: (state, tty) => (tty ? `${waitingFor} (${connectionText(state, url)})` : waitingFor),
+        // On a terminal the line also says how the watch stands (a lost server is named as it is
+        // retried), first, as the line is cut to the terminal's width.
+        waitingLine: (state, tty) => `${waitingFor}${tty ? ` (${connectionText(state, url)})` : ''}: ${whoEndsIt(run)}`,
       });
     });
 }

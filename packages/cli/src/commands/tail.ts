@@ -3,7 +3,7 @@ import type { Snapshot, TerminalStatus } from '@runtrail/protocol';
 import { DURATION_HELP, durationOption } from '../duration.js';
 import { clientFor, clientOptions } from '../options.js';
 import { printJson } from '../output.js';
-import { followRun, type FollowOptions } from '../watch-line.js';
+import { followRun, LiveLine, type FollowOptions } from '../watch-line.js';
 
 export function registerTail(program: Command): void {
   program
@@ -42,7 +42,8 @@ export async function followToEnd(
     giveUpAfterMs: flags.giveUpAfter,
     ...(flags.events ? { onEvent: (line: string) => process.stdout.write(`${line}\n`) } : {}),
     ...(flags.json || end.waitingLine ? { out: process.stderr } : {}),
-    ...(end.waitingLine ? { waitingLine: end.waitingLine } : {}),
+    // On a terminal, cut to its width as `exec`'s line is: a long line that wraps cannot be redrawn in place.
+    ...(end.waitingLine ? { waitingLine: end.waitingLine, ...(process.stderr.isTTY ? { live: new LiveLine(process.stderr) } : {}) } : {}),
   });
   if (!flags.json) return sayHowItEnded(id, final.snapshot.terminal, end.wanted);
   const ended = await clientFor(cmd).getRun(id);
