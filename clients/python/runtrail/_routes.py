@@ -29,6 +29,7 @@ ROUTES: Dict[str, Tuple[str, str]] = {
     "getArtifact": ("GET", f"{API_PREFIX}/runs/:id/artifacts/:name"),
     "exportRun": ("GET", f"{API_PREFIX}/runs/:id/export"),
     "importRun": ("POST", f"{API_PREFIX}/import"),
+    "listHandlers": ("GET", f"{API_PREFIX}/handlers"),
 }
 
 QueryValue = Union[str, int, float, bool, None]

@@ -11,8 +11,10 @@ import os
 import re
 import secrets
 import socket
+import sys
 import tempfile
 import threading
+import time
 import urllib.parse
 import uuid
 import warnings
@@ -31,6 +33,8 @@ DEFAULT_URL = "http://127.0.0.1:4310"
 EXPORT_STATUS_HEADER = "x-runtrail-run-status"
 IMPORTED_RUNS_HEADER = "x-runtrail-imported-runs"
 _EXPORT_BLOCK = 1024 * 1024
+#: How long ``cancel(wait=True)`` waits before it says on stderr what it waits for (as a flush does).
+WAIT_NOTICE_AFTER_S = 2.0
 
 
 class Client:
@@ -213,10 +217,49 @@ class Client:
             self._http.request("readEvents", {"id": run_id}, {"after": after, "limit": limit}, retry_for=self.start_timeout),
         )
 
-    def cancel(self, run_id: str, reason: Optional[str] = None) -> Dict[str, Any]:
-        """Ask a run to stop (what the dashboard's Cancel does); its producer sees ``Cancelled``."""
+    def cancel(self, run_id: str, reason: Optional[str] = None, *, wait: bool = False, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Ask a run to stop (what the dashboard's Cancel does); its producer sees ``Cancelled``.
+
+        Returns the run as the server answers the request: a queued run has
+        ended ``cancelled``, a running one is still ``running`` until its
+        owner stops it (or, if the owner is gone, the reaper ends it
+        cancelled once its lease lapses). With ``wait=True`` (as ``runtrail
+        cancel --wait``) it then waits for that end as ``wait`` does, saying
+        on stderr what it waits for if that takes over 2 s, and returns the
+        run as it ended: ``status`` is ``cancelled``, or ``succeeded`` /
+        ``failed`` if it finished before the cancel took effect.
+        ``timeout`` (seconds, with ``wait``) raises ``TimeoutError`` for a
+        run still going then.
+        """
+        if timeout is not None and not wait:
+            raise ValueError("cancel(timeout=...) bounds the wait for the run's end: give it with wait=True")
         body = {"reason": _text(reason)} if reason is not None else {}
-        return cast(Dict[str, Any], self._http.request("cancelRun", {"id": run_id}, json_body=body, retry_for=self.start_timeout))
+        run = cast(Dict[str, Any], self._http.request("cancelRun", {"id": run_id}, json_body=body, retry_for=self.start_timeout))
+        if not wait or run["status"] in _sender.TERMINAL_STATUSES:
+            return run
+        owner = run.get("owner")
+        who = f"its owner ({owner['kind']} {owner['id']} on {owner['node']})" if owner else "its producer"
+        lease = run["leaseTtlMs"] / 1000
+        notice = (
+            f"runtrail: cancel requested; waiting for run {run_id} to end: {who} stops it, or, if that is gone, "
+            f"the reaper ends it cancelled once its lease of {lease:g} s lapses unrenewed"
+        )
+        return self._wait_from(run, timeout, notice)
+
+    def handlers(self) -> Dict[str, Any]:
+        """What GET /api/v1/handlers answers: whether queued runs of a handler will start, and when they end if not.
+
+        - ``handlers``: the handlers this node executes;
+        - ``nodes``: every live node (``node``, ``handlers``, ``heardAt``,
+          ``liveUntil``), so a run of any handler listed there can start;
+        - ``queuedOrphanTimeoutMs``: how long queued runs of a handler no
+          live node defines wait before the server ends them ``failed``
+          (kind ``orphaned``); 0: they wait for ever;
+        - ``unclaimable``: for each such handler its reaper has found,
+          ``handler``, ``undefinedSince`` and ``endsAt`` (epoch ms: the runs
+          end then unless a node that defines it comes up).
+        """
+        return cast(Dict[str, Any], self._http.request("listHandlers", retry_for=self.start_timeout))
 
     def artifacts(self, run_id: str) -> List[Dict[str, Any]]:
         """The run's artifact records in ordinal order: ``ordinal``, ``name``, ``contentType``, ``size``, ``sha256``, ``createdAt``, ``metadata``."""
@@ -348,14 +391,57 @@ class Client:
         run's stream (as ``watch``, so a dropped connection or a server
         restart is ridden out), never polls. ``timeout`` (seconds) raises
         ``TimeoutError`` for a run still going then; Ctrl-C stops the wait
-        (the run goes on).
+        (the run goes on). A queued run of a handler no live node defines
+        (``handlers()``) may never start: the wait says so on stderr at
+        once, and when the server ends such runs if none comes.
         """
         run = self.get_run(run_id)
         if run["status"] in _sender.TERMINAL_STATUSES:
             return run
-        for _ in _watch(self, run_id, int(run["seq"]), timeout=timeout):
-            pass
-        return self.get_run(run_id)
+        unclaimable = self._queued_why(run)
+        if unclaimable is not None:
+            # Said at once: the wait may be for a node that never comes.
+            print(unclaimable, file=sys.stderr, flush=True)
+        return self._wait_from(run, timeout)
+
+    def _wait_from(self, run: Dict[str, Any], timeout: Optional[float], notice: Optional[str] = None) -> Dict[str, Any]:
+        """Follow ``run`` (as last read) to its end and return it ended; ``notice`` goes to stderr if the wait takes over 2 s."""
+        say = None
+        if notice is not None:
+            say = threading.Timer(WAIT_NOTICE_AFTER_S, lambda: print(notice, file=sys.stderr, flush=True))
+            say.daemon = True
+            say.start()
+        try:
+            for _ in _watch(self, run["id"], int(run["seq"]), timeout=timeout):
+                pass
+        finally:
+            if say is not None:
+                say.cancel()
+        return self.get_run(run["id"])
+
+    def _queued_why(self, run: Dict[str, Any]) -> Optional[str]:
+        """For a queued handler run that no live node can start: what becomes of it (as the dashboard says it); else None."""
+        if run["status"] != "queued" or not run.get("execute"):
+            return None
+        try:
+            answer = self.handlers()
+        except RuntrailError as err:
+            if err.code not in ("forbidden", "unauthorized"):
+                raise
+            # A run token may wait on its run without reading the server's handlers: the wait goes on, unexplained.
+            return None
+        handler = run["name"]
+        if handler in answer["handlers"] or any(handler in node["handlers"] for node in answer["nodes"]):
+            return None
+        said = f"runtrail: run {run['id']} is queued, and no live node defines its handler {handler!r}: it starts if a node that defines it comes up"
+        timeout_s = answer["queuedOrphanTimeoutMs"] / 1000
+        if timeout_s == 0:
+            return f"{said}; the server lets it wait for one for ever (its queuedOrphanTimeoutMs is 0)"
+        ends_at = next((u["endsAt"] for u in answer["unclaimable"] if u["handler"] == handler), None)
+        if ends_at is None:
+            return f"{said}; if none does within {timeout_s:g} s of the server finding none (its queuedOrphanTimeoutMs), it ends failed (orphaned)"
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ends_at / 1000))
+        return f"{said}; if none does by {at}, it ends failed (orphaned) (the server's queuedOrphanTimeoutMs, {timeout_s:g} s, from when it found none)"
 
 
 def _setting(name: str, value: Any, *, integer: bool = False, above_zero: bool = False) -> Any:

@@ -41,9 +41,11 @@ class Server:
     its methods to unittest: ``setUpModule, tearDownModule = server.start, server.close``.
     """
 
-    def __init__(self, env: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, env: Optional[Dict[str, str]] = None, args: Optional[List[str]] = None) -> None:
         self.data_dir = ""
         self.env = {**os.environ, "RUNTRAIL_LOG_LEVEL": "warn", **(env or {})}
+        #: More ``serve`` arguments (``--handlers FILE``); a restart uses them as they are then.
+        self.args = list(args or [])
         self.port = 0
         self.url = ""
         self.process: Optional[subprocess.Popen[str]] = None
@@ -67,7 +69,7 @@ class Server:
                 time.sleep(0.1)
 
     def _start_once(self, deadline: float) -> None:
-        args = ["node", str(CLI), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", self.data_dir, "--node", "py-test"]
+        args = ["node", str(CLI), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", self.data_dir, "--node", "py-test", *self.args]
         process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env, cwd=str(ROOT))
         lines: "queue.Queue[Optional[str]]" = queue.Queue()
 

@@ -12,6 +12,11 @@ export interface FollowOptions {
   live?: LiveLine;
   /** Where the status line goes (default stdout; stderr when stdout is kept for a --json answer). */
   out?: NodeJS.WriteStream;
+  /**
+   * What the line says instead of the run's progress (`cancel --wait`: what
+   * it waits for): redrawn on a TTY as it changes, else printed once.
+   */
+  waitingLine?: (state: RunWatchState, tty: boolean) => string;
 }
 
 /**
@@ -61,9 +66,9 @@ export async function followRun(
       }
       return;
     }
-    const line = statusLine(state, url);
-    // A log file gets a line per phase, status or 10% step, not per event.
-    const key = tty ? line : coarseKey(state);
+    const line = options.waitingLine ? terminalSafe(options.waitingLine(state, tty)) : statusLine(state, url);
+    // A log file gets a line per phase, status or 10% step, not per event; a wait, one line.
+    const key = tty ? line : options.waitingLine ? 'waiting' : coarseKey(state);
     if (key === lastLine) return;
     lastLine = key;
     if (tty && options.live) options.live.draw(line);
@@ -111,9 +116,14 @@ export function statusLine(state: RunWatchState, url?: string): string {
   const status = s.terminal?.status ?? state.run?.status ?? state.connection;
   const phase = s.phase ? ` ${s.phase}` : '';
   const c = s.counters;
-  const waiting = url !== undefined && (state.connection === 'connecting' || state.connection === 'reconnecting');
-  const connection = waiting ? `${state.connection} to ${url}${state.error ? `: ${cut(state.error.message)}` : ''}` : state.connection;
+  const connection = url === undefined ? state.connection : connectionText(state, url);
   return terminalSafe(`[${bar}] ${pct} ${status}${phase}  ok ${c.ok}  failed ${c.failed}  retries ${c.retries}  in flight ${Object.keys(s.current).length}  (${connection})`);
+}
+
+/** The watcher's connection as a status line says it, naming the server while it waits for it. */
+export function connectionText(state: RunWatchState, url: string): string {
+  const waiting = state.connection === 'connecting' || state.connection === 'reconnecting';
+  return waiting ? `${state.connection} to ${url}${state.error ? `: ${cut(state.error.message)}` : ''}` : state.connection;
 }
 
 /** An error message short enough for a status line. */

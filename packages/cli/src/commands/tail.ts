@@ -1,9 +1,9 @@
 import { Option, type Command } from 'commander';
-import type { RunWatchState } from '@runtrail/client';
+import type { Snapshot, TerminalStatus } from '@runtrail/protocol';
 import { DURATION_HELP, durationOption } from '../duration.js';
 import { clientFor, clientOptions } from '../options.js';
 import { printJson } from '../output.js';
-import { followRun } from '../watch-line.js';
+import { followRun, LiveLine, type FollowOptions } from '../watch-line.js';
 
 export function registerTail(program: Command): void {
   program
@@ -18,33 +18,48 @@ export function registerTail(program: Command): void {
     });
 }
 
+/** How `followToEnd` follows for a command other than `tail`. */
+export interface FollowEnd {
+  /** The end that exits 0 (default: succeeded; `cancel --wait`: cancelled). */
+  wanted?: TerminalStatus;
+  /** Instead of the progress line, this one on stderr (see FollowOptions.waitingLine). */
+  waitingLine?: FollowOptions['waitingLine'];
+}
+
 /**
- * Follow a run to its end as `tail` and `start --follow` do: the status line
- * (or every event), then how it ended on stdout, or with --json the run as it
- * ended on stdout and the status line on stderr; exit 0 only if it succeeded.
+ * Follow a run to its end as `tail`, `start --follow` and `cancel --wait` do:
+ * the status line (or every event), then how it ended on stdout, or with
+ * --json the run as it ended on stdout and the status line on stderr; exit 0
+ * only if it ended as wanted (succeeded, unless `end` says otherwise).
  */
-export async function followToEnd(cmd: Command, id: string, flags: { events?: boolean; giveUpAfter: number; json?: boolean }): Promise<void> {
+export async function followToEnd(
+  cmd: Command,
+  id: string,
+  flags: { events?: boolean; giveUpAfter: number; json?: boolean },
+  end: FollowEnd = {},
+): Promise<void> {
   const final = await followRun(clientOptions(cmd), id, {
     giveUpAfterMs: flags.giveUpAfter,
     ...(flags.events ? { onEvent: (line: string) => process.stdout.write(`${line}\n`) } : {}),
-    ...(flags.json ? { out: process.stderr } : {}),
+    ...(flags.json || end.waitingLine ? { out: process.stderr } : {}),
+    // On a terminal, cut to its width as `exec`'s line is: a long line that wraps cannot be redrawn in place.
+    ...(end.waitingLine ? { waitingLine: end.waitingLine, ...(process.stderr.isTTY ? { live: new LiveLine(process.stderr) } : {}) } : {}),
   });
-  if (!flags.json) return sayHowItEnded(id, final);
+  if (!flags.json) return sayHowItEnded(id, final.snapshot.terminal, end.wanted);
   const ended = await clientFor(cmd).getRun(id);
   printJson(ended);
-  process.exitCode = exitStatusOf(ended.status);
+  process.exitCode = exitStatusOf(ended.status, end.wanted);
 }
 
-/** After following a run to its end: how it ended, on stdout, and the exit status (0 only if it succeeded). */
-export function sayHowItEnded(id: string, final: RunWatchState): void {
-  const end = final.snapshot.terminal;
+/** After following a run to its end: how it ended, on stdout, and the exit status (0 only if it ended as wanted). */
+export function sayHowItEnded(id: string, end: Snapshot['terminal'], wanted?: TerminalStatus): void {
   if (!end) return;
   const why = end.error ? ` (${end.error.kind}: ${end.error.message})` : '';
   process.stdout.write(`run ${id} ended ${end.status}${why}\n`);
-  process.exitCode = exitStatusOf(end.status);
+  process.exitCode = exitStatusOf(end.status, wanted);
 }
 
-/** A followed run's exit status: 0 only if it succeeded. */
-export function exitStatusOf(status: string): number {
-  return status === 'succeeded' ? 0 : 1;
+/** A followed run's exit status: 0 only if it ended as wanted (by default, succeeded). */
+export function exitStatusOf(status: string, wanted: TerminalStatus = 'succeeded'): number {
+  return status === wanted ? 0 : 1;
 }
