@@ -142,13 +142,19 @@ export async function counters(page: Page): Promise<{ ok: number; failed: number
   return { ok: await read('ok'), failed: await read('failed'), retries: await read('retries') };
 }
 
-/** Save what the page shows for the README (only when asked, see writeScreenshots). */
-export async function screenshot(page: Page, name: string, options: { fullPage?: boolean; height?: number } = {}): Promise<void> {
+/**
+ * Save what the page shows for the README (only when asked, see
+ * writeScreenshots): the view, the whole page (`fullPage`), or one part of
+ * it (`of`, e.g. a panel).
+ */
+export async function screenshot(page: Page, name: string, options: { fullPage?: boolean; height?: number; of?: Locator } = {}): Promise<void> {
   if (!writeScreenshots) return;
   mkdirSync(screenshotsDir, { recursive: true });
   const viewport = page.viewportSize();
   if (options.height !== undefined && viewport) await page.setViewportSize({ ...viewport, height: options.height });
-  await page.screenshot({ path: `${screenshotsDir}/${name}.png`, fullPage: options.fullPage ?? false });
+  const path = `${screenshotsDir}/${name}.png`;
+  if (options.of) await options.of.screenshot({ path });
+  else await page.screenshot({ path, fullPage: options.fullPage ?? false });
   if (options.height !== undefined && viewport) await page.setViewportSize(viewport);
 }
 

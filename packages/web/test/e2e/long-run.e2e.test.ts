@@ -242,6 +242,26 @@ describe('the page of a long run whose events are held before the event log show
     await waitUntil(() => rowInView(6060), { what: 'the newest event in view again' });
   });
 
+  it('of thousands of calls in flight, only the rows in view of the In flight box are rendered, so their spinners do not stall the page', async () => {
+    const run = await longLiveRun('long-in-flight-run');
+    await page().goto(`${scene.server.url}/runs/${run.id}`);
+    await waitUntil(async () => /of 6,000\)/.test((await textNow(title())) ?? ''), { what: 'the log to hold the latest 5,000 of 6,000' });
+    const box = page().getByTestId('in-flight');
+    // Each row's spinner, whether the browser renders it (one in a row it skips is not animated).
+    const rendered = () =>
+      box.evaluate((ul) => [...ul.querySelectorAll('li .spinner')].map((spinner) => spinner.checkVisibility({ contentVisibilityAuto: true })));
+    await waitUntil(async () => (await rendered())[0] === true, { what: 'the first call in flight to be shown' });
+    const first = await rendered();
+    expect(first.length).toBeGreaterThan(500);
+    // Those in view and a margin around them the browser renders ahead of a scroll.
+    expect(first.filter(Boolean).length).toBeLessThan(200);
+    expect(first.at(-1)).toBe(false);
+    // Scrolled to its end, the last rows are drawn, and those at the top no longer.
+    await box.evaluate((ul) => ul.scrollTo({ top: ul.scrollHeight }));
+    await waitUntil(async () => (await rendered()).at(-1) === true, { what: 'the last call in flight to be drawn once scrolled to' });
+    expect((await rendered())[0]).toBe(false);
+  });
+
   it('selecting Console text by dragging up past its top scrolls it up and stops following', async () => {
     const run = await longLiveRun('long-selected-run');
     await page().goto(`${scene.server.url}/runs/${run.id}`);

@@ -1,7 +1,6 @@
-import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, collectConsoleErrors, launchChromium, spawnServer, stopServer, tempDir, textNow, waitUntil, type ServerProcess } from './harness.js';
+import { collectConsoleErrors, postJson, restartingScene, textNow, waitUntil } from './harness.js';
 
 /**
  * The runs list as a user reads it (issue 19.8, 19.9): why each run failed,
@@ -27,31 +26,20 @@ interface Scene {
 }
 
 describe('the runs list in a real browser', () => {
-  const dir = tempDir('runtrail-runs-list-e2e-');
-  let server: ServerProcess | null = null;
-  let browser: Browser;
+  // The reaper looks for stalls often, so the stuck run is stalled within a second. The server
+  // restarted by the last test gets the same env, as the same node restarting would.
+  const served = restartingScene({ prefix: 'runtrail-runs-list-e2e-', node: 'e2e-runs-list', env: { RUNTRAIL_REAPER_INTERVAL_MS: '100' } });
   const scene = {} as Scene;
 
-  const post = async <T = { id: string }>(path: string, body: unknown): Promise<T> => {
-    const res = await fetch(`${server!.url}${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
-    return (await res.json()) as T;
-  };
+  const post = <T = { id: string }>(path: string, body: unknown) => postJson<T>(served.server.url, path, body);
   // A lease far longer than the test: no producer heartbeats these runs, and a lapsed lease would end
   // them orphaned mid-test (on a loaded machine the 390 px pass starts more than the default 30 s later).
-  const create = (body: object) => post('/api/v1/runs', { leaseTtlMs: 600_000, ...body }).then((r) => r.id);
-  const events = (id: string, list: object[]) => post(`/api/v1/runs/${id}/events`, { events: list });
-  const finish = (id: string, body: object) => post(`/api/v1/runs/${id}/finish`, body);
+  const create = (body: object) => post('/runs', { leaseTtlMs: 600_000, ...body }).then((r) => r.id);
+  const events = (id: string, list: object[]) => post(`/runs/${id}/events`, { events: list });
+  const finish = (id: string, body: object) => post(`/runs/${id}/finish`, body);
 
   beforeAll(async () => {
-    assertBuilt();
-    // The reaper looks for stalls often, so the stuck run is stalled within a second.
-    server = await spawnServer({ dataDir: join(dir.path, 'data'), node: 'e2e-runs-list', env: { RUNTRAIL_REAPER_INTERVAL_MS: '100' } });
-    browser = await launchChromium();
+    await served.start();
 
     scene.orphaned = await create({ name: 'nightly-import' });
     await finish(scene.orphaned, { status: 'failed', error: { kind: 'orphaned', message: 'its producer stopped heartbeating' } });
@@ -84,17 +72,11 @@ describe('the runs list in a real browser', () => {
     ]);
     await waitUntil(
       async () => {
-        const run = (await (await fetch(`${server!.url}/api/v1/runs/${scene.stuck}`)).json()) as { snapshot: { stalled: unknown } };
+        const run = (await (await fetch(`${served.server.url}/api/v1/runs/${scene.stuck}`)).json()) as { snapshot: { stalled: unknown } };
         return run.snapshot.stalled !== null;
       },
       { what: 'the stuck run to be stalled', timeoutMs: 15_000 },
     );
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await stopServer(server);
-    dir.remove();
   });
 
   const row = (page: Page, id: string) => page.locator(`tr[data-run-id="${id}"]`);
@@ -106,7 +88,7 @@ describe('the runs list in a real browser', () => {
       let page: Page;
       let errors: string[];
       beforeAll(async () => {
-        page = await browser.newPage({ viewport: { width, height: 900 } });
+        page = await served.browser.newPage({ viewport: { width, height: 900 } });
         errors = collectConsoleErrors(page);
       });
       afterAll(() => page.close());
@@ -115,7 +97,7 @@ describe('the runs list in a real browser', () => {
         // A fresh reading: the ETA is of a run under way, however long the tests before this one took
         // (30 s without progress, the row would rightly say "no progress for 30 s" instead).
         await events(scene.evalRun, [{ type: 'progress', data: { done: 12, total: 64, message: 'judging doc_12' } }]);
-        await page.goto(`${server!.url}/`);
+        await page.goto(`${served.server.url}/`);
         await row(page, scene.evalRun).waitFor();
 
         const exec = row(page, scene.execFailed);
@@ -142,10 +124,10 @@ describe('the runs list in a real browser', () => {
         expect(await evalRow.locator('progress').getAttribute('class')).toBe('progress progress-running');
 
         // Ten minutes on without progress, the row gives no ETA but says how long it has been quiet.
-        const later = await browser.newContext({ viewport: { width, height: 900 } });
+        const later = await served.browser.newContext({ viewport: { width, height: 900 } });
         await later.clock.install({ time: Date.now() + 10 * 60_000 });
         const ahead = await later.newPage();
-        await ahead.goto(`${server!.url}/?q=llm-eval`);
+        await ahead.goto(`${served.server.url}/?q=llm-eval`);
         await row(ahead, scene.evalRun).waitFor();
         expect(await row(ahead, scene.evalRun).getByTestId('progress-notes').textContent()).toMatch(/^8 in flightno progress for 1\d\sm\s\d+\ss$/);
         expect(await row(ahead, scene.evalRun).locator('progress').getAttribute('class')).toBe('progress progress-running progress-stalled');
@@ -163,7 +145,7 @@ describe('the runs list in a real browser', () => {
       });
 
       it('nests children under their parent, collapsible, and totals the statuses shown', async () => {
-        await page.goto(`${server!.url}/`);
+        await page.goto(`${served.server.url}/`);
         await row(page, scene.children[0]!).waitFor();
         const ids = await shownIds(page);
         const at = ids.indexOf(scene.parent);
@@ -194,7 +176,7 @@ describe('the runs list in a real browser', () => {
         await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.stuck]), { what: 'the stalled run alone' });
         expect(query(page)).toEqual({ failed: 'stalled' });
         expect(await page.getByLabel('filter by failure kind').inputValue()).toBe('stalled');
-        await page.goto(`${server!.url}/`);
+        await page.goto(`${served.server.url}/`);
         await row(page, scene.children[0]!).waitFor();
 
         const n = scene.children.length;
@@ -216,7 +198,7 @@ describe('the runs list in a real browser', () => {
       });
 
       it('filters by name, failure kind and time as you type, keeps them in the URL and across a reload', async () => {
-        await page.goto(`${server!.url}/`);
+        await page.goto(`${served.server.url}/`);
         await row(page, scene.evalRun).waitFor();
 
         await page.getByLabel('search run names').fill('EXPERIMENT');
@@ -241,10 +223,10 @@ describe('the runs list in a real browser', () => {
 
         // A time range counts back from now: in a browser two hours ahead, "last hour" holds none of
         // these runs and "last 24 hours" all of them.
-        const later = await browser.newContext({ viewport: { width, height: 900 } });
+        const later = await served.browser.newContext({ viewport: { width, height: 900 } });
         await later.clock.install({ time: Date.now() + 2 * 3600_000 });
         const ahead = await later.newPage();
-        await ahead.goto(`${server!.url}/?since=1h`);
+        await ahead.goto(`${served.server.url}/?since=1h`);
         await waitUntil(async () => ((await textNow(ahead.getByTestId('runs-empty'))) ?? '').startsWith('No runs match these filters.'), {
           what: 'no run in the last hour, two hours on',
         });
@@ -254,8 +236,8 @@ describe('the runs list in a real browser', () => {
         await later.close();
 
         // A link with filters opens the same list in another tab.
-        const shared = await browser.newPage({ viewport: { width, height: 900 } });
-        await shared.goto(`${server!.url}/?failed=timeout`);
+        const shared = await served.browser.newPage({ viewport: { width, height: 900 } });
+        await shared.goto(`${served.server.url}/?failed=timeout`);
         await waitUntil(async () => JSON.stringify(await shownIds(shared)) === JSON.stringify([scene.timedOut]), { what: 'the shared link’s list' });
         await shared.close();
 
@@ -286,8 +268,8 @@ describe('the runs list in a real browser', () => {
     for (let i = 0; i < 27; i++) bulk.push(await create({ name: `bulk-${i}` }));
     for (const id of bulk.slice(0, 3)) await finish(id, { status: 'failed', error: { kind: 'timeout', message: 'slow' } });
     for (const width of [1280, 390]) {
-      const page = await browser.newPage({ viewport: { width, height: 900 } });
-      await page.goto(`${server!.url}/?q=bulk`);
+      const page = await served.browser.newPage({ viewport: { width, height: 900 } });
+      await page.goto(`${served.server.url}/?q=bulk`);
       await waitUntil(async () => (await shownIds(page)).length === 25, { what: 'a full first page' });
       const totals = '27 runs match: 24 running, 3 failed';
       await waitUntil(async () => (await textNow(page.getByTestId('totals'))) === totals, { what: 'totals over both pages' });
@@ -304,8 +286,8 @@ describe('the runs list in a real browser', () => {
     const child = await create({ name: 'family-trial', parentId: root });
     const sibling = await create({ name: 'family-trial-b', parentId: root });
     const grandchild = await create({ name: 'family-fold', parentId: child });
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await page.goto(`${server!.url}/`);
+    const page = await served.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${served.server.url}/`);
     await row(page, grandchild).waitFor();
     let late: string | null = null;
     const family = async () => (await shownIds(page)).filter((id) => [root, child, sibling, grandchild, late].includes(id));
@@ -345,8 +327,8 @@ describe('the runs list in a real browser', () => {
       const batch = Array.from({ length: Math.min(25, 201 - i) }, (_, j) => create({ name: `big-trial-${i + j}`, parentId: wide }));
       wideKids.push(...(await Promise.all(batch)));
     }
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await page.goto(`${server!.url}/`);
+    const page = await served.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${served.server.url}/`);
     // Two levels down, the parent with more children than shown says so, with how many there are.
     const wideToggle = row(page, wide).locator('button.toggle');
     await waitUntil(async () => (await textNow(wideToggle)) === '▾ 200 of 201', { what: 'big-trials to say it shows 200 of its 201 children' });
@@ -362,7 +344,7 @@ describe('the runs list in a real browser', () => {
     for (let i = 0; i < wideKids.length; i += 25) await Promise.all(wideKids.slice(i, i + 25).map((id) => finish(id, { status: 'succeeded' })));
     for (const id of [...olderKids, older, wide, root]) await finish(id, { status: 'succeeded' });
     // 204 rows more would make every later page of this list long, and its scroll-back test slow to settle.
-    const gone = await fetch(`${server!.url}/api/v1/runs/${root}`, { method: 'DELETE', headers: { 'x-runtrail-client': '1' } });
+    const gone = await fetch(`${served.server.url}/api/v1/runs/${root}`, { method: 'DELETE', headers: { 'x-runtrail-client': '1' } });
     expect(gone.status, await gone.text()).toBeLessThan(300);
   });
 
@@ -371,14 +353,14 @@ describe('the runs list in a real browser', () => {
     const child = await create({ name: 'deep-recount-1', parentId: root });
     const grandchild = await create({ name: 'deep-recount-2', parentId: child });
     const greatGrandchild = await create({ name: 'deep-recount-3', parentId: grandchild });
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const page = await served.browser.newPage({ viewport: { width: 1280, height: 900 } });
     // When the page asked for the totals (not a family's count, which names its parent).
     const asked: number[] = [];
     page.on('request', (req) => {
       const url = new URL(req.url());
       if (url.pathname.endsWith('/run-counts') && !url.searchParams.has('parentId')) asked.push(Date.now());
     });
-    await page.goto(`${server!.url}/`);
+    await page.goto(`${served.server.url}/`);
     await row(page, greatGrandchild).waitFor();
     for (const id of [greatGrandchild, grandchild]) {
       // Right after a read of the totals, so the next poll is a whole interval (5 s) away.
@@ -395,8 +377,8 @@ describe('the runs list in a real browser', () => {
   });
 
   it('a page address the server refuses (a hand-edited cursor) says why once, instead of reconnecting for ever', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await page.goto(`${server!.url}/?cursor=garbage`);
+    const page = await served.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${served.server.url}/?cursor=garbage`);
     await page.getByRole('alert').waitFor();
     expect(await page.getByRole('alert').textContent()).toContain('cursor: must be a run id');
     // Before: "reconnecting…" and "No runs to show until the server answers", asking again and again.
@@ -409,10 +391,10 @@ describe('the runs list in a real browser', () => {
 
   it('keeps the page of the list in the URL: Back from a run, a reload and the run page’s "All runs" return to it', async () => {
     // The 27 bulk runs of the test above: 25 on page 1, 2 on page 2.
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const page = await served.browser.newPage({ viewport: { width: 1280, height: 900 } });
     const pageNumber = () => textNow(page.getByRole('navigation', { name: 'pages of runs' }).getByText(/^page \d+$/));
     const onPage2 = async () => (await pageNumber()) === 'page 2' && (await shownIds(page)).length === 2;
-    await page.goto(`${server!.url}/?q=bulk`);
+    await page.goto(`${served.server.url}/?q=bulk`);
     await waitUntil(async () => (await shownIds(page)).length === 25, { what: 'a full first page' });
     await page.getByRole('button', { name: 'older runs' }).click();
     await waitUntil(onPage2, { what: 'the 2 oldest on page 2' });
@@ -452,8 +434,8 @@ describe('the runs list in a real browser', () => {
     const longName = await create({ name: `wide-${'N'.repeat(195)}` });
     const longLabel = await create({ name: 'wide-labelled', labels: label });
     for (const width of [1280, 390]) {
-      const page = await browser.newPage({ viewport: { width, height: 900 } });
-      await page.goto(`${server!.url}/?q=wide-`);
+      const page = await served.browser.newPage({ viewport: { width, height: 900 } });
+      await page.goto(`${served.server.url}/?q=wide-`);
       await waitUntil(async () => (await shownIds(page)).length === 2, { what: 'the two wide runs' });
       for (const id of [longName, longLabel]) {
         // Everything in the name cell ends before the status column starts.
@@ -483,8 +465,8 @@ describe('the runs list in a real browser', () => {
     const half = await create({ name: 'fits-half' });
     await events(half, [{ type: 'progress', data: { done: 47, total: 100 } }]);
     for (const width of [375, 390]) {
-      const page = await browser.newPage({ viewport: { width, height: 900 } });
-      await page.goto(`${server!.url}/?q=fits-`);
+      const page = await served.browser.newPage({ viewport: { width, height: 900 } });
+      await page.goto(`${served.server.url}/?q=fits-`);
       await waitUntil(async () => (await shownIds(page)).length === 2, { what: 'the two runs with progress' });
       for (const id of [done, half]) {
         const over = await row(page, id).evaluate((tr) => {
@@ -503,11 +485,11 @@ describe('the runs list in a real browser', () => {
 
   it('marks a running run whose cancel was asked for, until its owner stops it', async () => {
     const id = await create({ name: 'asked-to-stop' });
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await page.goto(`${server!.url}/?q=asked-to-stop`);
+    const page = await served.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${served.server.url}/?q=asked-to-stop`);
     await row(page, id).waitFor();
     expect(await row(page, id).getByTestId('cancel-requested').count()).toBe(0);
-    await post(`/api/v1/runs/${id}/cancel`, { reason: 'wrong dataset' });
+    await post(`/runs/${id}/cancel`, { reason: 'wrong dataset' });
     await waitUntil(async () => (await textNow(row(page, id).getByTestId('cancel-requested'))) === 'cancel requested', {
       what: 'the row to say a cancel was asked for',
     });
@@ -518,8 +500,8 @@ describe('the runs list in a real browser', () => {
 
   it('Back from a run returns to where the reader was in the list, not to its top', async () => {
     // A short window, so the list scrolls.
-    const page = await browser.newPage({ viewport: { width: 1280, height: 400 } });
-    await page.goto(`${server!.url}/`);
+    const page = await served.browser.newPage({ viewport: { width: 1280, height: 400 } });
+    await page.goto(`${served.server.url}/`);
     const rows = page.locator('tr[data-run-id]');
     await waitUntil(async () => (await rows.count()) >= 8 || null, { what: 'the list to show its runs' });
     const link = rows.last().locator('a.run-name');
@@ -548,8 +530,8 @@ describe('the runs list in a real browser', () => {
       { type: 'call.started', data: { callId: 'b', label: 'b' } },
       { type: 'call.failed', data: { callId: 'b', error: 'no', willRetry: false } },
     ]);
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await page.goto(`${server!.url}/?q=calls-`);
+    const page = await served.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${served.server.url}/?q=calls-`);
     await waitUntil(async () => (await textNow(row(page, busy).locator('.col-counters'))) === '1 / 1 / 0', { what: 'the busy run’s counters' });
     expect(await row(page, quiet).locator('.col-counters').textContent()).toBe('–');
     await page.close();
@@ -559,8 +541,8 @@ describe('the runs list in a real browser', () => {
   it('estimates a running run\'s time left from the pace the page sees, as the run page does, not the whole run\'s average', async () => {
     const id = await create({ name: 'slowing-batch' });
     await events(id, [{ type: 'progress', data: { done: 100, total: 1000 } }]);
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await page.goto(`${server!.url}/?q=slowing-batch`);
+    const page = await served.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${served.server.url}/?q=slowing-batch`);
     const bar = row(page, id).getByLabel('progress of slowing-batch');
     await bar.waitFor();
     // 100 done at once, then one item every 2 s (stamped so, sent at once): 900 left at 0.5 a second is
@@ -580,11 +562,11 @@ describe('the runs list in a real browser', () => {
   });
 
   it('Clear always clears, and while the labels box holds no filter the list says which labels it is filtered by', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const page = await served.browser.newPage({ viewport: { width: 1280, height: 900 } });
     const labels = page.getByLabel('filter by labels (key=value, comma separated)');
     const note = page.getByText(/^labels must be key=value/);
     const clear = page.getByRole('button', { name: 'Clear', exact: true });
-    await page.goto(`${server!.url}/?label=nonsense`);
+    await page.goto(`${served.server.url}/?label=nonsense`);
     await note.waitFor();
     expect(await note.textContent()).toBe('labels must be key=value, comma separated; the list is not filtered by labels');
     expect(await clear.isEnabled()).toBe(true);
@@ -610,11 +592,11 @@ describe('the runs list in a real browser', () => {
   });
 
   it('while the labels box holds half-typed text, the name search and the selects still apply, and the text stays as typed', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const page = await served.browser.newPage({ viewport: { width: 1280, height: 900 } });
     const labels = page.getByLabel('filter by labels (key=value, comma separated)');
     const search = page.getByRole('searchbox', { name: 'search run names' });
     const note = page.getByText(/^labels must be key=value/);
-    await page.goto(`${server!.url}/?q=experiment-1&label=sweep%3Dlr`);
+    await page.goto(`${served.server.url}/?q=experiment-1&label=sweep%3Dlr`);
     await waitUntil(async () => (await shownIds(page)).length === 0, { what: 'no run both named experiment-1 and labelled sweep=lr' });
     await labels.fill('sweep=lr,oops');
     await note.waitFor();
@@ -637,13 +619,12 @@ describe('the runs list in a real browser', () => {
   it('says the server is unreachable and that it retries, never "Failed to fetch", and recovers, at 1280 and 390 px', async () => {
     const pages: Page[] = [];
     for (const width of [1280, 390]) {
-      const page = await browser.newPage({ viewport: { width, height: 900 } });
-      await page.goto(`${server!.url}/?q=llm`);
+      const page = await served.browser.newPage({ viewport: { width, height: 900 } });
+      await page.goto(`${served.server.url}/?q=llm`);
       await row(page, scene.evalRun).waitFor();
       pages.push(page);
     }
-    const port = server!.port;
-    await stopServer(server);
+    await served.stop();
     for (const page of pages) {
       const alert = page.getByRole('alert');
       await alert.waitFor({ timeout: 20_000 });
@@ -651,7 +632,7 @@ describe('the runs list in a real browser', () => {
       expect(await page.getByText(/failed to fetch/i).count()).toBe(0);
     }
     // Back on the same port: the list comes back by itself, the filter still applied.
-    server = await spawnServer({ dataDir: join(dir.path, 'data'), node: 'e2e-runs-list', port });
+    await served.start();
     for (const page of pages) {
       await waitUntil(async () => (await page.getByRole('alert').count()) === 0, { what: 'the alert to go once the server answers', timeoutMs: 30_000 });
       await waitUntil(async () => JSON.stringify(await shownIds(page)) === JSON.stringify([scene.evalRun]), { what: 'the filtered list again' });

@@ -3,9 +3,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { RuntrailClient } from '@runtrail/client';
+import type { HandlersResponse } from '@runtrail/protocol';
 import {
-  browserScene,
   postJson,
+  restartingScene,
   repoRoot,
   screenshot,
   textNow,
@@ -18,8 +20,9 @@ import {
  * -w @runtrail/web writes them; a plain test run only checks the scene):
  * what a server holds on a real day. An LLM evaluation with 8 calls in
  * flight, an autotune parent with child experiments, `runtrail exec` runs of
- * Python scripts that succeed and fail with a traceback, a stalled run and a
- * cancelled one.
+ * Python scripts that succeed and fail with a traceback, a stalled run, a
+ * cancelled one, a queued one whose handler no node defines, a crawl of no
+ * known total, and a report with artifacts, one of them a link.
  */
 
 interface ApiRun {
@@ -63,7 +66,7 @@ emit("phase", name="train", status="completed")
 `;
 
 describe('the scene behind the README screenshots', () => {
-  const scene = browserScene({ prefix: 'runtrail-web-scene-', node: 'e2e-scene', env: { RUNTRAIL_REAPER_INTERVAL_MS: '200' } });
+  const scene = restartingScene({ prefix: 'runtrail-web-scene-', node: 'e2e-scene', env: { RUNTRAIL_REAPER_INTERVAL_MS: '200' } });
   const dir = scene.dir;
   let server: ServerProcess | null = null;
   let page: Page;
@@ -84,9 +87,18 @@ describe('the scene behind the README screenshots', () => {
     return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   };
 
-  // Started by the scene's beforeAll, which runs first.
-  beforeAll(() => {
-    ({ server, page, errors } = scene);
+  // The scene's beforeAll runs first. A node that defines nightly-import but runs nothing queues a run of
+  // it; the same node back without it serves the rest of the scene, so that run waits for a node that
+  // defines it (and says when it will end without one).
+  beforeAll(async () => {
+    const handlers = join(dir.path, 'handlers.mjs');
+    writeFileSync(handlers, "export default { 'nightly-import': async () => {} };\n");
+    server = await scene.start({ args: ['--handlers', handlers, '--concurrency', '0'] });
+    const queued = await post('/runs', { name: 'nightly-import', execute: true, input: { since: '2026-11-27' } });
+    expect(queued.status).toBe('queued');
+    ids.queued = queued.id;
+    server = await scene.restart();
+    ({ page, errors } = await scene.newPage());
   });
 
   it('holds Python scripts run with `runtrail exec`: one succeeded, one failed with its traceback', async () => {
@@ -181,6 +193,44 @@ describe('the scene behind the README screenshots', () => {
     await screenshot(page, 'run-stalled');
   });
 
+  it('holds a queued run no live node can start, saying how long it waited and when it ends', async () => {
+    // No node defines nightly-import now: it waits for one, and the reaper ends it after queuedOrphanTimeoutMs (10 min).
+    const queued = await getRun(ids.queued!);
+    expect(queued.status).toBe('queued');
+    // The page names the moment the run ends once the reaper has found no node defining it.
+    await waitUntil(
+      async () => ((await (await fetch(`${server!.url}/api/v1/handlers`)).json()) as HandlersResponse).unclaimable.some((u) => u.handler === 'nightly-import'),
+      { what: 'the reaper to find no live node defining nightly-import' },
+    );
+    await page.goto(`${server!.url}/runs/${queued.id}`);
+    await waitUntil(async () => / by \d/.test((await textNow(page.getByTestId('queued-why'))) ?? ''), { what: 'the run page to say when the run ends' });
+    expect(await textNow(page.getByTestId('duration-title'))).toBe('Queued for');
+    await screenshot(page, 'run-queued', { height: 520 });
+  });
+
+  it('holds a crawl of no known total and a report whose artifacts are stored or linked', async () => {
+    const crawl = await post('/runs', { name: 'crawl-docs', leaseTtlMs: 600_000, labels: { site: 'docs' } });
+    ids.crawl = crawl.id;
+    await post(`/runs/${crawl.id}/events`, { events: [{ type: 'progress', data: { done: 12_345, message: 'crawling /guides' } }] });
+
+    const client = new RuntrailClient({ url: server!.url });
+    const report = await client.createRun({ name: 'weekly-report' });
+    ids.report = report.id;
+    await report.artifact('summary.md', '# Weekly eval\n\n- accuracy **91.2%** (+0.8)\n- 3 regressions, all in `legal/`\n', { contentType: 'text/markdown' });
+    await report.artifact('scores.csv', 'model,accuracy,latency_ms\ngpt-4,0.912,840\nsmall,0.874,210\n', { contentType: 'text/csv' });
+    // Kept in an object store: its preview loads only when the viewer asks, from a button naming the host.
+    report.event('artifact', { name: 'confusion.png', uri: 'https://reports.example.com/weekly/confusion.png', contentType: 'image/png' });
+    await report.flush();
+    await report.succeed({ accuracy: 0.912 });
+    await page.goto(`${server!.url}/runs/${report.id}`);
+    const artifacts = page.getByRole('region', { name: /^Artifacts/ });
+    await page.getByRole('button', { name: 'load from reports.example.com: confusion.png' }).waitFor();
+    await waitUntil(async () => (await artifacts.getByRole('table').count()) > 0 && (await artifacts.getByRole('heading', { name: 'Weekly eval' }).count()) > 0, {
+      what: 'the stored artifacts\' previews',
+    });
+    await screenshot(page, 'run-artifacts', { of: artifacts });
+  });
+
   it('holds an LLM evaluation with 8 calls in flight, shown live', async () => {
     const run = await post('/runs', {
       name: 'demo-pipeline',
@@ -218,8 +268,12 @@ describe('the scene behind the README screenshots', () => {
         'error ValueError: shard 3: expected 512 columns, got 511',
       );
       expect(await row(ids.stuck!).getByTestId('stalled').isVisible()).toBe(true);
+      // How long the queued run has waited and why; how many pages the crawl of no known total has done.
+      expect(await textNow(row(ids.queued!).getByTestId('queued-why'))).toBe('no live node defines nightly-import');
+      expect(await textNow(row(ids.queued!).getByTestId('queued-for'))).toMatch(/^queued \d/);
+      expect(await textNow(row(ids.crawl!).getByTestId('progress-count'))).toBe('12,345');
       await page.locator(`tr[data-parent-id="${ids.parent}"]`).nth(5).waitFor();
-      expect(await page.getByTestId('totals').textContent()).toBe('12 runs: 5 running (1 stalled), 4 succeeded, 2 failed, 1 cancelled');
+      expect(await page.getByTestId('totals').textContent()).toBe('15 runs: 1 queued, 6 running (1 stalled), 5 succeeded, 2 failed, 1 cancelled');
       expect(await page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth)).toBe(true);
       await screenshot(page, width < 640 ? 'runs-phone' : 'runs', { fullPage: true });
     }
