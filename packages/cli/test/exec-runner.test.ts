@@ -1,5 +1,7 @@
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import type { Run } from '@runtrail/protocol';
@@ -197,6 +199,8 @@ describe('runtrail exec killed with SIGKILL', () => {
           const processes = [identify(meta.exec.pgid), identify(meta.exec.pid), identify(meta.grandchild)];
           cli.kill('SIGKILL');
           await exited;
+          // Killed, exec cannot remove the temporary copy of the output it stores at the end.
+          rmSync(join(tmpdir(), `runtrail-exec-${id}.log`), { force: true });
           await waitGroupGone(meta.exec.pgid, processes, 5_000);
         }),
       );
