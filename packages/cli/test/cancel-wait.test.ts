@@ -87,6 +87,11 @@ describe('runtrail cancel --wait', () => {
     expect(result.stderr).toContain(`waiting for run ${run.id} to end: its owner (producer pid-1 on gone-host) stops it, or, if that is gone, the reaper ends it cancelled once its lease of 1s lapses unrenewed\n`);
     expect(result.stdout).toMatch(new RegExp(`^run ${run.id} ended cancelled \\(cancelled: cancel requested .*owner producer pid-1 on gone-host stopped heartbeating`));
     expect((await client.getRun(run.id)).status).toBe('cancelled');
+
+    // Again, once it has ended (after a Ctrl-C, say): what it waits for is there, exit 0, not "already ended".
+    const again = await runtrail(['cancel', run.id, '--wait', '--server', server.url]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toBe(result.stdout);
   });
 
   it('exits 1 with the run as it ended (--json) when it finished before the cancel took effect', async () => {

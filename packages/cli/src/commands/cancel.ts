@@ -30,7 +30,12 @@ export function registerCancel(program: Command): void {
         }
         return requestOnly(id, flags, cmd);
       }
-      const run = await clientFor(cmd).cancelRun(id, flags.reason);
+      const client = clientFor(cmd);
+      // Already ended (a second cancel --wait after Ctrl-C, a run that just finished): what --wait waits for is there.
+      const run = await client.cancelRun(id, flags.reason).catch((err: unknown) => {
+        if (RuntrailError.isCode(err, 'run_already_terminal')) return client.getRun(id);
+        throw err;
+      });
       // A queued run (or one nothing owned) ended at the request: nothing to wait for.
       if (isTerminalStatus(run.status)) {
         if (!flags.json) return sayHowItEnded(id, run.snapshot.terminal, 'cancelled');

@@ -217,7 +217,7 @@ describe('retry and delete', () => {
     await inside;
     const err = await client.retryRun(run.id).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'run_not_retryable', status: 409 });
-    expect((err as Error).message).toBe(`run ${run.id} (long) is still running: a retry runs it again once it has ended; cancel it first (runtrail cancel ${run.id}) to run it again now`);
+    expect((err as Error).message).toBe(`run ${run.id} (long) is still running: a retry runs it again once it has ended; cancel it first (runtrail cancel ${run.id} --wait) to run it again now`);
     release();
     await waitUntil(async () => (await client.getRun(run.id)).status === 'succeeded', { what: 'the run to end' });
     expect((await client.listRuns({ name: 'long' })).runs).toHaveLength(1);
@@ -294,7 +294,7 @@ describe('retry and delete', () => {
     // The grandchild still runs: nothing goes, and the answer names it.
     const refused = await client.deleteRun(parent.id).catch((e: unknown) => e);
     expect(refused).toMatchObject({ code: 'run_not_terminal', details: { runId: grandchild.id } });
-    expect((refused as Error).message).toBe(`run ${grandchild.id} under run ${parent.id} is running; cancel it and wait for it to end before deleting it`);
+    expect((refused as Error).message).toBe(`run ${grandchild.id} under run ${parent.id} is running; cancel it and wait for it to end before deleting it (runtrail cancel ${grandchild.id} --wait)`);
     for (const run of [parent, ...children, grandchild]) expect((await client.getRun(run.id)).id).toBe(run.id);
 
     await grandchild.fail(new Error('judge down'));

@@ -411,7 +411,7 @@ export class RunService {
     if (prev.status === 'queued' || prev.status === 'running') {
       throw new RuntrailError(
         'run_not_retryable',
-        `run ${id} (${prev.name}) is still ${prev.status}: a retry runs it again once it has ended; cancel it first (runtrail cancel ${id}) to run it again now`,
+        `run ${id} (${prev.name}) is still ${prev.status}: a retry runs it again once it has ended; cancel it first (runtrail cancel ${id} --wait) to run it again now`,
         { runId: id, status: prev.status },
       );
     }
@@ -472,7 +472,7 @@ export class RunService {
     const live = [run, ...family].find((r) => !isTerminalStatus(r.status));
     if (live) {
       const what = live.id === id ? `run ${id} is ${live.status}` : `run ${live.id} under run ${id} is ${live.status}`;
-      throw new RuntrailError('run_not_terminal', `${what}; cancel it and wait for it to end before deleting it`, { status: live.status, runId: live.id });
+      throw new RuntrailError('run_not_terminal', `${what}; cancel it and wait for it to end before deleting it (runtrail cancel ${live.id} --wait)`, { status: live.status, runId: live.id });
     }
     for (const member of [...family.reverse(), run]) {
       const artifacts = await this.store.listArtifacts(member.id);

@@ -582,7 +582,7 @@ export class PgRunStore implements SharedRunStore {
       const row = (await c.query<RunRow>(`SELECT ${RUN_HEAD} FROM runs WHERE id = $1 FOR UPDATE`, [id])).rows[0];
       if (!row) throw notFound(id);
       if (!isTerminalStatus(row.status)) {
-        throw new RuntrailError('run_not_terminal', `run ${id} is ${row.status}; cancel it and wait for it to end before deleting it`, {
+        throw new RuntrailError('run_not_terminal', `run ${id} is ${row.status}; cancel it and wait for it to end before deleting it (runtrail cancel ${id} --wait)`, {
           status: row.status,
         });
       }

@@ -433,7 +433,7 @@ export class SqliteRunStore implements RunStore {
       if (!isTerminalStatus(row.status)) {
         throw new RuntrailError(
           'run_not_terminal',
-          `run ${id} is ${row.status}; cancel it and wait for it to end before deleting it`,
+          `run ${id} is ${row.status}; cancel it and wait for it to end before deleting it (runtrail cancel ${id} --wait)`,
           { status: row.status },
         );
       }
