@@ -45,6 +45,7 @@ export {
   type Snapshot,
   type TerminalInfo,
   type TerminalStatus,
+  callsInFlight,
   hasCalls,
   unfinishedCalls,
 } from './snapshot.js';

@@ -4,7 +4,7 @@ import { RuntrailError, isErrorCode } from './errors.js';
 import { PROGRESS_TYPES, SnapshotFold, applyEvent, foldEvents, type ReducibleEvent } from './reducer.js';
 import { buildPath, routes } from './routes.js';
 import { CreateRunBody, FinishRunBody } from './run.js';
-import { SNAPSHOT_LIMITS, SnapshotSchema, hasCalls, initialSnapshot, unfinishedCalls, type Snapshot } from './snapshot.js';
+import { SNAPSHOT_LIMITS, SnapshotSchema, callsInFlight, hasCalls, initialSnapshot, unfinishedCalls, type Snapshot } from './snapshot.js';
 import { validateEventData } from './validate.js';
 
 /** A run's log as the store would number it: seq 1, 2, 3 … and ts = 1000 + 10·seq unless given. */
@@ -154,6 +154,102 @@ describe('reducer: in-flight calls (current)', () => {
     const s = fold(['call.succeeded', { callId: 'ghost' }], ['call.retried', { callId: 'ghost2', attempt: 2 }]);
     expect(s.current).toEqual({});
     expect(s.counters).toMatchObject({ ok: 1, retries: 1 });
+  });
+});
+
+describe('reducer: every call in flight, past the ones current lists', () => {
+  const n = SNAPSHOT_LIMITS.inFlight;
+  const started = (id: string): [string, unknown] => ['call.started', { callId: id, label: `doc ${id}` }];
+  const ended = (id: string, i: number): [string, unknown] =>
+    i % 3 === 0 ? ['call.failed', { callId: id, error: 'no', willRetry: false }] : ['call.succeeded', { callId: id }];
+  /** 0, 1, … count-1 in an order that is neither the one they started in nor its reverse. */
+  const shuffled = (count: number) => Array.from({ length: count }, (_, i) => (i * 7919) % count);
+
+  /**
+   * 3,000 calls started; a listed one started again, a duplicate delivery,
+   * a retried unlisted one; then ends out of order (unlisted ones backwards,
+   * listed ones shuffled, a call started once room was made, an end of a
+   * call already ended), and every call open at each point, by id.
+   */
+  function manyOpen(): { events: ReducibleEvent[]; open: number[] } {
+    const events: Array<[string, unknown]> = [];
+    const live = new Set<string>();
+    const open: number[] = [];
+    const push = (e: [string, unknown], change?: () => void) => {
+      events.push(e);
+      change?.();
+      open.push(live.size);
+    };
+    for (let i = 0; i < 3 * n; i++) push(started(`c${i}`), () => live.add(`c${i}`));
+    push(started('c5'));
+    push(['call.failed', { callId: `c${2 * n + 500}`, error: '429', willRetry: true }]);
+    push(['call.retried', { callId: `c${2 * n + 500}`, attempt: 2 }]);
+    for (let i = 3 * n - 1; i >= 2 * n; i--) push(ended(`c${i}`, i), () => live.delete(`c${i}`));
+    for (const i of shuffled(n / 2)) push(ended(`c${i}`, i), () => live.delete(`c${i}`));
+    push(started('late'), () => live.add('late'));
+    for (const i of shuffled(n)) push(ended(`c${n + i}`, i), () => live.delete(`c${n + i}`));
+    push(ended('c0', 1));
+    return { events: log(...events), open };
+  }
+
+  it('counts every call in flight, not only the 1,000 it lists, through duplicates, retries and ends out of order', () => {
+    const { events, open } = manyOpen();
+    const fold = new SnapshotFold(initialSnapshot());
+    const counted = events.map((e) => callsInFlight(fold.apply(e)));
+    expect(counted).toEqual(open);
+    expect(counted[3 * n - 1]).toBe(3 * n);
+    const s = fold.snapshot;
+    // Counted as ended as before: each end once, the end of a call already ended too.
+    expect(s.counters.ok + s.counters.failed).toBe(2.5 * n + 1);
+    expect(s.counters.retries).toBe(1);
+    // Every unlisted call has ended: the field is gone, and current lists them all.
+    expect(Object.keys(s.current)).toHaveLength(n / 2 + 1);
+    expect(s.counters).not.toHaveProperty('inFlight');
+    // A duplicate delivery (the same seq again) changes nothing.
+    expect(foldEvents([...events.slice(0, 3 * n), events[3 * n - 1]!, ...events.slice(3 * n)])).toEqual(s);
+  });
+
+  it('while current is full, says how many are in flight in counters.inFlight, valid by the schema', () => {
+    const { events } = manyOpen();
+    const s = foldEvents(events.slice(0, 3 * n));
+    expect(Object.keys(s.current)).toHaveLength(n);
+    expect(s.counters.inFlight).toBe(3 * n);
+    expect(SnapshotSchema.parse(JSON.parse(JSON.stringify(s))).counters.inFlight).toBe(3 * n);
+    // A run that never had more open than it lists has the snapshot it always had.
+    expect(fold(started('a'), started('b')).counters).toEqual({ ok: 0, failed: 0, retries: 0, named: {} });
+    expect(callsInFlight(fold(started('a'), started('b')))).toBe(2);
+  });
+
+  it('folding in pieces from a stored snapshot equals folding the whole log at once, with more than 1,000 open', () => {
+    const { events } = manyOpen();
+    const whole = foldEvents(events);
+    // Every 97th event, and each one around the first left unlisted and where the ends begin.
+    const cuts = [...Array.from({ length: Math.ceil(events.length / 97) }, (_, i) => i * 97), n - 1, n, n + 1, 3 * n - 1, 3 * n, 3 * n + 1, 3 * n + 3, 3 * n + 4, events.length];
+    for (const cut of cuts) {
+      const stored = JSON.parse(JSON.stringify(foldEvents(events.slice(0, cut)))) as Snapshot;
+      const rest = foldEvents(events.slice(cut), stored);
+      expect(rest, `cut at ${cut}`).toEqual(whole);
+    }
+    let stepped = initialSnapshot();
+    for (const e of events.slice(0, 3 * n + 20)) stepped = applyEvent(stepped, e);
+    expect(stepped).toEqual(foldEvents(events.slice(0, 3 * n + 20)));
+  });
+
+  it('counts the calls a run left in flight as unfinished, the unlisted ones too', () => {
+    const { events } = manyOpen();
+    const s = foldEvents([...events.slice(0, 3 * n), { seq: 3 * n + 1, ts: 99_999, type: 'run.failed', data: { error: { kind: 'orphaned', message: 'gone' } } }]);
+    expect(s.counters.unfinished).toBe(3 * n);
+    expect(s.counters).not.toHaveProperty('inFlight');
+    expect(callsInFlight(s)).toBe(0);
+  });
+
+  it('reads a snapshot stored before it counted calls in flight as its listed ones, and counts on from there', () => {
+    const { events } = manyOpen();
+    const stored = JSON.parse(JSON.stringify(foldEvents(events.slice(0, n)))) as Snapshot;
+    expect(stored.counters).not.toHaveProperty('inFlight');
+    expect(SnapshotSchema.parse(stored).counters.inFlight).toBeUndefined();
+    expect(callsInFlight(stored)).toBe(n);
+    expect(callsInFlight(foldEvents(events.slice(n, 3 * n), stored))).toBe(3 * n);
   });
 });
 

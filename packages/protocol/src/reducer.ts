@@ -110,6 +110,11 @@ class FoldRecords {
     return Object.hasOwn(record, key) || this.sizeOf(record) < limit;
   }
 
+  /** How many keys `record` holds. */
+  size(record: object): number {
+    return this.sizeOf(record);
+  }
+
   /** `record` with `key` set: the record itself when this fold made it, else a copy it now owns. */
   set<T>(record: Record<string, T>, key: string, value: T): Record<string, T> {
     const had = Object.hasOwn(record, key);
@@ -162,23 +167,30 @@ function reduceKnown(s: Snapshot, e: TypedEvent, records: FoldRecords): Partial<
 
     case 'call.started': {
       const prev = ownValue(s.current, e.data.callId);
-      if (!records.hasRoom(s.current, e.data.callId, SNAPSHOT_LIMITS.inFlight)) return {};
-      return {
-        current: records.set(s.current, e.data.callId, {
-          callId: e.data.callId,
-          label: e.data.label,
-          startedAt: e.ts,
-          attempt: prev?.attempt ?? 1,
-        }),
-      };
+      const unlisted = unlistedCalls(s, records);
+      // Full: the call is counted, not listed, so the count of calls in
+      // flight stays the truth however many are open. Not listed, it is not
+      // named either: a second start of the same call (a producer's own
+      // duplicate; a redelivered event has a seq already folded and never
+      // gets here) cannot be told from a new call and is counted again.
+      if (!records.hasRoom(s.current, e.data.callId, SNAPSHOT_LIMITS.inFlight)) {
+        return { counters: countInFlight(s.counters, s.current, unlisted + 1, records) };
+      }
+      const current = records.set(s.current, e.data.callId, {
+        callId: e.data.callId,
+        label: e.data.label,
+        startedAt: e.ts,
+        attempt: prev?.attempt ?? 1,
+      });
+      // A listed call started again (a duplicate) is counted once.
+      return prev ? { current } : { current, counters: countInFlight(s.counters, current, unlisted, records) };
     }
 
     case 'call.succeeded':
       // Any success clears the last error: an error that was retried away or
       // followed by successes must not stay on screen (field note 8).
       return {
-        counters: { ...s.counters, ok: s.counters.ok + 1 },
-        current: records.delete(s.current, e.data.callId),
+        ...endCall(s, { ...s.counters, ok: s.counters.ok + 1 }, e.data.callId, records),
         lastError: null,
       };
 
@@ -186,8 +198,7 @@ function reduceKnown(s: Snapshot, e: TypedEvent, records: FoldRecords): Partial<
       const lastError = { message: e.data.error, callId: e.data.callId, seq: e.seq, ts: e.ts };
       if (e.data.willRetry) return { lastError };
       return {
-        counters: { ...s.counters, failed: s.counters.failed + 1 },
-        current: records.delete(s.current, e.data.callId),
+        ...endCall(s, { ...s.counters, failed: s.counters.failed + 1 }, e.data.callId, records),
         lastError,
       };
     }
@@ -319,6 +330,42 @@ function reduceKnown(s: Snapshot, e: TypedEvent, records: FoldRecords): Partial<
   }
 }
 
+/**
+ * Calls in flight that `current` does not list: started while it was full
+ * (SNAPSHOT_LIMITS.inFlight). Kept as `counters.inFlight`, every call in
+ * flight, only while there are some, so a run that never had that many has
+ * the snapshot it always had, and one stored before the field existed reads
+ * as having none.
+ */
+function unlistedCalls(s: Snapshot, records: FoldRecords): number {
+  const all = s.counters.inFlight;
+  return all === undefined ? 0 : Math.max(0, all - records.size(s.current));
+}
+
+function countInFlight(counters: Snapshot['counters'], current: Snapshot['current'], unlisted: number, records: FoldRecords): Snapshot['counters'] {
+  if (unlisted > 0) return { ...counters, inFlight: records.size(current) + unlisted };
+  if (counters.inFlight === undefined) return counters;
+  const next = { ...counters };
+  delete next.inFlight;
+  return next;
+}
+
+/**
+ * The end of call `callId` (counted in `counters` already): off the list if
+ * listed. One that is not listed is one of the unlisted calls if there are
+ * any (which one cannot be told: they are counted, not named); with none,
+ * it is the end of a call already ended, or never started, and nothing
+ * was in flight for it.
+ */
+function endCall(s: Snapshot, counters: Snapshot['counters'], callId: string, records: FoldRecords): Pick<Snapshot, 'counters' | 'current'> {
+  const unlisted = unlistedCalls(s, records);
+  if (Object.hasOwn(s.current, callId)) {
+    const current = records.delete(s.current, callId);
+    return { current, counters: countInFlight(counters, current, unlisted, records) };
+  }
+  return { current: s.current, counters: countInFlight(counters, s.current, Math.max(0, unlisted - 1), records) };
+}
+
 function reducePhase(
   s: Snapshot,
   data: { name: string; status: 'started' | 'completed' | 'failed'; timeoutMs?: number | undefined },
@@ -384,16 +431,19 @@ function terminal(
   // running phase; keeping them would show spinners on a finished run. The
   // calls that were in flight never finish: they are counted as unfinished,
   // so OK + Failed + Unfinished is every call started (as the timeline draws
-  // them), not a count that lost them. Only a run that had some gets the
-  // field, so a snapshot is unchanged where nothing was lost.
-  const open = Object.keys(s.current).length;
+  // them), not a count that lost them: those `current` did not list too.
+  // Only a run that had some gets the field, so a snapshot is unchanged where
+  // nothing was lost.
+  const open = s.counters.inFlight ?? Object.keys(s.current).length;
+  const counters = open > 0 ? { ...s.counters, unfinished: open } : { ...s.counters };
+  delete counters.inFlight;
   const phases = s.phases.map((p) =>
     p.status === 'started'
       ? { ...p, status: status === 'succeeded' ? ('completed' as const) : ('failed' as const), endedAt: ts, durationMs: Math.max(0, ts - p.startedAt) }
       : p,
   );
   return {
-    ...(open > 0 ? { counters: { ...s.counters, unfinished: open } } : {}),
+    counters,
     current: dataRecord(),
     phase: null,
     phases,

@@ -93,7 +93,13 @@ export const SnapshotSchema = z
         .number()
         .optional()
         .describe(
-          `calls still in flight when the run ended, which never finished (at most ${SNAPSHOT_LIMITS.inFlight}, the calls the snapshot tracks); absent while the run runs, when there were none, and in snapshots stored before runtrail counted them`,
+          'calls still in flight when the run ended, which never finished; absent while the run runs, when there were none, and in snapshots stored before runtrail counted them',
+        ),
+      inFlight: z
+        .number()
+        .optional()
+        .describe(
+          `every call in flight, when there are more than \`current\` lists (it lists at most ${SNAPSHOT_LIMITS.inFlight}; a call started while it was full is counted here, not listed); absent when \`current\` lists them all, once the run has ended, and in snapshots stored before runtrail counted them`,
         ),
       named: z.record(z.string(), z.number()),
     }),
@@ -156,7 +162,15 @@ export function initialSnapshot(): Snapshot {
  */
 export function hasCalls(s: Snapshot): boolean {
   const { ok, failed, retries } = s.counters;
-  return ok + failed + retries + unfinishedCalls(s) > 0 || Object.keys(s.current).length > 0;
+  return ok + failed + retries + unfinishedCalls(s) > 0 || callsInFlight(s) > 0;
+}
+
+/**
+ * How many calls are in flight: all of them, not only the ones `current`
+ * lists (at most SNAPSHOT_LIMITS.inFlight; see `counters.inFlight`).
+ */
+export function callsInFlight(s: Snapshot): number {
+  return s.counters.inFlight ?? Object.keys(s.current).length;
 }
 
 /** Calls in flight when the run ended, which never finished (0 while it runs; see `counters.unfinished`). */

@@ -242,7 +242,7 @@ describe('the page of a long run whose events are held before the event log show
     await waitUntil(() => rowInView(6060), { what: 'the newest event in view again' });
   });
 
-  it('of thousands of calls in flight, only the rows in view of the In flight box are rendered, so their spinners do not stall the page', async () => {
+  it('of 3,000 calls in flight, the page and the list count all 3,000 (the page lists 1,000), and only the rows in view of the In flight box are rendered, so their spinners do not stall the page', async () => {
     const run = await longLiveRun('long-in-flight-run');
     await page().goto(`${scene.server.url}/runs/${run.id}`);
     await waitUntil(async () => /of 6,000\)/.test((await textNow(title())) ?? ''), { what: 'the log to hold the latest 5,000 of 6,000' });
@@ -251,6 +251,10 @@ describe('the page of a long run whose events are held before the event log show
     const rendered = () =>
       box.evaluate((ul) => [...ul.querySelectorAll('li .spinner')].map((spinner) => spinner.checkVisibility({ contentVisibilityAuto: true })));
     await waitUntil(async () => (await rendered())[0] === true, { what: 'the first call in flight to be shown' });
+    // The snapshot lists 1,000 of them: the title counts all 3,000 and says how many it lists.
+    expect(await page().locator('#inflight-title').textContent()).toBe('In flight (3,000; 1,000 listed)');
+    expect(await page().getByTestId('in-flight-unlisted').textContent()).toMatch(/^The 2,000 not listed here started while 1,000 others were/);
+    expect(await box.locator('li').count()).toBe(1000);
     const first = await rendered();
     expect(first.length).toBeGreaterThan(500);
     // Those in view and a margin around them the browser renders ahead of a scroll.
@@ -260,6 +264,10 @@ describe('the page of a long run whose events are held before the event log show
     await box.evaluate((ul) => ul.scrollTo({ top: ul.scrollHeight }));
     await waitUntil(async () => (await rendered()).at(-1) === true, { what: 'the last call in flight to be drawn once scrolled to' });
     expect((await rendered())[0]).toBe(false);
+    // The runs list counts them all too.
+    await page().goto(`${scene.server.url}/?q=long-in-flight-run`);
+    const row = page().locator(`tr[data-run-id="${run.id}"]`);
+    await waitUntil(async () => (await textNow(row.getByTestId('in-flight-count'))) === '3,000 in flight', { what: 'the list to count every call in flight' });
   });
 
   it('selecting Console text by dragging up past its top scrolls it up and stops following', async () => {

@@ -1,9 +1,9 @@
 import { Fragment, useCallback, useContext, useEffect, useId, useState, type CSSProperties, type ReactNode } from 'react';
-import { MAX_PARENT_IDS, RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, type RunsFilter, type Snapshot, hasCalls, unfinishedCalls } from '@runtrail/protocol';
+import { MAX_PARENT_IDS, RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, type RunsFilter, type Snapshot, callsInFlight, hasCalls, unfinishedCalls } from '@runtrail/protocol';
 import { ProgressBar } from '../../components/ProgressBar.js';
 import { LiveHandlers, QueuedWhy } from '../../components/QueuedWhy.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
-import { errorKindText, formatDuration, formatTime, formatZone } from '../../format.js';
+import { errorKindText, formatDuration, formatNumber, formatTime, formatZone } from '../../format.js';
 import { When } from '../../components/When.js';
 import { estimateProgress, recentSamples, progressSamples, stalledForMs, type ProgressSample } from '../../progress-estimate.js';
 import { Link } from '../../router.js';
@@ -315,7 +315,7 @@ function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onTogg
   const kind = failureKindOf(run);
   const stalled = run.status === 'running' && s.stalled !== null;
   const stuckMs = s.stalled !== null ? stalledForMs(s.stalled, run.startedAt, now) : null;
-  const inFlight = Object.keys(s.current).length;
+  const inFlight = callsInFlight(s);
   const cancelAsked = run.status === 'running' && (s.cancelRequested || run.cancelRequestedAt !== null);
   const reason = run.error ? visibleText(oneLine(terminalText(run.error.message))) : null;
   const activity = run.status === 'running' ? visibleText([s.phase, progress?.message].filter(Boolean).join(' · ')) : '';
@@ -414,7 +414,7 @@ function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onTogg
         )}
         {run.status === 'running' && (
           <div className="muted small progress-notes" data-testid="progress-notes">
-            {inFlight > 0 && <span>{inFlight} in flight</span>}
+            {inFlight > 0 && <span data-testid="in-flight-count">{formatNumber(inFlight)} in flight</span>}
             {/* Asked to stop, still running: the owner has not stopped yet (as the run's page says). */}
             {cancelAsked && (
               <span className="stalled-text" data-testid="cancel-requested">
