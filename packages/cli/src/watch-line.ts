@@ -1,6 +1,6 @@
 import WebSocket from 'ws';
 import { watchRun, type RunWatchState, type WebSocketConstructor } from '@runtrail/client';
-import { RuntrailError } from '@runtrail/protocol';
+import { RuntrailError, callsInFlight } from '@runtrail/protocol';
 import { CLI_TOKEN_HINT } from './options.js';
 import { terminalSafe } from './output.js';
 
@@ -117,7 +117,7 @@ export function statusLine(state: RunWatchState, url?: string): string {
   const phase = s.phase ? ` ${s.phase}` : '';
   const c = s.counters;
   const connection = url === undefined ? state.connection : connectionText(state, url);
-  return terminalSafe(`[${bar}] ${pct} ${status}${phase}  ok ${c.ok}  failed ${c.failed}  retries ${c.retries}  in flight ${Object.keys(s.current).length}  (${connection})`);
+  return terminalSafe(`[${bar}] ${pct} ${status}${phase}  ok ${c.ok}  failed ${c.failed}  retries ${c.retries}  in flight ${callsInFlight(s)}  (${connection})`);
 }
 
 /** The watcher's connection as a status line says it, naming the server while it waits for it. */

@@ -126,6 +126,12 @@ describe('runtrail CLI', () => {
     await post(`/runs/${id}/finish`, { status: 'failed', error: { kind: 'orphaned', message: 'gone' } });
     const show = await runtrail(['runs', 'show', id, '--server', url]);
     expect(show.stdout).toMatch(/calls\s+ok 1\s+failed 0\s+retries 0\s+in flight 0\s+unfinished 1\n/);
+
+    // More open than the snapshot lists (1,000): the count is every one of them.
+    const { id: busy } = await post('/runs', { name: 'busy' });
+    await post(`/runs/${busy}/events`, { events: Array.from({ length: 1_200 }, (_, i) => ({ type: 'call.started', data: { callId: `c${i}`, label: `call ${i}` } })) });
+    const busyShow = await runtrail(['runs', 'show', busy, '--server', url]);
+    expect(busyShow.stdout).toMatch(/calls\s+ok 0\s+failed 0\s+retries 0\s+in flight 1200\n/);
   });
 
   it('lists failure kind, parent and labels, and shows input, output and the whole error', async () => {

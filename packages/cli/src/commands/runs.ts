@@ -1,5 +1,5 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { RunErrorKind, RunStatus, failureKindOf, hasCalls, unfinishedCalls, type Run, type RunCounts } from '@runtrail/protocol';
+import { RunErrorKind, RunStatus, callsInFlight, failureKindOf, hasCalls, unfinishedCalls, type Run, type RunCounts } from '@runtrail/protocol';
 import { clientFor, collect, labelFilter } from '../options.js';
 import { note, plural, print, printJson, table, terminalSafe, utcTime } from '../output.js';
 
@@ -122,7 +122,7 @@ export function formatRun(run: Run & { observers?: number }, children?: RunCount
     `duration   ${duration(run)}   seq ${run.seq}${run.observers !== undefined ? `   observers ${run.observers}` : ''}`,
     `progress   ${progressText(run)}${s.progress?.message ? `  ${s.progress.message}` : ''}`,
     // An ended run has nothing in flight; the calls it left open never finished, and are counted so.
-    `calls      ok ${s.counters.ok}  failed ${s.counters.failed}  retries ${s.counters.retries}  in flight ${Object.keys(s.current).length}${unfinishedCalls(s) > 0 ? `  unfinished ${unfinishedCalls(s)}` : ''}`,
+    `calls      ok ${s.counters.ok}  failed ${s.counters.failed}  retries ${s.counters.retries}  in flight ${callsInFlight(s)}${unfinishedCalls(s) > 0 ? `  unfinished ${unfinishedCalls(s)}` : ''}`,
   );
   for (const [name, value] of Object.entries(s.counters.named)) lines.push(`counter    ${name} ${value}`);
   for (const [name, m] of Object.entries(s.metrics)) {
