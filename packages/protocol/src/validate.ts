@@ -48,11 +48,19 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, whe
   throw invalidRequest(where, fieldIssues('', result.error.issues));
 }
 
+/**
+ * Issues an error's details list at most: a batch of 10,000 events each
+ * wrong once made a 1 MB error body. `issueCount` says how many there were.
+ */
+export const MAX_REPORTED_ISSUES = 100;
+
 export function invalidRequest(where: string, issues: FieldIssue[]): RuntrailError {
   const first = issues[0];
   const summary = first ? `${first.path}: ${first.message}` : 'invalid';
   const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
-  return new RuntrailError('invalid_request', `invalid ${where}: ${summary}${more}`, { issues });
+  const details =
+    issues.length > MAX_REPORTED_ISSUES ? { issues: issues.slice(0, MAX_REPORTED_ISSUES), issueCount: issues.length } : { issues };
+  return new RuntrailError('invalid_request', `invalid ${where}: ${summary}${more}`, details);
 }
 
 /**

@@ -598,6 +598,18 @@ describe('input handling: limits, numbers, cursors', () => {
     expect((await request('POST', `/api/v1/runs/${id}/finish`, { status: 'succeeded', output: 'o'.repeat(1000) })).status).toBe(200);
   });
 
+  it('a batch with thousands of bad events is told the first 100 issues and how many there were: a bounded error body, nothing stored', async () => {
+    const id = await createRun();
+    const events = Array.from({ length: 5000 }, (_, i) => ({ type: 'call.started', data: { callId: `c${i}` } }));
+    const res = await request('POST', `/api/v1/runs/${id}/events`, { events });
+    expectError(res, 400, 'invalid_request', 'invalid events: events[0].data.label: Invalid input: expected string, received undefined (and 4999 more)');
+    expect(res.json!.error.details.issues).toHaveLength(100);
+    expect(res.json!.error.details.issues[99].path).toBe('events[99].data.label');
+    expect(res.json!.error.details.issueCount).toBe(5000);
+    expect(res.text.length).toBeLessThan(20_000);
+    expect((await request('GET', `/api/v1/runs/${id}`)).json!.seq).toBe(0);
+  });
+
   it('a named counter summed past the largest number stays at Number.MAX_VALUE: the snapshot stays valid', async () => {
     const id = await createRun();
     const counter = { type: 'counter', data: { name: 'c', delta: 1e308 } };
