@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LogLevel } from '@runtrail/protocol';
@@ -112,6 +112,18 @@ describe('runProcess', () => {
     const logFile = join(dir, 'logs', 'out.log');
     await runProcess('sh', ['-c', 'echo kept'], { sink: new Collect(), logFile });
     expect(readFileSync(logFile, 'utf8')).toBe('kept\n');
+  });
+
+  it('an output log given as an open descriptor gets every line and is left open, so its owner reads it back after unlinking it', async () => {
+    const path = join(dir, 'by-descriptor.log');
+    const fd = openSync(path, 'wx');
+    unlinkSync(path);
+    try {
+      await runProcess('sh', ['-c', 'echo one; echo two >&2'], { sink: new Collect(), logFile: fd, logFileLabel: 'the kept copy' });
+      expect(readFileSync(`/proc/self/fd/${fd}`, 'utf8')).toBe('one\n[stderr] two\n');
+    } finally {
+      closeSync(fd);
+    }
   });
 
   it('a flood on stdout does not crowd out stderr: each stream has its own budget, and stderr lines say where they came from', async () => {

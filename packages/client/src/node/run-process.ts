@@ -44,9 +44,14 @@ export interface RunProcessOptions {
   now?: () => number;
   /** Longer lines are cut into pieces of this many characters (default 8192). */
   maxLineLength?: number;
-  /** Also write every output line here, unthrottled (the per-run log). */
-  logFile?: string;
-  /** Where the log file's lines end up, as the run's log says it (default the file's path). */
+  /**
+   * Also write every output line here, unthrottled (the per-run log): a
+   * path, or a descriptor its owner opened for writing (written from where
+   * it stands, never closed here: its owner may read it back, as
+   * `runtrail exec` does with a file it has already unlinked).
+   */
+  logFile?: string | number;
+  /** Where the log file's lines end up, as the run's log says it (default the file's path, or `file descriptor N`). */
   logFileLabel?: string;
   /** Cap of the log file (default 64 MiB); output beyond it is only counted. */
   maxLogFileBytes?: number;
@@ -201,12 +206,15 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     }
   };
 
+  const logFileName =
+    options.logFile === undefined || options.logFile === '' ? null : (options.logFileLabel ?? (typeof options.logFile === 'number' ? `file descriptor ${options.logFile}` : options.logFile));
+
   const reportDropped = () => {
     if (droppedInWindow === 0) return;
     const n = droppedInWindow;
     droppedInWindow = 0;
     forward((s) =>
-      s.log(`${n} output line(s) not sent as events (limit ${maxPerSecond}/s on stdout and on stderr)${options.logFile ? `; all are in ${options.logFileLabel ?? options.logFile}` : ''}`, 'warn'),
+      s.log(`${n} output line(s) not sent as events (limit ${maxPerSecond}/s on stdout and on stderr)${logFileName ? `; all are in ${logFileName}` : ''}`, 'warn'),
     );
   };
 
@@ -229,7 +237,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
   };
 
   const logFile = openLogFile(options.logFile, options.maxLogFileBytes ?? 64 * 1024 * 1024, (err) =>
-    forward((s) => s.log(`could not write the output log ${options.logFile}: ${err.message}`, 'warn')),
+    forward((s) => s.log(`could not write the output log ${typeof options.logFile === 'string' ? options.logFile : `(${logFileName})`}: ${err.message}`, 'warn')),
   );
 
   const stderr = new StderrWatch();
@@ -547,14 +555,18 @@ function makeParentFolder(path: string): void {
   }
 }
 
-function openLogFile(path: string | undefined, maxBytes: number, onError: (err: Error) => void): BoundedLogFile | null {
-  if (!path) return null;
+function openLogFile(path: string | number | undefined, maxBytes: number, onError: (err: Error) => void): BoundedLogFile | null {
+  if (path === undefined || path === '') return null;
   let stream: WriteStream | null = null;
   let written = 0;
   let full = false;
   try {
-    makeParentFolder(path);
-    stream = createWriteStream(path, { flags: 'a' });
+    if (typeof path === 'number') {
+      stream = createWriteStream('', { fd: path, autoClose: false });
+    } else {
+      makeParentFolder(path);
+      stream = createWriteStream(path, { flags: 'a' });
+    }
   } catch (err) {
     onError(err as Error);
     return null;
