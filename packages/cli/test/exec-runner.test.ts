@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -176,34 +176,42 @@ describe('runtrail exec when its server goes away before the end', () => {
   });
 });
 
-describe('runtrail exec killed with SIGKILL', () => {
+/** The temporary copy of exec's output that it stores on the server when the command ends. */
+const outputLogCopy = (id: string) => join(tmpdir(), `runtrail-exec-${id}.log`);
+
+/** A killed exec runs none of its own cleanup: what it leaves is what the product guarantees. */
+async function killExecMidRun(signal: NodeJS.Signals): Promise<void> {
+  const cli = spawnCli(['exec', '--server', server.url, '--kill-grace', '300', '--quiet', '--', 'sh', '-c', LEAVES_STUBBORN_GRANDCHILD]);
+  const exited = once(cli, 'exit');
+  let stderr = '';
+  cli.stderr!.on('data', (d: Buffer) => (stderr += d));
+  const id = await waitUntil(() => runIdOf(stderr), { what: 'exec to create its run', timeoutMs: 60_000 });
+  const meta = await waitUntil(
+    async () => {
+      const m = (await client.getRun(id)).snapshot.meta as { grandchild?: number; exec?: { pid: number; pgid: number } };
+      return m.grandchild && m.exec ? (m as Required<typeof m>) : null;
+    },
+    { what: `run ${id} to report its grandchild`, timeoutMs: 60_000 },
+  );
+  const processes = [identify(meta.exec.pgid), identify(meta.exec.pid), identify(meta.grandchild)];
+  cli.kill(signal);
+  const [code, killedBy] = await exited;
+  expect({ code, killedBy }).toEqual({ code: null, killedBy: signal });
+  await waitGroupGone(meta.exec.pgid, processes, 5_000);
+  await waitUntil(() => !existsSync(outputLogCopy(id)), { what: `${outputLogCopy(id)} to be gone`, timeoutMs: 5_000 });
+}
+
+describe('runtrail exec killed (SIGKILL, SIGHUP)', () => {
   const ROUNDS = 4;
   const PER_ROUND = 5; // 20 in all
 
-  it(`leaves no process of its command's group behind, within 5 s (${ROUNDS * PER_ROUND} times)`, async () => {
+  it(`leaves no process of its command's group behind, within 5 s, nor the temporary copy of its output (${ROUNDS * PER_ROUND} times)`, async () => {
     for (let round = 0; round < ROUNDS; round++) {
-      await Promise.all(
-        Array.from({ length: PER_ROUND }, async () => {
-          const cli = spawnCli(['exec', '--server', server.url, '--kill-grace', '300', '--quiet', '--', 'sh', '-c', LEAVES_STUBBORN_GRANDCHILD]);
-          const exited = once(cli, 'exit');
-          let stderr = '';
-          cli.stderr!.on('data', (d: Buffer) => (stderr += d));
-          const id = await waitUntil(() => runIdOf(stderr), { what: 'exec to create its run', timeoutMs: 60_000 });
-          const meta = await waitUntil(
-            async () => {
-              const m = (await client.getRun(id)).snapshot.meta as { grandchild?: number; exec?: { pid: number; pgid: number } };
-              return m.grandchild && m.exec ? (m as Required<typeof m>) : null;
-            },
-            { what: `run ${id} to report its grandchild`, timeoutMs: 60_000 },
-          );
-          const processes = [identify(meta.exec.pgid), identify(meta.exec.pid), identify(meta.grandchild)];
-          cli.kill('SIGKILL');
-          await exited;
-          // Killed, exec cannot remove the temporary copy of the output it stores at the end.
-          rmSync(join(tmpdir(), `runtrail-exec-${id}.log`), { force: true });
-          await waitGroupGone(meta.exec.pgid, processes, 5_000);
-        }),
-      );
+      await Promise.all(Array.from({ length: PER_ROUND }, () => killExecMidRun('SIGKILL')));
     }
   }, 240_000); // 20 CLI processes start on 2 shared cores
+
+  it("killed by a closed terminal's SIGHUP, which it does not catch, leaves neither its command's group nor the copy of its output", async () => {
+    await killExecMidRun('SIGHUP');
+  }, 120_000);
 });

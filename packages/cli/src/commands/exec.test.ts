@@ -190,6 +190,16 @@ describe('runtrail exec', () => {
     expect(existsSync(join(tmpdir(), `runtrail-exec-${runId}.log`))).toBe(false);
   });
 
+  it("with a temp dir it cannot write to, says the whole output is not kept, and the command still runs as its run", async () => {
+    const missing = join(dir.path, 'no-such-tmp');
+    const result = await runtrail(['exec', '--server', server.url, '--quiet', '--', 'sh', '-c', 'echo still runs'], { TMPDIR: missing }).done;
+    expect(result.code, result.stderr).toBe(0);
+    const runId = runIdOf(result.stderr)!;
+    expect(result.stderr).toContain(`runtrail: the command's whole output is not kept (cannot make ${join(missing, `runtrail-exec-${runId}.log`)}: ENOENT`);
+    expect((await client.getRun(runId)).status).toBe('succeeded');
+    expect((await fetch(`${server.url}/api/v1/runs/${runId}/log`)).status).toBe(404);
+  });
+
   it('takes durations with units: --timeout 1s stops the command after a second, exit 124, the run failed timeout', async () => {
     const result = await runtrail(['exec', '--server', server.url, '--timeout', '1s', '--kill-grace', '0.3s', '--quiet', '--', 'sleep', '30']).done;
     expect(result.code, result.stderr).toBe(124);

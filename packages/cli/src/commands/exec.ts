@@ -1,5 +1,4 @@
-import { statSync } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { closeSync, existsSync, fstatSync, openSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -133,7 +132,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
     // A server elsewhere cannot read a file here: the whole output goes to a
     // temporary file, stored on the server as the run's output.log when the
     // command ends (what GET /runs/:id/log and the page's download serve).
-    const logToStore = logFile ? null : join(tmpdir(), `runtrail-exec-${run.id}.log`);
+    const logToStore = logFile ? null : openOutputLog(run.id, say);
 
     // Ctrl-C reaches only our process group (the command has its own): pass
     // it on as the terminal would have, SIGINT first (interrupt() escalates).
@@ -192,7 +191,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
           if (badLines === BAD_LINES_SHOWN + 1) say(`more malformed ::runtrail:: lines are only in the run's log`);
         },
         ...(logFile ? { logFile } : {}),
-        ...(logToStore ? { logFile: logToStore, logFileLabel: `the run's ${OUTPUT_LOG_ARTIFACT}, stored when the command ends` } : {}),
+        ...(logToStore ? { logFile: logToStore.fd, logFileLabel: `the run's ${OUTPUT_LOG_ARTIFACT}, stored when the command ends` } : {}),
         killGraceMs: flags.killGrace,
         ...optional('timeoutMs', flags.timeout),
         ...optional('idleTimeoutMs', flags.idleTimeout),
@@ -255,7 +254,8 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       throw err;
     } finally {
       collector?.stop();
-      if (logToStore) await rm(logToStore, { force: true });
+      // After Ctrl-C stopped the wait, the upload may still be retried until the process exits.
+      logToStore?.close({ stillRead: stopWaiting.signal.aborted });
       process.off('SIGINT', onInterrupt);
       process.off('SIGTERM', onTerminate);
       forgetReader();
@@ -267,19 +267,61 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
   }
 }
 
-/** Store the command's whole output (a temporary file) as the run's output.log; an empty one is not stored. */
-async function storeOutputLog(run: RunHandle, path: string, say: (line: string) => void): Promise<void> {
-  const size = await stat(path).then(
-    (info) => info.size,
-    (err: NodeJS.ErrnoException) => {
-      // Never made: the command printed nothing (the file opens on the first line).
-      if (err.code === 'ENOENT') return 0;
-      throw err;
-    },
-  );
-  if (size === 0) return;
+/** The temporary copy of the command's whole output, to be stored on a server elsewhere. */
+interface OutputLog {
+  /** Where the command's output is written. */
+  fd: number;
+  /** A path that reads it from its start (a path, so an upload cut by an outage is retried). */
+  path: string;
+  /**
+   * Remove it. `stillRead`: an upload may still open it; its descriptor is then
+   * left to the process's exit, as closed its number could name another file by then.
+   */
+  close(options: { stillRead: boolean }): void;
+}
+
+/**
+ * The output log is made under its name (`runtrail-exec-<run id>.log` in
+ * the OS temp dir; exclusive, owner-only) and unlinked at once: only this
+ * process's descriptor holds it, so the kernel frees it however exec ends.
+ * A killed exec runs no cleanup (SIGKILL, the OOM killer, and a closed
+ * terminal's SIGHUP, which exec does not catch, all end it past its
+ * `finally`), and a CI machine running thousands of execs filled its /tmp.
+ * The other ways cover less: the group watchdog exits when the command
+ * does, while exec may then spend minutes storing the log on a server
+ * that went away; a later exec sweeping the files of dead ones needs a
+ * later exec on that machine. The upload reads it through /proc/self/fd,
+ * a fresh open of the same file from its start. Where there is no /proc,
+ * the file keeps its name and is removed when exec ends (a kill leaves it).
+ * Null, said, if it cannot be made: the run's log events still have the output.
+ */
+function openOutputLog(runId: string, say: (line: string) => void): OutputLog | null {
+  const name = join(tmpdir(), `runtrail-exec-${runId}.log`);
+  let fd: number;
   try {
-    await run.artifact(OUTPUT_LOG_ARTIFACT, { path }, { contentType: 'text/plain; charset=utf-8' });
+    fd = openSync(name, 'wx', 0o600);
+  } catch (err) {
+    say(`the command's whole output is not kept (cannot make ${name}: ${(err as Error).message}); what it prints is in the run's log events, up to 100 lines a second`);
+    return null;
+  }
+  const unnamed = existsSync(`/proc/self/fd/${fd}`);
+  if (unnamed) unlinkSync(name);
+  return {
+    fd,
+    path: unnamed ? `/proc/self/fd/${fd}` : name,
+    close({ stillRead }) {
+      if (unnamed && stillRead) return;
+      closeSync(fd);
+      if (!unnamed) rmSync(name, { force: true });
+    },
+  };
+}
+
+/** Store the command's whole output as the run's output.log; an empty one is not stored. */
+async function storeOutputLog(run: RunHandle, log: OutputLog, say: (line: string) => void): Promise<void> {
+  if (fstatSync(log.fd).size === 0) return;
+  try {
+    await run.artifact(OUTPUT_LOG_ARTIFACT, { path: log.path }, { contentType: 'text/plain; charset=utf-8' });
   } catch (err) {
     say(`the command's whole output was not stored on the server (${(err as Error).message}); what it printed is in the run's log events, up to 100 lines a second`);
   }
