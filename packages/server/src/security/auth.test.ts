@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -348,6 +348,30 @@ describe('write run tokens', () => {
     expect(run.snapshot.metrics.loss).toMatchObject({ last: 0.25 });
     const events = (await call(s, 'GET', `/api/v1/runs/${id}/events`, { token: producer.token })).body.events as Array<{ type: string; data: { message?: string } }>;
     expect(events.some((e) => e.type === 'log' && e.data.message === 'from the subprocess')).toBe(true);
+  });
+
+  it("a handler's subprocesses share one run token: three execs of a run get the same RUNTRAIL_TOKEN, and it reads that run", async () => {
+    const { s, mint } = await authServer();
+    const producer = await mint('producer');
+    const dir = mkdtempSync(join(tmpdir(), 'runtrail-exec-token-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    s.define('thrice', async (ctx) => {
+      for (const n of [1, 2, 3]) await ctx.exec('sh', ['-c', `printf %s "$RUNTRAIL_TOKEN" > ${join(dir, String(n))}`]);
+    });
+    const id = (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body: { name: 'thrice', execute: true } })).body.id as string;
+    const run = await waitUntil(
+      async () => {
+        const r = (await call(s, 'GET', `/api/v1/runs/${id}`, { token: producer.token })).body;
+        return r.status === 'queued' || r.status === 'running' ? null : r;
+      },
+      { what: `run ${id} to end`, timeoutMs: 20_000 },
+    );
+    expect(run.status, JSON.stringify(run.snapshot.terminal)).toBe('succeeded');
+    // Before: a token (and a store record living 30 days) per exec.
+    const seen = [1, 2, 3].map((n) => readFileSync(join(dir, String(n)), 'utf8'));
+    expect(seen[0]).toMatch(/^rtr_/);
+    expect(new Set(seen).size).toBe(1);
+    expect((await call(s, 'GET', `/api/v1/runs/${id}`, { token: seen[0] })).status).toBe(200);
   });
 });
 
