@@ -196,6 +196,28 @@ describe('run tokens', () => {
     expect(keep.closeCode).toBeNull();
   });
 
+  it('end with their run: a run deleted and imported again under its id does not let the links shared before back in', async () => {
+    // Every check asks the store, as a node does once its cached answer is tokenCacheMs old.
+    const { s, mint } = await authServer({ tokenCacheMs: 0 });
+    const producer = await mint('producer');
+    const id = (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body: { name: 'shared' } })).body.id as string;
+    const link = (await call(s, 'POST', `/api/v1/runs/${id}/tokens`, { token: producer.token, body: { ttlSeconds: 3600 } })).body.token as string;
+    expect((await call(s, 'GET', `/api/v1/runs/${id}`, { token: link })).status).toBe(200);
+    await call(s, 'POST', `/api/v1/runs/${id}/finish`, { token: producer.token, body: { status: 'succeeded' } });
+    const archive = await (await fetch(`${s.url}/api/v1/runs/${id}/export`, { headers: { authorization: `Bearer ${ADMIN}` } })).arrayBuffer();
+    expect((await call(s, 'DELETE', `/api/v1/runs/${id}`, { token: ADMIN })).status).toBe(204);
+    const imported = await fetch(`${s.url}/api/v1/import`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/x-tar' },
+      body: archive,
+    });
+    expect(imported.status, await imported.text()).toBe(201);
+    expect((await call(s, 'GET', `/api/v1/runs/${id}`, { token: ADMIN })).status).toBe(200);
+    // Before: the link read the run again, as if it had never been deleted.
+    const refused = await call(s, 'GET', `/api/v1/runs/${id}`, { token: link });
+    expect([refused.status, refused.body.error.message]).toEqual([401, 'the run token was revoked']);
+  });
+
   it('never outlive the token that minted them: a producer token expiring in 1 s mints none for longer', async () => {
     const { s, mint } = await authServer();
     const producer = await mint('producer', { expiresInSeconds: 1 });
