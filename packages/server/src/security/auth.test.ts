@@ -395,6 +395,26 @@ describe('write run tokens', () => {
     expect(new Set(seen).size).toBe(1);
     expect((await call(s, 'GET', `/api/v1/runs/${id}`, { token: seen[0] })).status).toBe(200);
   });
+
+  it("whoami names a run token's id, so one that leaked (a subprocess's, shown nowhere else) can be revoked", async () => {
+    const { s, mint } = await authServer();
+    const producer = await mint('producer');
+    const dir = mkdtempSync(join(tmpdir(), 'runtrail-exec-token-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    s.define('leaky', async (ctx) => {
+      await ctx.exec('sh', ['-c', `printf %s "$RUNTRAIL_TOKEN" > ${join(dir, 'token')}`]);
+    });
+    const id = (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body: { name: 'leaky', execute: true } })).body.id as string;
+    await waitUntil(async () => (await call(s, 'GET', `/api/v1/runs/${id}`, { token: producer.token })).body.status === 'succeeded', { what: `run ${id} to succeed`, timeoutMs: 20_000 });
+    const leaked = readFileSync(join(dir, 'token'), 'utf8');
+    const who = (await call(s, 'GET', '/api/v1/whoami', { token: leaked })).body.principal;
+    expect(who).toMatchObject({ kind: 'run', runId: id, write: true });
+    // Before: no id here, and none anywhere else: the token lived its 30 days.
+    expect(typeof who.id).toBe('string');
+    expect((await call(s, 'DELETE', `/api/v1/tokens/${who.id}`, { token: ADMIN })).status).toBe(204);
+    const refused = await call(s, 'GET', `/api/v1/runs/${id}`, { token: leaked });
+    expect([refused.status, refused.body.error.message]).toEqual([401, 'the run token was revoked']);
+  });
 });
 
 describe('stream auth', () => {
