@@ -24,6 +24,17 @@ async function authServer(options: Parameters<typeof server>[0] = {}) {
   return { s, mint };
 }
 
+/** Run `id` once it has ended (a handler run, read with `token`). */
+async function endOf(s: RunningServer, id: string, token: string) {
+  return waitUntil(
+    async () => {
+      const r = (await call(s, 'GET', `/api/v1/runs/${id}`, { token })).body;
+      return r.status === 'queued' || r.status === 'running' ? null : r;
+    },
+    { what: `run ${id} to end`, timeoutMs: 20_000 },
+  );
+}
+
 /** A producer token and runs made with it: "mine" with a "child" under it, and an unrelated "other". */
 async function family() {
   const { s, mint } = await authServer();
@@ -358,13 +369,7 @@ describe('write run tokens', () => {
     const started = await call(s, 'POST', '/api/v1/runs', { token: producer.token, body: { name: 'train', execute: true } });
     expect(started.status, JSON.stringify(started.body)).toBe(201);
     const id = started.body.id as string;
-    const run = await waitUntil(
-      async () => {
-        const r = (await call(s, 'GET', `/api/v1/runs/${id}`, { token: producer.token })).body;
-        return r.status === 'queued' || r.status === 'running' ? null : r;
-      },
-      { what: `run ${id} to end`, timeoutMs: 20_000 },
-    );
+    const run = await endOf(s, id, producer.token);
     // Before: the subprocess had no token, every append was 401, and its metric never reached the run.
     expect(run.status, JSON.stringify(run.snapshot.terminal)).toBe('succeeded');
     expect(run.snapshot.metrics.loss).toMatchObject({ last: 0.25 });
@@ -372,41 +377,31 @@ describe('write run tokens', () => {
     expect(events.some((e) => e.type === 'log' && e.data.message === 'from the subprocess')).toBe(true);
   });
 
-  it("a handler's subprocesses share one run token: three execs of a run get the same RUNTRAIL_TOKEN, and it reads that run", async () => {
+  /** A handler run that execs `times` commands, each writing the RUNTRAIL_TOKEN it got: the run, once it succeeded, and those tokens. */
+  async function execTokens(times: number) {
     const { s, mint } = await authServer();
     const producer = await mint('producer');
     const dir = mkdtempSync(join(tmpdir(), 'runtrail-exec-token-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    s.define('thrice', async (ctx) => {
-      for (const n of [1, 2, 3]) await ctx.exec('sh', ['-c', `printf %s "$RUNTRAIL_TOKEN" > ${join(dir, String(n))}`]);
+    s.define('execs', async (ctx) => {
+      for (let n = 0; n < times; n++) await ctx.exec('sh', ['-c', `printf %s "$RUNTRAIL_TOKEN" > ${join(dir, String(n))}`]);
     });
-    const id = (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body: { name: 'thrice', execute: true } })).body.id as string;
-    const run = await waitUntil(
-      async () => {
-        const r = (await call(s, 'GET', `/api/v1/runs/${id}`, { token: producer.token })).body;
-        return r.status === 'queued' || r.status === 'running' ? null : r;
-      },
-      { what: `run ${id} to end`, timeoutMs: 20_000 },
-    );
+    const id = (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body: { name: 'execs', execute: true } })).body.id as string;
+    const run = await endOf(s, id, producer.token);
     expect(run.status, JSON.stringify(run.snapshot.terminal)).toBe('succeeded');
+    return { s, id, tokens: Array.from({ length: times }, (_, n) => readFileSync(join(dir, String(n)), 'utf8')) };
+  }
+
+  it("a handler's subprocesses share one run token: three execs of a run get the same RUNTRAIL_TOKEN, and it reads that run", async () => {
+    const { s, id, tokens } = await execTokens(3);
     // Before: a token (and a store record living 30 days) per exec.
-    const seen = [1, 2, 3].map((n) => readFileSync(join(dir, String(n)), 'utf8'));
-    expect(seen[0]).toMatch(/^rtr_/);
-    expect(new Set(seen).size).toBe(1);
-    expect((await call(s, 'GET', `/api/v1/runs/${id}`, { token: seen[0] })).status).toBe(200);
+    expect(tokens[0]).toMatch(/^rtr_/);
+    expect(new Set(tokens).size).toBe(1);
+    expect((await call(s, 'GET', `/api/v1/runs/${id}`, { token: tokens[0] })).status).toBe(200);
   });
 
   it("whoami names a run token's id, so one that leaked (a subprocess's, shown nowhere else) can be revoked", async () => {
-    const { s, mint } = await authServer();
-    const producer = await mint('producer');
-    const dir = mkdtempSync(join(tmpdir(), 'runtrail-exec-token-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    s.define('leaky', async (ctx) => {
-      await ctx.exec('sh', ['-c', `printf %s "$RUNTRAIL_TOKEN" > ${join(dir, 'token')}`]);
-    });
-    const id = (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body: { name: 'leaky', execute: true } })).body.id as string;
-    await waitUntil(async () => (await call(s, 'GET', `/api/v1/runs/${id}`, { token: producer.token })).body.status === 'succeeded', { what: `run ${id} to succeed`, timeoutMs: 20_000 });
-    const leaked = readFileSync(join(dir, 'token'), 'utf8');
+    const { s, id, tokens: [leaked] } = await execTokens(1);
     const who = (await call(s, 'GET', '/api/v1/whoami', { token: leaked })).body.principal;
     expect(who).toMatchObject({ kind: 'run', runId: id, write: true });
     // Before: no id here, and none anywhere else: the token lived its 30 days.
