@@ -626,6 +626,15 @@ describe('input handling: limits, numbers, cursors', () => {
     expect(unknown.json!.error.details.issues[0].path).toBe(`[${JSON.stringify(`${'k'.repeat(100)}…(500000 characters)`)}]`);
   });
 
+  it('a run id or token id longer than any (cancel, revoke) is 400 saying a part of the path is too long, without quoting the URL back', async () => {
+    const long = 'a'.repeat(5000);
+    for (const [method, path] of [['POST', `/api/v1/runs/${long}/cancel`], ['DELETE', `/api/v1/tokens/${long}`]] as const) {
+      const res = await request(method, path, method === 'POST' ? {} : undefined);
+      expectError(res, 400, 'invalid_request', "a part of the URL's path is too long");
+      expect(res.text, path.slice(0, 30)).not.toContain(long);
+    }
+  });
+
   it('a named counter summed past the largest number stays at Number.MAX_VALUE: the snapshot stays valid', async () => {
     const id = await createRun();
     const counter = { type: 'counter', data: { name: 'c', delta: 1e308 } };
