@@ -33,6 +33,7 @@ describe('runtrail handlers', () => {
         'demo-pipeline  cli-handlers  object or null: docs, models, concurrency, failureRate, latencyMs',
         'free           cli-handlers  any (no schema)',
         'scored         cli-handlers  object: dataset, threshold, tags',
+        'tinted         cli-handlers  "\\u009b31mred" or "plain"',
         '',
       ].join('\n'),
     );
@@ -46,7 +47,7 @@ describe('runtrail handlers', () => {
     const answer = JSON.parse(all.stdout) as Awaited<ReturnType<RuntrailClient['describeHandlers']>>;
     const fromApi = await new RuntrailClient({ url: server.url }).describeHandlers();
     expect(Object.keys(answer).sort()).toEqual(Object.keys(fromApi).sort());
-    expect(answer.handlers).toEqual(['dated', 'demo-pipeline', 'free', 'scored']);
+    expect(answer.handlers).toEqual(['dated', 'demo-pipeline', 'free', 'scored', 'tinted']);
     expect(answer.inputs).toEqual(fromApi.inputs);
 
     const one = await handlers(['scored', '--json']);
@@ -79,11 +80,17 @@ describe('runtrail handlers', () => {
     );
   });
 
+  it("a server's text that holds a terminal control sequence is printed escaped, not obeyed", async () => {
+    const result = await handlers(['tinted']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toBe('tinted, defined on cli-handlers\ninput: "\\u009b31mred" or "plain"\nexample: "\\u009b31mred"\n');
+  });
+
   it('a name no live node defines is one line naming the known handlers, exit 2, nothing on stdout', async () => {
     const result = await handlers(['scord']);
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toBe('runtrail: handler_not_found: no live node defines a handler named "scord"; known handlers: dated, demo-pipeline, free, scored\n');
+    expect(result.stderr).toBe('runtrail: handler_not_found: no live node defines a handler named "scord"; known handlers: dated, demo-pipeline, free, scored, tinted\n');
   });
 
   it('`runtrail start` with an input the handler refuses names the field and points at `runtrail handlers NAME`', async () => {

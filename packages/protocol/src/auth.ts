@@ -69,7 +69,14 @@ export type CreatedRunToken = z.infer<typeof CreatedRunTokenSchema>;
 export const PrincipalInfoSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('open') }),
   z.object({ kind: z.literal('scoped'), id: z.string(), name: z.string(), scope: TokenScope, expiresAt: z.number().nullable() }),
-  z.object({ kind: z.literal('run'), runId: z.string(), expiresAt: z.number(), write: z.boolean() }),
+  z.object({
+    kind: z.literal('run'),
+    // So whoever holds a leaked run token (the executor's, whose id is shown nowhere else) can have it revoked.
+    id: z.string().optional().describe('revokes it: DELETE /api/v1/tokens/{id} (absent for a run token minted before run tokens had ids)'),
+    runId: z.string(),
+    expiresAt: z.number(),
+    write: z.boolean(),
+  }),
 ]);
 export type PrincipalInfo = z.infer<typeof PrincipalInfoSchema>;
 

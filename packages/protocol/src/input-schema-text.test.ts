@@ -61,4 +61,30 @@ describe('a handler input schema in words', () => {
     expect(describeInputSchema(json).fields.map((f) => `${f.path}: ${f.type}`)).toEqual(['root: object', 'root.name: string', 'root.children: array of object']);
     expect(exampleInput(json)).toEqual({ root: { name: '' } });
   });
+
+  it('lists a recursive object field once, not opened again under itself, however many such fields it has', () => {
+    type Node = { name: string; a?: Node; b?: Node | null; c?: Node; d?: Node; e?: Node };
+    const Node: z.ZodType<Node> = z
+      .object({
+        name: z.string(),
+        get a() { return Node.optional(); },
+        get b() { return Node.nullable().optional(); },
+        get c() { return Node.optional(); },
+        get d() { return Node.optional(); },
+        get e() { return Node.optional(); },
+      })
+      .meta({ id: 'Node' });
+    const described = describeInputSchema(jsonSchemaOf(z.object({ tree: Node })));
+    expect(described.fields.map((f) => `${f.path}: ${f.type}`)).toEqual([
+      'tree: object', 'tree.name: string', 'tree.a: object', 'tree.b: object or null', 'tree.c: object', 'tree.d: object', 'tree.e: object',
+    ]);
+  });
+
+  it('makes a bounded example of a schema that asks for more items and characters than can be made', () => {
+    const huge = jsonSchemaOf(z.object({ xs: z.array(z.array(z.string().min(1000)).min(1000)).min(1000), many: z.array(z.number()).min(1e9) }));
+    const example = exampleInput(huge) as { xs: string[][]; many: number[] };
+    expect(JSON.stringify(example).length).toBeLessThan(1_000_000);
+    expect(example.xs.length).toBeGreaterThan(0);
+    expect(example.xs[0]![0]).toBe('x'.repeat(1000));
+  });
 });

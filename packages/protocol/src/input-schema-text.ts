@@ -116,11 +116,25 @@ function objectOf(schema: JsonSchema, root: JsonSchema): JsonSchema | null {
   return objects.length === 1 ? objects[0]! : null;
 }
 
-function fieldsOf(object: JsonSchema, root: JsonSchema, prefix: string, depth: number): InputField[] {
+/** The `$ref` a field's object comes through (its own, or its one object branch's), if any. */
+function objectRef(field: JsonSchema, root: JsonSchema): string | null {
+  if (typeof field.$ref === 'string') return field.$ref;
+  const viaRef = (branches(field) ?? []).filter((b) => objectOf(b, root) !== null);
+  return viaRef.length === 1 && typeof viaRef[0]!.$ref === 'string' ? viaRef[0]!.$ref : null;
+}
+
+/**
+ * `within`: the $refs whose objects enclose these fields. A field of one of
+ * them again (a tree's node under a node) is listed and not opened: opened
+ * to MAX_DEPTH, a node of five child nodes listed 585,937 fields.
+ */
+function fieldsOf(object: JsonSchema, root: JsonSchema, prefix: string, depth: number, within: ReadonlySet<string>): InputField[] {
   const properties = isSchema(object.properties) ? object.properties : {};
   const required = Array.isArray(object.required) ? object.required : [];
   return Object.keys(properties).flatMap((name) => {
-    const field = resolved(isSchema(properties[name]) ? properties[name] : {}, root);
+    const given = isSchema(properties[name]) ? properties[name] : {};
+    const ref = objectRef(given, root);
+    const field = resolved(given, root);
     const path = prefix + name;
     const own: InputField = {
       path,
@@ -130,8 +144,9 @@ function fieldsOf(object: JsonSchema, root: JsonSchema, prefix: string, depth: n
       default: 'default' in field ? JSON.stringify(field.default) : null,
       description: typeof field.description === 'string' ? field.description : null,
     };
-    const nested = depth < MAX_DEPTH ? objectOf(field, root) : null;
-    return nested && isSchema(nested.properties) ? [own, ...fieldsOf(nested, root, `${path}.`, depth + 1)] : [own];
+    const nested = depth < MAX_DEPTH && (ref === null || !within.has(ref)) ? objectOf(field, root) : null;
+    if (!nested || !isSchema(nested.properties)) return [own];
+    return [own, ...fieldsOf(nested, root, `${path}.`, depth + 1, ref === null ? within : new Set([...within, ref]))];
   });
 }
 
@@ -141,7 +156,7 @@ export function describeInputSchema(schema: JsonSchema): InputDescription {
   return {
     type: typeText(schema, schema),
     bounds: object ? [] : boundsOf(resolved(schema, schema)),
-    fields: object ? fieldsOf(object, schema, '', 0) : [],
+    fields: object ? fieldsOf(object, schema, '', 0, new Set(typeof schema.$ref === 'string' ? [schema.$ref] : [])) : [],
     otherFields: object ? object.additionalProperties !== false : true,
   };
 }
@@ -153,10 +168,26 @@ export function describeInputSchema(schema: JsonSchema): InputDescription {
  * satisfy it gives an empty string, which the server then refuses by name.
  */
 export function exampleInput(schema: JsonSchema): unknown {
-  return exampleOf(schema, schema, 0);
+  return exampleOf(schema, schema, 0, { values: MAX_EXAMPLE_VALUES, chars: MAX_EXAMPLE_CHARS });
 }
 
-function exampleOf(given: JsonSchema, root: JsonSchema, depth: number): unknown {
+/**
+ * How big an example gets, over all its values: arrays of at least 1,000
+ * arrays of at least 1,000 strings of 1,000 characters were made in full,
+ * more than a string can hold, and `minItems: 1e9` alone never finished.
+ * Past these an example has fewer items or characters than the schema
+ * asks, and the server refuses it by name, as for a pattern.
+ */
+const MAX_EXAMPLE_VALUES = 10_000;
+const MAX_EXAMPLE_CHARS = 100_000;
+
+interface ExampleBudget {
+  values: number;
+  chars: number;
+}
+
+function exampleOf(given: JsonSchema, root: JsonSchema, depth: number, budget: ExampleBudget): unknown {
+  budget.values--;
   const schema = resolved(given, root);
   if ('default' in schema) return schema.default;
   if (Array.isArray(schema.examples) && schema.examples.length > 0) return schema.examples[0];
@@ -164,7 +195,7 @@ function exampleOf(given: JsonSchema, root: JsonSchema, depth: number): unknown 
   if (Array.isArray(schema.enum) && schema.enum.length > 0) return schema.enum[0];
   if (depth > MAX_DEPTH) return null;
   const union = branches(schema);
-  if (union && union.length > 0) return exampleOf(union.find((b) => !isNull(resolved(b, root))) ?? union[0]!, root, depth + 1);
+  if (union && union.length > 0) return exampleOf(union.find((b) => !isNull(resolved(b, root))) ?? union[0]!, root, depth + 1, budget);
   const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== 'null') : schema.type;
   switch (type) {
     case 'object': {
@@ -174,17 +205,22 @@ function exampleOf(given: JsonSchema, root: JsonSchema, depth: number): unknown 
       const required = Array.isArray(schema.required) ? schema.required : [];
       for (const name of Object.keys(properties)) {
         const field = resolved(isSchema(properties[name]) ? properties[name] : {}, root);
-        if (required.includes(name) || 'default' in field) out[name] = exampleOf(field, root, depth + 1);
+        if (required.includes(name) || 'default' in field) out[name] = exampleOf(field, root, depth + 1, budget);
       }
       return out;
     }
     case 'array': {
       const count = typeof schema.minItems === 'number' ? schema.minItems : 0;
       const items = isSchema(schema.items) ? schema.items : {};
-      return Array.from({ length: count }, () => exampleOf(items, root, depth + 1));
+      const out: unknown[] = [];
+      while (out.length < count && budget.values > 0) out.push(exampleOf(items, root, depth + 1, budget));
+      return out;
     }
-    case 'string':
-      return 'x'.repeat(typeof schema.minLength === 'number' ? schema.minLength : 0);
+    case 'string': {
+      const length = Math.max(0, Math.min(typeof schema.minLength === 'number' ? schema.minLength : 0, budget.chars));
+      budget.chars -= length;
+      return 'x'.repeat(length);
+    }
     case 'integer':
     case 'number':
       return numberExample(schema, type === 'integer');

@@ -9,12 +9,26 @@ export interface FieldIssue {
   message: string;
 }
 
+/**
+ * Characters of a key a path shows: a key is the client's text, and one of
+ * a megabyte (an unknown field, a refused label key) came back whole in the
+ * message and in each of up to 100 issues.
+ */
+const MAX_PATH_KEY_CHARS = 100;
+
+function keyText(part: string): string {
+  if (part.length <= MAX_PATH_KEY_CHARS) return part;
+  // Not cut between the two halves of a character.
+  const cut = part.slice(0, MAX_PATH_KEY_CHARS).replace(/[\uD800-\uDBFF]$/, '');
+  return `${cut}…(${part.length} characters)`;
+}
+
 function pathOf(prefix: string, path: ReadonlyArray<PropertyKey>): string {
   let out = prefix;
   for (const part of path) {
     if (typeof part === 'number') out += `[${part}]`;
     // A key that is not plain text (a refused label key) is shown escaped, as JSON: ["k\u0000"].
-    else if (nameTextProblem(String(part))) out += `[${JSON.stringify(String(part))}]`;
+    else if (nameTextProblem(String(part)) || String(part).length > MAX_PATH_KEY_CHARS) out += `[${JSON.stringify(keyText(String(part)))}]`;
     else out += out ? `.${String(part)}` : String(part);
   }
   return out || '(root)';

@@ -610,6 +610,31 @@ describe('input handling: limits, numbers, cursors', () => {
     expect((await request('GET', `/api/v1/runs/${id}`)).json!.seq).toBe(0);
   });
 
+  it('fields and label keys of a megabyte are named by their first 100 characters and length: the error does not send them back', async () => {
+    const long = (c: string) => c.repeat(500_000);
+    for (const body of [
+      { name: 'echo', [long('k')]: 1, [long('j')]: 2 },
+      { name: 'echo', labels: { [long('l')]: 'v', [long('m')]: 'w' } },
+    ]) {
+      const res = await request('POST', '/api/v1/runs', body);
+      expect(res.status, res.text.slice(0, 300)).toBe(400);
+      expect(res.json!.error.code).toBe('invalid_request');
+      expect(res.text.length).toBeLessThan(5_000);
+      expect(res.json!.error.message).toContain(`…(500000 characters)`);
+    }
+    const unknown = await request('POST', '/api/v1/runs', { name: 'echo', [long('k')]: 1 });
+    expect(unknown.json!.error.details.issues[0].path).toBe(`[${JSON.stringify(`${'k'.repeat(100)}…(500000 characters)`)}]`);
+  });
+
+  it('a run id or token id longer than any (cancel, revoke) is 400 saying a part of the path is too long, without quoting the URL back', async () => {
+    const long = 'a'.repeat(5000);
+    for (const [method, path] of [['POST', `/api/v1/runs/${long}/cancel`], ['DELETE', `/api/v1/tokens/${long}`]] as const) {
+      const res = await request(method, path, method === 'POST' ? {} : undefined);
+      expectError(res, 400, 'invalid_request', "a part of the URL's path is too long");
+      expect(res.text, path.slice(0, 30)).not.toContain(long);
+    }
+  });
+
   it('a named counter summed past the largest number stays at Number.MAX_VALUE: the snapshot stays valid', async () => {
     const id = await createRun();
     const counter = { type: 'counter', data: { name: 'c', delta: 1e308 } };

@@ -979,6 +979,20 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         await expectError(store.deleteRun(run.id), 'run_not_found');
       });
 
+      it("drops the records of a deleted run's run tokens, and only those: its links stay dead if the run is imported again", async () => {
+        const run = await create();
+        const keep = await create();
+        const token = (runId: string): RunTokenRecord => ({ id: uuidv7(), runId, write: false, createdAt: T0, expiresAt: T0 + 60_000, revokedAt: null });
+        const gone = token(run.id);
+        const kept = token(keep.id);
+        await store.createRunToken(gone);
+        await store.createRunToken(kept);
+        await store.append(run.id, [{ type: 'run.succeeded', data: {} }], { now: T0 });
+        await store.deleteRun(run.id);
+        expect(await store.findRunTokenById(gone.id)).toBeNull();
+        expect(await store.findRunTokenById(kept.id)).toEqual(kept);
+      });
+
       it('refuses to delete a run that has a run under it, naming the child, and keeps both', async () => {
         const parent = await create();
         await store.append(parent.id, [{ type: 'run.succeeded', data: {} }], { now: T0 });

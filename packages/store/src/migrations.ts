@@ -224,6 +224,11 @@ export const migrations: Array<(d: Dialect) => string> = [
   )${d.clustered};
   CREATE INDEX run_tokens_expiry ON run_tokens (expires_at);
   `,
+  () => `
+  -- Deleting a run drops its run tokens' records (a run imported again under the same id
+  -- must not bring back the links shared before it was deleted): found by run id.
+  CREATE INDEX run_tokens_run ON run_tokens (run_id);
+  `,
 ];
 
 /**

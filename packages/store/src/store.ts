@@ -47,6 +47,7 @@ export interface RunStore {
   createRun(record: NewRunRecord): Promise<{ run: Run; created: boolean }>;
   getRun(id: string): Promise<Run | null>;
   listRuns(query: ListRunsQuery, options?: ReadPageOptions): Promise<ListRunsResponse>;
+  /** Delete an ended run with no run under it: its events, artifacts records, checkpoint and run tokens' records. */
   deleteRun(id: string): Promise<void>;
 
   append(runId: string, events: EventInput[], options: AppendOptions): Promise<AppendResult>;

@@ -31,7 +31,8 @@ export function registerHandlers(program: Command): void {
         );
       }
       if (flags.json) return printJson(entry);
-      print(handlerText(entry));
+      // Names, enum values and patterns are the server's text: a control sequence in one is shown, not obeyed.
+      print(terminalSafe(handlerText(entry)));
     });
 }
 
@@ -59,7 +60,7 @@ function handlerText(entry: HandlerEntry): string {
     case 'any':
       return `${head}\ninput: any, or none (it was defined with no input schema)`;
     case 'unconvertible':
-      return `${head}\ninput: its schema cannot be shown (${terminalSafe(input.reason)}); the server still checks the input when a run starts`;
+      return `${head}\ninput: its schema cannot be shown (${input.reason}); the server still checks the input when a run starts`;
     case 'elsewhere':
       return `${head}\ninput: not known to this server: only ${input.nodes.join(', ')} ${input.nodes.length === 1 ? 'knows' : 'know'} its schema, and checks the input when it runs (\`runtrail --server URL-OF-THAT-NODE handlers ${entry.handler}\` shows it)`;
     case 'schema': {
@@ -73,7 +74,7 @@ function handlerText(entry: HandlerEntry): string {
         f.description ?? '',
       ]);
       const fields = rows.length ? `\n${table(['FIELD', 'TYPE', 'BOUNDS', 'REQUIRED', 'DESCRIPTION'], rows)}` : '';
-      return `${head}\n${whole}${fields}\nexample: ${terminalSafe(JSON.stringify(exampleInput(input.schema)))}`;
+      return `${head}\n${whole}${fields}\nexample: ${JSON.stringify(exampleInput(input.schema))}`;
     }
   }
 }

@@ -407,6 +407,20 @@ describe('an archive from elsewhere', () => {
     ];
     await expectEachRefused(target, cases);
   });
+
+  it("an entry name or format of half a megabyte is named by its start and end: the error does not send it all back", async () => {
+    const target = await serverOn('sqlite', 'b');
+    const long = 'n'.repeat(500_000);
+    const archives = [
+      await tarOf([{ name: long, content: '', type: 'symlink' }]),
+      await tarOf([{ name: 'runtrail-export.json', content: JSON.stringify({ format: long, version: 1 }) }]),
+    ];
+    await expectEachRefused(target, [
+      ['a long symlink name', archives[0]!, /entry "n+…\(cut from 500\d+ characters\)…n+" is a symlink, not a file/],
+      ['a long format', archives[1]!, /format is "n+…\(cut from 500\d+ characters\)…n+", not "runtrail-run"/],
+    ]);
+    for (const body of archives) expect(JSON.stringify((await importInto(target, body)).body).length).toBeLessThan(2_000);
+  });
 });
 
 /** A parent (an autotune run, say) with three children, the second with a child of its own; artifacts on several, one content shared. */

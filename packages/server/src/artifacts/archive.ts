@@ -576,8 +576,20 @@ function parseRun(text: string, where: string): Run {
   return { ...parsed, labels: labels ?? parsed.labels };
 }
 
+/**
+ * How much of a refusal's reason is said, its start and its end: a reason
+ * names what the archive holds (an entry's name, its format), and an entry
+ * name of half a megabyte (a tar's long-name header) came back whole.
+ */
+const MAX_REASON_START = 300;
+const MAX_REASON_END = 200;
+
 function refuse(why: string): RuntrailError {
-  return new RuntrailError('invalid_request', `not a valid runtrail export: ${why}; nothing was imported`);
+  const said =
+    why.length <= MAX_REASON_START + MAX_REASON_END
+      ? why
+      : `${why.slice(0, MAX_REASON_START)}…(cut from ${why.length} characters)…${why.slice(-MAX_REASON_END)}`;
+  return new RuntrailError('invalid_request', `not a valid runtrail export: ${said}; nothing was imported`);
 }
 
 /**

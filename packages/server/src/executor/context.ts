@@ -98,6 +98,12 @@ export class RunContext<Input = unknown> {
 
   private readonly deps: ContextDeps;
   private logFile: string | null = null;
+  /**
+   * The run token its subprocesses get, minted at the first exec and
+   * handed to the rest: one per exec was a store record each, alive for
+   * 30 days, so a handler looping over ctx.exec filled run_tokens.
+   */
+  private execToken: Promise<string> | undefined;
 
   constructor(deps: ContextDeps) {
     const h = deps.handle;
@@ -177,7 +183,7 @@ export class RunContext<Input = unknown> {
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
       // The command can append to its own run: RUNTRAIL_RUN_ID, RUNTRAIL_URL, with auth on RUNTRAIL_TOKEN (these win over options.env).
-      env: { ...options.env, ...runEnvironment({ runId: this.id, url: this.deps.url, token: await this.deps.runToken?.(this.id) }) },
+      env: { ...options.env, ...runEnvironment({ runId: this.id, url: this.deps.url, token: await this.subprocessToken() }) },
       ...(options.cwd ? { cwd: options.cwd } : {}),
       ...(logFile ? { logFile } : {}),
     });
@@ -199,6 +205,17 @@ export class RunContext<Input = unknown> {
     if (result.reason === 'aborted') throw this.signal.aborted ? this.signal.reason : new ExecError('cancelled', result);
     if (options.reject !== false && (result.exitCode !== 0 || result.signal !== null)) throw new ExecError('error', result);
     return result;
+  }
+
+  private subprocessToken(): Promise<string> | undefined {
+    const mint = this.deps.runToken;
+    if (!mint) return undefined;
+    this.execToken ??= mint(this.id);
+    // A mint the store failed is tried again by the next exec rather than remembered.
+    this.execToken.catch(() => {
+      this.execToken = undefined;
+    });
+    return this.execToken;
   }
 
   private openLogFile(): string | null {

@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify';
-import { API_PREFIX, RuntrailError, echo, routes, type ErrorBody, type RouteName } from '@runtrail/protocol';
+import { API_PREFIX, MAX_ARTIFACT_NAME, RuntrailError, echo, routes, type ErrorBody, type RouteName } from '@runtrail/protocol';
 import { RepeatedFailureLog } from '../repeated-failure-log.js';
 import { SECURITY_HEADERS } from '../security/browser-guard.js';
 
@@ -137,6 +137,14 @@ export function toRuntrailError(err: unknown, bodyLimit?: number, request: { rou
       );
     }
     return new RuntrailError('invalid_request', `send JSON with content-type application/json: ${fe.message}`);
+  }
+  if (fe.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    // The router's message quoted the whole URL and named its setting, not what was too long.
+    return new RuntrailError(
+      'invalid_request',
+      `a part of the URL's path is too long: no run id, token id or artifact name (at most ${MAX_ARTIFACT_NAME} characters) is that long`,
+      { issues: [{ path: 'path', message: 'a part of the path is too long' }] },
+    );
   }
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     return new RuntrailError('invalid_request', fe.message);

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,17 @@ async function authServer(options: Parameters<typeof server>[0] = {}) {
     return res.body;
   };
   return { s, mint };
+}
+
+/** Run `id` once it has ended (a handler run, read with `token`). */
+async function endOf(s: RunningServer, id: string, token: string) {
+  return waitUntil(
+    async () => {
+      const r = (await call(s, 'GET', `/api/v1/runs/${id}`, { token })).body;
+      return r.status === 'queued' || r.status === 'running' ? null : r;
+    },
+    { what: `run ${id} to end`, timeoutMs: 20_000 },
+  );
 }
 
 /** A producer token and runs made with it: "mine" with a "child" under it, and an unrelated "other". */
@@ -196,6 +207,28 @@ describe('run tokens', () => {
     expect(keep.closeCode).toBeNull();
   });
 
+  it('end with their run: a run deleted and imported again under its id does not let the links shared before back in', async () => {
+    // Every check asks the store, as a node does once its cached answer is tokenCacheMs old.
+    const { s, mint } = await authServer({ tokenCacheMs: 0 });
+    const producer = await mint('producer');
+    const id = (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body: { name: 'shared' } })).body.id as string;
+    const link = (await call(s, 'POST', `/api/v1/runs/${id}/tokens`, { token: producer.token, body: { ttlSeconds: 3600 } })).body.token as string;
+    expect((await call(s, 'GET', `/api/v1/runs/${id}`, { token: link })).status).toBe(200);
+    await call(s, 'POST', `/api/v1/runs/${id}/finish`, { token: producer.token, body: { status: 'succeeded' } });
+    const archive = await (await fetch(`${s.url}/api/v1/runs/${id}/export`, { headers: { authorization: `Bearer ${ADMIN}` } })).arrayBuffer();
+    expect((await call(s, 'DELETE', `/api/v1/runs/${id}`, { token: ADMIN })).status).toBe(204);
+    const imported = await fetch(`${s.url}/api/v1/import`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/x-tar' },
+      body: archive,
+    });
+    expect(imported.status, await imported.text()).toBe(201);
+    expect((await call(s, 'GET', `/api/v1/runs/${id}`, { token: ADMIN })).status).toBe(200);
+    // Before: the link read the run again, as if it had never been deleted.
+    const refused = await call(s, 'GET', `/api/v1/runs/${id}`, { token: link });
+    expect([refused.status, refused.body.error.message]).toEqual([401, 'the run token was revoked']);
+  });
+
   it('never outlive the token that minted them: a producer token expiring in 1 s mints none for longer', async () => {
     const { s, mint } = await authServer();
     const producer = await mint('producer', { expiresInSeconds: 1 });
@@ -336,18 +369,46 @@ describe('write run tokens', () => {
     const started = await call(s, 'POST', '/api/v1/runs', { token: producer.token, body: { name: 'train', execute: true } });
     expect(started.status, JSON.stringify(started.body)).toBe(201);
     const id = started.body.id as string;
-    const run = await waitUntil(
-      async () => {
-        const r = (await call(s, 'GET', `/api/v1/runs/${id}`, { token: producer.token })).body;
-        return r.status === 'queued' || r.status === 'running' ? null : r;
-      },
-      { what: `run ${id} to end`, timeoutMs: 20_000 },
-    );
+    const run = await endOf(s, id, producer.token);
     // Before: the subprocess had no token, every append was 401, and its metric never reached the run.
     expect(run.status, JSON.stringify(run.snapshot.terminal)).toBe('succeeded');
     expect(run.snapshot.metrics.loss).toMatchObject({ last: 0.25 });
     const events = (await call(s, 'GET', `/api/v1/runs/${id}/events`, { token: producer.token })).body.events as Array<{ type: string; data: { message?: string } }>;
     expect(events.some((e) => e.type === 'log' && e.data.message === 'from the subprocess')).toBe(true);
+  });
+
+  /** A handler run that execs `times` commands, each writing the RUNTRAIL_TOKEN it got: the run, once it succeeded, and those tokens. */
+  async function execTokens(times: number) {
+    const { s, mint } = await authServer();
+    const producer = await mint('producer');
+    const dir = mkdtempSync(join(tmpdir(), 'runtrail-exec-token-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    s.define('execs', async (ctx) => {
+      for (let n = 0; n < times; n++) await ctx.exec('sh', ['-c', `printf %s "$RUNTRAIL_TOKEN" > ${join(dir, String(n))}`]);
+    });
+    const id = (await call(s, 'POST', '/api/v1/runs', { token: producer.token, body: { name: 'execs', execute: true } })).body.id as string;
+    const run = await endOf(s, id, producer.token);
+    expect(run.status, JSON.stringify(run.snapshot.terminal)).toBe('succeeded');
+    return { s, id, tokens: Array.from({ length: times }, (_, n) => readFileSync(join(dir, String(n)), 'utf8')) };
+  }
+
+  it("a handler's subprocesses share one run token: three execs of a run get the same RUNTRAIL_TOKEN, and it reads that run", async () => {
+    const { s, id, tokens } = await execTokens(3);
+    // Before: a token (and a store record living 30 days) per exec.
+    expect(tokens[0]).toMatch(/^rtr_/);
+    expect(new Set(tokens).size).toBe(1);
+    expect((await call(s, 'GET', `/api/v1/runs/${id}`, { token: tokens[0] })).status).toBe(200);
+  });
+
+  it("whoami names a run token's id, so one that leaked (a subprocess's, shown nowhere else) can be revoked", async () => {
+    const { s, id, tokens: [leaked] } = await execTokens(1);
+    const who = (await call(s, 'GET', '/api/v1/whoami', { token: leaked })).body.principal;
+    expect(who).toMatchObject({ kind: 'run', runId: id, write: true });
+    // Before: no id here, and none anywhere else: the token lived its 30 days.
+    expect(typeof who.id).toBe('string');
+    expect((await call(s, 'DELETE', `/api/v1/tokens/${who.id}`, { token: ADMIN })).status).toBe(204);
+    const refused = await call(s, 'GET', `/api/v1/runs/${id}`, { token: leaked });
+    expect([refused.status, refused.body.error.message]).toEqual([401, 'the run token was revoked']);
   });
 });
 

@@ -17,7 +17,10 @@ export function registerTokenRoutes(http: FastifyInstance, deps: { tokens: Token
       return { auth, principal: null };
     }
     if (principal.kind === 'open') return { auth, principal };
-    if (principal.kind === 'run') return { auth, principal: { kind: 'run', runId: principal.runId, expiresAt: principal.expiresAt, write: principal.write } };
+    if (principal.kind === 'run') {
+      const { id, runId, expiresAt, write } = principal;
+      return { auth, principal: { kind: 'run', ...(id === undefined ? {} : { id }), runId, expiresAt, write } };
+    }
     const { id, name, scope, expiresAt } = principal;
     return { auth, principal: { kind: 'scoped', id, name, scope, expiresAt } };
   });

@@ -591,6 +591,7 @@ export class PgRunStore implements SharedRunStore {
       await c.query(`DELETE FROM events WHERE run_id = $1`, [id]);
       await c.query(`DELETE FROM artifacts WHERE run_id = $1`, [id]);
       await c.query(`DELETE FROM run_checkpoints WHERE run_id = $1`, [id]);
+      await c.query(`DELETE FROM run_tokens WHERE run_id = $1`, [id]);
       await c.query(`DELETE FROM runs WHERE id = $1`, [id]);
       // Other nodes' live run lists drop it.
       await c.query(`SELECT pg_notify($1, $2)`, [this.channel, deletedPayload(rowToRun(row, initialSnapshot(), null))]);

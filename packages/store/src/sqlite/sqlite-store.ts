@@ -258,6 +258,7 @@ export class SqliteRunStore implements RunStore {
       revokeToken: db.prepare(`UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`),
       insertRunToken: db.prepare(`INSERT INTO run_tokens (id, run_id, write, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)`),
       dropExpiredRunTokens: db.prepare(`DELETE FROM run_tokens WHERE expires_at < ?`),
+      deleteRunTokens: db.prepare(`DELETE FROM run_tokens WHERE run_id = ?`),
       runTokenById: db.prepare(`SELECT ${RUN_TOKEN_COLUMNS} FROM run_tokens WHERE id = ?`),
       revokeRunToken: db.prepare(`UPDATE run_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`),
       insertSecret: db.prepare(`INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`),
@@ -442,6 +443,7 @@ export class SqliteRunStore implements RunStore {
       this.stmt.deleteEvents.run(id);
       this.stmt.deleteArtifacts.run(id);
       this.stmt.deleteCheckpoint.run(id);
+      this.stmt.deleteRunTokens.run(id);
       this.stmt.deleteRun.run(id);
       this.heads.forget(id);
       this.inputs.forget(id);
