@@ -163,7 +163,22 @@ def python_env(server_url: str, **extra: str) -> Dict[str, str]:
 
 
 def run_python(code: str, env: Dict[str, str], timeout: float = 60.0) -> "subprocess.CompletedProcess[str]":
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout, cwd=str(ROOT))
+    """Run ``code`` in a child Python; one past ``timeout`` is killed with every process it started.
+
+    subprocess.run's own timeout kills the child alone: a script's forked pool
+    workers stayed behind, waiting on their queue for ever. The script gets a
+    session of its own, and the whole group goes.
+    """
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT), start_new_session=True
+    )
+    try:
+        stdout, stderr = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        stdout, stderr = child.communicate()
+        raise subprocess.TimeoutExpired(child.args, timeout, output=stdout, stderr=stderr) from None
+    return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
 
 
 class CuttingProxy:

@@ -39,6 +39,8 @@ describe('the demo pipeline', () => {
     }
     expect(steps).toEqual([10]);
     expect(ended.snapshot.metrics.accuracy).toMatchObject({ count: 1, step: 10 });
+    // The settings it ran with, the defaults filled in: every one of them, as the input's fields.
+    expect(ended.snapshot.meta).toEqual({ docs: 5, models: ['gpt-4o', 'claude-sonnet'], concurrency: 6, failureRate: 0, latencyMs: 1 });
   });
 
   it("gives generating time for the documents asked for: a big demo is not failed by the phase's timeout", async () => {

@@ -49,7 +49,7 @@ export async function demoPipeline({ run, signal, input }: DemoContext): Promise
   const concurrency = clamp(input.concurrency ?? DEMO_DEFAULTS.concurrency, 1, 256);
   const failureRate = Math.min(0.9, Math.max(0, input.failureRate ?? DEMO_DEFAULTS.failureRate));
   const latencyMs = clamp(input.latencyMs ?? DEMO_DEFAULTS.latencyMs, 1, 60_000);
-  run.meta({ docs, models, concurrency, failureRate });
+  run.meta({ docs, models, concurrency, failureRate, latencyMs });
   // What generating should take (a pause of latencyMs / 4 per 20 documents), twice over, and a minute at least:
   // a fixed minute failed every run of 5,000 documents at the default latency.
   const generateTimeoutMs = Math.max(60_000, 2 * Math.ceil(docs / 20) * (latencyMs / 4));
