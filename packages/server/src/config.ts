@@ -187,7 +187,7 @@ const declared = {
   appendEventsPerSecond: value(int(1).default(20_000), 'events per second one run accepts over HTTP (bursts of twice that); more get 429 with Retry-After'),
   createRunsPerSecondPerIp: value(
     int(1).default(2000),
-    'runs one client address may create per second, new runs and retries, handler runs included (bursts of twice that); more get 429 with Retry-After naming the setting',
+    'runs one client address may create per second, new runs and retries, handler runs included (bursts of twice that; a replay of an Idempotency-Key or a refused create does not count); more get 429 with Retry-After naming the setting',
   ),
   wsMessagesPerSecond: value(int(1).default(100), 'messages per second one WebSocket may send (bursts of twice that); more: close 4429'),
   wsMessagesPerSecondPerIp: value(

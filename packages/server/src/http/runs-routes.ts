@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { MAX_READ_LIMIT, RuntrailError, labelsAsSent } from '@runtrail/protocol';
+import { MAX_READ_LIMIT, RuntrailError, labelsAsSent, type Run } from '@runtrail/protocol';
 import { terminalEventOf, type RunService } from '../runs/run-service.js';
 import { ConnectionCounter, authorizeEvents, checkEventData, checkRunData, rateLimited, type PayloadLimits, type RateLimiter } from '../security/index.js';
 import { serve } from './route-table.js';
@@ -33,16 +33,26 @@ export interface RunRoutesOptions {
 
 export function registerRunRoutes(app: FastifyInstance, runs: RunService, options: RunRoutesOptions): void {
   /**
-   * A run created (or retried) by the client of `request`, or 429 past its address's rate: each one is a
+   * `make` a run for the client of `request`, or 429 past its address's rate: each one is a
    * row kept until deleted and a message to every live list, and nothing else bounded how fast one client made them.
+   * Only a run made counts: a replay of an Idempotency-Key (the client's retry after a lost answer) or a refusal
+   * gives its token back, so a producer retrying as it should is not pushed over the budget by its own retries.
    */
-  const takeCreate = (request: IncomingMessage): void => {
-    if (!options.createRate) return;
+  const countedCreate = async (request: IncomingMessage, make: () => Promise<{ run: Run; created: boolean }>) => {
+    const rate = options.createRate;
+    if (!rate) return make();
     const address = options.clientKey(request);
-    const wait = options.createRate.limiter.take(address, 1);
+    const wait = rate.limiter.take(address, 1);
     if (wait > 0) {
-      const perSecond = options.createRate.perSecond;
-      throw rateLimited(`client address ${address} is creating runs faster than ${perSecond} per second (createRunsPerSecondPerIp on the server); retry after Retry-After`, wait);
+      throw rateLimited(`client address ${address} is creating runs faster than ${rate.perSecond} per second (createRunsPerSecondPerIp on the server); retry after Retry-After`, wait);
+    }
+    let made = false;
+    try {
+      const result = await make();
+      made = result.created;
+      return result;
+    } finally {
+      if (!made) rate.limiter.giveBack(address, 1);
     }
   };
   serve(app, 'createRun', async ({ body, request, reply }) => {
@@ -50,8 +60,7 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
     if (body.execute) await options.requireHandler?.(body.name, body.input);
     const key = idempotencyKeyOf(request.headers);
     const labels = labelsAsSent(request.body, body.labels);
-    takeCreate(request.raw);
-    const { run, created } = await runs.create({ ...body, labels }, key === undefined ? {} : { idempotencyKey: key });
+    const { run, created } = await countedCreate(request.raw, () => runs.create({ ...body, labels }, key === undefined ? {} : { idempotencyKey: key }));
     void reply.status(created ? 201 : 200);
     return run;
   });
@@ -126,8 +135,8 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
   serve(app, 'cancelRun', async ({ params, body }) => runs.cancel(params.id!, body.reason));
 
   serve(app, 'retryRun', async ({ params, request, reply }) => {
-    takeCreate(request.raw);
-    const { run, created } = await runs.retry(params.id!, options.requireHandler, idempotencyKeyOf(request.headers));
+    const key = idempotencyKeyOf(request.headers);
+    const { run, created } = await countedCreate(request.raw, () => runs.retry(params.id!, options.requireHandler, key));
     void reply.status(created ? 201 : 200);
     return run;
   });

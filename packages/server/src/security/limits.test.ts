@@ -395,6 +395,28 @@ describe('limits', () => {
     expect((await call(s, 'POST', '/api/v1/runs', { body: { name: 'later' } })).status).toBe(429);
   });
 
+  it('createRunsPerSecondPerIp counts runs made: replays of an Idempotency-Key and refused creates or retries give their token back', async () => {
+    const { server: s } = await limitedServer({ createRunsPerSecondPerIp: 2 });
+    // The clock stands still: a burst of 4 runs (2 s worth) and no more.
+    const first = await call(s, 'POST', '/api/v1/runs', { body: { name: 'keyed' }, headers: { 'idempotency-key': 'k-1' } });
+    expect(first.status).toBe(201);
+    // A producer that lost the answer retries with the same key: the same run, and (before) each retry spent the budget too.
+    for (let i = 0; i < 10; i++) {
+      const replay = await call(s, 'POST', '/api/v1/runs', { body: { name: 'keyed' }, headers: { 'idempotency-key': 'k-1' } });
+      expect(replay.status).toBe(200);
+      expect(replay.body.id).toBe(first.body.id);
+    }
+    // A create refused by the store (the key names another run) made nothing either.
+    const conflict = await call(s, 'POST', '/api/v1/runs', { body: { name: 'other-name' }, headers: { 'idempotency-key': 'k-1' } });
+    expect(conflict.status).toBe(409);
+    // A retry of a run that is still running is refused, and costs nothing.
+    expect((await call(s, 'POST', `/api/v1/runs/${first.body.id}/retry`)).status).toBe(409);
+    for (let i = 0; i < 3; i++) expect((await call(s, 'POST', '/api/v1/runs', { body: { name: `r${i}` } })).status).toBe(201);
+    const over = await call(s, 'POST', '/api/v1/runs', { body: { name: 'one-too-many' } });
+    expect(over.status).toBe(429);
+    expect(over.body.error.message).toContain('createRunsPerSecondPerIp');
+  });
+
   it('a page of GET /runs/:id/events stops at readPageBytes, its seq saying more is waiting; a reader that follows gets every event once', async () => {
     const { server: s } = await limitedServer({ readPageBytes: 4096 });
     const run = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'big-events' } })).body;

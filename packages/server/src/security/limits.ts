@@ -35,6 +35,12 @@ export class RateLimiter {
     return Math.ceil(((Math.min(n, this.capacity) - bucket.tokens) * 1000) / this.ratePerSecond);
   }
 
+  /** Return `n` tokens taken for work that was not done (up to the bucket's capacity). */
+  giveBack(key: string, n: number): void {
+    const bucket = this.buckets.get(key);
+    if (bucket) bucket.tokens = Math.min(this.capacity, bucket.tokens + n);
+  }
+
   forget(key: string): void {
     this.buckets.delete(key);
   }
