@@ -349,7 +349,9 @@ class Client:
         ``run`` is the run the archive was exported from, as ``get_run``
         returns it; ``runs`` how many runs came (more than 1 for a family
         archive, all loaded or none). Ids are kept: a run that exists here
-        is ``RuntrailError`` ``run_already_exists`` (naming each), and an
+        is ``RuntrailError`` ``run_already_exists`` (naming each), unless
+        every run of the archive is here as it holds it (the import repeated,
+        say after a lost answer): then they are returned as they are, and an
         archive the server refuses (truncated, of a run that has not ended,
         past its ``maxImportBytes``) imports nothing. ``path_or_file`` is a
         path (streamed, never read whole into memory; its gzip is read too)

@@ -118,9 +118,11 @@ describe('runtrail exec --collect and runtrail artifacts', () => {
       const asJson = await runtrail(['import', file, '--json', '--server', other.url]);
       expect(asJson.code, asJson.stderr).toBe(0);
       expect(JSON.parse(asJson.stdout)).toMatchObject({ id: runId, status: 'succeeded' });
+      // Again with the run here: an import repeated (say, after a lost answer) succeeds and says nothing changed.
       const again = await runtrail(['import', file, '--server', other.url]);
-      expect(again.code).toBe(2);
-      expect(again.stderr).toMatch(/run_already_exists/);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stdout).toBe(`${runId}\n`);
+      expect(again.stderr).toMatch(new RegExp(`^run ${runId} \\(python3 render\\.py, succeeded, \\d+ events, \\d+ artifacts\\) was here already as the archive holds it; nothing changed\n$`));
     } finally {
       await other.close();
     }

@@ -216,7 +216,8 @@ export class RuntrailClient {
 
   /**
    * Load an archive written by exportRun (bytes, a stream or `{ path }`) into
-   * this server: the run keeps its id, and one that exists here is a 409.
+   * this server: the run keeps its id, and one that exists here is a 409
+   * (unless it is the same ended run: a repeated import answers it).
    */
   async importRun(archive: ArtifactSource, options: { size?: number } = {}): Promise<Run> {
     return (await this.importArchive(archive, options)).run;
@@ -225,9 +226,11 @@ export class RuntrailClient {
   /**
    * importRun, also saying how many runs the archive loaded: 1, or for a
    * family archive (exportRun with `family: true`) the run and every run
-   * under it, all loaded in one transaction or none.
+   * under it, all loaded in one transaction or none. `imported: false`: every
+   * run of the archive was here already as it holds it (an import repeated
+   * after a lost answer), and nothing changed.
    */
-  async importArchive(archive: ArtifactSource, options: { size?: number } = {}): Promise<{ run: Run; runs: number }> {
+  async importArchive(archive: ArtifactSource, options: { size?: number } = {}): Promise<{ run: Run; runs: number; imported: boolean }> {
     const { content, size } = await openSource(archive, options.size);
     const response = await this.api.send('importRun', {
       raw: (content instanceof Uint8Array ? content : toReadableStream(content)) as BodyInit,
@@ -236,7 +239,7 @@ export class RuntrailClient {
     });
     const run = (await response.json()) as Run;
     // A server older than family archives sends no count: it imported the one run.
-    return { run, runs: Number(response.headers.get(IMPORTED_RUNS_HEADER) ?? 1) };
+    return { run, runs: Number(response.headers.get(IMPORTED_RUNS_HEADER) ?? 1), imported: response.status === 201 };
   }
 
   /**

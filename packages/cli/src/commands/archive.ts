@@ -43,7 +43,7 @@ export function registerArchive(program: Command): void {
     .action(async (file: string, flags: { progress?: boolean; json?: boolean }, cmd: Command) => {
       // `-`: stdin, so `runtrail export ID -o - | runtrail import - --server OTHER` copies a run without a file between.
       const upload = file === '-' ? stdinUpload(flags.progress) : await fileToUpload(resolve(file), 'importing', flags.progress);
-      const { run, runs } = await upload.progress.until(
+      const { run, runs, imported } = await upload.progress.until(
         clientFor(cmd).importArchive(upload.content, upload.size === null ? {} : { size: upload.size }),
         'nothing was imported; try again',
       );
@@ -51,6 +51,8 @@ export function registerArchive(program: Command): void {
       // The id on stdout (`id=$(runtrail import run.tar)`), as retry prints the new run's; the summary is for the person.
       print(run.id);
       const under = runs > 1 ? `, with ${plural(runs - 1, 'run')} under it` : '';
-      process.stderr.write(`imported run ${run.id} (${run.name}, ${run.status}, ${run.seq} events, ${run.snapshot.artifacts.length} artifacts)${under}\n`);
+      const summary = `run ${run.id} (${run.name}, ${run.status}, ${run.seq} events, ${run.snapshot.artifacts.length} artifacts)${under}`;
+      // A repeat (say, after a lost answer) is not a failure: the server holds what the archive does.
+      process.stderr.write(imported ? `imported ${summary}\n` : `${summary} was here already as the archive holds it; nothing changed\n`);
     });
 }

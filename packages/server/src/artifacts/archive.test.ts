@@ -109,7 +109,7 @@ describe.each([
   ['sqlite', 'postgres'],
   ['postgres', 'sqlite'],
 ] as Array<[StoreKind, StoreKind]>)('export from %s, import into a fresh %s', (from, to) => {
-  it('the imported run is identical: record, events, snapshot, artifacts by sha256 and bytes; importing it again is 409', async () => {
+  it('the imported run is identical: record, events, snapshot, artifacts by sha256 and bytes; importing it again answers it (200), another run under its id is 409', async () => {
     const [source, target] = [await serverOn(from, 'a'), await serverOn(to, 'b')];
     expect([source.store.kind, target.store.kind]).toEqual([from, to]);
     const run = await endedRunWithArtifacts(source);
@@ -132,9 +132,18 @@ describe.each([
     // Identical content is in the archive, and on disk, once.
     expect(blobFiles(target)).toHaveLength(2);
 
+    // The same archive again (a client retrying after it lost the answer): the run as it is here, nothing changed.
+    // Before: 409 run_already_exists, so a retried import reported a failure for what had worked.
     const again = await importInto(target, archive);
-    expect(again.status).toBe(409);
-    expect(again.body.error.code).toBe('run_already_exists');
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    const { observers: _observers, ...record } = rb as Run & { observers?: unknown };
+    expect(again.body).toEqual(JSON.parse(JSON.stringify(record)));
+    expect(blobFiles(target)).toHaveLength(2);
+    // A different run under the same id (here: another end time) is still refused, and changes nothing.
+    const other = await importInto(target, await edited(archive, { run: (r) => (r.finishedAt += 1) }));
+    expect(other.status, JSON.stringify(other.body)).toBe(409);
+    expect(other.body.error.code).toBe('run_already_exists');
+    expect(await b.getRun(run.id)).toEqual(rb);
     expect(blobFiles(target)).toHaveLength(2);
   });
 
@@ -513,7 +522,7 @@ describe('a whole family in one archive (?family=true)', () => {
     expect(blobFiles(target)).toEqual([]);
   });
 
-  it('an import of a family a run of which exists here is 409 naming it; none of the others is imported, nor their content kept', async () => {
+  it('a family archive imported again answers its runs (200); one a run of which exists here is 409 naming it, none of the others imported, nor their content kept', async () => {
     const source = await serverOn('sqlite', 'a');
     const target = await serverOn('sqlite', 'b');
     const { parent, ids } = await endedFamily(source);
@@ -529,6 +538,15 @@ describe('a whole family in one archive (?family=true)', () => {
     expect((await b.listRuns({ parentId: parent.id })).runs).toEqual([]);
     for (const id of ids.slice(1)) await expect(b.getRun(id)).rejects.toMatchObject({ code: 'run_not_found' });
     expect(blobFiles(target).sort()).toEqual(kept.sort());
+
+    // Into a server that holds none of it, twice: the second answers the same runs, with the same count.
+    const fresh = await serverOn('sqlite', 'c');
+    const first = await fetch(fresh.url + buildPath('importRun', {}), { method: 'POST', body: archive, headers: { 'content-type': 'application/x-tar', [CLIENT_HEADER]: '1' } });
+    expect(first.status).toBe(201);
+    const repeated = await fetch(fresh.url + buildPath('importRun', {}), { method: 'POST', body: archive, headers: { 'content-type': 'application/x-tar', [CLIENT_HEADER]: '1' } });
+    expect(repeated.status).toBe(200);
+    expect(repeated.headers.get('x-runtrail-imported-runs')).toBe(first.headers.get('x-runtrail-imported-runs'));
+    expect(((await repeated.json()) as Run).id).toBe(parent.id);
   });
 
   it('a damaged family archive is refused with 400 naming what is wrong (a run whose parent is nowhere, a run the manifest does not name, a missing run), importing nothing', async () => {

@@ -57,8 +57,8 @@ export async function registerArtifactRoutes(app: FastifyInstance, artifacts: Ar
 
     serve(raw, 'importRun', async ({ request, reply }) => {
       try {
-        const runs = await artifacts.importArchive(request.raw.iterator({ destroyOnReturn: false }));
-        void reply.status(201).header(IMPORTED_RUNS_HEADER, runs.length);
+        const { runs, imported } = await artifacts.importArchive(request.raw.iterator({ destroyOnReturn: false }));
+        void reply.status(imported ? 201 : 200).header(IMPORTED_RUNS_HEADER, runs.length);
         return runs[0];
       } catch (err) {
         discardRest(request, reply);

@@ -179,9 +179,13 @@ export class ArtifactService {
    * then the runs (one, or a whole family parents first), their events and
    * records in one store transaction; if that is refused (an id exists),
    * the content no record needs is removed. Answers the runs, the one the
-   * archive was exported from first.
+   * archive was exported from first, and whether they were imported now:
+   * an archive whose every run is already here as it holds it (the same id,
+   * name, parent, status, times and last seq: an ended run does not change)
+   * is the client's retry after an answer it lost, and gets those runs back
+   * (`imported: false`) instead of run_already_exists.
    */
-  async importArchive(body: AsyncIterable<Uint8Array>): Promise<Run[]> {
+  async importArchive(body: AsyncIterable<Uint8Array>): Promise<{ runs: Run[]; imported: boolean }> {
     const archive = await readArchive(this, body, {
       maxBlobBytes: this.limits.maxArtifactBytes,
       limits: this.limits.payload,
@@ -199,9 +203,16 @@ export class ArtifactService {
       const artifacts = archive.runs.reduce((sum, b) => sum + b.artifacts.length, 0);
       this.log.info({ runId: root.id, runs: runs.length, events, artifacts }, archive.family ? 'family imported' : 'run imported');
       // The run the archive was exported from, first: parents-first order puts the top run first, and that is it.
-      return runs;
+      return { runs, imported: true };
     } catch (err) {
       await this.release(shas, root.id);
+      if (RuntrailError.isCode(err, 'run_already_exists')) {
+        const here = await Promise.all(archive.runs.map(({ run }) => this.runs.find(run.id)));
+        if (archive.runs.every(({ run }, i) => here[i] && sameEndedRun(run, here[i]))) {
+          this.log.info({ runId: root.id, runs: here.length }, 'import repeated: every run of the archive is already here as it holds it');
+          return { runs: here as Run[], imported: false };
+        }
+      }
       throw err;
     }
   }
@@ -267,4 +278,18 @@ function tooLarge(runId: string, size: number | undefined, maxBytes: number, lim
     maxArtifactBytes: limits.maxArtifactBytes,
     maxRunArtifactBytes: limits.maxRunArtifactBytes,
   });
+}
+
+/** Whether two records are the same ended run: what an import keeps and nothing after it changes. */
+function sameEndedRun(a: Run, b: Run): boolean {
+  return (
+    a.id === b.id &&
+    a.name === b.name &&
+    a.parentId === b.parentId &&
+    a.status === b.status &&
+    a.createdAt === b.createdAt &&
+    a.startedAt === b.startedAt &&
+    a.finishedAt === b.finishedAt &&
+    a.seq === b.seq
+  );
 }
