@@ -1,6 +1,7 @@
 import {
   IMPORTED_RUNS_HEADER,
   type Artifact,
+  type DashboardConfig,
   type HandlersResponse,
   type CreateRunBody,
   type CreateTokenBody,
@@ -161,6 +162,11 @@ export class RuntrailClient {
   /** Whether the server needs a token, and what this client's token may do. */
   whoami(): Promise<WhoamiResponse> {
     return this.api.request('whoami');
+  }
+
+  /** The server's settings a dashboard follows: which hosts' linked artifacts it may preview. */
+  dashboardConfig(): Promise<DashboardConfig> {
+    return this.api.request('dashboardConfig');
   }
 
   /** Mint a scoped token (admin). Its secret is in the answer and nowhere else. */

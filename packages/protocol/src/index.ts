@@ -188,3 +188,10 @@ export {
   type TokenInfo,
   type WhoamiResponse,
 } from './auth.js';
+export {
+  DashboardConfigSchema,
+  LINK_PREVIEW_ORIGIN_FORM,
+  linkPreviewAllowed,
+  parseLinkPreviewOrigin,
+  type DashboardConfig,
+} from './link-preview.js';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ListArtifactsResponseSchema, Artifact } from './artifacts.js';
 import { CreatedRunTokenSchema, CreatedTokenSchema, ListTokensResponseSchema, WhoamiResponseSchema } from './auth.js';
+import { DashboardConfigSchema } from './link-preview.js';
 import type { RouteName } from './routes.js';
 import { AppendEventsResponseSchema, HeartbeatResponseSchema, ListRunsResponseSchema, ReadEventsResponseSchema, RunCountsSchema, RunSchema, RunWithObserversSchema } from './run.js';
 
@@ -124,6 +125,7 @@ export const routeResponses = {
   },
   apiDocs: { status: 200, description: 'An HTML page', contentType: 'text/html' },
   whoami: { status: 200, description: 'Whether auth is on, and what the token is (null: no valid token)', schema: WhoamiResponseSchema },
+  dashboardConfig: { status: 200, description: 'The settings the dashboard follows', schema: DashboardConfigSchema },
   createToken: { status: 201, description: 'The token; its secret is shown this once', schema: CreatedTokenSchema },
   listTokens: { status: 200, description: 'Every token, newest first, without secrets', schema: ListTokensResponseSchema },
   revokeToken: { status: 204, description: 'Revoked; its streams close' },

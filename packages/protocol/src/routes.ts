@@ -112,6 +112,12 @@ export const routes = {
     path: `${API_PREFIX}/whoami`,
     summary: "Whether auth is on and what the request's token may do: {auth, principal}",
   },
+  dashboardConfig: {
+    method: 'GET',
+    path: `${API_PREFIX}/dashboard-config`,
+    summary:
+      "What the dashboard needs of this server's settings: {linkPreviewHosts}, the origins whose linked artifacts it may preview in the page (the same ones its Content-Security-Policy allows)",
+  },
   createToken: {
     method: 'POST',
     path: `${API_PREFIX}/tokens`,

@@ -15,6 +15,7 @@ import { Readiness, registerHealthRoutes } from './http/health.js';
 import { clientErrorHandler, installErrorHandler, toRuntrailError } from './http/errors.js';
 import { createLogger, deferredRequestLogger, logRunIds, logRunLifecycle } from './logger.js';
 import { ServerMetrics, registerMetrics } from './http/metrics.js';
+import { serve } from './http/route-table.js';
 import { registerRunRoutes } from './http/runs-routes.js';
 import { registerStatic } from './http/static.js';
 import { Reaper } from './leases/reaper.js';
@@ -235,6 +236,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerOutputLogRoute(http, runs, { logDir, node: config.node });
   registerExecutorRoutes(http, executor, reaper, config.queuedOrphanTimeoutMs);
   registerTokenRoutes(http, { tokens, runs });
+  // What the guard writes into the CSP, for the dashboard to offer previews of exactly those hosts' links.
+  serve(http, 'dashboardConfig', async () => ({ linkPreviewHosts: config.linkPreviewHosts }));
   await registerArtifactRoutes(http, artifacts);
   const stream = new StreamServer(http, {
     store,

@@ -91,6 +91,44 @@ describe('configuration', () => {
     );
   });
 
+  it('takes linkPreviewHosts as origins, spelled canonically, none by default, and refuses anything else naming it', () => {
+    expect(resolveConfig({}, { env: {}, cwd: dir.path }).config.linkPreviewHosts).toEqual([]);
+    const env = { RUNTRAIL_LINK_PREVIEW_HOSTS: 'https://Reports.Example.com:443/, http://127.0.0.1:9000,https://*.cdn.example.net, http://[::1]:8080' };
+    expect(resolveConfig({}, { env, cwd: dir.path }).config.linkPreviewHosts).toEqual([
+      'https://reports.example.com',
+      'http://127.0.0.1:9000',
+      'https://*.cdn.example.net',
+      'http://[::1]:8080',
+    ]);
+    const refused = (value: string) =>
+      errorOf(() => resolveConfig({ linkPreviewHosts: value }, { env: {}, cwd: dir.path, explicit: 'flag' })).message;
+    for (const [value, why] of [
+      // Each of these would have put a source of its own, or a directive, into the CSP header.
+      ['https://a.example; script-src *', 'write scheme://host[:port] and nothing more'],
+      ['https://a.example https://b.example', 'write scheme://host[:port] and nothing more'],
+      ['*', 'write scheme://host[:port] and nothing more'],
+      ['https:', 'write scheme://host[:port] and nothing more'],
+      ['a.example', 'write scheme://host[:port] and nothing more'],
+      ['https://a.example/reports', 'write scheme://host[:port] and nothing more'],
+      ['https://user@a.example', 'write scheme://host[:port] and nothing more'],
+      ['https://*', 'is not a host name'],
+      ['https://a.*.example', 'is not a host name'],
+      ['ftp://a.example', 'the scheme must be http or https'],
+      ['https://*.com', 'would allow every name under a top-level domain'],
+      ['https://*.10.0.0.1', 'a wildcard applies to host names, not addresses'],
+      ['https://a.example:0', 'the port must be from 1 to 65535'],
+      ['https://a.example:70000', 'the port must be from 1 to 65535'],
+      ['http://0x7f.1', 'neither a host name nor an IPv4 address'],
+      ['http://127.1', 'neither a host name nor an IPv4 address'],
+      ['https://bücher.example', 'ASCII form (xn--…)'],
+      ['http://[0:0:0:0:0:0:0:1]', 'write [::1]'],
+    ] as const) {
+      const message = refused(`https://ok.example,${value}`);
+      expect(message, value).toContain(`invalid configuration: linkPreviewHosts (--link-preview-hosts = "https://ok.example,${value}"): ${JSON.stringify(value)} is not an origin`);
+      expect(message, value).toContain(why);
+    }
+  });
+
   it('declares every key once: env, flag and description derived from the one table, all distinct', () => {
     expect(configKeys).toEqual(Object.keys(ServerConfig.shape));
     const envs = configKeys.map((k) => settings[k].env);

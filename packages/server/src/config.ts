@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_MAX_EVENTS_PER_BATCH, MAX_EVENT_DATA_BYTES, MAX_META_BYTES, RuntrailError } from '@runtrail/protocol';
+import { DEFAULT_MAX_EVENTS_PER_BATCH, MAX_EVENT_DATA_BYTES, MAX_META_BYTES, RuntrailError, parseLinkPreviewOrigin } from '@runtrail/protocol';
 
 /**
  * One declaration per configuration key: its schema (with the default), a
@@ -79,6 +79,26 @@ export const list = (fallback: string[], description: string, options: SettingOp
 const ipList = (description: string) => {
   const base = list([], description);
   return { ...base, schema: base.schema.refine((all) => all.every((one) => isIP(one) !== 0), 'IP addresses, comma-separated (not host names)') };
+};
+
+/**
+ * Origins whose linked artifacts the dashboard may preview (see
+ * linkPreviewHosts below), each checked and spelled canonically; the first
+ * one that is not an origin is named, as it must never reach the CSP header.
+ */
+const originList = (description: string) => {
+  const base = list([], description);
+  return {
+    ...base,
+    schema: base.schema
+      .superRefine((all, ctx) => {
+        for (const one of all) {
+          const parsed = parseLinkPreviewOrigin(one);
+          if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
+        }
+      })
+      .transform((all) => [...new Set(all.map((one) => (parseLinkPreviewOrigin(one) as { origin: string }).origin))]),
+  };
 };
 
 /**
@@ -169,6 +189,14 @@ const declared = {
   allowedOrigins: list([], "origins besides the server's own that may open the WebSocket"),
   corsOrigins: list([], 'origins that may call the HTTP API from a browser (CORS); none by default'),
   allowedHosts: list([], 'host names the server answers to besides IP literals, localhost and --host (DNS-rebinding guard)'),
+  // None by default. Open to every http(s) host (what the dashboard's CSP said before), a
+  // script that got into the page, or a link the viewer was lured into previewing, could send
+  // what the page can read to any host, or reach into the viewer's own network; listing the
+  // hosts producers keep artifacts on closes that for all the others. What a deployment that
+  // sets nothing loses is the in-page preview of a link: it stays a link that opens in a tab.
+  linkPreviewHosts: originList(
+    "origins (http(s)://host[:port], http(s)://*.domain.tld for any subdomain) whose linked artifacts the dashboard may preview in the page; the only hosts besides the server's own that its Content-Security-Policy lets the page load images, media or data from; none by default",
+  ),
   tokenCacheMs: value(int(0).default(1000), 'how long a checked token is trusted before the store is asked again (bounds how late a revocation on another node takes effect)'),
 
   // Limits: past each, a 413/429 or a WebSocket close code, never a crash.

@@ -116,6 +116,35 @@ describe('browser guard (auth off, loopback)', () => {
     }
   });
 
+  it('lets images, media and connections reach only the server itself by default, and exactly the linkPreviewHosts origins besides when set', async () => {
+    const directive = (policy: string, name: string) => policy.split('; ').find((d) => d.startsWith(`${name} `));
+    const own = await server();
+    for (const path of ['/', '/runs/x', '/api/v1/runs', '/api/docs']) {
+      const csp = (await fetch(own.url + path)).headers.get('content-security-policy') ?? '';
+      for (const name of ['img-src', 'media-src', 'connect-src']) expect(directive(csp, name), `${path} ${name}`).toBe(`${name} 'self' data: blob:`);
+      // No scheme-source (http:, https:, ws:, wss:) anywhere: it would let the page reach every host of that scheme.
+      expect(csp, path).not.toMatch(/(^|\s)(https?|wss?):(\s|;|$)/);
+    }
+    expect(await (await fetch(`${own.url}/api/v1/dashboard-config`)).json()).toEqual({ linkPreviewHosts: [] });
+
+    const hosts = ['https://reports.example.com', 'http://127.0.0.1:9000', 'https://*.cdn.example.net'];
+    const s = await server({ linkPreviewHosts: [...hosts, 'HTTPS://Reports.Example.com:443/'] });
+    for (const path of ['/', '/runs/x', '/api/v1/runs', '/no/such/path']) {
+      const csp = (await fetch(s.url + path)).headers.get('content-security-policy') ?? '';
+      for (const name of ['img-src', 'media-src', 'connect-src']) {
+        expect(directive(csp, name), `${path} ${name}`).toBe(`${name} 'self' data: blob: ${hosts.join(' ')}`);
+      }
+      expect(csp, path).not.toMatch(/(^|\s)(https?|wss?):(\s|;|$)/);
+      expect(csp, path).toMatch(/require-trusted-types-for 'script'/);
+    }
+    // The API docs page shows no producer's data: no producer's host either.
+    expect(directive((await fetch(`${s.url}/api/docs`)).headers.get('content-security-policy') ?? '', 'img-src')).toBe("img-src 'self' data: blob:");
+    // The dashboard learns the same list, canonical, without a token (the header says as much to anyone).
+    expect(await (await fetch(`${s.url}/api/v1/dashboard-config`)).json()).toEqual({ linkPreviewHosts: hosts });
+    const locked = await server({ adminToken: 'an-admin-token-of-16+', linkPreviewHosts: hosts });
+    expect(await (await fetch(`${locked.url}/api/v1/dashboard-config`)).json()).toEqual({ linkPreviewHosts: hosts });
+  });
+
   it('an event stream (SSE), answered past Fastify, carries the same headers, and CORS for a --cors-origins origin', async () => {
     const s = await server({ corsOrigins: ['http://app.example:8080'] });
     const { run } = await s.runs.create({ name: 'watched' });

@@ -19,6 +19,8 @@ export interface BrowserGuardOptions {
   corsOrigins: string[];
   /** Origins allowed to open the WebSocket, besides the server's own. */
   allowedOrigins: string[];
+  /** Origins (checked and canonical: config.ts) whose linked artifacts the dashboard may load; none by default. */
+  linkPreviewHosts: string[];
 }
 
 const LOOPBACK_NAMES = new Set(['localhost']);
@@ -28,34 +30,47 @@ const CORS_HEADERS = ['authorization', 'content-type', 'idempotency-key', 'last-
 /**
  * What every page of the server may do, whatever it is: script only from
  * the server's own files, no plugins, no <base>, forms only to itself, no
- * framing at all.
+ * framing at all; images, media and connections only to itself (`data:`
+ * and `blob:` are the previews of content it stores) and to the origins of
+ * `linkPreviewHosts`.
  *
- * Images, media and connections may go further (any http(s) host) because
- * a producer may record an artifact as a link to where it keeps it (an
- * object store) and a viewer may preview it in the page. The CSP cannot
- * tell a load the viewer asked for from one the page made by itself, so it
- * cannot keep a producer's URL from being fetched: the dashboard does, by
- * loading a link's preview only when the viewer presses a button naming
- * its host (web/src/components/Artifacts.tsx). Narrowing these to 'self'
- * would end those previews, and a list of hosts would be a setting every
- * deployment must keep in step with its producers; so they stay open to
- * http(s), written out rather than `*` so a reader sees what that means.
- * What the CSP buys is the rest: no injected or inline script, no string
- * turned into markup or script (Trusted Types, below), no plugin, no
- * framing.
+ * A producer may record an artifact as a link to where it keeps it (an
+ * object store) and a viewer may preview it in the page. Opening these
+ * directives to every http(s) host for that would let a script that got
+ * into the page, or a link a viewer was lured into previewing, send
+ * anything the page reads to any host, or reach into the viewer's own
+ * network. So only the hosts a deployment names are reachable, and the
+ * dashboard, told which they are (routes.dashboardConfig), offers a preview
+ * only of links to those. The cost is a setting to keep in step with where
+ * producers keep their artifacts; a deployment that sets none keeps links
+ * that open in a tab. The CSP still cannot tell a load the viewer asked for
+ * from one the page made by itself: the dashboard loads a link's preview
+ * only when the viewer presses a button naming its host
+ * (web/src/components/Artifacts.tsx).
+ *
+ * The dashboard's WebSocket needs no `ws:`/`wss:` source: CSP Level 3's
+ * 'self' matches ws: and wss: to the page's own host and port, as Chromium
+ * and Firefox implement it (proved in Chromium by
+ * web/test/e2e/artifact-links.e2e.test.ts, which opens one). A source built
+ * from the request's Host would not be needed, and the Host check below
+ * limits it to names this server answers to anyway.
  */
-const BASE_POLICY = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' http: https: data: blob:",
-  "media-src 'self' http: https: data: blob:",
-  "connect-src 'self' http: https: ws: wss: data: blob:",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-];
+function basePolicy(linkPreviewHosts: readonly string[]): string[] {
+  // Canonical origins only (config.ts refuses anything else): no `;`, `,` or space can add a directive or a source.
+  const hosts = linkPreviewHosts.map((origin) => ` ${origin}`).join('');
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    `img-src 'self' data: blob:${hosts}`,
+    `media-src 'self' data: blob:${hosts}`,
+    `connect-src 'self' data: blob:${hosts}`,
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+  ];
+}
 
 /**
  * The dashboard's policy, sent with every answer but the API docs page:
@@ -64,32 +79,45 @@ const BASE_POLICY = [
  * past rendering still could not become markup. The dashboard (React, no
  * innerHTML of its own) needs no policy of its own, so none may be made.
  */
-export const CONTENT_SECURITY_POLICY = [...BASE_POLICY, "require-trusted-types-for 'script'", "trusted-types 'none'"].join('; ');
+function contentSecurityPolicy(linkPreviewHosts: readonly string[]): string {
+  return [...basePolicy(linkPreviewHosts), "require-trusted-types-for 'script'", "trusted-types 'none'"].join('; ');
+}
 
 /**
  * The API docs page (Swagger UI, third-party) sets innerHTML from strings
  * and parses Markdown into markup: under Trusted Types it renders nothing.
  * It shows the server's own OpenAPI document, no producer's data, so it
- * keeps the rest of the policy without them.
+ * keeps the rest of the policy without them, and no producer's host.
  */
-const API_DOCS_CONTENT_SECURITY_POLICY = BASE_POLICY.join('; ');
+const API_DOCS_CONTENT_SECURITY_POLICY = basePolicy([]).join('; ');
 
-export const SECURITY_HEADERS: Record<string, string> = {
-  'content-security-policy': CONTENT_SECURITY_POLICY,
-  'x-content-type-options': 'nosniff',
-  // Run tokens travel in dashboard URLs (?token=): never pass them on to another site.
-  'referrer-policy': 'no-referrer',
-  'x-frame-options': 'DENY',
-  'cross-origin-opener-policy': 'same-origin',
-  'cross-origin-resource-policy': 'same-origin',
-};
+/**
+ * The headers every answer carries. The answers written where no guard is at
+ * hand (a malformed request's 400, a refused upgrade or connection) are JSON
+ * errors, never the dashboard: they get the policy without any producer's host.
+ */
+function securityHeaders(linkPreviewHosts: readonly string[]): Record<string, string> {
+  return {
+    'content-security-policy': contentSecurityPolicy(linkPreviewHosts),
+    'x-content-type-options': 'nosniff',
+    // Run tokens travel in dashboard URLs (?token=): never pass them on to another site.
+    'referrer-policy': 'no-referrer',
+    'x-frame-options': 'DENY',
+    'cross-origin-opener-policy': 'same-origin',
+    'cross-origin-resource-policy': 'same-origin',
+  };
+}
+
+export const SECURITY_HEADERS: Record<string, string> = securityHeaders([]);
 
 export class BrowserGuard {
   private readonly hosts: Set<string>;
   private readonly cors: Set<string>;
   private readonly wsOrigins: Set<string>;
+  private readonly headers: Record<string, string>;
 
   constructor(options: BrowserGuardOptions) {
+    this.headers = securityHeaders(options.linkPreviewHosts);
     this.hosts = new Set([...options.allowedHosts, options.host].map(normalizeHostname));
     this.cors = new Set(options.corsOrigins.map(normalizeOrigin));
     this.wsOrigins = new Set([...options.allowedOrigins].map(normalizeOrigin));
@@ -145,7 +173,7 @@ export class BrowserGuard {
   /** Fastify hooks: every HTTP request passes these before routing to a handler. */
   install(http: FastifyInstance): void {
     http.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-      for (const [name, value] of Object.entries(SECURITY_HEADERS)) void reply.header(name, value);
+      for (const [name, value] of Object.entries(this.headers)) void reply.header(name, value);
       if (isApiDocsPage(request.url)) void reply.header('content-security-policy', API_DOCS_CONTENT_SECURITY_POLICY);
       this.checkHost(request.headers);
       const origin = request.headers.origin;

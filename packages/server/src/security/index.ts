@@ -1,4 +1,4 @@
-export { BrowserGuard, CONTENT_SECURITY_POLICY, SECURITY_HEADERS, type BrowserGuardOptions } from './browser-guard.js';
+export { BrowserGuard, SECURITY_HEADERS, type BrowserGuardOptions } from './browser-guard.js';
 export { TokenService, invalidTokenMessage, type Principal, type Validity } from './tokens.js';
 export { authorize, authorizeEvents, listedParents, routeAccess, type Access } from './access.js';
 export { installAuth, redactUrl, tokenOf } from './authenticate.js';

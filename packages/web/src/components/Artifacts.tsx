@@ -1,10 +1,11 @@
 import { useEffect, useState } from 'react';
-import { buildPath, type ArtifactRecord } from '@runtrail/protocol';
+import { buildPath, linkPreviewAllowed, type ArtifactRecord } from '@runtrail/protocol';
 import { client, serverUrl, token } from '../client.js';
 import { TRY_AGAIN, problemText } from '../problem-text.js';
 import { formatSize } from '../format.js';
 import { parseCsv } from './csv.js';
 import { fileNameOf, followDownloadLink, saveResponse } from './download.js';
+import { useLinkPreviewHosts, type LinkPreviewHosts } from './link-preview-hosts.js';
 import { Markdown } from './markdown.js';
 import { mediaUrl } from './media-url.js';
 import { terminalText } from '../pages/run/terminal-line.js';
@@ -67,7 +68,10 @@ function resolveUri(uri: string | null): { href: string | null; preview: string 
  * opened by itself would make every viewer's browser request a URL of the
  * producer's choosing the moment the page opens (a tracking pixel, a
  * request into the viewer's own network). The dashboard's CSP cannot tell
- * such a load from one the viewer asked for, so this is the only line.
+ * such a load from one the viewer asked for, so this is the only line
+ * against that. What the CSP does is limit the hosts to the server's
+ * linkPreviewHosts: a link to any other says so instead of offering a
+ * button whose load the policy would refuse.
  */
 export function Artifacts({ runId, artifacts }: { runId: string; artifacts: ArtifactRecord[] }) {
   if (artifacts.length === 0) return null;
@@ -92,7 +96,11 @@ function ArtifactItem({ runId, artifact: a, stored, openAtFirst }: { runId: stri
   const { href, preview, host } = resolveUri(a.uri);
   const source: Source | null = stored ? { runId, name: a.name } : preview ? { uri: preview } : null;
   const tooBig = a.size !== null && a.size > MAX_MEDIA_BYTES && (kind === 'image' || kind === 'audio' || kind === 'video');
-  const canPreview = source !== null && kind !== null && !tooBig;
+  const previewHosts = useLinkPreviewHosts();
+  const hostAllowed = preview === null || host === null ? true : previewHosts === null ? null : linkHostAllowed(preview, previewHosts);
+  // A preview the CSP would refuse is not offered: why not is said instead (below).
+  const canPreview = source !== null && kind !== null && !tooBig && hostAllowed === true;
+  const refusedHost = !stored && source !== null && kind !== null && !tooBig && hostAllowed === false;
   const [open, setOpen] = useState(openAtFirst && canPreview);
   const [downloadError, setDownloadError] = useState<string | null>(null);
   const download = async () => {
@@ -141,6 +149,10 @@ function ArtifactItem({ runId, artifact: a, stored, openAtFirst }: { runId: stri
             {open ? 'Hide' : host === null ? 'Preview' : `Load from ${host}`}
           </button>
         )}
+        {refusedHost && previewHosts !== null && 'error' in previewHosts && <span className="muted">{previewHosts.error}</span>}
+        {refusedHost && previewHosts !== null && 'hosts' in previewHosts && (
+          <span className="muted">Preview not allowed for host {host} (the server&apos;s linkPreviewHosts setting)</span>
+        )}
         {stored && (
           <button type="button" className="small" aria-label={`download ${a.name}`} onClick={() => void download()}>
             Download
@@ -152,6 +164,17 @@ function ArtifactItem({ runId, artifact: a, stored, openAtFirst }: { runId: stri
       {open && canPreview && <Preview source={source} kind={kind} artifact={a} />}
     </li>
   );
+}
+
+/**
+ * Whether the dashboard's CSP lets the page load `uri`: its own origin
+ * ('self') or one of the server's linkPreviewHosts. False when the server
+ * could not be asked which those are: a button then would be a guess.
+ */
+function linkHostAllowed(uri: string, hosts: LinkPreviewHosts): boolean {
+  const url = new URL(uri);
+  if (url.origin === window.location.origin) return true;
+  return 'hosts' in hosts && linkPreviewAllowed(url, hosts.hosts);
 }
 
 type Source = { runId: string; name: string } | { uri: string };

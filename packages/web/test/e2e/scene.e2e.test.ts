@@ -66,7 +66,12 @@ emit("phase", name="train", status="completed")
 `;
 
 describe('the scene behind the README screenshots', () => {
-  const scene = restartingScene({ prefix: 'runtrail-web-scene-', node: 'e2e-scene', env: { RUNTRAIL_REAPER_INTERVAL_MS: '200' } });
+  // The report's object store is named so its link has a Load button, as a deployment that previews them would.
+  const scene = restartingScene({
+    prefix: 'runtrail-web-scene-',
+    node: 'e2e-scene',
+    env: { RUNTRAIL_REAPER_INTERVAL_MS: '200', RUNTRAIL_LINK_PREVIEW_HOSTS: 'https://reports.example.com' },
+  });
   const dir = scene.dir;
   let server: ServerProcess | null = null;
   let page: Page;
