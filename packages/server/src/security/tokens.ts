@@ -131,7 +131,7 @@ export class TokenService {
     const mintedBy = by === undefined || by.kind === 'open' ? undefined : by.kind === 'run' ? by.mintedBy : by.id === 'admin' ? undefined : by.id;
     // Recorded before it is handed out, so it can be revoked by its id: a signature alone can only expire.
     const id = this.deps.newId();
-    await this.deps.store.createRunToken({ id, runId, write, createdAt: now, expiresAt, revokedAt: null });
+    await this.deps.store.createRunToken({ id, runId, write, createdAt: now, expiresAt, revokedAt: null, mintedBy: mintedBy ?? null });
     // A reading token's claims stay as they always were: tokens minted before write tokens existed still verify.
     const claims = { run: runId, exp: expiresAt, id, ...(write ? { w: true } : {}), ...(mintedBy !== undefined ? { by: mintedBy } : {}) };
     const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
