@@ -187,7 +187,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   const guard = new BrowserGuard(config);
   guard.install(http);
-  const tokens = new TokenService({ store, now, newId, adminToken: config.adminToken, cacheMs: config.tokenCacheMs });
+  const tokens = new TokenService({ store, now, newId, adminToken: config.adminToken, cacheMs: config.tokenCacheMs, maxRunTokensPerRun: config.maxRunTokensPerRun });
   installAuth(http, { tokens, store });
   // Per-run output logs: written by ctx.exec (and an embedded `runtrail exec`), served at GET /runs/:id/log.
   const logDir = join(config.dataDir, 'logs');
@@ -234,7 +234,12 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   registerOutputLogRoute(http, runs, { logDir, node: config.node });
   registerExecutorRoutes(http, executor, reaper, config.queuedOrphanTimeoutMs);
-  registerTokenRoutes(http, { tokens, runs });
+  registerTokenRoutes(http, {
+    tokens,
+    runs,
+    mintRate: { limiter: new RateLimiter(config.mintRunTokensPerSecond, 2 * config.mintRunTokensPerSecond, now), perSecond: config.mintRunTokensPerSecond },
+    clientKey: keyOf,
+  });
   await registerArtifactRoutes(http, artifacts);
   const stream = new StreamServer(http, {
     store,

@@ -44,6 +44,8 @@ export interface TokenServiceDeps {
   adminToken?: string | undefined;
   /** How long a verified token is trusted before the store is asked again. */
   cacheMs: number;
+  /** Live (unexpired, unrevoked) run tokens one run may have; a mint past it is refused. */
+  maxRunTokensPerRun: number;
 }
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
@@ -131,7 +133,15 @@ export class TokenService {
     const mintedBy = by === undefined || by.kind === 'open' ? undefined : by.kind === 'run' ? by.mintedBy : by.id === 'admin' ? undefined : by.id;
     // Recorded before it is handed out, so it can be revoked by its id: a signature alone can only expire.
     const id = this.deps.newId();
-    await this.deps.store.createRunToken({ id, runId, write, createdAt: now, expiresAt, revokedAt: null, mintedBy: mintedBy ?? null });
+    const max = this.deps.maxRunTokensPerRun;
+    // Bounded per run: each is a row kept until it expires (up to 30 days), and a minter could otherwise add them without end.
+    if (!(await this.deps.store.createRunToken({ id, runId, write, createdAt: now, expiresAt, revokedAt: null, mintedBy: mintedBy ?? null }, max))) {
+      throw new RuntrailError(
+        'too_many_run_tokens',
+        `run ${runId} has ${max} live run tokens, the most allowed (maxRunTokensPerRun on the server); revoke one (DELETE /api/v1/tokens/:id) or wait until one expires`,
+        { runId, limit: max },
+      );
+    }
     // A reading token's claims stay as they always were: tokens minted before write tokens existed still verify.
     const claims = { run: runId, exp: expiresAt, id, ...(write ? { w: true } : {}), ...(mintedBy !== undefined ? { by: mintedBy } : {}) };
     const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
