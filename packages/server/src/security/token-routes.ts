@@ -57,8 +57,8 @@ export function registerTokenRoutes(http: FastifyInstance, deps: TokenRoutesDeps
 
   serve(http, 'listTokens', async () => ({ tokens: await deps.tokens.list() }));
 
-  serve(http, 'revokeToken', async ({ params, reply }) => {
-    await deps.tokens.revoke(params.id!);
+  serve(http, 'revokeToken', async ({ params, request, reply }) => {
+    await deps.tokens.revoke(params.id!, request.principal);
     void reply.status(204);
     return null;
   });
