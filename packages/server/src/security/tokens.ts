@@ -100,7 +100,7 @@ export class TokenService {
    * that would let one producer end the links another handed out. The minter
    * is who gave the token away, and the one who knows when it should end.
    */
-  async revoke(id: string, by: Principal = { kind: 'open' }): Promise<void> {
+  async revoke(id: string, by: Principal): Promise<void> {
     const now = this.deps.now();
     if (!(by.kind === 'open' || (by.kind === 'scoped' && by.scope === 'admin'))) {
       const own = await this.deps.store.findRunTokenById(id);
