@@ -24,6 +24,7 @@ export const errorStatus = {
   lease_lost: 409,
   artifact_conflict: 409,
   run_already_exists: 409,
+  too_many_run_tokens: 409,
   payload_too_large: 413,
   range_not_satisfiable: 416,
   host_not_allowed: 421,

@@ -188,7 +188,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   const guard = new BrowserGuard(config);
   guard.install(http);
-  const tokens = new TokenService({ store, now, newId, adminToken: config.adminToken, cacheMs: config.tokenCacheMs });
+  const tokens = new TokenService({ store, now, newId, adminToken: config.adminToken, cacheMs: config.tokenCacheMs, maxRunTokensPerRun: config.maxRunTokensPerRun });
   installAuth(http, { tokens, store });
   // Per-run output logs: written by ctx.exec (and an embedded `runtrail exec`), served at GET /runs/:id/log.
   const logDir = join(config.dataDir, 'logs');
@@ -235,7 +235,12 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   registerOutputLogRoute(http, runs, { logDir, node: config.node });
   registerExecutorRoutes(http, executor, reaper, config.queuedOrphanTimeoutMs);
-  registerTokenRoutes(http, { tokens, runs });
+  registerTokenRoutes(http, {
+    tokens,
+    runs,
+    mintRate: { limiter: new RateLimiter(config.mintRunTokensPerSecond, 2 * config.mintRunTokensPerSecond, now), perSecond: config.mintRunTokensPerSecond },
+    clientKey: keyOf,
+  });
   // What the guard writes into the CSP, for the dashboard to offer previews of exactly those hosts' links.
   serve(http, 'dashboardConfig', async () => ({ linkPreviewHosts: config.linkPreviewHosts }));
   await registerArtifactRoutes(http, artifacts);

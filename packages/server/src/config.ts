@@ -217,6 +217,14 @@ const declared = {
     int(1).default(2000),
     'runs one client address may create per second, new runs and retries, handler runs included (bursts of twice that; a replay of an Idempotency-Key or a refused create does not count); more get 429 with Retry-After naming the setting',
   ),
+  mintRunTokensPerSecond: value(
+    int(1).default(100),
+    'run tokens one token may mint per second (on a server without auth, one client address), bursts of twice that; more get 429 with Retry-After naming the setting',
+  ),
+  maxRunTokensPerRun: value(
+    int(1).default(1000),
+    'live (unexpired, unrevoked) run tokens one run may have; one more is refused with 409 too_many_run_tokens naming the setting (the executor\'s subprocess token included)',
+  ),
   wsMessagesPerSecond: value(int(1).default(100), 'messages per second one WebSocket may send (bursts of twice that); more: close 4429'),
   wsMessagesPerSecondPerIp: value(
     int(1).default(1000),

@@ -982,7 +982,7 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
       it("drops the records of a deleted run's run tokens, and only those: its links stay dead if the run is imported again", async () => {
         const run = await create();
         const keep = await create();
-        const token = (runId: string): RunTokenRecord => ({ id: uuidv7(), runId, write: false, createdAt: T0, expiresAt: T0 + 60_000, revokedAt: null });
+        const token = (runId: string): RunTokenRecord => ({ id: uuidv7(), runId, write: false, createdAt: T0, expiresAt: T0 + 60_000, revokedAt: null, mintedBy: null });
         const gone = token(run.id);
         const kept = token(keep.id);
         await store.createRunToken(gone);
@@ -1055,8 +1055,8 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
       });
 
       it('records run tokens by id, revokes one once (the first time stays) seen by a second connection, drops expired ones; unknown ids give null', async () => {
-        const run = (over: Partial<RunTokenRecord> = {}): RunTokenRecord => ({ id: uuidv7(), runId: uuidv7(), write: false, createdAt: T0, expiresAt: T0 + 60_000, revokedAt: null, ...over });
-        const reader = run();
+        const run = (over: Partial<RunTokenRecord> = {}): RunTokenRecord => ({ id: uuidv7(), runId: uuidv7(), write: false, createdAt: T0, expiresAt: T0 + 60_000, revokedAt: null, mintedBy: null, ...over });
+        const reader = run({ mintedBy: 'tok-producer' });
         const writer = run({ write: true, expiresAt: T0 + 1_000 });
         await store.createRunToken(reader);
         await store.createRunToken(writer);
@@ -1077,6 +1077,33 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect(await store.findRunTokenById(later.id)).toEqual(later);
         // Scoped tokens and run tokens are apart: neither revoke finds the other's ids.
         expect(await store.revokeToken(later.id, T0)).toBeNull();
+      });
+
+      it("records no more than maxLive live run tokens of one run, even minted at once; expired, revoked and other runs' ones do not count, and a refusal keeps what is stored", async () => {
+        const runId = uuidv7();
+        const token = (over: Partial<RunTokenRecord> = {}): RunTokenRecord => ({ id: uuidv7(), runId, write: false, createdAt: T0, expiresAt: T0 + 60_000, revokedAt: null, mintedBy: null, ...over });
+        const short = token({ expiresAt: T0 + 1_000 });
+        const revoked = token();
+        expect(await store.createRunToken(short, 3)).toBe(true);
+        expect(await store.createRunToken(revoked, 3)).toBe(true);
+        await store.revokeRunToken(revoked.id, T0 + 1);
+        // Racing: of twelve minted at once on two connections, as many as fit are recorded.
+        const second = await open(opened.location);
+        extra.push(second);
+        const racing = Array.from({ length: 12 }, () => token());
+        const recorded = await Promise.all(racing.map((t, i) => (i % 2 === 0 ? store : second.store).createRunToken(t, 3)));
+        expect(recorded.filter(Boolean)).toHaveLength(2);
+        for (const [i, t] of racing.entries()) expect(await store.findRunTokenById(t.id)).toEqual(recorded[i] ? t : null);
+        // The refused mints took nothing away: the revoked one is still there, revoked.
+        expect((await store.findRunTokenById(revoked.id))?.revokedAt).toBe(T0 + 1);
+        // Another run has its own count; without maxLive there is no cap.
+        expect(await store.createRunToken(token({ runId: uuidv7() }), 1)).toBe(true);
+        expect(await store.createRunToken(token())).toBe(true);
+        // Once `short` has expired it no longer counts (and its record is dropped).
+        const later = token({ createdAt: T0 + 2_000 });
+        expect(await store.createRunToken(later, 4)).toBe(true);
+        expect(await store.findRunTokenById(short.id)).toBeNull();
+        expect(await store.createRunToken(token({ createdAt: T0 + 2_000 }), 4)).toBe(false);
       });
 
       it('keeps the first secret stored under a name, across connections', async () => {

@@ -229,6 +229,12 @@ export const migrations: Array<(d: Dialect) => string> = [
   -- must not bring back the links shared before it was deleted): found by run id.
   CREATE INDEX run_tokens_run ON run_tokens (run_id);
   `,
+  () => `
+  -- Who minted each run token (the scoped token's id; NULL for the admin token, the executor,
+  -- an open server, and tokens recorded before this): that token may revoke it by id as the
+  -- admin can, and no one else's.
+  ALTER TABLE run_tokens ADD COLUMN minted_by TEXT;
+  `,
 ];
 
 /**

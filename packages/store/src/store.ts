@@ -123,8 +123,12 @@ export interface RunStore {
    * Record a minted run token (a signed token: its secret is never stored),
    * so it can be revoked by id. Drops the records of run tokens expired
    * before `record.createdAt`: their signature refuses them already.
+   * `maxLive`: false, and nothing recorded, when the run already has that
+   * many live run tokens (unexpired at `record.createdAt`, unrevoked);
+   * counted and recorded atomically, so minters racing on one run, on any
+   * node, never pass it.
    */
-  createRunToken(record: RunTokenRecord): Promise<void>;
+  createRunToken(record: RunTokenRecord, maxLive?: number): Promise<boolean>;
   /** The run token with this id, revoked or not; null if none (never recorded, or expired and dropped). */
   findRunTokenById(id: string): Promise<RunTokenRecord | null>;
   /** Mark a run token revoked at `now` (once: a second revoke keeps the first time); null if there is no such run token. */
@@ -345,6 +349,8 @@ export interface RunTokenRecord {
   createdAt: number;
   expiresAt: number;
   revokedAt: number | null;
+  /** Id of the scoped token that minted it, which may revoke it; null: the admin token, the executor or an open server did, or it was recorded before minters were. */
+  mintedBy: string | null;
 }
 
 export interface AppendOptions {

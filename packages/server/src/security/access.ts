@@ -45,7 +45,9 @@ export const routeAccess = {
   dashboardConfig: 'open',
   createToken: 'admin',
   listTokens: 'admin',
-  revokeToken: 'admin',
+  // The handler narrows a producer to the run tokens it minted (TokenService.revoke): it can take back
+  // a link it handed out without asking the admin, and touches nothing of anyone else's.
+  revokeToken: 'produce',
   createRunToken: 'produce',
   putArtifact: 'writeRun',
   listArtifacts: 'readRun',

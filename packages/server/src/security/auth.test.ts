@@ -86,7 +86,9 @@ describe('tokens and scopes', () => {
     const byProducer = await call(s, 'POST', '/api/v1/tokens', { token: producer.token, body: { name: 'x', scope: 'viewer' } });
     expect(byProducer.status).toBe(403);
     expect((await call(s, 'GET', '/api/v1/tokens', { token: producer.token })).status).toBe(403);
-    expect((await call(s, 'DELETE', `/api/v1/tokens/${viewer.id}`, { token: producer.token })).status).toBe(403);
+    // A producer revokes only the run tokens it minted; any other id is "not found", existing or not.
+    expect((await call(s, 'DELETE', `/api/v1/tokens/${viewer.id}`, { token: producer.token })).status).toBe(404);
+    expect((await call(s, 'GET', '/api/v1/runs', { token: viewer.token })).status).toBe(200);
     // Deleting runs is the admin's.
     await call(s, 'POST', `/api/v1/runs/${runId}/finish`, { token: producer.token, body: { status: 'succeeded' } });
     expect((await call(s, 'DELETE', `/api/v1/runs/${runId}`, { token: producer.token })).status).toBe(403);
@@ -246,6 +248,54 @@ describe('run tokens', () => {
     // A token that never expires (the admin's, a producer's without expiresInSeconds) mints what was asked.
     const long = await call(s, 'POST', `/api/v1/runs/${runId}/tokens`, { token: ADMIN, body: { ttlSeconds: 600 } });
     expect(long.body.expiresAt).toBeGreaterThan(Date.now() + 590_000);
+  });
+});
+
+describe('revoking run tokens', () => {
+  it("a producer token revokes the run tokens it minted by id, its streams closed; another producer's, the admin's, scoped tokens and unknown ids get one 404 alike; viewers and run tokens 403", async () => {
+    const { s, mint, producer, mine } = await family();
+    const otherProducer = await mint('producer');
+    const viewer = await mint('viewer');
+    const runToken = async (token: string): Promise<{ id: string; token: string }> => {
+      const minted = await call(s, 'POST', `/api/v1/runs/${mine}/tokens`, { token, body: { ttlSeconds: 600 } });
+      expect(minted.status, JSON.stringify(minted.body)).toBe(201);
+      return minted.body;
+    };
+    const own = await runToken(producer.token);
+    const theirs = await runToken(otherProducer.token);
+    const admins = await runToken(ADMIN);
+    const revoke = (id: string, token: string) => call(s, 'DELETE', `/api/v1/tokens/${id}`, { token });
+    const reads = async (token: string) => (await call(s, 'GET', `/api/v1/runs/${mine}`, { token })).status;
+    const ws = new TestSocket(streamUrl(s, `?token=${own.token}`));
+    expect(await ws.opened()).toBe(true);
+
+    // Before: only the admin could revoke, so a producer could not take back a link it had handed out (403).
+    expect((await revoke(own.id, producer.token)).status).toBe(204);
+    const refused = await call(s, 'GET', `/api/v1/runs/${mine}`, { token: own.token });
+    expect(refused.status).toBe(401);
+    expect(refused.body.error.message).toBe('the run token was revoked');
+    await ws.settled;
+    expect(ws.closeCode).toBe(STREAM_CLOSE_CODES.unauthorized);
+    expect((await revoke(own.id, producer.token)).status).toBe(204);
+
+    // Whether the id exists, and whose it is, is not told: one answer, the id aside.
+    const answers = new Set<string>();
+    for (const id of [theirs.id, admins.id, otherProducer.id, viewer.id, producer.id, 'no-such-token']) {
+      const res = await revoke(id, producer.token);
+      expect(res.status, id).toBe(404);
+      expect(res.body.error.code).toBe('token_not_found');
+      answers.add(res.body.error.message.replace(id, 'ID'));
+    }
+    expect([...answers]).toEqual(['this token minted no run token with id ID; a producer token revokes only the run tokens it minted (the `id` it was answered with), the admin token any token']);
+    expect((await revoke(theirs.id, viewer.token)).status).toBe(403);
+    expect((await revoke(admins.id, theirs.token)).status).toBe(403);
+    // None of those was touched.
+    for (const token of [theirs.token, admins.token, otherProducer.token, viewer.token, producer.token]) expect(await reads(token)).toBe(200);
+
+    expect((await revoke(theirs.id, otherProducer.token)).status).toBe(204);
+    expect(await reads(theirs.token)).toBe(401);
+    expect((await revoke(admins.id, ADMIN)).status).toBe(204);
+    expect(await reads(admins.token)).toBe(401);
   });
 });
 

@@ -15,6 +15,7 @@ import { call, readSse, streamUrl, TestSocket } from './security.test-kit.js';
  * still, so rate limits refill only when a test says so.
  */
 const { cleanups } = testScope();
+const ADMIN = 'admin-token-for-tests-0123456789';
 
 async function limitedServer(options: ServerConfigInput, host = '127.0.0.1') {
   const dir = tempDir('runtrail-limits-');
@@ -415,6 +416,50 @@ describe('limits', () => {
     const over = await call(s, 'POST', '/api/v1/runs', { body: { name: 'one-too-many' } });
     expect(over.status).toBe(429);
     expect(over.body.error.message).toContain('createRunsPerSecondPerIp');
+  });
+
+  it('run tokens one token mints past mintRunTokensPerSecond: 429 with Retry-After naming the setting; another token goes on; it refills with time', async () => {
+    const { server: s, tick } = await limitedServer({ mintRunTokensPerSecond: 2, adminToken: ADMIN });
+    const producer = async () => (await call(s, 'POST', '/api/v1/tokens', { token: ADMIN, body: { name: 'p', scope: 'producer' } })).body as { id: string; token: string };
+    const [a, b] = [await producer(), await producer()];
+    const run = (await call(s, 'POST', '/api/v1/runs', { token: a.token, body: { name: 'shared' } })).body;
+    const mintWith = (token: string) => call(s, 'POST', `/api/v1/runs/${run.id}/tokens`, { token, body: {} });
+    // The clock stands still: a burst of 4 (2 s worth), then no more.
+    for (let i = 0; i < 4; i++) expect((await mintWith(a.token)).status).toBe(201);
+    // Before: one token minted without bound, each a row kept until it expires.
+    const refused = await mintWith(a.token);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(refused.body.error.code).toBe('rate_limited');
+    expect(refused.body.error.message).toContain(`token ${a.id} is minting run tokens faster than 2 per second`);
+    expect(refused.body.error.message).toContain('mintRunTokensPerSecond');
+    expect((await mintWith(b.token)).status).toBe(201);
+    tick(500);
+    expect((await mintWith(a.token)).status).toBe(201);
+    expect((await mintWith(a.token)).status).toBe(429);
+  });
+
+  it('a run with maxRunTokensPerRun live run tokens refuses one more: 409 naming the setting, the ones it has still work; a revoked or expired one makes room; other runs count apart', async () => {
+    const { server: s, tick } = await limitedServer({ maxRunTokensPerRun: 2, adminToken: ADMIN });
+    const create = async () => (await call(s, 'POST', '/api/v1/runs', { token: ADMIN, body: { name: 'shared' } })).body.id as string;
+    const [runId, otherRun] = [await create(), await create()];
+    const mint = (id: string, ttlSeconds = 600) => call(s, 'POST', `/api/v1/runs/${id}/tokens`, { token: ADMIN, body: { ttlSeconds } });
+    const kept = (await mint(runId)).body;
+    const short = (await mint(runId, 1)).body;
+    // Before: a run's run tokens had no bound but their expiry.
+    const refused = await mint(runId);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('too_many_run_tokens');
+    expect(refused.body.error.message).toContain(`run ${runId} has 2 live run tokens`);
+    expect(refused.body.error.message).toContain('maxRunTokensPerRun');
+    for (const { token } of [kept, short]) expect((await call(s, 'GET', `/api/v1/runs/${runId}`, { token })).status).toBe(200);
+    expect((await mint(otherRun)).status).toBe(201);
+    expect((await call(s, 'DELETE', `/api/v1/tokens/${kept.id}`, { token: ADMIN })).status).toBe(204);
+    expect((await mint(runId)).status).toBe(201);
+    expect((await mint(runId)).status).toBe(409);
+    tick(1_000);
+    expect((await mint(runId)).status).toBe(201);
+    expect((await mint(runId)).status).toBe(409);
   });
 
   it('a page of GET /runs/:id/events stops at readPageBytes, its seq saying more is waiting; a reader that follows gets every event once', async () => {

@@ -1,11 +1,36 @@
+import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { RuntrailError, type WhoamiResponse } from '@runtrail/protocol';
 import { serve } from '../http/route-table.js';
 import type { RunService } from '../runs/run-service.js';
 import { tokenOf } from './authenticate.js';
-import type { TokenService } from './tokens.js';
+import { rateLimited, type RateLimiter } from './limits.js';
+import type { Principal, TokenService } from './tokens.js';
 
-export function registerTokenRoutes(http: FastifyInstance, deps: { tokens: TokenService; runs: RunService }): void {
+export interface TokenRoutesDeps {
+  tokens: TokenService;
+  runs: RunService;
+  /** Run tokens one principal mints per second, bursts of the limiter's capacity; absent: no rate. */
+  mintRate?: { limiter: RateLimiter; perSecond: number };
+  /** The key an open server's requests are counted under (their client address): there is no token to count them by. */
+  clientKey: (request: IncomingMessage) => string;
+}
+
+export function registerTokenRoutes(http: FastifyInstance, deps: TokenRoutesDeps): void {
+  /**
+   * 429 past the principal's rate: each mint is a row kept until it expires, and the per-run
+   * cap alone let one token fill that many for every run it can create.
+   */
+  const takeMint = (principal: Principal, request: IncomingMessage): void => {
+    if (!deps.mintRate) return;
+    // Only scoped tokens and an open server's clients get here (routeAccess: produce).
+    const who = principal.kind === 'scoped' ? `token ${principal.id}` : `client address ${deps.clientKey(request)}`;
+    const wait = deps.mintRate.limiter.take(who, 1);
+    if (wait > 0) {
+      throw rateLimited(`${who} is minting run tokens faster than ${deps.mintRate.perSecond} per second (mintRunTokensPerSecond on the server); retry after Retry-After`, wait);
+    }
+  };
+
   // Open, so a login page can ask whether a token works before keeping it.
   serve(http, 'whoami', async ({ request }): Promise<WhoamiResponse> => {
     const auth = deps.tokens.enabled;
@@ -32,13 +57,14 @@ export function registerTokenRoutes(http: FastifyInstance, deps: { tokens: Token
 
   serve(http, 'listTokens', async () => ({ tokens: await deps.tokens.list() }));
 
-  serve(http, 'revokeToken', async ({ params, reply }) => {
-    await deps.tokens.revoke(params.id!);
+  serve(http, 'revokeToken', async ({ params, request, reply }) => {
+    await deps.tokens.revoke(params.id!, request.principal);
     void reply.status(204);
     return null;
   });
 
   serve(http, 'createRunToken', async ({ params, body, request, reply }) => {
+    takeMint(request.principal, request.raw);
     const run = await deps.runs.get(params.id!);
     void reply.status(201);
     return deps.tokens.mintRunToken(run.id, body.ttlSeconds, body.write, request.principal);

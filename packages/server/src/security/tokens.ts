@@ -44,6 +44,8 @@ export interface TokenServiceDeps {
   adminToken?: string | undefined;
   /** How long a verified token is trusted before the store is asked again. */
   cacheMs: number;
+  /** Live (unexpired, unrevoked) run tokens one run may have; a mint past it is refused. */
+  maxRunTokensPerRun: number;
 }
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
@@ -90,9 +92,26 @@ export class TokenService {
     return (await this.deps.store.listTokens()).map(info);
   }
 
-  /** Revoke a scoped token, or a run token by the id it was minted with. */
-  async revoke(id: string): Promise<void> {
+  /**
+   * Revoke a scoped token, or a run token by the id it was minted with. `by`:
+   * who asks. The admin token (and anyone on an open server) revokes any
+   * token; any other token only the run tokens it minted itself. Not "any
+   * token that may write the run": every producer token writes every run, so
+   * that would let one producer end the links another handed out. The minter
+   * is who gave the token away, and the one who knows when it should end.
+   */
+  async revoke(id: string, by: Principal): Promise<void> {
     const now = this.deps.now();
+    if (!(by.kind === 'open' || (by.kind === 'scoped' && by.scope === 'admin'))) {
+      const own = await this.deps.store.findRunTokenById(id);
+      // Someone else's token and no token at all get the same answer: a producer must not learn which ids exist.
+      if (!own || by.kind !== 'scoped' || own.mintedBy !== by.id) {
+        throw new RuntrailError('token_not_found', `this token minted no run token with id ${id}; a ${by.kind === 'scoped' ? by.scope : 'run'} token revokes only the run tokens it minted (the \`id\` it was answered with), the admin token any token`, { id });
+      }
+      await this.deps.store.revokeRunToken(id, now);
+      this.runTokenRevoked(id);
+      return;
+    }
     const record = await this.deps.store.revokeToken(id, now);
     if (record) {
       this.cache.delete(record.hash);
@@ -104,6 +123,10 @@ export class TokenService {
     if (!runToken) {
       throw new RuntrailError('token_not_found', `no token with id ${id}; GET /api/v1/tokens lists scoped tokens, and a run token's id is the \`id\` it was minted with`, { id });
     }
+    this.runTokenRevoked(id);
+  }
+
+  private runTokenRevoked(id: string): void {
     this.runTokenCache.delete(id);
     for (const listener of this.revokedListeners) listener({ id, hash: null });
   }
@@ -131,7 +154,15 @@ export class TokenService {
     const mintedBy = by === undefined || by.kind === 'open' ? undefined : by.kind === 'run' ? by.mintedBy : by.id === 'admin' ? undefined : by.id;
     // Recorded before it is handed out, so it can be revoked by its id: a signature alone can only expire.
     const id = this.deps.newId();
-    await this.deps.store.createRunToken({ id, runId, write, createdAt: now, expiresAt, revokedAt: null });
+    const max = this.deps.maxRunTokensPerRun;
+    // Bounded per run: each is a row kept until it expires (up to 30 days), and a minter could otherwise add them without end.
+    if (!(await this.deps.store.createRunToken({ id, runId, write, createdAt: now, expiresAt, revokedAt: null, mintedBy: mintedBy ?? null }, max))) {
+      throw new RuntrailError(
+        'too_many_run_tokens',
+        `run ${runId} has ${max} live run tokens, the most allowed (maxRunTokensPerRun on the server); revoke one (DELETE /api/v1/tokens/:id) or wait until one expires`,
+        { runId, limit: max },
+      );
+    }
     // A reading token's claims stay as they always were: tokens minted before write tokens existed still verify.
     const claims = { run: runId, exp: expiresAt, id, ...(write ? { w: true } : {}), ...(mintedBy !== undefined ? { by: mintedBy } : {}) };
     const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');

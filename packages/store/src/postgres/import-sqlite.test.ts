@@ -12,13 +12,13 @@ afterEach(async () => {
 });
 
 describe('copying a SQLite data dir into PostgreSQL', () => {
-  it("copies its run tokens' records, revocations included: a run token valid there stays valid, a revoked one stays revoked", async () => {
+  it("copies its run tokens' records, revocations and minters included: a run token valid there stays valid, a revoked one stays revoked", async () => {
     const dir = tempDir('runtrail-import-run-tokens-');
     cleanups.push(() => dir.remove());
     const filename = join(dir.path, 'runtrail.db');
     const sqlite = new SqliteRunStore({ filename });
-    const live = { id: 'rt-live', runId: 'run-1', write: true, createdAt: 1000, expiresAt: 9_000_000_000_000, revokedAt: null };
-    const revoked = { id: 'rt-revoked', runId: 'run-1', write: false, createdAt: 1001, expiresAt: 9_000_000_000_000, revokedAt: null };
+    const live = { id: 'rt-live', runId: 'run-1', write: true, createdAt: 1000, expiresAt: 9_000_000_000_000, revokedAt: null, mintedBy: 'tok-producer' };
+    const revoked = { id: 'rt-revoked', runId: 'run-1', write: false, createdAt: 1001, expiresAt: 9_000_000_000_000, revokedAt: null, mintedBy: null };
     await sqlite.createRunToken(live);
     await sqlite.createRunToken(revoked);
     await sqlite.revokeRunToken(revoked.id, 2000);

@@ -284,9 +284,11 @@ async function copyTokens(db: Database.Database, target: PgRunStore): Promise<nu
   const tokens = db.prepare(`SELECT id, name, scope, hash, created_at, expires_at, revoked_at FROM tokens ORDER BY id`).all() as Array<{
     id: string; name: string; scope: string; hash: string; created_at: number; expires_at: number | null; revoked_at: number | null;
   }>;
+  // A file from before minters were recorded has no minted_by: its run tokens' minters are unknown (null), as after an upgrade in place.
+  const mintedBy = has('run_tokens') && db.prepare(`SELECT 1 FROM pragma_table_info('run_tokens') WHERE name = 'minted_by'`).get() !== undefined ? 'minted_by' : 'NULL';
   const runTokens = has('run_tokens')
-    ? (db.prepare(`SELECT id, run_id, write, created_at, expires_at, revoked_at FROM run_tokens ORDER BY id`).all() as Array<{
-        id: string; run_id: string; write: number; created_at: number; expires_at: number; revoked_at: number | null;
+    ? (db.prepare(`SELECT id, run_id, write, created_at, expires_at, revoked_at, ${mintedBy} AS minted_by FROM run_tokens ORDER BY id`).all() as Array<{
+        id: string; run_id: string; write: number; created_at: number; expires_at: number; revoked_at: number | null; minted_by: string | null;
       }>)
     : [];
   const secrets = has('secrets') ? (db.prepare(`SELECT name, value FROM secrets`).all() as Array<{ name: string; value: string }>) : [];
@@ -305,11 +307,11 @@ async function copyTokens(db: Database.Database, target: PgRunStore): Promise<nu
     // Run tokens too: a signed run token is valid only while its record is there (revoked ones stay revoked).
     if (runTokens.length > 0) {
       const result = await c.query(
-        `INSERT INTO run_tokens (id, run_id, write, created_at, expires_at, revoked_at)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[], $5::bigint[], $6::bigint[])
+        `INSERT INTO run_tokens (id, run_id, write, created_at, expires_at, revoked_at, minted_by)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[])
          ON CONFLICT DO NOTHING`,
         [runTokens.map((t) => t.id), runTokens.map((t) => t.run_id), runTokens.map((t) => t.write === 1), runTokens.map((t) => t.created_at),
-          runTokens.map((t) => t.expires_at), runTokens.map((t) => t.revoked_at)],
+          runTokens.map((t) => t.expires_at), runTokens.map((t) => t.revoked_at), runTokens.map((t) => t.minted_by)],
       );
       copied += result.rowCount ?? 0;
     }

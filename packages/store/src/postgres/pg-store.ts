@@ -98,7 +98,7 @@ const tokenOf = (r: TokenRow): TokenRecord => ({
   revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
 });
 
-const RUN_TOKEN_COLUMNS = `id, run_id, write, created_at, expires_at, revoked_at`;
+const RUN_TOKEN_COLUMNS = `id, run_id, write, created_at, expires_at, revoked_at, minted_by`;
 interface RunTokenRow {
   id: string;
   run_id: string;
@@ -106,6 +106,7 @@ interface RunTokenRow {
   created_at: string | number;
   expires_at: string | number;
   revoked_at: string | number | null;
+  minted_by: string | null;
 }
 const runTokenOf = (r: RunTokenRow): RunTokenRecord => ({
   id: r.id,
@@ -114,6 +115,7 @@ const runTokenOf = (r: RunTokenRow): RunTokenRecord => ({
   createdAt: Number(r.created_at),
   expiresAt: Number(r.expires_at),
   revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
+  mintedBy: r.minted_by,
 });
 
 export interface PgStoreOptions extends CheckpointOptions {
@@ -1107,13 +1109,33 @@ export class PgRunStore implements SharedRunStore {
     return rows[0] ? tokenOf(rows[0]) : null;
   }
 
-  async createRunToken(record: RunTokenRecord): Promise<void> {
-    // One round trip: the expired records go with the insert.
-    await this.query(
-      `WITH dropped AS (DELETE FROM run_tokens WHERE expires_at < $4)
-       INSERT INTO run_tokens (id, run_id, write, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-      [record.id, record.runId, record.write, record.createdAt, record.expiresAt, record.revokedAt],
-    );
+  async createRunToken(record: RunTokenRecord, maxLive = Infinity): Promise<boolean> {
+    const values = [record.id, record.runId, record.write, record.createdAt, record.expiresAt, record.revokedAt, record.mintedBy];
+    if (maxLive === Infinity) {
+      // One round trip: the expired records go with the insert.
+      await this.query(
+        `WITH dropped AS (DELETE FROM run_tokens WHERE expires_at < $4)
+         INSERT INTO run_tokens (id, run_id, write, created_at, expires_at, revoked_at, minted_by) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        values,
+      );
+      return true;
+    }
+    return this.tx(async (c) => {
+      // Per run, for the count and the insert together: without it, minters racing on one run
+      // (on any node) each counted the others' tokens as not there yet and all passed the cap.
+      await c.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`runtrail.run_tokens.${this.schema}.${record.runId}`]);
+      await c.query(`DELETE FROM run_tokens WHERE expires_at < $1`, [record.createdAt]);
+      const { rows } = await c.query<{ live: string }>(
+        `SELECT COUNT(*) AS live FROM run_tokens WHERE run_id = $1 AND expires_at > $2 AND revoked_at IS NULL`,
+        [record.runId, record.createdAt],
+      );
+      if (Number(rows[0]!.live) >= maxLive) return false;
+      await c.query(
+        `INSERT INTO run_tokens (id, run_id, write, created_at, expires_at, revoked_at, minted_by) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        values,
+      );
+      return true;
+    });
   }
 
   async findRunTokenById(id: string): Promise<RunTokenRecord | null> {

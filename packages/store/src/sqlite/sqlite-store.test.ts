@@ -333,7 +333,7 @@ describe('SQLite writes besides appends and a locked database', () => {
     ['revokeToken', (store) => store.revokeToken('tok-1', 5), async (store) => expect(await store.findTokenById('tok-1')).toMatchObject({ revokedAt: 5 })],
     [
       'createRunToken',
-      (store, runId) => store.createRunToken({ id: 'rt-2', runId, write: true, createdAt: 2, expiresAt: 1_000, revokedAt: null }),
+      (store, runId) => store.createRunToken({ id: 'rt-2', runId, write: true, createdAt: 2, expiresAt: 1_000, revokedAt: null, mintedBy: null }),
       async (store) => expect(await store.findRunTokenById('rt-2')).toMatchObject({ write: true }),
     ],
     ['revokeRunToken', (store) => store.revokeRunToken('rt-1', 5), async (store) => expect(await store.findRunTokenById('rt-1')).toMatchObject({ revokedAt: 5 })],
@@ -359,7 +359,7 @@ describe('SQLite writes besides appends and a locked database', () => {
       try {
         const { run } = await store.createRun({ id: uuidv7(), name: 'job', now: 1, leaseTtlMs: 30_000 });
         await store.createToken({ id: 'tok-1', name: 'dev', scope: 'producer', hash: 'a'.repeat(64), createdAt: 1, expiresAt: null, revokedAt: null });
-        await store.createRunToken({ id: 'rt-1', runId: run.id, write: false, createdAt: 1, expiresAt: 1_000, revokedAt: null });
+        await store.createRunToken({ id: 'rt-1', runId: run.id, write: false, createdAt: 1, expiresAt: 1_000, revokedAt: null, mintedBy: null });
         await store.announceHandlers({ node: 'n0', handlers: ['old'], now: 1, liveUntil: 1_000, incarnation: 'i0', url: null });
         const other = new Database(filename);
         other.exec('BEGIN EXCLUSIVE');

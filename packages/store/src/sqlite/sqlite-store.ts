@@ -106,7 +106,7 @@ interface PendingAppend {
 
 
 const TOKEN_COLUMNS = `id, name, scope, hash, created_at AS createdAt, expires_at AS expiresAt, revoked_at AS revokedAt`;
-const RUN_TOKEN_COLUMNS = `id, run_id AS runId, write, created_at AS createdAt, expires_at AS expiresAt, revoked_at AS revokedAt`;
+const RUN_TOKEN_COLUMNS = `id, run_id AS runId, write, created_at AS createdAt, expires_at AS expiresAt, revoked_at AS revokedAt, minted_by AS mintedBy`;
 type RunTokenRow = Omit<RunTokenRecord, 'write'> & { write: number };
 const runTokenOf = (row: RunTokenRow | undefined): RunTokenRecord | null => (row ? { ...row, write: row.write === 1 } : null);
 
@@ -256,7 +256,8 @@ export class SqliteRunStore implements RunStore {
       tokenById: db.prepare(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE id = ?`),
       listTokens: db.prepare(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at DESC, id DESC`),
       revokeToken: db.prepare(`UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`),
-      insertRunToken: db.prepare(`INSERT INTO run_tokens (id, run_id, write, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)`),
+      insertRunToken: db.prepare(`INSERT INTO run_tokens (id, run_id, write, created_at, expires_at, revoked_at, minted_by) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+      countLiveRunTokens: db.prepare(`SELECT COUNT(*) FROM run_tokens WHERE run_id = ? AND expires_at > ? AND revoked_at IS NULL`).pluck(),
       dropExpiredRunTokens: db.prepare(`DELETE FROM run_tokens WHERE expires_at < ?`),
       deleteRunTokens: db.prepare(`DELETE FROM run_tokens WHERE run_id = ?`),
       runTokenById: db.prepare(`SELECT ${RUN_TOKEN_COLUMNS} FROM run_tokens WHERE id = ?`),
@@ -789,10 +790,12 @@ export class SqliteRunStore implements RunStore {
     }).immediate());
   }
 
-  async createRunToken(record: RunTokenRecord): Promise<void> {
-    await this.write(() => this.db.transaction(() => {
+  async createRunToken(record: RunTokenRecord, maxLive = Infinity): Promise<boolean> {
+    return this.write(() => this.db.transaction(() => {
       this.stmt.dropExpiredRunTokens.run(record.createdAt);
-      this.stmt.insertRunToken.run(record.id, record.runId, record.write ? 1 : 0, record.createdAt, record.expiresAt, record.revokedAt);
+      if (maxLive !== Infinity && (this.stmt.countLiveRunTokens.get(record.runId, record.createdAt) as number) >= maxLive) return false;
+      this.stmt.insertRunToken.run(record.id, record.runId, record.write ? 1 : 0, record.createdAt, record.expiresAt, record.revokedAt, record.mintedBy);
+      return true;
     }).immediate());
   }
 
