@@ -470,6 +470,18 @@ describe('runtrail config', () => {
     }
   });
 
+  it('names --database for a --database-url, the flag its variable RUNTRAIL_DATABASE_URL suggests, in serve and migrate', async () => {
+    // Before: "unknown option '--database-url'" and no suggestion, the flag being too far from --database for commander's.
+    for (const command of ['serve', 'migrate']) {
+      const result = await runtrail([command, '--database-url', 'postgres://db/runtrail']);
+      expect([result.code, result.stdout, result.stderr]).toEqual([
+        2,
+        '',
+        `runtrail: invalid_request: unknown option '--database-url' (did you mean --database? the flag of RUNTRAIL_DATABASE_URL); \`runtrail ${command} --help\` shows the usage\n`,
+      ]);
+    }
+  });
+
   it('demo stopped by SIGTERM while its run goes on does not say it is still serving', async () => {
     // Before: the run ended interrupted by the shutdown, and the demo then said "still serving; … Ctrl-C to stop" as it stopped.
     const data = tempDir('runtrail-demo-sigterm-');
