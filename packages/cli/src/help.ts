@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { RuntrailError } from '@runtrail/protocol';
+import { settings } from '@runtrail/server/config';
 
 /**
  * `runtrail help [COMMAND...]` on the program and on every group, in place of
@@ -92,4 +93,20 @@ function editDistance(a: string, b: string): number {
     }
   }
   return d[a.length]![b.length]!;
+}
+
+/**
+ * A setting whose flag is not its key's words (`databaseUrl` is `--database`): the key's
+ * words as a flag (`--database-url`, as its variable RUNTRAIL_DATABASE_URL suggests) are too
+ * far from the flag for commander's suggestion, so they are named here, when the command has
+ * that flag.
+ */
+export function renamedFlagHint(command: Command, option: string): string {
+  const name = option.replace(/^--/, '').replace(/=.*$/s, '');
+  for (const [key, setting] of Object.entries(settings)) {
+    const derived = key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    if (derived !== name || setting.flag === derived) continue;
+    if (command.options.some((o) => o.long === `--${setting.flag}`)) return ` (did you mean --${setting.flag}? the flag of ${setting.env})`;
+  }
+  return '';
 }

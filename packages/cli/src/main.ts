@@ -19,7 +19,7 @@ import { registerArchive } from './commands/archive.js';
 import { registerConfig } from './commands/config.js';
 import { CLI_TOKEN_HINT, serverInUse } from './options.js';
 import { stdoutReaderGone } from './output.js';
-import { addHelpCommands, unknownCommandText } from './help.js';
+import { addHelpCommands, renamedFlagHint, unknownCommandText } from './help.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 import { registerTokens } from './commands/tokens.js';
@@ -133,13 +133,15 @@ function usageErrorsInOneLine(command: Command): void {
               .replace(/^error: /, '')
               .replace(/\n\(Did you mean (.+)\?\)$/, ' (did you mean $1?)')
               .replace(/\.$/, '');
+      const renamed =
+        err.code === 'commander.unknownOption' && !what.includes('did you mean') ? renamedFlagHint(command, /'([^']+)'/.exec(what)?.[1] ?? '') : '';
       // `runtrail exec python3 -c '…'`: the command's own option, taken for one of exec's. Not
       // for a near miss of exec's (--idle-timout), which commander names instead.
       const commandsOption =
-        command.name() === 'exec' && err.code === 'commander.unknownOption' && !what.includes('did you mean')
+        command.name() === 'exec' && err.code === 'commander.unknownOption' && !what.includes('did you mean') && !renamed
           ? ' (an option of the command goes after --: runtrail exec [options] -- CMD ARGS...)'
           : '';
-      process.stderr.write(`runtrail: invalid_request: ${what}${commandsOption}; \`${path.join(' ')} --help\` shows the usage\n`);
+      process.stderr.write(`runtrail: invalid_request: ${what}${renamed}${commandsOption}; \`${path.join(' ')} --help\` shows the usage\n`);
     }
     process.exit(2);
   });

@@ -470,6 +470,41 @@ describe('runtrail config', () => {
     }
   });
 
+  it('names --database for a --database-url, the flag its variable RUNTRAIL_DATABASE_URL suggests, in serve and migrate', async () => {
+    // Before: "unknown option '--database-url'" and no suggestion, the flag being too far from --database for commander's.
+    for (const command of ['serve', 'migrate']) {
+      const result = await runtrail([command, '--database-url', 'postgres://db/runtrail']);
+      expect([result.code, result.stdout, result.stderr]).toEqual([
+        2,
+        '',
+        `runtrail: invalid_request: unknown option '--database-url' (did you mean --database? the flag of RUNTRAIL_DATABASE_URL); \`runtrail ${command} --help\` shows the usage\n`,
+      ]);
+    }
+  });
+
+  it('demo stopped by SIGTERM while its run goes on does not say it is still serving', async () => {
+    // Before: the run ended interrupted by the shutdown, and the demo then said "still serving; … Ctrl-C to stop" as it stopped.
+    const data = tempDir('runtrail-demo-sigterm-');
+    try {
+      const child = spawnCli(['demo', '--docs', '100000', '--port', '0', '--data-dir', join(data.path, 'data'), '--log-level', 'warn']);
+      let stdout = '';
+      child.stdout!.on('data', (d: Buffer) => (stdout += d));
+      const [, demoUrl, runId] = await waitUntil(() => /serving on (\S+)\n {2}dashboard: +\S+\/runs\/(\S+)\n/.exec(stdout) ?? undefined, {
+        timeoutMs: 20_000,
+        what: 'the demo to print its run',
+      });
+      // Signalled while the demo follows its run live, as a person's Ctrl-C or a service manager's stop comes.
+      const seq = async () => ((await (await fetch(`${demoUrl}/api/v1/runs/${runId}`)).json()) as { snapshot: { seq: number } }).snapshot.seq;
+      await waitUntil(async () => (await seq()) > 10, { timeoutMs: 20_000, what: 'the demo run to make progress' });
+      child.kill('SIGTERM');
+      const [code] = (await once(child, 'exit')) as [number | null];
+      expect(code).toBe(0);
+      expect(stdout).not.toContain('still serving');
+    } finally {
+      data.remove();
+    }
+  });
+
   it('refuses an invalid value with one line naming the key and where it came from (exit 2), for config and serve alike', async () => {
     for (const command of ['config', 'serve']) {
       const result = await runtrail([command, '--lease-ttl-ms', 'soon', '--port', '0']);

@@ -37,7 +37,7 @@ export const routes = {
   ready: {
     method: 'GET',
     path: '/readyz',
-    summary: 'Readiness: 200 when this node can take writes; otherwise 503 `unavailable` with details.reasons (store locked, unreachable, read-only, file deleted)',
+    summary: 'Readiness: 200 when this node can take writes; otherwise 503 `unavailable` with details.reasons (store locked, unreachable, read-only, file deleted, node shutting down)',
   },
   metrics: { method: 'GET', path: '/metrics', summary: 'Prometheus metrics' },
   createRun: {

@@ -78,4 +78,37 @@ describe('shutdown', () => {
     expect(sweepsWhileStopping).toBe(0);
     expect(lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('reaper sweep'))).toEqual([]);
   });
+
+  it('answers /readyz 503 naming the shutdown while handlers get their grace period, so a load balancer stops sending it requests', async () => {
+    const dir = tempDir('runtrail-shutdown-ready-');
+    cleanups.push(() => dir.remove());
+    const server = await createServer({ port: 0, dataDir: dir.path, node: 'node-s', shutdownGraceMs: 60_000, logLevel: 'silent', stopOnSignals: false });
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    cleanups.push(release);
+    let started = false;
+    // Stops only when released: the executor holds the shutdown open until then.
+    server.define('slow-to-stop', async () => {
+      started = true;
+      await released;
+    });
+    const running = await server.listen();
+    expect((await fetch(`${running.url}/readyz`)).status).toBe(200);
+    const created = await fetch(`${running.url}/api/v1/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'slow-to-stop', execute: true }),
+    });
+    expect(created.status).toBe(201);
+    await waitUntil(() => started, { what: 'the handler to start' });
+
+    const closed = running.close();
+    const ready = await fetch(`${running.url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ error: { code: 'unavailable', details: { reasons: ['node node-s is shutting down'] } } });
+    // Liveness is not readiness: the process still answers.
+    expect((await fetch(`${running.url}/healthz`)).status).toBe(200);
+    release();
+    await closed;
+  });
 });

@@ -167,8 +167,9 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
   const close = () =>
     (closed ??= (async () => {
       const started = Date.now();
-      // Handlers get their grace period while watchers can still see them end.
-      app.readiness.stop();
+      // Handlers get their grace period while watchers can still see them end; meanwhile
+      // /readyz says 503 so that a load balancer stops sending this node new requests.
+      app.readiness.drain(`node ${config.node} is shutting down`);
       for (const step of closing.splice(0)) step();
       // The reaper first: it kept sweeping through the executor's grace period (seconds), and
       // failing every interval when the shutdown came with the database gone. What it would end

@@ -27,7 +27,7 @@ export function registerDemo(program: Command): void {
     const logDestination = live ? new Writable({ write: (chunk: Buffer, _encoding, done) => (live.print(process.stdout, chunk.toString()), done()) }) : undefined;
     const server = await startServing({ ...serveOptions(flags), ...(logDestination ? { logDestination } : {}) });
     defineDemoHandler(server);
-    stopOnSignals(server);
+    const stopping = stopOnSignals(server);
     const run = await new RuntrailClient({ url: server.url }).startRun({
       name: DEMO_HANDLER,
       input: { docs: flags.docs },
@@ -42,6 +42,7 @@ export function registerDemo(program: Command): void {
     const final = await followRun({ url: server.url }, run.id, live ? { live } : {});
     const end = final.snapshot.terminal;
     say(`demo run ${run.id} ended ${end?.status ?? final.connection}${end?.error ? `: ${end.error.message}` : ''}`);
-    say(`still serving; start more runs from the dashboard (${server.url}), Ctrl-C to stop`);
+    // A signal ends the demo run (interrupted) before the server has stopped: it is not still serving.
+    if (!stopping()) say(`still serving; start more runs from the dashboard (${server.url}), Ctrl-C to stop`);
   });
 }

@@ -48,8 +48,11 @@ export async function startServing(options: StartOptions): Promise<RunningServer
   }
 }
 
-/** SIGTERM/SIGINT close the server gracefully, once; a second signal exits at once. */
-export function stopOnSignals(server: RunningServer): void {
+/**
+ * SIGTERM/SIGINT close the server gracefully, once; a second signal exits at once.
+ * Returns whether a signal has come, for a command that would otherwise say it is still serving.
+ */
+export function stopOnSignals(server: RunningServer): () => boolean {
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) process.exit(130);
@@ -65,4 +68,5 @@ export function stopOnSignals(server: RunningServer): void {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  return () => stopping;
 }

@@ -13,6 +13,8 @@ export class Readiness {
   private last: StoreReadiness = { ready: true, reasons: [] };
   private timer: NodeJS.Timeout | null = null;
   private notReadySince: number | null = null;
+  /** Set once the node shuts down: from then on it is not ready, whatever the store says. */
+  private stopping: string | null = null;
 
   constructor(
     private readonly store: RunStore,
@@ -35,7 +37,20 @@ export class Readiness {
     this.timer = null;
   }
 
+  /**
+   * The node is shutting down: GET /readyz answers 503 from now on, so a load balancer
+   * health-checking it sends new requests elsewhere while handlers get their grace
+   * period (up to shutdownGraceMs) and the node still answers the requests it has.
+   */
+  drain(reason: string): void {
+    this.stop();
+    this.stopping = reason;
+    this.last = { ready: false, reasons: [reason] };
+  }
+
   async check(): Promise<StoreReadiness> {
+    // Not an outage: no NOT READY line, and no store query from a node that is closing its store.
+    if (this.stopping !== null) return { ready: false, reasons: [this.stopping] };
     let now: StoreReadiness;
     try {
       now = await this.store.readiness();
