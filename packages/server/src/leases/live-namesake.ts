@@ -24,7 +24,7 @@ export async function refuseLiveNamesake(runs: RunService, node: string, incarna
   throw new StartupError(
     `node name "${node}" is taken: the runtrail at ${last.url} executes runs as ${node} and answers; ` +
       `under the same name this process would end its running runs as a dead process's. ` +
-      `Use that server (--server ${last.url}), or give each process its own name (--node, RUNTRAIL_NODE)`,
+      `Point clients at that server (their --server or RUNTRAIL_URL: ${last.url}), or give this process its own name (--node, RUNTRAIL_NODE)`,
   );
 }
 

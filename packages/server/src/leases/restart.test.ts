@@ -102,7 +102,7 @@ describe('server restart', () => {
     await expect(startFixtureServer(port)).rejects.toThrow(
       `node name "node-k" is taken: the runtrail at ${first.hello.url as string} executes runs as node-k and answers; ` +
         "under the same name this process would end its running runs as a dead process's. " +
-        `Use that server (--server ${first.hello.url as string}), or give each process its own name (--node, RUNTRAIL_NODE)`,
+        `Point clients at that server (their --server or RUNTRAIL_URL: ${first.hello.url as string}), or give this process its own name (--node, RUNTRAIL_NODE)`,
     );
     const seq = (await client.getRun(id)).seq;
     await waitUntil(async () => (await client.getRun(id)).seq > seq + 5, { what: 'the run to go on after the refused start' });

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { testScope } from '../stream/stream.test-kit.js';
 import { call, rawGet, streamUrl, TestSocket } from './security.test-kit.js';
@@ -24,6 +25,27 @@ describe('browser guard (auth off, loopback)', () => {
     const ws = new TestSocket(streamUrl(s), { host: `evil.example:${port}` });
     await ws.settled;
     expect(ws.refusedStatus).toBe(421);
+  });
+
+  it("answers a load balancer's probes (/healthz, /readyz) whatever their Host, or none over HTTP/1.0; any other path without a Host is 421 saying to send one", async () => {
+    const s = await server();
+    // Before: 421 here, so a balancer probing by IP-less name, or HAProxy's default HTTP/1.0 check, marked every node down.
+    for (const path of ['/healthz', '/readyz']) expect((await rawGet(s, path, { host: 'lb-probe.internal' })).status, path).toBe(200);
+    const port = Number(new URL(s.url).port);
+    const http10 = async (path: string) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.end(`GET ${path} HTTP/1.0\r\n\r\n`);
+      let answer = '';
+      for await (const chunk of socket) answer += String(chunk);
+      return { status: Number(answer.split(' ')[1]), body: answer.slice(answer.indexOf('\r\n\r\n') + 4) };
+    };
+    expect((await http10('/readyz')).status).toBe(200);
+    expect((await http10('/healthz')).status).toBe(200);
+    const refused = await http10('/api/v1/runs');
+    expect(refused.status).toBe(421);
+    expect(JSON.parse(refused.body).error.message).toBe(
+      'a request without a Host header is refused (HTTP/1.0?): send Host with a name in --allowed-hosts, localhost or an IP address',
+    );
   });
 
   it('answers to a configured name (--allowed-hosts)', async () => {

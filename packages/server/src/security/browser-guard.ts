@@ -134,7 +134,9 @@ export class BrowserGuard {
     if (name !== undefined && (isIP(name) !== 0 || LOOPBACK_NAMES.has(name) || this.hosts.has(name))) return;
     throw new RuntrailError(
       'host_not_allowed',
-      `this server does not answer to the host ${JSON.stringify(host ?? '')}; add the name with --allowed-hosts if it is yours`,
+      host === undefined || host === ''
+        ? 'a request without a Host header is refused (HTTP/1.0?): send Host with a name in --allowed-hosts, localhost or an IP address'
+        : `this server does not answer to the host ${JSON.stringify(host)}; add the name with --allowed-hosts if it is yours`,
     );
   }
 
@@ -175,7 +177,9 @@ export class BrowserGuard {
     http.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
       for (const [name, value] of Object.entries(this.headers)) void reply.header(name, value);
       if (isApiDocsPage(request.url)) void reply.header('content-security-policy', API_DOCS_CONTENT_SECURITY_POLICY);
-      this.checkHost(request.headers);
+      // A balancer's probe may send any Host, or none (HTTP/1.0); what the probes answer (up, ready, the node's
+      // name) is no secret a rebinding page could want, and refusing them marked every node down.
+      if (!isProbe(request.method, request.url)) this.checkHost(request.headers);
       const origin = request.headers.origin;
       if (origin !== undefined && !this.sameOrigin(origin, request.headers) && this.cors.has(normalizeOrigin(origin))) {
         void reply.header('access-control-allow-origin', origin).header('vary', 'Origin');
@@ -207,6 +211,12 @@ export class BrowserGuard {
       return false;
     }
   }
+}
+
+/** GET (or HEAD) /healthz or /readyz: the probes a load balancer sends. */
+function isProbe(method: string, url: string): boolean {
+  const path = url.split('?')[0]!;
+  return (method === 'GET' || method === 'HEAD') && (path === routes.health.path || path === routes.ready.path);
 }
 
 /** The API docs page and its files (a policy applies to the document it came with; the files' own do not matter, but they are one prefix). */
