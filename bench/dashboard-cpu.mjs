@@ -3,12 +3,14 @@
 // main thread was busy (scripts, style, layout, paint). A page that is busy all the time answers
 // clicks late and, on a shared machine, starves everything else.
 //
-//   node bench/dashboard-cpu.mjs [--runs 3] [--docs 250]
+//   node bench/dashboard-cpu.mjs [--runs 3] [--docs 250] [--concurrency 6] [--latency 150]
 //        [--cli /path/to/packages/cli/dist/main.js,/path/to/another/main.js]  (interleaved, A B A B ...)
 //
 // Each variant serves its own build of the dashboard (the cli's tree: packages/web/dist). The
 // workload is the dashboard e2e test's: {docs: 250, latencyMs: 150, concurrency: 6, failureRate:
-// 0.15}, 500 calls and about 2,700 events in about 15 s.
+// 0.15}, 500 calls and about 2,700 events in about 15 s. Many calls in flight at once, each for
+// seconds (--concurrency 256 --latency 5000), is the In flight list's load: a row per call, its
+// elapsed time ticking every second.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -22,6 +24,8 @@ const { values: args } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
     docs: { type: 'string', default: '250' },
+    concurrency: { type: 'string', default: '6' },
+    latency: { type: 'string', default: '150' },
     cli: { type: 'string', default: fileURLToPath(new URL('../packages/cli/dist/main.js', import.meta.url)) },
   },
 });
@@ -60,7 +64,7 @@ async function oneRun(browser, cli) {
     let messages = 0;
     cdp.on('Network.webSocketFrameReceived', () => messages++);
     const metrics = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
-    const input = { docs: Number(args.docs), latencyMs: 150, concurrency: 6, failureRate: 0.15 };
+    const input = { docs: Number(args.docs), latencyMs: Number(args.latency), concurrency: Number(args.concurrency), failureRate: 0.15 };
     const res = await fetch(`${server.url}/api/v1/runs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -121,7 +125,7 @@ try {
 }
 
 console.log(`\n${machine()}; load average (1 min) at each run's start: ${loads.map((l) => l.toFixed(1)).join(', ')}`);
-console.log(`demo-pipeline, ${args.docs} docs (x2 models), latency 150 ms, concurrency 6, failure rate 0.15; median of ${runs} runs\n`);
+console.log(`demo-pipeline, ${args.docs} docs (x2 models), latency ${args.latency} ms, concurrency ${args.concurrency}, failure rate 0.15; median of ${runs} runs\n`);
 console.log('| dashboard build | main thread busy | busy s | of which script s | style+layout s | run s | events | WebSocket messages |');
 console.log('|---|---|---|---|---|---|---|---|');
 for (const [cli, list] of results) {

@@ -1,11 +1,10 @@
-import { elementScroll, useVirtualizer } from '@tanstack/react-virtual';
-import { useLayoutEffect, useMemo, useRef, useState } from 'react';
+import { useMemo, useState } from 'react';
 import type { RunEvent } from '@runtrail/protocol';
 import { formatClock, formatFullTime, formatNumber } from '../format.js';
 import { callLabels, eventSummary } from './event-summary.js';
 import { visibleText } from '../visible-text.js';
 import { JumpToLatest } from './JumpToLatest.js';
-import { useFollowTail } from './use-follow-tail.js';
+import { useVirtualTail } from './use-virtual-tail.js';
 
 const ROW_HEIGHT = 24;
 
@@ -22,20 +21,6 @@ function fullText(event: RunEvent): string {
     else rest[key] = value;
   }
   return [head, ...texts, ...(Object.keys(rest).length > 0 ? [JSON.stringify(rest, null, 2)] : [])].join('\n');
-}
-
-/** The index of the event with this seq in events in seq order, or -1. */
-function indexOfSeq(events: readonly RunEvent[], seq: number): number {
-  let lo = 0;
-  let hi = events.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const at = events[mid]!.seq;
-    if (at === seq) return mid;
-    if (at < seq) lo = mid + 1;
-    else hi = mid - 1;
-  }
-  return -1;
 }
 
 /**
@@ -73,51 +58,12 @@ export function EventLog({ events, total, ended }: { events: readonly RunEvent[]
     );
   }, [events, type, text, labels]);
 
-  // The virtualiser before the follow hook: its layout effect, which gives it
-  // the scroll box, runs first, so a log mounted with its events already held
-  // scrolls to its last row at once, not before the virtualiser has a box to scroll.
-  const rows = useVirtualizer({
-    count: shown.length,
-    getScrollElement: () => tail.ref.current,
-    estimateSize: () => ROW_HEIGHT,
-    // Sizes belong to events, not positions: an open row keeps its height when a filter moves it.
-    getItemKey: (index) => shown[index]!.seq,
-    overscan: 12,
-    // Its own scrolls (to a row, after it measures rows) are the page's, not the reader's scroll away from the newest.
-    scrollToFn: (offset, how, instance) => tail.ownScroll(() => elementScroll(offset, how, instance)),
-  });
-  // Rows not yet measured have no height to scroll to: the virtualiser scrolls to the last one.
-  const tail = useFollowTail<HTMLDivElement>(shown.length, { toEnd: () => shown.length > 0 && rows.scrollToIndex(shown.length - 1, { align: 'end' }) });
-  const { following: follow, setFollowing: setFollow, ref: scroller, ownScroll } = tail;
-
-  // Not following, the rows in view stay in view. The page holds a long
-  // run's latest events, so each new one pushes the oldest out at the top;
-  // at a fixed scroll offset the rows a reader scrolled up to slid away
-  // under them. The first row in view (by seq) and its offset are kept, and
-  // the log scrolled back to them after each change.
-  const anchor = useRef<{ seq: number; offset: number } | null>(null);
-  const rememberAnchor = () => {
-    const el = scroller.current;
-    const item = el ? rows.getVirtualItemForOffset(el.scrollTop) : undefined;
-    anchor.current = el && item && shown[item.index] ? { seq: shown[item.index]!.seq, offset: item.start - el.scrollTop } : null;
-  };
-  useLayoutEffect(() => {
-    const el = scroller.current;
-    const kept = anchor.current;
-    if (follow || !el || !kept) return;
-    const index = indexOfSeq(shown, kept.seq);
-    const item = index >= 0 ? rows.measurementsCache[index] : undefined;
-    if (item && Math.abs(el.scrollTop - (item.start - kept.offset)) >= 1) ownScroll(() => (el.scrollTop = item.start - kept.offset));
-  }, [shown, follow, rows, scroller, ownScroll]);
+  const { rows, tail, onScroll } = useVirtualTail(shown, { content: shown.length, estimateSize: ROW_HEIGHT, overscan: 12 });
+  const { following: follow, setFollowing: setFollow, ref: scroller } = tail;
 
   // Seqs are 1, 2, … per run: held events that do not start at 1 are the latest of more.
   const partial = events.length > 0 && events[0]!.seq > 1 && total > events.length;
   const held = partial ? `the latest ${formatNumber(events.length)} of ${formatNumber(total)}` : formatNumber(events.length);
-
-  const onScroll = () => {
-    tail.handlers.onScroll();
-    rememberAnchor();
-  };
 
   return (
     <section className="panel event-log" aria-labelledby="events-title">

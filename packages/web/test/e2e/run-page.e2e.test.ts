@@ -246,17 +246,40 @@ describe('the run page: context, failures, console and artifacts', () => {
     const console = page.getByRole('log', { name: 'run output' });
     await console.locator('.console-line').first().waitFor();
     const totalLines = async () => Number(/\((\d+) lines\)/.exec((await page.getByRole('heading', { name: /^Console/ }).textContent()) ?? '')?.[1]);
+    /**
+     * The line with `text`, drawn: the Console draws only the lines in and
+     * near its view, so it is scrolled down from the top until the line is
+     * drawn, then the line to the middle of the view (at the edge of what is
+     * drawn, a re-measure of the lines around it could take it off the page).
+     */
+    const lineWith = async (text: string) => {
+      await console.evaluate((el) => el.scrollTo({ top: 0 }));
+      await waitUntil(
+        () =>
+          console.evaluate((el, want) => {
+            const line = [...el.querySelectorAll('.console-line')].find((l) => l.textContent!.includes(want));
+            if (line) line.scrollIntoView({ block: 'center' });
+            else el.scrollBy({ top: el.clientHeight });
+            return line !== undefined;
+          }, text),
+        { what: `the line "${text}" to be drawn` },
+      );
+      return console.locator('.console-line', { hasText: text });
+    };
     for (const width of WIDTHS) {
       await page.setViewportSize({ width, height: 900 });
-      const warning = console.locator('.console-line', { hasText: 'WARNING: learning rate is high' });
+      const warning = await lineWith('WARNING: learning rate is high');
       expect(await warning.getAttribute('data-stream')).toBe('stderr');
       expect(await warning.locator('.console-gutter').textContent()).toBe('err');
-      expect(await console.locator('.console-line', { hasText: 'epoch 1' }).getAttribute('data-stream')).toBe('stdout');
-      expect(await console.locator('.console-text', { hasText: 'loss: 0.91' }).textContent()).toBe('    loss: 0.91');
       const color = (l: Locator) => l.locator('.console-text').evaluate((el) => getComputedStyle(el).color);
-      expect(await color(warning)).not.toBe(await color(console.locator('.console-line', { hasText: 'epoch 1' })));
+      const warningColor = await color(warning);
+      const epoch = await lineWith('epoch 1');
+      expect(await epoch.getAttribute('data-stream')).toBe('stdout');
+      expect(await color(epoch)).not.toBe(warningColor);
+      const loss = (await lineWith('loss: 0.91')).locator('.console-text');
+      expect(await loss.textContent()).toBe('    loss: 0.91');
       // Indentation is drawn as printed, and long lines wrap instead of widening the page.
-      expect(await console.locator('.console-text', { hasText: 'loss: 0.91' }).evaluate((el) => getComputedStyle(el).whiteSpace)).toBe('pre-wrap');
+      expect(await loss.evaluate((el) => getComputedStyle(el).whiteSpace)).toBe('pre-wrap');
       expect(await scrollsSideways(page)).toBe(false);
 
       const total = await totalLines();
@@ -269,7 +292,7 @@ describe('the run page: context, failures, console and artifacts', () => {
       await page.getByLabel('search the output').fill('no such line');
       await page.getByText('No line matches “no such line”.').waitFor();
       await page.getByLabel('search the output').fill('');
-      await waitUntil(async () => (await console.locator('.console-line').count()) === total, { what: 'every line back' });
+      await waitUntil(async () => (await totalLines()) === total, { what: 'every line back' });
       expect(await withinViewport(page, page.getByRole('button', { name: 'Download full log' }))).toBe(true);
     }
     await page.setViewportSize({ width: 1280, height: 900 });
@@ -292,7 +315,8 @@ describe('the run page: context, failures, console and artifacts', () => {
     const id = await waitUntil(() => runIdOf(render.stderr()), { what: 'runtrail exec to create its run' });
     await page.goto(`${server!.url}/runs/${id}`);
     const console = page.getByRole('log', { name: 'run output' });
-    const count = () => console.locator('.console-line').count();
+    // The lines it holds (it draws only those in and near its view).
+    const count = async () => Number(/\(([\d,]+) lines?\)/.exec((await page.getByRole('heading', { name: /^Console/ }).textContent()) ?? '')?.[1]?.replace(/,/g, '') ?? 0);
     const atBottom = () => console.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 8);
     const scrollable = () => console.evaluate((el) => el.scrollHeight > el.clientHeight + 50);
     await waitUntil(scrollable, { what: 'more output than the console shows at once', timeoutMs: 20_000 });

@@ -4,11 +4,16 @@ import { client, messageOf } from '../../client.js';
 import { TRY_AGAIN, isUnreachable, problemText } from '../../problem-text.js';
 import { fileNameOf, saveResponse } from '../../components/download.js';
 import { JumpToLatest } from '../../components/JumpToLatest.js';
-import { useFollowTail } from '../../components/use-follow-tail.js';
+import { useVirtualTail } from '../../components/use-virtual-tail.js';
 import { countOf, formatNumber } from '../../format.js';
 import { visibleText } from '../../visible-text.js';
 import { terminalLine } from './terminal-line.js';
 import './run-panels.css';
+
+/** A line unwrapped (0.8rem at a line height of 1.35): each line drawn is measured, so one that wraps is as tall as it is. */
+const LINE_HEIGHT = 17;
+/** Above the first line and below the last (the box's padding, inside its scroll height). */
+const PADDING = 6;
 
 interface Line {
   seq: number;
@@ -87,6 +92,12 @@ function useLogFile(runId: string, artifacts: readonly ArtifactRecord[], ended: 
  * (indentation kept), stderr marked, levels coloured; search; it follows
  * the newest line until the reader scrolls up. The full log (every line,
  * unthrottled) downloads from the server when it has it.
+ *
+ * Virtualised: only the lines in and near view are on the page (a busy run
+ * holds thousands, and drawing them all kept the page busy). Lines wrap,
+ * each as tall as it is drawn. What is not on the page cannot be selected
+ * or found: a selection or the browser's find in page reaches the lines in
+ * and near view; the search box above searches them all.
  */
 export function Console({
   runId,
@@ -115,7 +126,7 @@ export function Console({
   const within = olderOutput ? ` in the latest ${formatNumber(events.length)} events` : '';
   const shown = useMemo(() => (needle ? lines.filter((l) => l.message.toLowerCase().includes(needle)) : lines), [lines, needle]);
 
-  const tail = useFollowTail<HTMLDivElement>(shown);
+  const { rows, tail, onScroll } = useVirtualTail(shown, { content: shown, estimateSize: LINE_HEIGHT, overscan: 20, padding: PADDING });
   const follow = tail.following;
 
   const download = async () => {
@@ -173,6 +184,7 @@ export function Console({
         aria-live="off"
         tabIndex={0}
         {...tail.handlers}
+        onScroll={onScroll}
         style={tail.style}
       >
         {lines.length === 0 ? (
@@ -180,14 +192,26 @@ export function Console({
         ) : shown.length === 0 ? (
           <p className="muted console-empty">No line matches “{search.trim()}”.</p>
         ) : (
-          shown.map((l) => (
-            <div key={l.seq} className={`console-line level-${l.level}${l.stream ? ` stream-${l.stream}` : ' stream-runtrail'}`} data-stream={l.stream ?? 'runtrail'}>
-              <span className="console-gutter" title={l.stream ?? 'runtrail'}>
-                {l.stream === 'stderr' ? 'err' : l.stream === 'stdout' ? 'out' : l.level}
-              </span>
-              <span className="console-text">{highlighted(l.message, needle)}</span>
-            </div>
-          ))
+          <div style={{ height: rows.getTotalSize(), position: 'relative' }}>
+            {rows.getVirtualItems().map((row) => {
+              const l = shown[row.index]!;
+              return (
+                <div
+                  key={l.seq}
+                  ref={rows.measureElement}
+                  data-index={row.index}
+                  className={`console-line level-${l.level}${l.stream ? ` stream-${l.stream}` : ' stream-runtrail'}`}
+                  data-stream={l.stream ?? 'runtrail'}
+                  style={{ position: 'absolute', top: 0, left: 0, right: 0, transform: `translateY(${row.start}px)` }}
+                >
+                  <span className="console-gutter" title={l.stream ?? 'runtrail'}>
+                    {l.stream === 'stderr' ? 'err' : l.stream === 'stdout' ? 'out' : l.level}
+                  </span>
+                  <span className="console-text">{highlighted(l.message, needle)}</span>
+                </div>
+              );
+            })}
+          </div>
         )}
       </div>
       {!follow && !ended && <JumpToLatest what="output" onJump={() => tail.setFollowing(true)} />}

@@ -1,18 +1,50 @@
+import { createContext, memo, useContext, useMemo } from 'react';
 import { SNAPSHOT_LIMITS, callsInFlight, hasCalls } from '@runtrail/protocol';
 import type { Snapshot } from '@runtrail/protocol';
 import { formatDuration, formatNumber } from '../../format.js';
 import { visibleText } from '../../visible-text.js';
 
+/** The page's clock (frozen while the server is away), for the one part of each row that changes with it. */
+const Now = createContext(0);
+
+function Elapsed({ since }: { since: number }) {
+  return <span className="muted">{formatDuration(Math.max(0, useContext(Now) - since))}</span>;
+}
+
+/**
+ * One call in flight. Memoised on what the call is, not the clock: the page
+ * ticks every second, and with a thousand calls listed, re-rendering every
+ * row each tick kept the page busy; only its Elapsed reads the clock.
+ */
+const Call = memo(function Call({ label, attempt, startedAt }: { label: string; attempt: number; startedAt: number }) {
+  return (
+    <li>
+      <span className="spinner" aria-hidden="true" />
+      <span className="call-label">{visibleText(label)}</span>
+      {attempt > 1 && <span className="attempt">attempt {attempt}</span>}
+      <Elapsed since={startedAt} />
+    </li>
+  );
+});
+
 export function InFlight({ snapshot, now }: { snapshot: Snapshot; now: number }) {
+  const current = snapshot.current;
+  // The rows change with the calls, not with the clock: the same list each tick, so React skips to the Elapsed in each.
+  const rows = useMemo(
+    () =>
+      Object.values(current)
+        .sort((a, b) => a.startedAt - b.startedAt)
+        .map((c) => <Call key={c.callId} label={c.label} attempt={c.attempt} startedAt={c.startedAt} />),
+    [current],
+  );
   if (!hasCalls(snapshot)) return null;
-  const calls = Object.values(snapshot.current).sort((a, b) => a.startedAt - b.startedAt);
   // The snapshot lists at most SNAPSHOT_LIMITS.inFlight calls and counts the
   // rest: the title says so rather than pass the listed part off as all.
   const all = callsInFlight(snapshot);
-  const unlisted = all - calls.length;
+  const unlisted = all - rows.length;
   return (
     <section className="panel" aria-labelledby="inflight-title">
-      <h2 id="inflight-title">In flight ({formatNumber(all)}{unlisted > 0 && `; ${formatNumber(calls.length)} listed`})</h2>
+      <h2 id="inflight-title">In flight ({formatNumber(all)}{unlisted > 0 && `; ${formatNumber(rows.length)} listed`})</h2>
       {unlisted > 0 && (
         <p className="muted small" data-testid="in-flight-unlisted">
           The {formatNumber(unlisted)} not listed here started while {formatNumber(SNAPSHOT_LIMITS.inFlight)} others were: a run's snapshot lists at most {formatNumber(SNAPSHOT_LIMITS.inFlight)} calls in flight and counts the rest.
@@ -20,17 +52,12 @@ export function InFlight({ snapshot, now }: { snapshot: Snapshot; now: number })
       )}
       {all === 0 ? (
         <p className="muted">No calls running.</p>
-      ) : calls.length === 0 ? null : (
-        <ul className="inflight" data-testid="in-flight">
-          {calls.map((c) => (
-            <li key={c.callId}>
-              <span className="spinner" aria-hidden="true" />
-              <span className="call-label">{visibleText(c.label)}</span>
-              {c.attempt > 1 && <span className="attempt">attempt {c.attempt}</span>}
-              <span className="muted">{formatDuration(Math.max(0, now - c.startedAt))}</span>
-            </li>
-          ))}
-        </ul>
+      ) : rows.length === 0 ? null : (
+        <Now value={now}>
+          <ul className="inflight" data-testid="in-flight">
+            {rows}
+          </ul>
+        </Now>
       )}
     </section>
   );
