@@ -18,7 +18,7 @@ import { registerArtifacts } from './commands/artifacts.js';
 import { registerArchive } from './commands/archive.js';
 import { registerConfig } from './commands/config.js';
 import { CLI_TOKEN_HINT, serverInUse } from './options.js';
-import { stdoutReaderGone } from './output.js';
+import { outputFailed } from './output.js';
 import { addHelpCommands, renamedFlagHint, unknownCommandText } from './help.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -153,12 +153,8 @@ function usageErrorsInOneLine(command: Command): void {
 // SIGPIPE ended (`yes | head` under pipefail), instead of a stack or "connection lost"
 // (`exec` stops its command first).
 // Likewise stderr's (`2>&1 | head`), where nothing more can be said anyway.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE') throw err;
-    stdoutReaderGone();
-  });
-}
+// After a hangup (`exec` on SIGHUP), write errors are expected and ignored (see terminalHungUp).
+for (const stream of [process.stdout, process.stderr]) stream.on('error', outputFailed);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof StartupError) {

@@ -75,7 +75,28 @@ export function whenStdoutReaderGoes(handler: () => void): () => void {
 }
 
 /** stdout's reader went away: the command's handler, else exit quietly with EXIT_READER_GONE. */
-export function stdoutReaderGone(): void {
+function stdoutReaderGone(): void {
   if (readerGone) readerGone();
   else process.exit(EXIT_READER_GONE);
+}
+
+let hungUp = false;
+
+/**
+ * The terminal hung up (SIGHUP): what is written to it now fails (EIO on a
+ * tty whose other end closed, EPIPE on a pipe), and there is no one left to
+ * read it. `exec` still has to stop its command and record the run's end:
+ * from now on such write errors are ignored rather than crash it, and an
+ * EPIPE no longer means a reader that stopped reading (`| head`).
+ */
+export function terminalHungUp(): void {
+  hungUp = true;
+}
+
+/** An error writing stdout or stderr: ignored after a hangup, a reader gone on EPIPE, else thrown. */
+export function outputFailed(err: NodeJS.ErrnoException): void {
+  // The terminal is gone (see terminalHungUp): nothing more can be shown, and saying so cannot be either.
+  if (hungUp) return;
+  if (err.code !== 'EPIPE') throw err;
+  stdoutReaderGone();
 }

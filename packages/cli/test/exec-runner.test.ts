@@ -179,10 +179,13 @@ describe('runtrail exec when its server goes away before the end', () => {
 /** The temporary copy of exec's output that it stores on the server when the command ends. */
 const outputLogCopy = (id: string) => join(tmpdir(), `runtrail-exec-${id}.log`);
 
-/** A killed exec runs none of its own cleanup: what it leaves is what the product guarantees. */
-async function killExecMidRun(signal: NodeJS.Signals): Promise<void> {
+/** Exec running a command with a stubborn grandchild, once the run has said who they are. */
+async function execMidRun(): Promise<{ cli: ReturnType<typeof spawnCli>; id: string; meta: { grandchild: number; exec: { pid: number; pgid: number } }; stderr: () => string }> {
   const cli = spawnCli(['exec', '--server', server.url, '--kill-grace', '300', '--quiet', '--', 'sh', '-c', LEAVES_STUBBORN_GRANDCHILD]);
-  const exited = once(cli, 'exit');
+  onTestFinished(() => {
+    // A failed wait leaves exec running: stop it and, through it, its command.
+    if (cli.exitCode === null && cli.signalCode === null) cli.kill('SIGINT');
+  });
   let stderr = '';
   cli.stderr!.on('data', (d: Buffer) => (stderr += d));
   const id = await waitUntil(() => runIdOf(stderr), { what: 'exec to create its run', timeoutMs: 60_000 });
@@ -193,6 +196,13 @@ async function killExecMidRun(signal: NodeJS.Signals): Promise<void> {
     },
     { what: `run ${id} to report its grandchild`, timeoutMs: 60_000 },
   );
+  return { cli, id, meta, stderr: () => stderr };
+}
+
+/** A killed exec runs none of its own cleanup: what it leaves is what the product guarantees. */
+async function killExecMidRun(signal: NodeJS.Signals): Promise<void> {
+  const { cli, id, meta } = await execMidRun();
+  const exited = once(cli, 'exit');
   const processes = [identify(meta.exec.pgid), identify(meta.exec.pid), identify(meta.grandchild)];
   cli.kill(signal);
   const [code, killedBy] = await exited;
@@ -201,7 +211,7 @@ async function killExecMidRun(signal: NodeJS.Signals): Promise<void> {
   await waitUntil(() => !existsSync(outputLogCopy(id)), { what: `${outputLogCopy(id)} to be gone`, timeoutMs: 5_000 });
 }
 
-describe('runtrail exec killed (SIGKILL, SIGHUP)', () => {
+describe('runtrail exec killed (SIGKILL)', () => {
   const ROUNDS = 4;
   const PER_ROUND = 5; // 20 in all
 
@@ -210,8 +220,49 @@ describe('runtrail exec killed (SIGKILL, SIGHUP)', () => {
       await Promise.all(Array.from({ length: PER_ROUND }, () => killExecMidRun('SIGKILL')));
     }
   }, 240_000); // 20 CLI processes start on 2 shared cores
+});
 
-  it("killed by a closed terminal's SIGHUP, which it does not catch, leaves neither its command's group nor the copy of its output", async () => {
-    await killExecMidRun('SIGHUP');
+describe('runtrail exec stopped by a signal (SIGHUP, SIGTERM)', () => {
+  it("on a closed terminal's SIGHUP, stops its command's group as a timeout does, ends the run cancelled naming SIGHUP, and exits 129", async () => {
+    const { cli, id, meta, stderr } = await execMidRun();
+    const exited = once(cli, 'exit');
+    const processes = [identify(meta.exec.pgid), identify(meta.exec.pid), identify(meta.grandchild)];
+    cli.kill('SIGHUP');
+    // Before: exec died of the SIGHUP at once and the run stayed running until its lease lapsed (then orphaned).
+    const run = await waitUntil(
+      async () => {
+        const r = await client.getRun(id);
+        return r.status === 'running' ? null : r;
+      },
+      { what: `run ${id} to end after SIGHUP`, timeoutMs: 20_000 },
+    );
+    expect(run.status).toBe('cancelled');
+    expect(run.error?.kind).toBe('cancelled');
+    // The grandchild ignores SIGTERM: only the SIGKILL after --kill-grace stops the group.
+    expect(run.error?.message).toMatch(/^sh -c .* stopped: runtrail exec got SIGHUP \(its terminal closed\); its process group got SIGTERM, then SIGKILL after 300 ms/s);
+    const [code, killedBy] = await exited;
+    // As a shell reports a process SIGHUP ended: what the caller saw before exec caught it.
+    expect({ code, killedBy }, stderr()).toEqual({ code: 129, killedBy: null });
+    await waitGroupGone(meta.exec.pgid, processes, 5_000);
+    expect(existsSync(outputLogCopy(id))).toBe(false);
+  }, 120_000);
+
+  it("on SIGTERM exits 143 even when its command's own SIGTERM handler exits 0, and the run ends cancelled naming SIGTERM", async () => {
+    const cli = spawnCli(['exec', '--server', server.url, '--', 'sh', '-c', 'trap "exit 0" TERM; echo ready; while :; do sleep 0.05; done']);
+    onTestFinished(() => {
+      if (cli.exitCode === null && cli.signalCode === null) cli.kill('SIGINT');
+    });
+    const exited = once(cli, 'exit');
+    let stderr = '';
+    cli.stderr!.on('data', (d: Buffer) => (stderr += d));
+    const id = await waitUntil(() => runIdOf(stderr), { what: 'exec to create its run', timeoutMs: 60_000 });
+    await waitUntil(async () => (await client.getRun(id)).snapshot.meta.exec, { what: 'exec to record its command', timeoutMs: 60_000 });
+    cli.kill('SIGTERM');
+    const [code] = await exited;
+    // Before: 0, the command's own code, for a run that ended cancelled; now as SIGINT's 130 and SIGHUP's 129: 128 + 15.
+    expect(code, stderr).toBe(143);
+    const run = await client.getRun(id);
+    expect(run.status).toBe('cancelled');
+    expect(run.error?.message).toMatch(/ stopped: runtrail exec got SIGTERM; its process group got SIGTERM and it exited with code 0/);
   }, 120_000);
 });

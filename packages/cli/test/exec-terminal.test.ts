@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import { startServer, type RunningServer } from '@runtrail/server';
 import { tempDir, waitUntil } from '@runtrail/test-support';
+import { LEAVES_STUBBORN_GRANDCHILD, identify, waitGroupGone } from '@runtrail/test-support/process-tree';
 import { BIN } from './harness.js';
 
 /**
@@ -129,5 +130,38 @@ describe('runtrail exec in a terminal', () => {
     expect(run.error?.message).toMatch(
       /was interrupted \(Ctrl-C\); its process group got SIGINT, then SIGTERM after 300 ms, then SIGKILL after 300 ms and it was killed by SIGKILL$/,
     );
+  });
+
+  it("a closed terminal (its tmux session killed) stops the command's group and ends the run cancelled naming SIGHUP, though writing to the terminal now fails", async () => {
+    const script = join(dir.path, 'ticks.sh');
+    writeFileSync(script, LEAVES_STUBBORN_GRANDCHILD);
+    tmux('new-session', '-d', '-s', 'hangup', '-x', '160', '-y', '50', 'bash --norc --noprofile');
+    const pane = () => tmux('capture-pane', '-p', '-J', '-t', 'hangup', '-S', '-100');
+    // Not --quiet: the command's ticks are still echoed after the hangup, and those writes fail (EIO).
+    const command = [process.execPath, BIN, 'exec', '--server', server.url, '--kill-grace', '300', '--', 'sh', script].map((arg) => `'${arg}'`).join(' ');
+    tmux('send-keys', '-t', 'hangup', command, 'Enter');
+    const runId = await waitUntil(() => /runtrail: run (\S+) on /.exec(pane())?.[1], { what: 'exec to print its run id', timeoutMs: 30_000 });
+    const client = new RuntrailClient({ url: server.url });
+    const meta = await waitUntil(
+      async () => {
+        const m = (await client.getRun(runId)).snapshot.meta as { grandchild?: number; exec?: { pid: number; pgid: number } };
+        return m.grandchild && m.exec ? (m as Required<typeof m>) : null;
+      },
+      { what: `run ${runId} to report its grandchild`, timeoutMs: 30_000 },
+    );
+    const processes = [identify(meta.exec.pgid), identify(meta.exec.pid), identify(meta.grandchild)];
+
+    tmux('kill-session', '-t', 'hangup');
+    // Before: exec died of the hangup (or of the EIO after it), the command's group ran on, and the run waited for its lease.
+    const run = await waitUntil(
+      async () => {
+        const r = await client.getRun(runId);
+        return r.status === 'running' ? null : r;
+      },
+      { what: `run ${runId} to end after the hangup`, timeoutMs: 20_000 },
+    );
+    expect(run.status, run.error?.message).toBe('cancelled');
+    expect(run.error?.message).toMatch(/ stopped: runtrail exec got SIGHUP \(its terminal closed\); its process group got SIGTERM, then SIGKILL after 300 ms/);
+    await waitGroupGone(meta.exec.pgid, processes, 5_000);
   });
 });

@@ -156,12 +156,16 @@ describe('runtrail serve --handlers', () => {
       // A misspelt option would otherwise leave the handler without the limit it was meant to have.
       const misspelt = join(dir.path, 'misspelt.mjs');
       writeFileSync(misspelt, 'export default { gpu: { handler: async () => 1, concurency: 1 } };\n');
+      // A name with an escape sequence in it would be listed raw by GET /handlers, `runtrail handlers` and the dashboard.
+      const badName = join(dir.path, 'bad-name.mjs');
+      writeFileSync(badName, "export default { 'eval\\u001b[2J': async () => 1 };\n");
       const cases: Array<[string, RegExp]> = [
         ['./no-such-handlers.mjs', /^runtrail: invalid_request: --handlers \.\/no-such-handlers\.mjs: no such file \(\/.*no-such-handlers\.mjs\)\n$/],
         [fixture('not-handlers.mjs'), /: its default export is missing; export a function that defines handlers \(export default \(rt\) => \{ rt\.define\('name', async \(ctx\) => …\) \}\) or an object of handlers by name\n$/],
         [broken, /: loading it failed: Unexpected token '\)' at \/.*\/broken\.mjs:4\n$/],
         [badCap, /: defining its handlers failed: the concurrency of "gpu" must be a whole number from 1 \(runs of it at once on this node\); got 0\n$/],
         [misspelt, /: defining its handlers failed: the options of "gpu" have no "concurency"; a handler's options are input, concurrency\n$/],
+        [badName, /: defining its handlers failed: the handler name "eval\\u001b\[2J" is refused: must not contain NUL or other control characters\n$/],
       ];
       for (const [file, said] of cases) {
         const result = await runtrail(['serve', '--port', '0', '--data-dir', join(dir.path, 'data'), '--handlers', file], { cwd: dir.path });

@@ -82,6 +82,8 @@ export {
   ReadEventsQuery,
   RunId,
   runIdTime,
+  RunName,
+  runNameProblem,
   wholeNumber,
   RunStatus,
   TERMINAL_STATUSES,
@@ -162,7 +164,7 @@ export {
 export { dataRecord, ownValue, withKey } from './data-keys.js';
 export { describeInputSchema, exampleInput, type InputDescription, type InputField } from './input-schema-text.js';
 export { MAX_EVENT_DATA_BYTES, MAX_META_BYTES, MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS, utf8Length } from './limits.js';
-export { freeText, freeTextProblem, nameText, nameTextProblem, PathParams, TEXT_RULES } from './text.js';
+export { freeText, freeTextProblem, lineNameText, lineNameTextProblem, nameText, nameTextProblem, PathParams, TEXT_RULES } from './text.js';
 export { renderApiReference } from './api-reference.js';
 export {
   HealthResponseSchema,

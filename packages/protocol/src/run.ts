@@ -4,7 +4,7 @@ import { EventInput, JsonValue, RunError, RunErrorKind, RunEventSchema } from '.
 import { withKey } from './data-keys.js';
 import { SnapshotSchema } from './snapshot.js';
 import { parseOrThrow } from './validate.js';
-import { freeText, nameText } from './text.js';
+import { freeText, lineNameText, nameText } from './text.js';
 import { MAX_ERROR_MESSAGE_CHARS } from './limits.js';
 
 /**
@@ -123,8 +123,24 @@ export function labelsAsSent(
 
 export const DEFAULT_LEASE_TTL_MS = 30_000;
 
+/**
+ * A run's name, which is also the name of the handler that executes it
+ * (`define(name, …)`, `POST /runs {name, execute: true}`): one rule for
+ * both, so no run is refused a name its handler was defined with, and no
+ * handler is defined under a name no run can take. Listed on one line by
+ * GET /handlers, `runtrail handlers` and the dashboard, it holds no control
+ * character and no line separator.
+ */
+export const RunName = lineNameText().min(1).max(200);
+
+/** Why `name` cannot name a run or a handler (the first issue RunName finds), or null. */
+export function runNameProblem(name: unknown): string | null {
+  const parsed = RunName.safeParse(name);
+  return parsed.success ? null : parsed.error.issues[0]!.message;
+}
+
 export const CreateRunBody = z.strictObject({
-  name: nameText().min(1).max(200),
+  name: RunName,
   input: JsonValue.optional(),
   labels: labels.optional(),
   parentId: nameText().min(1).max(100).optional(),

@@ -20,12 +20,15 @@ import { z } from 'zod';
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// Line and paragraph separators: JavaScript, JSON viewers and many editors break a line at them.
+const LINE_SEPARATOR = /[\u2028\u2029]/;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 export const TEXT_RULES = {
   name: 'must not contain NUL or other control characters',
   free: 'must not contain NUL (U+0000)',
   surrogate: 'must not contain a lone UTF-16 surrogate (not valid Unicode)',
+  line: 'must not contain a line or paragraph separator (U+2028, U+2029)',
 } as const;
 
 /** Why `text` is refused as a name or identifier, or null. */
@@ -33,6 +36,11 @@ export function nameTextProblem(text: string): string | null {
   if (CONTROL.test(text)) return TEXT_RULES.name;
   if (LONE_SURROGATE.test(text)) return TEXT_RULES.surrogate;
   return null;
+}
+
+/** Why `text` is refused as a name shown on one line (a handler's), or null: nameTextProblem's rule, and no line separator. */
+export function lineNameTextProblem(text: string): string | null {
+  return nameTextProblem(text) ?? (LINE_SEPARATOR.test(text) ? TEXT_RULES.line : null);
 }
 
 /** Why `text` is refused as free text (a message, a reason), or null. */
@@ -52,6 +60,11 @@ function refusing(problemOf: (text: string) => string | null) {
 /** A string schema refusing what `nameTextProblem` refuses (chain min/max before or after). */
 export function nameText(): z.ZodString {
   return z.string().superRefine(refusing(nameTextProblem));
+}
+
+/** A string schema refusing what `lineNameTextProblem` refuses. */
+export function lineNameText(): z.ZodString {
+  return z.string().superRefine(refusing(lineNameTextProblem));
 }
 
 /** A string schema refusing what `freeTextProblem` refuses. */

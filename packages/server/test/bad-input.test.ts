@@ -443,6 +443,8 @@ describe.each(stores)('text fields on %s: control characters are refused by name
     const table: Array<[string, string, string, unknown, string, string]> = [
       ['run name with NUL', 'POST', '/api/v1/runs', { name: 'a\u0000b' }, 'name', nameRule],
       ['run name with ESC', 'POST', '/api/v1/runs', { name: 'a\u001b[31m' }, 'name', nameRule],
+      // A run's name is its handler's, which is listed on one line: the rule define() applies too (RunName).
+      ['run name with a line separator', 'POST', '/api/v1/runs', { name: 'a\u2028b', execute: true }, 'name', TEXT_RULES.line],
       ['label value with NUL', 'POST', '/api/v1/runs', { name: 'a', labels: { k: 'v\u0000' } }, 'labels.k', nameRule],
       ['label key with NUL', 'POST', '/api/v1/runs', { name: 'a', labels: { 'k\u0000': 'v' } }, 'labels["k\\u0000"]', nameRule],
       ['label value with a lone surrogate', 'POST', '/api/v1/runs', { name: 'a', labels: { k: 'v\ud800' } }, 'labels.k', TEXT_RULES.surrogate],

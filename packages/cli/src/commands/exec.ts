@@ -10,7 +10,7 @@ import { CreateRunBody, DEFAULT_LEASE_TTL_MS, OUTPUT_LOG_ARTIFACT, RuntrailError
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
 import { DURATION_HELP, durationOption } from '../duration.js';
 import { CLI_TOKEN_HINT, collect, parseLabels, resolveServer } from '../options.js';
-import { EXIT_INTERRUPTED, EXIT_READER_GONE, whenStdoutReaderGoes } from '../output.js';
+import { EXIT_INTERRUPTED, EXIT_READER_GONE, terminalHungUp, whenStdoutReaderGoes } from '../output.js';
 import { LiveLine, statusLine } from '../watch-line.js';
 
 interface ExecFlags {
@@ -136,8 +136,13 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
 
     // Ctrl-C reaches only our process group (the command has its own): pass
     // it on as the terminal would have, SIGINT first (interrupt() escalates).
-    // SIGTERM stops it the way a timeout does.
+    // SIGTERM stops it the way a timeout does, and so does SIGHUP: a closed
+    // terminal (ssh dropped, tmux window killed) would otherwise kill exec by
+    // default and leave its command running in its own group, and its run
+    // to the reaper a lease later.
     const terminated = new AbortController();
+    /** The signal that stopped exec while its command ran: exec then exits as a shell reports a process that signal ended. */
+    let stoppedBy: 'SIGTERM' | 'SIGHUP' | null = null;
     let interruptedByUser = false;
     let child: ReturnType<typeof spawnProcess> | null = null;
     // Once the command has ended, Ctrl-C stops waiting for the server to record the run's end.
@@ -150,7 +155,15 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       if (child) child.interrupt('was interrupted (Ctrl-C)');
       else terminated.abort(new Error('runtrail exec got SIGINT'));
     };
-    const onTerminate = () => terminated.abort(new Error('runtrail exec got SIGTERM'));
+    const onStop = (signal: 'SIGTERM' | 'SIGHUP', why: string) => {
+      if (!commandEnded) stoppedBy ??= signal;
+      terminated.abort(new Error(`runtrail exec got ${signal}${why}`));
+    };
+    const onTerminate = () => onStop('SIGTERM', '');
+    const onHangup = () => {
+      terminalHungUp();
+      onStop('SIGHUP', ' (its terminal closed)');
+    };
     // The reader of our stdout went away (`runtrail exec -- job | head`): as the shell's SIGPIPE
     // would have, the command is stopped, and the run ends cancelled saying why, rather than exec
     // dying mid-run (the run then reaped orphaned) or the job running on with no reader.
@@ -162,6 +175,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
     });
     process.on('SIGINT', onInterrupt);
     process.on('SIGTERM', onTerminate);
+    process.on('SIGHUP', onHangup);
     const progress = live ? followLine(live, url, embedded ? undefined : process.env.RUNTRAIL_TOKEN || undefined, run.id) : null;
     // The last status line stays above the closing lines.
     const endLine = async () => {
@@ -217,7 +231,13 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
         if (logToStore) await storeOutputLog(run, logToStore, say);
         return end(run, result);
       };
-      const code = interruptedByUser ? EXIT_INTERRUPTED : stdoutGone && result.reason === 'aborted' ? EXIT_READER_GONE : exitCodeOf(result);
+      const code = interruptedByUser
+        ? EXIT_INTERRUPTED
+        : stoppedBy
+          ? 128 + constants.signals[stoppedBy]
+          : stdoutGone && result.reason === 'aborted'
+            ? EXIT_READER_GONE
+            : exitCodeOf(result);
       // A server that went away is retried for minutes: say so rather than hang in silence.
       const notice = setTimeout(
         () => say(`waiting for the server at ${url} to record how run ${run.id} ended (it is retried for up to 5 min; Ctrl-C stops waiting)`),
@@ -258,6 +278,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       logToStore?.close({ stillRead: stopWaiting.signal.aborted });
       process.off('SIGINT', onInterrupt);
       process.off('SIGTERM', onTerminate);
+      process.off('SIGHUP', onHangup);
       forgetReader();
       await endLine();
       run.close();
@@ -284,9 +305,8 @@ interface OutputLog {
  * The output log is made under its name (`runtrail-exec-<run id>.log` in
  * the OS temp dir; exclusive, owner-only) and unlinked at once: only this
  * process's descriptor holds it, so the kernel frees it however exec ends.
- * A killed exec runs no cleanup (SIGKILL, the OOM killer, and a closed
- * terminal's SIGHUP, which exec does not catch, all end it past its
- * `finally`), and a CI machine running thousands of execs filled its /tmp.
+ * A killed exec runs no cleanup (SIGKILL and the OOM killer end it past
+ * its `finally`), and a CI machine running thousands of execs filled its /tmp.
  * The other ways cover less: the group watchdog exits when the command
  * does, while exec may then spend minutes storing the log on a server
  * that went away; a later exec sweeping the files of dead ones needs a

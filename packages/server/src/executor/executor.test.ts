@@ -95,6 +95,24 @@ describe('executor', () => {
     expect(await client.listHandlers()).toEqual([]);
   });
 
+  it('define refuses a handler name that is empty, too long, or holds a control character or line separator, naming it escaped, and registers nothing', async () => {
+    const refused: Array<[string, string]> = [
+      ['', 'the handler name "" is refused: Too small: expected string to have >=1 characters'],
+      ['x'.repeat(201), `the handler name "${'x'.repeat(60)}"… (201 characters) is refused: Too big: expected string to have <=200 characters`],
+      ['red\u001b[31m', 'the handler name "red\\u001b[31m" is refused: must not contain NUL or other control characters'],
+      ['two\nlines', 'the handler name "two\\nlines" is refused: must not contain NUL or other control characters'],
+      ['del\u007f', 'the handler name "del\\u007f" is refused: must not contain NUL or other control characters'],
+      ['csi\u009b2J', 'the handler name "csi\\u009b2J" is refused: must not contain NUL or other control characters'],
+      ['para\u2029graph', 'the handler name "para\\u2029graph" is refused: must not contain a line or paragraph separator (U+2028, U+2029)'],
+    ];
+    for (const [name, message] of refused) expect(() => server.define(name, async () => 1), JSON.stringify(name)).toThrow(message);
+    expect(await client.listHandlers()).toEqual([]);
+    // What a run may be named, a handler may be: the longest, and any printable text.
+    server.define('y'.repeat(200), async () => 1);
+    server.define('évaluation — 評価 😀', async () => 1);
+    expect(await client.listHandlers()).toEqual(['y'.repeat(200), 'évaluation — 評価 😀']);
+  });
+
   it('refuses, when it is created, a run whose input the handler\'s schema refuses (400 naming the fields); a valid one runs', async () => {
     const { z } = await import('zod');
     server.define<{ n: number }>('square', async (ctx) => ctx.input.n * ctx.input.n, { input: z.strictObject({ n: z.number().int() }) });

@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { longTimeout, RunHandle, WaitForTimeoutError, type LongTimer } from '@runtrail/client';
 import { ProcessStartError } from '@runtrail/client/node';
-import { RunErrorKind, RuntrailError, isTerminalType, type HandlerInput, type Owner, type Run } from '@runtrail/protocol';
+import { RunErrorKind, RuntrailError, isTerminalType, runNameProblem, type HandlerInput, type Owner, type Run } from '@runtrail/protocol';
 import { outputLogPath } from '../runs/output-log.js';
 import { RepeatedFailureLog } from '../repeated-failure-log.js';
 import type { NodeHandlers } from '@runtrail/store';
@@ -147,7 +147,10 @@ export class Executor {
 
   /** Register the handler of runs named `name` (`POST /runs {name, execute: true}`). */
   define<Input = unknown, Output = unknown>(name: string, handler: Handler<Input, Output>, options: HandlerOptions = {}): void {
-    if (name.length === 0 || name.length > 200) throw new Error('a handler name is 1 to 200 characters');
+    // Refused where it is defined: the server does not start with a name that no run can take
+    // (POST /runs checks the same RunName) or that breaks the one-line lists of handlers.
+    const problem = runNameProblem(name);
+    if (problem) throw new TypeError(`the handler name ${handlerNameText(name)} is refused: ${problem}`);
     if (this.handlers.has(name)) throw new Error(`a handler named "${name}" is already defined on this node`);
     // Checked here, where the mistake is, not as "handler is not a function" on the first run, by then queued and failed.
     if (typeof handler !== 'function') throw new TypeError(`the handler of "${name}" must be a function (ctx) => output; got ${handler === null ? 'null' : typeof handler}`);
@@ -627,4 +630,11 @@ function errorKind(err: unknown): RunErrorKind {
   const kind = (err as { kind?: unknown } | null)?.kind;
   const parsed = RunErrorKind.safeParse(kind);
   return parsed.success ? parsed.data : 'error';
+}
+
+/** A refused handler name as an error shows it: quoted, with JSON's escapes and DEL, C1 and line separators escaped too (none reaches a log or terminal raw), a long one cut. */
+function handlerNameText(name: unknown): string {
+  if (typeof name !== 'string') return `(a ${name === null ? 'null' : typeof name}, not a string)`;
+  const shown = JSON.stringify(name.length > 60 ? name.slice(0, 60) : name).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return name.length > 60 ? `${shown}… (${name.length} characters)` : shown;
 }
