@@ -20,6 +20,23 @@ describe('shutdown', () => {
     expect(lines.at(-1)).toMatchObject({ level: 30, ms: expect.any(Number), msg: expect.stringMatching(/^stopped in \d+\.\d s: handlers ended, streams closed, store closed$/) });
   });
 
+  it('a start refused before it serves (a live node under its name) ends its log with the refusal, not a "stopped in" line', async () => {
+    const dir = tempDir('runtrail-refused-start-');
+    cleanups.push(() => dir.remove());
+    // Two nodes of one name on one store (as on PostgreSQL): the second asks the first, which answers, and refuses to start.
+    const store = openStore({ dataDir: dir.path });
+    const node = await createServer({ port: 0, dataDir: dir.path, node: 'same-name', store, logLevel: 'silent', stopOnSignals: false });
+    node.define('work', async () => undefined);
+    const first = await node.listen();
+    cleanups.push(() => void first.close());
+    const { lines, destination } = jsonLogLines();
+    const second = await createServer({ port: 0, dataDir: dir.path, node: 'same-name', store, logLevel: 'debug', logFormat: 'json', stopOnSignals: false, logDestination: destination });
+    await expect(second.listen()).rejects.toThrow('node name "same-name" is taken');
+    // Before: "stopped in 0.0 s: handlers ended, streams closed, store closed", as if this process had served.
+    expect(lines.filter((l) => String(l.msg).startsWith('stopped in'))).toEqual([]);
+    expect(lines.at(-1)).toMatchObject({ msg: 'closed without serving: store closed' });
+  });
+
   it('stops the reaper before handlers get their grace period: no sweep (failing or not) while the executor waits for them', async () => {
     const dir = tempDir('runtrail-shutdown-reaper-');
     cleanups.push(() => dir.remove());

@@ -162,6 +162,8 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
   await fanout?.start();
   watchers?.start();
   let closed: Promise<void> | null = null;
+  /** Whether listen() got as far as taking requests: a start refused before it (a taken node name) did not "stop". */
+  let served = false;
   /** What listen() set up that close() undoes first. */
   const closing: Array<() => void> = [];
   const close = () =>
@@ -182,8 +184,10 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
       clock?.stop();
       await store.close();
       // The last line: an operator reading the log of a stop knows it ended here, and how long it took.
+      // A start refused before it served leaves its refusal as the last line instead (this one read as if the node had run).
       const ms = Date.now() - started;
-      log.info({ ms }, `stopped in ${(ms / 1000).toFixed(1)} s: handlers ended, streams closed, store closed`);
+      if (served) log.info({ ms }, `stopped in ${(ms / 1000).toFixed(1)} s: handlers ended, streams closed, store closed`);
+      else log.debug({ ms }, 'closed without serving: store closed');
       flushLog(log);
     })());
   const listen = async (): Promise<RunningServer> => {
@@ -196,6 +200,7 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
     // node was executing, so nobody sees a dead run as running.
     await app.reaper.start();
     const address = await app.http.listen({ host: config.host, port: config.port });
+    served = true;
     // Producers of this process leave its runs be when the process goes away (see the client's exit guard).
     const { port } = app.http.server.address() as AddressInfo;
     serverPortsInThisProcess().add(port);
