@@ -153,7 +153,7 @@ function usageErrorsInOneLine(command: Command): void {
 // SIGPIPE ended (`yes | head` under pipefail), instead of a stack or "connection lost"
 // (`exec` stops its command first).
 // Likewise stderr's (`2>&1 | head`), where nothing more can be said anyway.
-// After a hangup (`exec` on SIGHUP), write errors are expected and ignored (see terminalHungUp).
+// After a hangup (`exec` on SIGHUP, or EIO: a closed terminal), write errors are expected and ignored (see terminalHungUp).
 for (const stream of [process.stdout, process.stderr]) stream.on('error', outputFailed);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -93,10 +93,15 @@ export function terminalHungUp(): void {
   hungUp = true;
 }
 
-/** An error writing stdout or stderr: ignored after a hangup, a reader gone on EPIPE, else thrown. */
+/** An error writing stdout or stderr: ignored after a hangup or on EIO, a reader gone on EPIPE, else thrown. */
 export function outputFailed(err: NodeJS.ErrnoException): void {
   // The terminal is gone (see terminalHungUp): nothing more can be shown, and saying so cannot be either.
   if (hungUp) return;
+  // EIO is a terminal whose other end closed. It can come before the SIGHUP that says so (a write
+  // in flight as the window closes), or with no SIGHUP at all for a process outside the terminal's
+  // session (`setsid`, a daemonised parent): crashing then would leave `exec`'s command unstopped
+  // and its run unended. It is a hangup: the SIGHUP, when it comes, stops what has to stop.
+  if (err.code === 'EIO') return terminalHungUp();
   if (err.code !== 'EPIPE') throw err;
   stdoutReaderGone();
 }

@@ -164,4 +164,39 @@ describe('runtrail exec in a terminal', () => {
     expect(run.error?.message).toMatch(/ stopped: runtrail exec got SIGHUP \(its terminal closed\); its process group got SIGTERM, then SIGKILL after 300 ms/);
     await waitGroupGone(meta.exec.pgid, processes, 5_000);
   });
+
+  it('a closed terminal that sends exec no SIGHUP (it runs in a session of its own) makes its writes fail with EIO, and exec runs its command to the end and records it', async () => {
+    const flag = join(dir.path, 'may-end');
+    const script = join(dir.path, 'counts.sh');
+    writeFileSync(script, `i=0; while [ ! -e '${flag}' ]; do i=$((i+1)); echo "tick $i"; sleep 0.05; done; echo done`);
+    tmux('new-session', '-d', '-s', 'nohup', '-x', '160', '-y', '50', 'bash --norc --noprofile');
+    const pane = () => tmux('capture-pane', '-p', '-J', '-t', 'nohup', '-S', '-100');
+    // setsid: the terminal is exec's stdout and stderr but not its controlling terminal, so closing it
+    // sends exec no SIGHUP, and the first sign of it is a write failing with EIO (as a write in
+    // flight is, before the SIGHUP, when exec's own terminal closes).
+    const command = ['setsid', process.execPath, BIN, 'exec', '--server', server.url, '--', 'sh', script].map((arg) => `'${arg}'`).join(' ');
+    tmux('send-keys', '-t', 'nohup', command, 'Enter');
+    const runId = await waitUntil(() => /runtrail: run (\S+) on /.exec(pane())?.[1], { what: 'exec to print its run id', timeoutMs: 30_000 });
+    const client = new RuntrailClient({ url: server.url });
+    const ticks = async () => (await client.readEvents(runId, 0, 5000)).events.filter((e) => e.type === 'log' && /^tick \d+$/.test((e.data as { message: string }).message)).length;
+    await waitUntil(async () => (await ticks()) > 0, { what: 'the first tick to be stored' });
+
+    tmux('kill-session', '-t', 'nohup');
+    const atClose = await ticks();
+    // Each tick after the close is echoed to the closed terminal (EIO) and stored; a crashed exec stores no more.
+    await waitUntil(async () => (await ticks()) >= atClose + 20 || (await client.getRun(runId)).status !== 'running', {
+      what: 'exec to go on after the terminal closed',
+      timeoutMs: 20_000,
+    });
+    writeFileSync(flag, '');
+    const run = await waitUntil(
+      async () => {
+        const r = await client.getRun(runId);
+        return r.status === 'running' ? null : r;
+      },
+      { what: `run ${runId} to end`, timeoutMs: 20_000 },
+    );
+    // Before: exec died of the uncaught EIO, and the run ended failed with "write EIO".
+    expect(run.status, run.error?.message).toBe('succeeded');
+  });
 });

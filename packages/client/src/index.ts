@@ -1,5 +1,6 @@
 export { RuntrailClient, type HandlerAvailability, type RuntrailClientOptions } from './runtrail-client.js';
-export { RunHandle, RunStopped, type RunHandleOptions, type CallOptions } from './producer/run-handle.js';
+export { RunHandle, RunStopped, type RunStoppedKind, type RunHandleOptions, type CallOptions } from './producer/run-handle.js';
+export type { ServerChange, ServerChangeListener } from './producer/server-watch.js';
 export { currentRun } from './producer/current-run.js';
 export { serverPortsInThisProcess } from './producer/exit-guard.js';
 export { HttpProducerTransport, putArtifact, eventInputOf, type ProducerTransport, type RecordedEvent } from './producer/transport.js';

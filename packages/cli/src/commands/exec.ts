@@ -4,9 +4,9 @@ import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import WebSocket from 'ws';
-import { RuntrailClient, watchRun, type RunHandle, type WebSocketConstructor } from '@runtrail/client';
+import { RunStopped, RuntrailClient, watchRun, type RunHandle, type ServerChange, type WebSocketConstructor } from '@runtrail/client';
 import { DEFAULT_COLLECT_INTERVAL_MS, DEFAULT_KILL_GRACE_MS, FolderCollector, ProcessStartError, failureMessage, folderState, handleSink, runEnvironment, spawnProcess, type ProcessResult } from '@runtrail/client/node';
-import { CreateRunBody, DEFAULT_LEASE_TTL_MS, OUTPUT_LOG_ARTIFACT, RuntrailError, dashboardRunPath, type Run } from '@runtrail/protocol';
+import { CreateRunBody, DEFAULT_LEASE_TTL_MS, OUTPUT_LOG_ARTIFACT, RuntrailError, dashboardRunPath, isTerminalStatus, type Run } from '@runtrail/protocol';
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
 import { DURATION_HELP, durationOption } from '../duration.js';
 import { CLI_TOKEN_HINT, collect, parseLabels, resolveServer } from '../options.js';
@@ -176,6 +176,29 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
     process.on('SIGINT', onInterrupt);
     process.on('SIGTERM', onTerminate);
     process.on('SIGHUP', onHangup);
+    run.onServerChange((change) => sayServerChange(change, run, url, flags.leaseTtl, say));
+    // The run ended without us while the command runs (reaped orphaned after an outage, a timeout):
+    // the handle's signal stops the command (below), and the user hears at once what happened.
+    // A cancel keeps its own path: its reason is said when the run ends.
+    let endedElsewhere: Promise<Run | null> | null = null;
+    run.signal.addEventListener(
+      'abort',
+      () => {
+        const why = run.signal.reason as unknown;
+        if (commandEnded || (why instanceof RunStopped && why.kind === 'cancel_requested')) return;
+        endedElsewhere = client.getRun(run.id).then(
+          (ended) => {
+            say(`${endedText(ended, command)}; stopping ${command} (SIGTERM to its process group, SIGKILL after ${flags.killGrace} ms): its output can no longer be recorded in the run`);
+            return ended;
+          },
+          (err: unknown) => {
+            say(`run ${run.id} ${why instanceof RunStopped ? why.why : 'ended on the server'} (${(err as Error).message} when asked for how); stopping ${command}: its output can no longer be recorded in the run`);
+            return null;
+          },
+        );
+      },
+      { once: true },
+    );
     const progress = live ? followLine(live, url, embedded ? undefined : process.env.RUNTRAIL_TOKEN || undefined, run.id) : null;
     // The last status line stays above the closing lines.
     const endLine = async () => {
@@ -227,8 +250,9 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
           // Quoted, so a name with a newline or escape in it cannot break or forge the lines around it.
           for (const { name, reason } of collected.skipped) say(`${JSON.stringify(name)} was not stored as an artifact: ${reason}`);
         }
-        // After the command's own files, so theirs keep the first ordinals.
-        if (logToStore) await storeOutputLog(run, logToStore, say);
+        // After the command's own files, so theirs keep the first ordinals. A run ended without us
+        // takes no more (said when it ended).
+        if (logToStore && !endedElsewhere) await storeOutputLog(run, logToStore, say);
         return end(run, result);
       };
       const code = interruptedByUser
@@ -251,7 +275,9 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
           say(`stopped waiting: the server has not recorded how run ${run.id} ended; it ends it orphaned once its lease lapses`);
           return { code, stoppedWaiting: true };
         }
-        say(ended ? `run ${run.id} ${describe(ended)}` : `run ${run.id} was already ended on the server`);
+        // How it ended, when the server says: the line is still true without it (the server just refused our end).
+        const already = ended ? null : await (endedElsewhere ?? client.getRun(run.id).catch(() => null));
+        say(ended ? `run ${run.id} ${describe(ended)}` : `run ${run.id} was already ended on the server${already ? `: ${describe(already)}` : ''}`);
       } catch (err) {
         // The command ran; its exit code is what scripts calling us depend
         // on, whether or not the server could be told how it ended.
@@ -345,6 +371,52 @@ async function storeOutputLog(run: RunHandle, log: OutputLog, say: (line: string
   } catch (err) {
     say(`the command's whole output was not stored on the server (${(err as Error).message}); what it printed is in the run's log events, up to 100 lines a second`);
   }
+}
+
+/** HH:MM:SSZ: the wall-clock times of an outage, in UTC as the server's own times are. */
+function clockTime(ms: number): string {
+  return `${new Date(ms).toISOString().slice(11, 19)}Z`;
+}
+
+/** Why a request found no server, in a few words: ECONNREFUSED, a timeout, the server's 503. */
+function outageReason(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  if (err instanceof TypeError && cause) {
+    const { code, message } = cause;
+    return code && message && !message.includes(code) ? `${code}: ${message}` : (message ?? code ?? err.message);
+  }
+  if (err instanceof RuntrailError) return `${err.code}: ${err.message}`;
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+/**
+ * An outage said once as it starts (the handle retries all along) and once
+ * as it ends, with whether the events of the command's output it held back
+ * are now stored: the user must not learn of it only when the run was
+ * reaped, a lease after the server went.
+ */
+function sayServerChange(change: ServerChange, run: RunHandle, url: string, leaseTtlMs: number, say: (line: string) => void): void {
+  if (change.state === 'not_answering') {
+    const lapses = change.leaseExpiresAt === null ? '' : `; the run ends orphaned if no heartbeat reaches it by ${clockTime(change.leaseExpiresAt)} (lease ${leaseTtlMs / 1000} s)`;
+    say(`server ${url} not answering since ${clockTime(change.since)} (${outageReason(change.error)}); retrying${lapses}`);
+    return;
+  }
+  const back = `server ${url} answering again after ${Math.round((change.at - change.since) / 100) / 10} s`;
+  // Everything queued during the outage, sent with the ids it had then: stored once, however often it was retried.
+  // The run ended meanwhile (reaped): the line about its end says what became of the command's output.
+  const endedMeanwhile = () => run.signal.aborted && !(run.signal.reason instanceof RunStopped && run.signal.reason.kind === 'cancel_requested');
+  run.flush().then(
+    () => say(endedMeanwhile() ? back : `${back}; nothing lost`),
+    (err: unknown) => say(endedMeanwhile() ? back : `${back}; not all of the command's output was recorded: ${(err as Error).message}`),
+  );
+}
+
+/** How the run ended without exec, in the server's words (who ended it and why). */
+function endedText(run: Run, command: string): string {
+  const how = run.error ? `${run.status} (${run.error.kind}: ${run.error.message})` : run.status;
+  return isTerminalStatus(run.status)
+    ? `run ${run.id} was ended on the server while ${command} ran: ${how}`
+    : `run ${run.id} was taken over by ${run.owner ? `${run.owner.kind} ${run.owner.id} on ${run.owner.node}` : 'another owner'} while ${command} ran`;
 }
 
 /** Write the run's one end from how the command ended; null if the server already ended it. */

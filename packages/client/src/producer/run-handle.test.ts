@@ -2,6 +2,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS, RuntrailError, foldEvents, type RunEvent } from '@runtrail/protocol';
 import { startServer, type RunningServer } from '@runtrail/server';
 import { RuntrailClient } from '../runtrail-client.js';
+import type { RunStopped } from './run-handle.js';
+import type { ServerChange } from './server-watch.js';
 import { ManualClock, tempDir, waitUntil } from '@runtrail/test-support';
 
 /**
@@ -376,6 +378,38 @@ describe('producer SDK', () => {
     expect(stored.output).toEqual({ answer: 42 });
   });
 
+  it('tells its listener once that the server stopped answering, and when the lease lapses, then once that it answers again', async () => {
+    const { port } = new URL(server.url);
+    let failed = 0;
+    const counting: typeof fetch = (input, init) => fetch(input, init).catch((err: unknown) => (failed++, Promise.reject(err)));
+    const client = new RuntrailClient({ url: server.url, requestTimeoutMs: 1000, fetch: counting });
+    const run = await client.createRun({ name: 'outage', leaseTtlMs: 20_000 });
+    const changes: ServerChange[] = [];
+    run.onServerChange((change) => changes.push(change));
+    run.progress(1);
+    await run.flush();
+    const lastAnswer = Date.now();
+    await server.close();
+    run.progress(2);
+    const flushed = run.flush();
+    run.progress(3);
+    // Retried, with backoff, while nobody listens: still one change.
+    await waitUntil(() => failed >= 4, { what: 'the batch to be retried' });
+    expect(changes.map((c) => c.state)).toEqual(['not_answering']);
+    server = await startServer({ port: Number(port), dataDir: dir.path, logLevel: 'silent' });
+    await flushed;
+    expect(changes.map((c) => c.state)).toEqual(['not_answering', 'answering']);
+    const [away, back] = changes as [Extract<ServerChange, { state: 'not_answering' }>, Extract<ServerChange, { state: 'answering' }>];
+    expect((away.error as Error).name).toBe('TypeError');
+    // The lease runs from the last request the server answered, not from when the outage was seen.
+    expect(away.leaseExpiresAt).toBeGreaterThanOrEqual(lastAnswer - 1_000 + 20_000);
+    expect(away.leaseExpiresAt).toBeLessThanOrEqual(lastAnswer + 20_000);
+    expect(back.since).toBe(away.since);
+    expect(back.at).toBeGreaterThan(away.since);
+    expect((await client.getRun(run.id)).snapshot.progress?.done).toBe(3);
+    await run.succeed();
+  });
+
   it('a run ended elsewhere (a timeout, the reaper) aborts the signal of a busy producer with how it ended', async () => {
     const client = new RuntrailClient({ url: server.url });
     const run = await client.createRun({ name: 'ended elsewhere', leaseTtlMs: 30_000 });
@@ -387,6 +421,8 @@ describe('producer SDK', () => {
     expect((err as RuntrailError).code).toBe('run_already_terminal');
     expect(run.signal.aborted).toBe(true);
     expect((run.signal.reason as Error).message).toContain('already ended failed (timeout: took longer than 2 h)');
+    // Not a cancel to honour but an end that happened: `runtrail exec` says so and stops its command.
+    expect((run.signal.reason as RunStopped).kind).toBe('ended');
   });
 
   it('a run ended elsewhere aborts the signal of an idle producer with how it ended, from its heartbeat', async () => {
@@ -395,6 +431,7 @@ describe('producer SDK', () => {
     await client.api.request('finishRun', { params: { id: run.id }, body: { status: 'failed', error: { kind: 'timeout', message: 'took longer than 2 h' } } });
     await waitUntil(() => run.signal.aborted, { what: 'the held heartbeat to bring the end' });
     expect((run.signal.reason as Error).message).toBe(`run ${run.id}: already ended failed (timeout: took longer than 2 h)`);
+    expect((run.signal.reason as RunStopped).kind).toBe('ended');
   });
 
   it('aborts the handle signal at its next heartbeat when someone cancels the run', async () => {
@@ -408,6 +445,7 @@ describe('producer SDK', () => {
     clock.advance(1);
     await waitUntil(() => run.signal.aborted, { what: 'the handle to see the cancel request' });
     expect(String((run.signal.reason as Error).message)).toContain('cancel requested');
+    expect((run.signal.reason as RunStopped).kind).toBe('cancel_requested');
     const ended = await run.cancelled('stopping as asked');
     expect(ended.status).toBe('cancelled');
   });

@@ -28,6 +28,7 @@ import { backoffDelay, delay, retrying } from '../backoff.js';
 import { systemClock, unrefTimer, type Clock, type TimerHandle } from '../clock.js';
 import { isRetryable } from '../http-api.js';
 import { appendBodyOf, type ProducerTransport, type RecordedEvent } from './transport.js';
+import { watchServer, type ServerChangeListener } from './server-watch.js';
 import { isRepeatable, openSource, type ArtifactOptions, type ArtifactSource } from '../artifacts/source.js';
 
 export interface RunHandleOptions {
@@ -144,12 +145,19 @@ export class RunHandle {
    * the script had never ended it.
    */
   private ending: Omit<FinishRunBody, 'id' | 'owner'> | null = null;
+  private serverListener: ServerChangeListener | null = null;
 
   constructor(options: RunHandleOptions) {
     this.id = options.runId;
     this.name = options.name;
-    this.transport = options.transport;
     this.owner = options.owner;
+    this.clock = options.clock ?? systemClock;
+    this.transport = watchServer(options.transport, {
+      leaseTtlMs: options.leaseTtlMs,
+      owned: options.owner !== null,
+      clock: this.clock,
+      listener: () => this.serverListener,
+    });
     this.flushIntervalMs = options.flushIntervalMs ?? 20;
     this.maxBatch = options.maxBatch ?? 500;
     this.maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
@@ -157,7 +165,6 @@ export class RunHandle {
     this.maxMetaBytes = options.maxMetaBytes ?? MAX_META_BYTES;
     this.maxQueued = options.maxQueued ?? 100_000;
     this.retryForMs = options.retryForMs ?? 5 * 60_000;
-    this.clock = options.clock ?? systemClock;
     this.idPrefix = `${options.owner?.id ?? `attached-${globalThis.crypto.randomUUID()}`}.${(handleCounter++).toString(36)}`;
     this.signal = this.abort.signal;
     // An attached handle's run is heartbeated by its owner.
@@ -351,6 +358,18 @@ export class RunHandle {
     return run;
   }
 
+  /**
+   * Hear when the server stops answering this handle's requests (appends,
+   * heartbeats, artifacts, the end), and when it answers again: once per
+   * outage, not per retry. The handle retries through the outage either
+   * way; the listener is for telling a person (`runtrail exec` does), who
+   * otherwise learns of it only when the run was reaped. One listener; a
+   * new one replaces it.
+   */
+  onServerChange(listener: ServerChangeListener): void {
+    this.serverListener = listener;
+  }
+
   /** Call `fn` once this handle is closed (its run ended through it, or `close()`): at once if it is. */
   whenClosed(fn: () => void): void {
     if (this.stopped.signal.aborted) fn();
@@ -400,8 +419,8 @@ export class RunHandle {
             ? err
             : new Error(String(err));
         // The server's message says how the run ended (a timeout, the reaper, a cancel): the signal's reason keeps it.
-        if (RuntrailError.isCode(err, 'run_already_terminal')) this.abortWith(err.message);
-        if (RuntrailError.isCode(err, 'lease_lost')) this.abortWith(err.message);
+        if (RuntrailError.isCode(err, 'run_already_terminal')) this.abortWith(err.message, 'ended');
+        if (RuntrailError.isCode(err, 'lease_lost')) this.abortWith(err.message, endedIn(err) ? 'ended' : 'lease_lost');
       }
     }
   }
@@ -556,7 +575,7 @@ export class RunHandle {
       const response = await this.transport.heartbeat(this.id, this.owner, waitMs, this.stopped.signal);
       if (response.cancelRequested) this.cancelRequested(response.cancelReason);
       if (isTerminalStatus(response.status)) {
-        this.abortWith(endedText(response.status, response.error));
+        this.abortWith(endedText(response.status, response.error), 'ended');
         this.close();
       }
     } catch (err) {
@@ -565,8 +584,8 @@ export class RunHandle {
       // Another owner holds the run, or it ended: this handle must stop working on it.
       if (RuntrailError.isCode(err, 'lease_lost')) {
         // Ended before this heartbeat reached the server: said as a held one that the end woke says it.
-        const ended = err.details as { status?: RunStatus; error?: RunError | null } | undefined;
-        this.abortWith(ended?.status && isTerminalStatus(ended.status) ? endedText(ended.status, ended.error) : err.message);
+        const ended = endedIn(err);
+        this.abortWith(ended ? endedText(ended.status, ended.error) : err.message, ended ? 'ended' : 'lease_lost');
         this.close();
         return;
       }
@@ -580,14 +599,27 @@ export class RunHandle {
     // The first reason heard stays: the signal aborts once.
     if (this.abort.signal.aborted) return;
     this.cancelReason = cancelMessage(reason);
-    this.abortWith(this.cancelReason);
+    this.abortWith(this.cancelReason, 'cancel_requested');
   }
 
-  private abortWith(reason: string): void {
+  private abortWith(reason: string, kind: RunStoppedKind): void {
     if (this.abort.signal.aborted) return;
-    this.abort.abort(new RunStopped(this.id, reason));
+    this.abort.abort(new RunStopped(this.id, reason, kind));
   }
 }
+
+/** How a `lease_lost` refusal says the run ended, when it did (the server puts its status and error in the details). */
+function endedIn(err: RuntrailError): { status: RunStatus; error: RunError | null | undefined } | null {
+  const ended = err.details as { status?: RunStatus; error?: RunError | null } | undefined;
+  return ended?.status && isTerminalStatus(ended.status) ? { status: ended.status, error: ended.error } : null;
+}
+
+/**
+ * Why a handle's signal aborted: a cancel was requested (the owner still
+ * ends the run), the run ended without this handle (the reaper, a
+ * timeout, another finisher), or another owner took its lease.
+ */
+export type RunStoppedKind = 'cancel_requested' | 'ended' | 'lease_lost';
 
 /**
  * Why a handle's `signal` aborted. The message names the run; `why` says the
@@ -598,6 +630,7 @@ export class RunStopped extends Error {
   constructor(
     readonly runId: string,
     readonly why: string,
+    readonly kind: RunStoppedKind = 'ended',
   ) {
     super(`run ${runId}: ${why}`);
     this.name = 'AbortError';
