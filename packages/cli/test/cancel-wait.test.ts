@@ -79,9 +79,27 @@ describe('runtrail cancel --wait', () => {
   });
 
   it('waits for the reaper to end a run whose owner is gone, exit 0', async () => {
-    const run = await ownedRun(server.url, { name: 'abandoned', leaseTtlMs: 1000, owner: { kind: 'producer', node: 'gone-host', id: 'pid-1' } });
-
-    const result = await runtrail(['cancel', run.id, '--wait', '--server', server.url]);
+    const owner = { kind: 'producer', node: 'gone-host', id: 'pid-1' };
+    const run = await ownedRun(server.url, { name: 'abandoned', leaseTtlMs: 1000, owner });
+    // The owner lives until the cancel is requested, then goes: otherwise a slow start of the CLI (a loaded machine)
+    // let the lease lapse first, and the reaper ended the run orphaned before any cancel, which is another test.
+    const heartbeat = () =>
+      fetch(`${server.url}/api/v1/runs/${run.id}/heartbeat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ owner }) });
+    let beating = true;
+    const beats = (async () => {
+      while (beating) {
+        await heartbeat();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    const waiting = cancelWait([run.id, '--wait', '--server', server.url]);
+    await waitUntil(() => waiting.out.stderr.includes('waiting for run'), { what: 'cancel --wait to say what it waits for' });
+    beating = false;
+    await beats;
+    const code = await waiting.exited;
+    // The exit can come before the pipes' last bytes.
+    await waitUntil(() => waiting.out.stdout.endsWith('\n'), { what: 'the line saying how the run ended' });
+    const result = { code, ...waiting.out };
 
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toContain(`waiting for run ${run.id} to end: its owner (producer pid-1 on gone-host) stops it, or, if that is gone, the reaper ends it cancelled once its lease of 1s lapses unrenewed\n`);
