@@ -117,19 +117,21 @@ describe('runtrail serve: open only on loopback', { timeout: 180_000 }, () => {
     expect(revoked.code, revoked.stderr).toBe(0);
     // The id on stdout, as delete prints a run's; the sentence on stderr.
     expect(revoked.stdout).toBe(`${token.id}\n`);
-    expect(revoked.stderr).toBe(`revoked token ${token.id} (ci-viewer, viewer); it stops working on every node within seconds\n`);
+    expect(revoked.stderr).toBe(`revoked token ${token.id}; it stops working on every node within seconds\n`);
     const monthlyId = (JSON.parse(monthly.stdout) as { id: string }).id;
     const revokedJson = await run(['tokens', 'revoke', monthlyId, '--json'], env);
     expect(revokedJson.code, revokedJson.stderr).toBe(0);
-    expect(JSON.parse(revokedJson.stdout)).toMatchObject({ id: monthlyId, name: 'monthly', scope: 'producer', revokedAt: expect.any(Number) });
-    // Again: nothing to do, and the user is told so (when), as cancel tells of a run that already ended.
+    // As delete --json prints a deleted run.
+    expect(JSON.parse(revokedJson.stdout)).toEqual({ id: monthlyId, revoked: true });
+    const listedAfter = JSON.parse((await run(['tokens', 'ls', '--json'], env)).stdout) as { tokens: Array<{ id: string; revokedAt: number | null }> };
+    expect(listedAfter.tokens.find((t) => t.id === monthlyId)?.revokedAt).toEqual(expect.any(Number));
+    // Again: the server's DELETE is idempotent (204 whether revoked now or before), so it is revoked, and said so.
     const again = await run(['tokens', 'revoke', token.id], env);
-    expect(again.code).toBe(2);
-    expect(again.stdout).toBe('');
-    expect(again.stderr).toMatch(new RegExp(`^runtrail: invalid_request: token ${token.id} was already revoked at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC; nothing changed\n$`));
+    expect([again.code, again.stdout], again.stderr).toEqual([0, `${token.id}\n`]);
     const missing = await run(['tokens', 'revoke', 'nope'], env);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toBe('runtrail: token_not_found: no token with id nope; `runtrail tokens ls` lists them\n');
+    // The server's words: the CLI no longer looks the id up in the list of scoped tokens first.
+    expect(missing.stderr).toBe("runtrail: token_not_found: no token with id nope; GET /api/v1/tokens lists scoped tokens, and a run token's id is the `id` it was minted with\n");
     const refused = await run(['runs', 'ls'], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: token.token });
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/unauthorized: the token was revoked/);
@@ -143,5 +145,51 @@ describe('runtrail serve: open only on loopback', { timeout: 180_000 }, () => {
     expect(tail.code).toBe(2);
     expect(tail.stderr.match(/RUNTRAIL_TOKEN, which is not set/g), tail.stderr).toHaveLength(1);
     expect(tail.stderr).not.toContain('watchRun');
+  });
+});
+
+describe('runtrail tokens revoke: run tokens too, by whoever the server lets revoke them', { timeout: 180_000 }, () => {
+  it('the admin token revokes a run token by id; a producer token the run tokens it minted, and is told not found for another producer\'s', async () => {
+    const file = join(dir.path, 'admin-token-revoke');
+    writeFileSync(file, `${ADMIN}\n`);
+    const { url } = await serve(['--admin-token-file', file, '--data-dir', join(dir.path, 'revoke')]);
+    const api = async <T>(method: string, path: string, token: string, body?: unknown): Promise<{ status: number; body: T }> => {
+      const res = await fetch(`${url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: res.status, body: (await res.json()) as T };
+    };
+    const producer = async (name: string) => (await api<{ id: string; token: string }>('POST', '/api/v1/tokens', ADMIN, { name, scope: 'producer' })).body.token;
+    const mine = await producer('mine');
+    const theirs = await producer('theirs');
+    const runId = (await api<{ id: string }>('POST', '/api/v1/runs', mine, { name: 'shared' })).body.id;
+    const mint = async (token: string) => {
+      const minted = await api<{ id: string; token: string }>('POST', `/api/v1/runs/${runId}/tokens`, token, { ttlSeconds: 600 });
+      expect(minted.status).toBe(201);
+      return minted.body;
+    };
+    const reads = async (runToken: string) => (await api<unknown>('GET', `/api/v1/runs/${runId}`, runToken)).status;
+    const [admins, own, others] = [await mint(ADMIN), await mint(mine), await mint(theirs)];
+
+    // Before: the id was looked up in the admin's list of scoped tokens, so no run token was ever found.
+    const byAdmin = await run(['tokens', 'revoke', admins.id], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: ADMIN });
+    expect([byAdmin.code, byAdmin.stdout], byAdmin.stderr).toEqual([0, `${admins.id}\n`]);
+    expect(byAdmin.stderr).toBe(`revoked token ${admins.id}; it stops working on every node within seconds\n`);
+    expect(await reads(admins.token)).toBe(401);
+
+    // Before: a producer token may not list tokens (403), so it could not revoke the ones it minted.
+    const byMinter = await run(['tokens', 'revoke', own.id, '--json'], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: mine });
+    expect(byMinter.code, byMinter.stderr).toBe(0);
+    expect(JSON.parse(byMinter.stdout)).toEqual({ id: own.id, revoked: true });
+    expect(await reads(own.token)).toBe(401);
+
+    const notMine = await run(['tokens', 'revoke', others.id], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: mine });
+    expect([notMine.code, notMine.stdout]).toEqual([2, '']);
+    expect(notMine.stderr).toBe(
+      `runtrail: token_not_found: this token minted no run token with id ${others.id}; a producer token revokes only the run tokens it minted (the \`id\` it was answered with), the admin token any token\n`,
+    );
+    expect(await reads(others.token)).toBe(200);
   });
 });

@@ -197,7 +197,7 @@ const declared = {
   linkPreviewHosts: originList(
     "origins (http(s)://host[:port], http(s)://*.domain.tld for any subdomain) whose linked artifacts the dashboard may preview in the page; the only hosts besides the server's own that its Content-Security-Policy lets the page load images, media or data from; none by default",
   ),
-  tokenCacheMs: value(int(0).default(1000), 'how long a checked token is trusted before the store is asked again (bounds how late a revocation on another node takes effect)'),
+  tokenCacheMs: value(int(0).default(1000), 'how long a checked token is trusted before the store is asked again (bounds how late a revoke on another node takes effect when its PostgreSQL notification, which ends it at once, is missed)'),
 
   // Limits: past each, a 413/429 or a WebSocket close code, never a crash.
   maxEventsPerBatch: value(int(1).default(DEFAULT_MAX_EVENTS_PER_BATCH), 'events one append may carry (the body limit bounds them too); more gets 413'),

@@ -158,7 +158,7 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
   const app = await buildApp({ config, store, log, metrics, ...(clock ? { now: clock.now } : {}) });
   // "N watching" counts every node's watchers: a node repeats its counts every lease TTL / 3.
   const watchers = counted ? new ClusterWatchers(counted, app.hub, app.http.log, Math.max(1_000, Math.round(config.leaseTtlMs / 3))) : null;
-  const fanout = shared ? new RemoteFanout(metrics.instrumentStore(shared, 'fanoutRead'), app.hub, app.http.log, watchers, config.readPageBytes) : null;
+  const fanout = shared ? new RemoteFanout(metrics.instrumentStore(shared, 'fanoutRead'), app.hub, app.http.log, watchers, config.readPageBytes, app.tokens) : null;
   await fanout?.start();
   watchers?.start();
   let closed: Promise<void> | null = null;

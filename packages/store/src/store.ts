@@ -117,7 +117,10 @@ export interface RunStore {
   findTokenById(id: string): Promise<TokenRecord | null>;
   /** Every token, newest first. */
   listTokens(): Promise<TokenRecord[]>;
-  /** Mark a token revoked at `now` (once: a second revoke keeps the first time); null if there is no such token. */
+  /**
+   * Mark a token revoked at `now` (once: a second revoke keeps the first time); null if there is no such token.
+   * A shared store tells every node's feed (AppendFeed.onTokenRevoked) once it is committed.
+   */
   revokeToken(id: string, now: number): Promise<TokenRecord | null>;
   /**
    * Record a minted run token (a signed token: its secret is never stored),
@@ -131,7 +134,7 @@ export interface RunStore {
   createRunToken(record: RunTokenRecord, maxLive?: number): Promise<boolean>;
   /** The run token with this id, revoked or not; null if none (never recorded, or expired and dropped). */
   findRunTokenById(id: string): Promise<RunTokenRecord | null>;
-  /** Mark a run token revoked at `now` (once: a second revoke keeps the first time); null if there is no such run token. */
+  /** As revokeToken, for a run token. */
   revokeRunToken(id: string, now: number): Promise<RunTokenRecord | null>;
   /**
    * The secret stored under `name`; if there is none yet, `candidate` is
@@ -432,6 +435,13 @@ export interface AppendFeed {
   onDisconnect(err: Error): void;
   /** A node said how many watch runs through it (SharedRunStore.announceWatchers), this node's own announcements included. */
   onWatchers?(announcement: WatchersAnnouncement): void;
+  /**
+   * A token was revoked (revokeToken, revokeRunToken) on any node, this one
+   * included: a scoped token by its id and hash, a run token by its id
+   * (`hash` null). Missed while disconnected like any notification: after
+   * onReconnect, what was cached about tokens may be stale.
+   */
+  onTokenRevoked?(revoked: { id: string; hash: string | null }): void;
 }
 
 /**

@@ -5,6 +5,12 @@ import type { Hub } from '../hub.js';
 import type { ClusterWatchers } from './cluster-watchers.js';
 import { RepeatedFailureLog } from '../repeated-failure-log.js';
 
+/** What the fan-out tells of tokens revoked on any node (the TokenService). */
+export interface TokenRevocations {
+  revoked(revoked: { id: string; hash: string | null }): void;
+  forgetAll(): void;
+}
+
 /** Events read from the store per query when catching up with other nodes' appends (and readPageBytes of them at most). */
 const PAGE = 1000;
 /** Runs whose last known seq is remembered for the live runs lists; past it the memory restarts (costs one extra read each). */
@@ -30,6 +36,11 @@ const MAX_LISTED = 10_000;
  * least there), not at its last event. After a reconnect every watched run
  * is re-read from what this node last published, and live runs lists are
  * told to refetch (a missed notification never means a stale list).
+ *
+ * Tokens revoked on any node are heard on the same channel: this node drops
+ * them from its cache and ends their streams at once. After a reconnect it
+ * forgets every token it checked, since it cannot know which revokes it
+ * missed (a missed one would otherwise be honoured until tokenCacheMs).
  */
 export class RemoteFanout implements AppendFeed {
   /** Per watched run: the highest seq published to the hub here (local or remote). */
@@ -55,6 +66,7 @@ export class RemoteFanout implements AppendFeed {
     private readonly watchers: ClusterWatchers | null,
     /** Bytes of events one read of the store returns at most (at least one event). */
     private readonly readPageBytes: number,
+    private readonly tokens: TokenRevocations,
   ) {
     this.listenerLosses = new RepeatedFailureLog(log, {
       failed: 'database listener disconnected; reconnecting',
@@ -120,6 +132,7 @@ export class RemoteFanout implements AppendFeed {
   /** Notifications may have been lost while disconnected: re-read every watched run from what was published, lists refetch. */
   onReconnect(): void {
     this.listenerLosses.succeeded();
+    this.tokens.forgetAll();
     this.hub.remoteRunChangesLost();
     this.hub.remoteStopsLost();
     for (const runId of this.hub.watchedRuns()) {
@@ -130,6 +143,10 @@ export class RemoteFanout implements AppendFeed {
         (err: unknown) => this.log.warn({ err, runId }, 'catch-up after reconnect failed; the next notification retries'),
       );
     }
+  }
+
+  onTokenRevoked(revoked: { id: string; hash: string | null }): void {
+    if (!this.stopped) this.tokens.revoked(revoked);
   }
 
   onWatchers(announcement: WatchersAnnouncement): void {

@@ -62,6 +62,8 @@ export class TokenService {
   private readonly revokedListeners = new Set<(revoked: { id: string; hash: string | null }) => void>();
   /** Run token records by id, as `cache` holds scoped ones. */
   private readonly runTokenCache = new Map<string, { record: RunTokenRecord; checkedAt: number }>();
+  /** Counts what was dropped from the caches: a store read that started before a drop is not cached (it may predate the revoke). */
+  private drops = 0;
 
   constructor(private readonly deps: TokenServiceDeps) {
     this.adminHash = deps.adminToken === undefined ? null : Buffer.from(sha256(deps.adminToken), 'hex');
@@ -109,32 +111,53 @@ export class TokenService {
         throw new RuntrailError('token_not_found', `this token minted no run token with id ${id}; a ${by.kind === 'scoped' ? by.scope : 'run'} token revokes only the run tokens it minted (the \`id\` it was answered with), the admin token any token`, { id });
       }
       await this.deps.store.revokeRunToken(id, now);
-      this.runTokenRevoked(id);
+      this.revoked({ id, hash: null });
       return;
     }
     const record = await this.deps.store.revokeToken(id, now);
     if (record) {
-      this.cache.delete(record.hash);
-      this.cache.delete(byIdKey(record.id));
-      for (const listener of this.revokedListeners) listener({ id: record.id, hash: record.hash });
+      this.revoked({ id: record.id, hash: record.hash });
       return;
     }
     const runToken = await this.deps.store.revokeRunToken(id, now);
     if (!runToken) {
       throw new RuntrailError('token_not_found', `no token with id ${id}; GET /api/v1/tokens lists scoped tokens, and a run token's id is the \`id\` it was minted with`, { id });
     }
-    this.runTokenRevoked(id);
-  }
-
-  private runTokenRevoked(id: string): void {
-    this.runTokenCache.delete(id);
-    for (const listener of this.revokedListeners) listener({ id, hash: null });
+    this.revoked({ id, hash: null });
   }
 
   /**
-   * Called with each token revoked on THIS node (other nodes notice within
-   * cacheMs): a scoped token by id and hash, a run token by its id (`hash`
-   * null: the store never saw the token, only its id).
+   * A token revoked here, or on another node sharing the store (its
+   * notification; this node hears its own revokes again that way, and the
+   * second time finds nothing left to drop or end): not trusted from the
+   * cache any more, and its streams here end at once.
+   */
+  revoked(revoked: { id: string; hash: string | null }): void {
+    this.drops++;
+    if (revoked.hash === null) this.runTokenCache.delete(revoked.id);
+    else this.cache.delete(revoked.hash);
+    // By id too: the minter of run tokens, looked up when they are checked.
+    this.cache.delete(byIdKey(revoked.id));
+    for (const listener of this.revokedListeners) listener(revoked);
+  }
+
+  /**
+   * Forget every token checked: the notifications of revokes on other nodes
+   * were not heard for a while (the listener reconnected), and which tokens
+   * they named cannot be known. The store is asked again at each token's
+   * next use; open streams at their next periodic check.
+   */
+  forgetAll(): void {
+    this.drops++;
+    this.cache.clear();
+    this.runTokenCache.clear();
+  }
+
+  /**
+   * Called with each token revoked, on this node or (heard through the
+   * store's notifications) on another: a scoped token by id and hash, a run
+   * token by its id (`hash` null: the store never saw the token, only its
+   * id). A notification missed leaves the other node's revoke to cacheMs.
    */
   onRevoked(listener: (revoked: { id: string; hash: string | null }) => void): () => void {
     this.revokedListeners.add(listener);
@@ -249,9 +272,10 @@ export class TokenService {
     const now = this.deps.now();
     const cached = cache.get(key);
     if (cached && now - cached.checkedAt < this.deps.cacheMs) return cached.record;
+    const drops = this.drops;
     const record = await find();
     cache.delete(key);
-    if (record) {
+    if (record && drops === this.drops) {
       cache.set(key, { record, checkedAt: now });
       if (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
     }

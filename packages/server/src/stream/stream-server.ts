@@ -89,8 +89,8 @@ export class StreamServer {
     }, deps.pingIntervalMs);
     this.timer.unref();
 
-    // A token revoked here ends its streams at once; expiry and revocations
-    // on other nodes are found by the periodic check.
+    // A token revoked here or on another node sharing the store (its notification) ends its
+    // streams at once; expiry, and a revoke whose notification was missed, the periodic check finds.
     const stopListening = deps.tokens.onRevoked((revoked) => {
       for (const conn of [...this.conns]) {
         const p = conn.principal;

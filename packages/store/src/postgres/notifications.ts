@@ -15,6 +15,10 @@ import type { AppendFeed, WatchersAnnouncement } from '../store.js';
  *   heartbeats on every node wake without reading the events.
  * - `w <JSON>`: a node's watcher counts, `{"node","refreshMs","counts":[[runId,n],…]}`
  *   (WatchersAnnouncement), as many payloads as its counts need.
+ * - `r <hash> <id>`: a scoped token was revoked (its SHA-256 hash, as the
+ *   tokens table holds it, never its secret); `r - <id>`: a run token was,
+ *   known by its id only. Sent by the revoking statement itself, so every
+ *   revoke is told and only once it is committed.
  */
 
 /** SQL text of an append payload, from SQL expressions of its parts. */
@@ -25,6 +29,9 @@ export const appendPayload = (fromSeq: number, seq: number, runId: string): stri
 
 /** SQL text of a stop payload, from an SQL expression of the run id. */
 export const stopPayloadSql = (runId: string): string => `'s ' || ${runId}`;
+
+/** SQL text of a revoke payload, from SQL expressions of the token's hash (NULL: a run token) and id. */
+export const revokedPayloadSql = (hash: string, id: string): string => `'r ' || COALESCE(${hash}, '-') || ' ' || ${id}`;
 
 /** PostgreSQL refuses payloads of 8000 bytes or more. */
 const MAX_PAYLOAD_BYTES = 7900;
@@ -94,6 +101,11 @@ export function dispatchNotification(payload: string, feed: AppendFeed): void {
     feed.onDelete(run.id, { ...run, snapshot: initialSnapshot() });
   } else if (payload.startsWith('d ')) {
     feed.onDelete(payload.slice(2), null);
+  } else if (payload.startsWith('r ')) {
+    const space = payload.indexOf(' ', 2);
+    const hash = payload.slice(2, space);
+    const id = payload.slice(space + 1);
+    if (space > 2 && id.length > 0) feed.onTokenRevoked?.({ id, hash: hash === '-' ? null : hash });
   } else if (payload.startsWith('w ') && feed.onWatchers) {
     const announcement = parseWatchers(payload.slice(2));
     if (announcement) feed.onWatchers(announcement);

@@ -411,6 +411,29 @@ describe('PgRunStore specifics', () => {
     });
   });
 
+  it('notifies each revoke, a scoped token by its hash and id, a run token by its id; an id that is no token notifies nothing', async () => {
+    await withListener(async (store, listener) => {
+      const got: string[] = [];
+      listener.on('notification', (n) => got.push(n.payload ?? ''));
+      const { run } = await store.createRun({ id: 'shared', name: 'n', now: 1, leaseTtlMs: 1000 });
+      const hash = 'ab'.repeat(32);
+      await store.createToken({ id: 'tok 1', name: 'viewer', scope: 'viewer', hash, createdAt: 1, expiresAt: null, revokedAt: null });
+      await store.createRunToken({ id: 'link 1', runId: run.id, write: false, createdAt: 1, expiresAt: 10_000, revokedAt: null, mintedBy: null });
+      expect(await store.revokeToken('no such token', 2)).toBeNull();
+      await store.revokeToken('tok 1', 2);
+      await store.revokeRunToken('link 1', 2);
+      await waitUntil(() => got.filter((p) => p.startsWith('r ')).length === 2, { what: 'the revoke notifications' });
+      expect(got.filter((p) => p.startsWith('r '))).toEqual([`r ${hash} tok 1`, 'r - link 1']);
+      const revoked: Array<{ id: string; hash: string | null }> = [];
+      const feed = { onAppend() {}, onDelete() {}, onReconnect() {}, onDisconnect() {}, onTokenRevoked: (r: { id: string; hash: string | null }) => revoked.push(r) };
+      for (const payload of got) dispatchNotification(payload, feed);
+      // A payload of another shape is ignored.
+      dispatchNotification('r ', feed);
+      dispatchNotification('r nohash', feed);
+      expect(revoked).toEqual([{ id: 'tok 1', hash }, { id: 'link 1', hash: null }]);
+    });
+  });
+
   it("announces a node's watcher counts to every listener, in payloads under PostgreSQL's cap however many runs", async () => {
     await withListener(async (store, listener) => {
       const got: string[] = [];

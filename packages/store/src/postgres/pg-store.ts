@@ -73,7 +73,7 @@ import { pendingMigrations, postgresDialect, type OnMigrating } from '../migrati
 import { RunHeads, checkpointPolicy, type CheckpointOptions, type WrittenCheckpoint } from '../checkpoints.js';
 import { ParsedInputs } from '../parsed-inputs.js';
 import { eventBody, eventJson, type EventText, type EventTextPage } from '../event-text.js';
-import { appendPayload, appendPayloadSql, deletedPayload, stopPayloadSql, watchersPayloads } from './notifications.js';
+import { appendPayload, appendPayloadSql, deletedPayload, revokedPayloadSql, stopPayloadSql, watchersPayloads } from './notifications.js';
 import { explainOpenFailure } from './open-failure.js';
 import { PgListener } from './pg-listener.js';
 
@@ -1102,9 +1102,11 @@ export class PgRunStore implements SharedRunStore {
   }
 
   async revokeToken(id: string, now: number): Promise<TokenRecord | null> {
+    // The notification goes with the update: every node drops the token from its cache and ends its streams at once.
     const { rows } = await this.query<TokenRow>(
-      `UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING ${TOKEN_COLUMNS}`,
-      [id, now],
+      `WITH r AS (UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING ${TOKEN_COLUMNS})
+       SELECT r.*, pg_notify($3, ${revokedPayloadSql('r.hash', 'r.id')}) FROM r`,
+      [id, now, this.channel],
     );
     return rows[0] ? tokenOf(rows[0]) : null;
   }
@@ -1145,8 +1147,9 @@ export class PgRunStore implements SharedRunStore {
 
   async revokeRunToken(id: string, now: number): Promise<RunTokenRecord | null> {
     const { rows } = await this.query<RunTokenRow>(
-      `UPDATE run_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING ${RUN_TOKEN_COLUMNS}`,
-      [id, now],
+      `WITH r AS (UPDATE run_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING ${RUN_TOKEN_COLUMNS})
+       SELECT r.*, pg_notify($3, ${revokedPayloadSql('NULL', 'r.id')}) FROM r`,
+      [id, now, this.channel],
     );
     return rows[0] ? runTokenOf(rows[0]) : null;
   }
