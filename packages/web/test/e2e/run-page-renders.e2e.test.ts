@@ -16,6 +16,9 @@ interface Renders {
    * when it stops "scrolling"), which is not the clock's doing.
    */
   panels: Record<string, number>;
+  /** Console lines and event log rows React rendered again in that time (rows newly drawn do not count). */
+  consoleRows: number;
+  eventRows: number;
   /** How often the run's duration text changed. */
   durations: number;
 }
@@ -25,19 +28,21 @@ const PANELS = ['console-title', 'events-title', 'children-title', 'timeline-tit
 /**
  * A live run page with output, events, a child run and a timeline: the
  * page's clock ticks every second, and a tick must reach the times it
- * shows, not the panels around them. React's DevTools hook (which the
- * production build calls on every commit) is how the test sees what React
- * rendered again.
+ * shows, not the panels around them; an event that changes only the
+ * progress must not draw the Console's lines or the event log's rows
+ * again. React's DevTools hook (which the production build calls on every
+ * commit) is how the test sees what React rendered again.
  */
-describe('the run page as the clock ticks', () => {
+describe('the run page as the clock ticks and events arrive', () => {
   const scene = browserScene({ prefix: 'runtrail-web-page-renders-', node: 'e2e-page-renders' });
   const page = () => scene.page;
   const renders = () => page().evaluate(() => (window as unknown as { __renders: Renders }).__renders);
-  const reset = () => page().evaluate(() => Object.assign((window as unknown as { __renders: Renders }).__renders, { panels: {}, durations: 0 }));
+  const reset = () => page().evaluate(() => Object.assign((window as unknown as { __renders: Renders }).__renders, { panels: {}, consoleRows: 0, eventRows: 0, durations: 0 }));
+  let runId = '';
 
   it('opens a live run with output, events, a child run and a timeline', async () => {
     await page().addInitScript((panels: string[]) => {
-      const renders: Renders = { panels: {}, durations: 0 };
+      const renders: Renders = { panels: {}, consoleRows: 0, eventRows: 0, durations: 0 };
       const props = new WeakMap<object, unknown>();
       let duration: string | null = null;
       const changed = (el: object, next: unknown) => {
@@ -69,12 +74,15 @@ describe('the run page as the clock ticks', () => {
               if (el.tagName === 'SECTION' && title && panels.includes(title) && changed(el, f.memoizedProps) && tick) {
                 renders.panels[title] = (renders.panels[title] ?? 0) + 1;
               }
+              if (el.classList.contains('console-line') && changed(el, f.memoizedProps)) renders.consoleRows++;
+              if (el.classList.contains('log-entry') && changed(el, f.memoizedProps)) renders.eventRows++;
             }
           },
         },
       });
     }, PANELS);
     const run = await postJson<{ id: string }>(scene.server.url, '/runs', { name: 'renders', leaseTtlMs: 600_000 });
+    runId = run.id;
     // Calls of ten minutes ago: the timeline's axis (a round span ahead of now) holds still through the test.
     const ago = Date.now() - 600_000;
     await postJson(scene.server.url, `/runs/${run.id}/events`, {
@@ -98,6 +106,17 @@ describe('the run page as the clock ticks', () => {
     await reset();
     await waitUntil(async () => (await renders()).durations >= 2, { what: 'two ticks of the duration' });
     expect((await renders()).panels).toEqual({});
+  });
+
+  it('an event that changes only the progress renders none of the Console lines and event log rows again', async () => {
+    const title = await textNow(page().locator('#events-title'));
+    await reset();
+    await postJson(scene.server.url, `/runs/${runId}/events`, { events: [{ type: 'progress', data: { done: 2, total: 10 } }] });
+    await waitUntil(async () => (await textNow(page().getByTestId('progress-done'))) === '2', { what: 'the new progress' });
+    await waitUntil(async () => (await textNow(page().locator('#events-title'))) !== title, { what: 'the event counted in the event log' });
+    const seen = await renders();
+    expect(seen.consoleRows).toBe(0);
+    expect(seen.eventRows).toBe(0);
   });
 
   it('logged no console errors', () => {
