@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { memo, useEffect, useState } from 'react';
 import { buildPath, linkPreviewAllowed, type ArtifactRecord } from '@runtrail/protocol';
 import { client, serverUrl, token } from '../client.js';
 import { TRY_AGAIN, problemText } from '../problem-text.js';
@@ -73,7 +73,7 @@ function resolveUri(uri: string | null): { href: string | null; preview: string 
  * linkPreviewHosts: a link to any other says so instead of offering a
  * button whose load the policy would refuse.
  */
-export function Artifacts({ runId, artifacts }: { runId: string; artifacts: ArtifactRecord[] }) {
+export const Artifacts = memo(function Artifacts({ runId, artifacts }: { runId: string; artifacts: ArtifactRecord[] }) {
   if (artifacts.length === 0) return null;
   let stored = 0;
   return (
@@ -89,7 +89,7 @@ export function Artifacts({ runId, artifacts }: { runId: string; artifacts: Arti
       </ul>
     </section>
   );
-}
+});
 
 function ArtifactItem({ runId, artifact: a, stored, openAtFirst }: { runId: string; artifact: ArtifactRecord; stored: boolean; openAtFirst: boolean }) {
   const kind = kindOf(a);

@@ -1,4 +1,4 @@
-import { useMemo, useState } from 'react';
+import { memo, useMemo, useState } from 'react';
 import { dashboardRunPath, type Run } from '@runtrail/protocol';
 import { formatDuration, formatNumber } from '../format.js';
 import { availableColumns, defaultResultColumns, FIXED_COLUMNS, sortRuns, type CellValue, type ChildColumn, type SortDirection } from '../pages/run/child-columns.js';
@@ -6,7 +6,9 @@ import { childLabel } from '../pages/run/metric-series.js';
 import { Link } from '../router.js';
 import { errorParts } from './error-headline.js';
 import { ProgressBar } from './ProgressBar.js';
+import { RunningFor } from './RunningFor.js';
 import { StatusBadge } from './StatusBadge.js';
+import { useClock } from '../use-now.js';
 import { visibleText } from '../visible-text.js';
 import { terminalText } from '../pages/run/terminal-line.js';
 import '../pages/run/run-insights.css';
@@ -15,23 +17,28 @@ import '../pages/run/run-insights.css';
  * A run's children (a task's experiments) as a table, live: each with the
  * parameters it was given, its status and duration, and the results the
  * reader picks (metrics, meta such as a best score); every column sorts.
- * Hidden while there are none.
+ * Hidden while there are none. Memoised: it depends on the children alone,
+ * not on the parent's events.
  */
-export function ChildRuns({ children, total, now }: { children: readonly Run[]; total: number; now: number }) {
+export const ChildRuns = memo(function ChildRuns({ children, total }: { children: readonly Run[]; total: number }) {
   const { inputs, results } = useMemo(() => availableColumns(children), [children]);
   const [picked, setPicked] = useState<string[] | null>(null);
   const [sort, setSort] = useState<{ id: string; direction: SortDirection } | null>(null);
+  // Only an order by duration moves on with the clock (a running child's grows); as a key of ids, so a
+  // tick renders the table again only when the order changed.
+  const byDuration = sort?.id === DURATION.id ? sort.direction : null;
+  const durationOrder = useClock((now) => (byDuration ? sortRuns(children, DURATION, byDuration, now).map((r) => r.id).join('\n') : ''));
   if (children.length === 0) return null;
   const shownResults = picked ?? defaultResultColumns(results);
   const columns: ChildColumn[] = [
     FIXED_COLUMNS[0]!,
     ...inputs,
     FIXED_COLUMNS[1]!,
-    FIXED_COLUMNS[2]!,
+    DURATION,
     ...results.filter((c) => shownResults.includes(c.id)),
   ];
   const sortColumn = sort ? columns.find((c) => c.id === sort.id) : undefined;
-  const rows = sort && sortColumn ? sortRuns(children, sortColumn, sort.direction, now) : children;
+  const rows = byDuration ? inOrder(children, durationOrder) : sort && sortColumn ? sortRuns(children, sortColumn, sort.direction, Date.now()) : children;
   const toggle = (id: string) =>
     setSort((prev) => ({ id, direction: prev?.id === id && prev.direction === 'ascending' ? 'descending' : 'ascending' }));
 
@@ -83,7 +90,7 @@ export function ChildRuns({ children, total, now }: { children: readonly Run[]; 
               <tr key={child.id} data-run-id={child.id}>
                 {columns.map((c) => (
                   <td key={c.id} className={`col-${c.kind}`} data-column={c.id}>
-                    <Cell column={c} run={child} siblings={children} now={now} />
+                    <Cell column={c} run={child} siblings={children} />
                   </td>
                 ))}
               </tr>
@@ -93,9 +100,16 @@ export function ChildRuns({ children, total, now }: { children: readonly Run[]; 
       </div>
     </section>
   );
+});
+
+const DURATION = FIXED_COLUMNS[2]!;
+
+function inOrder(children: readonly Run[], ids: string): Run[] {
+  const byId = new Map(children.map((c) => [c.id, c]));
+  return ids.split('\n').flatMap((id) => byId.get(id) ?? []);
 }
 
-function Cell({ column, run, siblings, now }: { column: ChildColumn; run: Run; siblings: readonly Run[]; now: number }) {
+function Cell({ column, run, siblings }: { column: ChildColumn; run: Run; siblings: readonly Run[] }) {
   switch (column.id) {
     case 'name':
       // Experiments often share a name: numbered as in the comparison chart's legend.
@@ -115,9 +129,11 @@ function Cell({ column, run, siblings, now }: { column: ChildColumn; run: Run; s
         </span>
       );
     case 'duration':
-      return <>{formatDuration(column.value(run, now) as number | null)}</>;
+      // A running child's is the one cell that moves on with the clock.
+      if (run.startedAt !== null && run.finishedAt === null) return <RunningFor since={run.startedAt} />;
+      return <>{formatDuration(column.value(run, Date.now()) as number | null)}</>;
     default:
-      return <>{show(column.value(run, now))}</>;
+      return <>{show(column.value(run, Date.now()))}</>;
   }
 }
 

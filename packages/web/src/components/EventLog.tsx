@@ -1,4 +1,4 @@
-import { useMemo, useState } from 'react';
+import { memo, useCallback, useMemo, useState } from 'react';
 import type { RunEvent } from '@runtrail/protocol';
 import { formatClock, formatFullTime, formatNumber } from '../format.js';
 import { callLabels, eventSummary } from './event-summary.js';
@@ -32,16 +32,20 @@ function fullText(event: RunEvent): string {
  * A row opens to its full text (a long message, a traceback, the whole
  * data), wrapped to the width of the page, on a phone too.
  */
-export function EventLog({ events, total, ended }: { events: readonly RunEvent[]; total: number; ended: boolean }) {
+export const EventLog = memo(function EventLog({ events, total, ended }: { events: readonly RunEvent[]; total: number; ended: boolean }) {
   const [type, setType] = useState('');
   const [text, setText] = useState('');
   const [expanded, setExpanded] = useState<ReadonlySet<number>>(() => new Set());
-  const toggle = (seq: number) =>
-    setExpanded((open) => {
-      const next = new Set(open);
-      if (!next.delete(seq)) next.add(seq);
-      return next;
-    });
+  // The same function at every render, so the rows' memo holds.
+  const toggle = useCallback(
+    (seq: number) =>
+      setExpanded((open) => {
+        const next = new Set(open);
+        if (!next.delete(seq)) next.add(seq);
+        return next;
+      }),
+    [],
+  );
 
   const types = useMemo(() => [...new Set(events.map((e) => e.type))].sort(), [events]);
   const labels = useMemo(() => callLabels(events), [events]);
@@ -112,42 +116,17 @@ export function EventLog({ events, total, ended }: { events: readonly RunEvent[]
         <div style={{ height: rows.getTotalSize(), position: 'relative' }}>
           {rows.getVirtualItems().map((row) => {
             const e = shown[row.index]!;
-            const open = expanded.has(e.seq);
             return (
-              <div
+              <EventRow
                 key={e.seq}
-                ref={rows.measureElement}
-                data-index={row.index}
-                className={`log-entry type-${e.type.replace(/[^a-z]/g, '-')}${open ? ' open' : ''}`}
-                style={{ position: 'absolute', top: 0, left: 0, right: 0, transform: `translateY(${row.start}px)` }}
-              >
-                {/* The whole row opens on a click; the button is its keyboard and screen-reader handle. */}
-                <div className="log-row" onClick={() => toggle(e.seq)}>
-                  <button
-                    type="button"
-                    className="log-toggle"
-                    aria-expanded={open}
-                    aria-label={`${open ? 'hide' : 'show'} event ${e.seq} in full`}
-                    onClick={(click) => {
-                      click.stopPropagation();
-                      toggle(e.seq);
-                    }}
-                  >
-                    {open ? '▾' : '▸'}
-                  </button>
-                  <span className="log-seq">{e.seq}</span>
-                  <time className="log-time" dateTime={new Date(e.ts).toISOString()} title={formatFullTime(e.ts)}>
-                    {formatClock(e.ts)}
-                  </time>
-                  <span className="log-type">{visibleText(e.type)}</span>
-                  <span className="log-data">{visibleText(eventSummary(e, labels))}</span>
-                </div>
-                {open && (
-                  <pre className="log-full" aria-label={`event ${e.seq} in full`}>
-                    {visibleText(fullText(e))}
-                  </pre>
-                )}
-              </div>
+                event={e}
+                summary={eventSummary(e, labels)}
+                open={expanded.has(e.seq)}
+                onToggle={toggle}
+                index={row.index}
+                start={row.start}
+                measure={rows.measureElement}
+              />
             );
           })}
         </div>
@@ -156,4 +135,63 @@ export function EventLog({ events, total, ended }: { events: readonly RunEvent[]
       </div>
     </section>
   );
-}
+});
+
+/**
+ * One event's row. Memoised on what it shows (its summary as a string: the
+ * call labels it is made from are rebuilt with every batch), so a batch of
+ * new events draws the new rows, not again the ones in view.
+ */
+const EventRow = memo(function EventRow({
+  event: e,
+  summary,
+  open,
+  onToggle,
+  index,
+  start,
+  measure,
+}: {
+  event: RunEvent;
+  summary: string;
+  open: boolean;
+  onToggle: (seq: number) => void;
+  index: number;
+  start: number;
+  measure: (node: Element | null) => void;
+}) {
+  return (
+    <div
+      ref={measure}
+      data-index={index}
+      className={`log-entry type-${e.type.replace(/[^a-z]/g, '-')}${open ? ' open' : ''}`}
+      style={{ position: 'absolute', top: 0, left: 0, right: 0, transform: `translateY(${start}px)` }}
+    >
+      {/* The whole row opens on a click; the button is its keyboard and screen-reader handle. */}
+      <div className="log-row" onClick={() => onToggle(e.seq)}>
+        <button
+          type="button"
+          className="log-toggle"
+          aria-expanded={open}
+          aria-label={`${open ? 'hide' : 'show'} event ${e.seq} in full`}
+          onClick={(click) => {
+            click.stopPropagation();
+            onToggle(e.seq);
+          }}
+        >
+          {open ? '▾' : '▸'}
+        </button>
+        <span className="log-seq">{e.seq}</span>
+        <time className="log-time" dateTime={new Date(e.ts).toISOString()} title={formatFullTime(e.ts)}>
+          {formatClock(e.ts)}
+        </time>
+        <span className="log-type">{visibleText(e.type)}</span>
+        <span className="log-data">{visibleText(summary)}</span>
+      </div>
+      {open && (
+        <pre className="log-full" aria-label={`event ${e.seq} in full`}>
+          {visibleText(fullText(e))}
+        </pre>
+      )}
+    </div>
+  );
+});

@@ -7,7 +7,7 @@ import { EventLog } from '../components/EventLog.js';
 import { problemText } from '../problem-text.js';
 import { Link, listLocation, useRestoredScroll } from '../router.js';
 import { useLiveHandlers } from '../use-live-handlers.js';
-import { useServerNow } from '../use-now.js';
+import { ClockContext, useServerClock } from '../use-now.js';
 import { Console } from './run/Console.js';
 import { Counters } from './run/Counters.js';
 import { InFlight } from './run/InFlight.js';
@@ -29,8 +29,9 @@ export function RunPage({ id }: { id: string }) {
   // "N watching": pushed by the server on the page's stream while it is live (null otherwise), never polled.
   const { run, snapshot, events, connection, error, observers, lastHeardAt } = useRun(id, { throttleMs: LIVE_RENDER_MS, observers: true });
   const live = run !== null && !isTerminalStatus(run.status) && !snapshot.terminal;
-  // Frozen while the server is away: the page knows nothing newer than when it last heard it.
-  const { now, asOf } = useServerNow(live, connection, lastHeardAt);
+  // Frozen while the server is away: the page knows nothing newer than when it last heard it. The page
+  // passes the clock down without reading it: a tick renders the times on it, not the page.
+  const { clock, asOf } = useServerClock(live, connection, lastHeardAt);
   const handlers = useLiveHandlers(run !== null && run.status === 'queued' && run.execute && !snapshot.terminal);
   const children = useChildRuns(id);
   const childCount = useChildCount(id, children.length);
@@ -70,31 +71,36 @@ export function RunPage({ id }: { id: string }) {
       <p className="crumbs">
         <Link href={listLocation()}>← All runs</Link>
       </p>
-      <RunHeader run={run} snapshot={s} events={events} status={status} runError={runError} finishedAt={finishedAt} now={now} asOf={asOf} handlers={handlers} connection={connection} observers={observers} streamError={error} childCount={childCount} />
-      <RunContext run={run} snapshot={s} ended={isTerminalStatus(status)} now={now} />
+      {/* Inside <main>, which stays the element it was while the run loaded: a new one would drop the focus
+          the app gave it. The big parts below are memoised on what they are given: a render of the page for
+          its header (the connection, the watchers) or for a part of the snapshot leaves the others as they are. */}
+      <ClockContext value={clock}>
+        <RunHeader run={run} snapshot={s} events={events} status={status} runError={runError} finishedAt={finishedAt} asOf={asOf} handlers={handlers} connection={connection} observers={observers} streamError={error} childCount={childCount} />
+        <RunContext run={run} snapshot={s} ended={isTerminalStatus(status)} />
 
-      <div className="grid">
-        <Counters snapshot={s} />
-        <ProgressPanel snapshot={s} events={events} status={status} startedAt={run.startedAt} now={now} />
-      </div>
-      <div className="grid">
-        <InFlight snapshot={s} now={now} />
-        <LastErrorPanel
-          lastError={s.lastError}
-          runError={runError}
-          events={events}
-          failedCount={s.counters.failed}
-          retriesCount={s.counters.retries}
-          snapshotSeq={s.seq}
-          cancelledAt={status === 'cancelled' ? run.cancelRequestedAt : null}
-        />
-      </div>
-      <Timeline run={run} snapshot={s} events={events} children={children} childCount={childCount} finishedAt={finishedAt} now={now} />
-      <Metrics snapshot={s} events={events} children={children} childCount={childCount} />
-      <ChildRuns children={children} total={childCount} now={now} />
-      <Artifacts runId={run.id} artifacts={s.artifacts} />
-      <Console runId={run.id} events={events} recentLogs={s.logs} artifacts={s.artifacts} ended={isTerminalStatus(status)} />
-      <EventLog events={events} total={s.seq} ended={isTerminalStatus(status)} />
+        <div className="grid">
+          <Counters snapshot={s} />
+          <ProgressPanel snapshot={s} events={events} status={status} startedAt={run.startedAt} />
+        </div>
+        <div className="grid">
+          <InFlight snapshot={s} />
+          <LastErrorPanel
+            lastError={s.lastError}
+            runError={runError}
+            events={events}
+            failedCount={s.counters.failed}
+            retriesCount={s.counters.retries}
+            snapshotSeq={s.seq}
+            cancelledAt={status === 'cancelled' ? run.cancelRequestedAt : null}
+          />
+        </div>
+        <Timeline run={run} snapshot={s} events={events} children={children} childCount={childCount} finishedAt={finishedAt} />
+        <Metrics snapshot={s} events={events} children={children} childCount={childCount} />
+        <ChildRuns children={children} total={childCount} />
+        <Artifacts runId={run.id} artifacts={s.artifacts} />
+        <Console runId={run.id} events={events} recentLogs={s.logs} artifacts={s.artifacts} ended={isTerminalStatus(status)} />
+        <EventLog events={events} total={s.seq} ended={isTerminalStatus(status)} />
+      </ClockContext>
     </main>
   );
 }

@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState, type ReactNode } from 'react';
+import { memo, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import { OUTPUT_LOG_ARTIFACT, RuntrailError, SNAPSHOT_LIMITS, type ArtifactRecord, type RunEvent, type Snapshot } from '@runtrail/protocol';
 import { client, messageOf } from '../../client.js';
 import { TRY_AGAIN, isUnreachable, problemText } from '../../problem-text.js';
@@ -23,22 +23,40 @@ interface Line {
   message: string;
 }
 
-function linesOf(events: readonly RunEvent[]): Line[] {
+/*
+ * One Line per log event, made once: a batch of other events (progress, a
+ * call) leaves every line as it was, and so every row drawn, which the rows'
+ * memo relies on.
+ */
+const lineOfEvent = new WeakMap<RunEvent, Line | null>();
+
+function lineOf(e: RunEvent): Line | null {
+  const known = lineOfEvent.get(e);
+  if (known !== undefined) return known;
+  const data = e.data as { level?: unknown; message?: unknown; stream?: unknown } | null;
+  const line: Line | null =
+    !data || typeof data.message !== 'string'
+      ? null
+      : {
+          seq: e.seq,
+          ts: e.ts,
+          level: typeof data.level === 'string' ? data.level : 'info',
+          stream: data.stream === 'stdout' || data.stream === 'stderr' ? data.stream : null,
+          // Shown and searched as the reader sees it: as a terminal shows it, direction controls as markers.
+          message: visibleText(terminalLine(data.message)),
+        };
+  lineOfEvent.set(e, line);
+  return line;
+}
+
+/** The log lines of `events`: `previous` itself when they are the same lines, so nothing downstream sees a change. */
+function linesOf(events: readonly RunEvent[], previous: Line[]): Line[] {
   const lines: Line[] = [];
   for (const e of events) {
-    if (e.type !== 'log') continue;
-    const data = e.data as { level?: unknown; message?: unknown; stream?: unknown } | null;
-    if (!data || typeof data.message !== 'string') continue;
-    lines.push({
-      seq: e.seq,
-      ts: e.ts,
-      level: typeof data.level === 'string' ? data.level : 'info',
-      stream: data.stream === 'stdout' || data.stream === 'stderr' ? data.stream : null,
-      // Shown and searched as the reader sees it: as a terminal shows it, direction controls as markers.
-      message: visibleText(terminalLine(data.message)),
-    });
+    const line = e.type === 'log' ? lineOf(e) : null;
+    if (line) lines.push(line);
   }
-  return lines;
+  return lines.length === previous.length && lines.every((l, i) => l === previous[i]) ? previous : lines;
 }
 
 /** `text` with each case-insensitive occurrence of `needle` marked. */
@@ -99,7 +117,7 @@ function useLogFile(runId: string, artifacts: readonly ArtifactRecord[], ended: 
  * or found: a selection or the browser's find in page reaches the lines in
  * and near view; the search box above searches them all.
  */
-export function Console({
+export const Console = memo(function Console({
   runId,
   events,
   recentLogs,
@@ -116,7 +134,9 @@ export function Console({
   const [search, setSearch] = useState('');
   const [downloadError, setDownloadError] = useState<string | null>(null);
   const logFile = useLogFile(runId, artifacts, ended);
-  const lines = useMemo(() => linesOf(events), [events]);
+  // The lines as they were when no line came in: the search, the virtualiser and the follow all stay put.
+  const kept = useRef<Line[]>([]);
+  const lines = useMemo(() => (kept.current = linesOf(events, kept.current)), [events]);
   const needle = search.trim().toLowerCase();
   // The page holds a long run's latest events only. The snapshot keeps the
   // last 100 lines: one older than the held events, or all 100 of them held,
@@ -193,24 +213,9 @@ export function Console({
           <p className="muted console-empty">No line matches “{search.trim()}”.</p>
         ) : (
           <div style={{ height: rows.getTotalSize(), position: 'relative' }}>
-            {rows.getVirtualItems().map((row) => {
-              const l = shown[row.index]!;
-              return (
-                <div
-                  key={l.seq}
-                  ref={rows.measureElement}
-                  data-index={row.index}
-                  className={`console-line level-${l.level}${l.stream ? ` stream-${l.stream}` : ' stream-runtrail'}`}
-                  data-stream={l.stream ?? 'runtrail'}
-                  style={{ position: 'absolute', top: 0, left: 0, right: 0, transform: `translateY(${row.start}px)` }}
-                >
-                  <span className="console-gutter" title={l.stream ?? 'runtrail'}>
-                    {l.stream === 'stderr' ? 'err' : l.stream === 'stdout' ? 'out' : l.level}
-                  </span>
-                  <span className="console-text">{highlighted(l.message, needle)}</span>
-                </div>
-              );
-            })}
+            {rows.getVirtualItems().map((row) => (
+              <ConsoleLine key={shown[row.index]!.seq} line={shown[row.index]!} needle={needle} index={row.index} start={row.start} measure={rows.measureElement} />
+            ))}
           </div>
         )}
       </div>
@@ -218,4 +223,34 @@ export function Console({
       </div>
     </section>
   );
-}
+});
+
+/** One line drawn; memoised, so a batch of events or a tick of the page leaves the lines in view as they are. */
+const ConsoleLine = memo(function ConsoleLine({
+  line: l,
+  needle,
+  index,
+  start,
+  measure,
+}: {
+  line: Line;
+  needle: string;
+  index: number;
+  start: number;
+  measure: (node: Element | null) => void;
+}) {
+  return (
+    <div
+      ref={measure}
+      data-index={index}
+      className={`console-line level-${l.level}${l.stream ? ` stream-${l.stream}` : ' stream-runtrail'}`}
+      data-stream={l.stream ?? 'runtrail'}
+      style={{ position: 'absolute', top: 0, left: 0, right: 0, transform: `translateY(${start}px)` }}
+    >
+      <span className="console-gutter" title={l.stream ?? 'runtrail'}>
+        {l.stream === 'stderr' ? 'err' : l.stream === 'stdout' ? 'out' : l.level}
+      </span>
+      <span className="console-text">{highlighted(l.message, needle)}</span>
+    </div>
+  );
+});

@@ -1,14 +1,13 @@
-import { createContext, memo, useContext, useMemo } from 'react';
+import { memo, useMemo } from 'react';
 import { SNAPSHOT_LIMITS, callsInFlight, hasCalls } from '@runtrail/protocol';
 import type { Snapshot } from '@runtrail/protocol';
 import { formatDuration, formatNumber } from '../../format.js';
+import { useNow } from '../../use-now.js';
 import { visibleText } from '../../visible-text.js';
 
-/** The page's clock (frozen while the server is away), for the one part of each row that changes with it. */
-const Now = createContext(0);
-
+/** The one part of each row that changes with the page's clock (frozen while the server is away). */
 function Elapsed({ since }: { since: number }) {
-  return <span className="muted">{formatDuration(Math.max(0, useContext(Now) - since))}</span>;
+  return <span className="muted">{formatDuration(Math.max(0, useNow() - since))}</span>;
 }
 
 /**
@@ -27,9 +26,9 @@ const Call = memo(function Call({ label, attempt, startedAt }: { label: string; 
   );
 });
 
-export function InFlight({ snapshot, now }: { snapshot: Snapshot; now: number }) {
+export function InFlight({ snapshot }: { snapshot: Snapshot }) {
   const current = snapshot.current;
-  // The rows change with the calls, not with the clock: the same list each tick, so React skips to the Elapsed in each.
+  // The rows change with the calls, not with the clock: only the Elapsed in each subscribes to it.
   const rows = useMemo(
     () =>
       Object.values(current)
@@ -53,11 +52,9 @@ export function InFlight({ snapshot, now }: { snapshot: Snapshot; now: number })
       {all === 0 ? (
         <p className="muted">No calls running.</p>
       ) : rows.length === 0 ? null : (
-        <Now value={now}>
-          <ul className="inflight" data-testid="in-flight">
-            {rows}
-          </ul>
-        </Now>
+        <ul className="inflight" data-testid="in-flight">
+          {rows}
+        </ul>
       )}
     </section>
   );

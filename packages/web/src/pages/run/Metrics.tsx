@@ -1,4 +1,4 @@
-import { useMemo, useRef, useState } from 'react';
+import { memo, useMemo, useRef, useState } from 'react';
 import type { MetricSummary, Run, RunEvent, Snapshot } from '@runtrail/protocol';
 import type { ChartSeries } from '../../components/chart-data.js';
 import { LineChart, type ChartX } from '../../components/LineChart.js';
@@ -13,7 +13,7 @@ import './run-insights.css';
  * on a parent run, a metric compared across its children (an objective
  * per experiment).
  */
-export function Metrics({
+export const Metrics = memo(function Metrics({
   snapshot,
   events,
   children,
@@ -68,7 +68,7 @@ export function Metrics({
       {compared.length > 0 && <ChildrenComparison children={children} childCount={childCount} names={compared} />}
     </section>
   );
-}
+});
 
 /**
  * Each metric's line, rebuilt only when that metric changed (its summary in

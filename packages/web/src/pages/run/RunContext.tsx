@@ -1,5 +1,6 @@
 import type { Run, Snapshot } from '@runtrail/protocol';
 import { JsonBlock } from '../../components/JsonBlock.js';
+import { RunningFor } from '../../components/RunningFor.js';
 import { formatDuration } from '../../format.js';
 import { visibleText } from '../../visible-text.js';
 import './run-panels.css';
@@ -37,7 +38,7 @@ function exitText(exec: ExecMeta, ended: boolean): string {
  * how it was run and how it ended; then input, output, labels and meta as
  * pretty-printed, collapsible JSON.
  */
-export function RunContext({ run, snapshot: s, ended, now }: { run: Run; snapshot: Snapshot; ended: boolean; now: number }) {
+export function RunContext({ run, snapshot: s, ended }: { run: Run; snapshot: Snapshot; ended: boolean }) {
   const exec = execOf(s.meta);
   const output = run.output ?? s.terminal?.output;
   // meta.exec is shown above as facts; the rest of meta as JSON.
@@ -69,7 +70,7 @@ export function RunContext({ run, snapshot: s, ended, now }: { run: Run; snapsho
           <div>
             <dt>Duration</dt>
             <dd data-testid="exec-duration">
-              {formatDuration(exec.durationMs ?? (startedAt === null ? null : now - startedAt))}
+              {(exec.durationMs ?? null) !== null || startedAt === null ? formatDuration(exec.durationMs ?? null) : <RunningFor since={startedAt} />}
             </dd>
           </div>
         </dl>

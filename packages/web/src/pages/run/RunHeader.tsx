@@ -17,6 +17,7 @@ import { logOut } from '../../session.js';
 import { cancelRequestOf } from './cancel-request.js';
 import { RunAnnouncement } from './RunAnnouncement.js';
 import { RunErrorBox } from './RunErrorBox.js';
+import { useNow } from '../../use-now.js';
 import { visibleText } from '../../visible-text.js';
 
 export interface RunHeaderProps {
@@ -28,7 +29,6 @@ export interface RunHeaderProps {
   status: RunStatus;
   runError: RunError | null;
   finishedAt: number | null;
-  now: number;
   /** While the server is away: when the page last heard it (its figures are from then). */
   asOf: number | null;
   /** The handlers live nodes define and when queued runs of the others end (null: not known or not asked), to say why a queued run waits. */
@@ -42,7 +42,7 @@ export interface RunHeaderProps {
 }
 
 /** The run's name, status, timings, error and its actions (cancel, retry, delete). */
-export function RunHeader({ run, snapshot: s, events, status, runError, finishedAt, now, asOf, handlers, connection, observers, streamError, childCount }: RunHeaderProps) {
+export function RunHeader({ run, snapshot: s, events, status, runError, finishedAt, asOf, handlers, connection, observers, streamError, childCount }: RunHeaderProps) {
   const [actionError, setActionError] = useState<string | null>(null);
   // A double click must not make two attempts: the ref refuses a second click
   // before the disabled button is rendered, the state shows it is pending.
@@ -100,7 +100,7 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
           {/* A run still queued has no duration yet: how long it has waited is what its reader asks. */}
           <dt data-testid="duration-title">{waiting ? 'Queued for' : 'Duration'}</dt>
           <dd data-testid="duration">
-            {formatDuration(waiting ? now - run.createdAt : run.startedAt === null ? null : (finishedAt ?? now) - run.startedAt)}
+            <RunDuration waiting={waiting} createdAt={run.createdAt} startedAt={run.startedAt} finishedAt={finishedAt} />
           </dd>
         </div>
         <div>
@@ -143,7 +143,7 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
       {s.stalled && (
         // Not a live region: it counts up every second (RunAnnouncement says "stalled" once).
         <p className="note warn" data-testid="stalled">
-          Stalled: no progress for {formatDuration(stalledForMs(s.stalled, run.startedAt, now))}
+          Stalled: no progress for <StalledFor stalled={s.stalled} startedAt={run.startedAt} />
           {s.stalled.lastProgressAt !== null && ` (last progress at ${formatTime(s.stalled.lastProgressAt)})`}; it is
           called stalled after {formatDuration(s.stalled.stallTimeoutMs)}.
         </p>
@@ -237,4 +237,14 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
       )}
     </header>
   );
+}
+
+/** How long the run has run (or waited, queued): the header's one part that reads the clock. */
+function RunDuration({ waiting, createdAt, startedAt, finishedAt }: { waiting: boolean; createdAt: number; startedAt: number | null; finishedAt: number | null }) {
+  const now = useNow();
+  return <>{formatDuration(waiting ? now - createdAt : startedAt === null ? null : (finishedAt ?? now) - startedAt)}</>;
+}
+
+function StalledFor({ stalled, startedAt }: { stalled: NonNullable<Snapshot['stalled']>; startedAt: number | null }) {
+  return <>{formatDuration(stalledForMs(stalled, startedAt, useNow()))}</>;
 }

@@ -5,6 +5,7 @@ import { Link } from '../../router.js';
 import { axisSpan, callBars, childBars, endOpenBars, phaseBars, tickLabel, timeTicks, type TimelineBar } from './timeline.js';
 import { visibleText } from '../../visible-text.js';
 import { JumpToLatest } from '../../components/JumpToLatest.js';
+import { useClock, useNow } from '../../use-now.js';
 import { useFollowTail } from '../../components/use-follow-tail.js';
 import './run-insights.css';
 
@@ -15,14 +16,13 @@ const GROUP_TITLES = { phase: 'Phases', child: 'Child runs', call: 'Calls' } as 
  * time axis from the run's start, each with its duration, so a reader sees
  * what ran when, what overlapped and what took longest.
  */
-export function Timeline({
+export const Timeline = memo(function Timeline({
   run,
   snapshot,
   events,
   children,
   childCount,
   finishedAt,
-  now,
 }: {
   run: Run;
   snapshot: Snapshot;
@@ -31,7 +31,6 @@ export function Timeline({
   /** How many children the run has in all; more than `children` when the page watches only the latest. */
   childCount: number;
   finishedAt: number | null;
-  now: number;
 }) {
   const calls = useMemo(() => callBars(events), [events]);
   // The page holds only a long run's latest events; every call started either
@@ -48,13 +47,20 @@ export function Timeline({
   // Calls are drawn oldest first, so the ones in flight are at the bottom of the box: while the run
   // goes on it keeps them in view, as the Console keeps the newest line, until the reader scrolls up.
   const tail = useFollowTail<HTMLDivElement>(groups, { enabled: finishedAt === null });
-  if (groups.length === 0) return null;
   const all = groups.flatMap((g) => g.bars);
   const from = Math.min(run.startedAt ?? run.createdAt, ...all.map((b) => b.start));
-  const to = Math.max(finishedAt ?? now, ...all.map((b) => b.end ?? now));
+  const open = finishedAt === null || all.some((b) => b.end === null);
+  const lastEnd = Math.max(finishedAt ?? -Infinity, ...all.map((b) => b.end ?? -Infinity));
   // While the run goes on the axis ends at a round length ahead of now, so it
-  // (and with it the style of every bar) changes now and then, not at every event.
-  const span = finishedAt === null ? axisSpan(to - from) : Math.max(1, to - from);
+  // (and with it the style of every bar) changes now and then, not at every
+  // event; the timeline reads the clock only for that span, and renders again
+  // when it changes, not at every tick (the open bars tick on their own).
+  const span = useClock((now) => {
+    if (finishedAt === null) return axisSpan(Math.max(now, lastEnd) - from);
+    // Ended, with a child run still going: up to the next whole second, a span that holds still between ticks.
+    return Math.max(1, (open ? Math.max(Math.ceil(now / 1000) * 1000, lastEnd) : lastEnd) - from);
+  });
+  if (groups.length === 0) return null;
   const ticks = timeTicks(span);
 
   return (
@@ -97,9 +103,7 @@ export function Timeline({
                 {g.kind === 'child' && childCount > g.bars.length && ` (latest ${formatNumber(g.bars.length)} of ${formatNumber(childCount)})`}
               </span>
             </div>
-            {g.bars.map((bar) => (
-              <BarRow key={bar.key} bar={bar} from={from} end={bar.end ?? now} />
-            ))}
+            {g.bars.map((bar) => (bar.end === null ? <OpenBarRow key={bar.key} bar={bar} from={from} /> : <BarRow key={bar.key} bar={bar} from={from} end={bar.end} />))}
           </div>
         ))}
       </div>
@@ -107,6 +111,11 @@ export function Timeline({
       </div>
     </section>
   );
+});
+
+/** A bar still open (a call in flight, the phase under way): it grows with the clock. */
+function OpenBarRow({ bar, from }: { bar: TimelineBar; from: number }) {
+  return <BarRow bar={bar} from={from} end={useNow()} />;
 }
 
 /** Re-renders only when its own bar changes (a finished call's row stays as it is while the run goes on). */

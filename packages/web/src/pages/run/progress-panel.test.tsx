@@ -2,6 +2,7 @@ import { renderToStaticMarkup } from 'react-dom/server';
 import { expect, test } from 'vitest';
 import { foldEvents, type RunEvent } from '@runtrail/protocol';
 import { formatDuration } from '../../format.js';
+import { ClockContext, stoppedClock } from '../../use-now.js';
 import { ProgressPanel } from './ProgressPanel.js';
 
 const startedAt = 1_000_000;
@@ -14,7 +15,11 @@ const eta = (html: string) => /data-testid="eta"[^>]*>(.*?)<\/span>/.exec(html)?
 test('a run only this page finds quiet says "no progress for", as the list does; "stalled" is the server\'s word', () => {
   const snapshot = foldEvents(events);
   expect(snapshot.stalled).toBeNull();
-  const html = renderToStaticMarkup(<ProgressPanel snapshot={snapshot} events={events} status="running" startedAt={startedAt} now={now} />);
+  const html = renderToStaticMarkup(
+    <ClockContext value={stoppedClock(now)}>
+      <ProgressPanel snapshot={snapshot} events={events} status="running" startedAt={startedAt} />
+    </ClockContext>,
+  );
   expect(eta(html)).toBe(` · no progress for ${formatDuration(120_000)}`);
 });
 
@@ -22,6 +27,10 @@ test('a run the server found stalled says so', () => {
   const withStall = [...events, { runId: 'r1', seq: 4, ts: startedAt + 4000, type: 'run.stalled', data: { lastProgressAt: startedAt + 3000, stallTimeoutMs: 1000 } }];
   const snapshot = foldEvents(withStall);
   expect(snapshot.stalled).not.toBeNull();
-  const html = renderToStaticMarkup(<ProgressPanel snapshot={snapshot} events={withStall} status="running" startedAt={startedAt} now={now} />);
+  const html = renderToStaticMarkup(
+    <ClockContext value={stoppedClock(now)}>
+      <ProgressPanel snapshot={snapshot} events={withStall} status="running" startedAt={startedAt} />
+    </ClockContext>,
+  );
   expect(eta(html)).toBe(` · stalled: no progress for ${formatDuration(120_000)}`);
 });
