@@ -194,14 +194,19 @@ class Client:
         """``{runs, nextCursor}``, newest first; filters as the list route takes them: status, name,
         nameContains (a part of the name, any case), errorKind (how it failed), parentId, parentIds
         ("id1,id2"), topLevel ("true"), label ("k=v"), createdAfter/createdBefore (epoch ms); limit, cursor."""
-        for key, value in query.items():
-            # A list or dict would go as its repr: parentIds=[a, b] matched no run at all, silently.
-            if value is not None and not isinstance(value, (str, int, float)):
-                raise TypeError(
-                    f"list_runs({key}=...): a filter is one str or number, got {type(value).__name__}; "
-                    "several parent ids are one string (parentIds='id1,id2'), a label is 'key=value'"
-                )
+        _check_filters("list_runs", query)
         return cast(Dict[str, Any], self._http.request("listRuns", query=query, retry_for=self.start_timeout))
+
+    def count_runs(self, **filters: Any) -> Dict[str, Any]:
+        """How many runs match ``list_runs``' filters (the same names, without limit and cursor), over every page.
+
+        ``{total, byStatus, stalled}``: ``byStatus`` maps each status to its
+        count, ``stalled`` counts the running ones the server marks stalled.
+        An unknown filter (``limit`` included: a count has no pages) is
+        ``invalid_request`` naming it.
+        """
+        _check_filters("count_runs", filters)
+        return cast(Dict[str, Any], self._http.request("countRuns", query=filters, retry_for=self.start_timeout))
 
     def events(self, run_id: str, after: int = 0, limit: Optional[int] = None) -> Dict[str, Any]:
         """One page of stored events after seq ``after``: ``{events, seq, status}``.
@@ -245,6 +250,52 @@ class Client:
             f"the reaper ends it cancelled once its lease of {lease:g} s lapses unrenewed"
         )
         return self._wait_from(run, timeout, notice)
+
+    def retry(self, run_id: str, *, idempotency_key: Optional[str] = None) -> Dict[str, Any]:
+        """Start a new attempt of an ended handler run (what the dashboard's Retry and ``runtrail retry`` do) and return it.
+
+        The new run has the same name and input, ``retryOf`` the run given
+        and the next ``attempt``; it is queued like ``start``'s. A run no
+        handler executes (one ``rt.run`` produced) or one still queued or
+        running is ``run_not_retryable``, saying which. The request goes
+        with an Idempotency-Key (``idempotency_key``, else one of its own),
+        so it is retried through a restart and a lost answer without
+        starting a second attempt; the same key again answers the attempt
+        it started (a key used for another run is ``idempotency_conflict``).
+        """
+        key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
+        return cast(
+            Dict[str, Any],
+            self._http.request("retryRun", {"id": run_id}, headers={"idempotency-key": key}, retry_for=self.start_timeout),
+        )
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete an ended run with its events, artifacts, output log and every run under it (admin, when auth is on).
+
+        A run that has not ended, or has a run under it that has not, is
+        ``run_not_terminal`` and nothing is deleted. Retried through an
+        outage as a read is: a retry that finds the run gone after an
+        attempt whose answer was lost (the connection cut after the request
+        went out) counts it deleted, rather than raising ``run_not_found``
+        for the delete that worked.
+        """
+        lost = [False]
+
+        def attempt() -> None:
+            try:
+                with self._http.open("deleteRun", {"id": run_id}) as response:
+                    response.read()
+            except RuntrailError as err:
+                if err.code == "run_not_found" and lost[0]:
+                    return None
+                raise
+            except Exception as err:  # noqa: BLE001 - noted, then raised for request() to retry or not
+                # A refused connection sent nothing; anything else may have deleted it before the answer was lost.
+                lost[0] = lost[0] or not isinstance(getattr(err, "reason", err), ConnectionRefusedError)
+                raise
+            return None
+
+        self._http.request("deleteRun", {"id": run_id}, attempt=attempt, retry_for=self.start_timeout)
 
     def handlers(self) -> Dict[str, Any]:
         """What GET /api/v1/handlers answers: whether queued runs of a handler will start, and when they end if not.
@@ -497,6 +548,16 @@ def _check_binary(file: Any, what: str, mode: str) -> None:
         standard = getattr(file, "name", None) in ("<stdin>", "<stdout>")
         fix = f"pass sys.{file.name[1:-1]}.buffer" if standard else f"open it with mode {mode!r}"
         raise TypeError(f"{what}: {file!r} is a text file and an archive is bytes: {fix}, or give a path")
+
+
+def _check_filters(method: str, filters: Mapping[str, Any]) -> None:
+    for key, value in filters.items():
+        # A list or dict would go as its repr: parentIds=[a, b] matched no run at all, silently.
+        if value is not None and not isinstance(value, (str, int, float)):
+            raise TypeError(
+                f"{method}({key}=...): a filter is one str or number, got {type(value).__name__}; "
+                "several parent ids are one string (parentIds='id1,id2'), a label is 'key=value'"
+            )
 
 
 def _remaining_size(source: BinaryIO) -> Optional[int]:
