@@ -297,6 +297,74 @@ class Client:
 
         self._http.request("deleteRun", {"id": run_id}, attempt=attempt, retry_for=self.start_timeout)
 
+    def whoami(self) -> Dict[str, Any]:
+        """Whether the server needs tokens (``auth``) and what this client's token is (``principal``).
+
+        ``principal`` is ``{"kind": "open"}`` when auth is off; with auth on,
+        ``{"kind": "scoped", id, name, scope, expiresAt}`` for a scoped
+        token, ``{"kind": "run", id, runId, expiresAt, write}`` for a run
+        token, or None for no token or one the server does not accept
+        (expired, revoked): ask before a long job rather than at its end.
+        """
+        return cast(Dict[str, Any], self._http.request("whoami", retry_for=self.start_timeout))
+
+    def create_token(self, name: str, scope: str, expires_in_seconds: Optional[int] = None) -> Dict[str, Any]:
+        """Mint a scoped token (needs the admin token): ``{id, name, scope, token, expiresAt}``.
+
+        ``scope`` is ``"admin"``, ``"producer"`` (create runs and add to
+        them, mint run tokens, and read) or ``"viewer"`` (read and watch).
+        ``token`` is the secret, in this answer only (the server keeps a
+        hash); ``expiresAt`` is None for a token that does not expire
+        (``expires_in_seconds`` left out). Not retried: a mint whose answer
+        was lost would leave a live token nobody holds; on ``unavailable``,
+        look at ``tokens()`` and revoke what you did not get.
+        """
+        _check_str("create_token", "name", name)
+        _check_str("create_token", "scope", scope)
+        body: Dict[str, Any] = {"name": name, "scope": scope}
+        if expires_in_seconds is not None:
+            body["expiresInSeconds"] = _check_int("create_token", "expires_in_seconds", expires_in_seconds)
+        return cast(Dict[str, Any], self._http.request("createToken", json_body=body))
+
+    def tokens(self) -> List[Dict[str, Any]]:
+        """The scoped tokens (needs the admin token), never their secrets: ``id``, ``name``, ``scope``, ``createdAt``, ``expiresAt``, ``revokedAt``."""
+        return cast(List[Dict[str, Any]], self._http.request("listTokens", retry_for=self.start_timeout)["tokens"])
+
+    def revoke_token(self, token_id: str) -> None:
+        """Revoke a token by its ``id``: the admin token revokes any; a producer token the run tokens it minted.
+
+        From then on the server refuses the token (``unauthorized``) and
+        ends the streams open with it. An id this client may not revoke,
+        or that is no token's, is ``token_not_found``. Revoking is the same
+        done twice, so it is retried through an outage.
+        """
+        if not isinstance(token_id, str):
+            hint = ': pass token["id"]' if isinstance(token_id, dict) and isinstance(token_id.get("id"), str) else ""
+            raise TypeError(f"revoke_token(token_id): a token id is a str, got {type(token_id).__name__} {token_id!r:.100}{hint}")
+        self._http.request("revokeToken", {"id": token_id}, retry_for=self.start_timeout)
+
+    def create_run_token(self, run_id: str, ttl_seconds: Optional[int] = None, write: bool = False) -> Dict[str, Any]:
+        """Mint a token that reads and watches this run and the runs under it, and nothing else (a producer or admin token).
+
+        Returns what the server answers, ``{id, token, expiresAt, write}``,
+        and ``url``: the run's dashboard page with the token in it
+        (``/runs/<id>?token=...``), a link to share; the page takes the
+        token out of the address bar. ``ttl_seconds``: its lifetime (the
+        server's default 1 hour, at most 30 days). ``write=True``: it may
+        also add events and artifacts to those runs (for a subprocess that
+        reports into its run), never start, cancel or end one.
+        ``revoke_token(answer["id"])`` takes it back. Not retried, as
+        ``create_token``.
+        """
+        body: Dict[str, Any] = {"write": _check_bool("create_run_token", "write", write)}
+        if ttl_seconds is not None:
+            body["ttlSeconds"] = _check_int("create_run_token", "ttl_seconds", ttl_seconds)
+        answer = cast(Dict[str, Any], self._http.request("createRunToken", {"id": run_id}, json_body=body))
+        # The server answers no URL: the dashboard's page of the run, as run.url, with the ?token= it reads.
+        query = urllib.parse.urlencode({"token": answer["token"]})
+        answer["url"] = f"{self.url}/runs/{urllib.parse.quote(run_id, safe='')}?{query}"
+        return answer
+
     def handlers(self) -> Dict[str, Any]:
         """What GET /api/v1/handlers answers: whether queued runs of a handler will start, and when they end if not.
 
@@ -558,6 +626,26 @@ def _check_filters(method: str, filters: Mapping[str, Any]) -> None:
                 f"{method}({key}=...): a filter is one str or number, got {type(value).__name__}; "
                 "several parent ids are one string (parentIds='id1,id2'), a label is 'key=value'"
             )
+
+
+def _check_str(method: str, arg: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{method}({arg}=...) is a str, got {type(value).__name__} {value!r:.100}")
+    return value
+
+
+def _check_int(method: str, arg: str, value: Any) -> int:
+    # bool is an int to Python, and True would go as 1 second.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{method}({arg}=...) is an int, got {type(value).__name__} {value!r:.100}")
+    return value
+
+
+def _check_bool(method: str, arg: str, value: Any) -> bool:
+    # A truthy string ("false") would otherwise mint a token that writes.
+    if not isinstance(value, bool):
+        raise TypeError(f"{method}({arg}=...) is a bool, got {type(value).__name__} {value!r:.100}")
+    return value
 
 
 def _remaining_size(source: BinaryIO) -> Optional[int]:
