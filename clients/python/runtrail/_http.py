@@ -8,6 +8,7 @@ import hashlib
 import http.client
 import json
 import random
+import re
 import select
 import socket
 import ssl
@@ -16,7 +17,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import IO, Any, Callable, Dict, Mapping, Optional
+from typing import IO, Any, Callable, Dict, Mapping, Optional, Tuple
 
 from ._routes import ROUTES, QueryValue, build_path
 from .errors import RuntrailError
@@ -280,34 +281,60 @@ class Http:
                     time.sleep(wait)
                 tries += 1
 
-    def download(self, route: str, params: Mapping[str, str], sink: IO[bytes], *, retry_for: float) -> Dict[str, Any]:
-        """Stream the body of a GET into ``sink`` (a seekable file), checked against its ETag (the sha256).
+    def download(
+        self,
+        route: str,
+        params: Mapping[str, str],
+        sink: IO[bytes],
+        *,
+        retry_for: float,
+        tail: Optional[int] = None,
+        restartable: bool = True,
+    ) -> Dict[str, Any]:
+        """Stream the body of a GET into ``sink``, checked against its ETag (the sha256) when the whole content came.
 
         A connection cut midway is resumed where it stopped (``Range``), for
         up to ``retry_for`` seconds, as ``request`` retries; content replaced
-        in between (another ETag) is fetched again from its start. Returns
-        ``{size, sha256, contentType}``; raises ``RuntrailError`` if what
-        arrived is not what the server said it sent.
+        in between (another ETag) is fetched again from its start, which
+        empties ``sink`` (so it must be seekable) unless ``restartable`` is
+        False: then that is an error, for a file the caller holds, whose
+        earlier bytes are not ours to throw away. ``tail``: only the last
+        ``tail`` bytes (``Range: bytes=-N``). Returns ``{size, sha256,
+        contentType}``; raises ``RuntrailError`` if what arrived is not what
+        the server said it sent.
         """
-        got: Dict[str, Any] = {"received": 0, "etag": None, "sha256": hashlib.sha256()}
+        # start: where in the content the sink's first byte is (not 0 for a tail).
+        got: Dict[str, Any] = {"received": 0, "start": 0, "etag": None, "sha256": hashlib.sha256()}
 
         def start_over() -> None:
+            if not restartable:
+                raise RuntrailError(
+                    "invalid_response",
+                    f"GET {self.url(route, params)}: the content changed on the server after {got['received']} bytes of it were "
+                    "written to the file, which now holds a part of the old content: read it again",
+                )
             sink.seek(0)
             sink.truncate()
-            got.update(received=0, etag=None, sha256=hashlib.sha256())
+            got.update(received=0, start=0, etag=None, sha256=hashlib.sha256())
 
         def fetch() -> Dict[str, Any]:
             resuming = got["received"] > 0
-            headers = {"accept": "*/*", **({"range": f"bytes={got['received']}-"} if resuming else {})}
+            if resuming:
+                wanted: Optional[str] = f"bytes={got['start'] + got['received']}-"
+            else:
+                wanted = f"bytes=-{tail}" if tail is not None else None
+            headers = {"accept": "*/*", **({"range": wanted} if wanted else {})}
             with self.open(route, params, headers=headers) as response:
                 etag = response.headers.get("etag")
-                if resuming and (response.status != 206 or etag != got["etag"]):
+                first, end, total = _span(response)
+                if resuming and (response.status != 206 or etag != got["etag"] or first not in (None, got["start"] + got["received"])):
                     # The whole body again (a server that ignores Range), or other content: from its start.
                     start_over()
                     if response.status == 206:
                         return fetch()
+                if not resuming:
+                    got["start"] = first or 0
                 got["etag"] = etag
-                total = _total_size(response)
                 while True:
                     block = response.read(DOWNLOAD_BLOCK)
                     if not block:
@@ -316,11 +343,14 @@ class Http:
                     got["sha256"].update(block)
                     got["received"] += len(block)
                 content_type = response.headers.get("content-type")
-            if total is not None and got["received"] < total:
-                raise http.client.IncompleteRead(b"", total - got["received"])  # retried: resumes from here
+            reached = got["start"] + got["received"]
+            if end is not None and reached < end:
+                raise http.client.IncompleteRead(b"", end - reached)  # retried: resumes from here
             digest = got["sha256"].hexdigest()
-            expected = (etag or "").strip('"')
-            if (total is not None and got["received"] != total) or (expected and digest != expected):
+            # The ETag is the whole content's sha256: a tail is checked by its size alone.
+            whole = got["start"] == 0 and (total is None or got["received"] == total)
+            expected = (etag or "").strip('"') if whole else ""
+            if (end is not None and reached != end) or (expected and digest != expected):
                 raise RuntrailError(
                     "invalid_response",
                     f"GET {self.url(route, params)}: received {got['received']} bytes with sha256 {digest}, "
@@ -406,11 +436,20 @@ class Http:
         )
 
 
-def _total_size(response: http.client.HTTPResponse) -> Optional[int]:
-    """The whole content's size: a 206's Content-Range total, else Content-Length (None if the server sent neither)."""
+def _span(response: http.client.HTTPResponse) -> Tuple[Optional[int], Optional[int], Optional[int]]:
+    """Where the body sits in the content: its first byte's offset, the offset past its last, and the whole content's size.
+
+    A 206's Content-Range says all three (the size None for ``*``); a 200 is
+    the whole content, its size the Content-Length. None: not said (a 206
+    without a Content-Range says nothing of where it starts).
+    """
     content_range = response.headers.get("content-range") or ""
-    if response.status == 206 and "/" in content_range:
-        total = content_range.rsplit("/", 1)[1]
-        return int(total) if total.isdigit() else None
+    match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", content_range.strip())
+    if response.status == 206 and match:
+        total = match.group(3)
+        return int(match.group(1)), int(match.group(2)) + 1, int(total) if total.isdigit() else None
+    if response.status == 206:
+        return None, None, None
     length = response.headers.get("content-length")
-    return int(length) if length and length.isdigit() else None
+    size = int(length) if length and length.isdigit() else None
+    return 0, size, size

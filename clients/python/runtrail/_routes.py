@@ -35,6 +35,7 @@ ROUTES: Dict[str, Tuple[str, str]] = {
     "putArtifact": ("PUT", f"{API_PREFIX}/runs/:id/artifacts/:name"),
     "listArtifacts": ("GET", f"{API_PREFIX}/runs/:id/artifacts"),
     "getArtifact": ("GET", f"{API_PREFIX}/runs/:id/artifacts/:name"),
+    "runLog": ("GET", f"{API_PREFIX}/runs/:id/log"),
     "exportRun": ("GET", f"{API_PREFIX}/runs/:id/export"),
     "importRun": ("POST", f"{API_PREFIX}/import"),
     "listHandlers": ("GET", f"{API_PREFIX}/handlers"),

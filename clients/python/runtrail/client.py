@@ -410,6 +410,50 @@ class Client:
         )
         return path
 
+    def log(
+        self,
+        run_id: str,
+        dest: Union[None, str, "os.PathLike[str]", BinaryIO] = None,
+        *,
+        tail_bytes: Optional[int] = None,
+    ) -> Union[bytes, str, None]:
+        """The run's output log (what ``runtrail exec`` or a handler's ``ctx.exec`` printed, stderr lines ``[stderr] ``-prefixed), as bytes.
+
+        ``dest``: a file path, or an existing folder to put it in as
+        ``runtrail-<id>.log``, streamed into a file beside it that takes the
+        path once whole (as ``download_artifact``), the path returned; or a
+        binary file open for writing, which gets the log from where it stands
+        (neither rewound nor closed), None returned. ``tail_bytes``: only the
+        log's last that many bytes (all of a shorter log), say the end of a
+        long one. The log of a run still going is the bytes there are when it
+        is asked for. A connection cut midway is resumed where it stopped,
+        through outages of up to ``retry_for``. A run whose log this server
+        does not have is ``log_not_found``, saying where its output went
+        (also in its ``log`` events: ``events``).
+        """
+        if tail_bytes is not None:
+            _check_int("log", "tail_bytes", tail_bytes)
+            if tail_bytes < 1:
+                raise ValueError(f"log(tail_bytes={tail_bytes}): the number of bytes at the log's end to read is 1 or more")
+        params = {"id": run_id}
+        if dest is None:
+            with tempfile.TemporaryFile() as sink:
+                self._http.download("runLog", params, sink, retry_for=self.retry_for, tail=tail_bytes)
+                sink.seek(0)
+                return sink.read()
+        if not isinstance(dest, (str, os.PathLike)):
+            _check_binary(dest, f"log({run_id!r})", "wb", "a log")
+            self._http.download("runLog", params, dest, retry_for=self.retry_for, tail=tail_bytes, restartable=False)
+            return None
+        path, _ = _write_into_place(
+            dest,
+            f"runtrail-{run_id}.log",
+            f"log({run_id!r})",
+            "dest",
+            lambda sink: self._http.download("runLog", params, sink, retry_for=self.retry_for, tail=tail_bytes),
+        )
+        return path
+
     def export_run(self, run_id: str, path_or_file: Union[str, "os.PathLike[str]", BinaryIO], family: bool = False) -> Optional[str]:
         """Write the run (record, every event, every artifact) as one tar archive, as ``runtrail export`` does.
 
@@ -609,13 +653,13 @@ def _warn_if_not_ended(run_id: str, status: Optional[str]) -> None:
         )
 
 
-def _check_binary(file: Any, what: str, mode: str) -> None:
-    """Refuse a text file before any request: an archive is bytes, and a text file (``sys.stdout``, ``open(path)``)
+def _check_binary(file: Any, what: str, mode: str, content: str = "an archive") -> None:
+    """Refuse a text file before any request: an archive (a log) is bytes, and a text file (``sys.stdout``, ``open(path)``)
     failed only at its first write or read, with a TypeError about str and bytes that named neither the call nor the fix."""
     if isinstance(file, io.TextIOBase):
         standard = getattr(file, "name", None) in ("<stdin>", "<stdout>")
         fix = f"pass sys.{file.name[1:-1]}.buffer" if standard else f"open it with mode {mode!r}"
-        raise TypeError(f"{what}: {file!r} is a text file and an archive is bytes: {fix}, or give a path")
+        raise TypeError(f"{what}: {file!r} is a text file and {content} is bytes: {fix}, or give a path")
 
 
 def _check_filters(method: str, filters: Mapping[str, Any]) -> None:

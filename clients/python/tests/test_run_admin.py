@@ -1,9 +1,11 @@
-"""Runs looked after from Python: retry a handler run, delete runs, count them."""
+"""Runs looked after from Python: retry a handler run, delete runs, count them, and read a run's output log."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -11,9 +13,9 @@ import uuid
 from typing import Tuple
 
 import runtrail
-from tests.support import CuttingProxy, Server
+from tests.support import CLI, ROOT, CuttingProxy, Server
 
-# A handler whose subprocess prints: a run that can be retried.
+# A handler whose subprocess prints: its output log is a file in the server's log folder.
 HANDLERS = """
 export default {
   'py-printer': async (ctx) => {
@@ -34,6 +36,10 @@ def setUpModule() -> None:
 def tearDownModule() -> None:
     server.close()
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def printed(lines: int) -> bytes:
+    return b"".join(b"line %d of the output\n" % i for i in range(lines))
 
 
 def printer(rt: runtrail.Client, lines: int) -> str:
@@ -134,6 +140,75 @@ class CountTest(unittest.TestCase):
             rt.count_runs(limit=5)
         self.assertEqual(refused.exception.code, "invalid_request")
         self.assertIn("limit", refused.exception.message)
+
+
+class LogTest(unittest.TestCase):
+    def setUp(self) -> None:
+        self.rt = runtrail.Client(server.url)
+        self.folder = tempfile.mkdtemp(prefix="runtrail-py-log-")
+        self.addCleanup(shutil.rmtree, self.folder)
+
+    def test_reads_the_whole_log_or_its_end_as_bytes(self) -> None:
+        run_id = printer(self.rt, 50)
+        self.assertEqual(self.rt.log(run_id), printed(50))
+        self.assertEqual(self.rt.log(run_id, tail_bytes=22), b"line 49 of the output\n")
+        self.assertEqual(self.rt.log(run_id, tail_bytes=10**6), printed(50))
+
+    def test_streams_it_to_a_path_a_folder_or_a_binary_file(self) -> None:
+        run_id = printer(self.rt, 20)
+        path = self.rt.log(run_id, os.path.join(self.folder, "out.txt"))
+        into = self.rt.log(run_id, self.folder, tail_bytes=22)
+        self.assertEqual((path, into), (os.path.join(self.folder, "out.txt"), os.path.join(self.folder, f"runtrail-{run_id}.log")))
+        with open(os.path.join(self.folder, "out.txt"), "rb") as f:
+            self.assertEqual(f.read(), printed(20))
+        with open(os.path.join(self.folder, f"runtrail-{run_id}.log"), "rb") as f:
+            self.assertEqual(f.read(), b"line 19 of the output\n")
+        sink = io.BytesIO(b"before:")
+        sink.seek(0, io.SEEK_END)
+        self.assertIsNone(self.rt.log(run_id, sink))
+        self.assertEqual(sink.getvalue(), b"before:" + printed(20))
+        self.assertEqual(sorted(os.listdir(self.folder)), ["out.txt", f"runtrail-{run_id}.log"])
+
+    def test_a_log_cut_midway_resumes_where_it_stopped_whole_or_its_end(self) -> None:
+        run_id = printer(self.rt, 2000)
+        whole = printed(2000)
+        for tail, expected in ((None, whole), (30_000, whole[-30_000:])):
+            cut, proxy = through_proxy(self, after=20_000)
+            self.assertEqual(cut.log(run_id, tail_bytes=tail), expected)
+            # Two requests: the log (or its end), then the rest from where the cut left it.
+            self.assertEqual(len(proxy.requests), 2)
+            ranges = [line.split(":", 1)[1].strip().lower() for line in proxy.requests[1].split("\r\n") if line.lower().startswith("range:")]
+            self.assertEqual(len(ranges), 1)
+            resumed_at = int(ranges[0].removeprefix("bytes=").rstrip("-"))
+            self.assertGreater(resumed_at, len(whole) - len(expected))
+            self.assertLess(resumed_at, len(whole))
+
+    def test_the_log_runtrail_exec_stored_on_a_server_elsewhere_is_read_through_its_redirect(self) -> None:
+        script = "for i in range(5): print(f'line {i} of the output')"
+        done = subprocess.run(
+            ["node", str(CLI), "exec", "--server", server.url, "--quiet", "--name", "py-exec-log", "--", sys.executable, "-c", script],
+            cwd=str(ROOT), capture_output=True, text=True, timeout=60,
+        )
+        self.assertEqual(done.returncode, 0, done.stderr)
+        (run,) = self.rt.list_runs(name="py-exec-log")["runs"]
+        self.assertEqual(self.rt.log(run["id"]), printed(5))
+        self.assertEqual(self.rt.log(run["id"], tail_bytes=21), b"line 4 of the output\n")
+
+    def test_a_run_without_a_log_and_wrong_arguments_say_what_is_wrong(self) -> None:
+        with self.rt.run("no log") as run:
+            pass
+        with self.assertRaises(runtrail.RuntrailError) as missing:
+            self.rt.log(run.id, self.folder)
+        self.assertEqual(missing.exception.code, "log_not_found")
+        self.assertEqual(os.listdir(self.folder), [])
+        with self.assertRaisesRegex(ValueError, r"log\(tail_bytes=0\): .* 1 or more"):
+            self.rt.log(run.id, tail_bytes=0)
+        with self.assertRaisesRegex(TypeError, r"log\(tail_bytes=\.\.\.\) is an int, got str"):
+            self.rt.log(run.id, tail_bytes="100")  # type: ignore[arg-type]
+        with self.assertRaisesRegex(TypeError, r"is a text file and a log is bytes: pass sys.stdout.buffer"):
+            self.rt.log(run.id, sys.stdout)  # type: ignore[arg-type]
+        with self.assertRaisesRegex(TypeError, r"a run id is a str, got dict .*: pass run\[\"id\"\]"):
+            self.rt.log({"id": run.id})  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
