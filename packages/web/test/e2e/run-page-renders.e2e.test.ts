@@ -4,6 +4,8 @@ import { changesOf, renderedIn, watchRenders, type Commit, type RenderWatch } fr
 
 /** The panels a clock tick must leave be. */
 const BIG_PANELS = ['console-title', 'events-title', 'children-title', 'timeline-title'];
+/** The panels that show nothing of the progress, which an event that changes only the progress must leave be. */
+const NOT_PROGRESS = ['context-title', 'counters-title', 'lasterror-title', 'metrics-title'];
 
 /**
  * The panels rendered again in these commits, by title id. A panel counts
@@ -18,8 +20,9 @@ const panelsOnTicks = (commits: readonly Commit[]) => renderedIn(commits.filter(
  * page's clock ticks every second, and a tick must reach the times it
  * shows, not the panels around them; an event that changes only the
  * progress must not draw the Console's lines or the event log's rows
- * again. React's DevTools hook (which the production build calls on every
- * commit) is how the test sees what React rendered again.
+ * again, nor the panels that show no progress. React's DevTools hook
+ * (which the production build calls on every commit) is how the test sees
+ * what React rendered again.
  */
 describe('the run page as the clock ticks and events arrive', () => {
   const scene = browserScene({ prefix: 'runtrail-web-page-renders-', node: 'e2e-page-renders' });
@@ -27,7 +30,7 @@ describe('the run page as the clock ticks and events arrive', () => {
   let renders: RenderWatch;
   let runId = '';
 
-  it('opens a live run with output, events, a child run and a timeline', async () => {
+  it('opens a live run with output, events, metrics, a child run and a timeline', async () => {
     renders = await watchRenders(page(), {
       elements: {
         panels: { selector: 'section[aria-labelledby]', key: 'aria-labelledby' },
@@ -45,6 +48,7 @@ describe('the run page as the clock ticks and events arrive', () => {
         ...Array.from({ length: 30 }, (_, k) => ({ type: 'log', data: { level: 'info', message: `line ${k}` } })),
         { type: 'call.started', ts: ago, data: { callId: 'c1', label: 'fetch' } },
         { type: 'call.succeeded', ts: ago + 2000, data: { callId: 'c1' } },
+        { type: 'metric', data: { name: 'loss', value: 0.5, step: 1 } },
         { type: 'progress', data: { done: 1, total: 10 } },
       ],
     });
@@ -54,7 +58,8 @@ describe('the run page as the clock ticks and events arrive', () => {
     await waitUntil(() => page().locator('.log-entry').count().then((n) => n > 0), { what: 'the event log' });
     await waitUntil(() => page().locator('#children-title').count().then((n) => n === 1), { what: 'the child run' });
     await waitUntil(() => page().locator('#timeline-title').count().then((n) => n === 1), { what: 'the timeline' });
-    await waitUntil(async () => (await textNow(page().locator('#events-title'))) === 'Events (33)', { what: 'the 33 events' });
+    await waitUntil(async () => (await textNow(page().locator('#events-title'))) === 'Events (34)', { what: 'the 34 events' });
+    await waitUntil(() => page().locator('#metrics-title').count().then((n) => n === 1), { what: 'the metrics' });
   });
 
   it('two ticks of the clock change the run\'s duration and render none of the Console, event log, child runs and timeline again', async () => {
@@ -63,7 +68,7 @@ describe('the run page as the clock ticks and events arrive', () => {
     expect(panelsOnTicks(await renders.commits())).toEqual([]);
   });
 
-  it('an event that changes only the progress renders none of the Console lines and event log rows again', async () => {
+  it('an event that changes only the progress renders none of the Console lines and event log rows again, nor the context, calls, last error and metrics panels', async () => {
     const title = await textNow(page().locator('#events-title'));
     await renders.reset();
     await postJson(scene.server.url, `/runs/${runId}/events`, { events: [{ type: 'progress', data: { done: 2, total: 10 } }] });
@@ -72,6 +77,9 @@ describe('the run page as the clock ticks and events arrive', () => {
     const commits = await renders.commits();
     expect(renderedIn(commits, 'consoleRows')).toEqual([]);
     expect(renderedIn(commits, 'eventRows')).toEqual([]);
+    expect(renderedIn(commits, 'panels').filter((id) => NOT_PROGRESS.includes(id))).toEqual([]);
+    // The progress panel did render it: what the others are spared is real work, not a page that stood still.
+    expect(renderedIn(commits, 'panels')).toContain('progress-title');
   });
 
   it('logged no console errors', () => {
