@@ -52,16 +52,13 @@ function tickingClock(intervalMs: number): Clock {
 
 export const ClockContext = createContext<Clock>(wallClock);
 
-function useNowOf(clock: Clock): number {
+/** The page's clock, for a small part that shows an elapsed time: it re-renders at every tick. */
+export function useNow(): number {
+  const clock = useContext(ClockContext);
   // The same on a server render (a test's renderToStaticMarkup): the clock is all it reads.
   useSyncExternalStore(clock.subscribe, clock.ticks, clock.ticks);
   // Read afresh at every render: a render caused by an event must not show a time from the last tick.
   return clock.now();
-}
-
-/** The page's clock, for a small part that shows an elapsed time: it re-renders at every tick. */
-export function useNow(): number {
-  return useNowOf(useContext(ClockContext));
 }
 
 /**
@@ -99,8 +96,3 @@ export function useServerClock(running: boolean, connection: ConnectionState, la
   return { clock, asOf };
 }
 
-/** `useServerClock` read as a number by the page itself: the whole page re-renders each tick (the runs list, whose every row shows a time). */
-export function useServerNow(running: boolean, connection: ConnectionState, lastHeardAt: number | null): { now: number; asOf: number | null } {
-  const { clock, asOf } = useServerClock(running, connection, lastHeardAt);
-  return { now: useNowOf(clock), asOf };
-}

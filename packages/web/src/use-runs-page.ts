@@ -1,8 +1,9 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import { useRuns, type ConnectionState } from '@runtrail/client/react';
 import type { ListRunsQuery, Run, RunCounts, RunsFilter } from '@runtrail/protocol';
 import { isRetryable, pollEvery } from '@runtrail/client';
 import { client, LIVE_RENDER_MS } from './client.js';
+import { keepUnchanged } from './kept-runs.js';
 
 export const PAGE_SIZE = 25;
 const POLL_MS = 2000;
@@ -33,10 +34,11 @@ export function useRunsPage(filter: RunsFilter, cursor: string | undefined): Run
   const live = useRuns(filter, { limit: PAGE_SIZE, throttleMs: LIVE_RENDER_MS });
   const query: ListRunsQuery = { ...filter, ...(cursor ? { cursor } : {}), limit: PAGE_SIZE };
   const polled = usePolledList(paged ? query : null);
+  const runs = useKeptRuns(paged ? polled.runs : live.runs);
 
   if (!paged) {
     return {
-      runs: live.runs,
+      runs,
       connection: live.connection,
       error: live.error,
       lastHeardAt: live.lastHeardAt,
@@ -45,7 +47,7 @@ export function useRunsPage(filter: RunsFilter, cursor: string | undefined): Run
     };
   }
   return {
-    runs: polled.runs,
+    runs,
     connection: polled.connection,
     error: polled.error,
     lastHeardAt: polled.lastHeardAt,
@@ -91,6 +93,16 @@ function usePolledList(query: ListRunsQuery | null): PolledList {
 }
 
 /**
+ * `runs` with the objects of the runs that did not change since the last
+ * list kept (see keepUnchanged): each row of the list is memoised on its run.
+ */
+function useKeptRuns(runs: readonly Run[]): readonly Run[] {
+  // The list last returned: a box the memo below updates, not state, since setting it must not render again.
+  const [last] = useState<{ runs: readonly Run[] }>(() => ({ runs: [] }));
+  return useMemo(() => (last.runs = keepUnchanged(runs, last.runs)), [runs, last]);
+}
+
+/**
  * The list's totals: how many runs match `filter`, by status, over every
  * page (GET /run-counts). Read again at once when `changed` changes (a run
  * the page shows started, ended or stalled) and every COUNTS_POLL_MS for the
@@ -132,14 +144,15 @@ export interface ChildRuns {
 export function useChildRuns(parentIds: readonly string[]): ChildRuns {
   // No parent on the page: a filter nothing matches rather than a second hook path (hooks cannot be conditional).
   const live = useRuns(parentIds.length > 0 ? { parentIds: parentIds.join(',') } : { parentId: NO_PARENT }, { limit: MAX_CHILDREN, throttleMs: LIVE_RENDER_MS });
+  const runs = useKeptRuns(live.runs);
   const byParent = new Map<string, Run[]>();
-  for (const run of live.runs) {
+  for (const run of runs) {
     if (run.parentId === null) continue;
     const list = byParent.get(run.parentId) ?? [];
     list.push(run);
     byParent.set(run.parentId, list);
   }
-  const cutBefore = live.runs.length >= MAX_CHILDREN ? Math.min(...live.runs.map((r) => r.createdAt)) : null;
+  const cutBefore = runs.length >= MAX_CHILDREN ? Math.min(...runs.map((r) => r.createdAt)) : null;
   return { byParent, cutBefore, error: live.error };
 }
 /** The most children one page shows under its parents (the API's largest page). */

@@ -5,8 +5,27 @@ import { callLabels, eventSummary } from './event-summary.js';
 import { visibleText } from '../visible-text.js';
 import { JumpToLatest } from './JumpToLatest.js';
 import { useVirtualTail } from './use-virtual-tail.js';
+import { useEventsOf } from '../use-events-of.js';
 
 const ROW_HEIGHT = 24;
+const CALL_STARTS: ReadonlySet<string> = new Set(['call.started']);
+
+/**
+ * Each event's summary as last made, with the label of its call it was made
+ * with: the rows in view and the text filter ask for the same summaries
+ * again and again, and one changes only when its call's label does.
+ */
+const summaries = new WeakMap<RunEvent, { label: string | undefined; text: string }>();
+
+function summaryOf(event: RunEvent, labels: ReadonlyMap<string, string>): string {
+  const callId = (event.data as { callId?: unknown } | null)?.callId;
+  const label = typeof callId === 'string' ? labels.get(callId) : undefined;
+  const known = summaries.get(event);
+  if (known && known.label === label) return known.text;
+  const text = eventSummary(event, labels);
+  summaries.set(event, { label, text });
+  return text;
+}
 
 /** An event in full, for its expanded row: its message or error as printed (newlines kept), the rest as indented JSON. */
 function fullText(event: RunEvent): string {
@@ -48,7 +67,9 @@ export const EventLog = memo(function EventLog({ events, total, ended }: { event
   );
 
   const types = useMemo(() => [...new Set(events.map((e) => e.type))].sort(), [events]);
-  const labels = useMemo(() => callLabels(events), [events]);
+  // Made again only when a call starts, not from every held event at each batch.
+  const starts = useEventsOf(events, CALL_STARTS);
+  const labels = useMemo(() => callLabels(starts), [starts]);
   const shown = useMemo(() => {
     const needle = text.trim().toLowerCase();
     // What the row says, or anything in its data (an id the summary leaves out).
@@ -57,7 +78,7 @@ export const EventLog = memo(function EventLog({ events, total, ended }: { event
         (type === '' || e.type === type) &&
         (needle === '' ||
           e.type.includes(needle) ||
-          eventSummary(e, labels).toLowerCase().includes(needle) ||
+          summaryOf(e, labels).toLowerCase().includes(needle) ||
           JSON.stringify(e.data ?? '').toLowerCase().includes(needle)),
     );
   }, [events, type, text, labels]);
@@ -120,7 +141,7 @@ export const EventLog = memo(function EventLog({ events, total, ended }: { event
               <EventRow
                 key={e.seq}
                 event={e}
-                summary={eventSummary(e, labels)}
+                summary={summaryOf(e, labels)}
                 open={expanded.has(e.seq)}
                 onToggle={toggle}
                 index={row.index}
@@ -139,7 +160,7 @@ export const EventLog = memo(function EventLog({ events, total, ended }: { event
 
 /**
  * One event's row. Memoised on what it shows (its summary as a string: the
- * call labels it is made from are rebuilt with every batch), so a batch of
+ * call labels it is made from change when any call starts), so a batch of
  * new events draws the new rows, not again the ones in view.
  */
 const EventRow = memo(function EventRow({

@@ -1,5 +1,5 @@
 import { useRun } from '@runtrail/client/react';
-import { isTerminalStatus } from '@runtrail/protocol';
+import { hasCalls, isTerminalStatus, unfinishedCalls } from '@runtrail/protocol';
 import { LIVE_RENDER_MS } from '../client.js';
 import { Artifacts } from '../components/Artifacts.js';
 import { ChildRuns } from '../components/ChildRuns.js';
@@ -19,7 +19,12 @@ import { RunHeader } from './run/RunHeader.js';
 import { Timeline } from './run/Timeline.js';
 import { useChildCount, useChildRuns } from './run/use-child-runs.js';
 import { useDocumentTitle } from './run/use-document-title.js';
+import { useEventsOf } from '../use-events-of.js';
 import { visibleText } from '../visible-text.js';
+
+/** The events the Last error panel's failed calls are made of: the failures, and the starts that name their calls. */
+const CALL_EVENTS: ReadonlySet<string> = new Set(['call.started', 'call.failed']);
+const METRIC_EVENTS: ReadonlySet<string> = new Set(['metric']);
 
 /**
  * One run's page: its header, then one panel per part of the snapshot
@@ -35,6 +40,9 @@ export function RunPage({ id }: { id: string }) {
   const handlers = useLiveHandlers(run !== null && run.status === 'queued' && run.execute && !snapshot.terminal);
   const children = useChildRuns(id);
   const childCount = useChildCount(id, children.length);
+  // Hooks, so above the early return: the panels that show them are memoised on these slices.
+  const callEvents = useEventsOf(events, CALL_EVENTS);
+  const metricEvents = useEventsOf(events, METRIC_EVENTS);
   const shownStatus = snapshot.terminal?.status ?? run?.status;
   useDocumentTitle(run ? `${visibleText(run.name)} · ${shownStatus} · runtrail` : `run ${id} · runtrail`);
   useRestoredScroll();
@@ -76,10 +84,17 @@ export function RunPage({ id }: { id: string }) {
           its header (the connection, the watchers) or for a part of the snapshot leaves the others as they are. */}
       <ClockContext value={clock}>
         <RunHeader run={run} snapshot={s} events={events} status={status} runError={runError} finishedAt={finishedAt} asOf={asOf} handlers={handlers} connection={connection} observers={observers} streamError={error} childCount={childCount} />
-        <RunContext run={run} snapshot={s} ended={isTerminalStatus(status)} />
+        <RunContext
+          input={run.input}
+          output={run.output ?? s.terminal?.output}
+          labels={run.labels}
+          meta={s.meta}
+          startedAt={run.startedAt ?? s.startedAt}
+          ended={isTerminalStatus(status)}
+        />
 
         <div className="grid">
-          <Counters snapshot={s} />
+          <Counters counters={s.counters} madeCalls={hasCalls(s)} unfinished={unfinishedCalls(s)} />
           <ProgressPanel snapshot={s} events={events} status={status} startedAt={run.startedAt} />
         </div>
         <div className="grid">
@@ -87,15 +102,16 @@ export function RunPage({ id }: { id: string }) {
           <LastErrorPanel
             lastError={s.lastError}
             runError={runError}
-            events={events}
+            callEvents={callEvents}
             failedCount={s.counters.failed}
             retriesCount={s.counters.retries}
-            snapshotSeq={s.seq}
+            // The counters come from the persisted snapshot at once, the events that name the failed calls after it.
+            reading={(events.at(-1)?.seq ?? 0) < s.seq}
             cancelledAt={status === 'cancelled' ? run.cancelRequestedAt : null}
           />
         </div>
         <Timeline run={run} snapshot={s} events={events} children={children} childCount={childCount} finishedAt={finishedAt} />
-        <Metrics snapshot={s} events={events} children={children} childCount={childCount} />
+        <Metrics metrics={s.metrics} metricEvents={metricEvents} children={children} childCount={childCount} />
         <ChildRuns children={children} total={childCount} />
         <Artifacts runId={run.id} artifacts={s.artifacts} />
         <Console runId={run.id} events={events} recentLogs={s.logs} artifacts={s.artifacts} ended={isTerminalStatus(status)} />

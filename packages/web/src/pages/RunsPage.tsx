@@ -6,7 +6,7 @@ import { StartRunForm } from '../components/StartRunForm.js';
 import { Link, navigate, pushQuery, rememberListLocation, replaceQuery, useQuery, useRestoredScroll } from '../router.js';
 import { LiveHandlers } from '../components/QueuedWhy.js';
 import { useLiveHandlers } from '../use-live-handlers.js';
-import { useServerNow } from '../use-now.js';
+import { ClockContext, useServerClock } from '../use-now.js';
 import { useDocumentTitle } from './run/use-document-title.js';
 import { useRunsPage } from '../use-runs-page.js';
 import { RunsTable } from './runs/RunsTable.js';
@@ -132,8 +132,9 @@ function RunsList() {
   };
   // Running and queued rows count time on (how long each has run, or waited).
   const anyLive = runs.some((r) => r.status === 'running' || r.status === 'queued');
-  // Frozen while the server is away: the list knows nothing newer than when it last heard it.
-  const { now, asOf } = useServerNow(anyLive, connection, lastHeardAt);
+  // Frozen while the server is away: the list knows nothing newer than when it last heard it. The page
+  // passes the clock down without reading it: a tick renders the times in the rows, not the page.
+  const { clock, asOf } = useServerClock(anyLive, connection, lastHeardAt);
   const handlers = useLiveHandlers(runs.some((r) => r.status === 'queued' && r.execute));
   const labelInvalid = !labelFilterValid(draft.label);
   // The labels the list is filtered by while the box holds text that is not (yet) a filter: never a silent old result.
@@ -209,25 +210,26 @@ function RunsList() {
       )}
 
       <LiveHandlers.Provider value={handlers}>
-        <RunsTable
-          runs={runs}
-          now={now}
-          nest={!narrows(applied)}
-          empty={
-            connection === 'connecting' && !error
-              ? 'Loading…'
-              : error
-                ? connection === 'ended'
-                  ? 'No runs to show: the server refused this page (start again from the first page).'
-                  : 'No runs to show until the server answers.'
-                : isFiltered(applied)
-                  ? 'No runs match these filters.'
-                  : 'No runs yet. Start one with “Start run”.'
-          }
-          onClear={isFiltered(applied) && runs.length === 0 && !error ? clear : undefined}
-          countFilter={countFilter}
-          onPick={(pick) => change(pick)}
-        />
+        <ClockContext value={clock}>
+          <RunsTable
+            runs={runs}
+            nest={!narrows(applied)}
+            empty={
+              connection === 'connecting' && !error
+                ? 'Loading…'
+                : error
+                  ? connection === 'ended'
+                    ? 'No runs to show: the server refused this page (start again from the first page).'
+                    : 'No runs to show until the server answers.'
+                  : isFiltered(applied)
+                    ? 'No runs match these filters.'
+                    : 'No runs yet. Start one with “Start run”.'
+            }
+            onClear={isFiltered(applied) && runs.length === 0 && !error ? clear : undefined}
+            countFilter={countFilter}
+            onPick={(pick) => change(pick)}
+          />
+        </ClockContext>
       </LiveHandlers.Provider>
 
       <nav className="pager" aria-label="pages of runs">

@@ -1,13 +1,18 @@
-import { hasCalls, unfinishedCalls } from '@runtrail/protocol';
+import { memo } from 'react';
 import type { Snapshot } from '@runtrail/protocol';
 import { formatNumber } from '../../format.js';
 import { visibleText } from '../../visible-text.js';
 
-export function Counters({ snapshot }: { snapshot: Snapshot }) {
-  const { ok, failed, retries, named } = snapshot.counters;
-  const unfinished = unfinishedCalls(snapshot);
+/**
+ * The call counters and the named ones. Memoised on the counters (the
+ * snapshot keeps the object while they do not change) and two numbers the
+ * page works out from the snapshot, so an event that changes another part
+ * of it leaves the panel be.
+ */
+export const Counters = memo(function Counters({ counters, madeCalls, unfinished }: { counters: Snapshot['counters']; madeCalls: boolean; unfinished: number }) {
+  const { ok, failed, retries, named } = counters;
   // Named counters (tokens, bytes) are shown even by a run without calls.
-  if (!hasCalls(snapshot) && Object.keys(named).length === 0) return null;
+  if (!madeCalls && Object.keys(named).length === 0) return null;
   return (
     <section className="panel" aria-labelledby="counters-title">
       <h2 id="counters-title">Calls</h2>
@@ -30,7 +35,7 @@ export function Counters({ snapshot }: { snapshot: Snapshot }) {
       )}
     </section>
   );
-}
+});
 
 /** One call counter: `kind` is its class and test id, `said` what a screen reader says after the number. */
 function Counter({ kind, value, name, said }: { kind: 'ok' | 'failed' | 'retries' | 'unfinished'; value: number; name: string; said: string }) {

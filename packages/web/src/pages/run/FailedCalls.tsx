@@ -47,13 +47,15 @@ export function FailedCalls({
   events,
   failedCount,
   retriesCount,
-  snapshotSeq,
+  reading,
 }: {
+  /** The calls' events the page holds (call.started and call.failed among them). */
   events: readonly RunEvent[];
   failedCount: number;
   /** The Retries counter: the failed attempts that were retried, including those before the events held. */
   retriesCount: number;
-  snapshotSeq: number;
+  /** Whether the page still reads the log up to the snapshot it shows. */
+  reading: boolean;
 }) {
   const all = useMemo(() => failedCallsOf(events), [events]);
   const gaveUp = all.filter((f) => !f.willRetry);
@@ -61,8 +63,7 @@ export function FailedCalls({
   if (all.length === 0 && failedCount === 0) return null;
   // The counters come from the persisted snapshot at once; the events that
   // name the failed calls follow from the stream. Until the page holds the
-  // log up to the snapshot's seq, say so instead of "0 of 1".
-  const reading = (events.at(-1)?.seq ?? 0) < snapshotSeq;
+  // log up to the snapshot's seq (`reading`), say so instead of "0 of 1".
   const retriedInAll = Math.max(retried.length, retriesCount);
   return (
     <div className="failed-calls">

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from 'react';
+import { memo, useEffect, useRef, useState } from 'react';
 import type { LastError, RunError, RunEvent } from '@runtrail/protocol';
 import { ErrorText } from '../../components/ErrorText.js';
 import { formatTime } from '../../format.js';
@@ -10,15 +10,16 @@ import { visibleText } from '../../visible-text.js';
  * reader who saw it a moment ago should not wonder where it went (field
  * note 8: a cleared error must not stay on screen as if it were current).
  * Below it, every failed call with its error, so "Failed 1" never sits next
- * to a bare "None".
+ * to a bare "None". Memoised on what it is given (the calls' events, not
+ * all of them), so progress and logs leave it be.
  */
-export function LastErrorPanel({
+export const LastErrorPanel = memo(function LastErrorPanel({
   lastError,
   runError,
-  events,
+  callEvents,
   failedCount,
   retriesCount,
-  snapshotSeq,
+  reading,
   cancelledAt,
 }: {
   lastError: LastError | null;
@@ -26,10 +27,12 @@ export function LastErrorPanel({
   cancelledAt: number | null;
   /** The run's own error, shown in the header: when it is the last error, it is not printed twice. */
   runError: RunError | null;
-  events: readonly RunEvent[];
+  /** The calls' events the page holds (call.started and call.failed among them). */
+  callEvents: readonly RunEvent[];
   failedCount: number;
   retriesCount: number;
-  snapshotSeq: number;
+  /** Whether the page still reads the log up to the snapshot it shows. */
+  reading: boolean;
 }) {
   const seen = useRef<LastError | null>(null);
   const [cleared, setCleared] = useState<LastError | null>(null);
@@ -70,7 +73,7 @@ export function LastErrorPanel({
       ) : (
         <p className="muted">None.</p>
       )}
-      <FailedCalls events={events} failedCount={failedCount} retriesCount={retriesCount} snapshotSeq={snapshotSeq} />
+      <FailedCalls events={callEvents} failedCount={failedCount} retriesCount={retriesCount} reading={reading} />
     </section>
   );
-}
+});

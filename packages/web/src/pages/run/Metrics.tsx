@@ -14,21 +14,22 @@ import './run-insights.css';
  * per experiment).
  */
 export const Metrics = memo(function Metrics({
-  snapshot,
-  events,
+  metrics,
+  metricEvents,
   children,
   childCount,
 }: {
-  snapshot: Snapshot;
-  events: readonly RunEvent[];
+  metrics: Snapshot['metrics'];
+  /** The metric events the page holds: the same array while no metric arrives, so the panel's memo holds. */
+  metricEvents: readonly RunEvent[];
   children: readonly Run[];
   /** How many children the run has in all; more than `children` when the page watches only the latest. */
   childCount: number;
 }) {
   const [x, setX] = useState<ChartX>('step');
   const [overlay, setOverlay] = useState(false);
-  const names = useMemo(() => Object.keys(snapshot.metrics).sort(), [snapshot.metrics]);
-  const series = useMetricSeries(names, snapshot, events, x);
+  const names = useMemo(() => Object.keys(metrics).sort(), [metrics]);
+  const series = useMetricSeries(names, metrics, metricEvents, x);
   const compared = childMetricNames(children);
   if (names.length === 0 && compared.length === 0) return null;
   return (
@@ -61,7 +62,7 @@ export const Metrics = memo(function Metrics({
         ) : (
           <div className="metrics">
             {names.map((name, i) => (
-              <MetricChart key={name} name={name} metric={snapshot.metrics[name]!} series={series[i]!} x={x} />
+              <MetricChart key={name} name={name} metric={metrics[name]!} series={series[i]!} x={x} />
             ))}
           </div>
         ))}
@@ -74,21 +75,21 @@ export const Metrics = memo(function Metrics({
  * Each metric's line, rebuilt only when that metric changed (its summary in
  * the snapshot is a new object exactly then): most events are not metrics,
  * and redrawing every chart at each of them kept a busy run's page busy.
- * Also once when the page's first events arrive: a long run's page shows
- * the stored snapshot first and reads the events it keeps after it, with
- * no change to the snapshot.
+ * Also once when the page's first metric events arrive: a long run's page
+ * shows the stored snapshot first and reads the events it keeps after it,
+ * with no change to the snapshot.
  */
-function useMetricSeries(names: string[], snapshot: Snapshot, events: readonly RunEvent[], x: ChartX): ChartSeries[] {
+function useMetricSeries(names: string[], metrics: Snapshot['metrics'], events: readonly RunEvent[], x: ChartX): ChartSeries[] {
   const cache = useRef(new Map<string, { summary: MetricSummary; x: ChartX; held: boolean; series: ChartSeries }>());
   const last = useRef<ChartSeries[]>([]);
   const held = events.length > 0;
   const stale = names.filter((name) => {
     const hit = cache.current.get(name);
-    return !hit || hit.summary !== snapshot.metrics[name] || hit.x !== x || hit.held !== held;
+    return !hit || hit.summary !== metrics[name] || hit.x !== x || hit.held !== held;
   });
   if (stale.length > 0) {
-    const points = metricPoints(events, snapshot);
-    for (const name of stale) cache.current.set(name, { summary: snapshot.metrics[name]!, x, held, series: toSeries(name, points.get(name) ?? [], x) });
+    const points = metricPoints(events, metrics);
+    for (const name of stale) cache.current.set(name, { summary: metrics[name]!, x, held, series: toSeries(name, points.get(name) ?? [], x) });
   }
   const next = names.map((name) => cache.current.get(name)!.series);
   if (next.length !== last.current.length || next.some((s, i) => s !== last.current[i])) last.current = next;

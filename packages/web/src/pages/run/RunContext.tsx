@@ -1,3 +1,4 @@
+import { memo } from 'react';
 import type { Run, Snapshot } from '@runtrail/protocol';
 import { JsonBlock } from '../../components/JsonBlock.js';
 import { RunningFor } from '../../components/RunningFor.js';
@@ -36,15 +37,30 @@ function exitText(exec: ExecMeta, ended: boolean): string {
 /**
  * What the run was given and what it produced, up front: for a command,
  * how it was run and how it ended; then input, output, labels and meta as
- * pretty-printed, collapsible JSON.
+ * pretty-printed, collapsible JSON. Memoised on those parts of the run and
+ * its snapshot (each keeps its object while it does not change), so the
+ * run's progress, calls and logs leave it be.
  */
-export function RunContext({ run, snapshot: s, ended }: { run: Run; snapshot: Snapshot; ended: boolean }) {
-  const exec = execOf(s.meta);
-  const output = run.output ?? s.terminal?.output;
+export const RunContext = memo(function RunContext({
+  input,
+  output,
+  labels: runLabels,
+  meta: allMeta,
+  startedAt,
+  ended,
+}: {
+  input: Run['input'];
+  /** The run's output, or its terminal event's before the run is read again. */
+  output: unknown;
+  labels: Run['labels'];
+  meta: Snapshot['meta'];
+  startedAt: number | null;
+  ended: boolean;
+}) {
+  const exec = execOf(allMeta);
   // meta.exec is shown above as facts; the rest of meta as JSON.
-  const meta = exec ? Object.fromEntries(Object.entries(s.meta).filter(([key]) => key !== 'exec')) : s.meta;
-  const labels = Object.entries(run.labels);
-  const startedAt = run.startedAt ?? s.startedAt;
+  const meta = exec ? Object.fromEntries(Object.entries(allMeta).filter(([key]) => key !== 'exec')) : allMeta;
+  const labels = Object.entries(runLabels);
   return (
     <section className="panel run-context" aria-labelledby="context-title">
       <h2 id="context-title">Context and results</h2>
@@ -88,10 +104,10 @@ export function RunContext({ run, snapshot: s, ended }: { run: Run; snapshot: Sn
         )}
       </div>
       <div className="json-grid">
-        <JsonBlock title="Input" value={run.input} empty="No input." />
+        <JsonBlock title="Input" value={input} empty="No input." />
         <JsonBlock title="Output" value={output} empty={ended ? 'No output.' : 'Not finished yet.'} />
         <JsonBlock title="Meta" value={Object.keys(meta).length > 0 ? meta : undefined} empty={exec ? 'No other meta.' : 'No meta.'} />
       </div>
     </section>
   );
-}
+});

@@ -8,11 +8,11 @@ import { TRY_AGAIN, problemText } from '../../problem-text.js';
 import { ConfirmButton } from '../../components/ConfirmButton.js';
 import { ConnectionIndicator } from '../../components/ConnectionIndicator.js';
 import { QueuedWhy } from '../../components/QueuedWhy.js';
+import { StalledFor } from '../../components/RunningFor.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
 import { formatDuration, formatTime, formatZone } from '../../format.js';
 import { When } from '../../components/When.js';
 import { Link, listLocation, navigate } from '../../router.js';
-import { stalledForMs } from '../../progress-estimate.js';
 import { logOut } from '../../session.js';
 import { cancelRequestOf } from './cancel-request.js';
 import { RunAnnouncement } from './RunAnnouncement.js';
@@ -243,8 +243,4 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
 function RunDuration({ waiting, createdAt, startedAt, finishedAt }: { waiting: boolean; createdAt: number; startedAt: number | null; finishedAt: number | null }) {
   const now = useNow();
   return <>{formatDuration(waiting ? now - createdAt : startedAt === null ? null : (finishedAt ?? now) - startedAt)}</>;
-}
-
-function StalledFor({ stalled, startedAt }: { stalled: NonNullable<Snapshot['stalled']>; startedAt: number | null }) {
-  return <>{formatDuration(stalledForMs(stalled, startedAt, useNow()))}</>;
 }

@@ -8,7 +8,7 @@ const metric = (seq: number, ts: number, data: object): RunEvent => ({ runId: 'r
 test("a metric's points keep their step and time; one without a step takes its event's seq, as the reducer does", () => {
   const points = metricPoints(
     [metric(1, 1000, { name: 'loss', value: 0.5, step: 3 }), metric(2, 2000, { name: 'loss', value: 0.9, step: 1 }), metric(3, 3000, { name: 'acc', value: 0.7 })],
-    initialSnapshot(),
+    initialSnapshot().metrics,
   );
   expect(points.get('loss')).toEqual([
     { step: 3, ts: 1000, value: 0.5 },

@@ -14,7 +14,7 @@ export interface MetricPoint {
  * time); a metric with none there (a long log of which the page kept only
  * the tail) falls back to the snapshot's recent points, which have no time.
  */
-export function metricPoints(events: readonly RunEvent[], snapshot: Snapshot): Map<string, MetricPoint[]> {
+export function metricPoints(events: readonly RunEvent[], metrics: Snapshot['metrics']): Map<string, MetricPoint[]> {
   const byName = new Map<string, MetricPoint[]>();
   for (const e of events) {
     if (e.type !== 'metric') continue;
@@ -24,8 +24,8 @@ export function metricPoints(events: readonly RunEvent[], snapshot: Snapshot): M
     if (!points) byName.set(name, (points = []));
     points.push({ step: typeof step === 'number' ? step : e.seq, ts: e.ts, value });
   }
-  for (const name of Object.keys(snapshot.metrics)) {
-    if (!byName.has(name)) byName.set(name, recentPoints(snapshot.metrics[name]!));
+  for (const name of Object.keys(metrics)) {
+    if (!byName.has(name)) byName.set(name, recentPoints(metrics[name]!));
   }
   return byName;
 }

@@ -1,12 +1,14 @@
-import { Fragment, useCallback, useContext, useEffect, useId, useState, type CSSProperties, type ReactNode } from 'react';
+import { Fragment, memo, useCallback, useContext, useEffect, useId, useState, type CSSProperties, type ReactNode } from 'react';
 import { MAX_PARENT_IDS, RunStatus, dashboardRunPath, failureKindOf, type Run, type RunCounts, type RunsFilter, type Snapshot, callsInFlight, hasCalls, unfinishedCalls } from '@runtrail/protocol';
 import { ProgressBar } from '../../components/ProgressBar.js';
+import { RunningFor, StalledFor } from '../../components/RunningFor.js';
 import { LiveHandlers, QueuedWhy } from '../../components/QueuedWhy.js';
 import { StatusBadge } from '../../components/StatusBadge.js';
 import { errorKindText, formatDuration, formatNumber, formatTime, formatZone } from '../../format.js';
 import { When } from '../../components/When.js';
 import { estimateProgress, recentSamples, progressSamples, stalledForMs, type ProgressSample } from '../../progress-estimate.js';
 import { Link } from '../../router.js';
+import { useClock, useNow } from '../../use-now.js';
 import { useChildRuns, useChildTotals, useRunCounts } from '../../use-runs-page.js';
 import { oneLine } from './failure-line.js';
 import { visibleText } from '../../visible-text.js';
@@ -16,7 +18,6 @@ const COLUMNS = 6;
 
 interface RunsTableProps {
   runs: readonly Run[];
-  now: number;
   /** Show top-level runs with their children nested under them (the list holds top-level runs only). */
   nest: boolean;
   /** What an empty list says. */
@@ -33,12 +34,13 @@ export type TotalsPick = { status: RunStatus } | { failed: 'stalled' };
 
 /** The runs table with its status totals; nested or flat, see `nest`. */
 export function RunsTable(props: RunsTableProps) {
-  return props.nest && props.runs.length > 0 ? <NestedTable {...props} /> : <Table {...props} rows={props.runs.map((run) => <RunRow key={run.id} run={run} now={props.now} />)} shown={props.runs} />;
+  return props.nest && props.runs.length > 0 ? <NestedTable {...props} /> : <Table {...props} rows={props.runs.map((run) => <RunRow key={run.id} run={run} />)} shown={props.runs} />;
 }
 
 /** Which families the reader folded away, by the id of the run whose children are hidden. */
 interface Folding {
   collapsed: ReadonlySet<string>;
+  /** The same function at every render, so the rows' memo holds. */
   toggle(id: string): void;
 }
 
@@ -74,19 +76,20 @@ function useFamilies(runs: readonly Run[]): { byParent: Map<string, Run[]>; fami
 }
 
 function NestedTable(props: RunsTableProps) {
-  const { runs, now } = props;
+  const { runs } = props;
   const { byParent, family } = useFamilies(runs);
   const [collapsed, setCollapsed] = useState<ReadonlySet<string>>(new Set());
-  const folding: Folding = {
-    collapsed,
-    toggle: (id) =>
+  const toggle = useCallback(
+    (id: string) =>
       setCollapsed((c) => {
         const next = new Set(c);
         if (next.has(id)) next.delete(id);
         else next.add(id);
         return next;
       }),
-  };
+    [],
+  );
+  const folding: Folding = { collapsed, toggle };
   const [deeper, setDeeper] = useState<ReadonlyMap<string, string>>(new Map());
   const report = useCallback<ReportShown>(
     (key, states) =>
@@ -105,8 +108,8 @@ function NestedTable(props: RunsTableProps) {
     const children = byParent.get(run.id) ?? [];
     const open = !collapsed.has(run.id);
     shown.push(run, ...children);
-    rows.push(<RunRow key={run.id} run={run} now={now} family={family(run)} open={open} onToggle={children.length > 0 ? () => folding.toggle(run.id) : undefined} />);
-    if (open && children.length > 0) rows.push(<Generation key={`${run.id}-children`} runs={children} depth={1} now={now} folding={folding} report={report} />);
+    rows.push(<RunRow key={run.id} run={run} {...familyProps(family(run))} open={open} onToggle={children.length > 0 ? toggle : undefined} />);
+    if (open && children.length > 0) rows.push(<Generation key={`${run.id}-children`} runs={children} depth={1} folding={folding} report={report} />);
   }
   const changedDeeper = [...deeper.keys()].sort().map((k) => deeper.get(k)).join(';');
   return <Table {...props} rows={rows} shown={shown} changedDeeper={changedDeeper} />;
@@ -119,20 +122,20 @@ function NestedTable(props: RunsTableProps) {
  * family of 200 children is 4; a generation opens only under a parent that
  * is shown and unfolded.
  */
-function Generation({ runs, depth, now, folding, report }: { runs: readonly Run[]; depth: number; now: number; folding: Folding; report: ReportShown }) {
+function Generation({ runs, depth, folding, report }: { runs: readonly Run[]; depth: number; folding: Folding; report: ReportShown }) {
   const chunks: Run[][] = [];
   for (let i = 0; i < runs.length; i += MAX_PARENT_IDS) chunks.push(runs.slice(i, i + MAX_PARENT_IDS));
   return (
     <>
       {/* By place: a new child at the top shifts the chunks, and each keeps its subscription (re-aimed) rather than a new one. */}
       {chunks.map((chunk, i) => (
-        <GenerationChunk key={i} runs={chunk} depth={depth} now={now} folding={folding} report={report} />
+        <GenerationChunk key={i} runs={chunk} depth={depth} folding={folding} report={report} />
       ))}
     </>
   );
 }
 
-function GenerationChunk({ runs, depth, now, folding, report }: { runs: readonly Run[]; depth: number; now: number; folding: Folding; report: ReportShown }) {
+function GenerationChunk({ runs, depth, folding, report }: { runs: readonly Run[]; depth: number; folding: Folding; report: ReportShown }) {
   const { byParent, family } = useFamilies(runs);
   // The children this chunk fetched (depth + 1, two below the top or deeper): NestedTable's own `shown`
   // covers the top two generations.
@@ -147,8 +150,8 @@ function GenerationChunk({ runs, depth, now, folding, report }: { runs: readonly
         const open = !folding.collapsed.has(run.id);
         return (
           <Fragment key={run.id}>
-            <RunRow run={run} now={now} depth={depth} family={family(run)} open={open} onToggle={children.length > 0 ? () => folding.toggle(run.id) : undefined} />
-            {open && children.length > 0 && <Generation runs={children} depth={depth + 1} now={now} folding={folding} report={report} />}
+            <RunRow run={run} depth={depth} {...familyProps(family(run))} open={open} onToggle={children.length > 0 ? folding.toggle : undefined} />
+            {open && children.length > 0 && <Generation runs={children} depth={depth + 1} folding={folding} report={report} />}
           </Fragment>
         );
       })}
@@ -272,17 +275,21 @@ interface Family {
   total: number | null;
   cut: boolean;
 }
-const NO_CHILDREN: Family = { shown: 0, total: 0, cut: false };
+
+/** A family as a row's props: numbers and a flag, which its memo compares as they are (an object would be new at every render). */
+const familyProps = ({ shown, total, cut }: Family) => ({ familyShown: shown, familyTotal: total, familyCut: cut });
 
 interface RunRowProps {
   run: Run;
-  now: number;
   /** How far under its top-level ancestor the row sits in a nested list (0: top level or a flat list). */
   depth?: number;
-  /** Its children: how many the list shows, and how many it has when some are not shown. */
-  family?: Family;
+  /** Its children (a Family): how many the list shows, and how many it has when some are not shown. */
+  familyShown?: number;
+  familyTotal?: number | null;
+  familyCut?: boolean;
   open?: boolean;
-  onToggle?: (() => void) | undefined;
+  /** Folds or unfolds the family of the run whose id it is given. */
+  onToggle?: ((id: string) => void) | undefined;
 }
 
 /** "200 of 534", "200+" while not counted, "3" when all are shown. */
@@ -307,14 +314,18 @@ function useReadings(progress: Snapshot['progress']): ProgressSample[] {
   return readings;
 }
 
-function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onToggle }: RunRowProps) {
+/**
+ * One run's row, memoised on its run (the list keeps the object of a run
+ * that did not change): a change to one run renders its row alone, and the
+ * clock reaches only the times in it (RunningFor, StalledFor, Pace).
+ */
+const RunRow = memo(function RunRow({ run, depth = 0, familyShown = 0, familyTotal = 0, familyCut = false, open = true, onToggle }: RunRowProps) {
+  const family: Family = { shown: familyShown, total: familyTotal, cut: familyCut };
   const s = run.snapshot;
   const { counters, progress } = s;
-  const end = run.finishedAt ?? (run.status === 'running' ? now : null);
   const labels = Object.entries(run.labels);
   const kind = failureKindOf(run);
   const stalled = run.status === 'running' && s.stalled !== null;
-  const stuckMs = s.stalled !== null ? stalledForMs(s.stalled, run.startedAt, now) : null;
   const inFlight = callsInFlight(s);
   const cancelAsked = run.status === 'running' && (s.cancelRequested || run.cancelRequestedAt !== null);
   const reason = run.error ? visibleText(oneLine(terminalText(run.error.message))) : null;
@@ -325,10 +336,10 @@ function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onTogg
   // The list has no events, only each snapshot's latest reading. Once it has seen two, the rate is the
   // one between them (the pace now, as on the run's page); before that, from the start up to now.
   const samples = readings.length >= 2 ? readings : progressSamples([], s, run.startedAt);
-  const estimate = run.status === 'running' && !stalled && progress ? estimateProgress({ samples, total: progress.total, now }) : null;
-  const eta = estimate?.kind === 'eta' ? estimate.remainingMs : null;
-  // Quiet for much longer than its pace so far, though the server has no stall timeout to say so: no ETA to trust.
-  const quietMs = estimate?.kind === 'stalled' ? estimate.sinceMs : null;
+  const paced = run.status === 'running' && !stalled && progress !== null;
+  const total = progress?.total ?? null;
+  // Whether it has gone quiet (its bar then turns the warning colour): the row renders when that flips, not at each tick.
+  const quiet = useClock((now) => paced && estimateProgress({ samples, total, now })?.kind === 'stalled');
   const nested = depth > 0;
   return (
     <tr
@@ -349,7 +360,7 @@ function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onTogg
               // What it shows first ("200 of 534"), then whose children they are; shown or hidden is aria-expanded.
               aria-label={`${familyText(family)} ${family.shown === 1 && !family.cut ? 'child run' : 'child runs'} of ${name}`}
               title={family.cut ? `the list shows the newest ${family.shown}${family.total === null ? '; there are more' : ` of ${family.total}`}` : undefined}
-              onClick={onToggle}
+              onClick={() => onToggle(run.id)}
             >
               {open ? '▾' : '▸'} {familyText(family)}
             </button>
@@ -399,14 +410,10 @@ function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onTogg
       </td>
       <td className="col-status">
         <StatusBadge status={run.status} />
-        {stalled && (
-          <span className="badge badge-stalled" data-testid="stalled" title={`no progress for ${formatDuration(stuckMs)}`}>
-            stalled
-          </span>
-        )}
+        {stalled && <StalledBadge stalled={s.stalled!} startedAt={run.startedAt} />}
       </td>
       <td className="col-progress">
-        {progress ? <ProgressBar percent={progress.percent} done={progress.done} label={`progress of ${name}`} status={run.status} stalled={stalled || quietMs !== null} /> : <span className="muted">–</span>}
+        {progress ? <ProgressBar percent={progress.percent} done={progress.done} label={`progress of ${name}`} status={run.status} stalled={stalled || quiet} /> : <span className="muted">–</span>}
         {run.status === 'queued' && run.execute && handlers !== null && (
           <div className="muted small progress-notes">
             <QueuedWhy run={run} handlers={handlers} short />
@@ -422,11 +429,11 @@ function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onTogg
               </span>
             )}
             {stalled ? (
-              <span className="stalled-text">stalled {formatDuration(stuckMs)}</span>
-            ) : quietMs !== null ? (
-              <span className="stalled-text">no progress for {formatDuration(quietMs)}</span>
+              <span className="stalled-text">
+                stalled <StalledFor stalled={s.stalled!} startedAt={run.startedAt} />
+              </span>
             ) : (
-              eta !== null && <span>~{formatDuration(eta)} left</span>
+              paced && <Pace samples={samples} total={total} />
             )}
           </div>
         )}
@@ -453,10 +460,12 @@ function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onTogg
         {run.status === 'queued' && run.startedAt === null ? (
           // No duration yet: how long it has waited, as its page says ("Queued for").
           <span className="muted" data-testid="queued-for" title={`queued since ${formatTime(run.createdAt)}`}>
-            queued {formatDuration(now - run.createdAt)}
+            queued <RunningFor since={run.createdAt} />
           </span>
+        ) : run.startedAt !== null && run.finishedAt === null && run.status === 'running' ? (
+          <RunningFor since={run.startedAt} />
         ) : (
-          formatDuration(run.startedAt !== null && end !== null ? end - run.startedAt : null)
+          formatDuration(run.startedAt !== null && run.finishedAt !== null ? run.finishedAt - run.startedAt : null)
         )}
       </td>
       <td className="col-started">
@@ -470,4 +479,20 @@ function RunRow({ run, now, depth = 0, family = NO_CHILDREN, open = true, onTogg
       </td>
     </tr>
   );
+});
+
+/** The stalled badge, whose tooltip says for how long: it reads the clock, so the row around it need not. */
+function StalledBadge({ stalled, startedAt }: { stalled: NonNullable<Snapshot['stalled']>; startedAt: number | null }) {
+  return (
+    <span className="badge badge-stalled" data-testid="stalled" title={`no progress for ${formatDuration(stalledForMs(stalled, startedAt, useNow()))}`}>
+      stalled
+    </span>
+  );
+}
+
+/** A running run's ETA at the pace the page has seen, or how long it has made no progress when far past that pace. */
+function Pace({ samples, total }: { samples: readonly ProgressSample[]; total: number | null }) {
+  const estimate = estimateProgress({ samples, total, now: useNow() });
+  if (estimate?.kind === 'stalled') return <span className="stalled-text">no progress for {formatDuration(estimate.sinceMs)}</span>;
+  return estimate?.kind === 'eta' ? <span>~{formatDuration(estimate.remainingMs)} left</span> : null;
 }
