@@ -18,7 +18,7 @@ import { registerArtifacts } from './commands/artifacts.js';
 import { registerArchive } from './commands/archive.js';
 import { registerConfig } from './commands/config.js';
 import { CLI_TOKEN_HINT, serverInUse } from './options.js';
-import { outputFailed } from './output.js';
+import { outputFailed, terminalSafe } from './output.js';
 import { addHelpCommands, renamedFlagHint, unknownCommandText } from './help.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -165,7 +165,8 @@ program.parseAsync(process.argv).catch((err: unknown) => {
     // The server's words are for any HTTP client; a command line user sets no header, only the variable.
     // (A watcher's error says it already.)
     const hint = err.code === 'unauthorized' && !process.env.RUNTRAIL_TOKEN && !err.message.includes(CLI_TOKEN_HINT) ? ` (${CLI_TOKEN_HINT})` : '';
-    process.stderr.write(`runtrail: ${err.code}: ${err.message}${hint}\n`);
+    // The message is the server's, and may quote what a caller sent (an id, a name): terminal-safe.
+    process.stderr.write(`runtrail: ${err.code}: ${terminalSafe(err.message)}${hint}\n`);
     process.exit(2);
   }
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;

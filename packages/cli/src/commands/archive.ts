@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { EXPORT_RUNS_HEADER, EXPORT_STATUS_HEADER, RuntrailError, isTerminalStatus, type RunStatus } from '@runtrail/protocol';
 import { clientFor } from '../options.js';
-import { plural, print, printJson } from '../output.js';
+import { plural, print, printJson, terminalSafe } from '../output.js';
 import { downloadTarget, fileToUpload, saveDownload, stdinUpload } from '../transfer.js';
 
 const PROGRESS = 'show a progress line on stderr (default: when it is a terminal)';
@@ -51,7 +51,8 @@ export function registerArchive(program: Command): void {
       // The id on stdout (`id=$(runtrail import run.tar)`), as retry prints the new run's; the summary is for the person.
       print(run.id);
       const under = runs > 1 ? `, with ${plural(runs - 1, 'run')} under it` : '';
-      const summary = `run ${run.id} (${run.name}, ${run.status}, ${run.seq} events, ${run.snapshot.artifacts.length} artifacts)${under}`;
+      // The name is the archive's (the server checks only its length): terminal-safe, as every run name shown.
+      const summary = `run ${run.id} (${terminalSafe(run.name)}, ${run.status}, ${run.seq} events, ${run.snapshot.artifacts.length} artifacts)${under}`;
       // A repeat (say, after a lost answer) is not a failure: the server holds what the archive does.
       process.stderr.write(imported ? `imported ${summary}\n` : `${summary} was here already as the archive holds it; nothing changed\n`);
     });

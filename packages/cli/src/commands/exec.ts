@@ -10,7 +10,7 @@ import { CreateRunBody, DEFAULT_LEASE_TTL_MS, OUTPUT_LOG_ARTIFACT, RuntrailError
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
 import { DURATION_HELP, durationOption } from '../duration.js';
 import { CLI_TOKEN_HINT, collect, parseLabels, resolveServer } from '../options.js';
-import { EXIT_INTERRUPTED, EXIT_READER_GONE, terminalHungUp, whenStdoutReaderGoes } from '../output.js';
+import { EXIT_INTERRUPTED, EXIT_READER_GONE, terminalHungUp, terminalSafe, whenStdoutReaderGoes } from '../output.js';
 import { LiveLine, statusLine } from '../watch-line.js';
 
 interface ExecFlags {
@@ -84,7 +84,13 @@ async function saidIfSlow<T>(promise: Promise<T>, afterMs: number, notice: () =>
 async function execCommand(command: string, args: string[], flags: ExecFlags, cmd: Command): Promise<{ code: number; stoppedWaiting: boolean }> {
   // In a terminal, a live progress line stays under the command's output (see LiveLine).
   const live = process.stderr.isTTY === true ? new LiveLine(process.stderr) : null;
-  const say = (line: string) => (live ? live.print(process.stderr, `runtrail: ${line}\n`) : process.stderr.write(`runtrail: ${line}\n`));
+  // Every notice may hold the server's words (a cancel reason anyone with a producer token sets, an
+  // orphaned run's message, an outage's cause): written terminal-safe, so none can retitle the
+  // window or redraw what the user reads.
+  const say = (line: string) => {
+    const text = `runtrail: ${terminalSafe(line)}\n`;
+    return live ? live.print(process.stderr, text) : process.stderr.write(text);
+  };
   // The same server every client command uses. Only the default one may be
   // missing: then the run is kept in serve's data dir, so the dashboard of
   // a later `runtrail serve` shows it. A server that was named must answer.

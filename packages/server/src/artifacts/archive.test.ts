@@ -145,6 +145,21 @@ describe.each([
     expect(other.body.error.code).toBe('run_already_exists');
     expect(await b.getRun(run.id)).toEqual(rb);
     expect(blobFiles(target)).toHaveLength(2);
+    // The same record (id, name, times, status, last seq) over other events, as many of them, or other artifact
+    // records: not what is here. Before, only the record was compared, and these got 200 as if their content were stored.
+    const otherEvents = await edited(archive, {
+      run: (r) => (r.snapshot.progress.message = 'edited'),
+      events: (events) => (events.find((e) => e.type === 'progress').data.message = 'edited'),
+    });
+    const otherRecords = await editedEntry(archive, 'artifacts.json', (records) => (records[0].metadata = { lang: 'de' }));
+    for (const [what, changed] of [['events', otherEvents], ['artifact records', otherRecords]] as const) {
+      const res = await importInto(target, changed);
+      expect(res.status, `${what}: ${JSON.stringify(res.body)}`).toBe(409);
+      expect(res.body.error.code).toBe('run_already_exists');
+    }
+    expect((await b.readEvents(run.id)).events).toEqual((await a.readEvents(run.id)).events);
+    expect(await b.listArtifacts(run.id)).toEqual(la);
+    expect(blobFiles(target)).toHaveLength(2);
   });
 
   it('refuses truncated, malformed and path-traversal archives with 400 and changes nothing', async () => {
@@ -241,6 +256,19 @@ async function edited(
     } else out.push({ name: e.name, content: e.name.endsWith('.json') ? swap(e.content.toString()) : e.content });
   }
   return tarOf(out);
+}
+
+/** `archive` with one JSON entry changed by `edit`. */
+async function editedEntry(archive: Buffer, name: string, edit: (value: any) => void): Promise<Buffer> {
+  const entries = await entriesOf(archive);
+  return tarOf(
+    entries.map((e) => {
+      if (e.name !== name) return e;
+      const value = JSON.parse(e.content.toString());
+      edit(value);
+      return { name: e.name, content: JSON.stringify(value) };
+    }),
+  );
 }
 
 describe('an import is checked as a create and its appends would be', () => {

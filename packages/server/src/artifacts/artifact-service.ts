@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { isDeepStrictEqual } from 'node:util';
 import type { FastifyBaseLogger } from 'fastify';
 import {
   ContentType,
@@ -10,7 +11,7 @@ import {
   type Run,
   type RunEvent,
 } from '@runtrail/protocol';
-import type { BlobStore } from '@runtrail/store';
+import type { BlobStore, RunBundle } from '@runtrail/store';
 import type { RunService } from '../runs/run-service.js';
 import type { PayloadLimits } from '../security/index.js';
 import { KeyedLock } from './keyed-lock.js';
@@ -208,7 +209,7 @@ export class ArtifactService {
       await this.release(shas, root.id);
       if (RuntrailError.isCode(err, 'run_already_exists')) {
         const here = await Promise.all(archive.runs.map(({ run }) => this.runs.find(run.id)));
-        if (archive.runs.every(({ run }, i) => here[i] && sameEndedRun(run, here[i]))) {
+        if (await this.allHeldAsArchived(archive.runs, here)) {
           this.log.info({ runId: root.id, runs: here.length }, 'import repeated: every run of the archive is already here as it holds it');
           return { runs: here as Run[], imported: false };
         }
@@ -241,6 +242,29 @@ export class ArtifactService {
     const estimatedBytes = estimateArchiveBytes(exported, options.family === true, sample.length > 0 ? eventLineBytes(sample) / sample.length : 0);
     const archive = options.family ? exportFamily(this, exported) : exportRunArchive(this, exported[0]!.run, exported[0]!.events(), exported[0]!.records);
     return { runs: exported.map((m) => m.run), archive, estimatedBytes };
+  }
+
+  /**
+   * Whether every run of an archive is here as the archive holds it: its
+   * record (sameEndedRun), every event and every artifact record. The
+   * record alone matched an archive whose events file was edited and kept
+   * its count (a log line, an error message, an artifact's hash changed),
+   * and the caller was told its content was here when it was not. The
+   * archive is in memory already, and the stored events are read page by
+   * page as an export reads them: no more work than the import it repeats.
+   */
+  private async allHeldAsArchived(bundles: RunBundle[], here: (Run | null)[]): Promise<boolean> {
+    for (const [i, { run, events, artifacts }] of bundles.entries()) {
+      const stored = here[i];
+      if (!stored || !sameEndedRun(run, stored)) return false;
+      if (!sameJson(await this.runs.listArtifacts(run.id), artifacts)) return false;
+      let next = 0;
+      for await (const page of this.pages(stored)) {
+        for (const event of page) if (!sameJson(event, events[next++])) return false;
+      }
+      if (next !== events.length) return false;
+    }
+    return true;
   }
 
   /** A run's events page by page, only those its exported record counts, even if the run is still moving. */
@@ -278,6 +302,15 @@ function tooLarge(runId: string, size: number | undefined, maxBytes: number, lim
     maxArtifactBytes: limits.maxArtifactBytes,
     maxRunArtifactBytes: limits.maxRunArtifactBytes,
   });
+}
+
+/**
+ * Whether two values are the same as JSON, whatever their key order: the
+ * archive's parsed data holds user-named keys in prototype-less objects, the
+ * store's in plain ones, and a key whose value is undefined is no key.
+ */
+function sameJson(a: unknown, b: unknown): boolean {
+  return isDeepStrictEqual(JSON.parse(JSON.stringify(a) ?? 'null'), JSON.parse(JSON.stringify(b) ?? 'null'));
 }
 
 /** Whether two records are the same ended run: what an import keeps and nothing after it changes. */

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { MAX_READ_LIMIT, RuntrailError, labelsAsSent, type Run } from '@runtrail/protocol';
 import { terminalEventOf, type RunService } from '../runs/run-service.js';
-import { ConnectionCounter, authorizeEvents, checkEventData, checkRunData, rateLimited, type PayloadLimits, type RateLimiter } from '../security/index.js';
+import { ConnectionCounter, authorizeEvents, checkEventData, checkRunData, countedAgainst, rateLimited, type PayloadLimits, type RateLimiter } from '../security/index.js';
 import { serve } from './route-table.js';
 
 export interface RunRoutesOptions {
@@ -42,18 +42,13 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
     const rate = options.createRate;
     if (!rate) return make();
     const address = options.clientKey(request);
-    const wait = rate.limiter.take(address, 1);
-    if (wait > 0) {
-      throw rateLimited(`client address ${address} is creating runs faster than ${rate.perSecond} per second (createRunsPerSecondPerIp on the server); retry after Retry-After`, wait);
-    }
-    let made = false;
-    try {
-      const result = await make();
-      made = result.created;
-      return result;
-    } finally {
-      if (!made) rate.limiter.giveBack(address, 1);
-    }
+    return countedAgainst(
+      rate.limiter,
+      address,
+      (wait) => rateLimited(`client address ${address} is creating runs faster than ${rate.perSecond} per second (createRunsPerSecondPerIp on the server); retry after Retry-After`, wait),
+      make,
+      (result) => result.created,
+    );
   };
   serve(app, 'createRun', async ({ body, request, reply }) => {
     if (options.limits) checkRunData(body, options.limits);

@@ -3,6 +3,6 @@ export { TokenService, invalidTokenMessage, type Principal, type Validity } from
 export { authorize, authorizeEvents, listedParents, routeAccess, type Access } from './access.js';
 export { installAuth, redactUrl, tokenOf } from './authenticate.js';
 export { registerTokenRoutes } from './token-routes.js';
-export { ConnectionCounter, RateLimiter, checkEventData, checkRunData, jsonBytes, rateLimited, tooLarge, type PayloadLimits } from './limits.js';
+export { ConnectionCounter, RateLimiter, checkEventData, countedAgainst, checkRunData, jsonBytes, rateLimited, tooLarge, type PayloadLimits } from './limits.js';
 export { addressKey, clientAddress, clientKey, limitConnectionsPerAddress, plainAddress } from './client-address.js';
 export { limitBodyBytesPerAddress } from './body-budget.js';

@@ -439,6 +439,25 @@ describe('limits', () => {
     expect((await mintWith(a.token)).status).toBe(429);
   });
 
+  it('mintRunTokensPerSecond counts tokens minted: a mint refused for an unknown run or a run at maxRunTokensPerRun gives its token back', async () => {
+    const { server: s } = await limitedServer({ mintRunTokensPerSecond: 2, maxRunTokensPerRun: 1, adminToken: ADMIN });
+    const a = (await call(s, 'POST', '/api/v1/tokens', { token: ADMIN, body: { name: 'p', scope: 'producer' } })).body as { id: string; token: string };
+    const create = async () => (await call(s, 'POST', '/api/v1/runs', { token: a.token, body: { name: 'shared' } })).body.id as string;
+    const [full, open1, open2, open3] = [await create(), await create(), await create(), await create()];
+    const mint = (runId: string) => call(s, 'POST', `/api/v1/runs/${runId}/tokens`, { token: a.token, body: {} });
+    // The clock stands still: a burst of 4 (2 s worth). One spent on a run now at its cap.
+    expect((await mint(full)).status).toBe(201);
+    // Before: each refusal below spent the budget, and the mints after them were 429.
+    for (let i = 0; i < 5; i++) {
+      expect((await mint(full)).body.error.code).toBe('too_many_run_tokens');
+      expect((await mint('run_unknown')).status).toBe(404);
+    }
+    for (const runId of [open1, open2, open3]) expect((await mint(runId)).status).toBe(201);
+    const over = await mint(full);
+    expect(over.status).toBe(429);
+    expect(over.body.error.message).toContain('mintRunTokensPerSecond');
+  });
+
   it('a run with maxRunTokensPerRun live run tokens refuses one more: 409 naming the setting, the ones it has still work; a revoked or expired one makes room; other runs count apart', async () => {
     const { server: s, tick } = await limitedServer({ maxRunTokensPerRun: 2, adminToken: ADMIN });
     const create = async () => (await call(s, 'POST', '/api/v1/runs', { token: ADMIN, body: { name: 'shared' } })).body.id as string;

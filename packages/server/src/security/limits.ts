@@ -61,6 +61,32 @@ export class RateLimiter {
   }
 }
 
+/**
+ * `work` counted against `key`'s rate: 429 (from `refusal`, given the wait)
+ * when the budget is spent, else the work, whose token is given back unless
+ * `counts` says it did what the rate bounds. A refusal (an unknown run, a
+ * cap reached) or a replay made nothing: charging it would push a client
+ * retrying as it should over the budget by its own retries.
+ */
+export async function countedAgainst<T>(
+  limiter: RateLimiter,
+  key: string,
+  refusal: (waitMs: number) => RuntrailError,
+  work: () => Promise<T>,
+  counts: (result: T) => boolean = () => true,
+): Promise<T> {
+  const wait = limiter.take(key, 1);
+  if (wait > 0) throw refusal(wait);
+  let spent = false;
+  try {
+    const result = await work();
+    spent = counts(result);
+    return result;
+  } finally {
+    if (!spent) limiter.giveBack(key, 1);
+  }
+}
+
 /** A 429 that says when to come back (the error handler turns retryAfterMs into Retry-After). */
 export function rateLimited(message: string, retryAfterMs: number): RuntrailError {
   return new RuntrailError('rate_limited', message, { retryAfterMs });

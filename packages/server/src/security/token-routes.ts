@@ -4,7 +4,7 @@ import { RuntrailError, type WhoamiResponse } from '@runtrail/protocol';
 import { serve } from '../http/route-table.js';
 import type { RunService } from '../runs/run-service.js';
 import { tokenOf } from './authenticate.js';
-import { rateLimited, type RateLimiter } from './limits.js';
+import { countedAgainst, rateLimited, type RateLimiter } from './limits.js';
 import type { Principal, TokenService } from './tokens.js';
 
 export interface TokenRoutesDeps {
@@ -18,17 +18,22 @@ export interface TokenRoutesDeps {
 
 export function registerTokenRoutes(http: FastifyInstance, deps: TokenRoutesDeps): void {
   /**
-   * 429 past the principal's rate: each mint is a row kept until it expires, and the per-run
-   * cap alone let one token fill that many for every run it can create.
+   * `mint` counted against the principal's rate, 429 past it: each mint is a row kept until it
+   * expires, and the per-run cap alone let one token fill that many for every run it can create.
+   * Only a token minted counts (see countedAgainst): a mint refused for an unknown run or a run at
+   * maxRunTokensPerRun costs nothing, as a refused create does.
    */
-  const takeMint = (principal: Principal, request: IncomingMessage): void => {
-    if (!deps.mintRate) return;
+  const countedMint = <T>(principal: Principal, request: IncomingMessage, mint: () => Promise<T>): Promise<T> => {
+    const rate = deps.mintRate;
+    if (!rate) return mint();
     // Only scoped tokens and an open server's clients get here (routeAccess: produce).
     const who = principal.kind === 'scoped' ? `token ${principal.id}` : `client address ${deps.clientKey(request)}`;
-    const wait = deps.mintRate.limiter.take(who, 1);
-    if (wait > 0) {
-      throw rateLimited(`${who} is minting run tokens faster than ${deps.mintRate.perSecond} per second (mintRunTokensPerSecond on the server); retry after Retry-After`, wait);
-    }
+    return countedAgainst(
+      rate.limiter,
+      who,
+      (wait) => rateLimited(`${who} is minting run tokens faster than ${rate.perSecond} per second (mintRunTokensPerSecond on the server); retry after Retry-After`, wait),
+      mint,
+    );
   };
 
   // Open, so a login page can ask whether a token works before keeping it.
@@ -64,9 +69,11 @@ export function registerTokenRoutes(http: FastifyInstance, deps: TokenRoutesDeps
   });
 
   serve(http, 'createRunToken', async ({ params, body, request, reply }) => {
-    takeMint(request.principal, request.raw);
-    const run = await deps.runs.get(params.id!);
+    const minted = await countedMint(request.principal, request.raw, async () => {
+      const run = await deps.runs.get(params.id!);
+      return deps.tokens.mintRunToken(run.id, body.ttlSeconds, body.write, request.principal);
+    });
     void reply.status(201);
-    return deps.tokens.mintRunToken(run.id, body.ttlSeconds, body.write, request.principal);
+    return minted;
   });
 }
