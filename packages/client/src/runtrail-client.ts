@@ -151,8 +151,18 @@ export class RuntrailClient {
     return this.api.request('cancelRun', { params: { id }, body: reason ? { reason } : {} });
   }
 
-  retryRun(id: string): Promise<Run> {
-    return this.api.request('retryRun', { params: { id } });
+  /**
+   * A new attempt of an ended run (its name, input and labels). Retried through
+   * a lost answer or a restarting server under one Idempotency-Key (a fresh one
+   * unless given), so a click that got no answer makes one attempt, not two.
+   */
+  retryRun(id: string, options: { idempotencyKey?: string } = {}): Promise<Run> {
+    const key = options.idempotencyKey ?? randomId();
+    return retrying(
+      () => this.api.request('retryRun', { params: { id }, headers: { 'idempotency-key': key } }),
+      this.startTimeoutMs,
+      this.producerOptions?.clock,
+    );
   }
 
   deleteRun(id: string): Promise<void> {
@@ -182,9 +192,17 @@ export class RuntrailClient {
     return this.api.request('revokeToken', { params: { id } });
   }
 
-  /** A token that reads and watches this run and its children only, for a browser or a shared link. */
-  createRunToken(runId: string, ttlSeconds?: number): Promise<CreatedRunToken> {
-    return this.api.request('createRunToken', { params: { id: runId }, body: ttlSeconds === undefined ? {} : { ttlSeconds } });
+  /**
+   * A token that reads and watches this run and its children only, for a browser or a shared link;
+   * `write`: it may also append to them (a subprocess's token). `ttlSeconds` as the server's default otherwise.
+   */
+  createRunToken(runId: string, options: number | { ttlSeconds?: number; write?: boolean } = {}): Promise<CreatedRunToken> {
+    // A number: the lifetime, as before `write` could be asked for.
+    const { ttlSeconds, write } = typeof options === 'number' ? { ttlSeconds: options, write: undefined } : options;
+    return this.api.request('createRunToken', {
+      params: { id: runId },
+      body: { ...(ttlSeconds === undefined ? {} : { ttlSeconds }), ...(write === undefined ? {} : { write }) },
+    });
   }
 
   async listArtifacts(runId: string): Promise<Artifact[]> {

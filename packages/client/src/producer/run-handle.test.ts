@@ -98,6 +98,35 @@ describe('producer SDK', () => {
     early.close();
   });
 
+  it('retries a run (retryRun) once though the answer was lost: one new attempt, not two', async () => {
+    server.define('to-retry', async () => {
+      throw new Error('flaky');
+    });
+    const first = await new RuntrailClient({ url: server.url }).startRun({ name: 'to-retry' });
+    const ended = await waitUntil(async () => {
+      const run = await server.runs.get(first.id);
+      return run.status === 'failed' && run;
+    }, { what: 'the first attempt to fail' });
+    const losing = losingResponses(1, (url) => url.endsWith(`/runs/${ended.id}/retry`));
+    const client = new RuntrailClient({ url: server.url, fetch: losing.impl });
+    const attempt = await client.retryRun(ended.id);
+    expect(losing.lost()).toBe(1);
+    expect(losing.requests()).toBe(2);
+    // Before: no Idempotency-Key and no retry, so the lost answer was an error, and clicking again made a second attempt.
+    const attempts = (await client.listRuns({ name: 'to-retry' })).runs.filter((r) => r.retryOf === ended.id);
+    expect(attempts.map((r) => r.id)).toEqual([attempt.id]);
+    expect(attempt.attempt).toBe(2);
+  });
+
+  it('mints a run token that may write (createRunToken with write) and one that only reads', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'token-kinds' });
+    expect((await client.createRunToken(run.id, { write: true })).write).toBe(true);
+    expect((await client.createRunToken(run.id, { ttlSeconds: 60 })).write).toBe(false);
+    expect((await client.createRunToken(run.id, 60)).write).toBe(false);
+    run.close();
+  });
+
   it('retries a batch whose response was lost with the same ids, so every event is stored exactly once', async () => {
     const lossy = losingResponses(3, (url) => url.endsWith('/events'));
     const client = new RuntrailClient({ url: server.url, fetch: lossy.impl });
