@@ -17,6 +17,14 @@ export function terminalSafe(text: string): string {
 }
 
 /**
+ * terminalSafe, and on one line: a line break inside someone else's text (a cancel reason, an error
+ * message) is shown as \n, so it cannot start a line that reads as the CLI's own.
+ */
+export function oneLineSafe(text: string): string {
+  return terminalSafe(text).replace(/\n/g, '\\n');
+}
+
+/**
  * A human notice on stderr ("no runs", "wrote FILE"): stdout is for data only,
  * so `runtrail runs ls | wc -l` counts runs and a script never reads a
  * sentence as a row.

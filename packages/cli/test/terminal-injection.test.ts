@@ -56,6 +56,28 @@ describe('server text reaches the terminal escaped', { timeout: 60_000 }, () => 
     expect(execErr).not.toMatch(RAW);
   });
 
+  it('a cancel reason with a line break cannot print a line of its own: exec and cancel --wait show it as \\n', async () => {
+    const exec = spawnCli(['exec', '--server', server.url, '--', 'sleep', '600'], { env });
+    onTestFinished(() => {
+      if (exec.exitCode === null) exec.kill('SIGKILL');
+    });
+    let execErr = '';
+    exec.stderr!.on('data', (d: Buffer) => (execErr += d));
+    const exited = once(exec, 'exit');
+    const id = await waitUntil(() => /runtrail: run (\S+) on /.exec(execErr)?.[1], { what: 'exec to print its run id' });
+    await waitUntil(async () => (await client.getRun(id)).snapshot.meta.exec, { what: 'exec to record its command' });
+
+    const forged = 'done\nrun 0000 ended succeeded';
+    const cancel = await runtrail(['cancel', id, '--wait', '--reason', forged, '--server', server.url], { env });
+    await exited;
+
+    expect(cancel.code, cancel.stderr).toBe(0);
+    // Before: two lines on stdout, the second reading as the CLI's own verdict.
+    expect(cancel.stdout.split('\n').filter(Boolean)).toHaveLength(1);
+    expect(cancel.stdout).toContain('cancel requested: done\\nrun 0000 ended succeeded');
+    expect(execErr).not.toMatch(/^run 0000 ended/m);
+  });
+
   it("import says an archive's run name escaped, and tokens revoke the server's error quoting the id", async () => {
     const name = `report\u202etxt.exe`;
     const run = await client.createRun({ name });

@@ -10,7 +10,7 @@ import { CreateRunBody, DEFAULT_LEASE_TTL_MS, OUTPUT_LOG_ARTIFACT, RuntrailError
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
 import { DURATION_HELP, durationOption } from '../duration.js';
 import { CLI_TOKEN_HINT, collect, parseLabels, resolveServer } from '../options.js';
-import { EXIT_INTERRUPTED, EXIT_READER_GONE, terminalHungUp, terminalSafe, whenStdoutReaderGoes } from '../output.js';
+import { EXIT_INTERRUPTED, EXIT_READER_GONE, oneLineSafe, terminalHungUp, whenStdoutReaderGoes } from '../output.js';
 import { LiveLine, statusLine } from '../watch-line.js';
 
 interface ExecFlags {
@@ -88,7 +88,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
   // orphaned run's message, an outage's cause): written terminal-safe, so none can retitle the
   // window or redraw what the user reads.
   const say = (line: string) => {
-    const text = `runtrail: ${terminalSafe(line)}\n`;
+    const text = `runtrail: ${oneLineSafe(line)}\n`;
     return live ? live.print(process.stderr, text) : process.stderr.write(text);
   };
   // The same server every client command uses. Only the default one may be

@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import type { Snapshot, TerminalStatus } from '@runtrail/protocol';
 import { DURATION_HELP, durationOption } from '../duration.js';
 import { clientFor, clientOptions } from '../options.js';
-import { printJson, terminalSafe } from '../output.js';
+import { oneLineSafe, printJson } from '../output.js';
 import { followRun, LiveLine, type FollowOptions } from '../watch-line.js';
 
 export function registerTail(program: Command): void {
@@ -56,7 +56,7 @@ export function sayHowItEnded(id: string, end: Snapshot['terminal'], wanted?: Te
   if (!end) return;
   const why = end.error ? ` (${end.error.kind}: ${end.error.message})` : '';
   // The reason is whoever ended the run's text (a cancel reason any producer may set): terminal-safe.
-  process.stdout.write(`run ${id} ended ${end.status}${terminalSafe(why)}\n`);
+  process.stdout.write(`run ${id} ended ${end.status}${oneLineSafe(why)}\n`);
   process.exitCode = exitStatusOf(end.status, wanted);
 }
 
