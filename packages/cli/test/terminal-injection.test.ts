@@ -34,8 +34,8 @@ afterAll(async () => {
   dir.remove();
 });
 
-describe('server text reaches the terminal escaped', { timeout: 60_000 }, () => {
-  it('a cancel reason with escape sequences: exec says how its run ended, and cancel --wait prints it, escaped', async () => {
+/** A `runtrail exec` of a long command, cancelled with `reason` by `runtrail cancel --wait`: what each printed. */
+async function execCancelledWith(reason: string) {
     const exec = spawnCli(['exec', '--server', server.url, '--', 'sleep', '600'], { env });
     onTestFinished(() => {
       if (exec.exitCode === null) exec.kill('SIGKILL');
@@ -45,9 +45,14 @@ describe('server text reaches the terminal escaped', { timeout: 60_000 }, () => 
     const exited = once(exec, 'exit');
     const id = await waitUntil(() => /runtrail: run (\S+) on /.exec(execErr)?.[1], { what: 'exec to print its run id' });
     await waitUntil(async () => (await client.getRun(id)).snapshot.meta.exec, { what: 'exec to record its command' });
+  const cancel = await runtrail(['cancel', id, '--wait', '--reason', reason, '--server', server.url], { env });
+  await exited;
+  return { cancel, execErr };
+}
 
-    const cancel = await runtrail(['cancel', id, '--wait', '--reason', ESCAPES, '--server', server.url], { env });
-    await exited;
+describe('server text reaches the terminal escaped', { timeout: 60_000 }, () => {
+  it('a cancel reason with escape sequences: exec says how its run ended, and cancel --wait prints it, escaped', async () => {
+    const { cancel, execErr } = await execCancelledWith(ESCAPES);
 
     expect(cancel.code, cancel.stderr).toBe(0);
     expect(cancel.stdout).toContain(`cancel requested: ${ESCAPED}`);
@@ -57,19 +62,7 @@ describe('server text reaches the terminal escaped', { timeout: 60_000 }, () => 
   });
 
   it('a cancel reason with a line break cannot print a line of its own: exec and cancel --wait show it as \\n', async () => {
-    const exec = spawnCli(['exec', '--server', server.url, '--', 'sleep', '600'], { env });
-    onTestFinished(() => {
-      if (exec.exitCode === null) exec.kill('SIGKILL');
-    });
-    let execErr = '';
-    exec.stderr!.on('data', (d: Buffer) => (execErr += d));
-    const exited = once(exec, 'exit');
-    const id = await waitUntil(() => /runtrail: run (\S+) on /.exec(execErr)?.[1], { what: 'exec to print its run id' });
-    await waitUntil(async () => (await client.getRun(id)).snapshot.meta.exec, { what: 'exec to record its command' });
-
-    const forged = 'done\nrun 0000 ended succeeded';
-    const cancel = await runtrail(['cancel', id, '--wait', '--reason', forged, '--server', server.url], { env });
-    await exited;
+    const { cancel, execErr } = await execCancelledWith('done\nrun 0000 ended succeeded');
 
     expect(cancel.code, cancel.stderr).toBe(0);
     // Before: two lines on stdout, the second reading as the CLI's own verdict.
