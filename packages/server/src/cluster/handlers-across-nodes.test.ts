@@ -192,8 +192,10 @@ describe('a cancel through one node of a run another node executes', () => {
   it("reaches the handler's ctx.signal at once, not at the owner's next heartbeat (lease TTL / 3 = 10 s), and the run ends cancelled with the reason", async () => {
     const [a, b] = await twoNodes();
     const aborted = new Map<string, { at: number; reason: string }>();
+    const started = new Set<string>();
     b.define('slow', (ctx) => {
       const { signal } = ctx;
+      started.add(ctx.id);
       return new Promise<void>((resolve) =>
         signal.addEventListener('abort', () => {
           aborted.set(ctx.id, { at: Date.now(), reason: (signal.reason as Error).message });
@@ -203,7 +205,9 @@ describe('a cancel through one node of a run another node executes', () => {
     });
     for (let i = 0; i < 5; i++) {
       const made = (await http<Run>('POST', `${b.url}/api/v1/runs`, { name: 'slow', execute: true })).body;
-      await waitUntil(async () => (await http<Run>('GET', `${a.url}/api/v1/runs/${made.id}`)).body.status === 'running', { what: 'node-b to start the run' });
+      // Its handler running, not only its run claimed: a cancel before the handler starts ends the run without calling
+      // it (under load the claim was seen on A well before B called the handler, and the test waited for an abort).
+      await waitUntil(() => started.has(made.id), { what: "node-b to call the run's handler" });
       const cancelledAt = Date.now();
       expect((await http('POST', `${a.url}/api/v1/runs/${made.id}/cancel`, { reason: `from A ${i}` })).status).toBe(200);
       const seen = await waitUntil(() => aborted.get(made.id), { timeoutMs: 15_000, what: "the handler's signal to abort" });

@@ -262,6 +262,27 @@ describe('executor', () => {
     expect(run.error?.message).toBe('no longer needed');
   });
 
+  it('a run cancelled between its claim and its handler\'s start is ended cancelled without calling the handler', async () => {
+    let called = 0;
+    server.define('never-called', async () => {
+      called++;
+    });
+    // The executor reads the run once more before it calls the handler: the cancel lands just before that read.
+    const find = server.runs.find.bind(server.runs);
+    server.runs.find = async (id: string) => {
+      server.runs.find = find;
+      await server.runs.cancel(id, 'changed my mind');
+      return find(id);
+    };
+    const { id } = await client.startRun({ name: 'never-called', leaseTtlMs: 24 * 3600_000 });
+    const run = await ended(id);
+    expect(run.status).toBe('cancelled');
+    expect(run.error?.message).toBe('changed my mind');
+    // Before: run.started, then the handler called with a signal already aborted (its 'abort' event never comes).
+    expect(called).toBe(0);
+    expect((await events(id)).map((e) => e.type)).not.toContain('run.started');
+  });
+
   it('a cancelled run stops its handler and its subprocess (which ignores SIGTERM) within the grace period', async () => {
     let pgid = 0;
     server.define('shell', async (ctx) => {

@@ -507,6 +507,9 @@ export class Executor {
       try {
         const fresh = await this.runs.find(run.id);
         if (fresh && fresh.cancelRequestedAt !== null) stop('cancelled', fresh.snapshot.cancelReason ?? 'cancel requested');
+        // Cancelled (or ended) between its claim and now: the handler is not called at all. Called, it got a signal
+        // already aborted, whose 'abort' event never comes, so a handler listening for it worked on for a cancelled run.
+        if (stopped) throw stopped;
         handle.event('run.started', { node: this.options.node, attempt: run.attempt });
         // Made through a node without this handler, its input was not checked there.
         const refused = this.inputRefusal(run.name, run.input);
