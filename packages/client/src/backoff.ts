@@ -38,18 +38,21 @@ export function delay(ms: number, signal?: AbortSignal, clock: Clock = systemClo
  * `send` again while it fails with something worth retrying (the server
  * unreachable, restarting, overloaded), with backoff, for up to `forMs`;
  * a 503's Retry-After is waited out. Safe only for idempotent requests
- * (event ids, a finish id, an Idempotency-Key on create).
+ * (event ids, a finish id, an Idempotency-Key on create). Once `signal`
+ * aborts no attempt starts (its reason is thrown), and the one in flight is
+ * still answered: what it did on the server (a run it made) is not lost.
  */
-export async function retrying<T>(send: () => Promise<T>, forMs: number, clock: Clock = systemClock): Promise<T> {
+export async function retrying<T>(send: () => Promise<T>, forMs: number, clock: Clock = systemClock, signal?: AbortSignal): Promise<T> {
   const deadline = clock.now() + forMs;
   for (let attempt = 0; ; attempt++) {
+    signal?.throwIfAborted();
     try {
       return await send();
     } catch (err) {
       if (!isRetryable(err) || clock.now() >= deadline) throw err;
       // A 503 says how long to wait (Retry-After); sooner would only be refused again.
       const asked = err instanceof RuntrailError ? (err.retryAfterMs ?? 0) : 0;
-      await delay(Math.max(asked, backoffDelay(attempt, { initialMs: 50, maxMs: 2_000 })), undefined, clock);
+      await delay(Math.max(asked, backoffDelay(attempt, { initialMs: 50, maxMs: 2_000 })), signal, clock);
     }
   }
 }

@@ -78,8 +78,11 @@ export class RuntrailClient {
   /**
    * Create a run that THIS process produces, and return its handle. The
    * server mints the id; the handle carries it everywhere (field note 3).
+   * `signal` stops the retries of a server that does not answer yet: no
+   * attempt starts once it aborts, and one in flight is still answered, so
+   * a run it made comes back (for the caller to end) rather than lost.
    */
-  async createRun(body: Omit<CreateRunBody, 'execute' | 'owner'>, options: { idempotencyKey?: string } = {}): Promise<RunHandle> {
+  async createRun(body: Omit<CreateRunBody, 'execute' | 'owner'>, options: { idempotencyKey?: string; signal?: AbortSignal } = {}): Promise<RunHandle> {
     const owner: Owner = { kind: 'producer', node: nodeName(), id: randomId() };
     // Retried through a restart: the key (the owner's id unless the caller gave one) makes it one run.
     const run = await retrying(
@@ -90,6 +93,7 @@ export class RuntrailClient {
         }),
       this.startTimeoutMs,
       this.producerOptions?.clock,
+      options.signal,
     );
     return this.handleOf(run, owner);
   }

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RuntrailError } from '@runtrail/protocol';
 import { CLIENT_ENV, configKeys, describeConfig, resolveConfig, settings, ServerConfig, unknownEnvWarnings } from './config.js';
 import { tempDir } from '@runtrail/test-support';
+import { SECURITY_HEADERS } from './security/index.js';
 
 let dir: ReturnType<typeof tempDir>;
 beforeEach(() => {
@@ -128,6 +129,24 @@ describe('configuration', () => {
       expect(message, value).toContain(`invalid configuration: linkPreviewHosts (--link-preview-hosts = "https://ok.example,${value}"): ${JSON.stringify(value)} is not an origin`);
       expect(message, value).toContain(why);
     }
+  });
+
+  it('refuses more linkPreviewHosts than 32, or ones making a Content-Security-Policy over 3 KiB, at start-up, naming the setting, the count or size, and the bound', () => {
+    // Before: any number taken, each written three times into every answer's headers, past what a proxy accepts.
+    const hosts = (n: number, width = 1) => Array.from({ length: n }, (_, i) => `https://h${i}${'x'.repeat(width)}.example`);
+    const refused = (value: string[]) => errorOf(() => resolveConfig({ linkPreviewHosts: value }, { env: {}, cwd: dir.path, explicit: 'option' })).message;
+    expect(resolveConfig({ linkPreviewHosts: hosts(32) }, { env: {}, cwd: dir.path }).config.linkPreviewHosts).toHaveLength(32);
+    expect(refused(hosts(33))).toMatch(/^invalid configuration: linkPreviewHosts \(.*\): 33 origins, more than the 32 allowed: .*Content-Security-Policy header/);
+    // 20 origins of 60 characters: few enough, but a policy of about 4 KB.
+    const long = hosts(20, 40);
+    // The policy with no origin, and each origin written three times after a space.
+    const bytes = Buffer.byteLength(SECURITY_HEADERS['content-security-policy']!) + 3 * long.reduce((sum, origin) => sum + 1 + origin.length, 0);
+    expect(bytes).toBeGreaterThan(3072);
+    expect(refused(long)).toMatch(new RegExp(`^invalid configuration: linkPreviewHosts \\(.*\\): 20 origins make a Content-Security-Policy header of ${bytes} bytes, more than the 3072 allowed`));
+    // The same through the environment, as `runtrail serve` reads it.
+    expect(errorOf(() => resolveConfig({}, { env: { RUNTRAIL_LINK_PREVIEW_HOSTS: hosts(40).join(',') }, cwd: dir.path })).message).toMatch(
+      /^invalid configuration: linkPreviewHosts \(RUNTRAIL_LINK_PREVIEW_HOSTS = .*\): 40 origins, more than the 32 allowed/,
+    );
   });
 
   it('declares every key once: env, flag and description derived from the one table, all distinct', () => {

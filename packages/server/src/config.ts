@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_MAX_EVENTS_PER_BATCH, MAX_EVENT_DATA_BYTES, MAX_META_BYTES, RuntrailError, parseLinkPreviewOrigin } from '@runtrail/protocol';
+import { MAX_LINK_PREVIEW_HOSTS, linkPreviewHostsProblem } from './security/browser-guard.js';
 
 /**
  * One declaration per configuration key: its schema (with the default), a
@@ -97,7 +98,12 @@ const originList = (description: string) => {
           if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
         }
       })
-      .transform((all) => [...new Set(all.map((one) => (parseLinkPreviewOrigin(one) as { origin: string }).origin))]),
+      .transform((all) => [...new Set(all.map((one) => (parseLinkPreviewOrigin(one) as { origin: string }).origin))])
+      // Bounded here, at start-up: past it every answer's headers could outgrow what a proxy accepts (browser-guard.ts).
+      .superRefine((origins, ctx) => {
+        const problem = linkPreviewHostsProblem(origins);
+        if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+      }),
   };
 };
 
@@ -195,7 +201,7 @@ const declared = {
   // hosts producers keep artifacts on closes that for all the others. What a deployment that
   // sets nothing loses is the in-page preview of a link: it stays a link that opens in a tab.
   linkPreviewHosts: originList(
-    "origins (http(s)://host[:port], http(s)://*.domain.tld for any subdomain) whose linked artifacts the dashboard may preview in the page; the only hosts besides the server's own that its Content-Security-Policy lets the page load images, media or data from; none by default",
+    `origins (http(s)://host[:port], http(s)://*.domain.tld for any subdomain) whose linked artifacts the dashboard may preview in the page; the only hosts besides the server's own that its Content-Security-Policy lets the page load images, media or data from; none by default, at most ${MAX_LINK_PREVIEW_HOSTS} (each is written into every answer's headers)`,
   ),
   tokenCacheMs: value(int(0).default(1000), 'how long a checked token is trusted before the store is asked again (bounds how late a revoke on another node takes effect when its PostgreSQL notification, which ends it at once, is missed)'),
 

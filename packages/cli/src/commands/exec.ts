@@ -58,10 +58,15 @@ export function registerExec(program: Command): void {
     .addOption(durationOption('--collect-every', 'how often --collect looks at its folder while the command runs; a file is stored once it stayed the same that long', DEFAULT_COLLECT_INTERVAL_MS))
     .addHelpText('after', DURATION_HELP)
     .action(async (command: string, args: string[], flags: ExecFlags, cmd: Command) => {
-      const { code, stoppedWaiting } = await execCommand(command, args, flags, cmd);
-      // The user stopped waiting for a server that does not answer: the retries still pending must not keep us.
-      if (stoppedWaiting) process.exit(code);
-      process.exitCode = code;
+      const early = catchEarlySignals();
+      try {
+        const { code, stoppedWaiting } = await execCommand(command, args, flags, cmd, early);
+        // The user stopped waiting for a server that does not answer: the retries still pending must not keep us.
+        if (stoppedWaiting) process.exit(code);
+        process.exitCode = code;
+      } finally {
+        early.remove();
+      }
     });
 }
 
@@ -70,6 +75,43 @@ const END_NOTICE_AFTER_MS = 2_000;
 /** How long exec retries a server that does not answer before it gives up, and before it says it waits. */
 const START_TIMEOUT_MS = 5_000;
 const START_NOTICE_AFTER_MS = 1_000;
+
+type StopSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP';
+const STOP_SIGNALS: readonly StopSignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+interface EarlySignals {
+  /** Aborts at the first stopping signal. */
+  signal: AbortSignal;
+  /** That signal, or null while none came. */
+  got(): StopSignal | null;
+  remove(): void;
+}
+
+/**
+ * The stopping signals that come before exec's own handlers are on: while
+ * the run is made, which waits up to START_TIMEOUT_MS for a server still
+ * starting. By default one killed exec there, and a run the server made
+ * meanwhile was left with no command, to end orphaned a lease later. Caught,
+ * a signal stops the wait; a run made all the same ends cancelled naming
+ * it, and exec exits as it does for a signal.
+ */
+function catchEarlySignals(): EarlySignals {
+  const stop = new AbortController();
+  let got: StopSignal | null = null;
+  const onSignal = (signal: StopSignal) => {
+    if (signal === 'SIGHUP') terminalHungUp();
+    got ??= signal;
+    stop.abort(new Error(`runtrail exec got ${signal}`));
+  };
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  return {
+    signal: stop.signal,
+    got: () => got,
+    remove: () => {
+      for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+    },
+  };
+}
 
 /** The promise's outcome; `notice` is called once if it has not settled after `afterMs`. */
 async function saidIfSlow<T>(promise: Promise<T>, afterMs: number, notice: () => void): Promise<T> {
@@ -81,7 +123,7 @@ async function saidIfSlow<T>(promise: Promise<T>, afterMs: number, notice: () =>
   }
 }
 
-async function execCommand(command: string, args: string[], flags: ExecFlags, cmd: Command): Promise<{ code: number; stoppedWaiting: boolean }> {
+async function execCommand(command: string, args: string[], flags: ExecFlags, cmd: Command, early: EarlySignals): Promise<{ code: number; stoppedWaiting: boolean }> {
   // In a terminal, a live progress line stays under the command's output (see LiveLine).
   const live = process.stderr.isTTY === true ? new LiveLine(process.stderr) : null;
   // Every notice may hold the server's words (a cancel reason anyone with a producer token sets, an
@@ -91,6 +133,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
     const text = `runtrail: ${oneLineSafe(line)}\n`;
     return live ? live.print(process.stderr, text) : process.stderr.write(text);
   };
+  early.signal.addEventListener('abort', () => say(`got ${early.got()} before ${command} started: it will not be started`), { once: true });
   // The same server every client command uses. Only the default one may be
   // missing: then the run is kept in serve's data dir, so the dashboard of
   // a later `runtrail serve` shows it. A server that was named must answer.
@@ -114,17 +157,41 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       startTimeoutMs: START_TIMEOUT_MS,
       producer: { holdHeartbeat: true },
     });
-    const creating = client.createRun({
-      name: flags.name ?? defaultRunName(command, args),
-      input: { command, args, cwd: process.cwd() },
-      labels: parseLabels(flags.label ?? []),
-      leaseTtlMs: flags.leaseTtl,
-    });
+    const creating = client.createRun(
+      {
+        name: flags.name ?? defaultRunName(command, args),
+        input: { command, args, cwd: process.cwd() },
+        labels: parseLabels(flags.label ?? []),
+        leaseTtlMs: flags.leaseTtl,
+      },
+      { signal: early.signal },
+    );
     // createRun retries a server that is down or restarting (one started just before exec is not
     // an error): said once, so the wait before "no server answers" is not silence.
-    const run = await saidIfSlow(creating, START_NOTICE_AFTER_MS, () =>
-      say(`waiting for the server at ${url} to answer, for up to ${START_TIMEOUT_MS / 1000} s (the run is made there before the command starts)`),
-    );
+    let run: RunHandle;
+    try {
+      run = await saidIfSlow(creating, START_NOTICE_AFTER_MS, () =>
+        say(`waiting for the server at ${url} to answer, for up to ${START_TIMEOUT_MS / 1000} s (the run is made there before the command starts)`),
+      );
+    } catch (err) {
+      const gotSignal = early.got();
+      if (gotSignal === null) throw err;
+      say(`no run was made at ${url}`);
+      return { code: 128 + constants.signals[gotSignal], stoppedWaiting: false };
+    }
+    const stoppedEarly = early.got();
+    if (stoppedEarly !== null) {
+      // The attempt in flight when the signal came made the run: it ends now, saying why, not orphaned a lease later.
+      try {
+        const ended = await endQuietly(run, () => run.cancelled(`runtrail exec got ${stoppedEarly} before the command started`));
+        say(ended ? `run ${run.id} ${describe(ended)}` : `run ${run.id} was already ended on the server`);
+      } catch (err) {
+        say(`could not record the end of run ${run.id}: ${(err as Error).message}`);
+      } finally {
+        run.close();
+      }
+      return { code: 128 + constants.signals[stoppedEarly], stoppedWaiting: false };
+    }
     say(`run ${run.id} on ${url}`);
     // An embedded server's page lasts as long as this command; `runtrail serve` in its data dir shows the run after.
     say(`dashboard${embedded ? ' (while this runs)' : ''}: ${url}${dashboardRunPath(run.id)}`);
@@ -182,6 +249,8 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
     process.on('SIGINT', onInterrupt);
     process.on('SIGTERM', onTerminate);
     process.on('SIGHUP', onHangup);
+    // Handed over with no gap: everything since the run was made ran without yielding, so no signal came in between.
+    early.remove();
     run.onServerChange((change) => sayServerChange(change, run, url, flags.leaseTtl, say));
     // The run ended without us while the command runs (reaped orphaned after an outage, a timeout):
     // the handle's signal stops the command (below), and the user hears at once what happened.

@@ -143,19 +143,39 @@ describe.each([
     const other = await importInto(target, await edited(archive, { run: (r) => (r.finishedAt += 1) }));
     expect(other.status, JSON.stringify(other.body)).toBe(409);
     expect(other.body.error.code).toBe('run_already_exists');
+    // It says the archive differs from what is stored, and where: before, the bare "already exists" read as a plain repeat.
+    expect(other.body.error.message).toBe(
+      `run ${run.id} already exists on this server with other content (its record's finishedAt differs); delete it first to import this archive; nothing was imported`,
+    );
+    expect(other.body.error.details).toEqual({ runId: run.id, differs: { runId: run.id, what: 'record', field: 'finishedAt' } });
     expect(await b.getRun(run.id)).toEqual(rb);
     expect(blobFiles(target)).toHaveLength(2);
     // The same record (id, name, times, status, last seq) over other events, as many of them, or other artifact
     // records: not what is here. Before, only the record was compared, and these got 200 as if their content were stored.
+    let progressSeq = 0;
     const otherEvents = await edited(archive, {
       run: (r) => (r.snapshot.progress.message = 'edited'),
-      events: (events) => (events.find((e) => e.type === 'progress').data.message = 'edited'),
+      events: (events) => {
+        const progress = events.find((e) => e.type === 'progress');
+        progress.data.message = 'edited';
+        progressSeq = progress.seq;
+      },
     });
-    const otherRecords = await editedEntry(archive, 'artifacts.json', (records) => (records[0].metadata = { lang: 'de' }));
-    for (const [what, changed] of [['events', otherEvents], ['artifact records', otherRecords]] as const) {
+    let artifactName = '';
+    const otherRecords = await editedEntry(archive, 'artifacts.json', (records) => {
+      records[0].metadata = { lang: 'de' };
+      artifactName = records[0].name;
+    });
+    expect(progressSeq).toBeGreaterThan(1);
+    for (const [what, changed, where, differs] of [
+      ['events', otherEvents, `its events differ from seq ${progressSeq}`, { what: 'events', seq: progressSeq }],
+      ['artifact records', otherRecords, `artifact ${JSON.stringify(artifactName)} differs`, { what: 'artifact', artifact: artifactName }],
+    ] as const) {
       const res = await importInto(target, changed);
       expect(res.status, `${what}: ${JSON.stringify(res.body)}`).toBe(409);
       expect(res.body.error.code).toBe('run_already_exists');
+      expect(res.body.error.message, what).toBe(`run ${run.id} already exists on this server with other content (${where}); delete it first to import this archive; nothing was imported`);
+      expect(res.body.error.details, what).toEqual({ runId: run.id, differs: { runId: run.id, ...differs } });
     }
     expect((await b.readEvents(run.id)).events).toEqual((await a.readEvents(run.id)).events);
     expect(await b.listArtifacts(run.id)).toEqual(la);
@@ -575,6 +595,22 @@ describe('a whole family in one archive (?family=true)', () => {
     expect(repeated.status).toBe(200);
     expect(repeated.headers.get('x-runtrail-imported-runs')).toBe(first.headers.get('x-runtrail-imported-runs'));
     expect(((await repeated.json()) as Run).id).toBe(parent.id);
+
+    // The same family with one run ended later (a newer export): refused naming that run and what differs, with every run taken.
+    const grandchild = ids.at(-1)!;
+    const newer = await editedFamily(archive, (_m, entries) =>
+      entries.map((e) => (e.name === `runs/${grandchild}/run.json` ? { ...e, content: JSON.stringify({ ...JSON.parse(e.content.toString()), finishedAt: 1 + JSON.parse(e.content.toString()).finishedAt }) } : e)),
+    );
+    const refused = await importInto(fresh, newer);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('run_already_exists');
+    // Every run named, in the archive's order (parents first).
+    const taken = refused.body.error.details.runIds as string[];
+    expect([...taken].sort()).toEqual([...ids].sort());
+    expect(refused.body.error.message).toBe(
+      `run ${grandchild} already exists on this server with other content (its record's finishedAt differs) (${ids.length} runs of the archive exist here: ${taken.join(', ')}); delete them first to import this archive; nothing was imported`,
+    );
+    expect(refused.body.error.details).toEqual({ runId: taken[0], runIds: taken, differs: { runId: grandchild, what: 'record', field: 'finishedAt' } });
   });
 
   it('a damaged family archive is refused with 400 naming what is wrong (a run whose parent is nowhere, a run the manifest does not name, a missing run), importing nothing', async () => {

@@ -209,10 +209,12 @@ export class ArtifactService {
       await this.release(shas, root.id);
       if (RuntrailError.isCode(err, 'run_already_exists')) {
         const here = await Promise.all(archive.runs.map(({ run }) => this.runs.find(run.id)));
-        if (await this.allHeldAsArchived(archive.runs, here)) {
+        const differs = await this.firstDifference(archive.runs, here);
+        if (differs === null && here.every((r) => r !== null)) {
           this.log.info({ runId: root.id, runs: here.length }, 'import repeated: every run of the archive is already here as it holds it');
           return { runs: here as Run[], imported: false };
         }
+        if (differs !== null) throw otherContent(err, differs);
       }
       throw err;
     }
@@ -245,26 +247,36 @@ export class ArtifactService {
   }
 
   /**
-   * Whether every run of an archive is here as the archive holds it: its
-   * record (sameEndedRun), every event and every artifact record. The
-   * record alone matched an archive whose events file was edited and kept
-   * its count (a log line, an error message, an artifact's hash changed),
-   * and the caller was told its content was here when it was not. The
-   * archive is in memory already, and the stored events are read page by
-   * page as an export reads them: no more work than the import it repeats.
+   * The first way a run of the archive that is stored here differs from it:
+   * its record (the fields sameEndedRun compares), an artifact record, or an
+   * event; null when every stored one is as the archive holds it. The record
+   * alone matched an archive whose events file was edited and kept its count
+   * (a log line, an error message, an artifact's hash changed), and the
+   * caller was told its content was here when it was not. Where it differs
+   * goes into the refusal: a bare "already exists" did not tell the user the
+   * archive was an edited or newer export. The archive is in memory already,
+   * and the stored events are read page by page as an export reads them: no
+   * more work than the import it repeats.
    */
-  private async allHeldAsArchived(bundles: RunBundle[], here: (Run | null)[]): Promise<boolean> {
+  private async firstDifference(bundles: RunBundle[], here: (Run | null)[]): Promise<ContentDifference | null> {
     for (const [i, { run, events, artifacts }] of bundles.entries()) {
       const stored = here[i];
-      if (!stored || !sameEndedRun(run, stored)) return false;
-      if (!sameJson(await this.runs.listArtifacts(run.id), artifacts)) return false;
+      if (!stored) continue;
+      const field = recordDifference(run, stored);
+      if (field !== null) return { runId: run.id, what: 'record', field };
+      const artifact = artifactDifference(artifacts, await this.runs.listArtifacts(run.id));
+      if (artifact !== null) return { runId: run.id, what: 'artifact', artifact };
       let next = 0;
       for await (const page of this.pages(stored)) {
-        for (const event of page) if (!sameJson(event, events[next++])) return false;
+        for (const event of page) {
+          if (!sameJson(event, events[next])) return { runId: run.id, what: 'events', seq: event.seq };
+          next++;
+        }
       }
-      if (next !== events.length) return false;
+      // Fewer stored than archived (the records' seq matched, so only a gap in the stored seqs): they differ from the first one missing.
+      if (next !== events.length) return { runId: run.id, what: 'events', seq: events[next]!.seq };
     }
-    return true;
+    return null;
   }
 
   /** A run's events page by page, only those its exported record counts, even if the run is still moving. */
@@ -313,16 +325,46 @@ function sameJson(a: unknown, b: unknown): boolean {
   return isDeepStrictEqual(JSON.parse(JSON.stringify(a) ?? 'null'), JSON.parse(JSON.stringify(b) ?? 'null'));
 }
 
-/** Whether two records are the same ended run: what an import keeps and nothing after it changes. */
-function sameEndedRun(a: Run, b: Run): boolean {
-  return (
-    a.id === b.id &&
-    a.name === b.name &&
-    a.parentId === b.parentId &&
-    a.status === b.status &&
-    a.createdAt === b.createdAt &&
-    a.startedAt === b.startedAt &&
-    a.finishedAt === b.finishedAt &&
-    a.seq === b.seq
+/** Where a run of an archive differs from the run of that id stored here: the details of the refusal. */
+type ContentDifference =
+  | { runId: string; what: 'record'; field: (typeof ENDED_RUN_FIELDS)[number] }
+  | { runId: string; what: 'artifact'; artifact: string }
+  | { runId: string; what: 'events'; seq: number };
+
+/** What an import keeps of a run's record and nothing after it ends changes: what a repeated import must match. */
+const ENDED_RUN_FIELDS = ['id', 'name', 'parentId', 'status', 'createdAt', 'startedAt', 'finishedAt', 'seq'] as const;
+
+/** The first field in which two records are not the same ended run, or null. */
+function recordDifference(archived: Run, stored: Run): (typeof ENDED_RUN_FIELDS)[number] | null {
+  return ENDED_RUN_FIELDS.find((field) => archived[field] !== stored[field]) ?? null;
+}
+
+/** The name of the first artifact (in name order) whose record differs, or that only one side has; null when none. */
+function artifactDifference(archived: Artifact[], stored: Artifact[]): string | null {
+  const byName = (list: Artifact[]) => new Map(list.map((a) => [a.name, a]));
+  const [a, b] = [byName(archived), byName(stored)];
+  const names = [...new Set([...a.keys(), ...b.keys()])].sort();
+  return names.find((name) => !a.has(name) || !b.has(name) || !sameJson(a.get(name), b.get(name))) ?? null;
+}
+
+/**
+ * The refusal of an archive a run of which is here with other content: still
+ * run_already_exists (clients act on the code), saying which run, what
+ * differs and where, so an edited or newer export reads as one. The stored
+ * refusal's details (runId, every taken id of a family) are kept.
+ */
+function otherContent(taken: RuntrailError, differs: ContentDifference): RuntrailError {
+  const where =
+    differs.what === 'record'
+      ? `its record's ${differs.field} differs`
+      : differs.what === 'artifact'
+        ? `artifact ${JSON.stringify(differs.artifact)} differs`
+        : `its events differ from seq ${differs.seq}`;
+  const runIds = (taken.details as { runIds?: string[] } | undefined)?.runIds;
+  const others = runIds && runIds.length > 1 ? ` (${runIds.length} runs of the archive exist here: ${runIds.slice(0, 20).join(', ')}${runIds.length > 20 ? ', ...' : ''})` : '';
+  return new RuntrailError(
+    'run_already_exists',
+    `run ${differs.runId} already exists on this server with other content (${where})${others}; delete ${others ? 'them' : 'it'} first to import this archive; nothing was imported`,
+    { ...(taken.details as object | undefined), differs },
   );
 }

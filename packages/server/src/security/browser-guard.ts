@@ -84,6 +84,30 @@ function contentSecurityPolicy(linkPreviewHosts: readonly string[]): string {
 }
 
 /**
+ * How many linkPreviewHosts a deployment may name, and how large the policy
+ * they make may be. Each origin is written three times into every answer's
+ * Content-Security-Policy; a proxy refuses an answer whose headers overflow
+ * its buffer (nginx's proxy_buffer_size: 4 or 8 KB for all of them, by
+ * platform) with a 502 for every page and API call alike. 32 origins cover
+ * a deployment's object stores (a wildcard covers a domain's hosts), and a
+ * 3 KiB policy leaves a 4 KB buffer room for the other headers.
+ */
+export const MAX_LINK_PREVIEW_HOSTS = 32;
+export const MAX_CONTENT_SECURITY_POLICY_BYTES = 3072;
+
+/** Why these origins cannot make the policy (too many, or too long a header), or null when they can: for config.ts to refuse at start-up. */
+export function linkPreviewHostsProblem(linkPreviewHosts: readonly string[]): string | null {
+  const count = linkPreviewHosts.length;
+  const advice = "each origin is written three times into every answer's Content-Security-Policy header, which proxies cap (nginx: 4-8 KB of headers); list fewer (https://*.domain.tld covers every host of a domain)";
+  if (count > MAX_LINK_PREVIEW_HOSTS) return `${count} origins, more than the ${MAX_LINK_PREVIEW_HOSTS} allowed: ${advice}`;
+  const bytes = Buffer.byteLength(contentSecurityPolicy(linkPreviewHosts));
+  if (bytes > MAX_CONTENT_SECURITY_POLICY_BYTES) {
+    return `${count} origins make a Content-Security-Policy header of ${bytes} bytes, more than the ${MAX_CONTENT_SECURITY_POLICY_BYTES} allowed: ${advice}`;
+  }
+  return null;
+}
+
+/**
  * The API docs page (Swagger UI, third-party) sets innerHTML from strings
  * and parses Markdown into markup: under Trusted Types it renders nothing.
  * It shows the server's own OpenAPI document, no producer's data, so it
