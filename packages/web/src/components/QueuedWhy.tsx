@@ -4,7 +4,7 @@ import type { Run } from '@runtrail/protocol';
 import { formatDuration, formatTime, formatZone } from '../format.js';
 import { visibleText } from '../visible-text.js';
 
-/** The runs list's live handlers (useLiveHandlers), for every row however deep it is nested. */
+/** The runs list's live handlers (useLiveHandlers), for the queued rows' notes however deep they are nested: read there, not by whole rows, so a refresh renders the notes alone. */
 export const LiveHandlers = createContext<HandlerAvailability | null>(null);
 
 /**
