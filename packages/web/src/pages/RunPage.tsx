@@ -19,7 +19,7 @@ import { RunContext } from './run/RunContext.js';
 import { cancelRequestOf } from './run/cancel-request.js';
 import { useSaidPercent } from './run/RunAnnouncement.js';
 import { RunHeader, useHeaderRun } from './run/RunHeader.js';
-import { Timeline } from './run/Timeline.js';
+import { TIMELINE_CALL_EVENTS, Timeline } from './run/Timeline.js';
 import { useChildCount, useChildRuns } from './run/use-child-runs.js';
 import { useDocumentTitle } from './run/use-document-title.js';
 import { useEventsOf } from '../use-events-of.js';
@@ -47,6 +47,7 @@ export function RunPage({ id }: { id: string }) {
   // Hooks, so above the early return: the panels that show them are memoised on these slices.
   const callEvents = useEventsOf(events, CALL_EVENTS);
   const metricEvents = useEventsOf(events, METRIC_EVENTS);
+  const timelineCallEvents = useEventsOf(events, TIMELINE_CALL_EVENTS);
   const cancelEvents = useEventsOf(events, CANCEL_EVENTS);
   const { cancelRequested, cancelReason } = snapshot;
   const cancel = useMemo(() => cancelRequestOf(cancelEvents, { cancelRequested, cancelReason }), [cancelEvents, cancelRequested, cancelReason]);
@@ -135,7 +136,15 @@ export function RunPage({ id }: { id: string }) {
             cancelledAt={status === 'cancelled' ? run.cancelRequestedAt : null}
           />
         </div>
-        <Timeline run={run} snapshot={s} events={events} children={children} childCount={childCount} finishedAt={finishedAt} />
+        <Timeline
+          runStart={run.startedAt ?? run.createdAt}
+          phases={s.phases}
+          callEvents={timelineCallEvents}
+          callsCounted={s.counters.ok + s.counters.failed + Object.keys(s.current).length}
+          children={children}
+          childCount={childCount}
+          finishedAt={finishedAt}
+        />
         <Metrics metrics={s.metrics} metricEvents={metricEvents} children={children} childCount={childCount} />
         <ChildRuns children={children} total={childCount} />
         <Artifacts runId={run.id} artifacts={s.artifacts} />

@@ -37,6 +37,7 @@ describe('the run page as the clock ticks and events arrive', () => {
         consoleRows: { selector: '.console-line' },
         eventRows: { selector: '.log-entry' },
         header: { selector: 'header.run-head' },
+        timelineBars: { selector: '.tl-row[data-state]', key: 'data-state' },
       },
       texts: { duration: '[data-testid="duration"]' },
     });
@@ -84,12 +85,16 @@ describe('the run page as the clock ticks and events arrive', () => {
     expect(renderedIn(commits, 'panels')).toContain('progress-title');
   });
 
-  it('an event that changes only the progress, within a tenth, does not render the header', async () => {
+  it('an event that changes only the progress, within a tenth, renders neither the header nor the timeline, nor its finished bars', async () => {
     await renders.reset();
     await postJson(scene.server.url, `/runs/${runId}/events`, { events: [{ type: 'progress', data: { done: 3, total: 100 } }] });
     await waitUntil(async () => (await textNow(page().getByTestId('progress-done'))) === '3', { what: 'the new progress' });
     const commits = await renders.commits();
     expect(renderedIn(commits, 'header')).toEqual([]);
+    expect(renderedIn(commits, 'panels')).not.toContain('timeline-title');
+    // The child run still going is an open bar, which grows with the clock; the call that ended stays as it is.
+    expect(await page().locator('.tl-row[data-state="ok"]').count()).toBe(1);
+    expect(renderedIn(commits, 'timelineBars').filter((state) => state !== 'running')).toEqual([]);
     expect(renderedIn(commits, 'panels')).toContain('progress-title');
   });
 
