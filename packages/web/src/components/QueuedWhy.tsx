@@ -4,7 +4,7 @@ import type { Run } from '@runtrail/protocol';
 import { formatDuration, formatTime, formatZone } from '../format.js';
 import { visibleText } from '../visible-text.js';
 
-/** The runs list's live handlers (useLiveHandlers), for every row however deep it is nested. */
+/** The runs list's live handlers (useLiveHandlers), for the queued rows' notes however deep they are nested: read there, not by whole rows, so a refresh renders the notes alone. */
 export const LiveHandlers = createContext<HandlerAvailability | null>(null);
 
 /**
@@ -14,7 +14,7 @@ export const LiveHandlers = createContext<HandlerAvailability | null>(null);
  * at the moment GET /handlers names, if none comes by then). `short` is
  * the runs list's one line; the full sentence is its title.
  */
-export function QueuedWhy({ run, handlers, short = false }: { run: Run; handlers: HandlerAvailability | null; short?: boolean }) {
+export function QueuedWhy({ run, handlers, short = false }: { run: Pick<Run, 'status' | 'execute' | 'name'>; handlers: HandlerAvailability | null; short?: boolean }) {
   if (run.status !== 'queued' || !run.execute || handlers === null) return null;
   const name = visibleText(run.name);
   const defined = handlers.startable.includes(run.name);

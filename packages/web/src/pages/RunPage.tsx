@@ -1,3 +1,4 @@
+import { useMemo } from 'react';
 import { useRun } from '@runtrail/client/react';
 import { hasCalls, isTerminalStatus, unfinishedCalls } from '@runtrail/protocol';
 import { LIVE_RENDER_MS } from '../client.js';
@@ -15,8 +16,10 @@ import { LastErrorPanel } from './run/LastErrorPanel.js';
 import { Metrics } from './run/Metrics.js';
 import { ProgressPanel } from './run/ProgressPanel.js';
 import { RunContext } from './run/RunContext.js';
-import { RunHeader } from './run/RunHeader.js';
-import { Timeline } from './run/Timeline.js';
+import { cancelRequestOf } from './run/cancel-request.js';
+import { useSaidPercent } from './run/RunAnnouncement.js';
+import { RunHeader, useHeaderRun } from './run/RunHeader.js';
+import { TIMELINE_CALL_EVENTS, Timeline } from './run/Timeline.js';
 import { useChildCount, useChildRuns } from './run/use-child-runs.js';
 import { useDocumentTitle } from './run/use-document-title.js';
 import { useEventsOf } from '../use-events-of.js';
@@ -25,6 +28,7 @@ import { visibleText } from '../visible-text.js';
 /** The events the Last error panel's failed calls are made of: the failures, and the starts that name their calls. */
 const CALL_EVENTS: ReadonlySet<string> = new Set(['call.started', 'call.failed']);
 const METRIC_EVENTS: ReadonlySet<string> = new Set(['metric']);
+const CANCEL_EVENTS: ReadonlySet<string> = new Set(['run.cancel_requested']);
 
 /**
  * One run's page: its header, then one panel per part of the snapshot
@@ -43,11 +47,18 @@ export function RunPage({ id }: { id: string }) {
   // Hooks, so above the early return: the panels that show them are memoised on these slices.
   const callEvents = useEventsOf(events, CALL_EVENTS);
   const metricEvents = useEventsOf(events, METRIC_EVENTS);
+  const timelineCallEvents = useEventsOf(events, TIMELINE_CALL_EVENTS);
+  const cancelEvents = useEventsOf(events, CANCEL_EVENTS);
+  const { cancelRequested, cancelReason } = snapshot;
+  const cancel = useMemo(() => cancelRequestOf(cancelEvents, { cancelRequested, cancelReason }), [cancelEvents, cancelRequested, cancelReason]);
+  // The header is memoised on what it shows: these change with it, not with each batch of events.
+  const headerRun = useHeaderRun(run);
+  const said = useSaidPercent(snapshot.progress?.percent ?? null);
   const shownStatus = snapshot.terminal?.status ?? run?.status;
   useDocumentTitle(run ? `${visibleText(run.name)} · ${shownStatus} · runtrail` : `run ${id} · runtrail`);
   useRestoredScroll();
 
-  if (!run) {
+  if (!run || !headerRun) {
     return (
       <main className="page" tabIndex={-1}>
         <p>
@@ -83,7 +94,22 @@ export function RunPage({ id }: { id: string }) {
           the app gave it. The big parts below are memoised on what they are given: a render of the page for
           its header (the connection, the watchers) or for a part of the snapshot leaves the others as they are. */}
       <ClockContext value={clock}>
-        <RunHeader run={run} snapshot={s} events={events} status={status} runError={runError} finishedAt={finishedAt} asOf={asOf} handlers={handlers} connection={connection} observers={observers} streamError={error} childCount={childCount} />
+        <RunHeader
+          run={headerRun}
+          stalled={s.stalled}
+          cancelRequested={s.cancelRequested}
+          cancel={cancel}
+          said={said}
+          status={status}
+          runError={runError}
+          finishedAt={finishedAt}
+          asOf={asOf}
+          handlers={handlers}
+          connection={connection}
+          observers={observers}
+          streamError={error}
+          childCount={childCount}
+        />
         <RunContext
           input={run.input}
           output={run.output ?? s.terminal?.output}
@@ -110,7 +136,15 @@ export function RunPage({ id }: { id: string }) {
             cancelledAt={status === 'cancelled' ? run.cancelRequestedAt : null}
           />
         </div>
-        <Timeline run={run} snapshot={s} events={events} children={children} childCount={childCount} finishedAt={finishedAt} />
+        <Timeline
+          runStart={run.startedAt ?? run.createdAt}
+          phases={s.phases}
+          callEvents={timelineCallEvents}
+          callsCounted={s.counters.ok + s.counters.failed + Object.keys(s.current).length}
+          children={children}
+          childCount={childCount}
+          finishedAt={finishedAt}
+        />
         <Metrics metrics={s.metrics} metricEvents={metricEvents} children={children} childCount={childCount} />
         <ChildRuns children={children} total={childCount} />
         <Artifacts runId={run.id} artifacts={s.artifacts} />

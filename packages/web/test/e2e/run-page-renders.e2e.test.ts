@@ -36,6 +36,8 @@ describe('the run page as the clock ticks and events arrive', () => {
         panels: { selector: 'section[aria-labelledby]', key: 'aria-labelledby' },
         consoleRows: { selector: '.console-line' },
         eventRows: { selector: '.log-entry' },
+        header: { selector: 'header.run-head' },
+        timelineBars: { selector: '.tl-row[data-state]', key: 'data-state' },
       },
       texts: { duration: '[data-testid="duration"]' },
     });
@@ -49,7 +51,8 @@ describe('the run page as the clock ticks and events arrive', () => {
         { type: 'call.started', ts: ago, data: { callId: 'c1', label: 'fetch' } },
         { type: 'call.succeeded', ts: ago + 2000, data: { callId: 'c1' } },
         { type: 'metric', data: { name: 'loss', value: 0.5, step: 1 } },
-        { type: 'progress', data: { done: 1, total: 10 } },
+        // Of 100: the progress events below stay in its first tenth, which the header's live region says once.
+        { type: 'progress', data: { done: 1, total: 100 } },
       ],
     });
     await postJson(scene.server.url, '/runs', { name: 'renders-child', parentId: run.id });
@@ -71,7 +74,7 @@ describe('the run page as the clock ticks and events arrive', () => {
   it('an event that changes only the progress renders none of the Console lines and event log rows again, nor the context, calls, last error and metrics panels', async () => {
     const title = await textNow(page().locator('#events-title'));
     await renders.reset();
-    await postJson(scene.server.url, `/runs/${runId}/events`, { events: [{ type: 'progress', data: { done: 2, total: 10 } }] });
+    await postJson(scene.server.url, `/runs/${runId}/events`, { events: [{ type: 'progress', data: { done: 2, total: 100 } }] });
     await waitUntil(async () => (await textNow(page().getByTestId('progress-done'))) === '2', { what: 'the new progress' });
     await waitUntil(async () => (await textNow(page().locator('#events-title'))) !== title, { what: 'the event counted in the event log' });
     const commits = await renders.commits();
@@ -79,6 +82,19 @@ describe('the run page as the clock ticks and events arrive', () => {
     expect(renderedIn(commits, 'eventRows')).toEqual([]);
     expect(renderedIn(commits, 'panels').filter((id) => NOT_PROGRESS.includes(id))).toEqual([]);
     // The progress panel did render it: what the others are spared is real work, not a page that stood still.
+    expect(renderedIn(commits, 'panels')).toContain('progress-title');
+  });
+
+  it('an event that changes only the progress, within a tenth, renders neither the header nor the timeline, nor its finished bars', async () => {
+    await renders.reset();
+    await postJson(scene.server.url, `/runs/${runId}/events`, { events: [{ type: 'progress', data: { done: 3, total: 100 } }] });
+    await waitUntil(async () => (await textNow(page().getByTestId('progress-done'))) === '3', { what: 'the new progress' });
+    const commits = await renders.commits();
+    expect(renderedIn(commits, 'header')).toEqual([]);
+    expect(renderedIn(commits, 'panels')).not.toContain('timeline-title');
+    // The child run still going is an open bar, which grows with the clock; the call that ended stays as it is.
+    expect(await page().locator('.tl-row[data-state="ok"]').count()).toBe(1);
+    expect(renderedIn(commits, 'timelineBars').filter((state) => state !== 'running')).toEqual([]);
     expect(renderedIn(commits, 'panels')).toContain('progress-title');
   });
 

@@ -61,3 +61,51 @@ describe('the runs list as the clock ticks and a run changes', () => {
     expect(scene.errors).toEqual([]);
   });
 });
+
+/**
+ * Queued handler runs listed beside running ones: the list asks the live
+ * nodes' handlers again every 15 s (useLiveHandlers), and that answer must
+ * reach the queued runs' notes of why they wait, not the rows. The page's
+ * clock is moved on, so the test does not wait the 15 s; a node of
+ * concurrency 0 claims nothing, so the queued runs stay queued.
+ */
+describe('the runs list as the live handlers are asked again', () => {
+  const scene = browserScene({ prefix: 'runtrail-web-list-handlers-', node: 'e2e-list-handlers', env: { RUNTRAIL_CONCURRENCY: '0' } });
+  const page = () => scene.page;
+  const create = (body: object) => postJson<{ id: string; status: string }>(scene.server.url, '/runs', { leaseTtlMs: 600_000, ...body });
+  let renders: RenderWatch;
+  const asked: number[] = [];
+
+  it('lists two queued handler runs and three running ones', async () => {
+    for (let i = 0; i < 2; i++) expect((await create({ name: 'demo-pipeline', execute: true })).status).toBe('queued');
+    // No progress: a bar's pace, which the clock moved on could turn to "stalled", is no part of this test.
+    for (let i = 0; i < 3; i++) expect((await create({ name: `work-${i}` })).status).toBe('running');
+    renders = await watchRenders(page(), {
+      elements: {
+        rows: { selector: 'tr[data-run-id]', key: 'data-run-id' },
+        why: { selector: '[data-testid="queued-why"]' },
+      },
+      texts: {},
+    });
+    page().on('request', (request) => new URL(request.url()).pathname === '/api/v1/handlers' && asked.push(Date.now()));
+    await page().clock.install();
+    await page().goto(scene.server.url);
+    await waitUntil(() => page().locator('tr[data-run-id]').count().then((n) => n === 5), { what: 'the 5 rows' });
+    // Shown once the first answer is in; the next ask is scheduled from there.
+    await waitUntil(() => page().getByTestId('queued-why').count().then((n) => n === 2), { what: 'why the queued runs wait' });
+    expect(asked).toHaveLength(1);
+  });
+
+  it('the handlers asked again render the queued runs\' notes and no row', async () => {
+    await renders.reset();
+    await page().clock.fastForward('00:16');
+    await waitUntil(() => asked.length === 2, { what: 'the list to ask the handlers again' });
+    // The answer is new (another object, the same handlers): its commit renders the notes again.
+    await waitUntil(async () => renderedIn(await renders.commits(), 'why').length >= 2, { what: 'the notes rendered with the new answer' });
+    expect(renderedIn(await renders.commits(), 'rows')).toEqual([]);
+  });
+
+  it('logged no console errors', () => {
+    expect(scene.errors).toEqual([]);
+  });
+});

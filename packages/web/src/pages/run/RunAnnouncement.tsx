@@ -8,9 +8,11 @@ const tenthOf = (percent: number | null) => (percent === null ? null : Math.min(
  * The percentage to say: the one the run had when it last crossed into
  * another tenth. A screen reader told every step of a fast run would say
  * nothing else; told only the tenths, it hears "25% done" (where the page
- * opened) and then "31% done", "40% done", …
+ * opened) and then "31% done", "40% done", … The page derives it, so the
+ * header it is said in is given a number that changes once a tenth, not
+ * at every progress event.
  */
-function useSaidPercent(percent: number | null): number | null {
+export function useSaidPercent(percent: number | null): number | null {
   const [said, setSaid] = useState(percent);
   // Derived from the props as they change: React renders again at once with it.
   if (tenthOf(percent) !== tenthOf(said)) setSaid(percent);
@@ -24,8 +26,7 @@ function useSaidPercent(percent: number | null): number | null {
  * with every event, and the stall banner, which counts up every second,
  * are not live, so they are read when the reader goes to them.
  */
-export function RunAnnouncement({ status, stalled, percent }: { status: RunStatus; stalled: boolean; percent: number | null }) {
-  const said = useSaidPercent(percent);
+export function RunAnnouncement({ status, stalled, said }: { status: RunStatus; stalled: boolean; said: number | null }) {
   const ended = isTerminalStatus(status);
   const text = `Run ${status}${!ended && said !== null ? `, ${said}% done` : ''}${!ended && stalled ? ', stalled' : ''}.`;
   return (

@@ -1,7 +1,7 @@
-import { useRef, useState } from 'react';
+import { memo, useMemo, useRef, useState } from 'react';
 import type { ConnectionState } from '@runtrail/client/react';
 import type { HandlerAvailability } from '@runtrail/client';
-import { dashboardRunPath, isTerminalStatus, type Run, type RunError, type RunEvent, type RunStatus, RuntrailError, type Snapshot } from '@runtrail/protocol';
+import { dashboardRunPath, isTerminalStatus, type Run, type RunError, type RunStatus, RuntrailError, type Snapshot } from '@runtrail/protocol';
 import { cannotText, useAccess } from '../../access.js';
 import { client } from '../../client.js';
 import { TRY_AGAIN, problemText } from '../../problem-text.js';
@@ -14,17 +14,40 @@ import { formatDuration, formatTime, formatZone } from '../../format.js';
 import { When } from '../../components/When.js';
 import { Link, listLocation, navigate } from '../../router.js';
 import { logOut } from '../../session.js';
-import { cancelRequestOf } from './cancel-request.js';
+import type { CancelRequest } from './cancel-request.js';
 import { RunAnnouncement } from './RunAnnouncement.js';
 import { RunErrorBox } from './RunErrorBox.js';
 import { useNow } from '../../use-now.js';
 import { visibleText } from '../../visible-text.js';
 
+/** The run's fields the header shows. */
+const HEADER_FIELDS = ['id', 'name', 'status', 'execute', 'createdAt', 'startedAt', 'attempt', 'retryOf', 'parentId'] as const;
+export type HeaderRun = Pick<Run, (typeof HEADER_FIELDS)[number]>;
+
+/**
+ * The run's fields the header shows, as the same object while they hold:
+ * the page's run is a new object at every batch of events (it carries the
+ * latest snapshot), which would render the memoised header at each one.
+ */
+export function useHeaderRun(run: Run | null): HeaderRun | null {
+  // What the memo below last made: a box it updates, not state, since updating it must not render again.
+  const [last] = useState<{ shown: HeaderRun | null }>(() => ({ shown: null }));
+  return useMemo(() => {
+    const prev = last.shown;
+    if (run !== null && prev !== null && HEADER_FIELDS.every((k) => prev[k] === run[k])) return prev;
+    last.shown = run === null ? null : (Object.fromEntries(HEADER_FIELDS.map((k) => [k, run[k]])) as HeaderRun);
+    return last.shown;
+  }, [run, last]);
+}
+
 export interface RunHeaderProps {
-  run: Run;
-  snapshot: Snapshot;
-  /** The events the page holds (the cancel reason is read from them). */
-  events: readonly RunEvent[];
+  run: HeaderRun;
+  stalled: Snapshot['stalled'];
+  cancelRequested: boolean;
+  /** The run's cancel request (cancelRequestOf), made once per change of the events that carry it. */
+  cancel: CancelRequest | null;
+  /** The progress the live region says (useSaidPercent): it changes once a tenth, not at every progress event. */
+  said: number | null;
   /** The status to show (the snapshot's terminal status as soon as it is known). */
   status: RunStatus;
   runError: RunError | null;
@@ -41,8 +64,12 @@ export interface RunHeaderProps {
   childCount: number;
 }
 
-/** The run's name, status, timings, error and its actions (cancel, retry, delete). */
-export function RunHeader({ run, snapshot: s, events, status, runError, finishedAt, asOf, handlers, connection, observers, streamError, childCount }: RunHeaderProps) {
+/**
+ * The run's name, status, timings, error and its actions (cancel, retry,
+ * delete). Memoised on what it shows, so an event that changes none of it
+ * (progress, a log line) leaves it be.
+ */
+export const RunHeader = memo(function RunHeader({ run, stalled, cancelRequested, cancel, said, status, runError, finishedAt, asOf, handlers, connection, observers, streamError, childCount }: RunHeaderProps) {
   const [actionError, setActionError] = useState<string | null>(null);
   // A double click must not make two attempts: the ref refuses a second click
   // before the disabled button is rendered, the state shows it is pending.
@@ -51,7 +78,6 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
   const access = useAccess();
   const terminal = isTerminalStatus(status);
   const waiting = status === 'queued' && run.startedAt === null;
-  const cancel = cancelRequestOf(events, s);
   const act = (what: string, action: () => Promise<void>) => async () => {
     setActionError(null);
     try {
@@ -65,14 +91,14 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
       <div className="run-title">
         <h1>{visibleText(run.name)}</h1>
         <StatusBadge status={status} />
-        {s.stalled && !terminal && (
+        {stalled && !terminal && (
           <span className="badge badge-stalled" data-testid="stalled-badge">
             stalled
           </span>
         )}
         <ConnectionIndicator state={connection} observers={observers} runEnded={terminal} asOf={asOf} />
       </div>
-      <RunAnnouncement status={status} stalled={s.stalled !== null} percent={s.progress?.percent ?? null} />
+      <RunAnnouncement status={status} stalled={stalled !== null} said={said} />
       <dl className="timings">
         <div>
           <dt>Run id</dt>
@@ -133,19 +159,19 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
       </dl>
       <RunErrorBox error={runError} />
       {status === 'queued' && <QueuedWhy run={run} handlers={handlers} />}
-      {s.cancelRequested && !terminal && <p className="note">Cancel requested; waiting for the run to stop.</p>}
+      {cancelRequested && !terminal && <p className="note">Cancel requested; waiting for the run to stop.</p>}
       {cancel?.reason && cancel.reason !== runError?.message && (
         <p className="note" data-testid="cancel-reason">
           Cancel reason: <q>{visibleText(cancel.reason)}</q>
           {cancel.at !== null && <span className="muted"> (asked at {formatTime(cancel.at)})</span>}
         </p>
       )}
-      {s.stalled && (
+      {stalled && (
         // Not a live region: it counts up every second (RunAnnouncement says "stalled" once).
         <p className="note warn" data-testid="stalled">
-          Stalled: no progress for <StalledFor stalled={s.stalled} startedAt={run.startedAt} />
-          {s.stalled.lastProgressAt !== null && ` (last progress at ${formatTime(s.stalled.lastProgressAt)})`}; it is
-          called stalled after {formatDuration(s.stalled.stallTimeoutMs)}.
+          Stalled: no progress for <StalledFor stalled={stalled} startedAt={run.startedAt} />
+          {stalled.lastProgressAt !== null && ` (last progress at ${formatTime(stalled.lastProgressAt)})`}; it is
+          called stalled after {formatDuration(stalled.stallTimeoutMs)}.
         </p>
       )}
       {access.canProduce ? (
@@ -155,7 +181,7 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
             question="Cancel this run?"
             confirmLabel="Yes, cancel it"
             danger
-            disabled={terminal || s.cancelRequested}
+            disabled={terminal || cancelRequested}
             reasonLabel="reason (optional)"
             onConfirm={(reason) =>
               act('Cancel', async () => {
@@ -237,7 +263,7 @@ export function RunHeader({ run, snapshot: s, events, status, runError, finished
       )}
     </header>
   );
-}
+});
 
 /** How long the run has run (or waited, queued): the header's one part that reads the clock. */
 function RunDuration({ waiting, createdAt, startedAt, finishedAt }: { waiting: boolean; createdAt: number; startedAt: number | null; finishedAt: number | null }) {

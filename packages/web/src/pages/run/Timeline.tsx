@@ -11,44 +11,55 @@ import './run-insights.css';
 
 const GROUP_TITLES = { phase: 'Phases', child: 'Child runs', call: 'Calls' } as const;
 
+/** The events the timeline's call bars are made of (callBars reads no others). */
+export const TIMELINE_CALL_EVENTS: ReadonlySet<string> = new Set(['call.started', 'call.retried', 'call.succeeded', 'call.failed']);
+
 /**
  * The run as a waterfall: its phases, child runs and calls as bars on one
  * time axis from the run's start, each with its duration, so a reader sees
- * what ran when, what overlapped and what took longest.
+ * what ran when, what overlapped and what took longest. Memoised on the
+ * parts of the run it draws, not the run, its snapshot or all its events:
+ * an event that is none of them (progress, a log line) leaves it be, and
+ * the open bars grow with the clock on their own.
  */
 export const Timeline = memo(function Timeline({
-  run,
-  snapshot,
-  events,
+  runStart,
+  phases,
+  callEvents,
+  callsCounted,
   children,
   childCount,
   finishedAt,
 }: {
-  run: Run;
-  snapshot: Snapshot;
-  events: readonly RunEvent[];
+  /** When the run started, or was created if it has not started. */
+  runStart: number;
+  phases: Snapshot['phases'];
+  /** The page's events of TIMELINE_CALL_EVENTS (useEventsOf). */
+  callEvents: readonly RunEvent[];
+  /** The calls the snapshot counts: ended (ok or failed) and in flight. */
+  callsCounted: number;
   children: readonly Run[];
   /** How many children the run has in all; more than `children` when the page watches only the latest. */
   childCount: number;
   finishedAt: number | null;
 }) {
-  const calls = useMemo(() => callBars(events), [events]);
+  const calls = useMemo(() => callBars(callEvents), [callEvents]);
   // The page holds only a long run's latest events; every call started either
   // ended (ok or failed, counted by the snapshot) or is in flight.
-  const callsInAll = Math.max(calls.total, snapshot.counters.ok + snapshot.counters.failed + Object.keys(snapshot.current).length);
+  const callsInAll = Math.max(calls.total, callsCounted);
   const groups = useMemo(
     () => [
-      { kind: 'phase' as const, bars: endOpenBars(phaseBars(snapshot), finishedAt) },
+      { kind: 'phase' as const, bars: endOpenBars(phaseBars(phases), finishedAt) },
       { kind: 'child' as const, bars: childBars(children) },
       { kind: 'call' as const, bars: endOpenBars(calls.bars, finishedAt) },
     ].filter((g) => g.bars.length > 0),
-    [snapshot, children, calls, finishedAt],
+    [phases, children, calls, finishedAt],
   );
   // Calls are drawn oldest first, so the ones in flight are at the bottom of the box: while the run
   // goes on it keeps them in view, as the Console keeps the newest line, until the reader scrolls up.
   const tail = useFollowTail<HTMLDivElement>(groups, { enabled: finishedAt === null });
   const all = groups.flatMap((g) => g.bars);
-  const from = Math.min(run.startedAt ?? run.createdAt, ...all.map((b) => b.start));
+  const from = Math.min(runStart, ...all.map((b) => b.start));
   const open = finishedAt === null || all.some((b) => b.end === null);
   const lastEnd = Math.max(finishedAt ?? -Infinity, ...all.map((b) => b.end ?? -Infinity));
   // While the run goes on the axis ends at a round length ahead of now, so it

@@ -69,8 +69,8 @@ export function callBars(events: readonly RunEvent[]): { bars: TimelineBar[]; to
   return { bars: bars.slice(-MAX_CALL_BARS).map(({ attempts: _attempts, ...bar }) => bar), total: bars.length };
 }
 
-export function phaseBars(snapshot: Snapshot): TimelineBar[] {
-  return snapshot.phases.map((p, i) => ({
+export function phaseBars(phases: Snapshot['phases']): TimelineBar[] {
+  return phases.map((p, i) => ({
     key: `phase:${i}`,
     kind: 'phase',
     label: p.name,

@@ -331,7 +331,6 @@ const RunRow = memo(function RunRow({ run, depth = 0, familyShown = 0, familyTot
   const reason = run.error ? visibleText(oneLine(terminalText(run.error.message))) : null;
   const activity = run.status === 'running' ? visibleText([s.phase, progress?.message].filter(Boolean).join(' · ')) : '';
   const name = visibleText(run.name);
-  const handlers = useContext(LiveHandlers);
   const readings = useReadings(progress);
   // The list has no events, only each snapshot's latest reading. Once it has seen two, the rate is the
   // one between them (the pace now, as on the run's page); before that, from the start up to now.
@@ -414,11 +413,7 @@ const RunRow = memo(function RunRow({ run, depth = 0, familyShown = 0, familyTot
       </td>
       <td className="col-progress">
         {progress ? <ProgressBar percent={progress.percent} done={progress.done} label={`progress of ${name}`} status={run.status} stalled={stalled || quiet} /> : <span className="muted">–</span>}
-        {run.status === 'queued' && run.execute && handlers !== null && (
-          <div className="muted small progress-notes">
-            <QueuedWhy run={run} handlers={handlers} short />
-          </div>
-        )}
+        {run.status === 'queued' && run.execute && <QueuedRowWhy run={run} />}
         {run.status === 'running' && (
           <div className="muted small progress-notes" data-testid="progress-notes">
             {inFlight > 0 && <span data-testid="in-flight-count">{formatNumber(inFlight)} in flight</span>}
@@ -480,6 +475,21 @@ const RunRow = memo(function RunRow({ run, depth = 0, familyShown = 0, familyTot
     </tr>
   );
 });
+
+/**
+ * A queued row's note of why it waits: it reads the live handlers, so their
+ * refresh (every 15 s while a queued run is listed) renders these notes, not
+ * every row of the list.
+ */
+function QueuedRowWhy({ run }: { run: Run }) {
+  const handlers = useContext(LiveHandlers);
+  if (handlers === null) return null;
+  return (
+    <div className="muted small progress-notes">
+      <QueuedWhy run={run} handlers={handlers} short />
+    </div>
+  );
+}
 
 /** The stalled badge, whose tooltip says for how long: it reads the clock, so the row around it need not. */
 function StalledBadge({ stalled, startedAt }: { stalled: NonNullable<Snapshot['stalled']>; startedAt: number | null }) {
