@@ -174,7 +174,7 @@ export const routes = {
     method: 'POST',
     path: `${API_PREFIX}/import`,
     summary:
-      'Load an exported tar archive (the raw body; admin); 201 with the run, keeping its id (409 if that id exists here, or 200 with it when every run of the archive is here as the archive holds it: a repeated import); 400 for a truncated, malformed or unsafe archive, 413 past maxImportBytes bytes, each changing nothing. ' +
+      'Load an exported tar archive (the raw body; admin); 201 with the run, keeping its id (409 if that id exists here, details.differs naming what differs from the archive when it does; or 200 with it when every run of the archive is here as the archive holds it: a repeated import); 400 for a truncated, malformed or unsafe archive, 413 past maxImportBytes bytes, each changing nothing. ' +
       'A family archive loads every run in it in one transaction, all or none (x-runtrail-imported-runs says how many): 409 run_already_exists naming every run of it that exists here, ' +
       '400 naming a run that has not ended or whose parent is neither in the archive nor here, 413 past maxImportRuns runs or maxImportBytes bytes',
     rawBody: 'application/x-tar',
