@@ -4,7 +4,7 @@ import { formatClock, formatFullTime, formatNumber } from '../format.js';
 import { callLabels, eventSummary } from './event-summary.js';
 import { visibleText } from '../visible-text.js';
 import { JumpToLatest } from './JumpToLatest.js';
-import { useVirtualTail } from './use-virtual-tail.js';
+import { useVirtualTail, virtualRowProps, type VirtualRowPlace } from './use-virtual-tail.js';
 import { useEventsOf } from '../use-events-of.js';
 
 const ROW_HEIGHT = 24;
@@ -176,17 +176,9 @@ const EventRow = memo(function EventRow({
   summary: string;
   open: boolean;
   onToggle: (seq: number) => void;
-  index: number;
-  start: number;
-  measure: (node: Element | null) => void;
-}) {
+} & VirtualRowPlace) {
   return (
-    <div
-      ref={measure}
-      data-index={index}
-      className={`log-entry type-${e.type.replace(/[^a-z]/g, '-')}${open ? ' open' : ''}`}
-      style={{ position: 'absolute', top: 0, left: 0, right: 0, transform: `translateY(${start}px)` }}
-    >
+    <div {...virtualRowProps({ index, start, measure })} className={`log-entry type-${e.type.replace(/[^a-z]/g, '-')}${open ? ' open' : ''}`}>
       {/* The whole row opens on a click; the button is its keyboard and screen-reader handle. */}
       <div className="log-row" onClick={() => onToggle(e.seq)}>
         <button

@@ -16,6 +16,22 @@ function indexOfSeq(items: readonly { seq: number }[], seq: number): number {
   return -1;
 }
 
+/** Where the virtualiser put a drawn row: its index, its offset, and the ref that measures its height. */
+export interface VirtualRowPlace {
+  index: number;
+  start: number;
+  measure: (node: Element | null) => void;
+}
+
+/** The attributes that put a drawn row at its place (rows of wrapping text: each is measured). */
+export function virtualRowProps({ index, start, measure }: VirtualRowPlace) {
+  return {
+    ref: measure,
+    'data-index': index,
+    style: { position: 'absolute', top: 0, left: 0, right: 0, transform: `translateY(${start}px)` },
+  } as const;
+}
+
 export interface VirtualTail {
   rows: Virtualizer<HTMLDivElement, Element>;
   tail: FollowTail<HTMLDivElement>;

@@ -4,7 +4,7 @@ import { client, messageOf } from '../../client.js';
 import { TRY_AGAIN, isUnreachable, problemText } from '../../problem-text.js';
 import { fileNameOf, saveResponse } from '../../components/download.js';
 import { JumpToLatest } from '../../components/JumpToLatest.js';
-import { useVirtualTail } from '../../components/use-virtual-tail.js';
+import { useVirtualTail, virtualRowProps, type VirtualRowPlace } from '../../components/use-virtual-tail.js';
 import { countOf, formatNumber } from '../../format.js';
 import { visibleText } from '../../visible-text.js';
 import { terminalLine } from './terminal-line.js';
@@ -235,17 +235,12 @@ const ConsoleLine = memo(function ConsoleLine({
 }: {
   line: Line;
   needle: string;
-  index: number;
-  start: number;
-  measure: (node: Element | null) => void;
-}) {
+} & VirtualRowPlace) {
   return (
     <div
-      ref={measure}
-      data-index={index}
+      {...virtualRowProps({ index, start, measure })}
       className={`console-line level-${l.level}${l.stream ? ` stream-${l.stream}` : ' stream-runtrail'}`}
       data-stream={l.stream ?? 'runtrail'}
-      style={{ position: 'absolute', top: 0, left: 0, right: 0, transform: `translateY(${start}px)` }}
     >
       <span className="console-gutter" title={l.stream ?? 'runtrail'}>
         {l.stream === 'stderr' ? 'err' : l.stream === 'stdout' ? 'out' : l.level}
