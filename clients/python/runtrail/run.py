@@ -19,7 +19,7 @@ import uuid
 import warnings
 import weakref
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Literal, Mapping, Optional, Type, TypeVar, Union, cast
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Literal, Mapping, Optional, Tuple, Type, TypeVar, Union, cast
 
 from ._http import backoff_delay
 from ._limits import MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS
@@ -120,6 +120,8 @@ class Run:
         # Whether the stop was a cancel request (not an end written elsewhere, nor a lost lease).
         self._cancel_requested = False
         self._ended: Optional[Dict[str, Any]] = None
+        #: What this handle ended the run with (status, message, kind, output): the same end again answers the run.
+        self._ended_with: Optional[Tuple[str, Optional[str], Optional[str], Any]] = None
         self._output: Any = None
         self._has_output = False
         self._children: List[Run] = []
@@ -255,8 +257,17 @@ class Run:
         if self._attached:
             raise RuntrailError("invalid_request", f"run {self.id} belongs to the process that started it (runtrail exec); it ends the run")
         with self._lock:
-            if self._ended is not None:
-                return self._ended
+            ended = self._ended
+        if ended is not None:
+            # The same end again answers the run; another one (a fail() after succeed()) is the script's mistake,
+            # said as such: returning the succeeded run let a failure the script meant to record vanish.
+            if self._ended_with == (status, message, kind, self._output if self._has_output else None):
+                return ended
+            raise RuntrailError(
+                "run_already_terminal",
+                f"run {self.id} already ended {ended.get('status')} (this handle ended it); it cannot also end {status}",
+                {"runId": self.id, "status": ended.get("status")},
+            )
         for child in list(self._children):
             if child._ended is None:
                 if status == "cancelled":
@@ -292,6 +303,7 @@ class Run:
             self._sender.abandon()
             raise
         self._ended = final
+        self._ended_with = (status, message, kind, self._output if self._has_output else None)
         self._sender.close()
         return cast(Dict[str, Any], final)
 

@@ -233,6 +233,19 @@ class ProducerTest(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, r"^rt\.run\('bad input'\): input and labels must be JSON \(finite numbers, str keys\): Object of type date"):
             self.rt.run("bad input", input={"day": datetime.date(2026, 11, 28)})
 
+    def test_a_second_different_end_raises_run_already_terminal_and_the_same_end_again_answers_the_run(self) -> None:
+        run = self.rt.run("ended twice")
+        self.assertEqual(run.succeed({"judged": 3})["status"], "succeeded")
+        # Before: fail() returned the succeeded run, so the failure the script meant to record vanished unseen.
+        with self.assertRaisesRegex(runtrail.RuntrailError, r"^run_already_terminal: run \S+ already ended succeeded \(this handle ended it\); it cannot also end failed$"):
+            run.fail(RuntimeError("judge crashed"))
+        with self.assertRaisesRegex(runtrail.RuntrailError, "cannot also end succeeded"):
+            run.succeed({"judged": 4})
+        self.assertEqual(run.succeed({"judged": 3})["status"], "succeeded")
+        self.assertEqual(run.succeed()["status"], "succeeded")
+        final = self.rt.get_run(run.id)
+        self.assertEqual((final["status"], final["output"], final["error"]), ("succeeded", {"judged": 3}, None))
+
     def test_names_event_types_and_negative_progress_the_server_would_refuse_fail_at_the_call_site(self) -> None:
         with self.rt.run("bad names") as run:
             run.progress(1, 10)
