@@ -20,7 +20,7 @@ import uuid
 import warnings
 from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union, cast
 
-from . import _sender
+from . import _json, _sender
 from ._http import Http
 from ._limits import DEFAULT_MAX_BATCH_BYTES, MAX_EVENT_DATA_BYTES, MAX_META_BYTES
 from ._signals import end_runs_on_sigterm
@@ -629,11 +629,8 @@ def _run_body(method: str, name: str, input: Any, labels: Optional[Mapping[str, 
     for key, value in (("input", input), ("labels", dict(labels) if labels is not None else None), *fields.items()):
         if value is not None:
             body[key] = value
-    try:
-        json.dumps(body, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"rt.{method}({name!r}): input and labels must be JSON (finite numbers, str keys): {err}") from err
-    return body
+    # Sent as the JSON it is now, numpy's numbers plain (the request's own encoding takes no others).
+    return cast(Dict[str, Any], json.loads(_json.dumps(f"rt.{method}({name!r}): input and labels", body)))
 
 
 def _check_seq(method: str, after: Any) -> None:

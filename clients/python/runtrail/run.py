@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Literal, Mappin
 
 from ._http import backoff_delay
 from ._limits import MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS
-from . import _sender
+from . import _json, _sender
 from ._sender import Sender
 from .errors import Cancelled, RuntrailError, Terminated
 
@@ -66,11 +66,12 @@ def _truncate(text: str, limit: int) -> str:
 
 
 def _finite(name: str, value: Any, minimum: Optional[float] = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if minimum is not None and value < minimum:
+    plain = _json.number(value)  # numpy's scalars too, sent as the plain number they hold
+    if plain is None or not math.isfinite(plain):
+        raise ValueError(f"{name} must be a finite number, got {type(value).__name__} {value!r}")
+    if minimum is not None and plain < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return value
+    return plain
 
 
 #: The event types a server knows (packages/protocol/src/events.ts); any other must start with "x.".
@@ -355,17 +356,14 @@ class Run:
             raise ValueError(f"event type must be a runtrail type or your own starting with 'x.' (such as 'x.{event_type}'), got {event_type!r}")
         if data is None:
             data = {}
-        try:
-            # As the request carries it: ASCII (escapes for the rest), so its length is its bytes.
-            text = json.dumps(data, allow_nan=False)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{event_type} data must be JSON (finite numbers, str keys): {err}") from err
+        # As the request carries it: ASCII (escapes for the rest), so its length is its bytes.
+        text = _json.dumps(f"{event_type} data", data)
         meta = event_type == "meta"
         limit = self.client.max_meta_bytes if meta else self.client.max_event_data_bytes
         if len(text) > limit:
             # The server counts compact UTF-8 JSON, no longer than the escaped text (bar floats such as
             # 1e20, which it writes out in full; the sender copes with its 413): measured only when it matters.
-            size = len(json.dumps(data, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+            size = len(json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
             if size > limit:
                 setting = "max_meta_bytes, the server's maxMetaBytes" if meta else "max_event_data_bytes, the server's maxEventDataBytes"
                 raise RuntrailError(
@@ -411,11 +409,8 @@ class Run:
 
     def output(self, value: Any) -> None:
         """Set the run's output, stored with its end."""
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"run.output() must be JSON (finite numbers, str keys): {err}") from err
-        self._output = value
+        # Kept as the JSON it is now (numpy's numbers plain), as an event's data is.
+        self._output = json.loads(_json.dumps("run.output()", value))
         self._has_output = True
 
     # -- structure ---------------------------------------------------------
@@ -498,7 +493,7 @@ class Run:
         # No type known here: none is sent, and the server sniffs it from the content.
         headers = {"content-type": content_type} if content_type else {}
         if metadata is not None:
-            headers["x-runtrail-metadata"] = json.dumps(metadata, allow_nan=False, ensure_ascii=True)
+            headers["x-runtrail-metadata"] = _json.dumps(f"run.artifact({name!r}) metadata", metadata)
         self.flush()
         route_params = {"id": self.id, "name": name}
         query = {"replace": True if replace else None}

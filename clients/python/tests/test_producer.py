@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import numbers
 import os
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import tempfile
 import textwrap
 import time
 import unittest
+from fractions import Fraction
 
 import runtrail
 from tests.support import CLI, ROOT, Server, python_env, run_python, wait_until
@@ -24,6 +26,30 @@ def judge(i: int) -> float:
     if i % 10 == 7:
         raise ValueError(f"judge timed out on doc {i}")
     return i / 30
+
+
+class Float32:
+    """A real number that is no float, as numpy's ``np.float32`` (which numpy registers as ``numbers.Real``)."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __repr__(self) -> str:
+        return f"Float32({self.value!r})"
+
+
+class Int64(Float32):
+    """An integer that is no int, as ``np.int64`` (registered as ``numbers.Integral``)."""
+
+    def __int__(self) -> int:
+        return int(self.value)
+
+
+numbers.Real.register(Float32)
+numbers.Integral.register(Int64)
 
 
 class ProducerTest(unittest.TestCase):
@@ -245,6 +271,34 @@ class ProducerTest(unittest.TestCase):
         self.assertEqual(run.succeed()["status"], "succeeded")
         final = self.rt.get_run(run.id)
         self.assertEqual((final["status"], final["output"], final["error"]), ("succeeded", {"judged": 3}, None))
+
+    def test_numpy_like_numbers_are_recorded_as_numbers_and_data_json_cannot_hold_is_named_where_it_is(self) -> None:
+        with self.rt.run("numpy-like", input={"temperature": Float32(0.5)}) as run:
+            # Before: "value must be a finite number, got np.float32(0.5)", and meta/output/input raised
+            # "Object of type float32 is not JSON serializable" for what scores.mean() returns.
+            run.metric("score", Float32(0.25), step=Int64(3))
+            run.progress(Int64(4), Int64(8))
+            run.counter("tokens", Int64(120))
+            run.meta(mean_score=Float32(0.25), best=[Int64(1), Fraction(1, 2)])
+            run.output({"accuracy": Float32(0.75)})
+            with self.assertRaisesRegex(
+                ValueError,
+                r"^meta data must be JSON \(finite numbers, str keys\): Object of type datetime is not JSON serializable "
+                r"\(at \['runs'\]\[1\]\['at'\]: convert it to a str, a finite number, a list or a dict first\)$",
+            ):
+                run.meta(runs=[{"at": "today"}, {"at": datetime.datetime(2026, 11, 28)}])
+            with self.assertRaisesRegex(ValueError, r"Out of range float values are not JSON compliant \(at \['loss'\]\[0\]:"):
+                run.event("x.losses", {"loss": [Float32(float("nan"))]})
+            with self.assertRaisesRegex(ValueError, r"^value must be a finite number, got Float32 Float32\(inf\)$"):
+                run.metric("score", Float32(float("inf")))
+        final = self.rt.get_run(run.id)
+        snapshot = final["snapshot"]
+        self.assertEqual(final["status"], "succeeded")
+        self.assertEqual((snapshot["metrics"]["score"]["last"], snapshot["metrics"]["score"]["step"]), (0.25, 3))
+        self.assertEqual((snapshot["progress"]["done"], snapshot["progress"]["total"]), (4, 8))
+        self.assertEqual(snapshot["counters"]["named"], {"tokens": 120})
+        self.assertEqual(snapshot["meta"], {"mean_score": 0.25, "best": [1, 0.5]})
+        self.assertEqual((final["input"], final["output"]), ({"temperature": 0.5}, {"accuracy": 0.75}))
 
     def test_names_event_types_and_negative_progress_the_server_would_refuse_fail_at_the_call_site(self) -> None:
         with self.rt.run("bad names") as run:
