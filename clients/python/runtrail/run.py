@@ -248,7 +248,9 @@ class Run:
         ``status`` is ``succeeded``, ``failed`` (needs ``message``) or
         ``cancelled``. Children still open are ended first (failed/orphaned,
         or cancelled with a cancelled parent). The finish carries an id, so
-        a retry after a lost answer gets the run, not a conflict. A run that
+        a retry after a lost answer gets the run, not a conflict; so does the
+        same end again, while another end of a run this handle ended raises
+        ``run_already_terminal``. A run that
         already ended on the server raises ``run_already_terminal``, except
         a cancel that the server (or a cancel request) had already written.
         A run that fails or is cancelled is ended so even after the server
