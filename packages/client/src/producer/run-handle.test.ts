@@ -220,6 +220,32 @@ describe('producer SDK', () => {
     await run.succeed();
   });
 
+  it('a thrown value that is not JSON (a cycle, a BigInt) still ends its call and the run, and call() rethrows that value', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'odd throws' });
+    const cyclic: Record<string, unknown> = { status: 429 };
+    cyclic.self = cyclic;
+    // Without a prototype it has no string form either.
+    const bare = Object.create(null) as Record<string, unknown>;
+    bare.self = bare;
+    for (const thrown of [bare, 7n, cyclic]) {
+      const caught = await run.call('Evaluating doc_1 with gpt-4', async () => Promise.reject(thrown)).catch((e: unknown) => e);
+      // The script's own value, not the SDK's TypeError from describing it.
+      expect(caught).toBe(thrown);
+    }
+    await run.flush();
+    const snapshot = (await client.getRun(run.id)).snapshot;
+    // Every call ended failed: none stays in flight for ever.
+    expect(snapshot.counters).toMatchObject({ ok: 0, failed: 3 });
+    expect(snapshot.current).toEqual({});
+    expect(snapshot.lastError?.message).toBe('[object Object]');
+    const failures = (await allEvents(client, run.id)).filter((e) => e.type === 'call.failed').map((e) => (e.data as { error: string }).error);
+    expect(failures).toEqual(['[object Object]', '7n', '[object Object]']);
+    const ended = await run.fail(cyclic);
+    expect(ended.status).toBe('failed');
+    expect(ended.error?.message).toBe('[object Object]');
+  });
+
   it("long texts (an API's whole answer in an error, a long log line, label or progress message) are cut, as the Python client cuts them, not refused", async () => {
     const client = new RuntrailClient({ url: server.url });
     const run = await client.createRun({ name: 'long texts' });

@@ -674,8 +674,32 @@ function isAbort(err: unknown): boolean {
  * cannot store it), and a run must still end failed when its error held one.
  */
 function describe(err: unknown): string {
-  const text = err instanceof Error ? err.message || err.name : typeof err === 'string' ? err : (JSON.stringify(err) ?? String(err));
+  const text = err instanceof Error ? err.message || err.name : typeof err === 'string' ? err : thrownText(err);
   return cut(text.replaceAll('\u0000', '\\0'));
+}
+
+/**
+ * Text for a thrown value that is not an Error. It must not throw itself:
+ * describe() runs inside call()'s catch and in fail(), where its own
+ * TypeError (a cycle, a BigInt) would replace the script's error and leave
+ * the call unfinished or the run not ended.
+ */
+function thrownText(value: unknown): string {
+  try {
+    const json = JSON.stringify(value);
+    if (json !== undefined) return json;
+  } catch (err) {
+    // Not JSON (a cycle, a BigInt): the value's own string form below says what it was.
+    void err;
+  }
+  if (typeof value === 'bigint') return `${value}n`;
+  try {
+    return String(value);
+  } catch (err) {
+    // No string form (an object without a prototype): its kind is all there is to say.
+    void err;
+    return Object.prototype.toString.call(value);
+  }
 }
 
 /**

@@ -79,6 +79,13 @@ export interface WatchConnectionOptions {
    * trying for ever (right for a dashboard).
    */
   giveUpAfterMs?: number;
+  /**
+   * Stop watching when this aborts, as `close()` does: `done` resolves
+   * with `closed_by_client` and `for await` loops end. An aborted signal
+   * stops the watcher before it opens anything. One signal may stop many
+   * watchers; a watcher that ends first stops listening to it.
+   */
+  signal?: AbortSignal;
   /** Randomness of the jitter (tests may fix it). */
   random?: () => number;
   /** Time for backoff, transport pauses, polling and the idle watchdog (tests may drive it). */

@@ -1,4 +1,5 @@
 import WebSocket from 'ws';
+import { getEventListeners } from 'node:events';
 import { describe, expect, test } from 'vitest';
 import type { RunWithObservers } from '@runtrail/protocol';
 import { isExactRange, progressEvents, waitFor } from '@runtrail/test-support';
@@ -882,4 +883,41 @@ describe('a reload never shows lower numbers (issue 10)', () => {
       expect(endStates.find((st) => st.run !== null)?.snapshot).toEqual(ended.snapshot);
     });
   }
+});
+
+describe('stopping watchers with an AbortSignal', () => {
+  test('one signal stops many watchers and a for-await loop: done says closed_by_client, the server counts no watcher left', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'watched by many' });
+    const stop = new AbortController();
+    const many = Array.from({ length: 20 }, () => watch(run.id, { url: s.url, signal: stop.signal }));
+    const loop = (async () => {
+      const seen: number[] = [];
+      for await (const event of watch(run.id, { url: s.url, signal: stop.signal })) seen.push(event.seq);
+      return seen;
+    })();
+    await s.runs.appendEvents(run.id, progressEvents(3));
+    await waitFor(() => many.every((w) => w.getState().seq === 3), { what: 'every watcher to see the events' });
+    await waitFor(async () => (await s.runs.get(run.id)).observers === 21, { what: 'all 21 watchers connected' });
+    stop.abort();
+    const finals = await Promise.all(many.map((w) => w.done));
+    expect(finals.every((f) => f.connection === 'ended' && f.reason === 'closed_by_client')).toBe(true);
+    expect(await loop).toEqual([1, 2, 3]);
+    await waitFor(async () => (await s.runs.get(run.id)).observers === 0, { what: 'every socket closed' });
+  });
+
+  test('an aborted signal opens nothing; a watcher whose run ended stops listening to a signal that lives on', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'short' });
+    const w = watch(run.id, { url: s.url, signal: AbortSignal.abort() });
+    expect((await w.done).reason).toBe('closed_by_client');
+    expect((await s.runs.get(run.id)).observers).toBe(0);
+
+    const appSignal = new AbortController().signal;
+    const ended = watch(run.id, { url: s.url, signal: appSignal });
+    expect(getEventListeners(appSignal, 'abort')).toHaveLength(1);
+    await s.runs.appendEvents(run.id, [{ type: 'run.succeeded', data: {} }]);
+    expect((await ended.done).reason).toBe('run_ended');
+    expect(getEventListeners(appSignal, 'abort')).toHaveLength(0);
+  });
 });

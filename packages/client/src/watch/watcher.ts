@@ -41,17 +41,35 @@ export abstract class Watcher<S extends WatcherConnection, M> {
   private started = false;
   /** Runs out giveUpAfterMs after the server last answered (set while it does not). */
   private silence: TimerHandle | null = null;
+  /** The caller's `signal`, which stops this watcher when it aborts. */
+  private readonly stopSignal: AbortSignal | undefined;
+  /** Stops listening to `stopSignal` (set while listening). */
+  private unlisten: (() => void) | null = null;
 
   constructor(initial: S, options: WatchConnectionOptions) {
     this.state = initial;
     this.settings = connectionSettings(options);
     this.api = this.settings.api;
+    this.stopSignal = options.signal;
   }
+
+  /** Stop for good: close the connection; the state ends `closed_by_client`. */
+  abstract close(): void;
 
   /** Begin connecting (the watch functions call it; lazy bindings call it on first subscriber). */
   start(): this {
     if (this.started || this.aborter.signal.aborted) return this;
     this.started = true;
+    const outside = this.stopSignal;
+    if (outside?.aborted) {
+      this.close();
+      return this;
+    }
+    if (outside) {
+      const onAbort = () => this.close();
+      outside.addEventListener('abort', onAbort, { once: true });
+      this.unlisten = () => outside.removeEventListener('abort', onAbort);
+    }
     void this.run();
     return this;
   }
@@ -111,6 +129,11 @@ export abstract class Watcher<S extends WatcherConnection, M> {
   /** Every change of the state goes through here, so every error it shows says how to give a missing token. */
   protected update(patch: Partial<S>): void {
     this.state = { ...this.state, ...patch, ...(patch.error ? { error: withTokenHint(patch.error, this.settings.token, this.tokenHint()) } : {}) };
+    // Ended: a signal shared by many watchers, or the app's own, keeps no listener of this one.
+    if (this.state.connection === 'ended' && this.unlisten) {
+      this.unlisten();
+      this.unlisten = null;
+    }
     this.watchSilence();
     this.notify();
   }
