@@ -12,6 +12,7 @@ import {
   type RouteQuery,
   type RouteResult,
 } from '@runtrail/protocol';
+import { jsonText } from './json-text.js';
 
 export interface HttpApiOptions {
   /** Base URL of a runtrail server, e.g. http://127.0.0.1:4310 */
@@ -150,7 +151,7 @@ export class HttpApi {
         ...(hasBody ? { 'content-type': 'application/json' } : {}),
         ...options.headers,
       },
-      body: !hasBody ? null : options.body instanceof JsonBody ? options.body.text : JSON.stringify(options.body),
+      body: !hasBody ? null : options.body instanceof JsonBody ? options.body.text : jsonText(options.body, `${name} request`, ''),
       signal,
     }).catch((err: unknown) => {
       throw unreachable(err, route.method, url, this.timeoutOf(options));

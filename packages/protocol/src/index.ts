@@ -135,6 +135,7 @@ export {
   type StreamEnd,
 } from './stream.js';
 export {
+  fieldPath,
   invalidRequest,
   issuesOf,
   parseOrThrow,

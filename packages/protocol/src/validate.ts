@@ -23,7 +23,8 @@ function keyText(part: string): string {
   return `${cut}…(${part.length} characters)`;
 }
 
-function pathOf(prefix: string, path: ReadonlyArray<PropertyKey>): string {
+/** A field's path as errors name it (`events[3].data.done`), from `prefix` and the keys under it. */
+export function fieldPath(prefix: string, path: ReadonlyArray<PropertyKey>): string {
   let out = prefix;
   for (const part of path) {
     if (typeof part === 'number') out += `[${part}]`;
@@ -42,11 +43,11 @@ function pathOf(prefix: string, path: ReadonlyArray<PropertyKey>): string {
 function fieldIssues(prefix: string, issues: ReadonlyArray<z.core.$ZodIssue>): FieldIssue[] {
   return issues.flatMap((i): FieldIssue[] => {
     if (i.code === 'unrecognized_keys') {
-      return i.keys.map((key) => ({ path: pathOf(prefix, [...i.path, key]), message: 'unknown field (only the fields this object defines are accepted)' }));
+      return i.keys.map((key) => ({ path: fieldPath(prefix, [...i.path, key]), message: 'unknown field (only the fields this object defines are accepted)' }));
     }
     // A record key refused by its schema: say why, at the key (zod says only "Invalid key in record").
-    if (i.code === 'invalid_key') return fieldIssues(pathOf(prefix, i.path), i.issues);
-    return [{ path: pathOf(prefix, i.path), message: i.message }];
+    if (i.code === 'invalid_key') return fieldIssues(fieldPath(prefix, i.path), i.issues);
+    return [{ path: fieldPath(prefix, i.path), message: i.message }];
   });
 }
 

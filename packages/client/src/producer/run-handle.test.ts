@@ -411,9 +411,45 @@ describe('producer SDK', () => {
     for (const output of [cyclic, { n: 10n }]) {
       const err = await run.succeed(output).catch((e: unknown) => e);
       expect(RuntrailError.isCode(err, 'invalid_request')).toBe(true);
-      expect((err as Error).message).toMatch(new RegExp(`^the end of run ${run.id} cannot be sent as JSON \\((Converting circular structure|Do not know how to serialize a BigInt)`));
+      expect((err as Error).message).toMatch(new RegExp(`^invalid end of run ${run.id}: \\(root\\): is not JSON: (Converting circular structure|Do not know how to serialize a BigInt)`));
     }
     expect((await run.fail('bad output')).status).toBe('failed');
+  });
+
+  it('refuses data JSON would change without a word (a Map, a Set, NaN, Infinity), naming where it is, and stores nothing of it', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'silently-changed' });
+    run.event('x.before', { ok: 1 });
+    // An eval script's scores kept in a Map, a de-duplicated list kept as a Set, a score that came out NaN.
+    const refused: Array<[unknown, RegExp]> = [
+      [{ scores: new Map([['acc', 0.9]]) }, /^invalid x\.score event: data\.scores: is a Map, which JSON writes as \{\} \(its entries lost\): send Object\.fromEntries\(map\)$/],
+      [{ tags: new Set(['a']) }, /^invalid x\.score event: data\.tags: is a Set/],
+      [{ runs: [{ acc: 0.5 }, { acc: Number.NaN }] }, /^invalid x\.score event: data\.runs\[1\]\.acc: is NaN, which JSON cannot hold \(it would be stored as null\)$/],
+      [{ at: new Date(0), best: -Infinity }, /^invalid x\.score event: data\.best: is -Infinity/],
+      [Number.POSITIVE_INFINITY, /^invalid x\.score event: data: is Infinity/],
+    ];
+    for (const [data, message] of refused) {
+      let err: unknown = null;
+      try {
+        run.event('x.score', data);
+      } catch (e) {
+        err = e;
+      }
+      expect(RuntrailError.isCode(err, 'invalid_request')).toBe(true);
+      expect((err as Error).message).toMatch(message);
+    }
+    // meta is a known type whose values are the producer's own: the same rule.
+    expect(() => run.meta({ split: new Set(['test']) })).toThrow(/data\.split: is a Set/);
+    // The end of the run and any other request body: refused before anything is sent, not retried as a network failure.
+    const ended = await run.succeed({ perDataset: new Map([['gsm8k', 0.7]]) }).catch((e: unknown) => e);
+    expect((ended as Error).message).toBe(`invalid end of run ${run.id}: output.perDataset: is a Map, which JSON writes as {} (its entries lost): send Object.fromEntries(map)`);
+    const created = await client.createRun({ name: 'bad-input', input: { limits: new Map() } }).catch((e: unknown) => e);
+    expect(RuntrailError.isCode(created, 'invalid_request')).toBe(true);
+    expect((created as Error).message).toMatch(/^invalid createRun request: input\.limits: is a Map/);
+    await run.flush();
+    const events = await allEvents(client, run.id);
+    expect(events.map((e) => e.type)).toEqual(['x.before']);
+    expect((await run.succeed({ perDataset: { gsm8k: 0.7 } })).status).toBe('succeeded');
   });
 
   it('a handle that ended its run answers the same end again, and refuses another end naming how the run ended', async () => {

@@ -27,6 +27,7 @@ import {
 import { backoffDelay, delay, retrying } from '../backoff.js';
 import { systemClock, unrefTimer, type Clock, type TimerHandle } from '../clock.js';
 import { isRetryable } from '../http-api.js';
+import { jsonText } from '../json-text.js';
 import { appendBodyOf, type ProducerTransport, type RecordedEvent } from './transport.js';
 import { watchServer, type ServerChangeListener } from './server-watch.js';
 import { isRepeatable, openSource, type ArtifactOptions, type ArtifactSource } from '../artifacts/source.js';
@@ -338,11 +339,7 @@ export class RunHandle {
     // Said now, not sent: JSON.stringify's TypeError (a cycle, a BigInt) looks
     // like fetch's network failure, so the finish would be retried for
     // retryForMs while the run stayed running.
-    try {
-      JSON.stringify(body);
-    } catch (err) {
-      throw new RuntrailError('invalid_request', `the end of run ${this.id} cannot be sent as JSON (${(err as Error).message}); end it with plain data`);
-    }
+    jsonText(body, `end of run ${this.id}`, '');
     this.ending = body;
     try {
       await this.flush();
@@ -503,13 +500,7 @@ export class RunHandle {
    * queued: in a batch it would take every event of the batch down with it.
    */
   private measure(event: EventInput & { id: string }): { dataJson: string; size: number } {
-    let json: string | undefined;
-    try {
-      json = JSON.stringify(event.data);
-    } catch (err) {
-      throw invalidRequest(`${event.type} event`, [{ path: 'data', message: `is not JSON: ${describe(err)}` }]);
-    }
-    if (json === undefined) throw invalidRequest(`${event.type} event`, [{ path: 'data', message: 'is not JSON' }]);
+    const json = jsonText(event.data, `${event.type} event`, 'data');
     const bytes = utf8Length(json);
     const [limit, setting] = event.type === 'meta' ? [this.maxMetaBytes, 'maxMetaBytes'] : [this.maxEventDataBytes, 'maxEventDataBytes'];
     if (bytes > limit) {
