@@ -251,6 +251,10 @@ const declared = {
     int(1000).default(120_000),
     'an HTTP connection that sends and receives nothing for this long is closed (one that never sends a request too); held heartbeats answer within half of it; WebSocket and SSE streams keep their own pings',
   ),
+  requestBodyTimeoutMs: value(
+    int(1000).default(60_000),
+    'how long a JSON request body may take to arrive whole once the server starts reading it (a body sent a byte at a time otherwise held its bytes and its connection for ever, each byte resetting connectionIdleTimeoutMs); past it: 408 naming the setting, and the connection is closed; artifact uploads and imports, streamed to disk, have no total time (only connectionIdleTimeoutMs between their bytes)',
+  ),
 };
 
 type Declared = typeof declared;

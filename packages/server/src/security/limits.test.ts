@@ -274,6 +274,56 @@ describe('limits', () => {
     expect(upload.status).toBe(201);
   });
 
+  it('a JSON body trickled in past requestBodyTimeoutMs: 408 naming the setting and the connection closed; an artifact upload as slow is taken', async () => {
+    // Each byte comes well within the idle timeout, so only a total time can end the body.
+    const { server: s } = await limitedServer({ requestBodyTimeoutMs: 1000, connectionIdleTimeoutMs: 5000 });
+    const port = Number(new URL(s.url).port);
+    const body = JSON.stringify({ name: 'trickled', input: 'x'.repeat(200) });
+    const socket = createConnection({ host: '127.0.0.1', port });
+    cleanups.push(() => socket.destroy());
+    // Keep-alive, as a client's pooled connection is: the server must close it itself.
+    const head = `POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
+    let sent = 10;
+    const answer = rawRequest(socket, head + body.slice(0, sent), { untilClose: true });
+    const trickle = setInterval(() => {
+      if (sent < body.length - 1 && !socket.destroyed) socket.write(body[sent++]!);
+    }, 100);
+    cleanups.push(() => clearInterval(trickle));
+    // Before: no answer and no close while bytes kept coming, for as long as the client cared to send them.
+    const deadline = new Promise<string>((resolve) => setTimeout(() => resolve('no answer within 10 s'), 10_000).unref());
+    const text = await Promise.race([answer, deadline]);
+    clearInterval(trickle);
+    expect(text).toMatch(/^HTTP\/1.1 408/);
+    expect(text).toMatch(/\r\nconnection: close\r\n/i);
+    expect(text).toContain('request_timeout');
+    expect(text).toContain('requestBodyTimeoutMs');
+    expect(socket.destroyed || socket.readableEnded).toBe(true);
+    expect((await s.runs.list({ name: 'trickled' })).runs).toEqual([]);
+    // Its bytes were let go: the same body sent at once is taken.
+    expect((await call(s, 'POST', '/api/v1/runs', { body: JSON.parse(body) })).status).toBe(201);
+
+    // An upload streams to disk and has no total time: one slower than requestBodyTimeoutMs is stored whole.
+    const run = (await s.runs.list({ name: 'trickled' })).runs[0]!;
+    // 8 chunks 200 ms apart: 1.6 s in all, past the 1 s a JSON body gets.
+    const chunks = 8;
+    let left = chunks;
+    const slow = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (left-- === 0) return controller.close();
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        controller.enqueue(new Uint8Array(1024).fill(7));
+      },
+    });
+    const upload = await fetch(`${s.url}/api/v1/runs/${run.id}/artifacts/slow.bin`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream', 'x-runtrail-client': '1' },
+      body: slow,
+      duplex: 'half',
+    } as RequestInit);
+    expect(upload.status).toBe(201);
+    expect((await upload.json()).size).toBe(chunks * 1024);
+  });
+
   it('an IPv6 client is counted by its /64: over real sockets on ::1, its connections, streams and body bytes are one budget however many addresses it rotates through', async () => {
     // The server's own ::1 connections: counted under ::/64, the key of ::1's /64.
     const { server: s } = await limitedServer({ maxHttpConnectionsPerIp: 2 }, '::1');
