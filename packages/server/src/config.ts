@@ -166,7 +166,7 @@ const declared = {
   ),
   streamPingIntervalMs: value(
     int(50).default(15_000),
-    'WebSocket ping / SSE keepalive interval; a WebSocket that misses one pong is terminated',
+    'WebSocket ping / SSE keepalive interval; a WebSocket that misses one pong is terminated, an SSE stream whose reader takes nothing of its full send buffer for one interval is closed',
   ),
   artifactsDir: value(z.string().min(1).optional(), 'folder of artifact content, content-addressed files (default: <dataDir>/artifacts)'),
   maxArtifactBytes: value(int(1).default(1024 * 1024 * 1024), 'largest artifact accepted; a larger upload gets 413 and leaves nothing behind'),
