@@ -53,4 +53,28 @@ describe('an SSE reader that takes nothing', () => {
     expect(readText.match(/event: run-event/g)?.length).toBe(33);
     expect(s.stream.stats().connections.sse).toBe(1);
   });
+
+  it('that ended, its last bytes unread, is closed after connectionIdleTimeoutMs', async () => {
+    // A send buffer that takes the whole log: the stream writes it all, then its end, and is over.
+    const s = await server({ connectionIdleTimeoutMs: 1000, streamPingIntervalMs: 60_000, sendBufferBytes: 64 * 1024 * 1024 });
+    const { run } = await s.runs.create({ name: 'ended-unread' });
+    // More than loopback's socket buffers hold, so most of it waits in the server's queue.
+    for (let i = 0; i < 12; i++) await s.runs.appendEvents(run.id, [{ type: 'x.big', data: { i, text: 'x'.repeat(1000 * 1024) } }]);
+    await s.runs.finish(run.id, { status: 'succeeded' });
+    const serverConnections = () => new Promise<number>((resolve, reject) => s.http.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+    const port = Number(new URL(s.url).port);
+    const stalled = createConnection({ host: '127.0.0.1', port }, () => {
+      stalled.write(`GET /api/v1/runs/${run.id}/stream?after=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+      stalled.pause();
+    });
+    // The server ends it; nothing to report from this side.
+    stalled.on('error', () => undefined);
+    cleanups.push(() => stalled.destroy());
+    // The stream wrote its log and its end, and let go of its slot; most of its bytes wait in the connection's queue.
+    await waitFor(() => s.stream.stats().peakQueuedBytes > 4 * 1024 * 1024 && s.stream.stats().connections.sse === 0, { what: 'the stream to write everything and end' });
+    expect(await serverConnections()).toBe(1);
+    // Before: the idle timeout the stream took off its connection stayed off, and the connection
+    // (and the bytes queued on it, up to sendBufferBytes and a frame) stayed as long as the client kept it.
+    await waitFor(async () => (await serverConnections()) === 0, { what: 'the connection closed', timeoutMs: 10_000 });
+  });
 });

@@ -145,6 +145,9 @@ export class SseConnection implements StreamConnection {
 
   private finish(): void {
     this.res.end();
+    // Its reader may never take the last bytes: the idle timeout the stream took off its connection
+    // is put back, or the connection and its queue stayed as long as the client kept it.
+    this.res.socket?.setTimeout(this.deps.limits.connectionIdleTimeoutMs);
     this.cleanup();
   }
 
