@@ -243,7 +243,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   // What the guard writes into the CSP, for the dashboard to offer previews of exactly those hosts' links.
   serve(http, 'dashboardConfig', async () => ({ linkPreviewHosts: config.linkPreviewHosts }));
-  await registerArtifactRoutes(http, artifacts);
+  await registerArtifactRoutes(http, artifacts, { minBytesPerSecond: config.minUploadBytesPerSecond, graceMs: config.requestBodyTimeoutMs });
   const stream = new StreamServer(http, {
     store,
     hub,

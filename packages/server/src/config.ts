@@ -253,7 +253,11 @@ const declared = {
   ),
   requestBodyTimeoutMs: value(
     int(1000).default(60_000),
-    'how long a JSON request body may take to arrive whole once the server starts reading it (a body sent a byte at a time otherwise held its bytes and its connection for ever, each byte resetting connectionIdleTimeoutMs); past it: 408 naming the setting, and the connection is closed; artifact uploads and imports, streamed to disk, have no total time (only connectionIdleTimeoutMs between their bytes)',
+    'how long a JSON request body may take to arrive whole once the server starts reading it (a body sent a byte at a time otherwise held its bytes and its connection for ever, each byte resetting connectionIdleTimeoutMs); past it: 408 naming the setting, and the connection is closed; artifact uploads and imports, streamed to disk, have no total time: they get this long before minUploadBytesPerSecond applies',
+  ),
+  minUploadBytesPerSecond: value(
+    int(1).default(1024),
+    'the slowest average an artifact upload or import may come at, after its first requestBodyTimeoutMs (each byte earns it more time, so a large one over a slow link is never cut; one a byte a minute, which connectionIdleTimeoutMs never ends, held a connection and an open file for ever); slower: 408 naming the setting, and the connection is closed',
   ),
 };
 

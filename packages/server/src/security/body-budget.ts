@@ -86,3 +86,34 @@ export function limitRequestBodies(
     done(null, counter);
   });
 }
+
+/**
+ * A streamed body (an artifact upload, an import) as it comes, failing with
+ * 408 once it is slower than `minBytesPerSecond` on average after its first
+ * `graceMs`: each byte it brings earns it more time (Apache's
+ * mod_reqtimeout MinRate), so gigabytes over a slow link are never cut,
+ * but a byte every minute (which the idle timeout never ends) no longer
+ * holds a connection and an open file for ever. `onTooSlow` runs first, so
+ * the answer can close the connection instead of reading the rest.
+ */
+export async function* atLeastRate(
+  body: AsyncIterable<Buffer>,
+  options: { minBytesPerSecond: number; graceMs: number; now?: () => number; onTooSlow?: () => void },
+): AsyncGenerator<Buffer> {
+  const now = options.now ?? Date.now;
+  const start = now();
+  let received = 0;
+  for await (const chunk of body) {
+    received += chunk.length;
+    const earnedMs = options.graceMs + (received * 1000) / options.minBytesPerSecond;
+    if (now() - start > earnedMs) {
+      options.onTooSlow?.();
+      throw new RuntrailError(
+        'request_timeout',
+        `the body came slower than ${options.minBytesPerSecond} bytes per second on average after its first ${options.graceMs} ms (minUploadBytesPerSecond and requestBodyTimeoutMs on the server); send it again over a faster link`,
+        { minBytesPerSecond: options.minBytesPerSecond, graceMs: options.graceMs, receivedBytes: received },
+      );
+    }
+    yield chunk;
+  }
+}

@@ -324,6 +324,29 @@ describe('limits', () => {
     expect((await upload.json()).size).toBe(chunks * 1024);
   });
 
+  it('an artifact upload slower than minUploadBytesPerSecond on average after requestBodyTimeoutMs: 408 naming the setting, the connection closed, nothing stored', async () => {
+    const { server: s } = await limitedServer({ requestBodyTimeoutMs: 1000, minUploadBytesPerSecond: 1024, connectionIdleTimeoutMs: 5000 });
+    const run = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'slow-upload' } })).body;
+    const port = Number(new URL(s.url).port);
+    const socket = createConnection({ host: '127.0.0.1', port });
+    cleanups.push(() => socket.destroy());
+    const head = `PUT /api/v1/runs/${run.id}/artifacts/trickled.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nX-Runtrail-Client: 1\r\nContent-Length: 100000\r\n\r\n`;
+    const answer = rawRequest(socket, head + 'x'.repeat(10), { untilClose: true });
+    // 10 bytes every 100 ms: 100 bytes a second, each well within the idle timeout.
+    const trickle = setInterval(() => {
+      if (!socket.destroyed) socket.write('x'.repeat(10));
+    }, 100);
+    cleanups.push(() => clearInterval(trickle));
+    // Before: the upload went on, and its connection and file stayed, for as long as the bytes kept coming.
+    const deadline = new Promise<string>((resolve) => setTimeout(() => resolve('no answer within 10 s'), 10_000).unref());
+    const text = await Promise.race([answer, deadline]);
+    clearInterval(trickle);
+    expect(text).toMatch(/^HTTP\/1.1 408/);
+    expect(text).toMatch(/\r\nconnection: close\r\n/i);
+    expect(text).toContain('minUploadBytesPerSecond');
+    expect((await call(s, 'GET', `/api/v1/runs/${run.id}/artifacts/trickled.bin`)).status).toBe(404);
+  });
+
   it('an IPv6 client is counted by its /64: over real sockets on ::1, its connections, streams and body bytes are one budget however many addresses it rotates through', async () => {
     // The server's own ::1 connections: counted under ::/64, the key of ::1's /64.
     const { server: s } = await limitedServer({ maxHttpConnectionsPerIp: 2 }, '::1');
