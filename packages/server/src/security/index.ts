@@ -6,3 +6,4 @@ export { registerTokenRoutes } from './token-routes.js';
 export { ConnectionCounter, RateLimiter, checkEventData, countedAgainst, checkRunData, jsonBytes, rateLimited, tooLarge, type PayloadLimits } from './limits.js';
 export { addressKey, clientAddress, clientKey, limitConnectionsPerAddress, plainAddress } from './client-address.js';
 export { atLeastRate, limitRequestBodies } from './body-budget.js';
+export { servePipelinedInTurn } from './pipelining.js';

@@ -347,6 +347,36 @@ describe('limits', () => {
     expect((await call(s, 'GET', `/api/v1/runs/${run.id}/artifacts/trickled.bin`)).status).toBe(404);
   });
 
+  it('requests pipelined on one connection are served in turn: one that never reads holds one answer, not one per request; one that reads gets every answer in order', async () => {
+    const { server: s } = await limitedServer({});
+    const run = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'pipelined' } })).body;
+    // A page of about 7 MiB, more than loopback's socket buffers take from a reader that does not read (4 MiB and 128 KiB here).
+    for (let i = 0; i < 7; i++) await s.runs.appendEvents(run.id, [{ type: 'x.big', data: { i, text: 'x'.repeat(1000 * 1024) } }]);
+    let pagesBuilt = 0;
+    const readEventTexts = s.store.readEventTexts.bind(s.store);
+    s.store.readEventTexts = async (...args: Parameters<typeof readEventTexts>) => {
+      pagesBuilt++;
+      return readEventTexts(...args);
+    };
+    const requests = 20;
+    const socket = createConnection({ host: '127.0.0.1', port: Number(new URL(s.url).port) });
+    cleanups.push(() => socket.destroy());
+    socket.pause();
+    socket.write(`GET /api/v1/runs/${run.id}/events?after=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`.repeat(requests));
+    await waitFor(() => pagesBuilt >= 1, { what: 'the first page built' });
+    // Nothing read: before, all 20 pages (140 MiB) were built and held at once, one write of 1.5 KB was all it took.
+    const settle = await fetch(`${s.url}/healthz`);
+    expect(settle.status).toBe(200);
+    expect(pagesBuilt).toBeLessThanOrEqual(2);
+    // Read: every answer comes whole, in order.
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.resume();
+    await waitFor(() => (text.match(/HTTP\/1.1 200 /g)?.length ?? 0) === requests && text.endsWith('}'), { what: 'all 20 answers', timeoutMs: 30_000 });
+    expect(pagesBuilt).toBe(requests);
+  });
+
   it('an IPv6 client is counted by its /64: over real sockets on ::1, its connections, streams and body bytes are one budget however many addresses it rotates through', async () => {
     // The server's own ::1 connections: counted under ::/64, the key of ::1's /64.
     const { server: s } = await limitedServer({ maxHttpConnectionsPerIp: 2 }, '::1');
