@@ -21,7 +21,7 @@ import { registerStatic } from './http/static.js';
 import { Reaper } from './leases/reaper.js';
 import { registerOutputLogRoute } from './runs/output-log.js';
 import { RunService } from './runs/run-service.js';
-import { BrowserGuard, RateLimiter, SECURITY_HEADERS, TokenService, clientKey, installAuth, limitBodyBytesPerAddress, limitConnectionsPerAddress, plainAddress, registerTokenRoutes } from './security/index.js';
+import { BrowserGuard, RateLimiter, SECURITY_HEADERS, TokenService, clientKey, installAuth, limitConnectionsPerAddress, limitRequestBodies, plainAddress, registerTokenRoutes, servePipelinedInTurn } from './security/index.js';
 import { StreamServer } from './stream/index.js';
 
 /** The version of @runtrail/server (in the OpenAPI document). */
@@ -130,7 +130,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   // Every per-address limit counts a request under this key (IPv6 by its /64: see addressKey).
   const keyOf = (request: IncomingMessage): string => clientKey(request, trustedProxies);
   limitConnectionsPerAddress(http, { max: config.maxHttpConnectionsPerIp, trustedProxies, log: http.log });
-  limitBodyBytesPerAddress(http, { max: config.maxBodyBytesPerIp, clientKey: keyOf });
+  servePipelinedInTurn(http);
+  limitRequestBodies(http, { maxBytesPerAddress: config.maxBodyBytesPerIp, timeoutMs: config.requestBodyTimeoutMs, clientKey: keyOf });
   const now = deps.now ?? Date.now;
   const hub = new Hub((err) => http.log.error({ err }, 'a stream watcher failed during a hub flush'));
   const metrics = deps.metrics ?? new ServerMetrics();
@@ -243,7 +244,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   // What the guard writes into the CSP, for the dashboard to offer previews of exactly those hosts' links.
   serve(http, 'dashboardConfig', async () => ({ linkPreviewHosts: config.linkPreviewHosts }));
-  await registerArtifactRoutes(http, artifacts);
+  await registerArtifactRoutes(http, artifacts, { minBytesPerSecond: config.minUploadBytesPerSecond, graceMs: config.requestBodyTimeoutMs });
   const stream = new StreamServer(http, {
     store,
     hub,

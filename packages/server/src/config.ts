@@ -166,7 +166,7 @@ const declared = {
   ),
   streamPingIntervalMs: value(
     int(50).default(15_000),
-    'WebSocket ping / SSE keepalive interval; a WebSocket that misses one pong is terminated',
+    'WebSocket ping / SSE keepalive interval; a WebSocket that misses one pong is terminated, an SSE stream whose reader takes nothing of its full send buffer for one interval is closed',
   ),
   artifactsDir: value(z.string().min(1).optional(), 'folder of artifact content, content-addressed files (default: <dataDir>/artifacts)'),
   maxArtifactBytes: value(int(1).default(1024 * 1024 * 1024), 'largest artifact accepted; a larger upload gets 413 and leaves nothing behind'),
@@ -250,6 +250,14 @@ const declared = {
   connectionIdleTimeoutMs: value(
     int(1000).default(120_000),
     'an HTTP connection that sends and receives nothing for this long is closed (one that never sends a request too); held heartbeats answer within half of it; WebSocket and SSE streams keep their own pings',
+  ),
+  requestBodyTimeoutMs: value(
+    int(1000).default(60_000),
+    'how long a JSON request body may take to arrive whole once the server starts reading it (a body sent a byte at a time otherwise held its bytes and its connection for ever, each byte resetting connectionIdleTimeoutMs); past it: 408 naming the setting, and the connection is closed; artifact uploads and imports, streamed to disk, have no total time: they get this long before minUploadBytesPerSecond applies',
+  ),
+  minUploadBytesPerSecond: value(
+    int(1).default(1024),
+    'the slowest average an artifact upload or import may come at, after its first requestBodyTimeoutMs (each byte earns it more time, so a large one over a slow link is never cut; one a byte a minute, which connectionIdleTimeoutMs never ends, held a connection and an open file for ever); slower: 408 naming the setting, and the connection is closed',
   ),
 };
 

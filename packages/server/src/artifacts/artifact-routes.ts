@@ -12,6 +12,7 @@ import {
   type Artifact,
 } from '@runtrail/protocol';
 import { serve } from '../http/route-table.js';
+import { atLeastRate } from '../security/index.js';
 import type { ArtifactService } from './artifact-service.js';
 import { isSafeInline } from './content-type.js';
 
@@ -23,7 +24,18 @@ const DRAIN_BYTES = 16 * 1024 * 1024;
  * live in their own plugin scope, where no body parser runs (the JSON one
  * would buffer them), and the routes read the request stream themselves.
  */
-export async function registerArtifactRoutes(app: FastifyInstance, artifacts: ArtifactService): Promise<void> {
+export async function registerArtifactRoutes(
+  app: FastifyInstance,
+  artifacts: ArtifactService,
+  /** The slowest average an upload or import may come at after its first graceMs (minUploadBytesPerSecond, requestBodyTimeoutMs). */
+  rate: { minBytesPerSecond: number; graceMs: number },
+): Promise<void> {
+  // Not the stream itself: leaving a for-await destroys what it iterates, and a
+  // destroyed request leaves its keep-alive connection out of the server's idle
+  // list (close() then waits for it); a refused upload is drained below instead.
+  // One too slow is closed after its answer: its rest would come as slowly.
+  const bodyOf = (request: FastifyRequest, reply: FastifyReply) =>
+    atLeastRate(request.raw.iterator({ destroyOnReturn: false }), { ...rate, onTooSlow: () => void reply.header('connection', 'close') });
   await app.register(async (raw) => {
     raw.removeAllContentTypeParsers();
     raw.addContentTypeParser('*', (_request, _payload, done) => done(null));
@@ -36,10 +48,7 @@ export async function registerArtifactRoutes(app: FastifyInstance, artifacts: Ar
         const { artifact, outcome } = await artifacts.put(
           runId,
           name,
-          // Not the stream itself: leaving a for-await destroys what it iterates, and a
-          // destroyed request leaves its keep-alive connection out of the server's idle
-          // list (close() then waits for it); a refused upload is drained below instead.
-          request.raw.iterator({ destroyOnReturn: false }),
+          bodyOf(request, reply),
           {
             contentType: header(request, 'content-type'),
             metadata: metadataOf(request),
@@ -57,7 +66,7 @@ export async function registerArtifactRoutes(app: FastifyInstance, artifacts: Ar
 
     serve(raw, 'importRun', async ({ request, reply }) => {
       try {
-        const { runs, imported } = await artifacts.importArchive(request.raw.iterator({ destroyOnReturn: false }));
+        const { runs, imported } = await artifacts.importArchive(bodyOf(request, reply));
         void reply.status(imported ? 201 : 200).header(IMPORTED_RUNS_HEADER, runs.length);
         return runs[0];
       } catch (err) {

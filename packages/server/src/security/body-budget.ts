@@ -14,11 +14,21 @@ import { RAW_BODY_ROUTES } from '../http/errors.js';
  * A body that would pass the budget is refused with 429 (the SDKs retry
  * it), and its bytes so far are let go. Artifact uploads and imports are
  * streamed to their files, not held, so they are not counted.
+ *
+ * The budget bounds how much such bodies hold, not for how long: a byte
+ * every few seconds never met the idle timeout, so one body held its
+ * bytes and its connection for ever. A JSON body must also arrive whole
+ * within `timeoutMs` of its first being read (408 naming the setting,
+ * and the connection closed, as nginx's client_body_timeout and Node's
+ * requestTimeout do). Uploads and imports are left without a total time:
+ * gigabytes over a slow link legitimately take longer than any fixed
+ * bound, and the idle timeout still ends one that stops.
  */
-export function limitBodyBytesPerAddress(
+export function limitRequestBodies(
   http: FastifyInstance,
-  options: { max: number; clientKey: (request: IncomingMessage) => string },
+  options: { maxBytesPerAddress: number; timeoutMs: number; clientKey: (request: IncomingMessage) => string },
 ): void {
+  const max = options.maxBytesPerAddress;
   const held = new Map<string, number>();
   http.addHook('preParsing', (request, reply, payload, done) => {
     const route = request.routeOptions.config.routeName;
@@ -29,6 +39,7 @@ export function limitBodyBytesPerAddress(
     const address = options.clientKey(request.raw);
     let counted = 0;
     const release = (): void => {
+      clearTimeout(deadline);
       const left = (held.get(address) ?? 0) - counted;
       counted = 0;
       if (left <= 0) held.delete(address);
@@ -39,13 +50,13 @@ export function limitBodyBytesPerAddress(
     const counter = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         const now = held.get(address) ?? 0;
-        if (now + chunk.length > options.max) {
+        if (now + chunk.length > max) {
           release();
           callback(
             new RuntrailError(
               'rate_limited',
-              `client address ${address} is sending more than ${options.max} bytes of request bodies at once (maxBodyBytesPerIp on the server); send them one after another`,
-              { retryAfterMs: 1000, limit: options.max },
+              `client address ${address} is sending more than ${max} bytes of request bodies at once (maxBodyBytesPerIp on the server); send them one after another`,
+              { retryAfterMs: 1000, limit: max },
             ),
           );
           return;
@@ -54,9 +65,55 @@ export function limitBodyBytesPerAddress(
         counted += chunk.length;
         callback(null, chunk);
       },
+      flush(callback) {
+        clearTimeout(deadline);
+        callback();
+      },
     });
+    const deadline = setTimeout(() => {
+      // Closed after the answer: else Node reads (and drops) the rest of the body for as long as it trickles.
+      if (!reply.sent) void reply.header('connection', 'close');
+      counter.destroy(
+        new RuntrailError(
+          'request_timeout',
+          `the request body did not arrive whole within ${options.timeoutMs} ms (requestBodyTimeoutMs on the server); send each body at once, not a little at a time`,
+          { limit: options.timeoutMs },
+        ),
+      );
+    }, options.timeoutMs);
     payload.on('error', (err) => counter.destroy(err));
     payload.pipe(counter);
     done(null, counter);
   });
+}
+
+/**
+ * A streamed body (an artifact upload, an import) as it comes, failing with
+ * 408 once it is slower than `minBytesPerSecond` on average after its first
+ * `graceMs`: each byte it brings earns it more time (Apache's
+ * mod_reqtimeout MinRate), so gigabytes over a slow link are never cut,
+ * but a byte every minute (which the idle timeout never ends) no longer
+ * holds a connection and an open file for ever. `onTooSlow` runs first, so
+ * the answer can close the connection instead of reading the rest.
+ */
+export async function* atLeastRate(
+  body: AsyncIterable<Buffer>,
+  options: { minBytesPerSecond: number; graceMs: number; now?: () => number; onTooSlow?: () => void },
+): AsyncGenerator<Buffer> {
+  const now = options.now ?? Date.now;
+  const start = now();
+  let received = 0;
+  for await (const chunk of body) {
+    received += chunk.length;
+    const earnedMs = options.graceMs + (received * 1000) / options.minBytesPerSecond;
+    if (now() - start > earnedMs) {
+      options.onTooSlow?.();
+      throw new RuntrailError(
+        'request_timeout',
+        `the body came slower than ${options.minBytesPerSecond} bytes per second on average after its first ${options.graceMs} ms (minUploadBytesPerSecond and requestBodyTimeoutMs on the server); send it again over a faster link`,
+        { minBytesPerSecond: options.minBytesPerSecond, graceMs: options.graceMs, receivedBytes: received },
+      );
+    }
+    yield chunk;
+  }
 }

@@ -5,13 +5,6 @@ import { RuntrailError } from '@runtrail/protocol';
 import { refuseUpgrade } from '../stream/stream-auth.js';
 
 /**
- * How long a connection refused for its address's count has to read its
- * 429 before it is closed: ending it at once would reset it under a request
- * it had already sent, and the client would see a reset instead of why.
- */
-const REFUSED_GRACE_MS = 1000;
-
-/**
  * An address in the one spelling it is compared in: `::ffff:10.0.0.1` (an
  * IPv4 client of a dual-stack listener), in any spelling, is 10.0.0.1, as
  * the client and an operator write it; any other IPv6 address is written
@@ -149,6 +142,7 @@ export function limitConnectionsPerAddress(
     if (open >= options.max) {
       refused.add(socket);
       options.log.debug({ address, open }, 'connection refused: its address holds the most connections allowed');
+      // Answered and closed after a grace to read it (refuseUpgrade).
       refuseUpgrade(
         socket,
         new RuntrailError(
@@ -157,9 +151,6 @@ export function limitConnectionsPerAddress(
           { retryAfterMs: 1000 },
         ),
       );
-      const timer = setTimeout(() => socket.destroy(), REFUSED_GRACE_MS);
-      timer.unref();
-      socket.once('close', () => clearTimeout(timer));
       return;
     }
     counts.set(address, open + 1);

@@ -5,4 +5,5 @@ export { installAuth, redactUrl, tokenOf } from './authenticate.js';
 export { registerTokenRoutes } from './token-routes.js';
 export { ConnectionCounter, RateLimiter, checkEventData, countedAgainst, checkRunData, jsonBytes, rateLimited, tooLarge, type PayloadLimits } from './limits.js';
 export { addressKey, clientAddress, clientKey, limitConnectionsPerAddress, plainAddress } from './client-address.js';
-export { limitBodyBytesPerAddress } from './body-budget.js';
+export { atLeastRate, limitRequestBodies } from './body-budget.js';
+export { servePipelinedInTurn } from './pipelining.js';

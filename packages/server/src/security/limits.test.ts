@@ -274,6 +274,109 @@ describe('limits', () => {
     expect(upload.status).toBe(201);
   });
 
+  it('a JSON body trickled in past requestBodyTimeoutMs: 408 naming the setting and the connection closed; an artifact upload as slow is taken', async () => {
+    // Each byte comes well within the idle timeout, so only a total time can end the body.
+    const { server: s } = await limitedServer({ requestBodyTimeoutMs: 1000, connectionIdleTimeoutMs: 5000 });
+    const port = Number(new URL(s.url).port);
+    const body = JSON.stringify({ name: 'trickled', input: 'x'.repeat(200) });
+    const socket = createConnection({ host: '127.0.0.1', port });
+    cleanups.push(() => socket.destroy());
+    // Keep-alive, as a client's pooled connection is: the server must close it itself.
+    const head = `POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
+    let sent = 10;
+    const answer = rawRequest(socket, head + body.slice(0, sent), { untilClose: true });
+    const trickle = setInterval(() => {
+      if (sent < body.length - 1 && !socket.destroyed) socket.write(body[sent++]!);
+    }, 100);
+    cleanups.push(() => clearInterval(trickle));
+    // Before: no answer and no close while bytes kept coming, for as long as the client cared to send them.
+    const deadline = new Promise<string>((resolve) => setTimeout(() => resolve('no answer within 10 s'), 10_000).unref());
+    const text = await Promise.race([answer, deadline]);
+    clearInterval(trickle);
+    expect(text).toMatch(/^HTTP\/1.1 408/);
+    expect(text).toMatch(/\r\nconnection: close\r\n/i);
+    expect(text).toContain('request_timeout');
+    expect(text).toContain('requestBodyTimeoutMs');
+    expect(socket.destroyed || socket.readableEnded).toBe(true);
+    expect((await s.runs.list({ name: 'trickled' })).runs).toEqual([]);
+    // Its bytes were let go: the same body sent at once is taken.
+    expect((await call(s, 'POST', '/api/v1/runs', { body: JSON.parse(body) })).status).toBe(201);
+
+    // An upload streams to disk and has no total time: one slower than requestBodyTimeoutMs is stored whole.
+    const run = (await s.runs.list({ name: 'trickled' })).runs[0]!;
+    // 8 chunks 200 ms apart: 1.6 s in all, past the 1 s a JSON body gets.
+    const chunks = 8;
+    let left = chunks;
+    const slow = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (left-- === 0) return controller.close();
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        controller.enqueue(new Uint8Array(1024).fill(7));
+      },
+    });
+    const upload = await fetch(`${s.url}/api/v1/runs/${run.id}/artifacts/slow.bin`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream', 'x-runtrail-client': '1' },
+      body: slow,
+      duplex: 'half',
+    } as RequestInit);
+    expect(upload.status).toBe(201);
+    expect((await upload.json()).size).toBe(chunks * 1024);
+  });
+
+  it('an artifact upload slower than minUploadBytesPerSecond on average after requestBodyTimeoutMs: 408 naming the setting, the connection closed, nothing stored', async () => {
+    const { server: s } = await limitedServer({ requestBodyTimeoutMs: 1000, minUploadBytesPerSecond: 1024, connectionIdleTimeoutMs: 5000 });
+    const run = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'slow-upload' } })).body;
+    const port = Number(new URL(s.url).port);
+    const socket = createConnection({ host: '127.0.0.1', port });
+    cleanups.push(() => socket.destroy());
+    const head = `PUT /api/v1/runs/${run.id}/artifacts/trickled.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nX-Runtrail-Client: 1\r\nContent-Length: 100000\r\n\r\n`;
+    const answer = rawRequest(socket, head + 'x'.repeat(10), { untilClose: true });
+    // 10 bytes every 100 ms: 100 bytes a second, each well within the idle timeout.
+    const trickle = setInterval(() => {
+      if (!socket.destroyed) socket.write('x'.repeat(10));
+    }, 100);
+    cleanups.push(() => clearInterval(trickle));
+    // Before: the upload went on, and its connection and file stayed, for as long as the bytes kept coming.
+    const deadline = new Promise<string>((resolve) => setTimeout(() => resolve('no answer within 10 s'), 10_000).unref());
+    const text = await Promise.race([answer, deadline]);
+    clearInterval(trickle);
+    expect(text).toMatch(/^HTTP\/1.1 408/);
+    expect(text).toMatch(/\r\nconnection: close\r\n/i);
+    expect(text).toContain('minUploadBytesPerSecond');
+    expect((await call(s, 'GET', `/api/v1/runs/${run.id}/artifacts/trickled.bin`)).status).toBe(404);
+  });
+
+  it('requests pipelined on one connection are served in turn: one that never reads holds one answer, not one per request; one that reads gets every answer in order', async () => {
+    const { server: s } = await limitedServer({});
+    const run = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'pipelined' } })).body;
+    // A page of about 7 MiB, more than loopback's socket buffers take from a reader that does not read (4 MiB and 128 KiB here).
+    for (let i = 0; i < 7; i++) await s.runs.appendEvents(run.id, [{ type: 'x.big', data: { i, text: 'x'.repeat(1000 * 1024) } }]);
+    let pagesBuilt = 0;
+    const readEventTexts = s.store.readEventTexts.bind(s.store);
+    s.store.readEventTexts = async (...args: Parameters<typeof readEventTexts>) => {
+      pagesBuilt++;
+      return readEventTexts(...args);
+    };
+    const requests = 20;
+    const socket = createConnection({ host: '127.0.0.1', port: Number(new URL(s.url).port) });
+    cleanups.push(() => socket.destroy());
+    socket.pause();
+    socket.write(`GET /api/v1/runs/${run.id}/events?after=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`.repeat(requests));
+    await waitFor(() => pagesBuilt >= 1, { what: 'the first page built' });
+    // Nothing read: before, all 20 pages (140 MiB) were built and held at once, one write of 1.5 KB was all it took.
+    const settle = await fetch(`${s.url}/healthz`);
+    expect(settle.status).toBe(200);
+    expect(pagesBuilt).toBeLessThanOrEqual(2);
+    // Read: every answer comes whole, in order.
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.resume();
+    await waitFor(() => (text.match(/HTTP\/1.1 200 /g)?.length ?? 0) === requests && text.endsWith('}'), { what: 'all 20 answers', timeoutMs: 30_000 });
+    expect(pagesBuilt).toBe(requests);
+  });
+
   it('an IPv6 client is counted by its /64: over real sockets on ::1, its connections, streams and body bytes are one budget however many addresses it rotates through', async () => {
     // The server's own ::1 connections: counted under ::/64, the key of ::1's /64.
     const { server: s } = await limitedServer({ maxHttpConnectionsPerIp: 2 }, '::1');

@@ -17,8 +17,20 @@ export abstract class Outlet {
   private drainWaiters: Array<() => void> | null = null;
   private flushedCallback: ((err?: Error | null) => void) | null = null;
   private closedFlag = false;
+  /** Bytes given to `send` since the connection opened. */
+  private sentBytes = 0;
 
   constructor(readonly limitBytes: number) {}
+
+  /**
+   * Bytes the peer's side has taken (handed to the kernel) so far, give or
+   * take the transport's framing: grows only when the reader reads, whatever
+   * is written meanwhile, which the queued bytes alone cannot tell (a reader
+   * that drained a full queue and had it filled again looks the same).
+   */
+  get takenBytes(): number {
+    return this.sentBytes - this.queuedBytes();
+  }
 
   /** Bytes written but not yet handed to the kernel. */
   abstract queuedBytes(): number;
@@ -37,6 +49,7 @@ export abstract class Outlet {
   send(data: string | Buffer, framed = false): void {
     if (this.closedFlag) return;
     const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+    this.sentBytes += size;
     // Only a write that takes the queue over the bound needs to say when it
     // is flushed (a flush callback costs a tick per write, per watcher): no
     // write is added while blocked but replies, and every write that leaves

@@ -59,13 +59,15 @@ export class SseConnection implements StreamConnection {
   readonly kind = 'sse' as const;
   readonly outlet: SseOutlet;
   private readonly sub: RunSubscription;
+  /** The outlet's takenBytes at the last tick that found its send buffer full (null: it was not). */
+  private takenAtFullTick: number | null = null;
 
   constructor(
     private readonly res: ServerResponse,
-    runId: string,
+    private readonly runId: string,
     after: number,
     { observers, compact }: { observers: boolean; compact: boolean },
-    deps: StreamDeps,
+    private readonly deps: StreamDeps,
     private readonly admission: Admission,
     private readonly onClosed: (conn: SseConnection) => void,
   ) {
@@ -113,7 +115,21 @@ export class SseConnection implements StreamConnection {
   tick(): void {
     // A comment line keeps proxies from timing the stream out; a dead peer
     // shows up as a failed write and a 'close'.
-    if (!this.outlet.blocked) this.outlet.send(': ping\n\n');
+    if (!this.outlet.blocked) {
+      this.takenAtFullTick = null;
+      this.outlet.send(': ping\n\n');
+      return;
+    }
+    // A peer that is alive but does not read fails no write: its full buffer would hold the
+    // connection (and its slot under maxConnectionsPerIp) for ever. A WebSocket that does not read
+    // misses a pong; this is the same bound, a whole interval without a byte taken.
+    const taken = this.outlet.takenBytes;
+    if (this.takenAtFullTick !== null && taken <= this.takenAtFullTick) {
+      this.deps.log.info({ runId: this.runId, queuedBytes: this.outlet.queuedBytes() }, 'SSE reader took nothing of its full send buffer for a ping interval; closing it');
+      this.disconnect('reset');
+      return;
+    }
+    this.takenAtFullTick = taken;
   }
 
   disconnect(mode: 'close' | 'reset'): void {
@@ -129,6 +145,9 @@ export class SseConnection implements StreamConnection {
 
   private finish(): void {
     this.res.end();
+    // Its reader may never take the last bytes: the idle timeout the stream took off its connection
+    // is put back, or the connection and its queue stayed as long as the client kept it.
+    this.res.socket?.setTimeout(this.deps.limits.connectionIdleTimeoutMs);
     this.cleanup();
   }
 

@@ -55,7 +55,20 @@ export class StreamGate {
   }
 }
 
-/** Answer an upgrade request with a plain HTTP error and close the socket. */
+/**
+ * How long a refused socket has to read its answer before it is closed:
+ * ending it at once would reset it under a request it had already sent,
+ * and the client would see a reset instead of why.
+ */
+const REFUSED_GRACE_MS = 1000;
+
+/**
+ * Answer an upgrade request (or a connection refused before any request)
+ * with a plain HTTP error and close the socket. Ending our side is not
+ * enough: the server keeps a half-closed socket until the client ends its
+ * own, and no idle timeout is left on it (stopped at the upgrade), so a
+ * client that never closed held it for ever; it is destroyed after the grace.
+ */
 export function refuseUpgrade(socket: Duplex, err: RuntrailError): void {
   const status = errorStatus[err.code as ErrorCode];
   const body = JSON.stringify(err.toBody());
@@ -69,6 +82,12 @@ export function refuseUpgrade(socket: Duplex, err: RuntrailError): void {
     // Past Fastify's hooks (a refused upgrade, a connection over its address's limit): the headers every answer carries.
     ...Object.entries(SECURITY_HEADERS).map(([name, value]) => `${name}: ${value}`),
   ];
-  if (socket.writable) socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
-  else socket.destroy();
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
+  const timer = setTimeout(() => socket.destroy(), REFUSED_GRACE_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
 }

@@ -30,6 +30,8 @@ export interface StreamLimits {
   maxConnectionsPerIp: number;
   wsMessagesPerSecond: number;
   wsMessagesPerSecondPerIp: number;
+  /** A stream takes its connection out of this idle timeout while it streams, and puts it back when it ends. */
+  connectionIdleTimeoutMs: number;
 }
 
 export type Transport = 'ws' | 'sse';
