@@ -325,6 +325,21 @@ describe('the dashboard for keyboard and screen-reader users', () => {
     expect(await children.getByRole('columnheader').allInnerTexts()).toEqual(['Name', 'Status', 'Duration']);
   });
 
+  it('a link to a run that is not there (deleted, mistyped) says so in its tab and heading, its id kept on a phone\'s screen', async () => {
+    // A page of its own: Chromium logs the 404 of the run as a console error.
+    const page = await scene.browser.newPage({ viewport: { width: 390, height: 844 } });
+    try {
+      const id = `gone-${'x'.repeat(120)}`;
+      await page.goto(`${scene.server.url}/runs/${id}`);
+      await page.getByRole('heading', { name: 'Run not found' }).waitFor();
+      expect(await page.title()).toBe('Run not found · runtrail');
+      expect(await page.getByRole('alert').textContent()).toBe(`Run ${id} does not exist on this server: it was deleted, or the link is mistyped.`);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    } finally {
+      await page.close();
+    }
+  });
+
   it('tells a screen reader how many runs match once the filters change, and only then', async () => {
     const page = scene.page;
     await open('/', 'Runs');
