@@ -57,7 +57,8 @@ export function RunPage({ id }: { id: string }) {
   const shownStatus = snapshot.terminal?.status ?? run?.status;
   // A link to a deleted run (or a mistyped one) is a page of its own: its tab and heading say so.
   const missing = !run && error instanceof RuntrailError && error.code === 'run_not_found';
-  useDocumentTitle(run ? `${visibleText(run.name)} · ${shownStatus} · runtrail` : missing ? 'Run not found · runtrail' : `run ${id} · runtrail`);
+  // The status first: a tab shows the first twenty-odd characters, and a longer name hid whether the run ended.
+  useDocumentTitle(run ? `${shownStatus} · ${visibleText(run.name)} · runtrail` : missing ? 'Run not found · runtrail' : `run ${id} · runtrail`);
   useRestoredScroll();
 
   if (!run || !headerRun) {

@@ -305,7 +305,7 @@ describe('the dashboard for keyboard and screen-reader users', () => {
     await link.focus();
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'a11y-busy' }).waitFor();
-    await waitUntil(async () => (await page.title()) === 'a11y-busy · running · runtrail', { what: 'the tab to name the run' });
+    await waitUntil(async () => (await page.title()) === 'running · a11y-busy · runtrail', { what: 'the tab to name the run' });
     // The link that had the focus is gone with the list: the focus is on the new page's main region (a
     // screen reader says where it is), not on the body, and the next Tab goes on from there.
     const mainFocused = () => page.getByRole('main').evaluate((el) => el === document.activeElement);
@@ -338,6 +338,15 @@ describe('the dashboard for keyboard and screen-reader users', () => {
     } finally {
       await page.close();
     }
+  });
+
+  it('a run\'s tab says its status before its name, so a name of 200 characters does not push the status out of the tab', async () => {
+    const name = `nightly-eval-${'x'.repeat(187)}`;
+    const run = await createRun({ name });
+    await open(`/runs/${run.id}`, name);
+    await waitUntil(async () => (await scene.page.title()) === `running · ${name} · runtrail`, { what: 'the tab to say running first' });
+    await finish(run.id, { status: 'succeeded' });
+    await waitUntil(async () => (await scene.page.title()).startsWith('succeeded · nightly-eval-'), { what: 'the tab to say succeeded first' });
   });
 
   it('tells a screen reader how many runs match once the filters change, and only then', async () => {

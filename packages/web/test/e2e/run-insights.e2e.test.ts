@@ -393,7 +393,7 @@ describe('the run page in a real browser', () => {
       ]);
       await open(run.id, `stuck-${viewport.name}`);
       // The title is set by an effect after the page renders.
-      await waitUntil(async () => (await page.title()) === `stuck-${viewport.name} · running · runtrail`, { what: 'the tab to name the run and its status' });
+      await waitUntil(async () => (await page.title()) === `running · stuck-${viewport.name} · runtrail`, { what: 'the tab to name the run and its status' });
       const eta = page.getByTestId('eta');
       await waitUntil(async () => /stalled: no progress for/.test((await eta.textContent()) ?? ''), { what: 'the ETA to say stalled' });
       expect(await page.getByTestId('stalled-badge').textContent()).toBe('stalled');
@@ -428,7 +428,7 @@ describe('the run page in a real browser', () => {
       await waitUntil(async () => (await watching.textContent())?.includes('1 watching'), { what: 'the closed page to be left out' });
 
       await finish(run.id, { status: 'failed', error: { message: 'no progress' } });
-      await waitUntil(async () => (await page.title()) === `stuck-${viewport.name} · failed · runtrail`, { what: 'the tab title to show the end' });
+      await waitUntil(async () => (await page.title()) === `failed · stuck-${viewport.name} · runtrail`, { what: 'the tab title to show the end' });
       await watching.waitFor({ state: 'detached' });
     });
 

@@ -592,7 +592,7 @@ describe('the run page: context, failures, console and artifacts', () => {
     await waitUntil(async () => (await textNow(page.getByRole('heading', { level: 1 }))) === name, { what: 'the name with its markers' });
     await page.getByTestId('failed-call').waitFor();
     await page.getByRole('log', { name: 'run output' }).locator('.console-line').waitFor();
-    await waitUntil(async () => (await page.title()) === `${name} · failed · runtrail`, { what: 'the tab title' });
+    await waitUntil(async () => (await page.title()) === `failed · ${name} · runtrail`, { what: 'the tab title' });
     expect(await page.getByTestId('run-labels').locator('.label').textContent()).toBe('file=a⟨U+2066⟩b⟨U+2069⟩c');
     const runError = page.getByTestId('run-error');
     expect(await runError.locator('.error-head').textContent()).toBe('boom ⟨U+202E⟩gnp.exe⟨U+202C⟩');
