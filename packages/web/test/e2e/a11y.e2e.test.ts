@@ -296,6 +296,28 @@ describe('the dashboard for keyboard and screen-reader users', () => {
     expect(await page.getByRole('button', { name: 'Delete run' }).evaluate((el) => el === document.activeElement)).toBe(true);
   });
 
+  it('shows a cancel reason whole while it is typed: a sentence at 1280 px, a short one on a 390 px phone', async () => {
+    const page = scene.page;
+    const run = await createRun({ name: 'a11y-cancel-reason' });
+    const reasons = { 1280: 'the upstream dataset was corrupted in shard 17, see INC-0042', 390: 'dataset corrupted in shard 17' };
+    try {
+      for (const [width, reason] of Object.entries(reasons)) {
+        await page.setViewportSize({ width: Number(width), height: 900 });
+        await open(`/runs/${run.id}`, 'a11y-cancel-reason');
+        await page.getByRole('button', { name: 'Cancel run' }).click();
+        const box = page.getByRole('textbox', { name: 'reason (optional)' });
+        await box.fill(reason);
+        // Wider than its box, the text scrolls inside it and its start is out of sight.
+        expect(await box.evaluate((el) => el.scrollWidth <= el.clientWidth), `at ${width} px`).toBe(true);
+        await page.keyboard.press('Escape');
+        await box.waitFor({ state: 'detached' });
+      }
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+      await finish(run.id, { status: 'succeeded' });
+    }
+  });
+
   it('moves the focus into the new page when a link opens it, and every page title says where the reader is', async () => {
     const page = scene.page;
     const focusedText = () => page.evaluate(() => (document.activeElement as HTMLElement | null)?.innerText?.trim() ?? '');
