@@ -86,7 +86,10 @@ export function LineChart({
         hooks: { setSeries: [(u) => syncLegend(u, legendBox.current)] },
         cursor: { show: true, drag: { x: false, y: false } },
         // uPlot pads a lone x by itself (to 0..10 for step 7) before asking: the data says whether it is one.
-        scales: { x: { time: false, range: (u, min, max) => (u.data[0].length === 1 ? xRange(u.data[0][0]!, u.data[0][0]!, x) : [min, max]) } },
+        scales: {
+          x: { time: false, range: (u, min, max) => (u.data[0].length === 1 ? xRange(u.data[0][0]!, u.data[0][0]!, x) : [min, max]) },
+          ...Object.fromEntries(Array.from({ length: Math.max(0, ...groups) + 1 }, (_, group) => [scaleKey(group), { range: yRange }])),
+        },
         axes: [
           {
             stroke: 'currentColor',
@@ -176,6 +179,16 @@ function keyboardLegend(chart: uPlot, box: HTMLElement | null): () => void {
 /** Each legend checkbox says whether its line is shown (after a click, a key or at the start). */
 function syncLegend(chart: uPlot, box: HTMLElement | null): void {
   legendLines(box).forEach((entry, i) => entry.setAttribute('aria-checked', String(chart.series[i + 1]?.show !== false)));
+}
+
+/**
+ * uPlot's own y range (its default, `rangeNum` padded by a tenth), except
+ * for lines flat at 0 (a count of errors that stayed at none), which it
+ * draws on 0 to 100, an axis that reads as a percentage: on 0 to 1 instead.
+ */
+function yRange(_u: uPlot, min: number | null, max: number | null): uPlot.Range.MinMax {
+  if (min === null || max === null) return [min, max];
+  return min === 0 && max === 0 ? [0, 1] : uPlot.rangeNum(min, max, 0.1, true);
 }
 
 /** The scale of y axis `group`: 'y' for the first, as uPlot names it, then 'y2', 'y3', … */

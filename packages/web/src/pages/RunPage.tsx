@@ -1,6 +1,6 @@
 import { useMemo } from 'react';
 import { useRun } from '@runtrail/client/react';
-import { hasCalls, isTerminalStatus, unfinishedCalls } from '@runtrail/protocol';
+import { RuntrailError, hasCalls, isTerminalStatus, unfinishedCalls } from '@runtrail/protocol';
 import { LIVE_RENDER_MS } from '../client.js';
 import { Artifacts } from '../components/Artifacts.js';
 import { ChildRuns } from '../components/ChildRuns.js';
@@ -55,7 +55,10 @@ export function RunPage({ id }: { id: string }) {
   const headerRun = useHeaderRun(run);
   const said = useSaidPercent(snapshot.progress?.percent ?? null);
   const shownStatus = snapshot.terminal?.status ?? run?.status;
-  useDocumentTitle(run ? `${visibleText(run.name)} · ${shownStatus} · runtrail` : `run ${id} · runtrail`);
+  // A link to a deleted run (or a mistyped one) is a page of its own: its tab and heading say so.
+  const missing = !run && error instanceof RuntrailError && error.code === 'run_not_found';
+  // The status first: a tab shows the first twenty-odd characters, and a longer name hid whether the run ended.
+  useDocumentTitle(run ? `${shownStatus} · ${visibleText(run.name)} · runtrail` : missing ? 'Run not found · runtrail' : `run ${id} · runtrail`);
   useRestoredScroll();
 
   if (!run || !headerRun) {
@@ -64,7 +67,14 @@ export function RunPage({ id }: { id: string }) {
         <p>
           <Link href={listLocation()}>← All runs</Link>
         </p>
-        {error ? (
+        {missing ? (
+          <>
+            <h1>Run not found</h1>
+            <p role="alert">
+              Run <span className="mono">{visibleText(id)}</span> does not exist on this server: it was deleted, or the link is mistyped.
+            </p>
+          </>
+        ) : error ? (
           <p className="invalid" role="alert">
             {problemText(error, 'could not load the run')}
           </p>

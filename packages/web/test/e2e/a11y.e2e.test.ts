@@ -296,6 +296,28 @@ describe('the dashboard for keyboard and screen-reader users', () => {
     expect(await page.getByRole('button', { name: 'Delete run' }).evaluate((el) => el === document.activeElement)).toBe(true);
   });
 
+  it('shows a cancel reason whole while it is typed: a sentence at 1280 px, a short one on a 390 px phone', async () => {
+    const page = scene.page;
+    const run = await createRun({ name: 'a11y-cancel-reason' });
+    const reasons = { 1280: 'the upstream dataset was corrupted in shard 17, see INC-0042', 390: 'dataset corrupted in shard 17' };
+    try {
+      for (const [width, reason] of Object.entries(reasons)) {
+        await page.setViewportSize({ width: Number(width), height: 900 });
+        await open(`/runs/${run.id}`, 'a11y-cancel-reason');
+        await page.getByRole('button', { name: 'Cancel run' }).click();
+        const box = page.getByRole('textbox', { name: 'reason (optional)' });
+        await box.fill(reason);
+        // Wider than its box, the text scrolls inside it and its start is out of sight.
+        expect(await box.evaluate((el) => el.scrollWidth <= el.clientWidth), `at ${width} px`).toBe(true);
+        await page.keyboard.press('Escape');
+        await box.waitFor({ state: 'detached' });
+      }
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+      await finish(run.id, { status: 'succeeded' });
+    }
+  });
+
   it('moves the focus into the new page when a link opens it, and every page title says where the reader is', async () => {
     const page = scene.page;
     const focusedText = () => page.evaluate(() => (document.activeElement as HTMLElement | null)?.innerText?.trim() ?? '');
@@ -305,7 +327,7 @@ describe('the dashboard for keyboard and screen-reader users', () => {
     await link.focus();
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'a11y-busy' }).waitFor();
-    await waitUntil(async () => (await page.title()) === 'a11y-busy · running · runtrail', { what: 'the tab to name the run' });
+    await waitUntil(async () => (await page.title()) === 'running · a11y-busy · runtrail', { what: 'the tab to name the run' });
     // The link that had the focus is gone with the list: the focus is on the new page's main region (a
     // screen reader says where it is), not on the body, and the next Tab goes on from there.
     const mainFocused = () => page.getByRole('main').evaluate((el) => el === document.activeElement);
@@ -323,6 +345,30 @@ describe('the dashboard for keyboard and screen-reader users', () => {
     const children = page.getByRole('table', { name: 'Child runs (1)' });
     await children.getByRole('link', { name: 'a11y-child' }).waitFor();
     expect(await children.getByRole('columnheader').allInnerTexts()).toEqual(['Name', 'Status', 'Duration']);
+  });
+
+  it('a link to a run that is not there (deleted, mistyped) says so in its tab and heading, its id kept on a phone\'s screen', async () => {
+    // A page of its own: Chromium logs the 404 of the run as a console error.
+    const page = await scene.browser.newPage({ viewport: { width: 390, height: 844 } });
+    try {
+      const id = `gone-${'x'.repeat(120)}`;
+      await page.goto(`${scene.server.url}/runs/${id}`);
+      await page.getByRole('heading', { name: 'Run not found' }).waitFor();
+      expect(await page.title()).toBe('Run not found · runtrail');
+      expect(await page.getByRole('alert').textContent()).toBe(`Run ${id} does not exist on this server: it was deleted, or the link is mistyped.`);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('a run\'s tab says its status before its name, so a name of 200 characters does not push the status out of the tab', async () => {
+    const name = `nightly-eval-${'x'.repeat(187)}`;
+    const run = await createRun({ name });
+    await open(`/runs/${run.id}`, name);
+    await waitUntil(async () => (await scene.page.title()) === `running · ${name} · runtrail`, { what: 'the tab to say running first' });
+    await finish(run.id, { status: 'succeeded' });
+    await waitUntil(async () => (await scene.page.title()).startsWith('succeeded · nightly-eval-'), { what: 'the tab to say succeeded first' });
   });
 
   it('tells a screen reader how many runs match once the filters change, and only then', async () => {

@@ -170,6 +170,17 @@ describe('the run page in a real browser', () => {
       await page.getByRole('radio', { name: 'step' }).check();
     });
 
+    it('draws a metric that stayed at 0 on an axis of 0 to 1, not 0 to 100 (which reads as a percentage)', async () => {
+      const run = await createRun({ name: `flat-zero-${viewport.name}` });
+      await send(run.id, [0, 1, 2, 3, 4].map((step) => ({ type: 'metric', data: { name: 'errors', value: 0, step } })));
+      await open(run.id, `flat-zero-${viewport.name}`);
+      const plot = page.getByRole('figure', { name: 'metric errors' }).getByRole('img', { name: /^chart of errors over step/ });
+      await waitUntil(async () => ((await plot.getAttribute('data-y-ticks')) ?? '').length > 0, { what: 'the y axis to be drawn' });
+      const values = (await plot.getAttribute('data-y-ticks'))!.split(' | ').map(Number);
+      expect(Math.min(...values)).toBe(0);
+      expect(Math.max(...values)).toBe(1);
+    });
+
     it('overlaid metrics of unlike ranges each get a readable axis, named after their line, with their real values in the legend', async () => {
       const run = await createRun({ name: `unlike-ranges-${viewport.name}` });
       await send(
@@ -393,7 +404,7 @@ describe('the run page in a real browser', () => {
       ]);
       await open(run.id, `stuck-${viewport.name}`);
       // The title is set by an effect after the page renders.
-      await waitUntil(async () => (await page.title()) === `stuck-${viewport.name} · running · runtrail`, { what: 'the tab to name the run and its status' });
+      await waitUntil(async () => (await page.title()) === `running · stuck-${viewport.name} · runtrail`, { what: 'the tab to name the run and its status' });
       const eta = page.getByTestId('eta');
       await waitUntil(async () => /stalled: no progress for/.test((await eta.textContent()) ?? ''), { what: 'the ETA to say stalled' });
       expect(await page.getByTestId('stalled-badge').textContent()).toBe('stalled');
@@ -428,7 +439,7 @@ describe('the run page in a real browser', () => {
       await waitUntil(async () => (await watching.textContent())?.includes('1 watching'), { what: 'the closed page to be left out' });
 
       await finish(run.id, { status: 'failed', error: { message: 'no progress' } });
-      await waitUntil(async () => (await page.title()) === `stuck-${viewport.name} · failed · runtrail`, { what: 'the tab title to show the end' });
+      await waitUntil(async () => (await page.title()) === `failed · stuck-${viewport.name} · runtrail`, { what: 'the tab title to show the end' });
       await watching.waitFor({ state: 'detached' });
     });
 

@@ -592,7 +592,7 @@ describe('the run page: context, failures, console and artifacts', () => {
     await waitUntil(async () => (await textNow(page.getByRole('heading', { level: 1 }))) === name, { what: 'the name with its markers' });
     await page.getByTestId('failed-call').waitFor();
     await page.getByRole('log', { name: 'run output' }).locator('.console-line').waitFor();
-    await waitUntil(async () => (await page.title()) === `${name} · failed · runtrail`, { what: 'the tab title' });
+    await waitUntil(async () => (await page.title()) === `failed · ${name} · runtrail`, { what: 'the tab title' });
     expect(await page.getByTestId('run-labels').locator('.label').textContent()).toBe('file=a⟨U+2066⟩b⟨U+2069⟩c');
     const runError = page.getByTestId('run-error');
     expect(await runError.locator('.error-head').textContent()).toBe('boom ⟨U+202E⟩gnp.exe⟨U+202C⟩');
@@ -659,6 +659,34 @@ describe('the run page: context, failures, console and artifacts', () => {
       what: 'the new failure at the top, numbered 4',
     });
     await run.succeed();
+  });
+
+  it('shows every digit of a failed call\'s number past 99 and past 999 (1,234 failures), at 1280 and 390 px', async () => {
+    const run = await client.createRun({ name: 'failing-many' });
+    for (let i = 1; i <= 1234; i++) {
+      run.event('call.started', { callId: `c${i}`, label: `doc_${i}` });
+      run.event('call.failed', { callId: `c${i}`, error: `error ${i}`, willRetry: false });
+    }
+    await run.flush();
+    await run.fail(new Error('too many failures'));
+    // The number is the list's ::marker, drawn in the list's left padding: a number wider than the padding
+    // is cut at the panel's edge ("234." for 1234). Its width is that of its text in the item's font.
+    const fits = (list: Locator) =>
+      list.evaluate((ol: HTMLOListElement) => {
+        const item = ol.querySelector('li')!;
+        const context = document.createElement('canvas').getContext('2d')!;
+        context.font = getComputedStyle(item).font;
+        const number = context.measureText(`${ol.start}. `).width;
+        return { start: ol.start, fits: number <= parseFloat(getComputedStyle(ol).paddingLeft) };
+      });
+    await page.goto(`${server!.url}/runs/${run.id}`);
+    const list = page.getByRole('list', { name: 'failed calls, newest first' });
+    for (const width of [1280, 390]) {
+      await page.setViewportSize({ width, height: 900 });
+      await waitUntil(async () => (await list.count()) === 1 && (await list.locator('li').count()) > 0, { what: `the failed calls at ${width} px` });
+      expect(await fits(list), `at ${width} px`).toEqual({ start: 1234, fits: true });
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
   });
 
   it('left no errors in the browser console', () => {

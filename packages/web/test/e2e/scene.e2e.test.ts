@@ -117,7 +117,7 @@ describe('the scene behind the README screenshots', () => {
     await page.goto(`${server!.url}/runs/${ids.ingest}`);
     await page.getByTestId('error-kind').waitFor();
     // The title is set by an effect after the page renders.
-    await waitUntil(async () => (await page.title()) === 'ingest.py · failed · runtrail', { what: 'the tab to name the run and its status' });
+    await waitUntil(async () => (await page.title()) === 'failed · ingest.py · runtrail', { what: 'the tab to name the run and its status' });
     expect(await page.getByLabel('run progress').getAttribute('class')).toBe('progress progress-failed');
     await screenshot(page, 'run-failed', { fullPage: true });
   });

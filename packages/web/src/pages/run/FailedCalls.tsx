@@ -1,4 +1,4 @@
-import { useMemo } from 'react';
+import { useMemo, type CSSProperties } from 'react';
 import type { RunEvent } from '@runtrail/protocol';
 import { ErrorText } from '../../components/ErrorText.js';
 import { callLabels } from '../../components/event-summary.js';
@@ -97,7 +97,15 @@ export function FailedCalls({
 /** Newest first, numbered down from `last` (the number of the newest), so each keeps its place in the order they failed. */
 function FailedList({ calls, last, label, testId }: { calls: FailedCall[]; last: number; label: string; testId: string }) {
   return (
-    <ol className="failed-list" aria-label={`${label}, newest first`} reversed start={last}>
+    // Each number sits in the list's left padding, outside its box: padded for the digits of the highest
+    // (the first): a fixed padding cut "295." to "95." once the failures passed 99.
+    <ol
+      className="failed-list"
+      aria-label={`${label}, newest first`}
+      reversed
+      start={last}
+      style={{ '--number-digits': String(last).length } as CSSProperties}
+    >
       {calls.toReversed().map((f) => (
         <li key={f.seq} data-testid={testId}>
           <div className="failed-call-head">
