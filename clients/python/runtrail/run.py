@@ -612,7 +612,11 @@ class Call:
             except BaseException as err:
                 if not self._failed(call_id, err, attempt):
                     raise
-                time.sleep(self._delay(attempt))
+                try:
+                    time.sleep(self._delay(attempt))
+                except BaseException as stop:
+                    self._failed(call_id, stop)
+                    raise
                 self._retried(call_id, attempt)
             else:
                 if inspect.isawaitable(result):
@@ -639,20 +643,28 @@ class Call:
                 # asyncio.CancelledError is no Exception: recorded and raised, never retried, as Ctrl-C in the sync path.
                 if not self._failed(call_id, err, attempt):
                     raise
-                await asyncio.sleep(self._delay(attempt))
+                try:
+                    await asyncio.sleep(self._delay(attempt))
+                except BaseException as stop:
+                    self._failed(call_id, stop)
+                    raise
                 self._retried(call_id, attempt)
                 attempt += 1
             else:
                 self._succeeded(call_id, started)
                 return result
 
-    def _failed(self, call_id: str, err: BaseException, attempt: int) -> bool:
+    def _failed(self, call_id: str, err: BaseException, attempt: Optional[int] = None) -> bool:
         """Record ``call.failed`` for an attempt that raised ``err``; whether the call is retried.
 
         Only an ``Exception`` with attempts left on a run not asked to stop is.
+        Without ``attempt`` the wait before a retry was interrupted (Ctrl-C, a
+        cancelled task): the call ends failed with that, rather than staying in
+        flight for ever after a ``willRetry`` no retry followed.
         """
         will_retry = (
-            attempt <= self.retries
+            attempt is not None
+            and attempt <= self.retries
             and isinstance(err, Exception)
             and not isinstance(err, Cancelled)
             and not self.run.cancelled

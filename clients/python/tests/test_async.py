@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
+import signal
+import threading
 import unittest
 from typing import Any, Dict, List, Tuple
 
 import runtrail
-from tests.support import Server
+from tests.support import Server, wait_until
 
 server = Server()
 setUpModule, tearDownModule = server.start, server.close
@@ -142,6 +145,52 @@ class AsyncCallTest(unittest.TestCase):
         self.assertEqual(self.rt.get_run(run.id)["snapshot"]["lastError"]["message"], "CancelledError")
         counters = self.counters(run)
         self.assertEqual((counters["ok"], counters["failed"], counters["retries"]), (0, 1, 0))
+
+    def test_a_task_cancelled_while_it_waits_to_retry_ends_its_call_failed_not_in_flight(self) -> None:
+        async def main(run: runtrail.Run) -> None:
+            failed = asyncio.Event()
+
+            @run.call("judge", retries=3, retry_delay=30)
+            async def judge() -> None:
+                failed.set()
+                raise ConnectionError("rate limited")
+
+            task = asyncio.ensure_future(judge())
+            # Woken by set(), this task runs after the judge's step, which went on from the raise into its 30 s wait.
+            await failed.wait()
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+
+        with self.rt.run("async-cancelled-in-backoff") as run:
+            asyncio.run(asyncio.wait_for(main(run), 20))
+        self.assertEqual(self.calls(run), [("call.started", None, None), ("call.failed", None, True), ("call.failed", None, False)])
+        counters = self.counters(run)
+        self.assertEqual((counters["ok"], counters["failed"]), (0, 1))
+
+    def test_ctrl_c_while_a_sync_call_waits_to_retry_ends_the_call_failed_not_in_flight(self) -> None:
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            self.skipTest("SIGINT is handled by the test runner here")
+        watcher = runtrail.Client(server.url)
+
+        def ctrl_c_in_the_wait(run_id: str) -> None:
+            # Once the failure saying it will be retried is stored, the call is in its 30 s wait.
+            wait_until(
+                lambda: any(e["type"] == "call.failed" for e in watcher.events(run_id)["events"]), what="the first attempt's call.failed"
+            )
+            os.kill(os.getpid(), signal.SIGINT)
+
+        with self.rt.run("sync-interrupted-in-backoff") as run:
+
+            @run.call("judge", retries=3, retry_delay=30)
+            def judge() -> None:
+                threading.Thread(target=ctrl_c_in_the_wait, args=(run.id,), daemon=True).start()
+                raise ConnectionError("rate limited")
+
+            with self.assertRaises(KeyboardInterrupt):
+                judge()
+        self.assertEqual(self.calls(run), [("call.started", None, None), ("call.failed", None, True), ("call.failed", None, False)])
+        self.assertEqual(self.rt.get_run(run.id)["snapshot"]["lastError"]["message"], "KeyboardInterrupt")
 
     def test_partials_async_callables_and_functions_returning_a_coroutine_are_awaited_as_the_call(self) -> None:
         failures = {"partial": 1, "callable": 1, "lambda": 1}
