@@ -441,8 +441,8 @@ class Run:
         (default: backoff with jitter). Around an ``async def`` the wrapper is
         one too: the call is recorded when its coroutine ends, retries wait
         with ``asyncio.sleep``, and a cancelled task's call is recorded failed
-        (``CancelledError``) and not retried. Entering a call raises
-        ``runtrail.Cancelled`` once the run was asked to stop.
+        (``CancelledError``) and not retried. ``async with`` works as ``with``.
+        Entering a call raises ``runtrail.Cancelled`` once the run was asked to stop.
         """
         if retries < 0:
             raise ValueError("retries must be >= 0")
@@ -549,6 +549,14 @@ class Phase:
         self.run.event("phase", {"name": self.name, "status": "completed" if exc is None else "failed"})
         return False
 
+    async def __aenter__(self) -> "Phase":
+        # Only events are queued: nothing waits, so the sync methods serve as they are.
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> Literal[False]:
+        return self.__exit__(exc_type, exc, tb)
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
@@ -583,6 +591,14 @@ class Call:
             self.run.event("call.failed", {"callId": self.id, "error": _truncate(describe(exc), MAX_ERROR_CHARS), "willRetry": False})
         return False
 
+    async def __aenter__(self) -> "Call":
+        # Entering and leaving only queue events: nothing here waits, so the sync methods serve as they are.
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> Literal[False]:
+        return self.__exit__(exc_type, exc, tb)
 
     def __call__(self, fn: F) -> F:
         if _is_async(fn):

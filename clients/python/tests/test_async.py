@@ -220,6 +220,23 @@ class AsyncCallTest(unittest.TestCase):
         counters = self.counters(run)
         self.assertEqual((counters["ok"], counters["failed"], counters["retries"]), (3, 0, 3))
 
+    def test_async_with_a_call_or_a_phase_records_it_as_with_does(self) -> None:
+        async def main(run: runtrail.Run) -> None:
+            async with run.phase("evaluate"):
+                async with run.call("judge doc_1"):
+                    await asyncio.sleep(0)
+                with self.assertRaises(TimeoutError):
+                    async with run.call("judge doc_2"):
+                        raise TimeoutError("no answer")
+
+        with self.rt.run("async-with") as run:
+            asyncio.run(main(run))
+        final = self.rt.get_run(run.id)
+        self.assertEqual([p["status"] for p in final["snapshot"]["phases"]], ["completed"])
+        counters = self.counters(run)
+        self.assertEqual((counters["ok"], counters["failed"]), (1, 1))
+        self.assertEqual(final["snapshot"]["lastError"]["message"], "TimeoutError: no answer")
+
 
 if __name__ == "__main__":
     unittest.main()
