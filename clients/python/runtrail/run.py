@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import functools
+import inspect
 import io
 import itertools
 import json
@@ -19,7 +21,7 @@ import uuid
 import warnings
 import weakref
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Literal, Mapping, Optional, Tuple, Type, TypeVar, Union, cast
+from typing import IO, TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Literal, Mapping, Optional, Tuple, Type, TypeVar, Union, cast
 
 from ._http import backoff_delay
 from ._limits import MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS
@@ -436,8 +438,11 @@ class Run:
         (``run.call("judge", retries=2)(judge)(doc)``) each invocation is one
         call, retried up to ``retries`` times (``call.failed`` with
         ``willRetry``, then ``call.retried``) after ``retry_delay`` seconds
-        (default: backoff with jitter). Entering a call raises
-        ``runtrail.Cancelled`` once the run was asked to stop.
+        (default: backoff with jitter). Around an ``async def`` the wrapper is
+        one too: the call is recorded when its coroutine ends, retries wait
+        with ``asyncio.sleep``, and a cancelled task's call is recorded failed
+        (``CancelledError``) and not retried. ``async with`` works as ``with``.
+        Entering a call raises ``runtrail.Cancelled`` once the run was asked to stop.
         """
         if retries < 0:
             raise ValueError("retries must be >= 0")
@@ -544,6 +549,20 @@ class Phase:
         self.run.event("phase", {"name": self.name, "status": "completed" if exc is None else "failed"})
         return False
 
+    async def __aenter__(self) -> "Phase":
+        # Only events are queued: nothing waits, so the sync methods serve as they are.
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> Literal[False]:
+        return self.__exit__(exc_type, exc, tb)
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` only makes a coroutine: an ``async def``, a bound method or ``functools.partial`` of one, or an object with an ``async def __call__``."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(type(fn), "__call__", None))
+
 
 class Call:
     """What ``run.call(...)`` returns: a context manager for one call, or a decorator whose every invocation is a call."""
@@ -572,7 +591,25 @@ class Call:
             self.run.event("call.failed", {"callId": self.id, "error": _truncate(describe(exc), MAX_ERROR_CHARS), "willRetry": False})
         return False
 
+    async def __aenter__(self) -> "Call":
+        # Entering and leaving only queue events: nothing here waits, so the sync methods serve as they are.
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> Literal[False]:
+        return self.__exit__(exc_type, exc, tb)
+
     def __call__(self, fn: F) -> F:
+        if _is_async(fn):
+            # An async def's call only makes its coroutine: the call is what awaiting it does, so the wrapper
+            # must be a coroutine function too (and look like one to code that checks, such as frameworks).
+            @functools.wraps(fn)
+            async def awaiting(*args: Any, **kwargs: Any) -> Any:
+                return await self._await_attempts(fn, args, kwargs)
+
+            return cast(F, awaiting)
+
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             return self._invoke(fn, args, kwargs)
@@ -589,17 +626,73 @@ class Call:
             try:
                 result = fn(*args, **kwargs)
             except BaseException as err:
-                will_retry = (
-                    attempt <= self.retries and isinstance(err, Exception) and not isinstance(err, Cancelled) and not self.run.cancelled
-                )
-                self.run.event("call.failed", {"callId": call_id, "error": _truncate(describe(err), MAX_ERROR_CHARS), "willRetry": will_retry})
-                if not will_retry:
+                if not self._failed(call_id, err, attempt):
                     raise
-                time.sleep(self._delay(attempt))
-                self.run.event("call.retried", {"callId": call_id, "attempt": attempt + 1})
+                try:
+                    time.sleep(self._delay(attempt))
+                except BaseException as stop:
+                    self._failed(call_id, stop)
+                    raise
+                self._retried(call_id, attempt)
             else:
-                self.run.event("call.succeeded", {"callId": call_id, "durationMs": round((time.monotonic() - started) * 1000, 3)})
+                if inspect.isawaitable(result):
+                    # A function _is_async could not tell (a lambda or a sync decorator around an async def)
+                    # returned its work to await: the call goes on, and is recorded, where that is awaited.
+                    return self._await_attempts(fn, args, kwargs, (call_id, started, attempt, result))
+                self._succeeded(call_id, started)
                 return result
+
+    async def _await_attempts(
+        self, fn: Callable[..., Any], args: Any, kwargs: Any, begun: Optional[Tuple[str, float, int, Awaitable[Any]]] = None
+    ) -> Any:
+        """``_invoke`` for work that is awaited: the same records and retries, waiting with ``asyncio.sleep``, never blocking the loop."""
+        pending: Optional[Awaitable[Any]] = None
+        if begun is None:
+            call_id, started, attempt = self.run._begin_call(self.label, self.call_id), time.monotonic(), 1
+        else:
+            call_id, started, attempt, pending = begun
+        while True:
+            try:
+                awaitable, pending = (pending if pending is not None else fn(*args, **kwargs)), None
+                result = await awaitable
+            except BaseException as err:
+                # asyncio.CancelledError is no Exception: recorded and raised, never retried, as Ctrl-C in the sync path.
+                if not self._failed(call_id, err, attempt):
+                    raise
+                try:
+                    await asyncio.sleep(self._delay(attempt))
+                except BaseException as stop:
+                    self._failed(call_id, stop)
+                    raise
+                self._retried(call_id, attempt)
+                attempt += 1
+            else:
+                self._succeeded(call_id, started)
+                return result
+
+    def _failed(self, call_id: str, err: BaseException, attempt: Optional[int] = None) -> bool:
+        """Record ``call.failed`` for an attempt that raised ``err``; whether the call is retried.
+
+        Only an ``Exception`` with attempts left on a run not asked to stop is.
+        Without ``attempt`` the wait before a retry was interrupted (Ctrl-C, a
+        cancelled task): the call ends failed with that, rather than staying in
+        flight for ever after a ``willRetry`` no retry followed.
+        """
+        will_retry = (
+            attempt is not None
+            and attempt <= self.retries
+            and isinstance(err, Exception)
+            and not isinstance(err, Cancelled)
+            and not self.run.cancelled
+        )
+        self.run.event("call.failed", {"callId": call_id, "error": _truncate(describe(err), MAX_ERROR_CHARS), "willRetry": will_retry})
+        return will_retry
+
+    def _retried(self, call_id: str, attempt: int) -> None:
+        self.run.event("call.retried", {"callId": call_id, "attempt": attempt + 1})
+
+    def _succeeded(self, call_id: str, started: float) -> None:
+        self.run.event("call.succeeded", {"callId": call_id, "durationMs": round((time.monotonic() - started) * 1000, 3)})
 
     def _delay(self, attempt: int) -> float:
         if self.retry_delay is None:

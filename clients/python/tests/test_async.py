@@ -1,0 +1,242 @@
+"""run.call around async code: recorded when the coroutine ends, retried with asyncio.sleep, a cancelled task recorded failed."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import os
+import signal
+import threading
+import unittest
+from typing import Any, Dict, List, Tuple
+
+import runtrail
+from tests.support import Server, wait_until
+
+server = Server()
+setUpModule, tearDownModule = server.start, server.close
+
+
+class AsyncCallTest(unittest.TestCase):
+    def setUp(self) -> None:
+        self.rt = runtrail.Client(server.url)
+
+    def calls(self, run: runtrail.Run) -> List[Tuple[str, Any, Any]]:
+        """The run's call events as (type, attempt, willRetry), in the order stored."""
+        events = self.rt.events(run.id)["events"]
+        return [(e["type"], e["data"].get("attempt"), e["data"].get("willRetry")) for e in events if e["type"].startswith("call.")]
+
+    def counters(self, run: runtrail.Run) -> Dict[str, Any]:
+        snapshot = self.rt.get_run(run.id)["snapshot"]
+        self.assertEqual(snapshot["current"], {}, "no call may stay in flight")
+        return dict(snapshot["counters"])
+
+    def test_an_async_call_is_recorded_succeeded_when_its_coroutine_returns_not_when_it_is_made(self) -> None:
+        with self.rt.run("async-ok") as run:
+
+            @run.call("judge")
+            async def judge(doc: str) -> float:
+                await asyncio.sleep(0)
+                run.log(f"judging {doc}")
+                return 0.75
+
+            self.assertTrue(inspect.iscoroutinefunction(judge), "the wrapper of an async def must be one too")
+            self.assertEqual(asyncio.run(judge("doc_1")), 0.75)
+        events = [e for e in self.rt.events(run.id)["events"] if e["type"] in ("call.started", "log", "call.succeeded")]
+        self.assertEqual([e["type"] for e in events], ["call.started", "log", "call.succeeded"])
+        self.assertEqual(self.counters(run)["ok"], 1)
+
+    def test_an_async_call_that_fails_is_retried_waiting_without_blocking_the_event_loop(self) -> None:
+        attempts: List[bool] = []
+
+        async def main(run: runtrail.Run) -> str:
+            other_ran = asyncio.Event()
+            first_failed = asyncio.Event()
+
+            async def other() -> None:
+                await first_failed.wait()
+                other_ran.set()
+
+            @run.call("judge", retries=2, retry_delay=0.05)
+            async def judge(doc: str) -> str:
+                await asyncio.sleep(0)
+                # The second attempt comes after the wait: the other task ran in it only if the wait awaited.
+                attempts.append(other_ran.is_set())
+                if len(attempts) == 1:
+                    first_failed.set()
+                    raise ConnectionError("rate limited")
+                return doc.upper()
+
+            result, _ = await asyncio.gather(judge("doc_1"), other())
+            return str(result)
+
+        with self.rt.run("async-retry") as run:
+            self.assertEqual(asyncio.run(main(run)), "DOC_1")
+        self.assertEqual(attempts, [False, True])
+        self.assertEqual(self.calls(run), [("call.started", None, None), ("call.failed", None, True), ("call.retried", 2, None), ("call.succeeded", None, None)])
+        counters = self.counters(run)
+        self.assertEqual((counters["ok"], counters["failed"], counters["retries"]), (1, 0, 1))
+
+    def test_an_async_call_that_fails_every_attempt_raises_and_is_recorded_failed_once(self) -> None:
+        with self.rt.run("async-fail") as run:
+
+            @run.call("judge", retries=1, retry_delay=0)
+            async def judge() -> None:
+                await asyncio.sleep(0)
+                raise RuntimeError("model down")
+
+            with self.assertRaisesRegex(RuntimeError, "model down"):
+                asyncio.run(judge())
+        self.assertEqual(self.calls(run), [("call.started", None, None), ("call.failed", None, True), ("call.retried", 2, None), ("call.failed", None, False)])
+        self.assertEqual(self.rt.get_run(run.id)["snapshot"]["lastError"]["message"], "RuntimeError: model down")
+        counters = self.counters(run)
+        self.assertEqual((counters["ok"], counters["failed"], counters["retries"]), (0, 1, 1))
+
+    def test_many_async_calls_in_flight_at_once_with_gather_are_each_counted_once(self) -> None:
+        docs = 30
+        tries: Dict[int, int] = {}
+
+        async def main(run: runtrail.Run) -> List[Any]:
+            all_started = asyncio.Event()
+
+            @run.call("judge", retries=1, retry_delay=0)
+            async def judge(i: int) -> int:
+                tries[i] = tries.get(i, 0) + 1
+                if len(tries) == docs:
+                    all_started.set()
+                await all_started.wait()  # every call is in flight before any ends
+                if i % 10 == 3 and tries[i] == 1:
+                    raise TimeoutError(f"doc {i} timed out once")
+                if i % 10 == 7:
+                    raise ValueError(f"doc {i} has no text")
+                return i
+
+            return await asyncio.gather(*(judge(i) for i in range(docs)), return_exceptions=True)
+
+        with self.rt.run("async-gather") as run:
+            results = asyncio.run(main(run))
+        self.assertEqual([r for r in results if isinstance(r, int)], [i for i in range(docs) if i % 10 != 7])
+        self.assertEqual([str(r) for r in results if isinstance(r, ValueError)], [f"doc {i} has no text" for i in (7, 17, 27)])
+        types = [t for t, _, _ in self.calls(run)]
+        self.assertEqual(types[:docs], ["call.started"] * docs)
+        counters = self.counters(run)
+        # 27 ok (3 after a retry), 3 failed after their retry: 6 retries.
+        self.assertEqual((counters["ok"], counters["failed"], counters["retries"]), (27, 3, 6))
+
+    def test_a_cancelled_task_is_recorded_as_a_failed_call_and_the_cancel_goes_through(self) -> None:
+        async def main(run: runtrail.Run) -> None:
+            started = asyncio.Event()
+
+            @run.call("judge", retries=3, retry_delay=0)
+            async def judge() -> None:
+                started.set()
+                await asyncio.Event().wait()  # an answer that never comes
+
+            task = asyncio.ensure_future(judge())
+            await started.wait()
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+
+        with self.rt.run("async-cancelled") as run:
+            asyncio.run(main(run))
+        self.assertEqual(self.calls(run), [("call.started", None, None), ("call.failed", None, False)])
+        self.assertEqual(self.rt.get_run(run.id)["snapshot"]["lastError"]["message"], "CancelledError")
+        counters = self.counters(run)
+        self.assertEqual((counters["ok"], counters["failed"], counters["retries"]), (0, 1, 0))
+
+    def test_a_task_cancelled_while_it_waits_to_retry_ends_its_call_failed_not_in_flight(self) -> None:
+        async def main(run: runtrail.Run) -> None:
+            failed = asyncio.Event()
+
+            @run.call("judge", retries=3, retry_delay=30)
+            async def judge() -> None:
+                failed.set()
+                raise ConnectionError("rate limited")
+
+            task = asyncio.ensure_future(judge())
+            # Woken by set(), this task runs after the judge's step, which went on from the raise into its 30 s wait.
+            await failed.wait()
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+
+        with self.rt.run("async-cancelled-in-backoff") as run:
+            asyncio.run(asyncio.wait_for(main(run), 20))
+        self.assertEqual(self.calls(run), [("call.started", None, None), ("call.failed", None, True), ("call.failed", None, False)])
+        counters = self.counters(run)
+        self.assertEqual((counters["ok"], counters["failed"]), (0, 1))
+
+    def test_ctrl_c_while_a_sync_call_waits_to_retry_ends_the_call_failed_not_in_flight(self) -> None:
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            self.skipTest("SIGINT is handled by the test runner here")
+        watcher = runtrail.Client(server.url)
+
+        def ctrl_c_in_the_wait(run_id: str) -> None:
+            # Once the failure saying it will be retried is stored, the call is in its 30 s wait.
+            wait_until(
+                lambda: any(e["type"] == "call.failed" for e in watcher.events(run_id)["events"]), what="the first attempt's call.failed"
+            )
+            os.kill(os.getpid(), signal.SIGINT)
+
+        with self.rt.run("sync-interrupted-in-backoff") as run:
+
+            @run.call("judge", retries=3, retry_delay=30)
+            def judge() -> None:
+                threading.Thread(target=ctrl_c_in_the_wait, args=(run.id,), daemon=True).start()
+                raise ConnectionError("rate limited")
+
+            with self.assertRaises(KeyboardInterrupt):
+                judge()
+        self.assertEqual(self.calls(run), [("call.started", None, None), ("call.failed", None, True), ("call.failed", None, False)])
+        self.assertEqual(self.rt.get_run(run.id)["snapshot"]["lastError"]["message"], "KeyboardInterrupt")
+
+    def test_partials_async_callables_and_functions_returning_a_coroutine_are_awaited_as_the_call(self) -> None:
+        failures = {"partial": 1, "callable": 1, "lambda": 1}
+
+        async def flaky(kind: str, doc: str) -> str:
+            await asyncio.sleep(0)
+            if failures[kind]:
+                failures[kind] -= 1
+                raise ConnectionError(f"{kind}: rate limited")
+            return f"{kind} {doc}"
+
+        class Judge:
+            async def __call__(self, doc: str) -> str:
+                return await flaky("callable", doc)
+
+        with self.rt.run("async-forms") as run:
+            by_partial = run.call("partial", retries=1, retry_delay=0)(functools.partial(flaky, "partial"))
+            by_callable = run.call("callable", retries=1, retry_delay=0)(Judge())
+            by_lambda = run.call("lambda", retries=1, retry_delay=0)(lambda doc: flaky("lambda", doc))
+            self.assertTrue(inspect.iscoroutinefunction(by_partial))
+            self.assertTrue(inspect.iscoroutinefunction(by_callable))
+
+            async def main() -> List[str]:
+                return [await by_partial("d1"), await by_callable("d2"), await by_lambda("d3")]
+
+            self.assertEqual(asyncio.run(main()), ["partial d1", "callable d2", "lambda d3"])
+        counters = self.counters(run)
+        self.assertEqual((counters["ok"], counters["failed"], counters["retries"]), (3, 0, 3))
+
+    def test_async_with_a_call_or_a_phase_records_it_as_with_does(self) -> None:
+        async def main(run: runtrail.Run) -> None:
+            async with run.phase("evaluate"):
+                async with run.call("judge doc_1"):
+                    await asyncio.sleep(0)
+                with self.assertRaises(TimeoutError):
+                    async with run.call("judge doc_2"):
+                        raise TimeoutError("no answer")
+
+        with self.rt.run("async-with") as run:
+            asyncio.run(main(run))
+        final = self.rt.get_run(run.id)
+        self.assertEqual([p["status"] for p in final["snapshot"]["phases"]], ["completed"])
+        counters = self.counters(run)
+        self.assertEqual((counters["ok"], counters["failed"]), (1, 1))
+        self.assertEqual(final["snapshot"]["lastError"]["message"], "TimeoutError: no answer")
+
+
+if __name__ == "__main__":
+    unittest.main()
