@@ -1,9 +1,9 @@
 import { createInterface } from 'node:readline/promises';
 import { Option, type Command } from 'commander';
-import { RuntrailError, TERMINAL_STATUSES, isTerminalStatus, type Run, type RunsFilter, type TerminalStatus } from '@runtrail/protocol';
+import { ListRunsQuery, RuntrailError, TERMINAL_STATUSES, isTerminalStatus, type Run, type RunsFilter, type TerminalStatus } from '@runtrail/protocol';
 import type { RuntrailClient } from '@runtrail/client';
 import { durationOption, formatDuration } from '../duration.js';
-import { clientFor, collect, labelFilter } from '../options.js';
+import { apiText, clientFor, collect, labelFilter } from '../options.js';
 import { EXIT_INTERRUPTED, print, printJson } from '../output.js';
 import { CountProgress } from '../progress.js';
 
@@ -33,7 +33,7 @@ export function registerPrune(program: Command): void {
     .description('delete ended runs created more than a while ago, each with every run under it (running and queued runs are left)')
     .addOption(durationOption('--older-than', 'runs created more than this long ago (30d, 12h, 90m)').makeOptionMandatory())
     .addOption(new Option('--status <status>', 'only runs that ended this way').choices(TERMINAL_STATUSES))
-    .option('--name <name>', 'only runs with this name')
+    .option('--name <name>', 'only runs with this name', apiText('--name', ListRunsQuery.shape.name))
     // Repeatable, as start's and exec's --label are: a second --label used to replace the first, silently widening the match.
     .option('--label <k=v>', 'only runs with this label (repeatable; or k=v,k=v)', collect)
     .option('--dry-run', 'list what would be deleted, delete nothing')

@@ -1,6 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { RunErrorKind, RunStatus, callsInFlight, failureKindOf, hasCalls, unfinishedCalls, type Run, type RunCounts } from '@runtrail/protocol';
-import { clientFor, collect, labelFilter } from '../options.js';
+import { ListRunsQuery, RunErrorKind, RunStatus, callsInFlight, failureKindOf, hasCalls, unfinishedCalls, type Run, type RunCounts } from '@runtrail/protocol';
+import { apiText, clientFor, collect, labelFilter } from '../options.js';
 import { note, plural, print, printJson, table, terminalSafe, utcTime } from '../output.js';
 
 interface LsFlags {
@@ -23,8 +23,8 @@ export function registerRuns(program: Command): void {
     .alias('list')
     .description('list runs, newest first')
     .addOption(new Option('--status <status>', 'only runs with this status').choices(RunStatus.options))
-    .option('--name <name>', 'only runs with this name')
-    .option('--search <text>', 'only runs whose name contains this (A-Z in either case, other letters as typed)')
+    .option('--name <name>', 'only runs with this name', apiText('--name', ListRunsQuery.shape.name))
+    .option('--search <text>', 'only runs whose name contains this (A-Z in either case, other letters as typed)', apiText('--search', ListRunsQuery.shape.nameContains))
     .addOption(new Option('--failed-with <kind>', 'only runs that failed this way').choices(RunErrorKind.options))
     .option('--parent <id>', 'only child runs of this run')
     // Repeatable, as start's and exec's --label are: a second --label used to replace the first, silently widening the match.
