@@ -145,8 +145,10 @@ export class LiveLine {
   constructor(private readonly terminal: NodeJS.WriteStream) {}
 
   draw(line: string): void {
-    // Cut to the terminal's width: a wrapped line could not be cleared with \r.
-    const width = this.terminal.columns ?? 80;
+    // Cut to the terminal's width: a wrapped line could not be cleared with \r. A terminal whose
+    // size was never set says 0 columns (`script -qc` with no terminal of its own, `docker run -t`,
+    // a serial console): 80 then, as when it says nothing, or every line would be cut to "…".
+    const width = this.terminal.columns || 80;
     this.line = line.length >= width ? `${line.slice(0, Math.max(0, width - 2))}…` : line;
     if (this.atLineStart) this.terminal.write(`\r\x1b[2K${this.line}`);
   }
