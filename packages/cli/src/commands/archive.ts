@@ -52,7 +52,7 @@ export function registerArchive(program: Command): void {
       print(run.id);
       const under = runs > 1 ? `, with ${plural(runs - 1, 'run')} under it` : '';
       // The name is the archive's (the server checks only its length): terminal-safe, as every run name shown.
-      const summary = `run ${run.id} (${terminalSafe(run.name)}, ${run.status}, ${run.seq} events, ${run.snapshot.artifacts.length} artifacts)${under}`;
+      const summary = `run ${run.id} (${terminalSafe(run.name)}, ${run.status}, ${plural(run.seq, 'event')}, ${plural(run.snapshot.artifacts.length, 'artifact')})${under}`;
       // A repeat (say, after a lost answer) is not a failure: the server holds what the archive does.
       process.stderr.write(imported ? `imported ${summary}\n` : `${summary} was here already as the archive holds it; nothing changed\n`);
     });
