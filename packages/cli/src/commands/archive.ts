@@ -46,6 +46,10 @@ export function registerArchive(program: Command): void {
       const { run, runs, imported } = await upload.progress.until(
         clientFor(cmd).importArchive(upload.content, upload.size === null ? {} : { size: upload.size }),
         'nothing was imported; try again',
+        (sentWhole) =>
+          sentWhole
+            ? 'the archive was sent whole, so the server may still import it (`runtrail runs ls` shows whether it did; importing it again is safe)'
+            : 'nothing was imported',
       );
       if (flags.json) return printJson(run);
       // The id on stdout (`id=$(runtrail import run.tar)`), as retry prints the new run's; the summary is for the person.
