@@ -126,9 +126,19 @@ async function confirm(question: string): Promise<void> {
     throw new RuntrailError('invalid_request', `${question} Not asked: stdin is not a terminal; pass --yes to delete, or --dry-run to list them`);
   }
   const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  // Ctrl-C at the prompt is an interrupt, said as one: unheard, readline rejected the question with an AbortError stack.
+  prompt.on('SIGINT', () => {
+    process.stderr.write('\nruntrail: nothing deleted (Ctrl-C)\n');
+    process.exit(EXIT_INTERRUPTED);
+  });
   try {
     const answer = await prompt.question(`runtrail: ${question} [y/N] `);
     if (!/^y(es)?$/i.test(answer.trim())) throw new RuntrailError('invalid_request', 'nothing deleted (not confirmed)');
+  } catch (err) {
+    // Ctrl-D (the input ended) rejects the question with an AbortError: no answer, so no yes.
+    if ((err as NodeJS.ErrnoException).code !== 'ABORT_ERR') throw err;
+    process.stderr.write('\n');
+    throw new RuntrailError('invalid_request', 'nothing deleted (not confirmed)');
   } finally {
     prompt.close();
   }
