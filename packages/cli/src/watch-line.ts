@@ -1,6 +1,6 @@
 import WebSocket from 'ws';
 import { watchRun, type RunWatchState, type WebSocketConstructor } from '@runtrail/client';
-import { RuntrailError, callsInFlight } from '@runtrail/protocol';
+import { RuntrailError, callsInFlight, hasCalls } from '@runtrail/protocol';
 import { CLI_TOKEN_HINT } from './options.js';
 import { terminalSafe } from './output.js';
 
@@ -116,8 +116,13 @@ export function statusLine(state: RunWatchState, url?: string): string {
   const status = s.terminal?.status ?? state.run?.status ?? state.connection;
   const phase = s.phase ? ` ${s.phase}` : '';
   const c = s.counters;
+  // The count and the producer's words ("3/10 three of ten"): a crawl of unknown total has no percent, only these.
+  const p = s.progress;
+  const told = p ? `  ${p.done}${p.total === null ? '' : `/${p.total}`}${p.message ? ` ${p.message}` : ''}` : '';
+  // A command or a parent makes no calls: no counters, as `runs ls` and the dashboard show it, not a row of zeros.
+  const calls = hasCalls(s) ? `  ok ${c.ok}  failed ${c.failed}  retries ${c.retries}  in flight ${callsInFlight(s)}` : '';
   const connection = url === undefined ? state.connection : connectionText(state, url);
-  return terminalSafe(`[${bar}] ${pct} ${status}${phase}  ok ${c.ok}  failed ${c.failed}  retries ${c.retries}  in flight ${callsInFlight(s)}  (${connection})`);
+  return terminalSafe(`[${bar}] ${pct} ${status}${phase}${told}${calls}  (${connection})`);
 }
 
 /** The watcher's connection as a status line says it, naming the server while it waits for it. */
