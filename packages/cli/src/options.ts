@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import { RuntrailClient } from '@runtrail/client';
-import { RuntrailError, dataRecord, parseLabelPair } from '@runtrail/protocol';
+import type { ZodType } from 'zod';
+import { CreateRunBody, RuntrailError, dataRecord, parseLabelPair } from '@runtrail/protocol';
 import { configKeys, settings, type ConfigSources, type ServerConfigInput } from '@runtrail/server/config';
 
 /**
@@ -138,5 +139,48 @@ export function parseLabels(pairs: string[]): Record<string, string> {
     }
     labels[key] = value;
   }
+  // Checked here as the API would, so a label too long is refused naming it as typed, before a run or a command starts.
+  const parsed = CreateRunBody.shape.labels.safeParse(labels);
+  const issue = parsed.error?.issues[0];
+  if (issue) {
+    const key = issue.path[0];
+    // A key the schema refuses comes as invalid_key, its reason in the issues under it.
+    if (issue.code === 'invalid_key' && typeof key === 'string' && issue.issues[0]) throw refusal('a --label key', issue.issues[0], key);
+    throw refusal(typeof key === 'string' ? `--label ${clipped(key)}` : '--label', issue, typeof key === 'string' ? labels[key] : undefined);
+  }
   return labels;
+}
+
+/**
+ * The parser of an option whose text fills one field of an API request (a
+ * run's name, a cancel reason, a filter): checked when the command line is
+ * read, by the API's own schema for that field, so a value it would refuse
+ * is an error naming the flag (`--name is 3000 characters long; at most
+ * 200`) before anything is done, not the server naming its field
+ * (`invalid request body: name: Too big…`, or `invalid query:
+ * nameContains`). Not commander's InvalidArgumentError, whose message
+ * would quote the whole value.
+ */
+export function apiText(flag: string, field: ZodType): (value: string) => string {
+  return (value) => {
+    // An empty value is refuseEmptyValues' to say, in the same words for every flag.
+    if (value === '') return value;
+    const issue = field.safeParse(value).error?.issues[0];
+    if (issue) throw refusal(flag, issue, value);
+    return value;
+  };
+}
+
+/** `what` refused for the schema's `issue`: a length said in characters as typed, else the schema's words. */
+function refusal(what: string, issue: { code: string; message: string; maximum?: unknown }, value: string | undefined): RuntrailError {
+  const text =
+    issue.code === 'too_big' && typeof issue.maximum === 'number' && value !== undefined
+      ? `${what} is ${value.length} characters long; at most ${issue.maximum}`
+      : `${what}: ${issue.message}`;
+  return new RuntrailError('invalid_request', text);
+}
+
+/** A flag's value quoted in an error: its start, when it is long. */
+function clipped(text: string): string {
+  return text.length <= 40 ? text : `${text.slice(0, 40)}… (${text.length} characters)`;
 }

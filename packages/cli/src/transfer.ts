@@ -22,6 +22,8 @@ export const REDRAW_MS = 200;
  */
 export class TransferProgress {
   private done = 0;
+  /** Every byte of the source went through (an upload sent whole, its answer still to come). */
+  private sentWhole = false;
   private completed = false;
   private drawn = false;
   private lastDraw: number;
@@ -45,6 +47,7 @@ export class TransferProgress {
       if (this.show && Date.now() - this.lastDraw >= REDRAW_MS) this.draw();
       yield chunk;
     }
+    this.sentWhole = true;
   }
 
   /**
@@ -53,8 +56,16 @@ export class TransferProgress {
    * far it got and what that left (`lost`), rather than as a server that
    * does not answer.
    */
-  async until<T>(transfer: Promise<T>, lost: string): Promise<T> {
+  async until<T>(transfer: Promise<T>, lost: string, interrupted?: (sentWhole: boolean) => string): Promise<T> {
     let completed = false;
+    // Ctrl-C: the line ended and what was left said (an upload cut part way is refused whole by the
+    // server; one sent whole may still be taken), rather than a bare ^C that leaves the user guessing.
+    const onInterrupt = () => {
+      this.end(false);
+      process.stderr.write(`runtrail: interrupted after ${this.count()}: ${interrupted!(this.sentWhole)}\n`);
+      process.exit(EXIT_INTERRUPTED);
+    };
+    if (interrupted) process.on('SIGINT', onInterrupt);
     try {
       const result = await transfer;
       completed = true;
@@ -64,6 +75,7 @@ export class TransferProgress {
       if (reason === null || reason === 'ECONNREFUSED' || this.done === 0) throw err;
       throw new RuntrailError('unavailable', `the connection was lost after ${this.count()} (${reason}); ${lost}`);
     } finally {
+      process.off('SIGINT', onInterrupt);
       this.end(completed);
     }
   }

@@ -1,6 +1,6 @@
 import WebSocket from 'ws';
 import { watchRun, type RunWatchState, type WebSocketConstructor } from '@runtrail/client';
-import { RuntrailError, callsInFlight } from '@runtrail/protocol';
+import { RuntrailError, callsInFlight, hasCalls } from '@runtrail/protocol';
 import { CLI_TOKEN_HINT } from './options.js';
 import { terminalSafe } from './output.js';
 
@@ -116,8 +116,13 @@ export function statusLine(state: RunWatchState, url?: string): string {
   const status = s.terminal?.status ?? state.run?.status ?? state.connection;
   const phase = s.phase ? ` ${s.phase}` : '';
   const c = s.counters;
+  // The count and the producer's words ("3/10 three of ten"): a crawl of unknown total has no percent, only these.
+  const p = s.progress;
+  const told = p ? `  ${p.done}${p.total === null ? '' : `/${p.total}`}${p.message ? ` ${p.message}` : ''}` : '';
+  // A command or a parent makes no calls: no counters, as `runs ls` and the dashboard show it, not a row of zeros.
+  const calls = hasCalls(s) ? `  ok ${c.ok}  failed ${c.failed}  retries ${c.retries}  in flight ${callsInFlight(s)}` : '';
   const connection = url === undefined ? state.connection : connectionText(state, url);
-  return terminalSafe(`[${bar}] ${pct} ${status}${phase}  ok ${c.ok}  failed ${c.failed}  retries ${c.retries}  in flight ${callsInFlight(s)}  (${connection})`);
+  return terminalSafe(`[${bar}] ${pct} ${status}${phase}${told}${calls}  (${connection})`);
 }
 
 /** The watcher's connection as a status line says it, naming the server while it waits for it. */
@@ -145,8 +150,10 @@ export class LiveLine {
   constructor(private readonly terminal: NodeJS.WriteStream) {}
 
   draw(line: string): void {
-    // Cut to the terminal's width: a wrapped line could not be cleared with \r.
-    const width = this.terminal.columns ?? 80;
+    // Cut to the terminal's width: a wrapped line could not be cleared with \r. A terminal whose
+    // size was never set says 0 columns (`script -qc` with no terminal of its own, `docker run -t`,
+    // a serial console): 80 then, as when it says nothing, or every line would be cut to "…".
+    const width = this.terminal.columns || 80;
     this.line = line.length >= width ? `${line.slice(0, Math.max(0, width - 2))}…` : line;
     if (this.atLineStart) this.terminal.write(`\r\x1b[2K${this.line}`);
   }

@@ -353,6 +353,9 @@ describe('runtrail CLI', () => {
     expect(down.code).toBe(2);
     // The URL named: the user may not know whether --server, RUNTRAIL_URL or the default was used.
     expect(down.stderr).toBe(`runtrail: no server answers at http://127.0.0.1:${port} (ECONNREFUSED); start one with 'runtrail serve' or pass --server\n`);
+    // tail too, at once: it used to retry under a "reconnecting" line for --give-up-after (30 s) before saying it.
+    const tail = await runtrail(['tail', '01a22003-8dc8-7235-9aef-0608e89bc08d', '--server', `http://127.0.0.1:${port}`]);
+    expect({ code: tail.code, stdout: tail.stdout, stderr: tail.stderr }).toEqual({ code: 2, stdout: '', stderr: down.stderr });
 
     // The API's URL (from a curl line) is not the server's: said, with the one to give.
     const api = await runtrail(['runs', 'ls', '--server', `${url}/api/v1`]);

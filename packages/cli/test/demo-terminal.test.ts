@@ -37,7 +37,8 @@ describe('runtrail demo in a terminal', () => {
     expect(lines.some((line) => /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO \(demo-pipeline\): run ended succeeded$/.test(line))).toBe(true);
     const progress = lines.filter((line) => line.includes('] ') && /\d+% /.test(line));
     expect(progress.length).toBeGreaterThan(0);
-    for (const line of progress) expect(line).toMatch(/^\[[#.]{24}\]\s+\d+% \S+( \S+)?\s+ok \d+\s+failed \d+\s+retries \d+\s+in flight \d+\s+\((live|ended)\)$/);
+    // The count and the pipeline's words, then its calls once it makes any.
+    for (const line of progress) expect(line).toMatch(/^\[[#.]{24}\]\s+\d+% \S+( \S+)?(\s+\d+(\/\d+)?( .*?)?)?(\s+ok \d+\s+failed \d+\s+retries \d+\s+in flight \d+)?\s+\((live|ended)\)$/);
     expect(progress.at(-1)).toMatch(/100% succeeded .*\(ended\)$/);
 
     tmux('send-keys', '-t', 'demo', 'C-c');

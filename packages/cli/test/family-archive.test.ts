@@ -71,7 +71,7 @@ describe('runtrail export --family and runtrail import', () => {
     expect(imported.code, imported.stderr).toBe(0);
     expect(imported.stdout).toBe(`${parent.id}\n`);
     expect(imported.stderr).toMatch(new RegExp(`runtrail: importing family\\.tar: .* \\(100%\\)\n`));
-    expect(imported.stderr).toMatch(new RegExp(`imported run ${parent.id} \\(autotune, succeeded, \\d+ events, 1 artifacts\\), with 4 runs under it\n$`));
+    expect(imported.stderr).toMatch(new RegExp(`imported run ${parent.id} \\(autotune, succeeded, \\d+ events, 1 artifact\\), with 4 runs under it\n$`));
 
     const target = new RuntrailClient({ url: postgres.url });
     for (const id of ids) {

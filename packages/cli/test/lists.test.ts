@@ -1,9 +1,11 @@
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import { tempDir } from '@runtrail/test-support';
-import { runtrail as run, serve, type ServeProcess } from './harness.js';
+import { BIN, runtrail as run, serve, type ServeProcess } from './harness.js';
 
 /**
  * What the list commands (`runs ls`, `artifacts ls`, `tokens ls`) print, as a
@@ -121,5 +123,24 @@ describe('list commands', () => {
     const none = await runtrail(['runs', 'ls', '--parent', childless.id]);
     expect({ code: none.code, stdout: none.stdout, stderr: none.stderr }).toEqual({ code: 0, stdout: '', stderr: 'no runs\n' });
     await childless.succeed();
+  });
+
+  it('runs ls on a terminal cuts a long name and labels to 40 characters, so the row stays readable; piped, they are whole', async () => {
+    const name = `nightly-${'n'.repeat(192)}`;
+    const label = `note=${'v'.repeat(300)}`;
+    const run = await new RuntrailClient({ url: server.url }).createRun({ name, labels: { note: label.slice(5) } });
+    const args = [process.execPath, BIN, 'runs', 'ls', '--name', name, '--server', server.url];
+    // script(1) gives the command a terminal for its stdout.
+    const quoted = args.map((arg) => `'${arg.replace(/'/g, `'\\''`)}'`).join(' ');
+    const { stdout: screen } = await promisify(execFile)('script', ['-qec', quoted, '/dev/null'], { encoding: 'utf8' });
+    const row = screen.split(/\r?\n/)[1]!;
+    expect(row).toContain(`  ${name.slice(0, 39)}…  running`);
+    expect(row).toMatch(new RegExp(`  ${label.slice(0, 39)}…$`));
+    expect(row).not.toContain(name);
+
+    const piped = await runtrail(['runs', 'ls', '--name', name]);
+    expect(piped.stdout).toContain(`  ${name}  running`);
+    expect(piped.stdout).toContain(label);
+    await run.succeed();
   });
 });

@@ -46,13 +46,17 @@ export function registerArchive(program: Command): void {
       const { run, runs, imported } = await upload.progress.until(
         clientFor(cmd).importArchive(upload.content, upload.size === null ? {} : { size: upload.size }),
         'nothing was imported; try again',
+        (sentWhole) =>
+          sentWhole
+            ? 'the archive was sent whole, so the server may still import it (`runtrail runs ls` shows whether it did; importing it again is safe)'
+            : 'nothing was imported',
       );
       if (flags.json) return printJson(run);
       // The id on stdout (`id=$(runtrail import run.tar)`), as retry prints the new run's; the summary is for the person.
       print(run.id);
       const under = runs > 1 ? `, with ${plural(runs - 1, 'run')} under it` : '';
       // The name is the archive's (the server checks only its length): terminal-safe, as every run name shown.
-      const summary = `run ${run.id} (${terminalSafe(run.name)}, ${run.status}, ${run.seq} events, ${run.snapshot.artifacts.length} artifacts)${under}`;
+      const summary = `run ${run.id} (${terminalSafe(run.name)}, ${run.status}, ${plural(run.seq, 'event')}, ${plural(run.snapshot.artifacts.length, 'artifact')})${under}`;
       // A repeat (say, after a lost answer) is not a failure: the server holds what the archive does.
       process.stderr.write(imported ? `imported ${summary}\n` : `${summary} was here already as the archive holds it; nothing changed\n`);
     });

@@ -70,6 +70,8 @@ export function registerArtifacts(program: Command): void {
             ...(flags.replace ? { replace: true } : {}),
           }),
           'nothing was stored; try again',
+          (sentWhole) =>
+            sentWhole ? `the file was sent whole, so the server may still store it (\`runtrail artifacts ls ${runId}\` shows whether it did)` : 'nothing was stored',
         );
         if (flags.json) return printJson(artifact);
         print(formatArtifacts([artifact]));

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { isTerminalStatus, RuntrailError, type Run } from '@runtrail/protocol';
+import { CancelRunBody, isTerminalStatus, RuntrailError, type Run } from '@runtrail/protocol';
 import { DURATION_HELP, durationOption, formatDuration } from '../duration.js';
-import { clientFor, clientOptions } from '../options.js';
+import { apiText, clientFor, clientOptions } from '../options.js';
 import { printJson } from '../output.js';
 import { connectionText } from '../watch-line.js';
 import { runAction } from './run-action.js';
@@ -18,7 +18,7 @@ export function registerCancel(program: Command): void {
   program
     .command('cancel <id>')
     .description('ask a run to stop: a queued run ends cancelled at once; a running one is stopped by its owner (or ended by the reaper if the owner is gone)')
-    .option('--reason <text>', 'why, recorded on the run')
+    .option('--reason <text>', 'why, recorded on the run', apiText('--reason', CancelRunBody.shape.reason))
     .option('--wait', 'then wait for the run to end: exit 0 if it ended cancelled, 1 if it ended otherwise (it finished before the cancel took effect)')
     .addOption(durationOption('--give-up-after', 'with --wait: fail (exit 2) when the server has not answered for this long', 30_000))
     .option('--json', 'print the run as JSON (with --wait, the run as it ended)')

@@ -9,7 +9,7 @@ import { DEFAULT_COLLECT_INTERVAL_MS, DEFAULT_KILL_GRACE_MS, FolderCollector, Pr
 import { CreateRunBody, DEFAULT_LEASE_TTL_MS, OUTPUT_LOG_ARTIFACT, RuntrailError, dashboardRunPath, isTerminalStatus, type Run } from '@runtrail/protocol';
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
 import { DURATION_HELP, durationOption } from '../duration.js';
-import { CLI_TOKEN_HINT, collect, parseLabels, resolveServer } from '../options.js';
+import { CLI_TOKEN_HINT, apiText, collect, parseLabels, resolveServer } from '../options.js';
 import { EXIT_INTERRUPTED, EXIT_READER_GONE, oneLineSafe, terminalHungUp, whenStdoutReaderGoes } from '../output.js';
 import { LiveLine, statusLine } from '../watch-line.js';
 
@@ -43,7 +43,7 @@ export function registerExec(program: Command): void {
     .usage('[options] -- <command> [args...]')
     .argument('<command>', 'the command to run')
     .argument('[args...]', 'its arguments (put -- before the command so its options are not read as ours)')
-    .option('--name <name>', 'run name (default: the command name, with the script it runs: "python3 train.py")')
+    .option('--name <name>', 'run name (default: the command name, with the script it runs: "python3 train.py")', apiText('--name', CreateRunBody.shape.name))
     .addOption(durationOption('--timeout', 'stop the command (SIGTERM to its process group, then SIGKILL) after this long'))
     .addOption(durationOption('--idle-timeout', 'stop it after this long without any output'))
     .addOption(durationOption('--kill-grace', 'time between SIGTERM and SIGKILL', DEFAULT_KILL_GRACE_MS))

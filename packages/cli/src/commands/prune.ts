@@ -1,9 +1,9 @@
 import { createInterface } from 'node:readline/promises';
 import { Option, type Command } from 'commander';
-import { RuntrailError, TERMINAL_STATUSES, isTerminalStatus, type Run, type RunsFilter, type TerminalStatus } from '@runtrail/protocol';
+import { ListRunsQuery, RuntrailError, TERMINAL_STATUSES, isTerminalStatus, type Run, type RunsFilter, type TerminalStatus } from '@runtrail/protocol';
 import type { RuntrailClient } from '@runtrail/client';
 import { durationOption, formatDuration } from '../duration.js';
-import { clientFor, collect, labelFilter } from '../options.js';
+import { apiText, clientFor, collect, labelFilter } from '../options.js';
 import { EXIT_INTERRUPTED, print, printJson } from '../output.js';
 import { CountProgress } from '../progress.js';
 
@@ -33,7 +33,7 @@ export function registerPrune(program: Command): void {
     .description('delete ended runs created more than a while ago, each with every run under it (running and queued runs are left)')
     .addOption(durationOption('--older-than', 'runs created more than this long ago (30d, 12h, 90m)').makeOptionMandatory())
     .addOption(new Option('--status <status>', 'only runs that ended this way').choices(TERMINAL_STATUSES))
-    .option('--name <name>', 'only runs with this name')
+    .option('--name <name>', 'only runs with this name', apiText('--name', ListRunsQuery.shape.name))
     // Repeatable, as start's and exec's --label are: a second --label used to replace the first, silently widening the match.
     .option('--label <k=v>', 'only runs with this label (repeatable; or k=v,k=v)', collect)
     .option('--dry-run', 'list what would be deleted, delete nothing')
@@ -126,9 +126,19 @@ async function confirm(question: string): Promise<void> {
     throw new RuntrailError('invalid_request', `${question} Not asked: stdin is not a terminal; pass --yes to delete, or --dry-run to list them`);
   }
   const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  // Ctrl-C at the prompt is an interrupt, said as one: unheard, readline rejected the question with an AbortError stack.
+  prompt.on('SIGINT', () => {
+    process.stderr.write('\nruntrail: nothing deleted (Ctrl-C)\n');
+    process.exit(EXIT_INTERRUPTED);
+  });
   try {
     const answer = await prompt.question(`runtrail: ${question} [y/N] `);
     if (!/^y(es)?$/i.test(answer.trim())) throw new RuntrailError('invalid_request', 'nothing deleted (not confirmed)');
+  } catch (err) {
+    // Ctrl-D (the input ended) rejects the question with an AbortError: no answer, so no yes.
+    if ((err as NodeJS.ErrnoException).code !== 'ABORT_ERR') throw err;
+    process.stderr.write('\n');
+    throw new RuntrailError('invalid_request', 'nothing deleted (not confirmed)');
   } finally {
     prompt.close();
   }

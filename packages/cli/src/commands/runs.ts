@@ -1,6 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { RunErrorKind, RunStatus, callsInFlight, failureKindOf, hasCalls, unfinishedCalls, type Run, type RunCounts } from '@runtrail/protocol';
-import { clientFor, collect, labelFilter } from '../options.js';
+import { ListRunsQuery, RunErrorKind, RunStatus, callsInFlight, failureKindOf, hasCalls, unfinishedCalls, type Run, type RunCounts } from '@runtrail/protocol';
+import { apiText, clientFor, collect, labelFilter } from '../options.js';
 import { note, plural, print, printJson, table, terminalSafe, utcTime } from '../output.js';
 
 interface LsFlags {
@@ -23,8 +23,8 @@ export function registerRuns(program: Command): void {
     .alias('list')
     .description('list runs, newest first')
     .addOption(new Option('--status <status>', 'only runs with this status').choices(RunStatus.options))
-    .option('--name <name>', 'only runs with this name')
-    .option('--search <text>', 'only runs whose name contains this (A-Z in either case, other letters as typed)')
+    .option('--name <name>', 'only runs with this name', apiText('--name', ListRunsQuery.shape.name))
+    .option('--search <text>', 'only runs whose name contains this (A-Z in either case, other letters as typed)', apiText('--search', ListRunsQuery.shape.nameContains))
     .addOption(new Option('--failed-with <kind>', 'only runs that failed this way').choices(RunErrorKind.options))
     .option('--parent <id>', 'only child runs of this run')
     // Repeatable, as start's and exec's --label are: a second --label used to replace the first, silently widening the match.
@@ -55,7 +55,7 @@ export function registerRuns(program: Command): void {
       if (page.runs.length === 0 && flags.parent !== undefined) await client.getRun(flags.parent);
       if (flags.json) return printJson(page);
       if (page.runs.length === 0) return note('no runs');
-      print(formatTable(page.runs));
+      print(formatTable(page.runs, process.stdout.isTTY === true));
       if (page.nextCursor) {
         // How much the table leaves out, by status, so a capped list does not pass for all of them.
         // A note, so on stderr: a script reading the rows (`| awk 'NR>1 {print $1}'`) gets rows only.
@@ -77,10 +77,19 @@ export function registerRuns(program: Command): void {
 }
 
 
-export function formatTable(runs: Run[]): string {
+/** The widest a NAME or LABELS cell is on a terminal: one run named with 200 characters pushed every other column off the screen. */
+const TERMINAL_CELL_CHARS = 40;
+
+/**
+ * The runs as a table. `onTerminal`: long names and labels cut to
+ * TERMINAL_CELL_CHARS with "…", so each row stays one line a person can read
+ * (`runs show ID` and `--json` have them whole); piped, every cell is whole.
+ */
+export function formatTable(runs: Run[], onTerminal = false): string {
+  const cell = (text: string) => (onTerminal && text.length > TERMINAL_CELL_CHARS ? `${text.slice(0, TERMINAL_CELL_CHARS - 1)}…` : text);
   const rows = runs.map((r) => [
     r.id,
-    r.name,
+    cell(r.name),
     r.status,
     failureKindOf(r) ?? '-',
     progressText(r),
@@ -89,7 +98,7 @@ export function formatTable(runs: Run[]): string {
     duration(r),
     utcTime(r.createdAt),
     r.parentId ?? '-',
-    labelsText(r) || '-',
+    cell(labelsText(r)) || '-',
   ]);
   return table(['ID', 'NAME', 'STATUS', 'FAILED', 'PROGRESS', 'OK/FAIL/RETRY', 'DURATION', 'CREATED (UTC)', 'PARENT', 'LABELS'], rows);
 }

@@ -14,6 +14,10 @@ export function registerTail(program: Command): void {
     .addOption(new Option('--json', 'print the run as it ended as JSON (the progress line goes to stderr)').conflicts('events'))
     .addHelpText('after', DURATION_HELP)
     .action(async (id: string, flags: { events?: boolean; giveUpAfter: number; json?: boolean }, cmd: Command) => {
+      // A server that does not answer at all (not started, a typo in --server) is said at once, as by
+      // every other command: the watcher would retry it for --give-up-after (30 s) under a "reconnecting"
+      // line. --give-up-after is for a server lost while the run is followed.
+      await clientFor(cmd).getRun(id);
       await followToEnd(cmd, id, flags);
     });
 }

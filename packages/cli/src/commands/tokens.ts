@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { CreateTokenBody, RuntrailError, TokenScope, type TokenInfo } from '@runtrail/protocol';
 import { formatDuration, parseDuration } from '../duration.js';
-import { clientFor } from '../options.js';
+import { apiText, clientFor } from '../options.js';
 import { note, print, printJson, table, utcTime } from '../output.js';
 
 /**
@@ -14,7 +14,8 @@ export function registerTokens(program: Command): void {
     .description('mint, list and revoke tokens (needs an admin token in RUNTRAIL_TOKEN; a producer token may revoke the run tokens it minted)');
 
   tokens
-    .command('create <name>')
+    .command('create')
+    .argument('<name>', "the token's name, shown by tokens ls", apiText('NAME', CreateTokenBody.shape.name))
     .description('mint a token; its secret is printed once, on stdout, and stored only as a hash')
     .requiredOption('--scope <scope>', 'what it may do (required): admin (everything, tokens too), producer (make, report, cancel and retry runs, and read), viewer (read and watch)')
     .option('--expires-in <duration>', 'the token stops working after this long: seconds (3600) or a number with a unit (12h, 30d)')
