@@ -109,3 +109,21 @@ it('a url that reaches some other server (an HTML page, a 404 without runtrail\'
     await new Promise<void>((resolve) => other.close(() => resolve()));
   }
 });
+
+it("a server that does not implement POST (`python3 -m http.server`'s 501) is said to be another server at once, not retried as one briefly away", async () => {
+  const other = createHttpServer((req, res) => {
+    res.writeHead(req.method === 'GET' ? 200 : 501, { 'content-type': 'text/html' });
+    res.end('<!doctype html><title>Error response</title><p>Unsupported method');
+  });
+  await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${(other.address() as { port: number }).port}`;
+    // A start timeout longer than the test's: a retried create would not answer in time.
+    const rt = new RuntrailClient({ url, startTimeoutMs: 60_000 });
+    const advice = "not as a runtrail server does: is the client's url the runtrail server's, with no path (such as http://127.0.0.1:4310)?";
+    await expect(rt.createRun({ name: 'nowhere' })).rejects.toMatchObject({ code: 'invalid_request', message: `POST ${url}/api/v1/runs answered 501, ${advice}` });
+  } finally {
+    other.closeAllConnections();
+    await new Promise<void>((resolve) => other.close(() => resolve()));
+  }
+});

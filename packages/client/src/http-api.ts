@@ -278,7 +278,9 @@ export function errorFromResponse(status: number, payload: unknown, what: string
   const body = payload as Partial<ErrorBody> | undefined;
   const code = body?.error?.code;
   if (isErrorCode(code)) return new RuntrailError(code, body!.error!.message, body!.error!.details);
-  if (status >= 500) return new RuntrailError('unavailable', `${what} answered ${status}`);
+  // 501 (method not implemented: `python3 -m http.server` answers every POST so) and 505 say what the
+  // server is, not that it is briefly away as a proxy's 502/503 do: retrying them only delays the advice.
+  if (status >= 500 && status !== 501 && status !== 505) return new RuntrailError('unavailable', `${what} answered ${status}`);
   return notRuntrail(what, String(status));
 }
 
