@@ -100,10 +100,16 @@ def error_from_response(status: int, body: bytes, what: str, headers: Optional[M
     error = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(error, dict) and isinstance(error.get("code"), str):
         err = RuntrailError(error["code"], str(error.get("message", "")), error.get("details"), status)
-    elif status >= 500:
+    elif status >= 500 and status not in (501, 505):
         err = RuntrailError("unavailable", f"{what} answered {status}", None, status)
     else:
-        err = RuntrailError("invalid_request", f"{what} answered {status}", None, status)
+        # No runtrail error body: another server answered (501 is `python3 -m http.server` refusing a POST).
+        err = RuntrailError(
+            "invalid_request",
+            f"{what} answered {status} without a runtrail error: is the URL a runtrail server's root? Set RUNTRAIL_URL (or Client(url=)) to it",
+            None,
+            status,
+        )
     if headers is not None:
         err.retry_after = headers.get("retry-after")  # type: ignore[attr-defined]
     return err

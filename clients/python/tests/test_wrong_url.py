@@ -6,7 +6,7 @@ import os
 import threading
 import time
 import unittest
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from unittest import mock
 
@@ -89,6 +89,22 @@ class WrongUrlTest(unittest.TestCase):
             self.assertEqual(caught.exception.code, "invalid_response")
             self.assertIn("answered 200 with text/html, not JSON: is", str(caught.exception))
             self.assertIn("a runtrail server?", str(caught.exception))
+
+    def test_python_http_server_refusing_a_post_is_named_another_server_not_unavailable(self) -> None:
+        class Quiet(SimpleHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+                """Quiet."""
+
+        # `python3 -m http.server` on the port a user guessed: it answers every POST 501 Unsupported method.
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        self.addCleanup(httpd.server_close)
+        self.addCleanup(httpd.shutdown)
+        rt = runtrail.Client(f"http://127.0.0.1:{httpd.server_address[1]}")
+        with self.assertRaises(runtrail.RuntrailError) as caught:
+            rt.run("eval")
+        self.assertEqual(caught.exception.code, "invalid_request")
+        self.assertIn("answered 501 without a runtrail error: is the URL a runtrail server's root?", str(caught.exception))
 
     def test_watching_on_a_web_server_that_is_not_runtrail_fails_at_once_not_reopening_forever(self) -> None:
         rt = runtrail.Client(self.other_server())
