@@ -164,7 +164,13 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof RuntrailError) {
     // The server's words are for any HTTP client; a command line user sets no header, only the variable.
     // (A watcher's error says it already.)
-    const hint = err.code === 'unauthorized' && !process.env.RUNTRAIL_TOKEN && !err.message.includes(CLI_TOKEN_HINT) ? ` (${CLI_TOKEN_HINT})` : '';
+    // A refused token is named by where it came from: a user with several servers may have set the other's.
+    const hint =
+      err.code !== 'unauthorized' || err.message.includes('RUNTRAIL_TOKEN')
+        ? ''
+        : process.env.RUNTRAIL_TOKEN
+          ? ` (the token sent is the one in RUNTRAIL_TOKEN)`
+          : ` (${CLI_TOKEN_HINT})`;
     // The message is the server's, and may quote what a caller sent (an id, a name): terminal-safe.
     process.stderr.write(`runtrail: ${err.code}: ${terminalSafe(err.message)}${hint}\n`);
     process.exit(2);

@@ -135,6 +135,11 @@ describe('runtrail serve: open only on loopback', { timeout: 180_000 }, () => {
     const refused = await run(['runs', 'ls'], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: token.token });
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/unauthorized: the token was revoked/);
+    // Where the refused token came from: a user with several servers may have set another's.
+    expect(refused.stderr).toMatch(/\(the token sent is the one in RUNTRAIL_TOKEN\)\n$/);
+    const unknown = await run(['runs', 'ls'], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: 'rt_not-a-token-of-this-server' });
+    expect([unknown.code, unknown.stderr.trim().split('\n').length]).toEqual([2, 1]);
+    expect(unknown.stderr).toMatch(/^runtrail: unauthorized: .*\(the token sent is the one in RUNTRAIL_TOKEN\)\n$/);
     const noToken = await run(['runs', 'ls'], { RUNTRAIL_URL: url });
     expect(noToken.stderr).toMatch(/unauthorized/);
     // A command line sends no header of its own: it is told where the CLI takes the token from.
