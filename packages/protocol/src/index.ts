@@ -124,6 +124,7 @@ export {
   CompactRunEventSchema,
   eventsOf,
   parseClientMessage,
+  runDeleted,
   RunsFilter,
   SSE_EVENTS,
   StreamRunQuery,

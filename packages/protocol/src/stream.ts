@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { RunEventSchema, type RunEvent } from './events.js';
-import { ErrorCodeSchema } from './errors.js';
+import { ErrorCodeSchema, RuntrailError } from './errors.js';
 import { RunSchema, RunStatus, RunsFilterFields, wholeNumber } from './run.js';
 import { nameText } from './text.js';
 
@@ -35,6 +35,14 @@ import { nameText } from './text.js';
  *   A run that does not exist: `{"type":"error",runId,code:"run_not_found",...}`
  *   and no subscription. Subscribing again to the same runId replaces the
  *   previous subscription.
+ *   A run deleted while subscribed (DELETE /runs/:id through any node of a
+ *   cluster) ends the subscription with the same error, its message saying
+ *   the run was deleted (runDeleted): no frame of it follows. Only an ended
+ *   run can be deleted, so a subscription is normally complete by then; with
+ *   `"untilDeleted":true` it stays after its `end` (nothing more is sent for
+ *   it but that error) so a page that shows the ended run hears when it
+ *   goes. It counts against the connection's subscriptions until then, or
+ *   until unsubscribed.
  * - client `{"op":"unsubscribe","runId":ID}`: no more frames for that run; the
  *   server answers `{"type":"unsubscribed",runId}` after the last frame of the
  *   old subscription, so frames before it are the old one's and a new
@@ -74,7 +82,11 @@ import { nameText } from './text.js';
  * comment lines (`: ping`) as keepalive, and after the terminal event
  * `event: end` with `data: {"runId","status","seq"}`, after which the server
  * closes the response. An EventSource client must call `close()` on `end`,
- * or it will reconnect (and be told `end` again). With `?observers=true`
+ * or it will reconnect (and be told `end` again). A run deleted while
+ * streamed: `event: error` with `data: {"code":"run_not_found","message"}`
+ * (runDeleted), then the server closes the response. With
+ * `?untilDeleted=true` the response stays open after `end` (keepalives
+ * only) until then, as the WebSocket's `untilDeleted`. With `?observers=true`
  * the stream also carries `event: observers` with `data: {"runId","count"}`,
  * as the WebSocket's `observers` messages (no `id:`: they are not events).
  * With `?compact=true` each `run-event`'s data is a CompactRunEvent (no
@@ -115,6 +127,8 @@ export const StreamRunQuery = z.object({
   observers: z.enum(['true', 'false']).optional(),
   /** `true`: each `run-event`'s data leaves out `runId` (CompactRunEvent; the stream's run is theirs). */
   compact: z.enum(['true', 'false']).optional(),
+  /** `true`: the stream stays open after `end` until the run is deleted (then `event: error`, run_not_found). */
+  untilDeleted: z.enum(['true', 'false']).optional(),
 });
 
 /**
@@ -135,6 +149,8 @@ export const ClientMessage = z.discriminatedUnion('op', [
     compact: z.boolean().default(false),
     /** Also `observers` messages: how many watch the run (on every node of a cluster), sent when it changes. */
     observers: z.boolean().default(false),
+    /** Stay subscribed after `end`, to be told (error run_not_found, runDeleted) when the run is deleted. */
+    untilDeleted: z.boolean().optional(),
   }),
   z.strictObject({ op: z.literal('unsubscribe'), runId: z.string().min(1).max(100) }),
   z.strictObject({ op: z.literal('subscribeRuns'), filter: RunsFilter.default({}) }),
@@ -183,6 +199,15 @@ export type EventsMessage = Extract<ServerMessage, { type: 'events' }>;
 export function eventsOf(frame: EventsMessage): RunEvent[] {
   for (const event of frame.events) if (!('runId' in event)) (event as RunEvent).runId = frame.runId;
   return frame.events as RunEvent[];
+}
+
+/**
+ * How every stream says its run was deleted while watched: the code of a
+ * run that does not exist (clients stop for it, as for one that never did),
+ * with a message that says what happened.
+ */
+export function runDeleted(runId: string): RuntrailError {
+  return new RuntrailError('run_not_found', `run ${runId} was deleted`, { runId });
 }
 
 /** SSE event names (the `event:` field); `data:` is JSON. */

@@ -135,6 +135,8 @@ export class Hub {
   private readonly allListeners = new Set<EventListener>();
   /** Who waits to hear that a run's owner was told to stop (held heartbeats), by run. */
   private readonly stopListeners = new Map<string, Set<() => void>>();
+  /** Who must hear that a run was deleted (its stream subscriptions), by run. */
+  private readonly deleteListeners = new Map<string, Set<() => void>>();
   private readonly watcherCountListeners = new Set<(runId: string) => void>();
   /** Watchers of a run on the other nodes of a cluster, as this node last heard (ClusterWatchers); none alone. */
   private remoteWatchers: (runId: string) => number = () => 0;
@@ -225,6 +227,28 @@ export class Hub {
     for (const set of [...this.stopListeners.values()]) for (const listener of [...set]) listener();
   }
 
+  /**
+   * Called once when the run is deleted, through this node or another one
+   * (its `d` notification, even one too big to carry the run). Unlike
+   * subscribeRuns with `remote`, it costs no store read per change.
+   */
+  onDeleted(runId: string, listener: () => void): () => void {
+    return addTo(this.deleteListeners, runId, listener);
+  }
+
+  /** The run is gone: its deletion listeners hear it (publishRun does this for a `deleted` change). */
+  publishDeleted(runId: string): void {
+    const set = this.deleteListeners.get(runId);
+    if (!set) return;
+    this.deleteListeners.delete(runId);
+    for (const listener of [...set]) listener();
+  }
+
+  /** Runs someone here waits to hear the deletion of (checked again after missed notifications). */
+  deletionWatchedRuns(): string[] {
+    return [...this.deleteListeners.keys()];
+  }
+
   /** Every event committed through THIS node, of every run (metrics, not delivery). */
   subscribeAll(listener: EventListener): () => void {
     this.allListeners.add(listener);
@@ -294,6 +318,7 @@ export class Hub {
   }
 
   publishRun(change: RunChange, run: Run, origin: Origin = 'local'): void {
+    if (change === 'deleted') this.publishDeleted(run.id);
     for (const [listener, { remote }] of [...this.runListeners]) {
       if (origin === 'local' || remote) listener(change, run, origin);
     }

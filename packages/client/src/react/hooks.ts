@@ -36,6 +36,8 @@ export interface UseRunOptions {
   throttleMs?: number;
   /** Keep `observers` current (pushed by the server on the stream; see WatchRunOptions.observers). */
   observers?: boolean;
+  /** After the run's end, keep listening until it is deleted (then reason `deleted`; see WatchRunOptions.untilDeleted). */
+  untilDeleted?: boolean;
 }
 
 const idleStore = <S>(state: S): ExternalStore<S> => ({ subscribe: () => () => undefined, getSnapshot: () => state });
@@ -48,7 +50,7 @@ const idleStore = <S>(state: S): ExternalStore<S> => ({ subscribe: () => () => u
  */
 export function useRun(id: string | null | undefined, options: UseRunOptions = {}): UseRunResult {
   const config = useRuntrailConfig();
-  const { maxEvents, fromSnapshot, throttleMs, observers } = options;
+  const { maxEvents, fromSnapshot, throttleMs, observers, untilDeleted } = options;
   const store = useMemo(
     () =>
       id
@@ -58,9 +60,10 @@ export function useRun(id: string | null | undefined, options: UseRunOptions = {
             ...(fromSnapshot !== undefined ? { fromSnapshot } : {}),
             ...(throttleMs !== undefined ? { throttleMs } : {}),
             ...(observers !== undefined ? { observers } : {}),
+            ...(untilDeleted !== undefined ? { untilDeleted } : {}),
           })
         : idleStore(NO_RUN_STATE),
-    [id, config, maxEvents, fromSnapshot, throttleMs, observers],
+    [id, config, maxEvents, fromSnapshot, throttleMs, observers, untilDeleted],
   );
   const state = useSyncExternalStore(store.subscribe, store.getSnapshot, () => (id ? INITIAL_RUN_STATE : NO_RUN_STATE));
   return {

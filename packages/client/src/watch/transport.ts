@@ -12,6 +12,7 @@ import type { TransportName } from './types.js';
  * - `upgrade`: a paused better transport is due again, so polling stops for it;
  * - `run_ended`: the run's terminal event was applied, nothing more will come;
  * - `not_found`: the run does not exist (or the request can never succeed);
+ * - `deleted`: the run existed when the watcher read it and was deleted since (its `error` says so);
  * - `closed_by_client`: `close()` was called;
  * - `no_run`: a React hook was given no run id (`connection: 'idle'`): nothing to watch.
  */
@@ -26,6 +27,7 @@ export type ConnectionReason =
   | 'upgrade'
   | 'run_ended'
   | 'not_found'
+  | 'deleted'
   | 'closed_by_client'
   | 'no_run';
 

@@ -921,3 +921,38 @@ describe('stopping watchers with an AbortSignal', () => {
     expect(getEventListeners(appSignal, 'abort')).toHaveLength(0);
   });
 });
+
+describe('a run deleted while watched', () => {
+  for (const transport of ['ws', 'sse', 'poll'] as const) {
+    test(`over ${transport}, an untilDeleted watcher shows the ended run, then stops with reason deleted when it is deleted, without reconnecting`, async () => {
+      const s = await server();
+      const { run } = await s.runs.create({ name: 'deleted under a watcher' });
+      await s.runs.appendEvents(run.id, progressEvents(3));
+      const w = watch(run.id, { url: s.url, transports: [transport], pollIntervalMs: 50, untilDeleted: true });
+      let settled: RunWatchState | null = null;
+      void w.done.then((state) => (settled = state));
+      await waitFor(() => w.getState().seq === 3, { what: 'the events' });
+      await s.runs.finish(run.id, { status: 'succeeded' });
+      await waitFor(() => w.getState().reason === 'run_ended', { what: 'the end' });
+      expect(w.getState()).toMatchObject({ connection: 'ended', seq: 4, run: { status: 'succeeded' } });
+      expect(settled).toBeNull();
+
+      await s.runs.delete(run.id);
+      await waitFor(() => settled !== null, { what: 'done after the deletion' });
+      expect(settled!).toMatchObject({ connection: 'ended', reason: 'deleted', seq: 4 });
+      expect(settled!.error).toMatchObject({ code: 'run_not_found' });
+      if (transport !== 'poll') expect(settled!.error!.message).toContain(`run ${run.id} was deleted`);
+      // What it showed stays readable (a page decides what to do with it).
+      expect(w.getState().run?.id).toBe(run.id);
+    });
+  }
+
+  test('a watcher without untilDeleted still stops at the end', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'plain' });
+    await s.runs.finish(run.id, { status: 'succeeded' });
+    const w = watch(run.id, { url: s.url });
+    const state = await w.done;
+    expect(state).toMatchObject({ connection: 'ended', reason: 'run_ended' });
+  });
+});

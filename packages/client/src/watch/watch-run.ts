@@ -53,6 +53,14 @@ export interface WatchRunOptions extends WatchConnectionOptions {
    * WebSocket or SSE; nothing is polled). Default false.
    */
   observers?: boolean;
+  /**
+   * After the run's end, stay connected until the run is deleted, and then
+   * stop with reason `deleted` (a page that shows the ended run can say it
+   * is gone). The state says `ended` / `run_ended` meanwhile and iterators
+   * end at the terminal event as usual; `done` resolves at the deletion or
+   * at `close()`. Default false: the watcher stops at the end.
+   */
+  untilDeleted?: boolean;
 }
 
 /** What a watcher shows; a new object on every change (a `useSyncExternalStore` snapshot). */
@@ -107,7 +115,10 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
   private readonly options: WatchRunOptions;
   private readonly iterators = new Set<EventQueue>();
   private resolveDone!: (state: RunWatchState) => void;
+  /** Nothing more will be applied (the run ended, or the watcher stopped). */
   private finished = false;
+  /** The watcher is over: connection closed, `done` resolved. */
+  private stopped = false;
   /** The run as first read had already ended: its finishedAt, output and error were final then. */
   private endedWhenRead = false;
   /** Serializes applying: frames of one connection and gap fills never interleave. */
@@ -132,7 +143,7 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
 
   /** Stop: close the connection, end iterators. The state stays readable. */
   close(): void {
-    if (this.finished) return;
+    if (this.stopped) return;
     this.stop(null, 'closed_by_client');
   }
 
@@ -169,7 +180,9 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
       });
     } catch (err) {
       if (this.aborter.signal.aborted) return;
-      this.stop(toRuntrailError(err), RuntrailError.isCode(err, 'run_not_found') ? 'not_found' : 'error');
+      // A run this watcher read, and then missing: it was deleted (the server's message says so too).
+      const missing = RuntrailError.isCode(err, 'run_not_found') ? (this.state.run !== null ? 'deleted' : 'not_found') : 'error';
+      this.stop(toRuntrailError(err), missing);
     }
   }
 
@@ -177,12 +190,25 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
     const { idleTimeoutMs, fetch, headers, wanted } = this.settings;
     const all: Record<TransportName, Transport<ServerMessage> | null> = {
       // Compact frames: the events without the runId each would repeat (put back by eventsOf).
-      ws: this.wsTransport(() => ({ op: 'subscribe', runId: this.runId, after: this.fold.seq, compact: true, observers: this.options.observers === true })),
+      ws: this.wsTransport(() => ({
+        op: 'subscribe',
+        runId: this.runId,
+        after: this.fold.seq,
+        compact: true,
+        observers: this.options.observers === true,
+        // Only when asked: a server before untilDeleted refuses a field it does not know.
+        ...(this.options.untilDeleted ? { untilDeleted: true } : {}),
+      })),
       sse: new SseTransport({
         runId: this.runId,
         // Compact too: runIds are put back by eventsOf, as for the WebSocket's frames.
         url: () =>
-          this.api.url('streamRun', { id: this.runId }, { after: this.fold.seq, compact: 'true', ...(this.options.observers ? { observers: 'true' as const } : {}) }),
+          this.api.url('streamRun', { id: this.runId }, {
+            after: this.fold.seq,
+            compact: 'true',
+            ...(this.options.observers ? { observers: 'true' as const } : {}),
+            ...(this.options.untilDeleted ? { untilDeleted: 'true' as const } : {}),
+          }),
         fetch,
         headers,
         idleTimeoutMs,
@@ -237,6 +263,8 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
   }
 
   protected override onConnectionChange(change: ConnectionChange): void {
+    // Ended, and only listening for the deletion (untilDeleted): the state stays `ended`, whatever the connection does.
+    if (this.finished) return;
     // A count is only known while a stream that reports it is live; the next one reports it afresh.
     if (change.connection !== 'live') this.state = { ...this.state, observers: null };
     super.onConnectionChange(change);
@@ -380,8 +408,8 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
   private async onTerminal(status: RunStatus): Promise<void> {
     if (this.finished) return;
     this.finished = true;
-    // Nothing more will come: close the connection now, not after the read below.
-    this.aborter.abort();
+    // Nothing more will come: close the connection now, not after the read below (kept to hear a deletion).
+    if (!this.options.untilDeleted) this.aborter.abort();
     let run = this.state.run;
     // Read again only a run that was still going when read: a large input
     // (up to 1 MiB) came twice with every page opened on an ended run.
@@ -394,10 +422,17 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
         this.update({ error: toRuntrailError(err) });
       }
     }
+    if (this.stopped) return;
+    // Set before the update, which lets go of a caller's signal once the watcher is over.
+    if (!this.options.untilDeleted) this.stopped = true;
     this.update({ run: run ? withShown(run, this.held ?? this.fold) : null, connection: 'ended', reason: 'run_ended', observers: null });
     for (const it of this.iterators) it.end(null);
     this.iterators.clear();
-    this.resolveDone(this.state);
+    if (this.stopped) this.resolveDone(this.state);
+  }
+
+  protected override isOver(): boolean {
+    return this.stopped;
   }
 
   protected giveUp(error: RuntrailError): void {
@@ -405,6 +440,8 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
   }
 
   private stop(error: RuntrailError | null, reason: ConnectionReason): void {
+    if (this.stopped) return;
+    this.stopped = true;
     this.finished = true;
     this.aborter.abort();
     this.update({ connection: 'ended', reason, observers: null, ...(error ? { error } : {}) });

@@ -116,6 +116,11 @@ export abstract class Watcher<S extends WatcherConnection, M> {
     this.update(fields as Partial<S>);
   }
 
+  /** Whether the watcher is done for good (a watcher may show `ended` and still listen: RunWatch's untilDeleted). */
+  protected isOver(): boolean {
+    return this.state.connection === 'ended';
+  }
+
   /** The server answered: lastHeardAt is now. */
   protected heard(): void {
     this.update({ lastHeardAt: this.settings.reconnect.clock.now() } as Partial<S>);
@@ -130,7 +135,7 @@ export abstract class Watcher<S extends WatcherConnection, M> {
   protected update(patch: Partial<S>): void {
     this.state = { ...this.state, ...patch, ...(patch.error ? { error: withTokenHint(patch.error, this.settings.token, this.tokenHint()) } : {}) };
     // Ended: a signal shared by many watchers, or the app's own, keeps no listener of this one.
-    if (this.state.connection === 'ended' && this.unlisten) {
+    if (this.isOver() && this.unlisten) {
       this.unlisten();
       this.unlisten = null;
     }

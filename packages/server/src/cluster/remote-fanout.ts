@@ -126,7 +126,10 @@ export class RemoteFanout implements AppendFeed {
     this.remember(runId, Infinity);
     // Too big for a notification: lists refetch rather than keep a deleted run.
     if (run) this.hub.publishRun('deleted', run, 'remote');
-    else this.hub.remoteRunChangesLost();
+    else {
+      this.hub.publishDeleted(runId);
+      this.hub.remoteRunChangesLost();
+    }
   }
 
   /** Notifications may have been lost while disconnected: re-read every watched run from what was published, lists refetch. */
@@ -135,6 +138,15 @@ export class RemoteFanout implements AppendFeed {
     this.tokens.forgetAll();
     this.hub.remoteRunChangesLost();
     this.hub.remoteStopsLost();
+    // A deletion missed meanwhile would leave its watchers waiting for ever: look each run up.
+    for (const runId of this.hub.deletionWatchedRuns()) {
+      this.store.getRun(runId).then(
+        (run) => {
+          if (run === null) this.hub.publishDeleted(runId);
+        },
+        (err: unknown) => this.log.warn({ err, runId }, 'checking for a deletion after reconnect failed; the next reconnect retries'),
+      );
+    }
     for (const runId of this.hub.watchedRuns()) {
       this.store.getRun(runId).then(
         (run) => {

@@ -2,6 +2,7 @@ import {
   RuntrailError,
   isTerminalStatus,
   isTerminalType,
+  runDeleted,
   terminalStatusOf,
   type Run,
   type StreamEnd,
@@ -52,6 +53,11 @@ export interface SubscriptionSink {
    * (see ObserverCounts).
    */
   readonly observers?: ((count: number) => void) | undefined;
+  /**
+   * Stay after `end`, until the run is deleted (then `fail` with runDeleted)
+   * or the subscription is closed: the subscriber asked for `untilDeleted`.
+   */
+  readonly untilDeleted?: boolean;
   /** Sent once, right after the frame with the terminal event. */
   end(end: StreamEnd): void;
   /** The subscription cannot go on (e.g. the store failed); it is already closed. */
@@ -132,6 +138,9 @@ export class RunSubscription {
   readonly sink: SubscriptionSink;
   private unsubscribeHub: (() => void) | null = null;
   private unfollowCount: (() => void) | null = null;
+  private unwatchDeletion: (() => void) | null = null;
+  /** Ended (`end` sent) and waiting only for the run's deletion (untilDeleted). */
+  private awaitingDeletion = false;
   private pumping = false;
   /** The store must be read again before resting (a pump was asked for while one ran, or too much was held). */
   private again = false;
@@ -162,18 +171,23 @@ export class RunSubscription {
   }
 
   get closed(): boolean {
-    return this.done;
+    return this.done && !this.awaitingDeletion;
   }
 
   /** Attach to the hub, then send the backlog. The caller checked that the run exists. */
   start(): void {
     if (this.done) return;
+    // Before the first read too: a deletion after it is heard here, one before it is found by the read (endIfTerminal).
+    this.unwatchDeletion = this.context.hub.onDeleted(this.runId, this.onDeleted);
     this.unsubscribeHub = this.context.hub.watch(this.runId, this.onHub);
     if (this.sink.observers) this.unfollowCount = this.context.observerCounts.follow(this.runId, this.sink.outlet, this.sink.observers);
     void this.pump();
   }
 
   close(): void {
+    this.awaitingDeletion = false;
+    this.unwatchDeletion?.();
+    this.unwatchDeletion = null;
     if (this.done) return;
     this.done = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
@@ -182,6 +196,23 @@ export class RunSubscription {
     this.unsubscribeHub = null;
     this.unfollowCount?.();
     this.unfollowCount = null;
+  }
+
+  private readonly onDeleted = (): void => {
+    if (this.closed) return;
+    this.close();
+    this.sink.fail(runDeleted(this.runId));
+  };
+
+  /** The terminal event was sent (or the subscriber was already past it): say `end`, then go, or wait for the deletion. */
+  private ended(end: StreamEnd): void {
+    this.close();
+    if (this.sink.untilDeleted) {
+      // close() let go of the deletion listener too: take it again, now alone.
+      this.awaitingDeletion = true;
+      this.unwatchDeletion = this.context.hub.onDeleted(this.runId, this.onDeleted);
+    }
+    this.sink.end(end);
   }
 
   private readonly onHub = (events: EventText[], publishedAt: number): void => {
@@ -223,10 +254,7 @@ export class RunSubscription {
     const last = events[sent - 1]!;
     this.lastSent = last.seq;
     if (sent < events.length) return false;
-    if (isTerminalType(last.type)) {
-      this.close();
-      sink.end({ runId: this.runId, status: terminalStatusOf(last.type), seq: last.seq });
-    }
+    if (isTerminalType(last.type)) this.ended({ runId: this.runId, status: terminalStatusOf(last.type), seq: last.seq });
     return true;
   }
 
@@ -318,10 +346,7 @@ export class RunSubscription {
     if (sink.outlet.blocked || sink.outlet.closed) return false;
     sink.joined!(page);
     this.lastSent = page.last;
-    if (isTerminalType(page.lastType)) {
-      this.close();
-      sink.end({ runId: this.runId, status: terminalStatusOf(page.lastType), seq: page.last });
-    }
+    if (isTerminalType(page.lastType)) this.ended({ runId: this.runId, status: terminalStatusOf(page.lastType), seq: page.last });
     return true;
   }
 
@@ -347,12 +372,17 @@ export class RunSubscription {
     this.heldBytes = 0;
   }
 
-  /** End the subscription if the run has ended and everything up to its end is behind lastSent. */
+  /** End the subscription if the run has ended and everything up to its end is behind lastSent, or it is gone. */
   private async endIfTerminal(): Promise<boolean> {
     const run = await this.context.store.getRun(this.runId);
-    if (this.done || !run || !isTerminalStatus(run.status) || run.seq > this.lastSent) return false;
-    this.close();
-    this.sink.end({ runId: this.runId, status: run.status, seq: run.seq });
+    if (this.done) return false;
+    if (run === null) {
+      // Deleted since the subscriber was let in (its log read back empty): said as a deletion heard live is.
+      this.onDeleted();
+      return true;
+    }
+    if (!isTerminalStatus(run.status) || run.seq > this.lastSent) return false;
+    this.ended({ runId: this.runId, status: run.status, seq: run.seq });
     return true;
   }
 

@@ -66,7 +66,7 @@ export class SseConnection implements StreamConnection {
     private readonly res: ServerResponse,
     private readonly runId: string,
     after: number,
-    { observers, compact }: { observers: boolean; compact: boolean },
+    { observers, compact, untilDeleted }: { observers: boolean; compact: boolean; untilDeleted: boolean },
     private readonly deps: StreamDeps,
     private readonly admission: Admission,
     private readonly onClosed: (conn: SseConnection) => void,
@@ -82,10 +82,12 @@ export class SseConnection implements StreamConnection {
     this.outlet.send(`retry: ${SSE_RETRY_MS}\n\n`);
     this.sub = new RunSubscription(subscriptionContext(deps, 'sse'), runId, after, {
       outlet: this.outlet,
+      untilDeleted,
       events: (events) => sendFrames(this.outlet, sseEventChunks(events, SSE_EVENTS.event, compact ? runId : undefined)),
       end: (end) => {
         this.outlet.send(`event: ${SSE_EVENTS.end}\ndata: ${JSON.stringify(end)}\n\n`);
-        this.finish();
+        // Open, with keepalives, until the run is deleted (then `fail`) or the client goes.
+        if (!untilDeleted) this.finish();
       },
       fail: (err) => {
         this.sendError(err.code, err.message);

@@ -80,7 +80,7 @@ export class StreamServer {
       // allowed origin): they go on the raw response, which the stream writes its head with.
       for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(name, value);
       reply.hijack();
-      this.add(new SseConnection(reply.raw, runId, after, { observers: query.observers === 'true', compact: query.compact === 'true' }, deps, admission, onClosed));
+      this.add(new SseConnection(reply.raw, runId, after, { observers: query.observers === 'true', compact: query.compact === 'true', untilDeleted: query.untilDeleted === 'true' }, deps, admission, onClosed));
       return undefined;
     });
 

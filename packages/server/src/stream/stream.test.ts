@@ -21,7 +21,15 @@ async function wsClient(s: TestServer): Promise<RawWsClient> {
 /** A raw SSE reader over fetch that records events and the end. */
 function sseClient(url: string, headers: Record<string, string> = {}) {
   const controller = new AbortController();
-  const state = { events: [] as RunEvent[], ended: null as null | { status: string; seq: number }, observers: [] as number[], status: 0, closed: false, body: '' };
+  const state = {
+    events: [] as RunEvent[],
+    ended: null as null | { status: string; seq: number },
+    observers: [] as number[],
+    errors: [] as Array<{ code: string; message: string }>,
+    status: 0,
+    closed: false,
+    body: '',
+  };
   const done = (async () => {
     const res = await fetch(url, { headers, signal: controller.signal });
     state.status = res.status;
@@ -36,6 +44,7 @@ function sseClient(url: string, headers: Record<string, string> = {}) {
         if (r.event === 'run-event') state.events.push(JSON.parse(r.data) as RunEvent);
         else if (r.event === 'end') state.ended = JSON.parse(r.data) as { status: string; seq: number };
         else if (r.event === 'observers') state.observers.push((JSON.parse(r.data) as { count: number }).count);
+        else if (r.event === 'error') state.errors.push(JSON.parse(r.data) as { code: string; message: string });
       }
     }
     state.closed = true;
@@ -367,6 +376,45 @@ describe('terminal', () => {
       expect(sse.state.events).toEqual([]);
       expect(sse.state.ended).toEqual({ runId: run.id, status: 'succeeded', seq: 4 });
     }
+  });
+});
+
+describe('a run deleted while watched', () => {
+  test('WS and SSE watchers that asked for untilDeleted stay after end and are told run_not_found "was deleted" when it goes; plain ones ended at end', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'doomed' });
+    await s.runs.appendEvents(run.id, progressEvents(3));
+    const c = await wsClient(s);
+    c.send({ op: 'subscribe', runId: run.id, after: 0, untilDeleted: true });
+    const plain = await wsClient(s);
+    plain.send({ op: 'subscribe', runId: run.id, after: 0 });
+    const sse = sseClient(sseUrl(s, run.id, 0, 'untilDeleted=true'));
+    await waitFor(() => c.seqs(run.id).length === 3 && sse.state.events.length === 3 && plain.seqs(run.id).length === 3, { what: 'backlog' });
+    await s.runs.finish(run.id, { status: 'succeeded' });
+    await waitFor(() => c.ended.has(run.id) && sse.state.ended !== null && plain.ended.has(run.id), { what: 'end' });
+    // Still following: the run is shown as it ended, and its page must hear if it goes.
+    expect(sse.state.closed).toBe(false);
+
+    await s.runs.delete(run.id);
+    await waitFor(() => c.messages.at(-1)?.type === 'error' && sse.state.closed, { what: 'the deletion on WS and SSE' });
+    expect(c.messages.at(-1)).toEqual({ type: 'error', runId: run.id, code: 'run_not_found', message: `run ${run.id} was deleted` });
+    expect(sse.state.errors).toEqual([{ code: 'run_not_found', message: `run ${run.id} was deleted` }]);
+    // A plain subscription was over at its end: nothing more for it.
+    expect(plain.messages.at(-1)).toEqual({ type: 'end', runId: run.id, status: 'succeeded', seq: 4 });
+  });
+
+  test('an untilDeleted subscription made after the end gets end at once, and then the deletion', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'ended, then deleted' });
+    await s.runs.finish(run.id, { status: 'cancelled' });
+    const c = await wsClient(s);
+    c.send({ op: 'subscribe', runId: run.id, after: 1, untilDeleted: true });
+    const sse = sseClient(sseUrl(s, run.id, 1, 'untilDeleted=true'));
+    await waitFor(() => c.ended.has(run.id) && sse.state.ended !== null, { what: 'end at once' });
+    await s.runs.delete(run.id);
+    await waitFor(() => c.messages.at(-1)?.type === 'error' && sse.state.closed, { what: 'the deletion' });
+    expect(c.messages.at(-1)).toMatchObject({ code: 'run_not_found', message: `run ${run.id} was deleted` });
+    expect(sse.state.errors).toEqual([{ code: 'run_not_found', message: `run ${run.id} was deleted` }]);
   });
 });
 

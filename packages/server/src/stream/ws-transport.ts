@@ -269,7 +269,7 @@ export class WsConnection implements StreamConnection {
     const msg = result.data;
     switch (msg.op) {
       case 'subscribe':
-        void this.subscribe(msg.runId, msg.after, msg.compact, msg.observers);
+        void this.subscribe(msg.runId, msg.after, msg.compact, msg.observers, msg.untilDeleted === true);
         return;
       case 'unsubscribe':
         this.subs.get(msg.runId)?.close();
@@ -324,7 +324,7 @@ export class WsConnection implements StreamConnection {
     this.runsSub = new RunsSubscription(this.deps.hub, filter, labels, this.outlet, (m) => this.send(m));
   }
 
-  private async subscribe(runId: string, after: number, compact: boolean, observers: boolean): Promise<void> {
+  private async subscribe(runId: string, after: number, compact: boolean, observers: boolean, untilDeleted: boolean): Promise<void> {
     this.subs.get(runId)?.close();
     this.subs.delete(runId);
     const max = this.deps.limits.maxSubscriptionsPerConnection;
@@ -337,7 +337,7 @@ export class WsConnection implements StreamConnection {
       });
       return;
     }
-    const sub = new RunSubscription(subscriptionContext(this.deps, 'ws'), runId, after, new WsRunSink(this, runId, compact, observers));
+    const sub = new RunSubscription(subscriptionContext(this.deps, 'ws'), runId, after, new WsRunSink(this, runId, compact, observers, untilDeleted));
     this.subs.set(runId, sub);
     let run;
     try {
@@ -388,6 +388,7 @@ class WsRunSink implements SubscriptionSink {
     private readonly runId: string,
     readonly compact: boolean,
     observers: boolean,
+    readonly untilDeleted: boolean,
   ) {
     // A closure only for the subscriptions that asked for the count.
     this.observers = observers ? (count) => conn.send({ type: 'observers', runId, count }) : undefined;
@@ -406,7 +407,8 @@ class WsRunSink implements SubscriptionSink {
   }
 
   end(end: StreamEnd): void {
-    this.conn.subscriptionOver(this.runId, this);
+    // Kept (and counted) until the run's deletion or an unsubscribe.
+    if (!this.untilDeleted) this.conn.subscriptionOver(this.runId, this);
     this.conn.send({ type: 'end', ...end });
   }
 

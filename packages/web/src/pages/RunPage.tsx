@@ -36,7 +36,8 @@ const CANCEL_EVENTS: ReadonlySet<string> = new Set(['run.cancel_requested']);
  */
 export function RunPage({ id }: { id: string }) {
   // "N watching": pushed by the server on the page's stream while it is live (null otherwise), never polled.
-  const { run, snapshot, events, connection, error, observers, lastHeardAt } = useRun(id, { throttleMs: LIVE_RENDER_MS, observers: true });
+  // untilDeleted: an ended run deleted by someone else (another tab, `runtrail delete`) while this page shows it says so.
+  const { run, snapshot, events, connection, reason, error, observers, lastHeardAt } = useRun(id, { throttleMs: LIVE_RENDER_MS, observers: true, untilDeleted: true });
   const live = run !== null && !isTerminalStatus(run.status) && !snapshot.terminal;
   // Frozen while the server is away: the page knows nothing newer than when it last heard it. The page
   // passes the clock down without reading it: a tick renders the times on it, not the page.
@@ -57,9 +58,28 @@ export function RunPage({ id }: { id: string }) {
   const shownStatus = snapshot.terminal?.status ?? run?.status;
   // A link to a deleted run (or a mistyped one) is a page of its own: its tab and heading say so.
   const missing = !run && error instanceof RuntrailError && error.code === 'run_not_found';
+  // Deleted while shown: what the page still holds is of a run that is gone, so none of it is shown.
+  const deleted = reason === 'deleted';
   // The status first: a tab shows the first twenty-odd characters, and a longer name hid whether the run ended.
-  useDocumentTitle(run ? `${shownStatus} · ${visibleText(run.name)} · runtrail` : missing ? 'Run not found · runtrail' : `run ${id} · runtrail`);
+  useDocumentTitle(
+    deleted ? 'Run deleted · runtrail' : run ? `${shownStatus} · ${visibleText(run.name)} · runtrail` : missing ? 'Run not found · runtrail' : `run ${id} · runtrail`,
+  );
   useRestoredScroll();
+
+  if (deleted) {
+    return (
+      <main className="page" tabIndex={-1}>
+        <p>
+          <Link href={listLocation()}>← All runs</Link>
+        </p>
+        <h1>Run deleted</h1>
+        <p role="alert">
+          Run <span className="mono">{visibleText(run ? `${run.name} (${id})` : id)}</span> was deleted while this page showed it.{' '}
+          <Link href={listLocation()}>Back to all runs</Link>
+        </p>
+      </main>
+    );
+  }
 
   if (!run || !headerRun) {
     return (
