@@ -20,9 +20,11 @@ import { RuntrailError } from '@runtrail/protocol';
  * (the dashboard paging, `runtrail export`, an SDK catching up: one page
  * at a time per run), tens of full pages short of the default; it never
  * meets this. An address holding nothing always gets its answer, however
- * large, so no answer is refused for ever. Streamed answers (artifact
- * downloads, exports, SSE) are read from their source as the socket takes
- * them, so they hold little and are not counted.
+ * large, so no answer is refused for ever. Streamed answers are not
+ * counted: artifact downloads and SSE are read from their source in small
+ * chunks as the socket takes them. An export is streamed too, but writes
+ * each events file of its archive (up to 16 MiB) as one chunk, which a
+ * client that never reads leaves queued: not bounded here yet.
  */
 export function limitUnreadAnswers(
   http: FastifyInstance,
