@@ -21,7 +21,7 @@ import { registerStatic } from './http/static.js';
 import { Reaper } from './leases/reaper.js';
 import { registerOutputLogRoute } from './runs/output-log.js';
 import { RunService } from './runs/run-service.js';
-import { BrowserGuard, RateLimiter, SECURITY_HEADERS, TokenService, clientKey, installAuth, limitConnectionsPerAddress, limitRequestBodies, plainAddress, registerTokenRoutes, servePipelinedInTurn } from './security/index.js';
+import { BrowserGuard, RateLimiter, SECURITY_HEADERS, TokenService, clientKey, installAuth, limitConnectionsPerAddress, limitRequestBodies, limitUnreadAnswers, plainAddress, registerTokenRoutes, servePipelinedInTurn } from './security/index.js';
 import { StreamServer } from './stream/index.js';
 
 /** The version of @runtrail/server (in the OpenAPI document). */
@@ -132,6 +132,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   limitConnectionsPerAddress(http, { max: config.maxHttpConnectionsPerIp, trustedProxies, log: http.log });
   servePipelinedInTurn(http);
   limitRequestBodies(http, { maxBytesPerAddress: config.maxBodyBytesPerIp, timeoutMs: config.requestBodyTimeoutMs, clientKey: keyOf });
+  limitUnreadAnswers(http, { maxBytesPerAddress: config.maxUnreadAnswerBytesPerIp, clientKey: keyOf });
   const now = deps.now ?? Date.now;
   const hub = new Hub((err) => http.log.error({ err }, 'a stream watcher failed during a hub flush'));
   const metrics = deps.metrics ?? new ServerMetrics();

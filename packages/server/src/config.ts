@@ -244,6 +244,10 @@ const declared = {
     int(1024).default(64 * 1024 * 1024),
     'bytes of JSON request bodies one client address may have on their way in at once (each is held in memory until whole); a body past it gets 429; artifact uploads stream to disk and are not counted; at least bodyLimitBytes',
   ),
+  maxUnreadAnswerBytesPerIp: value(
+    int(1024).default(256 * 1024 * 1024),
+    'bytes of answers built in memory (pages of events, lists of runs) one client address may have not yet read at once (each is queued on its connection until the client reads it, or until connectionIdleTimeoutMs); an answer past it is dropped and answered 429 with Retry-After naming the setting, unless the address holds none; streamed answers (artifact downloads, exports, SSE) are not counted; at least readPageBytes',
+  ),
   trustedProxies: ipList(
     "addresses (IP literals) of reverse proxies in front of the server: a connection from one is counted under the client its X-Forwarded-For names (the per-address limits), not under the proxy's",
   ),
@@ -358,6 +362,12 @@ export const ServerConfig = z
   .refine((config) => config.maxBodyBytesPerIp >= config.bodyLimitBytes, {
     path: ['maxBodyBytesPerIp'],
     error: 'must be at least bodyLimitBytes (one largest request must fit)',
+  })
+  // Below one page, a reader asking for the next page while its last is still in transit (an SDK catching up,
+  // the dashboard paging) would be refused each time.
+  .refine((config) => config.maxUnreadAnswerBytesPerIp >= config.readPageBytes, {
+    path: ['maxUnreadAnswerBytesPerIp'],
+    error: 'must be at least readPageBytes (one full page of events must fit)',
   });
 export type ServerConfig = z.infer<typeof ServerConfig>;
 export type ServerConfigInput = z.input<typeof ServerConfig>;

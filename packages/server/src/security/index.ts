@@ -7,3 +7,4 @@ export { ConnectionCounter, RateLimiter, checkEventData, countedAgainst, checkRu
 export { addressKey, clientAddress, clientKey, limitConnectionsPerAddress, plainAddress } from './client-address.js';
 export { atLeastRate, limitRequestBodies } from './body-budget.js';
 export { servePipelinedInTurn } from './pipelining.js';
+export { limitUnreadAnswers } from './answer-budget.js';

@@ -377,6 +377,56 @@ describe('limits', () => {
     expect(pagesBuilt).toBe(requests);
   });
 
+  it('answers one client address has not read past maxUnreadAnswerBytesPerIp: 429 naming the setting, with Retry-After; let go once read or their connection closes', async () => {
+    const MiB = 1024 * 1024;
+    const { server: s } = await limitedServer({ maxUnreadAnswerBytesPerIp: 20 * MiB });
+    const run = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'unread' } })).body;
+    // A page of about 8 MiB (readPageBytes), more than loopback's socket buffers take from a client that does not read.
+    for (let i = 0; i < 8; i++) await s.runs.appendEvents(run.id, [{ type: 'x.big', data: { i, text: 'x'.repeat(1000 * 1024) } }]);
+    const pagePath = `/api/v1/runs/${run.id}/events?after=0`;
+    const serverSockets = new Set<Socket>();
+    s.http.server.on('connection', (socket: Socket) => serverSockets.add(socket));
+    const queuedOnSockets = () => [...serverSockets].reduce((sum, socket) => sum + (socket.destroyed ? 0 : socket.writableLength), 0);
+    // Asks for the page and reads only its first chunk: the status line.
+    const neverReads = async () => {
+      const socket = createConnection({ host: '127.0.0.1', port: Number(new URL(s.url).port) });
+      cleanups.push(() => socket.destroy());
+      const head = await new Promise<string>((resolve, reject) => {
+        socket.once('data', (chunk: Buffer) => {
+          socket.pause();
+          resolve(chunk.toString('latin1'));
+        });
+        socket.once('error', reject);
+        socket.write(`GET ${pagePath} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+      });
+      return { socket, status: Number(head.slice(9, 12)), head };
+    };
+    const stalled = [];
+    for (let i = 0; i < 5; i++) stalled.push(await neverReads());
+    // Two pages fit the budget; before, all five (and one per connection, thousands) were held until the idle timeout.
+    expect(stalled.map((c) => c.status)).toEqual([200, 200, 429, 429, 429]);
+    expect(stalled[2]!.head).toContain('maxUnreadAnswerBytesPerIp');
+    expect(stalled[2]!.head).toMatch(/\r\nretry-after: 1\r\n/i);
+    expect(queuedOnSockets()).toBeGreaterThan(8 * MiB);
+    expect(queuedOnSockets()).toBeLessThanOrEqual(20 * MiB);
+    // Another client of the same address is refused too, with the error body the SDKs read.
+    const refused = await call(s, 'GET', pagePath);
+    expect(refused.status).toBe(429);
+    expect(refused.body.error.code).toBe('rate_limited');
+    expect(refused.body.error.message).toContain('maxUnreadAnswerBytesPerIp');
+    // A client that reads its page lets it go: there is room for one more again.
+    stalled[0]!.socket.resume();
+    await waitFor(() => queuedOnSockets() <= 9 * MiB, { what: 'the page read', timeoutMs: 30_000 });
+    const page = await call(s, 'GET', pagePath);
+    expect(page.status).toBe(200);
+    expect(page.body.events).toHaveLength(8);
+    // A connection closed with its page unread lets it go too.
+    stalled[1]!.socket.destroy();
+    await waitFor(() => queuedOnSockets() === 0, { what: 'the closed connection let go' });
+    const again = [await neverReads(), await neverReads(), await neverReads()];
+    expect(again.map((c) => c.status)).toEqual([200, 200, 429]);
+  });
+
   it('an IPv6 client is counted by its /64: over real sockets on ::1, its connections, streams and body bytes are one budget however many addresses it rotates through', async () => {
     // The server's own ::1 connections: counted under ::/64, the key of ::1's /64.
     const { server: s } = await limitedServer({ maxHttpConnectionsPerIp: 2 }, '::1');
@@ -618,6 +668,11 @@ describe('limits', () => {
       cursor = page.nextCursor;
     }
     expect(seen).toEqual([...created].reverse());
+  });
+
+  it('maxUnreadAnswerBytesPerIp below readPageBytes is refused at start, naming both: a reader asking for the next page while its last is in transit would be refused each time', () => {
+    expect(() => loadConfig({ maxUnreadAnswerBytesPerIp: 4096, readPageBytes: 8192 }, {})).toThrow(/maxUnreadAnswerBytesPerIp .*at least readPageBytes/);
+    expect(loadConfig({ maxUnreadAnswerBytesPerIp: 8192, readPageBytes: 8192 }, {}).maxUnreadAnswerBytesPerIp).toBe(8192);
   });
 
   it('maxBodyBytesPerIp below bodyLimitBytes is refused at start, naming both: the largest request would be refused for ever', () => {

@@ -1,0 +1,63 @@
+import type { IncomingMessage } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import { RuntrailError } from '@runtrail/protocol';
+
+/**
+ * Bound the bytes of answers one client address has not yet taken. An
+ * answer built in memory (a page of events, a list of runs, the OpenAPI
+ * document) is queued on its socket until the client reads it, and a
+ * client that never reads held it there until the idle timeout: 200
+ * keep-alive connections, each asking for a page of events (8 MiB) and
+ * reading none, made the server hold 1.6 GiB (4,096 connections, 32 GiB).
+ * An answer is counted when it is handed to its socket and let go when its
+ * socket has flushed it to the kernel, or closed.
+ *
+ * An answer that would pass the budget is dropped and answered 429 with
+ * Retry-After naming the setting (the SDKs retry it), not kept waiting:
+ * waiting would hold the very bytes the budget bounds. A request that comes
+ * while its address already holds the budget is refused before its answer
+ * is built. A client that reads its answers holds only what is in transit
+ * (the dashboard paging, `runtrail export`, an SDK catching up: one page
+ * at a time per run), tens of full pages short of the default; it never
+ * meets this. An address holding nothing always gets its answer, however
+ * large, so no answer is refused for ever. Streamed answers are not
+ * counted: artifact downloads and SSE are read from their source in small
+ * chunks as the socket takes them. An export is streamed too, but writes
+ * each events file of its archive (up to 16 MiB) as one chunk, which a
+ * client that never reads leaves queued: not bounded here yet.
+ */
+export function limitUnreadAnswers(
+  http: FastifyInstance,
+  options: { maxBytesPerAddress: number; clientKey: (request: IncomingMessage) => string },
+): void {
+  const max = options.maxBytesPerAddress;
+  const held = new Map<string, number>();
+  const refusal = (address: string): RuntrailError =>
+    new RuntrailError(
+      'rate_limited',
+      `client address ${address} has more than ${max} bytes of answers it has not read yet (maxUnreadAnswerBytesPerIp on the server); read the answers you asked for before asking for more`,
+      { retryAfterMs: 1000, limit: max },
+    );
+  // Callback hooks, not async ones: they run on every request.
+  http.addHook('onRequest', (request, _reply, done) => {
+    const address = options.clientKey(request.raw);
+    if ((held.get(address) ?? 0) >= max) return done(refusal(address));
+    done();
+  });
+  http.addHook('onSend', (request, reply, payload, done) => {
+    const bytes = typeof payload === 'string' ? Buffer.byteLength(payload) : Buffer.isBuffer(payload) ? payload.length : 0;
+    if (bytes === 0) return done(null, payload);
+    const address = options.clientKey(request.raw);
+    const now = held.get(address) ?? 0;
+    // The refusal's own small answer comes back through here: it is always let through.
+    if (now > 0 && now + bytes > max && reply.statusCode !== 429) return done(refusal(address));
+    held.set(address, now + bytes);
+    // 'close' comes once the answer is flushed (its 'finish') or its connection is gone.
+    reply.raw.once('close', () => {
+      const left = (held.get(address) ?? 0) - bytes;
+      if (left <= 0) held.delete(address);
+      else held.set(address, left);
+    });
+    done(null, payload);
+  });
+}
