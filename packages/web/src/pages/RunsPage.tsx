@@ -8,8 +8,9 @@ import { LiveHandlers } from '../components/QueuedWhy.js';
 import { useLiveHandlers } from '../use-live-handlers.js';
 import { ClockContext, useServerClock } from '../use-now.js';
 import { useDocumentTitle } from './run/use-document-title.js';
-import { useRunsPage } from '../use-runs-page.js';
+import { PAGE_SIZE, useRunCounts, useRunsPage } from '../use-runs-page.js';
 import { MAX_KEPT_CURSORS, knowsNewer, newerPage, olderPage, pagesFromQuery, writePages, type ListPages } from './runs/list-pages.js';
+import { countOf } from '../format.js';
 import { RunsTable } from './runs/RunsTable.js';
 import { TRY_AGAIN, problemText } from '../problem-text.js';
 import {
@@ -114,7 +115,11 @@ function RunsList() {
     const { topLevel: _nested, ...rest } = server;
     return rest;
   }, [server]);
-  const { runs, connection, error, hasOlder, olderCursor, lastHeardAt } = useRunsPage(server, cursor);
+  const { runs, connection, error, hasOlder: mayHaveOlder, olderCursor, lastHeardAt } = useRunsPage(server, cursor);
+  // How many runs the pages list (top-level ones when children nest under them), re-read when this page's runs change.
+  const listed = useRunCounts(server, runs.map((r) => r.id).join(','));
+  // A full newest page may be all there is: the count says whether an older page has anything.
+  const hasOlder = mayHaveOlder && !(at.page === 1 && listed !== null && listed.total <= PAGE_SIZE);
   const [pageError, setPageError] = useState<unknown>(null);
   const older = () => {
     setPageError(null);
@@ -227,7 +232,8 @@ function RunsList() {
         </ClockContext>
       </LiveHandlers.Provider>
 
-      {
+      {/* One page (or none) has nothing to page through; the totals above say how many runs there are. */}
+      {(at.page > 1 || hasOlder) && (
         <nav className="pager" aria-label="pages of runs">
           {knowsNewer(at) ? (
             <button type="button" disabled={at.page === 1} onClick={() => toPage(newerPage(at))} aria-label="Newer runs">
@@ -244,11 +250,16 @@ function RunsList() {
             </button>
           )}
           <span className="muted">page {at.page}</span>
+          {listed !== null && (
+            <span className="muted" data-testid="pager-count">
+              {countOf(listed.total, nest ? (isFiltered(applied) ? 'matching top-level run' : 'top-level run') : 'matching run')}
+            </span>
+          )}
           <button type="button" disabled={!hasOlder} onClick={older} aria-label="Older runs">
             Older →
           </button>
         </nav>
-      }
+      )}
     </main>
   );
 }

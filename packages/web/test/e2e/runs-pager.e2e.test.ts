@@ -5,7 +5,8 @@ import { browserScene, postJson, textNow, waitUntil } from './harness.js';
 /**
  * The runs list's pager as a reader meets it: paged far back, its URL
  * stays short enough to reload (one cursor a page once made a URL over the
- * server's 16 KiB header limit: a 431).
+ * server's 16 KiB header limit: a 431), and it says how many runs there are
+ * and shows only when there is more than one page.
  */
 describe('the pager of the runs list in a real browser', () => {
   const scene = browserScene({ prefix: 'runtrail-web-pager-', node: 'e2e-pager' });
@@ -64,4 +65,23 @@ describe('the pager of the runs list in a real browser', () => {
     await waitUntil(() => onPage(page, 4), { what: 'page 4 by Back' });
     await page.close();
   }, 120_000);
+
+  it('says how many runs match beside the page number, and shows no pager for one page or none', async () => {
+    const url = scene.server.url;
+    const page = await scene.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${url}/?q=deep`);
+    await waitUntil(async () => (await textNow(page.getByTestId('pager-count'))) === `${deep.length} matching runs`, { what: 'the count in the pager' });
+
+    // One page: the list and its totals, no pager.
+    await postJson(url, '/runs', { name: 'lonely', leaseTtlMs: 600_000 });
+    await page.getByLabel('search run names').fill('lonely');
+    await waitUntil(async () => (await shownIds(page)).length === 1 && (await textNow(page.getByTestId('totals')))?.startsWith('1 run matches'), { what: 'the one lonely run' });
+    expect(await pager(page).count()).toBe(0);
+
+    // Nothing matches: "No runs match", and no pager with both buttons disabled under it.
+    await page.getByLabel('search run names').fill('nothing-is-called-this');
+    await page.getByText('No runs match these filters.').first().waitFor();
+    expect(await pager(page).count()).toBe(0);
+    await page.close();
+  });
 });
