@@ -84,4 +84,13 @@ describe('the pager of the runs list in a real browser', () => {
     expect(await pager(page).count()).toBe(0);
     await page.close();
   });
+
+  it('opens a run link with broken percent-encoding as the dashboard, which says there is no such run', async () => {
+    const page = await scene.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    // Before: the server's raw JSON 400, no dashboard.
+    await page.goto(`${scene.server.url}/runs/%E0%A4%A`);
+    await page.getByRole('heading', { name: 'Run not found' }).waitFor();
+    expect(await page.getByRole('alert').textContent()).toContain('Run %E0%A4%A does not exist');
+    await page.close();
+  });
 });
