@@ -17,7 +17,7 @@ import { createLogger, deferredRequestLogger, logRunIds, logRunLifecycle } from 
 import { ServerMetrics, registerMetrics } from './http/metrics.js';
 import { serve } from './http/route-table.js';
 import { registerRunRoutes } from './http/runs-routes.js';
-import { registerStatic } from './http/static.js';
+import { registerStatic, repairedDashboardUrl } from './http/static.js';
 import { Reaper } from './leases/reaper.js';
 import { registerOutputLogRoute } from './runs/output-log.js';
 import { RunService } from './runs/run-service.js';
@@ -121,7 +121,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     clientErrorHandler,
     // Errors Fastify raises before routing (a malformed URL) get our error body too, and the
     // headers every answer carries (no hook runs for them: they echo the URL, so nosniff matters).
-    frameworkErrors: (err, _request, reply) => {
+    frameworkErrors: (err, request, reply) => {
+      // A mangled link to a dashboard page gets the dashboard (which says it is no run), not raw JSON.
+      const repaired = err.code === 'FST_ERR_BAD_URL' ? repairedDashboardUrl(request.raw.url ?? '') : null;
+      if (repaired !== null) return void (reply as FastifyReply).headers(SECURITY_HEADERS).redirect(repaired);
       const mapped = toRuntrailError(err);
       void (reply as FastifyReply).headers(SECURITY_HEADERS).status(mapped.status).send(mapped.toBody());
     },

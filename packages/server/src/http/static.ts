@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
-import { API_PREFIX, DASHBOARD_RUN_PATH } from '@runtrail/protocol';
+import { API_PREFIX, DASHBOARD_RUN_PATH, matchDashboardRunPath } from '@runtrail/protocol';
 
 /**
  * The dashboard the server serves when `webDir` is not configured: the
@@ -16,6 +16,35 @@ export function shippedWebDir(): string | null {
   } catch (err) {
     // Not installed: an API-only server. registerStatic says so at start-up.
     if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') return null;
+    throw err;
+  }
+}
+
+/**
+ * Where to send a dashboard link whose percent-encoding is broken
+ * (`/runs/%E0%A4%A`, a link cut short or mangled by a chat app), or null
+ * when `url` is not such a link. The router cannot decode such a path and
+ * answers 400 before any route or hook; a reader who pasted it got a page of
+ * raw JSON. Each escape that does not decode is written as the text it is
+ * (`%` as `%25`), so the path the browser is sent to decodes to what was
+ * typed, and the dashboard says there is no such run. API paths (and every
+ * other path that is no dashboard page) keep their JSON 400.
+ */
+export function repairedDashboardUrl(url: string): string | null {
+  const at = url.indexOf('?');
+  const path = at === -1 ? url : url.slice(0, at);
+  const repaired = path.replace(/(?:%[0-9a-fA-F]{2})+|%/g, (escapes) => (decodes(escapes) ? escapes : escapes.replaceAll('%', '%25')));
+  if (repaired === path || matchDashboardRunPath(repaired) === null) return null;
+  return repaired + (at === -1 ? '' : url.slice(at));
+}
+
+function decodes(escapes: string): boolean {
+  try {
+    decodeURIComponent(escapes);
+    return true;
+  } catch (err) {
+    // Not UTF-8 (or a lone `%`): the one thing this asks, so the URIError is the answer, not a failure.
+    if (err instanceof URIError) return false;
     throw err;
   }
 }

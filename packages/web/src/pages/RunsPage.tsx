@@ -8,7 +8,9 @@ import { LiveHandlers } from '../components/QueuedWhy.js';
 import { useLiveHandlers } from '../use-live-handlers.js';
 import { ClockContext, useServerClock } from '../use-now.js';
 import { useDocumentTitle } from './run/use-document-title.js';
-import { useRunsPage } from '../use-runs-page.js';
+import { PAGE_SIZE, useRunCounts, useRunsPage } from '../use-runs-page.js';
+import { MAX_KEPT_CURSORS, knowsNewer, newerPage, olderPage, pagesFromQuery, writePages, type ListPages } from './runs/list-pages.js';
+import { countOf } from '../format.js';
 import { RunsTable } from './runs/RunsTable.js';
 import { TRY_AGAIN, problemText } from '../problem-text.js';
 import {
@@ -26,8 +28,6 @@ import {
 
 /** Typing in the name or label box waits this long for the next key before the list is asked again. */
 const TYPING_MS = 250;
-/** The URL's name for the cursor of an older page (repeated, one per page back from the newest). */
-const CURSOR = 'cursor';
 
 export function RunsPage() {
   const access = useAccess();
@@ -92,17 +92,12 @@ function RunsList() {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [draftKey, appliedKey]);
 
-  // The page is in the URL too: one `cursor` per older page opened from the first (the API pages only
-  // towards older runs, so "Newer" needs the one before), each step a history entry, so Back, a reload
-  // and a shared link show the same page.
+  // The page is in the URL too (see list-pages: this page's cursor and a bounded way back), each step
+  // a history entry, so Back, a reload and a shared link show the same page.
   const search = query.toString();
-  const cursors = query.getAll(CURSOR);
-  const cursor = cursors.at(-1);
-  const toPage = (next: readonly string[]) => {
-    const q = queryFromFilter(filterFromQuery(query));
-    for (const c of next) q.append(CURSOR, c);
-    pushQuery(q);
-  };
+  const at = pagesFromQuery(query);
+  const cursor = at.cursors.at(-1);
+  const toPage = (next: ListPages) => pushQuery(writePages(queryFromFilter(filterFromQuery(query)), next));
   // A run page's "All runs" comes back to this list as it is now.
   useEffect(() => rememberListLocation(search ? `?${search}` : ''), [search]);
   const [starting, setStarting] = useState(false);
@@ -120,13 +115,17 @@ function RunsList() {
     const { topLevel: _nested, ...rest } = server;
     return rest;
   }, [server]);
-  const { runs, connection, error, hasOlder, olderCursor, lastHeardAt } = useRunsPage(server, cursor);
+  const { runs, connection, error, hasOlder: mayHaveOlder, olderCursor, lastHeardAt } = useRunsPage(server, cursor);
+  // How many runs the pages list (top-level ones when children nest under them), re-read when this page's runs change.
+  const listed = useRunCounts(server, runs.map((r) => r.id).join(','));
+  // A full newest page may be all there is: the count says whether an older page has anything.
+  const hasOlder = mayHaveOlder && !(at.page === 1 && listed !== null && listed.total <= PAGE_SIZE);
   const [pageError, setPageError] = useState<unknown>(null);
   const older = () => {
     setPageError(null);
     olderCursor().then(
       // Unless the reader moved on (another filter or page) while the server was asked.
-      (next) => next && new URLSearchParams(window.location.search).toString() === search && toPage([...cursors, next]),
+      (next) => next && new URLSearchParams(window.location.search).toString() === search && toPage(olderPage(at, next)),
       (err: unknown) => setPageError(err),
     );
   };
@@ -144,6 +143,7 @@ function RunsList() {
     apply(NO_FILTER);
   };
   const problem = pageError ?? error;
+  const nest = !narrows(applied);
 
   return (
     <main className="page runs-page" tabIndex={-1}>
@@ -213,7 +213,7 @@ function RunsList() {
         <ClockContext value={clock}>
           <RunsTable
             runs={runs}
-            nest={!narrows(applied)}
+            nest={nest}
             empty={
               connection === 'connecting' && !error
                 ? 'Loading…'
@@ -232,15 +232,34 @@ function RunsList() {
         </ClockContext>
       </LiveHandlers.Provider>
 
-      <nav className="pager" aria-label="pages of runs">
-        <button type="button" disabled={cursors.length === 0} onClick={() => toPage(cursors.slice(0, -1))} aria-label="Newer runs">
-          ← Newer
-        </button>
-        <span className="muted">page {cursors.length + 1}</span>
-        <button type="button" disabled={!hasOlder} onClick={older} aria-label="Older runs">
-          Older →
-        </button>
-      </nav>
+      {/* One page (or none) has nothing to page through; the totals above say how many runs there are. */}
+      {(at.page > 1 || hasOlder) && (
+        <nav className="pager" aria-label="pages of runs">
+          {knowsNewer(at) ? (
+            <button type="button" disabled={at.page === 1} onClick={() => toPage(newerPage(at))} aria-label="Newer runs">
+              ← Newer
+            </button>
+          ) : (
+            <button
+              type="button"
+              onClick={() => toPage(newerPage(at))}
+              aria-label="Newest runs"
+              title={`The list keeps its way back for ${MAX_KEPT_CURSORS} pages; the browser's Back still steps back page by page.`}
+            >
+              ⇤ Newest
+            </button>
+          )}
+          <span className="muted">page {at.page}</span>
+          {listed !== null && (
+            <span className="muted" data-testid="pager-count">
+              {countOf(listed.total, nest ? (isFiltered(applied) ? 'matching top-level run' : 'top-level run') : 'matching run')}
+            </span>
+          )}
+          <button type="button" disabled={!hasOlder} onClick={older} aria-label="Older runs">
+            Older →
+          </button>
+        </nav>
+      )}
     </main>
   );
 }
