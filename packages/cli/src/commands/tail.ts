@@ -16,8 +16,8 @@ export function registerTail(program: Command): void {
     .action(async (id: string, flags: { events?: boolean; giveUpAfter: number; json?: boolean }, cmd: Command) => {
       // A server that does not answer at all (not started, a typo in --server) is said at once, as by
       // every other command: the watcher would retry it for --give-up-after (30 s) under a "reconnecting"
-      // line. --give-up-after is for a server lost while the run is followed.
-      await clientFor(cmd).getRun(id);
+      // line. Given --give-up-after, a script started before its server waits for it that long, as asked.
+      if (cmd.getOptionValueSource('giveUpAfter') === 'default') await clientFor(cmd).getRun(id);
       await followToEnd(cmd, id, flags);
     });
 }
