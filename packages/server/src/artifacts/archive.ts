@@ -26,6 +26,7 @@ import {
 import type { RunBundle, StagedBlob } from '@runtrail/store';
 import type { ArtifactService } from './artifact-service.js';
 import { checkEventData, checkRunData, type PayloadLimits } from '../security/index.js';
+import type { UnreadAnswerBytes } from '../security/answer-budget.js';
 
 /**
  * A run as one tar archive (`GET /runs/:id/export`, `POST /import`):
@@ -45,8 +46,9 @@ import { checkEventData, checkRunData, type PayloadLimits } from '../security/in
  * A single run is still written as version 1, so a server that reads only
  * version 1 imports it; one of those given a family says it is too old.
  *
- * Written as a stream: memory holds one events file or one JSON entry at a
- * time. Read as one too, except that an import holds all of the runs'
+ * Written as a stream, as it is read: memory holds one events file or one
+ * JSON entry at a time (counted in the client's answer budget until handed
+ * to the socket), the socket a piece of it. Read as one too, except that an import holds all of the runs'
  * events until the store writes them in one transaction (bounded by
  * MAX_IMPORT_JSON_BYTES, a single run's as a family's). Never an
  * artifact's content: that is staged to disk.
@@ -139,15 +141,15 @@ export interface ExportedRun {
   records: Artifact[];
 }
 
-export function exportRun(artifacts: ArtifactService, run: Run, events: AsyncIterable<RunEvent[]>, records: Artifact[]): Readable {
+export function exportRun(artifacts: ArtifactService, run: Run, events: AsyncIterable<RunEvent[]>, records: Artifact[], unread?: UnreadAnswerBytes): Readable {
   const { manifest, folder } = layoutOf([{ run }], false);
-  return writeArchive(artifacts, manifest, [{ run, events: () => events, records }], folder);
+  return writeArchive(artifacts, manifest, [{ run, events: () => events, records }], folder, unread);
 }
 
 /** A run and every run under it (`family`, parents before children, the run first) as one version 2 archive. */
-export function exportFamily(artifacts: ArtifactService, family: ExportedRun[]): Readable {
+export function exportFamily(artifacts: ArtifactService, family: ExportedRun[], unread?: UnreadAnswerBytes): Readable {
   const { manifest, folder } = layoutOf(family, true);
-  return writeArchive(artifacts, manifest, family, folder);
+  return writeArchive(artifacts, manifest, family, folder, unread);
 }
 
 /** The manifest of an export and where each run's entries go in it: a single run at the top (version 1), a family's under runs/<id>/ (version 2). */
@@ -196,9 +198,27 @@ export function eventLineBytes(events: RunEvent[]): number {
   return events.reduce((sum, e) => sum + Buffer.byteLength(JSON.stringify(e)) + 1, 0);
 }
 
-function writeArchive(artifacts: ArtifactService, manifest: Manifest, members: ExportedRun[], folder: (id: string) => string): Readable {
+/**
+ * The most of an entry handed to the pack at a time. The pack takes a
+ * piece only when the answer is read (its buffer and the socket's are
+ * small), so a client that never reads leaves one queued, not an events
+ * file: 200 exports that never read held 3.1 GiB on their sockets before.
+ */
+const PIECE_BYTES = 64 * 1024;
+
+function writeArchive(
+  artifacts: ArtifactService,
+  manifest: Manifest,
+  members: ExportedRun[],
+  folder: (id: string) => string,
+  unread: UnreadAnswerBytes | undefined,
+): Readable {
   const pack = tar.pack();
-  const json = (name: string, value: unknown) => addBuffer(pack, name, Buffer.from(`${JSON.stringify(value, null, 2)}\n`));
+  const json = (name: string, value: unknown) => {
+    const content = Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
+    unread?.take(content.length);
+    return addPieces(pack, name, [content], unread);
+  };
   void (async () => {
     await json('runtrail-export.json', manifest);
     for (const { run, events, records } of members) {
@@ -209,15 +229,18 @@ function writeArchive(artifacts: ArtifactService, manifest: Manifest, members: E
       let bytes = 0;
       const flush = async () => {
         if (lines.length === 0) return;
-        await addBuffer(pack, `${prefix}events/${String(++file).padStart(6, '0')}.ndjson`, Buffer.concat(lines));
+        const written = lines;
         lines = [];
         bytes = 0;
+        await addPieces(pack, `${prefix}events/${String(++file).padStart(6, '0')}.ndjson`, written, unread);
       };
       for await (const page of events()) {
         for (const e of page) {
           // As eventLineBytes counts it.
           const line = Buffer.from(`${JSON.stringify(e)}\n`);
           if (lines.length >= EVENTS_PER_FILE || (lines.length > 0 && bytes + line.length > EVENTS_FILE_BYTES)) await flush();
+          // Held until the file is whole (its size goes in its header first), so counted in its client's answer budget.
+          unread?.take(line.length);
           lines.push(line);
           bytes += line.length;
         }
@@ -237,12 +260,43 @@ function writeArchive(artifacts: ArtifactService, manifest: Manifest, members: E
     }
     pack.finalize();
   })().catch((err: unknown) => pack.destroy(err instanceof Error ? err : new Error(String(err))));
-  return Readable.from(pack);
+  // Bytes, not objects: in object mode it read 16 of the pack's chunks ahead of the socket.
+  return Readable.from(pack, { objectMode: false, highWaterMark: PIECE_BYTES });
 }
 
-function addBuffer(pack: tar.Pack, name: string, content: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => pack.entry({ name, size: content.length }, content, (err) => (err ? reject(err) : resolve())));
+/**
+ * An entry of these buffers, in pieces of at most PIECE_BYTES, each made
+ * only when the pack takes the one before; each buffer is let go (and its
+ * bytes released from `unread`) once it has been handed on.
+ */
+async function addPieces(pack: tar.Pack, name: string, buffers: Buffer[], unread: UnreadAnswerBytes | undefined): Promise<void> {
+  const size = buffers.reduce((sum, b) => sum + b.length, 0);
+  function* pieces(): Generator<Buffer> {
+    let i = 0;
+    while (i < buffers.length) {
+      // Small lines are joined (many writes of a few bytes would cost more than the bytes); a large one is cut.
+      const group: Buffer[] = [];
+      let grouped = 0;
+      while (i < buffers.length && grouped + buffers[i]!.length <= PIECE_BYTES) {
+        grouped += buffers[i]!.length;
+        group.push(buffers[i]!);
+        buffers[i++] = EMPTY;
+      }
+      if (group.length > 0) {
+        yield group.length === 1 ? group[0]! : Buffer.concat(group, grouped);
+        unread?.release(grouped);
+        continue;
+      }
+      const large = buffers[i]!;
+      buffers[i++] = EMPTY;
+      for (let at = 0; at < large.length; at += PIECE_BYTES) yield large.subarray(at, at + PIECE_BYTES);
+      unread?.release(large.length);
+    }
+  }
+  await pipeline(Readable.from(pieces(), { objectMode: false, highWaterMark: PIECE_BYTES }), pack.entry({ name, size }));
 }
+
+const EMPTY = Buffer.alloc(0);
 
 export interface ImportedArchive {
   /** The runs, parents before their children: one for a single-run archive. */

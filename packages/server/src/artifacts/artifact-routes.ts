@@ -76,9 +76,9 @@ export async function registerArtifactRoutes(
     });
   });
 
-  serve(app, 'exportRun', async ({ params, query, reply }) => {
+  serve(app, 'exportRun', async ({ params, query, request, reply }) => {
     const family = query.family === 'true';
-    const { runs, archive, estimatedBytes } = await artifacts.exportRun(params.id!, { family });
+    const { runs, archive, estimatedBytes } = await artifacts.exportRun(params.id!, { family, unread: request.unreadAnswer ?? undefined });
     const run = runs[0]!;
     if (family) void reply.header(EXPORT_RUNS_HEADER, runs.length);
     void reply

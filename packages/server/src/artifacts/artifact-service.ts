@@ -14,6 +14,7 @@ import {
 import type { BlobStore, RunBundle } from '@runtrail/store';
 import type { RunService } from '../runs/run-service.js';
 import type { PayloadLimits } from '../security/index.js';
+import type { UnreadAnswerBytes } from '../security/answer-budget.js';
 import { KeyedLock } from './keyed-lock.js';
 import { estimateArchiveBytes, eventLineBytes, exportFamily, exportRun as exportRunArchive, readArchive, type ExportedRun } from './archive.js';
 import { normalizeContentType, sniffContentType } from './content-type.js';
@@ -227,7 +228,10 @@ export class ArtifactService {
    * holds, the run asked for first, and about how many bytes the archive
    * will have (estimateArchiveBytes: for a progress display, not a length).
    */
-  async exportRun(runId: string, options: { family?: boolean } = {}): Promise<{ runs: Run[]; archive: Readable; estimatedBytes: number }> {
+  async exportRun(
+    runId: string,
+    options: { family?: boolean; unread?: UnreadAnswerBytes | undefined } = {},
+  ): Promise<{ runs: Run[]; archive: Readable; estimatedBytes: number }> {
     const members = options.family ? await this.runs.endedFamily(runId, this.limits.maxImportRuns ?? DEFAULT_MAX_IMPORT_RUNS) : [await this.runs.get(runId)];
     const exported: ExportedRun[] = [];
     for (const member of members) {
@@ -242,7 +246,9 @@ export class ArtifactService {
     const sampled = exported.find((m) => m.run.seq > 0);
     const sample = sampled ? await this.runs.readEventPage(sampled.run.id, 0, EVENTS_SAMPLED) : [];
     const estimatedBytes = estimateArchiveBytes(exported, options.family === true, sample.length > 0 ? eventLineBytes(sample) / sample.length : 0);
-    const archive = options.family ? exportFamily(this, exported) : exportRunArchive(this, exported[0]!.run, exported[0]!.events(), exported[0]!.records);
+    const archive = options.family
+      ? exportFamily(this, exported, options.unread)
+      : exportRunArchive(this, exported[0]!.run, exported[0]!.events(), exported[0]!.records, options.unread);
     return { runs: exported.map((m) => m.run), archive, estimatedBytes };
   }
 

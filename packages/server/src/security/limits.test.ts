@@ -1,6 +1,6 @@
 import { createConnection, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { STREAM_CLOSE_CODES } from '@runtrail/protocol';
+import { CLIENT_HEADER, STREAM_CLOSE_CODES, buildPath } from '@runtrail/protocol';
 import { SqliteRunStore } from '@runtrail/store';
 import { buildApp } from '../app.js';
 import { loadConfig, type ServerConfigInput } from '../config.js';
@@ -425,6 +425,64 @@ describe('limits', () => {
     await waitFor(() => queuedOnSockets() === 0, { what: 'the closed connection let go' });
     const again = [await neverReads(), await neverReads(), await neverReads()];
     expect(again.map((c) => c.status)).toEqual([200, 200, 429]);
+  });
+
+  it('exports that never read hold a piece of the archive on their sockets, not an events file each; one that reads gets the whole archive, importable', async () => {
+    const MiB = 1024 * 1024;
+    const { server: s } = await limitedServer({ maxUnreadAnswerBytesPerIp: 20 * MiB });
+    const run = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'exported' } })).body;
+    // One events file of about 12 MiB: more than loopback's socket buffers take from a client that does not read.
+    for (let i = 0; i < 12; i++) await s.runs.appendEvents(run.id, [{ type: 'x.big', data: { i, text: 'x'.repeat(1000 * 1024) } }]);
+    await s.runs.appendEvents(run.id, [{ type: 'run.succeeded', data: {} }]);
+    let pagesRead = 0;
+    const readEvents = s.store.readEvents.bind(s.store);
+    s.store.readEvents = async (...args: Parameters<typeof readEvents>) => {
+      const page = await readEvents(...args);
+      // The export's own pages, not the sample its size is estimated from.
+      if (args[2] === 5000) pagesRead++;
+      return page;
+    };
+    const serverSockets = new Set<Socket>();
+    s.http.server.on('connection', (socket: Socket) => serverSockets.add(socket));
+    const queuedOnSockets = () => [...serverSockets].reduce((sum, socket) => sum + (socket.destroyed ? 0 : socket.writableLength), 0);
+    const exportPath = `/api/v1/runs/${run.id}/export`;
+    const connections = 10;
+    for (let i = 0; i < connections; i++) {
+      const socket = createConnection({ host: '127.0.0.1', port: Number(new URL(s.url).port) });
+      cleanups.push(() => socket.destroy());
+      const head = await new Promise<string>((resolve, reject) => {
+        socket.once('data', (chunk: Buffer) => {
+          socket.pause();
+          resolve(chunk.toString('latin1'));
+        });
+        socket.once('error', reject);
+        socket.write(`GET ${exportPath} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+      });
+      // 200 (its archive started) or 429 (the address already held the budget): either way it reads nothing more.
+      expect(head).toMatch(/^HTTP\/1.1 (200|429) /);
+    }
+    await waitFor(() => pagesRead >= 1, { what: 'the events read' });
+    // Every export has gone as far as it will with a client that does not read.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await fetch(`${s.url}/healthz`);
+    // Before: each events file went to its socket whole, 12 MiB a connection (what the kernel did not take, queued in the server).
+    expect(queuedOnSockets()).toBeLessThan(connections * 256 * 1024);
+    for (const socket of serverSockets) socket.destroy();
+    await waitFor(() => queuedOnSockets() === 0, { what: 'the stalled exports let go' });
+    // A client that reads gets the whole archive, which another server imports as the run.
+    const res = await fetch(s.url + exportPath);
+    expect(res.status).toBe(200);
+    const archive = Buffer.from(await res.arrayBuffer());
+    expect(archive.length).toBeGreaterThan(12 * 1000 * 1024);
+    const { server: other, tick: otherTick } = await limitedServer({});
+    // Its clock is as far along as this one's minted the run's id.
+    otherTick(Date.now());
+    const imported = await fetch(other.url + buildPath('importRun', {}), { method: 'POST', body: archive, headers: { 'content-type': 'application/x-tar', [CLIENT_HEADER]: '1' } });
+    expect(imported.status, await imported.clone().text()).toBe(201);
+    const copy = (await call(other, 'GET', `/api/v1/runs/${run.id}`)).body;
+    expect([copy.seq, copy.status]).toEqual([13, 'succeeded']);
+    const last = (await call(other, 'GET', `/api/v1/runs/${run.id}/events?after=11`)).body;
+    expect(last.events[0].data.text).toHaveLength(1000 * 1024);
   });
 
   it('an IPv6 client is counted by its /64: over real sockets on ::1, its connections, streams and body bytes are one budget however many addresses it rotates through', async () => {
