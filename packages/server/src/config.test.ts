@@ -78,6 +78,12 @@ describe('configuration', () => {
     expect([config.databasePoolSize, config.concurrency]).toEqual([12, 3]);
   });
 
+  it('says which values an on/off setting takes, not just that the value is invalid', () => {
+    const fromEnv = errorOf(() => resolveConfig({}, { env: { RUNTRAIL_INSECURE: 'yes' }, cwd: dir.path }));
+    expect(fromEnv.message).toBe('invalid configuration: insecure (RUNTRAIL_INSECURE = "yes"): true or false (1 or 0 in the environment)');
+    expect(resolveConfig({}, { env: { RUNTRAIL_INSECURE: '1' }, cwd: dir.path }).config.insecure).toBe(true);
+  });
+
   it('shows which database a node uses with only its password masked, and the admin token not at all', () => {
     const env = {
       RUNTRAIL_DATABASE_URL: 'postgres://runtrail:s3cret-pw@db.internal:5432/runtrail?application_name=x&password=other-pw',

@@ -56,7 +56,10 @@ export const toggle = (fallback: boolean, description: string, options: SettingO
   setting(
     'switch',
     z
-      .union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')])
+      // One message saying what is wanted: zod's own for a failed union is "Invalid input".
+      .union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')], {
+        error: 'true or false (1 or 0 in the environment)',
+      })
       .default(fallback),
     description,
     options,

@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import { createServer, type RunningServer } from '@runtrail/server';
 import { tempDir, waitUntil } from '@runtrail/test-support';
 import { DEMO_HANDLER, defineDemoHandler } from './handler.js';
+import { DEMO_DEFAULTS } from './pipeline.js';
 
 /** The demo pipeline as `npm start` runs it: a handler on a real server, started through the API. */
 let dir: ReturnType<typeof tempDir>;
@@ -23,6 +25,18 @@ afterAll(async () => {
 });
 
 describe('the demo pipeline', () => {
+  it("is described by the README as it runs by default: its documents, models and the calls its progress counts", () => {
+    const readme = readFileSync(new URL('../../../../README.md', import.meta.url), 'utf8').replace(/\s+/g, ' ');
+    const said = /The demo judges (\d+) documents with (\w+) models, so its progress counts (\d+) calls/.exec(readme);
+    expect(said, 'the sentence after `npm start` in the README').not.toBeNull();
+    const words: Record<string, number> = { one: 1, two: 2, three: 3, four: 4 };
+    expect([Number(said![1]), words[said![2]!], Number(said![3])]).toEqual([
+      DEMO_DEFAULTS.docs,
+      DEMO_DEFAULTS.models.length,
+      DEMO_DEFAULTS.docs * DEMO_DEFAULTS.models.length,
+    ]);
+  });
+
   it('reports accuracy once per step: its chart has as many points as its summary has values', async () => {
     // 5 documents × 2 models: 10 calls, so the loop's every-10th report lands on the last step.
     const run = await client.createRun({ name: DEMO_HANDLER, execute: true, input: { docs: 5, latencyMs: 1, failureRate: 0 } });
