@@ -250,8 +250,19 @@ export function dashboardRunPath(runId: string): string {
   return DASHBOARD_RUN_PATH.replace(':id', encodeURIComponent(runId));
 }
 
-/** The run id of a dashboard run page path, or null for any other path. */
+/**
+ * The run id of a dashboard run page path, or null for any other path. A
+ * segment whose escapes do not decode (a link cut short: `/runs/%E0%A4%A`)
+ * is the id as written: decodeURIComponent's URIError would take the whole
+ * dashboard down, where the page should say there is no such run.
+ */
 export function matchDashboardRunPath(path: string): string | null {
   const match = /^\/runs\/([^/]+)\/?$/.exec(path);
-  return match ? decodeURIComponent(match[1]!) : null;
+  if (!match) return null;
+  try {
+    return decodeURIComponent(match[1]!);
+  } catch (err) {
+    if (err instanceof URIError) return match[1]!;
+    throw err;
+  }
 }
