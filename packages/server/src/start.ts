@@ -9,6 +9,7 @@ import { ClusterWatchers } from './cluster/cluster-watchers.js';
 import { RemoteFanout } from './cluster/remote-fanout.js';
 import { describeChangedConfig, describeConfig, resolveConfig, type ConfigSources, type ServerConfig, type ServerConfigInput } from './config.js';
 import { createLogger, flushLog, logsForPeople } from './logger.js';
+import { openFileLimit, openFileLimitProblem } from './open-file-limit.js';
 import { RepeatedFailureLog } from './repeated-failure-log.js';
 import { stopOnSignals } from './stop-on-signals.js';
 
@@ -106,6 +107,8 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
   const config = resolveSecurity(resolved.config);
   const log = createLogger(config, undefined, logDestination);
   for (const warning of resolved.warnings) log.warn(warning);
+  const fileLimitProblem = openFileLimitProblem(config.maxHttpConnectionsPerIp, openFileLimit());
+  if (fileLimitProblem !== null) log.warn(fileLimitProblem);
   const poolLosses = new RepeatedFailureLog(log, {
     failed: 'database connection lost; the pool reconnects on next use',
     recovered: 'the pool connects to the database again',
