@@ -145,6 +145,26 @@ describe('runtrail serve --handlers', () => {
     }
   });
 
+  it('--no-demo-handler serves only the handlers given: demo-pipeline is neither listed nor started', async () => {
+    const dir = tempDir();
+    const server = await serve(['--port', '0', '--data-dir', dir.path, '--log-level', 'silent', '--no-demo-handler', '--handlers', fixture('score.mjs')]);
+    try {
+      expect(server.stdout()).toContain('handlers: score\n');
+      const listed = (await (await fetch(`${server.url}/api/v1/handlers`)).json()) as { handlers: string[] };
+      expect(listed.handlers).toEqual(['score']);
+      const started = await fetch(`${server.url}/api/v1/runs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'demo-pipeline', execute: true }),
+      });
+      expect(started.status).toBe(404);
+      expect(((await started.json()) as { error: { code: string } }).error.code).toBe('handler_not_found');
+    } finally {
+      expect(await server.stop()).toBe(0);
+      dir.remove();
+    }
+  });
+
   it('says in one line what is wrong with a module, before serving anything: a wrong path, a wrong export, a syntax error', async () => {
     const dir = tempDir();
     try {

@@ -13,11 +13,12 @@ export function registerServe(program: Command): void {
       "a module of your handlers, loaded before serving (export default (rt) => { rt.define('name', async (ctx) => …) }, or an object of handlers by name); repeatable",
       (file: string, files: string[] | undefined) => [...(files ?? []), file],
     )
-    .action(async (flags: ServeFlags & { handlers?: string[] }) => {
+    .option('--no-demo-handler', "do not define demo-pipeline (a production node's dashboard then offers only your handlers to start)")
+    .action(async (flags: ServeFlags & { handlers?: string[]; demoHandler: boolean }) => {
       // Loaded and checked first: a wrong module is said before anything listens.
       const modules = await loadHandlerModules(flags.handlers ?? []);
       const server = await startServing(serveOptions(flags));
-      defineDemoHandler(server);
+      if (flags.demoHandler) defineDemoHandler(server);
       for (const { file, register } of modules) {
         try {
           await register(server);
