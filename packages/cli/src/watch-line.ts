@@ -101,8 +101,9 @@ const BAR_WIDTH = 24;
 
 function coarseKey(state: RunWatchState): string {
   const s = state.snapshot;
-  // A run seen ending live: the stream closing after it is no news (its end was printed once, not again as "(ended)").
-  const connection = s.terminal && (state.connection === 'live' || state.connection === 'ended') ? 'over' : state.connection;
+  // A run that has ended: how the stream stands is no news (its end is printed once: not again as the
+  // stream opens on a run that ended before the tail, nor as "(ended)" when it closes).
+  const connection = s.terminal ? 'over' : state.connection;
   return `${s.terminal?.status ?? state.run?.status}|${s.phase}|${Math.floor((s.progress?.percent ?? 0) / 10)}|${connection}`;
 }
 
@@ -121,8 +122,9 @@ export function statusLine(state: RunWatchState, url?: string): string {
   const told = p ? `  ${p.done}${p.total === null ? '' : `/${p.total}`}${p.message ? ` ${p.message}` : ''}` : '';
   // A command or a parent makes no calls: no counters, as `runs ls` and the dashboard show it, not a row of zeros.
   const calls = hasCalls(s) ? `  ok ${c.ok}  failed ${c.failed}  retries ${c.retries}  in flight ${callsInFlight(s)}` : '';
-  const connection = url === undefined ? state.connection : connectionText(state, url);
-  return terminalSafe(`[${bar}] ${pct} ${status}${phase}${told}${calls}  (${connection})`);
+  // Said only while the run goes on: "(live)" or "(connecting to …)" beside a run that has ended read as if it had not.
+  const connection = s.terminal ? '' : `  (${url === undefined ? state.connection : connectionText(state, url)})`;
+  return terminalSafe(`[${bar}] ${pct} ${status}${phase}${told}${calls}${connection}`);
 }
 
 /** The watcher's connection as a status line says it, naming the server while it waits for it. */

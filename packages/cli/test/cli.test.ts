@@ -261,9 +261,22 @@ describe('runtrail CLI', () => {
     const result = await tail;
     expect(result.code, result.stderr).toBe(1);
     expect(JSON.parse(result.stdout)).toMatchObject({ id: run.id, status: 'failed', error: { message: 'judge model unavailable' } });
-    expect(result.stderr).toMatch(/ failed .*\((live|ended)\)\n$/);
+    // An ended run's line says nothing of the stream ("(live)" beside "failed" read as if it went on).
+    expect(result.stderr).toMatch(/ failed {2}1\/2\n$/);
     const both = await runtrail(['tail', run.id, '--json', '--events', '--server', url]);
     expect([both.code, both.stderr]).toEqual([2, "runtrail: invalid_request: option '--json' cannot be used with option '--events'; `runtrail tail --help` shows the usage\n"]);
+  });
+
+  it('tail of a run that already ended, piped, prints its end once, without "(live)" or "(connecting …)" beside it', async () => {
+    const client = new RuntrailClient({ url });
+    const run = await client.createRun({ name: 'ended before a piped tail' });
+    run.progress(3, 10);
+    await run.succeed();
+    const result = await runtrail(['tail', run.id, '--server', url]);
+    expect(result.code, result.stderr).toBe(0);
+    const ended = result.stdout.split('\n').filter((line) => line.startsWith('[') && line.includes(' succeeded'));
+    expect(ended, result.stdout).toEqual(['[#######.................]  30% succeeded  3/10']);
+    expect(result.stdout).toContain(`run ${run.id} ended succeeded`);
   });
 
   it('tail --events of a run that already ended prints every event from the first, then how it ended', async () => {
