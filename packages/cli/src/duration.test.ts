@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, parseDuration } from './duration.js';
+import { Command } from 'commander';
+import { durationOption, formatDuration, parseDuration } from './duration.js';
 
 describe('durations on the command line', () => {
   it('takes plain milliseconds, as the flags always did, and numbers with a unit', () => {
@@ -22,6 +23,32 @@ describe('durations on the command line', () => {
     for (const text of ['', '0', '0s', '0.4', '-5', '5x', '2 days', '1e3', 's', '1.s', '10 m', 'Infinity', '99999999999999999999h']) {
       expect(parseDuration(text), text).toBeNull();
     }
+  });
+
+  it('refuses a bare number under 100 as the slip it is (`--timeout 2` meant two seconds, not 2 ms), saying what to give', () => {
+    const parse = (value: string) => {
+      let error = '';
+      const program = new Command()
+        .exitOverride()
+        .configureOutput({ writeErr: (text) => (error += text) })
+        .addOption(durationOption('--timeout', 'how long'))
+        .action(() => undefined);
+      try {
+        program.parse(['--timeout', value], { from: 'user' });
+      } catch (err) {
+        // exitOverride throws what would have exited; the message is in `error`.
+        void err;
+        return error.trim();
+      }
+      return program.opts<{ timeout: number }>().timeout;
+    };
+    expect(parse('2')).toBe("error: option '--timeout <duration>' argument '2' is invalid. a bare number is milliseconds: 2 would be 2 ms. Give 2s for seconds (or 2ms if you mean it).");
+    expect(parse('99')).toMatch(/99 would be 99 ms/);
+    // What anyone means by these is taken as written.
+    expect(parse('2ms')).toBe(2);
+    expect(parse('2s')).toBe(2_000);
+    expect(parse('100')).toBe(100);
+    expect(parse('1500')).toBe(1_500);
   });
 
   it('shows a default in the largest unit that divides it', () => {

@@ -25,6 +25,9 @@ export function formatDuration(ms: number): string {
   return `${ms}ms`;
 }
 
+/** The smallest bare number a duration flag takes as milliseconds without a unit (see durationOption). */
+const BARE_MS_AT_LEAST = 100;
+
 /** The bounds a duration flag's value must keep: the API's own, read from its schema (a zod number's minValue and maxValue). */
 export interface DurationRange {
   minValue: number | null;
@@ -42,6 +45,11 @@ export function durationOption(flag: string, description: string, defaultMs?: nu
   const option = new Option(`${flag} <duration>`, description).argParser((value: string) => {
     const ms = parseDuration(value);
     if (ms === null) throw new InvalidArgumentError(`give milliseconds (1500) or a number with a unit (500ms, 30s, 10m, 2h, 30d), more than 0.`);
+    // `timeout 2` is two seconds to anyone who has used timeout(1); here a bare number is
+    // milliseconds, and `--timeout 2` killed the command at once. Under 100 it is taken for that slip.
+    if (ms < BARE_MS_AT_LEAST && /^\s*\d+\s*$/.test(value)) {
+      throw new InvalidArgumentError(`a bare number is milliseconds: ${value.trim()} would be ${ms} ms. Give ${value.trim()}s for seconds (or ${value.trim()}ms if you mean it).`);
+    }
     const [min, max] = [range?.minValue ?? 1, range?.maxValue ?? Number.MAX_SAFE_INTEGER];
     if (ms < min || ms > max) throw new InvalidArgumentError(`give from ${formatDuration(min)} to ${formatDuration(max)}.`);
     return ms;
