@@ -941,7 +941,7 @@ describe('a run deleted while watched', () => {
       await waitFor(() => settled !== null, { what: 'done after the deletion' });
       expect(settled!).toMatchObject({ connection: 'ended', reason: 'deleted', seq: 4 });
       expect(settled!.error).toMatchObject({ code: 'run_not_found' });
-      if (transport !== 'poll') expect(settled!.error!.message).toContain(`run ${run.id} was deleted`);
+      expect(settled!.error!.message).toBe(`run ${run.id} was deleted`);
       // What it showed stays readable (a page decides what to do with it).
       expect(w.getState().run?.id).toBe(run.id);
     });

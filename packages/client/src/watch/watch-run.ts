@@ -7,6 +7,7 @@ import {
   invalidRequest,
   isTerminalStatus,
   isTerminalType,
+  runDeleted,
   terminalStatusOf,
   type ReadEventsResponse,
   type Run,
@@ -182,7 +183,8 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
       if (this.aborter.signal.aborted) return;
       // A run this watcher read, and then missing: it was deleted (the server's message says so too).
       const missing = RuntrailError.isCode(err, 'run_not_found') ? (this.state.run !== null ? 'deleted' : 'not_found') : 'error';
-      this.stop(toRuntrailError(err), missing);
+      // Polling learns of it from a read's 404 ("does not exist"): said as the streams say it.
+      this.stop(missing === 'deleted' ? runDeleted(this.runId) : toRuntrailError(err), missing);
     }
   }
 
