@@ -9,14 +9,27 @@ import { SECURITY_HEADERS } from '../security/browser-guard.js';
 export function installErrorHandler(app: FastifyInstance): void {
   // A 503 (the database down, a file store unreachable) is on the node's log too, not only in
   // runtrail_store_errors_total: once per outage and then as a count, since every request fails alike.
-  const unavailable = new RepeatedFailureLog(app.log, { failed: 'answered 503: unavailable', level: 'warn' });
+  // One log per kind of refusal (the store's reason, and /readyz's "not ready: …" apart): one outage
+  // is refused in several words (a full disk refuses the database's writes and the artifacts' uploads,
+  // /readyz says it again when probed), and in one log each alternation was logged as a new failure.
+  const unavailable = new Map<string, RepeatedFailureLog>();
+  const unavailableLog = (key: string): RepeatedFailureLog => {
+    let log = unavailable.get(key);
+    // Reasons are a few fixed words; the bound keeps an unexpected source from growing the map.
+    if (!log && unavailable.size < 32) unavailable.set(key, (log = new RepeatedFailureLog(app.log, { failed: 'answered 503: unavailable', level: 'warn' })));
+    return log ?? unavailableLog('');
+  };
   app.setErrorHandler((err: FastifyError | RuntrailError, request, reply) => {
     const mapped = toRuntrailError(err, request.routeOptions.bodyLimit, {
       route: request.routeOptions.config.routeName,
       contentType: request.headers['content-type'],
     });
     if (mapped.code === 'internal') request.log.error({ err }, 'request failed');
-    if (mapped.code === 'unavailable') unavailable.failed(mapped, { route: request.routeOptions.config.routeName ?? request.routeOptions.url });
+    if (mapped.code === 'unavailable') {
+      const reason = (mapped.details as { reason?: unknown } | undefined)?.reason;
+      const key = request.routeOptions.url === routes.ready.path ? 'ready' : typeof reason === 'string' ? `reason:${reason}` : '';
+      unavailableLog(key).failed(mapped, { route: request.routeOptions.config.routeName ?? request.routeOptions.url });
+    }
     // Producers' SDKs wait this long before retrying a 503 (a locked or unreachable store).
     if (mapped.code === 'unavailable') void reply.header('retry-after', String(retryAfterSeconds(mapped)));
     if (mapped.code === 'unauthorized') void reply.header('www-authenticate', 'Bearer');

@@ -250,8 +250,18 @@ export class Reaper {
     return run !== null;
   }
 
-  /** Whether this node started less than the run's lease ago (not its own executor's run): nobody could heartbeat to it meanwhile. */
+  /**
+   * Whether the run's owner had no fair chance to heartbeat: this node
+   * started less than the run's lease ago (not its own executor's run,
+   * whose previous incarnation is dead), or the store refused a write
+   * (a full disk, a locked file) less than a lease ago, when no owner could
+   * renew. Without the second, a producer whose beats a full disk refused
+   * was ended orphaned by the first sweep after space was freed, before its
+   * next beat could land, though it never stopped.
+   */
   private inStartupGrace(run: Run, now: number): boolean {
+    const refusedAt = this.runs.writesRefusedAt;
+    if (refusedAt !== null && now < refusedAt + run.leaseTtlMs) return true;
     return !this.isOwnExecutor(run.owner) && this.startedAt !== null && now < this.startedAt + run.leaseTtlMs;
   }
 

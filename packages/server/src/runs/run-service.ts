@@ -52,6 +52,17 @@ export class RunService {
   private readonly leaseTtlMs: number;
   private readonly deletedHooks: Array<(run: Run, artifacts: Artifact[]) => Promise<void>> = [];
   private held = 0;
+  private refusedAt: number | null = null;
+
+  /**
+   * When the store last refused an append or a heartbeat as `unavailable`
+   * (a full disk, a locked or read-only file, the database down), or null.
+   * Owners could not renew their leases meanwhile: the reaper gives their
+   * runs one more lease from then before calling them orphaned.
+   */
+  get writesRefusedAt(): number | null {
+    return this.refusedAt;
+  }
 
   /** Heartbeats this node holds open now, waiting for a cancel or an end (?waitMs=). */
   get heldHeartbeats(): number {
@@ -203,9 +214,18 @@ export class RunService {
    * keep a run alive whose owner has gone silent.
    */
   async appendEvents(id: string, events: EventInput[], owner?: Owner, options: { renewLease?: boolean } = {}): Promise<AppendResult> {
-    const result = await this.store.append(id, events, { now: this.now(), owner, renewLease: options.renewLease });
+    const result = await this.noteRefusal(this.store.append(id, events, { now: this.now(), owner, renewLease: options.renewLease }));
     this.publish(result);
     return result;
+  }
+
+  private async noteRefusal<T>(write: Promise<T>): Promise<T> {
+    try {
+      return await write;
+    } catch (err) {
+      if (RuntrailError.isCode(err, 'unavailable')) this.refusedAt = this.now();
+      throw err;
+    }
   }
 
   /** Fan out what an append stored (the store has committed it). */
@@ -306,7 +326,7 @@ export class RunService {
     const waitMs = options.waitMs ?? 0;
     const news = waitMs > 0 ? this.stopNews(id) : null;
     try {
-      const run = await this.store.heartbeat(id, { now: this.now(), owner });
+      const run = await this.noteRefusal(this.store.heartbeat(id, { now: this.now(), owner }));
       const answer = heartbeatAnswer(run);
       if (!news || answer.cancelRequested || run.status !== 'running') return answer;
       this.held++;

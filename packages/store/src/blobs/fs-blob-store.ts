@@ -9,6 +9,8 @@ import { makeDirectory } from '../make-directory.js';
 import { isSha256Hex, type BlobStore, type StagedBlob } from './blob-store.js';
 
 const HEAD_BYTES = 4096;
+/** Retry-After given with a 503 for an artifacts folder that cannot take an upload. */
+const RETRY_AFTER_MS = 1000;
 /** Staged files older than this at start-up were left by a crash mid-upload. */
 const STALE_STAGING_MS = 10 * 60_000;
 
@@ -29,7 +31,11 @@ export class FsBlobStore implements BlobStore {
 
   async stage(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: { maxBytes: number }): Promise<StagedBlob> {
     const stagingDir = join(this.dir, 'staging');
-    makeDirectory(stagingDir);
+    try {
+      makeDirectory(stagingDir);
+    } catch (err) {
+      throw this.fault(err);
+    }
     const path = join(stagingDir, randomUUID());
     const out = createWriteStream(path, { flags: 'wx' });
     // A write still in flight when an upload is refused fails on the destroyed
@@ -70,7 +76,7 @@ export class FsBlobStore implements BlobStore {
         await closed;
       }
       await rm(path, { force: true });
-      throw err;
+      throw this.fault(err);
     }
     const sha256 = hash.digest('hex');
     let settled = false;
@@ -82,8 +88,12 @@ export class FsBlobStore implements BlobStore {
         if (settled) return;
         settled = true;
         const final = this.pathOf(sha256);
-        makeDirectory(join(final, '..'));
-        await rename(path, final);
+        try {
+          makeDirectory(join(final, '..'));
+          await rename(path, final);
+        } catch (err) {
+          throw this.fault(err);
+        }
       },
       discard: async () => {
         if (settled) return;
@@ -112,6 +122,30 @@ export class FsBlobStore implements BlobStore {
 
   async delete(sha256: string): Promise<void> {
     await rm(this.pathOf(sha256), { force: true });
+  }
+
+  /**
+   * The folder's state, not a bug: a full disk, a folder that cannot be
+   * written. `unavailable` (503 with Retry-After), naming the folder, so an
+   * uploader retries once it is fixed and the log says once what to fix;
+   * a 500 left the operator to guess and was logged at every upload.
+   */
+  private fault(err: unknown): unknown {
+    const code = (err as NodeJS.ErrnoException | null)?.code;
+    if (typeof code !== 'string') return err;
+    const why = (reason: string, message: string) =>
+      new RuntrailError('unavailable', `the artifacts folder ${this.dir} ${message}`, { reason, retryAfterMs: RETRY_AFTER_MS });
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      return new RuntrailError('unavailable', `the data dir's disk is full (${code}) at ${this.dir}: artifact uploads are refused until space is freed`, {
+        reason: 'artifacts_disk_full',
+        retryAfterMs: RETRY_AFTER_MS,
+      });
+    }
+    if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
+      return why('artifacts_read_only', `cannot be written (${code}: ${(err as Error).message}); uploads are refused until it can`);
+    }
+    if (code === 'EIO') return why('artifacts_io_error', `had an I/O error (${code}): ${(err as Error).message}`);
+    return err;
   }
 
   private pathOf(sha256: string): string {

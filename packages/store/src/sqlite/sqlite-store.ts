@@ -1,4 +1,5 @@
-import { statSync } from 'node:fs';
+import { statSync, statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import {
@@ -90,6 +91,12 @@ export interface SqliteStoreOptions extends CheckpointOptions {
 
 /** Retry-After given with a 503 for a database that is locked or cannot be written. */
 const RETRY_AFTER_MS = 1000;
+/**
+ * After a write failed SQLITE_FULL, the data dir's free space at which the
+ * store reads as ready again: the readiness probe rolls back, so it cannot
+ * find a full disk by writing, and a few bytes freed would not take an append.
+ */
+const READY_AGAIN_FREE_BYTES = 1024 * 1024;
 /** How long the readiness probe retries a locked database before it reports it. */
 const READINESS_BUSY_WAIT_MS = 250;
 
@@ -138,6 +145,8 @@ export class SqliteRunStore implements RunStore {
   private readonly identity: { dev: number; ino: number };
   /** Why writes are refused for good (the file was deleted or replaced); a restart opens the file again. */
   private fault: string | null = null;
+  /** Set when a write failed SQLITE_FULL, cleared by the next commit: /readyz fails meanwhile. */
+  private diskFull = false;
 
   constructor(options: SqliteStoreOptions) {
     this.heads = new RunHeads(checkpointPolicy(options), options.snapshotCacheSize ?? 1000);
@@ -503,6 +512,8 @@ export class SqliteRunStore implements RunStore {
       return;
     }
     this.busyAttempts = 0;
+    // Committed: the disk took it (an append refused SQLITE_FULL in its savepoint sets this again below).
+    this.diskFull = false;
     batch.forEach((item, i) => {
       const outcome = outcomes[i]!;
       if ('ok' in outcome) item.resolve(outcome.ok);
@@ -749,6 +760,8 @@ export class SqliteRunStore implements RunStore {
    * busy_timeout on a lock.
    */
   async readiness(): Promise<StoreReadiness> {
+    // The probe below rolls back: its success says nothing of the disk's space.
+    const full = this.diskFull;
     try {
       // Retried like a write for a moment, so that another process's short
       // commit (several servers on one file) does not read as "not ready".
@@ -763,6 +776,14 @@ export class SqliteRunStore implements RunStore {
       }, READINESS_BUSY_WAIT_MS);
     } catch (err) {
       return { ready: false, reasons: [(this.storeError(err) as Error).message] };
+    } finally {
+      this.diskFull ||= full;
+    }
+    if (this.diskFull) {
+      // The byte count stays out of the reason: a reason that changes is logged as a new outage.
+      if (freeBytes(dirname(this.filename)) < READY_AGAIN_FREE_BYTES) return { ready: false, reasons: [this.diskFullError().message] };
+      // Space was freed: writes are taken again (one that still fails sets it again).
+      this.diskFull = false;
     }
     return { ready: true, reasons: [] };
   }
@@ -921,6 +942,7 @@ export class SqliteRunStore implements RunStore {
         this.assertWritable({ statFile: false });
         const result = tx();
         this.assertWritable();
+        this.diskFull = false;
         return result;
       } catch (err) {
         if (!isBusy(err) || Date.now() >= deadline) throw this.storeError(err);
@@ -969,9 +991,20 @@ export class SqliteRunStore implements RunStore {
       new RuntrailError('unavailable', `the database ${this.filename} ${message}`, { reason, retryAfterMs: RETRY_AFTER_MS });
     if (isBusy(err)) return why('database_locked', 'is locked by another process; retry shortly');
     if (code.startsWith('SQLITE_READONLY')) return why('database_read_only', `cannot be written (${code}); writes are refused, reads still work`);
-    if (code === 'SQLITE_FULL') return why('disk_full', 'is on a full disk; writes are refused until space is freed');
+    if (code === 'SQLITE_FULL') {
+      this.diskFull = true;
+      return this.diskFullError();
+    }
     if (code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_CANTOPEN')) return why('io_error', `had an I/O error (${code}): ${(err as Error).message}`);
     return err;
+  }
+
+  private diskFullError(): RuntrailError {
+    return new RuntrailError(
+      'unavailable',
+      `the data dir's disk is full (SQLITE_FULL) at ${dirname(this.filename)}: the database ${this.filename} cannot grow; writes are refused until space is freed`,
+      { reason: 'disk_full', retryAfterMs: RETRY_AFTER_MS },
+    );
   }
 
   private requireHead(runId: string): RunRow {
@@ -1019,6 +1052,12 @@ export class SqliteRunStore implements RunStore {
 function isBusy(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+}
+
+/** Bytes an unprivileged writer may still use on the filesystem of `dir`. */
+function freeBytes(dir: string): number {
+  const fs = statfsSync(dir);
+  return fs.bavail * fs.bsize;
 }
 
 /** 5, 10, 20, 40, 50, 50 … ms between attempts at a locked database. */
