@@ -89,6 +89,13 @@ export class ManualClock {
     return this.timers.size;
   }
 
+  /** How long until the next timer falls due, or null when none waits. */
+  get nextDueInMs(): number | null {
+    let due: number | null = null;
+    for (const timer of this.timers.values()) if (due === null || timer.due < due) due = timer.due;
+    return due === null ? null : due - this.at;
+  }
+
   /** Move time on by `ms`, firing each timer that falls due, in order (and those they set, if due). */
   advance(ms: number): void {
     const until = this.at + ms;

@@ -173,6 +173,33 @@ describe('producer SDK', () => {
     run.close();
   });
 
+  for (const holdHeartbeat of [false, true]) {
+    it(`beats again soon after a heartbeat the server did not take, not a whole period (lease/3) later, which an outage ending just after could see the lease lapse in (holdHeartbeat: ${holdHeartbeat})`, async () => {
+      // Each heartbeat request as it is sent: the first refused, the rest passed on (a held one is answered only later).
+      const sent: string[] = [];
+      const refusingOneBeat: typeof fetch = async (input, init) => {
+        if (!String(input).endsWith('/heartbeat') && !String(input).includes('/heartbeat?')) return fetch(input, init);
+        sent.push(sent.length === 0 ? 'refused' : 'passed on');
+        if (sent.length === 1) {
+          const body = { error: { code: 'unavailable', message: "the data dir's disk is full (SQLITE_FULL)" } };
+          return new Response(JSON.stringify(body), { status: 503, headers: { 'content-type': 'application/json' } });
+        }
+        return fetch(input, init);
+      };
+      const clock = new ManualClock();
+      const client = new RuntrailClient({ url: server.url, fetch: refusingOneBeat, producer: { clock, holdHeartbeat } });
+      const run = await client.createRun({ name: 'missed-beat', leaseTtlMs: 30_000 });
+      // The first beat (a third of the lease in; a held one at once): refused.
+      clock.advance(holdHeartbeat ? 0 : 10_000);
+      // The retry comes within its backoff (at most 250 ms for the first), far inside the period.
+      await waitUntil(() => sent.length === 1 && (clock.nextDueInMs ?? Infinity) <= 250, { what: 'the refused beat and a retry due within 250 ms' });
+      clock.advance(250);
+      await waitUntil(() => sent.length === 2, { what: 'the beat again, before the next period' });
+      expect(sent).toEqual(['refused', 'passed on']);
+      run.close();
+    });
+  }
+
   it('keeps every event through a server restart and stores none twice', async () => {
     const { port } = new URL(server.url);
     const client = new RuntrailClient({ url: server.url, requestTimeoutMs: 1000 });

@@ -132,6 +132,8 @@ export class RunHandle {
   private nextEventNo = 0;
   private callNo = 0;
   private timer: TimerHandle | null = null;
+  /** Heartbeats missed in a row (the backoff of the next: see beat). */
+  private missedBeats = 0;
   private heartbeatTimer: TimerHandle | null = null;
   private sending: Promise<void> = Promise.resolve();
   private failure: Error | null = null;
@@ -544,26 +546,41 @@ export class RunHandle {
       if (this.heartbeatTimer === null) return;
       if (!held) {
         this.scheduleBeat(everyMs, held);
-        void this.beat(0);
+        void this.beat(0).then((retryInMs) => {
+          // Missed (an outage, a 503): again sooner than the period, which could outlast the lease's rest.
+          if (retryInMs === null || this.heartbeatTimer === null) return;
+          this.clock.clearTimeout(this.heartbeatTimer);
+          this.scheduleBeat(everyMs, held, Math.min(everyMs, retryInMs));
+        });
         return;
       }
       const started = this.clock.now();
       // A lease over 3 minutes beats more often than lease/3: the server holds one at most a minute.
       const waitMs = Math.min(everyMs, MAX_HEARTBEAT_WAIT_MS);
-      void this.beat(waitMs).then(() => {
+      void this.beat(waitMs).then((retryInMs) => {
         // Closed meanwhile: no more beats.
         if (this.heartbeatTimer === null) return;
-        this.scheduleBeat(everyMs, held, Math.max(0, waitMs - (this.clock.now() - started)));
+        const regular = Math.max(0, waitMs - (this.clock.now() - started));
+        this.scheduleBeat(everyMs, held, retryInMs === null ? regular : Math.min(regular, retryInMs));
       });
     }, afterMs);
     if (!held) unrefTimer(this.heartbeatTimer);
   }
 
-  private async beat(waitMs: number): Promise<void> {
+  /**
+   * One heartbeat. Answers when to try again if the server did not take it
+   * and another may (an outage, a restart, a 503): with backoff, or its
+   * Retry-After. A beat missed in an outage waited the whole period (lease/3)
+   * before the next; an outage that ended just after it left the lease two
+   * periods old, and a short one more could see the run ended orphaned
+   * though its producer never stopped. Null when answered, or when no retry helps.
+   */
+  private async beat(waitMs: number): Promise<number | null> {
     // Only a handle with an owner heartbeats (see the constructor).
-    if (!this.owner) return;
+    if (!this.owner) return null;
     try {
       const response = await this.transport.heartbeat(this.id, this.owner, waitMs, this.stopped.signal);
+      this.missedBeats = 0;
       if (response.cancelRequested) this.cancelRequested(response.cancelReason);
       if (isTerminalStatus(response.status)) {
         this.abortWith(endedText(response.status, response.error), 'ended');
@@ -571,19 +588,25 @@ export class RunHandle {
       }
     } catch (err) {
       // Closed while a held heartbeat was open: it was aborted on purpose.
-      if (this.stopped.signal.aborted) return;
+      if (this.stopped.signal.aborted) return null;
       // Another owner holds the run, or it ended: this handle must stop working on it.
       if (RuntrailError.isCode(err, 'lease_lost')) {
         // Ended before this heartbeat reached the server: said as a held one that the end woke says it.
         const ended = endedIn(err);
         this.abortWith(ended ? endedText(ended.status, ended.error) : err.message, ended ? 'ended' : 'lease_lost');
         this.close();
-        return;
+        return null;
       }
       // A missed heartbeat is not fatal: the lease outlives several of them
       // and the next append or beat renews it. Appends report real failures.
-      if (!isRetryable(err)) this.failure ??= err instanceof Error ? err : new Error(String(err));
+      if (!isRetryable(err)) {
+        this.failure ??= err instanceof Error ? err : new Error(String(err));
+        return null;
+      }
+      const asked = err instanceof RuntrailError ? (err.retryAfterMs ?? 0) : 0;
+      return Math.max(asked, backoffDelay(this.missedBeats++, { initialMs: 250, maxMs: 5_000 }));
     }
+    return null;
   }
 
   private cancelRequested(reason: string | null | undefined): void {
