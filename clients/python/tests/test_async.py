@@ -8,6 +8,7 @@ import inspect
 import os
 import signal
 import threading
+import time
 import unittest
 from typing import Any, Dict, List, Tuple
 
@@ -191,6 +192,48 @@ class AsyncCallTest(unittest.TestCase):
                 judge()
         self.assertEqual(self.calls(run), [("call.started", None, None), ("call.failed", None, True), ("call.failed", None, False)])
         self.assertEqual(self.rt.get_run(run.id)["snapshot"]["lastError"]["message"], "KeyboardInterrupt")
+
+    def cancel_once_waiting_to_retry(self, run_id: str) -> None:
+        """Cancel the run once its call's first failure, saying it will be retried, is stored: the call is then in its wait."""
+        watcher = runtrail.Client(server.url)
+        wait_until(lambda: any(e["type"] == "call.failed" for e in watcher.events(run_id)["events"]), what="the first attempt's call.failed")
+        watcher.cancel(run_id, "wrong dataset")
+
+    def assert_cut_short_by_the_cancel(self, run: runtrail.Run, started: float) -> None:
+        # The wait was 30 s: the cancel, heard through the held heartbeat, ends it long before.
+        self.assertLess(time.monotonic() - started, 20, "the wait to retry must end when the run is cancelled")
+        self.assertEqual(self.calls(run), [("call.started", None, None), ("call.failed", None, True), ("call.failed", None, False)])
+        ended = self.rt.get_run(run.id)
+        self.assertEqual(ended["status"], "cancelled")
+        self.assertIn("cancel requested: wrong dataset", ended["snapshot"]["lastError"]["message"])
+        counters = self.counters(run)
+        self.assertEqual((counters["ok"], counters["failed"], counters["retries"]), (0, 1, 0))
+
+    def test_a_cancel_while_a_sync_call_waits_to_retry_ends_the_wait_and_the_call_and_raises_cancelled(self) -> None:
+        started = time.monotonic()
+        with self.assertRaises(runtrail.Cancelled):
+            with self.rt.run("sync-cancelled-in-backoff") as run:
+
+                @run.call("judge", retries=1, retry_delay=30)
+                def judge() -> None:
+                    threading.Thread(target=self.cancel_once_waiting_to_retry, args=(run.id,), daemon=True).start()
+                    raise ConnectionError("rate limited")
+
+                judge()
+        self.assert_cut_short_by_the_cancel(run, started)
+
+    def test_a_cancel_while_an_async_call_waits_to_retry_ends_the_wait_and_the_call_and_raises_cancelled(self) -> None:
+        started = time.monotonic()
+        with self.assertRaises(runtrail.Cancelled):
+            with self.rt.run("async-run-cancelled-in-backoff") as run:
+
+                @run.call("judge", retries=1, retry_delay=30)
+                async def judge() -> None:
+                    threading.Thread(target=self.cancel_once_waiting_to_retry, args=(run.id,), daemon=True).start()
+                    raise ConnectionError("rate limited")
+
+                asyncio.run(judge())
+        self.assert_cut_short_by_the_cancel(run, started)
 
     def test_partials_async_callables_and_functions_returning_a_coroutine_are_awaited_as_the_call(self) -> None:
         failures = {"partial": 1, "callable": 1, "lambda": 1}
