@@ -27,6 +27,7 @@ from ._http import backoff_delay
 from ._limits import MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS
 from . import _json, _sender
 from ._sender import Sender
+from ._server_watch import ServerChange, ServerWatch
 from .errors import Cancelled, RuntrailError, Terminated
 
 if TYPE_CHECKING:
@@ -132,6 +133,8 @@ class Run:
         #: Called once, from the sender's thread, when the run is asked to stop: they cut a call's wait to retry short.
         self._stop_wakers: List[Callable[[], None]] = []
         self._id_prefix = f"{owner['id'] if owner else uuid.uuid4()}.{uuid.uuid4().hex[:8]}"
+        # Attached: the run's lease is its owner's (runtrail exec), which heartbeats it.
+        self._watch = ServerWatch(self.id, self.lease_ttl_ms, owned=owner is not None and not attached)
         self._sender = Sender(
             client._http,
             self.id,
@@ -147,6 +150,7 @@ class Run:
             queue_full_timeout=client.queue_full_timeout,
             retry_for=client.retry_for,
             on_stop=self._stop,
+            watch=self._watch,
         )
 
         if owner is not None and not attached:
@@ -297,7 +301,7 @@ class Run:
                 if status == "succeeded" or not self._sender.is_refusal(err):
                     raise
             retry_for = self.client.retry_for if _deadline is None else max(0.0, _deadline - time.monotonic())
-            final = self.client._http.request("finishRun", {"id": self.id}, json_body=body, retry_for=retry_for)
+            final = self.client._http.request("finishRun", {"id": self.id}, json_body=body, retry_for=retry_for, observe=self._watch.other)
         except RuntrailError as err:
             if err.code == "run_already_terminal" and status == "cancelled":
                 final = self.client.get_run(self.id)
@@ -320,6 +324,25 @@ class Run:
         except RuntrailError as err:
             if err.code != "run_already_terminal":
                 raise
+
+    def on_server_change(self, callback: Optional[Callable[[ServerChange], Any]]) -> None:
+        """Call ``callback(change)`` when the server stops answering this run's requests, and when it answers again.
+
+        Once per outage, however many retries it takes: a ``runtrail.ServerChange``
+        with ``state`` ``"not_answering"`` (``since``, ``error``, and
+        ``lease_expires_at``: when the reaper ends the run ``orphaned`` unless
+        a heartbeat reaches the server first), then ``"answering"`` (``since``,
+        ``at``). The run's events, heartbeats, artifacts and end are retried
+        through the outage either way; this is for telling a person, who
+        otherwise learns of it only once the run was reaped. It runs on the
+        thread whose request noticed (often the run's sender thread), so it
+        must return quickly and not wait for the server (no ``run.flush()``
+        in it); an exception in it is printed to stderr and the run goes on.
+        One callback per run: another replaces it, None removes it.
+        """
+        if callback is not None and not callable(callback):
+            raise TypeError(f"on_server_change takes a function of one ServerChange (or None), got {type(callback).__name__}")
+        self._watch.listener = callback
 
     def flush(self, timeout: Optional[float] = None) -> None:
         """Return once every event queued so far is stored; raise the reason if one could not be (or after ``timeout`` s)."""
@@ -534,6 +557,7 @@ class Run:
                 query,
                 attempt=lambda: self.client._http.upload("putArtifact", route_params, query, open_body=open_body, size=size, headers=headers),
                 retry_for=self.client.retry_for,
+                observe=self._watch.other,
             )
         except RuntrailError as err:
             if err.code == "route_not_found":
