@@ -15,9 +15,10 @@ describes the whole API.
 
 from .client import Client, current_run
 from .errors import Cancelled, RuntrailError, Terminated
+from ._server_watch import ServerChange
 from .run import Call, Phase, Run
 from .track import track
 
 __version__ = "0.1.0"
 
-__all__ = ["Client", "Run", "Call", "Phase", "Cancelled", "RuntrailError", "Terminated", "current_run", "track", "__version__"]
+__all__ = ["Client", "Run", "Call", "Phase", "Cancelled", "RuntrailError", "Terminated", "ServerChange", "current_run", "track", "__version__"]

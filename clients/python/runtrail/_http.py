@@ -239,6 +239,7 @@ class Http:
         retry_for: float = 0.0,
         stop: Optional[threading.Event] = None,
         timeout: Optional[float] = None,
+        observe: Optional[Callable[[float, Optional[BaseException], Any], None]] = None,
     ) -> Any:
         """Send a request and return its JSON answer, retrying what is retryable for up to ``retry_for`` seconds.
 
@@ -250,6 +251,10 @@ class Http:
         raised (a server nobody answers for becomes ``unavailable`` naming
         the URL). ``stop`` cuts the waiting short. ``attempt`` makes each
         attempt instead (an ``upload()`` or a download), with the same retries.
+        ``observe(sent_at, error, answer)`` hears how each attempt ended
+        (``sent_at`` in epoch seconds; ``error`` None when it was answered),
+        except one that failed after ``stop`` was set: the caller gave up on
+        it, so it says nothing of the server.
         """
         extra = dict(headers or {})
         if json_body is not None:
@@ -259,13 +264,17 @@ class Http:
         deadline = began + retry_for
         tries = 0
         while True:
+            sent_at = time.time()
             try:
                 if attempt is not None:
-                    return attempt()
-                with self.open(route, params, query, body=data, headers=extra, timeout=timeout) as response:
-                    payload = response.read()
-                return self.json_answer(route, params, query, response, payload)
+                    answer = attempt()
+                else:
+                    with self.open(route, params, query, body=data, headers=extra, timeout=timeout) as response:
+                        payload = response.read()
+                    answer = self.json_answer(route, params, query, response, payload)
             except Exception as err:  # noqa: BLE001 - sorted into retryable or raised just below
+                if observe is not None and not (stop is not None and stop.is_set()):
+                    observe(sent_at, err, None)
                 if not is_retryable(err):
                     tls = tls_refusal(err)
                     if tls is not None:
@@ -286,6 +295,10 @@ class Http:
                 else:
                     time.sleep(wait)
                 tries += 1
+            else:
+                if observe is not None:
+                    observe(sent_at, None, answer)
+                return answer
 
     def download(
         self,

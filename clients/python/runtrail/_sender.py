@@ -12,6 +12,7 @@ import weakref
 from typing import Any, Callable, Dict, List, Optional
 
 from ._http import Http, is_retryable
+from ._server_watch import ServerWatch
 from .errors import RuntrailError
 
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
@@ -57,6 +58,7 @@ class Sender:
         queue_full_timeout: Optional[float],
         retry_for: float,
         on_stop: Callable[..., None],
+        watch: ServerWatch,
     ) -> None:
         self.http = http
         self.run_id = run_id
@@ -72,6 +74,7 @@ class Sender:
         self.retry_for = retry_for
         self.beat_every = max(0.25, lease_ttl_ms / 3000.0) if heartbeat else None
         self.on_stop = on_stop
+        self.watch = watch
         self._cond = threading.Condition()
         self._queue: List[Dict[str, Any]] = []
         self._sizes: List[int] = []  # bytes each queued event adds to a request
@@ -329,6 +332,7 @@ class Sender:
                 headers={"content-type": "application/json"},
                 retry_for=self.retry_for,
                 stop=self._stop,
+                observe=self.watch.appended,
             )
         except Exception as err:  # noqa: BLE001 - kept and raised to the script by the next enqueue/flush
             with self._cond:
@@ -403,6 +407,7 @@ class Sender:
                 retry_for=self.beat_every or 1.0,
                 stop=self._stop,
                 timeout=wait + self.http.timeout,
+                observe=self.watch.heartbeat,
             )
         except Exception as err:  # noqa: BLE001 - sorted just below
             # Closed while the heartbeat was held: nothing to report.

@@ -27,6 +27,7 @@ from ._http import backoff_delay
 from ._limits import MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS
 from . import _json, _sender
 from ._sender import Sender
+from ._server_watch import ServerChange, ServerWatch
 from .errors import Cancelled, RuntrailError, Terminated
 
 if TYPE_CHECKING:
@@ -129,7 +130,11 @@ class Run:
         self._has_output = False
         self._children: List[Run] = []
         self._lock = threading.Lock()
+        #: Called once, from the sender's thread, when the run is asked to stop: they cut a call's wait to retry short.
+        self._stop_wakers: List[Callable[[], None]] = []
         self._id_prefix = f"{owner['id'] if owner else uuid.uuid4()}.{uuid.uuid4().hex[:8]}"
+        # Attached: the run's lease is its owner's (runtrail exec), which heartbeats it.
+        self._watch = ServerWatch(self.id, self.lease_ttl_ms, owned=owner is not None and not attached)
         self._sender = Sender(
             client._http,
             self.id,
@@ -145,6 +150,7 @@ class Run:
             queue_full_timeout=client.queue_full_timeout,
             retry_for=client.retry_for,
             on_stop=self._stop,
+            watch=self._watch,
         )
 
         if owner is not None and not attached:
@@ -295,7 +301,7 @@ class Run:
                 if status == "succeeded" or not self._sender.is_refusal(err):
                     raise
             retry_for = self.client.retry_for if _deadline is None else max(0.0, _deadline - time.monotonic())
-            final = self.client._http.request("finishRun", {"id": self.id}, json_body=body, retry_for=retry_for)
+            final = self.client._http.request("finishRun", {"id": self.id}, json_body=body, retry_for=retry_for, observe=self._watch.other)
         except RuntrailError as err:
             if err.code == "run_already_terminal" and status == "cancelled":
                 final = self.client.get_run(self.id)
@@ -319,14 +325,52 @@ class Run:
             if err.code != "run_already_terminal":
                 raise
 
+    def on_server_change(self, callback: Optional[Callable[[ServerChange], Any]]) -> None:
+        """Call ``callback(change)`` when the server stops answering this run's requests, and when it answers again.
+
+        Once per outage, however many retries it takes: a ``runtrail.ServerChange``
+        with ``state`` ``"not_answering"`` (``since``, ``error``, and
+        ``lease_expires_at``: when the reaper ends the run ``orphaned`` unless
+        a heartbeat reaches the server first), then ``"answering"`` (``since``,
+        ``at``). The run's events, heartbeats, artifacts and end are retried
+        through the outage either way; this is for telling a person, who
+        otherwise learns of it only once the run was reaped. It runs on the
+        thread whose request noticed (often the run's sender thread), so it
+        must return quickly and not wait for the server (no ``run.flush()``
+        in it); an exception in it is printed to stderr and the run goes on.
+        One callback per run: another replaces it, None removes it.
+        """
+        if callback is not None and not callable(callback):
+            raise TypeError(f"on_server_change takes a function of one ServerChange (or None), got {type(callback).__name__}")
+        self._watch.listener = callback
+
     def flush(self, timeout: Optional[float] = None) -> None:
         """Return once every event queued so far is stored; raise the reason if one could not be (or after ``timeout`` s)."""
         self._sender.flush(timeout)
 
     def _stop(self, reason: str, cancel: bool = False) -> None:
-        if self._stop_reason is None:
+        with self._lock:
+            if self._stop_reason is not None:
+                return
             self._stop_reason = reason
             self._cancel_requested = cancel
+            wakers, self._stop_wakers = self._stop_wakers, []
+        for wake in wakers:
+            wake()
+
+    def _when_stopped(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake`` once the run is asked to stop (at once if it was); returns what forgets it, for a wait that ended first."""
+        with self._lock:
+            if self._stop_reason is None:
+                self._stop_wakers.append(wake)
+                return lambda: self._forget_waker(wake)
+        wake()
+        return lambda: None
+
+    def _forget_waker(self, wake: Callable[[], None]) -> None:
+        with self._lock:
+            if wake in self._stop_wakers:
+                self._stop_wakers.remove(wake)
 
     def check_cancelled(self) -> None:
         """Raise ``runtrail.Cancelled`` if the run was asked to stop (what every call boundary does)."""
@@ -442,7 +486,9 @@ class Run:
         one too: the call is recorded when its coroutine ends, retries wait
         with ``asyncio.sleep``, and a cancelled task's call is recorded failed
         (``CancelledError``) and not retried. ``async with`` works as ``with``.
-        Entering a call raises ``runtrail.Cancelled`` once the run was asked to stop.
+        Entering a call raises ``runtrail.Cancelled`` once the run was asked to
+        stop; a cancel heard while a call waits to retry ends that wait at
+        once: the call is recorded failed with the cancel and ``Cancelled`` raised.
         """
         if retries < 0:
             raise ValueError("retries must be >= 0")
@@ -511,6 +557,7 @@ class Run:
                 query,
                 attempt=lambda: self.client._http.upload("putArtifact", route_params, query, open_body=open_body, size=size, headers=headers),
                 retry_for=self.client.retry_for,
+                observe=self._watch.other,
             )
         except RuntrailError as err:
             if err.code == "route_not_found":
@@ -557,6 +604,15 @@ class Phase:
         self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> Literal[False]:
         return self.__exit__(exc_type, exc, tb)
+
+
+def _wake_soon(loop: asyncio.AbstractEventLoop, woken: "asyncio.Future[None]") -> None:
+    """Resolve ``woken`` in its loop's thread: the run's stop is heard on the sender's thread."""
+    try:
+        loop.call_soon_threadsafe(lambda: woken.done() or woken.set_result(None))
+    except RuntimeError:
+        # The loop closed since the wait began (asyncio.run returned): nothing waits on it to wake.
+        return
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
@@ -628,12 +684,16 @@ class Call:
             except BaseException as err:
                 if not self._failed(call_id, err, attempt):
                     raise
+                woken = threading.Event()
+                forget = self.run._when_stopped(woken.set)
                 try:
-                    time.sleep(self._delay(attempt))
+                    woken.wait(self._delay(attempt))
                 except BaseException as stop:
                     self._failed(call_id, stop)
                     raise
-                self._retried(call_id, attempt)
+                finally:
+                    forget()
+                self._retry_unless_stopped(call_id, attempt)
             else:
                 if inspect.isawaitable(result):
                     # A function _is_async could not tell (a lambda or a sync decorator around an async def)
@@ -659,12 +719,17 @@ class Call:
                 # asyncio.CancelledError is no Exception: recorded and raised, never retried, as Ctrl-C in the sync path.
                 if not self._failed(call_id, err, attempt):
                     raise
+                loop = asyncio.get_running_loop()
+                woken: "asyncio.Future[None]" = loop.create_future()
+                forget = self.run._when_stopped(functools.partial(_wake_soon, loop, woken))
                 try:
-                    await asyncio.sleep(self._delay(attempt))
+                    await asyncio.wait((woken,), timeout=self._delay(attempt))
                 except BaseException as stop:
                     self._failed(call_id, stop)
                     raise
-                self._retried(call_id, attempt)
+                finally:
+                    forget()
+                self._retry_unless_stopped(call_id, attempt)
                 attempt += 1
             else:
                 self._succeeded(call_id, started)
@@ -688,7 +753,19 @@ class Call:
         self.run.event("call.failed", {"callId": call_id, "error": _truncate(describe(err), MAX_ERROR_CHARS), "willRetry": will_retry})
         return will_retry
 
-    def _retried(self, call_id: str, attempt: int) -> None:
+    def _retry_unless_stopped(self, call_id: str, attempt: int) -> None:
+        """After the wait before a retry: record ``call.retried``, or, when the run was asked to stop meanwhile, end the call and raise ``Cancelled``.
+
+        A cancel cuts that wait short (as Node's ``run.call`` does), rather
+        than the script sleeping out a backoff of up to ``retry_delay`` for
+        a run nobody wants any more. The call ends failed with the cancel,
+        not in flight after a ``willRetry`` no retry followed.
+        """
+        reason = self.run._stop_reason
+        if reason is not None:
+            stop = Cancelled(self.run.id, reason)
+            self._failed(call_id, stop)
+            raise stop
         self.run.event("call.retried", {"callId": call_id, "attempt": attempt + 1})
 
     def _succeeded(self, call_id: str, started: float) -> None:

@@ -8,8 +8,9 @@ import inspect
 import os
 import signal
 import threading
+import time
 import unittest
-from typing import Any, Dict, List, Tuple
+from typing import Any, AsyncIterator, Dict, List, Tuple
 
 import runtrail
 from tests.support import Server, wait_until
@@ -191,6 +192,86 @@ class AsyncCallTest(unittest.TestCase):
                 judge()
         self.assertEqual(self.calls(run), [("call.started", None, None), ("call.failed", None, True), ("call.failed", None, False)])
         self.assertEqual(self.rt.get_run(run.id)["snapshot"]["lastError"]["message"], "KeyboardInterrupt")
+
+    def cancel_once_waiting_to_retry(self, run_id: str) -> None:
+        """Cancel the run once its call's first failure, saying it will be retried, is stored: the call is then in its wait."""
+        watcher = runtrail.Client(server.url)
+        wait_until(lambda: any(e["type"] == "call.failed" for e in watcher.events(run_id)["events"]), what="the first attempt's call.failed")
+        watcher.cancel(run_id, "wrong dataset")
+
+    def assert_cut_short_by_the_cancel(self, run: runtrail.Run, started: float) -> None:
+        # The wait was 30 s: the cancel, heard through the held heartbeat, ends it long before.
+        self.assertLess(time.monotonic() - started, 20, "the wait to retry must end when the run is cancelled")
+        self.assertEqual(self.calls(run), [("call.started", None, None), ("call.failed", None, True), ("call.failed", None, False)])
+        ended = self.rt.get_run(run.id)
+        self.assertEqual(ended["status"], "cancelled")
+        self.assertIn("cancel requested: wrong dataset", ended["snapshot"]["lastError"]["message"])
+        counters = self.counters(run)
+        self.assertEqual((counters["ok"], counters["failed"], counters["retries"]), (0, 1, 0))
+
+    def test_a_cancel_while_a_sync_call_waits_to_retry_ends_the_wait_and_the_call_and_raises_cancelled(self) -> None:
+        started = time.monotonic()
+        with self.assertRaises(runtrail.Cancelled):
+            with self.rt.run("sync-cancelled-in-backoff") as run:
+
+                @run.call("judge", retries=1, retry_delay=30)
+                def judge() -> None:
+                    threading.Thread(target=self.cancel_once_waiting_to_retry, args=(run.id,), daemon=True).start()
+                    raise ConnectionError("rate limited")
+
+                judge()
+        self.assert_cut_short_by_the_cancel(run, started)
+
+    def test_a_cancel_while_an_async_call_waits_to_retry_ends_the_wait_and_the_call_and_raises_cancelled(self) -> None:
+        started = time.monotonic()
+        with self.assertRaises(runtrail.Cancelled):
+            with self.rt.run("async-run-cancelled-in-backoff") as run:
+
+                @run.call("judge", retries=1, retry_delay=30)
+                async def judge() -> None:
+                    threading.Thread(target=self.cancel_once_waiting_to_retry, args=(run.id,), daemon=True).start()
+                    raise ConnectionError("rate limited")
+
+                asyncio.run(judge())
+        self.assert_cut_short_by_the_cancel(run, started)
+
+    def test_track_over_an_async_iterable_records_progress_as_its_items_are_done(self) -> None:
+        async def results() -> AsyncIterator[str]:
+            for i in range(4):
+                await asyncio.sleep(0)
+                yield f"doc_{i}"
+
+        async def main(run: runtrail.Run) -> List[str]:
+            return [doc async for doc in runtrail.track(results(), run=run, total=4, every=0, message="judging")]
+
+        with self.rt.run("async-track") as run:
+            self.assertEqual(asyncio.run(main(run)), ["doc_0", "doc_1", "doc_2", "doc_3"])
+        progress = [e["data"] for e in self.rt.events(run.id)["events"] if e["type"] == "progress"]
+        self.assertEqual([(p["done"], p["total"], p["message"]) for p in progress], [(n, 4, "judging") for n in range(5)])
+
+    def test_track_over_an_async_iterable_raises_cancelled_at_the_next_item_once_the_run_is_cancelled(self) -> None:
+        seen: List[int] = []
+
+        async def endless() -> AsyncIterator[int]:
+            i = 0
+            while True:
+                await asyncio.sleep(0)
+                yield i
+                i += 1
+
+        async def main(run: runtrail.Run) -> None:
+            async for i in runtrail.track(endless(), run=run):
+                seen.append(i)
+                if i == 2:
+                    runtrail.Client(server.url).cancel(run.id, "enough")
+                    # Heard through the run's held heartbeat, on the sender's thread.
+                    await asyncio.to_thread(wait_until, lambda: run.cancelled, 15, "the cancel to reach the run")
+
+        with self.assertRaises(runtrail.Cancelled):
+            with self.rt.run("async-track-cancelled") as run:
+                asyncio.run(main(run))
+        self.assertEqual(seen, [0, 1, 2])
+        self.assertEqual(self.rt.get_run(run.id)["status"], "cancelled")
 
     def test_partials_async_callables_and_functions_returning_a_coroutine_are_awaited_as_the_call(self) -> None:
         failures = {"partial": 1, "callable": 1, "lambda": 1}
