@@ -568,6 +568,38 @@ describe('producer SDK', () => {
     expect(ended.status).toBe('cancelled');
   });
 
+  it('a cancel while a call waits to retry ends the call failed, not left in flight for ever, and call() throws the stop', async () => {
+    const client = new RuntrailClient({ url: server.url, producer: { holdHeartbeat: true } });
+    const run = await client.createRun({ name: 'cancel-in-retry-wait', leaseTtlMs: 600_000 });
+    let attempts = 0;
+    const calling = run
+      .call(
+        'judge',
+        async () => {
+          attempts++;
+          throw new Error('judge model overloaded');
+        },
+        { retries: 3, retryDelayMs: () => 3_600_000 },
+      )
+      .catch((e: unknown) => e);
+    await waitUntil(() => attempts === 1, { what: 'the first attempt to fail' });
+    await client.cancelRun(run.id, 'wrong dataset');
+    const stopped = await calling;
+    expect((stopped as RunStopped).kind).toBe('cancel_requested');
+    expect(attempts).toBe(1);
+    await run.flush();
+    const events = await allEvents(client, run.id);
+    const failed = events.filter((e) => e.type === 'call.failed').map((e) => e.data);
+    expect(failed).toEqual([
+      { callId: 'c1', error: 'judge model overloaded', willRetry: true },
+      { callId: 'c1', error: 'stopped while waiting to retry: cancel requested: wrong dataset', willRetry: false },
+    ]);
+    const snapshot = foldEvents(events);
+    expect(snapshot.counters.failed).toBe(1);
+    expect(Object.keys(snapshot.current)).toEqual([]);
+    expect((await run.cancelled('stopping as asked')).status).toBe('cancelled');
+  });
+
   it('with holdHeartbeat, aborts its signal as the cancel is made, not at its next heartbeat; closing it ends the open heartbeat', async () => {
     const client = new RuntrailClient({ url: server.url, producer: { holdHeartbeat: true } });
     // The next plain heartbeat would come 200 s after the start.

@@ -252,7 +252,17 @@ export class RunHandle {
         const willRetry = attempt <= retries && !this.signal.aborted;
         this.event('call.failed', { callId, error: describe(err), willRetry });
         if (!willRetry) throw err;
-        await delay(options.retryDelayMs?.(attempt) ?? backoffDelay(attempt, { initialMs: 200, maxMs: 10_000 }), this.signal, this.clock);
+        try {
+          await delay(options.retryDelayMs?.(attempt) ?? backoffDelay(attempt, { initialMs: 200, maxMs: 10_000 }), this.signal, this.clock);
+        } catch (stopped) {
+          // A cancel while it waits to retry ends the call here, failed: its last word was "will
+          // retry", and every snapshot showed it in flight for ever. (Ended elsewhere or its lease
+          // lost, the run takes no more events.) As the Python client records it.
+          if (stopped instanceof RunStopped && stopped.kind === 'cancel_requested' && !this.ended) {
+            this.event('call.failed', { callId, error: cut(`stopped while waiting to retry: ${stopped.why}`), willRetry: false });
+          }
+          throw stopped;
+        }
         this.event('call.retried', { callId, attempt: attempt + 1 });
       }
     }
