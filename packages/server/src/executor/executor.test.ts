@@ -229,6 +229,35 @@ describe('executor', () => {
     expect(server.executor.running).toBe(0);
   });
 
+  it('a handler that returns what JSON would change or drop (a Map, a Set, NaN, a function) fails its run naming the field, not as an executor failure', async () => {
+    server.define('scores-map', async () => ({ perDataset: new Map([['gsm8k', 0.7]]) }));
+    server.define('nan', async () => ({ accuracy: Number.NaN }));
+    server.define('uncalled', async () => () => ({ score: 1 }));
+    const map = await ended((await client.startRun({ name: 'scores-map' })).id);
+    expect(map.error).toEqual({
+      kind: 'error',
+      message: "the handler's return value cannot be stored as the run's output: output.perDataset is a Map, which JSON writes as {} (its entries lost): send Object.fromEntries(map)",
+    });
+    const nan = await ended((await client.startRun({ name: 'nan' })).id);
+    expect(nan.error?.message).toBe("the handler's return value cannot be stored as the run's output: output.accuracy is NaN, which JSON cannot hold (it would be stored as null)");
+    // Stored as nothing, the run would have succeeded with no output and no word why.
+    const uncalled = await ended((await client.startRun({ name: 'uncalled' })).id);
+    expect(uncalled.status).toBe('failed');
+    expect(uncalled.error?.message).toBe("the handler's return value cannot be stored as the run's output: it is a function, which JSON cannot hold (return what it computes)");
+    expect(server.executor.running).toBe(0);
+  });
+
+  it('a handler that throws undefined or null fails its run saying so, not with the bare word', async () => {
+    server.define('throws-nothing', async () => {
+      throw undefined;
+    });
+    server.define('rejects-null', () => Promise.reject(null));
+    const nothing = await ended((await client.startRun({ name: 'throws-nothing' })).id);
+    expect(nothing.error).toEqual({ kind: 'error', message: 'the handler threw undefined, not an Error: there is no message or stack to show' });
+    const rejected = await ended((await client.startRun({ name: 'rejects-null' })).id);
+    expect(rejected.error?.message).toBe('the handler threw null, not an Error: there is no message or stack to show');
+  });
+
   it('runs at most `concurrency` handlers at once; the others wait queued and run after', async () => {
     const release = gate();
     let inside = 0;

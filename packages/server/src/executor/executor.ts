@@ -557,9 +557,8 @@ export class Executor {
         if (stopped.kind === 'cancelled') await handle.cancelled(stopped.message);
         else if (stopped.kind !== 'ended') await handle.fail(stopped.message, stopped.kind);
       } else if (outcome.ok) {
-        const notJson = jsonProblem(outcome.output);
-        if (notJson) await handle.fail(`the handler's return value cannot be stored as the run's output: it is not JSON (${notJson})`);
-        else await handle.succeed(outcome.output);
+        const problem = outputProblem(outcome.output) ?? (await succeeded(handle, outcome.output));
+        if (problem) await handle.fail(`the handler's return value cannot be stored as the run's output: ${problem}`);
       } else {
         await this.failed(run, handle, outcome.error);
       }
@@ -596,7 +595,9 @@ export class Executor {
       }
     }
     // runtrail's own errors (an event the handler got wrong) read as they are.
-    const named = thrown && thrown.name !== 'Error' && !(thrown instanceof RuntrailError) ? `${thrown.name}: ${thrown.message || '(no message)'}` : error;
+    // `throw undefined` (a rethrown value that was never set, `reject()` with nothing) would otherwise be the run's whole error: "undefined".
+    const nothing = error === undefined || error === null ? `the handler threw ${String(error)}, not an Error: there is no message or stack to show` : null;
+    const named = nothing ?? (thrown && thrown.name !== 'Error' && !(thrown instanceof RuntrailError) ? `${thrown.name}: ${thrown.message || '(no message)'}` : error);
     await handle.fail(named, errorKind(error));
   }
 
@@ -619,13 +620,37 @@ export class Executor {
   }
 }
 
-/** Why `value` cannot be written as JSON (a cycle, a BigInt), or null. */
-function jsonProblem(value: unknown): string | null {
+/**
+ * Why a handler's return value cannot be its run's output, or null. A
+ * function (`return compute` for `return compute()`) or a symbol JSON would
+ * drop without a word: the run would succeed with no output.
+ */
+function outputProblem(value: unknown): string | null {
+  if (typeof value === 'function') return 'it is a function, which JSON cannot hold (return what it computes)';
+  if (typeof value === 'symbol') return 'it is a symbol, which JSON cannot hold';
   try {
     JSON.stringify(value);
     return null;
   } catch (err) {
-    return (err as Error).message;
+    // V8's cycle message spans lines (where the circle starts and closes): the run's error is read on one line.
+    return `it is not JSON (${(err as Error).message.replace(/\s*\n\s*/g, ' ')})`;
+  }
+}
+
+/**
+ * Succeed the run with `output`, or say why the SDK refused it before
+ * sending anything (a Map or a Set JSON would write as {}, a NaN as null):
+ * that is the handler's value, not the executor failing to record an end.
+ */
+async function succeeded(handle: RunHandle, output: unknown): Promise<string | null> {
+  try {
+    await handle.succeed(output);
+    return null;
+  } catch (err) {
+    const issues = RuntrailError.isCode(err, 'invalid_request') ? (err.details as { issues?: Array<{ path: string; message: string }> } | undefined)?.issues : undefined;
+    const about = issues?.filter((i) => i.path === 'output' || i.path.startsWith('output.') || i.path.startsWith('output['));
+    if (!about?.length || about.length !== issues?.length) throw err;
+    return about.map((i) => `${i.path} ${i.message}`).join('; ');
   }
 }
 
