@@ -95,6 +95,17 @@ describe('executor', () => {
     expect(await client.listHandlers()).toEqual([]);
   });
 
+  it('define refuses an input option that is not a schema (a JSON Schema object, a string), naming it, rather than answer every run of it 500', async () => {
+    const jsonSchema = { type: 'object', properties: { n: { type: 'number' } } };
+    expect(() => server.define('scored', async () => 1, { input: jsonSchema as never })).toThrow(
+      'the input of "scored" must be a zod schema (z.object({ … })) or anything with safeParse(value); got an object without safeParse (it looks like a JSON Schema: define takes the zod schema, and GET /handlers reports its JSON Schema)',
+    );
+    expect(() => server.define('scored', async () => 1, { input: 'number' as never })).toThrow('the input of "scored" must be a zod schema (z.object({ … })) or anything with safeParse(value); got a string without safeParse');
+    expect(await client.listHandlers()).toEqual([]);
+    const started = await client.startRun({ name: 'scored', input: { n: 1 } }).catch((e: unknown) => e);
+    expect(RuntrailError.isCode(started, 'handler_not_found')).toBe(true);
+  });
+
   it('define refuses a handler name that is empty, too long, or holds a control character or line separator, naming it escaped, and registers nothing', async () => {
     const refused: Array<[string, string]> = [
       ['', 'the handler name "" is refused: Too small: expected string to have >=1 characters'],

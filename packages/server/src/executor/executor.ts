@@ -159,6 +159,13 @@ export class Executor {
     if (unknown.length > 0) {
       throw new TypeError(`the options of "${name}" have no ${unknown.map((k) => `"${k}"`).join(', ')}; a handler's options are ${HANDLER_OPTION_KEYS.join(', ')}`);
     }
+    // Without safeParse every run of it would be a 500 when it is created; a JSON Schema object is the likely slip, as GET /handlers speaks JSON Schema.
+    const input: unknown = options.input;
+    if (input !== undefined && typeof (input as { safeParse?: unknown } | null)?.safeParse !== 'function') {
+      throw new TypeError(
+        `the input of "${name}" must be a zod schema (z.object({ … })) or anything with safeParse(value); got ${describeValue(input)} without safeParse${isJsonSchemaLike(input) ? ' (it looks like a JSON Schema: define takes the zod schema, and GET /handlers reports its JSON Schema)' : ''}`,
+      );
+    }
     const limit = options.concurrency;
     if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
       throw new RangeError(`the concurrency of "${name}" must be a whole number from 1 (runs of it at once on this node); got ${String(limit)}`);
@@ -658,6 +665,17 @@ function errorKind(err: unknown): RunErrorKind {
   const kind = (err as { kind?: unknown } | null)?.kind;
   const parsed = RunErrorKind.safeParse(kind);
   return parsed.success ? parsed.data : 'error';
+}
+
+/** What a wrong option is, in a few words: "null", "a string", "an object". */
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+function isJsonSchemaLike(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && ('type' in value || 'properties' in value || '$schema' in value);
 }
 
 /** A refused handler name as an error shows it: quoted, with JSON's escapes and DEL, C1 and line separators escaped too (none reaches a log or terminal raw), a long one cut. */
