@@ -179,7 +179,15 @@ describe('runtrail serve --handlers', () => {
       // A name with an escape sequence in it would be listed raw by GET /handlers, `runtrail handlers` and the dashboard.
       const badName = join(dir.path, 'bad-name.mjs');
       writeFileSync(badName, "export default { 'eval\\u001b[2J': async () => 1 };\n");
-      const cases: Array<[string, RegExp]> = [
+      // A team's handler named as the demo's, and two modules (or one) defining one name: which two places clash.
+      const demoNamed = join(dir.path, 'demo-named.mjs');
+      writeFileSync(demoNamed, "export default { 'demo-pipeline': async () => 1 };\n");
+      const twice = join(dir.path, 'twice.mjs');
+      writeFileSync(twice, "export default (rt) => {\n  rt.define('score', async () => 1);\n  rt.define('score', async () => 2);\n};\n");
+      const cases: Array<[string | string[], RegExp]> = [
+        [demoNamed, /: defining its handlers failed: a handler named "demo-pipeline" is already defined by the stock server's demo handler \(serve --no-demo-handler leaves it out\); one node runs one handler of a name, so rename one of them\n$/],
+        [[fixture('score.mjs'), twice], /--handlers \/.*\/twice\.mjs: defining its handlers failed: a handler named "score" is already defined by --handlers \/.*\/fixtures\/handlers\/score\.mjs; one node/],
+        [twice, /: defining its handlers failed: a handler named "score" is already defined earlier in this module; one node/],
         ['./no-such-handlers.mjs', /^runtrail: invalid_request: --handlers \.\/no-such-handlers\.mjs: no such file \(\/.*no-such-handlers\.mjs\)\n$/],
         [fixture('not-handlers.mjs'), /: its default export is missing; export a function that defines handlers \(export default \(rt\) => \{ rt\.define\('name', async \(ctx\) => …\) \}\) or an object of handlers by name\n$/],
         [broken, /: loading it failed: Unexpected token '\)' at \/.*\/broken\.mjs:4\n$/],
@@ -188,11 +196,13 @@ describe('runtrail serve --handlers', () => {
         [badName, /: defining its handlers failed: the handler name "eval\\u001b\[2J" is refused: must not contain NUL or other control characters\n$/],
       ];
       for (const [file, said] of cases) {
-        const result = await runtrail(['serve', '--port', '0', '--data-dir', join(dir.path, 'data'), '--handlers', file], { cwd: dir.path });
-        expect(result.code, file).toBe(2);
-        expect(result.stdout, file).not.toContain('serving on');
-        expect(result.stderr, file).toMatch(said);
-        expect(result.stderr.trim().split('\n'), file).toHaveLength(1);
+        const files = typeof file === 'string' ? [file] : file;
+        const result = await runtrail(['serve', '--port', '0', '--data-dir', join(dir.path, 'data'), ...files.flatMap((f) => ['--handlers', f])], { cwd: dir.path });
+        const what = files.join(' ');
+        expect(result.code, what).toBe(2);
+        expect(result.stdout, what).not.toContain('serving on');
+        expect(result.stderr, what).toMatch(said);
+        expect(result.stderr.trim().split('\n'), what).toHaveLength(1);
       }
     } finally {
       dir.remove();

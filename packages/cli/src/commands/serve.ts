@@ -19,9 +19,21 @@ export function registerServe(program: Command): void {
       const modules = await loadHandlerModules(flags.handlers ?? []);
       const server = await startServing(serveOptions(flags));
       if (flags.demoHandler) defineDemoHandler(server);
+      // Where each name was defined: a name defined twice is then told with both places, not only as "already defined".
+      const definedBy = new Map(server.executor.names().map((name) => [name, "the stock server's demo handler (serve --no-demo-handler leaves it out)"]));
       for (const { file, register } of modules) {
+        const define: RunningServer['define'] = (name, handler, options) => {
+          const first = definedBy.get(name);
+          if (first !== undefined) {
+            const where = first === `--handlers ${file}` ? 'earlier in this module' : `by ${first}`;
+            throw new Error(`a handler named "${name}" is already defined ${where}; one node runs one handler of a name, so rename one of them`);
+          }
+          server.define(name, handler, options);
+          definedBy.set(name, `--handlers ${file}`);
+        };
         try {
-          await register(server);
+          // The server as it is (a plain object), with define telling where a name was taken.
+          await register({ ...server, define });
         } catch (err) {
           await server.close();
           throw new RuntrailError('invalid_request', `--handlers ${file}: defining its handlers failed: ${(err as Error).message}`);

@@ -95,6 +95,17 @@ describe('executor', () => {
     expect(await client.listHandlers()).toEqual([]);
   });
 
+  it('define refuses an input option that is not a schema (a JSON Schema object, a string), naming it, rather than answer every run of it 500', async () => {
+    const jsonSchema = { type: 'object', properties: { n: { type: 'number' } } };
+    expect(() => server.define('scored', async () => 1, { input: jsonSchema as never })).toThrow(
+      'the input of "scored" must be a zod schema (z.object({ … })) or anything with safeParse(value); got an object without safeParse (it looks like a JSON Schema: define takes the zod schema, and GET /handlers reports its JSON Schema)',
+    );
+    expect(() => server.define('scored', async () => 1, { input: 'number' as never })).toThrow('the input of "scored" must be a zod schema (z.object({ … })) or anything with safeParse(value); got a string without safeParse');
+    expect(await client.listHandlers()).toEqual([]);
+    const started = await client.startRun({ name: 'scored', input: { n: 1 } }).catch((e: unknown) => e);
+    expect(RuntrailError.isCode(started, 'handler_not_found')).toBe(true);
+  });
+
   it('define refuses a handler name that is empty, too long, or holds a control character or line separator, naming it escaped, and registers nothing', async () => {
     const refused: Array<[string, string]> = [
       ['', 'the handler name "" is refused: Too small: expected string to have >=1 characters'],
@@ -227,6 +238,35 @@ describe('executor', () => {
     const big = await ended((await client.startRun({ name: 'big' })).id);
     expect(big.error?.message).toBe("the handler's return value cannot be stored as the run's output: it is not JSON (Do not know how to serialize a BigInt)");
     expect(server.executor.running).toBe(0);
+  });
+
+  it('a handler that returns what JSON would change or drop (a Map, a Set, NaN, a function) fails its run naming the field, not as an executor failure', async () => {
+    server.define('scores-map', async () => ({ perDataset: new Map([['gsm8k', 0.7]]) }));
+    server.define('nan', async () => ({ accuracy: Number.NaN }));
+    server.define('uncalled', async () => () => ({ score: 1 }));
+    const map = await ended((await client.startRun({ name: 'scores-map' })).id);
+    expect(map.error).toEqual({
+      kind: 'error',
+      message: "the handler's return value cannot be stored as the run's output: output.perDataset is a Map, which JSON writes as {} (its entries lost): send Object.fromEntries(map)",
+    });
+    const nan = await ended((await client.startRun({ name: 'nan' })).id);
+    expect(nan.error?.message).toBe("the handler's return value cannot be stored as the run's output: output.accuracy is NaN, which JSON cannot hold (it would be stored as null)");
+    // Stored as nothing, the run would have succeeded with no output and no word why.
+    const uncalled = await ended((await client.startRun({ name: 'uncalled' })).id);
+    expect(uncalled.status).toBe('failed');
+    expect(uncalled.error?.message).toBe("the handler's return value cannot be stored as the run's output: it is a function, which JSON cannot hold (return what it computes)");
+    expect(server.executor.running).toBe(0);
+  });
+
+  it('a handler that throws undefined or null fails its run saying so, not with the bare word', async () => {
+    server.define('throws-nothing', async () => {
+      throw undefined;
+    });
+    server.define('rejects-null', () => Promise.reject(null));
+    const nothing = await ended((await client.startRun({ name: 'throws-nothing' })).id);
+    expect(nothing.error).toEqual({ kind: 'error', message: 'the handler threw undefined, not an Error: there is no message or stack to show' });
+    const rejected = await ended((await client.startRun({ name: 'rejects-null' })).id);
+    expect(rejected.error?.message).toBe('the handler threw null, not an Error: there is no message or stack to show');
   });
 
   it('runs at most `concurrency` handlers at once; the others wait queued and run after', async () => {

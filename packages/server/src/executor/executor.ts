@@ -159,6 +159,13 @@ export class Executor {
     if (unknown.length > 0) {
       throw new TypeError(`the options of "${name}" have no ${unknown.map((k) => `"${k}"`).join(', ')}; a handler's options are ${HANDLER_OPTION_KEYS.join(', ')}`);
     }
+    // Without safeParse every run of it would be a 500 when it is created; a JSON Schema object is the likely slip, as GET /handlers speaks JSON Schema.
+    const input: unknown = options.input;
+    if (input !== undefined && typeof (input as { safeParse?: unknown } | null)?.safeParse !== 'function') {
+      throw new TypeError(
+        `the input of "${name}" must be a zod schema (z.object({ … })) or anything with safeParse(value); got ${describeValue(input)} without safeParse${isJsonSchemaLike(input) ? ' (it looks like a JSON Schema: define takes the zod schema, and GET /handlers reports its JSON Schema)' : ''}`,
+      );
+    }
     const limit = options.concurrency;
     if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
       throw new RangeError(`the concurrency of "${name}" must be a whole number from 1 (runs of it at once on this node); got ${String(limit)}`);
@@ -557,9 +564,8 @@ export class Executor {
         if (stopped.kind === 'cancelled') await handle.cancelled(stopped.message);
         else if (stopped.kind !== 'ended') await handle.fail(stopped.message, stopped.kind);
       } else if (outcome.ok) {
-        const notJson = jsonProblem(outcome.output);
-        if (notJson) await handle.fail(`the handler's return value cannot be stored as the run's output: it is not JSON (${notJson})`);
-        else await handle.succeed(outcome.output);
+        const problem = outputProblem(outcome.output) ?? (await succeeded(handle, outcome.output));
+        if (problem) await handle.fail(`the handler's return value cannot be stored as the run's output: ${problem}`);
       } else {
         await this.failed(run, handle, outcome.error);
       }
@@ -596,7 +602,9 @@ export class Executor {
       }
     }
     // runtrail's own errors (an event the handler got wrong) read as they are.
-    const named = thrown && thrown.name !== 'Error' && !(thrown instanceof RuntrailError) ? `${thrown.name}: ${thrown.message || '(no message)'}` : error;
+    // `throw undefined` (a rethrown value that was never set, `reject()` with nothing) would otherwise be the run's whole error: "undefined".
+    const nothing = error === undefined || error === null ? `the handler threw ${String(error)}, not an Error: there is no message or stack to show` : null;
+    const named = nothing ?? (thrown && thrown.name !== 'Error' && !(thrown instanceof RuntrailError) ? `${thrown.name}: ${thrown.message || '(no message)'}` : error);
     await handle.fail(named, errorKind(error));
   }
 
@@ -619,13 +627,37 @@ export class Executor {
   }
 }
 
-/** Why `value` cannot be written as JSON (a cycle, a BigInt), or null. */
-function jsonProblem(value: unknown): string | null {
+/**
+ * Why a handler's return value cannot be its run's output, or null. A
+ * function (`return compute` for `return compute()`) or a symbol JSON would
+ * drop without a word: the run would succeed with no output.
+ */
+function outputProblem(value: unknown): string | null {
+  if (typeof value === 'function') return 'it is a function, which JSON cannot hold (return what it computes)';
+  if (typeof value === 'symbol') return 'it is a symbol, which JSON cannot hold';
   try {
     JSON.stringify(value);
     return null;
   } catch (err) {
-    return (err as Error).message;
+    // V8's cycle message spans lines (where the circle starts and closes): the run's error is read on one line.
+    return `it is not JSON (${(err as Error).message.replace(/\s*\n\s*/g, ' ')})`;
+  }
+}
+
+/**
+ * Succeed the run with `output`, or say why the SDK refused it before
+ * sending anything (a Map or a Set JSON would write as {}, a NaN as null):
+ * that is the handler's value, not the executor failing to record an end.
+ */
+async function succeeded(handle: RunHandle, output: unknown): Promise<string | null> {
+  try {
+    await handle.succeed(output);
+    return null;
+  } catch (err) {
+    const issues = RuntrailError.isCode(err, 'invalid_request') ? (err.details as { issues?: Array<{ path: string; message: string }> } | undefined)?.issues : undefined;
+    const about = issues?.filter((i) => i.path === 'output' || i.path.startsWith('output.') || i.path.startsWith('output['));
+    if (!about?.length || about.length !== issues?.length) throw err;
+    return about.map((i) => `${i.path} ${i.message}`).join('; ');
   }
 }
 
@@ -633,6 +665,17 @@ function errorKind(err: unknown): RunErrorKind {
   const kind = (err as { kind?: unknown } | null)?.kind;
   const parsed = RunErrorKind.safeParse(kind);
   return parsed.success ? parsed.data : 'error';
+}
+
+/** What a wrong option is, in a few words: "null", "a string", "an object". */
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+function isJsonSchemaLike(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && ('type' in value || 'properties' in value || '$schema' in value);
 }
 
 /** A refused handler name as an error shows it: quoted, with JSON's escapes and DEL, C1 and line separators escaped too (none reaches a log or terminal raw), a long one cut. */
