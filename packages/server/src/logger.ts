@@ -41,21 +41,39 @@ export function logsForPeople(config: Pick<ServerConfig, 'logFormat'>, isTTY = B
   return config.logFormat === 'pretty' || (config.logFormat === 'auto' && isTTY);
 }
 
+/** How long a stopping server waits for its last log lines to be written (a stdout nobody reads may take none). */
+const LOG_FLUSH_WAIT_MS = 2_000;
+
 /**
- * Write out, synchronously, the lines the log still holds. pino's stdout
- * stream writes asynchronously and flushes on 'exit', which a process ended
- * by a signal never emits (a server closed on SIGTERM raises it again), so
- * the shutdown's own last lines, which runs ended how, could be lost.
+ * Wait, at most `waitMs`, for the lines the log still holds to be written
+ * before the process goes. pino's stdout stream (sonic-boom) writes
+ * asynchronously and flushes on 'exit', which a process ended by a signal
+ * never emits (a server closed on SIGTERM raises it again), so the
+ * shutdown's own last lines, which runs ended how, could be lost. Not with
+ * its flushSync: that retries a write failing with EPIPE (stdout's reader
+ * gone: `serve | head -1`, a dead log shipper) every 100 ms for ever, and
+ * the server never exited. Its flush(cb) does not wait for a write under
+ * way; 'drain' comes when the last one is done, 'error' when one fails
+ * (pino then drops what follows).
  */
-export function flushLog(log: FastifyBaseLogger): void {
-  const stream = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { flushSync?: () => void } | undefined;
-  if (typeof stream?.flushSync !== 'function') return;
-  try {
-    stream.flushSync();
-  } catch (err) {
-    // Its file descriptor is not open yet, or the stream was destroyed (stdout closed): nothing can be written.
-    void err;
-  }
+export async function flushLog(log: FastifyBaseLogger, waitMs = LOG_FLUSH_WAIT_MS): Promise<void> {
+  const stream = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as
+    | (Partial<Pick<NodeJS.EventEmitter, 'once' | 'off'>> & { _writing?: boolean })
+    | undefined;
+  // sonic-boom's own state: nothing under way, nothing to wait for (and another kind of stream: pretty, sync).
+  if (stream?._writing !== true || typeof stream.once !== 'function' || typeof stream.off !== 'function') return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      stream.off!('drain', done);
+      stream.off!('error', done);
+      resolve();
+    };
+    const timer = setTimeout(done, waitMs);
+    timer.unref();
+    stream.once!('drain', done);
+    stream.once!('error', done);
+  });
 }
 
 /**

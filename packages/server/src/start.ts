@@ -191,7 +191,7 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
       const ms = Date.now() - started;
       if (served) log.info({ ms }, `stopped in ${(ms / 1000).toFixed(1)} s: handlers ended, streams closed, store closed`);
       else log.debug({ ms }, 'closed without serving: store closed');
-      flushLog(log);
+      await flushLog(log);
     })());
   const listen = async (): Promise<RunningServer> => {
     // Not under the name of a process that still lives: its runs are not a dead one's.
