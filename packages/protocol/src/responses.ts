@@ -45,7 +45,7 @@ export type HandlerInput = z.infer<typeof HandlerInputSchema>;
 /** A live node's executor slots as it last announced them (it announces whenever a run of it starts or ends): why its queued runs wait. */
 export const NodeSlotsSchema = z
   .object({
-    concurrency: z.number().int().min(1).describe("the node's overall concurrency: runs of any of its handlers at once"),
+    concurrency: z.number().int().min(0).describe("the node's overall concurrency: runs of any of its handlers at once (0: it claims none)"),
     running: z.number().int().min(0).describe('runs it executes now'),
     handlerConcurrency: z.record(z.string(), z.number().int().min(1)).describe('the handlers defined with a concurrency of their own (runs of it at once on this node): that limit'),
     runningByHandler: z.record(z.string(), z.number().int().min(0)).describe('runs of each handler it executes now; a handler with none is left out'),

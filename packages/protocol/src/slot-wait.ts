@@ -20,7 +20,8 @@ export function slotWaitText(handler: string, nodes: readonly LiveNode[], ahead:
   const own = (n: (typeof told)[number]) => n.slots.handlerConcurrency[handler];
   const runningOf = (n: (typeof told)[number]) => n.slots.runningByHandler[handler] ?? 0;
   const handlerFull = (n: (typeof told)[number]) => own(n) !== undefined && runningOf(n) >= own(n)!;
-  const nodeFull = (n: (typeof told)[number]) => n.slots.running >= n.slots.concurrency;
+  // A node of concurrency 0 claims nothing by design: no run ending frees a slot there, so it is not a limit to wait out.
+  const nodeFull = (n: (typeof told)[number]) => n.slots.concurrency > 0 && n.slots.running >= n.slots.concurrency;
   if (!told.every((n) => handlerFull(n) || nodeFull(n))) return null;
   const place = ahead === null ? '' : ` It is ${ordinal(ahead + 1)} in line (${ahead === 0 ? 'no queued run of it is older' : `${ahead} queued ${ahead === 1 ? 'run' : 'runs'} of it ${ahead === 1 ? 'is' : 'are'} older`}).`;
   const byHandler = told.filter(handlerFull);
