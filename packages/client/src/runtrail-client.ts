@@ -62,6 +62,8 @@ export interface HandlerAvailability {
   queuedOrphanTimeoutMs: number;
   /** By handler no live node defines (as the server's reaper counts): when its queued runs end failed/orphaned, epoch ms. */
   endsAt: ReadonlyMap<string, number>;
+  /** Every live node's handlers and slots (GET /handlers `nodes`): why a run of a defined handler waits (slotWaitText). */
+  nodes: HandlersResponse['nodes'];
 }
 
 export class RuntrailClient {
@@ -323,6 +325,7 @@ export class RuntrailClient {
       startable: [...new Set([...handlers, ...nodes.flatMap((n) => n.handlers)])].sort(),
       queuedOrphanTimeoutMs,
       endsAt: new Map(unclaimable.map((u) => [u.handler, u.endsAt])),
+      nodes,
     };
   }
 }

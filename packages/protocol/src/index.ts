@@ -172,13 +172,16 @@ export {
   HealthResponseSchema,
   HandlerInputSchema,
   HandlersResponseSchema,
+  NodeSlotsSchema,
   routeResponses,
+  type NodeSlots,
   type HandlerInput,
   type HandlersResponse,
   type RouteResponse,
   type RouteResult,
 } from './responses.js';
 export { openApiDocument, openApiPath } from './openapi.js';
+export { slotWaitText } from './slot-wait.js';
 export {
   CLIENT_HEADER,
   CreateRunTokenBody,

@@ -42,11 +42,24 @@ export const HandlerInputSchema = z
   .describe('what input a handler takes, as far as this node knows');
 export type HandlerInput = z.infer<typeof HandlerInputSchema>;
 
+/** A live node's executor slots as it last announced them (it announces whenever a run of it starts or ends): why its queued runs wait. */
+export const NodeSlotsSchema = z
+  .object({
+    concurrency: z.number().int().min(0).describe("the node's overall concurrency: runs of any of its handlers at once (0: it claims none)"),
+    running: z.number().int().min(0).describe('runs it executes now'),
+    handlerConcurrency: z.record(z.string(), z.number().int().min(1)).describe('the handlers defined with a concurrency of their own (runs of it at once on this node): that limit'),
+    runningByHandler: z.record(z.string(), z.number().int().min(0)).describe('runs of each handler it executes now; a handler with none is left out'),
+  })
+  .describe("the node's concurrency limits and how many runs use them; absent from a node that does not announce them (an older version)");
+export type NodeSlots = z.infer<typeof NodeSlotsSchema>;
+
 export const HandlersResponseSchema = z.object({
   /** The handlers this node executes. */
   handlers: z.array(z.string()),
   /** Every live node's handlers (this node's included), by node name: which node can execute which runs. */
-  nodes: z.array(z.object({ node: z.string(), handlers: z.array(z.string()), heardAt: z.number().int(), liveUntil: z.number().int() })),
+  nodes: z.array(
+    z.object({ node: z.string(), handlers: z.array(z.string()), heardAt: z.number().int(), liveUntil: z.number().int(), slots: NodeSlotsSchema.optional() }),
+  ),
   queuedOrphanTimeoutMs: z
     .number()
     .int()

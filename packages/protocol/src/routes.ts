@@ -184,6 +184,7 @@ export const routes = {
     path: `${API_PREFIX}/handlers`,
     summary:
       'Names of the handlers this node can execute, which live node executes which (nodes, from the registry every node keeps in the store), ' +
+      "each live node's slots (its concurrency and each handler's, and how many runs use them now: why a queued run of a defined handler waits), " +
       "and when queued runs of a handler no live node defines end failed/orphaned: queuedOrphanTimeoutMs (0: they wait for ever), and unclaimable, each such handler's " +
       "undefinedSince (when this node's reaper first found no live node defining it; it starts over when one does, or when the node restarts) and endsAt (undefinedSince + queuedOrphanTimeoutMs; another node's reaper may end them sooner). " +
       "inputs: each handler a run can be started for here, the live nodes that define it, and its input as JSON Schema where this node defines it " +

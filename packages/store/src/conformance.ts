@@ -1126,15 +1126,16 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         const second = await open(opened.location);
         extra.push(second);
         expect(await second.store.nodeHandlers(T0 + 1000)).toEqual([
-          { node: 'node-a', handlers: ['score'], heardAt: T0 + 10, liveUntil: T0 + 30_000, incarnation: null, url: null },
-          { node: 'node-b', handlers: ['gpu', 'render'], heardAt: T0, liveUntil: T0 + 1000, incarnation: 'inc-b1', url: 'http://10.0.0.2:4310' },
+          { node: 'node-a', handlers: ['score'], heardAt: T0 + 10, liveUntil: T0 + 30_000, incarnation: null, url: null, slots: null },
+          { node: 'node-b', handlers: ['gpu', 'render'], heardAt: T0, liveUntil: T0 + 1000, incarnation: 'inc-b1', url: 'http://10.0.0.2:4310', slots: null },
         ]);
         expect((await store.nodeHandlers(T0 + 1001)).map((n) => n.node)).toEqual(['node-a']);
         // A new announcement replaces the node's names, times and process: a handler it dropped is no longer its.
-        await second.store.announceHandlers({ node: 'node-b', handlers: ['render'], now: T0 + 2000, liveUntil: T0 + 3000, incarnation: 'inc-b2', url: 'http://10.0.0.2:4311' });
+        const slots = { concurrency: 4, running: 2, handlerConcurrency: { render: 1 }, runningByHandler: { render: 1, other: 1 } };
+        await second.store.announceHandlers({ node: 'node-b', handlers: ['render'], now: T0 + 2000, liveUntil: T0 + 3000, incarnation: 'inc-b2', url: 'http://10.0.0.2:4311', slots });
         expect(await store.nodeHandlers(T0 + 2500)).toEqual([
-          { node: 'node-a', handlers: ['score'], heardAt: T0 + 10, liveUntil: T0 + 30_000, incarnation: null, url: null },
-          { node: 'node-b', handlers: ['render'], heardAt: T0 + 2000, liveUntil: T0 + 3000, incarnation: 'inc-b2', url: 'http://10.0.0.2:4311' },
+          { node: 'node-a', handlers: ['score'], heardAt: T0 + 10, liveUntil: T0 + 30_000, incarnation: null, url: null, slots: null },
+          { node: 'node-b', handlers: ['render'], heardAt: T0 + 2000, liveUntil: T0 + 3000, incarnation: 'inc-b2', url: 'http://10.0.0.2:4311', slots },
         ]);
         await store.forgetHandlers('node-b');
         await store.forgetHandlers('no-such-node');

@@ -17,6 +17,7 @@ export type {
   RunBundle,
   HandlersAnnouncement,
   NodeHandlers,
+  NodeSlots,
   ReadPageOptions,
   RunStoreOperation,
   ClusterStoreOperation,

@@ -235,6 +235,12 @@ export const migrations: Array<(d: Dialect) => string> = [
   -- admin can, and no one else's.
   ALTER TABLE run_tokens ADD COLUMN minted_by TEXT;
   `,
+  () => `
+  -- Each node's executor slots (its concurrency limits and how many runs use them), announced with
+  -- its handlers: a queued run can say it waits for a limit, not only for a node. JSON; NULL from
+  -- a node that announces none (one of an older version).
+  ALTER TABLE node_handlers ADD COLUMN slots TEXT;
+  `,
 ];
 
 /**

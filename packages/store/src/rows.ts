@@ -12,7 +12,7 @@ import {
   type Snapshot,
 } from '@runtrail/protocol';
 import { eventJson, type EventText } from './event-text.js';
-import type { NodeHandlers } from './store.js';
+import type { NodeHandlers, NodeSlots } from './store.js';
 
 /**
  * The run and event rows both adapters store (same columns; SQLite keeps
@@ -299,6 +299,7 @@ export interface NodeHandlersRow {
   live_until: string | number;
   incarnation: string | null;
   url: string | null;
+  slots: string | null;
 }
 
 export function nodeHandlersOf(r: NodeHandlersRow): NodeHandlers {
@@ -309,6 +310,7 @@ export function nodeHandlersOf(r: NodeHandlersRow): NodeHandlers {
     liveUntil: Number(r.live_until),
     incarnation: r.incarnation,
     url: r.url,
+    slots: r.slots === null ? null : (JSON.parse(r.slots) as NodeSlots),
   };
 }
 

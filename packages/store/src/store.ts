@@ -269,6 +269,23 @@ export interface HandlersAnnouncement {
    */
   incarnation: string | null;
   url: string | null;
+  /** Its executor's slots as they are now; absent or null: not told (kept as null). */
+  slots?: NodeSlots | null;
+}
+
+/**
+ * A node's executor slots, as it announces them with its handlers: why its
+ * queued runs wait when a node that defines their handler lives.
+ */
+export interface NodeSlots {
+  /** The executor's overall concurrency: runs of any of its handlers at once. */
+  concurrency: number;
+  /** Runs it executes now. */
+  running: number;
+  /** The handlers defined with a concurrency of their own: that limit. */
+  handlerConcurrency: Record<string, number>;
+  /** Runs of each handler it executes now; a handler with none is left out. */
+  runningByHandler: Record<string, number>;
 }
 
 /** One node's announcement in the executor registry (RunStore.announceHandlers). */
@@ -280,6 +297,8 @@ export interface NodeHandlers {
   liveUntil: number;
   incarnation: string | null;
   url: string | null;
+  /** Null: the node announced none (a node of an older version). */
+  slots: NodeSlots | null;
 }
 
 export interface StoreReadiness {

@@ -1,5 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { ListRunsQuery, RunErrorKind, RunStatus, callsInFlight, failureKindOf, hasCalls, unfinishedCalls, type Run, type RunCounts } from '@runtrail/protocol';
+import type { RuntrailClient } from '@runtrail/client';
+import { ListRunsQuery, RunErrorKind, RunStatus, callsInFlight, failureKindOf, hasCalls, slotWaitText, unfinishedCalls, type Run, type RunCounts } from '@runtrail/protocol';
 import { apiText, clientFor, collect, labelFilter } from '../options.js';
 import { note, plural, print, printJson, table, terminalSafe, utcTime } from '../output.js';
 
@@ -72,8 +73,18 @@ export function registerRuns(program: Command): void {
       const client = clientFor(cmd);
       const run = await client.getRun(id);
       if (flags.json) return printJson(run);
-      print(formatRun(run, await client.countRuns({ parentId: run.id })));
+      print(formatRun(run, await client.countRuns({ parentId: run.id }), run.status === 'queued' && run.execute ? await queuedWhy(client, run) : null));
     });
+}
+
+/** Why a queued run waits when a concurrency limit holds it, as the dashboard's run page says it; null otherwise. */
+async function queuedWhy(client: RuntrailClient, run: Run): Promise<string | null> {
+  const [{ nodes }, older] = await Promise.all([
+    client.describeHandlers(),
+    // Claims take the oldest first: the queued runs of its handler created before it are ahead of it.
+    client.countRuns({ status: 'queued', name: run.name, createdBefore: run.createdAt }),
+  ]);
+  return slotWaitText(run.name, nodes, older.byStatus.queued);
 }
 
 
@@ -112,13 +123,14 @@ function byStatusText(counts: RunCounts): string {
 }
 
 /** `children`: how many child runs it has, by status (a parent's table lists them: `runs ls --parent`). */
-export function formatRun(run: Run & { observers?: number }, children?: RunCounts): string {
+export function formatRun(run: Run & { observers?: number }, children?: RunCounts, queuedWhy: string | null = null): string {
   const s = run.snapshot;
   const kind = failureKindOf(run);
   const lines = [
     `${run.name}  ${run.id}`,
     `status     ${run.status}${kind ? ` (${kind})` : ''}`,
   ];
+  if (queuedWhy) lines.push(`waiting    ${queuedWhy}`);
   if (run.parentId) lines.push(`parent     ${run.parentId}`);
   if (run.retryOf) lines.push(`retry of   ${run.retryOf} (attempt ${run.attempt})`);
   if (children && children.total > 0) lines.push(`children   ${children.total}: ${byStatusText(children)} (runtrail runs ls --parent ${run.id})`);

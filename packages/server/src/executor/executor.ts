@@ -5,7 +5,7 @@ import { ProcessStartError } from '@runtrail/client/node';
 import { RunErrorKind, RuntrailError, isTerminalType, runNameProblem, type HandlerInput, type Owner, type Run } from '@runtrail/protocol';
 import { outputLogPath } from '../runs/output-log.js';
 import { RepeatedFailureLog } from '../repeated-failure-log.js';
-import type { NodeHandlers } from '@runtrail/store';
+import type { NodeHandlers, NodeSlots } from '@runtrail/store';
 import type { RunService } from '../runs/run-service.js';
 import type { ArtifactService } from '../artifacts/artifact-service.js';
 import { ExecError, RunContext, type EventLimits } from './context.js';
@@ -246,6 +246,7 @@ export class Executor {
         liveForMs: LIVE_ANNOUNCEMENTS * this.announceEveryMs,
         incarnation: this.options.incarnation,
         url: this.url,
+        slots: this.slots(),
       })
       .then(
         () => this.announceFailures.succeeded(),
@@ -258,6 +259,16 @@ export class Executor {
           this.announce();
         }
       });
+  }
+
+  /** Its limits and what uses them, as the registry tells other nodes and GET /handlers tells why a run waits. */
+  private slots(): NodeSlots {
+    return {
+      concurrency: this.options.concurrency,
+      running: this.active.size,
+      handlerConcurrency: Object.fromEntries(this.limits),
+      runningByHandler: Object.fromEntries(this.runningByName),
+    };
   }
 
   /** Runs being executed now. */
@@ -394,12 +405,15 @@ export class Executor {
 
   private handlerStarted(name: string): void {
     this.runningByName.set(name, (this.runningByName.get(name) ?? 0) + 1);
+    // Told at once, not at the next interval: a run queued behind this one says "limit reached" while it is. Coalesced by announce.
+    this.announce();
   }
 
   private handlerReturned(name: string): void {
     const left = (this.runningByName.get(name) ?? 1) - 1;
     if (left > 0) this.runningByName.set(name, left);
     else this.runningByName.delete(name);
+    this.announce();
   }
 
   private launch(run: Run): void {
@@ -456,6 +470,8 @@ export class Executor {
         this.log.error({ err, runId: run.id }, 'could not end the run of a handler that did not stop');
       } finally {
         this.active.delete(run.id);
+        // Its node slot is free while its handler's is not: both as the registry tells them.
+        this.announce();
         release();
         this.wake();
       }

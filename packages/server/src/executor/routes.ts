@@ -7,7 +7,7 @@ import type { Executor } from './executor.js';
 export function registerExecutorRoutes(app: FastifyInstance, executor: Executor, reaper: Pick<Reaper, 'unclaimable'>, queuedOrphanTimeoutMs: number): void {
   serve(app, 'listHandlers', async () => {
     // Which process and where it answers is for nodes checking each other, not for readers.
-    const nodes = (await executor.liveNodes()).map(({ node, handlers, heardAt, liveUntil }) => ({ node, handlers, heardAt, liveUntil }));
+    const nodes = (await executor.liveNodes()).map(({ node, handlers, heardAt, liveUntil, slots }) => ({ node, handlers, heardAt, liveUntil, ...(slots ? { slots } : {}) }));
     return {
       handlers: executor.names(),
       nodes,

@@ -1162,16 +1162,16 @@ export class PgRunStore implements SharedRunStore {
 
   async announceHandlers(a: HandlersAnnouncement): Promise<void> {
     await this.query(
-      `INSERT INTO node_handlers (node, handlers, heard_at, live_until, incarnation, url) VALUES ($1, $2, $3, $4, $5, $6)
+      `INSERT INTO node_handlers (node, handlers, heard_at, live_until, incarnation, url, slots) VALUES ($1, $2, $3, $4, $5, $6, $7)
        ON CONFLICT (node) DO UPDATE SET handlers = excluded.handlers, heard_at = excluded.heard_at, live_until = excluded.live_until,
-         incarnation = excluded.incarnation, url = excluded.url`,
-      [a.node, JSON.stringify([...a.handlers].sort()), a.now, a.liveUntil, a.incarnation, a.url],
+         incarnation = excluded.incarnation, url = excluded.url, slots = excluded.slots`,
+      [a.node, JSON.stringify([...a.handlers].sort()), a.now, a.liveUntil, a.incarnation, a.url, a.slots ? JSON.stringify(a.slots) : null],
     );
   }
 
   async nodeHandlers(now: number): Promise<NodeHandlers[]> {
     const { rows } = await this.query<NodeHandlersRow>(
-      `SELECT node, handlers, heard_at, live_until, incarnation, url FROM node_handlers WHERE live_until >= $1 ORDER BY node COLLATE "C"`,
+      `SELECT node, handlers, heard_at, live_until, incarnation, url, slots FROM node_handlers WHERE live_until >= $1 ORDER BY node COLLATE "C"`,
       [now],
     );
     return rows.map(nodeHandlersOf);

@@ -273,10 +273,10 @@ export class SqliteRunStore implements RunStore {
       revokeRunToken: db.prepare(`UPDATE run_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`),
       insertSecret: db.prepare(`INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`),
       secretByName: db.prepare(`SELECT value FROM secrets WHERE name = ?`).pluck(),
-      announceHandlers: db.prepare(`INSERT INTO node_handlers (node, handlers, heard_at, live_until, incarnation, url) VALUES (?, ?, ?, ?, ?, ?)
+      announceHandlers: db.prepare(`INSERT INTO node_handlers (node, handlers, heard_at, live_until, incarnation, url, slots) VALUES (?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (node) DO UPDATE SET handlers = excluded.handlers, heard_at = excluded.heard_at, live_until = excluded.live_until,
-          incarnation = excluded.incarnation, url = excluded.url`),
-      nodeHandlers: db.prepare(`SELECT node, handlers, heard_at, live_until, incarnation, url FROM node_handlers WHERE live_until >= ? ORDER BY node`),
+          incarnation = excluded.incarnation, url = excluded.url, slots = excluded.slots`),
+      nodeHandlers: db.prepare(`SELECT node, handlers, heard_at, live_until, incarnation, url, slots FROM node_handlers WHERE live_until >= ? ORDER BY node`),
       forgetHandlers: db.prepare(`DELETE FROM node_handlers WHERE node = ?`),
       ownedBy: db.prepare(`SELECT * FROM runs WHERE owner_node = ? AND owner_kind = ?
         AND status IN ('queued','running') ORDER BY id`),
@@ -839,7 +839,7 @@ export class SqliteRunStore implements RunStore {
   }
 
   async announceHandlers(a: HandlersAnnouncement): Promise<void> {
-    await this.write(() => this.stmt.announceHandlers.run(a.node, JSON.stringify([...a.handlers].sort()), a.now, a.liveUntil, a.incarnation, a.url));
+    await this.write(() => this.stmt.announceHandlers.run(a.node, JSON.stringify([...a.handlers].sort()), a.now, a.liveUntil, a.incarnation, a.url, a.slots ? JSON.stringify(a.slots) : null));
   }
 
   async nodeHandlers(now: number): Promise<NodeHandlers[]> {

@@ -1,6 +1,6 @@
 import { createContext } from 'react';
 import type { HandlerAvailability } from '@runtrail/client';
-import type { Run } from '@runtrail/protocol';
+import { slotWaitText, type Run } from '@runtrail/protocol';
 import { formatDuration, formatTime, formatZone } from '../format.js';
 import { visibleText } from '../visible-text.js';
 
@@ -12,17 +12,21 @@ export const LiveHandlers = createContext<HandlerAvailability | null>(null);
  * a live node (it waits for a free slot there), or by none (it waits for a
  * node that defines it, and the server's reaper ends it failed / orphaned
  * at the moment GET /handlers names, if none comes by then). `short` is
- * the runs list's one line; the full sentence is its title.
+ * the runs list's one line; the full sentence is its title. `ahead`: the
+ * queued runs of its handler older than it (useQueuedAhead; the runs list
+ * leaves it out: a count per queued row would be a request per row at every
+ * refresh), said as its place when a limit holds it.
  */
-export function QueuedWhy({ run, handlers, short = false }: { run: Pick<Run, 'status' | 'execute' | 'name'>; handlers: HandlerAvailability | null; short?: boolean }) {
+export function QueuedWhy({ run, handlers, short = false, ahead = null }: { run: Pick<Run, 'status' | 'execute' | 'name'>; handlers: HandlerAvailability | null; short?: boolean; ahead?: number | null }) {
   if (run.status !== 'queued' || !run.execute || handlers === null) return null;
   const name = visibleText(run.name);
   const defined = handlers.startable.includes(run.name);
-  const full = queuedWhyText(run.name, handlers);
+  const full = queuedWhyText(run.name, handlers, ahead);
   if (short) {
+    const atLimit = slotWaitText(run.name, handlers.nodes) !== null;
     return (
       <span className={defined ? undefined : 'stalled-text'} data-testid="queued-why" title={full}>
-        {defined ? 'waiting for a free slot' : `no live node defines ${name}`}
+        {!defined ? `no live node defines ${name}` : atLimit ? 'waiting: concurrency limit reached' : 'waiting for a free slot'}
       </span>
     );
   }
@@ -34,8 +38,10 @@ export function QueuedWhy({ run, handlers, short = false }: { run: Pick<Run, 'st
 }
 
 /** The whole sentence: why a queued run of `handler` waits, and when it ends if nothing can start it. */
-export function queuedWhyText(handler: string, handlers: HandlerAvailability): string {
+export function queuedWhyText(handler: string, handlers: HandlerAvailability, ahead: number | null = null): string {
   const name = visibleText(handler);
+  const atLimit = handlers.startable.includes(handler) ? slotWaitText(handler, handlers.nodes, ahead) : null;
+  if (atLimit !== null) return visibleText(atLimit);
   return handlers.startable.includes(handler)
     ? `Queued: a live node defines handler ${name}; the run waits for a free slot on one.`
     : `Queued: no live node defines handler ${name}. It starts if a node that defines it comes up; ${whenItEnds(handlers, handler)}`;

@@ -4,7 +4,7 @@ import { queuedWhyText } from './QueuedWhy.js';
 
 describe('queuedWhyText', () => {
   const at = Date.UTC(2026, 10, 28, 14, 5, 9);
-  const none = { startable: ['other'], queuedOrphanTimeoutMs: 600_000, endsAt: new Map<string, number>() };
+  const none = { startable: ['other'], queuedOrphanTimeoutMs: 600_000, endsAt: new Map<string, number>(), nodes: [] };
 
   it('gives the time the run ends, with its zone, once the server has started counting', () => {
     expect(queuedWhyText('resize', { ...none, endsAt: new Map([['resize', at]]) })).toBe(

@@ -1,7 +1,7 @@
 import { memo, useMemo, useRef, useState } from 'react';
 import type { ConnectionState } from '@runtrail/client/react';
 import type { HandlerAvailability } from '@runtrail/client';
-import { dashboardRunPath, isTerminalStatus, type Run, type RunError, type RunStatus, RuntrailError, type Snapshot } from '@runtrail/protocol';
+import { dashboardRunPath, isTerminalStatus, type Run, type RunError, type RunStatus, RuntrailError, slotWaitText, type Snapshot } from '@runtrail/protocol';
 import { cannotText, useAccess } from '../../access.js';
 import { client } from '../../client.js';
 import { TRY_AGAIN, problemText } from '../../problem-text.js';
@@ -18,6 +18,7 @@ import type { CancelRequest } from './cancel-request.js';
 import { RunAnnouncement } from './RunAnnouncement.js';
 import { RunErrorBox } from './RunErrorBox.js';
 import { useNow } from '../../use-now.js';
+import { useQueuedAhead } from '../../use-queued-ahead.js';
 import { visibleText } from '../../visible-text.js';
 
 /** The run's fields the header shows. */
@@ -76,6 +77,8 @@ export const RunHeader = memo(function RunHeader({ run, stalled, cancelRequested
   const retrying = useRef(false);
   const [retryPending, setRetryPending] = useState(false);
   const access = useAccess();
+  // Its place is asked only when a limit holds it: otherwise no sentence says it.
+  const ahead = useQueuedAhead(run, status === 'queued' && run.execute && handlers !== null && slotWaitText(run.name, handlers.nodes) !== null, handlers);
   const terminal = isTerminalStatus(status);
   const waiting = status === 'queued' && run.startedAt === null;
   const act = (what: string, action: () => Promise<void>) => async () => {
@@ -158,7 +161,7 @@ export const RunHeader = memo(function RunHeader({ run, stalled, cancelRequested
         )}
       </dl>
       <RunErrorBox error={runError} />
-      {status === 'queued' && <QueuedWhy run={run} handlers={handlers} />}
+      {status === 'queued' && <QueuedWhy run={run} handlers={handlers} ahead={ahead} />}
       {cancelRequested && !terminal && <p className="note">Cancel requested; waiting for the run to stop.</p>}
       {cancel?.reason && cancel.reason !== runError?.message && (
         <p className="note" data-testid="cancel-reason">

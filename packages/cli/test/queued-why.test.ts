@@ -1,0 +1,43 @@
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RuntrailClient } from '@runtrail/client';
+import { tempDir, waitUntil } from '@runtrail/test-support';
+import { runtrail, serve, type ServeProcess } from './harness.js';
+
+/** `runtrail runs show` of a queued run held by its handler's concurrency says so, with its place in line. */
+let dir: ReturnType<typeof tempDir>;
+let server: ServeProcess;
+let client: RuntrailClient;
+
+beforeAll(async () => {
+  dir = tempDir();
+  const handlers = fileURLToPath(new URL('./fixtures/handlers/gpu-limit.mjs', import.meta.url));
+  server = await serve(['--port', '0', '--data-dir', dir.path, '--log-level', 'silent', '--node', 'node-a', '--handlers', handlers]);
+  client = new RuntrailClient({ url: server.url });
+});
+
+afterAll(async () => {
+  expect(await server.stop()).toBe(0);
+  dir.remove();
+});
+
+describe('runtrail runs show of a queued run', () => {
+  it('says the handler runs 1 at a time on its node, 1 runs now, and the run is 3rd in line', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const started = await runtrail(['start', 'gpu', '--server', server.url]);
+      expect(started.code, started.stderr).toBe(0);
+      ids.push(started.stdout.trim());
+    }
+    await waitUntil(async () => ((await client.describeHandlers()).nodes[0]?.slots?.runningByHandler.gpu === 1 ? true : null), {
+      what: 'node-a to tell one gpu run running',
+    });
+    const fourth = await runtrail(['runs', 'show', ids[3]!, '--server', server.url]);
+    expect(fourth.code, fourth.stderr).toBe(0);
+    expect(fourth.stdout).toContain(
+      'status     queued\nwaiting    Queued: the limit of its handler is reached on every node that defines it: gpu runs 1 at a time on node-a (its concurrency), and 1 runs there now. It starts when one of them ends. It is 3rd in line (2 queued runs of it are older).\n',
+    );
+    const running = await runtrail(['runs', 'show', ids[0]!, '--server', server.url]);
+    expect(running.stdout).not.toContain('waiting');
+  });
+});

@@ -1,0 +1,44 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { postJson, restartingScene, textNow, waitUntil } from './harness.js';
+
+/**
+ * A queued run held by its handler's concurrency says so on the runs list
+ * and on its page, with its place in line there: not just "queued".
+ */
+describe('a queued run behind a concurrency limit', () => {
+  const scene = restartingScene({ prefix: 'runtrail-web-queued-limit-', node: 'node-a' });
+
+  it('says on the list that the limit is reached, and on its page which limit, how many run, and its place in line', async () => {
+    const handlers = join(scene.dir.path, 'handlers.mjs');
+    // Holds its one slot until the server stops it.
+    writeFileSync(handlers, "export default { gpu: { handler: (ctx) => new Promise((r) => ctx.signal.addEventListener('abort', () => r())), concurrency: 1 } };\n");
+    const server = await scene.start({ args: ['--handlers', handlers] });
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await postJson<{ id: string }>(server.url, '/runs', { name: 'gpu', execute: true })).id);
+    await waitUntil(
+      async () => {
+        const answer = (await (await fetch(`${server.url}/api/v1/handlers`)).json()) as { nodes: Array<{ slots?: { runningByHandler: Record<string, number> } }> };
+        return answer.nodes[0]?.slots?.runningByHandler.gpu === 1;
+      },
+      { what: 'node-a to tell one gpu run running' },
+    );
+
+    const { page, errors } = await scene.newPage();
+    const why = (id: string) => page.locator(`tr[data-run-id="${id}"]`).getByTestId('queued-why');
+    await page.goto(`${server.url}/`);
+    await waitUntil(async () => (await textNow(why(ids[3]!))) !== null, { what: 'the list to say why the run waits' });
+    expect(await textNow(why(ids[3]!))).toBe('waiting: concurrency limit reached');
+    expect(await why(ids[3]!).getAttribute('title')).toContain('gpu runs 1 at a time on node-a (its concurrency), and 1 runs there now');
+
+    await page.goto(`${server.url}/runs/${ids[3]}`);
+    const note = page.getByTestId('queued-why');
+    await waitUntil(async () => /in line/.test((await textNow(note)) ?? ''), { what: 'the run page to say why the run waits, with its place' });
+    expect(await textNow(note)).toBe(
+      'Queued: the limit of its handler is reached on every node that defines it: gpu runs 1 at a time on node-a (its concurrency), and 1 runs there now. It starts when one of them ends. It is 3rd in line (2 queued runs of it are older).',
+    );
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+});
