@@ -576,7 +576,28 @@ class Run:
         return cid
 
 
-class Phase:
+_Block = TypeVar("_Block", bound="_QueuesOnly")
+
+
+class _QueuesOnly:
+    """A with-block whose entering and leaving only queue events: nothing waits, so ``async with`` is ``with``."""
+
+    def __enter__(self: _Block) -> _Block:
+        raise NotImplementedError
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> Literal[False]:
+        raise NotImplementedError
+
+    async def __aenter__(self: _Block) -> _Block:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> Literal[False]:
+        return self.__exit__(exc_type, exc, tb)
+
+
+class Phase(_QueuesOnly):
     """A ``with run.phase(name):`` block."""
 
     def __init__(self, run: Run, name: str, timeout_ms: Optional[int]) -> None:
@@ -596,14 +617,6 @@ class Phase:
         self.run.event("phase", {"name": self.name, "status": "completed" if exc is None else "failed"})
         return False
 
-    async def __aenter__(self) -> "Phase":
-        # Only events are queued: nothing waits, so the sync methods serve as they are.
-        return self.__enter__()
-
-    async def __aexit__(
-        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
-    ) -> Literal[False]:
-        return self.__exit__(exc_type, exc, tb)
 
 
 def _wake_soon(loop: asyncio.AbstractEventLoop, woken: "asyncio.Future[None]") -> None:
@@ -620,7 +633,7 @@ def _is_async(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(type(fn), "__call__", None))
 
 
-class Call:
+class Call(_QueuesOnly):
     """What ``run.call(...)`` returns: a context manager for one call, or a decorator whose every invocation is a call."""
 
     def __init__(self, run: Run, label: str, retries: int, call_id: Optional[str], retry_delay: Union[None, float, Callable[[int], float]]) -> None:
@@ -646,15 +659,6 @@ class Call:
         else:
             self.run.event("call.failed", {"callId": self.id, "error": _truncate(describe(exc), MAX_ERROR_CHARS), "willRetry": False})
         return False
-
-    async def __aenter__(self) -> "Call":
-        # Entering and leaving only queue events: nothing here waits, so the sync methods serve as they are.
-        return self.__enter__()
-
-    async def __aexit__(
-        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
-    ) -> Literal[False]:
-        return self.__exit__(exc_type, exc, tb)
 
     def __call__(self, fn: F) -> F:
         if _is_async(fn):
