@@ -56,12 +56,35 @@ it('a server that takes longer than the request timeout is named in the error, w
   }
 });
 
+it('in Node, a client given no url or token takes RUNTRAIL_URL and RUNTRAIL_TOKEN, as the CLI and Python\'s Client() do', async () => {
+  const s = await startTestServer({ adminToken: ADMIN });
+  const saved = { url: process.env.RUNTRAIL_URL, token: process.env.RUNTRAIL_TOKEN };
+  try {
+    process.env.RUNTRAIL_URL = s.url;
+    process.env.RUNTRAIL_TOKEN = ADMIN;
+    // Before: `url` was required, and a watcher script had to pass process.env.RUNTRAIL_URL itself.
+    const fromEnv = new RuntrailClient();
+    expect(fromEnv.api.url('listRuns', {})).toBe(`${s.url}/api/v1/runs`);
+    expect((await fromEnv.listRuns()).runs).toEqual([]);
+    // What is given wins: an empty token is no token, not the variable's.
+    await expect(new RuntrailClient({ url: s.url, token: '' }).listRuns()).rejects.toMatchObject({ code: 'unauthorized' });
+    delete process.env.RUNTRAIL_URL;
+    expect(new RuntrailClient({ token: ADMIN }).api.url('listRuns', {})).toBe('http://127.0.0.1:4310/api/v1/runs');
+  } finally {
+    for (const [name, value] of [['RUNTRAIL_URL', saved.url], ['RUNTRAIL_TOKEN', saved.token]] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    await s.cleanup();
+  }
+});
+
 it('a 401 to a client given no token says how to give it one; a refused token keeps the server\'s words', async () => {
   const s = await startTestServer({ adminToken: ADMIN });
   try {
     const anonymous = new RuntrailClient({ url: s.url, startTimeoutMs: 0 });
     // Before, only the server's words, written for any HTTP client: which option of this SDK takes the token was left to guess.
-    const hinted = 'this server needs a token: send Authorization: Bearer <token> (no token was given to this client: pass one as the `token` option, new RuntrailClient({ url, token }))';
+    const hinted = 'this server needs a token: send Authorization: Bearer <token> (no token was given to this client: pass one as the `token` option, new RuntrailClient({ url, token }), or in Node set RUNTRAIL_TOKEN)';
     for (const call of [() => anonymous.listRuns(), () => anonymous.createRun({ name: 'private' }), () => anonymous.exportRun('01a22003-8dc8-7235-9aef-0608e89bc08d')]) {
       const err = await call().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(RuntrailError);

@@ -25,7 +25,14 @@ import { retrying } from './backoff.js';
 import { exitGuard } from './producer/exit-guard.js';
 import { openSource, toReadableStream, type ArtifactOptions, type ArtifactSource } from './artifacts/source.js';
 
-export type RuntrailClientOptions = HttpApiOptions & {
+export type RuntrailClientOptions = Omit<HttpApiOptions, 'url'> & {
+  /**
+   * The server's base URL. In Node, when not given: RUNTRAIL_URL, else
+   * http://127.0.0.1:4310, as the CLI and Python's Client() take it (a
+   * token, when not given, is RUNTRAIL_TOKEN's). A browser page gives it
+   * ('' for the page's own server).
+   */
+  url?: string;
   /**
    * How long `createRun` keeps retrying a server that is unreachable or
    * restarting (503) before it throws (default 5 s): a script started just
@@ -51,7 +58,15 @@ export type RuntrailClientOptions = HttpApiOptions & {
 };
 
 /** Where a RuntrailClient's user gives a token (the server's 401 says only "send Authorization: Bearer"). */
-const CLIENT_TOKEN_HINT = 'pass one as the `token` option, new RuntrailClient({ url, token })';
+const CLIENT_TOKEN_HINT = 'pass one as the `token` option, new RuntrailClient({ url, token }), or in Node set RUNTRAIL_TOKEN';
+
+/** A server `runtrail serve` starts with no options. */
+const DEFAULT_SERVER_URL = 'http://127.0.0.1:4310';
+
+/** Node's environment; none in a browser (no `process` there, or a bundler's stand-in without `env`). */
+function processEnv(): Record<string, string | undefined> | undefined {
+  return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+}
 
 /** The REST face of a runtrail server, and the factory of producer handles. */
 /** What RuntrailClient.handlerAvailability says (GET /handlers). */
@@ -71,8 +86,14 @@ export class RuntrailClient {
   private readonly producerOptions: RuntrailClientOptions['producer'];
   private readonly startTimeoutMs: number;
 
-  constructor(options: RuntrailClientOptions) {
-    this.api = new HttpApi({ tokenHint: CLIENT_TOKEN_HINT, ...options });
+  constructor(options: RuntrailClientOptions = {}) {
+    const env = processEnv();
+    this.api = new HttpApi({
+      tokenHint: CLIENT_TOKEN_HINT,
+      ...options,
+      url: options.url ?? env?.RUNTRAIL_URL ?? DEFAULT_SERVER_URL,
+      token: options.token ?? (env?.RUNTRAIL_TOKEN || undefined),
+    });
     this.producerOptions = options.producer;
     this.startTimeoutMs = options.startTimeoutMs ?? 5_000;
   }
