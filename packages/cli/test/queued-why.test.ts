@@ -4,7 +4,7 @@ import { RuntrailClient } from '@runtrail/client';
 import { tempDir, waitUntil } from '@runtrail/test-support';
 import { runtrail, serve, type ServeProcess } from './harness.js';
 
-/** `runtrail runs show` of a queued run held by its handler's concurrency says so, with its place in line. */
+/** `runtrail runs show` of a queued run held by its handler's concurrency says so, with its place in line; `runs ls` says its queued runs wait for it. */
 let dir: ReturnType<typeof tempDir>;
 let server: ServeProcess;
 let client: RuntrailClient;
@@ -39,5 +39,39 @@ describe('runtrail runs show of a queued run', () => {
     );
     const running = await runtrail(['runs', 'show', ids[0]!, '--server', server.url]);
     expect(running.stdout).not.toContain('waiting');
+  });
+});
+
+describe('runtrail runs ls with queued runs held by a concurrency limit', () => {
+  it('keeps the rows and --json as they were, and says under the table which limit they wait for', async () => {
+    // Labelled, so the listing is these runs whatever the other test left queued or running.
+    for (let i = 0; i < 3; i++) {
+      const started = await runtrail(['start', 'gpu', '--label', 'batch=ls', '--server', server.url]);
+      expect(started.code, started.stderr).toBe(0);
+    }
+    await waitUntil(async () => ((await client.describeHandlers()).nodes[0]?.slots?.runningByHandler.gpu === 1 ? true : null), {
+      what: 'node-a to tell one gpu run running',
+    });
+    const page = await client.listRuns({ label: 'batch=ls' });
+    const queued = page.runs.filter((r) => r.status === 'queued').length;
+    expect(queued).toBeGreaterThanOrEqual(2);
+
+    const ls = await runtrail(['runs', 'ls', '--label', 'batch=ls', '--server', server.url]);
+    expect(ls.code, ls.stderr).toBe(0);
+    // The STATUS column still reads the API's status: a script matching `queued` finds every queued row.
+    const statuses = ls.stdout.trim().split('\n').slice(1).map((row) => row.split(/\s+/)[2]);
+    expect(statuses.filter((s) => s === 'queued')).toHaveLength(queued);
+    expect(ls.stderr).toBe(`${queued} queued runs wait for a concurrency limit: gpu (1 at a time on node-a); \`runtrail runs show ID\` says more\n`);
+
+    const json = await runtrail(['runs', 'ls', '--label', 'batch=ls', '--json', '--server', server.url]);
+    expect(json.code, json.stderr).toBe(0);
+    expect(json.stderr).toBe('');
+    const listed = JSON.parse(json.stdout) as typeof page;
+    expect(listed.runs.map((r) => Object.keys(r).sort())).toEqual(page.runs.map((r) => Object.keys(r).sort()));
+
+    // No queued run listed: no note.
+    const running = await runtrail(['runs', 'ls', '--status', 'running', '--server', server.url]);
+    expect(running.code, running.stderr).toBe(0);
+    expect(running.stderr).toBe('');
   });
 });

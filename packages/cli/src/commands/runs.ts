@@ -1,8 +1,8 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { RuntrailClient } from '@runtrail/client';
-import { ListRunsQuery, RunErrorKind, RunStatus, callsInFlight, failureKindOf, hasCalls, slotWaitText, unfinishedCalls, type Run, type RunCounts } from '@runtrail/protocol';
+import { ListRunsQuery, RunErrorKind, RunStatus, callsInFlight, failureKindOf, hasCalls, slotWaitShort, slotWaitText, unfinishedCalls, type Run, type RunCounts } from '@runtrail/protocol';
 import { apiText, clientFor, collect, labelFilter } from '../options.js';
-import { note, plural, print, printJson, table, terminalSafe, utcTime } from '../output.js';
+import { note, oneLineSafe, plural, print, printJson, table, terminalSafe, utcTime } from '../output.js';
 
 interface LsFlags {
   status?: RunStatus;
@@ -57,6 +57,9 @@ export function registerRuns(program: Command): void {
       if (flags.json) return printJson(page);
       if (page.runs.length === 0) return note('no runs');
       print(formatTable(page.runs, process.stdout.isTTY === true));
+      // A note, not a STATUS of its own: scripts match the column's word `queued`, and rows keep their columns.
+      const held = await limitNote(client, page.runs);
+      if (held) note(held);
       if (page.nextCursor) {
         // How much the table leaves out, by status, so a capped list does not pass for all of them.
         // A note, so on stderr: a script reading the rows (`| awk 'NR>1 {print $1}'`) gets rows only.
@@ -87,6 +90,31 @@ async function queuedWhy(client: RuntrailClient, run: Run): Promise<string | nul
   return slotWaitText(run.name, nodes, older.byStatus.queued);
 }
 
+/**
+ * Which of the listed queued runs wait for a concurrency limit, as the
+ * dashboard's list marks them: "2 queued runs wait for a concurrency
+ * limit: gpu (1 at a time on node-a); …". Null when none does. Asks for
+ * the handlers only when the list has queued runs a handler executes.
+ */
+async function limitNote(client: RuntrailClient, runs: Run[]): Promise<string | null> {
+  const queued = runs.filter((r) => r.status === 'queued' && r.execute);
+  if (queued.length === 0) return null;
+  const { nodes } = await client.describeHandlers();
+  const held = new Map<string, { runs: number; limits: string }>();
+  for (const run of queued) {
+    const known = held.get(run.name);
+    if (known) {
+      known.runs++;
+      continue;
+    }
+    const limits = slotWaitShort(run.name, nodes);
+    if (limits !== null) held.set(run.name, { runs: 1, limits });
+  }
+  if (held.size === 0) return null;
+  const total = [...held.values()].reduce((sum, h) => sum + h.runs, 0);
+  const handlers = [...held].map(([name, h]) => `${name} (${h.limits}${held.size > 1 ? `: ${plural(h.runs, 'run')}` : ''})`);
+  return oneLineSafe(`${plural(total, 'queued run')} ${total === 1 ? 'waits' : 'wait'} for a concurrency limit: ${handlers.join('; ')}; \`runtrail runs show ID\` says more`);
+}
 
 /** The widest a NAME or LABELS cell is on a terminal: one run named with 200 characters pushed every other column off the screen. */
 const TERMINAL_CELL_CHARS = 40;
