@@ -161,7 +161,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   installErrorHandler(http);
   logRunIds(http);
-  const readiness = new Readiness(store, http.log, READINESS_INTERVAL_MS);
+  const readiness = new Readiness(store, http.log, READINESS_INTERVAL_MS, artifacts.blobs);
   // One id per process: runs held under another id on this node belong to a dead incarnation
   // (unless /healthz of the process that announced it answers with it: see start.ts).
   const incarnation = newId();

@@ -110,6 +110,11 @@ describe(title('a full disk under the data dir'), () => {
       expect((await call(server, 'POST', buildPath('heartbeat', { id: held }), { owner })).status).toBe(200);
 
       const filler = fillDisk(join(dataDir, '..'));
+      // Before any upload finds it, the readiness timer's artifacts probe does: not ready, naming the folder.
+      const artifactsFull = `the data dir's disk is full (ENOSPC) at ${join(dataDir, 'artifacts')}`;
+      await waitUntil(() => logLines.some((l) => String(l.msg).startsWith('NOT READY') && String(l.msg).includes(artifactsFull)), {
+        what: 'NOT READY for the artifacts folder on the full disk',
+      });
 
       const refusedWrites = [
         await call(server, 'POST', buildPath('appendEvents', { id: held }), { events: [{ type: 'counter', data: { name: 'n', delta: 1 } }], owner }),
@@ -137,6 +142,7 @@ describe(title('a full disk under the data dir'), () => {
       const notReady = await call(server, 'GET', buildPath('ready', {}));
       expect(notReady.status).toBe(503);
       expect(notReady.body.error.details.reasons.join(' ')).toMatch(/disk is full \(SQLITE_FULL\)/);
+      expect(notReady.body.error.details.reasons).toContainEqual(expect.stringContaining(artifactsFull));
 
       // The SDK producer keeps producing; its batches wait for the disk.
       const produced = 100;
@@ -178,10 +184,11 @@ describe(title('a full disk under the data dir'), () => {
       expect((await call(server, 'GET', buildPath('getRun', { id: run.id }))).body.snapshot.counters.named).toEqual({ before: 1, during: produced });
       expect((await call(server, 'PUT', buildPath('putArtifact', { id: run.id, name: 'big.bin' }), Buffer.alloc(256 * 1024, 7), 'application/octet-stream')).status).toBe(201);
 
-      // Once per outage, not per request: one line for the refused writes, one for /readyz's answers, one NOT READY, one recovery.
+      // Once per outage, not per request: one line for the refused writes, one for /readyz's answers, one NOT READY per cause, one recovery.
       const refusals = logLines.filter((l) => l.msg === 'answered 503: unavailable' && /SQLITE_FULL/.test((l.err as { message: string }).message));
       expect(refusals.map((l) => l.route)).toEqual(['appendEvents', '/readyz']);
       expect(logLines.filter((l) => String(l.msg).startsWith('NOT READY')).map((l) => l.msg)).toEqual([
+        expect.stringContaining(artifactsFull),
         expect.stringContaining(`the data dir's disk is full (SQLITE_FULL) at ${dataDir}`),
       ]);
       expect(logLines.filter((l) => String(l.msg).startsWith('ready again'))).toHaveLength(1);
@@ -223,6 +230,49 @@ describe(title('an artifacts folder that cannot be written'), () => {
 
       unmount();
       expect((await put()).status).toBe(201);
+    },
+    60_000,
+  );
+
+  it.skipIf(refusal !== null)(
+    '/readyz fails naming the folder and why before any upload is tried, so a load balancer stops sending uploads; /healthz still answers; /readyz passes again by itself once the folder can be written, with one NOT READY and one ready again line',
+    async () => {
+      const dataDir = join(smallDisk('8m'), 'data');
+      mkdirSync(dataDir);
+      const logLines: Array<Record<string, unknown>> = [];
+      const server = await serve(dataDir, logLines);
+      const ready = () => call(server, 'GET', buildPath('ready', {}));
+      expect((await ready()).status).toBe(200);
+      const artifacts = join(dataDir, 'artifacts');
+      mkdirSync(artifacts, { recursive: true });
+      execFileSync('mount', ['--bind', artifacts, artifacts]);
+      let mounted = true;
+      const unmount = () => {
+        if (mounted) execFileSync('umount', [artifacts]);
+        mounted = false;
+      };
+      cleanups.push(unmount);
+      execFileSync('mount', ['-o', 'remount,ro,bind', artifacts]);
+
+      const refused = await waitUntil(
+        async () => {
+          const res = await ready();
+          return res.status === 503 ? res : null;
+        },
+        { what: '/readyz to fail with the artifacts folder read-only', timeoutMs: 5000 },
+      );
+      expect(refused.body.error.code).toBe('unavailable');
+      expect(refused.body.error.message).toContain(`the artifacts folder ${artifacts} cannot be written (EROFS`);
+      expect(refused.body.error.details.reasons).toEqual([expect.stringMatching(new RegExp(`^the artifacts folder ${artifacts} cannot be written \\(EROFS`))]);
+      // Liveness is not readiness: restarting the node would not make the folder writable.
+      expect((await call(server, 'GET', buildPath('health', {}))).status).toBe(200);
+
+      unmount();
+      await waitUntil(async () => (await ready()).status === 200, { what: '/readyz once the artifacts folder can be written', timeoutMs: 5000 });
+      expect(logLines.filter((l) => String(l.msg).startsWith('NOT READY')).map((l) => l.msg)).toEqual([
+        expect.stringContaining(`the artifacts folder ${artifacts} cannot be written (EROFS`),
+      ]);
+      expect(logLines.filter((l) => String(l.msg).startsWith('ready again'))).toHaveLength(1);
     },
     60_000,
   );

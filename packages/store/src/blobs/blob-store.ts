@@ -25,6 +25,13 @@ export interface BlobStore {
   has(sha256: string): Promise<boolean>;
   /** Remove stored content (callers make sure no record refers to it). */
   delete(sha256: string): Promise<void>;
+  /**
+   * Resolves when an upload could be stored now, rejects as `stage` would
+   * (`unavailable`, naming the folder and why) when it could not: a cheap
+   * check for readiness, so that a node whose uploads all fail is taken out
+   * of a load balancer's rotation instead of answering ready.
+   */
+  probe(): Promise<void>;
 }
 
 export interface StagedBlob {

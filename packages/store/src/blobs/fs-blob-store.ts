@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, readdirSync, rmSync, statSync } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { once } from 'node:events';
@@ -13,6 +13,8 @@ const HEAD_BYTES = 4096;
 const RETRY_AFTER_MS = 1000;
 /** Staged files older than this at start-up were left by a crash mid-upload. */
 const STALE_STAGING_MS = 10 * 60_000;
+/** Files the readiness probe writes and removes at once, in the folder itself. */
+const PROBE_PREFIX = '.readiness-probe-';
 
 /**
  * Content-addressed files in a directory: `<dir>/sha256/<2 hex>/<64 hex>`,
@@ -23,10 +25,39 @@ const STALE_STAGING_MS = 10 * 60_000;
 export class FsBlobStore implements BlobStore {
   readonly kind = 'fs';
   readonly dir: string;
+  /**
+   * One name per process: unique, since nodes on a shared database share this folder, and
+   * the same at every probe, since the error names the file and a reason that changes is
+   * logged as a new outage. One left by a crash mid-probe is removed at the next start.
+   */
+  private readonly probeName = `${PROBE_PREFIX}${randomUUID()}`;
 
   constructor(options: { dir: string }) {
     this.dir = options.dir;
     this.removeStaleStaging();
+  }
+
+  /**
+   * Writes and removes a small file in the folder, so that a read-only
+   * folder, one without permission or a full disk is found as an upload
+   * would find it. A byte, not an empty file: an empty file takes no space
+   * and is created on a full disk. Beside `staging/`, not in it: what is in
+   * `staging/` is an upload in progress, to the crash clean-up and to anyone
+   * looking. (Some setups mount the artifacts folder; none puts `staging/`
+   * on another file system, since commit renames from there.)
+   */
+  async probe(): Promise<void> {
+    const path = join(this.dir, this.probeName);
+    try {
+      // Made again if it was deleted, as the next upload would.
+      makeDirectory(this.dir);
+      await writeFile(path, 'x');
+    } catch (err) {
+      throw this.fault(err);
+    } finally {
+      // rm looks the file up first: on a read-only folder that is ENOENT (forced), not EROFS.
+      await rm(path, { force: true });
+    }
   }
 
   async stage(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: { maxBytes: number }): Promise<StagedBlob> {
@@ -154,18 +185,23 @@ export class FsBlobStore implements BlobStore {
   }
 
   private removeStaleStaging(): void {
-    const stagingDir = join(this.dir, 'staging');
+    // A probe's file is written and removed within one check: one that is older was left by a crash.
+    this.removeStale(this.dir, (name) => name.startsWith(PROBE_PREFIX));
+    this.removeStale(join(this.dir, 'staging'), () => true);
+  }
+
+  private removeStale(dir: string, matches: (name: string) => boolean): void {
     let names: string[];
     try {
-      names = readdirSync(stagingDir);
+      names = readdirSync(dir);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw err;
     }
     // Recent ones may belong to another live process sharing the directory.
     const cutoff = Date.now() - STALE_STAGING_MS;
-    for (const name of names) {
-      const path = join(stagingDir, name);
+    for (const name of names.filter(matches)) {
+      const path = join(dir, name);
       if (statSync(path).mtimeMs < cutoff) rmSync(path, { force: true });
     }
   }
