@@ -891,13 +891,14 @@ describe('stopping watchers with an AbortSignal', () => {
     const { run } = await s.runs.create({ name: 'watched by many' });
     const stop = new AbortController();
     const many = Array.from({ length: 20 }, () => watch(run.id, { url: s.url, signal: stop.signal }));
+    const seen: number[] = [];
     const loop = (async () => {
-      const seen: number[] = [];
       for await (const event of watch(run.id, { url: s.url, signal: stop.signal })) seen.push(event.seq);
       return seen;
     })();
     await s.runs.appendEvents(run.id, progressEvents(3));
-    await waitFor(() => many.every((w) => w.getState().seq === 3), { what: 'every watcher to see the events' });
+    // The loop's own copy too: its watcher may connect last, and abort before it has handed the loop anything.
+    await waitFor(() => many.every((w) => w.getState().seq === 3) && seen.length === 3, { what: 'every watcher and the loop to see the events' });
     await waitFor(async () => (await s.runs.get(run.id)).observers === 21, { what: 'all 21 watchers connected' });
     stop.abort();
     const finals = await Promise.all(many.map((w) => w.done));
