@@ -12,7 +12,7 @@ import { fork } from 'node:child_process';
 import { Session } from 'node:inspector/promises';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -71,7 +71,8 @@ if (args.child) {
     process.exit(0);
   });
 } else {
-  const dists = args['server-dist'].split(',');
+  // Absolute: the child imports them from its own module's folder.
+  const dists = args['server-dist'].split(',').map((dist) => resolve(dist));
   const results = dists.map(() => []);
   const loads = [];
   const speed = await machineSpeed();
