@@ -135,7 +135,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   limitConnectionsPerAddress(http, { max: config.maxHttpConnectionsPerIp, trustedProxies, log: http.log });
   servePipelinedInTurn(http);
   limitRequestBodies(http, { maxBytesPerAddress: config.maxBodyBytesPerIp, timeoutMs: config.requestBodyTimeoutMs, clientKey: keyOf });
-  limitUnreadAnswers(http, { maxBytesPerAddress: config.maxUnreadAnswerBytesPerIp, clientKey: keyOf });
+  const unreadAnswer = limitUnreadAnswers(http, { maxBytesPerAddress: config.maxUnreadAnswerBytesPerIp, clientKey: keyOf });
   const now = deps.now ?? Date.now;
   const hub = new Hub((err) => http.log.error({ err }, 'a stream watcher failed during a hub flush'));
   const metrics = deps.metrics ?? new ServerMetrics();
@@ -248,7 +248,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   // What the guard writes into the CSP, for the dashboard to offer previews of exactly those hosts' links.
   serve(http, 'dashboardConfig', async () => ({ linkPreviewHosts: config.linkPreviewHosts }));
-  await registerArtifactRoutes(http, artifacts, { minBytesPerSecond: config.minUploadBytesPerSecond, graceMs: config.requestBodyTimeoutMs });
+  await registerArtifactRoutes(http, artifacts, { minBytesPerSecond: config.minUploadBytesPerSecond, graceMs: config.requestBodyTimeoutMs, unreadAnswer });
   const stream = new StreamServer(http, {
     store,
     hub,

@@ -249,7 +249,7 @@ const declared = {
   ),
   maxUnreadAnswerBytesPerIp: value(
     int(1024).default(256 * 1024 * 1024),
-    'bytes of answers built in memory (pages of events, lists of runs) one client address may have not yet read at once (each is queued on its connection until the client reads it, or until connectionIdleTimeoutMs); an answer past it is dropped and answered 429 with Retry-After naming the setting, unless the address holds none; an export counts the events file it is building and is cut past it; artifact downloads and SSE streams hold little and are not counted; at least readPageBytes',
+    'bytes of answers built in memory (pages of events, lists of runs) one client address may have not yet read at once (each is queued on its connection until the client reads it, or until connectionIdleTimeoutMs); an answer past it is dropped and answered 429 with Retry-After naming the setting, unless the address holds none; an export counts the events file it is building and is cut past it; artifact downloads and SSE streams hold little and are not counted, nor are answers of 8 KiB or less; at least readPageBytes',
   ),
   trustedProxies: ipList(
     "addresses (IP literals) of reverse proxies in front of the server: a connection from one is counted under the client its X-Forwarded-For names (the per-address limits), not under the proxy's",

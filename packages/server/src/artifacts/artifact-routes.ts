@@ -12,7 +12,7 @@ import {
   type Artifact,
 } from '@runtrail/protocol';
 import { serve } from '../http/route-table.js';
-import { atLeastRate } from '../security/index.js';
+import { type UnreadAnswerShare, atLeastRate } from '../security/index.js';
 import type { ArtifactService } from './artifact-service.js';
 import { isSafeInline } from './content-type.js';
 
@@ -27,9 +27,15 @@ const DRAIN_BYTES = 16 * 1024 * 1024;
 export async function registerArtifactRoutes(
   app: FastifyInstance,
   artifacts: ArtifactService,
-  /** The slowest average an upload or import may come at after its first graceMs (minUploadBytesPerSecond, requestBodyTimeoutMs). */
-  rate: { minBytesPerSecond: number; graceMs: number },
+  limits: {
+    /** The slowest average an upload or import may come at after its first graceMs (minUploadBytesPerSecond, requestBodyTimeoutMs). */
+    minBytesPerSecond: number;
+    graceMs: number;
+    /** An export's share of maxUnreadAnswerBytesPerIp (limitUnreadAnswers). */
+    unreadAnswer: UnreadAnswerShare;
+  },
 ): Promise<void> {
+  const rate = { minBytesPerSecond: limits.minBytesPerSecond, graceMs: limits.graceMs };
   // Not the stream itself: leaving a for-await destroys what it iterates, and a
   // destroyed request leaves its keep-alive connection out of the server's idle
   // list (close() then waits for it); a refused upload is drained below instead.
@@ -78,7 +84,7 @@ export async function registerArtifactRoutes(
 
   serve(app, 'exportRun', async ({ params, query, request, reply }) => {
     const family = query.family === 'true';
-    const { runs, archive, estimatedBytes } = await artifacts.exportRun(params.id!, { family, unread: request.unreadAnswer ?? undefined });
+    const { runs, archive, estimatedBytes } = await artifacts.exportRun(params.id!, { family, unread: limits.unreadAnswer(request, reply) });
     const run = runs[0]!;
     if (family) void reply.header(EXPORT_RUNS_HEADER, runs.length);
     void reply

@@ -214,18 +214,21 @@ export class RunService {
    * keep a run alive whose owner has gone silent.
    */
   async appendEvents(id: string, events: EventInput[], owner?: Owner, options: { renewLease?: boolean } = {}): Promise<AppendResult> {
-    const result = await this.noteRefusal(this.store.append(id, events, { now: this.now(), owner, renewLease: options.renewLease }));
+    let result: AppendResult;
+    // Not a wrapping async helper: every append comes through here, and each promise and await costs.
+    try {
+      result = await this.store.append(id, events, { now: this.now(), owner, renewLease: options.renewLease });
+    } catch (err) {
+      this.noteRefusal(err);
+      throw err;
+    }
     this.publish(result);
     return result;
   }
 
-  private async noteRefusal<T>(write: Promise<T>): Promise<T> {
-    try {
-      return await write;
-    } catch (err) {
-      if (RuntrailError.isCode(err, 'unavailable')) this.refusedAt = this.now();
-      throw err;
-    }
+  /** Remember when the store refused a write for want of space or a connection (writesRefusedAt). */
+  private noteRefusal(err: unknown): void {
+    if (RuntrailError.isCode(err, 'unavailable')) this.refusedAt = this.now();
   }
 
   /** Fan out what an append stored (the store has committed it). */
@@ -326,7 +329,10 @@ export class RunService {
     const waitMs = options.waitMs ?? 0;
     const news = waitMs > 0 ? this.stopNews(id) : null;
     try {
-      const run = await this.noteRefusal(this.store.heartbeat(id, { now: this.now(), owner }));
+      const run = await this.store.heartbeat(id, { now: this.now(), owner }).catch((err: unknown) => {
+        this.noteRefusal(err);
+        throw err;
+      });
       const answer = heartbeatAnswer(run);
       if (!news || answer.cancelRequested || run.status !== 'running') return answer;
       this.held++;

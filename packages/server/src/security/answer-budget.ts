@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RuntrailError } from '@runtrail/protocol';
 
 /** Bytes a streamed answer holds in memory for its client until its socket takes them, counted in its address's budget. */
@@ -10,12 +10,11 @@ export interface UnreadAnswerBytes {
   release(bytes: number): void;
 }
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** This request's share of maxUnreadAnswerBytesPerIp, for an answer that holds bytes before it sends them (an export). */
-    unreadAnswer: UnreadAnswerBytes | null;
-  }
-}
+/** A request's share of maxUnreadAnswerBytesPerIp, for an answer that holds bytes before it sends them (an export). */
+export type UnreadAnswerShare = (request: FastifyRequest, reply: FastifyReply) => UnreadAnswerBytes;
+
+/** Answers up to this size are not counted (at most 3 bytes per UTF-16 unit of a string answer). */
+const SMALL_ANSWER_BYTES = 8 * 1024;
 
 /**
  * Bound the bytes of answers one client address has not yet taken. An
@@ -40,7 +39,7 @@ declare module 'fastify' {
  * chunks as the socket takes them. An export is streamed in small pieces
  * too, but builds each events file of its archive (up to 16 MiB) in memory
  * before its first byte goes (a tar entry's header gives its size): it
- * counts those bytes here (request.unreadAnswer) until it hands them to the
+ * counts those bytes in the share this returns until it hands them to the
  * socket, and is cut with this refusal when they would pass the budget
  * while other answers of its address hold some. 200 exports that never
  * read held 3.1 GiB (16 MiB each) before.
@@ -48,7 +47,7 @@ declare module 'fastify' {
 export function limitUnreadAnswers(
   http: FastifyInstance,
   options: { maxBytesPerAddress: number; clientKey: (request: IncomingMessage) => string },
-): void {
+): UnreadAnswerShare {
   const max = options.maxBytesPerAddress;
   const held = new Map<string, number>();
   const refusal = (address: string): RuntrailError =>
@@ -87,17 +86,21 @@ export function limitUnreadAnswers(
       },
     };
   };
-  http.decorateRequest('unreadAnswer', null);
-  // Callback hooks, not async ones: they run on every request.
-  http.addHook('onRequest', (request, reply, done) => {
+  // Callback hooks, not async ones: they run on every request (an append too), and so does as
+  // little as they can: no address is looked up while no answer is held.
+  http.addHook('onRequest', (request, _reply, done) => {
+    if (held.size === 0) return done();
     const address = options.clientKey(request.raw);
     if ((held.get(address) ?? 0) >= max) return done(refusal(address));
-    request.unreadAnswer = share(address, reply);
     done();
   });
   http.addHook('onSend', (request, reply, payload, done) => {
-    const bytes = typeof payload === 'string' ? Buffer.byteLength(payload) : Buffer.isBuffer(payload) ? payload.length : 0;
-    if (bytes === 0) return done(null, payload);
+    // A small answer (an append's) is not counted, so that the answers every producer asks for cost no
+    // more: a connection holds one answer at a time (servePipelinedInTurn), so what such answers can
+    // hold is bounded by maxHttpConnectionsPerIp × SMALL_ANSWER_BYTES (4,096 × 8 KiB: 32 MiB).
+    const small = typeof payload === 'string' && payload.length * 3 <= SMALL_ANSWER_BYTES;
+    const bytes = small ? 0 : typeof payload === 'string' ? Buffer.byteLength(payload) : Buffer.isBuffer(payload) ? payload.length : 0;
+    if (bytes <= SMALL_ANSWER_BYTES) return done(null, payload);
     const address = options.clientKey(request.raw);
     const now = held.get(address) ?? 0;
     // The refusal's own small answer comes back through here: it is always let through.
@@ -107,4 +110,5 @@ export function limitUnreadAnswers(
     reply.raw.once('close', () => add(address, -bytes));
     done(null, payload);
   });
+  return (request, reply) => share(options.clientKey(request.raw), reply);
 }

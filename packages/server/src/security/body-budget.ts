@@ -30,6 +30,7 @@ export function limitRequestBodies(
 ): void {
   const max = options.maxBytesPerAddress;
   const held = new Map<string, number>();
+  const deadlines = new Deadlines(options.timeoutMs);
   http.addHook('preParsing', (request, reply, payload, done) => {
     const route = request.routeOptions.config.routeName;
     if (route !== undefined && RAW_BODY_ROUTES.has(route)) return done(null, payload);
@@ -39,7 +40,7 @@ export function limitRequestBodies(
     const address = options.clientKey(request.raw);
     let counted = 0;
     const release = (): void => {
-      clearTimeout(deadline);
+      deadlines.forget(deadline);
       const left = (held.get(address) ?? 0) - counted;
       counted = 0;
       if (left <= 0) held.delete(address);
@@ -66,11 +67,11 @@ export function limitRequestBodies(
         callback(null, chunk);
       },
       flush(callback) {
-        clearTimeout(deadline);
+        deadlines.forget(deadline);
         callback();
       },
     });
-    const deadline = setTimeout(() => {
+    const deadline = deadlines.add(() => {
       // Closed after the answer: else Node reads (and drops) the rest of the body for as long as it trickles.
       if (!reply.sent) void reply.header('connection', 'close');
       counter.destroy(
@@ -80,11 +81,55 @@ export function limitRequestBodies(
           { limit: options.timeoutMs },
         ),
       );
-    }, options.timeoutMs);
+    });
     payload.on('error', (err) => counter.destroy(err));
     payload.pipe(counter);
     done(null, counter);
   });
+}
+
+/**
+ * Deadlines `ms` from when each was added, checked by one timer for all of
+ * them: every append carries a body, and a timer set and cleared for each
+ * cost more than the rest of this budget. One is met at most a tenth of
+ * `ms` (and at most a second) late.
+ */
+class Deadlines {
+  private readonly pending = new Set<{ dueAt: number; expire: () => void }>();
+  private sweeper: NodeJS.Timeout | null = null;
+  private readonly everyMs: number;
+
+  constructor(private readonly ms: number) {
+    this.everyMs = Math.max(10, Math.min(1000, Math.floor(ms / 10)));
+  }
+
+  add(expire: () => void): object {
+    const deadline = { dueAt: Date.now() + this.ms, expire };
+    this.pending.add(deadline);
+    if (this.sweeper === null) {
+      this.sweeper = setInterval(() => this.sweep(), this.everyMs);
+      // Bodies under way never keep the process alive by themselves.
+      this.sweeper.unref();
+    }
+    return deadline;
+  }
+
+  forget(deadline: object): void {
+    this.pending.delete(deadline as { dueAt: number; expire: () => void });
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const deadline of this.pending) {
+      if (deadline.dueAt > now) continue;
+      this.pending.delete(deadline);
+      deadline.expire();
+    }
+    if (this.pending.size === 0 && this.sweeper !== null) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
+  }
 }
 
 /**

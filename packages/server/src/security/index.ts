@@ -7,4 +7,4 @@ export { ConnectionCounter, RateLimiter, checkEventData, countedAgainst, checkRu
 export { addressKey, clientAddress, clientKey, limitConnectionsPerAddress, plainAddress } from './client-address.js';
 export { atLeastRate, limitRequestBodies } from './body-budget.js';
 export { servePipelinedInTurn } from './pipelining.js';
-export { limitUnreadAnswers } from './answer-budget.js';
+export { type UnreadAnswerShare, limitUnreadAnswers } from './answer-budget.js';
