@@ -274,6 +274,31 @@ describe('limits', () => {
     expect(upload.status).toBe(201);
   });
 
+  it('a keep-alive JSON body refused past maxBodyBytesPerIp: the 429 closes its connection at once, without reading the rest of the body', async () => {
+    const { server: s } = await limitedServer({ maxBodyBytesPerIp: 64 * 1024, bodyLimitBytes: 64 * 1024 });
+    const port = Number(new URL(s.url).port);
+    const body = JSON.stringify({ name: 'refused-keep-alive', input: 'x'.repeat(50 * 1024) });
+    // Keep-alive, as a pooled client's connection is: only the server can end it.
+    const head = `POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
+    const sockets = [0, 1].map(() => {
+      const socket = createConnection({ host: '127.0.0.1', port });
+      cleanups.push(() => socket.destroy());
+      return socket;
+    });
+    // Two bodies short of their last 10 KiB: 80 KiB on their way in at once, past the 64 KiB budget.
+    const answers = sockets.map((socket) => rawRequest(socket, head + body.slice(0, 40 * 1024), { untilClose: true }));
+    // Were it left open, Node would read (and drop) the rest of the body for as long as it trickles.
+    const deadline = new Promise<string>((resolve) => setTimeout(() => resolve('not closed within 10 s'), 10_000).unref());
+    const refused = await Promise.race([...answers, deadline]);
+    expect(refused).toMatch(/^HTTP\/1.1 429/);
+    expect(refused).toMatch(/\r\nconnection: close\r\n/i);
+    expect(refused).toContain('maxBodyBytesPerIp');
+    // The other one is still being read: its last bytes make a run.
+    const other = sockets.find((socket) => !socket.destroyed && !socket.readableEnded)!;
+    other.end(body.slice(40 * 1024));
+    await waitFor(async () => (await s.runs.list({ name: 'refused-keep-alive' })).runs.length === 1, { what: 'the other body taken' });
+  });
+
   it('a JSON body trickled in past requestBodyTimeoutMs: 408 naming the setting and the connection closed; an artifact upload as slow is taken', async () => {
     // Each byte comes well within the idle timeout, so only a total time can end the body.
     const { server: s } = await limitedServer({ requestBodyTimeoutMs: 1000, connectionIdleTimeoutMs: 5000 });
