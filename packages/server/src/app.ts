@@ -156,6 +156,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       payload: config,
       maxImportRuns: config.maxImportRuns,
       maxImportBytes: config.maxImportBytes,
+      readPageBytes: config.readPageBytes,
     },
     log: http.log,
   });

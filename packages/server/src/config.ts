@@ -216,7 +216,7 @@ const declared = {
   maxLabelsBytes: value(int(64).default(16 * 1024), "bytes of a run's labels as JSON (also at most 50 labels); more gets 413"),
   readPageBytes: value(
     int(1024).default(8 * 1024 * 1024),
-    "bytes one page of GET /runs/:id/events (events) or GET /runs (runs' inputs, outputs and errors) holds at most, at least one however large; a page cut short says more is waiting (the events' seq, the list's nextCursor); also each store read of a stream's catch-up and of other nodes' events",
+    "bytes one page of GET /runs/:id/events (events) or GET /runs (runs' inputs, outputs and errors) holds at most, at least one however large; a page cut short says more is waiting (the events' seq, the list's nextCursor); also each store read of a stream's catch-up, of other nodes' events and of an export",
   ),
   maxSubscriptionsPerConnection: value(int(1).default(1000), 'subscriptions one WebSocket may hold; more get an error frame'),
   maxConnectionsPerToken: value(int(1).default(1024), 'open stream connections (WebSocket + SSE) one token may hold; more get 429 / close 4429 (held heartbeats alike, apart)'),

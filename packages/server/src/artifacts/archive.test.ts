@@ -45,6 +45,26 @@ async function serverOn(kind: StoreKind, name: string, options: ServerConfigInpu
   return server;
 }
 
+/** Every read of a run's events from `server`'s store from now on: how many events and bytes each returned. */
+function recordEventReads(server: RunningServer): Array<{ count: number; bytes: number }> {
+  const reads: Array<{ count: number; bytes: number }> = [];
+  const store = server.store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const sizes: Record<string, (result: never) => { count: number; bytes: number }> = {
+    readEvents: (events: unknown[]) => ({ count: events.length, bytes: events.reduce<number>((n, e) => n + Buffer.byteLength(JSON.stringify(e)), 0) }),
+    readEventTexts: (texts: Array<{ json: string }>) => ({ count: texts.length, bytes: texts.reduce((n, t) => n + Buffer.byteLength(t.json), 0) }),
+    readEventTextPage: ({ texts }: { texts: Array<{ json: string }> }) => ({ count: texts.length, bytes: texts.reduce((n, t) => n + Buffer.byteLength(t.json), 0) }),
+  };
+  for (const [method, size] of Object.entries(sizes)) {
+    const original = store[method]!;
+    store[method] = async (...args: unknown[]) => {
+      const result = await original.apply(server.store, args);
+      reads.push(size(result as never));
+      return result;
+    };
+  }
+  return reads;
+}
+
 async function endedRunWithArtifacts(server: RunningServer, token?: string): Promise<Run> {
   const client = new RuntrailClient({ url: server.url, token });
   const run = await client.createRun({ name: 'export-me', input: { prompt: 'p' }, labels: { team: 'a' } });
@@ -397,15 +417,21 @@ describe('an archive from elsewhere', () => {
     expect(read.runs[0]!.events).toHaveLength(51);
   });
 
-  it('a run whose events add up to more than an import reads of one entry (700 of 100 KiB) exports in pieces and imports whole', async () => {
-    const source = await serverOn('sqlite', 'a');
+  it('a run whose events add up to more than an import reads of one entry (700 of 100 KiB) exports in pieces, read from the log a page of at most readPageBytes at a time, and imports whole', async () => {
+    const readPageBytes = 4 * 1024 * 1024;
+    const source = await serverOn('sqlite', 'a', { readPageBytes });
     const target = await serverOn('sqlite', 'b');
     const run = await new RuntrailClient({ url: source.url }).createRun({ name: 'big-events' });
     const text = 'x'.repeat(100 * 1024);
     for (let i = 0; i < 700; i++) run.event('x.output', { i, text });
     await run.succeed();
+    const reads = recordEventReads(source);
     const archive = await exportArchive(source, run.id);
     expect(archive.length).toBeGreaterThan(64 * 1024 * 1024);
+    // Before: the export read 5,000 events a page whatever their size (here all 70 MiB at once; with
+    // 1 MiB events, 5 GB), while the events file it builds is 16 MiB at most.
+    expect(reads.length).toBeGreaterThan(0);
+    expect(reads.filter((r) => r.count > 1 && r.bytes > readPageBytes)).toEqual([]);
     // Before: one events file of 70 MiB, which the import refused as larger than 64 MiB.
     const imported = await importInto(target, archive);
     expect(imported.status, JSON.stringify(imported.body).slice(0, 300)).toBe(201);

@@ -28,10 +28,13 @@ export interface ArtifactLimits {
   maxImportRuns?: number;
   /** Most bytes one archive may hold, a single run's or a family's (absent: 16 GiB). */
   maxImportBytes?: number;
+  /** Most bytes of events an export holds from one read of the log, one event at least (readPageBytes; absent: 8 MiB). */
+  readPageBytes?: number;
 }
 
 const DEFAULT_MAX_IMPORT_RUNS = 10_000;
 const DEFAULT_MAX_IMPORT_BYTES = 16 * 1024 ** 3;
+const DEFAULT_READ_PAGE_BYTES = 8 * 1024 * 1024;
 /** How many events an export reads ahead to estimate the size of all of them. */
 const EVENTS_SAMPLED = 200;
 
@@ -58,6 +61,7 @@ export class ArtifactService {
   readonly blobs: BlobStore;
   private readonly runs: RunService;
   private readonly limits: ArtifactLimits;
+  private readonly readPageBytes: number;
   private readonly log: FastifyBaseLogger;
   private readonly locks = new KeyedLock();
 
@@ -65,6 +69,7 @@ export class ArtifactService {
     this.runs = options.runs;
     this.blobs = options.blobs;
     this.limits = options.limits;
+    this.readPageBytes = options.limits.readPageBytes ?? DEFAULT_READ_PAGE_BYTES;
     this.log = options.log;
     this.runs.onDeleted((run, artifacts) => this.release(artifacts.map((a) => a.sha256), run.id));
   }
@@ -244,7 +249,7 @@ export class ArtifactService {
     }
     // The size of the events is estimated from the first of the first run with any: one small read, however large the family.
     const sampled = exported.find((m) => m.run.seq > 0);
-    const sample = sampled ? await this.runs.readEventPage(sampled.run.id, 0, EVENTS_SAMPLED) : [];
+    const sample = sampled ? await this.runs.readEventPage(sampled.run.id, 0, EVENTS_SAMPLED, this.readPageBytes) : [];
     const estimatedBytes = estimateArchiveBytes(exported, options.family === true, sample.length > 0 ? eventLineBytes(sample) / sample.length : 0);
     const archive = options.family
       ? exportFamily(this, exported, options.unread)
@@ -285,10 +290,14 @@ export class ArtifactService {
     return null;
   }
 
-  /** A run's events page by page, only those its exported record counts, even if the run is still moving. */
+  /**
+   * A run's events page by page, only those its exported record counts, even
+   * if the run is still moving. Pages stop at readPageBytes: 5,000 events a
+   * page were 5 GB at once for events of 1 MiB.
+   */
   private async *pages(run: Run): AsyncIterable<RunEvent[]> {
     for (let after = 0; after < run.seq; ) {
-      const page = (await this.runs.readEventPage(run.id, after, 5000)).filter((e) => e.seq <= run.seq);
+      const page = (await this.runs.readEventPage(run.id, after, 5000, this.readPageBytes)).filter((e) => e.seq <= run.seq);
       if (page.length === 0) return;
       yield page;
       after = page.at(-1)!.seq;

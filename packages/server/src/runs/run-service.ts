@@ -260,8 +260,10 @@ export class RunService {
   }
 
   /** A page of a run's stored events (an export reads the whole log). */
-  readEventPage(id: string, after: number, limit: number): Promise<RunEvent[]> {
-    return this.store.readEvents(id, after, limit);
+  readEventPage(id: string, after: number, limit: number, maxBytes?: number): Promise<RunEvent[]> {
+    if (maxBytes === undefined) return this.store.readEvents(id, after, limit);
+    // Each text is exactly JSON.stringify of its event; the store stops the page at maxBytes (one event at least).
+    return this.store.readEventTexts(id, after, limit, { maxBytes }).then((texts) => texts.map((t) => JSON.parse(t.json) as RunEvent));
   }
 
   /** Load an exported run as it was, then tell live run lists it exists. */
