@@ -1,6 +1,6 @@
 import { createContext } from 'react';
 import type { HandlerAvailability } from '@runtrail/client';
-import { slotWaitText, type Run } from '@runtrail/protocol';
+import { slotWaitShort, slotWaitText, type Run } from '@runtrail/protocol';
 import { formatDuration, formatTime, formatZone } from '../format.js';
 import { visibleText } from '../visible-text.js';
 
@@ -13,9 +13,9 @@ export const LiveHandlers = createContext<HandlerAvailability | null>(null);
  * node that defines it, and the server's reaper ends it failed / orphaned
  * at the moment GET /handlers names, if none comes by then). `short` is
  * the runs list's one line; the full sentence is its title. `ahead`: the
- * queued runs of its handler older than it (useQueuedAhead; the runs list
- * leaves it out: a count per queued row would be a request per row at every
- * refresh), said as its place when a limit holds it.
+ * queued runs of its handler older than it (the run page's useQueuedAhead,
+ * the list's useQueuedPlaces: one read for every row), said as its place
+ * when a limit holds it.
  */
 export function QueuedWhy({ run, handlers, short = false, ahead = null }: { run: Pick<Run, 'status' | 'execute' | 'name'>; handlers: HandlerAvailability | null; short?: boolean; ahead?: number | null }) {
   if (run.status !== 'queued' || !run.execute || handlers === null) return null;
@@ -23,10 +23,12 @@ export function QueuedWhy({ run, handlers, short = false, ahead = null }: { run:
   const defined = handlers.startable.includes(run.name);
   const full = queuedWhyText(run.name, handlers, ahead);
   if (short) {
-    const atLimit = slotWaitText(run.name, handlers.nodes) !== null;
+    // Which limits hold it, in a few words, and its place: the whole sentence is too long for a row.
+    const limits = defined ? slotWaitShort(run.name, handlers.nodes) : null;
+    const place = ahead === null ? '' : `; ${ordinal(ahead + 1)} in line`;
     return (
       <span className={defined ? undefined : 'stalled-text'} data-testid="queued-why" title={full}>
-        {!defined ? `no live node defines ${name}` : atLimit ? 'waiting: concurrency limit reached' : 'waiting for a free slot'}
+        {!defined ? `no live node defines ${name}` : limits !== null ? `waiting: ${visibleText(limits)}${place}` : 'waiting for a free slot'}
       </span>
     );
   }
@@ -55,4 +57,11 @@ function whenItEnds({ queuedOrphanTimeoutMs, endsAt }: HandlerAvailability, hand
   // Not counted yet: the reaper's next sweep (every few seconds) starts the count, and the next ask of the page names the moment.
   if (at === undefined) return `if none does within ${timeout} (the server's queuedOrphanTimeoutMs) of the server finding none, it ends failed / orphaned.`;
   return `if none does by ${formatTime(at)} ${formatZone(at)}, it ends failed / orphaned (the server's queuedOrphanTimeoutMs, ${timeout}, from when it found none).`;
+}
+
+/** 1st, 2nd, 3rd, 11th, 22nd: a place in line, as slotWaitText says it. */
+function ordinal(n: number): string {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th');
+  return `${n}${suffix}`;
 }

@@ -6,6 +6,7 @@ import { StartRunForm } from '../components/StartRunForm.js';
 import { Link, navigate, pushQuery, rememberListLocation, replaceQuery, useQuery, useRestoredScroll } from '../router.js';
 import { LiveHandlers } from '../components/QueuedWhy.js';
 import { useLiveHandlers } from '../use-live-handlers.js';
+import { QueuedPlacesContext, useQueuedPlaces } from '../use-queued-places.js';
 import { ClockContext, useServerClock } from '../use-now.js';
 import { useDocumentTitle } from './run/use-document-title.js';
 import { PAGE_SIZE, useRunCounts, useRunsPage } from '../use-runs-page.js';
@@ -135,6 +136,7 @@ function RunsList() {
   // passes the clock down without reading it: a tick renders the times in the rows, not the page.
   const { clock, asOf } = useServerClock(anyLive, connection, lastHeardAt);
   const handlers = useLiveHandlers(runs.some((r) => r.status === 'queued' && r.execute));
+  const queuedPlaces = useQueuedPlaces(handlers);
   const labelInvalid = !labelFilterValid(draft.label);
   // The labels the list is filtered by while the box holds text that is not (yet) a filter: never a silent old result.
   const appliedLabel = server.label ?? '';
@@ -210,26 +212,28 @@ function RunsList() {
       )}
 
       <LiveHandlers.Provider value={handlers}>
-        <ClockContext value={clock}>
-          <RunsTable
-            runs={runs}
-            nest={nest}
-            empty={
-              connection === 'connecting' && !error
-                ? 'Loading…'
-                : error
-                  ? connection === 'ended'
-                    ? 'No runs to show: the server refused this page (start again from the first page).'
-                    : 'No runs to show until the server answers.'
-                  : isFiltered(applied)
-                    ? 'No runs match these filters.'
-                    : 'No runs yet. Start one with “Start run”.'
-            }
-            onClear={isFiltered(applied) && runs.length === 0 && !error ? clear : undefined}
-            countFilter={countFilter}
-            onPick={(pick) => change(pick)}
-          />
-        </ClockContext>
+        <QueuedPlacesContext value={queuedPlaces}>
+          <ClockContext value={clock}>
+            <RunsTable
+              runs={runs}
+              nest={nest}
+              empty={
+                connection === 'connecting' && !error
+                  ? 'Loading…'
+                  : error
+                    ? connection === 'ended'
+                      ? 'No runs to show: the server refused this page (start again from the first page).'
+                      : 'No runs to show until the server answers.'
+                    : isFiltered(applied)
+                      ? 'No runs match these filters.'
+                      : 'No runs yet. Start one with “Start run”.'
+              }
+              onClear={isFiltered(applied) && runs.length === 0 && !error ? clear : undefined}
+              countFilter={countFilter}
+              onPick={(pick) => change(pick)}
+            />
+          </ClockContext>
+        </QueuedPlacesContext>
       </LiveHandlers.Provider>
 
       {/* One page (or none) has nothing to page through; the totals above say how many runs there are. */}

@@ -254,7 +254,8 @@ describe('the dashboard for keyboard and screen-reader users', () => {
     await waitUntil(async () => (await textNow(said)) === 'Run running, 25% done.', { what: 'the run to be said running' });
     await waitUntil(async () => (await textNow(page.getByTestId('connection'))) === 'live', { what: 'the page to be live' });
     // Output and events arrive as fast as a run makes them: a screen reader reading each one out would say nothing else.
-    expect(await liveRegions(page)).toEqual(['status connection: live', 'status']);
+    // (The Console's copy note speaks only when the reader copies the output.)
+    expect(await liveRegions(page)).toEqual(['status connection: live', 'status', 'status copy of the output']);
     await send(run.id, [{ type: 'progress', data: { done: 2 } }, { type: 'log', data: { level: 'info', message: 'second line' } }]);
     await waitUntil(async () => (await textNow(said)) === 'Run running, 50% done.', { what: 'half way to be said' });
     // No progress for a second: the server calls it stalled, and the banner counts the time up every second.
@@ -262,7 +263,7 @@ describe('the dashboard for keyboard and screen-reader users', () => {
     await waitUntil(async () => (await textNow(said)) === 'Run running, 50% done, stalled.', { what: 'the stall to be said', timeoutMs: 15_000 });
     const first = await banner.textContent();
     await waitUntil(async () => (await banner.textContent()) !== first, { what: 'the stall banner to count on' });
-    expect(await liveRegions(page)).toEqual(['status connection: live', 'status']);
+    expect(await liveRegions(page)).toEqual(['status connection: live', 'status', 'status copy of the output']);
     await finish(run.id, { status: 'succeeded' });
     await waitUntil(async () => (await textNow(said)) === 'Run succeeded.', { what: 'the end to be said' });
   });

@@ -71,6 +71,25 @@ describe('the Console of a run that printed thousands of lines', () => {
     expect(await drawn()).toBeLessThan(200);
   });
 
+  it('copies every line it holds with Copy all, not only those drawn, and the matching ones while a search narrows them', async () => {
+    await page().context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: scene.server.url });
+    // The page holds lines 1,501 to 6,500 (the latest 5,000 events); far fewer are drawn.
+    await waitUntil(() => lineInView(6500), { what: 'the newest line in view' });
+    expect(await textNow(page().locator('#console-title'))).toBe('Console (5,000 lines in the latest 5,000 events)');
+    expect(await drawn()).toBeLessThan(200);
+    const held = Array.from({ length: 5000 }, (_, k) => message(1501 + k)).join('\n');
+    await page().getByRole('button', { name: 'Copy all' }).click();
+    await waitUntil(async () => (await textNow(page().getByTestId('console-copied'))) === 'Copied 5,000 lines.', { what: 'the copy to be done' });
+    expect(await page().evaluate(() => navigator.clipboard.readText())).toBe(held);
+
+    await page().getByLabel('search the output').fill('line 20');
+    await page().getByRole('button', { name: 'Copy matching' }).click();
+    await waitUntil(async () => (await textNow(page().getByTestId('console-copied'))) === 'Copied 100 lines.', { what: 'the matching lines to be copied' });
+    const matching = Array.from({ length: 5000 }, (_, k) => message(1501 + k)).filter((m) => m.includes('line 20'));
+    expect(await page().evaluate(() => navigator.clipboard.readText())).toBe(matching.join('\n'));
+    await page().getByLabel('search the output').fill('');
+  });
+
   it('logged no console errors', () => {
     expect(scene.errors).toEqual([]);
   });

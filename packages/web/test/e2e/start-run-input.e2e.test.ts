@@ -18,14 +18,14 @@ describe('the Start run form', () => {
   const inputRows = (page: Page) =>
     page.getByRole('table', { name: /^input of / }).locator('tbody tr').evaluateAll((rows) => rows.map((row) => [...row.querySelectorAll('td')].map((td) => td.innerText.trim())));
 
-  it("shows the chosen handler's fields with types, bounds and defaults, pre-fills an input it accepts, and shows the server's refusal naming the field", async () => {
+  it("shows the chosen handler's fields with types, bounds, defaults and when they are required, pre-fills an input it accepts, and shows the server's refusal naming the field", async () => {
     const zod = pathToFileURL(join(repoRoot, 'node_modules/zod/index.js')).href;
     const handlers = join(scene.dir.path, 'handlers.mjs');
     writeFileSync(
       handlers,
       `import { z } from ${JSON.stringify(zod)};
 export default {
-  scored: { handler: async () => {}, input: z.strictObject({ dataset: z.string().min(1), threshold: z.number().min(0).max(1).default(0.5) }) },
+  scored: { handler: async () => {}, input: z.strictObject({ dataset: z.string().min(1), threshold: z.number().min(0).max(1).default(0.5), model: z.object({ name: z.string() }).optional() }) },
   free: async () => {},
   dated: { handler: async () => {}, input: z.object({ at: z.date() }) },
 };
@@ -58,6 +58,9 @@ export default {
     expect(await inputRows(page)).toEqual([
       ['dataset', 'string', 'at least 1 character', 'required'],
       ['threshold', 'number', '0 to 1', 'optional, default 0.5'],
+      // Required only inside the optional object: not a field every input must have.
+      ['model', 'object', '', 'optional'],
+      ['model.name', 'string', '', 'required if model is given'],
     ]);
     expect(JSON.parse(await editor.inputValue())).toEqual({ dataset: 'x', threshold: 0.5 });
     // Without a schema, or with one JSON Schema cannot express, it says so and starts from no input.

@@ -2,6 +2,7 @@ import { memo, useEffect, useMemo, useRef, useState, type ReactNode } from 'reac
 import { OUTPUT_LOG_ARTIFACT, RuntrailError, SNAPSHOT_LIMITS, type ArtifactRecord, type RunEvent, type Snapshot } from '@runtrail/protocol';
 import { client, messageOf } from '../../client.js';
 import { TRY_AGAIN, isUnreachable, problemText } from '../../problem-text.js';
+import { copyText } from '../../components/clipboard.js';
 import { fileNameOf, saveResponse } from '../../components/download.js';
 import { JumpToLatest } from '../../components/JumpToLatest.js';
 import { useVirtualTail, virtualRowProps, type VirtualRowPlace } from '../../components/use-virtual-tail.js';
@@ -115,7 +116,9 @@ function useLogFile(runId: string, artifacts: readonly ArtifactRecord[], ended: 
  * holds thousands, and drawing them all kept the page busy). Lines wrap,
  * each as tall as it is drawn. What is not on the page cannot be selected
  * or found: a selection or the browser's find in page reaches the lines in
- * and near view; the search box above searches them all.
+ * and near view; the search box above searches them all, and Copy all
+ * copies every line the page holds (those the search matches, while it
+ * narrows them).
  */
 export const Console = memo(function Console({
   runId,
@@ -133,6 +136,7 @@ export const Console = memo(function Console({
 }) {
   const [search, setSearch] = useState('');
   const [downloadError, setDownloadError] = useState<string | null>(null);
+  const [copied, setCopied] = useState<{ ok: boolean; text: string } | null>(null);
   const logFile = useLogFile(runId, artifacts, ended);
   // The lines as they were when no line came in: the search, the virtualiser and the follow all stay put.
   const kept = useRef<Line[]>([]);
@@ -159,6 +163,17 @@ export const Console = memo(function Console({
     }
   };
 
+  // From the lines the page holds, not the drawn ones: a selection reaches only those in and near view.
+  const copyAll = async () => {
+    const copying = shown;
+    try {
+      await copyText(copying.map((l) => l.message).join('\n'));
+      setCopied({ ok: true, text: `Copied ${countOf(copying.length, 'line')}.` });
+    } catch (err) {
+      setCopied({ ok: false, text: `Could not copy: ${messageOf(err)}` });
+    }
+  };
+
   return (
     <section className="panel console-panel" aria-labelledby="console-title">
       <header className="panel-head">
@@ -177,6 +192,20 @@ export const Console = memo(function Console({
               {follow ? 'Following' : 'Follow'}
             </button>
           )}
+          {shown.length > 0 && (
+            <button
+              type="button"
+              className="small"
+              onClick={() => void copyAll()}
+              title={shown.length === lines.length ? 'every line the page holds, not only those on screen' : 'every line the search matches, not only those on screen'}
+            >
+              {shown.length === lines.length ? 'Copy all' : 'Copy matching'}
+            </button>
+          )}
+          {/* Beside the button, and told to a screen reader: always on the page, so a status that appears is announced. */}
+          <span className={copied?.ok === false ? 'invalid' : 'muted small'} role="status" aria-label="copy of the output" data-testid="console-copied">
+            {copied?.text}
+          </span>
           {logFile.state === 'here' && (
             <button type="button" className="small" onClick={() => void download()}>
               Download full log

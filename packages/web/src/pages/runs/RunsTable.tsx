@@ -10,6 +10,7 @@ import { estimateProgress, recentSamples, progressSamples, stalledForMs, type Pr
 import { Link } from '../../router.js';
 import { useClock, useNow } from '../../use-now.js';
 import { useChildRuns, useChildTotals, useRunCounts } from '../../use-runs-page.js';
+import { QueuedPlacesContext } from '../../use-queued-places.js';
 import { oneLine } from './failure-line.js';
 import { visibleText } from '../../visible-text.js';
 import { terminalText } from '../run/terminal-line.js';
@@ -477,16 +478,18 @@ const RunRow = memo(function RunRow({ run, depth = 0, familyShown = 0, familyTot
 });
 
 /**
- * A queued row's note of why it waits: it reads the live handlers, so their
- * refresh (every 15 s while a queued run is listed) renders these notes, not
- * every row of the list.
+ * A queued row's note of why it waits, with its place in line when a limit
+ * holds it: it reads the live handlers and the places, so their refresh
+ * (every 15 s while a queued run is listed) renders these notes, not every
+ * row of the list.
  */
 function QueuedRowWhy({ run }: { run: Run }) {
   const handlers = useContext(LiveHandlers);
+  const places = useContext(QueuedPlacesContext);
   if (handlers === null) return null;
   return (
     <div className="muted small progress-notes">
-      <QueuedWhy run={run} handlers={handlers} short />
+      <QueuedWhy run={run} handlers={handlers} short ahead={places?.aheadOf(run) ?? null} />
     </div>
   );
 }
