@@ -352,13 +352,42 @@ describe('executor', () => {
     const run = await ended((await client.startRun({ name: 'quiet' })).id);
     expect(run.status).toBe('failed');
     expect(run.error?.kind).toBe('timeout');
-    expect(run.error?.message).toMatch(/printed nothing for 400 ms \(idle timeout\); its process group got SIGTERM, then SIGKILL after 300 ms/);
+    // sh itself ends on SIGTERM; the grandchild that ignores it is what needed SIGKILL.
+    expect(run.error?.message).toMatch(
+      /^sh -c .* printed nothing for 400 ms \(its idle timeout\): sent SIGTERM \(it was killed by SIGTERM\), then SIGKILL after a 300 ms grace to what it left running$/,
+    );
     const meta = run.snapshot.meta as { exec: { pgid: number }; grandchild: number };
     expect(meta.grandchild).toBeGreaterThan(0);
     expect(groupAlive(meta.exec.pgid)).toBe(false);
     await waitUntil(() => groupGone(meta.exec.pgid), { timeoutMs: 10_000, what: 'the group to disappear' });
     const log = run.snapshot.artifacts.find((a) => a.name === 'output.log');
     expect(log?.uri).toMatch(/^file:.*\.log$/);
+  });
+
+  it('a command that times out says what was done, in order: SIGTERM, and SIGKILL only when the grace ran out', async () => {
+    server.define('obeys-term', (ctx) => ctx.exec('sleep', ['30'], { timeoutMs: 300, killGraceMs: 5_000 }));
+    server.define('ignores-term', (ctx) => ctx.exec('sh', ['-c', `trap '' TERM; sleep 30`], { timeoutMs: 1_500, killGraceMs: 300 }));
+    const [obeys, ignores] = await Promise.all(['obeys-term', 'ignores-term'].map(async (name) => ended((await client.startRun({ name })).id)));
+    expect(obeys!.error).toEqual({ kind: 'timeout', message: 'sleep 30 timed out after 300 ms: sent SIGTERM, which ended it' });
+    expect(ignores!.error).toEqual({
+      kind: 'timeout',
+      message: `sh -c 'trap '\\'''\\'' TERM; sleep 30' timed out after 1.5 s: sent SIGTERM, then SIGKILL after a 300 ms grace`,
+    });
+    // What meta.exec records agrees: the strongest signal sent, and the one that ended it.
+    expect((obeys!.snapshot.meta as { exec: object }).exec).toMatchObject({ reason: 'timeout', killedWith: 'SIGTERM', signal: 'SIGTERM' });
+    expect((ignores!.snapshot.meta as { exec: object }).exec).toMatchObject({ reason: 'timeout', killedWith: 'SIGKILL', signal: 'SIGKILL' });
+  });
+
+  it("a failed command's run error is one line, however many lines its command and stderr have; the output log has the rest", async () => {
+    const script = ['echo "loading rows" >&2', 'echo "  row 3 is empty" >&2', 'echo "ValueError: bad row 3" >&2', 'exit 3'].join('\n');
+    server.define('multi-line', (ctx) => ctx.exec('sh', ['-c', script]));
+    const run = await ended((await client.startRun({ name: 'multi-line' })).id);
+    expect(run.error).toEqual({
+      kind: 'error',
+      message: `sh -c 'echo "loading rows" >&2 … exited with code 3: ValueError: bad row 3 (the whole command line and 2 more lines of stderr in the output log)`,
+    });
+    const log = await (await client.fetchLog(run.id)).text();
+    expect(log).toBe(['[stderr] loading rows', '[stderr]   row 3 is empty', '[stderr] ValueError: bad row 3', `[runtrail] sh -c '${script}' exited with code 3`, ''].join('\n'));
   });
 
   it("enforces a run's total timeoutMs on the handler: ctx.signal aborts and the run fails timeout", async () => {
