@@ -5,7 +5,7 @@ import { RunHandle, waitFor, type ProducerTransport, type RunHandleOptions, type
 import { FolderCollector, handleSink, runEnvironment, runProcess, type ProcessResult } from '@runtrail/client/node';
 import { OUTPUT_LOG_ARTIFACT, type Owner, type Run, type RunErrorKind } from '@runtrail/protocol';
 import { outputLogPath } from '../runs/output-log.js';
-import { execEndNote, execErrorMessage, type ExecLimits } from './exec-messages.js';
+import { execEndNote, execErrorMessage, startError, type ExecLimits } from './exec-messages.js';
 import type { RunService } from '../runs/run-service.js';
 
 export interface ExecOptions {
@@ -14,6 +14,12 @@ export interface ExecOptions {
   /** Longest time allowed without output. */
   idleTimeoutMs?: number;
   env?: Record<string, string | undefined>;
+  /**
+   * The command's working directory. A relative one is taken from the
+   * server's own working directory (where it was started); without one the
+   * command runs there. A relative program (`./train.sh`, `bin/x`) is
+   * looked up in this folder, a bare name (`python3`) on PATH.
+   */
   cwd?: string;
   /** After SIGTERM, how long the group has before SIGKILL (default: the executor's). */
   killGraceMs?: number;
@@ -175,7 +181,9 @@ export class RunContext<Input = unknown> {
    */
   async exec(command: string, args: string[] = [], options: ExecOptions = {}): Promise<ProcessResult> {
     const logFile = this.openLogFile();
-    const collectDir = options.collect === undefined ? null : resolve(options.cwd ?? process.cwd(), options.collect);
+    // Absolute from here on, so that what an error names is the folder it means.
+    const cwd = options.cwd ? resolve(options.cwd) : undefined;
+    const collectDir = options.collect === undefined ? null : resolve(cwd ?? process.cwd(), options.collect);
     const collector = collectDir
       ? await FolderCollector.start(collectDir, (name, path, replace) => this.artifact(name, { path }, { replace }), {
           ...(options.collectEveryMs === undefined ? {} : { intervalMs: options.collectEveryMs }),
@@ -191,14 +199,14 @@ export class RunContext<Input = unknown> {
       ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
       // The command can append to its own run: RUNTRAIL_RUN_ID, RUNTRAIL_URL, with auth on RUNTRAIL_TOKEN (these win over options.env).
       env: { ...options.env, ...runEnvironment({ runId: this.id, url: this.deps.url, token: await this.subprocessToken() }) },
-      ...(options.cwd ? { cwd: options.cwd } : {}),
+      ...(cwd ? { cwd } : {}),
       ...(logFile ? { logFile } : {}),
     });
     this.deps.execs.add(running);
     const result = await running
       .catch((err: unknown) => {
         collector?.stop();
-        throw err;
+        throw startError(err, command, cwd ?? process.cwd());
       })
       .finally(() => this.deps.execs.delete(running));
     if (collector) {

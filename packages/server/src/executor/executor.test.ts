@@ -1,5 +1,5 @@
-import { cpSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, renameSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import { groupAlive } from '@runtrail/client/node';
@@ -218,7 +218,9 @@ describe('executor', () => {
     server.define('no-command', (ctx) => ctx.exec('runtrail-test-no-such-command', []));
     server.define('bad-progress', async (ctx) => ctx.progress(-1));
     const missing = await ended((await client.startRun({ name: 'no-command' })).id);
-    expect(missing.error?.message).toMatch(/^could not start runtrail-test-no-such-command: spawn runtrail-test-no-such-command ENOENT/);
+    expect(missing.error?.message).toBe(
+      'could not start runtrail-test-no-such-command: no program named runtrail-test-no-such-command in any folder of its PATH (give a path to run one that is not on it: ./runtrail-test-no-such-command)',
+    );
     const bad = await ended((await client.startRun({ name: 'bad-progress' })).id);
     expect(bad.error?.message).toMatch(/^invalid progress event: progress\[0\]\.data\.done/);
     server.define('never-ready', (ctx) => ctx.waitFor(() => null, { intervalMs: 10, timeoutMs: 50, label: 'render' }));
@@ -388,6 +390,43 @@ describe('executor', () => {
     });
     const log = await (await client.fetchLog(run.id)).text();
     expect(log).toBe(['[stderr] loading rows', '[stderr]   row 3 is empty', '[stderr] ValueError: bad row 3', `[runtrail] sh -c '${script}' exited with code 3`, ''].join('\n'));
+  });
+
+  it("a relative program is looked up in the working directory, a relative cwd taken from the server's; one that is missing is named with the folder looked in", async () => {
+    const scripts = tempDir('runtrail-exec-cwd-');
+    try {
+      writeFileSync(join(scripts.path, 'hello.sh'), '#!/bin/sh\necho "hello from $(pwd)"\n', { mode: 0o755 });
+      writeFileSync(join(scripts.path, 'no-interpreter.sh'), '#!/no/such/interpreter\n', { mode: 0o755 });
+      const fromServer = relative(process.cwd(), scripts.path);
+      server.define('relative', async (ctx) => {
+        const outcomes: string[] = [];
+        for (const [command, cwd] of [
+          ['./hello.sh', fromServer],
+          ['./missing.sh', fromServer],
+          ['./missing.sh', undefined],
+          ['./no-interpreter.sh', scripts.path],
+        ] as const) {
+          try {
+            await ctx.exec(command, [], cwd === undefined ? {} : { cwd });
+            outcomes.push('ran');
+          } catch (err) {
+            outcomes.push((err as Error).message);
+          }
+        }
+        return outcomes;
+      });
+      const run = await ended((await client.startRun({ name: 'relative' })).id);
+      const lookedIn = (dir: string) => `a relative program is looked up in the command's working directory, ${dir} (its cwd option, else the server's own working directory)`;
+      expect(run.output).toEqual([
+        'ran',
+        `could not start ./missing.sh: there is no ${join(scripts.path, 'missing.sh')}: ${lookedIn(scripts.path)}`,
+        `could not start ./missing.sh: there is no ${join(process.cwd(), 'missing.sh')}: ${lookedIn(process.cwd())}`,
+        `could not start ./no-interpreter.sh: ${join(scripts.path, 'no-interpreter.sh')} exists, but the interpreter its first line (#!) names does not`,
+      ]);
+      expect(run.snapshot.logs.map((l) => l.message)).toContain(`hello from ${scripts.path}`);
+    } finally {
+      scripts.remove();
+    }
   });
 
   it("enforces a run's total timeoutMs on the handler: ctx.signal aborts and the run fails timeout", async () => {
