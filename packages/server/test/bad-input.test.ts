@@ -604,7 +604,7 @@ describe('input handling: limits, numbers, cursors', () => {
     const id = await createRun();
     const events = Array.from({ length: 5000 }, (_, i) => ({ type: 'call.started', data: { callId: `c${i}` } }));
     const res = await request('POST', `/api/v1/runs/${id}/events`, { events });
-    expectError(res, 400, 'invalid_request', 'invalid events: events[0].data.label: Invalid input: expected string, received undefined (and 4999 more)');
+    expectError(res, 400, 'invalid_request', 'invalid events: events[0].data.label: required: expected string (and 4999 more)');
     expect(res.json!.error.details.issues).toHaveLength(100);
     expect(res.json!.error.details.issues[99].path).toBe('events[99].data.label');
     expect(res.json!.error.details.issueCount).toBe(5000);
@@ -688,6 +688,28 @@ describe('input handling: limits, numbers, cursors', () => {
     expect([run.status, run.seq, run.cancelRequestedAt]).toEqual(['running', 0, null]);
     expect((await request('GET', '/api/v1/run-counts')).json!.total).toBe(before);
     expect((await request('GET', '/api/v1/tokens')).json!.tokens).toEqual([]);
+  });
+
+  it('a field that must be one of some values says, when left out, that it is required and what it may be; when wrong, what was given', async () => {
+    const id = await createRun();
+    const table: Array<[string, string, string, unknown, string]> = [
+      ['finish without status', 'POST', `/api/v1/runs/${id}/finish`, {}, 'invalid request body: status: required: one of succeeded, failed, cancelled'],
+      ['finish with a wrong status', 'POST', `/api/v1/runs/${id}/finish`, { status: 'done' }, 'invalid request body: status: got "done", expected one of succeeded, failed, cancelled'],
+      ['finish with a status of null', 'POST', `/api/v1/runs/${id}/finish`, { status: null }, 'invalid request body: status: got null, expected one of succeeded, failed, cancelled'],
+      ['a token without scope', 'POST', '/api/v1/tokens', { name: 't' }, 'invalid request body: scope: required: one of admin, producer, viewer'],
+      ['a list filter with a wrong topLevel', 'GET', '/api/v1/runs?topLevel=yes', undefined, 'invalid query: topLevel: got "yes", expected one of true, false'],
+      ['a phase event without status', 'POST', `/api/v1/runs/${id}/events`, { events: [{ type: 'phase', data: { name: 'p' } }] }, 'events[0].data.status: required: one of started, completed, failed'],
+    ];
+    for (const [what, method, path, body, message] of table) {
+      const res = await request(method, path, body);
+      expect(res.status, `${what}: ${res.text}`).toBe(400);
+      expect(res.json!.error.code, what).toBe('invalid_request');
+      expect(res.json!.error.message, what).toContain(message);
+    }
+    // A wrong value of a megabyte is quoted by its first characters and length, not sent back.
+    const long = await request('POST', `/api/v1/runs/${id}/finish`, { status: 'x'.repeat(1024 * 1024) });
+    expectError(long, 400, 'invalid_request', /^invalid request body: status: got "x{49}…\(1048578 characters\), expected one of succeeded, failed, cancelled$/);
+    expect((await request('GET', `/api/v1/runs/${id}`)).json!.status).toBe('running');
   });
 
   it('a write sent with content-type application/json and an empty body is a write without a body', async () => {

@@ -1,9 +1,11 @@
+import { appendFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { RunHandle, waitFor, type ProducerTransport, type RunHandleOptions, type Ready, type WaitForOptions } from '@runtrail/client';
-import { FolderCollector, failureMessage, handleSink, runEnvironment, runProcess, type ProcessResult } from '@runtrail/client/node';
+import { FolderCollector, handleSink, runEnvironment, runProcess, type ProcessResult } from '@runtrail/client/node';
 import { OUTPUT_LOG_ARTIFACT, type Owner, type Run, type RunErrorKind } from '@runtrail/protocol';
 import { outputLogPath } from '../runs/output-log.js';
+import { execEndNote, execErrorMessage, startError, type ExecLimits } from './exec-messages.js';
 import type { RunService } from '../runs/run-service.js';
 
 export interface ExecOptions {
@@ -12,6 +14,12 @@ export interface ExecOptions {
   /** Longest time allowed without output. */
   idleTimeoutMs?: number;
   env?: Record<string, string | undefined>;
+  /**
+   * The command's working directory. A relative one is taken from the
+   * server's own working directory (where it was started); without one the
+   * command runs there. A relative program (`./train.sh`, `bin/x`) is
+   * looked up in this folder, a bare name (`python3`) on PATH.
+   */
   cwd?: string;
   /** After SIGTERM, how long the group has before SIGKILL (default: the executor's). */
   killGraceMs?: number;
@@ -30,18 +38,22 @@ export interface ExecOptions {
 
 /**
  * A subprocess that did not end well; `kind` is the run error kind it maps
- * to, and its message (the run's error) carries the end of its stderr.
+ * to, and its message (the run's error) is one line: how it ended and the
+ * stderr line that says most. `result` holds the rest (its stderr's tail).
  */
 export class ExecError extends Error {
   readonly kind: RunErrorKind;
   readonly result: ProcessResult;
-  constructor(kind: RunErrorKind, result: ProcessResult) {
-    super(failureMessage(result));
+  constructor(kind: RunErrorKind, result: ProcessResult, limits: ExecLimits = {}) {
+    super(execErrorMessage(result, limits));
     this.name = 'ExecError';
     this.kind = kind;
     this.result = result;
   }
 }
+
+/** Characters of the end note ctx.exec appends to the output log: a command line can be megabytes of arguments. */
+const MAX_END_NOTE_CHARS = 64 * 1024;
 
 export interface ContextDeps {
   run: Run;
@@ -169,29 +181,32 @@ export class RunContext<Input = unknown> {
    */
   async exec(command: string, args: string[] = [], options: ExecOptions = {}): Promise<ProcessResult> {
     const logFile = this.openLogFile();
-    const collectDir = options.collect === undefined ? null : resolve(options.cwd ?? process.cwd(), options.collect);
+    // Absolute from here on, so that what an error names is the folder it means.
+    const cwd = options.cwd ? resolve(options.cwd) : undefined;
+    const collectDir = options.collect === undefined ? null : resolve(cwd ?? process.cwd(), options.collect);
     const collector = collectDir
       ? await FolderCollector.start(collectDir, (name, path, replace) => this.artifact(name, { path }, { replace }), {
           ...(options.collectEveryMs === undefined ? {} : { intervalMs: options.collectEveryMs }),
         })
       : null;
+    const killGraceMs = options.killGraceMs ?? this.deps.killGraceMs;
     // A command that cannot start stores nothing, and the folder is not looked at again.
     const running = runProcess(command, args, {
       sink: handleSink(this.handle),
       signal: this.signal,
-      killGraceMs: options.killGraceMs ?? this.deps.killGraceMs,
+      killGraceMs,
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
       // The command can append to its own run: RUNTRAIL_RUN_ID, RUNTRAIL_URL, with auth on RUNTRAIL_TOKEN (these win over options.env).
       env: { ...options.env, ...runEnvironment({ runId: this.id, url: this.deps.url, token: await this.subprocessToken() }) },
-      ...(options.cwd ? { cwd: options.cwd } : {}),
+      ...(cwd ? { cwd } : {}),
       ...(logFile ? { logFile } : {}),
     });
     this.deps.execs.add(running);
     const result = await running
       .catch((err: unknown) => {
         collector?.stop();
-        throw err;
+        throw startError(err, command, cwd ?? process.cwd());
       })
       .finally(() => this.deps.execs.delete(running));
     if (collector) {
@@ -199,12 +214,30 @@ export class RunContext<Input = unknown> {
       if (collected.unreadable) this.log(`cannot read ${collectDir} at the end (${collected.unreadable}): files written there since the last look were not stored`, 'warn');
       for (const { name, reason } of collected.skipped) this.log(`${JSON.stringify(name)} in ${collectDir} was not stored as an artifact: ${reason}`, 'warn');
     }
-    if (result.reason === 'timeout' || result.reason === 'idle_timeout') throw new ExecError('timeout', result);
+    const limits: ExecLimits = { timeoutMs: options.timeoutMs, idleTimeoutMs: options.idleTimeoutMs, killGraceMs, outputLog: logFile !== null };
     // Stopped by our own signal: surface the signal's reason (cancel,
     // timeout, shutdown) so the run ends with that, not with "exit 143".
-    if (result.reason === 'aborted') throw this.signal.aborted ? this.signal.reason : new ExecError('cancelled', result);
-    if (options.reject !== false && (result.exitCode !== 0 || result.signal !== null)) throw new ExecError('error', result);
-    return result;
+    if (result.reason === 'aborted' && this.signal.aborted) throw this.signal.reason;
+    let failure: ExecError | null = null;
+    if (result.reason === 'timeout' || result.reason === 'idle_timeout') failure = new ExecError('timeout', result, limits);
+    else if (result.reason === 'aborted') failure = new ExecError('cancelled', result, limits);
+    else if (options.reject !== false && (result.exitCode !== 0 || result.signal !== null)) failure = new ExecError('error', result, limits);
+    if (failure === null) return result;
+    if (logFile) await this.noteEnd(logFile, execEndNote(result, limits));
+    throw failure;
+  }
+
+  /**
+   * The run's error is one line; the output log gets, below the command's
+   * stderr, how it ended with its whole command line (which may span lines).
+   */
+  private async noteEnd(logFile: string, note: string): Promise<void> {
+    try {
+      await appendFile(logFile, `[runtrail] ${note.length > MAX_END_NOTE_CHARS ? `${note.slice(0, MAX_END_NOTE_CHARS)}…` : note}\n`);
+    } catch (err) {
+      // The log could not take it (its disk is full, it was removed): the run's error and log events still say how it ended.
+      this.log(`could not write how the command ended to its output log ${logFile}: ${(err as Error).message}`, 'warn');
+    }
   }
 
   private subprocessToken(): Promise<string> | undefined {

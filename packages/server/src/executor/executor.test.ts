@@ -1,5 +1,5 @@
-import { cpSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, renameSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import { groupAlive } from '@runtrail/client/node';
@@ -218,7 +218,9 @@ describe('executor', () => {
     server.define('no-command', (ctx) => ctx.exec('runtrail-test-no-such-command', []));
     server.define('bad-progress', async (ctx) => ctx.progress(-1));
     const missing = await ended((await client.startRun({ name: 'no-command' })).id);
-    expect(missing.error?.message).toMatch(/^could not start runtrail-test-no-such-command: spawn runtrail-test-no-such-command ENOENT/);
+    expect(missing.error?.message).toBe(
+      'could not start runtrail-test-no-such-command: no program named runtrail-test-no-such-command in any folder of its PATH (give a path to run one that is not on it: ./runtrail-test-no-such-command)',
+    );
     const bad = await ended((await client.startRun({ name: 'bad-progress' })).id);
     expect(bad.error?.message).toMatch(/^invalid progress event: progress\[0\]\.data\.done/);
     server.define('never-ready', (ctx) => ctx.waitFor(() => null, { intervalMs: 10, timeoutMs: 50, label: 'render' }));
@@ -352,13 +354,79 @@ describe('executor', () => {
     const run = await ended((await client.startRun({ name: 'quiet' })).id);
     expect(run.status).toBe('failed');
     expect(run.error?.kind).toBe('timeout');
-    expect(run.error?.message).toMatch(/printed nothing for 400 ms \(idle timeout\); its process group got SIGTERM, then SIGKILL after 300 ms/);
+    // sh itself ends on SIGTERM; the grandchild that ignores it is what needed SIGKILL.
+    expect(run.error?.message).toMatch(
+      /^sh -c .* printed nothing for 400 ms \(its idle timeout\): sent SIGTERM \(it was killed by SIGTERM\), then SIGKILL after a 300 ms grace to what it left running$/,
+    );
     const meta = run.snapshot.meta as { exec: { pgid: number }; grandchild: number };
     expect(meta.grandchild).toBeGreaterThan(0);
     expect(groupAlive(meta.exec.pgid)).toBe(false);
     await waitUntil(() => groupGone(meta.exec.pgid), { timeoutMs: 10_000, what: 'the group to disappear' });
     const log = run.snapshot.artifacts.find((a) => a.name === 'output.log');
     expect(log?.uri).toMatch(/^file:.*\.log$/);
+  });
+
+  it('a command that times out says what was done, in order: SIGTERM, and SIGKILL only when the grace ran out', async () => {
+    server.define('obeys-term', (ctx) => ctx.exec('sleep', ['30'], { timeoutMs: 300, killGraceMs: 5_000 }));
+    server.define('ignores-term', (ctx) => ctx.exec('sh', ['-c', `trap '' TERM; sleep 30`], { timeoutMs: 1_500, killGraceMs: 300 }));
+    const [obeys, ignores] = await Promise.all(['obeys-term', 'ignores-term'].map(async (name) => ended((await client.startRun({ name })).id)));
+    expect(obeys!.error).toEqual({ kind: 'timeout', message: 'sleep 30 timed out after 300 ms: sent SIGTERM, which ended it' });
+    expect(ignores!.error).toEqual({
+      kind: 'timeout',
+      message: `sh -c 'trap '\\'''\\'' TERM; sleep 30' timed out after 1.5 s: sent SIGTERM, then SIGKILL after a 300 ms grace`,
+    });
+    // What meta.exec records agrees: the strongest signal sent, and the one that ended it.
+    expect((obeys!.snapshot.meta as { exec: object }).exec).toMatchObject({ reason: 'timeout', killedWith: 'SIGTERM', signal: 'SIGTERM' });
+    expect((ignores!.snapshot.meta as { exec: object }).exec).toMatchObject({ reason: 'timeout', killedWith: 'SIGKILL', signal: 'SIGKILL' });
+  });
+
+  it("a failed command's run error is one line, however many lines its command and stderr have; the output log has the rest", async () => {
+    const script = ['echo "loading rows" >&2', 'echo "  row 3 is empty" >&2', 'echo "ValueError: bad row 3" >&2', 'exit 3'].join('\n');
+    server.define('multi-line', (ctx) => ctx.exec('sh', ['-c', script]));
+    const run = await ended((await client.startRun({ name: 'multi-line' })).id);
+    expect(run.error).toEqual({
+      kind: 'error',
+      message: `sh -c 'echo "loading rows" >&2 … exited with code 3: ValueError: bad row 3 (the whole command line and 2 more lines of stderr in the output log)`,
+    });
+    const log = await (await client.fetchLog(run.id)).text();
+    expect(log).toBe(['[stderr] loading rows', '[stderr]   row 3 is empty', '[stderr] ValueError: bad row 3', `[runtrail] sh -c '${script}' exited with code 3`, ''].join('\n'));
+  });
+
+  it("a relative program is looked up in the working directory, a relative cwd taken from the server's; one that is missing is named with the folder looked in", async () => {
+    const scripts = tempDir('runtrail-exec-cwd-');
+    try {
+      writeFileSync(join(scripts.path, 'hello.sh'), '#!/bin/sh\necho "hello from $(pwd)"\n', { mode: 0o755 });
+      writeFileSync(join(scripts.path, 'no-interpreter.sh'), '#!/no/such/interpreter\n', { mode: 0o755 });
+      const fromServer = relative(process.cwd(), scripts.path);
+      server.define('relative', async (ctx) => {
+        const outcomes: string[] = [];
+        for (const [command, cwd] of [
+          ['./hello.sh', fromServer],
+          ['./missing.sh', fromServer],
+          ['./missing.sh', undefined],
+          ['./no-interpreter.sh', scripts.path],
+        ] as const) {
+          try {
+            await ctx.exec(command, [], cwd === undefined ? {} : { cwd });
+            outcomes.push('ran');
+          } catch (err) {
+            outcomes.push((err as Error).message);
+          }
+        }
+        return outcomes;
+      });
+      const run = await ended((await client.startRun({ name: 'relative' })).id);
+      const lookedIn = (dir: string) => `a relative program is looked up in the command's working directory, ${dir} (its cwd option, else the server's own working directory)`;
+      expect(run.output).toEqual([
+        'ran',
+        `could not start ./missing.sh: there is no ${join(scripts.path, 'missing.sh')}: ${lookedIn(scripts.path)}`,
+        `could not start ./missing.sh: there is no ${join(process.cwd(), 'missing.sh')}: ${lookedIn(process.cwd())}`,
+        `could not start ./no-interpreter.sh: ${join(scripts.path, 'no-interpreter.sh')} exists, but the interpreter its first line (#!) names does not`,
+      ]);
+      expect(run.snapshot.logs.map((l) => l.message)).toContain(`hello from ${scripts.path}`);
+    } finally {
+      scripts.remove();
+    }
   });
 
   it("enforces a run's total timeoutMs on the handler: ctx.signal aborts and the run fails timeout", async () => {
