@@ -592,12 +592,17 @@ describe('runs list subscription', () => {
     c.send({ op: 'subscribeRuns', filter: { parentid: parent.id } });
     c.send({ op: 'subscribe', runId: parent.id, after: 0, compcat: true });
     c.send({ op: 'ping', extra: 1 });
-    await waitFor(() => c.messages.length >= 3);
+    c.send({ runId: parent.id, after: 0 });
+    c.send({ op: 'subscrbe', runId: parent.id });
+    await waitFor(() => c.messages.length >= 5);
     // Before: subscribedRuns with no filter at all, and every run of the server on this list.
     expect(c.messages).toEqual([
       { type: 'error', code: 'invalid_request', message: 'not a client message of the stream protocol: filter.parentid: unknown field (only the fields this object defines are accepted)' },
       { type: 'error', runId: parent.id, code: 'invalid_request', message: 'not a client message of the stream protocol: compcat: unknown field (only the fields this object defines are accepted)' },
       { type: 'error', code: 'invalid_request', message: 'not a client message of the stream protocol: extra: unknown field (only the fields this object defines are accepted)' },
+      // A message without its op says the op is missing (it said "expected one of", as if one had been given).
+      { type: 'error', runId: parent.id, code: 'invalid_request', message: expect.stringMatching(/^not a client message of the stream protocol: op: required: one of subscribe, /) },
+      { type: 'error', runId: parent.id, code: 'invalid_request', message: expect.stringMatching(/^not a client message of the stream protocol: op: got "subscrbe", expected one of subscribe, /) },
     ]);
     await s.runs.create({ name: 'unrelated' });
     c.send({ op: 'ping' });

@@ -261,7 +261,7 @@ export class WsConnection implements StreamConnection {
       // Said with the run it was about, so a client with many subscriptions knows which one.
       const runId = (parsed as { runId?: unknown } | null)?.runId;
       this.sendInvalid(
-        `not a client message of the stream protocol: ${issuesOf(result.error).map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+        `not a client message of the stream protocol: ${issuesOf(result.error, parsed).map((i) => `${i.path}: ${i.message}`).join('; ')}`,
         typeof runId === 'string' && runId.length <= 100 ? runId : undefined,
       );
       return;
