@@ -164,7 +164,7 @@ export {
   type ListArtifactsResponse,
 } from './artifacts.js';
 export { dataRecord, ownValue, withKey } from './data-keys.js';
-export { describeInputSchema, exampleInput, type InputDescription, type InputField } from './input-schema-text.js';
+export { describeInputSchema, exampleInput, requiredTexts, type InputDescription, type InputField } from './input-schema-text.js';
 export { MAX_EVENT_DATA_BYTES, MAX_META_BYTES, MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS, utf8Length } from './limits.js';
 export { freeText, freeTextProblem, lineNameText, lineNameTextProblem, nameText, nameTextProblem, PathParams, TEXT_RULES } from './text.js';
 export { renderApiReference } from './api-reference.js';

@@ -161,6 +161,40 @@ export function describeInputSchema(schema: JsonSchema): InputDescription {
   };
 }
 
+/** Whether a type in words ("object or null") lets the value be null. */
+function mayBeNull(type: string): boolean {
+  return type.split(' or ').includes('null');
+}
+
+/**
+ * Whether each field of an input must be given, in words (the Start run
+ * form's and `runtrail handlers NAME`'s "required" column): "required",
+ * "optional, default 2", "required if model is given". A field its object
+ * requires is required only when that object is there: a field of an
+ * optional object (or one that may be null) says so, else a reader takes
+ * it for a field every input must have.
+ */
+export function requiredTexts(input: Pick<InputDescription, 'type' | 'fields'>): string[] {
+  const { fields } = input;
+  const inputMayBeNull = mayBeNull(input.type);
+  return fields.map((field, i) => {
+    if (!field.required) return field.default !== null ? `optional, default ${field.default}` : 'optional';
+    // The objects enclosing it, innermost first: each is listed before its fields, by its path and a dot.
+    const enclosing = fields
+      .slice(0, i)
+      .filter((outer) => field.path.startsWith(`${outer.path}.`))
+      .sort((a, b) => b.path.length - a.path.length);
+    // The innermost one that may be left out or null decides: when it is there, so is every object around it.
+    const conditional = enclosing.filter((outer) => !outer.required || mayBeNull(outer.type));
+    const innermost = conditional[0];
+    if (innermost === undefined) return inputMayBeNull ? 'required unless the input is null' : 'required';
+    const { path } = innermost;
+    if (!mayBeNull(innermost.type)) return `required if ${path} is given`;
+    // "Unless null" alone is true only when nothing around it may be left out.
+    return innermost.required && conditional.length === 1 ? `required unless ${path} is null` : `required if ${path} is given and not null`;
+  });
+}
+
 /**
  * An input the schema accepts: defaults where it has them, examples, else
  * the least value within its bounds for each required field (optional

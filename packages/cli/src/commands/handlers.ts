@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { RuntrailError, describeInputSchema, exampleInput, type HandlerInput, type HandlersResponse } from '@runtrail/protocol';
+import { RuntrailError, describeInputSchema, exampleInput, requiredTexts, type HandlerInput, type HandlersResponse } from '@runtrail/protocol';
 import { clientFor } from '../options.js';
 import { note, print, printJson, table, terminalSafe } from '../output.js';
 
@@ -66,13 +66,8 @@ function handlerText(entry: HandlerEntry): string {
     case 'schema': {
       const described = describeInputSchema(input.schema);
       const whole = `input: ${described.type}${described.bounds.length ? ` (${described.bounds.join(', ')})` : ''}${described.fields.length && !described.otherFields ? '; other fields are refused' : ''}`;
-      const rows = described.fields.map((f) => [
-        f.path,
-        f.type,
-        f.bounds.join(', '),
-        f.required ? 'required' : f.default !== null ? `optional, default ${f.default}` : 'optional',
-        f.description ?? '',
-      ]);
+      const required = requiredTexts(described);
+      const rows = described.fields.map((f, i) => [f.path, f.type, f.bounds.join(', '), required[i]!, f.description ?? '']);
       const fields = rows.length ? `\n${table(['FIELD', 'TYPE', 'BOUNDS', 'REQUIRED', 'DESCRIPTION'], rows)}` : '';
       return `${head}\n${whole}${fields}\nexample: ${JSON.stringify(exampleInput(input.schema))}`;
     }

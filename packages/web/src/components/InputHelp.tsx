@@ -1,4 +1,4 @@
-import { describeInputSchema, type HandlerInput, type InputField } from '@runtrail/protocol';
+import { describeInputSchema, requiredTexts, type HandlerInput } from '@runtrail/protocol';
 
 /**
  * What input the chosen handler takes, before the user writes one: each
@@ -30,7 +30,7 @@ function SchemaTable({ handler, schema }: { handler: string; schema: Record<stri
   const described = describeInputSchema(schema);
   const whole = `${handler} takes ${described.type}${described.bounds.length ? ` (${described.bounds.join(', ')})` : ''}`;
   if (described.fields.length === 0) return <p className="muted">{whole}.</p>;
-  const whetherRequired = requiredTexts(described.fields, mayBeNull(described.type));
+  const whetherRequired = requiredTexts(described);
   return (
     <table className="input-help" aria-label={`input of ${handler}`}>
       <caption>
@@ -60,34 +60,4 @@ function SchemaTable({ handler, schema }: { handler: string; schema: Record<stri
       </tbody>
     </table>
   );
-}
-
-/** Whether a type in words ("object or null") lets the value be null. */
-function mayBeNull(type: string): boolean {
-  return type.split(' or ').includes('null');
-}
-
-/**
- * Each field's "required" column. A field its object requires is required
- * only when that object is there: a field of an optional object (or one
- * that may be null) says so, else a reader takes it for a field every
- * input must have. `inputMayBeNull`: the whole input may be null.
- */
-export function requiredTexts(fields: readonly InputField[], inputMayBeNull = false): string[] {
-  return fields.map((field, i) => {
-    if (!field.required) return field.default !== null ? `optional, default ${field.default}` : 'optional';
-    // The objects enclosing it, innermost first: each is listed before its fields, by its path and a dot.
-    const enclosing = fields
-      .slice(0, i)
-      .filter((outer) => field.path.startsWith(`${outer.path}.`))
-      .sort((a, b) => b.path.length - a.path.length);
-    // The innermost one that may be left out or null decides: when it is there, so is every object around it.
-    const conditional = enclosing.filter((outer) => !outer.required || mayBeNull(outer.type));
-    const innermost = conditional[0];
-    if (innermost === undefined) return inputMayBeNull ? 'required unless the input is null' : 'required';
-    const { path } = innermost;
-    if (!mayBeNull(innermost.type)) return `required if ${path} is given`;
-    // "Unless null" alone is true only when nothing around it may be left out.
-    return innermost.required && conditional.length === 1 ? `required unless ${path} is null` : `required if ${path} is given and not null`;
-  });
 }
