@@ -192,6 +192,7 @@ export {
   type CreatedToken,
   type ListTokensResponse,
   type PrincipalInfo,
+  type RevokedToken,
   type TokenInfo,
   type WhoamiResponse,
 } from './auth.js';
