@@ -42,6 +42,47 @@ describe('runtrail runs show of a queued run', () => {
   });
 });
 
+describe('runtrail runs show of a queued run whose handler no live node defines', () => {
+  it('says so, that it waits for a node that defines it, and when the server ends it if none comes', async () => {
+    const own = tempDir();
+    const handlers = fileURLToPath(new URL('./fixtures/handlers/gpu-limit.mjs', import.meta.url));
+    const node = ['--port', '0', '--data-dir', own.path, '--log-level', 'silent', '--node', 'node-b'];
+    // A node of concurrency 0 defines gpu but claims nothing: the run stays queued when it goes.
+    const definer = await serve([...node, '--handlers', handlers], { env: { RUNTRAIL_CONCURRENCY: '0' } });
+    let replacement: ServeProcess | null = null;
+    try {
+      const started = await runtrail(['start', 'gpu', '--server', definer.url]);
+      expect(started.code, started.stderr).toBe(0);
+      const id = started.stdout.trim();
+      expect(await definer.stop()).toBe(0);
+      // The same node name, without the handler: its announcement replaces the one that defined gpu.
+      replacement = await serve(node, { env: { RUNTRAIL_REAPER_INTERVAL_MS: '200' } });
+      const url = replacement.url;
+      const other = new RuntrailClient({ url });
+      const { queuedOrphanTimeoutMs, unclaimable } = await waitUntil(
+        async () => {
+          const answer = await other.describeHandlers();
+          return answer.unclaimable.some((u) => u.handler === 'gpu') ? answer : null;
+        },
+        { what: "the server's reaper to find no live node defining gpu" },
+      );
+      const endsAt = unclaimable.find((u) => u.handler === 'gpu')!.endsAt;
+      expect(queuedOrphanTimeoutMs).toBe(600_000);
+      const show = await runtrail(['runs', 'show', id, '--server', url]);
+      expect(show.code, show.stderr).toBe(0);
+      // Before: nothing between its status and the rest, as if it were about to start.
+      expect(show.stdout).toContain(
+        'status     queued\nwaiting    no live node defines handler gpu: the run waits until a node that defines it starts; ' +
+          `if none does by ${new Date(endsAt).toISOString().replace('T', ' ').slice(0, 19)} UTC, it ends failed / orphaned (the server's queuedOrphanTimeoutMs, 10m, from when it found none)\n`,
+      );
+    } finally {
+      await definer.stop();
+      if (replacement) expect(await replacement.stop()).toBe(0);
+      own.remove();
+    }
+  });
+});
+
 describe('runtrail runs ls with queued runs held by a concurrency limit', () => {
   it('keeps the rows and --json as they were, and says under the table which limit they wait for', async () => {
     // Labelled, so the listing is these runs whatever the other test left queued or running.

@@ -1,6 +1,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { RuntrailClient } from '@runtrail/client';
-import { ListRunsQuery, RunErrorKind, RunStatus, callsInFlight, failureKindOf, hasCalls, slotWaitShort, slotWaitText, unfinishedCalls, type Run, type RunCounts } from '@runtrail/protocol';
+import { ListRunsQuery, RunErrorKind, RunStatus, callsInFlight, failureKindOf, hasCalls, slotWaitShort, slotWaitText, unfinishedCalls, type HandlersResponse, type Run, type RunCounts } from '@runtrail/protocol';
+import { formatDuration } from '../duration.js';
 import { apiText, clientFor, collect, labelFilter } from '../options.js';
 import { note, oneLineSafe, plural, print, printJson, table, terminalSafe, utcTime } from '../output.js';
 
@@ -80,14 +81,29 @@ export function registerRuns(program: Command): void {
     });
 }
 
-/** Why a queued run waits when a concurrency limit holds it, as the dashboard's run page says it; null otherwise. */
+/**
+ * Why a queued run waits, as the dashboard's run page says it: no live node defines its handler
+ * (and when the server ends it for that), or a concurrency limit holds it; null otherwise.
+ */
 async function queuedWhy(client: RuntrailClient, run: Run): Promise<string | null> {
-  const [{ nodes }, older] = await Promise.all([
+  const [handlers, older] = await Promise.all([
     client.describeHandlers(),
     // Claims take the oldest first: the queued runs of its handler created before it are ahead of it.
     client.countRuns({ status: 'queued', name: run.name, createdBefore: run.createdAt }),
   ]);
-  return slotWaitText(run.name, nodes, older.byStatus.queued);
+  if (!handlers.nodes.some((n) => n.handlers.includes(run.name))) return undefinedHandlerText(run.name, handlers);
+  return slotWaitText(run.name, handlers.nodes, older.byStatus.queued);
+}
+
+/** A queued run whose handler no live node defines: what it waits for, and when the server's reaper ends it if nothing comes. */
+function undefinedHandlerText(handler: string, { queuedOrphanTimeoutMs, unclaimable }: HandlersResponse): string {
+  const waits = `no live node defines handler ${handler}: the run waits until a node that defines it starts`;
+  if (queuedOrphanTimeoutMs === 0) return `${waits} (the server's queuedOrphanTimeoutMs is 0: it waits for ever)`;
+  const timeout = formatDuration(queuedOrphanTimeoutMs);
+  const endsAt = unclaimable.find((u) => u.handler === handler)?.endsAt;
+  // Not counted yet: the server's reaper starts counting at its next sweep (every few seconds), from when it finds none.
+  if (endsAt === undefined) return `${waits}; if none does within ${timeout} (the server's queuedOrphanTimeoutMs) of the server finding none, it ends failed / orphaned`;
+  return `${waits}; if none does by ${utcTime(endsAt)} UTC, it ends failed / orphaned (the server's queuedOrphanTimeoutMs, ${timeout}, from when it found none)`;
 }
 
 /**
