@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
+import { ordinal } from '@runtrail/protocol';
 import { tempDir, waitUntil } from '@runtrail/test-support';
 import { runtrail, serve, type ServeProcess } from './harness.js';
 
@@ -102,13 +103,30 @@ describe('runtrail runs ls with queued runs held by a concurrency limit', () => 
     // The STATUS column still reads the API's status: a script matching `queued` finds every queued row.
     const statuses = ls.stdout.trim().split('\n').slice(1).map((row) => row.split(/\s+/)[2]);
     expect(statuses.filter((s) => s === 'queued')).toHaveLength(queued);
-    expect(ls.stderr).toBe(`${queued} queued runs wait for a concurrency limit: gpu (1 at a time on node-a); \`runtrail runs show ID\` says more\n`);
+    // Their places in line, as runs show counts them: these are the newest queued runs of gpu, behind those the other test left.
+    const inLine = (await client.countRuns({ status: 'queued', name: 'gpu' })).byStatus.queued;
+    expect(ls.stderr).toBe(
+      `${queued} queued runs wait for a concurrency limit: gpu (1 at a time on node-a; ${ordinal(inLine - queued + 1)} to ${ordinal(inLine)} in line); \`runtrail runs show ID\` says more\n`,
+    );
+    // One listed: its place alone.
+    const newest = await runtrail(['runs', 'ls', '--label', 'batch=ls', '--limit', '1', '--server', server.url]);
+    expect(newest.stderr.split('\n')[0]).toBe(`1 queued run waits for a concurrency limit: gpu (1 at a time on node-a; ${ordinal(inLine)} in line); \`runtrail runs show ID\` says more`);
 
     const json = await runtrail(['runs', 'ls', '--label', 'batch=ls', '--json', '--server', server.url]);
     expect(json.code, json.stderr).toBe(0);
     expect(json.stderr).toBe('');
     const listed = JSON.parse(json.stdout) as typeof page;
     expect(listed.runs.map((r) => Object.keys(r).sort())).toEqual(page.runs.map((r) => Object.keys(r).sort()));
+
+    // A run the filter leaves out, queued between listed ones: the places are a range the listed runs are in, not each one.
+    for (const label of [[], ['--label', 'batch=ls']]) {
+      const started = await runtrail(['start', 'gpu', ...label, '--server', server.url]);
+      expect(started.code, started.stderr).toBe(0);
+    }
+    const gap = await runtrail(['runs', 'ls', '--label', 'batch=ls', '--server', server.url]);
+    expect(gap.stderr).toBe(
+      `${queued + 1} queued runs wait for a concurrency limit: gpu (1 at a time on node-a; between ${ordinal(inLine - queued + 1)} and ${ordinal(inLine + 2)} in line); \`runtrail runs show ID\` says more\n`,
+    );
 
     // No queued run listed: no note.
     const running = await runtrail(['runs', 'ls', '--status', 'running', '--server', server.url]);
