@@ -122,12 +122,15 @@ describe('runtrail serve: open only on loopback', { timeout: 180_000 }, () => {
     const revokedJson = await run(['tokens', 'revoke', monthlyId, '--json'], env);
     expect(revokedJson.code, revokedJson.stderr).toBe(0);
     // As delete --json prints a deleted run.
-    expect(JSON.parse(revokedJson.stdout)).toEqual({ id: monthlyId, revoked: true });
+    const revokedAnswer = JSON.parse(revokedJson.stdout) as { revokedAt: number };
+    expect(revokedAnswer).toEqual({ id: monthlyId, revoked: true, revokedAt: expect.any(Number), alreadyRevoked: false });
     const listedAfter = JSON.parse((await run(['tokens', 'ls', '--json'], env)).stdout) as { tokens: Array<{ id: string; revokedAt: number | null }> };
-    expect(listedAfter.tokens.find((t) => t.id === monthlyId)?.revokedAt).toEqual(expect.any(Number));
-    // Again: the server's DELETE is idempotent (204 whether revoked now or before), so it is revoked, and said so.
+    expect(listedAfter.tokens.find((t) => t.id === monthlyId)?.revokedAt).toBe(revokedAnswer.revokedAt);
+    // Again: not an error (the token is revoked, as wanted), but not "revoked" either, as it said before: done earlier, and when.
     const again = await run(['tokens', 'revoke', token.id], env);
     expect([again.code, again.stdout], again.stderr).toEqual([0, `${token.id}\n`]);
+    const firstRevokedAt = listedAfter.tokens.find((t) => t.id === token.id)!.revokedAt!;
+    expect(again.stderr).toBe(`token ${token.id} already revoked at ${new Date(firstRevokedAt).toISOString().replace('T', ' ').slice(0, 19)} UTC; nothing changed\n`);
     const missing = await run(['tokens', 'revoke', 'nope'], env);
     expect(missing.code).toBe(2);
     // The server's words: the CLI no longer looks the id up in the list of scoped tokens first.
@@ -183,11 +186,19 @@ describe('runtrail tokens revoke: run tokens too, by whoever the server lets rev
     expect([byAdmin.code, byAdmin.stdout], byAdmin.stderr).toEqual([0, `${admins.id}\n`]);
     expect(byAdmin.stderr).toBe(`revoked token ${admins.id}; it stops working on every node within seconds\n`);
     expect(await reads(admins.token)).toBe(401);
+    // Before: a second revoke said "revoked token" too, as if it had ended something still working.
+    const twiceJson = await run(['tokens', 'revoke', admins.id, '--json'], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: ADMIN });
+    expect(twiceJson.code, twiceJson.stderr).toBe(0);
+    const { revokedAt } = JSON.parse(twiceJson.stdout) as { revokedAt: number };
+    expect(JSON.parse(twiceJson.stdout)).toEqual({ id: admins.id, revoked: true, revokedAt: expect.any(Number), alreadyRevoked: true });
+    const twice = await run(['tokens', 'revoke', admins.id], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: ADMIN });
+    expect([twice.code, twice.stdout], twice.stderr).toEqual([0, `${admins.id}\n`]);
+    expect(twice.stderr).toBe(`token ${admins.id} already revoked at ${new Date(revokedAt).toISOString().replace('T', ' ').slice(0, 19)} UTC; nothing changed\n`);
 
     // Before: a producer token may not list tokens (403), so it could not revoke the ones it minted.
     const byMinter = await run(['tokens', 'revoke', own.id, '--json'], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: mine });
     expect(byMinter.code, byMinter.stderr).toBe(0);
-    expect(JSON.parse(byMinter.stdout)).toEqual({ id: own.id, revoked: true });
+    expect(JSON.parse(byMinter.stdout)).toEqual({ id: own.id, revoked: true, revokedAt: expect.any(Number), alreadyRevoked: false });
     expect(await reads(own.token)).toBe(401);
 
     const notMine = await run(['tokens', 'revoke', others.id], { RUNTRAIL_URL: url, RUNTRAIL_TOKEN: mine });

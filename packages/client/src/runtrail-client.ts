@@ -7,6 +7,7 @@ import {
   type CreateTokenBody,
   type CreatedRunToken,
   type CreatedToken,
+  type RevokedToken,
   type TokenInfo,
   type WhoamiResponse,
   type ListRunsQuery,
@@ -215,7 +216,8 @@ export class RuntrailClient {
     return (await this.api.request('listTokens')).tokens;
   }
 
-  revokeToken(id: string): Promise<void> {
+  /** Idempotent: a token revoked before is answered with alreadyRevoked and the time it was. */
+  revokeToken(id: string): Promise<RevokedToken> {
     return this.api.request('revokeToken', { params: { id } });
   }
 

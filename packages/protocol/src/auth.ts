@@ -42,6 +42,18 @@ export type TokenInfo = z.infer<typeof TokenInfoSchema>;
 export const CreatedTokenSchema = z.object({ id: z.string(), name: z.string(), scope: TokenScope, token: z.string(), expiresAt: z.number().nullable() });
 export type CreatedToken = z.infer<typeof CreatedTokenSchema>;
 
+/**
+ * What `revokeToken` answers. Revoking is idempotent (a retry after a lost answer must not fail),
+ * so the answer says whether this call did it or an earlier one had: "revoked" alone misled
+ * whoever revoked a token twice into thinking the second call ended something.
+ */
+export const RevokedTokenSchema = z.object({
+  id: z.string(),
+  revokedAt: z.number().describe('when it was revoked: by this call, or (alreadyRevoked) by an earlier one'),
+  alreadyRevoked: z.boolean().describe('true: an earlier call had revoked it, at revokedAt, and this one changed nothing'),
+});
+export type RevokedToken = z.infer<typeof RevokedTokenSchema>;
+
 export const ListTokensResponseSchema = z.object({ tokens: z.array(TokenInfoSchema) });
 export type ListTokensResponse = z.infer<typeof ListTokensResponseSchema>;
 

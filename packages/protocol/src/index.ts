@@ -181,7 +181,7 @@ export {
   type RouteResult,
 } from './responses.js';
 export { openApiDocument, openApiPath } from './openapi.js';
-export { slotWaitShort, slotWaitText } from './slot-wait.js';
+export { ordinal, slotWaitShort, slotWaitText } from './slot-wait.js';
 export {
   CLIENT_HEADER,
   CreateRunTokenBody,
@@ -192,6 +192,7 @@ export {
   type CreatedToken,
   type ListTokensResponse,
   type PrincipalInfo,
+  type RevokedToken,
   type TokenInfo,
   type WhoamiResponse,
 } from './auth.js';

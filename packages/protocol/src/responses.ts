@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ListArtifactsResponseSchema, Artifact } from './artifacts.js';
-import { CreatedRunTokenSchema, CreatedTokenSchema, ListTokensResponseSchema, WhoamiResponseSchema } from './auth.js';
+import { CreatedRunTokenSchema, CreatedTokenSchema, ListTokensResponseSchema, RevokedTokenSchema, WhoamiResponseSchema } from './auth.js';
 import { DashboardConfigSchema } from './link-preview.js';
 import type { RouteName } from './routes.js';
 import { AppendEventsResponseSchema, HeartbeatResponseSchema, ListRunsResponseSchema, ReadEventsResponseSchema, RunCountsSchema, RunSchema, RunWithObserversSchema } from './run.js';
@@ -141,7 +141,7 @@ export const routeResponses = {
   dashboardConfig: { status: 200, description: 'The settings the dashboard follows', schema: DashboardConfigSchema },
   createToken: { status: 201, description: 'The token; its secret is shown this once', schema: CreatedTokenSchema },
   listTokens: { status: 200, description: 'Every token, newest first, without secrets', schema: ListTokensResponseSchema },
-  revokeToken: { status: 204, description: 'Revoked; its streams close' },
+  revokeToken: { status: 200, description: 'Revoked, by this call or (alreadyRevoked) an earlier one, and when; its streams close', schema: RevokedTokenSchema },
   createRunToken: { status: 201, description: 'A token for this run and its children', schema: CreatedRunTokenSchema },
   putArtifact: { status: 201, description: 'The stored artifact (200 when the same content was already stored under the name)', schema: Artifact },
   listArtifacts: { status: 200, description: "The run's artifacts in ordinal order", schema: ListArtifactsResponseSchema },

@@ -128,7 +128,7 @@ export const routes = {
   revokeToken: {
     method: 'DELETE',
     path: `${API_PREFIX}/tokens/:id`,
-    summary: "Revoke a scoped token, or a run token by the id it was minted with (admin; a producer token: the run tokens it minted); its open streams close, on every node within seconds",
+    summary: "Revoke a scoped token, or a run token by the id it was minted with (admin; a producer token: the run tokens it minted); its open streams close, on every node within seconds. 200 {id, revokedAt, alreadyRevoked}: a token revoked before is no error, alreadyRevoked says so and revokedAt when",
   },
   createRunToken: {
     method: 'POST',

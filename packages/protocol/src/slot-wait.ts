@@ -64,7 +64,8 @@ function limitsHolding(handler: string, nodes: readonly LiveNode[]): { byHandler
   };
 }
 
-function ordinal(n: number): string {
+/** "1st", "2nd", "11th", "23rd": a place in line, as slotWaitText says it (and `runtrail runs ls`). */
+export function ordinal(n: number): string {
   const tens = n % 100;
   const suffix = tens >= 11 && tens <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th');
   return `${n}${suffix}`;

@@ -42,7 +42,7 @@ import { nameText } from './text.js';
  *   `"untilDeleted":true` it stays after its `end` (nothing more is sent for
  *   it but that error) so a page that shows the ended run hears when it
  *   goes. It counts against the connection's subscriptions until then, or
- *   until unsubscribed.
+ *   until unsubscribed, and among the run's observers too.
  * - client `{"op":"unsubscribe","runId":ID}`: no more frames for that run; the
  *   server answers `{"type":"unsubscribed",runId}` after the last frame of the
  *   old subscription, so frames before it are the old one's and a new

@@ -128,6 +128,8 @@ function afterQueuedImmediates(fn: () => void): void {
 export class Hub {
   private readonly byRun = new Map<string, Set<EventListener>>();
   private readonly watchersByRun = new Map<string, Set<Watcher>>();
+  /** Stream subscriptions that only wait for their ended run's deletion (countWatcher), by run: watching, but given no flushes. */
+  private readonly waitingWatchers = new Map<string, number>();
   private readonly pending = new Map<string, Pending>();
   private flushScheduled = false;
   /** Run-change listeners, whether each also wants other nodes' changes, and what to do when some of those were missed. */
@@ -158,6 +160,26 @@ export class Hub {
     this.watchersChanged(runId);
     return () => {
       remove();
+      this.watchersChanged(runId);
+    };
+  }
+
+  /**
+   * Count a stream subscription that stays after its run's end only to hear of its deletion
+   * (untilDeleted: a page showing the ended run) among the run's watchers, until the returned
+   * function is called. Nothing follows a run's end, so it is not a Watcher (no flush has
+   * anything for it); but someone still has the run open, and its `observers` said nobody did.
+   */
+  countWatcher(runId: string): () => void {
+    this.waitingWatchers.set(runId, (this.waitingWatchers.get(runId) ?? 0) + 1);
+    this.watchersChanged(runId);
+    let counted = true;
+    return () => {
+      if (!counted) return;
+      counted = false;
+      const left = (this.waitingWatchers.get(runId) ?? 1) - 1;
+      if (left > 0) this.waitingWatchers.set(runId, left);
+      else this.waitingWatchers.delete(runId);
       this.watchersChanged(runId);
     };
   }
@@ -266,7 +288,7 @@ export class Hub {
    * running the run is not someone watching it.
    */
   watchers(runId: string): number {
-    return this.watchersByRun.get(runId)?.size ?? 0;
+    return (this.watchersByRun.get(runId)?.size ?? 0) + (this.waitingWatchers.get(runId) ?? 0);
   }
 
   /** Runs that have at least one watcher or listener on this node. */

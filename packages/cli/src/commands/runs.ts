@@ -1,6 +1,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { RuntrailClient } from '@runtrail/client';
-import { ListRunsQuery, RunErrorKind, RunStatus, callsInFlight, failureKindOf, hasCalls, slotWaitShort, slotWaitText, unfinishedCalls, type Run, type RunCounts } from '@runtrail/protocol';
+import { ListRunsQuery, RunErrorKind, RunStatus, callsInFlight, failureKindOf, hasCalls, ordinal, slotWaitShort, slotWaitText, unfinishedCalls, type HandlersResponse, type Run, type RunCounts } from '@runtrail/protocol';
+import { formatDuration } from '../duration.js';
 import { apiText, clientFor, collect, labelFilter } from '../options.js';
 import { note, oneLineSafe, plural, print, printJson, table, terminalSafe, utcTime } from '../output.js';
 
@@ -80,40 +81,75 @@ export function registerRuns(program: Command): void {
     });
 }
 
-/** Why a queued run waits when a concurrency limit holds it, as the dashboard's run page says it; null otherwise. */
+/**
+ * Why a queued run waits, as the dashboard's run page says it: no live node defines its handler
+ * (and when the server ends it for that), or a concurrency limit holds it; null otherwise.
+ */
 async function queuedWhy(client: RuntrailClient, run: Run): Promise<string | null> {
-  const [{ nodes }, older] = await Promise.all([
+  const [handlers, older] = await Promise.all([
     client.describeHandlers(),
     // Claims take the oldest first: the queued runs of its handler created before it are ahead of it.
     client.countRuns({ status: 'queued', name: run.name, createdBefore: run.createdAt }),
   ]);
-  return slotWaitText(run.name, nodes, older.byStatus.queued);
+  if (!handlers.nodes.some((n) => n.handlers.includes(run.name))) return undefinedHandlerText(run.name, handlers);
+  return slotWaitText(run.name, handlers.nodes, older.byStatus.queued);
+}
+
+/** A queued run whose handler no live node defines: what it waits for, and when the server's reaper ends it if nothing comes. */
+function undefinedHandlerText(handler: string, { queuedOrphanTimeoutMs, unclaimable }: HandlersResponse): string {
+  const waits = `no live node defines handler ${handler}: the run waits until a node that defines it starts`;
+  if (queuedOrphanTimeoutMs === 0) return `${waits} (the server's queuedOrphanTimeoutMs is 0: it waits for ever)`;
+  const timeout = formatDuration(queuedOrphanTimeoutMs);
+  const endsAt = unclaimable.find((u) => u.handler === handler)?.endsAt;
+  // Not counted yet: the server's reaper starts counting at its next sweep (every few seconds), from when it finds none.
+  if (endsAt === undefined) return `${waits}; if none does within ${timeout} (the server's queuedOrphanTimeoutMs) of the server finding none, it ends failed / orphaned`;
+  return `${waits}; if none does by ${utcTime(endsAt)} UTC, it ends failed / orphaned (the server's queuedOrphanTimeoutMs, ${timeout}, from when it found none)`;
 }
 
 /**
  * Which of the listed queued runs wait for a concurrency limit, as the
- * dashboard's list marks them: "2 queued runs wait for a concurrency
- * limit: gpu (1 at a time on node-a); …". Null when none does. Asks for
- * the handlers only when the list has queued runs a handler executes.
+ * dashboard's list marks them, and their places in line: "2 queued runs
+ * wait for a concurrency limit: gpu (1 at a time on node-a; 3rd to 4th in
+ * line); …". Null when none does. Asks for the handlers only when the list
+ * has queued runs a handler executes; for the places, at most two counts
+ * per handler held (its oldest and newest listed run's, as `runs show`
+ * counts one run's), not one per row.
  */
 async function limitNote(client: RuntrailClient, runs: Run[]): Promise<string | null> {
   const queued = runs.filter((r) => r.status === 'queued' && r.execute);
   if (queued.length === 0) return null;
   const { nodes } = await client.describeHandlers();
-  const held = new Map<string, { runs: number; limits: string }>();
+  const held = new Map<string, { runs: Run[]; limits: string }>();
   for (const run of queued) {
     const known = held.get(run.name);
     if (known) {
-      known.runs++;
+      known.runs.push(run);
       continue;
     }
     const limits = slotWaitShort(run.name, nodes);
-    if (limits !== null) held.set(run.name, { runs: 1, limits });
+    if (limits !== null) held.set(run.name, { runs: [run], limits });
   }
   if (held.size === 0) return null;
-  const total = [...held.values()].reduce((sum, h) => sum + h.runs, 0);
-  const handlers = [...held].map(([name, h]) => `${name} (${h.limits}${held.size > 1 ? `: ${plural(h.runs, 'run')}` : ''})`);
+  const total = [...held.values()].reduce((sum, h) => sum + h.runs.length, 0);
+  const handlers = await Promise.all(
+    [...held].map(async ([name, h]) => `${name} (${h.limits}${held.size > 1 ? `: ${plural(h.runs.length, 'run')}` : ''}; ${await placesInLine(client, name, h.runs)})`),
+  );
   return oneLineSafe(`${plural(total, 'queued run')} ${total === 1 ? 'waits' : 'wait'} for a concurrency limit: ${handlers.join('; ')}; \`runtrail runs show ID\` says more`);
+}
+
+/**
+ * Where listed queued runs of one handler are in its line: claims take the oldest first, so a
+ * run's place is one more than the queued runs of its handler created before it. "3rd in line",
+ * "3rd to 5th in line" when the list holds every run between its oldest and newest, else
+ * "between 3rd and 9th in line" (a filtered list leaves some out).
+ */
+async function placesInLine(client: RuntrailClient, handler: string, runs: Run[]): Promise<string> {
+  const byAge = [...runs].sort((a, b) => a.createdAt - b.createdAt);
+  const place = async (run: Run) => (await client.countRuns({ status: 'queued', name: handler, createdBefore: run.createdAt })).byStatus.queued + 1;
+  const [first, last] = await Promise.all([place(byAge[0]!), byAge.length > 1 ? place(byAge.at(-1)!) : null]);
+  if (last === null || last === first) return `${ordinal(first)} in line`;
+  if (last - first + 1 === runs.length) return `${ordinal(first)} to ${ordinal(last)} in line`;
+  return `between ${ordinal(first)} and ${ordinal(last)} in line`;
 }
 
 /** The widest a NAME or LABELS cell is on a terminal: one run named with 200 characters pushed every other column off the screen. */

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { CreateTokenBody, RuntrailError, TokenScope, type TokenInfo } from '@runtrail/protocol';
+import { CreateTokenBody, RuntrailError, TokenScope, type RevokedToken, type TokenInfo } from '@runtrail/protocol';
 import { formatDuration, parseDuration } from '../duration.js';
 import { apiText, clientFor } from '../options.js';
 import { note, print, printJson, table, utcTime } from '../output.js';
@@ -71,16 +71,21 @@ export function registerTokens(program: Command): void {
       'revoke a token by its id: a scoped token (admin token), or a run token (the admin token, or the producer token that minted it); ' +
         'it stops working and its open streams close, on every node within seconds',
     )
-    .option('--json', 'print {"id": ID, "revoked": true} as JSON')
+    .option('--json', 'print {"id": ID, "revoked": true, "revokedAt": MS, "alreadyRevoked": BOOL} as JSON (alreadyRevoked: an earlier call had revoked it, at revokedAt)')
     .action(async (id: string, flags: { json?: boolean }, cmd: Command) => {
       // Straight to the server, which alone knows what this caller may revoke: looking the id up in
       // the token list first (admin only, scoped tokens only) refused every run token, even the
       // admin's, and a producer's own. Its 404 token_not_found says what the caller may revoke.
-      // The DELETE is idempotent: a token revoked before is answered 204 as well, so it is not told apart.
-      await clientFor(cmd).revokeToken(id);
-      if (flags.json) return printJson({ id, revoked: true });
+      // The DELETE is idempotent: a token revoked before is not an error (it is what was wanted),
+      // but the answer says so, and when. A server from before that answered 204 with no body.
+      const answer = (await clientFor(cmd).revokeToken(id)) as RevokedToken | undefined;
+      if (flags.json) return printJson({ id, revoked: true, ...(answer ? { revokedAt: answer.revokedAt, alreadyRevoked: answer.alreadyRevoked } : {}) });
       // The id on stdout, as delete prints the run's; the sentence is for the person.
       print(id);
+      if (answer?.alreadyRevoked) {
+        process.stderr.write(`token ${id} already revoked at ${utcTime(answer.revokedAt)} UTC; nothing changed\n`);
+        return;
+      }
       process.stderr.write(`revoked token ${id}; it stops working on every node within seconds\n`);
     });
 }

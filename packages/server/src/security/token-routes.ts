@@ -62,11 +62,7 @@ export function registerTokenRoutes(http: FastifyInstance, deps: TokenRoutesDeps
 
   serve(http, 'listTokens', async () => ({ tokens: await deps.tokens.list() }));
 
-  serve(http, 'revokeToken', async ({ params, request, reply }) => {
-    await deps.tokens.revoke(params.id!, request.principal);
-    void reply.status(204);
-    return null;
-  });
+  serve(http, 'revokeToken', async ({ params, request }) => deps.tokens.revoke(params.id!, request.principal));
 
   serve(http, 'createRunToken', async ({ params, body, request, reply }) => {
     const minted = await countedMint(request.principal, request.raw, async () => {

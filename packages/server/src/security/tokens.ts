@@ -4,6 +4,7 @@ import {
   type CreateTokenBody,
   type CreatedRunToken,
   type CreatedToken,
+  type RevokedToken,
   type TokenInfo,
   type TokenScope,
 } from '@runtrail/protocol';
@@ -102,7 +103,7 @@ export class TokenService {
    * that would let one producer end the links another handed out. The minter
    * is who gave the token away, and the one who knows when it should end.
    */
-  async revoke(id: string, by: Principal): Promise<void> {
+  async revoke(id: string, by: Principal): Promise<RevokedToken> {
     const now = this.deps.now();
     if (!(by.kind === 'open' || (by.kind === 'scoped' && by.scope === 'admin'))) {
       const own = await this.deps.store.findRunTokenById(id);
@@ -110,20 +111,23 @@ export class TokenService {
       if (!own || by.kind !== 'scoped' || own.mintedBy !== by.id) {
         throw new RuntrailError('token_not_found', `this token minted no run token with id ${id}; a ${by.kind === 'scoped' ? by.scope : 'run'} token revokes only the run tokens it minted (the \`id\` it was answered with), the admin token any token`, { id });
       }
-      await this.deps.store.revokeRunToken(id, now);
+      const runToken = await this.deps.store.revokeRunToken(id, now);
+      // Gone between the two reads: it expired and a mint dropped its record, so it works nowhere either way.
+      if (!runToken) throw new RuntrailError('token_not_found', `run token ${id} has expired and is no longer recorded; it works nowhere`, { id });
       this.revoked({ id, hash: null });
-      return;
+      return revokedAnswer(id, runToken.revokedAt, now);
     }
     const record = await this.deps.store.revokeToken(id, now);
     if (record) {
       this.revoked({ id: record.id, hash: record.hash });
-      return;
+      return revokedAnswer(id, record.revokedAt, now);
     }
     const runToken = await this.deps.store.revokeRunToken(id, now);
     if (!runToken) {
       throw new RuntrailError('token_not_found', `no token with id ${id}; GET /api/v1/tokens lists scoped tokens, and a run token's id is the \`id\` it was minted with`, { id });
     }
     this.revoked({ id, hash: null });
+    return revokedAnswer(id, runToken.revokedAt, now);
   }
 
   /**
@@ -299,6 +303,16 @@ export function invalidTokenMessage(why: Exclude<Validity, 'valid'>, principal: 
   if (why === 'expired') return 'the token has expired';
   if (why === 'minter_revoked') return 'the token that minted this run token was revoked';
   return principal.kind === 'run' ? 'the run token was revoked' : 'the token was revoked';
+}
+
+/**
+ * The store keeps the first revoke's time (a second revoke leaves it): any other time than this
+ * call's `now` is an earlier call's. The same millisecond is taken as this call's, which it is, or
+ * one racing it: either way the token ended just now.
+ */
+function revokedAnswer(id: string, revokedAt: number | null, now: number): RevokedToken {
+  const at = revokedAt ?? now;
+  return { id, revokedAt: at, alreadyRevoked: at !== now };
 }
 
 /** Cache key of a token looked up by id; hashes are hex, so the two never meet. */

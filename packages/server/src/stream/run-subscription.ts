@@ -141,6 +141,8 @@ export class RunSubscription {
   private unwatchDeletion: (() => void) | null = null;
   /** Ended (`end` sent) and waiting only for the run's deletion (untilDeleted). */
   private awaitingDeletion = false;
+  /** Takes back, while awaitingDeletion, its count among the run's watchers (Hub.countWatcher). */
+  private uncountWatcher: (() => void) | null = null;
   private pumping = false;
   /** The store must be read again before resting (a pump was asked for while one ran, or too much was held). */
   private again = false;
@@ -188,6 +190,8 @@ export class RunSubscription {
     this.awaitingDeletion = false;
     this.unwatchDeletion?.();
     this.unwatchDeletion = null;
+    this.uncountWatcher?.();
+    this.uncountWatcher = null;
     if (this.done) return;
     this.done = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
@@ -211,6 +215,8 @@ export class RunSubscription {
       // close() let go of the deletion listener too: take it again, now alone.
       this.awaitingDeletion = true;
       this.unwatchDeletion = this.context.hub.onDeleted(this.runId, this.onDeleted);
+      // Still connected with the run open: one of its observers until it goes, as before its end.
+      this.uncountWatcher = this.context.hub.countWatcher(this.runId);
     }
     this.sink.end(end);
   }

@@ -433,6 +433,35 @@ describe('observers', () => {
     await waitFor(async () => (await getRun(s, run.id)).observers === 0, { what: '0 observers' });
   });
 
+  test('a WS or SSE subscription waiting for its ended run\'s deletion (untilDeleted) counts among its observers while connected; a plain one stops at the end', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'shown after its end' });
+    const observers = async () => (await getRun(s, run.id)).observers;
+    const ws = await wsClient(s);
+    ws.send({ op: 'subscribe', runId: run.id, after: 0, untilDeleted: true });
+    const sse = sseClient(sseUrl(s, run.id, 0, 'untilDeleted=true'));
+    const plain = await wsClient(s);
+    plain.send({ op: 'subscribe', runId: run.id, after: 0 });
+    await waitFor(async () => (await observers()) === 3, { what: '3 observers while it runs' });
+    await s.runs.finish(run.id, { status: 'succeeded' });
+    await waitFor(() => ws.ended.has(run.id) && sse.state.ended !== null && plain.ended.has(run.id), { what: 'end on all three' });
+    // Before: 0, as if nobody had the run open. The server counts each as it stays before sending its `end`.
+    expect(await observers()).toBe(2);
+    // Subscribed after the end: told `end` at once, and counted from then.
+    const late = await wsClient(s);
+    late.send({ op: 'subscribe', runId: run.id, after: 0, untilDeleted: true });
+    await waitFor(() => late.ended.has(run.id), { what: 'end for the late subscriber' });
+    expect(await observers()).toBe(3);
+    ws.close();
+    await waitFor(async () => (await observers()) === 2, { what: 'the closed WebSocket no longer counted' });
+    late.send({ op: 'unsubscribe', runId: run.id });
+    await waitFor(async () => (await observers()) === 1, { what: 'the unsubscribed one no longer counted' });
+    await s.runs.delete(run.id);
+    await waitFor(() => sse.state.closed, { what: 'the SSE stream told of the deletion' });
+    // The deletion lets go of the last one's count as well: nothing left counted for the run on this node.
+    expect(s.hub.watchers(run.id)).toBe(0);
+  });
+
   /** The counts an `observers: true` subscription was told, in order. */
   const toldCounts = (c: RawWsClient, runId: string): number[] =>
     c.messages.flatMap((m) => (m.type === 'observers' && m.runId === runId ? [m.count] : []));
