@@ -73,7 +73,7 @@ describe('runtrail cancel --wait', () => {
     );
     // It returned only once the run had ended: exec stopped its command and recorded why.
     expect(result.stdout).toBe(
-      `run ${id} ended cancelled (cancelled: sleep 600 stopped: cancel requested: wrong dataset; its process group got SIGTERM and it was killed by SIGTERM)\n`,
+      `run ${id} ended cancelled (cancelled: sleep 600 was stopped (cancel requested: wrong dataset): sent SIGTERM, which ended it)\n`,
     );
     expect((await client.getRun(id)).status).toBe('cancelled');
   });

@@ -350,7 +350,7 @@ describe('runtrail CLI', () => {
     const runId = /runtrail: run (\S+) on /.exec(stderr)![1]!;
     const ended = await new RuntrailClient({ url }).getRun(runId);
     expect(ended.status).toBe('cancelled');
-    expect(ended.error!.message).toContain("stopped: its output's reader went away (stdout closed, as by | head)");
+    expect(ended.error!.message).toBe("sh -c 'while :; do echo line; done' was stopped (its output's reader went away (stdout closed, as by | head)): sent SIGTERM, which ended it");
   });
 
   it('says clearly when a run does not exist or no server answers', async () => {

@@ -100,6 +100,38 @@ describe('runtrail exec: which server', () => {
   });
 });
 
+describe("runtrail exec: a failed command's run error", () => {
+  it('is a one-line headline (the first line of its command, how it ended, the exception), then its last stderr lines, as ctx.exec says it', async () => {
+    const script = ['import sys', 'print("loading data.csv", file=sys.stderr)', 'def load(path):', '    raise ValueError(f"bad row in {path}")', 'load("data.csv")'].join('\n');
+    const [failed, timedOut] = await Promise.all([
+      runtrail(['exec', '--server', server.url, '--quiet', '--', 'python3', '-c', script]),
+      runtrail(['exec', '--server', server.url, '--quiet', '--timeout', '1000', '--kill-grace', '300', '--', 'sh', '-c', 'echo starting >&2; sleep 30']),
+    ]);
+    expect(failed.code, failed.stderr).toBe(1);
+    expect(timedOut.code, timedOut.stderr).toBe(124);
+    const run = await client.getRun(runIdOf(failed.stderr)!);
+    expect(run.error?.kind).toBe('error');
+    expect(run.error!.message.split('\n')).toEqual([
+      "python3 -c 'import sys … exited with code 1: ValueError: bad row in data.csv (the whole command line is in meta.exec.command)",
+      '',
+      'last 5 lines of stderr:',
+      'loading data.csv',
+      'Traceback (most recent call last):',
+      '  File "<string>", line 5, in <module>',
+      '  File "<string>", line 4, in load',
+      'ValueError: bad row in data.csv',
+    ]);
+    expect((run.snapshot.meta as { exec: { command: string } }).exec.command).toBe(`python3 -c '${script}'`);
+    // The closing line exec prints is the headline alone: the stderr lines were just printed above it.
+    expect(failed.stderr).toContain(`run ${run.id} failed (error: python3 -c 'import sys … exited with code 1: ValueError: bad row in data.csv (the whole command line is in meta.exec.command))`);
+    const timeout = await client.getRun(runIdOf(timedOut.stderr)!);
+    expect(timeout.error).toEqual({
+      kind: 'timeout',
+      message: "sh -c 'echo starting >&2; sleep 30' timed out after 1 s: sent SIGTERM, which ended it\n\nlast line of stderr:\nstarting",
+    });
+  }, 60_000);
+});
+
 describe('runtrail exec cancelled from elsewhere', () => {
   it('stops a command that prints nothing as the cancel is made, not at its next heartbeat, and the run says why', async () => {
     // A lease of 10 minutes: the next plain heartbeat would come 200 s after the start.
@@ -122,8 +154,8 @@ describe('runtrail exec cancelled from elsewhere', () => {
     expect(run.status).toBe('cancelled');
     expect(run.error?.kind).toBe('cancelled');
     // The requester's reason, in the run's end and in what exec prints.
-    expect(run.error?.message).toBe('sleep 600 stopped: cancel requested: wrong dataset; its process group got SIGTERM and it was killed by SIGTERM');
-    expect(stderr).toContain(`run ${id} cancelled (cancelled: sleep 600 stopped: cancel requested: wrong dataset;`);
+    expect(run.error?.message).toBe('sleep 600 was stopped (cancel requested: wrong dataset): sent SIGTERM, which ended it');
+    expect(stderr).toContain(`run ${id} cancelled (cancelled: sleep 600 was stopped (cancel requested: wrong dataset): sent SIGTERM, which ended it)`);
   });
 });
 
@@ -239,7 +271,11 @@ describe('runtrail exec stopped by a signal (SIGHUP, SIGTERM)', () => {
     expect(run.status).toBe('cancelled');
     expect(run.error?.kind).toBe('cancelled');
     // The grandchild ignores SIGTERM: only the SIGKILL after --kill-grace stops the group.
-    expect(run.error?.message).toMatch(/^sh -c .* stopped: runtrail exec got SIGHUP \(its terminal closed\); its process group got SIGTERM, then SIGKILL after 300 ms/s);
+    // One line: the command by its first line, then each signal once, in order, and which ended what.
+    expect(run.error?.message).toBe(
+      `sh -c 'sh -c '\\''trap "" TERM; exec sleep 300'\\'' & … was stopped (runtrail exec got SIGHUP (its terminal closed)): ` +
+        'sent SIGTERM, which ended it; then SIGKILL after a 300 ms grace to what it left running (the whole command line is in meta.exec.command)',
+    );
     const [code, killedBy] = await exited;
     // As a shell reports a process SIGHUP ended: what the caller saw before exec caught it.
     expect({ code, killedBy }, stderr()).toEqual({ code: 129, killedBy: null });
@@ -263,6 +299,6 @@ describe('runtrail exec stopped by a signal (SIGHUP, SIGTERM)', () => {
     expect(code, stderr).toBe(143);
     const run = await client.getRun(id);
     expect(run.status).toBe('cancelled');
-    expect(run.error?.message).toMatch(/ stopped: runtrail exec got SIGTERM; its process group got SIGTERM and it exited with code 0/);
+    expect(run.error?.message).toMatch(/ was stopped \(runtrail exec got SIGTERM\): sent SIGTERM, and it exited with code 0$/);
   }, 120_000);
 });

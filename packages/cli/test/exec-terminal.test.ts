@@ -106,11 +106,11 @@ describe('runtrail exec in a terminal', () => {
     expect(readFileSync(marker, 'utf8')).toBe('cleaned up after KeyboardInterrupt');
     const after = screen();
     expect(after).toContain('cleanup done');
-    expect(after).toMatch(/runtrail: run \S+ cancelled \(cancelled: .*was interrupted \(Ctrl-C\); its process group got SIGINT and it exited with code 3\)/);
+    expect(after).toMatch(/runtrail: run \S+ cancelled \(cancelled: .*was interrupted \(Ctrl-C\): sent SIGINT, and it exited with code 3\)/);
 
     const run = await new RuntrailClient({ url: server.url }).getRun(runId);
     expect(run.status).toBe('cancelled');
-    expect(run.error?.message).toContain('its process group got SIGINT and it exited with code 3');
+    expect(run.error?.message).toMatch(/ was interrupted \(Ctrl-C\): sent SIGINT, and it exited with code 3$/);
   });
   it('Ctrl-C on a command that ignores SIGINT goes on to SIGTERM and SIGKILL a grace period apart, and still exits 130', async () => {
     const script = join(dir.path, 'stubborn.py');
@@ -129,7 +129,7 @@ describe('runtrail exec in a terminal', () => {
     const run = await new RuntrailClient({ url: server.url }).getRun(runId);
     expect(run.status).toBe('cancelled');
     expect(run.error?.message).toMatch(
-      /was interrupted \(Ctrl-C\); its process group got SIGINT, then SIGTERM after 300 ms, then SIGKILL after 300 ms and it was killed by SIGKILL$/,
+      / was interrupted \(Ctrl-C\): sent SIGINT, then SIGTERM after a 300 ms grace, then SIGKILL after a 300 ms grace$/,
     );
   });
 
@@ -162,7 +162,9 @@ describe('runtrail exec in a terminal', () => {
       { what: `run ${runId} to end after the hangup`, timeoutMs: 20_000 },
     );
     expect(run.status, run.error?.message).toBe('cancelled');
-    expect(run.error?.message).toMatch(/ stopped: runtrail exec got SIGHUP \(its terminal closed\); its process group got SIGTERM, then SIGKILL after 300 ms/);
+    expect(run.error?.message).toMatch(
+      / was stopped \(runtrail exec got SIGHUP \(its terminal closed\)\): sent SIGTERM, which ended it; then SIGKILL after a 300 ms grace to what it left running$/,
+    );
     await waitGroupGone(meta.exec.pgid, processes, 5_000);
   });
 

@@ -4,7 +4,6 @@ export {
   spawnProcess,
   ProcessStartError,
   handleSink,
-  failureMessage,
   STDERR_TAIL_LINES,
   STDERR_TAIL_BYTES,
   type ProcessSink,
@@ -14,6 +13,7 @@ export {
   type ProcessEndReason,
   type RunningProcess,
 } from './run-process.js';
+export { failureMessage, type FailureMessageOptions } from './process-end.js';
 export { LINE_PREFIX, parseLine, LineSplitter, type ParsedLine } from './protocol-line.js';
 export { EchoFilter } from './echo-filter.js';
 export { groupAlive, signalGroup, processStartTime, stopRecordedGroup, type RecordedGroup, type ProcessIdentity } from './process-group.js';

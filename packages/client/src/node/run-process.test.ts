@@ -4,7 +4,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { LogLevel } from '@runtrail/protocol';
 import { tempDir, waitUntil } from '@runtrail/test-support';
 import { groupAlive } from './process-group.js';
-import { ProcessStartError, failureMessage, runProcess, spawnProcess, type OutputStream, type ProcessSink } from './run-process.js';
+import { failureMessage } from './process-end.js';
+import { ProcessStartError, runProcess, spawnProcess, type OutputStream, type ProcessSink } from './run-process.js';
 import { groupGone } from '@runtrail/test-support/process-tree';
 
 /** Real child processes and signals; every wait is for a condition, with a deadline. */
@@ -147,7 +148,30 @@ describe('runProcess', () => {
     const result = await runProcess(process.execPath, ['-e', script], { sink: new Collect() });
     expect(result.exitCode).toBe(1);
     expect(result.exception).toBe('TypeError: no score for doc_7');
-    expect(failureMessage(result)).toContain(' exited with code 1: TypeError: no score for doc_7\n');
+    // A headline on one line, though the command line spans three: its first line, how it ended, the exception, where the rest is.
+    const [head, blank, ...detail] = failureMessage(result).split('\n');
+    expect(head).toBe(
+      `${process.execPath} -e 'function judge(doc) { throw new TypeError(\`no score for \${doc}\`); } … exited with code 1: TypeError: no score for doc_7 (the whole command line is in meta.exec.command)`,
+    );
+    expect(blank).toBe('');
+    expect(detail[0]).toMatch(/^last \d+ lines of stderr:$/);
+    expect(detail.slice(1)).toEqual(result.stderrTail);
+    expect(detail).toContain('TypeError: no score for doc_7');
+    // Where the whole command line is kept, as its runner says.
+    expect(failureMessage(result, { wholeCommandIn: 'meta.exec.command and the output log' }).split('\n')[0]).toMatch(/ \(the whole command line is in meta\.exec\.command and the output log\)$/);
+  });
+
+  it("a failed command's message: a headline of at most one line however long its command line, then the last stderr lines, indentation kept", async () => {
+    const long = 'x'.repeat(300);
+    const result = await runProcess('sh', ['-c', `echo "loading rows" >&2; echo "  row 3 is empty" >&2; exit 3 # ${long}`]);
+    const message = failureMessage(result);
+    const [head, ...rest] = message.split('\n');
+    // Cut to 200 characters, and said where the whole line is.
+    expect(head).toMatch(/^sh -c 'echo "loading rows" >&2; echo .*x… exited with code 3 \(the whole command line is in meta\.exec\.command\)$/);
+    expect(head!.indexOf(' exited')).toBe(200);
+    expect(rest).toEqual(['', 'last 2 lines of stderr:', 'loading rows', '  row 3 is empty']);
+    expect(result.message).toBe(head);
+    expect(result.ending).toBe('exited with code 3');
   });
 
   it('an idle child is killed with its grandchildren, even those that ignore SIGTERM, and the reason is recorded', async () => {
@@ -159,7 +183,8 @@ describe('runProcess', () => {
     const result = await running.result;
     expect(result.reason).toBe('idle_timeout');
     expect(result.killedWith).toBe('SIGKILL');
-    expect(result.message).toMatch(/printed nothing for 400 ms \(idle timeout\); its process group got SIGTERM, then SIGKILL after 300 ms/);
+    // sh itself ends on SIGTERM; the grandchild that ignores it is what needed SIGKILL.
+    expect(result.ending).toBe('printed nothing for 400 ms (idle timeout): sent SIGTERM, which ended it; then SIGKILL after a 300 ms grace to what it left running');
     // Resolved only once no live process of the group is left …
     expect(groupAlive(pgid)).toBe(false);
     const grandchild = (sink.of('meta').find((m) => (m as { grandchild?: number }).grandchild) as { grandchild: number }).grandchild;
@@ -178,7 +203,7 @@ describe('runProcess', () => {
     });
     expect(result.reason).toBe('timeout');
     expect(result.signal).toBe('SIGTERM');
-    expect(result.message).toContain('ran longer than its timeout of 500 ms');
+    expect(result.message).toBe(`sh -c 'while true; do echo tick; sleep 0.05; done' timed out after 500 ms: sent SIGTERM, which ended it`);
     expect(groupAlive(result.pgid)).toBe(false);
   });
 
@@ -199,7 +224,7 @@ describe('runProcess', () => {
     controller.abort(new Error('user cancelled'));
     const result = await running.result;
     expect(result.reason).toBe('aborted');
-    expect(result.message).toContain('stopped: user cancelled');
+    expect(result.ending).toBe('was stopped (user cancelled): sent SIGTERM, which ended it');
     expect(result.killedWith).toBe('SIGTERM');
     expect(groupAlive(result.pgid)).toBe(false);
   });
@@ -214,6 +239,7 @@ describe('runProcess', () => {
     const result = await runProcess('sh', ['-c', 'sleep 60 > /dev/null 2>&1 & echo started'], { killGraceMs: 2_000 });
     expect(result.exitCode).toBe(0);
     expect(groupAlive(result.pgid)).toBe(false);
+    expect(result.ending).toBe('exited with code 0; what it left running was sent SIGTERM');
   });
 
   it('a sink that refuses events (a full queue) does not crash the runner; what was lost is reported once', async () => {
@@ -273,9 +299,8 @@ describe('interrupting a process group (a Ctrl-C)', () => {
     const result = await running.result;
     expect(result.reason).toBe('aborted');
     expect(result.killedWith).toBe('SIGKILL');
-    expect(result.message).toMatch(
-      /was interrupted \(Ctrl-C\); its process group got SIGINT, then SIGTERM after 300 ms, then SIGKILL after 300 ms and it was killed by SIGKILL$/,
-    );
+    // Each signal once, in order; SIGKILL, the last, is what ended it.
+    expect(result.ending).toBe('was interrupted (Ctrl-C): sent SIGINT, then SIGTERM after a 300 ms grace, then SIGKILL after a 300 ms grace');
     expect(groupAlive(result.pgid)).toBe(false);
   });
 
@@ -290,7 +315,7 @@ describe('interrupting a process group (a Ctrl-C)', () => {
     const result = await running.result;
     expect(result.exitCode).toBe(4);
     expect(result.killedWith).toBe('SIGINT');
-    expect(result.message).toMatch(/its process group got SIGINT and it exited with code 4$/);
+    expect(result.ending).toBe('was interrupted (Ctrl-C): sent SIGINT, and it exited with code 4');
     expect(sink.logs.map((l) => l.message)).toContain('cleaning up');
   });
 
@@ -307,6 +332,6 @@ describe('interrupting a process group (a Ctrl-C)', () => {
     const result = await running.result;
     expect(result.exitCode).toBe(5);
     expect(result.killedWith).toBe('SIGTERM');
-    expect(result.message).toMatch(/its process group got SIGINT, then SIGTERM after \d+ ms and it exited with code 5$/);
+    expect(result.ending).toMatch(/^was interrupted \(Ctrl-C\): sent SIGINT, then SIGTERM (\d+ ms|[\d.]+ s) later, when interrupted again, and it exited with code 5$/);
   });
 });

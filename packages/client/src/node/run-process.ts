@@ -8,6 +8,7 @@ import { longTimeout, type LongTimer } from '../clock.js';
 import { groupAlive, processStartTime, signalGroup } from './process-group.js';
 import { EchoFilter } from './echo-filter.js';
 import { LINE_PREFIX, LineSplitter, parseLine } from './protocol-line.js';
+import { durationText, endHeadline, endingText, type SentSignal } from './process-end.js';
 
 /** Where a subprocess's output goes: a RunHandle fits (ctx in a handler, or `runtrail exec`). */
 export interface ProcessSink {
@@ -80,8 +81,17 @@ export interface ProcessResult {
   signal: NodeJS.Signals | null;
   /** 'exit': it ended on its own; otherwise the limit or abort that stopped it. */
   reason: ProcessEndReason;
-  /** One sentence saying how it ended and why, for the run's error or log. */
+  /**
+   * One line saying how it ended and why, for the run's log (and a
+   * cancelled run's error): the command by its first line, then `ending`.
+   */
   message: string;
+  /**
+   * How it ended, as said after its command line: `exited with code 1`,
+   * `timed out after 5 s: sent SIGTERM, which ended it`, `printed nothing
+   * for 400 ms (idle timeout): sent SIGTERM, then SIGKILL after a 2 s grace`.
+   */
+  ending: string;
   /** The strongest signal runtrail had to send the group, if any (SIGINT: an interrupt was enough). */
   killedWith: 'SIGINT' | 'SIGTERM' | 'SIGKILL' | null;
   durationMs: number;
@@ -110,7 +120,10 @@ export interface RunningProcess {
   /** The process group id (its leader is the group watchdog, not the command). */
   readonly pgid: number | undefined;
   readonly result: Promise<ProcessResult>;
-  /** Stop it as if aborted: SIGTERM to the group, SIGKILL after the grace period. */
+  /**
+   * Stop it as if aborted: SIGTERM to the group, SIGKILL after the grace
+   * period. `message` says why, after the command line (default "was stopped").
+   */
   stop(message?: string): void;
   /**
    * Stop it as a terminal's Ctrl-C would: SIGINT to the group (Python's
@@ -182,7 +195,9 @@ export function spawnProcess(command: string, args: string[], options: RunProces
   let stopped: { reason: Exclude<ProcessEndReason, 'exit'>; message: string } | null = null;
   let killedWith: ProcessResult['killedWith'] = null;
   /** The signals sent to the group so far, in order, for the result's message. */
-  const sent: Array<{ signal: NodeJS.Signals; afterMs: number | null }> = [];
+  const sent: SentSignal[] = [];
+  /** How many of them had been sent when the command itself ended (the rest went to what it left running). */
+  let sentBeforeEnd: number | null = null;
   let killTimer: ReturnType<typeof setTimeout> | null = null;
   let idleTimer: LongTimer | null = null;
   let totalTimer: LongTimer | null = null;
@@ -258,28 +273,32 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     }
   };
 
-  const send = (signal: 'SIGINT' | 'SIGTERM' | 'SIGKILL', afterMs: number | null): boolean => {
+  const send = (signal: SentSignal['signal'], after: SentSignal['after']): boolean => {
     if (child.pid === undefined || !signalGroup(child.pid, signal)) return false;
     killedWith = signal;
-    sent.push({ signal, afterMs });
+    sent.push({ signal, after });
     return true;
   };
 
   let lastSentAt = 0;
   /** The steps of the stop under way, the one sent last first. */
   let pendingSteps: Array<'SIGINT' | 'SIGTERM' | 'SIGKILL'> = [];
-  /** Send the first step now; each later one only if the group is still alive a grace period on. */
-  const escalate = (steps: Array<'SIGINT' | 'SIGTERM' | 'SIGKILL'>) => {
+  /**
+   * Send the first step now; each later one only if the group is still
+   * alive a grace period on. `graceRanOut`: sent because the grace period
+   * of the step before ran out (else early, or the first).
+   */
+  const escalate = (steps: Array<'SIGINT' | 'SIGTERM' | 'SIGKILL'>, graceRanOut = false) => {
     if (killTimer) clearTimeout(killTimer);
     killTimer = null;
     const [first, ...rest] = steps;
     pendingSteps = steps;
     if (!first) return;
-    send(first, sent.length === 0 ? null : Date.now() - lastSentAt);
+    send(first, sent.length === 0 ? null : graceRanOut ? { grace: true } : { grace: false, ms: Date.now() - lastSentAt });
     lastSentAt = Date.now();
     if (rest.length === 0) return;
     killTimer = setTimeout(() => {
-      if (child.pid !== undefined && groupAlive(child.pid)) escalate(rest);
+      if (child.pid !== undefined && groupAlive(child.pid)) escalate(rest, true);
     }, killGraceMs);
   };
 
@@ -300,7 +319,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     if (!options.idleTimeoutMs || stopped) return;
     idleTimer?.clear();
     const ms = options.idleTimeoutMs;
-    idleTimer = longTimeout(() => stop('idle_timeout', `printed nothing for ${ms} ms (idle timeout)`), ms);
+    idleTimer = longTimeout(() => stop('idle_timeout', `printed nothing for ${durationText(ms)} (idle timeout)`), ms);
   };
 
   const clearTimers = () => {
@@ -363,7 +382,10 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     child.on('message', (message: WatchdogMessage) => {
       if (message.spawned !== undefined) onSpawn(message.spawned);
       if (message.startError) startError = Object.assign(new Error(message.startError.message), { code: message.startError.code });
-      if (message.exit) reported = message.exit;
+      if (message.exit) {
+        reported = message.exit;
+        sentBeforeEnd = sent.length;
+      }
     });
 
     const onSpawn = (pid: number) => {
@@ -376,11 +398,11 @@ export function spawnProcess(command: string, args: string[], options: RunProces
       armIdle();
       if (options.timeoutMs) {
         const ms = options.timeoutMs;
-        totalTimer = longTimeout(() => stop('timeout', `ran longer than its timeout of ${ms} ms`), ms);
+        totalTimer = longTimeout(() => stop('timeout', `timed out after ${durationText(ms)}`), ms);
       }
       if (options.signal) {
         const signal = options.signal;
-        const onAbort = () => stop('aborted', `stopped: ${reasonText(signal.reason)}`);
+        const onAbort = () => stop('aborted', `was stopped (${reasonText(signal.reason)})`);
         if (signal.aborted) onAbort();
         else signal.addEventListener('abort', onAbort, { once: true });
         void allClosed.then(() => signal.removeEventListener('abort', onAbort));
@@ -393,6 +415,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
       // The command's own end, as the watchdog saw it; the watchdog's
       // status only if it could not say (it was killed with its group).
       exit = reported ?? { code, signal };
+      sentBeforeEnd ??= sent.length;
       void settle();
     });
 
@@ -420,9 +443,9 @@ export function spawnProcess(command: string, args: string[], options: RunProces
       }
       reportDropped();
       const { code, signal } = exit!;
-      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-      const signals = sent.map(({ signal, afterMs }) => (afterMs === null ? signal : `then ${signal} after ${afterMs >= killGraceMs ? killGraceMs : afterMs} ms`)).join(', ');
-      const message = stopped ? `${commandLine} ${stopped.message}; its process group got ${signals || 'no signal'} and it ${how}` : `${commandLine} ${how}`;
+      const ending = endingText({ exit: exit!, stoppedBecause: stopped?.message ?? null, sent, sentBeforeEnd: sentBeforeEnd ?? sent.length, killGraceMs });
+      // The whole command line is in meta.exec.command, when that is recorded.
+      const message = endHeadline({ command: commandLine, ending }, recordMeta ? 'meta.exec.command' : null);
       const outcome: ProcessResult = {
         command: commandLine,
         pid: commandPid ?? pid,
@@ -431,6 +454,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
         signal,
         reason: stopped?.reason ?? 'exit',
         message,
+        ending,
         killedWith,
         durationMs: Date.now() - started,
         lines,
@@ -468,7 +492,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
       return child.pid;
     },
     result,
-    stop: (message = 'stopped') => stop('aborted', message),
+    stop: (message = 'was stopped') => stop('aborted', message),
     interrupt: (message = 'interrupted') => stop('aborted', message, ['SIGINT', 'SIGTERM', 'SIGKILL']),
   };
 }
@@ -476,8 +500,6 @@ export function spawnProcess(command: string, args: string[], options: RunProces
 /** How much of the end of stderr a failure's message carries. */
 export const STDERR_TAIL_LINES = 20;
 export const STDERR_TAIL_BYTES = 4 * 1024;
-/** A run error's message is at most this long (RunError in protocol). */
-const MAX_ERROR_MESSAGE = 8192;
 
 /** The line a Node stack trace starts with: `TypeError: x is undefined`, `Error [ERR_X]: …`, `AbortError`. */
 const NODE_ERROR_LINE = /^[A-Za-z_$][\w$.]*(?: \[[A-Z0-9_]+\])?(?::|$)/;
@@ -521,18 +543,6 @@ class StderrWatch {
     while (lines.length > 0 && lines.at(-1)!.trim() === '') lines.pop();
     return lines;
   }
-}
-
-/**
- * The error a run ends with when its command did not end well: how it
- * ended, the exception of a Python traceback, and the last stderr lines
- * (indentation kept), so the reason is on the run, not only in its log.
- */
-export function failureMessage(result: Pick<ProcessResult, 'message' | 'stderrTail' | 'exception'>): string {
-  const head = result.exception ? `${result.message}: ${result.exception}` : result.message;
-  if (result.stderrTail.length === 0) return clip(head, MAX_ERROR_MESSAGE - 1);
-  const tail = result.stderrTail.join('\n');
-  return clip(`${head}\n\nlast ${result.stderrTail.length === 1 ? 'line' : `${result.stderrTail.length} lines`} of stderr:\n${tail}`, MAX_ERROR_MESSAGE - 1);
 }
 
 interface BoundedLogFile {

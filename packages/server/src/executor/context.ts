@@ -2,10 +2,10 @@ import { appendFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { RunHandle, waitFor, type ProducerTransport, type RunHandleOptions, type Ready, type WaitForOptions } from '@runtrail/client';
-import { FolderCollector, handleSink, runEnvironment, runProcess, type ProcessResult } from '@runtrail/client/node';
+import { FolderCollector, failureMessage, handleSink, runEnvironment, runProcess, type FailureMessageOptions, type ProcessResult } from '@runtrail/client/node';
 import { OUTPUT_LOG_ARTIFACT, type Owner, type Run, type RunErrorKind } from '@runtrail/protocol';
 import { outputLogPath } from '../runs/output-log.js';
-import { execEndNote, execErrorMessage, startError, type ExecLimits } from './exec-messages.js';
+import { startError } from './start-error.js';
 import type { RunService } from '../runs/run-service.js';
 
 export interface ExecOptions {
@@ -38,14 +38,15 @@ export interface ExecOptions {
 
 /**
  * A subprocess that did not end well; `kind` is the run error kind it maps
- * to, and its message (the run's error) is one line: how it ended and the
- * stderr line that says most. `result` holds the rest (its stderr's tail).
+ * to, and its message (the run's error) is as `runtrail exec` ends a run
+ * with: a one-line headline (the command's first line, how it ended, the
+ * exception line), then the last stderr lines.
  */
 export class ExecError extends Error {
   readonly kind: RunErrorKind;
   readonly result: ProcessResult;
-  constructor(kind: RunErrorKind, result: ProcessResult, limits: ExecLimits = {}) {
-    super(execErrorMessage(result, limits));
+  constructor(kind: RunErrorKind, result: ProcessResult, options: FailureMessageOptions = {}) {
+    super(failureMessage(result, options));
     this.name = 'ExecError';
     this.kind = kind;
     this.result = result;
@@ -189,12 +190,11 @@ export class RunContext<Input = unknown> {
           ...(options.collectEveryMs === undefined ? {} : { intervalMs: options.collectEveryMs }),
         })
       : null;
-    const killGraceMs = options.killGraceMs ?? this.deps.killGraceMs;
     // A command that cannot start stores nothing, and the folder is not looked at again.
     const running = runProcess(command, args, {
       sink: handleSink(this.handle),
       signal: this.signal,
-      killGraceMs,
+      killGraceMs: options.killGraceMs ?? this.deps.killGraceMs,
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
       // The command can append to its own run: RUNTRAIL_RUN_ID, RUNTRAIL_URL, with auth on RUNTRAIL_TOKEN (these win over options.env).
@@ -214,22 +214,25 @@ export class RunContext<Input = unknown> {
       if (collected.unreadable) this.log(`cannot read ${collectDir} at the end (${collected.unreadable}): files written there since the last look were not stored`, 'warn');
       for (const { name, reason } of collected.skipped) this.log(`${JSON.stringify(name)} in ${collectDir} was not stored as an artifact: ${reason}`, 'warn');
     }
-    const limits: ExecLimits = { timeoutMs: options.timeoutMs, idleTimeoutMs: options.idleTimeoutMs, killGraceMs, outputLog: logFile !== null };
+    // A headline that shows only the start of the command line says where the whole of it is.
+    const said: FailureMessageOptions = { wholeCommandIn: logFile ? 'meta.exec.command and the output log' : 'meta.exec.command' };
     // Stopped by our own signal: surface the signal's reason (cancel,
     // timeout, shutdown) so the run ends with that, not with "exit 143".
     if (result.reason === 'aborted' && this.signal.aborted) throw this.signal.reason;
     let failure: ExecError | null = null;
-    if (result.reason === 'timeout' || result.reason === 'idle_timeout') failure = new ExecError('timeout', result, limits);
-    else if (result.reason === 'aborted') failure = new ExecError('cancelled', result, limits);
-    else if (options.reject !== false && (result.exitCode !== 0 || result.signal !== null)) failure = new ExecError('error', result, limits);
+    if (result.reason === 'timeout' || result.reason === 'idle_timeout') failure = new ExecError('timeout', result, said);
+    else if (result.reason === 'aborted') failure = new ExecError('cancelled', result, said);
+    else if (options.reject !== false && (result.exitCode !== 0 || result.signal !== null)) failure = new ExecError('error', result, said);
     if (failure === null) return result;
-    if (logFile) await this.noteEnd(logFile, execEndNote(result, limits));
+    // The same words as the run's error, with the whole command line.
+    if (logFile) await this.noteEnd(logFile, `${result.command} ${result.ending}`);
     throw failure;
   }
 
   /**
-   * The run's error is one line; the output log gets, below the command's
-   * stderr, how it ended with its whole command line (which may span lines).
+   * The run's error names the command by its first line; the output log
+   * gets, below the command's stderr, how it ended with its whole command
+   * line (which may span lines).
    */
   private async noteEnd(logFile: string, note: string): Promise<void> {
     try {

@@ -356,7 +356,7 @@ describe('executor', () => {
     expect(run.error?.kind).toBe('timeout');
     // sh itself ends on SIGTERM; the grandchild that ignores it is what needed SIGKILL.
     expect(run.error?.message).toMatch(
-      /^sh -c .* printed nothing for 400 ms \(its idle timeout\): sent SIGTERM \(it was killed by SIGTERM\), then SIGKILL after a 300 ms grace to what it left running$/,
+      /^sh -c .* printed nothing for 400 ms \(idle timeout\): sent SIGTERM, which ended it; then SIGKILL after a 300 ms grace to what it left running$/,
     );
     const meta = run.snapshot.meta as { exec: { pgid: number }; grandchild: number };
     expect(meta.grandchild).toBeGreaterThan(0);
@@ -380,14 +380,23 @@ describe('executor', () => {
     expect((ignores!.snapshot.meta as { exec: object }).exec).toMatchObject({ reason: 'timeout', killedWith: 'SIGKILL', signal: 'SIGKILL' });
   });
 
-  it("a failed command's run error is one line, however many lines its command and stderr have; the output log has the rest", async () => {
+  it("a failed command's run error is a one-line headline, however many lines its command has, then its last stderr lines; the output log has the whole command line", async () => {
     const script = ['echo "loading rows" >&2', 'echo "  row 3 is empty" >&2', 'echo "ValueError: bad row 3" >&2', 'exit 3'].join('\n');
     server.define('multi-line', (ctx) => ctx.exec('sh', ['-c', script]));
     const run = await ended((await client.startRun({ name: 'multi-line' })).id);
     expect(run.error).toEqual({
       kind: 'error',
-      message: `sh -c 'echo "loading rows" >&2 … exited with code 3: ValueError: bad row 3 (the whole command line and 2 more lines of stderr in the output log)`,
+      message: [
+        // No traceback printed, so no exception line in the headline: the last stderr lines below say it.
+        `sh -c 'echo "loading rows" >&2 … exited with code 3 (the whole command line is in meta.exec.command and the output log)`,
+        '',
+        'last 3 lines of stderr:',
+        'loading rows',
+        '  row 3 is empty',
+        'ValueError: bad row 3',
+      ].join('\n'),
     });
+    expect((run.snapshot.meta as { exec: { command: string } }).exec.command).toBe(`sh -c '${script}'`);
     const log = await (await client.fetchLog(run.id)).text();
     expect(log).toBe(['[stderr] loading rows', '[stderr]   row 3 is empty', '[stderr] ValueError: bad row 3', `[runtrail] sh -c '${script}' exited with code 3`, ''].join('\n'));
   });

@@ -42,14 +42,20 @@ async function failedExecRun(s: RunningServer, client: RuntrailClient): Promise<
 }
 
 describe('a run whose subprocess failed', () => {
-  it("ends with one line: how it ended and the traceback's exception; the output log holds the traceback as printed and the whole command", async () => {
+  it("ends with a one-line headline (the command's first line, how it ended, the exception), then the traceback indented as printed; the output log holds it and the whole command", async () => {
     const s = await server({ node: 'log-node' });
     const client = new RuntrailClient({ url: s.url });
     const run = await failedExecRun(s, client);
-    expect(run.error).toEqual({
-      kind: 'error',
-      message: "python3 -c 'import sys … exited with code 1: ValueError: bad row in data.csv (the whole command line and 3 more lines of stderr in the output log)",
-    });
+    expect(run.error?.kind).toBe('error');
+    expect(run.error!.message.split('\n')).toEqual([
+      "python3 -c 'import sys … exited with code 1: ValueError: bad row in data.csv (the whole command line is in meta.exec.command and the output log)",
+      '',
+      'last 4 lines of stderr:',
+      'Traceback (most recent call last):',
+      '  File "<string>", line 6, in <module>',
+      '  File "<string>", line 5, in load',
+      'ValueError: bad row in data.csv',
+    ]);
     const log = await (await client.fetchLog(run.id)).text();
     expect(log.split('\n').slice(2)).toEqual([
       '[stderr] Traceback (most recent call last):',

@@ -435,7 +435,7 @@ describe('the run page: context, failures, console and artifacts', () => {
       expect(await page.getByTestId('exec-exit').textContent()).toBe('killed by SIGTERM (stopped by its idle timeout)');
       expect(await page.getByTestId('error-kind').textContent()).toBe('timeout');
       expect(await page.getByTestId('run-error').locator('.error-head').textContent()).toBe(
-        'python3 hang.py printed nothing for 1000 ms (idle timeout); its process group got SIGTERM and it was killed by SIGTERM',
+        'python3 hang.py printed nothing for 1 s (idle timeout): sent SIGTERM, which ended it',
       );
     }
 

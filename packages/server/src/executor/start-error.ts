@@ -1,0 +1,22 @@
+import { existsSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { ProcessStartError } from '@runtrail/client/node';
+
+/**
+ * A clearer error for a command that could not be started because
+ * something was not found (ENOENT, which names neither the folder looked
+ * in nor which thing was missing); any other error as it was.
+ * `dir` is the command's working directory: a relative program is looked
+ * up there, a bare name (`python3`) on PATH.
+ */
+export function startError(err: unknown, command: string, dir: string): unknown {
+  if (!(err instanceof ProcessStartError) || err.code !== 'ENOENT') return err;
+  // The working directory itself missing: runProcess already says so, naming it.
+  if (!existsSync(dir)) return err;
+  const why = (text: string) => new ProcessStartError(command, Object.assign(new Error(text), { code: err.code }));
+  if (!command.includes('/')) return why(`no program named ${command} in any folder of its PATH (give a path to run one that is not on it: ./${command})`);
+  const path = resolve(dir, command);
+  if (existsSync(path)) return why(`${path} exists, but the interpreter its first line (#!) names does not`);
+  if (isAbsolute(command)) return why(`there is no ${path}`);
+  return why(`there is no ${path}: a relative program is looked up in the command's working directory, ${dir} (its cwd option, else the server's own working directory)`);
+}
