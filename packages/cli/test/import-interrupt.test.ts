@@ -33,7 +33,9 @@ describe('Ctrl-C during import', () => {
   it('part way through the upload: says it was interrupted and nothing was imported, exit 130', async () => {
     const client = new RuntrailClient({ url: source.url });
     const run = await client.createRun({ name: 'to-copy' });
-    await run.succeed({ note: 'x'.repeat(50_000) });
+    // Large enough that feeding its first half takes seconds: the line is drawn when a chunk comes a redraw
+    // interval after the last, and a loaded machine could otherwise take the whole half in one read.
+    await run.succeed({ note: 'x'.repeat(400_000) });
     const archive = new Uint8Array(await (await client.exportRun(run.id)).arrayBuffer());
 
     const child = spawn(process.execPath, [BIN, 'import', '-', '--server', target.url, '--progress'], { stdio: ['pipe', 'pipe', 'pipe'] });

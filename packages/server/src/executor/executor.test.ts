@@ -594,11 +594,13 @@ describe('executor', () => {
     delete process.env.PYTHONUNBUFFERED;
     try {
       server.define('score', (ctx) =>
-        ctx.exec('python3', ['-c', 'import time\nfor i in range(6):\n    print(f"scored {i}")\n    time.sleep(0.5)'], { idleTimeoutMs: 2_000 }),
+        // 6 s of printing every half second, past a 4 s idle timeout: printed only at exit (buffered), it
+        // would be killed; 4 s leaves a loaded machine's Python its start-up before the first line.
+        ctx.exec('python3', ['-c', 'import time\nfor i in range(12):\n    print(f"scored {i}")\n    time.sleep(0.5)'], { idleTimeoutMs: 4_000 }),
       );
       const run = await ended((await client.startRun({ name: 'score' })).id);
       expect(run.error).toBeNull();
-      expect(run.snapshot.logs.map((l) => l.message).filter((m) => m.startsWith('scored'))).toEqual([0, 1, 2, 3, 4, 5].map((i) => `scored ${i}`));
+      expect(run.snapshot.logs.map((l) => l.message).filter((m) => m.startsWith('scored'))).toEqual(Array.from({ length: 12 }, (_, i) => `scored ${i}`));
     } finally {
       if (before !== undefined) process.env.PYTHONUNBUFFERED = before;
     }

@@ -460,9 +460,9 @@ describe('limits', () => {
     for (let i = 0; i < 12; i++) await s.runs.appendEvents(run.id, [{ type: 'x.big', data: { i, text: 'x'.repeat(1000 * 1024) } }]);
     await s.runs.appendEvents(run.id, [{ type: 'run.succeeded', data: {} }]);
     let pagesRead = 0;
-    const readEvents = s.store.readEvents.bind(s.store);
-    s.store.readEvents = async (...args: Parameters<typeof readEvents>) => {
-      const page = await readEvents(...args);
+    const readEventTexts = s.store.readEventTexts.bind(s.store);
+    s.store.readEventTexts = async (...args: Parameters<typeof readEventTexts>) => {
+      const page = await readEventTexts(...args);
       // The export's own pages, not the sample its size is estimated from.
       if (args[2] === 5000) pagesRead++;
       return page;

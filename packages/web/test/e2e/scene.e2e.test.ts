@@ -274,7 +274,10 @@ describe('the scene behind the README screenshots', () => {
       );
       expect(await row(ids.stuck!).getByTestId('stalled').isVisible()).toBe(true);
       // How long the queued run has waited and why; how many pages the crawl of no known total has done.
-      expect(await textNow(row(ids.queued!).getByTestId('queued-why'))).toBe('no live node defines nightly-import');
+      // Said once the list has heard which handlers live nodes define (its own request, after the rows).
+      await waitUntil(async () => (await textNow(row(ids.queued!).getByTestId('queued-why'))) === 'no live node defines nightly-import', {
+        what: 'the queued run to say why it waits',
+      });
       expect(await textNow(row(ids.queued!).getByTestId('queued-for'))).toMatch(/^queued \d/);
       expect(await textNow(row(ids.crawl!).getByTestId('progress-count'))).toBe('12,345');
       await page.locator(`tr[data-parent-id="${ids.parent}"]`).nth(5).waitFor();
