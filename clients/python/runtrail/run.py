@@ -121,6 +121,8 @@ class Run:
         self._owner = owner
         self._call_numbers = itertools.count(1)
         self._stop_reason: Optional[str] = None
+        #: Why the run stops, as ``Cancelled.kind``: a cancel request, an end written elsewhere, or a lost lease.
+        self._stop_kind = "ended"
         # Whether the stop was a cancel request (not an end written elsewhere, nor a lost lease).
         self._cancel_requested = False
         self._ended: Optional[Dict[str, Any]] = None
@@ -348,12 +350,14 @@ class Run:
         """Return once every event queued so far is stored; raise the reason if one could not be (or after ``timeout`` s)."""
         self._sender.flush(timeout)
 
-    def _stop(self, reason: str, cancel: bool = False) -> None:
+    def _stop(self, reason: str, kind: str) -> None:
         with self._lock:
             if self._stop_reason is not None:
                 return
+            # Read without the lock (check_cancelled): the kind and cancel flag are in place before the reason says "stopped".
+            self._stop_kind = kind
+            self._cancel_requested = kind == "cancel_requested"
             self._stop_reason = reason
-            self._cancel_requested = cancel
             wakers, self._stop_wakers = self._stop_wakers, []
         for wake in wakers:
             wake()
@@ -376,7 +380,7 @@ class Run:
         """Raise ``runtrail.Cancelled`` if the run was asked to stop (what every call boundary does)."""
         self._check_not_ended()
         if self._stop_reason is not None:
-            raise Cancelled(self.id, self._stop_reason)
+            raise Cancelled(self.id, self._stop_reason, self._stop_kind)
 
     def _check_not_ended(self) -> None:
         """An event on a run this handle ended is the script's mistake, said as such: not ``Cancelled``, which nobody asked for."""
@@ -767,7 +771,7 @@ class Call(_QueuesOnly):
         """
         reason = self.run._stop_reason
         if reason is not None:
-            stop = Cancelled(self.run.id, reason)
+            stop = Cancelled(self.run.id, reason, self.run._stop_kind)
             self._failed(call_id, stop)
             raise stop
         self.run.event("call.retried", {"callId": call_id, "attempt": attempt + 1})
