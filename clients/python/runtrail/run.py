@@ -632,6 +632,38 @@ def _wake_soon(loop: asyncio.AbstractEventLoop, woken: "asyncio.Future[None]") -
         return
 
 
+#: One attempt of a wrapped call: given the attempt's number (1, 2, ...), it calls the function with the caller's arguments.
+_Attempt = Callable[[int], Any]
+
+
+def _attempt_argument(fn: Callable[..., Any]) -> Callable[[Any, Any], _Attempt]:
+    """How to call ``fn`` for one attempt: with ``attempt=`` the attempt's number when it has a parameter named so, as Node's
+    ``run.call`` passes ``fn(attempt)``; else with the caller's arguments alone, so a function that takes none still works.
+
+    Only a parameter named ``attempt`` that a keyword can fill gets it (not ``**kwargs``: a function that forwards its
+    keywords to an API would pass it on), and not when the caller gave one: theirs wins.
+    """
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        signature = None  # a builtin or C callable without a signature: it has no attempt parameter we can know of
+    parameter = None if signature is None else signature.parameters.get("attempt")
+    if parameter is None or parameter.kind not in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+        return lambda args, kwargs: lambda attempt: fn(*args, **kwargs)
+    assert signature is not None
+
+    def bind(args: Any, kwargs: Any) -> _Attempt:
+        try:
+            given = "attempt" in signature.bind_partial(*args, **kwargs).arguments
+        except TypeError:
+            given = True  # arguments the function refuses: called as given, so its own TypeError says what is wrong
+        if given:
+            return lambda attempt: fn(*args, **kwargs)
+        return lambda attempt: fn(*args, **kwargs, attempt=attempt)
+
+    return bind
+
+
 def _is_async(fn: Callable[..., Any]) -> bool:
     """Whether calling ``fn`` only makes a coroutine: an ``async def``, a bound method or ``functools.partial`` of one, or an object with an ``async def __call__``."""
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(type(fn), "__call__", None))
@@ -665,30 +697,32 @@ class Call(_QueuesOnly):
         return False
 
     def __call__(self, fn: F) -> F:
+        attempt_of = _attempt_argument(fn)
         if _is_async(fn):
             # An async def's call only makes its coroutine: the call is what awaiting it does, so the wrapper
             # must be a coroutine function too (and look like one to code that checks, such as frameworks).
             @functools.wraps(fn)
             async def awaiting(*args: Any, **kwargs: Any) -> Any:
-                return await self._await_attempts(fn, args, kwargs)
+                return await self._await_attempts(attempt_of(args, kwargs))
 
             return cast(F, awaiting)
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return self._invoke(fn, args, kwargs)
+            return self._invoke(attempt_of(args, kwargs))
 
         return cast(F, wrapper)
 
     def _elapsed_ms(self) -> float:
         return round((time.monotonic() - self._started) * 1000, 3)
 
-    def _invoke(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    def _invoke(self, fn: "_Attempt") -> Any:
+        """Make the call: ``fn(attempt)`` runs one attempt, retried as the call allows."""
         call_id = self.run._begin_call(self.label, self.call_id)
         started = time.monotonic()
         for attempt in itertools.count(1):
             try:
-                result = fn(*args, **kwargs)
+                result = fn(attempt)
             except BaseException as err:
                 if not self._failed(call_id, err, attempt):
                     raise
@@ -706,13 +740,11 @@ class Call(_QueuesOnly):
                 if inspect.isawaitable(result):
                     # A function _is_async could not tell (a lambda or a sync decorator around an async def)
                     # returned its work to await: the call goes on, and is recorded, where that is awaited.
-                    return self._await_attempts(fn, args, kwargs, (call_id, started, attempt, result))
+                    return self._await_attempts(fn, (call_id, started, attempt, result))
                 self._succeeded(call_id, started)
                 return result
 
-    async def _await_attempts(
-        self, fn: Callable[..., Any], args: Any, kwargs: Any, begun: Optional[Tuple[str, float, int, Awaitable[Any]]] = None
-    ) -> Any:
+    async def _await_attempts(self, fn: "_Attempt", begun: Optional[Tuple[str, float, int, Awaitable[Any]]] = None) -> Any:
         """``_invoke`` for work that is awaited: the same records and retries, waiting with ``asyncio.sleep``, never blocking the loop."""
         pending: Optional[Awaitable[Any]] = None
         if begun is None:
@@ -721,7 +753,7 @@ class Call(_QueuesOnly):
             call_id, started, attempt, pending = begun
         while True:
             try:
-                awaitable, pending = (pending if pending is not None else fn(*args, **kwargs)), None
+                awaitable, pending = (pending if pending is not None else fn(attempt)), None
                 result = await awaitable
             except BaseException as err:
                 # asyncio.CancelledError is no Exception: recorded and raised, never retried, as Ctrl-C in the sync path.
