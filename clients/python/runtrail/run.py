@@ -103,7 +103,8 @@ def _name(what: str, value: Any) -> str:
 class Run:
     """One run this process produces (from ``rt.run``, ``run.child`` or ``runtrail.current_run``).
 
-    Use it as a context manager: leaving the block succeeds the run; an
+    Use it as a context manager (``with``, or ``async with``, whose end waits
+    off the event loop): leaving the block succeeds the run; an
     exception fails it with the exception's type and message (its traceback
     goes to the run's log), and ``runtrail.Cancelled`` ends it cancelled.
     Every method queues an event for the background sender and returns at
@@ -227,12 +228,47 @@ class Run:
                         self.log(_truncate(formatted, MAX_LOG_CHARS), level="error")
                     except RuntrailError:
                         pass  # sending stopped on an error: the run still ends failed, with the block's exception
-                kind = "interrupted" if isinstance(exc, (KeyboardInterrupt, Terminated)) else "error"
+                # A cancelled task (asyncio.run's answer to Ctrl-C, a wait_for that timed out) is an interrupt as Ctrl-C is.
+                kind = "interrupted" if isinstance(exc, (KeyboardInterrupt, Terminated, asyncio.CancelledError)) else "error"
                 self.finish("failed", message=str(exc) if isinstance(exc, Terminated) else describe(exc), kind=kind)
         except RuntrailError as err:
             # The block's own exception is what the caller must see; how the
             # run could not be ended is said, not raised over it.
             warnings.warn(f"runtrail: could not record the end of run {self.id}: {err}", RuntimeWarning, stacklevel=2)
+        return False
+
+    async def __aenter__(self) -> "Run":
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> Literal[False]:
+        """``__exit__``, its waits for the server (the flush, the end) made on a thread of their own so the event loop goes on.
+
+        A daemon thread, not the loop's executor: a Ctrl-C again while the end
+        waits stops the wait as it does in ``with`` (the sender is abandoned,
+        the exit does not wait for this run), and the interpreter's exit does
+        not join a thread still retrying an end nobody waits for.
+        """
+        loop = asyncio.get_running_loop()
+        ended: "asyncio.Future[None]" = loop.create_future()
+
+        def end() -> None:
+            try:
+                self.__exit__(exc_type, exc, tb)
+            except BaseException as err:  # noqa: BLE001 - handed to the coroutine that awaits the end, raised there
+                _settle_soon(loop, ended, err)
+            else:
+                _settle_soon(loop, ended, None)
+
+        threading.Thread(target=end, name=f"runtrail-{self.id}-end", daemon=True).start()
+        try:
+            await ended
+        except BaseException:
+            if not ended.done() or ended.cancelled():
+                # Interrupted while the end waited (the task cancelled again, a second Ctrl-C): stop waiting, as `with` does.
+                self._sender.abandon()
+            raise
         return False
 
     def _end_failed_or_warn(self, message: str) -> None:
@@ -662,6 +698,24 @@ def _attempt_argument(fn: Callable[..., Any]) -> Callable[[Any, Any], _Attempt]:
         return lambda attempt: fn(*args, **kwargs, attempt=attempt)
 
     return bind
+
+
+def _settle_soon(loop: asyncio.AbstractEventLoop, future: "asyncio.Future[None]", error: Optional[BaseException]) -> None:
+    """Resolve ``future`` in its loop's thread with ``error`` (raised where it is awaited) or None, unless it was cancelled."""
+
+    def settle() -> None:
+        if future.done():
+            return  # cancelled: the coroutine stopped waiting for it
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+    try:
+        loop.call_soon_threadsafe(settle)
+    except RuntimeError:
+        # The loop closed since the wait began (asyncio.run returned after a Ctrl-C): nothing waits on it.
+        return
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
