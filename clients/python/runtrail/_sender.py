@@ -454,13 +454,16 @@ exit_timeout = [10.0]
 def _after_fork_in_child() -> None:
     """A forked child has copies of the parent's senders without their threads: they refuse events instead of losing them.
 
-    The copies' lock may have been held by a sender thread at the fork; a
-    fresh one means the child raises instead of waiting forever on it. The
-    parent still sends (and at its exit flushes) its own events.
+    The copies' locks (the queue's, and the stop event's, which the
+    heartbeat thread waits on) may have been held by a sender thread at the
+    fork; fresh ones mean the child raises instead of waiting forever on
+    them. The parent still sends (and at its exit flushes) its own events.
     """
     for sender in list(_live):
         sender._forked = True
         sender._cond = threading.Condition()
+        sender._stop = threading.Event()
+        sender._stop.set()  # nothing runs here to be stopped
         _live.discard(sender)
 
 

@@ -156,6 +156,7 @@ class Run:
             watch=self._watch,
         )
 
+        _handles.add(self)
         if owner is not None and not attached:
             # Ended at exit if the script never did (no with block, no succeed/fail), in this process only (not a forked child).
             self._pid = os.getpid()
@@ -872,6 +873,21 @@ class Call(_QueuesOnly):
             return float(self.retry_delay(attempt))
         return float(self.retry_delay)
 
+
+#: Every handle of this process, whose locks a forked child makes anew (see _after_fork_in_child).
+_handles: "weakref.WeakSet[Run]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child's copies of the handles get fresh locks: a thread of the parent (the sender calling ``_stop``,
+    a request telling ``on_server_change``) may have held one at the fork, and it is not in the child to release it.
+    Their events still raise there (see ``_sender``); ending or polling them no longer waits for ever."""
+    for run in list(_handles):
+        run._lock = threading.Lock()
+        run._watch._lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 #: Runs this process created (``rt.run``, ``run.child``) and may not have ended: those still open at exit are ended there.
 _open_runs: "weakref.WeakSet[Run]" = weakref.WeakSet()
