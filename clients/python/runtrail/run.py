@@ -292,8 +292,8 @@ class Run:
     def finish(self, status: str, *, message: Optional[str] = None, kind: Optional[str] = None, _deadline: Optional[float] = None) -> Dict[str, Any]:
         """Write the run's one terminal event after everything queued, and return the final run.
 
-        ``status`` is ``succeeded``, ``failed`` (needs ``message``) or
-        ``cancelled``. Children still open are ended first (failed/orphaned,
+        ``status`` is ``succeeded``, ``failed`` (its ``message`` defaults to
+        the status) or ``cancelled``. Children still open are ended first (failed/orphaned,
         or cancelled with a cancelled parent). The finish carries an id, so
         a retry after a lost answer gets the run, not a conflict; so does the
         same end again, while another end of a run this handle ended raises
