@@ -57,7 +57,7 @@ class Sender:
         max_queued: int,
         queue_full_timeout: Optional[float],
         retry_for: float,
-        on_stop: Callable[..., None],
+        on_stop: Callable[[str, str], None],
         watch: ServerWatch,
     ) -> None:
         self.http = http
@@ -354,9 +354,14 @@ class Sender:
                 self._cond.notify_all()
             if isinstance(err, RuntrailError) and err.code == "run_already_terminal":
                 # The server's message says how it ended (a timeout, the reaper): Cancelled carries it.
-                self.on_stop(f"the run already ended on the server: {err.message}")
+                self.on_stop(f"the run already ended on the server: {err.message}", "ended")
             elif isinstance(err, RuntrailError) and err.code == "lease_lost":
-                self.on_stop("another owner holds the run's lease (this process lost it)")
+                # As Node's handle: a lease lost because the run ended (its details say how) is an end, not a takeover.
+                ended = isinstance(err.details, dict) and err.details.get("status") in TERMINAL_STATUSES
+                if ended:
+                    self.on_stop(f"the run already ended on the server: {err.message}", "ended")
+                else:
+                    self.on_stop("another owner holds the run's lease (this process lost it)", "lease_lost")
             return
         with self._cond:
             del self._queue[: len(batch)]
@@ -366,7 +371,7 @@ class Sender:
             self._first_at = time.monotonic() if self._queue else None
             self._cond.notify_all()
         if isinstance(answer, dict) and answer.get("cancelRequested"):
-            self.on_stop(_cancel_message(answer), cancel=True)
+            self.on_stop(_cancel_message(answer), "cancel_requested")
 
     def _refused(self, event: Dict[str, Any], err: RuntrailError) -> RuntrailError:
         """Why the run's events stop at ``event``, which the server refused on its own (413 or 400); called under the lock."""
@@ -425,9 +430,9 @@ class Sender:
                 # Says how, as an append refused for the same reason does (an older server sends no error).
                 error = answer.get("error")
                 how = f" ({error.get('kind')}: {error.get('message')})" if isinstance(error, dict) else ""
-                self.on_stop(f"the run already ended {status}{how} on the server")
+                self.on_stop(f"the run already ended {status}{how} on the server", "ended")
             elif answer.get("cancelRequested"):
-                self.on_stop(_cancel_message(answer), cancel=True)
+                self.on_stop(_cancel_message(answer), "cancel_requested")
 
 
 def _cancel_message(answer: Dict[str, Any]) -> str:
@@ -449,13 +454,16 @@ exit_timeout = [10.0]
 def _after_fork_in_child() -> None:
     """A forked child has copies of the parent's senders without their threads: they refuse events instead of losing them.
 
-    The copies' lock may have been held by a sender thread at the fork; a
-    fresh one means the child raises instead of waiting forever on it. The
-    parent still sends (and at its exit flushes) its own events.
+    The copies' locks (the queue's, and the stop event's, which the
+    heartbeat thread waits on) may have been held by a sender thread at the
+    fork; fresh ones mean the child raises instead of waiting forever on
+    them. The parent still sends (and at its exit flushes) its own events.
     """
     for sender in list(_live):
         sender._forked = True
         sender._cond = threading.Condition()
+        sender._stop = threading.Event()
+        sender._stop.set()  # nothing runs here to be stopped
         _live.discard(sender)
 
 

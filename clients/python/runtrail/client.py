@@ -753,6 +753,15 @@ _current: Dict[str, Run] = {}
 _current_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    # A thread of the parent may have held it at the fork (it is held while the handle attaches, a request).
+    global _current_lock
+    _current_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def current_run() -> Optional[Run]:
     """The run this process runs under (``RUNTRAIL_RUN_ID``, set by ``runtrail exec``), else None.
 

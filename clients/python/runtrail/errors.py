@@ -39,16 +39,27 @@ class Cancelled(Exception):
     ``run.phase``, ``run.progress``, ``runtrail.track``), so catching it by
     accident in a loop does not keep the script going. Leaving an ``rt.run``
     block with it ends the run ``cancelled``.
+
+    ``kind`` says why, as the ``kind`` of Node's ``RunStopped``:
+    ``"cancel_requested"`` (someone asked the run to stop), ``"ended"`` (the
+    run ended without this process: its ``timeout_ms`` passed, the reaper,
+    another finisher; ``reason`` says how) or ``"lease_lost"`` (another owner
+    holds the run's lease). ``reason`` is Node's ``why``.
     """
 
-    def __init__(self, run_id: str, reason: str) -> None:
+    KINDS = ("cancel_requested", "ended", "lease_lost")
+
+    def __init__(self, run_id: str, reason: str, kind: str = "ended") -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"Cancelled(kind=...) is one of {', '.join(self.KINDS)}, got {kind!r}")
         super().__init__(f"run {run_id}: {reason}")
         self.run_id = run_id
         self.reason = reason
+        self.kind = kind
 
     def __reduce__(self) -> Any:
         # As RuntrailError's: a worker process's Cancelled must reach its parent whole.
-        return (type(self), (self.run_id, self.reason), self.__dict__)
+        return (type(self), (self.run_id, self.reason, self.kind), self.__dict__)
 
 
 class Terminated(SystemExit):

@@ -103,7 +103,8 @@ def _name(what: str, value: Any) -> str:
 class Run:
     """One run this process produces (from ``rt.run``, ``run.child`` or ``runtrail.current_run``).
 
-    Use it as a context manager: leaving the block succeeds the run; an
+    Use it as a context manager (``with``, or ``async with``, whose end waits
+    off the event loop): leaving the block succeeds the run; an
     exception fails it with the exception's type and message (its traceback
     goes to the run's log), and ``runtrail.Cancelled`` ends it cancelled.
     Every method queues an event for the background sender and returns at
@@ -121,6 +122,8 @@ class Run:
         self._owner = owner
         self._call_numbers = itertools.count(1)
         self._stop_reason: Optional[str] = None
+        #: Why the run stops, as ``Cancelled.kind``: a cancel request, an end written elsewhere, or a lost lease.
+        self._stop_kind = "ended"
         # Whether the stop was a cancel request (not an end written elsewhere, nor a lost lease).
         self._cancel_requested = False
         self._ended: Optional[Dict[str, Any]] = None
@@ -153,6 +156,7 @@ class Run:
             watch=self._watch,
         )
 
+        _handles.add(self)
         if owner is not None and not attached:
             # Ended at exit if the script never did (no with block, no succeed/fail), in this process only (not a forked child).
             self._pid = os.getpid()
@@ -225,12 +229,47 @@ class Run:
                         self.log(_truncate(formatted, MAX_LOG_CHARS), level="error")
                     except RuntrailError:
                         pass  # sending stopped on an error: the run still ends failed, with the block's exception
-                kind = "interrupted" if isinstance(exc, (KeyboardInterrupt, Terminated)) else "error"
+                # A cancelled task (asyncio.run's answer to Ctrl-C, a wait_for that timed out) is an interrupt as Ctrl-C is.
+                kind = "interrupted" if isinstance(exc, (KeyboardInterrupt, Terminated, asyncio.CancelledError)) else "error"
                 self.finish("failed", message=str(exc) if isinstance(exc, Terminated) else describe(exc), kind=kind)
         except RuntrailError as err:
             # The block's own exception is what the caller must see; how the
             # run could not be ended is said, not raised over it.
             warnings.warn(f"runtrail: could not record the end of run {self.id}: {err}", RuntimeWarning, stacklevel=2)
+        return False
+
+    async def __aenter__(self) -> "Run":
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> Literal[False]:
+        """``__exit__``, its waits for the server (the flush, the end) made on a thread of their own so the event loop goes on.
+
+        A daemon thread, not the loop's executor: a Ctrl-C again while the end
+        waits stops the wait as it does in ``with`` (the sender is abandoned,
+        the exit does not wait for this run), and the interpreter's exit does
+        not join a thread still retrying an end nobody waits for.
+        """
+        loop = asyncio.get_running_loop()
+        ended: "asyncio.Future[None]" = loop.create_future()
+
+        def end() -> None:
+            try:
+                self.__exit__(exc_type, exc, tb)
+            except BaseException as err:  # noqa: BLE001 - handed to the coroutine that awaits the end, raised there
+                _settle_soon(loop, ended, err)
+            else:
+                _settle_soon(loop, ended, None)
+
+        threading.Thread(target=end, name=f"runtrail-{self.id}-end", daemon=True).start()
+        try:
+            await ended
+        except BaseException:
+            if not ended.done() or ended.cancelled():
+                # Interrupted while the end waited (the task cancelled again, a second Ctrl-C): stop waiting, as `with` does.
+                self._sender.abandon()
+            raise
         return False
 
     def _end_failed_or_warn(self, message: str) -> None:
@@ -253,8 +292,8 @@ class Run:
     def finish(self, status: str, *, message: Optional[str] = None, kind: Optional[str] = None, _deadline: Optional[float] = None) -> Dict[str, Any]:
         """Write the run's one terminal event after everything queued, and return the final run.
 
-        ``status`` is ``succeeded``, ``failed`` (needs ``message``) or
-        ``cancelled``. Children still open are ended first (failed/orphaned,
+        ``status`` is ``succeeded``, ``failed`` (its ``message`` defaults to
+        the status) or ``cancelled``. Children still open are ended first (failed/orphaned,
         or cancelled with a cancelled parent). The finish carries an id, so
         a retry after a lost answer gets the run, not a conflict; so does the
         same end again, while another end of a run this handle ended raises
@@ -348,12 +387,14 @@ class Run:
         """Return once every event queued so far is stored; raise the reason if one could not be (or after ``timeout`` s)."""
         self._sender.flush(timeout)
 
-    def _stop(self, reason: str, cancel: bool = False) -> None:
+    def _stop(self, reason: str, kind: str) -> None:
         with self._lock:
             if self._stop_reason is not None:
                 return
+            # Read without the lock (check_cancelled): the kind and cancel flag are in place before the reason says "stopped".
+            self._stop_kind = kind
+            self._cancel_requested = kind == "cancel_requested"
             self._stop_reason = reason
-            self._cancel_requested = cancel
             wakers, self._stop_wakers = self._stop_wakers, []
         for wake in wakers:
             wake()
@@ -376,7 +417,7 @@ class Run:
         """Raise ``runtrail.Cancelled`` if the run was asked to stop (what every call boundary does)."""
         self._check_not_ended()
         if self._stop_reason is not None:
-            raise Cancelled(self.id, self._stop_reason)
+            raise Cancelled(self.id, self._stop_reason, self._stop_kind)
 
     def _check_not_ended(self) -> None:
         """An event on a run this handle ended is the script's mistake, said as such: not ``Cancelled``, which nobody asked for."""
@@ -628,6 +669,56 @@ def _wake_soon(loop: asyncio.AbstractEventLoop, woken: "asyncio.Future[None]") -
         return
 
 
+#: One attempt of a wrapped call: given the attempt's number (1, 2, ...), it calls the function with the caller's arguments.
+_Attempt = Callable[[int], Any]
+
+
+def _attempt_argument(fn: Callable[..., Any]) -> Callable[[Any, Any], _Attempt]:
+    """How to call ``fn`` for one attempt: with ``attempt=`` the attempt's number when it has a parameter named so, as Node's
+    ``run.call`` passes ``fn(attempt)``; else with the caller's arguments alone, so a function that takes none still works.
+
+    Only a parameter named ``attempt`` that a keyword can fill gets it (not ``**kwargs``: a function that forwards its
+    keywords to an API would pass it on), and not when the caller gave one: theirs wins.
+    """
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        signature = None  # a builtin or C callable without a signature: it has no attempt parameter we can know of
+    parameter = None if signature is None else signature.parameters.get("attempt")
+    if parameter is None or parameter.kind not in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+        return lambda args, kwargs: lambda attempt: fn(*args, **kwargs)
+    assert signature is not None
+
+    def bind(args: Any, kwargs: Any) -> _Attempt:
+        try:
+            given = "attempt" in signature.bind_partial(*args, **kwargs).arguments
+        except TypeError:
+            given = True  # arguments the function refuses: called as given, so its own TypeError says what is wrong
+        if given:
+            return lambda attempt: fn(*args, **kwargs)
+        return lambda attempt: fn(*args, **kwargs, attempt=attempt)
+
+    return bind
+
+
+def _settle_soon(loop: asyncio.AbstractEventLoop, future: "asyncio.Future[None]", error: Optional[BaseException]) -> None:
+    """Resolve ``future`` in its loop's thread with ``error`` (raised where it is awaited) or None, unless it was cancelled."""
+
+    def settle() -> None:
+        if future.done():
+            return  # cancelled: the coroutine stopped waiting for it
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+    try:
+        loop.call_soon_threadsafe(settle)
+    except RuntimeError:
+        # The loop closed since the wait began (asyncio.run returned after a Ctrl-C): nothing waits on it.
+        return
+
+
 def _is_async(fn: Callable[..., Any]) -> bool:
     """Whether calling ``fn`` only makes a coroutine: an ``async def``, a bound method or ``functools.partial`` of one, or an object with an ``async def __call__``."""
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(type(fn), "__call__", None))
@@ -661,30 +752,32 @@ class Call(_QueuesOnly):
         return False
 
     def __call__(self, fn: F) -> F:
+        attempt_of = _attempt_argument(fn)
         if _is_async(fn):
             # An async def's call only makes its coroutine: the call is what awaiting it does, so the wrapper
             # must be a coroutine function too (and look like one to code that checks, such as frameworks).
             @functools.wraps(fn)
             async def awaiting(*args: Any, **kwargs: Any) -> Any:
-                return await self._await_attempts(fn, args, kwargs)
+                return await self._await_attempts(attempt_of(args, kwargs))
 
             return cast(F, awaiting)
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return self._invoke(fn, args, kwargs)
+            return self._invoke(attempt_of(args, kwargs))
 
         return cast(F, wrapper)
 
     def _elapsed_ms(self) -> float:
         return round((time.monotonic() - self._started) * 1000, 3)
 
-    def _invoke(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    def _invoke(self, fn: "_Attempt") -> Any:
+        """Make the call: ``fn(attempt)`` runs one attempt, retried as the call allows."""
         call_id = self.run._begin_call(self.label, self.call_id)
         started = time.monotonic()
         for attempt in itertools.count(1):
             try:
-                result = fn(*args, **kwargs)
+                result = fn(attempt)
             except BaseException as err:
                 if not self._failed(call_id, err, attempt):
                     raise
@@ -702,13 +795,11 @@ class Call(_QueuesOnly):
                 if inspect.isawaitable(result):
                     # A function _is_async could not tell (a lambda or a sync decorator around an async def)
                     # returned its work to await: the call goes on, and is recorded, where that is awaited.
-                    return self._await_attempts(fn, args, kwargs, (call_id, started, attempt, result))
+                    return self._await_attempts(fn, (call_id, started, attempt, result))
                 self._succeeded(call_id, started)
                 return result
 
-    async def _await_attempts(
-        self, fn: Callable[..., Any], args: Any, kwargs: Any, begun: Optional[Tuple[str, float, int, Awaitable[Any]]] = None
-    ) -> Any:
+    async def _await_attempts(self, fn: "_Attempt", begun: Optional[Tuple[str, float, int, Awaitable[Any]]] = None) -> Any:
         """``_invoke`` for work that is awaited: the same records and retries, waiting with ``asyncio.sleep``, never blocking the loop."""
         pending: Optional[Awaitable[Any]] = None
         if begun is None:
@@ -717,7 +808,7 @@ class Call(_QueuesOnly):
             call_id, started, attempt, pending = begun
         while True:
             try:
-                awaitable, pending = (pending if pending is not None else fn(*args, **kwargs)), None
+                awaitable, pending = (pending if pending is not None else fn(attempt)), None
                 result = await awaitable
             except BaseException as err:
                 # asyncio.CancelledError is no Exception: recorded and raised, never retried, as Ctrl-C in the sync path.
@@ -767,7 +858,7 @@ class Call(_QueuesOnly):
         """
         reason = self.run._stop_reason
         if reason is not None:
-            stop = Cancelled(self.run.id, reason)
+            stop = Cancelled(self.run.id, reason, self.run._stop_kind)
             self._failed(call_id, stop)
             raise stop
         self.run.event("call.retried", {"callId": call_id, "attempt": attempt + 1})
@@ -782,6 +873,21 @@ class Call(_QueuesOnly):
             return float(self.retry_delay(attempt))
         return float(self.retry_delay)
 
+
+#: Every handle of this process, whose locks a forked child makes anew (see _after_fork_in_child).
+_handles: "weakref.WeakSet[Run]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child's copies of the handles get fresh locks: a thread of the parent (the sender calling ``_stop``,
+    a request telling ``on_server_change``) may have held one at the fork, and it is not in the child to release it.
+    Their events still raise there (see ``_sender``); ending or polling them no longer waits for ever."""
+    for run in list(_handles):
+        run._lock = threading.Lock()
+        run._watch._lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 #: Runs this process created (``rt.run``, ``run.child``) and may not have ended: those still open at exit are ended there.
 _open_runs: "weakref.WeakSet[Run]" = weakref.WeakSet()

@@ -228,3 +228,62 @@ class CuttingProxy:
 
     def close(self) -> None:
         self.listener.close()
+
+
+class HoldingProxy:
+    """A TCP proxy in front of the server that holds each request whose head contains ``hold`` until ``release()``
+    (or ``cap`` seconds, so a test that never releases fails on its assertions, not on a hang)."""
+
+    def __init__(self, target_port: int, hold: str, cap: float = 20.0) -> None:
+        self.target_port = target_port
+        self.hold = hold.encode("latin-1")
+        self.cap = cap
+        self.holding = threading.Event()  # set once a request is held
+        self.released = threading.Event()
+        self.gave_up = threading.Event()  # set if a request went on because ``cap`` passed, not because it was released
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        with client, socket.create_connection(("127.0.0.1", self.target_port)) as upstream:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            if self.hold in head.split(b"\r\n", 1)[0]:
+                self.holding.set()
+                if not self.released.wait(self.cap):
+                    self.gave_up.set()
+            upstream.sendall(head)
+            threading.Thread(target=_pipe, args=(client, upstream), daemon=True).start()
+            _pipe(upstream, client)
+
+    def close(self) -> None:
+        self.release()
+        self.listener.close()
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    """Copy ``source`` into ``sink`` until either closes."""
+    try:
+        while True:
+            chunk = source.recv(65536)
+            if not chunk:
+                return
+            sink.sendall(chunk)
+    except OSError:
+        return  # the other side closed: the exchange is over

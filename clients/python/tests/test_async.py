@@ -7,13 +7,14 @@ import functools
 import inspect
 import os
 import signal
+import textwrap
 import threading
 import time
 import unittest
 from typing import Any, AsyncIterator, Dict, List, Tuple
 
 import runtrail
-from tests.support import Server, wait_until
+from tests.support import HoldingProxy, Server, python_env, run_python, wait_until
 
 server = Server()
 setUpModule, tearDownModule = server.start, server.close
@@ -318,6 +319,115 @@ class AsyncCallTest(unittest.TestCase):
         self.assertEqual((counters["ok"], counters["failed"]), (1, 1))
         self.assertEqual(final["snapshot"]["lastError"]["message"], "TimeoutError: no answer")
 
+
+class AsyncRunTest(unittest.TestCase):
+    """``async with rt.run(...)``: the run ends as with ``with``, its end waited for off the event loop."""
+
+    def setUp(self) -> None:
+        self.rt = runtrail.Client(server.url)
+
+    def test_async_with_a_run_succeeds_it_and_its_end_does_not_block_the_event_loop(self) -> None:
+        # The run's end is held at the proxy until a task of the same loop lets it through: that task can run only if the end waits off the loop.
+        # A blocked loop would see the end go through only when the proxy gives up holding it, 5 s on.
+        proxy = HoldingProxy(server.port, hold="/finish", cap=5)
+        self.addCleanup(proxy.close)
+        rt = runtrail.Client(proxy.url)
+        released_by: List[str] = []
+
+        async def release_once_held() -> None:
+            while not proxy.holding.is_set():
+                await asyncio.sleep(0.01)
+            released_by.append("a task of the loop")
+            proxy.release()
+
+        async def main() -> runtrail.Run:
+            async with rt.run("async-run-ok") as run:
+                run.metric("score", 0.5)
+                releaser = asyncio.ensure_future(release_once_held())
+            await releaser
+            return run
+
+        run = asyncio.run(asyncio.wait_for(main(), 60))
+        self.assertFalse(proxy.gave_up.is_set(), "the run's end blocked the event loop: no task released it")
+        self.assertEqual(released_by, ["a task of the loop"])
+        final = self.rt.get_run(run.id)
+        self.assertEqual(final["status"], "succeeded")
+        self.assertEqual(final["snapshot"]["metrics"]["score"]["count"], 1)
+
+    def test_async_with_a_run_fails_it_on_an_exception_cancels_it_on_cancelled_and_interrupts_it_on_a_cancelled_task(self) -> None:
+        async def failing() -> str:
+            async with self.rt.run("async-run-failed") as run:
+                raise ValueError("bad document")
+
+        async def cancelled() -> str:
+            async with self.rt.run("async-run-cancelled") as run:
+                self.rt.cancel(run.id, reason="not needed")
+                await asyncio.to_thread(wait_until, lambda: run.cancelled, 15, "the cancel to reach the run")
+                run.progress(1, 2)  # a call boundary: raises Cancelled
+            return run.id
+
+        async def interrupted() -> str:
+            started = asyncio.Event()
+            ids: List[str] = []
+
+            async def work() -> None:
+                async with self.rt.run("async-run-interrupted") as run:
+                    ids.append(run.id)
+                    started.set()
+                    await asyncio.Event().wait()  # until the task is cancelled
+
+            task = asyncio.ensure_future(work())
+            await started.wait()
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+            return ids[0]
+
+        with self.assertRaisesRegex(ValueError, "bad document"):
+            asyncio.run(failing())
+        (failed,) = self.rt.list_runs(name="async-run-failed")["runs"]
+        self.assertEqual((failed["status"], failed["error"]), ("failed", {"kind": "error", "message": "ValueError: bad document"}))
+        with self.assertRaises(runtrail.Cancelled):
+            asyncio.run(cancelled())
+        (ended,) = self.rt.list_runs(name="async-run-cancelled")["runs"]
+        self.assertEqual(ended["status"], "cancelled")
+        self.assertIn("not needed", ended["error"]["message"])
+        final = self.rt.get_run(asyncio.run(interrupted()))
+        self.assertEqual((final["status"], final["error"]["kind"]), ("failed", "interrupted"))
+
+    def test_a_task_cancelled_again_while_its_runs_end_waits_stops_waiting_and_the_process_exits_without_it(self) -> None:
+        # The end never reaches the server (held at the proxy): a second cancel stops the wait, as a second Ctrl-C in `with` does,
+        # and the exit does not wait for that run again (it would for exit_timeout, 10 s, had its sender not been stopped).
+        proxy = HoldingProxy(server.port, hold="/finish", cap=60)
+        self.addCleanup(proxy.close)
+        script = textwrap.dedent(
+            """
+            import asyncio, runtrail
+
+            async def main():
+                held = asyncio.Event()
+
+                async def work():
+                    async with runtrail.Client().run("async-run-cancelled-twice") as run:
+                        run.log("working")
+                        held.set()
+
+                task = asyncio.ensure_future(work())
+                await held.wait()  # the task went on from there into the run's end, where it waits now
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    print("cancelled while the end waited", flush=True)
+
+            asyncio.run(main())
+            """
+        )
+        started = time.monotonic()
+        done = run_python(script, python_env(proxy.url), timeout=60)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(done.stdout.strip(), "cancelled while the end waited")
+        self.assertLess(time.monotonic() - started, 8, "the exit waited for the end of a run nobody waits for")
 
 if __name__ == "__main__":
     unittest.main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 import unittest
@@ -64,6 +65,7 @@ class LeaseTest(unittest.TestCase):
         self.assertLess(outcome["seen"] - asked, 15)
         # The reason given with the cancel reaches the script and is the run's end.
         self.assertIn("stopped from the dashboard", outcome["raised"].reason)
+        self.assertEqual(outcome["raised"].kind, "cancel_requested")
         final = rt.get_run(outcome["run"].id)
         self.assertEqual(final["status"], "cancelled")
         self.assertIn("stopped from the dashboard", final["error"]["message"])
@@ -117,7 +119,34 @@ class LeaseTest(unittest.TestCase):
             raised["err"] = err
         self.assertIn("err", raised)
         self.assertIn("already ended failed (timeout: took longer than 2 h)", raised["err"].reason)
+        self.assertEqual(raised["err"].kind, "ended")
         self.assertEqual(rt.get_run(run.id)["error"], {"kind": "timeout", "message": "took longer than 2 h"})
+
+    def test_cancelled_says_by_its_kind_whether_someone_cancelled_the_run_or_its_timeout_ended_it(self) -> None:
+        rt = runtrail.Client(server.url)
+        raised: Dict[str, runtrail.Cancelled] = {}
+        # The first run is cancelled long before its timeout; the server ends the second once its timeout passes.
+        for name, timeout_ms, cancel in (("cancelled", 60_000, True), ("timed out", 1_000, False)):
+            try:
+                with rt.run(name, lease_ttl_ms=30_000, timeout_ms=timeout_ms) as run:
+                    if cancel:
+                        rt.cancel(run.id, reason="not needed")
+                    # Heard through the held heartbeat (no events are sent meanwhile, whose refusal could say it first).
+                    wait_until(lambda: run.cancelled, 20, f"the run {name} to be stopped")
+                    run.progress(1, 10)  # a call boundary: raises Cancelled
+            except runtrail.Cancelled as err:
+                raised[name] = err
+        self.assertEqual(set(raised), {"cancelled", "timed out"}, "a run was never stopped")
+        self.assertEqual((raised["cancelled"].kind, raised["timed out"].kind), ("cancel_requested", "ended"))
+        self.assertIn("not needed", raised["cancelled"].reason)
+        self.assertIn("timeout", raised["timed out"].reason)
+        # Sent from a worker process, the kind comes along.
+        self.assertEqual(pickle.loads(pickle.dumps(raised["timed out"])).kind, "ended")
+
+    def test_cancelled_refuses_a_kind_node_does_not_have(self) -> None:
+        self.assertEqual(runtrail.Cancelled("r1", "stop").kind, "ended")
+        with self.assertRaisesRegex(ValueError, "cancel_requested, ended, lease_lost.*'timeout'"):
+            runtrail.Cancelled("r1", "stop", "timeout")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import signal
 import textwrap
 import threading
 import unittest
@@ -94,6 +95,83 @@ class ProcessesTest(unittest.TestCase):
         final = rt.get_run(lines[4])
         self.assertEqual(final["status"], "succeeded")
         self.assertEqual(final["snapshot"]["metrics"]["score"]["count"], 1)
+
+    def test_forks_while_the_run_sends_and_heartbeats_each_end_at_a_sigterm_so_pool_terminate_never_hangs(self) -> None:
+        # The parent's SIGTERM handler (rt.run's, raising Terminated) used to be the child's too. A child SIGTERMed while
+        # Python was still setting it up (in its fork hooks) lost the signal and lived on: leaving `with Pool(...)`,
+        # whose terminate() SIGTERMs workers that may still be starting and then waits for them, hung for ever.
+        script = textwrap.dedent(
+            """
+            import multiprocessing, os, signal, sys, threading, time, runtrail
+
+            POOLS, FORKS, DEADLINE = 10, 30, 10.0
+
+            def watchdog(what):
+                done = threading.Event()
+
+                def fire():
+                    if not done.wait(DEADLINE):
+                        print(f"{what} did not end within {DEADLINE:g} s", flush=True)
+                        for child in multiprocessing.active_children():
+                            os.kill(child.pid, signal.SIGKILL)
+                        os._exit(3)
+
+                threading.Thread(target=fire, daemon=True).start()
+                return done
+
+            # A short lease: a heartbeat every 0.33 s, and a thread keeping the sender busy throughout.
+            with runtrail.Client().run("forks while sending", lease_ttl_ms=1000) as run:
+                stop = threading.Event()
+
+                def busy():
+                    i = 0
+                    while not stop.is_set():
+                        run.metric("sent", 1.0, step=i)
+                        i += 1
+                        if i % 20 == 0:
+                            run.flush()
+
+                threading.Thread(target=busy, daemon=True).start()
+                for k in range(POOLS):
+                    done = watchdog(f"pool {k}")
+                    with multiprocessing.get_context("fork").Pool(2):
+                        pass  # left at once: its workers may still be starting when they are SIGTERMed
+                    done.set()
+                ends = {}
+                for k in range(FORKS):
+                    pid = os.fork()
+                    if pid == 0:
+                        try:
+                            run.metric("inherited", 1.0)
+                        except runtrail.RuntrailError:
+                            pass  # the parent's run is not this child's: said at its first event
+                        time.sleep(60)  # a task that takes long: the SIGTERM ends it
+                        os._exit(0)
+                    os.kill(pid, signal.SIGTERM)  # at once, as the child is being set up
+                    deadline = time.monotonic() + DEADLINE
+                    while True:
+                        ended, status = os.waitpid(pid, os.WNOHANG)
+                        if ended:
+                            ends[os.waitstatus_to_exitcode(status)] = ends.get(os.waitstatus_to_exitcode(status), 0) + 1
+                            break
+                        if time.monotonic() > deadline:
+                            os.kill(pid, signal.SIGKILL)
+                            os.waitpid(pid, 0)
+                            print(f"fork {k} did not end within {DEADLINE:g} s of its SIGTERM", flush=True)
+                            os._exit(3)
+                        time.sleep(0.001)
+                stop.set()
+            print(sorted(ends.items()), run.id)
+            """
+        )
+        done = run_python(script, python_env(server.url), timeout=120)
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        ends, run_id = done.stdout.rsplit(" ", 1)
+        # Each child died of the SIGTERM, as without runtrail (not a Terminated exit, 143, nor alive).
+        self.assertEqual(ends, f"[({-signal.SIGTERM}, 30)]")
+        final = runtrail.Client(server.url).get_run(run_id.strip())
+        self.assertEqual(final["status"], "succeeded")
+        self.assertNotIn("inherited", final["snapshot"]["metrics"])
 
 
 if __name__ == "__main__":

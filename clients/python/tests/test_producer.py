@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import numbers
 import os
@@ -13,6 +14,7 @@ import textwrap
 import time
 import unittest
 from fractions import Fraction
+from typing import Any, Dict, List, Tuple
 
 import runtrail
 from tests.support import CLI, ROOT, Server, python_env, run_python, wait_until
@@ -137,6 +139,44 @@ class ProducerTest(unittest.TestCase):
             with self.assertRaises(TypeError):
                 with run.call("a block cannot be retried", retries=1):
                     pass
+
+    def test_a_called_function_with_an_attempt_parameter_gets_the_attempts_number_and_one_without_gets_none(self) -> None:
+        seen: List[Tuple[str, int]] = []
+
+        def judge(doc: str, attempt: int) -> str:
+            seen.append((doc, attempt))
+            if attempt < 3:
+                raise ConnectionError(f"rate limited on attempt {attempt}")
+            return f"{doc} on attempt {attempt}"
+
+        def keyword_only(*, attempt: int = 0) -> int:
+            return attempt
+
+        def plain(doc: str) -> str:
+            return doc
+
+        def forwarding(*args: Any, **kwargs: Any) -> Dict[str, Any]:
+            return kwargs  # a **kwargs catch-all is not given attempt: it would pass it on to whatever it calls
+
+        with self.rt.run("attempts") as run:
+            self.assertEqual(run.call("judge", retries=3, retry_delay=0)(judge)("doc_1"), "doc_1 on attempt 3")
+            self.assertEqual(seen, [("doc_1", 1), ("doc_1", 2), ("doc_1", 3)])
+            self.assertEqual(run.call("keyword only")(keyword_only)(), 1)
+            self.assertEqual(run.call("plain")(plain)("doc_2"), "doc_2")
+            self.assertEqual(run.call("forwarding")(forwarding)(1, x=2), {"x": 2})
+            # The caller's own attempt, by name or by position, is what the function gets.
+            self.assertEqual(run.call("given by name")(keyword_only)(attempt=7), 7)
+            self.assertEqual(run.call("given by position", retries=3, retry_delay=0)(judge)("doc_3", 3), "doc_3 on attempt 3")
+
+            async def judge_async(doc: str, attempt: int) -> str:
+                await asyncio.sleep(0)
+                if attempt == 1:
+                    raise TimeoutError("no answer")
+                return f"{doc} on attempt {attempt}"
+
+            self.assertEqual(asyncio.run(run.call("async", retries=1, retry_delay=0)(judge_async)("doc_4")), "doc_4 on attempt 2")
+        counters = self.rt.get_run(run.id)["snapshot"]["counters"]
+        self.assertEqual((counters["ok"], counters["failed"], counters["retries"]), (7, 0, 3))
 
     def test_counter_log_meta_output_child_and_track(self) -> None:
         with self.rt.run("pipeline") as run:
