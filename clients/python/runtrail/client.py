@@ -330,18 +330,23 @@ class Client:
         """The scoped tokens (needs the admin token), never their secrets: ``id``, ``name``, ``scope``, ``createdAt``, ``expiresAt``, ``revokedAt``."""
         return cast(List[Dict[str, Any]], self._http.request("listTokens", retry_for=self.start_timeout)["tokens"])
 
-    def revoke_token(self, token_id: str) -> None:
+    def revoke_token(self, token_id: str) -> Optional[Dict[str, Any]]:
         """Revoke a token by its ``id``: the admin token revokes any; a producer token the run tokens it minted.
 
         From then on the server refuses the token (``unauthorized``) and
         ends the streams open with it. An id this client may not revoke,
         or that is no token's, is ``token_not_found``. Revoking is the same
-        done twice, so it is retried through an outage.
+        done twice, so it is retried through an outage. Returns the
+        server's ``{id, revokedAt, alreadyRevoked}``: ``revokedAt`` is when
+        it was first revoked, and ``alreadyRevoked`` says an earlier request
+        did it (a retry of this one whose first answer was lost too); None
+        from an older server, which answers nothing.
         """
         if not isinstance(token_id, str):
             hint = ': pass token["id"]' if isinstance(token_id, dict) and isinstance(token_id.get("id"), str) else ""
             raise TypeError(f"revoke_token(token_id): a token id is a str, got {type(token_id).__name__} {token_id!r:.100}{hint}")
-        self._http.request("revokeToken", {"id": token_id}, retry_for=self.start_timeout)
+        answer = self._http.request("revokeToken", {"id": token_id}, retry_for=self.start_timeout)
+        return answer if isinstance(answer, dict) else None
 
     def create_run_token(self, run_id: str, ttl_seconds: Optional[int] = None, write: bool = False) -> Dict[str, Any]:
         """Mint a token that reads and watches this run and the runs under it, and nothing else (a producer or admin token).

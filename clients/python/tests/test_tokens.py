@@ -45,9 +45,12 @@ class TokensTest(unittest.TestCase):
         self.assertNotIn("token", listed)
         self.assertIsNone(listed["revokedAt"])
 
-        self.admin.revoke_token(created["id"])
-        # Revoking again is the same revoke: what a retry after a lost answer does.
-        self.admin.revoke_token(created["id"])
+        first = self.admin.revoke_token(created["id"])
+        # Revoking again is the same revoke: what a retry after a lost answer does. It says an earlier one did it, and when.
+        again = self.admin.revoke_token(created["id"])
+        assert first is not None and again is not None
+        self.assertEqual((first["id"], first["alreadyRevoked"]), (created["id"], False))
+        self.assertEqual((again["revokedAt"], again["alreadyRevoked"]), (first["revokedAt"], True))
         with self.assertRaises(runtrail.RuntrailError) as refused:
             producer.get_run(run.id)
         self.assertEqual((refused.exception.code, refused.exception.status), ("unauthorized", 401))
