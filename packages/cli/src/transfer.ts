@@ -10,6 +10,10 @@ import { EXIT_INTERRUPTED } from './output.js';
 
 /** How often a progress line is redrawn; a transfer done sooner shows none. */
 export const REDRAW_MS = 200;
+/** How long a transfer may move no byte before its line says so (it looked hung, and users pressed Ctrl-C). */
+export const STALL_NOTICE_MS = 5_000;
+/** How often a stalled transfer's line is written again when stderr is no terminal (each is a new line). */
+const STALL_REPEAT_MS = 15_000;
 
 /**
  * A long upload or download tells its user how far it got: one line on
@@ -27,6 +31,10 @@ export class TransferProgress {
   private completed = false;
   private drawn = false;
   private lastDraw: number;
+  /** When the last byte went through, or the transfer began. */
+  private lastByteAt: number;
+  /** When the line last said the transfer was stalled (0: never). */
+  private stallNotedAt = 0;
   private readonly tty = process.stderr.isTTY === true;
   private readonly show: boolean;
 
@@ -38,12 +46,14 @@ export class TransferProgress {
   ) {
     this.show = show ?? this.tty;
     this.lastDraw = Date.now();
+    this.lastByteAt = this.lastDraw;
   }
 
   /** The bytes of `source`, counted as they pass. */
   async *through(source: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
     for await (const chunk of source) {
       this.done += chunk.length;
+      this.lastByteAt = Date.now();
       if (this.show && Date.now() - this.lastDraw >= REDRAW_MS) this.draw();
       yield chunk;
     }
@@ -66,6 +76,9 @@ export class TransferProgress {
       process.exit(EXIT_INTERRUPTED);
     };
     if (interrupted) process.on('SIGINT', onInterrupt);
+    // No byte is what a slow link, a busy server or one importing what it was sent looks like: said, not a frozen line.
+    const stalls = setInterval(() => this.noteStall(), 1_000);
+    stalls.unref();
     try {
       const result = await transfer;
       completed = true;
@@ -75,6 +88,7 @@ export class TransferProgress {
       if (reason === null || reason === 'ECONNREFUSED' || this.done === 0) throw err;
       throw new RuntrailError('unavailable', `the connection was lost after ${this.count()} (${reason}); ${lost}`);
     } finally {
+      clearInterval(stalls);
       process.off('SIGINT', onInterrupt);
       this.end(completed);
     }
@@ -93,10 +107,21 @@ export class TransferProgress {
     if (this.drawn && this.tty) process.stderr.write('\n');
   }
 
-  private draw(): void {
+  /** Redraws the line with how long no byte has gone through, once that passes STALL_NOTICE_MS (on no terminal, every STALL_REPEAT_MS). */
+  private noteStall(): void {
+    const quiet = Date.now() - this.lastByteAt;
+    if (!this.show || this.completed || quiet < STALL_NOTICE_MS) return;
+    // Once per stall, then every STALL_REPEAT_MS, where each redraw is a line of its own.
+    if (!this.tty && this.stallNotedAt > this.lastByteAt && Date.now() - this.stallNotedAt < STALL_REPEAT_MS) return;
+    this.stallNotedAt = Date.now();
+    const seconds = Math.floor(quiet / 1000);
+    this.draw(this.sentWhole ? ` (all sent; waiting ${seconds} s for the server's answer)` : ` (nothing for ${seconds} s)`);
+  }
+
+  private draw(note = ''): void {
     this.lastDraw = Date.now();
     this.drawn = true;
-    const line = `runtrail: ${this.what}: ${this.count()}`;
+    const line = `runtrail: ${this.what}: ${this.count()}${note}`;
     process.stderr.write(this.tty ? `\r\x1b[2K${line}` : `${line}\n`);
   }
 
