@@ -181,18 +181,15 @@ def run_python(code: str, env: Dict[str, str], timeout: float = 60.0) -> "subpro
     return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
 
 
-class CuttingProxy:
-    """A TCP proxy in front of the server that cuts the first ``cuts`` responses after ``after`` bytes; records each request's head."""
+class _Proxy:
+    """A TCP proxy on a port of its own in front of the server's: each connection is handed to ``_relay`` on a thread."""
 
-    def __init__(self, target_port: int, after: int, cuts: int = 1) -> None:
+    def __init__(self, target_port: int) -> None:
         self.target_port = target_port
-        self.after = after
-        self.cuts = cuts
-        self.requests: List[str] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
         while True:
@@ -203,14 +200,38 @@ class CuttingProxy:
             threading.Thread(target=self._relay, args=(client,), daemon=True).start()
 
     def _relay(self, client: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _request_head(client: socket.socket) -> Optional[bytes]:
+    """A request's head as the client sent it (with what came after it in the same reads), or None if it closed first."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = client.recv(65536)
+        if not chunk:
+            return None
+        head += chunk
+    return head
+
+
+class CuttingProxy(_Proxy):
+    """A TCP proxy in front of the server that cuts the first ``cuts`` responses after ``after`` bytes; records each request's head."""
+
+    def __init__(self, target_port: int, after: int, cuts: int = 1) -> None:
+        self.after = after
+        self.cuts = cuts
+        self.requests: List[str] = []
+        super().__init__(target_port)
+
+    def _relay(self, client: socket.socket) -> None:
         upstream = socket.create_connection(("127.0.0.1", self.target_port))
         with client, upstream:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = client.recv(65536)
-                if not chunk:
-                    return
-                head += chunk
+            head = _request_head(client)
+            if head is None:
+                return
             self.requests.append(head.decode("latin-1"))
             cut = self.cuts > 0
             self.cuts -= 1
@@ -226,44 +247,27 @@ class CuttingProxy:
                 client.sendall(chunk)
                 relayed += len(chunk)
 
-    def close(self) -> None:
-        self.listener.close()
 
-
-class HoldingProxy:
+class HoldingProxy(_Proxy):
     """A TCP proxy in front of the server that holds each request whose head contains ``hold`` until ``release()``
     (or ``cap`` seconds, so a test that never releases fails on its assertions, not on a hang)."""
 
     def __init__(self, target_port: int, hold: str, cap: float = 20.0) -> None:
-        self.target_port = target_port
         self.hold = hold.encode("latin-1")
         self.cap = cap
         self.holding = threading.Event()  # set once a request is held
         self.released = threading.Event()
         self.gave_up = threading.Event()  # set if a request went on because ``cap`` passed, not because it was released
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(target_port)
 
     def release(self) -> None:
         self.released.set()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return  # closed: the test is over
-            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
-
     def _relay(self, client: socket.socket) -> None:
         with client, socket.create_connection(("127.0.0.1", self.target_port)) as upstream:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = client.recv(65536)
-                if not chunk:
-                    return
-                head += chunk
+            head = _request_head(client)
+            if head is None:
+                return
             if self.hold in head.split(b"\r\n", 1)[0]:
                 self.holding.set()
                 if not self.released.wait(self.cap):
@@ -274,7 +278,7 @@ class HoldingProxy:
 
     def close(self) -> None:
         self.release()
-        self.listener.close()
+        super().close()
 
 
 def _pipe(source: socket.socket, sink: socket.socket) -> None:
