@@ -350,18 +350,7 @@ class Sender:
                         return
                     err = self._refused(batch[0], err)
                     self.refused = err
-                self._failure = err
-                self._cond.notify_all()
-            if isinstance(err, RuntrailError) and err.code == "run_already_terminal":
-                # The server's message says how it ended (a timeout, the reaper): Cancelled carries it.
-                self.on_stop(f"the run already ended on the server: {err.message}", "ended")
-            elif isinstance(err, RuntrailError) and err.code == "lease_lost":
-                # As Node's handle: a lease lost because the run ended (its details say how) is an end, not a takeover.
-                ended = isinstance(err.details, dict) and err.details.get("status") in TERMINAL_STATUSES
-                if ended:
-                    self.on_stop(f"the run already ended on the server: {err.message}", "ended")
-                else:
-                    self.on_stop("another owner holds the run's lease (this process lost it)", "lease_lost")
+            self._fail(err)
             return
         with self._cond:
             del self._queue[: len(batch)]
@@ -372,6 +361,27 @@ class Sender:
             self._cond.notify_all()
         if isinstance(answer, dict) and answer.get("cancelRequested"):
             self.on_stop(_cancel_message(answer), "cancel_requested")
+
+    def _fail(self, err: BaseException) -> None:
+        """Stop sending on ``err``: the run is told first why it stops, then the failure is kept for the script.
+
+        In that order because the script, woken by the failure (a flush
+        raising it), goes on to its next call boundary at once: the run must
+        already say it ended there (``Cancelled``), not raise the failure again.
+        """
+        if isinstance(err, RuntrailError) and err.code == "run_already_terminal":
+            # The server's message says how it ended (a timeout, the reaper): Cancelled carries it.
+            self.on_stop(f"the run already ended on the server: {err.message}", "ended")
+        elif isinstance(err, RuntrailError) and err.code == "lease_lost":
+            # As Node's handle: a lease lost because the run ended (its details say how) is an end, not a takeover.
+            ended = isinstance(err.details, dict) and err.details.get("status") in TERMINAL_STATUSES
+            if ended:
+                self.on_stop(f"the run already ended on the server: {err.message}", "ended")
+            else:
+                self.on_stop("another owner holds the run's lease (this process lost it)", "lease_lost")
+        with self._cond:
+            self._failure = err
+            self._cond.notify_all()
 
     def _refused(self, event: Dict[str, Any], err: RuntrailError) -> RuntrailError:
         """Why the run's events stop at ``event``, which the server refused on its own (413 or 400); called under the lock."""
@@ -419,9 +429,7 @@ class Sender:
             if self._stop.is_set():
                 return
             if not is_retryable(err):
-                with self._cond:
-                    self._failure = err
-                    self._cond.notify_all()
+                self._fail(err)
             # A server that did not answer: the next beat or append tries again.
             return
         if isinstance(answer, dict):

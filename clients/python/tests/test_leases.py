@@ -122,6 +122,36 @@ class LeaseTest(unittest.TestCase):
         self.assertEqual(raised["err"].kind, "ended")
         self.assertEqual(rt.get_run(run.id)["error"], {"kind": "timeout", "message": "took longer than 2 h"})
 
+    def test_the_boundary_after_a_refused_flush_raises_cancelled_however_slowly_the_stop_is_told(self) -> None:
+        # The sender's thread learns of the end and tells the run; the script, woken by
+        # the refused flush, goes straight on to its next boundary. A stop listener made
+        # slow (a busy machine descheduling that thread) must not let the boundary see
+        # the flush's error again instead of how the run ended: CI met that once.
+        rt = runtrail.Client(server.url)
+        for attempt in range(5):
+            raised: Dict[str, Any] = {}
+            try:
+                with rt.run(f"ended elsewhere, slow listener {attempt}", lease_ttl_ms=30_000) as run:
+                    tell = run._sender.on_stop
+
+                    def slow_tell(reason: str, kind: str) -> None:
+                        time.sleep(0.2)  # not a wait for anything: the descheduled thread this test stands for
+                        tell(reason, kind)
+
+                    run._sender.on_stop = slow_tell
+                    run.progress(1, 10)
+                    run.flush()
+                    rt._http.request("finishRun", {"id": run.id}, json_body={"status": "failed", "error": {"kind": "timeout", "message": "took too long"}})
+                    run.log("one more line")
+                    with self.assertRaises(runtrail.RuntrailError):
+                        run.flush()
+                    run.progress(2, 10)
+            except runtrail.Cancelled as err:
+                raised["err"] = err
+            self.assertIn("err", raised, f"attempt {attempt}: the boundary raised no Cancelled")
+            self.assertEqual(raised["err"].kind, "ended")
+            self.assertIn("already ended failed (timeout: took too long)", raised["err"].reason)
+
     def test_cancelled_says_by_its_kind_whether_someone_cancelled_the_run_or_its_timeout_ended_it(self) -> None:
         rt = runtrail.Client(server.url)
         raised: Dict[str, runtrail.Cancelled] = {}
