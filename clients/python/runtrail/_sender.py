@@ -352,6 +352,9 @@ class Sender:
                     self.refused = err
             self._fail(err)
             return
+        # Before the flush waiting on this batch returns: run.cancelled is true once it has.
+        if isinstance(answer, dict) and answer.get("cancelRequested"):
+            self.on_stop(_cancel_message(answer), "cancel_requested")
         with self._cond:
             del self._queue[: len(batch)]
             del self._sizes[: len(batch)]
@@ -359,8 +362,6 @@ class Sender:
             self._stored += len(batch)
             self._first_at = time.monotonic() if self._queue else None
             self._cond.notify_all()
-        if isinstance(answer, dict) and answer.get("cancelRequested"):
-            self.on_stop(_cancel_message(answer), "cancel_requested")
 
     def _fail(self, err: BaseException) -> None:
         """Stop sending on ``err``: the run is told first why it stops, then the failure is kept for the script.

@@ -152,6 +152,26 @@ class LeaseTest(unittest.TestCase):
             self.assertEqual(raised["err"].kind, "ended")
             self.assertIn("already ended failed (timeout: took too long)", raised["err"].reason)
 
+    def test_a_flush_whose_answer_carries_a_cancel_returns_with_run_cancelled_already_true(self) -> None:
+        # The append's answer says cancelRequested: the flush waiting on it returns only once the
+        # run knows, so `run.flush(); if run.cancelled:` works on a slow listener thread too.
+        rt = runtrail.Client(server.url)
+        with rt.run("cancel in the append's answer", lease_ttl_ms=30_000) as run:
+            tell = run._sender.on_stop
+
+            def slow_tell(reason: str, kind: str) -> None:
+                time.sleep(0.2)  # not a wait for anything: the descheduled thread this test stands for
+                tell(reason, kind)
+
+            run._sender.on_stop = slow_tell
+            rt.cancel(run.id, reason="stop now")
+            run.log("after the cancel")
+            run.flush()
+            self.assertTrue(run.cancelled, "flush returned before the run knew of the cancel its answer carried")
+            with self.assertRaises(runtrail.Cancelled) as caught:
+                run.check_cancelled()
+            self.assertIn("stop now", caught.exception.reason)
+
     def test_cancelled_says_by_its_kind_whether_someone_cancelled_the_run_or_its_timeout_ended_it(self) -> None:
         rt = runtrail.Client(server.url)
         raised: Dict[str, runtrail.Cancelled] = {}
