@@ -6,7 +6,10 @@ import { join } from 'node:path';
 import { runtrail, serve } from './harness.js';
 // The store's fixture of a data file from before event bodies (schema version 6).
 import { LEGACY_RUN_ID, LEGACY_VERSION, legacyEvents, writeLegacySqliteFile } from '../../store/src/legacy-events.test-kit.js';
-import { migrations } from '../../store/src/migrations.js';
+import { compatibleFrom, migrations, type Migration } from '../../store/src/migrations.js';
+// The store's own migration path, given a longer list: a data file as a newer runtrail migrates it.
+import { migrateSqliteSchema } from '../../store/src/sqlite/sqlite-store.js';
+import Database from 'better-sqlite3';
 
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
@@ -78,6 +81,57 @@ describe('runtrail serve logs', () => {
       expect(upgrading < upgraded && upgraded < listening).toBe(true);
     } finally {
       await server.stop();
+      dir.remove();
+    }
+  });
+
+  /** A data dir a newer runtrail made, whose last migration is `later`. */
+  function migratedByNewer(later: Migration): ReturnType<typeof tempDir> {
+    const dir = tempDir();
+    const db = new Database(join(dir.path, 'runtrail.db'));
+    try {
+      migrateSqliteSchema(db, [...migrations, later]);
+    } finally {
+      db.close();
+    }
+    return dir;
+  }
+
+  it('serves a data file a newer runtrail migrated additively (a rolling upgrade), warning once that it should be upgraded', async () => {
+    const dir = migratedByNewer({ additive: true, sql: () => 'CREATE TABLE later_notes (id TEXT PRIMARY KEY)' });
+    const server = await serve(['--port', '0', '--data-dir', dir.path]);
+    try {
+      expect((await post(`${server.url}/api/v1/runs`, { name: 'on-a-newer-schema' })).status).toBe(201);
+      expect(await server.stop()).toBe(0);
+      const lines = server
+        .stdout()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const warned = lines.filter((l) => /schema is at version/.test(String(l.msg)));
+      expect(warned).toHaveLength(1);
+      expect(warned[0]).toMatchObject({ level: 40, version: migrations.length + 1, known: migrations.length, compatibleFrom: compatibleFrom(migrations.length) });
+      expect(warned[0]!.msg).toBe(
+        `the data file's schema is at version ${migrations.length + 1}, newer than this runtrail's ${migrations.length}; running on it without migrating, ` +
+          `because migration ${migrations.length + 1} keeps older code working (code of version ${compatibleFrom(migrations.length)} or later may use it); upgrade this node to use what they add`,
+      );
+    } finally {
+      await server.stop();
+      dir.remove();
+    }
+  });
+
+  it('refuses, in one line, a data file a newer runtrail migrated in a way this one cannot use, saying to upgrade this node', async () => {
+    const dir = migratedByNewer({ additive: false, sql: () => 'ALTER TABLE runs ADD COLUMN later_priority INTEGER' });
+    try {
+      const result = await runtrail(['serve', '--port', '0', '--data-dir', dir.path]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toBe(
+        `runtrail: unavailable: this runtrail is older than its data file (schema version ${migrations.length + 1}, known ${migrations.length}), ` +
+          `and migration ${migrations.length + 1} changed the schema in a way code before it cannot use: ` +
+          `upgrade runtrail on this node to a version that knows schema version ${migrations.length + 1} or later\n`,
+      );
+    } finally {
       dir.remove();
     }
   });

@@ -140,6 +140,8 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
             'a large event log takes a while (stopping now leaves it as it was)',
         );
       },
+      // A rolling upgrade: a newer node migrated, additively. This node runs, but should be upgraded too.
+      onNewerSchema: ({ version, known, compatibleFrom, message }) => log.warn({ version, known, compatibleFrom }, message),
     }));
   if (upgrade.to > 0) {
     const ms = Date.now() - upgrade.startedAt;

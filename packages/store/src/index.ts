@@ -29,5 +29,5 @@ export { FsBlobStore, isSha256Hex, type BlobStore, type StagedBlob } from './blo
 export { SqliteRunStore, type SqliteStoreOptions } from './sqlite/sqlite-store.js';
 export { PgRunStore, type PgStoreOptions } from './postgres/pg-store.js';
 export { copySqliteToPostgres, openSqliteSource, type CopyReport, type CopyOptions } from './postgres/import-sqlite.js';
-export type { OnMigrating } from './migrations.js';
+export type { OnMigrating, OnNewerSchema, NewerSchema } from './migrations.js';
 export { openStore, connectStore, openBlobStore, type StoreConfig, type ConnectConfig, type BlobStoreConfig } from './open.js';

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { RuntrailError } from '@runtrail/protocol';
 import { makeDirectory } from './make-directory.js';
 import type { RunStore } from './store.js';
-import type { OnMigrating } from './migrations.js';
+import type { OnMigrating, OnNewerSchema } from './migrations.js';
 import { SqliteRunStore } from './sqlite/sqlite-store.js';
 import { PgRunStore, type PgStoreOptions } from './postgres/pg-store.js';
 import { FsBlobStore, type BlobStore } from './blobs/index.js';
@@ -12,6 +12,8 @@ export interface StoreConfig {
   dataDir: string;
   /** Told before the schema is migrated (see OnMigrating). */
   onMigrating?: OnMigrating | undefined;
+  /** Told when the store is used as a newer runtrail left it, without migrating (see NewerSchema). */
+  onNewerSchema?: OnNewerSchema | undefined;
 }
 
 /** Open the embedded SQLite store of a data dir. */
@@ -22,7 +24,7 @@ export function openStore(config: StoreConfig): RunStore {
     // The data dir is configuration: say which setting to change, in one line (the CLI prints no stack for these).
     throw new RuntrailError('unavailable', `cannot use the data dir ${config.dataDir}: ${(err as Error).message}; pass another --data-dir (or RUNTRAIL_DATA_DIR)`);
   }
-  return new SqliteRunStore({ filename: join(config.dataDir, 'runtrail.db'), onMigrating: config.onMigrating });
+  return new SqliteRunStore({ filename: join(config.dataDir, 'runtrail.db'), onMigrating: config.onMigrating, onNewerSchema: config.onNewerSchema });
 }
 
 export interface ConnectConfig extends StoreConfig {
@@ -48,6 +50,7 @@ export async function connectStore(config: ConnectConfig): Promise<RunStore> {
     onError: config.onError,
     onConnect: config.onConnect,
     onMigrating: config.onMigrating,
+    onNewerSchema: config.onNewerSchema,
     applicationName: config.applicationName,
   });
 }

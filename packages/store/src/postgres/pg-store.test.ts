@@ -8,7 +8,8 @@ import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-suppo
 import { TcpProxy } from '@runtrail/test-support/tcp-proxy';
 import { migrations, postgresDialect } from '../migrations.js';
 import { LEGACY_RUN_ID, LEGACY_RUN_SQL, LEGACY_VERSION, expectLegacyRunIntact, legacyEventRows, legacySchema } from '../legacy-events.test-kit.js';
-import { EVENTS_PAGE_SQL, PgRunStore } from './pg-store.js';
+import { EVENTS_PAGE_SQL, PgRunStore, migratePostgresSchema } from './pg-store.js';
+import { rollingUpgradeSuite } from '../rolling-upgrade.test-kit.js';
 
 interface PlanNode {
   'Actual Rows': number;
@@ -44,6 +45,36 @@ runStoreConformance(
     },
   },
 );
+
+/** A connection to the test database with `schema` as its search path, as the store's pool has. */
+async function clientOn<T>(schema: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL, options: `-c search_path=${schema}` });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** location = the schema. */
+rollingUpgradeSuite('postgres', {
+  fresh: () => freshSchema(),
+  open: (schema, onNewerSchema) => PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema, poolSize: 2, onNewerSchema }),
+  migrateWith: (schema, list) =>
+    clientOn(schema, async (client) => {
+      await client.query('BEGIN');
+      try {
+        await migratePostgresSchema(client, schema, list);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK');
+        throw err;
+      }
+    }),
+  versionOf: (schema) => clientOn(schema, async (client) => (await client.query<{ v: number }>('SELECT max(version) AS v FROM runtrail_migrations')).rows[0]!.v),
+  remove: (schema) => dropSchema(schema),
+});
 
 checkpointSuite('postgres', async (policy) => {
   const schema = await freshSchema();
@@ -153,10 +184,12 @@ describe('PgRunStore specifics', () => {
     }
   });
 
-  it('refuses a database migrated by a newer runtrail, saying to upgrade', async () => {
+  it('refuses a database a newer runtrail migrated with no record of which versions may use it, saying to upgrade', async () => {
     const s = await schema();
     const first = await PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: s, poolSize: 1 });
+    // Without the marker of which versions may use it, as a schema of a runtrail before the marker is.
     await first.query(`INSERT INTO runtrail_migrations (version) VALUES ($1)`, [migrations.length + 1]);
+    await first.query(`DELETE FROM schema_compatibility`);
     await first.close();
     await expect(PgRunStore.open({ connectionString: TEST_DATABASE_URL, schema: s, poolSize: 1 })).rejects.toThrow(
       new RegExp(`schema version ${migrations.length + 1}, known ${migrations.length}.*upgrade runtrail`),

@@ -69,7 +69,18 @@ import {
   labelPairsConflict,
   RUN_COLUMNS_WITHOUT_INPUT,
 } from '../rows.js';
-import { pendingMigrations, postgresDialect, type OnMigrating } from '../migrations.js';
+import {
+  READ_COMPATIBILITY_SQL,
+  acceptNewerSchema,
+  migrations,
+  pendingMigrations,
+  postgresDialect,
+  recordCompatibilitySql,
+  type Migration,
+  type NewerSchema,
+  type OnMigrating,
+  type OnNewerSchema,
+} from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions, type WrittenCheckpoint } from '../checkpoints.js';
 import { ParsedInputs } from '../parsed-inputs.js';
 import { eventBody, eventJson, type EventText, type EventTextPage } from '../event-text.js';
@@ -136,6 +147,8 @@ export interface PgStoreOptions extends CheckpointOptions {
   /** Told each time the pool makes a new connection (after losses reported to onError: the database is back). */
   onConnect?: (() => void) | undefined;
   onMigrating?: OnMigrating | undefined;
+  /** Told when the schema was migrated by a newer runtrail and is used as it is (see acceptNewerSchema). */
+  onNewerSchema?: OnNewerSchema | undefined;
   /**
    * The connections' application_name (default `runtrail`; a server sets
    * `runtrail <node>`, its listener `runtrail <node> listener`), so an
@@ -291,6 +304,47 @@ function storedJsonb(column: string): string {
 }
 
 /**
+ * Bring the schema (the connection's search_path) to the end of `list`, in
+ * the caller's transaction (the adapter passes `migrations`; tests pass a
+ * longer list to play a newer runtrail). A schema a newer runtrail migrated
+ * is used as it is when acceptNewerSchema allows it: what is returned then
+ * is for the log.
+ */
+export async function migratePostgresSchema(
+  c: pg.ClientBase,
+  schema: string,
+  list: readonly Migration[],
+  onMigrating?: OnMigrating,
+): Promise<NewerSchema | null> {
+  // Two nodes starting at once: the second waits here, then finds nothing to do.
+  await c.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`runtrail.migrate.${schema}`]);
+  // Made only when missing: CREATE SCHEMA needs CREATE on the database even
+  // with IF NOT EXISTS, which a user given a schema of its own may not have.
+  const { rowCount } = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [schema]);
+  if (rowCount === 0) await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+  await c.query(`CREATE TABLE IF NOT EXISTS runtrail_migrations (
+    version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
+  const { rows } = await c.query<{ v: number | null }>(`SELECT max(version) AS v FROM runtrail_migrations`);
+  const version = rows[0]?.v ?? 0;
+  if (version > list.length) {
+    // A missing table would abort the transaction: asked first (a newer schema of a runtrail before the marker has none).
+    const { rows: table } = await c.query<{ found: boolean }>(`SELECT to_regclass('schema_compatibility') IS NOT NULL AS found`);
+    const marker = table[0]!.found ? (await c.query<{ compatible_from: number }>(READ_COMPATIBILITY_SQL)).rows[0]?.compatible_from ?? null : null;
+    return acceptNewerSchema(version, marker, list.length, postgresDialect);
+  }
+  const steps = pendingMigrations(version, postgresDialect, list);
+  if (steps.length === 0) return null;
+  onMigrating?.(version, steps[steps.length - 1]!.version);
+  for (const step of steps) {
+    await c.query(step.sql);
+    await c.query(`INSERT INTO runtrail_migrations (version) VALUES ($1)`, [step.version]);
+  }
+  const record = recordCompatibilitySql(list);
+  if (record !== null) await c.query(record);
+  return null;
+}
+
+/**
  * The shared store of several runtrail nodes: PostgreSQL, through a `pg`
  * pool. Per-run order comes from a row lock on the run (`FOR UPDATE`), held
  * from reading its seq to the commit, so appenders on any number of nodes
@@ -382,12 +436,15 @@ export class PgRunStore implements SharedRunStore {
   /** Connect, create the schema if needed and apply pending migrations (under an advisory lock). */
   static async open(options: PgStoreOptions): Promise<PgRunStore> {
     const store = new PgRunStore(options);
+    let newer: NewerSchema | null;
     try {
-      await store.migrate(options.onMigrating);
+      newer = await store.tx((c) => migratePostgresSchema(c, store.schema, migrations, options.onMigrating));
     } catch (err) {
       await store.pool.end();
       throw explainOpenFailure(err, options.connectionString, options.connectTimeoutMs ?? 10_000);
     }
+    // After the commit: the schema is used as it is only once the lock is let go.
+    if (newer) options.onNewerSchema?.(newer);
     return store;
   }
 
@@ -415,27 +472,6 @@ export class PgRunStore implements SharedRunStore {
       listening: this.listener?.listening ?? false,
       listenerReconnects: this.listener?.reconnects ?? 0,
     };
-  }
-
-  private async migrate(onMigrating: OnMigrating | undefined): Promise<void> {
-    await this.tx(async (c) => {
-      // Two nodes starting at once: the second waits here, then finds nothing to do.
-      await c.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`runtrail.migrate.${this.schema}`]);
-      // Made only when missing: CREATE SCHEMA needs CREATE on the database even
-      // with IF NOT EXISTS, which a user given a schema of its own may not have.
-      const { rowCount } = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [this.schema]);
-      if (rowCount === 0) await c.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
-      await c.query(`CREATE TABLE IF NOT EXISTS runtrail_migrations (
-        version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
-      const { rows } = await c.query<{ v: number | null }>(`SELECT max(version) AS v FROM runtrail_migrations`);
-      const version = rows[0]?.v ?? 0;
-      const steps = pendingMigrations(version, postgresDialect);
-      if (steps.length > 0) onMigrating?.(version, steps[steps.length - 1]!.version);
-      for (const step of steps) {
-        await c.query(step.sql);
-        await c.query(`INSERT INTO runtrail_migrations (version) VALUES ($1)`, [step.version]);
-      }
-    });
   }
 
   /** The database's clock (epoch ms): leases of several nodes are judged on one clock. */

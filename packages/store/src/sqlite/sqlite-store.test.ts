@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
@@ -11,10 +11,11 @@ import { BATCH_SIZES, produceTask, runStoreConformance } from '../conformance.js
 import { tempDir as makeTempDir } from '@runtrail/test-support';
 import { openStore } from '../open.js';
 import { migrations, pendingMigrations, sqliteDialect } from '../migrations.js';
-import { SqliteRunStore } from './sqlite-store.js';
+import { SqliteRunStore, migrateSqliteSchema } from './sqlite-store.js';
 import { builtStoreUrl as built, requireFreshBuild } from '../fresh-build.test-kit.js';
 import { checkpointSuite, type CheckpointRow } from '../checkpoints.test-kit.js';
 import { LEGACY_VERSION, expectLegacyRunIntact, writeLegacySqliteFile } from '../legacy-events.test-kit.js';
+import { rollingUpgradeSuite } from '../rolling-upgrade.test-kit.js';
 
 const tempDirs: Array<ReturnType<typeof makeTempDir>> = [];
 function tempDir(): string {
@@ -51,6 +52,29 @@ runStoreConformance(
     },
   },
 );
+
+/** location = the data file. */
+rollingUpgradeSuite('sqlite', {
+  fresh: async () => join(mkdtempSync(join(tmpdir(), 'runtrail-upgrade-')), 'runtrail.db'),
+  open: async (filename, onNewerSchema) => new SqliteRunStore({ filename, onNewerSchema }),
+  migrateWith: async (filename, list) => {
+    const db = new Database(filename);
+    try {
+      migrateSqliteSchema(db, list);
+    } finally {
+      db.close();
+    }
+  },
+  versionOf: async (filename) => {
+    const db = new Database(filename, { readonly: true });
+    try {
+      return db.pragma('user_version', { simple: true }) as number;
+    } finally {
+      db.close();
+    }
+  },
+  remove: async (filename) => rmSync(dirname(filename), { recursive: true, force: true }),
+});
 
 describe('label filters in SQLite', () => {
   it("read a run's labels once for all the pairs of a filter, not once per pair", async () => {
@@ -213,7 +237,7 @@ describe('SqliteRunStore specifics', () => {
     }
   });
 
-  it('refuses to open a file written by a newer runtrail, saying to upgrade, and leaves it untouched', () => {
+  it('refuses to open a file written by a newer runtrail with no record of which versions may use it, saying to upgrade, and leaves it untouched', () => {
     const filename = join(tempDir(), 'runtrail.db');
     const db = new Database(filename);
     db.pragma(`user_version = ${migrations.length + 1}`);

@@ -66,7 +66,18 @@ import {
   runRowBytes,
   RUN_COLUMNS_WITHOUT_INPUT,
 } from '../rows.js';
-import { migrations, pendingMigrations, sqliteDialect, type OnMigrating } from '../migrations.js';
+import {
+  READ_COMPATIBILITY_SQL,
+  acceptNewerSchema,
+  migrations,
+  pendingMigrations,
+  recordCompatibilitySql,
+  sqliteDialect,
+  type Migration,
+  type NewerSchema,
+  type OnMigrating,
+  type OnNewerSchema,
+} from '../migrations.js';
 import { RunHeads, checkpointPolicy, type CheckpointOptions } from '../checkpoints.js';
 import { ParsedInputs } from '../parsed-inputs.js';
 import { eventBody, eventJson, type EventText, type EventTextPage, type JoinedEventTexts } from '../event-text.js';
@@ -87,6 +98,8 @@ export interface SqliteStoreOptions extends CheckpointOptions {
    */
   busyWaitMs?: number;
   onMigrating?: OnMigrating | undefined;
+  /** Told when the file was migrated by a newer runtrail and is used as it is (see acceptNewerSchema). */
+  onNewerSchema?: OnNewerSchema | undefined;
 }
 
 /** Retry-After given with a 503 for a database that is locked or cannot be written. */
@@ -116,6 +129,44 @@ const TOKEN_COLUMNS = `id, name, scope, hash, created_at AS createdAt, expires_a
 const RUN_TOKEN_COLUMNS = `id, run_id AS runId, write, created_at AS createdAt, expires_at AS expiresAt, revoked_at AS revokedAt, minted_by AS mintedBy`;
 type RunTokenRow = Omit<RunTokenRecord, 'write'> & { write: number };
 const runTokenOf = (row: RunTokenRow | undefined): RunTokenRecord | null => (row ? { ...row, write: row.write === 1 } : null);
+
+/**
+ * Bring the file's schema to the end of `list` (the adapter passes
+ * `migrations`; tests pass a longer list to play a newer runtrail). A file a
+ * newer runtrail migrated is used as it is when acceptNewerSchema allows it:
+ * what is returned then is for the log.
+ */
+export function migrateSqliteSchema(db: Database.Database, list: readonly Migration[], onMigrating?: OnMigrating): NewerSchema | null {
+  const versionOf = () => db.pragma('user_version', { simple: true }) as number;
+  // An up-to-date file, or one a newer runtrail migrated, needs no write lock, so a read-only one still opens.
+  let version = versionOf();
+  if (version < list.length) {
+    // Read the version under the write lock: two processes opening a new file
+    // at once must not both apply the same migration.
+    version = db.transaction(() => {
+      const from = versionOf();
+      const steps = pendingMigrations(from, sqliteDialect, list);
+      if (steps.length === 0) return from;
+      onMigrating?.(from, steps[steps.length - 1]!.version);
+      for (const step of steps) {
+        db.exec(step.sql);
+        db.pragma(`user_version = ${step.version}`);
+      }
+      const record = recordCompatibilitySql(list);
+      if (record !== null) db.exec(record);
+      return list.length;
+    }).immediate();
+  }
+  if (version <= list.length) return null;
+  // The version and its marker from one snapshot: a newer node migrating meanwhile changes both at once.
+  return db.transaction(() => acceptNewerSchema(versionOf(), readCompatibleFrom(db), list.length, sqliteDialect))();
+}
+
+function readCompatibleFrom(db: Database.Database): number | null {
+  const table = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_compatibility'`).get();
+  if (table === undefined) return null;
+  return (db.prepare(READ_COMPATIBILITY_SQL).pluck().get() as number | undefined) ?? null;
+}
 
 /**
  * The embedded store: one SQLite file in WAL mode, written through
@@ -163,7 +214,8 @@ export class SqliteRunStore implements RunStore {
     // OS crash or power loss can drop the last transactions.
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
-    this.migrate(options.onMigrating);
+    const newer = migrateSqliteSchema(this.db, migrations, options.onMigrating);
+    if (newer) options.onNewerSchema?.(newer);
     this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 10}`);
     const db = this.db;
     this.stmt = {
@@ -284,22 +336,6 @@ export class SqliteRunStore implements RunStore {
     this.appendTx = this.db.transaction((runId: string, events: EventInput[], options: AppendOptions) =>
       this.appendInTx(runId, events, options),
     );
-  }
-
-  private migrate(onMigrating: OnMigrating | undefined): void {
-    // An up-to-date file needs no write lock, so a read-only one still opens and serves reads.
-    if (this.db.pragma('user_version', { simple: true }) === migrations.length) return;
-    // Read the version under the write lock: two processes opening a new file
-    // at once must not both apply the same migration.
-    this.db.transaction(() => {
-      const version = this.db.pragma('user_version', { simple: true }) as number;
-      const steps = pendingMigrations(version, sqliteDialect);
-      if (steps.length > 0) onMigrating?.(version, steps[steps.length - 1]!.version);
-      for (const step of steps) {
-        this.db.exec(step.sql);
-        this.db.pragma(`user_version = ${step.version}`);
-      }
-    }).immediate();
   }
 
   async createRun(record: NewRunRecord): Promise<{ run: Run; created: boolean }> {
