@@ -83,7 +83,7 @@ describe('useRun in a page of its own', () => {
     cleanups.push(() => page.close());
     await waitUntil(async () => (await text(page, 'connection')) === 'live', { what: 'the page to go live', timeoutMs: 10_000 });
     await waitUntil(async () => (await text(page, 'runs-connection')) === 'live', { what: 'the runs list to go live', timeoutMs: 10_000 });
-    expect(await text(page, 'runs')).toBe('strict');
+    await waitUntil(async () => (await text(page, 'runs')) === 'strict', { what: 'the run in the runs list', timeoutMs: 10_000 });
     run.progress(3, 10);
     await waitUntil(async () => (await text(page, 'done')) === '3', { what: 'progress on the page', timeoutMs: 10_000 });
     // What the page can say about its connection: over which transport, since when and why, up to which seq.
