@@ -8,6 +8,7 @@ is 1 if any test failed or errored, or left a file or socket open.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import unittest
 import warnings
@@ -19,6 +20,11 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> int:
     sys.path.insert(0, str(HERE.parent))
+    # .ci/run starts the suites side by side, as background jobs of a script, which begin with
+    # SIGINT ignored; the Ctrl-C tests need it as a terminal gives it, to this process and to the
+    # scripts it starts (a handled signal is default again after exec, an ignored one stays ignored).
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     leaks = count_resource_warnings()
     suite = unittest.defaultTestLoader.discover(str(HERE), top_level_dir=str(HERE.parent))
     result = unittest.TextTestRunner(verbosity=2).run(suite)
