@@ -14,6 +14,13 @@ import Database from 'better-sqlite3';
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
 
+/** The JSON log lines a server printed on stdout (pino's), parsed. */
+const logLines = (stdout: string) =>
+  stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
 describe('the runtrail command', () => {
   it('--version prints the version of the CLI package', async () => {
     const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -43,11 +50,7 @@ describe('runtrail serve logs', () => {
       const finished = await post(`${server.url}/api/v1/runs/${run.id}/finish`, { status: 'succeeded' });
       expect(finished.headers.get('x-request-id')).toMatch(/\S{8,}/);
       expect(await server.stop()).toBe(0);
-      const lines = server
-        .stdout()
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = logLines(server.stdout());
       const listening = lines.find((l) => String(l.msg).startsWith('runtrail listening on'));
       expect(listening?.level).toBe(30);
       // The settings line says the port the server listens on, not the 0 that asked for any.
@@ -69,11 +72,7 @@ describe('runtrail serve logs', () => {
       const events = (await (await fetch(`${server.url}/api/v1/runs/${LEGACY_RUN_ID}/events?after=0`)).json()) as { events: unknown[] };
       expect(events.events).toEqual(legacyEvents);
       expect(await server.stop()).toBe(0);
-      const messages = server
-        .stdout()
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => String((JSON.parse(l) as { msg: unknown }).msg));
+      const messages = logLines(server.stdout()).map((l) => String(l.msg));
       const upgrading = messages.findIndex((m) => m.startsWith(`upgrading the data file's schema from version ${LEGACY_VERSION} to ${migrations.length} before serving`));
       const upgraded = messages.findIndex((m) => new RegExp(`^schema upgraded to version ${migrations.length} in \\d+\\.\\d s$`).test(m));
       const listening = messages.findIndex((m) => m.startsWith('runtrail listening on'));
@@ -103,11 +102,7 @@ describe('runtrail serve logs', () => {
     try {
       expect((await post(`${server.url}/api/v1/runs`, { name: 'on-a-newer-schema' })).status).toBe(201);
       expect(await server.stop()).toBe(0);
-      const lines = server
-        .stdout()
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = logLines(server.stdout());
       const warned = lines.filter((l) => /schema is at version/.test(String(l.msg)));
       expect(warned).toHaveLength(1);
       expect(warned[0]).toMatchObject({ level: 40, version: migrations.length + 1, known: migrations.length, compatibleFrom: compatibleFrom(migrations.length) });
