@@ -94,9 +94,9 @@ async function wsWatcher(s: TestServer, runId: string, paused: boolean): Promise
     ws.once('close', () => reject(new Error('the WebSocket closed before the end')));
   });
   ws.send(JSON.stringify({ op: 'subscribe', runId, after: 0, compact: true }));
-  const socket = (ws as unknown as { _socket: import('node:net').Socket })._socket;
-  if (paused) socket.pause();
-  return { ...received, end, resume: () => socket.resume() };
+  // ws.pause(), not its socket's: ws resumes a socket paused behind its back when it next reads.
+  if (paused) ws.pause();
+  return { ...received, end, resume: () => ws.resume() };
 }
 
 /** An SSE watcher from seq 0, reading as fast as it can. */
@@ -156,6 +156,9 @@ describe.each(stores)('catch-up of 512 KiB events on $name', ({ options }) => {
       expect(watcher.seqs).toEqual(Array.from({ length: total }, (_, k) => k + 1));
       expect(watcher.broken).toEqual([]);
     }
+    // The paused WebSocket did go over its send buffer and was moved to catch-up reads.
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    expect(Number(/^runtrail_slow_consumer_resyncs_total\{transport="ws"\} (\d+)$/m.exec(metrics)?.[1] ?? 0)).toBeGreaterThanOrEqual(1);
     // The backlog came from the store, in pages of at most readPageBytes (8 MiB: 15 of these events;
     // a catch-up's pages are no bigger than the send buffer, 1 MiB, either).
     expect(reads.length).toBeGreaterThanOrEqual(Math.ceil((EVENTS / 2) / Math.floor(bound / (TEXT + 200))));
