@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { kill9, freePort, repoRoot, serverFixture, spawnFixture, type SpawnedNode } from '../leases/lease.test-kit.js';
 import type { RunsFilter } from '@runtrail/protocol';
@@ -9,7 +9,7 @@ import { RawWsClient } from '../stream/stream.test-kit.js';
 /**
  * Several runtrail nodes as separate PROCESSES (the build's fixture server)
  * sharing one fresh PostgreSQL schema; `stopCluster` (afterEach) kills
- * them and drops the schema.
+ * them, drops the schema and removes their data dirs.
  */
 
 export type ClusterNode = SpawnedNode & { url: string; wsUrl: string };
@@ -19,10 +19,14 @@ const START_TIMEOUT_MS = 60_000;
 
 const spawned: SpawnedNode[] = [];
 const schemas: Array<{ schema: string; url: string }> = [];
+/** Each node's data dir (its artifacts and logs): the same one when a node of that name starts again. */
+const dataDirs = new Set<string>();
 
 export async function stopCluster(): Promise<void> {
   for (const node of spawned.splice(0)) if (node.child.exitCode === null && node.child.signalCode === null) await kill9(node);
   for (const { schema, url } of schemas.splice(0)) await dropSchema(schema, url);
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+  dataDirs.clear();
 }
 
 export async function cluster(
@@ -36,12 +40,14 @@ export async function cluster(
     schema,
     async start(node, env = {}) {
       const port = await freePort();
+      const dataDir = join(repoRoot, 'node_modules/.cache/runtrail', `${schema}-${node}`);
+      dataDirs.add(dataDir);
       const spawnedNode = await spawnFixture(serverFixture('serve-with-handlers.mjs'), {
         RUNTRAIL_PORT: String(port),
         RUNTRAIL_HOST: '127.0.0.1',
         RUNTRAIL_DATABASE_URL: databaseUrl,
         RUNTRAIL_DATABASE_SCHEMA: schema,
-        RUNTRAIL_DATA_DIR: join(repoRoot, 'node_modules/.cache/runtrail', `${schema}-${node}`),
+        RUNTRAIL_DATA_DIR: dataDir,
         RUNTRAIL_NODE: node,
         RUNTRAIL_LOG_LEVEL: 'warn',
         RUNTRAIL_DATABASE_POOL_SIZE: '6',
