@@ -23,8 +23,25 @@ export function stoppedClock(at: number): Clock {
   return { now: () => at, ticks: none, subscribe: never };
 }
 
+let momentOfThisTask: number | null = null;
+
+/**
+ * Date.now(), read once per task: the parts a tick (or an event) renders
+ * together render in one task, so they all show the same moment. Read
+ * afresh by each, the header and the Progress card could say "11 s" and
+ * "12 s" when a second turned between their renders (on a busy machine,
+ * rendering what lies between them took tens of ms).
+ */
+function taskNow(): number {
+  if (momentOfThisTask === null) {
+    momentOfThisTask = Date.now();
+    setTimeout(() => (momentOfThisTask = null), 0);
+  }
+  return momentOfThisTask;
+}
+
 /** Read afresh at each render but never ticking: for a page with nothing live on it. */
-const wallClock: Clock = { now: () => Date.now(), ticks: none, subscribe: never };
+const wallClock: Clock = { now: taskNow, ticks: none, subscribe: never };
 
 /** One interval for every subscriber, so the times on a page all move on in the same frame. */
 function tickingClock(intervalMs: number): Clock {
@@ -32,7 +49,7 @@ function tickingClock(intervalMs: number): Clock {
   let timer: ReturnType<typeof setInterval> | undefined;
   let ticks = 0;
   return {
-    now: () => Date.now(),
+    now: taskNow,
     ticks: () => ticks,
     subscribe(onTick) {
       listeners.add(onTick);
