@@ -567,10 +567,16 @@ describe('the run page: context, failures, console and artifacts', () => {
       expect(await full.textContent()).toContain('"level": "info"');
       expect(await withinViewport(page, full)).toBe(true);
       expect(await full.evaluate((el) => el.scrollWidth <= el.clientWidth)).toBe(true);
-      // The rows below move down for it, not under it.
+      // The rows below move down for it, not under it: once the virtualised log has measured the opened
+      // row (a ResizeObserver callback, a frame after it opened), which a busy machine can leave for a while.
       const next = page.getByRole('log', { name: 'event log' }).locator('.log-entry').filter({ hasText: 'artifact' }).first();
-      const [fullBox, nextBox] = [await full.boundingBox(), await next.boundingBox()];
-      expect(nextBox!.y).toBeGreaterThanOrEqual(fullBox!.y + fullBox!.height - 1);
+      await waitUntil(
+        async () => {
+          const [fullBox, nextBox] = [await full.boundingBox(), await next.boundingBox()];
+          return nextBox!.y >= fullBox!.y + fullBox!.height - 1;
+        },
+        { what: 'the rows below the opened one to move down for it' },
+      );
       await entry.getByRole('button', { name: /^hide event \d+ in full$/ }).click();
       await full.waitFor({ state: 'detached' });
       expect(await scrollsSideways(page)).toBe(false);
