@@ -11,6 +11,7 @@ import time
 import weakref
 from typing import Any, Callable, Dict, List, Optional
 
+from . import _signals
 from ._http import Http, is_retryable
 from ._server_watch import ServerWatch
 from .errors import RuntrailError
@@ -238,6 +239,7 @@ class Sender:
             self._cond.notify_all()
         self._stop.set()
         _live.discard(self)
+        _signals.closed(self)
         if lost:
             print(
                 f"runtrail: {lost} events of run {self.run_id} were not stored (interrupted while waiting for {self.http.base_url})",
@@ -261,6 +263,7 @@ class Sender:
             self._thread.join(timeout)
         self._stop.set()
         _live.discard(self)
+        _signals.closed(self)
 
     def _check_process(self) -> None:
         if self._forked:

@@ -23,7 +23,6 @@ from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Mapping, Optio
 from . import _json, _sender
 from ._http import Http
 from ._limits import DEFAULT_MAX_BATCH_BYTES, MAX_EVENT_DATA_BYTES, MAX_META_BYTES
-from ._signals import end_runs_on_sigterm
 from .errors import RuntrailError
 from .run import Run, _text
 from .watch import watch as _watch
@@ -149,7 +148,6 @@ class Client:
         record = self._http.request(
             "createRun", json_body=body, headers={"idempotency-key": owner["id"]}, retry_for=self.start_timeout
         )
-        end_runs_on_sigterm()
         return Run(self, record, owner)
 
     def start(
@@ -183,7 +181,6 @@ class Client:
         events to it; that process ends it. In a ``with`` block, leaving it stores the events and stops the
         handle's sender thread (a worker's task should, so a long-lived pool does not gather threads)."""
         record = self._http.request("getRun", {"id": run_id}, retry_for=self.start_timeout)
-        end_runs_on_sigterm()
         return Run(self, record, None, attached=True)
 
     def get_run(self, run_id: str) -> Dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import IO, TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Lite
 
 from ._http import backoff_delay
 from ._limits import MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS
-from . import _json, _sender
+from . import _json, _sender, _signals
 from ._sender import Sender
 from ._server_watch import ServerChange, ServerWatch
 from .errors import Cancelled, RuntrailError, Terminated
@@ -157,6 +157,8 @@ class Run:
         )
 
         _handles.add(self)
+        # Until its sender closes, SIGTERM ends the block the handle is used in (see _signals).
+        _signals.end_on_sigterm(self._sender)
         if owner is not None and not attached:
             # Ended at exit if the script never did (no with block, no succeed/fail), in this process only (not a forked child).
             self._pid = os.getpid()

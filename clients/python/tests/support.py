@@ -162,23 +162,67 @@ def python_env(server_url: str, **extra: str) -> Dict[str, str]:
     return env
 
 
+class ScriptTimedOut(subprocess.TimeoutExpired):
+    """A child script past its deadline; its message carries what the script printed, with every thread's stack."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}\n--- its stdout (tail) ---\n{_tail(self.output)}\n--- its stderr (tail), with each process's threads ---\n{_tail(self.stderr)}"
+
+
+def _tail(text: Optional[str], lines: int = 120) -> str:
+    return "\n".join((text or "").splitlines()[-lines:]) or "(nothing)"
+
+
 def run_python(code: str, env: Dict[str, str], timeout: float = 60.0) -> "subprocess.CompletedProcess[str]":
     """Run ``code`` in a child Python; one past ``timeout`` is killed with every process it started.
 
     subprocess.run's own timeout kills the child alone: a script's forked pool
     workers stayed behind, waiting on their queue for ever. The script gets a
     session of its own, and the whole group goes.
+
+    A script past its deadline first gets SIGABRT, which faulthandler (turned on
+    here, inherited by forked children) answers by printing every thread's stack
+    on stderr: the error then tells a stuck script, and where it is stuck, from a
+    slow one.
     """
     child = subprocess.Popen(
-        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT), start_new_session=True
+        [sys.executable, "-X", "faulthandler", "-c", code],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(ROOT),
+        start_new_session=True,
     )
     try:
         stdout, stderr = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        stdout, stderr = child.communicate()
-        raise subprocess.TimeoutExpired(child.args, timeout, output=stdout, stderr=stderr) from None
+        signals = _group_signal_states(child.pid)
+        os.killpg(child.pid, signal.SIGABRT)
+        try:
+            # Each process of the group prints its threads' stacks as the signal ends it.
+            stdout, stderr = child.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            # Something in the group outlived SIGABRT (a handler of its own): SIGKILL ends it, and the output is read then.
+            os.killpg(child.pid, signal.SIGKILL)
+            stdout, stderr = child.communicate()
+        raise ScriptTimedOut(child.args, timeout, output=stdout, stderr=f"{stderr}\n--- signal state of each thread at the deadline ---\n{signals}") from None
     return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
+
+
+def _group_signal_states(pgid: int) -> str:
+    """Each thread of process group ``pgid``: its signals pending, blocked and caught (Linux's /proc; hex masks, bit n-1 is signal n)."""
+    lines = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) != pgid:
+                continue
+            for task in sorted(stat.parent.glob("task/*/status")):
+                fields = dict(line.split(":\t", 1) for line in task.read_text().splitlines() if ":\t" in line)
+                lines.append(" ".join(f"{k}={fields.get(k, '?').strip()}" for k in ("Pid", "Name", "State", "SigPnd", "ShdPnd", "SigBlk", "SigCgt")))
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended while it was read, or this is not Linux: it has nothing to say
+    return "\n".join(lines) or "(not readable here)"
 
 
 class _Proxy:

@@ -96,6 +96,36 @@ class ProcessesTest(unittest.TestCase):
         self.assertEqual(final["status"], "succeeded")
         self.assertEqual(final["snapshot"]["metrics"]["score"]["count"], 1)
 
+    def test_a_worker_that_attached_for_a_task_dies_of_sigterm_afterwards_as_pool_terminate_needs(self) -> None:
+        # A worker's SIGTERM handler outlived its attach: idle in its task queue's lock, where CPython can lose the
+        # signal, it sometimes never ended, and `with Pool(...)` hung in terminate() (CI, about 1 in 300 runs).
+        script = textwrap.dedent(
+            """
+            import multiprocessing, signal, runtrail
+
+            def worker(run_id, conn):
+                with runtrail.Client().attach(run_id) as mine:
+                    mine.metric("score", 1.0)
+                conn.send("attached")
+                conn.recv()  # idle in a blocking call, as a pool worker waits for its next task
+
+            if __name__ == "__main__":
+                with runtrail.Client().run("one worker") as run:
+                    ctx = multiprocessing.get_context("fork")
+                    mine, theirs = ctx.Pipe()
+                    child = ctx.Process(target=worker, args=(run.id, theirs))
+                    child.start()
+                    print(mine.recv(), flush=True)
+                    child.terminate()  # SIGTERM
+                    child.join(30)
+                    print(child.exitcode)
+            """
+        )
+        done = run_python(script, python_env(server.url), timeout=60)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        # Died of the signal, as a worker does without runtrail; before, its handler made it exit 143 (Terminated).
+        self.assertEqual(done.stdout.split(), ["attached", str(-signal.SIGTERM)], done.stderr)
+
     def test_forks_while_the_run_sends_and_heartbeats_each_end_at_a_sigterm_so_pool_terminate_never_hangs(self) -> None:
         # The parent's SIGTERM handler (rt.run's, raising Terminated) used to be the child's too. A child SIGTERMed while
         # Python was still setting it up (in its fork hooks) lost the signal and lived on: leaving `with Pool(...)`,

@@ -70,6 +70,37 @@ class SigtermTest(unittest.TestCase):
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(runtrail.Client(url=server.url).get_run(run_id)["status"], "cancelled")
 
+    def test_with_no_run_open_sigterm_ends_the_process_as_it_would_without_runtrail(self) -> None:
+        other = runtrail.Client(url=server.url).run("owned elsewhere")
+        self.addCleanup(other.succeed)
+        script = textwrap.dedent(
+            """
+            import signal, sys, time, runtrail
+            ours = lambda: signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+            rt = runtrail.Client()
+            with rt.run("first") as run:
+                print("in run", ours())
+            print("after run", ours())
+            with rt.attach(sys.argv[1]) as attached:
+                attached.metric("score", 1.0)
+                print("in attach", ours())
+            print("after attach", ours(), flush=True)
+            time.sleep(60)  # idle, no run open: the SIGTERM ends it here
+            """
+        )
+        process = subprocess.Popen([sys.executable, "-c", script, other.id], env=python_env(server.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert process.stdout is not None
+            said = [process.stdout.readline().strip() for _ in range(4)]
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=30)
+        finally:
+            ended(process)
+        self.assertEqual(said, ["in run True", "after run False", "in attach True", "after attach False"], err)
+        # Killed by the signal, as without runtrail. Before, runtrail's handler stayed after the last run had ended: an
+        # idle process exited 143 through Terminated, or, in a blocking call where CPython loses it, not at all.
+        self.assertEqual(process.returncode, -signal.SIGTERM, err)
+
 
 if __name__ == "__main__":
     unittest.main()
