@@ -12,6 +12,9 @@ import { progressEvents, tempDir, waitUntil } from '@runtrail/test-support';
 import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
 // The store's fixture of a file from before event bodies: the same run its own migration is tested on.
 import { expectLegacyRunIntact, writeLegacySqliteFile } from '../../../store/src/legacy-events.test-kit.js';
+// The store's own migration path, given a longer list: a schema as a newer runtrail migrates it.
+import { compatibleFrom, migrations, type Migration } from '../../../store/src/migrations.js';
+import { migratePostgresSchema } from '../../../store/src/postgres/pg-store.js';
 
 /** `runtrail migrate` as a user runs it: the built binary, a real SQLite data dir, a real PostgreSQL. */
 const BIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
@@ -348,6 +351,57 @@ describe('runtrail migrate', () => {
     await pg.connect();
     cleanups.push(() => pg.end());
     expect((await pg.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rowCount).toBe(0);
+  });
+
+  describe('into a schema nodes of a newer runtrail migrated (a rolling upgrade)', () => {
+    /** A schema migrated by a runtrail whose last migration is `later`. */
+    async function migratedByNewer(later: Migration): Promise<string> {
+      const schema = await freshSchema();
+      cleanups.push(() => dropSchema(schema));
+      const client = new pg_.Client({ connectionString: TEST_DATABASE_URL, options: `-c search_path=${schema}` });
+      await client.connect();
+      try {
+        await client.query('BEGIN');
+        await migratePostgresSchema(client, schema, [...migrations, later]);
+        await client.query('COMMIT');
+      } finally {
+        await client.end();
+      }
+      return schema;
+    }
+    async function dataDirWithOneRun(): Promise<string> {
+      const dir = tempDir('runtrail-migrate-');
+      cleanups.push(() => dir.remove());
+      const sqlite = new SqliteRunStore({ filename: join(dir.path, 'runtrail.db') });
+      await sqlite.createRun({ id: '0190f000-0000-7000-8000-000000000001', name: 'job', now: 1000, leaseTtlMs: 30_000 });
+      await sqlite.close();
+      return dir.path;
+    }
+
+    it('copies when the newer migrations keep older code working, warning that this runtrail should be upgraded', async () => {
+      const schema = await migratedByNewer({ additive: true, sql: () => 'CREATE TABLE later_notes (id TEXT PRIMARY KEY)' });
+      const r = await migrate(['--data-dir', await dataDirWithOneRun(), '--database', TEST_DATABASE_URL, '--database-schema', schema]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('copied 1 run(s)');
+      // Before: it copied without a word, as though the schema were its own.
+      expect(r.stderr.trim().split('\n'), r.stderr).toEqual([
+        `runtrail: warning: the database's schema is at version ${migrations.length + 1}, newer than this runtrail's ${migrations.length}; ` +
+          `running on it without migrating, because migration ${migrations.length + 1} keeps older code working ` +
+          `(code of version ${compatibleFrom(migrations.length)} or later may use it); upgrade this node to use what they add`,
+      ]);
+    });
+
+    it('refuses, in one line and copying nothing, when a newer migration changed what older code may write', async () => {
+      const schema = await migratedByNewer({ additive: false, sql: () => 'ALTER TABLE runs ADD COLUMN later_priority INTEGER' });
+      const r = await migrate(['--data-dir', await dataDirWithOneRun(), '--database', TEST_DATABASE_URL, '--database-schema', schema]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+      expect(r.stderr).toContain(`upgrade runtrail on this node to a version that knows schema version ${migrations.length + 1} or later`);
+      const client = new pg_.Client({ connectionString: TEST_DATABASE_URL, options: `-c search_path=${schema}` });
+      await client.connect();
+      cleanups.push(() => client.end());
+      expect((await client.query('SELECT count(*)::int AS n FROM runs')).rows[0].n).toBe(0);
+    });
   });
 
   it('refuses a --database that is not a PostgreSQL URL as serve does, naming the flag, before connecting anywhere', async () => {

@@ -44,7 +44,14 @@ export function registerMigrate(program: Command): void {
       const { PgRunStore, copySqliteToPostgres, openSqliteSource } = await import('@runtrail/store');
       // The source first: a wrong file must not leave a schema behind in PostgreSQL.
       const source = openSqliteSource(filename);
-      const target = await PgRunStore.open({ connectionString: flags.database, schema: flags.databaseSchema, poolSize: 2, applicationName: 'runtrail migrate' }).catch((err: unknown) => {
+      const target = await PgRunStore.open({
+        connectionString: flags.database,
+        schema: flags.databaseSchema,
+        poolSize: 2,
+        applicationName: 'runtrail migrate',
+        // Nodes of a newer runtrail migrated it, in a way this one may still write (a rolling upgrade): it copies, and says so.
+        onNewerSchema: ({ message }) => process.stderr.write(`runtrail: warning: ${message}\n`),
+      }).catch((err: unknown) => {
         source.close();
         throw err;
       });
