@@ -41,6 +41,8 @@ export function delay(ms: number, signal?: AbortSignal, clock: Clock = systemClo
  * (event ids, a finish id, an Idempotency-Key on create). Once `signal`
  * aborts no attempt starts (its reason is thrown), and the one in flight is
  * still answered: what it did on the server (a run it made) is not lost.
+ * No wait runs past `forMs`: the last attempt is made at its end, so the
+ * whole takes `forMs` and one attempt at most, not a backoff (up to 2 s) more.
  */
 export async function retrying<T>(send: () => Promise<T>, forMs: number, clock: Clock = systemClock, signal?: AbortSignal): Promise<T> {
   const deadline = clock.now() + forMs;
@@ -52,7 +54,8 @@ export async function retrying<T>(send: () => Promise<T>, forMs: number, clock: 
       if (!isRetryable(err) || clock.now() >= deadline) throw err;
       // A 503 says how long to wait (Retry-After); sooner would only be refused again.
       const asked = err instanceof RuntrailError ? (err.retryAfterMs ?? 0) : 0;
-      await delay(Math.max(asked, backoffDelay(attempt, { initialMs: 50, maxMs: 2_000 })), signal, clock);
+      const wait = Math.max(asked, backoffDelay(attempt, { initialMs: 50, maxMs: 2_000 }));
+      await delay(Math.min(wait, deadline - clock.now()), signal, clock);
     }
   }
 }

@@ -17,6 +17,7 @@ import { RuntrailClient } from '../runtrail-client.js';
  */
 
 const FIXTURE = fileURLToPath(new URL('../../test/fixtures/producer-going-away.mjs', import.meta.url));
+const SLOW_WORKER_START = fileURLToPath(new URL('../../test/fixtures/slow-worker-start.cjs', import.meta.url));
 
 let dir: ReturnType<typeof tempDir>;
 let server: RunningServer;
@@ -40,8 +41,13 @@ interface Producer {
   write(line: string): void;
 }
 
-function producer(how: string, options?: object, target = server.url): Producer {
-  const child = spawn(process.execPath, [FIXTURE, target, how, ...(options ? [JSON.stringify(options)] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
+/** `slowWorkerStartMs`: each worker thread of the producer starts that much later, as on a loaded machine. */
+function producer(how: string, options?: object, target = server.url, slowWorkerStartMs = 0): Producer {
+  const preload = slowWorkerStartMs > 0 ? ['--require', SLOW_WORKER_START] : [];
+  const child = spawn(process.execPath, [...preload, FIXTURE, target, how, ...(options ? [JSON.stringify(options)] : [])], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, SLOW_WORKER_START_MS: String(slowWorkerStartMs) },
+  });
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -231,6 +237,20 @@ describe('a Node producer going away with its run open', () => {
     server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent' });
     client = new RuntrailClient({ url: server.url });
     expect((await client.getRun(runId)).status).toBe('running');
+  });
+
+  it('a worker thread slow to start still answers within exitTimeoutMs, saying why the server did not take the end', async () => {
+    // The worker that sends the last words starts 3 s late (a loaded machine). Before, its 5 s ran from its own start,
+    // past the 5 s + 2 s the process waited: the line said only "no answer within 5 s" (CI caught it so).
+    const p = producer('idle', { producer: { exitTimeoutMs: 5000 }, requestTimeoutMs: 200 }, server.url, 3000);
+    const runId = await p.runId;
+    await server.close();
+    p.write('stop');
+    const { code, stderr } = await p.exited;
+    expect(code).toBe(1);
+    expect(stderr).toMatch(new RegExp(`runtrail: run ${runId} could not be ended failed: Error: told to stop \\(cannot reach the runtrail server: [^)]*\\(ECONNREFUSED\\)`));
+    server = await startServer({ port: 0, dataDir: dir.path, logLevel: 'silent' });
+    client = new RuntrailClient({ url: server.url });
   });
 
   it('a server that takes connections but does not answer: the line names exitTimeoutMs, the bound that applied, not requestTimeoutMs', async () => {

@@ -7,8 +7,12 @@ import type { ExitJob, ExitOutcome, ExitWork } from './exit-worker.js';
 
 /** Signals that end a Node process by default, and so the runs it holds. */
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-/** What a worker thread takes to start and load its modules, on top of the wait for the server. */
-const WORKER_START_MS = 2_000;
+/**
+ * How long after the runs' deadline the process still waits for the worker's
+ * answer: its last attempts end at the deadline (each is cut to what is
+ * left), and then it only posts what they got.
+ */
+const ANSWER_MARGIN_MS = 1_000;
 
 interface Watched {
   handle: RunHandle;
@@ -66,17 +70,16 @@ function onStopSignal(signal: NodeJS.Signals): void {
 /** End every watched run with `end`, waiting for the server (the worker) at most the longest exit timeout. */
 function endWatched(end: ProcessEnd): void {
   const jobs: ExitJob[] = [];
-  let waitMs = 0;
+  const now = Date.now();
   for (const { handle, api, timeoutMs } of [...watched]) {
     // Its server goes away with this process, and restarted gives the run a lease to be taken up again.
     if (servedHere(api.connection.url)) continue;
     const words = handle.lastWords(end);
     if (!words) continue;
-    jobs.push({ ...words, ...api.connection, deadlineMs: timeoutMs });
-    waitMs = Math.max(waitMs, timeoutMs);
+    jobs.push({ ...words, ...api.connection, deadlineMs: timeoutMs, deadlineAt: now + timeoutMs });
   }
   if (jobs.length === 0) return;
-  const outcomes = sendFromWorker({ jobs }, waitMs + WORKER_START_MS);
+  const outcomes = sendFromWorker({ jobs }, Math.max(...jobs.map((job) => job.deadlineAt)) - Date.now() + ANSWER_MARGIN_MS);
   for (const job of jobs) {
     const outcome = outcomes?.find((o) => o.runId === job.runId);
     process.stderr.write(`runtrail: ${outcomeText(job, outcome)}\n`);
@@ -92,7 +95,7 @@ function servedHere(url: string): boolean {
   return Object.values(networkInterfaces()).some((addresses) => addresses?.some((a) => a.address === name));
 }
 
-/** Run the worker and wait for its answer, blocking this thread for at most `waitMs`; null if none came. */
+/** Run the worker and wait for its answer, blocking this thread for at most `waitMs`; null if none came (a worker that could not even start in time). */
 function sendFromWorker(work: ExitWork, waitMs: number): ExitOutcome[] | null {
   const done = new Int32Array(new SharedArrayBuffer(4));
   const { port1, port2 } = new MessageChannel();

@@ -10,8 +10,15 @@ export interface ExitJob extends LastWords {
   headers: Record<string, string>;
   /** Each request's timeout. */
   timeoutMs: number;
-  /** How long, in all, this run's requests may take. */
+  /** How long, in all, this run's requests may take (producer.exitTimeoutMs), as said in messages. */
   deadlineMs: number;
+  /**
+   * When that time is up (Date.now() clock), set by the waiting thread as it
+   * starts the worker: a worker slow to start (a loaded machine) spends its
+   * own start out of it, instead of answering after the process stopped
+   * waiting for it.
+   */
+  deadlineAt: number;
 }
 
 export interface ExitWork {
@@ -32,7 +39,7 @@ async function sendAll(work: ExitWork): Promise<ExitOutcome[]> {
 }
 
 async function endRun(job: ExitJob): Promise<ExitOutcome> {
-  const deadline = Date.now() + job.deadlineMs;
+  const deadline = job.deadlineAt;
   const api = new HttpApi({ url: job.url, headers: job.headers, requestTimeoutMs: job.timeoutMs });
   const left = () => Math.max(0, deadline - Date.now());
   // Why the server did not take the run's last words: an attempt cut short by the deadline says only
