@@ -27,6 +27,12 @@ export default tseslint.config(
     },
   },
   {
+    // A CommonJS file is a preload for `node --require` (which worker threads inherit, unlike --import): require is its import.
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', process: 'readonly', module: 'writable' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // Tests read loosely typed JSON answers (`body: any`); their assertions are the check.
     files: ['**/*.test.ts', '**/*.test.tsx', '**/*.test-kit.ts', '**/test/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
