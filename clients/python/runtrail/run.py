@@ -272,6 +272,11 @@ class Run:
                 # Interrupted while the end waited (the task cancelled again, a second Ctrl-C): stop waiting, as `with` does.
                 self._sender.abandon()
             raise
+        finally:
+            if self._sender.closed:
+                # Told again here, on the loop's thread (the main one, as a rule): the end's thread could not take
+                # runtrail's SIGTERM handler back (see _signals), this one can.
+                _signals.closed(self._sender)
         return False
 
     def _end_failed_or_warn(self, message: str) -> None:

@@ -75,7 +75,7 @@ class SigtermTest(unittest.TestCase):
         self.addCleanup(other.succeed)
         script = textwrap.dedent(
             """
-            import signal, sys, time, runtrail
+            import asyncio, signal, sys, time, runtrail
             ours = lambda: signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
             rt = runtrail.Client()
             with rt.run("first") as run:
@@ -84,19 +84,27 @@ class SigtermTest(unittest.TestCase):
             with rt.attach(sys.argv[1]) as attached:
                 attached.metric("score", 1.0)
                 print("in attach", ours())
-            print("after attach", ours(), flush=True)
+            print("after attach", ours())
+
+            async def main():
+                # Made on the loop's thread (the main one), ended on a thread of its own, which cannot set a signal handler.
+                async with rt.run("async") as run:
+                    print("in async run", ours())
+                print("after async run", ours(), flush=True)
+
+            asyncio.run(main())
             time.sleep(60)  # idle, no run open: the SIGTERM ends it here
             """
         )
         process = subprocess.Popen([sys.executable, "-c", script, other.id], env=python_env(server.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             assert process.stdout is not None
-            said = [process.stdout.readline().strip() for _ in range(4)]
+            said = [process.stdout.readline().strip() for _ in range(6)]
             process.send_signal(signal.SIGTERM)
             out, err = process.communicate(timeout=30)
         finally:
             ended(process)
-        self.assertEqual(said, ["in run True", "after run False", "in attach True", "after attach False"], err)
+        self.assertEqual(said, ["in run True", "after run False", "in attach True", "after attach False", "in async run True", "after async run False"], err)
         # Killed by the signal, as without runtrail. Before, runtrail's handler stayed after the last run had ended: an
         # idle process exited 143 through Terminated, or, in a blocking call where CPython loses it, not at all.
         self.assertEqual(process.returncode, -signal.SIGTERM, err)
