@@ -352,7 +352,10 @@ class Run:
             if err.code == "run_already_terminal" and status == "cancelled":
                 final = self.client.get_run(self.id)
             else:
-                self._sender.close()
+                if not (status == "succeeded" and self._sender.is_refusal(err)):
+                    self._sender.close()
+                # else the run is still open (run.fail() ends it): a closed sender would have the exit skip it, as
+                # one abandoned by a Ctrl-C, leaving it running until its lease lapsed.
                 raise
         except KeyboardInterrupt:
             # Ctrl-C while the end waits (for a server that does not answer): the user stopped

@@ -51,6 +51,29 @@ class ExitTest(unittest.TestCase):
         self.assertEqual(done.stderr, "")
         self.assertEqual(runtrail.Client(server.url).get_run(done.stdout.strip())["status"], "succeeded")
 
+    def test_a_run_whose_succeed_raised_on_a_refused_event_is_still_ended_at_exit(self) -> None:
+        # succeed() raises why the run did not succeed; the run was then left running until its lease lapsed.
+        script = textwrap.dedent(
+            """
+            import runtrail
+            run = runtrail.Client().run("refused-then-succeed", lease_ttl_ms=600_000)
+            run.event("progress", {"done": "half"})
+            try:
+                run.succeed()
+            except runtrail.RuntrailError as err:
+                print("succeed raised", err.code)
+            print(run.id)
+            """
+        )
+        done = run_python(script, python_env(server.url))
+        self.assertEqual(done.returncode, 0, done.stderr)
+        said, run_id = done.stdout.strip().splitlines()
+        self.assertEqual(said, "succeed raised invalid_request")
+        # Right after the exit, with a lease of 10 minutes: only the exit can have ended it.
+        run = runtrail.Client(server.url).get_run(run_id)
+        self.assertEqual(run["status"], "failed")
+        self.assertIn("the script exited without ending run", run["error"]["message"])
+
 
 if __name__ == "__main__":
     unittest.main()
