@@ -659,8 +659,13 @@ class Phase(_QueuesOnly):
     def __enter__(self) -> "Phase":
         self.run.check_cancelled()
         data: Dict[str, Any] = {"name": _name("phase name", self.name), "status": "started"}
-        if self.timeout_ms:
-            data["timeoutMs"] = int(self.timeout_ms)
+        if self.timeout_ms is not None:
+            # Checked here: the server refuses a timeout that is not a whole number of ms over 0, and its refusal stops the
+            # sender (the run's later events lost), where int() took 0.5 to 0, -5 as it was and NaN with a message naming nothing.
+            ms = _json.number(self.timeout_ms)
+            if ms is None or not (1 <= ms <= 2**53 - 1) or ms != int(ms):
+                raise ValueError(f"phase timeout_ms must be a whole number of milliseconds over 0, got {self.timeout_ms!r}")
+            data["timeoutMs"] = int(ms)
         self.run.event("phase", data)
         return self
 

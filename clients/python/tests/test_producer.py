@@ -359,6 +359,20 @@ class ProducerTest(unittest.TestCase):
         self.assertEqual(final["status"], "succeeded")
         self.assertEqual([e["type"] for e in self.rt.events(run.id)["events"]], ["progress", "metric", "run.succeeded"])
 
+    def test_a_phase_timeout_the_server_would_refuse_fails_at_the_call_site_naming_it(self) -> None:
+        # Sent as it was, a negative (or 0.5, or NaN) timeout_ms was refused by the server: the sender stopped, later events were lost.
+        with self.rt.run("bad phase timeout") as run:
+            for bad in (-5, 0, 0.5, float("nan"), "soon", True, 2**53):
+                with self.assertRaisesRegex(ValueError, "timeout_ms") as raised:
+                    run.phase("p", timeout_ms=bad).__enter__()
+                self.assertIn(repr(bad), str(raised.exception))
+            with run.phase("q", timeout_ms=60_000.0):
+                run.metric("loss", 0.5)
+        final = self.rt.get_run(run.id)
+        self.assertEqual(final["status"], "succeeded")
+        self.assertEqual(final["snapshot"]["phases"][0]["timeoutMs"], 60_000)
+        self.assertEqual([e["type"] for e in self.rt.events(run.id)["events"]], ["phase", "metric", "phase", "run.succeeded"])
+
     def test_an_event_the_server_refuses_as_invalid_stores_the_rest_of_its_batch_and_ends_the_run_failed_naming_it(self) -> None:
         rt = runtrail.Client(server.url, flush_interval=60)
         with self.assertRaises(runtrail.RuntrailError) as caught:
