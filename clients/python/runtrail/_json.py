@@ -28,16 +28,41 @@ def _plain(value: Any) -> Any:
     return plain
 
 
-def dumps(what: str, value: Any) -> str:
-    """``value`` as JSON text (ASCII, so its length is its bytes), or a ValueError that says where in it the trouble is."""
+#: How deep a server takes lists and dicts in event data, an output or metadata (protocol events.ts MAX_JSON_DEPTH).
+MAX_DEPTH = 64
+
+
+def dumps(what: str, value: Any, check_depth: bool = True) -> str:
+    """``value`` as JSON text (ASCII, so its length is its bytes), or a ValueError that says where in it the trouble is.
+
+    ``check_depth``: refuse what nests deeper than a server takes, here rather than by a refusal that stops the run's sender.
+    """
     try:
-        return json.dumps(value, allow_nan=False, default=_plain)
+        text = json.dumps(value, allow_nan=False, default=_plain)
     except (TypeError, ValueError) as err:
         where = _where(value, [])
         at = f" (at {''.join(where)}: convert it to a str, a finite number, a list or a dict first)" if where else ""
         raise ValueError(f"{what} must be JSON (finite numbers, str keys): {err}{at}") from err
     except RecursionError as err:
         raise ValueError(f"{what} must be JSON: it is nested too deeply or contains itself") from err
+    deep = _too_deep(value, 1) if check_depth else None
+    if deep is not None:
+        raise ValueError(f"{what} nests deeper than {MAX_DEPTH} levels of lists and dicts, more than a server takes (at {''.join(deep)}): flatten it")
+    return text
+
+
+def _too_deep(value: Any, depth: int) -> Optional[List[str]]:
+    """The path to the first list or dict of ``value`` nested deeper than ``MAX_DEPTH``, counting ``value`` as 1; None if none is."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else None
+    if items is None:
+        return None
+    if depth > MAX_DEPTH:
+        return []
+    for key, item in items:
+        found = _too_deep(item, depth + 1) if isinstance(item, (dict, list, tuple)) else None
+        if found is not None:
+            return [f"[{key!r}]" if isinstance(value, dict) else f"[{key}]", *found]
+    return None
 
 
 def _where(value: Any, path: List[str], depth: int = 0) -> Optional[List[str]]:

@@ -631,8 +631,9 @@ def _run_body(method: str, name: str, input: Any, labels: Optional[Mapping[str, 
     for key, value in (("input", input), ("labels", dict(labels) if labels is not None else None), *fields.items()):
         if value is not None:
             body[key] = value
-    # Sent as the JSON it is now, numpy's numbers plain (the request's own encoding takes no others).
-    return cast(Dict[str, Any], json.loads(_json.dumps(f"rt.{method}({name!r}): input and labels", body)))
+    # Sent as the JSON it is now, numpy's numbers plain (the request's own encoding takes no others). Its depth is
+    # the server's to refuse: the body adds a level, and a create's refusal is raised here at once.
+    return cast(Dict[str, Any], json.loads(_json.dumps(f"rt.{method}({name!r}): input and labels", body, check_depth=False)))
 
 
 def _check_seq(method: str, after: Any) -> None:

@@ -299,6 +299,28 @@ class ProducerTest(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, r"^rt\.run\('bad input'\): input and labels must be JSON \(finite numbers, str keys\): Object of type date"):
             self.rt.run("bad input", input={"day": datetime.date(2026, 11, 28)})
 
+    def test_data_nested_deeper_than_the_server_takes_fails_at_the_call_site_naming_where(self) -> None:
+        # Sent, it was refused by the server: an event's stopped the sender (the run's later events lost), an output left
+        # the run running with a traceback from the block's end.
+        def nested(levels: int) -> object:
+            value: object = {}
+            for _ in range(levels - 1):
+                value = {"a": value}
+            return value
+
+        with self.rt.run("deep data") as run:
+            with self.assertRaisesRegex(ValueError, r"^x\.deep data nests deeper than 64 levels .*at \['a'\]\['a'\]"):
+                run.event("x.deep", nested(65))
+            with self.assertRaisesRegex(ValueError, r"^run\.output\(\) nests deeper than 64 levels"):
+                run.output([nested(64)])
+            with self.assertRaisesRegex(ValueError, r"^meta data nests deeper"):
+                run.meta({"k": nested(64)})
+            run.event("x.deep", nested(64))
+            run.output(nested(64))
+        final = self.rt.get_run(run.id)
+        self.assertEqual(final["status"], "succeeded")
+        self.assertEqual([e["type"] for e in self.rt.events(run.id)["events"]], ["x.deep", "run.succeeded"])
+
     def test_a_second_different_end_raises_run_already_terminal_and_the_same_end_again_answers_the_run(self) -> None:
         run = self.rt.run("ended twice")
         self.assertEqual(run.succeed({"judged": 3})["status"], "succeeded")
