@@ -87,6 +87,8 @@ KNOWN_EVENT_TYPES = frozenset(
 #: Characters a server refuses in names (protocol text.ts nameText): C0, DEL, C1, and lone surrogates.
 _NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 MAX_NAME_CHARS = 200
+#: The kinds a run's error may have (protocol events.ts RunErrorKind).
+_ERROR_KINDS = ("error", "timeout", "orphaned", "stalled", "cancelled", "interrupted")
 
 
 def _name(what: str, value: Any) -> str:
@@ -313,6 +315,13 @@ class Run:
         """
         if self._attached:
             raise RuntrailError("invalid_request", f"run {self.id} belongs to the process that started it (runtrail exec); it ends the run")
+        # Checked here: the server's refusal of the end closed the handle, leaving the run running for its lease.
+        if status not in ("succeeded", "failed", "cancelled"):
+            raise ValueError(f"run.finish(status): status must be one of succeeded, failed, cancelled, got {status!r}")
+        if kind is not None and kind not in _ERROR_KINDS:
+            raise ValueError(f"run {status}: kind must be one of {', '.join(_ERROR_KINDS)}, got {kind!r}")
+        if message is not None:
+            message = _text(message).replace("\x00", "\\x00")  # NUL is refused (PostgreSQL cannot store it), as in describe()
         with self._lock:
             ended = self._ended
         if ended is not None:

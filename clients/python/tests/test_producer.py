@@ -321,6 +321,20 @@ class ProducerTest(unittest.TestCase):
         self.assertEqual(final["status"], "succeeded")
         self.assertEqual([e["type"] for e in self.rt.events(run.id)["events"]], ["x.deep", "run.succeeded"])
 
+    def test_an_end_the_server_would_refuse_fails_at_the_call_site_and_the_run_goes_on(self) -> None:
+        # Sent, the server's refusal closed the handle: the run stayed running, later events raised "has ended", and the
+        # exit skipped it. NUL in a message is written \\x00, as in an exception's.
+        run = self.rt.run("bad ends")
+        with self.assertRaisesRegex(ValueError, r"status must be one of succeeded, failed, cancelled, got 'done'"):
+            run.finish("done")
+        with self.assertRaisesRegex(ValueError, r"kind must be one of .*interrupted.*, got 'weird'"):
+            run.fail("no", kind="weird")
+        run.progress(1, 2)
+        final = run.finish("cancelled", message="budget\x00spent")
+        self.assertEqual(final["status"], "cancelled")
+        self.assertEqual(final["error"]["message"], "budget\\x00spent")
+        self.assertEqual(final["snapshot"]["progress"]["done"], 1)
+
     def test_a_second_different_end_raises_run_already_terminal_and_the_same_end_again_answers_the_run(self) -> None:
         run = self.rt.run("ended twice")
         self.assertEqual(run.succeed({"judged": 3})["status"], "succeeded")
