@@ -87,6 +87,7 @@ KNOWN_EVENT_TYPES = frozenset(
 #: Characters a server refuses in names (protocol text.ts nameText): C0, DEL, C1, and lone surrogates.
 _NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 MAX_NAME_CHARS = 200
+MAX_EVENT_TYPE_CHARS = 100
 #: The kinds a run's error may have (protocol events.ts RunErrorKind).
 _ERROR_KINDS = ("error", "timeout", "orphaned", "stalled", "cancelled", "interrupted")
 
@@ -462,6 +463,11 @@ class Run:
         self._check_not_ended()
         if not isinstance(event_type, str) or not (event_type in KNOWN_EVENT_TYPES or (event_type.startswith("x.") and len(event_type) > 2)):
             raise ValueError(f"event type must be a runtrail type or your own starting with 'x.' (such as 'x.{event_type}'), got {event_type!r}")
+        # As the server takes a type (protocol EventInput): its refusal would stop the sender, losing the run's later events.
+        if len(event_type) > MAX_EVENT_TYPE_CHARS:
+            raise ValueError(f"event type must be at most {MAX_EVENT_TYPE_CHARS} characters, got {len(event_type)}")
+        if _NOT_IN_NAMES.search(event_type):
+            raise ValueError(f"event type must not contain control characters or lone surrogates, got {event_type!r}")
         if data is None:
             data = {}
         # As the request carries it: ASCII (escapes for the rest), so its length is its bytes.

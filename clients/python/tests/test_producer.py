@@ -409,6 +409,18 @@ class ProducerTest(unittest.TestCase):
         self.assertEqual(final["snapshot"]["phases"][0]["timeoutMs"], 60_000)
         self.assertEqual([e["type"] for e in self.rt.events(run.id)["events"]], ["phase", "metric", "phase", "run.succeeded"])
 
+    def test_an_own_event_type_the_server_would_refuse_fails_at_the_call_site(self) -> None:
+        # Sent, the server refused it: the sender stopped and every later event of the run was lost.
+        with self.rt.run("bad own types") as run:
+            with self.assertRaisesRegex(ValueError, r"event type must be at most 100 characters, got 202"):
+                run.event("x." + "a" * 200, {})
+            with self.assertRaisesRegex(ValueError, r"event type must not contain control characters"):
+                run.event("x.a\nb", {})
+            run.event("x." + "a" * 98, {})
+            run.metric("loss", 0.5)
+        self.assertEqual(self.rt.get_run(run.id)["status"], "succeeded")
+        self.assertEqual([e["type"] for e in self.rt.events(run.id)["events"]], ["x." + "a" * 98, "metric", "run.succeeded"])
+
     def test_an_event_the_server_refuses_as_invalid_stores_the_rest_of_its_batch_and_ends_the_run_failed_naming_it(self) -> None:
         rt = runtrail.Client(server.url, flush_interval=60)
         with self.assertRaises(runtrail.RuntrailError) as caught:
