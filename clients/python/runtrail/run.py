@@ -208,9 +208,17 @@ class Run:
             # been raised, not succeeded as though it had done all its work.
             self.finish("cancelled", message=self._stop_reason, kind="cancelled")
             return False
+        # Told to stop (SIGTERM): the end waits for the server no longer than the exit does, not retry_for.
+        stopping = time.monotonic() + _sender.exit_timeout[0]
         if exc is None:
             try:
                 self.succeed()
+            except Terminated as err:
+                # SIGTERM while the end waited for the server: ended as a SIGTERM in the block is, not left for the
+                # exit to end orphaned as a run no block had ended.
+                if self._ended is None:
+                    self._end_failed_or_warn(str(err), kind="interrupted", deadline=stopping)
+                raise
             except RuntrailError as err:
                 # The server refused an event of the block, so it did not
                 # succeed: the run ends failed with why, rather than waiting to
@@ -236,7 +244,10 @@ class Run:
                         pass  # sending stopped on an error: the run still ends failed, with the block's exception
                 # A cancelled task (asyncio.run's answer to Ctrl-C, a wait_for that timed out) is an interrupt as Ctrl-C is.
                 kind = "interrupted" if isinstance(exc, (KeyboardInterrupt, Terminated, asyncio.CancelledError)) else "error"
-                self.finish("failed", message=str(exc) if isinstance(exc, Terminated) else describe(exc), kind=kind)
+                if isinstance(exc, Terminated):
+                    self.finish("failed", message=str(exc), kind=kind, _deadline=stopping)
+                else:
+                    self.finish("failed", message=describe(exc), kind=kind)
         except RuntrailError as err:
             # The block's own exception is what the caller must see; how the
             # run could not be ended is said, not raised over it.
@@ -282,9 +293,9 @@ class Run:
                 _signals.closed(self._sender)
         return False
 
-    def _end_failed_or_warn(self, message: str) -> None:
+    def _end_failed_or_warn(self, message: str, kind: Optional[str] = None, deadline: Optional[float] = None) -> None:
         try:
-            self.finish("failed", message=message)
+            self.finish("failed", message=message, kind=kind, _deadline=deadline)
         except RuntrailError as err:
             warnings.warn(f"runtrail: could not record the end of run {self.id}: {err}", RuntimeWarning, stacklevel=3)
 

@@ -110,5 +110,59 @@ class SigtermTest(unittest.TestCase):
         self.assertEqual(process.returncode, -signal.SIGTERM, err)
 
 
+OUTAGE_SCRIPT = textwrap.dedent(
+    """
+    import sys, time, runtrail
+    rt = runtrail.Client(exit_timeout=float(sys.argv[2]))
+    with rt.run("stopped by SIGTERM in an outage") as run:
+        run.progress(1, 2)
+        run.flush()
+        print(run.id, flush=True)
+        sys.stdin.readline()  # the server is down now
+        run.progress(2, 2)
+        if sys.argv[1] == "in-block":
+            while True:
+                time.sleep(0.05)
+    """
+)
+
+
+class SigtermInAnOutageTest(unittest.TestCase):
+    def start(self, where: str, exit_timeout: float) -> "tuple[Server, subprocess.Popen[str], str]":
+        """OUTAGE_SCRIPT's run (``where``: SIGTERM comes in the block, or while its end waits), its server killed."""
+        outage = Server().start()
+        self.addCleanup(outage.close)
+        process = subprocess.Popen([sys.executable, "-c", OUTAGE_SCRIPT, where, str(exit_timeout)], env=python_env(outage.url),
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        self.addCleanup(ended, process)
+        assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+        run_id = process.stdout.readline().strip()
+        outage.kill()
+        process.stdin.write("go\n")
+        process.stdin.flush()
+        return outage, process, run_id
+
+    def test_sigterm_in_the_block_with_the_server_down_exits_within_exit_timeout_not_retry_for(self) -> None:
+        # Before: the block's end retried for retry_for (300 s) after the SIGTERM, though the process was told to stop.
+        _, process, _ = self.start("in-block", 1.0)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+        self.assertEqual(process.returncode, 143, err)
+
+    def test_sigterm_while_the_end_waits_ends_the_run_interrupted_not_orphaned_as_if_no_block_had_ended_it(self) -> None:
+        # Before: the run was ended orphaned, "the script exited without ending run ...: leave a `with rt.run(...)` block".
+        outage, process, run_id = self.start("in-end", 60.0)
+        assert process.stderr is not None
+        for line in process.stderr:  # said once the block's end has waited 2 s for the server
+            if "runtrail: waiting for the server" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        outage.start()
+        _, err = process.communicate(timeout=60)
+        self.assertEqual(process.returncode, 143, err)
+        run = runtrail.Client(url=outage.url).get_run(run_id)
+        self.assertEqual(run["error"], {"kind": "interrupted", "message": "the producer process was stopped by SIGTERM"}, err)
+        self.assertEqual(run["snapshot"]["progress"]["done"], 2)
+
 if __name__ == "__main__":
     unittest.main()
