@@ -7,6 +7,8 @@ import math
 import numbers
 from typing import Any, List, Optional, Union
 
+from ._limits import MAX_JSON_DEPTH
+
 
 def number(value: Any) -> Optional[Union[int, float]]:
     """A real number as a plain int or float, else None.
@@ -28,10 +30,6 @@ def _plain(value: Any) -> Any:
     return plain
 
 
-#: How deep a server takes lists and dicts in event data, an output or metadata (protocol events.ts MAX_JSON_DEPTH).
-MAX_DEPTH = 64
-
-
 def dumps(what: str, value: Any, check_depth: bool = True) -> str:
     """``value`` as JSON text (ASCII, so its length is its bytes), or a ValueError that says where in it the trouble is.
 
@@ -45,18 +43,19 @@ def dumps(what: str, value: Any, check_depth: bool = True) -> str:
         raise ValueError(f"{what} must be JSON (finite numbers, str keys): {err}{at}") from err
     except RecursionError as err:
         raise ValueError(f"{what} must be JSON: it is nested too deeply or contains itself") from err
-    deep = _too_deep(value, 1) if check_depth else None
+    # No deeper than the brackets the text opens (those in strings included): most data is never walked.
+    deep = _too_deep(value, 1) if check_depth and text.count("[") + text.count("{") > MAX_JSON_DEPTH else None
     if deep is not None:
-        raise ValueError(f"{what} nests deeper than {MAX_DEPTH} levels of lists and dicts, more than a server takes (at {''.join(deep)}): flatten it")
+        raise ValueError(f"{what} nests deeper than {MAX_JSON_DEPTH} levels of lists and dicts, more than a server takes (at {''.join(deep)}): flatten it")
     return text
 
 
 def _too_deep(value: Any, depth: int) -> Optional[List[str]]:
-    """The path to the first list or dict of ``value`` nested deeper than ``MAX_DEPTH``, counting ``value`` as 1; None if none is."""
+    """The path to the first list or dict of ``value`` nested deeper than ``MAX_JSON_DEPTH``, counting ``value`` as 1; None if none is."""
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else None
     if items is None:
         return None
-    if depth > MAX_DEPTH:
+    if depth > MAX_JSON_DEPTH:
         return []
     for key, item in items:
         found = _too_deep(item, depth + 1) if isinstance(item, (dict, list, tuple)) else None

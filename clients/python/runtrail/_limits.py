@@ -21,3 +21,7 @@ MAX_ERROR_MESSAGE_CHARS = 8192
 MAX_LOG_MESSAGE_CHARS = 16_384
 #: Characters of a call's label and of a progress message (MAX_LABEL_CHARS).
 MAX_LABEL_CHARS = 500
+#: Characters of an event's type (MAX_EVENT_TYPE_CHARS).
+MAX_EVENT_TYPE_CHARS = 100
+#: Levels of lists and dicts a server takes in event data, an output or metadata (events.ts MAX_JSON_DEPTH).
+MAX_JSON_DEPTH = 64

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Literal, Mapping, Optional, Tuple, Type, TypeVar, Union, cast
 
 from ._http import backoff_delay
-from ._limits import MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS
+from ._limits import MAX_ERROR_MESSAGE_CHARS, MAX_EVENT_TYPE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS
 from . import _json, _sender, _signals
 from ._sender import Sender
 from ._server_watch import ServerChange, ServerWatch
@@ -87,9 +87,8 @@ KNOWN_EVENT_TYPES = frozenset(
 #: Characters a server refuses in names (protocol text.ts nameText): C0, DEL, C1, and lone surrogates.
 _NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 MAX_NAME_CHARS = 200
-MAX_EVENT_TYPE_CHARS = 100
-#: The kinds a run's error may have (protocol events.ts RunErrorKind).
-_ERROR_KINDS = ("error", "timeout", "orphaned", "stalled", "cancelled", "interrupted")
+#: The kinds a run's error may have (protocol events.ts RunErrorKind; a test compares them).
+ERROR_KINDS = ("error", "timeout", "orphaned", "stalled", "cancelled", "interrupted")
 
 
 def _name(what: str, value: Any) -> str:
@@ -330,8 +329,8 @@ class Run:
         # Checked here: the server's refusal of the end closed the handle, leaving the run running for its lease.
         if status not in ("succeeded", "failed", "cancelled"):
             raise ValueError(f"run.finish(status): status must be one of succeeded, failed, cancelled, got {status!r}")
-        if kind is not None and kind not in _ERROR_KINDS:
-            raise ValueError(f"run {status}: kind must be one of {', '.join(_ERROR_KINDS)}, got {kind!r}")
+        if kind is not None and kind not in ERROR_KINDS:
+            raise ValueError(f"run {status}: kind must be one of {', '.join(ERROR_KINDS)}, got {kind!r}")
         if message is not None:
             message = _text(message).replace("\x00", "\\x00")  # NUL is refused (PostgreSQL cannot store it), as in describe()
         with self._lock:

@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import runtrail
 from runtrail import _limits
-from runtrail.run import KNOWN_EVENT_TYPES
+from runtrail.run import ERROR_KINDS, KNOWN_EVENT_TYPES
 from tests.support import ROOT, Server
 
 server = Server()
@@ -114,7 +114,7 @@ class SmallerServerTest(unittest.TestCase):
 class ContractTest(unittest.TestCase):
     def test_the_event_and_message_size_limits_are_the_protocols(self) -> None:
         source = (ROOT / "packages" / "protocol" / "src" / "limits.ts").read_text()
-        for name in ("MAX_EVENT_DATA_BYTES", "MAX_META_BYTES", "MAX_ERROR_MESSAGE_CHARS", "MAX_LOG_MESSAGE_CHARS", "MAX_LABEL_CHARS"):
+        for name in ("MAX_EVENT_DATA_BYTES", "MAX_META_BYTES", "MAX_ERROR_MESSAGE_CHARS", "MAX_LOG_MESSAGE_CHARS", "MAX_LABEL_CHARS", "MAX_EVENT_TYPE_CHARS"):
             match = re.search(rf"export const {name} = ([\d_ *]+);", source)
             assert match is not None, f"{name} is not in limits.ts"
             value = 1
@@ -128,6 +128,14 @@ class ContractTest(unittest.TestCase):
         types = set(re.findall(r"^  '?([a-z_.]+)'?: z\.", table, re.MULTILINE))
         self.assertIn("metric", types)
         self.assertEqual(set(KNOWN_EVENT_TYPES), types)
+
+    def test_the_json_depth_and_the_error_kinds_checked_at_the_call_site_are_the_protocols(self) -> None:
+        source = (ROOT / "packages" / "protocol" / "src" / "events.ts").read_text()
+        depth = re.search(r"export const MAX_JSON_DEPTH = (\d+);", source)
+        assert depth is not None, "MAX_JSON_DEPTH is not in events.ts"
+        self.assertEqual(_limits.MAX_JSON_DEPTH, int(depth.group(1)))
+        kinds = source.split("export const RunErrorKind = z.enum([", 1)[1].split("]);", 1)[0]
+        self.assertEqual(list(ERROR_KINDS), re.findall(r"'([a-z]+)'", kinds))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { freeText, nameText } from './text.js';
-import { MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS } from './limits.js';
+import { MAX_ERROR_MESSAGE_CHARS, MAX_EVENT_TYPE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS } from './limits.js';
 
 /**
  * Event vocabulary. Every event a producer may send is listed here with the
@@ -175,7 +175,7 @@ export type EventData<T extends KnownEventType> = z.infer<(typeof eventDataSchem
 export const EventInput = z.strictObject({
   type: nameText()
     .min(1)
-    .max(100)
+    .max(MAX_EVENT_TYPE_CHARS)
     .refine((t) => isKnownEventType(t) || isExtensionType(t), {
       message: `unknown event type; use one of ${knownEventTypes.join(', ')} or an extension type starting with "x."`,
     }),

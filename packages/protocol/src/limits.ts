@@ -18,6 +18,8 @@ export const MAX_ERROR_MESSAGE_CHARS = 8192;
 export const MAX_LOG_MESSAGE_CHARS = 16_384;
 /** Characters of a call's label and of a progress message. */
 export const MAX_LABEL_CHARS = 500;
+/** Characters of an event's type (a runtrail type, or an extension type starting with `x.`). */
+export const MAX_EVENT_TYPE_CHARS = 100;
 
 /**
  * Bytes of `text` as UTF-8, counted without encoding it (the SDKs measure
