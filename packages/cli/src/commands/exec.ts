@@ -363,8 +363,12 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       return { code, stoppedWaiting: false };
     } catch (err) {
       if (err instanceof ProcessStartError) {
-        await endQuietly(run, () => run.fail(err.message, 'error'));
-        say(err.message);
+        // ENOENT names neither the folder looked in nor what was missing (the program, or its #! interpreter):
+        // said as ctx.exec says it. Loaded only here, as the server is only for the embedded case otherwise.
+        const { startError } = await import('@runtrail/server');
+        const { message } = startError(err, command, process.cwd(), 'the folder runtrail exec was run in') as Error;
+        await endQuietly(run, () => run.fail(message, 'error'));
+        say(message);
         return { code: EXIT_NOT_FOUND, stoppedWaiting: false };
       }
       // Whatever stopped us, the run gets its one end and the reason now,

@@ -1,0 +1,54 @@
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RuntrailClient } from '@runtrail/client';
+import { startServer, type RunningServer } from '@runtrail/server';
+import { tempDir } from '@runtrail/test-support';
+import { runtrail } from './harness.js';
+
+/**
+ * What a new user types wrong with `runtrail exec` and `runtrail start`,
+ * and what they are told: the built binary against a real server.
+ */
+
+let dir: ReturnType<typeof tempDir>;
+let server: RunningServer;
+let client: RuntrailClient;
+
+beforeAll(async () => {
+  dir = tempDir('runtrail-exec-slips-');
+  server = await startServer({ port: 0, dataDir: `${dir.path}/server`, logLevel: 'silent' });
+  client = new RuntrailClient({ url: server.url });
+});
+afterAll(async () => {
+  await server.close();
+  dir.remove();
+});
+
+const runIdOf = (stderr: string) => /runtrail: run (\S+) on /.exec(stderr)?.[1];
+
+describe('runtrail exec: a command that cannot be started says what is missing, as ctx.exec does', () => {
+  it('a bare name on no folder of PATH is named as such, not as "spawn … ENOENT"', async () => {
+    const result = await runtrail(['exec', '--server', server.url, '--', 'no-such-program-xyz'], { cwd: dir.path, env: { RUNTRAIL_URL: '' } });
+    expect(result.code, result.stderr).toBe(127);
+    expect(result.stderr).toContain('could not start no-such-program-xyz: no program named no-such-program-xyz in any folder of its PATH');
+    expect(result.stderr).not.toContain('spawn');
+    const run = await client.getRun(runIdOf(result.stderr)!);
+    expect(run.error?.message).toContain('no program named no-such-program-xyz in any folder of its PATH');
+  });
+
+  it('a relative program that is not there names the path looked for', async () => {
+    const result = await runtrail(['exec', '--server', server.url, '--', './train.sh'], { cwd: dir.path, env: { RUNTRAIL_URL: '' } });
+    expect(result.code, result.stderr).toBe(127);
+    expect(result.stderr).toContain(`could not start ./train.sh: there is no ${join(dir.path, 'train.sh')}`);
+  });
+
+  it('a script whose #! interpreter is missing is told so, not that the script is missing', async () => {
+    const script = join(dir.path, 'bad-interp.sh');
+    writeFileSync(script, '#!/usr/bin/no-such-interpreter\necho hi\n');
+    chmodSync(script, 0o755);
+    const result = await runtrail(['exec', '--server', server.url, '--', './bad-interp.sh'], { cwd: dir.path, env: { RUNTRAIL_URL: '' } });
+    expect(result.code, result.stderr).toBe(127);
+    expect(result.stderr).toContain(`${script} exists, but the interpreter its first line (#!) names does not`);
+  });
+});
