@@ -1,4 +1,4 @@
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
@@ -50,5 +50,23 @@ describe('runtrail exec: a command that cannot be started says what is missing, 
     const result = await runtrail(['exec', '--server', server.url, '--', './bad-interp.sh'], { cwd: dir.path, env: { RUNTRAIL_URL: '' } });
     expect(result.code, result.stderr).toBe(127);
     expect(result.stderr).toContain(`${script} exists, but the interpreter its first line (#!) names does not`);
+  });
+});
+
+describe('runtrail exec --log-file', () => {
+  it('a path it cannot write is refused before any run is made, naming the flag and why, not dropped without a word', async () => {
+    const before = (await client.listRuns({ limit: 200 })).runs.length;
+    const path = join(dir.path, 'no', 'such', 'folder', 'out.log');
+    const result = await runtrail(['exec', '--server', server.url, '--log-file', path, '--', 'true'], { cwd: dir.path, env: { RUNTRAIL_URL: '' } });
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toMatch(new RegExp(`^runtrail: invalid_request: --log-file ${path}: cannot write there \\(ENOENT`));
+    expect((await client.listRuns({ limit: 200 })).runs.length).toBe(before);
+  });
+
+  it('a path it can write, in a folder not made yet, still gets the whole output', async () => {
+    const path = join(dir.path, 'logs-new', 'out.log');
+    const result = await runtrail(['exec', '--server', server.url, '--log-file', path, '--', 'sh', '-c', 'echo one; echo two >&2'], { cwd: dir.path, env: { RUNTRAIL_URL: '' } });
+    expect(result.code, result.stderr).toBe(0);
+    expect(readFileSync(path, 'utf8')).toBe('one\n[stderr] two\n');
   });
 });

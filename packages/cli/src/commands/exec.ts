@@ -1,6 +1,6 @@
-import { closeSync, existsSync, fstatSync, openSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import WebSocket from 'ws';
@@ -142,6 +142,9 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
   // so a --collect that cannot be read is refused with no run left behind.
   const collectDir = flags.collect ? resolve(flags.collect) : null;
   if (collectDir) await readCollectFolder(collectDir);
+  // Asked for by name: a --log-file that cannot be written is refused now, with no run left behind, where
+  // it was only a warning in the run's log (the terminal said nothing) and the run linked a file never made.
+  if (flags.logFile) checkLogFile(resolve(flags.logFile));
   const embedded = target.explicit || (await answers(target.url)) ? null : await startEmbedded(flags.dataDir);
   if (embedded) {
     say(`no server answers at ${target.url}: running embedded, data in ${embedded.server.config.dataDir} ('runtrail serve' there shows this run)`);
@@ -615,6 +618,17 @@ function clip(text: string, max: number): string {
 
 function optional<K extends string>(key: K, value: number | undefined): { [P in K]?: number } {
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: number };
+}
+
+/** Opens `path` for appending as the run's output log will (its folder made if missing, one level, as there). */
+function checkLogFile(path: string): void {
+  const folder = dirname(path);
+  try {
+    if (!existsSync(folder)) mkdirSync(folder);
+    closeSync(openSync(path, 'a'));
+  } catch (err) {
+    throw new RuntrailError('invalid_request', `--log-file ${path}: cannot write there (${(err as Error).message})`);
+  }
 }
 
 /** folderState of a --collect folder, or an error naming the flag: a file in its place, or one it cannot read. */
