@@ -18,6 +18,7 @@ let client: RuntrailClient;
 beforeAll(async () => {
   dir = tempDir('runtrail-exec-slips-');
   server = await startServer({ port: 0, dataDir: `${dir.path}/server`, logLevel: 'silent' });
+  server.define('noop', async () => null);
   client = new RuntrailClient({ url: server.url });
 });
 afterAll(async () => {
@@ -68,5 +69,16 @@ describe('runtrail exec --log-file', () => {
     const result = await runtrail(['exec', '--server', server.url, '--log-file', path, '--', 'sh', '-c', 'echo one; echo two >&2'], { cwd: dir.path, env: { RUNTRAIL_URL: '' } });
     expect(result.code, result.stderr).toBe(0);
     expect(readFileSync(path, 'utf8')).toBe('one\n[stderr] two\n');
+  });
+});
+
+describe('runtrail start --give-up-after', () => {
+  it('without --follow is refused before a run is started, as cancel refuses it without --wait (it is not a timeout)', async () => {
+    const before = (await client.listRuns({ limit: 200 })).runs.length;
+    const result = await runtrail(['start', 'noop', '--server', server.url, '--give-up-after', '10m'], { env: { RUNTRAIL_URL: '' } });
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe('runtrail: invalid_request: --give-up-after is how long --follow waits for a silent server; give it with --follow (--timeout limits the run)\n');
+    expect((await client.listRuns({ limit: 200 })).runs.length).toBe(before);
   });
 });
