@@ -82,3 +82,13 @@ describe('runtrail start --give-up-after', () => {
     expect((await client.listRuns({ limit: 200 })).runs.length).toBe(before);
   });
 });
+
+describe('runtrail exec --collect-every', () => {
+  it('without --collect is refused before any run is made: there is no folder for it to look at', async () => {
+    const before = (await client.listRuns({ limit: 200 })).runs.length;
+    const result = await runtrail(['exec', '--server', server.url, '--collect-every', '1s', '--', 'true'], { cwd: dir.path, env: { RUNTRAIL_URL: '' } });
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toBe('runtrail: invalid_request: --collect-every is how often --collect looks at its folder; give it with --collect DIR\n');
+    expect((await client.listRuns({ limit: 200 })).runs.length).toBe(before);
+  });
+});

@@ -141,6 +141,10 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
   // What the folder held before the command: read before the run is made,
   // so a --collect that cannot be read is refused with no run left behind.
   const collectDir = flags.collect ? resolve(flags.collect) : null;
+  // Alone it did nothing, without a word: a user who meant --collect would find no artifacts after the run.
+  if (!collectDir && cmd.getOptionValueSource('collectEvery') === 'cli') {
+    throw new RuntrailError('invalid_request', '--collect-every is how often --collect looks at its folder; give it with --collect DIR');
+  }
   if (collectDir) await readCollectFolder(collectDir);
   // Asked for by name: a --log-file that cannot be written is refused now, with no run left behind, where
   // it was only a warning in the run's log (the terminal said nothing) and the run linked a file never made.
