@@ -1,10 +1,12 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntrailClient } from '@runtrail/client';
 import { startServer, type RunningServer } from '@runtrail/server';
 import { tempDir } from '@runtrail/test-support';
-import { runtrail } from './harness.js';
+import { BIN, runtrail } from './harness.js';
 
 /**
  * What a new user types wrong with `runtrail exec` and `runtrail start`,
@@ -90,5 +92,23 @@ describe('runtrail exec --collect-every', () => {
     expect(result.code, result.stderr).toBe(2);
     expect(result.stderr).toBe('runtrail: invalid_request: --collect-every is how often --collect looks at its folder; give it with --collect DIR\n');
     expect((await client.listRuns({ limit: 200 })).runs.length).toBe(before);
+  });
+});
+
+describe('runtrail exec: the command reads what is piped into exec', () => {
+  it('`printf … | runtrail exec -- wc -l` counts the lines piped in, as the command alone would, not none', async () => {
+    const child = spawn(process.execPath, [BIN, 'exec', '--server', server.url, '--', 'wc', '-l'], {
+      cwd: dir.path,
+      env: { ...process.env, RUNTRAIL_URL: '' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    child.stdin.end('one\ntwo\nthree\n');
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code, stderr).toBe(0);
+    expect(stdout.trim()).toBe('3');
   });
 });

@@ -311,6 +311,9 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
         },
         ...(logFile ? { logFile } : {}),
         ...(logToStore ? { logFile: logToStore.fd, logFileLabel: `the run's ${OUTPUT_LOG_ARTIFACT}, stored when the command ends` } : {}),
+        // What is piped into exec is the command's, as a shell would give it. Not a terminal: the command's
+        // group is not the terminal's foreground group, so reading it would stop the command (SIGTTIN).
+        stdin: process.stdin.isTTY ? 'ignore' : 'inherit',
         killGraceMs: flags.killGrace,
         ...optional('timeoutMs', flags.timeout),
         ...optional('idleTimeoutMs', flags.idleTimeout),

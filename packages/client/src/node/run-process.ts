@@ -62,6 +62,12 @@ export interface RunProcessOptions {
    * instead (a terminal UI that draws around it).
    */
   echo?: boolean | ((stream: 'stdout' | 'stderr', text: string) => void);
+  /**
+   * The command's stdin: 'ignore' (the default: /dev/null, as a handler's
+   * command has no one to read from) or 'inherit', this process's own (what
+   * was piped into `runtrail exec`).
+   */
+  stdin?: 'ignore' | 'inherit';
   /** Told of each malformed `::runtrail::` line (it is also logged to the run). */
   onBadLine?: (reason: string, line: string) => void;
   /** Record `meta.exec` (command, pid, then exit code/signal/reason) on the sink (default true). */
@@ -188,7 +194,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     cwd: options.cwd,
     env,
     detached: true,
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe', 'ipc'],
   });
   let commandPid: number | undefined;
 
