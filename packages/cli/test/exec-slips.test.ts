@@ -21,6 +21,10 @@ beforeAll(async () => {
   dir = tempDir('runtrail-exec-slips-');
   server = await startServer({ port: 0, dataDir: `${dir.path}/server`, logLevel: 'silent' });
   server.define('noop', async () => null);
+  // A command's failure as ctx.exec words it: a headline, a blank line, then the last stderr lines.
+  server.define('fails-with-stderr', async () => {
+    throw new Error('python3 train.py exited with code 1: ValueError: bad row 7\n\nlast 2 lines of stderr:\n    raise ValueError("bad row 7")\nValueError: bad row 7');
+  });
   client = new RuntrailClient({ url: server.url });
 });
 afterAll(async () => {
@@ -110,5 +114,14 @@ describe('runtrail exec: the command reads what is piped into exec', () => {
     const [code] = (await once(child, 'exit')) as [number | null];
     expect(code, stderr).toBe(0);
     expect(stdout.trim()).toBe('3');
+  });
+});
+
+describe('runtrail start --follow / tail: how a run ended', () => {
+  it("a failure's stderr lines follow its headline as lines of their own (on stderr), not as one line full of \\n", async () => {
+    const result = await runtrail(['start', 'fails-with-stderr', '--server', server.url, '--follow'], { env: { RUNTRAIL_URL: '' } });
+    expect(result.code, result.stderr).toBe(1);
+    expect(result.stdout).toMatch(/\nrun \S+ ended failed \(error: python3 train\.py exited with code 1: ValueError: bad row 7\)\n$/);
+    expect(result.stderr).toContain('\n  last 2 lines of stderr:\n      raise ValueError("bad row 7")\n  ValueError: bad row 7\n');
   });
 });
