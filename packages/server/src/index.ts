@@ -16,7 +16,5 @@ export {
 export { createServer, startServer, StartupError, isLoopback, type RunningServer, type RuntrailServer, type StartOptions } from './start.js';
 export type { Principal } from './security/index.js';
 export { RunContext, RunStop, ExecError, type Handler, type HandlerOptions, type InputSchema, type ExecOptions, type StopKind } from './executor/index.js';
-// runtrail exec explains a command it could not start in the same words as ctx.exec.
-export { startError } from './executor/start-error.js';
 export type { SweepReport } from './leases/reaper.js';
 export type { ArtifactLimits } from './artifacts/index.js';

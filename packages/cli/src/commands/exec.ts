@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import WebSocket from 'ws';
 import { RunStopped, RuntrailClient, watchRun, type RunHandle, type ServerChange, type WebSocketConstructor } from '@runtrail/client';
-import { DEFAULT_COLLECT_INTERVAL_MS, DEFAULT_KILL_GRACE_MS, FolderCollector, ProcessStartError, failureMessage, folderState, handleSink, runEnvironment, spawnProcess, type ProcessResult } from '@runtrail/client/node';
+import { DEFAULT_COLLECT_INTERVAL_MS, DEFAULT_KILL_GRACE_MS, FolderCollector, ProcessStartError, failureMessage, folderState, handleSink, runEnvironment, spawnProcess, startError, type ProcessResult } from '@runtrail/client/node';
 import { CreateRunBody, DEFAULT_LEASE_TTL_MS, OUTPUT_LOG_ARTIFACT, RuntrailError, dashboardRunPath, isTerminalStatus, type Run } from '@runtrail/protocol';
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
 import { DURATION_HELP, durationOption } from '../duration.js';
@@ -374,8 +374,7 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
     } catch (err) {
       if (err instanceof ProcessStartError) {
         // ENOENT names neither the folder looked in nor what was missing (the program, or its #! interpreter):
-        // said as ctx.exec says it. Loaded only here, as the server is only for the embedded case otherwise.
-        const { startError } = await import('@runtrail/server');
+        // said as ctx.exec says it.
         const { message } = startError(err, command, process.cwd(), 'the folder runtrail exec was run in') as Error;
         await endQuietly(run, () => run.fail(message, 'error'));
         say(message);

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { ProcessStartError } from '@runtrail/client/node';
+import { ProcessStartError } from './run-process.js';
 
 /**
  * A clearer error for a command that could not be started because
