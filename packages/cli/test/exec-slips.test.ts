@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -114,6 +115,25 @@ describe('runtrail exec: the command reads what is piped into exec', () => {
     const [code] = (await once(child, 'exit')) as [number | null];
     expect(code, stderr).toBe(0);
     expect(stdout.trim()).toBe('3');
+  });
+});
+
+describe('runtrail exec: the command\'s output on stdout', () => {
+  it('is copied byte for byte when it is not UTF-8 (`runtrail exec -- cat data.bin > copy.bin`), never decoded to U+FFFD', async () => {
+    const binary = Buffer.concat([randomBytes(100_000), Buffer.from([0xff, 0x0a, 0xc3])]);
+    writeFileSync(join(dir.path, 'data.bin'), binary);
+    const child = spawn(process.execPath, [BIN, 'exec', '--server', server.url, '--', 'cat', 'data.bin'], {
+      cwd: dir.path,
+      env: { ...process.env, RUNTRAIL_URL: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const stdout: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => stdout.push(d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code, stderr).toBe(0);
+    expect(Buffer.concat(stdout).equals(binary)).toBe(true);
   });
 });
 

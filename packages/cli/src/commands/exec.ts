@@ -297,12 +297,12 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
         signal: AbortSignal.any([terminated.signal, run.signal, readerGone.signal]),
         echo: flags.quiet
           ? false
-          : (stream, text) => {
+          : (stream, bytes) => {
               // Nothing more is echoed once a reader went away (with `2>&1 | head`, both streams' reader).
               if (stdoutGone) return;
               const to = stream === 'stdout' ? process.stdout : process.stderr;
-              if (live) live.print(to, text);
-              else to.write(text);
+              if (live) live.print(to, bytes);
+              else to.write(bytes);
             },
         onBadLine: (reason, line) => {
           badLines++;
