@@ -160,11 +160,11 @@ export class LiveLine {
     if (this.atLineStart) this.terminal.write(`\r\x1b[2K${this.line}`);
   }
 
-  print(to: NodeJS.WriteStream, text: string): void {
-    if (text.length === 0) return;
+  print(to: NodeJS.WriteStream, output: string | Uint8Array): void {
+    if (output.length === 0) return;
     if (this.atLineStart && this.line) this.terminal.write('\r\x1b[2K');
-    to.write(text);
-    this.atLineStart = text.endsWith('\n');
+    to.write(output);
+    this.atLineStart = typeof output === 'string' ? output.endsWith('\n') : output[output.length - 1] === 0x0a;
     if (this.atLineStart && this.line) this.terminal.write(this.line);
   }
 

@@ -32,7 +32,8 @@ const send = (message, then) => {
   else then?.();
 };
 
-const child = spawn(command, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+// stdin is the runner's choice (runProcess's stdin option): /dev/null unless it gave us its own.
+const child = spawn(command, args, { stdio: 'inherit' });
 
 child.on('error', (err) => {
   // Only a failed start gets here without a pid; a running child's errors end in 'exit'.

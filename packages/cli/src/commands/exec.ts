@@ -1,11 +1,11 @@
-import { closeSync, existsSync, fstatSync, openSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import WebSocket from 'ws';
 import { RunStopped, RuntrailClient, watchRun, type RunHandle, type ServerChange, type WebSocketConstructor } from '@runtrail/client';
-import { DEFAULT_COLLECT_INTERVAL_MS, DEFAULT_KILL_GRACE_MS, FolderCollector, ProcessStartError, failureMessage, folderState, handleSink, runEnvironment, spawnProcess, type ProcessResult } from '@runtrail/client/node';
+import { DEFAULT_COLLECT_INTERVAL_MS, DEFAULT_KILL_GRACE_MS, FolderCollector, ProcessStartError, failureMessage, folderState, handleSink, runEnvironment, spawnProcess, startError, type ProcessResult } from '@runtrail/client/node';
 import { CreateRunBody, DEFAULT_LEASE_TTL_MS, OUTPUT_LOG_ARTIFACT, RuntrailError, dashboardRunPath, isTerminalStatus, type Run } from '@runtrail/protocol';
 import type { RunningServer, ServerConfigInput } from '@runtrail/server';
 import { DURATION_HELP, durationOption } from '../duration.js';
@@ -141,7 +141,14 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
   // What the folder held before the command: read before the run is made,
   // so a --collect that cannot be read is refused with no run left behind.
   const collectDir = flags.collect ? resolve(flags.collect) : null;
+  // Alone it did nothing, without a word: a user who meant --collect would find no artifacts after the run.
+  if (!collectDir && cmd.getOptionValueSource('collectEvery') === 'cli') {
+    throw new RuntrailError('invalid_request', '--collect-every is how often --collect looks at its folder; give it with --collect DIR');
+  }
   if (collectDir) await readCollectFolder(collectDir);
+  // Asked for by name: a --log-file that cannot be written is refused now, with no run left behind, where
+  // it was only a warning in the run's log (the terminal said nothing) and the run linked a file never made.
+  if (flags.logFile) checkLogFile(resolve(flags.logFile));
   const embedded = target.explicit || (await answers(target.url)) ? null : await startEmbedded(flags.dataDir);
   if (embedded) {
     say(`no server answers at ${target.url}: running embedded, data in ${embedded.server.config.dataDir} ('runtrail serve' there shows this run)`);
@@ -290,12 +297,12 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
         signal: AbortSignal.any([terminated.signal, run.signal, readerGone.signal]),
         echo: flags.quiet
           ? false
-          : (stream, text) => {
+          : (stream, bytes) => {
               // Nothing more is echoed once a reader went away (with `2>&1 | head`, both streams' reader).
               if (stdoutGone) return;
               const to = stream === 'stdout' ? process.stdout : process.stderr;
-              if (live) live.print(to, text);
-              else to.write(text);
+              if (live) live.print(to, bytes);
+              else to.write(bytes);
             },
         onBadLine: (reason, line) => {
           badLines++;
@@ -304,6 +311,9 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
         },
         ...(logFile ? { logFile } : {}),
         ...(logToStore ? { logFile: logToStore.fd, logFileLabel: `the run's ${OUTPUT_LOG_ARTIFACT}, stored when the command ends` } : {}),
+        // What is piped into exec is the command's, as a shell would give it. Not a terminal: the command's
+        // group is not the terminal's foreground group, so reading it would stop the command (SIGTTIN).
+        stdin: process.stdin.isTTY ? 'ignore' : 'inherit',
         killGraceMs: flags.killGrace,
         ...optional('timeoutMs', flags.timeout),
         ...optional('idleTimeoutMs', flags.idleTimeout),
@@ -363,8 +373,11 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       return { code, stoppedWaiting: false };
     } catch (err) {
       if (err instanceof ProcessStartError) {
-        await endQuietly(run, () => run.fail(err.message, 'error'));
-        say(err.message);
+        // ENOENT names neither the folder looked in nor what was missing (the program, or its #! interpreter):
+        // said as ctx.exec says it.
+        const { message } = startError(err, command, process.cwd(), 'the folder runtrail exec was run in') as Error;
+        await endQuietly(run, () => run.fail(message, 'error'));
+        say(message);
         return { code: EXIT_NOT_FOUND, stoppedWaiting: false };
       }
       // Whatever stopped us, the run gets its one end and the reason now,
@@ -611,6 +624,17 @@ function clip(text: string, max: number): string {
 
 function optional<K extends string>(key: K, value: number | undefined): { [P in K]?: number } {
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: number };
+}
+
+/** Opens `path` for appending as the run's output log will (its folder made if missing, one level, as there). */
+function checkLogFile(path: string): void {
+  const folder = dirname(path);
+  try {
+    if (!existsSync(folder)) mkdirSync(folder);
+    closeSync(openSync(path, 'a'));
+  } catch (err) {
+    throw new RuntrailError('invalid_request', `--log-file ${path}: cannot write there (${(err as Error).message})`);
+  }
 }
 
 /** folderState of a --collect folder, or an error naming the flag: a file in its place, or one it cannot read. */

@@ -35,6 +35,10 @@ export function registerStart(program: Command): void {
       `\nExamples:\n  runtrail start eval-pipeline --input '{"dataset": "docs-v2"}' --label team=search\n  runtrail start render --input @job.json --follow\n  id=$(runtrail start nightly --idempotency-key "nightly-$(date +%F)")\n${DURATION_HELP}`,
     )
     .action(async (handler: string, flags: StartFlags, cmd: Command) => {
+      // Taken for a run's time limit, it was ignored and the run started with none: refused, as cancel refuses it without --wait.
+      if (!flags.follow && cmd.getOptionValueSource('giveUpAfter') === 'cli') {
+        throw new RuntrailError('invalid_request', '--give-up-after is how long --follow waits for a silent server; give it with --follow (--timeout limits the run)');
+      }
       const input = flags.input === undefined ? undefined : await readInput(flags.input);
       const client = clientFor(cmd);
       const run = await client

@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import type { Snapshot, TerminalStatus } from '@runtrail/protocol';
 import { DURATION_HELP, durationOption } from '../duration.js';
 import { clientFor, clientOptions } from '../options.js';
-import { oneLineSafe, printJson } from '../output.js';
+import { oneLineSafe, printJson, terminalSafe } from '../output.js';
 import { followRun, LiveLine, type FollowOptions } from '../watch-line.js';
 
 export function registerTail(program: Command): void {
@@ -58,9 +58,15 @@ export async function followToEnd(
 /** After following a run to its end: how it ended, on stdout, and the exit status (0 only if it ended as wanted). */
 export function sayHowItEnded(id: string, end: Snapshot['terminal'], wanted?: TerminalStatus): void {
   if (!end) return;
-  const why = end.error ? ` (${end.error.kind}: ${end.error.message})` : '';
+  // A command's failure is a headline, then a blank line and its last stderr lines: the headline ends
+  // the line; the rest, escaped on one line, was unreadable. It follows for the person, on stderr,
+  // indented so none of it reads as the CLI's own line.
+  const [headline, ...rest] = end.error ? end.error.message.split('\n') : [];
+  const why = end.error ? ` (${end.error.kind}: ${headline})` : '';
   // The reason is whoever ended the run's text (a cancel reason any producer may set): terminal-safe.
   process.stdout.write(`run ${id} ended ${end.status}${oneLineSafe(why)}\n`);
+  const details = rest.join('\n').trim() ? rest.slice(rest[0] === '' ? 1 : 0) : [];
+  if (details.length > 0) process.stderr.write(details.map((line) => `  ${terminalSafe(line)}\n`).join(''));
   process.exitCode = exitStatusOf(end.status, wanted);
 }
 

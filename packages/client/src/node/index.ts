@@ -13,6 +13,7 @@ export {
   type ProcessEndReason,
   type RunningProcess,
 } from './run-process.js';
+export { startError } from './start-error.js';
 export { failureMessage, type FailureMessageOptions } from './process-end.js';
 export { LINE_PREFIX, parseLine, LineSplitter, type ParsedLine } from './protocol-line.js';
 export { EchoFilter } from './echo-filter.js';

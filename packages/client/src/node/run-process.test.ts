@@ -80,7 +80,7 @@ describe('runProcess', () => {
     const script = `printf 'first\\n::runtrail:: not json\\nsecond\\n::runtrail:: [1]\\n'`;
     const result = await runProcess('sh', ['-c', script], {
       sink: new Collect(),
-      echo: (_stream, text) => seen.push(...text.split(/(?<=\n)/)),
+      echo: (_stream, bytes) => seen.push(...bytes.toString().split(/(?<=\n)/)),
       onBadLine: (reason) => seen.push(`bad line: ${reason}`),
     });
     expect(result.badLines).toBe(2);

@@ -58,10 +58,16 @@ export interface RunProcessOptions {
   maxLogFileBytes?: number;
   /**
    * Copy the output to this process's stdout/stderr as well, without its
-   * `::runtrail::` lines (they are events); a function gets that text
-   * instead (a terminal UI that draws around it).
+   * `::runtrail::` lines (they are events), byte for byte; a function gets
+   * those bytes instead (a terminal UI that draws around it).
    */
-  echo?: boolean | ((stream: 'stdout' | 'stderr', text: string) => void);
+  echo?: boolean | ((stream: 'stdout' | 'stderr', bytes: Buffer) => void);
+  /**
+   * The command's stdin: 'ignore' (the default: /dev/null, as a handler's
+   * command has no one to read from) or 'inherit', this process's own (what
+   * was piped into `runtrail exec`).
+   */
+  stdin?: 'ignore' | 'inherit';
   /** Told of each malformed `::runtrail::` line (it is also logged to the run). */
   onBadLine?: (reason: string, line: string) => void;
   /** Record `meta.exec` (command, pid, then exit code/signal/reason) on the sink (default true). */
@@ -188,7 +194,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     cwd: options.cwd,
     env,
     detached: true,
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe', 'ipc'],
   });
   let commandPid: number | undefined;
 
@@ -338,7 +344,7 @@ export function spawnProcess(command: string, args: string[], options: RunProces
     for (const [name, stream] of [['stdout', child.stdout!], ['stderr', child.stderr!]] as const) {
       const splitter = new LineSplitter(onLine(name), options.maxLineLength ?? 8192);
       const echoed = echo
-        ? new EchoFilter(typeof echo === 'function' ? (text) => echo(name, text) : (text) => (name === 'stdout' ? process.stdout : process.stderr).write(text))
+        ? new EchoFilter(typeof echo === 'function' ? (bytes) => echo(name, bytes) : (bytes) => (name === 'stdout' ? process.stdout : process.stderr).write(bytes))
         : null;
       stream.on('data', (chunk: Buffer) => {
         armIdle();

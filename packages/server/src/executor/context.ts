@@ -2,10 +2,9 @@ import { appendFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { RunHandle, waitFor, type ProducerTransport, type RunHandleOptions, type Ready, type WaitForOptions } from '@runtrail/client';
-import { FolderCollector, failureMessage, handleSink, runEnvironment, runProcess, type FailureMessageOptions, type ProcessResult } from '@runtrail/client/node';
+import { FolderCollector, failureMessage, handleSink, runEnvironment, runProcess, startError, type FailureMessageOptions, type ProcessResult } from '@runtrail/client/node';
 import { OUTPUT_LOG_ARTIFACT, type Owner, type Run, type RunErrorKind } from '@runtrail/protocol';
 import { outputLogPath } from '../runs/output-log.js';
-import { startError } from './start-error.js';
 import type { RunService } from '../runs/run-service.js';
 
 export interface ExecOptions {

@@ -1,15 +1,17 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { ProcessStartError } from '@runtrail/client/node';
+import { ProcessStartError } from './run-process.js';
 
 /**
  * A clearer error for a command that could not be started because
  * something was not found (ENOENT, which names neither the folder looked
  * in nor which thing was missing); any other error as it was.
  * `dir` is the command's working directory: a relative program is looked
- * up there, a bare name (`python3`) on PATH.
+ * up there, a bare name (`python3`) on PATH. `dirIs` says where that
+ * folder came from, in the words of the caller (`runtrail exec` has no
+ * cwd option: it is the folder exec was run in).
  */
-export function startError(err: unknown, command: string, dir: string): unknown {
+export function startError(err: unknown, command: string, dir: string, dirIs = "its cwd option, else the server's own working directory"): unknown {
   if (!(err instanceof ProcessStartError) || err.code !== 'ENOENT') return err;
   // The working directory itself missing: runProcess already says so, naming it.
   if (!existsSync(dir)) return err;
@@ -18,5 +20,5 @@ export function startError(err: unknown, command: string, dir: string): unknown 
   const path = resolve(dir, command);
   if (existsSync(path)) return why(`${path} exists, but the interpreter its first line (#!) names does not`);
   if (isAbsolute(command)) return why(`there is no ${path}`);
-  return why(`there is no ${path}: a relative program is looked up in the command's working directory, ${dir} (its cwd option, else the server's own working directory)`);
+  return why(`there is no ${path}: a relative program is looked up in the command's working directory, ${dir} (${dirIs})`);
 }
