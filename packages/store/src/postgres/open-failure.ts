@@ -14,6 +14,16 @@ export function explainOpenFailure(err: unknown, connectionString: string, conne
   const code = codeOf(err);
   const message = (err as { message?: string })?.message ?? String(err);
   const unavailable = (why: string) => new RuntrailError('unavailable', `cannot use the PostgreSQL database ${where.text}: ${why}`, { code });
+  // pg parses the URL only when it first connects, and Node's TypeError came out
+  // with its stack (`--database postgres://u@h:notaport/db`). Its `input` holds
+  // the password, so nothing of the URL is repeated here.
+  if (code === 'ERR_INVALID_URL') {
+    return new RuntrailError(
+      'invalid_request',
+      'cannot use the PostgreSQL database: its URL is not a valid URL (postgres://user:password@host:5432/database); ' +
+        'the port must be a number, and @ : / ? # in the user name or password must be percent-encoded (@ as %40)',
+    );
+  }
   switch (code) {
     case 'ECONNREFUSED':
       return unavailable(`nothing accepts connections at ${where.server} (ECONNREFUSED); is PostgreSQL running there, and are the URL's host and port right?`);

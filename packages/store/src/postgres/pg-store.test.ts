@@ -295,6 +295,17 @@ describe('PgRunStore specifics', () => {
     };
   };
 
+  it('a URL pg cannot read (a port that is not a number, or past 65535) is one line, no stack, no password', async () => {
+    for (const url of ['postgres://runtrail:s3cret@127.0.0.1:notaport/test', 'postgres://runtrail:s3cret@127.0.0.1:99999/test']) {
+      const err = await openFailure(url);
+      expect(err, url).toMatchObject({ code: 'invalid_request' });
+      expect(err.message, url).toBe(
+        'cannot use the PostgreSQL database: its URL is not a valid URL (postgres://user:password@host:5432/database); ' +
+          'the port must be a number, and @ : / ? # in the user name or password must be percent-encoded (@ as %40)',
+      );
+    }
+  });
+
   it('a port where something else closes the connection, or never answers, is named with what to check', async () => {
     const closes = await notPostgres((socket) => socket.destroy());
     const silent = await notPostgres(() => undefined /* holds the connection and says nothing, as a wrong service or a proxy may */);
