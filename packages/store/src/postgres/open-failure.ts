@@ -12,7 +12,9 @@ import { RuntrailError } from '@runtrail/protocol';
 export function explainOpenFailure(err: unknown, connectionString: string, connectTimeoutMs: number): unknown {
   const where = describeTarget(connectionString);
   const code = codeOf(err);
-  const message = (err as { message?: string })?.message ?? String(err);
+  // pg's words, not the `unavailable` asUnavailable made of them (a refused login is one now, as it is on a running node).
+  const pgError = err instanceof RuntrailError && err.cause instanceof Error ? err.cause : err;
+  const message = (pgError as { message?: string })?.message ?? String(pgError);
   const unavailable = (why: string) => new RuntrailError('unavailable', `cannot use the PostgreSQL database ${where.text}: ${why}`, { code });
   // pg parses the URL only when it first connects, and Node's TypeError came out
   // with its stack (`--database postgres://u@h:notaport/db`). Its `input` holds

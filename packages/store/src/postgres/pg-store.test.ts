@@ -383,6 +383,37 @@ describe('PgRunStore specifics', () => {
     }
   });
 
+  it('a running node whose user may no longer log in (NOLOGIN, its backends ended) answers `unavailable`, not an internal error', async () => {
+    const role = `rt_test_nologin_${process.pid}_${Date.now().toString(36)}`;
+    const own = await schema();
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE ROLE ${role} LOGIN`);
+      await admin.query(`CREATE SCHEMA ${own} AUTHORIZATION ${role}`);
+      const store = await PgRunStore.open({ connectionString: urlWith((u) => (u.username = role)), schema: own, poolSize: 1 });
+      try {
+        await store.listRuns({});
+        await admin.query(`ALTER ROLE ${role} NOLOGIN`);
+        await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [role]);
+        // The pool drops the ended connection; the next statement must connect anew, and is refused (28000).
+        await waitUntil(() => store.databaseStats().connections.idle === 0, { what: "the pool to drop the role's ended connection" });
+        const err = await store.listRuns({}).then(
+          () => null,
+          (e: unknown) => e as Error,
+        );
+        expect(err).toMatchObject({ code: 'unavailable' });
+        expect(err?.message).toContain(`role "${role}" is not permitted to log in`);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS ${own} CASCADE`);
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await admin.end();
+    }
+  });
+
   it("names its connections, pool and listener, so an operator tells nodes apart in pg_stat_activity; a name in the URL wins", async () => {
     const s = await schema();
     const activity = async (pattern: string) => {
