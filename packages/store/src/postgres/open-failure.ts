@@ -29,6 +29,9 @@ export function explainOpenFailure(err: unknown, connectionString: string, conne
   switch (code) {
     case 'ECONNREFUSED':
       return unavailable(`nothing accepts connections at ${where.server} (ECONNREFUSED); is PostgreSQL running there, and are the URL's host and port right?`);
+    case 'ENOENT':
+      // A socket directory (?host=/var/run/postgresql) with no PostgreSQL socket in it.
+      return unavailable(`there is no PostgreSQL socket in ${where.host} for port ${where.server.split(':').pop()} (ENOENT); is PostgreSQL running there, and are the URL's host (the socket directory) and port right?`);
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return unavailable(`the host ${where.host} is not known (${code}); check the URL's host`);
@@ -94,16 +97,20 @@ interface Target {
 function describeTarget(connectionString: string): Target {
   // Not a URL (a key=value connection string): pg reads it; only the description is vaguer.
   const url = URL.canParse(connectionString) ? new URL(connectionString) : null;
-  const host = url?.hostname || 'localhost';
+  // As pg reads it: ?host= (a socket directory) wins over the URL's host.
+  const host = url?.searchParams.get('host') || url?.hostname || 'localhost';
   const port = url?.port || '5432';
-  const user = decodeURIComponent(url?.username ?? '') || process.env.PGUSER || process.env.USER || 'postgres';
+  // pg sends no user at all when none of these names one (USER is often unset in a container):
+  // naming "postgres" there sent the operator after a user the server never saw.
+  const user = decodeURIComponent(url?.username ?? '') || process.env.PGUSER || process.env.USER || '';
   const database = decodeURIComponent(url?.pathname.replace(/^\//, '') ?? '') || user;
+  const as = user ? `as user "${user}"` : 'with no user name (the URL names none, and PGUSER and USER are unset)';
   return {
-    text: url ? `"${database}" at ${host}:${port} as user "${user}"` : 'named by the connection string',
+    text: url ? `"${database}" at ${host}:${port} ${as}` : 'named by the connection string',
     server: `${host}:${port}`,
     host,
     user,
     database,
-    createdbArgs: `-h ${host} -p ${port} -U ${user} ${database}`,
+    createdbArgs: `-h ${host} -p ${port}${user ? ` -U ${user}` : ''} ${database}`,
   };
 }

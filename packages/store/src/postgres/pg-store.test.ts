@@ -306,6 +306,25 @@ describe('PgRunStore specifics', () => {
     }
   });
 
+  it('a URL naming no user, with USER and PGUSER unset (as in many containers), is not said to be user "postgres"; a socket directory given as ?host= is named', async () => {
+    const saved = { USER: process.env.USER, PGUSER: process.env.PGUSER };
+    delete process.env.USER;
+    delete process.env.PGUSER;
+    try {
+      const url = new URL(TEST_DATABASE_URL);
+      const err = await openFailure(`postgres://${url.host}/test`);
+      // Before: 'as user "postgres": no PostgreSQL user name specified in startup packet', a user pg never sent.
+      expect(err.message).toMatch(/^cannot use the PostgreSQL database "test" at .+ with no user name \(the URL names none, and PGUSER and USER are unset\): .+\(28000\); check the URL's user/);
+      const socket = await openFailure('postgres://nobody@localhost/test?host=/nonexistent-socket-dir');
+      expect(socket.message).toBe(
+        'cannot use the PostgreSQL database "test" at /nonexistent-socket-dir:5432 as user "nobody": there is no PostgreSQL socket in /nonexistent-socket-dir for port 5432 (ENOENT); ' +
+          "is PostgreSQL running there, and are the URL's host (the socket directory) and port right?",
+      );
+    } finally {
+      for (const [name, value] of Object.entries(saved)) if (value !== undefined) process.env[name] = value;
+    }
+  });
+
   it('a port where something else closes the connection, or never answers, is named with what to check', async () => {
     const closes = await notPostgres((socket) => socket.destroy());
     const silent = await notPostgres(() => undefined /* holds the connection and says nothing, as a wrong service or a proxy may */);
