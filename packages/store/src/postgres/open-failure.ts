@@ -9,7 +9,7 @@ import { RuntrailError } from '@runtrail/protocol';
  * Errors that are not about reaching or entering the database (a schema
  * migrated by a newer runtrail) are passed on as they are.
  */
-export function explainOpenFailure(err: unknown, connectionString: string, connectTimeoutMs: number): unknown {
+export function explainOpenFailure(err: unknown, connectionString: string, connectTimeoutMs: number, schema = 'public'): unknown {
   const where = describeTarget(connectionString);
   const code = codeOf(err);
   // pg's words, not the `unavailable` asUnavailable made of them (a refused login is one now, as it is on a running node).
@@ -44,7 +44,15 @@ export function explainOpenFailure(err: unknown, connectionString: string, conne
       return unavailable(`the password of user "${where.user}" was refused (28P01)`);
     case '28000':
       return unavailable(`${message} (28000); check the URL's user, or the server's pg_hba.conf`);
+    case '3F000': // The schema exists, and the user has no USAGE on it: pg finds no schema to create in.
     case '42501':
+      // An existing schema the user may not create in: CREATE on the database (which it may have) is not the grant it lacks.
+      if (code === '3F000' || message.includes(`permission denied for schema ${schema}`)) {
+        return unavailable(
+          `${message} (${code}): schema ${schema} exists and this user may not create in it; ` +
+            `make the user its owner (ALTER SCHEMA ${schema} OWNER TO ${where.user || 'the user'}), or name another schema with --database-schema`,
+        );
+      }
       return unavailable(
         `${message} (42501): runtrail makes its schema and tables when it starts; grant the user CREATE on the database, or name a schema it may use with --database-schema`,
       );

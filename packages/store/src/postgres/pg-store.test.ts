@@ -433,6 +433,35 @@ describe('PgRunStore specifics', () => {
     }
   });
 
+  it('a user with CREATE on the database but not on an existing schema is told about the schema, not to grant what it has', async () => {
+    const role = `rt_test_schema_${process.pid}_${Date.now().toString(36)}`;
+    const theirs = await schema();
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE ROLE ${role} LOGIN`);
+      await admin.query(`GRANT CREATE ON DATABASE ${new URL(TEST_DATABASE_URL).pathname.slice(1)} TO ${role}`);
+      await admin.query(`CREATE SCHEMA ${theirs}`);
+      const advice = `schema ${theirs} exists and this user may not create in it; make the user its owner (ALTER SCHEMA ${theirs} OWNER TO ${role}), or name another schema with --database-schema`;
+      // No USAGE on it: before, pg's 'no schema has been selected to create in' came out raw (the CLI printed its stack).
+      const unusable = await openFailure(urlWith((u) => (u.username = role)), theirs);
+      expect(unusable).toMatchObject({ code: 'unavailable' });
+      expect(unusable.message).toMatch(new RegExp(`as user "${role}": no schema has been selected to create in \\(3F000\\): `));
+      expect(unusable.message.endsWith(advice)).toBe(true);
+      // USAGE but not CREATE: before, 'grant the user CREATE on the database', which it had.
+      await admin.query(`GRANT USAGE ON SCHEMA ${theirs} TO ${role}`);
+      const refused = await openFailure(urlWith((u) => (u.username = role)), theirs);
+      expect(refused).toMatchObject({ code: 'unavailable' });
+      expect(refused.message).toMatch(new RegExp(`as user "${role}": permission denied for schema ${theirs} \\(42501\\): `));
+      expect(refused.message.endsWith(advice)).toBe(true);
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS ${theirs} CASCADE`);
+      await admin.query(`REVOKE ALL ON DATABASE ${new URL(TEST_DATABASE_URL).pathname.slice(1)} FROM ${role}`);
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await admin.end();
+    }
+  });
+
   it("names its connections, pool and listener, so an operator tells nodes apart in pg_stat_activity; a name in the URL wins", async () => {
     const s = await schema();
     const activity = async (pattern: string) => {

@@ -441,7 +441,7 @@ export class PgRunStore implements SharedRunStore {
       newer = await store.tx((c) => migratePostgresSchema(c, store.schema, migrations, options.onMigrating));
     } catch (err) {
       await store.pool.end();
-      throw explainOpenFailure(err, options.connectionString, options.connectTimeoutMs ?? 10_000);
+      throw explainOpenFailure(err, options.connectionString, options.connectTimeoutMs ?? 10_000, store.schema);
     }
     // After the commit: the schema is used as it is only once the lock is let go.
     if (newer) options.onNewerSchema?.(newer);
