@@ -98,6 +98,15 @@ describe('configuration', () => {
     );
   });
 
+  it("refuses a database URL ending in a line break or space (a secret file's last newline), which pg would take into the database's name", () => {
+    // Before: accepted; pg asked for database "runtrail\n", and the start failed with 'there is no database "runtrail"', which there was.
+    const refused = errorOf(() => resolveConfig({}, { env: { RUNTRAIL_DATABASE_URL: 'postgres://runtrail:s3cret-pw@db.internal:5432/runtrail\n' }, cwd: dir.path }));
+    expect(refused.message).toBe(
+      'invalid configuration: databaseUrl (RUNTRAIL_DATABASE_URL = "postgres://runtrail:***@db.internal:5432/runtrail"): ' +
+        "has spaces or a line break at its start or end (a secret file's last newline?); remove them",
+    );
+  });
+
   it('takes linkPreviewHosts as origins, spelled canonically, none by default, and refuses anything else naming it', () => {
     expect(resolveConfig({}, { env: {}, cwd: dir.path }).config.linkPreviewHosts).toEqual([]);
     const env = { RUNTRAIL_LINK_PREVIEW_HOSTS: 'https://Reports.Example.com:443/, http://127.0.0.1:9000,https://*.cdn.example.net' };

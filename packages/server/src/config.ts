@@ -129,7 +129,12 @@ const declared = {
   port: value(int(0, 65535).default(4310), 'port to listen on; 0 picks a free one'),
   dataDir: value(z.string().min(1).default('./.runtrail'), 'folder of the SQLite file runtrail.db and per-run subprocess logs'),
   databaseUrl: value(
-    z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// or postgresql:// URL').optional(),
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'a postgres:// or postgresql:// URL')
+      // pg keeps them in the database's name ("runtrail\n"), and 3D000 then named a database that exists.
+      .refine((url) => url.trim() === url, "has spaces or a line break at its start or end (a secret file's last newline?); remove them")
+      .optional(),
     'postgres://… to keep runs in PostgreSQL, shared by every node given the same URL (store, executor queue, cross-node fan-out); unset: SQLite in dataDir',
     { flag: 'database', secret: 'password' },
   ),

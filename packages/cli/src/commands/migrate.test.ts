@@ -416,5 +416,10 @@ describe('runtrail migrate', () => {
       expect(r.stderr, url).toContain('--database must be a postgres:// or postgresql:// URL');
       expect(r.stderr).not.toContain('secret');
     }
+    const newline = await migrate(['--data-dir', dir.path, '--database', 'postgres://app:secret@127.0.0.1:1/app\n']);
+    expect(newline.code).toBe(2);
+    expect(newline.stderr.trim()).toBe(
+      "runtrail: invalid_request: --database has spaces or a line break at its start or end (a secret file's last newline?); remove them",
+    );
   });
 });

@@ -37,8 +37,11 @@ export function registerMigrate(program: Command): void {
       if (!flags.database) throw new RuntrailError('invalid_request', 'say where to copy to with --database postgres://… (or RUNTRAIL_DATABASE_URL)');
       // As serve checks it: pg ignores the scheme and reads a bare path as a socket on localhost.
       // The URL is not echoed: it may carry a password.
-      if (!settings.databaseUrl.schema.safeParse(flags.database).success) {
-        throw new RuntrailError('invalid_request', '--database must be a postgres:// or postgresql:// URL (postgres://user@host:5432/database)');
+      const checked = settings.databaseUrl.schema.safeParse(flags.database);
+      if (!checked.success) {
+        // A postgres:// URL refused all the same (a trailing newline): the schema's own words say why.
+        const why = /^postgres(ql)?:\/\//.test(flags.database) ? checked.error.issues[0]!.message : 'must be a postgres:// or postgresql:// URL (postgres://user@host:5432/database)';
+        throw new RuntrailError('invalid_request', `--database ${why}`);
       }
       // Loaded here, not at the top: other commands never pay for the store and its drivers.
       const { PgRunStore, copySqliteToPostgres, openSqliteSource } = await import('@runtrail/store');

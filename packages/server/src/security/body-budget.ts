@@ -31,6 +31,20 @@ export function limitRequestBodies(
   const max = options.maxBytesPerAddress;
   const held = new Map<string, number>();
   const deadlines = new Deadlines(options.timeoutMs);
+  // An answer sent before its request's body came whole (the auth hook's 401/403, which runs before
+  // the body is read): Node reads and drops the rest, for as long as it trickled in (a byte every
+  // few seconds keeps the idle timeout away), as the deadline below bounds only bodies being read.
+  // The rest gets the same time; a body that is whole by then keeps its keep-alive connection.
+  http.addHook('onResponse', (request, _reply, done) => {
+    const raw = request.raw;
+    if (!raw.complete) {
+      const deadline = deadlines.add(() => {
+        if (!raw.complete) raw.socket?.destroy();
+      });
+      raw.once('end', () => deadlines.forget(deadline));
+    }
+    done();
+  });
   http.addHook('preParsing', (request, reply, payload, done) => {
     const route = request.routeOptions.config.routeName;
     if (route !== undefined && RAW_BODY_ROUTES.has(route)) return done(null, payload);

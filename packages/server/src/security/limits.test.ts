@@ -349,6 +349,26 @@ describe('limits', () => {
     expect((await upload.json()).size).toBe(chunks * 1024);
   });
 
+  it('a request answered before its body came whole (401 with no token): the rest gets requestBodyTimeoutMs, then the connection is closed', async () => {
+    const { server: s } = await limitedServer({ adminToken: ADMIN, requestBodyTimeoutMs: 1000, connectionIdleTimeoutMs: 60_000 });
+    const port = Number(new URL(s.url).port);
+    const socket = createConnection({ host: '127.0.0.1', port });
+    cleanups.push(() => socket.destroy());
+    const head = `POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{"name":"`;
+    const answer = rawRequest(socket, head, { untilClose: true });
+    const trickle = setInterval(() => {
+      if (!socket.destroyed) socket.write('a');
+    }, 50);
+    cleanups.push(() => clearInterval(trickle));
+    // Before: the 401 was sent, then Node read and dropped the body for as long as it came, past
+    // requestBodyTimeoutMs (which bounded only bodies being read): no close, ever, while bytes came.
+    const deadline = new Promise<string>((resolve) => setTimeout(() => resolve('no close within 5 s'), 5_000).unref());
+    const text = await Promise.race([answer, deadline]);
+    clearInterval(trickle);
+    expect(text).toMatch(/^HTTP\/1.1 401/);
+    expect(socket.destroyed || socket.readableEnded).toBe(true);
+  });
+
   it('an artifact upload slower than minUploadBytesPerSecond on average after requestBodyTimeoutMs: 408 naming the setting, the connection closed, nothing stored', async () => {
     const { server: s } = await limitedServer({ requestBodyTimeoutMs: 1000, minUploadBytesPerSecond: 1024, connectionIdleTimeoutMs: 5000 });
     const run = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'slow-upload' } })).body;

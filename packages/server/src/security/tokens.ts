@@ -277,7 +277,16 @@ export class TokenService {
     const cached = cache.get(key);
     if (cached && now - cached.checkedAt < this.deps.cacheMs) return cached.record;
     const drops = this.drops;
-    const record = await find();
+    let record: T | null;
+    try {
+      record = await find();
+    } catch (err) {
+      // The database is down: the last answer it gave stands, as open streams keep theirs
+      // (recheckTokens). Without it /metrics, which needs no store, refused its scraper with
+      // 503 for the whole outage. A revoke heard meanwhile dropped the entry, so it is refused.
+      if (cached && RuntrailError.isCode(err, 'unavailable')) return cached.record;
+      throw err;
+    }
     cache.delete(key);
     if (record && drops === this.drops) {
       cache.set(key, { record, checkedAt: now });

@@ -9,14 +9,29 @@ import { RuntrailError } from '@runtrail/protocol';
  * Errors that are not about reaching or entering the database (a schema
  * migrated by a newer runtrail) are passed on as they are.
  */
-export function explainOpenFailure(err: unknown, connectionString: string, connectTimeoutMs: number): unknown {
+export function explainOpenFailure(err: unknown, connectionString: string, connectTimeoutMs: number, schema = 'public'): unknown {
   const where = describeTarget(connectionString);
   const code = codeOf(err);
-  const message = (err as { message?: string })?.message ?? String(err);
+  // pg's words, not the `unavailable` asUnavailable made of them (a refused login is one now, as it is on a running node).
+  const pgError = err instanceof RuntrailError && err.cause instanceof Error ? err.cause : err;
+  const message = (pgError as { message?: string })?.message ?? String(pgError);
   const unavailable = (why: string) => new RuntrailError('unavailable', `cannot use the PostgreSQL database ${where.text}: ${why}`, { code });
+  // pg parses the URL only when it first connects, and Node's TypeError came out
+  // with its stack (`--database postgres://u@h:notaport/db`). Its `input` holds
+  // the password, so nothing of the URL is repeated here.
+  if (code === 'ERR_INVALID_URL') {
+    return new RuntrailError(
+      'invalid_request',
+      'cannot use the PostgreSQL database: its URL is not a valid URL (postgres://user:password@host:5432/database); ' +
+        'the port must be a number, and @ : / ? # in the user name or password must be percent-encoded (@ as %40)',
+    );
+  }
   switch (code) {
     case 'ECONNREFUSED':
       return unavailable(`nothing accepts connections at ${where.server} (ECONNREFUSED); is PostgreSQL running there, and are the URL's host and port right?`);
+    case 'ENOENT':
+      // A socket directory (?host=/var/run/postgresql) with no PostgreSQL socket in it.
+      return unavailable(`there is no PostgreSQL socket in ${where.host} for port ${where.server.split(':').pop()} (ENOENT); is PostgreSQL running there, and are the URL's host (the socket directory) and port right?`);
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return unavailable(`the host ${where.host} is not known (${code}); check the URL's host`);
@@ -29,7 +44,15 @@ export function explainOpenFailure(err: unknown, connectionString: string, conne
       return unavailable(`the password of user "${where.user}" was refused (28P01)`);
     case '28000':
       return unavailable(`${message} (28000); check the URL's user, or the server's pg_hba.conf`);
+    case '3F000': // The schema exists, and the user has no USAGE on it: pg finds no schema to create in.
     case '42501':
+      // An existing schema the user may not create in: CREATE on the database (which it may have) is not the grant it lacks.
+      if (code === '3F000' || message.includes(`permission denied for schema ${schema}`)) {
+        return unavailable(
+          `${message} (${code}): schema ${schema} exists and this user may not create in it; ` +
+            `make the user its owner (ALTER SCHEMA ${schema} OWNER TO ${where.user || 'the user'}), or name another schema with --database-schema`,
+        );
+      }
       return unavailable(
         `${message} (42501): runtrail makes its schema and tables when it starts; grant the user CREATE on the database, or name a schema it may use with --database-schema`,
       );
@@ -82,16 +105,20 @@ interface Target {
 function describeTarget(connectionString: string): Target {
   // Not a URL (a key=value connection string): pg reads it; only the description is vaguer.
   const url = URL.canParse(connectionString) ? new URL(connectionString) : null;
-  const host = url?.hostname || 'localhost';
+  // As pg reads it: ?host= (a socket directory) wins over the URL's host.
+  const host = url?.searchParams.get('host') || url?.hostname || 'localhost';
   const port = url?.port || '5432';
-  const user = decodeURIComponent(url?.username ?? '') || process.env.PGUSER || process.env.USER || 'postgres';
+  // pg sends no user at all when none of these names one (USER is often unset in a container):
+  // naming "postgres" there sent the operator after a user the server never saw.
+  const user = decodeURIComponent(url?.username ?? '') || process.env.PGUSER || process.env.USER || '';
   const database = decodeURIComponent(url?.pathname.replace(/^\//, '') ?? '') || user;
+  const as = user ? `as user "${user}"` : 'with no user name (the URL names none, and PGUSER and USER are unset)';
   return {
-    text: url ? `"${database}" at ${host}:${port} as user "${user}"` : 'named by the connection string',
+    text: url ? `"${database}" at ${host}:${port} ${as}` : 'named by the connection string',
     server: `${host}:${port}`,
     host,
     user,
     database,
-    createdbArgs: `-h ${host} -p ${port} -U ${user} ${database}`,
+    createdbArgs: `-h ${host} -p ${port}${user ? ` -U ${user}` : ''} ${database}`,
   };
 }

@@ -295,6 +295,36 @@ describe('PgRunStore specifics', () => {
     };
   };
 
+  it('a URL pg cannot read (a port that is not a number, or past 65535) is one line, no stack, no password', async () => {
+    for (const url of ['postgres://runtrail:s3cret@127.0.0.1:notaport/test', 'postgres://runtrail:s3cret@127.0.0.1:99999/test']) {
+      const err = await openFailure(url);
+      expect(err, url).toMatchObject({ code: 'invalid_request' });
+      expect(err.message, url).toBe(
+        'cannot use the PostgreSQL database: its URL is not a valid URL (postgres://user:password@host:5432/database); ' +
+          'the port must be a number, and @ : / ? # in the user name or password must be percent-encoded (@ as %40)',
+      );
+    }
+  });
+
+  it('a URL naming no user, with USER and PGUSER unset (as in many containers), is not said to be user "postgres"; a socket directory given as ?host= is named', async () => {
+    const saved = { USER: process.env.USER, PGUSER: process.env.PGUSER };
+    delete process.env.USER;
+    delete process.env.PGUSER;
+    try {
+      const url = new URL(TEST_DATABASE_URL);
+      const err = await openFailure(`postgres://${url.host}/test`);
+      // Before: 'as user "postgres": no PostgreSQL user name specified in startup packet', a user pg never sent.
+      expect(err.message).toMatch(/^cannot use the PostgreSQL database "test" at .+ with no user name \(the URL names none, and PGUSER and USER are unset\): .+\(28000\); check the URL's user/);
+      const socket = await openFailure('postgres://nobody@localhost/test?host=/nonexistent-socket-dir');
+      expect(socket.message).toBe(
+        'cannot use the PostgreSQL database "test" at /nonexistent-socket-dir:5432 as user "nobody": there is no PostgreSQL socket in /nonexistent-socket-dir for port 5432 (ENOENT); ' +
+          "is PostgreSQL running there, and are the URL's host (the socket directory) and port right?",
+      );
+    } finally {
+      for (const [name, value] of Object.entries(saved)) if (value !== undefined) process.env[name] = value;
+    }
+  });
+
   it('a port where something else closes the connection, or never answers, is named with what to check', async () => {
     const closes = await notPostgres((socket) => socket.destroy());
     const silent = await notPostgres(() => undefined /* holds the connection and says nothing, as a wrong service or a proxy may */);
@@ -367,6 +397,66 @@ describe('PgRunStore specifics', () => {
       }
     } finally {
       await admin.query(`DROP SCHEMA IF EXISTS ${own} CASCADE`);
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await admin.end();
+    }
+  });
+
+  it('a running node whose user may no longer log in (NOLOGIN, its backends ended) answers `unavailable`, not an internal error', async () => {
+    const role = `rt_test_nologin_${process.pid}_${Date.now().toString(36)}`;
+    const own = await schema();
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE ROLE ${role} LOGIN`);
+      await admin.query(`CREATE SCHEMA ${own} AUTHORIZATION ${role}`);
+      const store = await PgRunStore.open({ connectionString: urlWith((u) => (u.username = role)), schema: own, poolSize: 1 });
+      try {
+        await store.listRuns({});
+        await admin.query(`ALTER ROLE ${role} NOLOGIN`);
+        await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [role]);
+        // The pool drops the ended connection; the next statement must connect anew, and is refused (28000).
+        await waitUntil(() => store.databaseStats().connections.idle === 0, { what: "the pool to drop the role's ended connection" });
+        const err = await store.listRuns({}).then(
+          () => null,
+          (e: unknown) => e as Error,
+        );
+        expect(err).toMatchObject({ code: 'unavailable' });
+        expect(err?.message).toContain(`role "${role}" is not permitted to log in`);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS ${own} CASCADE`);
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await admin.end();
+    }
+  });
+
+  it('a user with CREATE on the database but not on an existing schema is told about the schema, not to grant what it has', async () => {
+    const role = `rt_test_schema_${process.pid}_${Date.now().toString(36)}`;
+    const theirs = await schema();
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE ROLE ${role} LOGIN`);
+      await admin.query(`GRANT CREATE ON DATABASE ${new URL(TEST_DATABASE_URL).pathname.slice(1)} TO ${role}`);
+      await admin.query(`CREATE SCHEMA ${theirs}`);
+      const advice = `schema ${theirs} exists and this user may not create in it; make the user its owner (ALTER SCHEMA ${theirs} OWNER TO ${role}), or name another schema with --database-schema`;
+      // No USAGE on it: before, pg's 'no schema has been selected to create in' came out raw (the CLI printed its stack).
+      const unusable = await openFailure(urlWith((u) => (u.username = role)), theirs);
+      expect(unusable).toMatchObject({ code: 'unavailable' });
+      expect(unusable.message).toMatch(new RegExp(`as user "${role}": no schema has been selected to create in \\(3F000\\): `));
+      expect(unusable.message.endsWith(advice)).toBe(true);
+      // USAGE but not CREATE: before, 'grant the user CREATE on the database', which it had.
+      await admin.query(`GRANT USAGE ON SCHEMA ${theirs} TO ${role}`);
+      const refused = await openFailure(urlWith((u) => (u.username = role)), theirs);
+      expect(refused).toMatchObject({ code: 'unavailable' });
+      expect(refused.message).toMatch(new RegExp(`as user "${role}": permission denied for schema ${theirs} \\(42501\\): `));
+      expect(refused.message.endsWith(advice)).toBe(true);
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS ${theirs} CASCADE`);
+      await admin.query(`REVOKE ALL ON DATABASE ${new URL(TEST_DATABASE_URL).pathname.slice(1)} FROM ${role}`);
       await admin.query(`DROP ROLE IF EXISTS ${role}`);
       await admin.end();
     }

@@ -441,7 +441,7 @@ export class PgRunStore implements SharedRunStore {
       newer = await store.tx((c) => migratePostgresSchema(c, store.schema, migrations, options.onMigrating));
     } catch (err) {
       await store.pool.end();
-      throw explainOpenFailure(err, options.connectionString, options.connectTimeoutMs ?? 10_000);
+      throw explainOpenFailure(err, options.connectionString, options.connectTimeoutMs ?? 10_000, store.schema);
     }
     // After the commit: the schema is used as it is only once the lock is let go.
     if (newer) options.onNewerSchema?.(newer);
@@ -1640,8 +1640,13 @@ function isEventIdConflict(err: unknown): boolean {
   return e?.code === '23505' && e.constraint === 'events_event_id';
 }
 
-/** SQLSTATE classes that mean "the database is not there right now", not "this request is wrong". */
-const UNAVAILABLE_STATES = /^(08|53|57P|58)/;
+/**
+ * SQLSTATE classes that mean "the database is not there right now", not "this request is wrong".
+ * 28 (the user may not log in: NOLOGIN, a changed password, pg_hba) and 3D000 (the database
+ * is gone) come only from connecting: on a running node every request got 500 `internal`
+ * while /readyz rightly said 503.
+ */
+const UNAVAILABLE_STATES = /^(08|28|53|57P|58|3D000$)/;
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
 
 /**
@@ -1668,7 +1673,8 @@ export function asUnavailable(err: unknown, statementTimeoutMs?: number): unknow
   const timeout = e?.code === '57014';
   const connection = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed/i.test(message);
   if (network || sqlState || timeout || connection) {
-    return new RuntrailError('unavailable', `the database is unavailable (${message}); retry shortly`, { cause: e?.code ?? message });
+    // pg's own error kept as the cause: opening explains a refused login in pg's words (explainOpenFailure).
+    return Object.assign(new RuntrailError('unavailable', `the database is unavailable (${message}); retry shortly`, { cause: e?.code ?? message }), { cause: err });
   }
   return err;
 }
