@@ -616,7 +616,11 @@ def _setting(name: str, value: Any, *, integer: bool = False, above_zero: bool =
     wanted = "an int" if integer else "a number of seconds"
     if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
         raise TypeError(f"Client({name}=...) is {wanted}, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or value < 0 or (above_zero and value == 0):
+    if not integer and _json.beyond_float(value):
+        # Said here: math.isfinite raised "int too large to convert to float", naming no setting. (A count that large is
+        # only a bound never reached; seconds are added to float clock times.)
+        raise ValueError(f"Client({name}=...) is a number of seconds within a float's range (about 1.8e308), got an int of {_json.about_digits(value)}")
+    if (not integer and not math.isfinite(value)) or value < 0 or (above_zero and value == 0):
         raise ValueError(f"Client({name}=...) is {wanted} {'above 0' if above_zero else '0 or more'}, got {value!r}")
     return value
 

@@ -70,8 +70,14 @@ def _truncate(text: str, limit: int) -> str:
 
 def _finite(name: str, value: Any, minimum: Optional[float] = None) -> float:
     plain = _json.number(value)  # numpy's scalars too, sent as the plain number they hold
+    if plain is not None and _json.beyond_float(plain):
+        # Said here: math.isfinite raised "int too large to convert to float", naming no argument, and sent, the
+        # server reads it as infinity and refuses the event, which stops the run's sender.
+        raise ValueError(
+            f"{name} must be a finite number within a float's range (about 1.8e308), got an int of {_json.about_digits(plain)}"
+        )
     if plain is None or not math.isfinite(plain):
-        raise ValueError(f"{name} must be a finite number, got {type(value).__name__} {value!r}")
+        raise ValueError(f"{name} must be a finite number, got {type(value).__name__} {value!r:.100}")
     if minimum is not None and plain < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
     return plain

@@ -376,6 +376,35 @@ class ProducerTest(unittest.TestCase):
         self.assertEqual(snapshot["meta"], {"mean_score": 0.25, "best": [1, 0.5]})
         self.assertEqual((final["input"], final["output"]), ({"temperature": 0.5}, {"accuracy": 0.75}))
 
+    def test_an_int_beyond_a_floats_range_fails_at_the_call_site_naming_the_argument_and_queues_nothing(self) -> None:
+        # Before: OverflowError "int too large to convert to float", naming no argument; in data the server read it as
+        # infinity and stored null.
+        huge = 10**400
+        with self.rt.run("huge ints") as run:
+            for bad, argument in (
+                (lambda: run.metric("loss", huge), "value"),
+                (lambda: run.metric("loss", 0.5, step=-huge), "step"),
+                (lambda: run.progress(huge), "done"),
+                (lambda: run.progress(1, huge), "total"),
+                (lambda: run.counter("tokens", huge), "delta"),
+            ):
+                with self.assertRaisesRegex(ValueError, rf"^{argument} must be a finite number within a float's range \(about 1\.8e308\), got an int of about 401 digits$"):
+                    bad()
+            with self.assertRaisesRegex(ValueError, r"^value must be a finite number, got Fraction"):
+                run.metric("loss", Fraction(huge, 3))
+            with self.assertRaisesRegex(ValueError, r"^meta data must be JSON .*an int beyond a float's range .*\(at \['sizes'\]\[1\]: convert it to a str first\)$"):
+                run.meta(sizes=[1, huge])
+            with self.assertRaisesRegex(ValueError, r"^run\.output\(\) must be JSON .*beyond a float's range"):
+                run.output({"n": huge})
+            run.meta(digits="9" * 400, big=10**300)  # digits in a string, and an int a float holds, are data as any
+            run.metric("loss", 0.5)
+        final = self.rt.get_run(run.id)
+        self.assertEqual(final["status"], "succeeded")
+        self.assertEqual([e["type"] for e in self.rt.events(run.id)["events"]], ["meta", "metric", "run.succeeded"])
+        self.assertEqual(final["snapshot"]["meta"], {"digits": "9" * 400, "big": 1e300})
+        with self.assertRaisesRegex(ValueError, r"^rt\.run\('huge input'\): input and labels must be JSON .*\(at \['input'\]\['n'\]"):
+            self.rt.run("huge input", input={"n": huge})
+
     def test_names_event_types_and_negative_progress_the_server_would_refuse_fail_at_the_call_site(self) -> None:
         with self.rt.run("bad names") as run:
             run.progress(1, 10)
