@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import errno
 import io
@@ -632,12 +633,26 @@ def _run_body(method: str, name: str, input: Any, labels: Optional[Mapping[str, 
         raise TypeError(f"rt.{method}(name): a run's name is a str, got {type(name).__name__} {name!r}")
     name = _text(name)
     body: Dict[str, Any] = {"name": name}
-    for key, value in (("input", input), ("labels", dict(labels) if labels is not None else None), *fields.items()):
+    for key, value in (("input", input), ("labels", _labels(method, labels)), *fields.items()):
         if value is not None:
             body[key] = value
     # Sent as the JSON it is now, numpy's numbers plain (the request's own encoding takes no others). Its depth is
     # the server's to refuse: the body adds a level, and a create's refusal is raised here at once.
     return cast(Dict[str, Any], json.loads(_json.dumps(f"rt.{method}({name!r}): input and labels", body, check_depth=False)))
+
+
+def _labels(method: str, labels: Any) -> Optional[Dict[str, str]]:
+    """A run's labels as sent, checked here: dict() of a list raised "cannot convert dictionary update sequence element #0",
+    naming nothing, and an int key went as its str."""
+    if labels is None:
+        return None
+    wanted = f"rt.{method}(labels=...) must be a dict of str keys to str values"
+    if not isinstance(labels, collections.abc.Mapping):
+        raise TypeError(f"{wanted}, got {type(labels).__name__} {labels!r:.100}")
+    for key, value in labels.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"{wanted}, got {type(key).__name__} {key!r:.100}: {type(value).__name__} {value!r:.100}")
+    return dict(labels)
 
 
 def _check_seq(method: str, after: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections.abc
 import functools
 import inspect
 import io
@@ -533,6 +534,9 @@ class Run:
 
     def meta(self, values: Optional[Mapping[str, Any]] = None, **more: Any) -> None:
         """Set free-form metadata keys on the run (``run.meta({"model": "gpt-4"})`` or ``run.meta(model="gpt-4")``)."""
+        if values is not None and not isinstance(values, collections.abc.Mapping):
+            # Checked here: dict() of a list raised "cannot convert dictionary update sequence element #0", naming nothing.
+            raise TypeError(f"run.meta(values) must be a dict (or give keywords: run.meta(model=...)), got {type(values).__name__} {values!r:.100}")
         data = dict(values or {})
         data.update(more)
         self.event("meta", data)

@@ -405,6 +405,26 @@ class ProducerTest(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, r"^rt\.run\('huge input'\): input and labels must be JSON .*\(at \['input'\]\['n'\]"):
             self.rt.run("huge input", input={"n": huge})
 
+    def test_meta_and_labels_that_are_not_dicts_are_a_type_error_naming_the_argument_and_make_nothing(self) -> None:
+        # Before: dict() of them raised "cannot convert dictionary update sequence element #0", naming no argument.
+        before = {r["id"] for r in self.rt.list_runs(limit=200)["runs"]}
+        with self.rt.run("not dicts") as run:
+            for bad, shown in (([1, 2], "list [1, 2]"), ("ab", "str 'ab'"), ([("model", "gpt-4")], "list [('model', 'gpt-4')]"), (0, "int 0")):
+                with self.assertRaises(TypeError) as caught:
+                    run.meta(bad)  # type: ignore[arg-type]
+                self.assertEqual(str(caught.exception), f"run.meta(values) must be a dict (or give keywords: run.meta(model=...)), got {shown}")
+            for method in ("run", "start"):
+                for bad, shown in (([1, 2], "list [1, 2]"), ("team=search", "str 'team=search'"), ({"team": 1}, "str 'team': int 1"), ({1: "a"}, "int 1: str 'a'")):
+                    with self.assertRaises(TypeError) as caught:
+                        getattr(self.rt, method)("demo-pipeline", labels=bad)
+                    self.assertEqual(str(caught.exception), f"rt.{method}(labels=...) must be a dict of str keys to str values, got {shown}")
+            with self.assertRaisesRegex(TypeError, r"^rt\.run\(labels=\.\.\.\) must be a dict"):
+                run.child("kid", labels=[("team", "search")])  # type: ignore[arg-type]
+            run.meta({"model": "gpt-4"}, temperature=0.5)
+        self.assertEqual([r["name"] for r in self.rt.list_runs(limit=200)["runs"] if r["id"] not in before], ["not dicts"])
+        self.assertEqual([e["type"] for e in self.rt.events(run.id)["events"]], ["meta", "run.succeeded"])
+        self.assertEqual(self.rt.get_run(run.id)["snapshot"]["meta"], {"model": "gpt-4", "temperature": 0.5})
+
     def test_names_event_types_and_negative_progress_the_server_would_refuse_fail_at_the_call_site(self) -> None:
         with self.rt.run("bad names") as run:
             run.progress(1, 10)
