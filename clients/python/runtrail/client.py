@@ -25,7 +25,7 @@ from . import _json, _sender
 from ._http import Http
 from ._limits import DEFAULT_MAX_BATCH_BYTES, MAX_EVENT_DATA_BYTES, MAX_META_BYTES
 from .errors import RuntrailError
-from .run import Run, _text
+from .run import Run, _seconds, _text
 from .watch import watch as _watch
 
 DEFAULT_URL = "http://127.0.0.1:4310"
@@ -236,6 +236,7 @@ class Client:
         """
         if timeout is not None and not wait:
             raise ValueError("cancel(timeout=...) bounds the wait for the run's end: give it with wait=True")
+        timeout = _seconds("rt.cancel(timeout=...)", timeout, unbounded=True)  # before the cancel is asked: a bad one is no half-done call
         body = {"reason": _text(reason)} if reason is not None else {}
         run = cast(Dict[str, Any], self._http.request("cancelRun", {"id": run_id}, json_body=body, retry_for=self.start_timeout))
         if not wait or run["status"] in _sender.TERMINAL_STATUSES:
@@ -550,7 +551,8 @@ class Client:
         With ``timeout`` (seconds), a run still going then raises ``TimeoutError``.
         """
         _check_seq("watch", after)
-        return _watch(self, run_id, after, timeout=timeout)
+        # Checked now: the watch is a generator, and its own check waits for the first event asked of it.
+        return _watch(self, run_id, after, timeout=_seconds("rt.watch(timeout=...)", timeout, unbounded=True))
 
     def wait(self, run_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
         """Block until the run has ended and return it as ``get_run`` does: final ``status``, ``snapshot``, ``output``, ``error``.
@@ -563,6 +565,8 @@ class Client:
         (``handlers()``) may never start: the wait says so on stderr at
         once, and when the server ends such runs if none comes.
         """
+        # Checked before the request: -1 was a TimeoutError after it, "5" a TypeError naming nothing.
+        timeout = _seconds("rt.wait(timeout=...)", timeout, unbounded=True)
         run = self.get_run(run_id)
         if run["status"] in _sender.TERMINAL_STATUSES:
             return run

@@ -425,6 +425,57 @@ class ProducerTest(unittest.TestCase):
         self.assertEqual([e["type"] for e in self.rt.events(run.id)["events"]], ["meta", "run.succeeded"])
         self.assertEqual(self.rt.get_run(run.id)["snapshot"]["meta"], {"model": "gpt-4", "temperature": 0.5})
 
+    def test_numbers_of_calls_flushes_and_track_of_the_wrong_type_or_range_are_refused_naming_the_argument(self) -> None:
+        # Before: retries="2" raised "'<' not supported between instances of 'str' and 'int'"; 2.5, True and NaN were
+        # taken as some number of retries; retry_delay="1" was taken as 1 s at the first retry, and "soon" failed there;
+        # flush("5") and track(every="0.1") raised TypeErrors about operands, naming nothing.
+        with self.rt.run("bad numbers") as run:
+            for bad, error, message in (
+                (lambda: run.call("judge", retries="2"), TypeError, "run.call(retries=...) must be a whole number, 0 or more, got str '2'"),
+                (lambda: run.call("judge", retries=True), TypeError, "run.call(retries=...) must be a whole number, 0 or more, got bool True"),
+                (lambda: run.call("judge", retries=2.5), ValueError, "run.call(retries=...) must be a whole number, 0 or more, got 2.5"),
+                (lambda: run.call("judge", retries=float("nan")), ValueError, "run.call(retries=...) must be a whole number, 0 or more, got nan"),
+                (lambda: run.call("judge", retries=-1), ValueError, "run.call(retries=...) must be a whole number, 0 or more, got -1"),
+                (lambda: run.call("judge", retries=1, retry_delay="1"), TypeError, "run.call(retry_delay=...) must be a number of seconds, got str '1'"),
+                (lambda: run.call("judge", retries=1, retry_delay=-1), ValueError, "run.call(retry_delay=...) must be a number of seconds, 0 or more and finite, got -1"),
+                (lambda: run.flush("5"), TypeError, "run.flush(timeout=...) must be a number of seconds, got str '5'"),
+                (lambda: run.flush(-1), ValueError, "run.flush(timeout=...) must be a number of seconds, 0 or more, got -1"),
+                (lambda: runtrail.track([1, 2], run=run, every="0.1"), TypeError, "track(every=...) must be a number of seconds, got str '0.1'"),
+                (lambda: runtrail.track([1, 2], run=run, every=float("nan")), ValueError, "track(every=...) must be a number of seconds, 0 or more, got nan"),
+            ):
+                with self.assertRaises(error) as caught:
+                    bad()
+                self.assertEqual(str(caught.exception), message)
+            # A function's delay is checked when it answers: the call ends failed with why, not retried on a "1" taken as 1 s.
+            with self.assertRaisesRegex(TypeError, r"^what run\.call's retry_delay returned for attempt 1 must be a number of seconds, got str '0'$"):
+                run.call("judge", retries=1, retry_delay=lambda attempt: "0")(judge)(7)
+            # Whole numbers as floats or numpy's ints are counts, as a phase's timeout_ms is; and inf waits as None does.
+            self.assertEqual(run.call("judge", retries=Int64(1), retry_delay=Float32(0.0))(judge)(3), 0.1)
+            self.assertEqual(run.call("judge", retries=2.0, retry_delay=0)(judge)(4), 4 / 30)
+            run.flush(float("inf"))
+        self.assertEqual(self.rt.get_run(run.id)["status"], "succeeded")
+        calls = [(e["type"], e["data"].get("error")) for e in self.rt.events(run.id)["events"] if e["type"].startswith("call.")]
+        self.assertEqual(
+            calls,
+            [
+                ("call.started", None),
+                ("call.failed", "ValueError: judge timed out on doc 7"),
+                ("call.failed", "TypeError: what run.call's retry_delay returned for attempt 1 must be a number of seconds, got str '0'"),
+                ("call.started", None),
+                ("call.succeeded", None),
+                ("call.started", None),
+                ("call.succeeded", None),
+            ],
+        )
+
+    def test_a_childs_lease_ttl_ms_of_0_is_refused_not_taken_as_its_parents(self) -> None:
+        # Before: `lease_ttl_ms or parent's` made 0 the parent's lease, silently; rt.run(lease_ttl_ms=0) is refused.
+        with self.rt.run("parent", lease_ttl_ms=5000) as run:
+            with self.assertRaisesRegex(runtrail.RuntrailError, r"leaseTtlMs: Too small"):
+                run.child("kid", lease_ttl_ms=0)
+            with run.child("kid") as kid:
+                self.assertEqual(kid.lease_ttl_ms, 5000)
+
     def test_names_event_types_and_negative_progress_the_server_would_refuse_fail_at_the_call_site(self) -> None:
         with self.rt.run("bad names") as run:
             run.progress(1, 10)
