@@ -560,7 +560,10 @@ class Run:
         self.event("counter", {"name": _name("counter name", name), "delta": _finite("delta", delta)})
 
     def log(self, message: str, level: str = "info") -> None:
-        """Add a line to the run's log; ``level`` is debug, info, warn or error."""
+        """Add a line to the run's log; ``level`` is debug, info, warn or error. ``message`` is a str, or bytes (decoded as UTF-8)."""
+        if not isinstance(message, (str, bytes, bytearray, memoryview)):
+            # As a run's name is checked: str() of anything would do, and run.log(os.environ.get("X")) logged "None".
+            raise TypeError(f"run.log(message): a log message is a str (or bytes), got {type(message).__name__} {message!r:.100}")
         if level not in LOG_LEVELS:
             raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
         self.event("log", {"level": level, "message": _truncate(_text(message), MAX_LOG_CHARS)})

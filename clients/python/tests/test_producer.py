@@ -215,6 +215,19 @@ class ProducerTest(unittest.TestCase):
         after = self.rt.list_runs(limit=200)["runs"]
         self.assertEqual([r["name"] for r in after if r["id"] not in before], ["named parent"])
 
+    def test_a_log_message_that_is_not_text_is_a_type_error_and_queues_nothing(self) -> None:
+        # Before: str() of it was logged, so run.log(os.environ.get("X")) with the variable unset logged "None", though a
+        # run's name of None is a TypeError.
+        with self.rt.run("log messages") as run:
+            for bad, shown in ((None, "NoneType None"), (42, "int 42"), (ValueError("boom"), "ValueError ValueError('boom')")):
+                with self.assertRaises(TypeError) as caught:
+                    run.log(bad)  # type: ignore[arg-type]
+                self.assertEqual(str(caught.exception), f"run.log(message): a log message is a str (or bytes), got {shown}")
+            run.log("kept")
+            run.log(b"kept too")
+        self.assertEqual([line["message"] for line in self.rt.get_run(run.id)["snapshot"]["logs"]], ["kept", "kept too"])
+        self.assertEqual([e["type"] for e in self.rt.events(run.id)["events"]], ["log", "log", "run.succeeded"])
+
     def test_bytes_given_as_text_are_recorded_decoded_not_as_their_repr(self) -> None:
         # Before: str(b"x") was recorded, so a line read from a subprocess showed as "b'x'".
         with self.rt.run(b"bytes-named") as run:
