@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import re
 from typing import Any, List, Optional, Union
 
 from ._limits import MAX_JSON_DEPTH
@@ -20,7 +21,38 @@ def number(value: Any) -> Optional[Union[int, float]]:
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
-    return int(value) if isinstance(value, numbers.Integral) else float(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    try:
+        return float(value)
+    except OverflowError:
+        # A Real beyond a float's range (a Fraction of huge ints): infinite as a float, so refused as infinity is.
+        return math.inf if value > 0 else -math.inf
+
+
+def beyond_float(value: Union[int, float]) -> bool:
+    """Whether ``value`` is an int too large for a float (over about 1.8e308).
+
+    Python writes such an int in JSON digit for digit; a server parses it
+    as Infinity, which it refuses where a finite number is required (a
+    refusal that stops the run's sender) and stores as null elsewhere.
+    """
+    if not isinstance(value, int):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return True
+    return False
+
+
+def about_digits(value: int) -> str:
+    """``about N digits`` of a huge int, said without writing it (Python 3.11 refuses to write an int of over 4300 digits)."""
+    return f"about {int(value.bit_length() * math.log10(2)) + 1} digits"
+
+
+#: A run of digits as long as an int beyond a float's range needs (1.8e308 has 309): only then is the data walked for one.
+_LONG_DIGITS = re.compile(r"[0-9]{309}")
 
 
 def _plain(value: Any) -> Any:
@@ -43,6 +75,14 @@ def dumps(what: str, value: Any, check_depth: bool = True) -> str:
         raise ValueError(f"{what} must be JSON (finite numbers, str keys): {err}{at}") from err
     except RecursionError as err:
         raise ValueError(f"{what} must be JSON: it is nested too deeply or contains itself") from err
+    if _LONG_DIGITS.search(text):
+        # Digits in a string match too: the walk tells (the text of most data has no such run, and is not walked).
+        where = _where(value, [])
+        if where is not None:
+            raise ValueError(
+                f"{what} must be JSON (finite numbers, str keys): an int beyond a float's range (about 1.8e308), which a server "
+                f"reads as infinity and stores as null (at {''.join(where)}: convert it to a str first)"
+            )
     # No deeper than the brackets the text opens (those in strings included): most data is never walked.
     deep = _too_deep(value, 1) if check_depth and text.count("[") + text.count("{") > MAX_JSON_DEPTH else None
     if deep is not None:
@@ -86,6 +126,6 @@ def _where(value: Any, path: List[str], depth: int = 0) -> Optional[List[str]]:
                 return found
         return None
     plain = number(value)
-    if plain is None or not math.isfinite(plain):
+    if plain is None or beyond_float(plain) or not math.isfinite(plain):
         return path or ["the value itself"]
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import errno
 import io
@@ -24,7 +25,7 @@ from . import _json, _sender
 from ._http import Http
 from ._limits import DEFAULT_MAX_BATCH_BYTES, MAX_EVENT_DATA_BYTES, MAX_META_BYTES
 from .errors import RuntrailError
-from .run import Run, _text
+from .run import Run, _seconds, _text
 from .watch import watch as _watch
 
 DEFAULT_URL = "http://127.0.0.1:4310"
@@ -235,6 +236,7 @@ class Client:
         """
         if timeout is not None and not wait:
             raise ValueError("cancel(timeout=...) bounds the wait for the run's end: give it with wait=True")
+        timeout = _seconds("rt.cancel(timeout=...)", timeout, unbounded=True)  # before the cancel is asked: a bad one is no half-done call
         body = {"reason": _text(reason)} if reason is not None else {}
         run = cast(Dict[str, Any], self._http.request("cancelRun", {"id": run_id}, json_body=body, retry_for=self.start_timeout))
         if not wait or run["status"] in _sender.TERMINAL_STATUSES:
@@ -549,7 +551,8 @@ class Client:
         With ``timeout`` (seconds), a run still going then raises ``TimeoutError``.
         """
         _check_seq("watch", after)
-        return _watch(self, run_id, after, timeout=timeout)
+        # Checked now: the watch is a generator, and its own check waits for the first event asked of it.
+        return _watch(self, run_id, after, timeout=_seconds("rt.watch(timeout=...)", timeout, unbounded=True))
 
     def wait(self, run_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
         """Block until the run has ended and return it as ``get_run`` does: final ``status``, ``snapshot``, ``output``, ``error``.
@@ -562,6 +565,8 @@ class Client:
         (``handlers()``) may never start: the wait says so on stderr at
         once, and when the server ends such runs if none comes.
         """
+        # Checked before the request: -1 was a TimeoutError after it, "5" a TypeError naming nothing.
+        timeout = _seconds("rt.wait(timeout=...)", timeout, unbounded=True)
         run = self.get_run(run_id)
         if run["status"] in _sender.TERMINAL_STATUSES:
             return run
@@ -616,7 +621,11 @@ def _setting(name: str, value: Any, *, integer: bool = False, above_zero: bool =
     wanted = "an int" if integer else "a number of seconds"
     if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
         raise TypeError(f"Client({name}=...) is {wanted}, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or value < 0 or (above_zero and value == 0):
+    if not integer and _json.beyond_float(value):
+        # Said here: math.isfinite raised "int too large to convert to float", naming no setting. (A count that large is
+        # only a bound never reached; seconds are added to float clock times.)
+        raise ValueError(f"Client({name}=...) is a number of seconds within a float's range (about 1.8e308), got an int of {_json.about_digits(value)}")
+    if (not integer and not math.isfinite(value)) or value < 0 or (above_zero and value == 0):
         raise ValueError(f"Client({name}=...) is {wanted} {'above 0' if above_zero else '0 or more'}, got {value!r}")
     return value
 
@@ -628,12 +637,26 @@ def _run_body(method: str, name: str, input: Any, labels: Optional[Mapping[str, 
         raise TypeError(f"rt.{method}(name): a run's name is a str, got {type(name).__name__} {name!r}")
     name = _text(name)
     body: Dict[str, Any] = {"name": name}
-    for key, value in (("input", input), ("labels", dict(labels) if labels is not None else None), *fields.items()):
+    for key, value in (("input", input), ("labels", _labels(method, labels)), *fields.items()):
         if value is not None:
             body[key] = value
     # Sent as the JSON it is now, numpy's numbers plain (the request's own encoding takes no others). Its depth is
     # the server's to refuse: the body adds a level, and a create's refusal is raised here at once.
     return cast(Dict[str, Any], json.loads(_json.dumps(f"rt.{method}({name!r}): input and labels", body, check_depth=False)))
+
+
+def _labels(method: str, labels: Any) -> Optional[Dict[str, str]]:
+    """A run's labels as sent, checked here: dict() of a list raised "cannot convert dictionary update sequence element #0",
+    naming nothing, and an int key went as its str."""
+    if labels is None:
+        return None
+    wanted = f"rt.{method}(labels=...) must be a dict of str keys to str values"
+    if not isinstance(labels, collections.abc.Mapping):
+        raise TypeError(f"{wanted}, got {type(labels).__name__} {labels!r:.100}")
+    for key, value in labels.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"{wanted}, got {type(key).__name__} {key!r:.100}: {type(value).__name__} {value!r:.100}")
+    return dict(labels)
 
 
 def _check_seq(method: str, after: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections.abc
 import functools
 import inspect
 import io
@@ -70,11 +71,50 @@ def _truncate(text: str, limit: int) -> str:
 
 def _finite(name: str, value: Any, minimum: Optional[float] = None) -> float:
     plain = _json.number(value)  # numpy's scalars too, sent as the plain number they hold
+    if plain is not None and _json.beyond_float(plain):
+        # Said here: math.isfinite raised "int too large to convert to float", naming no argument, and sent, the
+        # server reads it as infinity and refuses the event, which stops the run's sender.
+        raise ValueError(
+            f"{name} must be a finite number within a float's range (about 1.8e308), got an int of {_json.about_digits(plain)}"
+        )
     if plain is None or not math.isfinite(plain):
-        raise ValueError(f"{name} must be a finite number, got {type(value).__name__} {value!r}")
+        raise ValueError(f"{name} must be a finite number, got {type(value).__name__} {value!r:.100}")
     if minimum is not None and plain < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
     return plain
+
+
+def _count(what: str, value: Any) -> int:
+    """A whole number 0 or more (``run.call``'s retries), checked: ``"2"`` raised "'<' not supported between instances
+    of 'str' and 'int'", and 2.5, True or NaN were taken as some other number of retries, silently."""
+    plain = _json.number(value)  # numpy's integers too
+    if plain is None:
+        raise TypeError(f"{what} must be a whole number, 0 or more, got {type(value).__name__} {value!r:.100}")
+    if (isinstance(plain, float) and not (math.isfinite(plain) and plain.is_integer())) or plain < 0:
+        raise ValueError(f"{what} must be a whole number, 0 or more, got {value!r:.100}")
+    return int(plain)
+
+
+def _seconds(what: str, value: Any, *, unbounded: bool = False) -> Optional[float]:
+    """A number of seconds 0 or more, checked before anything is asked or queued; None stays None.
+
+    ``"5"`` raised "unsupported operand type(s) for +: 'float' and 'str'" from deep inside, a negative one was a
+    timeout at once (after the request it bounds), NaN never timed out. ``unbounded`` (a timeout): infinity, or
+    more than a thread can wait (``threading.TIMEOUT_MAX``, some 292 years), is no bound, None.
+    """
+    if value is None:
+        return None
+    plain = _json.number(value)
+    if plain is None:
+        raise TypeError(f"{what} must be a number of seconds, got {type(value).__name__} {value!r:.100}")
+    huge = _json.beyond_float(plain)
+    seconds = (math.inf if plain > 0 else -math.inf) if huge else float(plain)
+    if math.isnan(seconds) or seconds < 0 or (seconds == math.inf and not unbounded):
+        shown = f"an int of {_json.about_digits(plain)}" if huge else f"{value!r:.100}"
+        raise ValueError(f"{what} must be a number of seconds, 0 or more{'' if unbounded else ' and finite'}, got {shown}")
+    if unbounded and seconds >= threading.TIMEOUT_MAX:
+        return None
+    return seconds
 
 
 #: The event types a server knows (packages/protocol/src/events.ts); any other must start with "x.".
@@ -415,7 +455,7 @@ class Run:
 
     def flush(self, timeout: Optional[float] = None) -> None:
         """Return once every event queued so far is stored; raise the reason if one could not be (or after ``timeout`` s)."""
-        self._sender.flush(timeout)
+        self._sender.flush(_seconds("run.flush(timeout=...)", timeout, unbounded=True))
 
     def _stop(self, reason: str, kind: str) -> None:
         with self._lock:
@@ -520,13 +560,19 @@ class Run:
         self.event("counter", {"name": _name("counter name", name), "delta": _finite("delta", delta)})
 
     def log(self, message: str, level: str = "info") -> None:
-        """Add a line to the run's log; ``level`` is debug, info, warn or error."""
+        """Add a line to the run's log; ``level`` is debug, info, warn or error. ``message`` is a str, or bytes (decoded as UTF-8)."""
+        if not isinstance(message, (str, bytes, bytearray, memoryview)):
+            # As a run's name is checked: str() of anything would do, and run.log(os.environ.get("X")) logged "None".
+            raise TypeError(f"run.log(message): a log message is a str (or bytes), got {type(message).__name__} {message!r:.100}")
         if level not in LOG_LEVELS:
             raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
         self.event("log", {"level": level, "message": _truncate(_text(message), MAX_LOG_CHARS)})
 
     def meta(self, values: Optional[Mapping[str, Any]] = None, **more: Any) -> None:
         """Set free-form metadata keys on the run (``run.meta({"model": "gpt-4"})`` or ``run.meta(model="gpt-4")``)."""
+        if values is not None and not isinstance(values, collections.abc.Mapping):
+            # Checked here: dict() of a list raised "cannot convert dictionary update sequence element #0", naming nothing.
+            raise TypeError(f"run.meta(values) must be a dict (or give keywords: run.meta(model=...)), got {type(values).__name__} {values!r:.100}")
         data = dict(values or {})
         data.update(more)
         self.event("meta", data)
@@ -566,8 +612,10 @@ class Run:
         stop; a cancel heard while a call waits to retry ends that wait at
         once: the call is recorded failed with the cancel and ``Cancelled`` raised.
         """
-        if retries < 0:
-            raise ValueError("retries must be >= 0")
+        retries = _count("run.call(retries=...)", retries)
+        if retry_delay is not None and not callable(retry_delay):
+            # Checked here, not at the first retry (where "1" was taken as 1 s, and "soon" raised naming nothing).
+            retry_delay = _seconds("run.call(retry_delay=...)", retry_delay)
         return Call(self, label, retries, call_id, retry_delay)
 
     def child(
@@ -581,7 +629,7 @@ class Run:
     ) -> "Run":
         """Start a child run (``parentId`` = this run) and return its handle; a child left open ends with its parent."""
         child = self.client.run(
-            name, input=input, labels=labels, parent_id=self.id, lease_ttl_ms=lease_ttl_ms or self.lease_ttl_ms, timeout_ms=timeout_ms
+            name, input=input, labels=labels, parent_id=self.id, lease_ttl_ms=self.lease_ttl_ms if lease_ttl_ms is None else lease_ttl_ms, timeout_ms=timeout_ms
         )
         self._children.append(child)
         return child
@@ -910,8 +958,9 @@ class Call(_QueuesOnly):
         if self.retry_delay is None:
             return backoff_delay(attempt, initial=0.2, maximum=10.0)
         if callable(self.retry_delay):
-            return float(self.retry_delay(attempt))
-        return float(self.retry_delay)
+            # Checked as a number given is: raised here, the call is recorded failed with why.
+            return cast(float, _seconds(f"what run.call's retry_delay returned for attempt {attempt}", self.retry_delay(attempt)))
+        return self.retry_delay
 
 
 #: Every handle of this process, whose locks a forked child makes anew (see _after_fork_in_child).

@@ -6,7 +6,7 @@ import time
 from typing import Any, AsyncIterable, AsyncIterator, Iterable, Iterator, Optional, TypeVar, Union, overload
 
 from .client import _require_run
-from .run import Run
+from .run import Run, _seconds
 
 T = TypeVar("T")
 
@@ -32,6 +32,8 @@ def track(
     An async iterable (an async generator, a stream of results) is tracked
     the same way with ``async for``.
     """
+    # Checked here, not at the first item's progress: "0.1" raised "'>=' not supported", naming nothing, and NaN sent none.
+    _seconds("track(every=...)", every, unbounded=True)
     if hasattr(iterable, "__aiter__") and not hasattr(iterable, "__iter__"):
         return _track_async(iterable, run, total, every, message)  # type: ignore[arg-type]
     return _track(iterable, run, total, every, message)  # type: ignore[arg-type]

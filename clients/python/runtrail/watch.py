@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Tuple
 
 from ._http import backoff_delay, is_retryable, tls_refusal
 from .errors import RuntrailError
+from .run import _seconds
 
 if TYPE_CHECKING:
     import http.client
@@ -58,6 +59,9 @@ def watch(
     not ended that many seconds after the watch began raises the built-in
     ``TimeoutError`` (the events until then were yielded).
     """
+    timeout = _seconds("watch(timeout=...)", timeout, unbounded=True)
+    if _seconds("watch(idle_timeout=...)", idle_timeout) == 0:
+        raise ValueError("watch(idle_timeout=...) must be a number of seconds above 0: a connection is reopened once silent that long")
     last = after
     attempt = 0
     outage_since: Optional[float] = None

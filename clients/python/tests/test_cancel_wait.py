@@ -87,6 +87,11 @@ class CancelWaitTest(unittest.TestCase):
         run = owned_run(rt, "left alone", 60_000, {"kind": "producer", "node": "h", "id": "pid-3"})
         with self.assertRaisesRegex(ValueError, r"cancel\(timeout=\.\.\.\) bounds the wait for the run's end: give it with wait=True"):
             rt.cancel(run["id"], timeout=5)
+        # Before: the cancel was asked, and then a timeout of -1 was a TimeoutError, "5" a TypeError naming nothing.
+        for timeout, error, message in ((-1, ValueError, "0 or more, got -1"), ("5", TypeError, "got str '5'")):
+            with self.assertRaises(error) as caught:
+                rt.cancel(run["id"], wait=True, timeout=timeout)
+            self.assertEqual(str(caught.exception), f"rt.cancel(timeout=...) must be a number of seconds, {message}")
         self.assertIsNone(rt.get_run(run["id"])["cancelRequestedAt"])
 
 

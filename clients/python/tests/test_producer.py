@@ -215,6 +215,19 @@ class ProducerTest(unittest.TestCase):
         after = self.rt.list_runs(limit=200)["runs"]
         self.assertEqual([r["name"] for r in after if r["id"] not in before], ["named parent"])
 
+    def test_a_log_message_that_is_not_text_is_a_type_error_and_queues_nothing(self) -> None:
+        # Before: str() of it was logged, so run.log(os.environ.get("X")) with the variable unset logged "None", though a
+        # run's name of None is a TypeError.
+        with self.rt.run("log messages") as run:
+            for bad, shown in ((None, "NoneType None"), (42, "int 42"), (ValueError("boom"), "ValueError ValueError('boom')")):
+                with self.assertRaises(TypeError) as caught:
+                    run.log(bad)  # type: ignore[arg-type]
+                self.assertEqual(str(caught.exception), f"run.log(message): a log message is a str (or bytes), got {shown}")
+            run.log("kept")
+            run.log(b"kept too")
+        self.assertEqual([line["message"] for line in self.rt.get_run(run.id)["snapshot"]["logs"]], ["kept", "kept too"])
+        self.assertEqual([e["type"] for e in self.rt.events(run.id)["events"]], ["log", "log", "run.succeeded"])
+
     def test_bytes_given_as_text_are_recorded_decoded_not_as_their_repr(self) -> None:
         # Before: str(b"x") was recorded, so a line read from a subprocess showed as "b'x'".
         with self.rt.run(b"bytes-named") as run:
@@ -375,6 +388,106 @@ class ProducerTest(unittest.TestCase):
         self.assertEqual(snapshot["counters"]["named"], {"tokens": 120})
         self.assertEqual(snapshot["meta"], {"mean_score": 0.25, "best": [1, 0.5]})
         self.assertEqual((final["input"], final["output"]), ({"temperature": 0.5}, {"accuracy": 0.75}))
+
+    def test_an_int_beyond_a_floats_range_fails_at_the_call_site_naming_the_argument_and_queues_nothing(self) -> None:
+        # Before: OverflowError "int too large to convert to float", naming no argument; in data the server read it as
+        # infinity and stored null.
+        huge = 10**400
+        with self.rt.run("huge ints") as run:
+            for bad, argument in (
+                (lambda: run.metric("loss", huge), "value"),
+                (lambda: run.metric("loss", 0.5, step=-huge), "step"),
+                (lambda: run.progress(huge), "done"),
+                (lambda: run.progress(1, huge), "total"),
+                (lambda: run.counter("tokens", huge), "delta"),
+            ):
+                with self.assertRaisesRegex(ValueError, rf"^{argument} must be a finite number within a float's range \(about 1\.8e308\), got an int of about 401 digits$"):
+                    bad()
+            with self.assertRaisesRegex(ValueError, r"^value must be a finite number, got Fraction"):
+                run.metric("loss", Fraction(huge, 3))
+            with self.assertRaisesRegex(ValueError, r"^meta data must be JSON .*an int beyond a float's range .*\(at \['sizes'\]\[1\]: convert it to a str first\)$"):
+                run.meta(sizes=[1, huge])
+            with self.assertRaisesRegex(ValueError, r"^run\.output\(\) must be JSON .*beyond a float's range"):
+                run.output({"n": huge})
+            run.meta(digits="9" * 400, big=10**300)  # digits in a string, and an int a float holds, are data as any
+            run.metric("loss", 0.5)
+        final = self.rt.get_run(run.id)
+        self.assertEqual(final["status"], "succeeded")
+        self.assertEqual([e["type"] for e in self.rt.events(run.id)["events"]], ["meta", "metric", "run.succeeded"])
+        self.assertEqual(final["snapshot"]["meta"], {"digits": "9" * 400, "big": 1e300})
+        with self.assertRaisesRegex(ValueError, r"^rt\.run\('huge input'\): input and labels must be JSON .*\(at \['input'\]\['n'\]"):
+            self.rt.run("huge input", input={"n": huge})
+
+    def test_meta_and_labels_that_are_not_dicts_are_a_type_error_naming_the_argument_and_make_nothing(self) -> None:
+        # Before: dict() of them raised "cannot convert dictionary update sequence element #0", naming no argument.
+        before = {r["id"] for r in self.rt.list_runs(limit=200)["runs"]}
+        with self.rt.run("not dicts") as run:
+            for bad, shown in (([1, 2], "list [1, 2]"), ("ab", "str 'ab'"), ([("model", "gpt-4")], "list [('model', 'gpt-4')]"), (0, "int 0")):
+                with self.assertRaises(TypeError) as caught:
+                    run.meta(bad)  # type: ignore[arg-type]
+                self.assertEqual(str(caught.exception), f"run.meta(values) must be a dict (or give keywords: run.meta(model=...)), got {shown}")
+            for method in ("run", "start"):
+                for bad, shown in (([1, 2], "list [1, 2]"), ("team=search", "str 'team=search'"), ({"team": 1}, "str 'team': int 1"), ({1: "a"}, "int 1: str 'a'")):
+                    with self.assertRaises(TypeError) as caught:
+                        getattr(self.rt, method)("demo-pipeline", labels=bad)
+                    self.assertEqual(str(caught.exception), f"rt.{method}(labels=...) must be a dict of str keys to str values, got {shown}")
+            with self.assertRaisesRegex(TypeError, r"^rt\.run\(labels=\.\.\.\) must be a dict"):
+                run.child("kid", labels=[("team", "search")])  # type: ignore[arg-type]
+            run.meta({"model": "gpt-4"}, temperature=0.5)
+        self.assertEqual([r["name"] for r in self.rt.list_runs(limit=200)["runs"] if r["id"] not in before], ["not dicts"])
+        self.assertEqual([e["type"] for e in self.rt.events(run.id)["events"]], ["meta", "run.succeeded"])
+        self.assertEqual(self.rt.get_run(run.id)["snapshot"]["meta"], {"model": "gpt-4", "temperature": 0.5})
+
+    def test_numbers_of_calls_flushes_and_track_of_the_wrong_type_or_range_are_refused_naming_the_argument(self) -> None:
+        # Before: retries="2" raised "'<' not supported between instances of 'str' and 'int'"; 2.5, True and NaN were
+        # taken as some number of retries; retry_delay="1" was taken as 1 s at the first retry, and "soon" failed there;
+        # flush("5") and track(every="0.1") raised TypeErrors about operands, naming nothing.
+        with self.rt.run("bad numbers") as run:
+            for bad, error, message in (
+                (lambda: run.call("judge", retries="2"), TypeError, "run.call(retries=...) must be a whole number, 0 or more, got str '2'"),
+                (lambda: run.call("judge", retries=True), TypeError, "run.call(retries=...) must be a whole number, 0 or more, got bool True"),
+                (lambda: run.call("judge", retries=2.5), ValueError, "run.call(retries=...) must be a whole number, 0 or more, got 2.5"),
+                (lambda: run.call("judge", retries=float("nan")), ValueError, "run.call(retries=...) must be a whole number, 0 or more, got nan"),
+                (lambda: run.call("judge", retries=-1), ValueError, "run.call(retries=...) must be a whole number, 0 or more, got -1"),
+                (lambda: run.call("judge", retries=1, retry_delay="1"), TypeError, "run.call(retry_delay=...) must be a number of seconds, got str '1'"),
+                (lambda: run.call("judge", retries=1, retry_delay=-1), ValueError, "run.call(retry_delay=...) must be a number of seconds, 0 or more and finite, got -1"),
+                (lambda: run.flush("5"), TypeError, "run.flush(timeout=...) must be a number of seconds, got str '5'"),
+                (lambda: run.flush(-1), ValueError, "run.flush(timeout=...) must be a number of seconds, 0 or more, got -1"),
+                (lambda: runtrail.track([1, 2], run=run, every="0.1"), TypeError, "track(every=...) must be a number of seconds, got str '0.1'"),
+                (lambda: runtrail.track([1, 2], run=run, every=float("nan")), ValueError, "track(every=...) must be a number of seconds, 0 or more, got nan"),
+            ):
+                with self.assertRaises(error) as caught:
+                    bad()
+                self.assertEqual(str(caught.exception), message)
+            # A function's delay is checked when it answers: the call ends failed with why, not retried on a "1" taken as 1 s.
+            with self.assertRaisesRegex(TypeError, r"^what run\.call's retry_delay returned for attempt 1 must be a number of seconds, got str '0'$"):
+                run.call("judge", retries=1, retry_delay=lambda attempt: "0")(judge)(7)
+            # Whole numbers as floats or numpy's ints are counts, as a phase's timeout_ms is; and inf waits as None does.
+            self.assertEqual(run.call("judge", retries=Int64(1), retry_delay=Float32(0.0))(judge)(3), 0.1)
+            self.assertEqual(run.call("judge", retries=2.0, retry_delay=0)(judge)(4), 4 / 30)
+            run.flush(float("inf"))
+        self.assertEqual(self.rt.get_run(run.id)["status"], "succeeded")
+        calls = [(e["type"], e["data"].get("error")) for e in self.rt.events(run.id)["events"] if e["type"].startswith("call.")]
+        self.assertEqual(
+            calls,
+            [
+                ("call.started", None),
+                ("call.failed", "ValueError: judge timed out on doc 7"),
+                ("call.failed", "TypeError: what run.call's retry_delay returned for attempt 1 must be a number of seconds, got str '0'"),
+                ("call.started", None),
+                ("call.succeeded", None),
+                ("call.started", None),
+                ("call.succeeded", None),
+            ],
+        )
+
+    def test_a_childs_lease_ttl_ms_of_0_is_refused_not_taken_as_its_parents(self) -> None:
+        # Before: `lease_ttl_ms or parent's` made 0 the parent's lease, silently; rt.run(lease_ttl_ms=0) is refused.
+        with self.rt.run("parent", lease_ttl_ms=5000) as run:
+            with self.assertRaisesRegex(runtrail.RuntrailError, r"leaseTtlMs: Too small"):
+                run.child("kid", lease_ttl_ms=0)
+            with run.child("kid") as kid:
+                self.assertEqual(kid.lease_ttl_ms, 5000)
 
     def test_names_event_types_and_negative_progress_the_server_would_refuse_fail_at_the_call_site(self) -> None:
         with self.rt.run("bad names") as run:

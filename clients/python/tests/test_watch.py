@@ -120,6 +120,27 @@ class WatchTest(unittest.TestCase):
             rt.wait("no-such-run")
         self.assertEqual(caught.exception.code, "run_not_found")
 
+    def test_a_timeout_of_the_wrong_type_or_range_is_refused_naming_it_before_anything_is_asked(self) -> None:
+        # Before: wait(timeout=-1) asked for the run, then raised TimeoutError "did not end within -1 s" (or, for a run
+        # not there, run_not_found); timeout="5" raised "unsupported operand type(s) for +: 'float' and 'str'".
+        rt = runtrail.Client(server.url)
+        for call, message in (
+            (lambda: rt.wait("no-such-run", timeout=-1), "rt.wait(timeout=...) must be a number of seconds, 0 or more, got -1"),
+            (lambda: rt.wait("no-such-run", timeout=float("nan")), "rt.wait(timeout=...) must be a number of seconds, 0 or more, got nan"),
+            (lambda: rt.wait("no-such-run", timeout="5"), "rt.wait(timeout=...) must be a number of seconds, got str '5'"),
+            (lambda: rt.watch("no-such-run", timeout=-1), "rt.watch(timeout=...) must be a number of seconds, 0 or more, got -1"),
+            (lambda: next(runtrail.watch.watch(rt, "no-such-run", timeout="5")), "watch(timeout=...) must be a number of seconds, got str '5'"),
+            (lambda: next(runtrail.watch.watch(rt, "no-such-run", idle_timeout=0)), "watch(idle_timeout=...) must be a number of seconds above 0: a connection is reopened once silent that long"),
+        ):
+            with self.assertRaises((TypeError, ValueError)) as caught:
+                call()
+            self.assertEqual(str(caught.exception), message)
+        with rt.run("ended") as run:
+            pass
+        # 0 asks once; inf (or more than a thread can wait) is no bound, as None.
+        for timeout in (0, float("inf"), 10**400):
+            self.assertEqual(rt.wait(run.id, timeout=timeout)["status"], "succeeded")
+
     def test_start_queues_a_handler_run_that_wait_follows_to_its_end(self) -> None:
         rt = runtrail.Client(server.url)
         job = {"docs": 2, "latencyMs": 1, "failureRate": 0}

@@ -65,6 +65,8 @@ class WrongUrlTest(unittest.TestCase):
             ({"max_batch": 0}, ValueError, "Client(max_batch=...) is an int above 0, got 0"),
             ({"max_queued": 1.5}, TypeError, "Client(max_queued=...) is an int, got float 1.5"),
             ({"url": 4310}, TypeError, "Client(url=...) is a str, got int 4310"),
+            # Before: OverflowError "int too large to convert to float", naming no setting.
+            ({"retry_for": 10**400}, ValueError, "Client(retry_for=...) is a number of seconds within a float's range (about 1.8e308), got an int of about 401 digits"),
             ({"token": 5}, TypeError, "Client(token=...) is a str, got int 5"),
         ):
             with self.subTest(settings=settings):
@@ -73,6 +75,8 @@ class WrongUrlTest(unittest.TestCase):
                 self.assertEqual(str(caught.exception), message)
         # The edges are settings too: no retries, no wait at exit, one event a batch.
         self.assertIsInstance(runtrail.Client(server.url, retry_for=0, exit_timeout=0, max_batch=1).list_runs(limit=1)["runs"], list)
+        # A count past a float's range is only a bound never reached.
+        self.assertEqual(runtrail.Client(server.url, max_queued=10**400).max_queued, 10**400)
 
     def test_a_runs_page_url_says_to_give_the_servers_root(self) -> None:
         rt = runtrail.Client(server.url + "/runs/some-run")
