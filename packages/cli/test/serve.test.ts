@@ -250,6 +250,8 @@ describe('runtrail serve --handlers', () => {
         const what = files.join(' ');
         expect(result.code, what).toBe(2);
         expect(result.stdout, what).not.toContain('serving on');
+        // Refused before it listens: no "listening" line makes it look as if it had come up.
+        expect(result.stdout, what).not.toMatch(/listening/i);
         expect(result.stderr, what).toMatch(said);
         expect(result.stderr.trim().split('\n'), what).toHaveLength(1);
       }

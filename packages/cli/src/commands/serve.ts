@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { RuntrailError } from '@runtrail/protocol';
-import type { RunningServer, StartOptions } from '@runtrail/server';
+import type { RunningServer, RuntrailServer, StartOptions } from '@runtrail/server';
 import { describeConfig } from '@runtrail/server/config';
 import { defineDemoHandler } from '../demo/handler.js';
 import { loadHandlerModules } from '../handler-modules.js';
@@ -17,28 +17,29 @@ export function registerServe(program: Command): void {
     .action(async (flags: ServeFlags & { handlers?: string[]; demoHandler: boolean }) => {
       // Loaded and checked first: a wrong module is said before anything listens.
       const modules = await loadHandlerModules(flags.handlers ?? []);
-      const server = await startServing(serveOptions(flags));
-      if (flags.demoHandler) defineDemoHandler(server);
-      // Where each name was defined: a name defined twice is then told with both places, not only as "already defined".
-      const definedBy = new Map(server.executor.names().map((name) => [name, "the stock server's demo handler (serve --no-demo-handler leaves it out)"]));
-      for (const { file, register } of modules) {
-        const define: RunningServer['define'] = (name, handler, options) => {
-          const first = definedBy.get(name);
-          if (first !== undefined) {
-            const where = first === `--handlers ${file}` ? 'earlier in this module' : `by ${first}`;
-            throw new Error(`a handler named "${name}" is already defined ${where}; one node runs one handler of a name, so rename one of them`);
+      // Handlers are defined before the server listens: a module that fails to define them is refused
+      // before any "listening" line, and no run of theirs can come in before they are there.
+      const server = await startServing(serveOptions(flags), async (node) => {
+        if (flags.demoHandler) defineDemoHandler(node);
+        // Where each name was defined: a name defined twice is then told with both places, not only as "already defined".
+        const definedBy = new Map(node.executor.names().map((name) => [name, "the stock server's demo handler (serve --no-demo-handler leaves it out)"]));
+        for (const { file, register } of modules) {
+          const define: RuntrailServer['define'] = (name, handler, options) => {
+            const first = definedBy.get(name);
+            if (first !== undefined) {
+              const where = first === `--handlers ${file}` ? 'earlier in this module' : `by ${first}`;
+              throw new Error(`a handler named "${name}" is already defined ${where}; one node runs one handler of a name, so rename one of them`);
+            }
+            node.define(name, handler, options);
+            definedBy.set(name, `--handlers ${file}`);
+          };
+          try {
+            await register({ define });
+          } catch (err) {
+            throw new RuntrailError('invalid_request', `--handlers ${file}: defining its handlers failed: ${(err as Error).message}`);
           }
-          server.define(name, handler, options);
-          definedBy.set(name, `--handlers ${file}`);
-        };
-        try {
-          // The server as it is (a plain object), with define telling where a name was taken.
-          await register({ ...server, define });
-        } catch (err) {
-          await server.close();
-          throw new RuntrailError('invalid_request', `--handlers ${file}: defining its handlers failed: ${(err as Error).message}`);
         }
-      }
+      });
       stopOnSignals(server);
       // Which database, its password masked: nodes meant to share one can be seen to.
       const database = server.config.databaseUrl ? `PostgreSQL ${String(describeConfig(server.config).databaseUrl)}, schema ${server.config.databaseSchema}` : null;
@@ -47,13 +48,24 @@ export function registerServe(program: Command): void {
     });
 }
 
-/** startServer, with a port that is taken said in one line (exit 2) instead of a stack trace. */
-export async function startServing(options: StartOptions): Promise<RunningServer> {
+/**
+ * createServer, `prepare` (defining handlers), then listen; a port that is
+ * taken is said in one line (exit 2) instead of a stack trace. A `prepare`
+ * that throws closes the server, which never listened.
+ */
+export async function startServing(options: StartOptions, prepare?: (server: RuntrailServer) => Promise<void>): Promise<RunningServer> {
   // Loaded here, not at the top: client commands never pay for the server's modules.
-  const { startServer } = await import('@runtrail/server');
+  const { createServer } = await import('@runtrail/server');
   try {
     // The command handles SIGTERM/SIGINT itself (stopOnSignals below: a log line, exit 0), not the server's default.
-    return await startServer({ ...options, stopOnSignals: false });
+    const server = await createServer({ ...options, stopOnSignals: false });
+    try {
+      await prepare?.(server);
+    } catch (err) {
+      await server.close();
+      throw err;
+    }
+    return await server.listen();
   } catch (err) {
     const { code, port, address } = err as NodeJS.ErrnoException & { port?: number; address?: string };
     if (code !== 'EADDRINUSE') throw err;
