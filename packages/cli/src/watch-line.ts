@@ -1,6 +1,7 @@
 import WebSocket from 'ws';
 import { watchRun, type RunWatchState, type WebSocketConstructor } from '@runtrail/client';
 import { RuntrailError, callsInFlight, hasCalls } from '@runtrail/protocol';
+import { formatDuration } from './duration.js';
 import { CLI_TOKEN_HINT } from './options.js';
 import { terminalSafe } from './output.js';
 
@@ -86,7 +87,7 @@ export async function followRun(
     const details = final.error.details as { reason?: string; problem?: string } | undefined;
     if (details?.reason === 'gave_up') {
       // The option as this command's user gives it.
-      throw new RuntrailError('unavailable', `no answer from ${url} for ${options.giveUpAfterMs} ms (${String(details.problem)}); gave up (--give-up-after)`);
+      throw new RuntrailError('unavailable', `no answer from ${url} for ${formatDuration(options.giveUpAfterMs ?? 0)} (${String(details.problem)}); gave up (--give-up-after)`);
     }
     throw final.error;
   }

@@ -144,7 +144,7 @@ describe('runtrail cancel --wait', () => {
     expect(await waiting.exited).toBe(2);
     const lines = waiting.out.stderr.trimEnd().split('\n');
     expect(lines).toHaveLength(2);
-    expect(lines[1]).toMatch(new RegExp(`^runtrail: unavailable: no answer from ${gone.url.replace(/\./g, '\\.')} for 1000 ms \\(.+\\); gave up \\(--give-up-after\\)$`));
+    expect(lines[1]).toMatch(new RegExp(`^runtrail: unavailable: no answer from ${gone.url.replace(/\./g, '\\.')} for 1s \\(.+\\); gave up \\(--give-up-after\\)$`));
     expect(waiting.out.stdout).toBe('');
   });
 

@@ -87,7 +87,7 @@ describe('runtrail traps', () => {
     // While it waits, its line names the server it waits for (before: "(reconnecting)" until it gave up).
     expect(result.stdout).toMatch(new RegExp(`\\((re)?connecting to http://127\\.0\\.0\\.1:${port}`));
     expect(lines(result.stderr)).toEqual([
-      expect.stringMatching(new RegExp(`^runtrail: unavailable: no answer from http://127\\.0\\.0\\.1:${port} for 300 ms \\(.+\\); gave up \\(--give-up-after\\)$`)),
+      expect.stringMatching(new RegExp(`^runtrail: unavailable: no answer from http://127\\.0\\.0\\.1:${port} for 300ms \\(.+\\); gave up \\(--give-up-after\\)$`)),
     ]);
   });
 
