@@ -229,12 +229,14 @@ export class Executor {
   }
 
   /**
-   * Tell the registry which handlers this node executes; a failure is
-   * retried at the next announcement. One at a time: two in flight (two
+   * Tell the registry which handlers this node executes, none included: the
+   * registry is also how a second process under a live node's name is
+   * refused (refuseLiveNamesake), so a node with no handlers announces too.
+   * A failure is retried at the next announcement. One at a time: two in flight (two
    * defines in a row) could commit out of order and leave the shorter list.
    */
   private announce(): void {
-    if (!this.started || this.stopping || this.handlers.size === 0) return;
+    if (!this.started || this.stopping) return;
     if (this.announcing) {
       this.announceAgain = true;
       return;
@@ -327,7 +329,7 @@ export class Executor {
 
   /** Runs of this node's handlers are no longer accepted for it through other nodes. */
   private async leaveRegistry(): Promise<void> {
-    if (!this.started || this.handlers.size === 0) return;
+    if (!this.started) return;
     // One still in flight would otherwise put the node back after it is forgotten.
     await this.announcing;
     await this.runs.forgetHandlers(this.options.node).catch((err: unknown) => {

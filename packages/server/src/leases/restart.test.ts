@@ -116,6 +116,18 @@ describe('server restart', () => {
     expect(ended.error?.kind).toBe('orphaned');
   });
 
+  it('a node with no handlers is found by its name all the same: a second process under it refuses to start', async () => {
+    // Before: only a node with handlers announced itself, so one serving no handlers (--no-demo-handler) had its name taken silently.
+    const first = await startServer({ port: 0, dataDir: dir.path, node: 'node-bare', logLevel: 'silent' });
+    try {
+      await expect(startServer({ port: 0, dataDir: dir.path, node: 'node-bare', logLevel: 'silent' })).rejects.toThrow(
+        `node name "node-bare" is taken: the runtrail at ${first.url} executes runs as node-bare and answers`,
+      );
+    } finally {
+      await first.close();
+    }
+  });
+
   it("an external producer's run survives a server restart with no lost and no duplicate events, and ends succeeded", async () => {
     const port = await freePort();
     let server = await startFixtureServer(port);
