@@ -60,7 +60,9 @@ describe('configuration', () => {
     writeFileSync(join(dir.path, 'runtrail.json'), JSON.stringify({ logLevel: 'loud' }));
     expect(errorOf(() => resolveConfig({}, { env: {}, cwd: dir.path })).message).toMatch(/logLevel \(.*runtrail\.json = "loud"\)/);
     writeFileSync(join(dir.path, 'runtrail.json'), JSON.stringify({ leaseTTL: 5 }));
-    expect(errorOf(() => resolveConfig({}, { env: {}, cwd: dir.path })).message).toContain('unknown key "leaseTTL"');
+    expect(errorOf(() => resolveConfig({}, { env: {}, cwd: dir.path })).message).toContain('unknown key "leaseTTL" (did you mean leaseTtlMs? known: ');
+    writeFileSync(join(dir.path, 'runtrail.json'), JSON.stringify({ databseSchema: 'rt' }));
+    expect(errorOf(() => resolveConfig({}, { env: {}, cwd: dir.path })).message).toContain('unknown key "databseSchema" (did you mean databaseSchema? known: ');
     writeFileSync(join(dir.path, 'runtrail.json'), '{port: 1}');
     expect(errorOf(() => resolveConfig({}, { env: {}, cwd: dir.path })).message).toContain('is not JSON');
   });
@@ -249,6 +251,17 @@ describe('the README configuration table', () => {
     expect(resolveConfig({}, { env, cwd: dir.path }).warnings).toEqual(unknownEnvWarnings(env));
     const known = Object.fromEntries([...configKeys.map((k) => settings[k].env), ...CLIENT_ENV].map((name) => [name, '']));
     expect(unknownEnvWarnings(known)).toEqual([]);
+  });
+
+  it('says a setting whose variable is set but empty is taken as unset, naming where its value comes from', () => {
+    // A deployment's RUNTRAIL_DATABASE_URL that expanded to nothing ran on its own SQLite with no word but the start-up line.
+    writeFileSync(join(dir.path, 'runtrail.json'), JSON.stringify({ port: 4399 }));
+    const resolved = resolveConfig({ logLevel: 'warn' }, { env: { RUNTRAIL_DATABASE_URL: '', RUNTRAIL_PORT: '', RUNTRAIL_LOG_LEVEL: '' }, cwd: dir.path });
+    expect(resolved.config.databaseUrl).toBeUndefined();
+    expect(resolved.warnings).toEqual([
+      'RUNTRAIL_PORT is set but empty, so it is taken as unset: port comes from ' + join(dir.path, 'runtrail.json'),
+      'RUNTRAIL_DATABASE_URL is set but empty, so it is taken as unset: databaseUrl comes from its default',
+    ]);
   });
 
   it("knows every RUNTRAIL_* variable the repository's code, clients, scripts, CI and benchmarks use", () => {

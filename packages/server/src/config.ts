@@ -329,11 +329,12 @@ export function unknownEnvWarnings(env: Record<string, string | undefined>): str
 }
 
 /** The closest of `candidates` by edit distance, if close enough to be a likely misspelling (as commander suggests commands). */
-function nearestName(name: string, candidates: readonly string[]): string | undefined {
-  const word = name.slice('RUNTRAIL_'.length);
+function nearestName(name: string, candidates: readonly string[], prefix = 'RUNTRAIL_'): string | undefined {
+  // Case aside: a config file's leaseTTL is leaseTtlMs misremembered, not three edits away.
+  const word = name.slice(prefix.length).toLowerCase();
   let best: { name: string; distance: number } | undefined;
   for (const candidate of candidates) {
-    const other = candidate.slice('RUNTRAIL_'.length);
+    const other = candidate.slice(prefix.length).toLowerCase();
     const distance = editDistance(word, other);
     const similarity = (Math.max(word.length, other.length) - distance) / Math.max(word.length, other.length);
     if (similarity > 0.6 && (!best || distance < best.distance)) best = { name: candidate, distance };
@@ -425,7 +426,8 @@ function readConfigFile(path: string): Record<string, unknown> {
   }
   for (const key of Object.keys(parsed)) {
     if (!Object.hasOwn(settings, key)) {
-      throw configError(`${path}: unknown key "${key}" (known: ${configKeys.join(', ')})`);
+      const nearest = nearestName(key, configKeys, '');
+      throw configError(`${path}: unknown key "${key}" (${nearest ? `did you mean ${nearest}? ` : ''}known: ${configKeys.join(', ')})`);
     }
   }
   return parsed as Record<string, unknown>;
@@ -460,6 +462,11 @@ export function resolveConfig(options: ServerConfigInput = {}, sources: ConfigSo
       origins[key] = 'default';
     }
   }
+  // Taken as unset, as a shell's `X=` usually means; said, since a deployment whose variable expanded to
+  // nothing (RUNTRAIL_DATABASE_URL=) otherwise runs on a default (its own SQLite) with one line to tell.
+  const emptyEnv = configKeys
+    .filter((key) => env[settings[key].env] === '' && explicit[key] === undefined)
+    .map((key) => `${settings[key].env} is set but empty, so it is taken as unset: ${key} comes from ${origins[key] === 'default' ? 'its default' : origins[key]}`);
   const result = ServerConfig.safeParse(merged);
   if (!result.success) {
     const issues = result.error.issues.map((issue) => {
@@ -471,7 +478,7 @@ export function resolveConfig(options: ServerConfigInput = {}, sources: ConfigSo
     const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
     throw configError(`${issues[0]!.message}${more}`, { issues });
   }
-  return { config: result.data, origins, file, warnings: unknownEnvWarnings(env) };
+  return { config: result.data, origins, file, warnings: [...emptyEnv, ...unknownEnvWarnings(env)] };
 }
 
 /** The configuration from explicit options, the environment, the config file and defaults. */
