@@ -423,8 +423,8 @@ describe('runtrail tokens create on a server with auth off', () => {
     }
   });
 
-  it('makes the token, and says on stderr that the server neither needs nor checks it yet', async () => {
-    const note = `runtrail: auth is off on ${url}, so no request there needs or checks this token yet; it will once that server runs with an admin token (--admin-token-file, RUNTRAIL_ADMIN_TOKEN)\n`;
+  it('makes the token, and says on stderr that this server does not check it yet, and that any node sharing its database with auth on does', async () => {
+    const note = `runtrail: auth is off on ${url}, so that server does not check this token yet (it will once it runs with an admin token: --admin-token-file, RUNTRAIL_ADMIN_TOKEN); any node sharing its database with auth on checks it already\n`;
     const created = await runtrail(['tokens', 'create', 'for-later', '--scope', 'producer', '--server', url]);
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout).toMatch(/^\S{16,}\n$/);

@@ -199,7 +199,10 @@ const declared = {
     { secret: true },
   ),
   adminTokenFile: value(z.string().min(1).optional(), 'a file holding the admin token (kept out of the environment and the process list)'),
-  insecure: toggle(false, 'serve a non-loopback address without an admin token (open to everyone who can reach it)'),
+  insecure: toggle(
+    false,
+    'serve without an admin token where that is refused: a non-loopback address (open to everyone who can reach it), or a PostgreSQL database whose other nodes require tokens (their runs open here)',
+  ),
   allowedOrigins: list([], "origins besides the server's own that may open the WebSocket"),
   corsOrigins: list([], 'origins that may call the HTTP API from a browser (CORS); none by default'),
   allowedHosts: list([], 'host names the server answers to besides IP literals, localhost and --host (DNS-rebinding guard)'),

@@ -15,6 +15,7 @@ import { stopOnSignals } from './stop-on-signals.js';
 
 import { StartupError } from './startup-error.js';
 import { refuseLiveNamesake } from './leases/live-namesake.js';
+import { checkAuthAgreement, openNodeWarning, type AuthRequired } from './security/auth-required.js';
 
 export { StartupError };
 
@@ -197,10 +198,18 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
     })());
   const listen = async (): Promise<RunningServer> => {
     // Not under the name of a process that still lives: its runs are not a dead one's.
-    await refuseLiveNamesake(app.runs, config.node, app.executor.owner.id).catch(async (err: unknown) => {
+    // Nor with auth off on a database whose other nodes require tokens: it would open their runs and mint tokens they accept.
+    let openAmongAuthNodes: AuthRequired | null = null;
+    try {
+      await refuseLiveNamesake(app.runs, config.node, app.executor.owner.id);
+      if (counted) {
+        const auth = { on: config.adminToken !== undefined, insecure: config.insecure };
+        openAmongAuthNodes = await checkAuthAgreement(counted, config.node, auth, clock?.now);
+      }
+    } catch (err) {
       await close();
       throw err;
-    });
+    }
     // Before anyone can read a run: end what a previous incarnation of this
     // node was executing, so nobody sees a dead run as running.
     await app.reaper.start();
@@ -224,6 +233,7 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
       } else {
         app.http.log.warn(`INSECURE: auth is off on ${address}: anyone who can reach it can read, change and delete every run`);
       }
+      if (openAmongAuthNodes) app.http.log.warn(openNodeWarning(openAmongAuthNodes, address));
     }
     return { ...app, url: address, store, close };
   };

@@ -1114,6 +1114,19 @@ export function runStoreConformance(adapterName: string, open: OpenStore, option
         expect(await second.store.ensureSecret('run-token', 'third')).toBe('first');
         expect(await second.store.ensureSecret('other', 'x')).toBe('x');
       });
+
+      it('reads a secret without storing one: null until some connection stores it, then the stored value', async () => {
+        expect(await store.findSecret('marker')).toBeNull();
+        // Reading stores nothing: the first ensureSecret after it still wins.
+        expect(await store.findSecret('marker')).toBeNull();
+        const second = await open(opened.location);
+        extra.push(second);
+        expect(await second.store.ensureSecret('marker', 'first')).toBe('first');
+        expect(await store.findSecret('marker')).toBe('first');
+        expect(await store.ensureSecret('marker', 'second')).toBe('first');
+        expect(await second.store.findSecret('marker')).toBe('first');
+        expect(await store.findSecret('other')).toBeNull();
+      });
     });
 
     describe('executor registry (which node executes which handlers)', () => {

@@ -141,6 +141,8 @@ export interface RunStore {
    * stored and returned. Nodes racing to create it all get the one that won.
    */
   ensureSecret(name: string, candidate: string): Promise<string>;
+  /** The secret stored under `name`, or null if none is: a read that, unlike ensureSecret, never stores one. */
+  findSecret(name: string): Promise<string | null>;
   /**
    * The executor registry: `node` executes runs of these handler names
    * (replacing what it announced before), heard at `now`, and counts as
@@ -224,6 +226,7 @@ const operations: Record<RunStoreOperation, null> = {
   findRunTokenById: null,
   revokeRunToken: null,
   ensureSecret: null,
+  findSecret: null,
   announceHandlers: null,
   nodeHandlers: null,
   forgetHandlers: null,

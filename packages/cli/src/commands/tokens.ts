@@ -36,7 +36,9 @@ export function registerTokens(program: Command): void {
       const expiresInSeconds = expiresInMs === undefined ? undefined : expiresInMs / 1000;
       const client = clientFor(cmd);
       // Asked first: a token made on a server with auth off works (it is kept for when auth is
-      // turned on), but the operator should know it is not needed or checked there yet.
+      // turned on), but the operator should know that server does not check it yet. Tokens live in
+      // the store, so nodes sharing its database with auth on (PostgreSQL) do check it: the note
+      // does not say that nothing checks it.
       const { auth } = await client.whoami();
       const created = await client.createToken({ name, scope: scope.data, expiresInSeconds });
       if (flags.json) printJson(created);
@@ -48,7 +50,7 @@ export function registerTokens(program: Command): void {
       }
       if (!auth) {
         process.stderr.write(
-          `runtrail: auth is off on ${client.api.baseUrl}, so no request there needs or checks this token yet; it will once that server runs with an admin token (--admin-token-file, RUNTRAIL_ADMIN_TOKEN)\n`,
+          `runtrail: auth is off on ${client.api.baseUrl}, so that server does not check this token yet (it will once it runs with an admin token: --admin-token-file, RUNTRAIL_ADMIN_TOKEN); any node sharing its database with auth on checks it already\n`,
         );
       }
     });

@@ -1196,6 +1196,11 @@ export class PgRunStore implements SharedRunStore {
     return rows[0]!.value;
   }
 
+  async findSecret(name: string): Promise<string | null> {
+    const { rows } = await this.query<{ value: string }>(`SELECT value FROM secrets WHERE name = $1`, [name]);
+    return rows[0]?.value ?? null;
+  }
+
   async announceHandlers(a: HandlersAnnouncement): Promise<void> {
     await this.query(
       `INSERT INTO node_handlers (node, handlers, heard_at, live_until, incarnation, url, slots) VALUES ($1, $2, $3, $4, $5, $6, $7)

@@ -874,6 +874,10 @@ export class SqliteRunStore implements RunStore {
     }).immediate());
   }
 
+  async findSecret(name: string): Promise<string | null> {
+    return (this.stmt.secretByName.get(name) as string | undefined) ?? null;
+  }
+
   async announceHandlers(a: HandlersAnnouncement): Promise<void> {
     await this.write(() => this.stmt.announceHandlers.run(a.node, JSON.stringify([...a.handlers].sort()), a.now, a.liveUntil, a.incarnation, a.url, a.slots ? JSON.stringify(a.slots) : null));
   }
