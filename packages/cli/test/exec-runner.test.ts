@@ -1,5 +1,7 @@
 import { once } from 'node:events';
 import { existsSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -71,6 +73,21 @@ describe('runtrail exec: which server', () => {
     } finally {
       cwd.remove();
     }
+  });
+
+  it('with another web server on the default port, says that something other than runtrail answers there, not that nothing does, and runs embedded', async () => {
+    const other = createServer((_req, res) => res.writeHead(404).end('not found'));
+    other.listen(0, '127.0.0.1');
+    await once(other, 'listening');
+    onTestFinished(() => void other.close());
+    const port = (other.address() as AddressInfo).port;
+    const cwd = tempDir();
+    onTestFinished(() => cwd.remove());
+    const result = await runtrail(['exec', '--', 'sh', '-c', 'echo alone'], { env: byDefault(port), cwd: cwd.path });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr.split('\n').filter((l) => l.includes('embedded'))).toEqual([
+      `runtrail: something other than runtrail answers at http://127.0.0.1:${port} (HTTP 404 for /healthz): running embedded, data in ./.runtrail ('runtrail serve' there shows this run)`,
+    ]);
   });
 
   it('with none, says in one line that it runs embedded, and a later `runtrail serve` on the default data dir shows the run', async () => {

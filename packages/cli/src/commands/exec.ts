@@ -149,9 +149,11 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
   // Asked for by name: a --log-file that cannot be written is refused now, with no run left behind, where
   // it was only a warning in the run's log (the terminal said nothing) and the run linked a file never made.
   if (flags.logFile) checkLogFile(resolve(flags.logFile));
-  const embedded = target.explicit || (await answers(target.url)) ? null : await startEmbedded(flags.dataDir);
+  const other = target.explicit ? null : await otherThanRuntrailAt(target.url);
+  const embedded = other === null ? null : await startEmbedded(flags.dataDir);
   if (embedded) {
-    say(`no server answers at ${target.url}: running embedded, data in ${embedded.server.config.dataDir} ('runtrail serve' there shows this run)`);
+    const answered = other ? `something other than runtrail answers at ${target.url} (${other})` : `no server answers at ${target.url}`;
+    say(`${answered}: running embedded, data in ${embedded.server.config.dataDir} ('runtrail serve' there shows this run)`);
   }
   const url = embedded?.server.url ?? target.url;
   try {
@@ -540,17 +542,27 @@ function describe(run: Run): string {
   return `${run.status}${run.error ? ` (${run.error.kind}: ${run.error.message.split('\n')[0]})` : ''}${extra ? `; ${extra}` : ''}`;
 }
 
-/** Whether a runtrail server answers at `url` (its health route, within a second). */
-async function answers(url: string): Promise<boolean> {
+/**
+ * Whether a runtrail server answers at `url` (its health route, within a
+ * second): null if one does, else what answered instead (another web server
+ * on the port), or "" when nothing did.
+ */
+async function otherThanRuntrailAt(url: string): Promise<string | null> {
+  let res: Response;
   try {
-    const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) });
-    await res.body?.cancel();
-    return res.ok;
+    res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) });
   } catch (err) {
     // Refused, timed out, not HTTP: nothing usable answers there, which is what we ask.
     void err;
-    return false;
+    return '';
   }
+  if (!res.ok) {
+    await res.body?.cancel();
+    return `HTTP ${res.status} for /healthz`;
+  }
+  // A runtrail names its node; another server's 200 (a catch-all page, not JSON) is not one.
+  const body = (await res.json().catch((err: unknown) => ({ notJson: err }))) as { node?: unknown } | null;
+  return typeof body?.node === 'string' ? null : `its /healthz is not runtrail's`;
 }
 
 async function startEmbedded(dataDir: string | undefined): Promise<{ server: RunningServer; close(): Promise<void> }> {
