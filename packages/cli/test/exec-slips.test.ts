@@ -59,6 +59,19 @@ describe('runtrail exec: a command that cannot be started says what is missing, 
     expect(result.code, result.stderr).toBe(127);
     expect(result.stderr).toContain(`${script} exists, but the interpreter its first line (#!) names does not`);
   });
+
+  it('a script without its execute bit, or a folder, exits 126 as a shell does, saying why it may not run, not "spawn … EACCES"', async () => {
+    writeFileSync(join(dir.path, 'no-x.sh'), 'echo hi\n');
+    chmodSync(join(dir.path, 'no-x.sh'), 0o644);
+    const script = await runtrail(['exec', '--server', server.url, '--', './no-x.sh'], { cwd: dir.path, env: { RUNTRAIL_URL: '' } });
+    expect(script.code, script.stderr).toBe(126);
+    expect(script.stderr).toContain(`could not start ./no-x.sh: ${join(dir.path, 'no-x.sh')} may not be run: it is not executable (chmod +x it, or name its interpreter first: sh ./no-x.sh, python3 ./no-x.sh)`);
+    expect(script.stderr).not.toContain('spawn');
+    const folder = await runtrail(['exec', '--server', server.url, '--', dir.path], { cwd: dir.path, env: { RUNTRAIL_URL: '' } });
+    expect(folder.code, folder.stderr).toBe(126);
+    expect(folder.stderr).toContain(`could not start ${dir.path}: ${dir.path} is a folder, not a program`);
+    expect((await client.getRun(runIdOf(folder.stderr)!)).error?.message).toContain('is a folder, not a program');
+  });
 });
 
 describe('runtrail exec --log-file', () => {

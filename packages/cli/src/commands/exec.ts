@@ -30,7 +30,9 @@ interface ExecFlags {
 
 /** Exit code of a command stopped by a time limit, as GNU timeout(1) uses. */
 const EXIT_TIMEOUT = 124;
+/** Exit codes of a command that could not be started, as a shell gives them: not found, found but not runnable. */
 const EXIT_NOT_FOUND = 127;
+const EXIT_NOT_EXECUTABLE = 126;
 /** Malformed `::runtrail::` lines shown in the terminal; the rest are only in the run's log. */
 const BAD_LINES_SHOWN = 5;
 
@@ -375,12 +377,12 @@ async function execCommand(command: string, args: string[], flags: ExecFlags, cm
       return { code, stoppedWaiting: false };
     } catch (err) {
       if (err instanceof ProcessStartError) {
-        // ENOENT names neither the folder looked in nor what was missing (the program, or its #! interpreter):
-        // said as ctx.exec says it.
+        // ENOENT names neither the folder looked in nor what was missing (the program, or its #! interpreter),
+        // EACCES not why it may not run: said as ctx.exec says it.
         const { message } = startError(err, command, process.cwd(), 'the folder runtrail exec was run in') as Error;
         await endQuietly(run, () => run.fail(message, 'error'));
         say(message);
-        return { code: EXIT_NOT_FOUND, stoppedWaiting: false };
+        return { code: err.code === 'EACCES' ? EXIT_NOT_EXECUTABLE : EXIT_NOT_FOUND, stoppedWaiting: false };
       }
       // Whatever stopped us, the run gets its one end and the reason now,
       // rather than staying "running" until its lease lapses.
