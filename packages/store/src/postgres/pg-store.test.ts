@@ -57,6 +57,29 @@ async function clientOn<T>(schema: string, fn: (client: pg.Client) => Promise<T>
   }
 }
 
+/**
+ * A login role of its own for one test (`kind` in its name), with an admin
+ * connection to the test database; dropped afterwards with what it was
+ * granted on the database, and `schema` (the test's, which it may own).
+ */
+async function withTestRole(kind: string, schema: string, fn: (role: string, admin: pg.Client) => Promise<void>): Promise<void> {
+  const role = `rt_test_${kind}_${process.pid}_${Date.now().toString(36)}`;
+  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE ROLE ${role} LOGIN`);
+    await fn(role, admin);
+  } finally {
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await admin.query(`REVOKE ALL ON DATABASE ${new URL(TEST_DATABASE_URL).pathname.slice(1)} FROM ${role}`).catch((err: unknown) => {
+      // No such role (its CREATE failed): nothing was granted, and the DROP below says nothing either.
+      void err;
+    });
+    await admin.query(`DROP ROLE IF EXISTS ${role}`);
+    await admin.end();
+  }
+}
+
 /** location = the schema. */
 rollingUpgradeSuite('postgres', {
   fresh: () => freshSchema(),
@@ -376,12 +399,8 @@ describe('PgRunStore specifics', () => {
   });
 
   it('a user that may not create schemas is told so; given a schema of its own, it needs no more', async () => {
-    const role = `rt_test_role_${process.pid}_${Date.now().toString(36)}`;
     const own = await schema();
-    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await admin.connect();
-    try {
-      await admin.query(`CREATE ROLE ${role} LOGIN`);
+    await withTestRole('role', own, async (role, admin) => {
       const asRole = urlWith((u) => (u.username = role));
       const refused = await openFailure(asRole, `${own}_other`);
       expect(refused).toMatchObject({ code: 'unavailable' });
@@ -395,20 +414,12 @@ describe('PgRunStore specifics', () => {
       } finally {
         await store.close();
       }
-    } finally {
-      await admin.query(`DROP SCHEMA IF EXISTS ${own} CASCADE`);
-      await admin.query(`DROP ROLE IF EXISTS ${role}`);
-      await admin.end();
-    }
+    });
   });
 
   it('a running node whose user may no longer log in (NOLOGIN, its backends ended) answers `unavailable`, not an internal error', async () => {
-    const role = `rt_test_nologin_${process.pid}_${Date.now().toString(36)}`;
     const own = await schema();
-    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await admin.connect();
-    try {
-      await admin.query(`CREATE ROLE ${role} LOGIN`);
+    await withTestRole('nologin', own, async (role, admin) => {
       await admin.query(`CREATE SCHEMA ${own} AUTHORIZATION ${role}`);
       const store = await PgRunStore.open({ connectionString: urlWith((u) => (u.username = role)), schema: own, poolSize: 1 });
       try {
@@ -426,20 +437,12 @@ describe('PgRunStore specifics', () => {
       } finally {
         await store.close();
       }
-    } finally {
-      await admin.query(`DROP SCHEMA IF EXISTS ${own} CASCADE`);
-      await admin.query(`DROP ROLE IF EXISTS ${role}`);
-      await admin.end();
-    }
+    });
   });
 
   it('a user with CREATE on the database but not on an existing schema is told about the schema, not to grant what it has', async () => {
-    const role = `rt_test_schema_${process.pid}_${Date.now().toString(36)}`;
     const theirs = await schema();
-    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await admin.connect();
-    try {
-      await admin.query(`CREATE ROLE ${role} LOGIN`);
+    await withTestRole('schema', theirs, async (role, admin) => {
       await admin.query(`GRANT CREATE ON DATABASE ${new URL(TEST_DATABASE_URL).pathname.slice(1)} TO ${role}`);
       await admin.query(`CREATE SCHEMA ${theirs}`);
       const advice = `schema ${theirs} exists and this user may not create in it; make the user its owner (ALTER SCHEMA ${theirs} OWNER TO ${role}), or name another schema with --database-schema`;
@@ -454,12 +457,7 @@ describe('PgRunStore specifics', () => {
       expect(refused).toMatchObject({ code: 'unavailable' });
       expect(refused.message).toMatch(new RegExp(`as user "${role}": permission denied for schema ${theirs} \\(42501\\): `));
       expect(refused.message.endsWith(advice)).toBe(true);
-    } finally {
-      await admin.query(`DROP SCHEMA IF EXISTS ${theirs} CASCADE`);
-      await admin.query(`REVOKE ALL ON DATABASE ${new URL(TEST_DATABASE_URL).pathname.slice(1)} FROM ${role}`);
-      await admin.query(`DROP ROLE IF EXISTS ${role}`);
-      await admin.end();
-    }
+    });
   });
 
   it("names its connections, pool and listener, so an operator tells nodes apart in pg_stat_activity; a name in the URL wins", async () => {
