@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { TcpProxy } from './tcp-proxy.js';
 
 /**
  * The PostgreSQL the tests use: RUNTRAIL_TEST_DATABASE_URL, or the one these
@@ -135,4 +136,12 @@ export async function throwawayPostgres(): Promise<ThrowawayPostgres> {
   };
   await pg.start();
   return pg;
+}
+
+/** A TcpProxy in front of the test database (`cut()` it for an outage), and the database's URL through it. */
+export async function proxiedDatabase(): Promise<{ proxy: TcpProxy; url: string }> {
+  const proxy = await TcpProxy.start(TEST_DATABASE_URL.replace(/^postgres:/, 'http:'));
+  const url = new URL(TEST_DATABASE_URL);
+  url.host = new URL(proxy.url).host;
+  return { proxy, url: url.toString() };
 }

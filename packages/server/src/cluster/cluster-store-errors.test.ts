@@ -2,8 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import type { Run } from '@runtrail/protocol';
 import { tempDir, waitUntil } from '@runtrail/test-support';
-import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
-import { TcpProxy } from '@runtrail/test-support/tcp-proxy';
+import { TEST_DATABASE_URL, dropSchema, freshSchema, proxiedDatabase } from '@runtrail/test-support/postgres';
 import { startServer, type RunningServer } from '../start.js';
 import { RawWsClient } from '../stream/stream.test-kit.js';
 import { sample, scrape } from '../http/metrics.test-kit.js';
@@ -39,13 +38,11 @@ describe("a node's cluster parts losing the database", () => {
   it('count their failures in runtrail_store_errors_total: the clock (databaseNow), watcher counts (announceWatchers) and the reads of other nodes\u2019 appends (fanoutRead)', async () => {
     const schema = await freshSchema();
     cleanups.push(() => dropSchema(schema));
-    const proxy = await TcpProxy.start(TEST_DATABASE_URL.replace(/^postgres:/, 'http:'));
+    const { proxy, url: proxied } = await proxiedDatabase();
     cleanups.push(() => proxy.close());
-    const proxied = new URL(TEST_DATABASE_URL);
-    proxied.host = new URL(proxy.url).host;
     const nameA = `${schema}-a`;
     // Node A reaches the database through the proxy, node B directly.
-    const a = await node(nameA, proxied.toString(), schema);
+    const a = await node(nameA, proxied, schema);
     const b = await node(`${schema}-b`, TEST_DATABASE_URL, schema);
 
     for (const series of CLUSTER_SERIES) expect(sample(await scrape(a.url), series), series).toBe(0);

@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { isSharedStore } from '@runtrail/store';
 import { tempDir, waitUntil } from '@runtrail/test-support';
-import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
-import { TcpProxy } from '@runtrail/test-support/tcp-proxy';
+import { dropSchema, freshSchema, proxiedDatabase } from '@runtrail/test-support/postgres';
 import { startServer } from '../start.js';
 import { jsonLogLines } from '../log-lines.test-kit.js';
 
@@ -13,10 +12,8 @@ afterEach(async () => {
 
 describe('the database going away, in the log', () => {
   it("logs the pool's lost connections once, not once per connection, and its recovery with their count", async () => {
-    const proxy = await TcpProxy.start(TEST_DATABASE_URL.replace(/^postgres:/, 'http:'));
+    const { proxy, url } = await proxiedDatabase();
     cleanups.push(() => proxy.close());
-    const url = new URL(TEST_DATABASE_URL);
-    url.host = new URL(proxy.url).host;
     const schema = await freshSchema();
     cleanups.push(() => dropSchema(schema));
     const dir = tempDir('runtrail-outage-log-');
@@ -25,7 +22,7 @@ describe('the database going away, in the log', () => {
     const server = await startServer({
       port: 0,
       dataDir: dir.path,
-      databaseUrl: url.toString(),
+      databaseUrl: url,
       databaseSchema: schema,
       databasePoolSize: 6,
       logLevel: 'info',

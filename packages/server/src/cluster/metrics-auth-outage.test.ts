@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir, waitUntil } from '@runtrail/test-support';
-import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
-import { TcpProxy } from '@runtrail/test-support/tcp-proxy';
+import { dropSchema, freshSchema, proxiedDatabase } from '@runtrail/test-support/postgres';
 import { startServer } from '../start.js';
 import { sample } from '../http/metrics.test-kit.js';
 
@@ -16,17 +15,15 @@ describe('/metrics with auth on while the database is down', () => {
   it("answers the scraper's token checked before the outage (runtrail_ready 0), as the README promises; a token never seen is still refused", async () => {
     const schema = await freshSchema();
     cleanups.push(() => dropSchema(schema));
-    const proxy = await TcpProxy.start(TEST_DATABASE_URL.replace(/^postgres:/, 'http:'));
+    const { proxy, url: proxied } = await proxiedDatabase();
     cleanups.push(() => proxy.close());
-    const proxied = new URL(TEST_DATABASE_URL);
-    proxied.host = new URL(proxy.url).host;
     const dir = tempDir('runtrail-metrics-outage-');
     cleanups.push(() => dir.remove());
     const server = await startServer({
       port: 0,
       node: `${schema}-a`,
       dataDir: dir.path,
-      databaseUrl: proxied.toString(),
+      databaseUrl: proxied,
       databaseSchema: schema,
       databasePoolSize: 2,
       adminToken: ADMIN,

@@ -4,8 +4,7 @@ import { runStoreConformance } from '../conformance.js';
 import { builtStoreUrl, requireFreshBuild } from '../fresh-build.test-kit.js';
 import { checkpointSuite, type CheckpointRow } from '../checkpoints.test-kit.js';
 import { waitUntil } from '@runtrail/test-support';
-import { TEST_DATABASE_URL, dropSchema, freshSchema } from '@runtrail/test-support/postgres';
-import { TcpProxy } from '@runtrail/test-support/tcp-proxy';
+import { TEST_DATABASE_URL, dropSchema, freshSchema, proxiedDatabase } from '@runtrail/test-support/postgres';
 import { migrations, postgresDialect } from '../migrations.js';
 import { LEGACY_RUN_ID, LEGACY_RUN_SQL, LEGACY_VERSION, expectLegacyRunIntact, legacyEventRows, legacySchema } from '../legacy-events.test-kit.js';
 import { EVENTS_PAGE_SQL, PgRunStore, migratePostgresSchema } from './pg-store.js';
@@ -240,10 +239,8 @@ describe('PgRunStore specifics', () => {
   });
 
   it('survives a connection lost while a transaction holds it between statements: that transaction gets `unavailable`, the process carries on', async () => {
-    const proxy = await TcpProxy.start(TEST_DATABASE_URL.replace(/^postgres:/, 'http:'));
-    const url = new URL(TEST_DATABASE_URL);
-    url.host = new URL(proxy.url).host;
-    const store = await PgRunStore.open({ connectionString: url.toString(), schema: await schema(), poolSize: 2 });
+    const { proxy, url } = await proxiedDatabase();
+    const store = await PgRunStore.open({ connectionString: url, schema: await schema(), poolSize: 2 });
     try {
       const failed = store.tx(async (client) => {
         // Checked out, nothing in flight: the cut reaches only the client's own 'error' event.
