@@ -265,6 +265,11 @@ class Sender:
         _live.discard(self)
         _signals.closed(self)
 
+    @property
+    def in_forked_child(self) -> bool:
+        """Whether this is a forked child's copy of a parent's sender (it has no thread here, and the run is not this process's)."""
+        return self._forked
+
     def _check_process(self) -> None:
         if self._forked:
             raise RuntrailError(

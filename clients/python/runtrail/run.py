@@ -232,6 +232,10 @@ class Run:
         return self
 
     def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> Literal[False]:
+        if self._sender.in_forked_child:
+            # A child forked inside the block leaves it too (sys.exit in the child): the run is the parent's, which
+            # ends it when it leaves the block itself; trying here only warned that it could not.
+            return False
         if self._attached or self._ended is not None:
             if self._attached:
                 # Done with the run here (a worker's task): its events stored, its sender thread stopped,

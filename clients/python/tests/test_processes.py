@@ -56,6 +56,30 @@ class ProcessesTest(unittest.TestCase):
         steps = [e["data"]["step"] for e in rt.events(run.id, after=0)["events"] if e["type"] == "metric"]
         self.assertEqual(sorted(steps), list(range(20)))
 
+    def test_a_child_forked_in_the_block_that_exits_leaves_the_run_to_the_parent_without_a_warning(self) -> None:
+        script = textwrap.dedent(
+            """
+            import os, sys, runtrail
+
+            with runtrail.Client().run("forks a child") as run:
+                run.progress(1, 2)
+                pid = os.fork()
+                if pid == 0:
+                    sys.exit(0)  # leaves the block in the child too
+                _, status = os.waitpid(pid, 0)
+                run.progress(2, 2)
+            print(run.id, os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8)
+            """
+        )
+        done = run_python(script, python_env(server.url), timeout=30)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        # Before: the child's leaving tried to end the parent's run, and warned that it could not.
+        self.assertEqual(done.stderr, "")
+        run_id, child_exit = done.stdout.split()
+        self.assertEqual(child_exit, "0")
+        final = runtrail.Client(server.url).get_run(run_id)
+        self.assertEqual((final["status"], final["snapshot"]["progress"]["done"]), ("succeeded", 2))
+
     def test_a_forked_worker_using_the_parents_run_is_told_so_and_one_that_attaches_stores_its_events(self) -> None:
         script = textwrap.dedent(
             """
