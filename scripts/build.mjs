@@ -55,4 +55,8 @@ if (stale) {
 const swaggerUi = join(root, 'node_modules/swagger-ui-dist');
 const apiDocs = join(root, 'packages/server/dist/api-docs');
 mkdirSync(apiDocs, { recursive: true });
-for (const file of ['swagger-ui-bundle.js', 'swagger-ui.css', 'LICENSE']) copyFileSync(join(swaggerUi, file), join(apiDocs, file));
+for (const file of ['swagger-ui-bundle.js', 'swagger-ui.css', 'LICENSE']) {
+  const [from, to] = [join(swaggerUi, file), join(apiDocs, file)];
+  // Only when changed: a build while servers run from dist (CI's Python suites beside npm test) rewrites nothing they serve.
+  if (!existsSync(to) || !readFileSync(to).equals(readFileSync(from))) copyFileSync(from, to);
+}
