@@ -38,8 +38,21 @@ def main() -> int:
     print(f"python: {passed} passed, {failed} failed, {skipped} skipped")
     if len(sys.argv) > 1:
         Path(sys.argv[1]).parent.mkdir(parents=True, exist_ok=True)
-        Path(sys.argv[1]).write_text(json.dumps({"passed": passed, "failed": failed, "skipped": skipped}))
+        # The failed tests by name, with the last line of each traceback: .ci/run prints them at
+        # its very end, where a log cut to its tail still shows what failed.
+        failures = [
+            {"name": test.id(), "message": last_line(trace)}
+            for test, trace in result.failures + result.errors
+        ] + [{"name": test.id(), "message": "passed, but was expected to fail"} for test in result.unexpectedSuccesses]
+        Path(sys.argv[1]).write_text(
+            json.dumps({"passed": passed, "failed": failed, "skipped": skipped, "failures": failures})
+        )
     return 0 if failed == 0 and not leaks and result.testsRun > 0 else 1
+
+
+def last_line(trace: str) -> str:
+    lines = [line for line in trace.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
 
 
 def count_resource_warnings() -> List[str]:
