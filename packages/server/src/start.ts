@@ -15,7 +15,7 @@ import { stopOnSignals } from './stop-on-signals.js';
 
 import { StartupError } from './startup-error.js';
 import { refuseLiveNamesake } from './leases/live-namesake.js';
-import { checkAuthAgreement, openNodeWarning, type AuthRequired } from './security/auth-required.js';
+import { checkAuthAgreement, openNodeWarning, watchAuthAgreement, type AuthRequired } from './security/auth-required.js';
 
 export { StartupError };
 
@@ -94,6 +94,14 @@ export interface StartOptions extends ServerConfigInput {
    * application handles signals and calls close().
    */
   stopOnSignals?: boolean;
+  /**
+   * Called once the server has stopped by itself, with why: auth off on a
+   * PostgreSQL database whose other nodes came to require tokens (the
+   * message says so in one line, as a start refusal would). Not given: with
+   * stopOnSignals (the default) the process then exits with status 1; without
+   * it, the server is closed and the log says why.
+   */
+  onStoppedItself?: (why: StartupError) => void;
 }
 
 /**
@@ -103,7 +111,7 @@ export interface StartOptions extends ServerConfigInput {
  * RUNTRAIL_* variables, runtrail.json and the defaults, as for `runtrail serve`.
  */
 export async function createServer(options: StartOptions = {}): Promise<RuntrailServer> {
-  const { store: given, sources, logDestination, stopOnSignals: closeOnSignals = true, ...rest } = options;
+  const { store: given, sources, logDestination, stopOnSignals: closeOnSignals = true, onStoppedItself, ...rest } = options;
   const resolved = resolveConfig(rest, sources);
   const config = resolveSecurity(resolved.config);
   const log = createLogger(config, undefined, logDestination);
@@ -172,19 +180,24 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
   let served = false;
   /** What listen() set up that close() undoes first. */
   const closing: Array<() => void> = [];
-  const close = () =>
+  let httpClosed: Promise<void> | null = null;
+  const closeHttp = () => (httpClosed ??= app.http.close());
+  /** `refuseFirst`: this node may no longer serve (see stopItself): requests and streams end before anything else. */
+  const shutdown = (refuseFirst: boolean) =>
     (closed ??= (async () => {
       const started = Date.now();
       // Handlers get their grace period while watchers can still see them end; meanwhile
       // /readyz says 503 so that a load balancer stops sending this node new requests.
       app.readiness.drain(`node ${config.node} is shutting down`);
       for (const step of closing.splice(0)) step();
+      // From here Fastify answers 503 to any request and closes every connection, the streams first.
+      if (refuseFirst) await closeHttp();
       // The reaper first: it kept sweeping through the executor's grace period (seconds), and
       // failing every interval when the shutdown came with the database gone. What it would end
       // now, the next sweep of any node (this one's next start included) ends.
       await app.reaper.stop();
       await app.executor.shutdown();
-      await app.http.close();
+      await closeHttp();
       await watchers?.stop();
       await fanout?.stop();
       clock?.stop();
@@ -196,6 +209,20 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
       else log.debug({ ms }, 'closed without serving: store closed');
       await flushLog(log);
     })());
+  const close = () => shutdown(false);
+  /**
+   * Stop as SIGTERM would, but with no request served meanwhile: the node runs with auth off
+   * and the database's other nodes now require tokens, so each answer would be one it must
+   * not give. Handlers still get their grace (they reach the store in-process, not over HTTP).
+   */
+  const stopItself = (why: StartupError): void => {
+    void shutdown(true)
+      .catch((err: unknown) => log.error({ err }, 'shutdown failed'))
+      .then(() => {
+        if (onStoppedItself) onStoppedItself(why);
+        else if (closeOnSignals) process.exit(1);
+      });
+  };
   const listen = async (): Promise<RunningServer> => {
     // Not under the name of a process that still lives: its runs are not a dead one's.
     // Nor with auth off on a database whose other nodes require tokens: it would open their runs and mint tokens they accept.
@@ -221,6 +248,10 @@ export async function createServer(options: StartOptions = {}): Promise<Runtrail
     closing.push(() => serverPortsInThisProcess().delete(port));
     app.executor.url = address;
     if (closeOnSignals) closing.push(stopOnSignals(close));
+    // No record at start: a node with auth on may still come to use the database. Looked for again while this node runs.
+    if (counted && config.adminToken === undefined && openAmongAuthNodes === null) {
+      closing.push(watchAuthAgreement(counted, { address, insecure: config.insecure, log: app.http.log }, stopItself));
+    }
     // A run of its handlers sent to another node right after this one answers is accepted there.
     await app.executor.start();
     app.readiness.start();

@@ -58,7 +58,16 @@ export async function startServing(options: StartOptions, prepare?: (server: Run
   const { createServer } = await import('@runtrail/server');
   try {
     // The command handles SIGTERM/SIGINT itself (stopOnSignals below: a log line, exit 0), not the server's default.
-    const server = await createServer({ ...options, stopOnSignals: false });
+    // A server that stopped by itself (auth off on a database whose other nodes came to require tokens) ends the
+    // command as a start refusal does: its one line on stderr, exit 2; started again, it is refused with the same reasons.
+    const server = await createServer({
+      ...options,
+      stopOnSignals: false,
+      onStoppedItself: (why) => {
+        process.stderr.write(`runtrail: ${why.message}\n`);
+        process.exit(2);
+      },
+    });
     try {
       await prepare?.(server);
     } catch (err) {
