@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any, Optional
 
 
@@ -63,18 +64,20 @@ class Cancelled(Exception):
 
 
 class Terminated(SystemExit):
-    """Raised in the main thread when the process gets SIGTERM (``docker stop``, a scheduler preempting a job).
+    """Raised in the main thread when the process gets SIGTERM (``docker stop``, a scheduler preempting a job) or SIGHUP (its terminal closed).
 
-    runtrail turns SIGTERM into this exit, when the script has not set its
-    own handler, so the process ends as Python ends: a ``with rt.run(...)``
-    block ends its run ``failed``, kind ``interrupted``, with the events it
-    had queued (rather than the run being reaped ``orphaned`` a lease later
-    without them), ``finally`` blocks and ``atexit`` handlers run, and the
-    exit status is 143 (128 + SIGTERM), as a shell reports a SIGTERM.
+    runtrail turns these signals into this exit, each when the script has
+    not set its own handler nor ignores it (``nohup`` ignores SIGHUP), so
+    the process ends as Python ends: a ``with rt.run(...)`` block ends its
+    run ``failed``, kind ``interrupted``, with the events it had queued
+    (rather than the run being reaped ``orphaned`` a lease later without
+    them), ``finally`` blocks and ``atexit`` handlers run, and the exit
+    status is 128 + the signal's number, as a shell reports a death by that
+    signal: 143 for SIGTERM, 129 for SIGHUP. ``signal_name`` says which.
     """
 
     def __init__(self, signal_name: str = "SIGTERM") -> None:
-        super().__init__(143)
+        super().__init__(128 + _signal_number(signal_name))
         self.signal_name = signal_name
 
     def __str__(self) -> str:
@@ -82,3 +85,11 @@ class Terminated(SystemExit):
 
     def __reduce__(self) -> Any:
         return (type(self), (self.signal_name,), self.__dict__)
+
+
+def _signal_number(name: str) -> int:
+    """The number of signal ``name`` here; SIGTERM's for a name that is none (a caller's own label), the status Terminated always had."""
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        return int(signal.SIGTERM)

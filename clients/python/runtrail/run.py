@@ -199,8 +199,8 @@ class Run:
         )
 
         _handles.add(self)
-        # Until its sender closes, SIGTERM ends the block the handle is used in (see _signals).
-        _signals.end_on_sigterm(self._sender)
+        # Until its sender closes, SIGTERM and SIGHUP end the block the handle is used in (see _signals).
+        _signals.end_on_stop_signals(self._sender)
         if owner is not None and not attached:
             # Ended at exit if the script never did (no with block, no succeed/fail), in this process only (not a forked child).
             self._pid = os.getpid()
@@ -251,13 +251,13 @@ class Run:
             # been raised, not succeeded as though it had done all its work.
             self.finish("cancelled", message=self._stop_reason, kind="cancelled")
             return False
-        # Told to stop (SIGTERM): the end waits for the server no longer than the exit does, not retry_for.
+        # Told to stop (SIGTERM, SIGHUP): the end waits for the server no longer than the exit does, not retry_for.
         stopping = time.monotonic() + _sender.exit_timeout[0]
         if exc is None:
             try:
                 self.succeed()
             except Terminated as err:
-                # SIGTERM while the end waited for the server: ended as a SIGTERM in the block is, not left for the
+                # SIGTERM (SIGHUP) while the end waited for the server: ended as one in the block is, not left for the
                 # exit to end orphaned as a run no block had ended.
                 if self._ended is None:
                     self._end_failed_or_warn(str(err), kind="interrupted", deadline=stopping)
@@ -332,7 +332,7 @@ class Run:
         finally:
             if self._sender.closed:
                 # Told again here, on the loop's thread (the main one, as a rule): the end's thread could not take
-                # runtrail's SIGTERM handler back (see _signals), this one can.
+                # runtrail's signal handlers back (see _signals), this one can.
                 _signals.closed(self._sender)
         return False
 

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, TypeVar
 
@@ -20,6 +21,19 @@ ROOT = Path(__file__).resolve().parents[3]
 PYTHON_DIR = ROOT / "clients" / "python"
 CLI = ROOT / "packages" / "cli" / "dist" / "main.js"
 T = TypeVar("T")
+
+
+def sighup_as_a_terminal_gives_it() -> None:
+    """For a test module's setUpModule: SIGHUP at its default here, so in the scripts its tests start, until the module is done.
+
+    A suite started under nohup has SIGHUP ignored, and an ignored signal
+    stays ignored across fork and exec: every script would ignore it, as
+    runtrail then must, and the tests of what SIGHUP does would fail.
+    (While the module runs, a hangup of the suite's terminal ends it.)
+    """
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        unittest.addModuleCleanup(signal.signal, signal.SIGHUP, signal.SIG_IGN)
 
 
 def wait_until(check: Callable[[], Optional[T]], timeout: float = 15.0, what: str = "condition") -> T:

@@ -9,10 +9,15 @@ import threading
 import unittest
 
 import runtrail
-from tests.support import Server, python_env, run_python
+from tests.support import Server, python_env, run_python, sighup_as_a_terminal_gives_it
 
 server = Server()
-setUpModule, tearDownModule = server.start, server.close
+tearDownModule = server.close
+
+
+def setUpModule() -> None:
+    server.start()
+    sighup_as_a_terminal_gives_it()  # the tests send SIGHUP to scripts that must not inherit a nohup's
 
 
 class ProcessesTest(unittest.TestCase):
@@ -150,7 +155,7 @@ class ProcessesTest(unittest.TestCase):
         # Died of the signal, as a worker does without runtrail; before, its handler made it exit 143 (Terminated).
         self.assertEqual(done.stdout.split(), ["attached", str(-signal.SIGTERM)], done.stderr)
 
-    def test_forks_while_the_run_sends_and_heartbeats_each_end_at_a_sigterm_so_pool_terminate_never_hangs(self) -> None:
+    def test_forks_while_the_run_sends_and_heartbeats_each_end_at_a_sigterm_or_sighup_so_pool_terminate_never_hangs(self) -> None:
         # The parent's SIGTERM handler (rt.run's, raising Terminated) used to be the child's too. A child SIGTERMed while
         # Python was still setting it up (in its fork hooks) lost the signal and lived on: leaving `with Pool(...)`,
         # whose terminate() SIGTERMs workers that may still be starting and then waits for them, hung for ever.
@@ -158,7 +163,7 @@ class ProcessesTest(unittest.TestCase):
             """
             import multiprocessing, os, signal, sys, threading, time, runtrail
 
-            POOLS, FORKS, DEADLINE = 10, 30, 10.0
+            POOLS, FORKS, DEADLINE = 10, 60, 10.0
 
             def watchdog(what):
                 done = threading.Event()
@@ -199,9 +204,11 @@ class ProcessesTest(unittest.TestCase):
                             run.metric("inherited", 1.0)
                         except runtrail.RuntrailError:
                             pass  # the parent's run is not this child's: said at its first event
-                        time.sleep(60)  # a task that takes long: the SIGTERM ends it
+                        time.sleep(60)  # a task that takes long: the signal ends it
                         os._exit(0)
-                    os.kill(pid, signal.SIGTERM)  # at once, as the child is being set up
+                    # At once, as the child is being set up; SIGHUP (a closed terminal) as well, which the run handles too.
+                    stop_signal = (signal.SIGTERM, signal.SIGHUP)[k % 2]
+                    os.kill(pid, stop_signal)
                     deadline = time.monotonic() + DEADLINE
                     while True:
                         ended, status = os.waitpid(pid, os.WNOHANG)
@@ -211,7 +218,7 @@ class ProcessesTest(unittest.TestCase):
                         if time.monotonic() > deadline:
                             os.kill(pid, signal.SIGKILL)
                             os.waitpid(pid, 0)
-                            print(f"fork {k} did not end within {DEADLINE:g} s of its SIGTERM", flush=True)
+                            print(f"fork {k} did not end within {DEADLINE:g} s of its {stop_signal.name}", flush=True)
                             os._exit(3)
                         time.sleep(0.001)
                 stop.set()
@@ -221,8 +228,8 @@ class ProcessesTest(unittest.TestCase):
         done = run_python(script, python_env(server.url), timeout=120)
         self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
         ends, run_id = done.stdout.rsplit(" ", 1)
-        # Each child died of the SIGTERM, as without runtrail (not a Terminated exit, 143, nor alive).
-        self.assertEqual(ends, f"[({-signal.SIGTERM}, 30)]")
+        # Each child died of its signal, as without runtrail (not a Terminated exit, 143 or 129, nor alive).
+        self.assertEqual(ends, f"[({-signal.SIGTERM}, 30), ({-signal.SIGHUP}, 30)]")
         final = runtrail.Client(server.url).get_run(run_id.strip())
         self.assertEqual(final["status"], "succeeded")
         self.assertNotIn("inherited", final["snapshot"]["metrics"])
