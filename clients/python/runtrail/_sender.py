@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import sys
 import threading
 import time
 import weakref
@@ -13,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from . import _signals
 from ._http import Http, is_retryable
+from ._say import say
 from ._server_watch import ServerWatch
 from .errors import RuntrailError
 
@@ -185,11 +185,9 @@ class Sender:
                 )
             if notice_at is not None and now >= notice_at:
                 # A loop that stops moving must say why, as a long flush does.
-                print(
+                say(
                     f"runtrail: the queue of run {self.run_id} is full ({self.max_queued} events); waiting for the server at "
-                    f"{self.http.base_url} to store some (up to {self.queue_full_timeout:g} s; Ctrl-C stops waiting)",
-                    file=sys.stderr,
-                    flush=True,
+                    f"{self.http.base_url} to store some (up to {self.queue_full_timeout:g} s; Ctrl-C stops waiting)"
                 )
                 notice_at = None
             self._cond.wait(min(deadline, notice_at or deadline) - now)
@@ -217,11 +215,9 @@ class Sender:
                     # A script that stops doing anything at its end must say what it waits for, and how to stop it.
                     bound = f"{timeout:.0f} s" if timeout is not None else f"{self.retry_for:.0f} s, retrying"
                     missing = target - self._stored
-                    print(
+                    say(
                         f"runtrail: waiting for the server at {self.http.base_url} to store {missing} event{'' if missing == 1 else 's'} "
-                        f"of run {self.run_id} (up to {bound}; Ctrl-C stops waiting)",
-                        file=sys.stderr,
-                        flush=True,
+                        f"of run {self.run_id} (up to {bound}; Ctrl-C stops waiting)"
                     )
                     notice_at = None
                 slice_ = None if notice_at is None else max(0.0, notice_at - now)
@@ -241,11 +237,7 @@ class Sender:
         _live.discard(self)
         _signals.closed(self)
         if lost:
-            print(
-                f"runtrail: {lost} events of run {self.run_id} were not stored (interrupted while waiting for {self.http.base_url})",
-                file=sys.stderr,
-                flush=True,
-            )
+            say(f"runtrail: {lost} events of run {self.run_id} were not stored (interrupted while waiting for {self.http.base_url})")
 
     @property
     def closed(self) -> bool:
@@ -497,4 +489,4 @@ def _flush_at_exit() -> None:
         try:
             sender.flush(max(0.0, deadline - time.monotonic()))
         except Exception as err:  # noqa: BLE001 - reported: the process is exiting, there is no caller to raise to
-            print(f"runtrail: events of run {sender.run_id} were not all stored before exit: {err}", file=sys.stderr)
+            say(f"runtrail: events of run {sender.run_id} were not all stored before exit: {err}")

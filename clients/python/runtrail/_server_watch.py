@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from ._http import is_retryable
+from ._say import say_exception
 
 
 @dataclass(frozen=True)
@@ -88,5 +87,4 @@ class ServerWatch:
         try:
             listener(change)
         except Exception:  # noqa: BLE001 - said on stderr: a bug in the callback must not stop the run's requests
-            print(f"runtrail: the on_server_change callback of run {self.run_id} raised (the run goes on):", file=sys.stderr)
-            traceback.print_exc(file=sys.stderr)
+            say_exception(f"runtrail: the on_server_change callback of run {self.run_id} raised (the run goes on):")

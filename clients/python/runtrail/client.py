@@ -24,6 +24,7 @@ from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Mapping, Optio
 from . import _json, _sender
 from ._http import Http
 from ._limits import DEFAULT_MAX_BATCH_BYTES, MAX_EVENT_DATA_BYTES, MAX_META_BYTES
+from ._say import say
 from .errors import RuntrailError
 from .run import Run, _seconds, _text
 from .watch import watch as _watch
@@ -573,22 +574,22 @@ class Client:
         unclaimable = self._queued_why(run)
         if unclaimable is not None:
             # Said at once: the wait may be for a node that never comes.
-            print(unclaimable, file=sys.stderr, flush=True)
+            say(unclaimable)
         return self._wait_from(run, timeout)
 
     def _wait_from(self, run: Dict[str, Any], timeout: Optional[float], notice: Optional[str] = None) -> Dict[str, Any]:
         """Follow ``run`` (as last read) to its end and return it ended; ``notice`` goes to stderr if the wait takes over 2 s."""
-        say = None
+        notice_timer = None
         if notice is not None:
-            say = threading.Timer(WAIT_NOTICE_AFTER_S, lambda: print(notice, file=sys.stderr, flush=True))
-            say.daemon = True
-            say.start()
+            notice_timer = threading.Timer(WAIT_NOTICE_AFTER_S, lambda: say(notice))
+            notice_timer.daemon = True
+            notice_timer.start()
         try:
             for _ in _watch(self, run["id"], int(run["seq"]), timeout=timeout):
                 pass
         finally:
-            if say is not None:
-                say.cancel()
+            if notice_timer is not None:
+                notice_timer.cancel()
         return self.get_run(run["id"])
 
     def _queued_why(self, run: Dict[str, Any]) -> Optional[str]:

@@ -26,6 +26,7 @@ from typing import IO, TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Lite
 
 from ._http import backoff_delay
 from ._limits import MAX_ERROR_MESSAGE_CHARS, MAX_EVENT_TYPE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS
+from ._say import say
 from . import _json, _sender, _signals
 from ._sender import Sender
 from ._server_watch import ServerChange, ServerWatch
@@ -1001,8 +1002,8 @@ def _end_open_runs_at_exit() -> None:
         if run._ended is not None or run._sender.closed:
             continue  # ended (also as a parent's child), or abandoned by a Ctrl-C: the exit does not wait for it
         message = f"the script exited without ending run {run.id}: leave a `with rt.run(...)` block, or call run.succeed() or run.fail()"
-        print(f"runtrail: {message}; ending it failed", file=sys.stderr)
+        say(f"runtrail: {message}; ending it failed")
         try:
             run.finish("failed", message=message, kind="orphaned", _deadline=deadline)
         except Exception as err:  # noqa: BLE001 - reported: the process is exiting, there is no caller to raise to
-            print(f"runtrail: could not end run {run.id} at exit (its lease will lapse on the server): {err}", file=sys.stderr)
+            say(f"runtrail: could not end run {run.id} at exit (its lease will lapse on the server): {err}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 import unittest
 
@@ -73,6 +75,36 @@ class ExitTest(unittest.TestCase):
         run = runtrail.Client(server.url).get_run(run_id)
         self.assertEqual(run["status"], "failed")
         self.assertIn("the script exited without ending run", run["error"]["message"])
+
+    def test_a_run_left_open_is_ended_at_exit_when_stderr_is_gone(self) -> None:
+        # A script whose terminal closed (SIGHUP, an ssh session dropped) writes its stderr into nothing: each write
+        # raises OSError. The exit's notice raised, the run was never ended, and stayed running until its lease lapsed.
+        script = textwrap.dedent(
+            """
+            import runtrail
+            run = runtrail.Client().run("stderr-gone", lease_ttl_ms=600_000)
+            run.progress(1, 2)
+            print(run.id, flush=True)
+            """
+        )
+        child = subprocess.Popen(
+            [sys.executable, "-c", script], env=python_env(server.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert child.stdout is not None and child.stderr is not None
+        child.stderr.close()  # nobody reads it any more: the script's writes to stderr raise BrokenPipeError
+        try:
+            run_id = child.stdout.read().strip()
+            child.wait(timeout=60)
+        finally:
+            child.stdout.close()
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        # Right after the exit, with a lease of 10 minutes: only the exit can have ended it.
+        run = runtrail.Client(server.url).get_run(run_id)
+        self.assertEqual(run["status"], "failed")
+        self.assertEqual(run["error"]["kind"], "orphaned")
+        self.assertEqual(run["snapshot"]["progress"]["done"], 1)
 
 
 if __name__ == "__main__":
