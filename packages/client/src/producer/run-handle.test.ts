@@ -328,6 +328,27 @@ describe('producer SDK', () => {
     run.close();
   });
 
+  it('from plain JS, text that is not a string and a call of something that is not a function are refused naming the field, and nothing is recorded', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'plain-js' });
+    // What a JavaScript caller can pass where the types say string or function.
+    const loose = run as unknown as {
+      log(message: unknown): void;
+      progress(done: number, total: number, message: unknown): void;
+      call(label: unknown, fn: unknown): Promise<unknown>;
+    };
+    expect(() => loose.log({ step: 1 })).toThrow('invalid log event: log[0].data.message: Invalid input: expected string, received object');
+    expect(() => loose.progress(1, 2, 3)).toThrow('invalid progress event: progress[0].data.message: Invalid input: expected string, received number');
+    await expect(loose.call(undefined, async () => 1)).rejects.toThrow('invalid call.started event: call.started[0].data.label: required: expected string');
+    await expect(loose.call(42, async () => 1)).rejects.toThrow('call.started[0].data.label: Invalid input: expected string, received number');
+    await expect(loose.call('judge doc_1', 'not a function')).rejects.toThrow('invalid call: fn: must be the function that does the work, not a string');
+    for (const err of [() => loose.log(null), () => loose.progress(1, 2, {})]) expect(err).toThrow(RuntrailError);
+    await run.flush();
+    // Not a failed call, not a half-written call: nothing.
+    expect((await client.getRun(run.id)).seq).toBe(0);
+    await run.succeed();
+  });
+
   it('stores 60 events of 200 KB (12 MB, more than a request may carry) and the run succeeds', async () => {
     const counting = losingResponses(0, (url) => url.endsWith('/events'));
     const client = new RuntrailClient({ url: server.url, fetch: counting.impl });

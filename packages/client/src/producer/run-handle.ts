@@ -239,6 +239,11 @@ export class RunHandle {
    * stats tracker: counters live in the run's log, not in a local object.
    */
   async call<T>(label: string, fn: (attempt: number) => Promise<T>, options: CallOptions = {}): Promise<T> {
+    // Checked before anything is recorded: a call of something that is not a function would be
+    // stored as a failed call ("fn is not a function") before plain JS got its TypeError.
+    if (typeof fn !== 'function') {
+      throw invalidRequest('call', [{ path: 'fn', message: `must be the function that does the work, not ${typeName(fn)}` }]);
+    }
     const callId = options.callId ?? `c${++this.callNo}`;
     const retries = options.retries ?? 0;
     const started = this.clock.now();
@@ -733,5 +738,14 @@ function thrownText(value: unknown): string {
  * rather than being refused.
  */
 function cut(text: string, limit = MAX_ERROR_MESSAGE_CHARS): string {
+  // Not text (plain JS: a log of an object, a number for a label): left as given, so the event's
+  // check names the field and what it got, rather than "text.slice is not a function" from here.
+  if (typeof text !== 'string') return text;
   return text.length <= limit ? text : `${text.slice(0, limit - 1)}…`;
+}
+
+/** What a value is, for an error that says what was given instead. */
+function typeName(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
 }
