@@ -517,6 +517,28 @@ describe('producer SDK', () => {
     expect(stored.output).toEqual({ answer: 42 });
   });
 
+  it('a second end asked for while the first is still being sent is answered as one after it: the run, or how the run ended, never an event id conflict', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    // e.g. an abort listener that calls cancelled() or fail() while the script's succeed() is on its way
+    for (const [second, expected] of [
+      [(run: Awaited<ReturnType<typeof client.createRun>>) => run.succeed({ answer: 42 }), 'succeeded'],
+      [(run: Awaited<ReturnType<typeof client.createRun>>) => run.cancelled('stop'), 'run_already_terminal'],
+      [(run: Awaited<ReturnType<typeof client.createRun>>) => run.fail(new Error('late')), 'run_already_terminal'],
+    ] as const) {
+      const run = await client.createRun({ name: 'ended at once twice' });
+      run.progress(1, 2);
+      const [first, other] = await Promise.allSettled([run.succeed({ answer: 42 }), second(run)]);
+      expect(first).toMatchObject({ status: 'fulfilled', value: { status: 'succeeded' } });
+      if (expected === 'succeeded') expect(other).toMatchObject({ status: 'fulfilled', value: { status: 'succeeded' } });
+      else {
+        expect(other).toMatchObject({ status: 'rejected', reason: { code: 'run_already_terminal' } });
+        expect((other as PromiseRejectedResult).reason.message).toMatch(new RegExp(`^run ${run.id} already ended succeeded \\(this handle ended it\\); it cannot also end (cancelled|failed)$`));
+      }
+      const stored = await client.getRun(run.id);
+      expect([stored.status, stored.output, stored.seq]).toEqual(['succeeded', { answer: 42 }, 2]);
+    }
+  });
+
   it('tells its listener once that the server stopped answering, and when the lease lapses, then once that it answers again', async () => {
     const { port } = new URL(server.url);
     let failed = 0;
