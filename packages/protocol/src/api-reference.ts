@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CLIENT_HEADER } from './auth.js';
 import { errorStatus, type ErrorCode } from './errors.js';
 import { extraFieldsOf, knownEventTypes, eventDataSchemas } from './events.js';
 import { openApiDocument } from './openapi.js';
@@ -21,6 +22,8 @@ export function renderApiReference(): string {
     '',
     'Bodies are JSON, except the raw content of `putArtifact` and the tar archive of `importRun`. Times are epoch milliseconds. Errors are `{"error": {"code", "message", "details"}}`.',
     `The machine-readable description is OpenAPI 3.1 at \`${routes.openapi.path}\`; a running server shows it as a page at \`${routes.apiDocs.path}\`.`,
+    `Auth: ${Object.values(doc.components.securitySchemes).map((scheme) => scheme.description).join(' ')}`,
+    `A POST, PUT or DELETE without a JSON body (no \`content-type: application/json\`) and without \`Authorization\` needs an \`${CLIENT_HEADER}\` header (any value), or gets 403 \`forbidden\`: the routes below that need it list it under Headers.`,
     '',
     'Text the stores keep as text is checked alike on every store (PostgreSQL cannot hold NUL), and refused with 400 `invalid_request` naming the field:',
     `names and identifiers (run names, label keys and values, parent and other ids, owners, event types and ids, phase, metric and counter names, token names, the list filters, ids in paths, and those of an imported run) ${TEXT_RULES.name};`,
@@ -41,11 +44,17 @@ export function renderApiReference(): string {
   }
   for (const { path, method, op } of operations) {
     const query = (op.parameters ?? []).filter((p) => p.in === 'query');
+    const headers = (op.parameters ?? []).filter((p) => p.in === 'header');
     const body = op.requestBody?.content['application/json']?.schema;
     const [status, answer] = Object.entries(op.responses).find(([k]) => k !== 'default')!;
     const response = answer.content?.['application/json']?.schema;
-    if (query.length === 0 && !body && !response) continue;
+    if (query.length === 0 && headers.length === 0 && !body && !response) continue;
     out.push('', `### ${method} ${path} (\`${op.operationId}\`)`, '');
+    if (headers.length > 0) {
+      out.push('Headers:', '', '| header | required | what |', '|---|---|---|');
+      for (const h of headers) out.push(`| \`${h.name}\` | ${h.required ? 'yes' : 'no'} | ${h.description ?? ''} |`);
+      out.push('');
+    }
     if (query.length > 0) {
       out.push('Query:', '', '| field | type | required |', '|---|---|---|');
       for (const p of query) out.push(`| \`${p.name}\` | ${typeText(p.schema)} | ${p.required ? 'yes' : 'no'} |`);
@@ -111,14 +120,14 @@ interface JsonSchema {
 interface OpenApiOperation {
   operationId: string;
   summary: string;
-  parameters?: Array<{ name: string; in: string; required: boolean; schema: JsonSchema }>;
+  parameters?: Array<{ name: string; in: string; required: boolean; schema: JsonSchema; description?: string }>;
   requestBody?: { content: Record<string, { schema: JsonSchema }> };
   responses: Record<string, { description: string; content?: Record<string, { schema: JsonSchema }> }>;
 }
 
 interface OpenApi {
   paths: Record<string, Record<string, OpenApiOperation>>;
-  components: { schemas: Record<string, JsonSchema> };
+  components: { schemas: Record<string, JsonSchema>; securitySchemes: Record<string, { description: string }> };
 }
 
 const refName = (ref: string) => `\`${ref.split('/').pop()!}\``;

@@ -42,6 +42,24 @@ describe('the OpenAPI document', () => {
     }
   });
 
+  it('says what a client made from it must send to be let in: a bearer token where auth is on, and the client header on a write that sends no JSON', () => {
+    const doc = openApiDocument() as {
+      security: unknown;
+      components: { securitySchemes: Record<string, unknown> };
+      paths: Record<string, Record<string, Operation & { parameters?: Array<{ name: string; in: string; required: boolean }> }>>;
+    };
+    expect(doc.components.securitySchemes.bearer).toMatchObject({ type: 'http', scheme: 'bearer' });
+    expect(doc.security).toEqual([{}, { bearer: [] }]);
+    for (const name of Object.keys(routes) as RouteName[]) {
+      const route = routes[name];
+      const op = doc.paths[openApiPath(route.path)]![route.method.toLowerCase()]!;
+      const header = op.parameters?.find((p) => p.in === 'header' && p.name === 'x-runtrail-client');
+      // A JSON body's content-type lets it in; a write without one (a DELETE, a retry, an upload, an import) is refused without the header.
+      if (route.method !== 'GET' && !('body' in route)) expect(header, `${name} names the client header`).toMatchObject({ required: true });
+      else expect(header, `${name} needs no client header`).toBeUndefined();
+    }
+  });
+
   it('describes the responses and stream messages by shared components', () => {
     const doc = openApiDocument() as { components: { schemas: Record<string, { properties?: Record<string, unknown> }> } };
     const { schemas } = doc.components;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CLIENT_HEADER } from './auth.js';
 import { ErrorBodySchema, errorStatus } from './errors.js';
 import { routeResponses, type RouteResponse } from './responses.js';
 import { routes, type RouteDef, type RouteName } from './routes.js';
@@ -7,6 +8,35 @@ import { ClientMessage, ServerMessageSchema } from './stream.js';
 type Json = Record<string, unknown>;
 
 const ClientMessageSchema = ClientMessage.meta({ id: 'ClientMessage', description: 'A WebSocket message from a client' });
+
+/**
+ * The header a write without a JSON body sends (a DELETE, a retry, an
+ * upload, an import): the server refuses a POST, PUT or DELETE that has
+ * neither `content-type: application/json`, this header nor Authorization
+ * with 403 (cross-site request forgery protection). Required here, since a
+ * client made from this document (and Swagger UI's "Try it out") sends
+ * what it says and nothing else.
+ */
+const clientHeaderParameter: Json = {
+  name: CLIENT_HEADER,
+  in: 'header',
+  required: true,
+  description:
+    'Any value (the SDKs send 1). A POST, PUT or DELETE without a JSON body needs it, unless it sends Authorization: else 403 forbidden (cross-site request forgery protection).',
+  schema: { type: 'string' },
+  example: '1',
+};
+
+/** Auth as a client made from this document sees it: a bearer token on a server with auth on, nothing on one with auth off. */
+const BEARER_SCHEME = 'bearer';
+const securitySchemes: Record<string, Json> = {
+  [BEARER_SCHEME]: {
+    type: 'http',
+    scheme: 'bearer',
+    description:
+      'Authorization: Bearer <token> (an admin token, a token from POST /api/v1/tokens or a run token) on a server with auth on; a server with auth off needs none.',
+  },
+};
 
 /** `/api/v1/runs/:id/events` → `/api/v1/runs/{id}/events` */
 export function openApiPath(path: string): string {
@@ -53,6 +83,7 @@ export function openApiDocument(options: { version?: string } = {}): Json {
         parameters.push({ name: param, in: 'query', required: query.required?.includes(param) ?? false, schema });
       }
     }
+    if (route.method !== 'GET' && !route.body) parameters.push(clientHeaderParameter);
     const success: Json = { description: answer.description };
     if (answer.schema) success.content = { 'application/json': { schema: schemaOf(answer.schema, 'output') } };
     else if (answer.contentType) success.content = { [answer.contentType]: { schema: { type: 'string' } } };
@@ -90,8 +121,13 @@ export function openApiDocument(options: { version?: string } = {}): Json {
         'Live streams: Server-Sent Events at GET /api/v1/runs/{id}/stream and a WebSocket at GET /api/v1/stream ' +
         '(ClientMessage in, ServerMessage out).',
     },
+    // Either no auth (a server with auth off) or a bearer token.
+    security: [{}, { [BEARER_SCHEME]: [] }],
     paths,
-    components: { schemas: Object.fromEntries(Object.entries(components).sort(([a], [b]) => a.localeCompare(b))) },
+    components: {
+      schemas: Object.fromEntries(Object.entries(components).sort(([a], [b]) => a.localeCompare(b))),
+      securitySchemes,
+    },
   };
 }
 

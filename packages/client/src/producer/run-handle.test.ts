@@ -328,6 +328,27 @@ describe('producer SDK', () => {
     run.close();
   });
 
+  it('from plain JS, text that is not a string and a call of something that is not a function are refused naming the field, and nothing is recorded', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'plain-js' });
+    // What a JavaScript caller can pass where the types say string or function.
+    const loose = run as unknown as {
+      log(message: unknown): void;
+      progress(done: number, total: number, message: unknown): void;
+      call(label: unknown, fn: unknown): Promise<unknown>;
+    };
+    expect(() => loose.log({ step: 1 })).toThrow('invalid log event: log[0].data.message: Invalid input: expected string, received object');
+    expect(() => loose.progress(1, 2, 3)).toThrow('invalid progress event: progress[0].data.message: Invalid input: expected string, received number');
+    await expect(loose.call(undefined, async () => 1)).rejects.toThrow('invalid call.started event: call.started[0].data.label: required: expected string');
+    await expect(loose.call(42, async () => 1)).rejects.toThrow('call.started[0].data.label: Invalid input: expected string, received number');
+    await expect(loose.call('judge doc_1', 'not a function')).rejects.toThrow('invalid call: fn: must be the function that does the work, not a string');
+    for (const err of [() => loose.log(null), () => loose.progress(1, 2, {})]) expect(err).toThrow(RuntrailError);
+    await run.flush();
+    // Not a failed call, not a half-written call: nothing.
+    expect((await client.getRun(run.id)).seq).toBe(0);
+    await run.succeed();
+  });
+
   it('stores 60 events of 200 KB (12 MB, more than a request may carry) and the run succeeds', async () => {
     const counting = losingResponses(0, (url) => url.endsWith('/events'));
     const client = new RuntrailClient({ url: server.url, fetch: counting.impl });
@@ -494,6 +515,28 @@ describe('producer SDK', () => {
     const stored = await client.getRun(run.id);
     expect(stored.status).toBe('succeeded');
     expect(stored.output).toEqual({ answer: 42 });
+  });
+
+  it('a second end asked for while the first is still being sent is answered as one after it: the run, or how the run ended, never an event id conflict', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    // e.g. an abort listener that calls cancelled() or fail() while the script's succeed() is on its way
+    for (const [second, expected] of [
+      [(run: Awaited<ReturnType<typeof client.createRun>>) => run.succeed({ answer: 42 }), 'succeeded'],
+      [(run: Awaited<ReturnType<typeof client.createRun>>) => run.cancelled('stop'), 'run_already_terminal'],
+      [(run: Awaited<ReturnType<typeof client.createRun>>) => run.fail(new Error('late')), 'run_already_terminal'],
+    ] as const) {
+      const run = await client.createRun({ name: 'ended at once twice' });
+      run.progress(1, 2);
+      const [first, other] = await Promise.allSettled([run.succeed({ answer: 42 }), second(run)]);
+      expect(first).toMatchObject({ status: 'fulfilled', value: { status: 'succeeded' } });
+      if (expected === 'succeeded') expect(other).toMatchObject({ status: 'fulfilled', value: { status: 'succeeded' } });
+      else {
+        expect(other).toMatchObject({ status: 'rejected', reason: { code: 'run_already_terminal' } });
+        expect((other as PromiseRejectedResult).reason.message).toMatch(new RegExp(`^run ${run.id} already ended succeeded \\(this handle ended it\\); it cannot also end (cancelled|failed)$`));
+      }
+      const stored = await client.getRun(run.id);
+      expect([stored.status, stored.output, stored.seq]).toEqual(['succeeded', { answer: 42 }, 2]);
+    }
   });
 
   it('tells its listener once that the server stopped answering, and when the lease lapses, then once that it answers again', async () => {

@@ -148,6 +148,8 @@ export class RunHandle {
    * the script had never ended it.
    */
   private ending: Omit<FinishRunBody, 'id' | 'owner'> | null = null;
+  /** The end being sent, while it is: a second finish() waits for it, then is answered as one after it. */
+  private finishing: Promise<Run> | null = null;
   private serverListener: ServerChangeListener | null = null;
 
   constructor(options: RunHandleOptions) {
@@ -239,6 +241,11 @@ export class RunHandle {
    * stats tracker: counters live in the run's log, not in a local object.
    */
   async call<T>(label: string, fn: (attempt: number) => Promise<T>, options: CallOptions = {}): Promise<T> {
+    // Checked before anything is recorded: a call of something that is not a function would be
+    // stored as a failed call ("fn is not a function") before plain JS got its TypeError.
+    if (typeof fn !== 'function') {
+      throw invalidRequest('call', [{ path: 'fn', message: `must be the function that does the work, not ${typeName(fn)}` }]);
+    }
     const callId = options.callId ?? `c${++this.callNo}`;
     const retries = options.retries ?? 0;
     const started = this.clock.now();
@@ -337,6 +344,13 @@ export class RunHandle {
         `run ${this.id} belongs to the process that runs this one (runtrail exec, a handler), which ends it when this process exits; this handle only adds events and artifacts`,
       );
     }
+    // Another end is on its way (an abort handler's cancelled() or fail() while the script's succeed()
+    // is sent): this one is answered as if it came after it. Both would send the handle's one finish
+    // id, and the server would refuse the second as an event id conflict, naming ids nobody chose.
+    while (this.finishing) {
+      // The first caller gets that end's own rejection; this one only waits for it to settle.
+      await this.finishing.catch(() => undefined);
+    }
     if (this.ended) {
       // The same end again is answered with the run (the finish id makes it
       // idempotent); another end would reuse that id with other content and
@@ -352,6 +366,17 @@ export class RunHandle {
     // like fetch's network failure, so the finish would be retried for
     // retryForMs while the run stayed running.
     jsonText(body, `end of run ${this.id}`, '');
+    const sending = this.sendEnd(body, this.owner);
+    this.finishing = sending;
+    try {
+      return await sending;
+    } finally {
+      this.finishing = null;
+    }
+  }
+
+  /** finish() past its checks: the events queued before it, then the end. */
+  private async sendEnd(body: Omit<FinishRunBody, 'id' | 'owner'>, owner: Owner): Promise<Run> {
     this.ending = body;
     try {
       await this.flush();
@@ -359,7 +384,6 @@ export class RunHandle {
       // The server is there and takes the end of a run that did not succeed; after an outage it may not be.
       if (body.status === 'succeeded' || !RuntrailError.isCode(err, 'payload_too_large')) throw err;
     }
-    const owner = this.owner;
     const run = await this.withRetries(() => this.transport.finish(this.id, { ...body, id: `${this.idPrefix}.finish`, owner }));
     this.ended = run;
     this.endedWith = JSON.stringify(body);
@@ -733,5 +757,14 @@ function thrownText(value: unknown): string {
  * rather than being refused.
  */
 function cut(text: string, limit = MAX_ERROR_MESSAGE_CHARS): string {
+  // Not text (plain JS: a log of an object, a number for a label): left as given, so the event's
+  // check names the field and what it got, rather than "text.slice is not a function" from here.
+  if (typeof text !== 'string') return text;
   return text.length <= limit ? text : `${text.slice(0, limit - 1)}…`;
+}
+
+/** What a value is, for an error that says what was given instead. */
+function typeName(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
 }

@@ -201,6 +201,28 @@ describe('a run that does not exist', () => {
     // Not retried for startTimeoutMs as if the server were away.
     await expect(rt.attach(undefined as unknown as string)).rejects.toMatchObject({ code: 'invalid_request', message: 'invalid getRun path: id: must be a non-empty string, not undefined' });
   });
+
+  test('an after that is no seq (a string from argv or a query, NaN, negative) is refused when the watcher is made, over every transport alike', async () => {
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'resume' });
+    await s.runs.appendEvents(run.id, progressEvents(2));
+    // Before: over WebSocket the watcher ended with the server's "not a client message of the stream
+    // protocol: after: …", while over SSE '1' was taken and the state's seq was the string "1".
+    for (const transports of [['ws'], ['sse'], ['poll']] as const) {
+      expect(() => watchRun(run.id, { url: s.url, WebSocket: WS, transports: [...transports], after: '1' as unknown as number })).toThrow(
+        expect.objectContaining({ code: 'invalid_request', message: 'invalid watchRun arguments: after: must be a seq, a whole number >= 0 (0 replays the whole log), not "1" (a string)' }),
+      );
+    }
+    for (const after of [Number.NaN, -1, 1.5]) {
+      expect(() => watchRun(run.id, { url: s.url, after })).toThrow(`invalid watchRun arguments: after: must be a seq, a whole number >= 0 (0 replays the whole log), not ${after}`);
+    }
+    expect(() => watchRun(run.id, undefined as unknown as WatchRunOptions)).toThrow("invalid watchRun arguments: options: must be an object with the server's url");
+    // A seq it may take still resumes there.
+    const w = watchRun(run.id, { url: s.url, WebSocket: WS, after: 1 });
+    cleanups.push(() => w.close());
+    await waitFor(() => w.getState().seq === 2, { what: 'the event after seq 1' });
+    expect(w.getState().events.map((e) => e.seq)).toEqual([2]);
+  });
 });
 
 describe('polling a run of large events', () => {

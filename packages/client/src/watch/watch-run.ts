@@ -130,6 +130,14 @@ export class RunWatch extends Watcher<RunWatchState, ServerMessage> implements A
     if (typeof runId !== 'string' || runId === '') {
       throw invalidRequest('watchRun arguments', [{ path: 'runId', message: `must be a run's id, not ${runId === '' ? 'an empty string' : String(runId)}` }]);
     }
+    if (typeof options !== 'object' || options === null) {
+      throw invalidRequest('watchRun arguments', [{ path: 'options', message: `must be an object with the server's url ({ url: 'http://127.0.0.1:4310' }), not ${String(options)}` }]);
+    }
+    // A seq from argv or a query string is text: the server would refuse it as "not a client message
+    // of the stream protocol" over WebSocket, SSE would take it, and the state's seq would be a string.
+    if (options.after !== undefined && !(Number.isSafeInteger(options.after) && options.after >= 0)) {
+      throw invalidRequest('watchRun arguments', [{ path: 'after', message: `must be a seq, a whole number >= 0 (0 replays the whole log), not ${describeValue(options.after)}` }]);
+    }
     const after = options.after ?? 0;
     const fold: Fold = { snapshot: { ...initialSnapshot(), seq: after }, seq: after };
     super(
@@ -465,6 +473,11 @@ function withShown(run: Run, shown: Fold): Run {
   const started = merged.snapshot.startedAt;
   if (merged.status === 'queued' && started !== null) return { ...merged, status: 'running', startedAt: merged.startedAt ?? started };
   return merged;
+}
+
+/** A value as an error quotes it: a string in quotes, so "1" is not taken for the number 1. */
+function describeValue(value: unknown): string {
+  return typeof value === 'string' ? `${JSON.stringify(value)} (a string)` : String(value);
 }
 
 /** Watch a run live (see RunWatch). Starts connecting at once. */
