@@ -31,6 +31,11 @@ export function limitRequestBodies(
   const max = options.maxBytesPerAddress;
   const held = new Map<string, number>();
   const deadlines = new Deadlines(options.timeoutMs);
+  // A closed server's requests are over: its timer and their deadlines go with it.
+  http.addHook('onClose', (_instance, done) => {
+    deadlines.clear();
+    done();
+  });
   // An answer sent before its request's body came whole (the auth hook's 401/403, which runs before
   // the body is read): Node reads and drops the rest, for as long as it trickled in (a byte every
   // few seconds keeps the idle timeout away), as the deadline below bounds only bodies being read.
@@ -39,7 +44,9 @@ export function limitRequestBodies(
     const raw = request.raw;
     if (!raw.complete) {
       const deadline = deadlines.add(() => {
-        if (!raw.complete) raw.socket?.destroy();
+        // The request, not raw.socket: destroying it closes its connection, and a request made in-process
+        // (http.inject, an embedder's tests) has a socket without destroy(), which threw from this timer.
+        if (!raw.complete) raw.destroy();
       });
       raw.once('end', () => deadlines.forget(deadline));
     }
@@ -130,6 +137,12 @@ class Deadlines {
 
   forget(deadline: object): void {
     this.pending.delete(deadline as { dueAt: number; expire: () => void });
+  }
+
+  clear(): void {
+    this.pending.clear();
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
   }
 
   private sweep(): void {

@@ -369,6 +369,25 @@ describe('limits', () => {
     expect(socket.destroyed || socket.readableEnded).toBe(true);
   });
 
+  it("requests made in-process with the server's http.inject (an embedder's own tests) outlive requestBodyTimeoutMs without an uncaught error", async () => {
+    const { server: s } = await limitedServer({ adminToken: ADMIN, requestBodyTimeoutMs: 1000, connectionIdleTimeoutMs: 60_000 });
+    const uncaught: unknown[] = [];
+    const record = (err: unknown) => uncaught.push(err);
+    process.on('uncaughtException', record);
+    cleanups.push(() => process.off('uncaughtException', record));
+    // Injected requests have no socket to close: the deadline the 401 set for the rest of the body
+    // called raw.socket.destroy, which theirs lacks, and threw from a timer (the process's end).
+    expect((await s.http.inject({ method: 'POST', url: '/api/v1/runs', payload: { name: 'no token' } })).statusCode).toBe(401);
+    expect((await s.http.inject({ method: 'GET', url: '/api/v1/runs' })).statusCode).toBe(401);
+    // A request over a socket whose deadline comes after theirs: once its connection is closed, theirs have expired too.
+    const socket = createConnection({ host: '127.0.0.1', port: Number(new URL(s.url).port) });
+    cleanups.push(() => socket.destroy());
+    const answer = rawRequest(socket, 'POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{', { untilClose: true });
+    const deadline = new Promise<string>((resolve) => setTimeout(() => resolve('no close within 5 s'), 5_000).unref());
+    expect(await Promise.race([answer, deadline])).toMatch(/^HTTP\/1.1 401/);
+    expect(uncaught).toEqual([]);
+  });
+
   it('an artifact upload slower than minUploadBytesPerSecond on average after requestBodyTimeoutMs: 408 naming the setting, the connection closed, nothing stored', async () => {
     const { server: s } = await limitedServer({ requestBodyTimeoutMs: 1000, minUploadBytesPerSecond: 1024, connectionIdleTimeoutMs: 5000 });
     const run = (await call(s, 'POST', '/api/v1/runs', { body: { name: 'slow-upload' } })).body;
