@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { RuntrailClient } from '@runtrail/client';
+import { RuntrailClient, rootOfApiUrl } from '@runtrail/client';
 import type { ZodType } from 'zod';
 import { CreateRunBody, RuntrailError, dataRecord, parseLabelPair } from '@runtrail/protocol';
 import { configKeys, settings, type ConfigSources, type ServerConfigInput } from '@runtrail/server/config';
@@ -51,11 +51,10 @@ function checkedUrl(raw: string, from: string): string {
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
     throw new RuntrailError('invalid_request', `invalid URL "${raw}" (${from}): give the whole URL with its scheme, e.g. http://127.0.0.1:4310`);
   }
-  // The API's URL, pasted from a curl line or the docs: the client adds /api/v1 itself, and "no route GET
-  // /api/v1/api/v1/runs" would not say why. A path before it (a server behind a proxy's prefix) is kept.
-  const api = url.pathname.search(/\/api\/v1(\/|$)/);
-  if (api >= 0) {
-    throw new RuntrailError('invalid_request', `${from} ${raw} is the API's URL; give the server's, without /api/v1: ${url.origin}${url.pathname.slice(0, api)}`);
+  // Refused here too (the client would refuse it) to name where it came from: --url or RUNTRAIL_URL.
+  const root = rootOfApiUrl(raw);
+  if (root !== null) {
+    throw new RuntrailError('invalid_request', `${from} ${raw} is the API's URL; give the server's, without /api/v1: ${root}`);
   }
   return raw.replace(/\/+$/, '');
 }

@@ -28,6 +28,28 @@ it('a url fetch cannot use is refused when the client is made, not retried as a 
   expect(new RuntrailClient({ url: 'https://runs.example.com/' }).api.baseUrl).toBe('https://runs.example.com');
 });
 
+it("the API's URL is refused when the client is made, naming the root to give; a page's URL says so when the server answers route_not_found", async () => {
+  const s = await startTestServer({});
+  try {
+    // Before: every request went to <url>/api/v1/api/v1/... and answered route_not_found naming only that path.
+    for (const [url, root] of [
+      [`${s.url}/api/v1/`, s.url],
+      [`${s.url}/proxy/api/v1`, `${s.url}/proxy`],
+    ]) {
+      const message = `invalid client options: url: ${JSON.stringify(url)} is the server's API; give ${JSON.stringify(root)}, the server's root (the client adds /api/v1 itself)`;
+      expect(() => new RuntrailClient({ url })).toThrow(expect.objectContaining({ code: 'invalid_request', message }));
+      expect(() => watchRun('01a22003-8dc8-7235-9aef-0608e89bc08d', { url, transports: ['poll'] })).toThrow(message);
+    }
+    // A prefix that only looks like it is a proxy's own.
+    expect(new RuntrailClient({ url: `${s.url}/api-proxy` }).api.baseUrl).toBe(`${s.url}/api-proxy`);
+    const page = await new RuntrailClient({ url: `${s.url}/runs/some-run` }).listRuns().catch((e: unknown) => e);
+    expect(page).toMatchObject({ code: 'route_not_found' });
+    expect((page as RuntrailError).message).toContain(`; this client's URL is ${s.url}/runs/some-run: give the server's root (with only the prefix a proxy serves it under)`);
+  } finally {
+    await s.cleanup();
+  }
+});
+
 it('a server that does not answer is named in the error, with why, not just "fetch failed"', async () => {
   const url = `http://127.0.0.1:${await closedPort()}`;
   const rt = new RuntrailClient({ url, startTimeoutMs: 300 });

@@ -1,4 +1,5 @@
 import {
+  API_PREFIX,
   CLIENT_HEADER,
   RuntrailError,
   buildPath,
@@ -49,7 +50,24 @@ function serverUrl(url: string): string {
   if (protocol !== 'http:' && protocol !== 'https:') {
     throw invalidRequest('client options', [{ path: 'url', message: `${JSON.stringify(url)} is not an http:// or https:// URL of a runtrail server (such as http://127.0.0.1:4310)` }]);
   }
+  const root = rootOfApiUrl(url);
+  if (root !== null) {
+    throw invalidRequest('client options', [{ path: 'url', message: `${JSON.stringify(url)} is the server's API; give ${JSON.stringify(root)}, the server's root (the client adds ${API_PREFIX} itself)` }]);
+  }
   return url.replace(/\/+$/, '');
+}
+
+/**
+ * For the API's URL (pasted from a curl line or the docs), the server's root
+ * to give instead; null for any other. Every route is built as
+ * <url>/api/v1/…, so the API's URL answered every request route_not_found
+ * for /api/v1/api/v1/runs, naming only that path. A path before the API's (a
+ * proxy's prefix) is the root's.
+ */
+export function rootOfApiUrl(url: string): string | null {
+  const { origin, pathname } = new URL(url);
+  const api = new RegExp(`${API_PREFIX}(/|$)`).exec(pathname);
+  return api === null ? null : `${origin}${pathname.slice(0, api.index)}`;
 }
 
 /** `Authorization: Bearer <token>` when there is a token. */
@@ -223,6 +241,10 @@ export class HttpApi {
   /** The server's error, with where to give a token when it wants one and this client has none. */
   private errorOf(status: number, payload: unknown, what: string): RuntrailError {
     const err = errorFromResponse(status, payload, what);
+    if (err.code === 'route_not_found' && new URL(this.baseUrl).pathname !== '/') {
+      // The server's own answer names only the path: the usual cause is a URL given with a path (a run's page).
+      return new RuntrailError('route_not_found', `${err.message}; this client's URL is ${this.baseUrl}: give the server's root (with only the prefix a proxy serves it under)`, err.details);
+    }
     if (err.code !== 'unauthorized' || this.missingTokenHint === undefined) return err;
     return new RuntrailError('unauthorized', `${err.message} (${NO_TOKEN_GIVEN}: ${this.missingTokenHint})`, err.details);
   }

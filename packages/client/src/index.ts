@@ -5,7 +5,7 @@ export { currentRun } from './producer/current-run.js';
 export { serverPortsInThisProcess } from './producer/exit-guard.js';
 export { HttpProducerTransport, putArtifact, eventInputOf, type ProducerTransport, type RecordedEvent } from './producer/transport.js';
 export { openSource, toReadableStream, type ArtifactSource, type ArtifactOptions, type ArtifactTransport, type OpenedSource } from './artifacts/source.js';
-export { isRetryable, type HttpApiOptions } from './http-api.js';
+export { isRetryable, rootOfApiUrl, type HttpApiOptions } from './http-api.js';
 export { longTimeout, MAX_TIMER_MS, systemClock, type Clock, type LongTimer } from './clock.js';
 export { pollEvery, type PollEveryOptions } from './poll-every.js';
 export { waitFor, WaitForTimeoutError, type WaitForOptions, type Ready } from './wait-for.js';
