@@ -349,6 +349,33 @@ describe('producer SDK', () => {
     await run.succeed();
   });
 
+  it("from plain JS, a call's retries that are no whole number 0 or more and a retryDelayMs that is no function are refused before anything is recorded", async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const run = await client.createRun({ name: 'plain-js options' });
+    const loose = run as unknown as { call(label: string, fn: () => Promise<number>, options: unknown): Promise<number> };
+    let attempts = 0;
+    const fails = async () => {
+      attempts++;
+      throw new Error('flaky');
+    };
+    // Before: '2' was taken as 2 by coercion, NaN and -1 as no retries, 2.5 as three attempts more, silently.
+    for (const [retries, shown] of [['2', '"2" (a string)'], [Number.NaN, 'NaN'], [-1, '-1'], [2.5, '2.5']] as const) {
+      await expect(loose.call('judge', fails, { retries })).rejects.toThrow(
+        `invalid call: options.retries: must be a whole number 0 or more (extra attempts after the first), not ${shown}`,
+      );
+    }
+    await expect(loose.call('judge', fails, { retries: 1, retryDelayMs: 100 })).rejects.toThrow(
+      'invalid call: options.retryDelayMs: must be a function of the attempt number giving milliseconds, not a number',
+    );
+    expect(attempts).toBe(0);
+    await run.flush();
+    expect((await client.getRun(run.id)).seq).toBe(0);
+    // What the types allow still works: one retry, then its error.
+    await expect(loose.call('judge', fails, { retries: 1, retryDelayMs: () => 0 })).rejects.toThrow('flaky');
+    expect(attempts).toBe(2);
+    await run.succeed();
+  });
+
   it('stores 60 events of 200 KB (12 MB, more than a request may carry) and the run succeeds', async () => {
     const counting = losingResponses(0, (url) => url.endsWith('/events'));
     const client = new RuntrailClient({ url: server.url, fetch: counting.impl });

@@ -27,6 +27,7 @@ import {
 import { backoffDelay, delay, retrying } from '../backoff.js';
 import { systemClock, unrefTimer, type Clock, type TimerHandle } from '../clock.js';
 import { isRetryable } from '../http-api.js';
+import { describeValue, typeName } from '../describe-value.js';
 import { jsonText } from '../json-text.js';
 import { appendBodyOf, type ProducerTransport, type RecordedEvent } from './transport.js';
 import { watchServer, type ServerChangeListener } from './server-watch.js';
@@ -246,8 +247,16 @@ export class RunHandle {
     if (typeof fn !== 'function') {
       throw invalidRequest('call', [{ path: 'fn', message: `must be the function that does the work, not ${typeName(fn)}` }]);
     }
-    const callId = options.callId ?? `c${++this.callNo}`;
+    // Plain JS's options, checked as the Python client checks its: retries '2' was taken by coercion, NaN or
+    // -1 as no retries and 2.5 as three, silently; a retryDelayMs that is no function threw only at the retry.
     const retries = options.retries ?? 0;
+    if (!Number.isSafeInteger(retries) || retries < 0) {
+      throw invalidRequest('call', [{ path: 'options.retries', message: `must be a whole number 0 or more (extra attempts after the first), not ${describeValue(retries)}` }]);
+    }
+    if (options.retryDelayMs !== undefined && typeof options.retryDelayMs !== 'function') {
+      throw invalidRequest('call', [{ path: 'options.retryDelayMs', message: `must be a function of the attempt number giving milliseconds, not ${typeName(options.retryDelayMs)}` }]);
+    }
+    const callId = options.callId ?? `c${++this.callNo}`;
     const started = this.clock.now();
     this.event('call.started', { callId, label: cut(label, MAX_LABEL_CHARS) });
     for (let attempt = 1; ; attempt++) {
@@ -761,10 +770,4 @@ function cut(text: string, limit = MAX_ERROR_MESSAGE_CHARS): string {
   // check names the field and what it got, rather than "text.slice is not a function" from here.
   if (typeof text !== 'string') return text;
   return text.length <= limit ? text : `${text.slice(0, limit - 1)}…`;
-}
-
-/** What a value is, for an error that says what was given instead. */
-function typeName(value: unknown): string {
-  if (value === null || value === undefined) return String(value);
-  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
 }

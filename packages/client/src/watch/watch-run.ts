@@ -19,6 +19,7 @@ import {
   type StreamEnd,
 } from '@runtrail/protocol';
 import { backoffDelay, delay } from '../backoff.js';
+import { describeValue } from '../describe-value.js';
 import { isAuthFailure, isRetryable } from '../http-api.js';
 import { EventQueue } from './event-queue.js';
 import { PollTransport } from './poll-transport.js';
@@ -473,11 +474,6 @@ function withShown(run: Run, shown: Fold): Run {
   const started = merged.snapshot.startedAt;
   if (merged.status === 'queued' && started !== null) return { ...merged, status: 'running', startedAt: merged.startedAt ?? started };
   return merged;
-}
-
-/** A value as an error quotes it: a string in quotes, so "1" is not taken for the number 1. */
-function describeValue(value: unknown): string {
-  return typeof value === 'string' ? `${JSON.stringify(value)} (a string)` : String(value);
 }
 
 /** Watch a run live (see RunWatch). Starts connecting at once. */
