@@ -418,7 +418,11 @@ export class RunHandle {
     else this.stopped.signal.addEventListener('abort', fn, { once: true });
   }
 
-  /** Stop heartbeating and drop timers (the run itself is not ended). */
+  /**
+   * Stop heartbeating and drop timers (the run itself is not ended: the
+   * reaper ends it once its lease lapses). Events queued and not yet sent
+   * are dropped with the flush timer: `await run.flush()` first to keep them.
+   */
   close(): void {
     if (this.heartbeatTimer !== null) this.clock.clearTimeout(this.heartbeatTimer);
     this.heartbeatTimer = null;
