@@ -143,4 +143,34 @@ describe('list commands', () => {
     expect(piped.stdout).toContain(label);
     await run.succeed();
   });
+
+  it('runs ls on a terminal too narrow for a whole row leaves out the least needed columns, says which, and fits; piped, every column', async () => {
+    const client = new RuntrailClient({ url: server.url });
+    const parent = await client.createRun({ name: 'narrow-parent' });
+    const child = await client.createRun({ name: 'narrow-child', parentId: parent.id, labels: { team: 'search', model: 'gpt-4' } });
+    child.progress(3, 10);
+    await child.flush();
+    const onTerminal = async (columns: number) => {
+      const args = [process.execPath, BIN, 'runs', 'ls', '--parent', parent.id, '--server', server.url].map((arg) => `'${arg.replace(/'/g, `'\\''`)}'`);
+      // script(1) gives the command a terminal, stty its width.
+      const { stdout } = await promisify(execFile)('script', ['-qec', `stty cols ${columns} rows 50; ${args.join(' ')}`, '/dev/null'], { encoding: 'utf8' });
+      return stdout.split(/\r?\n/).filter((line) => line !== '');
+    };
+    // Before: a row of ~190 characters (two ids, a time, labels), wrapped by an 80- or 120-column terminal.
+    const narrow = await onTerminal(110);
+    expect(narrow[0]).toMatch(/^ID +NAME +STATUS +FAILED +PROGRESS +OK\/FAIL\/RETRY +DURATION$/);
+    expect(narrow[1]).toContain(`${child.id}  narrow-child  running`);
+    expect(narrow[1]).not.toContain(parent.id);
+    for (const line of narrow.slice(0, 2)) expect(line.length).toBeLessThanOrEqual(110);
+    expect(narrow[2]).toBe("PARENT, LABELS, CREATED (UTC) left out to fit the terminal's 110 columns: runs show ID has them, and piped or --json every column is there");
+    // Wide enough: every column, no note.
+    const wide = await onTerminal(250);
+    expect(wide[0]).toMatch(/CREATED \(UTC\) +PARENT +LABELS$/);
+    expect(wide).toHaveLength(2);
+    const piped = await runtrail(['runs', 'ls', '--parent', parent.id]);
+    expect(piped.stdout.split('\n')[0]).toMatch(/PARENT +LABELS$/);
+    expect(piped.stderr).toBe('');
+    await child.succeed();
+    await parent.succeed();
+  });
 });

@@ -57,7 +57,11 @@ export function registerRuns(program: Command): void {
       if (page.runs.length === 0 && flags.parent !== undefined) await client.getRun(flags.parent);
       if (flags.json) return printJson(page);
       if (page.runs.length === 0) return note('no runs');
-      print(formatTable(page.runs, process.stdout.isTTY === true));
+      const shown = formatTable(page.runs, process.stdout.isTTY === true ? (process.stdout.columns ?? 0) : undefined);
+      print(shown.table);
+      if (shown.leftOut.length > 0) {
+        note(`${shown.leftOut.join(', ')} left out to fit the terminal's ${process.stdout.columns} columns: runs show ID has them, and piped or --json every column is there`);
+      }
       // A note, not a STATUS of its own: scripts match the column's word `queued`, and rows keep their columns.
       const held = await limitNote(client, page.runs);
       if (held) note(held);
@@ -156,13 +160,25 @@ async function placesInLine(client: RuntrailClient, handler: string, runs: Run[]
 const TERMINAL_CELL_CHARS = 40;
 
 /**
- * The runs as a table. `onTerminal`: long names and labels cut to
- * TERMINAL_CELL_CHARS with "…", so each row stays one line a person can read
- * (`runs show ID` and `--json` have them whole); piped, every cell is whole.
+ * The columns a terminal too narrow for a whole row leaves out, the least
+ * needed first (a row of all ten is ~190 characters with a parent, and
+ * wrapped rows of an 80- or 120-column terminal could not be read as a
+ * table): each is in `runs show ID`, and piped or `--json` every one is there.
  */
-export function formatTable(runs: Run[], onTerminal = false): string {
+const NARROW_TERMINAL_LEAVES_OUT = ['PARENT', 'LABELS', 'CREATED (UTC)', 'OK/FAIL/RETRY', 'DURATION'];
+
+/**
+ * The runs as a table, and the columns it left out. `terminalColumns`: not
+ * given, piped (every cell whole, every column); on a terminal, long names
+ * and labels are cut to TERMINAL_CELL_CHARS with "…", and columns are left
+ * out (NARROW_TERMINAL_LEAVES_OUT, in order) until a row fits its width
+ * (0: a terminal whose width was never set, taken as wide enough).
+ */
+export function formatTable(runs: Run[], terminalColumns?: number): { table: string; leftOut: string[] } {
+  const onTerminal = terminalColumns !== undefined;
   const cell = (text: string) => (onTerminal && text.length > TERMINAL_CELL_CHARS ? `${text.slice(0, TERMINAL_CELL_CHARS - 1)}…` : text);
-  const rows = runs.map((r) => [
+  const header = ['ID', 'NAME', 'STATUS', 'FAILED', 'PROGRESS', 'OK/FAIL/RETRY', 'DURATION', 'CREATED (UTC)', 'PARENT', 'LABELS'];
+  let rows = runs.map((r) => [
     r.id,
     cell(r.name),
     r.status,
@@ -175,7 +191,21 @@ export function formatTable(runs: Run[], onTerminal = false): string {
     r.parentId ?? '-',
     cell(labelsText(r)) || '-',
   ]);
-  return table(['ID', 'NAME', 'STATUS', 'FAILED', 'PROGRESS', 'OK/FAIL/RETRY', 'DURATION', 'CREATED (UTC)', 'PARENT', 'LABELS'], rows);
+  let shown = header;
+  const leftOut: string[] = [];
+  for (const column of NARROW_TERMINAL_LEAVES_OUT) {
+    if (!terminalColumns || tableWidth(shown, rows) <= terminalColumns) break;
+    const at = shown.indexOf(column);
+    shown = shown.filter((_, i) => i !== at);
+    rows = rows.map((row) => row.filter((_, i) => i !== at));
+    leftOut.push(column);
+  }
+  return { table: table(shown, rows), leftOut };
+}
+
+/** How wide the rows of table(header, rows) are: each column as its widest cell, two spaces between. */
+function tableWidth(header: string[], rows: string[][]): number {
+  return header.reduce((sum, h, i) => sum + Math.max(h.length, ...rows.map((row) => row[i]!.length)), 0) + 2 * (header.length - 1);
 }
 
 /** "2 running, 3 succeeded, 1 failed": the statuses that have runs. */
