@@ -223,7 +223,7 @@ describe('the request headers of the served OpenAPI document', () => {
     for (const id of ['createRun', 'retryRun', 'streamRun', 'putArtifact', 'getArtifact', 'runLog']) expect(declared(id).length, id).toBeGreaterThan(0);
   });
 
-  it('a browser page on an allowed origin may send every header the document lists (the CORS preflight allows each)', async () => {
+  it('a browser page on an allowed origin may send every header the document lists (the CORS preflight allows each, on its method)', async () => {
     const origin = 'http://app.example:8080';
     const s = await startServer({ corsOrigins: [origin] });
     const { operations } = await served(s);
@@ -239,8 +239,10 @@ describe('the request headers of the served OpenAPI document', () => {
         headers: { origin, 'access-control-request-method': method, 'access-control-request-headers': [...headers, 'content-type', 'authorization'].join(', ') },
       });
       const allowed = (preflight.headers.get('access-control-allow-headers') ?? '').split(',').map((h) => h.trim().toLowerCase());
+      const methods = (preflight.headers.get('access-control-allow-methods') ?? '').split(',').map((m) => m.trim());
       if (preflight.status !== 204) refused.push(`${id}: preflight answered ${preflight.status}`);
       for (const name of [...headers, 'content-type', 'authorization']) if (!allowed.includes(name)) refused.push(`${id}: ${name} not allowed`);
+      if (!methods.includes(method)) refused.push(`${id}: ${method} not allowed`);
     }
     expect(checked).toBeGreaterThanOrEqual(6);
     expect(refused).toEqual([]);

@@ -32,6 +32,8 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  * once it is declared there, as the OpenAPI document lists it.
  */
 const CORS_HEADERS = [...new Set(['authorization', 'content-type', CLIENT_HEADER, ...declaredRequestHeaders()])].join(', ');
+/** Every method of the route table (an allowed origin's page uploading an artifact sends a PUT). */
+const CORS_METHODS = [...new Set(Object.values(routes).map((route) => route.method))].join(', ');
 
 /**
  * What every page of the server may do, whatever it is: script only from
@@ -217,7 +219,7 @@ export class BrowserGuard {
         if (request.method === 'OPTIONS') {
           return reply
             .status(204)
-            .header('access-control-allow-methods', 'GET, POST, DELETE')
+            .header('access-control-allow-methods', CORS_METHODS)
             .header('access-control-allow-headers', CORS_HEADERS)
             .header('access-control-max-age', '600')
             .send();
