@@ -19,7 +19,7 @@ import urllib.parse
 import urllib.request
 from typing import IO, Any, Callable, Dict, Mapping, Optional, Tuple
 
-from ._routes import ROUTES, QueryValue, build_path
+from ._routes import RANGE, ROUTES, QueryValue, build_path
 from .errors import RuntrailError
 
 #: Codes that say "try again": the server was busy (503), failed on its side, or takes a run's events
@@ -342,7 +342,7 @@ class Http:
                 wanted: Optional[str] = f"bytes={got['start'] + got['received']}-"
             else:
                 wanted = f"bytes=-{tail}" if tail is not None else None
-            headers = {"accept": "*/*", **({"range": wanted} if wanted else {})}
+            headers = {"accept": "*/*", **({RANGE: wanted} if wanted else {})}
             with self.open(route, params, headers=headers) as response:
                 etag = response.headers.get("etag")
                 first, end, total = _span(response)

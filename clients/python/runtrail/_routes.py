@@ -41,6 +41,24 @@ ROUTES: Dict[str, Tuple[str, str]] = {
     "listHandlers": ("GET", f"{API_PREFIX}/handlers"),
 }
 
+#: The request headers this client sends that routes.ts declares on a route
+#: (``headers``), spelled as there: lower case, as the server reads them.
+IDEMPOTENCY_KEY = "idempotency-key"
+LAST_EVENT_ID = "last-event-id"
+RANGE = "range"
+ARTIFACT_METADATA = "x-runtrail-metadata"
+
+#: route name -> the declared headers this client sends on it; a test checks
+#: each against the header parameters of the server's OpenAPI document.
+SENT_HEADERS: Dict[str, Tuple[str, ...]] = {
+    "createRun": (IDEMPOTENCY_KEY,),
+    "retryRun": (IDEMPOTENCY_KEY,),
+    "streamRun": (LAST_EVENT_ID,),
+    "putArtifact": (ARTIFACT_METADATA,),
+    "getArtifact": (RANGE,),
+    "runLog": (RANGE,),
+}
+
 QueryValue = Union[str, int, float, bool, None]
 
 _PARAM_NAMES = {"id": "a run id", "name": "an artifact name"}

@@ -24,6 +24,7 @@ from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Mapping, Optio
 from . import _json, _sender
 from ._http import Http
 from ._limits import DEFAULT_MAX_BATCH_BYTES, MAX_EVENT_DATA_BYTES, MAX_META_BYTES
+from ._routes import IDEMPOTENCY_KEY
 from ._say import say
 from .errors import RuntrailError
 from .run import Run, _seconds, _text
@@ -148,7 +149,7 @@ class Client:
         )
         # The key makes a create retried after a lost answer return the same run.
         record = self._http.request(
-            "createRun", json_body=body, headers={"idempotency-key": owner["id"]}, retry_for=self.start_timeout
+            "createRun", json_body=body, headers={IDEMPOTENCY_KEY: owner["id"]}, retry_for=self.start_timeout
         )
         return Run(self, record, owner)
 
@@ -175,7 +176,7 @@ class Client:
         key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
         return cast(
             Dict[str, Any],
-            self._http.request("createRun", json_body=body, headers={"idempotency-key": key}, retry_for=self.start_timeout),
+            self._http.request("createRun", json_body=body, headers={IDEMPOTENCY_KEY: key}, retry_for=self.start_timeout),
         )
 
     def attach(self, run_id: str) -> Run:
@@ -266,7 +267,7 @@ class Client:
         key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
         return cast(
             Dict[str, Any],
-            self._http.request("retryRun", {"id": run_id}, headers={"idempotency-key": key}, retry_for=self.start_timeout),
+            self._http.request("retryRun", {"id": run_id}, headers={IDEMPOTENCY_KEY: key}, retry_for=self.start_timeout),
         )
 
     def delete_run(self, run_id: str) -> None:

@@ -26,6 +26,7 @@ from typing import IO, TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Lite
 
 from ._http import backoff_delay
 from ._limits import MAX_ERROR_MESSAGE_CHARS, MAX_EVENT_TYPE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS
+from ._routes import ARTIFACT_METADATA
 from ._say import say
 from . import _json, _sender, _signals
 from ._sender import Sender
@@ -675,7 +676,7 @@ class Run:
         # No type known here: none is sent, and the server sniffs it from the content.
         headers = {"content-type": content_type} if content_type else {}
         if metadata is not None:
-            headers["x-runtrail-metadata"] = _json.dumps(f"run.artifact({name!r}) metadata", metadata)
+            headers[ARTIFACT_METADATA] = _json.dumps(f"run.artifact({name!r}) metadata", metadata)
         self.flush()
         route_params = {"id": self.id, "name": name}
         query = {"replace": True if replace else None}

@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Tuple
 
 from ._http import backoff_delay, is_retryable, tls_refusal
+from ._routes import LAST_EVENT_ID
 from .errors import RuntrailError
 from .run import _seconds
 
@@ -80,7 +81,7 @@ def watch(
         read_timeout = min(idle_timeout, remaining())
         headers = {"accept": "text/event-stream"}
         if last > 0:
-            headers["last-event-id"] = str(last)
+            headers[LAST_EVENT_ID] = str(last)
         reopen_now = False
         try:
             response = client._http.open("streamRun", {"id": run_id}, {"after": last}, headers=headers, timeout=read_timeout)

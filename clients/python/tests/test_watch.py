@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
 import time
 import unittest
+import urllib.request
 from typing import Any, Callable, Dict, List, Tuple
 
 import runtrail
 import runtrail.watch
-from runtrail._routes import ROUTES
+from runtrail._routes import IDEMPOTENCY_KEY, ROUTES, SENT_HEADERS
 from tests.support import ROOT, Server
 
 # Keepalives every 100 ms, not 15 s, so a test sees a watch's timeout hold while they flow.
@@ -218,6 +220,20 @@ class ContractTest(unittest.TestCase):
         self.assertIn("getRun", served)
         for name, route in ROUTES.items():
             self.assertEqual(served.get(name), route, f"route {name} of the Python client")
+
+    def test_every_header_the_client_sends_on_a_route_is_one_the_servers_document_declares_on_it(self) -> None:
+        # A header the route table does not declare is one a client made from the document never sends, and a browser's preflight refuses.
+        with urllib.request.urlopen(f"{server.url}/api/v1/openapi.json", timeout=10) as response:
+            document = json.load(response)
+        declared = {
+            operation["operationId"]: {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+            for methods in document["paths"].values()
+            for operation in methods.values()
+        }
+        self.assertIn(IDEMPOTENCY_KEY, SENT_HEADERS["createRun"])
+        for route, headers in SENT_HEADERS.items():
+            for header in headers:
+                self.assertIn(header, declared[route], f"header {header} the Python client sends on {route}")
 
 
 if __name__ == "__main__":

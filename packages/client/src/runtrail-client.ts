@@ -1,5 +1,7 @@
 import {
+  IDEMPOTENCY_KEY_HEADER,
   IMPORTED_RUNS_HEADER,
+  RANGE_HEADER,
   type Artifact,
   type DashboardConfig,
   type HandlersResponse,
@@ -113,7 +115,7 @@ export class RuntrailClient {
       () =>
         this.api.request('createRun', {
           body: { ...body, owner },
-          headers: { 'idempotency-key': options.idempotencyKey ?? owner.id },
+          headers: { [IDEMPOTENCY_KEY_HEADER]: options.idempotencyKey ?? owner.id },
         }),
       this.startTimeoutMs,
       this.producerOptions?.clock,
@@ -154,7 +156,7 @@ export class RuntrailClient {
    * the server answers the run it made the first time instead of a second.
    */
   startRun(body: Omit<CreateRunBody, 'execute' | 'owner'>, options: { idempotencyKey?: string } = {}): Promise<Run> {
-    const headers = options.idempotencyKey === undefined ? undefined : { 'idempotency-key': options.idempotencyKey };
+    const headers = options.idempotencyKey === undefined ? undefined : { [IDEMPOTENCY_KEY_HEADER]: options.idempotencyKey };
     return this.api.request('createRun', { body: { ...body, execute: true }, ...(headers ? { headers } : {}) });
   }
 
@@ -187,7 +189,7 @@ export class RuntrailClient {
   retryRun(id: string, options: { idempotencyKey?: string } = {}): Promise<Run> {
     const key = options.idempotencyKey ?? randomId();
     return retrying(
-      () => this.api.request('retryRun', { params: { id }, headers: { 'idempotency-key': key } }),
+      () => this.api.request('retryRun', { params: { id }, headers: { [IDEMPOTENCY_KEY_HEADER]: key } }),
       this.startTimeoutMs,
       this.producerOptions?.clock,
     );
@@ -247,7 +249,7 @@ export class RuntrailClient {
   fetchArtifact(runId: string, name: string, options: { range?: string; signal?: AbortSignal } = {}): Promise<Response> {
     return this.api.send('getArtifact', {
       params: { id: runId, name },
-      headers: options.range ? { range: options.range } : {},
+      headers: options.range ? { [RANGE_HEADER]: options.range } : {},
       timeoutMs: null,
       ...(options.signal ? { signal: options.signal } : {}),
     });
@@ -303,7 +305,7 @@ export class RuntrailClient {
   fetchLog(runId: string, options: { range?: string; signal?: AbortSignal } = {}): Promise<Response> {
     return this.api.send('runLog', {
       params: { id: runId },
-      headers: options.range ? { range: options.range } : {},
+      headers: options.range ? { [RANGE_HEADER]: options.range } : {},
       timeoutMs: null,
       ...(options.signal ? { signal: options.signal } : {}),
     });

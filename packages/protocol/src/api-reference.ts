@@ -24,6 +24,7 @@ export function renderApiReference(): string {
     `The machine-readable description is OpenAPI 3.1 at \`${routes.openapi.path}\`; a running server shows it as a page at \`${routes.apiDocs.path}\`.`,
     `Auth: ${Object.values(doc.components.securitySchemes).map((scheme) => scheme.description).join(' ')}`,
     `A POST, PUT or DELETE without a JSON body (no \`content-type: application/json\`) and without \`Authorization\` needs an \`${CLIENT_HEADER}\` header (any value), or gets 403 \`forbidden\`: the routes below that need it list it under Headers.`,
+    "The optional request headers a route reads (`idempotency-key`, `last-event-id`, `range`, …) are listed there too (in the OpenAPI document: the operation's optional header parameters).",
     '',
     'Text the stores keep as text is checked alike on every store (PostgreSQL cannot hold NUL), and refused with 400 `invalid_request` naming the field:',
     `names and identifiers (run names, label keys and values, parent and other ids, owners, event types and ids, phase, metric and counter names, token names, the list filters, ids in paths, and those of an imported run) ${TEXT_RULES.name};`,

@@ -108,6 +108,7 @@ export {
   matchDashboardRunPath,
   API_PREFIX,
   buildPath,
+  declaredRequestHeaders,
   routes,
   type RouteBody,
   type RouteName,
@@ -163,6 +164,15 @@ export {
   Sha256Hex,
   type ListArtifactsResponse,
 } from './artifacts.js';
+export {
+  IDEMPOTENCY_KEY_HEADER,
+  IF_NONE_MATCH_HEADER,
+  IF_RANGE_HEADER,
+  LAST_EVENT_ID_HEADER,
+  MAX_IDEMPOTENCY_KEY_CHARS,
+  RANGE_HEADER,
+  type HeaderDef,
+} from './request-headers.js';
 export { dataRecord, ownValue, withKey } from './data-keys.js';
 export { describeInputSchema, exampleInput, requiredTexts, type InputDescription, type InputField } from './input-schema-text.js';
 export { MAX_EVENT_DATA_BYTES, MAX_META_BYTES, MAX_ERROR_MESSAGE_CHARS, MAX_LABEL_CHARS, MAX_LOG_MESSAGE_CHARS, utf8Length } from './limits.js';

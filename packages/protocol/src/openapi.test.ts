@@ -60,6 +60,37 @@ describe('the OpenAPI document', () => {
     }
   });
 
+  it('lists the request headers a route reads as its optional header parameters, so a client made from it sends them (a retried create its Idempotency-Key)', () => {
+    const doc = openApiDocument() as {
+      paths: Record<string, Record<string, Operation & { parameters?: Array<{ name: string; in: string; required: boolean; description?: string; schema?: unknown; example?: unknown }> }>>;
+    };
+    const headersOf = (name: RouteName) => {
+      const route = routes[name];
+      const op = doc.paths[openApiPath(route.path)]![route.method.toLowerCase()]!;
+      return (op.parameters ?? []).filter((p) => p.in === 'header' && p.name !== 'x-runtrail-client');
+    };
+    const expected: Partial<Record<RouteName, string[]>> = {
+      createRun: ['idempotency-key'],
+      retryRun: ['idempotency-key'],
+      streamRun: ['last-event-id'],
+      putArtifact: ['x-runtrail-metadata'],
+      getArtifact: ['range', 'if-range', 'if-none-match'],
+      runLog: ['range'],
+    };
+    for (const name of Object.keys(routes) as RouteName[]) {
+      const headers = headersOf(name);
+      expect(headers.map((h) => h.name), name).toEqual(expected[name] ?? []);
+      for (const header of headers) {
+        expect(header, `${name} ${header.name}`).toMatchObject({ in: 'header', required: false, schema: { type: 'string' } });
+        expect(header.description?.length ?? 0, `${name} ${header.name}: description`).toBeGreaterThan(40);
+        expect(typeof header.example === 'string' && header.example !== '', `${name} ${header.name}: example`).toBe(true);
+      }
+    }
+    // Each route's own words: the log has no If-Range, a retry's key is not a create's.
+    expect(headersOf('retryRun')[0]!.example).not.toBe(headersOf('createRun')[0]!.example);
+    expect(headersOf('retryRun')[0]!.description).toContain('a retry of this run');
+  });
+
   it('describes the responses and stream messages by shared components', () => {
     const doc = openApiDocument() as { components: { schemas: Record<string, { properties?: Record<string, unknown> }> } };
     const { schemas } = doc.components;

@@ -83,6 +83,10 @@ export function openApiDocument(options: { version?: string } = {}): Json {
         parameters.push({ name: param, in: 'query', required: query.required?.includes(param) ?? false, schema });
       }
     }
+    // The headers the route reads, so a client made from this document sends them (an Idempotency-Key on a retried create).
+    for (const header of route.headers ?? []) {
+      parameters.push({ name: header.name, in: 'header', required: false, description: header.description, schema: { type: 'string' }, example: header.example });
+    }
     if (route.method !== 'GET' && !route.body) parameters.push(clientHeaderParameter);
     const success: Json = { description: answer.description };
     if (answer.schema) success.content = { 'application/json': { schema: schemaOf(answer.schema, 'output') } };

@@ -13,12 +13,23 @@ import { RunsFilter, StreamRunQuery } from './stream.js';
 import { CreateRunTokenBody, CreateTokenBody } from './auth.js';
 import { ExportRunQuery, PutArtifactQuery } from './artifacts.js';
 import { invalidRequest } from './validate.js';
+import {
+  artifactMetadataHeader,
+  idempotencyKeyHeader,
+  ifNoneMatchHeader,
+  ifRangeHeader,
+  lastEventIdHeader,
+  rangeHeader,
+  type HeaderDef,
+} from './request-headers.js';
 
 /**
  * Every HTTP route of runtrail, defined once. The server registers exactly
  * these (and validates with the schemas given here); the client SDK builds
  * every URL from this table with `buildPath`, and a contract test checks
- * that each path the SDK can build is served (field note 2).
+ * that each path the SDK can build is served (field note 2). The request
+ * headers a route reads are declared here too (`headers`), for the OpenAPI
+ * document, the docs and the CORS preflight.
  */
 export interface RouteDef {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -28,6 +39,8 @@ export interface RouteDef {
   /** Media type of a raw (non-JSON) request body, read as a stream by its route. */
   rawBody?: string;
   query?: z.ZodType;
+  /** The optional request headers this route reads (see HeaderDef); the server reads no other but those every route has. */
+  headers?: readonly HeaderDef[];
 }
 
 export const API_PREFIX = '/api/v1';
@@ -45,6 +58,7 @@ export const routes = {
     path: `${API_PREFIX}/runs`,
     summary: 'Create a run (honours Idempotency-Key); 201 with the run',
     body: CreateRunBody,
+    headers: [idempotencyKeyHeader('the run that key created', 'already used for a run of another name', 'nightly-2026-11-28')],
   },
   listRuns: {
     method: 'GET',
@@ -95,12 +109,14 @@ export const routes = {
     method: 'POST',
     path: `${API_PREFIX}/runs/:id/retry`,
     summary: 'Create a new attempt of a handler run (same input, linked by retryOf; honours Idempotency-Key); 409 run_not_retryable for a run no handler executes',
+    headers: [idempotencyKeyHeader('the attempt that key made', 'already used for anything but a retry of this run', 'retry-nightly-2026-11-28')],
   },
   streamRun: {
     method: 'GET',
     path: `${API_PREFIX}/runs/:id/stream`,
     summary: 'Server-Sent Events of one run (id: seq; honours Last-Event-ID and ?after=)',
     query: StreamRunQuery,
+    headers: [lastEventIdHeader],
   },
   stream: {
     method: 'GET',
@@ -143,6 +159,7 @@ export const routes = {
       'Store an artifact: the raw body is its content (streamed), Content-Type its type (else sniffed), x-runtrail-metadata its JSON metadata; 201 with the record, 200 if identical content is already stored under that name, 409 if different content is (unless ?replace=true)',
     query: PutArtifactQuery,
     rawBody: '*/*',
+    headers: [artifactMetadataHeader],
   },
   listArtifacts: {
     method: 'GET',
@@ -153,12 +170,15 @@ export const routes = {
     method: 'GET',
     path: `${API_PREFIX}/runs/:id/artifacts/:name`,
     summary: 'The content of an artifact, streamed, with ETag (its sha256) and range requests (206)',
+    headers: [rangeHeader('the content'), ifRangeHeader, ifNoneMatchHeader],
   },
   runLog: {
     method: 'GET',
     path: `${API_PREFIX}/runs/:id/log`,
     summary:
       "The run's whole output log as this server wrote it (a subprocess's stdout lines as printed, stderr lines prefixed `[stderr] `), streamed as text/plain with range requests (206); a 307 to the run's output.log artifact when the log was stored as one (`runtrail exec` against a server on another host); 404 log_not_found saying where the output went when this server has no log of it (a log file on another host, or only log events)",
+    // No If-Range: the log has no ETag, and a running command's log only grows, so an earlier byte never changes.
+    headers: [rangeHeader('the log as it is when asked (a running command\'s log grows)')],
   },
   exportRun: {
     method: 'GET',
@@ -199,6 +219,11 @@ export const routes = {
 } as const satisfies Record<string, RouteDef>;
 
 export type RouteName = keyof typeof routes;
+
+/** Every request header some route declares, once each, in the table's order (the CORS preflight allows these). */
+export function declaredRequestHeaders(): string[] {
+  return [...new Set(Object.values(routes as Record<string, RouteDef>).flatMap((route) => (route.headers ?? []).map((h) => h.name)))];
+}
 
 type ParamNames<P extends string> = P extends `${string}:${infer Name}/${infer Rest}`
   ? Name | ParamNames<`/${Rest}`>

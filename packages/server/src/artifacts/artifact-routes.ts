@@ -4,9 +4,12 @@ import {
   EXPORT_ESTIMATED_BYTES_HEADER,
   EXPORT_RUNS_HEADER,
   EXPORT_STATUS_HEADER,
+  IF_NONE_MATCH_HEADER,
+  IF_RANGE_HEADER,
   IMPORTED_RUNS_HEADER,
   JsonValue,
   MAX_ARTIFACT_METADATA_BYTES,
+  RANGE_HEADER,
   RuntrailError,
   parseOrThrow,
   type Artifact,
@@ -108,10 +111,10 @@ export async function registerArtifactRoutes(
 async function sendArtifact(artifacts: ArtifactService, a: Artifact, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const etag = `"${a.sha256}"`;
   // The client's copy is this content: no need to have it here.
-  if (matchesEtag(header(request, 'if-none-match'), etag)) return reply.status(304).header('etag', etag).header('cache-control', 'no-cache').send();
+  if (matchesEtag(header(request, IF_NONE_MATCH_HEADER), etag)) return reply.status(304).header('etag', etag).header('cache-control', 'no-cache').send();
   // A resumed download names what it has (If-Range): if that is not this content (replaced since), the whole of it comes back, never a piece to join to another.
-  const ifRange = header(request, 'if-range');
-  const range = ifRange === undefined || ifRange.trim() === etag ? parseRange(header(request, 'range'), a.size) : null;
+  const ifRange = header(request, IF_RANGE_HEADER);
+  const range = ifRange === undefined || ifRange.trim() === etag ? parseRange(header(request, RANGE_HEADER), a.size) : null;
   if (range === 'unsatisfiable') {
     void reply.header('content-range', `bytes */${a.size}`);
     throw new RuntrailError('range_not_satisfiable', `the artifact has ${a.size} bytes; ask for a range inside bytes=0-${Math.max(0, a.size - 1)}`, {

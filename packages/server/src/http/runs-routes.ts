@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { MAX_READ_LIMIT, RuntrailError, labelsAsSent, type Run } from '@runtrail/protocol';
+import { IDEMPOTENCY_KEY_HEADER, MAX_IDEMPOTENCY_KEY_CHARS, MAX_READ_LIMIT, RuntrailError, labelsAsSent, type Run } from '@runtrail/protocol';
 import { terminalEventOf, type RunService } from '../runs/run-service.js';
 import { ConnectionCounter, authorizeEvents, checkEventData, checkRunData, countedAgainst, rateLimited, type PayloadLimits, type RateLimiter } from '../security/index.js';
 import { serve } from './route-table.js';
@@ -139,10 +139,10 @@ export function registerRunRoutes(app: FastifyInstance, runs: RunService, option
 
 /** The request's Idempotency-Key: the same key gets the same run back (createRun, retryRun), not a second one. */
 function idempotencyKeyOf(headers: IncomingHttpHeaders): string | undefined {
-  const key = headers['idempotency-key'];
+  const key = headers[IDEMPOTENCY_KEY_HEADER];
   if (Array.isArray(key)) throw new RuntrailError('invalid_request', 'send one Idempotency-Key header');
-  if (key !== undefined && (key.length === 0 || key.length > 200)) {
-    throw new RuntrailError('invalid_request', 'Idempotency-Key must be 1 to 200 characters');
+  if (key !== undefined && (key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_CHARS)) {
+    throw new RuntrailError('invalid_request', `Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY_CHARS} characters`);
   }
   return key;
 }

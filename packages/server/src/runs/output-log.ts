@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { OUTPUT_LOG_ARTIFACT, RuntrailError, buildPath, type Run } from '@runtrail/protocol';
+import { OUTPUT_LOG_ARTIFACT, RANGE_HEADER, RuntrailError, buildPath, type Run } from '@runtrail/protocol';
 import { contentDisposition, parseRange } from '../artifacts/artifact-routes.js';
 import { serve } from '../http/route-table.js';
 import type { RunService } from './run-service.js';
@@ -49,7 +49,7 @@ export function registerOutputLogRoute(app: FastifyInstance, runs: RunService, o
       .header('cache-control', 'no-cache')
       .header('x-content-type-options', 'nosniff')
       .header('content-disposition', contentDisposition('attachment', `${run.name}-${run.id}.log`.replace(/[/\\]/g, '_')));
-    const rangeHeader = request.headers.range;
+    const rangeHeader = request.headers[RANGE_HEADER];
     const range = parseRange(Array.isArray(rangeHeader) ? undefined : rangeHeader, size);
     if (range === 'unsatisfiable') {
       void reply.header('content-range', `bytes */${size}`);

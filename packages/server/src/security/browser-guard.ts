@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { CLIENT_HEADER, RuntrailError, routes } from '@runtrail/protocol';
+import { CLIENT_HEADER, RuntrailError, declaredRequestHeaders, routes } from '@runtrail/protocol';
 
 /**
  * Defences against hostile web pages, on whether or not auth is on (issue
@@ -25,7 +25,15 @@ export interface BrowserGuardOptions {
 
 const LOOPBACK_NAMES = new Set(['localhost']);
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-const CORS_HEADERS = ['authorization', 'content-type', 'idempotency-key', 'last-event-id', CLIENT_HEADER].join(', ');
+/**
+ * What an allowed origin's page may send (CORS preflight): what every route
+ * reads (a token, a body's type, the forgery check's header) and the headers
+ * the route table declares, so a header a route comes to read is allowed
+ * once it is declared there, as the OpenAPI document lists it.
+ */
+const CORS_HEADERS = [...new Set(['authorization', 'content-type', CLIENT_HEADER, ...declaredRequestHeaders()])].join(', ');
+/** Every method of the route table (an allowed origin's page uploading an artifact sends a PUT). */
+const CORS_METHODS = [...new Set(Object.values(routes).map((route) => route.method))].join(', ');
 
 /**
  * What every page of the server may do, whatever it is: script only from
@@ -211,7 +219,7 @@ export class BrowserGuard {
         if (request.method === 'OPTIONS') {
           return reply
             .status(204)
-            .header('access-control-allow-methods', 'GET, POST, DELETE')
+            .header('access-control-allow-methods', CORS_METHODS)
             .header('access-control-allow-headers', CORS_HEADERS)
             .header('access-control-max-age', '600')
             .send();

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { RuntrailError, runNotFound } from '@runtrail/protocol';
+import { LAST_EVENT_ID_HEADER, RuntrailError, runNotFound } from '@runtrail/protocol';
 import { serve } from '../http/route-table.js';
 import { SseConnection, sseAfter } from './sse-transport.js';
 import { positionProblem } from './run-subscription.js';
@@ -65,7 +65,7 @@ export class StreamServer {
 
     serve(http, 'streamRun', async ({ params, query, request, reply }) => {
       const runId = params.id!;
-      const after = sseAfter(request.headers['last-event-id'], query.after);
+      const after = sseAfter(request.headers[LAST_EVENT_ID_HEADER], query.after);
       const run = await deps.store.getRun(runId);
       if (!run) throw runNotFound(runId);
       const beyond = positionProblem(runId, after, run);
