@@ -45,6 +45,27 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, options: {
   await waitUntil(cond, { intervalMs: 5, ...options });
 }
 
+/**
+ * Node's "Possible EventTarget memory leak detected" warnings
+ * (MaxListenersExceededWarning, what a user sees on stderr) emitted from
+ * now until `stop()`. Node emits a warning on a later tick than the
+ * listener that caused it: `seen()` lets those already due arrive first.
+ */
+export function listenerLeakWarnings(): { seen(): Promise<string[]>; stop(): void } {
+  const messages: string[] = [];
+  const onWarning = (warning: Error) => {
+    if (warning.name === 'MaxListenersExceededWarning') messages.push(warning.message);
+  };
+  process.on('warning', onWarning);
+  return {
+    async seen() {
+      await new Promise((resolve) => setImmediate(resolve));
+      return [...messages];
+    },
+    stop: () => process.off('warning', onWarning),
+  };
+}
+
 /** `n` progress events to append, counting `done` on from `start`. */
 export function progressEvents(n: number, start = 0): Array<{ type: 'progress'; data: { done: number } }> {
   return Array.from({ length: n }, (_, i) => ({ type: 'progress' as const, data: { done: start + i + 1 } }));

@@ -1,6 +1,7 @@
 import { RuntrailError } from '@runtrail/protocol';
 import { systemClock, type Clock } from './clock.js';
 import { isRetryable } from './http-api.js';
+import { onAbort } from './on-abort.js';
 
 export interface BackoffOptions {
   initialMs?: number;
@@ -22,15 +23,17 @@ export function backoffDelay(attempt: number, options: BackoffOptions = {}, rand
 export function delay(ms: number, signal?: AbortSignal, clock: Clock = systemClock): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
+    let off = () => {};
     const timer = clock.setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
+      off();
       resolve();
     }, ms);
-    const onAbort = () => {
-      clock.clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
+    // A caller's signal may be shared by many delays at once (concurrent createRun retries, watchers' pollers): one listener for all.
+    if (signal)
+      off = onAbort(signal, () => {
+        clock.clearTimeout(timer);
+        reject(signal.reason);
+      });
   });
 }
 

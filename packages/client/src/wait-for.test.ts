@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { listenerLeakWarnings, waitUntil } from '@runtrail/test-support';
+import { abortCallbackCount } from './on-abort.js';
 import { WaitForTimeoutError, waitFor } from './wait-for.js';
 
 describe('waitFor', () => {
@@ -39,6 +41,25 @@ describe('waitFor', () => {
     const reason = new Error('run cancelled');
     setTimeout(() => controller.abort(reason), 20);
     await expect(waiting).rejects.toBe(reason);
+  });
+
+  it('50 waits sharing one signal print no listener-leak warning and all stop at its abort; 200 that ended before leave nothing on it', async () => {
+    const leaks = listenerLeakWarnings();
+    try {
+      const app = new AbortController();
+      for (let i = 0; i < 200; i++) await waitFor((attempt) => attempt === 2, { intervalMs: 0, signal: app.signal });
+      expect(abortCallbackCount(app.signal)).toBe(0);
+      let checks = 0;
+      const waits = Array.from({ length: 50 }, () => waitFor(() => (checks++, null), { intervalMs: 60_000, timeoutMs: 120_000, signal: app.signal }).catch((e: unknown) => e));
+      await waitUntil(() => checks === 50, { what: 'every wait to check once' });
+      const reason = new Error('the app is closing');
+      app.abort(reason);
+      expect(await Promise.all(waits)).toEqual(Array.from({ length: 50 }, () => reason));
+      expect(abortCallbackCount(app.signal)).toBe(0);
+      expect(await leaks.seen()).toEqual([]);
+    } finally {
+      leaks.stop();
+    }
   });
 
   it('a check that throws fails the wait with that error', async () => {

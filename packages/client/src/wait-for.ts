@@ -1,4 +1,5 @@
 import { longTimeout } from './clock.js';
+import { onAbort } from './on-abort.js';
 
 export interface WaitForOptions {
   /** Time between the end of one check and the start of the next (default 1 s). */
@@ -61,15 +62,16 @@ function pause(ms: number): Promise<void> {
 /** Settle with `work`, or reject when `ms` elapse or `signal` aborts, whichever is first. */
 function bounded<T>(work: Promise<T>, ms: number, signal: AbortSignal | undefined, onTimeout: () => Error): Promise<T> {
   return new Promise<T>((resolve, reject) => {
+    let off = () => {};
     const timer = longTimeout(() => finish(() => reject(onTimeout())), ms);
-    const onAbort = () => finish(() => reject(signal!.reason));
     const finish = (settle: () => void) => {
       timer.clear();
-      signal?.removeEventListener('abort', onAbort);
+      off();
       settle();
     };
-    if (signal?.aborted) return onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
+    // Many waits may share one signal (a run's, for checks in parallel): one listener for all; an aborted one rejects at once.
+    if (signal) off = onAbort(signal, () => finish(() => reject(signal.reason)));
+    if (signal?.aborted) return;
     work.then(
       (value) => finish(() => resolve(value)),
       (err: unknown) => finish(() => reject(err)),

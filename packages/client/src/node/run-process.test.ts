@@ -2,7 +2,8 @@ import { closeSync, openSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LogLevel } from '@runtrail/protocol';
-import { tempDir, waitUntil } from '@runtrail/test-support';
+import { listenerLeakWarnings, tempDir, waitUntil } from '@runtrail/test-support';
+import { abortCallbackCount } from '../on-abort.js';
 import { groupAlive } from './process-group.js';
 import { failureMessage } from './process-end.js';
 import { ProcessStartError, runProcess, spawnProcess, type OutputStream, type ProcessSink } from './run-process.js';
@@ -227,6 +228,25 @@ describe('runProcess', () => {
     expect(result.ending).toBe('was stopped (user cancelled): sent SIGTERM, which ended it');
     expect(result.killedWith).toBe('SIGTERM');
     expect(groupAlive(result.pgid)).toBe(false);
+  });
+
+  it('one signal shared by 11 commands prints no listener-leak warning, and its abort stops them all', async () => {
+    const leaks = listenerLeakWarnings();
+    try {
+      const controller = new AbortController();
+      const sinks = Array.from({ length: 11 }, () => new Collect());
+      const running = sinks.map((sink) => spawnProcess('sleep', ['60'], { sink, signal: controller.signal, killGraceMs: 2_000 }));
+      // The exec meta is recorded as the command spawns, where the process starts listening to the signal.
+      await waitUntil(() => sinks.every((sink) => sink.of('meta').length > 0), { what: 'every command spawned' });
+      controller.abort(new Error('user cancelled'));
+      const results = await Promise.all(running.map((r) => r.result));
+      expect(results.map((r) => r.reason)).toEqual(Array.from({ length: 11 }, () => 'aborted'));
+      expect(results.every((r) => !groupAlive(r.pgid))).toBe(true);
+      expect(abortCallbackCount(controller.signal)).toBe(0);
+      expect(await leaks.seen()).toEqual([]);
+    } finally {
+      leaks.stop();
+    }
   });
 
   it('records the signal that killed a process', async () => {

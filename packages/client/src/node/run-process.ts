@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LogLevel } from '@runtrail/protocol';
 import { longTimeout, type LongTimer } from '../clock.js';
+import { onAbort } from '../on-abort.js';
 import { groupAlive, processStartTime, signalGroup } from './process-group.js';
 import { EchoFilter } from './echo-filter.js';
 import { LINE_PREFIX, LineSplitter, parseLine } from './protocol-line.js';
@@ -408,10 +409,8 @@ export function spawnProcess(command: string, args: string[], options: RunProces
       }
       if (options.signal) {
         const signal = options.signal;
-        const onAbort = () => stop('aborted', `was stopped (${reasonText(signal.reason)})`);
-        if (signal.aborted) onAbort();
-        else signal.addEventListener('abort', onAbort, { once: true });
-        void allClosed.then(() => signal.removeEventListener('abort', onAbort));
+        // At once if it already aborted; one listener however many processes share the signal.
+        void allClosed.then(onAbort(signal, () => stop('aborted', `was stopped (${reasonText(signal.reason)})`)));
       }
     };
 

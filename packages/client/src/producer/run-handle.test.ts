@@ -4,7 +4,9 @@ import { startServer, type RunningServer } from '@runtrail/server';
 import { RuntrailClient } from '../runtrail-client.js';
 import type { RunStopped } from './run-handle.js';
 import type { ServerChange } from './server-watch.js';
-import { ManualClock, tempDir, waitUntil } from '@runtrail/test-support';
+import { ManualClock, listenerLeakWarnings, tempDir, waitUntil } from '@runtrail/test-support';
+import { TcpProxy } from '@runtrail/test-support/tcp-proxy';
+import { abortCallbackCount } from '../on-abort.js';
 
 /**
  * The producer SDK against a real server on loopback with a real SQLite
@@ -53,6 +55,27 @@ function losingResponses(n: number, match: (url: string) => boolean) {
 }
 
 describe('producer SDK', () => {
+  it('50 createRun retrying a server out of reach with one signal print no listener-leak warning, and its abort ends them all', async () => {
+    const leaks = listenerLeakWarnings();
+    const proxy = await TcpProxy.start(server.url);
+    try {
+      proxy.cut();
+      const client = new RuntrailClient({ url: proxy.url, startTimeoutMs: 60_000 });
+      const app = new AbortController();
+      const creating = Array.from({ length: 50 }, (_, i) => client.createRun({ name: `never made ${i}` }, { signal: app.signal }).catch((e: unknown) => e));
+      // Each refused at least twice: all are in their backoff, waiting on the signal.
+      await waitUntil(() => proxy.refused >= 100, { what: 'every createRun to be refused and retry' });
+      const reason = new Error('the app is closing');
+      app.abort(reason);
+      expect(await Promise.all(creating)).toEqual(Array.from({ length: 50 }, () => reason));
+      expect(abortCallbackCount(app.signal)).toBe(0);
+      expect(await leaks.seen()).toEqual([]);
+    } finally {
+      leaks.stop();
+      await proxy.close();
+    }
+  });
+
   it('stores 2,000 events in the order they were queued, in far fewer requests than events', async () => {
     const counting = losingResponses(0, (url) => url.endsWith('/events'));
     const client = new RuntrailClient({ url: server.url, fetch: counting.impl });

@@ -29,6 +29,7 @@ import { systemClock, unrefTimer, type Clock, type TimerHandle } from '../clock.
 import { isRetryable } from '../http-api.js';
 import { describeValue, typeName } from '../describe-value.js';
 import { jsonText } from '../json-text.js';
+import { onAbort } from '../on-abort.js';
 import { appendBodyOf, type ProducerTransport, type RecordedEvent } from './transport.js';
 import { watchServer, type ServerChangeListener } from './server-watch.js';
 import { isRepeatable, openSource, type ArtifactOptions, type ArtifactSource } from '../artifacts/source.js';
@@ -414,8 +415,8 @@ export class RunHandle {
 
   /** Call `fn` once this handle is closed (its run ended through it, or `close()`): at once if it is. */
   whenClosed(fn: () => void): void {
-    if (this.stopped.signal.aborted) fn();
-    else this.stopped.signal.addEventListener('abort', fn, { once: true });
+    // At once if closed; one listener on the handle's signal however many callers wait for it.
+    onAbort(this.stopped.signal, fn);
   }
 
   /**

@@ -83,7 +83,8 @@ export interface WatchConnectionOptions {
    * Stop watching when this aborts, as `close()` does: `done` resolves
    * with `closed_by_client` and `for await` loops end. An aborted signal
    * stops the watcher before it opens anything. One signal may stop many
-   * watchers; a watcher that ends first stops listening to it.
+   * watchers: they share one listener on it (no leak warning past ten),
+   * and a watcher that ends first takes its part of it away.
    */
   signal?: AbortSignal;
   /** Randomness of the jitter (tests may fix it). */

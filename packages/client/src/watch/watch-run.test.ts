@@ -2,7 +2,7 @@ import WebSocket from 'ws';
 import { getEventListeners } from 'node:events';
 import { describe, expect, test } from 'vitest';
 import type { RunWithObservers } from '@runtrail/protocol';
-import { isExactRange, progressEvents, waitFor } from '@runtrail/test-support';
+import { isExactRange, listenerLeakWarnings, progressEvents, waitFor } from '@runtrail/test-support';
 import { startTestServer, testScope } from '@runtrail/test-support/server';
 import { TcpProxy } from '@runtrail/test-support/tcp-proxy';
 import { RunWatch, watchRun, type RunWatchState, type WatchRunOptions } from './watch-run.js';
@@ -10,6 +10,7 @@ import { watchRuns } from './watch-runs.js';
 import type { WebSocketConstructor } from './types.js';
 import { systemClock, type Clock } from '../clock.js';
 import { RuntrailClient } from '../runtrail-client.js';
+import { abortCallbackCount } from '../on-abort.js';
 
 /** A clock that runs `factor` times faster than the wall clock. */
 function fastClock(factor: number): Clock {
@@ -942,6 +943,56 @@ describe('stopping watchers with an AbortSignal', () => {
     await s.runs.appendEvents(run.id, [{ type: 'run.succeeded', data: {} }]);
     expect((await ended.done).reason).toBe('run_ended');
     expect(getEventListeners(appSignal, 'abort')).toHaveLength(0);
+  });
+
+  test('50 watchers on one signal print no listener-leak warning, and its abort stops them all', async () => {
+    const leaks = listenerLeakWarnings();
+    cleanups.push(() => leaks.stop());
+    const s = await server();
+    const { run } = await s.runs.create({ name: 'watched by 50' });
+    const stop = new AbortController();
+    const many = Array.from({ length: 50 }, () => watch(run.id, { url: s.url, signal: stop.signal }));
+    await s.runs.appendEvents(run.id, progressEvents(2));
+    await waitFor(() => many.every((w) => w.getState().seq === 2), { what: 'every watcher to see the events' });
+    await waitFor(async () => (await s.runs.get(run.id)).observers === 50, { what: 'all 50 watchers connected' });
+    // The SDK's one listener, however many watchers share the signal.
+    expect(getEventListeners(stop.signal, 'abort')).toHaveLength(1);
+    expect(abortCallbackCount(stop.signal)).toBe(50);
+    stop.abort();
+    const finals = await Promise.all(many.map((w) => w.done));
+    expect(finals.every((f) => f.connection === 'ended' && f.reason === 'closed_by_client')).toBe(true);
+    await waitFor(async () => (await s.runs.get(run.id)).observers === 0, { what: 'every socket closed' });
+    expect(await leaks.seen()).toEqual([]);
+  });
+
+  test('200 watchers started and ended one after another on one long-lived signal leave nothing on it, and it still stops the next', async () => {
+    const leaks = listenerLeakWarnings();
+    cleanups.push(() => leaks.stop());
+    const s = await server();
+    const { run: ended } = await s.runs.create({ name: 'already over' });
+    await s.runs.finish(ended.id, { status: 'succeeded' });
+    const { run: live } = await s.runs.create({ name: 'goes on' });
+    const app = new AbortController();
+    for (let i = 0; i < 200; i++) {
+      // Half end on their own (the run ended), half are closed while live.
+      if (i % 2 === 0) {
+        const w = watch(ended.id, { url: s.url, signal: app.signal });
+        expect((await w.done).reason).toBe('run_ended');
+      } else {
+        const w = watch(live.id, { url: s.url, signal: app.signal });
+        await waitFor(() => w.getState().connection === 'live', { what: `watcher ${i} live` });
+        expect(abortCallbackCount(app.signal)).toBe(1);
+        w.close();
+        expect((await w.done).reason).toBe('closed_by_client');
+      }
+      expect(abortCallbackCount(app.signal)).toBe(0);
+    }
+    expect(getEventListeners(app.signal, 'abort')).toHaveLength(0);
+    const next = watch(live.id, { url: s.url, signal: app.signal });
+    await waitFor(() => next.getState().connection === 'live', { what: 'the next watcher live' });
+    app.abort();
+    expect((await next.done).reason).toBe('closed_by_client');
+    expect(await leaks.seen()).toEqual([]);
   });
 });
 

@@ -1,6 +1,7 @@
 import { RuntrailError, type ClientMessage, type ServerMessage } from '@runtrail/protocol';
 import { unrefTimer, type TimerHandle } from '../clock.js';
 import type { HttpApi } from '../http-api.js';
+import { onAbort } from '../on-abort.js';
 import { connectionSettings, withTokenHint, type ConnectionSettings } from './connection.js';
 import { reconnectLoop, type ConnectionChange, type ReconnectOptions } from './reconnect.js';
 import type { ConnectionReason, Transport } from './transport.js';
@@ -65,11 +66,8 @@ export abstract class Watcher<S extends WatcherConnection, M> {
       this.close();
       return this;
     }
-    if (outside) {
-      const onAbort = () => this.close();
-      outside.addEventListener('abort', onAbort, { once: true });
-      this.unlisten = () => outside.removeEventListener('abort', onAbort);
-    }
+    // One listener on a signal however many watchers share it (on-abort.ts): no leak warning past ten.
+    if (outside) this.unlisten = onAbort(outside, () => this.close());
     void this.run();
     return this;
   }
