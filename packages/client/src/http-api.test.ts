@@ -1,5 +1,6 @@
 import { createServer } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
+import { defaultMaxListeners, getEventListeners, getMaxListeners } from 'node:events';
 import { expect, it } from 'vitest';
 import { RuntrailError } from '@runtrail/protocol';
 import { startTestServer } from '@runtrail/test-support/server';
@@ -16,6 +17,29 @@ async function closedPort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+it("downloads given the caller's signal leave it as it was (no listener left on it, its listener limit unchanged), and its abort still stops one", async () => {
+  const s = await startTestServer({});
+  try {
+    const client = new RuntrailClient({ url: s.url });
+    const run = await client.createRun({ name: 'has a file' });
+    await run.artifact('big.bin', new Uint8Array(8 << 20));
+    const app = new AbortController();
+    for (let i = 0; i < 20; i++) await (await client.fetchArtifact(run.id, 'big.bin', { range: 'bytes=0-9', signal: app.signal })).arrayBuffer();
+    // Before, fetch was handed this very signal: 20 listeners stayed on it until garbage collection, and its limit went up to 1500.
+    expect(getEventListeners(app.signal, 'abort')).toHaveLength(0);
+    expect(getMaxListeners(app.signal)).toBe(defaultMaxListeners);
+    const response = await client.fetchArtifact(run.id, 'big.bin', { signal: app.signal });
+    const reader = response.body!.getReader();
+    await reader.read();
+    const reason = new Error('the user left the page');
+    app.abort(reason);
+    await expect(reader.read()).rejects.toBe(reason);
+    await run.succeed();
+  } finally {
+    await s.cleanup();
+  }
+});
 
 it('a url fetch cannot use is refused when the client is made, not retried as a network failure', async () => {
   // Before, '127.0.0.1:4310' made createRun retry "Failed to parse URL" for startTimeoutMs, and a watcher reconnect forever.

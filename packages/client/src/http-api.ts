@@ -199,11 +199,19 @@ export class HttpApi {
     return options.timeoutMs === undefined ? this.timeoutMs : options.timeoutMs;
   }
 
-  /** The caller's signal and this call's timeout (the client's, unless the call says otherwise) as one. */
+  /**
+   * The caller's signal and this call's timeout (the client's, unless the
+   * call says otherwise) as one. fetch is never handed the caller's own
+   * signal, even with no timeout (a streamed download): Node's fetch adds a
+   * listener to it per request, kept until the request is garbage
+   * collected, and raises its listener limit; a signal of AbortSignal.any
+   * follows the caller's without a listener on it.
+   */
   private signalFor(options: AnyRequestOptions): AbortSignal | undefined {
     const timeoutMs = this.timeoutOf(options);
-    const signals = [options.signal, timeoutMs === null ? undefined : AbortSignal.timeout(timeoutMs)].filter((s): s is AbortSignal => s !== undefined);
-    return signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+    const timeout = timeoutMs === null ? undefined : AbortSignal.timeout(timeoutMs);
+    if (!options.signal) return timeout;
+    return AbortSignal.any(timeout ? [options.signal, timeout] : [options.signal]);
   }
 
   /** Raw calls (artifact content, archives): the Response itself, or a RuntrailError if it is not ok. */
