@@ -161,6 +161,29 @@ describe('runtrail serve logs', () => {
   });
 });
 
+describe('runtrail serve on SQLite', () => {
+  // Every module the process loaded through require (pg is CommonJS: an import of it lands there too), printed as it exits.
+  const reportLoaded = `import { createRequire } from 'node:module';
+import { writeSync } from 'node:fs';
+process.on('exit', () => writeSync(1, 'loaded: ' + JSON.stringify(Object.keys(createRequire('/').cache)) + '\\n'));`;
+
+  it('never loads the PostgreSQL driver: a SQLite node pays nothing at start for what it does not use', async () => {
+    const dir = tempDir();
+    const server = await serve(['--port', '0', '--data-dir', dir.path], { nodeArgs: ['--import', `data:text/javascript,${encodeURIComponent(reportLoaded)}`] });
+    try {
+      const run = (await (await post(`${server.url}/api/v1/runs`, { name: 'no-pg' })).json()) as { id: string };
+      expect((await post(`${server.url}/api/v1/runs/${run.id}/finish`, { status: 'succeeded' })).status).toBe(200);
+      expect(await server.stop()).toBe(0);
+      const loaded = JSON.parse(/^loaded: (.*)$/m.exec(server.stdout())?.[1] ?? 'null') as string[];
+      // The report works: better-sqlite3, which this store does use, is in it.
+      expect(loaded.some((file) => file.includes('/node_modules/better-sqlite3/'))).toBe(true);
+      expect(loaded.filter((file) => /\/node_modules\/pg(-[a-z]+)?\//.test(file))).toEqual([]);
+    } finally {
+      dir.remove();
+    }
+  });
+});
+
 describe('runtrail serve --handlers', () => {
   const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/handlers/${name}`, import.meta.url));
 

@@ -1,4 +1,5 @@
-import pg from 'pg';
+import type pg from 'pg';
+import { pgDriver } from './driver.js';
 import type { AppendFeed } from '../store.js';
 import { dispatchNotification } from './notifications.js';
 
@@ -44,7 +45,7 @@ export class PgListener {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.connectionString, keepAlive: true, connectionTimeoutMillis: 5_000, application_name: this.applicationName });
+    const client = new (pgDriver().Client)({ connectionString: this.connectionString, keepAlive: true, connectionTimeoutMillis: 5_000, application_name: this.applicationName });
     let lost = false;
     const onLost = (err: Error) => {
       if (lost || this.closed) return;

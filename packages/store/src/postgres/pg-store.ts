@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import {
   RuntrailError,
   MAX_LIST_LIMIT,
@@ -87,6 +87,7 @@ import { eventBody, eventJson, type EventText, type EventTextPage } from '../eve
 import { appendPayload, appendPayloadSql, deletedPayload, revokedPayloadSql, stopPayloadSql, watchersPayloads } from './notifications.js';
 import { explainOpenFailure } from './open-failure.js';
 import { PgListener } from './pg-listener.js';
+import { loadPg, pgDriver } from './driver.js';
 
 const TOKEN_COLUMNS = `id, name, scope, hash, created_at, expires_at, revoked_at`;
 interface TokenRow {
@@ -280,8 +281,9 @@ export const EVENTS_PAGE_BYTES_SQL = `SELECT run_id, seq, type, CASE WHEN upto <
 /** BIGINT columns hold epoch milliseconds and durations: numbers, not strings. */
 const types = {
   getTypeParser(oid: number, format?: 'text' | 'binary') {
-    if (oid === pg.types.builtins.INT8) return (value: string) => Number(value);
-    return pg.types.getTypeParser(oid, format);
+    const { types } = pgDriver();
+    if (oid === types.builtins.INT8) return (value: string) => Number(value);
+    return types.getTypeParser(oid, format);
   },
 };
 
@@ -408,7 +410,7 @@ export class PgRunStore implements SharedRunStore {
     this.statementTimeoutMs = options.statementTimeoutMs ?? 30_000;
     const poolSize = options.poolSize ?? 10;
     this.maxCommitting = Math.max(1, poolSize - 1);
-    this.pool = new pg.Pool({
+    this.pool = new (pgDriver().Pool)({
       connectionString: options.connectionString,
       max: poolSize,
       types,
@@ -435,6 +437,7 @@ export class PgRunStore implements SharedRunStore {
 
   /** Connect, create the schema if needed and apply pending migrations (under an advisory lock). */
   static async open(options: PgStoreOptions): Promise<PgRunStore> {
+    await loadPg();
     const store = new PgRunStore(options);
     let newer: NewerSchema | null;
     try {
@@ -817,7 +820,7 @@ export class PgRunStore implements SharedRunStore {
     fn: (c: pg.PoolClient, heads: RunRow[], beforeCommit: Array<Promise<unknown>>) => Promise<T>,
   ): Promise<T> {
     const runIds = [...new Set(batch.map((b) => b.runId))].sort();
-    const ids = runIds.map((id) => pg.escapeLiteral(id)).join(', ');
+    const ids = runIds.map((id) => pgDriver().escapeLiteral(id)).join(', ');
     return this.tx(
       (c, heads, beforeCommit) => fn(c, heads!.rows, beforeCommit),
       `SELECT ${RUN_HEAD} FROM runs WHERE id IN (${ids}) ORDER BY id FOR UPDATE`,
