@@ -1,8 +1,9 @@
+import { createRequire } from 'node:module';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import pino, { type ChildLoggerOptions } from 'pino';
 import { isEndUpdate, type Hub } from './hub.js';
-import PinoPretty from 'pino-pretty';
 import type { ServerConfig } from './config.js';
+import type PinoPrettyModule from 'pino-pretty';
 import { redactUrl } from './security/index.js';
 
 /**
@@ -28,6 +29,9 @@ export function createLogger(
   };
   const pretty = logsForPeople(config, isTTY);
   if (!pretty) return destination ? pino(options, destination) : pino(options);
+  // Required here, not imported at the top: only a pretty log needs it, and loading it took about 30 ms of
+  // every JSON-logging start. A synchronous require keeps createLogger synchronous.
+  const PinoPretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPrettyModule;
   // Synchronous, in this thread: a worker-thread transport could lose the last lines when the process exits.
   return pino(
     options,

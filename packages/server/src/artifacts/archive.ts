@@ -1,7 +1,8 @@
+import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import tar from 'tar-stream';
+import type tarStream from 'tar-stream';
 import { z } from 'zod';
 import {
   Artifact,
@@ -206,6 +207,17 @@ export function eventLineBytes(events: RunEvent[]): number {
  */
 const PIECE_BYTES = 64 * 1024;
 
+let tarModule: typeof tarStream | undefined;
+/**
+ * tar-stream, required on the first export or import instead of at start:
+ * most servers never archive, and loading it (with streamx) took about 25 ms
+ * of every start.
+ */
+function tar(): typeof tarStream {
+  tarModule ??= createRequire(import.meta.url)('tar-stream') as typeof tarStream;
+  return tarModule;
+}
+
 function writeArchive(
   artifacts: ArtifactService,
   manifest: Manifest,
@@ -213,7 +225,7 @@ function writeArchive(
   folder: (id: string) => string,
   unread: UnreadAnswerBytes | undefined,
 ): Readable {
-  const pack = tar.pack();
+  const pack = tar().pack();
   const json = (name: string, value: unknown) => {
     const content = Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
     unread?.take(content.length);
@@ -269,7 +281,7 @@ function writeArchive(
  * only when the pack takes the one before; each buffer is let go (and its
  * bytes released from `unread`) once it has been handed on.
  */
-async function addPieces(pack: tar.Pack, name: string, buffers: Buffer[], unread: UnreadAnswerBytes | undefined): Promise<void> {
+async function addPieces(pack: tarStream.Pack, name: string, buffers: Buffer[], unread: UnreadAnswerBytes | undefined): Promise<void> {
   const size = buffers.reduce((sum, b) => sum + b.length, 0);
   function* pieces(): Generator<Buffer> {
     let i = 0;
@@ -344,7 +356,7 @@ async function readEntries(
   staged: Map<string, StagedBlob>,
 ): Promise<ImportedArchive> {
   const maxBlobBytes = checks.maxBlobBytes;
-  const extract = tar.extract();
+  const extract = tar().extract();
   const { gzipped, bytes } = await sniffGzip(body);
   const feeding = gzipped ? pipeline(Readable.from(bytes), createGunzip(), extract) : pipeline(Readable.from(bytes), extract);
   // Its failure (a truncated archive) also ends the loop below, which reports it;

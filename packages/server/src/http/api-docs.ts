@@ -31,8 +31,13 @@ const page = (specUrl: string, assets: string) => `<!doctype html>
 
 /** The OpenAPI document at routes.openapi and a page that renders it at routes.apiDocs. */
 export async function registerApiDocs(http: FastifyInstance, version: string): Promise<void> {
-  const document = JSON.stringify(openApiDocument({ version }));
-  serve(http, 'openapi', async ({ reply }) => reply.type('application/json; charset=utf-8').send(document));
+  // Built on the first request, then kept: building it (every route's schemas as JSON Schema) took
+  // about 70 ms of every start, and most servers are never asked for it.
+  let document: string | undefined;
+  serve(http, 'openapi', async ({ reply }) => {
+    document ??= JSON.stringify(openApiDocument({ version }));
+    return reply.type('application/json; charset=utf-8').send(document);
+  });
 
   const assets = `${routes.apiDocs.path}/assets`;
   serve(http, 'apiDocs', async ({ reply }) => {
