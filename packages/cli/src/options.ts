@@ -1,5 +1,4 @@
 import { Option, type Command } from 'commander';
-import { RuntrailClient, rootOfApiUrl } from '@runtrail/client';
 import type { ZodType } from 'zod';
 import { CreateRunBody, RuntrailError, dataRecord, parseLabelPair } from '@runtrail/protocol';
 import { configKeys, settings, type ConfigSources, type ServerConfigInput } from '@runtrail/server/config';
@@ -14,59 +13,17 @@ export function defaultServerUrl(env: Record<string, string | undefined> = proce
   return `http://127.0.0.1:${port && port !== '0' ? port : '4310'}`;
 }
 
-/** The server a client command talks to: --server, else RUNTRAIL_URL, else the local default. */
-export function serverUrl(cmd: Command): string {
-  return resolveServer(cmd).url;
-}
-
 /** The server the command resolved, for an error that comes from no server (fetch's "fetch failed" names none). */
 let resolvedUrl: string | undefined;
 
-/** serverUrl, and whether it was given (--server, RUNTRAIL_URL) rather than the default. */
-export function resolveServer(cmd: Command): { url: string; explicit: boolean } {
-  const opts = cmd.optsWithGlobals<{ server?: string }>();
-  const server = opts.server
-    ? { url: checkedUrl(opts.server, '--server'), explicit: true }
-    : process.env.RUNTRAIL_URL
-      ? { url: checkedUrl(process.env.RUNTRAIL_URL, 'RUNTRAIL_URL'), explicit: true }
-      : { url: defaultServerUrl(), explicit: false };
-  resolvedUrl = server.url;
-  return server;
-}
-
-/** The server URL this process's command talks to, once it resolved one. */
+/** The server URL this process's command talks to, once it resolved one (see resolveServer in client.ts). */
 export function serverInUse(): string | undefined {
   return resolvedUrl;
 }
 
-/** An http(s) URL, or an error saying so: `127.0.0.1:4310` is not "a server that does not answer". */
-function checkedUrl(raw: string, from: string): string {
-  let url: URL | null = null;
-  try {
-    url = new URL(raw);
-  } catch (err) {
-    // Not parseable at all: reported just below, with the same message as a wrong scheme.
-    void err;
-  }
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw new RuntrailError('invalid_request', `invalid URL "${raw}" (${from}): give the whole URL with its scheme, e.g. http://127.0.0.1:4310`);
-  }
-  // Refused here too (the client would refuse it) to name where it came from: --url or RUNTRAIL_URL.
-  const root = rootOfApiUrl(raw);
-  if (root !== null) {
-    throw new RuntrailError('invalid_request', `${from} ${raw} is the API's URL; give the server's, without /api/v1: ${root}`);
-  }
-  return raw.replace(/\/+$/, '');
-}
-
-/** How a client command reaches its server: the URL, and RUNTRAIL_TOKEN when the server needs a token. */
-export function clientOptions(cmd: Command): { url: string; token: string | undefined } {
-  return { url: serverUrl(cmd), token: process.env.RUNTRAIL_TOKEN || undefined };
-}
-
-/** The client of a command's server (see clientOptions); a 401 without a token names RUNTRAIL_TOKEN, not the SDK's option. */
-export function clientFor(cmd: Command): RuntrailClient {
-  return new RuntrailClient({ ...clientOptions(cmd), tokenHint: CLI_TOKEN_HINT });
+/** Kept here, not in client.ts, so that main.ts can name it without loading the SDK. */
+export function rememberServer(url: string): void {
+  resolvedUrl = url;
 }
 
 function defaultText(key: (typeof configKeys)[number]): string {

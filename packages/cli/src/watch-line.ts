@@ -1,4 +1,3 @@
-import WebSocket from 'ws';
 import { watchRun, type RunWatchState, type WebSocketConstructor } from '@runtrail/client';
 import { RuntrailError, callsInFlight, hasCalls } from '@runtrail/protocol';
 import { formatDuration } from './duration.js';
@@ -32,6 +31,8 @@ export async function followRun(
   const { url } = server;
   // --events prints every event from the first: a replay from 0 (by default a long run's watcher reads only its latest events).
   const from = options.onEvent ? { after: 0 } : {};
+  // Loaded here, not at the top: exec imports this module for its line, which only a terminal shows.
+  const { default: WebSocket } = await import('ws');
   // The watcher reconnects for ever by default (right for a dashboard); a command must end: a
   // server silent for giveUpAfterMs stops it with an error.
   const watch = watchRun(runId, {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { RuntrailClient } from '@runtrail/client';
 import type { Run } from '@runtrail/protocol';
-import { clientFor } from '../options.js';
+import { clientFor } from '../client.js';
 import { printJson } from '../output.js';
 
 /**
