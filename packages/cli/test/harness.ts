@@ -1,8 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { waitUntil } from '@runtrail/test-support';
+import { tempDir, waitUntil } from '@runtrail/test-support';
 
 /** The installed entry point (`runtrail` in node_modules/.bin links here). */
 export const BIN = fileURLToPath(new URL('../bin/runtrail.js', import.meta.url));
@@ -38,6 +40,20 @@ export function spawnCli(args: string[], options: CliOptions = {}): ChildProcess
     cwd: options.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+}
+
+/**
+ * Records the URL of every module a spawned CLI loads (fixtures/record-loads.mjs, preloaded with
+ * `node --import`): pass `options` to runtrail or serve, read `loaded()` once it has exited.
+ */
+export function recordLoads(): { options: CliOptions; loaded(): string[]; remove(): void } {
+  const dir = tempDir();
+  const file = join(dir.path, 'loads.txt');
+  return {
+    options: { nodeArgs: ['--import', fileURLToPath(new URL('./fixtures/record-loads.mjs', import.meta.url))], env: { RUNTRAIL_TEST_LOADS: file } },
+    loaded: () => readFileSync(file, 'utf8').split('\n').filter(Boolean),
+    remove: () => dir.remove(),
+  };
 }
 
 export interface ServeProcess {

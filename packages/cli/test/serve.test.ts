@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tempDir, waitUntil } from '@runtrail/test-support';
 import { join } from 'node:path';
-import { runtrail, serve } from './harness.js';
+import { recordLoads, runtrail, serve } from './harness.js';
 // The store's fixture of a data file from before event bodies (schema version 6).
 import { LEGACY_RUN_ID, LEGACY_VERSION, legacyEvents, writeLegacySqliteFile } from '../../store/src/legacy-events.test-kit.js';
 import { compatibleFrom, migrations, type Migration } from '../../store/src/migrations.js';
@@ -162,23 +162,21 @@ describe('runtrail serve logs', () => {
 });
 
 describe('runtrail serve on SQLite', () => {
-  // Every module the process loaded through require (pg is CommonJS: an import of it lands there too), printed as it exits.
-  const reportLoaded = `import { createRequire } from 'node:module';
-import { writeSync } from 'node:fs';
-process.on('exit', () => writeSync(1, 'loaded: ' + JSON.stringify(Object.keys(createRequire('/').cache)) + '\\n'));`;
-
   it('never loads the PostgreSQL driver: a SQLite node pays nothing at start for what it does not use', async () => {
     const dir = tempDir();
-    const server = await serve(['--port', '0', '--data-dir', dir.path], { nodeArgs: ['--import', `data:text/javascript,${encodeURIComponent(reportLoaded)}`] });
+    const loads = recordLoads();
+    const server = await serve(['--port', '0', '--data-dir', dir.path], loads.options);
     try {
       const run = (await (await post(`${server.url}/api/v1/runs`, { name: 'no-pg' })).json()) as { id: string };
       expect((await post(`${server.url}/api/v1/runs/${run.id}/finish`, { status: 'succeeded' })).status).toBe(200);
       expect(await server.stop()).toBe(0);
-      const loaded = JSON.parse(/^loaded: (.*)$/m.exec(server.stdout())?.[1] ?? 'null') as string[];
-      // The report works: better-sqlite3, which this store does use, is in it.
-      expect(loaded.some((file) => file.includes('/node_modules/better-sqlite3/'))).toBe(true);
-      expect(loaded.filter((file) => /\/node_modules\/pg(-[a-z]+)?\//.test(file))).toEqual([]);
+      const loaded = loads.loaded();
+      // The record works: better-sqlite3, which this store does use, is in it.
+      expect(loaded.some((url) => url.includes('/node_modules/better-sqlite3/'))).toBe(true);
+      expect(loaded.filter((url) => /\/node_modules\/pg(-[a-z]+)?\//.test(url))).toEqual([]);
     } finally {
+      await server.stop();
+      loads.remove();
       dir.remove();
     }
   });

@@ -1,23 +1,16 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_COLLECT_INTERVAL_MS, DEFAULT_KILL_GRACE_MS } from '@runtrail/client/node';
-import { tempDir } from '@runtrail/test-support';
 import { createProgram } from '../src/program.js';
-import { freePort, runtrail } from './harness.js';
-
-const RECORD_LOADS = fileURLToPath(new URL('./fixtures/record-loads.mjs', import.meta.url));
+import { freePort, recordLoads, runtrail } from './harness.js';
 
 /** `runtrail ARGS` as a user runs it, and the URLs of the modules it loaded. */
 async function modulesLoadedBy(args: string[]): Promise<{ code: number | null; stderr: string; loaded: string[] }> {
-  const dir = tempDir();
+  const loads = recordLoads();
   try {
-    const file = join(dir.path, 'loads.txt');
-    const result = await runtrail(args, { nodeArgs: ['--import', RECORD_LOADS], env: { RUNTRAIL_TEST_LOADS: file } });
-    return { code: result.code, stderr: result.stderr, loaded: readFileSync(file, 'utf8').split('\n').filter(Boolean) };
+    const result = await runtrail(args, loads.options);
+    return { code: result.code, stderr: result.stderr, loaded: loads.loaded() };
   } finally {
-    dir.remove();
+    loads.remove();
   }
 }
 
