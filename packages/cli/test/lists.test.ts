@@ -163,10 +163,20 @@ describe('list commands', () => {
     expect(narrow[1]).not.toContain(parent.id);
     for (const line of narrow.slice(0, 2)) expect(line.length).toBeLessThanOrEqual(110);
     expect(narrow[2]).toBe("PARENT, LABELS, CREATED (UTC) left out to fit the terminal's 110 columns: runs show ID has them, and piped or --json every column is there");
+    // An 80-column terminal: the columns a row needs are still ~100 wide with a long name, so names are cut to fit.
+    const longName = 'evaluate-gpt-4-on-the-long-context-suite';
+    const long = await client.createRun({ name: longName, parentId: parent.id });
+    const eighty = await onTerminal(80);
+    expect(eighty[0]).toMatch(/^ID +NAME +STATUS +FAILED +PROGRESS *$/);
+    for (const line of eighty.slice(0, 3)) expect(line.length).toBeLessThanOrEqual(80);
+    const cutName = new RegExp(`^${long.id}  (${longName.slice(0, 11)}[a-z0-9-]*)…  +running`).exec(eighty.find((line) => line.startsWith(long.id))!);
+    expect(cutName?.[1]?.length).toBeGreaterThanOrEqual(11);
+    expect(eighty.find((line) => line.startsWith(child.id))).toMatch(new RegExp(`^${child.id}  narrow-child +running`));
+    await long.succeed();
     // Wide enough: every column, no note.
     const wide = await onTerminal(250);
     expect(wide[0]).toMatch(/CREATED \(UTC\) +PARENT +LABELS$/);
-    expect(wide).toHaveLength(2);
+    expect(wide).toHaveLength(3); // the header and both children's rows: no note
     const piped = await runtrail(['runs', 'ls', '--parent', parent.id]);
     expect(piped.stdout.split('\n')[0]).toMatch(/PARENT +LABELS$/);
     expect(piped.stderr).toBe('');

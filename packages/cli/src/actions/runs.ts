@@ -132,6 +132,12 @@ async function placesInLine(client: RuntrailClient, handler: string, runs: Run[]
 /** The widest a NAME or LABELS cell is on a terminal: one run named with 200 characters pushed every other column off the screen. */
 const TERMINAL_CELL_CHARS = 40;
 
+/** The narrowest NAME a terminal too narrow for the rest is given: cut shorter, names stop telling runs apart. */
+const NARROW_NAME_CHARS = 12;
+
+/** `text` cut to `chars` characters, its last one "…" when anything was cut. */
+const cut = (text: string, chars: number) => (text.length > chars ? `${text.slice(0, chars - 1)}…` : text);
+
 /**
  * The columns a terminal too narrow for a whole row leaves out, the least
  * needed first (a row of all ten is ~190 characters with a parent, and
@@ -143,13 +149,14 @@ const NARROW_TERMINAL_LEAVES_OUT = ['PARENT', 'LABELS', 'CREATED (UTC)', 'OK/FAI
 /**
  * The runs as a table, and the columns it left out. `terminalColumns`: not
  * given, piped (every cell whole, every column); on a terminal, long names
- * and labels are cut to TERMINAL_CELL_CHARS with "…", and columns are left
- * out (NARROW_TERMINAL_LEAVES_OUT, in order) until a row fits its width
+ * and labels are cut to TERMINAL_CELL_CHARS with "…", columns are left
+ * out (NARROW_TERMINAL_LEAVES_OUT, in order) until a row fits its width, and
+ * names are cut shorter (to NARROW_NAME_CHARS at least) if it still does not
  * (0: a terminal whose width was never set, taken as wide enough).
  */
 export function formatTable(runs: Run[], terminalColumns?: number): { table: string; leftOut: string[] } {
   const onTerminal = terminalColumns !== undefined;
-  const cell = (text: string) => (onTerminal && text.length > TERMINAL_CELL_CHARS ? `${text.slice(0, TERMINAL_CELL_CHARS - 1)}…` : text);
+  const cell = (text: string) => (onTerminal ? cut(text, TERMINAL_CELL_CHARS) : text);
   const header = ['ID', 'NAME', 'STATUS', 'FAILED', 'PROGRESS', 'OK/FAIL/RETRY', 'DURATION', 'CREATED (UTC)', 'PARENT', 'LABELS'];
   let rows = runs.map((r) => [
     r.id,
@@ -172,6 +179,13 @@ export function formatTable(runs: Run[], terminalColumns?: number): { table: str
     shown = shown.filter((_, i) => i !== at);
     rows = rows.map((row) => row.filter((_, i) => i !== at));
     leftOut.push(column);
+  }
+  // Still too wide with only the columns a row needs (an 80-column terminal: the id alone is 36): names are cut
+  // to fit, down to NARROW_NAME_CHARS; `runs show ID` has the whole name.
+  const over = terminalColumns ? tableWidth(shown, rows) - terminalColumns : 0;
+  if (over > 0) {
+    const nameWidth = Math.max(NARROW_NAME_CHARS, Math.max('NAME'.length, ...rows.map((row) => row[1]!.length)) - over);
+    rows = rows.map((row) => row.map((text, i) => (i === 1 ? cut(text, nameWidth) : text)));
   }
   return { table: table(shown, rows), leftOut };
 }
