@@ -50,7 +50,7 @@ export function recordLoads(): { options: CliOptions; loaded(): string[]; remove
   const dir = tempDir();
   const file = join(dir.path, 'loads.txt');
   return {
-    options: { nodeArgs: ['--import', fileURLToPath(new URL('./fixtures/record-loads.mjs', import.meta.url))], env: { RUNTRAIL_TEST_LOADS: file } },
+    options: { nodeArgs: ['--import', fileURLToPath(new URL('./fixtures/record-loads.mjs', import.meta.url))], env: { RECORD_LOADS_TO: file } },
     loaded: () => readFileSync(file, 'utf8').split('\n').filter(Boolean),
     remove: () => dir.remove(),
   };
