@@ -172,6 +172,8 @@ describe('list commands', () => {
     const cutName = new RegExp(`^${long.id}  (${longName.slice(0, 11)}[a-z0-9-]*)…  +running`).exec(eighty.find((line) => line.startsWith(long.id))!);
     expect(cutName?.[1]?.length).toBeGreaterThanOrEqual(11);
     expect(eighty.find((line) => line.startsWith(child.id))).toMatch(new RegExp(`^${child.id}  narrow-child +running`));
+    // Narrower than the id and the status columns leave a readable name room for: it wraps whole, not cut to nothing.
+    expect((await onTerminal(60)).join('\n')).toContain(longName);
     await long.succeed();
     // Wide enough: every column, no note.
     const wide = await onTerminal(250);

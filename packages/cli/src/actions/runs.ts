@@ -133,7 +133,7 @@ async function placesInLine(client: RuntrailClient, handler: string, runs: Run[]
 const TERMINAL_CELL_CHARS = 40;
 
 /** The narrowest NAME a terminal too narrow for the rest is given: cut shorter, names stop telling runs apart. */
-const NARROW_NAME_CHARS = 12;
+const NARROW_NAME_CHARS = 8;
 
 /** `text` cut to `chars` characters, its last one "…" when anything was cut. */
 const cut = (text: string, chars: number) => (text.length > chars ? `${text.slice(0, chars - 1)}…` : text);
@@ -151,7 +151,7 @@ const NARROW_TERMINAL_LEAVES_OUT = ['PARENT', 'LABELS', 'CREATED (UTC)', 'OK/FAI
  * given, piped (every cell whole, every column); on a terminal, long names
  * and labels are cut to TERMINAL_CELL_CHARS with "…", columns are left
  * out (NARROW_TERMINAL_LEAVES_OUT, in order) until a row fits its width, and
- * names are cut shorter (to NARROW_NAME_CHARS at least) if it still does not
+ * names are cut shorter if it still does not and that makes it fit
  * (0: a terminal whose width was never set, taken as wide enough).
  */
 export function formatTable(runs: Run[], terminalColumns?: number): { table: string; leftOut: string[] } {
@@ -181,12 +181,11 @@ export function formatTable(runs: Run[], terminalColumns?: number): { table: str
     leftOut.push(column);
   }
   // Still too wide with only the columns a row needs (an 80-column terminal: the id alone is 36): names are cut
-  // to fit, down to NARROW_NAME_CHARS; `runs show ID` has the whole name.
+  // to fit, when NARROW_NAME_CHARS or more are left for them; `runs show ID` has the whole name. Cut and still
+  // wrapped, a row would only have lost the name's end.
   const over = terminalColumns ? tableWidth(shown, rows) - terminalColumns : 0;
-  if (over > 0) {
-    const nameWidth = Math.max(NARROW_NAME_CHARS, Math.max('NAME'.length, ...rows.map((row) => row[1]!.length)) - over);
-    rows = rows.map((row) => row.map((text, i) => (i === 1 ? cut(text, nameWidth) : text)));
-  }
+  const nameWidth = Math.max('NAME'.length, ...rows.map((row) => row[1]!.length)) - over;
+  if (over > 0 && nameWidth >= NARROW_NAME_CHARS) rows = rows.map((row) => row.map((text, i) => (i === 1 ? cut(text, nameWidth) : text)));
   return { table: table(shown, rows), leftOut };
 }
 
