@@ -8,7 +8,7 @@ import { terminalHungUp } from '../output.js';
 /**
  * The defaults of @runtrail/client/node's DEFAULT_KILL_GRACE_MS and DEFAULT_COLLECT_INTERVAL_MS,
  * for the help: importing that module would load the SDK for every command, --help and --version
- * too (test/cli.test.ts checks they agree).
+ * too (test/startup.test.ts checks they agree).
  */
 export const KILL_GRACE_DEFAULT_MS = 5_000;
 export const COLLECT_EVERY_DEFAULT_MS = 2_000;
