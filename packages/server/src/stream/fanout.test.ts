@@ -177,9 +177,12 @@ describe('fan-out in flushes (issue 13)', () => {
       await waitFor(() => watcher.seqs(run.id).length >= backlog + live, { what: 'every event' });
       expect(isExactRange(watcher.seqs(run.id), 0, backlog + live)).toBe(true);
     }
-    // Each watcher reads its backlog's pages, plus a few at the head or after its buffer drained; not one
-    // read per overlapped flush (that came to 12-24 reads per watcher with a third of these appends), nor
-    // one per pair of commits published out of seq order (6-16 per watcher before the hub joined them).
-    expect(reads).toBeLessThanOrEqual(watchers.length * (backlog / CATCH_UP_PAGE + 5));
+    // Each watcher reads its backlog's pages, plus a few at the head; not one read per overlapped flush
+    // (that came to 12-24 reads per watcher with a third of these appends), nor one per pair of commits
+    // published out of seq order (6-16 per watcher before the hub joined them, 11 on average). The few at
+    // the head grow with how long reads take: 4.6-4.8 reads per watcher in all on a quiet machine, 4-7.2
+    // with its cores kept busy by other processes (CI failed at 7.16 when the bound was 7), none of them
+    // slow-consumer resyncs (the server counted 0).
+    expect(reads).toBeLessThanOrEqual(watchers.length * (backlog / CATCH_UP_PAGE + 7));
   });
 });
